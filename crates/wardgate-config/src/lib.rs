@@ -1,0 +1,655 @@
+//! wardgate's site configuration: the TOML a hospital writes, parsed into typed
+//! values and validated as a whole, so that `wardgate check` and `wardgate serve`
+//! report *every* problem with its file, line and column before anything listens.
+//!
+//! Policy is data (DESIGN.md principle 4): devices, routes and drug libraries are
+//! declared here; the engine compiles them into a deny-by-default policy. Clinical
+//! checks that need the engine's knowledge (unit normalisation) are validated by
+//! `wardgate_engine::Policy::compile`, which reports [`Problem`]s of the same shape.
+//!
+//! Every key is documented on the field that holds it; `docs/configuration.md`
+//! is the reference for operators.
+
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+pub use toml::Spanned;
+
+/// Upper bound on a configuration file, so `check` never reads an arbitrary file whole.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The whole site configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Gateway-wide settings.
+    pub gateway: Gateway,
+    /// Every endpoint wardgate knows: devices and clinical systems (`[[device]]`).
+    #[serde(default, rename = "device")]
+    pub devices: Vec<Device>,
+    /// Listeners and where their traffic may go (`[[route]]`).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+    /// Drug libraries with dose and rate limits (`[[drug_library]]`).
+    #[serde(default, rename = "drug_library")]
+    pub drug_libraries: Vec<DrugLibrary>,
+    /// Where the configuration was read from (not a TOML key).
+    #[serde(skip)]
+    pub source: Source,
+}
+
+/// The text a configuration was parsed from, kept to turn byte spans into line:column.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// Path of the file, or a label such as `<embedded demo>`.
+    pub name: String,
+    /// Directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    text: String,
+}
+
+impl Source {
+    /// Line and column (both 1-based) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let col = self.text[line_start..offset].chars().count() + 1;
+        (line, col)
+    }
+
+    /// A [`Problem`] located at `span`.
+    pub fn problem(&self, span: Range<usize>, level: Level, message: impl Into<String>) -> Problem {
+        let (line, column) = self.line_col(span.start);
+        Problem {
+            file: self.name.clone(),
+            line,
+            column,
+            level,
+            message: message.into(),
+        }
+    }
+}
+
+/// `[gateway]`: settings that apply to every route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// Directory for the audit log, the embedded database and keys. Relative paths
+    /// are resolved against the directory of the configuration file.
+    pub data_dir: Spanned<PathBuf>,
+    /// Largest MLLP frame accepted, framing bytes included (bytes). A larger frame
+    /// is refused with a NAK and the connection closed. Default 1 MiB.
+    #[serde(default = "defaults::max_frame_bytes")]
+    pub max_frame_bytes: Spanned<u64>,
+    /// Most segments accepted in one HL7 message. Default 10 000.
+    #[serde(default = "defaults::max_segments")]
+    pub max_segments: u64,
+    /// A connection that sends nothing for this long is closed (seconds). Default 300.
+    #[serde(default = "defaults::idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// A frame that has started must be complete within this time (seconds), so a
+    /// sender dribbling bytes cannot hold a connection. Default 30.
+    #[serde(default = "defaults::frame_timeout_secs")]
+    pub frame_timeout_secs: u64,
+    /// Time allowed to connect to an upstream (milliseconds). Default 5000.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// On shutdown, how long in-flight messages may take to finish (seconds). Default 10.
+    #[serde(default = "defaults::shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Most connections served at once across all routes; more are refused with an event. Default 4096.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u64,
+    /// Audit log settings.
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// `[gateway.audit]`: how often the hash chain is signed and made durable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Sign a checkpoint after this many records. Default 1000.
+    #[serde(default = "defaults::checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Also sign a checkpoint when records are waiting and this much time passed (milliseconds). Default 1000.
+    #[serde(default = "defaults::checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// fsync the log at every checkpoint. Default true.
+    #[serde(default = "defaults::yes")]
+    pub fsync: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: defaults::checkpoint_every(),
+            checkpoint_interval_ms: defaults::checkpoint_interval_ms(),
+            fsync: true,
+        }
+    }
+}
+
+mod defaults {
+    use toml::Spanned;
+    pub fn max_frame_bytes() -> Spanned<u64> {
+        Spanned::new(0..0, 1024 * 1024)
+    }
+    pub fn max_segments() -> u64 {
+        10_000
+    }
+    pub fn idle_timeout_secs() -> u64 {
+        300
+    }
+    pub fn frame_timeout_secs() -> u64 {
+        30
+    }
+    pub fn connect_timeout_ms() -> u64 {
+        5000
+    }
+    pub fn shutdown_grace_secs() -> u64 {
+        10
+    }
+    pub fn max_connections() -> u64 {
+        4096
+    }
+    pub fn checkpoint_every() -> u64 {
+        1000
+    }
+    pub fn checkpoint_interval_ms() -> u64 {
+        1000
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+/// `[[device]]`: an endpoint wardgate knows, identified (until TLS identities) by address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Stable identifier used by routes (`senders`) and in every event.
+    pub id: Spanned<String>,
+    /// What the device is (free text such as `ehr`, `infusion-pump-server`); shown in events and inventory.
+    pub kind: String,
+    /// IP addresses the device connects from. One address belongs to at most one device.
+    pub addresses: Vec<Spanned<String>>,
+    /// Optional description for operators.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Protocols a route can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HL7 v2 over MLLP.
+    Hl7Mllp,
+}
+
+impl Protocol {
+    /// The name used in configuration and in `network.protocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Hl7Mllp => "hl7-mllp",
+        }
+    }
+}
+
+/// `[[route]]`: a listener, who may use it, what may pass, and where it goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Stable identifier shown in every event.
+    pub id: Spanned<String>,
+    /// `hl7-mllp` (HL7 v2 over MLLP).
+    pub protocol: Spanned<String>,
+    /// Address and port to listen on.
+    pub listen: Spanned<String>,
+    /// Address and port to forward allowed traffic to.
+    pub upstream: Spanned<String>,
+    /// Devices allowed to connect to this listener; everyone else is refused.
+    #[serde(default)]
+    pub senders: Vec<Spanned<String>>,
+    /// Allowed HL7 message types as `TYPE^TRIGGER` (MSH-9), or `TYPE` for any trigger.
+    /// Anything else is answered with an AR acknowledgement and not forwarded.
+    #[serde(default)]
+    pub messages: Vec<Spanned<String>>,
+    /// Drug library that infusion orders (RGV^O15) on this route are checked against.
+    /// Without one, every infusion order is blocked.
+    #[serde(default)]
+    pub drug_library: Option<Spanned<String>>,
+    /// Overrides `gateway.max_frame_bytes` for this route.
+    #[serde(default)]
+    pub max_frame_bytes: Option<Spanned<u64>>,
+}
+
+/// `[[drug_library]]`: the hospital's dosing limits, as on a smart pump.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrugLibrary {
+    /// Identifier routes refer to.
+    pub id: Spanned<String>,
+    /// Entries, one per drug.
+    #[serde(default, rename = "drug")]
+    pub drugs: Vec<Drug>,
+}
+
+/// `[[drug_library.drug]]`: limits for one drug.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drug {
+    /// Names and codes matched, case-insensitively, against the give code (RXG-4 identifier or text).
+    pub names: Vec<Spanned<String>>,
+    /// Unit the rate limits are expressed in, such as `U/h`, `mg/h`, `mcg/kg/min`.
+    #[serde(default)]
+    pub rate_unit: Option<Spanned<String>>,
+    /// Rate above which the order is forwarded with an alert.
+    #[serde(default)]
+    pub rate_soft_max: Option<Spanned<f64>>,
+    /// Rate above which the order is blocked.
+    #[serde(default)]
+    pub rate_hard_max: Option<Spanned<f64>>,
+    /// Unit the dose limits are expressed in, such as `U`, `mg`, `mcg/kg`.
+    #[serde(default)]
+    pub dose_unit: Option<Spanned<String>>,
+    /// Dose above which the order is forwarded with an alert.
+    #[serde(default)]
+    pub dose_soft_max: Option<Spanned<f64>>,
+    /// Dose above which the order is blocked.
+    #[serde(default)]
+    pub dose_hard_max: Option<Spanned<f64>>,
+}
+
+/// How serious a configuration problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Allowed, but worth an operator's attention.
+    Warning,
+    /// The configuration is refused.
+    Error,
+}
+
+/// One configuration problem with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File the problem is in.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Error or warning.
+    pub level: Level,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Warning => "warning",
+            Level::Error => "error",
+        };
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.column, level, self.message
+        )
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("configuration {path} is larger than {MAX_CONFIG_BYTES} bytes")]
+    TooLarge {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// One or more problems at error level (warnings are included for context).
+    #[error("{}", render(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn render(problems: &[Problem]) -> String {
+    let errors = problems.iter().filter(|p| p.level == Level::Error).count();
+    let mut out = format!("configuration has {errors} error(s):");
+    for p in problems {
+        out.push_str("\n  ");
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+/// A route after validation: addresses parsed and references resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedRoute {
+    /// Route id.
+    pub id: String,
+    /// Protocol carried.
+    pub protocol: Protocol,
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Upstream address.
+    pub upstream: SocketAddr,
+    /// Device at the upstream address, if enrolled.
+    pub upstream_device: Option<String>,
+    /// Devices allowed to connect.
+    pub senders: Vec<String>,
+    /// Allowed message types (canonical `TYPE^TRIGGER` or `TYPE`).
+    pub messages: Vec<String>,
+    /// Drug library id.
+    pub drug_library: Option<String>,
+    /// Effective frame size limit.
+    pub max_frame_bytes: usize,
+}
+
+/// A loaded configuration that passed validation, with warnings kept for `check`.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The configuration as written.
+    pub config: Config,
+    /// Routes with resolved addresses.
+    pub routes: Vec<ResolvedRoute>,
+    /// Address → device id.
+    pub device_by_ip: HashMap<IpAddr, String>,
+    /// Absolute data directory.
+    pub data_dir: PathBuf,
+    /// Warnings found during validation.
+    pub warnings: Vec<Problem>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Validated, ConfigError> {
+        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// Parses and validates configuration text. `name` labels problems; relative
+    /// paths are resolved against `base_dir`.
+    pub fn parse(text: &str, name: &str, base_dir: &Path) -> Result<Validated, ConfigError> {
+        let source = Source {
+            name: name.to_owned(),
+            base_dir: base_dir.to_owned(),
+            text: text.to_owned(),
+        };
+        let mut config: Config = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                return Err(ConfigError::Invalid(vec![source.problem(
+                    span,
+                    Level::Error,
+                    e.message().to_owned(),
+                )]));
+            }
+        };
+        config.source = source;
+        config.validate()
+    }
+
+    fn validate(self) -> Result<Validated, ConfigError> {
+        let src = &self.source;
+        let mut problems = Vec::new();
+        let mut err = |span: Range<usize>, msg: String| {
+            problems.push(src.problem(span, Level::Error, msg));
+        };
+
+        let mut device_ids = HashSet::new();
+        let mut device_by_ip = HashMap::new();
+        for d in &self.devices {
+            if !valid_id(d.id.get_ref()) {
+                err(d.id.span(), format!("device id {:?} must be 1-64 characters of letters, digits, '-', '_' or '.'", d.id.get_ref()));
+            }
+            if !device_ids.insert(d.id.get_ref().as_str()) {
+                err(d.id.span(), format!("device id {:?} is declared twice", d.id.get_ref()));
+            }
+            if d.addresses.is_empty() {
+                err(d.id.span(), format!("device {:?} has no addresses; wardgate could never recognise it", d.id.get_ref()));
+            }
+            for a in &d.addresses {
+                match a.get_ref().parse::<IpAddr>() {
+                    Ok(ip) => {
+                        if let Some(other) = device_by_ip.insert(ip, d.id.get_ref().clone()) {
+                            err(a.span(), format!("address {ip} is already device {other:?}'s; an address identifies one device"));
+                        }
+                    }
+                    Err(_) => err(a.span(), format!("{:?} is not an IP address", a.get_ref())),
+                }
+            }
+        }
+
+        let mut libraries = HashSet::new();
+        for lib in &self.drug_libraries {
+            if !libraries.insert(lib.id.get_ref().as_str()) {
+                err(lib.id.span(), format!("drug library {:?} is declared twice", lib.id.get_ref()));
+            }
+            let mut names = HashSet::new();
+            for drug in &lib.drugs {
+                if drug.names.is_empty() {
+                    err(lib.id.span(), format!("a drug in library {:?} has no names", lib.id.get_ref()));
+                }
+                for n in &drug.names {
+                    let key = n.get_ref().trim().to_lowercase();
+                    if key.is_empty() {
+                        err(n.span(), "drug name is empty".into());
+                    } else if !names.insert(key) {
+                        err(n.span(), format!("drug name {:?} appears twice in library {:?}; a give code must match one entry", n.get_ref(), lib.id.get_ref()));
+                    }
+                }
+                check_limits(&mut err, "rate", &drug.rate_unit, &drug.rate_soft_max, &drug.rate_hard_max, drug.names.first());
+                check_limits(&mut err, "dose", &drug.dose_unit, &drug.dose_soft_max, &drug.dose_hard_max, drug.names.first());
+                if drug.rate_unit.is_none() && drug.dose_unit.is_none() {
+                    let span = drug.names.first().map_or(lib.id.span(), |n| n.span());
+                    err(span, "a drug needs rate limits (rate_unit) or dose limits (dose_unit), or both".into());
+                }
+            }
+        }
+
+        let max_frame = *self.gateway.max_frame_bytes.get_ref();
+        if !(64..=64 * 1024 * 1024).contains(&max_frame) {
+            err(self.gateway.max_frame_bytes.span(), "max_frame_bytes must be between 64 and 67108864".into());
+        }
+        if self.gateway.audit.checkpoint_every == 0 {
+            err(0..0, "gateway.audit.checkpoint_every must be at least 1".into());
+        }
+
+        let mut routes = Vec::new();
+        let mut route_ids = HashSet::new();
+        let mut listens = HashMap::new();
+        let mut warnings = Vec::new();
+        for r in &self.routes {
+            let id = r.id.get_ref();
+            if !valid_id(id) {
+                err(r.id.span(), format!("route id {id:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"));
+            }
+            if !route_ids.insert(id.as_str()) {
+                err(r.id.span(), format!("route id {id:?} is declared twice"));
+            }
+            let protocol = match r.protocol.get_ref().as_str() {
+                "hl7-mllp" => Some(Protocol::Hl7Mllp),
+                other => {
+                    err(r.protocol.span(), format!("unknown protocol {other:?}; supported: \"hl7-mllp\""));
+                    None
+                }
+            };
+            let listen = parse_socket(&mut err, &r.listen, "listen");
+            if let Some(l) = listen {
+                if let Some(other) = listens.insert(l, id.clone()) {
+                    err(r.listen.span(), format!("{l} is already the listen address of route {other:?}"));
+                }
+            }
+            let upstream = parse_socket(&mut err, &r.upstream, "upstream");
+            if let (Some(l), Some(u)) = (listen, upstream) {
+                if l == u {
+                    err(r.upstream.span(), "upstream is the route's own listen address (a loop)".into());
+                }
+            }
+            if r.senders.is_empty() {
+                warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} has no senders: every connection to it will be refused")));
+            }
+            for s in &r.senders {
+                if !device_ids.contains(s.get_ref().as_str()) {
+                    err(s.span(), format!("sender {:?} is not a declared device", s.get_ref()));
+                }
+            }
+            if r.messages.is_empty() {
+                warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} allows no message types: every message will be rejected")));
+            }
+            for m in &r.messages {
+                if !valid_message_type(m.get_ref()) {
+                    err(m.span(), format!("{:?} is not a message type; write TYPE^TRIGGER such as \"ORU^R01\", or TYPE alone", m.get_ref()));
+                }
+            }
+            if let Some(lib) = &r.drug_library {
+                if !libraries.contains(lib.get_ref().as_str()) {
+                    err(lib.span(), format!("drug library {:?} is not declared", lib.get_ref()));
+                }
+            } else if r.messages.iter().any(|m| m.get_ref().starts_with("RGV")) {
+                warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} allows infusion orders (RGV) but has no drug_library: every infusion order will be blocked")));
+            }
+            let route_max = match &r.max_frame_bytes {
+                Some(m) => {
+                    if !(64..=64 * 1024 * 1024).contains(m.get_ref()) {
+                        err(m.span(), "max_frame_bytes must be between 64 and 67108864".into());
+                    }
+                    *m.get_ref()
+                }
+                None => max_frame,
+            };
+            let upstream_device = upstream.and_then(|u| device_by_ip.get(&u.ip()).cloned());
+            if upstream.is_some() && upstream_device.is_none() {
+                warnings.push(src.problem(r.upstream.span(), Level::Warning, format!("route {id:?}: the upstream is not a declared device; events will not name it")));
+            }
+            if let (Some(protocol), Some(listen), Some(upstream)) = (protocol, listen, upstream) {
+                routes.push(ResolvedRoute {
+                    id: id.clone(),
+                    protocol,
+                    listen,
+                    upstream,
+                    upstream_device,
+                    senders: r.senders.iter().map(|s| s.get_ref().clone()).collect(),
+                    messages: r.messages.iter().map(|s| s.get_ref().trim().to_owned()).collect(),
+                    drug_library: r.drug_library.as_ref().map(|l| l.get_ref().clone()),
+                    max_frame_bytes: usize::try_from(route_max).unwrap_or(usize::MAX),
+                });
+            }
+        }
+
+        if problems.iter().any(|p| p.level == Level::Error) {
+            problems.extend(warnings);
+            return Err(ConfigError::Invalid(problems));
+        }
+        let data_dir = self.source.base_dir.join(self.gateway.data_dir.get_ref());
+        Ok(Validated {
+            config: self,
+            routes,
+            device_by_ip,
+            data_dir,
+            warnings,
+        })
+    }
+}
+
+fn check_limits(
+    err: &mut impl FnMut(Range<usize>, String),
+    what: &str,
+    unit: &Option<Spanned<String>>,
+    soft: &Option<Spanned<f64>>,
+    hard: &Option<Spanned<f64>>,
+    name: Option<&Spanned<String>>,
+) {
+    let drug = name.map_or("?", |n| n.get_ref().as_str());
+    for limit in [soft, hard].into_iter().flatten() {
+        let v = *limit.get_ref();
+        if !v.is_finite() || v <= 0.0 {
+            err(limit.span(), format!("{what} limit for {drug:?} must be a positive number"));
+        }
+        if unit.is_none() {
+            err(limit.span(), format!("{what} limit for {drug:?} has no {what}_unit"));
+        }
+    }
+    if let (Some(s), Some(h)) = (soft, hard) {
+        if s.get_ref() > h.get_ref() {
+            err(s.span(), format!("{what}_soft_max for {drug:?} is above {what}_hard_max"));
+        }
+    }
+    if let (Some(u), None) = (unit, hard) {
+        err(u.span(), format!("{what}_unit for {drug:?} is set but {what}_hard_max is not; a hard limit is required"));
+    }
+}
+
+fn parse_socket(
+    err: &mut impl FnMut(Range<usize>, String),
+    value: &Spanned<String>,
+    what: &str,
+) -> Option<SocketAddr> {
+    match value.get_ref().parse::<SocketAddr>() {
+        Ok(a) if a.port() == 0 && what == "upstream" => {
+            err(value.span(), "upstream port must not be 0".into());
+            None
+        }
+        Ok(a) => Some(a),
+        Err(_) => {
+            err(value.span(), format!("{what} {:?} is not an IP:port address", value.get_ref()));
+            None
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn valid_message_type(m: &str) -> bool {
+    let mut parts = m.split('^');
+    let code_ok = parts
+        .next()
+        .is_some_and(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let trigger_ok = parts
+        .next()
+        .is_none_or(|t| (1..=3).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    code_ok && trigger_ok && parts.next().is_none()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+use super::*;
+
+const MINIMAL: &str = include_str!("../../../examples/minimal.toml");
+
+fn parse(text: &str) -> Result<Validated, ConfigError> {
+    Config::parse(text, "site.toml", Path::new("/etc/wardgate"))
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_issue_example_is_accepted_unchanged() {
+    let v = parse(MINIMAL).unwrap();
+    assert_eq!(v.routes.len(), 1);
+    let r = &v.routes[0];
+    assert_eq!(r.id, "infusion-orders");
+    assert_eq!(r.listen, "127.0.0.1:12575".parse().unwrap());
+    assert_eq!(r.upstream_device.as_deref(), Some("pump-server"));
+    assert_eq!(r.messages, vec!["RGV^O15", "ORU^R01"]);
+    assert_eq!(v.device_by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()], "ehr");
+    assert_eq!(v.data_dir, Path::new("/etc/wardgate/./wardgate-data"));
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    let drug = &v.config.drug_libraries[0].drugs[0];
+    assert_eq!(*drug.rate_hard_max.as_ref().unwrap().get_ref(), 2000.0);
+}
+
+#[test]
+fn integer_limits_are_accepted_as_numbers() {
+    // rate_soft_max = 1500 is a TOML integer; it must still load as f64.
+    let v = parse(MINIMAL).unwrap();
+    assert_eq!(*v.config.drug_libraries[0].drugs[0].rate_soft_max.as_ref().unwrap().get_ref(), 1500.0);
+}
+
+#[test]
+fn unknown_key_is_reported_with_its_line() {
+    let text = MINIMAL.replace("kind = \"ehr\"", "kind = \"ehr\"\ncolour = \"red\"");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1);
+    let line = text.lines().position(|l| l.starts_with("colour")).unwrap() + 1;
+    assert_eq!(p[0].line, line, "{}", p[0]);
+    assert!(p[0].message.contains("colour"), "{}", p[0]);
+}
+
+#[test]
+fn every_semantic_problem_is_reported_with_location() {
+    let text = MINIMAL
+        .replace("senders = [\"ehr\"]", "senders = [\"ehr\", \"ghost\"]")
+        .replace("upstream = \"127.0.0.3:13575\"", "upstream = \"pump:13575\"")
+        .replace("drug_library = \"adult-icu\"", "drug_library = \"paeds\"")
+        .replace("rate_soft_max = 1500", "rate_soft_max = 2500");
+    let p = problems(&text);
+    let errors: Vec<_> = p.iter().filter(|p| p.level == Level::Error).collect();
+    assert_eq!(errors.len(), 4, "{p:#?}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let expect = [
+        (line_of("\"ghost\""), "ghost"),
+        (line_of("pump:13575"), "not an IP:port"),
+        (line_of("\"paeds\""), "paeds"),
+        (line_of("rate_soft_max"), "above rate_hard_max"),
+    ];
+    for (line, needle) in expect {
+        assert!(
+            errors.iter().any(|e| e.line == line && e.message.contains(needle)),
+            "no error at line {line} mentioning {needle}: {errors:#?}"
+        );
+    }
+    // Columns point at the value, not the start of the line.
+    let ghost = errors.iter().find(|e| e.message.contains("ghost")).unwrap();
+    assert!(ghost.column > 10, "{ghost}");
+}
+
+#[test]
+fn duplicate_addresses_and_ids_are_errors() {
+    let text = MINIMAL.replace("addresses = [\"127.0.0.3\"]", "addresses = [\"127.0.0.2\"]")
+        .replace("id = \"pump-server\"", "id = \"ehr\"");
+    let p = problems(&text);
+    assert!(p.iter().any(|p| p.message.contains("declared twice")), "{p:#?}");
+    assert!(p.iter().any(|p| p.message.contains("already device")), "{p:#?}");
+}
+
+#[test]
+fn bad_message_type_and_protocol_are_errors() {
+    let text = MINIMAL
+        .replace("\"ORU^R01\"]", "\"ORU-R01\"]")
+        .replace("protocol = \"hl7-mllp\"", "protocol = \"telnet\"");
+    let p = problems(&text);
+    assert!(p.iter().any(|p| p.message.contains("ORU-R01")), "{p:#?}");
+    assert!(p.iter().any(|p| p.message.contains("telnet")), "{p:#?}");
+}
+
+#[test]
+fn warnings_do_not_refuse_the_config() {
+    let text = MINIMAL.replace("drug_library = \"adult-icu\"\n", "");
+    let v = parse(&text).unwrap();
+    assert!(v.warnings.iter().any(|w| w.message.contains("no drug_library")), "{:?}", v.warnings);
+}
+
+#[test]
+fn syntax_error_has_a_location() {
+    let p = problems("[gateway]\ndata_dir = \n");
+    assert_eq!(p[0].line, 2, "{}", p[0]);
+}
+
+#[test]
+fn problem_display_is_file_line_column() {
+    let p = problems(&MINIMAL.replace("\"ghost\"", "x").replace("senders = [\"ehr\"]", "senders = [\"nobody\"]"));
+    let s = p[0].to_string();
+    assert!(s.starts_with("site.toml:"), "{s}");
+    assert!(s.contains(": error: "), "{s}");
+}
+
+proptest::proptest! {
+    /// Arbitrary text never panics the loader: it is either accepted or refused with problems.
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,400}") {
+        let _ = parse(&text);
+    }
+}

@@ -1,0 +1,301 @@
+//! The event: wardgate's public record of one decision or alert.
+//!
+//! Field names follow the Elastic Common Schema where one fits (`@timestamp`,
+//! `event.*`, `rule.*`, `source.*`, `destination.*`, `network.*`); wardgate's own
+//! fields live under `wardgate.*`. [`SCHEMA_VERSION`] changes whenever a field
+//! changes meaning or disappears; adding a field does not change it.
+//!
+//! Secrets never enter an event: no field carries a password, passcode or key.
+
+use crate::rules::Rule;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use wardgate_proto::anomaly::Severity;
+
+/// Version of the event schema (`wardgate.schema`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What wardgate did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Forwarded (or admitted) with nothing to report.
+    Allowed,
+    /// Forwarded, with an alert for review (e.g. a soft dose limit).
+    Alerted,
+    /// Not forwarded; the sender was refused or answered with a NAK.
+    Blocked,
+    /// Could not be delivered through no decision of policy (an upstream is down).
+    Failed,
+    /// A connection was closed by a limit (idle, slow sender, shutdown).
+    Closed,
+    /// Gateway lifecycle: started.
+    Started,
+    /// Gateway lifecycle: stopped.
+    Stopped,
+    /// Something about wardgate's own records (recovery after a crash).
+    Recovered,
+}
+
+impl Action {
+    /// The value of `event.action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allowed => "allowed",
+            Action::Alerted => "alerted",
+            Action::Blocked => "blocked",
+            Action::Failed => "failed",
+            Action::Closed => "closed",
+            Action::Started => "started",
+            Action::Stopped => "stopped",
+            Action::Recovered => "recovered",
+        }
+    }
+}
+
+/// ECS `event.*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// `alert` when a rule fired, else `event`.
+    pub kind: String,
+    /// What wardgate did.
+    pub action: Action,
+    /// Human-readable reason, for the operator at 3 a.m.
+    pub reason: String,
+    /// Numeric severity (0 info .. 4 critical) as ECS wants a number.
+    pub severity: u8,
+    /// `network` for connection-level decisions, `process` for gateway lifecycle.
+    pub category: String,
+}
+
+/// ECS `rule.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRef {
+    /// Stable id such as `WG-INF-010`.
+    pub id: String,
+    /// Short name such as `rate-above-hard-limit`.
+    pub name: String,
+}
+
+impl From<Rule> for RuleRef {
+    fn from(r: Rule) -> Self {
+        RuleRef {
+            id: r.id.to_owned(),
+            name: r.name.to_owned(),
+        }
+    }
+}
+
+/// ECS `source.*` / `destination.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// IP address.
+    pub ip: IpAddr,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Self {
+        Endpoint {
+            ip: a.ip(),
+            port: a.port(),
+        }
+    }
+}
+
+/// ECS `network.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Application protocol, e.g. `hl7-mllp`.
+    pub protocol: String,
+    /// `tcp`.
+    pub transport: String,
+}
+
+/// HL7 facts about the message a decision was about (`wardgate.hl7`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hl7Facts {
+    /// MSH-9 as `TYPE^TRIGGER`.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub message_type: String,
+    /// MSH-10 message control id.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub control_id: String,
+    /// MSH-3 sending application (namespace id).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub sending_application: String,
+    /// MSH-4 sending facility (namespace id).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub sending_facility: String,
+    /// MSH-12 version id.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub version: String,
+    /// Acknowledgement code wardgate answered with, when it answered itself (AR/AE).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub ack_code: String,
+}
+
+/// One infusion (one RXG segment) as checked (`wardgate.infusion[]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InfusionFacts {
+    /// The give code as written (RXG-4 identifier or text).
+    pub drug: String,
+    /// Library entry it matched (first name), if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub library_drug: Option<String>,
+    /// Rate as ordered, with its unit as written.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rate_ordered: Option<String>,
+    /// Rate in the library's unit.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rate: Option<f64>,
+    /// The library's rate unit.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rate_unit: Option<String>,
+    /// Dose as ordered, with its unit as written.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dose_ordered: Option<String>,
+    /// Dose in the library's unit.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dose: Option<f64>,
+    /// The library's dose unit.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dose_unit: Option<String>,
+}
+
+/// One rule that fired, with the specific detail (`wardgate.findings[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Rule id.
+    pub rule: String,
+    /// Default severity of the rule.
+    pub severity: String,
+    /// What exactly was wrong.
+    pub detail: String,
+}
+
+/// wardgate's own fields (`wardgate.*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WardgateFields {
+    /// Event schema version.
+    pub schema: u32,
+    /// Route the traffic arrived on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub route: Option<String>,
+    /// Enrolled device the traffic came from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source_device: Option<String>,
+    /// Enrolled device the traffic was headed to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination_device: Option<String>,
+    /// Where in the path the decision was taken: `connection`, `message`, `gateway`.
+    pub stage: String,
+    /// Severity name of the most serious finding.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub severity: Option<String>,
+    /// HL7 facts, for HL7 messages.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hl7: Option<Hl7Facts>,
+    /// Infusion orders checked.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub infusion: Vec<InfusionFacts>,
+    /// Every rule that fired.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub findings: Vec<Finding>,
+    /// Size of the message in bytes, framing included.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bytes: Option<u64>,
+}
+
+/// One decision or alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When the decision was taken (RFC 3339, UTC, milliseconds).
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    /// ECS event fields.
+    pub event: EventMeta,
+    /// The rule that decided, when one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rule: Option<RuleRef>,
+    /// Who sent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<Endpoint>,
+    /// Where it was going.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination: Option<Endpoint>,
+    /// Protocol.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub network: Option<Network>,
+    /// wardgate's own fields.
+    pub wardgate: WardgateFields,
+}
+
+/// Numeric form of a severity for `event.severity`.
+pub fn severity_number(s: Severity) -> u8 {
+    match s {
+        Severity::Info => 0,
+        Severity::Low => 1,
+        Severity::Medium => 2,
+        Severity::High => 3,
+        Severity::Critical => 4,
+    }
+}
+
+impl Event {
+    /// A new event with the common fields set; callers fill in the rest.
+    pub fn new(timestamp: String, action: Action, reason: String, stage: &str) -> Self {
+        Event {
+            timestamp,
+            event: EventMeta {
+                kind: "event".to_owned(),
+                action,
+                reason,
+                severity: 0,
+                category: "network".to_owned(),
+            },
+            rule: None,
+            source: None,
+            destination: None,
+            network: None,
+            wardgate: WardgateFields {
+                schema: SCHEMA_VERSION,
+                stage: stage.to_owned(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Marks the event as decided by `rule`: sets `rule.*`, the alert kind and severity.
+    pub fn with_rule(mut self, rule: Rule) -> Self {
+        self.set_rule(rule);
+        self
+    }
+
+    /// See [`Event::with_rule`].
+    pub fn set_rule(&mut self, rule: Rule) {
+        self.event.kind = "alert".to_owned();
+        self.event.severity = severity_number(rule.severity);
+        self.wardgate.severity = Some(rule.severity.as_str().to_owned());
+        self.rule = Some(rule.into());
+    }
+
+    /// Sets source, destination and protocol.
+    pub fn with_flow(mut self, src: SocketAddr, dst: SocketAddr, protocol: &str) -> Self {
+        self.source = Some(src.into());
+        self.destination = Some(dst.into());
+        self.network = Some(Network {
+            protocol: protocol.to_owned(),
+            transport: "tcp".to_owned(),
+        });
+        self
+    }
+
+    /// Compact JSON, one line, no tabs or newlines (the audit log relies on this).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain structs of strings and numbers cannot fail; an empty
+        // object is still better than a panic if it ever did.
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}

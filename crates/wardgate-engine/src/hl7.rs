@@ -1,0 +1,270 @@
+//! HL7 v2 inspection: one MLLP frame in, one verdict out, with the event that
+//! records it and, when wardgate answers for the upstream, the framed NAK.
+//!
+//! The order a frame meets: parse (malformed → AE, close) → message type allowed
+//! on the route (else AR) → infusion orders checked against the drug library
+//! (hard limit, unknown drug or unit → AR; soft limit → forward with alert) →
+//! allow. Shared by the inline proxy and the passive analyser: neither does any
+//! of this itself.
+
+use crate::event::{Action, Event, Finding, Hl7Facts};
+use crate::infusion::{self, bounded, OrderFinding};
+use crate::policy::RoutePolicy;
+use crate::rules::{self, Rule};
+use crate::{Clock, Flow};
+use wardgate_proto::anomaly::Severity;
+use wardgate_proto::hl7::ack::{self, AckCode, AckParams};
+use wardgate_proto::hl7::{self, Message};
+use wardgate_proto::mllp::{self, MllpError};
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forward unchanged.
+    Allow,
+    /// Forward unchanged and raise an alert.
+    Alert,
+    /// Do not forward; answer the sender with the NAK.
+    Block,
+}
+
+/// The outcome of inspecting one frame.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Forward or not.
+    pub verdict: Verdict,
+    /// The record of the decision.
+    pub event: Event,
+    /// A framed acknowledgement to send to the sender instead of forwarding.
+    pub reply: Option<Vec<u8>>,
+    /// Close the connection after replying (the stream can no longer be trusted).
+    pub close: bool,
+}
+
+/// Inspects one MLLP frame (`frame` is the whole frame, framing bytes included).
+pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {
+    let payload = frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default();
+    let limits = hl7::Limits {
+        max_segments: route.max_segments,
+        ..Default::default()
+    };
+    let mut event = flow.event(clock, route, Action::Allowed, String::new(), "message");
+    event.wardgate.bytes = Some(frame.len() as u64);
+    let msg = match Message::parse(payload, &limits) {
+        Ok(m) => m,
+        Err(e) => {
+            let control_id = naive_control_id(payload);
+            let text = format!("malformed HL7 message: {e}");
+            let mut reply = Vec::new();
+            let params = AckParams {
+                code: AckCode::AE,
+                text: &text,
+                error_code: Some((102, "Data type error")),
+                control_id: &clock.ack_control_id(),
+                timestamp: &clock.hl7,
+                sending_application: "WARDGATE",
+            };
+            ack::build_ack_unparsed(control_id.as_bytes(), &params, &mut reply);
+            event.event.action = Action::Blocked;
+            event.event.reason = text.clone();
+            set_protocol_rule(&mut event, e.rule_id(), e.rule_name(), e.severity(), text);
+            event.wardgate.hl7 = Some(Hl7Facts {
+                control_id: control_id.clone(),
+                ack_code: "AE".into(),
+                ..Default::default()
+            });
+            return Outcome {
+                verdict: Verdict::Block,
+                event,
+                reply: Some(frame_it(&reply)),
+                close: true,
+            };
+        }
+    };
+    let mt = msg.message_type();
+    let mut facts = Hl7Facts {
+        message_type: bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger))),
+        control_id: bounded(&control_id_text(&msg)),
+        sending_application: bounded(&msg.sending_application().component(1).text()),
+        sending_facility: bounded(&msg.sending_facility().component(1).text()),
+        version: bounded(&msg.version().component(1).text()),
+        ack_code: String::new(),
+    };
+
+    if !route.messages.iter().any(|m| m.matches(mt.code, mt.trigger)) {
+        let text = format!("message type {} is not allowed on route {}", facts.message_type, &*route.id);
+        let reply = nak(&msg, clock, &text, (200, "Unsupported message type"));
+        facts.ack_code = "AR".into();
+        event.wardgate.hl7 = Some(facts);
+        event.event.action = Action::Blocked;
+        event.event.reason = text.clone();
+        add_rule(&mut event, rules::MESSAGE_TYPE_NOT_ALLOWED, text);
+        return Outcome {
+            verdict: Verdict::Block,
+            event,
+            reply: Some(reply),
+            close: false,
+        };
+    }
+
+    let is_order = mt.code == b"RGV" || msg.segments_named(b"RXG").next().is_some();
+    let mut verdict = Verdict::Allow;
+    let mut reason = format!("{} allowed on route {}", facts.message_type, &*route.id);
+    if is_order {
+        let check = infusion::check(&msg, route.library.as_deref());
+        event.wardgate.infusion = check.infusions;
+        let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();
+        if let Some(first) = blocking.first() {
+            verdict = Verdict::Block;
+            reason = format!("infusion order blocked: {}", first.detail);
+        } else if let Some(first) = check.findings.first() {
+            verdict = Verdict::Alert;
+            reason = format!("infusion order forwarded with alert: {}", first.detail);
+        } else {
+            reason = format!("infusion order within limits, allowed on route {}", &*route.id);
+        }
+        // The event's rule is the most severe finding; every finding is listed.
+        let mut sorted = check.findings.clone();
+        sorted.sort_by_key(|f| std::cmp::Reverse((f.blocks(), f.rule.severity)));
+        for f in &sorted {
+            add_rule(&mut event, f.rule, f.detail.clone());
+        }
+    }
+    event.event.reason = reason.clone();
+    match verdict {
+        Verdict::Allow => {
+            event.wardgate.hl7 = Some(facts);
+            Outcome { verdict, event, reply: None, close: false }
+        }
+        Verdict::Alert => {
+            event.event.action = Action::Alerted;
+            event.wardgate.hl7 = Some(facts);
+            Outcome { verdict, event, reply: None, close: false }
+        }
+        Verdict::Block => {
+            let reply = nak(&msg, clock, &reason, (207, "Application internal error"));
+            facts.ack_code = "AR".into();
+            event.wardgate.hl7 = Some(facts);
+            event.event.action = Action::Blocked;
+            Outcome { verdict, event, reply: Some(reply), close: false }
+        }
+    }
+}
+
+/// The outcome of a framing error on the sender's stream: an AE NAK (no control id
+/// can be known) and the connection is closed.
+pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &Clock) -> Outcome {
+    let text = format!("MLLP framing error: {err}");
+    let mut event = flow.event(clock, route, Action::Blocked, text.clone(), "message");
+    set_protocol_rule(&mut event, err.rule_id(), err.rule_name(), err.severity(), text.clone());
+    let mut reply = Vec::new();
+    let params = AckParams {
+        code: AckCode::AE,
+        text: &text,
+        error_code: Some((100, "Segment sequence error")),
+        control_id: &clock.ack_control_id(),
+        timestamp: &clock.hl7,
+        sending_application: "WARDGATE",
+    };
+    ack::build_ack_unparsed(b"", &params, &mut reply);
+    event.wardgate.hl7 = Some(Hl7Facts {
+        ack_code: "AE".into(),
+        ..Default::default()
+    });
+    Outcome {
+        verdict: Verdict::Block,
+        event,
+        reply: Some(frame_it(&reply)),
+        close: true,
+    }
+}
+
+/// An AE NAK for a message wardgate could not deliver (upstream down), so the
+/// sender knows to retry.
+pub fn unavailable(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock, why: &str) -> Outcome {
+    let payload = frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default();
+    let text = format!("upstream unavailable: {why}");
+    let mut event = flow.event(clock, route, Action::Failed, text.clone(), "message");
+    add_rule(&mut event, rules::UPSTREAM_UNAVAILABLE, text.clone());
+    let limits = hl7::Limits {
+        max_segments: route.max_segments,
+        ..Default::default()
+    };
+    let mut reply = Vec::new();
+    let params = AckParams {
+        code: AckCode::AE,
+        text: &text,
+        error_code: Some((207, "Application internal error")),
+        control_id: &clock.ack_control_id(),
+        timestamp: &clock.hl7,
+        sending_application: "WARDGATE",
+    };
+    let mut facts = Hl7Facts { ack_code: "AE".into(), ..Default::default() };
+    match Message::parse(payload, &limits) {
+        Ok(m) => {
+            facts.control_id = bounded(&control_id_text(&m));
+            let mt = m.message_type();
+            facts.message_type = bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger)));
+            ack::build_ack(&m, &params, &mut reply);
+        }
+        Err(_) => ack::build_ack_unparsed(b"", &params, &mut reply),
+    }
+    event.wardgate.hl7 = Some(facts);
+    Outcome { verdict: Verdict::Block, event, reply: Some(frame_it(&reply)), close: false }
+}
+
+fn nak(msg: &Message<'_>, clock: &Clock, text: &str, error: (u16, &str)) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(256);
+    let params = AckParams {
+        code: AckCode::AR,
+        text,
+        error_code: Some(error),
+        control_id: &clock.ack_control_id(),
+        timestamp: &clock.hl7,
+        sending_application: "WARDGATE",
+    };
+    ack::build_ack(msg, &params, &mut reply);
+    frame_it(&reply)
+}
+
+fn frame_it(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 3);
+    mllp::encode(payload, &mut out);
+    out
+}
+
+fn add_rule(event: &mut Event, rule: Rule, detail: String) {
+    if event.rule.is_none() {
+        event.set_rule(rule);
+    }
+    event.wardgate.findings.push(Finding {
+        rule: rule.id.to_owned(),
+        severity: rule.severity.as_str().to_owned(),
+        detail,
+    });
+}
+
+fn set_protocol_rule(event: &mut Event, id: &'static str, name: &'static str, severity: Severity, detail: String) {
+    add_rule(event, Rule { id, name, severity, why: "" }, detail);
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+/// Best effort MSH-10 from a message that did not parse, so the NAK can still name it.
+fn naive_control_id(payload: &[u8]) -> String {
+    if payload.len() < 8 || !payload.starts_with(b"MSH") {
+        return String::new();
+    }
+    let sep = payload[3];
+    let line_end = payload.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(payload.len());
+    let id = payload[..line_end].split(|&b| b == sep).nth(9).unwrap_or_default();
+    let id: String = String::from_utf8_lossy(id).chars().filter(|c| !c.is_control()).take(64).collect();
+    id
+}
+
+fn control_id_text(msg: &Message<'_>) -> String {
+    let d = msg.delimiters();
+    String::from_utf8_lossy(&hl7::unescape(msg.control_id(), &d)).into_owned()
+}

@@ -1,0 +1,250 @@
+//! The compiled policy: devices by address, routes with their allow-lists, and drug
+//! libraries with parsed units. Built once from a validated configuration; read
+//! concurrently by every connection without locks.
+
+use crate::rules::{self, Rule};
+use crate::units::{self, Unit};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use wardgate_config::{Level, Problem, Protocol, Spanned, Validated};
+
+/// Limits for one quantity (rate or dose) of one drug.
+#[derive(Debug, Clone)]
+pub struct QuantityLimits {
+    /// The unit the limits are written in.
+    pub unit: Unit,
+    /// The unit as the operator wrote it, for events.
+    pub unit_text: String,
+    /// Alert above this.
+    pub soft_max: Option<f64>,
+    /// Block above this.
+    pub hard_max: f64,
+}
+
+/// One drug library entry.
+#[derive(Debug, Clone)]
+pub struct DrugEntry {
+    /// First configured name, used in events.
+    pub display: String,
+    /// Rate limits, if any.
+    pub rate: Option<QuantityLimits>,
+    /// Dose limits, if any.
+    pub dose: Option<QuantityLimits>,
+}
+
+/// A drug library, indexed by lower-cased name.
+#[derive(Debug, Clone, Default)]
+pub struct DrugLibrary {
+    /// Library id.
+    pub id: String,
+    entries: Vec<DrugEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl DrugLibrary {
+    /// Finds the entry whose names include `code` (case-insensitive, trimmed).
+    pub fn lookup(&self, code: &str) -> Option<&DrugEntry> {
+        let key = code.trim();
+        if key.is_empty() {
+            return None;
+        }
+        let idx = match self.by_name.get(key) {
+            Some(i) => *i,
+            None => *self.by_name.get(&key.to_lowercase())?,
+        };
+        self.entries.get(idx)
+    }
+}
+
+/// An allowed message type: `TYPE^TRIGGER`, or `TYPE` for any trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageTypeSpec {
+    /// MSH-9.1.
+    pub code: String,
+    /// MSH-9.2; `None` allows any trigger.
+    pub trigger: Option<String>,
+}
+
+impl MessageTypeSpec {
+    fn parse(s: &str) -> Self {
+        match s.split_once('^') {
+            Some((c, t)) => MessageTypeSpec {
+                code: c.to_owned(),
+                trigger: Some(t.to_owned()),
+            },
+            None => MessageTypeSpec {
+                code: s.to_owned(),
+                trigger: None,
+            },
+        }
+    }
+
+    /// True when MSH-9's code and trigger are allowed by this entry.
+    pub fn matches(&self, code: &[u8], trigger: &[u8]) -> bool {
+        self.code.as_bytes() == code
+            && self.trigger.as_ref().is_none_or(|t| t.as_bytes() == trigger)
+    }
+}
+
+/// One route, compiled.
+#[derive(Debug)]
+pub struct RoutePolicy {
+    /// Route id.
+    pub id: Arc<str>,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Listening address.
+    pub listen: SocketAddr,
+    /// Upstream address.
+    pub upstream: SocketAddr,
+    /// Device at the upstream address.
+    pub upstream_device: Option<Arc<str>>,
+    /// Devices allowed to connect.
+    pub senders: Vec<Arc<str>>,
+    /// Allowed message types.
+    pub messages: Vec<MessageTypeSpec>,
+    /// Drug library for infusion orders.
+    pub library: Option<Arc<DrugLibrary>>,
+    /// MLLP frame limit.
+    pub max_frame_bytes: usize,
+    /// HL7 segment limit.
+    pub max_segments: usize,
+}
+
+/// Whether a connection may proceed.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// The peer is an enrolled device allowed on this route.
+    Allowed {
+        /// The device.
+        device: Arc<str>,
+    },
+    /// The peer is refused.
+    Denied {
+        /// The deciding rule.
+        rule: Rule,
+        /// The device, if the address is enrolled.
+        device: Option<Arc<str>>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The whole compiled policy.
+#[derive(Debug)]
+pub struct Policy {
+    devices: HashMap<IpAddr, Arc<str>>,
+    /// Routes in configuration order.
+    pub routes: Vec<Arc<RoutePolicy>>,
+}
+
+impl Policy {
+    /// Compiles a validated configuration. Unit strings are checked here, with the
+    /// same located [`Problem`]s as the configuration's own validation.
+    pub fn compile(v: &Validated) -> Result<Policy, Vec<Problem>> {
+        let src = &v.config.source;
+        let mut problems = Vec::new();
+        let mut libraries = HashMap::new();
+        for lib in &v.config.drug_libraries {
+            let mut out = DrugLibrary {
+                id: lib.id.get_ref().clone(),
+                ..Default::default()
+            };
+            for drug in &lib.drugs {
+                let mut unit = |u: &Option<Spanned<String>>, want_rate: bool| -> Option<(Unit, String)> {
+                    let u = u.as_ref()?;
+                    match units::parse(u.get_ref()) {
+                        Ok(parsed) if parsed.is_rate() == want_rate => Some((parsed, u.get_ref().clone())),
+                        Ok(_) => {
+                            let what = if want_rate { "a rate (amount per time, such as U/h)" } else { "an amount without time (such as U or mg)" };
+                            problems.push(src.problem(u.span(), Level::Error, format!("{:?} must be {what}", u.get_ref())));
+                            None
+                        }
+                        Err(e) => {
+                            problems.push(src.problem(u.span(), Level::Error, e.to_string()));
+                            None
+                        }
+                    }
+                };
+                let rate_unit = unit(&drug.rate_unit, true);
+                let dose_unit = unit(&drug.dose_unit, false);
+                let limits = |u: Option<(Unit, String)>, soft: &Option<Spanned<f64>>, hard: &Option<Spanned<f64>>| {
+                    let (unit, unit_text) = u?;
+                    Some(QuantityLimits {
+                        unit,
+                        unit_text,
+                        soft_max: soft.as_ref().map(|s| *s.get_ref()),
+                        hard_max: *hard.as_ref()?.get_ref(),
+                    })
+                };
+                let entry = DrugEntry {
+                    display: drug.names.first().map(|n| n.get_ref().clone()).unwrap_or_default(),
+                    rate: limits(rate_unit, &drug.rate_soft_max, &drug.rate_hard_max),
+                    dose: limits(dose_unit, &drug.dose_soft_max, &drug.dose_hard_max),
+                };
+                let idx = out.entries.len();
+                out.entries.push(entry);
+                for n in &drug.names {
+                    out.by_name.insert(n.get_ref().trim().to_lowercase(), idx);
+                }
+            }
+            libraries.insert(out.id.clone(), Arc::new(out));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let devices: HashMap<IpAddr, Arc<str>> = v
+            .device_by_ip
+            .iter()
+            .map(|(ip, id)| (*ip, Arc::from(id.as_str())))
+            .collect();
+        let max_segments = usize::try_from(v.config.gateway.max_segments).unwrap_or(usize::MAX);
+        let routes = v
+            .routes
+            .iter()
+            .map(|r| {
+                Arc::new(RoutePolicy {
+                    id: Arc::from(r.id.as_str()),
+                    protocol: r.protocol,
+                    listen: r.listen,
+                    upstream: r.upstream,
+                    upstream_device: r.upstream_device.as_deref().map(Arc::from),
+                    senders: r.senders.iter().map(|s| Arc::from(s.as_str())).collect(),
+                    messages: r.messages.iter().map(|m| MessageTypeSpec::parse(m)).collect(),
+                    library: r.drug_library.as_ref().and_then(|l| libraries.get(l).cloned()),
+                    max_frame_bytes: r.max_frame_bytes,
+                    max_segments,
+                })
+            })
+            .collect();
+        Ok(Policy { devices, routes })
+    }
+
+    /// The enrolled device at `ip`.
+    pub fn device_at(&self, ip: IpAddr) -> Option<&Arc<str>> {
+        self.devices.get(&ip)
+    }
+
+    /// Deny by default: may a peer at `ip` use `route`?
+    pub fn admit(&self, route: &RoutePolicy, ip: IpAddr) -> Admission {
+        // IPv4-mapped IPv6 peers (dual-stack listeners) are the IPv4 device.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match self.devices.get(&ip) {
+            None => Admission::Denied {
+                rule: rules::UNKNOWN_DEVICE,
+                device: None,
+                reason: format!("{ip} is not an enrolled device"),
+            },
+            Some(d) if route.senders.iter().any(|s| s == d) => Admission::Allowed { device: d.clone() },
+            Some(d) => Admission::Denied {
+                rule: rules::SENDER_NOT_ALLOWED,
+                device: Some(d.clone()),
+                reason: format!("device {d:?} is not a sender on route {:?}", &*route.id),
+            },
+        }
+    }
+}

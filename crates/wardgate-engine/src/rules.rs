@@ -1,0 +1,86 @@
+//! The rule catalogue: every reason wardgate can block or alert, with a stable id,
+//! a short name, a default severity and a sentence saying what it protects.
+//! `docs/rules.md` is generated from [`CATALOGUE`] by `wardgate rules --markdown`
+//! and a test keeps the two in step.
+
+use wardgate_proto::anomaly::Severity;
+
+/// A rule: stable identity plus what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// Stable id, used in `rule.id`; never reused for another meaning.
+    pub id: &'static str,
+    /// Short kebab-case name, used in `rule.name`.
+    pub name: &'static str,
+    /// Default severity.
+    pub severity: Severity,
+    /// Why the rule exists: what it protects.
+    pub why: &'static str,
+}
+
+macro_rules! rules {
+    ($($konst:ident = $id:literal, $name:literal, $sev:ident, $why:literal;)*) => {
+        $(
+            #[doc = $why]
+            pub const $konst: Rule = Rule { id: $id, name: $name, severity: Severity::$sev, why: $why };
+        )*
+        /// Every rule the engine itself defines (protocol anomaly rules live with their parsers).
+        pub const CATALOGUE: &[Rule] = &[$($konst),*];
+    };
+}
+
+rules! {
+    UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
+        "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
+    SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,
+        "An enrolled device connected to a route whose senders do not include it: a device may only do what its profile allows.";
+    CONNECTION_LIMIT = "WG-ACCESS-003", "connection-limit", Medium,
+        "The gateway-wide connection cap was reached; the connection was refused so that one flood cannot starve other devices.";
+    MESSAGE_TYPE_NOT_ALLOWED = "WG-HL7-001", "message-type-not-allowed", Medium,
+        "The HL7 message type (MSH-9) is not among the route's allowed messages; it is answered with AR and not forwarded.";
+    NO_DRUG_LIBRARY = "WG-INF-001", "no-drug-library", High,
+        "An infusion order arrived on a route without a drug library, so its dose cannot be checked; it is blocked.";
+    ORDER_WITHOUT_GIVE = "WG-INF-002", "order-without-give-segment", High,
+        "An infusion order (RGV^O15) carries no RXG segment, so there is nothing that can be checked; it is blocked.";
+    UNKNOWN_DRUG = "WG-INF-003", "unknown-drug", High,
+        "The give code (RXG-4) matches no drug in the route's library: the pump would run without hard limits.";
+    UNIT_UNKNOWN = "WG-INF-004", "unit-missing-or-unknown", High,
+        "A rate or amount has no unit, or a unit wardgate cannot interpret; a number without a known unit cannot be checked.";
+    UNIT_INCOMPATIBLE = "WG-INF-005", "unit-incompatible", High,
+        "The order's unit cannot be converted to the library's (mass versus units, a rate where a dose was expected).";
+    WEIGHT_REQUIRED = "WG-INF-006", "patient-weight-required", High,
+        "A weight-based quantity needs a plausible patient weight (OBX) in the message to be converted; without one it is blocked.";
+    CONCENTRATION_REQUIRED = "WG-INF-007", "concentration-required", High,
+        "A volume (mL, mL/h) must be converted to drug units with the strength and its volume (RXG-17/18 over RXG-23/24); they are missing or invalid.";
+    INVALID_NUMBER = "WG-INF-008", "invalid-number", High,
+        "An amount, rate or strength is not a valid, non-negative HL7 number.";
+    INCOMPLETE_ORDER = "WG-INF-009", "uncheckable-order", High,
+        "The order carries neither a rate nor an amount that the drug library has limits for, so nothing could be checked.";
+    RATE_HARD_LIMIT = "WG-INF-010", "rate-above-hard-limit", Critical,
+        "The infusion rate exceeds the drug library's hard limit: the order is blocked before it reaches the pump.";
+    DOSE_HARD_LIMIT = "WG-INF-011", "dose-above-hard-limit", Critical,
+        "The dose exceeds the drug library's hard limit: the order is blocked before it reaches the pump.";
+    RATE_SOFT_LIMIT = "WG-INF-012", "rate-above-soft-limit", Medium,
+        "The infusion rate exceeds the soft limit: forwarded (a clinician may override) and alerted for review.";
+    DOSE_SOFT_LIMIT = "WG-INF-013", "dose-above-soft-limit", Medium,
+        "The dose exceeds the soft limit: forwarded and alerted for review.";
+    UPSTREAM_UNAVAILABLE = "WG-UP-001", "upstream-unavailable", High,
+        "The upstream could not be reached; the sender is told with an AE acknowledgement so that it retries, and nothing is lost silently.";
+    UPSTREAM_PROTOCOL = "WG-UP-002", "upstream-protocol-error", Medium,
+        "The upstream sent bytes that are not valid MLLP; the connection is closed rather than relaying garbage to a clinical system.";
+    SLOW_SENDER = "WG-CONN-001", "slow-sender", Medium,
+        "A frame did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources.";
+    IDLE_TIMEOUT = "WG-CONN-002", "idle-timeout", Info,
+        "A connection sent nothing for the idle timeout and was closed.";
+    SHUTDOWN_CUT = "WG-CONN-003", "cut-at-shutdown", Medium,
+        "A message was still in flight when the shutdown grace period ended; the connection was closed.";
+    AUDIT_UNCLEAN = "WG-AUDIT-001", "unclean-shutdown", Medium,
+        "wardgate did not shut down cleanly last time: records not yet written then were lost, and this record says so.";
+    AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,
+        "The audit log ended with a torn record (a crash mid-write); it was cut back to the last whole record and this is recorded.";
+}
+
+/// Looks a rule up by id, including the protocol anomaly rules of `wardgate-proto`.
+pub fn by_id(id: &str) -> Option<Rule> {
+    CATALOGUE.iter().copied().find(|r| r.id == id)
+}

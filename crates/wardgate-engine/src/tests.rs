@@ -1,0 +1,299 @@
+//! Engine tests: one frame in, verdict and record out, against the issue's example site.
+
+use super::*;
+use crate::hl7::{inspect, Verdict};
+use std::path::Path;
+use wardgate_config::Config;
+use wardgate_proto::mllp;
+
+const SITE: &str = include_str!("../../../examples/minimal.toml");
+
+fn policy_from(text: &str) -> Policy {
+    let v = Config::parse(text, "site.toml", Path::new(".")).unwrap();
+    Policy::compile(&v).unwrap()
+}
+
+fn policy() -> Policy {
+    policy_from(SITE)
+}
+
+fn flow(p: &Policy) -> Flow {
+    Flow {
+        src: "127.0.0.2:40000".parse().unwrap(),
+        dst: p.routes[0].upstream,
+        source_device: Some(Arc::from("ehr")),
+    }
+}
+
+fn clock() -> Clock {
+    Clock::at(time::macros::datetime!(2026-11-24 10:15:00 UTC))
+}
+
+/// An RXG segment with the given fields set (others empty), using `|` and `^`.
+fn rxg(fields: &[(usize, &str)]) -> String {
+    let max = fields.iter().map(|f| f.0).max().unwrap_or(1);
+    let mut v = vec![String::new(); max + 1];
+    v[0] = "RXG".into();
+    for (i, s) in fields {
+        v[*i] = s.to_string();
+    }
+    v.join("|")
+}
+
+fn heparin_rxg(rate: &str, rate_unit: &str) -> String {
+    rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (5, "100"),
+        (7, "mL^mL^UCUM"),
+        (15, rate),
+        (16, rate_unit),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "500"),
+        (24, "mL^mL^UCUM"),
+    ])
+}
+
+fn rgv(rxgs: &[String], extra: &[&str]) -> String {
+    let mut segs = vec![
+        "MSH|^~\\&|EHR^ACME|ICU|PUMPSRV|ICU|20261124101500||RGV^O15^RGV_O15|ORD-0001|P|2.6".to_string(),
+        "PID|||12345^^^Hospital^MR||Doe^John||19600101|M".to_string(),
+        "PV1||I|ICU^1^1".to_string(),
+        "ORC|RE|ORD1^EHR".to_string(),
+    ];
+    for r in rxgs {
+        segs.push(r.clone());
+        segs.push("RXR|IV^Intravenous^HL70162".into());
+    }
+    segs.extend(extra.iter().map(|s| s.to_string()));
+    segs.join("\r") + "\r"
+}
+
+fn framed(payload: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    mllp::encode(payload.as_bytes(), &mut out);
+    out
+}
+
+fn run(payload: &str) -> hl7::Outcome {
+    let p = policy();
+    inspect(&p.routes[0], &flow(&p), &framed(payload), &clock())
+}
+
+fn rule_of(o: &hl7::Outcome) -> &str {
+    o.event.rule.as_ref().map(|r| r.id.as_str()).unwrap_or("-")
+}
+
+fn reply_text(o: &hl7::Outcome) -> String {
+    String::from_utf8_lossy(o.reply.as_deref().expect("a reply")).into_owned()
+}
+
+const WEIGHT_80: &str = "OBX|1|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||80|kg^kg^UCUM|||||F";
+
+#[test]
+fn observation_result_is_allowed_and_recorded() {
+    let o = run("MSH|^~\\&|MON|ICU|EHR|ICU|20261124101500||ORU^R01^ORU_R01|OBS-7|P|2.6\rPID|||1\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||98|%\r");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.event);
+    assert!(o.reply.is_none());
+    let h = o.event.wardgate.hl7.as_ref().unwrap();
+    assert_eq!(h.message_type, "ORU^R01");
+    assert_eq!(h.control_id, "OBS-7");
+    assert_eq!(h.sending_application, "MON");
+    assert_eq!(o.event.event.action, event::Action::Allowed);
+}
+
+#[test]
+fn message_type_not_on_the_route_gets_ar_with_the_control_id() {
+    let o = run("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||ADT^A01^ADT_A01|ADM-42|P|2.5\rPID|||1\r");
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-HL7-001");
+    let r = reply_text(&o);
+    assert!(r.contains("MSA|AR|ADM-42|"), "{r:?}");
+    assert!(r.contains("ERR|"), "{r:?}");
+    assert!(!o.close, "a policy refusal keeps the connection");
+}
+
+#[test]
+fn heparin_at_the_soft_limit_is_allowed() {
+    // 30 mL/h x 25 000 U / 500 mL = 1500 U/h: at (not above) the soft limit.
+    let o = run(&rgv(&[heparin_rxg("30", "mL/h^mL/h^UCUM")], &[]));
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.event.wardgate.findings);
+    assert_eq!(o.event.wardgate.infusion[0].rate, Some(1500.0));
+}
+
+#[test]
+fn heparin_above_the_soft_limit_is_forwarded_with_an_alert() {
+    let o = run(&rgv(&[heparin_rxg("35", "mL/h^mL/h^UCUM")], &[]));
+    assert_eq!(o.verdict, Verdict::Alert);
+    assert_eq!(rule_of(&o), "WG-INF-012");
+    assert_eq!(o.event.event.action, event::Action::Alerted);
+    assert!(o.reply.is_none());
+}
+
+#[test]
+fn heparin_above_the_hard_limit_is_blocked_with_a_nak() {
+    let o = run(&rgv(&[heparin_rxg("41", "265266^MDC_DIM_MILLI_L_PER_HR^MDC")], &[]));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-010");
+    assert!(reply_text(&o).contains("MSA|AR|ORD-0001|"), "{}", reply_text(&o));
+    assert_eq!(o.event.wardgate.infusion[0].rate, Some(2050.0));
+}
+
+#[test]
+fn drug_units_need_no_concentration() {
+    let allowed = run(&rgv(&[rxg(&[(4, "HEP"), (15, "25000"), (16, "mU/min")])], &[]));
+    assert_eq!(allowed.verdict, Verdict::Allow, "{:?}", allowed.event.wardgate.findings);
+    let blocked = run(&rgv(&[rxg(&[(4, "HEP"), (15, "2500"), (16, "U/h")])], &[]));
+    assert_eq!(rule_of(&blocked), "WG-INF-010");
+}
+
+#[test]
+fn weight_based_rate_uses_the_patient_weight() {
+    let order = rxg(&[(4, "^Heparin"), (15, "20"), (16, "MDC_DIM_X_INTL_UNIT_PER_KG_PER_HR")]);
+    let with = run(&rgv(&[order.clone()], &[WEIGHT_80]));
+    assert_eq!(with.verdict, Verdict::Alert, "1600 U/h: {:?}", with.event.wardgate.findings);
+    let without = run(&rgv(&[order], &[]));
+    assert_eq!(without.verdict, Verdict::Block);
+    assert_eq!(rule_of(&without), "WG-INF-006");
+}
+
+#[test]
+fn weight_in_pounds_is_converted() {
+    let order = rxg(&[(4, "HEP"), (15, "20"), (16, "U/kg/h")]);
+    // 220.46 lb = 100 kg -> 2000 U/h: at the hard limit, above the soft one.
+    let o = run(&rgv(&[order], &["OBX|1|NM|29463-7^Body weight^LN||220.462262|[lb_av]"]));
+    assert_eq!(o.verdict, Verdict::Alert, "{:?}", o.event.wardgate.findings);
+}
+
+#[test]
+fn unknown_drug_missing_unit_and_missing_concentration_are_blocked() {
+    let cases = [
+        (rxg(&[(4, "MORPH^morphine"), (15, "1"), (16, "mg/h")]), "WG-INF-003"),
+        (rxg(&[(4, "HEP"), (15, "100")]), "WG-INF-004"),
+        (rxg(&[(4, "HEP"), (15, "100"), (16, "furlongs/h")]), "WG-INF-004"),
+        (rxg(&[(4, "HEP"), (15, "10"), (16, "mL/h")]), "WG-INF-007"),
+        (rxg(&[(4, "HEP"), (15, "10"), (16, "mg/h")]), "WG-INF-005"),
+        (rxg(&[(4, "HEP"), (15, "1e3"), (16, "U/h")]), "WG-INF-008"),
+        (rxg(&[(4, "HEP"), (15, "-5"), (16, "U/h")]), "WG-INF-008"),
+        (rxg(&[(4, "HEP")]), "WG-INF-009"),
+    ];
+    for (seg, rule) in cases {
+        let o = run(&rgv(&[seg.clone()], &[]));
+        assert_eq!(o.verdict, Verdict::Block, "{seg}: {:?}", o.event.wardgate.findings);
+        assert_eq!(rule_of(&o), rule, "{seg}: {:?}", o.event.wardgate.findings);
+    }
+}
+
+#[test]
+fn an_order_without_rxg_is_blocked() {
+    let o = run("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||RGV^O15^RGV_O15|ORD-9|P|2.6\rPID|||1\rORC|RE|1\r");
+    assert_eq!(rule_of(&o), "WG-INF-002");
+}
+
+#[test]
+fn every_rxg_is_checked() {
+    let ok = heparin_rxg("20", "mL/h");
+    let bad = heparin_rxg("60", "mL/h");
+    let o = run(&rgv(&[ok, bad], &[]));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(o.event.wardgate.infusion.len(), 2);
+    assert!(o.event.wardgate.findings[0].detail.contains("RXG #2"), "{:?}", o.event.wardgate.findings);
+}
+
+#[test]
+fn dose_above_the_hard_limit_is_blocked() {
+    // 300 mL of 50 U/mL = 15 000 U > 10 000 U.
+    let seg = heparin_rxg("20", "mL/h").replace("|100||mL^mL^UCUM|", "|300||mL^mL^UCUM|");
+    let o = run(&rgv(&[seg], &[]));
+    assert_eq!(rule_of(&o), "WG-INF-011", "{:?}", o.event.wardgate.findings);
+}
+
+#[test]
+fn declared_delimiters_are_honoured() {
+    // The same order written with '#' as component separator and '!' as repetition.
+    let standard = rgv(&[heparin_rxg("41", "mL/h^mL/h^UCUM")], &[WEIGHT_80]);
+    let odd = standard.replace('^', "#").replace("MSH|#~\\&", "MSH|#!\\&");
+    assert!(odd.starts_with("MSH|#!\\&|"));
+    let (a, b) = (run(&standard), run(&odd));
+    assert_eq!(b.verdict, Verdict::Block);
+    assert_eq!(rule_of(&a), rule_of(&b));
+    assert_eq!(a.event.wardgate.infusion, b.event.wardgate.infusion);
+    assert_eq!(b.event.wardgate.hl7.as_ref().unwrap().message_type, "RGV^O15");
+    // The NAK uses the sender's own delimiters.
+    assert!(reply_text(&b).contains("MSH|#!\\&|"), "{}", reply_text(&b));
+}
+
+#[test]
+fn escape_sequences_are_decoded_in_facts() {
+    let o = run("MSH|^~\\&|MON\\T\\1|ICU|EHR|ICU|20261124101500||ORU^R01|A\\F\\B|P|2.6\rOBX|1|ST|x||a\\S\\b\r");
+    let h = o.event.wardgate.hl7.as_ref().unwrap();
+    assert_eq!(h.control_id, "A|B");
+    assert_eq!(h.sending_application, "MON&1");
+}
+
+#[test]
+fn garbage_gets_ae_and_closes() {
+    let o = run("this is not HL7");
+    assert_eq!(o.verdict, Verdict::Block);
+    assert!(o.close);
+    assert!(reply_text(&o).contains("MSA|AE|"), "{}", reply_text(&o));
+    assert!(rule_of(&o).starts_with("WG-HL7-P"), "{}", rule_of(&o));
+}
+
+#[test]
+fn admission_is_deny_by_default() {
+    let p = policy();
+    let r = &p.routes[0];
+    assert!(matches!(p.admit(r, "127.0.0.2".parse().unwrap()), Admission::Allowed { .. }));
+    match p.admit(r, "127.0.0.9".parse().unwrap()) {
+        Admission::Denied { rule, .. } => assert_eq!(rule.id, "WG-ACCESS-001"),
+        a => panic!("{a:?}"),
+    }
+    match p.admit(r, "127.0.0.3".parse().unwrap()) {
+        Admission::Denied { rule, device, .. } => {
+            assert_eq!(rule.id, "WG-ACCESS-002");
+            assert_eq!(device.as_deref(), Some("pump-server"));
+        }
+        a => panic!("{a:?}"),
+    }
+    // An IPv4-mapped IPv6 peer is the same device.
+    assert!(matches!(p.admit(r, "::ffff:127.0.0.2".parse().unwrap()), Admission::Allowed { .. }));
+}
+
+#[test]
+fn library_units_are_validated_with_locations() {
+    let bad = SITE.replace("rate_unit = \"U/h\"", "rate_unit = \"U\"");
+    let v = Config::parse(&bad, "site.toml", Path::new(".")).unwrap();
+    let problems = Policy::compile(&v).unwrap_err();
+    let line = bad.lines().position(|l| l.starts_with("rate_unit")).unwrap() + 1;
+    assert_eq!(problems[0].line, line, "{}", problems[0]);
+}
+
+#[test]
+fn event_json_uses_ecs_names() {
+    let o = run(&rgv(&[heparin_rxg("41", "mL/h")], &[]));
+    let v: serde_json::Value = serde_json::from_slice(&o.event.to_json()).unwrap();
+    assert_eq!(v["@timestamp"], "2026-11-24T10:15:00.000Z");
+    assert_eq!(v["event"]["action"], "blocked");
+    assert_eq!(v["rule"]["id"], "WG-INF-010");
+    assert_eq!(v["source"]["ip"], "127.0.0.2");
+    assert_eq!(v["source"]["port"], 40000);
+    assert_eq!(v["destination"]["port"], 13575);
+    assert_eq!(v["network"]["protocol"], "hl7-mllp");
+    assert_eq!(v["wardgate"]["route"], "infusion-orders");
+    assert_eq!(v["wardgate"]["source_device"], "ehr");
+    assert_eq!(v["wardgate"]["destination_device"], "pump-server");
+    assert_eq!(v["wardgate"]["hl7"]["control_id"], "ORD-0001");
+    let line = o.event.to_json();
+    assert!(!line.contains(&b'\n') && !line.contains(&b'\t'));
+}
+
+#[test]
+fn rule_ids_are_unique() {
+    let mut ids: Vec<_> = rules::CATALOGUE.iter().map(|r| r.id).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len());
+}

@@ -1,0 +1,89 @@
+//! Severities and the protocol rules: every way input can be malformed has a
+//! stable rule id, a default severity and a reason, so events can name it.
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Worth a look.
+    Low,
+    /// Needs review.
+    Medium,
+    /// Likely an attack or a safety problem.
+    High,
+    /// Patient safety at stake.
+    Critical,
+}
+
+impl Severity {
+    /// Lower-case name, as written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// A protocol rule: what a framing or parsing error or anomaly means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtoRule {
+    /// Stable id.
+    pub id: &'static str,
+    /// Short kebab-case name.
+    pub name: &'static str,
+    /// Default severity.
+    pub severity: Severity,
+    /// Why it matters.
+    pub why: &'static str,
+}
+
+/// Every protocol rule defined in this crate.
+pub fn catalogue() -> &'static [ProtoRule] {
+    CATALOGUE
+}
+
+macro_rules! proto_rules {
+    ($($konst:ident = $id:literal, $name:literal, $sev:ident, $why:literal;)*) => {
+        $(
+            #[doc = $why]
+            pub const $konst: ProtoRule = ProtoRule { id: $id, name: $name, severity: Severity::$sev, why: $why };
+        )*
+        const CATALOGUE: &[ProtoRule] = &[$($konst),*];
+    };
+}
+
+proto_rules! {
+    MLLP_GARBAGE = "WG-MLLP-001", "garbage-before-start-block", High,
+        "Bytes that do not start an MLLP frame: not HL7 over MLLP (a scan, another protocol, an exploit attempt). The connection is answered AE and closed.";
+    MLLP_TOO_LARGE = "WG-MLLP-002", "frame-too-large", High,
+        "A frame grew past max_frame_bytes without ending: a memory-exhaustion attempt or a broken sender. Answered AE and closed.";
+    MLLP_BAD_TRAILER = "WG-MLLP-003", "bad-end-block", Medium,
+        "An end-block byte (0x1C) not followed by carriage return: the framing is corrupt, so message boundaries cannot be trusted.";
+    MLLP_TRUNCATED = "WG-MLLP-004", "truncated-frame", Medium,
+        "The sender closed the connection in the middle of a frame: that message was never complete and was not forwarded.";
+    HL7_EMPTY = "WG-HL7-P01", "empty-message", Medium,
+        "An MLLP frame with no HL7 message in it.";
+    HL7_NOT_MSH = "WG-HL7-P02", "missing-msh", Medium,
+        "The message does not start with an MSH segment, so its delimiters and type are unknown.";
+    HL7_BAD_DELIMITERS = "WG-HL7-P03", "invalid-delimiters", Medium,
+        "MSH-1/MSH-2 declare unusable delimiters (duplicates, letters, line breaks): the message cannot be parsed reliably.";
+    HL7_TOO_MANY_SEGMENTS = "WG-HL7-P04", "too-many-segments", High,
+        "More segments than max_segments: a resource-exhaustion attempt or a broken sender.";
+    HL7_BAD_SEGMENT_ID = "WG-HL7-P05", "invalid-segment-id", Medium,
+        "A segment whose id is not three upper-case letters or digits.";
+    HL7_NO_TYPE = "WG-HL7-P06", "missing-message-type", Medium,
+        "MSH-9 (message type) is empty, so policy cannot tell what the message does.";
+    HL7_NO_CONTROL_ID = "WG-HL7-P07", "missing-control-id", Medium,
+        "MSH-10 (message control id) is empty: acknowledgements could not be matched to the message.";
+    HL7_TOO_LARGE = "WG-HL7-P08", "message-too-large", High,
+        "The message is larger than the parser's 4 GiB addressing limit.";
+    HL7_LF_TERMINATOR = "WG-HL7-A01", "line-feed-segment-terminator", Info,
+        "Segments end with LF or CR LF instead of CR (HL7 v2.5.1 2.5.3): tolerated, noted.";
+    HL7_EMPTY_SEGMENT = "WG-HL7-A02", "empty-segment", Low,
+        "An empty line between segments: tolerated, noted.";
+}

@@ -1,0 +1,703 @@
+//! HL7 v2 messages in ER7 (pipe) encoding, parsed into borrowed views.
+//!
+//! Each message declares its own delimiters in MSH-1 (field separator) and MSH-2
+//! (component, repetition, escape, subcomponent and, from v2.7, truncation
+//! characters) — HL7 v2.5.1 2.5.4 and 2.16.9.1/2. Everything here honours them, so
+//! a message using `#` as component separator parses exactly like one using `^`.
+//!
+//! Parsing finds segment boundaries once (one pass with memchr) and checks the
+//! MSH; fields, repetitions and components are located lazily when asked for and
+//! borrow the input. Only unescaping allocates, and only when an escape sequence is
+//! present ([`unescape`] returns `Cow::Borrowed` otherwise).
+
+pub mod ack;
+
+use crate::anomaly::{self, ProtoRule, Severity};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The delimiters a message declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delimiters {
+    /// MSH-1, normally `|`.
+    pub field: u8,
+    /// MSH-2.1, normally `^`.
+    pub component: u8,
+    /// MSH-2.2, normally `~`.
+    pub repetition: u8,
+    /// MSH-2.3, normally `\`; absent in some old messages.
+    pub escape: Option<u8>,
+    /// MSH-2.4, normally `&`.
+    pub subcomponent: Option<u8>,
+    /// MSH-2.5 (v2.7+), normally `#`.
+    pub truncation: Option<u8>,
+}
+
+impl Default for Delimiters {
+    fn default() -> Self {
+        Delimiters {
+            field: b'|',
+            component: b'^',
+            repetition: b'~',
+            escape: Some(b'\\'),
+            subcomponent: Some(b'&'),
+            truncation: None,
+        }
+    }
+}
+
+impl Delimiters {
+    /// MSH-2 as it should be written for these delimiters.
+    pub fn encoding_characters(&self) -> SmallVec<[u8; 5]> {
+        let mut v = SmallVec::new();
+        v.push(self.component);
+        v.push(self.repetition);
+        if let Some(e) = self.escape {
+            v.push(e);
+            if let Some(s) = self.subcomponent {
+                v.push(s);
+                if let Some(t) = self.truncation {
+                    v.push(t);
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Parsing limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most segments accepted in one message.
+    pub max_segments: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_segments: 10_000 }
+    }
+}
+
+/// Why a message could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Hl7Error {
+    /// No segments at all.
+    #[error("empty message")]
+    Empty,
+    /// The first segment is not MSH.
+    #[error("message starts with {found:?}, not an MSH segment")]
+    NotMsh {
+        /// Up to the first three bytes found, lossily decoded.
+        found: String,
+    },
+    /// MSH-1/MSH-2 are unusable.
+    #[error("invalid delimiters in MSH-1/MSH-2: {reason}")]
+    BadDelimiters {
+        /// What is wrong with them.
+        reason: &'static str,
+    },
+    /// More segments than the limit.
+    #[error("more than {limit} segments")]
+    TooManySegments {
+        /// The limit.
+        limit: usize,
+    },
+    /// A segment id that is not three upper-case letters or digits.
+    #[error("segment {index} has an invalid segment id")]
+    InvalidSegmentId {
+        /// 1-based segment number.
+        index: usize,
+    },
+    /// MSH-9 is empty.
+    #[error("MSH-9 (message type) is empty")]
+    MissingMessageType,
+    /// MSH-10 is empty.
+    #[error("MSH-10 (message control id) is empty")]
+    MissingControlId,
+    /// Longer than 4 GiB.
+    #[error("message larger than 4 GiB")]
+    TooLarge,
+}
+
+impl Hl7Error {
+    /// The protocol rule this error is.
+    pub fn rule(&self) -> ProtoRule {
+        match self {
+            Hl7Error::Empty => anomaly::HL7_EMPTY,
+            Hl7Error::NotMsh { .. } => anomaly::HL7_NOT_MSH,
+            Hl7Error::BadDelimiters { .. } => anomaly::HL7_BAD_DELIMITERS,
+            Hl7Error::TooManySegments { .. } => anomaly::HL7_TOO_MANY_SEGMENTS,
+            Hl7Error::InvalidSegmentId { .. } => anomaly::HL7_BAD_SEGMENT_ID,
+            Hl7Error::MissingMessageType => anomaly::HL7_NO_TYPE,
+            Hl7Error::MissingControlId => anomaly::HL7_NO_CONTROL_ID,
+            Hl7Error::TooLarge => anomaly::HL7_TOO_LARGE,
+        }
+    }
+
+    /// Stable rule id.
+    pub fn rule_id(&self) -> &'static str {
+        self.rule().id
+    }
+
+    /// Short rule name.
+    pub fn rule_name(&self) -> &'static str {
+        self.rule().name
+    }
+
+    /// Default severity.
+    pub fn severity(&self) -> Severity {
+        self.rule().severity
+    }
+}
+
+/// Tolerated deviations, recorded on the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hl7Anomaly {
+    /// LF or CR LF used as segment terminator instead of CR.
+    LineFeedSegmentTerminator,
+    /// An empty segment between two others.
+    EmptySegment,
+}
+
+impl Hl7Anomaly {
+    /// The protocol rule this anomaly is.
+    pub fn rule(&self) -> ProtoRule {
+        match self {
+            Hl7Anomaly::LineFeedSegmentTerminator => anomaly::HL7_LF_TERMINATOR,
+            Hl7Anomaly::EmptySegment => anomaly::HL7_EMPTY_SEGMENT,
+        }
+    }
+
+    /// Stable rule id.
+    pub fn rule_id(&self) -> &'static str {
+        self.rule().id
+    }
+
+    /// Short rule name.
+    pub fn rule_name(&self) -> &'static str {
+        self.rule().name
+    }
+
+    /// Default severity.
+    pub fn severity(&self) -> Severity {
+        self.rule().severity
+    }
+}
+
+/// A parsed message: the input, its delimiters and where its segments are.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    raw: &'a [u8],
+    delims: Delimiters,
+    segments: SmallVec<[(u32, u32); 24]>,
+    anomalies: SmallVec<[Hl7Anomaly; 2]>,
+}
+
+/// MSH-9: message code, trigger event, message structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageType<'a> {
+    /// MSH-9.1, e.g. `RGV`.
+    pub code: &'a [u8],
+    /// MSH-9.2, e.g. `O15`.
+    pub trigger: &'a [u8],
+    /// MSH-9.3, e.g. `RGV_O15`.
+    pub structure: &'a [u8],
+}
+
+impl MessageType<'_> {
+    /// True when `canonical` (`TYPE^TRIGGER`, or `TYPE` for any trigger, always
+    /// written with `^`) names this type.
+    pub fn matches(&self, canonical: &str) -> bool {
+        match canonical.split_once('^') {
+            Some((c, t)) => self.code == c.as_bytes() && self.trigger == t.as_bytes(),
+            None => self.code == canonical.as_bytes(),
+        }
+    }
+}
+
+impl fmt::Display for MessageType<'_> {
+    /// `CODE^TRIGGER` with `^` whatever the message's own separator.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}^{}", String::from_utf8_lossy(self.code), String::from_utf8_lossy(self.trigger))
+    }
+}
+
+fn is_terminator(b: u8) -> bool {
+    b == b'\r' || b == b'\n'
+}
+
+impl<'a> Message<'a> {
+    /// Parses `raw` (an MLLP payload).
+    pub fn parse(raw: &'a [u8], limits: &Limits) -> Result<Message<'a>, Hl7Error> {
+        if u32::try_from(raw.len()).is_err() {
+            return Err(Hl7Error::TooLarge);
+        }
+        let start = raw.iter().position(|&b| !is_terminator(b)).ok_or(Hl7Error::Empty)?;
+        if start > 0 {
+            // Leading blank lines: tolerated like any empty segment.
+        }
+        let body = &raw[start..];
+        if !body.starts_with(b"MSH") {
+            let found = String::from_utf8_lossy(&body[..body.len().min(3)]).into_owned();
+            return Err(Hl7Error::NotMsh { found });
+        }
+        let delims = parse_delimiters(body)?;
+        let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
+        let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
+        let note = |a: Hl7Anomaly, list: &mut SmallVec<[Hl7Anomaly; 2]>| {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        };
+        if start > 0 {
+            note(Hl7Anomaly::EmptySegment, &mut anomalies);
+        }
+        let mut pos = start;
+        let mut pending_empty = false;
+        while pos < raw.len() {
+            let end = memchr::memchr2(b'\r', b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i);
+            if end == pos {
+                // An empty line; CR LF counts as one terminator, not as an empty segment.
+                let b = raw[pos];
+                if b == b'\n' {
+                    note(Hl7Anomaly::LineFeedSegmentTerminator, &mut anomalies);
+                    if !(pos > 0 && raw[pos - 1] == b'\r') {
+                        pending_empty = true;
+                    }
+                } else {
+                    pending_empty = true;
+                }
+                pos += 1;
+                continue;
+            }
+            if pending_empty {
+                note(Hl7Anomaly::EmptySegment, &mut anomalies);
+                pending_empty = false;
+            }
+            if segments.len() >= limits.max_segments {
+                return Err(Hl7Error::TooManySegments { limit: limits.max_segments });
+            }
+            let seg = &raw[pos..end];
+            let id_ok = seg.len() >= 3
+                && seg[..3].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && (seg.len() == 3 || seg[3] == delims.field);
+            if !id_ok {
+                return Err(Hl7Error::InvalidSegmentId { index: segments.len() + 1 });
+            }
+            // Cannot truncate: the length was checked against u32 above.
+            segments.push((pos as u32, end as u32));
+            if end < raw.len() && raw[end] == b'\n' {
+                note(Hl7Anomaly::LineFeedSegmentTerminator, &mut anomalies);
+            }
+            pos = end + 1;
+        }
+        let msg = Message {
+            raw,
+            delims,
+            segments,
+            anomalies,
+        };
+        if msg.message_type().code.is_empty() {
+            return Err(Hl7Error::MissingMessageType);
+        }
+        if msg.control_id().is_empty() {
+            return Err(Hl7Error::MissingControlId);
+        }
+        Ok(msg)
+    }
+
+    /// The bytes parsed.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The declared delimiters.
+    pub fn delimiters(&self) -> Delimiters {
+        self.delims
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Every segment in order.
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'a>> + '_ {
+        self.segments.iter().map(move |&(s, e)| self.segment_at(s, e))
+    }
+
+    /// The segments whose id is `id` (e.g. `b"RXG"`), in order.
+    pub fn segments_named<'s>(&'s self, id: &'s [u8]) -> impl Iterator<Item = Segment<'a>> + 's {
+        self.segments().filter(move |s| s.id() == id)
+    }
+
+    fn segment_at(&self, s: u32, e: u32) -> Segment<'a> {
+        let raw = self.raw.get(s as usize..e as usize).unwrap_or_default();
+        Segment {
+            raw,
+            delims: self.delims,
+            is_msh: raw.starts_with(b"MSH"),
+        }
+    }
+
+    /// The MSH segment (always the first).
+    pub fn msh(&self) -> Segment<'a> {
+        let (s, e) = self.segments.first().copied().unwrap_or((0, 0));
+        self.segment_at(s, e)
+    }
+
+    /// MSH-9.
+    pub fn message_type(&self) -> MessageType<'a> {
+        let f = self.msh().field(9);
+        MessageType {
+            code: f.component(1).raw(),
+            trigger: f.component(2).raw(),
+            structure: f.component(3).raw(),
+        }
+    }
+
+    /// MSH-10, raw (escape sequences not decoded).
+    pub fn control_id(&self) -> &'a [u8] {
+        self.msh().field(10).raw()
+    }
+
+    /// MSH-3.
+    pub fn sending_application(&self) -> Field<'a> {
+        self.msh().field(3)
+    }
+
+    /// MSH-4.
+    pub fn sending_facility(&self) -> Field<'a> {
+        self.msh().field(4)
+    }
+
+    /// MSH-5.
+    pub fn receiving_application(&self) -> Field<'a> {
+        self.msh().field(5)
+    }
+
+    /// MSH-6.
+    pub fn receiving_facility(&self) -> Field<'a> {
+        self.msh().field(6)
+    }
+
+    /// MSH-7.
+    pub fn datetime(&self) -> Field<'a> {
+        self.msh().field(7)
+    }
+
+    /// MSH-11.
+    pub fn processing_id(&self) -> Field<'a> {
+        self.msh().field(11)
+    }
+
+    /// MSH-12.
+    pub fn version(&self) -> Field<'a> {
+        self.msh().field(12)
+    }
+
+    /// Tolerated deviations found while parsing.
+    pub fn anomalies(&self) -> &[Hl7Anomaly] {
+        &self.anomalies
+    }
+}
+
+/// HL7 v2.5.1 2.5.4: MSH-1 is the byte after "MSH"; MSH-2 runs to the next field separator.
+fn parse_delimiters(body: &[u8]) -> Result<Delimiters, Hl7Error> {
+    let bad = |reason| Err(Hl7Error::BadDelimiters { reason });
+    let Some(&field) = body.get(3) else {
+        return bad("MSH has no field separator");
+    };
+    let rest = &body[4..];
+    let enc_len = rest
+        .iter()
+        .position(|&b| b == field || is_terminator(b))
+        .unwrap_or(rest.len());
+    let enc = &rest[..enc_len];
+    if enc.len() < 2 {
+        return bad("MSH-2 needs at least the component and repetition characters");
+    }
+    if enc.len() > 5 {
+        return bad("MSH-2 has more than five encoding characters");
+    }
+    let mut all: SmallVec<[u8; 6]> = SmallVec::new();
+    all.push(field);
+    all.extend_from_slice(enc);
+    for (i, &b) in all.iter().enumerate() {
+        if b.is_ascii_alphanumeric() || !b.is_ascii_graphic() {
+            return bad("delimiters must be printable, non-alphanumeric ASCII");
+        }
+        if all[..i].contains(&b) {
+            return bad("delimiters must all differ");
+        }
+    }
+    Ok(Delimiters {
+        field,
+        component: enc[0],
+        repetition: enc[1],
+        escape: enc.get(2).copied(),
+        subcomponent: enc.get(3).copied(),
+        truncation: enc.get(4).copied(),
+    })
+}
+
+/// One segment, without its terminator.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    raw: &'a [u8],
+    delims: Delimiters,
+    is_msh: bool,
+}
+
+impl<'a> Segment<'a> {
+    /// The three-character segment id.
+    pub fn id(&self) -> &'a [u8] {
+        self.raw.get(..3).unwrap_or_default()
+    }
+
+    /// The segment's bytes.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Field `n` in HL7 numbering: `field(0)` is the id; for MSH, `field(1)` is the
+    /// field separator itself and `field(2)` the encoding characters. Out of range:
+    /// an empty field.
+    pub fn field(&self, n: usize) -> Field<'a> {
+        let raw = if n == 0 {
+            self.id()
+        } else if self.is_msh && n == 1 {
+            self.raw.get(3..4).unwrap_or_default()
+        } else {
+            let index = if self.is_msh { n - 2 } else { n - 1 };
+            self.raw
+                .get(4..)
+                .and_then(|rest| rest.split(|&b| b == self.delims.field).nth(index))
+                .unwrap_or_default()
+        };
+        Field {
+            raw,
+            delims: self.delims,
+        }
+    }
+
+    /// Number of fields after the id.
+    pub fn field_count(&self) -> usize {
+        match self.raw.get(4..) {
+            None => 0,
+            Some(rest) => rest.split(|&b| b == self.delims.field).count() + usize::from(self.is_msh),
+        }
+    }
+}
+
+/// A field (possibly empty, possibly repeated).
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    raw: &'a [u8],
+    delims: Delimiters,
+}
+
+impl<'a> Field<'a> {
+    /// The field's bytes, escape sequences not decoded.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// True when the field is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Each repetition, as a field.
+    pub fn repetitions(&self) -> impl Iterator<Item = Field<'a>> + 'a {
+        let d = self.delims;
+        self.raw
+            .split(move |&b| b == d.repetition)
+            .map(move |raw| Field { raw, delims: d })
+    }
+
+    /// Number of repetitions (1 for an empty field).
+    pub fn repetition_count(&self) -> usize {
+        self.raw.iter().filter(|&&b| b == self.delims.repetition).count() + 1
+    }
+
+    fn first_repetition(&self) -> &'a [u8] {
+        let r = self.delims.repetition;
+        self.raw.split(|&b| b == r).next().unwrap_or_default()
+    }
+
+    /// Component `n` (1-based) of the first repetition; empty if absent.
+    pub fn component(&self, n: usize) -> Component<'a> {
+        let c = self.delims.component;
+        let raw = n
+            .checked_sub(1)
+            .and_then(|i| self.first_repetition().split(|&b| b == c).nth(i))
+            .unwrap_or_default();
+        Component {
+            raw,
+            delims: self.delims,
+        }
+    }
+
+    /// Every component of the first repetition.
+    pub fn components(&self) -> impl Iterator<Item = Component<'a>> + 'a {
+        let d = self.delims;
+        self.first_repetition()
+            .split(move |&b| b == d.component)
+            .map(move |raw| Component { raw, delims: d })
+    }
+
+    /// The whole field with escape sequences decoded.
+    pub fn decoded(&self) -> Cow<'a, [u8]> {
+        unescape(self.raw, &self.delims)
+    }
+
+    /// The decoded field as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> Cow<'a, str> {
+        to_text(self.decoded())
+    }
+}
+
+/// A component of a field.
+#[derive(Debug, Clone, Copy)]
+pub struct Component<'a> {
+    raw: &'a [u8],
+    delims: Delimiters,
+}
+
+impl<'a> Component<'a> {
+    /// The component's bytes, escape sequences not decoded.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// True when the component is empty.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Subcomponent `n` (1-based), raw; the whole component when the message
+    /// declares no subcomponent separator.
+    pub fn subcomponent(&self, n: usize) -> &'a [u8] {
+        match self.delims.subcomponent {
+            None if n == 1 => self.raw,
+            None => &[],
+            Some(s) => n
+                .checked_sub(1)
+                .and_then(|i| self.raw.split(|&b| b == s).nth(i))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The component with escape sequences decoded.
+    pub fn decoded(&self) -> Cow<'a, [u8]> {
+        unescape(self.raw, &self.delims)
+    }
+
+    /// The decoded component as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> Cow<'a, str> {
+        to_text(self.decoded())
+    }
+}
+
+fn to_text(b: Cow<'_, [u8]>) -> Cow<'_, str> {
+    match b {
+        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+    }
+}
+
+/// Decodes escape sequences (HL7 v2.5.1 2.7): `\F\ \S\ \T\ \R\ \E\` (and `\P\`
+/// for the truncation character) become the delimiter, `\Xhh..\` the bytes. Other
+/// sequences (formatting such as `\.br\`, `\H\`, charset switches `\C..\`, `\M..\`,
+/// local `\Z..\`) and malformed ones are kept as written: never guessed, never a panic.
+pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters) -> Cow<'a, [u8]> {
+    let Some(esc) = d.escape else {
+        return Cow::Borrowed(raw);
+    };
+    let Some(first) = memchr::memchr(esc, raw) else {
+        return Cow::Borrowed(raw);
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(&raw[..first]);
+    let mut i = first;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != esc {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let Some(len) = memchr::memchr(esc, &raw[i + 1..]) else {
+            // Unterminated: the rest is literal.
+            out.extend_from_slice(&raw[i..]);
+            break;
+        };
+        let seq = &raw[i + 1..i + 1 + len];
+        let decoded: Option<SmallVec<[u8; 8]>> = match seq {
+            b"F" => Some(SmallVec::from_slice(&[d.field])),
+            b"S" => Some(SmallVec::from_slice(&[d.component])),
+            b"R" => Some(SmallVec::from_slice(&[d.repetition])),
+            b"E" => Some(SmallVec::from_slice(&[esc])),
+            b"T" => d.subcomponent.map(|s| SmallVec::from_slice(&[s])),
+            b"P" => d.truncation.map(|t| SmallVec::from_slice(&[t])),
+            [b'X', hex @ ..] if !hex.is_empty() && hex.len() % 2 == 0 => decode_hex(hex),
+            _ => None,
+        };
+        match decoded {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            None => out.extend_from_slice(&raw[i..i + len + 2]),
+        }
+        i += len + 2;
+    }
+    Cow::Owned(out)
+}
+
+fn decode_hex(hex: &[u8]) -> Option<SmallVec<[u8; 8]>> {
+    let nibble = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
+    hex.chunks(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
+/// Escapes `text` so it can be written inside a field of a message with delimiters
+/// `d`: delimiters become `\F\ \S\ \T\ \R\ \E\`, CR and LF `\X0D\` and `\X0A\`. With no
+/// escape character declared, delimiter bytes are replaced by spaces (they cannot
+/// be escaped, and must not break the message).
+pub fn escape(text: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
+    out.reserve(text.len());
+    for &b in text {
+        let code: Option<&[u8]> = if b == d.field {
+            Some(b"F")
+        } else if b == d.component {
+            Some(b"S")
+        } else if b == d.repetition {
+            Some(b"R")
+        } else if Some(b) == d.escape {
+            Some(b"E")
+        } else if Some(b) == d.subcomponent {
+            Some(b"T")
+        } else if Some(b) == d.truncation {
+            Some(b"P")
+        } else if b == b'\r' {
+            Some(b"X0D")
+        } else if b == b'\n' {
+            Some(b"X0A")
+        } else {
+            None
+        };
+        match (code, d.escape) {
+            (None, _) => out.push(b),
+            (Some(c), Some(e)) => {
+                out.push(e);
+                out.extend_from_slice(c);
+                out.push(e);
+            }
+            (Some(_), None) => out.push(b' '),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Acknowledgements wardgate builds itself (HL7 v2.5.1 2.9.2, original mode):
+//! when it refuses a message on the upstream's behalf, the sender must still get
+//! an answer it understands, naming the message (MSA-2) and the reason (MSA-3, ERR).
+//!
+//! The ACK is written in the original message's own delimiters, and every piece of
+//! text is escaped, so a reason containing `|` or `^` cannot break it.
+
+use super::{escape, Delimiters, Message};
+
+/// MSA-1 acknowledgement code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckCode {
+    /// Application accept.
+    AA,
+    /// Application error: the message had a problem; the sender may retry or fix it.
+    AE,
+    /// Application reject: refused; do not resend unchanged.
+    AR,
+}
+
+impl AckCode {
+    /// The code as written in MSA-1.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckCode::AA => "AA",
+            AckCode::AE => "AE",
+            AckCode::AR => "AR",
+        }
+    }
+}
+
+/// What to put in an acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub struct AckParams<'p> {
+    /// MSA-1.
+    pub code: AckCode,
+    /// Human-readable reason: MSA-3 (first 80 characters) and ERR-8.
+    pub text: &'p str,
+    /// ERR-3 from HL7 table 0357 (e.g. 200 "Unsupported message type"); no ERR segment when `None`.
+    pub error_code: Option<(u16, &'p str)>,
+    /// MSH-10 of the acknowledgement itself.
+    pub control_id: &'p str,
+    /// MSH-7, `YYYYMMDDHHMMSS`; the caller supplies time, keeping this deterministic.
+    pub timestamp: &'p str,
+    /// MSH-3: who answered, so a gateway NAK is never mistaken for the upstream's.
+    pub sending_application: &'p str,
+}
+
+/// MSA-3 is 80 characters in HL7 v2.3-2.5 (ST); longer reasons go to ERR-8 only.
+const MSA3_MAX: usize = 80;
+
+/// Appends the HL7 payload (not framed) of an acknowledgement for `original`.
+///
+/// MSH-3 is `sending_application`, MSH-4 the original MSH-6; MSH-5/6 are the
+/// original MSH-3/4; MSH-9 is `ACK^<trigger>^ACK`; MSH-11/12 are copied (default
+/// `P` and `2.5.1`); MSA-2 is the original MSH-10 as written.
+pub fn build_ack(original: &Message<'_>, p: &AckParams<'_>, out: &mut Vec<u8>) {
+    let d = original.delimiters();
+    let msh = original.msh();
+    let raw_or = |n: usize, default: &'static [u8]| {
+        let f = msh.field(n).raw();
+        if f.is_empty() {
+            default
+        } else {
+            f
+        }
+    };
+    let trigger = original.message_type().trigger;
+    write_ack(
+        &d,
+        msh.field(2).raw(),
+        Header {
+            facility: msh.field(6).raw(),
+            receiving_app: msh.field(3).raw(),
+            receiving_facility: msh.field(4).raw(),
+            trigger,
+            processing: raw_or(11, b"P"),
+            version: raw_or(12, b"2.5.1"),
+            original_control_id: original.control_id(),
+            original_control_escaped: true,
+        },
+        p,
+        out,
+    );
+}
+
+/// Appends an acknowledgement for a message that could not be parsed: default
+/// delimiters, MSA-2 = `control_id_of_original` (escaped; may be empty).
+pub fn build_ack_unparsed(control_id_of_original: &[u8], p: &AckParams<'_>, out: &mut Vec<u8>) {
+    let d = Delimiters::default();
+    let enc = d.encoding_characters();
+    write_ack(
+        &d,
+        &enc,
+        Header {
+            facility: b"",
+            receiving_app: b"",
+            receiving_facility: b"",
+            trigger: b"",
+            processing: b"P",
+            version: b"2.5.1",
+            original_control_id: control_id_of_original,
+            original_control_escaped: false,
+        },
+        p,
+        out,
+    );
+}
+
+struct Header<'h> {
+    facility: &'h [u8],
+    receiving_app: &'h [u8],
+    receiving_facility: &'h [u8],
+    trigger: &'h [u8],
+    processing: &'h [u8],
+    version: &'h [u8],
+    original_control_id: &'h [u8],
+    /// True when the id is copied from a parsed message (already in its encoding).
+    original_control_escaped: bool,
+}
+
+fn write_ack(d: &Delimiters, encoding_chars: &[u8], h: Header<'_>, p: &AckParams<'_>, out: &mut Vec<u8>) {
+    let f = d.field;
+    let c = d.component;
+    let text = |s: &[u8], out: &mut Vec<u8>| escape(s, d, out);
+    // MSH (HL7 v2.5.1 2.15.9)
+    out.extend_from_slice(b"MSH");
+    out.push(f);
+    out.extend_from_slice(encoding_chars);
+    out.push(f);
+    text(p.sending_application.as_bytes(), out);
+    out.push(f);
+    out.extend_from_slice(h.facility);
+    out.push(f);
+    out.extend_from_slice(h.receiving_app);
+    out.push(f);
+    out.extend_from_slice(h.receiving_facility);
+    out.push(f);
+    text(p.timestamp.as_bytes(), out);
+    out.push(f);
+    out.push(f);
+    out.extend_from_slice(b"ACK");
+    if !h.trigger.is_empty() {
+        out.push(c);
+        out.extend_from_slice(h.trigger);
+        out.push(c);
+        out.extend_from_slice(b"ACK");
+    }
+    out.push(f);
+    text(p.control_id.as_bytes(), out);
+    out.push(f);
+    out.extend_from_slice(h.processing);
+    out.push(f);
+    out.extend_from_slice(h.version);
+    out.push(b'\r');
+    // MSA (2.15.8): code, original control id, text.
+    out.extend_from_slice(b"MSA");
+    out.push(f);
+    out.extend_from_slice(p.code.as_str().as_bytes());
+    out.push(f);
+    if h.original_control_escaped {
+        out.extend_from_slice(h.original_control_id);
+    } else {
+        text(h.original_control_id, out);
+    }
+    out.push(f);
+    text(truncate(p.text, MSA3_MAX).as_bytes(), out);
+    out.push(b'\r');
+    // ERR (2.15.5): ERR-3 error code (CWE, table 0357), ERR-4 severity, ERR-8 user message.
+    if let Some((code, name)) = p.error_code {
+        out.extend_from_slice(b"ERR");
+        out.push(f);
+        out.push(f);
+        out.push(f);
+        out.extend_from_slice(code.to_string().as_bytes());
+        out.push(c);
+        text(name.as_bytes(), out);
+        out.push(c);
+        out.extend_from_slice(b"HL70357");
+        out.push(f);
+        out.push(b'E');
+        out.extend_from_slice(&[f, f, f, f]);
+        text(p.text.as_bytes(), out);
+        out.push(b'\r');
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,154 @@
+use super::ack::{build_ack, build_ack_unparsed, AckCode, AckParams};
+use super::*;
+
+const ORU: &[u8] = b"MSH|^~\\&|MONGW^1.2.3^ISO|ICU|EHR|HOSP|20261124101500||ORU^R01^ORU_R01|OBS-1|P|2.6\rPID|||4711^^^HOSP^MR~998^^^NHS^NH||Doe^Jane\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|97|262688^MDC_DIM_PERCENT^MDC\rOBX|2|ST|x||a&b^c\r";
+
+fn parse(b: &[u8]) -> Message<'_> {
+    Message::parse(b, &Limits::default()).unwrap()
+}
+
+#[test]
+fn header_fields() {
+    let m = parse(ORU);
+    assert_eq!(m.segment_count(), 4);
+    assert_eq!(m.message_type().to_string(), "ORU^R01");
+    assert_eq!(m.message_type().structure, b"ORU_R01");
+    assert_eq!(m.control_id(), b"OBS-1");
+    assert_eq!(m.sending_application().component(1).raw(), b"MONGW");
+    assert_eq!(m.sending_application().component(3).raw(), b"ISO");
+    assert_eq!(m.msh().field(1).raw(), b"|");
+    assert_eq!(m.msh().field(2).raw(), b"^~\\&");
+    assert_eq!(m.version().raw(), b"2.6");
+    assert!(m.anomalies().is_empty());
+    assert!(m.message_type().matches("ORU^R01"));
+    assert!(m.message_type().matches("ORU"));
+    assert!(!m.message_type().matches("ORU^R30"));
+}
+
+#[test]
+fn repetitions_components_subcomponents() {
+    let m = parse(ORU);
+    let pid = m.segments_named(b"PID").next().unwrap();
+    let ids = pid.field(3);
+    assert_eq!(ids.repetition_count(), 2);
+    let reps: Vec<_> = ids.repetitions().map(|r| r.component(4).raw().to_vec()).collect();
+    assert_eq!(reps, vec![b"HOSP".to_vec(), b"NHS".to_vec()]);
+    assert_eq!(pid.field(5).component(2).raw(), b"Jane");
+    let obx = m.segments_named(b"OBX").nth(1).unwrap();
+    assert_eq!(obx.field(5).component(1).subcomponent(2), b"b");
+    assert_eq!(obx.field(5).component(2).raw(), b"c");
+    assert!(obx.field(40).is_empty());
+    assert!(obx.field(5).component(0).is_empty());
+}
+
+#[test]
+fn declared_delimiters_are_honoured() {
+    let odd = b"MSH*#!@%*APP*FAC*RCV*RF*20261124**RGV#O15#RGV_O15*C-9*P*2.6\rPID***1#2!3#4\rOBX*1*ST*x**a@S@b%c\r";
+    let m = parse(odd);
+    assert_eq!(m.delimiters().field, b'*');
+    assert_eq!(m.delimiters().component, b'#');
+    assert_eq!(m.message_type().to_string(), "RGV^O15");
+    assert_eq!(m.control_id(), b"C-9");
+    let pid = m.segments_named(b"PID").next().unwrap();
+    assert_eq!(pid.field(3).repetition_count(), 2);
+    assert_eq!(pid.field(3).component(2).raw(), b"2");
+    let obx = m.segments_named(b"OBX").next().unwrap();
+    // '@' is the escape character here: @S@ is the component separator '#'.
+    assert_eq!(obx.field(5).component(1).decoded().as_ref(), b"a#b%c");
+}
+
+#[test]
+fn escapes_decode() {
+    let d = Delimiters::default();
+    assert_eq!(unescape(b"a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f", &d).as_ref(), b"a|b^c&d~e\\f");
+    assert_eq!(unescape(b"line\\X0D0A\\end", &d).as_ref(), b"line\r\nend");
+    assert_eq!(unescape(b"keep \\.br\\ and \\H\\", &d).as_ref(), b"keep \\.br\\ and \\H\\");
+    assert_eq!(unescape(b"bad \\XZZ\\ x", &d).as_ref(), b"bad \\XZZ\\ x");
+    assert_eq!(unescape(b"open \\F", &d).as_ref(), b"open \\F");
+    assert!(matches!(unescape(b"plain", &d), std::borrow::Cow::Borrowed(_)));
+}
+
+#[test]
+fn escape_round_trips() {
+    let d = Delimiters::default();
+    let text = b"dose|10^mg&x~y\\z\r\n";
+    let mut out = Vec::new();
+    escape(text, &d, &mut out);
+    assert!(!out.iter().any(|b| b"|^&~\r\n".contains(b)));
+    assert_eq!(unescape(&out, &d).as_ref(), text);
+}
+
+#[test]
+fn line_feed_terminators_are_tolerated_and_noted() {
+    let m = parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.5\r\nPID|||1\nPV1||I\r\n");
+    assert_eq!(m.segment_count(), 3);
+    assert_eq!(m.anomalies(), &[Hl7Anomaly::LineFeedSegmentTerminator]);
+    let m = parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.5\r\rPID|||1\r");
+    assert_eq!(m.anomalies(), &[Hl7Anomaly::EmptySegment]);
+}
+
+#[test]
+fn errors_are_typed() {
+    let l = Limits::default();
+    assert_eq!(Message::parse(b"", &l).unwrap_err(), Hl7Error::Empty);
+    assert_eq!(Message::parse(b"\r\n", &l).unwrap_err(), Hl7Error::Empty);
+    assert!(matches!(Message::parse(b"PID|||1\r", &l), Err(Hl7Error::NotMsh { .. })));
+    assert!(matches!(Message::parse(b"MSH|^^\\&|A\r", &l), Err(Hl7Error::BadDelimiters { .. })));
+    assert!(matches!(Message::parse(b"MSH|A~\\&|A\r", &l), Err(Hl7Error::BadDelimiters { .. })));
+    assert!(matches!(Message::parse(b"MSH|^|A\r", &l), Err(Hl7Error::BadDelimiters { .. })));
+    assert!(matches!(Message::parse(b"MSH", &l), Err(Hl7Error::BadDelimiters { .. })));
+    assert_eq!(Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rpid|1\r", &l).unwrap_err(), Hl7Error::InvalidSegmentId { index: 2 });
+    assert_eq!(Message::parse(b"MSH|^~\\&|A|B|C|D|2026|||X\r", &l).unwrap_err(), Hl7Error::MissingMessageType);
+    assert_eq!(Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|\r", &l).unwrap_err(), Hl7Error::MissingControlId);
+    let many = b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rNTE|1\rNTE|2\r";
+    assert_eq!(Message::parse(many, &Limits { max_segments: 2 }).unwrap_err(), Hl7Error::TooManySegments { limit: 2 });
+    assert_eq!(Hl7Error::Empty.rule_id(), "WG-HL7-P01");
+}
+
+#[test]
+fn ack_names_the_original_and_uses_its_delimiters() {
+    let odd = b"MSH|#~\\&|EHR|ICU|PUMP|ICU2|20261124||RGV#O15#RGV_O15|ORD\\F\\7|P|2.6\rPID|||1\r";
+    let m = parse(odd);
+    let mut out = Vec::new();
+    let p = AckParams {
+        code: AckCode::AR,
+        text: "rate 2050 U/h above hard limit | 2000 ^ U/h",
+        error_code: Some((207, "Application internal error")),
+        control_id: "WG1",
+        timestamp: "20261124101500",
+        sending_application: "WARDGATE",
+    };
+    build_ack(&m, &p, &mut out);
+    let ack = parse(&out);
+    assert_eq!(ack.message_type().to_string(), "ACK^O15");
+    assert_eq!(ack.delimiters().component, b'#');
+    let msa = ack.segments_named(b"MSA").next().unwrap();
+    assert_eq!(msa.field(1).raw(), b"AR");
+    assert_eq!(msa.field(2).raw(), m.control_id());
+    assert_eq!(msa.field(2).text(), "ORD|7");
+    assert_eq!(msa.field(3).text(), "rate 2050 U/h above hard limit | 2000 ^ U/h");
+    let err = ack.segments_named(b"ERR").next().unwrap();
+    assert_eq!(err.field(3).component(1).raw(), b"207");
+    assert_eq!(err.field(4).raw(), b"E");
+    assert_eq!(err.field(8).text(), p.text);
+    assert_eq!(ack.receiving_application().raw(), b"EHR");
+    assert_eq!(ack.sending_facility().raw(), b"ICU2");
+}
+
+#[test]
+fn ack_for_unparsed_input_parses() {
+    let mut out = Vec::new();
+    let p = AckParams {
+        code: AckCode::AE,
+        text: "malformed",
+        error_code: Some((102, "Data type error")),
+        control_id: "WG2",
+        timestamp: "20261124101500",
+        sending_application: "WARDGATE",
+    };
+    build_ack_unparsed(b"X|Y", &p, &mut out);
+    let ack = parse(&out);
+    let msa = ack.segments_named(b"MSA").next().unwrap();
+    assert_eq!(msa.field(2).text(), "X|Y");
+    assert_eq!(ack.message_type().code, b"ACK");
+}

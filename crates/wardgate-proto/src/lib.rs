@@ -1,0 +1,15 @@
+//! Sans-IO protocol code for wardgate: bytes in, typed views or typed errors out.
+//! No sockets, no clocks, no async; nothing here allocates on the hot path where a
+//! borrow will do. These are the pieces that are fuzzed, property-tested and
+//! benchmarked in isolation, and shared by the inline proxy and the passive analyser.
+//!
+//! - [`mllp`]: Minimal Lower Layer Protocol framing (`<VT> payload <FS><CR>`).
+//! - [`hl7`]: HL7 v2 ER7 messages with the delimiters each message declares, and
+//!   acknowledgements ([`hl7::ack`]).
+//! - [`anomaly`]: severities and the catalogue of protocol rules.
+
+pub mod anomaly;
+pub mod hl7;
+pub mod mllp;
+
+pub use anomaly::{catalogue, ProtoRule, Severity};

@@ -1,0 +1,236 @@
+//! MLLP framing (HL7 v2 Transport Specification, MLLP release 1): a message is
+//! `<VT=0x0B> payload <FS=0x1C><CR=0x0D>`.
+//!
+//! [`Framer::next`] is resumable: called again with the same buffer grown by a few
+//! bytes, it continues scanning where it stopped, so input arriving one byte at a
+//! time costs O(n) in total. It never buffers anything itself: the caller owns the
+//! bytes, and frames are reported as lengths into the caller's buffer (zero-copy).
+
+use crate::anomaly::{self, ProtoRule, Severity};
+
+/// Start block, `<VT>`.
+pub const START_BLOCK: u8 = 0x0B;
+/// End block, `<FS>`.
+pub const END_BLOCK: u8 = 0x1C;
+/// Carriage return that must follow the end block.
+pub const CARRIAGE_RETURN: u8 = 0x0D;
+
+/// Framing limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest frame accepted, the three framing bytes included.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A complete frame at the start of the caller's buffer: `buf[..len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    /// Length of the whole frame, framing bytes included.
+    pub len: usize,
+}
+
+impl Frame {
+    /// The HL7 payload between the start block and the end block.
+    pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(1..self.len.saturating_sub(2)).unwrap_or_default()
+    }
+
+    /// The whole frame, framing bytes included: what is forwarded.
+    pub fn frame<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// What the framer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A whole frame; drain `len` bytes before calling again.
+    Frame(Frame),
+    /// The frame is incomplete: read more.
+    NeedMore,
+}
+
+/// Why the stream is not valid MLLP. Every variant is fatal for the stream: after
+/// it, message boundaries cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MllpError {
+    /// The first byte at a frame boundary is not the start block.
+    #[error("byte 0x{byte:02X} where an MLLP start block (0x0B) was expected")]
+    GarbageBeforeStart {
+        /// The byte found.
+        byte: u8,
+    },
+    /// No end block within the frame limit.
+    #[error("frame exceeds the {limit}-byte limit without an end block")]
+    FrameTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// An end block not followed by a carriage return.
+    #[error("end block at offset {} is not followed by CR", offset.saturating_sub(1))]
+    BadTrailer {
+        /// Offset of the byte that should have been CR.
+        offset: usize,
+    },
+    /// End of stream inside a frame.
+    #[error("stream ended inside a frame ({buffered} bytes without an end block)")]
+    Truncated {
+        /// Bytes of the incomplete frame.
+        buffered: usize,
+    },
+}
+
+impl MllpError {
+    /// The protocol rule this error is.
+    pub fn rule(&self) -> ProtoRule {
+        match self {
+            MllpError::GarbageBeforeStart { .. } => anomaly::MLLP_GARBAGE,
+            MllpError::FrameTooLarge { .. } => anomaly::MLLP_TOO_LARGE,
+            MllpError::BadTrailer { .. } => anomaly::MLLP_BAD_TRAILER,
+            MllpError::Truncated { .. } => anomaly::MLLP_TRUNCATED,
+        }
+    }
+
+    /// Stable rule id.
+    pub fn rule_id(&self) -> &'static str {
+        self.rule().id
+    }
+
+    /// Short rule name.
+    pub fn rule_name(&self) -> &'static str {
+        self.rule().name
+    }
+
+    /// Default severity.
+    pub fn severity(&self) -> Severity {
+        self.rule().severity
+    }
+}
+
+/// A resumable MLLP framer.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    limits: Limits,
+    /// Bytes of the current frame already scanned for an end block.
+    scanned: usize,
+}
+
+impl Framer {
+    /// A framer with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Framer { limits, scanned: 0 }
+    }
+
+    /// The first complete frame in `buf`, which must start at a frame boundary.
+    pub fn next(&mut self, buf: &[u8]) -> Result<Progress, MllpError> {
+        let Some(&first) = buf.first() else {
+            self.scanned = 0;
+            return Ok(Progress::NeedMore);
+        };
+        if first != START_BLOCK {
+            self.scanned = 0;
+            return Err(MllpError::GarbageBeforeStart { byte: first });
+        }
+        // Resume after what was scanned before, unless the caller's buffer shrank.
+        let from = if self.scanned > 0 && self.scanned <= buf.len() { self.scanned } else { 1 };
+        let limit = self.limits.max_frame_bytes;
+        if let Some(i) = memchr::memchr(END_BLOCK, buf.get(from..).unwrap_or_default()) {
+            let at = from + i;
+            if at + 2 > limit {
+                self.scanned = 0;
+                return Err(MllpError::FrameTooLarge { limit });
+            }
+            return match buf.get(at + 1) {
+                None => {
+                    // The CR has not arrived yet; rescan from the end block.
+                    self.scanned = at;
+                    Ok(Progress::NeedMore)
+                }
+                Some(&CARRIAGE_RETURN) => {
+                    self.scanned = 0;
+                    Ok(Progress::Frame(Frame { len: at + 2 }))
+                }
+                Some(_) => {
+                    self.scanned = 0;
+                    Err(MllpError::BadTrailer { offset: at + 1 })
+                }
+            };
+        }
+        // No end block yet: the frame will be at least buf.len() + 2 bytes.
+        if buf.len() + 2 > limit {
+            self.scanned = 0;
+            return Err(MllpError::FrameTooLarge { limit });
+        }
+        self.scanned = buf.len();
+        Ok(Progress::NeedMore)
+    }
+
+    /// At end of stream: `Ok` if nothing is pending, else [`MllpError::Truncated`].
+    pub fn finish(&self, buf: &[u8]) -> Result<(), MllpError> {
+        if buf.is_empty() {
+            Ok(())
+        } else {
+            Err(MllpError::Truncated { buffered: buf.len() })
+        }
+    }
+}
+
+/// Appends `payload` framed as MLLP to `out`.
+pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(payload.len() + 3);
+    out.push(START_BLOCK);
+    out.extend_from_slice(payload);
+    out.push(END_BLOCK);
+    out.push(CARRIAGE_RETURN);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framer(max: usize) -> Framer {
+        Framer::new(Limits { max_frame_bytes: max })
+    }
+
+    #[test]
+    fn whole_frame() {
+        let mut buf = Vec::new();
+        encode(b"MSH|^~\\&|A\r", &mut buf);
+        let p = framer(1024).next(&buf).unwrap();
+        assert_eq!(p, Progress::Frame(Frame { len: buf.len() }));
+        if let Progress::Frame(f) = p {
+            assert_eq!(f.payload(&buf), b"MSH|^~\\&|A\r");
+        }
+    }
+
+    #[test]
+    fn cr_arriving_later_completes_the_frame() {
+        let mut f = framer(1024);
+        assert_eq!(f.next(b"\x0bABC\x1c").unwrap(), Progress::NeedMore);
+        assert_eq!(f.next(b"\x0bABC\x1c\r").unwrap(), Progress::Frame(Frame { len: 6 }));
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        assert_eq!(framer(64).next(b"GET /").unwrap_err(), MllpError::GarbageBeforeStart { byte: b'G' });
+        assert_eq!(framer(64).next(b"\x0bAB\x1cX").unwrap_err(), MllpError::BadTrailer { offset: 4 });
+        assert_eq!(framer(8).next(b"\x0bABCDEFG").unwrap_err(), MllpError::FrameTooLarge { limit: 8 });
+        assert_eq!(framer(8).next(b"\x0bABCDEF\x1c\r").unwrap_err(), MllpError::FrameTooLarge { limit: 8 });
+        assert_eq!(framer(8).next(b"\x0bABCDE\x1c\r").unwrap(), Progress::Frame(Frame { len: 8 }));
+        assert_eq!(framer(8).finish(b"\x0bAB").unwrap_err(), MllpError::Truncated { buffered: 3 });
+        assert_eq!(MllpError::FrameTooLarge { limit: 1 }.rule_id(), "WG-MLLP-002");
+    }
+
+    #[test]
+    fn empty_payload_is_a_frame() {
+        assert_eq!(framer(8).next(b"\x0b\x1c\r").unwrap(), Progress::Frame(Frame { len: 3 }));
+    }
+}

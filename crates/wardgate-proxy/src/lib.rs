@@ -1,0 +1,191 @@
+//! wardgate's inline adapter: listens on each route, admits or refuses each
+//! connection, frames the sender's MLLP stream, asks the engine about every frame,
+//! and enforces the verdict: forward the frame unchanged, or answer the sender
+//! with the engine's NAK. Upstream acknowledgements are relayed back unchanged.
+//! Every decision goes to the recorder.
+//!
+//! The phases a connection meets, in order (each is a function below):
+//! 1. **accept**: the global connection cap ([`Proxy::run`]);
+//! 2. **identify / admit**: source address → enrolled device → route senders ([`handle`]);
+//! 3. **connect** upstream, with a timeout;
+//! 4. **inspect / decide**: per frame, `wardgate_engine::hl7::inspect` ([`Relay::on_client_frame`]);
+//! 5. **forward** or **reply**, keeping replies in request order ([`Relay`]);
+//! 6. **record**: the engine's event to the recorder, for every decision.
+//!
+//! I/O lives here and only here; the engine never sees a socket.
+
+mod relay;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use wardgate_engine::event::{Action, Event};
+use wardgate_engine::policy::RoutePolicy;
+use wardgate_engine::{rules, Clock, Policy};
+use wardgate_store::RecorderHandle;
+
+/// Connection limits and timeouts.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Close a connection that sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// A started frame must complete within this.
+    pub frame_timeout: Duration,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// How long in-flight messages may take at shutdown.
+    pub shutdown_grace: Duration,
+    /// Connections served at once across all routes.
+    pub max_connections: usize,
+}
+
+impl ProxyOptions {
+    /// Options from the `[gateway]` section.
+    pub fn from_config(g: &wardgate_config::Gateway) -> Self {
+        ProxyOptions {
+            idle_timeout: Duration::from_secs(g.idle_timeout_secs.max(1)),
+            frame_timeout: Duration::from_secs(g.frame_timeout_secs.max(1)),
+            connect_timeout: Duration::from_millis(g.connect_timeout_ms.max(1)),
+            shutdown_grace: Duration::from_secs(g.shutdown_grace_secs),
+            max_connections: usize::try_from(g.max_connections).unwrap_or(usize::MAX).max(1),
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A route's listen address could not be bound.
+    #[error("route {route:?}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Route id.
+        route: String,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub policy: Arc<Policy>,
+    pub recorder: RecorderHandle,
+    pub opts: ProxyOptions,
+}
+
+impl Shared {
+    /// Sends an event to the recorder; a stopped recorder is logged, never fatal to care.
+    pub fn record(&self, event: Event) {
+        if let Err(e) = self.recorder.record(event) {
+            tracing::error!(error = %e, "could not record an event");
+        }
+    }
+}
+
+/// Bound listeners, ready to serve.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    listeners: Vec<(Arc<RoutePolicy>, TcpListener)>,
+}
+
+impl Proxy {
+    /// Binds every route's listener. Fails without serving anything if one cannot be bound.
+    pub async fn bind(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Result<Proxy, ProxyError> {
+        let mut listeners = Vec::new();
+        for route in &policy.routes {
+            let l = TcpListener::bind(route.listen).await.map_err(|source| ProxyError::Bind {
+                route: route.id.to_string(),
+                addr: route.listen,
+                source,
+            })?;
+            listeners.push((route.clone(), l));
+        }
+        Ok(Proxy {
+            shared: Arc::new(Shared { policy, recorder, opts }),
+            listeners,
+        })
+    }
+
+    /// The bound addresses, by route id (useful when a route listens on port 0).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(r, l)| Some((r.id.to_string(), l.local_addr().ok()?)))
+            .collect()
+    }
+
+    /// Serves until `shutdown` turns true, then stops accepting, lets in-flight
+    /// messages finish within the grace period, and returns.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
+        let mut tasks = JoinSet::new();
+        let mut acceptors = JoinSet::new();
+        for (route, listener) in self.listeners {
+            let shared = self.shared.clone();
+            let cap = cap.clone();
+            let mut stop = shutdown.clone();
+            acceptors.spawn(async move {
+                let mut conns = JoinSet::new();
+                loop {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok((sock, peer)) => {
+                                let Ok(permit) = cap.clone().try_acquire_owned() else {
+                                    refuse_over_cap(&shared, &route, peer);
+                                    continue;
+                                };
+                                let shared = shared.clone();
+                                let route = route.clone();
+                                let stop = stop.clone();
+                                conns.spawn(async move {
+                                    relay::handle(sock, peer, route, shared, stop).await;
+                                    drop(permit);
+                                });
+                            }
+                            Err(e) => {
+                                // EMFILE and friends: back off instead of spinning.
+                                tracing::warn!(error = %e, route = %route.id, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        },
+                        Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    }
+                }
+                // Listener dropped here: no new connections.
+                drop(listener);
+                while conns.join_next().await.is_some() {}
+            });
+        }
+        let _ = shutdown.wait_for(|s| *s).await;
+        let grace = self.shared.opts.shutdown_grace + Duration::from_secs(1);
+        let drained = tokio::time::timeout(grace, async {
+            while acceptors.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after the shutdown grace period; closing them");
+            acceptors.abort_all();
+        }
+        tasks.abort_all();
+    }
+}
+
+fn refuse_over_cap(shared: &Shared, route: &RoutePolicy, peer: SocketAddr) {
+    let clock = Clock::now();
+    let mut e = Event::new(
+        clock.rfc3339,
+        Action::Blocked,
+        format!("connection refused: the gateway's cap of {} connections is reached", shared.opts.max_connections),
+        "connection",
+    )
+    .with_flow(peer, route.upstream, route.protocol.as_str())
+    .with_rule(rules::CONNECTION_LIMIT);
+    e.wardgate.route = Some(route.id.to_string());
+    e.wardgate.source_device = shared.policy.device_at(peer.ip()).map(|d| d.to_string());
+    shared.record(e);
+}

@@ -1,0 +1,365 @@
+//! One sender connection: admission, the upstream connection, and the relay loop.
+//!
+//! One task per connection drives both directions with `select!`, so a reply that
+//! wardgate writes itself can never interleave with an upstream acknowledgement
+//! being relayed: the client socket has one writer. Replies keep request order:
+//! a NAK for message N waits until the upstream has acknowledged every forwarded
+//! message before N.
+
+use crate::Shared;
+use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wardgate_engine::event::{Action, Event};
+use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
+use wardgate_engine::policy::RoutePolicy;
+use wardgate_engine::{rules, Admission, Clock, Flow};
+use wardgate_proto::mllp::{Framer, Limits, Progress};
+
+/// Initial read buffer per direction; grows only as far as the frame limit.
+const READ_CHUNK: usize = 16 * 1024;
+
+pub(crate) async fn handle(
+    client: TcpStream,
+    peer: SocketAddr,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    let device = match shared.policy.admit(&route, peer.ip()) {
+        Admission::Allowed { device } => device,
+        Admission::Denied { rule, device, reason } => {
+            let flow = Flow { src: peer, dst: route.upstream, source_device: device };
+            let e = flow
+                .event(&Clock::now(), &route, Action::Blocked, format!("connection refused: {reason}"), "connection")
+                .with_rule(rule);
+            shared.record(e);
+            // Nothing the peer sent is read, let alone forwarded.
+            let _ = client.set_linger(Some(Duration::ZERO));
+            return;
+        }
+    };
+    let flow = Flow { src: peer, dst: route.upstream, source_device: Some(device) };
+    let _ = client.set_nodelay(true);
+    let upstream = connect(&route, &shared).await;
+    match upstream {
+        Ok(up) => {
+            shared.record(flow.event(&Clock::now(), &route, Action::Allowed, "connection admitted".into(), "connection"));
+            let _ = up.set_nodelay(true);
+            let mut relay = Relay::new(client, up, flow, route, shared);
+            relay.run(stop).await;
+        }
+        Err(why) => {
+            let e = flow
+                .event(&Clock::now(), &route, Action::Failed, format!("upstream {} unavailable: {why}", route.upstream), "connection")
+                .with_rule(rules::UPSTREAM_UNAVAILABLE);
+            shared.record(e);
+            refuse_all(client, flow, route, shared, stop, why).await;
+        }
+    }
+}
+
+async fn connect(route: &RoutePolicy, shared: &Shared) -> Result<TcpStream, String> {
+    match tokio::time::timeout(shared.opts.connect_timeout, TcpStream::connect(route.upstream)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {:?}", shared.opts.connect_timeout)),
+    }
+}
+
+/// With no upstream, every complete message is answered AE so the sender retries
+/// later; nothing is forwarded and nothing is dropped silently.
+async fn refuse_all(
+    mut client: TcpStream,
+    flow: Flow,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    why: String,
+) {
+    let mut framer = Framer::new(Limits { max_frame_bytes: route.max_frame_bytes });
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        tokio::select! {
+            r = tokio::time::timeout(shared.opts.idle_timeout, client.read_buf(&mut buf)) => {
+                match r {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                }
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        loop {
+            let outcome = match framer.next(&buf) {
+                Ok(Progress::Frame(f)) => {
+                    let o = inspect::unavailable(&route, &flow, f.frame(&buf), &Clock::now(), &why);
+                    buf.advance(f.len);
+                    o
+                }
+                Ok(Progress::NeedMore) => break,
+                Err(e) => inspect::framing_error(&route, &flow, &e, &Clock::now()),
+            };
+            let close = outcome.close;
+            if let Some(reply) = &outcome.reply {
+                if client.write_all(reply).await.is_err() {
+                    shared.record(outcome.event);
+                    return;
+                }
+            }
+            shared.record(outcome.event);
+            if close {
+                return;
+            }
+        }
+    }
+}
+
+/// Why the relay loop ended.
+enum End {
+    /// Orderly: the sender closed, or shutdown with nothing in flight.
+    Done,
+    /// A rule closed the connection (the event was already recorded).
+    Closed,
+}
+
+pub(crate) struct Relay {
+    client: TcpStream,
+    upstream: TcpStream,
+    flow: Flow,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    cbuf: BytesMut,
+    ubuf: BytesMut,
+    cframer: Framer,
+    uframer: Framer,
+    /// Frames forwarded and not yet acknowledged by the upstream.
+    in_flight: usize,
+    /// Replies waiting for earlier upstream acknowledgements: (acks still due first, frame).
+    deferred: VecDeque<(usize, Vec<u8>)>,
+    /// When the first byte of the frame now being received arrived.
+    frame_started: Option<Instant>,
+    last_activity: Instant,
+}
+
+impl Relay {
+    fn new(client: TcpStream, upstream: TcpStream, flow: Flow, route: Arc<RoutePolicy>, shared: Arc<Shared>) -> Self {
+        let limits = Limits { max_frame_bytes: route.max_frame_bytes };
+        Relay {
+            client,
+            upstream,
+            flow,
+            shared,
+            cbuf: BytesMut::with_capacity(READ_CHUNK),
+            ubuf: BytesMut::with_capacity(READ_CHUNK),
+            cframer: Framer::new(limits),
+            uframer: Framer::new(limits),
+            route,
+            in_flight: 0,
+            deferred: VecDeque::new(),
+            frame_started: None,
+            last_activity: Instant::now(),
+        }
+    }
+
+    async fn run(&mut self, mut stop: watch::Receiver<bool>) {
+        let opts = self.shared.opts.clone();
+        let mut draining = false;
+        let mut client_open = true;
+        let mut drain_deadline = None;
+        loop {
+            if (draining || !client_open) && self.in_flight == 0 && self.deferred.is_empty() {
+                break;
+            }
+            let deadline = match (self.frame_started, drain_deadline) {
+                (_, Some(d)) => d,
+                (Some(t), None) => t + opts.frame_timeout,
+                (None, None) => self.last_activity + opts.idle_timeout,
+            };
+            tokio::select! {
+                r = self.client.read_buf(&mut self.cbuf), if client_open && !draining => {
+                    match r {
+                        Ok(0) | Err(_) => {
+                            client_open = false;
+                            if let Err(e) = self.cframer.finish(&self.cbuf) {
+                                let o = inspect::framing_error(&self.route, &self.flow, &e, &Clock::now());
+                                self.shared.record(o.event);
+                            }
+                            // Half-close: the upstream sees the end, acks still flow back.
+                            let _ = self.upstream.shutdown().await;
+                        }
+                        Ok(_) => {
+                            self.last_activity = Instant::now();
+                            if let End::Closed = self.on_client_bytes().await {
+                                return;
+                            }
+                        }
+                    }
+                }
+                r = self.upstream.read_buf(&mut self.ubuf) => {
+                    match r {
+                        Ok(0) | Err(_) => {
+                            if self.in_flight > 0 {
+                                let reason = format!("upstream closed with {} message(s) unacknowledged", self.in_flight);
+                                let e = self.flow.event(&Clock::now(), &self.route, Action::Failed, reason, "connection")
+                                    .with_rule(rules::UPSTREAM_UNAVAILABLE);
+                                self.shared.record(e);
+                            }
+                            self.flush_deferred_all().await;
+                            return;
+                        }
+                        Ok(_) => {
+                            if let End::Closed = self.on_upstream_bytes().await {
+                                return;
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let (rule, reason) = if drain_deadline.is_some() {
+                        (rules::SHUTDOWN_CUT, format!("shutdown grace period ended with {} message(s) in flight", self.in_flight))
+                    } else if self.frame_started.is_some() {
+                        (rules::SLOW_SENDER, format!("frame not completed within {:?} ({} bytes buffered)", opts.frame_timeout, self.cbuf.len()))
+                    } else {
+                        (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
+                    };
+                    let e = self.flow.event(&Clock::now(), &self.route, Action::Closed, reason, "connection").with_rule(rule);
+                    self.shared.record(e);
+                    return;
+                }
+                _ = stop.wait_for(|s| *s), if !draining => {
+                    draining = true;
+                    drain_deadline = Some(Instant::now() + opts.shutdown_grace);
+                    // Whole frames already received are still decided; partial ones are not.
+                }
+            }
+        }
+        let _ = self.client.shutdown().await;
+    }
+
+    /// Frames and decides every complete frame in the client buffer.
+    async fn on_client_bytes(&mut self) -> End {
+        loop {
+            match self.cframer.next(&self.cbuf) {
+                Ok(Progress::Frame(f)) => {
+                    let outcome = inspect::inspect(&self.route, &self.flow, f.frame(&self.cbuf), &Clock::now());
+                    let end = self.on_client_frame(f.len, outcome).await;
+                    self.cbuf.advance(f.len);
+                    if let End::Closed = end {
+                        return end;
+                    }
+                }
+                Ok(Progress::NeedMore) => {
+                    self.frame_started = if self.cbuf.is_empty() {
+                        None
+                    } else {
+                        self.frame_started.or(Some(Instant::now()))
+                    };
+                    if self.cbuf.capacity() - self.cbuf.len() < READ_CHUNK / 4 {
+                        self.cbuf.reserve(READ_CHUNK);
+                    }
+                    return End::Done;
+                }
+                Err(e) => {
+                    let o = inspect::framing_error(&self.route, &self.flow, &e, &Clock::now());
+                    return self.on_client_frame(0, o).await;
+                }
+            }
+        }
+    }
+
+    /// Enforces one verdict. The frame is `cbuf[..len]`.
+    async fn on_client_frame(&mut self, len: usize, outcome: Outcome) -> End {
+        self.frame_started = None;
+        let Outcome { verdict, event, reply, close } = outcome;
+        match verdict {
+            Verdict::Allow | Verdict::Alert => {
+                // Record first: a crash after forwarding must not leave an unrecorded decision.
+                self.shared.record(event);
+                if self.upstream.write_all(&self.cbuf[..len]).await.is_err() {
+                    let e = self
+                        .flow
+                        .event(&Clock::now(), &self.route, Action::Failed, "upstream write failed; the message may not have been delivered".into(), "message")
+                        .with_rule(rules::UPSTREAM_UNAVAILABLE);
+                    self.shared.record(e);
+                    return End::Closed;
+                }
+                self.in_flight += 1;
+                End::Done
+            }
+            Verdict::Block => {
+                self.shared.record(event);
+                if let Some(reply) = reply {
+                    if self.in_flight == 0 && self.deferred.is_empty() {
+                        if self.client.write_all(&reply).await.is_err() {
+                            return End::Closed;
+                        }
+                    } else {
+                        self.deferred.push_back((self.in_flight, reply));
+                    }
+                }
+                if close {
+                    self.flush_deferred_all().await;
+                    let _ = self.client.shutdown().await;
+                    End::Closed
+                } else {
+                    End::Done
+                }
+            }
+        }
+    }
+
+    /// Relays whole acknowledgement frames from the upstream, unchanged.
+    async fn on_upstream_bytes(&mut self) -> End {
+        loop {
+            match self.uframer.next(&self.ubuf) {
+                Ok(Progress::Frame(f)) => {
+                    if self.client.write_all(f.frame(&self.ubuf)).await.is_err() {
+                        return End::Closed;
+                    }
+                    self.ubuf.advance(f.len);
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    for d in self.deferred.iter_mut() {
+                        d.0 = d.0.saturating_sub(1);
+                    }
+                    while self.deferred.front().is_some_and(|d| d.0 == 0) {
+                        if let Some((_, reply)) = self.deferred.pop_front() {
+                            if self.client.write_all(&reply).await.is_err() {
+                                return End::Closed;
+                            }
+                        }
+                    }
+                }
+                Ok(Progress::NeedMore) => {
+                    if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
+                        self.ubuf.reserve(READ_CHUNK);
+                    }
+                    return End::Done;
+                }
+                Err(e) => {
+                    let reason = format!("upstream sent invalid MLLP: {e}");
+                    let ev = self
+                        .flow
+                        .event(&Clock::now(), &self.route, Action::Closed, reason, "connection")
+                        .with_rule(rules::UPSTREAM_PROTOCOL);
+                    self.shared.record(ev);
+                    return End::Closed;
+                }
+            }
+        }
+    }
+
+    async fn flush_deferred_all(&mut self) {
+        while let Some((_, reply)) = self.deferred.pop_front() {
+            if self.client.write_all(&reply).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+

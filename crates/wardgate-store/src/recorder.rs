@@ -1,0 +1,308 @@
+//! The recorder: one thread that owns the audit writer and the event store.
+//!
+//! Callers hand it events through a bounded channel; it appends each to the audit
+//! chain, writes the batch to the OS, commits it to SQLite, and signs a checkpoint
+//! every `checkpoint_every` records or `checkpoint_interval` of quiet. A full
+//! channel blocks the caller: backpressure, never a dropped record.
+
+use crate::events::{Columns, EventStore, Row};
+use crate::StoreError;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wardgate_audit::{AuditKey, AuditWriter, OpenReport, WriterOptions};
+use wardgate_engine::event::{Action, Event};
+use wardgate_engine::{rules, Clock};
+
+/// Recorder settings.
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    /// The gateway's data directory; the audit log goes to `audit/`, the store to `wardgate.db`.
+    pub data_dir: PathBuf,
+    /// Sign a checkpoint after this many records.
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint when records wait and this much time has passed.
+    pub checkpoint_interval: Duration,
+    /// fsync at checkpoints.
+    pub fsync: bool,
+    /// Events that may wait in the channel before callers block.
+    pub queue: usize,
+}
+
+impl RecorderOptions {
+    /// Defaults for `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        RecorderOptions {
+            data_dir: data_dir.to_owned(),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(1),
+            fsync: true,
+            queue: 65_536,
+        }
+    }
+}
+
+/// Counters, readable while the recorder runs.
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    /// Records written.
+    pub recorded: AtomicU64,
+    /// Of which `allowed`.
+    pub allowed: AtomicU64,
+    /// Of which `alerted`.
+    pub alerted: AtomicU64,
+    /// Of which `blocked`.
+    pub blocked: AtomicU64,
+    /// Of which anything else.
+    pub other: AtomicU64,
+}
+
+enum Msg {
+    Event(Box<Event>),
+    Sync(mpsc::Sender<()>),
+    Shutdown,
+}
+
+/// A cheap, cloneable way to record events.
+#[derive(Clone)]
+pub struct RecorderHandle {
+    tx: SyncSender<Msg>,
+    stats: Arc<RecorderStats>,
+}
+
+impl RecorderHandle {
+    /// Records an event. Blocks only while the queue is full.
+    pub fn record(&self, event: Event) -> Result<(), StoreError> {
+        match self.tx.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(m)) => self.tx.send(m).map_err(|_| StoreError::RecorderStopped),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::RecorderStopped),
+        }
+    }
+
+    /// Waits until every event recorded before this call is in the audit log and the store.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(Msg::Sync(tx)).map_err(|_| StoreError::RecorderStopped)?;
+        rx.recv().map_err(|_| StoreError::RecorderStopped)
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &RecorderStats {
+        &self.stats
+    }
+}
+
+/// The running recorder.
+pub struct Recorder {
+    handle: RecorderHandle,
+    thread: JoinHandle<Result<(), StoreError>>,
+}
+
+impl Recorder {
+    /// Opens the audit log and the store, back-fills the store from the log if a
+    /// crash left it behind, records what recovery found, and starts the thread.
+    pub fn start(opts: RecorderOptions) -> Result<Recorder, StoreError> {
+        let audit_dir = opts.data_dir.join("audit");
+        std::fs::create_dir_all(&audit_dir).map_err(|source| StoreError::Io {
+            what: format!("creating {}", audit_dir.display()),
+            source,
+        })?;
+        let key = AuditKey::load_or_create(&audit_dir)?;
+        let (mut audit, report) = AuditWriter::open(
+            &audit_dir,
+            key,
+            WriterOptions {
+                checkpoint_every: opts.checkpoint_every,
+                fsync_on_checkpoint: opts.fsync,
+            },
+        )?;
+        let mut store = EventStore::open(&opts.data_dir.join("wardgate.db"))?;
+        backfill(&mut store, &audit_dir.join("audit.log"), audit.last_seq())?;
+        let stats = Arc::new(RecorderStats::default());
+        let mut first = recovery_events(&report);
+        let mut rows = Vec::new();
+        for e in first.drain(..) {
+            let json = e.to_json();
+            let seq = audit.append(&json)?;
+            count(&stats, e.event.action);
+            rows.push(Row { seq, json, cols: Columns::of_event(&e) });
+        }
+        audit.flush()?;
+        store.insert_batch(&rows)?;
+        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("wardgate-recorder".into())
+            .spawn(move || run(rx, audit, store, thread_stats, opts))
+            .map_err(|source| StoreError::Io {
+                what: "starting the recorder thread".into(),
+                source,
+            })?;
+        Ok(Recorder {
+            handle: RecorderHandle { tx, stats },
+            thread,
+        })
+    }
+
+    /// A handle for recording.
+    pub fn handle(&self) -> RecorderHandle {
+        self.handle.clone()
+    }
+
+    /// Writes everything queued so far, signs a final checkpoint and closes the log.
+    /// Events recorded through other handles after this call fail with `RecorderStopped`.
+    pub fn shutdown(self) -> Result<(), StoreError> {
+        let sent = self.handle.tx.send(Msg::Shutdown);
+        let joined = self.thread.join().map_err(|_| StoreError::RecorderStopped)?;
+        sent.map_err(|_| StoreError::RecorderStopped)?;
+        joined
+    }
+}
+
+fn count(stats: &RecorderStats, action: Action) {
+    stats.recorded.fetch_add(1, Ordering::Relaxed);
+    let c = match action {
+        Action::Allowed => &stats.allowed,
+        Action::Alerted => &stats.alerted,
+        Action::Blocked => &stats.blocked,
+        _ => &stats.other,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+fn run(
+    rx: Receiver<Msg>,
+    mut audit: AuditWriter,
+    mut store: EventStore,
+    stats: Arc<RecorderStats>,
+    opts: RecorderOptions,
+) -> Result<(), StoreError> {
+    const BATCH: usize = 4096;
+    let mut rows: Vec<Row> = Vec::with_capacity(BATCH);
+    let mut syncs: Vec<mpsc::Sender<()>> = Vec::new();
+    let mut last_checkpoint = Instant::now();
+    let mut unsigned = false;
+    let mut shutdown = false;
+    while !shutdown {
+        let first = match rx.recv_timeout(opts.checkpoint_interval) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut next = first;
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(e) => {
+                    let json = e.to_json();
+                    let seq = audit.append(&json)?;
+                    count(&stats, e.event.action);
+                    rows.push(Row { seq, json, cols: Columns::of_event(&e) });
+                    unsigned = true;
+                }
+                Msg::Sync(tx) => syncs.push(tx),
+                Msg::Shutdown => {
+                    shutdown = true;
+                    break;
+                }
+            }
+            if rows.len() >= BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !rows.is_empty() {
+            // Audit log first: the store may lag the log after a crash, never lead it.
+            audit.flush()?;
+            store.insert_batch(&rows)?;
+            rows.clear();
+        }
+        if unsigned && last_checkpoint.elapsed() >= opts.checkpoint_interval {
+            audit.checkpoint()?;
+            last_checkpoint = Instant::now();
+            unsigned = false;
+        }
+        for s in syncs.drain(..) {
+            let _ = s.send(());
+        }
+    }
+    audit.close()?;
+    Ok(())
+}
+
+/// Events that say what opening the audit log found, so recovery is never silent.
+fn recovery_events(report: &OpenReport) -> Vec<Event> {
+    let clock = Clock::now();
+    let mut out = Vec::new();
+    if report.unclean_shutdown {
+        let mut e = Event::new(
+            clock.rfc3339.clone(),
+            Action::Recovered,
+            "wardgate did not shut down cleanly last time; records not yet written then may be missing".into(),
+            "gateway",
+        )
+        .with_rule(rules::AUDIT_UNCLEAN);
+        e.event.category = "process".into();
+        out.push(e);
+    }
+    if let Some(r) = &report.repaired_tail {
+        let mut e = Event::new(
+            clock.rfc3339.clone(),
+            Action::Recovered,
+            format!(
+                "the audit log ended with a torn record after seq {}: {} byte(s) ({} record(s)) cut off",
+                r.last_good_seq, r.bytes_dropped, r.records_dropped
+            ),
+            "gateway",
+        )
+        .with_rule(rules::AUDIT_TAIL_REPAIRED);
+        e.event.category = "process".into();
+        out.push(e);
+    }
+    out
+}
+
+/// Re-inserts audit records the store lacks (a crash between the audit write and
+/// the SQLite commit).
+fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), StoreError> {
+    let have = store.last_seq()?;
+    if have >= audit_last {
+        return Ok(());
+    }
+    let file = std::fs::File::open(log).map_err(|source| StoreError::Io {
+        what: format!("reading {}", log.display()),
+        source,
+    })?;
+    let mut rows = Vec::new();
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line.map_err(|source| StoreError::Io {
+            what: format!("reading {}", log.display()),
+            source,
+        })?;
+        let mut parts = line.splitn(4, |&b| b == b'\t');
+        if parts.next() != Some(b"R") {
+            continue;
+        }
+        let seq = parts
+            .next()
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u64>().ok());
+        let (Some(seq), Some(_hash), Some(json)) = (seq, parts.next(), parts.next()) else {
+            continue;
+        };
+        if seq > have && seq <= audit_last {
+            rows.push(Row { seq, json: json.to_vec(), cols: Columns::of_json(json) });
+            if rows.len() >= 4096 {
+                store.insert_batch(&rows)?;
+                rows.clear();
+            }
+        }
+    }
+    store.insert_batch(&rows)?;
+    tracing::warn!(from = have + 1, to = audit_last, "event store back-filled from the audit log");
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The `wardgate` binary: command-line wiring over the library crates. Nothing
+//! here decides anything; it loads configuration, starts the adapters and prints.
+
+mod demo;
+mod serve;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wardgate_config::{Config, ConfigError, Level, Validated};
+
+/// wardgate: a security gateway for connected medical devices.
+#[derive(Parser)]
+#[command(name = "wardgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: listen on every route, inspect, enforce, record.
+    Serve(ConfigArg),
+    /// Validate a configuration and report every problem with its location.
+    Check(ConfigArg),
+    /// Run the gateway on an embedded example site with simulated clinical
+    /// traffic, including attacks, and print what was allowed and blocked.
+    Demo(demo::DemoArgs),
+    /// Print recorded decisions and alerts.
+    Events(EventsArgs),
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// List every rule wardgate can fire.
+    Rules {
+        /// Print the catalogue as Markdown (docs/rules.md).
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    /// The site configuration (TOML); events are read from its data_dir.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// JSON lines (ECS field names) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only this event.action (allowed, alerted, blocked, failed, closed, ...).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only this rule id.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Only this route.
+    #[arg(long)]
+    route: Option<String>,
+    /// Only events at or after this RFC 3339 time (e.g. 2026-11-24T03:00).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only the last N events.
+    #[arg(long)]
+    last: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the audit log: exit 0 when intact, 1 naming the first bad record otherwise.
+    Verify {
+        /// The site configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Trusted Ed25519 public key (hex, or a file holding it). Without it the key
+        /// in data_dir is used, which proves consistency but not authorship.
+        #[arg(long)]
+        pubkey: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => load(&a.config).and_then(serve::run),
+        Command::Check(a) => check(&a.config),
+        Command::Demo(a) => demo::run(a),
+        Command::Events(a) => events(a),
+        Command::Audit {
+            command: AuditCommand::Verify { config, pubkey },
+        } => audit_verify(&config, pubkey.as_deref()),
+        Command::Rules { markdown } => {
+            print!("{}", rules_text(markdown));
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wardgate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads and validates a configuration, including the engine's checks (units).
+pub(crate) fn load(path: &std::path::Path) -> Result<Validated> {
+    let v = Config::load(path).map_err(anyhow::Error::new)?;
+    if let Err(problems) = wardgate_engine::Policy::compile(&v) {
+        return Err(anyhow::Error::new(ConfigError::Invalid(problems)));
+    }
+    for w in &v.warnings {
+        eprintln!("{w}");
+    }
+    Ok(v)
+}
+
+fn check(path: &std::path::Path) -> Result<ExitCode> {
+    match load(path) {
+        Ok(v) => {
+            println!(
+                "{}: ok ({} device(s), {} route(s), {} drug librar{}, {} warning(s))",
+                path.display(),
+                v.config.devices.len(),
+                v.routes.len(),
+                v.config.drug_libraries.len(),
+                if v.config.drug_libraries.len() == 1 { "y" } else { "ies" },
+                v.warnings.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => match e.downcast_ref::<ConfigError>() {
+            Some(ConfigError::Invalid(problems)) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                let n = problems.iter().filter(|p| p.level == Level::Error).count();
+                eprintln!("{}: {n} error(s)", path.display());
+                Ok(ExitCode::from(2))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+fn events(a: EventsArgs) -> Result<ExitCode> {
+    let v = load(&a.config)?;
+    let db = v.data_dir.join("wardgate.db");
+    if !db.exists() {
+        anyhow::bail!("no events yet: {} does not exist (has `wardgate serve` run?)", db.display());
+    }
+    let store = wardgate_store::EventStore::open_read_only(&db)?;
+    let filter = wardgate_store::EventFilter {
+        action: a.action,
+        rule_id: a.rule,
+        route: a.route,
+        since: a.since,
+        last: a.last,
+    };
+    let rows = store.query(&filter)?;
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    if a.json {
+        for r in &rows {
+            writeln!(out, "{}", r.doc)?;
+        }
+    } else {
+        writeln!(out, "{}", table_header())?;
+        for r in &rows {
+            let v: serde_json::Value = serde_json::from_str(&r.doc).unwrap_or_default();
+            writeln!(out, "{}", table_row(&v))?;
+        }
+        writeln!(out, "{} event(s)", rows.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table_header() -> String {
+    format!(
+        "{:<24} {:<9} {:<13} {:<16} {:<18} {:<9} {:<14} REASON",
+        "TIME", "ACTION", "RULE", "ROUTE", "SOURCE", "TYPE", "CONTROL-ID"
+    )
+}
+
+pub(crate) fn table_row(v: &serde_json::Value) -> String {
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or("-").to_owned();
+    let source = match v.pointer("/wardgate/source_device").and_then(|x| x.as_str()) {
+        Some(d) => d.to_owned(),
+        None => s("/source/ip"),
+    };
+    format!(
+        "{:<24} {:<9} {:<13} {:<16} {:<18} {:<9} {:<14} {}",
+        s("/@timestamp"),
+        s("/event/action"),
+        s("/rule/id"),
+        s("/wardgate/route"),
+        source,
+        s("/wardgate/hl7/message_type"),
+        s("/wardgate/hl7/control_id"),
+        s("/event/reason")
+    )
+}
+
+fn audit_verify(config: &std::path::Path, pubkey: Option<&str>) -> Result<ExitCode> {
+    let v = load(config)?;
+    let dir = v.data_dir.join("audit");
+    let key = match pubkey {
+        None => None,
+        Some(k) => {
+            let text = match std::fs::read_to_string(k) {
+                Ok(t) => t,
+                Err(_) => k.to_owned(),
+            };
+            Some(wardgate_audit::parse_verifying_key(text.trim()).context("--pubkey")?)
+        }
+    };
+    match wardgate_audit::verify(&dir, key.as_ref()) {
+        Ok(r) => {
+            println!(
+                "audit log intact: {} record(s), {} checkpoint(s), last seq {}, last signed checkpoint at seq {}{}",
+                r.records,
+                r.checkpoints,
+                r.last_seq,
+                r.last_checkpoint_seq,
+                if r.unsigned_tail > 0 {
+                    format!(" ({} record(s) after it are chained but not yet signed)", r.unsigned_tail)
+                } else {
+                    String::new()
+                }
+            );
+            if key.is_none() {
+                println!("note: verified with the key in {}; pass --pubkey with a key kept off this machine to prove authorship", dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let at = match (e.first_bad_line(), e.first_bad_seq()) {
+                (Some(l), Some(s)) => format!(" (first bad record: line {l}, seq {s})"),
+                (Some(l), None) => format!(" (first bad record: line {l})"),
+                (None, Some(s)) => format!(" (first bad record: seq {s})"),
+                (None, None) => String::new(),
+            };
+            println!("audit log verification FAILED{at}: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub(crate) fn rules_text(markdown: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let all = all_rules();
+    if markdown {
+        out.push_str("# Rule catalogue\n\nEvery reason wardgate blocks, alerts or closes a connection. Ids are stable: a rule's meaning never changes and an id is never reused. Generated by `wardgate rules --markdown`; a test keeps this file in step with the code.\n\n| id | name | severity | why |\n|---|---|---|---|\n");
+        for (id, name, sev, why) in &all {
+            let _ = writeln!(out, "| {id} | {name} | {sev} | {why} |");
+        }
+    } else {
+        for (id, name, sev, why) in &all {
+            let _ = writeln!(out, "{id:<13} {name:<30} {sev:<8} {why}");
+        }
+    }
+    out
+}
+
+fn all_rules() -> Vec<(String, String, String, String)> {
+    let mut v: Vec<_> = wardgate_engine::rules::CATALOGUE
+        .iter()
+        .map(|r| (r.id.to_owned(), r.name.to_owned(), r.severity.as_str().to_owned(), r.why.to_owned()))
+        .collect();
+    for r in wardgate_proto::catalogue() {
+        v.push((r.id.to_owned(), r.name.to_owned(), r.severity.as_str().to_owned(), r.why.to_owned()));
+    }
+    v.sort();
+    v
+}

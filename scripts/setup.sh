@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what wardgate's tests need on a fresh Debian machine:
+#   - Debian packages: tshark (cross-checks parsing), haproxy (benchmark baseline);
+#   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy) and pytest;
+#   - cargo-fuzz, for the fuzz smoke run.
+# Idempotent: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_need=()
+command -v tshark >/dev/null 2>&1 || apt_need+=(tshark)
+command -v haproxy >/dev/null 2>&1 || apt_need+=(haproxy)
+if ((${#apt_need[@]})); then
+  echo "setup: installing Debian packages: ${apt_need[*]}"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  # tshark asks whether non-root users may capture; answer for it.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import hl7, hl7apy, pytest" >/dev/null 2>&1; then
+  echo "setup: installing Python peers into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz"
+  cargo install -q cargo-fuzz --locked
+fi
+echo "setup: ok"

@@ -1,0 +1,217 @@
+"""Fixtures for interop tests: a real `wardgate serve` process between real HL7 peers.
+
+Peers are the `hl7` package's asyncio MLLP server (upstream) and its clients
+(senders), on loopback; devices are told apart by source address (127.0.0.x).
+"""
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import hl7
+import hl7.mllp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name):
+    """A missing peer is a failure under CI, a skip on a developer's machine."""
+    path = shutil.which(name)
+    if path is None:
+        if CI:
+            pytest.fail(f"{name} is required (run scripts/setup.sh)")
+        pytest.skip(f"{name} not installed (run scripts/setup.sh)")
+    return path
+
+
+def wardgate_bin():
+    path = os.environ.get("WARDGATE_BIN") or str(ROOT / "target" / "debug" / "wardgate")
+    if not Path(path).exists():
+        pytest.fail(f"wardgate binary not found at {path}: run `cargo build -p wardgate`")
+    return path
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5, source_address=("127.0.0.1", 0)):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} did not start listening")
+
+
+class Upstream:
+    """The `hl7` package's MLLP server, acknowledging every message with AA.
+
+    Keeps every block it received byte-for-byte, and every ACK it sent."""
+
+    def __init__(self, host="127.0.0.3"):
+        self.host = host
+        self.received = []
+        self.acks = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _start(self):
+        return await hl7.mllp.start_hl7_server(self._handle, host=self.host, port=0)
+
+    async def _handle(self, reader, writer):
+        try:
+            while not writer.is_closing():
+                block = await reader.readblock()
+                self.received.append(block)
+                ack = str(hl7.parse(block.decode()).create_ack(ack_code="AA", application="PUMPSRV", facility="ICU"))
+                self.acks.append(ack)
+                writer.writemessage(ack)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def stop(self):
+        async def close():
+            self.server.close()
+            await self.server.wait_closed()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+SITE = """
+[gateway]
+data_dir = "{data_dir}"
+max_frame_bytes = {max_frame}
+frame_timeout_secs = 3
+shutdown_grace_secs = 5
+
+[gateway.audit]
+checkpoint_every = 50
+checkpoint_interval_ms = 100
+
+[[device]]
+id = "ehr"
+kind = "ehr"
+addresses = ["127.0.0.2"]
+
+[[device]]
+id = "pump-server"
+kind = "infusion-pump-server"
+addresses = ["127.0.0.3"]
+
+[[device]]
+id = "lab-analyser"
+kind = "lab-analyser"
+addresses = ["127.0.0.9"]
+
+[[route]]
+id = "infusion-orders"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:{listen_port}"
+upstream = "127.0.0.3:{upstream_port}"
+senders = ["ehr"]
+messages = ["RGV^O15", "ORU^R01"]
+drug_library = "adult-icu"
+
+[[drug_library]]
+id = "adult-icu"
+
+[[drug_library.drug]]
+names = ["heparin", "HEP"]
+rate_unit = "U/h"
+rate_soft_max = 1500
+rate_hard_max = 2000
+dose_unit = "U"
+dose_hard_max = 10000
+"""
+
+
+class Gateway:
+    """A `wardgate serve` process with its own config and data directory."""
+
+    def __init__(self, tmp, upstream_port, max_frame=65536):
+        self.dir = Path(tmp)
+        self.listen_port = free_port()
+        self.config = self.dir / "wardgate.toml"
+        self.config.write_text(
+            SITE.format(
+                data_dir=self.dir / "data",
+                listen_port=self.listen_port,
+                upstream_port=upstream_port,
+                max_frame=max_frame,
+            )
+        )
+        self.log = open(self.dir / "wardgate.log", "wb")
+        self.proc = subprocess.Popen(
+            [wardgate_bin(), "serve", "--config", str(self.config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "WARDGATE_LOG": "info"},
+        )
+        wait_port("127.0.0.1", self.listen_port)
+        self.addr = ("127.0.0.1", self.listen_port)
+
+    def cli(self, *args, check=True):
+        return subprocess.run(
+            [wardgate_bin(), *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+        )
+
+    def events(self):
+        import json
+
+        out = self.cli("events", "--json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode
+
+    def log_text(self):
+        return (self.dir / "wardgate.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path, upstream):
+    g = Gateway(tmp_path, upstream.port)
+    yield g
+    g.stop()

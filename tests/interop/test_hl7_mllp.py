@@ -1,0 +1,385 @@
+"""HL7 v2 over MLLP through `wardgate serve`, with real peers on both sides.
+
+Senders: the `hl7` package's MLLPClient and asyncio MLLP streams, messages built and
+checked with hl7apy; upstream: the `hl7` package's MLLP server. Devices are told
+apart by source address: 127.0.0.2 is the EHR (an allowed sender), 127.0.0.3 the
+pump server (enrolled, not a sender), 127.0.0.9 a lab analyser (enrolled, not a
+sender), 127.0.0.66 nobody.
+"""
+import asyncio
+import socket
+import subprocess
+import time
+
+import hl7
+import hl7.client
+import hl7.mllp
+import pytest
+from hl7apy.parser import parse_message, parse_segment
+
+from conftest import Gateway, require_tool
+
+SB, EB = b"\x0b", b"\x1c\x0d"
+
+
+class SourceBoundClient(hl7.client.MLLPClient):
+    """hl7's MLLPClient, connecting from a chosen loopback address (a device)."""
+
+    def __init__(self, host, port, source):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.settimeout(10)
+        self.socket.bind((source, 0))
+        self.socket.connect((host, port))
+        self.encoding = "utf-8"
+
+
+def rxg(**fields):
+    """An RXG segment with fields set by number (f4=..., f15=...), checked by hl7apy."""
+    n = max(int(k[1:]) for k in fields)
+    parts = ["RXG"] + [""] * n
+    for k, v in fields.items():
+        parts[int(k[1:])] = v
+    seg = "|".join(parts)
+    parsed = parse_segment(seg, version="2.6")
+    for k, v in fields.items():
+        assert getattr(parsed, f"rxg_{int(k[1:])}").to_er7() == v
+    return seg
+
+
+def heparin(rate_ml_h, **extra):
+    return rxg(
+        f1="1", f4="HEP^heparin^LOCAL", f5="100", f7="mL^mL^UCUM",
+        f15=str(rate_ml_h), f16="265266^MDC_DIM_MILLI_L_PER_HR^MDC",
+        f17="25000", f18="U^U^UCUM", f23="500", f24="mL^mL^UCUM", **extra,
+    )
+
+
+def order(control_id, *rxgs, sep="^"):
+    segs = [
+        f"MSH|{sep}~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||RGV{sep}O15{sep}RGV_O15|{control_id}|P|2.6",
+        f"PID|||4711{sep}{sep}{sep}HOSP{sep}MR||Doe{sep}Jane",
+        f"ORC|RE|ORD-1{sep}EHR",
+    ]
+    for r in rxgs:
+        segs += [r.replace("^", sep), f"RXR|IV{sep}Intravenous{sep}HL70162"]
+    text = "\r".join(segs) + "\r"
+    if sep == "^":
+        assert parse_message(text, find_groups=False).msh.msh_10.to_er7() == control_id
+    return text
+
+
+def observation(control_id, n_obx=3):
+    segs = [
+        f"MSH|^~\\&|MONGW|ICU|EHR|ICU|20261124031500||ORU^R01^ORU_R01|{control_id}|P|2.6",
+        "PID|||4711^^^HOSP^MR||Doe^Jane",
+        "OBR|1|||69837^MDC_DEV_METER_PHYSIO_MULTI_PARAM_MDS^MDC",
+    ]
+    segs += [f"OBX|{i}|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.{i}|9{i % 10}|262688^MDC_DIM_PERCENT^MDC|||||R" for i in range(1, n_obx + 1)]
+    text = "\r".join(segs) + "\r"
+    parse_message(text, find_groups=False)
+    return text
+
+
+def msa(ack_text):
+    m = hl7.parse(ack_text)
+    seg = m.segment("MSA")
+    return str(seg[1]), str(seg[2]), str(seg[3]) if len(seg) > 3 else ""
+
+
+def send(gateway, text, source="127.0.0.2"):
+    with SourceBoundClient(*gateway.addr, source) as c:
+        return c.send_message(text).decode()
+
+
+def wait_for(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def events_until(gateway, pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        evs = gateway.events()
+        if pred(evs) or time.monotonic() > deadline:
+            return evs
+        time.sleep(0.1)
+
+
+def test_allowed_message_arrives_byte_for_byte_and_ack_is_relayed_unchanged(gateway, upstream):
+    text = observation("OBS-1")
+    reply = send(gateway, text)
+    assert upstream.received == [text.encode()]
+    assert reply == upstream.acks[0], "the upstream ACK must come back unchanged"
+    assert msa(reply)[:2] == ("AA", "OBS-1")
+
+
+def test_hard_limit_order_is_blocked_with_AR_and_never_forwarded(gateway, upstream):
+    reply = send(gateway, order("ORD-41", heparin(41)))
+    code, control, text = msa(reply)
+    assert (code, control) == ("AR", "ORD-41")
+    assert "hard limit" in text
+    assert upstream.received == []
+    evs = events_until(gateway, lambda e: any(x.get("rule", {}).get("id") == "WG-INF-010" for x in e))
+    ev = next(x for x in evs if x.get("rule", {}).get("id") == "WG-INF-010")
+    assert ev["event"]["action"] == "blocked"
+    assert ev["wardgate"]["hl7"]["control_id"] == "ORD-41"
+    assert ev["source"]["ip"] == "127.0.0.2"
+    assert ev["wardgate"]["infusion"][0]["rate"] == 2050.0
+
+
+def test_soft_limit_order_is_forwarded_and_alerted(gateway, upstream):
+    text = order("ORD-35", heparin(35))
+    reply = send(gateway, text)
+    assert msa(reply)[0] == "AA"
+    assert upstream.received == [text.encode()]
+    evs = events_until(gateway, lambda e: any(x["event"]["action"] == "alerted" for x in e))
+    assert any(x["event"]["action"] == "alerted" and x["rule"]["id"] == "WG-INF-012" for x in evs)
+
+
+def test_disallowed_message_type_gets_AR_with_the_original_control_id(gateway, upstream):
+    adt = "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ADT^A01^ADT_A01|ADT-9|P|2.5\rPID|||1\r"
+    code, control, text = msa(send(gateway, adt))
+    assert (code, control) == ("AR", "ADT-9")
+    assert "ADT^A01" in text
+    assert upstream.received == []
+
+
+def test_hash_component_separator_is_parsed_like_caret(gateway, upstream):
+    text = order("ORD-HASH", heparin(41), sep="#")
+    assert text.startswith("MSH|#~\\&|")
+    reply = send(gateway, text)
+    code, control, _ = msa(reply.replace("#", "^").replace("MSH|^~", "MSH|^~"))
+    assert (code, control) == ("AR", "ORD-HASH")
+    assert upstream.received == []
+    ok = order("ORD-HASH-OK", heparin(20), sep="#")
+    send(gateway, ok)
+    assert upstream.received == [ok.encode()]
+
+
+@pytest.mark.parametrize("source, rule", [("127.0.0.66", "WG-ACCESS-001"), ("127.0.0.9", "WG-ACCESS-002"), ("127.0.0.3", "WG-ACCESS-002")])
+def test_unknown_or_unauthorised_devices_are_refused(gateway, upstream, source, rule):
+    with pytest.raises((ConnectionError, OSError, IndexError, hl7.exceptions.ParseException, ValueError)) as info:
+        reply = send(gateway, observation("SNEAK-1"), source=source)
+        # If anything came back it must not be an acknowledgement.
+        assert not reply, f"refused peer got a reply: {reply!r}"
+        raise ConnectionError("closed without reply")
+    assert upstream.received == []
+    evs = events_until(gateway, lambda e: any(x.get("rule", {}).get("id") == rule for x in e))
+    ev = next(x for x in evs if x.get("rule", {}).get("id") == rule)
+    assert ev["source"]["ip"] == source
+    assert ev["event"]["action"] == "blocked"
+
+
+def test_split_and_coalesced_frames_through_asyncio_streams(gateway, upstream):
+    texts = [observation(f"SPLIT-{i}") for i in range(6)]
+
+    async def run():
+        reader, writer = await hl7.mllp.open_hl7_connection(*gateway.addr, local_addr=("127.0.0.2", 0))
+        # Three messages coalesced in one write...
+        writer.write(b"".join(SB + t.encode() + EB for t in texts[:3]))
+        await writer.drain()
+        acks = [await asyncio.wait_for(reader.readmessage(), 10) for _ in range(3)]
+        # ...then three written one byte at a time.
+        for t in texts[3:]:
+            for b in SB + t.encode() + EB:
+                writer.write(bytes([b]))
+                await writer.drain()
+        acks += [await asyncio.wait_for(reader.readmessage(), 10) for _ in range(3)]
+        writer.close()
+        return acks
+
+    acks = asyncio.run(run())
+    assert [str(a.segment("MSA")[2]) for a in acks] == [f"SPLIT-{i}" for i in range(6)]
+    assert upstream.received == [t.encode() for t in texts]
+
+
+def test_replies_keep_request_order_when_pipelined(gateway, upstream):
+    msgs = [observation("P-1"), order("P-2", heparin(60)), observation("P-3"), order("P-4", heparin(70))]
+
+    async def run():
+        reader, writer = await hl7.mllp.open_hl7_connection(*gateway.addr, local_addr=("127.0.0.2", 0))
+        writer.write(b"".join(SB + m.encode() + EB for m in msgs))
+        await writer.drain()
+        acks = [await asyncio.wait_for(reader.readmessage(), 10) for _ in msgs]
+        writer.close()
+        return acks
+
+    acks = asyncio.run(run())
+    got = [(str(a.segment("MSA")[1]), str(a.segment("MSA")[2])) for a in acks]
+    assert got == [("AA", "P-1"), ("AR", "P-2"), ("AA", "P-3"), ("AR", "P-4")]
+
+
+@pytest.mark.parametrize("garbage, rule", [
+    (b"GET / HTTP/1.1\r\nHost: pump\r\n\r\n", "WG-MLLP-001"),
+    (SB + b"MSH|^~\\&|X" + b"A" * 70000, "WG-MLLP-002"),
+    (SB + b"NOT-HL7 AT ALL" + EB, "WG-HL7-P"),
+])
+def test_malformed_input_gets_a_nak_and_close_while_others_carry_on(gateway, upstream, garbage, rule):
+    bad = socket.socket()
+    bad.settimeout(10)
+    bad.bind(("127.0.0.2", 0))
+    bad.connect(gateway.addr)
+    # A healthy connection opened before the attack keeps working through it.
+    with SourceBoundClient(*gateway.addr, "127.0.0.2") as good:
+        bad.sendall(garbage)
+        data = b""
+        while True:
+            chunk = bad.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        bad.close()
+        assert data.startswith(SB) and data.endswith(EB), data
+        code = msa(data[1:-2].decode())[0]
+        assert code == "AE"
+        reply = good.send_message(observation("STILL-OK")).decode()
+        assert msa(reply)[:2] == ("AA", "STILL-OK")
+    evs = events_until(gateway, lambda e: any(x.get("rule", {}).get("id", "").startswith(rule) for x in e))
+    assert any(x.get("rule", {}).get("id", "").startswith(rule) for x in evs), [x.get("rule") for x in evs]
+    assert upstream.received == [observation("STILL-OK").encode()]
+
+
+def test_truncated_frame_is_recorded_when_the_sender_hangs_up(gateway, upstream):
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    s.connect(gateway.addr)
+    s.sendall(SB + observation("CUT-1").encode()[:40])
+    s.close()
+    evs = events_until(gateway, lambda e: any(x.get("rule", {}).get("id") == "WG-MLLP-004" for x in e))
+    assert any(x.get("rule", {}).get("id") == "WG-MLLP-004" for x in evs)
+    assert upstream.received == []
+
+
+def test_slow_sender_is_cut_off(gateway, upstream):
+    s = socket.socket()
+    s.settimeout(15)
+    s.bind(("127.0.0.2", 0))
+    s.connect(gateway.addr)
+    t0 = time.monotonic()
+    s.sendall(SB + b"MSH|^~\\&|")
+    closed = False
+    for b in b"SLOW|LORIS|" * 10:  # one byte every 0.5 s, far slower than the 3 s frame timeout allows
+        try:
+            s.sendall(bytes([b]))
+        except OSError:
+            closed = True
+            break
+        time.sleep(0.5)
+        if time.monotonic() - t0 > 12:
+            break
+    if not closed:
+        s.settimeout(5)
+        try:
+            closed = s.recv(1024) == b""
+        except OSError:
+            closed = True
+    s.close()
+    assert closed, "the slow sender was not disconnected"
+    evs = events_until(gateway, lambda e: any(x.get("rule", {}).get("id") == "WG-CONN-001" for x in e))
+    assert any(x.get("rule", {}).get("id") == "WG-CONN-001" for x in evs)
+
+
+def test_upstream_down_gets_AE_so_the_sender_retries(tmp_path):
+    from conftest import free_port
+
+    g = Gateway(tmp_path, free_port("127.0.0.3"))
+    try:
+        code, control, text = msa(send(g, observation("RETRY-1")))
+        assert (code, control) == ("AE", "RETRY-1")
+        assert "upstream" in text
+    finally:
+        assert g.stop() == 0
+
+
+def test_sigterm_drains_and_the_audit_log_verifies(gateway, upstream):
+    for i in range(20):
+        send(gateway, observation(f"AUD-{i}"))
+    send(gateway, order("AUD-BLOCK", heparin(90)))
+    assert gateway.stop() == 0, gateway.log_text()
+    verify = gateway.cli("audit", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "intact" in verify.stdout
+    evs = gateway.events()
+    actions = [e["event"]["action"] for e in evs]
+    assert actions[0] == "started" and actions[-1] == "stopped"
+    assert actions.count("allowed") >= 20
+    assert sum(1 for e in evs if e.get("rule", {}).get("id") == "WG-INF-010") == 1
+    # The table view works too.
+    table = gateway.cli("events").stdout
+    assert "WG-INF-010" in table and "AUD-BLOCK" in table
+
+
+def test_audit_verify_detects_a_changed_record(gateway, upstream):
+    for i in range(5):
+        send(gateway, observation(f"T-{i}"))
+    assert gateway.stop() == 0
+    log = gateway.dir / "data" / "audit" / "audit.log"
+    lines = log.read_bytes().split(b"\n")
+    idx = next(i for i, l in enumerate(lines) if b"T-3" in l)
+    lines[idx] = lines[idx].replace(b"T-3", b"T-8")
+    log.write_bytes(b"\n".join(lines))
+    verify = gateway.cli("audit", "verify", check=False)
+    assert verify.returncode == 1, verify.stdout
+    assert f"line {idx + 1}" in verify.stdout, verify.stdout
+
+
+def test_check_reports_every_problem_with_its_location(tmp_path):
+    from conftest import wardgate_bin
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[gateway]\ndata_dir = "d"\n\n[[device]]\nid = "ehr"\nkind = "ehr"\naddresses = ["127.0.0.2"]\n\n'
+        '[[route]]\nid = "r"\nprotocol = "hl7-mllp"\nlisten = "127.0.0.1:1"\nupstream = "nowhere"\n'
+        'senders = ["ehr", "ghost"]\nmessages = ["ORU^R01"]\n'
+    )
+    r = subprocess.run([wardgate_bin(), "check", "--config", str(bad)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert f"{bad}:13:" in r.stderr and "nowhere" in r.stderr, r.stderr
+    assert f"{bad}:14:" in r.stderr and "ghost" in r.stderr, r.stderr
+    r = subprocess.run([wardgate_bin(), "serve", "--config", str(bad)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "ghost" in r.stderr
+
+
+def test_tshark_dissects_the_same_messages_wardgate_recorded(tmp_path, upstream):
+    tshark = require_tool("tshark")
+    g = Gateway(tmp_path, upstream.port)
+    pcap = tmp_path / "hl7.pcapng"
+    cap = subprocess.Popen(
+        [tshark, "-i", "lo", "-f", f"tcp port {g.listen_port}", "-w", str(pcap), "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        # tshark says "Capturing on" once the capture is live.
+        deadline = time.monotonic() + 20
+        line = b""
+        while b"Capturing on" not in line and time.monotonic() < deadline:
+            line = cap.stderr.readline()
+        assert b"Capturing on" in line, "tshark did not start capturing"
+        sent = [observation("TS-1"), order("TS-2", heparin(24)), order("TS-3", heparin(90)), observation("TS-4", n_obx=8)]
+        for m in sent:
+            send(g, m)
+        time.sleep(0.5)
+    finally:
+        cap.terminate()
+        cap.wait(10)
+        assert g.stop() == 0
+    out = subprocess.run(
+        [tshark, "-r", str(pcap), "-d", f"tcp.port=={g.listen_port},hl7", "-Y", f"hl7 && tcp.dstport=={g.listen_port}",
+         "-T", "fields", "-E", "separator=/t", "-e", "hl7.message.type", "-e", "hl7.event.type", "-e", "hl7.raw.segment"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    dissected = []
+    for row in out.splitlines():
+        mtype, event, segments = (row.split("\t") + ["", "", ""])[:3]
+        msh = next(s for s in segments.split(",") if s.startswith("MSH"))
+        dissected.append((f"{mtype}^{event}", msh.split("|")[9]))
+    recorded = [
+        (e["wardgate"]["hl7"]["message_type"], e["wardgate"]["hl7"]["control_id"])
+        for e in g.events()
+        if e["wardgate"]["stage"] == "message"
+    ]
+    assert dissected == recorded == [("ORU^R01", "TS-1"), ("RGV^O15", "TS-2"), ("RGV^O15", "TS-3"), ("ORU^R01", "TS-4")]
