@@ -437,10 +437,19 @@ impl Config {
                 err(d.id.span(), format!("device id {:?} must be 1-64 characters of letters, digits, '-', '_' or '.'", d.id.get_ref()));
             }
             if !device_ids.insert(d.id.get_ref().as_str()) {
-                err(d.id.span(), format!("device id {:?} is declared twice", d.id.get_ref()));
+                err(
+                    d.id.span(),
+                    format!("device id {:?} is declared twice", d.id.get_ref()),
+                );
             }
             if d.addresses.is_empty() {
-                err(d.id.span(), format!("device {:?} has no addresses; wardgate could never recognise it", d.id.get_ref()));
+                err(
+                    d.id.span(),
+                    format!(
+                        "device {:?} has no addresses; wardgate could never recognise it",
+                        d.id.get_ref()
+                    ),
+                );
             }
             for a in &d.addresses {
                 match a.get_ref().parse::<IpAddr>() {
@@ -457,12 +466,18 @@ impl Config {
         let mut libraries = HashSet::new();
         for lib in &self.drug_libraries {
             if !libraries.insert(lib.id.get_ref().as_str()) {
-                err(lib.id.span(), format!("drug library {:?} is declared twice", lib.id.get_ref()));
+                err(
+                    lib.id.span(),
+                    format!("drug library {:?} is declared twice", lib.id.get_ref()),
+                );
             }
             let mut names = HashSet::new();
             for drug in &lib.drugs {
                 if drug.names.is_empty() {
-                    err(lib.id.span(), format!("a drug in library {:?} has no names", lib.id.get_ref()));
+                    err(
+                        lib.id.span(),
+                        format!("a drug in library {:?} has no names", lib.id.get_ref()),
+                    );
                 }
                 for n in &drug.names {
                     let key = n.get_ref().trim().to_lowercase();
@@ -472,21 +487,45 @@ impl Config {
                         err(n.span(), format!("drug name {:?} appears twice in library {:?}; a give code must match one entry", n.get_ref(), lib.id.get_ref()));
                     }
                 }
-                check_limits(&mut err, "rate", &drug.rate_unit, &drug.rate_soft_max, &drug.rate_hard_max, drug.names.first());
-                check_limits(&mut err, "dose", &drug.dose_unit, &drug.dose_soft_max, &drug.dose_hard_max, drug.names.first());
+                check_limits(
+                    &mut err,
+                    "rate",
+                    &drug.rate_unit,
+                    &drug.rate_soft_max,
+                    &drug.rate_hard_max,
+                    drug.names.first(),
+                );
+                check_limits(
+                    &mut err,
+                    "dose",
+                    &drug.dose_unit,
+                    &drug.dose_soft_max,
+                    &drug.dose_hard_max,
+                    drug.names.first(),
+                );
                 if drug.rate_unit.is_none() && drug.dose_unit.is_none() {
                     let span = drug.names.first().map_or(lib.id.span(), |n| n.span());
-                    err(span, "a drug needs rate limits (rate_unit) or dose limits (dose_unit), or both".into());
+                    err(
+                        span,
+                        "a drug needs rate limits (rate_unit) or dose limits (dose_unit), or both"
+                            .into(),
+                    );
                 }
             }
         }
 
         let max_frame = *self.gateway.max_frame_bytes.get_ref();
         if !(64..=64 * 1024 * 1024).contains(&max_frame) {
-            err(self.gateway.max_frame_bytes.span(), "max_frame_bytes must be between 64 and 67108864".into());
+            err(
+                self.gateway.max_frame_bytes.span(),
+                "max_frame_bytes must be between 64 and 67108864".into(),
+            );
         }
         if self.gateway.audit.checkpoint_every == 0 {
-            err(0..0, "gateway.audit.checkpoint_every must be at least 1".into());
+            err(
+                0..0,
+                "gateway.audit.checkpoint_every must be at least 1".into(),
+            );
         }
 
         let mut routes = Vec::new();
@@ -504,32 +543,53 @@ impl Config {
             let protocol = match r.protocol.get_ref().as_str() {
                 "hl7-mllp" => Some(Protocol::Hl7Mllp),
                 other => {
-                    err(r.protocol.span(), format!("unknown protocol {other:?}; supported: \"hl7-mllp\""));
+                    err(
+                        r.protocol.span(),
+                        format!("unknown protocol {other:?}; supported: \"hl7-mllp\""),
+                    );
                     None
                 }
             };
             let listen = parse_socket(&mut err, &r.listen, "listen");
-            if let Some(l) = listen {
+            // Port 0 asks the OS for a free port: never a clash.
+            if let Some(l) = listen.filter(|l| l.port() != 0) {
                 if let Some(other) = listens.insert(l, id.clone()) {
-                    err(r.listen.span(), format!("{l} is already the listen address of route {other:?}"));
+                    err(
+                        r.listen.span(),
+                        format!("{l} is already the listen address of route {other:?}"),
+                    );
                 }
             }
             let upstream = parse_socket(&mut err, &r.upstream, "upstream");
             if let (Some(l), Some(u)) = (listen, upstream) {
                 if l == u {
-                    err(r.upstream.span(), "upstream is the route's own listen address (a loop)".into());
+                    err(
+                        r.upstream.span(),
+                        "upstream is the route's own listen address (a loop)".into(),
+                    );
                 }
             }
             if r.senders.is_empty() {
-                warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} has no senders: every connection to it will be refused")));
+                warnings.push(src.problem(
+                    r.id.span(),
+                    Level::Warning,
+                    format!("route {id:?} has no senders: every connection to it will be refused"),
+                ));
             }
             for s in &r.senders {
                 if !device_ids.contains(s.get_ref().as_str()) {
-                    err(s.span(), format!("sender {:?} is not a declared device", s.get_ref()));
+                    err(
+                        s.span(),
+                        format!("sender {:?} is not a declared device", s.get_ref()),
+                    );
                 }
             }
             if r.messages.is_empty() {
-                warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} allows no message types: every message will be rejected")));
+                warnings.push(src.problem(
+                    r.id.span(),
+                    Level::Warning,
+                    format!("route {id:?} allows no message types: every message will be rejected"),
+                ));
             }
             for m in &r.messages {
                 if !valid_message_type(m.get_ref()) {
@@ -538,7 +598,10 @@ impl Config {
             }
             if let Some(lib) = &r.drug_library {
                 if !libraries.contains(lib.get_ref().as_str()) {
-                    err(lib.span(), format!("drug library {:?} is not declared", lib.get_ref()));
+                    err(
+                        lib.span(),
+                        format!("drug library {:?} is not declared", lib.get_ref()),
+                    );
                 }
             } else if r.messages.iter().any(|m| m.get_ref().starts_with("RGV")) {
                 warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} allows infusion orders (RGV) but has no drug_library: every infusion order will be blocked")));
@@ -546,7 +609,10 @@ impl Config {
             let route_max = match &r.max_frame_bytes {
                 Some(m) => {
                     if !(64..=64 * 1024 * 1024).contains(m.get_ref()) {
-                        err(m.span(), "max_frame_bytes must be between 64 and 67108864".into());
+                        err(
+                            m.span(),
+                            "max_frame_bytes must be between 64 and 67108864".into(),
+                        );
                     }
                     *m.get_ref()
                 }
@@ -564,7 +630,11 @@ impl Config {
                     upstream,
                     upstream_device,
                     senders: r.senders.iter().map(|s| s.get_ref().clone()).collect(),
-                    messages: r.messages.iter().map(|s| s.get_ref().trim().to_owned()).collect(),
+                    messages: r
+                        .messages
+                        .iter()
+                        .map(|s| s.get_ref().trim().to_owned())
+                        .collect(),
                     drug_library: r.drug_library.as_ref().map(|l| l.get_ref().clone()),
                     max_frame_bytes: usize::try_from(route_max).unwrap_or(usize::MAX),
                 });
@@ -598,15 +668,24 @@ fn check_limits(
     for limit in [soft, hard].into_iter().flatten() {
         let v = *limit.get_ref();
         if !v.is_finite() || v <= 0.0 {
-            err(limit.span(), format!("{what} limit for {drug:?} must be a positive number"));
+            err(
+                limit.span(),
+                format!("{what} limit for {drug:?} must be a positive number"),
+            );
         }
         if unit.is_none() {
-            err(limit.span(), format!("{what} limit for {drug:?} has no {what}_unit"));
+            err(
+                limit.span(),
+                format!("{what} limit for {drug:?} has no {what}_unit"),
+            );
         }
     }
     if let (Some(s), Some(h)) = (soft, hard) {
         if s.get_ref() > h.get_ref() {
-            err(s.span(), format!("{what}_soft_max for {drug:?} is above {what}_hard_max"));
+            err(
+                s.span(),
+                format!("{what}_soft_max for {drug:?} is above {what}_hard_max"),
+            );
         }
     }
     if let (Some(u), None) = (unit, hard) {
@@ -626,7 +705,10 @@ fn parse_socket(
         }
         Ok(a) => Some(a),
         Err(_) => {
-            err(value.span(), format!("{what} {:?} is not an IP:port address", value.get_ref()));
+            err(
+                value.span(),
+                format!("{what} {:?} is not an IP:port address", value.get_ref()),
+            );
             None
         }
     }

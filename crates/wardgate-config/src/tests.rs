@@ -22,7 +22,10 @@ fn the_issue_example_is_accepted_unchanged() {
     assert_eq!(r.listen, "127.0.0.1:12575".parse().unwrap());
     assert_eq!(r.upstream_device.as_deref(), Some("pump-server"));
     assert_eq!(r.messages, vec!["RGV^O15", "ORU^R01"]);
-    assert_eq!(v.device_by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()], "ehr");
+    assert_eq!(
+        v.device_by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()],
+        "ehr"
+    );
     assert_eq!(v.data_dir, Path::new("/etc/wardgate/./wardgate-data"));
     assert!(v.warnings.is_empty(), "{:?}", v.warnings);
     let drug = &v.config.drug_libraries[0].drugs[0];
@@ -33,7 +36,14 @@ fn the_issue_example_is_accepted_unchanged() {
 fn integer_limits_are_accepted_as_numbers() {
     // rate_soft_max = 1500 is a TOML integer; it must still load as f64.
     let v = parse(MINIMAL).unwrap();
-    assert_eq!(*v.config.drug_libraries[0].drugs[0].rate_soft_max.as_ref().unwrap().get_ref(), 1500.0);
+    assert_eq!(
+        *v.config.drug_libraries[0].drugs[0]
+            .rate_soft_max
+            .as_ref()
+            .unwrap()
+            .get_ref(),
+        1500.0
+    );
 }
 
 #[test]
@@ -50,7 +60,10 @@ fn unknown_key_is_reported_with_its_line() {
 fn every_semantic_problem_is_reported_with_location() {
     let text = MINIMAL
         .replace("senders = [\"ehr\"]", "senders = [\"ehr\", \"ghost\"]")
-        .replace("upstream = \"127.0.0.3:13575\"", "upstream = \"pump:13575\"")
+        .replace(
+            "upstream = \"127.0.0.3:13575\"",
+            "upstream = \"pump:13575\"",
+        )
         .replace("drug_library = \"adult-icu\"", "drug_library = \"paeds\"")
         .replace("rate_soft_max = 1500", "rate_soft_max = 2500");
     let p = problems(&text);
@@ -65,7 +78,9 @@ fn every_semantic_problem_is_reported_with_location() {
     ];
     for (line, needle) in expect {
         assert!(
-            errors.iter().any(|e| e.line == line && e.message.contains(needle)),
+            errors
+                .iter()
+                .any(|e| e.line == line && e.message.contains(needle)),
             "no error at line {line} mentioning {needle}: {errors:#?}"
         );
     }
@@ -76,11 +91,18 @@ fn every_semantic_problem_is_reported_with_location() {
 
 #[test]
 fn duplicate_addresses_and_ids_are_errors() {
-    let text = MINIMAL.replace("addresses = [\"127.0.0.3\"]", "addresses = [\"127.0.0.2\"]")
+    let text = MINIMAL
+        .replace("addresses = [\"127.0.0.3\"]", "addresses = [\"127.0.0.2\"]")
         .replace("id = \"pump-server\"", "id = \"ehr\"");
     let p = problems(&text);
-    assert!(p.iter().any(|p| p.message.contains("declared twice")), "{p:#?}");
-    assert!(p.iter().any(|p| p.message.contains("already device")), "{p:#?}");
+    assert!(
+        p.iter().any(|p| p.message.contains("declared twice")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter().any(|p| p.message.contains("already device")),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -97,7 +119,13 @@ fn bad_message_type_and_protocol_are_errors() {
 fn warnings_do_not_refuse_the_config() {
     let text = MINIMAL.replace("drug_library = \"adult-icu\"\n", "");
     let v = parse(&text).unwrap();
-    assert!(v.warnings.iter().any(|w| w.message.contains("no drug_library")), "{:?}", v.warnings);
+    assert!(
+        v.warnings
+            .iter()
+            .any(|w| w.message.contains("no drug_library")),
+        "{:?}",
+        v.warnings
+    );
 }
 
 #[test]
@@ -108,7 +136,11 @@ fn syntax_error_has_a_location() {
 
 #[test]
 fn problem_display_is_file_line_column() {
-    let p = problems(&MINIMAL.replace("\"ghost\"", "x").replace("senders = [\"ehr\"]", "senders = [\"nobody\"]"));
+    let p = problems(
+        &MINIMAL
+            .replace("\"ghost\"", "x")
+            .replace("senders = [\"ehr\"]", "senders = [\"nobody\"]"),
+    );
     let s = p[0].to_string();
     assert!(s.starts_with("site.toml:"), "{s}");
     assert!(s.contains(": error: "), "{s}");

@@ -43,7 +43,9 @@ pub struct Outcome {
 
 /// Inspects one MLLP frame (`frame` is the whole frame, framing bytes included).
 pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {
-    let payload = frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default();
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
     let limits = hl7::Limits {
         max_segments: route.max_segments,
         ..Default::default()
@@ -91,8 +93,15 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         ack_code: String::new(),
     };
 
-    if !route.messages.iter().any(|m| m.matches(mt.code, mt.trigger)) {
-        let text = format!("message type {} is not allowed on route {}", facts.message_type, &*route.id);
+    if !route
+        .messages
+        .iter()
+        .any(|m| m.matches(mt.code, mt.trigger))
+    {
+        let text = format!(
+            "message type {} is not allowed on route {}",
+            facts.message_type, &*route.id
+        );
         let reply = nak(&msg, clock, &text, (200, "Unsupported message type"));
         facts.ack_code = "AR".into();
         event.wardgate.hl7 = Some(facts);
@@ -121,7 +130,10 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             verdict = Verdict::Alert;
             reason = format!("infusion order forwarded with alert: {}", first.detail);
         } else {
-            reason = format!("infusion order within limits, allowed on route {}", &*route.id);
+            reason = format!(
+                "infusion order within limits, allowed on route {}",
+                &*route.id
+            );
         }
         // The event's rule is the most severe finding; every finding is listed.
         let mut sorted = check.findings.clone();
@@ -134,19 +146,34 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
     match verdict {
         Verdict::Allow => {
             event.wardgate.hl7 = Some(facts);
-            Outcome { verdict, event, reply: None, close: false }
+            Outcome {
+                verdict,
+                event,
+                reply: None,
+                close: false,
+            }
         }
         Verdict::Alert => {
             event.event.action = Action::Alerted;
             event.wardgate.hl7 = Some(facts);
-            Outcome { verdict, event, reply: None, close: false }
+            Outcome {
+                verdict,
+                event,
+                reply: None,
+                close: false,
+            }
         }
         Verdict::Block => {
             let reply = nak(&msg, clock, &reason, (207, "Application internal error"));
             facts.ack_code = "AR".into();
             event.wardgate.hl7 = Some(facts);
             event.event.action = Action::Blocked;
-            Outcome { verdict, event, reply: Some(reply), close: false }
+            Outcome {
+                verdict,
+                event,
+                reply: Some(reply),
+                close: false,
+            }
         }
     }
 }
@@ -156,7 +183,13 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
 pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &Clock) -> Outcome {
     let text = format!("MLLP framing error: {err}");
     let mut event = flow.event(clock, route, Action::Blocked, text.clone(), "message");
-    set_protocol_rule(&mut event, err.rule_id(), err.rule_name(), err.severity(), text.clone());
+    set_protocol_rule(
+        &mut event,
+        err.rule_id(),
+        err.rule_name(),
+        err.severity(),
+        text.clone(),
+    );
     let mut reply = Vec::new();
     let params = AckParams {
         code: AckCode::AE,
@@ -181,8 +214,16 @@ pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &
 
 /// An AE NAK for a message wardgate could not deliver (upstream down), so the
 /// sender knows to retry.
-pub fn unavailable(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock, why: &str) -> Outcome {
-    let payload = frame.get(1..frame.len().saturating_sub(2)).unwrap_or_default();
+pub fn unavailable(
+    route: &RoutePolicy,
+    flow: &Flow,
+    frame: &[u8],
+    clock: &Clock,
+    why: &str,
+) -> Outcome {
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
     let text = format!("upstream unavailable: {why}");
     let mut event = flow.event(clock, route, Action::Failed, text.clone(), "message");
     add_rule(&mut event, rules::UPSTREAM_UNAVAILABLE, text.clone());
@@ -199,7 +240,10 @@ pub fn unavailable(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock
         timestamp: &clock.hl7,
         sending_application: "WARDGATE",
     };
-    let mut facts = Hl7Facts { ack_code: "AE".into(), ..Default::default() };
+    let mut facts = Hl7Facts {
+        ack_code: "AE".into(),
+        ..Default::default()
+    };
     match Message::parse(payload, &limits) {
         Ok(m) => {
             facts.control_id = bounded(&control_id_text(&m));
@@ -210,7 +254,12 @@ pub fn unavailable(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock
         Err(_) => ack::build_ack_unparsed(b"", &params, &mut reply),
     }
     event.wardgate.hl7 = Some(facts);
-    Outcome { verdict: Verdict::Block, event, reply: Some(frame_it(&reply)), close: false }
+    Outcome {
+        verdict: Verdict::Block,
+        event,
+        reply: Some(frame_it(&reply)),
+        close: false,
+    }
 }
 
 fn nak(msg: &Message<'_>, clock: &Clock, text: &str, error: (u16, &str)) -> Vec<u8> {
@@ -244,8 +293,23 @@ fn add_rule(event: &mut Event, rule: Rule, detail: String) {
     });
 }
 
-fn set_protocol_rule(event: &mut Event, id: &'static str, name: &'static str, severity: Severity, detail: String) {
-    add_rule(event, Rule { id, name, severity, why: "" }, detail);
+fn set_protocol_rule(
+    event: &mut Event,
+    id: &'static str,
+    name: &'static str,
+    severity: Severity,
+    detail: String,
+) {
+    add_rule(
+        event,
+        Rule {
+            id,
+            name,
+            severity,
+            why: "",
+        },
+        detail,
+    );
 }
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -258,9 +322,19 @@ fn naive_control_id(payload: &[u8]) -> String {
         return String::new();
     }
     let sep = payload[3];
-    let line_end = payload.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(payload.len());
-    let id = payload[..line_end].split(|&b| b == sep).nth(9).unwrap_or_default();
-    let id: String = String::from_utf8_lossy(id).chars().filter(|c| !c.is_control()).take(64).collect();
+    let line_end = payload
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(payload.len());
+    let id = payload[..line_end]
+        .split(|&b| b == sep)
+        .nth(9)
+        .unwrap_or_default();
+    let id: String = String::from_utf8_lossy(id)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
     id
 }
 

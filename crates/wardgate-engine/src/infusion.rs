@@ -82,10 +82,20 @@ pub fn check(msg: &Message<'_>, library: Option<&DrugLibrary>) -> OrderCheck {
     out
 }
 
-fn check_give(n: usize, rxg: &Segment<'_>, library: &DrugLibrary, patient: &Patient, out: &mut OrderCheck) {
+fn check_give(
+    n: usize,
+    rxg: &Segment<'_>,
+    library: &DrugLibrary,
+    patient: &Patient,
+    out: &mut OrderCheck,
+) {
     let code = rxg.field(4);
     let candidates = [1usize, 2, 4, 5].map(|c| code.component(c).text().trim().to_owned());
-    let written = candidates.iter().find(|c| !c.is_empty()).cloned().unwrap_or_default();
+    let written = candidates
+        .iter()
+        .find(|c| !c.is_empty())
+        .cloned()
+        .unwrap_or_default();
     let mut facts = InfusionFacts {
         drug: bounded(&written),
         ..Default::default()
@@ -95,9 +105,14 @@ fn check_give(n: usize, rxg: &Segment<'_>, library: &DrugLibrary, patient: &Pati
         let detail = if written.is_empty() {
             format!("RXG #{n}: no give code (RXG-4)")
         } else {
-            format!("RXG #{n}: {:?} is not in drug library {:?}", bounded(&written), library.id)
+            format!(
+                "RXG #{n}: {:?} is not in drug library {:?}",
+                bounded(&written),
+                library.id
+            )
         };
-        out.findings.push(OrderFinding::new(rules::UNKNOWN_DRUG, detail));
+        out.findings
+            .push(OrderFinding::new(rules::UNKNOWN_DRUG, detail));
         out.infusions.push(facts);
         return;
     };
@@ -109,13 +124,37 @@ fn check_give(n: usize, rxg: &Segment<'_>, library: &DrugLibrary, patient: &Pati
     let rate_text = rxg.field(15).text();
     if !rate_text.trim().is_empty() {
         let unit_field = rxg.field(16);
-        facts.rate_ordered = Some(bounded(&format!("{} {}", rate_text.trim(), unit_label(&unit_field))));
+        facts.rate_ordered = Some(bounded(&format!(
+            "{} {}",
+            rate_text.trim(),
+            unit_label(&unit_field)
+        )));
         if let Some(limits) = &entry.rate {
             checked = true;
-            if let Some(v) = quantity(n, "rate", "RXG-15", &rate_text, &unit_field, "RXG-16", limits, &conc, patient, out) {
+            if let Some(v) = quantity(
+                n,
+                "rate",
+                "RXG-15",
+                &rate_text,
+                &unit_field,
+                "RXG-16",
+                limits,
+                &conc,
+                patient,
+                out,
+            ) {
                 facts.rate = Some(round(v));
                 facts.rate_unit = Some(limits.unit_text.clone());
-                compare(n, "rate", &entry.display, v, limits, rules::RATE_HARD_LIMIT, rules::RATE_SOFT_LIMIT, out);
+                compare(
+                    n,
+                    "rate",
+                    &entry.display,
+                    v,
+                    limits,
+                    rules::RATE_HARD_LIMIT,
+                    rules::RATE_SOFT_LIMIT,
+                    out,
+                );
             }
         }
     }
@@ -126,18 +165,45 @@ fn check_give(n: usize, rxg: &Segment<'_>, library: &DrugLibrary, patient: &Pati
         .into_iter()
         .filter(|t| !t.is_empty())
         .max_by(|a, b| {
-            let (x, y) = (units::parse_nm(a).unwrap_or(f64::INFINITY), units::parse_nm(b).unwrap_or(f64::INFINITY));
+            let (x, y) = (
+                units::parse_nm(a).unwrap_or(f64::INFINITY),
+                units::parse_nm(b).unwrap_or(f64::INFINITY),
+            );
             x.total_cmp(&y)
         });
     if let Some(amount_text) = amount {
         let unit_field = rxg.field(7);
-        facts.dose_ordered = Some(bounded(&format!("{} {}", amount_text, unit_label(&unit_field))));
+        facts.dose_ordered = Some(bounded(&format!(
+            "{} {}",
+            amount_text,
+            unit_label(&unit_field)
+        )));
         if let Some(limits) = &entry.dose {
             checked = true;
-            if let Some(v) = quantity(n, "dose", "RXG-5/6", &amount_text, &unit_field, "RXG-7", limits, &conc, patient, out) {
+            if let Some(v) = quantity(
+                n,
+                "dose",
+                "RXG-5/6",
+                &amount_text,
+                &unit_field,
+                "RXG-7",
+                limits,
+                &conc,
+                patient,
+                out,
+            ) {
                 facts.dose = Some(round(v));
                 facts.dose_unit = Some(limits.unit_text.clone());
-                compare(n, "dose", &entry.display, v, limits, rules::DOSE_HARD_LIMIT, rules::DOSE_SOFT_LIMIT, out);
+                compare(
+                    n,
+                    "dose",
+                    &entry.display,
+                    v,
+                    limits,
+                    rules::DOSE_HARD_LIMIT,
+                    rules::DOSE_SOFT_LIMIT,
+                    out,
+                );
             }
         }
     }
@@ -170,7 +236,10 @@ fn quantity(
     let Some(value) = units::parse_nm(value_text).filter(|v| *v >= 0.0) else {
         out.findings.push(OrderFinding::new(
             rules::INVALID_NUMBER,
-            format!("RXG #{n}: {what} {value_field} {:?} is not a non-negative number", bounded(value_text)),
+            format!(
+                "RXG #{n}: {what} {value_field} {:?} is not a non-negative number",
+                bounded(value_text)
+            ),
         ));
         return None;
     };
@@ -188,7 +257,14 @@ fn quantity(
         Ok(c) => *c,
         Err(_) => None,
     };
-    match units::convert(value, &unit, &limits.unit, &limits.unit_text, concentration, patient) {
+    match units::convert(
+        value,
+        &unit,
+        &limits.unit,
+        &limits.unit_text,
+        concentration,
+        patient,
+    ) {
         Ok(v) => Some(v),
         Err(e) => {
             let rule = match e {
@@ -207,17 +283,33 @@ fn quantity(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn compare(n: usize, what: &str, drug: &str, v: f64, limits: &QuantityLimits, hard: Rule, soft: Rule, out: &mut OrderCheck) {
+fn compare(
+    n: usize,
+    what: &str,
+    drug: &str,
+    v: f64,
+    limits: &QuantityLimits,
+    hard: Rule,
+    soft: Rule,
+    out: &mut OrderCheck,
+) {
     let unit = &limits.unit_text;
     if v > limits.hard_max * (1.0 + LIMIT_TOLERANCE) {
         out.findings.push(OrderFinding::new(
             hard,
-            format!("RXG #{n}: {drug} {what} {} {unit} is above the hard limit {} {unit}", round(v), limits.hard_max),
+            format!(
+                "RXG #{n}: {drug} {what} {} {unit} is above the hard limit {} {unit}",
+                round(v),
+                limits.hard_max
+            ),
         ));
     } else if let Some(s) = limits.soft_max.filter(|s| v > s * (1.0 + LIMIT_TOLERANCE)) {
         out.findings.push(OrderFinding::new(
             soft,
-            format!("RXG #{n}: {drug} {what} {} {unit} is above the soft limit {s} {unit}", round(v)),
+            format!(
+                "RXG #{n}: {drug} {what} {} {unit} is above the soft limit {s} {unit}",
+                round(v)
+            ),
         ));
     }
 }
@@ -229,9 +321,23 @@ fn concentration(rxg: &Segment<'_>) -> Result<Option<Concentration>, String> {
     if strength.trim().is_empty() && volume.trim().is_empty() {
         return Err("RXG-17 strength and RXG-23 strength volume are empty".into());
     }
-    let s = units::parse_nm(&strength).filter(|v| *v > 0.0).ok_or_else(|| format!("RXG-17 strength {:?} is not a positive number", bounded(&strength)))?;
+    let s = units::parse_nm(&strength)
+        .filter(|v| *v > 0.0)
+        .ok_or_else(|| {
+            format!(
+                "RXG-17 strength {:?} is not a positive number",
+                bounded(&strength)
+            )
+        })?;
     let su = cwe_unit(&rxg.field(18)).map_err(|e| format!("RXG-18 strength unit: {e}"))?;
-    let vol = units::parse_nm(&volume).filter(|v| *v > 0.0).ok_or_else(|| format!("RXG-23 strength volume {:?} is not a positive number", bounded(&volume)))?;
+    let vol = units::parse_nm(&volume)
+        .filter(|v| *v > 0.0)
+        .ok_or_else(|| {
+            format!(
+                "RXG-23 strength volume {:?} is not a positive number",
+                bounded(&volume)
+            )
+        })?;
     let vu = cwe_unit(&rxg.field(24)).map_err(|e| format!("RXG-24 volume unit: {e}"))?;
     if su.is_rate() || su.per_kg || su.per_m2 || su.dim == Dimension::Volume {
         return Err("RXG-18 must be a drug amount unit (such as U or mg)".into());
@@ -285,23 +391,36 @@ fn patient_facts(msg: &Message<'_>) -> Patient {
         let id = obx.field(3);
         let code = id.component(1).text();
         let text = id.component(2).text().to_ascii_uppercase();
-        let is_weight = matches!(code.trim(), "188736" | "29463-7" | "3141-9") || text.contains("WEIGHT") || text.contains("MDC_ATTR_PT_WEIGHT");
-        let is_bsa = matches!(code.trim(), "188744" | "8277-6" | "3140-1") || text.contains("MDC_ATTR_PT_BSA") || text.contains("SURFACE AREA");
+        let is_weight = matches!(code.trim(), "188736" | "29463-7" | "3141-9")
+            || text.contains("WEIGHT")
+            || text.contains("MDC_ATTR_PT_WEIGHT");
+        let is_bsa = matches!(code.trim(), "188744" | "8277-6" | "3140-1")
+            || text.contains("MDC_ATTR_PT_BSA")
+            || text.contains("SURFACE AREA");
         if !(is_weight || is_bsa) {
             continue;
         }
-        let Some(v) = units::parse_nm(&obx.field(5).text()) else { continue };
+        let Some(v) = units::parse_nm(&obx.field(5).text()) else {
+            continue;
+        };
         let unit_field = obx.field(6);
         if is_weight && p.weight_kg.is_none() {
             let kg = match cwe_unit(&unit_field) {
-                Ok(u) if u.dim == Dimension::Mass && !u.is_rate() && !u.per_kg && !u.per_m2 => v * u.factor / 1000.0,
+                Ok(u) if u.dim == Dimension::Mass && !u.is_rate() && !u.per_kg && !u.per_m2 => {
+                    v * u.factor / 1000.0
+                }
                 _ => continue,
             };
             if WEIGHT_RANGE_KG.contains(&kg) {
                 p.weight_kg = Some(kg);
             }
         } else if is_bsa && p.bsa_m2.is_none() {
-            let label = format!("{} {}", unit_field.component(1).text(), unit_field.component(2).text()).to_ascii_uppercase();
+            let label = format!(
+                "{} {}",
+                unit_field.component(1).text(),
+                unit_field.component(2).text()
+            )
+            .to_ascii_uppercase();
             let is_m2 = label.contains("M2") || label.contains("M_SQ") || label.contains("M^2");
             if is_m2 && BSA_RANGE_M2.contains(&v) {
                 p.bsa_m2 = Some(v);

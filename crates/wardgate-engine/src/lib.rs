@@ -37,9 +37,19 @@ pub struct Flow {
 
 impl Flow {
     /// A new event about this flow on `route`.
-    pub fn event(&self, clock: &Clock, route: &RoutePolicy, action: Action, reason: String, stage: &str) -> Event {
-        let mut e = Event::new(clock.rfc3339.clone(), action, reason, stage)
-            .with_flow(self.src, self.dst, route.protocol.as_str());
+    pub fn event(
+        &self,
+        clock: &Clock,
+        route: &RoutePolicy,
+        action: Action,
+        reason: String,
+        stage: &str,
+    ) -> Event {
+        let mut e = Event::new(clock.rfc3339.clone(), action, reason, stage).with_flow(
+            self.src,
+            self.dst,
+            route.protocol.as_str(),
+        );
         e.wardgate.route = Some(route.id.to_string());
         e.wardgate.source_device = self.source_device.as_deref().map(str::to_owned);
         e.wardgate.destination_device = route.upstream_device.as_deref().map(str::to_owned);

@@ -83,7 +83,10 @@ impl MessageTypeSpec {
     /// True when MSH-9's code and trigger are allowed by this entry.
     pub fn matches(&self, code: &[u8], trigger: &[u8]) -> bool {
         self.code.as_bytes() == code
-            && self.trigger.as_ref().is_none_or(|t| t.as_bytes() == trigger)
+            && self
+                .trigger
+                .as_ref()
+                .is_none_or(|t| t.as_bytes() == trigger)
     }
 }
 
@@ -152,24 +155,37 @@ impl Policy {
                 ..Default::default()
             };
             for drug in &lib.drugs {
-                let mut unit = |u: &Option<Spanned<String>>, want_rate: bool| -> Option<(Unit, String)> {
-                    let u = u.as_ref()?;
-                    match units::parse(u.get_ref()) {
-                        Ok(parsed) if parsed.is_rate() == want_rate => Some((parsed, u.get_ref().clone())),
-                        Ok(_) => {
-                            let what = if want_rate { "a rate (amount per time, such as U/h)" } else { "an amount without time (such as U or mg)" };
-                            problems.push(src.problem(u.span(), Level::Error, format!("{:?} must be {what}", u.get_ref())));
-                            None
+                let mut unit =
+                    |u: &Option<Spanned<String>>, want_rate: bool| -> Option<(Unit, String)> {
+                        let u = u.as_ref()?;
+                        match units::parse(u.get_ref()) {
+                            Ok(parsed) if parsed.is_rate() == want_rate => {
+                                Some((parsed, u.get_ref().clone()))
+                            }
+                            Ok(_) => {
+                                let what = if want_rate {
+                                    "a rate (amount per time, such as U/h)"
+                                } else {
+                                    "an amount without time (such as U or mg)"
+                                };
+                                problems.push(src.problem(
+                                    u.span(),
+                                    Level::Error,
+                                    format!("{:?} must be {what}", u.get_ref()),
+                                ));
+                                None
+                            }
+                            Err(e) => {
+                                problems.push(src.problem(u.span(), Level::Error, e.to_string()));
+                                None
+                            }
                         }
-                        Err(e) => {
-                            problems.push(src.problem(u.span(), Level::Error, e.to_string()));
-                            None
-                        }
-                    }
-                };
+                    };
                 let rate_unit = unit(&drug.rate_unit, true);
                 let dose_unit = unit(&drug.dose_unit, false);
-                let limits = |u: Option<(Unit, String)>, soft: &Option<Spanned<f64>>, hard: &Option<Spanned<f64>>| {
+                let limits = |u: Option<(Unit, String)>,
+                              soft: &Option<Spanned<f64>>,
+                              hard: &Option<Spanned<f64>>| {
                     let (unit, unit_text) = u?;
                     Some(QuantityLimits {
                         unit,
@@ -179,7 +195,11 @@ impl Policy {
                     })
                 };
                 let entry = DrugEntry {
-                    display: drug.names.first().map(|n| n.get_ref().clone()).unwrap_or_default(),
+                    display: drug
+                        .names
+                        .first()
+                        .map(|n| n.get_ref().clone())
+                        .unwrap_or_default(),
                     rate: limits(rate_unit, &drug.rate_soft_max, &drug.rate_hard_max),
                     dose: limits(dose_unit, &drug.dose_soft_max, &drug.dose_hard_max),
                 };
@@ -211,8 +231,15 @@ impl Policy {
                     upstream: r.upstream,
                     upstream_device: r.upstream_device.as_deref().map(Arc::from),
                     senders: r.senders.iter().map(|s| Arc::from(s.as_str())).collect(),
-                    messages: r.messages.iter().map(|m| MessageTypeSpec::parse(m)).collect(),
-                    library: r.drug_library.as_ref().and_then(|l| libraries.get(l).cloned()),
+                    messages: r
+                        .messages
+                        .iter()
+                        .map(|m| MessageTypeSpec::parse(m))
+                        .collect(),
+                    library: r
+                        .drug_library
+                        .as_ref()
+                        .and_then(|l| libraries.get(l).cloned()),
                     max_frame_bytes: r.max_frame_bytes,
                     max_segments,
                 })
@@ -239,7 +266,9 @@ impl Policy {
                 device: None,
                 reason: format!("{ip} is not an enrolled device"),
             },
-            Some(d) if route.senders.iter().any(|s| s == d) => Admission::Allowed { device: d.clone() },
+            Some(d) if route.senders.iter().any(|s| s == d) => {
+                Admission::Allowed { device: d.clone() }
+            }
             Some(d) => Admission::Denied {
                 rule: rules::SENDER_NOT_ALLOWED,
                 device: Some(d.clone()),

@@ -57,7 +57,8 @@ fn heparin_rxg(rate: &str, rate_unit: &str) -> String {
 
 fn rgv(rxgs: &[String], extra: &[&str]) -> String {
     let mut segs = vec![
-        "MSH|^~\\&|EHR^ACME|ICU|PUMPSRV|ICU|20261124101500||RGV^O15^RGV_O15|ORD-0001|P|2.6".to_string(),
+        "MSH|^~\\&|EHR^ACME|ICU|PUMPSRV|ICU|20261124101500||RGV^O15^RGV_O15|ORD-0001|P|2.6"
+            .to_string(),
         "PID|||12345^^^Hospital^MR||Doe^John||19600101|M".to_string(),
         "PV1||I|ICU^1^1".to_string(),
         "ORC|RE|ORD1^EHR".to_string(),
@@ -105,7 +106,8 @@ fn observation_result_is_allowed_and_recorded() {
 
 #[test]
 fn message_type_not_on_the_route_gets_ar_with_the_control_id() {
-    let o = run("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||ADT^A01^ADT_A01|ADM-42|P|2.5\rPID|||1\r");
+    let o =
+        run("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||ADT^A01^ADT_A01|ADM-42|P|2.5\rPID|||1\r");
     assert_eq!(o.verdict, Verdict::Block);
     assert_eq!(rule_of(&o), "WG-HL7-001");
     let r = reply_text(&o);
@@ -133,26 +135,50 @@ fn heparin_above_the_soft_limit_is_forwarded_with_an_alert() {
 
 #[test]
 fn heparin_above_the_hard_limit_is_blocked_with_a_nak() {
-    let o = run(&rgv(&[heparin_rxg("41", "265266^MDC_DIM_MILLI_L_PER_HR^MDC")], &[]));
+    let o = run(&rgv(
+        &[heparin_rxg("41", "265266^MDC_DIM_MILLI_L_PER_HR^MDC")],
+        &[],
+    ));
     assert_eq!(o.verdict, Verdict::Block);
     assert_eq!(rule_of(&o), "WG-INF-010");
-    assert!(reply_text(&o).contains("MSA|AR|ORD-0001|"), "{}", reply_text(&o));
+    assert!(
+        reply_text(&o).contains("MSA|AR|ORD-0001|"),
+        "{}",
+        reply_text(&o)
+    );
     assert_eq!(o.event.wardgate.infusion[0].rate, Some(2050.0));
 }
 
 #[test]
 fn drug_units_need_no_concentration() {
-    let allowed = run(&rgv(&[rxg(&[(4, "HEP"), (15, "25000"), (16, "mU/min")])], &[]));
-    assert_eq!(allowed.verdict, Verdict::Allow, "{:?}", allowed.event.wardgate.findings);
+    let allowed = run(&rgv(
+        &[rxg(&[(4, "HEP"), (15, "25000"), (16, "mU/min")])],
+        &[],
+    ));
+    assert_eq!(
+        allowed.verdict,
+        Verdict::Allow,
+        "{:?}",
+        allowed.event.wardgate.findings
+    );
     let blocked = run(&rgv(&[rxg(&[(4, "HEP"), (15, "2500"), (16, "U/h")])], &[]));
     assert_eq!(rule_of(&blocked), "WG-INF-010");
 }
 
 #[test]
 fn weight_based_rate_uses_the_patient_weight() {
-    let order = rxg(&[(4, "^Heparin"), (15, "20"), (16, "MDC_DIM_X_INTL_UNIT_PER_KG_PER_HR")]);
+    let order = rxg(&[
+        (4, "^Heparin"),
+        (15, "20"),
+        (16, "MDC_DIM_X_INTL_UNIT_PER_KG_PER_HR"),
+    ]);
     let with = run(&rgv(&[order.clone()], &[WEIGHT_80]));
-    assert_eq!(with.verdict, Verdict::Alert, "1600 U/h: {:?}", with.event.wardgate.findings);
+    assert_eq!(
+        with.verdict,
+        Verdict::Alert,
+        "1600 U/h: {:?}",
+        with.event.wardgate.findings
+    );
     let without = run(&rgv(&[order], &[]));
     assert_eq!(without.verdict, Verdict::Block);
     assert_eq!(rule_of(&without), "WG-INF-006");
@@ -162,16 +188,25 @@ fn weight_based_rate_uses_the_patient_weight() {
 fn weight_in_pounds_is_converted() {
     let order = rxg(&[(4, "HEP"), (15, "20"), (16, "U/kg/h")]);
     // 220.46 lb = 100 kg -> 2000 U/h: at the hard limit, above the soft one.
-    let o = run(&rgv(&[order], &["OBX|1|NM|29463-7^Body weight^LN||220.462262|[lb_av]"]));
+    let o = run(&rgv(
+        &[order],
+        &["OBX|1|NM|29463-7^Body weight^LN||220.462262|[lb_av]"],
+    ));
     assert_eq!(o.verdict, Verdict::Alert, "{:?}", o.event.wardgate.findings);
 }
 
 #[test]
 fn unknown_drug_missing_unit_and_missing_concentration_are_blocked() {
     let cases = [
-        (rxg(&[(4, "MORPH^morphine"), (15, "1"), (16, "mg/h")]), "WG-INF-003"),
+        (
+            rxg(&[(4, "MORPH^morphine"), (15, "1"), (16, "mg/h")]),
+            "WG-INF-003",
+        ),
         (rxg(&[(4, "HEP"), (15, "100")]), "WG-INF-004"),
-        (rxg(&[(4, "HEP"), (15, "100"), (16, "furlongs/h")]), "WG-INF-004"),
+        (
+            rxg(&[(4, "HEP"), (15, "100"), (16, "furlongs/h")]),
+            "WG-INF-004",
+        ),
         (rxg(&[(4, "HEP"), (15, "10"), (16, "mL/h")]), "WG-INF-007"),
         (rxg(&[(4, "HEP"), (15, "10"), (16, "mg/h")]), "WG-INF-005"),
         (rxg(&[(4, "HEP"), (15, "1e3"), (16, "U/h")]), "WG-INF-008"),
@@ -180,7 +215,12 @@ fn unknown_drug_missing_unit_and_missing_concentration_are_blocked() {
     ];
     for (seg, rule) in cases {
         let o = run(&rgv(&[seg.clone()], &[]));
-        assert_eq!(o.verdict, Verdict::Block, "{seg}: {:?}", o.event.wardgate.findings);
+        assert_eq!(
+            o.verdict,
+            Verdict::Block,
+            "{seg}: {:?}",
+            o.event.wardgate.findings
+        );
         assert_eq!(rule_of(&o), rule, "{seg}: {:?}", o.event.wardgate.findings);
     }
 }
@@ -198,7 +238,11 @@ fn every_rxg_is_checked() {
     let o = run(&rgv(&[ok, bad], &[]));
     assert_eq!(o.verdict, Verdict::Block);
     assert_eq!(o.event.wardgate.infusion.len(), 2);
-    assert!(o.event.wardgate.findings[0].detail.contains("RXG #2"), "{:?}", o.event.wardgate.findings);
+    assert!(
+        o.event.wardgate.findings[0].detail.contains("RXG #2"),
+        "{:?}",
+        o.event.wardgate.findings
+    );
 }
 
 #[test]
@@ -219,7 +263,10 @@ fn declared_delimiters_are_honoured() {
     assert_eq!(b.verdict, Verdict::Block);
     assert_eq!(rule_of(&a), rule_of(&b));
     assert_eq!(a.event.wardgate.infusion, b.event.wardgate.infusion);
-    assert_eq!(b.event.wardgate.hl7.as_ref().unwrap().message_type, "RGV^O15");
+    assert_eq!(
+        b.event.wardgate.hl7.as_ref().unwrap().message_type,
+        "RGV^O15"
+    );
     // The NAK uses the sender's own delimiters.
     assert!(reply_text(&b).contains("MSH|#!\\&|"), "{}", reply_text(&b));
 }
@@ -245,7 +292,10 @@ fn garbage_gets_ae_and_closes() {
 fn admission_is_deny_by_default() {
     let p = policy();
     let r = &p.routes[0];
-    assert!(matches!(p.admit(r, "127.0.0.2".parse().unwrap()), Admission::Allowed { .. }));
+    assert!(matches!(
+        p.admit(r, "127.0.0.2".parse().unwrap()),
+        Admission::Allowed { .. }
+    ));
     match p.admit(r, "127.0.0.9".parse().unwrap()) {
         Admission::Denied { rule, .. } => assert_eq!(rule.id, "WG-ACCESS-001"),
         a => panic!("{a:?}"),
@@ -258,7 +308,10 @@ fn admission_is_deny_by_default() {
         a => panic!("{a:?}"),
     }
     // An IPv4-mapped IPv6 peer is the same device.
-    assert!(matches!(p.admit(r, "::ffff:127.0.0.2".parse().unwrap()), Admission::Allowed { .. }));
+    assert!(matches!(
+        p.admit(r, "::ffff:127.0.0.2".parse().unwrap()),
+        Admission::Allowed { .. }
+    ));
 }
 
 #[test]
@@ -266,7 +319,11 @@ fn library_units_are_validated_with_locations() {
     let bad = SITE.replace("rate_unit = \"U/h\"", "rate_unit = \"U\"");
     let v = Config::parse(&bad, "site.toml", Path::new(".")).unwrap();
     let problems = Policy::compile(&v).unwrap_err();
-    let line = bad.lines().position(|l| l.starts_with("rate_unit")).unwrap() + 1;
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("rate_unit"))
+        .unwrap()
+        + 1;
     assert_eq!(problems[0].line, line, "{}", problems[0]);
 }
 

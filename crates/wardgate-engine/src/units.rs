@@ -154,7 +154,10 @@ pub fn parse(text: &str) -> Result<Unit, UnitError> {
         let dl = d.trim().to_ascii_lowercase();
         if dl == "kg" && !unit.per_kg && !unit.per_m2 && unit.per_seconds.is_none() {
             unit.per_kg = true;
-        } else if matches!(dl.as_str(), "m2" | "m^2" | "m²") && !unit.per_m2 && unit.per_seconds.is_none() {
+        } else if matches!(dl.as_str(), "m2" | "m^2" | "m²")
+            && !unit.per_m2
+            && unit.per_seconds.is_none()
+        {
             unit.per_m2 = true;
         } else if let (Some(s), None) = (time_seconds(&dl), unit.per_seconds) {
             unit.per_seconds = Some(s);
@@ -250,7 +253,9 @@ pub enum ConvertError {
     #[error("converting between weight-based and absolute amounts needs the patient's weight")]
     NeedsWeight,
     /// Per-m² conversion without a body surface area.
-    #[error("converting between per-m2 and absolute amounts needs the patient's body surface area")]
+    #[error(
+        "converting between per-m2 and absolute amounts needs the patient's body surface area"
+    )]
     NeedsBsa,
 }
 
@@ -354,42 +359,91 @@ mod tests {
             let (ua, ub) = (u(a), u(b));
             assert_eq!(ua.dim, ub.dim, "{a} vs {b}");
             assert!(close(ua.factor, ub.factor), "{a} vs {b}");
-            assert_eq!((ua.per_kg, ua.per_seconds), (ub.per_kg, ub.per_seconds), "{a} vs {b}");
+            assert_eq!(
+                (ua.per_kg, ua.per_seconds),
+                (ub.per_kg, ub.per_seconds),
+                "{a} vs {b}"
+            );
         }
     }
 
     #[test]
     fn unknown_units_are_errors_not_guesses() {
-        for bad in ["", "furlong/h", "mg/fortnight", "mg/h/kg", "U/h/h", "MDC_DIM_PARSEC", "mg/kg/kg"] {
+        for bad in [
+            "",
+            "furlong/h",
+            "mg/fortnight",
+            "mg/h/kg",
+            "U/h/h",
+            "MDC_DIM_PARSEC",
+            "mg/kg/kg",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
     }
 
     #[test]
     fn milliunits_per_minute_to_units_per_hour() {
-        let v = convert(500.0, &u("mU/min"), &u("U/h"), "U/h", None, &Patient::default()).unwrap();
+        let v = convert(
+            500.0,
+            &u("mU/min"),
+            &u("U/h"),
+            "U/h",
+            None,
+            &Patient::default(),
+        )
+        .unwrap();
         assert!(close(v, 30.0), "{v}");
     }
 
     #[test]
     fn volume_rate_uses_concentration() {
         // Heparin 25 000 U in 500 mL at 30 mL/h = 1500 U/h.
-        let conc = Concentration { dim: Dimension::Activity, per_ml: 50.0 };
-        let v = convert(30.0, &u("mL/h"), &u("U/h"), "U/h", Some(conc), &Patient::default()).unwrap();
+        let conc = Concentration {
+            dim: Dimension::Activity,
+            per_ml: 50.0,
+        };
+        let v = convert(
+            30.0,
+            &u("mL/h"),
+            &u("U/h"),
+            "U/h",
+            Some(conc),
+            &Patient::default(),
+        )
+        .unwrap();
         assert!(close(v, 1500.0), "{v}");
-        let e = convert(30.0, &u("mL/h"), &u("U/h"), "U/h", None, &Patient::default()).unwrap_err();
+        let e = convert(
+            30.0,
+            &u("mL/h"),
+            &u("U/h"),
+            "U/h",
+            None,
+            &Patient::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e, ConvertError::NeedsConcentration { .. }));
     }
 
     #[test]
     fn weight_based_needs_weight() {
-        let p = Patient { weight_kg: Some(80.0), bsa_m2: None };
+        let p = Patient {
+            weight_kg: Some(80.0),
+            bsa_m2: None,
+        };
         let v = convert(18.0, &u("U/kg/h"), &u("U/h"), "U/h", None, &p).unwrap();
         assert!(close(v, 1440.0), "{v}");
         let back = convert(1440.0, &u("U/h"), &u("U/kg/h"), "U/kg/h", None, &p).unwrap();
         assert!(close(back, 18.0), "{back}");
         assert_eq!(
-            convert(18.0, &u("U/kg/h"), &u("U/h"), "U/h", None, &Patient::default()),
+            convert(
+                18.0,
+                &u("U/kg/h"),
+                &u("U/h"),
+                "U/h",
+                None,
+                &Patient::default()
+            ),
             Err(ConvertError::NeedsWeight)
         );
     }

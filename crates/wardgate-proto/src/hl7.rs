@@ -75,7 +75,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_segments: 10_000 }
+        Limits {
+            max_segments: 10_000,
+        }
     }
 }
 
@@ -219,7 +221,12 @@ impl MessageType<'_> {
 impl fmt::Display for MessageType<'_> {
     /// `CODE^TRIGGER` with `^` whatever the message's own separator.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}^{}", String::from_utf8_lossy(self.code), String::from_utf8_lossy(self.trigger))
+        write!(
+            f,
+            "{}^{}",
+            String::from_utf8_lossy(self.code),
+            String::from_utf8_lossy(self.trigger)
+        )
     }
 }
 
@@ -233,7 +240,10 @@ impl<'a> Message<'a> {
         if u32::try_from(raw.len()).is_err() {
             return Err(Hl7Error::TooLarge);
         }
-        let start = raw.iter().position(|&b| !is_terminator(b)).ok_or(Hl7Error::Empty)?;
+        let start = raw
+            .iter()
+            .position(|&b| !is_terminator(b))
+            .ok_or(Hl7Error::Empty)?;
         if start > 0 {
             // Leading blank lines: tolerated like any empty segment.
         }
@@ -276,14 +286,20 @@ impl<'a> Message<'a> {
                 pending_empty = false;
             }
             if segments.len() >= limits.max_segments {
-                return Err(Hl7Error::TooManySegments { limit: limits.max_segments });
+                return Err(Hl7Error::TooManySegments {
+                    limit: limits.max_segments,
+                });
             }
             let seg = &raw[pos..end];
             let id_ok = seg.len() >= 3
-                && seg[..3].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && seg[..3]
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
                 && (seg.len() == 3 || seg[3] == delims.field);
             if !id_ok {
-                return Err(Hl7Error::InvalidSegmentId { index: segments.len() + 1 });
+                return Err(Hl7Error::InvalidSegmentId {
+                    index: segments.len() + 1,
+                });
             }
             // Cannot truncate: the length was checked against u32 above.
             segments.push((pos as u32, end as u32));
@@ -324,7 +340,9 @@ impl<'a> Message<'a> {
 
     /// Every segment in order.
     pub fn segments(&self) -> impl Iterator<Item = Segment<'a>> + '_ {
-        self.segments.iter().map(move |&(s, e)| self.segment_at(s, e))
+        self.segments
+            .iter()
+            .map(move |&(s, e)| self.segment_at(s, e))
     }
 
     /// The segments whose id is `id` (e.g. `b"RXG"`), in order.
@@ -486,7 +504,9 @@ impl<'a> Segment<'a> {
     pub fn field_count(&self) -> usize {
         match self.raw.get(4..) {
             None => 0,
-            Some(rest) => rest.split(|&b| b == self.delims.field).count() + usize::from(self.is_msh),
+            Some(rest) => {
+                rest.split(|&b| b == self.delims.field).count() + usize::from(self.is_msh)
+            }
         }
     }
 }
@@ -519,7 +539,11 @@ impl<'a> Field<'a> {
 
     /// Number of repetitions (1 for an empty field).
     pub fn repetition_count(&self) -> usize {
-        self.raw.iter().filter(|&&b| b == self.delims.repetition).count() + 1
+        self.raw
+            .iter()
+            .filter(|&&b| b == self.delims.repetition)
+            .count()
+            + 1
     }
 
     fn first_repetition(&self) -> &'a [u8] {

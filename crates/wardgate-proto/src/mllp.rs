@@ -140,7 +140,11 @@ impl Framer {
             return Err(MllpError::GarbageBeforeStart { byte: first });
         }
         // Resume after what was scanned before, unless the caller's buffer shrank.
-        let from = if self.scanned > 0 && self.scanned <= buf.len() { self.scanned } else { 1 };
+        let from = if self.scanned > 0 && self.scanned <= buf.len() {
+            self.scanned
+        } else {
+            1
+        };
         let limit = self.limits.max_frame_bytes;
         if let Some(i) = memchr::memchr(END_BLOCK, buf.get(from..).unwrap_or_default()) {
             let at = from + i;
@@ -178,7 +182,9 @@ impl Framer {
         if buf.is_empty() {
             Ok(())
         } else {
-            Err(MllpError::Truncated { buffered: buf.len() })
+            Err(MllpError::Truncated {
+                buffered: buf.len(),
+            })
         }
     }
 }
@@ -197,7 +203,9 @@ mod tests {
     use super::*;
 
     fn framer(max: usize) -> Framer {
-        Framer::new(Limits { max_frame_bytes: max })
+        Framer::new(Limits {
+            max_frame_bytes: max,
+        })
     }
 
     #[test]
@@ -215,22 +223,49 @@ mod tests {
     fn cr_arriving_later_completes_the_frame() {
         let mut f = framer(1024);
         assert_eq!(f.next(b"\x0bABC\x1c").unwrap(), Progress::NeedMore);
-        assert_eq!(f.next(b"\x0bABC\x1c\r").unwrap(), Progress::Frame(Frame { len: 6 }));
+        assert_eq!(
+            f.next(b"\x0bABC\x1c\r").unwrap(),
+            Progress::Frame(Frame { len: 6 })
+        );
     }
 
     #[test]
     fn errors_are_typed() {
-        assert_eq!(framer(64).next(b"GET /").unwrap_err(), MllpError::GarbageBeforeStart { byte: b'G' });
-        assert_eq!(framer(64).next(b"\x0bAB\x1cX").unwrap_err(), MllpError::BadTrailer { offset: 4 });
-        assert_eq!(framer(8).next(b"\x0bABCDEFG").unwrap_err(), MllpError::FrameTooLarge { limit: 8 });
-        assert_eq!(framer(8).next(b"\x0bABCDEF\x1c\r").unwrap_err(), MllpError::FrameTooLarge { limit: 8 });
-        assert_eq!(framer(8).next(b"\x0bABCDE\x1c\r").unwrap(), Progress::Frame(Frame { len: 8 }));
-        assert_eq!(framer(8).finish(b"\x0bAB").unwrap_err(), MllpError::Truncated { buffered: 3 });
-        assert_eq!(MllpError::FrameTooLarge { limit: 1 }.rule_id(), "WG-MLLP-002");
+        assert_eq!(
+            framer(64).next(b"GET /").unwrap_err(),
+            MllpError::GarbageBeforeStart { byte: b'G' }
+        );
+        assert_eq!(
+            framer(64).next(b"\x0bAB\x1cX").unwrap_err(),
+            MllpError::BadTrailer { offset: 4 }
+        );
+        assert_eq!(
+            framer(8).next(b"\x0bABCDEFG").unwrap_err(),
+            MllpError::FrameTooLarge { limit: 8 }
+        );
+        assert_eq!(
+            framer(8).next(b"\x0bABCDEF\x1c\r").unwrap_err(),
+            MllpError::FrameTooLarge { limit: 8 }
+        );
+        assert_eq!(
+            framer(8).next(b"\x0bABCDE\x1c\r").unwrap(),
+            Progress::Frame(Frame { len: 8 })
+        );
+        assert_eq!(
+            framer(8).finish(b"\x0bAB").unwrap_err(),
+            MllpError::Truncated { buffered: 3 }
+        );
+        assert_eq!(
+            MllpError::FrameTooLarge { limit: 1 }.rule_id(),
+            "WG-MLLP-002"
+        );
     }
 
     #[test]
     fn empty_payload_is_a_frame() {
-        assert_eq!(framer(8).next(b"\x0b\x1c\r").unwrap(), Progress::Frame(Frame { len: 3 }));
+        assert_eq!(
+            framer(8).next(b"\x0b\x1c\r").unwrap(),
+            Progress::Frame(Frame { len: 3 })
+        );
     }
 }

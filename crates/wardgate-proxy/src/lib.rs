@@ -50,7 +50,9 @@ impl ProxyOptions {
             frame_timeout: Duration::from_secs(g.frame_timeout_secs.max(1)),
             connect_timeout: Duration::from_millis(g.connect_timeout_ms.max(1)),
             shutdown_grace: Duration::from_secs(g.shutdown_grace_secs),
-            max_connections: usize::try_from(g.max_connections).unwrap_or(usize::MAX).max(1),
+            max_connections: usize::try_from(g.max_connections)
+                .unwrap_or(usize::MAX)
+                .max(1),
         }
     }
 }
@@ -94,18 +96,28 @@ pub struct Proxy {
 
 impl Proxy {
     /// Binds every route's listener. Fails without serving anything if one cannot be bound.
-    pub async fn bind(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Result<Proxy, ProxyError> {
+    pub async fn bind(
+        policy: Arc<Policy>,
+        recorder: RecorderHandle,
+        opts: ProxyOptions,
+    ) -> Result<Proxy, ProxyError> {
         let mut listeners = Vec::new();
         for route in &policy.routes {
-            let l = TcpListener::bind(route.listen).await.map_err(|source| ProxyError::Bind {
-                route: route.id.to_string(),
-                addr: route.listen,
-                source,
-            })?;
+            let l = TcpListener::bind(route.listen)
+                .await
+                .map_err(|source| ProxyError::Bind {
+                    route: route.id.to_string(),
+                    addr: route.listen,
+                    source,
+                })?;
             listeners.push((route.clone(), l));
         }
         Ok(Proxy {
-            shared: Arc::new(Shared { policy, recorder, opts }),
+            shared: Arc::new(Shared {
+                policy,
+                recorder,
+                opts,
+            }),
             listeners,
         })
     }
@@ -122,7 +134,6 @@ impl Proxy {
     /// messages finish within the grace period, and returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
-        let mut tasks = JoinSet::new();
         let mut acceptors = JoinSet::new();
         for (route, listener) in self.listeners {
             let shared = self.shared.clone();
@@ -132,7 +143,7 @@ impl Proxy {
                 let mut conns = JoinSet::new();
                 loop {
                     tokio::select! {
-                        _ = stop.wait_for(|s| *s) => break,
+                        _ = stopped(&mut stop) => break,
                         accepted = listener.accept() => match accepted {
                             Ok((sock, peer)) => {
                                 let Ok(permit) = cap.clone().try_acquire_owned() else {
@@ -161,7 +172,7 @@ impl Proxy {
                 while conns.join_next().await.is_some() {}
             });
         }
-        let _ = shutdown.wait_for(|s| *s).await;
+        stopped(&mut shutdown).await;
         let grace = self.shared.opts.shutdown_grace + Duration::from_secs(1);
         let drained = tokio::time::timeout(grace, async {
             while acceptors.join_next().await.is_some() {}
@@ -171,8 +182,13 @@ impl Proxy {
             tracing::warn!("connections still open after the shutdown grace period; closing them");
             acceptors.abort_all();
         }
-        tasks.abort_all();
     }
+}
+
+/// Resolves when shutdown is requested (or its sender is gone). The watch guard is
+/// dropped before returning, so callers stay `Send`.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 
 fn refuse_over_cap(shared: &Shared, route: &RoutePolicy, peer: SocketAddr) {
@@ -180,7 +196,10 @@ fn refuse_over_cap(shared: &Shared, route: &RoutePolicy, peer: SocketAddr) {
     let mut e = Event::new(
         clock.rfc3339,
         Action::Blocked,
-        format!("connection refused: the gateway's cap of {} connections is reached", shared.opts.max_connections),
+        format!(
+            "connection refused: the gateway's cap of {} connections is reached",
+            shared.opts.max_connections
+        ),
         "connection",
     )
     .with_flow(peer, route.upstream, route.protocol.as_str())

@@ -11,12 +11,11 @@ use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use wardgate_engine::event::{Action, Event};
+use wardgate_engine::event::Action;
 use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Admission, Clock, Flow};
@@ -34,30 +33,60 @@ pub(crate) async fn handle(
 ) {
     let device = match shared.policy.admit(&route, peer.ip()) {
         Admission::Allowed { device } => device,
-        Admission::Denied { rule, device, reason } => {
-            let flow = Flow { src: peer, dst: route.upstream, source_device: device };
+        Admission::Denied {
+            rule,
+            device,
+            reason,
+        } => {
+            let flow = Flow {
+                src: peer,
+                dst: route.upstream,
+                source_device: device,
+            };
             let e = flow
-                .event(&Clock::now(), &route, Action::Blocked, format!("connection refused: {reason}"), "connection")
+                .event(
+                    &Clock::now(),
+                    &route,
+                    Action::Blocked,
+                    format!("connection refused: {reason}"),
+                    "connection",
+                )
                 .with_rule(rule);
             shared.record(e);
-            // Nothing the peer sent is read, let alone forwarded.
-            let _ = client.set_linger(Some(Duration::ZERO));
+            // Nothing the peer sent is read, let alone forwarded; dropping closes it.
+            drop(client);
             return;
         }
     };
-    let flow = Flow { src: peer, dst: route.upstream, source_device: Some(device) };
+    let flow = Flow {
+        src: peer,
+        dst: route.upstream,
+        source_device: Some(device),
+    };
     let _ = client.set_nodelay(true);
     let upstream = connect(&route, &shared).await;
     match upstream {
         Ok(up) => {
-            shared.record(flow.event(&Clock::now(), &route, Action::Allowed, "connection admitted".into(), "connection"));
+            shared.record(flow.event(
+                &Clock::now(),
+                &route,
+                Action::Allowed,
+                "connection admitted".into(),
+                "connection",
+            ));
             let _ = up.set_nodelay(true);
             let mut relay = Relay::new(client, up, flow, route, shared);
             relay.run(stop).await;
         }
         Err(why) => {
             let e = flow
-                .event(&Clock::now(), &route, Action::Failed, format!("upstream {} unavailable: {why}", route.upstream), "connection")
+                .event(
+                    &Clock::now(),
+                    &route,
+                    Action::Failed,
+                    format!("upstream {} unavailable: {why}", route.upstream),
+                    "connection",
+                )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             shared.record(e);
             refuse_all(client, flow, route, shared, stop, why).await;
@@ -66,10 +95,18 @@ pub(crate) async fn handle(
 }
 
 async fn connect(route: &RoutePolicy, shared: &Shared) -> Result<TcpStream, String> {
-    match tokio::time::timeout(shared.opts.connect_timeout, TcpStream::connect(route.upstream)).await {
+    match tokio::time::timeout(
+        shared.opts.connect_timeout,
+        TcpStream::connect(route.upstream),
+    )
+    .await
+    {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {:?}", shared.opts.connect_timeout)),
+        Err(_) => Err(format!(
+            "no answer within {:?}",
+            shared.opts.connect_timeout
+        )),
     }
 }
 
@@ -83,7 +120,9 @@ async fn refuse_all(
     mut stop: watch::Receiver<bool>,
     why: String,
 ) {
-    let mut framer = Framer::new(Limits { max_frame_bytes: route.max_frame_bytes });
+    let mut framer = Framer::new(Limits {
+        max_frame_bytes: route.max_frame_bytes,
+    });
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
         tokio::select! {
@@ -93,7 +132,7 @@ async fn refuse_all(
                     _ => return,
                 }
             }
-            _ = stop.wait_for(|s| *s) => return,
+            _ = crate::stopped(&mut stop) => return,
         }
         loop {
             let outcome = match framer.next(&buf) {
@@ -148,8 +187,16 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    fn new(client: TcpStream, upstream: TcpStream, flow: Flow, route: Arc<RoutePolicy>, shared: Arc<Shared>) -> Self {
-        let limits = Limits { max_frame_bytes: route.max_frame_bytes };
+    fn new(
+        client: TcpStream,
+        upstream: TcpStream,
+        flow: Flow,
+        route: Arc<RoutePolicy>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let limits = Limits {
+            max_frame_bytes: route.max_frame_bytes,
+        };
         Relay {
             client,
             upstream,
@@ -232,7 +279,7 @@ impl Relay {
                     self.shared.record(e);
                     return;
                 }
-                _ = stop.wait_for(|s| *s), if !draining => {
+                _ = crate::stopped(&mut stop), if !draining => {
                     draining = true;
                     drain_deadline = Some(Instant::now() + opts.shutdown_grace);
                     // Whole frames already received are still decided; partial ones are not.
@@ -247,7 +294,12 @@ impl Relay {
         loop {
             match self.cframer.next(&self.cbuf) {
                 Ok(Progress::Frame(f)) => {
-                    let outcome = inspect::inspect(&self.route, &self.flow, f.frame(&self.cbuf), &Clock::now());
+                    let outcome = inspect::inspect(
+                        &self.route,
+                        &self.flow,
+                        f.frame(&self.cbuf),
+                        &Clock::now(),
+                    );
                     let end = self.on_client_frame(f.len, outcome).await;
                     self.cbuf.advance(f.len);
                     if let End::Closed = end {
@@ -276,7 +328,12 @@ impl Relay {
     /// Enforces one verdict. The frame is `cbuf[..len]`.
     async fn on_client_frame(&mut self, len: usize, outcome: Outcome) -> End {
         self.frame_started = None;
-        let Outcome { verdict, event, reply, close } = outcome;
+        let Outcome {
+            verdict,
+            event,
+            reply,
+            close,
+        } = outcome;
         match verdict {
             Verdict::Allow | Verdict::Alert => {
                 // Record first: a crash after forwarding must not leave an unrecorded decision.
@@ -284,7 +341,13 @@ impl Relay {
                 if self.upstream.write_all(&self.cbuf[..len]).await.is_err() {
                     let e = self
                         .flow
-                        .event(&Clock::now(), &self.route, Action::Failed, "upstream write failed; the message may not have been delivered".into(), "message")
+                        .event(
+                            &Clock::now(),
+                            &self.route,
+                            Action::Failed,
+                            "upstream write failed; the message may not have been delivered".into(),
+                            "message",
+                        )
                         .with_rule(rules::UPSTREAM_UNAVAILABLE);
                     self.shared.record(e);
                     return End::Closed;
@@ -345,7 +408,13 @@ impl Relay {
                     let reason = format!("upstream sent invalid MLLP: {e}");
                     let ev = self
                         .flow
-                        .event(&Clock::now(), &self.route, Action::Closed, reason, "connection")
+                        .event(
+                            &Clock::now(),
+                            &self.route,
+                            Action::Closed,
+                            reason,
+                            "connection",
+                        )
                         .with_rule(rules::UPSTREAM_PROTOCOL);
                     self.shared.record(ev);
                     return End::Closed;
@@ -362,4 +431,3 @@ impl Relay {
         }
     }
 }
-

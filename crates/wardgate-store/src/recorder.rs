@@ -87,7 +87,9 @@ impl RecorderHandle {
     /// Waits until every event recorded before this call is in the audit log and the store.
     pub fn sync(&self) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.tx.send(Msg::Sync(tx)).map_err(|_| StoreError::RecorderStopped)?;
+        self.tx
+            .send(Msg::Sync(tx))
+            .map_err(|_| StoreError::RecorderStopped)?;
         rx.recv().map_err(|_| StoreError::RecorderStopped)
     }
 
@@ -130,7 +132,11 @@ impl Recorder {
             let json = e.to_json();
             let seq = audit.append(&json)?;
             count(&stats, e.event.action);
-            rows.push(Row { seq, json, cols: Columns::of_event(&e) });
+            rows.push(Row {
+                seq,
+                json,
+                cols: Columns::of_event(&e),
+            });
         }
         audit.flush()?;
         store.insert_batch(&rows)?;
@@ -158,7 +164,10 @@ impl Recorder {
     /// Events recorded through other handles after this call fail with `RecorderStopped`.
     pub fn shutdown(self) -> Result<(), StoreError> {
         let sent = self.handle.tx.send(Msg::Shutdown);
-        let joined = self.thread.join().map_err(|_| StoreError::RecorderStopped)?;
+        let joined = self
+            .thread
+            .join()
+            .map_err(|_| StoreError::RecorderStopped)?;
         sent.map_err(|_| StoreError::RecorderStopped)?;
         joined
     }
@@ -201,7 +210,11 @@ fn run(
                     let json = e.to_json();
                     let seq = audit.append(&json)?;
                     count(&stats, e.event.action);
-                    rows.push(Row { seq, json, cols: Columns::of_event(&e) });
+                    rows.push(Row {
+                        seq,
+                        json,
+                        cols: Columns::of_event(&e),
+                    });
                     unsigned = true;
                 }
                 Msg::Sync(tx) => syncs.push(tx),
@@ -295,7 +308,11 @@ fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), S
             continue;
         };
         if seq > have && seq <= audit_last {
-            rows.push(Row { seq, json: json.to_vec(), cols: Columns::of_json(json) });
+            rows.push(Row {
+                seq,
+                json: json.to_vec(),
+                cols: Columns::of_json(json),
+            });
             if rows.len() >= 4096 {
                 store.insert_batch(&rows)?;
                 rows.clear();
@@ -303,6 +320,10 @@ fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), S
         }
     }
     store.insert_batch(&rows)?;
-    tracing::warn!(from = have + 1, to = audit_last, "event store back-filled from the audit log");
+    tracing::warn!(
+        from = have + 1,
+        to = audit_last,
+        "event store back-filled from the audit log"
+    );
     Ok(())
 }

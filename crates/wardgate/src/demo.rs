@@ -73,7 +73,12 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 
 fn order(id: &str, rxg: &str, extra: &[&str]) -> Vec<u8> {
     let msh = format!("MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||RGV^O15^RGV_O15|{id}|P|2.6");
-    let mut segs = vec![msh.as_str(), "PID|||4711^^^HOSP^MR||Doe^Jane||19580312|F", "PV1||I|ICU^12^1", "ORC|RE|ORD-88^EHR"];
+    let mut segs = vec![
+        msh.as_str(),
+        "PID|||4711^^^HOSP^MR||Doe^Jane||19580312|F",
+        "PV1||I|ICU^12^1",
+        "ORC|RE|ORD-88^EHR",
+    ];
     segs.push(rxg);
     segs.push("RXR|IV^Intravenous^HL70162");
     segs.extend_from_slice(extra);
@@ -84,7 +89,11 @@ const HEPARIN: &str = "HEP^heparin^LOCAL|100||mL^mL^UCUM||||||||";
 const CONC: &str = "25000|U^U^UCUM|||||500|mL^mL^UCUM";
 
 fn heparin(id: &str, ml_per_h: u32) -> Vec<u8> {
-    order(id, &format!("RXG|1||^^^20261124031500|{HEPARIN}{ml_per_h}|mL/h^mL/h^UCUM|{CONC}"), &[])
+    order(
+        id,
+        &format!("RXG|1||^^^20261124031500|{HEPARIN}{ml_per_h}|mL/h^mL/h^UCUM|{CONC}"),
+        &[],
+    )
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -96,33 +105,167 @@ fn scenarios() -> Vec<Scenario> {
         "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|97|262688^MDC_DIM_PERCENT^MDC|||||R",
         "OBX|2|NM|147842^MDC_ECG_HEART_RATE^MDC|1.1.1.2|72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||R",
     ]);
-    let propofol = "RXG|1||^^^20261124031500|PROP^propofol^LOCAL|||||||||||40|MDC_DIM_MICRO_G_PER_KG_PER_MIN";
+    let propofol =
+        "RXG|1||^^^20261124031500|PROP^propofol^LOCAL|||||||||||40|MDC_DIM_MICRO_G_PER_KG_PER_MIN";
     let odd = String::from_utf8_lossy(&heparin("ORD-1010", 300)).replace('^', "#");
     vec![
-        Scenario { name: "vital signs from the monitor gateway", from: ip("127.0.0.4"), route: "vital-signs", payload: vitals.clone(), expect: Expect::Ack("AA"), forwarded: true, rule: None },
-        Scenario { name: "EHR: results message on the pump route", from: ehr, route: "infusion-orders", payload: String::from_utf8_lossy(&vitals).replace("VS-1001", "VS-1002").into_bytes(), expect: Expect::Ack("AA"), forwarded: true, rule: None },
-        Scenario { name: "heparin 1200 U/h (24 mL/h of 50 U/mL)", from: ehr, route: "infusion-orders", payload: heparin("ORD-1001", 24), expect: Expect::Ack("AA"), forwarded: true, rule: None },
-        Scenario { name: "heparin 1750 U/h: above soft limit", from: ehr, route: "infusion-orders", payload: heparin("ORD-1002", 35), expect: Expect::Ack("AA"), forwarded: true, rule: Some("WG-INF-012") },
-        Scenario { name: "heparin 15000 U/h: tenfold error", from: ehr, route: "infusion-orders", payload: heparin("ORD-1003", 300), expect: Expect::Ack("AR"), forwarded: false, rule: Some("WG-INF-010") },
-        Scenario { name: "same error, '#' as component separator", from: ehr, route: "infusion-orders", payload: odd.into_bytes(), expect: Expect::Ack("AR"), forwarded: false, rule: Some("WG-INF-010") },
-        Scenario { name: "propofol 40 mcg/kg/min, weight 70 kg", from: ehr, route: "infusion-orders", payload: order("ORD-1004", propofol, &["OBX|1|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||70|263875^MDC_DIM_KILO_G^MDC"]), expect: Expect::Ack("AA"), forwarded: true, rule: None },
-        Scenario { name: "propofol per kg with no patient weight", from: ehr, route: "infusion-orders", payload: order("ORD-1005", propofol, &[]), expect: Expect::Ack("AR"), forwarded: false, rule: Some("WG-INF-006") },
-        Scenario { name: "drug not in the library", from: ehr, route: "infusion-orders", payload: order("ORD-1006", "RXG|1||^^^20261124031500|KCL^potassium chloride^LOCAL|||||||||||10|mmol/h", &[]), expect: Expect::Ack("AR"), forwarded: false, rule: Some("WG-INF-003") },
-        Scenario { name: "admission message on the pump route", from: ehr, route: "infusion-orders", payload: hl7(&["MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ADT^A08^ADT_A01|ADT-77|P|2.5", "PID|||4711"]), expect: Expect::Ack("AR"), forwarded: false, rule: Some("WG-HL7-001") },
-        Scenario { name: "attack: unknown laptop sends an order", from: ip("127.0.0.66"), route: "infusion-orders", payload: heparin("ORD-6666", 24), expect: Expect::Refused, forwarded: false, rule: Some("WG-ACCESS-001") },
-        Scenario { name: "attack: monitor gateway programs a pump", from: ip("127.0.0.4"), route: "infusion-orders", payload: heparin("ORD-6667", 24), expect: Expect::Refused, forwarded: false, rule: Some("WG-ACCESS-002") },
-        Scenario { name: "attack: garbage instead of MLLP", from: ehr, route: "infusion-orders", payload: Vec::new(), expect: Expect::Ack("AE"), forwarded: false, rule: Some("WG-MLLP-001") },
-        Scenario { name: "attack: oversized frame (128 KiB)", from: ehr, route: "infusion-orders", payload: vec![b'A'; 128 * 1024], expect: Expect::Ack("AE"), forwarded: false, rule: Some("WG-MLLP-002") },
+        Scenario {
+            name: "vital signs from the monitor gateway",
+            from: ip("127.0.0.4"),
+            route: "vital-signs",
+            payload: vitals.clone(),
+            expect: Expect::Ack("AA"),
+            forwarded: true,
+            rule: None,
+        },
+        Scenario {
+            name: "EHR: results message on the pump route",
+            from: ehr,
+            route: "infusion-orders",
+            payload: String::from_utf8_lossy(&vitals)
+                .replace("VS-1001", "VS-1002")
+                .into_bytes(),
+            expect: Expect::Ack("AA"),
+            forwarded: true,
+            rule: None,
+        },
+        Scenario {
+            name: "heparin 1200 U/h (24 mL/h of 50 U/mL)",
+            from: ehr,
+            route: "infusion-orders",
+            payload: heparin("ORD-1001", 24),
+            expect: Expect::Ack("AA"),
+            forwarded: true,
+            rule: None,
+        },
+        Scenario {
+            name: "heparin 1750 U/h: above soft limit",
+            from: ehr,
+            route: "infusion-orders",
+            payload: heparin("ORD-1002", 35),
+            expect: Expect::Ack("AA"),
+            forwarded: true,
+            rule: Some("WG-INF-012"),
+        },
+        Scenario {
+            name: "heparin 15000 U/h: tenfold error",
+            from: ehr,
+            route: "infusion-orders",
+            payload: heparin("ORD-1003", 300),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-INF-010"),
+        },
+        Scenario {
+            name: "same error, '#' as component separator",
+            from: ehr,
+            route: "infusion-orders",
+            payload: odd.into_bytes(),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-INF-010"),
+        },
+        Scenario {
+            name: "propofol 40 mcg/kg/min, weight 70 kg",
+            from: ehr,
+            route: "infusion-orders",
+            payload: order(
+                "ORD-1004",
+                propofol,
+                &["OBX|1|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||70|263875^MDC_DIM_KILO_G^MDC"],
+            ),
+            expect: Expect::Ack("AA"),
+            forwarded: true,
+            rule: None,
+        },
+        Scenario {
+            name: "heparin 18 U/kg/h with no patient weight",
+            from: ehr,
+            route: "infusion-orders",
+            payload: order(
+                "ORD-1005",
+                "RXG|1||^^^20261124031500|HEP^heparin^LOCAL|||||||||||18|U/kg/h",
+                &[],
+            ),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-INF-006"),
+        },
+        Scenario {
+            name: "drug not in the library",
+            from: ehr,
+            route: "infusion-orders",
+            payload: order(
+                "ORD-1006",
+                "RXG|1||^^^20261124031500|KCL^potassium chloride^LOCAL|||||||||||10|mmol/h",
+                &[],
+            ),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-INF-003"),
+        },
+        Scenario {
+            name: "admission message on the pump route",
+            from: ehr,
+            route: "infusion-orders",
+            payload: hl7(&[
+                "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ADT^A08^ADT_A01|ADT-77|P|2.5",
+                "PID|||4711",
+            ]),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-HL7-001"),
+        },
+        Scenario {
+            name: "attack: unknown laptop sends an order",
+            from: ip("127.0.0.66"),
+            route: "infusion-orders",
+            payload: heparin("ORD-6666", 24),
+            expect: Expect::Refused,
+            forwarded: false,
+            rule: Some("WG-ACCESS-001"),
+        },
+        Scenario {
+            name: "attack: monitor gateway programs a pump",
+            from: ip("127.0.0.4"),
+            route: "infusion-orders",
+            payload: heparin("ORD-6667", 24),
+            expect: Expect::Refused,
+            forwarded: false,
+            rule: Some("WG-ACCESS-002"),
+        },
+        Scenario {
+            name: "attack: garbage instead of MLLP",
+            from: ehr,
+            route: "infusion-orders",
+            payload: Vec::new(),
+            expect: Expect::Ack("AE"),
+            forwarded: false,
+            rule: Some("WG-MLLP-001"),
+        },
+        Scenario {
+            name: "attack: oversized frame (128 KiB)",
+            from: ehr,
+            route: "infusion-orders",
+            payload: vec![b'A'; 128 * 1024],
+            expect: Expect::Ack("AE"),
+            forwarded: false,
+            rule: Some("WG-MLLP-002"),
+        },
     ]
 }
 
 /// A simulated upstream: acknowledges every message with AA and keeps what it received.
 async fn sink(listener: TcpListener, received: Arc<Mutex<Vec<Vec<u8>>>>) {
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else { return };
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
         let received = received.clone();
         tokio::spawn(async move {
-            let mut framer = Framer::new(Limits { max_frame_bytes: 1 << 20 });
+            let mut framer = Framer::new(Limits {
+                max_frame_bytes: 1 << 20,
+            });
             let mut buf = Vec::new();
             let mut chunk = [0u8; 8192];
             loop {
@@ -135,7 +278,14 @@ async fn sink(listener: TcpListener, received: Arc<Mutex<Vec<Vec<u8>>>>) {
                     let whole = f.frame(&buf).to_vec();
                     let mut ack = Vec::new();
                     if let Ok(m) = Message::parse(f.payload(&buf), &Hl7Limits::default()) {
-                        let p = AckParams { code: AckCode::AA, text: "", error_code: None, control_id: "SINK", timestamp: "20261124031500", sending_application: "SIM" };
+                        let p = AckParams {
+                            code: AckCode::AA,
+                            text: "",
+                            error_code: None,
+                            control_id: "SINK",
+                            timestamp: "20261124031500",
+                            sending_application: "SIM",
+                        };
                         build_ack(&m, &p, &mut ack);
                     }
                     if let Ok(mut r) = received.lock() {
@@ -171,7 +321,9 @@ async fn play(s: &Scenario, to: SocketAddr) -> Result<String> {
     };
     // A refused peer may see its write fail; what matters is what comes back.
     let _ = sock.write_all(&bytes).await;
-    let mut framer = Framer::new(Limits { max_frame_bytes: 1 << 20 });
+    let mut framer = Framer::new(Limits {
+        max_frame_bytes: 1 << 20,
+    });
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -182,8 +334,13 @@ async fn play(s: &Scenario, to: SocketAddr) -> Result<String> {
         };
         buf.extend_from_slice(&chunk[..n]);
         if let Ok(Progress::Frame(f)) = framer.next(&buf) {
-            let m = Message::parse(f.payload(&buf), &Hl7Limits::default()).map_err(|e| anyhow::anyhow!("unparsable reply: {e}"))?;
-            let code = m.segments_named(b"MSA").next().map(|s| s.field(1).text().into_owned()).unwrap_or_default();
+            let m = Message::parse(f.payload(&buf), &Hl7Limits::default())
+                .map_err(|e| anyhow::anyhow!("unparsable reply: {e}"))?;
+            let code = m
+                .segments_named(b"MSA")
+                .next()
+                .map(|s| s.field(1).text().into_owned())
+                .unwrap_or_default();
             return Ok(code);
         }
     }
@@ -192,21 +349,33 @@ async fn play(s: &Scenario, to: SocketAddr) -> Result<String> {
 fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         if !dir.join(MARKER).exists() {
-            bail!("{} exists and is not a wardgate demo directory; choose another with --dir", dir.display());
+            bail!(
+                "{} exists and is not a wardgate demo directory; choose another with --dir",
+                dir.display()
+            );
         }
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join(MARKER), "created by `wardgate demo`; replaced on each run\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        "created by `wardgate demo`; replaced on each run\n",
+    )?;
     Ok(())
 }
 
 pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     prepare_dir(&args.dir)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (results, forwarded, totals) = rt.block_on(async {
-        let pump = TcpListener::bind("127.0.0.3:0").await.context("binding the simulated pump server on 127.0.0.3")?;
-        let ehr = TcpListener::bind("127.0.0.2:0").await.context("binding the simulated EHR on 127.0.0.2")?;
+        let pump = TcpListener::bind("127.0.0.3:0")
+            .await
+            .context("binding the simulated pump server on 127.0.0.3")?;
+        let ehr = TcpListener::bind("127.0.0.2:0")
+            .await
+            .context("binding the simulated EHR on 127.0.0.2")?;
         let site = SITE_TEMPLATE
             .replace("{UPSTREAM_PORT}", &pump.local_addr()?.port().to_string())
             .replace("{EHR_PORT}", &ehr.local_addr()?.port().to_string());
@@ -220,7 +389,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         let addrs: HashMap<String, SocketAddr> = running.proxy.local_addrs().into_iter().collect();
         let stats = running.recorder.handle();
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let serve::Running { recorder, proxy, _lock } = running;
+        let serve::Running {
+            recorder,
+            proxy,
+            _lock,
+        } = running;
         let server = tokio::spawn(proxy.run(rx));
         let mut results = Vec::new();
         for s in scenarios() {
@@ -228,7 +401,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             let got = play(&s, to).await.unwrap_or_else(|e| format!("error: {e}"));
             let forwarded = received
                 .lock()
-                .map(|r| r.iter().any(|f| !s.payload.is_empty() && f.get(1..f.len() - 2) == Some(&s.payload[..])))
+                .map(|r| {
+                    r.iter().any(|f| {
+                        !s.payload.is_empty() && f.get(1..f.len() - 2) == Some(&s.payload[..])
+                    })
+                })
                 .unwrap_or(false);
             results.push((got, forwarded));
         }
@@ -236,7 +413,12 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         let _ = server.await;
         let st = stats.stats();
         use std::sync::atomic::Ordering::Relaxed;
-        let totals = (st.allowed.load(Relaxed), st.alerted.load(Relaxed), st.blocked.load(Relaxed), st.recorded.load(Relaxed));
+        let totals = (
+            st.allowed.load(Relaxed),
+            st.alerted.load(Relaxed),
+            st.blocked.load(Relaxed),
+            st.recorded.load(Relaxed),
+        );
         serve::finish(recorder)?;
         drop(_lock);
         let forwarded = received.lock().map(|r| r.len()).unwrap_or(0);
@@ -246,16 +428,28 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     // Read the record back the way an operator would.
     let store = wardgate_store::EventStore::open_read_only(&args.dir.join("wardgate.db"))?;
     let events = store.query(&wardgate_store::EventFilter::default())?;
-    let docs: Vec<serde_json::Value> = events.iter().filter_map(|e| serde_json::from_str(&e.doc).ok()).collect();
+    let docs: Vec<serde_json::Value> = events
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.doc).ok())
+        .collect();
     let mut ok_all = true;
-    println!("wardgate demo: {} scenarios through the gateway\n", results.len());
-    println!("{:<44} {:<11} {:<10} {:<10} {:<12} {}", "SCENARIO", "FROM", "EXPECTED", "GOT", "FORWARDED", "RULE");
+    println!(
+        "wardgate demo: {} scenarios through the gateway\n",
+        results.len()
+    );
+    println!(
+        "{:<44} {:<11} {:<10} {:<10} {:<12} {}",
+        "SCENARIO", "FROM", "EXPECTED", "GOT", "FORWARDED", "RULE"
+    );
     for (s, (got, fwd)) in scenarios().iter().zip(&results) {
         let expected = match s.expect {
             Expect::Ack(c) => c.to_owned(),
             Expect::Refused => "refused".to_owned(),
         };
-        let fired = s.rule.is_none_or(|r| docs.iter().any(|d| d.pointer("/rule/id").and_then(|x| x.as_str()) == Some(r)));
+        let fired = s.rule.is_none_or(|r| {
+            docs.iter()
+                .any(|d| d.pointer("/rule/id").and_then(|x| x.as_str()) == Some(r))
+        });
         let ok = *got == expected && *fwd == s.forwarded && fired;
         ok_all &= ok;
         println!(
@@ -271,9 +465,14 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     let (allowed, alerted, blocked, recorded) = totals;
     println!("\nforwarded to upstream systems: {forwarded} message(s), byte-for-byte as sent");
-    println!("decisions recorded: {recorded} ({allowed} allowed, {alerted} alerted, {blocked} blocked)");
+    println!(
+        "decisions recorded: {recorded} ({allowed} allowed, {alerted} alerted, {blocked} blocked)"
+    );
     match wardgate_audit::verify(&args.dir.join("audit"), None) {
-        Ok(r) => println!("audit log: intact, {} records, {} signed checkpoints", r.records, r.checkpoints),
+        Ok(r) => println!(
+            "audit log: intact, {} records, {} signed checkpoint(s)",
+            r.records, r.checkpoints
+        ),
         Err(e) => {
             ok_all = false;
             println!("audit log: VERIFICATION FAILED: {e}");
@@ -285,7 +484,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     }
     let cfg = args.dir.join("wardgate.toml");
-    println!("\nexplore: wardgate events --config {0}   |   wardgate audit verify --config {0}", cfg.display());
+    println!(
+        "\nexplore: wardgate events --config {0}   |   wardgate audit verify --config {0}",
+        cfg.display()
+    );
     if ok_all {
         println!("demo: every scenario behaved as expected");
         Ok(ExitCode::SUCCESS)

@@ -4,7 +4,7 @@
 mod demo;
 mod serve;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,7 +133,11 @@ fn check(path: &std::path::Path) -> Result<ExitCode> {
                 v.config.devices.len(),
                 v.routes.len(),
                 v.config.drug_libraries.len(),
-                if v.config.drug_libraries.len() == 1 { "y" } else { "ies" },
+                if v.config.drug_libraries.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
                 v.warnings.len()
             );
             Ok(ExitCode::SUCCESS)
@@ -156,7 +160,10 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
     let v = load(&a.config)?;
     let db = v.data_dir.join("wardgate.db");
     if !db.exists() {
-        anyhow::bail!("no events yet: {} does not exist (has `wardgate serve` run?)", db.display());
+        anyhow::bail!(
+            "no events yet: {} does not exist (has `wardgate serve` run?)",
+            db.display()
+        );
     }
     let store = wardgate_store::EventStore::open_read_only(&db)?;
     let filter = wardgate_store::EventFilter {
@@ -192,8 +199,16 @@ fn table_header() -> String {
 }
 
 pub(crate) fn table_row(v: &serde_json::Value) -> String {
-    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).unwrap_or("-").to_owned();
-    let source = match v.pointer("/wardgate/source_device").and_then(|x| x.as_str()) {
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(|x| x.as_str())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let source = match v
+        .pointer("/wardgate/source_device")
+        .and_then(|x| x.as_str())
+    {
         Some(d) => d.to_owned(),
         None => s("/source/ip"),
     };
@@ -220,7 +235,10 @@ fn audit_verify(config: &std::path::Path, pubkey: Option<&str>) -> Result<ExitCo
                 Ok(t) => t,
                 Err(_) => k.to_owned(),
             };
-            Some(wardgate_audit::parse_verifying_key(text.trim()).context("--pubkey")?)
+            Some(
+                wardgate_audit::parse_verifying_key(text.trim())
+                    .map_err(|e| anyhow::anyhow!("--pubkey: {e}"))?,
+            )
         }
     };
     match wardgate_audit::verify(&dir, key.as_ref()) {
@@ -275,10 +293,22 @@ pub(crate) fn rules_text(markdown: bool) -> String {
 fn all_rules() -> Vec<(String, String, String, String)> {
     let mut v: Vec<_> = wardgate_engine::rules::CATALOGUE
         .iter()
-        .map(|r| (r.id.to_owned(), r.name.to_owned(), r.severity.as_str().to_owned(), r.why.to_owned()))
+        .map(|r| {
+            (
+                r.id.to_owned(),
+                r.name.to_owned(),
+                r.severity.as_str().to_owned(),
+                r.why.to_owned(),
+            )
+        })
         .collect();
     for r in wardgate_proto::catalogue() {
-        v.push((r.id.to_owned(), r.name.to_owned(), r.severity.as_str().to_owned(), r.why.to_owned()));
+        v.push((
+            r.id.to_owned(),
+            r.name.to_owned(),
+            r.severity.as_str().to_owned(),
+            r.why.to_owned(),
+        ));
     }
     v.sort();
     v

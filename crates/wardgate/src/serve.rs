@@ -15,13 +15,17 @@ use wardgate_store::{Recorder, RecorderOptions};
 pub(crate) struct Running {
     pub recorder: Recorder,
     pub proxy: Proxy,
-    _lock: std::fs::File,
+    pub _lock: std::fs::File,
 }
 
 /// Opens the data directory (exclusively), starts the recorder and binds every route.
 pub(crate) async fn start(v: &Validated) -> Result<Running> {
-    let policy = Arc::new(Policy::compile(v).map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?);
-    std::fs::create_dir_all(&v.data_dir).with_context(|| format!("creating data_dir {}", v.data_dir.display()))?;
+    let policy = Arc::new(
+        Policy::compile(v)
+            .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
+    );
+    std::fs::create_dir_all(&v.data_dir)
+        .with_context(|| format!("creating data_dir {}", v.data_dir.display()))?;
     let lock_path = v.data_dir.join("wardgate.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -30,8 +34,12 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
     // Two gateways writing one audit chain would fork it: refuse.
-    lock.try_lock()
-        .map_err(|_| anyhow::anyhow!("another wardgate is using data_dir {}", v.data_dir.display()))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another wardgate is using data_dir {}",
+            v.data_dir.display()
+        )
+    })?;
     let g = &v.config.gateway;
     let mut ropts = RecorderOptions::new(&v.data_dir);
     ropts.checkpoint_every = g.audit.checkpoint_every;
@@ -39,21 +47,38 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     ropts.fsync = g.audit.fsync;
     let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
     let proxy = Proxy::bind(policy, recorder.handle(), ProxyOptions::from_config(g)).await?;
-    let routes: Vec<String> = proxy.local_addrs().iter().map(|(id, a)| format!("{id}@{a}")).collect();
+    let routes: Vec<String> = proxy
+        .local_addrs()
+        .iter()
+        .map(|(id, a)| format!("{id}@{a}"))
+        .collect();
     let mut e = Event::new(
         Clock::now().rfc3339,
         Action::Started,
-        format!("wardgate {} started; routes: {}", env!("CARGO_PKG_VERSION"), routes.join(", ")),
+        format!(
+            "wardgate {} started; routes: {}",
+            env!("CARGO_PKG_VERSION"),
+            routes.join(", ")
+        ),
         "gateway",
     );
     e.event.category = "process".into();
     recorder.handle().record(e)?;
-    Ok(Running { recorder, proxy, _lock: lock })
+    Ok(Running {
+        recorder,
+        proxy,
+        _lock: lock,
+    })
 }
 
 /// Records the stop, drains the recorder and seals the audit log.
 pub(crate) fn finish(recorder: Recorder) -> Result<()> {
-    let mut e = Event::new(Clock::now().rfc3339, Action::Stopped, "wardgate stopped".into(), "gateway");
+    let mut e = Event::new(
+        Clock::now().rfc3339,
+        Action::Stopped,
+        "wardgate stopped".into(),
+        "gateway",
+    );
     e.event.category = "process".into();
     recorder.handle().record(e)?;
     recorder.shutdown().context("sealing the audit log")?;
@@ -62,9 +87,15 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
 
 pub(crate) fn run(v: Validated) -> Result<ExitCode> {
     init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
-        let Running { recorder, proxy, _lock } = start(&v).await?;
+        let Running {
+            recorder,
+            proxy,
+            _lock,
+        } = start(&v).await?;
         for (id, addr) in proxy.local_addrs() {
             tracing::info!(route = %id, listen = %addr, "listening");
         }
@@ -110,5 +141,8 @@ async fn wait_for_signal() {
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -119,7 +119,13 @@ struct Header<'h> {
     original_control_escaped: bool,
 }
 
-fn write_ack(d: &Delimiters, encoding_chars: &[u8], h: Header<'_>, p: &AckParams<'_>, out: &mut Vec<u8>) {
+fn write_ack(
+    d: &Delimiters,
+    encoding_chars: &[u8],
+    h: Header<'_>,
+    p: &AckParams<'_>,
+    out: &mut Vec<u8>,
+) {
     let f = d.field;
     let c = d.component;
     let text = |s: &[u8], out: &mut Vec<u8>| escape(s, d, out);

@@ -31,7 +31,10 @@ fn repetitions_components_subcomponents() {
     let pid = m.segments_named(b"PID").next().unwrap();
     let ids = pid.field(3);
     assert_eq!(ids.repetition_count(), 2);
-    let reps: Vec<_> = ids.repetitions().map(|r| r.component(4).raw().to_vec()).collect();
+    let reps: Vec<_> = ids
+        .repetitions()
+        .map(|r| r.component(4).raw().to_vec())
+        .collect();
     assert_eq!(reps, vec![b"HOSP".to_vec(), b"NHS".to_vec()]);
     assert_eq!(pid.field(5).component(2).raw(), b"Jane");
     let obx = m.segments_named(b"OBX").nth(1).unwrap();
@@ -60,12 +63,21 @@ fn declared_delimiters_are_honoured() {
 #[test]
 fn escapes_decode() {
     let d = Delimiters::default();
-    assert_eq!(unescape(b"a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f", &d).as_ref(), b"a|b^c&d~e\\f");
+    assert_eq!(
+        unescape(b"a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f", &d).as_ref(),
+        b"a|b^c&d~e\\f"
+    );
     assert_eq!(unescape(b"line\\X0D0A\\end", &d).as_ref(), b"line\r\nend");
-    assert_eq!(unescape(b"keep \\.br\\ and \\H\\", &d).as_ref(), b"keep \\.br\\ and \\H\\");
+    assert_eq!(
+        unescape(b"keep \\.br\\ and \\H\\", &d).as_ref(),
+        b"keep \\.br\\ and \\H\\"
+    );
     assert_eq!(unescape(b"bad \\XZZ\\ x", &d).as_ref(), b"bad \\XZZ\\ x");
     assert_eq!(unescape(b"open \\F", &d).as_ref(), b"open \\F");
-    assert!(matches!(unescape(b"plain", &d), std::borrow::Cow::Borrowed(_)));
+    assert!(matches!(
+        unescape(b"plain", &d),
+        std::borrow::Cow::Borrowed(_)
+    ));
 }
 
 #[test]
@@ -92,16 +104,43 @@ fn errors_are_typed() {
     let l = Limits::default();
     assert_eq!(Message::parse(b"", &l).unwrap_err(), Hl7Error::Empty);
     assert_eq!(Message::parse(b"\r\n", &l).unwrap_err(), Hl7Error::Empty);
-    assert!(matches!(Message::parse(b"PID|||1\r", &l), Err(Hl7Error::NotMsh { .. })));
-    assert!(matches!(Message::parse(b"MSH|^^\\&|A\r", &l), Err(Hl7Error::BadDelimiters { .. })));
-    assert!(matches!(Message::parse(b"MSH|A~\\&|A\r", &l), Err(Hl7Error::BadDelimiters { .. })));
-    assert!(matches!(Message::parse(b"MSH|^|A\r", &l), Err(Hl7Error::BadDelimiters { .. })));
-    assert!(matches!(Message::parse(b"MSH", &l), Err(Hl7Error::BadDelimiters { .. })));
-    assert_eq!(Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rpid|1\r", &l).unwrap_err(), Hl7Error::InvalidSegmentId { index: 2 });
-    assert_eq!(Message::parse(b"MSH|^~\\&|A|B|C|D|2026|||X\r", &l).unwrap_err(), Hl7Error::MissingMessageType);
-    assert_eq!(Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|\r", &l).unwrap_err(), Hl7Error::MissingControlId);
+    assert!(matches!(
+        Message::parse(b"PID|||1\r", &l),
+        Err(Hl7Error::NotMsh { .. })
+    ));
+    assert!(matches!(
+        Message::parse(b"MSH|^^\\&|A\r", &l),
+        Err(Hl7Error::BadDelimiters { .. })
+    ));
+    assert!(matches!(
+        Message::parse(b"MSH|A~\\&|A\r", &l),
+        Err(Hl7Error::BadDelimiters { .. })
+    ));
+    assert!(matches!(
+        Message::parse(b"MSH|^|A\r", &l),
+        Err(Hl7Error::BadDelimiters { .. })
+    ));
+    assert!(matches!(
+        Message::parse(b"MSH", &l),
+        Err(Hl7Error::BadDelimiters { .. })
+    ));
+    assert_eq!(
+        Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rpid|1\r", &l).unwrap_err(),
+        Hl7Error::InvalidSegmentId { index: 2 }
+    );
+    assert_eq!(
+        Message::parse(b"MSH|^~\\&|A|B|C|D|2026|||X\r", &l).unwrap_err(),
+        Hl7Error::MissingMessageType
+    );
+    assert_eq!(
+        Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|\r", &l).unwrap_err(),
+        Hl7Error::MissingControlId
+    );
     let many = b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rNTE|1\rNTE|2\r";
-    assert_eq!(Message::parse(many, &Limits { max_segments: 2 }).unwrap_err(), Hl7Error::TooManySegments { limit: 2 });
+    assert_eq!(
+        Message::parse(many, &Limits { max_segments: 2 }).unwrap_err(),
+        Hl7Error::TooManySegments { limit: 2 }
+    );
     assert_eq!(Hl7Error::Empty.rule_id(), "WG-HL7-P01");
 }
 
@@ -126,7 +165,10 @@ fn ack_names_the_original_and_uses_its_delimiters() {
     assert_eq!(msa.field(1).raw(), b"AR");
     assert_eq!(msa.field(2).raw(), m.control_id());
     assert_eq!(msa.field(2).text(), "ORD|7");
-    assert_eq!(msa.field(3).text(), "rate 2050 U/h above hard limit | 2000 ^ U/h");
+    assert_eq!(
+        msa.field(3).text(),
+        "rate 2050 U/h above hard limit | 2000 ^ U/h"
+    );
     let err = ack.segments_named(b"ERR").next().unwrap();
     assert_eq!(err.field(3).component(1).raw(), b"207");
     assert_eq!(err.field(4).raw(), b"E");

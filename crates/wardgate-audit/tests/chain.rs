@@ -1,0 +1,344 @@
+//! The audit log detects tampering and survives crashes, named after what each guards.
+
+use std::path::Path;
+use wardgate_audit::{verify, AuditError, AuditKey, AuditWriter, VerifyError, WriterOptions};
+
+fn opts(every: u64) -> WriterOptions {
+    WriterOptions {
+        checkpoint_every: every,
+        fsync_on_checkpoint: false,
+    }
+}
+
+fn write(dir: &Path, n: u64, every: u64) {
+    let key = AuditKey::load_or_create(dir).unwrap();
+    let (mut w, _) = AuditWriter::open(dir, key, opts(every)).unwrap();
+    for i in 0..n {
+        w.append(format!("{{\"n\":{i},\"event\":\"x\"}}").as_bytes())
+            .unwrap();
+    }
+    w.close().unwrap();
+}
+
+fn log(dir: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(dir.join("audit.log")).unwrap();
+    bytes
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn put(dir: &Path, lines: &[Vec<u8>]) {
+    std::fs::write(dir.join("audit.log"), lines.concat()).unwrap();
+}
+
+/// Index (0-based) of the line holding record `seq`.
+fn line_of(lines: &[Vec<u8>], seq: u64) -> usize {
+    let prefix = format!("R\t{seq}\t");
+    lines
+        .iter()
+        .position(|l| l.starts_with(prefix.as_bytes()))
+        .unwrap()
+}
+
+#[test]
+fn intact_log_verifies_and_resumes() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 25, 10);
+    let r = verify(d.path(), None).unwrap();
+    assert_eq!(
+        (r.records, r.checkpoints, r.last_seq, r.unsigned_tail),
+        (25, 3, 25, 0)
+    );
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (mut w, report) = AuditWriter::open(d.path(), key, opts(10)).unwrap();
+    assert!(!report.unclean_shutdown && report.repaired_tail.is_none());
+    assert_eq!(report.next_seq, 26);
+    assert_eq!(w.append(b"{}").unwrap(), 26);
+    w.close().unwrap();
+    assert_eq!(verify(d.path(), None).unwrap().last_seq, 26);
+}
+
+#[test]
+fn changed_payload_names_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 20, 5);
+    let mut lines = log(d.path());
+    let i = line_of(&lines, 7);
+    let pos = lines[i].len() - 5;
+    lines[i][pos] ^= 0x01;
+    put(d.path(), &lines);
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(matches!(e, VerifyError::HashMismatch { seq: 7, .. }), "{e}");
+    assert_eq!(e.first_bad_line(), Some(i as u64 + 1));
+}
+
+#[test]
+fn changed_hash_is_detected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 10, 5);
+    let mut lines = log(d.path());
+    let i = line_of(&lines, 3);
+    let tab = lines[i].iter().position(|&b| b == b'\t').unwrap();
+    let h = tab + 3; // inside the hash
+    lines[i][h] = if lines[i][h] == b'0' { b'1' } else { b'0' };
+    put(d.path(), &lines);
+    assert!(matches!(
+        verify(d.path(), None).unwrap_err(),
+        VerifyError::HashMismatch { seq: 3, .. }
+    ));
+}
+
+#[test]
+fn removed_record_is_detected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 10, 100);
+    let mut lines = log(d.path());
+    let i = line_of(&lines, 4);
+    lines.remove(i);
+    put(d.path(), &lines);
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::SeqGap {
+                expected: 4,
+                found: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.first_bad_seq(), Some(4));
+}
+
+#[test]
+fn reordered_records_are_detected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 10, 100);
+    let mut lines = log(d.path());
+    let (a, b) = (line_of(&lines, 5), line_of(&lines, 6));
+    lines.swap(a, b);
+    put(d.path(), &lines);
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::SeqGap {
+                expected: 5,
+                found: 6,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn forged_record_with_recomputed_hash_still_fails_at_the_checkpoint() {
+    // An attacker who recomputes the chain cannot re-sign the checkpoint.
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 6, 3);
+    let mut lines = log(d.path());
+    let header = lines[0].strip_suffix(b"\n").unwrap().to_vec();
+    use sha2::Digest;
+    let mut prev: [u8; 32] = sha2::Sha256::digest(&header).into();
+    for line in lines.iter_mut().skip(1) {
+        if !line.starts_with(b"R\t") {
+            continue;
+        }
+        let text = String::from_utf8(line.clone()).unwrap();
+        let mut parts = text.trim_end().splitn(4, '\t');
+        let (_, seq, _, payload) = (
+            parts.next(),
+            parts.next().unwrap(),
+            parts.next(),
+            parts.next().unwrap(),
+        );
+        let seq: u64 = seq.parse().unwrap();
+        let payload = if seq == 2 {
+            payload.replace("\"x\"", "\"y\"")
+        } else {
+            payload.to_owned()
+        };
+        let mut h = sha2::Sha256::new();
+        h.update(prev);
+        h.update(seq.to_be_bytes());
+        h.update(payload.as_bytes());
+        prev = h.finalize().into();
+        *line = format!("R\t{seq}\t{}\t{payload}\n", hex::encode(prev)).into_bytes();
+    }
+    put(d.path(), &lines);
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(
+        matches!(e, VerifyError::BadCheckpoint { seq: 3, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncation_mid_line_is_a_torn_tail() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 10, 100);
+    let bytes = std::fs::read(d.path().join("audit.log")).unwrap();
+    std::fs::write(d.path().join("audit.log"), &bytes[..bytes.len() - 30]).unwrap();
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::TornTail { .. } | VerifyError::TruncatedBehindHead { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn whole_lines_cut_behind_the_head_are_detected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 20, 5);
+    let lines = log(d.path());
+    let keep = line_of(&lines, 12);
+    put(d.path(), &lines[..keep]);
+    let e = verify(d.path(), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VerifyError::TruncatedBehindHead {
+                log_last_seq: 11,
+                head_seq: 20
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn deleted_head_file_is_detected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 10, 5);
+    std::fs::remove_file(d.path().join("audit.head")).unwrap();
+    assert!(matches!(
+        verify(d.path(), None).unwrap_err(),
+        VerifyError::HeadMissing
+    ));
+}
+
+#[test]
+fn replaced_signature_is_detected() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 10, 5);
+    let mut lines = log(d.path());
+    let i = lines.iter().position(|l| l.starts_with(b"C\t")).unwrap();
+    let n = lines[i].len();
+    lines[i][n - 3] = if lines[i][n - 3] == b'a' { b'b' } else { b'a' };
+    put(d.path(), &lines);
+    assert!(matches!(
+        verify(d.path(), None).unwrap_err(),
+        VerifyError::BadSignature { seq: 5, .. }
+    ));
+}
+
+#[test]
+fn another_key_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 3, 5);
+    let other = tempfile::tempdir().unwrap();
+    let k = AuditKey::load_or_create(other.path())
+        .unwrap()
+        .verifying_key();
+    assert!(matches!(
+        verify(d.path(), Some(&k)).unwrap_err(),
+        VerifyError::KeyMismatch { .. }
+    ));
+    let own = AuditKey::load_or_create(d.path()).unwrap().verifying_key();
+    assert!(verify(d.path(), Some(&own)).is_ok());
+}
+
+#[test]
+fn torn_tail_is_repaired_on_open_and_reported() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 8, 5);
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.path().join("audit.log"))
+        .unwrap();
+    f.write_all(b"R\t9\tdeadbeef\t{\"half").unwrap();
+    drop(f);
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (mut w, report) = AuditWriter::open(d.path(), key, opts(5)).unwrap();
+    let r = report.repaired_tail.expect("the torn tail is reported");
+    assert_eq!(r.last_good_seq, 8);
+    assert_eq!(r.bytes_dropped, 19);
+    assert_eq!(w.append(b"{}").unwrap(), 9);
+    w.close().unwrap();
+    assert_eq!(verify(d.path(), None).unwrap().last_seq, 9);
+}
+
+#[test]
+fn unclean_shutdown_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (mut w, report) = AuditWriter::open(d.path(), key, opts(5)).unwrap();
+    assert!(!report.unclean_shutdown && report.created);
+    w.append(b"{}").unwrap();
+    drop(w); // no close(): as after kill -9 (buffered records still reach the OS)
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (w, report) = AuditWriter::open(d.path(), key, opts(5)).unwrap();
+    assert!(report.unclean_shutdown);
+    assert_eq!(report.next_seq, 2);
+    w.close().unwrap();
+}
+
+#[test]
+fn opening_a_log_cut_behind_its_head_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 20, 5);
+    let lines = log(d.path());
+    put(d.path(), &lines[..line_of(&lines, 8)]);
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    assert!(matches!(
+        AuditWriter::open(d.path(), key, opts(5)),
+        Err(AuditError::Tampered { .. })
+    ));
+}
+
+#[test]
+fn payload_with_newline_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (mut w, _) = AuditWriter::open(d.path(), key, opts(5)).unwrap();
+    assert!(matches!(w.append(b"a\nb"), Err(AuditError::InvalidPayload)));
+    assert!(matches!(w.append(b"a\tb"), Err(AuditError::InvalidPayload)));
+}
+
+#[cfg(unix)]
+#[test]
+fn signing_key_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    AuditKey::load_or_create(d.path()).unwrap();
+    let mode = std::fs::metadata(d.path().join("audit.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dbg = format!("{:?}", AuditKey::load_or_create(d.path()).unwrap());
+    let secret = std::fs::read_to_string(d.path().join("audit.key")).unwrap();
+    assert!(!dbg.contains(secret.trim()));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Any single-byte change anywhere in the log is detected.
+    #[test]
+    fn any_byte_flip_is_detected(n in 1u64..12, every in 1u64..6, pick in 0usize..1_000_000, bit in 0u8..8) {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), n, every);
+        let mut bytes = std::fs::read(d.path().join("audit.log")).unwrap();
+        let i = pick % bytes.len();
+        bytes[i] ^= 1 << bit;
+        std::fs::write(d.path().join("audit.log"), &bytes).unwrap();
+        proptest::prop_assert!(verify(d.path(), None).is_err(), "flip at byte {} went unnoticed", i);
+    }
+}
