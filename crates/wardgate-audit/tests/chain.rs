@@ -1,5 +1,7 @@
 //! The audit log detects tampering and survives crashes, named after what each guards.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
+
 use std::path::Path;
 use wardgate_audit::{verify, AuditError, AuditKey, AuditWriter, VerifyError, WriterOptions};
 

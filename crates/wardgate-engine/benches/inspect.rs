@@ -1,1 +1,59 @@
-fn main() {}
+//! The engine's per-message cost: one frame inspected end to end (parse, policy,
+//! infusion check, event built), as the proxy does for every message, plus the
+//! event's JSON serialisation (done on the recorder thread).
+//! Run: `cargo bench -p wardgate-engine --bench inspect`.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use wardgate_config::Config;
+use wardgate_engine::{hl7, Clock, Flow, Policy};
+use wardgate_proto::mllp;
+
+const SITE: &str = include_str!("../../../examples/minimal.toml");
+
+fn framed(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    mllp::encode(s.as_bytes(), &mut out);
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let v = Config::parse(SITE, "site.toml", Path::new(".")).expect("valid config");
+    let policy = Policy::compile(&v).expect("valid policy");
+    let route = policy.routes[0].clone();
+    let flow = Flow {
+        src: "127.0.0.2:40000".parse().expect("addr"),
+        dst: route.upstream,
+        source_device: Some(Arc::from("ehr")),
+    };
+    let mut oru = String::from("MSH|^~\\&|MONGW|ICU|EHR|HOSP|20261124101500||ORU^R01^ORU_R01|OBS-1|P|2.6\rPID|||4711^^^HOSP^MR||Doe^Jane\r");
+    let mut i = 1;
+    while oru.len() < 1000 {
+        oru.push_str(&format!("OBX|{i}|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.{i}|97|262688^MDC_DIM_PERCENT^MDC|||||R\r"));
+        i += 1;
+    }
+    let oru = framed(&oru);
+    let order = framed("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||RGV^O15^RGV_O15|ORD-1|P|2.6\rPID|||1\rORC|RE|1\rRXG|1||^^^2026|HEP^heparin^LOCAL|100||mL^mL^UCUM||||||||24|mL/h^mL/h^UCUM|25000|U^U^UCUM|||||500|mL^mL^UCUM\rRXR|IV\r");
+    let clock = Clock::now();
+    c.bench_function("inspect_oru_1k", |b| {
+        b.iter(|| black_box(hl7::inspect(&route, &flow, black_box(&oru), &clock)))
+    });
+    c.bench_function("inspect_infusion_order", |b| {
+        b.iter(|| black_box(hl7::inspect(&route, &flow, black_box(&order), &clock)))
+    });
+    c.bench_function("clock_now", |b| b.iter(|| black_box(Clock::now())));
+    let outcome = hl7::inspect(&route, &flow, &oru, &clock);
+    c.bench_function("event_to_json", |b| {
+        b.iter(|| black_box(outcome.event.to_json()))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = bench
+}
+criterion_main!(benches);

@@ -48,7 +48,6 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         .unwrap_or_default();
     let limits = hl7::Limits {
         max_segments: route.max_segments,
-        ..Default::default()
     };
     let mut event = flow.event(clock, route, Action::Allowed, String::new(), "message");
     event.wardgate.bytes = Some(frame.len() as u64);
@@ -229,7 +228,6 @@ pub fn unavailable(
     add_rule(&mut event, rules::UPSTREAM_UNAVAILABLE, text.clone());
     let limits = hl7::Limits {
         max_segments: route.max_segments,
-        ..Default::default()
     };
     let mut reply = Vec::new();
     let params = AckParams {

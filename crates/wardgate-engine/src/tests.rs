@@ -172,7 +172,7 @@ fn weight_based_rate_uses_the_patient_weight() {
         (15, "20"),
         (16, "MDC_DIM_X_INTL_UNIT_PER_KG_PER_HR"),
     ]);
-    let with = run(&rgv(&[order.clone()], &[WEIGHT_80]));
+    let with = run(&rgv(std::slice::from_ref(&order), &[WEIGHT_80]));
     assert_eq!(
         with.verdict,
         Verdict::Alert,
@@ -214,7 +214,7 @@ fn unknown_drug_missing_unit_and_missing_concentration_are_blocked() {
         (rxg(&[(4, "HEP")]), "WG-INF-009"),
     ];
     for (seg, rule) in cases {
-        let o = run(&rgv(&[seg.clone()], &[]));
+        let o = run(&rgv(std::slice::from_ref(&seg), &[]));
         assert_eq!(
             o.verdict,
             Verdict::Block,

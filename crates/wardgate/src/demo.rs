@@ -438,8 +438,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         results.len()
     );
     println!(
-        "{:<44} {:<11} {:<10} {:<10} {:<12} {}",
-        "SCENARIO", "FROM", "EXPECTED", "GOT", "FORWARDED", "RULE"
+        "{:<44} {:<11} {:<10} {:<10} {:<12} RULE",
+        "SCENARIO", "FROM", "EXPECTED", "GOT", "FORWARDED"
     );
     for (s, (got, fwd)) in scenarios().iter().zip(&results) {
         let expected = match s.expect {
