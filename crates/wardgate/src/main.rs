@@ -313,3 +313,25 @@ fn all_rules() -> Vec<(String, String, String, String)> {
     v.sort();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/rules.md is generated; regenerate with `wardgate rules --markdown > docs/rules.md`.
+    #[test]
+    fn rules_doc_is_current() {
+        let doc = include_str!("../../../docs/rules.md");
+        assert_eq!(
+            doc,
+            super::rules_text(true),
+            "docs/rules.md is stale: run `wardgate rules --markdown > docs/rules.md`"
+        );
+    }
+
+    #[test]
+    fn rule_ids_are_unique_across_engine_and_protocols() {
+        let all = super::all_rules();
+        let mut ids: Vec<_> = all.iter().map(|r| r.0.clone()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len());
+    }
+}

@@ -1,0 +1,40 @@
+//! Whatever a sender puts in a frame, inspection returns a verdict (and, for a
+//! block, a NAK that parses): no panic, no hang.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use wardgate_config::Config;
+use wardgate_engine::hl7::{inspect, Verdict};
+use wardgate_engine::{Clock, Flow, Policy};
+use wardgate_proto::hl7::{Limits, Message};
+use wardgate_proto::mllp;
+
+const SITE: &str = include_str!("../../examples/demo.toml");
+
+fn policy() -> &'static Policy {
+    static P: OnceLock<Policy> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = SITE.replace("{UPSTREAM_PORT}", "1").replace("{EHR_PORT}", "2");
+        let v = Config::parse(&text, "demo.toml", Path::new(".")).expect("demo config");
+        Policy::compile(&v).expect("demo policy")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let p = policy();
+    let route = &p.routes[0];
+    let flow = Flow {
+        src: "127.0.0.2:1".parse().expect("addr"),
+        dst: route.upstream,
+        source_device: Some(Arc::from("ehr")),
+    };
+    let mut frame = Vec::new();
+    mllp::encode(data, &mut frame);
+    let o = inspect(route, &flow, &frame, &Clock::at(time::OffsetDateTime::UNIX_EPOCH));
+    if o.verdict == Verdict::Block {
+        let reply = o.reply.expect("a block always answers");
+        Message::parse(&reply[1..reply.len() - 2], &Limits::default()).expect("the NAK parses");
+    }
+    let _ = o.event.to_json();
+});
