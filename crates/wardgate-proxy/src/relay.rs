@@ -214,20 +214,37 @@ impl Relay {
         }
     }
 
+    /// The deadline that applies now: shutdown grace, else frame completion, else idle.
+    fn deadline(&self, drain_deadline: Option<Instant>) -> Instant {
+        let opts = &self.shared.opts;
+        match (self.frame_started, drain_deadline) {
+            (_, Some(d)) => d,
+            (Some(t), None) => t + opts.frame_timeout,
+            (None, None) => self.last_activity + opts.idle_timeout,
+        }
+    }
+
     async fn run(&mut self, mut stop: watch::Receiver<bool>) {
         let opts = self.shared.opts.clone();
         let mut draining = false;
         let mut client_open = true;
         let mut drain_deadline = None;
+        // One timer and one shutdown future for the connection's life: re-armed only
+        // when they fire early or a nearer deadline appears, never per message.
+        let mut armed = self.deadline(None);
+        let timer = tokio::time::sleep_until(armed);
+        tokio::pin!(timer);
+        let stopping = crate::stopped(&mut stop);
+        tokio::pin!(stopping);
         loop {
             if (draining || !client_open) && self.in_flight == 0 && self.deferred.is_empty() {
                 break;
             }
-            let deadline = match (self.frame_started, drain_deadline) {
-                (_, Some(d)) => d,
-                (Some(t), None) => t + opts.frame_timeout,
-                (None, None) => self.last_activity + opts.idle_timeout,
-            };
+            let due = self.deadline(drain_deadline);
+            if due < armed {
+                armed = due;
+                timer.as_mut().reset(armed);
+            }
             tokio::select! {
                 r = self.client.read_buf(&mut self.cbuf), if client_open && !draining => {
                     match r {
@@ -267,7 +284,14 @@ impl Relay {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
+                    let due = self.deadline(drain_deadline);
+                    if Instant::now() < due {
+                        // Activity moved the deadline since the timer was armed.
+                        armed = due;
+                        timer.as_mut().reset(armed);
+                        continue;
+                    }
                     let (rule, reason) = if drain_deadline.is_some() {
                         (rules::SHUTDOWN_CUT, format!("shutdown grace period ended with {} message(s) in flight", self.in_flight))
                     } else if self.frame_started.is_some() {
@@ -279,7 +303,7 @@ impl Relay {
                     self.shared.record(e);
                     return;
                 }
-                _ = crate::stopped(&mut stop), if !draining => {
+                () = &mut stopping, if !draining => {
                     draining = true;
                     drain_deadline = Some(Instant::now() + opts.shutdown_grace);
                     // Whole frames already received are still decided; partial ones are not.

@@ -1,5 +1,8 @@
-//! The SQLite event table: one row per audit record, with the columns queries need
-//! and the exact JSON that was hashed into the audit chain.
+//! Reading events back. The audit log is the complete record: every decision, as
+//! the exact JSON hashed into the chain. The SQLite table indexes the *notable*
+//! ones (everything but routine `allowed` decisions), so that alert queries stay
+//! fast on a large log and routine traffic costs one file append, not a database
+//! insert, on the gateway's busiest path.
 
 use crate::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -15,9 +18,9 @@ CREATE TABLE IF NOT EXISTS events (
     route     TEXT,
     source_ip TEXT,
     doc       TEXT NOT NULL         -- the event JSON, byte-for-byte as in the audit log
-);
-CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
-CREATE INDEX IF NOT EXISTS events_action ON events(action);
+);  -- notable events only: every action but `allowed`
+-- No secondary indexes: every insert would pay for them on the gateway's busiest
+-- path, and seq order is time order. Filtered queries scan (fine for the CLI).
 ";
 
 /// An event as stored.
@@ -99,19 +102,23 @@ impl EventStore {
         }
     }
 
-    /// Highest stored sequence number (0 when empty).
+    /// The audit sequence number up to which the index is complete (0 when new).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        let v: Option<i64> = self
+        let v: Option<String> = self
             .conn
-            .query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'indexed_through'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
-            .map_err(|e| self.err(e))?
-            .flatten();
-        Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
-    /// Inserts a batch in one transaction.
-    pub fn insert_batch(&mut self, rows: &[Row]) -> Result<(), StoreError> {
+    /// Inserts a batch of notable events in one transaction and records that the
+    /// index is complete through audit seq `through`.
+    pub fn insert_batch(&mut self, rows: &[Row], through: u64) -> Result<(), StoreError> {
         let path = self.path.display().to_string();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -139,6 +146,13 @@ impl EventStore {
                 .map_err(err)?;
             }
         }
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('indexed_through', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value
+             WHERE CAST(excluded.value AS INTEGER) > CAST(value AS INTEGER)",
+            params![through.to_string()],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -208,6 +222,11 @@ impl Columns {
         }
     }
 
+    /// True for events the store indexes (all but routine `allowed` decisions).
+    pub fn is_notable(&self) -> bool {
+        self.action != "allowed"
+    }
+
     /// From stored JSON (back-filling from the audit log after a crash).
     pub fn of_json(json: &[u8]) -> Self {
         let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
@@ -220,4 +239,76 @@ impl Columns {
             source_ip: s("/source/ip"),
         }
     }
+}
+
+impl EventFilter {
+    /// True when no `allowed` event can match, so the notable-event index suffices.
+    pub fn notable_only(&self) -> bool {
+        self.rule_id.is_some() || self.action.as_deref().is_some_and(|a| a != "allowed")
+    }
+
+    fn matches(&self, v: &serde_json::Value) -> bool {
+        let s = |p: &str| v.pointer(p).and_then(|x| x.as_str());
+        self.action
+            .as_deref()
+            .is_none_or(|a| s("/event/action") == Some(a))
+            && self
+                .rule_id
+                .as_deref()
+                .is_none_or(|r| s("/rule/id") == Some(r))
+            && self
+                .route
+                .as_deref()
+                .is_none_or(|r| s("/wardgate/route") == Some(r))
+            && self
+                .since
+                .as_deref()
+                .is_none_or(|t| s("/@timestamp").is_some_and(|ts| ts >= t))
+    }
+}
+
+/// Events matching `filter` from the audit log in `audit_dir` (the complete record),
+/// streamed: memory is bounded by the matches kept (`last` keeps only the newest N).
+pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    use std::io::BufRead;
+    let path = audit_dir.join("audit.log");
+    let io = |source| StoreError::Io {
+        what: format!("reading {}", path.display()),
+        source,
+    };
+    let file = std::fs::File::open(&path).map_err(io)?;
+    let mut out = std::collections::VecDeque::new();
+    let mut line = Vec::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+            break;
+        }
+        let Some(rest) = line.strip_prefix(b"R\t") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, |&b| b == b'\t');
+        let seq = parts
+            .next()
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u64>().ok());
+        let (Some(seq), Some(_), Some(json)) = (seq, parts.next(), parts.next()) else {
+            continue;
+        };
+        let json = json.strip_suffix(b"\n").unwrap_or(json);
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+            continue;
+        };
+        if filter.matches(&v) {
+            out.push_back(StoredEvent {
+                seq,
+                doc: String::from_utf8_lossy(json).into_owned(),
+            });
+            if filter.last.is_some_and(|n| out.len() as u64 > n) {
+                out.pop_front();
+            }
+        }
+    }
+    Ok(out.into())
 }

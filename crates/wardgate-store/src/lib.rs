@@ -1,8 +1,9 @@
-//! wardgate's records. Every decision the engine takes becomes an [`Event`]; this
-//! crate makes it durable twice: appended to the tamper-evident audit chain
-//! (`wardgate-audit`) and indexed in an embedded SQLite store for queries
-//! (`wardgate events`). Both are written by one [`Recorder`] thread in batches,
-//! so the proxy's hot path only pushes an event into a bounded channel.
+//! wardgate's records. Every decision the engine takes becomes an event; this crate
+//! makes it durable: appended to the tamper-evident audit chain (`wardgate-audit`),
+//! which is the complete record, and — for notable events (anything but a routine
+//! `allowed`) — indexed in an embedded SQLite store for fast alert queries. Both are
+//! written by one [`Recorder`] thread in batches, so the proxy's hot path only
+//! pushes an event into a bounded channel.
 //!
 //! Order of writes per batch: audit log first (written to the OS), then the SQLite
 //! transaction. After a crash the store may lag the log, never lead it; on open the
@@ -11,7 +12,7 @@
 mod events;
 mod recorder;
 
-pub use events::{Columns, EventFilter, EventStore, Row, StoredEvent};
+pub use events::{query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
 pub use recorder::{Recorder, RecorderHandle, RecorderOptions, RecorderStats};
 
 /// Errors of the store and recorder.

@@ -139,7 +139,7 @@ impl Recorder {
             });
         }
         audit.flush()?;
-        store.insert_batch(&rows)?;
+        store.insert_batch(&rows, audit.last_seq())?;
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
@@ -192,6 +192,11 @@ fn run(
     opts: RecorderOptions,
 ) -> Result<(), StoreError> {
     const BATCH: usize = 4096;
+    const BATCH_NAP: Duration = Duration::from_micros(500);
+    // With only routine traffic, move the index's watermark now and then (one tiny
+    // transaction), so a restart back-fills little.
+    const INDEX_MARK_EVERY: u64 = 10_000;
+    let mut indexed_through = store.last_seq()?;
     let mut rows: Vec<Row> = Vec::with_capacity(BATCH);
     let mut syncs: Vec<mpsc::Sender<()>> = Vec::new();
     let mut last_checkpoint = Instant::now();
@@ -203,6 +208,14 @@ fn run(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        if matches!(first, Some(Msg::Event(_))) {
+            // Let events accumulate so a busy gateway wakes this thread a few
+            // thousand times a second, not once per message; a record waits at
+            // most this long to be written. (A dedicated thread: sleeping here
+            // blocks no runtime worker.)
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(BATCH_NAP);
+        }
         let mut next = first;
         while let Some(msg) = next.take() {
             match msg {
@@ -210,11 +223,14 @@ fn run(
                     let json = e.to_json();
                     let seq = audit.append(&json)?;
                     count(&stats, e.event.action);
-                    rows.push(Row {
-                        seq,
-                        json,
-                        cols: Columns::of_event(&e),
-                    });
+                    // Routine decisions live in the audit log only; the store indexes the rest.
+                    if e.event.action != Action::Allowed {
+                        rows.push(Row {
+                            seq,
+                            json,
+                            cols: Columns::of_event(&e),
+                        });
+                    }
                     unsigned = true;
                 }
                 Msg::Sync(tx) => syncs.push(tx),
@@ -228,10 +244,11 @@ fn run(
             }
             next = rx.try_recv().ok();
         }
-        if !rows.is_empty() {
-            // Audit log first: the store may lag the log after a crash, never lead it.
-            audit.flush()?;
-            store.insert_batch(&rows)?;
+        // Audit log first: the store may lag the log after a crash, never lead it.
+        audit.flush()?;
+        if !rows.is_empty() || audit.last_seq() > indexed_through + INDEX_MARK_EVERY {
+            store.insert_batch(&rows, audit.last_seq())?;
+            indexed_through = audit.last_seq();
             rows.clear();
         }
         if unsigned && last_checkpoint.elapsed() >= opts.checkpoint_interval {
@@ -243,6 +260,7 @@ fn run(
             let _ = s.send(());
         }
     }
+    store.insert_batch(&[], audit.last_seq())?;
     audit.close()?;
     Ok(())
 }
@@ -279,8 +297,9 @@ fn recovery_events(report: &OpenReport) -> Vec<Event> {
     out
 }
 
-/// Re-inserts audit records the store lacks (a crash between the audit write and
-/// the SQLite commit).
+/// Re-inserts notable audit records the store lacks (a crash between the audit
+/// write and the SQLite commit). Scans only the log's tail beyond what the store
+/// has when the store is behind; the cost is one pass over the log at start-up.
 fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), StoreError> {
     let have = store.last_seq()?;
     if have >= audit_last {
@@ -314,12 +333,12 @@ fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), S
                 cols: Columns::of_json(json),
             });
             if rows.len() >= 4096 {
-                store.insert_batch(&rows)?;
+                store.insert_batch(&rows, seq)?;
                 rows.clear();
             }
         }
     }
-    store.insert_batch(&rows)?;
+    store.insert_batch(&rows, audit_last)?;
     tracing::warn!(
         from = have + 1,
         to = audit_last,

@@ -426,8 +426,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     })?;
 
     // Read the record back the way an operator would.
-    let store = wardgate_store::EventStore::open_read_only(&args.dir.join("wardgate.db"))?;
-    let events = store.query(&wardgate_store::EventFilter::default())?;
+    let events = wardgate_store::query_log(
+        &args.dir.join("audit"),
+        &wardgate_store::EventFilter::default(),
+    )?;
     let docs: Vec<serde_json::Value> = events
         .iter()
         .filter_map(|e| serde_json::from_str(&e.doc).ok())

@@ -158,14 +158,13 @@ fn check(path: &std::path::Path) -> Result<ExitCode> {
 
 fn events(a: EventsArgs) -> Result<ExitCode> {
     let v = load(&a.config)?;
-    let db = v.data_dir.join("wardgate.db");
-    if !db.exists() {
+    let audit_dir = v.data_dir.join("audit");
+    if !audit_dir.join("audit.log").exists() {
         anyhow::bail!(
             "no events yet: {} does not exist (has `wardgate serve` run?)",
-            db.display()
+            audit_dir.join("audit.log").display()
         );
     }
-    let store = wardgate_store::EventStore::open_read_only(&db)?;
     let filter = wardgate_store::EventFilter {
         action: a.action,
         rule_id: a.rule,
@@ -173,7 +172,14 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
         since: a.since,
         last: a.last,
     };
-    let rows = store.query(&filter)?;
+    // The audit log is the complete record; the store indexes notable events and
+    // answers alert queries without reading routine traffic.
+    let db = v.data_dir.join("wardgate.db");
+    let rows = if filter.notable_only() && db.exists() {
+        wardgate_store::EventStore::open_read_only(&db)?.query(&filter)?
+    } else {
+        wardgate_store::query_log(&audit_dir, &filter)?
+    };
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if a.json {
