@@ -63,6 +63,8 @@ fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
+        // The orchestrator is a plain thread, not a runtime worker.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("{what} did not start listening on {addr} within 10 s")

@@ -3,7 +3,7 @@
 
 use wardgate_engine::event::{Action, Event};
 use wardgate_engine::rules;
-use wardgate_store::{EventFilter, EventStore, Recorder, RecorderOptions};
+use wardgate_store::{query_log, EventFilter, EventStore, Recorder, RecorderOptions};
 
 fn event(i: u64, action: Action) -> Event {
     let mut e = Event::new(
@@ -12,7 +12,7 @@ fn event(i: u64, action: Action) -> Event {
         format!("event {i}"),
         "message",
     );
-    e.wardgate.route = Some(if i % 2 == 0 { "even" } else { "odd" }.into());
+    e.wardgate.route = Some(if i.is_multiple_of(2) { "even" } else { "odd" }.into());
     if action == Action::Blocked {
         e.set_rule(rules::RATE_HARD_LIMIT);
     }
@@ -27,14 +27,14 @@ fn opts(dir: &std::path::Path) -> RecorderOptions {
 }
 
 #[test]
-fn every_event_reaches_the_log_and_the_store_in_order() {
+fn every_event_reaches_the_log_and_notable_ones_the_store() {
     let d = tempfile::tempdir().unwrap();
     let r = Recorder::start(opts(d.path())).unwrap();
     let h = r.handle();
     for i in 0..250 {
         h.record(event(
             i,
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 Action::Blocked
             } else {
                 Action::Allowed
@@ -44,23 +44,42 @@ fn every_event_reaches_the_log_and_the_store_in_order() {
     }
     h.sync().unwrap();
     r.shutdown().unwrap();
-    let report = wardgate_audit::verify(&d.path().join("audit"), None).unwrap();
+    let audit = d.path().join("audit");
+    let report = wardgate_audit::verify(&audit, None).unwrap();
     assert_eq!(report.records, 250);
-    let store = EventStore::open_read_only(&d.path().join("wardgate.db")).unwrap();
-    let all = store.query(&EventFilter::default()).unwrap();
+    // The log is the complete record, in order.
+    let all = query_log(&audit, &EventFilter::default()).unwrap();
     assert_eq!(all.len(), 250);
     assert!(all.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
-    // The stored JSON is byte-for-byte the audited payload.
-    let log = std::fs::read_to_string(d.path().join("audit/audit.log")).unwrap();
-    let first = log.lines().find(|l| l.starts_with("R\t1\t")).unwrap();
-    assert_eq!(first.splitn(4, '\t').nth(3).unwrap(), all[0].doc);
-    let blocked = store
-        .query(&EventFilter {
+    let last = query_log(
+        &audit,
+        &EventFilter {
+            last: Some(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        last.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![246, 247, 248, 249, 250]
+    );
+    // The store indexes exactly the notable ones, with the same JSON.
+    let store = EventStore::open_read_only(&d.path().join("wardgate.db")).unwrap();
+    let indexed = store.query(&EventFilter::default()).unwrap();
+    assert_eq!(indexed.len(), 36);
+    assert_eq!(store.last_seq().unwrap(), 250);
+    let from_log = query_log(
+        &audit,
+        &EventFilter {
             action: Some("blocked".into()),
             ..Default::default()
-        })
-        .unwrap();
-    assert_eq!(blocked.len(), 36);
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        from_log.iter().map(|e| (&e.doc, e.seq)).collect::<Vec<_>>(),
+        indexed.iter().map(|e| (&e.doc, e.seq)).collect::<Vec<_>>()
+    );
     let by_rule = store
         .query(&EventFilter {
             rule_id: Some("WG-INF-010".into()),
@@ -69,16 +88,9 @@ fn every_event_reaches_the_log_and_the_store_in_order() {
         })
         .unwrap();
     assert_eq!(by_rule.len(), 18);
-    let last = store
-        .query(&EventFilter {
-            last: Some(5),
-            ..Default::default()
-        })
-        .unwrap();
-    assert_eq!(
-        last.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        vec![246, 247, 248, 249, 250]
-    );
+    let log_text = std::fs::read_to_string(audit.join("audit.log")).unwrap();
+    let first = log_text.lines().find(|l| l.starts_with("R\t1\t")).unwrap();
+    assert_eq!(first.splitn(4, '\t').nth(3).unwrap(), all[0].doc);
 }
 
 #[test]
@@ -86,13 +98,18 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
     let d = tempfile::tempdir().unwrap();
     let r = Recorder::start(opts(d.path())).unwrap();
     for i in 0..30 {
-        r.handle().record(event(i, Action::Allowed)).unwrap();
+        r.handle().record(event(i, Action::Blocked)).unwrap();
     }
     r.shutdown().unwrap();
-    // Simulate a crash between the audit write and the SQLite commit: drop rows.
+    // Simulate a crash between the audit write and the SQLite commit.
     {
         let c = rusqlite::Connection::open(d.path().join("wardgate.db")).unwrap();
         c.execute("DELETE FROM events WHERE seq > 20", []).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '20' WHERE key = 'indexed_through'",
+            [],
+        )
+        .unwrap();
     }
     std::fs::write(d.path().join("audit/RUNNING"), b"").unwrap();
     let r = Recorder::start(opts(d.path())).unwrap();
@@ -103,7 +120,7 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
     assert_eq!(
         all.len(),
         31,
-        "30 back-filled or kept, plus the recovery event"
+        "30 kept or back-filled, plus the recovery event"
     );
     let recovered = store
         .query(&EventFilter {
