@@ -21,14 +21,9 @@ fn frame_in_chunks(stream: &[u8], cuts: &[usize], max: usize) -> Result<Vec<Vec<
     for p in points {
         buf.extend_from_slice(&stream[pos..p.max(pos)]);
         pos = p.max(pos);
-        loop {
-            match framer.next(&buf)? {
-                Progress::Frame(f) => {
-                    frames.push(f.payload(&buf).to_vec());
-                    buf.drain(..f.len);
-                }
-                Progress::NeedMore => break,
-            }
+        while let Progress::Frame(f) = framer.next(&buf)? {
+            frames.push(f.payload(&buf).to_vec());
+            buf.drain(..f.len);
         }
     }
     framer.finish(&buf)?;
