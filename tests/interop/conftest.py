@@ -60,8 +60,9 @@ class Upstream:
 
     Keeps every block it received byte-for-byte, and every ACK it sent."""
 
-    def __init__(self, host="127.0.0.3"):
+    def __init__(self, host="127.0.0.3", ack_delay=0.0):
         self.host = host
+        self.ack_delay = ack_delay
         self.received = []
         self.acks = []
         self.loop = asyncio.new_event_loop()
@@ -78,6 +79,8 @@ class Upstream:
             while not writer.is_closing():
                 block = await reader.readblock()
                 self.received.append(block)
+                if self.ack_delay:
+                    await asyncio.sleep(self.ack_delay)
                 ack = str(hl7.parse(block.decode()).create_ack(ack_code="AA", application="PUMPSRV", facility="ICU"))
                 self.acks.append(ack)
                 writer.writemessage(ack)

@@ -7,6 +7,7 @@ pump server (enrolled, not a sender), 127.0.0.9 a lab analyser (enrolled, not a
 sender), 127.0.0.66 nobody.
 """
 import asyncio
+import signal
 import socket
 import subprocess
 import time
@@ -402,3 +403,32 @@ def test_tshark_dissects_the_same_messages_wardgate_recorded(tmp_path, upstream)
         if e["wardgate"]["stage"] == "message"
     ]
     assert dissected == recorded == [("ORU^R01", "TS-1"), ("RGV^O15", "TS-2"), ("RGV^O15", "TS-3"), ("ORU^R01", "TS-4")]
+
+
+def test_sigterm_lets_an_in_flight_message_finish(tmp_path):
+    """SIGTERM while the upstream is still working on a message: the sender still
+    gets the upstream's ACK, then the gateway exits cleanly with a sealed log."""
+    from conftest import Upstream
+
+    slow = Upstream(ack_delay=1.5)
+    g = Gateway(tmp_path, slow.port)
+    try:
+        with SourceBoundClient(*g.addr, "127.0.0.2") as c:
+            c.socket.sendall(SB + observation("INFLIGHT-1").encode() + EB)
+            assert wait_for(lambda: len(slow.received) == 1)
+            g.proc.send_signal(signal.SIGTERM)
+            data = b""
+            while not data.endswith(EB):
+                chunk = c.socket.recv(65536)
+                assert chunk, "closed before the in-flight ACK arrived"
+                data += chunk
+        assert msa(unframe(data))[:2] == ("AA", "INFLIGHT-1")
+        assert g.proc.wait(20) == 0, g.log_text()
+        # A new connection after SIGTERM is refused: the listener is gone.
+        with pytest.raises(OSError):
+            socket.create_connection(g.addr, timeout=2)
+        verify = g.cli("audit", "verify", check=False)
+        assert verify.returncode == 0, verify.stdout
+    finally:
+        g.stop()
+        slow.stop()
