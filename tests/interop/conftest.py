@@ -60,8 +60,9 @@ class Upstream:
 
     Keeps every block it received byte-for-byte, and every ACK it sent."""
 
-    def __init__(self, host="127.0.0.3", ack_delay=0.0):
+    def __init__(self, host="127.0.0.3", ack_delay=0.0, port=0):
         self.host = host
+        self.want_port = port
         self.ack_delay = ack_delay
         self.received = []
         self.acks = []
@@ -72,7 +73,7 @@ class Upstream:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def _start(self):
-        return await hl7.mllp.start_hl7_server(self._handle, host=self.host, port=0)
+        return await hl7.mllp.start_hl7_server(self._handle, host=self.host, port=self.want_port, reuse_address=True)
 
     async def _handle(self, reader, writer):
         try:

@@ -303,16 +303,30 @@ def test_slow_sender_is_cut_off(gateway, upstream):
     assert any(x.get("rule", {}).get("id") == "WG-CONN-001" for x in evs)
 
 
-def test_upstream_down_gets_AE_so_the_sender_retries(tmp_path):
-    from conftest import free_port
+def test_upstream_down_gets_AE_then_the_same_connection_resumes_when_it_is_back(tmp_path):
+    from conftest import Upstream, free_port
 
-    g = Gateway(tmp_path, free_port("127.0.0.3"))
+    port = free_port("127.0.0.3")
+    g = Gateway(tmp_path, port)
+    back = None
     try:
-        code, control, text = msa(send(g, observation("RETRY-1")))
-        assert (code, control) == ("AE", "RETRY-1")
-        assert "upstream" in text
+        with SourceBoundClient(*g.addr, "127.0.0.2") as c:
+            code, control, text = msa(unframe(c.send_message(observation("RETRY-1"))))
+            assert (code, control) == ("AE", "RETRY-1")
+            assert "upstream" in text
+            # Policy still applies while degraded: a disallowed type gets AR, not AE.
+            adt = "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ADT^A01^ADT_A01|ADT-D|P|2.5\rPID|||1\r"
+            assert msa(unframe(c.send_message(adt)))[:2] == ("AR", "ADT-D")
+            back = Upstream(port=port)
+            code, control, _ = msa(unframe(c.send_message(observation("RETRY-2"))))
+            assert (code, control) == ("AA", "RETRY-2")
+            assert back.received == [observation("RETRY-2").encode()]
+            assert msa(unframe(c.send_message(observation("RETRY-3"))))[:2] == ("AA", "RETRY-3")
     finally:
         assert g.stop() == 0
+        if back:
+            back.stop()
+    assert any(e.get("rule", {}).get("id") == "WG-UP-001" for e in g.events())
 
 
 def test_sigterm_drains_and_the_audit_log_verifies(gateway, upstream):

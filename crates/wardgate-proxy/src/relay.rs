@@ -89,7 +89,7 @@ pub(crate) async fn handle(
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             shared.record(e);
-            refuse_all(client, flow, route, shared, stop, why).await;
+            degraded(client, flow, route, shared, stop).await;
         }
     }
 }
@@ -110,15 +110,18 @@ async fn connect(route: &RoutePolicy, shared: &Shared) -> Result<TcpStream, Stri
     }
 }
 
-/// With no upstream, every complete message is answered AE so the sender retries
-/// later; nothing is forwarded and nothing is dropped silently.
-async fn refuse_all(
+/// The upstream is down: each complete message is first judged by policy (a
+/// message policy refuses is refused as usual); an allowed one triggers a fresh
+/// connection attempt, and if the upstream is back the connection switches to the
+/// normal relay with that message still buffered, so care resumes without the
+/// sender reconnecting. Otherwise the message is answered AE so the sender retries:
+/// nothing is forwarded, nothing is dropped silently.
+async fn degraded(
     mut client: TcpStream,
     flow: Flow,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-    why: String,
 ) {
     let mut framer = Framer::new(Limits {
         max_frame_bytes: route.max_frame_bytes,
@@ -137,9 +140,44 @@ async fn refuse_all(
         loop {
             let outcome = match framer.next(&buf) {
                 Ok(Progress::Frame(f)) => {
-                    let o = inspect::unavailable(&route, &flow, f.frame(&buf), &Clock::now(), &why);
-                    buf.advance(f.len);
-                    o
+                    let verdict = inspect::inspect(&route, &flow, f.frame(&buf), &Clock::now());
+                    if verdict.verdict != Verdict::Block {
+                        match connect(&route, &shared).await {
+                            Ok(up) => {
+                                // Back: relay from here; this frame is decided (and recorded) there.
+                                let e = flow.event(
+                                    &Clock::now(),
+                                    &route,
+                                    Action::Allowed,
+                                    "upstream reachable again; relaying".into(),
+                                    "connection",
+                                );
+                                shared.record(e);
+                                let _ = up.set_nodelay(true);
+                                let mut relay = Relay::new(client, up, flow, route, shared);
+                                relay.cbuf = buf;
+                                if let End::Closed = relay.on_client_bytes().await {
+                                    return;
+                                }
+                                relay.run(stop).await;
+                                return;
+                            }
+                            Err(why) => {
+                                let o = inspect::unavailable(
+                                    &route,
+                                    &flow,
+                                    f.frame(&buf),
+                                    &Clock::now(),
+                                    &why,
+                                );
+                                buf.advance(f.len);
+                                o
+                            }
+                        }
+                    } else {
+                        buf.advance(f.len);
+                        verdict
+                    }
                 }
                 Ok(Progress::NeedMore) => break,
                 Err(e) => inspect::framing_error(&route, &flow, &e, &Clock::now()),
