@@ -12,7 +12,7 @@ use crate::infusion::{self, bounded, OrderFinding};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
-use wardgate_proto::anomaly::Severity;
+use wardgate_proto::anomaly::Anomaly;
 use wardgate_proto::hl7::ack::{self, AckCode, AckParams};
 use wardgate_proto::hl7::{self, Message};
 use wardgate_proto::mllp::{self, MllpError};
@@ -56,19 +56,17 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         Err(e) => {
             let control_id = naive_control_id(payload);
             let text = format!("malformed HL7 message: {e}");
-            let mut reply = Vec::new();
-            let params = AckParams {
-                code: AckCode::AE,
-                text: &text,
-                error_code: Some((102, "Data type error")),
-                control_id: &clock.ack_control_id(),
-                timestamp: &clock.hl7,
-                sending_application: "WARDGATE",
-            };
-            ack::build_ack_unparsed(control_id.as_bytes(), &params, &mut reply);
+            let reply = wardgate_ack(
+                None,
+                control_id.as_bytes(),
+                clock,
+                AckCode::AE,
+                &text,
+                (102, "Data type error"),
+            );
             event.event.action = Action::Blocked;
             event.event.reason = text.clone();
-            set_protocol_rule(&mut event, e.rule_id(), e.rule_name(), e.severity(), text);
+            add_rule(&mut event, e.rule().into(), text);
             event.wardgate.hl7 = Some(Hl7Facts {
                 control_id: control_id.clone(),
                 ack_code: "AE".into(),
@@ -77,7 +75,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             return Outcome {
                 verdict: Verdict::Block,
                 event,
-                reply: Some(frame_it(&reply)),
+                reply: Some(reply),
                 close: true,
             };
         }
@@ -182,23 +180,15 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
 pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &Clock) -> Outcome {
     let text = format!("MLLP framing error: {err}");
     let mut event = flow.event(clock, route, Action::Blocked, text.clone(), "message");
-    set_protocol_rule(
-        &mut event,
-        err.rule_id(),
-        err.rule_name(),
-        err.severity(),
-        text.clone(),
+    add_rule(&mut event, err.rule().into(), text.clone());
+    let reply = wardgate_ack(
+        None,
+        b"",
+        clock,
+        AckCode::AE,
+        &text,
+        (100, "Segment sequence error"),
     );
-    let mut reply = Vec::new();
-    let params = AckParams {
-        code: AckCode::AE,
-        text: &text,
-        error_code: Some((100, "Segment sequence error")),
-        control_id: &clock.ack_control_id(),
-        timestamp: &clock.hl7,
-        sending_application: "WARDGATE",
-    };
-    ack::build_ack_unparsed(b"", &params, &mut reply);
     event.wardgate.hl7 = Some(Hl7Facts {
         ack_code: "AE".into(),
         ..Default::default()
@@ -206,7 +196,7 @@ pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &
     Outcome {
         verdict: Verdict::Block,
         event,
-        reply: Some(frame_it(&reply)),
+        reply: Some(reply),
         close: true,
     }
 }
@@ -229,54 +219,63 @@ pub fn unavailable(
     let limits = hl7::Limits {
         max_segments: route.max_segments,
     };
-    let mut reply = Vec::new();
-    let params = AckParams {
-        code: AckCode::AE,
-        text: &text,
-        error_code: Some((207, "Application internal error")),
-        control_id: &clock.ack_control_id(),
-        timestamp: &clock.hl7,
-        sending_application: "WARDGATE",
-    };
     let mut facts = Hl7Facts {
         ack_code: "AE".into(),
         ..Default::default()
     };
-    match Message::parse(payload, &limits) {
-        Ok(m) => {
-            facts.control_id = bounded(&control_id_text(&m));
-            let mt = m.message_type();
-            facts.message_type = bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger)));
-            ack::build_ack(&m, &params, &mut reply);
-        }
-        Err(_) => ack::build_ack_unparsed(b"", &params, &mut reply),
+    let parsed = Message::parse(payload, &limits).ok();
+    if let Some(m) = &parsed {
+        facts.control_id = bounded(&control_id_text(m));
+        let mt = m.message_type();
+        facts.message_type = bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger)));
     }
+    let reply = wardgate_ack(
+        parsed.as_ref(),
+        b"",
+        clock,
+        AckCode::AE,
+        &text,
+        (207, "Application internal error"),
+    );
     event.wardgate.hl7 = Some(facts);
     Outcome {
         verdict: Verdict::Block,
         event,
-        reply: Some(frame_it(&reply)),
+        reply: Some(reply),
         close: false,
     }
 }
 
 fn nak(msg: &Message<'_>, clock: &Clock, text: &str, error: (u16, &str)) -> Vec<u8> {
-    let mut reply = Vec::with_capacity(256);
+    wardgate_ack(Some(msg), b"", clock, AckCode::AR, text, error)
+}
+
+/// A framed acknowledgement wardgate writes itself: in the original's delimiters
+/// when it parsed, else with defaults naming `unparsed_control_id`.
+fn wardgate_ack(
+    original: Option<&Message<'_>>,
+    unparsed_control_id: &[u8],
+    clock: &Clock,
+    code: AckCode,
+    text: &str,
+    error: (u16, &str),
+) -> Vec<u8> {
+    let control_id = clock.ack_control_id();
     let params = AckParams {
-        code: AckCode::AR,
+        code,
         text,
         error_code: Some(error),
-        control_id: &clock.ack_control_id(),
+        control_id: &control_id,
         timestamp: &clock.hl7,
         sending_application: "WARDGATE",
     };
-    ack::build_ack(msg, &params, &mut reply);
-    frame_it(&reply)
-}
-
-fn frame_it(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 3);
-    mllp::encode(payload, &mut out);
+    let mut reply = Vec::with_capacity(256);
+    match original {
+        Some(m) => ack::build_ack(m, &params, &mut reply),
+        None => ack::build_ack_unparsed(unparsed_control_id, &params, &mut reply),
+    }
+    let mut out = Vec::with_capacity(reply.len() + 3);
+    mllp::encode(&reply, &mut out);
     out
 }
 
@@ -289,25 +288,6 @@ fn add_rule(event: &mut Event, rule: Rule, detail: String) {
         severity: rule.severity.as_str().to_owned(),
         detail,
     });
-}
-
-fn set_protocol_rule(
-    event: &mut Event,
-    id: &'static str,
-    name: &'static str,
-    severity: Severity,
-    detail: String,
-) {
-    add_rule(
-        event,
-        Rule {
-            id,
-            name,
-            severity,
-            why: "",
-        },
-        detail,
-    );
 }
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {

@@ -3,7 +3,7 @@
 //! `docs/rules.md` is generated from [`CATALOGUE`] by `wardgate rules --markdown`
 //! and a test keeps the two in step.
 
-use wardgate_proto::anomaly::Severity;
+use wardgate_proto::anomaly::{ProtoRule, Severity};
 
 /// A rule: stable identity plus what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,4 +83,15 @@ rules! {
 /// Looks a rule up by id, including the protocol anomaly rules of `wardgate-proto`.
 pub fn by_id(id: &str) -> Option<Rule> {
     CATALOGUE.iter().copied().find(|r| r.id == id)
+}
+
+impl From<ProtoRule> for Rule {
+    fn from(r: ProtoRule) -> Self {
+        Rule {
+            id: r.id,
+            name: r.name,
+            severity: r.severity,
+            why: r.why,
+        }
+    }
 }

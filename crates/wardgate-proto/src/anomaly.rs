@@ -42,6 +42,28 @@ pub struct ProtoRule {
     pub why: &'static str,
 }
 
+/// Anything that is a protocol rule violation: errors and tolerated anomalies.
+/// Implementors say which [`ProtoRule`] they are; the accessors follow.
+pub trait Anomaly {
+    /// The protocol rule.
+    fn rule(&self) -> ProtoRule;
+
+    /// Stable rule id.
+    fn rule_id(&self) -> &'static str {
+        self.rule().id
+    }
+
+    /// Short rule name.
+    fn rule_name(&self) -> &'static str {
+        self.rule().name
+    }
+
+    /// Default severity.
+    fn severity(&self) -> Severity {
+        self.rule().severity
+    }
+}
+
 /// Every protocol rule defined in this crate.
 pub fn catalogue() -> &'static [ProtoRule] {
     CATALOGUE

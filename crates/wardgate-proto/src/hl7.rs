@@ -12,7 +12,7 @@
 
 pub mod ack;
 
-use crate::anomaly::{self, ProtoRule, Severity};
+use crate::anomaly::{self, Anomaly, ProtoRule};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
@@ -122,9 +122,8 @@ pub enum Hl7Error {
     TooLarge,
 }
 
-impl Hl7Error {
-    /// The protocol rule this error is.
-    pub fn rule(&self) -> ProtoRule {
+impl Anomaly for Hl7Error {
+    fn rule(&self) -> ProtoRule {
         match self {
             Hl7Error::Empty => anomaly::HL7_EMPTY,
             Hl7Error::NotMsh { .. } => anomaly::HL7_NOT_MSH,
@@ -135,21 +134,6 @@ impl Hl7Error {
             Hl7Error::MissingControlId => anomaly::HL7_NO_CONTROL_ID,
             Hl7Error::TooLarge => anomaly::HL7_TOO_LARGE,
         }
-    }
-
-    /// Stable rule id.
-    pub fn rule_id(&self) -> &'static str {
-        self.rule().id
-    }
-
-    /// Short rule name.
-    pub fn rule_name(&self) -> &'static str {
-        self.rule().name
-    }
-
-    /// Default severity.
-    pub fn severity(&self) -> Severity {
-        self.rule().severity
     }
 }
 
@@ -162,28 +146,12 @@ pub enum Hl7Anomaly {
     EmptySegment,
 }
 
-impl Hl7Anomaly {
-    /// The protocol rule this anomaly is.
-    pub fn rule(&self) -> ProtoRule {
+impl Anomaly for Hl7Anomaly {
+    fn rule(&self) -> ProtoRule {
         match self {
             Hl7Anomaly::LineFeedSegmentTerminator => anomaly::HL7_LF_TERMINATOR,
             Hl7Anomaly::EmptySegment => anomaly::HL7_EMPTY_SEGMENT,
         }
-    }
-
-    /// Stable rule id.
-    pub fn rule_id(&self) -> &'static str {
-        self.rule().id
-    }
-
-    /// Short rule name.
-    pub fn rule_name(&self) -> &'static str {
-        self.rule().name
-    }
-
-    /// Default severity.
-    pub fn severity(&self) -> Severity {
-        self.rule().severity
     }
 }
 

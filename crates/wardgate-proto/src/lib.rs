@@ -12,4 +12,4 @@ pub mod anomaly;
 pub mod hl7;
 pub mod mllp;
 
-pub use anomaly::{catalogue, ProtoRule, Severity};
+pub use anomaly::{catalogue, Anomaly, ProtoRule, Severity};

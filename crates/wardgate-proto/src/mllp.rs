@@ -6,7 +6,7 @@
 //! time costs O(n) in total. It never buffers anything itself: the caller owns the
 //! bytes, and frames are reported as lengths into the caller's buffer (zero-copy).
 
-use crate::anomaly::{self, ProtoRule, Severity};
+use crate::anomaly::{self, Anomaly, ProtoRule};
 
 /// Start block, `<VT>`.
 pub const START_BLOCK: u8 = 0x0B;
@@ -88,30 +88,14 @@ pub enum MllpError {
     },
 }
 
-impl MllpError {
-    /// The protocol rule this error is.
-    pub fn rule(&self) -> ProtoRule {
+impl Anomaly for MllpError {
+    fn rule(&self) -> ProtoRule {
         match self {
             MllpError::GarbageBeforeStart { .. } => anomaly::MLLP_GARBAGE,
             MllpError::FrameTooLarge { .. } => anomaly::MLLP_TOO_LARGE,
             MllpError::BadTrailer { .. } => anomaly::MLLP_BAD_TRAILER,
             MllpError::Truncated { .. } => anomaly::MLLP_TRUNCATED,
         }
-    }
-
-    /// Stable rule id.
-    pub fn rule_id(&self) -> &'static str {
-        self.rule().id
-    }
-
-    /// Short rule name.
-    pub fn rule_name(&self) -> &'static str {
-        self.rule().name
-    }
-
-    /// Default severity.
-    pub fn severity(&self) -> Severity {
-        self.rule().severity
     }
 }
 
