@@ -361,6 +361,21 @@ def test_audit_verify_detects_a_changed_record(gateway, upstream):
     assert f"line {idx + 1}" in verify.stdout, verify.stdout
 
 
+def test_audit_verify_with_an_exported_key(gateway, upstream, tmp_path):
+    send(gateway, observation("KEY-1"))
+    assert gateway.stop() == 0
+    exported = tmp_path / "audit.pub.offbox"
+    exported.write_text((gateway.dir / "data" / "audit" / "audit.pub").read_text())
+    ok = gateway.cli("audit", "verify", "--pubkey", str(exported), check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "note:" not in ok.stdout
+    # A log re-signed by someone else's key (or checked against the wrong one) fails.
+    stranger = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    bad = gateway.cli("audit", "verify", "--pubkey", stranger, check=False)
+    assert bad.returncode == 1
+    assert "key" in bad.stdout
+
+
 def test_check_reports_every_problem_with_its_location(tmp_path):
     from conftest import wardgate_bin
 

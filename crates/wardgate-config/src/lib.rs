@@ -646,7 +646,14 @@ impl Config {
             problems.extend(warnings);
             return Err(ConfigError::Invalid(problems));
         }
-        let data_dir = self.source.base_dir.join(self.gateway.data_dir.get_ref());
+        // Drop `.` components so paths print as an operator wrote them.
+        let data_dir: PathBuf = self
+            .source
+            .base_dir
+            .join(self.gateway.data_dir.get_ref())
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
         Ok(Validated {
             config: self,
             routes,

@@ -26,7 +26,7 @@ fn the_issue_example_is_accepted_unchanged() {
         v.device_by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()],
         "ehr"
     );
-    assert_eq!(v.data_dir, Path::new("/etc/wardgate/./wardgate-data"));
+    assert_eq!(v.data_dir, Path::new("/etc/wardgate/wardgate-data"));
     assert!(v.warnings.is_empty(), "{:?}", v.warnings);
     let drug = &v.config.drug_libraries[0].drugs[0];
     assert_eq!(*drug.rate_hard_max.as_ref().unwrap().get_ref(), 2000.0);
