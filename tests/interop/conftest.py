@@ -86,7 +86,7 @@ class Upstream:
                 self.acks.append(ack)
                 writer.writemessage(ack)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -94,6 +94,12 @@ class Upstream:
     def stop(self):
         async def close():
             self.server.close()
+            # Cancel connection handlers while the loop still runs, so none of them
+            # touches a closed loop afterwards.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.server.wait_closed()
 
         try:

@@ -461,3 +461,32 @@ def test_sigterm_lets_an_in_flight_message_finish(tmp_path):
     finally:
         g.stop()
         slow.stop()
+
+
+def test_reply_backlog_is_bounded(tmp_path):
+    """A sender pipelining refused messages behind a slow upstream cannot make
+    wardgate queue replies without bound: past the cap the connection is closed."""
+    from conftest import Upstream
+
+    slow = Upstream(ack_delay=3.0)
+    g = Gateway(tmp_path, slow.port)
+    try:
+        s = socket.socket()
+        s.settimeout(10)
+        s.bind(("127.0.0.2", 0))
+        s.connect(g.addr)
+        adt = "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|2026||ADT^A01^ADT_A01|B-{}|P|2.5\rPID|||1\r"
+        burst = SB + observation("SLOW-1").encode() + EB
+        burst += b"".join(SB + adt.format(i).encode() + EB for i in range(1100))
+        try:
+            s.sendall(burst)
+            while s.recv(65536):
+                pass
+        except ConnectionError:
+            pass
+        s.close()
+        evs = events_until(g, lambda e: any(x.get("rule", {}).get("id") == "WG-CONN-004" for x in e))
+        assert any(x.get("rule", {}).get("id") == "WG-CONN-004" for x in evs)
+    finally:
+        g.stop()
+        slow.stop()

@@ -74,6 +74,8 @@ rules! {
         "A connection sent nothing for the idle timeout and was closed.";
     SHUTDOWN_CUT = "WG-CONN-003", "cut-at-shutdown", Medium,
         "A message was still in flight when the shutdown grace period ended; the connection was closed.";
+    REPLY_BACKLOG = "WG-CONN-004", "reply-backlog", Medium,
+        "A sender pipelined more refused messages than may wait behind an upstream that has not answered yet; the connection was closed so that memory stays bounded.";
     AUDIT_UNCLEAN = "WG-AUDIT-001", "unclean-shutdown", Medium,
         "wardgate did not shut down cleanly last time: records not yet written then were lost, and this record says so.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,

@@ -23,6 +23,10 @@ use wardgate_proto::mllp::{Framer, Limits, Progress};
 
 /// Initial read buffer per direction; grows only as far as the frame limit.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most replies that may wait behind unacknowledged upstream messages. A sender
+/// pipelining more refused messages than this while the upstream is slow is cut
+/// off: memory per connection stays bounded.
+const MAX_DEFERRED_REPLIES: usize = 1024;
 
 pub(crate) async fn handle(
     client: TcpStream,
@@ -424,6 +428,19 @@ impl Relay {
                         if self.client.write_all(&reply).await.is_err() {
                             return End::Closed;
                         }
+                    } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
+                        let e = self
+                            .flow
+                            .event(
+                                &Clock::now(),
+                                &self.route,
+                                Action::Closed,
+                                format!("more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s)", self.in_flight),
+                                "connection",
+                            )
+                            .with_rule(rules::REPLY_BACKLOG);
+                        self.shared.record(e);
+                        return End::Closed;
                     } else {
                         self.deferred.push_back((self.in_flight, reply));
                     }
