@@ -192,7 +192,7 @@ fn run(
     opts: RecorderOptions,
 ) -> Result<(), StoreError> {
     const BATCH: usize = 4096;
-    const BATCH_NAP: Duration = Duration::from_millis(2);
+    const BATCH_NAP: Duration = Duration::from_micros(500);
     // With only routine traffic, move the index's watermark now and then (one tiny
     // transaction), so a restart back-fills little.
     const INDEX_MARK_EVERY: u64 = 10_000;
