@@ -285,18 +285,9 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
         if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
             break;
         }
-        let Some(rest) = line.strip_prefix(b"R\t") else {
+        let Some((seq, json)) = record_line(&line) else {
             continue;
         };
-        let mut parts = rest.splitn(3, |&b| b == b'\t');
-        let seq = parts
-            .next()
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse::<u64>().ok());
-        let (Some(seq), Some(_), Some(json)) = (seq, parts.next(), parts.next()) else {
-            continue;
-        };
-        let json = json.strip_suffix(b"\n").unwrap_or(json);
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
             continue;
         };
@@ -311,4 +302,15 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
         }
     }
     Ok(out.into())
+}
+
+/// One record line of the audit log (`R<TAB>seq<TAB>hash<TAB>json`, see
+/// wardgate-audit): its sequence number and event JSON. Other lines give `None`.
+/// Verification is `wardgate_audit::verify`'s job; readers only need the payload.
+pub(crate) fn record_line(line: &[u8]) -> Option<(u64, &[u8])> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let mut parts = line.strip_prefix(b"R\t")?.splitn(3, |&b| b == b'\t');
+    let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let _hash = parts.next()?;
+    Some((seq, parts.next()?))
 }

@@ -330,22 +330,19 @@ fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), S
             what: format!("reading {}", log.display()),
             source,
         })?;
-        let mut parts = line.splitn(4, |&b| b == b'\t');
-        if parts.next() != Some(b"R") {
-            continue;
-        }
-        let seq = parts
-            .next()
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse::<u64>().ok());
-        let (Some(seq), Some(_hash), Some(json)) = (seq, parts.next(), parts.next()) else {
+        let Some((seq, json)) = crate::events::record_line(&line) else {
             continue;
         };
-        if seq > have && seq <= audit_last {
+        if seq <= have || seq > audit_last {
+            continue;
+        }
+        // Only notable events belong in the index; routine ones stay in the log.
+        let cols = Columns::of_json(json);
+        if cols.is_notable() {
             rows.push(Row {
                 seq,
                 json: json.to_vec(),
-                cols: Columns::of_json(json),
+                cols,
             });
             if rows.len() >= 4096 {
                 store.insert_batch(&rows, seq)?;

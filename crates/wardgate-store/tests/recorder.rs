@@ -98,7 +98,13 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
     let d = tempfile::tempdir().unwrap();
     let r = Recorder::start(opts(d.path())).unwrap();
     for i in 0..30 {
-        r.handle().record(event(i, Action::Blocked)).unwrap();
+        // Every third event is routine: the log keeps it, the index must not.
+        let action = if i % 3 == 2 {
+            Action::Allowed
+        } else {
+            Action::Blocked
+        };
+        r.handle().record(event(i, action)).unwrap();
     }
     r.shutdown().unwrap();
     // Simulate a crash between the audit write and the SQLite commit.
@@ -119,8 +125,13 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
     let all = store.query(&EventFilter::default()).unwrap();
     assert_eq!(
         all.len(),
-        31,
-        "30 kept or back-filled, plus the recovery event"
+        21,
+        "20 notable kept or back-filled, plus the recovery event"
+    );
+    assert!(
+        all.iter()
+            .all(|e| !e.doc.contains("\"action\":\"allowed\"")),
+        "an allowed event was back-filled into the index"
     );
     let recovered = store
         .query(&EventFilter {
