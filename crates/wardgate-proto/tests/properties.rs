@@ -51,6 +51,22 @@ fn delimiters() -> impl Strategy<Value = Delimiters> {
     })
 }
 
+/// An MSH segment (with its CR) in delimiters `d`, of type `code^trigger`, with
+/// MSH-10 `control` (already escaped).
+fn msh(d: &Delimiters, code: &[u8], trigger: &[u8], control: &[u8]) -> Vec<u8> {
+    let f = d.field;
+    let mut msg = vec![b'M', b'S', b'H', f];
+    msg.extend_from_slice(&d.encoding_characters());
+    msg.extend_from_slice(&[f, b'A', f, b'B', f, b'C', f, b'D', f, b'2', f, f]);
+    msg.extend_from_slice(code);
+    msg.push(d.component);
+    msg.extend_from_slice(trigger);
+    msg.push(f);
+    msg.extend_from_slice(control);
+    msg.push(b'\r');
+    msg
+}
+
 fn value() -> impl Strategy<Value = Vec<u8>> {
     // Printable ASCII plus any delimiter, never CR/LF raw (escaped by `escape`).
     proptest::collection::vec(0x20u8..0x7f, 0..24)
@@ -129,15 +145,8 @@ proptest! {
     fn escaped_values_round_trip_under_any_delimiters(d in delimiters(),
                                                      fields in proptest::collection::vec(proptest::collection::vec(value(), 1..4), 1..6)) {
         // Build MSH + one segment whose fields have components, all escaped.
-        let mut msg = vec![b'M', b'S', b'H', d.field];
-        msg.extend_from_slice(&d.encoding_characters());
-        msg.extend_from_slice(&[d.field, b'A', d.field, b'B', d.field, b'C', d.field, b'D', d.field, b'2', d.field, d.field]);
-        msg.extend_from_slice(b"ORU");
-        msg.push(d.component);
-        msg.extend_from_slice(b"R01");
-        msg.push(d.field);
-        msg.extend_from_slice(b"CTRL");
-        msg.extend_from_slice(b"\rZZZ");
+        let mut msg = msh(&d, b"ORU", b"R01", b"CTRL");
+        msg.extend_from_slice(b"ZZZ");
         for comps in &fields {
             msg.push(d.field);
             for (i, c) in comps.iter().enumerate() {
@@ -164,15 +173,7 @@ proptest! {
                                                 text in "\\PC{0,120}", code in 0usize..3) {
         let mut ctl = Vec::new();
         escape(control.as_bytes(), &d, &mut ctl);
-        let mut msg = vec![b'M', b'S', b'H', d.field];
-        msg.extend_from_slice(&d.encoding_characters());
-        msg.extend_from_slice(&[d.field, b'A', d.field, b'B', d.field, b'C', d.field, b'D', d.field, b'2', d.field, d.field]);
-        msg.extend_from_slice(b"RGV");
-        msg.push(d.component);
-        msg.extend_from_slice(b"O15");
-        msg.push(d.field);
-        msg.extend_from_slice(&ctl);
-        msg.push(b'\r');
+        let msg = msh(&d, b"RGV", b"O15", &ctl);
         let m = Message::parse(&msg, &Limits::default()).unwrap();
         let mut out = Vec::new();
         let p = AckParams {
