@@ -24,11 +24,7 @@ fn policy() -> &'static Policy {
 fuzz_target!(|data: &[u8]| {
     let p = policy();
     let route = &p.routes[0];
-    let flow = Flow {
-        src: "127.0.0.2:1".parse().expect("addr"),
-        dst: route.upstream,
-        source_device: Some(Arc::from("ehr")),
-    };
+    let flow = Flow::new("127.0.0.2:1".parse().expect("addr"), route.upstream, Some(Arc::from("ehr")));
     let mut frame = Vec::new();
     mllp::encode(data, &mut frame);
     let o = inspect(route, &flow, &frame, &Clock::at(time::OffsetDateTime::UNIX_EPOCH));
@@ -36,5 +32,5 @@ fuzz_target!(|data: &[u8]| {
         let reply = o.reply.expect("a block always answers");
         Message::parse(&reply[1..reply.len() - 2], &Limits::default()).expect("the NAK parses");
     }
-    let _ = o.event.to_json();
+    let _ = o.record.event().to_json();
 });

@@ -9,6 +9,7 @@
 
 use crate::rules::Rule;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use wardgate_proto::anomaly::Severity;
 
@@ -304,4 +305,93 @@ impl Event {
             Err(_) => b"{}".to_vec(),
         }
     }
+}
+
+/// How a decision reaches the recorder: a full [`Event`], or the JSON line of a
+/// routine `allowed` message event written directly by the engine.
+///
+/// Why two forms: the proxy records one event per message, and for the common
+/// case (a message of an allowed type, nothing to report) building an `Event` of
+/// twenty small strings and serialising it cost more CPU than parsing the message.
+/// The routine line is byte-for-byte what serialising the equivalent `Event` would
+/// give (a property test holds it to that), so readers never see the difference.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A decision that carries more than the routine facts.
+    Event(Box<Event>),
+    /// A routine `allowed` decision, already serialised: compact JSON, one line.
+    Routine(Vec<u8>),
+}
+
+impl From<Event> for Record {
+    fn from(e: Event) -> Self {
+        Record::Event(Box::new(e))
+    }
+}
+
+impl Record {
+    /// What wardgate did.
+    pub fn action(&self) -> Action {
+        match self {
+            Record::Event(e) => e.event.action,
+            Record::Routine(_) => Action::Allowed,
+        }
+    }
+
+    /// The full event (parsed back for a routine record).
+    pub fn event(&self) -> Cow<'_, Event> {
+        match self {
+            Record::Event(e) => Cow::Borrowed(&**e),
+            // The engine wrote the line from an `Event`'s own fields; if it ever did
+            // not parse, an event that says so beats a panic.
+            Record::Routine(json) => Cow::Owned(serde_json::from_slice(json).unwrap_or_else(|e| {
+                Event::new(
+                    String::new(),
+                    Action::Allowed,
+                    format!("unreadable routine record: {e}"),
+                    "message",
+                )
+            })),
+        }
+    }
+
+    /// Compact JSON, one line.
+    pub fn into_json(self) -> Vec<u8> {
+        match self {
+            Record::Event(e) => e.to_json(),
+            Record::Routine(json) => json,
+        }
+    }
+}
+
+/// Appends `s` to `out` as the contents of a JSON string (no quotes), escaped
+/// exactly as `serde_json` escapes it, so hand-written lines match serialised ones.
+pub(crate) fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }

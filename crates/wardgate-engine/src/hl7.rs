@@ -7,8 +7,8 @@
 //! allow. Shared by the inline proxy and the passive analyser: neither does any
 //! of this itself.
 
-use crate::event::{Action, Event, Finding, Hl7Facts};
-use crate::infusion::{self, bounded, OrderFinding};
+use crate::event::{push_json_escaped, Action, Event, Finding, Hl7Facts, Record};
+use crate::infusion::{self, bounded, OrderFinding, BOUND};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
@@ -34,7 +34,7 @@ pub struct Outcome {
     /// Forward or not.
     pub verdict: Verdict,
     /// The record of the decision.
-    pub event: Event,
+    pub record: Record,
     /// A framed acknowledgement to send to the sender instead of forwarding.
     pub reply: Option<Vec<u8>>,
     /// Close the connection after replying (the stream can no longer be trusted).
@@ -49,8 +49,6 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
     let limits = hl7::Limits {
         max_segments: route.max_segments,
     };
-    let mut event = flow.event(clock, route, Action::Allowed, String::new(), "message");
-    event.wardgate.bytes = Some(frame.len() as u64);
     let msg = match Message::parse(payload, &limits) {
         Ok(m) => m,
         Err(e) => {
@@ -64,8 +62,8 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                 &text,
                 (102, "Data type error"),
             );
-            event.event.action = Action::Blocked;
-            event.event.reason = text.clone();
+            let mut event = flow.event(clock, route, Action::Blocked, text.clone(), "message");
+            event.wardgate.bytes = Some(frame.len() as u64);
             add_rule(&mut event, e.rule().into(), text);
             event.wardgate.hl7 = Some(Hl7Facts {
                 control_id: control_id.clone(),
@@ -74,27 +72,32 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             });
             return Outcome {
                 verdict: Verdict::Block,
-                event,
+                record: event.into(),
                 reply: Some(reply),
                 close: true,
             };
         }
     };
     let mt = msg.message_type();
-    let mut facts = Hl7Facts {
-        message_type: bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger))),
-        control_id: bounded(&control_id_text(&msg)),
-        sending_application: bounded(&msg.sending_application().component(1).text()),
-        sending_facility: bounded(&msg.sending_facility().component(1).text()),
-        version: bounded(&msg.version().component(1).text()),
-        ack_code: String::new(),
-    };
-
-    if !route
+    let type_allowed = route
         .messages
         .iter()
-        .any(|m| m.matches(mt.code, mt.trigger))
-    {
+        .any(|m| m.matches(mt.code, mt.trigger));
+    let is_order = mt.code == b"RGV" || msg.segments_named(b"RXG").next().is_some();
+    if type_allowed && !is_order {
+        // The common case: nothing to report. No `Event` is built.
+        return Outcome {
+            verdict: Verdict::Allow,
+            record: Record::Routine(routine_json(route, flow, &msg, frame.len(), clock)),
+            reply: None,
+            close: false,
+        };
+    }
+    let mut event = flow.event(clock, route, Action::Allowed, String::new(), "message");
+    event.wardgate.bytes = Some(frame.len() as u64);
+    let mut facts = facts_of(&msg);
+
+    if !type_allowed {
         let text = format!(
             "message type {} is not allowed on route {}",
             facts.message_type, &*route.id
@@ -107,70 +110,165 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         add_rule(&mut event, rules::MESSAGE_TYPE_NOT_ALLOWED, text);
         return Outcome {
             verdict: Verdict::Block,
-            event,
+            record: event.into(),
             reply: Some(reply),
             close: false,
         };
     }
 
-    let is_order = mt.code == b"RGV" || msg.segments_named(b"RXG").next().is_some();
-    let mut verdict = Verdict::Allow;
-    let mut reason = format!("{} allowed on route {}", facts.message_type, &*route.id);
-    if is_order {
-        let check = infusion::check(&msg, route.library.as_deref());
-        event.wardgate.infusion = check.infusions;
-        let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();
-        if let Some(first) = blocking.first() {
-            verdict = Verdict::Block;
-            reason = format!("infusion order blocked: {}", first.detail);
-        } else if let Some(first) = check.findings.first() {
-            verdict = Verdict::Alert;
-            reason = format!("infusion order forwarded with alert: {}", first.detail);
-        } else {
-            reason = format!(
+    let check = infusion::check(&msg, route.library.as_deref());
+    event.wardgate.infusion = check.infusions;
+    let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();
+    let (verdict, reason) = if let Some(first) = blocking.first() {
+        (
+            Verdict::Block,
+            format!("infusion order blocked: {}", first.detail),
+        )
+    } else if let Some(first) = check.findings.first() {
+        (
+            Verdict::Alert,
+            format!("infusion order forwarded with alert: {}", first.detail),
+        )
+    } else {
+        (
+            Verdict::Allow,
+            format!(
                 "infusion order within limits, allowed on route {}",
                 &*route.id
-            );
-        }
-        // The event's rule is the most severe finding; every finding is listed.
-        let mut sorted = check.findings.clone();
-        sorted.sort_by_key(|f| std::cmp::Reverse((f.blocks(), f.rule.severity)));
-        for f in &sorted {
-            add_rule(&mut event, f.rule, f.detail.clone());
-        }
+            ),
+        )
+    };
+    // The event's rule is the most severe finding; every finding is listed.
+    let mut sorted = check.findings.clone();
+    sorted.sort_by_key(|f| std::cmp::Reverse((f.blocks(), f.rule.severity)));
+    for f in &sorted {
+        add_rule(&mut event, f.rule, f.detail.clone());
     }
     event.event.reason = reason.clone();
-    match verdict {
-        Verdict::Allow => {
-            event.wardgate.hl7 = Some(facts);
-            Outcome {
-                verdict,
-                event,
-                reply: None,
-                close: false,
-            }
-        }
+    let reply = match verdict {
+        Verdict::Allow => None,
         Verdict::Alert => {
             event.event.action = Action::Alerted;
-            event.wardgate.hl7 = Some(facts);
-            Outcome {
-                verdict,
-                event,
-                reply: None,
-                close: false,
-            }
+            None
         }
         Verdict::Block => {
-            let reply = nak(&msg, clock, &reason, (207, "Application internal error"));
             facts.ack_code = "AR".into();
-            event.wardgate.hl7 = Some(facts);
             event.event.action = Action::Blocked;
-            Outcome {
-                verdict,
-                event,
-                reply: Some(reply),
-                close: false,
-            }
+            Some(nak(
+                &msg,
+                clock,
+                &reason,
+                (207, "Application internal error"),
+            ))
+        }
+    };
+    event.wardgate.hl7 = Some(facts);
+    Outcome {
+        verdict,
+        record: event.into(),
+        reply,
+        close: false,
+    }
+}
+
+/// The HL7 facts an event records about a parsed message.
+pub(crate) fn facts_of(msg: &Message<'_>) -> Hl7Facts {
+    let mt = msg.message_type();
+    Hl7Facts {
+        message_type: bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger))),
+        control_id: bounded(&control_id_text(msg)),
+        sending_application: bounded(&msg.sending_application().component(1).text()),
+        sending_facility: bounded(&msg.sending_facility().component(1).text()),
+        version: bounded(&msg.version().component(1).text()),
+        ack_code: String::new(),
+    }
+}
+
+/// The JSON line of a routine `allowed` decision, written straight into one
+/// buffer: byte-for-byte the serialisation of the `Event` that [`Flow::event`]
+/// and [`facts_of`] would build (tests hold it to that), without building it.
+fn routine_json(
+    route: &RoutePolicy,
+    flow: &Flow,
+    msg: &Message<'_>,
+    bytes: usize,
+    clock: &Clock,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(640);
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    out.extend_from_slice(clock.rfc3339().as_bytes());
+    out.extend_from_slice(b"\",\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"");
+    // The message type is written once, escaped, and copied into `wardgate.hl7`.
+    let mt = msg.message_type();
+    let mt_start = out.len();
+    push_bounded_parts(&mut out, &[&lossy(mt.code), "^", &lossy(mt.trigger)]);
+    let mt_end = out.len();
+    out.extend_from_slice(b" allowed on route ");
+    push_json_escaped(&mut out, &route.id);
+    out.extend_from_slice(b"\",\"severity\":0,\"category\":\"network\"},");
+    flow.push_routine_fragment(route, &mut out);
+    out.extend_from_slice(b",\"stage\":\"message\",\"hl7\":{");
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, name: &[u8]| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"\":\"");
+    };
+    if mt_end > mt_start {
+        key(&mut out, b"message_type");
+        out.extend_from_within(mt_start..mt_end);
+        out.push(b'"');
+    }
+    let d = msg.delimiters();
+    let texts = [
+        (
+            &b"control_id"[..],
+            to_text(hl7::unescape(msg.control_id(), &d)),
+        ),
+        (
+            b"sending_application",
+            msg.sending_application().component(1).text(),
+        ),
+        (
+            b"sending_facility",
+            msg.sending_facility().component(1).text(),
+        ),
+        (b"version", msg.version().component(1).text()),
+    ];
+    for (name, text) in &texts {
+        if !text.is_empty() {
+            key(&mut out, name);
+            push_bounded_parts(&mut out, &[text]);
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b"},\"bytes\":");
+    out.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// Writes the concatenation of `parts`, escaped, cut as [`bounded`] cuts it.
+fn push_bounded_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len <= BOUND {
+        for p in parts {
+            push_json_escaped(out, p);
+        }
+    } else {
+        push_json_escaped(out, &bounded(&parts.concat()));
+    }
+}
+
+fn to_text(b: std::borrow::Cow<'_, [u8]>) -> std::borrow::Cow<'_, str> {
+    match b {
+        std::borrow::Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        std::borrow::Cow::Owned(v) => {
+            std::borrow::Cow::Owned(String::from_utf8_lossy(&v).into_owned())
         }
     }
 }
@@ -195,7 +293,7 @@ pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &
     });
     Outcome {
         verdict: Verdict::Block,
-        event,
+        record: event.into(),
         reply: Some(reply),
         close: true,
     }
@@ -240,7 +338,7 @@ pub fn unavailable(
     event.wardgate.hl7 = Some(facts);
     Outcome {
         verdict: Verdict::Block,
-        event,
+        record: event.into(),
         reply: Some(reply),
         close: false,
     }
@@ -266,7 +364,7 @@ fn wardgate_ack(
         text,
         error_code: Some(error),
         control_id: &control_id,
-        timestamp: &clock.hl7,
+        timestamp: clock.hl7(),
         sending_application: "WARDGATE",
     };
     let mut reply = Vec::with_capacity(256);
@@ -318,5 +416,5 @@ fn naive_control_id(payload: &[u8]) -> String {
 
 fn control_id_text(msg: &Message<'_>) -> String {
     let d = msg.delimiters();
-    String::from_utf8_lossy(&hl7::unescape(msg.control_id(), &d)).into_owned()
+    to_text(hl7::unescape(msg.control_id(), &d)).into_owned()
 }

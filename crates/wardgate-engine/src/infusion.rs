@@ -430,9 +430,13 @@ fn patient_facts(msg: &Message<'_>) -> Patient {
     p
 }
 
-/// Bounds attacker-controlled text before it enters an event.
+/// Longest text (in bytes) an event copies from a message before cutting it:
+/// attacker-controlled text is bounded before it enters an event.
+pub(crate) const BOUND: usize = 128;
+
+/// `s`, cut to at most [`BOUND`] bytes at a character boundary, with `…` if cut.
 pub(crate) fn bounded(s: &str) -> String {
-    const MAX: usize = 128;
+    const MAX: usize = BOUND;
     if s.len() <= MAX {
         return s.to_owned();
     }

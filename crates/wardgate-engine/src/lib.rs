@@ -19,7 +19,7 @@ use event::{Action, Event};
 use policy::RoutePolicy;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use time::OffsetDateTime;
 
 pub use policy::{Admission, Policy};
@@ -33,9 +33,29 @@ pub struct Flow {
     pub dst: SocketAddr,
     /// The enrolled device at `src`, if any.
     pub source_device: Option<Arc<str>>,
+    /// The part of a routine event's JSON that is the same for every message of
+    /// this flow on one route (source, destination, network, route and devices),
+    /// written once per connection instead of once per message.
+    routine: OnceLock<RoutineFragment>,
+}
+
+#[derive(Debug, Clone)]
+struct RoutineFragment {
+    route: Arc<str>,
+    json: Box<[u8]>,
 }
 
 impl Flow {
+    /// A flow from `src` (the enrolled `source_device`, if any) to `dst`.
+    pub fn new(src: SocketAddr, dst: SocketAddr, source_device: Option<Arc<str>>) -> Self {
+        Flow {
+            src,
+            dst,
+            source_device,
+            routine: OnceLock::new(),
+        }
+    }
+
     /// A new event about this flow on `route`.
     pub fn event(
         &self,
@@ -45,7 +65,7 @@ impl Flow {
         reason: String,
         stage: &str,
     ) -> Event {
-        let mut e = Event::new(clock.rfc3339.clone(), action, reason, stage).with_flow(
+        let mut e = Event::new(clock.rfc3339().to_owned(), action, reason, stage).with_flow(
             self.src,
             self.dst,
             route.protocol.as_str(),
@@ -55,63 +75,172 @@ impl Flow {
         e.wardgate.destination_device = route.upstream_device.as_deref().map(str::to_owned);
         e
     }
+
+    /// Appends the per-flow middle of a routine event line: from `"source":` up to,
+    /// not including, `,"stage":`. Taken from the serialised form of a real
+    /// [`Flow::event`], so it cannot drift from the `Event` schema.
+    pub(crate) fn push_routine_fragment(&self, route: &RoutePolicy, out: &mut Vec<u8>) {
+        if let Some(f) = self.routine.get() {
+            if Arc::ptr_eq(&f.route, &route.id) || f.route == route.id {
+                out.extend_from_slice(&f.json);
+                return;
+            }
+        }
+        let fragment = self.routine_fragment(route);
+        out.extend_from_slice(&fragment);
+        // A flow belongs to one route; a second route (never seen in practice) is
+        // simply not cached.
+        let _ = self.routine.set(RoutineFragment {
+            route: route.id.clone(),
+            json: fragment.into(),
+        });
+    }
+
+    fn routine_fragment(&self, route: &RoutePolicy) -> Vec<u8> {
+        let template = self.event(
+            &Clock::at(time::OffsetDateTime::UNIX_EPOCH),
+            route,
+            Action::Allowed,
+            String::new(),
+            "",
+        );
+        let json = template.to_json();
+        // JSON strings escape `"`, so these markers can only be the keys themselves.
+        let start = find(&json, b"\"source\":").unwrap_or(0);
+        let end = rfind(&json, b",\"stage\":").unwrap_or(json.len());
+        json.get(start..end).unwrap_or_default().to_vec()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// The time of a decision, in the two forms wardgate writes it, plus a source of
 /// unique acknowledgement control ids. Passing the clock in keeps the engine
 /// deterministic: tests and capture replay supply their own.
-#[derive(Debug, Clone)]
+///
+/// Fixed-size and `Copy`: the proxy takes one per message, so it must cost no
+/// allocation. [`Clock::now`] formats the date and time once per second per
+/// thread and only the milliseconds per call.
+#[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    /// RFC 3339, UTC, milliseconds: `@timestamp`.
-    pub rfc3339: String,
-    /// HL7 DTM (`YYYYMMDDHHMMSS`): MSH-7 of acknowledgements wardgate builds.
-    pub hl7: String,
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    rfc3339: [u8; 24],
+    /// `YYYYMMDDHHMMSS`.
+    hl7: [u8; 14],
     ack_seq: u64,
 }
 
 static ACK_SEQ: AtomicU64 = AtomicU64::new(1);
 
-impl Clock {
-    /// The clock at `t`.
-    pub fn at(t: OffsetDateTime) -> Self {
+/// The formatted forms of one UTC second.
+#[derive(Clone, Copy)]
+struct Second {
+    unix: i64,
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    rfc3339: [u8; 19],
+    hl7: [u8; 14],
+}
+
+impl Second {
+    fn of(t: OffsetDateTime) -> Self {
         let t = t.to_offset(time::UtcOffset::UTC);
-        let rfc3339 = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        );
-        let hl7 = format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        );
-        Clock {
+        let mut rfc3339 = *b"0000-00-00T00:00:00";
+        let mut hl7 = *b"00000000000000";
+        // Years outside 0..=9999 cannot be written in either format; clamp.
+        let year = t.year().clamp(0, 9999) as u32;
+        let parts = [
+            (year, 4),
+            (u32::from(u8::from(t.month())), 2),
+            (u32::from(t.day()), 2),
+            (u32::from(t.hour()), 2),
+            (u32::from(t.minute()), 2),
+            (u32::from(t.second()), 2),
+        ];
+        let (mut r, mut h) = (0, 0);
+        for (v, width) in parts {
+            put_digits(&mut rfc3339[r..r + width], v);
+            put_digits(&mut hl7[h..h + width], v);
+            r += width + 1;
+            h += width;
+        }
+        Second {
+            unix: t.unix_timestamp(),
             rfc3339,
             hl7,
+        }
+    }
+}
+
+/// Writes `v` as `out.len()` decimal digits, zero-padded (high digits dropped).
+fn put_digits(out: &mut [u8], mut v: u32) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+impl Clock {
+    fn from_second(s: &Second, millis: u32) -> Self {
+        let mut rfc3339 = *b"0000-00-00T00:00:00.000Z";
+        rfc3339[..19].copy_from_slice(&s.rfc3339);
+        put_digits(&mut rfc3339[20..23], millis);
+        Clock {
+            rfc3339,
+            hl7: s.hl7,
             ack_seq: 0,
         }
     }
 
+    /// The clock at `t`.
+    pub fn at(t: OffsetDateTime) -> Self {
+        Self::from_second(&Second::of(t), u32::from(t.millisecond()))
+    }
+
     /// The clock now.
     pub fn now() -> Self {
-        let mut c = Self::at(OffsetDateTime::now_utc());
+        thread_local! {
+            static LAST: std::cell::Cell<Option<Second>> = const { std::cell::Cell::new(None) };
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let unix = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let second = LAST.with(|last| match last.get() {
+            Some(s) if s.unix == unix => s,
+            _ => {
+                let s = Second::of(
+                    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                );
+                last.set(Some(s));
+                s
+            }
+        });
+        let mut c = Self::from_second(&second, now.subsec_millis());
         c.ack_seq = ACK_SEQ.fetch_add(1, Ordering::Relaxed);
         c
+    }
+
+    /// RFC 3339, UTC, milliseconds: `@timestamp`.
+    pub fn rfc3339(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written into it.
+        std::str::from_utf8(&self.rfc3339).unwrap_or("1970-01-01T00:00:00.000Z")
+    }
+
+    /// HL7 DTM (`YYYYMMDDHHMMSS`): MSH-7 of acknowledgements wardgate builds.
+    pub fn hl7(&self) -> &str {
+        std::str::from_utf8(&self.hl7).unwrap_or("19700101000000")
     }
 
     /// A control id for an acknowledgement wardgate builds (MSH-10): unique per
     /// process run, and recognisably wardgate's.
     pub fn ack_control_id(&self) -> String {
-        format!("WG{}{:06}", self.hl7, self.ack_seq % 1_000_000)
+        format!("WG{}{:06}", self.hl7(), self.ack_seq % 1_000_000)
     }
 }
 

@@ -91,7 +91,7 @@ impl MessageTypeSpec {
 }
 
 /// One route, compiled.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RoutePolicy {
     /// Route id.
     pub id: Arc<str>,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::hl7::{inspect, Verdict};
+use crate::policy::RoutePolicy;
 use std::path::Path;
 use wardgate_config::Config;
 use wardgate_proto::mllp;
@@ -18,11 +19,11 @@ fn policy() -> Policy {
 }
 
 fn flow(p: &Policy) -> Flow {
-    Flow {
-        src: "127.0.0.2:40000".parse().unwrap(),
-        dst: p.routes[0].upstream,
-        source_device: Some(Arc::from("ehr")),
-    }
+    Flow::new(
+        "127.0.0.2:40000".parse().unwrap(),
+        p.routes[0].upstream,
+        Some(Arc::from("ehr")),
+    )
 }
 
 fn clock() -> Clock {
@@ -82,8 +83,12 @@ fn run(payload: &str) -> hl7::Outcome {
     inspect(&p.routes[0], &flow(&p), &framed(payload), &clock())
 }
 
-fn rule_of(o: &hl7::Outcome) -> &str {
-    o.event.rule.as_ref().map(|r| r.id.as_str()).unwrap_or("-")
+fn rule_of(o: &hl7::Outcome) -> String {
+    o.record
+        .event()
+        .rule
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |r| r.id.clone())
 }
 
 fn reply_text(o: &hl7::Outcome) -> String {
@@ -95,13 +100,14 @@ const WEIGHT_80: &str = "OBX|1|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||80|kg^kg^UCUM||
 #[test]
 fn observation_result_is_allowed_and_recorded() {
     let o = run("MSH|^~\\&|MON|ICU|EHR|ICU|20261124101500||ORU^R01^ORU_R01|OBS-7|P|2.6\rPID|||1\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||98|%\r");
-    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.event);
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
     assert!(o.reply.is_none());
-    let h = o.event.wardgate.hl7.as_ref().unwrap();
+    let e = o.record.event();
+    let h = e.wardgate.hl7.as_ref().unwrap();
     assert_eq!(h.message_type, "ORU^R01");
     assert_eq!(h.control_id, "OBS-7");
     assert_eq!(h.sending_application, "MON");
-    assert_eq!(o.event.event.action, event::Action::Allowed);
+    assert_eq!(o.record.event().event.action, event::Action::Allowed);
 }
 
 #[test]
@@ -120,8 +126,13 @@ fn message_type_not_on_the_route_gets_ar_with_the_control_id() {
 fn heparin_at_the_soft_limit_is_allowed() {
     // 30 mL/h x 25 000 U / 500 mL = 1500 U/h: at (not above) the soft limit.
     let o = run(&rgv(&[heparin_rxg("30", "mL/h^mL/h^UCUM")], &[]));
-    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.event.wardgate.findings);
-    assert_eq!(o.event.wardgate.infusion[0].rate, Some(1500.0));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    assert_eq!(o.record.event().wardgate.infusion[0].rate, Some(1500.0));
 }
 
 #[test]
@@ -129,7 +140,7 @@ fn heparin_above_the_soft_limit_is_forwarded_with_an_alert() {
     let o = run(&rgv(&[heparin_rxg("35", "mL/h^mL/h^UCUM")], &[]));
     assert_eq!(o.verdict, Verdict::Alert);
     assert_eq!(rule_of(&o), "WG-INF-012");
-    assert_eq!(o.event.event.action, event::Action::Alerted);
+    assert_eq!(o.record.event().event.action, event::Action::Alerted);
     assert!(o.reply.is_none());
 }
 
@@ -146,7 +157,7 @@ fn heparin_above_the_hard_limit_is_blocked_with_a_nak() {
         "{}",
         reply_text(&o)
     );
-    assert_eq!(o.event.wardgate.infusion[0].rate, Some(2050.0));
+    assert_eq!(o.record.event().wardgate.infusion[0].rate, Some(2050.0));
 }
 
 #[test]
@@ -159,7 +170,7 @@ fn drug_units_need_no_concentration() {
         allowed.verdict,
         Verdict::Allow,
         "{:?}",
-        allowed.event.wardgate.findings
+        allowed.record.event().wardgate.findings
     );
     let blocked = run(&rgv(&[rxg(&[(4, "HEP"), (15, "2500"), (16, "U/h")])], &[]));
     assert_eq!(rule_of(&blocked), "WG-INF-010");
@@ -177,7 +188,7 @@ fn weight_based_rate_uses_the_patient_weight() {
         with.verdict,
         Verdict::Alert,
         "1600 U/h: {:?}",
-        with.event.wardgate.findings
+        with.record.event().wardgate.findings
     );
     let without = run(&rgv(&[order], &[]));
     assert_eq!(without.verdict, Verdict::Block);
@@ -192,7 +203,12 @@ fn weight_in_pounds_is_converted() {
         &[order],
         &["OBX|1|NM|29463-7^Body weight^LN||220.462262|[lb_av]"],
     ));
-    assert_eq!(o.verdict, Verdict::Alert, "{:?}", o.event.wardgate.findings);
+    assert_eq!(
+        o.verdict,
+        Verdict::Alert,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
 }
 
 #[test]
@@ -219,9 +235,14 @@ fn unknown_drug_missing_unit_and_missing_concentration_are_blocked() {
             o.verdict,
             Verdict::Block,
             "{seg}: {:?}",
-            o.event.wardgate.findings
+            o.record.event().wardgate.findings
         );
-        assert_eq!(rule_of(&o), rule, "{seg}: {:?}", o.event.wardgate.findings);
+        assert_eq!(
+            rule_of(&o),
+            rule,
+            "{seg}: {:?}",
+            o.record.event().wardgate.findings
+        );
     }
 }
 
@@ -237,11 +258,13 @@ fn every_rxg_is_checked() {
     let bad = heparin_rxg("60", "mL/h");
     let o = run(&rgv(&[ok, bad], &[]));
     assert_eq!(o.verdict, Verdict::Block);
-    assert_eq!(o.event.wardgate.infusion.len(), 2);
+    assert_eq!(o.record.event().wardgate.infusion.len(), 2);
     assert!(
-        o.event.wardgate.findings[0].detail.contains("RXG #2"),
+        o.record.event().wardgate.findings[0]
+            .detail
+            .contains("RXG #2"),
         "{:?}",
-        o.event.wardgate.findings
+        o.record.event().wardgate.findings
     );
 }
 
@@ -250,7 +273,12 @@ fn dose_above_the_hard_limit_is_blocked() {
     // 300 mL of 50 U/mL = 15 000 U > 10 000 U.
     let seg = heparin_rxg("20", "mL/h").replace("|100||mL^mL^UCUM|", "|300||mL^mL^UCUM|");
     let o = run(&rgv(&[seg], &[]));
-    assert_eq!(rule_of(&o), "WG-INF-011", "{:?}", o.event.wardgate.findings);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-011",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
 }
 
 #[test]
@@ -262,9 +290,12 @@ fn declared_delimiters_are_honoured() {
     let (a, b) = (run(&standard), run(&odd));
     assert_eq!(b.verdict, Verdict::Block);
     assert_eq!(rule_of(&a), rule_of(&b));
-    assert_eq!(a.event.wardgate.infusion, b.event.wardgate.infusion);
     assert_eq!(
-        b.event.wardgate.hl7.as_ref().unwrap().message_type,
+        a.record.event().wardgate.infusion,
+        b.record.event().wardgate.infusion
+    );
+    assert_eq!(
+        b.record.event().wardgate.hl7.as_ref().unwrap().message_type,
         "RGV^O15"
     );
     // The NAK uses the sender's own delimiters.
@@ -274,7 +305,8 @@ fn declared_delimiters_are_honoured() {
 #[test]
 fn escape_sequences_are_decoded_in_facts() {
     let o = run("MSH|^~\\&|MON\\T\\1|ICU|EHR|ICU|20261124101500||ORU^R01|A\\F\\B|P|2.6\rOBX|1|ST|x||a\\S\\b\r");
-    let h = o.event.wardgate.hl7.as_ref().unwrap();
+    let e = o.record.event();
+    let h = e.wardgate.hl7.as_ref().unwrap();
     assert_eq!(h.control_id, "A|B");
     assert_eq!(h.sending_application, "MON&1");
 }
@@ -330,7 +362,7 @@ fn library_units_are_validated_with_locations() {
 #[test]
 fn event_json_uses_ecs_names() {
     let o = run(&rgv(&[heparin_rxg("41", "mL/h")], &[]));
-    let v: serde_json::Value = serde_json::from_slice(&o.event.to_json()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.record.event().to_json()).unwrap();
     assert_eq!(v["@timestamp"], "2026-11-24T10:15:00.000Z");
     assert_eq!(v["event"]["action"], "blocked");
     assert_eq!(v["rule"]["id"], "WG-INF-010");
@@ -342,7 +374,7 @@ fn event_json_uses_ecs_names() {
     assert_eq!(v["wardgate"]["source_device"], "ehr");
     assert_eq!(v["wardgate"]["destination_device"], "pump-server");
     assert_eq!(v["wardgate"]["hl7"]["control_id"], "ORD-0001");
-    let line = o.event.to_json();
+    let line = o.record.event().to_json();
     assert!(!line.contains(&b'\n') && !line.contains(&b'\t'));
 }
 
@@ -353,4 +385,100 @@ fn rule_ids_are_unique() {
     let before = ids.len();
     ids.dedup();
     assert_eq!(before, ids.len());
+}
+
+#[test]
+fn clock_writes_both_forms() {
+    let c = Clock::at(time::macros::datetime!(2026-02-03 04:05:06.789 UTC));
+    assert_eq!(c.rfc3339(), "2026-02-03T04:05:06.789Z");
+    assert_eq!(c.hl7(), "20260203040506");
+}
+
+#[test]
+fn clock_now_agrees_with_a_fresh_formatting() {
+    // now() reuses a per-thread formatting of the current second: it must still
+    // fall between two independent readings taken around it.
+    for _ in 0..2000 {
+        let before = Clock::at(time::OffsetDateTime::now_utc());
+        let now = Clock::now();
+        let after = Clock::at(time::OffsetDateTime::now_utc());
+        assert!(before.rfc3339() <= now.rfc3339(), "{before:?} {now:?}");
+        assert!(now.rfc3339() <= after.rfc3339(), "{now:?} {after:?}");
+        assert!(before.hl7() <= now.hl7() && now.hl7() <= after.hl7());
+    }
+}
+
+/// What the routine line must equal: the `Event` the general path builds, serialised.
+fn routine_oracle(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Vec<u8> {
+    let payload = &frame[1..frame.len() - 2];
+    let msg = wardgate_proto::hl7::Message::parse(payload, &Default::default()).unwrap();
+    let facts = hl7::facts_of(&msg);
+    let reason = format!("{} allowed on route {}", facts.message_type, &*route.id);
+    let mut e = flow.event(clock, route, event::Action::Allowed, reason, "message");
+    e.wardgate.bytes = Some(frame.len() as u64);
+    e.wardgate.hl7 = Some(facts);
+    e.to_json()
+}
+
+fn text_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        "[A-Za-z0-9 ._-]{0,12}",
+        // JSON escapes, HL7 escapes, non-ASCII, and text long enough to be cut.
+        proptest::collection::vec(
+            prop_oneof![
+                Just("\"".to_owned()),
+                Just("\\E\\".to_owned()),
+                Just("\\T\\".to_owned()),
+                Just("\\X0001\\".to_owned()),
+                Just("\u{7}".to_owned()),
+                Just("é".to_owned()),
+                Just("€".to_owned()),
+                Just("\u{1F489}".to_owned()),
+                "[a-z]{1,40}",
+            ],
+            0..20,
+        )
+        .prop_map(|v| v.concat()),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    #[test]
+    fn routine_line_is_the_serialised_event(
+        app in text_strategy(),
+        facility in text_strategy(),
+        control in text_strategy(),
+        version in text_strategy(),
+        trigger in "[A-Z0-9]{1,3}|[A-Z0-9é]{0,200}",
+        route_id in "[a-z-]{1,10}|.{0,30}",
+        device in proptest::option::of(".{0,20}"),
+        millis in 0u16..1000,
+    ) {
+        // HL7 delimiters cannot appear raw in a field; strip them from the generated text.
+        let clean = |s: &str| s.replace(['|', '^', '&', '~', '\r', '\n'], "");
+        let control = { let c = clean(&control); if c.is_empty() { "X".to_owned() } else { c } };
+        let payload = format!(
+            "MSH|^~\\&|{}|{}|EHR|ICU|20261124101500||ORU^{}^ORU_R01|{}|P|{}\rOBX|1|NM|x||1\r",
+            clean(&app), clean(&facility), clean(&trigger), control, clean(&version)
+        );
+        let site = SITE.replace("\"RGV^O15\", ", "\"RGV^O15\", \"ORU\", ");
+        let p = policy_from(&site);
+        let mut route = (*p.routes[0]).clone();
+        route.id = Arc::from(route_id.as_str());
+        let f = Flow::new("127.0.0.2:40000".parse().unwrap(), route.upstream, device.map(|d| Arc::from(d.as_str())));
+        let clock = Clock::at(time::macros::datetime!(2026-11-24 10:15:00 UTC) + time::Duration::milliseconds(i64::from(millis)));
+        let frame = framed(&payload);
+        let o = inspect(&route, &f, &frame, &clock);
+        proptest::prop_assert_eq!(o.verdict, Verdict::Allow);
+        let hl7::Outcome { record: event::Record::Routine(line), .. } = o else {
+            return Err(proptest::test_runner::TestCaseError::fail("not a routine record"));
+        };
+        let expected = routine_oracle(&route, &f, &frame, &clock);
+        proptest::prop_assert_eq!(String::from_utf8_lossy(&line), String::from_utf8_lossy(&expected));
+        // And the second message on the flow (cached fragment) is the same.
+        let again = inspect(&route, &f, &frame, &clock).record.into_json();
+        proptest::prop_assert_eq!(again, expected);
+    }
 }

@@ -162,7 +162,13 @@ pub struct Message<'a> {
     delims: Delimiters,
     segments: SmallVec<[(u32, u32); 24]>,
     anomalies: SmallVec<[Hl7Anomaly; 2]>,
+    /// Where MSH-3 .. MSH-12 are in `raw` (start, end), found once at parse: the
+    /// engine reads them several times per message.
+    msh_fields: [(u32, u32); MSH_CACHED],
 }
+
+/// MSH-3 ..= MSH-12 are located once when parsing.
+const MSH_CACHED: usize = 10;
 
 /// MSH-9: message code, trigger event, message structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,11 +282,30 @@ impl<'a> Message<'a> {
             }
             pos = end + 1;
         }
+        let mut msh_fields = [(0u32, 0u32); MSH_CACHED];
+        if let Some(&(s, e)) = segments.first() {
+            // MSH-3 starts after "MSH", MSH-1 and MSH-2 and their separators.
+            let (s, e) = (s as usize, e as usize);
+            let mut fields = raw[s..e]
+                .get(4..)
+                .unwrap_or_default()
+                .split(|&b| b == delims.field)
+                .skip(1);
+            let mut pos = s + 4 + delims_len(&raw[s..e], delims.field);
+            for slot in msh_fields.iter_mut() {
+                let Some(f) = fields.next() else { break };
+                pos += 1;
+                // Cannot truncate: the length was checked against u32 above.
+                *slot = (pos as u32, (pos + f.len()) as u32);
+                pos += f.len();
+            }
+        }
         let msg = Message {
             raw,
             delims,
             segments,
             anomalies,
+            msh_fields,
         };
         if msg.message_type().code.is_empty() {
             return Err(Hl7Error::MissingMessageType);
@@ -333,9 +358,20 @@ impl<'a> Message<'a> {
         self.segment_at(s, e)
     }
 
+    /// MSH-`n`: located at parse time for 3..=12, else found in the segment.
+    fn msh_field(&self, n: usize) -> Field<'a> {
+        match n.checked_sub(3).and_then(|i| self.msh_fields.get(i)) {
+            Some(&(s, e)) => Field {
+                raw: self.raw.get(s as usize..e as usize).unwrap_or_default(),
+                delims: self.delims,
+            },
+            None => self.msh().field(n),
+        }
+    }
+
     /// MSH-9.
     pub fn message_type(&self) -> MessageType<'a> {
-        let f = self.msh().field(9);
+        let f = self.msh_field(9);
         MessageType {
             code: f.component(1).raw(),
             trigger: f.component(2).raw(),
@@ -345,48 +381,57 @@ impl<'a> Message<'a> {
 
     /// MSH-10, raw (escape sequences not decoded).
     pub fn control_id(&self) -> &'a [u8] {
-        self.msh().field(10).raw()
+        self.msh_field(10).raw()
     }
 
     /// MSH-3.
     pub fn sending_application(&self) -> Field<'a> {
-        self.msh().field(3)
+        self.msh_field(3)
     }
 
     /// MSH-4.
     pub fn sending_facility(&self) -> Field<'a> {
-        self.msh().field(4)
+        self.msh_field(4)
     }
 
     /// MSH-5.
     pub fn receiving_application(&self) -> Field<'a> {
-        self.msh().field(5)
+        self.msh_field(5)
     }
 
     /// MSH-6.
     pub fn receiving_facility(&self) -> Field<'a> {
-        self.msh().field(6)
+        self.msh_field(6)
     }
 
     /// MSH-7.
     pub fn datetime(&self) -> Field<'a> {
-        self.msh().field(7)
+        self.msh_field(7)
     }
 
     /// MSH-11.
     pub fn processing_id(&self) -> Field<'a> {
-        self.msh().field(11)
+        self.msh_field(11)
     }
 
     /// MSH-12.
     pub fn version(&self) -> Field<'a> {
-        self.msh().field(12)
+        self.msh_field(12)
     }
 
     /// Tolerated deviations found while parsing.
     pub fn anomalies(&self) -> &[Hl7Anomaly] {
         &self.anomalies
     }
+}
+
+/// Length of MSH-2 (the encoding characters) in an MSH segment.
+fn delims_len(msh: &[u8], field: u8) -> usize {
+    msh.get(4..)
+        .unwrap_or_default()
+        .iter()
+        .position(|&b| b == field)
+        .unwrap_or(msh.len().saturating_sub(4))
 }
 
 /// HL7 v2.5.1 2.5.4: MSH-1 is the byte after "MSH"; MSH-2 runs to the next field separator.

@@ -141,6 +141,32 @@ proptest! {
         let _ = Message::parse(&data, &Limits::default());
     }
 
+    /// The MSH fields located once at parse time are the ones the segment gives.
+    #[test]
+    fn msh_accessors_agree_with_the_segment(d in delimiters(),
+            fields in proptest::collection::vec("[A-Za-z0-9 ]{0,6}", 0..14),
+            code in "[A-Z]{1,3}", control in "[A-Z0-9]{1,8}") {
+        let mut data = msh(&d, code.as_bytes(), b"R01", control.as_bytes());
+        // MSH-11 onwards: a varying number of fields after the builder's MSH-10.
+        data.pop();
+        for f in &fields {
+            data.push(d.field);
+            data.extend_from_slice(f.as_bytes());
+        }
+        data.extend_from_slice(&[b'\r', b'P', b'I', b'D', d.field, b'1', b'\r']);
+        let m = Message::parse(&data, &Limits::default()).unwrap();
+        let seg = m.msh();
+        prop_assert_eq!(m.sending_application().raw(), seg.field(3).raw());
+        prop_assert_eq!(m.sending_facility().raw(), seg.field(4).raw());
+        prop_assert_eq!(m.receiving_application().raw(), seg.field(5).raw());
+        prop_assert_eq!(m.receiving_facility().raw(), seg.field(6).raw());
+        prop_assert_eq!(m.datetime().raw(), seg.field(7).raw());
+        prop_assert_eq!(m.message_type().code, seg.field(9).component(1).raw());
+        prop_assert_eq!(m.control_id(), seg.field(10).raw());
+        prop_assert_eq!(m.processing_id().raw(), seg.field(11).raw());
+        prop_assert_eq!(m.version().raw(), seg.field(12).raw());
+    }
+
     #[test]
     fn escaped_values_round_trip_under_any_delimiters(d in delimiters(),
                                                      fields in proptest::collection::vec(proptest::collection::vec(value(), 1..4), 1..6)) {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use wardgate_engine::event::{Action, Event};
+use wardgate_engine::event::{Action, Event, Record};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Clock, Policy};
 use wardgate_store::RecorderHandle;
@@ -81,8 +81,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Sends an event to the recorder; a stopped recorder is logged, never fatal to care.
-    pub fn record(&self, event: Event) {
-        if let Err(e) = self.recorder.record(event) {
+    pub fn record(&self, record: impl Into<Record>) {
+        if let Err(e) = self.recorder.record(record) {
             tracing::error!(error = %e, "could not record an event");
         }
     }
@@ -194,7 +194,7 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 fn refuse_over_cap(shared: &Shared, route: &RoutePolicy, peer: SocketAddr) {
     let clock = Clock::now();
     let mut e = Event::new(
-        clock.rfc3339,
+        clock.rfc3339().to_owned(),
         Action::Blocked,
         format!(
             "connection refused: the gateway's cap of {} connections is reached",

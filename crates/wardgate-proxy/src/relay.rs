@@ -42,11 +42,7 @@ pub(crate) async fn handle(
             device,
             reason,
         } => {
-            let flow = Flow {
-                src: peer,
-                dst: route.upstream,
-                source_device: device,
-            };
+            let flow = Flow::new(peer, route.upstream, device);
             let e = flow
                 .event(
                     &Clock::now(),
@@ -62,11 +58,7 @@ pub(crate) async fn handle(
             return;
         }
     };
-    let flow = Flow {
-        src: peer,
-        dst: route.upstream,
-        source_device: Some(device),
-    };
+    let flow = Flow::new(peer, route.upstream, Some(device));
     let _ = client.set_nodelay(true);
     let upstream = connect(&route, &shared).await;
     match upstream {
@@ -189,11 +181,11 @@ async fn degraded(
             let close = outcome.close;
             if let Some(reply) = &outcome.reply {
                 if client.write_all(reply).await.is_err() {
-                    shared.record(outcome.event);
+                    shared.record(outcome.record);
                     return;
                 }
             }
-            shared.record(outcome.event);
+            shared.record(outcome.record);
             if close {
                 return;
             }
@@ -294,7 +286,7 @@ impl Relay {
                             client_open = false;
                             if let Err(e) = self.cframer.finish(&self.cbuf) {
                                 let o = inspect::framing_error(&self.route, &self.flow, &e, &Clock::now());
-                                self.shared.record(o.event);
+                                self.shared.record(o.record);
                             }
                             // Half-close: the upstream sees the end, acks still flow back.
                             let _ = self.upstream.shutdown().await;
@@ -396,14 +388,14 @@ impl Relay {
         self.frame_started = None;
         let Outcome {
             verdict,
-            event,
+            record,
             reply,
             close,
         } = outcome;
         match verdict {
             Verdict::Allow | Verdict::Alert => {
                 // Record first: a crash after forwarding must not leave an unrecorded decision.
-                self.shared.record(event);
+                self.shared.record(record);
                 if self.upstream.write_all(&self.cbuf[..len]).await.is_err() {
                     let e = self
                         .flow
@@ -422,7 +414,7 @@ impl Relay {
                 End::Done
             }
             Verdict::Block => {
-                self.shared.record(event);
+                self.shared.record(record);
                 if let Some(reply) = reply {
                     if self.in_flight == 0 && self.deferred.is_empty() {
                         if self.client.write_all(&reply).await.is_err() {

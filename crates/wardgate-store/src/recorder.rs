@@ -10,12 +10,12 @@ use crate::StoreError;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wardgate_audit::{AuditKey, AuditWriter, OpenReport, WriterOptions};
-use wardgate_engine::event::{Action, Event};
+use wardgate_engine::event::{Action, Event, Record};
 use wardgate_engine::{rules, Clock};
 
 /// Recorder settings.
@@ -86,16 +86,25 @@ pub struct RecorderHandle {
 }
 
 impl RecorderHandle {
-    /// Records an event. Blocks only while the queue is full.
-    pub fn record(&self, event: Event) -> Result<(), StoreError> {
-        let action = event.event.action;
-        let cols = (action != Action::Allowed).then(|| Columns::of_event(&event));
-        let msg = Msg::Event(Box::new(Serialized {
-            json: event.to_json(),
-            action,
-            cols,
+    /// Records an event (an [`Event`] or an engine-written routine [`Record`]).
+    /// Blocks only while the queue is full.
+    pub fn record(&self, record: impl Into<Record>) -> Result<(), StoreError> {
+        let msg = Msg::Event(Box::new(match record.into() {
+            Record::Event(event) => {
+                let action = event.event.action;
+                let cols = (action != Action::Allowed).then(|| Columns::of_event(&event));
+                Serialized {
+                    json: event.to_json(),
+                    action,
+                    cols,
+                }
+            }
+            Record::Routine(json) => Serialized {
+                json,
+                action: Action::Allowed,
+                cols: None,
+            },
         }));
-        drop(event);
         match self.tx.try_send(msg) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(m)) => self.tx.send(m).map_err(|_| StoreError::RecorderStopped),
@@ -211,7 +220,7 @@ fn run(
     opts: RecorderOptions,
 ) -> Result<(), StoreError> {
     const BATCH: usize = 4096;
-    const BATCH_NAP: Duration = Duration::from_micros(500);
+    const BATCH_NAP: Duration = Duration::from_micros(2000);
     // With only routine traffic, move the index's watermark now and then (one tiny
     // transaction), so a restart back-fills little.
     const INDEX_MARK_EVERY: u64 = 10_000;
@@ -221,20 +230,40 @@ fn run(
     let mut last_checkpoint = Instant::now();
     let mut unsigned = false;
     let mut shutdown = false;
+    // While events keep coming, the thread polls on a fixed nap and nobody has to
+    // wake it; only after a nap that brought nothing does it block on the queue
+    // (and the next event's sender pays one wake-up).
+    let mut busy = false;
     while !shutdown {
-        let first = match rx.recv_timeout(opts.checkpoint_interval) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        if matches!(first, Some(Msg::Event(_))) {
-            // Let events accumulate so a busy gateway wakes this thread a few
-            // thousand times a second, not once per message; a record waits at
-            // most this long to be written. (A dedicated thread: sleeping here
-            // blocks no runtime worker.)
+        let first = if busy {
+            // A dedicated thread: sleeping here blocks no runtime worker.
             #[allow(clippy::disallowed_methods)]
             std::thread::sleep(BATCH_NAP);
-        }
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => {
+                    busy = false;
+                    None
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv_timeout(opts.checkpoint_interval) {
+                Ok(m) => {
+                    if matches!(m, Msg::Event(_)) {
+                        // Let events accumulate so a busy gateway wakes this thread
+                        // a few thousand times a second, not once per message; a
+                        // record waits at most this long to be written.
+                        #[allow(clippy::disallowed_methods)]
+                        std::thread::sleep(BATCH_NAP);
+                        busy = true;
+                    }
+                    Some(m)
+                }
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
         let mut next = first;
         while let Some(msg) = next.take() {
             match msg {
@@ -286,7 +315,7 @@ fn recovery_events(report: &OpenReport) -> Vec<Event> {
     let mut out = Vec::new();
     if report.unclean_shutdown {
         let mut e = Event::new(
-            clock.rfc3339.clone(),
+            clock.rfc3339().to_owned(),
             Action::Recovered,
             "wardgate did not shut down cleanly last time; records not yet written then may be missing".into(),
             "gateway",
@@ -297,7 +326,7 @@ fn recovery_events(report: &OpenReport) -> Vec<Event> {
     }
     if let Some(r) = &report.repaired_tail {
         let mut e = Event::new(
-            clock.rfc3339.clone(),
+            clock.rfc3339().to_owned(),
             Action::Recovered,
             format!(
                 "the audit log ended with a torn record after seq {}: {} byte(s) ({} record(s)) cut off",

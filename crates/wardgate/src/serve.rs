@@ -53,7 +53,7 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
         .map(|(id, a)| format!("{id}@{a}"))
         .collect();
     let mut e = Event::new(
-        Clock::now().rfc3339,
+        Clock::now().rfc3339().to_owned(),
         Action::Started,
         format!(
             "wardgate {} started; routes: {}",
@@ -74,7 +74,7 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
 /// Records the stop, drains the recorder and seals the audit log.
 pub(crate) fn finish(recorder: Recorder) -> Result<()> {
     let mut e = Event::new(
-        Clock::now().rfc3339,
+        Clock::now().rfc3339().to_owned(),
         Action::Stopped,
         "wardgate stopped".into(),
         "gateway",
