@@ -108,4 +108,12 @@ proto_rules! {
         "Segments end with LF or CR LF instead of CR (HL7 v2.5.1 2.5.3): tolerated, noted.";
     HL7_EMPTY_SEGMENT = "WG-HL7-A02", "empty-segment", Low,
         "An empty line between segments: tolerated, noted.";
+    DICOM_UNKNOWN_PDU = "WG-DICOM-P01", "unknown-pdu-type", High,
+        "A PDU type DICOM does not define (PS3.8 9.3): not DICOM (a scan, another protocol, an exploit attempt). The association is aborted.";
+    DICOM_PDU_TOO_LARGE = "WG-DICOM-P02", "pdu-too-large", High,
+        "A PDU longer than the gateway's max_pdu_bytes or the negotiated maximum: a memory-exhaustion attempt or a broken peer. Refused from its header, before it is buffered; the association is aborted.";
+    DICOM_MALFORMED = "WG-DICOM-P03", "malformed-pdu", Medium,
+        "A PDU, item or command element whose lengths or values break PS3.8/PS3.7: the stream cannot be trusted, so the association is aborted.";
+    DICOM_TOO_MANY = "WG-DICOM-P04", "too-many-items", High,
+        "More presentation contexts, transfer syntaxes, PDVs or role selections than the limits allow: a resource-exhaustion attempt.";
 }

@@ -6,9 +6,12 @@
 //! - [`mllp`]: Minimal Lower Layer Protocol framing (`<VT> payload <FS><CR>`).
 //! - [`hl7`]: HL7 v2 ER7 messages with the delimiters each message declares, and
 //!   acknowledgements ([`hl7::ack`]).
+//! - [`dicom`]: the DICOM upper layer (PDUs, association negotiation) and DIMSE
+//!   command sets.
 //! - [`anomaly`]: severities and the catalogue of protocol rules.
 
 pub mod anomaly;
+pub mod dicom;
 pub mod hl7;
 pub mod mllp;
 
