@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what wardgate's tests need on a fresh Debian machine:
-#   - Debian packages: tshark (cross-checks parsing), haproxy (benchmark baseline);
-#   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy) and pytest;
+#   - Debian packages: tshark (cross-checks parsing), haproxy (benchmark baseline),
+#     dcmtk (DICOM peers: echoscu, storescu, storescp);
+#   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
+#     peers (pynetdicom, pydicom and its test files) and pytest;
 #   - cargo-fuzz, for the fuzz smoke run.
 # Idempotent: it only installs what is missing.
 set -euo pipefail
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/.."
 apt_need=()
 command -v tshark >/dev/null 2>&1 || apt_need+=(tshark)
 command -v haproxy >/dev/null 2>&1 || apt_need+=(haproxy)
+command -v storescp >/dev/null 2>&1 || apt_need+=(dcmtk)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""
@@ -24,7 +27,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import hl7, hl7apy, pytest" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import hl7, hl7apy, pytest, pynetdicom, pydicom" >/dev/null 2>&1; then
   echo "setup: installing Python peers into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 fi

@@ -161,16 +161,17 @@ dose_hard_max = 10000
 class Gateway:
     """A `wardgate serve` process with its own config and data directory."""
 
-    def __init__(self, tmp, upstream_port, max_frame=65536):
+    def __init__(self, tmp, upstream_port, max_frame=65536, site=SITE, **extra):
         self.dir = Path(tmp)
         self.listen_port = free_port()
         self.config = self.dir / "wardgate.toml"
         self.config.write_text(
-            SITE.format(
+            site.format(
                 data_dir=self.dir / "data",
                 listen_port=self.listen_port,
                 upstream_port=upstream_port,
                 max_frame=max_frame,
+                **extra,
             )
         )
         self.log = open(self.dir / "wardgate.log", "wb")

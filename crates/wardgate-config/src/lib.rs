@@ -186,6 +186,10 @@ pub struct Device {
     /// Optional description for operators.
     #[serde(default)]
     pub description: Option<String>,
+    /// DICOM application entity titles the device uses. On a `dicom` route, a
+    /// sender's calling AE title must be one of its own.
+    #[serde(default)]
+    pub ae_titles: Vec<Spanned<String>>,
 }
 
 /// Protocols a route can carry.
@@ -193,6 +197,8 @@ pub struct Device {
 pub enum Protocol {
     /// HL7 v2 over MLLP.
     Hl7Mllp,
+    /// DICOM upper layer (PS3.8) over TCP.
+    Dicom,
 }
 
 impl Protocol {
@@ -200,6 +206,7 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Hl7Mllp => "hl7-mllp",
+            Protocol::Dicom => "dicom",
         }
     }
 }
@@ -230,6 +237,24 @@ pub struct Route {
     /// Overrides `gateway.max_frame_bytes` for this route.
     #[serde(default)]
     pub max_frame_bytes: Option<Spanned<u64>>,
+    /// DICOM: AE titles senders may call (the upstream's). Anything else is
+    /// rejected with A-ASSOCIATE-RJ (called AE title not recognised).
+    #[serde(default)]
+    pub called_ae_titles: Vec<Spanned<String>>,
+    /// DICOM: allowed DIMSE operations, such as `C-ECHO`, `C-STORE`, `C-FIND`,
+    /// `C-MOVE`, `C-GET`, `N-ACTION`. Others are refused with a failure status.
+    #[serde(default)]
+    pub operations: Vec<Spanned<String>>,
+    /// DICOM: allowed SOP classes (abstract syntax UIDs). Presentation contexts for
+    /// any other are rejected (abstract syntax not supported).
+    #[serde(default)]
+    pub sop_classes: Vec<Spanned<String>>,
+    /// DICOM: AE titles a C-MOVE may send studies to.
+    #[serde(default)]
+    pub move_destinations: Vec<Spanned<String>>,
+    /// DICOM: largest PDU accepted from either side (default 1 MiB).
+    #[serde(default)]
+    pub max_pdu_bytes: Option<Spanned<u64>>,
 }
 
 /// `[[drug_library]]`: the hospital's dosing limits, as on a smart pump.
@@ -360,6 +385,16 @@ pub struct ResolvedRoute {
     pub drug_library: Option<String>,
     /// Effective frame size limit.
     pub max_frame_bytes: usize,
+    /// DICOM: AE titles senders may call.
+    pub called_ae_titles: Vec<String>,
+    /// DICOM: allowed DIMSE operations (canonical names such as `C-STORE`).
+    pub operations: Vec<String>,
+    /// DICOM: allowed SOP class UIDs.
+    pub sop_classes: Vec<String>,
+    /// DICOM: allowed C-MOVE destinations.
+    pub move_destinations: Vec<String>,
+    /// DICOM: largest PDU accepted.
+    pub max_pdu_bytes: u32,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -543,14 +578,36 @@ impl Config {
             }
             let protocol = match r.protocol.get_ref().as_str() {
                 "hl7-mllp" => Some(Protocol::Hl7Mllp),
+                "dicom" => Some(Protocol::Dicom),
                 other => {
                     err(
                         r.protocol.span(),
-                        format!("unknown protocol {other:?}; supported: \"hl7-mllp\""),
+                        format!("unknown protocol {other:?}; supported: \"hl7-mllp\", \"dicom\""),
                     );
                     None
                 }
             };
+            if protocol == Some(Protocol::Dicom) {
+                check_dicom_route(&mut err, &mut warnings, src, r, &self.devices);
+            } else {
+                for (key, present) in [
+                    (
+                        "called_ae_titles",
+                        r.called_ae_titles.first().map(|v| v.span()),
+                    ),
+                    ("operations", r.operations.first().map(|v| v.span())),
+                    ("sop_classes", r.sop_classes.first().map(|v| v.span())),
+                    (
+                        "move_destinations",
+                        r.move_destinations.first().map(|v| v.span()),
+                    ),
+                    ("max_pdu_bytes", r.max_pdu_bytes.as_ref().map(|v| v.span())),
+                ] {
+                    if let Some(span) = present {
+                        err(span, format!("{key} applies to dicom routes only"));
+                    }
+                }
+            }
             let listen = parse_socket(&mut err, &r.listen, "listen");
             // Port 0 asks the OS for a free port: never a clash.
             if let Some(l) = listen.filter(|l| l.port() != 0) {
@@ -585,7 +642,17 @@ impl Config {
                     );
                 }
             }
-            if r.messages.is_empty() {
+            if protocol == Some(Protocol::Dicom) {
+                if let Some(m) = r.messages.first() {
+                    err(m.span(), "messages applies to hl7-mllp routes only; dicom routes use operations and sop_classes".into());
+                }
+                if let Some(l) = &r.drug_library {
+                    err(
+                        l.span(),
+                        "drug_library applies to hl7-mllp routes only".into(),
+                    );
+                }
+            } else if r.messages.is_empty() {
                 warnings.push(src.problem(
                     r.id.span(),
                     Level::Warning,
@@ -638,6 +705,29 @@ impl Config {
                         .collect(),
                     drug_library: r.drug_library.as_ref().map(|l| l.get_ref().clone()),
                     max_frame_bytes: usize::try_from(route_max).unwrap_or(usize::MAX),
+                    called_ae_titles: r
+                        .called_ae_titles
+                        .iter()
+                        .map(|s| s.get_ref().trim().to_owned())
+                        .collect(),
+                    operations: r
+                        .operations
+                        .iter()
+                        .map(|s| s.get_ref().trim().to_ascii_uppercase())
+                        .collect(),
+                    sop_classes: r
+                        .sop_classes
+                        .iter()
+                        .map(|s| s.get_ref().trim().to_owned())
+                        .collect(),
+                    move_destinations: r
+                        .move_destinations
+                        .iter()
+                        .map(|s| s.get_ref().trim().to_owned())
+                        .collect(),
+                    max_pdu_bytes: r.max_pdu_bytes.as_ref().map_or(DEFAULT_MAX_PDU_BYTES, |m| {
+                        u32::try_from(*m.get_ref()).unwrap_or(u32::MAX)
+                    }),
                 });
             }
         }
@@ -662,6 +752,130 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// Default largest DICOM PDU accepted: 1 MiB, well above the 16-128 KiB peers
+/// usually negotiate.
+pub const DEFAULT_MAX_PDU_BYTES: u32 = 1024 * 1024;
+
+/// The DIMSE operation names a route may list.
+pub const DICOM_OPERATIONS: [&str; 12] = [
+    "C-STORE",
+    "C-GET",
+    "C-FIND",
+    "C-MOVE",
+    "C-ECHO",
+    "N-EVENT-REPORT",
+    "N-GET",
+    "N-SET",
+    "N-ACTION",
+    "N-CREATE",
+    "N-DELETE",
+    "C-CANCEL",
+];
+
+fn check_dicom_route(
+    err: &mut impl FnMut(Range<usize>, String),
+    warnings: &mut Vec<Problem>,
+    src: &Source,
+    r: &Route,
+    devices: &[Device],
+) {
+    let id = r.id.get_ref();
+    if r.called_ae_titles.is_empty() {
+        err(
+            r.id.span(),
+            format!("dicom route {id:?} needs called_ae_titles: the AE titles senders may call"),
+        );
+    }
+    for t in r.called_ae_titles.iter().chain(&r.move_destinations) {
+        if !valid_ae_title(t.get_ref()) {
+            err(
+                t.span(),
+                format!(
+                    "{:?} is not an AE title (1-16 printable characters, no backslash)",
+                    t.get_ref()
+                ),
+            );
+        }
+    }
+    if r.operations.is_empty() {
+        warnings.push(src.problem(
+            r.id.span(),
+            Level::Warning,
+            format!("dicom route {id:?} allows no operations: every command will be refused"),
+        ));
+    }
+    for o in &r.operations {
+        if !DICOM_OPERATIONS.contains(&o.get_ref().trim().to_ascii_uppercase().as_str()) {
+            err(
+                o.span(),
+                format!(
+                    "{:?} is not a DIMSE operation; one of {}",
+                    o.get_ref(),
+                    DICOM_OPERATIONS.join(", ")
+                ),
+            );
+        }
+    }
+    for u in &r.sop_classes {
+        if !valid_uid(u.get_ref().trim()) {
+            err(
+                u.span(),
+                format!(
+                    "{:?} is not a UID (digits and dots, at most 64 characters)",
+                    u.get_ref()
+                ),
+            );
+        }
+    }
+    if r.operations
+        .iter()
+        .any(|o| o.get_ref().eq_ignore_ascii_case("C-MOVE"))
+        && r.move_destinations.is_empty()
+    {
+        warnings.push(src.problem(r.id.span(), Level::Warning, format!("dicom route {id:?} allows C-MOVE but no move_destinations: every move will be refused")));
+    }
+    if let Some(m) = &r.max_pdu_bytes {
+        if !(1024..=64 * 1024 * 1024).contains(m.get_ref()) {
+            err(
+                m.span(),
+                "max_pdu_bytes must be between 1024 and 67108864".into(),
+            );
+        }
+    }
+    for s in &r.senders {
+        if let Some(d) = devices.iter().find(|d| d.id.get_ref() == s.get_ref()) {
+            if d.ae_titles.is_empty() {
+                err(s.span(), format!("sender {:?} has no ae_titles; a dicom route checks the calling AE title against the device's own", s.get_ref()));
+            }
+            for t in &d.ae_titles {
+                if !valid_ae_title(t.get_ref()) {
+                    err(
+                        t.span(),
+                        format!(
+                            "{:?} is not an AE title (1-16 printable characters, no backslash)",
+                            t.get_ref()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn valid_ae_title(t: &str) -> bool {
+    let t = t.trim();
+    !t.is_empty() && t.len() <= 16 && t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+}
+
+fn valid_uid(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && !u.starts_with('.')
+        && !u.ends_with('.')
+        && !u.contains("..")
 }
 
 fn check_limits(

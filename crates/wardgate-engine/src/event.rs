@@ -137,6 +137,53 @@ pub struct Hl7Facts {
     pub ack_code: String,
 }
 
+/// DICOM facts about an association or a command (`wardgate.dicom`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DicomFacts {
+    /// Calling AE title.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub calling_ae: String,
+    /// Called AE title.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub called_ae: String,
+    /// The sender's implementation class UID (software fingerprint).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub implementation_class_uid: String,
+    /// The sender's implementation version name.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub implementation_version: String,
+    /// User identity type offered, if any (`username`, `username-and-passcode`...).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub user_identity: String,
+    /// Username offered (never a passcode or token).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub username: String,
+    /// SOP classes proposed and accepted by policy.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sop_classes_allowed: Vec<String>,
+    /// SOP classes proposed and rejected by policy.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sop_classes_rejected: Vec<String>,
+    /// DIMSE operation (`C-STORE`...).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub operation: String,
+    /// Message ID of the command.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub message_id: Option<u16>,
+    /// Affected or requested SOP class UID.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub sop_class: String,
+    /// Affected or requested SOP instance UID.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub sop_instance: String,
+    /// C-MOVE destination.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub move_destination: String,
+    /// DIMSE status wardgate answered with, when it answered itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<u16>,
+}
+
 /// One infusion (one RXG segment) as checked (`wardgate.infusion[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InfusionFacts {
@@ -198,6 +245,9 @@ pub struct WardgateFields {
     /// HL7 facts, for HL7 messages.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hl7: Option<Hl7Facts>,
+    /// DICOM facts, for DICOM associations and commands.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dicom: Option<DicomFacts>,
     /// Infusion orders checked.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub infusion: Vec<InfusionFacts>,

@@ -113,6 +113,25 @@ pub struct RoutePolicy {
     pub max_frame_bytes: usize,
     /// HL7 segment limit.
     pub max_segments: usize,
+    /// DICOM allow-lists (dicom routes only).
+    pub dicom: Option<DicomPolicy>,
+}
+
+/// A dicom route's allow-lists, as bytes to compare with the wire.
+#[derive(Debug, Clone, Default)]
+pub struct DicomPolicy {
+    /// AE titles a sender may call.
+    pub called_ae_titles: Vec<Vec<u8>>,
+    /// Calling AE titles, per sender device.
+    pub calling_ae_titles: HashMap<Arc<str>, Vec<Vec<u8>>>,
+    /// Allowed operations.
+    pub operations: Vec<wardgate_proto::dicom::CommandField>,
+    /// Allowed SOP class UIDs.
+    pub sop_classes: Vec<Vec<u8>>,
+    /// Allowed C-MOVE destinations.
+    pub move_destinations: Vec<Vec<u8>>,
+    /// Parser limits, with the route's PDU ceiling.
+    pub limits: wardgate_proto::dicom::Limits,
 }
 
 /// Whether a connection may proceed.
@@ -242,10 +261,16 @@ impl Policy {
                         .and_then(|l| libraries.get(l).cloned()),
                     max_frame_bytes: r.max_frame_bytes,
                     max_segments,
+                    dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
                 })
             })
             .collect();
         Ok(Policy { devices, routes })
+    }
+
+    /// The enrolled device at `ip` (IPv4-mapped IPv6 addresses are the IPv4 device).
+    pub fn device_for(&self, ip: IpAddr) -> Option<&Arc<str>> {
+        self.devices.get(&canonical(ip))
     }
 
     /// The enrolled device at `ip`.
@@ -255,11 +280,7 @@ impl Policy {
 
     /// Deny by default: may a peer at `ip` use `route`?
     pub fn admit(&self, route: &RoutePolicy, ip: IpAddr) -> Admission {
-        // IPv4-mapped IPv6 peers (dual-stack listeners) are the IPv4 device.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical(ip);
         match self.devices.get(&ip) {
             None => Admission::Denied {
                 rule: rules::UNKNOWN_DEVICE,
@@ -275,5 +296,43 @@ impl Policy {
                 reason: format!("device {d:?} is not a sender on route {:?}", &*route.id),
             },
         }
+    }
+}
+
+/// IPv4-mapped IPv6 peers (dual-stack listeners) are the IPv4 device.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn dicom_policy(v: &Validated, r: &wardgate_config::ResolvedRoute) -> DicomPolicy {
+    use wardgate_proto::dicom::CommandField;
+    let bytes = |s: &String| s.trim().as_bytes().to_vec();
+    let calling_ae_titles = r
+        .senders
+        .iter()
+        .filter_map(|s| {
+            let d = v.config.devices.iter().find(|d| d.id.get_ref() == s)?;
+            Some((
+                Arc::from(s.as_str()),
+                d.ae_titles.iter().map(|t| bytes(t.get_ref())).collect(),
+            ))
+        })
+        .collect();
+    DicomPolicy {
+        called_ae_titles: r.called_ae_titles.iter().map(bytes).collect(),
+        calling_ae_titles,
+        operations: CommandField::ALL
+            .into_iter()
+            .filter(|op| r.operations.iter().any(|o| o == op.name()))
+            .collect(),
+        sop_classes: r.sop_classes.iter().map(bytes).collect(),
+        move_destinations: r.move_destinations.iter().map(bytes).collect(),
+        limits: wardgate_proto::dicom::Limits {
+            max_pdu_bytes: r.max_pdu_bytes,
+            ..Default::default()
+        },
     }
 }

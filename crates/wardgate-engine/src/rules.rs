@@ -64,6 +64,22 @@ rules! {
         "The infusion rate exceeds the soft limit: forwarded (a clinician may override) and alerted for review.";
     DOSE_SOFT_LIMIT = "WG-INF-013", "dose-above-soft-limit", Medium,
         "The dose exceeds the soft limit: forwarded and alerted for review.";
+    DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
+        "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
+    DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,
+        "The called AE title is not one the route allows: the sender tries to reach another application. A-ASSOCIATE-RJ (called AE title not recognised).";
+    DICOM_SOP_CLASS = "WG-DICOM-003", "sop-class-not-allowed", Medium,
+        "A presentation context proposes a SOP class the route does not allow; that context is rejected (abstract syntax not supported), the others proceed.";
+    DICOM_OPERATION = "WG-DICOM-004", "operation-not-allowed", High,
+        "A DIMSE operation the route does not allow (for example C-MOVE or N-ACTION from a device that should only store): refused with a failure status, not forwarded.";
+    DICOM_MOVE_DESTINATION = "WG-DICOM-005", "move-destination-not-allowed", High,
+        "A C-MOVE to a destination AE title the route does not allow: a way to exfiltrate studies. Refused (move destination unknown), not forwarded.";
+    DICOM_CLEARTEXT_CREDENTIALS = "WG-DICOM-006", "cleartext-credentials", High,
+        "User identity negotiation carries a passcode, ticket or token in clear over the network: anyone on the path can read it. The passcode itself is never recorded.";
+    DICOM_CONTEXT = "WG-DICOM-007", "context-not-accepted", High,
+        "Data on a presentation context that was never accepted (or was rejected by policy): a protocol violation or an attempt to bypass the SOP class check. The association is aborted.";
+    DICOM_STATE = "WG-DICOM-008", "unexpected-pdu", Medium,
+        "A PDU that is not valid in the association's state (data before association, a second A-ASSOCIATE-RQ): the association is aborted.";
     UPSTREAM_UNAVAILABLE = "WG-UP-001", "upstream-unavailable", High,
         "The upstream could not be reached; the sender is told with an AE acknowledgement so that it retries, and nothing is lost silently.";
     UPSTREAM_PROTOCOL = "WG-UP-002", "upstream-protocol-error", Medium,

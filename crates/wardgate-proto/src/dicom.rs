@@ -845,5 +845,62 @@ impl<'a> PData<'a> {
     }
 }
 
+/// Marks presentation contexts as rejected in an A-ASSOCIATE-AC, in place: every
+/// context item whose id `refuse` names gets result 3 (abstract syntax not
+/// supported). Lengths do not change, so the rest of the PDU is relayed as the
+/// upstream wrote it. Returns how many contexts were changed.
+pub fn reject_contexts_in_ac(
+    pdu: &mut [u8],
+    refuse: impl Fn(u8) -> bool,
+) -> Result<usize, DicomError> {
+    if pdu.first() != Some(&0x02) {
+        return Err(DicomError::Invalid {
+            what: "PDU type (expected A-ASSOCIATE-AC)",
+        });
+    }
+    let mut pos = PDU_HEADER + 68;
+    if pdu.len() < pos {
+        return Err(DicomError::Truncated {
+            what: "A-ASSOCIATE-AC",
+        });
+    }
+    let mut changed = 0;
+    while pos < pdu.len() {
+        let Some(h) = pdu.get(pos..pos + 4) else {
+            return Err(DicomError::Truncated {
+                what: "variable item",
+            });
+        };
+        let (ty, len) = (h[0], usize::from(u16::from_be_bytes([h[2], h[3]])));
+        let end = pos + 4 + len;
+        if end > pdu.len() {
+            return Err(DicomError::Truncated {
+                what: "variable item",
+            });
+        }
+        if ty == 0x21 && len >= 4 && refuse(pdu[pos + 4]) {
+            pdu[pos + 6] = PC_ABSTRACT_SYNTAX_NOT_SUPPORTED;
+            changed += 1;
+        }
+        pos = end;
+    }
+    Ok(changed)
+}
+
+/// Appends a P-DATA-TF PDU carrying `pdvs` (context id, message control header,
+/// fragment) to `out`.
+pub fn encode_pdata(pdvs: &[(u8, u8, &[u8])], out: &mut Vec<u8>) {
+    let body: usize = pdvs.iter().map(|(_, _, d)| 6 + d.len()).sum();
+    out.reserve(PDU_HEADER + body);
+    out.extend_from_slice(&[0x04, 0]);
+    // P-DATA PDUs are bounded by the PDU limit (a u32) before they are encoded.
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    for (ctx, mch, data) in pdvs {
+        out.extend_from_slice(&((data.len() + 2) as u32).to_be_bytes());
+        out.extend_from_slice(&[*ctx, *mch]);
+        out.extend_from_slice(data);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@
 //!
 //! I/O lives here and only here; the engine never sees a socket.
 
+mod dicom;
 mod relay;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use wardgate_config::Protocol;
 use wardgate_engine::event::{Action, Event, Record};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Clock, Policy};
@@ -154,7 +156,10 @@ impl Proxy {
                                 let route = route.clone();
                                 let stop = stop.clone();
                                 conns.spawn(async move {
-                                    relay::handle(sock, peer, route, shared, stop).await;
+                                    match route.protocol {
+                                        Protocol::Hl7Mllp => relay::handle(sock, peer, route, shared, stop).await,
+                                        Protocol::Dicom => dicom::handle(sock, peer, route, shared, stop).await,
+                                    }
                                     drop(permit);
                                 });
                             }

@@ -147,6 +147,60 @@ fn associate_ac_results_are_read() {
 }
 
 #[test]
+fn contexts_are_rejected_in_place_in_an_ac() {
+    let mut body = vec![0x00, 0x01, 0, 0];
+    body.extend_from_slice(&ae("PACS"));
+    body.extend_from_slice(&ae("CT01"));
+    body.extend_from_slice(&[0; 32]);
+    body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+    for id in [1u8, 3, 5] {
+        let mut pc = vec![id, 0, 0, 0];
+        pc.extend(item(0x40, IVR.as_bytes()));
+        body.extend(item(0x21, &pc));
+    }
+    body.extend(item(0x50, &item(0x51, &0u32.to_be_bytes())));
+    let mut raw = pdu(0x02, &body);
+    let before = raw.clone();
+    assert_eq!(reject_contexts_in_ac(&mut raw, |id| id == 3).unwrap(), 1);
+    assert_eq!(raw.len(), before.len());
+    let Pdu::AssociateAc(a) = Pdu::parse(&raw, &Limits::default()).unwrap() else {
+        panic!("not an AC")
+    };
+    let results: Vec<(u8, u8)> = a
+        .presentation_contexts
+        .iter()
+        .map(|p| (p.id, p.result))
+        .collect();
+    assert_eq!(
+        results,
+        vec![(1, 0), (3, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED), (5, 0)]
+    );
+    // Exactly one byte changed.
+    assert_eq!(raw.iter().zip(&before).filter(|(a, b)| a != b).count(), 1);
+    drop(a);
+    let mut cut = raw[..raw.len() - 3].to_vec();
+    assert!(reject_contexts_in_ac(&mut cut, |_| true).is_err());
+}
+
+#[test]
+fn pdata_encodes_and_parses_back() {
+    let mut out = Vec::new();
+    encode_pdata(&[(3, 0x03, b"command"), (3, 0x02, b"data")], &mut out);
+    let Pdu::PData(p) = Pdu::parse(&out, &Limits::default()).unwrap() else {
+        panic!("not P-DATA")
+    };
+    assert_eq!(p.pdvs.len(), 2);
+    assert_eq!(
+        (p.pdvs[0].context_id, p.pdvs[0].is_command, p.pdvs[0].data),
+        (3, true, &b"command"[..])
+    );
+    assert_eq!(
+        (p.pdvs[1].is_command, p.pdvs[1].is_last, p.pdvs[1].data),
+        (false, true, &b"data"[..])
+    );
+}
+
+#[test]
 fn reject_and_abort_encode_as_ps38_shows() {
     let rj = Reject::CALLED_AE_NOT_RECOGNIZED.encode();
     assert_eq!(rj, [0x03, 0, 0, 0, 0, 4, 0, 1, 1, 7]);

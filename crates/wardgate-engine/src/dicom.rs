@@ -1,0 +1,305 @@
+//! DICOM decisions: who may associate with whom, which SOP classes and which
+//! operations pass. Sans-IO like the rest of the engine: the proxy hands in parsed
+//! PDUs and commands, gets back what to do and the event that records it.
+//!
+//! Order of checks for an A-ASSOCIATE-RQ: calling AE title belongs to the sending
+//! device → called AE title allowed on the route → each presentation context's SOP
+//! class allowed (a refused one is rejected alone). For each command: the context
+//! it arrives on was accepted → operation allowed → for C-MOVE, destination allowed.
+
+use crate::event::{Action, DicomFacts, Event};
+use crate::policy::{DicomPolicy, RoutePolicy};
+use crate::rules::{self, Rule};
+use crate::{Clock, Flow};
+use smallvec::SmallVec;
+use wardgate_proto::anomaly::Anomaly;
+use wardgate_proto::dicom::{self, dimse, Associate, Command, CommandField, DicomError, Reject};
+
+/// What to do with an A-ASSOCIATE-RQ.
+#[derive(Debug)]
+pub struct AssociationDecision {
+    /// Reject the whole association with this A-ASSOCIATE-RJ.
+    pub reject: Option<Reject>,
+    /// Presentation context ids whose SOP class policy refuses; the gateway marks
+    /// them "abstract syntax not supported" in the A-ASSOCIATE-AC it relays.
+    pub refused_contexts: SmallVec<[u8; 8]>,
+    /// The record of the decision.
+    pub event: Event,
+    /// A separate alert for credentials sent in clear, if any.
+    pub credential_alert: Option<Event>,
+}
+
+/// The route's DICOM allow-lists; a route without them allows nothing.
+fn policy(route: &RoutePolicy) -> &DicomPolicy {
+    static NOTHING: std::sync::LazyLock<DicomPolicy> =
+        std::sync::LazyLock::new(DicomPolicy::default);
+    route.dicom.as_ref().unwrap_or(&NOTHING)
+}
+
+fn base_facts(rq: &Associate<'_>) -> DicomFacts {
+    let id = rq.user.user_identity.as_ref();
+    DicomFacts {
+        calling_ae: dicom::text(rq.calling_ae),
+        called_ae: dicom::text(rq.called_ae),
+        implementation_class_uid: dicom::text(rq.user.implementation_class_uid),
+        implementation_version: dicom::text(rq.user.implementation_version_name),
+        user_identity: id.map(|i| i.kind_name().to_owned()).unwrap_or_default(),
+        username: id.and_then(|i| i.username()).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn allowed(list: &[Vec<u8>], value: &[u8]) -> bool {
+    list.iter().any(|v| v.as_slice() == value)
+}
+
+/// Decides an A-ASSOCIATE-RQ from an admitted device.
+pub fn associate(
+    route: &RoutePolicy,
+    flow: &Flow,
+    rq: &Associate<'_>,
+    clock: &Clock,
+) -> AssociationDecision {
+    let p = policy(route);
+    let mut facts = base_facts(rq);
+    let credential_alert = rq
+        .user
+        .user_identity
+        .as_ref()
+        .filter(|i| i.carries_secret())
+        .map(|i| {
+            let mut e = flow
+                .event(
+                    clock,
+                    route,
+                    Action::Alerted,
+                    format!(
+                        "{} sent DICOM user identity ({}) in clear; the secret is not recorded",
+                        facts.calling_ae,
+                        i.kind_name()
+                    ),
+                    "association",
+                )
+                .with_rule(rules::DICOM_CLEARTEXT_CREDENTIALS);
+            e.wardgate.dicom = Some(base_facts(rq));
+            e
+        });
+    let device_titles = flow
+        .source_device
+        .as_ref()
+        .and_then(|d| p.calling_ae_titles.get(d));
+    let refusal: Option<(Rule, Reject, String)> =
+        if !device_titles.is_some_and(|t| allowed(t, rq.calling_ae)) {
+            Some((
+                rules::DICOM_CALLING_AE,
+                Reject::CALLING_AE_NOT_RECOGNIZED,
+                format!(
+                    "calling AE title {:?} is not one of device {:?}'s",
+                    facts.calling_ae,
+                    flow.source_device.as_deref().unwrap_or("?")
+                ),
+            ))
+        } else if !allowed(&p.called_ae_titles, rq.called_ae) {
+            Some((
+                rules::DICOM_CALLED_AE,
+                Reject::CALLED_AE_NOT_RECOGNIZED,
+                format!(
+                    "called AE title {:?} is not allowed on route {}",
+                    facts.called_ae, &*route.id
+                ),
+            ))
+        } else if rq.application_context != b"1.2.840.10008.3.1.1.1" {
+            Some((
+                rules::DICOM_STATE,
+                Reject::APPLICATION_CONTEXT_NOT_SUPPORTED,
+                format!(
+                    "application context {:?} is not the DICOM application context",
+                    dicom::text(rq.application_context)
+                ),
+            ))
+        } else {
+            None
+        };
+    if let Some((rule, reject, reason)) = refusal {
+        let mut e = flow
+            .event(clock, route, Action::Blocked, reason, "association")
+            .with_rule(rule);
+        e.wardgate.dicom = Some(facts);
+        return AssociationDecision {
+            reject: Some(reject),
+            refused_contexts: SmallVec::new(),
+            event: e,
+            credential_alert,
+        };
+    }
+    let mut refused_contexts = SmallVec::new();
+    for pc in &rq.presentation_contexts {
+        let name = dicom::text(pc.abstract_syntax);
+        if allowed(&p.sop_classes, pc.abstract_syntax) {
+            facts.sop_classes_allowed.push(name);
+        } else {
+            refused_contexts.push(pc.id);
+            facts.sop_classes_rejected.push(name);
+        }
+    }
+    let (action, reason) = if refused_contexts.is_empty() {
+        (
+            Action::Allowed,
+            format!(
+                "association {} -> {} allowed on route {}",
+                facts.calling_ae, facts.called_ae, &*route.id
+            ),
+        )
+    } else {
+        (
+            Action::Alerted,
+            format!(
+                "association {} -> {} allowed with {} presentation context(s) rejected: SOP class not allowed ({})",
+                facts.calling_ae,
+                facts.called_ae,
+                refused_contexts.len(),
+                facts.sop_classes_rejected.join(", ")
+            ),
+        )
+    };
+    let mut e = flow.event(clock, route, action, reason, "association");
+    if !refused_contexts.is_empty() {
+        e.set_rule(rules::DICOM_SOP_CLASS);
+    }
+    e.wardgate.dicom = Some(facts);
+    AssociationDecision {
+        reject: None,
+        refused_contexts,
+        event: e,
+        credential_alert,
+    }
+}
+
+/// What to do with one DIMSE request.
+#[derive(Debug)]
+pub struct CommandDecision {
+    /// Forward the command and its data set.
+    pub forward: bool,
+    /// When refused: the response command set to send back to the sender.
+    pub response: Option<Vec<u8>>,
+    /// The record (routine allowed commands too: every decision is recorded).
+    pub event: Event,
+}
+
+/// Decides one DIMSE command arriving on a context whose SOP class is `context_sop_class`.
+pub fn command(
+    route: &RoutePolicy,
+    flow: &Flow,
+    cmd: &Command<'_>,
+    calling_ae: &str,
+    clock: &Clock,
+) -> CommandDecision {
+    let p = policy(route);
+    let facts = DicomFacts {
+        calling_ae: calling_ae.to_owned(),
+        operation: cmd.field.name().to_owned(),
+        message_id: Some(cmd.message_id),
+        sop_class: dicom::text(cmd.sop_class),
+        sop_instance: dicom::text(cmd.sop_instance),
+        move_destination: dicom::text(cmd.move_destination),
+        ..Default::default()
+    };
+    let refusal = if cmd.is_response {
+        // A response from the requestor side (C-STORE sub-operations of a C-GET, or
+        // N-EVENT-REPORT answers) is allowed when its operation is.
+        None
+    } else if !p.operations.contains(&cmd.field) {
+        Some((
+            rules::DICOM_OPERATION,
+            dimse::STATUS_NOT_AUTHORIZED,
+            format!(
+                "{} is not allowed on route {}",
+                cmd.field.name(),
+                &*route.id
+            ),
+        ))
+    } else if cmd.field == CommandField::CMove
+        && !allowed(&p.move_destinations, cmd.move_destination)
+    {
+        Some((
+            rules::DICOM_MOVE_DESTINATION,
+            dimse::STATUS_MOVE_DESTINATION_UNKNOWN,
+            format!(
+                "C-MOVE to {:?} is not allowed on route {}",
+                facts.move_destination, &*route.id
+            ),
+        ))
+    } else {
+        None
+    };
+    match refusal {
+        Some((rule, status, reason)) => {
+            let response = dimse::Response {
+                field: cmd.field,
+                responding_to: cmd.message_id,
+                sop_class: cmd.sop_class,
+                sop_instance: cmd.sop_instance,
+                status,
+            }
+            .encode();
+            let mut e = flow
+                .event(clock, route, Action::Blocked, reason, "message")
+                .with_rule(rule);
+            e.wardgate.dicom = Some(DicomFacts {
+                status: Some(status),
+                ..facts
+            });
+            CommandDecision {
+                forward: false,
+                response: Some(response),
+                event: e,
+            }
+        }
+        None => {
+            let mut e = flow.event(
+                clock,
+                route,
+                Action::Allowed,
+                format!("{} allowed on route {}", cmd.field.name(), &*route.id),
+                "message",
+            );
+            e.wardgate.dicom = Some(facts);
+            CommandDecision {
+                forward: true,
+                response: None,
+                event: e,
+            }
+        }
+    }
+}
+
+/// The event for a malformed PDU or command: the association is aborted.
+pub fn malformed(route: &RoutePolicy, flow: &Flow, err: &DicomError, clock: &Clock) -> Event {
+    flow.event(
+        clock,
+        route,
+        Action::Blocked,
+        format!("malformed DICOM from the sender: {err}; association aborted"),
+        "message",
+    )
+    .with_rule(err.rule().into())
+}
+
+/// The event for a protocol violation the parser cannot see (wrong PDU for the
+/// state, data on a context that was not accepted): the association is aborted.
+pub fn violation(
+    route: &RoutePolicy,
+    flow: &Flow,
+    rule: Rule,
+    what: String,
+    clock: &Clock,
+) -> Event {
+    flow.event(
+        clock,
+        route,
+        Action::Blocked,
+        format!("{what}; association aborted"),
+        "message",
+    )
+    .with_rule(rule)
+}

@@ -1,0 +1,717 @@
+//! One DICOM association through the gateway.
+//!
+//! Phases: read the sender's A-ASSOCIATE-RQ (bounded in size and time) → admit
+//! the device and decide the association (`wardgate_engine::dicom::associate`):
+//! refuse with A-ASSOCIATE-RJ, or connect upstream and forward the RQ unchanged →
+//! relay the upstream's A-ASSOCIATE-AC with policy-refused presentation contexts
+//! marked "abstract syntax not supported" in place → per DIMSE command, decide
+//! (`wardgate_engine::dicom::command`): forward the command and its data set PDU by
+//! PDU, or drop them and answer with a failure status → relay releases and aborts.
+//!
+//! Memory per association is bounded by the PDU limit: data sets stream through one
+//! PDU at a time, whatever the object size. Any malformed PDU or protocol violation
+//! aborts the association on both sides (A-ABORT) and is recorded.
+
+use crate::Shared;
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wardgate_engine::dicom as decide;
+use wardgate_engine::event::{Action, DicomFacts};
+use wardgate_engine::policy::RoutePolicy;
+use wardgate_engine::{rules, Admission, Clock, Flow};
+use wardgate_proto::dicom::{
+    self, Abort, Command, DicomError, Limits, Pdu, PduFrame, PduType, Progress, Reject,
+};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why reading a PDU stopped.
+enum ReadEnd {
+    /// The peer closed (cleanly, with nothing buffered).
+    Closed,
+    /// The peer closed or went silent mid-PDU, or an I/O error.
+    Broken(String),
+    /// The bytes are not DICOM.
+    Malformed(DicomError),
+}
+
+/// Reads until `buf` starts with a whole PDU.
+async fn read_pdu(
+    sock: &mut TcpStream,
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<PduFrame, ReadEnd> {
+    loop {
+        match dicom::frame(buf, limits) {
+            Ok(Progress::Pdu(f)) => return Ok(f),
+            Ok(Progress::NeedMore { needed }) => {
+                if needed > buf.capacity() {
+                    buf.reserve(needed - buf.len());
+                } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                    buf.reserve(READ_CHUNK);
+                }
+            }
+            Err(e) => return Err(ReadEnd::Malformed(e)),
+        }
+        match sock.read_buf(buf).await {
+            Ok(0) if buf.is_empty() => return Err(ReadEnd::Closed),
+            Ok(0) => {
+                return Err(ReadEnd::Broken(format!(
+                    "closed in the middle of a PDU ({} bytes buffered)",
+                    buf.len()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(ReadEnd::Broken(e.to_string())),
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    let limits = route.dicom.as_ref().map(|d| d.limits).unwrap_or_default();
+    let admission = shared.policy.admit(&route, peer.ip());
+    let device = match &admission {
+        Admission::Allowed { device } => Some(device.clone()),
+        Admission::Denied { device, .. } => device.clone(),
+    };
+    let flow = Flow::new(peer, route.upstream, device);
+    let _ = client.set_nodelay(true);
+    let mut cbuf = BytesMut::with_capacity(READ_CHUNK);
+
+    // The A-ASSOCIATE-RQ, within the frame timeout.
+    let first = tokio::time::timeout(
+        shared.opts.frame_timeout,
+        read_pdu(&mut client, &mut cbuf, &limits),
+    )
+    .await;
+    let frame = match first {
+        Err(_) => {
+            record_closed(
+                &shared,
+                &route,
+                &flow,
+                rules::SLOW_SENDER,
+                "no A-ASSOCIATE-RQ within the frame timeout".into(),
+            );
+            return;
+        }
+        Ok(Err(ReadEnd::Closed)) => return,
+        Ok(Err(ReadEnd::Broken(why))) => {
+            record_closed(
+                &shared,
+                &route,
+                &flow,
+                rules::SLOW_SENDER,
+                format!("before association: {why}"),
+            );
+            return;
+        }
+        Ok(Err(ReadEnd::Malformed(e))) => {
+            shared.record(decide::malformed(&route, &flow, &e, &Clock::now()));
+            refuse(&mut client, &dicom::abort_for(&e).encode()).await;
+            return;
+        }
+        Ok(Ok(f)) => f,
+    };
+    let rq = match Pdu::parse(&cbuf[..frame.len], &limits) {
+        Ok(Pdu::AssociateRq(rq)) => rq,
+        Ok(_) => {
+            shared.record(decide::violation(
+                &route,
+                &flow,
+                rules::DICOM_STATE,
+                format!("{} before A-ASSOCIATE-RQ", frame.pdu_type.name()),
+                &Clock::now(),
+            ));
+            refuse(&mut client, &Abort::UNEXPECTED_PDU.encode()).await;
+            return;
+        }
+        Err(e) => {
+            shared.record(decide::malformed(&route, &flow, &e, &Clock::now()));
+            refuse(&mut client, &dicom::abort_for(&e).encode()).await;
+            return;
+        }
+    };
+    let clock = Clock::now();
+    if let Admission::Denied { rule, reason, .. } = &admission {
+        // Deny by default, with the answer DICOM defines: nothing is forwarded.
+        let mut e = flow
+            .event(
+                &clock,
+                &route,
+                Action::Blocked,
+                format!("association refused: {reason}"),
+                "connection",
+            )
+            .with_rule(*rule);
+        e.wardgate.dicom = Some(DicomFacts {
+            calling_ae: dicom::text(rq.calling_ae),
+            called_ae: dicom::text(rq.called_ae),
+            implementation_class_uid: dicom::text(rq.user.implementation_class_uid),
+            implementation_version: dicom::text(rq.user.implementation_version_name),
+            ..Default::default()
+        });
+        shared.record(e);
+        refuse(&mut client, &Reject::CALLING_AE_NOT_RECOGNIZED.encode()).await;
+        return;
+    }
+    let decision = decide::associate(&route, &flow, &rq, &clock);
+    if let Some(alert) = decision.credential_alert {
+        shared.record(alert);
+    }
+    if let Some(reject) = decision.reject {
+        shared.record(decision.event);
+        refuse(&mut client, &reject.encode()).await;
+        return;
+    }
+    let calling_ae = dicom::text(rq.calling_ae);
+    drop(rq);
+    let upstream = match tokio::time::timeout(
+        shared.opts.connect_timeout,
+        TcpStream::connect(route.upstream),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {:?}", shared.opts.connect_timeout),
+            };
+            // Transient rejection by the presentation provider: the modality retries.
+            let transient = Reject {
+                result: 2,
+                source: 3,
+                reason: 1,
+            };
+            shared.record(decision.event);
+            shared.record(
+                flow.event(
+                    &Clock::now(),
+                    &route,
+                    Action::Failed,
+                    format!("upstream {} unavailable: {why}", route.upstream),
+                    "connection",
+                )
+                .with_rule(rules::UPSTREAM_UNAVAILABLE),
+            );
+            refuse(&mut client, &transient.encode()).await;
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    // Record first, then forward the RQ unchanged.
+    shared.record(decision.event);
+    let mut a = Association {
+        client,
+        upstream,
+        flow,
+        route,
+        shared,
+        limits,
+        calling_ae,
+        cbuf,
+        ubuf: BytesMut::with_capacity(READ_CHUNK),
+        refused: decision.refused_contexts.to_vec(),
+        accepted: [false; 256],
+        established: false,
+        upstream_max_pdu: 0,
+        cmd: Vec::new(),
+        held: Vec::new(),
+        current: None,
+    };
+    if a.upstream.write_all(&a.cbuf[..frame.len]).await.is_err() {
+        return;
+    }
+    a.cbuf.advance(frame.len);
+    a.run(stop).await;
+}
+
+/// Sends a final A-ASSOCIATE-RJ or A-ABORT and lets the peer close first, as the
+/// ARTIM timer of PS3.8 9.1.5 has it: closing at once could reset the connection
+/// before the peer has read the answer.
+async fn refuse(sock: &mut TcpStream, pdu: &[u8]) {
+    const ARTIM: std::time::Duration = std::time::Duration::from_secs(2);
+    if sock.write_all(pdu).await.is_err() {
+        return;
+    }
+    let _ = sock.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(ARTIM, async {
+        while let Ok(n) = sock.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn record_closed(
+    shared: &Shared,
+    route: &RoutePolicy,
+    flow: &Flow,
+    rule: rules::Rule,
+    reason: String,
+) {
+    shared.record(
+        flow.event(&Clock::now(), route, Action::Closed, reason, "connection")
+            .with_rule(rule),
+    );
+}
+
+/// The DIMSE message now crossing from the sender.
+struct Message {
+    /// Forward it (else its fragments are dropped).
+    forward: bool,
+    /// A data set is still to come.
+    awaiting_data: bool,
+    /// The failure response to send once the message is complete, if refused.
+    response: Option<(u8, Vec<u8>)>,
+}
+
+struct Association {
+    client: TcpStream,
+    upstream: TcpStream,
+    flow: Flow,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    limits: Limits,
+    calling_ae: String,
+    cbuf: BytesMut,
+    ubuf: BytesMut,
+    /// Presentation contexts policy refused.
+    refused: Vec<u8>,
+    /// Presentation contexts accepted by the upstream and allowed by policy.
+    accepted: [bool; 256],
+    established: bool,
+    /// Largest PDU the upstream said it can receive (0: no limit).
+    upstream_max_pdu: u32,
+    /// Command fragments received so far.
+    cmd: Vec<u8>,
+    /// PDVs of a command not yet complete: (context, control header, fragment).
+    held: Vec<(u8, u8, Vec<u8>)>,
+    current: Option<Message>,
+}
+
+/// How the relay loop goes on.
+enum Flowing {
+    On,
+    /// The association is over (released, aborted or broken); the event is recorded.
+    Over,
+}
+
+impl Association {
+    async fn run(&mut self, mut stop: watch::Receiver<bool>) {
+        let opts = self.shared.opts.clone();
+        let mut last_activity = Instant::now();
+        let mut drain_deadline: Option<Instant> = None;
+        let stopping = crate::stopped(&mut stop);
+        tokio::pin!(stopping);
+        loop {
+            let deadline = drain_deadline.unwrap_or(last_activity + opts.idle_timeout);
+            let client_limits = self.client_limits();
+            tokio::select! {
+                r = read_pdu(&mut self.client, &mut self.cbuf, &client_limits) => {
+                    last_activity = Instant::now();
+                    let step = match r {
+                        Ok(f) => self.on_client_pdu(f).await,
+                        Err(end) => self.on_read_end(end, true).await,
+                    };
+                    if let Flowing::Over = step { return; }
+                }
+                r = read_pdu(&mut self.upstream, &mut self.ubuf, &self.limits) => {
+                    last_activity = Instant::now();
+                    let step = match r {
+                        Ok(f) => self.on_upstream_pdu(f).await,
+                        Err(end) => self.on_read_end(end, false).await,
+                    };
+                    if let Flowing::Over = step { return; }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    let (rule, reason) = if drain_deadline.is_some() {
+                        (rules::SHUTDOWN_CUT, "shutdown grace period ended with the association open".to_owned())
+                    } else {
+                        (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
+                    };
+                    self.abort_both(Abort::NOT_SPECIFIED).await;
+                    record_closed(&self.shared, &self.route, &self.flow, rule, reason);
+                    return;
+                }
+                () = &mut stopping, if drain_deadline.is_none() => {
+                    // Let the association end on its own within the grace period.
+                    drain_deadline = Some(Instant::now() + opts.shutdown_grace);
+                }
+            }
+        }
+    }
+
+    /// PDUs from the sender may not exceed what the upstream said it can receive.
+    fn client_limits(&self) -> Limits {
+        let mut l = self.limits;
+        if self.upstream_max_pdu > 0 {
+            l.max_pdu_bytes = l.max_pdu_bytes.min(self.upstream_max_pdu);
+        }
+        l
+    }
+
+    async fn abort_both(&mut self, abort: Abort) {
+        let pdu = abort.encode();
+        let _ = self.client.write_all(&pdu).await;
+        let _ = self.upstream.write_all(&pdu).await;
+    }
+
+    async fn on_read_end(&mut self, end: ReadEnd, from_client: bool) -> Flowing {
+        let side = if from_client { "sender" } else { "upstream" };
+        match end {
+            ReadEnd::Closed => {
+                // A peer that closes without release: tell the other side.
+                let other = if from_client {
+                    &mut self.upstream
+                } else {
+                    &mut self.client
+                };
+                let _ = other.write_all(&Abort::NOT_SPECIFIED.encode()).await;
+                record_closed(
+                    &self.shared,
+                    &self.route,
+                    &self.flow,
+                    rules::UPSTREAM_PROTOCOL,
+                    format!("the {side} closed the connection without releasing the association"),
+                );
+            }
+            ReadEnd::Broken(why) => {
+                self.abort_both(Abort::NOT_SPECIFIED).await;
+                record_closed(
+                    &self.shared,
+                    &self.route,
+                    &self.flow,
+                    rules::UPSTREAM_PROTOCOL,
+                    format!("the {side}'s stream broke: {why}"),
+                );
+            }
+            ReadEnd::Malformed(e) => {
+                self.abort_both(dicom::abort_for(&e)).await;
+                let mut ev = decide::malformed(&self.route, &self.flow, &e, &Clock::now());
+                if !from_client {
+                    ev.event.reason =
+                        format!("malformed DICOM from the upstream: {e}; association aborted");
+                }
+                self.shared.record(ev);
+            }
+        }
+        Flowing::Over
+    }
+
+    async fn violation(&mut self, rule: rules::Rule, what: String, abort: Abort) -> Flowing {
+        self.abort_both(abort).await;
+        self.shared.record(decide::violation(
+            &self.route,
+            &self.flow,
+            rule,
+            what,
+            &Clock::now(),
+        ));
+        Flowing::Over
+    }
+
+    async fn on_upstream_pdu(&mut self, f: PduFrame) -> Flowing {
+        let len = f.len;
+        match f.pdu_type {
+            PduType::AssociateAc if !self.established => {
+                let refused = std::mem::take(&mut self.refused);
+                let patched =
+                    dicom::reject_contexts_in_ac(&mut self.ubuf[..len], |id| refused.contains(&id));
+                let parsed =
+                    patched.and_then(|_| match Pdu::parse(&self.ubuf[..len], &self.limits) {
+                        Ok(Pdu::AssociateAc(ac)) => Ok((
+                            ac.presentation_contexts
+                                .iter()
+                                .map(|pc| (pc.id, pc.result == 0))
+                                .collect::<Vec<_>>(),
+                            ac.user.max_pdu_length.unwrap_or(0),
+                        )),
+                        Ok(_) => Err(DicomError::Invalid {
+                            what: "PDU type (expected A-ASSOCIATE-AC)",
+                        }),
+                        Err(e) => Err(e),
+                    });
+                match parsed {
+                    Ok((contexts, max_pdu)) => {
+                        for (id, ok) in contexts {
+                            self.accepted[usize::from(id)] = ok;
+                        }
+                        self.upstream_max_pdu = max_pdu;
+                    }
+                    Err(e) => {
+                        self.abort_both(dicom::abort_for(&e)).await;
+                        self.shared.record(
+                            self.flow
+                                .event(
+                                    &Clock::now(),
+                                    &self.route,
+                                    Action::Closed,
+                                    format!("upstream sent a malformed A-ASSOCIATE-AC: {e}"),
+                                    "association",
+                                )
+                                .with_rule(rules::UPSTREAM_PROTOCOL),
+                        );
+                        return Flowing::Over;
+                    }
+                }
+                self.established = true;
+            }
+            PduType::AssociateRj | PduType::Abort | PduType::ReleaseRp => {
+                let _ = self.client.write_all(&self.ubuf[..len]).await;
+                let what = match f.pdu_type {
+                    PduType::AssociateRj => "the upstream rejected the association",
+                    PduType::Abort => "the upstream aborted the association",
+                    _ => "association released",
+                };
+                let (action, rule) = match f.pdu_type {
+                    PduType::ReleaseRp => (Action::Allowed, None),
+                    _ => (Action::Failed, Some(rules::UPSTREAM_UNAVAILABLE)),
+                };
+                let mut e = self.flow.event(
+                    &Clock::now(),
+                    &self.route,
+                    action,
+                    what.to_owned(),
+                    "association",
+                );
+                if let Some(r) = rule {
+                    e.set_rule(r);
+                }
+                self.shared.record(e);
+                let _ = self.client.shutdown().await;
+                return Flowing::Over;
+            }
+            PduType::PData | PduType::ReleaseRq if self.established => {}
+            other => {
+                return self
+                    .violation(
+                        rules::UPSTREAM_PROTOCOL,
+                        format!("upstream sent {} out of sequence", other.name()),
+                        Abort::UNEXPECTED_PDU,
+                    )
+                    .await;
+            }
+        }
+        if self.client.write_all(&self.ubuf[..len]).await.is_err() {
+            return Flowing::Over;
+        }
+        self.ubuf.advance(len);
+        Flowing::On
+    }
+
+    async fn on_client_pdu(&mut self, f: PduFrame) -> Flowing {
+        let len = f.len;
+        match f.pdu_type {
+            PduType::PData if self.established => return self.on_client_pdata(len).await,
+            PduType::ReleaseRq | PduType::ReleaseRp if self.established => {}
+            PduType::Abort => {
+                let _ = self.upstream.write_all(&self.cbuf[..len]).await;
+                record_closed(
+                    &self.shared,
+                    &self.route,
+                    &self.flow,
+                    rules::UPSTREAM_PROTOCOL,
+                    "the sender aborted the association".into(),
+                );
+                return Flowing::Over;
+            }
+            other => {
+                return self
+                    .violation(
+                        rules::DICOM_STATE,
+                        format!("the sender sent {} out of sequence", other.name()),
+                        Abort::UNEXPECTED_PDU,
+                    )
+                    .await;
+            }
+        }
+        if self.upstream.write_all(&self.cbuf[..len]).await.is_err() {
+            return Flowing::Over;
+        }
+        self.cbuf.advance(len);
+        Flowing::On
+    }
+
+    /// Decides every PDV of one P-DATA-TF from the sender. The PDU goes upstream
+    /// unchanged when every PDV in it is forwarded; otherwise a P-DATA-TF of the
+    /// forwarded PDVs (their bytes unchanged) is sent instead.
+    async fn on_client_pdata(&mut self, len: usize) -> Flowing {
+        let pdu = self.cbuf.split_to(len).freeze();
+        let pdata = match Pdu::parse(&pdu, &self.limits) {
+            Ok(Pdu::PData(p)) => p,
+            Ok(_) => return Flowing::Over,
+            Err(e) => {
+                self.abort_both(dicom::abort_for(&e)).await;
+                self.shared.record(decide::malformed(
+                    &self.route,
+                    &self.flow,
+                    &e,
+                    &Clock::now(),
+                ));
+                return Flowing::Over;
+            }
+        };
+        // Indices into pdata.pdvs forwarded now, plus held PDVs released now.
+        let mut forward_now: Vec<usize> = Vec::with_capacity(pdata.pdvs.len());
+        let mut released: Vec<(u8, u8, Vec<u8>)> = Vec::new();
+        let mut replies: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut unchanged = self.held.is_empty();
+        for (i, pdv) in pdata.pdvs.iter().enumerate() {
+            if !self.accepted[usize::from(pdv.context_id)] {
+                return self
+                    .violation(
+                        rules::DICOM_CONTEXT,
+                        format!(
+                            "data on presentation context {} which is not accepted",
+                            pdv.context_id
+                        ),
+                        Abort::INVALID_PARAMETER,
+                    )
+                    .await;
+            }
+            let mch = u8::from(pdv.is_command) | (u8::from(pdv.is_last) << 1);
+            if pdv.is_command {
+                if self.current.as_ref().is_some_and(|m| m.awaiting_data) {
+                    return self
+                        .violation(
+                            rules::DICOM_STATE,
+                            "a command fragment before the previous data set ended".into(),
+                            Abort::UNEXPECTED_PDU,
+                        )
+                        .await;
+                }
+                if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                    let e = DicomError::TooMany {
+                        what: "command set bytes",
+                        limit: self.limits.max_command_bytes,
+                    };
+                    self.abort_both(dicom::abort_for(&e)).await;
+                    self.shared.record(decide::malformed(
+                        &self.route,
+                        &self.flow,
+                        &e,
+                        &Clock::now(),
+                    ));
+                    return Flowing::Over;
+                }
+                self.cmd.extend_from_slice(pdv.data);
+                if !pdv.is_last {
+                    self.held.push((pdv.context_id, mch, pdv.data.to_vec()));
+                    unchanged = false;
+                    continue;
+                }
+                let decision = match Command::parse(&self.cmd) {
+                    Ok(cmd) => {
+                        let mut d = decide::command(
+                            &self.route,
+                            &self.flow,
+                            &cmd,
+                            &self.calling_ae,
+                            &Clock::now(),
+                        );
+                        self.current = Some(Message {
+                            forward: d.forward,
+                            awaiting_data: cmd.has_data_set,
+                            response: d.response.take().map(|r| (pdv.context_id, r)),
+                        });
+                        d
+                    }
+                    Err(e) => {
+                        self.abort_both(dicom::abort_for(&e)).await;
+                        self.shared.record(decide::malformed(
+                            &self.route,
+                            &self.flow,
+                            &e,
+                            &Clock::now(),
+                        ));
+                        return Flowing::Over;
+                    }
+                };
+                self.shared.record(decision.event);
+                self.cmd.clear();
+                let held = std::mem::take(&mut self.held);
+                if decision.forward {
+                    released.extend(held);
+                    forward_now.push(i);
+                } else {
+                    unchanged = false;
+                }
+            } else {
+                let Some(msg) = self.current.as_mut().filter(|m| m.awaiting_data) else {
+                    return self
+                        .violation(
+                            rules::DICOM_STATE,
+                            "a data set fragment without a command".into(),
+                            Abort::UNEXPECTED_PDU,
+                        )
+                        .await;
+                };
+                if msg.forward {
+                    forward_now.push(i);
+                } else {
+                    unchanged = false;
+                }
+                if pdv.is_last {
+                    msg.awaiting_data = false;
+                }
+            }
+            if let Some(m) = self.current.as_mut() {
+                if !m.awaiting_data {
+                    if let Some(r) = m.response.take() {
+                        replies.push(r);
+                    }
+                    self.current = None;
+                }
+            }
+        }
+        let out_ok = if unchanged && forward_now.len() == pdata.pdvs.len() {
+            self.upstream.write_all(&pdu).await.is_ok()
+        } else if !released.is_empty() || !forward_now.is_empty() {
+            let mut pdvs: Vec<(u8, u8, &[u8])> = released
+                .iter()
+                .map(|(c, m, d)| (*c, *m, d.as_slice()))
+                .collect();
+            for &i in &forward_now {
+                let p = &pdata.pdvs[i];
+                pdvs.push((
+                    p.context_id,
+                    u8::from(p.is_command) | (u8::from(p.is_last) << 1),
+                    p.data,
+                ));
+            }
+            let mut out = Vec::new();
+            dicom::encode_pdata(&pdvs, &mut out);
+            self.upstream.write_all(&out).await.is_ok()
+        } else {
+            true
+        };
+        for (ctx, response) in replies {
+            let mut out = Vec::new();
+            dicom::encode_pdata(&[(ctx, 0x03, &response)], &mut out);
+            if self.client.write_all(&out).await.is_err() {
+                return Flowing::Over;
+            }
+        }
+        if out_ok {
+            Flowing::On
+        } else {
+            Flowing::Over
+        }
+    }
+}

@@ -1,0 +1,316 @@
+"""DICOM through `wardgate serve`, with real peers: dcmtk (echoscu, storescu,
+storescp) and pynetdicom (as SCU with chosen source addresses, and as a
+Query/Retrieve SCP), on loopback. Test objects are pydicom's bundled files.
+
+dcmtk cannot choose its source address, so the modality these tests enrol is
+127.0.0.1; pynetdicom binds 127.0.0.9 to play an unknown device.
+"""
+import filecmp
+import json
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+from pynetdicom import AE, evt, StoragePresentationContexts
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    MRImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from conftest import Gateway, free_port, require_tool, wait_port
+
+CT = get_testdata_file("CT_small.dcm")
+MR = get_testdata_file("MR_small.dcm")
+
+SITE = """
+[gateway]
+data_dir = "{data_dir}"
+frame_timeout_secs = 3
+shutdown_grace_secs = 5
+
+[gateway.audit]
+checkpoint_every = 50
+checkpoint_interval_ms = 100
+
+[[device]]
+id = "ct-1"
+kind = "ct-scanner"
+addresses = ["127.0.0.1"]
+ae_titles = ["CT01"]
+
+[[device]]
+id = "pacs"
+kind = "pacs"
+addresses = ["127.0.0.4"]
+ae_titles = ["PACS"]
+
+[[route]]
+id = "ct-to-pacs"
+protocol = "dicom"
+listen = "127.0.0.1:{listen_port}"
+upstream = "127.0.0.4:{upstream_port}"
+senders = ["ct-1"]
+called_ae_titles = ["PACS"]
+operations = ["C-ECHO", "C-STORE", "C-MOVE"]
+sop_classes = [
+  "1.2.840.10008.1.1",            # Verification
+  "1.2.840.10008.5.1.4.1.1.2",    # CT Image Storage
+  "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root Q/R Find
+  "1.2.840.10008.5.1.4.1.2.1.2",  # Patient Root Q/R Move
+]
+move_destinations = ["VIEWER"]
+"""
+
+
+class StoreSCP:
+    """dcmtk's storescp on 127.0.0.4, writing what it receives into a directory."""
+
+    def __init__(self, out_dir):
+        require_tool("storescp")
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # dcmtk listens on every address (so the port must be free on all of them);
+        # the gateway forwards to 127.0.0.4. A port taken meanwhile: try another.
+        for _ in range(5):
+            self.port = free_port("0.0.0.0")
+            self.proc = subprocess.Popen(
+                ["storescp", "-aet", "PACS", "-od", str(self.dir), "+B", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                wait_port("127.0.0.4", self.port, timeout=5)
+                return
+            except TimeoutError:
+                self.proc.kill()
+                self.proc.wait(5)
+        raise RuntimeError("storescp did not start")
+
+    def files(self):
+        return sorted(p for p in self.dir.iterdir() if p.is_file())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def storescp(tmp_path):
+    s = StoreSCP(tmp_path / "via-gateway")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def dgateway(tmp_path, storescp):
+    g = Gateway(tmp_path, storescp.port, site=SITE)
+    yield g
+    g.stop()
+
+
+def run(*args, timeout=60):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def by_rule(events, rule):
+    return [e for e in events if e.get("rule", {}).get("id") == rule]
+
+
+def test_echo_is_allowed_and_recorded(dgateway):
+    require_tool("echoscu")
+    r = run("echoscu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port))
+    assert r.returncode == 0, r.stdout + r.stderr
+    ev = dgateway.events()
+    assoc = [e for e in ev if e["wardgate"].get("stage") == "association"]
+    assert assoc and assoc[0]["event"]["action"] == "allowed"
+    d = assoc[0]["wardgate"]["dicom"]
+    assert (d["calling_ae"], d["called_ae"]) == ("CT01", "PACS")
+    # The software fingerprint of the modality (dcmtk's implementation class UID).
+    assert d["implementation_class_uid"].startswith("1.2.276.0.7230010.3")
+    assert d["implementation_version"].startswith("OFFIS_DCMTK")
+    echo = [e for e in ev if e["wardgate"].get("dicom", {}).get("operation") == "C-ECHO"]
+    assert echo and echo[0]["event"]["action"] == "allowed"
+    assert echo[0]["network"]["protocol"] == "dicom"
+
+
+@pytest.mark.parametrize(
+    "aet,aec,rule,reason_text",
+    [
+        ("CT01", "OTHER", "WG-DICOM-002", "Called AE Title Not Recognized"),
+        ("EVIL", "PACS", "WG-DICOM-001", "Calling AE Title Not Recognized"),
+    ],
+)
+def test_wrong_ae_titles_get_a_proper_reject(dgateway, storescp, aet, aec, rule, reason_text):
+    require_tool("echoscu")
+    r = run("echoscu", "-aet", aet, "-aec", aec, "127.0.0.1", str(dgateway.listen_port))
+    assert r.returncode != 0
+    assert reason_text.lower() in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    hits = by_rule(dgateway.events(), rule)
+    assert hits and hits[0]["event"]["action"] == "blocked"
+    # Nothing reached the PACS.
+    assert storescp.files() == []
+
+
+def test_store_is_byte_identical_to_a_direct_store(dgateway, storescp, tmp_path):
+    require_tool("storescu")
+    r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port), CT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    via = storescp.files()
+    assert len(via) == 1
+    direct_scp = StoreSCP(tmp_path / "direct")
+    try:
+        r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.4", str(direct_scp.port), CT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        direct = direct_scp.files()
+    finally:
+        direct_scp.stop()
+    assert len(direct) == 1
+    assert filecmp.cmp(via[0], direct[0], shallow=False)
+    stores = [e for e in dgateway.events() if e["wardgate"].get("dicom", {}).get("operation") == "C-STORE"]
+    assert stores and stores[0]["wardgate"]["dicom"]["sop_class"] == "1.2.840.10008.5.1.4.1.1.2"
+    assert stores[0]["wardgate"]["dicom"]["sop_instance"]
+
+
+def test_disallowed_sop_class_context_is_rejected_alone(dgateway, storescp):
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(MRImageStorage)
+    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS")
+    assert assoc.is_established
+    try:
+        results = {cx.abstract_syntax: cx.result for cx in assoc.accepted_contexts + assoc.rejected_contexts}
+        assert results[CTImageStorage] == 0x00
+        # 0x03: abstract syntax not supported, set by the gateway (storescp accepts MR).
+        assert results[MRImageStorage] == 0x03
+        from pydicom import dcmread
+
+        status = assoc.send_c_store(dcmread(CT))
+        assert status.Status == 0x0000
+    finally:
+        assoc.release()
+    ev = dgateway.events()
+    hit = by_rule(ev, "WG-DICOM-003")
+    assert hit and hit[0]["wardgate"]["dicom"]["sop_classes_rejected"] == [MRImageStorage]
+    assert len(storescp.files()) == 1
+
+
+def test_unknown_device_gets_a_reject_and_nothing_is_forwarded(dgateway, storescp):
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS", bind_address=("127.0.0.9", 0))
+    assert assoc.is_rejected
+    hits = by_rule(dgateway.events(), "WG-ACCESS-001")
+    assert hits and hits[0]["source"]["ip"] == "127.0.0.9"
+
+
+class QrSCP:
+    """pynetdicom as a Query/Retrieve SCP on 127.0.0.4: counts the moves it is asked for."""
+
+    def __init__(self):
+        self.moves = []
+        ae = AE(ae_title="PACS")
+        ae.add_supported_context(Verification)
+        ae.add_supported_context(PatientRootQueryRetrieveInformationModelFind)
+        ae.add_supported_context(PatientRootQueryRetrieveInformationModelMove)
+        self.port = free_port("127.0.0.4")
+
+        def on_find(event):
+            yield 0x0000, None
+
+        def on_move(event):
+            self.moves.append(event.move_destination)
+            yield ("127.0.0.4", 1)
+            yield 0
+            yield 0x0000, None
+
+        self.server = ae.start_server(
+            ("127.0.0.4", self.port),
+            block=False,
+            evt_handlers=[(evt.EVT_C_FIND, on_find), (evt.EVT_C_MOVE, on_move)],
+        )
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_operations_and_move_destinations_are_enforced(tmp_path):
+    scp = QrSCP()
+    g = Gateway(tmp_path, scp.port, site=SITE)
+    try:
+        from pydicom.dataset import Dataset
+
+        query = Dataset()
+        query.QueryRetrieveLevel = "PATIENT"
+        query.PatientID = "1234"
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(PatientRootQueryRetrieveInformationModelFind)
+        ae.add_requested_context(PatientRootQueryRetrieveInformationModelMove)
+        assoc = ae.associate("127.0.0.1", g.listen_port, ae_title="PACS")
+        assert assoc.is_established
+        try:
+            # C-FIND is not among the route's operations: refused by the gateway.
+            find = [s for s, _ in assoc.send_c_find(query, PatientRootQueryRetrieveInformationModelFind)]
+            assert find[-1].Status == 0x0124
+            # C-MOVE to an AE title the route does not allow: refused.
+            moved = [s for s, _ in assoc.send_c_move(query, "EXFIL", PatientRootQueryRetrieveInformationModelMove)]
+            assert moved[-1].Status == 0xA801
+            # The association goes on: an allowed destination reaches the SCP.
+            moved = [s for s, _ in assoc.send_c_move(query, "VIEWER", PatientRootQueryRetrieveInformationModelMove)]
+            assert moved and all(s.Status in (0x0000, 0xFF00, 0xA702, 0xB000, 0xA801) for s in moved)
+        finally:
+            assoc.release()
+        assert scp.moves == ["VIEWER"]
+        ev = g.events()
+        assert by_rule(ev, "WG-DICOM-004")[0]["wardgate"]["dicom"]["operation"] == "C-FIND"
+        mv = by_rule(ev, "WG-DICOM-005")[0]["wardgate"]["dicom"]
+        assert (mv["operation"], mv["move_destination"], mv["status"]) == ("C-MOVE", "EXFIL", 0xA801)
+    finally:
+        g.stop()
+        scp.stop()
+
+
+def test_cleartext_passcode_is_flagged_and_never_recorded(dgateway):
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(Verification)
+    from pynetdicom.pdu_primitives import UserIdentityNegotiation
+
+    ident = UserIdentityNegotiation()
+    ident.user_identity_type = 2
+    ident.primary_field = b"radtech"
+    ident.secondary_field = b"Sup3rSecret!"
+    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS", ext_neg=[ident])
+    assert assoc.is_established
+    assoc.send_c_echo()
+    assoc.release()
+    dgateway.stop()
+    hits = by_rule(dgateway.events(), "WG-DICOM-006")
+    assert hits and hits[0]["wardgate"]["dicom"]["username"] == "radtech"
+    for f in (dgateway.dir / "data").rglob("*"):
+        if f.is_file():
+            assert b"Sup3rSecret" not in f.read_bytes(), f
+    assert "Sup3rSecret" not in dgateway.log_text()
+
+
+def test_garbage_gets_an_abort_and_other_associations_go_on(dgateway):
+    s = socket.create_connection(("127.0.0.1", dgateway.listen_port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = s.recv(64)
+    s.close()
+    assert reply == bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 1])  # A-ABORT, provider, unrecognised PDU
+    # An oversized PDU header is refused before its body is sent.
+    s = socket.create_connection(("127.0.0.1", dgateway.listen_port), timeout=5)
+    s.sendall(bytes([0x01, 0, 0x7F, 0xFF, 0xFF, 0xFF]))
+    reply = s.recv(64)
+    s.close()
+    assert reply[:1] == b"\x07"
+    r = run("echoscu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port))
+    assert r.returncode == 0, r.stdout + r.stderr
+    ev = dgateway.events()
+    assert by_rule(ev, "WG-DICOM-P01") and by_rule(ev, "WG-DICOM-P02")
