@@ -64,6 +64,7 @@ sop_classes = [
   "1.2.840.10008.5.1.4.1.1.2",    # CT Image Storage
   "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root Q/R Find
   "1.2.840.10008.5.1.4.1.2.1.2",  # Patient Root Q/R Move
+  "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF Storage
 ]
 move_destinations = ["VIEWER"]
 """
@@ -174,8 +175,15 @@ def test_store_is_byte_identical_to_a_direct_store(dgateway, storescp, tmp_path)
     assert len(direct) == 1
     assert filecmp.cmp(via[0], direct[0], shallow=False)
     stores = [e for e in dgateway.events() if e["wardgate"].get("dicom", {}).get("operation") == "C-STORE"]
-    assert stores and stores[0]["wardgate"]["dicom"]["sop_class"] == "1.2.840.10008.5.1.4.1.1.2"
-    assert stores[0]["wardgate"]["dicom"]["sop_instance"]
+    from pydicom import dcmread
+
+    ds = dcmread(CT)
+    d = stores[0]["wardgate"]["dicom"]
+    # The facts wardgate recorded are the ones pydicom reads from the file.
+    assert d["sop_class"] == ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+    assert d["sop_instance"] == ds.SOPInstanceUID
+    assert d["modality"] == ds.Modality
+    assert d["patient_id"] == ds.PatientID
 
 
 def test_disallowed_sop_class_context_is_rejected_alone(dgateway, storescp):
@@ -314,3 +322,117 @@ def test_garbage_gets_an_abort_and_other_associations_go_on(dgateway):
     assert r.returncode == 0, r.stdout + r.stderr
     ev = dgateway.events()
     assert by_rule(ev, "WG-DICOM-P01") and by_rule(ev, "WG-DICOM-P02")
+
+
+def vm_hwm_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_300_mb_object_streams_through_in_bounded_memory(dgateway, storescp, tmp_path):
+    """Memory per association is bounded by the PDU size, not the object size."""
+    from pydicom import dcmread
+
+    require_tool("storescu")
+    ds = dcmread(CT)
+    # ~300 MB of pixel data: 8660 frames of 128x128 16-bit, written once at test time.
+    frames = 300 * 1024 * 1024 // (ds.Rows * ds.Columns * 2)
+    ds.NumberOfFrames = frames
+    ds.PixelData = bytes(range(256)) * (ds.Rows * ds.Columns * 2 * frames // 256)
+    big = tmp_path / "big.dcm"
+    ds.save_as(big)
+    del ds
+    before = vm_hwm_kib(dgateway.proc.pid)
+    r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port), str(big), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = vm_hwm_kib(dgateway.proc.pid)
+    received = storescp.files()
+    assert len(received) == 1 and received[0].stat().st_size > 300 * 1024 * 1024
+    # The whole object is 300 MiB; the gateway's peak grew by far less than that.
+    assert after < 64 * 1024, f"wardgate peak RSS {after} KiB (was {before} KiB before the store)"
+
+
+PE = bytearray(0x200)
+PE[:2] = b"MZ"
+PE[0x3C:0x40] = (0x80).to_bytes(4, "little")
+PE[0x80:0x84] = b"PE\0\0"
+PE = bytes(PE)
+
+
+def encapsulated_pdf(path, document):
+    """An Encapsulated PDF Storage object whose 'PDF' is `document`."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    ds = dcmread(CT)
+    for kw in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+               "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):
+        if kw in ds:
+            delattr(ds, kw)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality = "DOC"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = document + b"\0" * (len(document) % 2)
+    ds.save_as(path)
+    return path
+
+
+def test_executable_in_an_encapsulated_document_is_blocked(dgateway, storescp, tmp_path):
+    require_tool("storescu")
+    bad = encapsulated_pdf(tmp_path / "invoice.dcm", PE)
+    r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port), str(bad))
+    assert r.returncode != 0 or "abort" in (r.stdout + r.stderr).lower()
+    assert storescp.files() == []
+    hits = by_rule(dgateway.events(), "WG-DICOM-009")
+    assert hits and hits[0]["event"]["action"] == "blocked"
+    assert "(0042,0011)" in hits[0]["event"]["reason"] and "Windows PE" in hits[0]["event"]["reason"]
+    # A real PDF in the same kind of object goes through.
+    good = encapsulated_pdf(tmp_path / "report.dcm", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n")
+    r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port), str(good))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(storescp.files()) == 1
+
+
+def scan(*paths):
+    from conftest import wardgate_bin
+
+    return subprocess.run([wardgate_bin(), "scan", "--json", *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def test_scan_reports_preamble_polyglots_and_hidden_executables(tmp_path):
+    clean = scan(CT)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert json.loads(clean.stdout)["verdict"] == "clean"
+    # CVE-2019-11687: a PE header in the 128-byte preamble.
+    raw = bytearray(Path(CT).read_bytes())
+    raw[:0x80] = PE[:0x80]
+    polyglot = tmp_path / "polyglot.dcm"
+    polyglot.write_bytes(bytes(raw))
+    r = scan(polyglot)
+    assert r.returncode == 1
+    rep = json.loads(r.stdout)
+    assert rep["verdict"] == "executable" and "CVE-2019-11687" in rep["detail"]
+    elf = encapsulated_pdf(tmp_path / "elf.dcm", b"\x7fELF\x02\x01\x01" + b"\0" * 57)
+    r = scan(elf)
+    assert r.returncode == 1 and "(0042,0011)" in json.loads(r.stdout)["detail"]
+    notdicom = tmp_path / "notes.txt"
+    notdicom.write_text("hello")
+    r = scan(notdicom, CT)
+    assert r.returncode == 2
+    assert [json.loads(l)["verdict"] for l in r.stdout.splitlines()] == ["error", "clean"]
+
+
+def test_scan_raises_no_false_alarm_on_pydicoms_test_corpus():
+    files = sorted(Path(CT).parent.glob("*.dcm"))
+    assert len(files) > 50
+    r = scan(*files)
+    verdicts = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(verdicts) == len(files)
+    assert not [v for v in verdicts if v["verdict"] == "executable"]
+    # Most of the corpus is walked to the end; the rest says why not.
+    assert sum(v["verdict"] == "clean" for v in verdicts) >= 50

@@ -255,6 +255,12 @@ pub struct Route {
     /// DICOM: largest PDU accepted from either side (default 1 MiB).
     #[serde(default)]
     pub max_pdu_bytes: Option<Spanned<u64>>,
+    /// DICOM: what to do with executable content found in a data set (a binary
+    /// value such as an encapsulated document starting like a PE, ELF or script):
+    /// `block` (default: the association is aborted before the rest is forwarded)
+    /// or `alert` (forwarded, alerted).
+    #[serde(default)]
+    pub executable_content: Option<Spanned<String>>,
 }
 
 /// `[[drug_library]]`: the hospital's dosing limits, as on a smart pump.
@@ -395,6 +401,8 @@ pub struct ResolvedRoute {
     pub move_destinations: Vec<String>,
     /// DICOM: largest PDU accepted.
     pub max_pdu_bytes: u32,
+    /// DICOM: block (true) or only alert on executable content in data sets.
+    pub block_executables: bool,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -602,6 +610,10 @@ impl Config {
                         r.move_destinations.first().map(|v| v.span()),
                     ),
                     ("max_pdu_bytes", r.max_pdu_bytes.as_ref().map(|v| v.span())),
+                    (
+                        "executable_content",
+                        r.executable_content.as_ref().map(|v| v.span()),
+                    ),
                 ] {
                     if let Some(span) = present {
                         err(span, format!("{key} applies to dicom routes only"));
@@ -728,6 +740,10 @@ impl Config {
                     max_pdu_bytes: r.max_pdu_bytes.as_ref().map_or(DEFAULT_MAX_PDU_BYTES, |m| {
                         u32::try_from(*m.get_ref()).unwrap_or(u32::MAX)
                     }),
+                    block_executables: r
+                        .executable_content
+                        .as_ref()
+                        .is_none_or(|x| x.get_ref() != "alert"),
                 });
             }
         }
@@ -835,6 +851,17 @@ fn check_dicom_route(
         && r.move_destinations.is_empty()
     {
         warnings.push(src.problem(r.id.span(), Level::Warning, format!("dicom route {id:?} allows C-MOVE but no move_destinations: every move will be refused")));
+    }
+    if let Some(x) = &r.executable_content {
+        if !matches!(x.get_ref().as_str(), "block" | "alert") {
+            err(
+                x.span(),
+                format!(
+                    "executable_content must be \"block\" or \"alert\", not {:?}",
+                    x.get_ref()
+                ),
+            );
+        }
     }
     if let Some(m) = &r.max_pdu_bytes {
         if !(1024..=64 * 1024 * 1024).contains(m.get_ref()) {

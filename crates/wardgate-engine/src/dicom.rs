@@ -13,7 +13,9 @@ use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
 use smallvec::SmallVec;
 use wardgate_proto::anomaly::Anomaly;
-use wardgate_proto::dicom::{self, dimse, Associate, Command, CommandField, DicomError, Reject};
+use wardgate_proto::dicom::{
+    self, dataset, dimse, Associate, Command, CommandField, DicomError, Reject,
+};
 
 /// What to do with an A-ASSOCIATE-RQ.
 #[derive(Debug)]
@@ -302,4 +304,61 @@ pub fn violation(
         "message",
     )
     .with_rule(rule)
+}
+
+/// Fills what the data set showed into a C-STORE's event.
+pub fn add_data_set_facts(event: &mut Event, facts: &dataset::Facts, bytes: u64) {
+    let d = event.wardgate.dicom.get_or_insert_with(DicomFacts::default);
+    d.modality = dicom::text(&facts.modality);
+    d.patient_id = dicom::text(&facts.patient_id);
+    if d.sop_instance.is_empty() {
+        d.sop_instance = dicom::text(&facts.sop_instance);
+    }
+    if bytes > 0 {
+        event.wardgate.bytes = Some(bytes);
+    }
+}
+
+/// Executable content found in a data set: block (abort) or alert, per the route.
+pub fn executable(
+    route: &RoutePolicy,
+    flow: &Flow,
+    finding: &dataset::ExecutableFinding,
+    operation: &str,
+    clock: &Clock,
+) -> (bool, Event) {
+    let block = policy(route).block_executables;
+    let (g, e) = finding.tag;
+    let mut ev = flow
+        .event(
+            clock,
+            route,
+            if block {
+                Action::Blocked
+            } else {
+                Action::Alerted
+            },
+            format!(
+                "{operation} data set element ({g:04X},{e:04X}) starts like a {}{}",
+                finding.kind.name(),
+                if block {
+                    "; association aborted, the rest not forwarded"
+                } else {
+                    "; forwarded (executable_content = \"alert\")"
+                }
+            ),
+            "message",
+        )
+        .with_rule(rules::DICOM_EXECUTABLE);
+    ev.wardgate.dicom = Some(DicomFacts {
+        operation: operation.to_owned(),
+        ..Default::default()
+    });
+    (block, ev)
+}
+
+/// A data set that could not be inspected: forwarded, and the gap recorded.
+pub fn uninspectable(route: &RoutePolicy, flow: &Flow, why: String, clock: &Clock) -> Event {
+    flow.event(clock, route, Action::Alerted, why, "message")
+        .with_rule(rules::DICOM_UNINSPECTABLE)
 }

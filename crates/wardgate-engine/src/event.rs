@@ -179,6 +179,12 @@ pub struct DicomFacts {
     /// C-MOVE destination.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub move_destination: String,
+    /// Modality (0008,0060) of a stored object.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub modality: String,
+    /// Patient ID (0010,0020) of a stored object.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub patient_id: String,
     /// DIMSE status wardgate answered with, when it answered itself.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<u16>,

@@ -132,6 +132,8 @@ pub struct DicomPolicy {
     pub move_destinations: Vec<Vec<u8>>,
     /// Parser limits, with the route's PDU ceiling.
     pub limits: wardgate_proto::dicom::Limits,
+    /// Abort the association on executable content (else alert and forward).
+    pub block_executables: bool,
 }
 
 /// Whether a connection may proceed.
@@ -334,5 +336,6 @@ fn dicom_policy(v: &Validated, r: &wardgate_config::ResolvedRoute) -> DicomPolic
             max_pdu_bytes: r.max_pdu_bytes,
             ..Default::default()
         },
+        block_executables: r.block_executables,
     }
 }

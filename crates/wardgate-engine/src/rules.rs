@@ -78,6 +78,10 @@ rules! {
         "User identity negotiation carries a passcode, ticket or token in clear over the network: anyone on the path can read it. The passcode itself is never recorded.";
     DICOM_CONTEXT = "WG-DICOM-007", "context-not-accepted", High,
         "Data on a presentation context that was never accepted (or was rejected by policy): a protocol violation or an attempt to bypass the SOP class check. The association is aborted.";
+    DICOM_EXECUTABLE = "WG-DICOM-009", "executable-content", Critical,
+        "A data set carries a value that starts like an executable (Windows PE, ELF, Mach-O, script), e.g. in an Encapsulated Document: a way to smuggle malware onto a PACS or workstation. Blocked by default (the association is aborted before the rest is forwarded).";
+    DICOM_UNINSPECTABLE = "WG-DICOM-010", "data-set-not-inspected", Low,
+        "A data set could not be walked (malformed elements, or a big-endian or deflated transfer syntax): it was forwarded without the executable-content check. Noted so the gap is visible.";
     DICOM_STATE = "WG-DICOM-008", "unexpected-pdu", Medium,
         "A PDU that is not valid in the association's state (data before association, a second A-ASSOCIATE-RQ): the association is aborted.";
     UPSTREAM_UNAVAILABLE = "WG-UP-001", "upstream-unavailable", High,

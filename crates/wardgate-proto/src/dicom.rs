@@ -10,6 +10,7 @@
 //! [`Limits`] before anything is read, so a hostile peer gets a typed
 //! [`DicomError`], never a panic, an over-read or an unbounded allocation.
 
+pub mod dataset;
 pub mod dimse;
 
 use crate::anomaly::{self, Anomaly, ProtoRule};

@@ -21,11 +21,13 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wardgate_engine::dicom as decide;
-use wardgate_engine::event::{Action, DicomFacts};
+use wardgate_engine::event::{Action, DicomFacts, Event};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Admission, Clock, Flow};
+use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{
-    self, Abort, Command, DicomError, Limits, Pdu, PduFrame, PduType, Progress, Reject,
+    self, Abort, Command, CommandField, DicomError, Limits, Pdu, PduFrame, PduType, Progress,
+    Reject,
 };
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -227,6 +229,7 @@ pub(crate) async fn handle(
         accepted: [false; 256],
         established: false,
         upstream_max_pdu: 0,
+        syntaxes: [Syntax::Opaque; 256],
         cmd: Vec::new(),
         held: Vec::new(),
         current: None,
@@ -279,7 +282,18 @@ struct Message {
     awaiting_data: bool,
     /// The failure response to send once the message is complete, if refused.
     response: Option<(u8, Vec<u8>)>,
+    /// The operation, for events.
+    operation: &'static str,
+    /// Walks the forwarded data set for its facts and executable content.
+    walker: Option<Walker>,
+    /// A C-STORE's decision, recorded once the data set has shown its modality and
+    /// patient ID (and always before any of the data set is forwarded).
+    pending: Option<Event>,
 }
+
+/// Data set bytes after which a C-STORE's event is recorded even if the patient
+/// ID has not shown up.
+const FACTS_WITHIN: u64 = 64 * 1024;
 
 struct Association {
     client: TcpStream,
@@ -298,6 +312,8 @@ struct Association {
     established: bool,
     /// Largest PDU the upstream said it can receive (0: no limit).
     upstream_max_pdu: u32,
+    /// Data set encoding per accepted presentation context.
+    syntaxes: [Syntax; 256],
     /// Command fragments received so far.
     cmd: Vec<u8>,
     /// PDVs of a command not yet complete: (context, control header, fragment).
@@ -438,7 +454,10 @@ impl Association {
                         Ok(Pdu::AssociateAc(ac)) => Ok((
                             ac.presentation_contexts
                                 .iter()
-                                .map(|pc| (pc.id, pc.result == 0))
+                                .map(|pc| {
+                                    let ts = pc.transfer_syntaxes.first().copied();
+                                    (pc.id, pc.result == 0, Syntax::of(ts.unwrap_or_default()))
+                                })
                                 .collect::<Vec<_>>(),
                             ac.user.max_pdu_length.unwrap_or(0),
                         )),
@@ -449,8 +468,9 @@ impl Association {
                     });
                 match parsed {
                     Ok((contexts, max_pdu)) => {
-                        for (id, ok) in contexts {
+                        for (id, ok, syntax) in contexts {
                             self.accepted[usize::from(id)] = ok;
+                            self.syntaxes[usize::from(id)] = syntax;
                         }
                         self.upstream_max_pdu = max_pdu;
                     }
@@ -625,10 +645,15 @@ impl Association {
                             &self.calling_ae,
                             &Clock::now(),
                         );
+                        let walk = d.forward && cmd.has_data_set;
                         self.current = Some(Message {
                             forward: d.forward,
                             awaiting_data: cmd.has_data_set,
                             response: d.response.take().map(|r| (pdv.context_id, r)),
+                            operation: cmd.field.name(),
+                            walker: walk
+                                .then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
+                            pending: None,
                         });
                         d
                     }
@@ -643,7 +668,13 @@ impl Association {
                         return Flowing::Over;
                     }
                 };
-                self.shared.record(decision.event);
+                match self.current.as_mut() {
+                    // The C-STORE's event waits for the data set's first facts.
+                    Some(m) if m.walker.is_some() && m.operation == CommandField::CStore.name() => {
+                        m.pending = Some(decision.event)
+                    }
+                    _ => self.shared.record(decision.event),
+                }
                 self.cmd.clear();
                 let held = std::mem::take(&mut self.held);
                 if decision.forward {
@@ -663,12 +694,60 @@ impl Association {
                         .await;
                 };
                 if msg.forward {
+                    if let Some(w) = msg.walker.as_mut() {
+                        let fed = w.feed(pdv.data);
+                        let executable = w.facts().executable;
+                        let facts_ready = w.past((0x0010, 0x0020))
+                            || pdv.is_last
+                            || w.bytes_seen >= FACTS_WITHIN
+                            || fed.is_err()
+                            || executable.is_some()
+                            || !w.inspects();
+                        if facts_ready {
+                            if let Some(mut e) = msg.pending.take() {
+                                decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                                self.shared.record(e);
+                            }
+                        }
+                        let gap = match (&fed, w.inspects()) {
+                            (Err(e), _) => Some(format!("{} data set could not be inspected: {e}; forwarded unchecked", msg.operation)),
+                            (Ok(()), false) => Some(format!("{} data set in a transfer syntax wardgate does not walk (big endian or deflated); forwarded unchecked", msg.operation)),
+                            _ => None,
+                        };
+                        if let Some(why) = gap {
+                            self.shared.record(decide::uninspectable(
+                                &self.route,
+                                &self.flow,
+                                why,
+                                &Clock::now(),
+                            ));
+                            msg.walker = None;
+                        } else if let Some(found) = executable {
+                            let (block, ev) = decide::executable(
+                                &self.route,
+                                &self.flow,
+                                &found,
+                                msg.operation,
+                                &Clock::now(),
+                            );
+                            self.shared.record(ev);
+                            // Reported once; walking on would only find it again.
+                            msg.walker = None;
+                            if block {
+                                self.abort_both(Abort::NOT_SPECIFIED).await;
+                                return Flowing::Over;
+                            }
+                        }
+                    }
                     forward_now.push(i);
                 } else {
                     unchanged = false;
                 }
                 if pdv.is_last {
                     msg.awaiting_data = false;
+                    if let Some(e) = msg.pending.take() {
+                        self.shared.record(e);
+                    }
                 }
             }
             if let Some(m) = self.current.as_mut() {

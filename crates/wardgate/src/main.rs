@@ -2,6 +2,7 @@
 //! here decides anything; it loads configuration, starts the adapters and prints.
 
 mod demo;
+mod scan;
 mod serve;
 
 use anyhow::Result;
@@ -33,6 +34,17 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Check DICOM Part 10 files for executable content (preamble polyglots,
+    /// CVE-2019-11687, and executables in binary values). Exit 0: all clean;
+    /// 1: executable content found; 2: a file could not be checked.
+    Scan {
+        /// Files to check.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List every rule wardgate can fire.
     Rules {
@@ -98,6 +110,7 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { config, pubkey },
         } => audit_verify(&config, pubkey.as_deref()),
+        Command::Scan { paths, json } => scan::run(&paths, json),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));
             Ok(ExitCode::SUCCESS)

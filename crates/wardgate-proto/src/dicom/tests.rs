@@ -496,3 +496,192 @@ mod properties {
         }
     }
 }
+
+mod datasets {
+    use super::super::dataset::*;
+    use proptest::prelude::*;
+
+    fn el(explicit: bool, g: u16, e: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&g.to_le_bytes());
+        v.extend_from_slice(&e.to_le_bytes());
+        let long = matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT");
+        if explicit {
+            v.extend_from_slice(vr);
+            if long {
+                v.extend_from_slice(&[0, 0]);
+                v.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            } else {
+                v.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            }
+        } else {
+            v.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        }
+        v.extend_from_slice(value);
+        v
+    }
+
+    fn undefined(explicit: bool, g: u16, e: u16, vr: &[u8; 2]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&g.to_le_bytes());
+        v.extend_from_slice(&e.to_le_bytes());
+        if explicit {
+            v.extend_from_slice(vr);
+            v.extend_from_slice(&[0, 0]);
+        }
+        v.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        v
+    }
+
+    fn item(e: u16, len: u32) -> Vec<u8> {
+        let mut v = vec![0xFE, 0xFF];
+        v.extend_from_slice(&e.to_le_bytes());
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    /// A small PE: DOS header with e_lfanew = 0x80 and the PE signature there.
+    pub(crate) fn pe() -> Vec<u8> {
+        let mut v = vec![0u8; 0x100];
+        v[..2].copy_from_slice(b"MZ");
+        v[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        v[0x80..0x84].copy_from_slice(b"PE\0\0");
+        v
+    }
+
+    fn dataset(explicit: bool, document: &[u8]) -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend(el(
+            explicit,
+            0x0008,
+            0x0016,
+            b"UI",
+            b"1.2.840.10008.5.1.4.1.1.104.1\0",
+        ));
+        d.extend(el(explicit, 0x0008, 0x0018, b"UI", b"1.2.3.4.5.6\0"));
+        d.extend(el(explicit, 0x0008, 0x0060, b"CS", b"DOC "));
+        d.extend(el(explicit, 0x0010, 0x0010, b"PN", b"Doe^Jane"));
+        d.extend(el(explicit, 0x0010, 0x0020, b"LO", b"PAT-0042"));
+        // A sequence of undefined length nesting a patient ID that must not win.
+        d.extend(undefined(explicit, 0x0010, 0x1002, b"SQ"));
+        d.extend(item(0xE000, 0xFFFF_FFFF));
+        d.extend(el(explicit, 0x0010, 0x0020, b"LO", b"OTHER-ID"));
+        d.extend(item(0xE00D, 0));
+        d.extend(item(0xE0DD, 0));
+        d.extend(el(explicit, 0x0042, 0x0011, b"OB", document));
+        d
+    }
+
+    fn walk(syntax: Syntax, bytes: &[u8], cuts: &[usize]) -> Facts {
+        let mut w = Walker::new(syntax);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.push(bytes.len());
+        points.sort_unstable();
+        let mut last = 0;
+        for p in points {
+            w.feed(&bytes[last..p]).unwrap();
+            last = p;
+        }
+        w.facts().clone()
+    }
+
+    #[test]
+    fn facts_and_a_hidden_executable_are_found_in_both_syntaxes() {
+        for (explicit, syntax) in [(true, Syntax::ExplicitLe), (false, Syntax::ImplicitLe)] {
+            let f = walk(syntax, &dataset(explicit, &pe()), &[]);
+            assert_eq!(f.sop_class, b"1.2.840.10008.5.1.4.1.1.104.1");
+            assert_eq!(f.sop_instance, b"1.2.3.4.5.6");
+            assert_eq!(f.modality, b"DOC");
+            assert_eq!(f.patient_id, b"PAT-0042");
+            assert_eq!(
+                f.executable,
+                Some(ExecutableFinding {
+                    tag: (0x0042, 0x0011),
+                    kind: Executable::WindowsPe
+                })
+            );
+            let clean = walk(syntax, &dataset(explicit, b"%PDF-1.7 a document"), &[]);
+            assert_eq!(clean.executable, None);
+        }
+    }
+
+    #[test]
+    fn encapsulated_fragments_are_sniffed_after_the_offset_table() {
+        let mut d = el(true, 0x0008, 0x0060, b"CS", b"CT");
+        d.extend(undefined(true, 0x7FE0, 0x0010, b"OB"));
+        // The basic offset table may hold anything.
+        d.extend(item(0xE000, 8));
+        d.extend_from_slice(b"MZ\0\0\0\0\0\0");
+        let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0";
+        d.extend(item(0xE000, elf.len() as u32));
+        d.extend_from_slice(elf);
+        d.extend(item(0xE0DD, 0));
+        let f = walk(Syntax::ExplicitLe, &d, &[]);
+        assert_eq!(
+            f.executable.map(|e| (e.tag, e.kind)),
+            Some(((0x7FE0, 0x0010), Executable::Elf))
+        );
+    }
+
+    #[test]
+    fn sniffing_is_strict() {
+        assert_eq!(sniff(&pe()), Some(Executable::WindowsPe));
+        // "MZ" without a PE signature is just pixel data.
+        let mut not_pe = pe();
+        not_pe[0x80] = b'X';
+        assert_eq!(sniff(&not_pe), None);
+        assert_eq!(sniff(b"#!/bin/sh\nrm -rf /\n"), Some(Executable::Script));
+        assert_eq!(sniff(b"#!\x00\x01"), None);
+        assert_eq!(
+            sniff(&[0xCF, 0xFA, 0xED, 0xFE, 7, 0, 0, 1]),
+            Some(Executable::MachO)
+        );
+    }
+
+    #[test]
+    fn part10_preambles_are_judged() {
+        let mut file = vec![0u8; 128];
+        file.extend_from_slice(b"DICM");
+        assert_eq!(part10_preamble(&file), Some(Preamble::Clean));
+        file[..2].copy_from_slice(b"MZ");
+        assert_eq!(
+            part10_preamble(&file),
+            Some(Preamble::Executable(Executable::WindowsPe))
+        );
+        file[..2].copy_from_slice(b"hi");
+        assert_eq!(part10_preamble(&file), Some(Preamble::Other));
+        assert_eq!(part10_preamble(b"not dicom"), None);
+    }
+
+    #[test]
+    fn bad_vr_is_a_typed_error() {
+        let mut w = Walker::new(Syntax::ExplicitLe);
+        let mut d = el(true, 0x0008, 0x0016, b"UI", b"1.2\0");
+        d.extend_from_slice(&[0x08, 0, 0x60, 0, b'c', b's', 2, 0, b'C', b'T']);
+        assert!(w.feed(&d).is_err());
+    }
+
+    #[test]
+    fn implicit_bytes_under_an_explicit_syntax_are_read_as_implicit() {
+        // As some writers do (and dcmtk and pydicom accept): explicit declared,
+        // implicit written.
+        let f = walk(Syntax::ExplicitLe, &dataset(false, &pe()), &[]);
+        assert_eq!(f.patient_id, b"PAT-0042");
+        assert!(f.executable.is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_gives_the_same_facts(explicit in any::<bool>(), cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+            let syntax = if explicit { Syntax::ExplicitLe } else { Syntax::ImplicitLe };
+            let d = dataset(explicit, &pe());
+            prop_assert_eq!(walk(syntax, &d, &cuts), walk(syntax, &d, &[]));
+        }
+
+        #[test]
+        fn walker_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2000), implicit in any::<bool>()) {
+            let mut w = Walker::new(if implicit { Syntax::ImplicitLe } else { Syntax::ExplicitLe });
+            let _ = w.feed(&data);
+        }
+    }
+}
