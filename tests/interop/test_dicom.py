@@ -436,3 +436,29 @@ def test_scan_raises_no_false_alarm_on_pydicoms_test_corpus():
     assert not [v for v in verdicts if v["verdict"] == "executable"]
     # Most of the corpus is walked to the end; the rest says why not.
     assert sum(v["verdict"] == "clean" for v in verdicts) >= 50
+
+
+def test_devices_lists_what_was_seen_with_its_software_fingerprint(dgateway):
+    require_tool("echoscu")
+    r = run("echoscu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port))
+    assert r.returncode == 0, r.stdout + r.stderr
+    ae = AE(ae_title="ROGUE")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS", bind_address=("127.0.0.9", 0))
+    assert assoc.is_rejected
+    out = dgateway.cli("devices", "--json").stdout
+    devs = {d["address"]: d for d in map(json.loads, out.splitlines())}
+    ct = devs["127.0.0.1"]
+    assert ct["device"] == "ct-1" and ct["enrolled"] and ct["ae_titles"] == ["CT01"]
+    assert ct["implementation_versions"][0].startswith("OFFIS_DCMTK")
+    rogue = devs["127.0.0.9"]
+    assert rogue["device"] is None and not rogue["enrolled"]
+    assert rogue["ae_titles"] == ["ROGUE"] and rogue["blocked"] >= 1
+    # pynetdicom's own implementation class UID identifies the software.
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
+
+    assert rogue["implementation_class_uids"] == [str(PYNETDICOM_IMPLEMENTATION_UID)]
+    # The PACS is enrolled and was never a sender: listed, never seen.
+    assert devs["127.0.0.4"]["last_seen"] is None
+    table = dgateway.cli("devices").stdout
+    assert "127.0.0.9" in table and "NO" in table

@@ -2,6 +2,7 @@
 //! here decides anything; it loads configuration, starts the adapters and prints.
 
 mod demo;
+mod devices;
 mod scan;
 mod serve;
 
@@ -34,6 +35,17 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// List the devices wardgate has seen on the wire, enrolled or not, with their
+    /// DICOM AE titles and software fingerprint (implementation class UID and
+    /// version), and enrolled devices never seen.
+    Devices {
+        /// The site configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Check DICOM Part 10 files for executable content (preamble polyglots,
     /// CVE-2019-11687, and executables in binary values). Exit 0: all clean;
@@ -111,6 +123,7 @@ fn main() -> ExitCode {
             command: AuditCommand::Verify { config, pubkey },
         } => audit_verify(&config, pubkey.as_deref()),
         Command::Scan { paths, json } => scan::run(&paths, json),
+        Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));
             Ok(ExitCode::SUCCESS)
