@@ -153,3 +153,43 @@ proptest::proptest! {
         let _ = parse(&text);
     }
 }
+
+const DICOM: &str = include_str!("../../../examples/dicom.toml");
+
+#[test]
+fn the_dicom_example_is_accepted() {
+    let v = parse(DICOM).unwrap();
+    let r = &v.routes[0];
+    assert_eq!(r.protocol, Protocol::Dicom);
+    assert_eq!(r.called_ae_titles, vec!["PACS"]);
+    assert_eq!(r.operations, vec!["C-ECHO", "C-STORE"]);
+    assert_eq!(r.sop_classes.len(), 3);
+    assert_eq!(r.max_pdu_bytes, DEFAULT_MAX_PDU_BYTES);
+    assert!(r.block_executables);
+    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+}
+
+#[test]
+fn dicom_routes_are_checked_with_locations() {
+    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    // A bad operation, a bad UID, an AE title too long, HL7 keys on a DICOM route.
+    let bad = DICOM
+        .replace("\"C-STORE\"]", "\"C-STORE\", \"C-HACK\"]")
+        .replace("\"1.2.840.10008.1.1\",", "\"1.2.840..10008\",")
+        .replace("called_ae_titles = [\"PACS\"]", "called_ae_titles = [\"A_TITLE_FAR_TOO_LONG\"]\nmessages = [\"ORU^R01\"]");
+    let p = problems(&bad);
+    let at = |needle: &str| {
+        let line = line_of(&bad, needle);
+        assert!(p.iter().any(|x| x.line == line), "nothing reported on line {line} ({needle}): {p:?}");
+    };
+    at("C-HACK");
+    at("1.2.840..10008");
+    at("A_TITLE_FAR_TOO_LONG");
+    at("messages = ");
+    // A sender without AE titles cannot be checked, so it is refused.
+    let p = problems(&DICOM.replace("ae_titles = [\"CT01\"]\n", ""));
+    assert!(p.iter().any(|x| x.message.contains("no ae_titles")), "{p:?}");
+    // DICOM keys on an HL7 route.
+    let p = problems(&MINIMAL.replace("drug_library = \"adult-icu\"", "drug_library = \"adult-icu\"\noperations = [\"C-ECHO\"]"));
+    assert!(p.iter().any(|x| x.message.contains("dicom routes only")), "{p:?}");
+}
