@@ -462,3 +462,61 @@ def test_devices_lists_what_was_seen_with_its_software_fingerprint(dgateway):
     assert devs["127.0.0.4"]["last_seen"] is None
     table = dgateway.cli("devices").stdout
     assert "127.0.0.9" in table and "NO" in table
+
+
+def test_tshark_sees_the_association_wardgate_recorded_and_the_rejected_context(tmp_path, storescp):
+    tshark = require_tool("tshark")
+    g = Gateway(tmp_path, storescp.port, site=SITE)
+    pcap = tmp_path / "dicom.pcapng"
+    cap = subprocess.Popen(
+        [tshark, "-i", "lo", "-f", f"tcp port {g.listen_port} or tcp port {storescp.port}", "-w", str(pcap), "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        line = b""
+        while b"Capturing on" not in line and time.monotonic() < deadline:
+            line = cap.stderr.readline()
+        assert b"Capturing on" in line, "tshark did not start capturing"
+        # "Capturing on" can precede the first captured packet by a moment.
+        time.sleep(1.0)
+        from pydicom import dcmread
+
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(CTImageStorage)
+        ae.add_requested_context(MRImageStorage)
+        assoc = ae.associate("127.0.0.1", g.listen_port, ae_title="PACS")
+        assert assoc.is_established
+        assert assoc.send_c_store(dcmread(CT)).Status == 0
+        assoc.release()
+        time.sleep(0.5)
+    finally:
+        cap.terminate()
+        cap.wait(10)
+        g.stop()
+
+    def fields(port, *names, filt="dicom"):
+        out = subprocess.run(
+            [tshark, "-r", str(pcap), "-d", f"tcp.port=={port},dicom", "-Y", filt, "-T", "fields", "-E", "separator=/t",
+             *sum((["-e", n] for n in names), [])],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+        return [row.split("\t") for row in out.splitlines() if row.strip()]
+
+    # The A-ASSOCIATE-RQ the sender sent, as tshark reads it, is what wardgate recorded.
+    rq = fields(g.listen_port, "dicom.assoc.ae.calling", "dicom.assoc.ae.called", "dicom.userinfo.uid", "dicom.userinfo.version",
+                filt=f"dicom.pdu.type == 1 && tcp.dstport == {g.listen_port}")
+    assert len(rq) == 1
+    calling, called, impl_uid, impl_version = (x.strip() for x in rq[0])
+    ev = [e for e in g.events() if e["wardgate"].get("stage") == "association"][0]["wardgate"]["dicom"]
+    assert (ev["calling_ae"], ev["called_ae"]) == (calling, called)
+    assert (ev["implementation_class_uid"], ev["implementation_version"]) == (impl_uid, impl_version)
+    # The PACS accepted both contexts; the sender saw the MR one rejected (3) by wardgate.
+    upstream_ac = fields(storescp.port, "dicom.pctx.result", filt=f"dicom.pdu.type == 2 && tcp.srcport == {storescp.port}")
+    client_ac = fields(g.listen_port, "dicom.pctx.result", filt=f"dicom.pdu.type == 2 && tcp.srcport == {g.listen_port}")
+    assert [int(x, 0) for x in upstream_ac[0][0].split(",")] == [0, 0]
+    assert [int(x, 0) for x in client_ac[0][0].split(",")] == [0, 3]
+    # P-DATA went through unchanged: the same PDU lengths on both legs.
+    sent = fields(g.listen_port, "dicom.pdu.len", filt=f"dicom.pdu.type == 4 && tcp.dstport == {g.listen_port}")
+    forwarded = fields(storescp.port, "dicom.pdu.len", filt=f"dicom.pdu.type == 4 && tcp.dstport == {storescp.port}")
+    assert sent and sent == forwarded
