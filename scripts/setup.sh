@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what wardgate's tests need on a fresh Debian machine:
 #   - Debian packages: tshark (cross-checks parsing), haproxy (benchmark baseline),
-#     dcmtk (DICOM peers: echoscu, storescu, storescp);
+#     dcmtk (DICOM peers: echoscu, storescu, storescp), orthanc (the PACS; its
+#     Debian service is not used, the tests run their own instance);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files) and pytest;
 #   - cargo-fuzz, for the fuzz smoke run.
@@ -13,6 +14,7 @@ apt_need=()
 command -v tshark >/dev/null 2>&1 || apt_need+=(tshark)
 command -v haproxy >/dev/null 2>&1 || apt_need+=(haproxy)
 command -v storescp >/dev/null 2>&1 || apt_need+=(dcmtk)
+command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || apt_need+=(orthanc)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""

@@ -520,3 +520,76 @@ def test_tshark_sees_the_association_wardgate_recorded_and_the_rejected_context(
     sent = fields(g.listen_port, "dicom.pdu.len", filt=f"dicom.pdu.type == 4 && tcp.dstport == {g.listen_port}")
     forwarded = fields(storescp.port, "dicom.pdu.len", filt=f"dicom.pdu.type == 4 && tcp.dstport == {storescp.port}")
     assert sent and sent == forwarded
+
+
+class Orthanc:
+    """Orthanc (Debian `orthanc`) as the PACS on 127.0.0.4, with its own storage."""
+
+    def __init__(self, tmp):
+        # Debian installs it in /usr/sbin, which a non-root PATH may lack.
+        exe = "/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else require_tool("Orthanc")
+        self.dir = Path(tmp) / "orthanc"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port("0.0.0.0")
+        self.http = free_port("0.0.0.0")
+        cfg = {
+            "Name": "wardgate-test-pacs",
+            "StorageDirectory": str(self.dir / "storage"),
+            "IndexDirectory": str(self.dir / "index"),
+            "DicomAet": "PACS",
+            "DicomPort": self.port,
+            "HttpPort": self.http,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": True,
+            "Plugins": [],
+        }
+        conf = self.dir / "orthanc.json"
+        conf.write_text(json.dumps(cfg))
+        self.log = open(self.dir / "orthanc.log", "wb")
+        self.proc = subprocess.Popen([exe, str(conf)], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port("127.0.0.4", self.port, timeout=30)
+        wait_port("127.0.0.1", self.http, timeout=30)
+
+    def rest(self, path):
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}{path}", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()
+
+
+def test_orthanc_as_the_pacs(tmp_path):
+    """A CT image stored through wardgate lands in Orthanc as sent; a disallowed
+    calling AE title never reaches it."""
+    require_tool("storescu")
+    pacs = Orthanc(tmp_path)
+    g = Gateway(tmp_path, pacs.port, site=SITE)
+    try:
+        r = run("echoscu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(g.listen_port))
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(g.listen_port), CT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = run("storescu", "-aet", "EVIL", "-aec", "PACS", "127.0.0.1", str(g.listen_port), MR)
+        assert r.returncode != 0
+        instances = pacs.rest("/instances")
+        assert len(instances) == 1
+        from pydicom import dcmread
+
+        tags = pacs.rest(f"/instances/{instances[0]}/simplified-tags")
+        ds = dcmread(CT)
+        assert tags["SOPInstanceUID"] == ds.SOPInstanceUID
+        assert tags["PatientID"] == ds.PatientID
+        # Orthanc keeps the object byte for byte as received: same pixel data.
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{pacs.http}/instances/{instances[0]}/file", timeout=10) as resp:
+            stored = dcmread(__import__("io").BytesIO(resp.read()))
+        assert stored.PixelData == ds.PixelData
+    finally:
+        g.stop()
+        pacs.stop()
