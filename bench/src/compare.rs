@@ -42,7 +42,7 @@ pub struct CompareArgs {
 }
 
 /// Child processes, killed when dropped (also on error).
-struct Children(Vec<(String, Child)>);
+pub(crate) struct Children(pub(crate) Vec<(String, Child)>);
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -53,11 +53,11 @@ impl Drop for Children {
     }
 }
 
-fn free_port(ip: &str) -> Result<u16> {
+pub(crate) fn free_port(ip: &str) -> Result<u16> {
     Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
 
-fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
+pub(crate) fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -86,7 +86,7 @@ fn sh(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -107,7 +107,7 @@ fn machine() -> String {
     )
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
+pub(crate) fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

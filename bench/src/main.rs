@@ -9,6 +9,7 @@
 //! the published figures.
 
 mod compare;
+mod dicom;
 mod mllp;
 
 use anyhow::{Context, Result};
@@ -51,6 +52,8 @@ enum Cmd {
     Load(LoadArgs),
     /// Runs every target in one interleaved run and reports ratios.
     Compare(compare::CompareArgs),
+    /// DICOM C-STORE throughput through every target (dcmtk storescu -> storescp).
+    Dicom(dicom::DicomArgs),
 }
 
 /// Options of `load`.
@@ -122,6 +125,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Compare(a) => compare::run(a),
+        Cmd::Dicom(a) => dicom::run(a),
     }
 }
 

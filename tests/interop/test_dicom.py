@@ -209,11 +209,31 @@ def test_disallowed_sop_class_context_is_rejected_alone(dgateway, storescp):
     assert len(storescp.files()) == 1
 
 
-def test_unknown_device_gets_a_reject_and_nothing_is_forwarded(dgateway, storescp):
-    ae = AE(ae_title="CT01")
+def associate_expecting_reject(ae_title, port, source):
+    """Associates from `source`; returns the A-ASSOCIATE-RJ PDU pynetdicom received.
+
+    Read from the PDU itself (EVT_PDU_RECV), not from `assoc.is_rejected`: when the
+    acceptor answers at once, pynetdicom can notice the closed transport before it
+    processes the RJ and report an abort instead."""
+    from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+    received = []
+    ae = AE(ae_title=ae_title)
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS", bind_address=("127.0.0.9", 0))
-    assert assoc.is_rejected
+    assoc = ae.associate(
+        "127.0.0.1", port, ae_title="PACS", bind_address=(source, 0),
+        evt_handlers=[(evt.EVT_PDU_RECV, lambda event: received.append(event.pdu))],
+    )
+    assert not assoc.is_established
+    rj = [p for p in received if isinstance(p, A_ASSOCIATE_RJ)]
+    assert len(rj) == 1, received
+    return rj[0]
+
+
+def test_unknown_device_gets_a_reject_and_nothing_is_forwarded(dgateway, storescp):
+    rj = associate_expecting_reject("CT01", dgateway.listen_port, "127.0.0.9")
+    # Rejected permanent, by the service user, calling AE title not recognised.
+    assert (rj.result, rj.source, rj.reason_diagnostic) == (1, 1, 3)
     hits = by_rule(dgateway.events(), "WG-ACCESS-001")
     assert hits and hits[0]["source"]["ip"] == "127.0.0.9"
 
@@ -442,10 +462,7 @@ def test_devices_lists_what_was_seen_with_its_software_fingerprint(dgateway):
     require_tool("echoscu")
     r = run("echoscu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port))
     assert r.returncode == 0, r.stdout + r.stderr
-    ae = AE(ae_title="ROGUE")
-    ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS", bind_address=("127.0.0.9", 0))
-    assert assoc.is_rejected
+    associate_expecting_reject("ROGUE", dgateway.listen_port, "127.0.0.9")
     out = dgateway.cli("devices", "--json").stdout
     devs = {d["address"]: d for d in map(json.loads, out.splitlines())}
     ct = devs["127.0.0.1"]
@@ -516,9 +533,16 @@ def test_tshark_sees_the_association_wardgate_recorded_and_the_rejected_context(
     client_ac = fields(g.listen_port, "dicom.pctx.result", filt=f"dicom.pdu.type == 2 && tcp.srcport == {g.listen_port}")
     assert [int(x, 0) for x in upstream_ac[0][0].split(",")] == [0, 0]
     assert [int(x, 0) for x in client_ac[0][0].split(",")] == [0, 3]
-    # P-DATA went through unchanged: the same PDU lengths on both legs.
-    sent = fields(g.listen_port, "dicom.pdu.len", filt=f"dicom.pdu.type == 4 && tcp.dstport == {g.listen_port}")
-    forwarded = fields(storescp.port, "dicom.pdu.len", filt=f"dicom.pdu.type == 4 && tcp.dstport == {storescp.port}")
+    # P-DATA went through unchanged: the same PDU lengths on both legs (however the
+    # PDUs were grouped into TCP segments).
+    def pdu_lengths(port):
+        rows = fields(port, "dicom.pdu.type", "dicom.pdu.len", filt=f"dicom && tcp.dstport == {port}")
+        out = []
+        for types, lens in rows:
+            out += [int(n) for t, n in zip(types.split(","), lens.split(",")) if int(t, 0) == 4]
+        return out
+
+    sent, forwarded = pdu_lengths(g.listen_port), pdu_lengths(storescp.port)
     assert sent and sent == forwarded
 
 

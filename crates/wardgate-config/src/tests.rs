@@ -171,16 +171,23 @@ fn the_dicom_example_is_accepted() {
 
 #[test]
 fn dicom_routes_are_checked_with_locations() {
-    let line_of = |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     // A bad operation, a bad UID, an AE title too long, HL7 keys on a DICOM route.
     let bad = DICOM
         .replace("\"C-STORE\"]", "\"C-STORE\", \"C-HACK\"]")
         .replace("\"1.2.840.10008.1.1\",", "\"1.2.840..10008\",")
-        .replace("called_ae_titles = [\"PACS\"]", "called_ae_titles = [\"A_TITLE_FAR_TOO_LONG\"]\nmessages = [\"ORU^R01\"]");
+        .replace(
+            "called_ae_titles = [\"PACS\"]",
+            "called_ae_titles = [\"A_TITLE_FAR_TOO_LONG\"]\nmessages = [\"ORU^R01\"]",
+        );
     let p = problems(&bad);
     let at = |needle: &str| {
         let line = line_of(&bad, needle);
-        assert!(p.iter().any(|x| x.line == line), "nothing reported on line {line} ({needle}): {p:?}");
+        assert!(
+            p.iter().any(|x| x.line == line),
+            "nothing reported on line {line} ({needle}): {p:?}"
+        );
     };
     at("C-HACK");
     at("1.2.840..10008");
@@ -188,8 +195,17 @@ fn dicom_routes_are_checked_with_locations() {
     at("messages = ");
     // A sender without AE titles cannot be checked, so it is refused.
     let p = problems(&DICOM.replace("ae_titles = [\"CT01\"]\n", ""));
-    assert!(p.iter().any(|x| x.message.contains("no ae_titles")), "{p:?}");
+    assert!(
+        p.iter().any(|x| x.message.contains("no ae_titles")),
+        "{p:?}"
+    );
     // DICOM keys on an HL7 route.
-    let p = problems(&MINIMAL.replace("drug_library = \"adult-icu\"", "drug_library = \"adult-icu\"\noperations = [\"C-ECHO\"]"));
-    assert!(p.iter().any(|x| x.message.contains("dicom routes only")), "{p:?}");
+    let p = problems(&MINIMAL.replace(
+        "drug_library = \"adult-icu\"",
+        "drug_library = \"adult-icu\"\noperations = [\"C-ECHO\"]",
+    ));
+    assert!(
+        p.iter().any(|x| x.message.contains("dicom routes only")),
+        "{p:?}"
+    );
 }

@@ -230,6 +230,7 @@ pub(crate) async fn handle(
         established: false,
         upstream_max_pdu: 0,
         syntaxes: [Syntax::Opaque; 256],
+        outbox: Vec::new(),
         cmd: Vec::new(),
         held: Vec::new(),
         current: None,
@@ -241,15 +242,15 @@ pub(crate) async fn handle(
     a.run(stop).await;
 }
 
-/// Sends a final A-ASSOCIATE-RJ or A-ABORT and lets the peer close first, as the
-/// ARTIM timer of PS3.8 9.1.5 has it: closing at once could reset the connection
-/// before the peer has read the answer.
+/// Sends a final A-ASSOCIATE-RJ or A-ABORT and lets the peer close the transport
+/// first, as PS3.8 9.2 has it (state 13, the ARTIM timer): the requestor closes
+/// after reading the answer. Closing (even half-closing) at once makes some peers
+/// see the close before the answer and report an abort instead of the reject.
 async fn refuse(sock: &mut TcpStream, pdu: &[u8]) {
     const ARTIM: std::time::Duration = std::time::Duration::from_secs(2);
     if sock.write_all(pdu).await.is_err() {
         return;
     }
-    let _ = sock.shutdown().await;
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(ARTIM, async {
         while let Ok(n) = sock.read(&mut sink).await {
@@ -314,6 +315,8 @@ struct Association {
     upstream_max_pdu: u32,
     /// Data set encoding per accepted presentation context.
     syntaxes: [Syntax; 256],
+    /// PDUs decided and waiting to go upstream, in order ([`Association::flush_upstream`]).
+    outbox: Vec<bytes::Bytes>,
     /// Command fragments received so far.
     cmd: Vec<u8>,
     /// PDVs of a command not yet complete: (context, control header, fragment).
@@ -341,10 +344,25 @@ impl Association {
             tokio::select! {
                 r = read_pdu(&mut self.client, &mut self.cbuf, &client_limits) => {
                     last_activity = Instant::now();
-                    let step = match r {
+                    let mut step = match r {
                         Ok(f) => self.on_client_pdu(f).await,
                         Err(end) => self.on_read_end(end, true).await,
                     };
+                    // Every other whole PDU already read is handled before the next
+                    // read, and what goes upstream leaves in one write.
+                    while let Flowing::On = step {
+                        match dicom::frame(&self.cbuf, &client_limits) {
+                            Ok(Progress::Pdu(f)) => step = self.on_client_pdu(f).await,
+                            Ok(Progress::NeedMore { .. }) => break,
+                            // Reported by the next read, after what came before it is sent.
+                            Err(_) => break,
+                        }
+                    }
+                    if let Flowing::On = step {
+                        if !self.flush_upstream().await {
+                            step = Flowing::Over;
+                        }
+                    }
                     if let Flowing::Over = step { return; }
                 }
                 r = read_pdu(&mut self.upstream, &mut self.ubuf, &self.limits) => {
@@ -385,7 +403,42 @@ impl Association {
     async fn abort_both(&mut self, abort: Abort) {
         let pdu = abort.encode();
         let _ = self.client.write_all(&pdu).await;
+        let _ = self.flush_upstream().await;
         let _ = self.upstream.write_all(&pdu).await;
+    }
+
+    /// Writes what is queued for the upstream, in order, with as few system calls
+    /// as the socket allows. False when the upstream is gone.
+    async fn flush_upstream(&mut self) -> bool {
+        while !self.outbox.is_empty() {
+            let slices: Vec<std::io::IoSlice<'_>> = self
+                .outbox
+                .iter()
+                .map(|b| std::io::IoSlice::new(b))
+                .collect();
+            let n = match self.upstream.write_vectored(&slices).await {
+                Ok(0) | Err(_) => {
+                    self.outbox.clear();
+                    return false;
+                }
+                Ok(n) => n,
+            };
+            drop(slices);
+            let mut left = n;
+            while left > 0 {
+                let Some(front) = self.outbox.first_mut() else {
+                    break;
+                };
+                if front.len() <= left {
+                    left -= front.len();
+                    self.outbox.remove(0);
+                } else {
+                    front.advance(left);
+                    left = 0;
+                }
+            }
+        }
+        true
     }
 
     async fn on_read_end(&mut self, end: ReadEnd, from_client: bool) -> Flowing {
@@ -541,6 +594,7 @@ impl Association {
             PduType::PData if self.established => return self.on_client_pdata(len).await,
             PduType::ReleaseRq | PduType::ReleaseRp if self.established => {}
             PduType::Abort => {
+                let _ = self.flush_upstream().await;
                 let _ = self.upstream.write_all(&self.cbuf[..len]).await;
                 record_closed(
                     &self.shared,
@@ -561,10 +615,8 @@ impl Association {
                     .await;
             }
         }
-        if self.upstream.write_all(&self.cbuf[..len]).await.is_err() {
-            return Flowing::Over;
-        }
-        self.cbuf.advance(len);
+        let pdu = self.cbuf.split_to(len).freeze();
+        self.outbox.push(pdu);
         Flowing::On
     }
 
@@ -760,7 +812,8 @@ impl Association {
             }
         }
         let out_ok = if unchanged && forward_now.len() == pdata.pdvs.len() {
-            self.upstream.write_all(&pdu).await.is_ok()
+            self.outbox.push(pdu.clone());
+            true
         } else if !released.is_empty() || !forward_now.is_empty() {
             let mut pdvs: Vec<(u8, u8, &[u8])> = released
                 .iter()
@@ -776,7 +829,8 @@ impl Association {
             }
             let mut out = Vec::new();
             dicom::encode_pdata(&pdvs, &mut out);
-            self.upstream.write_all(&out).await.is_ok()
+            self.outbox.push(out.into());
+            true
         } else {
             true
         };
