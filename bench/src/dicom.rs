@@ -157,10 +157,13 @@ pub fn run(a: DicomArgs) -> Result<()> {
 
 fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     eprintln!("writing test objects under {}", tmp.display());
-    let sets = [
-        make_set(tmp, "small", a.small_count, a.small_kib * 1024)?,
-        make_set(tmp, "large", a.large_count, a.large_mib * 1024 * 1024)?,
-    ];
+    let mut sets = Vec::new();
+    if a.small_count > 0 {
+        sets.push(make_set(tmp, "small", a.small_count, a.small_kib * 1024)?);
+    }
+    if a.large_count > 0 {
+        sets.push(make_set(tmp, "large", a.large_count, a.large_mib * 1024 * 1024)?);
+    }
     let mut children = Children(Vec::new());
     let scp_port = free_port("0.0.0.0")?;
     let scp_addr: SocketAddr = format!("127.0.0.4:{scp_port}").parse()?;
