@@ -617,3 +617,58 @@ def test_orthanc_as_the_pacs(tmp_path):
     finally:
         g.stop()
         pacs.stop()
+
+
+def test_dcmtk_findscu_and_movescu_get_the_refusal_statuses(tmp_path):
+    require_tool("findscu")
+    require_tool("movescu")
+    scp = QrSCP()
+    g = Gateway(tmp_path, scp.port, site=SITE)
+    try:
+        keys = ["-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID=1234"]
+        r = run("findscu", "-v", "-P", "-aet", "CT01", "-aec", "PACS", *keys, "127.0.0.1", str(g.listen_port))
+        out = r.stdout + r.stderr
+        # The status wardgate answered with: 0124H, refused: not authorized (PS3.7
+        # C.5, general); dcmtk prints it as "Unknown Status: 0x124" for a C-FIND.
+        assert "status: 0x124" in out.lower(), out
+        r = run("movescu", "-v", "-P", "-aet", "CT01", "-aec", "PACS", "-aem", "EXFIL", *keys, "127.0.0.1", str(g.listen_port))
+        out = r.stdout + r.stderr
+        assert "Refused: MoveDestinationUnknown" in out, out
+        assert scp.moves == []
+        ev = g.events()
+        assert by_rule(ev, "WG-DICOM-004") and by_rule(ev, "WG-DICOM-005")
+    finally:
+        g.stop()
+        scp.stop()
+
+
+def test_a_pdu_over_the_negotiated_maximum_aborts(dgateway):
+    """storescp announces 16 KiB; a 20 000-byte P-DATA from the sender is refused
+    from its header, and the association is aborted on both sides."""
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS")
+    assert assoc.is_established
+    raw = assoc.dul.socket.socket
+    body = (20000 - 4).to_bytes(4, "big") + bytes([1, 0]) + bytes(20000 - 6)
+    raw.sendall(bytes([0x04, 0]) + len(body).to_bytes(4, "big") + body)
+    deadline = time.monotonic() + 10
+    while not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert assoc.is_aborted
+    hits = by_rule(dgateway.events(), "WG-DICOM-P02")
+    assert hits and "16384" in hits[0]["event"]["reason"]
+
+
+def test_executable_content_can_be_alerted_instead_of_blocked(tmp_path, storescp):
+    require_tool("storescu")
+    g = Gateway(tmp_path, storescp.port, site=SITE + 'executable_content = "alert"\n')
+    try:
+        bad = encapsulated_pdf(tmp_path / "invoice.dcm", PE)
+        r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(g.listen_port), str(bad))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert len(storescp.files()) == 1
+        hits = by_rule(g.events(), "WG-DICOM-009")
+        assert hits and hits[0]["event"]["action"] == "alerted"
+    finally:
+        g.stop()
