@@ -162,7 +162,12 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         sets.push(make_set(tmp, "small", a.small_count, a.small_kib * 1024)?);
     }
     if a.large_count > 0 {
-        sets.push(make_set(tmp, "large", a.large_count, a.large_mib * 1024 * 1024)?);
+        sets.push(make_set(
+            tmp,
+            "large",
+            a.large_count,
+            a.large_mib * 1024 * 1024,
+        )?);
     }
     let mut children = Children(Vec::new());
     let scp_port = free_port("0.0.0.0")?;
