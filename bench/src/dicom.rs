@@ -31,8 +31,9 @@ pub struct DicomArgs {
     /// Size of a large object, MiB.
     #[arg(long, default_value_t = 200)]
     large_mib: usize,
-    /// Rounds (medians are taken over them).
-    #[arg(long, default_value_t = 5)]
+    /// Rounds (medians are taken over them). Small-object runs are short and
+    /// noisy on a shared machine; seven rounds steady the median.
+    #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// Write the Markdown report here too.
     #[arg(long)]
@@ -141,6 +142,27 @@ fn store(addr: SocketAddr, set: &Set) -> Result<f64> {
     Ok(secs)
 }
 
+/// CPU time (user + system, all threads) a process has used, in seconds.
+fn cpu_secs(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second).
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -227,13 +249,20 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     let wg_pid = wg.id();
     children.0.push(("wardgate".into(), wg));
 
-    let targets: Vec<(&str, SocketAddr)> = vec![
-        ("direct", scp_addr),
-        ("haproxy", haproxy_addr),
-        ("tokio-relay", relay_addr),
-        ("wardgate", wg_addr),
+    let pid_of = |name: &str| {
+        children
+            .0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.id())
+    };
+    let targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
+        ("direct", scp_addr, None),
+        ("haproxy", haproxy_addr, pid_of("haproxy")),
+        ("tokio-relay", relay_addr, pid_of("tokio-relay")),
+        ("wardgate", wg_addr, Some(wg_pid)),
     ];
-    for (name, addr) in &targets {
+    for (name, addr, _) in &targets {
         wait_listening(*addr, name)?;
     }
 
@@ -247,11 +276,14 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     let mut hwm = Vec::new();
     for set in &sets {
         let mut secs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
         for round in 0..a.rounds {
             for k in 0..targets.len() {
                 let i = (k + round) % targets.len();
-                let (name, addr) = targets[i];
+                let (name, addr, pid) = targets[i];
+                let before = cpu_secs(pid);
                 let s = store(addr, set)?;
+                cpu[i].push(cpu_secs(pid) - before);
                 eprintln!(
                     "round {round} {:<5} {name:<12} {:>8.1} MB/s {:>8.1} objects/s",
                     set.name,
@@ -263,10 +295,11 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         }
         hwm.push((set.name, vm_hwm_kib(wg_pid).unwrap_or(0)));
         let med: Vec<f64> = secs.into_iter().map(median).collect();
+        let med_cpu: Vec<f64> = cpu.into_iter().map(median).collect();
         let base = |name: &str| {
             targets
                 .iter()
-                .position(|(n, _)| *n == name)
+                .position(|(n, _, _)| *n == name)
                 .map(|i| set.bytes as f64 / med[i])
         };
         writeln!(
@@ -282,16 +315,21 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         )?;
         writeln!(
             report,
-            "| target | MB/s | objects/s | MB/s vs haproxy | MB/s vs tokio-relay |"
+            "| target | MB/s | objects/s | MB/s vs haproxy | MB/s vs tokio-relay | relay CPU µs/object |"
         )?;
-        writeln!(report, "|---|---:|---:|---:|---:|")?;
-        for (i, (name, _)) in targets.iter().enumerate() {
+        writeln!(report, "|---|---:|---:|---:|---:|---:|")?;
+        for (i, (name, _, pid)) in targets.iter().enumerate() {
+            let cpu_per_object = if pid.is_some() {
+                format!("{:.0}", med_cpu[i] * 1e6 / set.files.len() as f64)
+            } else {
+                "-".into()
+            };
             let mbps = set.bytes as f64 / med[i];
             let ratio = |b: Option<f64>| b.map_or("-".into(), |b| format!("{:.2}", mbps / b));
             let bold = if *name == "wardgate" { "**" } else { "" };
             writeln!(
                 report,
-                "| {name} | {:.1} | {:.1} | {bold}{}{bold} | {} |",
+                "| {name} | {:.1} | {:.1} | {bold}{}{bold} | {} | {cpu_per_object} |",
                 mbps / 1e6,
                 set.files.len() as f64 / med[i],
                 ratio(base("haproxy")),
