@@ -220,6 +220,19 @@ pub fn command(
                 &*route.id
             ),
         ))
+    } else if !cmd.sop_class.is_empty() && !allowed(&p.sop_classes, cmd.sop_class) {
+        // The context's SOP class was checked at association; a command can still
+        // name another one in (0000,0002)/(0000,0003).
+        Some((
+            rules::DICOM_SOP_CLASS,
+            dimse::STATUS_SOP_CLASS_NOT_SUPPORTED,
+            format!(
+                "{} names SOP class {} which is not allowed on route {}",
+                cmd.field.name(),
+                facts.sop_class,
+                &*route.id
+            ),
+        ))
     } else if cmd.field == CommandField::CMove
         && !allowed(&p.move_destinations, cmd.move_destination)
     {

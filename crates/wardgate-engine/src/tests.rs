@@ -482,3 +482,194 @@ proptest::proptest! {
         proptest::prop_assert_eq!(again, expected);
     }
 }
+
+mod dicom_decisions {
+    use super::*;
+    use crate::dicom::{associate, command};
+    use smallvec::smallvec;
+    use wardgate_proto::dicom::{
+        dimse, Associate, Command, CommandField, PresentationContext, Reject, UserIdentity,
+        UserInfo,
+    };
+
+    const SITE: &str = include_str!("../../../examples/dicom.toml");
+    const CT: &[u8] = b"1.2.840.10008.5.1.4.1.1.2";
+    const MR: &[u8] = b"1.2.840.10008.5.1.4.1.1.4";
+
+    fn setup() -> (Policy, Flow) {
+        let p = policy_from(SITE);
+        let f = Flow::new(
+            "127.0.0.5:40000".parse().unwrap(),
+            p.routes[0].upstream,
+            Some(Arc::from("ct-1")),
+        );
+        (p, f)
+    }
+
+    fn rq<'a>(calling: &'a [u8], called: &'a [u8], classes: &[&'a [u8]]) -> Associate<'a> {
+        Associate {
+            protocol_version: 1,
+            called_ae: called,
+            calling_ae: calling,
+            application_context: b"1.2.840.10008.3.1.1.1",
+            presentation_contexts: classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| PresentationContext {
+                    id: 2 * i as u8 + 1,
+                    result: 0,
+                    abstract_syntax: c,
+                    transfer_syntaxes: smallvec![&b"1.2.840.10008.1.2"[..]],
+                })
+                .collect(),
+            user: UserInfo {
+                implementation_class_uid: b"1.2.3.4",
+                implementation_version_name: b"SCANNER_1_0",
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn ae_titles_and_context_are_checked_in_order() {
+        let (p, f) = setup();
+        let r = &p.routes[0];
+        let d = associate(r, &f, &rq(b"EVIL", b"PACS", &[CT]), &clock());
+        assert_eq!(d.reject, Some(Reject::CALLING_AE_NOT_RECOGNIZED));
+        assert_eq!(d.event.rule.as_ref().unwrap().id, "WG-DICOM-001");
+        let d = associate(r, &f, &rq(b"CT01", b"OTHER", &[CT]), &clock());
+        assert_eq!(d.reject, Some(Reject::CALLED_AE_NOT_RECOGNIZED));
+        let mut bad_ctx = rq(b"CT01", b"PACS", &[CT]);
+        bad_ctx.application_context = b"1.2.3";
+        let d = associate(r, &f, &bad_ctx, &clock());
+        assert_eq!(d.reject, Some(Reject::APPLICATION_CONTEXT_NOT_SUPPORTED));
+        // Another device's flow may not use ct-1's AE title.
+        let other = Flow::new(f.src, f.dst, Some(Arc::from("pacs")));
+        let d = associate(r, &other, &rq(b"CT01", b"PACS", &[CT]), &clock());
+        assert_eq!(d.reject, Some(Reject::CALLING_AE_NOT_RECOGNIZED));
+    }
+
+    #[test]
+    fn a_disallowed_sop_class_is_refused_alone() {
+        let (p, f) = setup();
+        let d = associate(&p.routes[0], &f, &rq(b"CT01", b"PACS", &[CT, MR]), &clock());
+        assert_eq!(d.reject, None);
+        assert_eq!(d.refused_contexts.as_slice(), &[3]);
+        assert_eq!(d.event.event.action, event::Action::Alerted);
+        let facts = d.event.wardgate.dicom.as_ref().unwrap();
+        assert_eq!(
+            facts.sop_classes_rejected,
+            vec![String::from_utf8_lossy(MR)]
+        );
+        assert_eq!(facts.implementation_version, "SCANNER_1_0");
+        let ok = associate(&p.routes[0], &f, &rq(b"CT01", b"PACS", &[CT]), &clock());
+        assert!(ok.refused_contexts.is_empty());
+        assert_eq!(ok.event.event.action, event::Action::Allowed);
+    }
+
+    #[test]
+    fn a_passcode_is_alerted_and_never_recorded() {
+        let (p, f) = setup();
+        let mut a = rq(b"CT01", b"PACS", &[CT]);
+        a.user.user_identity = Some(UserIdentity {
+            kind: 2,
+            positive_response_requested: false,
+            primary: b"radtech",
+            secondary: b"hunter2-secret",
+        });
+        let d = associate(&p.routes[0], &f, &a, &clock());
+        let alert = d.credential_alert.expect("an alert");
+        assert_eq!(alert.rule.as_ref().unwrap().id, "WG-DICOM-006");
+        for e in [&alert, &d.event] {
+            let json = String::from_utf8(e.to_json()).unwrap();
+            assert!(
+                json.contains("radtech") && !json.contains("hunter2"),
+                "{json}"
+            );
+        }
+    }
+
+    fn cmd<'a>(field: CommandField, class: &'a [u8], dest: &'a [u8]) -> Command<'a> {
+        Command {
+            field,
+            is_response: false,
+            message_id: 7,
+            responding_to: 0,
+            sop_class: class,
+            sop_instance: b"",
+            move_destination: dest,
+            status: None,
+            has_data_set: field != CommandField::CEcho,
+        }
+    }
+
+    #[test]
+    fn commands_are_refused_with_the_right_status() {
+        let (p, f) = setup();
+        let r = &p.routes[0];
+        let status = |c: &Command<'_>| {
+            let d = command(r, &f, c, "CT01", &clock());
+            let rsp = d
+                .response
+                .map(|b| Command::parse(&b).unwrap().status.unwrap());
+            (d.forward, rsp, d.event.rule.map(|x| x.id))
+        };
+        assert_eq!(
+            status(&cmd(CommandField::CStore, CT, b"")),
+            (true, None, None)
+        );
+        // C-FIND is not among the example's operations.
+        assert_eq!(
+            status(&cmd(CommandField::CFind, CT, b"")),
+            (
+                false,
+                Some(dimse::STATUS_NOT_AUTHORIZED),
+                Some("WG-DICOM-004".into())
+            )
+        );
+        // A C-STORE naming a SOP class the route does not allow, on an allowed context.
+        assert_eq!(
+            status(&cmd(CommandField::CStore, MR, b"")),
+            (
+                false,
+                Some(dimse::STATUS_SOP_CLASS_NOT_SUPPORTED),
+                Some("WG-DICOM-003".into())
+            )
+        );
+    }
+
+    #[test]
+    fn moves_go_only_to_listed_destinations() {
+        let site = SITE
+            .replace(
+                "operations = [\"C-ECHO\", \"C-STORE\"]",
+                "operations = [\"C-MOVE\"]\nmove_destinations = [\"VIEWER\"]",
+            )
+            .replace(
+                "sop_classes = [",
+                "sop_classes = [\"1.2.840.10008.5.1.4.1.2.1.2\", ",
+            );
+        let p = policy_from(&site);
+        let (_, f) = setup();
+        let mv = b"1.2.840.10008.5.1.4.1.2.1.2";
+        let d = command(
+            &p.routes[0],
+            &f,
+            &cmd(CommandField::CMove, mv, b"EXFIL"),
+            "CT01",
+            &clock(),
+        );
+        assert!(!d.forward);
+        let rsp = Command::parse(d.response.as_deref().unwrap()).unwrap();
+        assert_eq!(rsp.status, Some(dimse::STATUS_MOVE_DESTINATION_UNKNOWN));
+        assert_eq!(rsp.responding_to, 7);
+        let d = command(
+            &p.routes[0],
+            &f,
+            &cmd(CommandField::CMove, mv, b"VIEWER"),
+            "CT01",
+            &clock(),
+        );
+        assert!(d.forward);
+    }
+}

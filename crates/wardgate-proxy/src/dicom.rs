@@ -332,7 +332,21 @@ enum Flowing {
 }
 
 impl Association {
-    async fn run(&mut self, mut stop: watch::Receiver<bool>) {
+    async fn run(&mut self, stop: watch::Receiver<bool>) {
+        self.relay(stop).await;
+        // However the association ended, a C-STORE decided but not yet recorded
+        // (its data set never came) is recorded now, with what was seen.
+        if let Some(mut m) = self.current.take() {
+            if let Some(mut e) = m.pending.take() {
+                if let Some(w) = &m.walker {
+                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                }
+                self.shared.record(e);
+            }
+        }
+    }
+
+    async fn relay(&mut self, mut stop: watch::Receiver<bool>) {
         let opts = self.shared.opts.clone();
         let mut last_activity = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
