@@ -55,7 +55,7 @@ struct Scenario {
     rule: Option<&'static str>,
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
@@ -301,7 +301,7 @@ async fn sink(listener: TcpListener, received: Arc<Mutex<Vec<Vec<u8>>>>) {
     }
 }
 
-async fn connect_from(src: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(src: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
     let s = TcpSocket::new_v4()?;
     s.bind(SocketAddr::new(src, 0))?;
     s.connect(to).await
@@ -369,22 +369,28 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (results, forwarded, totals) = rt.block_on(async {
+    let (results, forwarded, totals, imaging) = rt.block_on(async {
         let pump = TcpListener::bind("127.0.0.3:0")
             .await
             .context("binding the simulated pump server on 127.0.0.3")?;
         let ehr = TcpListener::bind("127.0.0.2:0")
             .await
             .context("binding the simulated EHR on 127.0.0.2")?;
+        let pacs = TcpListener::bind("127.0.0.6:0")
+            .await
+            .context("binding the simulated PACS on 127.0.0.6")?;
         let site = SITE_TEMPLATE
             .replace("{UPSTREAM_PORT}", &pump.local_addr()?.port().to_string())
-            .replace("{EHR_PORT}", &ehr.local_addr()?.port().to_string());
+            .replace("{EHR_PORT}", &ehr.local_addr()?.port().to_string())
+            .replace("{PACS_PORT}", &pacs.local_addr()?.port().to_string());
         let config_path = args.dir.join("wardgate.toml");
         std::fs::write(&config_path, &site)?;
         let v = Config::load(&config_path).map_err(anyhow::Error::new)?;
         let received = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(sink(pump, received.clone()));
         tokio::spawn(sink(ehr, received.clone()));
+        let stored = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(crate::demo_dicom::pacs(pacs, stored.clone()));
         let running = serve::start(&v).await?;
         let addrs: HashMap<String, SocketAddr> = running.proxy.local_addrs().into_iter().collect();
         let stats = running.recorder.handle();
@@ -409,6 +415,16 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
                 .unwrap_or(false);
             results.push((got, forwarded));
         }
+        let mut imaging = Vec::new();
+        let to = addrs.get("imaging").copied().context("route imaging")?;
+        for (n, s) in crate::demo_dicom::scenarios().iter().enumerate() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let before = stored.load(Relaxed);
+            let got = crate::demo_dicom::play(s, to, n)
+                .await
+                .unwrap_or_else(|e| format!("error: {e}"));
+            imaging.push((got, stored.load(Relaxed) > before));
+        }
         let _ = tx.send(true);
         let _ = server.await;
         let st = stats.stats();
@@ -422,7 +438,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         serve::finish(recorder)?;
         drop(_lock);
         let forwarded = received.lock().map(|r| r.len()).unwrap_or(0);
-        anyhow::Ok((results, forwarded, totals))
+        anyhow::Ok((results, forwarded, totals, imaging))
     })?;
 
     // Read the record back the way an operator would.
@@ -437,7 +453,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut ok_all = true;
     println!(
         "wardgate demo: {} scenarios through the gateway\n",
-        results.len()
+        results.len() + imaging.len()
     );
     println!(
         "{:<44} {:<11} {:<10} {:<10} {:<12} RULE",
@@ -465,8 +481,33 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             if ok { "" } else { "   <-- UNEXPECTED" }
         );
     }
+    println!(
+        "\n{:<44} {:<11} {:<10} {:<10} {:<12} RULE",
+        "IMAGING (DICOM)", "FROM", "EXPECTED", "GOT", "STORED"
+    );
+    for (s, (got, stored)) in crate::demo_dicom::scenarios().iter().zip(&imaging) {
+        let fired = s.rule.is_none_or(|r| {
+            docs.iter().any(|d| {
+                d.pointer("/rule/id").and_then(|x| x.as_str()) == Some(r)
+                    && d.pointer("/network/protocol").and_then(|x| x.as_str()) == Some("dicom")
+            })
+        });
+        let ok = got == s.expect && *stored == s.stored && fired;
+        ok_all &= ok;
+        println!(
+            "{:<44} {:<11} {:<10} {:<10} {:<12} {}{}",
+            s.name,
+            s.from.to_string(),
+            s.expect,
+            got,
+            if *stored { "yes" } else { "no" },
+            s.rule.unwrap_or("-"),
+            if ok { "" } else { "   <-- UNEXPECTED" }
+        );
+    }
     let (allowed, alerted, blocked, recorded) = totals;
-    println!("\nforwarded to upstream systems: {forwarded} message(s), byte-for-byte as sent");
+    let stored = imaging.iter().filter(|(_, s)| *s).count();
+    println!("\nforwarded to upstream systems: {forwarded} HL7 message(s), byte-for-byte as sent; {stored} DICOM object(s) stored in the PACS");
     println!(
         "decisions recorded: {recorded} ({allowed} allowed, {alerted} alerted, {blocked} blocked)"
     );

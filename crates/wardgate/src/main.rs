@@ -2,6 +2,7 @@
 //! here decides anything; it loads configuration, starts the adapters and prints.
 
 mod demo;
+mod demo_dicom;
 mod devices;
 mod scan;
 mod serve;
