@@ -194,10 +194,24 @@ class Gateway:
         )
 
     def events(self):
+        """Every recorded event, once the record has settled: the recorder writes
+        within milliseconds, asynchronously, so a read right after a client saw its
+        answer can precede the event of that answer."""
         import json
 
-        out = self.cli("events", "--json").stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        def read():
+            out = self.cli("events", "--json").stdout
+            return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+        deadline = time.monotonic() + 5
+        last = read()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = read()
+            if len(now) == len(last):
+                return now
+            last = now
+        return last
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if self.proc.poll() is None:

@@ -463,6 +463,7 @@ def test_devices_lists_what_was_seen_with_its_software_fingerprint(dgateway):
     r = run("echoscu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port))
     assert r.returncode == 0, r.stdout + r.stderr
     associate_expecting_reject("ROGUE", dgateway.listen_port, "127.0.0.9")
+    dgateway.events()  # the record has settled
     out = dgateway.cli("devices", "--json").stdout
     devs = {d["address"]: d for d in map(json.loads, out.splitlines())}
     ct = devs["127.0.0.1"]
@@ -672,3 +673,29 @@ def test_executable_content_can_be_alerted_instead_of_blocked(tmp_path, storescp
         assert hits and hits[0]["event"]["action"] == "alerted"
     finally:
         g.stop()
+
+
+def test_a_sender_dribbling_a_pdu_is_cut_off(dgateway):
+    """frame_timeout_secs (3 s here) bounds how long a started PDU may take, however
+    steadily its bytes trickle in: a slow-loris sender cannot hold an association."""
+    ae = AE(ae_title="CT01")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", dgateway.listen_port, ae_title="PACS")
+    assert assoc.is_established
+    raw = assoc.dul.socket.socket
+    raw.sendall(bytes([0x04, 0, 0, 0, 0x03, 0xE8]))  # P-DATA-TF of 1000 bytes...
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < 8 and not assoc.is_aborted:
+            raw.sendall(b"\0")  # ...one byte every 0.4 s
+            time.sleep(0.4)
+    except OSError:
+        pass
+    elapsed = time.monotonic() - start
+    deadline = time.monotonic() + 5
+    while not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert assoc.is_aborted
+    assert elapsed < 6, f"still connected after {elapsed:.1f} s"
+    hits = by_rule(dgateway.events(), "WG-CONN-001")
+    assert hits and "PDU not completed" in hits[0]["event"]["reason"]

@@ -42,6 +42,20 @@ enum ReadEnd {
     Malformed(DicomError),
 }
 
+/// Makes room in `buf` for the next read: the whole next PDU when its header says
+/// how long it is (up to the limit), else a chunk.
+fn reserve_for(buf: &mut BytesMut, limits: &Limits) {
+    let needed = match dicom::frame(buf, limits) {
+        Ok(Progress::NeedMore { needed }) => needed,
+        _ => 0,
+    };
+    if needed > buf.capacity() {
+        buf.reserve(needed - buf.len());
+    } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
 /// Reads until `buf` starts with a whole PDU.
 async fn read_pdu(
     sock: &mut TcpStream,
@@ -350,46 +364,71 @@ impl Association {
         let opts = self.shared.opts.clone();
         let mut last_activity = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
+        // When the sender's partial PDU began: it must complete within frame_timeout,
+        // so a sender dribbling bytes cannot hold the association.
+        let mut pdu_started: Option<Instant> = None;
+        let deadline = |drain: Option<Instant>, last: Instant, started: Option<Instant>| {
+            drain.unwrap_or_else(|| {
+                let idle = last + opts.idle_timeout;
+                started.map_or(idle, |t| idle.min(t + opts.frame_timeout))
+            })
+        };
+        // One timer for the association's life, re-armed only when a nearer deadline
+        // appears or it fires early: never per PDU.
+        let mut armed = deadline(None, last_activity, None);
+        let timer = tokio::time::sleep_until(armed);
+        tokio::pin!(timer);
         let stopping = crate::stopped(&mut stop);
         tokio::pin!(stopping);
         loop {
-            let deadline = drain_deadline.unwrap_or(last_activity + opts.idle_timeout);
+            let due = deadline(drain_deadline, last_activity, pdu_started);
+            if due < armed {
+                armed = due;
+                timer.as_mut().reset(armed);
+            }
             let client_limits = self.client_limits();
+            reserve_for(&mut self.cbuf, &client_limits);
+            reserve_for(&mut self.ubuf, &self.limits);
             tokio::select! {
-                r = read_pdu(&mut self.client, &mut self.cbuf, &client_limits) => {
-                    last_activity = Instant::now();
-                    let mut step = match r {
-                        Ok(f) => self.on_client_pdu(f).await,
-                        Err(end) => self.on_read_end(end, true).await,
-                    };
-                    // Every other whole PDU already read is handled before the next
-                    // read, and what goes upstream leaves in one write.
-                    while let Flowing::On = step {
-                        match dicom::frame(&self.cbuf, &client_limits) {
-                            Ok(Progress::Pdu(f)) => step = self.on_client_pdu(f).await,
-                            Ok(Progress::NeedMore { .. }) => break,
-                            // Reported by the next read, after what came before it is sent.
-                            Err(_) => break,
-                        }
-                    }
-                    if let Flowing::On = step {
-                        if !self.flush_upstream().await {
-                            step = Flowing::Over;
-                        }
-                    }
-                    if let Flowing::Over = step { return; }
-                }
-                r = read_pdu(&mut self.upstream, &mut self.ubuf, &self.limits) => {
+                r = self.client.read_buf(&mut self.cbuf) => {
                     last_activity = Instant::now();
                     let step = match r {
-                        Ok(f) => self.on_upstream_pdu(f).await,
-                        Err(end) => self.on_read_end(end, false).await,
+                        Ok(0) if self.cbuf.is_empty() => self.on_read_end(ReadEnd::Closed, true).await,
+                        Ok(0) => {
+                            let why = format!("closed in the middle of a PDU ({} bytes buffered)", self.cbuf.len());
+                            self.on_read_end(ReadEnd::Broken(why), true).await
+                        }
+                        Err(e) => self.on_read_end(ReadEnd::Broken(e.to_string()), true).await,
+                        Ok(_) => self.on_client_bytes(&client_limits).await,
+                    };
+                    if let Flowing::Over = step { return; }
+                    pdu_started = if self.cbuf.is_empty() { None } else { pdu_started.or(Some(last_activity)) };
+                }
+                r = self.upstream.read_buf(&mut self.ubuf) => {
+                    last_activity = Instant::now();
+                    let step = match r {
+                        Ok(0) if self.ubuf.is_empty() => self.on_read_end(ReadEnd::Closed, false).await,
+                        Ok(0) => {
+                            let why = format!("closed in the middle of a PDU ({} bytes buffered)", self.ubuf.len());
+                            self.on_read_end(ReadEnd::Broken(why), false).await
+                        }
+                        Err(e) => self.on_read_end(ReadEnd::Broken(e.to_string()), false).await,
+                        Ok(_) => self.on_upstream_bytes().await,
                     };
                     if let Flowing::Over = step { return; }
                 }
-                () = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
+                    let due = deadline(drain_deadline, last_activity, pdu_started);
+                    if Instant::now() < due {
+                        // Activity moved the deadline since the timer was armed.
+                        armed = due;
+                        timer.as_mut().reset(armed);
+                        continue;
+                    }
                     let (rule, reason) = if drain_deadline.is_some() {
                         (rules::SHUTDOWN_CUT, "shutdown grace period ended with the association open".to_owned())
+                    } else if pdu_started.is_some_and(|t| t + opts.frame_timeout <= Instant::now()) {
+                        (rules::SLOW_SENDER, format!("PDU not completed within {:?} ({} bytes buffered)", opts.frame_timeout, self.cbuf.len()))
                     } else {
                         (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
                     };
@@ -401,6 +440,40 @@ impl Association {
                     // Let the association end on its own within the grace period.
                     drain_deadline = Some(Instant::now() + opts.shutdown_grace);
                 }
+            }
+        }
+    }
+
+    /// Decides every whole PDU the sender's buffer holds; what goes upstream leaves
+    /// in one write.
+    async fn on_client_bytes(&mut self, limits: &Limits) -> Flowing {
+        loop {
+            let step = match dicom::frame(&self.cbuf, limits) {
+                Ok(Progress::Pdu(f)) => self.on_client_pdu(f).await,
+                Ok(Progress::NeedMore { .. }) => break,
+                Err(e) => self.on_read_end(ReadEnd::Malformed(e), true).await,
+            };
+            if let Flowing::Over = step {
+                return step;
+            }
+        }
+        if self.flush_upstream().await {
+            Flowing::On
+        } else {
+            Flowing::Over
+        }
+    }
+
+    /// Relays every whole PDU the upstream's buffer holds.
+    async fn on_upstream_bytes(&mut self) -> Flowing {
+        loop {
+            let step = match dicom::frame(&self.ubuf, &self.limits) {
+                Ok(Progress::Pdu(f)) => self.on_upstream_pdu(f).await,
+                Ok(Progress::NeedMore { .. }) => return Flowing::On,
+                Err(e) => self.on_read_end(ReadEnd::Malformed(e), false).await,
+            };
+            if let Flowing::Over = step {
+                return step;
             }
         }
     }
