@@ -207,10 +207,10 @@ pub fn command(
         ..Default::default()
     };
     let refusal = if cmd.is_response {
-        // A response from the requestor side (C-STORE sub-operations of a C-GET, or
-        // N-EVENT-REPORT answers) is allowed when its operation is.
+        // A response from the sender answers something the upstream started (the
+        // C-STORE sub-operations of a C-GET, an N-EVENT-REPORT): it is relayed.
         None
-    } else if !p.operations.contains(&cmd.field) {
+    } else if !operation_allowed(p, cmd.field) {
         Some((
             rules::DICOM_OPERATION,
             dimse::STATUS_NOT_AUTHORIZED,
@@ -249,14 +249,17 @@ pub fn command(
     };
     match refusal {
         Some((rule, status, reason)) => {
-            let response = dimse::Response {
-                field: cmd.field,
-                responding_to: cmd.message_id,
-                sop_class: cmd.sop_class,
-                sop_instance: cmd.sop_instance,
-                status,
-            }
-            .encode();
+            // C-CANCEL has no response in DICOM: a refused one is only dropped.
+            let response = (cmd.field != CommandField::CCancel).then(|| {
+                dimse::Response {
+                    field: cmd.field,
+                    responding_to: cmd.message_id,
+                    sop_class: cmd.sop_class,
+                    sop_instance: cmd.sop_instance,
+                    status,
+                }
+                .encode()
+            });
             let mut e = flow
                 .event(clock, route, Action::Blocked, reason, "message")
                 .with_rule(rule);
@@ -266,7 +269,7 @@ pub fn command(
             });
             CommandDecision {
                 forward: false,
-                response: Some(response),
+                response,
                 event: e,
             }
         }
@@ -286,6 +289,19 @@ pub fn command(
             }
         }
     }
+}
+
+/// True when `field` is among the route's operations. C-CANCEL belongs to the
+/// C-FIND, C-MOVE or C-GET it cancels.
+fn operation_allowed(p: &DicomPolicy, field: CommandField) -> bool {
+    p.operations.contains(&field)
+        || (field == CommandField::CCancel
+            && p.operations.iter().any(|o| {
+                matches!(
+                    o,
+                    CommandField::CFind | CommandField::CMove | CommandField::CGet
+                )
+            }))
 }
 
 /// The event for a malformed PDU or command: the association is aborted.
