@@ -15,7 +15,10 @@ const SITE: &str = include_str!("../../examples/demo.toml");
 fn policy() -> &'static Policy {
     static P: OnceLock<Policy> = OnceLock::new();
     P.get_or_init(|| {
-        let text = SITE.replace("{UPSTREAM_PORT}", "1").replace("{EHR_PORT}", "2");
+        let text = SITE
+            .replace("{UPSTREAM_PORT}", "1")
+            .replace("{EHR_PORT}", "2")
+            .replace("{PACS_PORT}", "3");
         let v = Config::parse(&text, "demo.toml", Path::new(".")).expect("demo config");
         Policy::compile(&v).expect("demo policy")
     })

@@ -209,3 +209,16 @@ fn dicom_routes_are_checked_with_locations() {
         "{p:?}"
     );
 }
+
+#[test]
+fn the_demo_site_is_valid_once_its_ports_are_filled() {
+    // The demo and the engine_inspect fuzz target fill these placeholders; a new
+    // one must be filled by both (a fuzz run once failed on a forgotten one).
+    let filled = include_str!("../../../examples/demo.toml")
+        .replace("{UPSTREAM_PORT}", "1")
+        .replace("{EHR_PORT}", "2")
+        .replace("{PACS_PORT}", "3");
+    assert!(!filled.contains("_PORT}"), "an unfilled placeholder");
+    let v = parse(&filled).unwrap();
+    assert!(v.routes.iter().any(|r| r.protocol == Protocol::Dicom));
+}
