@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // Data set fragments go through the streaming walker in both syntaxes, as the
     // proxy feeds them.
-    let mut walkers = [Walker::new(Syntax::ExplicitLe), Walker::new(Syntax::ImplicitLe)];
+    let mut walkers = [
+        Walker::new(Syntax::ExplicitLe),
+        Walker::new(Syntax::ImplicitLe),
+    ];
     let mut rest = data;
     while let Ok(Progress::Pdu(f)) = frame(rest, &limits) {
         assert!(f.len >= 6 && f.len <= rest.len());

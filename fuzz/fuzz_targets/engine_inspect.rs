@@ -27,10 +27,19 @@ fn policy() -> &'static Policy {
 fuzz_target!(|data: &[u8]| {
     let p = policy();
     let route = &p.routes[0];
-    let flow = Flow::new("127.0.0.2:1".parse().expect("addr"), route.upstream, Some(Arc::from("ehr")));
+    let flow = Flow::new(
+        "127.0.0.2:1".parse().expect("addr"),
+        route.upstream,
+        Some(Arc::from("ehr")),
+    );
     let mut frame = Vec::new();
     mllp::encode(data, &mut frame);
-    let o = inspect(route, &flow, &frame, &Clock::at(time::OffsetDateTime::UNIX_EPOCH));
+    let o = inspect(
+        route,
+        &flow,
+        &frame,
+        &Clock::at(time::OffsetDateTime::UNIX_EPOCH),
+    );
     if o.verdict == Verdict::Block {
         let reply = o.reply.expect("a block always answers");
         Message::parse(&reply[1..reply.len() - 2], &Limits::default()).expect("the NAK parses");

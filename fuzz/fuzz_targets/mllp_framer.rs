@@ -4,7 +4,9 @@ use libfuzzer_sys::fuzz_target;
 use wardgate_proto::mllp::{Framer, Limits, Progress};
 
 fn frames(data: &[u8], cut: usize) -> (Vec<Vec<u8>>, bool) {
-    let mut framer = Framer::new(Limits { max_frame_bytes: 4096 });
+    let mut framer = Framer::new(Limits {
+        max_frame_bytes: 4096,
+    });
     let mut buf = Vec::new();
     let mut out = Vec::new();
     for chunk in [&data[..cut], &data[cut..]] {
