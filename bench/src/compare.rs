@@ -107,6 +107,29 @@ pub(crate) fn machine() -> String {
     )
 }
 
+/// HAProxy in TCP mode, two threads, relaying `listen` to `backend`: the baseline
+/// every benchmark compares against.
+pub(crate) fn start_haproxy(
+    tmp: &std::path::Path,
+    listen: SocketAddr,
+    backend: SocketAddr,
+) -> Result<Child> {
+    let cfg = tmp.join(format!("haproxy-{}.cfg", listen.port()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  nbthread 2\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\nfrontend fe\n  bind {listen}\n  default_backend be\nbackend be\n  server s1 {backend}\n"
+        ),
+    )?;
+    Command::new("haproxy")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-db")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting haproxy (apt-get install -y haproxy)")
+}
+
 pub(crate) fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -137,20 +160,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
         match t.as_str() {
             "direct" => {}
             "haproxy" => {
-                let cfg = tmp.join("haproxy.cfg");
-                std::fs::write(
-                    &cfg,
-                    format!(
-                        "global\n  nbthread 2\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\nfrontend fe\n  bind {addr}\n  default_backend be\nbackend be\n  server s1 {sink_addr}\n"
-                    ),
-                )?;
-                let c = Command::new("haproxy")
-                    .arg("-f")
-                    .arg(&cfg)
-                    .arg("-db")
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .context("starting haproxy (apt-get install -y haproxy)")?;
+                let c = start_haproxy(&tmp, addr, sink_addr)?;
                 children.0.push((t.clone(), c));
             }
             "tokio-relay" => {

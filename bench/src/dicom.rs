@@ -5,7 +5,7 @@
 //! by round. Reports MB/s and objects/s, ratios, and wardgate's peak memory after
 //! the small and after the large objects (it must not grow with object size).
 
-use crate::compare::{free_port, machine, vm_hwm_kib, wait_listening, Children};
+use crate::compare::{free_port, machine, start_haproxy, vm_hwm_kib, wait_listening, Children};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -205,18 +205,7 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     wait_listening(scp_addr, "storescp")?;
 
     let haproxy_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-    let cfg = tmp.join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!("global\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\nfrontend fe\n  bind {haproxy_addr}\n  default_backend be\nbackend be\n  server s1 {scp_addr}\n"),
-    )?;
-    let hp = Command::new("haproxy")
-        .arg("-f")
-        .arg(&cfg)
-        .arg("-db")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting haproxy (apt-get install -y haproxy)")?;
+    let hp = start_haproxy(tmp, haproxy_addr, scp_addr)?;
     children.0.push(("haproxy".into(), hp));
 
     let relay_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;

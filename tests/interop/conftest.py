@@ -38,6 +38,21 @@ def wardgate_bin():
     return path
 
 
+def start_capture(bpf, pcap):
+    """tshark capturing loopback traffic matching `bpf` into `pcap`, once live."""
+    tshark = require_tool("tshark")
+    cap = subprocess.Popen([tshark, "-i", "lo", "-f", bpf, "-w", str(pcap), "-q"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    line = b""
+    while b"Capturing on" not in line and time.monotonic() < deadline:
+        line = cap.stderr.readline()
+    assert b"Capturing on" in line, "tshark did not start capturing"
+    # "Capturing on" can precede the first captured packet by a moment.
+    time.sleep(1.0)
+    return cap
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket() as s:
         s.bind((host, 0))

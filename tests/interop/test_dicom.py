@@ -24,7 +24,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from conftest import Gateway, free_port, require_tool, wait_port
+from conftest import Gateway, free_port, require_tool, start_capture, wait_port
 
 CT = get_testdata_file("CT_small.dcm")
 MR = get_testdata_file("MR_small.dcm")
@@ -486,18 +486,8 @@ def test_tshark_sees_the_association_wardgate_recorded_and_the_rejected_context(
     tshark = require_tool("tshark")
     g = Gateway(tmp_path, storescp.port, site=SITE)
     pcap = tmp_path / "dicom.pcapng"
-    cap = subprocess.Popen(
-        [tshark, "-i", "lo", "-f", f"tcp port {g.listen_port} or tcp port {storescp.port}", "-w", str(pcap), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    cap = start_capture(f"tcp port {g.listen_port} or tcp port {storescp.port}", pcap)
     try:
-        deadline = time.monotonic() + 20
-        line = b""
-        while b"Capturing on" not in line and time.monotonic() < deadline:
-            line = cap.stderr.readline()
-        assert b"Capturing on" in line, "tshark did not start capturing"
-        # "Capturing on" can precede the first captured packet by a moment.
-        time.sleep(1.0)
         from pydicom import dcmread
 
         ae = AE(ae_title="CT01")

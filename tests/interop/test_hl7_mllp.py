@@ -18,7 +18,7 @@ import hl7.mllp
 import pytest
 from hl7apy.parser import parse_message, parse_segment
 
-from conftest import Gateway, require_tool
+from conftest import Gateway, require_tool, start_capture
 
 SB, EB = b"\x0b", b"\x1c\x0d"
 
@@ -397,17 +397,8 @@ def test_tshark_dissects_the_same_messages_wardgate_recorded(tmp_path, upstream)
     tshark = require_tool("tshark")
     g = Gateway(tmp_path, upstream.port)
     pcap = tmp_path / "hl7.pcapng"
-    cap = subprocess.Popen(
-        [tshark, "-i", "lo", "-f", f"tcp port {g.listen_port}", "-w", str(pcap), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    cap = start_capture(f"tcp port {g.listen_port}", pcap)
     try:
-        # tshark says "Capturing on" once the capture is live.
-        deadline = time.monotonic() + 20
-        line = b""
-        while b"Capturing on" not in line and time.monotonic() < deadline:
-            line = cap.stderr.readline()
-        assert b"Capturing on" in line, "tshark did not start capturing"
         sent = [observation("TS-1"), order("TS-2", heparin(24)), order("TS-3", heparin(90)), observation("TS-4", n_obx=8)]
         for m in sent:
             send(g, m)

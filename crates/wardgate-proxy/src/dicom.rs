@@ -56,6 +56,19 @@ fn reserve_for(buf: &mut BytesMut, limits: &Limits) {
     }
 }
 
+/// What one read means: `None` when bytes arrived, else how the stream ended
+/// (`buffered` bytes of an incomplete PDU make a close a broken stream).
+fn read_ended(r: std::io::Result<usize>, buffered: usize) -> Option<ReadEnd> {
+    match r {
+        Ok(0) if buffered == 0 => Some(ReadEnd::Closed),
+        Ok(0) => Some(ReadEnd::Broken(format!(
+            "closed in the middle of a PDU ({buffered} bytes buffered)"
+        ))),
+        Err(e) => Some(ReadEnd::Broken(e.to_string())),
+        Ok(_) => None,
+    }
+}
+
 /// Reads until `buf` starts with a whole PDU.
 async fn read_pdu(
     sock: &mut TcpStream,
@@ -392,28 +405,18 @@ impl Association {
             tokio::select! {
                 r = self.client.read_buf(&mut self.cbuf) => {
                     last_activity = Instant::now();
-                    let step = match r {
-                        Ok(0) if self.cbuf.is_empty() => self.on_read_end(ReadEnd::Closed, true).await,
-                        Ok(0) => {
-                            let why = format!("closed in the middle of a PDU ({} bytes buffered)", self.cbuf.len());
-                            self.on_read_end(ReadEnd::Broken(why), true).await
-                        }
-                        Err(e) => self.on_read_end(ReadEnd::Broken(e.to_string()), true).await,
-                        Ok(_) => self.on_client_bytes(&client_limits).await,
+                    let step = match read_ended(r, self.cbuf.len()) {
+                        Some(end) => self.on_read_end(end, true).await,
+                        None => self.on_client_bytes(&client_limits).await,
                     };
                     if let Flowing::Over = step { return; }
                     pdu_started = if self.cbuf.is_empty() { None } else { pdu_started.or(Some(last_activity)) };
                 }
                 r = self.upstream.read_buf(&mut self.ubuf) => {
                     last_activity = Instant::now();
-                    let step = match r {
-                        Ok(0) if self.ubuf.is_empty() => self.on_read_end(ReadEnd::Closed, false).await,
-                        Ok(0) => {
-                            let why = format!("closed in the middle of a PDU ({} bytes buffered)", self.ubuf.len());
-                            self.on_read_end(ReadEnd::Broken(why), false).await
-                        }
-                        Err(e) => self.on_read_end(ReadEnd::Broken(e.to_string()), false).await,
-                        Ok(_) => self.on_upstream_bytes().await,
+                    let step = match read_ended(r, self.ubuf.len()) {
+                        Some(end) => self.on_read_end(end, false).await,
+                        None => self.on_upstream_bytes().await,
                     };
                     if let Flowing::Over = step { return; }
                 }
