@@ -495,6 +495,7 @@ impl Config {
                     ),
                 );
             }
+            check_ae_titles(&mut err, &d.ae_titles);
             for a in &d.addresses {
                 match a.get_ref().parse::<IpAddr>() {
                     Ok(ip) => {
@@ -804,17 +805,7 @@ fn check_dicom_route(
             format!("dicom route {id:?} needs called_ae_titles: the AE titles senders may call"),
         );
     }
-    for t in r.called_ae_titles.iter().chain(&r.move_destinations) {
-        if !valid_ae_title(t.get_ref()) {
-            err(
-                t.span(),
-                format!(
-                    "{:?} is not an AE title (1-16 printable characters, no backslash)",
-                    t.get_ref()
-                ),
-            );
-        }
-    }
+    check_ae_titles(err, r.called_ae_titles.iter().chain(&r.move_destinations));
     if r.operations.is_empty() {
         warnings.push(src.problem(
             r.id.span(),
@@ -876,17 +867,24 @@ fn check_dicom_route(
             if d.ae_titles.is_empty() {
                 err(s.span(), format!("sender {:?} has no ae_titles; a dicom route checks the calling AE title against the device's own", s.get_ref()));
             }
-            for t in &d.ae_titles {
-                if !valid_ae_title(t.get_ref()) {
-                    err(
-                        t.span(),
-                        format!(
-                            "{:?} is not an AE title (1-16 printable characters, no backslash)",
-                            t.get_ref()
-                        ),
-                    );
-                }
-            }
+        }
+    }
+}
+
+/// Every AE title is 1-16 printable characters without a backslash (PS3.5 AE).
+fn check_ae_titles<'a>(
+    err: &mut impl FnMut(Range<usize>, String),
+    titles: impl IntoIterator<Item = &'a Spanned<String>>,
+) {
+    for t in titles {
+        if !valid_ae_title(t.get_ref()) {
+            err(
+                t.span(),
+                format!(
+                    "{:?} is not an AE title (1-16 printable characters, no backslash)",
+                    t.get_ref()
+                ),
+            );
         }
     }
 }

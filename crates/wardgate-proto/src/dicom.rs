@@ -698,6 +698,13 @@ impl Reject {
         source: 2,
         reason: 2,
     };
+    /// Transient rejection by the presentation provider: temporary congestion
+    /// (the upstream cannot be reached; the requestor may retry).
+    pub const TEMPORARY_CONGESTION: Reject = Reject {
+        result: 2,
+        source: 3,
+        reason: 1,
+    };
     /// Transient rejection by the presentation provider: local limit exceeded.
     pub const LOCAL_LIMIT_EXCEEDED: Reject = Reject {
         result: 2,

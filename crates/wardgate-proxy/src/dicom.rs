@@ -218,12 +218,6 @@ pub(crate) async fn handle(
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {:?}", shared.opts.connect_timeout),
             };
-            // Transient rejection by the presentation provider: the modality retries.
-            let transient = Reject {
-                result: 2,
-                source: 3,
-                reason: 1,
-            };
             shared.record(decision.event);
             shared.record(
                 flow.event(
@@ -235,7 +229,8 @@ pub(crate) async fn handle(
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE),
             );
-            refuse(&mut client, &transient.encode()).await;
+            // Transient rejection by the presentation provider: the modality retries.
+            refuse(&mut client, &Reject::TEMPORARY_CONGESTION.encode()).await;
             return;
         }
     };
@@ -719,14 +714,7 @@ impl Association {
             Ok(Pdu::PData(p)) => p,
             Ok(_) => return Flowing::Over,
             Err(e) => {
-                self.abort_both(dicom::abort_for(&e)).await;
-                self.shared.record(decide::malformed(
-                    &self.route,
-                    &self.flow,
-                    &e,
-                    &Clock::now(),
-                ));
-                return Flowing::Over;
+                return self.on_read_end(ReadEnd::Malformed(e), true).await;
             }
         };
         // Indices into pdata.pdvs forwarded now, plus held PDVs released now.
@@ -763,14 +751,7 @@ impl Association {
                         what: "command set bytes",
                         limit: self.limits.max_command_bytes,
                     };
-                    self.abort_both(dicom::abort_for(&e)).await;
-                    self.shared.record(decide::malformed(
-                        &self.route,
-                        &self.flow,
-                        &e,
-                        &Clock::now(),
-                    ));
-                    return Flowing::Over;
+                    return self.on_read_end(ReadEnd::Malformed(e), true).await;
                 }
                 self.cmd.extend_from_slice(pdv.data);
                 if !pdv.is_last {
@@ -800,14 +781,7 @@ impl Association {
                         d
                     }
                     Err(e) => {
-                        self.abort_both(dicom::abort_for(&e)).await;
-                        self.shared.record(decide::malformed(
-                            &self.route,
-                            &self.flow,
-                            &e,
-                            &Clock::now(),
-                        ));
-                        return Flowing::Over;
+                        return self.on_read_end(ReadEnd::Malformed(e), true).await;
                     }
                 };
                 match self.current.as_mut() {
