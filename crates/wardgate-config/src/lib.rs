@@ -111,6 +111,99 @@ pub struct Gateway {
     /// Audit log settings.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// The site's own networks (CIDR). Clinical protocols in clear to or from an
+    /// address outside them are reported. Default: loopback, RFC 1918, link-local
+    /// and IPv6 unique-local/link-local ranges.
+    #[serde(default = "defaults::local_networks")]
+    pub local_networks: Vec<Spanned<String>>,
+    /// Passive analysis limits (`wardgate analyze`, `wardgate capture`).
+    #[serde(default)]
+    pub capture: CaptureSettings,
+}
+
+/// `[gateway.capture]`: bounds on passive analysis, so a capture of any size or a
+/// flood of connections runs in bounded memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// Most TCP connections and UDP conversations tracked at once; beyond it the
+    /// least recently active is evicted with an event. Default 100 000.
+    #[serde(default = "defaults::max_flows")]
+    pub max_flows: u64,
+    /// A TCP connection with no packet for this long (capture time) is closed out. Default 600.
+    #[serde(default = "defaults::flow_timeout_secs")]
+    pub flow_timeout_secs: u64,
+    /// Out-of-order bytes held per direction while waiting for a missing segment;
+    /// beyond it the hole is skipped and reported. Default 1 MiB.
+    #[serde(default = "defaults::max_reassembly_bytes")]
+    pub max_reassembly_bytes: u64,
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        Self {
+            max_flows: defaults::max_flows(),
+            flow_timeout_secs: defaults::flow_timeout_secs(),
+            max_reassembly_bytes: defaults::max_reassembly_bytes(),
+        }
+    }
+}
+
+/// One CIDR block of `local_networks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `a.b.c.d/n`, `x::/n`, or a bare address (a host).
+    pub fn parse(s: &str) -> Result<IpNetwork, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network (such as 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
+        };
+        Ok(IpNetwork { addr, prefix })
+    }
+
+    /// True when `ip` is inside this network (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `[gateway.audit]`: how often the hash chain is signed and made durable.
@@ -141,6 +234,30 @@ impl Default for AuditSettings {
 
 mod defaults {
     use toml::Spanned;
+    pub fn local_networks() -> Vec<Spanned<String>> {
+        [
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+        ]
+        .iter()
+        .map(|n| Spanned::new(0..0, (*n).to_owned()))
+        .collect()
+    }
+    pub fn max_flows() -> u64 {
+        100_000
+    }
+    pub fn flow_timeout_secs() -> u64 {
+        600
+    }
+    pub fn max_reassembly_bytes() -> u64 {
+        1 << 20
+    }
     pub fn max_frame_bytes() -> Spanned<u64> {
         Spanned::new(0..0, 1024 * 1024)
     }
@@ -418,6 +535,8 @@ pub struct Validated {
     pub data_dir: PathBuf,
     /// Warnings found during validation.
     pub warnings: Vec<Problem>,
+    /// `gateway.local_networks`, parsed.
+    pub local_networks: Vec<IpNetwork>,
 }
 
 impl Config {
@@ -749,6 +868,43 @@ impl Config {
             }
         }
 
+        let mut local_networks = Vec::new();
+        for n in &self.gateway.local_networks {
+            match IpNetwork::parse(n.get_ref()) {
+                Ok(net) => local_networks.push(net),
+                Err(e) => problems.push(src.problem(n.span(), Level::Error, e)),
+            }
+        }
+        for (what, v, span) in [
+            (
+                "max_flows",
+                self.gateway.capture.max_flows,
+                1..=100_000_000u64,
+            ),
+            (
+                "flow_timeout_secs",
+                self.gateway.capture.flow_timeout_secs,
+                1..=86_400,
+            ),
+            (
+                "max_reassembly_bytes",
+                self.gateway.capture.max_reassembly_bytes,
+                4096..=1 << 30,
+            ),
+        ] {
+            if !span.contains(&v) {
+                problems.push(src.problem(
+                    self.gateway.data_dir.span(),
+                    Level::Error,
+                    format!(
+                        "[gateway.capture] {what} = {v} must be in {}..={}",
+                        span.start(),
+                        span.end()
+                    ),
+                ));
+            }
+        }
+
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);
             return Err(ConfigError::Invalid(problems));
@@ -767,6 +923,7 @@ impl Config {
             device_by_ip,
             data_dir,
             warnings,
+            local_networks,
         })
     }
 }

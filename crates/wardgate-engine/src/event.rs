@@ -36,6 +36,10 @@ pub enum Action {
     Stopped,
     /// Something about wardgate's own records (recovery after a crash).
     Recovered,
+    /// Passive analysis: what the proxy would have blocked, seen on the wire.
+    ObservedViolation,
+    /// Passive analysis: a fact about the traffic (a device inventoried).
+    Observed,
 }
 
 impl Action {
@@ -50,6 +54,8 @@ impl Action {
             Action::Started => "started",
             Action::Stopped => "stopped",
             Action::Recovered => "recovered",
+            Action::ObservedViolation => "observed-violation",
+            Action::Observed => "observed",
         }
     }
 }
@@ -263,6 +269,9 @@ pub struct WardgateFields {
     /// Size of the message in bytes, framing included.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bytes: Option<u64>,
+    /// Passive analysis: what was seen of one device (`observed` inventory events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inventory: Option<crate::observe::DeviceSeen>,
 }
 
 /// One decision or alert.

@@ -12,6 +12,7 @@ pub mod dicom;
 pub mod event;
 pub mod hl7;
 pub mod infusion;
+pub mod observe;
 pub mod policy;
 pub mod rules;
 pub mod units;
@@ -137,6 +138,37 @@ pub struct Clock {
     ack_seq: u64,
 }
 
+/// Clocks for capture timestamps, which arrive in order and mostly within the same
+/// second: the date and time are formatted once per second, as [`Clock::now`] does.
+#[derive(Debug, Default)]
+pub struct ReplayClock {
+    last: Option<(u64, Second)>,
+}
+
+impl std::fmt::Debug for Second {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Second({})", self.unix)
+    }
+}
+
+impl ReplayClock {
+    /// The clock at `micros` after the Unix epoch.
+    pub fn at(&mut self, micros: u64) -> Clock {
+        let secs = micros / 1_000_000;
+        let second = match self.last {
+            Some((s, sec)) if s == secs => sec,
+            _ => {
+                let t = OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                let sec = Second::of(t);
+                self.last = Some((secs, sec));
+                sec
+            }
+        };
+        Clock::from_second(&second, u32::try_from((micros / 1000) % 1000).unwrap_or(0))
+    }
+}
+
 static ACK_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// The formatted forms of one UTC second.
@@ -201,6 +233,14 @@ impl Clock {
     /// The clock at `t`.
     pub fn at(t: OffsetDateTime) -> Self {
         Self::from_second(&Second::of(t), u32::from(t.millisecond()))
+    }
+
+    /// The clock at `micros` after the Unix epoch (capture time).
+    pub fn at_unix_micros(micros: u64) -> Self {
+        let nanos = i128::from(micros) * 1000;
+        Self::at(
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        )
     }
 
     /// The clock now.

@@ -275,6 +275,11 @@ impl Policy {
         self.devices.get(&canonical(ip))
     }
 
+    /// Every enrolled address and its device.
+    pub fn enrolled(&self) -> impl Iterator<Item = (IpAddr, &Arc<str>)> + '_ {
+        self.devices.iter().map(|(ip, d)| (*ip, d))
+    }
+
     /// The enrolled device at `ip`.
     pub fn device_at(&self, ip: IpAddr) -> Option<&Arc<str>> {
         self.devices.get(&ip)

@@ -30,6 +30,22 @@ macro_rules! rules {
 }
 
 rules! {
+    CLEARTEXT_CREDENTIALS = "WG-NET-001", "cleartext-credentials", High,
+        "A login crossed the network in clear (FTP, Telnet, HTTP Basic, MQTT CONNECT): anyone on the path can reuse it. The account is reported, never the secret.";
+    DEFAULT_CREDENTIALS = "WG-NET-002", "default-credentials", Critical,
+        "A login used a known default or vendor maintenance credential from wardgate's bundled list: the device is open to anyone who reads the manual.";
+    SMB1 = "WG-NET-003", "smbv1-negotiation", High,
+        "A device offered or accepted SMBv1, the protocol WannaCry spread through into hospitals; it should be disabled.";
+    CLEARTEXT_LEAVES_SITE = "WG-NET-004", "cleartext-clinical-leaves-site", High,
+        "A clinical protocol (HL7, DICOM, MQTT) ran in clear between the site's local networks and an address outside them: patient data exposed in transit.";
+    PEER_NOT_IN_PROFILE = "WG-NET-005", "peer-not-in-profile", Medium,
+        "A device talked to a peer, or with a protocol, that no route in its profile allows: either the profile is incomplete or the device is doing something it should not.";
+    FLOW_TABLE_FULL = "WG-CAP-001", "flow-table-full", Medium,
+        "Passive analysis reached its flow-table limit and evicted the least recently active connection; its remaining traffic is analysed from mid-stream.";
+    REASSEMBLY_GAP = "WG-CAP-002", "reassembly-gap", Low,
+        "Bytes of a TCP stream never appeared in the capture (loss at the tap, or the reassembly limit); the parser resynchronised or stopped on that stream.";
+    CAPTURE_TRUNCATED = "WG-CAP-003", "capture-truncated", Low,
+        "The capture file ends in the middle of a packet record; everything before it was analysed.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,

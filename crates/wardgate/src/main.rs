@@ -1,6 +1,7 @@
 //! The `wardgate` binary: command-line wiring over the library crates. Nothing
 //! here decides anything; it loads configuration, starts the adapters and prints.
 
+mod analyze;
 mod demo;
 mod demo_dicom;
 mod devices;
@@ -59,6 +60,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Analyse pcap/pcapng captures passively with the proxy's parsers, policy and
+    /// rules: report what it would have blocked, cleartext credentials, default
+    /// passwords, SMBv1, clinical traffic leaving the site, and the devices seen.
+    /// Exit 0: nothing to report; 1: alerts found; 2: a file could not be read.
+    Analyze(analyze::AnalyzeArgs),
     /// List every rule wardgate can fire.
     Rules {
         /// Print the catalogue as Markdown (docs/rules.md).
@@ -124,6 +130,7 @@ fn main() -> ExitCode {
             command: AuditCommand::Verify { config, pubkey },
         } => audit_verify(&config, pubkey.as_deref()),
         Command::Scan { paths, json } => scan::run(&paths, json),
+        Command::Analyze(a) => analyze::run(a),
         Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));
@@ -226,7 +233,7 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
 
 fn table_header() -> String {
     format!(
-        "{:<24} {:<9} {:<13} {:<16} {:<18} {:<9} {:<14} REASON",
+        "{:<24} {:<18} {:<13} {:<16} {:<18} {:<9} {:<14} REASON",
         "TIME", "ACTION", "RULE", "ROUTE", "SOURCE", "TYPE", "CONTROL-ID"
     )
 }
@@ -246,7 +253,7 @@ pub(crate) fn table_row(v: &serde_json::Value) -> String {
         None => s("/source/ip"),
     };
     format!(
-        "{:<24} {:<9} {:<13} {:<16} {:<18} {:<9} {:<14} {}",
+        "{:<24} {:<18} {:<13} {:<16} {:<18} {:<9} {:<14} {}",
         s("/@timestamp"),
         s("/event/action"),
         s("/rule/id"),

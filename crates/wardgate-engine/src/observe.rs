@@ -1,0 +1,515 @@
+//! Passive analysis: the engine's entry point for traffic it watches but does not
+//! carry. The capture adapter hands in reassembled TCP bytes per direction; the
+//! same inspectors and policy as the inline proxy decide each message, and what
+//! the proxy would have blocked comes out as `observed-violation` with the same
+//! rule id. Nothing here does I/O or reads a clock: time is the packet's.
+//!
+//! A session is classified once: by route (the server address is a route's
+//! upstream or listener), else by content of the first bytes, else by well-known
+//! port. Beyond the clinical protocols it looks for cleartext logins, default
+//! credentials, SMBv1, clinical traffic leaving the site, and peers outside a
+//! device's profile, and it builds the device inventory.
+
+mod app;
+mod inventory;
+
+pub use inventory::{DeviceSeen, Inventory};
+
+use crate::event::{Action, Event, Record};
+use crate::policy::{Policy, RoutePolicy};
+use crate::rules::{self, Rule};
+use crate::{Admission, Clock, Flow};
+use app::App;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use wardgate_config::IpNetwork;
+
+/// Application protocols the observer recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// HL7 v2 over MLLP.
+    Hl7Mllp,
+    /// DICOM upper layer.
+    Dicom,
+    /// MQTT.
+    Mqtt,
+    /// FTP control channel.
+    Ftp,
+    /// Telnet.
+    Telnet,
+    /// HTTP/1.x.
+    Http,
+    /// SMB over NetBIOS session service / direct TCP.
+    Smb,
+    /// Not (yet) recognised.
+    Unknown,
+}
+
+impl Proto {
+    /// The `network.protocol` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Hl7Mllp => "hl7-mllp",
+            Proto::Dicom => "dicom",
+            Proto::Mqtt => "mqtt",
+            Proto::Ftp => "ftp",
+            Proto::Telnet => "telnet",
+            Proto::Http => "http",
+            Proto::Smb => "smb",
+            Proto::Unknown => "unknown",
+        }
+    }
+
+    /// Clinical protocols: the ones routes carry and whose cleartext matters most.
+    pub fn is_clinical(self) -> bool {
+        matches!(self, Proto::Hl7Mllp | Proto::Dicom | Proto::Mqtt)
+    }
+
+    fn by_port(port: u16) -> Proto {
+        match port {
+            2575 => Proto::Hl7Mllp,
+            104 | 11112 | 4242 => Proto::Dicom,
+            1883 => Proto::Mqtt,
+            21 => Proto::Ftp,
+            23 => Proto::Telnet,
+            80 | 8080 | 8000 => Proto::Http,
+            139 | 445 => Proto::Smb,
+            _ => Proto::Unknown,
+        }
+    }
+
+    /// Recognises a protocol from the first bytes a client sent.
+    fn sniff(first: &[u8]) -> Proto {
+        const METHODS: [&[u8]; 7] = [
+            b"GET ",
+            b"POST ",
+            b"PUT ",
+            b"HEAD ",
+            b"DELETE ",
+            b"OPTIONS ",
+            b"PATCH ",
+        ];
+        match first {
+            [0x0b, ..] => Proto::Hl7Mllp,
+            // PS3.8 9.3.2: A-ASSOCIATE-RQ, reserved byte 0, then protocol version 1 at offset 6.
+            [0x01, 0x00, _, _, _, _, 0x00, 0x01, ..] => Proto::Dicom,
+            // MQTT 3.1.1 3.1: CONNECT, then the protocol name "MQTT" (or 3.1's "MQIsdp").
+            [0x10, rest @ ..]
+                if rest.len() >= 8
+                    && (memchr::memmem::find(&rest[..rest.len().min(12)], b"MQTT").is_some()
+                        || memchr::memmem::find(&rest[..rest.len().min(12)], b"MQIsdp")
+                            .is_some()) =>
+            {
+                Proto::Mqtt
+            }
+            // RFC 1002 4.3.1 session message carrying an SMB1 or SMB2 header.
+            [0x00, _, _, _, 0xff | 0xfe, b'S', b'M', b'B', ..] => Proto::Smb,
+            _ if METHODS.iter().any(|m| first.starts_with(m)) => Proto::Http,
+            _ => Proto::Unknown,
+        }
+    }
+}
+
+/// Message and session counts per protocol, for the summary and for cross-checks
+/// with other dissectors.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    /// TCP sessions per protocol.
+    pub sessions: std::collections::BTreeMap<&'static str, u64>,
+    /// HL7 messages (MLLP frames), both directions.
+    pub hl7_messages: u64,
+    /// DICOM PDUs, both directions.
+    pub dicom_pdus: u64,
+    /// DIMSE command sets, both directions.
+    pub dicom_commands: u64,
+    /// MQTT control packets, both directions.
+    pub mqtt_packets: u64,
+    /// FTP commands from clients.
+    pub ftp_commands: u64,
+    /// HTTP requests.
+    pub http_requests: u64,
+    /// SMB messages.
+    pub smb_messages: u64,
+    /// Logins seen in clear (all protocols).
+    pub cleartext_logins: u64,
+    /// Events reported (alerts and observed violations).
+    pub alerts: u64,
+}
+
+/// Observer settings.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveOptions {
+    /// Also emit the routine `allowed` decision of every message (off: only alerts,
+    /// observed violations and inventory are emitted; allowed messages are counted).
+    pub report_allowed: bool,
+}
+
+/// The passive engine for one analysis run: policy, the site's networks, the
+/// inventory and counters.
+pub struct Observer {
+    policy: Arc<Policy>,
+    local: Vec<IpNetwork>,
+    by_server: HashMap<SocketAddr, Arc<RoutePolicy>>,
+    opts: ObserveOptions,
+    /// What was seen of every device.
+    pub inventory: Inventory,
+    /// Counters.
+    pub counts: Counts,
+}
+
+/// Where a record goes: the caller prints, stores or discards it.
+pub type Sink<'a> = dyn FnMut(Record) + 'a;
+
+/// One TCP connection under observation.
+pub struct Session {
+    client: SocketAddr,
+    server: SocketAddr,
+    route: Option<Arc<RoutePolicy>>,
+    flow: Flow,
+    proto: Proto,
+    app: App,
+    started_us: u64,
+    /// Protocol-level findings already reported once for this session.
+    reported_site: bool,
+    /// The proxy would have refused the connection itself: its messages are still
+    /// parsed (counts, inventory, detections) but not judged again by route policy.
+    refused: bool,
+}
+
+impl Session {
+    /// The protocol as classified so far.
+    pub fn proto(&self) -> Proto {
+        self.proto
+    }
+    /// The client (connection initiator, or best guess when joined mid-stream).
+    pub fn client(&self) -> SocketAddr {
+        self.client
+    }
+    /// The server.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+}
+
+impl Observer {
+    /// An observer over `policy`, treating `local` as the site's networks.
+    pub fn new(policy: Arc<Policy>, local: Vec<IpNetwork>, opts: ObserveOptions) -> Self {
+        let mut by_server = HashMap::new();
+        for r in &policy.routes {
+            by_server.entry(r.upstream).or_insert_with(|| r.clone());
+            by_server.entry(r.listen).or_insert_with(|| r.clone());
+        }
+        let inventory = Inventory::with_enrolled(&policy);
+        Observer {
+            policy,
+            local,
+            by_server,
+            opts,
+            inventory,
+            counts: Counts::default(),
+        }
+    }
+
+    /// Is `ip` inside the site's networks?
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        self.local.iter().any(|n| n.contains(ip))
+    }
+
+    /// Guesses which side of a connection joined mid-stream is the client: the one
+    /// talking to a route's address or a well-known port.
+    pub fn orient(&self, a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+        let server_like = |x: SocketAddr| {
+            self.by_server.contains_key(&x) || Proto::by_port(x.port()) != Proto::Unknown
+        };
+        match (server_like(a), server_like(b)) {
+            (true, false) => (b, a),
+            (false, true) => (a, b),
+            _ if a.port() < b.port() => (b, a),
+            _ => (a, b),
+        }
+    }
+
+    /// A new TCP connection from `client` to `server`, first seen at `clock`.
+    pub fn open(
+        &mut self,
+        client: SocketAddr,
+        server: SocketAddr,
+        client_mac: Option<String>,
+        ts_us: u64,
+        clock: &Clock,
+        out: &mut Sink<'_>,
+    ) -> Session {
+        let route = self.by_server.get(&server).cloned();
+        let device = self.policy.device_for(client.ip()).cloned();
+        let flow = Flow::new(client, server, device);
+        let proto = match &route {
+            Some(r) => match r.protocol {
+                wardgate_config::Protocol::Hl7Mllp => Proto::Hl7Mllp,
+                wardgate_config::Protocol::Dicom => Proto::Dicom,
+            },
+            None => Proto::by_port(server.port()),
+        };
+        self.inventory
+            .saw(client.ip(), ts_us, client_mac.as_deref());
+        self.inventory.saw(server.ip(), ts_us, None);
+        let mut s = Session {
+            client,
+            server,
+            route,
+            flow,
+            proto: Proto::Unknown,
+            app: App::Pending,
+            started_us: ts_us,
+            reported_site: false,
+            refused: false,
+        };
+        if let Some(r) = s.route.clone() {
+            if let Admission::Denied { rule, reason, .. } = self.policy.admit(&r, client.ip()) {
+                let e = s
+                    .flow
+                    .event(
+                        clock,
+                        &r,
+                        Action::Blocked,
+                        format!("connection refused: {reason}"),
+                        "connection",
+                    )
+                    .with_rule(rule);
+                self.emit(Record::Event(Box::new(e)), out);
+                s.refused = true;
+            }
+        }
+        if proto != Proto::Unknown {
+            self.classify(&mut s, proto, clock, out);
+        }
+        s
+    }
+
+    fn classify(&mut self, s: &mut Session, proto: Proto, clock: &Clock, out: &mut Sink<'_>) {
+        s.proto = proto;
+        s.app = App::for_proto(proto, s.route.as_deref());
+        *self.counts.sessions.entry(proto.as_str()).or_default() += 1;
+        self.inventory.service(s.client.ip(), s.server, proto);
+        if proto.is_clinical() && !s.reported_site {
+            s.reported_site = true;
+            let outside: Vec<IpAddr> = [s.client.ip(), s.server.ip()]
+                .into_iter()
+                .filter(|ip| !self.is_local(*ip))
+                .collect();
+            if !outside.is_empty() {
+                let e = self.session_event(
+                    s,
+                    clock,
+                    Action::Alerted,
+                    rules::CLEARTEXT_LEAVES_SITE,
+                    format!(
+                        "{} in clear between {} and {}; {} outside local_networks",
+                        proto.as_str(),
+                        s.client,
+                        s.server,
+                        join(&outside)
+                    ),
+                );
+                self.emit(Record::Event(Box::new(e)), out);
+            }
+        }
+        if s.route.is_none() {
+            let client_dev = self.policy.device_for(s.client.ip()).cloned();
+            let server_dev = self.policy.device_for(s.server.ip()).cloned();
+            if proto.is_clinical() || client_dev.is_some() || server_dev.is_some() {
+                let who = match (&client_dev, &server_dev) {
+                    (Some(c), _) => format!("device {c:?}"),
+                    (None, Some(_)) => format!("unknown address {}", s.client.ip()),
+                    (None, None) => format!("unknown address {}", s.client.ip()),
+                };
+                let peer = match &server_dev {
+                    Some(d) => format!("device {d:?} ({})", s.server),
+                    None => s.server.to_string(),
+                };
+                let e = self.session_event(
+                    s,
+                    clock,
+                    Action::Blocked,
+                    rules::PEER_NOT_IN_PROFILE,
+                    format!(
+                        "{who} talked {} to {peer}, which no route allows",
+                        proto.as_str()
+                    ),
+                );
+                self.emit(Record::Event(Box::new(e)), out);
+            }
+        }
+    }
+
+    /// In-order bytes of one direction of `s`.
+    pub fn data(
+        &mut self,
+        s: &mut Session,
+        from_client: bool,
+        data: &[u8],
+        clock: &Clock,
+        out: &mut Sink<'_>,
+    ) {
+        if data.is_empty() {
+            return;
+        }
+        if s.proto == Proto::Unknown {
+            if !from_client {
+                // Banner protocols speak first: an FTP or Telnet server on an odd port.
+                if data.starts_with(b"220") && data.len() < 512 {
+                    self.classify(s, Proto::Ftp, clock, out);
+                } else {
+                    return;
+                }
+            } else {
+                let p = Proto::sniff(data);
+                if p == Proto::Unknown {
+                    s.app = App::Ignored;
+                    s.proto = Proto::Unknown;
+                    *self.counts.sessions.entry("unknown").or_default() += 1;
+                    self.inventory
+                        .service(s.client.ip(), s.server, Proto::Unknown);
+                    // Stop looking: one classification attempt per session.
+                    s.proto = Proto::Unknown;
+                    return;
+                }
+                self.classify(s, p, clock, out);
+            }
+        }
+        let mut ctx = app::Ctx {
+            obs: self,
+            route: s.route.clone().filter(|_| !s.refused),
+            flow: &s.flow,
+            client: s.client,
+            server: s.server,
+            clock,
+            out,
+        };
+        s.app.data(&mut ctx, from_client, data);
+    }
+
+    /// `len` bytes of one direction were never captured.
+    pub fn gap(
+        &mut self,
+        s: &mut Session,
+        from_client: bool,
+        len: u64,
+        clock: &Clock,
+        out: &mut Sink<'_>,
+    ) {
+        let what = s.app.gap(from_client);
+        let e = self.session_event(
+            s,
+            clock,
+            Action::Alerted,
+            rules::REASSEMBLY_GAP,
+            format!(
+                "{len} byte(s) from the {} missing from the capture; {what}",
+                if from_client { "client" } else { "server" }
+            ),
+        );
+        self.emit(Record::Event(Box::new(e)), out);
+    }
+
+    /// The connection ended (or was evicted) at `ts_us`.
+    pub fn close(&mut self, s: &mut Session, ts_us: u64, clock: &Clock, out: &mut Sink<'_>) {
+        self.inventory.saw(s.client.ip(), ts_us, None);
+        self.inventory.saw(s.server.ip(), ts_us, None);
+        let mut ctx = app::Ctx {
+            obs: self,
+            route: s.route.clone(),
+            flow: &s.flow,
+            client: s.client,
+            server: s.server,
+            clock,
+            out,
+        };
+        s.app.close(&mut ctx);
+        let _ = s.started_us;
+    }
+
+    /// A UDP datagram: inventory only (no UDP protocol is analysed yet).
+    pub fn udp(&mut self, src: SocketAddr, dst: SocketAddr, mac: Option<String>, ts_us: u64) {
+        self.inventory.saw(src.ip(), ts_us, mac.as_deref());
+        self.inventory.saw(dst.ip(), ts_us, None);
+    }
+
+    /// An event about the capture itself (truncation, eviction).
+    pub fn capture_event(&mut self, clock: &Clock, rule: Rule, reason: String, out: &mut Sink<'_>) {
+        let mut e = Event::new(
+            clock.rfc3339().to_owned(),
+            Action::Alerted,
+            reason,
+            "capture",
+        )
+        .with_rule(rule);
+        e.event.category = "process".into();
+        self.emit(Record::Event(Box::new(e)), out);
+    }
+
+    /// An event about session `s` with no route (or its route's protocol).
+    fn session_event(
+        &self,
+        s: &Session,
+        clock: &Clock,
+        action: Action,
+        rule: Rule,
+        reason: String,
+    ) -> Event {
+        let mut e = match &s.route {
+            Some(r) => s.flow.event(clock, r, action, reason, "connection"),
+            None => {
+                let mut e = Event::new(clock.rfc3339().to_owned(), action, reason, "connection")
+                    .with_flow(s.client, s.server, s.proto.as_str());
+                e.wardgate.source_device = s.flow.source_device.as_deref().map(str::to_owned);
+                e.wardgate.destination_device =
+                    self.policy.device_for(s.server.ip()).map(|d| d.to_string());
+                e
+            }
+        };
+        if let Some(n) = e.network.as_mut() {
+            n.protocol = s.proto.as_str().to_owned();
+        }
+        e.set_rule(rule);
+        e
+    }
+
+    /// Passes a record on: a block becomes an observed violation; routine allowed
+    /// records only when asked for.
+    fn emit(&mut self, r: Record, out: &mut Sink<'_>) {
+        match r {
+            Record::Routine(_) if !self.opts.report_allowed => {}
+            Record::Routine(json) => out(Record::Routine(json)),
+            Record::Event(mut e) => {
+                match e.event.action {
+                    Action::Allowed if !self.opts.report_allowed => return,
+                    Action::Blocked => {
+                        e.event.action = Action::ObservedViolation;
+                        e.event.reason = format!("would have been blocked: {}", e.event.reason);
+                    }
+                    _ => {}
+                }
+                if e.rule.is_some() {
+                    self.counts.alerts += 1;
+                }
+                out(Record::Event(e));
+            }
+        }
+    }
+
+    /// Inventory records, one per device seen or enrolled, at the end of a run.
+    pub fn inventory_events(&self, clock: &Clock) -> Vec<Event> {
+        self.inventory.events(clock)
+    }
+}
+
+fn join(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests;

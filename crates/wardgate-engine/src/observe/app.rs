@@ -1,0 +1,595 @@
+//! Per-protocol session state for passive analysis: framing over reassembled
+//! bytes (borrowed from the packet when a message lies whole in it, buffered only
+//! across packet boundaries and up to each protocol's limit), then the same
+//! inspectors as the proxy.
+
+use super::inventory::Fact;
+use super::{Observer, Proto, Sink};
+use crate::event::{Action, Event, Record};
+use crate::policy::RoutePolicy;
+use crate::rules::{self, Rule};
+use crate::{dicom as decide, hl7 as inspect, Clock, Flow};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use wardgate_proto::anomaly::Anomaly;
+use wardgate_proto::dicom::dataset::{Syntax, Walker};
+use wardgate_proto::dicom::{self, Command, Pdu, PduType};
+use wardgate_proto::mllp::{self, Framer};
+
+/// What a session's handler needs from the observer for one call.
+pub(super) struct Ctx<'a, 'o> {
+    pub obs: &'a mut Observer,
+    pub route: Option<Arc<RoutePolicy>>,
+    pub flow: &'a Flow,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub clock: &'a Clock,
+    pub out: &'a mut Sink<'o>,
+}
+
+impl Ctx<'_, '_> {
+    fn emit(&mut self, r: Record) {
+        self.obs.emit(r, self.out);
+    }
+
+    fn emit_event(&mut self, e: Event) {
+        self.emit(Record::Event(Box::new(e)));
+    }
+
+    /// An event about this session, on its route when it has one.
+    fn event(&self, proto: Proto, action: Action, rule: Option<Rule>, reason: String) -> Event {
+        let mut e = match &self.route {
+            Some(r) => self.flow.event(self.clock, r, action, reason, "message"),
+            None => {
+                let mut e = Event::new(self.clock.rfc3339().to_owned(), action, reason, "message")
+                    .with_flow(self.client, self.server, proto.as_str());
+                e.wardgate.source_device = self.flow.source_device.as_deref().map(str::to_owned);
+                e
+            }
+        };
+        if let Some(n) = e.network.as_mut() {
+            n.protocol = proto.as_str().to_owned();
+        }
+        if let Some(r) = rule {
+            e.set_rule(r);
+        }
+        e
+    }
+}
+
+/// What a framing step did.
+enum Step {
+    /// Consumed this many bytes (at least one).
+    Took(usize),
+    /// Needs more bytes.
+    More,
+    /// Stop parsing this direction.
+    Stop,
+}
+
+/// Bytes of one direction not yet framed. Empty in the common case: a message
+/// that lies whole in one packet is handed on straight from the packet.
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    stopped: bool,
+}
+
+impl Pending {
+    fn feed(&mut self, input: &[u8], mut step: impl FnMut(&[u8]) -> Step) {
+        if self.stopped {
+            return;
+        }
+        if self.buf.is_empty() {
+            let mut at = 0;
+            while at < input.len() {
+                match step(&input[at..]) {
+                    Step::Took(n) => at += n.max(1),
+                    Step::More => break,
+                    Step::Stop => {
+                        self.stopped = true;
+                        return;
+                    }
+                }
+            }
+            self.buf
+                .extend_from_slice(input.get(at..).unwrap_or_default());
+            return;
+        }
+        self.buf.extend_from_slice(input);
+        let mut at = 0;
+        while at < self.buf.len() {
+            match step(&self.buf[at..]) {
+                Step::Took(n) => at += n.max(1),
+                Step::More => break,
+                Step::Stop => {
+                    self.stopped = true;
+                    self.buf = Vec::new();
+                    return;
+                }
+            }
+        }
+        self.buf.drain(..at.min(self.buf.len()));
+        if self.buf.capacity() > 1 << 20 && self.buf.len() < 1 << 16 {
+            self.buf.shrink_to(1 << 16);
+        }
+    }
+
+    fn gap(&mut self) {
+        self.buf.clear();
+    }
+}
+
+/// The handler of one session.
+pub(super) enum App {
+    /// Not classified yet.
+    Pending,
+    /// Recognised as nothing wardgate analyses.
+    Ignored,
+    /// HL7 over MLLP.
+    Hl7(Box<Hl7>),
+    /// DICOM.
+    Dicom(Box<DicomSession>),
+    /// A protocol counted but not parsed further.
+    Counted,
+}
+
+impl App {
+    pub(super) fn for_proto(proto: Proto, route: Option<&RoutePolicy>) -> App {
+        match proto {
+            Proto::Hl7Mllp => App::Hl7(Box::new(Hl7::new(route))),
+            Proto::Dicom => App::Dicom(Box::new(DicomSession::new(route))),
+            Proto::Unknown => App::Ignored,
+            _ => App::Counted,
+        }
+    }
+
+    pub(super) fn data(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, data: &[u8]) {
+        match self {
+            App::Hl7(h) => h.data(ctx, from_client, data),
+            App::Dicom(d) => d.data(ctx, from_client, data),
+            App::Pending | App::Ignored | App::Counted => {}
+        }
+    }
+
+    /// Bytes were lost; returns what the parser did about it.
+    pub(super) fn gap(&mut self, from_client: bool) -> &'static str {
+        match self {
+            App::Hl7(h) => {
+                let dir = if from_client {
+                    &mut h.client
+                } else {
+                    &mut h.server
+                };
+                dir.pending.gap();
+                dir.resync = true;
+                "HL7 framing resynchronises at the next start block"
+            }
+            App::Dicom(d) => {
+                d.stopped = true;
+                "DICOM parsing stopped for this association (PDU boundaries are lost)"
+            }
+            _ => "nothing was being parsed",
+        }
+    }
+
+    pub(super) fn close(&mut self, ctx: &mut Ctx<'_, '_>) {
+        if let App::Hl7(h) = self {
+            for (dir, name) in [(&h.client, "client"), (&h.server, "server")] {
+                if !dir.pending.buf.is_empty() && !dir.pending.stopped {
+                    let e = ctx.event(
+                        Proto::Hl7Mllp,
+                        Action::Alerted,
+                        Some(rules::REASSEMBLY_GAP),
+                        format!(
+                            "connection ended with {} byte(s) of an incomplete MLLP frame from the {name}",
+                            dir.pending.buf.len()
+                        ),
+                    );
+                    ctx.emit_event(e);
+                }
+            }
+        }
+    }
+}
+
+/// One direction of an HL7 session.
+#[derive(Debug)]
+pub(super) struct Hl7Dir {
+    framer: Framer,
+    pending: Pending,
+    /// After a gap or a framing error: skip to the next start block.
+    resync: bool,
+    /// Inventory facts taken from the first message only (they do not change
+    /// within a connection; parsing every message twice would).
+    inventoried: bool,
+}
+
+impl Hl7Dir {
+    fn new(max_frame_bytes: usize) -> Self {
+        Hl7Dir {
+            framer: Framer::new(mllp::Limits { max_frame_bytes }),
+            pending: Pending::default(),
+            resync: false,
+            inventoried: false,
+        }
+    }
+}
+
+/// HL7 over MLLP, both directions.
+pub(super) struct Hl7 {
+    client: Hl7Dir,
+    server: Hl7Dir,
+    max_segments: usize,
+}
+
+impl Hl7 {
+    fn new(route: Option<&RoutePolicy>) -> Self {
+        let max = route.map_or(1 << 20, |r| r.max_frame_bytes);
+        Hl7 {
+            client: Hl7Dir::new(max),
+            server: Hl7Dir::new(max),
+            max_segments: route.map_or(10_000, |r| r.max_segments),
+        }
+    }
+
+    fn data(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, data: &[u8]) {
+        let max_segments = self.max_segments;
+        let dir = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        let Hl7Dir {
+            framer,
+            pending,
+            resync,
+            inventoried,
+        } = dir;
+        pending.feed(data, |buf| {
+            if *resync {
+                match memchr::memchr(0x0b, buf) {
+                    Some(0) => *resync = false,
+                    Some(i) => return Step::Took(i),
+                    None => return Step::Took(buf.len()),
+                }
+            }
+            match framer.next(buf) {
+                Ok(mllp::Progress::Frame(f)) => {
+                    let frame = f.frame(buf);
+                    ctx.obs.counts.hl7_messages += 1;
+                    let peer = if from_client { ctx.client } else { ctx.server };
+                    if !*inventoried {
+                        *inventoried = true;
+                        let limits = wardgate_proto::hl7::Limits { max_segments };
+                        if let Ok(m) = wardgate_proto::hl7::Message::parse(f.payload(buf), &limits)
+                        {
+                            let app = m.sending_application().text();
+                            let fac = m.msh().field(4).component(1).text();
+                            ctx.obs.inventory.fact(peer.ip(), Fact::Hl7App, &app);
+                            ctx.obs.inventory.fact(peer.ip(), Fact::Hl7Facility, &fac);
+                        }
+                    }
+                    if from_client {
+                        if let Some(route) = ctx.route.clone() {
+                            let o = inspect::inspect(&route, ctx.flow, frame, ctx.clock);
+                            ctx.emit(o.record);
+                        }
+                    }
+                    Step::Took(f.len)
+                }
+                Ok(mllp::Progress::NeedMore) => Step::More,
+                Err(e) => {
+                    if from_client {
+                        if let Some(route) = ctx.route.clone() {
+                            let o = inspect::framing_error(&route, ctx.flow, &e, ctx.clock);
+                            ctx.emit(o.record);
+                        } else {
+                            let ev = ctx.event(
+                                Proto::Hl7Mllp,
+                                Action::Alerted,
+                                Some(e.rule().into()),
+                                format!("MLLP framing error: {e}"),
+                            );
+                            ctx.emit_event(ev);
+                        }
+                    }
+                    *resync = true;
+                    Step::Took(1)
+                }
+            }
+        });
+    }
+}
+
+/// A DIMSE message whose data set is arriving.
+struct Incoming {
+    operation: &'static str,
+    walker: Option<Walker>,
+}
+
+/// DICOM, both directions.
+pub(super) struct DicomSession {
+    client: Pending,
+    server: Pending,
+    limits: dicom::Limits,
+    calling_ae: String,
+    syntaxes: Box<[Syntax; 256]>,
+    cmd: Vec<u8>,
+    incoming: Option<Incoming>,
+    server_cmd: Vec<u8>,
+    stopped: bool,
+}
+
+impl DicomSession {
+    fn new(route: Option<&RoutePolicy>) -> Self {
+        let limits = route
+            .and_then(|r| r.dicom.as_ref())
+            .map(|d| d.limits)
+            .unwrap_or_default();
+        DicomSession {
+            client: Pending::default(),
+            server: Pending::default(),
+            limits,
+            calling_ae: String::new(),
+            syntaxes: Box::new([Syntax::ImplicitLe; 256]),
+            cmd: Vec::new(),
+            incoming: None,
+            server_cmd: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    fn data(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, data: &[u8]) {
+        if self.stopped {
+            return;
+        }
+        let mut pending = std::mem::take(if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        });
+        let limits = self.limits;
+        pending.feed(data, |buf| match dicom::frame(buf, &limits) {
+            Ok(dicom::Progress::Pdu(f)) => {
+                ctx.obs.counts.dicom_pdus += 1;
+                let pdu = &buf[..f.len];
+                let go = if from_client {
+                    self.client_pdu(ctx, f.pdu_type, pdu)
+                } else {
+                    self.server_pdu(ctx, f.pdu_type, pdu)
+                };
+                if go {
+                    Step::Took(f.len)
+                } else {
+                    Step::Stop
+                }
+            }
+            Ok(dicom::Progress::NeedMore { .. }) => Step::More,
+            Err(e) => {
+                self.malformed(ctx, from_client, &e);
+                Step::Stop
+            }
+        });
+        if self.stopped {
+            pending.stopped = true;
+        }
+        *(if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        }) = pending;
+    }
+
+    fn malformed(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, e: &dicom::DicomError) {
+        let ev = match (&ctx.route, from_client) {
+            (Some(r), true) => decide::malformed(r, ctx.flow, e, ctx.clock),
+            _ => ctx.event(
+                Proto::Dicom,
+                Action::Alerted,
+                Some(rules::UPSTREAM_PROTOCOL),
+                format!(
+                    "malformed DICOM from the {}: {e}",
+                    if from_client { "client" } else { "server" }
+                ),
+            ),
+        };
+        ctx.emit_event(ev);
+        self.stopped = true;
+    }
+
+    /// Returns false to stop parsing the session.
+    fn client_pdu(&mut self, ctx: &mut Ctx<'_, '_>, ty: PduType, pdu: &[u8]) -> bool {
+        match ty {
+            PduType::AssociateRq => match Pdu::parse(pdu, &self.limits) {
+                Ok(Pdu::AssociateRq(rq)) => {
+                    self.calling_ae = dicom::text(rq.calling_ae);
+                    let inv = &mut ctx.obs.inventory;
+                    inv.fact(ctx.client.ip(), Fact::AeTitle, &self.calling_ae);
+                    inv.fact(ctx.server.ip(), Fact::AeTitle, &dicom::text(rq.called_ae));
+                    inv.fact(
+                        ctx.client.ip(),
+                        Fact::ImplementationUid,
+                        &dicom::text(rq.user.implementation_class_uid),
+                    );
+                    inv.fact(
+                        ctx.client.ip(),
+                        Fact::ImplementationVersion,
+                        &dicom::text(rq.user.implementation_version_name),
+                    );
+                    if let Some(route) = ctx.route.clone() {
+                        let d = decide::associate(&route, ctx.flow, &rq, ctx.clock);
+                        ctx.emit_event(d.event);
+                        if let Some(a) = d.credential_alert {
+                            ctx.emit_event(a);
+                        }
+                    } else if let Some(id) = rq
+                        .user
+                        .user_identity
+                        .as_ref()
+                        .filter(|i| i.carries_secret())
+                    {
+                        let e = ctx.event(
+                            Proto::Dicom,
+                            Action::Alerted,
+                            Some(rules::DICOM_CLEARTEXT_CREDENTIALS),
+                            format!(
+                                "{} sent DICOM user identity ({}) in clear; the secret is not recorded",
+                                self.calling_ae,
+                                id.kind_name()
+                            ),
+                        );
+                        ctx.emit_event(e);
+                    }
+                    if let Some(u) = rq.user.user_identity.as_ref().and_then(|i| i.username()) {
+                        ctx.obs.inventory.fact(ctx.client.ip(), Fact::Account, &u);
+                        ctx.obs.counts.cleartext_logins += 1;
+                    }
+                    true
+                }
+                Ok(_) => true,
+                Err(e) => {
+                    self.malformed(ctx, true, &e);
+                    false
+                }
+            },
+            PduType::PData => {
+                let pdata = match Pdu::parse(pdu, &self.limits) {
+                    Ok(Pdu::PData(p)) => p,
+                    Ok(_) => return true,
+                    Err(e) => {
+                        self.malformed(ctx, true, &e);
+                        return false;
+                    }
+                };
+                for pdv in &pdata.pdvs {
+                    if pdv.is_command {
+                        if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                            let e = dicom::DicomError::TooMany {
+                                what: "command set bytes",
+                                limit: self.limits.max_command_bytes,
+                            };
+                            self.malformed(ctx, true, &e);
+                            return false;
+                        }
+                        self.cmd.extend_from_slice(pdv.data);
+                        if !pdv.is_last {
+                            continue;
+                        }
+                        let cmd_bytes = std::mem::take(&mut self.cmd);
+                        let cmd = match Command::parse(&cmd_bytes) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                self.malformed(ctx, true, &e);
+                                return false;
+                            }
+                        };
+                        ctx.obs.counts.dicom_commands += 1;
+                        let forward = match ctx.route.clone() {
+                            Some(route) => {
+                                let d = decide::command(
+                                    &route,
+                                    ctx.flow,
+                                    &cmd,
+                                    &self.calling_ae,
+                                    ctx.clock,
+                                );
+                                ctx.emit_event(d.event);
+                                d.forward
+                            }
+                            None => true,
+                        };
+                        self.incoming = (cmd.has_data_set).then(|| Incoming {
+                            operation: cmd.field.name(),
+                            walker: (forward && ctx.route.is_some())
+                                .then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
+                        });
+                        self.cmd = cmd_bytes;
+                        self.cmd.clear();
+                    } else if let Some(inc) = self.incoming.as_mut() {
+                        if let (Some(w), Some(route)) = (inc.walker.as_mut(), ctx.route.clone()) {
+                            let fed = w.feed(pdv.data);
+                            if let Some(found) = w.facts().executable.clone() {
+                                let (_, ev) = decide::executable(
+                                    &route,
+                                    ctx.flow,
+                                    &found,
+                                    inc.operation,
+                                    ctx.clock,
+                                );
+                                ctx.emit_event(ev);
+                                inc.walker = None;
+                            } else if let Err(e) = fed {
+                                let ev = decide::uninspectable(
+                                    &route,
+                                    ctx.flow,
+                                    format!(
+                                        "{} data set could not be inspected: {e}",
+                                        inc.operation
+                                    ),
+                                    ctx.clock,
+                                );
+                                ctx.emit_event(ev);
+                                inc.walker = None;
+                            }
+                        }
+                        if pdv.is_last {
+                            self.incoming = None;
+                        }
+                    }
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    fn server_pdu(&mut self, ctx: &mut Ctx<'_, '_>, ty: PduType, pdu: &[u8]) -> bool {
+        match ty {
+            PduType::AssociateAc => match Pdu::parse(pdu, &self.limits) {
+                Ok(Pdu::AssociateAc(ac)) => {
+                    for pc in &ac.presentation_contexts {
+                        let ts = pc.transfer_syntaxes.first().copied().unwrap_or_default();
+                        self.syntaxes[usize::from(pc.id)] = Syntax::of(ts);
+                    }
+                    let inv = &mut ctx.obs.inventory;
+                    inv.fact(
+                        ctx.server.ip(),
+                        Fact::ImplementationUid,
+                        &dicom::text(ac.user.implementation_class_uid),
+                    );
+                    inv.fact(
+                        ctx.server.ip(),
+                        Fact::ImplementationVersion,
+                        &dicom::text(ac.user.implementation_version_name),
+                    );
+                    true
+                }
+                Ok(_) => true,
+                Err(e) => {
+                    self.malformed(ctx, false, &e);
+                    false
+                }
+            },
+            PduType::PData => {
+                if let Ok(Pdu::PData(p)) = Pdu::parse(pdu, &self.limits) {
+                    for pdv in p.pdvs.iter().filter(|p| p.is_command) {
+                        if self.server_cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                            self.server_cmd.clear();
+                            continue;
+                        }
+                        self.server_cmd.extend_from_slice(pdv.data);
+                        if pdv.is_last {
+                            if Command::parse(&self.server_cmd).is_ok() {
+                                ctx.obs.counts.dicom_commands += 1;
+                            }
+                            self.server_cmd.clear();
+                        }
+                    }
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! `wardgate analyze CAPTURE...`: passive analysis of pcap/pcapng files with the
+//! same parsers, policy and rules as the proxy. Alerts and what the proxy would
+//! have blocked (`observed-violation`) are printed as they are found, the device
+//! inventory at the end; both are also recorded in data_dir (audit log and store)
+//! unless `--no-store`, so `wardgate events` and `wardgate devices` show them.
+//!
+//! Exit codes: 0 nothing to report, 1 alerts or violations found, 2 a capture or
+//! the configuration could not be read.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use wardgate_capture::source::{self, End, SourceLimits};
+use wardgate_capture::{Analyzer, FlowLimits};
+use wardgate_config::Validated;
+use wardgate_engine::event::{Action, Record};
+use wardgate_engine::observe::{ObserveOptions, Observer};
+use wardgate_engine::{rules, Policy};
+use wardgate_store::{Recorder, RecorderOptions};
+
+#[derive(Args)]
+pub(crate) struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng), analysed in order as one continuous capture.
+    #[arg(required = true)]
+    captures: Vec<PathBuf>,
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// JSON lines (ECS field names): alerts, then inventory, then a summary line.
+    #[arg(long)]
+    json: bool,
+    /// Also report every allowed message, not only alerts and violations.
+    #[arg(long)]
+    all: bool,
+    /// Do not record findings and inventory in data_dir.
+    #[arg(long)]
+    no_store: bool,
+}
+
+/// The summary of one run (last JSON line with `--json`).
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    summary: bool,
+    captures: Vec<String>,
+    truncated: bool,
+    packets: &'a wardgate_capture::PacketCounts,
+    messages: &'a wardgate_engine::observe::Counts,
+    devices: usize,
+    unknown_devices: usize,
+    seconds: f64,
+}
+
+pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
+    let v = crate::load(&a.config)?;
+    let (recorder, _lock) = if a.no_store {
+        (None, None)
+    } else {
+        let (r, l) = open_store(&v)?;
+        (Some(r), Some(l))
+    };
+    let started = std::time::Instant::now();
+    let mut analyzer = analyzer_for(&v, a.all)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if !a.json {
+        writeln!(out, "{}", crate::table_header())?;
+    }
+    let handle = recorder.as_ref().map(|r| r.handle());
+    let mut failed = None;
+    let mut write_err = None;
+    let mut sink = |r: Record| {
+        let line = match &r {
+            Record::Event(e) => e.to_json(),
+            Record::Routine(j) => j.clone(),
+        };
+        let res = if a.json {
+            out.write_all(&line).and_then(|()| out.write_all(b"\n"))
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+            writeln!(out, "{}", crate::table_row(&v))
+        };
+        if let Err(e) = res {
+            write_err.get_or_insert(e);
+        }
+        if let Some(h) = &handle {
+            let _ = h.record(r);
+        }
+    };
+    let mut truncated = false;
+    for path in &a.captures {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening capture {}", path.display()))?;
+        let end = source::read_packets(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            SourceLimits::default(),
+            |p| analyzer.packet(p, &mut sink),
+        );
+        match end {
+            Ok(End::Complete) => {}
+            Ok(End::Truncated) => {
+                truncated = true;
+                let clock = analyzer.clock_now();
+                analyzer.observer.capture_event(
+                    &clock,
+                    rules::CAPTURE_TRUNCATED,
+                    format!("{} ends in the middle of a packet record", path.display()),
+                    &mut sink,
+                );
+            }
+            Err(e) => {
+                failed = Some(format!("{}: {e}", path.display()));
+                break;
+            }
+        }
+    }
+    analyzer.finish_all(&mut sink);
+    let clock = analyzer.clock_now();
+    let inventory = analyzer.observer.inventory_events(&clock);
+    let devices = inventory.len();
+    let unknown = inventory
+        .iter()
+        .filter(|e| e.wardgate.inventory.as_ref().is_some_and(|d| !d.enrolled))
+        .count();
+    for e in inventory {
+        if a.json {
+            sink(Record::Event(Box::new(e)));
+        } else if let Some(h) = &handle {
+            let _ = h.record(e);
+        }
+    }
+    drop(sink);
+    let summary = Summary {
+        summary: true,
+        captures: a.captures.iter().map(|p| p.display().to_string()).collect(),
+        truncated,
+        packets: &analyzer.counts,
+        messages: &analyzer.observer.counts,
+        devices,
+        unknown_devices: unknown,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if a.json {
+        serde_json::to_writer(&mut out, &summary)?;
+        writeln!(out)?;
+    } else {
+        print_summary(&mut out, &summary, &analyzer)?;
+    }
+    out.flush()?;
+    if let Some(r) = recorder {
+        r.shutdown().context("sealing the audit log")?;
+    }
+    if let Some(f) = failed {
+        eprintln!("wardgate: {f}");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(if analyzer.observer.counts.alerts > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The analyser for a validated site.
+pub(crate) fn analyzer_for(v: &Validated, report_allowed: bool) -> Result<Analyzer> {
+    let policy = Arc::new(
+        Policy::compile(v)
+            .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
+    );
+    let observer = Observer::new(
+        policy,
+        v.local_networks.clone(),
+        ObserveOptions { report_allowed },
+    );
+    Ok(Analyzer::new(
+        observer,
+        FlowLimits::from_config(&v.config.gateway.capture),
+    ))
+}
+
+/// Opens data_dir's store exclusively, as `serve` does.
+pub(crate) fn open_store(v: &Validated) -> Result<(Recorder, std::fs::File)> {
+    std::fs::create_dir_all(&v.data_dir)
+        .with_context(|| format!("creating data_dir {}", v.data_dir.display()))?;
+    let lock_path = v.data_dir.join("wardgate.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another wardgate is using data_dir {}; use --no-store, or a configuration with another data_dir",
+            v.data_dir.display()
+        )
+    })?;
+    let g = &v.config.gateway;
+    let mut ropts = RecorderOptions::new(&v.data_dir);
+    ropts.checkpoint_every = g.audit.checkpoint_every;
+    ropts.fsync = g.audit.fsync;
+    let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
+    Ok((recorder, lock))
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    s: &Summary<'_>,
+    analyzer: &Analyzer,
+) -> std::io::Result<()> {
+    let p = s.packets;
+    let m = s.messages;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} packet(s), {} byte(s) in {:.2} s; {} TCP connection(s) ({} joined mid-stream), {} UDP datagram(s){}",
+        p.packets,
+        p.bytes,
+        s.seconds,
+        p.connections,
+        p.midstream,
+        p.udp,
+        if s.truncated { "; capture truncated" } else { "" }
+    )?;
+    let sessions: Vec<String> = m.sessions.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    writeln!(out, "sessions: {}", sessions.join(", "))?;
+    writeln!(
+        out,
+        "messages: HL7 {}, DICOM PDUs {} (commands {}), MQTT packets {}, FTP commands {}, HTTP requests {}, SMB messages {}",
+        m.hl7_messages,
+        m.dicom_pdus,
+        m.dicom_commands,
+        m.mqtt_packets,
+        m.ftp_commands,
+        m.http_requests,
+        m.smb_messages
+    )?;
+    writeln!(
+        out,
+        "not analysed: {} malformed, {} not IP, {} fragment(s), {} unsupported link type; {} byte(s) missing from streams, {} connection(s) evicted, {} timed out",
+        p.malformed, p.not_ip, p.fragments, p.unsupported_link, p.gap_bytes, p.evicted, p.timed_out
+    )?;
+    writeln!(out, "\nDEVICES")?;
+    for d in analyzer.observer.inventory.all() {
+        let id = d.device.clone().unwrap_or_else(|| "(unknown)".into());
+        let mut facts = Vec::new();
+        if !d.seen {
+            facts.push("not seen".to_owned());
+        }
+        for (label, set) in [
+            ("protocols", &d.protocols),
+            ("serves", &d.services),
+            ("mac", &d.macs),
+            ("HL7 app", &d.hl7_sending_applications),
+            ("AE", &d.ae_titles),
+            ("implementation", &d.implementation_versions),
+            ("MQTT client", &d.mqtt_client_ids),
+            ("accounts", &d.accounts),
+        ] {
+            if !set.is_empty() {
+                facts.push(format!(
+                    "{label}: {}",
+                    set.iter().cloned().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+        writeln!(out, "{:<16} {:<20} {}", d.address, id, facts.join("; "))?;
+    }
+    writeln!(
+        out,
+        "\n{} alert(s) or observed violation(s); {} device(s), {} unknown",
+        m.alerts, s.devices, s.unknown_devices
+    )?;
+    let _ = Action::Observed;
+    Ok(())
+}

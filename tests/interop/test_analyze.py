@@ -1,0 +1,439 @@
+"""Passive analysis (`wardgate analyze`) of captures the tests make themselves:
+tshark on loopback recording real peers talking directly to each other (the `hl7`
+package's MLLP client and server, dcmtk and pynetdicom), no gateway in the path.
+
+For every capture wardgate's message counts must equal tshark's dissector counts on
+the same file, and what the proxy would have blocked must come out as
+`observed-violation` with the proxy's rule ids.
+"""
+import json
+import subprocess
+import time
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from conftest import Upstream, free_port, require_tool, start_capture, wait_port, wardgate_bin
+from test_hl7_mllp import SourceBoundClient, heparin, observation, order, unframe
+
+SITE = """
+[gateway]
+data_dir = "{data_dir}"
+
+[[device]]
+id = "ehr"
+kind = "ehr"
+addresses = ["127.0.0.2"]
+
+[[device]]
+id = "pump-server"
+kind = "infusion-pump-server"
+addresses = ["127.0.0.3"]
+
+[[device]]
+id = "lab-analyser"
+kind = "lab-analyser"
+addresses = ["127.0.0.9"]
+
+[[device]]
+id = "ct-1"
+kind = "ct-scanner"
+addresses = ["127.0.0.5"]
+ae_titles = ["CT01"]
+
+[[device]]
+id = "pacs"
+kind = "pacs"
+addresses = ["127.0.0.6"]
+ae_titles = ["PACS"]
+
+[[route]]
+id = "infusion-orders"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:{listen_port}"
+upstream = "127.0.0.3:{hl7_port}"
+senders = ["ehr"]
+messages = ["RGV^O15", "ORU^R01"]
+drug_library = "adult-icu"
+
+[[route]]
+id = "imaging"
+protocol = "dicom"
+listen = "127.0.0.1:{dicom_listen_port}"
+upstream = "127.0.0.6:{dicom_port}"
+senders = ["ct-1"]
+called_ae_titles = ["PACS"]
+operations = ["C-ECHO", "C-STORE"]
+sop_classes = ["1.2.840.10008.1.1", "1.2.840.10008.5.1.4.1.1.2"]
+
+[[drug_library]]
+id = "adult-icu"
+
+[[drug_library.drug]]
+names = ["heparin", "HEP"]
+rate_unit = "U/h"
+rate_soft_max = 1500
+rate_hard_max = 2000
+dose_unit = "U"
+dose_hard_max = 10000
+"""
+
+
+def site(tmp_path, hl7_port=1, dicom_port=1):
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(SITE.format(data_dir=tmp_path / "data", listen_port=free_port(),
+                               dicom_listen_port=free_port(), hl7_port=hl7_port, dicom_port=dicom_port))
+    return cfg
+
+
+def analyze(cfg, *pcaps, extra=()):
+    r = subprocess.run([wardgate_bin(), "analyze", "--config", str(cfg), "--json", *extra, *map(str, pcaps)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1), r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    summary = lines[-1]
+    assert summary.get("summary") is True
+    return r.returncode, lines[:-1], summary
+
+
+def tshark_fields(pcap, field, decode_as=(), display=None):
+    """Every value of `field` tshark's dissectors find in `pcap` (one per occurrence)."""
+    tshark = require_tool("tshark")
+    args = [tshark, "-r", str(pcap), "-T", "fields", "-e", field, "-E", "occurrence=a", "-E", "aggregator=,"]
+    for d in decode_as:
+        args += ["-d", d]
+    if display:
+        args += ["-Y", display]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, check=True).stdout
+    return [v for line in out.splitlines() for v in line.split(",") if v]
+
+
+def stop_capture(cap):
+    time.sleep(1.0)
+    cap.terminate()
+    cap.wait(20)
+
+
+def by_rule(events, rule):
+    return [e for e in events if e.get("rule", {}).get("id") == rule]
+
+
+def test_hl7_capture_counts_match_tshark_and_violations_carry_the_proxys_rule_ids(tmp_path):
+    up = Upstream()
+    pcap = tmp_path / "hl7.pcapng"
+    cap = start_capture(f"tcp port {up.port}", pcap)
+    try:
+        def send(text, source):
+            with SourceBoundClient("127.0.0.3", up.port, source) as c:
+                return unframe(c.send_message(text))
+
+        for i in range(5):
+            send(observation(f"OK-{i}"), "127.0.0.2")
+        send(order("HARD-1", heparin(100)), "127.0.0.2")  # 5000 U/h > 2000 hard limit
+        send(observation("LAB-1").replace("ORU^R01^ORU_R01", "ORM^O01^ORM_O01"), "127.0.0.2")
+        send(observation("NOT-SENDER"), "127.0.0.9")
+        send(observation("UNKNOWN"), "127.0.0.7")
+    finally:
+        stop_capture(cap)
+        up.stop()
+    cfg = site(tmp_path, hl7_port=up.port)
+    code, events, summary = analyze(cfg, pcap)
+    assert code == 1
+    decode = [f"tcp.port=={up.port},hl7"]
+    tshark_hl7 = tshark_fields(pcap, "hl7.message.type", decode)
+    assert len(tshark_hl7) == 18  # 9 messages and 9 ACKs
+    assert summary["messages"]["hl7_messages"] == len(tshark_hl7)
+    assert summary["messages"]["sessions"]["hl7-mllp"] == 9
+    violations = [e for e in events if e["event"]["action"] == "observed-violation"]
+    rules = sorted(e["rule"]["id"] for e in violations)
+    # The order above the hard limit, the disallowed type, the device that is not a
+    # sender and the unknown address: the proxy's own rule ids.
+    assert "WG-INF-010" in rules
+    assert "WG-HL7-001" in rules
+    assert "WG-ACCESS-002" in rules
+    assert "WG-ACCESS-001" in rules
+    hard = by_rule(events, "WG-INF-010")[0]
+    assert hard["wardgate"]["hl7"]["control_id"] == "HARD-1"
+    assert hard["wardgate"]["route"] == "infusion-orders"
+    assert hard["source"]["ip"] == "127.0.0.2" and hard["destination"]["port"] == up.port
+    # Allowed messages are not reported unless asked for.
+    assert not [e for e in events if e["event"]["action"] == "allowed"]
+    _, with_all, _ = analyze(cfg, pcap, extra=("--all", "--no-store"))
+    allowed = [e for e in with_all if e.get("event", {}).get("action") == "allowed"]
+    assert len(allowed) >= 5
+    # Inventory: the EHR and its HL7 sending application; the unknown address.
+    inv = {e["wardgate"]["inventory"]["address"]: e["wardgate"]["inventory"]
+           for e in events if e["event"]["action"] == "observed"}
+    assert inv["127.0.0.2"]["device"] == "ehr"
+    assert "MONGW" in inv["127.0.0.2"]["hl7_sending_applications"]
+    assert "PUMPSRV" in inv["127.0.0.3"]["hl7_sending_applications"]
+    assert f"hl7-mllp/{up.port}" in inv["127.0.0.3"]["services"]
+    assert inv["127.0.0.7"]["enrolled"] is False
+    assert inv["127.0.0.7"]["first_seen"] <= inv["127.0.0.7"]["last_seen"]
+
+
+def test_findings_are_recorded_so_events_and_devices_show_them(tmp_path):
+    up = Upstream()
+    pcap = tmp_path / "hl7.pcap"
+    tshark = require_tool("tshark")
+    cap = subprocess.Popen([tshark, "-i", "lo", "-f", f"tcp port {up.port}", "-F", "pcap", "-w", str(pcap), "-q"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    line = b""
+    while b"Capturing on" not in line:
+        line = cap.stderr.readline()
+        assert line, "tshark did not start"
+    time.sleep(1.0)
+    try:
+        with SourceBoundClient("127.0.0.3", up.port, "127.0.0.7") as c:
+            unframe(c.send_message(observation("X-1")))
+    finally:
+        stop_capture(cap)
+        up.stop()
+    assert pcap.read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")  # legacy pcap
+    cfg = site(tmp_path, hl7_port=up.port)
+    code, _, _ = analyze(cfg, pcap)
+    assert code == 1
+    out = subprocess.run([wardgate_bin(), "events", "--config", str(cfg), "--json"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    recorded = [json.loads(x) for x in out.splitlines()]
+    assert by_rule(recorded, "WG-ACCESS-001")
+    devs = subprocess.run([wardgate_bin(), "devices", "--config", str(cfg), "--json"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    addrs = {json.loads(x)["address"] for x in devs.splitlines()}
+    assert "127.0.0.7" in addrs
+    v = subprocess.run([wardgate_bin(), "audit", "verify", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+class StoreSCP:
+    """dcmtk's storescp as the PACS on 127.0.0.6."""
+
+    def __init__(self, out_dir):
+        require_tool("storescp")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port("0.0.0.0")
+        self.proc = subprocess.Popen(["storescp", "-aet", "PACS", "-od", str(out_dir), "+B", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.6", self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def pynetdicom_store(port, source, calling, called, dataset_file, contexts=None):
+    from pydicom import dcmread
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, MRImageStorage
+
+    ae = AE(ae_title=calling)
+    for c in contexts or (CTImageStorage, MRImageStorage):
+        ae.add_requested_context(c)
+    assoc = ae.associate("127.0.0.6", port, ae_title=called, bind_address=(source, 0))
+    status = None
+    if assoc.is_established:
+        status = assoc.send_c_store(dcmread(dataset_file))
+        assoc.release()
+    return assoc, status
+
+
+def test_dicom_capture_counts_match_tshark_and_policy_applies(tmp_path):
+    require_tool("storescu")
+    scp = StoreSCP(tmp_path / "pacs")
+    pcap = tmp_path / "dicom.pcapng"
+    cap = start_capture(f"tcp port {scp.port}", pcap)
+    ct = get_testdata_file("CT_small.dcm")
+    mr = get_testdata_file("MR_small.dcm")
+    try:
+        # The CT scanner stores a CT (allowed) with dcmtk...
+        r = subprocess.run(["storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.6", str(scp.port), ct],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        # ...then an MR, whose SOP class the route does not allow (pynetdicom from 127.0.0.5).
+        _, status = pynetdicom_store(scp.port, "127.0.0.5", "CT01", "PACS", mr)
+        assert status is not None
+        # An unknown laptop stores straight into the PACS.
+        pynetdicom_store(scp.port, "127.0.0.9", "LAPTOP", "PACS", ct)
+    finally:
+        stop_capture(cap)
+        scp.stop()
+    cfg = site(tmp_path, dicom_port=scp.port)
+    code, events, summary = analyze(cfg, pcap)
+    assert code == 1
+    decode = [f"tcp.port=={scp.port},dicom"]
+    pdus = tshark_fields(pcap, "dicom.pdu.type", decode)
+    assert len(pdus) > 0
+    assert summary["messages"]["dicom_pdus"] == len(pdus)
+    assert summary["messages"]["sessions"]["dicom"] == 3
+    rules = {e["rule"]["id"] for e in events if e["event"]["action"] == "observed-violation"}
+    # storescu runs from 127.0.0.1 (not enrolled): WG-ACCESS-001, as the proxy would refuse it.
+    assert "WG-ACCESS-001" in rules
+    # The MR store names a SOP class the route does not allow.
+    assert "WG-DICOM-003" in rules or "WG-DICOM-004" in rules, rules
+    # Inventory: AE titles and implementation versions of both ends.
+    inv = {e["wardgate"]["inventory"]["address"]: e["wardgate"]["inventory"]
+           for e in events if e["event"]["action"] == "observed"}
+    assert "CT01" in inv["127.0.0.5"]["ae_titles"]
+    assert "PACS" in inv["127.0.0.6"]["ae_titles"]
+    assert any(v.startswith("OFFIS_DCMTK") for v in inv["127.0.0.1"]["implementation_versions"])
+    assert inv["127.0.0.6"]["implementation_versions"]
+    assert "LAPTOP" in inv["127.0.0.9"]["ae_titles"]
+
+
+def test_capture_cut_mid_packet_is_analysed_up_to_the_cut(tmp_path):
+    up = Upstream()
+    pcap = tmp_path / "cut.pcap"
+    tshark = require_tool("tshark")
+    cap = subprocess.Popen([tshark, "-i", "lo", "-f", f"tcp port {up.port}", "-F", "pcap", "-w", str(pcap), "-q"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    line = b""
+    while b"Capturing on" not in line:
+        line = cap.stderr.readline()
+        assert line, "tshark did not start"
+    time.sleep(1.0)
+    try:
+        for i in range(3):
+            with SourceBoundClient("127.0.0.3", up.port, "127.0.0.2") as c:
+                unframe(c.send_message(observation(f"C-{i}")))
+    finally:
+        stop_capture(cap)
+        up.stop()
+    data = pcap.read_bytes()
+    cut = tmp_path / "cut-short.pcap"
+    cut.write_bytes(data[: len(data) - 7])
+    cfg = site(tmp_path, hl7_port=up.port)
+    code, events, summary = analyze(cfg, cut, extra=("--no-store",))
+    assert summary["truncated"] is True
+    assert by_rule(events, "WG-CAP-003")
+    assert summary["messages"]["hl7_messages"] >= 5
+
+
+# --- Crafted edge cases for TCP reassembly (scapy), with known expected results ---
+
+def hl7_frames(n, prefix="R"):
+    return [b"\x0b" + observation(f"{prefix}-{i}").encode() + b"\x1c\x0d" for i in range(n)]
+
+
+def craft(path, segments, client=("127.0.0.2", 40000), server=("127.0.0.3", 2575), handshake=True, isn=1000):
+    """Writes a pcap of one client->server stream. `segments` are (offset, bytes)
+    pairs in the order they appear on the wire; the server acknowledges nothing
+    (a tap sees one direction as well as two)."""
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    (cip, cport), (sip, sport) = client, server
+    base = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03") / IP(src=cip, dst=sip)
+    pkts = []
+    if handshake:
+        pkts.append(base / TCP(sport=cport, dport=sport, flags="S", seq=isn))
+        pkts.append(Ether() / IP(src=sip, dst=cip) / TCP(sport=sport, dport=cport, flags="SA", seq=5000, ack=isn + 1))
+    for off, data in segments:
+        pkts.append(base / TCP(sport=cport, dport=sport, flags="PA", seq=(isn + 1 + off) % 2**32, ack=5001) / data)
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.001
+    wrpcap(str(path), pkts)
+
+
+def split(stream, sizes):
+    out, off = [], 0
+    for s in sizes:
+        if off >= len(stream):
+            break
+        out.append((off, stream[off:off + s]))
+        off += s
+    if off < len(stream):
+        out.append((off, stream[off:]))
+    return out
+
+
+def edge_site(tmp_path):
+    return site(tmp_path, hl7_port=2575)
+
+
+def hl7_count(tmp_path, name, segments, **kw):
+    pcap = tmp_path / f"{name}.pcap"
+    craft(pcap, segments, **kw)
+    _, events, summary = analyze(edge_site(tmp_path), pcap, extra=("--no-store", "--all"))
+    allowed = [e for e in events if e.get("event", {}).get("action") == "allowed"
+               and e.get("wardgate", {}).get("hl7")]
+    return summary, events, sorted(e["wardgate"]["hl7"]["control_id"] for e in allowed)
+
+
+def test_out_of_order_retransmitted_and_overlapping_segments_reassemble_exactly(tmp_path):
+    pytest.importorskip("scapy")
+    frames = hl7_frames(4)
+    stream = b"".join(frames)
+    segs = split(stream, [100, 7, 300, 50, 1, 400])
+    shuffled = [segs[2], segs[0], segs[4], segs[1], segs[3]] + segs[5:]
+    # Retransmit two segments, and send one overlap covering two others.
+    a, b = segs[1], segs[2]
+    overlap = (a[0], stream[a[0]:b[0] + len(b[1])])
+    wire = shuffled + [segs[0], overlap, segs[3]]
+    summary, _, ids = hl7_count(tmp_path, "ooo", wire)
+    assert ids == [f"R-{i}" for i in range(4)]
+    assert summary["messages"]["hl7_messages"] == 4
+    assert summary["packets"]["retransmitted_bytes"] > 0
+    assert summary["packets"]["overlap_conflicts"] == 0
+
+
+def test_conflicting_overlap_keeps_the_first_copy_and_is_counted(tmp_path):
+    pytest.importorskip("scapy")
+    stream = b"".join(hl7_frames(2))
+    segs = split(stream, [200, 200])
+    first = segs[1][1]
+    evil = (segs[1][0], first[:10] + bytes(b ^ 0x20 for b in first[10:30]) + first[30:])
+    assert evil[1] != first
+    # The first copy of bytes 200..400 arrives out of order, then a different copy.
+    summary, events, ids = hl7_count(tmp_path, "conflict", [segs[1], evil, segs[0]] + segs[2:])
+    assert ids == ["R-0", "R-1"]
+    assert summary["packets"]["overlap_conflicts"] >= 1
+
+
+def test_mid_stream_start_resynchronises_at_the_next_frame(tmp_path):
+    pytest.importorskip("scapy")
+    frames = hl7_frames(3)
+    stream = b"".join(frames)
+    # No handshake, and the capture starts 30 bytes into the first frame.
+    segs = split(stream[30:], [90, 400, 1000])
+    summary, events, ids = hl7_count(tmp_path, "midstream", segs, handshake=False)
+    assert ids == ["R-1", "R-2"]
+    assert summary["packets"]["midstream"] == 1
+
+
+def test_a_gap_is_reported_and_framing_resumes_after_it(tmp_path):
+    pytest.importorskip("scapy")
+    frames = hl7_frames(3)
+    stream = b"".join(frames)
+    segs = split(stream, [len(frames[0]), 50, 10_000])
+    # The segment holding the start of the second frame never made it to the tap.
+    summary, events, ids = hl7_count(tmp_path, "gap", [segs[0], segs[2]])
+    assert ids == ["R-0", "R-2"]
+    assert summary["packets"]["gap_bytes"] == 50
+    assert by_rule(events, "WG-CAP-002")
+
+
+def test_sequence_numbers_wrapping_past_2_32(tmp_path):
+    pytest.importorskip("scapy")
+    stream = b"".join(hl7_frames(3))
+    summary, _, ids = hl7_count(tmp_path, "wrap", split(stream, [333, 333, 333]), isn=2**32 - 500)
+    assert ids == ["R-0", "R-1", "R-2"]
+
+
+def test_flow_table_limit_evicts_with_an_event(tmp_path):
+    pytest.importorskip("scapy")
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    pkts = []
+    for i in range(40):
+        p = Ether() / IP(src="127.0.0.2", dst="127.0.0.3") / TCP(sport=30000 + i, dport=2575, flags="S", seq=1)
+        p.time = 1_700_000_000 + i * 0.01
+        pkts.append(p)
+    pcap = tmp_path / "flood.pcap"
+    wrpcap(str(pcap), pkts)
+    cfg = edge_site(tmp_path)
+    text = cfg.read_text().replace("[[device]]", "[gateway.capture]\nmax_flows = 10\n\n[[device]]", 1)
+    cfg.write_text(text)
+    _, events, summary = analyze(cfg, pcap, extra=("--no-store",))
+    assert summary["packets"]["evicted"] == 30
+    assert by_rule(events, "WG-CAP-001")
+    assert summary["packets"]["connections"] == 40
