@@ -8,6 +8,7 @@
 //! `compare` (the orchestrator). See BENCHMARKS.md for the command that reproduces
 //! the published figures.
 
+mod capture;
 mod compare;
 mod dicom;
 mod mllp;
@@ -54,6 +55,10 @@ enum Cmd {
     Compare(compare::CompareArgs),
     /// DICOM C-STORE throughput through every target (dcmtk storescu -> storescp).
     Dicom(dicom::DicomArgs),
+    /// Writes a capture of mixed medical traffic (and its site configuration).
+    GenCapture(capture::GenArgs),
+    /// Passive analysis speed: wardgate analyze, tshark and Suricata on one capture.
+    Analyze(capture::AnalyzeArgs),
 }
 
 /// Options of `load`.
@@ -126,6 +131,8 @@ fn main() -> Result<()> {
         }
         Cmd::Compare(a) => compare::run(a),
         Cmd::Dicom(a) => dicom::run(a),
+        Cmd::GenCapture(a) => capture::generate(a),
+        Cmd::Analyze(a) => capture::analyze(a),
     }
 }
 

@@ -23,10 +23,10 @@
 //!
 //! Bytes already delivered or already held are kept; the overlapping part of any
 //! later copy is discarded and counted in [`Stats::retransmitted_bytes`]. This is
-//! the "first" policy of target-based reassembly (Novak and Sturges, 2007), Suricata's
-//! `first` host policy; its default `bsd` policy differs in one case (a later
-//! segment that starts before the one it overlaps wins). A later copy that differs
-//! from the held bytes counts in [`Stats::overlap_conflicts`] (Suricata's
+//! the "first" policy of target-based reassembly (Novak and Sturges, 2007), as in
+//! Suricata's `OS_POLICY_FIRST`; Suricata's default, `bsd`, differs in one case (a
+//! later segment that starts before the one it overlaps wins). A later copy that
+//! differs from the held bytes counts in [`Stats::overlap_conflicts`] (Suricata's
 //! `reassembly_overlap_different_data`): the receiver may have kept the other copy,
 //! so the analyser and the host may have read different streams, an evasion sign.
 //! Delivered bytes are not retained (in-order data is handed over without a copy),
@@ -118,7 +118,6 @@ pub struct Stats {
 }
 
 /// Reassembly state for one direction of one TCP connection.
-#[derive(Debug)]
 pub struct Stream {
     limits: Limits,
     /// Sequence number of stream offset 0; `None` until the first segment.
@@ -134,6 +133,24 @@ pub struct Stream {
     /// Stream offset of the FIN that was accepted.
     fin_at: Option<u64>,
     stats: Stats,
+}
+
+/// Held bytes are clinical payload (HL7, DICOM): `Debug` shows sizes, never bytes,
+/// so a stray `{:?}` in a log cannot leak patient data.
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("limits", &self.limits)
+            .field("base", &self.base)
+            .field("midstream", &self.midstream)
+            .field("next", &self.next)
+            .field("buffered_bytes", &self.buffered)
+            .field("buffered_segments", &self.pending.len())
+            .field("fin_seen", &self.fin_seen)
+            .field("fin_at", &self.fin_at)
+            .field("stats", &self.stats)
+            .finish()
+    }
 }
 
 impl Stream {

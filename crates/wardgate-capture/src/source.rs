@@ -19,7 +19,10 @@ pub struct SourceLimits {
 impl Default for SourceLimits {
     fn default() -> Self {
         SourceLimits {
-            buffer_bytes: 1 << 20,
+            // Small enough to stay in the CPU cache: the kernel's copy into it and
+            // the parsing out of it then run at cache speed (measured: a 1 MiB
+            // buffer behind a 1 MiB BufReader spent half the time copying).
+            buffer_bytes: 256 << 10,
             max_block_bytes: 16 << 20,
         }
     }
@@ -211,7 +214,10 @@ mod tests {
         f
     }
 
-    fn collect(bytes: &[u8], limits: SourceLimits) -> (Vec<(u64, Vec<u8>)>, Result<End, String>) {
+    /// (timestamp, bytes) of every packet.
+    type Packets = Vec<(u64, Vec<u8>)>;
+
+    fn collect(bytes: &[u8], limits: SourceLimits) -> (Packets, Result<End, String>) {
         let mut out = Vec::new();
         let r = read_packets(std::io::Cursor::new(bytes.to_vec()), limits, |p| {
             out.push((p.ts_micros, p.data.to_vec()))

@@ -307,7 +307,16 @@ pub struct Device {
     /// sender's calling AE title must be one of its own.
     #[serde(default)]
     pub ae_titles: Vec<Spanned<String>>,
+    /// Peers the device may talk to outside any route, as `DEVICE` or
+    /// `DEVICE:PROTOCOL` (e.g. `"broker:mqtt"`), for passive analysis: any other
+    /// conversation is reported as outside its profile (`WG-NET-005`).
+    #[serde(default)]
+    pub peers: Vec<Spanned<String>>,
 }
+
+/// Application protocols passive analysis recognises (`peers = ["dev:PROTOCOL"]`).
+pub const OBSERVED_PROTOCOLS: [&str; 7] =
+    ["hl7-mllp", "dicom", "mqtt", "ftp", "telnet", "http", "smb"];
 
 /// Protocols a route can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -623,6 +632,27 @@ impl Config {
                         }
                     }
                     Err(_) => err(a.span(), format!("{:?} is not an IP address", a.get_ref())),
+                }
+            }
+        }
+
+        for d in &self.devices {
+            for p in &d.peers {
+                let (peer, proto) = match p.get_ref().split_once(':') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (p.get_ref().as_str(), None),
+                };
+                if !device_ids.contains(peer) {
+                    err(p.span(), format!("peer {peer:?} is not a declared device"));
+                }
+                if let Some(proto) = proto.filter(|x| !OBSERVED_PROTOCOLS.contains(x)) {
+                    err(
+                        p.span(),
+                        format!(
+                            "protocol {proto:?} must be one of {}",
+                            OBSERVED_PROTOCOLS.join(", ")
+                        ),
+                    );
                 }
             }
         }

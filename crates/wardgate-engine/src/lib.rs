@@ -8,6 +8,7 @@
 //! against drug libraries with [`units`]; [`rules`] is the catalogue of rule ids;
 //! [`event`] is the public event schema.
 
+pub mod credentials;
 pub mod dicom;
 pub mod event;
 pub mod hl7;

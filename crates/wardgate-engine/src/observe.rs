@@ -317,7 +317,14 @@ impl Observer {
         if s.route.is_none() {
             let client_dev = self.policy.device_for(s.client.ip()).cloned();
             let server_dev = self.policy.device_for(s.server.ip()).cloned();
-            if proto.is_clinical() || client_dev.is_some() || server_dev.is_some() {
+            let allowed = match (&client_dev, &server_dev) {
+                (Some(c), Some(sv)) => {
+                    self.policy.peer_allowed(c, sv, proto.as_str())
+                        || self.policy.peer_allowed(sv, c, proto.as_str())
+                }
+                _ => false,
+            };
+            if !allowed && (proto.is_clinical() || client_dev.is_some() || server_dev.is_some()) {
                 let who = match (&client_dev, &server_dev) {
                     (Some(c), _) => format!("device {c:?}"),
                     (None, Some(_)) => format!("unknown address {}", s.client.ip()),

@@ -155,10 +155,16 @@ pub enum Admission {
     },
 }
 
+/// A peer a device may talk to outside routes: the peer device, and the protocol
+/// (any when `None`).
+type Peer = (Arc<str>, Option<String>);
+
 /// The whole compiled policy.
 #[derive(Debug)]
 pub struct Policy {
     devices: HashMap<IpAddr, Arc<str>>,
+    /// `peers` per device.
+    peers: HashMap<Arc<str>, Vec<Peer>>,
     /// Routes in configuration order.
     pub routes: Vec<Arc<RoutePolicy>>,
 }
@@ -267,12 +273,40 @@ impl Policy {
                 })
             })
             .collect();
-        Ok(Policy { devices, routes })
+        let peers = v
+            .config
+            .devices
+            .iter()
+            .map(|d| {
+                let list = d
+                    .peers
+                    .iter()
+                    .map(|p| match p.get_ref().split_once(':') {
+                        Some((dev, proto)) => (Arc::from(dev), Some(proto.to_owned())),
+                        None => (Arc::from(p.get_ref().as_str()), None),
+                    })
+                    .collect();
+                (Arc::from(d.id.get_ref().as_str()), list)
+            })
+            .collect();
+        Ok(Policy {
+            devices,
+            routes,
+            peers,
+        })
     }
 
     /// The enrolled device at `ip` (IPv4-mapped IPv6 addresses are the IPv4 device).
     pub fn device_for(&self, ip: IpAddr) -> Option<&Arc<str>> {
         self.devices.get(&canonical(ip))
+    }
+
+    /// Whether device `from` may talk `protocol` to device `to` outside routes.
+    pub fn peer_allowed(&self, from: &str, to: &str, protocol: &str) -> bool {
+        self.peers.get(from).is_some_and(|list| {
+            list.iter()
+                .any(|(d, p)| &**d == to && p.as_deref().is_none_or(|p| p == protocol))
+        })
     }
 
     /// Every enrolled address and its device.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use wardgate_capture::source::{self, End, SourceLimits};
 use wardgate_capture::{Analyzer, FlowLimits};
 use wardgate_config::Validated;
-use wardgate_engine::event::{Action, Record};
+use wardgate_engine::event::Record;
 use wardgate_engine::observe::{ObserveOptions, Observer};
 use wardgate_engine::{rules, Policy};
 use wardgate_store::{Recorder, RecorderOptions};
@@ -93,11 +93,9 @@ pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
     for path in &a.captures {
         let file = std::fs::File::open(path)
             .with_context(|| format!("opening capture {}", path.display()))?;
-        let end = source::read_packets(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            SourceLimits::default(),
-            |p| analyzer.packet(p, &mut sink),
-        );
+        let end = source::read_packets(file, SourceLimits::default(), |p| {
+            analyzer.packet(p, &mut sink)
+        });
         match end {
             Ok(End::Complete) => {}
             Ok(End::Truncated) => {
@@ -131,7 +129,6 @@ pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
             let _ = h.record(e);
         }
     }
-    drop(sink);
     let summary = Summary {
         summary: true,
         captures: a.captures.iter().map(|p| p.display().to_string()).collect(),
@@ -273,6 +270,5 @@ fn print_summary(
         "\n{} alert(s) or observed violation(s); {} device(s), {} unknown",
         m.alerts, s.devices, s.unknown_devices
     )?;
-    let _ = Action::Observed;
     Ok(())
 }

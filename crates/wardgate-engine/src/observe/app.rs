@@ -509,7 +509,7 @@ impl DicomSession {
                     } else if let Some(inc) = self.incoming.as_mut() {
                         if let (Some(w), Some(route)) = (inc.walker.as_mut(), ctx.route.clone()) {
                             let fed = w.feed(pdv.data);
-                            if let Some(found) = w.facts().executable.clone() {
+                            if let Some(found) = w.facts().executable {
                                 let (_, ev) = decide::executable(
                                     &route,
                                     ctx.flow,
