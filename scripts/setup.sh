@@ -2,7 +2,9 @@
 # Installs what wardgate's tests need on a fresh Debian machine:
 #   - Debian packages: tshark (cross-checks parsing), haproxy (benchmark baseline),
 #     dcmtk (DICOM peers: echoscu, storescu, storescp), orthanc (the PACS; its
-#     Debian service is not used, the tests run their own instance);
+#     Debian service is not used, the tests run their own instance), and the
+#     peers of the passive-analysis tests: curl (FTP and HTTP client), mosquitto
+#     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files) and pytest;
 #   - cargo-fuzz, for the fuzz smoke run.
@@ -15,6 +17,10 @@ command -v tshark >/dev/null 2>&1 || apt_need+=(tshark)
 command -v haproxy >/dev/null 2>&1 || apt_need+=(haproxy)
 command -v storescp >/dev/null 2>&1 || apt_need+=(dcmtk)
 command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || apt_need+=(orthanc)
+command -v curl >/dev/null 2>&1 || apt_need+=(curl)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_need+=(mosquitto)
+command -v smbclient >/dev/null 2>&1 || apt_need+=(smbclient)
+command -v telnetd >/dev/null 2>&1 || [ -x /usr/sbin/telnetd ] || apt_need+=(telnetd)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""
@@ -29,7 +35,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import hl7, hl7apy, pytest, pynetdicom, pydicom" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import hl7, hl7apy, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy" >/dev/null 2>&1; then
   echo "setup: installing Python peers into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 fi

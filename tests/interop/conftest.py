@@ -23,12 +23,24 @@ CI = os.environ.get("CI") == "true"
 
 def require_tool(name):
     """A missing peer is a failure under CI, a skip on a developer's machine."""
-    path = shutil.which(name)
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         if CI:
             pytest.fail(f"{name} is required (run scripts/setup.sh)")
         pytest.skip(f"{name} not installed (run scripts/setup.sh)")
     return path
+
+
+def require_module(name):
+    """A Python peer package, with the same rule as require_tool."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if CI:
+            pytest.fail(f"Python package {name} is required (run scripts/setup.sh)")
+        pytest.skip(f"Python package {name} not installed (run scripts/setup.sh)")
 
 
 def wardgate_bin():

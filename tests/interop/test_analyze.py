@@ -8,12 +8,13 @@ the same file, and what the proxy would have blocked must come out as
 """
 import json
 import subprocess
+import sys
 import time
 
 import pytest
 from pydicom.data import get_testdata_file
 
-from conftest import Upstream, free_port, require_tool, start_capture, wait_port, wardgate_bin
+from conftest import Upstream, free_port, require_module, require_tool, start_capture, wait_port, wardgate_bin
 from test_hl7_mllp import SourceBoundClient, heparin, observation, order, unframe
 
 SITE = """
@@ -360,7 +361,7 @@ def hl7_count(tmp_path, name, segments, **kw):
 
 
 def test_out_of_order_retransmitted_and_overlapping_segments_reassemble_exactly(tmp_path):
-    pytest.importorskip("scapy")
+    require_module("scapy")
     frames = hl7_frames(4)
     stream = b"".join(frames)
     segs = split(stream, [100, 7, 300, 50, 1, 400])
@@ -377,7 +378,7 @@ def test_out_of_order_retransmitted_and_overlapping_segments_reassemble_exactly(
 
 
 def test_conflicting_overlap_keeps_the_first_copy_and_is_counted(tmp_path):
-    pytest.importorskip("scapy")
+    require_module("scapy")
     stream = b"".join(hl7_frames(2))
     segs = split(stream, [200, 200])
     first = segs[1][1]
@@ -390,7 +391,7 @@ def test_conflicting_overlap_keeps_the_first_copy_and_is_counted(tmp_path):
 
 
 def test_mid_stream_start_resynchronises_at_the_next_frame(tmp_path):
-    pytest.importorskip("scapy")
+    require_module("scapy")
     frames = hl7_frames(3)
     stream = b"".join(frames)
     # No handshake, and the capture starts 30 bytes into the first frame.
@@ -401,7 +402,7 @@ def test_mid_stream_start_resynchronises_at_the_next_frame(tmp_path):
 
 
 def test_a_gap_is_reported_and_framing_resumes_after_it(tmp_path):
-    pytest.importorskip("scapy")
+    require_module("scapy")
     frames = hl7_frames(3)
     stream = b"".join(frames)
     segs = split(stream, [len(frames[0]), 50, 10_000])
@@ -413,14 +414,14 @@ def test_a_gap_is_reported_and_framing_resumes_after_it(tmp_path):
 
 
 def test_sequence_numbers_wrapping_past_2_32(tmp_path):
-    pytest.importorskip("scapy")
+    require_module("scapy")
     stream = b"".join(hl7_frames(3))
     summary, _, ids = hl7_count(tmp_path, "wrap", split(stream, [333, 333, 333]), isn=2**32 - 500)
     assert ids == ["R-0", "R-1", "R-2"]
 
 
 def test_flow_table_limit_evicts_with_an_event(tmp_path):
-    pytest.importorskip("scapy")
+    require_module("scapy")
     from scapy.all import IP, TCP, Ether, wrpcap
 
     pkts = []
@@ -437,3 +438,291 @@ def test_flow_table_limit_evicts_with_an_event(tmp_path):
     assert summary["packets"]["evicted"] == 30
     assert by_rule(events, "WG-CAP-001")
     assert summary["packets"]["connections"] == 40
+
+
+# --- Detections beyond the clinical protocols, each on a capture of real peers ---
+
+def capture_of(tmp_path, name, bpf, action):
+    """Runs `action()` while tshark records loopback traffic matching `bpf`."""
+    pcap = tmp_path / f"{name}.pcapng"
+    cap = start_capture(bpf, pcap)
+    try:
+        action()
+    finally:
+        stop_capture(cap)
+    return pcap
+
+
+def account_alerts(events, rule):
+    return [e["event"]["reason"] for e in by_rule(events, rule)]
+
+
+def no_secret_in(events, *secrets):
+    text = json.dumps(events)
+    for s in secrets:
+        assert s not in text, f"secret {s!r} leaked into the output"
+
+
+def test_ftp_login_in_clear_and_a_default_password(tmp_path):
+    curl = require_tool("curl")
+    require_module("pyftpdlib")
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer
+    import threading
+
+    home = tmp_path / "ftp"
+    home.mkdir()
+    (home / "report.txt").write_text("ok\n")
+    auth = DummyAuthorizer()
+    auth.add_user("admin", "admin", str(home), perm="elr")
+    auth.add_user("tech", "S3cure-Unique-9", str(home), perm="elr")
+    handler = type("H", (FTPHandler,), {"authorizer": auth, "passive_ports": range(40000, 40100)})
+    port = free_port("127.0.0.3")
+    server = FTPServer(("127.0.0.3", port), handler)
+    t = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
+    t.start()
+
+    def act():
+        for user, pw in (("admin", "admin"), ("tech", "S3cure-Unique-9")):
+            r = subprocess.run([curl, "-s", "--interface", "127.0.0.2", f"ftp://{user}:{pw}@127.0.0.3:{port}/report.txt"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.stdout == "ok\n", r.stderr
+
+    try:
+        pcap = capture_of(tmp_path, "ftp", f"host 127.0.0.3 and tcp port {port}", act)
+    finally:
+        server.close_all()
+    code, events, summary = analyze(site(tmp_path), pcap, extra=("--no-store",))
+    assert code == 1
+    clear = account_alerts(events, "WG-NET-001")
+    assert any('"admin"' in r for r in clear) and any('"tech"' in r for r in clear)
+    defaults = account_alerts(events, "WG-NET-002")
+    assert len(defaults) == 1 and '"admin"' in defaults[0]
+    no_secret_in(events, "S3cure-Unique-9")
+    ftp_cmds = tshark_fields(pcap, "ftp.request.command", (f"tcp.port=={port},ftp",))
+    assert summary["messages"]["ftp_commands"] == len(ftp_cmds) > 0
+
+
+def test_http_basic_auth_in_clear(tmp_path):
+    curl = require_tool("curl")
+    port = free_port("127.0.0.3")
+    srv = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.3",
+                            "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port("127.0.0.3", port)
+
+    def act():
+        for cred in ("admin:password", "nurse:Vitals-2026-xyz"):
+            subprocess.run([curl, "-s", "-o", "/dev/null", "--interface", "127.0.0.2", "-u", cred,
+                            f"http://127.0.0.3:{port}/"], check=True, timeout=30)
+        subprocess.run([curl, "-s", "-o", "/dev/null", "--interface", "127.0.0.2", f"http://127.0.0.3:{port}/x"],
+                       timeout=30)
+
+    try:
+        pcap = capture_of(tmp_path, "http", f"tcp port {port}", act)
+    finally:
+        srv.terminate()
+        srv.wait(10)
+    code, events, summary = analyze(site(tmp_path), pcap, extra=("--no-store",))
+    assert code == 1
+    assert len(account_alerts(events, "WG-NET-001")) == 2
+    assert len(account_alerts(events, "WG-NET-002")) == 1
+    no_secret_in(events, "Vitals-2026-xyz")
+    methods = tshark_fields(pcap, "http.request.method", (f"tcp.port=={port},http",))
+    assert summary["messages"]["http_requests"] == len(methods) == 3
+
+
+def test_mqtt_connect_credentials_client_ids_and_packet_counts(tmp_path):
+    mosquitto = require_tool("mosquitto")
+    paho = require_module("paho.mqtt.client")
+    port = free_port("127.0.0.3")
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.3\nallow_anonymous true\n")
+    broker = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port("127.0.0.3", port)
+
+    def act():
+        for cid, user, pw in (("monitor-7", "guest", "guest"), ("monitor-8", "icu", "Unique-Mqtt-77")):
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=cid)
+            c.username_pw_set(user, pw)
+            c.connect("127.0.0.3", port, bind_address="127.0.0.2")
+            c.loop_start()
+            for i in range(5):
+                c.publish(f"icu/bed7/spo2", f"9{i}", qos=1).wait_for_publish(5)
+            c.disconnect()
+            c.loop_stop()
+
+    try:
+        pcap = capture_of(tmp_path, "mqtt", f"tcp port {port}", act)
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    code, events, summary = analyze(site(tmp_path), pcap, extra=("--no-store",))
+    assert code == 1
+    assert len(account_alerts(events, "WG-NET-001")) == 2
+    assert any('"guest"' in r for r in account_alerts(events, "WG-NET-002"))
+    no_secret_in(events, "Unique-Mqtt-77")
+    types = tshark_fields(pcap, "mqtt.msgtype", (f"tcp.port=={port},mqtt",))
+    assert summary["messages"]["mqtt_packets"] == len(types) > 10
+    inv = {e["wardgate"]["inventory"]["address"]: e["wardgate"]["inventory"]
+           for e in events if e["event"]["action"] == "observed"}
+    assert {"monitor-7", "monitor-8"} <= set(inv["127.0.0.2"]["mqtt_client_ids"])
+
+
+def test_telnet_login_with_a_vendor_default(tmp_path):
+    telnetd = require_tool("telnetd")  # GNU inetutils telnetd, as inetd would run it
+    import socket
+    import telnetlib  # noqa: the standard library's Telnet client (Python 3.11)
+    import threading
+
+    # The login program the server runs: prompts like a device's maintenance login.
+    login = tmp_path / "login.sh"
+    login.write_text("#!/bin/sh\nprintf 'maintenance login: '\nread u\nprintf 'Password: '\nread p\necho\necho 'Login incorrect'\nsleep 1\n")
+    login.chmod(0o755)
+    port = free_port("127.0.0.3")
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.3", port))
+    lsock.listen()
+    procs = []
+
+    def inetd():
+        # inetd's job: one telnetd per connection, the socket as its stdin/stdout.
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            procs.append(subprocess.Popen([telnetd, "-h", "-E", str(login)], stdin=conn, stdout=conn,
+                                          stderr=subprocess.DEVNULL))
+            conn.close()
+
+    threading.Thread(target=inetd, daemon=True).start()
+
+    def act():
+        t = telnetlib.Telnet()
+        t.sock = socket.create_connection(("127.0.0.3", port), timeout=10, source_address=("127.0.0.2", 0))
+        t.read_until(b"login: ", 10)
+        t.write(b"root\n")
+        t.read_until(b"Password: ", 10)
+        t.write(b"xc3511\n")
+        t.read_until(b"incorrect", 10)
+        t.close()
+
+    try:
+        pcap = capture_of(tmp_path, "telnet", f"tcp port {port}", act)
+    finally:
+        lsock.close()
+        for p in procs:
+            p.kill()
+            p.wait(5)
+    code, events, summary = analyze(site(tmp_path), pcap, extra=("--no-store",))
+    assert code == 1
+    assert any('"root"' in r for r in account_alerts(events, "WG-NET-001"))
+    assert any('"root"' in r for r in account_alerts(events, "WG-NET-002"))
+    no_secret_in(events, "xc3511")
+
+
+def test_smbv1_only_negotiation_is_reported(tmp_path):
+    smbclient = require_tool("smbclient")
+    import socket
+    import threading
+
+    port = free_port("127.0.0.3")
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.3", port))
+    lsock.listen()
+
+    def accept():
+        try:
+            conn, _ = lsock.accept()
+            conn.settimeout(5)
+            conn.recv(65536)  # the client's NEGOTIATE; no SMB server answers it
+            conn.close()
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def act():
+        subprocess.run([smbclient, "-N", "-p", str(port), "--option=client min protocol=NT1",
+                        "--option=client max protocol=NT1", "-L", "127.0.0.3"],
+                       capture_output=True, timeout=30)
+
+    pcap = capture_of(tmp_path, "smb", f"tcp port {port}", act)
+    lsock.close()
+    code, events, summary = analyze(site(tmp_path), pcap, extra=("--no-store",))
+    assert code == 1
+    assert by_rule(events, "WG-NET-003")
+    cmds = tshark_fields(pcap, "smb.cmd", (f"tcp.port=={port},nbss",))
+    assert summary["messages"]["smb_messages"] == len(cmds) >= 1
+
+
+def test_clinical_traffic_to_an_address_outside_local_networks(tmp_path):
+    up = Upstream()
+    pcap = tmp_path / "leave.pcapng"
+    cap = start_capture(f"tcp port {up.port}", pcap)
+    try:
+        with SourceBoundClient("127.0.0.3", up.port, "127.0.0.2") as c:
+            unframe(c.send_message(observation("OUT-1")))
+    finally:
+        stop_capture(cap)
+        up.stop()
+    cfg = site(tmp_path, hl7_port=up.port)
+    # The site's networks exclude 127.0.0.3: the pump server counts as outside.
+    text = cfg.read_text().replace('data_dir = ', 'local_networks = ["127.0.0.2/32"]\ndata_dir = ', 1)
+    cfg.write_text(text)
+    code, events, _ = analyze(cfg, pcap, extra=("--no-store",))
+    leaving = by_rule(events, "WG-NET-004")
+    assert code == 1 and len(leaving) == 1
+    assert "127.0.0.3" in leaving[0]["event"]["reason"]
+
+
+def test_devices_talking_outside_their_profile(tmp_path):
+    """The EHR (enrolled) talks HL7 to an address no route allows; peers declared
+    in the device profile are not reported."""
+    up = Upstream(host="127.0.0.6")
+    pcap = tmp_path / "peer.pcapng"
+    cap = start_capture(f"tcp port {up.port}", pcap)
+    try:
+        with SourceBoundClient("127.0.0.6", up.port, "127.0.0.2") as c:
+            unframe(c.send_message(observation("PEER-1")))
+    finally:
+        stop_capture(cap)
+        up.stop()
+    cfg = site(tmp_path)
+    code, events, _ = analyze(cfg, pcap, extra=("--no-store",))
+    peer = by_rule(events, "WG-NET-005")
+    assert code == 1 and len(peer) == 1
+    assert peer[0]["event"]["action"] == "observed-violation"
+    assert '"ehr"' in peer[0]["event"]["reason"] and "127.0.0.6" in peer[0]["event"]["reason"]
+    # Declared as a peer: no longer reported.
+    text = cfg.read_text().replace('kind = "ehr"\n', 'kind = "ehr"\npeers = ["pacs:hl7-mllp"]\n', 1)
+    cfg.write_text(text)
+    _, events, _ = analyze(cfg, pcap, extra=("--no-store",))
+    assert not by_rule(events, "WG-NET-005")
+
+
+def test_live_capture_on_loopback_reports_while_traffic_flows(tmp_path):
+    up = Upstream()
+    cfg = site(tmp_path, hl7_port=up.port)
+    proc = subprocess.Popen([wardgate_bin(), "capture", "--interface", "lo", "--config", str(cfg), "--json",
+                             "--no-store", "--seconds", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.0)
+        with SourceBoundClient("127.0.0.3", up.port, "127.0.0.2") as c:
+            unframe(c.send_message(order("LIVE-HARD", heparin(100))))
+            unframe(c.send_message(observation("LIVE-OK")))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        up.stop()
+    assert proc.returncode == 1, err
+    lines = [json.loads(x) for x in out.splitlines() if x.strip()]
+    summary = lines[-1]
+    events = lines[:-1]
+    hard = by_rule(events, "WG-INF-010")
+    assert hard and hard[0]["wardgate"]["hl7"]["control_id"] == "LIVE-HARD"
+    assert summary["messages"]["hl7_messages"] == 4
+    assert summary["captures"] == ["interface lo"]

@@ -106,6 +106,7 @@ impl Proto {
             // RFC 1002 4.3.1 session message carrying an SMB1 or SMB2 header.
             [0x00, _, _, _, 0xff | 0xfe, b'S', b'M', b'B', ..] => Proto::Smb,
             _ if METHODS.iter().any(|m| first.starts_with(m)) => Proto::Http,
+            _ if is_telnet_negotiation(first) => Proto::Telnet,
             _ => Proto::Unknown,
         }
     }
@@ -366,6 +367,8 @@ impl Observer {
                 // Banner protocols speak first: an FTP or Telnet server on an odd port.
                 if data.starts_with(b"220") && data.len() < 512 {
                     self.classify(s, Proto::Ftp, clock, out);
+                } else if is_telnet_negotiation(data) {
+                    self.classify(s, Proto::Telnet, clock, out);
                 } else {
                     return;
                 }
@@ -509,6 +512,12 @@ impl Observer {
     pub fn inventory_events(&self, clock: &Clock) -> Vec<Event> {
         self.inventory.events(clock)
     }
+}
+
+/// RFC 854: IAC (255) followed by WILL, WONT, DO or DONT (251-254) opens option
+/// negotiation, which Telnet peers do first.
+fn is_telnet_negotiation(data: &[u8]) -> bool {
+    matches!(data, [0xff, 0xfb..=0xfe, ..])
 }
 
 fn join(ips: &[IpAddr]) -> String {

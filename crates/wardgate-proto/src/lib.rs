@@ -9,10 +9,21 @@
 //! - [`dicom`]: the DICOM upper layer (PDUs, association negotiation) and DIMSE
 //!   command sets.
 //! - [`anomaly`]: severities and the catalogue of protocol rules.
+//! - [`ftp`]: FTP control channel commands, cleartext `USER`/`PASS` (RFC 959).
+//! - [`telnet`]: Telnet command stripping and login prompts (RFC 854).
+//! - [`http`]: HTTP/1.x request heads and `Authorization: Basic` (RFC 9112, 7617).
+//! - [`mqtt`]: MQTT 3.1/3.1.1/5.0 packet framing, CONNECT credentials, PUBLISH
+//!   topics.
+//! - [`smb`]: NetBIOS session framing, SMB1/SMB2 headers and NEGOTIATE dialects.
 
 pub mod anomaly;
 pub mod dicom;
+pub mod ftp;
 pub mod hl7;
+pub mod http;
 pub mod mllp;
+pub mod mqtt;
+pub mod smb;
+pub mod telnet;
 
 pub use anomaly::{catalogue, Anomaly, ProtoRule, Severity};

@@ -53,7 +53,76 @@ struct Summary<'a> {
     seconds: f64,
 }
 
+/// Options of `wardgate capture`.
+#[derive(Args)]
+pub(crate) struct CaptureArgs {
+    /// Interface to capture on (a SPAN or mirror port, a tap, `lo`...).
+    #[arg(long, short)]
+    interface: String,
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// JSON lines (ECS field names).
+    #[arg(long)]
+    json: bool,
+    /// Also report every allowed message.
+    #[arg(long)]
+    all: bool,
+    /// Do not record findings and inventory in data_dir.
+    #[arg(long)]
+    no_store: bool,
+    /// Stop after this many seconds (default: until SIGINT or SIGTERM).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Stop after this many packets.
+    #[arg(long)]
+    packets: Option<u64>,
+}
+
+/// Where packets come from.
+enum Input {
+    Files(Vec<PathBuf>),
+    Live(wardgate_capture::live::LiveOptions),
+}
+
+struct Common {
+    config: PathBuf,
+    json: bool,
+    all: bool,
+    no_store: bool,
+}
+
 pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
+    let common = Common {
+        config: a.config,
+        json: a.json,
+        all: a.all,
+        no_store: a.no_store,
+    };
+    analyse(common, Input::Files(a.captures))
+}
+
+pub(crate) fn run_live(a: CaptureArgs) -> Result<ExitCode> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let opts = wardgate_capture::live::LiveOptions {
+        interface: a.interface,
+        stop,
+        max_packets: a.packets,
+        max_duration: a.seconds.map(std::time::Duration::from_secs_f64),
+    };
+    let common = Common {
+        config: a.config,
+        json: a.json,
+        all: a.all,
+        no_store: a.no_store,
+    };
+    analyse(common, Input::Live(opts))
+}
+
+fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     let v = crate::load(&a.config)?;
     let (recorder, _lock) = if a.no_store {
         (None, None)
@@ -65,6 +134,8 @@ pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
     let mut analyzer = analyzer_for(&v, a.all)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // Live findings are shown as they happen; a file's are written in batches.
+    let live = matches!(input, Input::Live(_));
     if !a.json {
         writeln!(out, "{}", crate::table_header())?;
     }
@@ -82,7 +153,7 @@ pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
             let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
             writeln!(out, "{}", crate::table_row(&v))
         };
-        if let Err(e) = res {
+        if let Err(e) = res.and_then(|()| if live { out.flush() } else { Ok(()) }) {
             write_err.get_or_insert(e);
         }
         if let Some(h) = &handle {
@@ -90,27 +161,42 @@ pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
         }
     };
     let mut truncated = false;
-    for path in &a.captures {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("opening capture {}", path.display()))?;
-        let end = source::read_packets(file, SourceLimits::default(), |p| {
-            analyzer.packet(p, &mut sink)
-        });
-        match end {
-            Ok(End::Complete) => {}
-            Ok(End::Truncated) => {
-                truncated = true;
-                let clock = analyzer.clock_now();
-                analyzer.observer.capture_event(
-                    &clock,
-                    rules::CAPTURE_TRUNCATED,
-                    format!("{} ends in the middle of a packet record", path.display()),
-                    &mut sink,
-                );
+    let sources: Vec<String> = match &input {
+        Input::Files(f) => f.iter().map(|p| p.display().to_string()).collect(),
+        Input::Live(o) => vec![format!("interface {}", o.interface)],
+    };
+    match input {
+        Input::Files(files) => {
+            for path in &files {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("opening capture {}", path.display()))?;
+                let end = source::read_packets(file, SourceLimits::default(), |p| {
+                    analyzer.packet(p, &mut sink)
+                });
+                match end {
+                    Ok(End::Complete) => {}
+                    Ok(End::Truncated) => {
+                        truncated = true;
+                        let clock = analyzer.clock_now();
+                        analyzer.observer.capture_event(
+                            &clock,
+                            rules::CAPTURE_TRUNCATED,
+                            format!("{} ends in the middle of a packet record", path.display()),
+                            &mut sink,
+                        );
+                    }
+                    Err(e) => {
+                        failed = Some(format!("{}: {e}", path.display()));
+                        break;
+                    }
+                }
             }
-            Err(e) => {
-                failed = Some(format!("{}: {e}", path.display()));
-                break;
+        }
+        Input::Live(opts) => {
+            if let Err(e) =
+                wardgate_capture::live::capture(&opts, |p| analyzer.packet(p, &mut sink))
+            {
+                failed = Some(e.to_string());
             }
         }
     }
@@ -129,9 +215,12 @@ pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
             let _ = h.record(e);
         }
     }
+    if let Some(e) = write_err {
+        return Err(e).context("writing the report");
+    }
     let summary = Summary {
         summary: true,
-        captures: a.captures.iter().map(|p| p.display().to_string()).collect(),
+        captures: sources,
         truncated,
         packets: &analyzer.counts,
         messages: &analyzer.observer.counts,

@@ -65,6 +65,9 @@ enum Command {
     /// passwords, SMBv1, clinical traffic leaving the site, and the devices seen.
     /// Exit 0: nothing to report; 1: alerts found; 2: a file could not be read.
     Analyze(analyze::AnalyzeArgs),
+    /// The same analysis on live traffic from an interface (AF_PACKET; needs
+    /// CAP_NET_RAW), until SIGINT/SIGTERM or a limit. Same output and exit codes.
+    Capture(analyze::CaptureArgs),
     /// List every rule wardgate can fire.
     Rules {
         /// Print the catalogue as Markdown (docs/rules.md).
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         } => audit_verify(&config, pubkey.as_deref()),
         Command::Scan { paths, json } => scan::run(&paths, json),
         Command::Analyze(a) => analyze::run(a),
+        Command::Capture(a) => analyze::run_live(a),
         Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));

@@ -15,6 +15,7 @@ use wardgate_proto::anomaly::Anomaly;
 use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{self, Command, Pdu, PduType};
 use wardgate_proto::mllp::{self, Framer};
+use wardgate_proto::{ftp, http, mqtt, smb, telnet};
 
 /// What a session's handler needs from the observer for one call.
 pub(super) struct Ctx<'a, 'o> {
@@ -130,8 +131,68 @@ pub(super) enum App {
     Hl7(Box<Hl7>),
     /// DICOM.
     Dicom(Box<DicomSession>),
-    /// A protocol counted but not parsed further.
-    Counted,
+    /// FTP control channel: logins.
+    Ftp(Box<FtpSession>),
+    /// Telnet: logins.
+    Telnet(Box<telnet::TelnetParser>),
+    /// HTTP/1.x: Basic authentication.
+    Http(Box<http::HttpParser>),
+    /// MQTT, both directions.
+    Mqtt(Box<[mqtt::MqttParser; 2]>),
+    /// SMB, both directions: SMBv1.
+    Smb(Box<SmbSession>),
+}
+
+/// FTP: the user name waits for its password.
+pub(super) struct FtpSession {
+    parser: ftp::FtpParser,
+    user: Vec<u8>,
+}
+
+/// SMB: each direction parsed; SMBv1 reported once per connection.
+pub(super) struct SmbSession {
+    parsers: [smb::SmbParser; 2],
+    reported: bool,
+}
+
+impl Ctx<'_, '_> {
+    /// A login seen in clear: the account is reported (and inventoried on the
+    /// server it belongs to), the secret only compared with the bundled defaults.
+    fn login(&mut self, proto: Proto, how: &str, user: &[u8], password: Option<&[u8]>) {
+        let account = String::from_utf8_lossy(user).into_owned();
+        self.obs.counts.cleartext_logins += 1;
+        let label = format!("{account}@{}", proto.as_str());
+        self.obs
+            .inventory
+            .fact(self.server.ip(), Fact::Account, &label);
+        let secret = if password.is_some() {
+            "; the password is not recorded"
+        } else {
+            ""
+        };
+        let e = self.event(
+            proto,
+            Action::Alerted,
+            Some(rules::CLEARTEXT_CREDENTIALS),
+            format!(
+                "{how} login as {account:?} sent in clear from {} to {}{secret}",
+                self.client, self.server
+            ),
+        );
+        self.emit_event(e);
+        if let Some(d) = crate::credentials::lookup(proto.as_str(), user, password) {
+            let e = self.event(
+                proto,
+                Action::Alerted,
+                Some(rules::DEFAULT_CREDENTIALS),
+                format!(
+                    "{how} login as {account:?} to {} uses a known default credential ({} {}; {})",
+                    self.server, d.vendor, d.product, d.source
+                ),
+            );
+            self.emit_event(e);
+        }
+    }
 }
 
 impl App {
@@ -139,8 +200,26 @@ impl App {
         match proto {
             Proto::Hl7Mllp => App::Hl7(Box::new(Hl7::new(route))),
             Proto::Dicom => App::Dicom(Box::new(DicomSession::new(route))),
+            Proto::Ftp => App::Ftp(Box::new(FtpSession {
+                parser: ftp::FtpParser::new(ftp::Limits::default()),
+                user: Vec::new(),
+            })),
+            Proto::Telnet => App::Telnet(Box::new(telnet::TelnetParser::new(
+                telnet::Limits::default(),
+            ))),
+            Proto::Http => App::Http(Box::new(http::HttpParser::new(http::Limits::default()))),
+            Proto::Mqtt => App::Mqtt(Box::new([
+                mqtt::MqttParser::new(mqtt::Limits::default()),
+                mqtt::MqttParser::new(mqtt::Limits::default()),
+            ])),
+            Proto::Smb => App::Smb(Box::new(SmbSession {
+                parsers: [
+                    smb::SmbParser::new(smb::Limits::default()),
+                    smb::SmbParser::new(smb::Limits::default()),
+                ],
+                reported: false,
+            })),
             Proto::Unknown => App::Ignored,
-            _ => App::Counted,
         }
     }
 
@@ -148,7 +227,104 @@ impl App {
         match self {
             App::Hl7(h) => h.data(ctx, from_client, data),
             App::Dicom(d) => d.data(ctx, from_client, data),
-            App::Pending | App::Ignored | App::Counted => {}
+            App::Ftp(f) if from_client => {
+                let FtpSession { parser, user } = &mut **f;
+                parser.feed(data, &mut |ev| match ev {
+                    ftp::FtpEvent::User(u) => {
+                        ctx.obs.counts.ftp_commands += 1;
+                        user.clear();
+                        user.extend_from_slice(u);
+                    }
+                    ftp::FtpEvent::Pass(p) => {
+                        ctx.obs.counts.ftp_commands += 1;
+                        ctx.login(Proto::Ftp, "FTP", user, Some(p));
+                    }
+                    ftp::FtpEvent::Auth(_) | ftp::FtpEvent::Command { .. } => {
+                        ctx.obs.counts.ftp_commands += 1
+                    }
+                    ftp::FtpEvent::LineTooLong { .. } => {}
+                });
+            }
+            App::Telnet(t) => {
+                let mut on = |ev: telnet::TelnetEvent<'_>| {
+                    if let telnet::TelnetEvent::Login { user, password } = ev {
+                        ctx.login(Proto::Telnet, "Telnet", user, password);
+                    }
+                };
+                if from_client {
+                    t.feed_client(data, &mut on);
+                } else {
+                    t.feed_server(data, &mut on);
+                }
+            }
+            App::Http(h) if from_client => {
+                h.feed(data, &mut |ev| {
+                    if let http::HttpEvent::Request { basic, .. } = ev {
+                        ctx.obs.counts.http_requests += 1;
+                        if let Some(http::BasicAuth::Credentials { user, password }) = basic {
+                            ctx.login(Proto::Http, "HTTP Basic", user, Some(password));
+                        }
+                    }
+                });
+            }
+            App::Mqtt(m) => {
+                let parser = &mut m[usize::from(!from_client)];
+                parser.feed(data, &mut |ev| match ev {
+                    mqtt::MqttEvent::Packet { .. } => ctx.obs.counts.mqtt_packets += 1,
+                    mqtt::MqttEvent::Connect(c) => {
+                        let id = String::from_utf8_lossy(c.client_id);
+                        ctx.obs
+                            .inventory
+                            .fact(ctx.client.ip(), Fact::MqttClientId, &id);
+                        if c.username.is_some() || c.password.is_some() {
+                            ctx.login(
+                                Proto::Mqtt,
+                                "MQTT CONNECT",
+                                c.username.unwrap_or_default(),
+                                c.password,
+                            );
+                        }
+                    }
+                    _ => {}
+                });
+            }
+            App::Smb(sm) => {
+                let SmbSession { parsers, reported } = &mut **sm;
+                parsers[usize::from(!from_client)].feed(data, &mut |ev| {
+                    // SMBv1 in use: the server answers an SMB1 NEGOTIATE in SMB1, or
+                    // a client offers only SMB1 dialects. (A modern client's
+                    // multi-protocol SMB1 NEGOTIATE offering "SMB 2.002" is not.)
+                    let smb1 = match &ev {
+                        smb::SmbEvent::Message { version, command } => {
+                            ctx.obs.counts.smb_messages += 1;
+                            !from_client && *version == smb::SmbVersion::Smb1 && *command == 0x72
+                        }
+                        smb::SmbEvent::Negotiate {
+                            version: smb::SmbVersion::Smb1,
+                            dialects,
+                            is_response: false,
+                        } => !dialects
+                            .iter()
+                            .any(|d| matches!(d, smb::Dialect::Name(n) if n.starts_with(b"SMB 2"))),
+                        _ => false,
+                    };
+                    if smb1 && !*reported {
+                        *reported = true;
+                        let who = if from_client { "offered" } else { "answered" };
+                        let e = ctx.event(
+                            Proto::Smb,
+                            Action::Alerted,
+                            Some(rules::SMB1),
+                            format!(
+                                "SMBv1 negotiation {who} between {} and {}: SMBv1 should be disabled on both",
+                                ctx.client, ctx.server
+                            ),
+                        );
+                        ctx.emit_event(e);
+                    }
+                });
+            }
+            App::Ftp(_) | App::Http(_) | App::Pending | App::Ignored => {}
         }
     }
 
@@ -169,11 +345,38 @@ impl App {
                 d.stopped = true;
                 "DICOM parsing stopped for this association (PDU boundaries are lost)"
             }
+            App::Ftp(f) => {
+                f.parser.gap();
+                "FTP resynchronises at the next command line"
+            }
+            App::Telnet(t) => {
+                t.gap();
+                "Telnet login tracking restarts"
+            }
+            App::Http(h) => {
+                h.gap();
+                "HTTP resynchronises at the next request line"
+            }
+            App::Mqtt(m) => {
+                m[usize::from(!from_client)].gap();
+                "MQTT parsing stopped for this direction (no resynchronisation point)"
+            }
+            App::Smb(sm) => {
+                sm.parsers[usize::from(!from_client)].gap();
+                "SMB resynchronises at the next session header"
+            }
             _ => "nothing was being parsed",
         }
     }
 
     pub(super) fn close(&mut self, ctx: &mut Ctx<'_, '_>) {
+        if let App::Telnet(t) = self {
+            t.finish(&mut |ev| {
+                if let telnet::TelnetEvent::Login { user, password } = ev {
+                    ctx.login(Proto::Telnet, "Telnet", user, password);
+                }
+            });
+        }
         if let App::Hl7(h) = self {
             for (dir, name) in [(&h.client, "client"), (&h.server, "server")] {
                 if !dir.pending.buf.is_empty() && !dir.pending.stopped {
@@ -441,9 +644,28 @@ impl DicomSession {
                         );
                         ctx.emit_event(e);
                     }
-                    if let Some(u) = rq.user.user_identity.as_ref().and_then(|i| i.username()) {
-                        ctx.obs.inventory.fact(ctx.client.ip(), Fact::Account, &u);
-                        ctx.obs.counts.cleartext_logins += 1;
+                    if let Some(id) = rq.user.user_identity.as_ref() {
+                        if let Some(u) = id.username() {
+                            let label = format!("{u}@dicom");
+                            ctx.obs
+                                .inventory
+                                .fact(ctx.server.ip(), Fact::Account, &label);
+                            ctx.obs.counts.cleartext_logins += 1;
+                            let secret = id.carries_secret().then_some(id.secondary);
+                            if let Some(d) = crate::credentials::lookup("dicom", id.primary, secret)
+                            {
+                                let e = ctx.event(
+                                    Proto::Dicom,
+                                    Action::Alerted,
+                                    Some(rules::DEFAULT_CREDENTIALS),
+                                    format!(
+                                        "DICOM user identity {u:?} to {} uses a known default credential ({} {}; {})",
+                                        ctx.server, d.vendor, d.product, d.source
+                                    ),
+                                );
+                                ctx.emit_event(e);
+                            }
+                        }
                     }
                     true
                 }
