@@ -200,8 +200,12 @@ def test_findings_are_recorded_so_events_and_devices_show_them(tmp_path):
     assert by_rule(recorded, "WG-ACCESS-001")
     devs = subprocess.run([wardgate_bin(), "devices", "--config", str(cfg), "--json"],
                           capture_output=True, text=True, timeout=60, check=True).stdout
-    addrs = {json.loads(x)["address"] for x in devs.splitlines()}
-    assert "127.0.0.7" in addrs
+    seen = {d["address"]: d for d in map(json.loads, devs.splitlines())}
+    assert "127.0.0.7" in seen and seen["127.0.0.7"]["enrolled"] is False
+    # The inventory of the analysis reaches `devices`: the server's HL7 application
+    # (from its ACKs, which no decision event carries) and the service it offered.
+    assert "PUMPSRV" in seen["127.0.0.3"]["hl7_sending_applications"]
+    assert f"hl7-mllp/{up.port}" in seen["127.0.0.3"]["services"]
     v = subprocess.run([wardgate_bin(), "audit", "verify", "--config", str(cfg)],
                        capture_output=True, text=True, timeout=60)
     assert v.returncode == 0, v.stdout + v.stderr

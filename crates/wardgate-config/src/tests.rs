@@ -222,3 +222,61 @@ fn the_demo_site_is_valid_once_its_ports_are_filled() {
     let v = parse(&filled).unwrap();
     assert!(v.routes.iter().any(|r| r.protocol == Protocol::Dicom));
 }
+
+#[test]
+fn local_networks_default_to_private_ranges_and_parse_cidr() {
+    let v = parse(MINIMAL).unwrap();
+    let inside = |ip: &str| {
+        let ip: IpAddr = ip.parse().unwrap();
+        v.local_networks.iter().any(|n| n.contains(ip))
+    };
+    for ip in [
+        "127.0.0.9",
+        "10.1.2.3",
+        "172.31.0.1",
+        "192.168.1.1",
+        "fd00::1",
+        "::ffff:10.0.0.1",
+    ] {
+        assert!(inside(ip), "{ip} should be local");
+    }
+    for ip in ["8.8.8.8", "172.32.0.1", "2001:db8::1"] {
+        assert!(!inside(ip), "{ip} should not be local");
+    }
+    let net = IpNetwork::parse("10.20.0.0/16").unwrap();
+    assert!(net.contains("10.20.255.1".parse().unwrap()));
+    assert!(!net.contains("10.21.0.1".parse().unwrap()));
+    assert!(IpNetwork::parse("0.0.0.0/0")
+        .unwrap()
+        .contains("1.2.3.4".parse().unwrap()));
+    assert_eq!(IpNetwork::parse("10.0.0.1").unwrap().prefix, 32);
+    assert!(IpNetwork::parse("10.0.0.0/33").is_err());
+    assert!(IpNetwork::parse("ward/8").is_err());
+}
+
+#[test]
+fn bad_local_networks_peers_and_capture_limits_are_located() {
+    let text = MINIMAL
+        .replace(
+            "data_dir = \"./wardgate-data\"",
+            "data_dir = \"./wardgate-data\"\nlocal_networks = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n\n[gateway.capture]\nmax_flows = 0",
+        )
+        .replace(
+            "addresses = [\"127.0.0.2\"]",
+            "addresses = [\"127.0.0.2\"]\npeers = [\"pump-server:mqtt\", \"nobody\", \"pump-server:gopher\"]",
+        );
+    let p = problems(&text);
+    let msgs: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    let has = |needle: &str| msgs.iter().any(|m| m.contains(needle));
+    assert!(has("prefix length must be 0..=32"), "{msgs:?}");
+    assert!(has("max_flows = 0"), "{msgs:?}");
+    assert!(has("peer \"nobody\" is not a declared device"), "{msgs:?}");
+    assert!(has("protocol \"gopher\""), "{msgs:?}");
+    assert!(!has("pump-server:mqtt"), "{msgs:?}");
+    // The bad CIDR is located at its own line.
+    let cidr = p
+        .iter()
+        .find(|p| p.to_string().contains("prefix length"))
+        .unwrap();
+    assert!(cidr.to_string().contains(":3:"), "{cidr}");
+}

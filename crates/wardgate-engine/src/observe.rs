@@ -11,7 +11,7 @@
 //! device's profile, and it builds the device inventory.
 
 mod app;
-mod inventory;
+pub mod inventory;
 
 pub use inventory::{DeviceSeen, Inventory};
 

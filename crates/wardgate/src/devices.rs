@@ -23,6 +23,12 @@ struct Seen {
     implementation_class_uids: BTreeSet<String>,
     implementation_versions: BTreeSet<String>,
     hl7_sending_applications: BTreeSet<String>,
+    /// From passive analysis (`wardgate analyze` / `capture`).
+    hl7_sending_facilities: BTreeSet<String>,
+    macs: BTreeSet<String>,
+    services: BTreeSet<String>,
+    mqtt_client_ids: BTreeSet<String>,
+    accounts: BTreeSet<String>,
     first_seen: Option<String>,
     last_seen: Option<String>,
     allowed: u64,
@@ -37,6 +43,10 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
         let all = wardgate_store::EventFilter::default();
         for row in wardgate_store::query_log(&audit_dir, &all)? {
             let e: serde_json::Value = serde_json::from_str(&row.doc).unwrap_or_default();
+            if let Some(inv) = e.pointer("/wardgate/inventory") {
+                merge_inventory(&mut by_addr, inv);
+                continue;
+            }
             let Some(ip) = e.pointer("/source/ip").and_then(|x| x.as_str()) else {
                 continue;
             };
@@ -140,4 +150,45 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Merges what passive analysis saw of one address (an `observed` inventory record).
+fn merge_inventory(by_addr: &mut BTreeMap<String, Seen>, inv: &serde_json::Value) {
+    let Some(addr) = inv.get("address").and_then(|a| a.as_str()) else {
+        return;
+    };
+    if !inv.get("seen").and_then(|x| x.as_bool()).unwrap_or(false) {
+        return;
+    }
+    let s = by_addr.entry(addr.to_owned()).or_default();
+    for (set, key) in [
+        (&mut s.protocols, "protocols"),
+        (&mut s.ae_titles, "ae_titles"),
+        (
+            &mut s.implementation_class_uids,
+            "implementation_class_uids",
+        ),
+        (&mut s.implementation_versions, "implementation_versions"),
+        (&mut s.hl7_sending_applications, "hl7_sending_applications"),
+        (&mut s.hl7_sending_facilities, "hl7_sending_facilities"),
+        (&mut s.macs, "macs"),
+        (&mut s.services, "services"),
+        (&mut s.mqtt_client_ids, "mqtt_client_ids"),
+        (&mut s.accounts, "accounts"),
+    ] {
+        if let Some(list) = inv.get(key).and_then(|x| x.as_array()) {
+            set.extend(list.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+        }
+    }
+    let text = |k: &str| inv.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    if let Some(f) = text("first_seen") {
+        if s.first_seen.as_ref().is_none_or(|cur| f < *cur) {
+            s.first_seen = Some(f);
+        }
+    }
+    if let Some(l) = text("last_seen") {
+        if s.last_seen.as_ref().is_none_or(|cur| l > *cur) {
+            s.last_seen = Some(l);
+        }
+    }
 }

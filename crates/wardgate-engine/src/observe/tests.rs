@@ -1,1 +1,271 @@
+use super::*;
+use crate::event::Record;
+use std::path::Path;
+use wardgate_config::Config;
 
+const SITE: &str = include_str!("../../../../examples/minimal.toml");
+
+fn observer_with(text: &str, report_allowed: bool) -> Observer {
+    let v = Config::parse(text, "site.toml", Path::new(".")).expect("config");
+    let p = Arc::new(Policy::compile(&v).expect("policy"));
+    Observer::new(
+        p,
+        v.local_networks.clone(),
+        ObserveOptions { report_allowed },
+    )
+}
+
+fn observer() -> Observer {
+    observer_with(SITE, false)
+}
+
+fn clock() -> Clock {
+    Clock::at_unix_micros(1_764_000_000_000_000)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+/// Runs one session: client bytes, then server bytes; returns what was emitted.
+fn session(obs: &mut Observer, client: &str, server: &str, talk: &[(bool, &[u8])]) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut sink = |r: Record| {
+        if let Record::Event(e) = r {
+            out.push(*e);
+        }
+    };
+    let c = clock();
+    let mut s = obs.open(addr(client), addr(server), None, 1, &c, &mut sink);
+    for (from_client, bytes) in talk {
+        obs.data(&mut s, *from_client, bytes, &c, &mut sink);
+    }
+    obs.close(&mut s, 2, &c, &mut sink);
+    out
+}
+
+fn rules_of(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| e.rule.as_ref().map(|r| r.id.clone()))
+        .collect()
+}
+
+fn mllp(text: &str) -> Vec<u8> {
+    let mut v = vec![0x0b];
+    v.extend_from_slice(text.as_bytes());
+    v.extend_from_slice(b"\x1c\r");
+    v
+}
+
+const ORM: &str = "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261126||ORM^O01|C1|P|2.6\rPID|||1\r";
+const ORU: &str = "MSH|^~\\&|MONGW|ICU|EHR|ICU|20261126||ORU^R01|C2|P|2.6\rPID|||1\r";
+
+#[test]
+fn what_the_proxy_would_block_is_an_observed_violation_with_its_rule() {
+    let mut obs = observer();
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &mllp(ORM)), (true, &mllp(ORU))],
+    );
+    let hl7: Vec<_> = ev
+        .iter()
+        .filter(|e| e.rule.as_ref().is_some_and(|r| r.id == "WG-HL7-001"))
+        .collect();
+    assert_eq!(hl7.len(), 1, "{ev:#?}");
+    assert_eq!(hl7[0].event.action, Action::ObservedViolation);
+    assert!(hl7[0].event.reason.starts_with("would have been blocked: "));
+    assert_eq!(obs.counts.hl7_messages, 2);
+    // The allowed ORU is counted, not emitted.
+    assert!(!ev.iter().any(|e| e.event.action == Action::Allowed));
+    let mut all = observer_with(SITE, true);
+    let ev = session(
+        &mut all,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &mllp(ORU))],
+    );
+    assert!(
+        ev.is_empty(),
+        "routine allowed decisions are routine records, not events"
+    );
+}
+
+#[test]
+fn an_address_no_route_admits_is_refused_once_and_not_judged_per_message() {
+    let mut obs = observer();
+    let ev = session(
+        &mut obs,
+        "127.0.0.77:40000",
+        "127.0.0.3:13575",
+        &[(true, &mllp(ORM)), (true, &mllp(ORM))],
+    );
+    assert_eq!(rules_of(&ev), vec!["WG-ACCESS-001"]);
+    assert_eq!(obs.counts.hl7_messages, 2);
+}
+
+#[test]
+fn sessions_are_classified_by_content_when_no_route_or_port_says() {
+    let cases: [(&[u8], bool, Proto); 6] = [
+        (b"\x0bMSH|^~\\&|", true, Proto::Hl7Mllp),
+        (b"\x01\x00\x00\x00\x00\x44\x00\x01", true, Proto::Dicom),
+        (b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c", true, Proto::Mqtt),
+        (b"GET / HTTP/1.1\r\n", true, Proto::Http),
+        (b"\xff\xfd\x18\xff\xfd\x20", false, Proto::Telnet),
+        (b"220 FTP server ready\r\n", false, Proto::Ftp),
+    ];
+    for (first, from_client, want) in cases {
+        let mut obs = observer();
+        let c = clock();
+        let mut sink = |_: Record| {};
+        let mut s = obs.open(
+            addr("10.9.9.9:40000"),
+            addr("10.9.9.8:7777"),
+            None,
+            1,
+            &c,
+            &mut sink,
+        );
+        obs.data(&mut s, from_client, first, &c, &mut sink);
+        assert_eq!(s.proto(), want, "{first:?}");
+    }
+}
+
+#[test]
+fn default_credentials_are_named_and_the_secret_never_appears() {
+    let mut obs = observer();
+    let ev = session(
+        &mut obs,
+        "10.9.9.9:40000",
+        "10.9.9.8:21",
+        &[
+            (false, b"220 ready\r\n"),
+            (true, b"USER root\r\nPASS xc3511\r\n"),
+        ],
+    );
+    let rules = rules_of(&ev);
+    assert!(rules.contains(&"WG-NET-001".to_owned()), "{rules:?}");
+    // root/xc3511 is on the bundled list for telnet only, not FTP.
+    assert!(!rules.contains(&"WG-NET-002".to_owned()), "{rules:?}");
+    let ev = session(
+        &mut obs,
+        "10.9.9.9:40001",
+        "10.9.9.8:21",
+        &[(true, b"USER admin\r\nPASS admin\r\n")],
+    );
+    assert!(rules_of(&ev).contains(&"WG-NET-002".to_owned()));
+    let json = String::from_utf8(ev.iter().flat_map(|e| e.to_json()).collect()).unwrap();
+    assert!(
+        json.contains("\\\"admin\\\""),
+        "the account is reported: {json}"
+    );
+    let all: Vec<u8> = ev.iter().flat_map(|e| e.to_json()).collect();
+    assert!(!String::from_utf8_lossy(&all).contains("PASS"));
+    let inv = obs.inventory.get("10.9.9.8".parse().unwrap()).unwrap();
+    assert!(inv.accounts.contains("admin@ftp"));
+}
+
+fn smb1_negotiate(dialects: &[&str]) -> Vec<u8> {
+    let mut body = vec![0xff, b'S', b'M', b'B', 0x72];
+    body.extend_from_slice(&[0; 27]);
+    let mut d = Vec::new();
+    for x in dialects {
+        d.push(0x02);
+        d.extend_from_slice(x.as_bytes());
+        d.push(0);
+    }
+    body.push(0); // word count
+    body.extend_from_slice(&(d.len() as u16).to_le_bytes());
+    body.extend_from_slice(&d);
+    let mut out = vec![0, 0];
+    out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn smb1_only_negotiation_is_reported_but_a_multi_protocol_probe_is_not() {
+    let mut obs = observer();
+    let old = session(
+        &mut obs,
+        "10.9.9.9:40000",
+        "10.9.9.8:445",
+        &[(
+            true,
+            &smb1_negotiate(&["PC NETWORK PROGRAM 1.0", "NT LM 0.12"]),
+        )],
+    );
+    assert_eq!(rules_of(&old), vec!["WG-NET-003"]);
+    let modern = session(
+        &mut obs,
+        "10.9.9.9:40001",
+        "10.9.9.8:445",
+        &[(
+            true,
+            &smb1_negotiate(&["NT LM 0.12", "SMB 2.002", "SMB 2.???"]),
+        )],
+    );
+    assert!(rules_of(&modern).is_empty(), "{modern:#?}");
+    assert_eq!(obs.counts.smb_messages, 2);
+}
+
+#[test]
+fn clinical_traffic_outside_local_networks_and_peers_outside_the_profile() {
+    let text = SITE.replace(
+        "data_dir = \"./wardgate-data\"",
+        "data_dir = \"./wardgate-data\"\nlocal_networks = [\"127.0.0.0/8\"]",
+    );
+    let mut obs = observer_with(&text, false);
+    // The EHR sends HL7 to an address on the internet: both findings.
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "203.0.113.5:2575",
+        &[(true, &mllp(ORU))],
+    );
+    let rules = rules_of(&ev);
+    assert!(rules.contains(&"WG-NET-004".to_owned()), "{rules:?}");
+    assert!(rules.contains(&"WG-NET-005".to_owned()), "{rules:?}");
+    // Declared peers are not reported.
+    let text = SITE.replace(
+        "kind = \"ehr\"\n",
+        "kind = \"ehr\"\npeers = [\"pump-server:mqtt\"]\n",
+    );
+    let mut obs = observer_with(&text, false);
+    let connect = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04mon1";
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:1883",
+        &[(true, connect)],
+    );
+    assert!(rules_of(&ev).is_empty(), "{ev:#?}");
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40001",
+        "127.0.0.3:21",
+        &[(true, b"NOOP\r\n")],
+    );
+    assert_eq!(rules_of(&ev), vec!["WG-NET-005"]);
+    let inv = obs.inventory.get("127.0.0.2".parse().unwrap()).unwrap();
+    assert!(inv.mqtt_client_ids.contains("mon1"));
+}
+
+#[test]
+fn the_inventory_is_bounded() {
+    let mut inv = Inventory::default();
+    for i in 0..(Inventory::MAX_DEVICES as u32 + 10) {
+        inv.saw(IpAddr::V4(i.into()), 1, None);
+    }
+    assert_eq!(inv.all().len(), Inventory::MAX_DEVICES);
+    assert_eq!(inv.untracked, 10);
+    let ip: IpAddr = "0.0.0.1".parse().unwrap();
+    for i in 0..100 {
+        inv.fact(ip, inventory::Fact::AeTitle, &format!("AE{i}"));
+    }
+    let d = inv.get(ip).unwrap();
+    assert_eq!(d.ae_titles.len(), inventory::MAX_VALUES);
+    assert_eq!(d.values_dropped, 100 - inventory::MAX_VALUES as u64);
+}
