@@ -111,6 +111,73 @@ pub enum DecodeError {
 
 /// Decodes one captured frame of link type `link`.
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+    if link == LinkType::Ethernet {
+        if let Some(d) = fast_ethernet_ipv4_tcp(frame) {
+            return Ok(d);
+        }
+    }
+    decode_general(link, frame)
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// The common case on a hospital segment, by hand: Ethernet (at most one VLAN
+/// tag), IPv4, TCP, not fragmented, every length consistent. Anything else, or
+/// anything doubtful, returns `None` and goes to etherparse, so the result is
+/// always the one etherparse would give (a property test holds them equal).
+/// Measured: etherparse's general slicing was ~13% of analysis time.
+fn fast_ethernet_ipv4_tcp(frame: &[u8]) -> Option<Decoded<'_>> {
+    // IEEE 802.3: destination, source, EtherType (or an 802.1Q tag first).
+    let (vlan, ip_at) = match be16(frame, 12)? {
+        0x0800 => (None, 14),
+        0x8100 if be16(frame, 16)? == 0x0800 => (Some(be16(frame, 14)? & 0x0fff), 18),
+        _ => return None,
+    };
+    let ip = frame.get(ip_at..)?;
+    // RFC 791 3.1: version and IHL, total length, flags and fragment offset, protocol.
+    let (vihl, total) = (*ip.first()?, usize::from(be16(ip, 2)?));
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || total < ihl + 20 || total > ip.len() {
+        return None;
+    }
+    if be16(ip, 6)? & 0x3fff != 0 || *ip.get(9)? != 6 {
+        return None;
+    }
+    let tcp = ip.get(ihl..total)?;
+    // RFC 9293 3.1: ports, sequence number, data offset, flags.
+    let doff = usize::from(*tcp.get(12)? >> 4) * 4;
+    if doff < 20 || doff > tcp.len() {
+        return None;
+    }
+    let flags = *tcp.get(13)?;
+    let mac: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+    let seq: [u8; 4] = tcp.get(4..8)?.try_into().ok()?;
+    Some(Decoded {
+        src_mac: Some(mac).filter(|m| *m != [0; 6]),
+        vlan,
+        src: IpAddr::V4(src.into()),
+        dst: IpAddr::V4(dst.into()),
+        transport: Transport::Tcp {
+            src_port: be16(tcp, 0)?,
+            dst_port: be16(tcp, 2)?,
+            seq: u32::from_be_bytes(seq),
+            flags: TcpFlags {
+                fin: flags & 0x01 != 0,
+                syn: flags & 0x02 != 0,
+                rst: flags & 0x04 != 0,
+                ack: flags & 0x10 != 0,
+            },
+            payload: tcp.get(doff..)?,
+        },
+    })
+}
+
+/// Any link type, through etherparse.
+fn decode_general(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     let sliced = match link {
         LinkType::Ethernet => SlicedPacket::from_ethernet(frame),
         LinkType::RawIp => SlicedPacket::from_ip(frame),
@@ -288,6 +355,46 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The hand-written fast path agrees with etherparse wherever it answers,
+        /// on valid packets (options, VLAN, flags, padding) and on damaged ones.
+        #[test]
+        fn fast_path_agrees_with_etherparse(
+            vlan in proptest::option::of(0u16..4095),
+            ports in (proptest::num::u16::ANY, proptest::num::u16::ANY),
+            seq in proptest::num::u32::ANY,
+            flags in 0u8..16,
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            padding in 0usize..20,
+            damage in proptest::option::of((0usize..80, proptest::num::u8::ANY)),
+            cut in proptest::option::of(0usize..400),
+        ) {
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+            let b = match vlan {
+                Some(v) => b.single_vlan(etherparse::VlanId::try_new(v).expect("vlan")).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+                None => b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+            };
+            let mut b = b.tcp(ports.0, ports.1, seq, 1000);
+            if flags & 1 != 0 { b = b.syn(); }
+            if flags & 2 != 0 { b = b.fin(); }
+            if flags & 4 != 0 { b = b.rst(); }
+            if flags & 8 != 0 { b = b.ack(7); }
+            let mut f = Vec::new();
+            b.write(&mut f, &payload).expect("write");
+            f.extend(std::iter::repeat_n(0u8, padding));
+            if let Some((at, v)) = damage {
+                if at < f.len() { f[at] = v; }
+            }
+            if let Some(c) = cut { f.truncate(c); }
+            let fast = fast_ethernet_ipv4_tcp(&f);
+            if damage.is_none() && cut.is_none() {
+                // An intact packet always takes the fast path.
+                proptest::prop_assert!(fast.is_some());
+            }
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(Ok(fast), decode_general(LinkType::Ethernet, &f));
+            }
+        }
+
         #[test]
         fn any_bytes_decode_or_fail_cleanly(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200), lt in 0usize..5) {
             let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null][lt];

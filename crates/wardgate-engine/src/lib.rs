@@ -144,6 +144,8 @@ pub struct Clock {
 #[derive(Debug, Default)]
 pub struct ReplayClock {
     last: Option<(u64, Second)>,
+    /// The last clock handed out, by millisecond: packets come thousands per ms.
+    last_ms: Option<(u64, Clock)>,
 }
 
 impl std::fmt::Debug for Second {
@@ -155,6 +157,12 @@ impl std::fmt::Debug for Second {
 impl ReplayClock {
     /// The clock at `micros` after the Unix epoch.
     pub fn at(&mut self, micros: u64) -> Clock {
+        let ms = micros / 1000;
+        if let Some((m, c)) = self.last_ms {
+            if m == ms {
+                return c;
+            }
+        }
         let secs = micros / 1_000_000;
         let second = match self.last {
             Some((s, sec)) if s == secs => sec,
@@ -166,7 +174,9 @@ impl ReplayClock {
                 sec
             }
         };
-        Clock::from_second(&second, u32::try_from((micros / 1000) % 1000).unwrap_or(0))
+        let c = Clock::from_second(&second, u32::try_from(ms % 1000).unwrap_or(0));
+        self.last_ms = Some((ms, c));
+        c
     }
 }
 

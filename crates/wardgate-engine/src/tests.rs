@@ -673,3 +673,25 @@ mod dicom_decisions {
         assert!(d.forward);
     }
 }
+
+#[test]
+fn replay_clock_gives_the_same_times_as_formatting_each_one() {
+    let mut r = crate::ReplayClock::default();
+    // In order, within a millisecond, across seconds and days, and backwards.
+    for us in [
+        1_764_000_000_000_000u64,
+        1_764_000_000_000_400,
+        1_764_000_000_000_999,
+        1_764_000_000_001_000,
+        1_764_000_000_999_999,
+        1_764_000_001_000_000,
+        1_764_086_400_123_456,
+        1_764_000_000_000_500,
+        0,
+    ] {
+        let want = Clock::at_unix_micros(us);
+        let got = r.at(us);
+        assert_eq!(got.rfc3339(), want.rfc3339(), "{us}");
+        assert_eq!(got.hl7(), want.hl7(), "{us}");
+    }
+}
