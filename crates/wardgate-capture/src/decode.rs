@@ -181,7 +181,15 @@ fn decode_general(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeErr
     let sliced = match link {
         LinkType::Ethernet => SlicedPacket::from_ethernet(frame),
         LinkType::RawIp => SlicedPacket::from_ip(frame),
-        LinkType::LinuxSll => SlicedPacket::from_linux_sll(frame),
+        LinkType::LinuxSll => {
+            // SLL v1 header (16 bytes), protocol type (EtherType) last. By hand:
+            // etherparse refuses the ARPHRD_LOOPBACK frames `tshark -i any` writes.
+            let (Some(ty), Some(rest)) = (frame.get(14..16), frame.get(16..)) else {
+                return Err(DecodeError::Malformed("SLL header cut short".into()));
+            };
+            let ether_type = u16::from_be_bytes([ty[0], ty[1]]);
+            SlicedPacket::from_ether_type(etherparse::EtherType(ether_type), rest)
+        }
         LinkType::LinuxSll2 => {
             // SLL2 header (20 bytes): protocol type (big-endian EtherType) first.
             let (Some(ty), Some(rest)) = (frame.get(..2), frame.get(20..)) else {
@@ -318,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn sll2_and_raw_ip_decode_the_same_packet() {
+    fn sll_sll2_null_and_raw_ip_decode_the_same_packet() {
         let f = tcp_frame(None, b"x");
         let ip = &f[14..];
         let mut sll2 = vec![
@@ -329,6 +337,13 @@ mod tests {
         let b = decode(LinkType::RawIp, ip).expect("raw");
         assert_eq!(a.transport, b.transport);
         assert_eq!(a.dst, b.dst);
+        // SLL v1 as `tshark -i any` writes it on loopback (ARPHRD_LOOPBACK 772).
+        let mut sll = vec![0, 0, 0x03, 0x04, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(ip);
+        assert_eq!(
+            decode(LinkType::LinuxSll, &sll).expect("sll").transport,
+            b.transport
+        );
         let mut null = vec![2, 0, 0, 0];
         null.extend_from_slice(ip);
         assert_eq!(
