@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
             max_buffered_bytes: 4096,
             max_segments: 16,
         },
+        max_buffered: 16 * 1024,
     };
     let mut a = Analyzer::new(observer, limits);
     let mut sink = |r: wardgate_engine::event::Record| {
@@ -105,6 +106,7 @@ fuzz_target!(|data: &[u8]| {
             &mut sink,
         );
         assert!(a.tracked() <= 4, "flow table over its limit");
+        assert!(a.held() <= 16 * 1024, "memory budget exceeded");
     }
     a.finish_all(&mut sink);
     // 2. Raw: the same bytes as the body of a pcap file.

@@ -410,6 +410,9 @@ def test_mid_stream_start_resynchronises_at_the_next_frame(tmp_path):
     summary, events, ids = hl7_count(tmp_path, "midstream", segs, tshark_agrees=False, handshake=False)
     assert ids == ["R-1", "R-2"]
     assert summary["packets"]["midstream"] == 1
+    # The tail of the first frame is not reported as malformed: joining late is not
+    # the sender's fault.
+    assert not [e for e in events if e.get("rule")], events
 
 
 def test_a_gap_is_reported_and_framing_resumes_after_it(tmp_path):
@@ -858,3 +861,56 @@ def test_dicom_user_identity_with_a_default_passcode(tmp_path):
     assert len(defaults) == 1 and '"admin"' in defaults[0]["event"]["reason"]
     no_secret_in(events, "Unique-Dicom-42")
     assert assert_counts_match_tshark(pcap, summary, port, "dicom") > 0
+
+
+def test_port_reuse_starts_a_new_connection(tmp_path):
+    """A second connection on the same addresses and ports (new SYN, new ISN, the
+    first one's FIN never captured): both connections' messages are analysed."""
+    require_module("scapy")
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    pkts = []
+    for isn, prefix in ((1000, "A"), (3_000_000_000, "B")):
+        stream = b"".join(hl7_frames(2, prefix))
+        base = Ether() / IP(src="127.0.0.2", dst="127.0.0.3")
+        pkts.append(base / TCP(sport=40000, dport=2575, flags="S", seq=isn))
+        for off, data in split(stream, [600, 10_000]):
+            pkts.append(base / TCP(sport=40000, dport=2575, flags="PA", seq=isn + 1 + off, ack=1) / data)
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.001
+    pcap = tmp_path / "reuse.pcap"
+    wrpcap(str(pcap), pkts)
+    _, events, summary = analyze(edge_site(tmp_path), pcap, extra=("--no-store", "--all"))
+    ids = sorted(e["wardgate"]["hl7"]["control_id"] for e in events
+                 if e.get("event", {}).get("action") == "allowed" and e.get("wardgate", {}).get("hl7"))
+    assert ids == ["A-0", "A-1", "B-0", "B-1"]
+    assert summary["packets"]["connections"] == 2
+
+
+def test_memory_budget_closes_out_the_largest_holder_with_an_event(tmp_path):
+    """Connections that each hold an unfinished 600 KB frame: with a 1 MiB budget
+    across connections, the largest holders are closed out and reported."""
+    require_module("scapy")
+    from scapy.all import IP, TCP, Ether, wrpcap
+
+    pkts = []
+    chunk = b"\x0bMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|1||ORU^R01|BIG|P|2.6\r" + b"OBX|1|ST|x||" + b"y" * 1400
+    for c in range(4):
+        base = Ether() / IP(src="127.0.0.2", dst="127.0.0.3")
+        sport = 41000 + c
+        pkts.append(base / TCP(sport=sport, dport=2575, flags="S", seq=0))
+        off = 0
+        for _ in range(420):  # ~600 KB, no end block
+            data = chunk if off == 0 else b"z" * 1448
+            pkts.append(base / TCP(sport=sport, dport=2575, flags="PA", seq=1 + off, ack=1) / data)
+            off += len(data)
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.0001
+    pcap = tmp_path / "budget.pcap"
+    wrpcap(str(pcap), pkts)
+    cfg = edge_site(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[[device]]", "[gateway.capture]\nmax_buffered_bytes = 1048576\n\n[[device]]", 1))
+    _, events, summary = analyze(cfg, pcap, extra=("--no-store",))
+    assert by_rule(events, "WG-CAP-004")
+    assert summary["packets"]["over_budget"] >= 2
+    assert summary["packets"]["peak_buffered"] <= 1048576 + 2 * 1448

@@ -8,7 +8,7 @@ use crate::source::Packet;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use wardgate_engine::event::Record;
-use wardgate_engine::observe::{Observer, Session};
+use wardgate_engine::observe::{NewConnection, Observer, Session};
 use wardgate_engine::{rules, ReplayClock};
 
 /// Flow-table and reassembly limits.
@@ -20,6 +20,9 @@ pub struct FlowLimits {
     pub timeout_us: u64,
     /// Out-of-order data held per direction.
     pub reassembly: reassembly::Limits,
+    /// Bytes held across all connections (reassembly and parsers); beyond it the
+    /// connection holding most is closed out.
+    pub max_buffered: usize,
 }
 
 impl Default for FlowLimits {
@@ -28,6 +31,7 @@ impl Default for FlowLimits {
             max_flows: 100_000,
             timeout_us: 600_000_000,
             reassembly: reassembly::Limits::default(),
+            max_buffered: 256 << 20,
         }
     }
 }
@@ -35,14 +39,17 @@ impl Default for FlowLimits {
 impl FlowLimits {
     /// The limits `[gateway.capture]` asks for.
     pub fn from_config(c: &wardgate_config::CaptureSettings) -> Self {
-        let bytes = usize::try_from(c.max_reassembly_bytes).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(*c.max_reassembly_bytes.get_ref()).unwrap_or(usize::MAX);
         FlowLimits {
-            max_flows: usize::try_from(c.max_flows).unwrap_or(usize::MAX).max(1),
-            timeout_us: c.flow_timeout_secs.saturating_mul(1_000_000),
+            max_flows: usize::try_from(*c.max_flows.get_ref())
+                .unwrap_or(usize::MAX)
+                .max(1),
+            timeout_us: c.flow_timeout_secs.get_ref().saturating_mul(1_000_000),
             reassembly: reassembly::Limits {
                 max_buffered_bytes: bytes,
                 max_segments: (bytes / 512).clamp(64, 65_536),
             },
+            max_buffered: usize::try_from(*c.max_buffered_bytes.get_ref()).unwrap_or(usize::MAX),
         }
     }
 }
@@ -74,6 +81,10 @@ pub struct PacketCounts {
     pub timed_out: u64,
     /// Connections evicted because the flow table was full.
     pub evicted: u64,
+    /// Connections closed out because the memory budget was reached.
+    pub over_budget: u64,
+    /// Most bytes held across all connections at once.
+    pub peak_buffered: u64,
     /// Bytes the capture never showed (reassembly gaps).
     pub gap_bytes: u64,
     /// Retransmitted bytes discarded.
@@ -90,7 +101,18 @@ struct Conn {
     down: Stream,
     last_us: u64,
     rst: bool,
+    /// Bytes this connection held after its last packet (counted in the total).
+    held: usize,
+    /// Whether any payload was seen: a connection that never carried data (a SYN
+    /// scan, a refused connection) times out after [`HANDSHAKE_TIMEOUT_US`].
+    has_data: bool,
 }
+
+/// How long a connection that never carried data is kept.
+const HANDSHAKE_TIMEOUT_US: u64 = 30_000_000;
+/// A capture timestamp further ahead than this of the latest one is not believed
+/// (one corrupt record must not time out every connection).
+const MAX_CLOCK_JUMP_US: u64 = 86_400_000_000;
 
 /// The passive analyser.
 pub struct Analyzer {
@@ -106,6 +128,8 @@ pub struct Analyzer {
     pub counts: PacketCounts,
     last_sweep_us: u64,
     now_us: u64,
+    /// Bytes held across all connections.
+    held: usize,
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
@@ -127,7 +151,13 @@ impl Analyzer {
             counts: PacketCounts::default(),
             last_sweep_us: 0,
             now_us: 0,
+            held: 0,
         }
+    }
+
+    /// Bytes held across all connections now (within `max_buffered` after every packet).
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     /// Connections tracked now.
@@ -139,7 +169,11 @@ impl Analyzer {
     pub fn packet(&mut self, p: Packet<'_>, out: &mut dyn FnMut(Record)) {
         self.counts.packets += 1;
         self.counts.bytes += p.data.len() as u64;
-        let ts = p.ts_micros;
+        let ts = if self.now_us != 0 && p.ts_micros > self.now_us + MAX_CLOCK_JUMP_US {
+            self.now_us
+        } else {
+            p.ts_micros
+        };
         self.now_us = self.now_us.max(ts);
         let Some(link) = p.link else {
             self.counts.unsupported_link += 1;
@@ -201,16 +235,27 @@ impl Analyzer {
         out: &mut dyn FnMut(Record),
     ) {
         let k = key(src, dst);
+        // A new SYN on a key whose connection already carried data or ended: the
+        // port was reused (or the end was never captured); the old one is closed out.
+        if flags.syn && !flags.ack {
+            let reused = self
+                .flows
+                .get(&k)
+                .is_some_and(|c| c.has_data || c.rst || c.up.fin_seen() || c.down.fin_seen());
+            if reused {
+                if let Some(c) = self.flows.remove(&k) {
+                    let ts_old = c.last_us;
+                    self.finish(c, ts_old, out);
+                }
+            }
+        }
         if !self.flows.contains_key(&k) {
             if flags.rst || (payload.is_empty() && !flags.syn) {
                 // A lone RST or ACK of a connection never seen: nothing to analyse.
                 return;
             }
             if self.flows.len() >= self.limits.max_flows {
-                self.sweep(out);
-                if self.flows.len() >= self.limits.max_flows {
-                    self.evict_oldest(out);
-                }
+                self.evict_oldest(out);
             }
             let (client, server) = if flags.syn && !flags.ack {
                 (src, dst)
@@ -222,10 +267,13 @@ impl Analyzer {
             let clock = self.clock.at(ts);
             let client_mac = if src == client { mac } else { None };
             let session = self.observer.open(
-                client,
-                server,
-                client_mac.as_ref().map(decode::mac_text),
-                ts,
+                NewConnection {
+                    client,
+                    server,
+                    client_mac: client_mac.as_ref().map(decode::mac_text),
+                    midstream: !flags.syn,
+                    ts_us: ts,
+                },
                 &clock,
                 out,
             );
@@ -238,6 +286,8 @@ impl Analyzer {
                     down: Stream::new(self.limits.reassembly),
                     last_us: ts,
                     rst: false,
+                    held: 0,
+                    has_data: false,
                 },
             );
         }
@@ -245,6 +295,7 @@ impl Analyzer {
             return;
         };
         conn.last_us = conn.last_us.max(ts);
+        conn.has_data |= !payload.is_empty();
         let from_client = src == conn.session.client();
         let Conn {
             session, up, down, ..
@@ -268,16 +319,67 @@ impl Analyzer {
         if flags.rst {
             conn.rst = true;
         }
-        let done = conn.rst || (conn.up.fin_seen() && conn.down.fin_seen());
+        let now_held =
+            conn.up.buffered_bytes() + conn.down.buffered_bytes() + conn.session.buffered_bytes();
+        self.held = (self.held + now_held).saturating_sub(conn.held);
+        conn.held = now_held;
+        self.counts.peak_buffered = self.counts.peak_buffered.max(self.held as u64);
+        // Closed on RST, or once both directions are reassembled up to their FIN
+        // (a FIN seen ahead of missing data waits for it, or for the timeout).
+        let done = conn.rst || (conn.up.finished() && conn.down.finished());
         if done {
             if let Some(c) = self.flows.remove(&k) {
                 self.finish(c, ts, out);
             }
         }
+        if self.held > self.limits.max_buffered {
+            self.shed(out);
+        }
+    }
+
+    /// Over the memory budget: the connections holding most are closed out (what
+    /// they hold is flushed through the parsers, gaps reported) until the total is
+    /// back under 90% of the budget, in one pass; one event per pass.
+    fn shed(&mut self, out: &mut dyn FnMut(Record)) {
+        let target = self.limits.max_buffered / 10 * 9;
+        let mut by_size: Vec<(usize, (SocketAddr, SocketAddr))> = self
+            .flows
+            .iter()
+            .filter(|(_, c)| c.held > 0)
+            .map(|(k, c)| (c.held, *k))
+            .collect();
+        by_size.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        let (mut n, mut freed, mut largest) = (0u64, 0usize, None);
+        for (held, k) in by_size {
+            if self.held <= target {
+                break;
+            }
+            if let Some(c) = self.flows.remove(&k) {
+                largest.get_or_insert((c.session.client(), c.session.server(), held));
+                n += 1;
+                freed += held;
+                let ts = c.last_us;
+                self.finish(c, ts, out);
+            }
+        }
+        self.counts.over_budget += n;
+        if let Some((client, server, held)) = largest {
+            let clock = self.clock.at(self.now_us);
+            self.observer.capture_event(
+                &clock,
+                rules::CAPTURE_MEMORY,
+                format!(
+                    "analysis memory budget ({} bytes) reached: closed out {n} connection(s) holding {freed} bytes, the largest {client} <-> {server} ({held} bytes)",
+                    self.limits.max_buffered
+                ),
+                out,
+            );
+        }
     }
 
     /// Flushes both directions and closes the session.
     fn finish(&mut self, mut c: Conn, ts: u64, out: &mut dyn FnMut(Record)) {
+        self.held = self.held.saturating_sub(c.held);
         let clock = self.clock.at(ts);
         let observer = &mut self.observer;
         let mut gap_bytes = 0;
@@ -306,10 +408,15 @@ impl Analyzer {
     fn sweep(&mut self, out: &mut dyn FnMut(Record)) {
         self.last_sweep_us = self.now_us;
         let deadline = self.now_us.saturating_sub(self.limits.timeout_us);
+        let handshake_deadline = self
+            .now_us
+            .saturating_sub(HANDSHAKE_TIMEOUT_US.min(self.limits.timeout_us));
         let idle: Vec<_> = self
             .flows
             .iter()
-            .filter(|(_, c)| c.last_us < deadline)
+            .filter(|(_, c)| {
+                c.last_us < deadline || (!c.has_data && c.last_us < handshake_deadline)
+            })
             .map(|(k, _)| *k)
             .collect();
         for k in idle {
@@ -321,35 +428,42 @@ impl Analyzer {
         }
     }
 
-    /// The table is full: the least recently active connection goes, with an event.
+    /// The table is full: the least recently active connections go, a batch at a
+    /// time (1/64 of the table), so that a flood of new connections costs one scan
+    /// per batch rather than one per connection; one event per batch.
     fn evict_oldest(&mut self, out: &mut dyn FnMut(Record)) {
-        let Some(k) = self
-            .flows
-            .iter()
-            .min_by_key(|(_, c)| c.last_us)
-            .map(|(k, _)| *k)
-        else {
-            return;
-        };
-        if let Some(c) = self.flows.remove(&k) {
-            self.counts.evicted += 1;
-            let clock = self.clock.at(self.now_us);
-            if self.counts.evicted == 1 || self.counts.evicted.is_power_of_two() {
-                self.observer.capture_event(
-                    &clock,
-                    rules::FLOW_TABLE_FULL,
-                    format!(
-                        "flow table full ({} connections): evicted {} <-> {} ({} eviction(s) so far)",
-                        self.limits.max_flows,
-                        c.session.client(),
-                        c.session.server(),
-                        self.counts.evicted
-                    ),
-                    out,
-                );
+        let batch = (self.limits.max_flows / 64).max(1);
+        let mut by_age: Vec<(u64, (SocketAddr, SocketAddr))> =
+            self.flows.iter().map(|(k, c)| (c.last_us, *k)).collect();
+        if by_age.len() > batch {
+            by_age.select_nth_unstable(batch - 1);
+            by_age.truncate(batch);
+        }
+        let mut first = None;
+        let mut n = 0u64;
+        for (_, k) in by_age {
+            if let Some(c) = self.flows.remove(&k) {
+                first.get_or_insert((c.session.client(), c.session.server()));
+                n += 1;
+                let ts = c.last_us;
+                self.finish(c, ts, out);
             }
-            let ts = c.last_us;
-            self.finish(c, ts, out);
+        }
+        let before = self.counts.evicted;
+        self.counts.evicted += n;
+        // One event for the first batch, then one each time the total doubles.
+        let report = before == 0 || before.leading_zeros() != self.counts.evicted.leading_zeros();
+        if let Some((client, server)) = first.filter(|_| report) {
+            let clock = self.clock.at(self.now_us);
+            self.observer.capture_event(
+                &clock,
+                rules::FLOW_TABLE_FULL,
+                format!(
+                    "flow table full ({} connections): evicted the {n} least recently active, starting with {client} <-> {server} ({} eviction(s) so far)",
+                    self.limits.max_flows, self.counts.evicted
+                ),
+                out,
+            );
         }
     }
 

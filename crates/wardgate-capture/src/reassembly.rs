@@ -260,6 +260,12 @@ impl Stream {
         self.fin_seen
     }
 
+    /// True once the FIN has been reached: every byte before it delivered (or
+    /// reported as a gap). A FIN seen early, ahead of missing data, is not finished.
+    pub fn finished(&self) -> bool {
+        self.fin_at.is_some_and(|f| f <= self.next)
+    }
+
     /// Stream offset reached: bytes delivered as data plus bytes reported as gaps.
     pub fn delivered(&self) -> u64 {
         self.next

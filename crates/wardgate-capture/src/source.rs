@@ -73,13 +73,16 @@ struct Interface {
     offset: i64,
 }
 
+/// Most interfaces a pcapng section may describe (the format allows 2^32).
+const MAX_INTERFACES: usize = 1024;
+
 fn ts_micros(units: u64, resolution: u64, offset_secs: i64) -> u64 {
     let micros = if resolution == 1_000_000 {
         units
-    } else if resolution > 1_000_000 {
-        units / (resolution / 1_000_000).max(1)
     } else {
-        units.saturating_mul(1_000_000 / resolution.max(1))
+        // Exact for any resolution, including pcapng's powers of two.
+        let m = u128::from(units) * 1_000_000 / u128::from(resolution.max(1));
+        u64::try_from(m).unwrap_or(u64::MAX)
     };
     micros.saturating_add_signed(offset_secs.saturating_mul(1_000_000))
 }
@@ -125,7 +128,9 @@ pub fn read_packets<R: Read + Send + 'static>(
                         });
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb))
+                        if interfaces.len() < MAX_INTERFACES =>
+                    {
                         interfaces.push(Interface {
                             link: LinkType::from_linktype(idb.linktype.0),
                             resolution: idb.ts_resolution().unwrap_or(1_000_000),
@@ -266,6 +271,15 @@ mod tests {
         };
         let (_, end) = collect(&f, tiny);
         assert!(end.is_err(), "{end:?}");
+    }
+
+    #[test]
+    fn timestamps_convert_exactly_whatever_the_resolution() {
+        assert_eq!(ts_micros(1_500_000, 1_000_000, 0), 1_500_000);
+        assert_eq!(ts_micros(1_500_000_123, 1_000_000_000, 0), 1_500_000);
+        assert_eq!(ts_micros(3 * 1024 + 512, 1024, 0), 3_500_000);
+        assert_eq!(ts_micros(15, 10, 2), 3_500_000);
+        assert_eq!(ts_micros(u64::MAX, 1, 0), u64::MAX);
     }
 
     #[test]

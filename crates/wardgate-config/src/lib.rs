@@ -126,17 +126,21 @@ pub struct Gateway {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureSettings {
-    /// Most TCP connections and UDP conversations tracked at once; beyond it the
-    /// least recently active is evicted with an event. Default 100 000.
+    /// Most TCP connections tracked at once; beyond it the least recently active
+    /// are evicted with an event. Default 100 000.
     #[serde(default = "defaults::max_flows")]
-    pub max_flows: u64,
+    pub max_flows: Spanned<u64>,
     /// A TCP connection with no packet for this long (capture time) is closed out. Default 600.
     #[serde(default = "defaults::flow_timeout_secs")]
-    pub flow_timeout_secs: u64,
+    pub flow_timeout_secs: Spanned<u64>,
     /// Out-of-order bytes held per direction while waiting for a missing segment;
     /// beyond it the hole is skipped and reported. Default 1 MiB.
     #[serde(default = "defaults::max_reassembly_bytes")]
-    pub max_reassembly_bytes: u64,
+    pub max_reassembly_bytes: Spanned<u64>,
+    /// Bytes held across all connections (out-of-order data and partial messages);
+    /// beyond it the connection holding most is closed out with an event. Default 256 MiB.
+    #[serde(default = "defaults::max_buffered_bytes")]
+    pub max_buffered_bytes: Spanned<u64>,
 }
 
 impl Default for CaptureSettings {
@@ -145,6 +149,7 @@ impl Default for CaptureSettings {
             max_flows: defaults::max_flows(),
             flow_timeout_secs: defaults::flow_timeout_secs(),
             max_reassembly_bytes: defaults::max_reassembly_bytes(),
+            max_buffered_bytes: defaults::max_buffered_bytes(),
         }
     }
 }
@@ -249,14 +254,17 @@ mod defaults {
         .map(|n| Spanned::new(0..0, (*n).to_owned()))
         .collect()
     }
-    pub fn max_flows() -> u64 {
-        100_000
+    pub fn max_flows() -> Spanned<u64> {
+        Spanned::new(0..0, 100_000)
     }
-    pub fn flow_timeout_secs() -> u64 {
-        600
+    pub fn flow_timeout_secs() -> Spanned<u64> {
+        Spanned::new(0..0, 600)
     }
-    pub fn max_reassembly_bytes() -> u64 {
-        1 << 20
+    pub fn max_reassembly_bytes() -> Spanned<u64> {
+        Spanned::new(0..0, 1 << 20)
+    }
+    pub fn max_buffered_bytes() -> Spanned<u64> {
+        Spanned::new(0..0, 256 << 20)
     }
     pub fn max_frame_bytes() -> Spanned<u64> {
         Spanned::new(0..0, 1024 * 1024)
@@ -905,31 +913,30 @@ impl Config {
                 Err(e) => problems.push(src.problem(n.span(), Level::Error, e)),
             }
         }
-        for (what, v, span) in [
-            (
-                "max_flows",
-                self.gateway.capture.max_flows,
-                1..=100_000_000u64,
-            ),
-            (
-                "flow_timeout_secs",
-                self.gateway.capture.flow_timeout_secs,
-                1..=86_400,
-            ),
+        let c = &self.gateway.capture;
+        for (what, v, range) in [
+            ("max_flows", &c.max_flows, 1..=100_000_000u64),
+            ("flow_timeout_secs", &c.flow_timeout_secs, 1..=86_400),
             (
                 "max_reassembly_bytes",
-                self.gateway.capture.max_reassembly_bytes,
+                &c.max_reassembly_bytes,
                 4096..=1 << 30,
             ),
+            (
+                "max_buffered_bytes",
+                &c.max_buffered_bytes,
+                1 << 20..=1 << 40,
+            ),
         ] {
-            if !span.contains(&v) {
+            if !range.contains(v.get_ref()) {
                 problems.push(src.problem(
-                    self.gateway.data_dir.span(),
+                    v.span(),
                     Level::Error,
                     format!(
-                        "[gateway.capture] {what} = {v} must be in {}..={}",
-                        span.start(),
-                        span.end()
+                        "{what} = {} must be in {}..={}",
+                        v.get_ref(),
+                        range.start(),
+                        range.end()
                     ),
                 ));
             }

@@ -269,7 +269,15 @@ fn bad_local_networks_peers_and_capture_limits_are_located() {
     let msgs: Vec<String> = p.iter().map(|p| p.to_string()).collect();
     let has = |needle: &str| msgs.iter().any(|m| m.contains(needle));
     assert!(has("prefix length must be 0..=32"), "{msgs:?}");
-    assert!(has("max_flows = 0"), "{msgs:?}");
+    assert!(has("max_flows = 0 must be in 1..="), "{msgs:?}");
+    let flows = p
+        .iter()
+        .find(|p| p.to_string().contains("max_flows"))
+        .unwrap();
+    assert!(
+        flows.to_string().contains(":6:"),
+        "located at its own line: {flows}"
+    );
     assert!(has("peer \"nobody\" is not a declared device"), "{msgs:?}");
     assert!(has("protocol \"gopher\""), "{msgs:?}");
     assert!(!has("pump-server:mqtt"), "{msgs:?}");

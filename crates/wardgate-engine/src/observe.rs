@@ -176,7 +176,31 @@ pub struct Session {
     /// The proxy would have refused the connection itself: its messages are still
     /// parsed (counts, inventory, detections) but not judged again by route policy.
     refused: bool,
+    /// The capture joined the connection after its start: parsers look for a
+    /// message boundary instead of reporting the first bytes as malformed.
+    midstream: bool,
+    /// The client's first bytes, until there are enough to recognise the protocol.
+    sniff: Vec<u8>,
 }
+
+/// A TCP connection the capture adapter has just seen.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    /// The initiator (or best guess when joined mid-stream).
+    pub client: SocketAddr,
+    /// The other end.
+    pub server: SocketAddr,
+    /// The client's MAC address, where the link layer shows it.
+    pub client_mac: Option<String>,
+    /// No SYN was seen: the capture joined after the start.
+    pub midstream: bool,
+    /// Capture time of the first packet, microseconds since the epoch.
+    pub ts_us: u64,
+}
+
+/// Client bytes gathered before a session with no route or well-known port is
+/// classified (a first segment can be a lone PDU header).
+const SNIFF_BYTES: usize = 16;
 
 impl Session {
     /// The protocol as classified so far.
@@ -190,6 +214,11 @@ impl Session {
     /// The server.
     pub fn server(&self) -> SocketAddr {
         self.server
+    }
+    /// Bytes the protocol parsers hold between packets, for the analyser's memory
+    /// budget.
+    pub fn buffered_bytes(&self) -> usize {
+        self.app.buffered()
     }
 }
 
@@ -231,16 +260,15 @@ impl Observer {
         }
     }
 
-    /// A new TCP connection from `client` to `server`, first seen at `clock`.
-    pub fn open(
-        &mut self,
-        client: SocketAddr,
-        server: SocketAddr,
-        client_mac: Option<String>,
-        ts_us: u64,
-        clock: &Clock,
-        out: &mut Sink<'_>,
-    ) -> Session {
+    /// A new TCP connection, first seen at `clock`.
+    pub fn open(&mut self, c: NewConnection, clock: &Clock, out: &mut Sink<'_>) -> Session {
+        let NewConnection {
+            client,
+            server,
+            client_mac,
+            midstream,
+            ts_us,
+        } = c;
         let route = self.by_server.get(&server).cloned();
         let device = self.policy.device_for(client.ip()).cloned();
         let flow = Flow::new(client, server, device);
@@ -264,6 +292,8 @@ impl Observer {
             started_us: ts_us,
             reported_site: false,
             refused: false,
+            midstream,
+            sniff: Vec::new(),
         };
         if let Some(r) = s.route.clone() {
             if let Admission::Denied { rule, reason, .. } = self.policy.admit(&r, client.ip()) {
@@ -289,7 +319,7 @@ impl Observer {
 
     fn classify(&mut self, s: &mut Session, proto: Proto, clock: &Clock, out: &mut Sink<'_>) {
         s.proto = proto;
-        s.app = App::for_proto(proto, s.route.as_deref());
+        s.app = App::for_proto(proto, s.route.as_deref(), s.midstream);
         *self.counts.sessions.entry(proto.as_str()).or_default() += 1;
         self.inventory.service(s.client.ip(), s.server, proto);
         if proto.is_clinical() && !s.reported_site {
@@ -362,7 +392,11 @@ impl Observer {
         if data.is_empty() {
             return;
         }
+        let mut sniffed = Vec::new();
         if s.proto == Proto::Unknown {
+            if matches!(s.app, App::Ignored) {
+                return;
+            }
             if !from_client {
                 // Banner protocols speak first: an FTP or Telnet server on an odd port.
                 if data.starts_with(b"220") && data.len() < 512 {
@@ -373,19 +407,30 @@ impl Observer {
                     return;
                 }
             } else {
-                let p = Proto::sniff(data);
+                let room = SNIFF_BYTES.saturating_sub(s.sniff.len());
+                s.sniff.extend_from_slice(&data[..room.min(data.len())]);
+                let p = Proto::sniff(&s.sniff);
                 if p == Proto::Unknown {
+                    if s.sniff.len() < SNIFF_BYTES && !s.midstream {
+                        // Too few bytes to tell yet; they are replayed once classified.
+                        return;
+                    }
                     s.app = App::Ignored;
-                    s.proto = Proto::Unknown;
                     *self.counts.sessions.entry("unknown").or_default() += 1;
                     self.inventory
                         .service(s.client.ip(), s.server, Proto::Unknown);
-                    // Stop looking: one classification attempt per session.
-                    s.proto = Proto::Unknown;
+                    s.sniff = Vec::new();
                     return;
                 }
                 self.classify(s, p, clock, out);
+                // Replay what was gathered before this chunk, then the chunk.
+                let before = s.sniff.len() - room.min(data.len());
+                sniffed = std::mem::take(&mut s.sniff);
+                sniffed.truncate(before);
             }
+        }
+        if !sniffed.is_empty() {
+            self.data(s, from_client, &sniffed, clock, out);
         }
         let mut ctx = app::Ctx {
             obs: self,

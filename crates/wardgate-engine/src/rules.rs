@@ -44,6 +44,8 @@ rules! {
         "Passive analysis reached its flow-table limit and evicted the least recently active connection; its remaining traffic is analysed from mid-stream.";
     REASSEMBLY_GAP = "WG-CAP-002", "reassembly-gap", Low,
         "Bytes of a TCP stream never appeared in the capture (loss at the tap, or the reassembly limit); the parser resynchronised or stopped on that stream.";
+    CAPTURE_MEMORY = "WG-CAP-004", "capture-memory-budget", Medium,
+        "The bytes held across all connections (out-of-order segments, partial messages) reached the analysis memory budget; the connection holding most was closed out so that memory stays bounded.";
     CAPTURE_TRUNCATED = "WG-CAP-003", "capture-truncated", Low,
         "The capture file ends in the middle of a packet record; everything before it was analysed.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,

@@ -52,11 +52,14 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
             };
             let s = by_addr.entry(ip.to_owned()).or_default();
             let text = |p: &str| e.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+            // Analyses of older captures are recorded later: min and max, not order.
             if let Some(t) = text("/@timestamp") {
-                if s.first_seen.is_none() {
+                if s.first_seen.as_ref().is_none_or(|f| t < *f) {
                     s.first_seen = Some(t.clone());
                 }
-                s.last_seen = Some(t);
+                if s.last_seen.as_ref().is_none_or(|l| t > *l) {
+                    s.last_seen = Some(t);
+                }
             }
             for (set, path) in [
                 (&mut s.protocols, "/network/protocol"),
@@ -82,7 +85,8 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
             match text("/event/action").as_deref() {
                 Some("allowed") => s.allowed += 1,
                 Some("alerted") => s.alerted += 1,
-                Some("blocked") => s.blocked += 1,
+                // What passive analysis saw the proxy would have blocked counts as blocked.
+                Some("blocked") | Some("observed-violation") => s.blocked += 1,
                 _ => {}
             }
         }

@@ -196,10 +196,10 @@ impl Ctx<'_, '_> {
 }
 
 impl App {
-    pub(super) fn for_proto(proto: Proto, route: Option<&RoutePolicy>) -> App {
+    pub(super) fn for_proto(proto: Proto, route: Option<&RoutePolicy>, midstream: bool) -> App {
         match proto {
-            Proto::Hl7Mllp => App::Hl7(Box::new(Hl7::new(route))),
-            Proto::Dicom => App::Dicom(Box::new(DicomSession::new(route))),
+            Proto::Hl7Mllp => App::Hl7(Box::new(Hl7::new(route, midstream))),
+            Proto::Dicom => App::Dicom(Box::new(DicomSession::new(route, midstream))),
             Proto::Ftp => App::Ftp(Box::new(FtpSession {
                 parser: ftp::FtpParser::new(ftp::Limits::default()),
                 user: Vec::new(),
@@ -338,6 +338,10 @@ impl App {
                     &mut h.server
                 };
                 dir.pending.gap();
+                // The framer's scan position belongs to the bytes just dropped.
+                dir.framer = Framer::new(mllp::Limits {
+                    max_frame_bytes: dir.max_frame_bytes,
+                });
                 dir.resync = true;
                 "HL7 framing resynchronises at the next start block"
             }
@@ -366,6 +370,22 @@ impl App {
                 "SMB resynchronises at the next session header"
             }
             _ => "nothing was being parsed",
+        }
+    }
+
+    /// Bytes this session holds between packets (partial frames, PDUs, lines).
+    pub(super) fn buffered(&self) -> usize {
+        match self {
+            App::Hl7(h) => h.client.pending.buf.len() + h.server.pending.buf.len(),
+            App::Dicom(d) => {
+                d.client.buf.len() + d.server.buf.len() + d.cmd.len() + d.server_cmd.len()
+            }
+            App::Ftp(f) => f.parser.buffered() + f.user.len(),
+            App::Telnet(t) => t.buffered(),
+            App::Http(h) => h.buffered(),
+            App::Mqtt(m) => m[0].buffered() + m[1].buffered(),
+            App::Smb(sm) => sm.parsers[0].buffered() + sm.parsers[1].buffered(),
+            App::Pending | App::Ignored => 0,
         }
     }
 
@@ -400,6 +420,7 @@ impl App {
 #[derive(Debug)]
 pub(super) struct Hl7Dir {
     framer: Framer,
+    max_frame_bytes: usize,
     pending: Pending,
     /// After a gap or a framing error: skip to the next start block.
     resync: bool,
@@ -409,11 +430,13 @@ pub(super) struct Hl7Dir {
 }
 
 impl Hl7Dir {
-    fn new(max_frame_bytes: usize) -> Self {
+    fn new(max_frame_bytes: usize, midstream: bool) -> Self {
         Hl7Dir {
             framer: Framer::new(mllp::Limits { max_frame_bytes }),
+            max_frame_bytes,
             pending: Pending::default(),
-            resync: false,
+            // Joined mid-stream: the first bytes are the tail of some frame.
+            resync: midstream,
             inventoried: false,
         }
     }
@@ -427,11 +450,11 @@ pub(super) struct Hl7 {
 }
 
 impl Hl7 {
-    fn new(route: Option<&RoutePolicy>) -> Self {
+    fn new(route: Option<&RoutePolicy>, midstream: bool) -> Self {
         let max = route.map_or(1 << 20, |r| r.max_frame_bytes);
         Hl7 {
-            client: Hl7Dir::new(max),
-            server: Hl7Dir::new(max),
+            client: Hl7Dir::new(max, midstream),
+            server: Hl7Dir::new(max, midstream),
             max_segments: route.map_or(10_000, |r| r.max_segments),
         }
     }
@@ -448,6 +471,7 @@ impl Hl7 {
             pending,
             resync,
             inventoried,
+            ..
         } = dir;
         pending.feed(data, |buf| {
             if *resync {
@@ -505,18 +529,32 @@ impl Hl7 {
     }
 }
 
+/// How far into a C-STORE's data set its facts (patient ID and before) are awaited
+/// before its event is emitted without them; the proxy uses the same bound.
+const FACTS_WITHIN: u64 = 64 * 1024;
+
 /// A DIMSE message whose data set is arriving.
 struct Incoming {
     operation: &'static str,
     walker: Option<Walker>,
+    /// A C-STORE's event, held until the data set shows its facts (as inline).
+    pending: Option<Event>,
 }
 
-/// DICOM, both directions.
+/// DICOM, both directions. Follows the proxy's association relay
+/// (`wardgate-proxy/src/dicom.rs`) decision for decision: the same checks in the
+/// same order, with what the proxy would abort reported instead.
 pub(super) struct DicomSession {
     client: Pending,
     server: Pending,
     limits: dicom::Limits,
     calling_ae: String,
+    /// A-ASSOCIATE-RQ seen.
+    requested: bool,
+    /// A-ASSOCIATE-AC seen.
+    established: bool,
+    /// Presentation contexts the AC accepted, and their transfer syntaxes.
+    accepted: Box<[bool; 256]>,
     syntaxes: Box<[Syntax; 256]>,
     cmd: Vec<u8>,
     incoming: Option<Incoming>,
@@ -525,7 +563,7 @@ pub(super) struct DicomSession {
 }
 
 impl DicomSession {
-    fn new(route: Option<&RoutePolicy>) -> Self {
+    fn new(route: Option<&RoutePolicy>, midstream: bool) -> Self {
         let limits = route
             .and_then(|r| r.dicom.as_ref())
             .map(|d| d.limits)
@@ -535,11 +573,16 @@ impl DicomSession {
             server: Pending::default(),
             limits,
             calling_ae: String::new(),
-            syntaxes: Box::new([Syntax::ImplicitLe; 256]),
+            requested: false,
+            established: false,
+            accepted: Box::new([false; 256]),
+            syntaxes: Box::new([Syntax::Opaque; 256]),
             cmd: Vec::new(),
             incoming: None,
             server_cmd: Vec::new(),
-            stopped: false,
+            // Joined mid-association: PDU boundaries and the negotiated contexts
+            // are unknown, so nothing can be judged; the session is only counted.
+            stopped: midstream,
         }
     }
 
@@ -576,6 +619,7 @@ impl DicomSession {
         });
         if self.stopped {
             pending.stopped = true;
+            pending.buf = Vec::new();
         }
         *(if from_client {
             &mut self.client
@@ -598,75 +642,45 @@ impl DicomSession {
             ),
         };
         ctx.emit_event(ev);
+        self.stop(ctx);
+    }
+
+    /// What the proxy would abort the association for: reported, parsing stops.
+    fn violation(&mut self, ctx: &mut Ctx<'_, '_>, rule: Rule, what: String) -> bool {
+        let ev = match &ctx.route {
+            Some(r) => decide::violation(r, ctx.flow, rule, what, ctx.clock),
+            None => ctx.event(Proto::Dicom, Action::Alerted, Some(rule), what),
+        };
+        ctx.emit_event(ev);
+        self.stop(ctx);
+        false
+    }
+
+    /// Parsing ends: a C-STORE event still held goes out with what was seen.
+    fn stop(&mut self, ctx: &mut Ctx<'_, '_>) {
         self.stopped = true;
+        if let Some(mut inc) = self.incoming.take() {
+            if let Some(mut e) = inc.pending.take() {
+                if let Some(w) = &inc.walker {
+                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                }
+                ctx.emit_event(e);
+            }
+        }
     }
 
     /// Returns false to stop parsing the session.
     fn client_pdu(&mut self, ctx: &mut Ctx<'_, '_>, ty: PduType, pdu: &[u8]) -> bool {
         match ty {
+            PduType::AssociateRq if self.requested => self.violation(
+                ctx,
+                rules::DICOM_STATE,
+                "the sender sent A-ASSOCIATE-RQ out of sequence".into(),
+            ),
             PduType::AssociateRq => match Pdu::parse(pdu, &self.limits) {
                 Ok(Pdu::AssociateRq(rq)) => {
-                    self.calling_ae = dicom::text(rq.calling_ae);
-                    let inv = &mut ctx.obs.inventory;
-                    inv.fact(ctx.client.ip(), Fact::AeTitle, &self.calling_ae);
-                    inv.fact(ctx.server.ip(), Fact::AeTitle, &dicom::text(rq.called_ae));
-                    inv.fact(
-                        ctx.client.ip(),
-                        Fact::ImplementationUid,
-                        &dicom::text(rq.user.implementation_class_uid),
-                    );
-                    inv.fact(
-                        ctx.client.ip(),
-                        Fact::ImplementationVersion,
-                        &dicom::text(rq.user.implementation_version_name),
-                    );
-                    if let Some(route) = ctx.route.clone() {
-                        let d = decide::associate(&route, ctx.flow, &rq, ctx.clock);
-                        ctx.emit_event(d.event);
-                        if let Some(a) = d.credential_alert {
-                            ctx.emit_event(a);
-                        }
-                    } else if let Some(id) = rq
-                        .user
-                        .user_identity
-                        .as_ref()
-                        .filter(|i| i.carries_secret())
-                    {
-                        let e = ctx.event(
-                            Proto::Dicom,
-                            Action::Alerted,
-                            Some(rules::DICOM_CLEARTEXT_CREDENTIALS),
-                            format!(
-                                "{} sent DICOM user identity ({}) in clear; the secret is not recorded",
-                                self.calling_ae,
-                                id.kind_name()
-                            ),
-                        );
-                        ctx.emit_event(e);
-                    }
-                    if let Some(id) = rq.user.user_identity.as_ref() {
-                        if let Some(u) = id.username() {
-                            let label = format!("{u}@dicom");
-                            ctx.obs
-                                .inventory
-                                .fact(ctx.server.ip(), Fact::Account, &label);
-                            ctx.obs.counts.cleartext_logins += 1;
-                            let secret = id.carries_secret().then_some(id.secondary);
-                            if let Some(d) = crate::credentials::lookup("dicom", id.primary, secret)
-                            {
-                                let e = ctx.event(
-                                    Proto::Dicom,
-                                    Action::Alerted,
-                                    Some(rules::DEFAULT_CREDENTIALS),
-                                    format!(
-                                        "DICOM user identity {u:?} to {} uses a known default credential ({} {}; {})",
-                                        ctx.server, d.vendor, d.product, d.source
-                                    ),
-                                );
-                                ctx.emit_event(e);
-                            }
-                        }
-                    }
+                    self.requested = true;
+                    self.on_associate_rq(ctx, &rq);
                     true
                 }
                 Ok(_) => true,
@@ -675,7 +689,7 @@ impl DicomSession {
                     false
                 }
             },
-            PduType::PData => {
+            PduType::PData if self.established => {
                 let pdata = match Pdu::parse(pdu, &self.limits) {
                     Ok(Pdu::PData(p)) => p,
                     Ok(_) => return true,
@@ -685,95 +699,220 @@ impl DicomSession {
                     }
                 };
                 for pdv in &pdata.pdvs {
-                    if pdv.is_command {
-                        if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
-                            let e = dicom::DicomError::TooMany {
-                                what: "command set bytes",
-                                limit: self.limits.max_command_bytes,
-                            };
-                            self.malformed(ctx, true, &e);
-                            return false;
-                        }
-                        self.cmd.extend_from_slice(pdv.data);
-                        if !pdv.is_last {
-                            continue;
-                        }
-                        let cmd_bytes = std::mem::take(&mut self.cmd);
-                        let cmd = match Command::parse(&cmd_bytes) {
-                            Ok(c) => c,
-                            Err(e) => {
-                                self.malformed(ctx, true, &e);
-                                return false;
-                            }
-                        };
-                        ctx.obs.counts.dicom_commands += 1;
-                        let forward = match ctx.route.clone() {
-                            Some(route) => {
-                                let d = decide::command(
-                                    &route,
-                                    ctx.flow,
-                                    &cmd,
-                                    &self.calling_ae,
-                                    ctx.clock,
-                                );
-                                ctx.emit_event(d.event);
-                                d.forward
-                            }
-                            None => true,
-                        };
-                        self.incoming = (cmd.has_data_set).then(|| Incoming {
-                            operation: cmd.field.name(),
-                            walker: (forward && ctx.route.is_some())
-                                .then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
-                        });
-                        self.cmd = cmd_bytes;
-                        self.cmd.clear();
-                    } else if let Some(inc) = self.incoming.as_mut() {
-                        if let (Some(w), Some(route)) = (inc.walker.as_mut(), ctx.route.clone()) {
-                            let fed = w.feed(pdv.data);
-                            if let Some(found) = w.facts().executable {
-                                let (_, ev) = decide::executable(
-                                    &route,
-                                    ctx.flow,
-                                    &found,
-                                    inc.operation,
-                                    ctx.clock,
-                                );
-                                ctx.emit_event(ev);
-                                inc.walker = None;
-                            } else if let Err(e) = fed {
-                                let ev = decide::uninspectable(
-                                    &route,
-                                    ctx.flow,
-                                    format!(
-                                        "{} data set could not be inspected: {e}",
-                                        inc.operation
-                                    ),
-                                    ctx.clock,
-                                );
-                                ctx.emit_event(ev);
-                                inc.walker = None;
-                            }
-                        }
-                        if pdv.is_last {
-                            self.incoming = None;
-                        }
+                    if !self.on_client_pdv(ctx, pdv) {
+                        return false;
                     }
                 }
                 true
             }
-            _ => true,
+            PduType::ReleaseRq | PduType::ReleaseRp if self.established => true,
+            PduType::Abort => {
+                self.stop(ctx);
+                false
+            }
+            other => self.violation(
+                ctx,
+                rules::DICOM_STATE,
+                format!("the sender sent {} out of sequence", other.name()),
+            ),
         }
+    }
+
+    fn on_associate_rq(&mut self, ctx: &mut Ctx<'_, '_>, rq: &dicom::Associate<'_>) {
+        self.calling_ae = dicom::text(rq.calling_ae);
+        let inv = &mut ctx.obs.inventory;
+        inv.fact(ctx.client.ip(), Fact::AeTitle, &self.calling_ae);
+        inv.fact(ctx.server.ip(), Fact::AeTitle, &dicom::text(rq.called_ae));
+        inv.fact(
+            ctx.client.ip(),
+            Fact::ImplementationUid,
+            &dicom::text(rq.user.implementation_class_uid),
+        );
+        inv.fact(
+            ctx.client.ip(),
+            Fact::ImplementationVersion,
+            &dicom::text(rq.user.implementation_version_name),
+        );
+        if let Some(route) = ctx.route.clone() {
+            let d = decide::associate(&route, ctx.flow, rq, ctx.clock);
+            ctx.emit_event(d.event);
+            if let Some(a) = d.credential_alert {
+                ctx.emit_event(a);
+            }
+        } else if let Some(id) = rq
+            .user
+            .user_identity
+            .as_ref()
+            .filter(|i| i.carries_secret())
+        {
+            let e = ctx.event(
+                Proto::Dicom,
+                Action::Alerted,
+                Some(rules::DICOM_CLEARTEXT_CREDENTIALS),
+                format!(
+                    "{} sent DICOM user identity ({}) in clear; the secret is not recorded",
+                    self.calling_ae,
+                    id.kind_name()
+                ),
+            );
+            ctx.emit_event(e);
+        }
+        if let Some(id) = rq.user.user_identity.as_ref() {
+            if let Some(u) = id.username() {
+                let label = format!("{u}@dicom");
+                ctx.obs
+                    .inventory
+                    .fact(ctx.server.ip(), Fact::Account, &label);
+                ctx.obs.counts.cleartext_logins += 1;
+                let secret = id.carries_secret().then_some(id.secondary);
+                if let Some(d) = crate::credentials::lookup("dicom", id.primary, secret) {
+                    let e = ctx.event(
+                        Proto::Dicom,
+                        Action::Alerted,
+                        Some(rules::DEFAULT_CREDENTIALS),
+                        format!(
+                            "DICOM user identity {u:?} to {} uses a known default credential ({} {}; {})",
+                            ctx.server, d.vendor, d.product, d.source
+                        ),
+                    );
+                    ctx.emit_event(e);
+                }
+            }
+        }
+    }
+
+    /// One PDV from the sender, judged as the proxy judges it.
+    fn on_client_pdv(&mut self, ctx: &mut Ctx<'_, '_>, pdv: &dicom::Pdv<'_>) -> bool {
+        if !self.accepted[usize::from(pdv.context_id)] {
+            return self.violation(
+                ctx,
+                rules::DICOM_CONTEXT,
+                format!(
+                    "data on presentation context {} which is not accepted",
+                    pdv.context_id
+                ),
+            );
+        }
+        if pdv.is_command {
+            if self.incoming.is_some() {
+                return self.violation(
+                    ctx,
+                    rules::DICOM_STATE,
+                    "a command fragment before the previous data set ended".into(),
+                );
+            }
+            if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                let e = dicom::DicomError::TooMany {
+                    what: "command set bytes",
+                    limit: self.limits.max_command_bytes,
+                };
+                self.malformed(ctx, true, &e);
+                return false;
+            }
+            self.cmd.extend_from_slice(pdv.data);
+            if !pdv.is_last {
+                return true;
+            }
+            let cmd_bytes = std::mem::take(&mut self.cmd);
+            let cmd = match Command::parse(&cmd_bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.malformed(ctx, true, &e);
+                    return false;
+                }
+            };
+            ctx.obs.counts.dicom_commands += 1;
+            let (forward, event) = match ctx.route.clone() {
+                Some(route) => {
+                    let d = decide::command(&route, ctx.flow, &cmd, &self.calling_ae, ctx.clock);
+                    (d.forward, Some(d.event))
+                }
+                None => (true, None),
+            };
+            let walk = forward && cmd.has_data_set && ctx.route.is_some();
+            let is_store = cmd.field == dicom::CommandField::CStore;
+            let mut held = None;
+            match event {
+                Some(e) if walk && is_store => held = Some(e),
+                Some(e) => ctx.emit_event(e),
+                None => {}
+            }
+            self.incoming = cmd.has_data_set.then(|| Incoming {
+                operation: cmd.field.name(),
+                walker: walk.then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
+                pending: held,
+            });
+            self.cmd = cmd_bytes;
+            self.cmd.clear();
+            return true;
+        }
+        let Some(inc) = self.incoming.as_mut() else {
+            return self.violation(
+                ctx,
+                rules::DICOM_STATE,
+                "a data set fragment without a command".into(),
+            );
+        };
+        if let (Some(w), Some(route)) = (inc.walker.as_mut(), ctx.route.clone()) {
+            let fed = w.feed(pdv.data);
+            let executable = w.facts().executable;
+            let facts_ready = w.past((0x0010, 0x0020))
+                || pdv.is_last
+                || w.bytes_seen >= FACTS_WITHIN
+                || fed.is_err()
+                || executable.is_some()
+                || !w.inspects();
+            if facts_ready {
+                if let Some(mut e) = inc.pending.take() {
+                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                    ctx.emit_event(e);
+                }
+            }
+            let gap = match (&fed, w.inspects()) {
+                (Err(e), _) => Some(format!(
+                    "{} data set could not be inspected: {e}",
+                    inc.operation
+                )),
+                (Ok(()), false) => Some(format!(
+                    "{} data set in a transfer syntax wardgate does not walk (big endian or deflated)",
+                    inc.operation
+                )),
+                _ => None,
+            };
+            if let Some(why) = gap {
+                let ev = decide::uninspectable(&route, ctx.flow, why, ctx.clock);
+                ctx.emit_event(ev);
+                inc.walker = None;
+            } else if let Some(found) = executable {
+                let (_, ev) =
+                    decide::executable(&route, ctx.flow, &found, inc.operation, ctx.clock);
+                ctx.emit_event(ev);
+                inc.walker = None;
+            }
+        }
+        if pdv.is_last {
+            if let Some(mut inc) = self.incoming.take() {
+                if let Some(e) = inc.pending.take() {
+                    ctx.emit_event(e);
+                }
+            }
+        }
+        true
     }
 
     fn server_pdu(&mut self, ctx: &mut Ctx<'_, '_>, ty: PduType, pdu: &[u8]) -> bool {
         match ty {
-            PduType::AssociateAc => match Pdu::parse(pdu, &self.limits) {
+            PduType::AssociateAc if !self.established => match Pdu::parse(pdu, &self.limits) {
                 Ok(Pdu::AssociateAc(ac)) => {
                     for pc in &ac.presentation_contexts {
-                        let ts = pc.transfer_syntaxes.first().copied().unwrap_or_default();
-                        self.syntaxes[usize::from(pc.id)] = Syntax::of(ts);
+                        let i = usize::from(pc.id);
+                        self.accepted[i] = pc.result == 0;
+                        if pc.result == 0 {
+                            let ts = pc.transfer_syntaxes.first().copied().unwrap_or_default();
+                            self.syntaxes[i] = Syntax::of(ts);
+                        }
                     }
+                    self.established = true;
                     let inv = &mut ctx.obs.inventory;
                     inv.fact(
                         ctx.server.ip(),
@@ -793,6 +932,10 @@ impl DicomSession {
                     false
                 }
             },
+            PduType::AssociateRj | PduType::Abort => {
+                self.stop(ctx);
+                false
+            }
             PduType::PData => {
                 if let Ok(Pdu::PData(p)) = Pdu::parse(pdu, &self.limits) {
                     for pdv in p.pdvs.iter().filter(|p| p.is_command) {

@@ -15,6 +15,10 @@ use std::net::{IpAddr, SocketAddr};
 /// itself remarkable; the count of dropped values says so).
 pub const MAX_VALUES: usize = 32;
 
+/// Longest value kept (bytes, cut at a character boundary): identifiers are short;
+/// a 64 KiB MQTT client id is an attack on the inventory, not a name.
+pub const MAX_VALUE_BYTES: usize = 256;
+
 /// What was seen of one address (`wardgate.inventory` in an `observed` event).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceSeen {
@@ -239,6 +243,11 @@ fn finished(e: &Entry) -> DeviceSeen {
 }
 
 fn insert(set: &mut BTreeSet<String>, dropped: &mut u64, v: &str) {
+    let mut end = v.len().min(MAX_VALUE_BYTES);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    let v = &v[..end];
     if set.contains(v) {
         return;
     }

@@ -36,12 +36,22 @@ fn session(obs: &mut Observer, client: &str, server: &str, talk: &[(bool, &[u8])
         }
     };
     let c = clock();
-    let mut s = obs.open(addr(client), addr(server), None, 1, &c, &mut sink);
+    let mut s = obs.open(conn(client, server, false), &c, &mut sink);
     for (from_client, bytes) in talk {
         obs.data(&mut s, *from_client, bytes, &c, &mut sink);
     }
     obs.close(&mut s, 2, &c, &mut sink);
     out
+}
+
+fn conn(client: &str, server: &str, midstream: bool) -> NewConnection {
+    NewConnection {
+        client: addr(client),
+        server: addr(server),
+        client_mac: None,
+        midstream,
+        ts_us: 1,
+    }
 }
 
 fn rules_of(events: &[Event]) -> Vec<String> {
@@ -121,10 +131,7 @@ fn sessions_are_classified_by_content_when_no_route_or_port_says() {
         let c = clock();
         let mut sink = |_: Record| {};
         let mut s = obs.open(
-            addr("10.9.9.9:40000"),
-            addr("10.9.9.8:7777"),
-            None,
-            1,
+            conn("10.9.9.9:40000", "10.9.9.8:7777", false),
             &c,
             &mut sink,
         );
@@ -265,7 +272,80 @@ fn the_inventory_is_bounded() {
     for i in 0..100 {
         inv.fact(ip, inventory::Fact::AeTitle, &format!("AE{i}"));
     }
+    inv.fact(ip, inventory::Fact::MqttClientId, &"é".repeat(10_000));
     let d = inv.get(ip).unwrap();
+    let long = d.mqtt_client_ids.iter().next().unwrap();
+    assert!(long.len() <= inventory::MAX_VALUE_BYTES && long.starts_with('é'));
     assert_eq!(d.ae_titles.len(), inventory::MAX_VALUES);
     assert_eq!(d.values_dropped, 100 - inventory::MAX_VALUES as u64);
+}
+
+#[test]
+fn after_a_gap_framing_restarts_cleanly() {
+    // Regression: the framer's scan position survived a gap, so the two frames
+    // after it came out as one.
+    let mut obs = observer_with(SITE, false);
+    let c = clock();
+    let mut n_allowed = 0;
+    let mut sink = |r: Record| {
+        if let Record::Routine(_) = r {
+            n_allowed += 1;
+        }
+    };
+    let mut s = obs.open(
+        conn("127.0.0.2:40000", "127.0.0.3:13575", false),
+        &c,
+        &mut sink,
+    );
+    let first = mllp(&ORU.replace("C2", "A".repeat(900).as_str()));
+    obs.data(&mut s, true, &first[..700], &c, &mut sink);
+    obs.gap(&mut s, true, first.len() as u64 - 700, &c, &mut sink);
+    // A short frame, then a long one: together longer than what was scanned
+    // before the gap, so a stale scan position would skip the first end block.
+    let mut two = mllp(&ORU.replace("C2", "B1"));
+    two.extend(mllp(&ORU.replace("C2", &"B".repeat(800))));
+    obs.data(&mut s, true, &two, &c, &mut sink);
+    assert_eq!(obs.counts.hl7_messages, 2);
+}
+
+#[test]
+fn a_session_joined_mid_stream_raises_no_false_violation() {
+    let mut obs = observer();
+    let mut out = Vec::new();
+    let mut sink = |r: Record| {
+        if let Record::Event(e) = r {
+            out.push(*e);
+        }
+    };
+    let c = clock();
+    let mut s = obs.open(
+        conn("127.0.0.2:40000", "127.0.0.3:13575", true),
+        &c,
+        &mut sink,
+    );
+    let frame = mllp(ORU);
+    let mut stream = frame[40..].to_vec();
+    stream.extend(mllp(ORU));
+    obs.data(&mut s, true, &stream, &c, &mut sink);
+    assert!(rules_of(&out).is_empty(), "{out:#?}");
+    assert_eq!(obs.counts.hl7_messages, 1);
+}
+
+#[test]
+fn a_protocol_split_across_tiny_segments_is_still_recognised() {
+    // A DICOM A-ASSOCIATE-RQ whose first segment is 3 bytes, on a port that no
+    // route and no convention names.
+    let mut obs = observer();
+    let c = clock();
+    let mut sink = |_: Record| {};
+    let mut s = obs.open(
+        conn("10.9.9.9:40000", "10.9.9.8:7777", false),
+        &c,
+        &mut sink,
+    );
+    let rq = b"\x01\x00\x00\x00\x00\x44\x00\x01\x00\x00PACS            ";
+    obs.data(&mut s, true, &rq[..3], &c, &mut sink);
+    assert_eq!(s.proto(), Proto::Unknown);
+    obs.data(&mut s, true, &rq[3..], &c, &mut sink);
+    assert_eq!(s.proto(), Proto::Dicom);
 }
