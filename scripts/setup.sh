@@ -4,7 +4,8 @@
 #     dcmtk (DICOM peers: echoscu, storescu, storescp), orthanc (the PACS; its
 #     Debian service is not used, the tests run their own instance), and the
 #     peers of the passive-analysis tests: curl (FTP and HTTP client), mosquitto
-#     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils);
+#     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils); openssl
+#     (checks the certificates wardgate's CA issues);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files) and pytest;
 #   - cargo-fuzz, for the fuzz smoke run.
@@ -18,6 +19,7 @@ command -v haproxy >/dev/null 2>&1 || apt_need+=(haproxy)
 command -v storescp >/dev/null 2>&1 || apt_need+=(dcmtk)
 command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || apt_need+=(orthanc)
 command -v curl >/dev/null 2>&1 || apt_need+=(curl)
+command -v openssl >/dev/null 2>&1 || apt_need+=(openssl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_need+=(mosquitto)
 command -v smbclient >/dev/null 2>&1 || apt_need+=(smbclient)
 command -v telnetd >/dev/null 2>&1 || [ -x /usr/sbin/telnetd ] || apt_need+=(telnetd)

@@ -7,6 +7,7 @@ mod demo_dicom;
 mod devices;
 mod scan;
 mod serve;
+mod tls;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -68,6 +69,16 @@ enum Command {
     /// The same analysis on live traffic from an interface (AF_PACKET; needs
     /// CAP_NET_RAW), until SIGINT/SIGTERM or a limit. Same output and exit codes.
     Capture(analyze::CaptureArgs),
+    /// The built-in certificate authority: init, show.
+    Ca {
+        #[command(subcommand)]
+        command: tls::CaCommand,
+    },
+    /// Device identities: enroll (issue a certificate), revoke.
+    Device {
+        #[command(subcommand)]
+        command: tls::DeviceCommand,
+    },
     /// List every rule wardgate can fire.
     Rules {
         /// Print the catalogue as Markdown (docs/rules.md).
@@ -135,6 +146,8 @@ fn main() -> ExitCode {
         Command::Scan { paths, json } => scan::run(&paths, json),
         Command::Analyze(a) => analyze::run(a),
         Command::Capture(a) => analyze::run_live(a),
+        Command::Ca { command } => tls::ca(command),
+        Command::Device { command } => tls::device(command),
         Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));

@@ -1,0 +1,412 @@
+//! TLS identities for wardgate: a small certificate authority that lives in the
+//! data directory (`tls/`), issues each device and clinical system a certificate
+//! bound to its device id, and revokes them through a signed CRL that verifiers
+//! (wardgate's own listeners, OpenSSL, any X.509 stack) check.
+//!
+//! Files, all under `data_dir/tls/`:
+//! - `ca.key` (mode 0600): the CA's ECDSA P-256 private key, PKCS#8 PEM;
+//! - `ca.crt`: the self-signed CA certificate (give it to peers that verify wardgate);
+//! - `ca.crl`: the current revocation list, re-signed on every revocation;
+//! - `issued.json`: every certificate issued (device, serial, validity, revocation).
+//!
+//! A device certificate names the device twice: subject CN = device id, and a URI
+//! SAN `urn:wardgate:device:<id>` that verifiers match exactly (a CN is free text;
+//! the URI is the identity). Keys are generated here and written once, where the
+//! operator says; the CA keeps only the certificate.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+/// The URI SAN prefix that carries a device id.
+pub const DEVICE_URI_PREFIX: &str = "urn:wardgate:device:";
+
+/// Why a CA operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `ca init` on a directory that already has a CA.
+    #[error("a certificate authority already exists in {0}; it is never overwritten")]
+    Exists(PathBuf),
+    /// No CA yet.
+    #[error("no certificate authority in {0}: run `wardgate ca init` first")]
+    Missing(PathBuf),
+    /// Certificate generation or parsing failed.
+    #[error("certificate: {0}")]
+    Cert(String),
+    /// A stored file is not what it should be.
+    #[error("{0} is damaged: {1}")]
+    Damaged(PathBuf, String),
+    /// Nothing to revoke.
+    #[error("no valid certificate was issued to device {0:?}")]
+    NotIssued(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TlsError {
+    let what = what.into();
+    move |source| TlsError::Io { what, source }
+}
+
+fn cert_err(e: rcgen::Error) -> TlsError {
+    TlsError::Cert(e.to_string())
+}
+
+/// One certificate the CA issued.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IssuedCert {
+    /// Device id it is bound to.
+    pub device: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// Validity start and end (RFC 3339).
+    pub not_before: String,
+    /// Validity end.
+    pub not_after: String,
+    /// SHA-256 of the DER certificate, hex.
+    pub fingerprint: String,
+    /// When it was revoked (RFC 3339), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+}
+
+/// What `wardgate ca show` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaSummary {
+    /// The CA certificate's subject.
+    pub subject: String,
+    /// SHA-256 of the CA certificate, hex.
+    pub fingerprint: String,
+    /// Validity end.
+    pub not_after: String,
+    /// Where the CA certificate is.
+    pub certificate: PathBuf,
+    /// Where the revocation list is.
+    pub crl: PathBuf,
+    /// Every certificate issued.
+    pub issued: Vec<IssuedCert>,
+}
+
+/// The paths of a certificate and key written for a device.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The record kept by the CA.
+    pub cert: IssuedCert,
+    /// The certificate (PEM), followed by nothing else.
+    pub cert_path: PathBuf,
+    /// The private key (PKCS#8 PEM, mode 0600).
+    pub key_path: PathBuf,
+}
+
+/// The built-in certificate authority of one data directory.
+pub struct Ca {
+    dir: PathBuf,
+    cert_pem: String,
+    key: KeyPair,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+    std::fs::write(path, data).map_err(io(format!("writing {}", path.display())))
+}
+
+/// Writes `data` to `path` atomically (temporary file, fsync, rename).
+fn replace(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io(format!("writing {}", path.display())))
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    // Positive (top bit clear) and never zero: RFC 5280 4.1.2.2.
+    let digest = Sha256::digest(
+        format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes(),
+    );
+    bytes.copy_from_slice(&digest[..16]);
+    let mut rng = [0u8; 16];
+    if getrandom_fill(&mut rng) {
+        for (b, r) in bytes.iter_mut().zip(rng) {
+            *b ^= r;
+        }
+    }
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+/// Fills `buf` from the OS's random source; false if it is unavailable.
+fn getrandom_fill(buf: &mut [u8]) -> bool {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .is_ok()
+}
+
+impl Ca {
+    /// Where the CA of `data_dir` lives.
+    pub fn dir_of(data_dir: &Path) -> PathBuf {
+        data_dir.join("tls")
+    }
+
+    /// Creates the CA: a new key and a self-signed certificate valid ten years.
+    pub fn init(data_dir: &Path, name: &str) -> Result<Ca, TlsError> {
+        let dir = Self::dir_of(data_dir);
+        if dir.join("ca.key").exists() {
+            return Err(TlsError::Exists(dir));
+        }
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("{name} wardgate device CA"));
+        dn.push(DnType::OrganizationName, "wardgate");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + Duration::days(3650);
+        params.serial_number = Some(random_serial());
+        let cert = params.self_signed(&key).map_err(cert_err)?;
+        write_private(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
+        replace(&dir.join("ca.crt"), cert.pem().as_bytes())?;
+        let ca = Ca {
+            dir,
+            cert_pem: cert.pem(),
+            key,
+        };
+        ca.save_issued(&[])?;
+        ca.write_crl(&[])?;
+        Ok(ca)
+    }
+
+    /// Loads the CA of `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<Ca, TlsError> {
+        let dir = Self::dir_of(data_dir);
+        let key_path = dir.join("ca.key");
+        if !key_path.exists() {
+            return Err(TlsError::Missing(dir));
+        }
+        let key_pem = std::fs::read_to_string(&key_path)
+            .map_err(io(format!("reading {}", key_path.display())))?;
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| TlsError::Damaged(key_path.clone(), e.to_string()))?;
+        let cert_path = dir.join("ca.crt");
+        let cert_pem = std::fs::read_to_string(&cert_path)
+            .map_err(io(format!("reading {}", cert_path.display())))?;
+        Ok(Ca { dir, cert_pem, key })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn certificate_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, TlsError> {
+        Issuer::from_ca_cert_pem(&self.cert_pem, &self.key).map_err(cert_err)
+    }
+
+    fn issued_path(&self) -> PathBuf {
+        self.dir.join("issued.json")
+    }
+
+    /// Every certificate issued so far.
+    pub fn issued(&self) -> Result<Vec<IssuedCert>, TlsError> {
+        let p = self.issued_path();
+        let text = std::fs::read_to_string(&p).map_err(io(format!("reading {}", p.display())))?;
+        serde_json::from_str(&text).map_err(|e| TlsError::Damaged(p, e.to_string()))
+    }
+
+    fn save_issued(&self, all: &[IssuedCert]) -> Result<(), TlsError> {
+        let json = serde_json::to_vec_pretty(all).map_err(|e| TlsError::Cert(e.to_string()))?;
+        replace(&self.issued_path(), &json)
+    }
+
+    /// Issues `device` a certificate and key valid `days` days, written into
+    /// `out_dir` as `<device>.crt` and `<device>.key` (0600; never overwritten).
+    pub fn enroll(&self, device: &str, out_dir: &Path, days: i64) -> Result<Enrolled, TlsError> {
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, device);
+        dn.push(DnType::OrganizationName, "wardgate");
+        params.distinguished_name = dn;
+        let uri = format!("{DEVICE_URI_PREFIX}{device}");
+        params.subject_alt_names = vec![SanType::URI(uri.clone().try_into().map_err(cert_err)?)];
+        if let Ok(dns) = device.to_owned().try_into() {
+            // Lets the same certificate serve a device that is also a server
+            // (a PACS, an upstream) and is addressed by its id.
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + Duration::days(days.clamp(1, 3650));
+        let serial = random_serial();
+        params.serial_number = Some(serial.clone());
+        let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
+        std::fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
+        let key_path = out_dir.join(format!("{device}.key"));
+        let cert_path = out_dir.join(format!("{device}.crt"));
+        write_private(&key_path, key.serialize_pem().as_bytes())?;
+        replace(&cert_path, cert.pem().as_bytes())?;
+        let record = IssuedCert {
+            device: device.to_owned(),
+            serial: hex::encode(serial.as_ref()),
+            not_before: rfc3339(params.not_before),
+            not_after: rfc3339(params.not_after),
+            fingerprint: fingerprint(cert.der()),
+            revoked: None,
+        };
+        let mut all = self.issued()?;
+        all.push(record.clone());
+        self.save_issued(&all)?;
+        Ok(Enrolled {
+            cert: record,
+            cert_path,
+            key_path,
+        })
+    }
+
+    /// Revokes every certificate issued to `device` and re-signs the CRL; returns
+    /// the serials revoked now.
+    pub fn revoke(&self, device: &str) -> Result<Vec<String>, TlsError> {
+        let mut all = self.issued()?;
+        let now = rfc3339(OffsetDateTime::now_utc());
+        let mut revoked = Vec::new();
+        for c in all
+            .iter_mut()
+            .filter(|c| c.device == device && c.revoked.is_none())
+        {
+            c.revoked = Some(now.clone());
+            revoked.push(c.serial.clone());
+        }
+        if revoked.is_empty() {
+            return Err(TlsError::NotIssued(device.to_owned()));
+        }
+        self.write_crl(&all)?;
+        self.save_issued(&all)?;
+        Ok(revoked)
+    }
+
+    fn write_crl(&self, all: &[IssuedCert]) -> Result<(), TlsError> {
+        let now = OffsetDateTime::now_utc();
+        let revoked_certs = all
+            .iter()
+            .filter(|c| c.revoked.is_some())
+            .filter_map(|c| {
+                let serial = hex::decode(&c.serial).ok()?;
+                Some(RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&serial),
+                    revocation_time: now,
+                    reason_code: Some(RevocationReason::CessationOfOperation),
+                    invalidity_date: None,
+                })
+            })
+            .collect();
+        let number = u64::try_from(now.unix_timestamp()).unwrap_or(1);
+        let crl = CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + Duration::days(30),
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.issuer()?)
+        .map_err(cert_err)?;
+        replace(
+            &self.dir.join("ca.crl"),
+            crl.pem().map_err(cert_err)?.as_bytes(),
+        )
+    }
+
+    /// What the CA is and what it issued.
+    pub fn summary(&self) -> Result<CaSummary, TlsError> {
+        let der = pem_der(&self.cert_pem)
+            .ok_or_else(|| TlsError::Damaged(self.dir.join("ca.crt"), "not PEM".into()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| TlsError::Damaged(self.dir.join("ca.crt"), e.to_string()))?;
+        Ok(CaSummary {
+            subject: cert.subject().to_string(),
+            fingerprint: fingerprint(&der),
+            not_after: cert.validity().not_after.to_string(),
+            certificate: self.dir.join("ca.crt"),
+            crl: self.dir.join("ca.crl"),
+            issued: self.issued()?,
+        })
+    }
+}
+
+/// The DER inside the first PEM block of `pem`.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .ok()
+        .map(|(_, p)| p.contents)
+}
+
+/// The device id a certificate (DER) carries in its `urn:wardgate:device:` URI SAN.
+pub fn device_of(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(u) => {
+            u.strip_prefix(DEVICE_URI_PREFIX).map(str::to_owned)
+        }
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests;
