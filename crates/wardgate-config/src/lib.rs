@@ -395,6 +395,59 @@ pub struct Route {
     /// or `alert` (forwarded, alerted).
     #[serde(default)]
     pub executable_content: Option<Spanned<String>>,
+    /// TLS on the listening side (`[route.listen_tls]`): senders connect with TLS,
+    /// and a client certificate identifies the device. HL7 routes only, for now.
+    #[serde(default)]
+    pub listen_tls: Option<ListenTls>,
+}
+
+/// `[route.listen_tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenTls {
+    /// The gateway's certificate chain for this listener (PEM).
+    pub cert: Spanned<PathBuf>,
+    /// Its private key (PEM, PKCS#8 or SEC1).
+    pub key: Spanned<PathBuf>,
+    /// `required` (default): a client certificate from `client_ca` is needed and
+    /// names the device; `optional`: one is verified if offered, else the address
+    /// identifies the device; `none`: no client certificates.
+    #[serde(default)]
+    pub client_auth: Option<Spanned<String>>,
+    /// CA certificates that issue client certificates (PEM). Default: wardgate's
+    /// built-in CA (`data_dir/tls/ca.crt`), with its revocation list `ca.crl`.
+    #[serde(default)]
+    pub client_ca: Option<Spanned<PathBuf>>,
+    /// A revocation list (PEM) for `client_ca`. Default: `data_dir/tls/ca.crl` when
+    /// `client_ca` is the built-in CA. Re-read when it changes, without a restart.
+    #[serde(default)]
+    pub client_crl: Option<Spanned<PathBuf>>,
+}
+
+/// Client certificate policy of a TLS listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A verified client certificate is needed.
+    Required,
+    /// Verified when offered.
+    Optional,
+    /// Not asked for.
+    None,
+}
+
+/// `[route.listen_tls]`, resolved: absolute paths and defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedListenTls {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// Client certificate policy.
+    pub client_auth: ClientAuth,
+    /// Client CA bundle (PEM).
+    pub client_ca: PathBuf,
+    /// Revocation list (PEM), if any.
+    pub client_crl: Option<PathBuf>,
 }
 
 /// `[[drug_library]]`: the hospital's dosing limits, as on a smart pump.
@@ -537,6 +590,8 @@ pub struct ResolvedRoute {
     pub max_pdu_bytes: u32,
     /// DICOM: block (true) or only alert on executable content in data sets.
     pub block_executables: bool,
+    /// TLS on the listening side, if configured.
+    pub listen_tls: Option<ResolvedListenTls>,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -730,6 +785,14 @@ impl Config {
             );
         }
 
+        // Drop `.` components so paths print as an operator wrote them.
+        let data_dir: PathBuf = self
+            .source
+            .base_dir
+            .join(self.gateway.data_dir.get_ref())
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
         let mut routes = Vec::new();
         let mut route_ids = HashSet::new();
         let mut listens = HashMap::new();
@@ -902,6 +965,9 @@ impl Config {
                         .executable_content
                         .as_ref()
                         .is_none_or(|x| x.get_ref() != "alert"),
+                    listen_tls: r.listen_tls.as_ref().and_then(|t| {
+                        resolve_listen_tls(&mut err, t, protocol, &self.source.base_dir, &data_dir)
+                    }),
                 });
             }
         }
@@ -946,14 +1012,6 @@ impl Config {
             problems.extend(warnings);
             return Err(ConfigError::Invalid(problems));
         }
-        // Drop `.` components so paths print as an operator wrote them.
-        let data_dir: PathBuf = self
-            .source
-            .base_dir
-            .join(self.gateway.data_dir.get_ref())
-            .components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect();
         Ok(Validated {
             config: self,
             routes,
@@ -984,6 +1042,54 @@ pub const DICOM_OPERATIONS: [&str; 12] = [
     "N-DELETE",
     "C-CANCEL",
 ];
+
+/// Resolves `[route.listen_tls]` against the configuration's directory and the
+/// built-in CA; reports what is wrong at its key.
+fn resolve_listen_tls(
+    err: &mut impl FnMut(Range<usize>, String),
+    t: &ListenTls,
+    protocol: Protocol,
+    base: &Path,
+    data_dir: &Path,
+) -> Option<ResolvedListenTls> {
+    if protocol != Protocol::Hl7Mllp {
+        err(
+            t.cert.span(),
+            "listen_tls is supported on hl7-mllp routes (DICOM TLS is not available yet)".into(),
+        );
+        return None;
+    }
+    let client_auth = match t.client_auth.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("required") => ClientAuth::Required,
+        Some("optional") => ClientAuth::Optional,
+        Some("none") => ClientAuth::None,
+        Some(other) => {
+            let span = t.client_auth.as_ref().map(|c| c.span()).unwrap_or_default();
+            err(
+                span,
+                format!("client_auth {other:?} must be \"required\", \"optional\" or \"none\""),
+            );
+            return None;
+        }
+    };
+    let builtin = Path::new("tls").join("ca.crt");
+    let client_ca = t
+        .client_ca
+        .as_ref()
+        .map_or_else(|| data_dir.join(&builtin), |p| base.join(p.get_ref()));
+    let client_crl = match (&t.client_crl, &t.client_ca) {
+        (Some(p), _) => Some(base.join(p.get_ref())),
+        (None, None) => Some(data_dir.join("tls").join("ca.crl")),
+        (None, Some(_)) => None,
+    };
+    Some(ResolvedListenTls {
+        cert: base.join(t.cert.get_ref()),
+        key: base.join(t.key.get_ref()),
+        client_auth,
+        client_ca,
+        client_crl,
+    })
+}
 
 fn check_dicom_route(
     err: &mut impl FnMut(Range<usize>, String),

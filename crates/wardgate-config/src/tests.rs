@@ -288,3 +288,35 @@ fn bad_local_networks_peers_and_capture_limits_are_located() {
         .unwrap();
     assert!(cidr.to_string().contains(":3:"), "{cidr}");
 }
+
+#[test]
+fn listen_tls_defaults_to_the_builtin_ca_and_is_checked() {
+    let tls = "drug_library = \"adult-icu\"\n\n[route.listen_tls]\ncert = \"certs/gw.crt\"\nkey = \"certs/gw.key\"\n";
+    let text = MINIMAL.replacen("drug_library = \"adult-icu\"\n", tls, 1);
+    let v = parse(&text).unwrap();
+    let t = v.routes[0].listen_tls.as_ref().expect("listen_tls");
+    assert_eq!(t.cert, Path::new("/etc/wardgate/certs/gw.crt"));
+    assert_eq!(t.client_auth, ClientAuth::Required);
+    assert_eq!(t.client_ca, v.data_dir.join("tls/ca.crt"));
+    assert_eq!(
+        t.client_crl.as_deref(),
+        Some(v.data_dir.join("tls/ca.crl").as_path())
+    );
+    // An external CA: no default CRL; a bad client_auth is located.
+    let ext = text.replace(
+        "key = \"certs/gw.key\"\n",
+        "key = \"certs/gw.key\"\nclient_ca = \"/etc/pki/hospital.pem\"\nclient_auth = \"sometimes\"\n",
+    );
+    let p = problems(&ext);
+    assert!(
+        p.iter()
+            .any(|p| p.to_string().contains("client_auth \"sometimes\"")),
+        "{p:?}"
+    );
+    let ext = ext.replace("sometimes", "optional");
+    let v = parse(&ext).unwrap();
+    let t = v.routes[0].listen_tls.as_ref().unwrap();
+    assert_eq!(t.client_auth, ClientAuth::Optional);
+    assert_eq!(t.client_ca, Path::new("/etc/pki/hospital.pem"));
+    assert_eq!(t.client_crl, None);
+}

@@ -115,6 +115,8 @@ pub struct RoutePolicy {
     pub max_segments: usize,
     /// DICOM allow-lists (dicom routes only).
     pub dicom: Option<DicomPolicy>,
+    /// TLS on the listening side, if configured.
+    pub listen_tls: Option<wardgate_config::ResolvedListenTls>,
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.
@@ -270,6 +272,7 @@ impl Policy {
                     max_frame_bytes: r.max_frame_bytes,
                     max_segments,
                     dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
+                    listen_tls: r.listen_tls.clone(),
                 })
             })
             .collect();
@@ -317,6 +320,35 @@ impl Policy {
     /// The enrolled device at `ip`.
     pub fn device_at(&self, ip: IpAddr) -> Option<&Arc<str>> {
         self.devices.get(&ip)
+    }
+
+    /// The enrolled device with id `id` (a TLS client certificate names one).
+    pub fn device_named(&self, id: &str) -> Option<Arc<str>> {
+        self.devices
+            .values()
+            .find(|d| &***d == id)
+            .cloned()
+            .or_else(|| self.peers.keys().find(|d| &***d == id).cloned())
+    }
+
+    /// Deny by default: may the device a verified certificate names use `route`?
+    pub fn admit_device(&self, route: &RoutePolicy, id: &str) -> Admission {
+        match self.device_named(id) {
+            None => Admission::Denied {
+                rule: rules::TLS_IDENTITY,
+                device: None,
+                reason: format!("the client certificate names {id:?}, which is no enrolled device"),
+            },
+            Some(d) if route.senders.contains(&d) => Admission::Allowed { device: d },
+            Some(d) => Admission::Denied {
+                rule: rules::SENDER_NOT_ALLOWED,
+                device: Some(d.clone()),
+                reason: format!(
+                    "device {d:?} (by its certificate) is not a sender on route {:?}",
+                    &*route.id
+                ),
+            },
+        }
     }
 
     /// Deny by default: may a peer at `ip` use `route`?

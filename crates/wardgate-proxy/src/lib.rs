@@ -6,16 +6,20 @@
 //!
 //! The phases a connection meets, in order (each is a function below):
 //! 1. **accept**: the global connection cap ([`Proxy::run`]);
-//! 2. **identify / admit**: source address → enrolled device → route senders ([`handle`]);
-//! 3. **connect** upstream, with a timeout;
-//! 4. **inspect / decide**: per frame, `wardgate_engine::hl7::inspect` ([`Relay::on_client_frame`]);
-//! 5. **forward** or **reply**, keeping replies in request order ([`Relay`]);
-//! 6. **record**: the engine's event to the recorder, for every decision.
+//! 2. **handshake** (TLS routes): certificate verified against the CA and its CRL
+//!    (`handshake`); a refusal is recorded with its reason;
+//! 3. **identify / admit**: client certificate (or source address) → enrolled
+//!    device → route senders (`relay::handle`);
+//! 4. **connect** upstream, with a timeout;
+//! 5. **inspect / decide**: per frame, `wardgate_engine::hl7::inspect` (`Relay::on_client_frame`);
+//! 6. **forward** or **reply**, keeping replies in request order (`Relay`);
+//! 7. **record**: the engine's event to the recorder, for every decision.
 //!
 //! I/O lives here and only here; the engine never sees a socket.
 
 mod dicom;
 mod relay;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +66,14 @@ impl ProxyOptions {
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// A route's TLS certificate, key, CA or CRL could not be loaded.
+    #[error("route {route:?}: TLS: {why}")]
+    Tls {
+        /// Route id.
+        route: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A route's listen address could not be bound.
     #[error("route {route:?}: cannot listen on {addr}: {source}")]
     Bind {
@@ -93,7 +105,7 @@ impl Shared {
 /// Bound listeners, ready to serve.
 pub struct Proxy {
     shared: Arc<Shared>,
-    listeners: Vec<(Arc<RoutePolicy>, TcpListener)>,
+    listeners: Vec<(Arc<RoutePolicy>, TcpListener, Option<Arc<tls::TlsListener>>)>,
 }
 
 impl Proxy {
@@ -105,6 +117,15 @@ impl Proxy {
     ) -> Result<Proxy, ProxyError> {
         let mut listeners = Vec::new();
         for route in &policy.routes {
+            let tls = match &route.listen_tls {
+                Some(cfg) => Some(Arc::new(tls::TlsListener::new(cfg.clone()).map_err(
+                    |why| ProxyError::Tls {
+                        route: route.id.to_string(),
+                        why,
+                    },
+                )?)),
+                None => None,
+            };
             let l = TcpListener::bind(route.listen)
                 .await
                 .map_err(|source| ProxyError::Bind {
@@ -112,7 +133,7 @@ impl Proxy {
                     addr: route.listen,
                     source,
                 })?;
-            listeners.push((route.clone(), l));
+            listeners.push((route.clone(), l, tls));
         }
         Ok(Proxy {
             shared: Arc::new(Shared {
@@ -128,7 +149,7 @@ impl Proxy {
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|(r, l)| Some((r.id.to_string(), l.local_addr().ok()?)))
+            .filter_map(|(r, l, _)| Some((r.id.to_string(), l.local_addr().ok()?)))
             .collect()
     }
 
@@ -137,7 +158,7 @@ impl Proxy {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
         let mut acceptors = JoinSet::new();
-        for (route, listener) in self.listeners {
+        for (route, listener, tls) in self.listeners {
             let shared = self.shared.clone();
             let cap = cap.clone();
             let mut stop = shutdown.clone();
@@ -155,10 +176,17 @@ impl Proxy {
                                 let shared = shared.clone();
                                 let route = route.clone();
                                 let stop = stop.clone();
+                                let tls = tls.clone();
                                 conns.spawn(async move {
-                                    match route.protocol {
-                                        Protocol::Hl7Mllp => relay::handle(sock, peer, route, shared, stop).await,
-                                        Protocol::Dicom => dicom::handle(sock, peer, route, shared, stop).await,
+                                    let _ = sock.set_nodelay(true);
+                                    match (route.protocol, tls) {
+                                        (Protocol::Hl7Mllp, Some(tls)) => {
+                                            if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
+                                                relay::handle(stream, peer, identity, route, shared, stop).await;
+                                            }
+                                        }
+                                        (Protocol::Hl7Mllp, None) => relay::handle(sock, peer, None, route, shared, stop).await,
+                                        (Protocol::Dicom, _) => dicom::handle(sock, peer, route, shared, stop).await,
                                     }
                                     drop(permit);
                                 });
@@ -194,6 +222,41 @@ impl Proxy {
 /// dropped before returning, so callers stay `Send`.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// The TLS handshake of a new connection, bounded by the frame timeout (a peer
+/// that stalls mid-handshake is a slow sender). A failure is recorded with its
+/// reason and the connection closed; nothing was read from it.
+async fn handshake(
+    tls: &tls::TlsListener,
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    route: &Arc<RoutePolicy>,
+    shared: &Shared,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Option<String>,
+)> {
+    let acceptor = tls.acceptor();
+    let reason = match tokio::time::timeout(shared.opts.frame_timeout, acceptor.accept(sock)).await
+    {
+        Ok(Ok(stream)) => {
+            let identity = tls::peer_device(&stream);
+            return Some((stream, identity));
+        }
+        Ok(Err(e)) => tls::explain(&e),
+        Err(_) => format!(
+            "TLS handshake not completed within {:?}",
+            shared.opts.frame_timeout
+        ),
+    };
+    let device = shared.policy.device_for(peer.ip()).cloned();
+    let flow = wardgate_engine::Flow::new(peer, route.upstream, device);
+    let e = flow
+        .event(&Clock::now(), route, Action::Blocked, reason, "connection")
+        .with_rule(rules::TLS_HANDSHAKE);
+    shared.record(e);
+    None
 }
 
 fn refuse_over_cap(shared: &Shared, route: &RoutePolicy, peer: SocketAddr) {

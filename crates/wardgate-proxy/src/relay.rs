@@ -11,7 +11,7 @@ use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,14 +28,25 @@ const READ_CHUNK: usize = 16 * 1024;
 /// off: memory per connection stays bounded.
 const MAX_DEFERRED_REPLIES: usize = 1024;
 
-pub(crate) async fn handle(
-    client: TcpStream,
+/// A sender's side of a connection: a TCP socket, or TLS over one.
+pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
+
+/// Serves one sender. `identity` is the device a verified client certificate
+/// names; without one, the source address identifies the device.
+pub(crate) async fn handle<C: ClientIo>(
+    client: C,
     peer: SocketAddr,
+    identity: Option<String>,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) {
-    let device = match shared.policy.admit(&route, peer.ip()) {
+    let admission = match &identity {
+        Some(id) => shared.policy.admit_device(&route, id),
+        None => shared.policy.admit(&route, peer.ip()),
+    };
+    let device = match admission {
         Admission::Allowed { device } => device,
         Admission::Denied {
             rule,
@@ -59,7 +70,6 @@ pub(crate) async fn handle(
         }
     };
     let flow = Flow::new(peer, route.upstream, Some(device));
-    let _ = client.set_nodelay(true);
     let upstream = connect(&route, &shared).await;
     match upstream {
         Ok(up) => {
@@ -112,8 +122,8 @@ async fn connect(route: &RoutePolicy, shared: &Shared) -> Result<TcpStream, Stri
 /// normal relay with that message still buffered, so care resumes without the
 /// sender reconnecting. Otherwise the message is answered AE so the sender retries:
 /// nothing is forwarded, nothing is dropped silently.
-async fn degraded(
-    mut client: TcpStream,
+async fn degraded<C: ClientIo>(
+    mut client: C,
     flow: Flow,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
@@ -201,8 +211,8 @@ enum End {
     Closed,
 }
 
-pub(crate) struct Relay {
-    client: TcpStream,
+pub(crate) struct Relay<C> {
+    client: C,
     upstream: TcpStream,
     flow: Flow,
     route: Arc<RoutePolicy>,
@@ -220,9 +230,9 @@ pub(crate) struct Relay {
     last_activity: Instant,
 }
 
-impl Relay {
+impl<C: ClientIo> Relay<C> {
     fn new(
-        client: TcpStream,
+        client: C,
         upstream: TcpStream,
         flow: Flow,
         route: Arc<RoutePolicy>,

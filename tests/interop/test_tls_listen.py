@@ -1,0 +1,157 @@
+"""MLLP over TLS on a route's listening side, with the built-in CA: Python's `ssl`
+module carrying the `hl7` package's messages, and OpenSSL's s_client for what a
+well-behaved client would never do (no certificate, an old protocol version).
+Identity rests on the client certificate, not on the source address."""
+import socket
+import ssl
+import subprocess
+import time
+
+import hl7
+
+from conftest import SITE, Gateway, Upstream, require_tool, wardgate_bin
+from test_hl7_mllp import SB, EB, observation, unframe
+
+# The interop site, plus a device for the gateway's own certificate and TLS on the
+# route's listener (a [route.listen_tls] table right after its route's keys).
+TLS_SITE = SITE.replace(
+    '[[device]]\nid = "ehr"',
+    '[[device]]\nid = "wardgate-gw"\nkind = "gateway"\naddresses = ["127.0.0.1"]\n\n[[device]]\nid = "ehr"',
+    1,
+).replace(
+    'drug_library = "adult-icu"\n\n[[drug_library]]',
+    'drug_library = "adult-icu"\n\n[route.listen_tls]\n'
+    'cert = "{data_dir}/../certs/wardgate-gw.crt"\nkey = "{data_dir}/../certs/wardgate-gw.key"\n\n[[drug_library]]',
+    1,
+)
+assert "[route.listen_tls]" in TLS_SITE and 'id = "wardgate-gw"' in TLS_SITE
+
+
+def wg(cfg, *args):
+    return subprocess.run([wardgate_bin(), *args, "--config", str(cfg)], capture_output=True, text=True,
+                          timeout=60, check=True)
+
+
+def setup_ca(tmp_path):
+    """A config for the CA commands (same data_dir as the gateway's), the CA, and
+    certificates for the gateway and three devices."""
+    cfg = tmp_path / "ca.toml"
+    cfg.write_text(TLS_SITE.format(data_dir=tmp_path / "data", listen_port=1, upstream_port=1, max_frame=65536))
+    wg(cfg, "ca", "init", "--name", "test")
+    for dev in ("wardgate-gw", "ehr", "lab-analyser"):
+        wg(cfg, "device", "enroll", dev, "--out", str(tmp_path / "certs"))
+    return cfg
+
+
+def client_ctx(tmp_path, device=None):
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "data" / "tls" / "ca.crt"))
+    if device:
+        ctx.load_cert_chain(str(tmp_path / "certs" / f"{device}.crt"), str(tmp_path / "certs" / f"{device}.key"))
+    return ctx
+
+
+def send_tls(gw, tmp_path, device, text, source="127.0.0.2"):
+    raw = socket.create_connection(gw.addr, timeout=10, source_address=(source, 0))
+    with client_ctx(tmp_path, device).wrap_socket(raw, server_hostname="wardgate-gw") as s:
+        s.sendall(SB + text.encode() + EB)
+        buf = b""
+        while not buf.endswith(EB):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return unframe(buf)
+
+
+def events_with(gw, rule, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        evs = [e for e in gw.events() if e.get("rule", {}).get("id") == rule]
+        if evs or time.monotonic() > deadline:
+            return evs
+        time.sleep(0.1)
+
+
+def refused(gw, tmp_path, device, source="127.0.0.2"):
+    """True when the gateway ends the connection without answering a message."""
+    try:
+        send_tls(gw, tmp_path, device, observation("NO"), source)
+    except (ssl.SSLError, ConnectionError, AssertionError, OSError):
+        return True
+    return False
+
+
+def test_mllp_over_tls_identity_from_the_certificate_and_revocation(tmp_path):
+    up = Upstream()
+    setup_ca(tmp_path)
+    gw = Gateway(tmp_path, up.port, site=TLS_SITE)
+    try:
+        # The EHR's certificate, from an address that is not the EHR's: allowed,
+        # recorded as the EHR (identity rests on the certificate).
+        ack = send_tls(gw, tmp_path, "ehr", observation("TLS-1"), source="127.0.0.9")
+        assert hl7.parse(ack).segment("MSA")[1][0] == "AA"
+        assert up.received and b"TLS-1" in up.received[-1]
+        ok = [e for e in gw.events() if e.get("wardgate", {}).get("hl7", {}).get("control_id") == "TLS-1"]
+        assert ok and ok[0]["wardgate"]["source_device"] == "ehr" and ok[0]["source"]["ip"] == "127.0.0.9"
+
+        # No client certificate: refused in the handshake, with the reason.
+        assert refused(gw, tmp_path, None)
+        ev = events_with(gw, "WG-TLS-001")
+        assert ev and "no certificate" in ev[-1]["event"]["reason"]
+
+        # A device that is enrolled but not a sender on this route.
+        assert refused(gw, tmp_path, "lab-analyser", source="127.0.0.2")
+        assert events_with(gw, "WG-ACCESS-002")
+
+        # Revoked: the next connection is refused, without a restart.
+        wg(gw.config, "device", "revoke", "ehr")
+        time.sleep(0.05)
+        assert refused(gw, tmp_path, "ehr")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if any("revoked" in e["event"]["reason"] for e in events_with(gw, "WG-TLS-001")):
+                break
+            time.sleep(0.1)
+        assert any("revoked" in e["event"]["reason"] for e in events_with(gw, "WG-TLS-001"))
+        assert b"NO" not in b"".join(up.received)
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_openssl_old_protocols_and_foreign_certificates_are_refused(tmp_path):
+    openssl = require_tool("openssl")
+    up = Upstream()
+    setup_ca(tmp_path)
+    gw = Gateway(tmp_path, up.port, site=TLS_SITE)
+    try:
+        host = f"{gw.addr[0]}:{gw.addr[1]}"
+        ca = str(tmp_path / "data" / "tls" / "ca.crt")
+        ehr = [ "-cert", str(tmp_path / "certs" / "ehr.crt"), "-key", str(tmp_path / "certs" / "ehr.key")]
+
+        def s_client(*args):
+            return subprocess.run([openssl, "s_client", "-connect", host, "-CAfile", ca, "-verify_return_error",
+                                   "-servername", "wardgate-gw", *args], input="", capture_output=True, text=True,
+                                  timeout=30)
+
+        # TLS 1.3 and 1.2 with the EHR's certificate: the server certificate verifies.
+        for v in ("-tls1_3", "-tls1_2"):
+            r = s_client(v, *ehr)
+            assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
+        # TLS 1.1 (a downgrade attempt) is refused.
+        r = s_client("-tls1_1", *ehr)
+        assert "Cipher is (NONE)" in r.stdout or r.returncode != 0
+        # A certificate from another CA is refused.
+        foreign_key = tmp_path / "foreign.key"
+        foreign_crt = tmp_path / "foreign.crt"
+        subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", str(foreign_key), "-out", str(foreign_crt), "-days", "1", "-subj", "/CN=ehr",
+                        "-addext", "subjectAltName=URI:urn:wardgate:device:ehr",
+                        "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=clientAuth"], check=True, capture_output=True)
+        s_client("-cert", str(foreign_crt), "-key", str(foreign_key))
+        reasons = [e["event"]["reason"] for e in events_with(gw, "WG-TLS-001")]
+        assert any("not issued by the configured CA" in r for r in reasons), reasons
+        assert any("TLS version below 1.2" in r or "acceptable" in r for r in reasons), reasons
+    finally:
+        gw.stop()
+        up.stop()
