@@ -399,6 +399,11 @@ pub struct Route {
     /// and a client certificate identifies the device. HL7 routes only, for now.
     #[serde(default)]
     pub listen_tls: Option<ListenTls>,
+    /// Let this route send its clinical protocol in clear to an upstream outside
+    /// `local_networks` (refused otherwise: patient data would cross networks the
+    /// site does not control unprotected). Default false.
+    #[serde(default)]
+    pub allow_cleartext: Option<Spanned<bool>>,
 }
 
 /// `[route.listen_tls]`.
@@ -978,6 +983,41 @@ impl Config {
                 Ok(net) => local_networks.push(net),
                 Err(e) => problems.push(src.problem(n.span(), Level::Error, e)),
             }
+        }
+        // Secure by default: no clinical protocol in clear beyond the site's
+        // networks unless the route says so; every cleartext leg is named.
+        for rr in &routes {
+            let Some(r) = self.routes.iter().find(|r| r.id.get_ref() == &rr.id) else {
+                continue;
+            };
+            let allowed = r.allow_cleartext.as_ref().is_some_and(|a| *a.get_ref());
+            let local = local_networks.iter().any(|n| n.contains(rr.upstream.ip()));
+            if !local && !allowed {
+                problems.push(src.problem(
+                    r.upstream.span(),
+                    Level::Error,
+                    format!(
+                        "route {:?} would send {} in clear to {}, outside local_networks; protect that link or set allow_cleartext = true on the route",
+                        rr.id,
+                        rr.protocol.as_str(),
+                        rr.upstream
+                    ),
+                ));
+            }
+            let mut legs = Vec::new();
+            if rr.listen_tls.is_none() {
+                legs.push(format!(
+                    "accepts {} in clear on {}",
+                    rr.protocol.as_str(),
+                    rr.listen
+                ));
+            }
+            legs.push(format!("sends it in clear to {}", rr.upstream));
+            warnings.push(src.problem(
+                r.id.span(),
+                Level::Warning,
+                format!("route {:?} {}", rr.id, legs.join(" and ")),
+            ));
         }
         let c = &self.gateway.capture;
         for (what, v, range) in [

@@ -27,7 +27,14 @@ fn the_issue_example_is_accepted_unchanged() {
         "ehr"
     );
     assert_eq!(v.data_dir, Path::new("/etc/wardgate/wardgate-data"));
-    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    // Only the notice that the route is cleartext (accepted: it stays on the
+    // site's networks).
+    assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+    assert!(
+        v.warnings[0].message.contains("in clear"),
+        "{:?}",
+        v.warnings
+    );
     let drug = &v.config.drug_libraries[0].drugs[0];
     assert_eq!(*drug.rate_hard_max.as_ref().unwrap().get_ref(), 2000.0);
 }
@@ -166,7 +173,14 @@ fn the_dicom_example_is_accepted() {
     assert_eq!(r.sop_classes.len(), 3);
     assert_eq!(r.max_pdu_bytes, DEFAULT_MAX_PDU_BYTES);
     assert!(r.block_executables);
-    assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    // Only the notice that the route is cleartext (accepted: it stays on the
+    // site's networks).
+    assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+    assert!(
+        v.warnings[0].message.contains("in clear"),
+        "{:?}",
+        v.warnings
+    );
 }
 
 #[test]
@@ -319,4 +333,40 @@ fn listen_tls_defaults_to_the_builtin_ca_and_is_checked() {
     assert_eq!(t.client_auth, ClientAuth::Optional);
     assert_eq!(t.client_ca, Path::new("/etc/pki/hospital.pem"));
     assert_eq!(t.client_crl, None);
+}
+
+#[test]
+fn cleartext_beyond_local_networks_is_refused_unless_allowed() {
+    let text = MINIMAL.replace(
+        "upstream = \"127.0.0.3:13575\"",
+        "upstream = \"203.0.113.7:2575\"",
+    );
+    let p = problems(&text);
+    let e = p
+        .iter()
+        .find(|p| p.message.contains("outside local_networks"))
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert_eq!(e.level, Level::Error);
+    assert!(e.to_string().contains("203.0.113.7:2575"));
+    let allowed = text.replace(
+        "drug_library = \"adult-icu\"\n",
+        "drug_library = \"adult-icu\"\nallow_cleartext = true\n",
+    );
+    let v = parse(&allowed).unwrap();
+    assert!(v
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("sends it in clear to 203.0.113.7:2575")));
+    // TLS on the listener: only the upstream leg is named.
+    let tls = MINIMAL.replacen(
+        "drug_library = \"adult-icu\"\n",
+        "drug_library = \"adult-icu\"\n\n[route.listen_tls]\ncert = \"a.crt\"\nkey = \"a.key\"\n",
+        1,
+    );
+    let v = parse(&tls).unwrap();
+    assert!(
+        !v.warnings[0].message.contains("accepts"),
+        "{:?}",
+        v.warnings
+    );
 }
