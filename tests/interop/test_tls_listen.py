@@ -155,3 +155,19 @@ def test_openssl_old_protocols_and_foreign_certificates_are_refused(tmp_path):
     finally:
         gw.stop()
         up.stop()
+
+
+def test_certificates_close_to_expiry_raise_an_alert_at_start(tmp_path):
+    up = Upstream()
+    cfg = setup_ca(tmp_path)
+    wg(cfg, "device", "enroll", "pump-server", "--out", str(tmp_path / "short"), "--days", "2")
+    gw = Gateway(tmp_path, up.port, site=TLS_SITE)
+    try:
+        alerts = events_with(gw, "WG-TLS-003")
+        reasons = [e["event"]["reason"] for e in alerts]
+        assert any('"pump-server"' in r for r in reasons), reasons
+        # The year-long certificates are not reported with the default 30-day window.
+        assert not any('"ehr"' in r for r in reasons), reasons
+    finally:
+        gw.stop()
+        up.stop()

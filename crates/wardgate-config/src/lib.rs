@@ -108,6 +108,11 @@ pub struct Gateway {
     /// Most connections served at once across all routes; more are refused with an event. Default 4096.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: u64,
+    /// Certificates (listeners', the built-in CA's, devices' it issued) that
+    /// expire within this many days raise an alert at start and every six hours.
+    /// Default 30.
+    #[serde(default = "defaults::cert_expiry_warning_days")]
+    pub cert_expiry_warning_days: u64,
     /// Audit log settings.
     #[serde(default)]
     pub audit: AuditSettings,
@@ -283,6 +288,9 @@ mod defaults {
     }
     pub fn shutdown_grace_secs() -> u64 {
         10
+    }
+    pub fn cert_expiry_warning_days() -> u64 {
+        30
     }
     pub fn max_connections() -> u64 {
         4096

@@ -34,6 +34,8 @@ rules! {
         "A TLS connection was refused during the handshake: no client certificate, one not issued by the configured CA, revoked, expired, or an offer below TLS 1.2. Nothing the peer sent reached a device.";
     TLS_IDENTITY = "WG-TLS-002", "certificate-names-no-device", High,
         "A valid client certificate names a device id that is not enrolled in the configuration; identity rests on the certificate, so the connection is refused.";
+    TLS_EXPIRING = "WG-TLS-003", "certificate-expiring", Medium,
+        "A certificate wardgate uses or issued (a listener's, the built-in CA's, a device's) expires within cert_expiry_warning_days: renew it before a device can no longer connect.";
     CLEARTEXT_CREDENTIALS = "WG-NET-001", "cleartext-credentials", High,
         "A login crossed the network in clear (FTP, Telnet, HTTP Basic, MQTT CONNECT): anyone on the path can reuse it. The account is reported, never the secret.";
     DEFAULT_CREDENTIALS = "WG-NET-002", "default-credentials", Critical,

@@ -389,6 +389,75 @@ impl Ca {
     }
 }
 
+/// A certificate close to the end of its validity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiring {
+    /// What it is (file, or the device it was issued to).
+    pub what: String,
+    /// Its subject.
+    pub subject: String,
+    /// When it expires (RFC 3339).
+    pub not_after: String,
+    /// Whole days left (negative: already expired).
+    pub days_left: i64,
+}
+
+/// The certificates in a PEM file that expire within `window` of `now`.
+pub fn expiring_in_file(
+    path: &Path,
+    window: Duration,
+    now: OffsetDateTime,
+) -> Result<Vec<Expiring>, TlsError> {
+    let text = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&text) {
+        let pem = pem.map_err(|e| TlsError::Damaged(path.to_owned(), e.to_string()))?;
+        if pem.label != "CERTIFICATE" {
+            continue;
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| TlsError::Damaged(path.to_owned(), e.to_string()))?;
+        let end = cert.validity().not_after.to_datetime();
+        if end - now <= window {
+            out.push(Expiring {
+                what: path.display().to_string(),
+                subject: cert.subject().to_string(),
+                not_after: rfc3339(end),
+                days_left: (end - now).whole_days(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl Ca {
+    /// Valid (unrevoked) certificates issued by this CA, and the CA's own, that
+    /// expire within `window` of `now`.
+    pub fn expiring(
+        &self,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Expiring>, TlsError> {
+        let mut out = expiring_in_file(&self.dir.join("ca.crt"), window, now)?;
+        for c in self.issued()?.into_iter().filter(|c| c.revoked.is_none()) {
+            let Ok(end) =
+                OffsetDateTime::parse(&c.not_after, &time::format_description::well_known::Rfc3339)
+            else {
+                continue;
+            };
+            if end - now <= window {
+                out.push(Expiring {
+                    what: format!("certificate of device {:?} (serial {})", c.device, c.serial),
+                    subject: c.device.clone(),
+                    not_after: c.not_after.clone(),
+                    days_left: (end - now).whole_days(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The DER inside the first PEM block of `pem`.
 fn pem_der(pem: &str) -> Option<Vec<u8>> {
     x509_parser::pem::parse_x509_pem(pem.as_bytes())

@@ -73,3 +73,26 @@ fn a_missing_or_damaged_ca_is_a_clear_error() {
     let ca = Ca::load(tmp.path()).unwrap();
     assert!(matches!(ca.issued(), Err(TlsError::Damaged(..))));
 }
+
+#[test]
+fn certificates_close_to_expiry_are_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::init(tmp.path(), "x").unwrap();
+    let out = tmp.path().join("out");
+    ca.enroll("short", &out, 3).unwrap();
+    ca.enroll("long", &out, 365).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let soon = ca.expiring(Duration::days(30), now).unwrap();
+    assert_eq!(soon.len(), 1, "{soon:?}");
+    assert!(soon[0].what.contains("\"short\"") && soon[0].days_left <= 3);
+    let file = expiring_in_file(&out.join("long.crt"), Duration::days(400), now).unwrap();
+    assert_eq!(file.len(), 1);
+    assert!(
+        expiring_in_file(&out.join("long.crt"), Duration::days(30), now)
+            .unwrap()
+            .is_empty()
+    );
+    // Revoked certificates are not worth a renewal reminder.
+    ca.revoke("short").unwrap();
+    assert!(ca.expiring(Duration::days(30), now).unwrap().is_empty());
+}

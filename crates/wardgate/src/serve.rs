@@ -100,6 +100,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             tracing::info!(route = %id, listen = %addr, "listening");
         }
         tracing::info!(data_dir = %v.data_dir.display(), "wardgate serving");
+        let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
@@ -108,12 +109,72 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         });
         proxy.run(rx).await;
         signals.abort();
+        expiry.abort();
         let sealed = finish(recorder);
         drop(_lock);
         sealed
     })?;
     tracing::info!("audit log sealed; bye");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Alerts on certificates close to expiry (listeners', the built-in CA's and the
+/// devices' it issued), at start and every six hours, so a renewal is planned
+/// rather than discovered when a device can no longer connect.
+async fn watch_expiry(v: Validated, recorder: wardgate_store::RecorderHandle) {
+    let window = time::Duration::days(
+        i64::try_from(v.config.gateway.cert_expiry_warning_days).unwrap_or(i64::MAX / 86_400_000),
+    );
+    loop {
+        let v2 = v.clone();
+        let found = tokio::task::spawn_blocking(move || expiring(&v2, window))
+            .await
+            .unwrap_or_default();
+        for x in found {
+            let reason = if x.days_left < 0 {
+                format!("{} ({}) expired on {}", x.what, x.subject, x.not_after)
+            } else {
+                format!(
+                    "{} ({}) expires on {}, in {} day(s)",
+                    x.what, x.subject, x.not_after, x.days_left
+                )
+            };
+            let mut e = Event::new(
+                Clock::now().rfc3339().to_owned(),
+                Action::Alerted,
+                reason,
+                "gateway",
+            )
+            .with_rule(wardgate_engine::rules::TLS_EXPIRING);
+            e.event.category = "configuration".into();
+            if let Err(err) = recorder.record(e) {
+                tracing::error!(error = %err, "could not record a certificate expiry alert");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    }
+}
+
+fn expiring(v: &Validated, window: time::Duration) -> Vec<wardgate_tls::Expiring> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for r in &v.routes {
+        if let Some(t) = &r.listen_tls {
+            match wardgate_tls::expiring_in_file(&t.cert, window, now) {
+                Ok(x) => out.extend(x),
+                Err(e) => {
+                    tracing::warn!(error = %e, route = %r.id, "cannot read the listener certificate")
+                }
+            }
+        }
+    }
+    if let Ok(ca) = wardgate_tls::Ca::load(&v.data_dir) {
+        match ca.expiring(window, now) {
+            Ok(x) => out.extend(x),
+            Err(e) => tracing::warn!(error = %e, "cannot read the CA's register"),
+        }
+    }
+    out
 }
 
 async fn wait_for_signal() {
