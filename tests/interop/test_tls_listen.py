@@ -171,3 +171,97 @@ def test_certificates_close_to_expiry_raise_an_alert_at_start(tmp_path):
     finally:
         gw.stop()
         up.stop()
+
+
+class TlsUpstream(Upstream):
+    """The `hl7` package's MLLP server behind Python's `ssl`: the pump server,
+    with the certificate wardgate's CA issued to it, requiring a client
+    certificate from the same CA."""
+
+    def __init__(self, tmp_path, **kw):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "data" / "tls" / "ca.crt"))
+        ctx.load_cert_chain(str(tmp_path / "certs" / "pump-server.crt"), str(tmp_path / "certs" / "pump-server.key"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx = ctx
+        super().__init__(**kw)
+
+    async def _start(self):
+        return await hl7.mllp.start_hl7_server(self._handle, host=self.host, port=self.want_port,
+                                               reuse_address=True, ssl=self.ctx)
+
+
+UP_TLS = """
+[route.upstream_tls]
+server_name = "{name}"
+cert = "{data_dir}/../certs/wardgate-gw.crt"
+key = "{data_dir}/../certs/wardgate-gw.key"
+"""
+
+
+def up_tls_site(name):
+    return TLS_SITE.replace("\n\n[[drug_library]]", UP_TLS.replace("{name}", name) + "\n[[drug_library]]", 1)
+
+
+def test_tls_towards_the_upstream_verifies_its_certificate_and_name(tmp_path):
+    cfg = setup_ca(tmp_path)
+    wg(cfg, "device", "enroll", "pump-server", "--out", str(tmp_path / "certs"))
+    up = TlsUpstream(tmp_path)
+    gw = Gateway(tmp_path, up.port, site=up_tls_site("pump-server"))
+    try:
+        ack = send_tls(gw, tmp_path, "ehr", observation("UP-TLS-1"))
+        assert hl7.parse(ack).segment("MSA")[1][0] == "AA"
+        assert up.received and b"UP-TLS-1" in up.received[-1]
+    finally:
+        gw.stop()
+    # The same upstream under a name its certificate does not carry: nothing is
+    # sent to it; the sender is told to retry (AE) and the reason is recorded.
+    (tmp_path / "data" / "wardgate.lock").unlink(missing_ok=True)
+    gw = Gateway(tmp_path, up.port, site=up_tls_site("imposter"))
+    try:
+        before = len(up.received)
+        ack = send_tls(gw, tmp_path, "ehr", observation("UP-TLS-2"))
+        assert hl7.parse(ack).segment("MSA")[1][0] == "AE"
+        assert len(up.received) == before
+        reasons = [e["event"]["reason"] for e in gw.events() if e.get("rule", {}).get("id") == "WG-UP-001"]
+        assert any("not valid for the configured server_name" in r for r in reasons), reasons
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_sighup_reloads_certificates_without_dropping_established_connections(tmp_path):
+    import shutil
+    import signal
+
+    up = Upstream()
+    cfg = setup_ca(tmp_path)
+    gw = Gateway(tmp_path, up.port, site=TLS_SITE)
+    try:
+        raw = socket.create_connection(gw.addr, timeout=10, source_address=("127.0.0.2", 0))
+        a = client_ctx(tmp_path, "ehr").wrap_socket(raw, server_hostname="wardgate-gw")
+        first = a.getpeercert(binary_form=True)
+
+        def on_a(cid):
+            a.sendall(SB + observation(cid).encode() + EB)
+            buf = b""
+            while not buf.endswith(EB):
+                buf += a.recv(65536)
+            return hl7.parse(unframe(buf)).segment("MSA")[1][0]
+
+        assert on_a("HUP-1") == "AA"
+        # A new certificate for the gateway replaces the files in place.
+        wg(cfg, "device", "enroll", "wardgate-gw", "--out", str(tmp_path / "renewed"))
+        for ext in ("crt", "key"):
+            shutil.copyfile(tmp_path / "renewed" / f"wardgate-gw.{ext}", tmp_path / "certs" / f"wardgate-gw.{ext}")
+        gw.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        raw = socket.create_connection(gw.addr, timeout=10, source_address=("127.0.0.2", 0))
+        with client_ctx(tmp_path, "ehr").wrap_socket(raw, server_hostname="wardgate-gw") as b:
+            assert b.getpeercert(binary_form=True) != first
+        # The connection opened before the reload carries on.
+        assert on_a("HUP-2") == "AA"
+        a.close()
+        assert [e for e in gw.events() if e["event"]["action"] == "reloaded"]
+    finally:
+        gw.stop()
+        up.stop()

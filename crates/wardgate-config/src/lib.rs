@@ -407,6 +407,10 @@ pub struct Route {
     /// and a client certificate identifies the device. HL7 routes only, for now.
     #[serde(default)]
     pub listen_tls: Option<ListenTls>,
+    /// TLS towards the upstream (`[route.upstream_tls]`): wardgate verifies the
+    /// upstream's certificate and name, and may present its own. HL7 routes only.
+    #[serde(default)]
+    pub upstream_tls: Option<UpstreamTls>,
     /// Let this route send its clinical protocol in clear to an upstream outside
     /// `local_networks` (refused otherwise: patient data would cross networks the
     /// site does not control unprotected). Default false.
@@ -435,6 +439,35 @@ pub struct ListenTls {
     /// `client_ca` is the built-in CA. Re-read when it changes, without a restart.
     #[serde(default)]
     pub client_crl: Option<Spanned<PathBuf>>,
+}
+
+/// `[route.upstream_tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// The name the upstream's certificate must carry (DNS name or IP address).
+    pub server_name: Spanned<String>,
+    /// CA certificates the upstream's certificate must chain to (PEM). Default:
+    /// the built-in CA (`data_dir/tls/ca.crt`).
+    #[serde(default)]
+    pub ca: Option<Spanned<PathBuf>>,
+    /// Certificate wardgate presents to the upstream (PEM), with `key`.
+    #[serde(default)]
+    pub cert: Option<Spanned<PathBuf>>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<Spanned<PathBuf>>,
+}
+
+/// `[route.upstream_tls]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUpstreamTls {
+    /// Expected name.
+    pub server_name: String,
+    /// Trust anchors (PEM).
+    pub ca: PathBuf,
+    /// Client certificate and key, if any.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Client certificate policy of a TLS listener.
@@ -605,6 +638,8 @@ pub struct ResolvedRoute {
     pub block_executables: bool,
     /// TLS on the listening side, if configured.
     pub listen_tls: Option<ResolvedListenTls>,
+    /// TLS towards the upstream, if configured.
+    pub upstream_tls: Option<ResolvedUpstreamTls>,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -981,6 +1016,15 @@ impl Config {
                     listen_tls: r.listen_tls.as_ref().and_then(|t| {
                         resolve_listen_tls(&mut err, t, protocol, &self.source.base_dir, &data_dir)
                     }),
+                    upstream_tls: r.upstream_tls.as_ref().and_then(|t| {
+                        resolve_upstream_tls(
+                            &mut err,
+                            t,
+                            protocol,
+                            &self.source.base_dir,
+                            &data_dir,
+                        )
+                    }),
                 });
             }
         }
@@ -1000,7 +1044,7 @@ impl Config {
             };
             let allowed = r.allow_cleartext.as_ref().is_some_and(|a| *a.get_ref());
             let local = local_networks.iter().any(|n| n.contains(rr.upstream.ip()));
-            if !local && !allowed {
+            if !local && !allowed && rr.upstream_tls.is_none() {
                 problems.push(src.problem(
                     r.upstream.span(),
                     Level::Error,
@@ -1020,12 +1064,20 @@ impl Config {
                     rr.listen
                 ));
             }
-            legs.push(format!("sends it in clear to {}", rr.upstream));
-            warnings.push(src.problem(
-                r.id.span(),
-                Level::Warning,
-                format!("route {:?} {}", rr.id, legs.join(" and ")),
-            ));
+            if rr.upstream_tls.is_none() {
+                legs.push(format!(
+                    "sends {} in clear to {}",
+                    rr.protocol.as_str(),
+                    rr.upstream
+                ));
+            }
+            if !legs.is_empty() {
+                warnings.push(src.problem(
+                    r.id.span(),
+                    Level::Warning,
+                    format!("route {:?} {}", rr.id, legs.join(" and ")),
+                ));
+            }
         }
         let c = &self.gateway.capture;
         for (what, v, range) in [
@@ -1136,6 +1188,46 @@ fn resolve_listen_tls(
         client_auth,
         client_ca,
         client_crl,
+    })
+}
+
+fn resolve_upstream_tls(
+    err: &mut impl FnMut(Range<usize>, String),
+    t: &UpstreamTls,
+    protocol: Protocol,
+    base: &Path,
+    data_dir: &Path,
+) -> Option<ResolvedUpstreamTls> {
+    if protocol != Protocol::Hl7Mllp {
+        err(
+            t.server_name.span(),
+            "upstream_tls is supported on hl7-mllp routes (DICOM TLS is not available yet)".into(),
+        );
+        return None;
+    }
+    if t.server_name.get_ref().trim().is_empty() {
+        err(t.server_name.span(), "server_name must not be empty".into());
+        return None;
+    }
+    let client_cert = match (&t.cert, &t.key) {
+        (Some(c), Some(k)) => Some((base.join(c.get_ref()), base.join(k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => {
+            err(c.span(), "cert needs key".into());
+            return None;
+        }
+        (None, Some(k)) => {
+            err(k.span(), "key needs cert".into());
+            return None;
+        }
+    };
+    Some(ResolvedUpstreamTls {
+        server_name: t.server_name.get_ref().trim().to_owned(),
+        ca: t.ca.as_ref().map_or_else(
+            || data_dir.join("tls").join("ca.crt"),
+            |p| base.join(p.get_ref()),
+        ),
+        client_cert,
     })
 }
 

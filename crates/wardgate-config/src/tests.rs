@@ -353,10 +353,22 @@ fn cleartext_beyond_local_networks_is_refused_unless_allowed() {
         "drug_library = \"adult-icu\"\nallow_cleartext = true\n",
     );
     let v = parse(&allowed).unwrap();
-    assert!(v
-        .warnings
-        .iter()
-        .any(|w| w.message.contains("sends it in clear to 203.0.113.7:2575")));
+    assert!(v.warnings.iter().any(|w| w
+        .message
+        .contains("sends hl7-mllp in clear to 203.0.113.7:2575")));
+    // TLS towards the upstream protects that leg: accepted without allow_cleartext.
+    let up_tls = text.replace(
+        "drug_library = \"adult-icu\"\n",
+        "drug_library = \"adult-icu\"\n\n[route.upstream_tls]\nserver_name = \"pump-server\"\n",
+    );
+    let v = parse(&up_tls).unwrap();
+    let t = v.routes[0].upstream_tls.as_ref().unwrap();
+    assert_eq!(t.ca, v.data_dir.join("tls/ca.crt"));
+    assert!(
+        v.warnings.iter().all(|w| !w.message.contains("sends")),
+        "{:?}",
+        v.warnings
+    );
     // TLS on the listener: only the upstream leg is named.
     let tls = MINIMAL.replacen(
         "drug_library = \"adult-icu\"\n",

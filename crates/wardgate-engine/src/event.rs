@@ -36,6 +36,8 @@ pub enum Action {
     Stopped,
     /// Something about wardgate's own records (recovery after a crash).
     Recovered,
+    /// Configuration or key material re-read (SIGHUP).
+    Reloaded,
     /// Passive analysis: what the proxy would have blocked, seen on the wire.
     ObservedViolation,
     /// Passive analysis: a fact about the traffic (a device inventoried).
@@ -54,6 +56,7 @@ impl Action {
             Action::Started => "started",
             Action::Stopped => "stopped",
             Action::Recovered => "recovered",
+            Action::Reloaded => "reloaded",
             Action::ObservedViolation => "observed-violation",
             Action::Observed => "observed",
         }

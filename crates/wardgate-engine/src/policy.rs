@@ -117,6 +117,8 @@ pub struct RoutePolicy {
     pub dicom: Option<DicomPolicy>,
     /// TLS on the listening side, if configured.
     pub listen_tls: Option<wardgate_config::ResolvedListenTls>,
+    /// TLS towards the upstream, if configured.
+    pub upstream_tls: Option<wardgate_config::ResolvedUpstreamTls>,
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.
@@ -273,6 +275,7 @@ impl Policy {
                     max_segments,
                     dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
                     listen_tls: r.listen_tls.clone(),
+                    upstream_tls: r.upstream_tls.clone(),
                 })
             })
             .collect();

@@ -21,6 +21,8 @@ mod dicom;
 mod relay;
 mod tls;
 
+pub use tls::request_reload;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,10 +104,18 @@ impl Shared {
     }
 }
 
+/// One route's bound listener and TLS settings.
+struct Listening {
+    route: Arc<RoutePolicy>,
+    listener: TcpListener,
+    tls_in: Option<Arc<tls::TlsListener>>,
+    tls_up: Option<Arc<tls::UpstreamTls>>,
+}
+
 /// Bound listeners, ready to serve.
 pub struct Proxy {
     shared: Arc<Shared>,
-    listeners: Vec<(Arc<RoutePolicy>, TcpListener, Option<Arc<tls::TlsListener>>)>,
+    listeners: Vec<Listening>,
 }
 
 impl Proxy {
@@ -126,6 +136,15 @@ impl Proxy {
                 )?)),
                 None => None,
             };
+            let tls_up = match &route.upstream_tls {
+                Some(cfg) => Some(Arc::new(tls::UpstreamTls::new(cfg).map_err(|why| {
+                    ProxyError::Tls {
+                        route: route.id.to_string(),
+                        why,
+                    }
+                })?)),
+                None => None,
+            };
             let l = TcpListener::bind(route.listen)
                 .await
                 .map_err(|source| ProxyError::Bind {
@@ -133,7 +152,12 @@ impl Proxy {
                     addr: route.listen,
                     source,
                 })?;
-            listeners.push((route.clone(), l, tls));
+            listeners.push(Listening {
+                route: route.clone(),
+                listener: l,
+                tls_in: tls,
+                tls_up,
+            });
         }
         Ok(Proxy {
             shared: Arc::new(Shared {
@@ -149,7 +173,7 @@ impl Proxy {
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|(r, l, _)| Some((r.id.to_string(), l.local_addr().ok()?)))
+            .filter_map(|l| Some((l.route.id.to_string(), l.listener.local_addr().ok()?)))
             .collect()
     }
 
@@ -158,7 +182,13 @@ impl Proxy {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
         let mut acceptors = JoinSet::new();
-        for (route, listener, tls) in self.listeners {
+        for Listening {
+            route,
+            listener,
+            tls_in: tls,
+            tls_up,
+        } in self.listeners
+        {
             let shared = self.shared.clone();
             let cap = cap.clone();
             let mut stop = shutdown.clone();
@@ -177,15 +207,16 @@ impl Proxy {
                                 let route = route.clone();
                                 let stop = stop.clone();
                                 let tls = tls.clone();
+                                let tls_up = tls_up.clone();
                                 conns.spawn(async move {
                                     let _ = sock.set_nodelay(true);
                                     match (route.protocol, tls) {
                                         (Protocol::Hl7Mllp, Some(tls)) => {
                                             if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
-                                                relay::handle(stream, peer, identity, route, shared, stop).await;
+                                                relay::handle(stream, peer, identity, tls_up, route, shared, stop).await;
                                             }
                                         }
-                                        (Protocol::Hl7Mllp, None) => relay::handle(sock, peer, None, route, shared, stop).await,
+                                        (Protocol::Hl7Mllp, None) => relay::handle(sock, peer, None, tls_up, route, shared, stop).await,
                                         (Protocol::Dicom, _) => dicom::handle(sock, peer, route, shared, stop).await,
                                     }
                                     drop(permit);

@@ -6,6 +6,7 @@
 //! a NAK for message N waits until the upstream has acknowledged every forwarded
 //! message before N.
 
+use crate::tls::{Upstream, UpstreamTls};
 use crate::Shared;
 use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
@@ -38,6 +39,7 @@ pub(crate) async fn handle<C: ClientIo>(
     client: C,
     peer: SocketAddr,
     identity: Option<String>,
+    up_tls: Option<Arc<UpstreamTls>>,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
@@ -70,7 +72,7 @@ pub(crate) async fn handle<C: ClientIo>(
         }
     };
     let flow = Flow::new(peer, route.upstream, Some(device));
-    let upstream = connect(&route, &shared).await;
+    let upstream = connect(&route, &shared, up_tls.as_deref()).await;
     match upstream {
         Ok(up) => {
             shared.record(flow.event(
@@ -80,7 +82,6 @@ pub(crate) async fn handle<C: ClientIo>(
                 "connection admitted".into(),
                 "connection",
             ));
-            let _ = up.set_nodelay(true);
             let mut relay = Relay::new(client, up, flow, route, shared);
             relay.run(stop).await;
         }
@@ -95,20 +96,31 @@ pub(crate) async fn handle<C: ClientIo>(
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             shared.record(e);
-            degraded(client, flow, route, shared, stop).await;
+            degraded(client, flow, route, shared, stop, up_tls).await;
         }
     }
 }
 
-async fn connect(route: &RoutePolicy, shared: &Shared) -> Result<TcpStream, String> {
-    match tokio::time::timeout(
-        shared.opts.connect_timeout,
-        TcpStream::connect(route.upstream),
-    )
-    .await
-    {
+/// Connects to the route's upstream (and, with `upstream_tls`, verifies it), all
+/// within the connect timeout.
+async fn connect(
+    route: &RoutePolicy,
+    shared: &Shared,
+    tls: Option<&UpstreamTls>,
+) -> Result<Upstream, String> {
+    let attempt = async {
+        let tcp = TcpStream::connect(route.upstream)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        match tls {
+            Some(t) => t.connect(tcp).await,
+            None => Ok(Upstream::Plain(tcp)),
+        }
+    };
+    match tokio::time::timeout(shared.opts.connect_timeout, attempt).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(format!(
             "no answer within {:?}",
             shared.opts.connect_timeout
@@ -128,6 +140,7 @@ async fn degraded<C: ClientIo>(
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    up_tls: Option<Arc<UpstreamTls>>,
 ) {
     let mut framer = Framer::new(Limits {
         max_frame_bytes: route.max_frame_bytes,
@@ -148,7 +161,7 @@ async fn degraded<C: ClientIo>(
                 Ok(Progress::Frame(f)) => {
                     let verdict = inspect::inspect(&route, &flow, f.frame(&buf), &Clock::now());
                     if verdict.verdict != Verdict::Block {
-                        match connect(&route, &shared).await {
+                        match connect(&route, &shared, up_tls.as_deref()).await {
                             Ok(up) => {
                                 // Back: relay from here; this frame is decided (and recorded) there.
                                 let e = flow.event(
@@ -159,7 +172,6 @@ async fn degraded<C: ClientIo>(
                                     "connection",
                                 );
                                 shared.record(e);
-                                let _ = up.set_nodelay(true);
                                 let mut relay = Relay::new(client, up, flow, route, shared);
                                 relay.cbuf = buf;
                                 if let End::Closed = relay.on_client_bytes().await {
@@ -213,7 +225,7 @@ enum End {
 
 pub(crate) struct Relay<C> {
     client: C,
-    upstream: TcpStream,
+    upstream: Upstream,
     flow: Flow,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
@@ -233,7 +245,7 @@ pub(crate) struct Relay<C> {
 impl<C: ClientIo> Relay<C> {
     fn new(
         client: C,
-        upstream: TcpStream,
+        upstream: Upstream,
         flow: Flow,
         route: Arc<RoutePolicy>,
         shared: Arc<Shared>,

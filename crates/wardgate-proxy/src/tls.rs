@@ -6,14 +6,21 @@
 //! established connections keep the configuration they started with.
 
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::ServerName;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::ClientConfig;
 use rustls::{CertificateError, RootCertStore, ServerConfig};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use wardgate_config::{ClientAuth, ResolvedListenTls};
+use tokio_rustls::TlsConnector;
+use wardgate_config::{ClientAuth, ResolvedListenTls, ResolvedUpstreamTls};
 
 /// A listener's TLS settings and the server configuration built from them.
 pub(crate) struct TlsListener {
@@ -21,18 +28,40 @@ pub(crate) struct TlsListener {
     current: Mutex<(Stamp, TlsAcceptor)>,
 }
 
-/// Modification times of every file the configuration was built from.
-type Stamp = Vec<Option<SystemTime>>;
+/// Bumped by [`request_reload`] (SIGHUP): every TLS configuration is rebuilt
+/// before its next connection, whether or not its files look changed.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Asks every TLS listener and upstream to reload its certificates, keys, CAs and
+/// CRLs before the next connection (established connections are not touched).
+pub fn request_reload() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Modification times of every file a configuration was built from, and the
+/// reload generation it was built in.
+type Stamp = (u64, Vec<Option<SystemTime>>);
+
+fn stamp_of(files: &[&Path]) -> Stamp {
+    (
+        GENERATION.load(std::sync::atomic::Ordering::Relaxed),
+        files
+            .iter()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect(),
+    )
+}
 
 fn stamp(cfg: &ResolvedListenTls) -> Stamp {
-    let mut files = vec![&cfg.cert, &cfg.key, &cfg.client_ca];
+    let mut files = vec![
+        cfg.cert.as_path(),
+        cfg.key.as_path(),
+        cfg.client_ca.as_path(),
+    ];
     if let Some(c) = &cfg.client_crl {
         files.push(c);
     }
-    files
-        .into_iter()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
+    stamp_of(&files)
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -162,4 +191,181 @@ pub(crate) fn peer_device<IO>(conn: &tokio_rustls::server::TlsStream<IO>) -> Opt
     let (_, session) = conn.get_ref();
     let cert = session.peer_certificates()?.first()?;
     wardgate_tls::device_of(cert.as_ref())
+}
+
+/// A route's TLS towards its upstream: the upstream's certificate must chain to
+/// the configured CA and carry `server_name`.
+pub(crate) struct UpstreamTls {
+    cfg: ResolvedUpstreamTls,
+    current: Mutex<(Stamp, TlsConnector)>,
+    name: ServerName<'static>,
+}
+
+fn upstream_stamp(cfg: &ResolvedUpstreamTls) -> Stamp {
+    let mut files = vec![cfg.ca.as_path()];
+    if let Some((c, k)) = &cfg.client_cert {
+        files.push(c);
+        files.push(k);
+    }
+    stamp_of(&files)
+}
+
+impl UpstreamTls {
+    /// Loads the trust anchors (and client certificate); fails if any is invalid.
+    pub(crate) fn new(cfg: &ResolvedUpstreamTls) -> Result<UpstreamTls, String> {
+        let s = upstream_stamp(cfg);
+        let connector = Self::build(cfg)?;
+        let name = ServerName::try_from(cfg.server_name.clone())
+            .map_err(|e| format!("server_name {:?}: {e}", cfg.server_name))?;
+        Ok(UpstreamTls {
+            cfg: cfg.clone(),
+            current: Mutex::new((s, connector)),
+            name,
+        })
+    }
+
+    fn connector(&self) -> TlsConnector {
+        let now = upstream_stamp(&self.cfg);
+        let mut cur = match self.current.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cur.0 != now {
+            match Self::build(&self.cfg) {
+                Ok(c) => {
+                    tracing::info!(upstream = %self.cfg.server_name, "upstream TLS configuration reloaded");
+                    *cur = (now, c);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "upstream TLS files changed but cannot be loaded; keeping the previous configuration");
+                    cur.0 = now;
+                }
+            }
+        }
+        cur.1.clone()
+    }
+
+    fn build(cfg: &ResolvedUpstreamTls) -> Result<TlsConnector, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        for c in read_certs(&cfg.ca)? {
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: {e}", cfg.ca.display()))?;
+        }
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = match &cfg.client_cert {
+            Some((cert, key)) => {
+                let chain = read_certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("{}: {e}", cert.display()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(TlsConnector::from(Arc::new(config)))
+    }
+
+    /// The TLS handshake with the upstream over `tcp`.
+    pub(crate) async fn connect(&self, tcp: TcpStream) -> Result<Upstream, String> {
+        self.connector()
+            .connect(self.name.clone(), tcp)
+            .await
+            .map(|s| Upstream::Tls(Box::new(s)))
+            .map_err(|e| explain_upstream(&e))
+    }
+}
+
+fn explain_upstream(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "TLS: the upstream's certificate is not valid for the configured server_name".into()
+            }
+            CertificateError::UnknownIssuer => {
+                "TLS: the upstream's certificate is not issued by the configured CA".into()
+            }
+            CertificateError::Revoked => "TLS: the upstream's certificate is revoked".into(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "TLS: the upstream's certificate has expired".into()
+            }
+            other => format!("TLS: the upstream's certificate is invalid: {other:?}"),
+        },
+        Some(other) => format!("TLS with the upstream failed: {other}"),
+        None => format!("TLS with the upstream failed: {e}"),
+    }
+}
+
+/// The upstream side of a relayed connection: plain TCP or TLS over it.
+pub(crate) enum Upstream {
+    /// Cleartext.
+    Plain(TcpStream),
+    /// TLS (boxed: the session state is large).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Upstream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Upstream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Upstream::Plain(s) => s.is_write_vectored(),
+            Upstream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }

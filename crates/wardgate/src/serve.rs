@@ -101,6 +101,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         }
         tracing::info!(data_dir = %v.data_dir.display(), "wardgate serving");
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
+        let reload = tokio::spawn(reload_on_sighup(recorder.handle()));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
@@ -110,6 +111,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         proxy.run(rx).await;
         signals.abort();
         expiry.abort();
+        reload.abort();
         let sealed = finish(recorder);
         drop(_lock);
         sealed
@@ -175,6 +177,37 @@ fn expiring(v: &Validated, window: time::Duration) -> Vec<wardgate_tls::Expiring
         }
     }
     out
+}
+
+/// SIGHUP: certificates, keys, CAs and CRLs are re-read before the next
+/// connection; established connections keep theirs. (Changed files are also
+/// picked up on their own; SIGHUP forces it, e.g. after replacing a file in place
+/// within the same second.)
+async fn reload_on_sighup(recorder: wardgate_store::RecorderHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            wardgate_proxy::request_reload();
+            tracing::info!("SIGHUP: TLS material will be reloaded before the next connection");
+            let mut e = Event::new(
+                Clock::now().rfc3339().to_owned(),
+                Action::Reloaded,
+                "SIGHUP: TLS certificates, keys, CAs and CRLs reloaded for new connections".into(),
+                "gateway",
+            );
+            e.event.category = "configuration".into();
+            let _ = recorder.record(e);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = recorder;
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn wait_for_signal() {
