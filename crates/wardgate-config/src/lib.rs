@@ -404,11 +404,11 @@ pub struct Route {
     #[serde(default)]
     pub executable_content: Option<Spanned<String>>,
     /// TLS on the listening side (`[route.listen_tls]`): senders connect with TLS,
-    /// and a client certificate identifies the device. HL7 routes only, for now.
+    /// and a client certificate identifies the device.
     #[serde(default)]
     pub listen_tls: Option<ListenTls>,
     /// TLS towards the upstream (`[route.upstream_tls]`): wardgate verifies the
-    /// upstream's certificate and name, and may present its own. HL7 routes only.
+    /// upstream's certificate and name, and may present its own.
     #[serde(default)]
     pub upstream_tls: Option<UpstreamTls>,
     /// Let this route send its clinical protocol in clear to an upstream outside
@@ -1014,16 +1014,10 @@ impl Config {
                         .as_ref()
                         .is_none_or(|x| x.get_ref() != "alert"),
                     listen_tls: r.listen_tls.as_ref().and_then(|t| {
-                        resolve_listen_tls(&mut err, t, protocol, &self.source.base_dir, &data_dir)
+                        resolve_listen_tls(&mut err, t, &self.source.base_dir, &data_dir)
                     }),
                     upstream_tls: r.upstream_tls.as_ref().and_then(|t| {
-                        resolve_upstream_tls(
-                            &mut err,
-                            t,
-                            protocol,
-                            &self.source.base_dir,
-                            &data_dir,
-                        )
+                        resolve_upstream_tls(&mut err, t, &self.source.base_dir, &data_dir)
                     }),
                 });
             }
@@ -1148,17 +1142,9 @@ pub const DICOM_OPERATIONS: [&str; 12] = [
 fn resolve_listen_tls(
     err: &mut impl FnMut(Range<usize>, String),
     t: &ListenTls,
-    protocol: Protocol,
     base: &Path,
     data_dir: &Path,
 ) -> Option<ResolvedListenTls> {
-    if protocol != Protocol::Hl7Mllp {
-        err(
-            t.cert.span(),
-            "listen_tls is supported on hl7-mllp routes (DICOM TLS is not available yet)".into(),
-        );
-        return None;
-    }
     let client_auth = match t.client_auth.as_ref().map(|c| c.get_ref().as_str()) {
         None | Some("required") => ClientAuth::Required,
         Some("optional") => ClientAuth::Optional,
@@ -1194,17 +1180,9 @@ fn resolve_listen_tls(
 fn resolve_upstream_tls(
     err: &mut impl FnMut(Range<usize>, String),
     t: &UpstreamTls,
-    protocol: Protocol,
     base: &Path,
     data_dir: &Path,
 ) -> Option<ResolvedUpstreamTls> {
-    if protocol != Protocol::Hl7Mllp {
-        err(
-            t.server_name.span(),
-            "upstream_tls is supported on hl7-mllp routes (DICOM TLS is not available yet)".into(),
-        );
-        return None;
-    }
     if t.server_name.get_ref().trim().is_empty() {
         err(t.server_name.span(), "server_name must not be empty".into());
         return None;

@@ -12,12 +12,13 @@
 //! PDU at a time, whatever the object size. Any malformed PDU or protocol violation
 //! aborts the association on both sides (A-ABORT) and is recorded.
 
+use crate::relay::ClientIo;
+use crate::tls::{Upstream, UpstreamTls};
 use crate::Shared;
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wardgate_engine::dicom as decide;
@@ -70,8 +71,8 @@ fn read_ended(r: std::io::Result<usize>, buffered: usize) -> Option<ReadEnd> {
 }
 
 /// Reads until `buf` starts with a whole PDU.
-async fn read_pdu(
-    sock: &mut TcpStream,
+async fn read_pdu<S: ClientIo>(
+    sock: &mut S,
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<PduFrame, ReadEnd> {
@@ -101,21 +102,25 @@ async fn read_pdu(
     }
 }
 
-pub(crate) async fn handle(
-    mut client: TcpStream,
+pub(crate) async fn handle<C: ClientIo>(
+    mut client: C,
     peer: SocketAddr,
+    identity: Option<String>,
+    up_tls: Option<Arc<UpstreamTls>>,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) {
     let limits = route.dicom.as_ref().map(|d| d.limits).unwrap_or_default();
-    let admission = shared.policy.admit(&route, peer.ip());
+    let admission = match &identity {
+        Some(id) => shared.policy.admit_device(&route, id),
+        None => shared.policy.admit(&route, peer.ip()),
+    };
     let device = match &admission {
         Admission::Allowed { device } => Some(device.clone()),
         Admission::Denied { device, .. } => device.clone(),
     };
     let flow = Flow::new(peer, route.upstream, device);
-    let _ = client.set_nodelay(true);
     let mut cbuf = BytesMut::with_capacity(READ_CHUNK);
 
     // The A-ASSOCIATE-RQ, within the frame timeout.
@@ -206,18 +211,9 @@ pub(crate) async fn handle(
     }
     let calling_ae = dicom::text(rq.calling_ae);
     drop(rq);
-    let upstream = match tokio::time::timeout(
-        shared.opts.connect_timeout,
-        TcpStream::connect(route.upstream),
-    )
-    .await
-    {
-        Ok(Ok(s)) => s,
-        other => {
-            let why = match other {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {:?}", shared.opts.connect_timeout),
-            };
+    let upstream = match crate::relay::connect(&route, &shared, up_tls.as_deref()).await {
+        Ok(s) => s,
+        Err(why) => {
             shared.record(decision.event);
             shared.record(
                 flow.event(
@@ -234,7 +230,6 @@ pub(crate) async fn handle(
             return;
         }
     };
-    let _ = upstream.set_nodelay(true);
     // Record first, then forward the RQ unchanged.
     shared.record(decision.event);
     let mut a = Association {
@@ -268,7 +263,7 @@ pub(crate) async fn handle(
 /// first, as PS3.8 9.2 has it (state 13, the ARTIM timer): the requestor closes
 /// after reading the answer. Closing (even half-closing) at once makes some peers
 /// see the close before the answer and report an abort instead of the reject.
-async fn refuse(sock: &mut TcpStream, pdu: &[u8]) {
+async fn refuse<S: ClientIo>(sock: &mut S, pdu: &[u8]) {
     const ARTIM: std::time::Duration = std::time::Duration::from_secs(2);
     if sock.write_all(pdu).await.is_err() {
         return;
@@ -318,9 +313,9 @@ struct Message {
 /// ID has not shown up.
 const FACTS_WITHIN: u64 = 64 * 1024;
 
-struct Association {
-    client: TcpStream,
-    upstream: TcpStream,
+struct Association<C> {
+    client: C,
+    upstream: Upstream,
     flow: Flow,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
@@ -353,7 +348,7 @@ enum Flowing {
     Over,
 }
 
-impl Association {
+impl<C: ClientIo> Association<C> {
     async fn run(&mut self, stop: watch::Receiver<bool>) {
         self.relay(stop).await;
         // However the association ended, a C-STORE decided but not yet recorded
@@ -531,12 +526,12 @@ impl Association {
         match end {
             ReadEnd::Closed => {
                 // A peer that closes without release: tell the other side.
-                let other = if from_client {
-                    &mut self.upstream
+                let abort = Abort::NOT_SPECIFIED.encode();
+                let _ = if from_client {
+                    self.upstream.write_all(&abort).await
                 } else {
-                    &mut self.client
+                    self.client.write_all(&abort).await
                 };
-                let _ = other.write_all(&Abort::NOT_SPECIFIED.encode()).await;
                 record_closed(
                     &self.shared,
                     &self.route,

@@ -211,13 +211,16 @@ impl Proxy {
                                 conns.spawn(async move {
                                     let _ = sock.set_nodelay(true);
                                     match (route.protocol, tls) {
-                                        (Protocol::Hl7Mllp, Some(tls)) => {
+                                        (protocol, Some(tls)) => {
                                             if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
-                                                relay::handle(stream, peer, identity, tls_up, route, shared, stop).await;
+                                                match protocol {
+                                                    Protocol::Hl7Mllp => relay::handle(stream, peer, identity, tls_up, route, shared, stop).await,
+                                                    Protocol::Dicom => dicom::handle(stream, peer, identity, tls_up, route, shared, stop).await,
+                                                }
                                             }
                                         }
                                         (Protocol::Hl7Mllp, None) => relay::handle(sock, peer, None, tls_up, route, shared, stop).await,
-                                        (Protocol::Dicom, _) => dicom::handle(sock, peer, route, shared, stop).await,
+                                        (Protocol::Dicom, None) => dicom::handle(sock, peer, None, tls_up, route, shared, stop).await,
                                     }
                                     drop(permit);
                                 });

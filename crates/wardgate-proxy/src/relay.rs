@@ -103,7 +103,7 @@ pub(crate) async fn handle<C: ClientIo>(
 
 /// Connects to the route's upstream (and, with `upstream_tls`, verifies it), all
 /// within the connect timeout.
-async fn connect(
+pub(crate) async fn connect(
     route: &RoutePolicy,
     shared: &Shared,
     tls: Option<&UpstreamTls>,
