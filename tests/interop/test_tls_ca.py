@@ -60,6 +60,10 @@ def test_enrolled_certificates_verify_with_openssl_until_revoked(tmp_path):
                         "-noout"], capture_output=True, text=True)
     assert r.returncode == 0 and "verify OK" in (r.stdout + r.stderr), r.stdout + r.stderr
 
+    # No gateway serving this data_dir: reload says so rather than signalling anyone.
+    r = wg(cfg, "reload", check=False)
+    assert r.returncode == 2 and "no wardgate is serving" in r.stderr, r.stderr
+
     shown = json.loads(wg(cfg, "ca", "show", "--json").stdout)
     assert "St Elsewhere" in shown["subject"]
     status = {c["device"]: c.get("revoked") for c in shown["issued"]}

@@ -229,9 +229,8 @@ def test_tls_towards_the_upstream_verifies_its_certificate_and_name(tmp_path):
         up.stop()
 
 
-def test_sighup_reloads_certificates_without_dropping_established_connections(tmp_path):
+def test_reload_swaps_certificates_without_dropping_established_connections(tmp_path):
     import shutil
-    import signal
 
     up = Upstream()
     cfg = setup_ca(tmp_path)
@@ -253,7 +252,8 @@ def test_sighup_reloads_certificates_without_dropping_established_connections(tm
         wg(cfg, "device", "enroll", "wardgate-gw", "--out", str(tmp_path / "renewed"))
         for ext in ("crt", "key"):
             shutil.copyfile(tmp_path / "renewed" / f"wardgate-gw.{ext}", tmp_path / "certs" / f"wardgate-gw.{ext}")
-        gw.proc.send_signal(signal.SIGHUP)
+        # The admin command (it sends the running gateway a SIGHUP).
+        wg(gw.config, "reload")
         time.sleep(0.3)
         raw = socket.create_connection(gw.addr, timeout=10, source_address=("127.0.0.2", 0))
         with client_ctx(tmp_path, "ehr").wrap_socket(raw, server_hostname="wardgate-gw") as b:
@@ -262,6 +262,50 @@ def test_sighup_reloads_certificates_without_dropping_established_connections(tm
         assert on_a("HUP-2") == "AA"
         a.close()
         assert [e for e in gw.events() if e["event"]["action"] == "reloaded"]
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_upstream_certificates_from_another_ca_or_revoked_are_refused(tmp_path):
+    openssl = require_tool("openssl")
+    from conftest import free_port, wait_port
+
+    cfg = setup_ca(tmp_path)
+    wg(cfg, "device", "enroll", "pump-server", "--out", str(tmp_path / "certs"))
+    # 1. OpenSSL's s_server with a certificate for the right name from another CA.
+    key, crt = tmp_path / "imposter.key", tmp_path / "imposter.crt"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=pump-server",
+                    "-addext", "subjectAltName=DNS:pump-server", "-addext", "basicConstraints=critical,CA:FALSE"],
+                   check=True, capture_output=True)
+    port = free_port("127.0.0.3")
+    server = subprocess.Popen([openssl, "s_server", "-accept", f"127.0.0.3:{port}", "-cert", str(crt), "-key", str(key),
+                               "-quiet"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port("127.0.0.3", port)
+        gw = Gateway(tmp_path, port, site=up_tls_site("pump-server"))
+        try:
+            ack = send_tls(gw, tmp_path, "ehr", observation("IMPOSTER"))
+            assert hl7.parse(ack).segment("MSA")[1][0] == "AE"
+            reasons = [e["event"]["reason"] for e in gw.events() if e.get("rule", {}).get("id") == "WG-UP-001"]
+            assert any("not issued by the configured CA" in r for r in reasons), reasons
+        finally:
+            gw.stop()
+    finally:
+        server.kill()
+        server.wait(5)
+    # 2. The real pump server, whose certificate is then revoked.
+    up = TlsUpstream(tmp_path)
+    (tmp_path / "data" / "wardgate.lock").unlink(missing_ok=True)
+    gw = Gateway(tmp_path, up.port, site=up_tls_site("pump-server"))
+    try:
+        assert hl7.parse(send_tls(gw, tmp_path, "ehr", observation("R-1"))).segment("MSA")[1][0] == "AA"
+        wg(cfg, "device", "revoke", "pump-server")
+        assert hl7.parse(send_tls(gw, tmp_path, "ehr", observation("R-2"))).segment("MSA")[1][0] == "AE"
+        reasons = [e["event"]["reason"] for e in gw.events() if e.get("rule", {}).get("id") == "WG-UP-001"]
+        assert any("revoked" in r for r in reasons), reasons
+        assert not any(b"R-2" in m for m in up.received)
     finally:
         gw.stop()
         up.stop()

@@ -451,6 +451,10 @@ pub struct UpstreamTls {
     /// the built-in CA (`data_dir/tls/ca.crt`).
     #[serde(default)]
     pub ca: Option<Spanned<PathBuf>>,
+    /// A revocation list (PEM) for `ca`. Default: `data_dir/tls/ca.crl` when `ca`
+    /// is the built-in CA.
+    #[serde(default)]
+    pub crl: Option<Spanned<PathBuf>>,
     /// Certificate wardgate presents to the upstream (PEM), with `key`.
     #[serde(default)]
     pub cert: Option<Spanned<PathBuf>>,
@@ -466,6 +470,8 @@ pub struct ResolvedUpstreamTls {
     pub server_name: String,
     /// Trust anchors (PEM).
     pub ca: PathBuf,
+    /// Revocation list (PEM), if any.
+    pub crl: Option<PathBuf>,
     /// Client certificate and key, if any.
     pub client_cert: Option<(PathBuf, PathBuf)>,
 }
@@ -1199,7 +1205,13 @@ fn resolve_upstream_tls(
             return None;
         }
     };
+    let crl = match (&t.crl, &t.ca) {
+        (Some(p), _) => Some(base.join(p.get_ref())),
+        (None, None) => Some(data_dir.join("tls").join("ca.crl")),
+        (None, Some(_)) => None,
+    };
     Some(ResolvedUpstreamTls {
+        crl,
         server_name: t.server_name.get_ref().trim().to_owned(),
         ca: t.ca.as_ref().map_or_else(
             || data_dir.join("tls").join("ca.crt"),

@@ -203,6 +203,9 @@ pub(crate) struct UpstreamTls {
 
 fn upstream_stamp(cfg: &ResolvedUpstreamTls) -> Stamp {
     let mut files = vec![cfg.ca.as_path()];
+    if let Some(c) = &cfg.crl {
+        files.push(c);
+    }
     if let Some((c, k)) = &cfg.client_cert {
         files.push(c);
         files.push(k);
@@ -253,10 +256,21 @@ impl UpstreamTls {
                 .add(c)
                 .map_err(|e| format!("{}: {e}", cfg.ca.display()))?;
         }
+        let mut verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        );
+        if let Some(crl) = &cfg.crl {
+            let crls = CertificateRevocationListDer::pem_file_iter(crl)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("{}: {e}", crl.display()))?;
+            verifier = verifier.with_crls(crls);
+        }
+        let verifier = verifier.build().map_err(|e| e.to_string())?;
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| e.to_string())?
-            .with_root_certificates(roots);
+            .with_webpki_verifier(verifier);
         let config = match &cfg.client_cert {
             Some((cert, key)) => {
                 let chain = read_certs(cert)?;

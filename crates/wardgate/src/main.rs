@@ -69,6 +69,9 @@ enum Command {
     /// The same analysis on live traffic from an interface (AF_PACKET; needs
     /// CAP_NET_RAW), until SIGINT/SIGTERM or a limit. Same output and exit codes.
     Capture(analyze::CaptureArgs),
+    /// Ask the running gateway to reload its TLS certificates, keys, CAs and CRLs
+    /// (same as SIGHUP); established connections are kept.
+    Reload(ConfigArg),
     /// The built-in certificate authority: init, show.
     Ca {
         #[command(subcommand)]
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         Command::Scan { paths, json } => scan::run(&paths, json),
         Command::Analyze(a) => analyze::run(a),
         Command::Capture(a) => analyze::run_live(a),
+        Command::Reload(a) => load(&a.config).and_then(|v| serve::reload(&v)),
         Command::Ca { command } => tls::ca(command),
         Command::Device { command } => tls::device(command),
         Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),

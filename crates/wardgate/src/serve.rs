@@ -64,6 +64,10 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     );
     e.event.category = "process".into();
     recorder.handle().record(e)?;
+    // For `wardgate reload`: which process serves this data directory.
+    let pid_path = v.data_dir.join("wardgate.pid");
+    std::fs::write(&pid_path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_path.display()))?;
     Ok(Running {
         recorder,
         proxy,
@@ -113,6 +117,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         expiry.abort();
         reload.abort();
         let sealed = finish(recorder);
+        let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
         drop(_lock);
         sealed
     })?;
@@ -239,4 +244,36 @@ pub(crate) fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `wardgate reload`: asks the gateway serving this data directory to re-read its
+/// TLS certificates, keys, CAs and CRLs (a SIGHUP to the process in wardgate.pid,
+/// checked against the data directory's lock so a stale pid is never signalled).
+pub(crate) fn reload(v: &Validated) -> Result<ExitCode> {
+    let lock_path = v.data_dir.join("wardgate.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if lock.try_lock().is_ok() {
+        anyhow::bail!("no wardgate is serving data_dir {}", v.data_dir.display());
+    }
+    let pid_path = v.data_dir.join("wardgate.pid");
+    let text = std::fs::read_to_string(&pid_path)
+        .with_context(|| format!("reading {}", pid_path.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{} holds no process id", pid_path.display()))?;
+    let pid = rustix::process::Pid::from_raw(pid)
+        .with_context(|| format!("{} holds no process id", pid_path.display()))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)
+        .with_context(|| format!("signalling process {}", pid.as_raw_nonzero()))?;
+    println!(
+        "asked wardgate (pid {}) to reload its TLS material; new connections use it",
+        pid.as_raw_nonzero()
+    );
+    Ok(ExitCode::SUCCESS)
 }
