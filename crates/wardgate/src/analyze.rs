@@ -19,7 +19,7 @@ use wardgate_config::Validated;
 use wardgate_engine::event::Record;
 use wardgate_engine::observe::{ObserveOptions, Observer};
 use wardgate_engine::{rules, Policy};
-use wardgate_store::{Recorder, RecorderOptions};
+use wardgate_store::Recorder;
 
 #[derive(Args)]
 pub(crate) struct AnalyzeArgs {
@@ -268,27 +268,10 @@ pub(crate) fn analyzer_for(v: &Validated, report_allowed: bool) -> Result<Analyz
 
 /// Opens data_dir's store exclusively, as `serve` does.
 pub(crate) fn open_store(v: &Validated) -> Result<(Recorder, std::fs::File)> {
-    std::fs::create_dir_all(&v.data_dir)
-        .with_context(|| format!("creating data_dir {}", v.data_dir.display()))?;
-    let lock_path = v.data_dir.join("wardgate.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another wardgate is using data_dir {}; use --no-store, or a configuration with another data_dir",
-            v.data_dir.display()
-        )
-    })?;
-    let g = &v.config.gateway;
-    let mut ropts = RecorderOptions::new(&v.data_dir);
-    ropts.checkpoint_every = g.audit.checkpoint_every;
-    ropts.fsync = g.audit.fsync;
-    let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
-    Ok((recorder, lock))
+    crate::serve::open_data_dir(
+        v,
+        "; use --no-store, or a configuration with another data_dir",
+    )
 }
 
 fn print_summary(

@@ -18,25 +18,27 @@ pub(crate) struct Running {
     pub _lock: std::fs::File,
 }
 
-/// Opens the data directory (exclusively), starts the recorder and binds every route.
-pub(crate) async fn start(v: &Validated) -> Result<Running> {
-    let policy = Arc::new(
-        Policy::compile(v)
-            .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
-    );
+/// The data directory's lock file, opened (not yet locked).
+fn lock_file(v: &Validated) -> Result<std::fs::File> {
     std::fs::create_dir_all(&v.data_dir)
         .with_context(|| format!("creating data_dir {}", v.data_dir.display()))?;
     let lock_path = v.data_dir.join("wardgate.lock");
-    let lock = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    // Two gateways writing one audit chain would fork it: refuse.
+        .with_context(|| format!("opening {}", lock_path.display()))
+}
+
+/// Takes the data directory exclusively and starts the recorder on it: two
+/// processes writing one audit chain would fork it. `hint` is added to the
+/// refusal (what the caller could do instead).
+pub(crate) fn open_data_dir(v: &Validated, hint: &str) -> Result<(Recorder, std::fs::File)> {
+    let lock = lock_file(v)?;
     lock.try_lock().map_err(|_| {
         anyhow::anyhow!(
-            "another wardgate is using data_dir {}",
+            "another wardgate is using data_dir {}{hint}",
             v.data_dir.display()
         )
     })?;
@@ -46,6 +48,17 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     ropts.checkpoint_interval = Duration::from_millis(g.audit.checkpoint_interval_ms.max(10));
     ropts.fsync = g.audit.fsync;
     let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
+    Ok((recorder, lock))
+}
+
+/// Opens the data directory (exclusively), starts the recorder and binds every route.
+pub(crate) async fn start(v: &Validated) -> Result<Running> {
+    let policy = Arc::new(
+        Policy::compile(v)
+            .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
+    );
+    let (recorder, lock) = open_data_dir(v, "")?;
+    let g = &v.config.gateway;
     let proxy = Proxy::bind(policy, recorder.handle(), ProxyOptions::from_config(g)).await?;
     let routes: Vec<String> = proxy
         .local_addrs()
@@ -250,13 +263,7 @@ pub(crate) fn init_tracing() {
 /// TLS certificates, keys, CAs and CRLs (a SIGHUP to the process in wardgate.pid,
 /// checked against the data directory's lock so a stale pid is never signalled).
 pub(crate) fn reload(v: &Validated) -> Result<ExitCode> {
-    let lock_path = v.data_dir.join("wardgate.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let lock = lock_file(v)?;
     if lock.try_lock().is_ok() {
         anyhow::bail!("no wardgate is serving data_dir {}", v.data_dir.display());
     }
