@@ -685,8 +685,12 @@ def test_clinical_traffic_to_an_address_outside_local_networks(tmp_path):
         stop_capture(cap)
         up.stop()
     cfg = site(tmp_path, hl7_port=up.port)
-    # The site's networks exclude 127.0.0.3: the pump server counts as outside.
+    # The site's networks exclude 127.0.0.3: the pump server counts as outside. The
+    # routes accept that in clear (allow_cleartext, else check refuses the site),
+    # and the traffic is still reported when it is seen.
     text = cfg.read_text().replace('data_dir = ', 'local_networks = ["127.0.0.2/32"]\ndata_dir = ', 1)
+    text = text.replace('protocol = "hl7-mllp"\n', 'protocol = "hl7-mllp"\nallow_cleartext = true\n')
+    text = text.replace('protocol = "dicom"\n', 'protocol = "dicom"\nallow_cleartext = true\n')
     cfg.write_text(text)
     code, events, summary = analyze(cfg, pcap, extra=("--no-store",))
     assert assert_counts_match_tshark(pcap, summary, up.port) == 2
