@@ -50,10 +50,12 @@ def wardgate_bin():
     return path
 
 
-def start_capture(bpf, pcap):
-    """tshark capturing loopback traffic matching `bpf` into `pcap`, once live."""
+def start_capture(bpf, pcap, interface="lo", file_format=None):
+    """tshark capturing traffic matching `bpf` on `interface` into `pcap` (pcapng,
+    or `file_format` such as "pcap"), once live."""
     tshark = require_tool("tshark")
-    cap = subprocess.Popen([tshark, "-i", "lo", "-f", bpf, "-w", str(pcap), "-q"],
+    fmt = ["-F", file_format] if file_format else []
+    cap = subprocess.Popen([tshark, "-i", interface, "-f", bpf, *fmt, "-w", str(pcap), "-q"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     line = b""

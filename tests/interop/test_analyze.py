@@ -178,14 +178,7 @@ def test_hl7_capture_counts_match_tshark_and_violations_carry_the_proxys_rule_id
 def test_findings_are_recorded_so_events_and_devices_show_them(tmp_path):
     up = Upstream()
     pcap = tmp_path / "hl7.pcap"
-    tshark = require_tool("tshark")
-    cap = subprocess.Popen([tshark, "-i", "lo", "-f", f"tcp port {up.port}", "-F", "pcap", "-w", str(pcap), "-q"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    line = b""
-    while b"Capturing on" not in line:
-        line = cap.stderr.readline()
-        assert line, "tshark did not start"
-    time.sleep(1.0)
+    cap = start_capture(f"tcp port {up.port}", pcap, file_format="pcap")
     try:
         with SourceBoundClient("127.0.0.3", up.port, "127.0.0.7") as c:
             unframe(c.send_message(observation("X-1")))
@@ -291,14 +284,7 @@ def test_dicom_capture_counts_match_tshark_and_policy_applies(tmp_path):
 def test_capture_cut_mid_packet_is_analysed_up_to_the_cut(tmp_path):
     up = Upstream()
     pcap = tmp_path / "cut.pcap"
-    tshark = require_tool("tshark")
-    cap = subprocess.Popen([tshark, "-i", "lo", "-f", f"tcp port {up.port}", "-F", "pcap", "-w", str(pcap), "-q"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    line = b""
-    while b"Capturing on" not in line:
-        line = cap.stderr.readline()
-        assert line, "tshark did not start"
-    time.sleep(1.0)
+    cap = start_capture(f"tcp port {up.port}", pcap, file_format="pcap")
     try:
         for i in range(3):
             with SourceBoundClient("127.0.0.3", up.port, "127.0.0.2") as c:
@@ -763,17 +749,11 @@ def assert_counts_match_tshark(pcap, summary, port, proto="hl7", prefs=()):
 
 
 def test_linux_cooked_capture_of_every_interface(tmp_path):
-    """`tshark -i any` writes Linux cooked (SLL2) frames: same analysis, same counts."""
+    """`tshark -i any` writes Linux cooked (SLL) frames: same analysis, same counts."""
+    tshark = require_tool("tshark")
     up = Upstream()
     pcap = tmp_path / "any.pcapng"
-    tshark = require_tool("tshark")
-    cap = subprocess.Popen([tshark, "-i", "any", "-f", f"tcp port {up.port}", "-w", str(pcap), "-q"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    line = b""
-    while b"Capturing on" not in line:
-        line = cap.stderr.readline()
-        assert line, "tshark did not start"
-    time.sleep(1.0)
+    cap = start_capture(f"tcp port {up.port}", pcap, interface="any")
     try:
         with SourceBoundClient("127.0.0.3", up.port, "127.0.0.2") as c:
             unframe(c.send_message(order("SLL-HARD", heparin(100))))

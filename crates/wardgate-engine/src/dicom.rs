@@ -335,6 +335,22 @@ pub fn violation(
     .with_rule(rule)
 }
 
+/// How far into a C-STORE's data set its facts (patient ID and before) are awaited
+/// before its event is recorded without them.
+pub const FACTS_WITHIN: u64 = 64 * 1024;
+
+/// Whether a C-STORE's held event can be recorded now: the walker is past the
+/// patient ID, the data set ended, enough was read, or walking stopped (error,
+/// executable found, a syntax not walked). Inline and passive use the same rule.
+pub fn facts_ready(w: &dataset::Walker, is_last: bool, fed_ok: bool) -> bool {
+    w.past((0x0010, 0x0020))
+        || is_last
+        || w.bytes_seen >= FACTS_WITHIN
+        || !fed_ok
+        || w.facts().executable.is_some()
+        || !w.inspects()
+}
+
 /// Fills what the data set showed into a C-STORE's event.
 pub fn add_data_set_facts(event: &mut Event, facts: &dataset::Facts, bytes: u64) {
     let d = event.wardgate.dicom.get_or_insert_with(DicomFacts::default);

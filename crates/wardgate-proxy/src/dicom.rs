@@ -309,10 +309,6 @@ struct Message {
     pending: Option<Event>,
 }
 
-/// Data set bytes after which a C-STORE's event is recorded even if the patient
-/// ID has not shown up.
-const FACTS_WITHIN: u64 = 64 * 1024;
-
 struct Association<C> {
     client: C,
     upstream: Upstream,
@@ -808,12 +804,7 @@ impl<C: ClientIo> Association<C> {
                     if let Some(w) = msg.walker.as_mut() {
                         let fed = w.feed(pdv.data);
                         let executable = w.facts().executable;
-                        let facts_ready = w.past((0x0010, 0x0020))
-                            || pdv.is_last
-                            || w.bytes_seen >= FACTS_WITHIN
-                            || fed.is_err()
-                            || executable.is_some()
-                            || !w.inspects();
+                        let facts_ready = decide::facts_ready(w, pdv.is_last, fed.is_ok());
                         if facts_ready {
                             if let Some(mut e) = msg.pending.take() {
                                 decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);

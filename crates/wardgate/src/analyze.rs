@@ -26,6 +26,13 @@ pub(crate) struct AnalyzeArgs {
     /// Capture files (pcap or pcapng), analysed in order as one continuous capture.
     #[arg(required = true)]
     captures: Vec<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What `analyze` and `capture` share: the site, the output, the store.
+#[derive(Args)]
+struct Common {
     /// The site configuration (TOML).
     #[arg(long, short)]
     config: PathBuf,
@@ -59,18 +66,8 @@ pub(crate) struct CaptureArgs {
     /// Interface to capture on (a SPAN or mirror port, a tap, `lo`...).
     #[arg(long, short)]
     interface: String,
-    /// The site configuration (TOML).
-    #[arg(long, short)]
-    config: PathBuf,
-    /// JSON lines (ECS field names).
-    #[arg(long)]
-    json: bool,
-    /// Also report every allowed message.
-    #[arg(long)]
-    all: bool,
-    /// Do not record findings and inventory in data_dir.
-    #[arg(long)]
-    no_store: bool,
+    #[command(flatten)]
+    common: Common,
     /// Stop after this many seconds (default: until SIGINT or SIGTERM).
     #[arg(long)]
     seconds: Option<f64>,
@@ -85,21 +82,8 @@ enum Input {
     Live(wardgate_capture::live::LiveOptions),
 }
 
-struct Common {
-    config: PathBuf,
-    json: bool,
-    all: bool,
-    no_store: bool,
-}
-
 pub(crate) fn run(a: AnalyzeArgs) -> Result<ExitCode> {
-    let common = Common {
-        config: a.config,
-        json: a.json,
-        all: a.all,
-        no_store: a.no_store,
-    };
-    analyse(common, Input::Files(a.captures))
+    analyse(a.common, Input::Files(a.captures))
 }
 
 pub(crate) fn run_live(a: CaptureArgs) -> Result<ExitCode> {
@@ -113,13 +97,7 @@ pub(crate) fn run_live(a: CaptureArgs) -> Result<ExitCode> {
         max_packets: a.packets,
         max_duration: a.seconds.map(std::time::Duration::from_secs_f64),
     };
-    let common = Common {
-        config: a.config,
-        json: a.json,
-        all: a.all,
-        no_store: a.no_store,
-    };
-    analyse(common, Input::Live(opts))
+    analyse(a.common, Input::Live(opts))
 }
 
 fn analyse(a: Common, input: Input) -> Result<ExitCode> {

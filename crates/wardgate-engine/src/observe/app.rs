@@ -529,10 +529,6 @@ impl Hl7 {
     }
 }
 
-/// How far into a C-STORE's data set its facts (patient ID and before) are awaited
-/// before its event is emitted without them; the proxy uses the same bound.
-const FACTS_WITHIN: u64 = 64 * 1024;
-
 /// A DIMSE message whose data set is arriving.
 struct Incoming {
     operation: &'static str,
@@ -856,12 +852,7 @@ impl DicomSession {
         if let (Some(w), Some(route)) = (inc.walker.as_mut(), ctx.route.clone()) {
             let fed = w.feed(pdv.data);
             let executable = w.facts().executable;
-            let facts_ready = w.past((0x0010, 0x0020))
-                || pdv.is_last
-                || w.bytes_seen >= FACTS_WITHIN
-                || fed.is_err()
-                || executable.is_some()
-                || !w.inspects();
+            let facts_ready = decide::facts_ready(w, pdv.is_last, fed.is_ok());
             if facts_ready {
                 if let Some(mut e) = inc.pending.take() {
                     decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
