@@ -10,6 +10,7 @@
 //! store is back-filled from the log, so nothing recorded is lost.
 
 mod events;
+pub mod queue;
 mod recorder;
 
 pub use events::{query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
