@@ -94,6 +94,9 @@ impl QueueStats {
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
+/// An answer that must wait for the batch's commit.
+type AfterCommit = Box<dyn FnOnce(&mut QueueStore)>;
+
 enum Cmd {
     Enqueue {
         sender: Box<str>,
@@ -244,7 +247,7 @@ fn run(
     const HOUSEKEEPING: Duration = Duration::from_secs(1);
     const MAX_BATCH: usize = 1024;
     let mut enqueue_replies: Vec<(Reply<Enqueued>, Enqueued)> = Vec::new();
-    let mut later: Vec<Box<dyn FnOnce(&mut QueueStore)>> = Vec::new();
+    let mut later: Vec<AfterCommit> = Vec::new();
     let mut last_housekeeping = std::time::Instant::now();
     loop {
         let first = match rx.recv_timeout(HOUSEKEEPING) {
