@@ -416,6 +416,67 @@ pub struct Route {
     /// site does not control unprotected). Default false.
     #[serde(default)]
     pub allow_cleartext: Option<Spanned<bool>>,
+    /// HL7 only: `pass-through` (default: the sender's acknowledgement is the
+    /// upstream's own) or `store-and-forward` (wardgate acknowledges once the
+    /// message is durable in its queue and delivers it in order, retrying while
+    /// the upstream is down).
+    #[serde(default)]
+    pub delivery: Option<Spanned<String>>,
+    /// `[route.queue]`: store-and-forward settings.
+    #[serde(default)]
+    pub queue: Option<QueueSettings>,
+}
+
+/// `[route.queue]`: how a store-and-forward route keeps and delivers messages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Disk quota for pending and parked messages (bytes, default 1 GiB). When
+    /// full, senders get AE "queue full" and an alert is raised.
+    #[serde(default)]
+    pub max_bytes: Option<Spanned<u64>>,
+    /// How long a (sender, MSH-10) pair is remembered so a retry is recognised and
+    /// delivered once (seconds, default 600).
+    #[serde(default)]
+    pub dedup_window_secs: Option<Spanned<u64>>,
+    /// First retry delay after a failed delivery (milliseconds, default 200).
+    #[serde(default)]
+    pub retry_min_ms: Option<Spanned<u64>>,
+    /// Longest retry delay; delays double up to it (milliseconds, default 30000).
+    #[serde(default)]
+    pub retry_max_ms: Option<Spanned<u64>>,
+    /// AE/CE answers from the upstream before a message is parked (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<u64>>,
+    /// How long to wait for the upstream's acknowledgement (milliseconds, default 30000).
+    #[serde(default)]
+    pub ack_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// How a route delivers messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Relay on the sender's connection; the upstream's acknowledgement is relayed.
+    PassThrough,
+    /// Durable queue, acknowledged by wardgate, delivered in order.
+    StoreAndForward(ResolvedQueue),
+}
+
+/// `[route.queue]` with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedQueue {
+    /// Disk quota (bytes).
+    pub max_bytes: u64,
+    /// Dedup window (seconds).
+    pub dedup_window_secs: u64,
+    /// First retry delay (ms).
+    pub retry_min_ms: u64,
+    /// Longest retry delay (ms).
+    pub retry_max_ms: u64,
+    /// Transient rejections before parking.
+    pub max_attempts: u32,
+    /// Acknowledgement timeout (ms).
+    pub ack_timeout_ms: u64,
 }
 
 /// `[route.listen_tls]`.
@@ -646,6 +707,8 @@ pub struct ResolvedRoute {
     pub listen_tls: Option<ResolvedListenTls>,
     /// TLS towards the upstream, if configured.
     pub upstream_tls: Option<ResolvedUpstreamTls>,
+    /// Pass-through or store-and-forward.
+    pub delivery: Delivery,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -1025,6 +1088,7 @@ impl Config {
                     upstream_tls: r.upstream_tls.as_ref().and_then(|t| {
                         resolve_upstream_tls(&mut err, t, &self.source.base_dir, &data_dir)
                     }),
+                    delivery: resolve_delivery(&mut err, r, protocol),
                 });
             }
         }
@@ -1299,6 +1363,107 @@ fn check_dicom_route(
             }
         }
     }
+}
+
+/// `delivery` and `[route.queue]`, checked: store-and-forward is for HL7 routes,
+/// and every number is in a range that makes sense.
+fn resolve_delivery(
+    err: &mut impl FnMut(Range<usize>, String),
+    r: &Route,
+    protocol: Protocol,
+) -> Delivery {
+    let sf = match &r.delivery {
+        None => false,
+        Some(d) => match d.get_ref().as_str() {
+            "pass-through" => false,
+            "store-and-forward" => {
+                if protocol != Protocol::Hl7Mllp {
+                    err(
+                        d.span(),
+                        "delivery = \"store-and-forward\" applies to hl7-mllp routes only".into(),
+                    );
+                }
+                true
+            }
+            other => {
+                err(
+                    d.span(),
+                    format!(
+                        "delivery must be \"pass-through\" or \"store-and-forward\", not {other:?}"
+                    ),
+                );
+                false
+            }
+        },
+    };
+    let q = r.queue.clone().unwrap_or_default();
+    if !sf {
+        if let Some(first) = [
+            &q.max_bytes,
+            &q.dedup_window_secs,
+            &q.retry_min_ms,
+            &q.retry_max_ms,
+            &q.max_attempts,
+            &q.ack_timeout_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        {
+            err(
+                first.span(),
+                "[route.queue] applies only with delivery = \"store-and-forward\"".into(),
+            );
+        }
+        return Delivery::PassThrough;
+    }
+    let mut get = |v: &Option<Spanned<u64>>,
+                   name: &str,
+                   default: u64,
+                   range: std::ops::RangeInclusive<u64>| {
+        match v {
+            Some(x) if !range.contains(x.get_ref()) => {
+                err(
+                    x.span(),
+                    format!(
+                        "{name} must be between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+            Some(x) => *x.get_ref(),
+            None => default,
+        }
+    };
+    let max_bytes = get(&q.max_bytes, "max_bytes", 1 << 30, 4096..=(1 << 40));
+    let dedup_window_secs = get(
+        &q.dedup_window_secs,
+        "dedup_window_secs",
+        600,
+        0..=7 * 86_400,
+    );
+    let retry_min_ms = get(&q.retry_min_ms, "retry_min_ms", 200, 1..=3_600_000);
+    let retry_max_ms = get(&q.retry_max_ms, "retry_max_ms", 30_000, 1..=3_600_000);
+    let max_attempts = get(&q.max_attempts, "max_attempts", 5, 1..=1000);
+    let ack_timeout_ms = get(&q.ack_timeout_ms, "ack_timeout_ms", 30_000, 10..=600_000);
+    if retry_max_ms < retry_min_ms {
+        if let Some(x) = &q.retry_max_ms {
+            err(
+                x.span(),
+                "retry_max_ms must not be below retry_min_ms".into(),
+            );
+        }
+    }
+    Delivery::StoreAndForward(ResolvedQueue {
+        max_bytes,
+        dedup_window_secs,
+        retry_min_ms,
+        retry_max_ms: retry_max_ms.max(retry_min_ms),
+        max_attempts: max_attempts as u32,
+        ack_timeout_ms,
+    })
 }
 
 /// Every AE title is 1-16 printable characters without a backslash (PS3.5 AE).

@@ -42,6 +42,12 @@ pub enum Action {
     ObservedViolation,
     /// Passive analysis: a fact about the traffic (a device inventoried).
     Observed,
+    /// Store-and-forward: the upstream acknowledged a queued message.
+    Delivered,
+    /// Store-and-forward: the upstream refused a message for good; it waits for an operator.
+    Parked,
+    /// Store-and-forward: an operator put parked messages back in the queue.
+    Redriven,
 }
 
 impl Action {
@@ -59,6 +65,9 @@ impl Action {
             Action::Reloaded => "reloaded",
             Action::ObservedViolation => "observed-violation",
             Action::Observed => "observed",
+            Action::Delivered => "delivered",
+            Action::Parked => "parked",
+            Action::Redriven => "redriven",
         }
     }
 }

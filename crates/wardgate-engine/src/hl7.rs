@@ -344,6 +344,96 @@ pub fn unavailable(
     }
 }
 
+/// The sender's acknowledgement on a store-and-forward route: `code` AA once the
+/// message is durable, AE when wardgate could not take it (queue full, disk
+/// error), so the sender keeps it and retries.
+pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec<u8> {
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let limits = hl7::Limits::default();
+    let parsed = Message::parse(payload, &limits).ok();
+    let error = match code {
+        AckCode::AA => None,
+        _ => Some((207, "Application internal error")),
+    };
+    let control_id = clock.ack_control_id();
+    let params = AckParams {
+        code,
+        text,
+        error_code: error,
+        control_id: &control_id,
+        timestamp: clock.hl7(),
+        sending_application: "WARDGATE",
+    };
+    let mut reply = Vec::with_capacity(256);
+    match &parsed {
+        Some(m) => ack::build_ack(m, &params, &mut reply),
+        None => ack::build_ack_unparsed(naive_control_id(payload).as_bytes(), &params, &mut reply),
+    }
+    let mut out = Vec::with_capacity(reply.len() + 3);
+    mllp::encode(&reply, &mut out);
+    out
+}
+
+/// MSH-10 of a framed message, as the dedup key (best effort, bounded, no parse).
+pub fn frame_control_id(frame: &[u8]) -> String {
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    naive_control_id(payload)
+}
+
+/// An upstream acknowledgement, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAck {
+    /// MSA-1 (`AA`, `AE`, `AR`, `CA`, `CE`, `CR`), as written.
+    pub code: String,
+    /// MSA-2: the control id acknowledged.
+    pub control_id: String,
+    /// MSA-3 and the first ERR-8, for the record.
+    pub text: String,
+}
+
+impl UpstreamAck {
+    /// Accepted: AA or CA.
+    pub fn accepted(&self) -> bool {
+        matches!(self.code.as_str(), "AA" | "CA")
+    }
+    /// A transient error worth retrying: AE or CE.
+    pub fn transient(&self) -> bool {
+        matches!(self.code.as_str(), "AE" | "CE")
+    }
+}
+
+/// Reads MSA from an upstream's framed acknowledgement; `None` when it is not one.
+pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
+    let payload = frame.get(1..frame.len().saturating_sub(2))?;
+    let msg = Message::parse(payload, &hl7::Limits::default()).ok()?;
+    let d = msg.delimiters();
+    let msa = msg.segments_named(b"MSA").next()?;
+    let text = |f: &[u8]| bounded(&to_text(hl7::unescape(f, &d)));
+    let code = text(msa.field(1).raw()).trim().to_ascii_uppercase();
+    if code.is_empty() {
+        return None;
+    }
+    let mut t = text(msa.field(3).raw());
+    if let Some(err) = msg.segments_named(b"ERR").next() {
+        let e8 = text(err.field(8).raw());
+        if !e8.is_empty() {
+            if !t.is_empty() {
+                t.push_str("; ");
+            }
+            t.push_str(&e8);
+        }
+    }
+    Some(UpstreamAck {
+        code,
+        control_id: text(msa.field(2).raw()),
+        text: t,
+    })
+}
+
 fn nak(msg: &Message<'_>, clock: &Clock, text: &str, error: (u16, &str)) -> Vec<u8> {
     wardgate_ack(Some(msg), b"", clock, AckCode::AR, text, error)
 }

@@ -119,6 +119,8 @@ pub struct RoutePolicy {
     pub listen_tls: Option<wardgate_config::ResolvedListenTls>,
     /// TLS towards the upstream, if configured.
     pub upstream_tls: Option<wardgate_config::ResolvedUpstreamTls>,
+    /// Pass-through or store-and-forward.
+    pub delivery: wardgate_config::Delivery,
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.
@@ -276,6 +278,7 @@ impl Policy {
                     dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
                     listen_tls: r.listen_tls.clone(),
                     upstream_tls: r.upstream_tls.clone(),
+                    delivery: r.delivery.clone(),
                 })
             })
             .collect();

@@ -120,6 +120,16 @@ rules! {
         "A message was still in flight when the shutdown grace period ended; the connection was closed.";
     REPLY_BACKLOG = "WG-CONN-004", "reply-backlog", Medium,
         "A sender pipelined more refused messages than may wait behind an upstream that has not answered yet; the connection was closed so that memory stays bounded.";
+    QUEUE_FULL = "WG-QUEUE-001", "queue-full", High,
+        "A store-and-forward route's queue reached its disk quota (the upstream has been down or slow for long): new messages are answered AE so senders keep them and retry, rather than anything being dropped.";
+    QUEUE_DUPLICATE = "WG-QUEUE-002", "duplicate-message", Low,
+        "A sender sent again a message (same sender, same MSH-10) that wardgate already holds or delivered within the dedup window, typically a retry after a lost acknowledgement: it is acknowledged and not delivered twice.";
+    QUEUE_PARKED = "WG-QUEUE-003", "message-parked", High,
+        "The upstream refused a queued message for good (AR/CR, or AE more often than max_attempts): it is parked, not retried, and waits for an operator (wardgate queue --redrive).";
+    QUEUE_REPAIRED = "WG-QUEUE-004", "queue-tail-repaired", High,
+        "A queue journal ended with a torn or corrupt record (a crash mid-write, or a damaged file); it was cut back to the last whole record. Messages acknowledged to senders are synced before the acknowledgement, so a torn tail holds none of them unless the disk lost synced data.";
+    QUEUE_RETRY = "WG-QUEUE-005", "delivery-retry", Low,
+        "The upstream answered a queued message with a transient error (AE/CE), or could not be reached; delivery is retried with backoff, in order.";
     AUDIT_UNCLEAN = "WG-AUDIT-001", "unclean-shutdown", Medium,
         "wardgate did not shut down cleanly last time: records not yet written then were lost, and this record says so.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,

@@ -18,6 +18,7 @@
 //! I/O lives here and only here; the engine never sees a socket.
 
 mod dicom;
+mod forward;
 mod relay;
 mod tls;
 
@@ -48,6 +49,9 @@ pub struct ProxyOptions {
     pub shutdown_grace: Duration,
     /// Connections served at once across all routes.
     pub max_connections: usize,
+    /// Where store-and-forward routes keep their queues (`data_dir/queue`);
+    /// required when any route is store-and-forward.
+    pub queue_dir: Option<std::path::PathBuf>,
 }
 
 impl ProxyOptions {
@@ -61,6 +65,7 @@ impl ProxyOptions {
             max_connections: usize::try_from(g.max_connections)
                 .unwrap_or(usize::MAX)
                 .max(1),
+            queue_dir: None,
         }
     }
 }
@@ -71,6 +76,14 @@ pub enum ProxyError {
     /// A route's TLS certificate, key, CA or CRL could not be loaded.
     #[error("route {route:?}: TLS: {why}")]
     Tls {
+        /// Route id.
+        route: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A store-and-forward route's queue could not be opened.
+    #[error("route {route:?}: queue: {why}")]
+    Queue {
         /// Route id.
         route: String,
         /// What is wrong.
@@ -110,12 +123,14 @@ struct Listening {
     listener: TcpListener,
     tls_in: Option<Arc<tls::TlsListener>>,
     tls_up: Option<Arc<tls::UpstreamTls>>,
+    queue: Option<Arc<forward::RouteQueue>>,
 }
 
 /// Bound listeners, ready to serve.
 pub struct Proxy {
     shared: Arc<Shared>,
     listeners: Vec<Listening>,
+    queues: Vec<wardgate_store::queue::QueueThread>,
 }
 
 impl Proxy {
@@ -126,7 +141,16 @@ impl Proxy {
         opts: ProxyOptions,
     ) -> Result<Proxy, ProxyError> {
         let mut listeners = Vec::new();
+        let mut queues = Vec::new();
         for route in &policy.routes {
+            let queue = match &route.delivery {
+                wardgate_config::Delivery::PassThrough => None,
+                wardgate_config::Delivery::StoreAndForward(q) => {
+                    let (thread, rq) = open_queue(route, q, &opts, &recorder)?;
+                    queues.push(thread);
+                    Some(rq)
+                }
+            };
             let tls = match &route.listen_tls {
                 Some(cfg) => Some(Arc::new(tls::TlsListener::new(cfg.clone()).map_err(
                     |why| ProxyError::Tls {
@@ -157,6 +181,7 @@ impl Proxy {
                 listener: l,
                 tls_in: tls,
                 tls_up,
+                queue,
             });
         }
         Ok(Proxy {
@@ -166,6 +191,7 @@ impl Proxy {
                 opts,
             }),
             listeners,
+            queues,
         })
     }
 
@@ -182,13 +208,24 @@ impl Proxy {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
         let mut acceptors = JoinSet::new();
+        let mut deliverers = JoinSet::new();
         for Listening {
             route,
             listener,
             tls_in: tls,
             tls_up,
+            queue,
         } in self.listeners
         {
+            if let Some(q) = &queue {
+                deliverers.spawn(forward::deliver(
+                    route.clone(),
+                    self.shared.clone(),
+                    q.clone(),
+                    tls_up.clone(),
+                    shutdown.clone(),
+                ));
+            }
             let shared = self.shared.clone();
             let cap = cap.clone();
             let mut stop = shutdown.clone();
@@ -208,8 +245,21 @@ impl Proxy {
                                 let stop = stop.clone();
                                 let tls = tls.clone();
                                 let tls_up = tls_up.clone();
+                                let queue = queue.clone();
                                 conns.spawn(async move {
                                     let _ = sock.set_nodelay(true);
+                                    if let Some(q) = queue {
+                                        match tls {
+                                            Some(tls) => {
+                                                if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
+                                                    forward::handle(stream, peer, identity, route, shared, stop, q).await;
+                                                }
+                                            }
+                                            None => forward::handle(sock, peer, None, route, shared, stop, q).await,
+                                        }
+                                        drop(permit);
+                                        return;
+                                    }
                                     match (route.protocol, tls) {
                                         (protocol, Some(tls)) => {
                                             if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
@@ -248,8 +298,93 @@ impl Proxy {
         if drained.is_err() {
             tracing::warn!("connections still open after the shutdown grace period; closing them");
             acceptors.abort_all();
+            while acceptors.join_next().await.is_some() {}
+        }
+        let delivered = tokio::time::timeout(grace, async {
+            while deliverers.join_next().await.is_some() {}
+        })
+        .await;
+        if delivered.is_err() {
+            deliverers.abort_all();
+            while deliverers.join_next().await.is_some() {}
+        }
+        // Every handle is gone with the tasks: each queue thread commits and ends.
+        let queues = self.queues;
+        let joined = tokio::task::spawn_blocking(move || {
+            for q in queues {
+                if let Err(e) = q.join() {
+                    tracing::error!(error = %e, "queue did not close cleanly");
+                }
+            }
+        })
+        .await;
+        if joined.is_err() {
+            tracing::error!("queue threads panicked at shutdown");
         }
     }
+}
+
+/// Opens a store-and-forward route's queue, records what recovery found, and
+/// starts its thread.
+fn open_queue(
+    route: &Arc<RoutePolicy>,
+    q: &wardgate_config::ResolvedQueue,
+    opts: &ProxyOptions,
+    recorder: &RecorderHandle,
+) -> Result<(wardgate_store::queue::QueueThread, Arc<forward::RouteQueue>), ProxyError> {
+    use wardgate_store::queue::{now_us, QueueOptions, QueueStore, QueueThread};
+    let fail = |why: String| ProxyError::Queue {
+        route: route.id.to_string(),
+        why,
+    };
+    let base = opts
+        .queue_dir
+        .as_ref()
+        .ok_or_else(|| fail("no data directory for queues".into()))?;
+    let dir = base.join(&*route.id);
+    let qopts = QueueOptions {
+        max_bytes: q.max_bytes,
+        dedup_window: Duration::from_secs(q.dedup_window_secs),
+        max_message_bytes: route.max_frame_bytes,
+        ..QueueOptions::default()
+    };
+    let (store, report) =
+        QueueStore::open(&dir, qopts, now_us()).map_err(|e| fail(e.to_string()))?;
+    for r in &report.repairs {
+        let mut e = Event::new(
+            Clock::now().rfc3339().to_owned(),
+            Action::Recovered,
+            format!(
+                "queue journal {} {}: {}; cut back to {} bytes ({} bytes dropped)",
+                r.file.display(),
+                if r.newest {
+                    "ended with a torn record"
+                } else {
+                    "held a corrupt record"
+                },
+                r.error,
+                r.valid_bytes,
+                r.bytes_dropped
+            ),
+            "gateway",
+        )
+        .with_rule(rules::QUEUE_REPAIRED);
+        e.event.category = "process".into();
+        e.wardgate.route = Some(route.id.to_string());
+        if let Err(err) = recorder.record(e) {
+            tracing::error!(error = %err, "could not record a queue repair");
+        }
+    }
+    if report.pending > 0 || report.parked > 0 {
+        tracing::info!(route = %route.id, pending = report.pending, parked = report.parked, "queue opened");
+    }
+    let thread = QueueThread::start(store, &route.id).map_err(|e| fail(e.to_string()))?;
+    let rq = Arc::new(forward::RouteQueue {
+        handle: thread.handle(),
+        dir,
+        opts: q.clone(),
+    });
+    Ok((thread, rq))
 }
 
 /// Resolves when shutdown is requested (or its sender is gone). The watch guard is

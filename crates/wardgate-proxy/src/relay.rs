@@ -44,34 +44,11 @@ pub(crate) async fn handle<C: ClientIo>(
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) {
-    let admission = match &identity {
-        Some(id) => shared.policy.admit_device(&route, id),
-        None => shared.policy.admit(&route, peer.ip()),
+    let Some(flow) = admit(peer, identity.as_deref(), &route, &shared) else {
+        // Nothing the peer sent is read, let alone forwarded; dropping closes it.
+        drop(client);
+        return;
     };
-    let device = match admission {
-        Admission::Allowed { device } => device,
-        Admission::Denied {
-            rule,
-            device,
-            reason,
-        } => {
-            let flow = Flow::new(peer, route.upstream, device);
-            let e = flow
-                .event(
-                    &Clock::now(),
-                    &route,
-                    Action::Blocked,
-                    format!("connection refused: {reason}"),
-                    "connection",
-                )
-                .with_rule(rule);
-            shared.record(e);
-            // Nothing the peer sent is read, let alone forwarded; dropping closes it.
-            drop(client);
-            return;
-        }
-    };
-    let flow = Flow::new(peer, route.upstream, Some(device));
     let upstream = connect(&route, &shared, up_tls.as_deref()).await;
     match upstream {
         Ok(up) => {
@@ -97,6 +74,41 @@ pub(crate) async fn handle<C: ClientIo>(
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             shared.record(e);
             degraded(client, flow, route, shared, stop, up_tls).await;
+        }
+    }
+}
+
+/// Admission: the client certificate's device (or the source address's) must be
+/// among the route's senders. A refusal is recorded; `None` means close.
+pub(crate) fn admit(
+    peer: SocketAddr,
+    identity: Option<&str>,
+    route: &Arc<RoutePolicy>,
+    shared: &Shared,
+) -> Option<Flow> {
+    let admission = match identity {
+        Some(id) => shared.policy.admit_device(route, id),
+        None => shared.policy.admit(route, peer.ip()),
+    };
+    match admission {
+        Admission::Allowed { device } => Some(Flow::new(peer, route.upstream, Some(device))),
+        Admission::Denied {
+            rule,
+            device,
+            reason,
+        } => {
+            let flow = Flow::new(peer, route.upstream, device);
+            let e = flow
+                .event(
+                    &Clock::now(),
+                    route,
+                    Action::Blocked,
+                    format!("connection refused: {reason}"),
+                    "connection",
+                )
+                .with_rule(rule);
+            shared.record(e);
+            None
         }
     }
 }

@@ -5,6 +5,7 @@ mod analyze;
 mod demo;
 mod demo_dicom;
 mod devices;
+mod queue;
 mod scan;
 mod serve;
 mod tls;
@@ -82,6 +83,9 @@ enum Command {
         #[command(subcommand)]
         command: tls::DeviceCommand,
     },
+    /// Store-and-forward queues: depth, oldest message, parked messages; re-drive
+    /// parked ones (--redrive ID / --redrive-all).
+    Queue(queue::QueueArgs),
     /// List every rule wardgate can fire.
     Rules {
         /// Print the catalogue as Markdown (docs/rules.md).
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
         Command::Ca { command } => tls::ca(command),
         Command::Device { command } => tls::device(command),
         Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
+        Command::Queue(a) => queue::run(a),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));
             Ok(ExitCode::SUCCESS)

@@ -59,7 +59,9 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     );
     let (recorder, lock) = open_data_dir(v, "")?;
     let g = &v.config.gateway;
-    let proxy = Proxy::bind(policy, recorder.handle(), ProxyOptions::from_config(g)).await?;
+    let mut popts = ProxyOptions::from_config(g);
+    popts.queue_dir = Some(v.data_dir.join("queue"));
+    let proxy = Proxy::bind(policy, recorder.handle(), popts).await?;
     let routes: Vec<String> = proxy
         .local_addrs()
         .iter()

@@ -1,0 +1,574 @@
+//! Store-and-forward HL7 routes: the sender's side and the delivery side are
+//! decoupled by a durable queue (`wardgate_store::queue`).
+//!
+//! Sender side ([`handle`]): admission and inspection exactly as on a pass-through
+//! route; an allowed message is made durable in the route's queue and only then
+//! acknowledged AA by wardgate. A retry of a message already held (same sender,
+//! same MSH-10, within the dedup window) is acknowledged and not queued again; a
+//! full queue is answered AE so the sender keeps the message.
+//!
+//! Delivery side ([`deliver`], one task per route): the oldest pending message is
+//! sent to the upstream, one at a time, so order is kept. AA/CA → delivered;
+//! AE/CE → retried with exponential backoff, parked after `max_attempts`; AR/CR →
+//! parked with an alert; no answer or no connection → retried with backoff, the
+//! outage reported once. A message that was sent but whose acknowledgement was
+//! lost (a crash, a cut connection) is sent again: at-least-once, which an
+//! upstream that deduplicates by MSH-10 turns into exactly-once.
+
+use crate::relay::{self, ClientIo};
+use crate::tls::{Upstream, UpstreamTls};
+use crate::Shared;
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wardgate_config::ResolvedQueue;
+use wardgate_engine::event::{Action, Event, Hl7Facts};
+use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
+use wardgate_engine::policy::RoutePolicy;
+use wardgate_engine::{rules, Clock, Flow};
+use wardgate_proto::hl7::ack::AckCode;
+use wardgate_proto::mllp::{Framer, Limits, Progress};
+use wardgate_store::queue::{self, Enqueued, QueueHandle};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A store-and-forward route's queue, shared by its connections and its delivery task.
+pub(crate) struct RouteQueue {
+    pub handle: QueueHandle,
+    pub dir: PathBuf,
+    pub opts: ResolvedQueue,
+}
+
+/// Serves one sender on a store-and-forward route.
+pub(crate) async fn handle<C: ClientIo>(
+    mut client: C,
+    peer: SocketAddr,
+    identity: Option<String>,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    q: Arc<RouteQueue>,
+) {
+    let Some(flow) = relay::admit(peer, identity.as_deref(), &route, &shared) else {
+        return;
+    };
+    shared.record(flow.event(
+        &Clock::now(),
+        &route,
+        Action::Allowed,
+        "connection admitted (store-and-forward)".into(),
+        "connection",
+    ));
+    let opts = shared.opts.clone();
+    let mut framer = Framer::new(Limits {
+        max_frame_bytes: route.max_frame_bytes,
+    });
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut frame_started: Option<Instant> = None;
+    let mut last_activity = Instant::now();
+    loop {
+        let deadline = match frame_started {
+            Some(t) => t + opts.frame_timeout,
+            None => last_activity + opts.idle_timeout,
+        };
+        tokio::select! {
+            r = client.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => {
+                    if let Err(e) = framer.finish(&buf) {
+                        let o = inspect::framing_error(&route, &flow, &e, &Clock::now());
+                        shared.record(o.record);
+                    }
+                    return;
+                }
+                Ok(_) => last_activity = Instant::now(),
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                let (rule, reason) = if frame_started.is_some() {
+                    (rules::SLOW_SENDER, format!("frame not completed within {:?} ({} bytes buffered)", opts.frame_timeout, buf.len()))
+                } else {
+                    (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
+                };
+                let e = flow.event(&Clock::now(), &route, Action::Closed, reason, "connection").with_rule(rule);
+                shared.record(e);
+                return;
+            }
+            // Between frames nothing is in flight on this connection: stop at once.
+            () = crate::stopped(&mut stop) => return,
+        }
+        loop {
+            match framer.next(&buf) {
+                Ok(Progress::Frame(f)) => {
+                    let frame = f.frame(&buf);
+                    let outcome = inspect::inspect(&route, &flow, frame, &Clock::now());
+                    let (reply, close) = decide(frame, outcome, &flow, &route, &shared, &q).await;
+                    buf.advance(f.len);
+                    frame_started = None;
+                    if client.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                    if close {
+                        let _ = client.shutdown().await;
+                        return;
+                    }
+                }
+                Ok(Progress::NeedMore) => {
+                    frame_started = if buf.is_empty() {
+                        None
+                    } else {
+                        frame_started.or(Some(Instant::now()))
+                    };
+                    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                        buf.reserve(READ_CHUNK);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let o = inspect::framing_error(&route, &flow, &e, &Clock::now());
+                    shared.record(o.record);
+                    if let Some(reply) = o.reply {
+                        let _ = client.write_all(&reply).await;
+                    }
+                    let _ = client.shutdown().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Enforces one verdict on a store-and-forward route: the reply to send and
+/// whether to close afterwards.
+async fn decide(
+    frame: &[u8],
+    outcome: Outcome,
+    flow: &Flow,
+    route: &RoutePolicy,
+    shared: &Shared,
+    q: &RouteQueue,
+) -> (Vec<u8>, bool) {
+    let Outcome {
+        verdict,
+        record,
+        reply,
+        close,
+    } = outcome;
+    if verdict == Verdict::Block {
+        shared.record(record);
+        return (reply.unwrap_or_default(), close);
+    }
+    let control_id = inspect::frame_control_id(frame);
+    let sender = flow.source_device.as_deref().unwrap_or("-");
+    let clock = Clock::now();
+    let facts = |ack: &str| Hl7Facts {
+        control_id: control_id.clone(),
+        ack_code: ack.into(),
+        ..Default::default()
+    };
+    match q.handle.enqueue(sender, &control_id, frame.to_vec()).await {
+        Ok(Enqueued::Queued(_)) => {
+            shared.record(record);
+            let ack = inspect::stored_ack(
+                frame,
+                &clock,
+                AckCode::AA,
+                "stored by wardgate for delivery",
+            );
+            (ack, false)
+        }
+        Ok(Enqueued::Duplicate(id)) => {
+            let mut e = flow
+                .event(
+                    &clock,
+                    route,
+                    Action::Allowed,
+                    format!(
+                        "duplicate of queued message {id} (same sender and MSH-10 within {} s): acknowledged, not delivered again",
+                        q.opts.dedup_window_secs
+                    ),
+                    "message",
+                )
+                .with_rule(rules::QUEUE_DUPLICATE);
+            e.wardgate.hl7 = Some(facts("AA"));
+            shared.record(e);
+            let ack = inspect::stored_ack(
+                frame,
+                &clock,
+                AckCode::AA,
+                "already received; delivered once",
+            );
+            (ack, false)
+        }
+        Ok(Enqueued::Full) => {
+            let text = format!(
+                "queue full: route {} holds its quota of {} bytes; retry later",
+                &*route.id, q.opts.max_bytes
+            );
+            let mut e = flow
+                .event(&clock, route, Action::Blocked, text.clone(), "message")
+                .with_rule(rules::QUEUE_FULL);
+            e.wardgate.hl7 = Some(facts("AE"));
+            shared.record(e);
+            (
+                inspect::stored_ack(frame, &clock, AckCode::AE, &text),
+                false,
+            )
+        }
+        Err(err) => {
+            let text = format!("could not store the message: {err}");
+            let mut e = flow
+                .event(&clock, route, Action::Failed, text.clone(), "message")
+                .with_rule(rules::UPSTREAM_UNAVAILABLE);
+            e.wardgate.hl7 = Some(facts("AE"));
+            shared.record(e);
+            (
+                inspect::stored_ack(frame, &clock, AckCode::AE, &text),
+                false,
+            )
+        }
+    }
+}
+
+/// An event about a queued message, outside any sender connection.
+fn queue_event(
+    route: &RoutePolicy,
+    action: Action,
+    reason: String,
+    sender: Option<&str>,
+    control_id: &str,
+) -> Event {
+    let mut e = Event::new(
+        Clock::now().rfc3339().to_owned(),
+        action,
+        reason,
+        "delivery",
+    );
+    e.destination = Some(route.upstream.into());
+    e.wardgate.route = Some(route.id.to_string());
+    e.wardgate.source_device = sender.map(str::to_owned);
+    e.wardgate.destination_device = route.upstream_device.as_deref().map(str::to_owned);
+    if !control_id.is_empty() {
+        e.wardgate.hl7 = Some(Hl7Facts {
+            control_id: control_id.to_owned(),
+            ..Default::default()
+        });
+    }
+    e
+}
+
+/// The upstream connection of a delivery task.
+struct UpConn {
+    up: Upstream,
+    buf: BytesMut,
+    framer: Framer,
+}
+
+impl UpConn {
+    /// Sends one frame and reads one acknowledgement frame.
+    async fn exchange(&mut self, frame: &[u8]) -> Result<Vec<u8>, String> {
+        self.up
+            .write_all(frame)
+            .await
+            .map_err(|e| format!("write failed: {e}"))?;
+        loop {
+            match self.framer.next(&self.buf) {
+                Ok(Progress::Frame(f)) => {
+                    let ack = f.frame(&self.buf).to_vec();
+                    self.buf.advance(f.len);
+                    return Ok(ack);
+                }
+                Ok(Progress::NeedMore) => {}
+                Err(e) => return Err(format!("upstream sent invalid MLLP: {e}")),
+            }
+            match self.up.read_buf(&mut self.buf).await {
+                Ok(0) => return Err("upstream closed the connection".into()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("read failed: {e}")),
+            }
+        }
+    }
+}
+
+/// Sleeps `d` unless shutdown comes first (then `false`).
+async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => true,
+        () = crate::stopped(stop) => false,
+    }
+}
+
+/// Delivers a route's queue to its upstream until shutdown.
+pub(crate) async fn deliver(
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    q: Arc<RouteQueue>,
+    up_tls: Option<Arc<UpstreamTls>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let min = Duration::from_millis(q.opts.retry_min_ms);
+    let max = Duration::from_millis(q.opts.retry_max_ms);
+    let ack_timeout = Duration::from_millis(q.opts.ack_timeout_ms);
+    let grace = shared.opts.shutdown_grace;
+    let mut backoff = min;
+    let mut conn: Option<UpConn> = None;
+    let mut down_since: Option<Instant> = None;
+    let mut last_requests: Option<Instant> = None;
+    loop {
+        if last_requests.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_requests = Some(Instant::now());
+            apply_redrive_requests(&route, &shared, &q).await;
+        }
+        let next = tokio::select! {
+            r = q.handle.next() => r,
+            () = crate::stopped(&mut stop) => return,
+        };
+        let d = match next {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                tokio::select! {
+                    () = q.handle.notified() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = crate::stopped(&mut stop) => return,
+                }
+                continue;
+            }
+            Err(_) => return,
+        };
+        if conn.is_none() {
+            match relay::connect(&route, &shared, up_tls.as_deref()).await {
+                Ok(up) => {
+                    conn = Some(UpConn {
+                        up,
+                        buf: BytesMut::with_capacity(4096),
+                        framer: Framer::new(Limits {
+                            max_frame_bytes: route.max_frame_bytes,
+                        }),
+                    });
+                    if let Some(since) = down_since.take() {
+                        let e = queue_event(
+                            &route,
+                            Action::Allowed,
+                            format!(
+                                "upstream {} reachable again after {:.1} s; delivering queued messages in order",
+                                route.upstream,
+                                since.elapsed().as_secs_f64()
+                            ),
+                            None,
+                            "",
+                        );
+                        shared.record(e);
+                    }
+                }
+                Err(why) => {
+                    if down_since.is_none() {
+                        down_since = Some(Instant::now());
+                        let depth = q.handle.stats().await.map(|s| s.depth).unwrap_or(0);
+                        let e = queue_event(
+                            &route,
+                            Action::Failed,
+                            format!(
+                                "upstream {} unavailable: {why}; {depth} message(s) kept in the queue, retried with backoff",
+                                route.upstream
+                            ),
+                            None,
+                            "",
+                        )
+                        .with_rule(rules::UPSTREAM_UNAVAILABLE);
+                        shared.record(e);
+                    }
+                    if !pause(backoff, &mut stop).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(max);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let result = tokio::select! {
+            r = tokio::time::timeout(ack_timeout, c.exchange(&d.frame)) => r,
+            // In flight at shutdown: it may finish within the grace period; if not,
+            // it stays queued and is sent again at the next start.
+            () = async { crate::stopped(&mut stop).await; tokio::time::sleep(grace).await } => return,
+        };
+        let ack = match result {
+            Ok(Ok(frame)) => inspect::read_ack(&frame),
+            Ok(Err(why)) => {
+                conn = None;
+                lost(&route, &shared, &d, why, &mut down_since);
+                if !pause(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(max);
+                continue;
+            }
+            Err(_) => {
+                conn = None;
+                lost(
+                    &route,
+                    &shared,
+                    &d,
+                    format!("no acknowledgement within {ack_timeout:?}"),
+                    &mut down_since,
+                );
+                if !pause(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(max);
+                continue;
+            }
+        };
+        let sender = Some(&*d.sender);
+        match ack {
+            Some(a) if a.accepted() => {
+                let _ = q.handle.delivered(d.id);
+                backoff = min;
+                let waited = queue::now_us().saturating_sub(d.received_us);
+                let e = queue_event(
+                    &route,
+                    Action::Delivered,
+                    format!(
+                        "queued message {} delivered ({}) after {:.3} s in the queue",
+                        d.id,
+                        a.code,
+                        waited as f64 / 1e6
+                    ),
+                    sender,
+                    &d.control_id,
+                );
+                shared.record(e);
+            }
+            Some(a) if a.transient() && d.attempts + 1 < q.opts.max_attempts => {
+                let _ = q.handle.transient(d.id);
+                let e = queue_event(
+                    &route,
+                    Action::Failed,
+                    format!(
+                        "upstream answered queued message {} with {} ({}); retry {} of {} after {:?}",
+                        d.id,
+                        a.code,
+                        a.text,
+                        d.attempts + 1,
+                        q.opts.max_attempts.saturating_sub(1),
+                        backoff
+                    ),
+                    sender,
+                    &d.control_id,
+                )
+                .with_rule(rules::QUEUE_RETRY);
+                shared.record(e);
+                if !pause(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(max);
+            }
+            Some(a) => {
+                backoff = min;
+                let reason = if a.transient() {
+                    format!(
+                        "upstream answered {} {} times (last: {})",
+                        a.code, q.opts.max_attempts, a.text
+                    )
+                } else {
+                    format!("upstream answered {} ({})", a.code, a.text)
+                };
+                let parked = q.handle.park(d.id, reason.clone()).await;
+                let e = queue_event(
+                    &route,
+                    Action::Parked,
+                    format!(
+                        "queued message {} parked: {reason}; re-drive it with `wardgate queue --redrive {}` once fixed",
+                        d.id, d.id
+                    ),
+                    sender,
+                    &d.control_id,
+                )
+                .with_rule(rules::QUEUE_PARKED);
+                shared.record(e);
+                if let Err(err) = parked {
+                    tracing::error!(error = %err, route = %route.id, "could not park a message");
+                    return;
+                }
+            }
+            None => {
+                conn = None;
+                let e = queue_event(
+                    &route,
+                    Action::Failed,
+                    format!(
+                        "upstream answered queued message {} with something that is not an HL7 acknowledgement; reconnecting",
+                        d.id
+                    ),
+                    sender,
+                    &d.control_id,
+                )
+                .with_rule(rules::UPSTREAM_PROTOCOL);
+                shared.record(e);
+                if !pause(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+}
+
+/// The connection failed mid-delivery: the message stays at the head of the
+/// queue. Reported once per outage.
+fn lost(
+    route: &RoutePolicy,
+    shared: &Shared,
+    d: &queue::Delivery,
+    why: String,
+    down_since: &mut Option<Instant>,
+) {
+    if down_since.is_some() {
+        return;
+    }
+    *down_since = Some(Instant::now());
+    let e = queue_event(
+        route,
+        Action::Failed,
+        format!(
+            "delivery of queued message {} interrupted: {why}; kept in the queue, retried with backoff",
+            d.id
+        ),
+        Some(&*d.sender),
+        &d.control_id,
+    )
+    .with_rule(rules::UPSTREAM_UNAVAILABLE);
+    shared.record(e);
+}
+
+/// Applies re-drive requests left by `wardgate queue --redrive`, recording each.
+async fn apply_redrive_requests(route: &RoutePolicy, shared: &Shared, q: &RouteQueue) {
+    for req in queue::take_requests(&q.dir) {
+        let all = req.is_none();
+        match q.handle.redrive(req).await {
+            Ok(ids) if !ids.is_empty() => {
+                let e = queue_event(
+                    route,
+                    Action::Redriven,
+                    format!(
+                        "operator re-drove {} parked message(s){}: {}",
+                        ids.len(),
+                        if all { " (all)" } else { "" },
+                        ids.iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None,
+                    "",
+                );
+                shared.record(e);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, route = %route.id, "re-drive failed"),
+        }
+    }
+}

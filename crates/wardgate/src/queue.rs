@@ -1,0 +1,176 @@
+//! `wardgate queue`: the store-and-forward queues of a site, read from disk (safe
+//! while the gateway runs: nothing is changed), and re-drive requests for parked
+//! messages, which the running gateway (or the next start) applies and records.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wardgate_config::{Delivery, Validated};
+use wardgate_store::queue::{now_us, QueueOptions, QueueStats, QueueStore, REQUESTS_DIR};
+
+/// `wardgate queue` arguments.
+#[derive(Args)]
+pub(crate) struct QueueArgs {
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// JSON (one object per route) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only this route.
+    #[arg(long)]
+    route: Option<String>,
+    /// Re-drive these parked messages (queue ids) on --route.
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    redrive: Vec<u64>,
+    /// Re-drive every parked message on --route (or on every route without it).
+    #[arg(long, conflicts_with = "redrive")]
+    redrive_all: bool,
+}
+
+#[derive(serde::Serialize)]
+struct RouteQueue {
+    route: String,
+    #[serde(flatten)]
+    stats: QueueStats,
+    oldest_age_secs: Option<f64>,
+    /// Torn or corrupt records found (not repaired here; the gateway repairs at start).
+    damaged_segments: usize,
+}
+
+pub(crate) fn run(a: QueueArgs) -> Result<ExitCode> {
+    let v = crate::load(&a.config)?;
+    let routes: Vec<_> = v
+        .routes
+        .iter()
+        .filter(|r| matches!(r.delivery, Delivery::StoreAndForward(_)))
+        .filter(|r| a.route.as_deref().is_none_or(|id| id == r.id))
+        .collect();
+    if let Some(id) = &a.route {
+        if routes.is_empty() {
+            bail!(
+                "no store-and-forward route {id:?} in {}",
+                a.config.display()
+            );
+        }
+    }
+    if !a.redrive.is_empty() || a.redrive_all {
+        return redrive(&v, &routes, &a);
+    }
+    let now = now_us();
+    let mut out = Vec::new();
+    for r in &routes {
+        let Delivery::StoreAndForward(q) = &r.delivery else {
+            continue;
+        };
+        let opts = QueueOptions {
+            dedup_window: std::time::Duration::from_secs(q.dedup_window_secs),
+            max_message_bytes: r.max_frame_bytes,
+            ..QueueOptions::default()
+        };
+        let dir = queue_dir(&v, &r.id);
+        let (state, report) = QueueStore::inspect(&dir, &opts, now)
+            .with_context(|| format!("reading the queue of route {:?}", r.id))?;
+        let stats = QueueStats::of(&state);
+        out.push(RouteQueue {
+            route: r.id.clone(),
+            oldest_age_secs: stats
+                .oldest_received_us
+                .map(|t| now.saturating_sub(t) as f64 / 1e6),
+            stats,
+            damaged_segments: report.repairs.len(),
+        });
+    }
+    let mut o = std::io::stdout().lock();
+    if a.json {
+        for r in &out {
+            writeln!(o, "{}", serde_json::to_string(r)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if out.is_empty() {
+        writeln!(o, "no store-and-forward routes")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        o,
+        "{:<24} {:>8} {:>12} {:>12} {:>7}",
+        "ROUTE", "DEPTH", "BYTES", "OLDEST", "PARKED"
+    )?;
+    for r in &out {
+        let oldest = r
+            .oldest_age_secs
+            .map_or("-".to_owned(), |s| format!("{s:.1} s"));
+        writeln!(
+            o,
+            "{:<24} {:>8} {:>12} {:>12} {:>7}",
+            r.route,
+            r.stats.depth,
+            r.stats.bytes,
+            oldest,
+            r.stats.parked.len()
+        )?;
+        if r.damaged_segments > 0 {
+            writeln!(
+                o,
+                "  {} segment(s) end in a torn or corrupt record; the gateway cuts them back at start and records it",
+                r.damaged_segments
+            )?;
+        }
+    }
+    for r in &out {
+        for p in &r.stats.parked {
+            writeln!(
+                o,
+                "parked {} #{}: from {} MSH-10 {:?}, {} bytes, parked {:.0} s ago: {}",
+                r.route,
+                p.id,
+                p.sender,
+                p.control_id,
+                p.bytes,
+                now.saturating_sub(p.parked_us) as f64 / 1e6,
+                p.reason
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn queue_dir(v: &Validated, route: &str) -> PathBuf {
+    v.data_dir.join("queue").join(route)
+}
+
+/// Leaves a request file the gateway picks up within a second (or at its next
+/// start): the queue has one writer, the gateway, so this command never writes
+/// the journal itself.
+fn redrive(
+    v: &Validated,
+    routes: &[&wardgate_config::ResolvedRoute],
+    a: &QueueArgs,
+) -> Result<ExitCode> {
+    if !a.redrive.is_empty() && a.route.is_none() && routes.len() != 1 {
+        bail!("--redrive needs --route when the site has several store-and-forward routes");
+    }
+    let body = if a.redrive_all {
+        "all\n".to_owned()
+    } else {
+        a.redrive.iter().map(|id| format!("{id}\n")).collect()
+    };
+    for r in routes {
+        let dir = queue_dir(v, &r.id).join(REQUESTS_DIR);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = format!("{}-{}.redrive", now_us(), std::process::id());
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, &body).with_context(|| format!("writing {}", tmp.display()))?;
+        // Renamed into place whole, so the gateway never reads half a request.
+        std::fs::rename(&tmp, dir.join(&name)).context("placing the re-drive request")?;
+        println!(
+            "route {}: re-drive of {} requested; the running gateway applies it within a second (or at its next start) and records it",
+            r.id,
+            if a.redrive_all { "every parked message".to_owned() } else { format!("{:?}", a.redrive) }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,375 @@
+"""Store-and-forward HL7 routes, with fault injection against real peers.
+
+Sender: the `hl7` package's MLLPClient from 127.0.0.2 (the EHR). Upstream: the
+`hl7` package's MLLP server on 127.0.0.3, which here deduplicates by MSH-10 as a
+real interface engine does, and can answer AR/AE for chosen messages. Faults: the
+upstream stopped and restarted, wardgate killed with SIGKILL at random moments
+(bounded rounds), the queue journal's tail torn. After each, every message
+wardgate acknowledged reached the upstream exactly once (after MSH-10 dedup) and
+in order.
+"""
+import asyncio
+import json
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import hl7
+import hl7.client
+import hl7.exceptions
+import hl7.mllp
+import pytest
+
+from conftest import SITE, Gateway, free_port, wardgate_bin
+
+SF_SITE = SITE.replace(
+    'drug_library = "adult-icu"\n',
+    'drug_library = "adult-icu"\ndelivery = "store-and-forward"\n{queue}\n',
+    1,
+)
+
+
+def site(queue=""):
+    return SF_SITE.replace("{queue}", queue.replace("{", "{{").replace("}", "}}"))
+
+
+class SourceBoundClient(hl7.client.MLLPClient):
+    def __init__(self, host, port, source="127.0.0.2", timeout=10):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.settimeout(timeout)
+        self.socket.bind((source, 0))
+        self.socket.connect((host, port))
+        self.encoding = "utf-8"
+
+
+def oru(control_id):
+    return "\r".join([
+        f"MSH|^~\\&|MONGW|ICU|EHR|ICU|20261126031500||ORU^R01^ORU_R01|{control_id}|P|2.6",
+        "PID|||4711^^^HOSP^MR||Doe^Jane",
+        "OBR|1|||69837^MDC_DEV_METER_PHYSIO_MULTI_PARAM_MDS^MDC",
+        "OBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.1|97|262688^MDC_DIM_PERCENT^MDC|||||R",
+    ]) + "\r"
+
+
+def ack_of(reply):
+    m = hl7.parse(reply)
+    msa = m.segment("MSA")
+    return str(msa[1]), str(msa[2]), str(m.segment("MSH")[3])
+
+
+class DedupUpstream:
+    """The `hl7` package's MLLP server on a fixed port, keeping the MSH-10 of every
+    message in arrival order; `answer` chooses the ACK code per control id."""
+
+    def __init__(self, port, host="127.0.0.3", answer=None):
+        self.host, self.port = host, port
+        self.answer = answer or (lambda cid: "AA")
+        self.arrivals = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(
+            hl7.mllp.start_hl7_server(self._handle, host=host, port=port, reuse_address=True), self.loop
+        ).result(10)
+
+    async def _handle(self, reader, writer):
+        try:
+            while not writer.is_closing():
+                block = await reader.readblock()
+                msg = hl7.parse(block.decode())
+                cid = str(msg.segment("MSH")[10])
+                self.arrivals.append(cid)
+                writer.writemessage(str(msg.create_ack(ack_code=self.answer(cid), application="PUMPSRV", facility="ICU")))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def unique(self):
+        seen, out = set(), []
+        for c in self.arrivals:
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+        return out
+
+    def stop(self):
+        async def close():
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.server.wait_closed()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def wait_for(pred, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def queue_json(gw):
+    out = gw.cli("queue", "--json").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def start_gateway(tmp_path, upstream_port, queue=""):
+    return Gateway(tmp_path, upstream_port, site=site(queue))
+
+
+def restart(gw):
+    """A new `wardgate serve` on the same config and data directory."""
+    gw.log = open(gw.dir / "wardgate.log", "ab")
+    gw.proc = subprocess.Popen(
+        [wardgate_bin(), "serve", "--config", str(gw.config)],
+        stdout=gw.log, stderr=subprocess.STDOUT,
+    )
+    from conftest import wait_port
+    wait_port("127.0.0.1", gw.listen_port)
+
+
+def test_acknowledged_when_durable_and_delivered_in_order_when_the_upstream_comes_back(tmp_path):
+    port = free_port("127.0.0.3")
+    gw = start_gateway(tmp_path, port)
+    try:
+        # The upstream is down: wardgate still answers, because it holds the messages.
+        with SourceBoundClient(*gw.addr) as c:
+            for i in range(20):
+                code, cid, app = ack_of(c.send_message(oru(f"SF{i:03}")))
+                assert (code, cid, app) == ("AA", f"SF{i:03}", "WARDGATE")
+        [q] = queue_json(gw)
+        assert q["route"] == "infusion-orders" and q["depth"] == 20 and q["parked"] == []
+        assert q["oldest_age_secs"] >= 0
+        up = DedupUpstream(port)
+        try:
+            wait_for(lambda: len(up.arrivals) >= 20, what="delivery after the upstream came back")
+            time.sleep(0.3)
+            assert up.arrivals == [f"SF{i:03}" for i in range(20)]
+            wait_for(lambda: queue_json(gw)[0]["depth"] == 0, what="an empty queue")
+        finally:
+            up.stop()
+        ev = gw.events()
+        delivered = [e for e in ev if e["event"]["action"] == "delivered"]
+        assert [e["wardgate"]["hl7"]["control_id"] for e in delivered] == [f"SF{i:03}" for i in range(20)]
+        outage = [e for e in ev if e.get("rule", {}).get("id") == "WG-UP-001"]
+        assert len(outage) == 1, "one event per outage, not one per retry"
+        assert any("reachable again" in e["event"]["reason"] for e in ev)
+    finally:
+        gw.stop()
+
+
+def test_sender_retry_is_acknowledged_and_delivered_once(tmp_path):
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port)
+    gw = start_gateway(tmp_path, port)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(oru("DUP1")))[0] == "AA"
+            assert ack_of(c.send_message(oru("DUP1")))[0] == "AA"
+            assert ack_of(c.send_message(oru("DUP2")))[0] == "AA"
+        wait_for(lambda: len(up.arrivals) >= 2)
+        time.sleep(0.5)
+        assert up.arrivals == ["DUP1", "DUP2"]
+        ev = gw.events()
+        dups = [e for e in ev if e.get("rule", {}).get("id") == "WG-QUEUE-002"]
+        assert len(dups) == 1 and dups[0]["wardgate"]["hl7"]["control_id"] == "DUP1"
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_upstream_stopped_and_restarted_during_a_run(tmp_path):
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port)
+    gw = start_gateway(tmp_path, port, "[route.queue]\nretry_min_ms = 50\nretry_max_ms = 400\n")
+    acked = []
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for i in range(300):
+                if i == 100:
+                    up.stop()
+                    before = list(up.arrivals)
+                if i == 200:
+                    up = DedupUpstream(port)
+                    up.arrivals = before + up.arrivals
+                cid = f"R{i:04}"
+                if ack_of(c.send_message(oru(cid)))[0] == "AA":
+                    acked.append(cid)
+        assert len(acked) == 300
+        wait_for(lambda: len(up.unique()) >= 300, what="every message delivered")
+        assert up.unique() == acked, "in order, none missing"
+        assert len(up.arrivals) - len(up.unique()) <= 2, "at most the in-flight message again"
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_parked_on_reject_listed_and_redriven(tmp_path):
+    port = free_port("127.0.0.3")
+    refuse = {"BAD1"}
+    up = DedupUpstream(port, answer=lambda cid: "AR" if cid in refuse else "AA")
+    gw = start_gateway(tmp_path, port)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for cid in ["OK1", "BAD1", "OK2"]:
+                assert ack_of(c.send_message(oru(cid)))[0] == "AA"
+        wait_for(lambda: "OK2" in up.arrivals, what="delivery past the parked message")
+        assert up.arrivals == ["OK1", "BAD1", "OK2"]
+        [q] = queue_json(gw)
+        assert q["depth"] == 0
+        [p] = q["parked"]
+        assert p["control_id"] == "BAD1" and p["sender"] == "ehr" and "AR" in p["reason"]
+        table = gw.cli("queue").stdout
+        assert "parked infusion-orders #" in table and "BAD1" in table
+        parked_ev = [e for e in gw.events() if e["event"]["action"] == "parked"]
+        assert len(parked_ev) == 1 and parked_ev[0]["rule"]["id"] == "WG-QUEUE-003"
+        # The upstream is fixed; the operator re-drives the message.
+        refuse.clear()
+        out = gw.cli("queue", "--redrive", str(p["id"])).stdout
+        assert "requested" in out
+        wait_for(lambda: up.arrivals.count("BAD1") == 2, what="the re-driven message")
+        wait_for(lambda: queue_json(gw)[0]["parked"] == [], what="nothing parked")
+        assert any(e["event"]["action"] == "redriven" for e in gw.events())
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_transient_errors_are_retried_then_parked(tmp_path):
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, answer=lambda cid: "AE" if cid == "FLAKY" else "AA")
+    gw = start_gateway(tmp_path, port, "[route.queue]\nretry_min_ms = 20\nretry_max_ms = 40\nmax_attempts = 3\n")
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(oru("FLAKY")))[0] == "AA"
+            assert ack_of(c.send_message(oru("AFTER")))[0] == "AA"
+        wait_for(lambda: "AFTER" in up.arrivals)
+        assert up.arrivals == ["FLAKY"] * 3 + ["AFTER"]
+        ev = gw.events()
+        assert len([e for e in ev if e.get("rule", {}).get("id") == "WG-QUEUE-005"]) == 2
+        assert len([e for e in ev if e["event"]["action"] == "parked"]) == 1
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_queue_full_answers_ae_and_alerts(tmp_path):
+    port = free_port("127.0.0.3")  # nobody listens: everything stays queued
+    gw = start_gateway(tmp_path, port, "[route.queue]\nmax_bytes = 4096\n")
+    try:
+        codes = []
+        with SourceBoundClient(*gw.addr) as c:
+            for i in range(40):
+                codes.append(ack_of(c.send_message(oru(f"Q{i}")))[0])
+        assert codes[0] == "AA" and codes[-1] == "AE"
+        n_ok = codes.count("AA")
+        assert codes == ["AA"] * n_ok + ["AE"] * (40 - n_ok), "refused from the moment it is full"
+        [q] = queue_json(gw)
+        assert q["depth"] == n_ok and q["bytes"] <= 4096
+        full = [e for e in gw.events() if e.get("rule", {}).get("id") == "WG-QUEUE-001"]
+        assert len(full) == 40 - n_ok
+    finally:
+        gw.stop()
+
+
+def test_sigkill_at_random_points_loses_no_acknowledged_message(tmp_path):
+    """Bounded: 8 rounds, each killing wardgate within 0.6 s of traffic."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port)
+    gw = start_gateway(tmp_path, port, "[route.queue]\nretry_min_ms = 20\nretry_max_ms = 200\n")
+    rng = random.Random(20261126)
+    acked, sent_order = [], []
+    next_id = 0
+    pending = None  # a message sent and not acknowledged: the sender resends it
+    try:
+        for rnd in range(8):
+            stop_at = time.monotonic() + rng.uniform(0.05, 0.6)
+            killer = threading.Timer(stop_at - time.monotonic(), lambda: gw.proc.send_signal(signal.SIGKILL))
+            killer.start()
+            try:
+                with SourceBoundClient(*gw.addr, timeout=3) as c:
+                    while True:
+                        if pending is None:
+                            pending = f"K{next_id:05}"
+                            next_id += 1
+                            sent_order.append(pending)
+                        reply = c.send_message(oru(pending))
+                        code, cid, _ = ack_of(reply)
+                        assert cid == pending
+                        if code == "AA":
+                            acked.append(pending)
+                            pending = None
+            except (OSError, ConnectionError, IndexError, ValueError, hl7.exceptions.ParseException):
+                pass  # killed mid-conversation
+            killer.join()
+            gw.proc.wait(10)
+            gw.log.close()
+            restart(gw)
+        # The last unacknowledged message is resent once more, as a sender would.
+        if pending is not None:
+            with SourceBoundClient(*gw.addr) as c:
+                assert ack_of(c.send_message(oru(pending)))[0] == "AA"
+                acked.append(pending)
+        assert len(acked) > 20, f"only {len(acked)} messages in 8 rounds"
+        wait_for(lambda: set(acked) <= set(up.arrivals), timeout=60, what="every acknowledged message delivered")
+        time.sleep(0.5)
+        uniq = up.unique()
+        assert [c for c in uniq if c in set(acked)] == acked, "in order"
+        assert set(uniq) <= set(sent_order), "nothing invented"
+        # Re-sends are possible only for what was in flight at a kill.
+        assert len(up.arrivals) - len(uniq) <= 8
+        log = gw.log_text()
+        assert "panicked" not in log
+        ev = gw.events()
+        assert any(e.get("rule", {}).get("id") == "WG-AUDIT-001" for e in ev), "unclean shutdowns are recorded"
+        assert gw.cli("audit", "verify", check=False).returncode == 0
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_torn_queue_tail_is_repaired_and_recorded(tmp_path):
+    port = free_port("127.0.0.3")
+    gw = start_gateway(tmp_path, port)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for i in range(5):
+                assert ack_of(c.send_message(oru(f"T{i}")))[0] == "AA"
+        gw.proc.send_signal(signal.SIGKILL)
+        gw.proc.wait(10)
+        gw.log.close()
+        segs = sorted((gw.dir / "data" / "queue" / "infusion-orders").glob("*.wgq"))
+        assert segs
+        # Half a record at the tail: what a crash in the middle of an append leaves.
+        with open(segs[-1], "ab") as f:
+            f.write(b"\x40\x00\x00\x00\x12\x34")
+        restart(gw)
+        ev = gw.events()
+        rep = [e for e in ev if e.get("rule", {}).get("id") == "WG-QUEUE-004"]
+        assert len(rep) == 1 and "torn record" in rep[0]["event"]["reason"]
+        assert queue_json(gw)[0]["depth"] == 5
+        up = DedupUpstream(port)
+        try:
+            wait_for(lambda: len(up.arrivals) >= 5)
+            time.sleep(0.3)
+            assert up.arrivals == [f"T{i}" for i in range(5)]
+        finally:
+            up.stop()
+    finally:
+        gw.stop()
