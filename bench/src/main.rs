@@ -12,6 +12,7 @@ mod capture;
 mod compare;
 mod dicom;
 mod mllp;
+mod queue;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -59,6 +60,8 @@ enum Cmd {
     GenCapture(capture::GenArgs),
     /// Passive analysis speed: wardgate analyze, tshark and Suricata on one capture.
     Analyze(capture::AnalyzeArgs),
+    /// Store-and-forward against pass-through, start-up and drain with a backlog.
+    Queue(queue::QueueArgs),
 }
 
 /// Options of `load`.
@@ -133,6 +136,7 @@ fn main() -> Result<()> {
         Cmd::Dicom(a) => dicom::run(a),
         Cmd::GenCapture(a) => capture::generate(a),
         Cmd::Analyze(a) => capture::analyze(a),
+        Cmd::Queue(a) => queue::run(a),
     }
 }
 
