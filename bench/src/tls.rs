@@ -102,18 +102,23 @@ fn client_config(
 
 /// A TLS 1.2/1.3 server (ring) presenting `cert`/`key` and requiring a client
 /// certificate from `client_ca` (checked against `client_crl`); rustls' defaults
-/// otherwise (stateful session cache, two TLS 1.3 tickets per connection).
-fn server_config(a: &ServerArgs) -> Result<Arc<ServerConfig>> {
+/// otherwise (two TLS 1.3 tickets per connection, naming sessions in a stateful
+/// cache, each usable once), or with `reusable_tickets` stateless tickets, which
+/// a client may present more than once.
+fn server_config(a: &ServerArgs, reusable_tickets: bool) -> Result<Arc<ServerConfig>> {
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         roots(&a.client_ca)?,
         provider(),
     )
     .with_crls(crls(a.client_crl.as_deref())?)
     .build()?;
-    let config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(&a.cert)?, key(&a.key)?)?;
+    if reusable_tickets {
+        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    }
     Ok(Arc::new(config))
 }
 
@@ -214,9 +219,13 @@ pub struct SinkArgs {
 type HandshakeCounts = Arc<Mutex<BTreeMap<String, u64>>>;
 
 /// The TLS sink: every connection's handshake is counted, then it is served like
-/// the cleartext sink's.
+/// the cleartext sink's. Its session tickets are stateless, so that a relay may
+/// resume with the same ticket more than once: OpenSSL (HAProxy's backend) keeps
+/// one session per server and reuses it, where rustls clients spend each ticket
+/// once; with single-use tickets HAProxy would pay full handshakes the others do
+/// not.
 pub(crate) async fn sink(a: SinkArgs) -> Result<()> {
-    let acceptor = TlsAcceptor::from(server_config(&a.server)?);
+    let acceptor = TlsAcceptor::from(server_config(&a.server, true)?);
     let counts: HandshakeCounts = Arc::default();
     if let Some(addr) = a.stats {
         let l = TcpListener::bind(addr)
@@ -299,7 +308,7 @@ pub struct RelayArgs {
 /// TLS handshake with the upstream (rustls' default client session cache, as
 /// wardgate's), then `copy_bidirectional`. No inspection, no record.
 pub(crate) async fn relay(a: RelayArgs) -> Result<()> {
-    let acceptor = TlsAcceptor::from(server_config(&a.server)?);
+    let acceptor = TlsAcceptor::from(server_config(&a.server, false)?);
     let connector = TlsConnector::from(client_config(
         &a.upstream_ca,
         a.upstream_crl.as_deref(),
