@@ -5,7 +5,9 @@
 //! by round. Reports MB/s and objects/s, ratios, and wardgate's peak memory after
 //! the small and after the large objects (it must not grow with object size).
 
-use crate::compare::{free_port, machine, start_haproxy, vm_hwm_kib, wait_listening, Children};
+use crate::harness::{
+    cpu_secs, free_port, machine, median, start_haproxy, vm_hwm_kib, wait_listening, Children,
+};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -142,32 +144,6 @@ fn store(addr: SocketAddr, set: &Set) -> Result<f64> {
     Ok(secs)
 }
 
-/// CPU time (user + system, all threads) a process has used, in seconds.
-fn cpu_secs(pid: Option<u32>) -> f64 {
-    let Some(pid) = pid else { return 0.0 };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, r)| r)
-        .split_whitespace()
-        .collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second).
-    (tick(11) + tick(12)) / 100.0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
 pub fn run(a: DicomArgs) -> Result<()> {
     let me = std::env::current_exe()?;
     let tmp = std::env::temp_dir().join(format!("wardgate-bench-dicom-{}", std::process::id()));
@@ -205,7 +181,7 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     wait_listening(scp_addr, "storescp")?;
 
     let haproxy_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-    let hp = start_haproxy(tmp, haproxy_addr, scp_addr)?;
+    let hp = start_haproxy(tmp, haproxy_addr, scp_addr, None)?;
     children.0.push(("haproxy".into(), hp));
 
     let relay_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
@@ -238,17 +214,10 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     let wg_pid = wg.id();
     children.0.push(("wardgate".into(), wg));
 
-    let pid_of = |name: &str| {
-        children
-            .0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, c)| c.id())
-    };
     let targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
         ("direct", scp_addr, None),
-        ("haproxy", haproxy_addr, pid_of("haproxy")),
-        ("tokio-relay", relay_addr, pid_of("tokio-relay")),
+        ("haproxy", haproxy_addr, children.pid_of("haproxy")),
+        ("tokio-relay", relay_addr, children.pid_of("tokio-relay")),
         ("wardgate", wg_addr, Some(wg_pid)),
     ];
     for (name, addr, _) in &targets {

@@ -4,15 +4,18 @@
 //! same sink; every load run is a separate process so no target shares a runtime
 //! with the load generator. Results are medians over rounds, reported as ratios.
 //!
-//! Subcommands: `sink`, `relay`, `load` (building blocks, usable alone) and
-//! `compare` (the orchestrator). See BENCHMARKS.md for the command that reproduces
-//! the published figures.
+//! Subcommands: `sink`, `relay`, `tls-sink`, `tls-relay`, `load` (building blocks,
+//! usable alone) and the orchestrators `compare` (cleartext), `tls` (TLS on both
+//! sides), `dicom` and `analyze`. See BENCHMARKS.md for the commands that
+//! reproduce the published figures.
 
 mod capture;
 mod compare;
 mod dicom;
+mod harness;
 mod mllp;
 mod queue;
+mod tls;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -20,7 +23,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 #[derive(Parser)]
@@ -50,10 +53,20 @@ enum Cmd {
         #[arg(long)]
         upstream: SocketAddr,
     },
-    /// Load generator: N connections, one outstanding ~1 KB ORU^R01 each.
+    /// MLLP server over TLS (client certificate required) that acknowledges every
+    /// message with AA, and counts the handshakes it sees.
+    TlsSink(tls::SinkArgs),
+    /// Plain tokio-rustls relay: terminates TLS and re-originates it (the TLS
+    /// relay baseline).
+    TlsRelay(tls::RelayArgs),
+    /// Load generator: N connections, one outstanding ~1 KB ORU^R01 each (or, with
+    /// --reconnect, one message per connection), in cleartext or over TLS.
     Load(LoadArgs),
     /// Runs every target in one interleaved run and reports ratios.
     Compare(compare::CompareArgs),
+    /// TLS on both sides: new connections per second and message throughput over
+    /// TLS through every target, interleaved, with ratios.
+    Tls(tls::TlsArgs),
     /// DICOM C-STORE throughput through every target (dcmtk storescu -> storescp).
     Dicom(dicom::DicomArgs),
     /// Writes a capture of mixed medical traffic (and its site configuration).
@@ -79,9 +92,20 @@ pub struct LoadArgs {
     /// Unmeasured warm-up before it.
     #[arg(long, default_value_t = 1.0)]
     warmup_seconds: f64,
-    /// Source address of every connection (the gateway identifies devices by it).
+    /// Source address of every persistent connection (a gateway without TLS
+    /// identifies devices by it). With --reconnect the kernel picks the source, as
+    /// for any client: binding first takes a port out of the pool per connection,
+    /// and at thousands of connections per second TIME_WAIT exhausts them.
     #[arg(long, default_value = "127.0.0.2")]
     source_ip: IpAddr,
+    /// A new connection for every message (with TLS, a full handshake each):
+    /// connect, send one message, read its ACK, close. The latency is from connect
+    /// to ACK, the rate connections per second.
+    #[arg(long)]
+    reconnect: bool,
+    /// TLS towards the target.
+    #[command(flatten)]
+    tls: tls::ClientArgs,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -110,34 +134,55 @@ pub struct LoadResult {
     pub not_aa: u64,
     /// Connections that failed.
     pub errors: u64,
+    /// With TLS: what was negotiated (protocol, cipher suite, key exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// With TLS: handshakes that resumed a session (the load generator disables
+    /// resumption, so this must be 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Sink { listen } => current_thread()?.block_on(sink(listen)),
-        Cmd::Relay { listen, upstream } => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(relay(listen, upstream)),
+        Cmd::Relay { listen, upstream } => two_workers()?.block_on(relay(listen, upstream)),
+        Cmd::TlsSink(a) => current_thread()?.block_on(tls::sink(a)),
+        Cmd::TlsRelay(a) => two_workers()?.block_on(tls::relay(a)),
         Cmd::Load(a) => {
             let r = current_thread()?.block_on(load(a.clone()))?;
             if a.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{:.0} msg/s  p50 {} us  p99 {} us  p99.9 {} us  max {} us  ({} messages, {} not AA, {} errors)",
-                    r.rate, r.p50_us, r.p99_us, r.p999_us, r.max_us, r.messages, r.not_aa, r.errors
+                    "{:.0} {}/s  p50 {} us  p99 {} us  p99.9 {} us  max {} us  ({} messages, {} not AA, {} errors){}",
+                    r.rate,
+                    if a.reconnect { "conn" } else { "msg" },
+                    r.p50_us, r.p99_us, r.p999_us, r.max_us, r.messages, r.not_aa, r.errors,
+                    r.tls.as_deref().map(|t| format!("  {t}")).unwrap_or_default()
                 );
             }
             Ok(())
         }
         Cmd::Compare(a) => compare::run(a),
+        Cmd::Tls(a) => tls::run(a),
         Cmd::Dicom(a) => dicom::run(a),
         Cmd::GenCapture(a) => capture::generate(a),
         Cmd::Analyze(a) => capture::analyze(a),
         Cmd::Queue(a) => queue::run(a),
     }
+}
+
+/// The relays' runtime: two workers, like HAProxy's `nbthread 2`.
+fn two_workers() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn current_thread() -> Result<tokio::runtime::Runtime> {
@@ -151,33 +196,37 @@ async fn sink(listen: SocketAddr) -> Result<()> {
         .await
         .with_context(|| format!("sink: binding {listen}"))?;
     loop {
-        let (mut s, _) = l.accept().await?;
+        let (s, _) = l.accept().await?;
         let _ = s.set_nodelay(true);
-        tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(16 * 1024);
-            let mut chunk = vec![0u8; 16 * 1024];
-            let mut out = Vec::with_capacity(512);
-            let mut n_acks = 0u64;
-            loop {
-                let n = match s.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                out.clear();
-                let mut consumed = 0;
-                while let Some(len) = mllp::frame_len(&buf[consumed..]) {
-                    let payload = &buf[consumed + 1..consumed + len - 2];
-                    n_acks += 1;
-                    mllp::ack(payload, n_acks, &mut out);
-                    consumed += len;
-                }
-                buf.drain(..consumed);
-                if !out.is_empty() && s.write_all(&out).await.is_err() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(serve_mllp(s));
+    }
+}
+
+/// The sink's side of one connection: every whole MLLP frame is answered with an
+/// AA naming its MSH-10, the answers to frames that arrived together in one write.
+async fn serve_mllp<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut out = Vec::with_capacity(512);
+    let mut n_acks = 0u64;
+    loop {
+        let n = match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        out.clear();
+        let mut consumed = 0;
+        while let Some(len) = mllp::frame_len(&buf[consumed..]) {
+            let payload = &buf[consumed + 1..consumed + len - 2];
+            n_acks += 1;
+            mllp::ack(payload, n_acks, &mut out);
+            consumed += len;
+        }
+        buf.drain(..consumed);
+        if !out.is_empty() && (s.write_all(&out).await.is_err() || s.flush().await.is_err()) {
+            return;
+        }
     }
 }
 
@@ -202,21 +251,26 @@ async fn load(a: LoadArgs) -> Result<LoadResult> {
     let start = Instant::now();
     let warm_end = start + Duration::from_secs_f64(a.warmup_seconds);
     let end = warm_end + Duration::from_secs_f64(a.seconds);
+    let tls = a.tls.connector()?.map(std::sync::Arc::new);
     let mut tasks = Vec::new();
     for conn in 0..a.connections {
         let a = a.clone();
+        let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
-            one_connection(conn, &a, warm_end, end).await
+            one_connection(conn, &a, tls.as_deref(), warm_end, end).await
         }));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let (mut messages, mut not_aa, mut errors) = (0u64, 0u64, 0u64);
+    let (mut messages, mut not_aa, mut errors, mut resumed) = (0u64, 0u64, 0u64, 0u64);
+    let mut negotiated = std::collections::BTreeSet::new();
     for t in tasks {
         match t.await? {
-            Ok((h, n, bad)) => {
-                hist.add(&h)?;
-                messages += n;
-                not_aa += bad;
+            Ok(c) => {
+                hist.add(&c.hist)?;
+                messages += c.n;
+                not_aa += c.not_aa;
+                resumed += c.resumed;
+                negotiated.extend(c.negotiated);
             }
             Err(e) => {
                 eprintln!("connection failed: {e:#}");
@@ -235,22 +289,98 @@ async fn load(a: LoadArgs) -> Result<LoadResult> {
         max_us: hist.max(),
         not_aa,
         errors,
+        tls: (!negotiated.is_empty())
+            .then(|| negotiated.into_iter().collect::<Vec<_>>().join("; ")),
+        resumed,
     })
+}
+
+/// What one load connection (or, with --reconnect, one client's sequence of
+/// connections) measured.
+struct ConnStats {
+    hist: Histogram<u64>,
+    n: u64,
+    not_aa: u64,
+    resumed: u64,
+    negotiated: Option<String>,
+}
+
+/// A connection to the target: TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Connects to the target (and, with TLS, completes the handshake).
+async fn dial(
+    a: &LoadArgs,
+    tls: Option<&tls::Connector>,
+    stats: &mut ConnStats,
+) -> Result<Box<dyn Io>> {
+    let connect = async {
+        if a.reconnect {
+            TcpStream::connect(a.target).await
+        } else {
+            let sock = TcpSocket::new_v4()?;
+            sock.bind(SocketAddr::new(a.source_ip, 0))?;
+            sock.connect(a.target).await
+        }
+    };
+    let s = tokio::time::timeout(Duration::from_secs(10), connect).await??;
+    s.set_nodelay(true)?;
+    let Some(tls) = tls else {
+        return Ok(Box::new(s));
+    };
+    let s = tokio::time::timeout(Duration::from_secs(10), tls.connect(s)).await??;
+    let (_, session) = s.get_ref();
+    if session.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        stats.resumed += 1;
+    }
+    if stats.negotiated.is_none() {
+        stats.negotiated = Some(tls::describe(session));
+    }
+    Ok(Box::new(s))
+}
+
+/// Sends one frame and reads until a whole frame came back; returns its length
+/// (the reply is the start of `buf`).
+async fn exchange(
+    s: &mut dyn Io,
+    frame: &[u8],
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Result<usize> {
+    s.write_all(frame).await?;
+    s.flush().await?;
+    buf.clear();
+    loop {
+        if let Some(len) = mllp::frame_len(buf) {
+            return Ok(len);
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), s.read(chunk)).await??;
+        anyhow::ensure!(r > 0, "connection closed by the target");
+        buf.extend_from_slice(&chunk[..r]);
+    }
 }
 
 async fn one_connection(
     conn: usize,
     a: &LoadArgs,
+    tls: Option<&tls::Connector>,
     warm_end: Instant,
     end: Instant,
-) -> Result<(Histogram<u64>, u64, u64)> {
-    let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(a.source_ip, 0))?;
-    let mut s = tokio::time::timeout(Duration::from_secs(10), sock.connect(a.target)).await??;
-    s.set_nodelay(true)?;
+) -> Result<ConnStats> {
+    let mut stats = ConnStats {
+        hist: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
+        n: 0,
+        not_aa: 0,
+        resumed: 0,
+        negotiated: None,
+    };
+    let mut persistent = if a.reconnect {
+        None
+    } else {
+        Some(dial(a, tls, &mut stats).await?)
+    };
     let mut msg = mllp::Oru::new(conn);
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let (mut n, mut not_aa) = (0u64, 0u64);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 4096];
     loop {
@@ -258,26 +388,32 @@ async fn one_connection(
         if now >= end {
             break;
         }
-        s.write_all(msg.next_frame()).await?;
-        buf.clear();
-        let len = loop {
-            if let Some(len) = mllp::frame_len(&buf) {
-                break len;
-            }
-            let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await??;
-            anyhow::ensure!(r > 0, "connection closed by the target");
-            buf.extend_from_slice(&chunk[..r]);
+        let elapsed_us = || {
+            u64::try_from(now.elapsed().as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1)
         };
-        let us = u64::try_from(now.elapsed().as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let (len, us) = match &mut persistent {
+            Some(s) => {
+                let len = exchange(s.as_mut(), msg.next_frame(), &mut buf, &mut chunk).await?;
+                (len, elapsed_us())
+            }
+            None => {
+                let mut s = dial(a, tls, &mut stats).await?;
+                let len = exchange(s.as_mut(), msg.next_frame(), &mut buf, &mut chunk).await?;
+                let us = elapsed_us();
+                // close_notify (with TLS) and FIN, outside the measured latency.
+                let _ = s.shutdown().await;
+                (len, us)
+            }
+        };
         if now >= warm_end {
-            hist.record(us.min(60_000_000))?;
-            n += 1;
+            stats.hist.record(us.min(60_000_000))?;
+            stats.n += 1;
             if memchr::memmem::find(&buf[..len], b"MSA|AA|").is_none() {
-                not_aa += 1;
+                stats.not_aa += 1;
             }
         }
     }
-    Ok((hist, n, not_aa))
+    Ok(stats)
 }

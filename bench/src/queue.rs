@@ -3,7 +3,7 @@
 //! time from `wardgate serve` to serving with a backlog already queued, and the
 //! time to drain that backlog into the sink.
 
-use crate::compare::{free_port, machine, Children};
+use crate::harness::{free_port, machine, Children};
 use crate::mllp::{self, Oru};
 use crate::LoadResult;
 use anyhow::{bail, Context, Result};

@@ -157,6 +157,72 @@ def test_openssl_old_protocols_and_foreign_certificates_are_refused(tmp_path):
         up.stop()
 
 
+def test_openssl_offering_only_weak_tls12_cipher_suites_is_refused_with_the_reason(tmp_path):
+    """A client with a valid enrolled certificate that offers only weak or legacy
+    TLS 1.2 suites (no forward secrecy, or no AEAD) gets no handshake, and the
+    WG-TLS-001 event says why; the same client with OpenSSL's default suites gets in."""
+    openssl = require_tool("openssl")
+    up = Upstream()
+    setup_ca(tmp_path)
+    gw = Gateway(tmp_path, up.port, site=TLS_SITE)
+    try:
+        host = f"{gw.addr[0]}:{gw.addr[1]}"
+        ca = str(tmp_path / "data" / "tls" / "ca.crt")
+        ehr = ["-cert", str(tmp_path / "certs" / "ehr.crt"), "-key", str(tmp_path / "certs" / "ehr.key")]
+
+        def s_client(*args):
+            return subprocess.run([openssl, "s_client", "-connect", host, "-CAfile", ca, "-verify_return_error",
+                                   "-servername", "wardgate-gw", "-tls1_2", *ehr, *args], input="",
+                                  capture_output=True, text=True, timeout=30)
+
+        def offered(ciphers):
+            """The suites this OpenSSL really offers for a cipher string (3DES, for
+            one, is often compiled out): the test must not pass on an empty offer."""
+            r = subprocess.run([openssl, "ciphers", "-s", "-tls1_2", ciphers], capture_output=True, text=True)
+            return r.stdout.strip().split(":") if r.returncode == 0 and r.stdout.strip() else []
+
+        def refusals():
+            return [e["event"]["reason"] for e in events_with(gw, "WG-TLS-001")]
+
+        # RSA key exchange only (no forward secrecy; CBC and GCM): no ECDHE offered.
+        no_pfs = "AES128-SHA:AES256-SHA:AES128-GCM-SHA256:DES-CBC3-SHA"
+        assert offered(no_pfs), f"this OpenSSL offers none of {no_pfs}"
+        r = s_client("-cipher", no_pfs)
+        assert r.returncode != 0 or "Cipher is (NONE)" in r.stdout, r.stdout + r.stderr
+        deadline = time.monotonic() + 5
+        while not any("no key exchange in common" in x for x in refusals()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        reasons = refusals()
+        assert any("no key exchange in common" in x and "RSA key exchange" in x for x in reasons), reasons
+
+        # ECDHE, but CBC with SHA-1 (no AEAD): no cipher suite in common.
+        no_aead = "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:AES128-SHA"
+        assert any(c.startswith("ECDHE-") for c in offered(no_aead)), f"this OpenSSL offers none of {no_aead}"
+        r = s_client("-cipher", no_aead)
+        assert r.returncode != 0 or "Cipher is (NONE)" in r.stdout, r.stdout + r.stderr
+        deadline = time.monotonic() + 5
+        while not any("no cipher suite in common" in x for x in refusals()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        reasons = refusals()
+        assert any("no cipher suite in common" in x and "weak or legacy" in x for x in reasons), reasons
+        # Nothing reached the upstream.
+        assert not up.received
+
+        # Control: the same client with OpenSSL's default suites completes the
+        # handshake over TLS 1.2 with an ECDHE AEAD suite.
+        before = len(refusals())
+        r = s_client()
+        assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
+        assert "Cipher is (NONE)" not in r.stdout, r.stdout
+        suite = [line for line in r.stdout.splitlines() if "Cipher is" in line]
+        assert suite and "ECDHE" in suite[0] and ("GCM" in suite[0] or "CHACHA20" in suite[0]), suite
+        time.sleep(0.3)
+        assert len(refusals()) == before, refusals()
+    finally:
+        gw.stop()
+        up.stop()
+
+
 def test_certificates_close_to_expiry_raise_an_alert_at_start(tmp_path):
     up = Upstream()
     cfg = setup_ca(tmp_path)

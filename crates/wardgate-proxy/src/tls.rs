@@ -10,7 +10,7 @@ use rustls::pki_types::ServerName;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::ClientConfig;
-use rustls::{CertificateError, RootCertStore, ServerConfig};
+use rustls::{CertificateError, PeerIncompatible, RootCertStore, ServerConfig};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -177,9 +177,31 @@ pub(crate) fn explain(e: &std::io::Error) -> String {
             }
             other => format!("the client certificate is invalid: {other:?}"),
         },
-        rustls::Error::PeerIncompatible(p) => {
-            format!("the client offered nothing acceptable (a TLS version below 1.2, or weak ciphers): {p:?}")
-        }
+        rustls::Error::PeerIncompatible(p) => match p {
+            PeerIncompatible::NoCipherSuitesInCommon => {
+                "no cipher suite in common: the client offered only cipher suites wardgate \
+                 refuses (weak or legacy: without forward secrecy or without AEAD, such as \
+                 RSA key exchange, CBC, 3DES or RC4), or none that suits the listener's key \
+                 type; accepted: TLS 1.3, and TLS 1.2 with ECDHE and AES-GCM or \
+                 ChaCha20-Poly1305"
+                    .to_owned()
+            }
+            PeerIncompatible::NoKxGroupsInCommon => {
+                "no key exchange in common: the client offered no forward-secret (ECDHE) key \
+                 exchange wardgate accepts (weak or legacy cipher suites with RSA key exchange \
+                 only, or no curve in common); accepted: ECDHE over X25519, P-256 or P-384"
+                    .to_owned()
+            }
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::SupportedVersionsExtensionRequired => {
+                "the client offered only a TLS version below 1.2 (accepted: TLS 1.2 and 1.3)"
+                    .to_owned()
+            }
+            other => format!(
+                "the client offered nothing acceptable (a TLS version below 1.2, or weak ciphers): {other:?}"
+            ),
+        },
         rustls::Error::InvalidMessage(m) => format!("not TLS, or a malformed handshake: {m:?}"),
         other => other.to_string(),
     };

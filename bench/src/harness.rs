@@ -1,0 +1,294 @@
+//! What every orchestrator shares: child processes, ports, HAProxy (in TCP mode,
+//! optionally with TLS on both sides), load runs as separate processes,
+//! interleaved rounds, medians and the ratio tables.
+
+use crate::LoadResult;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Child processes, killed when dropped (also on error).
+pub(crate) struct Children(pub(crate) Vec<(String, Child)>);
+
+impl Children {
+    /// The process id of the child called `name`.
+    pub(crate) fn pid_of(&self, name: &str) -> Option<u32> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c.id())
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub(crate) fn free_port(ip: &str) -> Result<u16> {
+    Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+pub(crate) fn wait_listening(addr: SocketAddr, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        // The orchestrator is a plain thread, not a runtime worker.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{what} did not start listening on {addr} within 10 s")
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(if o.stdout.is_empty() {
+                &o.stderr
+            } else {
+                &o.stdout
+            })
+            .trim()
+            .to_owned()
+        })
+        .unwrap_or_else(|_| "?".into())
+}
+
+pub(crate) fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let haproxy = sh("haproxy", &["-v"])
+        .lines()
+        .next()
+        .unwrap_or("?")
+        .to_owned();
+    format!(
+        "{} cores ({cpu}), kernel {}, {haproxy}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        sh("uname", &["-r"])
+    )
+}
+
+/// TLS on both sides of HAProxy: the files every other target uses too.
+pub(crate) struct HaproxyTls {
+    /// The listening certificate and its key, in one PEM file.
+    pub(crate) frontend_pem: PathBuf,
+    /// The CA that client certificates (and the backend's certificate) chain to.
+    pub(crate) ca: PathBuf,
+    /// Its revocation list, checked on both sides.
+    pub(crate) crl: PathBuf,
+    /// The client certificate and key presented to the backend, in one PEM file.
+    pub(crate) backend_pem: PathBuf,
+    /// The name the backend's certificate must carry (sent as SNI too).
+    pub(crate) backend_name: String,
+}
+
+/// HAProxy in TCP mode, two threads, relaying `listen` to `backend`: the baseline
+/// every benchmark compares against. With `tls`, it terminates TLS requiring a
+/// verified client certificate and originates TLS to the backend, verifying its
+/// certificate and name and presenting its own (HAProxy's defaults otherwise,
+/// e.g. backend session reuse).
+pub(crate) fn start_haproxy(
+    tmp: &Path,
+    listen: SocketAddr,
+    backend: SocketAddr,
+    tls: Option<&HaproxyTls>,
+) -> Result<Child> {
+    let cfg = tmp.join(format!("haproxy-{}.cfg", listen.port()));
+    let (bind_tls, server_tls) = match tls {
+        None => (String::new(), String::new()),
+        Some(t) => (
+            format!(
+                " ssl crt {} ca-file {} crl-file {} verify required",
+                t.frontend_pem.display(),
+                t.ca.display(),
+                t.crl.display()
+            ),
+            format!(
+                " ssl verify required ca-file {} crl-file {} crt {} sni str({}) verifyhost {}",
+                t.ca.display(),
+                t.crl.display(),
+                t.backend_pem.display(),
+                t.backend_name,
+                t.backend_name
+            ),
+        ),
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  nbthread 2\n  maxconn 4000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\nfrontend fe\n  bind {listen}{bind_tls}\n  default_backend be\nbackend be\n  server s1 {backend}{server_tls}\n"
+        ),
+    )?;
+    Command::new("haproxy")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-db")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting haproxy (apt-get install -y haproxy)")
+}
+
+pub(crate) fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system, all threads) a process has used, in seconds.
+pub(crate) fn cpu_secs(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second).
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// The median of `v` (the upper one of an even count); 0 when empty.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Runs `f` for every target, `rounds` times, round-robin with a start that
+/// rotates each round, so no target always runs first (or right after another).
+pub(crate) fn interleaved(
+    targets: &[(String, SocketAddr)],
+    rounds: usize,
+    mut f: impl FnMut(usize, &str, SocketAddr) -> Result<()>,
+) -> Result<()> {
+    for round in 0..rounds {
+        for k in 0..targets.len() {
+            let (name, addr) = &targets[(k + round) % targets.len()];
+            f(round, name, *addr)?;
+        }
+    }
+    Ok(())
+}
+
+/// One `load` run against `addr` in its own process (`me load ...` with
+/// `extra` arguments), checked: any non-AA reply or failed connection makes the
+/// run invalid. `label` prefixes the progress line.
+pub(crate) fn run_load(
+    me: &Path,
+    label: &str,
+    addr: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    extra: &[String],
+) -> Result<LoadResult> {
+    let out = Command::new(me)
+        .args([
+            "load",
+            "--target",
+            &addr.to_string(),
+            "--connections",
+            &connections.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+            "--warmup-seconds",
+            "1",
+            "--json",
+        ])
+        .args(extra)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "load against {label} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r: LoadResult =
+        serde_json::from_slice(&out.stdout).with_context(|| format!("load output for {label}"))?;
+    eprintln!(
+        "{label:<40} {:>9.0} /s  p50 {:>6} us  p99 {:>6} us  not-AA {}  errors {}",
+        r.rate, r.p50_us, r.p99_us, r.not_aa, r.errors
+    );
+    if r.not_aa > 0 || r.errors > 0 {
+        bail!(
+            "{label}: {} non-AA replies, {} failed connections: the run is invalid",
+            r.not_aa,
+            r.errors
+        );
+    }
+    Ok(r)
+}
+
+/// One Markdown table: per target the median rate, p50 and p99 over rounds, and
+/// ratios against HAProxy and against the plain relay called `relay`. `unit`
+/// names the rate (`msg/s`, `conn/s`).
+pub(crate) fn ratio_table(
+    md: &mut String,
+    targets: &[String],
+    results: &BTreeMap<String, Vec<LoadResult>>,
+    unit: &str,
+    relay: &str,
+) {
+    let get = |t: &str, f: &dyn Fn(&LoadResult) -> f64| -> Option<f64> {
+        results.get(t).map(|rs| median(rs.iter().map(f).collect()))
+    };
+    let _ = writeln!(
+        md,
+        "| target | {unit} | p50 µs | p99 µs | {unit} vs haproxy | p99 vs haproxy | {unit} vs {relay} |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    let h_rate = get("haproxy", &|r| r.rate);
+    let h_p99 = get("haproxy", &|r| r.p99_us as f64);
+    let t_rate = get(relay, &|r| r.rate);
+    for t in targets {
+        let rate = get(t, &|r| r.rate).unwrap_or(0.0);
+        let p50 = get(t, &|r| r.p50_us as f64).unwrap_or(0.0);
+        let p99 = get(t, &|r| r.p99_us as f64).unwrap_or(0.0);
+        let ratio = |x: f64, base: Option<f64>| {
+            base.filter(|b| *b > 0.0)
+                .map_or("-".into(), |b| format!("{:.2}", x / b))
+        };
+        let _ = writeln!(
+            md,
+            "| {t} | {rate:.0} | {p50:.0} | {p99:.0} | {} | {} | {} |",
+            ratio(rate, h_rate),
+            ratio(p99, h_p99),
+            ratio(rate, t_rate)
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// Prints the report and writes it to `out` (creating its directory).
+pub(crate) fn write_report(md: &str, out: Option<&Path>) -> Result<()> {
+    println!("{md}");
+    if let Some(p) = out {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(p, md)?;
+    }
+    Ok(())
+}
