@@ -344,7 +344,7 @@ def test_sigkill_at_random_points_loses_no_acknowledged_message(tmp_path):
         up.stop()
 
 
-def test_torn_queue_tail_is_repaired_and_recorded(tmp_path):
+def test_torn_queue_and_audit_tails_are_repaired_and_recorded(tmp_path):
     port = free_port("127.0.0.3")
     gw = start_gateway(tmp_path, port)
     try:
@@ -359,10 +359,16 @@ def test_torn_queue_tail_is_repaired_and_recorded(tmp_path):
         # Half a record at the tail: what a crash in the middle of an append leaves.
         with open(segs[-1], "ab") as f:
             f.write(b"\x40\x00\x00\x00\x12\x34")
+        # And half an audit record, as a crash mid-write of the audit log leaves.
+        with open(gw.dir / "data" / "audit" / "audit.log", "ab") as f:
+            f.write(b'{"seq":999999,"prev":"ab')
         restart(gw)
         ev = gw.events()
         rep = [e for e in ev if e.get("rule", {}).get("id") == "WG-QUEUE-004"]
         assert len(rep) == 1 and "torn record" in rep[0]["event"]["reason"]
+        audit_rep = [e for e in ev if e.get("rule", {}).get("id") == "WG-AUDIT-002"]
+        assert len(audit_rep) == 1, "the audit log's torn tail is recorded too"
+        assert gw.cli("audit", "verify", check=False).returncode == 0
         assert queue_json(gw)[0]["depth"] == 5
         up = DedupUpstream(port)
         try:
