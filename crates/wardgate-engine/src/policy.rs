@@ -171,6 +171,8 @@ pub struct Policy {
     peers: HashMap<Arc<str>, Vec<Peer>>,
     /// Routes in configuration order.
     pub routes: Vec<Arc<RoutePolicy>>,
+    /// Flood limits per device (`[gateway.limits]`, `[device.limits]`).
+    pub flood: crate::flood::SiteLimits,
 }
 
 impl Policy {
@@ -299,6 +301,7 @@ impl Policy {
             devices,
             routes,
             peers,
+            flood: crate::flood::SiteLimits::from_config(&v.config),
         })
     }
 

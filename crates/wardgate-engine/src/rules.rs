@@ -120,6 +120,14 @@ rules! {
         "A message was still in flight when the shutdown grace period ended; the connection was closed.";
     REPLY_BACKLOG = "WG-CONN-004", "reply-backlog", Medium,
         "A sender pipelined more refused messages than may wait behind an upstream that has not answered yet; the connection was closed so that memory stays bounded.";
+    FLOOD_CONNECTIONS = "WG-FLOOD-001", "too-many-connections", Medium,
+        "A device (or an unknown address) holds more connections at once than max_connections_per_device allows; further ones are refused right after accept, so one device cannot take every connection slot. Alerted once per flood episode, with counts in the episode's summary.";
+    FLOOD_NEW_CONNECTIONS = "WG-FLOOD-002", "connection-rate-exceeded", Medium,
+        "A device (or an unknown address) opens connections faster than new_connections_per_sec (plus its burst); the excess is refused right after accept, before any handshake or parsing, so a connect storm costs the gateway almost nothing. Alerted once per flood episode.";
+    FLOOD_MESSAGES = "WG-FLOOD-003", "message-rate-exceeded", Medium,
+        "A device sends messages (HL7 frames, DICOM commands) faster than messages_per_sec (plus its burst); its messages are throttled, held back until the rate allows (TCP pushes back on the sender), never dropped, while other devices keep their service. Alerted once per flood episode.";
+    FLOOD_EPISODE = "WG-FLOOD-004", "flood-episode-summary", Medium,
+        "A flood episode ended: the device hit no limit for flood_quiet_secs (or the gateway stopped). One summary per episode carries what was refused and throttled and for how long, instead of one record per packet.";
     AUDIT_UNCLEAN = "WG-AUDIT-001", "unclean-shutdown", Medium,
         "wardgate did not shut down cleanly last time: records not yet written then were lost, and this record says so.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,
