@@ -340,11 +340,13 @@ proptest! {
                 Err(retry) => prop_assert!(retry > Duration::ZERO && retry <= period * (ahead + 1)),
             }
         }
-        // By any due time t, at most burst + rate * t tokens have fallen due.
+        // By any due time t, at most burst + rate * t tokens (+1 for rounding)
+        // have fallen due.
         due.sort();
         for (i, t) in due.iter().enumerate() {
             let earned = u64::try_from(t.as_nanos() * u128::from(rate) / 1_000_000_000).unwrap();
-            prop_assert!(i as u64 + 1 <= u64::from(burst) + earned + 1);
+            let fallen_due = i as u64 + 1;
+            prop_assert!(fallen_due <= u64::from(burst) + earned + 1);
         }
     }
 
