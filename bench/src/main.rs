@@ -4,13 +4,15 @@
 //! same sink; every load run is a separate process so no target shares a runtime
 //! with the load generator. Results are medians over rounds, reported as ratios.
 //!
-//! Subcommands: `sink`, `relay`, `load` (building blocks, usable alone) and
-//! `compare` (the orchestrator). See BENCHMARKS.md for the command that reproduces
-//! the published figures.
+//! Subcommands: `sink`, `relay`, `load`, `paced`, `flooder` (building blocks,
+//! usable alone), `compare` (the orchestrator) and `flood` (a well-behaved device's
+//! latency with and without another device's flood). See BENCHMARKS.md for the
+//! commands that reproduce the published figures.
 
 mod capture;
 mod compare;
 mod dicom;
+mod flood;
 mod mllp;
 
 use anyhow::{Context, Result};
@@ -59,6 +61,15 @@ enum Cmd {
     GenCapture(capture::GenArgs),
     /// Passive analysis speed: wardgate analyze, tshark and Suricata on one capture.
     Analyze(capture::AnalyzeArgs),
+    /// A well-behaved device's latency through wardgate with and without a flood
+    /// from another device (and against a wardgate without flood limits).
+    Flood(flood::FloodArgs),
+    /// Load generator on a fixed schedule: messages per second over N connections;
+    /// prints JSON.
+    Paced(flood::PacedArgs),
+    /// Flood generator: connections as fast as it can, pipelined messages on each;
+    /// prints JSON.
+    Flooder(flood::FlooderArgs),
 }
 
 /// Options of `load`.
@@ -133,6 +144,17 @@ fn main() -> Result<()> {
         Cmd::Dicom(a) => dicom::run(a),
         Cmd::GenCapture(a) => capture::generate(a),
         Cmd::Analyze(a) => capture::analyze(a),
+        Cmd::Flood(a) => flood::run(a),
+        Cmd::Paced(a) => {
+            let r = current_thread()?.block_on(flood::paced(a))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Flooder(a) => {
+            let r = current_thread()?.block_on(flood::flooder(a))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
     }
 }
 

@@ -59,7 +59,7 @@ rules! {
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,
         "An enrolled device connected to a route whose senders do not include it: a device may only do what its profile allows.";
     CONNECTION_LIMIT = "WG-ACCESS-003", "connection-limit", Medium,
-        "The gateway-wide connection cap was reached; the connection was refused so that one flood cannot starve other devices.";
+        "The gateway-wide connection cap was reached; the connection was refused so that one flood cannot starve other devices. Recorded once per flood episode of the refused device, with counts in the episode's summary (WG-FLOOD-004).";
     MESSAGE_TYPE_NOT_ALLOWED = "WG-HL7-001", "message-type-not-allowed", Medium,
         "The HL7 message type (MSH-9) is not among the route's allowed messages; it is answered with AR and not forwarded.";
     NO_DRUG_LIBRARY = "WG-INF-001", "no-drug-library", High,

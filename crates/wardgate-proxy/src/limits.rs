@@ -196,7 +196,10 @@ impl Floods {
             match slot.flood.open(now) {
                 Ok(()) => None,
                 Err(hit) => {
-                    let flow = note_opener(&mut slot, &entry, peer, route);
+                    // Most refusals in a flood need no alert and the opener is known:
+                    // no Flow is built for them.
+                    let flow = (hit.alert || slot.opener.is_none())
+                        .then(|| note_opener(&mut slot, &entry, peer, route));
                     Some((hit, *slot.flood.limits(), flow))
                 }
             }
@@ -207,9 +210,12 @@ impl Floods {
                 epoch: self.epoch,
             });
         };
-        Err(Refused(hit.alert.then(|| {
-            Box::new(self.alert(hit.kind, &limits, &entry, &flow, route))
-        })))
+        Err(Refused(match (hit.alert, flow) {
+            (true, Some(flow)) => Some(Box::new(
+                self.alert(hit.kind, &limits, &entry, &flow, route),
+            )),
+            _ => None,
+        }))
     }
 
     fn alert(
