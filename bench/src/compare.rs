@@ -84,12 +84,15 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 children.0.push((t.clone(), c));
             }
             "wardgate" => {
+                // The load device's flood limits are lifted: this measures
+                // inspection and audit at full speed, not flood protection (whose
+                // per-message check still runs); `wardgate-bench flood` measures that.
                 let data = tmp.join("wardgate-data");
                 let cfg = tmp.join("wardgate.toml");
                 std::fs::write(
                     &cfg,
                     format!(
-                        "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
+                        "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\nmax_connections_per_device = 4096\nnew_connections_per_sec = 100000\nnew_connections_burst = 100000\nmessages_per_sec = 10000000\nmessages_burst = 10000000\n\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
                         data.display()
                     ),
                 )?;

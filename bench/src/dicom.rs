@@ -198,10 +198,12 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
 
     let wg_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
     let wg_cfg = tmp.join("wardgate.toml");
+    // The modality's message rate is lifted: this measures inspection, not flood
+    // protection (its per-command check still runs).
     std::fs::write(
         &wg_cfg,
         format!(
-            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"modality\"\nkind = \"ct-scanner\"\naddresses = [\"127.0.0.1\"]\nae_titles = [\"CT01\"]\n\n[[device]]\nid = \"pacs\"\nkind = \"pacs\"\naddresses = [\"127.0.0.4\"]\nae_titles = [\"PACS\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"dicom\"\nlisten = \"{wg_addr}\"\nupstream = \"{scp_addr}\"\nsenders = [\"modality\"]\ncalled_ae_titles = [\"PACS\"]\noperations = [\"C-ECHO\", \"C-STORE\"]\nsop_classes = [\"1.2.840.10008.1.1\", \"{SOP_CLASS}\"]\n",
+            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"modality\"\nkind = \"ct-scanner\"\naddresses = [\"127.0.0.1\"]\nae_titles = [\"CT01\"]\n\n[device.limits]\nmessages_per_sec = 10000000\nmessages_burst = 10000000\n\n[[device]]\nid = \"pacs\"\nkind = \"pacs\"\naddresses = [\"127.0.0.4\"]\nae_titles = [\"PACS\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"dicom\"\nlisten = \"{wg_addr}\"\nupstream = \"{scp_addr}\"\nsenders = [\"modality\"]\ncalled_ae_titles = [\"PACS\"]\noperations = [\"C-ECHO\", \"C-STORE\"]\nsop_classes = [\"1.2.840.10008.1.1\", \"{SOP_CLASS}\"]\n",
             tmp.join("wardgate-data").display()
         ),
     )?;

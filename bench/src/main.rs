@@ -4,14 +4,17 @@
 //! same sink; every load run is a separate process so no target shares a runtime
 //! with the load generator. Results are medians over rounds, reported as ratios.
 //!
-//! Subcommands: `sink`, `relay`, `tls-sink`, `tls-relay`, `load` (building blocks,
-//! usable alone) and the orchestrators `compare` (cleartext), `tls` (TLS on both
-//! sides), `dicom` and `analyze`. See BENCHMARKS.md for the commands that
+//! Subcommands: `sink`, `relay`, `tls-sink`, `tls-relay`, `load`, `paced`,
+//! `flooder` (building blocks, usable alone) and the orchestrators `compare`
+//! (cleartext), `tls` (TLS on both sides), `dicom`, `analyze`, `queue`
+//! (store-and-forward) and `flood` (a well-behaved device's latency with and
+//! without another device's flood). See BENCHMARKS.md for the commands that
 //! reproduce the published figures.
 
 mod capture;
 mod compare;
 mod dicom;
+mod flood;
 mod harness;
 mod mllp;
 mod queue;
@@ -75,6 +78,15 @@ enum Cmd {
     Analyze(capture::AnalyzeArgs),
     /// Store-and-forward against pass-through, start-up and drain with a backlog.
     Queue(queue::QueueArgs),
+    /// A well-behaved device's latency through wardgate with and without a flood
+    /// from another device (and against a wardgate without flood limits).
+    Flood(flood::FloodArgs),
+    /// Load generator on a fixed schedule: messages per second over N connections;
+    /// prints JSON.
+    Paced(flood::PacedArgs),
+    /// Flood generator: connections as fast as it can, pipelined messages on each;
+    /// prints JSON.
+    Flooder(flood::FlooderArgs),
 }
 
 /// Options of `load`.
@@ -174,6 +186,17 @@ fn main() -> Result<()> {
         Cmd::GenCapture(a) => capture::generate(a),
         Cmd::Analyze(a) => capture::analyze(a),
         Cmd::Queue(a) => queue::run(a),
+        Cmd::Flood(a) => flood::run(a),
+        Cmd::Paced(a) => {
+            let r = current_thread()?.block_on(flood::paced(a))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Flooder(a) => {
+            let r = current_thread()?.block_on(flood::flooder(a))?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
     }
 }
 

@@ -18,6 +18,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 pub use toml::Spanned;
 
+mod limits;
+pub use limits::{DeviceLimits, FloodLimits, FloodSettings};
+
 /// Upper bound on a configuration file, so `check` never reads an arbitrary file whole.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -124,6 +127,9 @@ pub struct Gateway {
     /// Passive analysis limits (`wardgate analyze`, `wardgate capture`).
     #[serde(default)]
     pub capture: CaptureSettings,
+    /// Flood protection: per-device connection and message limits (`[gateway.limits]`).
+    #[serde(default)]
+    pub limits: FloodSettings,
 }
 
 /// `[gateway.capture]`: bounds on passive analysis, so a capture of any size or a
@@ -328,6 +334,9 @@ pub struct Device {
     /// conversation is reported as outside its profile (`WG-NET-005`).
     #[serde(default)]
     pub peers: Vec<Spanned<String>>,
+    /// This device's flood limits, overriding `[gateway.limits]` key by key (`[device.limits]`).
+    #[serde(default)]
+    pub limits: Option<DeviceLimits>,
 }
 
 /// Application protocols passive analysis recognises (`peers = ["dev:PROTOCOL"]`).
@@ -1171,6 +1180,14 @@ impl Config {
                 ));
             }
         }
+
+        limits::check(
+            src,
+            &self.gateway,
+            &self.devices,
+            &mut problems,
+            &mut warnings,
+        );
 
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);

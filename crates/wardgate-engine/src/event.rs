@@ -284,6 +284,34 @@ pub struct WardgateFields {
     /// Passive analysis: what was seen of one device (`observed` inventory events).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub inventory: Option<crate::observe::DeviceSeen>,
+    /// Flood protection: what a flood episode hit and counted (`WG-FLOOD-*`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub flood: Option<FloodFacts>,
+}
+
+/// A flood episode's facts (`wardgate.flood`): in its first alert per limit, the
+/// limit hit; in its summary, every limit hit and the counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloodFacts {
+    /// Whose limits: `device "ID"`, or the source address of an unknown sender
+    /// (its /64 for IPv6).
+    pub source: String,
+    /// Limits hit: `connections`, `new-connections`, `messages`, `gateway-connections`.
+    pub limits: Vec<String>,
+    /// Connections refused, every limit together.
+    pub connections_refused: u64,
+    /// Of which over `max_connections_per_device`.
+    pub refused_over_concurrent: u64,
+    /// Of which over `new_connections_per_sec` / `new_connections_burst`.
+    pub refused_over_rate: u64,
+    /// Of which over the gateway-wide `max_connections`.
+    pub refused_over_gateway_cap: u64,
+    /// Messages held back by `messages_per_sec` / `messages_burst`.
+    pub messages_throttled: u64,
+    /// Total time they were held back (milliseconds).
+    pub throttled_ms: u64,
+    /// From the first limit hit to the last (milliseconds; 0 in a first alert).
+    pub duration_ms: u64,
 }
 
 /// One decision or alert.

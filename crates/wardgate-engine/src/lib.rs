@@ -6,11 +6,13 @@
 //! Where things live: [`policy`] compiles configuration into a deny-by-default
 //! policy; [`hl7`] inspects one MLLP frame; [`infusion`] checks infusion orders
 //! against drug libraries with [`units`]; [`rules`] is the catalogue of rule ids;
-//! [`event`] is the public event schema.
+//! [`event`] is the public event schema; [`flood`] holds token buckets and flood
+//! episodes (per-device limits, with time passed in).
 
 pub mod credentials;
 pub mod dicom;
 pub mod event;
+pub mod flood;
 pub mod hl7;
 pub mod infusion;
 pub mod observe;

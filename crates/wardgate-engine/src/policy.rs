@@ -173,6 +173,8 @@ pub struct Policy {
     peers: HashMap<Arc<str>, Vec<Peer>>,
     /// Routes in configuration order.
     pub routes: Vec<Arc<RoutePolicy>>,
+    /// Flood limits per device (`[gateway.limits]`, `[device.limits]`).
+    pub flood: crate::flood::SiteLimits,
 }
 
 impl Policy {
@@ -302,6 +304,7 @@ impl Policy {
             devices,
             routes,
             peers,
+            flood: crate::flood::SiteLimits::from_config(&v.config),
         })
     }
 

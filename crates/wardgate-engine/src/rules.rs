@@ -59,7 +59,7 @@ rules! {
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,
         "An enrolled device connected to a route whose senders do not include it: a device may only do what its profile allows.";
     CONNECTION_LIMIT = "WG-ACCESS-003", "connection-limit", Medium,
-        "The gateway-wide connection cap was reached; the connection was refused so that one flood cannot starve other devices.";
+        "The gateway-wide connection cap was reached; the connection was refused so that one flood cannot starve other devices. Recorded once per flood episode of the refused device, with counts in the episode's summary (WG-FLOOD-004).";
     MESSAGE_TYPE_NOT_ALLOWED = "WG-HL7-001", "message-type-not-allowed", Medium,
         "The HL7 message type (MSH-9) is not among the route's allowed messages; it is answered with AR and not forwarded.";
     NO_DRUG_LIBRARY = "WG-INF-001", "no-drug-library", High,
@@ -130,6 +130,14 @@ rules! {
         "A queue journal ended with a torn or corrupt record (a crash mid-write, or a damaged file); it was cut back to the last whole record. Messages acknowledged to senders are synced before the acknowledgement, so a torn tail holds none of them unless the disk lost synced data.";
     QUEUE_RETRY = "WG-QUEUE-005", "delivery-retry", Low,
         "The upstream answered a queued message with a transient error (AE/CE), or could not be reached; delivery is retried with backoff, in order.";
+    FLOOD_CONNECTIONS = "WG-FLOOD-001", "too-many-connections", Medium,
+        "A device (or an unknown address) holds more connections at once than max_connections_per_device allows; further ones are refused right after accept, so one device cannot take every connection slot. Alerted once per flood episode, with counts in the episode's summary.";
+    FLOOD_NEW_CONNECTIONS = "WG-FLOOD-002", "connection-rate-exceeded", Medium,
+        "A device (or an unknown address) opens connections faster than new_connections_per_sec (plus its burst); the excess is refused right after accept, before any handshake or parsing, so a connect storm costs the gateway almost nothing. Alerted once per flood episode.";
+    FLOOD_MESSAGES = "WG-FLOOD-003", "message-rate-exceeded", Medium,
+        "A device sends messages (HL7 frames, DICOM commands) faster than messages_per_sec (plus its burst); its messages are throttled, held back until the rate allows (TCP pushes back on the sender), never dropped, while other devices keep their service. Alerted once per flood episode.";
+    FLOOD_EPISODE = "WG-FLOOD-004", "flood-episode-summary", Medium,
+        "A flood episode ended: the device hit no limit for flood_quiet_secs (or the gateway stopped). One summary per episode carries what was refused and throttled and for how long, instead of one record per packet.";
     AUDIT_UNCLEAN = "WG-AUDIT-001", "unclean-shutdown", Medium,
         "wardgate did not shut down cleanly last time: records not yet written then were lost, and this record says so.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,

@@ -232,6 +232,7 @@ pub(crate) async fn handle<C: ClientIo>(
     };
     // Record first, then forward the RQ unchanged.
     shared.record(decision.event);
+    let gate = shared.floods.gate(&flow);
     let mut a = Association {
         client,
         upstream,
@@ -251,6 +252,7 @@ pub(crate) async fn handle<C: ClientIo>(
         cmd: Vec::new(),
         held: Vec::new(),
         current: None,
+        gate,
     };
     if a.upstream.write_all(&a.cbuf[..frame.len]).await.is_err() {
         return;
@@ -335,6 +337,8 @@ struct Association<C> {
     /// PDVs of a command not yet complete: (context, control header, fragment).
     held: Vec<(u8, u8, Vec<u8>)>,
     current: Option<Message>,
+    /// The device's message rate (flood protection), one token per DIMSE command.
+    gate: crate::limits::MessageGate,
 }
 
 /// How the relay loop goes on.
@@ -438,7 +442,16 @@ impl<C: ClientIo> Association<C> {
     async fn on_client_bytes(&mut self, limits: &Limits) -> Flowing {
         loop {
             let step = match dicom::frame(&self.cbuf, limits) {
-                Ok(Progress::Pdu(f)) => self.on_client_pdu(f).await,
+                Ok(Progress::Pdu(f)) => {
+                    // Flood protection: a DIMSE command waits for its device's
+                    // message rate before it is decided (data PDUs stream on).
+                    if f.pdu_type == PduType::PData
+                        && crate::limits::completes_command(&self.cbuf[..f.len])
+                    {
+                        self.gate.pace(&self.shared, &self.flow, &self.route).await;
+                    }
+                    self.on_client_pdu(f).await
+                }
                 Ok(Progress::NeedMore { .. }) => break,
                 Err(e) => self.on_read_end(ReadEnd::Malformed(e), true).await,
             };

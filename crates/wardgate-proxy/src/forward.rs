@@ -71,6 +71,7 @@ pub(crate) async fn handle<C: ClientIo>(
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frame_started: Option<Instant> = None;
     let mut last_activity = Instant::now();
+    let gate = shared.floods.gate(&flow);
     loop {
         let deadline = match frame_started {
             Some(t) => t + opts.frame_timeout,
@@ -103,6 +104,7 @@ pub(crate) async fn handle<C: ClientIo>(
         loop {
             match framer.next(&buf) {
                 Ok(Progress::Frame(f)) => {
+                    gate.pace(&shared, &flow, &route).await;
                     let frame = f.frame(&buf);
                     let outcome = inspect::inspect(&route, &flow, frame, &Clock::now());
                     let (reply, close) = decide(frame, outcome, &flow, &route, &shared, &q).await;

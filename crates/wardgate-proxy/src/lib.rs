@@ -5,13 +5,16 @@
 //! Every decision goes to the recorder.
 //!
 //! The phases a connection meets, in order (each is a function below):
-//! 1. **accept**: the global connection cap ([`Proxy::run`]);
+//! 1. **accept**: the device's flood limits (`limits::Floods::admit`: concurrent
+//!    and new connections), then the global connection cap ([`Proxy::run`]);
 //! 2. **handshake** (TLS routes): certificate verified against the CA and its CRL
 //!    (`handshake`); a refusal is recorded with its reason;
 //! 3. **identify / admit**: client certificate (or source address) → enrolled
 //!    device → route senders (`relay::handle`);
 //! 4. **connect** upstream, with a timeout;
-//! 5. **inspect / decide**: per frame, `wardgate_engine::hl7::inspect` (`Relay::on_client_frame`);
+//! 5. **pace / inspect / decide**: per frame, the device's message rate
+//!    (`limits::MessageGate::pace`), then `wardgate_engine::hl7::inspect`
+//!    (`Relay::on_client_frame`);
 //! 6. **forward** or **reply**, keeping replies in request order (`Relay`);
 //! 7. **record**: the engine's event to the recorder, for every decision.
 //!
@@ -19,6 +22,7 @@
 
 mod dicom;
 mod forward;
+mod limits;
 mod relay;
 mod tls;
 
@@ -106,6 +110,8 @@ pub(crate) struct Shared {
     pub policy: Arc<Policy>,
     pub recorder: RecorderHandle,
     pub opts: ProxyOptions,
+    /// Per-device flood state (limits, episodes).
+    pub floods: limits::Floods,
 }
 
 impl Shared {
@@ -186,6 +192,7 @@ impl Proxy {
         }
         Ok(Proxy {
             shared: Arc::new(Shared {
+                floods: limits::Floods::new(&policy, opts.max_connections),
                 policy,
                 recorder,
                 opts,
@@ -207,6 +214,7 @@ impl Proxy {
     /// messages finish within the grace period, and returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
+        let sweeper = tokio::spawn(sweep_floods(self.shared.clone()));
         let mut acceptors = JoinSet::new();
         let mut deliverers = JoinSet::new();
         for Listening {
@@ -236,8 +244,21 @@ impl Proxy {
                         _ = stopped(&mut stop) => break,
                         accepted = listener.accept() => match accepted {
                             Ok((sock, peer)) => {
+                                let guard = match shared.floods.admit(&shared.policy, peer, &route) {
+                                    Ok(g) => g,
+                                    Err(limits::Refused(alert)) => {
+                                        if let Some(e) = alert {
+                                            shared.record(*e);
+                                        }
+                                        shared.floods.refuse(sock, &route, tls.is_some(), &mut conns);
+                                        continue;
+                                    }
+                                };
                                 let Ok(permit) = cap.clone().try_acquire_owned() else {
-                                    refuse_over_cap(&shared, &route, peer);
+                                    if let Some(e) = guard.over_gateway_cap(&shared.floods, peer, &route) {
+                                        shared.record(e);
+                                    }
+                                    shared.floods.refuse(sock, &route, tls.is_some(), &mut conns);
                                     continue;
                                 };
                                 let shared = shared.clone();
@@ -257,6 +278,7 @@ impl Proxy {
                                             }
                                             None => forward::handle(sock, peer, None, route, shared, stop, q).await,
                                         }
+                                        drop(guard);
                                         drop(permit);
                                         return;
                                     }
@@ -272,6 +294,7 @@ impl Proxy {
                                         (Protocol::Hl7Mllp, None) => relay::handle(sock, peer, None, tls_up, route, shared, stop).await,
                                         (Protocol::Dicom, None) => dicom::handle(sock, peer, None, tls_up, route, shared, stop).await,
                                     }
+                                    drop(guard);
                                     drop(permit);
                                 });
                             }
@@ -320,6 +343,24 @@ impl Proxy {
         .await;
         if joined.is_err() {
             tracing::error!("queue threads panicked at shutdown");
+        }
+        sweeper.abort();
+        // Episodes still open are summarised now: a flood never goes unreported.
+        for e in self.shared.floods.finish() {
+            self.shared.record(e);
+        }
+    }
+}
+
+/// Ends flood episodes whose device has gone quiet, even if it never sends
+/// again: one pass over the devices a second (bounded by the table's size).
+async fn sweep_floods(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(limits::SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for e in shared.floods.sweep() {
+            shared.record(e);
         }
     }
 }
@@ -426,22 +467,4 @@ async fn handshake(
         .with_rule(rules::TLS_HANDSHAKE);
     shared.record(e);
     None
-}
-
-fn refuse_over_cap(shared: &Shared, route: &RoutePolicy, peer: SocketAddr) {
-    let clock = Clock::now();
-    let mut e = Event::new(
-        clock.rfc3339().to_owned(),
-        Action::Blocked,
-        format!(
-            "connection refused: the gateway's cap of {} connections is reached",
-            shared.opts.max_connections
-        ),
-        "connection",
-    )
-    .with_flow(peer, route.upstream, route.protocol.as_str())
-    .with_rule(rules::CONNECTION_LIMIT);
-    e.wardgate.route = Some(route.id.to_string());
-    e.wardgate.source_device = shared.policy.device_at(peer.ip()).map(|d| d.to_string());
-    shared.record(e);
 }

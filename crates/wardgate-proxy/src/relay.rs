@@ -158,6 +158,7 @@ async fn degraded<C: ClientIo>(
         max_frame_bytes: route.max_frame_bytes,
     });
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let gate = shared.floods.gate(&flow);
     loop {
         tokio::select! {
             r = tokio::time::timeout(shared.opts.idle_timeout, client.read_buf(&mut buf)) => {
@@ -171,6 +172,7 @@ async fn degraded<C: ClientIo>(
         loop {
             let outcome = match framer.next(&buf) {
                 Ok(Progress::Frame(f)) => {
+                    gate.pace(&shared, &flow, &route).await;
                     let verdict = inspect::inspect(&route, &flow, f.frame(&buf), &Clock::now());
                     if verdict.verdict != Verdict::Block {
                         match connect(&route, &shared, up_tls.as_deref()).await {
@@ -252,6 +254,8 @@ pub(crate) struct Relay<C> {
     /// When the first byte of the frame now being received arrived.
     frame_started: Option<Instant>,
     last_activity: Instant,
+    /// The device's message rate (flood protection).
+    gate: crate::limits::MessageGate,
 }
 
 impl<C: ClientIo> Relay<C> {
@@ -265,6 +269,7 @@ impl<C: ClientIo> Relay<C> {
         let limits = Limits {
             max_frame_bytes: route.max_frame_bytes,
         };
+        let gate = shared.floods.gate(&flow);
         Relay {
             client,
             upstream,
@@ -279,6 +284,7 @@ impl<C: ClientIo> Relay<C> {
             deferred: VecDeque::new(),
             frame_started: None,
             last_activity: Instant::now(),
+            gate,
         }
     }
 
@@ -386,6 +392,7 @@ impl<C: ClientIo> Relay<C> {
         loop {
             match self.cframer.next(&self.cbuf) {
                 Ok(Progress::Frame(f)) => {
+                    self.gate.pace(&self.shared, &self.flow, &self.route).await;
                     let outcome = inspect::inspect(
                         &self.route,
                         &self.flow,
