@@ -50,6 +50,15 @@ id = "ehr"
 kind = "ehr"
 addresses = ["127.0.0.2"]
 
+# The load device's flood limits are lifted: this measures delivery modes,
+# not flood protection (scripts/bench-flood.sh measures that).
+[device.limits]
+max_connections_per_device = 4096
+new_connections_per_sec = 100000
+new_connections_burst = 100000
+messages_per_sec = 10000000
+messages_burst = 10000000
+
 [[device]]
 id = "sink"
 kind = "ehr"

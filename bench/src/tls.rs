@@ -468,10 +468,29 @@ fn run_in(a: &TlsArgs, tmp: &Path) -> Result<()> {
             r#"[gateway]
 data_dir = "{data}"
 
+# The load generator connects from 127.0.0.1 when it reconnects (its certificate,
+# not its address, names it), and connection limits apply per source address
+# before the handshake: lifted for every source, as the device's are below.
+[gateway.limits]
+max_connections_per_device = 4096
+new_connections_per_sec = 100000
+new_connections_burst = 100000
+messages_per_sec = 10000000
+messages_burst = 10000000
+
 [[device]]
 id = "ehr"
 kind = "ehr"
 addresses = ["127.0.0.2"]
+
+# The load device's flood limits are lifted: this measures TLS and inspection,
+# not flood protection (scripts/bench-flood.sh measures that).
+[device.limits]
+max_connections_per_device = 4096
+new_connections_per_sec = 100000
+new_connections_burst = 100000
+messages_per_sec = 10000000
+messages_burst = 10000000
 
 [[device]]
 id = "sink"
