@@ -16,15 +16,13 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import hl7
 import hl7.client
 import hl7.exceptions
 import hl7.mllp
-import pytest
 
-from conftest import SITE, Gateway, free_port, wardgate_bin
+from conftest import SITE, Gateway, Upstream, free_port, wait_port, wardgate_bin
 
 SF_SITE = SITE.replace(
     'drug_library = "adult-icu"\n',
@@ -61,20 +59,15 @@ def ack_of(reply):
     return str(msa[1]), str(msa[2]), str(m.segment("MSH")[3])
 
 
-class DedupUpstream:
-    """The `hl7` package's MLLP server on a fixed port, keeping the MSH-10 of every
+class DedupUpstream(Upstream):
+    """conftest's `hl7` MLLP server on a fixed port, keeping the MSH-10 of every
     message in arrival order; `answer` chooses the ACK code per control id."""
 
-    def __init__(self, port, host="127.0.0.3", answer=None):
-        self.host, self.port = host, port
+    def __init__(self, port, host="127.0.0.3", answer=None, ack_twice=False):
         self.answer = answer or (lambda cid: "AA")
+        self.ack_twice = ack_twice
         self.arrivals = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            hl7.mllp.start_hl7_server(self._handle, host=host, port=port, reuse_address=True), self.loop
-        ).result(10)
+        super().__init__(host=host, port=port)
 
     async def _handle(self, reader, writer):
         try:
@@ -83,7 +76,12 @@ class DedupUpstream:
                 msg = hl7.parse(block.decode())
                 cid = str(msg.segment("MSH")[10])
                 self.arrivals.append(cid)
-                writer.writemessage(str(msg.create_ack(ack_code=self.answer(cid), application="PUMPSRV", facility="ICU")))
+                code = self.answer(cid)
+                ack = str(msg.create_ack(ack_code=code, application="PUMPSRV", facility="ICU"))
+                writer.writemessage(ack)
+                if self.ack_twice and code == "AA":
+                    # A misbehaving upstream: every AA sent twice.
+                    writer.writemessage(ack)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
@@ -97,22 +95,6 @@ class DedupUpstream:
                 seen.add(c)
                 out.append(c)
         return out
-
-    def stop(self):
-        async def close():
-            self.server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.server.wait_closed()
-
-        try:
-            asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
-        except Exception:
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def wait_for(pred, timeout=30.0, what="condition"):
@@ -140,7 +122,6 @@ def restart(gw):
         [wardgate_bin(), "serve", "--config", str(gw.config)],
         stdout=gw.log, stderr=subprocess.STDOUT,
     )
-    from conftest import wait_port
     wait_port("127.0.0.1", gw.listen_port)
 
 
@@ -379,3 +360,27 @@ def test_torn_queue_and_audit_tails_are_repaired_and_recorded(tmp_path):
             up.stop()
     finally:
         gw.stop()
+
+
+def test_an_extra_acknowledgement_is_not_taken_for_the_next_message(tmp_path):
+    """An upstream that sends every AA twice: the second copy, still buffered when
+    wardgate sends the next message, names the previous one (MSA-2) and must not be
+    read as the next one's answer. Here the upstream rejects R1 (AR, sent once):
+    R1 must be parked, not taken as delivered on R0's duplicate AA."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, answer=lambda cid: "AR" if cid == "R1" else "AA", ack_twice=True)
+    gw = start_gateway(tmp_path, port)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for cid in ["R0", "R1", "R2", "R3"]:
+                assert ack_of(c.send_message(oru(cid)))[0] == "AA"
+        wait_for(lambda: "R3" in up.arrivals)
+        wait_for(lambda: len(queue_json(gw)[0]["parked"]) == 1, what="R1 parked")
+        [p] = queue_json(gw)[0]["parked"]
+        assert p["control_id"] == "R1"
+        assert up.arrivals == ["R0", "R1", "R2", "R3"]
+        delivered = [e["wardgate"]["hl7"]["control_id"] for e in gw.events() if e["event"]["action"] == "delivered"]
+        assert delivered == ["R0", "R2", "R3"]
+    finally:
+        gw.stop()
+        up.stop()

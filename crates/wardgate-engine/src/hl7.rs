@@ -376,12 +376,14 @@ pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec
     out
 }
 
-/// MSH-10 of a framed message, as the dedup key (best effort, bounded, no parse).
+/// MSH-10 of a framed message, as written, as the dedup key: not shortened (two
+/// ids sharing a prefix must not collide) beyond a bound far above HL7's 199
+/// characters, and without a parse.
 pub fn frame_control_id(frame: &[u8]) -> String {
     let payload = frame
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
-    naive_control_id(payload)
+    msh_field(payload, 9, 1024)
 }
 
 /// An upstream acknowledgement, read.
@@ -482,8 +484,9 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-/// Best effort MSH-10 from a message that did not parse, so the NAK can still name it.
-fn naive_control_id(payload: &[u8]) -> String {
+/// Field `n` (counted as split on the field separator, so MSH-10 is 9) of the
+/// first line, lossily decoded, control characters dropped, at most `max` chars.
+fn msh_field(payload: &[u8], n: usize, max: usize) -> String {
     if payload.len() < 8 || !payload.starts_with(b"MSH") {
         return String::new();
     }
@@ -492,16 +495,20 @@ fn naive_control_id(payload: &[u8]) -> String {
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(payload.len());
-    let id = payload[..line_end]
+    let f = payload[..line_end]
         .split(|&b| b == sep)
-        .nth(9)
+        .nth(n)
         .unwrap_or_default();
-    let id: String = String::from_utf8_lossy(id)
+    String::from_utf8_lossy(f)
         .chars()
         .filter(|c| !c.is_control())
-        .take(64)
-        .collect();
-    id
+        .take(max)
+        .collect()
+}
+
+/// Best effort MSH-10 from a message that did not parse, so the NAK can still name it.
+fn naive_control_id(payload: &[u8]) -> String {
+    msh_field(payload, 9, 64)
 }
 
 fn control_id_text(msg: &Message<'_>) -> String {

@@ -105,6 +105,7 @@ pub(crate) async fn handle<C: ClientIo>(
             match framer.next(&buf) {
                 Ok(Progress::Frame(f)) => {
                     gate.pace(&shared, &flow, &route).await;
+                    last_activity = Instant::now();
                     let frame = f.frame(&buf);
                     let outcome = inspect::inspect(&route, &flow, frame, &Clock::now());
                     let (reply, close) = decide(frame, outcome, &flow, &route, &shared, &q).await;
@@ -271,16 +272,37 @@ struct UpConn {
 
 impl UpConn {
     /// Sends one frame and reads one acknowledgement frame.
-    async fn exchange(&mut self, frame: &[u8]) -> Result<Vec<u8>, String> {
+    async fn exchange(
+        &mut self,
+        frame: &[u8],
+        limits: Limits,
+        expected: &str,
+    ) -> Result<Vec<u8>, String> {
+        // Anything already buffered answers an earlier message (an extra frame, a
+        // second acknowledgement): it must not be taken for this one's.
+        if !self.buf.is_empty() {
+            self.buf.clear();
+            self.framer = Framer::new(limits);
+        }
         self.up
             .write_all(frame)
             .await
             .map_err(|e| format!("write failed: {e}"))?;
+        let mut skipped = 0;
         loop {
             match self.framer.next(&self.buf) {
                 Ok(Progress::Frame(f)) => {
                     let ack = f.frame(&self.buf).to_vec();
                     self.buf.advance(f.len);
+                    // An acknowledgement naming another message (a late or extra one,
+                    // such as the application ACK after an enhanced-mode CA) is skipped.
+                    let other = inspect::read_ack(&ack).is_some_and(|a| {
+                        !expected.is_empty() && !a.control_id.is_empty() && a.control_id != expected
+                    });
+                    if other && skipped < 16 {
+                        skipped += 1;
+                        continue;
+                    }
                     return Ok(ack);
                 }
                 Ok(Progress::NeedMore) => {}
@@ -330,6 +352,10 @@ pub(crate) async fn deliver(
         };
         let d = match next {
             Ok(Some(d)) => d,
+            Err(err) => {
+                queue_stopped(&route, &shared, &err);
+                return;
+            }
             Ok(None) => {
                 tokio::select! {
                     () = q.handle.notified() => {}
@@ -338,7 +364,6 @@ pub(crate) async fn deliver(
                 }
                 continue;
             }
-            Err(_) => return,
         };
         if conn.is_none() {
             match relay::connect(&route, &shared, up_tls.as_deref()).await {
@@ -392,13 +417,16 @@ pub(crate) async fn deliver(
         }
         let Some(c) = conn.as_mut() else { continue };
         let result = tokio::select! {
-            r = tokio::time::timeout(ack_timeout, c.exchange(&d.frame)) => r,
+            r = tokio::time::timeout(ack_timeout, c.exchange(&d.frame, Limits { max_frame_bytes: route.max_frame_bytes }, &d.control_id)) => r,
             // In flight at shutdown: it may finish within the grace period; if not,
             // it stays queued and is sent again at the next start.
             () = async { crate::stopped(&mut stop).await; tokio::time::sleep(grace).await } => return,
         };
         let ack = match result {
-            Ok(Ok(frame)) => inspect::read_ack(&frame),
+            // An acknowledgement that names another message (MSA-2) is no answer
+            // to this one: treated like an unreadable one below.
+            Ok(Ok(frame)) => inspect::read_ack(&frame)
+                .filter(|a| a.control_id == *d.control_id || d.control_id.is_empty()),
             Ok(Err(why)) => {
                 conn = None;
                 lost(&route, &shared, &d, why, &mut down_since);
@@ -492,19 +520,41 @@ pub(crate) async fn deliver(
                 .with_rule(rules::QUEUE_PARKED);
                 shared.record(e);
                 if let Err(err) = parked {
-                    tracing::error!(error = %err, route = %route.id, "could not park a message");
+                    queue_stopped(&route, &shared, &err);
                     return;
                 }
             }
             None => {
                 conn = None;
+                let _ = q.handle.transient(d.id);
+                let reason = format!(
+                    "upstream answered queued message {} with something that is not its HL7 acknowledgement (unreadable, or MSA-2 naming another message)",
+                    d.id
+                );
+                if d.attempts + 1 >= q.opts.max_attempts {
+                    let parked = q.handle.park(d.id, reason.clone()).await;
+                    let e = queue_event(
+                        &route,
+                        Action::Parked,
+                        format!(
+                            "queued message {} parked after {} attempts: {reason}",
+                            d.id, q.opts.max_attempts
+                        ),
+                        sender,
+                        &d.control_id,
+                    )
+                    .with_rule(rules::QUEUE_PARKED);
+                    shared.record(e);
+                    if let Err(err) = parked {
+                        queue_stopped(&route, &shared, &err);
+                        return;
+                    }
+                    continue;
+                }
                 let e = queue_event(
                     &route,
                     Action::Failed,
-                    format!(
-                        "upstream answered queued message {} with something that is not an HL7 acknowledgement; reconnecting",
-                        d.id
-                    ),
+                    format!("{reason}; reconnecting"),
                     sender,
                     &d.control_id,
                 )
@@ -517,6 +567,23 @@ pub(crate) async fn deliver(
             }
         }
     }
+}
+
+/// The queue thread stopped (a disk error): the route answers AE from now on and
+/// nothing more is delivered until a restart. Recorded, never silent.
+fn queue_stopped(route: &RoutePolicy, shared: &Shared, err: &queue::QueueError) {
+    let e = queue_event(
+        route,
+        Action::Failed,
+        format!(
+            "the queue of route {} stopped: {err}; senders are answered AE and nothing more is delivered until wardgate is restarted",
+            &*route.id
+        ),
+        None,
+        "",
+    )
+    .with_rule(rules::UPSTREAM_UNAVAILABLE);
+    shared.record(e);
 }
 
 /// The connection failed mid-delivery: the message stays at the head of the
@@ -548,9 +615,15 @@ fn lost(
 
 /// Applies re-drive requests left by `wardgate queue --redrive`, recording each.
 async fn apply_redrive_requests(route: &RoutePolicy, shared: &Shared, q: &RouteQueue) {
-    for req in queue::take_requests(&q.dir) {
+    for (path, req) in queue::take_requests(&q.dir) {
         let all = req.is_none();
-        match q.handle.redrive(req).await {
+        let done = q.handle.redrive(req).await;
+        if done.is_ok() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(error = %e, file = %path.display(), "could not remove a re-drive request");
+            }
+        }
+        match done {
             Ok(ids) if !ids.is_empty() => {
                 let e = queue_event(
                     route,

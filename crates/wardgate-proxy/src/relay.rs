@@ -393,6 +393,8 @@ impl<C: ClientIo> Relay<C> {
             match self.cframer.next(&self.cbuf) {
                 Ok(Progress::Frame(f)) => {
                     self.gate.pace(&self.shared, &self.flow, &self.route).await;
+                    // Waiting for the device's message rate is not idleness.
+                    self.last_activity = Instant::now();
                     let outcome = inspect::inspect(
                         &self.route,
                         &self.flow,

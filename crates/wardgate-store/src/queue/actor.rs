@@ -94,8 +94,19 @@ impl QueueStats {
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
-/// An answer that must wait for the batch's commit.
-type AfterCommit = Box<dyn FnOnce(&mut QueueStore)>;
+/// An answer that must wait for the batch's commit, and fails with it.
+enum AfterCommit {
+    Next(Reply<Option<Delivery>>),
+    Park(Reply<bool>, Result<bool, QueueError>),
+    Redrive(Reply<Vec<u64>>, Vec<u64>),
+}
+
+fn failed(e: &QueueError) -> QueueError {
+    QueueError::Io {
+        what: "committing".into(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
 
 enum Cmd {
     Enqueue {
@@ -272,13 +283,9 @@ fn run(
                     woke |= matches!(out, Enqueued::Queued(_));
                     enqueue_replies.push((reply, out));
                 }
-                Cmd::Next(reply) => {
-                    // Answered after the commit below, so nothing is delivered
-                    // before it is durable.
-                    later.push(Box::new(move |s: &mut QueueStore| {
-                        let _ = reply.send(next_delivery(s));
-                    }));
-                }
+                // Answered after the commit below, so nothing is delivered
+                // before it is durable.
+                Cmd::Next(reply) => later.push(AfterCommit::Next(reply)),
                 Cmd::Delivered(id) => store.delivered(id, now),
                 Cmd::Transient(id) => {
                     if let Some(p) = store.state_mut().pending_mut(id) {
@@ -287,16 +294,12 @@ fn run(
                 }
                 Cmd::Park { id, reason, reply } => {
                     let r = store.park(id, &reason, now);
-                    later.push(Box::new(move |_| {
-                        let _ = reply.send(r);
-                    }));
+                    later.push(AfterCommit::Park(reply, r));
                 }
                 Cmd::Redrive { ids, reply } => {
                     let done = redrive(&mut store, ids, now);
                     woke |= !done.is_empty();
-                    later.push(Box::new(move |_| {
-                        let _ = reply.send(Ok(done));
-                    }));
+                    later.push(AfterCommit::Redrive(reply, done));
                 }
                 Cmd::Stats(reply) => {
                     let _ = reply.send(Ok(QueueStats::of(store.state())));
@@ -324,8 +327,31 @@ fn run(
                 }
             }
         }
-        for f in later.drain(..) {
-            f(&mut store);
+        // After a failed commit the in-memory state may hold what is not on disk:
+        // every waiting answer fails and the thread stops (the route then answers
+        // AE, and the delivery task records it), rather than hand out a message
+        // that was never made durable.
+        for l in later.drain(..) {
+            match (l, &committed) {
+                (AfterCommit::Next(r), Ok(())) => {
+                    let _ = r.send(next_delivery(&mut store));
+                }
+                (AfterCommit::Park(r, res), Ok(())) => {
+                    let _ = r.send(res);
+                }
+                (AfterCommit::Redrive(r, done), Ok(())) => {
+                    let _ = r.send(Ok(done));
+                }
+                (AfterCommit::Next(r), Err(e)) => {
+                    let _ = r.send(Err(failed(e)));
+                }
+                (AfterCommit::Park(r, _), Err(e)) => {
+                    let _ = r.send(Err(failed(e)));
+                }
+                (AfterCommit::Redrive(r, _), Err(e)) => {
+                    let _ = r.send(Err(failed(e)));
+                }
+            }
         }
         committed?;
         if woke {
@@ -364,10 +390,11 @@ fn redrive(store: &mut QueueStore, ids: Option<Vec<u64>>, now: u64) -> Vec<u64> 
         .collect()
 }
 
-/// Takes the re-drive requests `wardgate queue` left for a running gateway: files
-/// in `<queue dir>/requests/`, each holding `all` or queue ids, one per line. Each
-/// file is removed once read.
-pub fn take_requests(queue_dir: &std::path::Path) -> Vec<Option<Vec<u64>>> {
+/// The re-drive requests `wardgate queue` left for a running gateway: files in
+/// `<queue dir>/requests/`, each holding `all` or queue ids, one per line, with
+/// their paths. The caller removes a file once its request is applied and
+/// recorded, so a crash in between applies it again (harmless) rather than losing it.
+pub fn take_requests(queue_dir: &std::path::Path) -> Vec<(PathBuf, Option<Vec<u64>>)> {
     let dir: PathBuf = queue_dir.join(REQUESTS_DIR);
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -381,10 +408,7 @@ pub fn take_requests(queue_dir: &std::path::Path) -> Vec<Option<Vec<u64>>> {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        out.push(parse_request(&text));
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!(error = %e, file = %path.display(), "could not remove a re-drive request");
-        }
+        out.push((path, parse_request(&text)));
     }
     out
 }

@@ -338,3 +338,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn lowering_the_frame_limit_does_not_cut_records_written_under_a_higher_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), opts(), 0).unwrap();
+    let big = vec![b'x'; 20_000];
+    q.enqueue("ehr", "BIG", &big, 1);
+    q.enqueue("ehr", "SMALL", &msg(1), 1);
+    q.commit().unwrap();
+    drop(q);
+    let lowered = QueueOptions {
+        max_message_bytes: 1024,
+        ..opts()
+    };
+    let (q, r) = QueueStore::open(dir.path(), lowered, 2).unwrap();
+    assert!(r.repairs.is_empty(), "{r:?}");
+    assert_eq!(pending_ids(q.state()), vec![1, 2]);
+}
