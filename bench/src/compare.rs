@@ -92,8 +92,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 std::fs::write(
                     &cfg,
                     format!(
-                        "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\nmax_connections_per_device = 4096\nnew_connections_per_sec = 100000\nnew_connections_burst = 100000\nmessages_per_sec = 10000000\nmessages_burst = 10000000\n\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
-                        data.display()
+                        "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
+                        data.display(),
+                        crate::harness::LIFTED_LIMITS
                     ),
                 )?;
                 let c = Command::new(&a.wardgate_bin)

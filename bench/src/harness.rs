@@ -292,3 +292,13 @@ pub(crate) fn write_report(md: &str, out: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Flood limits lifted, for the load device of a benchmark that measures
+/// something else than flood protection (whose per-message check still runs):
+/// the body of a `[device.limits]` or `[gateway.limits]` table.
+pub(crate) const LIFTED_LIMITS: &str = "max_connections_per_device = 4096
+new_connections_per_sec = 100000
+new_connections_burst = 100000
+messages_per_sec = 10000000
+messages_burst = 10000000
+";

@@ -53,12 +53,7 @@ addresses = ["127.0.0.2"]
 # The load device's flood limits are lifted: this measures delivery modes,
 # not flood protection (scripts/bench-flood.sh measures that).
 [device.limits]
-max_connections_per_device = 4096
-new_connections_per_sec = 100000
-new_connections_burst = 100000
-messages_per_sec = 10000000
-messages_burst = 10000000
-
+{lifted}
 [[device]]
 id = "sink"
 kind = "ehr"
@@ -181,6 +176,7 @@ pub fn run(a: QueueArgs) -> Result<()> {
     std::fs::write(
         &cfg,
         SITE.replace("{data}", &data.display().to_string())
+            .replace("{lifted}", crate::harness::LIFTED_LIMITS)
             .replace("{pass}", &pass.to_string())
             .replace("{sf}", &sf.to_string())
             .replace("{sink}", &sink.to_string()),

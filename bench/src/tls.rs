@@ -472,12 +472,7 @@ data_dir = "{data}"
 # not its address, names it), and connection limits apply per source address
 # before the handshake: lifted for every source, as the device's are below.
 [gateway.limits]
-max_connections_per_device = 4096
-new_connections_per_sec = 100000
-new_connections_burst = 100000
-messages_per_sec = 10000000
-messages_burst = 10000000
-
+{lifted}
 [[device]]
 id = "ehr"
 kind = "ehr"
@@ -486,12 +481,7 @@ addresses = ["127.0.0.2"]
 # The load device's flood limits are lifted: this measures TLS and inspection,
 # not flood protection (scripts/bench-flood.sh measures that).
 [device.limits]
-max_connections_per_device = 4096
-new_connections_per_sec = 100000
-new_connections_burst = 100000
-messages_per_sec = 10000000
-messages_burst = 10000000
-
+{lifted}
 [[device]]
 id = "sink"
 kind = "ehr"
@@ -527,6 +517,7 @@ key = "{certs}/wardgate-up.key"
 "#,
             data = data.display(),
             certs = certs.display(),
+            lifted = crate::harness::LIFTED_LIMITS,
         ),
     )?;
     wardgate(

@@ -317,11 +317,27 @@ impl UpConn {
     }
 }
 
-/// Sleeps `d` unless shutdown comes first (then `false`).
-async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(d) => true,
-        () = crate::stopped(stop) => false,
+/// Exponential backoff between delivery attempts.
+struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Sleeps the current delay (then doubles it, up to the maximum) unless
+    /// shutdown comes first (then `false`).
+    async fn wait(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        tokio::select! {
+            () = tokio::time::sleep(d) => true,
+            () = crate::stopped(stop) => false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
     }
 }
 
@@ -334,10 +350,13 @@ pub(crate) async fn deliver(
     mut stop: watch::Receiver<bool>,
 ) {
     let min = Duration::from_millis(q.opts.retry_min_ms);
-    let max = Duration::from_millis(q.opts.retry_max_ms);
+    let mut backoff = Backoff {
+        next: min,
+        min,
+        max: Duration::from_millis(q.opts.retry_max_ms),
+    };
     let ack_timeout = Duration::from_millis(q.opts.ack_timeout_ms);
     let grace = shared.opts.shutdown_grace;
-    let mut backoff = min;
     let mut conn: Option<UpConn> = None;
     let mut down_since: Option<Instant> = None;
     let mut last_requests: Option<Instant> = None;
@@ -407,10 +426,9 @@ pub(crate) async fn deliver(
                         .with_rule(rules::UPSTREAM_UNAVAILABLE);
                         shared.record(e);
                     }
-                    if !pause(backoff, &mut stop).await {
+                    if !backoff.wait(&mut stop).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(max);
                     continue;
                 }
             }
@@ -430,10 +448,9 @@ pub(crate) async fn deliver(
             Ok(Err(why)) => {
                 conn = None;
                 lost(&route, &shared, &d, why, &mut down_since);
-                if !pause(backoff, &mut stop).await {
+                if !backoff.wait(&mut stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(max);
                 continue;
             }
             Err(_) => {
@@ -445,10 +462,9 @@ pub(crate) async fn deliver(
                     format!("no acknowledgement within {ack_timeout:?}"),
                     &mut down_since,
                 );
-                if !pause(backoff, &mut stop).await {
+                if !backoff.wait(&mut stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(max);
                 continue;
             }
         };
@@ -456,7 +472,7 @@ pub(crate) async fn deliver(
         match ack {
             Some(a) if a.accepted() => {
                 let _ = q.handle.delivered(d.id);
-                backoff = min;
+                backoff.reset();
                 let waited = queue::now_us().saturating_sub(d.received_us);
                 let e = queue_event(
                     &route,
@@ -484,20 +500,19 @@ pub(crate) async fn deliver(
                         a.text,
                         d.attempts + 1,
                         q.opts.max_attempts.saturating_sub(1),
-                        backoff
+                        backoff.next
                     ),
                     sender,
                     &d.control_id,
                 )
                 .with_rule(rules::QUEUE_RETRY);
                 shared.record(e);
-                if !pause(backoff, &mut stop).await {
+                if !backoff.wait(&mut stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(max);
             }
             Some(a) => {
-                backoff = min;
+                backoff.reset();
                 let reason = if a.transient() {
                     format!(
                         "upstream answered {} {} times (last: {})",
@@ -506,21 +521,7 @@ pub(crate) async fn deliver(
                 } else {
                     format!("upstream answered {} ({})", a.code, a.text)
                 };
-                let parked = q.handle.park(d.id, reason.clone()).await;
-                let e = queue_event(
-                    &route,
-                    Action::Parked,
-                    format!(
-                        "queued message {} parked: {reason}; re-drive it with `wardgate queue --redrive {}` once fixed",
-                        d.id, d.id
-                    ),
-                    sender,
-                    &d.control_id,
-                )
-                .with_rule(rules::QUEUE_PARKED);
-                shared.record(e);
-                if let Err(err) = parked {
-                    queue_stopped(&route, &shared, &err);
+                if !park(&route, &shared, &q, &d, reason).await {
                     return;
                 }
             }
@@ -532,21 +533,8 @@ pub(crate) async fn deliver(
                     d.id
                 );
                 if d.attempts + 1 >= q.opts.max_attempts {
-                    let parked = q.handle.park(d.id, reason.clone()).await;
-                    let e = queue_event(
-                        &route,
-                        Action::Parked,
-                        format!(
-                            "queued message {} parked after {} attempts: {reason}",
-                            d.id, q.opts.max_attempts
-                        ),
-                        sender,
-                        &d.control_id,
-                    )
-                    .with_rule(rules::QUEUE_PARKED);
-                    shared.record(e);
-                    if let Err(err) = parked {
-                        queue_stopped(&route, &shared, &err);
+                    let reason = format!("{reason}, {} times", q.opts.max_attempts);
+                    if !park(&route, &shared, &q, &d, reason).await {
                         return;
                     }
                     continue;
@@ -560,11 +548,41 @@ pub(crate) async fn deliver(
                 )
                 .with_rule(rules::UPSTREAM_PROTOCOL);
                 shared.record(e);
-                if !pause(backoff, &mut stop).await {
+                if !backoff.wait(&mut stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(max);
             }
+        }
+    }
+}
+
+/// Parks a message the upstream will not take and records it; `false` when the
+/// queue has stopped (recorded too).
+async fn park(
+    route: &RoutePolicy,
+    shared: &Shared,
+    q: &RouteQueue,
+    d: &queue::Delivery,
+    reason: String,
+) -> bool {
+    let parked = q.handle.park(d.id, reason.clone()).await;
+    let e = queue_event(
+        route,
+        Action::Parked,
+        format!(
+            "queued message {} parked: {reason}; re-drive it with `wardgate queue --redrive {}` once fixed",
+            d.id, d.id
+        ),
+        Some(&*d.sender),
+        &d.control_id,
+    )
+    .with_rule(rules::QUEUE_PARKED);
+    shared.record(e);
+    match parked {
+        Ok(_) => true,
+        Err(err) => {
+            queue_stopped(route, shared, &err);
+            false
         }
     }
 }
