@@ -42,6 +42,18 @@ pub struct CompareArgs {
     /// Write every round's raw result here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Another wardgate build to measure in the same interleaved run, as
+    /// `NAME=PATH` (target `wardgate-NAME`); repeatable. For A/B-testing a change
+    /// on a noisy host: both builds see the same noise, round by round.
+    #[arg(long, value_parser = parse_variant)]
+    variant: Vec<(String, PathBuf)>,
+}
+
+fn parse_variant(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_owned(), p.into())),
+        _ => Err(format!("{s:?}: expected NAME=PATH")),
+    }
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
@@ -84,26 +96,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 children.0.push((t.clone(), c));
             }
             "wardgate" => {
-                // The load device's flood limits are lifted: this measures
-                // inspection and audit at full speed, not flood protection (whose
-                // per-message check still runs); `wardgate-bench flood` measures that.
-                let data = tmp.join("wardgate-data");
-                let cfg = tmp.join("wardgate.toml");
-                std::fs::write(
-                    &cfg,
-                    format!(
-                        "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
-                        data.display(),
-                        crate::harness::LIFTED_LIMITS
-                    ),
-                )?;
-                let c = Command::new(&a.wardgate_bin)
-                    .arg("serve")
-                    .arg("--config")
-                    .arg(&cfg)
-                    .env("WARDGATE_LOG", "warn")
-                    .spawn()
-                    .with_context(|| format!("starting {}", a.wardgate_bin.display()))?;
+                let c = start_wardgate(&a.wardgate_bin, &tmp.join("wardgate"), addr, sink_addr)?;
                 wardgate_pid = Some(c.id());
                 children.0.push((t.clone(), c));
             }
@@ -113,6 +106,14 @@ pub fn run(a: CompareArgs) -> Result<()> {
         }
         wait_listening(addr, t)?;
         targets.push((t.clone(), addr));
+    }
+    for (name, bin) in &a.variant {
+        let t = format!("wardgate-{name}");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
+        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr)?;
+        children.0.push((t.clone(), c));
+        wait_listening(addr, &t)?;
+        targets.push((t, addr));
     }
 
     // connections -> target -> results over rounds
@@ -163,4 +164,34 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
+}
+
+/// Starts `wardgate serve` from `bin` with its own site under `dir`, relaying
+/// `addr` to the sink with default settings. The load device's flood limits are
+/// lifted: this measures inspection and audit at full speed, not flood protection
+/// (whose per-message check still runs); `wardgate-bench flood` measures that.
+fn start_wardgate(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    sink_addr: SocketAddr,
+) -> Result<std::process::Child> {
+    std::fs::create_dir_all(dir)?;
+    let data = dir.join("data");
+    let cfg = dir.join("wardgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
+            data.display(),
+            crate::harness::LIFTED_LIMITS
+        ),
+    )?;
+    Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .env("WARDGATE_LOG", "warn")
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }
