@@ -26,6 +26,9 @@ pub struct CompareArgs {
     /// Measured seconds per load run.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Unmeasured warm-up seconds before each load run.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
     /// Rounds per connection count (medians are taken over them).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -122,7 +125,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
         let at = results.entry(conns).or_default();
         interleaved(&targets, a.rounds, |round, name, addr| {
             let label = format!("round {round} conns {conns:>3} {name:<12}");
-            let r = run_load(&me, &label, addr, conns, a.seconds, &[])?;
+            let r = run_load(&me, &label, addr, conns, a.seconds, a.warmup, &[])?;
             at.entry(name.to_owned()).or_default().push(r);
             Ok(())
         })?;

@@ -202,6 +202,7 @@ pub(crate) fn run_load(
     addr: SocketAddr,
     connections: usize,
     seconds: f64,
+    warmup: f64,
     extra: &[String],
 ) -> Result<LoadResult> {
     let out = Command::new(me)
@@ -214,7 +215,7 @@ pub(crate) fn run_load(
             "--seconds",
             &seconds.to_string(),
             "--warmup-seconds",
-            "1",
+            &warmup.to_string(),
             "--json",
         ])
         .args(extra)

@@ -641,7 +641,7 @@ key = "{certs}/wardgate-up.key"
                 let pid = children.pid_of(name);
                 let cpu_before = cpu_secs(pid);
                 let label = format!("round {round} {} {n:>3} {name:<18}", mode.key());
-                let load = run_load(&me, &label, addr, n, a.seconds, &extra)?;
+                let load = run_load(&me, &label, addr, n, a.seconds, 1.0, &extra)?;
                 let target_cpu_secs = cpu_secs(pid) - cpu_before;
                 if load.resumed > 0 {
                     bail!(

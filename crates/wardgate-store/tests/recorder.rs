@@ -142,3 +142,69 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
     assert_eq!(recovered.len(), 1);
     assert!(wardgate_audit::verify(&d.path().join("audit"), None).is_ok());
 }
+
+#[test]
+fn a_full_inbox_blocks_callers_and_loses_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    // Room for three events: the eight callers below spend most of their time
+    // waiting for the recorder thread.
+    o.queue = 3;
+    o.checkpoint_every = 1000;
+    let r = Recorder::start(o).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let h = r.handle();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let mut e = event(i, Action::Allowed);
+                    e.event.reason = format!("caller {t} event {i}");
+                    h.record(e).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    r.handle().sync().unwrap();
+    r.shutdown().unwrap();
+    let audit = d.path().join("audit");
+    assert_eq!(wardgate_audit::verify(&audit, None).unwrap().records, 2400);
+    // Each caller's events are in the log in the order it recorded them.
+    let all = query_log(&audit, &EventFilter::default()).unwrap();
+    let mut next = [0u64; 8];
+    for e in &all {
+        let v: serde_json::Value = serde_json::from_str(&e.doc).unwrap();
+        let reason = v["event"]["reason"].as_str().unwrap();
+        let mut words = reason.split(' ');
+        let t: usize = words.nth(1).unwrap().parse().unwrap();
+        let i: u64 = words.nth(1).unwrap().parse().unwrap();
+        assert_eq!(i, next[t], "caller {t}'s events out of order");
+        next[t] += 1;
+    }
+    assert_eq!(next, [300; 8]);
+}
+
+#[test]
+fn after_shutdown_recording_fails_and_everything_accepted_before_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Recorder::start(opts(d.path())).unwrap();
+    let h = r.handle();
+    for i in 0..100 {
+        h.record(event(i, Action::Blocked)).unwrap();
+    }
+    r.shutdown().unwrap();
+    assert!(matches!(
+        h.record(event(100, Action::Blocked)),
+        Err(wardgate_store::StoreError::RecorderStopped)
+    ));
+    assert!(matches!(
+        h.sync(),
+        Err(wardgate_store::StoreError::RecorderStopped)
+    ));
+    let audit = d.path().join("audit");
+    assert_eq!(wardgate_audit::verify(&audit, None).unwrap().records, 100);
+    let store = EventStore::open_read_only(&d.path().join("wardgate.db")).unwrap();
+    assert_eq!(store.query(&EventFilter::default()).unwrap().len(), 100);
+}
