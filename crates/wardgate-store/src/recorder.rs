@@ -1,18 +1,17 @@
 //! The recorder: one thread that owns the audit writer and the event store.
 //!
-//! Callers append serialised events to one pending batch (the inbox); the thread
-//! takes the whole batch at a time, appends each record to the audit chain, writes
-//! the batch to the OS, commits the notable ones to SQLite, and signs a checkpoint
-//! every `checkpoint_every` records or `checkpoint_interval` of quiet. A full inbox
-//! blocks the caller: backpressure, never a dropped record.
+//! Callers hand it events through a bounded channel; it appends each to the audit
+//! chain, writes the batch to the OS, commits it to SQLite, and signs a checkpoint
+//! every `checkpoint_every` records or `checkpoint_interval` of quiet. A full
+//! channel blocks the caller: backpressure, never a dropped record.
 
 use crate::events::{Columns, EventStore, Row};
 use crate::StoreError;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wardgate_audit::{AuditKey, AuditWriter, OpenReport, WriterOptions};
@@ -30,7 +29,7 @@ pub struct RecorderOptions {
     pub checkpoint_interval: Duration,
     /// fsync at checkpoints.
     pub fsync: bool,
-    /// Events that may wait for the recorder thread before callers block.
+    /// Events that may wait in the channel before callers block.
     pub queue: usize,
 }
 
@@ -62,133 +61,63 @@ pub struct RecorderStats {
     pub other: AtomicU64,
 }
 
-/// Bytes of serialised events that may wait for the recorder thread before callers
-/// block, whatever their count (`RecorderOptions::queue` bounds the count).
-const MAX_PENDING_BYTES: usize = 64 << 20;
-
-/// The hand-off from callers to the recorder thread: one pending batch under a
-/// mutex. A caller copies its serialised event into the batch's byte buffer, so
-/// no per-event allocation crosses threads (its own buffer is freed where it was
-/// built); the thread swaps the whole batch for the empty one it processed last,
-/// so in steady state neither side allocates. Measured: with a channel of boxed
-/// events, the hand-off alone (the recorder dropping what it received) cost most of
-/// wardgate's p99 excess over a plain relay at 4 connections (BENCHMARKS.md).
-struct Inbox {
-    pending: Mutex<Pending>,
-    /// The recorder thread waits here when the batch is empty.
-    work: Condvar,
-    /// Callers wait here while the batch is full.
-    room: Condvar,
-    /// Most items in a batch.
-    cap: usize,
+/// An event already serialised by the caller: one contiguous buffer crosses to the
+/// recorder thread, and the `Event` (about twenty small allocations) is freed on
+/// the core that built it. Measured: cross-thread frees and cache misses on the
+/// scattered fields cost more than the serialisation itself.
+struct Serialized {
+    json: Vec<u8>,
+    action: Action,
+    /// Indexed columns, for notable events only.
+    cols: Option<Columns>,
 }
 
-#[derive(Default)]
-struct Pending {
-    /// Serialised events, back to back; `Item::Event::len` delimits them.
-    bytes: Vec<u8>,
-    items: Vec<Item>,
-    /// The recorder thread is blocked on `work`: the next caller wakes it.
-    idle: bool,
-    /// Callers blocked on `room`.
-    waiting: usize,
-    /// The recorder thread has stopped (shutdown or a write error): nothing more is
-    /// accepted, and callers get `RecorderStopped` instead of waiting forever.
-    closed: bool,
-}
-
-enum Item {
-    Event {
-        len: usize,
-        action: Action,
-        /// Indexed columns, for notable events only.
-        cols: Option<Box<Columns>>,
-    },
+enum Msg {
+    Event(Box<Serialized>),
     Sync(mpsc::Sender<()>),
     Shutdown,
-}
-
-impl Inbox {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        // The lock guards plain data that every holder leaves consistent.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, bytes: &[u8], item: Item) -> Result<(), StoreError> {
-        let mut p = self.lock();
-        while !p.closed
-            && !p.items.is_empty()
-            && (p.items.len() >= self.cap || p.bytes.len() + bytes.len() > MAX_PENDING_BYTES)
-        {
-            p.waiting += 1;
-            p = self.room.wait(p).unwrap_or_else(PoisonError::into_inner);
-            p.waiting -= 1;
-        }
-        if p.closed {
-            return Err(StoreError::RecorderStopped);
-        }
-        p.bytes.extend_from_slice(bytes);
-        p.items.push(item);
-        let wake = std::mem::take(&mut p.idle);
-        drop(p);
-        if wake {
-            self.work.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Swaps the pending batch into `bytes`/`items` (which must be empty).
-    fn take(&self, p: &mut Pending, bytes: &mut Vec<u8>, items: &mut Vec<Item>) {
-        std::mem::swap(&mut p.bytes, bytes);
-        std::mem::swap(&mut p.items, items);
-        if p.waiting > 0 {
-            self.room.notify_all();
-        }
-    }
-}
-
-/// Closes the inbox when the recorder thread ends, however it ends, so no caller
-/// waits for room that will never come.
-struct CloseOnExit(Arc<Inbox>);
-
-impl Drop for CloseOnExit {
-    fn drop(&mut self) {
-        self.0.lock().closed = true;
-        self.0.room.notify_all();
-    }
 }
 
 /// A cheap, cloneable way to record events.
 #[derive(Clone)]
 pub struct RecorderHandle {
-    inbox: Arc<Inbox>,
+    tx: SyncSender<Msg>,
     stats: Arc<RecorderStats>,
 }
 
 impl RecorderHandle {
     /// Records an event (an [`Event`] or an engine-written routine [`Record`]).
-    /// Blocks only while the inbox is full.
+    /// Blocks only while the queue is full.
     pub fn record(&self, record: impl Into<Record>) -> Result<(), StoreError> {
-        let (json, action, cols) = match record.into() {
+        let msg = Msg::Event(Box::new(match record.into() {
             Record::Event(event) => {
                 let action = event.event.action;
-                let cols = (action != Action::Allowed).then(|| Box::new(Columns::of_event(&event)));
-                (event.to_json(), action, cols)
+                let cols = (action != Action::Allowed).then(|| Columns::of_event(&event));
+                Serialized {
+                    json: event.to_json(),
+                    action,
+                    cols,
+                }
             }
-            Record::Routine(json) => (json, Action::Allowed, None),
-        };
-        let item = Item::Event {
-            len: json.len(),
-            action,
-            cols,
-        };
-        self.inbox.push(&json, item)
+            Record::Routine(json) => Serialized {
+                json,
+                action: Action::Allowed,
+                cols: None,
+            },
+        }));
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(m)) => self.tx.send(m).map_err(|_| StoreError::RecorderStopped),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::RecorderStopped),
+        }
     }
 
     /// Waits until every event recorded before this call is in the audit log and the store.
     pub fn sync(&self) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.inbox.push(&[], Item::Sync(tx))?;
+        self.tx
+            .send(Msg::Sync(tx))
+            .map_err(|_| StoreError::RecorderStopped)?;
         rx.recv().map_err(|_| StoreError::RecorderStopped)
     }
 
@@ -239,26 +168,17 @@ impl Recorder {
         }
         audit.flush()?;
         store.insert_batch(&rows, audit.last_seq())?;
-        let inbox = Arc::new(Inbox {
-            pending: Mutex::new(Pending::default()),
-            work: Condvar::new(),
-            room: Condvar::new(),
-            cap: opts.queue.max(1),
-        });
+        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
         let thread_stats = stats.clone();
-        let thread_inbox = inbox.clone();
         let thread = std::thread::Builder::new()
             .name("wardgate-recorder".into())
-            .spawn(move || {
-                let _close = CloseOnExit(thread_inbox.clone());
-                run(&thread_inbox, audit, store, thread_stats, opts)
-            })
+            .spawn(move || run(rx, audit, store, thread_stats, opts))
             .map_err(|source| StoreError::Io {
                 what: "starting the recorder thread".into(),
                 source,
             })?;
         Ok(Recorder {
-            handle: RecorderHandle { inbox, stats },
+            handle: RecorderHandle { tx, stats },
             thread,
         })
     }
@@ -271,7 +191,7 @@ impl Recorder {
     /// Writes everything queued so far, signs a final checkpoint and closes the log.
     /// Events recorded through other handles after this call fail with `RecorderStopped`.
     pub fn shutdown(self) -> Result<(), StoreError> {
-        let sent = self.handle.inbox.push(&[], Item::Shutdown);
+        let sent = self.handle.tx.send(Msg::Shutdown);
         let joined = self
             .thread
             .join()
@@ -293,7 +213,7 @@ fn count(stats: &RecorderStats, action: Action) {
 }
 
 fn run(
-    inbox: &Inbox,
+    rx: Receiver<Msg>,
     mut audit: AuditWriter,
     mut store: EventStore,
     stats: Arc<RecorderStats>,
@@ -307,81 +227,68 @@ fn run(
     let mut indexed_through = store.last_seq()?;
     let mut rows: Vec<Row> = Vec::with_capacity(BATCH);
     let mut syncs: Vec<mpsc::Sender<()>> = Vec::new();
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut items: Vec<Item> = Vec::new();
     let mut last_checkpoint = Instant::now();
     let mut unsigned = false;
     let mut shutdown = false;
-    let mut drained = false;
     // While events keep coming, the thread polls on a fixed nap and nobody has to
-    // wake it; only after a nap that brought nothing does it block (and the next
-    // event's caller pays one wake-up).
+    // wake it; only after a nap that brought nothing does it block on the queue
+    // (and the next event's sender pays one wake-up).
     let mut busy = false;
-    loop {
-        if busy && !shutdown {
+    while !shutdown {
+        let first = if busy {
             // A dedicated thread: sleeping here blocks no runtime worker.
             #[allow(clippy::disallowed_methods)]
             std::thread::sleep(BATCH_NAP);
-        }
-        {
-            let mut p = inbox.lock();
-            if p.items.is_empty() && !busy && !shutdown {
-                p.idle = true;
-                p = inbox
-                    .work
-                    .wait_timeout(p, opts.checkpoint_interval)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                p.idle = false;
-                if matches!(p.items.first(), Some(Item::Event { .. })) {
-                    // Let events accumulate so a busy gateway wakes this thread a
-                    // few hundred times a second, not once per message; a record
-                    // waits at most this long to be written.
-                    drop(p);
-                    #[allow(clippy::disallowed_methods)]
-                    std::thread::sleep(BATCH_NAP);
-                    p = inbox.lock();
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => {
+                    busy = false;
+                    None
                 }
+                Err(TryRecvError::Disconnected) => break,
             }
-            busy = !p.items.is_empty();
-            if shutdown {
-                // Nothing is accepted from here on; what was accepted is written.
-                p.closed = true;
-                drained = true;
-                inbox.room.notify_all();
+        } else {
+            match rx.recv_timeout(opts.checkpoint_interval) {
+                Ok(m) => {
+                    if matches!(m, Msg::Event(_)) {
+                        // Let events accumulate so a busy gateway wakes this thread
+                        // a few thousand times a second, not once per message; a
+                        // record waits at most this long to be written.
+                        #[allow(clippy::disallowed_methods)]
+                        std::thread::sleep(BATCH_NAP);
+                        busy = true;
+                    }
+                    Some(m)
+                }
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            inbox.take(&mut p, &mut bytes, &mut items);
-        }
-        let mut at = 0;
-        for item in items.drain(..) {
-            match item {
-                Item::Event { len, action, cols } => {
-                    let json = &bytes[at..at + len];
-                    at += len;
-                    let seq = audit.append(json)?;
+        };
+        let mut next = first;
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(e) => {
+                    let Serialized { json, action, cols } = *e;
+                    let seq = audit.append(&json)?;
                     count(&stats, action);
                     // Routine decisions live in the audit log only; the store indexes the rest.
                     if let Some(cols) = cols {
-                        rows.push(Row {
-                            seq,
-                            json: json.to_vec(),
-                            cols: *cols,
-                        });
+                        rows.push(Row { seq, json, cols });
                     }
                     unsigned = true;
                 }
-                Item::Sync(tx) => syncs.push(tx),
-                Item::Shutdown => shutdown = true,
+                Msg::Sync(tx) => syncs.push(tx),
+                Msg::Shutdown => {
+                    shutdown = true;
+                    break;
+                }
             }
             if rows.len() >= BATCH {
-                // Audit log first: the store may lag the log after a crash, never lead it.
-                audit.flush()?;
-                store.insert_batch(&rows, audit.last_seq())?;
-                indexed_through = audit.last_seq();
-                rows.clear();
+                break;
             }
+            next = rx.try_recv().ok();
         }
-        bytes.clear();
+        // Audit log first: the store may lag the log after a crash, never lead it.
         audit.flush()?;
         if !rows.is_empty() || audit.last_seq() > indexed_through + INDEX_MARK_EVERY {
             store.insert_batch(&rows, audit.last_seq())?;
@@ -395,9 +302,6 @@ fn run(
         }
         for s in syncs.drain(..) {
             let _ = s.send(());
-        }
-        if drained {
-            break;
         }
     }
     store.insert_batch(&[], audit.last_seq())?;

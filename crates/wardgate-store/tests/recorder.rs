@@ -144,7 +144,7 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
 }
 
 #[test]
-fn a_full_inbox_blocks_callers_and_loses_nothing() {
+fn a_full_queue_blocks_callers_and_loses_nothing() {
     let d = tempfile::tempdir().unwrap();
     let mut o = opts(d.path());
     // Room for three events: the eight callers below spend most of their time
