@@ -400,14 +400,22 @@ impl Event {
 
     /// Compact JSON, one line, no tabs or newlines (the audit log relies on this).
     pub fn to_json(&self) -> Vec<u8> {
-        // Serialising plain structs of strings and numbers cannot fail; an empty
-        // object is still better than a panic if it ever did.
         // Presized: an event is 400-900 bytes, so growing from empty would
         // reallocate several times per message.
         let mut out = Vec::with_capacity(1024);
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => b"{}".to_vec(),
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends [`Event::to_json`]'s line to `out`, so a caller with a buffer at
+    /// hand (the recorder's batch) serialises in place without a new allocation.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        // Serialising plain structs of strings and numbers cannot fail; an empty
+        // object is still better than a panic if it ever did.
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
         }
     }
 }

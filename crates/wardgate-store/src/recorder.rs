@@ -1,18 +1,26 @@
 //! The recorder: one thread that owns the audit writer and the event store.
 //!
-//! Callers hand it events through a bounded channel; it appends each to the audit
-//! chain, writes the batch to the OS, commits it to SQLite, and signs a checkpoint
-//! every `checkpoint_every` records or `checkpoint_interval` of quiet. A full
-//! channel blocks the caller: backpressure, never a dropped record.
+//! Callers serialise each event into a shard of pending events (one shard per
+//! calling thread, so its lock is uncontended) and stamp it from one global
+//! counter. While events come, the recorder thread wakes every couple of
+//! milliseconds, swaps each shard's buffers for empty ones, and takes the events
+//! in stamp order: it appends them to the audit chain, writes the batch to the OS,
+//! commits notable ones to SQLite, and signs a checkpoint every
+//! `checkpoint_every` records or `checkpoint_interval`. Too many pending events
+//! block the caller: backpressure, never a dropped record.
+//!
+//! Why not a channel: handing each event to this thread as its own boxed message
+//! cost the proxy's 4-connection p99 latency about a fifth (BENCHMARKS.md, "The
+//! 4-connection tail"); with shards nothing is allocated or freed per event across
+//! threads, and callers on different cores share one counter, not a queue.
 
 use crate::events::{Columns, EventStore, Row};
 use crate::StoreError;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use wardgate_audit::{AuditKey, AuditWriter, OpenReport, WriterOptions};
 use wardgate_engine::event::{Action, Event, Record};
@@ -29,7 +37,7 @@ pub struct RecorderOptions {
     pub checkpoint_interval: Duration,
     /// fsync at checkpoints.
     pub fsync: bool,
-    /// Events that may wait in the channel before callers block.
+    /// Events that may wait to be written before callers block.
     pub queue: usize,
 }
 
@@ -61,69 +69,206 @@ pub struct RecorderStats {
     pub other: AtomicU64,
 }
 
-/// An event already serialised by the caller: one contiguous buffer crosses to the
-/// recorder thread, and the `Event` (about twenty small allocations) is freed on
-/// the core that built it. Measured: cross-thread frees and cache misses on the
-/// scattered fields cost more than the serialisation itself.
-struct Serialized {
-    json: Vec<u8>,
-    action: Action,
-    /// Indexed columns, for notable events only.
-    cols: Option<Columns>,
+/// Shards of pending events. More than the threads that record in a busy gateway
+/// (two runtime workers on this class of machine, plus a few others), so two
+/// threads rarely share one.
+const SHARDS: usize = 8;
+/// While events keep coming the recorder polls on this nap and nobody has to wake
+/// it; a record waits at most about this long to be written.
+const BATCH_NAP: Duration = Duration::from_micros(2000);
+/// Notable rows committed to SQLite per transaction, at most.
+const ROWS_PER_COMMIT: usize = 4096;
+/// With only routine traffic, the index's watermark moves now and then (one tiny
+/// transaction), so a restart back-fills little.
+const INDEX_MARK_EVERY: u64 = 10_000;
+
+/// Events accepted on one shard and not yet taken by the recorder: their JSON
+/// back to back, and where each ends.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    items: Vec<Item>,
+    /// Recorder side only: items before this one are written.
+    next: usize,
 }
 
-enum Msg {
-    Event(Box<Serialized>),
-    Sync(mpsc::Sender<()>),
-    Shutdown,
+struct Item {
+    /// Global order of acceptance.
+    stamp: u64,
+    /// End of this event's JSON in `bytes`; it starts where the previous one ends.
+    end: usize,
+    action: Action,
+    /// Indexed columns, for notable events only.
+    cols: Option<Box<Columns>>,
+}
+
+impl Batch {
+    fn start_of(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.items[i - 1].end
+        }
+    }
+}
+
+/// A shard on its own cache lines, so two callers' locks do not share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Batch>);
+
+/// What the recorder has done, for callers that wait on it.
+#[derive(Default)]
+struct Progress {
+    /// Every event with a stamp below this is in the audit log and the store.
+    written: u64,
+    /// The recorder thread has ended (shut down or failed).
+    stopped: bool,
+}
+
+struct Inner {
+    shards: [Shard; SHARDS],
+    /// The next stamp. Taken under the shard's lock, together with the push, so
+    /// that once the recorder has read this counter every smaller stamp is in a shard.
+    taken: AtomicU64,
+    /// Events accepted and not yet written.
+    pending: AtomicUsize,
+    /// `pending` at which callers wait.
+    limit: usize,
+    /// Set at shutdown or when the recorder fails; read under a shard's lock by callers.
+    closed: AtomicBool,
+    /// The recorder is parked for lack of work: the next caller unparks it.
+    parked: AtomicBool,
+    thread: OnceLock<Thread>,
+    progress: Mutex<Progress>,
+    progress_changed: Condvar,
+    stats: RecorderStats,
+}
+
+/// Locks, ignoring poisoning: every critical section here leaves its data
+/// consistent at each step, so a panic elsewhere is no reason to stop recording.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This thread's shard: threads take shards round-robin on first use.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    MINE.with(|m| *m)
+}
+
+impl Inner {
+    /// Wakes the recorder if it is parked for lack of work.
+    fn wake_if_parked(&self) {
+        // Pairs with the recorder's store of `parked` before it re-reads `taken`:
+        // either it sees this caller's stamp, or this load sees it parked.
+        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
+            self.unpark();
+        }
+    }
+
+    /// Ends the recorder's wait or nap now (a caller is waiting on it).
+    fn unpark(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    /// Blocks while the queue is full.
+    fn wait_for_room(&self) -> Result<(), StoreError> {
+        let mut p = lock(&self.progress);
+        while self.pending.load(Ordering::SeqCst) >= self.limit {
+            if p.stopped || self.closed.load(Ordering::SeqCst) {
+                return Err(StoreError::RecorderStopped);
+            }
+            self.unpark();
+            // Timed: a wake-up missed for any reason costs a few milliseconds, not a hang.
+            p = self
+                .progress_changed
+                .wait_timeout(p, Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
 }
 
 /// A cheap, cloneable way to record events.
 #[derive(Clone)]
 pub struct RecorderHandle {
-    tx: SyncSender<Msg>,
-    stats: Arc<RecorderStats>,
+    inner: Arc<Inner>,
 }
 
 impl RecorderHandle {
     /// Records an event (an [`Event`] or an engine-written routine [`Record`]).
-    /// Blocks only while the queue is full.
+    /// Blocks only while the queue is full; fails once the recorder has stopped.
     pub fn record(&self, record: impl Into<Record>) -> Result<(), StoreError> {
-        let msg = Msg::Event(Box::new(match record.into() {
+        let inner = &*self.inner;
+        if inner.pending.load(Ordering::Relaxed) >= inner.limit {
+            inner.wait_for_room()?;
+        }
+        let record = record.into();
+        let (action, cols) = match &record {
             Record::Event(event) => {
                 let action = event.event.action;
-                let cols = (action != Action::Allowed).then(|| Columns::of_event(&event));
-                Serialized {
-                    json: event.to_json(),
-                    action,
-                    cols,
-                }
+                let cols = (action != Action::Allowed).then(|| Box::new(Columns::of_event(event)));
+                (action, cols)
             }
-            Record::Routine(json) => Serialized {
-                json,
-                action: Action::Allowed,
-                cols: None,
-            },
-        }));
-        match self.tx.try_send(msg) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(m)) => self.tx.send(m).map_err(|_| StoreError::RecorderStopped),
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::RecorderStopped),
+            Record::Routine(_) => (Action::Allowed, None),
+        };
+        {
+            let mut b = lock(&inner.shards[shard_index()].0);
+            // Under the lock: the recorder sets `closed` before its last sweep of the
+            // shards, so an event accepted here is always taken by that sweep.
+            if inner.closed.load(Ordering::SeqCst) {
+                return Err(StoreError::RecorderStopped);
+            }
+            match &record {
+                Record::Event(event) => event.write_json(&mut b.bytes),
+                Record::Routine(json) => b.bytes.extend_from_slice(json),
+            }
+            let stamp = inner.taken.fetch_add(1, Ordering::SeqCst);
+            let end = b.bytes.len();
+            b.items.push(Item {
+                stamp,
+                end,
+                action,
+                cols,
+            });
+            inner.pending.fetch_add(1, Ordering::SeqCst);
         }
+        inner.wake_if_parked();
+        Ok(())
     }
 
     /// Waits until every event recorded before this call is in the audit log and the store.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.tx
-            .send(Msg::Sync(tx))
-            .map_err(|_| StoreError::RecorderStopped)?;
-        rx.recv().map_err(|_| StoreError::RecorderStopped)
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(StoreError::RecorderStopped);
+        }
+        let target = inner.taken.load(Ordering::SeqCst);
+        let mut p = lock(&inner.progress);
+        while p.written < target {
+            if p.stopped {
+                return Err(StoreError::RecorderStopped);
+            }
+            inner.unpark();
+            p = inner
+                .progress_changed
+                .wait_timeout(p, Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
     }
 
     /// Live counters.
     pub fn stats(&self) -> &RecorderStats {
-        &self.stats
+        &self.inner.stats
     }
 }
 
@@ -153,13 +298,24 @@ impl Recorder {
         )?;
         let mut store = EventStore::open(&opts.data_dir.join("wardgate.db"))?;
         backfill(&mut store, &audit_dir.join("audit.log"), audit.last_seq())?;
-        let stats = Arc::new(RecorderStats::default());
+        let inner = Arc::new(Inner {
+            shards: Default::default(),
+            taken: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
+            limit: opts.queue.max(1),
+            closed: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            progress: Mutex::new(Progress::default()),
+            progress_changed: Condvar::new(),
+            stats: RecorderStats::default(),
+        });
         let mut first = recovery_events(&report);
         let mut rows = Vec::new();
         for e in first.drain(..) {
             let json = e.to_json();
             let seq = audit.append(&json)?;
-            count(&stats, e.event.action);
+            count(&inner.stats, e.event.action);
             rows.push(Row {
                 seq,
                 json,
@@ -168,17 +324,17 @@ impl Recorder {
         }
         audit.flush()?;
         store.insert_batch(&rows, audit.last_seq())?;
-        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
-        let thread_stats = stats.clone();
+        let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()
             .name("wardgate-recorder".into())
-            .spawn(move || run(rx, audit, store, thread_stats, opts))
+            .spawn(move || run(thread_inner, audit, store, opts))
             .map_err(|source| StoreError::Io {
                 what: "starting the recorder thread".into(),
                 source,
             })?;
+        let _ = inner.thread.set(thread.thread().clone());
         Ok(Recorder {
-            handle: RecorderHandle { tx, stats },
+            handle: RecorderHandle { inner },
             thread,
         })
     }
@@ -188,16 +344,14 @@ impl Recorder {
         self.handle.clone()
     }
 
-    /// Writes everything queued so far, signs a final checkpoint and closes the log.
-    /// Events recorded through other handles after this call fail with `RecorderStopped`.
+    /// Writes everything accepted so far, signs a final checkpoint and closes the log.
+    /// Events recorded through any handle after this call fail with `RecorderStopped`.
     pub fn shutdown(self) -> Result<(), StoreError> {
-        let sent = self.handle.tx.send(Msg::Shutdown);
-        let joined = self
-            .thread
+        self.handle.inner.closed.store(true, Ordering::SeqCst);
+        self.handle.inner.unpark();
+        self.thread
             .join()
-            .map_err(|_| StoreError::RecorderStopped)?;
-        sent.map_err(|_| StoreError::RecorderStopped)?;
-        joined
+            .map_err(|_| StoreError::RecorderStopped)?
     }
 }
 
@@ -212,100 +366,180 @@ fn count(stats: &RecorderStats, action: Action) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Marks the recorder stopped however its thread ends (shutdown, an I/O error, a
+/// panic), so callers fail instead of waiting for it.
+struct StopGuard<'a>(&'a Inner);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        lock(&self.0.progress).stopped = true;
+        self.0.progress_changed.notify_all();
+    }
+}
+
+/// The recorder thread's own state.
+struct Writer {
+    audit: AuditWriter,
+    store: EventStore,
+    /// Per shard: events taken from it and not yet written.
+    local: Vec<Batch>,
+    rows: Vec<Row>,
+    indexed_through: u64,
+}
+
+impl Writer {
+    /// Moves every shard's pending events to the recorder's side. Swapping gives the
+    /// shard back empty buffers that keep their capacity: no allocation once warm.
+    fn collect(&mut self, inner: &Inner) {
+        for (shard, l) in inner.shards.iter().zip(self.local.iter_mut()) {
+            let mut b = lock(&shard.0);
+            if b.items.is_empty() {
+                continue;
+            }
+            if l.next == l.items.len() {
+                l.bytes.clear();
+                l.items.clear();
+                l.next = 0;
+                std::mem::swap(&mut l.bytes, &mut b.bytes);
+                std::mem::swap(&mut l.items, &mut b.items);
+            } else {
+                // Events left from the last sweep (stamped after it began) go first.
+                let base = l.bytes.len();
+                l.bytes.extend_from_slice(&b.bytes);
+                l.items.extend(b.items.drain(..).map(|mut it| {
+                    it.end += base;
+                    it
+                }));
+                b.bytes.clear();
+            }
+        }
+    }
+
+    /// Writes, in stamp order, every collected event stamped below `below`.
+    /// Returns how many.
+    fn write_below(&mut self, below: u64, stats: &RecorderStats) -> Result<usize, StoreError> {
+        let mut n = 0;
+        loop {
+            // The shard whose next event is the oldest; each shard's events are in
+            // stamp order already, so this is a merge.
+            let mut best: Option<(usize, u64)> = None;
+            for (i, l) in self.local.iter().enumerate() {
+                if let Some(it) = l.items.get(l.next) {
+                    if it.stamp < below && best.is_none_or(|(_, s)| it.stamp < s) {
+                        best = Some((i, it.stamp));
+                    }
+                }
+            }
+            let Some((i, _)) = best else { break };
+            let l = &mut self.local[i];
+            let start = l.start_of(l.next);
+            let it = &mut l.items[l.next];
+            let json = &l.bytes[start..it.end];
+            let seq = self.audit.append(json)?;
+            count(stats, it.action);
+            // Routine decisions live in the audit log only; the store indexes the rest.
+            if let Some(cols) = it.cols.take() {
+                self.rows.push(Row {
+                    seq,
+                    json: json.to_vec(),
+                    cols: *cols,
+                });
+            }
+            l.next += 1;
+            n += 1;
+            if self.rows.len() >= ROWS_PER_COMMIT {
+                self.commit(false)?;
+            }
+        }
+        for l in &mut self.local {
+            if l.next > 0 && l.next == l.items.len() {
+                l.bytes.clear();
+                l.items.clear();
+                l.next = 0;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Writes the log to the OS, then indexes: the store may lag the log after a
+    /// crash, never lead it.
+    fn commit(&mut self, mark: bool) -> Result<(), StoreError> {
+        self.audit.flush()?;
+        let last = self.audit.last_seq();
+        if !self.rows.is_empty() || (mark && last > self.indexed_through + INDEX_MARK_EVERY) {
+            self.store.insert_batch(&self.rows, last)?;
+            self.indexed_through = last;
+            self.rows.clear();
+        }
+        Ok(())
+    }
+}
+
 fn run(
-    rx: Receiver<Msg>,
-    mut audit: AuditWriter,
-    mut store: EventStore,
-    stats: Arc<RecorderStats>,
+    inner: Arc<Inner>,
+    audit: AuditWriter,
+    store: EventStore,
     opts: RecorderOptions,
 ) -> Result<(), StoreError> {
-    const BATCH: usize = 4096;
-    const BATCH_NAP: Duration = Duration::from_micros(2000);
-    // With only routine traffic, move the index's watermark now and then (one tiny
-    // transaction), so a restart back-fills little.
-    const INDEX_MARK_EVERY: u64 = 10_000;
-    let mut indexed_through = store.last_seq()?;
-    let mut rows: Vec<Row> = Vec::with_capacity(BATCH);
-    let mut syncs: Vec<mpsc::Sender<()>> = Vec::new();
+    let _stop = StopGuard(&inner);
+    let mut w = Writer {
+        indexed_through: store.last_seq()?,
+        audit,
+        store,
+        local: (0..SHARDS).map(|_| Batch::default()).collect(),
+        rows: Vec::new(),
+    };
+    let mut written = 0u64;
     let mut last_checkpoint = Instant::now();
     let mut unsigned = false;
-    let mut shutdown = false;
-    // While events keep coming, the thread polls on a fixed nap and nobody has to
-    // wake it; only after a nap that brought nothing does it block on the queue
-    // (and the next event's sender pays one wake-up).
     let mut busy = false;
-    while !shutdown {
-        let first = if busy {
-            // A dedicated thread: sleeping here blocks no runtime worker.
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(BATCH_NAP);
-            match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(TryRecvError::Empty) => {
-                    busy = false;
-                    None
-                }
-                Err(TryRecvError::Disconnected) => break,
+    let mut last_round = false;
+    loop {
+        if busy {
+            // A dedicated thread: waiting here blocks no runtime worker. Parked, not
+            // slept, so that a caller blocked on a full queue or a sync can cut it short.
+            std::thread::park_timeout(BATCH_NAP);
+        } else if !last_round {
+            inner.parked.store(true, Ordering::SeqCst);
+            if inner.taken.load(Ordering::SeqCst) == written && !inner.closed.load(Ordering::SeqCst)
+            {
+                std::thread::park_timeout(opts.checkpoint_interval);
             }
-        } else {
-            match rx.recv_timeout(opts.checkpoint_interval) {
-                Ok(m) => {
-                    if matches!(m, Msg::Event(_)) {
-                        // Let events accumulate so a busy gateway wakes this thread
-                        // a few thousand times a second, not once per message; a
-                        // record waits at most this long to be written.
-                        #[allow(clippy::disallowed_methods)]
-                        std::thread::sleep(BATCH_NAP);
-                        busy = true;
-                    }
-                    Some(m)
-                }
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
+            inner.parked.store(false, Ordering::SeqCst);
+            if inner.taken.load(Ordering::SeqCst) > written {
+                // Let events accumulate, so a busy gateway wakes this thread a few
+                // hundred times a second, not once per message.
+                std::thread::park_timeout(BATCH_NAP);
             }
-        };
-        let mut next = first;
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Event(e) => {
-                    let Serialized { json, action, cols } = *e;
-                    let seq = audit.append(&json)?;
-                    count(&stats, action);
-                    // Routine decisions live in the audit log only; the store indexes the rest.
-                    if let Some(cols) = cols {
-                        rows.push(Row { seq, json, cols });
-                    }
-                    unsigned = true;
-                }
-                Msg::Sync(tx) => syncs.push(tx),
-                Msg::Shutdown => {
-                    shutdown = true;
-                    break;
-                }
-            }
-            if rows.len() >= BATCH {
-                break;
-            }
-            next = rx.try_recv().ok();
         }
-        // Audit log first: the store may lag the log after a crash, never lead it.
-        audit.flush()?;
-        if !rows.is_empty() || audit.last_seq() > indexed_through + INDEX_MARK_EVERY {
-            store.insert_batch(&rows, audit.last_seq())?;
-            indexed_through = audit.last_seq();
-            rows.clear();
-        }
+        // `closed` before `taken`: a caller that saw it open has its stamp below the
+        // next sweep's mark at the latest, so one more sweep after this takes it.
+        let closing = inner.closed.load(Ordering::SeqCst)
+            // Nobody can record any more: every handle is gone.
+            || Arc::strong_count(&inner) == 1;
+        let below = inner.taken.load(Ordering::SeqCst);
+        w.collect(&inner);
+        let n = w.write_below(below, &inner.stats)?;
+        w.commit(true)?;
+        unsigned |= n > 0;
         if unsigned && last_checkpoint.elapsed() >= opts.checkpoint_interval {
-            audit.checkpoint()?;
+            w.audit.checkpoint()?;
             last_checkpoint = Instant::now();
             unsigned = false;
         }
-        for s in syncs.drain(..) {
-            let _ = s.send(());
+        inner.pending.fetch_sub(n, Ordering::SeqCst);
+        written = below;
+        lock(&inner.progress).written = below;
+        inner.progress_changed.notify_all();
+        busy = n > 0;
+        if last_round {
+            break;
         }
+        last_round = closing;
     }
-    store.insert_batch(&[], audit.last_seq())?;
-    audit.close()?;
+    w.store.insert_batch(&[], w.audit.last_seq())?;
+    w.audit.close()?;
     Ok(())
 }
 
