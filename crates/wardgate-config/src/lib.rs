@@ -111,6 +111,10 @@ pub struct Gateway {
     /// Most connections served at once across all routes; more are refused with an event. Default 4096.
     #[serde(default = "defaults::max_connections")]
     pub max_connections: u64,
+    /// Threads that serve connections, each connection on one of them for its whole
+    /// life. 0 (the default): one per CPU core.
+    #[serde(default)]
+    pub workers: u64,
     /// Certificates (listeners', the built-in CA's, devices' it issued) that
     /// expire within this many days raise an alert at start and every six hours.
     /// Default 30.
@@ -902,6 +906,15 @@ impl Config {
             err(
                 self.gateway.max_frame_bytes.span(),
                 "max_frame_bytes must be between 64 and 67108864".into(),
+            );
+        }
+        if self.gateway.workers > 1024 {
+            err(
+                0..0,
+                format!(
+                    "gateway.workers is {}; at most 1024 (0 means one per CPU core)",
+                    self.gateway.workers
+                ),
             );
         }
         if self.gateway.audit.checkpoint_every == 0 {

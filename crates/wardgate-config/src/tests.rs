@@ -382,3 +382,17 @@ fn cleartext_beyond_local_networks_is_refused_unless_allowed() {
         v.warnings
     );
 }
+
+#[test]
+fn connection_workers_default_to_one_per_core_and_are_bounded() {
+    let v = parse(MINIMAL).unwrap();
+    assert_eq!(v.config.gateway.workers, 0);
+    let two = MINIMAL.replace("[gateway]\n", "[gateway]\nworkers = 2\n");
+    assert_eq!(parse(&two).unwrap().config.gateway.workers, 2);
+    let many = MINIMAL.replace("[gateway]\n", "[gateway]\nworkers = 5000\n");
+    let p = problems(&many);
+    assert!(
+        p.iter().any(|p| p.message.contains("gateway.workers")),
+        "{p:#?}"
+    );
+}

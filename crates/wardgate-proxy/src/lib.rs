@@ -25,6 +25,7 @@ mod forward;
 mod limits;
 mod relay;
 mod tls;
+mod workers;
 
 pub use tls::request_reload;
 
@@ -56,6 +57,9 @@ pub struct ProxyOptions {
     /// Where store-and-forward routes keep their queues (`data_dir/queue`);
     /// required when any route is store-and-forward.
     pub queue_dir: Option<std::path::PathBuf>,
+    /// Connection worker threads (single-threaded runtimes; see `workers.rs`).
+    /// 0 serves connections on the runtime that calls [`Proxy::run`].
+    pub workers: usize,
 }
 
 impl ProxyOptions {
@@ -70,6 +74,10 @@ impl ProxyOptions {
                 .unwrap_or(usize::MAX)
                 .max(1),
             queue_dir: None,
+            workers: match g.workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => usize::try_from(n).unwrap_or(1),
+            },
         }
     }
 }
@@ -93,6 +101,9 @@ pub enum ProxyError {
         /// What is wrong.
         why: String,
     },
+    /// The connection worker threads could not be started.
+    #[error("cannot start the connection workers: {0}")]
+    Workers(std::io::Error),
     /// A route's listen address could not be bound.
     #[error("route {route:?}: cannot listen on {addr}: {source}")]
     Bind {
@@ -137,6 +148,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     listeners: Vec<Listening>,
     queues: Vec<wardgate_store::queue::QueueThread>,
+    workers: Option<workers::Workers>,
 }
 
 impl Proxy {
@@ -190,7 +202,12 @@ impl Proxy {
                 queue,
             });
         }
+        let workers = match opts.workers {
+            0 => None,
+            n => Some(workers::Workers::start(n).map_err(ProxyError::Workers)?),
+        };
         Ok(Proxy {
+            workers,
             shared: Arc::new(Shared {
                 floods: limits::Floods::new(&policy, opts.max_connections),
                 policy,
@@ -217,6 +234,7 @@ impl Proxy {
         let sweeper = tokio::spawn(sweep_floods(self.shared.clone()));
         let mut acceptors = JoinSet::new();
         let mut deliverers = JoinSet::new();
+        let workers = self.workers;
         for Listening {
             route,
             listener,
@@ -237,6 +255,7 @@ impl Proxy {
             let shared = self.shared.clone();
             let cap = cap.clone();
             let mut stop = shutdown.clone();
+            let workers = workers.clone();
             acceptors.spawn(async move {
                 let mut conns = JoinSet::new();
                 loop {
@@ -261,42 +280,44 @@ impl Proxy {
                                     shared.floods.refuse(sock, &route, tls.is_some(), &mut conns);
                                     continue;
                                 };
-                                let shared = shared.clone();
-                                let route = route.clone();
-                                let stop = stop.clone();
-                                let tls = tls.clone();
-                                let tls_up = tls_up.clone();
-                                let queue = queue.clone();
-                                conns.spawn(async move {
-                                    let _ = sock.set_nodelay(true);
-                                    if let Some(q) = queue {
-                                        match tls {
-                                            Some(tls) => {
-                                                if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
-                                                    forward::handle(stream, peer, identity, route, shared, stop, q).await;
-                                                }
-                                            }
-                                            None => forward::handle(sock, peer, None, route, shared, stop, q).await,
-                                        }
-                                        drop(guard);
-                                        drop(permit);
-                                        return;
+                                let conn = Conn {
+                                    peer,
+                                    route: route.clone(),
+                                    shared: shared.clone(),
+                                    stop: stop.clone(),
+                                    tls: tls.clone(),
+                                    tls_up: tls_up.clone(),
+                                    queue: queue.clone(),
+                                };
+                                match &workers {
+                                    None => {
+                                        conns.spawn(async move {
+                                            conn.serve(sock).await;
+                                            drop(guard);
+                                            drop(permit);
+                                        });
                                     }
-                                    match (route.protocol, tls) {
-                                        (protocol, Some(tls)) => {
-                                            if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await {
-                                                match protocol {
-                                                    Protocol::Hl7Mllp => relay::handle(stream, peer, identity, tls_up, route, shared, stop).await,
-                                                    Protocol::Dicom => dicom::handle(stream, peer, identity, tls_up, route, shared, stop).await,
-                                                }
+                                    Some(w) => {
+                                        // The socket leaves this runtime's reactor for the worker's.
+                                        let sock = match sock.into_std() {
+                                            Ok(s) => s,
+                                            Err(e) => {
+                                                tracing::warn!(error = %e, route = %route.id, "could not hand a connection to a worker");
+                                                continue;
                                             }
-                                        }
-                                        (Protocol::Hl7Mllp, None) => relay::handle(sock, peer, None, tls_up, route, shared, stop).await,
-                                        (Protocol::Dicom, None) => dicom::handle(sock, peer, None, tls_up, route, shared, stop).await,
+                                        };
+                                        let (handle, busy) = w.pick();
+                                        conns.spawn_on(async move {
+                                            match tokio::net::TcpStream::from_std(sock) {
+                                                Ok(sock) => conn.serve(sock).await,
+                                                Err(e) => tracing::warn!(error = %e, "could not register a connection with its worker"),
+                                            }
+                                            drop(busy);
+                                            drop(guard);
+                                            drop(permit);
+                                        }, &handle);
                                     }
-                                    drop(guard);
-                                    drop(permit);
-                                });
+                                }
                             }
                             Err(e) => {
                                 // EMFILE and friends: back off instead of spinning.
@@ -348,6 +369,67 @@ impl Proxy {
         // Episodes still open are summarised now: a flood never goes unreported.
         for e in self.shared.floods.finish() {
             self.shared.record(e);
+        }
+    }
+}
+
+/// What an accepted connection needs to be served, on whichever runtime serves it.
+struct Conn {
+    peer: SocketAddr,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    tls: Option<Arc<tls::TlsListener>>,
+    tls_up: Option<Arc<tls::UpstreamTls>>,
+    queue: Option<Arc<forward::RouteQueue>>,
+}
+
+impl Conn {
+    /// Phases 2 to 7 for one admitted connection.
+    async fn serve(self, sock: tokio::net::TcpStream) {
+        let Conn {
+            peer,
+            route,
+            shared,
+            stop,
+            tls,
+            tls_up,
+            queue,
+        } = self;
+        let _ = sock.set_nodelay(true);
+        if let Some(q) = queue {
+            match tls {
+                Some(tls) => {
+                    if let Some((stream, identity)) =
+                        handshake(&tls, sock, peer, &route, &shared).await
+                    {
+                        forward::handle(stream, peer, identity, route, shared, stop, q).await;
+                    }
+                }
+                None => forward::handle(sock, peer, None, route, shared, stop, q).await,
+            }
+            return;
+        }
+        match (route.protocol, tls) {
+            (protocol, Some(tls)) => {
+                if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await
+                {
+                    match protocol {
+                        Protocol::Hl7Mllp => {
+                            relay::handle(stream, peer, identity, tls_up, route, shared, stop).await
+                        }
+                        Protocol::Dicom => {
+                            dicom::handle(stream, peer, identity, tls_up, route, shared, stop).await
+                        }
+                    }
+                }
+            }
+            (Protocol::Hl7Mllp, None) => {
+                relay::handle(sock, peer, None, tls_up, route, shared, stop).await
+            }
+            (Protocol::Dicom, None) => {
+                dicom::handle(sock, peer, None, tls_up, route, shared, stop).await
+            }
         }
     }
 }

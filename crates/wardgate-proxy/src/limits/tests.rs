@@ -199,6 +199,7 @@ async fn messages_over_the_rate_are_paced_with_one_alert() {
             shutdown_grace: Duration::from_secs(5),
             max_connections: 4096,
             queue_dir: None,
+            workers: 0,
         },
     };
     let flow = Flow::new(peer("127.0.0.2:1000"), route.upstream, Some("ehr".into()));
@@ -242,6 +243,7 @@ async fn connections_of_one_device_share_its_message_rate_fairly() {
             shutdown_grace: Duration::from_secs(5),
             max_connections: 4096,
             queue_dir: None,
+            workers: 0,
         },
     });
     let mut tasks = JoinSet::new();
