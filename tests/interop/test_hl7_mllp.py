@@ -454,6 +454,32 @@ def test_sigterm_lets_an_in_flight_message_finish(tmp_path):
         slow.stop()
 
 
+def test_sigterm_closes_idle_connections_at_once(gateway, upstream):
+    """Open connections with nothing in flight do not hold shutdown up until the
+    grace period (10 s) runs out: each is told of the stop and closes."""
+    clients = [SourceBoundClient(*gateway.addr, "127.0.0.2") for _ in range(4)]
+    try:
+        for i, c in enumerate(clients):
+            c.socket.sendall(SB + observation(f"IDLE-{i}").encode() + EB)
+            data = b""
+            while not data.endswith(EB):
+                chunk = c.socket.recv(65536)
+                assert chunk
+                data += chunk
+            assert msa(unframe(data))[0] == "AA"
+        started = time.monotonic()
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert gateway.proc.wait(20) == 0, gateway.log_text()
+        took = time.monotonic() - started
+        assert took < 3, f"shutdown took {took:.1f} s with idle connections open"
+        for c in clients:
+            c.socket.settimeout(5)
+            assert c.socket.recv(65536) == b"", "an idle connection was left open"
+    finally:
+        for c in clients:
+            c.close()
+
+
 def test_reply_backlog_is_bounded(tmp_path):
     """A sender pipelining refused messages behind a slow upstream cannot make
     wardgate queue replies without bound: past the cap the connection is closed."""
