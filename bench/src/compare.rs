@@ -16,6 +16,8 @@ use std::process::Command;
 
 /// Options of `compare`.
 #[derive(clap::Args)]
+// A later --rounds (or any option) replaces an earlier one, so scripts can set defaults.
+#[command(args_override_self = true)]
 pub struct CompareArgs {
     /// The wardgate binary to measure.
     #[arg(long, default_value = "target/release/wardgate")]

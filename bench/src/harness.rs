@@ -244,7 +244,10 @@ pub(crate) fn run_load(
 
 /// One Markdown table: per target the median rate, p50 and p99 over rounds, and
 /// ratios against HAProxy and against the plain relay called `relay`. `unit`
-/// names the rate (`msg/s`, `conn/s`).
+/// names the rate (`msg/s`, `conn/s`). The two "paired" columns are the median,
+/// over rounds, of each round's ratio to HAProxy's run in the same round: on a
+/// noisy host the two runs of one round share its conditions, so this is the
+/// steadier statistic (the ratio of medians mixes rounds).
 pub(crate) fn ratio_table(
     md: &mut String,
     targets: &[String],
@@ -257,9 +260,27 @@ pub(crate) fn ratio_table(
     };
     let _ = writeln!(
         md,
-        "| target | {unit} | p50 µs | p99 µs | {unit} vs haproxy | p99 vs haproxy | {unit} vs {relay} |"
+        "| target | {unit} | p50 µs | p99 µs | {unit} vs haproxy | p99 vs haproxy | {unit} vs {relay} | paired {unit} vs haproxy | paired p99 vs haproxy |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let paired = |t: &str, f: &dyn Fn(&LoadResult) -> f64| -> String {
+        match (results.get(t), results.get("haproxy")) {
+            (Some(a), Some(h)) if a.len() == h.len() && !a.is_empty() => {
+                let ratios: Vec<f64> = a
+                    .iter()
+                    .zip(h)
+                    .filter(|(_, h)| f(h) > 0.0)
+                    .map(|(a, h)| f(a) / f(h))
+                    .collect();
+                if ratios.is_empty() {
+                    "-".into()
+                } else {
+                    format!("{:.2}", median(ratios))
+                }
+            }
+            _ => "-".into(),
+        }
+    };
     let h_rate = get("haproxy", &|r| r.rate);
     let h_p99 = get("haproxy", &|r| r.p99_us as f64);
     let t_rate = get(relay, &|r| r.rate);
@@ -273,10 +294,12 @@ pub(crate) fn ratio_table(
         };
         let _ = writeln!(
             md,
-            "| {t} | {rate:.0} | {p50:.0} | {p99:.0} | {} | {} | {} |",
+            "| {t} | {rate:.0} | {p50:.0} | {p99:.0} | {} | {} | {} | {} | {} |",
             ratio(rate, h_rate),
             ratio(p99, h_p99),
-            ratio(rate, t_rate)
+            ratio(rate, t_rate),
+            paired(t, &|r| r.rate),
+            paired(t, &|r| r.p99_us as f64)
         );
     }
     let _ = writeln!(md);
