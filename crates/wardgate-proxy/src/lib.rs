@@ -330,11 +330,23 @@ impl Proxy {
                 }
                 // Listener dropped here: no new connections.
                 drop(listener);
-                while conns.join_next().await.is_some() {}
+                // Connections finish their in-flight messages within the grace period;
+                // past it they are cut, and awaited, so none outlives `run` (and none
+                // records after the gateway's last event).
+                let drain = async { while conns.join_next().await.is_some() {} };
+                if tokio::time::timeout(shared.opts.shutdown_grace + Duration::from_secs(1), drain)
+                    .await
+                    .is_err()
+                {
+                    conns.abort_all();
+                    while conns.join_next().await.is_some() {}
+                }
             });
         }
         stopped(&mut shutdown).await;
-        let grace = self.shared.opts.shutdown_grace + Duration::from_secs(1);
+        // The acceptors cut their own connections at the grace period (plus one
+        // second); this is the backstop.
+        let grace = self.shared.opts.shutdown_grace + Duration::from_secs(3);
         let drained = tokio::time::timeout(grace, async {
             while acceptors.join_next().await.is_some() {}
         })

@@ -50,16 +50,29 @@ impl Workers {
     pub(crate) fn start(n: usize) -> io::Result<Workers> {
         let mut workers = Vec::with_capacity(n.max(1));
         for i in 0..n.max(1) {
-            let rt = Builder::new_current_thread().enable_all().build()?;
-            let handle = rt.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            // The runtime is built, run and dropped on its own thread: dropping one
+            // inside the caller's async context would panic.
             std::thread::Builder::new()
                 .name(format!("wardgate-conn-{i}"))
-                .spawn(move || {
-                    // Returns when the sender is dropped; dropping the runtime then
-                    // cancels whatever is left (the proxy has drained or aborted it).
-                    let _ = rt.block_on(stopped);
-                })?;
+                .spawn(
+                    move || match Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => {
+                            let _ = tx.send(Ok(rt.handle().clone()));
+                            // Returns when the sender is dropped; dropping the runtime then
+                            // cancels whatever is left (the proxy has drained or aborted it).
+                            let _ = rt.block_on(stopped);
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    },
+                )?;
+            // Building a runtime takes well under a millisecond.
+            let handle = rx
+                .recv()
+                .map_err(|_| io::Error::other("a connection worker ended while starting"))??;
             workers.push(Worker {
                 handle,
                 live: Arc::new(AtomicUsize::new(0)),

@@ -275,7 +275,8 @@ impl RecorderHandle {
 /// The running recorder.
 pub struct Recorder {
     handle: RecorderHandle,
-    thread: JoinHandle<Result<(), StoreError>>,
+    /// `None` once joined (by `shutdown`, or by `Drop` on an error path).
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Recorder {
@@ -335,7 +336,7 @@ impl Recorder {
         let _ = inner.thread.set(thread.thread().clone());
         Ok(Recorder {
             handle: RecorderHandle { inner },
-            thread,
+            thread: Some(thread),
         })
     }
 
@@ -346,12 +347,27 @@ impl Recorder {
 
     /// Writes everything accepted so far, signs a final checkpoint and closes the log.
     /// Events recorded through any handle after this call fail with `RecorderStopped`.
-    pub fn shutdown(self) -> Result<(), StoreError> {
+    pub fn shutdown(mut self) -> Result<(), StoreError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), StoreError> {
         self.handle.inner.closed.store(true, Ordering::SeqCst);
         self.handle.inner.unpark();
-        self.thread
-            .join()
-            .map_err(|_| StoreError::RecorderStopped)?
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| StoreError::RecorderStopped)?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A recorder dropped without `shutdown` (an error path during start-up) still
+/// writes what it accepted and seals the log before the process goes on to exit.
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "the audit recorder did not close cleanly");
+        }
     }
 }
 
@@ -404,7 +420,17 @@ impl Writer {
                 std::mem::swap(&mut l.bytes, &mut b.bytes);
                 std::mem::swap(&mut l.items, &mut b.items);
             } else {
-                // Events left from the last sweep (stamped after it began) go first.
+                // Events left from the last sweep (stamped after it began) go first;
+                // what was written is cut off so the buffers cannot grow under load.
+                if l.next > 0 {
+                    let cut = l.start_of(l.next);
+                    l.bytes.drain(..cut);
+                    l.items.drain(..l.next);
+                    for it in &mut l.items {
+                        it.end -= cut;
+                    }
+                    l.next = 0;
+                }
                 let base = l.bytes.len();
                 l.bytes.extend_from_slice(&b.bytes);
                 l.items.extend(b.items.drain(..).map(|mut it| {

@@ -308,3 +308,31 @@ fn an_event_recorded_during_shutdown_is_written_or_refused_never_lost() {
         );
     }
 }
+
+#[test]
+fn a_recorder_dropped_without_shutdown_writes_what_it_accepted_and_seals_the_log() {
+    // An error path during start-up drops the recorder instead of shutting it down.
+    let d = tempfile::tempdir().unwrap();
+    let r = Recorder::start(opts(d.path())).unwrap();
+    let h = r.handle();
+    for i in 0..50 {
+        h.record(event(i, Action::Blocked)).unwrap();
+    }
+    drop(r);
+    assert!(matches!(
+        h.record(event(50, Action::Blocked)),
+        Err(wardgate_store::StoreError::RecorderStopped)
+    ));
+    let audit = d.path().join("audit");
+    assert_eq!(wardgate_audit::verify(&audit, None).unwrap().records, 50);
+    // Sealed: the next start finds a clean shutdown and records no recovery.
+    drop(h);
+    let r = Recorder::start(opts(d.path())).unwrap();
+    r.shutdown().unwrap();
+    let recovered = query_log(&audit, &EventFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.doc.contains("\"recovered\""))
+        .count();
+    assert_eq!(recovered, 0);
+}
