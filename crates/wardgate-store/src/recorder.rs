@@ -177,11 +177,12 @@ impl Inner {
         }
     }
 
-    /// Blocks while the queue is full.
-    fn wait_for_room(&self) -> Result<(), StoreError> {
+    /// Blocks, with the recorder woken, until `done` holds after one of its sweeps;
+    /// fails if the recorder stops first.
+    fn wait_until(&self, done: impl Fn(&Progress) -> bool) -> Result<(), StoreError> {
         let mut p = lock(&self.progress);
-        while self.pending.load(Ordering::SeqCst) >= self.limit {
-            if p.stopped || self.closed.load(Ordering::SeqCst) {
+        while !done(&p) {
+            if p.stopped {
                 return Err(StoreError::RecorderStopped);
             }
             self.unpark();
@@ -193,6 +194,12 @@ impl Inner {
                 .0;
         }
         Ok(())
+    }
+
+    /// Blocks while the queue is full. (A recorder closing meanwhile drains it;
+    /// the caller is then refused under the shard's lock.)
+    fn wait_for_room(&self) -> Result<(), StoreError> {
+        self.wait_until(|_| self.pending.load(Ordering::SeqCst) < self.limit)
     }
 }
 
@@ -251,19 +258,7 @@ impl RecorderHandle {
             return Err(StoreError::RecorderStopped);
         }
         let target = inner.taken.load(Ordering::SeqCst);
-        let mut p = lock(&inner.progress);
-        while p.written < target {
-            if p.stopped {
-                return Err(StoreError::RecorderStopped);
-            }
-            inner.unpark();
-            p = inner
-                .progress_changed
-                .wait_timeout(p, Duration::from_millis(10))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        Ok(())
+        inner.wait_until(|p| p.written >= target)
     }
 
     /// Live counters.
