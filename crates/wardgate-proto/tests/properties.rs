@@ -162,6 +162,8 @@ proptest! {
         prop_assert_eq!(m.receiving_facility().raw(), seg.field(6).raw());
         prop_assert_eq!(m.datetime().raw(), seg.field(7).raw());
         prop_assert_eq!(m.message_type().code, seg.field(9).component(1).raw());
+        prop_assert_eq!(m.message_type().trigger, seg.field(9).component(2).raw());
+        prop_assert_eq!(m.message_type().structure, seg.field(9).component(3).raw());
         prop_assert_eq!(m.control_id(), seg.field(10).raw());
         prop_assert_eq!(m.processing_id().raw(), seg.field(11).raw());
         prop_assert_eq!(m.version().raw(), seg.field(12).raw());
