@@ -224,6 +224,7 @@ pub async fn paced(a: PacedArgs) -> Result<LoadResult> {
         errors,
         tls: None,
         resumed: 0,
+        host: None,
     })
 }
 

@@ -205,6 +205,7 @@ pub(crate) fn run_load(
     warmup: f64,
     extra: &[String],
 ) -> Result<LoadResult> {
+    let before = host_cpu_times();
     let out = Command::new(me)
         .args([
             "load",
@@ -226,10 +227,16 @@ pub(crate) fn run_load(
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let r: LoadResult =
+    let mut r: LoadResult =
         serde_json::from_slice(&out.stdout).with_context(|| format!("load output for {label}"))?;
+    r.host = before
+        .zip(host_cpu_times())
+        .and_then(|(a, b)| HostCpu::between(&a, &b));
+    let steal = r
+        .host
+        .map_or("-".into(), |h| format!("{:.0}%", h.steal * 100.0));
     eprintln!(
-        "{label:<40} {:>9.0} /s  p50 {:>6} us  p99 {:>6} us  not-AA {}  errors {}",
+        "{label:<40} {:>9.0} /s  p50 {:>6} us  p99 {:>6} us  not-AA {}  errors {}  steal {steal}",
         r.rate, r.p50_us, r.p99_us, r.not_aa, r.errors
     );
     if r.not_aa > 0 || r.errors > 0 {
@@ -260,9 +267,9 @@ pub(crate) fn ratio_table(
     };
     let _ = writeln!(
         md,
-        "| target | {unit} | p50 µs | p99 µs | {unit} vs haproxy | p99 vs haproxy | {unit} vs {relay} | paired {unit} vs haproxy | paired p99 vs haproxy |"
+        "| target | {unit} | p50 µs | p99 µs | {unit} vs haproxy | p99 vs haproxy | {unit} vs {relay} | paired {unit} vs haproxy | paired p99 vs haproxy | host steal % median / max |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let paired = |t: &str, f: &dyn Fn(&LoadResult) -> f64| -> String {
         match (results.get(t), results.get("haproxy")) {
             (Some(a), Some(h)) if a.len() == h.len() && !a.is_empty() => {
@@ -294,15 +301,76 @@ pub(crate) fn ratio_table(
         };
         let _ = writeln!(
             md,
-            "| {t} | {rate:.0} | {p50:.0} | {p99:.0} | {} | {} | {} | {} | {} |",
+            "| {t} | {rate:.0} | {p50:.0} | {p99:.0} | {} | {} | {} | {} | {} | {} |",
             ratio(rate, h_rate),
             ratio(p99, h_p99),
             ratio(rate, t_rate),
             paired(t, &|r| r.rate),
-            paired(t, &|r| r.p99_us as f64)
+            paired(t, &|r| r.p99_us as f64),
+            steal_summary(
+                results
+                    .get(t.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+            )
         );
     }
     let _ = writeln!(md);
+}
+
+/// The host's CPU over one load run, as shares of all CPU time: how much the
+/// hypervisor took (steal) and how much nothing used (idle + iowait). On a shared
+/// virtual machine steal moves every target's figures; printed per run and per
+/// table so a reader can tell a spoiled round from a slow target.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostCpu {
+    /// Share of CPU time stolen by the hypervisor, 0..=1.
+    pub steal: f64,
+    /// Share of CPU time idle or waiting for I/O, 0..=1.
+    pub idle: f64,
+}
+
+/// The aggregate `cpu` line of `/proc/stat`, in clock ticks: user, nice, system,
+/// idle, iowait, irq, softirq, steal (guest time is already inside user).
+type CpuTimes = [u64; 8];
+
+fn parse_cpu_line(stat: &str) -> Option<CpuTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let mut t = [0u64; 8];
+    let mut fields = line.split_whitespace().skip(1);
+    for slot in &mut t {
+        *slot = fields.next()?.parse().ok()?;
+    }
+    Some(t)
+}
+
+/// Now, or `None` where `/proc/stat` is not there (not Linux).
+fn host_cpu_times() -> Option<CpuTimes> {
+    parse_cpu_line(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+impl HostCpu {
+    /// The shares between two samples; `None` if no time passed between them.
+    fn between(a: &CpuTimes, b: &CpuTimes) -> Option<HostCpu> {
+        let d: Vec<u64> = a.iter().zip(b).map(|(x, y)| y.saturating_sub(*x)).collect();
+        let total: u64 = d.iter().sum();
+        (total > 0).then(|| HostCpu {
+            steal: d[7] as f64 / total as f64,
+            idle: (d[3] + d[4]) as f64 / total as f64,
+        })
+    }
+}
+
+/// `median / max` steal over a target's runs, in percent; `-` when unknown.
+fn steal_summary(runs: &[LoadResult]) -> String {
+    let s: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.host.map(|h| h.steal * 100.0))
+        .collect();
+    match s.iter().copied().reduce(f64::max) {
+        Some(max) => format!("{:.0} / {max:.0}", median(s)),
+        None => "-".into(),
+    }
 }
 
 /// Prints the report and writes it to `out` (creating its directory).
@@ -326,3 +394,70 @@ new_connections_burst = 100000
 messages_per_sec = 10000000
 messages_burst = 10000000
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "cpu  100 5 50 800 20 1 2 22 0 0\ncpu0 50 2 25 400 10 1 1 11 0 0\nintr 1\n";
+
+    #[test]
+    fn the_aggregate_cpu_line_is_read_not_a_per_core_one() {
+        assert_eq!(parse_cpu_line(STAT), Some([100, 5, 50, 800, 20, 1, 2, 22]));
+        assert_eq!(parse_cpu_line("cpu0 1 2 3 4 5 6 7 8\n"), None);
+        assert_eq!(parse_cpu_line("cpu  1 2 3\n"), None, "too few fields");
+        assert_eq!(parse_cpu_line("cpu  1 x 3 4 5 6 7 8\n"), None);
+    }
+
+    #[test]
+    fn shares_are_of_the_time_between_two_samples() {
+        let a = [100, 0, 0, 100, 0, 0, 0, 0];
+        let b = [150, 0, 0, 120, 10, 0, 0, 20];
+        let h = HostCpu::between(&a, &b).expect("time passed");
+        assert!((h.steal - 0.2).abs() < 1e-9, "{h:?}");
+        assert!((h.idle - 0.3).abs() < 1e-9, "{h:?}");
+        assert_eq!(HostCpu::between(&a, &a), None);
+    }
+
+    fn run(steal: Option<f64>) -> LoadResult {
+        LoadResult {
+            messages: 1,
+            seconds: 1.0,
+            rate: 1.0,
+            p50_us: 1,
+            p90_us: 1,
+            p99_us: 1,
+            p999_us: 1,
+            max_us: 1,
+            not_aa: 0,
+            errors: 0,
+            tls: None,
+            resumed: 0,
+            host: steal.map(|steal| HostCpu { steal, idle: 0.0 }),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_median_and_worst_steal() {
+        assert_eq!(
+            steal_summary(&[run(Some(0.01)), run(Some(0.30)), run(Some(0.02))]),
+            "2 / 30"
+        );
+        assert_eq!(steal_summary(&[run(None)]), "-");
+        let mut md = String::new();
+        let results = BTreeMap::from([("haproxy".to_owned(), vec![run(Some(0.05))])]);
+        ratio_table(
+            &mut md,
+            &["haproxy".to_owned()],
+            &results,
+            "msg/s",
+            "tokio-relay",
+        );
+        assert!(md.contains("host steal %"), "{md}");
+        assert!(
+            md.lines()
+                .any(|l| l.starts_with("| haproxy |") && l.ends_with("| 5 / 5 |")),
+            "{md}"
+        );
+    }
+}

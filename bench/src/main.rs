@@ -153,6 +153,9 @@ pub struct LoadResult {
     /// resumption, so this must be 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resumed: u64,
+    /// The host's CPU during the run (filled in by the orchestrator, not by `load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<harness::HostCpu>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -315,6 +318,7 @@ async fn load(a: LoadArgs) -> Result<LoadResult> {
         tls: (!negotiated.is_empty())
             .then(|| negotiated.into_iter().collect::<Vec<_>>().join("; ")),
         resumed,
+        host: None,
     })
 }
 
