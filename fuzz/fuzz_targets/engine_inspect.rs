@@ -1,5 +1,6 @@
 //! Whatever a sender puts in a frame, inspection returns a verdict (and, for a
-//! block, a NAK that parses): no panic, no hang.
+//! block, a NAK that parses): no panic, no hang. Its record, compact on a proxy
+//! connection, expands to an event that parses.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -45,4 +46,21 @@ fuzz_target!(|data: &[u8]| {
         Message::parse(&reply[1..reply.len() - 2], &Limits::default()).expect("the NAK parses");
     }
     let _ = o.record.event().to_json();
+    // On a proxy connection a routine record is compact; after the connection's
+    // first record a reader expands it to an event that parses.
+    let flow = flow.with_connection_id(u64::from(data.first().copied().unwrap_or(7)));
+    let clock = Clock::at(time::OffsetDateTime::UNIX_EPOCH);
+    let o = inspect(route, &flow, &frame, &clock);
+    let mut x = wardgate_engine::routine::Expander::new(4);
+    let admitted = flow.event(
+        &clock,
+        route,
+        wardgate_engine::event::Action::Allowed,
+        "connection admitted".into(),
+        "connection",
+    );
+    x.next(&admitted.to_json());
+    let line = o.record.into_json();
+    let full = x.next(&line);
+    serde_json::from_slice::<wardgate_engine::event::Event>(&full).expect("expanded record parses");
 });

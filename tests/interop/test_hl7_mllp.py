@@ -7,6 +7,7 @@ pump server (enrolled, not a sender), 127.0.0.9 a lab analyser (enrolled, not a
 sender), 127.0.0.66 nobody.
 """
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -345,6 +346,50 @@ def test_sigterm_drains_and_the_audit_log_verifies(gateway, upstream):
     # The table view works too.
     table = gateway.cli("events").stdout
     assert "WG-INF-010" in table and "AUD-BLOCK" in table
+
+
+def test_routine_records_are_compact_on_disk_and_full_in_events(gateway, upstream):
+    """A routine decision is written as a short record naming its connection; the
+    events command gives it back with every ECS field, from that connection's
+    first record. Two connections keep their own ids and ports."""
+    ports = []
+    with SourceBoundClient(*gateway.addr, "127.0.0.2") as c:
+        ports.append(c.socket.getsockname()[1])
+        for i in range(3):
+            assert msa(unframe(c.send_message(observation(f"CMP-A{i}"))))[0] == "AA"
+    with SourceBoundClient(*gateway.addr, "127.0.0.2") as c:
+        ports.append(c.socket.getsockname()[1])
+        assert msa(unframe(c.send_message(observation("CMP-B0"))))[0] == "AA"
+    assert gateway.stop() == 0, gateway.log_text()
+    assert gateway.cli("audit", "verify", check=False).returncode == 0
+
+    raw = [l for l in (gateway.dir / "data" / "audit" / "audit.log").read_bytes().split(b"\n")
+           if b"CMP-" in l]
+    assert len(raw) == 4
+    for line in raw:
+        doc = json.loads(line.split(b"\t", 3)[3])
+        assert "kind" not in doc["event"] and "source" not in doc, doc
+        assert len(line) < 400, len(line)
+
+    evs = [e for e in gateway.events()
+           if e.get("wardgate", {}).get("hl7", {}).get("control_id", "").startswith("CMP-")]
+    assert [e["wardgate"]["hl7"]["control_id"] for e in evs] == ["CMP-A0", "CMP-A1", "CMP-A2", "CMP-B0"]
+    admitted = {e["source"]["port"]: e for e in gateway.events()
+                if e["event"]["reason"] == "connection admitted"}
+    for e in evs:
+        port = ports[0] if e["wardgate"]["hl7"]["control_id"].startswith("CMP-A") else ports[1]
+        assert e["event"]["action"] == "allowed" and e["event"]["kind"] == "event"
+        assert e["event"]["reason"] == "ORU^R01 allowed on route infusion-orders"
+        assert e["source"] == {"ip": "127.0.0.2", "port": port}
+        assert e["destination"] == {"ip": "127.0.0.3", "port": upstream.port}
+        assert e["wardgate"]["destination_device"] == "pump-server"
+        assert e["network"]["protocol"] == "hl7-mllp"
+        assert e["wardgate"]["route"] == "infusion-orders"
+        assert e["wardgate"]["source_device"] == "ehr"
+        assert e["wardgate"]["stage"] == "message"
+        assert e["wardgate"]["hl7"]["message_type"] == "ORU^R01"
+        assert e["wardgate"]["connection_id"] == admitted[port]["wardgate"]["connection_id"]
+    assert evs[0]["wardgate"]["connection_id"] != evs[3]["wardgate"]["connection_id"]
 
 
 def test_audit_verify_detects_a_changed_record(gateway, upstream):

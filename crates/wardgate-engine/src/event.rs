@@ -261,6 +261,10 @@ pub struct WardgateFields {
     /// Enrolled device the traffic was headed to.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub destination_device: Option<String>,
+    /// The proxy's id for the connection: the same on every event of one
+    /// connection, unique across restarts (it starts from the clock).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connection_id: Option<u64>,
     /// Where in the path the decision was taken: `connection`, `message`, `gateway`.
     pub stage: String,
     /// Severity name of the most serious finding.
@@ -427,7 +431,8 @@ impl Event {
 /// case (a message of an allowed type, nothing to report) building an `Event` of
 /// twenty small strings and serialising it cost more CPU than parsing the message.
 /// The routine line is byte-for-byte what serialising the equivalent `Event` would
-/// give (a property test holds it to that), so readers never see the difference.
+/// give, or on a proxy connection its compact form ([`crate::routine`]) that
+/// readers expand to exactly that (property tests hold both to it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     /// A decision that carries more than the routine facts.
@@ -457,6 +462,18 @@ impl Record {
             Record::Event(e) => Cow::Borrowed(&**e),
             // The engine wrote the line from an `Event`'s own fields; if it ever did
             // not parse, an event that says so beats a panic.
+            Record::Routine(json) if crate::routine::is_compact(json) => {
+                // A compact record alone lacks its connection's context; see
+                // `routine::Expander` for the reader that has it.
+                Cow::Owned(crate::routine::expand_alone(json).unwrap_or_else(|| {
+                    Event::new(
+                        String::new(),
+                        Action::Allowed,
+                        "unreadable compact routine record".into(),
+                        "message",
+                    )
+                }))
+            }
             Record::Routine(json) => Cow::Owned(serde_json::from_slice(json).unwrap_or_else(|e| {
                 Event::new(
                     String::new(),

@@ -185,8 +185,14 @@ pub(crate) fn facts_of(msg: &Message<'_>) -> Hl7Facts {
 }
 
 /// The JSON line of a routine `allowed` decision, written straight into one
-/// buffer: byte-for-byte the serialisation of the `Event` that [`Flow::event`]
-/// and [`facts_of`] would build (tests hold it to that), without building it.
+/// buffer without building an `Event`.
+///
+/// On a proxy connection (the flow has a connection id) it is the compact form of
+/// [`crate::routine`]: the time, the connection id, the HL7 facts and the size;
+/// readers take the rest from the connection's earlier event. Otherwise (passive
+/// analysis) it is the full line: byte-for-byte the serialisation of the `Event`
+/// that [`Flow::event`] and [`facts_of`] would build. Tests hold both forms to
+/// that `Event`.
 fn routine_json(
     route: &RoutePolicy,
     flow: &Flow,
@@ -194,34 +200,41 @@ fn routine_json(
     bytes: usize,
     clock: &Clock,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(640);
-    out.extend_from_slice(b"{\"@timestamp\":\"");
-    out.extend_from_slice(clock.rfc3339().as_bytes());
-    out.extend_from_slice(b"\",\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"");
-    // The message type is written once, escaped, and copied into `wardgate.hl7`.
     let mt = msg.message_type();
-    let mt_start = out.len();
-    push_bounded_parts(&mut out, &[&lossy(mt.code), "^", &lossy(mt.trigger)]);
-    let mt_end = out.len();
-    out.extend_from_slice(b" allowed on route ");
-    push_json_escaped(&mut out, &route.id);
-    out.extend_from_slice(b"\",\"severity\":0,\"category\":\"network\"},");
-    flow.push_routine_fragment(route, &mut out);
-    out.extend_from_slice(b",\"stage\":\"message\",\"hl7\":{");
-    let mut first = true;
-    let mut key = |out: &mut Vec<u8>, name: &[u8]| {
-        if !first {
-            out.push(b',');
+    let mut out;
+    match flow.connection_id {
+        Some(id) => {
+            out = Vec::with_capacity(256);
+            out.extend_from_slice(b"{\"@timestamp\":\"");
+            out.extend_from_slice(clock.rfc3339().as_bytes());
+            out.extend_from_slice(
+                b"\",\"event\":{\"action\":\"allowed\"},\"wardgate\":{\"connection_id\":",
+            );
+            out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            out.extend_from_slice(b",\"hl7\":{\"message_type\":\"");
+            push_bounded_parts(&mut out, &[&lossy(mt.code), "^", &lossy(mt.trigger)]);
+            out.push(b'"');
         }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(name);
-        out.extend_from_slice(b"\":\"");
-    };
-    if mt_end > mt_start {
-        key(&mut out, b"message_type");
-        out.extend_from_within(mt_start..mt_end);
-        out.push(b'"');
+        None => {
+            out = Vec::with_capacity(640);
+            out.extend_from_slice(b"{\"@timestamp\":\"");
+            out.extend_from_slice(clock.rfc3339().as_bytes());
+            out.extend_from_slice(
+                b"\",\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"",
+            );
+            // The message type is written once, escaped, and copied into `wardgate.hl7`
+            // (it is never empty: at least the `^`).
+            let mt_start = out.len();
+            push_bounded_parts(&mut out, &[&lossy(mt.code), "^", &lossy(mt.trigger)]);
+            let mt_end = out.len();
+            out.extend_from_slice(b" allowed on route ");
+            push_json_escaped(&mut out, &route.id);
+            out.extend_from_slice(b"\",\"severity\":0,\"category\":\"network\"},");
+            flow.push_routine_fragment(route, &mut out);
+            out.extend_from_slice(b",\"stage\":\"message\",\"hl7\":{\"message_type\":\"");
+            out.extend_from_within(mt_start..mt_end);
+            out.push(b'"');
+        }
     }
     let d = msg.delimiters();
     let texts = [
@@ -241,7 +254,9 @@ fn routine_json(
     ];
     for (name, text) in &texts {
         if !text.is_empty() {
-            key(&mut out, name);
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\":\"");
             push_bounded_parts(&mut out, &[text]);
             out.push(b'"');
         }

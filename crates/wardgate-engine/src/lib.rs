@@ -6,7 +6,8 @@
 //! Where things live: [`policy`] compiles configuration into a deny-by-default
 //! policy; [`hl7`] inspects one MLLP frame; [`infusion`] checks infusion orders
 //! against drug libraries with [`units`]; [`rules`] is the catalogue of rule ids;
-//! [`event`] is the public event schema; [`flood`] holds token buckets and flood
+//! [`event`] is the public event schema, [`routine`] its compact form for routine
+//! decisions on a proxy connection; [`flood`] holds token buckets and flood
 //! episodes (per-device limits, with time passed in).
 
 pub mod credentials;
@@ -17,6 +18,7 @@ pub mod hl7;
 pub mod infusion;
 pub mod observe;
 pub mod policy;
+pub mod routine;
 pub mod rules;
 pub mod units;
 
@@ -38,6 +40,11 @@ pub struct Flow {
     pub dst: SocketAddr,
     /// The enrolled device at `src`, if any.
     pub source_device: Option<Arc<str>>,
+    /// The proxy's id for this connection (`wardgate.connection_id`), once the
+    /// proxy has recorded an event that carries it. Routine decisions on such a
+    /// flow are written in the compact form that refers to that event
+    /// ([`routine`]); flows without one (passive analysis) get full lines.
+    pub connection_id: Option<u64>,
     /// The part of a routine event's JSON that is the same for every message of
     /// this flow on one route (source, destination, network, route and devices),
     /// written once per connection instead of once per message.
@@ -57,8 +64,15 @@ impl Flow {
             src,
             dst,
             source_device,
+            connection_id: None,
             routine: OnceLock::new(),
         }
+    }
+
+    /// The same flow, known by the proxy as connection `id`.
+    pub fn with_connection_id(mut self, id: u64) -> Self {
+        self.connection_id = Some(id);
+        self
     }
 
     /// A new event about this flow on `route`.
@@ -78,6 +92,7 @@ impl Flow {
         e.wardgate.route = Some(route.id.to_string());
         e.wardgate.source_device = self.source_device.as_deref().map(str::to_owned);
         e.wardgate.destination_device = route.upstream_device.as_deref().map(str::to_owned);
+        e.wardgate.connection_id = self.connection_id;
         e
     }
 

@@ -455,6 +455,7 @@ proptest::proptest! {
         route_id in "[a-z-]{1,10}|.{0,30}",
         device in proptest::option::of(".{0,20}"),
         millis in 0u16..1000,
+        connection_id in proptest::prelude::any::<u64>(),
     ) {
         // HL7 delimiters cannot appear raw in a field; strip them from the generated text.
         let clean = |s: &str| s.replace(['|', '^', '&', '~', '\r', '\n'], "");
@@ -480,6 +481,24 @@ proptest::proptest! {
         // And the second message on the flow (cached fragment) is the same.
         let again = inspect(&route, &f, &frame, &clock).record.into_json();
         proptest::prop_assert_eq!(again, expected);
+
+        // On a proxy connection the line is compact, and a reader that has seen the
+        // connection's first event expands it to exactly the full event.
+        let cf = f.clone().with_connection_id(connection_id);
+        let compact = inspect(&route, &cf, &frame, &clock).record.into_json();
+        let full = routine_oracle(&route, &cf, &frame, &clock);
+        proptest::prop_assert!(crate::routine::is_compact(&compact));
+        proptest::prop_assert!(compact.len() < full.len());
+        let mut x = crate::routine::Expander::default();
+        let admitted = cf
+            .event(&clock, &route, event::Action::Allowed, "connection admitted".into(), "connection")
+            .to_json();
+        proptest::prop_assert_eq!(&*x.next(&admitted), &admitted[..]);
+        let expanded = x.next(&compact).into_owned();
+        proptest::prop_assert_eq!(
+            String::from_utf8_lossy(&expanded),
+            String::from_utf8_lossy(&full)
+        );
     }
 }
 

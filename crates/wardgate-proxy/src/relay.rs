@@ -91,7 +91,12 @@ pub(crate) fn admit(
         None => shared.policy.admit(route, peer.ip()),
     };
     match admission {
-        Admission::Allowed { device } => Some(Flow::new(peer, route.upstream, Some(device))),
+        // The id goes on every event of the connection; its first one (admitted,
+        // or the upstream failure) is the context that compact routine records
+        // of its messages refer to.
+        Admission::Allowed { device } => Some(
+            Flow::new(peer, route.upstream, Some(device)).with_connection_id(next_connection_id()),
+        ),
         Admission::Denied {
             rule,
             device,
@@ -544,4 +549,17 @@ impl<C: ClientIo> Relay<C> {
             }
         }
     }
+}
+
+/// A new connection id: unique within this process, and across restarts because
+/// the counter starts from the clock (microseconds since 1970 at first use).
+pub(crate) fn next_connection_id() -> u64 {
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    NEXT.get_or_init(|| {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        std::sync::atomic::AtomicU64::new(start)
+    })
+    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

@@ -268,7 +268,9 @@ impl EventFilter {
 }
 
 /// Events matching `filter` from the audit log in `audit_dir` (the complete record),
-/// streamed: memory is bounded by the matches kept (`last` keeps only the newest N).
+/// streamed: memory is bounded by the matches kept (`last` keeps only the newest N)
+/// and the connection contexts of compact routine records (bounded too, see
+/// [`wardgate_engine::routine`]). Every event comes back in its full form.
 pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     use std::io::BufRead;
     let path = audit_dir.join("audit.log");
@@ -280,6 +282,8 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
     let mut out = std::collections::VecDeque::new();
     let mut line = Vec::new();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // Compact routine records come back as the full events they stand for.
+    let mut expander = wardgate_engine::routine::Expander::default();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
@@ -288,6 +292,8 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
         let Some((seq, json)) = record_line(&line) else {
             continue;
         };
+        let json = expander.next(json);
+        let json = &*json;
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
             continue;
         };
