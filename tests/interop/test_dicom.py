@@ -97,6 +97,21 @@ class StoreSCP:
     def files(self):
         return sorted(p for p in self.dir.iterdir() if p.is_file())
 
+    def files_once_settled(self, timeout=5.0):
+        """The files left once storescp has finished with an aborted store.
+
+        With +B storescp writes a data set into its file as it arrives and deletes
+        the file when the association is aborted; the sender can see the abort
+        before storescp has deleted it. Waits (bounded) for that partial file to
+        go; a whole object that was stored stays and is returned.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            files = self.files()
+            if not files or time.monotonic() > deadline:
+                return files
+            time.sleep(0.05)
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(10)
@@ -407,7 +422,7 @@ def test_executable_in_an_encapsulated_document_is_blocked(dgateway, storescp, t
     bad = encapsulated_pdf(tmp_path / "invoice.dcm", PE)
     r = run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(dgateway.listen_port), str(bad))
     assert r.returncode != 0 or "abort" in (r.stdout + r.stderr).lower()
-    assert storescp.files() == []
+    assert storescp.files_once_settled() == []
     hits = by_rule(dgateway.events(), "WG-DICOM-009")
     assert hits and hits[0]["event"]["action"] == "blocked"
     assert "(0042,0011)" in hits[0]["event"]["reason"] and "Windows PE" in hits[0]["event"]["reason"]
