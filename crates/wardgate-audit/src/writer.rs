@@ -5,7 +5,7 @@ use crate::{
     AuditKey, Line, HEAD, LOG, MAGIC, RUNNING,
 };
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// How often to sign, and whether to fsync.
@@ -50,20 +50,28 @@ pub struct TailRepair {
     pub last_good_seq: u64,
 }
 
+/// Bytes of records buffered before an append writes them to the OS (unless the
+/// writer's I/O is detached: then its owner writes them).
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// The appending side of the audit log.
 pub struct AuditWriter {
     dir: PathBuf,
     path: PathBuf,
     key: AuditKey,
     opts: WriterOptions,
-    out: BufWriter<File>,
+    file: File,
+    /// Lines appended and not yet written to the OS.
+    buf: Vec<u8>,
+    /// The owner takes the buffered lines and writes them itself
+    /// ([`detach_io`](AuditWriter::detach_io)); appends never write.
+    detached: bool,
     chain_id: Vec<u8>,
     seq: u64,
     prev: [u8; 32],
     /// Byte length of the log including buffered writes.
     offset: u64,
     since_checkpoint: u64,
-    line: Vec<u8>,
 }
 
 impl AuditWriter {
@@ -124,13 +132,14 @@ impl AuditWriter {
                 path,
                 key,
                 opts,
-                out: BufWriter::with_capacity(256 * 1024, file),
+                file,
+                buf: Vec::with_capacity(WRITE_BUFFER),
+                detached: false,
                 chain_id,
                 seq,
                 prev,
                 offset,
                 since_checkpoint: 0,
-                line: Vec::with_capacity(1024),
             },
             report,
         ))
@@ -146,35 +155,82 @@ impl AuditWriter {
         let mut hex_hash = [0u8; 64];
         // Cannot fail: the output buffer is exactly twice the input.
         let _ = hex::encode_to_slice(hash, &mut hex_hash);
-        self.line.clear();
-        self.line.extend_from_slice(b"R\t");
-        self.line.extend_from_slice(itoa_u64(seq).as_bytes());
-        self.line.push(b'\t');
-        self.line.extend_from_slice(&hex_hash);
-        self.line.push(b'\t');
-        self.line.extend_from_slice(payload);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line).map_err(io_err(&self.path))?;
-        self.offset += self.line.len() as u64;
+        let start = self.buf.len();
+        self.buf.extend_from_slice(b"R\t");
+        self.buf.extend_from_slice(itoa_u64(seq, &mut [0; 20]));
+        self.buf.push(b'\t');
+        self.buf.extend_from_slice(&hex_hash);
+        self.buf.push(b'\t');
+        self.buf.extend_from_slice(payload);
+        self.buf.push(b'\n');
+        self.offset += (self.buf.len() - start) as u64;
         self.seq = seq;
         self.prev = hash;
         self.since_checkpoint += 1;
-        if self.since_checkpoint >= self.opts.checkpoint_every {
-            self.checkpoint()?;
+        if !self.detached {
+            if self.buf.len() >= WRITE_BUFFER {
+                self.flush()?;
+            }
+            if self.since_checkpoint >= self.opts.checkpoint_every {
+                self.checkpoint()?;
+            }
         }
         Ok(seq)
     }
 
     /// Pushes buffered records to the OS (no fsync).
     pub fn flush(&mut self) -> Result<(), AuditError> {
-        self.out.flush().map_err(io_err(&self.path))
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf).map_err(io_err(&self.path))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Hands the log's I/O to the caller, for a writer shared behind a lock: from
+    /// now on appends and [`begin_checkpoint`](Self::begin_checkpoint) only buffer
+    /// (and never checkpoint by count); the caller moves the buffered lines out with
+    /// [`take_buffered`](Self::take_buffered) and writes them, in the order taken, to
+    /// the file returned here. Writing outside the lock keeps a slow write from
+    /// stalling every appender. [`flush`](Self::flush), [`checkpoint`](Self::checkpoint)
+    /// and [`close`](Self::close) still write, once everything taken is written.
+    pub fn detach_io(&mut self) -> Result<File, AuditError> {
+        self.detached = true;
+        self.file.try_clone().map_err(io_err(&self.path))
+    }
+
+    /// Moves the lines buffered so far into `into` (cleared first; its capacity is
+    /// reused, so swapping two buffers back and forth allocates nothing once warm).
+    pub fn take_buffered(&mut self, into: &mut Vec<u8>) {
+        into.clear();
+        std::mem::swap(into, &mut self.buf);
+    }
+
+    /// Bytes appended and not yet taken or written.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Signs the current head, writes the checkpoint and the head file, and makes
     /// both durable (when fsync is on). Nothing to do if no record came since the last.
     pub fn checkpoint(&mut self) -> Result<(), AuditError> {
+        match self.begin_checkpoint()? {
+            Some(p) => {
+                self.flush()?;
+                p.finish()
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The part of [`checkpoint`](Self::checkpoint) that needs the writer: signs the
+    /// current head and writes the checkpoint line to the OS (detached: buffers it;
+    /// the caller writes it before finishing). The slow part (fsync, the head file)
+    /// is left to [`PendingCheckpoint::finish`], so a writer shared behind a lock is
+    /// not held through an fsync. `None` when no record came since the last one.
+    pub fn begin_checkpoint(&mut self) -> Result<Option<PendingCheckpoint>, AuditError> {
         if self.since_checkpoint == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let ms = now_ms();
         let sig = self.key.sign(&self.chain_id, self.seq, &self.prev, ms);
@@ -185,13 +241,10 @@ impl AuditWriter {
             ms,
             hex::encode(sig)
         );
-        self.out
-            .write_all(line.as_bytes())
-            .map_err(io_err(&self.path))?;
+        self.buf.extend_from_slice(line.as_bytes());
         self.offset += line.len() as u64;
-        self.out.flush().map_err(io_err(&self.path))?;
-        if self.opts.fsync_on_checkpoint {
-            self.out.get_ref().sync_data().map_err(io_err(&self.path))?;
+        if !self.detached {
+            self.flush()?;
         }
         let head = format!(
             "{}\t{}\t{}\t{}\t{}\n",
@@ -201,28 +254,30 @@ impl AuditWriter {
             ms,
             hex::encode(sig)
         );
-        let tmp = self.dir.join(format!("{HEAD}.tmp"));
-        let dest = self.dir.join(HEAD);
-        {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(head.as_bytes()).map_err(io_err(&tmp))?;
-            if self.opts.fsync_on_checkpoint {
-                f.sync_all().map_err(io_err(&tmp))?;
-            }
-        }
-        std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        if self.opts.fsync_on_checkpoint {
-            sync_dir(&self.dir)?;
-        }
+        let log = if self.opts.fsync_on_checkpoint {
+            Some(self.file.try_clone().map_err(io_err(&self.path))?)
+        } else {
+            None
+        };
         self.since_checkpoint = 0;
-        Ok(())
+        Ok(Some(PendingCheckpoint {
+            dir: self.dir.clone(),
+            path: self.path.clone(),
+            log,
+            head,
+        }))
+    }
+
+    /// Records appended since the last checkpoint.
+    pub fn records_since_checkpoint(&self) -> u64 {
+        self.since_checkpoint
     }
 
     /// Final checkpoint, fsync, and the clean-shutdown mark.
     pub fn close(mut self) -> Result<(), AuditError> {
         self.checkpoint()?;
-        self.out.flush().map_err(io_err(&self.path))?;
-        self.out.get_ref().sync_all().map_err(io_err(&self.path))?;
+        self.flush()?;
+        self.file.sync_all().map_err(io_err(&self.path))?;
         let running = self.dir.join(RUNNING);
         match std::fs::remove_file(&running) {
             Ok(()) => {}
@@ -238,8 +293,65 @@ impl AuditWriter {
     }
 }
 
-fn itoa_u64(v: u64) -> String {
-    v.to_string()
+/// A writer dropped without [`close`](AuditWriter::close) writes what it buffered,
+/// as a buffered file would (best effort, no checkpoint). Detached, it writes
+/// nothing: its owner may not have written what it took, and lines out of order
+/// would break the chain where a crash only cuts it.
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        if !self.detached {
+            let _ = self.flush();
+        }
+    }
+}
+
+/// A checkpoint written to the OS whose fsync and head file are still to come.
+#[must_use = "a checkpoint is durable only once finished"]
+pub struct PendingCheckpoint {
+    dir: PathBuf,
+    path: PathBuf,
+    /// The log, to fsync; `None` when fsync is off.
+    log: Option<File>,
+    head: String,
+}
+
+impl PendingCheckpoint {
+    /// Makes the checkpoint durable (when fsync is on) and replaces the head file.
+    /// Appends may go on meanwhile: the head file names this checkpoint's position.
+    pub fn finish(self) -> Result<(), AuditError> {
+        if let Some(log) = &self.log {
+            log.sync_data().map_err(io_err(&self.path))?;
+        }
+        let tmp = self.dir.join(format!("{HEAD}.tmp"));
+        let dest = self.dir.join(HEAD);
+        {
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all(self.head.as_bytes()).map_err(io_err(&tmp))?;
+            if self.log.is_some() {
+                f.sync_all().map_err(io_err(&tmp))?;
+            }
+        }
+        std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        if self.log.is_some() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// `v` in decimal, without allocating: the digits are the tail of `buf`.
+fn itoa_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {

@@ -344,3 +344,38 @@ proptest::proptest! {
         proptest::prop_assert!(verify(d.path(), None).is_err(), "flip at byte {} went unnoticed", i);
     }
 }
+
+#[test]
+fn a_detached_writer_writes_only_what_its_owner_writes_and_the_chain_holds() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (mut w, _) = AuditWriter::open(d.path(), key, opts(3)).unwrap();
+    let mut file = w.detach_io().unwrap();
+    let on_disk = || std::fs::read(d.path().join("audit.log")).unwrap().len();
+    let header = on_disk();
+    let mut taken = Vec::new();
+    for i in 0..5 {
+        w.append(format!("{{\"n\":{i}}}").as_bytes()).unwrap();
+    }
+    // Detached: nothing reached the file, and the count did not sign a checkpoint.
+    assert_eq!(on_disk(), header);
+    assert_eq!(w.records_since_checkpoint(), 5);
+    let cp = w.begin_checkpoint().unwrap().unwrap();
+    w.take_buffered(&mut taken);
+    assert_eq!(w.buffered(), 0);
+    assert_eq!(taken.iter().filter(|&&b| b == b'\n').count(), 6);
+    file.write_all(&taken).unwrap();
+    cp.finish().unwrap();
+    for i in 5..7 {
+        w.append(format!("{{\"n\":{i}}}").as_bytes()).unwrap();
+    }
+    w.take_buffered(&mut taken);
+    file.write_all(&taken).unwrap();
+    w.close().unwrap();
+    let r = verify(d.path(), None).unwrap();
+    assert_eq!(
+        (r.records, r.checkpoints, r.last_seq, r.unsigned_tail),
+        (7, 2, 7, 0)
+    );
+}

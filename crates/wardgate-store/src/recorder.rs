@@ -1,21 +1,27 @@
-//! The recorder: one thread that owns the audit writer and the event store.
+//! The recorder: callers append to the audit chain themselves; one thread makes
+//! the log durable and indexes it.
 //!
-//! Callers serialise each event into a shard of pending events (one shard per
-//! calling thread, so its lock is uncontended) and stamp it from one global
-//! counter. While events come, the recorder thread wakes every couple of
-//! milliseconds, swaps each shard's buffers for empty ones, and takes the events
-//! in stamp order: it appends them to the audit chain, writes the batch to the OS,
-//! commits notable ones to SQLite, and signs a checkpoint every
-//! `checkpoint_every` records or `checkpoint_interval`. Too many pending events
-//! block the caller: backpressure, never a dropped record.
+//! A caller serialises its event, then, under one lock, appends it to the audit
+//! chain: one hash and a line into memory, under a microsecond, no system call.
+//! The chain's order is the order callers took the lock, so an event recorded
+//! after another was accepted follows it in the log. While events come, the
+//! recorder thread wakes every couple of milliseconds and, under the lock, only
+//! swaps the buffered lines and the notable events for empty buffers (and signs a
+//! checkpoint every `checkpoint_every` records or `checkpoint_interval`). Outside
+//! the lock it writes the lines to the OS, then fsyncs a checkpoint, then commits
+//! the notable events to SQLite: nothing slow is done while a caller could wait.
+//! Too many lines not yet written, or notable events not yet indexed, block the
+//! caller: backpressure, never a dropped record.
 //!
-//! Why not a channel: handing each event to this thread as its own boxed message
-//! cost the proxy's 4-connection p99 latency about a fifth (BENCHMARKS.md, "The
-//! 4-connection tail"); with shards nothing is allocated or freed per event across
-//! threads, and callers on different cores share one counter, not a queue.
+//! Why callers append rather than hand events to this thread: the thread then did
+//! each couple of milliseconds' appends in one burst, which on a small machine
+//! preempted the proxy's connection workers, and the proxy's p99 latency carried it
+//! (BENCHMARKS.md, "Appending in the caller"). Why not a channel per event: a boxed
+//! message per event cost the 4-connection p99 about a fifth ("The 4-connection tail").
 
 use crate::events::{Columns, EventStore, Row};
 use crate::StoreError;
+use std::cell::RefCell;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,13 +37,14 @@ use wardgate_engine::{rules, Clock};
 pub struct RecorderOptions {
     /// The gateway's data directory; the audit log goes to `audit/`, the store to `wardgate.db`.
     pub data_dir: PathBuf,
-    /// Sign a checkpoint after this many records.
+    /// Sign a checkpoint after about this many records (checked every couple of
+    /// milliseconds, so a busy gateway may go a few hundred past it).
     pub checkpoint_every: u64,
     /// Sign a checkpoint when records wait and this much time has passed.
     pub checkpoint_interval: Duration,
     /// fsync at checkpoints.
     pub fsync: bool,
-    /// Events that may wait to be written before callers block.
+    /// Notable events that may wait to be indexed before callers block.
     pub queue: usize,
 }
 
@@ -69,74 +76,50 @@ pub struct RecorderStats {
     pub other: AtomicU64,
 }
 
-/// Shards of pending events. More than the threads that record in a busy gateway
-/// (two runtime workers on this class of machine, plus a few others), so two
-/// threads rarely share one.
-const SHARDS: usize = 8;
 /// While events keep coming the recorder polls on this nap and nobody has to wake
-/// it; a record waits at most about this long to be written.
+/// it; a record reaches the OS at most about this long after it was appended.
 const BATCH_NAP: Duration = Duration::from_micros(2000);
 /// Notable rows committed to SQLite per transaction, at most.
 const ROWS_PER_COMMIT: usize = 4096;
 /// With only routine traffic, the index's watermark moves now and then (one tiny
 /// transaction), so a restart back-fills little.
 const INDEX_MARK_EVERY: u64 = 10_000;
+/// Bytes of log lines not yet written to the OS at which callers wait for the
+/// recorder (a disk that cannot keep up): about 100 000 routine records.
+const MAX_BUFFERED: usize = 32 << 20;
 
-/// Events accepted on one shard and not yet taken by the recorder: their JSON
-/// back to back, and where each ends.
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    items: Vec<Item>,
-    /// Recorder side only: items before this one are written.
-    next: usize,
+/// The audit chain and what waits to be indexed, behind one lock.
+struct Log {
+    /// `None` once the recorder has closed the log (or stopped on an error).
+    audit: Option<AuditWriter>,
+    /// Notable events in the log and not yet in the store.
+    rows: Vec<Row>,
 }
-
-struct Item {
-    /// Global order of acceptance.
-    stamp: u64,
-    /// End of this event's JSON in `bytes`; it starts where the previous one ends.
-    end: usize,
-    action: Action,
-    /// Indexed columns, for notable events only.
-    cols: Option<Box<Columns>>,
-}
-
-impl Batch {
-    fn start_of(&self, i: usize) -> usize {
-        if i == 0 {
-            0
-        } else {
-            self.items[i - 1].end
-        }
-    }
-}
-
-/// A shard on its own cache lines, so two callers' locks do not share one.
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(Mutex<Batch>);
 
 /// What the recorder has done, for callers that wait on it.
 #[derive(Default)]
 struct Progress {
-    /// Every event with a stamp below this is in the audit log and the store.
+    /// Every record up to this sequence number is written to the OS and, if
+    /// notable, in the store.
     written: u64,
     /// The recorder thread has ended (shut down or failed).
     stopped: bool,
 }
 
 struct Inner {
-    shards: [Shard; SHARDS],
-    /// The next stamp. Taken under the shard's lock, together with the push, so
-    /// that once the recorder has read this counter every smaller stamp is in a shard.
-    taken: AtomicU64,
-    /// Events accepted and not yet written.
+    log: Mutex<Log>,
+    /// The last sequence number appended; written under `log`'s lock.
+    appended: AtomicU64,
+    /// Bytes appended and not yet taken by the recorder; written under the lock.
+    buffered: AtomicUsize,
+    /// `rows.len()`, readable without the lock.
     pending: AtomicUsize,
-    /// `pending` at which callers wait.
+    /// `pending` at which callers of notable events wait.
     limit: usize,
-    /// Set at shutdown or when the recorder fails; read under a shard's lock by callers.
-    closed: AtomicBool,
+    /// Records after which a checkpoint is due.
+    checkpoint_every: u64,
+    /// Set by `stop`: the recorder's next sweep closes the log.
+    closing: AtomicBool,
     /// The recorder is parked for lack of work: the next caller unparks it.
     parked: AtomicBool,
     thread: OnceLock<Thread>,
@@ -151,20 +134,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// This thread's shard: threads take shards round-robin on first use.
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    MINE.with(|m| *m)
+thread_local! {
+    /// Each recording thread's buffer for serialising events: no allocation per
+    /// event once warm.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Inner {
     /// Wakes the recorder if it is parked for lack of work.
     fn wake_if_parked(&self) {
-        // Pairs with the recorder's store of `parked` before it re-reads `taken`:
-        // either it sees this caller's stamp, or this load sees it parked.
+        // Pairs with the recorder's store of `parked` before it re-reads `appended`:
+        // either it sees this caller's record, or this load sees it parked.
         if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
             self.unpark();
         }
@@ -196,10 +176,42 @@ impl Inner {
         Ok(())
     }
 
-    /// Blocks while the queue is full. (A recorder closing meanwhile drains it;
-    /// the caller is then refused under the shard's lock.)
-    fn wait_for_room(&self) -> Result<(), StoreError> {
-        self.wait_until(|_| self.pending.load(Ordering::SeqCst) < self.limit)
+    /// Blocks while too many lines wait for the disk, or (for a notable event)
+    /// too many notable events wait for the store.
+    fn wait_for_room(&self, notable: bool) -> Result<(), StoreError> {
+        self.wait_until(|_| {
+            self.buffered.load(Ordering::SeqCst) < MAX_BUFFERED
+                && (!notable || self.pending.load(Ordering::SeqCst) < self.limit)
+        })
+    }
+
+    /// Appends one serialised record under the lock; returns whether the recorder
+    /// should be woken now (a checkpoint is due).
+    fn append(
+        &self,
+        json: &[u8],
+        action: Action,
+        cols: Option<Columns>,
+    ) -> Result<bool, StoreError> {
+        let mut log = lock(&self.log);
+        let log = &mut *log;
+        let Some(audit) = log.audit.as_mut() else {
+            return Err(StoreError::RecorderStopped);
+        };
+        // Detached, an append only fails on a payload it refuses, before changing anything.
+        let seq = audit.append(json)?;
+        self.appended.store(seq, Ordering::SeqCst);
+        self.buffered.store(audit.buffered(), Ordering::Relaxed);
+        count(&self.stats, action);
+        if let Some(cols) = cols {
+            log.rows.push(Row {
+                seq,
+                json: json.to_vec(),
+                cols,
+            });
+            self.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(audit.records_since_checkpoint() == self.checkpoint_every)
     }
 }
 
@@ -210,54 +222,55 @@ pub struct RecorderHandle {
 }
 
 impl RecorderHandle {
-    /// Records an event (an [`Event`] or an engine-written routine [`Record`]).
-    /// Blocks only while the queue is full; fails once the recorder has stopped.
+    /// Records an event (an [`Event`] or an engine-written routine [`Record`]): it is
+    /// in the audit chain when this returns, and reaches the OS within a couple of
+    /// milliseconds. Blocks only while too many notable events wait for the store;
+    /// fails once the recorder has stopped.
     pub fn record(&self, record: impl Into<Record>) -> Result<(), StoreError> {
         let inner = &*self.inner;
-        if inner.pending.load(Ordering::Relaxed) >= inner.limit {
-            inner.wait_for_room()?;
+        if inner.buffered.load(Ordering::Relaxed) >= MAX_BUFFERED {
+            inner.wait_for_room(false)?;
         }
-        let record = record.into();
-        let (action, cols) = match &record {
+        let due = match record.into() {
+            Record::Routine(json) => inner.append(&json, Action::Allowed, None)?,
             Record::Event(event) => {
                 let action = event.event.action;
-                let cols = (action != Action::Allowed).then(|| Box::new(Columns::of_event(event)));
-                (action, cols)
+                // Routine decisions live in the audit log only; the store indexes the rest.
+                let cols = (action != Action::Allowed).then(|| Columns::of_event(&event));
+                if cols.is_some() && inner.pending.load(Ordering::Relaxed) >= inner.limit {
+                    inner.wait_for_room(true)?;
+                }
+                SCRATCH.with(|s| {
+                    // A thread records one event at a time; should a serialiser ever
+                    // record (it does not), it gets a buffer of its own.
+                    let mut own = Vec::new();
+                    let mut guard = s.try_borrow_mut();
+                    let buf = match guard.as_deref_mut() {
+                        Ok(b) => b,
+                        Err(_) => &mut own,
+                    };
+                    buf.clear();
+                    event.write_json(buf);
+                    inner.append(buf, action, cols)
+                })?
             }
-            Record::Routine(_) => (Action::Allowed, None),
         };
-        {
-            let mut b = lock(&inner.shards[shard_index()].0);
-            // Under the lock: the recorder sets `closed` before its last sweep of the
-            // shards, so an event accepted here is always taken by that sweep.
-            if inner.closed.load(Ordering::SeqCst) {
-                return Err(StoreError::RecorderStopped);
-            }
-            match &record {
-                Record::Event(event) => event.write_json(&mut b.bytes),
-                Record::Routine(json) => b.bytes.extend_from_slice(json),
-            }
-            let stamp = inner.taken.fetch_add(1, Ordering::SeqCst);
-            let end = b.bytes.len();
-            b.items.push(Item {
-                stamp,
-                end,
-                action,
-                cols,
-            });
-            inner.pending.fetch_add(1, Ordering::SeqCst);
+        if due {
+            inner.unpark();
+        } else {
+            inner.wake_if_parked();
         }
-        inner.wake_if_parked();
         Ok(())
     }
 
-    /// Waits until every event recorded before this call is in the audit log and the store.
+    /// Waits until every event recorded before this call is written to the OS and,
+    /// if notable, in the store.
     pub fn sync(&self) -> Result<(), StoreError> {
         let inner = &*self.inner;
-        if inner.closed.load(Ordering::SeqCst) {
+        if inner.closing.load(Ordering::SeqCst) {
             return Err(StoreError::RecorderStopped);
         }
-        let target = inner.taken.load(Ordering::SeqCst);
+        let target = inner.appended.load(Ordering::SeqCst);
         inner.wait_until(|p| p.written >= target)
     }
 
@@ -270,13 +283,12 @@ impl RecorderHandle {
 /// The running recorder.
 pub struct Recorder {
     handle: RecorderHandle,
-    /// `None` once joined (by `shutdown`, or by `Drop` on an error path).
     thread: Option<JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Recorder {
-    /// Opens the audit log and the store, back-fills the store from the log if a
-    /// crash left it behind, records what recovery found, and starts the thread.
+    /// Opens (or creates) the audit log and the store, records what opening found,
+    /// and starts the recorder thread.
     pub fn start(opts: RecorderOptions) -> Result<Recorder, StoreError> {
         let audit_dir = opts.data_dir.join("audit");
         std::fs::create_dir_all(&audit_dir).map_err(|source| StoreError::Io {
@@ -288,30 +300,19 @@ impl Recorder {
             &audit_dir,
             key,
             WriterOptions {
-                checkpoint_every: opts.checkpoint_every,
+                // The recorder thread signs checkpoints: an append never does.
+                checkpoint_every: u64::MAX,
                 fsync_on_checkpoint: opts.fsync,
             },
         )?;
         let mut store = EventStore::open(&opts.data_dir.join("wardgate.db"))?;
         backfill(&mut store, &audit_dir.join("audit.log"), audit.last_seq())?;
-        let inner = Arc::new(Inner {
-            shards: Default::default(),
-            taken: AtomicU64::new(0),
-            pending: AtomicUsize::new(0),
-            limit: opts.queue.max(1),
-            closed: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
-            thread: OnceLock::new(),
-            progress: Mutex::new(Progress::default()),
-            progress_changed: Condvar::new(),
-            stats: RecorderStats::default(),
-        });
-        let mut first = recovery_events(&report);
+        let stats = RecorderStats::default();
         let mut rows = Vec::new();
-        for e in first.drain(..) {
+        for e in recovery_events(&report) {
             let json = e.to_json();
             let seq = audit.append(&json)?;
-            count(&inner.stats, e.event.action);
+            count(&stats, e.event.action);
             rows.push(Row {
                 seq,
                 json,
@@ -320,10 +321,32 @@ impl Recorder {
         }
         audit.flush()?;
         store.insert_batch(&rows, audit.last_seq())?;
+        let appended = audit.last_seq();
+        let file = audit.detach_io()?;
+        let inner = Arc::new(Inner {
+            log: Mutex::new(Log {
+                audit: Some(audit),
+                rows: Vec::new(),
+            }),
+            appended: AtomicU64::new(appended),
+            buffered: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            limit: opts.queue.max(1),
+            checkpoint_every: opts.checkpoint_every.max(1),
+            closing: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            thread: OnceLock::new(),
+            progress: Mutex::new(Progress {
+                written: appended,
+                stopped: false,
+            }),
+            progress_changed: Condvar::new(),
+            stats,
+        });
         let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()
             .name("wardgate-recorder".into())
-            .spawn(move || run(thread_inner, audit, store, opts))
+            .spawn(move || run(thread_inner, store, file, opts))
             .map_err(|source| StoreError::Io {
                 what: "starting the recorder thread".into(),
                 source,
@@ -347,7 +370,7 @@ impl Recorder {
     }
 
     fn stop(&mut self) -> Result<(), StoreError> {
-        self.handle.inner.closed.store(true, Ordering::SeqCst);
+        self.handle.inner.closing.store(true, Ordering::SeqCst);
         self.handle.inner.unpark();
         match self.thread.take() {
             Some(t) => t.join().map_err(|_| StoreError::RecorderStopped)?,
@@ -378,190 +401,135 @@ fn count(stats: &RecorderStats, action: Action) {
 }
 
 /// Marks the recorder stopped however its thread ends (shutdown, an I/O error, a
-/// panic), so callers fail instead of waiting for it.
+/// panic), so callers fail instead of waiting for it, and no caller appends to a
+/// log the thread no longer makes durable.
 struct StopGuard<'a>(&'a Inner);
 
 impl Drop for StopGuard<'_> {
     fn drop(&mut self) {
-        self.0.closed.store(true, Ordering::SeqCst);
+        self.0.closing.store(true, Ordering::SeqCst);
+        // Only on a failure path (a clean end has closed the log already): refuse
+        // further records. What was appended and not written is lost as in a crash,
+        // and the next start says so (an unclean shutdown).
+        lock(&self.0.log).audit = None;
         lock(&self.0.progress).stopped = true;
         self.0.progress_changed.notify_all();
     }
 }
 
-/// The recorder thread's own state.
-struct Writer {
-    audit: AuditWriter,
-    store: EventStore,
-    /// Per shard: events taken from it and not yet written.
-    local: Vec<Batch>,
-    rows: Vec<Row>,
-    indexed_through: u64,
-}
-
-impl Writer {
-    /// Moves every shard's pending events to the recorder's side. Swapping gives the
-    /// shard back empty buffers that keep their capacity: no allocation once warm.
-    fn collect(&mut self, inner: &Inner) {
-        for (shard, l) in inner.shards.iter().zip(self.local.iter_mut()) {
-            let mut b = lock(&shard.0);
-            if b.items.is_empty() {
-                continue;
-            }
-            if l.next == l.items.len() {
-                l.bytes.clear();
-                l.items.clear();
-                l.next = 0;
-                std::mem::swap(&mut l.bytes, &mut b.bytes);
-                std::mem::swap(&mut l.items, &mut b.items);
-            } else {
-                // Events left from the last sweep (stamped after it began) go first;
-                // what was written is cut off so the buffers cannot grow under load.
-                if l.next > 0 {
-                    let cut = l.start_of(l.next);
-                    l.bytes.drain(..cut);
-                    l.items.drain(..l.next);
-                    for it in &mut l.items {
-                        it.end -= cut;
-                    }
-                    l.next = 0;
-                }
-                let base = l.bytes.len();
-                l.bytes.extend_from_slice(&b.bytes);
-                l.items.extend(b.items.drain(..).map(|mut it| {
-                    it.end += base;
-                    it
-                }));
-                b.bytes.clear();
-            }
-        }
-    }
-
-    /// Writes, in stamp order, every collected event stamped below `below`.
-    /// Returns how many.
-    fn write_below(&mut self, below: u64, stats: &RecorderStats) -> Result<usize, StoreError> {
-        let mut n = 0;
-        loop {
-            // The shard whose next event is the oldest; each shard's events are in
-            // stamp order already, so this is a merge.
-            let mut best: Option<(usize, u64)> = None;
-            for (i, l) in self.local.iter().enumerate() {
-                if let Some(it) = l.items.get(l.next) {
-                    if it.stamp < below && best.is_none_or(|(_, s)| it.stamp < s) {
-                        best = Some((i, it.stamp));
-                    }
-                }
-            }
-            let Some((i, _)) = best else { break };
-            let l = &mut self.local[i];
-            let start = l.start_of(l.next);
-            let it = &mut l.items[l.next];
-            let json = &l.bytes[start..it.end];
-            let seq = self.audit.append(json)?;
-            count(stats, it.action);
-            // Routine decisions live in the audit log only; the store indexes the rest.
-            if let Some(cols) = it.cols.take() {
-                self.rows.push(Row {
-                    seq,
-                    json: json.to_vec(),
-                    cols: *cols,
-                });
-            }
-            l.next += 1;
-            n += 1;
-            if self.rows.len() >= ROWS_PER_COMMIT {
-                self.commit(false)?;
-            }
-        }
-        for l in &mut self.local {
-            if l.next > 0 && l.next == l.items.len() {
-                l.bytes.clear();
-                l.items.clear();
-                l.next = 0;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Writes the log to the OS, then indexes: the store may lag the log after a
-    /// crash, never lead it.
-    fn commit(&mut self, mark: bool) -> Result<(), StoreError> {
-        self.audit.flush()?;
-        let last = self.audit.last_seq();
-        if !self.rows.is_empty() || (mark && last > self.indexed_through + INDEX_MARK_EVERY) {
-            self.store.insert_batch(&self.rows, last)?;
-            self.indexed_through = last;
-            self.rows.clear();
-        }
-        Ok(())
-    }
+/// What one sweep took from under the lock.
+struct Swept {
+    /// Every record up to here is in the lines taken.
+    last: u64,
+    checkpoint: Option<wardgate_audit::PendingCheckpoint>,
+    /// The writer, on the last sweep: closed outside the lock.
+    closed: Option<AuditWriter>,
 }
 
 fn run(
     inner: Arc<Inner>,
-    audit: AuditWriter,
-    store: EventStore,
+    mut store: EventStore,
+    mut file: std::fs::File,
     opts: RecorderOptions,
 ) -> Result<(), StoreError> {
+    use std::io::Write;
     let _stop = StopGuard(&inner);
-    let mut w = Writer {
-        indexed_through: store.last_seq()?,
-        audit,
-        store,
-        local: (0..SHARDS).map(|_| Batch::default()).collect(),
-        rows: Vec::new(),
-    };
-    let mut written = 0u64;
+    let mut indexed_through = store.last_seq()?;
+    let mut written = inner.appended.load(Ordering::SeqCst);
+    let mut rows: Vec<Row> = Vec::new();
+    // Swapped with the writer's buffer each sweep: both keep their capacity.
+    let mut lines: Vec<u8> = Vec::new();
+    let log_path = opts.data_dir.join("audit").join("audit.log");
     let mut last_checkpoint = Instant::now();
-    let mut unsigned = false;
     let mut busy = false;
-    let mut last_round = false;
     loop {
         if busy {
             // A dedicated thread: waiting here blocks no runtime worker. Parked, not
             // slept, so that a caller blocked on a full queue or a sync can cut it short.
             std::thread::park_timeout(BATCH_NAP);
-        } else if !last_round {
+        } else {
             inner.parked.store(true, Ordering::SeqCst);
-            if inner.taken.load(Ordering::SeqCst) == written && !inner.closed.load(Ordering::SeqCst)
+            if inner.appended.load(Ordering::SeqCst) == written
+                && !inner.closing.load(Ordering::SeqCst)
             {
                 std::thread::park_timeout(opts.checkpoint_interval);
             }
             inner.parked.store(false, Ordering::SeqCst);
-            if inner.taken.load(Ordering::SeqCst) > written {
-                // Let events accumulate, so a busy gateway wakes this thread a few
+            if inner.appended.load(Ordering::SeqCst) > written {
+                // Let records accumulate, so a busy gateway wakes this thread a few
                 // hundred times a second, not once per message.
                 std::thread::park_timeout(BATCH_NAP);
             }
         }
-        // `closed` before `taken`: a caller that saw it open has its stamp below the
-        // next sweep's mark at the latest, so one more sweep after this takes it.
-        let closing = inner.closed.load(Ordering::SeqCst)
+        let closing = inner.closing.load(Ordering::SeqCst)
             // Nobody can record any more: every handle is gone.
             || Arc::strong_count(&inner) == 1;
-        let below = inner.taken.load(Ordering::SeqCst);
-        w.collect(&inner);
-        let n = w.write_below(below, &inner.stats)?;
-        w.commit(true)?;
-        unsigned |= n > 0;
-        if unsigned && last_checkpoint.elapsed() >= opts.checkpoint_interval {
-            w.audit.checkpoint()?;
+        let swept = {
+            let mut log = lock(&inner.log);
+            let log = &mut *log;
+            let Some(audit) = log.audit.as_mut() else {
+                return Err(StoreError::RecorderStopped);
+            };
+            std::mem::swap(&mut rows, &mut log.rows);
+            let last = audit.last_seq();
+            let due = audit.records_since_checkpoint() >= inner.checkpoint_every
+                || (audit.records_since_checkpoint() > 0
+                    && last_checkpoint.elapsed() >= opts.checkpoint_interval);
+            // Before taking the lines: the checkpoint's own line goes with them.
+            let checkpoint = if due && !closing {
+                audit.begin_checkpoint()?
+            } else {
+                None
+            };
+            audit.take_buffered(&mut lines);
+            inner.buffered.store(0, Ordering::Relaxed);
+            Swept {
+                last,
+                checkpoint,
+                closed: if closing { log.audit.take() } else { None },
+            }
+        };
+        // One thread writes, in the order taken: the log stays in chain order.
+        file.write_all(&lines).map_err(|source| StoreError::Io {
+            what: format!("writing {}", log_path.display()),
+            source,
+        })?;
+        if let Some(c) = swept.checkpoint {
+            c.finish()?;
             last_checkpoint = Instant::now();
-            unsigned = false;
         }
+        // The log is with the OS before its notable events reach the index: the
+        // store may lag the log after a crash, never lead it.
+        let n = rows.len();
+        let chunks = rows.len().div_ceil(ROWS_PER_COMMIT);
+        for (k, chunk) in rows.chunks(ROWS_PER_COMMIT).enumerate() {
+            // The index holds every notable record up to its mark.
+            let mark = match chunk.last() {
+                Some(r) if k + 1 < chunks => r.seq,
+                _ => swept.last,
+            };
+            store.insert_batch(chunk, mark)?;
+            indexed_through = mark;
+        }
+        if swept.last > indexed_through + INDEX_MARK_EVERY
+            || (swept.closed.is_some() && swept.last > indexed_through)
+        {
+            store.insert_batch(&[], swept.last)?;
+            indexed_through = swept.last;
+        }
+        rows.clear();
         inner.pending.fetch_sub(n, Ordering::SeqCst);
-        written = below;
-        lock(&inner.progress).written = below;
-        inner.progress_changed.notify_all();
-        busy = n > 0;
-        if last_round {
-            break;
+        if let Some(audit) = swept.closed {
+            audit.close()?;
         }
-        last_round = closing;
+        busy = swept.last > written;
+        written = swept.last;
+        lock(&inner.progress).written = written;
+        inner.progress_changed.notify_all();
+        if closing {
+            return Ok(());
+        }
     }
-    w.store.insert_batch(&[], w.audit.last_seq())?;
-    w.audit.close()?;
-    Ok(())
 }
 
 /// Events that say what opening the audit log found, so recovery is never silent.

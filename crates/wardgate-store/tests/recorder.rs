@@ -147,8 +147,8 @@ fn a_store_behind_the_log_is_back_filled_and_recovery_is_recorded() {
 fn a_full_queue_blocks_callers_and_loses_nothing() {
     let d = tempfile::tempdir().unwrap();
     let mut o = opts(d.path());
-    // Room for three events: the eight callers below spend most of their time
-    // waiting for the recorder thread.
+    // Room for three notable events waiting for the store: the eight callers below
+    // spend most of their time waiting for the recorder thread.
     o.queue = 3;
     o.checkpoint_every = 1000;
     let r = Recorder::start(o).unwrap();
@@ -157,7 +157,7 @@ fn a_full_queue_blocks_callers_and_loses_nothing() {
             let h = r.handle();
             std::thread::spawn(move || {
                 for i in 0..300 {
-                    let mut e = event(i, Action::Allowed);
+                    let mut e = event(i, Action::Blocked);
                     e.event.reason = format!("caller {t} event {i}");
                     h.record(e).unwrap();
                 }
@@ -184,6 +184,42 @@ fn a_full_queue_blocks_callers_and_loses_nothing() {
         next[t] += 1;
     }
     assert_eq!(next, [300; 8]);
+    // Every one of them reached the store too.
+    let store = EventStore::open_read_only(&d.path().join("wardgate.db")).unwrap();
+    assert_eq!(store.query(&EventFilter::default()).unwrap().len(), 2400);
+}
+
+#[test]
+fn checkpoints_are_signed_by_count_while_recording_goes_on() {
+    // With a checkpoint interval of an hour, only the record count can make the
+    // recorder sign before shutdown.
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.checkpoint_every = 10;
+    o.checkpoint_interval = std::time::Duration::from_secs(3600);
+    let r = Recorder::start(o).unwrap();
+    let h = r.handle();
+    for i in 0..25 {
+        h.record(event(i, Action::Allowed)).unwrap();
+    }
+    h.sync().unwrap();
+    let audit = d.path().join("audit");
+    // Bounded: the recorder signs within a few milliseconds of the tenth record.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let report = loop {
+        let report = wardgate_audit::verify(&audit, None).unwrap();
+        if report.checkpoints > 0 || std::time::Instant::now() > deadline {
+            break report;
+        }
+        h.sync().unwrap();
+    };
+    assert_eq!(report.records, 25);
+    assert!(report.checkpoints >= 1, "{report:?}");
+    assert!(report.last_checkpoint_seq >= 10, "{report:?}");
+    r.shutdown().unwrap();
+    // Shutdown signs the rest.
+    let report = wardgate_audit::verify(&audit, None).unwrap();
+    assert_eq!(report.unsigned_tail, 0);
 }
 
 #[test]
