@@ -19,7 +19,9 @@ mod verify;
 mod writer;
 
 pub use verify::{verify, VerifyError, VerifyReport};
-pub use writer::{AuditWriter, OpenReport, PendingCheckpoint, TailRepair, WriterOptions};
+pub use writer::{
+    write_out, AuditWriter, OpenReport, PendingCheckpoint, TailRepair, WriterOptions,
+};
 
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};

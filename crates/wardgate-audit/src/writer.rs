@@ -180,11 +180,8 @@ impl AuditWriter {
 
     /// Pushes buffered records to the OS (no fsync).
     pub fn flush(&mut self) -> Result<(), AuditError> {
-        if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).map_err(io_err(&self.path))?;
-            self.buf.clear();
-        }
-        Ok(())
+        let r = write_out(&mut self.file, &mut self.buf);
+        r.map_err(io_err(&self.path))
     }
 
     /// Hands the log's I/O to the caller, for a writer shared behind a lock: from
@@ -195,8 +192,9 @@ impl AuditWriter {
     /// stalling every appender. [`flush`](Self::flush), [`checkpoint`](Self::checkpoint)
     /// and [`close`](Self::close) still write, once everything taken is written.
     pub fn detach_io(&mut self) -> Result<File, AuditError> {
+        let file = self.file.try_clone().map_err(io_err(&self.path))?;
         self.detached = true;
-        self.file.try_clone().map_err(io_err(&self.path))
+        Ok(file)
     }
 
     /// Moves the lines buffered so far into `into` (cleared first; its capacity is
@@ -337,6 +335,29 @@ impl PendingCheckpoint {
         }
         Ok(())
     }
+}
+
+/// Writes `buf` to `file` and empties it. On an error, what was written is removed
+/// from `buf` and the rest kept, so a retry never writes a line twice (a log with a
+/// repeated fragment in its middle would read as tampered, not as torn).
+pub fn write_out(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write(&buf[done..]) {
+            Ok(0) => {
+                buf.drain(..done);
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.drain(..done);
+                return Err(e);
+            }
+        }
+    }
+    buf.clear();
+    Ok(())
 }
 
 /// `v` in decimal, without allocating: the digits are the tail of `buf`.

@@ -84,9 +84,11 @@ const ROWS_PER_COMMIT: usize = 4096;
 /// With only routine traffic, the index's watermark moves now and then (one tiny
 /// transaction), so a restart back-fills little.
 const INDEX_MARK_EVERY: u64 = 10_000;
-/// Bytes of log lines not yet written to the OS at which callers wait for the
-/// recorder (a disk that cannot keep up): about 100 000 routine records.
+/// Bytes of log lines not yet taken by the recorder at which callers wait for it
+/// (a disk that cannot keep up): about 100 000 routine records.
 const MAX_BUFFERED: usize = 32 << 20;
+/// A line buffer grown past this by a burst is shrunk back after it is written.
+const SPARE_BUFFER: usize = 4 << 20;
 
 /// The audit chain and what waits to be indexed, behind one lock.
 struct Log {
@@ -223,9 +225,10 @@ pub struct RecorderHandle {
 
 impl RecorderHandle {
     /// Records an event (an [`Event`] or an engine-written routine [`Record`]): it is
-    /// in the audit chain when this returns, and reaches the OS within a couple of
-    /// milliseconds. Blocks only while too many notable events wait for the store;
-    /// fails once the recorder has stopped.
+    /// in the audit chain when this returns, and reaches the OS at the recorder's
+    /// next sweep, normally within a few milliseconds. Blocks only while the recorder
+    /// is behind (32 MiB of lines not yet taken, or, for a notable event, `queue`
+    /// notable events not yet indexed); fails once the recorder has stopped.
     pub fn record(&self, record: impl Into<Record>) -> Result<(), StoreError> {
         let inner = &*self.inner;
         if inner.buffered.load(Ordering::Relaxed) >= MAX_BUFFERED {
@@ -323,6 +326,7 @@ impl Recorder {
         store.insert_batch(&rows, audit.last_seq())?;
         let appended = audit.last_seq();
         let file = audit.detach_io()?;
+        let start = audit.last_seq();
         let inner = Arc::new(Inner {
             log: Mutex::new(Log {
                 audit: Some(audit),
@@ -346,7 +350,7 @@ impl Recorder {
         let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()
             .name("wardgate-recorder".into())
-            .spawn(move || run(thread_inner, store, file, opts))
+            .spawn(move || run(thread_inner, store, file, start, opts))
             .map_err(|source| StoreError::Io {
                 what: "starting the recorder thread".into(),
                 source,
@@ -426,21 +430,77 @@ struct Swept {
     closed: Option<AuditWriter>,
 }
 
+/// How the sweep loop ended badly.
+struct Failure {
+    error: StoreError,
+    /// The log file has every line taken so far (the failure was elsewhere, e.g.
+    /// SQLite): what is still buffered can be written after it.
+    log_intact: bool,
+}
+
+/// The recorder thread. `start` is the last sequence number on disk when it began.
 fn run(
     inner: Arc<Inner>,
-    mut store: EventStore,
+    store: EventStore,
     mut file: std::fs::File,
+    start: u64,
     opts: RecorderOptions,
 ) -> Result<(), StoreError> {
-    use std::io::Write;
     let _stop = StopGuard(&inner);
-    let mut indexed_through = store.last_seq()?;
-    let mut written = inner.appended.load(Ordering::SeqCst);
+    match sweep(&inner, store, &mut file, start, &opts) {
+        Ok(()) => Ok(()),
+        Err(f) => {
+            if f.log_intact {
+                seal(&inner, &mut file);
+            }
+            Err(f.error)
+        }
+    }
+}
+
+/// After a failure that left the log file intact: refuses further records, then
+/// writes and closes what was accepted, so no record that was accepted is lost.
+/// The store is back-filled from the log at the next start.
+fn seal(inner: &Inner, file: &mut std::fs::File) {
+    let taken = lock(&inner.log).audit.take();
+    if let Some(mut audit) = taken {
+        let mut lines = Vec::new();
+        audit.take_buffered(&mut lines);
+        let written = wardgate_audit::write_out(file, &mut lines)
+            .map_err(|source| StoreError::Io {
+                what: "writing the audit log".into(),
+                source,
+            })
+            .and_then(|()| audit.close().map_err(StoreError::from));
+        if let Err(e) = written {
+            tracing::error!(error = %e, "the audit log could not be sealed after a recorder failure");
+        }
+    }
+}
+
+fn sweep(
+    inner: &Arc<Inner>,
+    mut store: EventStore,
+    file: &mut std::fs::File,
+    start: u64,
+    opts: &RecorderOptions,
+) -> Result<(), Failure> {
+    let intact = |error: StoreError| Failure {
+        error,
+        log_intact: true,
+    };
+    let broken = |error: StoreError| Failure {
+        error,
+        log_intact: false,
+    };
+    let mut indexed_through = store.last_seq().map_err(intact)?;
+    let mut written = start;
     let mut rows: Vec<Row> = Vec::new();
     // Swapped with the writer's buffer each sweep: both keep their capacity.
     let mut lines: Vec<u8> = Vec::new();
     let log_path = opts.data_dir.join("audit").join("audit.log");
     let mut last_checkpoint = Instant::now();
+    let mut unsigned = false;
     let mut busy = false;
     loop {
         if busy {
@@ -452,7 +512,16 @@ fn run(
             if inner.appended.load(Ordering::SeqCst) == written
                 && !inner.closing.load(Ordering::SeqCst)
             {
-                std::thread::park_timeout(opts.checkpoint_interval);
+                // Idle: wake when the unsigned tail's checkpoint falls due, or in an
+                // interval's time to look again.
+                let wait = if unsigned {
+                    opts.checkpoint_interval
+                        .saturating_sub(last_checkpoint.elapsed())
+                        .max(BATCH_NAP)
+                } else {
+                    opts.checkpoint_interval
+                };
+                std::thread::park_timeout(wait);
             }
             inner.parked.store(false, Ordering::SeqCst);
             if inner.appended.load(Ordering::SeqCst) > written {
@@ -463,12 +532,12 @@ fn run(
         }
         let closing = inner.closing.load(Ordering::SeqCst)
             // Nobody can record any more: every handle is gone.
-            || Arc::strong_count(&inner) == 1;
+            || Arc::strong_count(inner) == 1;
         let swept = {
             let mut log = lock(&inner.log);
             let log = &mut *log;
             let Some(audit) = log.audit.as_mut() else {
-                return Err(StoreError::RecorderStopped);
+                return Err(broken(StoreError::RecorderStopped));
             };
             std::mem::swap(&mut rows, &mut log.rows);
             let last = audit.last_seq();
@@ -477,10 +546,13 @@ fn run(
                     && last_checkpoint.elapsed() >= opts.checkpoint_interval);
             // Before taking the lines: the checkpoint's own line goes with them.
             let checkpoint = if due && !closing {
-                audit.begin_checkpoint()?
+                audit
+                    .begin_checkpoint()
+                    .map_err(|e| intact(StoreError::from(e)))?
             } else {
                 None
             };
+            unsigned = audit.records_since_checkpoint() > 0;
             audit.take_buffered(&mut lines);
             inner.buffered.store(0, Ordering::Relaxed);
             Swept {
@@ -490,12 +562,18 @@ fn run(
             }
         };
         // One thread writes, in the order taken: the log stays in chain order.
-        file.write_all(&lines).map_err(|source| StoreError::Io {
-            what: format!("writing {}", log_path.display()),
-            source,
+        wardgate_audit::write_out(file, &mut lines).map_err(|source| {
+            broken(StoreError::Io {
+                what: format!("writing {}", log_path.display()),
+                source,
+            })
         })?;
+        if lines.capacity() > SPARE_BUFFER {
+            // After a burst: do not keep its peak allocated for good.
+            lines.shrink_to(SPARE_BUFFER / 4);
+        }
         if let Some(c) = swept.checkpoint {
-            c.finish()?;
+            c.finish().map_err(|e| broken(e.into()))?;
             last_checkpoint = Instant::now();
         }
         // The log is with the OS before its notable events reach the index: the
@@ -508,19 +586,20 @@ fn run(
                 Some(r) if k + 1 < chunks => r.seq,
                 _ => swept.last,
             };
-            store.insert_batch(chunk, mark)?;
+            store.insert_batch(chunk, mark).map_err(intact)?;
             indexed_through = mark;
         }
-        if swept.last > indexed_through + INDEX_MARK_EVERY
+        if swept.last > indexed_through.saturating_add(INDEX_MARK_EVERY)
             || (swept.closed.is_some() && swept.last > indexed_through)
         {
-            store.insert_batch(&[], swept.last)?;
+            store.insert_batch(&[], swept.last).map_err(intact)?;
             indexed_through = swept.last;
         }
         rows.clear();
         inner.pending.fetch_sub(n, Ordering::SeqCst);
         if let Some(audit) = swept.closed {
-            audit.close()?;
+            audit.close().map_err(|e| broken(e.into()))?;
+            unsigned = false;
         }
         busy = swept.last > written;
         written = swept.last;

@@ -372,3 +372,30 @@ fn a_recorder_dropped_without_shutdown_writes_what_it_accepted_and_seals_the_log
         .count();
     assert_eq!(recovered, 0);
 }
+
+#[test]
+fn a_record_reaches_the_os_promptly_without_a_sync() {
+    // The first record can come before the recorder thread has run at all; it
+    // must still be written at the next sweep, not after an idle checkpoint interval.
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.checkpoint_interval = std::time::Duration::from_secs(3600);
+    let r = Recorder::start(o).unwrap();
+    let h = r.handle();
+    h.record(event(1, Action::Allowed)).unwrap();
+    let log = d.path().join("audit").join("audit.log");
+    // Bounded: a sweep comes within a few milliseconds; ten seconds is generous.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut found = false;
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(&log).unwrap().contains("R\t1\t") {
+            found = true;
+            break;
+        }
+        // A plain test thread, not a runtime worker.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(found, "the record was not written without a sync");
+    r.shutdown().unwrap();
+}
