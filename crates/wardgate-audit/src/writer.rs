@@ -157,7 +157,8 @@ impl AuditWriter {
         let _ = hex::encode_to_slice(hash, &mut hex_hash);
         let start = self.buf.len();
         self.buf.extend_from_slice(b"R\t");
-        self.buf.extend_from_slice(itoa_u64(seq, &mut [0; 20]));
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
         self.buf.push(b'\t');
         self.buf.extend_from_slice(&hex_hash);
         self.buf.push(b'\t');
@@ -222,10 +223,11 @@ impl AuditWriter {
     }
 
     /// The part of [`checkpoint`](Self::checkpoint) that needs the writer: signs the
-    /// current head and writes the checkpoint line to the OS (detached: buffers it;
-    /// the caller writes it before finishing). The slow part (fsync, the head file)
-    /// is left to [`PendingCheckpoint::finish`], so a writer shared behind a lock is
-    /// not held through an fsync. `None` when no record came since the last one.
+    /// current head and buffers the checkpoint line, which the caller writes
+    /// ([`flush`](Self::flush), or [`take_buffered`](Self::take_buffered) when
+    /// detached) before finishing. The slow part (fsync, the head file) is left to
+    /// [`PendingCheckpoint::finish`], so a writer shared behind a lock is not held
+    /// through an fsync. `None` when no record came since the last one.
     pub fn begin_checkpoint(&mut self) -> Result<Option<PendingCheckpoint>, AuditError> {
         if self.since_checkpoint == 0 {
             return Ok(None);
@@ -241,9 +243,6 @@ impl AuditWriter {
         );
         self.buf.extend_from_slice(line.as_bytes());
         self.offset += line.len() as u64;
-        if !self.detached {
-            self.flush()?;
-        }
         let head = format!(
             "{}\t{}\t{}\t{}\t{}\n",
             self.seq,
@@ -358,21 +357,6 @@ pub fn write_out(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     }
     buf.clear();
     Ok(())
-}
-
-/// `v` in decimal, without allocating: the digits are the tail of `buf`.
-fn itoa_u64(v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 fn sync_dir(dir: &Path) -> Result<(), AuditError> {

@@ -180,11 +180,15 @@ impl Inner {
 
     /// Blocks while too many lines wait for the disk, or (for a notable event)
     /// too many notable events wait for the store.
-    fn wait_for_room(&self, notable: bool) -> Result<(), StoreError> {
-        self.wait_until(|_| {
-            self.buffered.load(Ordering::SeqCst) < MAX_BUFFERED
-                && (!notable || self.pending.load(Ordering::SeqCst) < self.limit)
-        })
+    fn make_room(&self, notable: bool) -> Result<(), StoreError> {
+        let full = || {
+            self.buffered.load(Ordering::SeqCst) >= MAX_BUFFERED
+                || (notable && self.pending.load(Ordering::SeqCst) >= self.limit)
+        };
+        if !full() {
+            return Ok(());
+        }
+        self.wait_until(|_| !full())
     }
 
     /// Appends one serialised record under the lock; returns whether the recorder
@@ -231,18 +235,15 @@ impl RecorderHandle {
     /// notable events not yet indexed); fails once the recorder has stopped.
     pub fn record(&self, record: impl Into<Record>) -> Result<(), StoreError> {
         let inner = &*self.inner;
-        if inner.buffered.load(Ordering::Relaxed) >= MAX_BUFFERED {
-            inner.wait_for_room(false)?;
-        }
-        let due = match record.into() {
+        let record = record.into();
+        // Routine decisions live in the audit log only; the store indexes the rest.
+        let notable = matches!(&record, Record::Event(e) if e.event.action != Action::Allowed);
+        inner.make_room(notable)?;
+        let due = match record {
             Record::Routine(json) => inner.append(&json, Action::Allowed, None)?,
             Record::Event(event) => {
                 let action = event.event.action;
-                // Routine decisions live in the audit log only; the store indexes the rest.
-                let cols = (action != Action::Allowed).then(|| Columns::of_event(&event));
-                if cols.is_some() && inner.pending.load(Ordering::Relaxed) >= inner.limit {
-                    inner.wait_for_room(true)?;
-                }
+                let cols = notable.then(|| Columns::of_event(&event));
                 SCRATCH.with(|s| {
                     // A thread records one event at a time; should a serialiser ever
                     // record (it does not), it gets a buffer of its own.
@@ -326,7 +327,6 @@ impl Recorder {
         store.insert_batch(&rows, audit.last_seq())?;
         let appended = audit.last_seq();
         let file = audit.detach_io()?;
-        let start = audit.last_seq();
         let inner = Arc::new(Inner {
             log: Mutex::new(Log {
                 audit: Some(audit),
@@ -350,7 +350,7 @@ impl Recorder {
         let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()
             .name("wardgate-recorder".into())
-            .spawn(move || run(thread_inner, store, file, start, opts))
+            .spawn(move || run(thread_inner, store, file, appended, opts))
             .map_err(|source| StoreError::Io {
                 what: "starting the recorder thread".into(),
                 source,
