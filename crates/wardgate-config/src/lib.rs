@@ -602,6 +602,12 @@ pub struct Drug {
     /// Rate above which the order is blocked.
     #[serde(default)]
     pub rate_hard_max: Option<Spanned<f64>>,
+    /// Rate below which the order is forwarded with an alert.
+    #[serde(default)]
+    pub rate_soft_min: Option<Spanned<f64>>,
+    /// Rate below which the order is blocked (under-dosing).
+    #[serde(default)]
+    pub rate_hard_min: Option<Spanned<f64>>,
     /// Unit the dose limits are expressed in, such as `U`, `mg`, `mcg/kg`.
     #[serde(default)]
     pub dose_unit: Option<Spanned<String>>,
@@ -611,6 +617,12 @@ pub struct Drug {
     /// Dose above which the order is blocked.
     #[serde(default)]
     pub dose_hard_max: Option<Spanned<f64>>,
+    /// Dose below which the order is forwarded with an alert.
+    #[serde(default)]
+    pub dose_soft_min: Option<Spanned<f64>>,
+    /// Dose below which the order is blocked.
+    #[serde(default)]
+    pub dose_hard_min: Option<Spanned<f64>>,
 }
 
 /// How serious a configuration problem is.
@@ -878,16 +890,24 @@ impl Config {
                     &mut err,
                     "rate",
                     &drug.rate_unit,
-                    &drug.rate_soft_max,
-                    &drug.rate_hard_max,
+                    [
+                        &drug.rate_soft_max,
+                        &drug.rate_hard_max,
+                        &drug.rate_soft_min,
+                        &drug.rate_hard_min,
+                    ],
                     drug.names.first(),
                 );
                 check_limits(
                     &mut err,
                     "dose",
                     &drug.dose_unit,
-                    &drug.dose_soft_max,
-                    &drug.dose_hard_max,
+                    [
+                        &drug.dose_soft_max,
+                        &drug.dose_hard_max,
+                        &drug.dose_soft_min,
+                        &drug.dose_hard_min,
+                    ],
                     drug.names.first(),
                 );
                 if drug.rate_unit.is_none() && drug.dose_unit.is_none() {
@@ -1528,16 +1548,17 @@ fn valid_uid(u: &str) -> bool {
         && !u.contains("..")
 }
 
+/// One quantity's limits: positive finite numbers, with a unit, ordered
+/// hard_min <= soft_min <= soft_max <= hard_max.
 fn check_limits(
     err: &mut impl FnMut(Range<usize>, String),
     what: &str,
     unit: &Option<Spanned<String>>,
-    soft: &Option<Spanned<f64>>,
-    hard: &Option<Spanned<f64>>,
+    [soft, hard, soft_min, hard_min]: [&Option<Spanned<f64>>; 4],
     name: Option<&Spanned<String>>,
 ) {
     let drug = name.map_or("?", |n| n.get_ref().as_str());
-    for limit in [soft, hard].into_iter().flatten() {
+    for limit in [soft, hard, soft_min, hard_min].into_iter().flatten() {
         let v = *limit.get_ref();
         if !v.is_finite() || v <= 0.0 {
             err(
@@ -1552,12 +1573,22 @@ fn check_limits(
             );
         }
     }
-    if let (Some(s), Some(h)) = (soft, hard) {
-        if s.get_ref() > h.get_ref() {
-            err(
-                s.span(),
-                format!("{what}_soft_max for {drug:?} is above {what}_hard_max"),
-            );
+    let order = [
+        (hard_min, "hard_min"),
+        (soft_min, "soft_min"),
+        (soft, "soft_max"),
+        (hard, "hard_max"),
+    ];
+    for (i, (a, an)) in order.iter().enumerate() {
+        for (b, bn) in &order[i + 1..] {
+            if let (Some(a), Some(b)) = (a, b) {
+                if a.get_ref() > b.get_ref() {
+                    err(
+                        a.span(),
+                        format!("{what}_{an} for {drug:?} is above {what}_{bn}"),
+                    );
+                }
+            }
         }
     }
     if let (Some(u), None) = (unit, hard) {

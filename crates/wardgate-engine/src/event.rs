@@ -234,6 +234,24 @@ pub struct InfusionFacts {
     /// The library's dose unit.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dose_unit: Option<String>,
+    /// How the order was read: `continuous`, `intermittent`, `bolus`, `unspecified`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mode: Option<String>,
+    /// The concentration used to turn volumes into drug amounts.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub concentration: Option<String>,
+    /// The volume to be infused, as written.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vtbi_ordered: Option<String>,
+    /// The duration, as written (TQ1).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub duration_ordered: Option<String>,
+    /// The body weight (kg) the decision used, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub weight_kg: Option<f64>,
+    /// The body surface area (m2) the decision used, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bsa_m2: Option<f64>,
 }
 
 /// One rule that fired, with the specific detail (`wardgate.findings[]`).

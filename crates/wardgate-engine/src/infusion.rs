@@ -1,29 +1,156 @@
 //! Infusion orders (IHE PCD-03, RGV^O15): every RXG segment checked against the
 //! route's drug library before the order can reach a pump.
 //!
-//! RXG fields read (HL7 v2.6 4A.4.3 as profiled by IHE PCD TF-2 PCD-03):
-//! RXG-4 give code (CWE: identifier, text, coding system, alternates 4-6),
-//! RXG-5/6 give amount min/max with RXG-7 give units, RXG-15 give rate amount with
-//! RXG-16 give rate units, RXG-17/18 give strength and its units, RXG-23/24 give
-//! drug strength volume and its units. Patient weight and body surface area come
-//! from OBX segments (MDC_ATTR_PT_WEIGHT / MDC_ATTR_PT_BSA or LOINC).
+//! An order states its programme in more than one place, and every place is read
+//! ([`read`] gathers them, [`check`] judges them):
+//! - RXG-15/16 give rate; RXG-5/6 give amount with RXG-7 units, and RXG-14 "give
+//!   per" (an amount per time is a rate); RXG-17/18 over RXG-23/24 the
+//!   concentration (HL7 v2.6 4A.4.3 as profiled by IHE PCD TF-2 PCD-03);
+//! - TQ1 (order and give timing): TQ1-13 occurrence duration, TQ1-6 service
+//!   duration, TQ1-7/8 start and end: an amount over a duration is a rate;
+//! - OBX programming parameters under the RXG (MDC codes: rate, VTBI, dose,
+//!   duration, bolus);
+//! - patient weight and body surface area from OBX segments that are exactly
+//!   those observations.
 //!
-//! Nothing is guessed: a missing or unknown unit, a volume without a
-//! concentration, a weight-based unit without a weight all block the order.
+//! Where two places state the same quantity they must agree within rounding,
+//! else the order is refused: the pump may read either. Nothing is guessed: a
+//! repeated field that does not repeat, coded parts that disagree, a unit whose
+//! magnitude depends on its case, an escaped number, a missing or unknown unit,
+//! a volume without a concentration, a weight-based unit without a weight all
+//! block the order, each with a rule that names it.
+//!
+//! Continuous infusion versus bolus or intermittent dose: an order that states a
+//! rate is a continuous infusion, and its RXG-5 amount is the volume (or amount)
+//! to be infused, not a dose; an order with bolus parameters, or with an amount
+//! and no rate, is a dose, checked against the dose (bolus) limits, and an amount
+//! over a duration is also checked as a rate unless it is a bolus.
 
 use crate::event::InfusionFacts;
-use crate::policy::{DrugLibrary, QuantityLimits};
+use crate::policy::{DrugEntry, DrugLibrary, QuantityLimits};
 use crate::rules::{self, Rule};
-use crate::units::{self, Concentration, ConvertError, Dimension, Patient, Unit};
+use crate::units::{self, Concentration, ConvertError, Dimension, Patient, Unit, UnitError};
 use wardgate_proto::hl7::{Field, Message, Segment};
 
-/// Plausible adult and paediatric body weights (kg); outside this a weight is not used.
+/// Plausible adult and paediatric body weights (kg); outside this a weight is invalid.
 const WEIGHT_RANGE_KG: std::ops::RangeInclusive<f64> = 0.2..=500.0;
 /// Plausible body surface areas (m²).
 const BSA_RANGE_M2: std::ops::RangeInclusive<f64> = 0.05..=5.0;
 /// Relative tolerance when comparing with a limit, so that a unit conversion's
 /// rounding never turns "exactly at the limit" into "above it".
 const LIMIT_TOLERANCE: f64 = 1e-9;
+/// Two statements of one quantity agree when they differ by at most this share of
+/// the larger (or by the rounding of the numbers as written, if more).
+const AGREEMENT: f64 = 0.01;
+
+/// RXG fields that are read and never repeat (HL7 v2.6 4A.4.3).
+const RXG_SINGLE: [usize; 11] = [4, 5, 6, 7, 14, 15, 16, 17, 18, 23, 24];
+
+/// PCD-03 programming parameters (OBX-3 under an RXG), ISO/IEEE 11073-10101
+/// numeric code and reference id as in IHE DEV TF-2 Rev 10.0 3.3.4.4.9 and its
+/// examples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Param {
+    /// Infusion rate (volume or dose rate).
+    Rate,
+    /// Volume to be infused.
+    Vtbi,
+    /// Drug concentration (amount per mL).
+    Concentration,
+    /// A dose given at once (clinician bolus, loading dose, PCA dose): marks a bolus.
+    BolusDose,
+    /// An intermittent dose.
+    Dose,
+    /// The order type (`clinician-dose`, `loading-dose`, `continuous`).
+    OrderType,
+}
+
+const PARAMS: &[(&str, &str, Param)] = &[
+    ("157784", "MDC_FLOW_FLUID_PUMP", Param::Rate),
+    ("157924", "MDC_RATE_DOSE", Param::Rate),
+    ("157884", "MDC_VOL_FLUID_TBI", Param::Vtbi),
+    ("157760", "MDC_CONC_DRUG", Param::Concentration),
+    ("158019", "MDC_DOSE_CLINICIAN", Param::BolusDose),
+    ("158018", "MDC_DOSE_LOADING", Param::BolusDose),
+    ("158017", "MDC_DOSE_PCA_PATIENT", Param::BolusDose),
+    ("158023", "MDC_DOSE_INTERMITTENT", Param::Dose),
+    ("158037", "MDC_INFUS_ORDER_STEP_TYPE", Param::OrderType),
+    (
+        "MDC_INFUS_ORDER_TYPE",
+        "MDCX_INFUS_ORDER_TYPE",
+        Param::OrderType,
+    ),
+    (
+        "MDCX_INFUS_ORDER_STEP_TYPE",
+        "MDCX_INFUSION_ORDER_TYPE",
+        Param::OrderType,
+    ),
+];
+
+/// Observation identifiers of the patient's body weight (PCD-03's
+/// `68063^MDC_ATTR_PT_WEIGHT`, the vital-sign `188736`, LOINC) and body surface area.
+const WEIGHT_CODES: &[&str] = &[
+    "68063",
+    "188736",
+    "MDC_ATTR_PT_WEIGHT",
+    "MDC_MASS_BODY_ACTUAL",
+    "29463-7",
+    "3141-9",
+];
+const BSA_CODES: &[&str] = &[
+    "188744",
+    "68064",
+    "MDC_AREA_BODY_SURF_ACTUAL",
+    "MDC_ATTR_PT_BSA",
+    "8277-6",
+    "3140-1",
+];
+/// Words in an observation's text that name another weight than the body weight.
+const OTHER_WEIGHTS: &[&str] = &[
+    "IDEAL",
+    "ADJUSTED",
+    "BIRTH",
+    "CHANGE",
+    "LEAN",
+    "DOSING",
+    "DRY",
+    "ESTIMATED",
+    "PREVIOUS",
+    "USUAL",
+    "LOSS",
+    "GAIN",
+    "DELTA",
+];
+
+/// Where in the message a finding is: HL7 ERL (`RXG^1^15`) for ERR-2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Segment id.
+    pub segment: [u8; 3],
+    /// Which occurrence of that segment (1-based).
+    pub sequence: usize,
+    /// Field (0: the segment as a whole).
+    pub field: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seg = std::str::from_utf8(&self.segment).unwrap_or("???");
+        if self.field == 0 {
+            write!(f, "{seg}^{}", self.sequence)
+        } else {
+            write!(f, "{seg}^{}^{}", self.sequence, self.field)
+        }
+    }
+}
+
+fn loc(segment: &[u8; 3], sequence: usize, field: usize) -> Location {
+    Location {
+        segment: *segment,
+        sequence,
+        field,
+    }
+}
 
 /// One rule that fired for an order, with its detail.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +159,8 @@ pub struct OrderFinding {
     pub rule: Rule,
     /// What exactly.
     pub detail: String,
+    /// Where, when one field is to blame.
+    pub location: Option<Location>,
 }
 
 impl OrderFinding {
@@ -39,12 +168,25 @@ impl OrderFinding {
         OrderFinding {
             rule,
             detail: detail.into(),
+            location: None,
         }
+    }
+
+    fn at(mut self, l: Location) -> Self {
+        self.location = Some(l);
+        self
     }
 
     /// Soft-limit findings forward with an alert; every other finding blocks.
     pub fn blocks(&self) -> bool {
-        self.rule != rules::RATE_SOFT_LIMIT && self.rule != rules::DOSE_SOFT_LIMIT
+        ![
+            rules::RATE_SOFT_LIMIT,
+            rules::DOSE_SOFT_LIMIT,
+            rules::RATE_SOFT_MIN,
+            rules::DOSE_SOFT_MIN,
+            rules::PATIENT_SIZE_UNUSED,
+        ]
+        .contains(&self.rule)
     }
 }
 
@@ -60,7 +202,10 @@ pub struct OrderCheck {
 /// Checks every RXG segment of `msg` against `library` (`None`: the route has none).
 pub fn check(msg: &Message<'_>, library: Option<&DrugLibrary>) -> OrderCheck {
     let mut out = OrderCheck::default();
-    let gives: Vec<Segment<'_>> = msg.segments_named(b"RXG").collect();
+    let segments: Vec<Segment<'_>> = msg.segments().collect();
+    let gives: Vec<usize> = (0..segments.len())
+        .filter(|&i| segments[i].id() == b"RXG")
+        .collect();
     if gives.is_empty() {
         out.findings.push(OrderFinding::new(
             rules::ORDER_WITHOUT_GIVE,
@@ -75,275 +220,980 @@ pub fn check(msg: &Message<'_>, library: Option<&DrugLibrary>) -> OrderCheck {
         ));
         return out;
     };
-    let patient = patient_facts(msg);
-    for (i, rxg) in gives.iter().enumerate() {
-        check_give(i + 1, rxg, library, &patient, &mut out);
+    let patient = patient_facts(&segments);
+    for (n, &at) in gives.iter().enumerate() {
+        let group = give_group(&segments, &gives, n);
+        check_give(n + 1, &segments, at, &group, library, &patient, &mut out);
     }
     out
 }
 
+/// The segments that belong to the `n`th RXG: its OBX programming parameters
+/// (after it, up to the next RXG or ORC) and the TQ1 timing that applies to it.
+struct Group {
+    obx: Vec<(usize, usize)>,
+    tq1: Vec<(usize, usize)>,
+    /// A TQ1 stating a duration sits between two RXGs: which give it times is
+    /// ambiguous.
+    ambiguous_tq1: Option<usize>,
+}
+
+fn give_group(segments: &[Segment<'_>], gives: &[usize], n: usize) -> Group {
+    let at = gives[n];
+    let next = gives.get(n + 1).copied().unwrap_or(segments.len());
+    let prev = n.checked_sub(1).map(|p| gives[p]);
+    let seq_of = |id: &[u8], i: usize| segments[..=i].iter().filter(|s| s.id() == id).count();
+    let mut g = Group {
+        obx: Vec::new(),
+        tq1: Vec::new(),
+        ambiguous_tq1: None,
+    };
+    for (i, s) in segments.iter().enumerate().take(next).skip(at + 1) {
+        if s.id() == b"ORC" {
+            break;
+        }
+        if s.id() == b"OBX" {
+            g.obx.push((i, seq_of(b"OBX", i)));
+        }
+    }
+    // TQ1 before this RXG in its order (back to the ORC, or to the previous RXG),
+    // and after it up to the next RXG or ORC.
+    let mut i = at;
+    while i > 0 {
+        i -= 1;
+        let id = segments[i].id();
+        if id == b"ORC" {
+            break;
+        }
+        if id == b"TQ1" {
+            if prev.is_some_and(|p| i > p) {
+                // Between the previous RXG and this one: the previous give's own
+                // timing, or this give's (HL7 v2.6 RGV_O15 GIVE_TIMING precedes RXG).
+                if states_duration(&segments[i]) {
+                    g.ambiguous_tq1 = Some(seq_of(b"TQ1", i));
+                }
+            } else {
+                g.tq1.push((i, seq_of(b"TQ1", i)));
+            }
+        }
+    }
+    for (i, s) in segments.iter().enumerate().take(next).skip(at + 1) {
+        if s.id() == b"ORC" {
+            break;
+        }
+        if s.id() == b"TQ1" {
+            if gives.get(n + 1).is_some() {
+                if states_duration(s) {
+                    g.ambiguous_tq1 = Some(seq_of(b"TQ1", i));
+                }
+            } else {
+                g.tq1.push((i, seq_of(b"TQ1", i)));
+            }
+        }
+    }
+    g
+}
+
+fn states_duration(tq1: &Segment<'_>) -> bool {
+    [6usize, 7, 8, 13]
+        .iter()
+        .any(|&f| !tq1.field(f).raw().is_empty())
+}
+
+/// One statement of a quantity: where it is written, what it says, in which unit.
+#[derive(Debug, Clone)]
+struct Statement {
+    /// Where, for the record (`RXG-15`, `OBX 3 (MDC_FLOW_FLUID_PUMP)`, `TQ1-13`).
+    source: String,
+    location: Location,
+    value: f64,
+    unit: Unit,
+    /// The value and unit as written, for the record.
+    written: String,
+    /// Half the last written digit, in the statement's unit: the rounding of the
+    /// number as written.
+    resolution: f64,
+}
+
+/// What one give states, gathered from every place before anything is judged.
+#[derive(Debug, Default)]
+struct Programme {
+    rates: Vec<Statement>,
+    /// Drug amounts (or volumes) to be given as a dose: RXG-15/16 without time,
+    /// RXG-5/7 in drug units, OBX doses.
+    doses: Vec<Statement>,
+    /// Volumes to be infused: RXG-5/7 in mL, OBX VTBI.
+    vtbis: Vec<Statement>,
+    durations: Vec<Statement>,
+    /// OBX MDC_CONC_DRUG: must agree with RXG-17/18 over RXG-23/24.
+    concentrations: Vec<(Concentration, String, Location)>,
+    /// ORC-1 CH, a bolus dose parameter, or order type clinician- or loading-dose.
+    bolus: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check_give(
     n: usize,
-    rxg: &Segment<'_>,
+    segments: &[Segment<'_>],
+    at: usize,
+    group: &Group,
     library: &DrugLibrary,
-    patient: &Patient,
+    patient: &PatientFacts,
     out: &mut OrderCheck,
 ) {
+    let rxg = &segments[at];
+    let start = out.findings.len();
+    let mut facts = InfusionFacts::default();
     let code = rxg.field(4);
-    let candidates = [1usize, 2, 4, 5].map(|c| code.component(c).text().trim().to_owned());
-    let written = candidates
-        .iter()
-        .find(|c| !c.is_empty())
-        .cloned()
-        .unwrap_or_default();
-    let mut facts = InfusionFacts {
-        drug: bounded(&written),
-        ..Default::default()
-    };
-    let entry = candidates.iter().find_map(|c| library.lookup(c));
-    let Some(entry) = entry else {
-        let detail = if written.is_empty() {
-            format!("RXG #{n}: no give code (RXG-4)")
-        } else {
-            format!(
-                "RXG #{n}: {:?} is not in drug library {:?}",
-                bounded(&written),
-                library.id
-            )
-        };
-        out.findings
-            .push(OrderFinding::new(rules::UNKNOWN_DRUG, detail));
+    facts.drug = bounded(&code_label(&code));
+
+    // Structure first: nothing is read from a field that repeats or is escaped.
+    for f in RXG_SINGLE {
+        let field = rxg.field(f);
+        if field.repetition_count() > 1 {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::REPEATED_FIELD,
+                    format!("RXG #{n}: RXG-{f} repeats, but it is a single value; the pump may read any repetition"),
+                )
+                .at(loc(b"RXG", n, f)),
+            );
+        }
+    }
+    if out.findings.len() > start {
         out.infusions.push(facts);
         return;
+    }
+
+    let entry = match resolve_drug(n, &code, library) {
+        Ok(e) => e,
+        Err(f) => {
+            out.findings.push(f);
+            out.infusions.push(facts);
+            return;
+        }
     };
     facts.library_drug = Some(entry.display.clone());
-    let conc = concentration(rxg);
+
+    let conc = concentration(n, rxg);
+    let mut prog = Programme {
+        bolus: order_control(segments, at) == b"CH",
+        ..Default::default()
+    };
+    read_rxg(n, rxg, &mut prog, out);
+    for &(i, seq) in &group.obx {
+        read_obx(&segments[i], seq, &mut prog, out);
+    }
+    if let Some(seq) = group.ambiguous_tq1 {
+        out.findings.push(
+            OrderFinding::new(
+                rules::AMBIGUOUS_TIMING,
+                format!("RXG #{n}: TQ1 #{seq} states a duration between two RXG segments; whether it times the give before or after it is ambiguous"),
+            )
+            .at(loc(b"TQ1", seq, 0)),
+        );
+    }
+    for &(i, seq) in &group.tq1 {
+        read_tq1(&segments[i], seq, &mut prog, out);
+    }
+    // The concentration: RXG-17/18 over RXG-23/24 and any OBX MDC_CONC_DRUG agree.
+    let conc = match (conc, prog.concentrations.first()) {
+        (Ok(Some(c)), _) => {
+            for (oc, written, l) in &prog.concentrations {
+                if oc.dim != c.dim || !within(oc.per_ml, c.per_ml, 0.0) {
+                    out.findings.push(
+                        OrderFinding::new(
+                            rules::STATEMENTS_DISAGREE,
+                            format!("RXG #{n}: the concentration in RXG-17/18 over RXG-23/24 ({} {}/mL) and in the OBX ({written}) disagree", round(c.per_ml), c.dim_label()),
+                        )
+                        .at(*l),
+                    );
+                }
+            }
+            Ok(Some(c))
+        }
+        (Err(e), Some((oc, _, _)))
+            if e.rule == rules::CONCENTRATION_REQUIRED && strength_empty(rxg) =>
+        {
+            Ok(Some(*oc))
+        }
+        (other, _) => other,
+    };
+    if let Ok(Some(c)) = &conc {
+        facts.concentration = Some(format!("{} {}/mL", round(c.per_ml), c.dim_label()));
+    }
+    if out.findings[start..].iter().any(OrderFinding::blocks) {
+        out.infusions.push(facts);
+        return;
+    }
+
+    // Continuous infusion, or a dose: the volume to be infused is never a dose.
+    let continuous = !prog.bolus
+        && (!prog.rates.is_empty() || (!prog.vtbis.is_empty() && !prog.durations.is_empty()));
+    let mode = if prog.bolus {
+        "bolus"
+    } else if !prog.doses.is_empty() {
+        "intermittent"
+    } else if continuous {
+        "continuous"
+    } else {
+        "unspecified"
+    };
+    facts.mode = Some(mode.into());
+    let doses = std::mem::take(&mut prog.doses);
+
+    let pt = Patient {
+        weight_kg: patient
+            .weight
+            .as_ref()
+            .ok()
+            .and_then(|w| w.as_ref().map(|w| w.0)),
+        bsa_m2: patient
+            .bsa
+            .as_ref()
+            .ok()
+            .and_then(|b| b.as_ref().map(|b| b.0)),
+    };
+
+    // Durations agree; VTBIs agree; an amount over a duration is a rate (of a
+    // bolus too: its rate is what the pump runs, though a bolus is judged by its
+    // dose limits).
+    let duration = agree(n, "duration", &prog.durations, &pt, out);
+    let vtbi = agree(n, "volume to be infused", &prog.vtbis, &pt, out);
+    if let Some(d) = &duration {
+        facts.duration_ordered = Some(bounded(&d.written));
+    }
+    if let Some(v) = &vtbi {
+        facts.vtbi_ordered = Some(bounded(&v.written));
+    }
+    if let Some(d) = &duration {
+        let secs = d.value * d.unit.factor;
+        if secs > 0.0 && !prog.bolus {
+            for v in prog.vtbis.iter().chain(doses.iter()) {
+                prog.rates.push(derived(v, secs, &d.source));
+            }
+        }
+    }
+
     let mut checked = false;
-
-    // Rate: RXG-15 amount, RXG-16 units.
-    let rate_text = rxg.field(15).text();
-    if !rate_text.trim().is_empty() {
-        let unit_field = rxg.field(16);
-        facts.rate_ordered = Some(bounded(&format!(
-            "{} {}",
-            rate_text.trim(),
-            unit_label(&unit_field)
-        )));
-        if let Some(limits) = &entry.rate {
-            checked = true;
-            if let Some(v) = quantity(
-                n,
-                "rate",
-                "RXG-15",
-                &rate_text,
-                &unit_field,
-                "RXG-16",
-                limits,
-                &conc,
-                patient,
-                out,
-            ) {
-                facts.rate = Some(round(v));
-                facts.rate_unit = Some(limits.unit_text.clone());
-                compare(
-                    n,
-                    "rate",
-                    &entry.display,
-                    v,
-                    limits,
-                    rules::RATE_HARD_LIMIT,
-                    rules::RATE_SOFT_LIMIT,
-                    out,
-                );
+    // Rates: every statement converted to the library's unit; all must agree.
+    if !prog.rates.is_empty() && !prog.bolus {
+        match &entry.rate {
+            Some(limits) => {
+                checked = true;
+                if let Some((lo, hi)) =
+                    judge(n, "rate", &prog.rates, limits, &conc, &pt, patient, out)
+                {
+                    facts.rate_ordered = Some(bounded(&hi.1));
+                    facts.rate = Some(round(hi.0));
+                    facts.rate_unit = Some(limits.unit_text.clone());
+                    compare(
+                        n,
+                        "rate",
+                        &entry.display,
+                        lo.0,
+                        hi.0,
+                        limits,
+                        RATE_RULES,
+                        out,
+                    );
+                }
+            }
+            None => {
+                let first = &prog.rates[0];
+                facts.rate_ordered = Some(bounded(&first.written));
             }
         }
     }
-
-    // Dose: the larger of RXG-5 (minimum) and RXG-6 (maximum), RXG-7 units.
-    let amount = [5usize, 6]
-        .map(|f| rxg.field(f).text().trim().to_owned())
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .max_by(|a, b| {
-            let (x, y) = (
-                units::parse_nm(a).unwrap_or(f64::INFINITY),
-                units::parse_nm(b).unwrap_or(f64::INFINITY),
-            );
-            x.total_cmp(&y)
-        });
-    if let Some(amount_text) = amount {
-        let unit_field = rxg.field(7);
-        facts.dose_ordered = Some(bounded(&format!(
-            "{} {}",
-            amount_text,
-            unit_label(&unit_field)
-        )));
-        if let Some(limits) = &entry.dose {
-            checked = true;
-            if let Some(v) = quantity(
-                n,
-                "dose",
-                "RXG-5/6",
-                &amount_text,
-                &unit_field,
-                "RXG-7",
-                limits,
-                &conc,
-                patient,
-                out,
-            ) {
-                facts.dose = Some(round(v));
-                facts.dose_unit = Some(limits.unit_text.clone());
-                compare(
-                    n,
-                    "dose",
-                    &entry.display,
-                    v,
-                    limits,
-                    rules::DOSE_HARD_LIMIT,
-                    rules::DOSE_SOFT_LIMIT,
-                    out,
-                );
+    if !doses.is_empty() {
+        match &entry.dose {
+            Some(limits) => {
+                checked = true;
+                if let Some((lo, hi)) = judge(n, "dose", &doses, limits, &conc, &pt, patient, out) {
+                    facts.dose_ordered = Some(bounded(&hi.1));
+                    facts.dose = Some(round(hi.0));
+                    facts.dose_unit = Some(limits.unit_text.clone());
+                    compare(
+                        n,
+                        "dose",
+                        &entry.display,
+                        lo.0,
+                        hi.0,
+                        limits,
+                        DOSE_RULES,
+                        out,
+                    );
+                }
+            }
+            None => {
+                facts.dose_ordered = Some(bounded(&doses[0].written));
             }
         }
     }
-
-    if !checked {
-        out.findings.push(OrderFinding::new(
-            rules::INCOMPLETE_ORDER,
-            format!(
-                "RXG #{n}: {:?} has no rate (RXG-15) or amount (RXG-5) that library {:?} has limits for",
-                entry.display, library.id
-            ),
-        ));
+    if !checked && !out.findings[start..].iter().any(OrderFinding::blocks) {
+        out.findings.push(
+            OrderFinding::new(
+                rules::INCOMPLETE_ORDER,
+                format!(
+                    "RXG #{n}: {:?} ({mode}) states no {} that library {:?} has limits for",
+                    entry.display,
+                    if prog.bolus { "dose" } else { "rate or dose" },
+                    library.id
+                ),
+            )
+            .at(loc(b"RXG", n, 0)),
+        );
+    }
+    // The patient facts the decision used are in the record.
+    if let Ok(Some(w)) = &patient.weight {
+        facts.weight_kg = Some(round(w.0));
+    }
+    if let Ok(Some(b)) = &patient.bsa {
+        facts.bsa_m2 = Some(round(b.0));
+    }
+    if let Err(f) = &patient.weight {
+        if !out.findings[start..].iter().any(|x| x.rule == f.rule) {
+            let mut f = f.clone();
+            f.rule = rules::PATIENT_SIZE_UNUSED;
+            f.detail = format!("{} (not needed by this order; forwarded)", f.detail);
+            out.findings.push(f);
+        }
     }
     out.infusions.push(facts);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn quantity(
-    n: usize,
-    what: &str,
-    value_field: &str,
-    value_text: &str,
-    unit_field: &Field<'_>,
-    unit_field_name: &str,
-    limits: &QuantityLimits,
-    conc: &Result<Option<Concentration>, String>,
-    patient: &Patient,
-    out: &mut OrderCheck,
-) -> Option<f64> {
-    let Some(value) = units::parse_nm(value_text).filter(|v| *v >= 0.0) else {
-        out.findings.push(OrderFinding::new(
-            rules::INVALID_NUMBER,
-            format!(
-                "RXG #{n}: {what} {value_field} {:?} is not a non-negative number",
-                bounded(value_text)
-            ),
-        ));
-        return None;
-    };
-    let unit = match cwe_unit(unit_field) {
-        Ok(u) => u,
-        Err(detail) => {
-            out.findings.push(OrderFinding::new(
-                rules::UNIT_UNKNOWN,
-                format!("RXG #{n}: {what} unit {unit_field_name}: {detail}"),
-            ));
-            return None;
-        }
-    };
-    let concentration = match conc {
-        Ok(c) => *c,
-        Err(_) => None,
-    };
-    match units::convert(
-        value,
-        &unit,
-        &limits.unit,
-        &limits.unit_text,
-        concentration,
-        patient,
-    ) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let rule = match e {
-                ConvertError::Incompatible { .. } => rules::UNIT_INCOMPATIBLE,
-                ConvertError::NeedsConcentration { .. } => rules::CONCENTRATION_REQUIRED,
-                ConvertError::NeedsWeight | ConvertError::NeedsBsa => rules::WEIGHT_REQUIRED,
-            };
-            let mut detail = format!("RXG #{n}: {what} {} {}: {e}", value, unit_label(unit_field));
-            if let (ConvertError::NeedsConcentration { .. }, Err(why)) = (&e, conc) {
-                detail.push_str(&format!(" ({why})"));
-            }
-            out.findings.push(OrderFinding::new(rule, detail));
-            None
-        }
+/// A rate derived from an amount over a duration.
+fn derived(amount: &Statement, secs: f64, duration_source: &str) -> Statement {
+    let mut unit = amount.unit;
+    unit.per_seconds = Some(1.0);
+    Statement {
+        source: format!("{} over {}", amount.source, duration_source),
+        location: amount.location,
+        value: amount.value / secs,
+        unit,
+        written: format!("{} over {}", amount.written, duration_source),
+        resolution: amount.resolution / secs,
     }
 }
+
+/// Statements of one quantity in the unit of the first: they must agree.
+fn agree(
+    n: usize,
+    what: &str,
+    stmts: &[Statement],
+    pt: &Patient,
+    out: &mut OrderCheck,
+) -> Option<Statement> {
+    let first = stmts.first()?;
+    for s in &stmts[1..] {
+        let Ok(v) = units::convert(s.value, &s.unit, &first.unit, "", None, pt) else {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::STATEMENTS_DISAGREE,
+                    format!("RXG #{n}: {what} in {} ({}) and {} ({}) are in units that cannot be compared", first.source, first.written, s.source, s.written),
+                )
+                .at(s.location),
+            );
+            return None;
+        };
+        let res = units::convert(s.resolution, &s.unit, &first.unit, "", None, pt).unwrap_or(0.0);
+        if !within(first.value, v, first.resolution + res) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::STATEMENTS_DISAGREE,
+                    format!("RXG #{n}: {what} in {} ({}) and {} ({}) disagree; the pump may read either", first.source, first.written, s.source, s.written),
+                )
+                .at(s.location),
+            );
+            return None;
+        }
+    }
+    Some(first.clone())
+}
+
+fn within(a: f64, b: f64, resolution: f64) -> bool {
+    let diff = (a - b).abs();
+    diff <= AGREEMENT * a.abs().max(b.abs()) || diff <= resolution * (1.0 + 1e-9)
+}
+
+type Reading = (f64, String);
+
+/// Converts every statement to the library's unit; they must agree. Returns the
+/// smallest and largest reading (each with the statement as written): the limits
+/// are checked against the most dangerous reading in each direction.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    n: usize,
+    what: &str,
+    stmts: &[Statement],
+    limits: &QuantityLimits,
+    conc: &Result<Option<Concentration>, OrderFinding>,
+    pt: &Patient,
+    patient: &PatientFacts,
+    out: &mut OrderCheck,
+) -> Option<(Reading, Reading)> {
+    let mut values: Vec<(f64, f64, &Statement)> = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        let concentration = conc.as_ref().ok().copied().flatten();
+        match units::convert(
+            s.value,
+            &s.unit,
+            &limits.unit,
+            &limits.unit_text,
+            concentration,
+            pt,
+        ) {
+            Ok(v) => {
+                let res = units::convert(
+                    s.resolution,
+                    &s.unit,
+                    &limits.unit,
+                    &limits.unit_text,
+                    concentration,
+                    pt,
+                )
+                .unwrap_or(0.0);
+                values.push((v, res, s));
+            }
+            Err(e) => {
+                let finding = match (&e, conc) {
+                    (ConvertError::NeedsConcentration { .. }, Err(why)) => why.clone(),
+                    (ConvertError::NeedsWeight, _) if patient.weight.is_err() => {
+                        patient.weight.clone().err()?
+                    }
+                    (ConvertError::NeedsBsa, _) if patient.bsa.is_err() => {
+                        patient.bsa.clone().err()?
+                    }
+                    _ => {
+                        let rule = match e {
+                            ConvertError::Incompatible { .. } => rules::UNIT_INCOMPATIBLE,
+                            ConvertError::NeedsConcentration { .. } => {
+                                rules::CONCENTRATION_REQUIRED
+                            }
+                            ConvertError::NeedsWeight | ConvertError::NeedsBsa => {
+                                rules::WEIGHT_REQUIRED
+                            }
+                        };
+                        OrderFinding::new(
+                            rule,
+                            format!("RXG #{n}: {what} {} in {}: {e}", s.written, s.source),
+                        )
+                        .at(s.location)
+                    }
+                };
+                out.findings.push(finding);
+                return None;
+            }
+        }
+    }
+    let (first_v, first_res, first) = values[0];
+    for &(v, res, s) in &values[1..] {
+        if !within(first_v, v, first_res + res) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::STATEMENTS_DISAGREE,
+                    format!(
+                        "RXG #{n}: the {what} in {} ({} = {} {}) and in {} ({} = {} {}) disagree; the pump may read either",
+                        first.source, first.written, round(first_v), limits.unit_text,
+                        s.source, s.written, round(v), limits.unit_text
+                    ),
+                )
+                .at(s.location),
+            );
+            return None;
+        }
+    }
+    let lo = values.iter().min_by(|a, b| a.0.total_cmp(&b.0))?;
+    let hi = values.iter().max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(((lo.0, lo.2.written.clone()), (hi.0, hi.2.written.clone())))
+}
+
+/// The rules a quantity's limits raise: hard max, soft max, hard min, soft min.
+type LimitRules = (Rule, Rule, Rule, Rule);
+const RATE_RULES: LimitRules = (
+    rules::RATE_HARD_LIMIT,
+    rules::RATE_SOFT_LIMIT,
+    rules::RATE_HARD_MIN,
+    rules::RATE_SOFT_MIN,
+);
+const DOSE_RULES: LimitRules = (
+    rules::DOSE_HARD_LIMIT,
+    rules::DOSE_SOFT_LIMIT,
+    rules::DOSE_HARD_MIN,
+    rules::DOSE_SOFT_MIN,
+);
 
 #[allow(clippy::too_many_arguments)]
 fn compare(
     n: usize,
     what: &str,
     drug: &str,
-    v: f64,
+    lo: f64,
+    hi: f64,
     limits: &QuantityLimits,
-    hard: Rule,
-    soft: Rule,
+    (hard, soft, hard_min, soft_min): LimitRules,
     out: &mut OrderCheck,
 ) {
     let unit = &limits.unit_text;
-    if v > limits.hard_max * (1.0 + LIMIT_TOLERANCE) {
+    let above = |v: f64, l: f64| v > l * (1.0 + LIMIT_TOLERANCE);
+    let below = |v: f64, l: f64| v < l * (1.0 - LIMIT_TOLERANCE);
+    if above(hi, limits.hard_max) {
         out.findings.push(OrderFinding::new(
             hard,
             format!(
                 "RXG #{n}: {drug} {what} {} {unit} is above the hard limit {} {unit}",
-                round(v),
+                round(hi),
                 limits.hard_max
             ),
         ));
-    } else if let Some(s) = limits.soft_max.filter(|s| v > s * (1.0 + LIMIT_TOLERANCE)) {
+    } else if let Some(s) = limits.soft_max.filter(|s| above(hi, *s)) {
         out.findings.push(OrderFinding::new(
             soft,
             format!(
                 "RXG #{n}: {drug} {what} {} {unit} is above the soft limit {s} {unit}",
-                round(v)
+                round(hi)
+            ),
+        ));
+    }
+    if let Some(m) = limits.hard_min.filter(|m| below(lo, *m)) {
+        out.findings.push(OrderFinding::new(
+            hard_min,
+            format!(
+                "RXG #{n}: {drug} {what} {} {unit} is below the hard minimum {m} {unit}",
+                round(lo)
+            ),
+        ));
+    } else if let Some(m) = limits.soft_min.filter(|m| below(lo, *m)) {
+        out.findings.push(OrderFinding::new(
+            soft_min,
+            format!(
+                "RXG #{n}: {drug} {what} {} {unit} is below the soft minimum {m} {unit}",
+                round(lo)
             ),
         ));
     }
 }
 
-/// The order's concentration from RXG-17/18 over RXG-23/24. `Ok(None)`: not given.
-fn concentration(rxg: &Segment<'_>) -> Result<Option<Concentration>, String> {
-    let strength = rxg.field(17).text();
-    let volume = rxg.field(23).text();
-    if strength.trim().is_empty() && volume.trim().is_empty() {
-        return Err("RXG-17 strength and RXG-23 strength volume are empty".into());
+/// Reads RXG-15/16 (a rate, or with a unit without time a dose: PCD-03) and
+/// RXG-5/6/7 with RXG-14 (the volume to be infused in PCD-03; an amount per
+/// "give per" time is a rate).
+fn read_rxg(n: usize, rxg: &Segment<'_>, prog: &mut Programme, out: &mut OrderCheck) {
+    if !rxg.field(15).raw().trim_ascii().is_empty() {
+        if let Some(s) = statement(n, rxg, 15, 16, "RXG-15/16", out) {
+            sort_amount(n, s, 16, prog, out);
+        }
     }
-    let s = units::parse_nm(&strength)
-        .filter(|v| *v > 0.0)
-        .ok_or_else(|| {
-            format!(
-                "RXG-17 strength {:?} is not a positive number",
-                bounded(&strength)
+    let per = rxg.field(14);
+    let per_seconds = if per.raw().trim_ascii().is_empty() {
+        None
+    } else {
+        match time_unit(&text_of(&per)) {
+            Some(s) => Some(s),
+            None => {
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::UNIT_UNKNOWN,
+                        format!("RXG #{n}: RXG-14 give per {:?} is not a time unit (S, M, H, D or W followed by a number)", bounded(&text_of(&per))),
+                    )
+                    .at(loc(b"RXG", n, 14)),
+                );
+                return;
+            }
+        }
+    };
+    for f in [5usize, 6] {
+        if rxg.field(f).raw().trim_ascii().is_empty() {
+            continue;
+        }
+        let Some(mut s) = statement(n, rxg, f, 7, &format!("RXG-{f}/7"), out) else {
+            continue;
+        };
+        if let Some(secs) = per_seconds {
+            if s.unit.is_rate() || !s.unit.dim.is_drug_amount() {
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::UNIT_INCOMPATIBLE,
+                        format!("RXG #{n}: RXG-14 gives a time unit, but RXG-7 is not an amount"),
+                    )
+                    .at(loc(b"RXG", n, 14)),
+                );
+                continue;
+            }
+            s.unit.per_seconds = Some(secs);
+            s.source = format!("RXG-{f}/7 per RXG-14");
+            s.written = format!("{} per {}", s.written, text_of(&per).trim());
+            prog.rates.push(s);
+        } else if s.unit.dim == Dimension::Volume
+            && !s.unit.is_rate()
+            && !s.unit.per_kg
+            && !s.unit.per_m2
+        {
+            prog.vtbis.push(s);
+        } else {
+            sort_amount(n, s, 7, prog, out);
+        }
+    }
+}
+
+/// A rate goes with the rates, an amount (of drug, or a volume) with the doses;
+/// anything else (a duration, an area) is not an amount.
+fn sort_amount(
+    n: usize,
+    s: Statement,
+    unit_field: usize,
+    prog: &mut Programme,
+    out: &mut OrderCheck,
+) {
+    if !s.unit.dim.is_drug_amount() {
+        out.findings.push(
+            OrderFinding::new(
+                rules::UNIT_INCOMPATIBLE,
+                format!(
+                    "RXG #{n}: {} in {} is not a rate or an amount of drug",
+                    s.written, s.source
+                ),
             )
-        })?;
-    let su = cwe_unit(&rxg.field(18)).map_err(|e| format!("RXG-18 strength unit: {e}"))?;
-    let vol = units::parse_nm(&volume)
-        .filter(|v| *v > 0.0)
-        .ok_or_else(|| {
-            format!(
-                "RXG-23 strength volume {:?} is not a positive number",
-                bounded(&volume)
+            .at(loc(b"RXG", n, unit_field)),
+        );
+    } else if s.unit.is_rate() {
+        prog.rates.push(s);
+    } else {
+        prog.doses.push(s);
+    }
+}
+
+/// ORC-1 of the order the segment at `at` belongs to (the nearest ORC before it).
+fn order_control<'a>(segments: &[Segment<'a>], at: usize) -> &'a [u8] {
+    segments[..at]
+        .iter()
+        .rev()
+        .find(|s| s.id() == b"ORC")
+        .map_or(&[][..], |orc| orc.field(1).component(1).raw().trim_ascii())
+}
+
+fn strength_empty(rxg: &Segment<'_>) -> bool {
+    [17usize, 18, 23, 24]
+        .iter()
+        .all(|&f| rxg.field(f).raw().trim_ascii().is_empty())
+}
+
+/// HL7 time unit in "give per" form: S, M, H, D, W followed by an integer (`H1`,
+/// `M30`), v2.6 4.14.1.14 (RXE-22).
+fn time_unit(t: &str) -> Option<f64> {
+    let t = t.trim();
+    let (unit, count) = t.split_at_checked(1)?;
+    let count: u32 = count.parse().ok().filter(|c| *c > 0 && *c <= 100_000)?;
+    let secs = match unit {
+        "S" => 1.0,
+        "M" => 60.0,
+        "H" => 3600.0,
+        "D" => 86400.0,
+        "W" => 604_800.0,
+        _ => return None,
+    };
+    Some(secs * f64::from(count))
+}
+
+/// A value field and its unit field of one segment read as a statement.
+fn statement(
+    n: usize,
+    seg: &Segment<'_>,
+    value_field: usize,
+    unit_field: usize,
+    source: &str,
+    out: &mut OrderCheck,
+) -> Option<Statement> {
+    let id: [u8; 3] = seg.id().try_into().unwrap_or(*b"???");
+    let seq_name = format!("{} #{n}", String::from_utf8_lossy(&id));
+    let vf = seg.field(value_field);
+    let value = number(&vf, &seq_name, value_field, loc(&id, n, value_field), out)?;
+    let uf = seg.field(unit_field);
+    let unit = match cwe_unit(&uf) {
+        Ok(u) => u,
+        Err(p) => {
+            out.findings.push(p.finding(
+                &format!("{seq_name}: {source} unit"),
+                loc(&id, n, unit_field),
+            ));
+            return None;
+        }
+    };
+    let text = text_of(&vf);
+    Some(Statement {
+        source: source.to_owned(),
+        location: loc(&id, n, value_field),
+        value,
+        unit,
+        written: format!("{} {}", text.trim(), unit_label(&uf)),
+        resolution: resolution(&text),
+    })
+}
+
+/// Half the last written digit: `14.3` → 0.05.
+fn resolution(text: &str) -> f64 {
+    let t = text.trim();
+    let decimals = t.split_once('.').map_or(0, |(_, d)| d.len());
+    0.5 * 10f64.powi(-(decimals.min(12) as i32))
+}
+
+/// A non-negative HL7 NM in a field that must be one plain number.
+fn number(
+    f: &Field<'_>,
+    seg: &str,
+    field: usize,
+    l: Location,
+    out: &mut OrderCheck,
+) -> Option<f64> {
+    let raw = f.raw();
+    if f.repetition_count() > 1 {
+        out.findings.push(
+            OrderFinding::new(
+                rules::REPEATED_FIELD,
+                format!("{seg}: field {field} repeats, but it is a single number"),
             )
-        })?;
-    let vu = cwe_unit(&rxg.field(24)).map_err(|e| format!("RXG-24 volume unit: {e}"))?;
-    if su.is_rate() || su.per_kg || su.per_m2 || su.dim == Dimension::Volume {
-        return Err("RXG-18 must be a drug amount unit (such as U or mg)".into());
+            .at(l),
+        );
+        return None;
+    }
+    if f.has_escapes() {
+        out.findings.push(
+            OrderFinding::new(rules::ESCAPED_VALUE, format!("{seg}: field {field} {:?} uses escape sequences; parsers differ in decoding them", bounded(&String::from_utf8_lossy(raw)))).at(l),
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(raw);
+    match units::parse_nm(&text).filter(|v| *v >= 0.0) {
+        Some(v) => Some(v),
+        None => {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::INVALID_NUMBER,
+                    format!(
+                        "{seg}: field {field} {:?} is not a non-negative number",
+                        bounded(&text)
+                    ),
+                )
+                .at(l),
+            );
+            None
+        }
+    }
+}
+
+/// Why a coded unit could not be read.
+#[derive(Debug)]
+enum UnitProblem {
+    Missing,
+    Repeated,
+    Escaped(String),
+    Unknown(String),
+    Ambiguous(String),
+    Disagree(String, String),
+}
+
+impl UnitProblem {
+    fn finding(&self, what: &str, l: Location) -> OrderFinding {
+        let (rule, detail) = match self {
+            UnitProblem::Missing => (rules::UNIT_UNKNOWN, format!("{what} is missing")),
+            UnitProblem::Repeated => (
+                rules::REPEATED_FIELD,
+                format!("{what} repeats, but it is a single unit"),
+            ),
+            UnitProblem::Escaped(t) => (
+                rules::ESCAPED_VALUE,
+                format!("{what} {t:?} uses escape sequences; parsers differ in decoding them"),
+            ),
+            UnitProblem::Unknown(t) => (rules::UNIT_UNKNOWN, format!("{what}: {t}")),
+            UnitProblem::Ambiguous(t) => (rules::UNIT_AMBIGUOUS, format!("{what}: {t}")),
+            UnitProblem::Disagree(a, b) => (
+                rules::CODED_PARTS_DISAGREE,
+                format!("{what}: {a:?} and {b:?} name different units"),
+            ),
+        };
+        OrderFinding::new(rule, detail).at(l)
+    }
+}
+
+/// Interprets a CWE unit field. Every part that names a unit (identifier, text,
+/// alternate identifier, alternate text) must name the same one; an identifier
+/// that is not understood, or any part whose magnitude depends on case, refuses it.
+fn cwe_unit(field: &Field<'_>) -> Result<Unit, UnitProblem> {
+    if field.repetition_count() > 1 {
+        return Err(UnitProblem::Repeated);
+    }
+    let raw = field.raw();
+    if field.has_escapes() {
+        return Err(UnitProblem::Escaped(bounded(&String::from_utf8_lossy(raw))));
+    }
+    let mut known: Option<(Unit, String)> = None;
+    let mut unknown_identifier = None;
+    let mut unknown_text = None;
+    for c in [1usize, 2, 4, 5] {
+        let t = String::from_utf8_lossy(field.component(c).raw());
+        let t = t.trim();
+        if t.is_empty() {
+            continue;
+        }
+        match units::parse(t) {
+            Ok(u) => match &known {
+                Some((k, kt)) if !k.same_as(&u) => {
+                    return Err(UnitProblem::Disagree(kt.clone(), bounded(t)));
+                }
+                Some(_) => {}
+                None => known = Some((u, bounded(t))),
+            },
+            Err(e @ UnitError::Ambiguous { .. }) => {
+                return Err(UnitProblem::Ambiguous(e.to_string()))
+            }
+            Err(e) => {
+                if c == 1 || c == 4 {
+                    unknown_identifier.get_or_insert(e.to_string());
+                } else {
+                    unknown_text.get_or_insert(e.to_string());
+                }
+            }
+        }
+    }
+    if let Some(e) = unknown_identifier {
+        return Err(UnitProblem::Unknown(format!(
+            "the identifier is not a known unit ({e})"
+        )));
+    }
+    match (known, unknown_text) {
+        (Some((u, _)), _) => Ok(u),
+        (None, Some(e)) => Err(UnitProblem::Unknown(e)),
+        (None, None) => Err(UnitProblem::Missing),
+    }
+}
+
+/// The give code's parts (identifier, text, alternate identifier, alternate text)
+/// must name one library entry: an identifier not in the library, or a text that
+/// names another drug of the library, refuses the order.
+fn resolve_drug<'l>(
+    n: usize,
+    code: &Field<'_>,
+    library: &'l DrugLibrary,
+) -> Result<&'l DrugEntry, OrderFinding> {
+    let l = loc(b"RXG", n, 4);
+    if code.raw().is_empty() {
+        return Err(OrderFinding::new(
+            rules::UNKNOWN_DRUG,
+            format!("RXG #{n}: no give code (RXG-4)"),
+        )
+        .at(l));
+    }
+    let mut found: Option<(usize, &'l DrugEntry, String)> = None;
+    let mut unresolved_identifier = None;
+    for c in [1usize, 2, 4, 5] {
+        let comp = code.component(c);
+        let is_identifier = c == 1 || c == 4;
+        if is_identifier && comp.has_escapes() {
+            return Err(OrderFinding::new(
+                rules::ESCAPED_VALUE,
+                format!("RXG #{n}: the give code identifier {:?} uses escape sequences; parsers differ in decoding them", bounded(&String::from_utf8_lossy(comp.raw()))),
+            )
+            .at(l));
+        }
+        let text = comp.text();
+        let t = text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let mut hits: Vec<(usize, &'l DrugEntry)> = library.lookup_indexed(t).into_iter().collect();
+        if hits.is_empty() && !is_identifier {
+            // A text names a drug when any of its words is a library name.
+            for w in t.split(|ch: char| !ch.is_alphanumeric() && ch != '-') {
+                if let Some(h) = library.lookup_indexed(w) {
+                    if !hits.iter().any(|(i, _)| *i == h.0) {
+                        hits.push(h);
+                    }
+                }
+            }
+        }
+        if hits.is_empty() && is_identifier {
+            unresolved_identifier.get_or_insert(bounded(t));
+        }
+        for (i, e) in hits {
+            match &found {
+                Some((fi, _, ft)) if *fi != i => {
+                    return Err(OrderFinding::new(
+                        rules::CODED_PARTS_DISAGREE,
+                        format!("RXG #{n}: the give code's parts name different drugs ({:?} and {:?}); the pump may read either", ft, bounded(t)),
+                    )
+                    .at(l));
+                }
+                Some(_) => {}
+                None => found = Some((i, e, bounded(t))),
+            }
+        }
+    }
+    match (found, unresolved_identifier) {
+        (Some((_, _, ft)), Some(id)) => Err(OrderFinding::new(
+            rules::CODED_PARTS_DISAGREE,
+            format!("RXG #{n}: the give code identifier {id:?} is not in drug library {:?}, while {ft:?} is; the pump reads the identifier", library.id),
+        )
+        .at(l)),
+        (Some((_, e, _)), None) => Ok(e),
+        (None, _) => Err(OrderFinding::new(
+            rules::UNKNOWN_DRUG,
+            format!("RXG #{n}: {:?} is not in drug library {:?}", bounded(&code_label(code)), library.id),
+        )
+        .at(l)),
+    }
+}
+
+/// The order's concentration from RXG-17/18 over RXG-23/24. `Ok(None)`: not given.
+fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, OrderFinding> {
+    let strength = rxg.field(17);
+    let volume = rxg.field(23);
+    let l = loc(b"RXG", n, 17);
+    let missing = |why: String| {
+        OrderFinding::new(rules::CONCENTRATION_REQUIRED, format!("RXG #{n}: {why}")).at(l)
+    };
+    if strength.raw().trim_ascii().is_empty() && volume.raw().trim_ascii().is_empty() {
+        return Err(missing(
+            "RXG-17 strength and RXG-23 strength volume are empty".into(),
+        ));
+    }
+    let mut scratch = OrderCheck::default();
+    let seg = format!("RXG #{n}");
+    let s = number(&strength, &seg, 17, l, &mut scratch).filter(|v| *v > 0.0);
+    let vol = number(&volume, &seg, 23, loc(b"RXG", n, 23), &mut scratch).filter(|v| *v > 0.0);
+    if let Some(f) = scratch.findings.pop() {
+        return Err(f);
+    }
+    let s = s.ok_or_else(|| {
+        missing(format!(
+            "RXG-17 strength {:?} is not a positive number",
+            bounded(&text_of(&strength))
+        ))
+    })?;
+    let vol = vol.ok_or_else(|| {
+        missing(format!(
+            "RXG-23 strength volume {:?} is not a positive number",
+            bounded(&text_of(&volume))
+        ))
+    })?;
+    let su = cwe_unit(&rxg.field(18)).map_err(|p| {
+        p.finding(
+            &format!("RXG #{n}: RXG-18 strength unit"),
+            loc(b"RXG", n, 18),
+        )
+    })?;
+    let vu = cwe_unit(&rxg.field(24))
+        .map_err(|p| p.finding(&format!("RXG #{n}: RXG-24 volume unit"), loc(b"RXG", n, 24)))?;
+    if su.is_rate()
+        || su.per_kg
+        || su.per_m2
+        || su.dim == Dimension::Volume
+        || !su.dim.is_drug_amount()
+    {
+        return Err(missing(
+            "RXG-18 must be a drug amount unit (such as U or mg)".into(),
+        ));
     }
     if vu.dim != Dimension::Volume || vu.is_rate() || vu.per_kg || vu.per_m2 {
-        return Err("RXG-24 must be a volume unit (such as mL)".into());
+        return Err(missing("RXG-24 must be a volume unit (such as mL)".into()));
     }
     Ok(Some(Concentration {
         dim: su.dim,
@@ -351,27 +1201,572 @@ fn concentration(rxg: &Segment<'_>) -> Result<Option<Concentration>, String> {
     }))
 }
 
-/// Interprets a CWE unit field: the first of identifier, text, alternate
-/// identifier, alternate text that is a known unit (MDC codes carry the name in
-/// the text component, UCUM in the identifier).
-fn cwe_unit(field: &Field<'_>) -> Result<Unit, String> {
-    let mut seen = Vec::new();
+/// An OBX programming parameter under the RXG.
+fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut OrderCheck) {
+    let id = obx.field(3);
+    let mut param = None;
     for c in [1usize, 2, 4, 5] {
-        let t = field.component(c).text();
-        let t = t.trim();
-        if t.is_empty() {
+        let p = String::from_utf8_lossy(id.component(c).raw());
+        let p = p.trim();
+        if p.is_empty() {
             continue;
         }
-        if let Ok(u) = units::parse(t) {
-            return Ok(u);
+        if let Some(&(_, _, kind)) = PARAMS
+            .iter()
+            .find(|(code, name, _)| p == *code || p == *name)
+        {
+            match param {
+                Some(k) if k != kind => {
+                    out.findings.push(
+                        OrderFinding::new(
+                            rules::CODED_PARTS_DISAGREE,
+                            format!("OBX #{seq}: the observation identifier's parts name different programming parameters"),
+                        )
+                        .at(loc(b"OBX", seq, 3)),
+                    );
+                    return;
+                }
+                _ => param = Some(kind),
+            }
         }
-        seen.push(bounded(t));
     }
-    if seen.is_empty() {
-        Err("missing".into())
-    } else {
-        Err(format!("{} is not a known unit", seen.join(" / ")))
+    let Some(kind) = param else { return };
+    if status_ignored(obx) {
+        return;
     }
+    if id.repetition_count() > 1 {
+        out.findings.push(
+            OrderFinding::new(rules::REPEATED_FIELD, format!("OBX #{seq}: OBX-3 repeats"))
+                .at(loc(b"OBX", seq, 3)),
+        );
+        return;
+    }
+    let name = PARAMS.iter().find(|p| p.2 == kind).map_or("", |p| p.1);
+    if kind == Param::OrderType {
+        let v = obx.field(5);
+        if v.repetition_count() > 1 {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::REPEATED_FIELD,
+                    format!("OBX #{seq}: the order type repeats"),
+                )
+                .at(loc(b"OBX", seq, 5)),
+            );
+            return;
+        }
+        let t = String::from_utf8_lossy(v.component(1).raw())
+            .trim()
+            .to_ascii_lowercase()
+            .replace(' ', "-");
+        match t.as_str() {
+            "clinician-dose" | "loading-dose" => prog.bolus = true,
+            "continuous" | "" => {}
+            _ => out.findings.push(
+                OrderFinding::new(
+                    rules::INCOMPLETE_ORDER,
+                    format!(
+                        "OBX #{seq}: order type {:?} is not one wardgate can check",
+                        bounded(&t)
+                    ),
+                )
+                .at(loc(b"OBX", seq, 5)),
+            ),
+        }
+        return;
+    }
+    if kind == Param::Concentration {
+        let mut scratch = OrderCheck::default();
+        let Some(v) = number(
+            &obx.field(5),
+            &format!("OBX #{seq}"),
+            5,
+            loc(b"OBX", seq, 5),
+            &mut scratch,
+        ) else {
+            out.findings.append(&mut scratch.findings);
+            return;
+        };
+        let uf = obx.field(6);
+        let parts: Vec<String> = [1usize, 2, 4, 5]
+            .iter()
+            .map(|&c| {
+                String::from_utf8_lossy(uf.component(c).raw())
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        let mut found: Option<(Dimension, f64)> = None;
+        for p in &parts {
+            match units::parse_concentration(p) {
+                Ok(c) => match found {
+                    Some(f) if f.0 != c.0 || !within(f.1, c.1, 0.0) => {
+                        out.findings.push(
+                            OrderFinding::new(
+                                rules::CODED_PARTS_DISAGREE,
+                                format!("OBX #{seq}: the concentration unit's parts disagree"),
+                            )
+                            .at(loc(b"OBX", seq, 6)),
+                        );
+                        return;
+                    }
+                    _ => found = Some(c),
+                },
+                Err(e @ UnitError::Ambiguous { .. }) => {
+                    out.findings.push(
+                        OrderFinding::new(rules::UNIT_AMBIGUOUS, format!("OBX #{seq}: {e}"))
+                            .at(loc(b"OBX", seq, 6)),
+                    );
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+        match found {
+            Some((dim, per)) if uf.repetition_count() == 1 && !uf.has_escapes() => {
+                let written = format!("{} {}", text_of(&obx.field(5)).trim(), unit_label(&uf));
+                prog.concentrations.push((
+                    Concentration {
+                        dim,
+                        per_ml: v * per,
+                    },
+                    written,
+                    loc(b"OBX", seq, 5),
+                ));
+            }
+            _ => out.findings.push(
+                OrderFinding::new(
+                    rules::UNIT_UNKNOWN,
+                    format!(
+                        "OBX #{seq} ({name}): the unit is not an amount per volume wardgate knows"
+                    ),
+                )
+                .at(loc(b"OBX", seq, 6)),
+            ),
+        }
+        return;
+    }
+    let Some(mut s) = statement(seq, obx, 5, 6, &format!("OBX #{seq} ({name})"), out) else {
+        return;
+    };
+    s.location = loc(b"OBX", seq, 5);
+    let unit = s.unit;
+    let wrong_unit = |out: &mut OrderCheck, s: &Statement, want: &str| {
+        out.findings.push(
+            OrderFinding::new(
+                rules::UNIT_INCOMPATIBLE,
+                format!("OBX #{seq} ({name}) {} is not {want}", s.written),
+            )
+            .at(loc(b"OBX", seq, 6)),
+        );
+    };
+    match kind {
+        Param::Rate if unit.is_rate() && unit.dim.is_drug_amount() => prog.rates.push(s),
+        Param::Rate => wrong_unit(out, &s, "a rate"),
+        Param::Vtbi if unit.dim == Dimension::Volume && !unit.is_rate() => prog.vtbis.push(s),
+        Param::Vtbi => wrong_unit(out, &s, "a volume"),
+        Param::Dose | Param::BolusDose if unit.dim.is_drug_amount() && !unit.is_rate() => {
+            prog.bolus |= kind == Param::BolusDose;
+            prog.doses.push(s);
+        }
+        Param::Dose | Param::BolusDose => wrong_unit(out, &s, "an amount of drug"),
+        Param::Concentration | Param::OrderType => {}
+    }
+}
+
+/// TQ1 durations: TQ1-13 occurrence duration (CQ: quantity^units, the units a
+/// CWE in sub-components; PCD-03 repeats it to add up, `2^h~45^min`), TQ1-6
+/// service duration, and TQ1-7/8 start and end date/time.
+fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut OrderCheck) {
+    for f in [13usize, 6] {
+        let field = tq1.field(f);
+        if field.raw().trim_ascii().is_empty() {
+            continue;
+        }
+        let l = loc(b"TQ1", seq, f);
+        if field.has_escapes() {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::ESCAPED_VALUE,
+                    format!("TQ1 #{seq}: TQ1-{f} uses escape sequences"),
+                )
+                .at(l),
+            );
+            continue;
+        }
+        if f == 6 && field.repetition_count() > 1 {
+            out.findings.push(
+                OrderFinding::new(rules::REPEATED_FIELD, format!("TQ1 #{seq}: TQ1-6 repeats"))
+                    .at(l),
+            );
+            continue;
+        }
+        let mut total = 0.0;
+        let mut resolution_total = 0.0;
+        let mut written = Vec::new();
+        let mut failed = false;
+        for rep in field.repetitions() {
+            let qty = String::from_utf8_lossy(rep.component(1).raw()).into_owned();
+            let Some(v) = units::parse_nm(&qty).filter(|v| *v >= 0.0) else {
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::INVALID_NUMBER,
+                        format!(
+                            "TQ1 #{seq}: TQ1-{f} quantity {:?} is not a non-negative number",
+                            bounded(&qty)
+                        ),
+                    )
+                    .at(l),
+                );
+                failed = true;
+                break;
+            };
+            let comp = rep.component(2);
+            let mut unit: Option<Unit> = None;
+            let mut bad = None;
+            let mut label = String::new();
+            for i in [1usize, 2, 4, 5] {
+                let p = String::from_utf8_lossy(comp.subcomponent(i))
+                    .trim()
+                    .to_owned();
+                if p.is_empty() {
+                    continue;
+                }
+                if label.is_empty() || i == 2 {
+                    label = p.clone();
+                }
+                match units::parse(&p) {
+                    Ok(u) if u.dim == Dimension::Time && !u.is_rate() => match unit {
+                        Some(k) if !k.same_as(&u) => {
+                            bad = Some((
+                                rules::CODED_PARTS_DISAGREE,
+                                format!("TQ1 #{seq}: TQ1-{f} units name different time units"),
+                            ));
+                        }
+                        _ => unit = Some(u),
+                    },
+                    _ => {
+                        bad.get_or_insert((
+                            rules::UNIT_UNKNOWN,
+                            format!(
+                                "TQ1 #{seq}: TQ1-{f} unit {:?} is not a time unit",
+                                bounded(&p)
+                            ),
+                        ));
+                    }
+                }
+            }
+            if let Some((rule, detail)) = bad {
+                out.findings.push(OrderFinding::new(rule, detail).at(l));
+                failed = true;
+                break;
+            }
+            let Some(u) = unit else {
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::UNIT_UNKNOWN,
+                        format!("TQ1 #{seq}: TQ1-{f} {:?} has no time unit", bounded(&qty)),
+                    )
+                    .at(l),
+                );
+                failed = true;
+                break;
+            };
+            total += v * u.factor;
+            resolution_total += resolution(&qty) * u.factor;
+            written.push(format!("{} {label}", qty.trim()));
+        }
+        if failed {
+            continue;
+        }
+        if total <= 0.0 {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::INVALID_NUMBER,
+                    format!("TQ1 #{seq}: TQ1-{f} is a zero duration"),
+                )
+                .at(l),
+            );
+            continue;
+        }
+        prog.durations.push(Statement {
+            source: format!("TQ1-{f}"),
+            location: l,
+            value: total,
+            unit: seconds(),
+            written: written.join(" + "),
+            resolution: resolution_total,
+        });
+    }
+    let (start, end) = (tq1.field(7), tq1.field(8));
+    if !start.raw().is_empty() && !end.raw().is_empty() {
+        let l = loc(b"TQ1", seq, 8);
+        match (dtm_seconds(start.component(1).raw()), dtm_seconds(end.component(1).raw())) {
+            (Some(a), Some(b)) if b > a => prog.durations.push(Statement {
+                source: "TQ1-7/8".into(),
+                location: l,
+                value: (b - a) as f64,
+                unit: seconds(),
+                written: format!("{} to {}", String::from_utf8_lossy(start.component(1).raw()), String::from_utf8_lossy(end.component(1).raw())),
+                resolution: 0.5,
+            }),
+            _ => out.findings.push(
+                OrderFinding::new(rules::INVALID_NUMBER, "TQ1 #{seq}: TQ1-7 start and TQ1-8 end are not two valid date/times, the end after the start".replace("{seq}", &seq.to_string())).at(l),
+            ),
+        }
+    }
+}
+
+fn seconds() -> Unit {
+    Unit {
+        dim: Dimension::Time,
+        factor: 1.0,
+        per_kg: false,
+        per_m2: false,
+        per_seconds: None,
+    }
+}
+
+/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]`), minutes at least.
+fn dtm_seconds(raw: &[u8]) -> Option<i64> {
+    let t = std::str::from_utf8(raw).ok()?.trim();
+    let (body, offset) = match t.find(['+', '-']) {
+        Some(i) => {
+            let (b, o) = t.split_at(i);
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let digits = &o[1..];
+            if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let hh: i64 = digits[..2].parse().ok()?;
+            let mm: i64 = digits[2..].parse().ok()?;
+            (b, sign * (hh * 3600 + mm * 60))
+        }
+        None => (t, 0),
+    };
+    let body = body.split('.').next()?;
+    if !(body.len() == 12 || body.len() == 14) || !body.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| body[r].parse::<i64>().ok();
+    let (y, mo, d, h, mi) = (n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?, n(10..12)?);
+    let s = if body.len() == 14 { n(12..14)? } else { 0 };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86400 + h * 3600 + mi * 60 + s - offset)
+}
+
+/// OBX-11 W (wrong), D (deleted), X (cannot be obtained): not a result to use.
+fn status_ignored(obx: &Segment<'_>) -> bool {
+    matches!(obx.field(11).raw().trim_ascii(), b"W" | b"D" | b"X")
+}
+
+/// The patient's body weight and surface area, each: none given, one (or several
+/// that agree) with where it came from, or a finding saying why it cannot be used.
+#[derive(Debug)]
+struct PatientFacts {
+    weight: Result<Option<(f64, String)>, OrderFinding>,
+    bsa: Result<Option<(f64, String)>, OrderFinding>,
+}
+
+fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
+    let mut weights: Vec<(f64, String, usize)> = Vec::new();
+    let mut bsas: Vec<(f64, String, usize)> = Vec::new();
+    let mut weight_err = None;
+    let mut bsa_err = None;
+    let mut seq = 0;
+    for obx in segments.iter().filter(|s| s.id() == b"OBX") {
+        seq += 1;
+        let id = obx.field(3);
+        let ids: Vec<String> = [1usize, 4]
+            .iter()
+            .map(|&c| {
+                String::from_utf8_lossy(id.component(c).raw())
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        let texts: Vec<String> = [2usize, 5]
+            .iter()
+            .map(|&c| {
+                String::from_utf8_lossy(id.component(c).raw())
+                    .trim()
+                    .to_ascii_uppercase()
+            })
+            .collect();
+        let named = |codes: &[&str]| {
+            ids.iter()
+                .chain(texts.iter())
+                .any(|p| codes.iter().any(|c| c.eq_ignore_ascii_case(p)))
+        };
+        let is_weight = named(WEIGHT_CODES);
+        let is_bsa = named(BSA_CODES);
+        if !(is_weight || is_bsa) {
+            continue;
+        }
+        if status_ignored(obx) {
+            continue;
+        }
+        let l = loc(b"OBX", seq, 5);
+        let (target, err, what) = if is_weight {
+            (&mut weights, &mut weight_err, "body weight")
+        } else {
+            (&mut bsas, &mut bsa_err, "body surface area")
+        };
+        let fail = |err: &mut Option<OrderFinding>, rule: Rule, detail: String| {
+            err.get_or_insert(OrderFinding::new(rule, detail).at(l));
+        };
+        if is_weight && is_bsa {
+            fail(
+                err,
+                rules::PATIENT_SIZE_INVALID,
+                format!(
+                    "OBX #{seq}: the observation identifier names both weight and surface area"
+                ),
+            );
+            continue;
+        }
+        // A code for the body weight whose text says another weight: refused.
+        if is_weight
+            && texts
+                .iter()
+                .any(|t| OTHER_WEIGHTS.iter().any(|o| t.contains(o)))
+        {
+            fail(err, rules::CODED_PARTS_DISAGREE, format!("OBX #{seq}: the identifier names the body weight but its text names another weight"));
+            continue;
+        }
+        if id.repetition_count() > 1
+            || obx.field(5).repetition_count() > 1
+            || obx.field(6).repetition_count() > 1
+        {
+            fail(
+                err,
+                rules::REPEATED_FIELD,
+                format!("OBX #{seq}: a {what} observation repeats OBX-3, OBX-5 or OBX-6"),
+            );
+            continue;
+        }
+        let mut scratch = OrderCheck::default();
+        let Some(v) = number(&obx.field(5), &format!("OBX #{seq}"), 5, l, &mut scratch) else {
+            let f = scratch.findings.pop().map(|f| f.detail).unwrap_or_default();
+            fail(err, rules::PATIENT_SIZE_INVALID, format!("{what}: {f}"));
+            continue;
+        };
+        let unit = match cwe_unit(&obx.field(6)) {
+            Ok(u) => u,
+            Err(p) => {
+                let f = p.finding(&format!("OBX #{seq}: {what} unit"), loc(b"OBX", seq, 6));
+                fail(err, rules::PATIENT_SIZE_INVALID, f.detail);
+                continue;
+            }
+        };
+        let written = format!(
+            "{} {}",
+            text_of(&obx.field(5)).trim(),
+            unit_label(&obx.field(6))
+        );
+        if is_weight {
+            if unit.dim != Dimension::Mass || unit.is_rate() || unit.per_kg || unit.per_m2 {
+                fail(
+                    err,
+                    rules::PATIENT_SIZE_INVALID,
+                    format!("OBX #{seq}: body weight {written} is not a mass"),
+                );
+                continue;
+            }
+            let kg = v * unit.factor / 1000.0;
+            if !WEIGHT_RANGE_KG.contains(&kg) {
+                fail(
+                    err,
+                    rules::PATIENT_SIZE_INVALID,
+                    format!(
+                        "OBX #{seq}: body weight {written} is outside {}-{} kg",
+                        WEIGHT_RANGE_KG.start(),
+                        WEIGHT_RANGE_KG.end()
+                    ),
+                );
+                continue;
+            }
+            target.push((kg, written, seq));
+        } else {
+            if unit.dim != Dimension::Area {
+                fail(
+                    err,
+                    rules::PATIENT_SIZE_INVALID,
+                    format!("OBX #{seq}: body surface area {written} is not an area (m2)"),
+                );
+                continue;
+            }
+            let m2 = v * unit.factor;
+            if !BSA_RANGE_M2.contains(&m2) {
+                fail(
+                    err,
+                    rules::PATIENT_SIZE_INVALID,
+                    format!(
+                        "OBX #{seq}: body surface area {written} is outside {}-{} m2",
+                        BSA_RANGE_M2.start(),
+                        BSA_RANGE_M2.end()
+                    ),
+                );
+                continue;
+            }
+            target.push((m2, written, seq));
+        }
+    }
+    let settle = |list: Vec<(f64, String, usize)>,
+                  err: Option<OrderFinding>,
+                  what: &str,
+                  rounding: f64|
+     -> Result<Option<(f64, String)>, OrderFinding> {
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let Some(first) = list.first() else {
+            return Ok(None);
+        };
+        for other in &list[1..] {
+            if !within(first.0, other.0, rounding) {
+                return Err(OrderFinding::new(
+                    rules::PATIENT_SIZE_CONFLICT,
+                    format!(
+                        "two {what} observations disagree: {} (OBX #{}) and {} (OBX #{})",
+                        first.1, first.2, other.1, other.2
+                    ),
+                )
+                .at(loc(b"OBX", other.2, 5)));
+            }
+        }
+        Ok(Some((first.0, first.1.clone())))
+    };
+    PatientFacts {
+        weight: settle(weights, weight_err, "body weight", 0.1),
+        bsa: settle(bsas, bsa_err, "body surface area", 0.01),
+    }
+}
+
+/// A field as text, escape sequences not decoded (numbers and units are refused
+/// when they carry any).
+fn text_of(f: &Field<'_>) -> String {
+    String::from_utf8_lossy(f.raw()).into_owned()
+}
+
+fn code_label(field: &Field<'_>) -> String {
+    for c in [1usize, 2, 4, 5] {
+        let t = field.component(c).text();
+        if !t.trim().is_empty() {
+            return t.trim().to_owned();
+        }
+    }
+    String::new()
 }
 
 fn unit_label(field: &Field<'_>) -> String {
@@ -382,52 +1777,6 @@ fn unit_label(field: &Field<'_>) -> String {
         }
     }
     "(no unit)".into()
-}
-
-/// Patient weight and body surface area from OBX segments.
-fn patient_facts(msg: &Message<'_>) -> Patient {
-    let mut p = Patient::default();
-    for obx in msg.segments_named(b"OBX") {
-        let id = obx.field(3);
-        let code = id.component(1).text();
-        let text = id.component(2).text().to_ascii_uppercase();
-        let is_weight = matches!(code.trim(), "188736" | "29463-7" | "3141-9")
-            || text.contains("WEIGHT")
-            || text.contains("MDC_ATTR_PT_WEIGHT");
-        let is_bsa = matches!(code.trim(), "188744" | "8277-6" | "3140-1")
-            || text.contains("MDC_ATTR_PT_BSA")
-            || text.contains("SURFACE AREA");
-        if !(is_weight || is_bsa) {
-            continue;
-        }
-        let Some(v) = units::parse_nm(&obx.field(5).text()) else {
-            continue;
-        };
-        let unit_field = obx.field(6);
-        if is_weight && p.weight_kg.is_none() {
-            let kg = match cwe_unit(&unit_field) {
-                Ok(u) if u.dim == Dimension::Mass && !u.is_rate() && !u.per_kg && !u.per_m2 => {
-                    v * u.factor / 1000.0
-                }
-                _ => continue,
-            };
-            if WEIGHT_RANGE_KG.contains(&kg) {
-                p.weight_kg = Some(kg);
-            }
-        } else if is_bsa && p.bsa_m2.is_none() {
-            let label = format!(
-                "{} {}",
-                unit_field.component(1).text(),
-                unit_field.component(2).text()
-            )
-            .to_ascii_uppercase();
-            let is_m2 = label.contains("M2") || label.contains("M_SQ") || label.contains("M^2");
-            if is_m2 && BSA_RANGE_M2.contains(&v) {
-                p.bsa_m2 = Some(v);
-            }
-        }
-    }
-    p
 }
 
 /// Longest text (in bytes) an event copies from a message before cutting it:

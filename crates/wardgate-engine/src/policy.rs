@@ -20,6 +20,10 @@ pub struct QuantityLimits {
     pub soft_max: Option<f64>,
     /// Block above this.
     pub hard_max: f64,
+    /// Alert below this.
+    pub soft_min: Option<f64>,
+    /// Block below this.
+    pub hard_min: Option<f64>,
 }
 
 /// One drug library entry.
@@ -54,6 +58,19 @@ impl DrugLibrary {
             None => *self.by_name.get(&key.to_lowercase())?,
         };
         self.entries.get(idx)
+    }
+
+    /// Like [`DrugLibrary::lookup`], with the entry's index (to tell two entries apart).
+    pub fn lookup_indexed(&self, code: &str) -> Option<(usize, &DrugEntry)> {
+        let key = code.trim();
+        if key.is_empty() {
+            return None;
+        }
+        let idx = match self.by_name.get(key) {
+            Some(i) => *i,
+            None => *self.by_name.get(&key.to_lowercase())?,
+        };
+        self.entries.get(idx).map(|e| (idx, e))
     }
 }
 
@@ -218,15 +235,17 @@ impl Policy {
                     };
                 let rate_unit = unit(&drug.rate_unit, true);
                 let dose_unit = unit(&drug.dose_unit, false);
+                let get = |v: &Option<Spanned<f64>>| v.as_ref().map(|s| *s.get_ref());
                 let limits = |u: Option<(Unit, String)>,
-                              soft: &Option<Spanned<f64>>,
-                              hard: &Option<Spanned<f64>>| {
+                              [soft, hard, soft_min, hard_min]: [&Option<Spanned<f64>>; 4]| {
                     let (unit, unit_text) = u?;
                     Some(QuantityLimits {
                         unit,
                         unit_text,
-                        soft_max: soft.as_ref().map(|s| *s.get_ref()),
-                        hard_max: *hard.as_ref()?.get_ref(),
+                        soft_max: get(soft),
+                        hard_max: get(hard)?,
+                        soft_min: get(soft_min),
+                        hard_min: get(hard_min),
                     })
                 };
                 let entry = DrugEntry {
@@ -235,8 +254,24 @@ impl Policy {
                         .first()
                         .map(|n| n.get_ref().clone())
                         .unwrap_or_default(),
-                    rate: limits(rate_unit, &drug.rate_soft_max, &drug.rate_hard_max),
-                    dose: limits(dose_unit, &drug.dose_soft_max, &drug.dose_hard_max),
+                    rate: limits(
+                        rate_unit,
+                        [
+                            &drug.rate_soft_max,
+                            &drug.rate_hard_max,
+                            &drug.rate_soft_min,
+                            &drug.rate_hard_min,
+                        ],
+                    ),
+                    dose: limits(
+                        dose_unit,
+                        [
+                            &drug.dose_soft_max,
+                            &drug.dose_hard_max,
+                            &drug.dose_soft_min,
+                            &drug.dose_hard_min,
+                        ],
+                    ),
                 };
                 let idx = out.entries.len();
                 out.entries.push(entry);

@@ -88,6 +88,32 @@ rules! {
         "The infusion rate exceeds the soft limit: forwarded (a clinician may override) and alerted for review.";
     DOSE_SOFT_LIMIT = "WG-INF-013", "dose-above-soft-limit", Medium,
         "The dose exceeds the soft limit: forwarded and alerted for review.";
+    UNIT_AMBIGUOUS = "WG-INF-014", "unit-case-ambiguous", High,
+        "A unit's magnitude depends on its letter case or on a guess: UCUM is case-sensitive (MU and M[iU] are mega-units, mU milli-units), and a sender folding case (MU, MIU, ML, MG) may mean either. Refused, never read: a factor of 10^9 rides on one letter.";
+    REPEATED_FIELD = "WG-INF-015", "repeated-single-field", High,
+        "A field that does not repeat (drug code, amount, units, rate, strength, volume, weight) carries repetitions: one parser reads the first, another the last. Refused whichever repetition is safe.";
+    CODED_PARTS_DISAGREE = "WG-INF-016", "coded-parts-disagree", High,
+        "A coded element's parts (identifier, text, alternate identifier, alternate text) name different drugs, units or observations (an MDC code for mL/h with the text U/h; a heparin code with the text insulin), or an identifier is not understood while its text is: the pump may read the part wardgate did not. Refused.";
+    STATEMENTS_DISAGREE = "WG-INF-017", "programme-statements-disagree", High,
+        "Two places in the order state the same quantity (RXG-15/16, RXG-5/7 with RXG-14, TQ1 duration, OBX programming parameters, concentration) with values that do not agree within rounding: the pump may read either. Refused.";
+    AMBIGUOUS_TIMING = "WG-INF-018", "ambiguous-give-timing", High,
+        "A TQ1 stating a duration sits between two RXG segments: whether it times the give before or after it is ambiguous, and the rate derived from it differs. Refused.";
+    ESCAPED_VALUE = "WG-INF-019", "escaped-clinical-value", High,
+        "A number, unit or drug identifier is written with HL7 escape sequences; parsers differ in decoding them (some never do), so the value the pump reads is uncertain. Refused.";
+    PATIENT_SIZE_INVALID = "WG-INF-020", "patient-size-invalid", High,
+        "A body weight or body surface area observation the order needs is malformed (not a number, an unknown or wrong unit such as cm2 for m2 or a length for a weight, outside plausible bounds, parts naming another weight): it is not skipped silently, and a weight-based order cannot be checked without it.";
+    PATIENT_SIZE_CONFLICT = "WG-INF-021", "patient-size-conflict", High,
+        "Two valid body weight (or body surface area) observations disagree beyond rounding: a per-kg dose depends on which the pump uses. Refused.";
+    PATIENT_SIZE_UNUSED = "WG-INF-022", "patient-size-invalid-unused", Medium,
+        "A body weight or body surface area in the order is malformed or conflicting, but this order does not need it: forwarded with an alert so that the message's author can correct it.";
+    RATE_HARD_MIN = "WG-INF-023", "rate-below-hard-minimum", High,
+        "The infusion rate is below the drug library's hard minimum (under-dosing harms too: a heparin infusion at 0.001 U/h is not therapy); blocked.";
+    DOSE_HARD_MIN = "WG-INF-024", "dose-below-hard-minimum", High,
+        "The dose is below the drug library's hard minimum; blocked.";
+    RATE_SOFT_MIN = "WG-INF-025", "rate-below-soft-minimum", Medium,
+        "The infusion rate is below the soft minimum: forwarded and alerted for review.";
+    DOSE_SOFT_MIN = "WG-INF-026", "dose-below-soft-minimum", Medium,
+        "The dose is below the soft minimum: forwarded and alerted for review.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,

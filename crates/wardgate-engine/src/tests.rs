@@ -269,15 +269,53 @@ fn every_rxg_is_checked() {
 }
 
 #[test]
-fn dose_above_the_hard_limit_is_blocked() {
-    // 300 mL of 50 U/mL = 15 000 U > 10 000 U.
-    let seg = heparin_rxg("20", "mL/h").replace("|100||mL^mL^UCUM|", "|300||mL^mL^UCUM|");
+fn the_volume_to_be_infused_of_a_continuous_infusion_is_not_a_dose() {
+    // Regression (issue 16): heparin 25 000 U in 250 mL (100 U/mL) at 10 mL/h
+    // (1000 U/h) was blocked because its 250 mL VTBI was read as a 25 000 U dose.
+    let seg = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (5, "250"),
+        (7, "263762^MDC_DIM_MILLI_L^MDC"),
+        (15, "10"),
+        (16, "265266^MDC_DIM_MILLI_L_PER_HR^MDC"),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "250"),
+        (24, "mL^mL^UCUM"),
+    ]);
     let o = run(&rgv(&[seg], &[]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    let facts = &o.record.event().wardgate.infusion[0];
+    assert_eq!(facts.rate, Some(1000.0));
+    assert_eq!(facts.dose, None, "the VTBI is not a dose");
+    assert_eq!(facts.mode.as_deref(), Some("continuous"));
+}
+
+#[test]
+fn dose_above_the_hard_limit_is_blocked() {
+    // A bolus from an existing infusion (ORC-1 CH): 15 000 U > 10 000 U.
+    let seg = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (15, "15000"),
+        (16, "U^U^UCUM"),
+    ]);
+    let o = run(&rgv(&[seg], &[]).replace("ORC|RE|", "ORC|CH|"));
     assert_eq!(
         rule_of(&o),
         "WG-INF-011",
         "{:?}",
         o.record.event().wardgate.findings
+    );
+    assert_eq!(
+        o.record.event().wardgate.infusion[0].mode.as_deref(),
+        Some("bolus")
     );
 }
 

@@ -25,6 +25,10 @@ pub enum Dimension {
     Substance,
     /// Equivalents; base Eq.
     Equivalents,
+    /// Time (a duration, such as TQ1-13's); base second.
+    Time,
+    /// Area (body surface area); base square metre.
+    Area,
 }
 
 impl Dimension {
@@ -35,7 +39,14 @@ impl Dimension {
             Dimension::Volume => "mL",
             Dimension::Substance => "mol",
             Dimension::Equivalents => "Eq",
+            Dimension::Time => "s",
+            Dimension::Area => "m2",
         }
+    }
+
+    /// True for the amounts a drug is measured in (not time or area).
+    pub fn is_drug_amount(self) -> bool {
+        !matches!(self, Dimension::Time | Dimension::Area)
     }
 }
 
@@ -58,6 +69,32 @@ impl Unit {
     /// True for rates (a unit per time).
     pub fn is_rate(&self) -> bool {
         self.per_seconds.is_some()
+    }
+
+    /// True when `self` and `other` mean the same unit (spelled differently:
+    /// `mL/h`, `265266`, `MDC_DIM_MILLI_L_PER_HR`).
+    pub fn same_as(&self, other: &Unit) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs());
+        self.dim == other.dim
+            && self.per_kg == other.per_kg
+            && self.per_m2 == other.per_m2
+            && close(self.factor, other.factor)
+            && match (self.per_seconds, other.per_seconds) {
+                (None, None) => true,
+                (Some(a), Some(b)) => close(a, b),
+                _ => false,
+            }
+    }
+
+    /// A plain amount of `dim` scaled by `factor`.
+    const fn amount(dim: Dimension, factor: f64) -> Unit {
+        Unit {
+            dim,
+            factor,
+            per_kg: false,
+            per_m2: false,
+            per_seconds: None,
+        }
     }
 }
 
@@ -89,77 +126,222 @@ pub enum UnitError {
     /// A divisor is not kg, m2 or a time unit, or appears twice or out of order.
     #[error("{0:?} is not a known divisor (expected kg, m2, h, min, s or d, in that order)")]
     UnknownDivisor(String),
+    /// The spelling has two readings of different magnitude (UCUM is
+    /// case-sensitive: `MU` is mega-units, `mU` milli-units; a sender folding case
+    /// may mean either). Refused, never guessed.
+    #[error("{text:?} is ambiguous: {why}")]
+    Ambiguous {
+        /// The spelling.
+        text: String,
+        /// Which readings it allows.
+        why: &'static str,
+    },
 }
 
-fn amount(token: &str) -> Option<(Dimension, f64)> {
+/// SI prefix of a table entry, to tell which case-folded spellings are ambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prefix {
+    None,
+    Milli,
+    Micro,
+    Other,
+}
+
+/// Amount units as spelled, case-sensitive (UCUM, UCUM's bracketed forms, and
+/// the common clinical abbreviations). A spelling found only by folding case is
+/// accepted when folding cannot change its magnitude; see [`amount`].
+const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
     use Dimension::*;
+    use Prefix::*;
+    &[
+        ("g", Mass, 1.0, None),
+        ("gram", Mass, 1.0, None),
+        ("grams", Mass, 1.0, None),
+        ("mg", Mass, 1e-3, Milli),
+        ("milligram", Mass, 1e-3, Milli),
+        ("milligrams", Mass, 1e-3, Milli),
+        ("ug", Mass, 1e-6, Micro),
+        ("mcg", Mass, 1e-6, Micro),
+        ("microgram", Mass, 1e-6, Micro),
+        ("micrograms", Mass, 1e-6, Micro),
+        ("ng", Mass, 1e-9, Other),
+        ("nanogram", Mass, 1e-9, Other),
+        ("nanograms", Mass, 1e-9, Other),
+        ("kg", Mass, 1e3, Other),
+        ("[lb_av]", Mass, 453.592_37, None),
+        ("lb", Mass, 453.592_37, None),
+        ("lbs", Mass, 453.592_37, None),
+        ("U", Activity, 1.0, None),
+        ("[U]", Activity, 1.0, None),
+        ("[iU]", Activity, 1.0, None),
+        ("[IU]", Activity, 1.0, None),
+        ("IU", Activity, 1.0, None),
+        ("unit", Activity, 1.0, None),
+        ("units", Activity, 1.0, None),
+        ("mU", Activity, 1e-3, Milli),
+        ("m[iU]", Activity, 1e-3, Milli),
+        ("m[IU]", Activity, 1e-3, Milli),
+        ("mIU", Activity, 1e-3, Milli),
+        ("milliunit", Activity, 1e-3, Milli),
+        ("milliunits", Activity, 1e-3, Milli),
+        ("kU", Activity, 1e3, Other),
+        ("k[iU]", Activity, 1e3, Other),
+        ("k[IU]", Activity, 1e3, Other),
+        ("kIU", Activity, 1e3, Other),
+        // UCUM: M is mega. Written exactly so, it is read so.
+        ("M[iU]", Activity, 1e6, Other),
+        ("M[IU]", Activity, 1e6, Other),
+        ("million units", Activity, 1e6, Other),
+        ("L", Volume, 1e3, None),
+        ("l", Volume, 1e3, None),
+        ("litre", Volume, 1e3, None),
+        ("liter", Volume, 1e3, None),
+        ("mL", Volume, 1.0, Milli),
+        ("ml", Volume, 1.0, Milli),
+        ("millilitre", Volume, 1.0, Milli),
+        ("milliliter", Volume, 1.0, Milli),
+        ("millilitres", Volume, 1.0, Milli),
+        ("milliliters", Volume, 1.0, Milli),
+        ("cc", Volume, 1.0, None),
+        ("uL", Volume, 1e-3, Micro),
+        ("ul", Volume, 1e-3, Micro),
+        ("mol", Substance, 1.0, None),
+        ("mmol", Substance, 1e-3, Milli),
+        ("umol", Substance, 1e-6, Micro),
+        ("eq", Equivalents, 1.0, None),
+        ("Eq", Equivalents, 1.0, None),
+        ("[eq]", Equivalents, 1.0, None),
+        ("mEq", Equivalents, 1e-3, Milli),
+        ("meq", Equivalents, 1e-3, Milli),
+        ("m[eq]", Equivalents, 1e-3, Milli),
+    ]
+};
+
+/// Spellings that are ambiguous as written, whatever the table says.
+const AMBIGUOUS: &[(&str, &str)] = &[
+    (
+        "MU",
+        "UCUM reads mega-units (10^6 U), a sender folding case means milli-units (mU)",
+    ),
+    (
+        "MIU",
+        "commonly million international units, but milli-IU when case is folded",
+    ),
+];
+
+/// An amount token: exact spelling first; a case-folded match only when folding
+/// cannot change the magnitude (an upper-case `M` that folds to a milli prefix
+/// may be mega; an upper-case `U` that folds to micro may be units).
+fn amount(token: &str) -> Result<Unit, UnitError> {
     let t = token.trim();
-    // Case matters for SI prefixes only in "mU"/"MU"; no order uses mega-units, so
-    // compare case-insensitively after normalising the micro sign.
-    let lower = t.replace(['µ', 'μ'], "u").to_ascii_lowercase();
-    Some(match lower.as_str() {
-        "g" | "gram" | "grams" => (Mass, 1.0),
-        "mg" | "milligram" | "milligrams" => (Mass, 1e-3),
-        "mcg" | "ug" | "microgram" | "micrograms" => (Mass, 1e-6),
-        "ng" | "nanogram" | "nanograms" => (Mass, 1e-9),
-        "kg" => (Mass, 1e3),
-        "lb" | "lbs" | "[lb_av]" => (Mass, 453.592_37),
-        "u" | "iu" | "[iu]" | "[u]" | "unit" | "units" => (Activity, 1.0),
-        "mu" | "miu" | "m[iu]" | "milliunit" | "milliunits" => (Activity, 1e-3),
-        "ku" | "k[iu]" | "kiu" => (Activity, 1e3),
-        "million units" | "mu_million" => (Activity, 1e6),
-        "l" | "litre" | "liter" => (Volume, 1e3),
-        "ml" | "millilitre" | "milliliter" | "cc" => (Volume, 1.0),
-        "ul" | "microlitre" | "microliter" => (Volume, 1e-3),
-        "mol" => (Substance, 1.0),
-        "mmol" => (Substance, 1e-3),
-        "umol" => (Substance, 1e-6),
-        "eq" => (Equivalents, 1.0),
-        "meq" => (Equivalents, 1e-3),
-        _ => return None,
-    })
+    let t_norm;
+    let t = if t.contains(['µ', 'μ']) {
+        t_norm = t.replace(['µ', 'μ'], "u");
+        t_norm.as_str()
+    } else {
+        t
+    };
+    if let Some((_, why)) = AMBIGUOUS.iter().find(|(a, _)| a.eq_ignore_ascii_case(t)) {
+        if !AMOUNTS.iter().any(|(s, ..)| *s == t) {
+            return Err(UnitError::Ambiguous {
+                text: t.to_owned(),
+                why,
+            });
+        }
+    }
+    if let Some(&(_, dim, factor, _)) = AMOUNTS.iter().find(|(s, ..)| *s == t) {
+        return Ok(Unit::amount(dim, factor));
+    }
+    let folded = AMOUNTS
+        .iter()
+        .find(|(s, ..)| s.eq_ignore_ascii_case(t))
+        .ok_or_else(|| UnitError::UnknownAmount(t.to_owned()))?;
+    let (_, dim, factor, prefix) = *folded;
+    match (t.as_bytes().first(), prefix) {
+        (Some(b'M'), Prefix::Milli) => Err(UnitError::Ambiguous {
+            text: t.to_owned(),
+            why: "upper-case M is mega in UCUM; it means milli only once case is folded",
+        }),
+        (Some(b'U'), Prefix::Micro) => Err(UnitError::Ambiguous {
+            text: t.to_owned(),
+            why: "upper-case U is units; it means micro only once case is folded",
+        }),
+        _ => Ok(Unit::amount(dim, factor)),
+    }
 }
 
+/// A time unit, in seconds (case does not change a time unit's magnitude).
 fn time_seconds(token: &str) -> Option<f64> {
-    Some(match token.trim().to_ascii_lowercase().as_str() {
-        "s" | "sec" | "second" => 1.0,
-        "min" | "minute" => 60.0,
-        "h" | "hr" | "hour" => 3600.0,
-        "d" | "day" => 86400.0,
-        _ => return None,
-    })
+    let t = token.trim();
+    let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(t));
+    if is(&["s", "sec", "second", "seconds"]) {
+        Some(1.0)
+    } else if is(&["min", "minute", "minutes"]) {
+        Some(60.0)
+    } else if is(&["h", "hr", "hour", "hours"]) {
+        Some(3600.0)
+    } else if is(&["d", "day", "days"]) {
+        Some(86400.0)
+    } else {
+        None
+    }
 }
 
-/// Parses a unit such as `U/h`, `mcg/kg/min`, `mL`, `MDC_DIM_MILLI_L_PER_HR`.
+fn is_kg(token: &str) -> bool {
+    token.trim().eq_ignore_ascii_case("kg")
+}
+
+fn is_m2(token: &str) -> bool {
+    ["m2", "m^2", "m²", "[m2]"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(token.trim()))
+}
+
+/// Parses a unit such as `U/h`, `mcg/kg/min`, `mL`, `MDC_DIM_MILLI_L_PER_HR`, a
+/// numeric MDC code such as `265266`, a duration unit (`min`, `h`) or an area
+/// (`m2`, `cm2`).
 pub fn parse(text: &str) -> Result<Unit, UnitError> {
     let t = text.trim();
     if t.is_empty() {
         return Err(UnitError::Empty);
     }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u32>()
+            .ok()
+            .and_then(mdc_code)
+            .ok_or_else(|| UnitError::UnknownAmount(t.to_owned()));
+    }
     if let Some(rest) = t.strip_prefix("MDC_DIM_") {
         return parse_mdc(rest).ok_or_else(|| UnitError::UnknownAmount(t.to_owned()));
     }
+    if let Some(s) = time_seconds(t) {
+        return Ok(Unit::amount(Dimension::Time, s));
+    }
+    if is_m2(t) {
+        return Ok(Unit::amount(Dimension::Area, 1.0));
+    }
+    if t == "cm2" || t == "cm^2" || t == "cm²" {
+        return Ok(Unit::amount(Dimension::Area, 1e-4));
+    }
+    // "units per hour", "mL per hr": the words some senders use.
+    let spelled;
+    let t = if t.contains(" per ") {
+        spelled = t.replace(" per ", "/");
+        spelled.as_str()
+    } else {
+        t
+    };
     let mut parts = t.split('/');
     let first = parts.next().unwrap_or_default();
-    let (dim, factor) = amount(first).ok_or_else(|| UnitError::UnknownAmount(first.to_owned()))?;
-    let mut unit = Unit {
-        dim,
-        factor,
-        per_kg: false,
-        per_m2: false,
-        per_seconds: None,
-    };
+    let mut unit = amount(first)?;
     // Divisors in the conventional order: body size first, then time.
     for d in parts {
-        let dl = d.trim().to_ascii_lowercase();
-        if dl == "kg" && !unit.per_kg && !unit.per_m2 && unit.per_seconds.is_none() {
+        if is_kg(d) && !unit.per_kg && !unit.per_m2 && unit.per_seconds.is_none() {
             unit.per_kg = true;
-        } else if matches!(dl.as_str(), "m2" | "m^2" | "m²")
-            && !unit.per_m2
-            && unit.per_seconds.is_none()
-        {
+        } else if is_m2(d) && !unit.per_m2 && unit.per_seconds.is_none() {
             unit.per_m2 = true;
-        } else if let (Some(s), None) = (time_seconds(&dl), unit.per_seconds) {
+        } else if let (Some(s), None) = (time_seconds(d), unit.per_seconds) {
             unit.per_seconds = Some(s);
         } else {
             return Err(UnitError::UnknownDivisor(d.to_owned()));
@@ -168,21 +350,33 @@ pub fn parse(text: &str) -> Result<Unit, UnitError> {
     Ok(unit)
 }
 
-/// ISO/IEEE 11073-10101 dimension names: `[PREFIX_]BASE[_PER_KG|_PER_M_SQ][_PER_HR|_PER_MIN|_PER_SEC|_PER_DAY]`.
-fn parse_mdc(rest: &str) -> Option<Unit> {
-    let mut parts = rest.split("_PER_");
-    let amount_part = parts.next()?;
-    let (prefix, base) = match amount_part.split_once('_') {
-        Some((p, b)) if matches!(p, "X" | "MILLI" | "MICRO" | "NANO" | "KILO") => (p, b),
-        _ => ("X", amount_part),
-    };
-    let scale = match prefix {
+/// SI prefix scale from an MDC prefix name.
+fn mdc_prefix(p: &str) -> Option<f64> {
+    Some(match p {
         "X" => 1.0,
+        "KILO" => 1e3,
+        "DECI" => 1e-1,
+        "CENTI" => 1e-2,
         "MILLI" => 1e-3,
         "MICRO" => 1e-6,
         "NANO" => 1e-9,
-        "KILO" => 1e3,
+        "PICO" => 1e-12,
         _ => return None,
+    })
+}
+
+/// ISO/IEEE 11073-10101 dimension names: `[PREFIX_]BASE[_PER_KG|_PER_M_SQ][_PER_HR|_PER_MIN|_PER_SEC|_PER_DAY]`.
+fn parse_mdc(rest: &str) -> Option<Unit> {
+    match rest {
+        "SQ_X_M" => return Some(Unit::amount(Dimension::Area, 1.0)),
+        "SQ_CENTI_M" => return Some(Unit::amount(Dimension::Area, 1e-4)),
+        _ => {}
+    }
+    let mut parts = rest.split("_PER_");
+    let amount_part = parts.next()?;
+    let (scale, base) = match amount_part.split_once('_') {
+        Some((p, b)) if mdc_prefix(p).is_some() => (mdc_prefix(p)?, b),
+        _ => (1.0, amount_part),
     };
     let (dim, base_factor) = match base {
         "G" => (Dimension::Mass, 1.0),
@@ -191,19 +385,20 @@ fn parse_mdc(rest: &str) -> Option<Unit> {
         "MOLE" => (Dimension::Substance, 1.0),
         "EQUIV" => (Dimension::Equivalents, 1.0),
         "LB" => (Dimension::Mass, 453.592_37),
+        "SEC" => (Dimension::Time, 1.0),
+        "MIN" => (Dimension::Time, 60.0),
+        "HR" => (Dimension::Time, 3600.0),
+        "DAY" => (Dimension::Time, 86400.0),
         _ => return None,
     };
-    let mut unit = Unit {
-        dim,
-        factor: scale * base_factor,
-        per_kg: false,
-        per_m2: false,
-        per_seconds: None,
-    };
+    let mut unit = Unit::amount(dim, scale * base_factor);
+    if dim == Dimension::Time && rest.contains("_PER_") {
+        return None;
+    }
     for d in parts {
         match d {
             "KG" | "KILO_G" if !unit.per_kg && unit.per_seconds.is_none() => unit.per_kg = true,
-            "M_SQ" if !unit.per_m2 && unit.per_seconds.is_none() => unit.per_m2 = true,
+            "M_SQ" | "SQ_X_M" if !unit.per_m2 && unit.per_seconds.is_none() => unit.per_m2 = true,
             "HR" if unit.per_seconds.is_none() => unit.per_seconds = Some(3600.0),
             "MIN" if unit.per_seconds.is_none() => unit.per_seconds = Some(60.0),
             "SEC" if unit.per_seconds.is_none() => unit.per_seconds = Some(1.0),
@@ -212,6 +407,126 @@ fn parse_mdc(rest: &str) -> Option<Unit> {
         }
     }
     Some(unit)
+}
+
+/// A numeric ISO/IEEE 11073-10101 unit code (partition 4, dimensions: the code is
+/// 4 × 65536 + term code). The low five bits of a term code are the SI prefix
+/// (0 none, 3 kilo, 16 deci, 17 centi, 18 milli, 19 micro, 20 nano, 21 pico); the
+/// rest names the base unit. Only the bases an infusion order uses are known;
+/// any other code is refused, never guessed.
+pub fn mdc_code(code: u32) -> Option<Unit> {
+    const PARTITION_DIM: u32 = 4 << 16;
+    let term = code.checked_sub(PARTITION_DIM).filter(|t| *t < 65536)?;
+    let (base, prefix) = (term & !0x1F, term & 0x1F);
+    let scale = match prefix {
+        0 => 1.0,
+        3 => 1e3,
+        16 => 1e-1,
+        17 => 1e-2,
+        18 => 1e-3,
+        19 => 1e-6,
+        20 => 1e-9,
+        21 => 1e-12,
+        _ => return None,
+    };
+    match term {
+        1472 => return Some(Unit::amount(Dimension::Area, 1.0)),
+        1489 => return Some(Unit::amount(Dimension::Area, 1e-4)),
+        _ if base == 1472 => return None,
+        _ => {}
+    }
+    let name = MDC_BASES.iter().find(|(b, _)| *b == base)?.1;
+    let mut unit = parse_mdc(name)?;
+    unit.factor *= scale;
+    Some(unit)
+}
+
+/// Base term codes (prefix bits zero) of the MDC dimensions infusion orders use,
+/// with their reference ids without a prefix (ISO/IEEE 11073-10101:2019 Annex B).
+const MDC_BASES: &[(u32, &str)] = &[
+    (1600, "X_L"),
+    (1728, "X_G"),
+    (1760, "LB"),
+    (2176, "X_SEC"),
+    (2208, "MIN"),
+    (2240, "HR"),
+    (3072, "X_L_PER_MIN"),
+    (3104, "X_L_PER_HR"),
+    (3328, "X_G_PER_MIN"),
+    (3360, "X_G_PER_HR"),
+    (3456, "X_G_PER_KG_PER_MIN"),
+    (3488, "X_G_PER_KG_PER_HR"),
+    (4544, "X_MOLE"),
+    (4576, "X_EQUIV"),
+    (4992, "X_MOLE_PER_MIN"),
+    (5024, "X_MOLE_PER_HR"),
+    (5120, "X_EQUIV_PER_MIN"),
+    (5152, "X_EQUIV_PER_HR"),
+    (5472, "X_INTL_UNIT"),
+    (5664, "X_INTL_UNIT_PER_MIN"),
+    (5696, "X_INTL_UNIT_PER_HR"),
+    (5792, "X_INTL_UNIT_PER_KG_PER_MIN"),
+    (5824, "X_INTL_UNIT_PER_KG_PER_HR"),
+];
+
+/// Base term codes of concentrations (amount per mL): g/mL and IU/mL.
+const MDC_CONC_BASES: &[(u32, Dimension, f64)] = &[
+    (2144, Dimension::Mass, 1.0),
+    (5600, Dimension::Activity, 1.0),
+];
+
+/// A concentration unit, amount per volume (`mg/mL`, `U/mL`,
+/// `MDC_DIM_MILLI_G_PER_ML`, `264306`): the dimension and base units per mL.
+pub fn parse_concentration(text: &str) -> Result<(Dimension, f64), UnitError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(UnitError::Empty);
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        let code: u32 = t
+            .parse()
+            .map_err(|_| UnitError::UnknownAmount(t.to_owned()))?;
+        let term = code.checked_sub(4 << 16).filter(|t| *t < 65536);
+        let found = term.and_then(|term| {
+            let (base, prefix) = (term & !0x1F, term & 0x1F);
+            let scale = match prefix {
+                0 => 1.0,
+                18 => 1e-3,
+                19 => 1e-6,
+                20 => 1e-9,
+                _ => return None,
+            };
+            MDC_CONC_BASES
+                .iter()
+                .find(|(b, ..)| *b == base)
+                .map(|&(_, d, f)| (d, f * scale))
+        });
+        return found.ok_or_else(|| UnitError::UnknownAmount(t.to_owned()));
+    }
+    if let Some(rest) = t.strip_prefix("MDC_DIM_") {
+        let (amount_part, per) = rest
+            .rsplit_once("_PER_")
+            .ok_or_else(|| UnitError::UnknownAmount(t.to_owned()))?;
+        let vol = match per {
+            "ML" | "MILLI_L" => 1.0,
+            "L" | "X_L" => 1e3,
+            _ => return Err(UnitError::UnknownDivisor(per.to_owned())),
+        };
+        let u = parse_mdc(amount_part).ok_or_else(|| UnitError::UnknownAmount(t.to_owned()))?;
+        if !u.dim.is_drug_amount() || u.dim == Dimension::Volume {
+            return Err(UnitError::UnknownAmount(t.to_owned()));
+        }
+        return Ok((u.dim, u.factor / vol));
+    }
+    let (num, den) = t
+        .rsplit_once('/')
+        .ok_or_else(|| UnitError::UnknownAmount(t.to_owned()))?;
+    let u = amount(num)?;
+    let v = amount(den)?;
+    if v.dim != Dimension::Volume || u.dim == Dimension::Volume {
+        return Err(UnitError::UnknownDivisor(den.to_owned()));
+    }
+    Ok((u.dim, u.factor / v.factor))
 }
 
 /// Patient facts a conversion may need.
@@ -230,6 +545,13 @@ pub struct Concentration {
     pub dim: Dimension,
     /// Base units per mL.
     pub per_ml: f64,
+}
+
+impl Concentration {
+    /// The amount's base unit, for the record (`U`, `g`).
+    pub fn dim_label(&self) -> &'static str {
+        self.dim.base()
+    }
 }
 
 /// Why a quantity could not be converted to the library's unit.

@@ -554,6 +554,12 @@ impl<'a> Field<'a> {
         self.raw.is_empty()
     }
 
+    /// True when the field contains the message's escape character: its text
+    /// depends on how a parser decodes escape sequences.
+    pub fn has_escapes(&self) -> bool {
+        self.delims.escape.is_some_and(|e| self.raw.contains(&e))
+    }
+
     /// Each repetition, as a field.
     pub fn repetitions(&self) -> impl Iterator<Item = Field<'a>> + 'a {
         let d = self.delims;
@@ -624,6 +630,11 @@ impl<'a> Component<'a> {
     /// True when the component is empty.
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
+    }
+
+    /// True when the component contains the message's escape character.
+    pub fn has_escapes(&self) -> bool {
+        self.delims.escape.is_some_and(|e| self.raw.contains(&e))
     }
 
     /// Subcomponent `n` (1-based), raw; the whole component when the message
