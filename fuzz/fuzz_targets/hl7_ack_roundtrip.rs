@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = String::from_utf8_lossy(&data[..data.len().min(100)]).into_owned();
     let p = AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
         code: AckCode::AR,
         text: &text,
         error_code: Some((207, "Application internal error")),

@@ -438,6 +438,16 @@ pub struct Route {
     /// `[route.queue]`: store-and-forward settings.
     #[serde(default)]
     pub queue: Option<QueueSettings>,
+    /// `enforce` (default): refusals are enforced. `monitor`: every decision is
+    /// made and recorded as with `enforce`, nothing is blocked, and what would
+    /// have been blocked is an alert (`would-block`) with the same rule id: for a
+    /// soak period before wardgate is put inline in front of pumps.
+    #[serde(default)]
+    pub enforcement: Option<Spanned<String>>,
+    /// HL7: refuse an LF after an MLLP end block (`1C 0D 0A`) as a framing
+    /// error. Default false: that LF, a common sender habit, is tolerated.
+    #[serde(default)]
+    pub mllp_strict: Option<Spanned<bool>>,
 }
 
 /// `[route.queue]`: how a store-and-forward route keeps and delivers messages.
@@ -734,6 +744,10 @@ pub struct ResolvedRoute {
     pub upstream_tls: Option<ResolvedUpstreamTls>,
     /// Pass-through or store-and-forward.
     pub delivery: Delivery,
+    /// `monitor`: nothing is blocked; would-be blocks are alerts.
+    pub monitor: bool,
+    /// Refuse an LF after an MLLP end block.
+    pub mllp_strict: bool,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -1131,6 +1145,21 @@ impl Config {
                         resolve_upstream_tls(&mut err, t, &self.source.base_dir, &data_dir)
                     }),
                     delivery: resolve_delivery(&mut err, r, protocol),
+                    monitor: match &r.enforcement {
+                        None => false,
+                        Some(e) => match e.get_ref().as_str() {
+                            "enforce" => false,
+                            "monitor" => true,
+                            other => {
+                                err(
+                                    e.span(),
+                                    format!("enforcement must be \"enforce\" or \"monitor\", not {other:?}"),
+                                );
+                                false
+                            }
+                        },
+                    },
+                    mllp_strict: r.mllp_strict.as_ref().is_some_and(|s| *s.get_ref()),
                 });
             }
         }

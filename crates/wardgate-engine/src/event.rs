@@ -48,6 +48,9 @@ pub enum Action {
     Parked,
     /// Store-and-forward: an operator put parked messages back in the queue.
     Redriven,
+    /// `enforcement = "monitor"`: the decision was a block, but the message was
+    /// forwarded; an alert with the rule that would have blocked it.
+    WouldBlock,
 }
 
 impl Action {
@@ -68,6 +71,7 @@ impl Action {
             Action::Delivered => "delivered",
             Action::Parked => "parked",
             Action::Redriven => "redriven",
+            Action::WouldBlock => "would-block",
         }
     }
 }

@@ -70,12 +70,17 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                 ack_code: "AE".into(),
                 ..Default::default()
             });
-            return Outcome {
-                verdict: Verdict::Block,
-                record: event.into(),
-                reply: Some(reply),
-                close: true,
-            };
+            // A message that does not parse leaves the stream's framing intact, so
+            // monitor mode can forward it (and records that it would not have).
+            return monitored(
+                route,
+                Outcome {
+                    verdict: Verdict::Block,
+                    record: event.into(),
+                    reply: Some(reply),
+                    close: !route.monitor,
+                },
+            );
         }
     };
     let mt = msg.message_type();
@@ -102,18 +107,31 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             "message type {} is not allowed on route {}",
             facts.message_type, &*route.id
         );
-        let reply = nak(&msg, clock, &text, (200, "Unsupported message type"));
+        let rule = rules::MESSAGE_TYPE_NOT_ALLOWED;
+        let reply = nak(
+            &msg,
+            clock,
+            &Refusal {
+                text: &text,
+                rule,
+                location: Some("MSH^1^9"),
+                error: (200, "Unsupported message type"),
+            },
+        );
         facts.ack_code = "AR".into();
         event.wardgate.hl7 = Some(facts);
         event.event.action = Action::Blocked;
         event.event.reason = text.clone();
-        add_rule(&mut event, rules::MESSAGE_TYPE_NOT_ALLOWED, text);
-        return Outcome {
-            verdict: Verdict::Block,
-            record: event.into(),
-            reply: Some(reply),
-            close: false,
-        };
+        add_rule(&mut event, rule, text);
+        return monitored(
+            route,
+            Outcome {
+                verdict: Verdict::Block,
+                record: event.into(),
+                reply: Some(reply),
+                close: false,
+            },
+        );
     }
 
     let check = infusion::check(&msg, route.library.as_deref());
@@ -154,21 +172,90 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         Verdict::Block => {
             facts.ack_code = "AR".into();
             event.event.action = Action::Blocked;
+            let first = blocking[0];
+            let location = first.location.map(|l| l.to_string());
             Some(nak(
                 &msg,
                 clock,
-                &reason,
-                (207, "Application internal error"),
+                &Refusal {
+                    text: &reason,
+                    rule: first.rule,
+                    location: location.as_deref(),
+                    error: error_condition(first.rule),
+                },
             ))
         }
     };
     event.wardgate.hl7 = Some(facts);
-    Outcome {
-        verdict,
-        record: event.into(),
-        reply,
-        close: false,
+    monitored(
+        route,
+        Outcome {
+            verdict,
+            record: event.into(),
+            reply,
+            close: false,
+        },
+    )
+}
+
+/// `enforcement = "monitor"`: a block becomes an alert (`would-block`, the same
+/// rule), forwarded, with no reply. Framing errors are not turned: without
+/// trustworthy boundaries there is nothing to forward.
+fn monitored(route: &RoutePolicy, mut o: Outcome) -> Outcome {
+    if !route.monitor || o.verdict != Verdict::Block || o.close {
+        return o;
     }
+    if let Record::Event(e) = &mut o.record {
+        e.event.action = Action::WouldBlock;
+        e.event.reason = format!("would have been blocked (monitor mode): {}", e.event.reason);
+        if let Some(h) = &mut e.wardgate.hl7 {
+            h.ack_code.clear();
+        }
+    }
+    o.verdict = Verdict::Alert;
+    o.reply = None;
+    o
+}
+
+/// HL7 table 0357 error condition (ERR-3) that fits a refusal: a missing field,
+/// a value not in a table, a value of the wrong form, a segment out of place;
+/// limits and conflicts between fields have no code of their own, so they are
+/// 207 "Application error" with the rule in ERR-5 (HL7 THO's guidance for 207).
+fn error_condition(rule: Rule) -> (u16, &'static str) {
+    const MISSING: (u16, &str) = (101, "Required field missing");
+    const TABLE: (u16, &str) = (103, "Table value not found");
+    const FORM: (u16, &str) = (102, "Data type error");
+    const SEQUENCE: (u16, &str) = (100, "Segment sequence error");
+    match rule {
+        r if r == rules::UNKNOWN_DRUG || r == rules::UNIT_UNKNOWN => TABLE,
+        r if r == rules::ORDER_WITHOUT_GIVE || r == rules::AMBIGUOUS_TIMING => SEQUENCE,
+        r if r == rules::CONCENTRATION_REQUIRED
+            || r == rules::WEIGHT_REQUIRED
+            || r == rules::INCOMPLETE_ORDER =>
+        {
+            MISSING
+        }
+        r if r == rules::INVALID_NUMBER
+            || r == rules::ESCAPED_VALUE
+            || r == rules::REPEATED_FIELD
+            || r == rules::UNIT_AMBIGUOUS
+            || r == rules::UNIT_INCOMPATIBLE
+            || r == rules::CODED_PARTS_DISAGREE
+            || r == rules::PATIENT_SIZE_INVALID =>
+        {
+            FORM
+        }
+        _ => (207, "Application error"),
+    }
+}
+
+/// What a NAK wardgate writes says: MSA-3 a short summary naming the rule,
+/// ERR-2 where, ERR-3 the HL7 condition, ERR-5 the rule, ERR-8 the whole reason.
+struct Refusal<'r> {
+    text: &'r str,
+    rule: Rule,
+    location: Option<&'r str>,
+    error: (u16, &'static str),
 }
 
 /// The HL7 facts an event records about a parsed message.
@@ -374,6 +461,9 @@ pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec
     };
     let control_id = clock.ack_control_id();
     let params = AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
         code,
         text,
         error_code: error,
@@ -451,8 +541,25 @@ pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
     })
 }
 
-fn nak(msg: &Message<'_>, clock: &Clock, text: &str, error: (u16, &str)) -> Vec<u8> {
-    wardgate_ack(Some(msg), b"", clock, AckCode::AR, text, error)
+fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
+    let summary = format!("Refused by wardgate: {} {}", r.rule.id, r.rule.name);
+    let control_id = clock.ack_control_id();
+    let params = AckParams {
+        summary: Some(&summary),
+        location: r.location,
+        application_code: Some((r.rule.id, r.rule.name)),
+        code: AckCode::AR,
+        text: r.text,
+        error_code: Some(r.error),
+        control_id: &control_id,
+        timestamp: clock.hl7(),
+        sending_application: "WARDGATE",
+    };
+    let mut reply = Vec::with_capacity(384);
+    ack::build_ack(msg, &params, &mut reply);
+    let mut out = Vec::with_capacity(reply.len() + 3);
+    mllp::encode(&reply, &mut out);
+    out
 }
 
 /// A framed acknowledgement wardgate writes itself: in the original's delimiters
@@ -467,6 +574,9 @@ fn wardgate_ack(
 ) -> Vec<u8> {
     let control_id = clock.ack_control_id();
     let params = AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
         code,
         text,
         error_code: Some(error),

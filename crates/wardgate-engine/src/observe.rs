@@ -539,7 +539,7 @@ impl Observer {
             Record::Event(mut e) => {
                 match e.event.action {
                     Action::Allowed if !self.opts.report_allowed => return,
-                    Action::Blocked => {
+                    Action::Blocked | Action::WouldBlock => {
                         e.event.action = Action::ObservedViolation;
                         e.event.reason = format!("would have been blocked: {}", e.event.reason);
                     }

@@ -138,6 +138,10 @@ pub struct RoutePolicy {
     pub upstream_tls: Option<wardgate_config::ResolvedUpstreamTls>,
     /// Pass-through or store-and-forward.
     pub delivery: wardgate_config::Delivery,
+    /// `enforcement = "monitor"`: decide and record, never block.
+    pub monitor: bool,
+    /// Refuse an LF after an MLLP end block.
+    pub mllp_strict: bool,
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.
@@ -316,6 +320,8 @@ impl Policy {
                     listen_tls: r.listen_tls.clone(),
                     upstream_tls: r.upstream_tls.clone(),
                     delivery: r.delivery.clone(),
+                    monitor: r.monitor,
+                    mllp_strict: r.mllp_strict,
                 })
             })
             .collect();

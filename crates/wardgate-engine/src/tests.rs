@@ -496,7 +496,13 @@ proptest::proptest! {
         connection_id in proptest::prelude::any::<u64>(),
     ) {
         // HL7 delimiters cannot appear raw in a field; strip them from the generated text.
-        let clean = |s: &str| s.replace(['|', '^', '&', '~', '\r', '\n'], "");
+        // Control characters and Unicode line breaks are refused by the parser.
+        let clean = |s: &str| {
+            s.replace(['|', '^', '&', '~', '\r', '\n'], "")
+                .chars()
+                .filter(|c| !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}'))
+                .collect::<String>()
+        };
         let control = { let c = clean(&control); if c.is_empty() { "X".to_owned() } else { c } };
         let payload = format!(
             "MSH|^~\\&|{}|{}|EHR|ICU|20261124101500||ORU^{}^ORU_R01|{}|P|{}\rOBX|1|NM|x||1\r",

@@ -104,6 +104,12 @@ proto_rules! {
         "MSH-10 (message control id) is empty: acknowledgements could not be matched to the message.";
     HL7_TOO_LARGE = "WG-HL7-P08", "message-too-large", High,
         "The message is larger than the parser's 4 GiB addressing limit.";
+    HL7_CONTROL_CHARACTER = "WG-HL7-P09", "control-character", High,
+        "A control character inside the message (form feed, vertical tab, file/group/record/unit separator, NUL, DEL) or a Unicode line break (NEL, U+2028, U+2029): some HL7 parsers treat it as a segment or message break, others as data, so wardgate and the receiver could read different messages. Refused.";
+    HL7_EMBEDDED_HEADER = "WG-HL7-P10", "embedded-message-header", High,
+        "A second MSH (or a batch or file header or trailer: BHS, BTS, FHS, FTS) inside one MLLP frame: some parsers start a new message there, others read one. Refused; batches are not accepted.";
+    HL7_MIXED_TERMINATORS = "WG-HL7-P11", "mixed-segment-terminators", High,
+        "Segments end with different terminators in one message (CR in one place, LF or CR LF in another): parsers that split only on CR read a different set of segments than those that split on every line break. Refused.";
     HL7_LF_TERMINATOR = "WG-HL7-A01", "line-feed-segment-terminator", Info,
         "Segments end with LF or CR LF instead of CR (HL7 v2.5.1 2.5.3): tolerated, noted.";
     HL7_EMPTY_SEGMENT = "WG-HL7-A02", "empty-segment", Low,

@@ -120,6 +120,25 @@ pub enum Hl7Error {
     /// Longer than 4 GiB.
     #[error("message larger than 4 GiB")]
     TooLarge,
+    /// A byte some parsers read as a segment or message break.
+    #[error("control character {what} at offset {offset}: parsers differ on whether it breaks a segment")]
+    ControlCharacter {
+        /// Where, from the start of the payload.
+        offset: usize,
+        /// Which character (`0x0C`, `U+2028`).
+        what: String,
+    },
+    /// A second message, batch or file header or trailer in one frame.
+    #[error("segment {index} is a second message header ({id}) inside one frame")]
+    EmbeddedHeader {
+        /// 1-based segment number.
+        index: usize,
+        /// MSH, BHS, BTS, FHS or FTS.
+        id: String,
+    },
+    /// CR in one place, LF or CR LF in another.
+    #[error("segments end with different terminators (CR, LF, CR LF) in one message")]
+    MixedTerminators,
 }
 
 impl Anomaly for Hl7Error {
@@ -133,6 +152,9 @@ impl Anomaly for Hl7Error {
             Hl7Error::MissingMessageType => anomaly::HL7_NO_TYPE,
             Hl7Error::MissingControlId => anomaly::HL7_NO_CONTROL_ID,
             Hl7Error::TooLarge => anomaly::HL7_TOO_LARGE,
+            Hl7Error::ControlCharacter { .. } => anomaly::HL7_CONTROL_CHARACTER,
+            Hl7Error::EmbeddedHeader { .. } => anomaly::HL7_EMBEDDED_HEADER,
+            Hl7Error::MixedTerminators => anomaly::HL7_MIXED_TERMINATORS,
         }
     }
 }
@@ -230,6 +252,7 @@ impl<'a> Message<'a> {
             return Err(Hl7Error::NotMsh { found });
         }
         let delims = parse_delimiters(body)?;
+        check_breaks(raw)?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
         let note = |a: Hl7Anomaly, list: &mut SmallVec<[Hl7Anomaly; 2]>| {
@@ -276,6 +299,14 @@ impl<'a> Message<'a> {
             if !id_ok {
                 return Err(Hl7Error::InvalidSegmentId {
                     index: segments.len() + 1,
+                });
+            }
+            if !segments.is_empty()
+                && matches!(&seg[..3], b"MSH" | b"BHS" | b"BTS" | b"FHS" | b"FTS")
+            {
+                return Err(Hl7Error::EmbeddedHeader {
+                    index: segments.len() + 1,
+                    id: String::from_utf8_lossy(&seg[..3]).into_owned(),
                 });
             }
             // Cannot truncate: the length was checked against u32 above.
@@ -435,6 +466,68 @@ impl<'a> Message<'a> {
     pub fn anomalies(&self) -> &[Hl7Anomaly] {
         &self.anomalies
     }
+}
+
+/// Refuses what HL7 parsers disagree on as a break: control characters other
+/// than CR, LF and tab; NEL (U+0085, or a lone Latin-1 0x85), U+2028 and U+2029;
+/// and a message whose segments end with different terminators.
+fn check_breaks(raw: &[u8]) -> Result<(), Hl7Error> {
+    // Bytes worth a closer look; the chunked fold lets the compiler vectorise
+    // the common, clean case.
+    fn suspicious(b: u8) -> bool {
+        (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t')
+            || b == 0x7F
+            || b == 0x85
+            || b == 0xA8
+            || b == 0xA9
+    }
+    const CHUNK: usize = 64;
+    let mut base = 0;
+    for chunk in raw.chunks(CHUNK) {
+        if chunk.iter().fold(false, |acc, &b| acc | suspicious(b)) {
+            for (i, &b) in chunk.iter().enumerate() {
+                let at = base + i;
+                let prev = |k: usize| at.checked_sub(k).map(|j| raw[j]);
+                let what = match b {
+                    0x85 if prev(1) == Some(0xC2) => Some("U+0085 (NEL)".to_owned()),
+                    0x85 if prev(1).is_none_or(|p| p < 0x80) => {
+                        Some("0x85 (NEL in Latin-1)".to_owned())
+                    }
+                    0xA8 | 0xA9 if prev(1) == Some(0x80) && prev(2) == Some(0xE2) => {
+                        Some(if b == 0xA8 { "U+2028" } else { "U+2029" }.to_owned())
+                    }
+                    0x85 | 0xA8 | 0xA9 => None,
+                    _ if suspicious(b) => Some(format!("0x{b:02X}")),
+                    _ => None,
+                };
+                if let Some(what) = what {
+                    return Err(Hl7Error::ControlCharacter { offset: at, what });
+                }
+            }
+        }
+        base += chunk.len();
+    }
+    // One terminator style per message: CR, LF or CR LF.
+    let mut style = None;
+    let mut it = memchr::memchr2_iter(b'\r', b'\n', raw).peekable();
+    while let Some(i) = it.next() {
+        let kind = if raw[i] == b'\r' {
+            if raw.get(i + 1) == Some(&b'\n') {
+                it.next();
+                2u8
+            } else {
+                1
+            }
+        } else {
+            3
+        };
+        match style {
+            None => style = Some(kind),
+            Some(s) if s != kind => return Err(Hl7Error::MixedTerminators),
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Length of MSH-2 (the encoding characters) in an MSH segment.
@@ -722,12 +815,40 @@ fn decode_hex(hex: &[u8]) -> Option<SmallVec<[u8; 8]>> {
 }
 
 /// Escapes `text` so it can be written inside a field of a message with delimiters
-/// `d`: delimiters become `\F\ \S\ \T\ \R\ \E\`, CR and LF `\X0D\` and `\X0A\`. With no
-/// escape character declared, delimiter bytes are replaced by spaces (they cannot
-/// be escaped, and must not break the message).
+/// `d`: delimiters become `\F\ \S\ \T\ \R\ \E\`; control characters (CR, LF,
+/// form feed...) and the Unicode line breaks NEL, U+2028 and U+2029 become
+/// `\Xhh..\`, so that no parser can read a break into what wardgate writes. With no
+/// escape character declared, such bytes are replaced by spaces (they cannot be
+/// escaped, and must not break the message).
 pub fn escape(text: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
     out.reserve(text.len());
-    for &b in text {
+    let hex = |bytes: &[u8], out: &mut Vec<u8>| match d.escape {
+        Some(e) => {
+            const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+            out.push(e);
+            out.push(b'X');
+            for &b in bytes {
+                out.push(DIGITS[usize::from(b >> 4)]);
+                out.push(DIGITS[usize::from(b & 0xF)]);
+            }
+            out.push(e);
+        }
+        None => out.push(b' '),
+    };
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        let line_break = match (b, text.get(i + 1), text.get(i + 2)) {
+            (0xC2, Some(0x85), _) => 2,
+            (0xE2, Some(0x80), Some(0xA8 | 0xA9)) => 3,
+            _ => 0,
+        };
+        if line_break > 0 {
+            hex(&text[i..i + line_break], out);
+            i += line_break;
+            continue;
+        }
+        i += 1;
         let code: Option<&[u8]> = if b == d.field {
             Some(b"F")
         } else if b == d.component {
@@ -740,10 +861,9 @@ pub fn escape(text: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
             Some(b"T")
         } else if Some(b) == d.truncation {
             Some(b"P")
-        } else if b == b'\r' {
-            Some(b"X0D")
-        } else if b == b'\n' {
-            Some(b"X0A")
+        } else if b < 0x20 || b == 0x7F {
+            hex(&[b], out);
+            continue;
         } else {
             None
         };

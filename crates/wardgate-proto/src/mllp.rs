@@ -30,22 +30,27 @@ impl Default for Limits {
     }
 }
 
-/// A complete frame at the start of the caller's buffer: `buf[..len]`.
+/// A complete frame at the start of the caller's buffer: `buf[start..len]`,
+/// after `start` bytes to drop (the LF a sender put after the previous frame's
+/// end block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame {
-    /// Length of the whole frame, framing bytes included.
+    /// Bytes before the start block that belong to no frame (0 or 1).
+    pub start: usize,
+    /// How far the caller's buffer is consumed: up to the end of the frame.
     pub len: usize,
 }
 
 impl Frame {
     /// The HL7 payload between the start block and the end block.
     pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        buf.get(1..self.len.saturating_sub(2)).unwrap_or_default()
+        buf.get(self.start + 1..self.len.saturating_sub(2))
+            .unwrap_or_default()
     }
 
     /// The whole frame, framing bytes included: what is forwarded.
     pub fn frame<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        buf.get(..self.len).unwrap_or_default()
+        buf.get(self.start..self.len).unwrap_or_default()
     }
 }
 
@@ -105,20 +110,69 @@ pub struct Framer {
     limits: Limits,
     /// Bytes of the current frame already scanned for an end block.
     scanned: usize,
+    /// A frame has ended: one LF before the next start block is tolerated.
+    after_frame: bool,
+    /// Refuse that LF (`[route] mllp_strict`).
+    strict: bool,
+    /// The current frame starts after that LF (0 or 1 bytes to skip).
+    lead: usize,
 }
 
 impl Framer {
-    /// A framer with `limits`.
+    /// A framer with `limits`. An LF right after a frame's end block (`1C 0D 0A`,
+    /// a common sender habit) is tolerated unless [`Framer::strict`] is set.
     pub fn new(limits: Limits) -> Self {
-        Framer { limits, scanned: 0 }
+        Framer {
+            limits,
+            scanned: 0,
+            after_frame: false,
+            strict: false,
+            lead: 0,
+        }
+    }
+
+    /// The same framer, refusing an LF after the end block when `strict`.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// True when `buf` holds no part of a frame: empty, or only the LF a sender
+    /// put after the previous frame. Callers time a frame from its first byte.
+    pub fn is_idle(&self, buf: &[u8]) -> bool {
+        buf.is_empty() || (buf == [b'\n'] && (self.after_frame || self.lead == 1) && !self.strict)
     }
 
     /// The first complete frame in `buf`, which must start at a frame boundary.
     pub fn next(&mut self, buf: &[u8]) -> Result<Progress, MllpError> {
+        if self.lead == 0 && self.after_frame && !self.strict && buf.first() == Some(&b'\n') {
+            self.lead = 1;
+        }
+        let skip = self.lead.min(buf.len());
+        match self.next_at(&buf[skip..]) {
+            Ok(Progress::Frame(f)) => {
+                self.lead = 0;
+                self.after_frame = true;
+                Ok(Progress::Frame(Frame {
+                    start: skip,
+                    len: f.len + skip,
+                }))
+            }
+            Ok(Progress::NeedMore) => Ok(Progress::NeedMore),
+            Err(e) => {
+                self.lead = 0;
+                self.after_frame = false;
+                Err(e)
+            }
+        }
+    }
+
+    fn next_at(&mut self, buf: &[u8]) -> Result<Progress, MllpError> {
         let Some(&first) = buf.first() else {
             self.scanned = 0;
             return Ok(Progress::NeedMore);
         };
+        self.after_frame = false;
         if first != START_BLOCK {
             self.scanned = 0;
             return Err(MllpError::GarbageBeforeStart { byte: first });
@@ -144,7 +198,10 @@ impl Framer {
                 }
                 Some(&CARRIAGE_RETURN) => {
                     self.scanned = 0;
-                    Ok(Progress::Frame(Frame { len: at + 2 }))
+                    Ok(Progress::Frame(Frame {
+                        start: 0,
+                        len: at + 2,
+                    }))
                 }
                 Some(_) => {
                     self.scanned = 0;
@@ -163,7 +220,7 @@ impl Framer {
 
     /// At end of stream: `Ok` if nothing is pending, else [`MllpError::Truncated`].
     pub fn finish(&self, buf: &[u8]) -> Result<(), MllpError> {
-        if buf.is_empty() {
+        if self.is_idle(buf) {
             Ok(())
         } else {
             Err(MllpError::Truncated {
@@ -197,7 +254,13 @@ mod tests {
         let mut buf = Vec::new();
         encode(b"MSH|^~\\&|A\r", &mut buf);
         let p = framer(1024).next(&buf).unwrap();
-        assert_eq!(p, Progress::Frame(Frame { len: buf.len() }));
+        assert_eq!(
+            p,
+            Progress::Frame(Frame {
+                start: 0,
+                len: buf.len()
+            })
+        );
         if let Progress::Frame(f) = p {
             assert_eq!(f.payload(&buf), b"MSH|^~\\&|A\r");
         }
@@ -209,7 +272,7 @@ mod tests {
         assert_eq!(f.next(b"\x0bABC\x1c").unwrap(), Progress::NeedMore);
         assert_eq!(
             f.next(b"\x0bABC\x1c\r").unwrap(),
-            Progress::Frame(Frame { len: 6 })
+            Progress::Frame(Frame { start: 0, len: 6 })
         );
     }
 
@@ -233,7 +296,7 @@ mod tests {
         );
         assert_eq!(
             framer(8).next(b"\x0bABCDE\x1c\r").unwrap(),
-            Progress::Frame(Frame { len: 8 })
+            Progress::Frame(Frame { start: 0, len: 8 })
         );
         assert_eq!(
             framer(8).finish(b"\x0bAB").unwrap_err(),
@@ -249,7 +312,44 @@ mod tests {
     fn empty_payload_is_a_frame() {
         assert_eq!(
             framer(8).next(b"\x0b\x1c\r").unwrap(),
-            Progress::Frame(Frame { len: 3 })
+            Progress::Frame(Frame { start: 0, len: 3 })
         );
+    }
+
+    /// Issue 16: `1C 0D 0A` is a common sender habit; tolerated by default, also
+    /// when the LF arrives alone or with the next frame, and refused when strict.
+    #[test]
+    fn a_trailing_line_feed_is_tolerated_unless_strict() {
+        let mut one = Vec::new();
+        encode(b"MSH|^~\\&|A", &mut one);
+        let mut stream = one.clone();
+        stream.push(b'\n');
+        stream.extend_from_slice(&one);
+        stream.push(b'\n');
+        // Byte at a time and whole: the same two frames.
+        for step in [1usize, stream.len()] {
+            let mut f = framer(1024);
+            let mut buf = Vec::new();
+            let mut frames = Vec::new();
+            for chunk in stream.chunks(step) {
+                buf.extend_from_slice(chunk);
+                while let Ok(Progress::Frame(fr)) = f.next(&buf) {
+                    frames.push(fr.frame(&buf).to_vec());
+                    buf.drain(..fr.len);
+                }
+            }
+            assert_eq!(frames, vec![one.clone(), one.clone()], "step {step}");
+            assert!(f.is_idle(&buf), "{buf:?}");
+            assert!(f.finish(&buf).is_ok());
+        }
+        let mut f = framer(1024).strict(true);
+        let first = f.next(&stream).unwrap();
+        let Progress::Frame(fr) = first else { panic!() };
+        assert!(matches!(
+            f.next(&stream[fr.len..]),
+            Err(MllpError::GarbageBeforeStart { byte: b'\n' })
+        ));
+        // Only after a frame: an LF first on a connection is garbage.
+        assert!(framer(1024).next(b"\n\x0bMSH\x1c\r").is_err());
     }
 }

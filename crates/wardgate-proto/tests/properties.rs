@@ -205,6 +205,9 @@ proptest! {
         let m = Message::parse(&msg, &Limits::default()).unwrap();
         let mut out = Vec::new();
         let p = AckParams {
+            summary: None,
+            location: None,
+            application_code: None,
             code: [AckCode::AA, AckCode::AE, AckCode::AR][code],
             text: &text,
             error_code: Some((207, "Application internal error")),

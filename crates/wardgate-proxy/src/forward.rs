@@ -67,7 +67,8 @@ pub(crate) async fn handle<C: ClientIo>(
     let opts = shared.opts.clone();
     let mut framer = Framer::new(Limits {
         max_frame_bytes: route.max_frame_bytes,
-    });
+    })
+    .strict(route.mllp_strict);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut frame_started: Option<Instant> = None;
     let mut last_activity = Instant::now();
@@ -120,7 +121,7 @@ pub(crate) async fn handle<C: ClientIo>(
                     }
                 }
                 Ok(Progress::NeedMore) => {
-                    frame_started = if buf.is_empty() {
+                    frame_started = if framer.is_idle(&buf) {
                         None
                     } else {
                         frame_started.or(Some(Instant::now()))

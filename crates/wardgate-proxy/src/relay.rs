@@ -161,7 +161,8 @@ async fn degraded<C: ClientIo>(
 ) {
     let mut framer = Framer::new(Limits {
         max_frame_bytes: route.max_frame_bytes,
-    });
+    })
+    .strict(route.mllp_strict);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let gate = shared.floods.gate(&flow);
     loop {
@@ -234,6 +235,17 @@ async fn degraded<C: ClientIo>(
     }
 }
 
+/// MSH-10 as written, inline up to 32 bytes (no allocation for usual ids),
+/// bounded at 64.
+type ControlId = smallvec::SmallVec<[u8; 32]>;
+
+fn control_id_of(frame: &[u8]) -> ControlId {
+    let id = inspect::frame_control_id(frame);
+    let mut out = ControlId::new();
+    out.extend_from_slice(&id.as_bytes()[..id.len().min(64)]);
+    out
+}
+
 /// Why the relay loop ended.
 enum End {
     /// Orderly: the sender closed, or shutdown with nothing in flight.
@@ -254,6 +266,12 @@ pub(crate) struct Relay<C> {
     uframer: Framer,
     /// Frames forwarded and not yet acknowledged by the upstream.
     in_flight: usize,
+    /// MSH-10 of each of those, oldest first: if the upstream never answers, the
+    /// record names exactly which messages went unanswered.
+    in_flight_ids: VecDeque<ControlId>,
+    /// A rule closed the sender's side: nothing more is read or forwarded, but
+    /// the acknowledgements still due from the upstream are relayed first.
+    closing: bool,
     /// Replies waiting for earlier upstream acknowledgements: (acks still due first, frame).
     deferred: VecDeque<(usize, Vec<u8>)>,
     /// When the first byte of the frame now being received arrived.
@@ -282,10 +300,12 @@ impl<C: ClientIo> Relay<C> {
             shared,
             cbuf: BytesMut::with_capacity(READ_CHUNK),
             ubuf: BytesMut::with_capacity(READ_CHUNK),
-            cframer: Framer::new(limits),
+            cframer: Framer::new(limits).strict(route.mllp_strict),
             uframer: Framer::new(limits),
             route,
             in_flight: 0,
+            in_flight_ids: VecDeque::new(),
+            closing: false,
             deferred: VecDeque::new(),
             frame_started: None,
             last_activity: Instant::now(),
@@ -316,7 +336,10 @@ impl<C: ClientIo> Relay<C> {
         let stopping = crate::stopped(&mut stop);
         tokio::pin!(stopping);
         loop {
-            if (draining || !client_open) && self.in_flight == 0 && self.deferred.is_empty() {
+            if (draining || !client_open || self.closing)
+                && self.in_flight == 0
+                && self.deferred.is_empty()
+            {
                 break;
             }
             let due = self.deadline(drain_deadline);
@@ -325,7 +348,7 @@ impl<C: ClientIo> Relay<C> {
                 timer.as_mut().reset(armed);
             }
             tokio::select! {
-                r = self.client.read_buf(&mut self.cbuf), if client_open && !draining => {
+                r = self.client.read_buf(&mut self.cbuf), if client_open && !draining && !self.closing => {
                     match r {
                         Ok(0) | Err(_) => {
                             client_open = false;
@@ -348,7 +371,7 @@ impl<C: ClientIo> Relay<C> {
                     match r {
                         Ok(0) | Err(_) => {
                             if self.in_flight > 0 {
-                                let reason = format!("upstream closed with {} message(s) unacknowledged", self.in_flight);
+                                let reason = format!("upstream closed with {} message(s) unacknowledged: {}", self.in_flight, self.unanswered());
                                 let e = self.flow.event(&Clock::now(), &self.route, Action::Failed, reason, "connection")
                                     .with_rule(rules::UPSTREAM_UNAVAILABLE);
                                 self.shared.record(e);
@@ -371,15 +394,26 @@ impl<C: ClientIo> Relay<C> {
                         timer.as_mut().reset(armed);
                         continue;
                     }
-                    let (rule, reason) = if drain_deadline.is_some() {
+                    let (rule, mut reason) = if drain_deadline.is_some() {
                         (rules::SHUTDOWN_CUT, format!("shutdown grace period ended with {} message(s) in flight", self.in_flight))
                     } else if self.frame_started.is_some() {
                         (rules::SLOW_SENDER, format!("frame not completed within {:?} ({} bytes buffered)", opts.frame_timeout, self.cbuf.len()))
                     } else {
                         (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
                     };
+                    if self.in_flight > 0 {
+                        reason.push_str(&format!("; the upstream never answered: {}", self.unanswered()));
+                    }
+                    // Answers wardgate owes (refusals queued behind the unanswered
+                    // messages) are written, not dropped: the sender is told.
+                    let owed = self.deferred.len();
+                    self.flush_deferred_all().await;
+                    if owed > 0 {
+                        reason.push_str(&format!("; {owed} refusal(s) queued behind them were sent"));
+                    }
                     let e = self.flow.event(&Clock::now(), &self.route, Action::Closed, reason, "connection").with_rule(rule);
                     self.shared.record(e);
+                    let _ = self.client.shutdown().await;
                     return;
                 }
                 () = &mut stopping, if !draining => {
@@ -406,14 +440,17 @@ impl<C: ClientIo> Relay<C> {
                         f.frame(&self.cbuf),
                         &Clock::now(),
                     );
-                    let end = self.on_client_frame(f.len, outcome).await;
+                    let end = self.on_client_frame(f.start, f.len, outcome).await;
                     self.cbuf.advance(f.len);
+                    if self.closing {
+                        return End::Done;
+                    }
                     if let End::Closed = end {
                         return end;
                     }
                 }
                 Ok(Progress::NeedMore) => {
-                    self.frame_started = if self.cbuf.is_empty() {
+                    self.frame_started = if self.cframer.is_idle(&self.cbuf) {
                         None
                     } else {
                         self.frame_started.or(Some(Instant::now()))
@@ -425,14 +462,14 @@ impl<C: ClientIo> Relay<C> {
                 }
                 Err(e) => {
                     let o = inspect::framing_error(&self.route, &self.flow, &e, &Clock::now());
-                    return self.on_client_frame(0, o).await;
+                    return self.on_client_frame(0, 0, o).await;
                 }
             }
         }
     }
 
-    /// Enforces one verdict. The frame is `cbuf[..len]`.
-    async fn on_client_frame(&mut self, len: usize, outcome: Outcome) -> End {
+    /// Enforces one verdict. The frame is `cbuf[start..len]`.
+    async fn on_client_frame(&mut self, start: usize, len: usize, outcome: Outcome) -> End {
         self.frame_started = None;
         let Outcome {
             verdict,
@@ -444,7 +481,12 @@ impl<C: ClientIo> Relay<C> {
             Verdict::Allow | Verdict::Alert => {
                 // Record first: a crash after forwarding must not leave an unrecorded decision.
                 self.shared.record(record);
-                if self.upstream.write_all(&self.cbuf[..len]).await.is_err() {
+                if self
+                    .upstream
+                    .write_all(&self.cbuf[start..len])
+                    .await
+                    .is_err()
+                {
                     let e = self
                         .flow
                         .event(
@@ -459,6 +501,8 @@ impl<C: ClientIo> Relay<C> {
                     return End::Closed;
                 }
                 self.in_flight += 1;
+                self.in_flight_ids
+                    .push_back(control_id_of(&self.cbuf[start..len]));
                 End::Done
             }
             Verdict::Block => {
@@ -486,9 +530,17 @@ impl<C: ClientIo> Relay<C> {
                     }
                 }
                 if close {
-                    self.flush_deferred_all().await;
-                    let _ = self.client.shutdown().await;
-                    End::Closed
+                    if self.in_flight == 0 {
+                        self.flush_deferred_all().await;
+                        let _ = self.client.shutdown().await;
+                        return End::Closed;
+                    }
+                    // Acknowledgements for messages already forwarded come back
+                    // first, then this answer, then the connection closes (the
+                    // run loop reads no more from the sender meanwhile).
+                    self.closing = true;
+                    self.frame_started = None;
+                    End::Done
                 } else {
                     End::Done
                 }
@@ -506,6 +558,7 @@ impl<C: ClientIo> Relay<C> {
                     }
                     self.ubuf.advance(f.len);
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    self.in_flight_ids.pop_front();
                     for d in self.deferred.iter_mut() {
                         d.0 = d.0.saturating_sub(1);
                     }
@@ -539,6 +592,22 @@ impl<C: ClientIo> Relay<C> {
                     return End::Closed;
                 }
             }
+        }
+    }
+
+    /// The control ids forwarded and not answered, for the record.
+    fn unanswered(&self) -> String {
+        let ids: Vec<String> = self
+            .in_flight_ids
+            .iter()
+            .take(32)
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect();
+        let more = self.in_flight_ids.len().saturating_sub(ids.len());
+        if more > 0 {
+            format!("{} and {more} more", ids.join(", "))
+        } else {
+            ids.join(", ")
         }
     }
 

@@ -279,6 +279,9 @@ async fn sink(listener: TcpListener, received: Arc<Mutex<Vec<Vec<u8>>>>) {
                     let mut ack = Vec::new();
                     if let Ok(m) = Message::parse(f.payload(&buf), &Hl7Limits::default()) {
                         let p = AckParams {
+                            summary: None,
+                            location: None,
+                            application_code: None,
                             code: AckCode::AA,
                             text: "",
                             error_code: None,

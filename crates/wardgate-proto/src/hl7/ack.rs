@@ -34,8 +34,18 @@ impl AckCode {
 pub struct AckParams<'p> {
     /// MSA-1.
     pub code: AckCode,
-    /// Human-readable reason: MSA-3 (first 80 characters) and ERR-8.
+    /// The full human-readable reason: ERR-8 (and MSA-3 when no summary is given,
+    /// cut at a word boundary).
     pub text: &'p str,
+    /// MSA-3: a short reason (at most 80 characters, HL7 v2.5.1 MSA-3 ST 80) that a
+    /// receiving system shows as is; longer ones are cut at a word boundary, so a
+    /// number or unit is never cut in the middle.
+    pub summary: Option<&'p str>,
+    /// ERR-2 error location (ERL: segment^sequence^field), written with `^` as the
+    /// component separator and re-encoded in the message's own.
+    pub location: Option<&'p str>,
+    /// ERR-5 application error code: (identifier, text), coding system `WARDGATE`.
+    pub application_code: Option<(&'p str, &'p str)>,
     /// ERR-3 from HL7 table 0357 (e.g. 200 "Unsupported message type"); no ERR segment when `None`.
     pub error_code: Option<(u16, &'p str)>,
     /// MSH-10 of the acknowledgement itself.
@@ -170,13 +180,22 @@ fn write_ack(
         text(h.original_control_id, out);
     }
     out.push(f);
-    text(truncate(p.text, MSA3_MAX).as_bytes(), out);
+    text(short(p.summary.unwrap_or(p.text), MSA3_MAX).as_bytes(), out);
     out.push(b'\r');
-    // ERR (2.15.5): ERR-3 error code (CWE, table 0357), ERR-4 severity, ERR-8 user message.
+    // ERR (2.15.5): ERR-2 location, ERR-3 error code (CWE, table 0357), ERR-4
+    // severity, ERR-5 application error code, ERR-8 user message.
     if let Some((code, name)) = p.error_code {
         out.extend_from_slice(b"ERR");
         out.push(f);
         out.push(f);
+        if let Some(location) = p.location {
+            for (i, part) in location.split('^').enumerate() {
+                if i > 0 {
+                    out.push(c);
+                }
+                text(part.as_bytes(), out);
+            }
+        }
         out.push(f);
         out.extend_from_slice(code.to_string().as_bytes());
         out.push(c);
@@ -185,19 +204,34 @@ fn write_ack(
         out.extend_from_slice(b"HL70357");
         out.push(f);
         out.push(b'E');
-        out.extend_from_slice(&[f, f, f, f]);
+        out.push(f);
+        if let Some((id, name)) = p.application_code {
+            text(id.as_bytes(), out);
+            out.push(c);
+            text(name.as_bytes(), out);
+            out.push(c);
+            out.extend_from_slice(b"WARDGATE");
+        }
+        out.extend_from_slice(&[f, f, f]);
         text(p.text.as_bytes(), out);
         out.push(b'\r');
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
+/// `s` if it fits in `max` characters; else cut at the last space that keeps it
+/// within `max` (a word, a number, a unit is never cut in the middle), and only if
+/// there is none, at a character boundary.
+fn short(s: &str, max: usize) -> &str {
+    if s.chars().count() <= max {
         return s;
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    let end = s.char_indices().nth(max).map_or(s.len(), |(i, _)| i);
+    // The cut falls inside a word unless the character at `end` is a space.
+    let at_space = s[end..].starts_with(' ');
+    let cut = if at_space {
+        end
+    } else {
+        s[..end].rfind(' ').unwrap_or(end)
+    };
+    s[..cut].trim_end_matches([' ', ',', ';', ':'])
 }

@@ -92,9 +92,14 @@ fn escape_round_trips() {
 
 #[test]
 fn line_feed_terminators_are_tolerated_and_noted() {
-    let m = parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.5\r\nPID|||1\nPV1||I\r\n");
-    assert_eq!(m.segment_count(), 3);
-    assert_eq!(m.anomalies(), &[Hl7Anomaly::LineFeedSegmentTerminator]);
+    for text in [
+        &b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.5\r\nPID|||1\r\nPV1||I\r\n"[..],
+        b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.5\nPID|||1\nPV1||I\n",
+    ] {
+        let m = parse(text);
+        assert_eq!(m.segment_count(), 3);
+        assert_eq!(m.anomalies(), &[Hl7Anomaly::LineFeedSegmentTerminator]);
+    }
     let m = parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.5\r\rPID|||1\r");
     assert_eq!(m.anomalies(), &[Hl7Anomaly::EmptySegment]);
 }
@@ -150,6 +155,9 @@ fn ack_names_the_original_and_uses_its_delimiters() {
     let m = parse(odd);
     let mut out = Vec::new();
     let p = AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
         code: AckCode::AR,
         text: "rate 2050 U/h above hard limit | 2000 ^ U/h",
         error_code: Some((207, "Application internal error")),
@@ -181,6 +189,9 @@ fn ack_names_the_original_and_uses_its_delimiters() {
 fn ack_for_unparsed_input_parses() {
     let mut out = Vec::new();
     let p = AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
         code: AckCode::AE,
         text: "malformed",
         error_code: Some((102, "Data type error")),
@@ -193,4 +204,57 @@ fn ack_for_unparsed_input_parses() {
     let msa = ack.segments_named(b"MSA").next().unwrap();
     assert_eq!(msa.field(2).text(), "X|Y");
     assert_eq!(ack.message_type().code, b"ACK");
+}
+
+/// Regression (issue 16, parser differentials): what some parsers read as a
+/// segment or message break and others as data is refused, never read one way.
+#[test]
+fn bytes_parsers_disagree_on_are_refused() {
+    let l = Limits::default();
+    let base = "MSH|^~\\&|A|B|C|D|2026||RGV^O15|X|P|2.6\rPID|||1^^^H^MR||Doe{}Jane\rRXG|1||HEP\r";
+    for (insert, what) in [
+        ("\x0c", "0x0C"),
+        ("\x0b", "0x0B"),
+        ("\x1c", "0x1C"),
+        ("\x1d", "0x1D"),
+        ("\x1e", "0x1E"),
+        ("\x1f", "0x1F"),
+        ("\x00", "0x00"),
+        ("\x7f", "0x7F"),
+        ("\u{85}", "U+0085 (NEL)"),
+        ("\u{2028}", "U+2028"),
+        ("\u{2029}", "U+2029"),
+    ] {
+        let text = base.replace("{}", insert);
+        match Message::parse(text.as_bytes(), &l) {
+            Err(Hl7Error::ControlCharacter { what: w, .. }) => assert_eq!(w, what),
+            other => panic!("{insert:?}: {other:?}"),
+        }
+    }
+    // A Latin-1 NEL (a lone 0x85) too; but 0x85 inside a UTF-8 letter (Å) is data.
+    let mut latin = base.replace("{}", "").into_bytes();
+    latin.insert(40, 0x85);
+    assert!(matches!(
+        Message::parse(&latin, &l),
+        Err(Hl7Error::ControlCharacter { .. })
+    ));
+    let ok = base.replace("{}", "Å\t©");
+    assert!(Message::parse(ok.as_bytes(), &l).is_ok());
+    // Mixed terminators.
+    let mixed = base.replace("{}", "").replacen('\r', "\n", 1);
+    assert_eq!(
+        Message::parse(mixed.as_bytes(), &l).unwrap_err(),
+        Hl7Error::MixedTerminators
+    );
+    // A second header in one frame.
+    for id in ["MSH", "BHS", "BTS", "FHS", "FTS"] {
+        let two = format!("{}{id}|^~\\&|A\r", base.replace("{}", ""));
+        assert!(
+            matches!(
+                Message::parse(two.as_bytes(), &l),
+                Err(Hl7Error::EmbeddedHeader { index: 4, .. })
+            ),
+            "{id}"
+        );
+    }
 }
