@@ -37,7 +37,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import hl7, hl7apy, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy" >/dev/null 2>&1; then
   echo "setup: installing Python peers into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 fi

@@ -475,6 +475,42 @@ fn check_give(
         }
     }
 
+    // A weight-based order runs on the pump with a weight: it needs one valid
+    // body weight in the message (PCD-03 error 9019), whatever the library's unit;
+    // likewise a per-m2 order and the body surface area.
+    let stated = || prog.rates.iter().chain(doses.iter());
+    for (needed, facts_of, what) in [
+        (
+            stated().any(|s| s.unit.per_kg),
+            &patient.weight,
+            "body weight",
+        ),
+        (
+            stated().any(|s| s.unit.per_m2),
+            &patient.bsa,
+            "body surface area",
+        ),
+    ] {
+        if !needed {
+            continue;
+        }
+        match facts_of {
+            Err(f) => out.findings.push(f.clone()),
+            Ok(None) => out.findings.push(
+                OrderFinding::new(
+                    rules::WEIGHT_REQUIRED,
+                    format!("RXG #{n}: the order is per {} but the message carries no valid {what} (OBX)", if what == "body weight" { "kg" } else { "m2" }),
+                )
+                .at(loc(b"RXG", n, 0)),
+            ),
+            Ok(Some(_)) => {}
+        }
+    }
+    if out.findings[start..].iter().any(OrderFinding::blocks) {
+        out.infusions.push(facts);
+        return;
+    }
+
     let mut checked = false;
     // Rates: every statement converted to the library's unit; all must agree.
     if !prog.rates.is_empty() && !prog.bolus {
@@ -703,8 +739,13 @@ fn judge(
             return None;
         }
     }
-    let lo = values.iter().min_by(|a, b| a.0.total_cmp(&b.0))?;
-    let hi = values.iter().max_by(|a, b| a.0.total_cmp(&b.0))?;
+    // The most dangerous reading each way; among readings equal within rounding
+    // the first stated (RXG before OBX before one derived from a duration), so the
+    // record names the number the order wrote.
+    let max = values.iter().map(|v| v.0).fold(f64::MIN, f64::max);
+    let min = values.iter().map(|v| v.0).fold(f64::MAX, f64::min);
+    let hi = values.iter().find(|v| v.0 >= max * (1.0 - 1e-9))?;
+    let lo = values.iter().find(|v| v.0 <= min * (1.0 + 1e-9))?;
     Some(((lo.0, lo.2.written.clone()), (hi.0, hi.2.written.clone())))
 }
 

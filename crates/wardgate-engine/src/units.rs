@@ -230,8 +230,8 @@ const AMBIGUOUS: &[(&str, &str)] = &[
 ];
 
 /// An amount token: exact spelling first; a case-folded match only when folding
-/// cannot change the magnitude (an upper-case `M` that folds to a milli prefix
-/// may be mega; an upper-case `U` that folds to micro may be units).
+/// cannot change the magnitude (a milli prefix spelled in another case may be
+/// UCUM's mega; an upper-case `U` that folds to micro may be units).
 fn amount(token: &str) -> Result<Unit, UnitError> {
     let t = token.trim();
     let t_norm;
@@ -258,9 +258,11 @@ fn amount(token: &str) -> Result<Unit, UnitError> {
         .ok_or_else(|| UnitError::UnknownAmount(t.to_owned()))?;
     let (_, dim, factor, prefix) = *folded;
     match (t.as_bytes().first(), prefix) {
-        (Some(b'M'), Prefix::Milli) => Err(UnitError::Ambiguous {
+        // Not written as UCUM or a known abbreviation spells it: whether its m is
+        // milli or mega (UCUM's M) is a guess.
+        (_, Prefix::Milli) => Err(UnitError::Ambiguous {
             text: t.to_owned(),
-            why: "upper-case M is mega in UCUM; it means milli only once case is folded",
+            why: "its case is not the UCUM spelling: upper-case M is mega, lower-case m milli, and this spelling folds one into the other",
         }),
         (Some(b'U'), Prefix::Micro) => Err(UnitError::Ambiguous {
             text: t.to_owned(),

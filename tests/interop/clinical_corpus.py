@@ -1,0 +1,310 @@
+"""An adversarial corpus of HL7 infusion orders (IHE PCD-03, RGV^O15), each with
+the verdict wardgate must reach: generated from the classes of issue 16 (unit case,
+repetitions, coded parts that disagree, patient weight, every place a rate is
+stated, parser differentials, minimum and maximum limits) crossed with encodings
+(MDC numeric and named units, UCUM, words) and multiples of the limits.
+
+`cases()` returns the corpus; `SITE_LIBRARY` is the drug library it is judged
+against. Each case: name, message text, expected verdict ("allow", "alert" or
+"block") and, for alerts and blocks, the rule id the decision must name.
+"""
+
+SITE_LIBRARY = """
+[[drug_library]]
+id = "adult-icu"
+
+[[drug_library.drug]]
+names = ["heparin", "HEP", "0409-2720"]
+rate_unit = "U/h"
+rate_soft_max = 1500
+rate_hard_max = 2000
+rate_hard_min = 50
+dose_unit = "U"
+dose_hard_max = 10000
+
+[[drug_library.drug]]
+names = ["insulin", "INS"]
+rate_unit = "U/h"
+rate_soft_max = 15
+rate_hard_max = 25
+rate_hard_min = 0.1
+
+[[drug_library.drug]]
+names = ["propofol", "PROP"]
+rate_unit = "mcg/kg/min"
+rate_soft_max = 50
+rate_hard_max = 80
+
+[[drug_library.drug]]
+names = ["oxytocin", "OXY"]
+rate_unit = "mU/min"
+rate_soft_max = 20
+rate_hard_max = 40
+
+[[drug_library.drug]]
+names = ["vancomycin", "VANC"]
+rate_unit = "mg/h"
+rate_hard_max = 2000
+dose_unit = "mg"
+dose_soft_max = 2000
+dose_hard_max = 3000
+"""
+
+# Units as PCD-03 and senders write them: (MDC triplet, UCUM triplet, words).
+ML_H = ["265266^MDC_DIM_MILLI_L_PER_HR^MDC", "mL/h^mL/h^UCUM", "mL/h"]
+U_H = ["267840^MDC_DIM_X_INTL_UNIT_PER_HR^MDC", "U/h^U/h^UCUM", "units/hour"]
+ML = ["263762^MDC_DIM_MILLI_L^MDC", "mL^mL^UCUM", "mL"]
+U = ["267616^MDC_DIM_X_INTL_UNIT^MDC", "U^U^UCUM", "units"]
+MCG_KG_MIN = ["265619^MDC_DIM_MICRO_G_PER_KG_PER_MIN^MDC", "ug/kg/min^ug/kg/min^UCUM", "mcg/kg/min"]
+MU_MIN = ["267826^MDC_DIM_MILLI_INTL_UNIT_PER_MIN^MDC", "mU/min^mU/min^UCUM", "milliunits/min"]
+MG = ["263890^MDC_DIM_MILLI_G^MDC", "mg^mg^UCUM", "mg"]
+KG = ["263875^MDC_DIM_KILO_G^MDC", "kg^kg^UCUM", "kg"]
+MIN_CQ = "264352&MDC_DIM_MIN&MDC"
+HR_CQ = "264384&MDC_DIM_HR&MDC"
+WEIGHT = "68063^MDC_ATTR_PT_WEIGHT^MDC"
+
+
+def rxg(**f):
+    """An RXG segment with fields set by number (f4=..., f15=...)."""
+    n = max(int(k[1:]) for k in f)
+    parts = ["RXG"] + [""] * n
+    for k, v in f.items():
+        parts[int(k[1:])] = v
+    return "|".join(parts)
+
+
+def obx(n, code, value, unit, status="F"):
+    return f"OBX|{n}|NM|{code}||{value}|{unit}|||||{status}"
+
+
+def message(cid, gives, orc="RE", pre=(), post=(), sep="\r", pv1="PV1||I|ICU^1^1"):
+    """gives: list of (rxg segment, [segments after it])."""
+    segs = [
+        f"MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261204031500||RGV^O15^RGV_O15|{cid}|P|2.6",
+        "PID|||4711^^^HOSP^MR||Doe^Jane",
+        pv1,
+        f"ORC|{orc}|{cid}^EHR",
+        *pre,
+    ]
+    for seg, after in gives:
+        segs.append(seg)
+        segs.append("RXR|^IV^HL70162")
+        segs.extend(after)
+    segs.extend(post)
+    return sep.join(segs) + sep
+
+
+def heparin(rate, rate_unit=ML_H[0], strength="25000", s_unit=U[1], volume="250", v_unit=ML[1], vtbi=None, **extra):
+    f = dict(f1="1", f4="HEP^heparin^LOCAL", f15=str(rate), f16=rate_unit, f17=strength, f18=s_unit, f23=volume, f24=v_unit)
+    if vtbi is not None:
+        f.update(f5=str(vtbi), f7=ML[0])
+    f.update(extra)
+    return rxg(**f)
+
+
+def insulin(rate, unit=U_H[1], **extra):
+    return rxg(f1="1", f4="INS^insulin^LOCAL", f15=str(rate), f16=unit, **extra)
+
+
+def propofol(rate, unit=MCG_KG_MIN[0], **extra):
+    return rxg(f1="1", f4="PROP^propofol^LOCAL", f15=str(rate), f16=unit, **extra)
+
+
+def oxytocin(rate, unit=MU_MIN[1], **extra):
+    return rxg(f1="1", f4="OXY^oxytocin^LOCAL", f15=str(rate), f16=unit, **extra)
+
+
+def weight(kg="80", unit=KG[0], code=WEIGHT, status="F", n=1):
+    return obx(n, code, kg, unit, status)
+
+
+class Corpus:
+    def __init__(self):
+        self.items = []
+
+    def add(self, name, text, verdict, rule=None):
+        assert verdict in ("allow", "alert", "block")
+        self.items.append({"name": name, "text": text, "verdict": verdict, "rule": rule})
+
+
+def cases():
+    c = Corpus()
+    n = iter(range(1, 100000))
+
+    def cid():
+        return f"C{next(n):04d}"
+
+    # --- Routine orders that must pass, in every unit encoding ---------------------
+    for i, u in enumerate(ML_H):
+        # Heparin 25 000 U in 250 mL (100 U/mL) at 10 mL/h with VTBI 250 mL: the
+        # regression of issue 16 (the VTBI was read as a 25 000 U dose).
+        c.add(f"heparin 1000 U/h in mL/h, VTBI, unit form {i}", message(cid(), [(heparin(10, u, vtbi=250), [])]), "allow")
+        c.add(f"heparin 500 U/h in mL/h, unit form {i}", message(cid(), [(heparin(5, u), [])]), "allow")
+    for i, u in enumerate(U_H):
+        c.add(f"insulin 5 U/h, unit form {i}", message(cid(), [(insulin(5, u), [])]), "allow")
+        c.add(f"heparin 1200 U/h direct, unit form {i}", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1200", f16=u), [])]), "allow")
+    for i, u in enumerate(MCG_KG_MIN):
+        c.add(f"propofol 30 mcg/kg/min with weight, unit form {i}", message(cid(), [(propofol(30, u), [weight()])]), "allow")
+    for i, u in enumerate(MU_MIN):
+        c.add(f"oxytocin 10 mU/min, unit form {i}", message(cid(), [(oxytocin(10, u), [])]), "allow")
+    for i, k in enumerate(KG):
+        c.add(f"propofol with weight unit form {i}", message(cid(), [(propofol(25), [weight("70", k)])]), "allow")
+    c.add("propofol with weight in grams", message(cid(), [(propofol(25), [weight("70000", "263872^MDC_DIM_X_G^MDC")])]), "allow")
+    c.add("propofol with weight coded 188736", message(cid(), [(propofol(25), [weight(code="188736^MDC_MASS_BODY_ACTUAL^MDC")])]), "allow")
+    c.add("propofol with weight coded LOINC", message(cid(), [(propofol(25), [weight(code="29463-7^Body weight^LN")])]), "allow")
+    c.add("propofol with two agreeing weights", message(cid(), [(propofol(25), [weight("80"), weight("80.0", n=2)])]), "allow")
+    c.add("propofol with a wrong weight marked W", message(cid(), [(propofol(25), [weight("40", status="W"), weight("80", n=2)])]), "allow")
+    c.add("heparin rate and a consistent OBX rate", message(cid(), [(heparin(10), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "10", ML_H[0])])]), "allow")
+    c.add("heparin with VTBI in RXG and OBX agreeing", message(cid(), [(heparin(10, vtbi=250), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "250", ML[0])])]), "allow")
+    c.add("heparin VTBI over TQ1 duration agreeing with the rate",
+          message(cid(), [(heparin(10, vtbi=250), [f"TQ1|1||||||||||||25^{HR_CQ}"])]), "allow")
+    c.add("heparin VTBI over a repeated TQ1-13 (2 h 30 min) agreeing",
+          message(cid(), [(heparin(100, strength="2500", vtbi=250), [f"TQ1|1||||||||||||2^{HR_CQ}~30^{MIN_CQ}"])]), "allow")
+    c.add("heparin concentration OBX agreeing", message(cid(), [(heparin(10), [obx(1, "157760^MDC_CONC_DRUG^MDC", "100", "U/mL^U/mL^UCUM")])]), "allow")
+    c.add("vancomycin 1 g over 60 min (intermittent, PCD-03 dose in RXG-15/16)",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="1000", f16=MG[0], f17="5", f18=MG[1], f23="1", f24=ML[1]), [f"TQ1|1||||||||||||60^{MIN_CQ}"])]), "allow")
+    c.add("heparin bolus 5000 U (ORC-1 CH)", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="5000", f16=U[0]), [])], orc="CH"), "allow")
+    c.add("heparin loading dose by order type OBX",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="4000", f16=U[1]), [f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose"])]), "allow")
+    c.add("heparin give code alternate identifier agreeing", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin^LOCAL^0409-2720^Heparin sodium^NDC"), [])]), "allow")
+    c.add("insulin RXG-5 amount per RXG-14 H1", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7=U[1], f14="H1"), [])]), "allow")
+    c.add("escape sequence in the drug text only", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin \\T\\ saline^LOCAL"), [])]), "allow")
+    c.add("different delimiters (# components)", message(cid(), [(heparin(10), [])]).replace("^", "#").replace("MSH|#~\\&", "MSH|#~\\&"), "allow")
+
+    # --- Soft limits and minimum: forwarded with an alert -------------------------------
+    c.add("heparin 1800 U/h above soft", message(cid(), [(heparin(18), [])]), "alert", "WG-INF-012")
+    c.add("insulin 20 U/h above soft", message(cid(), [(insulin(20), [])]), "alert", "WG-INF-012")
+    c.add("propofol 60 above soft", message(cid(), [(propofol(60), [weight()])]), "alert", "WG-INF-012")
+    c.add("vancomycin 2500 mg dose above soft",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="2500", f16=MG[1]), [])], orc="CH"), "alert", "WG-INF-013")
+    c.add("weight malformed but not needed", message(cid(), [(insulin(5), [weight("eighty")])]), "alert", "WG-INF-022")
+
+    # --- Above the hard limit, by every multiple and in every encoding ---------------
+    for k in (1.05, 1.5, 2, 10, 40, 270, 1000):
+        for i, u in enumerate(ML_H):
+            c.add(f"heparin {k}x hard limit in mL/h form {i}", message(cid(), [(heparin(round(20 * k, 3), u), [])]), "block", "WG-INF-010")
+        for i, u in enumerate(U_H):
+            c.add(f"insulin {k}x hard limit form {i}", message(cid(), [(insulin(round(25 * k, 3), u), [])]), "block", "WG-INF-010")
+        c.add(f"propofol {k}x hard limit", message(cid(), [(propofol(round(80 * k, 3)), [weight()])]), "block", "WG-INF-010")
+        c.add(f"oxytocin {k}x hard limit", message(cid(), [(oxytocin(round(40 * k, 3)), [])]), "block", "WG-INF-010")
+    c.add("heparin bolus 15000 U above dose hard limit", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="15000", f16=U[1]), [])], orc="CH"), "block", "WG-INF-011")
+    c.add("heparin 5000 U over 1 min (TQ1): 300000 U/h",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="5000", f16=U[0]), [f"TQ1|1||||||||||||1^{MIN_CQ}"])]), "block", "WG-INF-010")
+    c.add("heparin VTBI 250 mL over 10 min (TQ1): 150000 U/h",
+          message(cid(), [(heparin(10, vtbi=250).replace("|10|265266", "||265266"), [f"TQ1|1||||||||||||10^{MIN_CQ}"])]), "block", None)
+    c.add("insulin RXG-5 per RXG-14 M1 (per minute): 240 U/h", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7=U[1], f14="M1"), [])]), "block", "WG-INF-010")
+    c.add("propofol per-kg rate with a 10x light weight in the second give", message(cid(), [(propofol(30), [weight()]), (propofol(800), [])]), "block", "WG-INF-010")
+    c.add("two gives, the second above the limit", message(cid(), [(heparin(10), []), (heparin(30), [])]), "block", "WG-INF-010")
+    c.add("mega international units exactly as UCUM", message(cid(), [(insulin(1, "M[iU]/h^M[iU]/h^UCUM"), [])]), "block", "WG-INF-010")
+
+    # --- Below the hard minimum --------------------------------------------------------
+    for v in ("0.001", "0.01", "0.1"):
+        c.add(f"heparin {v} mL/h (under-dosing)", message(cid(), [(heparin(v), [])]), "block", "WG-INF-023")
+    c.add("insulin 0.01 U/h", message(cid(), [(insulin("0.01"), [])]), "block", "WG-INF-023")
+    c.add("heparin 0 U/h", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="0", f16=U_H[1]), [])]), "block", "WG-INF-023")
+
+    # --- Unit case: the magnitude depends on the case -> refused ----------------------
+    for spelled in ("MU/h", "MIU/h", "Mu/h", "mu/h", "MU/H", "MIU/HR"):
+        c.add(f"insulin 20 {spelled}", message(cid(), [(insulin(20, f"{spelled}^{spelled}^L"), [])]), "block", "WG-INF-014")
+        c.add(f"insulin 20 {spelled} as text only", message(cid(), [(insulin(20, f"^{spelled}"), [])]), "block", "WG-INF-014")
+    for spelled in ("ML/HR", "ML/H", "Ml/h", "mL/H".upper()):
+        c.add(f"heparin 10 {spelled}", message(cid(), [(heparin(10, f"{spelled}^{spelled}^L"), [])]), "block", "WG-INF-014")
+    for spelled in ("MCG/KG/MIN", "Mcg/kg/min"):
+        # "mcg" folds to micro, never milli: one reading only.
+        c.add(f"propofol 30 {spelled}", message(cid(), [(propofol(30, f"^{spelled}"), [weight()])]), "allow")
+    c.add("oxytocin 10 MU/min", message(cid(), [(oxytocin(10, "MU/min^MU/min^L"), [])]), "block", "WG-INF-014")
+    c.add("heparin strength in MG-like units 'MU'", message(cid(), [(heparin(10, s_unit="MU^MU^L"), [])]), "block", "WG-INF-014")
+
+    # --- Repetitions in fields that do not repeat ------------------------------------
+    for f, v in (("f15", "25~2500"), ("f15", "2500~25"), ("f16", "U/h~mL/h"), ("f4", "HEP^heparin~INS^insulin"),
+                 ("f17", "25000~2500"), ("f23", "250~25"), ("f18", "U~mU"), ("f24", "mL~L"), ("f5", "250~25"), ("f7", "mL~L")):
+        base = dict(f1="1", f4="HEP^heparin", f5="250", f7="mL", f15="10", f16="mL/h", f17="25000", f18="U", f23="250", f24="mL")
+        base[f] = v
+        c.add(f"heparin with RXG-{f[1:]} repeated {v!r}", message(cid(), [(rxg(**base), [])]), "block", "WG-INF-015")
+    c.add("insulin RXG-16 repeated with identical values", message(cid(), [(insulin(5, "U/h~U/h"), [])]), "block", "WG-INF-015")
+    c.add("propofol with the weight value repeated", message(cid(), [(propofol(30), [weight("80~8")])]), "block", None)
+
+    # --- Coded elements whose parts disagree -----------------------------------------
+    c.add("MDC code for mL/h with the text U/h", message(cid(), [(heparin(1000, "265266^U/h^MDC"), [])]), "block", "WG-INF-016")
+    c.add("UCUM mL/h with MDC name for U/h", message(cid(), [(heparin(10, "mL/h^MDC_DIM_X_INTL_UNIT_PER_HR^MDC"), [])]), "block", "WG-INF-016")
+    c.add("alternate identifier names another unit", message(cid(), [(heparin(10, "mL/h^mL/h^UCUM^267840^MDC_DIM_X_INTL_UNIT_PER_HR^MDC"), [])]), "block", "WG-INF-016")
+    c.add("heparin code with the text insulin", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^insulin^LOCAL"), [])]), "block", "WG-INF-016")
+    c.add("insulin code with the text heparin", message(cid(), [(insulin(5).replace("INS^insulin^LOCAL", "INS^Heparin sodium^LOCAL"), [])]), "block", "WG-INF-016")
+    c.add("unknown code with the text heparin", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "99999^heparin^LOCAL"), [])]), "block", "WG-INF-016")
+    c.add("alternate identifier names another drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin^LOCAL^INS^^LOCAL"), [])]), "block", "WG-INF-016")
+    c.add("unknown unit identifier with known text", message(cid(), [(heparin(10, "999999^mL/h^MDC"), [])]), "block", "WG-INF-004")
+    c.add("weight code with text 'ideal body weight'", message(cid(), [(propofol(30), [weight(code="68063^Ideal body weight^MDC")])]), "block", "WG-INF-016")
+    c.add("OBX rate code whose text names VTBI", message(cid(), [(heparin(10), [obx(1, "157784^MDC_VOL_FLUID_TBI^MDC", "10", ML_H[0])])]), "block", "WG-INF-016")
+
+    # --- Patient weight and surface area --------------------------------------------
+    c.add("propofol without weight", message(cid(), [(propofol(30), [])]), "block", "WG-INF-006")
+    c.add("propofol with only a wrong (W) weight", message(cid(), [(propofol(30), [weight(status="W")])]), "block", "WG-INF-006")
+    c.add("propofol with only a deleted (D) weight", message(cid(), [(propofol(30), [weight(status="D")])]), "block", "WG-INF-006")
+    c.add("propofol with only an X weight", message(cid(), [(propofol(30), [weight(status="X")])]), "block", "WG-INF-006")
+    c.add("propofol with an uncoded 'Weight' OBX only", message(cid(), [(propofol(30), [obx(1, "^Weight", "80", KG[1])])]), "block", "WG-INF-006")
+    c.add("propofol with birth weight (LOINC 8339-4) only", message(cid(), [(propofol(30), [obx(1, "8339-4^Birth weight^LN", "3.5", KG[1])])]), "block", "WG-INF-006")
+    c.add("propofol with ideal body weight text only", message(cid(), [(propofol(30), [obx(1, "^Ideal body weight", "60", KG[1])])]), "block", "WG-INF-006")
+    c.add("propofol with two weights that disagree", message(cid(), [(propofol(30), [weight("80"), weight("60", n=2)])]), "block", "WG-INF-021")
+    c.add("propofol with weight and LOINC weight that disagree", message(cid(), [(propofol(30), [weight("80"), weight("8", code="29463-7^Body weight^LN", n=2)])]), "block", "WG-INF-021")
+    c.add("propofol with a non-numeric weight", message(cid(), [(propofol(30), [weight("eighty")])]), "block", "WG-INF-020")
+    c.add("propofol with a weight in cm", message(cid(), [(propofol(30), [weight("80", "263441^MDC_DIM_CENTI_M^MDC")])]), "block", "WG-INF-020")
+    c.add("propofol with an implausible weight", message(cid(), [(propofol(30), [weight("8000")])]), "block", "WG-INF-020")
+    c.add("propofol with a weight in an unknown unit", message(cid(), [(propofol(30), [weight("80", "stone^stone^L")])]), "block", "WG-INF-020")
+    c.add("propofol with a weight without unit", message(cid(), [(propofol(30), [weight("80", "")])]), "block", "WG-INF-020")
+    c.add("propofol with a weight in ambiguous 'MG'", message(cid(), [(propofol(30), [weight("80000000", "MG^MG^L")])]), "block", "WG-INF-020")
+
+    # --- Several places state the programme: they must agree -------------------------
+    c.add("OBX rate 2x RXG-15", message(cid(), [(heparin(10), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "20", ML_H[0])])]), "block", "WG-INF-017")
+    c.add("OBX rate half RXG-15", message(cid(), [(heparin(20), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "10", ML_H[0])])]), "block", "WG-INF-017")
+    c.add("OBX dose rate disagreeing", message(cid(), [(propofol(30), [weight(), obx(2, "157924^MDC_RATE_DOSE^MDC", "300", MCG_KG_MIN[0])])]), "block", None)
+    c.add("VTBI and OBX VTBI disagree", message(cid(), [(heparin(10, vtbi=250), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "25", ML[0])])]), "block", "WG-INF-017")
+    c.add("VTBI over TQ1 disagrees with the rate", message(cid(), [(heparin(10, vtbi=250), [f"TQ1|1||||||||||||1^{HR_CQ}"])]), "block", None)
+    c.add("concentration OBX disagrees with RXG strength", message(cid(), [(heparin(10), [obx(1, "157760^MDC_CONC_DRUG^MDC", "1000", "U/mL^U/mL^UCUM")])]), "block", "WG-INF-017")
+    c.add("TQ1 between two RXG", message(cid(), [(heparin(10), [f"TQ1|1||||||||||||1^{HR_CQ}"]), (heparin(10), [])]), "block", "WG-INF-018")
+    c.add("RXG-16 already a rate with RXG-14", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7="U/h", f14="H1"), [])]), "block", "WG-INF-005")
+    c.add("dose in RXG-15 with no library dose limits and no duration", message(cid(), [(rxg(f1="1", f4="INS^insulin", f15="50", f16=U[1]), [])]), "block", "WG-INF-009")
+    c.add("bolus of insulin (no dose limits)", message(cid(), [(rxg(f1="1", f4="INS^insulin", f15="50", f16=U[1]), [])], orc="CH"), "block", "WG-INF-009")
+
+    # --- Escapes in clinical values ---------------------------------------------------
+    c.add("escaped digit in the rate", message(cid(), [(heparin("\\X31\\0"), [])]), "block", "WG-INF-019")
+    c.add("escaped unit", message(cid(), [(heparin(10, "\\X6D\\L/h"), [])]), "block", "WG-INF-019")
+    c.add("escaped drug identifier", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "\\X48\\EP^heparin^LOCAL"), [])]), "block", "WG-INF-019")
+    c.add("escaped strength", message(cid(), [(heparin(10, strength="2\\X35\\000"), [])]), "block", "WG-INF-019")
+    c.add("component in the rate", message(cid(), [(heparin("10^20"), [])]), "block", "WG-INF-008")
+    c.add("exponent in the rate", message(cid(), [(heparin("1e1"), [])]), "block", "WG-INF-008")
+    c.add("negative rate", message(cid(), [(heparin("-10"), [])]), "block", "WG-INF-008")
+    c.add("comma decimal rate", message(cid(), [(heparin("10,5"), [])]), "block", "WG-INF-008")
+
+    # --- Parser differentials: refused before any clinical reading ------------------
+    diff = heparin(10)
+    for ch, name in (("\x0c", "form feed"), ("\x0b", "vertical tab"), ("\x1e", "record separator"), ("\x1d", "group separator"),
+                     ("\x1f", "unit separator"), ("\x00", "NUL"), ("\x7f", "DEL"), ("\u0085", "NEL"), ("\u2028", "U+2028"), ("\u2029", "U+2029")):
+        c.add(f"{name} inside a field", message(cid(), [(diff, [])], post=[f"NTE|1||note{ch}RXG|1||HEP^heparin|||||||||||2000|U/h"]), "block", "WG-HL7-P09")
+        c.add(f"{name} inside the rate", message(cid(), [(heparin(f"1{ch}0"), [])]), "block", "WG-HL7-P09")
+    c.add("second MSH in one frame", message(cid(), [(diff, [])]) + "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|2026||RGV^O15|X2|P|2.6\r", "block", "WG-HL7-P10")
+    c.add("batch header in one frame", "BHS|^~\\&|EHR\r" + message(cid(), [(diff, [])]), "block", None)
+    c.add("FHS after MSH in one frame", message(cid(), [(diff, [])]) + "FHS|^~\\&|EHR\r", "block", "WG-HL7-P10")
+    c.add("mixed CR and LF terminators", message(cid(), [(diff, [])]).replace("\rRXR", "\nRXR"), "block", "WG-HL7-P11")
+    c.add("mixed CR and CRLF terminators", message(cid(), [(diff, [])]).replace("\rRXR", "\r\nRXR"), "block", "WG-HL7-P11")
+
+    # --- Unknowns and missing parts ---------------------------------------------------
+    c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
+    c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")
+    c.add("unknown rate unit", message(cid(), [(heparin(10, "furlong/h^furlong/h^L"), [])]), "block", "WG-INF-004")
+    c.add("missing rate unit", message(cid(), [(heparin(10, ""), [])]), "block", "WG-INF-004")
+    c.add("volume rate without strength", message(cid(), [(heparin(10, strength="", s_unit="", volume="", v_unit=""), [])]), "block", "WG-INF-007")
+    c.add("strength in a rate unit", message(cid(), [(heparin(10, s_unit="U/h"), [])]), "block", "WG-INF-007")
+    c.add("order without RXG", message(cid(), []), "block", "WG-INF-002")
+    c.add("mg rate for a units drug", message(cid(), [(insulin(5, "mg/h"), [])]), "block", "WG-INF-005")
+    c.add("time unit as a rate unit", message(cid(), [(insulin(5, "h"), [])]), "block", "WG-INF-005")
+    c.add("unknown order type", message(cid(), [(insulin(5), ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||delay"])]), "block", "WG-INF-009")
+
+    # Every refusal of the drug check also with '#' as the component separator, as
+    # a sender may declare (MSH-2): the same decision whatever the delimiters.
+    import re
+
+    for item in list(c.items):
+        if item["verdict"] == "block" and item["rule"] and item["rule"].startswith("WG-INF"):
+            text = re.sub(r"\bC\d{4}\b", cid(), item["text"].replace("^", "#"))
+            c.add(item["name"] + " (# as component separator)", text, "block", item["rule"])
+    return c.items
