@@ -542,7 +542,18 @@ pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
 }
 
 fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
-    let summary = format!("Refused by wardgate: {} {}", r.rule.id, r.rule.name);
+    // MSA-3, what an EHR shows a nurse, under 80 characters: the reason itself
+    // when it fits, else the rule in words; always the rule id.
+    let whole = format!("{} ({})", r.text, r.rule.id);
+    let summary = if whole.chars().count() <= 80 {
+        whole
+    } else {
+        format!(
+            "Refused by wardgate: {} {}",
+            r.rule.id,
+            r.rule.name.replace('-', " ")
+        )
+    };
     let control_id = clock.ack_control_id();
     let params = AckParams {
         summary: Some(&summary),

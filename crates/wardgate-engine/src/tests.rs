@@ -758,3 +758,88 @@ fn replay_clock_gives_the_same_times_as_formatting_each_one() {
         assert_eq!(got.hl7(), want.hl7(), "{us}");
     }
 }
+
+/// Issue 16 properties: equivalent encodings give the same decision, and a
+/// larger order is never more acceptable than a smaller one.
+mod clinical_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rate spellings that all mean mL/h.
+    const ML_H: [&str; 5] = [
+        "mL/h",
+        "265266^MDC_DIM_MILLI_L_PER_HR^MDC",
+        "mL/h^mL/h^UCUM",
+        "ml/hr",
+        "^MDC_DIM_MILLI_L_PER_HR",
+    ];
+    /// Strength spellings that all mean units.
+    const UNITS: [&str; 4] = [
+        "U",
+        "267616^MDC_DIM_X_INTL_UNIT^MDC",
+        "[iU]^[iU]^UCUM",
+        "units",
+    ];
+
+    fn order(rate: f64, unit: &str, strength_unit: &str, extra: &[&str]) -> String {
+        let seg = rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (5, "250"),
+            (7, "mL"),
+            (15, &format!("{rate}")),
+            (16, unit),
+            (17, "25000"),
+            (18, strength_unit),
+            (23, "250"),
+            (24, "mL"),
+        ]);
+        rgv(&[seg], extra)
+    }
+
+    fn decision(o: &hl7::Outcome) -> (Verdict, String) {
+        (o.verdict, rule_of(o))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Delimiters, unit spellings and CR vs CR LF do not change the decision.
+        #[test]
+        fn equivalent_encodings_decide_alike(
+            rate in 0.0f64..60.0,
+            u in 0usize..ML_H.len(),
+            s in 0usize..UNITS.len(),
+            crlf in any::<bool>(),
+            hash in any::<bool>(),
+        ) {
+            let rate = (rate * 10.0).round() / 10.0;
+            let base = run(&order(rate, ML_H[0], UNITS[0], &[]));
+            let mut text = order(rate, ML_H[u], UNITS[s], &[]);
+            if hash {
+                text = text.replace('^', "#");
+            }
+            if crlf {
+                text = text.replace('\r', "\r\n");
+            }
+            let other = run(&text);
+            prop_assert_eq!(decision(&base), decision(&other), "{}", text);
+        }
+
+        /// Multiplying the ordered rate by k > 1 never turns a block into an allow.
+        #[test]
+        fn a_larger_rate_is_never_more_acceptable(rate in 0.0f64..100.0, k in 1.0001f64..2000.0) {
+            let severity = |o: &hl7::Outcome| match o.verdict {
+                Verdict::Allow => 0,
+                Verdict::Alert => 1,
+                Verdict::Block => 2,
+            };
+            let lo = run(&order(rate, "mL/h", "U", &[]));
+            let hi = run(&order(rate * k, "mL/h", "U", &[]));
+            // Below the hard minimum blocks too: compare only above it (0.5 mL/h = 50 U/h).
+            if rate >= 0.5 {
+                prop_assert!(severity(&hi) >= severity(&lo), "{} -> {:?}, {} -> {:?}", rate, lo.verdict, rate * k, hi.verdict);
+            }
+        }
+    }
+}
