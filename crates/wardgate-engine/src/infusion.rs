@@ -523,16 +523,7 @@ fn check_give(
                     facts.rate_ordered = Some(bounded(&hi.1));
                     facts.rate = Some(round(hi.0));
                     facts.rate_unit = Some(limits.unit_text.clone());
-                    compare(
-                        n,
-                        "rate",
-                        &entry.display,
-                        lo.0,
-                        hi.0,
-                        limits,
-                        RATE_RULES,
-                        out,
-                    );
+                    compare(n, "rate", &entry.display, &lo, &hi, limits, RATE_RULES, out);
                 }
             }
             None => {
@@ -549,16 +540,7 @@ fn check_give(
                     facts.dose_ordered = Some(bounded(&hi.1));
                     facts.dose = Some(round(hi.0));
                     facts.dose_unit = Some(limits.unit_text.clone());
-                    compare(
-                        n,
-                        "dose",
-                        &entry.display,
-                        lo.0,
-                        hi.0,
-                        limits,
-                        DOSE_RULES,
-                        out,
-                    );
+                    compare(n, "dose", &entry.display, &lo, &hi, limits, DOSE_RULES, out);
                 }
             }
             None => {
@@ -652,7 +634,7 @@ fn within(a: f64, b: f64, resolution: f64) -> bool {
     diff <= AGREEMENT * a.abs().max(b.abs()) || diff <= resolution * (1.0 + 1e-9)
 }
 
-type Reading = (f64, String);
+type Reading = (f64, String, Location);
 
 /// Converts every statement to the library's unit; they must agree. Returns the
 /// smallest and largest reading (each with the statement as written): the limits
@@ -746,7 +728,10 @@ fn judge(
     let min = values.iter().map(|v| v.0).fold(f64::MAX, f64::min);
     let hi = values.iter().find(|v| v.0 >= max * (1.0 - 1e-9))?;
     let lo = values.iter().find(|v| v.0 <= min * (1.0 + 1e-9))?;
-    Some(((lo.0, lo.2.written.clone()), (hi.0, hi.2.written.clone())))
+    Some((
+        (lo.0, lo.2.written.clone(), lo.2.location),
+        (hi.0, hi.2.written.clone(), hi.2.location),
+    ))
 }
 
 /// The rules a quantity's limits raise: hard max, soft max, hard min, soft min.
@@ -769,49 +754,63 @@ fn compare(
     n: usize,
     what: &str,
     drug: &str,
-    lo: f64,
-    hi: f64,
+    lo: &Reading,
+    hi: &Reading,
     limits: &QuantityLimits,
     (hard, soft, hard_min, soft_min): LimitRules,
     out: &mut OrderCheck,
 ) {
     let unit = &limits.unit_text;
+    let (lo_at, hi_at) = (lo.2, hi.2);
+    let (lo, hi) = (lo.0, hi.0);
     let above = |v: f64, l: f64| v > l * (1.0 + LIMIT_TOLERANCE);
     let below = |v: f64, l: f64| v < l * (1.0 - LIMIT_TOLERANCE);
     if above(hi, limits.hard_max) {
-        out.findings.push(OrderFinding::new(
-            hard,
-            format!(
-                "RXG #{n}: {drug} {what} {} {unit} is above the hard limit {} {unit}",
-                round(hi),
-                limits.hard_max
-            ),
-        ));
+        out.findings.push(
+            OrderFinding::new(
+                hard,
+                format!(
+                    "RXG #{n}: {drug} {what} {} {unit} is above the hard limit {} {unit}",
+                    round(hi),
+                    limits.hard_max
+                ),
+            )
+            .at(hi_at),
+        );
     } else if let Some(s) = limits.soft_max.filter(|s| above(hi, *s)) {
-        out.findings.push(OrderFinding::new(
-            soft,
-            format!(
-                "RXG #{n}: {drug} {what} {} {unit} is above the soft limit {s} {unit}",
-                round(hi)
-            ),
-        ));
+        out.findings.push(
+            OrderFinding::new(
+                soft,
+                format!(
+                    "RXG #{n}: {drug} {what} {} {unit} is above the soft limit {s} {unit}",
+                    round(hi)
+                ),
+            )
+            .at(hi_at),
+        );
     }
     if let Some(m) = limits.hard_min.filter(|m| below(lo, *m)) {
-        out.findings.push(OrderFinding::new(
-            hard_min,
-            format!(
-                "RXG #{n}: {drug} {what} {} {unit} is below the hard minimum {m} {unit}",
-                round(lo)
-            ),
-        ));
+        out.findings.push(
+            OrderFinding::new(
+                hard_min,
+                format!(
+                    "RXG #{n}: {drug} {what} {} {unit} is below the hard minimum {m} {unit}",
+                    round(lo)
+                ),
+            )
+            .at(lo_at),
+        );
     } else if let Some(m) = limits.soft_min.filter(|m| below(lo, *m)) {
-        out.findings.push(OrderFinding::new(
-            soft_min,
-            format!(
-                "RXG #{n}: {drug} {what} {} {unit} is below the soft minimum {m} {unit}",
-                round(lo)
-            ),
-        ));
+        out.findings.push(
+            OrderFinding::new(
+                soft_min,
+                format!(
+                    "RXG #{n}: {drug} {what} {} {unit} is below the soft minimum {m} {unit}",
+                    round(lo)
+                ),
+            )
+            .at(lo_at),
+        );
     }
 }
 

@@ -1,0 +1,157 @@
+"""Issue 16, part 4: acknowledgements are never lost or misleading, and monitor
+mode; against `wardgate serve` with the `hl7` package's MLLP server upstream and a
+raw socket sender (to control every byte, such as an LF after the end block)."""
+import socket
+import time
+
+import hl7
+
+import conftest
+from conftest import Gateway, Upstream
+from test_hl7_mllp import events_until, heparin, order
+
+SB, EB = b"\x0b", b"\x1c\x0d"
+
+
+def frame(text):
+    return SB + text.encode() + EB
+
+
+def observation(cid):
+    return f"MSH|^~\\&|MONGW|ICU|EHR|ICU|20261124031500||ORU^R01^ORU_R01|{cid}|P|2.6\rPID|||1\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|%\r"
+
+
+class Sender:
+    """A raw MLLP sender from 127.0.0.2 that reads whole frames back."""
+
+    def __init__(self, addr):
+        self.sock = socket.socket()
+        self.sock.settimeout(15)
+        self.sock.bind(("127.0.0.2", 0))
+        self.sock.connect(addr)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_frames(self, until_closed=False, count=None):
+        """Frames in arrival order, until `count` or the peer closes."""
+        frames = []
+        while count is None or len(frames) < count:
+            while EB in self.buf:
+                end = self.buf.index(EB) + 2
+                frames.append(self.buf[1:end - 2].decode())
+                self.buf = self.buf[end:]
+                if count is not None and len(frames) >= count:
+                    return frames
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                assert until_closed or count is None, f"closed after {frames}"
+                return frames
+            self.buf += chunk
+        return frames
+
+    def close(self):
+        self.sock.close()
+
+
+def msa(text):
+    m = hl7.parse(text)
+    return str(m.segment("MSA")[1]), str(m.segment("MSA")[2]), str(m.segment("MSH")[3])
+
+
+def test_a_trailing_line_feed_is_tolerated(gateway, upstream):
+    s = Sender(gateway.addr)
+    s.send(frame(observation("LF-1")) + b"\n")
+    s.send(frame(observation("LF-2")) + b"\n")
+    acks = s.read_frames(count=2)
+    assert [msa(a)[:2] for a in acks] == [("AA", "LF-1"), ("AA", "LF-2")]
+    s.close()
+    assert len(upstream.received) == 2
+    evs = gateway.events()
+    assert not any(e.get("rule", {}).get("id", "").startswith("WG-MLLP") for e in evs), evs
+
+
+def test_a_strict_route_refuses_the_trailing_line_feed(tmp_path, upstream):
+    site = conftest.SITE.replace('drug_library = "adult-icu"', 'drug_library = "adult-icu"\nmllp_strict = true')
+    g = Gateway(tmp_path, upstream.port, site=site)
+    try:
+        s = Sender(g.addr)
+        s.send(frame(observation("ST-1")) + b"\n")
+        frames = s.read_frames(until_closed=True)
+        assert [msa(f)[0] for f in frames] == ["AA", "AE"], frames
+        evs = events_until(g, lambda e: any(x.get("rule", {}).get("id") == "WG-MLLP-001" for x in e))
+        assert any(x.get("rule", {}).get("id") == "WG-MLLP-001" for x in evs)
+    finally:
+        g.stop()
+
+
+def test_the_upstream_ack_comes_before_the_error_answer_and_the_close(tmp_path):
+    """Regression: a message reached the pump server, then garbage closed the
+    connection, and the upstream's AA never reached the sender (who retries: the
+    pump gets the order twice)."""
+    slow = Upstream(ack_delay=0.5)
+    g = Gateway(tmp_path, slow.port)
+    try:
+        s = Sender(g.addr)
+        s.send(frame(observation("FWD-1")) + b"GARBAGE")
+        frames = s.read_frames(until_closed=True)
+        assert len(slow.received) == 1
+        assert [msa(f) for f in frames] == [("AA", "FWD-1", "PUMPSRV"), ("AE", "", "WARDGATE")], frames
+    finally:
+        g.stop()
+        slow.stop()
+
+
+def test_refusals_owed_behind_a_stalled_upstream_are_sent_and_the_unanswered_ids_named(tmp_path):
+    stalled = Upstream(ack_delay=60)
+    site = conftest.SITE.replace("frame_timeout_secs = 3", "frame_timeout_secs = 3\nidle_timeout_secs = 2")
+    g = Gateway(tmp_path, stalled.port, site=site)
+    try:
+        s = Sender(g.addr)
+        s.send(frame(observation("STALL-1")))
+        time.sleep(0.3)
+        s.send(frame(order("STALL-2", heparin(41))))
+        frames = s.read_frames(until_closed=True)
+        # The AR wardgate owes for STALL-2 arrives although STALL-1 never got its AA.
+        assert [msa(f)[:2] for f in frames] == [("AR", "STALL-2")], frames
+        evs = events_until(g, lambda e: any("STALL-1" in x["event"].get("reason", "") for x in e), timeout=10)
+        closed = [x for x in evs if "never answered" in x["event"].get("reason", "")]
+        assert closed and "STALL-1" in closed[0]["event"]["reason"], [x["event"] for x in evs]
+    finally:
+        g.stop()
+        stalled.stop()
+
+
+def test_monitor_mode_forwards_and_records_would_block(tmp_path, upstream):
+    site = conftest.SITE.replace('drug_library = "adult-icu"', 'drug_library = "adult-icu"\nenforcement = "monitor"')
+    g = Gateway(tmp_path, upstream.port, site=site)
+    try:
+        s = Sender(g.addr)
+        text = order("MON-1", heparin(41))
+        s.send(frame(text))
+        (ack,) = s.read_frames(count=1)
+        assert msa(ack) == ("AA", "MON-1", "PUMPSRV")
+        assert upstream.received == [text.encode()]
+        evs = events_until(g, lambda e: any(x["event"]["action"] == "would-block" for x in e))
+        wb = [x for x in evs if x["event"]["action"] == "would-block"]
+        assert wb and wb[0]["rule"]["id"] == "WG-INF-010", wb
+        s.close()
+    finally:
+        g.stop()
+
+
+def test_the_nak_locates_the_field_and_keeps_numbers_whole(gateway, upstream):
+    s = Sender(gateway.addr)
+    s.send(frame(order("LOC-1", heparin(4100))))
+    (nak,) = s.read_frames(count=1)
+    m = hl7.parse(nak)
+    msa3 = m.unescape(str(m.segment("MSA")[3]))
+    assert len(msa3) <= 80 and "WG-INF-010" in msa3, msa3
+    err = m.segment("ERR")
+    assert str(err[2]) == "RXG^1^15", str(err)
+    assert str(err[3][0][0]) == "207"
+    assert str(err[5][0][0]) == "WG-INF-010"
+    full = m.unescape(str(err[8]))
+    assert "205000" in full and "2000" in full, full
+    s.close()
