@@ -12,6 +12,20 @@ against. Each case: name, message text, expected verdict ("allow", "alert" or
 SITE_LIBRARY = """
 [[drug_library]]
 id = "adult-icu"
+version = "2026.12-1"
+default_care_area = "adult-icu"
+
+[[drug_library.care_area]]
+id = "adult-icu"
+points_of_care = ["ICU", "MICU"]
+weight_min_kg = 30
+weight_max_kg = 300
+
+[[drug_library.care_area]]
+id = "nicu"
+points_of_care = ["NICU"]
+weight_min_kg = 0.3
+weight_max_kg = 10
 
 [[drug_library.drug]]
 names = ["heparin", "HEP", "0409-2720"]
@@ -21,6 +35,19 @@ rate_hard_max = 2000
 rate_hard_min = 50
 dose_unit = "U"
 dose_hard_max = 10000
+concentration_unit = "U/mL"
+concentrations = [10, 50, 100]
+concentration_min = 1
+concentration_max = 1000
+vtbi_max_ml = 1000
+duration_max_min = 2880
+
+[[drug_library.drug.care_area]]
+id = "nicu"
+rate_hard_max = 100
+rate_soft_max = 60
+rate_hard_min = 1
+dose_hard_max = 500
 
 [[drug_library.drug]]
 names = ["insulin", "INS"]
@@ -34,6 +61,10 @@ names = ["propofol", "PROP"]
 rate_unit = "mcg/kg/min"
 rate_soft_max = 50
 rate_hard_max = 80
+
+[[drug_library.drug.care_area]]
+id = "nicu"
+available = false
 
 [[drug_library.drug]]
 names = ["oxytocin", "OXY"]
@@ -286,6 +317,28 @@ def cases():
     c.add("FHS after MSH in one frame", message(cid(), [(diff, [])]) + "FHS|^~\\&|EHR\r", "block", "WG-HL7-P10")
     c.add("mixed CR and LF terminators", message(cid(), [(diff, [])]).replace("\rRXR", "\nRXR"), "block", "WG-HL7-P11")
     c.add("mixed CR and CRLF terminators", message(cid(), [(diff, [])]).replace("\rRXR", "\r\nRXR"), "block", "WG-HL7-P11")
+
+    # --- Care areas, concentrations, VTBI and duration (the pump's DERS) ---------
+    nicu = "PV1||I|NICU^2^1"
+    c.add("NICU heparin 50 U/h for a 3 kg baby", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="50", f16=U_H[1]), [weight("3")])], pv1=nicu), "allow")
+    c.add("NICU heparin 150 U/h (adult-safe, above the NICU limit)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="150", f16=U_H[1]), [weight("3")])], pv1=nicu), "block", "WG-INF-010")
+    c.add("NICU heparin 80 U/h above the NICU soft limit",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="80", f16=U_H[1]), [weight("3")])], pv1=nicu), "alert", "WG-INF-012")
+    c.add("NICU heparin bolus 1000 U above the NICU dose limit",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1000", f16=U[1]), [weight("3")])], orc="CH", pv1=nicu), "block", "WG-INF-011")
+    c.add("NICU propofol (not available in the NICU)", message(cid(), [(propofol(10), [weight("3")])], pv1=nicu), "block", "WG-INF-033")
+    c.add("NICU order with an adult weight", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="50", f16=U_H[1]), [weight("80")])], pv1=nicu), "block", "WG-INF-031")
+    c.add("ICU order with a 3 kg weight", message(cid(), [(propofol(10), [weight("3")])]), "block", "WG-INF-031")
+    c.add("unknown point of care falls back to the default care area", message(cid(), [(heparin(10), [])], pv1="PV1||I|ZZZ^1^1"), "allow")
+    c.add("no PV1 falls back to the default care area", message(cid(), [(heparin(10), [])], pv1="NTE|1||no visit"), "allow")
+    c.add("PV1-3 repeated", message(cid(), [(heparin(10), [])], pv1="PV1||I|ICU^1^1~NICU^1^1"), "block", "WG-INF-015")
+    c.add("heparin 2500 U/mL above the concentration limit", message(cid(), [(heparin(1, volume="10"), [])]), "block", "WG-INF-027")
+    c.add("heparin 0.5 U/mL below the concentration limit", message(cid(), [(heparin(10, strength="125", volume="250"), [])]), "block", None)
+    c.add("heparin 125 U/mL, not a standard concentration", message(cid(), [(heparin(10, volume="200"), [])]), "alert", "WG-INF-028")
+    c.add("heparin VTBI 2000 mL above the VTBI limit", message(cid(), [(heparin(10, vtbi=2000), [])]), "block", "WG-INF-029")
+    c.add("heparin 50 h (3000 min) above the duration limit",
+          message(cid(), [(heparin(10, vtbi=500), [f"TQ1|1||||||||||||3000^{MIN_CQ}"])]), "block", "WG-INF-030")
 
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")

@@ -52,6 +52,17 @@ drug_library = "adult-icu"
 """ + clinical_corpus.SITE_LIBRARY
 
 
+# HL7 table 0357 condition per rule: a required field missing (101), a value of
+# the wrong form or ambiguous (102), not in a table (103), a segment out of place (100).
+ERR3 = {
+    "WG-INF-002": "100", "WG-INF-018": "100",
+    "WG-INF-006": "101", "WG-INF-007": "101", "WG-INF-009": "101",
+    "WG-INF-005": "102", "WG-INF-008": "102", "WG-INF-014": "102", "WG-INF-015": "102",
+    "WG-INF-016": "102", "WG-INF-019": "102", "WG-INF-020": "102",
+    "WG-INF-003": "103", "WG-INF-004": "103",
+}
+
+
 def control_id(text):
     return re.search(r"\|(C\d{4})\|P\|", text).group(1)
 
@@ -136,7 +147,10 @@ def test_refusals_say_why_briefly_and_where(corpus_run):
         assert len(msa3) <= 80, msa3
         assert "WG-" in msa3, (item["name"], msa3)
         err = reply.segment("ERR")
-        assert str(err[3][0][0]) != "207" or item["rule"] in ("WG-INF-010", "WG-INF-011", "WG-INF-017", "WG-INF-021", "WG-INF-023"), (item["name"], str(err))
+        # ERR-3: the HL7 table 0357 condition that fits; 207 only where 0357 has
+        # none (limits, contradictions).
+        want = ERR3.get(item["rule"], "207")
+        assert str(err[3][0][0]) == want, (item["name"], str(err))
         assert str(err[5][0][0]).startswith("WG-"), str(err)
         # ERR-8 carries the whole reason, numbers uncut.
         assert len(reply.unescape(str(err[8]))) >= len(msa3) - 40
@@ -203,3 +217,20 @@ def test_forwarded_orders_read_the_same_in_independent_parsers(corpus_run):
                 assert ordered.startswith(rate) or rate in ordered, (item["name"], ordered, rate)
         checked += 1
     assert checked >= 25
+
+
+def test_decisions_record_care_area_library_and_limit(corpus_run):
+    items, _, events, _ = corpus_run
+    name = "NICU heparin 150 U/h (adult-safe, above the NICU limit)"
+    cid = control_id(next(i["text"] for i in items if i["name"] == name))
+    ev = next(e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == cid
+              and e["event"]["action"] == "blocked")
+    inf = ev["wardgate"]["infusion"][0]
+    assert inf["care_area"] == "nicu (PV1-3)", inf
+    assert inf["library"] == "adult-icu" and inf["library_version"] == "2026.12-1", inf
+    assert inf["limits"].startswith("rate U/h: hard 1-100"), inf
+    assert inf["point_of_care"] == "NICU" and inf["patient_id"] == "4711", inf
+    assert inf["rate"] == 150 and inf["rate_ordered"].startswith("150"), inf
+    fallback = next(i["text"] for i in items if i["name"] == "unknown point of care falls back to the default care area")
+    ev = next(e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == control_id(fallback))
+    assert ev["wardgate"]["infusion"][0]["care_area"] == "adult-icu (default)"

@@ -389,6 +389,10 @@ pub struct Route {
     /// Without one, every infusion order is blocked.
     #[serde(default)]
     pub drug_library: Option<Spanned<String>>,
+    /// The drug library's care area for every order on this route; without it,
+    /// the order's point of care (PV1-3) chooses, then the library's default.
+    #[serde(default)]
+    pub care_area: Option<Spanned<String>>,
     /// Overrides `gateway.max_frame_bytes` for this route.
     #[serde(default)]
     pub max_frame_bytes: Option<Spanned<u64>>,
@@ -592,9 +596,79 @@ pub struct ResolvedListenTls {
 pub struct DrugLibrary {
     /// Identifier routes refer to.
     pub id: Spanned<String>,
+    /// The pharmacy's version of the library, recorded with every decision.
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    /// The care area used when neither the route nor the order's point of care
+    /// (PV1-3) names one. Without it, an order whose care area cannot be told is
+    /// refused once the library declares care areas.
+    #[serde(default)]
+    pub default_care_area: Option<Spanned<String>>,
+    /// Care areas (profiles: adult ICU, NICU, oncology...).
+    #[serde(default, rename = "care_area")]
+    pub care_areas: Vec<CareArea>,
     /// Entries, one per drug.
     #[serde(default, rename = "drug")]
     pub drugs: Vec<Drug>,
+}
+
+/// `[[drug_library.care_area]]`: a profile of the library, as on a pump.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareArea {
+    /// Identifier, recorded with every decision.
+    pub id: Spanned<String>,
+    /// Points of care (PV1-3.1, case-insensitive) whose orders use this area.
+    #[serde(default)]
+    pub points_of_care: Vec<Spanned<String>>,
+    /// Lightest plausible patient in this area (kg); lighter is refused.
+    #[serde(default)]
+    pub weight_min_kg: Option<Spanned<f64>>,
+    /// Heaviest plausible patient in this area (kg); heavier is refused.
+    #[serde(default)]
+    pub weight_max_kg: Option<Spanned<f64>>,
+}
+
+/// `[[drug_library.drug.care_area]]`: one drug's limits in one care area; a key
+/// not given keeps the drug's own value (the units are the drug's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrugCareArea {
+    /// The care area (declared in the library).
+    pub id: Spanned<String>,
+    /// False: the drug may not be given in this area at all.
+    #[serde(default)]
+    pub available: Option<Spanned<bool>>,
+    /// See [`Drug::rate_soft_max`].
+    #[serde(default)]
+    pub rate_soft_max: Option<Spanned<f64>>,
+    /// See [`Drug::rate_hard_max`].
+    #[serde(default)]
+    pub rate_hard_max: Option<Spanned<f64>>,
+    /// See [`Drug::rate_soft_min`].
+    #[serde(default)]
+    pub rate_soft_min: Option<Spanned<f64>>,
+    /// See [`Drug::rate_hard_min`].
+    #[serde(default)]
+    pub rate_hard_min: Option<Spanned<f64>>,
+    /// See [`Drug::dose_soft_max`].
+    #[serde(default)]
+    pub dose_soft_max: Option<Spanned<f64>>,
+    /// See [`Drug::dose_hard_max`].
+    #[serde(default)]
+    pub dose_hard_max: Option<Spanned<f64>>,
+    /// See [`Drug::dose_soft_min`].
+    #[serde(default)]
+    pub dose_soft_min: Option<Spanned<f64>>,
+    /// See [`Drug::dose_hard_min`].
+    #[serde(default)]
+    pub dose_hard_min: Option<Spanned<f64>>,
+    /// See [`Drug::vtbi_max_ml`].
+    #[serde(default)]
+    pub vtbi_max_ml: Option<Spanned<f64>>,
+    /// See [`Drug::duration_max_min`].
+    #[serde(default)]
+    pub duration_max_min: Option<Spanned<f64>>,
 }
 
 /// `[[drug_library.drug]]`: limits for one drug.
@@ -633,6 +707,27 @@ pub struct Drug {
     /// Dose below which the order is blocked.
     #[serde(default)]
     pub dose_hard_min: Option<Spanned<f64>>,
+    /// Unit of the concentration limits, an amount per volume (`U/mL`, `mg/mL`).
+    #[serde(default)]
+    pub concentration_unit: Option<Spanned<String>>,
+    /// Standard concentrations; another one is forwarded with an alert.
+    #[serde(default)]
+    pub concentrations: Vec<Spanned<f64>>,
+    /// Lowest concentration accepted; below it the order is blocked.
+    #[serde(default)]
+    pub concentration_min: Option<Spanned<f64>>,
+    /// Highest concentration accepted; above it the order is blocked.
+    #[serde(default)]
+    pub concentration_max: Option<Spanned<f64>>,
+    /// Largest volume to be infused (mL) in one order; above it blocked.
+    #[serde(default)]
+    pub vtbi_max_ml: Option<Spanned<f64>>,
+    /// Longest infusion (minutes) in one order; above it blocked.
+    #[serde(default)]
+    pub duration_max_min: Option<Spanned<f64>>,
+    /// Limits per care area.
+    #[serde(default, rename = "care_area")]
+    pub care_areas: Vec<DrugCareArea>,
 }
 
 /// How serious a configuration problem is.
@@ -724,6 +819,8 @@ pub struct ResolvedRoute {
     pub messages: Vec<String>,
     /// Drug library id.
     pub drug_library: Option<String>,
+    /// Care area id fixed by the route.
+    pub care_area: Option<String>,
     /// Effective frame size limit.
     pub max_frame_bytes: usize,
     /// DICOM: AE titles senders may call.
@@ -878,6 +975,7 @@ impl Config {
 
         let mut libraries = HashSet::new();
         for lib in &self.drug_libraries {
+            check_care_areas(&mut err, lib);
             if !libraries.insert(lib.id.get_ref().as_str()) {
                 err(
                     lib.id.span(),
@@ -932,6 +1030,7 @@ impl Config {
                             .into(),
                     );
                 }
+                check_drug_care_areas(&mut err, lib, drug);
             }
         }
 
@@ -1077,6 +1176,29 @@ impl Config {
                         format!("drug library {:?} is not declared", lib.get_ref()),
                     );
                 }
+                if let Some(area) = &r.care_area {
+                    let declared = self
+                        .drug_libraries
+                        .iter()
+                        .filter(|l| l.id.get_ref() == lib.get_ref())
+                        .any(|l| {
+                            l.care_areas
+                                .iter()
+                                .any(|a| a.id.get_ref() == area.get_ref())
+                        });
+                    if !declared {
+                        err(
+                            area.span(),
+                            format!(
+                                "care area {:?} is not declared in drug library {:?}",
+                                area.get_ref(),
+                                lib.get_ref()
+                            ),
+                        );
+                    }
+                }
+            } else if let Some(area) = &r.care_area {
+                err(area.span(), "care_area needs a drug_library".into());
             } else if r.messages.iter().any(|m| m.get_ref().starts_with("RGV")) {
                 warnings.push(src.problem(r.id.span(), Level::Warning, format!("route {id:?} allows infusion orders (RGV) but has no drug_library: every infusion order will be blocked")));
             }
@@ -1110,6 +1232,7 @@ impl Config {
                         .map(|s| s.get_ref().trim().to_owned())
                         .collect(),
                     drug_library: r.drug_library.as_ref().map(|l| l.get_ref().clone()),
+                    care_area: r.care_area.as_ref().map(|c| c.get_ref().clone()),
                     max_frame_bytes: usize::try_from(route_max).unwrap_or(usize::MAX),
                     called_ae_titles: r
                         .called_ae_titles
@@ -1575,6 +1698,140 @@ fn valid_uid(u: &str) -> bool {
         && !u.starts_with('.')
         && !u.ends_with('.')
         && !u.contains("..")
+}
+
+/// Care areas: unique ids, a point of care in one area only, a sane weight range,
+/// a declared default.
+fn check_care_areas(err: &mut impl FnMut(Range<usize>, String), lib: &DrugLibrary) {
+    let mut ids = HashSet::new();
+    let mut points = HashSet::new();
+    for a in &lib.care_areas {
+        if !ids.insert(a.id.get_ref().as_str()) {
+            err(
+                a.id.span(),
+                format!("care area {:?} is declared twice", a.id.get_ref()),
+            );
+        }
+        for p in &a.points_of_care {
+            if !points.insert(p.get_ref().trim().to_uppercase()) {
+                err(
+                    p.span(),
+                    format!(
+                        "point of care {:?} is in two care areas; an order must map to one",
+                        p.get_ref()
+                    ),
+                );
+            }
+        }
+        for w in [&a.weight_min_kg, &a.weight_max_kg].into_iter().flatten() {
+            if !w.get_ref().is_finite() || *w.get_ref() <= 0.0 {
+                err(
+                    w.span(),
+                    "a weight limit must be a positive number of kg".into(),
+                );
+            }
+        }
+        if let (Some(lo), Some(hi)) = (&a.weight_min_kg, &a.weight_max_kg) {
+            if lo.get_ref() > hi.get_ref() {
+                err(lo.span(), "weight_min_kg is above weight_max_kg".into());
+            }
+        }
+    }
+    if let Some(d) = &lib.default_care_area {
+        if !ids.contains(d.get_ref().as_str()) {
+            err(
+                d.span(),
+                format!(
+                    "default_care_area {:?} is not a care area of library {:?}",
+                    d.get_ref(),
+                    lib.id.get_ref()
+                ),
+            );
+        }
+    }
+}
+
+/// A drug's care-area overrides name declared areas, once each, and keep the
+/// limits ordered once merged with the drug's own.
+fn check_drug_care_areas(
+    err: &mut impl FnMut(Range<usize>, String),
+    lib: &DrugLibrary,
+    drug: &Drug,
+) {
+    let mut seen = HashSet::new();
+    for a in &drug.care_areas {
+        if !lib
+            .care_areas
+            .iter()
+            .any(|c| c.id.get_ref() == a.id.get_ref())
+        {
+            err(
+                a.id.span(),
+                format!(
+                    "care area {:?} is not declared in library {:?}",
+                    a.id.get_ref(),
+                    lib.id.get_ref()
+                ),
+            );
+        }
+        if !seen.insert(a.id.get_ref().as_str()) {
+            err(
+                a.id.span(),
+                format!("care area {:?} appears twice for this drug", a.id.get_ref()),
+            );
+        }
+        let pick = |own: &Option<Spanned<f64>>, base: &Option<Spanned<f64>>| {
+            own.clone().or_else(|| base.clone())
+        };
+        check_limits(
+            err,
+            "rate",
+            &drug.rate_unit,
+            [
+                &pick(&a.rate_soft_max, &drug.rate_soft_max),
+                &pick(&a.rate_hard_max, &drug.rate_hard_max),
+                &pick(&a.rate_soft_min, &drug.rate_soft_min),
+                &pick(&a.rate_hard_min, &drug.rate_hard_min),
+            ],
+            drug.names.first(),
+        );
+        check_limits(
+            err,
+            "dose",
+            &drug.dose_unit,
+            [
+                &pick(&a.dose_soft_max, &drug.dose_soft_max),
+                &pick(&a.dose_hard_max, &drug.dose_hard_max),
+                &pick(&a.dose_soft_min, &drug.dose_soft_min),
+                &pick(&a.dose_hard_min, &drug.dose_hard_min),
+            ],
+            drug.names.first(),
+        );
+    }
+    for v in [
+        &drug.vtbi_max_ml,
+        &drug.duration_max_min,
+        &drug.concentration_min,
+        &drug.concentration_max,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(drug.concentrations.iter())
+    {
+        if !v.get_ref().is_finite() || *v.get_ref() <= 0.0 {
+            err(v.span(), "must be a positive number".into());
+        }
+    }
+    let conc_set = drug.concentration_min.is_some()
+        || drug.concentration_max.is_some()
+        || !drug.concentrations.is_empty();
+    if conc_set && drug.concentration_unit.is_none() {
+        let span = drug.names.first().map_or(lib.id.span(), |n| n.span());
+        err(
+            span,
+            "concentration limits need concentration_unit (such as \"U/mL\")".into(),
+        );
+    }
 }
 
 /// One quantity's limits: positive finite numbers, with a unit, ordered

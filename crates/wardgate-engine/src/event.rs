@@ -256,6 +256,28 @@ pub struct InfusionFacts {
     /// The body surface area (m2) the decision used, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bsa_m2: Option<f64>,
+    /// The drug library.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub library: Option<String>,
+    /// The library's version.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub library_version: Option<String>,
+    /// Who signed the library, when it is signed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub library_signer: Option<String>,
+    /// The care area whose limits applied, and how it was chosen
+    /// (`nicu (PV1-3)`, `adult-icu (route)`, `adult-icu (default)`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub care_area: Option<String>,
+    /// The limits that applied (`rate U/h: hard 50-2000, soft -1500`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limits: Option<String>,
+    /// The order's point of care (PV1-3.1), so pharmacy can follow up.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub point_of_care: Option<String>,
+    /// The patient (PID-3.1), as DICOM events record the patient ID.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub patient_id: Option<String>,
 }
 
 /// One rule that fired, with the specific detail (`wardgate.findings[]`).

@@ -134,7 +134,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         );
     }
 
-    let check = infusion::check(&msg, route.library.as_deref());
+    let check = infusion::check(&msg, route.library.as_deref(), route.care_area);
     event.wardgate.infusion = check.infusions;
     let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();
     let (verdict, reason) = if let Some(first) = blocking.first() {

@@ -185,6 +185,7 @@ impl OrderFinding {
             rules::RATE_SOFT_MIN,
             rules::DOSE_SOFT_MIN,
             rules::PATIENT_SIZE_UNUSED,
+            rules::NON_STANDARD_CONCENTRATION,
         ]
         .contains(&self.rule)
     }
@@ -199,8 +200,13 @@ pub struct OrderCheck {
     pub findings: Vec<OrderFinding>,
 }
 
-/// Checks every RXG segment of `msg` against `library` (`None`: the route has none).
-pub fn check(msg: &Message<'_>, library: Option<&DrugLibrary>) -> OrderCheck {
+/// Checks every RXG segment of `msg` against `library` (`None`: the route has
+/// none), in the route's care area `route_area` or else the order's.
+pub fn check(
+    msg: &Message<'_>,
+    library: Option<&DrugLibrary>,
+    route_area: Option<usize>,
+) -> OrderCheck {
     let mut out = OrderCheck::default();
     let segments: Vec<Segment<'_>> = msg.segments().collect();
     let gives: Vec<usize> = (0..segments.len())
@@ -221,11 +227,90 @@ pub fn check(msg: &Message<'_>, library: Option<&DrugLibrary>) -> OrderCheck {
         return out;
     };
     let patient = patient_facts(&segments);
+    let ctx = match context(&segments, library, route_area) {
+        Ok(c) => c,
+        Err(f) => {
+            out.findings.push(f);
+            return out;
+        }
+    };
     for (n, &at) in gives.iter().enumerate() {
         let group = give_group(&segments, &gives, n);
-        check_give(n + 1, &segments, at, &group, library, &patient, &mut out);
+        check_give(
+            n + 1,
+            &segments,
+            at,
+            &group,
+            library,
+            &ctx,
+            &patient,
+            &mut out,
+        );
     }
     out
+}
+
+/// Where the order applies: the care area and how it was chosen, the point of
+/// care and the patient, for the decision and its record.
+struct OrderContext {
+    area: Option<usize>,
+    area_source: &'static str,
+    point_of_care: String,
+    patient_id: String,
+}
+
+/// The care area: the route's, else the one the order's point of care (PV1-3.1)
+/// maps to, else the library's default; a library with care areas and none of
+/// these refuses the order.
+fn context(
+    segments: &[Segment<'_>],
+    library: &DrugLibrary,
+    route_area: Option<usize>,
+) -> Result<OrderContext, OrderFinding> {
+    let pv1 = segments.iter().find(|s| s.id() == b"PV1");
+    let poc_field = pv1.map(|p| p.field(3));
+    if poc_field.is_some_and(|f| f.repetition_count() > 1) {
+        return Err(
+            OrderFinding::new(rules::REPEATED_FIELD, "PV1-3 (point of care) repeats")
+                .at(loc(b"PV1", 1, 3)),
+        );
+    }
+    let point_of_care = poc_field
+        .map(|f| f.component(1).text().trim().to_owned())
+        .unwrap_or_default();
+    let patient_id = segments
+        .iter()
+        .find(|s| s.id() == b"PID")
+        .map(|p| p.field(3).component(1).text().trim().to_owned())
+        .unwrap_or_default();
+    let (area, area_source) = if let Some(a) = route_area {
+        (Some(a), "route")
+    } else if library.care_areas.is_empty() {
+        (None, "library")
+    } else if let Some(a) = library
+        .area_for_point_of_care(&point_of_care)
+        .filter(|_| !point_of_care.is_empty())
+    {
+        (Some(a), "PV1-3")
+    } else if let Some(a) = library.default_care_area {
+        (Some(a), "default")
+    } else {
+        return Err(OrderFinding::new(
+            rules::CARE_AREA_UNKNOWN,
+            format!(
+                "point of care (PV1-3) {:?} maps to no care area of drug library {:?}, which has no default_care_area",
+                bounded(&point_of_care),
+                library.id
+            ),
+        )
+        .at(loc(b"PV1", 1, 3)));
+    };
+    Ok(OrderContext {
+        area,
+        area_source,
+        point_of_care: bounded(&point_of_care),
+        patient_id: bounded(&patient_id),
+    })
 }
 
 /// The segments that belong to the `n`th RXG: its OBX programming parameters
@@ -338,12 +423,24 @@ fn check_give(
     at: usize,
     group: &Group,
     library: &DrugLibrary,
+    ctx: &OrderContext,
     patient: &PatientFacts,
     out: &mut OrderCheck,
 ) {
     let rxg = &segments[at];
     let start = out.findings.len();
-    let mut facts = InfusionFacts::default();
+    let mut facts = InfusionFacts {
+        library: Some(library.id.clone()),
+        library_version: library.version.clone(),
+        library_signer: library.signer.clone(),
+        care_area: ctx
+            .area
+            .and_then(|a| library.care_areas.get(a))
+            .map(|a| format!("{} ({})", a.id, ctx.area_source)),
+        point_of_care: Some(ctx.point_of_care.clone()).filter(|p| !p.is_empty()),
+        patient_id: Some(ctx.patient_id.clone()).filter(|p| !p.is_empty()),
+        ..Default::default()
+    };
     let code = rxg.field(4);
     facts.drug = bounded(&code_label(&code));
 
@@ -374,6 +471,42 @@ fn check_give(
         }
     };
     facts.library_drug = Some(entry.display.clone());
+    let limits = entry.limits_in(ctx.area);
+    if !limits.available {
+        out.findings.push(
+            OrderFinding::new(
+                rules::DRUG_NOT_IN_CARE_AREA,
+                format!(
+                    "RXG #{n}: {:?} is not available in care area {}",
+                    entry.display,
+                    facts.care_area.as_deref().unwrap_or("-")
+                ),
+            )
+            .at(loc(b"RXG", n, 4)),
+        );
+        out.infusions.push(facts);
+        return;
+    }
+    if let (Ok(Some((kg, written))), Some(area)) = (
+        &patient.weight,
+        ctx.area.and_then(|a| library.care_areas.get(a)),
+    ) {
+        let below = area.weight_min_kg.is_some_and(|m| *kg < m);
+        let above = area.weight_max_kg.is_some_and(|m| *kg > m);
+        if below || above {
+            out.findings.push(OrderFinding::new(
+                rules::WEIGHT_OUTSIDE_AREA,
+                format!(
+                    "RXG #{n}: body weight {written} is outside care area {}'s {}-{} kg",
+                    area.id,
+                    area.weight_min_kg.map_or("-".into(), |v| v.to_string()),
+                    area.weight_max_kg.map_or("-".into(), |v| v.to_string())
+                ),
+            ));
+            out.infusions.push(facts);
+            return;
+        }
+    }
 
     let conc = concentration(n, rxg);
     let mut prog = Programme {
@@ -421,6 +554,9 @@ fn check_give(
     };
     if let Ok(Some(c)) = &conc {
         facts.concentration = Some(format!("{} {}/mL", round(c.per_ml), c.dim_label()));
+        if let Some(cl) = &entry.concentration {
+            check_concentration(n, &entry.display, c, cl, out);
+        }
     }
     if out.findings[start..].iter().any(OrderFinding::blocks) {
         out.infusions.push(facts);
@@ -465,6 +601,42 @@ fn check_give(
     }
     if let Some(v) = &vtbi {
         facts.vtbi_ordered = Some(bounded(&v.written));
+        let ml = v.value * v.unit.factor;
+        if let Some(max) = limits
+            .vtbi_max_ml
+            .filter(|m| ml > m * (1.0 + LIMIT_TOLERANCE))
+        {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::VTBI_LIMIT,
+                    format!(
+                        "RXG #{n}: {} volume to be infused {} mL is above the limit {max} mL",
+                        entry.display,
+                        round(ml)
+                    ),
+                )
+                .at(v.location),
+            );
+        }
+    }
+    if let Some(d) = &duration {
+        let minutes = d.value * d.unit.factor / 60.0;
+        if let Some(max) = limits
+            .duration_max_min
+            .filter(|m| minutes > m * (1.0 + LIMIT_TOLERANCE))
+        {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::DURATION_LIMIT,
+                    format!(
+                        "RXG #{n}: {} duration {} min is above the limit {max} min",
+                        entry.display,
+                        round(minutes)
+                    ),
+                )
+                .at(d.location),
+            );
+        }
     }
     if let Some(d) = &duration {
         let secs = d.value * d.unit.factor;
@@ -514,7 +686,7 @@ fn check_give(
     let mut checked = false;
     // Rates: every statement converted to the library's unit; all must agree.
     if !prog.rates.is_empty() && !prog.bolus {
-        match &entry.rate {
+        match &limits.rate {
             Some(limits) => {
                 checked = true;
                 if let Some((lo, hi)) =
@@ -533,7 +705,7 @@ fn check_give(
         }
     }
     if !doses.is_empty() {
-        match &entry.dose {
+        match &limits.dose {
             Some(limits) => {
                 checked = true;
                 if let Some((lo, hi)) = judge(n, "dose", &doses, limits, &conc, &pt, patient, out) {
@@ -562,7 +734,24 @@ fn check_give(
             .at(loc(b"RXG", n, 0)),
         );
     }
-    // The patient facts the decision used are in the record.
+    // The limits that applied and the patient facts the decision used are in the record.
+    facts.limits = Some(
+        [
+            limits
+                .rate
+                .as_ref()
+                .map(|l| format!("rate {}", l.describe())),
+            limits
+                .dose
+                .as_ref()
+                .map(|l| format!("dose {}", l.describe())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; "),
+    )
+    .filter(|s| !s.is_empty());
     if let Ok(Some(w)) = &patient.weight {
         facts.weight_kg = Some(round(w.0));
     }
@@ -578,6 +767,62 @@ fn check_give(
         }
     }
     out.infusions.push(facts);
+}
+
+/// The concentration against the drug's limits: outside min/max blocks, not a
+/// standard one alerts.
+fn check_concentration(
+    n: usize,
+    drug: &str,
+    c: &Concentration,
+    cl: &crate::policy::ConcentrationLimits,
+    out: &mut OrderCheck,
+) {
+    let l = loc(b"RXG", n, 17);
+    if c.dim != cl.dim {
+        out.findings.push(
+            OrderFinding::new(
+                rules::UNIT_INCOMPATIBLE,
+                format!(
+                    "RXG #{n}: {drug} concentration is in {}/mL, its limits in {}",
+                    c.dim_label(),
+                    cl.unit_text
+                ),
+            )
+            .at(l),
+        );
+        return;
+    }
+    let v = c.per_ml / cl.per_ml;
+    let unit = &cl.unit_text;
+    let outside = cl.min.is_some_and(|m| v < m * (1.0 - LIMIT_TOLERANCE))
+        || cl.max.is_some_and(|m| v > m * (1.0 + LIMIT_TOLERANCE));
+    if outside {
+        out.findings.push(
+            OrderFinding::new(
+                rules::CONCENTRATION_LIMIT,
+                format!(
+                    "RXG #{n}: {drug} concentration {} {unit} is outside {}-{} {unit}",
+                    round(v),
+                    cl.min.map_or("-".into(), |m| m.to_string()),
+                    cl.max.map_or("-".into(), |m| m.to_string())
+                ),
+            )
+            .at(l),
+        );
+    } else if !cl.standard.is_empty() && !cl.standard.iter().any(|s| within(*s, v, 0.0)) {
+        out.findings.push(
+            OrderFinding::new(
+                rules::NON_STANDARD_CONCENTRATION,
+                format!(
+                    "RXG #{n}: {drug} concentration {} {unit} is not a standard one ({:?})",
+                    round(v),
+                    cl.standard
+                ),
+            )
+            .at(l),
+        );
+    }
 }
 
 /// A rate derived from an amount over a duration.

@@ -26,15 +26,90 @@ pub struct QuantityLimits {
     pub hard_min: Option<f64>,
 }
 
+impl QuantityLimits {
+    /// The limits as an operator reads them: `U/h: hard 50-2000, soft max 1500`.
+    pub fn describe(&self) -> String {
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let mut out = format!(
+            "{}: hard {}-{}",
+            self.unit_text,
+            num(self.hard_min),
+            self.hard_max
+        );
+        if self.soft_min.is_some() || self.soft_max.is_some() {
+            out.push_str(&format!(
+                ", soft {}-{}",
+                num(self.soft_min),
+                num(self.soft_max)
+            ));
+        }
+        out
+    }
+}
+
+/// One drug's limits in one care area (or the drug's own, outside any).
+#[derive(Debug, Clone)]
+pub struct AreaLimits {
+    /// False: the drug may not be given in this care area.
+    pub available: bool,
+    /// Continuous rate limits.
+    pub rate: Option<QuantityLimits>,
+    /// Bolus and intermittent dose limits.
+    pub dose: Option<QuantityLimits>,
+    /// Largest volume to be infused (mL).
+    pub vtbi_max_ml: Option<f64>,
+    /// Longest duration (minutes).
+    pub duration_max_min: Option<f64>,
+}
+
+/// Concentration limits of a drug, in base units per mL.
+#[derive(Debug, Clone)]
+pub struct ConcentrationLimits {
+    /// The unit as written (`U/mL`).
+    pub unit_text: String,
+    /// Its dimension.
+    pub dim: units::Dimension,
+    /// Base units per mL of one of the unit.
+    pub per_ml: f64,
+    /// Standard concentrations, in the unit.
+    pub standard: Vec<f64>,
+    /// Lowest accepted, in the unit.
+    pub min: Option<f64>,
+    /// Highest accepted, in the unit.
+    pub max: Option<f64>,
+}
+
 /// One drug library entry.
 #[derive(Debug, Clone)]
 pub struct DrugEntry {
     /// First configured name, used in events.
     pub display: String,
-    /// Rate limits, if any.
-    pub rate: Option<QuantityLimits>,
-    /// Dose limits, if any.
-    pub dose: Option<QuantityLimits>,
+    /// The drug's own limits (outside any care area).
+    pub base: AreaLimits,
+    /// Merged limits per care area, indexed like [`DrugLibrary::care_areas`].
+    pub areas: Vec<AreaLimits>,
+    /// Concentration limits, if any.
+    pub concentration: Option<ConcentrationLimits>,
+}
+
+impl DrugEntry {
+    /// The limits in care area `area` (`None`: the drug's own).
+    pub fn limits_in(&self, area: Option<usize>) -> &AreaLimits {
+        area.and_then(|i| self.areas.get(i)).unwrap_or(&self.base)
+    }
+}
+
+/// A care area of a library, compiled.
+#[derive(Debug, Clone)]
+pub struct CareAreaPolicy {
+    /// Id.
+    pub id: String,
+    /// Points of care (PV1-3.1), upper-cased.
+    pub points_of_care: Vec<String>,
+    /// Patient weight range (kg).
+    pub weight_min_kg: Option<f64>,
+    /// Patient weight range (kg).
+    pub weight_max_kg: Option<f64>,
 }
 
 /// A drug library, indexed by lower-cased name.
@@ -42,6 +117,14 @@ pub struct DrugEntry {
 pub struct DrugLibrary {
     /// Library id.
     pub id: String,
+    /// The pharmacy's version.
+    pub version: Option<String>,
+    /// Who signed it (the signer's configured name), when signed.
+    pub signer: Option<String>,
+    /// Care areas.
+    pub care_areas: Vec<CareAreaPolicy>,
+    /// Index of the default care area.
+    pub default_care_area: Option<usize>,
     entries: Vec<DrugEntry>,
     by_name: HashMap<String, usize>,
 }
@@ -49,15 +132,7 @@ pub struct DrugLibrary {
 impl DrugLibrary {
     /// Finds the entry whose names include `code` (case-insensitive, trimmed).
     pub fn lookup(&self, code: &str) -> Option<&DrugEntry> {
-        let key = code.trim();
-        if key.is_empty() {
-            return None;
-        }
-        let idx = match self.by_name.get(key) {
-            Some(i) => *i,
-            None => *self.by_name.get(&key.to_lowercase())?,
-        };
-        self.entries.get(idx)
+        self.lookup_indexed(code).map(|(_, e)| e)
     }
 
     /// Like [`DrugLibrary::lookup`], with the entry's index (to tell two entries apart).
@@ -71,6 +146,19 @@ impl DrugLibrary {
             None => *self.by_name.get(&key.to_lowercase())?,
         };
         self.entries.get(idx).map(|e| (idx, e))
+    }
+
+    /// The care area a point of care (PV1-3.1) maps to.
+    pub fn area_for_point_of_care(&self, point: &str) -> Option<usize> {
+        let p = point.trim().to_uppercase();
+        self.care_areas
+            .iter()
+            .position(|a| a.points_of_care.contains(&p))
+    }
+
+    /// The index of care area `id`.
+    pub fn area_index(&self, id: &str) -> Option<usize> {
+        self.care_areas.iter().position(|a| a.id == id)
     }
 }
 
@@ -140,6 +228,8 @@ pub struct RoutePolicy {
     pub delivery: wardgate_config::Delivery,
     /// `enforcement = "monitor"`: decide and record, never block.
     pub monitor: bool,
+    /// The library's care area fixed by the route.
+    pub care_area: Option<usize>,
     /// Refuse an LF after an MLLP end block.
     pub mllp_strict: bool,
 }
@@ -206,8 +296,29 @@ impl Policy {
         let mut problems = Vec::new();
         let mut libraries = HashMap::new();
         for lib in &v.config.drug_libraries {
+            let care_areas: Vec<CareAreaPolicy> = lib
+                .care_areas
+                .iter()
+                .map(|a| CareAreaPolicy {
+                    id: a.id.get_ref().clone(),
+                    points_of_care: a
+                        .points_of_care
+                        .iter()
+                        .map(|p| p.get_ref().trim().to_uppercase())
+                        .collect(),
+                    weight_min_kg: a.weight_min_kg.as_ref().map(|w| *w.get_ref()),
+                    weight_max_kg: a.weight_max_kg.as_ref().map(|w| *w.get_ref()),
+                })
+                .collect();
             let mut out = DrugLibrary {
                 id: lib.id.get_ref().clone(),
+                version: lib.version.as_ref().map(|v| v.get_ref().clone()),
+                signer: None,
+                default_care_area: lib
+                    .default_care_area
+                    .as_ref()
+                    .and_then(|d| care_areas.iter().position(|a| a.id == *d.get_ref())),
+                care_areas,
                 ..Default::default()
             };
             for drug in &lib.drugs {
@@ -215,7 +326,9 @@ impl Policy {
                     |u: &Option<Spanned<String>>, want_rate: bool| -> Option<(Unit, String)> {
                         let u = u.as_ref()?;
                         match units::parse(u.get_ref()) {
-                            Ok(parsed) if parsed.is_rate() == want_rate => {
+                            Ok(parsed)
+                                if parsed.is_rate() == want_rate && parsed.dim.is_drug_amount() =>
+                            {
                                 Some((parsed, u.get_ref().clone()))
                             }
                             Ok(_) => {
@@ -240,17 +353,101 @@ impl Policy {
                 let rate_unit = unit(&drug.rate_unit, true);
                 let dose_unit = unit(&drug.dose_unit, false);
                 let get = |v: &Option<Spanned<f64>>| v.as_ref().map(|s| *s.get_ref());
-                let limits = |u: Option<(Unit, String)>,
-                              [soft, hard, soft_min, hard_min]: [&Option<Spanned<f64>>; 4]| {
-                    let (unit, unit_text) = u?;
-                    Some(QuantityLimits {
-                        unit,
-                        unit_text,
-                        soft_max: get(soft),
-                        hard_max: get(hard)?,
-                        soft_min: get(soft_min),
-                        hard_min: get(hard_min),
+                let limits =
+                    |u: &Option<(Unit, String)>,
+                     [soft, hard, soft_min, hard_min]: [Option<f64>; 4]| {
+                        let (unit, unit_text) = u.clone()?;
+                        Some(QuantityLimits {
+                            unit,
+                            unit_text,
+                            soft_max: soft,
+                            hard_max: hard?,
+                            soft_min,
+                            hard_min,
+                        })
+                    };
+                let base = AreaLimits {
+                    available: true,
+                    rate: limits(
+                        &rate_unit,
+                        [
+                            get(&drug.rate_soft_max),
+                            get(&drug.rate_hard_max),
+                            get(&drug.rate_soft_min),
+                            get(&drug.rate_hard_min),
+                        ],
+                    ),
+                    dose: limits(
+                        &dose_unit,
+                        [
+                            get(&drug.dose_soft_max),
+                            get(&drug.dose_hard_max),
+                            get(&drug.dose_soft_min),
+                            get(&drug.dose_hard_min),
+                        ],
+                    ),
+                    vtbi_max_ml: get(&drug.vtbi_max_ml),
+                    duration_max_min: get(&drug.duration_max_min),
+                };
+                let areas = lib
+                    .care_areas
+                    .iter()
+                    .map(|area| {
+                        let Some(o) = drug
+                            .care_areas
+                            .iter()
+                            .find(|o| o.id.get_ref() == area.id.get_ref())
+                        else {
+                            return base.clone();
+                        };
+                        let or = |own: &Option<Spanned<f64>>, base: &Option<Spanned<f64>>| {
+                            get(own).or(get(base))
+                        };
+                        AreaLimits {
+                            available: o.available.as_ref().is_none_or(|a| *a.get_ref()),
+                            rate: limits(
+                                &rate_unit,
+                                [
+                                    or(&o.rate_soft_max, &drug.rate_soft_max),
+                                    or(&o.rate_hard_max, &drug.rate_hard_max),
+                                    or(&o.rate_soft_min, &drug.rate_soft_min),
+                                    or(&o.rate_hard_min, &drug.rate_hard_min),
+                                ],
+                            ),
+                            dose: limits(
+                                &dose_unit,
+                                [
+                                    or(&o.dose_soft_max, &drug.dose_soft_max),
+                                    or(&o.dose_hard_max, &drug.dose_hard_max),
+                                    or(&o.dose_soft_min, &drug.dose_soft_min),
+                                    or(&o.dose_hard_min, &drug.dose_hard_min),
+                                ],
+                            ),
+                            vtbi_max_ml: or(&o.vtbi_max_ml, &drug.vtbi_max_ml),
+                            duration_max_min: or(&o.duration_max_min, &drug.duration_max_min),
+                        }
                     })
+                    .collect();
+                let concentration = match &drug.concentration_unit {
+                    None => None,
+                    Some(u) => match units::parse_concentration(u.get_ref()) {
+                        Ok((dim, per_ml)) => Some(ConcentrationLimits {
+                            unit_text: u.get_ref().clone(),
+                            dim,
+                            per_ml,
+                            standard: drug.concentrations.iter().map(|c| *c.get_ref()).collect(),
+                            min: get(&drug.concentration_min),
+                            max: get(&drug.concentration_max),
+                        }),
+                        Err(e) => {
+                            problems.push(src.problem(
+                                u.span(),
+                                Level::Error,
+                                format!("concentration_unit: {e}"),
+                            ));
+                            None
+                        }
+                    },
                 };
                 let entry = DrugEntry {
                     display: drug
@@ -258,24 +455,9 @@ impl Policy {
                         .first()
                         .map(|n| n.get_ref().clone())
                         .unwrap_or_default(),
-                    rate: limits(
-                        rate_unit,
-                        [
-                            &drug.rate_soft_max,
-                            &drug.rate_hard_max,
-                            &drug.rate_soft_min,
-                            &drug.rate_hard_min,
-                        ],
-                    ),
-                    dose: limits(
-                        dose_unit,
-                        [
-                            &drug.dose_soft_max,
-                            &drug.dose_hard_max,
-                            &drug.dose_soft_min,
-                            &drug.dose_hard_min,
-                        ],
-                    ),
+                    base,
+                    areas,
+                    concentration,
                 };
                 let idx = out.entries.len();
                 out.entries.push(entry);
@@ -321,6 +503,10 @@ impl Policy {
                     upstream_tls: r.upstream_tls.clone(),
                     delivery: r.delivery.clone(),
                     monitor: r.monitor,
+                    care_area: r.care_area.as_ref().and_then(|a| {
+                        let lib = libraries.get(r.drug_library.as_ref()?)?;
+                        lib.area_index(a)
+                    }),
                     mllp_strict: r.mllp_strict,
                 })
             })

@@ -114,6 +114,20 @@ rules! {
         "The infusion rate is below the soft minimum: forwarded and alerted for review.";
     DOSE_SOFT_MIN = "WG-INF-026", "dose-below-soft-minimum", Medium,
         "The dose is below the soft minimum: forwarded and alerted for review.";
+    CONCENTRATION_LIMIT = "WG-INF-027", "concentration-outside-limits", High,
+        "The order's concentration (RXG-17/18 over RXG-23/24, or MDC_CONC_DRUG) is outside the drug's concentration_min/max: a bag ten times too strong runs ten times the dose at the same mL/h. Blocked.";
+    NON_STANDARD_CONCENTRATION = "WG-INF-028", "non-standard-concentration", Medium,
+        "The concentration is within limits but not one of the drug's standard concentrations: forwarded and alerted, so pharmacy can check the bag.";
+    VTBI_LIMIT = "WG-INF-029", "vtbi-above-limit", High,
+        "The volume to be infused is above the drug's vtbi_max_ml in the care area. Blocked.";
+    DURATION_LIMIT = "WG-INF-030", "duration-above-limit", High,
+        "The infusion's duration is above the drug's duration_max_min in the care area. Blocked.";
+    WEIGHT_OUTSIDE_AREA = "WG-INF-031", "weight-outside-care-area", High,
+        "The patient's body weight is outside the care area's weight_min_kg..weight_max_kg (an adult weight in the NICU profile, or the reverse): the wrong patient, care area or unit. Blocked.";
+    CARE_AREA_UNKNOWN = "WG-INF-032", "care-area-unknown", High,
+        "The drug library has care areas, the route fixes none, the order's point of care (PV1-3) maps to none and the library has no default: the limits that apply cannot be known. Blocked.";
+    DRUG_NOT_IN_CARE_AREA = "WG-INF-033", "drug-not-in-care-area", High,
+        "The drug is in the library but not available in the order's care area. Blocked.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,

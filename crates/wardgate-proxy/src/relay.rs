@@ -239,10 +239,22 @@ async fn degraded<C: ClientIo>(
 /// bounded at 64.
 type ControlId = smallvec::SmallVec<[u8; 32]>;
 
+/// MSH-10 of a framed message, as written, without a parse or an allocation
+/// (it runs for every forwarded message): the tenth field of the first line.
 fn control_id_of(frame: &[u8]) -> ControlId {
-    let id = inspect::frame_control_id(frame);
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let line = payload
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
     let mut out = ControlId::new();
-    out.extend_from_slice(&id.as_bytes()[..id.len().min(64)]);
+    if let (true, Some(&sep)) = (line.starts_with(b"MSH"), line.get(3)) {
+        if let Some(id) = line.split(|&b| b == sep).nth(9) {
+            out.extend_from_slice(&id[..id.len().min(64)]);
+        }
+    }
     out
 }
 
