@@ -39,6 +39,9 @@ pub struct Config {
     /// Drug libraries with dose and rate limits (`[[drug_library]]`).
     #[serde(default, rename = "drug_library")]
     pub drug_libraries: Vec<DrugLibrary>,
+    /// Keys whose signature a drug library file may carry (`[[library_signer]]`).
+    #[serde(default, rename = "library_signer")]
+    pub library_signers: Vec<LibrarySigner>,
     /// Where the configuration was read from (not a TOML key).
     #[serde(skip)]
     pub source: Source,
@@ -55,6 +58,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The text parsed.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Line and column (both 1-based) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -590,12 +598,39 @@ pub struct ResolvedListenTls {
     pub client_crl: Option<PathBuf>,
 }
 
+/// `[[library_signer]]`: a key (the pharmacy's) that may sign drug library files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibrarySigner {
+    /// Name recorded with every decision made with a library it signed.
+    pub id: Spanned<String>,
+    /// Ed25519 public key, 64 hex digits (`wardgate library keygen` prints it).
+    pub public_key: Spanned<String>,
+}
+
 /// `[[drug_library]]`: the hospital's dosing limits, as on a smart pump.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrugLibrary {
     /// Identifier routes refer to.
     pub id: Spanned<String>,
+    /// A file holding the library (its `version`, `default_care_area`,
+    /// `[[care_area]]` and `[[drug]]`), so that it can be signed on its own.
+    #[serde(default)]
+    pub file: Option<Spanned<PathBuf>>,
+    /// Refuse the library unless `file` carries a valid signature (`file.sig`)
+    /// by a `[[library_signer]]`.
+    #[serde(default)]
+    pub require_signed: Option<Spanned<bool>>,
+    /// The file the library's content came from (not a TOML key).
+    #[serde(skip)]
+    pub source: Option<Source>,
+    /// The signer whose valid signature the file carries (not a TOML key).
+    #[serde(skip)]
+    pub signer: Option<String>,
+    /// SHA-256 of the file, hex (not a TOML key).
+    #[serde(skip)]
+    pub file_sha256: Option<String>,
     /// The pharmacy's version of the library, recorded with every decision.
     #[serde(default)]
     pub version: Option<Spanned<String>>,
@@ -610,6 +645,70 @@ pub struct DrugLibrary {
     /// Entries, one per drug.
     #[serde(default, rename = "drug")]
     pub drugs: Vec<Drug>,
+}
+
+/// The content of a drug library file (`[[drug_library]] file = ...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LibraryFile {
+    #[serde(default)]
+    version: Option<Spanned<String>>,
+    #[serde(default)]
+    default_care_area: Option<Spanned<String>>,
+    #[serde(default, rename = "care_area")]
+    care_areas: Vec<CareArea>,
+    #[serde(default, rename = "drug")]
+    drugs: Vec<Drug>,
+}
+
+/// What a library signature signs: this prefix, then the file's bytes.
+pub const LIBRARY_SIGNATURE_DOMAIN: &[u8] = b"wardgate drug library v1\n";
+
+/// A signature file's one line: `wardgate-library-signature v1 <signer> <hex>`.
+pub fn library_signature_line(signer: &str, signature: &[u8; 64]) -> String {
+    format!(
+        "wardgate-library-signature v1 {signer} {}\n",
+        hex::encode(signature)
+    )
+}
+
+/// Checks `sig_text` (a signature file) over `content` against `signers`
+/// (id, public key hex); returns the signer's id.
+pub fn verify_library_signature(
+    content: &[u8],
+    sig_text: &str,
+    signers: &[(String, String)],
+) -> Result<String, String> {
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let mut parts = sig_text.split_whitespace();
+    let (Some("wardgate-library-signature"), Some("v1"), Some(signer), Some(sig_hex), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(
+            "the signature file is not `wardgate-library-signature v1 <signer> <hex>`".into(),
+        );
+    };
+    let Some((_, key_hex)) = signers.iter().find(|(id, _)| id == signer) else {
+        return Err(format!("signer {signer:?} is not a [[library_signer]]"));
+    };
+    let key: [u8; 32] = hex::decode(key_hex)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| format!("signer {signer:?} has a malformed public key"))?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|e| format!("signer {signer:?}: {e}"))?;
+    let sig: [u8; 64] = hex::decode(sig_hex)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or("the signature is not 128 hex digits")?;
+    let mut signed = LIBRARY_SIGNATURE_DOMAIN.to_vec();
+    signed.extend_from_slice(content);
+    key.verify(&signed, &Signature::from_bytes(&sig))
+        .map_err(|_| format!("the signature by {signer:?} does not match the file: it was changed after signing, or signed by another key"))?;
+    Ok(signer.to_owned())
 }
 
 /// `[[drug_library.care_area]]`: a profile of the library, as on a pump.
@@ -864,6 +963,25 @@ pub struct Validated {
     pub local_networks: Vec<IpNetwork>,
 }
 
+impl Validated {
+    /// SHA-256 (hex) of what the policy is made of: the configuration's text and
+    /// every drug library file's. Two configurations with the same hash decide
+    /// alike; every decision names the (short) hash of the policy it used.
+    pub fn policy_hash(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"wardgate policy v1\n");
+        h.update(self.config.source.text.as_bytes());
+        for lib in &self.config.drug_libraries {
+            h.update(b"\nlibrary ");
+            h.update(lib.id.get_ref().as_bytes());
+            h.update(b" ");
+            h.update(lib.file_sha256.as_deref().unwrap_or("inline").as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Validated, ConfigError> {
@@ -908,7 +1026,129 @@ impl Config {
             }
         };
         config.source = source;
+        let problems = config.load_library_files();
+        if problems.iter().any(|p| p.level == Level::Error) {
+            return Err(ConfigError::Invalid(problems));
+        }
         config.validate()
+    }
+
+    /// Reads each `[[drug_library]] file` into its library, checks its signature,
+    /// and refuses what `require_signed` does not allow.
+    fn load_library_files(&mut self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let signers: Vec<(String, String)> = self
+            .library_signers
+            .iter()
+            .map(|s| (s.id.get_ref().clone(), s.public_key.get_ref().clone()))
+            .collect();
+        for s in &self.library_signers {
+            let ok = hex::decode(s.public_key.get_ref())
+                .ok()
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .is_some_and(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).is_ok());
+            if !ok {
+                problems.push(self.source.problem(
+                    s.public_key.span(),
+                    Level::Error,
+                    "public_key must be an Ed25519 public key in 64 hex digits",
+                ));
+            }
+        }
+        let src = self.source.clone();
+        for lib in &mut self.drug_libraries {
+            let require = lib.require_signed.as_ref().is_some_and(|r| *r.get_ref());
+            let Some(file) = lib.file.clone() else {
+                if let (true, Some(r)) = (require, &lib.require_signed) {
+                    problems.push(src.problem(r.span(), Level::Error, "require_signed needs the library in its own file (file = ...): only a file can be signed"));
+                }
+                continue;
+            };
+            let inline = lib.version.is_some()
+                || lib.default_care_area.is_some()
+                || !lib.care_areas.is_empty()
+                || !lib.drugs.is_empty();
+            if inline {
+                problems.push(src.problem(file.span(), Level::Error, "a library read from a file keeps its version, care areas and drugs in that file, not here"));
+                continue;
+            }
+            let path = src.base_dir.join(file.get_ref());
+            let bytes = match std::fs::read(&path) {
+                Ok(b) if b.len() as u64 <= MAX_CONFIG_BYTES => b,
+                Ok(_) => {
+                    problems.push(src.problem(
+                        file.span(),
+                        Level::Error,
+                        format!("{} is larger than {MAX_CONFIG_BYTES} bytes", path.display()),
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(src.problem(
+                        file.span(),
+                        Level::Error,
+                        format!("cannot read {}: {e}", path.display()),
+                    ));
+                    continue;
+                }
+            };
+            let Ok(text) = String::from_utf8(bytes.clone()) else {
+                problems.push(src.problem(
+                    file.span(),
+                    Level::Error,
+                    format!("{} is not UTF-8", path.display()),
+                ));
+                continue;
+            };
+            let lib_source = Source {
+                name: path.display().to_string(),
+                base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+                text: text.clone(),
+            };
+            let content: LibraryFile = match toml::from_str(&text) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(lib_source.problem(
+                        e.span().unwrap_or(0..0),
+                        Level::Error,
+                        e.message().to_owned(),
+                    ));
+                    continue;
+                }
+            };
+            {
+                use sha2::Digest;
+                lib.file_sha256 = Some(hex::encode(sha2::Sha256::digest(&bytes)));
+            }
+            let mut sig_path = path.clone().into_os_string();
+            sig_path.push(".sig");
+            match std::fs::read_to_string(&sig_path) {
+                Ok(sig) => match verify_library_signature(&bytes, &sig, &signers) {
+                    Ok(signer) => lib.signer = Some(signer),
+                    Err(why) => problems.push(src.problem(
+                        file.span(),
+                        Level::Error,
+                        format!("drug library {:?}: {why}", lib.id.get_ref()),
+                    )),
+                },
+                Err(_) if require => problems.push(src.problem(
+                    file.span(),
+                    Level::Error,
+                    format!(
+                        "drug library {:?} must be signed (require_signed) but {} cannot be read",
+                        lib.id.get_ref(),
+                        std::path::Path::new(&sig_path).display()
+                    ),
+                )),
+                Err(_) => {}
+            }
+            lib.version = content.version;
+            lib.default_care_area = content.default_care_area;
+            lib.care_areas = content.care_areas;
+            lib.drugs = content.drugs;
+            lib.source = Some(lib_source);
+        }
+        problems
     }
 
     fn validate(self) -> Result<Validated, ConfigError> {
@@ -974,14 +1214,20 @@ impl Config {
         }
 
         let mut libraries = HashSet::new();
+        let mut lib_problems = Vec::new();
         for lib in &self.drug_libraries {
-            check_care_areas(&mut err, lib);
             if !libraries.insert(lib.id.get_ref().as_str()) {
                 err(
                     lib.id.span(),
                     format!("drug library {:?} is declared twice", lib.id.get_ref()),
                 );
             }
+            // A library read from its own file is located in that file.
+            let lib_src = lib.source.as_ref().unwrap_or(src);
+            let mut err = |span: Range<usize>, msg: String| {
+                lib_problems.push(lib_src.problem(span, Level::Error, msg));
+            };
+            check_care_areas(&mut err, lib);
             let mut names = HashSet::new();
             for drug in &lib.drugs {
                 if drug.names.is_empty() {
@@ -1373,6 +1619,7 @@ impl Config {
             &mut problems,
             &mut warnings,
         );
+        problems.extend(lib_problems);
 
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);

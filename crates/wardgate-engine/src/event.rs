@@ -51,6 +51,8 @@ pub enum Action {
     /// `enforcement = "monitor"`: the decision was a block, but the message was
     /// forwarded; an alert with the rule that would have blocked it.
     WouldBlock,
+    /// A configuration was put in force (at start or by a reload).
+    PolicyApplied,
 }
 
 impl Action {
@@ -72,6 +74,7 @@ impl Action {
             Action::Parked => "parked",
             Action::Redriven => "redriven",
             Action::WouldBlock => "would-block",
+            Action::PolicyApplied => "policy-applied",
         }
     }
 }
@@ -280,6 +283,22 @@ pub struct InfusionFacts {
     pub patient_id: Option<String>,
 }
 
+/// `wardgate.policy_applied`: a configuration put in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyApplied {
+    /// SHA-256 of the configuration and library files, hex.
+    pub hash: String,
+    /// The hash of the policy it replaced (none at start).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub previous: Option<String>,
+    /// What changed, one line each (`library adult-icu drug heparin: rate ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub changes: Vec<String>,
+    /// Each drug library: id, version, signer.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub libraries: Vec<String>,
+}
+
 /// One rule that fired, with the specific detail (`wardgate.findings[]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
@@ -309,6 +328,10 @@ pub struct WardgateFields {
     /// connection, unique across restarts (it starts from the clock).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub connection_id: Option<u64>,
+    /// The policy the decision used: the first 16 hex digits of its hash
+    /// (`wardgate check --running` and the `policy-applied` event give it whole).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub policy: Option<String>,
     /// Where in the path the decision was taken: `connection`, `message`, `gateway`.
     pub stage: String,
     /// Severity name of the most serious finding.
@@ -323,6 +346,10 @@ pub struct WardgateFields {
     /// Infusion orders checked.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub infusion: Vec<InfusionFacts>,
+    /// A policy applied (at start or reload): its hash, the one it replaced,
+    /// what changed, the libraries with version and signer.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub policy_applied: Option<PolicyApplied>,
     /// Every rule that fired.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub findings: Vec<Finding>,

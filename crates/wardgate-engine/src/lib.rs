@@ -93,6 +93,7 @@ impl Flow {
         e.wardgate.source_device = self.source_device.as_deref().map(str::to_owned);
         e.wardgate.destination_device = route.upstream_device.as_deref().map(str::to_owned);
         e.wardgate.connection_id = self.connection_id;
+        e.wardgate.policy = Some(route.policy_hash.to_string());
         e
     }
 

@@ -232,6 +232,11 @@ pub struct RoutePolicy {
     pub care_area: Option<usize>,
     /// Refuse an LF after an MLLP end block.
     pub mllp_strict: bool,
+    /// Position in [`Policy::routes`]; the same across a reload (a reload that
+    /// would change the routes is refused).
+    pub index: usize,
+    /// The first 16 hex digits of the policy's hash, named by every decision.
+    pub policy_hash: Arc<str>,
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.
@@ -286,16 +291,21 @@ pub struct Policy {
     pub routes: Vec<Arc<RoutePolicy>>,
     /// Flood limits per device (`[gateway.limits]`, `[device.limits]`).
     pub flood: crate::flood::SiteLimits,
+    /// SHA-256 of the configuration and library files ([`Validated::policy_hash`]).
+    pub hash: String,
+    /// Drug libraries by id.
+    pub libraries: Vec<Arc<DrugLibrary>>,
 }
 
 impl Policy {
     /// Compiles a validated configuration. Unit strings are checked here, with the
     /// same located [`Problem`]s as the configuration's own validation.
     pub fn compile(v: &Validated) -> Result<Policy, Vec<Problem>> {
-        let src = &v.config.source;
         let mut problems = Vec::new();
         let mut libraries = HashMap::new();
         for lib in &v.config.drug_libraries {
+            // A library read from its own file is located in that file.
+            let src = lib.source.as_ref().unwrap_or(&v.config.source);
             let care_areas: Vec<CareAreaPolicy> = lib
                 .care_areas
                 .iter()
@@ -313,7 +323,7 @@ impl Policy {
             let mut out = DrugLibrary {
                 id: lib.id.get_ref().clone(),
                 version: lib.version.as_ref().map(|v| v.get_ref().clone()),
-                signer: None,
+                signer: lib.signer.clone(),
                 default_care_area: lib
                     .default_care_area
                     .as_ref()
@@ -476,10 +486,13 @@ impl Policy {
             .map(|(ip, id)| (*ip, Arc::from(id.as_str())))
             .collect();
         let max_segments = usize::try_from(v.config.gateway.max_segments).unwrap_or(usize::MAX);
+        let hash = v.policy_hash();
+        let short: Arc<str> = Arc::from(&hash[..16]);
         let routes = v
             .routes
             .iter()
-            .map(|r| {
+            .enumerate()
+            .map(|(index, r)| {
                 Arc::new(RoutePolicy {
                     id: Arc::from(r.id.as_str()),
                     protocol: r.protocol,
@@ -507,6 +520,8 @@ impl Policy {
                         let lib = libraries.get(r.drug_library.as_ref()?)?;
                         lib.area_index(a)
                     }),
+                    index,
+                    policy_hash: short.clone(),
                     mllp_strict: r.mllp_strict,
                 })
             })
@@ -527,12 +542,131 @@ impl Policy {
                 (Arc::from(d.id.get_ref().as_str()), list)
             })
             .collect();
+        let mut libs: Vec<Arc<DrugLibrary>> = libraries.into_values().collect();
+        libs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Policy {
             devices,
             routes,
             peers,
             flood: crate::flood::SiteLimits::from_config(&v.config),
+            hash,
+            libraries: libs,
         })
+    }
+
+    /// What the policy says, one line per thing that can change (routes' senders,
+    /// messages, library, care area, enforcement; each library's version, signer,
+    /// care areas; each drug's limits per care area): [`Policy::changes`] diffs it.
+    pub fn summary(&self) -> std::collections::BTreeMap<String, String> {
+        let mut m = std::collections::BTreeMap::new();
+        let mut devices: Vec<(String, String)> = self
+            .devices
+            .iter()
+            .map(|(ip, d)| (format!("device {d} address {ip}"), String::new()))
+            .collect();
+        devices.sort();
+        m.extend(devices);
+        for r in &self.routes {
+            let key = |k: &str| format!("route {} {k}", r.id);
+            m.insert(key("senders"), r.senders.join(", "));
+            m.insert(
+                key("messages"),
+                r.messages
+                    .iter()
+                    .map(|t| format!("{}^{}", t.code, t.trigger.as_deref().unwrap_or("*")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            m.insert(
+                key("drug library"),
+                r.library
+                    .as_ref()
+                    .map_or_else(String::new, |l| l.id.clone()),
+            );
+            m.insert(
+                key("enforcement"),
+                if r.monitor { "monitor" } else { "enforce" }.into(),
+            );
+            m.insert(
+                key("care area"),
+                r.care_area
+                    .and_then(|i| r.library.as_ref()?.care_areas.get(i).map(|a| a.id.clone()))
+                    .unwrap_or_default(),
+            );
+        }
+        for lib in &self.libraries {
+            let key = |k: &str| format!("library {} {k}", lib.id);
+            m.insert(key("version"), lib.version.clone().unwrap_or_default());
+            m.insert(key("signer"), lib.signer.clone().unwrap_or_default());
+            for a in &lib.care_areas {
+                m.insert(
+                    key(&format!("care area {}", a.id)),
+                    format!(
+                        "points of care {:?}, weight {:?}-{:?} kg",
+                        a.points_of_care, a.weight_min_kg, a.weight_max_kg
+                    ),
+                );
+            }
+            for e in &lib.entries {
+                let areas = std::iter::once(("", &e.base)).chain(
+                    lib.care_areas
+                        .iter()
+                        .map(|a| a.id.as_str())
+                        .zip(e.areas.iter()),
+                );
+                for (area, l) in areas {
+                    let what = if area.is_empty() {
+                        format!("drug {}", e.display)
+                    } else {
+                        format!("drug {} in {area}", e.display)
+                    };
+                    let v =
+                        format!(
+                        "available {}; rate {}; dose {}; vtbi max {:?} mL; duration max {:?} min",
+                        l.available,
+                        l.rate.as_ref().map_or_else(|| "-".into(), QuantityLimits::describe),
+                        l.dose.as_ref().map_or_else(|| "-".into(), QuantityLimits::describe),
+                        l.vtbi_max_ml,
+                        l.duration_max_min
+                    );
+                    m.insert(key(&what), v);
+                }
+                if let Some(c) = &e.concentration {
+                    m.insert(
+                        key(&format!("drug {} concentration", e.display)),
+                        format!(
+                            "{}: {:?}-{:?}, standard {:?}",
+                            c.unit_text, c.min, c.max, c.standard
+                        ),
+                    );
+                }
+            }
+        }
+        m
+    }
+
+    /// What changed from `old` to `self`, one line each, bounded to `max` lines.
+    pub fn changes(&self, old: &Policy, max: usize) -> Vec<String> {
+        let (a, b) = (old.summary(), self.summary());
+        let mut out = Vec::new();
+        for (k, v) in &b {
+            match a.get(k) {
+                None => out.push(format!("added {k}: {v}")),
+                Some(o) if o != v => out.push(format!("changed {k}: {o} -> {v}")),
+                Some(_) => {}
+            }
+        }
+        for (k, v) in &a {
+            if !b.contains_key(k) {
+                out.push(format!("removed {k}: {v}"));
+            }
+        }
+        if out.len() > max {
+            let more = out.len() - max;
+            out.truncate(max);
+            out.push(format!("and {more} more"));
+        }
+        out
     }
 
     /// The enrolled device at `ip` (IPv4-mapped IPv6 addresses are the IPv4 device).

@@ -74,6 +74,8 @@ struct ContextFields {
     destination_device: Option<String>,
     #[serde(default)]
     connection_id: Option<u64>,
+    #[serde(default)]
+    policy: Option<String>,
 }
 
 /// The keys that tell the two forms apart, read without building either.
@@ -148,6 +150,7 @@ impl Expander {
         e.wardgate.source_device = c.wardgate.source_device;
         e.wardgate.destination_device = c.wardgate.destination_device;
         e.wardgate.connection_id = c.wardgate.connection_id;
+        e.wardgate.policy = c.wardgate.policy;
         self.contexts.insert(id, e);
         while self.contexts.len() > self.max {
             self.contexts.pop_first();

@@ -113,8 +113,8 @@ pub(crate) async fn handle<C: ClientIo>(
 ) {
     let limits = route.dicom.as_ref().map(|d| d.limits).unwrap_or_default();
     let admission = match &identity {
-        Some(id) => shared.policy.admit_device(&route, id),
-        None => shared.policy.admit(&route, peer.ip()),
+        Some(id) => shared.policy.load().admit_device(&route, id),
+        None => shared.policy.load().admit(&route, peer.ip()),
     };
     let device = match &admission {
         Admission::Allowed { device } => Some(device.clone()),

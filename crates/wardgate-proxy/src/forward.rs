@@ -54,6 +54,8 @@ pub(crate) async fn handle<C: ClientIo>(
     mut stop: watch::Receiver<bool>,
     q: Arc<RouteQueue>,
 ) {
+    // The policy in force when the connection comes, then per message below.
+    let mut route = shared.current_route(&route);
     let Some(flow) = relay::admit(peer, identity.as_deref(), &route, &shared) else {
         return;
     };
@@ -106,6 +108,11 @@ pub(crate) async fn handle<C: ClientIo>(
             match framer.next(&buf) {
                 Ok(Progress::Frame(f)) => {
                     gate.pace(&shared, &flow, &route).await;
+                    let now = shared.current_route(&route);
+                    if !Arc::ptr_eq(&now.policy_hash, &route.policy_hash) {
+                        shared.record(relay::policy_changed(&flow, &now));
+                        route = now;
+                    }
                     last_activity = Instant::now();
                     let frame = f.frame(&buf);
                     let outcome = inspect::inspect(&route, &flow, frame, &Clock::now());

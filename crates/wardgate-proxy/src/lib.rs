@@ -118,7 +118,8 @@ pub enum ProxyError {
 
 /// State shared by every connection.
 pub(crate) struct Shared {
-    pub policy: Arc<Policy>,
+    /// The policy in force: replaced as a whole by a reload, read per message.
+    pub policy: Arc<arc_swap::ArcSwap<Policy>>,
     pub recorder: RecorderHandle,
     pub opts: ProxyOptions,
     /// Per-device flood state (limits, episodes).
@@ -126,6 +127,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The route as the policy in force says now (a reload keeps routes in place;
+    /// `route` itself if the policy no longer has it).
+    pub fn current_route(&self, route: &Arc<RoutePolicy>) -> Arc<RoutePolicy> {
+        let p = self.policy.load();
+        match p.routes.get(route.index) {
+            Some(r) if r.id == route.id => r.clone(),
+            _ => route.clone(),
+        }
+    }
+
     /// Sends an event to the recorder; a stopped recorder is logged, never fatal to care.
     pub fn record(&self, record: impl Into<Record>) {
         if let Err(e) = self.recorder.record(record) {
@@ -210,13 +221,20 @@ impl Proxy {
             workers,
             shared: Arc::new(Shared {
                 floods: limits::Floods::new(&policy, opts.max_connections),
-                policy,
+                policy: Arc::new(arc_swap::ArcSwap::new(policy)),
                 recorder,
                 opts,
             }),
             listeners,
             queues,
         })
+    }
+
+    /// The policy in force, to replace on reload: new connections and every new
+    /// message use the one stored here. Listeners, TLS and queues are not
+    /// reloaded (a reload that would change routes is refused by the caller).
+    pub fn policy(&self) -> Arc<arc_swap::ArcSwap<Policy>> {
+        self.shared.policy.clone()
     }
 
     /// The bound addresses, by route id (useful when a route listens on port 0).
@@ -263,7 +281,7 @@ impl Proxy {
                         _ = stopped(&mut stop) => break,
                         accepted = listener.accept() => match accepted {
                             Ok((sock, peer)) => {
-                                let guard = match shared.floods.admit(&shared.policy, peer, &route) {
+                                let guard = match shared.floods.admit(&shared.policy.load(), peer, &route) {
                                     Ok(g) => g,
                                     Err(limits::Refused(alert)) => {
                                         if let Some(e) = alert {
@@ -554,7 +572,7 @@ async fn handshake(
             shared.opts.frame_timeout
         ),
     };
-    let device = shared.policy.device_for(peer.ip()).cloned();
+    let device = shared.policy.load().device_for(peer.ip()).cloned();
     let flow = wardgate_engine::Flow::new(peer, route.upstream, device);
     let e = flow
         .event(&Clock::now(), route, Action::Blocked, reason, "connection")

@@ -44,6 +44,9 @@ pub(crate) async fn handle<C: ClientIo>(
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) {
+    // The policy in force when the connection comes; each message then uses the
+    // one in force when it arrives (`Relay::on_client_bytes`).
+    let route = shared.current_route(&route);
     let Some(flow) = admit(peer, identity.as_deref(), &route, &shared) else {
         // Nothing the peer sent is read, let alone forwarded; dropping closes it.
         drop(client);
@@ -87,8 +90,8 @@ pub(crate) fn admit(
     shared: &Shared,
 ) -> Option<Flow> {
     let admission = match identity {
-        Some(id) => shared.policy.admit_device(route, id),
-        None => shared.policy.admit(route, peer.ip()),
+        Some(id) => shared.policy.load().admit_device(route, id),
+        None => shared.policy.load().admit(route, peer.ip()),
     };
     match admission {
         // The id goes on every event of the connection; its first one (admitted,
@@ -154,7 +157,7 @@ pub(crate) async fn connect(
 async fn degraded<C: ClientIo>(
     mut client: C,
     flow: Flow,
-    route: Arc<RoutePolicy>,
+    mut route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     up_tls: Option<Arc<UpstreamTls>>,
@@ -179,6 +182,11 @@ async fn degraded<C: ClientIo>(
             let outcome = match framer.next(&buf) {
                 Ok(Progress::Frame(f)) => {
                     gate.pace(&shared, &flow, &route).await;
+                    let now = shared.current_route(&route);
+                    if !Arc::ptr_eq(&now.policy_hash, &route.policy_hash) {
+                        shared.record(policy_changed(&flow, &now));
+                        route = now;
+                    }
                     let verdict = inspect::inspect(&route, &flow, f.frame(&buf), &Clock::now());
                     if verdict.verdict != Verdict::Block {
                         match connect(&route, &shared, up_tls.as_deref()).await {
@@ -233,6 +241,21 @@ async fn degraded<C: ClientIo>(
             }
         }
     }
+}
+
+/// The record that a connection's later decisions use a new policy (after a
+/// reload): a context record for its compact routine records.
+pub(crate) fn policy_changed(flow: &Flow, route: &RoutePolicy) -> wardgate_engine::event::Event {
+    flow.event(
+        &Clock::now(),
+        route,
+        Action::Allowed,
+        format!(
+            "policy {} applies to this connection's next messages",
+            route.policy_hash
+        ),
+        "connection",
+    )
 }
 
 /// MSH-10 as written, inline up to 32 bytes (no allocation for usual ids),
@@ -446,12 +469,26 @@ impl<C: ClientIo> Relay<C> {
                     self.gate.pace(&self.shared, &self.flow, &self.route).await;
                     // Waiting for the device's message rate is not idleness.
                     self.last_activity = Instant::now();
+                    // The policy in force now (a reload swaps it between messages):
+                    // read without touching a reference count.
+                    let policy = self.shared.policy.load();
+                    let route = match policy.routes.get(self.route.index) {
+                        Some(r) if r.id == self.route.id => r,
+                        _ => &self.route,
+                    };
+                    if !Arc::ptr_eq(&route.policy_hash, &self.route.policy_hash) {
+                        // Later compact records of this connection expand with
+                        // the policy this record names.
+                        self.shared.record(policy_changed(&self.flow, route));
+                        self.route = route.clone();
+                    }
                     let outcome = inspect::inspect(
                         &self.route,
                         &self.flow,
                         f.frame(&self.cbuf),
                         &Clock::now(),
                     );
+                    drop(policy);
                     let end = self.on_client_frame(f.start, f.len, outcome).await;
                     self.cbuf.advance(f.len);
                     if self.closing {

@@ -5,6 +5,7 @@ mod analyze;
 mod demo;
 mod demo_dicom;
 mod devices;
+mod library;
 mod queue;
 mod scan;
 mod serve;
@@ -29,7 +30,7 @@ enum Command {
     /// Run the gateway: listen on every route, inspect, enforce, record.
     Serve(ConfigArg),
     /// Validate a configuration and report every problem with its location.
-    Check(ConfigArg),
+    Check(CheckArgs),
     /// Run the gateway on an embedded example site with simulated clinical
     /// traffic, including attacks, and print what was allowed and blocked.
     Demo(demo::DemoArgs),
@@ -86,12 +87,28 @@ enum Command {
     /// Store-and-forward queues: depth, oldest message, parked messages; re-drive
     /// parked ones (--redrive ID / --redrive-all).
     Queue(queue::QueueArgs),
+    /// Drug library signatures: keygen, sign, verify.
+    Library {
+        #[command(subcommand)]
+        command: library::LibraryCommand,
+    },
     /// List every rule wardgate can fire.
     Rules {
         /// Print the catalogue as Markdown (docs/rules.md).
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Also say whether the gateway serving this data_dir runs this file's policy
+    /// (exit 1 when it runs another: a reload is pending or was refused).
+    #[arg(long)]
+    running: bool,
 }
 
 #[derive(Args)]
@@ -144,7 +161,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(a) => load(&a.config).and_then(serve::run),
-        Command::Check(a) => check(&a.config),
+        Command::Check(a) => check(&a.config, a.running),
         Command::Demo(a) => demo::run(a),
         Command::Events(a) => events(a),
         Command::Audit {
@@ -158,6 +175,7 @@ fn main() -> ExitCode {
         Command::Device { command } => tls::device(command),
         Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
         Command::Queue(a) => queue::run(a),
+        Command::Library { command } => library::run(command),
         Command::Rules { markdown } => {
             print!("{}", rules_text(markdown));
             Ok(ExitCode::SUCCESS)
@@ -184,8 +202,26 @@ pub(crate) fn load(path: &std::path::Path) -> Result<Validated> {
     Ok(v)
 }
 
-fn check(path: &std::path::Path) -> Result<ExitCode> {
+fn check(path: &std::path::Path, running: bool) -> Result<ExitCode> {
     match load(path) {
+        Ok(v) if running => {
+            let file = v.policy_hash();
+            let path = v.data_dir.join(serve::POLICY_HASH_FILE);
+            let text = anyhow::Context::with_context(std::fs::read_to_string(&path), || {
+                format!(
+                    "reading {} (is wardgate serving this data_dir?)",
+                    path.display()
+                )
+            })?;
+            let live = text.split_whitespace().next().unwrap_or_default();
+            if live == file {
+                println!("the running policy is this file's: {file}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("the running policy differs from the file: running {live}, file {file}; `wardgate reload` applies the file (the gateway's events say why a reload was refused)");
+                Ok(ExitCode::from(1))
+            }
+        }
         Ok(v) => {
             println!(
                 "{}: ok ({} device(s), {} route(s), {} drug librar{}, {} warning(s))",

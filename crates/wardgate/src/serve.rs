@@ -11,6 +11,9 @@ use wardgate_engine::{Clock, Policy};
 use wardgate_proxy::{Proxy, ProxyOptions};
 use wardgate_store::{Recorder, RecorderOptions};
 
+/// Where the gateway writes the hash of the policy in force (`check --running`).
+pub(crate) const POLICY_HASH_FILE: &str = "policy.hash";
+
 /// A running gateway: what `serve` and `demo` share.
 pub(crate) struct Running {
     pub recorder: Recorder,
@@ -79,6 +82,7 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     );
     e.event.category = "process".into();
     recorder.handle().record(e)?;
+    applied(v, &proxy.policy().load(), None, &recorder.handle())?;
     // For `wardgate reload`: which process serves this data directory.
     let pid_path = v.data_dir.join("wardgate.pid");
     std::fs::write(&pid_path, format!("{}\n", std::process::id()))
@@ -120,7 +124,11 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         }
         tracing::info!(data_dir = %v.data_dir.display(), "wardgate serving");
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
-        let reload = tokio::spawn(reload_on_sighup(recorder.handle()));
+        let reload = tokio::spawn(reload_on_sighup(
+            recorder.handle(),
+            v.config.source.name.clone().into(),
+            proxy.policy(),
+        ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
@@ -199,11 +207,99 @@ fn expiring(v: &Validated, window: time::Duration) -> Vec<wardgate_tls::Expiring
     out
 }
 
-/// SIGHUP: certificates, keys, CAs and CRLs are re-read before the next
-/// connection; established connections keep theirs. (Changed files are also
-/// picked up on their own; SIGHUP forces it, e.g. after replacing a file in place
-/// within the same second.)
-async fn reload_on_sighup(recorder: wardgate_store::RecorderHandle) {
+/// Records a policy put in force (at start, or by a reload replacing `previous`)
+/// and writes its hash for `wardgate check --running`.
+fn applied(
+    v: &Validated,
+    policy: &Policy,
+    previous: Option<&Policy>,
+    recorder: &wardgate_store::RecorderHandle,
+) -> Result<()> {
+    let libraries: Vec<String> = policy
+        .libraries
+        .iter()
+        .map(|l| {
+            format!(
+                "{} version {} {}",
+                l.id,
+                l.version.as_deref().unwrap_or("-"),
+                l.signer
+                    .as_deref()
+                    .map_or_else(|| "unsigned".to_owned(), |s| format!("signed by {s}"))
+            )
+        })
+        .collect();
+    let changes = previous.map(|p| policy.changes(p, 200)).unwrap_or_default();
+    let reason = match previous {
+        None => format!("policy {} applied at start", &policy.hash[..16]),
+        Some(p) => format!(
+            "policy {} applied, replacing {}: {} change(s)",
+            &policy.hash[..16],
+            &p.hash[..16],
+            changes.len()
+        ),
+    };
+    let mut e = Event::new(
+        Clock::now().rfc3339().to_owned(),
+        Action::PolicyApplied,
+        reason,
+        "gateway",
+    );
+    e.event.category = "configuration".into();
+    e.wardgate.policy = Some(policy.hash[..16].to_owned());
+    e.wardgate.policy_applied = Some(wardgate_engine::event::PolicyApplied {
+        hash: policy.hash.clone(),
+        previous: previous.map(|p| p.hash.clone()),
+        changes,
+        libraries,
+    });
+    recorder.record(e)?;
+    let path = v.data_dir.join(POLICY_HASH_FILE);
+    std::fs::write(&path, format!("{}\n", policy.hash))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Re-reads and validates the whole configuration (devices, routes, drug
+/// libraries and their signatures) and, if it is valid and keeps the routes'
+/// listeners, TLS and delivery as they are, returns the policy to swap in.
+fn load_for_reload(
+    path: &std::path::Path,
+    running: &Policy,
+) -> Result<(Validated, Policy), String> {
+    let v = wardgate_config::Config::load(path).map_err(|e| e.to_string())?;
+    let p = Policy::compile(&v)
+        .map_err(|problems| wardgate_config::ConfigError::Invalid(problems).to_string())?;
+    if p.routes.len() != running.routes.len() {
+        return Err("the routes changed (added or removed): restart wardgate to apply".into());
+    }
+    for (a, b) in running.routes.iter().zip(&p.routes) {
+        let same = a.id == b.id
+            && a.protocol == b.protocol
+            && a.listen == b.listen
+            && a.upstream == b.upstream
+            && a.listen_tls == b.listen_tls
+            && a.upstream_tls == b.upstream_tls
+            && a.delivery == b.delivery;
+        if !same {
+            return Err(format!(
+                "route {:?}: its id, protocol, listen or upstream address, TLS or delivery changed: restart wardgate to apply",
+                &*a.id
+            ));
+        }
+    }
+    Ok((v, p))
+}
+
+/// SIGHUP (or `wardgate reload`): TLS certificates, keys, CAs and CRLs are
+/// re-read before the next connection, and the whole configuration is re-read,
+/// validated and swapped in atomically for new connections and new messages.
+/// An invalid file leaves the running policy in force and says why.
+async fn reload_on_sighup(
+    recorder: wardgate_store::RecorderHandle,
+    config: std::path::PathBuf,
+    cell: Arc<arc_swap::ArcSwap<Policy>>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -221,11 +317,45 @@ async fn reload_on_sighup(recorder: wardgate_store::RecorderHandle) {
             );
             e.event.category = "configuration".into();
             let _ = recorder.record(e);
+            let running = cell.load_full();
+            let path = config.clone();
+            let r = tokio::task::spawn_blocking(move || load_for_reload(&path, &running)).await;
+            let running = cell.load_full();
+            match r {
+                Ok(Ok((v, policy))) if policy.hash == running.hash => {
+                    tracing::info!("SIGHUP: the configuration is unchanged");
+                    let _ = (v, policy);
+                }
+                Ok(Ok((v, policy))) => {
+                    let policy = Arc::new(policy);
+                    cell.store(policy.clone());
+                    tracing::info!(policy = %&policy.hash[..16], "SIGHUP: new policy applied");
+                    if let Err(err) = applied(&v, &policy, Some(&running), &recorder) {
+                        tracing::error!(error = %err, "could not record the applied policy");
+                    }
+                }
+                Ok(Err(why)) => {
+                    tracing::error!(%why, "SIGHUP: configuration refused; the running policy stays");
+                    let mut e = Event::new(
+                        Clock::now().rfc3339().to_owned(),
+                        Action::Failed,
+                        format!(
+                            "reload refused; policy {} stays in force: {why}",
+                            &running.hash[..16]
+                        ),
+                        "gateway",
+                    );
+                    e.event.category = "configuration".into();
+                    e.wardgate.policy = Some(running.hash[..16].to_owned());
+                    let _ = recorder.record(e);
+                }
+                Err(join) => tracing::error!(error = %join, "reload task failed"),
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = recorder;
+        let _ = (recorder, config, cell);
         std::future::pending::<()>().await;
     }
 }
@@ -262,7 +392,7 @@ pub(crate) fn init_tracing() {
 }
 
 /// `wardgate reload`: asks the gateway serving this data directory to re-read its
-/// TLS certificates, keys, CAs and CRLs (a SIGHUP to the process in wardgate.pid,
+/// configuration, drug libraries, TLS certificates, keys, CAs and CRLs (a SIGHUP to the process in wardgate.pid,
 /// checked against the data directory's lock so a stale pid is never signalled).
 pub(crate) fn reload(v: &Validated) -> Result<ExitCode> {
     let lock = lock_file(v)?;
@@ -281,7 +411,7 @@ pub(crate) fn reload(v: &Validated) -> Result<ExitCode> {
     rustix::process::kill_process(pid, rustix::process::Signal::HUP)
         .with_context(|| format!("signalling process {}", pid.as_raw_nonzero()))?;
     println!(
-        "asked wardgate (pid {}) to reload its TLS material; new connections use it",
+        "asked wardgate (pid {}) to reload its configuration and TLS material; `wardgate check --running` tells when it is in force, and the events say why if it was refused",
         pid.as_raw_nonzero()
     );
     Ok(ExitCode::SUCCESS)

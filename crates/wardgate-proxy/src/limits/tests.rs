@@ -190,7 +190,7 @@ async fn messages_over_the_rate_are_paced_with_one_alert() {
     let route = p.routes[0].clone();
     let shared = Shared {
         floods: Floods::new(&p, 4096),
-        policy: p.clone(),
+        policy: Arc::new(arc_swap::ArcSwap::new(p.clone())),
         recorder: recorder.handle(),
         opts: crate::ProxyOptions {
             idle_timeout: Duration::from_secs(300),
@@ -234,7 +234,7 @@ async fn connections_of_one_device_share_its_message_rate_fairly() {
     let route = p.routes[0].clone();
     let shared = Arc::new(Shared {
         floods: Floods::new(&p, 4096),
-        policy: p.clone(),
+        policy: Arc::new(arc_swap::ArcSwap::new(p.clone())),
         recorder: recorder.handle(),
         opts: crate::ProxyOptions {
             idle_timeout: Duration::from_secs(300),
