@@ -199,6 +199,8 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="4000", f16=U[1]), [f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose"])]), "allow")
     c.add("heparin give code alternate identifier agreeing", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin^LOCAL^0409-2720^Heparin sodium^NDC"), [])]), "allow")
     c.add("insulin RXG-5 amount per RXG-14 H1", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7=U[1], f14="H1"), [])]), "allow")
+    c.add("drug text naming the diluent, also a library drug, after the drug",
+          message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^Heparin 25,000 units in D5W, vancomycin via separate line^LOCAL"), [])]), "allow")
     c.add("escape sequence in the drug text only", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin \\T\\ saline^LOCAL"), [])]), "allow")
     c.add("different delimiters (# components)", message(cid(), [(heparin(10), [])]).replace("^", "#").replace("MSH|#~\\&", "MSH|#~\\&"), "allow")
 
@@ -339,6 +341,44 @@ def cases():
     c.add("heparin VTBI 2000 mL above the VTBI limit", message(cid(), [(heparin(10, vtbi=2000), [])]), "block", "WG-INF-029")
     c.add("heparin 50 h (3000 min) above the duration limit",
           message(cid(), [(heparin(10, vtbi=500), [f"TQ1|1||||||||||||3000^{MIN_CQ}"])]), "block", "WG-INF-030")
+
+    # --- Found by an adversarial review of this build (regressions) -------------
+    hep = lambda **f: rxg(f1="1", f4="HEP^heparin", **f)  # noqa: E731
+    c.add("a clinician-dose OBX does not turn a 100 mL/h infusion into a bolus",
+          message(cid(), [(heparin(100), [obx(1, "158019^MDC_DOSE_CLINICIAN^MDC", "1", U[1])])]), "block", "WG-INF-038")
+    c.add("ORC-1 CH with a rate and no duration",
+          message(cid(), [(heparin(100), [])], orc="CH"), "block", "WG-INF-038")
+    c.add("CH bolus: 5 U in RXG-15 but 5000 U/h for 24 h in the OBX",
+          message(cid(), [(hep(f15="5", f16=U[1]), [obx(1, "157924^MDC_RATE_DOSE^MDC", "5000", U_H[1]), f"TQ1|1||||||||||||24^{HR_CQ}"])], orc="CH"),
+          "block", "WG-INF-017")
+    c.add("CH bolus: RXG-5 500 mL and RXG-15 100 mL disagree",
+          message(cid(), [(heparin(0).replace("|0|265266^MDC_DIM_MILLI_L_PER_HR^MDC|", "|100|263762^MDC_DIM_MILLI_L^MDC|").replace("HEP^heparin^LOCAL|", "HEP^heparin^LOCAL|500||mL", 1), [])], orc="CH"),
+          "block", None)
+    c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
+          message(cid(), [(heparin(100), [f"TQ1|1||||||||||||5^{MIN_CQ}", "OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose"])], orc="CH"), "allow")
+    for poc in ("NICU&&", "NICU&1.2.3&ISO"):
+        c.add(f"point of care {poc!r} is the NICU",
+              message(cid(), [(hep(f15="1500", f16=U_H[1]), [weight("3")])], pv1=f"PV1||I|{poc}^1^1"), "block", "WG-INF-010")
+    c.add("two PV1 segments", message(cid(), [(heparin(10), [])], pre=["PV1||I|NICU^1^1"]), "block", "WG-INF-034")
+    c.add("two concentration OBX that disagree",
+          message(cid(), [(hep(f15="30", f16=ML_H[1]), [obx(1, "157760^MDC_CONC_DRUG^MDC", "50", "U/mL"), obx(2, "157760^MDC_CONC_DRUG^MDC", "500", "U/mL")])]),
+          "block", "WG-INF-017")
+    c.add("TQ1-13 repeated: 1 min read alone is 300000 U/h",
+          message(cid(), [(heparin(10, vtbi=50).replace("|10|265266^MDC_DIM_MILLI_L_PER_HR^MDC|", "||265266^MDC_DIM_MILLI_L_PER_HR^MDC|"), [f"TQ1|1||||||||||||1^{MIN_CQ}~1000^{MIN_CQ}"])]),
+          "block", "WG-INF-010")
+    c.add("TQ1-7/8 with different time zone offsets",
+          message(cid(), [(heparin(10, vtbi=20).replace("|10|265266^MDC_DIM_MILLI_L_PER_HR^MDC|", "||265266^MDC_DIM_MILLI_L_PER_HR^MDC|"), ["TQ1|1||||||202611241000+0000|202611241001-0100"])]),
+          "block", "WG-INF-035")
+    c.add("programming OBX before the RXG",
+          message(cid(), [(heparin(30), [])], pre=[obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0])]), "block", "WG-INF-036")
+    c.add("programming OBX after a second ORC",
+          message(cid(), [(heparin(30), [])], post=["ORC|RE|X^EHR", obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0])]), "block", "WG-INF-036")
+    c.add("OBX-3 code with a sub-component",
+          message(cid(), [(heparin(3), [obx(1, "157784&MDC^^MDC", "999", ML_H[0])])]), "block", "WG-INF-017")
+    c.add("OBX-3 name in lower case",
+          message(cid(), [(heparin(3), [obx(1, "^mdc_flow_fluid_pump^MDC", "999", ML_H[0])])]), "block", "WG-INF-017")
+    c.add("programming OBX marked wrong (W)",
+          message(cid(), [(heparin(3), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0], status="W")])]), "block", "WG-INF-017")
 
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")

@@ -44,6 +44,12 @@ fn bench(c: &mut Criterion) {
     c.bench_function("inspect_infusion_order", |b| {
         b.iter(|| black_box(hl7::inspect(&route, &flow, black_box(&order), &clock)))
     });
+    // A full PCD-03 order as IHE DEV TF-2 writes it: MDC-coded units, the pump
+    // OBX, weight, an OBX rate and VTBI, a TQ1 duration.
+    let pcd03 = framed("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||RGV^O15^RGV_O15|ORD-2|P|2.6\rPID|||4711^^^HOSP^MR||Doe^Jane\rPV1||I|ICU^1^1\rORC|RE|ORD-2^EHR\rRXG|1|||HEP^heparin^LOCAL|250||263762^MDC_DIM_MILLI_L^MDC||||||||10|265266^MDC_DIM_MILLI_L_PER_HR^MDC|25000|267616^MDC_DIM_X_INTL_UNIT^MDC|||||250|263762^MDC_DIM_MILLI_L^MDC\rTQ1|1||||||||||||25^264384&MDC_DIM_HR&MDC\rRXR|^IV^HL70162\rOBX|1||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|||||||||||||||A0001^^6543210000000001^EUI-64\rOBX|2|NM|68063^MDC_ATTR_PT_WEIGHT^MDC||80|263875^MDC_DIM_KILO_G^MDC|||||F\rOBX|3|NM|157784^MDC_FLOW_FLUID_PUMP^MDC||10|265266^MDC_DIM_MILLI_L_PER_HR^MDC|||||F\rOBX|4|NM|157884^MDC_VOL_FLUID_TBI^MDC||250|263762^MDC_DIM_MILLI_L^MDC|||||F\r");
+    c.bench_function("inspect_pcd03_order", |b| {
+        b.iter(|| black_box(hl7::inspect(&route, &flow, black_box(&pcd03), &clock)))
+    });
     c.bench_function("clock_now", |b| b.iter(|| black_box(Clock::now())));
     // Notable decisions (here an infusion order) still build and serialise an Event.
     let outcome = hl7::inspect(&route, &flow, &order, &clock);

@@ -226,6 +226,49 @@ pub fn check(
         ));
         return out;
     };
+    if gives.len() > MAX_GIVES {
+        out.findings.push(OrderFinding::new(
+            rules::TOO_MANY_GIVES,
+            format!(
+                "{} RXG segments in one order; at most {MAX_GIVES} are checked",
+                gives.len()
+            ),
+        ));
+        return out;
+    }
+    // Which occurrence of its id each segment is, once (ERR-2 locations).
+    let mut counts: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let seqs: Vec<usize> = segments
+        .iter()
+        .map(|s| {
+            let c = counts.entry(s.id()).or_insert(0);
+            *c += 1;
+            *c
+        })
+        .collect();
+    let groups: Vec<Group> = (0..gives.len())
+        .map(|n| give_group(&segments, &seqs, &gives, n))
+        .collect();
+    // A programming parameter outside every give programs nothing wardgate
+    // checked, yet a pump may apply it.
+    for (i, s) in segments.iter().enumerate() {
+        if s.id() == b"OBX"
+            && param_of(s).is_some()
+            && !groups.iter().any(|g| g.obx.iter().any(|(j, _)| *j == i))
+        {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::MISPLACED_PARAMETER,
+                    format!(
+                        "OBX #{}: a pump programming parameter outside any give (RXG)",
+                        seqs[i]
+                    ),
+                )
+                .at(loc(b"OBX", seqs[i], 3)),
+            );
+            return out;
+        }
+    }
     let patient = patient_facts(&segments);
     let ctx = match context(&segments, library, route_area) {
         Ok(c) => c,
@@ -234,13 +277,12 @@ pub fn check(
             return out;
         }
     };
-    for (n, &at) in gives.iter().enumerate() {
-        let group = give_group(&segments, &gives, n);
+    for (n, (&at, group)) in gives.iter().zip(&groups).enumerate() {
         check_give(
             n + 1,
             &segments,
             at,
-            &group,
+            group,
             library,
             &ctx,
             &patient,
@@ -267,7 +309,15 @@ fn context(
     library: &DrugLibrary,
     route_area: Option<usize>,
 ) -> Result<OrderContext, OrderFinding> {
-    let pv1 = segments.iter().find(|s| s.id() == b"PV1");
+    let mut pv1s = segments.iter().filter(|s| s.id() == b"PV1");
+    let pv1 = pv1s.next();
+    if pv1s.next().is_some() {
+        return Err(OrderFinding::new(
+            rules::REPEATED_SEGMENT,
+            "two PV1 segments: which point of care (and care area) applies is ambiguous",
+        )
+        .at(loc(b"PV1", 2, 0)));
+    }
     let poc_field = pv1.map(|p| p.field(3));
     if poc_field.is_some_and(|f| f.repetition_count() > 1) {
         return Err(
@@ -275,8 +325,21 @@ fn context(
                 .at(loc(b"PV1", 1, 3)),
         );
     }
+    if poc_field.is_some_and(|f| f.has_escapes()) {
+        return Err(OrderFinding::new(
+            rules::ESCAPED_VALUE,
+            "PV1-3 (point of care) uses escape sequences",
+        )
+        .at(loc(b"PV1", 1, 3)));
+    }
+    // PL-1 is an HD from v2.6 (namespace&universal id&type): the namespace names
+    // the point of care.
     let point_of_care = poc_field
-        .map(|f| f.component(1).text().trim().to_owned())
+        .map(|f| {
+            String::from_utf8_lossy(f.component(1).subcomponent(1))
+                .trim()
+                .to_owned()
+        })
         .unwrap_or_default();
     let patient_id = segments
         .iter()
@@ -323,61 +386,49 @@ struct Group {
     ambiguous_tq1: Option<usize>,
 }
 
-fn give_group(segments: &[Segment<'_>], gives: &[usize], n: usize) -> Group {
+/// `seqs[i]`: which occurrence of its segment id segment `i` is (1-based),
+/// computed once per message.
+fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usize) -> Group {
     let at = gives[n];
     let next = gives.get(n + 1).copied().unwrap_or(segments.len());
     let prev = n.checked_sub(1).map(|p| gives[p]);
-    let seq_of = |id: &[u8], i: usize| segments[..=i].iter().filter(|s| s.id() == id).count();
     let mut g = Group {
         obx: Vec::new(),
         tq1: Vec::new(),
         ambiguous_tq1: None,
     };
+    // After the RXG, up to the next RXG or ORC: its OBX and TQ1 (PCD-03 puts the
+    // give's TQ1 right after it).
     for (i, s) in segments.iter().enumerate().take(next).skip(at + 1) {
-        if s.id() == b"ORC" {
-            break;
-        }
-        if s.id() == b"OBX" {
-            g.obx.push((i, seq_of(b"OBX", i)));
+        match s.id() {
+            b"ORC" => break,
+            b"OBX" => g.obx.push((i, seqs[i])),
+            b"TQ1" if gives.get(n + 1).is_some() && states_duration(s) => {
+                // Before another RXG: this give's timing, or the next give's
+                // (HL7 v2.6 RGV_O15 puts GIVE_TIMING before RXG).
+                g.ambiguous_tq1 = Some(seqs[i]);
+            }
+            b"TQ1" => g.tq1.push((i, seqs[i])),
+            _ => {}
         }
     }
-    // TQ1 before this RXG in its order (back to the ORC, or to the previous RXG),
-    // and after it up to the next RXG or ORC.
-    let mut i = at;
-    while i > 0 {
-        i -= 1;
-        let id = segments[i].id();
-        if id == b"ORC" {
-            break;
-        }
-        if id == b"TQ1" {
-            if prev.is_some_and(|p| i > p) {
-                // Between the previous RXG and this one: the previous give's own
-                // timing, or this give's (HL7 v2.6 RGV_O15 GIVE_TIMING precedes RXG).
-                if states_duration(&segments[i]) {
-                    g.ambiguous_tq1 = Some(seq_of(b"TQ1", i));
-                }
-            } else {
-                g.tq1.push((i, seq_of(b"TQ1", i)));
-            }
-        }
-    }
-    for (i, s) in segments.iter().enumerate().take(next).skip(at + 1) {
-        if s.id() == b"ORC" {
-            break;
-        }
-        if s.id() == b"TQ1" {
-            if gives.get(n + 1).is_some() {
-                if states_duration(s) {
-                    g.ambiguous_tq1 = Some(seq_of(b"TQ1", i));
-                }
-            } else {
-                g.tq1.push((i, seq_of(b"TQ1", i)));
-            }
+    // Before the RXG: back to its ORC (the order's timing) or to the previous RXG,
+    // never further.
+    let floor = prev.map_or(0, |p| p + 1);
+    for i in (floor..at).rev() {
+        let s = &segments[i];
+        match s.id() {
+            b"ORC" => break,
+            b"TQ1" if prev.is_some() && states_duration(s) => g.ambiguous_tq1 = Some(seqs[i]),
+            b"TQ1" if prev.is_none() => g.tq1.push((i, seqs[i])),
+            _ => {}
         }
     }
     g
 }
+
+/// Most RXG segments checked in one order.
+const MAX_GIVES: usize = 64;
 
 fn states_duration(tq1: &Segment<'_>) -> bool {
     [6usize, 7, 8, 13]
@@ -410,6 +461,10 @@ struct Programme {
     /// Volumes to be infused: RXG-5/7 in mL, OBX VTBI.
     vtbis: Vec<Statement>,
     durations: Vec<Statement>,
+    /// TQ1-13 read as its first repetition only, when it repeats: PCD-03 adds
+    /// the repetitions up, a parser that reads one would see a shorter duration,
+    /// so the rate derived from it is checked too (most dangerous reading).
+    short_durations: Vec<Statement>,
     /// OBX MDC_CONC_DRUG: must agree with RXG-17/18 over RXG-23/24.
     concentrations: Vec<(Concentration, String, Location)>,
     /// ORC-1 CH, a bolus dose parameter, or order type clinician- or loading-dose.
@@ -545,9 +600,21 @@ fn check_give(
             }
             Ok(Some(c))
         }
-        (Err(e), Some((oc, _, _)))
+        (Err(e), Some((oc, first_written, _)))
             if e.rule == rules::CONCENTRATION_REQUIRED && strength_empty(rxg) =>
         {
+            // Every concentration OBX states the same concentration.
+            for (other, written, l) in &prog.concentrations[1..] {
+                if other.dim != oc.dim || !within(other.per_ml, oc.per_ml, 0.0) {
+                    out.findings.push(
+                        OrderFinding::new(
+                            rules::STATEMENTS_DISAGREE,
+                            format!("RXG #{n}: two concentration OBX disagree ({first_written} and {written})"),
+                        )
+                        .at(*l),
+                    );
+                }
+            }
             Ok(Some(*oc))
         }
         (other, _) => other,
@@ -638,11 +705,51 @@ fn check_give(
             );
         }
     }
-    if let Some(d) = &duration {
+    let mut doses = doses;
+    let mut danger_rates = Vec::new();
+    if prog.bolus {
+        // A bolus is judged by its dose, so its dose must be bounded and read
+        // one way: RXG-15/16 (or an OBX) states it as an amount, or as a rate over
+        // the TQ1 duration (PCD-03 "rate + duration"); its volume is a statement
+        // of the same amount. A rate in RXG-15/16 with no duration bounds
+        // nothing: a pump may run it as an infusion.
+        match &duration {
+            Some(d) => {
+                let secs = d.value * d.unit.factor;
+                for r in &prog.rates {
+                    doses.push(over_duration(r, secs, &d.source));
+                }
+            }
+            None => {
+                if let Some(r) = prog.rates.iter().find(|r| r.source.starts_with("RXG-")) {
+                    out.findings.push(
+                        OrderFinding::new(
+                            rules::UNBOUNDED_BOLUS,
+                            format!("RXG #{n}: a bolus states the rate {} in {} with no duration (TQ1-13)", r.written, r.source),
+                        )
+                        .at(r.location),
+                    );
+                }
+            }
+        }
+        doses.append(&mut prog.vtbis);
+    } else if let Some(d) = &duration {
         let secs = d.value * d.unit.factor;
-        if secs > 0.0 && !prog.bolus {
+        if secs > 0.0 {
             for v in prog.vtbis.iter().chain(doses.iter()) {
                 prog.rates.push(derived(v, secs, &d.source));
+            }
+            // The shortest reading of a repeated TQ1-13 gives the highest rate.
+            if let Some(short) = prog
+                .short_durations
+                .iter()
+                .map(|s| s.value * s.unit.factor)
+                .filter(|s| *s > 0.0)
+                .reduce(f64::min)
+            {
+                for v in prog.vtbis.iter().chain(doses.iter()) {
+                    danger_rates.push(derived(v, short, "TQ1-13 first repetition"));
+                }
             }
         }
     }
@@ -689,9 +796,17 @@ fn check_give(
         match &limits.rate {
             Some(limits) => {
                 checked = true;
-                if let Some((lo, hi)) =
-                    judge(n, "rate", &prog.rates, limits, &conc, &pt, patient, out)
-                {
+                if let Some((lo, hi)) = judge(
+                    n,
+                    "rate",
+                    &prog.rates,
+                    &danger_rates,
+                    limits,
+                    &conc,
+                    &pt,
+                    patient,
+                    out,
+                ) {
                     facts.rate_ordered = Some(bounded(&hi.1));
                     facts.rate = Some(round(hi.0));
                     facts.rate_unit = Some(limits.unit_text.clone());
@@ -708,7 +823,9 @@ fn check_give(
         match &limits.dose {
             Some(limits) => {
                 checked = true;
-                if let Some((lo, hi)) = judge(n, "dose", &doses, limits, &conc, &pt, patient, out) {
+                if let Some((lo, hi)) =
+                    judge(n, "dose", &doses, &[], limits, &conc, &pt, patient, out)
+                {
                     facts.dose_ordered = Some(bounded(&hi.1));
                     facts.dose = Some(round(hi.0));
                     facts.dose_unit = Some(limits.unit_text.clone());
@@ -825,6 +942,21 @@ fn check_concentration(
     }
 }
 
+/// A dose derived from a rate over a duration (a bolus's "rate + duration").
+fn over_duration(rate: &Statement, secs: f64, duration_source: &str) -> Statement {
+    let per = rate.unit.per_seconds.unwrap_or(1.0);
+    let mut unit = rate.unit;
+    unit.per_seconds = None;
+    Statement {
+        source: format!("{} for {}", rate.source, duration_source),
+        location: rate.location,
+        value: rate.value * secs / per,
+        unit,
+        written: format!("{} for {}", rate.written, duration_source),
+        resolution: rate.resolution * secs / per,
+    }
+}
+
 /// A rate derived from an amount over a duration.
 fn derived(amount: &Statement, secs: f64, duration_source: &str) -> Statement {
     let mut unit = amount.unit;
@@ -889,6 +1021,7 @@ fn judge(
     n: usize,
     what: &str,
     stmts: &[Statement],
+    danger: &[Statement],
     limits: &QuantityLimits,
     conc: &Result<Option<Concentration>, OrderFinding>,
     pt: &Patient,
@@ -969,8 +1102,26 @@ fn judge(
     // The most dangerous reading each way; among readings equal within rounding
     // the first stated (RXG before OBX before one derived from a duration), so the
     // record names the number the order wrote.
+    // Readings that are not statements of their own (a repeated TQ1-13 read as
+    // its first repetition) count for the maximum only.
+    let concentration = conc.as_ref().ok().copied().flatten();
+    for s in danger {
+        if let Ok(v) = units::convert(
+            s.value,
+            &s.unit,
+            &limits.unit,
+            &limits.unit_text,
+            concentration,
+            pt,
+        ) {
+            values.push((v, 0.0, s));
+        }
+    }
     let max = values.iter().map(|v| v.0).fold(f64::MIN, f64::max);
-    let min = values.iter().map(|v| v.0).fold(f64::MAX, f64::min);
+    let min = values[..stmts.len()]
+        .iter()
+        .map(|v| v.0)
+        .fold(f64::MAX, f64::min);
     let hi = values.iter().find(|v| v.0 >= max * (1.0 - 1e-9))?;
     let lo = values.iter().find(|v| v.0 <= min * (1.0 + 1e-9))?;
     Some((
@@ -1386,13 +1537,14 @@ fn resolve_drug<'l>(
         }
         let mut hits: Vec<(usize, &'l DrugEntry)> = library.lookup_indexed(t).into_iter().collect();
         if hits.is_empty() && !is_identifier {
-            // A text names a drug when any of its words is a library name.
-            for w in t.split(|ch: char| !ch.is_alphanumeric() && ch != '-') {
-                if let Some(h) = library.lookup_indexed(w) {
-                    if !hits.iter().any(|(i, _)| *i == h.0) {
-                        hits.push(h);
-                    }
-                }
+            // A text names the drug its first library word names ("Heparin
+            // 25,000 units in dextrose" is heparin, even if dextrose is in the
+            // library too; "insulin" under a heparin code is a contradiction).
+            if let Some(h) = t
+                .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
+                .find_map(|w| library.lookup_indexed(w))
+            {
+                hits.push(h);
             }
         }
         if hits.is_empty() && is_identifier {
@@ -1486,37 +1638,59 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
     }))
 }
 
-/// An OBX programming parameter under the RXG.
-fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut OrderCheck) {
+/// The PCD-03 programming parameter an OBX carries, if any: any part of OBX-3
+/// (its first sub-component, case-insensitively, as lenient parsers read it)
+/// naming one. `Err` when its parts name different parameters.
+fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
     let id = obx.field(3);
     let mut param = None;
     for c in [1usize, 2, 4, 5] {
-        let p = String::from_utf8_lossy(id.component(c).raw());
+        let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
         let p = p.trim();
         if p.is_empty() {
             continue;
         }
         if let Some(&(_, _, kind)) = PARAMS
             .iter()
-            .find(|(code, name, _)| p == *code || p == *name)
+            .find(|(code, name, _)| p == *code || p.eq_ignore_ascii_case(name))
         {
             match param {
-                Some(k) if k != kind => {
-                    out.findings.push(
-                        OrderFinding::new(
-                            rules::CODED_PARTS_DISAGREE,
-                            format!("OBX #{seq}: the observation identifier's parts name different programming parameters"),
-                        )
-                        .at(loc(b"OBX", seq, 3)),
-                    );
-                    return;
-                }
+                Some(k) if k != kind => return Some(Err(())),
                 _ => param = Some(kind),
             }
         }
     }
+    param.map(Ok)
+}
+
+/// An OBX programming parameter under the RXG.
+fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut OrderCheck) {
+    let id = obx.field(3);
+    let param = match param_of(obx) {
+        None => None,
+        Some(Ok(k)) => Some(k),
+        Some(Err(())) => {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::CODED_PARTS_DISAGREE,
+                    format!("OBX #{seq}: the observation identifier's parts name different programming parameters"),
+                )
+                .at(loc(b"OBX", seq, 3)),
+            );
+            return;
+        }
+    };
     let Some(kind) = param else { return };
     if status_ignored(obx) {
+        // A result can be withdrawn; a programming parameter marked so is a
+        // contradiction a pump may not honour.
+        out.findings.push(
+            OrderFinding::new(
+                rules::STATEMENTS_DISAGREE,
+                format!("OBX #{seq}: a programming parameter marked wrong, deleted or not obtained (OBX-11)"),
+            )
+            .at(loc(b"OBX", seq, 11)),
+        );
         return;
     }
     if id.repetition_count() > 1 {
@@ -1690,6 +1864,7 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         let mut resolution_total = 0.0;
         let mut written = Vec::new();
         let mut failed = false;
+        let mut first_rep: Option<f64> = None;
         for rep in field.repetitions() {
             let qty = String::from_utf8_lossy(rep.component(1).raw()).into_owned();
             let Some(v) = units::parse_nm(&qty).filter(|v| *v >= 0.0) else {
@@ -1758,6 +1933,7 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                 break;
             };
             total += v * u.factor;
+            first_rep.get_or_insert(v * u.factor);
             resolution_total += resolution(&qty) * u.factor;
             written.push(format!("{} {label}", qty.trim()));
         }
@@ -1774,6 +1950,16 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             );
             continue;
         }
+        if let (Some(first), true) = (first_rep, written.len() > 1) {
+            prog.short_durations.push(Statement {
+                source: format!("TQ1-{f} first repetition"),
+                location: l,
+                value: first,
+                unit: seconds(),
+                written: written[0].clone(),
+                resolution: 0.0,
+            });
+        }
         prog.durations.push(Statement {
             source: format!("TQ1-{f}"),
             location: l,
@@ -1787,7 +1973,15 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     if !start.raw().is_empty() && !end.raw().is_empty() {
         let l = loc(b"TQ1", seq, 8);
         match (dtm_seconds(start.component(1).raw()), dtm_seconds(end.component(1).raw())) {
-            (Some(a), Some(b)) if b > a => prog.durations.push(Statement {
+            // A reader ignoring time zone offsets would see another duration.
+            (Some((_, za)), Some((_, zb))) if za != zb => out.findings.push(
+                OrderFinding::new(
+                    rules::AMBIGUOUS_DURATION,
+                    format!("TQ1 #{seq}: TQ1-7 and TQ1-8 carry different time zone offsets (or only one has one); the duration depends on whether a reader applies them"),
+                )
+                .at(l),
+            ),
+            (Some((a, _)), Some((b, _))) if b > a => prog.durations.push(Statement {
                 source: "TQ1-7/8".into(),
                 location: l,
                 value: (b - a) as f64,
@@ -1812,8 +2006,9 @@ fn seconds() -> Unit {
     }
 }
 
-/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]`), minutes at least.
-fn dtm_seconds(raw: &[u8]) -> Option<i64> {
+/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]`), minutes
+/// at least, and its offset (`None`: none written).
+fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let t = std::str::from_utf8(raw).ok()?.trim();
     let (body, offset) = match t.find(['+', '-']) {
         Some(i) => {
@@ -1829,6 +2024,7 @@ fn dtm_seconds(raw: &[u8]) -> Option<i64> {
         }
         None => (t, 0),
     };
+    let zone = t.find(['+', '-']).map(|_| offset);
     let body = body.split('.').next()?;
     if !(body.len() == 12 || body.len() == 14) || !body.bytes().all(|c| c.is_ascii_digit()) {
         return None;
@@ -1847,7 +2043,7 @@ fn dtm_seconds(raw: &[u8]) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86400 + h * 3600 + mi * 60 + s - offset)
+    Some((days * 86400 + h * 3600 + mi * 60 + s - offset, zone))
 }
 
 /// OBX-11 W (wrong), D (deleted), X (cannot be obtained): not a result to use.

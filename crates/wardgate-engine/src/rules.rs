@@ -128,6 +128,16 @@ rules! {
         "The drug library has care areas, the route fixes none, the order's point of care (PV1-3) maps to none and the library has no default: the limits that apply cannot be known. Blocked.";
     DRUG_NOT_IN_CARE_AREA = "WG-INF-033", "drug-not-in-care-area", High,
         "The drug is in the library but not available in the order's care area. Blocked.";
+    REPEATED_SEGMENT = "WG-INF-034", "repeated-single-segment", High,
+        "A segment the order has once (PV1, which names the point of care and so the care area) appears twice: one parser reads the first, another the last. Refused.";
+    AMBIGUOUS_DURATION = "WG-INF-035", "ambiguous-duration", High,
+        "A duration can be read two ways (TQ1-7 and TQ1-8 with different or missing time zone offsets): the rate derived from it depends on the reading. Refused.";
+    MISPLACED_PARAMETER = "WG-INF-036", "misplaced-programming-parameter", High,
+        "A pump programming parameter (an OBX with a PCD-03 rate, VTBI, dose, concentration or order type code) sits outside any give (before the first RXG, or after another ORC): which give it programs is unknown, and a pump may apply it. Refused.";
+    TOO_MANY_GIVES = "WG-INF-037", "too-many-gives", High,
+        "More RXG segments in one order than the engine checks (64): a multistep order has far fewer. Refused, so that checking stays bounded.";
+    UNBOUNDED_BOLUS = "WG-INF-038", "bolus-without-bound", High,
+        "A bolus states a rate but no duration and no dose: how much it delivers is not bounded, and a pump may run the rate as an infusion. Refused.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,

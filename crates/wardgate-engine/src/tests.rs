@@ -843,3 +843,21 @@ mod clinical_properties {
         }
     }
 }
+
+/// Regression (adversarial review): thousands of bare TQ1 and RXG segments made
+/// the give grouping cubic; now more than 64 gives are refused, and grouping is
+/// linear per give.
+#[test]
+fn many_gives_are_refused_not_ground_through() {
+    let mut extra: Vec<String> = Vec::new();
+    for _ in 0..4000 {
+        extra.push("TQ1|1||||||||||||1^min".into());
+    }
+    for _ in 0..4000 {
+        extra.push("RXG|1||HEP".into());
+    }
+    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let o = run(&rgv(&[], &refs));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-037");
+}

@@ -472,19 +472,21 @@ impl<'a> Message<'a> {
 /// than CR, LF and tab; NEL (U+0085, or a lone Latin-1 0x85), U+2028 and U+2029;
 /// and a message whose segments end with different terminators.
 fn check_breaks(raw: &[u8]) -> Result<(), Hl7Error> {
-    // Bytes worth a closer look; the chunked fold lets the compiler vectorise
-    // the common, clean case.
+    // Bytes worth a closer look. Written without short-circuits so that the
+    // per-chunk fold compiles to SIMD compares: the clean case costs a fraction
+    // of a nanosecond per byte (criterion `inspect_oru_1k`).
+    #[inline(always)]
     fn suspicious(b: u8) -> bool {
-        (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t')
-            || b == 0x7F
-            || b == 0x85
-            || b == 0xA8
-            || b == 0xA9
+        let control = (b < 0x20) & (b != b'\r') & (b != b'\n') & (b != b'\t');
+        control | (b == 0x7F) | (b == 0x85) | (b == 0xA8) | (b == 0xA9)
     }
     const CHUNK: usize = 64;
     let mut base = 0;
     for chunk in raw.chunks(CHUNK) {
-        if chunk.iter().fold(false, |acc, &b| acc | suspicious(b)) {
+        let hit = chunk
+            .iter()
+            .fold(0u8, |acc, &b| acc | u8::from(suspicious(b)));
+        if hit != 0 {
             for (i, &b) in chunk.iter().enumerate() {
                 let at = base + i;
                 let prev = |k: usize| at.checked_sub(k).map(|j| raw[j]);
