@@ -265,8 +265,18 @@ impl<'a> Message<'a> {
         }
         let mut pos = start;
         let mut pending_empty = false;
+        // One terminator style per message (CR, LF or CR LF), checked as the
+        // terminators are found: parsers that split on CR only and those that
+        // split on every line break must see the same segments.
+        let mut style = Terminators::default();
+        for i in 0..start {
+            style.at(raw, i)?;
+        }
         while pos < raw.len() {
             let end = memchr::memchr2(b'\r', b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i);
+            if end < raw.len() {
+                style.at(raw, end)?;
+            }
             if end == pos {
                 // An empty line; CR LF counts as one terminator, not as an empty segment.
                 let b = raw[pos];
@@ -469,8 +479,8 @@ impl<'a> Message<'a> {
 }
 
 /// Refuses what HL7 parsers disagree on as a break: control characters other
-/// than CR, LF and tab; NEL (U+0085, or a lone Latin-1 0x85), U+2028 and U+2029;
-/// and a message whose segments end with different terminators.
+/// than CR, LF and tab; NEL (U+0085, or a lone Latin-1 0x85), U+2028 and U+2029.
+/// (Mixed segment terminators are refused in the segment loop.)
 fn check_breaks(raw: &[u8]) -> Result<(), Hl7Error> {
     // Bytes worth a closer look. Written without short-circuits so that the
     // per-chunk fold compiles to SIMD compares: the clean case costs a fraction
@@ -509,27 +519,33 @@ fn check_breaks(raw: &[u8]) -> Result<(), Hl7Error> {
         }
         base += chunk.len();
     }
-    // One terminator style per message: CR, LF or CR LF.
-    let mut style = None;
-    let mut it = memchr::memchr2_iter(b'\r', b'\n', raw).peekable();
-    while let Some(i) = it.next() {
-        let kind = if raw[i] == b'\r' {
-            if raw.get(i + 1) == Some(&b'\n') {
-                it.next();
-                2u8
-            } else {
-                1
-            }
-        } else {
-            3
-        };
-        match style {
-            None => style = Some(kind),
-            Some(s) if s != kind => return Err(Hl7Error::MixedTerminators),
-            Some(_) => {}
-        }
-    }
     Ok(())
+}
+
+/// The terminator style seen so far in a message.
+#[derive(Default)]
+struct Terminators {
+    /// 1: CR, 2: CR LF, 3: LF.
+    style: u8,
+}
+
+impl Terminators {
+    /// Notes the terminator byte at `i` (CR or LF); the LF of a CR LF is part of
+    /// the terminator its CR began.
+    fn at(&mut self, raw: &[u8], i: usize) -> Result<(), Hl7Error> {
+        let kind = match raw[i] {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => 2,
+            b'\r' => 1,
+            _ if i > 0 && raw[i - 1] == b'\r' => return Ok(()),
+            _ => 3,
+        };
+        match self.style {
+            0 => self.style = kind,
+            s if s != kind => return Err(Hl7Error::MixedTerminators),
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// Length of MSH-2 (the encoding characters) in an MSH segment.
