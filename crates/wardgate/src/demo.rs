@@ -166,6 +166,59 @@ fn scenarios() -> Vec<Scenario> {
             rule: Some("WG-INF-010"),
         },
         Scenario {
+            name: "heparin bag 25000 U/250 mL, 10 mL/h, VTBI",
+            from: ehr,
+            route: "infusion-orders",
+            payload: order(
+                "ORD-1011",
+                "RXG|1||^^^20261124031500|HEP^heparin^LOCAL|250||263762^MDC_DIM_MILLI_L^MDC||||||||10|265266^MDC_DIM_MILLI_L_PER_HR^MDC|25000|U^U^UCUM|||||250|mL^mL^UCUM",
+                &[],
+            ),
+            expect: Expect::Ack("AA"),
+            forwarded: true,
+            rule: None,
+        },
+        Scenario {
+            name: "attack: insulin 20 'MU/h' (mega or milli?)",
+            from: ehr,
+            route: "infusion-orders",
+            payload: order(
+                "ORD-1012",
+                "RXG|1||^^^20261124031500|INS^insulin^LOCAL|||||||||||20|MU/h^MU/h^L",
+                &[],
+            ),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-INF-014"),
+        },
+        Scenario {
+            name: "attack: OBX pump rate 10x the RXG rate",
+            from: ehr,
+            route: "infusion-orders",
+            payload: order(
+                "ORD-1013",
+                &format!("RXG|1||^^^20261124031500|{HEPARIN}24|mL/h^mL/h^UCUM|{CONC}"),
+                &["OBX|1|NM|157784^MDC_FLOW_FLUID_PUMP^MDC||240|265266^MDC_DIM_MILLI_L_PER_HR^MDC|||||F"],
+            ),
+            expect: Expect::Ack("AR"),
+            forwarded: false,
+            rule: Some("WG-INF-017"),
+        },
+        Scenario {
+            name: "attack: form feed hides a second order",
+            from: ehr,
+            route: "infusion-orders",
+            payload: String::from_utf8_lossy(&heparin("ORD-1014", 24))
+                .replace(
+                    "RXR|",
+                    "NTE|1||see note\x0cMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|2026||RGV^O15|X|P|2.6\rRXR|",
+                )
+                .into_bytes(),
+            expect: Expect::Ack("AE"),
+            forwarded: false,
+            rule: Some("WG-HL7-P09"),
+        },
+        Scenario {
             name: "propofol 40 mcg/kg/min, weight 70 kg",
             from: ehr,
             route: "infusion-orders",
