@@ -380,6 +380,20 @@ def cases():
     c.add("programming OBX marked wrong (W)",
           message(cid(), [(heparin(3), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0], status="W")])]), "block", "WG-INF-017")
 
+    # --- Found by a second adversarial review (regressions) --------------------
+    c.add("TQ1-13 of 1 h and a 31-minute TQ1-7/8 window do not agree",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="2000", f16=MG[1]), ["TQ1|1||||||20261124100000|20261124103100|||||1^h&h&UCUM"])]),
+          "block", "WG-INF-017")
+    c.add("an unreadable strength volume unit is refused even for a U/h rate",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="500000", f18=U[1], f23="50", f24="mls"), [])]),
+          "block", "WG-INF-004")
+    c.add("an ambiguous strength volume unit is refused even for a U/h rate",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="500000", f18=U[1], f23="50", f24="ML"), [])]),
+          "block", "WG-INF-014")
+    c.add("a VTBI per kg is not a volume to be infused",
+          message(cid(), [(heparin(30), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "20", "mL/kg"), weight("80", n=2)])]),
+          "block", "WG-INF-005")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

@@ -155,3 +155,42 @@ def test_the_nak_locates_the_field_and_keeps_numbers_whole(gateway, upstream):
     full = m.unescape(str(err[8]))
     assert "205000" in full and "2000" in full, full
     s.close()
+
+
+def test_an_upstream_that_stops_reading_cannot_hold_the_refusals_owed(tmp_path):
+    """Regression (review): with the upstream no longer reading, the relay's write
+    to it blocked forever, and the AR owed behind an unanswered message was never
+    sent. Writes are bounded by frame_timeout_secs (3 s here)."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.3", 0))
+    srv.listen(4)
+    held = []
+    threading.Thread(target=lambda: held.append(srv.accept()[0]), daemon=True).start()
+    g = Gateway(tmp_path, srv.getsockname()[1])
+    try:
+        s = Sender(g.addr)
+        s.send(frame(observation("HOLD-1")))
+        s.send(frame("MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ADT^A01^ADT_A01|HOLD-2|P|2.5\rPID|||1\r"))
+        filler = frame(observation("HOLD-F").replace("PID|||1\r", "PID|||1\rNTE|1||" + "x" * 60000 + "\r"))
+
+        def fill():
+            for _ in range(400):  # bounded: at most 24 MB
+                try:
+                    s.sock.sendall(filler)
+                except OSError:
+                    return
+
+        t = threading.Thread(target=fill, daemon=True)
+        t.start()
+        frames = s.read_frames(until_closed=True)
+        assert ("AR", "HOLD-2") in [msa(f)[:2] for f in frames], frames
+        evs = events_until(g, lambda e: any("stalled" in x["event"].get("reason", "") for x in e), timeout=10)
+        stalled = [x for x in evs if "stalled" in x["event"].get("reason", "")]
+        assert stalled and "HOLD-1" in stalled[0]["event"]["reason"], [x["event"] for x in evs]
+    finally:
+        g.stop()
+        srv.close()
+        for c in held:
+            c.close()

@@ -95,6 +95,11 @@ def test_an_invalid_file_leaves_the_running_policy_and_says_why(tmp_path, upstre
         # Still the old policy: 41 mL/h (2050 U/h) blocked, 20 mL/h allowed.
         assert msa(send(g, order("INV-1", heparin(41))))[0] == "AR"
         assert msa(send(g, order("INV-2", heparin(20))))[0] == "AA"
+        # [gateway] settings need a restart: refused, not half-applied.
+        live.write_text(good.replace("frame_timeout_secs = 3", "frame_timeout_secs = 4"))
+        sighup(g)
+        events_until(g, lambda e: any("[gateway] settings" in x["event"]["reason"] for x in e))
+        assert g.cli("check", "--running", check=False).returncode == 0, "the good copy is what runs"
         # Changing a listener needs a restart: refused too.
         live.write_text(good.replace(f"127.0.0.1:{g.listen_port}", f"127.0.0.1:{conftest.free_port()}"))
         sighup(g)

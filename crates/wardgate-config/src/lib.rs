@@ -631,6 +631,9 @@ pub struct DrugLibrary {
     /// SHA-256 of the file, hex (not a TOML key).
     #[serde(skip)]
     pub file_sha256: Option<String>,
+    /// SHA-256 of its signature file, hex, when there is one (not a TOML key).
+    #[serde(skip)]
+    pub signature_sha256: Option<String>,
     /// The pharmacy's version of the library, recorded with every decision.
     #[serde(default)]
     pub version: Option<Spanned<String>>,
@@ -977,6 +980,8 @@ impl Validated {
             h.update(lib.id.get_ref().as_bytes());
             h.update(b" ");
             h.update(lib.file_sha256.as_deref().unwrap_or("inline").as_bytes());
+            h.update(b" signature ");
+            h.update(lib.signature_sha256.as_deref().unwrap_or("none").as_bytes());
         }
         hex::encode(h.finalize())
     }
@@ -1124,7 +1129,12 @@ impl Config {
             sig_path.push(".sig");
             match std::fs::read_to_string(&sig_path) {
                 Ok(sig) => match verify_library_signature(&bytes, &sig, &signers) {
-                    Ok(signer) => lib.signer = Some(signer),
+                    Ok(signer) => {
+                        use sha2::Digest;
+                        lib.signature_sha256 =
+                            Some(hex::encode(sha2::Sha256::digest(sig.as_bytes())));
+                        lib.signer = Some(signer);
+                    }
                     Err(why) => problems.push(src.problem(
                         file.span(),
                         Level::Error,

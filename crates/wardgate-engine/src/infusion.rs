@@ -42,6 +42,8 @@ const LIMIT_TOLERANCE: f64 = 1e-9;
 /// Two statements of one quantity agree when they differ by at most this share of
 /// the larger (or by the rounding of the numbers as written, if more).
 const AGREEMENT: f64 = 0.01;
+/// The most the rounding of a written number may excuse, as a share of the value.
+const ROUNDING_CAP: f64 = 0.025;
 
 /// RXG fields that are read and never repeat (HL7 v2.6 4A.4.3).
 const RXG_SINGLE: [usize; 11] = [4, 5, 6, 7, 14, 15, 16, 17, 18, 23, 24];
@@ -585,6 +587,13 @@ fn check_give(
         read_tq1(&segments[i], seq, &mut prog, out);
     }
     // The concentration: RXG-17/18 over RXG-23/24 and any OBX MDC_CONC_DRUG agree.
+    // A concentration that is written but cannot be read is refused whether or
+    // not this order needs it: the pump reads something there.
+    if let Err(e) = &conc {
+        if !strength_empty(rxg) {
+            out.findings.push(e.clone());
+        }
+    }
     let conc = match (conc, prog.concentrations.first()) {
         (Ok(Some(c)), _) => {
             for (oc, written, l) in &prog.concentrations {
@@ -668,7 +677,12 @@ fn check_give(
     }
     if let Some(v) = &vtbi {
         facts.vtbi_ordered = Some(bounded(&v.written));
-        let ml = v.value * v.unit.factor;
+        // The largest of the agreeing statements meets the limit.
+        let ml = prog
+            .vtbis
+            .iter()
+            .map(|x| x.value * x.unit.factor)
+            .fold(v.value * v.unit.factor, f64::max);
         if let Some(max) = limits
             .vtbi_max_ml
             .filter(|m| ml > m * (1.0 + LIMIT_TOLERANCE))
@@ -687,7 +701,11 @@ fn check_give(
         }
     }
     if let Some(d) = &duration {
-        let minutes = d.value * d.unit.factor / 60.0;
+        let minutes = prog
+            .durations
+            .iter()
+            .map(|x| x.value * x.unit.factor / 60.0)
+            .fold(d.value * d.unit.factor / 60.0, f64::max);
         if let Some(max) = limits
             .duration_max_min
             .filter(|m| minutes > m * (1.0 + LIMIT_TOLERANCE))
@@ -733,12 +751,19 @@ fn check_give(
             }
         }
         doses.append(&mut prog.vtbis);
-    } else if let Some(d) = &duration {
-        let secs = d.value * d.unit.factor;
-        if secs > 0.0 {
+    } else if duration.is_some() {
+        // Every duration (they agree within rounding) gives its rate: the
+        // highest is judged.
+        for d in &prog.durations {
+            let secs = d.value * d.unit.factor;
+            if secs <= 0.0 {
+                continue;
+            }
             for v in prog.vtbis.iter().chain(doses.iter()) {
                 prog.rates.push(derived(v, secs, &d.source));
             }
+        }
+        {
             // The shortest reading of a repeated TQ1-13 gives the highest rate.
             if let Some(short) = prog
                 .short_durations
@@ -1008,7 +1033,10 @@ fn agree(
 
 fn within(a: f64, b: f64, resolution: f64) -> bool {
     let diff = (a - b).abs();
-    diff <= AGREEMENT * a.abs().max(b.abs()) || diff <= resolution * (1.0 + 1e-9)
+    let big = a.abs().max(b.abs());
+    // The rounding of a number as written counts, but never for more than
+    // ROUNDING_CAP of the value: `1 h` does not agree with 31 minutes.
+    diff <= AGREEMENT * big || diff <= resolution.min(ROUNDING_CAP * big) * (1.0 + 1e-9)
 }
 
 type Reading = (f64, String, Location);
@@ -1822,7 +1850,11 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     match kind {
         Param::Rate if unit.is_rate() && unit.dim.is_drug_amount() => prog.rates.push(s),
         Param::Rate => wrong_unit(out, &s, "a rate"),
-        Param::Vtbi if unit.dim == Dimension::Volume && !unit.is_rate() => prog.vtbis.push(s),
+        Param::Vtbi
+            if unit.dim == Dimension::Volume && !unit.is_rate() && !unit.per_kg && !unit.per_m2 =>
+        {
+            prog.vtbis.push(s)
+        }
         Param::Vtbi => wrong_unit(out, &s, "a volume"),
         Param::Dose | Param::BolusDose if unit.dim.is_drug_amount() && !unit.is_rate() => {
             prog.bolus |= kind == Param::BolusDose;

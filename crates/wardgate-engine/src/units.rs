@@ -241,6 +241,13 @@ fn amount(token: &str) -> Result<Unit, UnitError> {
     } else {
         t
     };
+    if t == "u" {
+        // `u` (or `µ`) alone: a unit, or a micro prefix that lost its base.
+        return Err(UnitError::Ambiguous {
+            text: token.trim().to_owned(),
+            why: "a lone u or µ is a micro prefix without its unit, or units written in lower case",
+        });
+    }
     if let Some((_, why)) = AMBIGUOUS.iter().find(|(a, _)| a.eq_ignore_ascii_case(t)) {
         if !AMOUNTS.iter().any(|(s, ..)| *s == t) {
             return Err(UnitError::Ambiguous {
@@ -437,38 +444,43 @@ pub fn mdc_code(code: u32) -> Option<Unit> {
         _ if base == 1472 => return None,
         _ => {}
     }
-    let name = MDC_BASES.iter().find(|(b, _)| *b == base)?.1;
+    let &(_, name, prefixable) = MDC_BASES.iter().find(|(b, ..)| *b == base)?;
+    if prefix != 0 && !prefixable {
+        // min, h, lb take no SI prefix in 11073-10101: such a code does not exist.
+        return None;
+    }
     let mut unit = parse_mdc(name)?;
     unit.factor *= scale;
     Some(unit)
 }
 
 /// Base term codes (prefix bits zero) of the MDC dimensions infusion orders use,
-/// with their reference ids without a prefix (ISO/IEEE 11073-10101:2019 Annex B).
-const MDC_BASES: &[(u32, &str)] = &[
-    (1600, "X_L"),
-    (1728, "X_G"),
-    (1760, "LB"),
-    (2176, "X_SEC"),
-    (2208, "MIN"),
-    (2240, "HR"),
-    (3072, "X_L_PER_MIN"),
-    (3104, "X_L_PER_HR"),
-    (3328, "X_G_PER_MIN"),
-    (3360, "X_G_PER_HR"),
-    (3456, "X_G_PER_KG_PER_MIN"),
-    (3488, "X_G_PER_KG_PER_HR"),
-    (4544, "X_MOLE"),
-    (4576, "X_EQUIV"),
-    (4992, "X_MOLE_PER_MIN"),
-    (5024, "X_MOLE_PER_HR"),
-    (5120, "X_EQUIV_PER_MIN"),
-    (5152, "X_EQUIV_PER_HR"),
-    (5472, "X_INTL_UNIT"),
-    (5664, "X_INTL_UNIT_PER_MIN"),
-    (5696, "X_INTL_UNIT_PER_HR"),
-    (5792, "X_INTL_UNIT_PER_KG_PER_MIN"),
-    (5824, "X_INTL_UNIT_PER_KG_PER_HR"),
+/// with their reference ids without a prefix (ISO/IEEE 11073-10101:2019 Annex B),
+/// and whether the base takes an SI prefix.
+const MDC_BASES: &[(u32, &str, bool)] = &[
+    (1600, "X_L", true),
+    (1728, "X_G", true),
+    (1760, "LB", false),
+    (2176, "X_SEC", true),
+    (2208, "MIN", false),
+    (2240, "HR", false),
+    (3072, "X_L_PER_MIN", true),
+    (3104, "X_L_PER_HR", true),
+    (3328, "X_G_PER_MIN", true),
+    (3360, "X_G_PER_HR", true),
+    (3456, "X_G_PER_KG_PER_MIN", true),
+    (3488, "X_G_PER_KG_PER_HR", true),
+    (4544, "X_MOLE", true),
+    (4576, "X_EQUIV", true),
+    (4992, "X_MOLE_PER_MIN", true),
+    (5024, "X_MOLE_PER_HR", true),
+    (5120, "X_EQUIV_PER_MIN", true),
+    (5152, "X_EQUIV_PER_HR", true),
+    (5472, "X_INTL_UNIT", true),
+    (5664, "X_INTL_UNIT_PER_MIN", true),
+    (5696, "X_INTL_UNIT_PER_HR", true),
+    (5792, "X_INTL_UNIT_PER_KG_PER_MIN", true),
+    (5824, "X_INTL_UNIT_PER_KG_PER_HR", true),
 ];
 
 /// Base term codes of concentrations (amount per mL): g/mL and IU/mL.
@@ -515,7 +527,12 @@ pub fn parse_concentration(text: &str) -> Result<(Dimension, f64), UnitError> {
             _ => return Err(UnitError::UnknownDivisor(per.to_owned())),
         };
         let u = parse_mdc(amount_part).ok_or_else(|| UnitError::UnknownAmount(t.to_owned()))?;
-        if !u.dim.is_drug_amount() || u.dim == Dimension::Volume {
+        if !u.dim.is_drug_amount()
+            || u.dim == Dimension::Volume
+            || u.per_kg
+            || u.per_m2
+            || u.is_rate()
+        {
             return Err(UnitError::UnknownAmount(t.to_owned()));
         }
         return Ok((u.dim, u.factor / vol));
@@ -704,6 +721,26 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
+    }
+
+    /// Regressions (adversarial review): no prefix on bases that take none, a
+    /// lone u or µ is ambiguous, a per-kg amount is no concentration.
+    #[test]
+    fn codes_and_spellings_that_do_not_exist_are_refused() {
+        assert_eq!(mdc_code(264352).map(|u| u.factor), Some(60.0)); // MDC_DIM_MIN
+        assert_eq!(mdc_code(264355), None); // "kilo-minute"
+        assert_eq!(mdc_code(264387), None); // "kilo-hour"
+        assert_eq!(mdc_code(263907), None); // "kilo-pound"
+        assert!(mdc_code(263762).is_some()); // mL
+        for t in ["u", "µ", "μ", " u "] {
+            assert!(
+                matches!(parse(t), Err(UnitError::Ambiguous { .. })),
+                "{t:?}"
+            );
+        }
+        assert!(parse_concentration("MDC_DIM_MILLI_G_PER_KG_PER_ML").is_err());
+        assert!(parse_concentration("MDC_DIM_MILLI_G_PER_HR_PER_ML").is_err());
+        assert_eq!(parse_concentration("264306").map(|c| c.1), Ok(1e-3)); // mg/mL
     }
 
     #[test]

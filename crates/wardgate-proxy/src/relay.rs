@@ -230,7 +230,7 @@ async fn degraded<C: ClientIo>(
             };
             let close = outcome.close;
             if let Some(reply) = &outcome.reply {
-                if client.write_all(reply).await.is_err() {
+                if !bounded_write(&mut client, reply, shared.opts.frame_timeout).await {
                     shared.record(outcome.record);
                     return;
                 }
@@ -241,6 +241,20 @@ async fn degraded<C: ClientIo>(
             }
         }
     }
+}
+
+/// Writes `bytes` within `limit`: false when the peer failed or stopped reading
+/// (a peer that does not read must not hold a connection, or the answers owed
+/// to the other side, forever).
+async fn bounded_write<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(limit, w.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// The record that a connection's later decisions use a new policy (after a
@@ -481,6 +495,33 @@ impl<C: ClientIo> Relay<C> {
                         // the policy this record names.
                         self.shared.record(policy_changed(&self.flow, route));
                         self.route = route.clone();
+                        // A device the new policy no longer lets send on this route
+                        // sends nothing more: what is in flight is answered, then
+                        // the connection closes.
+                        let still = self
+                            .flow
+                            .source_device
+                            .as_ref()
+                            .is_some_and(|d| self.route.senders.contains(d));
+                        if !still {
+                            let e = self
+                                .flow
+                                .event(
+                                    &Clock::now(),
+                                    &self.route,
+                                    Action::Blocked,
+                                    format!(
+                                        "connection closed: the policy now in force ({}) does not allow this device on route {}",
+                                        self.route.policy_hash, &*self.route.id
+                                    ),
+                                    "connection",
+                                )
+                                .with_rule(rules::SENDER_NOT_ALLOWED);
+                            self.shared.record(e);
+                            self.closing = true;
+                            self.frame_started = None;
+                            return End::Done;
+                        }
                     }
                     let outcome = inspect::inspect(
                         &self.route,
@@ -530,23 +571,29 @@ impl<C: ClientIo> Relay<C> {
             Verdict::Allow | Verdict::Alert => {
                 // Record first: a crash after forwarding must not leave an unrecorded decision.
                 self.shared.record(record);
-                if self
-                    .upstream
-                    .write_all(&self.cbuf[start..len])
-                    .await
-                    .is_err()
-                {
+                let limit = self.shared.opts.frame_timeout;
+                if !bounded_write(&mut self.upstream, &self.cbuf[start..len], limit).await {
+                    // The upstream failed or stopped reading: say which messages
+                    // went unanswered, send the refusals owed, close.
+                    let mut reason = format!(
+                        "upstream write failed or stalled for {limit:?}; the message may not have been delivered"
+                    );
+                    if self.in_flight > 0 {
+                        reason.push_str(&format!("; unanswered: {}", self.unanswered()));
+                    }
                     let e = self
                         .flow
                         .event(
                             &Clock::now(),
                             &self.route,
                             Action::Failed,
-                            "upstream write failed; the message may not have been delivered".into(),
+                            reason,
                             "message",
                         )
                         .with_rule(rules::UPSTREAM_UNAVAILABLE);
                     self.shared.record(e);
+                    self.flush_deferred_all().await;
+                    let _ = self.client.shutdown().await;
                     return End::Closed;
                 }
                 self.in_flight += 1;
@@ -558,7 +605,9 @@ impl<C: ClientIo> Relay<C> {
                 self.shared.record(record);
                 if let Some(reply) = reply {
                     if self.in_flight == 0 && self.deferred.is_empty() {
-                        if self.client.write_all(&reply).await.is_err() {
+                        if !bounded_write(&mut self.client, &reply, self.shared.opts.frame_timeout)
+                            .await
+                        {
                             return End::Closed;
                         }
                     } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
@@ -602,7 +651,13 @@ impl<C: ClientIo> Relay<C> {
         loop {
             match self.uframer.next(&self.ubuf) {
                 Ok(Progress::Frame(f)) => {
-                    if self.client.write_all(f.frame(&self.ubuf)).await.is_err() {
+                    if !bounded_write(
+                        &mut self.client,
+                        f.frame(&self.ubuf),
+                        self.shared.opts.frame_timeout,
+                    )
+                    .await
+                    {
                         return End::Closed;
                     }
                     self.ubuf.advance(f.len);
@@ -613,7 +668,13 @@ impl<C: ClientIo> Relay<C> {
                     }
                     while self.deferred.front().is_some_and(|d| d.0 == 0) {
                         if let Some((_, reply)) = self.deferred.pop_front() {
-                            if self.client.write_all(&reply).await.is_err() {
+                            if !bounded_write(
+                                &mut self.client,
+                                &reply,
+                                self.shared.opts.frame_timeout,
+                            )
+                            .await
+                            {
                                 return End::Closed;
                             }
                         }
@@ -662,7 +723,7 @@ impl<C: ClientIo> Relay<C> {
 
     async fn flush_deferred_all(&mut self) {
         while let Some((_, reply)) = self.deferred.pop_front() {
-            if self.client.write_all(&reply).await.is_err() {
+            if !bounded_write(&mut self.client, &reply, self.shared.opts.frame_timeout).await {
                 return;
             }
         }

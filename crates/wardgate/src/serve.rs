@@ -128,6 +128,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             recorder.handle(),
             v.config.source.name.clone().into(),
             proxy.policy(),
+            v.clone(),
         ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
@@ -266,10 +267,26 @@ fn applied(
 fn load_for_reload(
     path: &std::path::Path,
     running: &Policy,
+    running_v: &Validated,
 ) -> Result<(Validated, Policy), String> {
     let v = wardgate_config::Config::load(path).map_err(|e| e.to_string())?;
     let p = Policy::compile(&v)
         .map_err(|problems| wardgate_config::ConfigError::Invalid(problems).to_string())?;
+    // What a running gateway cannot take without a restart is refused, not
+    // half-applied: its data directory, [gateway] settings, flood limits.
+    if v.data_dir != running_v.data_dir {
+        return Err("data_dir changed: restart wardgate to apply".into());
+    }
+    let opts = |v: &Validated| format!("{:?}", ProxyOptions::from_config(&v.config.gateway));
+    if opts(&v) != opts(running_v) {
+        return Err("[gateway] settings (timeouts, sizes, workers, connection cap) changed: restart wardgate to apply".into());
+    }
+    if format!("{:?}", p.flood) != format!("{:?}", running.flood) {
+        return Err(
+            "flood limits ([gateway.limits], [device.limits]) changed: restart wardgate to apply"
+                .into(),
+        );
+    }
     if p.routes.len() != running.routes.len() {
         return Err("the routes changed (added or removed): restart wardgate to apply".into());
     }
@@ -299,7 +316,9 @@ async fn reload_on_sighup(
     recorder: wardgate_store::RecorderHandle,
     config: std::path::PathBuf,
     cell: Arc<arc_swap::ArcSwap<Policy>>,
+    started: Validated,
 ) {
+    let mut running_v = Arc::new(started);
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -319,7 +338,9 @@ async fn reload_on_sighup(
             let _ = recorder.record(e);
             let running = cell.load_full();
             let path = config.clone();
-            let r = tokio::task::spawn_blocking(move || load_for_reload(&path, &running)).await;
+            let rv = running_v.clone();
+            let r =
+                tokio::task::spawn_blocking(move || load_for_reload(&path, &running, &rv)).await;
             let running = cell.load_full();
             match r {
                 Ok(Ok((v, policy))) if policy.hash == running.hash => {
@@ -333,6 +354,7 @@ async fn reload_on_sighup(
                     if let Err(err) = applied(&v, &policy, Some(&running), &recorder) {
                         tracing::error!(error = %err, "could not record the applied policy");
                     }
+                    running_v = Arc::new(v);
                 }
                 Ok(Err(why)) => {
                     tracing::error!(%why, "SIGHUP: configuration refused; the running policy stays");
@@ -355,7 +377,7 @@ async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (recorder, config, cell);
+        let _ = (recorder, config, cell, started);
         std::future::pending::<()>().await;
     }
 }
