@@ -251,10 +251,20 @@ async fn bounded_write<W: AsyncWrite + Unpin>(
     bytes: &[u8],
     limit: std::time::Duration,
 ) -> bool {
-    matches!(
-        tokio::time::timeout(limit, w.write_all(bytes)).await,
-        Ok(Ok(()))
-    )
+    use std::future::Future;
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(w.write_all(bytes));
+    // Almost every write completes at once (the socket buffer has room): only a
+    // pending one reads the clock and arms a timer, off the hot path.
+    let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(r) => Poll::Ready(Some(r)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    match first {
+        Some(r) => r.is_ok(),
+        None => matches!(tokio::time::timeout(limit, fut).await, Ok(Ok(()))),
+    }
 }
 
 /// The record that a connection's later decisions use a new policy (after a
