@@ -394,6 +394,20 @@ def cases():
           message(cid(), [(heparin(30), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "20", "mL/kg"), weight("80", n=2)])]),
           "block", "WG-INF-005")
 
+    # --- Found by a third adversarial review (regressions) ---------------------
+    c.add("a bolus whose dose and rate are both in OBX, with no duration",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin"), [obx(1, "158019^MDC_DOSE_CLINICIAN^MDC", "1", U[1]), obx(2, "157924^MDC_RATE_DOSE^MDC", "5000", U_H[1])])]),
+          "block", "WG-INF-038")
+    c.add("an OBX concentration whose identifier is a deci-prefixed code",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="25000", f18=U[1], f23="500", f24=ML[1]), [obx(1, "157760^MDC_CONC_DRUG^MDC", "50", "267760^U/mL^MDC")])]),
+          "block", "WG-INF-004")
+    c.add("mg/kg/m2/h is no unit",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="10", f16="mg/kg/m2/h^mg/kg/m2/h^UCUM"), [weight("80"), obx(2, "188744^MDC_AREA_BODY_SURF_ACTUAL^MDC", "2", "m2^m2^UCUM")])]),
+          "block", "WG-INF-004")
+    c.add("IHE bolus dose + rate: 4000 U in RXG-15/16, rate in the OBX",
+          message(cid(), [(heparin(0).replace("|0|265266^MDC_DIM_MILLI_L_PER_HR^MDC|", "|4000|U^U^UCUM|"), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "100", ML_H[0])])], orc="CH"),
+          "allow")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

@@ -739,7 +739,15 @@ fn check_give(
                 }
             }
             None => {
-                if let Some(r) = prog.rates.iter().find(|r| r.source.starts_with("RXG-")) {
+                // PCD-03's "dose or volume + rate" bolus states its dose in
+                // RXG-15/16; a rate anywhere else with no dose there and no
+                // duration bounds nothing.
+                let dose_in_rxg = doses.iter().any(|d| d.source.starts_with("RXG-15"));
+                if let Some(r) = prog
+                    .rates
+                    .iter()
+                    .find(|r| r.source.starts_with("RXG-") || !dose_in_rxg)
+                {
                     out.findings.push(
                         OrderFinding::new(
                             rules::UNBOUNDED_BOLUS,
@@ -1774,17 +1782,18 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             return;
         };
         let uf = obx.field(6);
-        let parts: Vec<String> = [1usize, 2, 4, 5]
+        let parts: Vec<(usize, String)> = [1usize, 2, 4, 5]
             .iter()
             .map(|&c| {
-                String::from_utf8_lossy(uf.component(c).raw())
+                let t = String::from_utf8_lossy(uf.component(c).raw())
                     .trim()
-                    .to_owned()
+                    .to_owned();
+                (c, t)
             })
-            .filter(|p| !p.is_empty())
+            .filter(|(_, p)| !p.is_empty())
             .collect();
         let mut found: Option<(Dimension, f64)> = None;
-        for p in &parts {
+        for (c, p) in &parts {
             match units::parse_concentration(p) {
                 Ok(c) => match found {
                     Some(f) if f.0 != c.0 || !within(f.1, c.1, 0.0) => {
@@ -1803,6 +1812,18 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                     out.findings.push(
                         OrderFinding::new(rules::UNIT_AMBIGUOUS, format!("OBX #{seq}: {e}"))
                             .at(loc(b"OBX", seq, 6)),
+                    );
+                    return;
+                }
+                // An identifier wardgate cannot read may be what the pump reads
+                // (a deci- or kilo-prefixed code): refused, as in `cwe_unit`.
+                Err(e) if *c == 1 || *c == 4 => {
+                    out.findings.push(
+                        OrderFinding::new(
+                            rules::UNIT_UNKNOWN,
+                            format!("OBX #{seq}: the concentration unit's identifier is not a known unit ({e})"),
+                        )
+                        .at(loc(b"OBX", seq, 6)),
                     );
                     return;
                 }

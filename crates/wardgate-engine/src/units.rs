@@ -348,7 +348,8 @@ pub fn parse(text: &str) -> Result<Unit, UnitError> {
     for d in parts {
         if is_kg(d) && !unit.per_kg && !unit.per_m2 && unit.per_seconds.is_none() {
             unit.per_kg = true;
-        } else if is_m2(d) && !unit.per_m2 && unit.per_seconds.is_none() {
+        } else if is_m2(d) && !unit.per_m2 && !unit.per_kg && unit.per_seconds.is_none() {
+            // Per kg and per m2 together is no clinical unit: refused, not read.
             unit.per_m2 = true;
         } else if let (Some(s), None) = (time_seconds(d), unit.per_seconds) {
             unit.per_seconds = Some(s);
@@ -407,7 +408,9 @@ fn parse_mdc(rest: &str) -> Option<Unit> {
     for d in parts {
         match d {
             "KG" | "KILO_G" if !unit.per_kg && unit.per_seconds.is_none() => unit.per_kg = true,
-            "M_SQ" | "SQ_X_M" if !unit.per_m2 && unit.per_seconds.is_none() => unit.per_m2 = true,
+            "M_SQ" | "SQ_X_M" if !unit.per_m2 && !unit.per_kg && unit.per_seconds.is_none() => {
+                unit.per_m2 = true
+            }
             "HR" if unit.per_seconds.is_none() => unit.per_seconds = Some(3600.0),
             "MIN" if unit.per_seconds.is_none() => unit.per_seconds = Some(60.0),
             "SEC" if unit.per_seconds.is_none() => unit.per_seconds = Some(1.0),
