@@ -471,14 +471,11 @@ pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec
         timestamp: clock.hl7(),
         sending_application: "WARDGATE",
     };
-    let mut reply = Vec::with_capacity(256);
-    match &parsed {
-        Some(m) => ack::build_ack(m, &params, &mut reply),
-        None => ack::build_ack_unparsed(naive_control_id(payload).as_bytes(), &params, &mut reply),
-    }
-    let mut out = Vec::with_capacity(reply.len() + 3);
-    mllp::encode(&reply, &mut out);
-    out
+    framed_ack(
+        parsed.as_ref(),
+        naive_control_id(payload).as_bytes(),
+        &params,
+    )
 }
 
 /// MSH-10 of a framed message, as written, as the dedup key: not shortened (two
@@ -555,22 +552,21 @@ fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
         )
     };
     let control_id = clock.ack_control_id();
-    let params = AckParams {
-        summary: Some(&summary),
-        location: r.location,
-        application_code: Some((r.rule.id, r.rule.name)),
-        code: AckCode::AR,
-        text: r.text,
-        error_code: Some(r.error),
-        control_id: &control_id,
-        timestamp: clock.hl7(),
-        sending_application: "WARDGATE",
-    };
-    let mut reply = Vec::with_capacity(384);
-    ack::build_ack(msg, &params, &mut reply);
-    let mut out = Vec::with_capacity(reply.len() + 3);
-    mllp::encode(&reply, &mut out);
-    out
+    framed_ack(
+        Some(msg),
+        b"",
+        &AckParams {
+            summary: Some(&summary),
+            location: r.location,
+            application_code: Some((r.rule.id, r.rule.name)),
+            code: AckCode::AR,
+            text: r.text,
+            error_code: Some(r.error),
+            control_id: &control_id,
+            timestamp: clock.hl7(),
+            sending_application: "WARDGATE",
+        },
+    )
 }
 
 /// A framed acknowledgement wardgate writes itself: in the original's delimiters
@@ -584,21 +580,34 @@ fn wardgate_ack(
     error: (u16, &str),
 ) -> Vec<u8> {
     let control_id = clock.ack_control_id();
-    let params = AckParams {
-        summary: None,
-        location: None,
-        application_code: None,
-        code,
-        text,
-        error_code: Some(error),
-        control_id: &control_id,
-        timestamp: clock.hl7(),
-        sending_application: "WARDGATE",
-    };
-    let mut reply = Vec::with_capacity(256);
+    framed_ack(
+        original,
+        unparsed_control_id,
+        &AckParams {
+            summary: None,
+            location: None,
+            application_code: None,
+            code,
+            text,
+            error_code: Some(error),
+            control_id: &control_id,
+            timestamp: clock.hl7(),
+            sending_application: "WARDGATE",
+        },
+    )
+}
+
+/// An acknowledgement built with `params` and framed as MLLP: in the original's
+/// delimiters when it parsed, else with defaults naming `unparsed_control_id`.
+fn framed_ack(
+    original: Option<&Message<'_>>,
+    unparsed_control_id: &[u8],
+    params: &AckParams<'_>,
+) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(384);
     match original {
-        Some(m) => ack::build_ack(m, &params, &mut reply),
-        None => ack::build_ack_unparsed(unparsed_control_id, &params, &mut reply),
+        Some(m) => ack::build_ack(m, params, &mut reply),
+        None => ack::build_ack_unparsed(unparsed_control_id, params, &mut reply),
     }
     let mut out = Vec::with_capacity(reply.len() + 3);
     mllp::encode(&reply, &mut out);

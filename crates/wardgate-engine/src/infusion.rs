@@ -2050,13 +2050,7 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
 }
 
 fn seconds() -> Unit {
-    Unit {
-        dim: Dimension::Time,
-        factor: 1.0,
-        per_kg: false,
-        per_m2: false,
-        per_seconds: None,
-    }
+    Unit::amount(Dimension::Time, 1.0)
 }
 
 /// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]`), minutes
@@ -2208,53 +2202,46 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
             text_of(&obx.field(5)).trim(),
             unit_label(&obx.field(6))
         );
-        if is_weight {
-            if unit.dim != Dimension::Mass || unit.is_rate() || unit.per_kg || unit.per_m2 {
-                fail(
-                    err,
-                    rules::PATIENT_SIZE_INVALID,
-                    format!("OBX #{seq}: body weight {written} is not a mass"),
-                );
-                continue;
-            }
-            let kg = v * unit.factor / 1000.0;
-            if !WEIGHT_RANGE_KG.contains(&kg) {
-                fail(
-                    err,
-                    rules::PATIENT_SIZE_INVALID,
-                    format!(
-                        "OBX #{seq}: body weight {written} is outside {}-{} kg",
-                        WEIGHT_RANGE_KG.start(),
-                        WEIGHT_RANGE_KG.end()
-                    ),
-                );
-                continue;
-            }
-            target.push((kg, written, seq));
+        // The body weight in kg (from kg, g or lb), the surface area in m2.
+        let (right_kind, value, range, base, kind) = if is_weight {
+            let plain = !unit.is_rate() && !unit.per_kg && !unit.per_m2;
+            (
+                unit.dim == Dimension::Mass && plain,
+                v * unit.factor / 1000.0,
+                &WEIGHT_RANGE_KG,
+                "kg",
+                "a mass",
+            )
         } else {
-            if unit.dim != Dimension::Area {
-                fail(
-                    err,
-                    rules::PATIENT_SIZE_INVALID,
-                    format!("OBX #{seq}: body surface area {written} is not an area (m2)"),
-                );
-                continue;
-            }
-            let m2 = v * unit.factor;
-            if !BSA_RANGE_M2.contains(&m2) {
-                fail(
-                    err,
-                    rules::PATIENT_SIZE_INVALID,
-                    format!(
-                        "OBX #{seq}: body surface area {written} is outside {}-{} m2",
-                        BSA_RANGE_M2.start(),
-                        BSA_RANGE_M2.end()
-                    ),
-                );
-                continue;
-            }
-            target.push((m2, written, seq));
+            (
+                unit.dim == Dimension::Area,
+                v * unit.factor,
+                &BSA_RANGE_M2,
+                "m2",
+                "an area (m2)",
+            )
+        };
+        if !right_kind {
+            fail(
+                err,
+                rules::PATIENT_SIZE_INVALID,
+                format!("OBX #{seq}: {what} {written} is not {kind}"),
+            );
+            continue;
         }
+        if !range.contains(&value) {
+            fail(
+                err,
+                rules::PATIENT_SIZE_INVALID,
+                format!(
+                    "OBX #{seq}: {what} {written} is outside {}-{} {base}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            continue;
+        }
+        target.push((value, written, seq));
     }
     let settle = |list: Vec<(f64, String, usize)>,
                   err: Option<OrderFinding>,

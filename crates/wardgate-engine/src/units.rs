@@ -87,7 +87,7 @@ impl Unit {
     }
 
     /// A plain amount of `dim` scaled by `factor`.
-    const fn amount(dim: Dimension, factor: f64) -> Unit {
+    pub(crate) const fn amount(dim: Dimension, factor: f64) -> Unit {
         Unit {
             dim,
             factor,
