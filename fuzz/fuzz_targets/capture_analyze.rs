@@ -51,8 +51,8 @@ fuzz_target!(|data: &[u8]| {
         max_buffered: 16 * 1024,
     };
     let mut a = Analyzer::new(observer, limits);
-    let mut sink = |r: wardgate_engine::event::Record| {
-        if let wardgate_engine::event::Record::Event(e) = r {
+    let mut sink = |r: wardgate_event::event::Record| {
+        if let wardgate_event::event::Record::Event(e) = r {
             let _ = e.to_json();
         }
     };

@@ -51,16 +51,16 @@ fuzz_target!(|data: &[u8]| {
     let flow = flow.with_connection_id(u64::from(data.first().copied().unwrap_or(7)));
     let clock = Clock::at(time::OffsetDateTime::UNIX_EPOCH);
     let o = inspect(route, &flow, &frame, &clock);
-    let mut x = wardgate_engine::routine::Expander::new(4);
+    let mut x = wardgate_event::compact::Expander::new(4);
     let admitted = flow.event(
         &clock,
         route,
-        wardgate_engine::event::Action::Allowed,
+        wardgate_event::event::Action::Allowed,
         "connection admitted".into(),
-        "connection",
+        wardgate_event::Stage::Connection,
     );
     x.next(&admitted.to_json());
     let line = o.record.into_json();
     let full = x.next(&line);
-    serde_json::from_slice::<wardgate_engine::event::Event>(&full).expect("expanded record parses");
+    serde_json::from_slice::<wardgate_event::event::Event>(&full).expect("expanded record parses");
 });

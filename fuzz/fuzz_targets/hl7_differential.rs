@@ -38,7 +38,14 @@ fn splitlines_break(s: &str) -> Option<char> {
     s.chars().find(|c| {
         matches!(
             c,
-            '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\u{0b}'
+                | '\u{0c}'
+                | '\u{1c}'
+                | '\u{1d}'
+                | '\u{1e}'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         )
     })
 }
@@ -68,27 +75,42 @@ fuzz_target!(|data: &[u8]| {
         rest = rest.get(at + style.len()..).unwrap_or_default();
     }
     let ours: Vec<&[u8]> = m.segments().map(|s| s.raw()).collect();
-    assert_eq!(ours, reference, "segments differ from a split on the terminator");
+    assert_eq!(
+        ours, reference,
+        "segments differ from a split on the terminator"
+    );
     for (i, seg) in ours.iter().enumerate() {
         assert!(!seg.contains(&b'\r') && !seg.contains(&b'\n'));
         if let Ok(text) = std::str::from_utf8(seg) {
-            assert_eq!(splitlines_break(text), None, "a splitlines() break inside segment {i}");
+            assert_eq!(
+                splitlines_break(text),
+                None,
+                "a splitlines() break inside segment {i}"
+            );
         }
         if i > 0 {
-            assert!(!seg.starts_with(b"MSH"), "a second message header was accepted");
+            assert!(
+                !seg.starts_with(b"MSH"),
+                "a second message header was accepted"
+            );
         }
     }
     // Through the engine: an allowed or alerted order was read from these
     // segments; a refusal answers with an acknowledgement that parses.
     let p = policy();
     let route = &p.routes[0];
-    let flow = Flow::new("127.0.0.2:1".parse().expect("addr"), route.upstream, Some(Arc::from("ehr")));
+    let flow = Flow::new(
+        "127.0.0.2:1".parse().expect("addr"),
+        route.upstream,
+        Some(Arc::from("ehr")),
+    );
     let mut frame = Vec::new();
     mllp::encode(data, &mut frame);
     let o = inspect(route, &flow, &frame, &Clock::now());
     if o.verdict == Verdict::Block {
         let reply = o.reply.expect("a block answers the sender");
-        let ack = Message::parse(&reply[1..reply.len() - 2], &Limits::default()).expect("the NAK parses");
+        let ack =
+            Message::parse(&reply[1..reply.len() - 2], &Limits::default()).expect("the NAK parses");
         assert_eq!(ack.message_type().code, b"ACK");
     }
 });

@@ -3,7 +3,7 @@
 //! and the connection contexts stay within their bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wardgate_engine::routine::{is_compact, Expander};
+use wardgate_event::compact::{is_compact, Expander};
 
 fuzz_target!(|data: &[u8]| {
     let mut x = Expander::new(8);
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         let compact = is_compact(line);
         let out = x.next(line);
         if compact {
-            serde_json::from_slice::<wardgate_engine::event::Event>(&out)
+            serde_json::from_slice::<wardgate_event::event::Event>(&out)
                 .expect("an expanded record is a full event");
         } else {
             assert_eq!(&*out, line, "anything else passes unchanged");

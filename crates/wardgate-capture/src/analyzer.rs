@@ -7,9 +7,9 @@ use crate::reassembly::{self, Chunk, Stream};
 use crate::source::Packet;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use wardgate_engine::event::Record;
 use wardgate_engine::observe::{NewConnection, Observer, Session};
 use wardgate_engine::{rules, ReplayClock};
+use wardgate_event::event::Record;
 
 /// Flow-table and reassembly limits.
 #[derive(Debug, Clone, Copy)]

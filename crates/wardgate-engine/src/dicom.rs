@@ -7,7 +7,7 @@
 //! class allowed (a refused one is rejected alone). For each command: the context
 //! it arrives on was accepted → operation allowed → for C-MOVE, destination allowed.
 
-use crate::event::{Action, DicomFacts, Event};
+use crate::event::{Action, DicomFacts, Event, Stage};
 use crate::policy::{DicomPolicy, RoutePolicy};
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
@@ -80,7 +80,7 @@ pub fn associate(
                         facts.calling_ae,
                         i.kind_name()
                     ),
-                    "association",
+                    Stage::Association,
                 )
                 .with_rule(rules::DICOM_CLEARTEXT_CREDENTIALS);
             e.wardgate.dicom = Some(base_facts(rq));
@@ -124,7 +124,7 @@ pub fn associate(
         };
     if let Some((rule, reject, reason)) = refusal {
         let mut e = flow
-            .event(clock, route, Action::Blocked, reason, "association")
+            .event(clock, route, Action::Blocked, reason, Stage::Association)
             .with_rule(rule);
         e.wardgate.dicom = Some(facts);
         return AssociationDecision {
@@ -164,7 +164,7 @@ pub fn associate(
             ),
         )
     };
-    let mut e = flow.event(clock, route, action, reason, "association");
+    let mut e = flow.event(clock, route, action, reason, Stage::Association);
     if !refused_contexts.is_empty() {
         e.set_rule(rules::DICOM_SOP_CLASS);
     }
@@ -261,7 +261,7 @@ pub fn command(
                 .encode()
             });
             let mut e = flow
-                .event(clock, route, Action::Blocked, reason, "message")
+                .event(clock, route, Action::Blocked, reason, Stage::Message)
                 .with_rule(rule);
             e.wardgate.dicom = Some(DicomFacts {
                 status: Some(status),
@@ -279,7 +279,7 @@ pub fn command(
                 route,
                 Action::Allowed,
                 format!("{} allowed on route {}", cmd.field.name(), &*route.id),
-                "message",
+                Stage::Message,
             );
             e.wardgate.dicom = Some(facts);
             CommandDecision {
@@ -311,9 +311,9 @@ pub fn malformed(route: &RoutePolicy, flow: &Flow, err: &DicomError, clock: &Clo
         route,
         Action::Blocked,
         format!("malformed DICOM from the sender: {err}; association aborted"),
-        "message",
+        Stage::Message,
     )
-    .with_rule(err.rule().into())
+    .with_rule(err.rule())
 }
 
 /// The event for a protocol violation the parser cannot see (wrong PDU for the
@@ -330,7 +330,7 @@ pub fn violation(
         route,
         Action::Blocked,
         format!("{what}; association aborted"),
-        "message",
+        Stage::Message,
     )
     .with_rule(rule)
 }
@@ -392,7 +392,7 @@ pub fn executable(
                     "; forwarded (executable_content = \"alert\")"
                 }
             ),
-            "message",
+            Stage::Message,
         )
         .with_rule(rules::DICOM_EXECUTABLE);
     ev.wardgate.dicom = Some(DicomFacts {
@@ -404,6 +404,6 @@ pub fn executable(
 
 /// A data set that could not be inspected: forwarded, and the gap recorded.
 pub fn uninspectable(route: &RoutePolicy, flow: &Flow, why: String, clock: &Clock) -> Event {
-    flow.event(clock, route, Action::Alerted, why, "message")
+    flow.event(clock, route, Action::Alerted, why, Stage::Message)
         .with_rule(rules::DICOM_UNINSPECTABLE)
 }

@@ -19,7 +19,7 @@
 //! episode ends with one [`Summary`] carrying the counts ([`DeviceFlood::sweep`],
 //! or [`DeviceFlood::end`] at shutdown).
 
-use crate::event::{Action, Event, FloodFacts};
+use crate::event::{Action, Event, FloodFacts, Stage};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
@@ -487,10 +487,10 @@ pub fn alert_event(
     clock: &Clock,
 ) -> Event {
     let quiet = limits.quiet_secs;
-    let (action, stage, what) = match kind {
+    let (action, stage, what): (Action, Stage, String) = match kind {
         LimitKind::Connections => (
             Action::Blocked,
-            "connection",
+            Stage::Connection,
             format!(
                 "has {} open (max_connections_per_device = {}): further connections are refused",
                 plural(u64::from(limits.max_connections), "connection", "connections"),
@@ -499,7 +499,7 @@ pub fn alert_event(
         ),
         LimitKind::NewConnections => (
             Action::Blocked,
-            "connection",
+            Stage::Connection,
             format!(
                 "opens connections faster than {}/s (burst {}): the excess is refused",
                 limits.new_connections_per_sec, limits.new_connections_burst
@@ -507,7 +507,7 @@ pub fn alert_event(
         ),
         LimitKind::Messages => (
             Action::Alerted,
-            "message",
+            Stage::Message,
             format!(
                 "sends messages faster than {}/s (burst {}): they are throttled (held back, none dropped)",
                 limits.messages_per_sec, limits.messages_burst
@@ -515,7 +515,7 @@ pub fn alert_event(
         ),
         LimitKind::GatewayConnections => (
             Action::Blocked,
-            "connection",
+            Stage::Connection,
             format!(
                 "was refused a connection: the gateway's cap of {gateway_max_connections} connections is reached"
             ),
@@ -579,7 +579,13 @@ pub fn summary_event(summary: &Summary, origin: &Origin<'_>, clock: &Clock) -> E
     );
     let mut e = origin
         .flow
-        .event(clock, origin.route, Action::Alerted, reason, "connection")
+        .event(
+            clock,
+            origin.route,
+            Action::Alerted,
+            reason,
+            Stage::Connection,
+        )
         .with_rule(rules::FLOOD_EPISODE);
     e.wardgate.flood = Some(facts(&summary.kinds, c, summary.duration, origin.who));
     e

@@ -7,11 +7,13 @@
 //! allow. Shared by the inline proxy and the passive analyser: neither does any
 //! of this itself.
 
-use crate::event::{push_json_escaped, Action, Event, Finding, Hl7Facts, Record};
-use crate::infusion::{self, bounded, OrderFinding, BOUND};
+use crate::event::bounded;
+use crate::event::{Action, Event, Finding, Hl7Facts, Record, Stage};
+use crate::infusion::{self, OrderFinding};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
+use wardgate_event::compact::{self, RoutineFlow, RoutineHl7};
 use wardgate_proto::anomaly::Anomaly;
 use wardgate_proto::hl7::ack::{self, AckCode, AckParams};
 use wardgate_proto::hl7::{self, Message};
@@ -62,9 +64,9 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                 &text,
                 (102, "Data type error"),
             );
-            let mut event = flow.event(clock, route, Action::Blocked, text.clone(), "message");
+            let mut event = flow.event(clock, route, Action::Blocked, text.clone(), Stage::Message);
             event.wardgate.bytes = Some(frame.len() as u64);
-            add_rule(&mut event, e.rule().into(), text);
+            add_rule(&mut event, e.rule(), text);
             event.wardgate.hl7 = Some(Hl7Facts {
                 control_id: control_id.clone(),
                 ack_code: "AE".into(),
@@ -98,7 +100,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             close: false,
         };
     }
-    let mut event = flow.event(clock, route, Action::Allowed, String::new(), "message");
+    let mut event = flow.event(clock, route, Action::Allowed, String::new(), Stage::Message);
     event.wardgate.bytes = Some(frame.len() as u64);
     let mut facts = facts_of(&msg);
 
@@ -275,7 +277,7 @@ pub(crate) fn facts_of(msg: &Message<'_>) -> Hl7Facts {
 /// buffer without building an `Event`.
 ///
 /// On a proxy connection (the flow has a connection id) it is the compact form of
-/// [`crate::routine`]: the time, the connection id, the HL7 facts and the size;
+/// [`wardgate_event::compact`]: the time, the connection id, the HL7 facts and the size;
 /// readers take the rest from the connection's earlier event. Otherwise (passive
 /// analysis) it is the full line: byte-for-byte the serialisation of the `Event`
 /// that [`Flow::event`] and [`facts_of`] would build. Tests hold both forms to
@@ -288,81 +290,37 @@ fn routine_json(
     clock: &Clock,
 ) -> Vec<u8> {
     let mt = msg.message_type();
-    let mut out;
+    let d = msg.delimiters();
+    let (code, trigger) = (lossy(mt.code), lossy(mt.trigger));
+    let control_id = to_text(hl7::unescape(msg.control_id(), &d));
+    let (app, facility, version) = (
+        msg.sending_application().component(1).text(),
+        msg.sending_facility().component(1).text(),
+        msg.version().component(1).text(),
+    );
+    let facts = RoutineHl7 {
+        message_type: (&code, &trigger),
+        control_id: &control_id,
+        sending_application: &app,
+        sending_facility: &facility,
+        version: &version,
+    };
     match flow.connection_id {
         Some(id) => {
-            out = Vec::with_capacity(256);
-            out.extend_from_slice(b"{\"@timestamp\":\"");
-            out.extend_from_slice(clock.rfc3339().as_bytes());
-            out.extend_from_slice(
-                b"\",\"event\":{\"action\":\"allowed\"},\"wardgate\":{\"connection_id\":",
-            );
-            out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            out.extend_from_slice(b",\"hl7\":{\"message_type\":\"");
-            push_bounded_parts(&mut out, &[&lossy(mt.code), "^", &lossy(mt.trigger)]);
-            out.push(b'"');
+            let mut out = Vec::with_capacity(256);
+            let at = RoutineFlow::Connection(id);
+            compact::write_routine(&mut out, clock.rfc3339(), at, &facts, bytes);
+            out
         }
-        None => {
-            out = Vec::with_capacity(640);
-            out.extend_from_slice(b"{\"@timestamp\":\"");
-            out.extend_from_slice(clock.rfc3339().as_bytes());
-            out.extend_from_slice(
-                b"\",\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"",
-            );
-            // The message type is written once, escaped, and copied into `wardgate.hl7`
-            // (it is never empty: at least the `^`).
-            let mt_start = out.len();
-            push_bounded_parts(&mut out, &[&lossy(mt.code), "^", &lossy(mt.trigger)]);
-            let mt_end = out.len();
-            out.extend_from_slice(b" allowed on route ");
-            push_json_escaped(&mut out, &route.id);
-            out.extend_from_slice(b"\",\"severity\":0,\"category\":\"network\"},");
-            flow.push_routine_fragment(route, &mut out);
-            out.extend_from_slice(b",\"stage\":\"message\",\"hl7\":{\"message_type\":\"");
-            out.extend_from_within(mt_start..mt_end);
-            out.push(b'"');
-        }
-    }
-    let d = msg.delimiters();
-    let texts = [
-        (
-            &b"control_id"[..],
-            to_text(hl7::unescape(msg.control_id(), &d)),
-        ),
-        (
-            b"sending_application",
-            msg.sending_application().component(1).text(),
-        ),
-        (
-            b"sending_facility",
-            msg.sending_facility().component(1).text(),
-        ),
-        (b"version", msg.version().component(1).text()),
-    ];
-    for (name, text) in &texts {
-        if !text.is_empty() {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name);
-            out.extend_from_slice(b"\":\"");
-            push_bounded_parts(&mut out, &[text]);
-            out.push(b'"');
-        }
-    }
-    out.extend_from_slice(b"},\"bytes\":");
-    out.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
-    out.extend_from_slice(b"}}");
-    out
-}
-
-/// Writes the concatenation of `parts`, escaped, cut as [`bounded`] cuts it.
-fn push_bounded_parts(out: &mut Vec<u8>, parts: &[&str]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len <= BOUND {
-        for p in parts {
-            push_json_escaped(out, p);
-        }
-    } else {
-        push_json_escaped(out, &bounded(&parts.concat()));
+        None => flow.with_routine_fragment(route, |fragment| {
+            let mut out = Vec::with_capacity(640);
+            let at = RoutineFlow::Full {
+                route: &route.id,
+                fragment,
+            };
+            compact::write_routine(&mut out, clock.rfc3339(), at, &facts, bytes);
+            out
+        }),
     }
 }
 
@@ -379,8 +337,8 @@ fn to_text(b: std::borrow::Cow<'_, [u8]>) -> std::borrow::Cow<'_, str> {
 /// can be known) and the connection is closed.
 pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &Clock) -> Outcome {
     let text = format!("MLLP framing error: {err}");
-    let mut event = flow.event(clock, route, Action::Blocked, text.clone(), "message");
-    add_rule(&mut event, err.rule().into(), text.clone());
+    let mut event = flow.event(clock, route, Action::Blocked, text.clone(), Stage::Message);
+    add_rule(&mut event, err.rule(), text.clone());
     let reply = wardgate_ack(
         None,
         b"",
@@ -414,7 +372,7 @@ pub fn unavailable(
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
     let text = format!("upstream unavailable: {why}");
-    let mut event = flow.event(clock, route, Action::Failed, text.clone(), "message");
+    let mut event = flow.event(clock, route, Action::Failed, text.clone(), Stage::Message);
     add_rule(&mut event, rules::UPSTREAM_UNAVAILABLE, text.clone());
     let limits = hl7::Limits {
         max_segments: route.max_segments,
@@ -620,7 +578,7 @@ fn add_rule(event: &mut Event, rule: Rule, detail: String) {
     }
     event.wardgate.findings.push(Finding {
         rule: rule.id.to_owned(),
-        severity: rule.severity.as_str().to_owned(),
+        severity: rule.severity,
         detail,
     });
 }

@@ -2300,22 +2300,7 @@ fn unit_label(field: &Field<'_>) -> String {
     "(no unit)".into()
 }
 
-/// Longest text (in bytes) an event copies from a message before cutting it:
-/// attacker-controlled text is bounded before it enters an event.
-pub(crate) const BOUND: usize = 128;
-
-/// `s`, cut to at most [`BOUND`] bytes at a character boundary, with `…` if cut.
-pub(crate) fn bounded(s: &str) -> String {
-    const MAX: usize = BOUND;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+pub(crate) use crate::event::bounded;
 
 fn round(v: f64) -> f64 {
     (v * 1e6).round() / 1e6

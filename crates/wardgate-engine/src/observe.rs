@@ -15,7 +15,7 @@ pub mod inventory;
 
 pub use inventory::{DeviceSeen, Inventory};
 
-use crate::event::{Action, Event, Record};
+use crate::event::{Action, Category, Event, Record, Stage};
 use crate::policy::{Policy, RoutePolicy};
 use crate::rules::{self, Rule};
 use crate::{Admission, Clock, Flow};
@@ -304,7 +304,7 @@ impl Observer {
                         &r,
                         Action::Blocked,
                         format!("connection refused: {reason}"),
-                        "connection",
+                        Stage::Connection,
                     )
                     .with_rule(rule);
                 self.emit(Record::Event(Box::new(e)), out);
@@ -496,10 +496,10 @@ impl Observer {
             clock.rfc3339().to_owned(),
             Action::Alerted,
             reason,
-            "capture",
+            Stage::Capture,
         )
         .with_rule(rule);
-        e.event.category = "process".into();
+        e.event.category = Category::Process;
         self.emit(Record::Event(Box::new(e)), out);
     }
 
@@ -513,10 +513,15 @@ impl Observer {
         reason: String,
     ) -> Event {
         let mut e = match &s.route {
-            Some(r) => s.flow.event(clock, r, action, reason, "connection"),
+            Some(r) => s.flow.event(clock, r, action, reason, Stage::Connection),
             None => {
-                let mut e = Event::new(clock.rfc3339().to_owned(), action, reason, "connection")
-                    .with_flow(s.client, s.server, s.proto.as_str());
+                let mut e = Event::new(
+                    clock.rfc3339().to_owned(),
+                    action,
+                    reason,
+                    Stage::Connection,
+                )
+                .with_flow(s.client, s.server, s.proto.as_str());
                 e.wardgate.source_device = s.flow.source_device.as_deref().map(str::to_owned);
                 e.wardgate.destination_device =
                     self.policy.device_for(s.server.ip()).map(|d| d.to_string());

@@ -452,7 +452,7 @@ fn routine_oracle(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock)
     let msg = wardgate_proto::hl7::Message::parse(payload, &Default::default()).unwrap();
     let facts = hl7::facts_of(&msg);
     let reason = format!("{} allowed on route {}", facts.message_type, &*route.id);
-    let mut e = flow.event(clock, route, event::Action::Allowed, reason, "message");
+    let mut e = flow.event(clock, route, event::Action::Allowed, reason, Stage::Message);
     e.wardgate.bytes = Some(frame.len() as u64);
     e.wardgate.hl7 = Some(facts);
     e.to_json()
@@ -531,11 +531,11 @@ proptest::proptest! {
         let cf = f.clone().with_connection_id(connection_id);
         let compact = inspect(&route, &cf, &frame, &clock).record.into_json();
         let full = routine_oracle(&route, &cf, &frame, &clock);
-        proptest::prop_assert!(crate::routine::is_compact(&compact));
+        proptest::prop_assert!(wardgate_event::compact::is_compact(&compact));
         proptest::prop_assert!(compact.len() < full.len());
-        let mut x = crate::routine::Expander::default();
+        let mut x = wardgate_event::compact::Expander::default();
         let admitted = cf
-            .event(&clock, &route, event::Action::Allowed, "connection admitted".into(), "connection")
+            .event(&clock, &route, event::Action::Allowed, "connection admitted".into(), Stage::Connection)
             .to_json();
         proptest::prop_assert_eq!(&*x.next(&admitted), &admitted[..]);
         let expanded = x.next(&compact).into_owned();

@@ -13,7 +13,7 @@
 pub mod dataset;
 pub mod dimse;
 
-use crate::anomaly::{self, Anomaly, ProtoRule};
+use crate::anomaly::{self, Anomaly, Rule};
 use smallvec::SmallVec;
 use std::fmt;
 
@@ -158,7 +158,7 @@ pub enum DicomError {
 }
 
 impl Anomaly for DicomError {
-    fn rule(&self) -> ProtoRule {
+    fn rule(&self) -> Rule {
         match self {
             DicomError::UnknownPduType(_) => anomaly::DICOM_UNKNOWN_PDU,
             DicomError::PduTooLarge { .. } => anomaly::DICOM_PDU_TOO_LARGE,

@@ -12,7 +12,7 @@
 
 pub mod ack;
 
-use crate::anomaly::{self, Anomaly, ProtoRule};
+use crate::anomaly::{self, Anomaly, Rule};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
@@ -142,7 +142,7 @@ pub enum Hl7Error {
 }
 
 impl Anomaly for Hl7Error {
-    fn rule(&self) -> ProtoRule {
+    fn rule(&self) -> Rule {
         match self {
             Hl7Error::Empty => anomaly::HL7_EMPTY,
             Hl7Error::NotMsh { .. } => anomaly::HL7_NOT_MSH,
@@ -169,7 +169,7 @@ pub enum Hl7Anomaly {
 }
 
 impl Anomaly for Hl7Anomaly {
-    fn rule(&self) -> ProtoRule {
+    fn rule(&self) -> Rule {
         match self {
             Hl7Anomaly::LineFeedSegmentTerminator => anomaly::HL7_LF_TERMINATOR,
             Hl7Anomaly::EmptySegment => anomaly::HL7_EMPTY_SEGMENT,

@@ -26,4 +26,4 @@ pub mod mqtt;
 pub mod smb;
 pub mod telnet;
 
-pub use anomaly::{catalogue, Anomaly, ProtoRule, Severity};
+pub use anomaly::{catalogue, Anomaly, Rule, Severity};

@@ -6,7 +6,7 @@
 //! time costs O(n) in total. It never buffers anything itself: the caller owns the
 //! bytes, and frames are reported as lengths into the caller's buffer (zero-copy).
 
-use crate::anomaly::{self, Anomaly, ProtoRule};
+use crate::anomaly::{self, Anomaly, Rule};
 
 /// Start block, `<VT>`.
 pub const START_BLOCK: u8 = 0x0B;
@@ -94,7 +94,7 @@ pub enum MllpError {
 }
 
 impl Anomaly for MllpError {
-    fn rule(&self) -> ProtoRule {
+    fn rule(&self) -> Rule {
         match self {
             MllpError::GarbageBeforeStart { .. } => anomaly::MLLP_GARBAGE,
             MllpError::FrameTooLarge { .. } => anomaly::MLLP_TOO_LARGE,

@@ -22,9 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wardgate_engine::dicom as decide;
-use wardgate_engine::event::{Action, DicomFacts, Event};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Admission, Clock, Flow};
+use wardgate_event::event::{Action, DicomFacts, Event};
+use wardgate_event::Stage;
 use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{
     self, Abort, Command, CommandField, DicomError, Limits, Pdu, PduFrame, PduType, Progress,
@@ -186,7 +187,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 &route,
                 Action::Blocked,
                 format!("association refused: {reason}"),
-                "connection",
+                Stage::Connection,
             )
             .with_rule(*rule);
         e.wardgate.dicom = Some(DicomFacts {
@@ -221,7 +222,7 @@ pub(crate) async fn handle<C: ClientIo>(
                     &route,
                     Action::Failed,
                     format!("upstream {} unavailable: {why}", route.upstream),
-                    "connection",
+                    Stage::Connection,
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE),
             );
@@ -289,8 +290,14 @@ fn record_closed(
     reason: String,
 ) {
     shared.record(
-        flow.event(&Clock::now(), route, Action::Closed, reason, "connection")
-            .with_rule(rule),
+        flow.event(
+            &Clock::now(),
+            route,
+            Action::Closed,
+            reason,
+            Stage::Connection,
+        )
+        .with_rule(rule),
     );
 }
 
@@ -625,7 +632,7 @@ impl<C: ClientIo> Association<C> {
                                     &self.route,
                                     Action::Closed,
                                     format!("upstream sent a malformed A-ASSOCIATE-AC: {e}"),
-                                    "association",
+                                    Stage::Association,
                                 )
                                 .with_rule(rules::UPSTREAM_PROTOCOL),
                         );
@@ -650,7 +657,7 @@ impl<C: ClientIo> Association<C> {
                     &self.route,
                     action,
                     what.to_owned(),
-                    "association",
+                    Stage::Association,
                 );
                 if let Some(r) = rule {
                     e.set_rule(r);

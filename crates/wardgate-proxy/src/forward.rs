@@ -27,10 +27,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use wardgate_config::ResolvedQueue;
-use wardgate_engine::event::{Action, Event, Hl7Facts};
 use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Clock, Flow};
+use wardgate_event::event::{Action, Event, Hl7Facts};
+use wardgate_event::Stage;
 use wardgate_proto::hl7::ack::AckCode;
 use wardgate_proto::mllp::{Framer, Limits, Progress};
 use wardgate_store::queue::{self, Enqueued, QueueHandle};
@@ -64,7 +65,7 @@ pub(crate) async fn handle<C: ClientIo>(
         &route,
         Action::Allowed,
         "connection admitted (store-and-forward)".into(),
-        "connection",
+        Stage::Connection,
     ));
     let opts = shared.opts.clone();
     let mut framer = Framer::new(Limits {
@@ -97,7 +98,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 } else {
                     (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
                 };
-                let e = flow.event(&Clock::now(), &route, Action::Closed, reason, "connection").with_rule(rule);
+                let e = flow.event(&Clock::now(), &route, Action::Closed, reason, Stage::Connection).with_rule(rule);
                 shared.record(e);
                 return;
             }
@@ -201,7 +202,7 @@ async fn decide(
                         "duplicate of queued message {id} (same sender and MSH-10 within {} s): acknowledged, not delivered again",
                         q.opts.dedup_window_secs
                     ),
-                    "message",
+                    Stage::Message,
                 )
                 .with_rule(rules::QUEUE_DUPLICATE);
             e.wardgate.hl7 = Some(facts("AA"));
@@ -220,7 +221,7 @@ async fn decide(
                 &*route.id, q.opts.max_bytes
             );
             let mut e = flow
-                .event(&clock, route, Action::Blocked, text.clone(), "message")
+                .event(&clock, route, Action::Blocked, text.clone(), Stage::Message)
                 .with_rule(rules::QUEUE_FULL);
             e.wardgate.hl7 = Some(facts("AE"));
             shared.record(e);
@@ -232,7 +233,7 @@ async fn decide(
         Err(err) => {
             let text = format!("could not store the message: {err}");
             let mut e = flow
-                .event(&clock, route, Action::Failed, text.clone(), "message")
+                .event(&clock, route, Action::Failed, text.clone(), Stage::Message)
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             e.wardgate.hl7 = Some(facts("AE"));
             shared.record(e);
@@ -256,7 +257,7 @@ fn queue_event(
         Clock::now().rfc3339().to_owned(),
         action,
         reason,
-        "delivery",
+        Stage::Delivery,
     );
     e.destination = Some(route.upstream.into());
     e.wardgate.route = Some(route.id.to_string());

@@ -36,9 +36,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use wardgate_config::Protocol;
-use wardgate_engine::event::{Action, Event, Record};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Clock, Policy};
+use wardgate_event::event::{Action, Event, Record};
+use wardgate_event::Category;
+use wardgate_event::Stage;
 use wardgate_store::RecorderHandle;
 
 /// Connection limits and timeouts.
@@ -519,10 +521,10 @@ fn open_queue(
                 r.valid_bytes,
                 r.bytes_dropped
             ),
-            "gateway",
+            Stage::Gateway,
         )
         .with_rule(rules::QUEUE_REPAIRED);
-        e.event.category = "process".into();
+        e.event.category = Category::Process;
         e.wardgate.route = Some(route.id.to_string());
         if let Err(err) = recorder.record(e) {
             tracing::error!(error = %err, "could not record a queue repair");
@@ -575,7 +577,13 @@ async fn handshake(
     let device = shared.policy.load().device_for(peer.ip()).cloned();
     let flow = wardgate_engine::Flow::new(peer, route.upstream, device);
     let e = flow
-        .event(&Clock::now(), route, Action::Blocked, reason, "connection")
+        .event(
+            &Clock::now(),
+            route,
+            Action::Blocked,
+            reason,
+            Stage::Connection,
+        )
         .with_rule(rules::TLS_HANDSHAKE);
     shared.record(e);
     None

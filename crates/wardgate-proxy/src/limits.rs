@@ -36,10 +36,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use wardgate_config::Protocol;
-use wardgate_engine::event::Event;
 use wardgate_engine::flood::{self, DeviceFlood, FloodLimits, LimitKind, Origin, Pace, SiteLimits};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{Clock, Flow, Policy};
+use wardgate_event::event::Event;
 use wardgate_proto::dicom::Reject;
 
 const SHARDS: usize = 16;

@@ -16,10 +16,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use wardgate_engine::event::Action;
 use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{rules, Admission, Clock, Flow};
+use wardgate_event::event::{Action, Stage};
 use wardgate_proto::mllp::{Framer, Limits, Progress};
 
 /// Initial read buffer per direction; grows only as far as the frame limit.
@@ -60,7 +60,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 &route,
                 Action::Allowed,
                 "connection admitted".into(),
-                "connection",
+                Stage::Connection,
             ));
             let mut relay = Relay::new(client, up, flow, route, shared);
             relay.run(stop).await;
@@ -72,7 +72,7 @@ pub(crate) async fn handle<C: ClientIo>(
                     &route,
                     Action::Failed,
                     format!("upstream {} unavailable: {why}", route.upstream),
-                    "connection",
+                    Stage::Connection,
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             shared.record(e);
@@ -112,7 +112,7 @@ pub(crate) fn admit(
                     route,
                     Action::Blocked,
                     format!("connection refused: {reason}"),
-                    "connection",
+                    Stage::Connection,
                 )
                 .with_rule(rule);
             shared.record(e);
@@ -197,7 +197,7 @@ async fn degraded<C: ClientIo>(
                                     &route,
                                     Action::Allowed,
                                     "upstream reachable again; relaying".into(),
-                                    "connection",
+                                    Stage::Connection,
                                 );
                                 shared.record(e);
                                 let mut relay = Relay::new(client, up, flow, route, shared);
@@ -269,7 +269,7 @@ async fn bounded_write<W: AsyncWrite + Unpin>(
 
 /// The record that a connection's later decisions use a new policy (after a
 /// reload): a context record for its compact routine records.
-pub(crate) fn policy_changed(flow: &Flow, route: &RoutePolicy) -> wardgate_engine::event::Event {
+pub(crate) fn policy_changed(flow: &Flow, route: &RoutePolicy) -> wardgate_event::event::Event {
     flow.event(
         &Clock::now(),
         route,
@@ -278,7 +278,7 @@ pub(crate) fn policy_changed(flow: &Flow, route: &RoutePolicy) -> wardgate_engin
             "policy {} applies to this connection's next messages",
             route.policy_hash
         ),
-        "connection",
+        Stage::Connection,
     )
 }
 
@@ -431,7 +431,7 @@ impl<C: ClientIo> Relay<C> {
                         Ok(0) | Err(_) => {
                             if self.in_flight > 0 {
                                 let reason = format!("upstream closed with {} message(s) unacknowledged: {}", self.in_flight, self.unanswered());
-                                let e = self.flow.event(&Clock::now(), &self.route, Action::Failed, reason, "connection")
+                                let e = self.flow.event(&Clock::now(), &self.route, Action::Failed, reason, Stage::Connection)
                                     .with_rule(rules::UPSTREAM_UNAVAILABLE);
                                 self.shared.record(e);
                             }
@@ -470,7 +470,7 @@ impl<C: ClientIo> Relay<C> {
                     if owed > 0 {
                         reason.push_str(&format!("; {owed} refusal(s) queued behind them were sent"));
                     }
-                    let e = self.flow.event(&Clock::now(), &self.route, Action::Closed, reason, "connection").with_rule(rule);
+                    let e = self.flow.event(&Clock::now(), &self.route, Action::Closed, reason, Stage::Connection).with_rule(rule);
                     self.shared.record(e);
                     let _ = self.client.shutdown().await;
                     return;
@@ -524,7 +524,7 @@ impl<C: ClientIo> Relay<C> {
                                         "connection closed: the policy now in force ({}) does not allow this device on route {}",
                                         self.route.policy_hash, &*self.route.id
                                     ),
-                                    "connection",
+                                    Stage::Connection,
                                 )
                                 .with_rule(rules::SENDER_NOT_ALLOWED);
                             self.shared.record(e);
@@ -598,7 +598,7 @@ impl<C: ClientIo> Relay<C> {
                             &self.route,
                             Action::Failed,
                             reason,
-                            "message",
+                            Stage::Message,
                         )
                         .with_rule(rules::UPSTREAM_UNAVAILABLE);
                     self.shared.record(e);
@@ -628,7 +628,7 @@ impl<C: ClientIo> Relay<C> {
                                 &self.route,
                                 Action::Closed,
                                 format!("more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s)", self.in_flight),
-                                "connection",
+                                Stage::Connection,
                             )
                             .with_rule(rules::REPLY_BACKLOG);
                         self.shared.record(e);
@@ -705,7 +705,7 @@ impl<C: ClientIo> Relay<C> {
                             &self.route,
                             Action::Closed,
                             reason,
-                            "connection",
+                            Stage::Connection,
                         )
                         .with_rule(rules::UPSTREAM_PROTOCOL);
                     self.shared.record(ev);

@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use wardgate_config::Config;
-use wardgate_engine::event::Event;
 use wardgate_engine::Policy;
+use wardgate_event::event::Event;
 use wardgate_proxy::{Proxy, ProxyOptions};
 use wardgate_store::{query_log, EventFilter, Recorder, RecorderOptions};
 

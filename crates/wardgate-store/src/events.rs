@@ -212,7 +212,7 @@ pub struct Columns {
 
 impl Columns {
     /// From the event itself (the recorder's path: no re-parsing).
-    pub fn of_event(e: &wardgate_engine::event::Event) -> Self {
+    pub fn of_event(e: &wardgate_event::event::Event) -> Self {
         Columns {
             ts: e.timestamp.clone(),
             action: e.event.action.as_str().to_owned(),
@@ -270,7 +270,7 @@ impl EventFilter {
 /// Events matching `filter` from the audit log in `audit_dir` (the complete record),
 /// streamed: memory is bounded by the matches kept (`last` keeps only the newest N)
 /// and the connection contexts of compact routine records (bounded too, see
-/// [`wardgate_engine::routine`]). Every event comes back in its full form.
+/// [`wardgate_event::compact`]). Every event comes back in its full form.
 pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     use std::io::BufRead;
     let path = audit_dir.join("audit.log");
@@ -283,7 +283,7 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
     let mut line = Vec::new();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     // Compact routine records come back as the full events they stand for.
-    let mut expander = wardgate_engine::routine::Expander::default();
+    let mut expander = wardgate_event::compact::Expander::default();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {

@@ -29,8 +29,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 use wardgate_audit::{AuditKey, AuditWriter, OpenReport, WriterOptions};
-use wardgate_engine::event::{Action, Event, Record};
-use wardgate_engine::{rules, Clock};
+use wardgate_event::event::{Action, Event, Record};
+use wardgate_event::{rules, Clock};
+use wardgate_event::{Category, Stage};
 
 /// Recorder settings.
 #[derive(Debug, Clone)]
@@ -620,10 +621,10 @@ fn recovery_events(report: &OpenReport) -> Vec<Event> {
             clock.rfc3339().to_owned(),
             Action::Recovered,
             "wardgate did not shut down cleanly last time; records not yet written then may be missing".into(),
-            "gateway",
+            Stage::Gateway,
         )
         .with_rule(rules::AUDIT_UNCLEAN);
-        e.event.category = "process".into();
+        e.event.category = Category::Process;
         out.push(e);
     }
     if let Some(r) = &report.repaired_tail {
@@ -634,10 +635,10 @@ fn recovery_events(report: &OpenReport) -> Vec<Event> {
                 "the audit log ended with a torn record after seq {}: {} byte(s) ({} record(s)) cut off",
                 r.last_good_seq, r.bytes_dropped, r.records_dropped
             ),
-            "gateway",
+            Stage::Gateway,
         )
         .with_rule(rules::AUDIT_TAIL_REPAIRED);
-        e.event.category = "process".into();
+        e.event.category = Category::Process;
         out.push(e);
     }
     out

@@ -1,8 +1,9 @@
 //! The recorder writes every event to both the audit chain and the store, survives
 //! a crash between the two, and says so when it recovers.
 
-use wardgate_engine::event::{Action, Event};
-use wardgate_engine::rules;
+use wardgate_event::event::{Action, Event};
+use wardgate_event::rules;
+use wardgate_event::Stage;
 use wardgate_store::{query_log, EventFilter, EventStore, Recorder, RecorderOptions};
 
 fn event(i: u64, action: Action) -> Event {
@@ -10,7 +11,7 @@ fn event(i: u64, action: Action) -> Event {
         format!("2026-11-24T10:00:{:02}.000Z", i % 60),
         action,
         format!("event {i}"),
-        "message",
+        Stage::Message,
     );
     e.wardgate.route = Some(if i.is_multiple_of(2) { "even" } else { "odd" }.into());
     if action == Action::Blocked {

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use wardgate_capture::source::{self, End, SourceLimits};
 use wardgate_capture::{Analyzer, FlowLimits};
 use wardgate_config::Validated;
-use wardgate_engine::event::Record;
 use wardgate_engine::observe::{ObserveOptions, Observer};
 use wardgate_engine::{rules, Policy};
+use wardgate_event::event::Record;
 use wardgate_store::Recorder;
 
 #[derive(Args)]

@@ -393,7 +393,7 @@ pub(crate) fn rules_text(markdown: bool) -> String {
 }
 
 fn all_rules() -> Vec<(String, String, String, String)> {
-    let mut v: Vec<_> = wardgate_engine::rules::CATALOGUE
+    let mut v: Vec<_> = wardgate_event::rules::CATALOGUE
         .iter()
         .map(|r| {
             (

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use wardgate_config::Validated;
-use wardgate_engine::event::{Action, Event};
 use wardgate_engine::{Clock, Policy};
+use wardgate_event::event::{Action, Event};
+use wardgate_event::Category;
+use wardgate_event::Stage;
 use wardgate_proxy::{Proxy, ProxyOptions};
 use wardgate_store::{Recorder, RecorderOptions};
 
@@ -78,9 +80,9 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
             env!("CARGO_PKG_VERSION"),
             routes.join(", ")
         ),
-        "gateway",
+        Stage::Gateway,
     );
-    e.event.category = "process".into();
+    e.event.category = Category::Process;
     recorder.handle().record(e)?;
     applied(v, &proxy.policy().load(), None, &recorder.handle())?;
     // For `wardgate reload`: which process serves this data directory.
@@ -100,9 +102,9 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
         Clock::now().rfc3339().to_owned(),
         Action::Stopped,
         "wardgate stopped".into(),
-        "gateway",
+        Stage::Gateway,
     );
-    e.event.category = "process".into();
+    e.event.category = Category::Process;
     recorder.handle().record(e)?;
     recorder.shutdown().context("sealing the audit log")?;
     Ok(())
@@ -174,10 +176,10 @@ async fn watch_expiry(v: Validated, recorder: wardgate_store::RecorderHandle) {
                 Clock::now().rfc3339().to_owned(),
                 Action::Alerted,
                 reason,
-                "gateway",
+                Stage::Gateway,
             )
-            .with_rule(wardgate_engine::rules::TLS_EXPIRING);
-            e.event.category = "configuration".into();
+            .with_rule(wardgate_event::rules::TLS_EXPIRING);
+            e.event.category = Category::Configuration;
             if let Err(err) = recorder.record(e) {
                 tracing::error!(error = %err, "could not record a certificate expiry alert");
             }
@@ -244,11 +246,11 @@ fn applied(
         Clock::now().rfc3339().to_owned(),
         Action::PolicyApplied,
         reason,
-        "gateway",
+        Stage::Gateway,
     );
-    e.event.category = "configuration".into();
+    e.event.category = Category::Configuration;
     e.wardgate.policy = Some(policy.hash[..16].to_owned());
-    e.wardgate.policy_applied = Some(wardgate_engine::event::PolicyApplied {
+    e.wardgate.policy_applied = Some(wardgate_event::event::PolicyApplied {
         hash: policy.hash.clone(),
         previous: previous.map(|p| p.hash.clone()),
         changes,
@@ -332,9 +334,9 @@ async fn reload_on_sighup(
                 Clock::now().rfc3339().to_owned(),
                 Action::Reloaded,
                 "SIGHUP: TLS certificates, keys, CAs and CRLs reloaded for new connections".into(),
-                "gateway",
+                Stage::Gateway,
             );
-            e.event.category = "configuration".into();
+            e.event.category = Category::Configuration;
             let _ = recorder.record(e);
             let running = cell.load_full();
             let path = config.clone();
@@ -365,9 +367,9 @@ async fn reload_on_sighup(
                             "reload refused; policy {} stays in force: {why}",
                             &running.hash[..16]
                         ),
-                        "gateway",
+                        Stage::Gateway,
                     );
-                    e.event.category = "configuration".into();
+                    e.event.category = Category::Configuration;
                     e.wardgate.policy = Some(running.hash[..16].to_owned());
                     let _ = recorder.record(e);
                 }

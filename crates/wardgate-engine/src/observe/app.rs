@@ -5,7 +5,7 @@
 
 use super::inventory::Fact;
 use super::{Observer, Proto, Sink};
-use crate::event::{Action, Event, Record};
+use crate::event::{Action, Event, Record, Stage};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::{dicom as decide, hl7 as inspect, Clock, Flow};
@@ -40,10 +40,17 @@ impl Ctx<'_, '_> {
     /// An event about this session, on its route when it has one.
     fn event(&self, proto: Proto, action: Action, rule: Option<Rule>, reason: String) -> Event {
         let mut e = match &self.route {
-            Some(r) => self.flow.event(self.clock, r, action, reason, "message"),
+            Some(r) => self
+                .flow
+                .event(self.clock, r, action, reason, Stage::Message),
             None => {
-                let mut e = Event::new(self.clock.rfc3339().to_owned(), action, reason, "message")
-                    .with_flow(self.client, self.server, proto.as_str());
+                let mut e = Event::new(
+                    self.clock.rfc3339().to_owned(),
+                    action,
+                    reason,
+                    Stage::Message,
+                )
+                .with_flow(self.client, self.server, proto.as_str());
                 e.wardgate.source_device = self.flow.source_device.as_deref().map(str::to_owned);
                 e
             }
@@ -515,7 +522,7 @@ impl Hl7 {
                             let ev = ctx.event(
                                 Proto::Hl7Mllp,
                                 Action::Alerted,
-                                Some(e.rule().into()),
+                                Some(e.rule()),
                                 format!("MLLP framing error: {e}"),
                             );
                             ctx.emit_event(ev);

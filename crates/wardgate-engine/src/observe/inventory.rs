@@ -5,9 +5,8 @@
 //! [`Inventory::MAX_DEVICES`] addresses and [`MAX_VALUES`] values per set.
 
 use super::Proto;
-use crate::event::{Action, Event};
+use crate::event::{Action, Category, Event, Stage};
 use crate::{Clock, Policy};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,65 +18,7 @@ pub const MAX_VALUES: usize = 32;
 /// a 64 KiB MQTT client id is an attack on the inventory, not a name.
 pub const MAX_VALUE_BYTES: usize = 256;
 
-/// What was seen of one address (`wardgate.inventory` in an `observed` event).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeviceSeen {
-    /// The address.
-    pub address: String,
-    /// Enrolled device id, if the address is enrolled.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub device: Option<String>,
-    /// Whether the address belongs to an enrolled device.
-    pub enrolled: bool,
-    /// Whether any packet from or to it was seen.
-    pub seen: bool,
-    /// MAC addresses its packets came from (where the link layer shows them).
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub macs: BTreeSet<String>,
-    /// Application protocols it used, as client or server.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub protocols: BTreeSet<String>,
-    /// Services it offered: `protocol/port`.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub services: BTreeSet<String>,
-    /// Ports it connected to as a client: `protocol/port`.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub client_of: BTreeSet<String>,
-    /// HL7 MSH-3 sending applications.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub hl7_sending_applications: BTreeSet<String>,
-    /// HL7 MSH-4 sending facilities.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub hl7_sending_facilities: BTreeSet<String>,
-    /// DICOM AE titles it called from or answered as.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub ae_titles: BTreeSet<String>,
-    /// DICOM implementation class UIDs (software fingerprint).
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub implementation_class_uids: BTreeSet<String>,
-    /// DICOM implementation version names.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub implementation_versions: BTreeSet<String>,
-    /// MQTT client ids.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub mqtt_client_ids: BTreeSet<String>,
-    /// Accounts seen logging in (never the secret).
-    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
-    pub accounts: BTreeSet<String>,
-    /// Values not kept because a set was full.
-    #[serde(skip_serializing_if = "is_zero", default)]
-    pub values_dropped: u64,
-    /// First packet (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub first_seen: Option<String>,
-    /// Last packet (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub last_seen: Option<String>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
+pub use wardgate_event::event::DeviceSeen;
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -222,9 +163,9 @@ impl Inventory {
                     clock.rfc3339().to_owned(),
                     Action::Observed,
                     what,
-                    "inventory",
+                    Stage::Inventory,
                 );
-                e.event.category = "host".into();
+                e.event.category = Category::Host;
                 e.wardgate.source_device = d.device.clone();
                 e.wardgate.inventory = Some(d);
                 e

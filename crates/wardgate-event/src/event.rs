@@ -7,11 +7,27 @@
 //!
 //! Secrets never enter an event: no field carries a password, passcode or key.
 
-use crate::rules::Rule;
+use crate::rules::{Rule, Severity};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use wardgate_proto::anomaly::Severity;
+
+/// Longest text (in bytes) an event copies from a message before cutting it:
+/// attacker-controlled text is bounded before it enters an event.
+pub const BOUND: usize = 128;
+
+/// `s`, cut to at most [`BOUND`] bytes at a character boundary, with `…` if cut.
+pub fn bounded(s: &str) -> String {
+    if s.len() <= BOUND {
+        return s.to_owned();
+    }
+    let mut end = BOUND;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
 
 /// Version of the event schema (`wardgate.schema`).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -79,19 +95,101 @@ impl Action {
     }
 }
 
+/// ECS `event.kind`: `alert` when a rule fired, else `event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A decision or fact with no rule behind it.
+    Event,
+    /// A rule fired.
+    Alert,
+}
+
+impl Kind {
+    /// The value of `event.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Event => "event",
+            Kind::Alert => "alert",
+        }
+    }
+}
+
+/// ECS `event.category` (one of ECS's allowed values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Traffic: connections, messages, associations.
+    Network,
+    /// wardgate itself: start, stop, recovery of its records.
+    Process,
+    /// A configuration read, reloaded or put in force.
+    Configuration,
+    /// Passive inventory: what was seen of one device.
+    Host,
+}
+
+impl Category {
+    /// The value of `event.category`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Network => "network",
+            Category::Process => "process",
+            Category::Configuration => "configuration",
+            Category::Host => "host",
+        }
+    }
+}
+
+/// `wardgate.stage`: where in the path a decision was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// A connection as a whole: admitted, refused, closed.
+    Connection,
+    /// One HL7 message (or a DICOM command).
+    Message,
+    /// A DICOM association's negotiation.
+    Association,
+    /// The gateway itself: lifecycle, configuration, its records.
+    Gateway,
+    /// Store-and-forward delivery to the upstream.
+    Delivery,
+    /// Passive analysis: the capture itself (truncation, memory, flow table).
+    Capture,
+    /// Passive analysis: the inventory of one device.
+    Inventory,
+}
+
+impl Stage {
+    /// The value of `wardgate.stage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Connection => "connection",
+            Stage::Message => "message",
+            Stage::Association => "association",
+            Stage::Gateway => "gateway",
+            Stage::Delivery => "delivery",
+            Stage::Capture => "capture",
+            Stage::Inventory => "inventory",
+        }
+    }
+}
+
 /// ECS `event.*`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventMeta {
     /// `alert` when a rule fired, else `event`.
-    pub kind: String,
+    pub kind: Kind,
     /// What wardgate did.
     pub action: Action,
     /// Human-readable reason, for the operator at 3 a.m.
     pub reason: String,
     /// Numeric severity (0 info .. 4 critical) as ECS wants a number.
     pub severity: u8,
-    /// `network` for connection-level decisions, `process` for gateway lifecycle.
-    pub category: String,
+    /// `network` for traffic, `process` for gateway lifecycle, `configuration`
+    /// for policy, `host` for inventory.
+    pub category: Category,
 }
 
 /// ECS `rule.*`.
@@ -137,6 +235,16 @@ pub struct Network {
     pub protocol: String,
     /// `tcp`.
     pub transport: String,
+}
+
+impl Network {
+    /// `protocol` over TCP (every protocol wardgate speaks runs over TCP).
+    pub fn new(protocol: &str) -> Self {
+        Network {
+            protocol: protocol.to_owned(),
+            transport: "tcp".to_owned(),
+        }
+    }
 }
 
 /// HL7 facts about the message a decision was about (`wardgate.hl7`).
@@ -305,13 +413,13 @@ pub struct Finding {
     /// Rule id.
     pub rule: String,
     /// Default severity of the rule.
-    pub severity: String,
+    pub severity: Severity,
     /// What exactly was wrong.
     pub detail: String,
 }
 
 /// wardgate's own fields (`wardgate.*`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WardgateFields {
     /// Event schema version.
     pub schema: u32,
@@ -332,11 +440,11 @@ pub struct WardgateFields {
     /// (`wardgate check --running` and the `policy-applied` event give it whole).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub policy: Option<String>,
-    /// Where in the path the decision was taken: `connection`, `message`, `gateway`.
-    pub stage: String,
-    /// Severity name of the most serious finding.
+    /// Where in the path the decision was taken.
+    pub stage: Stage,
+    /// Severity of the rule that decided.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub severity: Option<String>,
+    pub severity: Option<Severity>,
     /// HL7 facts, for HL7 messages.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hl7: Option<Hl7Facts>,
@@ -358,10 +466,70 @@ pub struct WardgateFields {
     pub bytes: Option<u64>,
     /// Passive analysis: what was seen of one device (`observed` inventory events).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub inventory: Option<crate::observe::DeviceSeen>,
+    pub inventory: Option<DeviceSeen>,
     /// Flood protection: what a flood episode hit and counted (`WG-FLOOD-*`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flood: Option<FloodFacts>,
+}
+
+/// What was seen of one address (`wardgate.inventory` in an `observed` event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSeen {
+    /// The address.
+    pub address: String,
+    /// Enrolled device id, if the address is enrolled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device: Option<String>,
+    /// Whether the address belongs to an enrolled device.
+    pub enrolled: bool,
+    /// Whether any packet from or to it was seen.
+    pub seen: bool,
+    /// MAC addresses its packets came from (where the link layer shows them).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub macs: BTreeSet<String>,
+    /// Application protocols it used, as client or server.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub protocols: BTreeSet<String>,
+    /// Services it offered: `protocol/port`.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub services: BTreeSet<String>,
+    /// Ports it connected to as a client: `protocol/port`.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub client_of: BTreeSet<String>,
+    /// HL7 MSH-3 sending applications.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub hl7_sending_applications: BTreeSet<String>,
+    /// HL7 MSH-4 sending facilities.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub hl7_sending_facilities: BTreeSet<String>,
+    /// DICOM AE titles it called from or answered as.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub ae_titles: BTreeSet<String>,
+    /// DICOM implementation class UIDs (software fingerprint).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub implementation_class_uids: BTreeSet<String>,
+    /// DICOM implementation version names.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub implementation_versions: BTreeSet<String>,
+    /// MQTT client ids.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub mqtt_client_ids: BTreeSet<String>,
+    /// Accounts seen logging in (never the secret).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub accounts: BTreeSet<String>,
+    /// Values not kept because a set was full.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub values_dropped: u64,
+    /// First packet (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_seen: Option<String>,
+    /// Last packet (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_seen: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A flood episode's facts (`wardgate.flood`): in its first alert per limit, the
@@ -387,6 +555,30 @@ pub struct FloodFacts {
     pub throttled_ms: u64,
     /// From the first limit hit to the last (milliseconds; 0 in a first alert).
     pub duration_ms: u64,
+}
+
+impl WardgateFields {
+    /// The fields of a new event taken at `stage`, schema version set.
+    pub fn new(stage: Stage) -> Self {
+        WardgateFields {
+            schema: SCHEMA_VERSION,
+            route: None,
+            source_device: None,
+            destination_device: None,
+            connection_id: None,
+            policy: None,
+            stage,
+            severity: None,
+            hl7: None,
+            dicom: None,
+            infusion: Vec::new(),
+            policy_applied: None,
+            findings: Vec::new(),
+            bytes: None,
+            inventory: None,
+            flood: None,
+        }
+    }
 }
 
 /// One decision or alert.
@@ -415,36 +607,26 @@ pub struct Event {
 
 /// Numeric form of a severity for `event.severity`.
 pub fn severity_number(s: Severity) -> u8 {
-    match s {
-        Severity::Info => 0,
-        Severity::Low => 1,
-        Severity::Medium => 2,
-        Severity::High => 3,
-        Severity::Critical => 4,
-    }
+    s.number()
 }
 
 impl Event {
     /// A new event with the common fields set; callers fill in the rest.
-    pub fn new(timestamp: String, action: Action, reason: String, stage: &str) -> Self {
+    pub fn new(timestamp: String, action: Action, reason: String, stage: Stage) -> Self {
         Event {
             timestamp,
             event: EventMeta {
-                kind: "event".to_owned(),
+                kind: Kind::Event,
                 action,
                 reason,
                 severity: 0,
-                category: "network".to_owned(),
+                category: Category::Network,
             },
             rule: None,
             source: None,
             destination: None,
             network: None,
-            wardgate: WardgateFields {
-                schema: SCHEMA_VERSION,
-                stage: stage.to_owned(),
-                ..Default::default()
-            },
+            wardgate: WardgateFields::new(stage),
         }
     }
 
@@ -456,9 +638,9 @@ impl Event {
 
     /// See [`Event::with_rule`].
     pub fn set_rule(&mut self, rule: Rule) {
-        self.event.kind = "alert".to_owned();
+        self.event.kind = Kind::Alert;
         self.event.severity = severity_number(rule.severity);
-        self.wardgate.severity = Some(rule.severity.as_str().to_owned());
+        self.wardgate.severity = Some(rule.severity);
         self.rule = Some(rule.into());
     }
 
@@ -466,10 +648,7 @@ impl Event {
     pub fn with_flow(mut self, src: SocketAddr, dst: SocketAddr, protocol: &str) -> Self {
         self.source = Some(src.into());
         self.destination = Some(dst.into());
-        self.network = Some(Network {
-            protocol: protocol.to_owned(),
-            transport: "tcp".to_owned(),
-        });
+        self.network = Some(Network::new(protocol));
         self
     }
 
@@ -502,7 +681,7 @@ impl Event {
 /// case (a message of an allowed type, nothing to report) building an `Event` of
 /// twenty small strings and serialising it cost more CPU than parsing the message.
 /// The routine line is byte-for-byte what serialising the equivalent `Event` would
-/// give, or on a proxy connection its compact form ([`crate::routine`]) that
+/// give, or on a proxy connection its compact form ([`crate::compact`]) that
 /// readers expand to exactly that (property tests hold both to it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -533,15 +712,15 @@ impl Record {
             Record::Event(e) => Cow::Borrowed(&**e),
             // The engine wrote the line from an `Event`'s own fields; if it ever did
             // not parse, an event that says so beats a panic.
-            Record::Routine(json) if crate::routine::is_compact(json) => {
+            Record::Routine(json) if crate::compact::is_compact(json) => {
                 // A compact record alone lacks its connection's context; see
                 // `routine::Expander` for the reader that has it.
-                Cow::Owned(crate::routine::expand_alone(json).unwrap_or_else(|| {
+                Cow::Owned(crate::compact::expand_alone(json).unwrap_or_else(|| {
                     Event::new(
                         String::new(),
                         Action::Allowed,
                         "unreadable compact routine record".into(),
-                        "message",
+                        Stage::Message,
                     )
                 }))
             }
@@ -550,7 +729,7 @@ impl Record {
                     String::new(),
                     Action::Allowed,
                     format!("unreadable routine record: {e}"),
-                    "message",
+                    Stage::Message,
                 )
             })),
         }
@@ -567,7 +746,7 @@ impl Record {
 
 /// Appends `s` to `out` as the contents of a JSON string (no quotes), escaped
 /// exactly as `serde_json` escapes it, so hand-written lines match serialised ones.
-pub(crate) fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
+pub fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     let mut start = 0;

@@ -1,10 +1,48 @@
 //! The rule catalogue: every reason wardgate can block or alert, with a stable id,
 //! a short name, a default severity and a sentence saying what it protects.
-//! `docs/rules.md` is generated from [`CATALOGUE`] by `wardgate rules --markdown`
-//! and a test keeps the two in step.
+//! `docs/rules.md` is generated from [`all`] by `wardgate rules --markdown` and a
+//! test keeps the two in step.
+//!
+//! One catalogue for the whole product: the engine's decisions ([`CATALOGUE`])
+//! and the protocol anomalies its parsers report ([`proto`]). An id names one
+//! meaning forever; an id whose meaning would change is retired (see
+//! [`RETIRED`]) and a new one takes the new meaning.
 
-use wardgate_proto::anomaly::{ProtoRule, Severity};
+use serde::{Deserialize, Serialize};
 
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Worth a look.
+    Low,
+    /// Needs review.
+    Medium,
+    /// Likely an attack or a safety problem.
+    High,
+    /// Patient safety at stake.
+    Critical,
+}
+
+impl Severity {
+    /// Lower-case name, as written in events (`wardgate.severity`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Numeric form for ECS `event.severity` (0 info .. 4 critical).
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+}
 /// A rule: stable identity plus what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rule {
@@ -24,7 +62,7 @@ macro_rules! rules {
             #[doc = $why]
             pub const $konst: Rule = Rule { id: $id, name: $name, severity: Severity::$sev, why: $why };
         )*
-        /// Every rule the engine itself defines (protocol anomaly rules live with their parsers).
+        /// Every rule of this list.
         pub const CATALOGUE: &[Rule] = &[$($konst),*];
     };
 }
@@ -194,18 +232,66 @@ rules! {
         "The audit log ended with a torn record (a crash mid-write); it was cut back to the last whole record and this is recorded.";
 }
 
-/// Looks a rule up by id, including the protocol anomaly rules of `wardgate-proto`.
-pub fn by_id(id: &str) -> Option<Rule> {
-    CATALOGUE.iter().copied().find(|r| r.id == id)
-}
+/// The protocol rules: every way input can be malformed, reported by the
+/// sans-IO parsers of `wardgate-proto` (and its anomaly trait).
+pub mod proto {
+    use super::{Rule, Severity};
 
-impl From<ProtoRule> for Rule {
-    fn from(r: ProtoRule) -> Self {
-        Rule {
-            id: r.id,
-            name: r.name,
-            severity: r.severity,
-            why: r.why,
-        }
+    rules! {
+        MLLP_GARBAGE = "WG-MLLP-001", "garbage-before-start-block", High,
+            "Bytes that do not start an MLLP frame: not HL7 over MLLP (a scan, another protocol, an exploit attempt). The connection is answered AE and closed.";
+        MLLP_TOO_LARGE = "WG-MLLP-002", "frame-too-large", High,
+            "A frame grew past max_frame_bytes without ending: a memory-exhaustion attempt or a broken sender. Answered AE and closed.";
+        MLLP_BAD_TRAILER = "WG-MLLP-003", "bad-end-block", Medium,
+            "An end-block byte (0x1C) not followed by carriage return: the framing is corrupt, so message boundaries cannot be trusted.";
+        MLLP_TRUNCATED = "WG-MLLP-004", "truncated-frame", Medium,
+            "The sender closed the connection in the middle of a frame: that message was never complete and was not forwarded.";
+        HL7_EMPTY = "WG-HL7-P01", "empty-message", Medium,
+            "An MLLP frame with no HL7 message in it.";
+        HL7_NOT_MSH = "WG-HL7-P02", "missing-msh", Medium,
+            "The message does not start with an MSH segment, so its delimiters and type are unknown.";
+        HL7_BAD_DELIMITERS = "WG-HL7-P03", "invalid-delimiters", Medium,
+            "MSH-1/MSH-2 declare unusable delimiters (duplicates, letters, line breaks): the message cannot be parsed reliably.";
+        HL7_TOO_MANY_SEGMENTS = "WG-HL7-P04", "too-many-segments", High,
+            "More segments than max_segments: a resource-exhaustion attempt or a broken sender.";
+        HL7_BAD_SEGMENT_ID = "WG-HL7-P05", "invalid-segment-id", Medium,
+            "A segment whose id is not three upper-case letters or digits.";
+        HL7_NO_TYPE = "WG-HL7-P06", "missing-message-type", Medium,
+            "MSH-9 (message type) is empty, so policy cannot tell what the message does.";
+        HL7_NO_CONTROL_ID = "WG-HL7-P07", "missing-control-id", Medium,
+            "MSH-10 (message control id) is empty: acknowledgements could not be matched to the message.";
+        HL7_TOO_LARGE = "WG-HL7-P08", "message-too-large", High,
+            "The message is larger than the parser's 4 GiB addressing limit.";
+        HL7_CONTROL_CHARACTER = "WG-HL7-P09", "control-character", High,
+            "A control character inside the message (form feed, vertical tab, file/group/record/unit separator, NUL, DEL) or a Unicode line break (NEL, U+2028, U+2029): some HL7 parsers treat it as a segment or message break, others as data, so wardgate and the receiver could read different messages. Refused.";
+        HL7_EMBEDDED_HEADER = "WG-HL7-P10", "embedded-message-header", High,
+            "A second MSH (or a batch or file header or trailer: BHS, BTS, FHS, FTS) inside one MLLP frame: some parsers start a new message there, others read one. Refused; batches are not accepted.";
+        HL7_MIXED_TERMINATORS = "WG-HL7-P11", "mixed-segment-terminators", High,
+            "Segments end with different terminators in one message (CR in one place, LF or CR LF in another): parsers that split only on CR read a different set of segments than those that split on every line break. Refused.";
+        HL7_LF_TERMINATOR = "WG-HL7-A01", "line-feed-segment-terminator", Info,
+            "Segments end with LF or CR LF instead of CR (HL7 v2.5.1 2.5.3): tolerated, noted.";
+        HL7_EMPTY_SEGMENT = "WG-HL7-A02", "empty-segment", Low,
+            "An empty line between segments: tolerated, noted.";
+        DICOM_UNKNOWN_PDU = "WG-DICOM-P01", "unknown-pdu-type", High,
+            "A PDU type DICOM does not define (PS3.8 9.3): not DICOM (a scan, another protocol, an exploit attempt). The association is aborted.";
+        DICOM_PDU_TOO_LARGE = "WG-DICOM-P02", "pdu-too-large", High,
+            "A PDU longer than the gateway's max_pdu_bytes or the negotiated maximum: a memory-exhaustion attempt or a broken peer. Refused from its header, before it is buffered; the association is aborted.";
+        DICOM_MALFORMED = "WG-DICOM-P03", "malformed-pdu", Medium,
+            "A PDU, item or command element whose lengths or values break PS3.8/PS3.7: the stream cannot be trusted, so the association is aborted.";
+        DICOM_TOO_MANY = "WG-DICOM-P04", "too-many-items", High,
+            "More presentation contexts, transfer syntaxes, PDVs or role selections than the limits allow: a resource-exhaustion attempt.";
     }
 }
+
+/// Every rule wardgate can record: the engine's, then the protocol rules.
+pub fn all() -> impl Iterator<Item = Rule> {
+    CATALOGUE.iter().chain(proto::CATALOGUE).copied()
+}
+
+/// Looks a rule up by id, the protocol rules included.
+pub fn by_id(id: &str) -> Option<Rule> {
+    all().find(|r| r.id == id)
+}
+
+/// Ids that once had a meaning and are never used again, with what replaced them.
+pub const RETIRED: &[(&str, &str)] = &[];

@@ -26,7 +26,10 @@
 //! compact line as written, so `audit verify` is unchanged; the context record
 //! is in the same chain, so neither can be changed unnoticed.
 
-use crate::event::{Action, Event, Hl7Facts};
+use crate::event::{
+    bounded, push_json_escaped, Action, Endpoint, Event, Hl7Facts, Network, Stage, BOUND,
+    SCHEMA_VERSION,
+};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -142,7 +145,12 @@ impl Expander {
         let Ok(c) = serde_json::from_slice::<Context>(json) else {
             return;
         };
-        let mut e = Event::new(String::new(), Action::Allowed, String::new(), "message");
+        let mut e = Event::new(
+            String::new(),
+            Action::Allowed,
+            String::new(),
+            Stage::Message,
+        );
         e.source = c.source;
         e.destination = c.destination;
         e.network = c.network;
@@ -176,7 +184,7 @@ impl Expander {
                     String::new(),
                     Action::Allowed,
                     format!("{mt} allowed (the record of connection {id} was not found)"),
-                    "message",
+                    Stage::Message,
                 );
                 e.wardgate.connection_id = Some(id);
                 e
@@ -224,6 +232,195 @@ fn classify(json: &[u8]) -> Kind {
     }
 }
 
+/// The HL7 facts of a routine decision, as text borrowed from the message
+/// (decoded, not yet bounded: the writer bounds each as [`bounded`] does).
+#[derive(Debug, Clone, Copy)]
+pub struct RoutineHl7<'a> {
+    /// MSH-9.1 and MSH-9.2, written `CODE^TRIGGER`.
+    pub message_type: (&'a str, &'a str),
+    /// MSH-10.
+    pub control_id: &'a str,
+    /// MSH-3.1.
+    pub sending_application: &'a str,
+    /// MSH-4.1.
+    pub sending_facility: &'a str,
+    /// MSH-12.1.
+    pub version: &'a str,
+}
+
+/// The fields of an event that are the same for every record of one flow on
+/// one route: written once per connection by [`FlowContext::fragment`], copied
+/// into each full routine line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowContext {
+    /// `source.*`.
+    pub source: Endpoint,
+    /// `destination.*`.
+    pub destination: Endpoint,
+    /// `network.*`.
+    pub network: Network,
+    /// `wardgate.route`.
+    pub route: String,
+    /// `wardgate.source_device`.
+    pub source_device: Option<String>,
+    /// `wardgate.destination_device`.
+    pub destination_device: Option<String>,
+    /// `wardgate.connection_id`.
+    pub connection_id: Option<u64>,
+    /// `wardgate.policy`.
+    pub policy: Option<String>,
+}
+
+impl FlowContext {
+    /// The JSON of these fields as they sit in a serialised [`Event`]: from
+    /// `"source":` up to, not including, `,"stage":`. Written field by field in
+    /// the `Event`'s order (sub-objects through serde); the engine's property
+    /// test holds whole lines to the serialised `Event`.
+    pub fn fragment(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        let obj = |out: &mut Vec<u8>, key: &[u8], v: &dyn erased::Json| {
+            out.extend_from_slice(key);
+            v.write(out);
+        };
+        obj(&mut out, b"\"source\":", &self.source);
+        obj(&mut out, b",\"destination\":", &self.destination);
+        obj(&mut out, b",\"network\":", &self.network);
+        out.extend_from_slice(b",\"wardgate\":{\"schema\":");
+        out.extend_from_slice(itoa::Buffer::new().format(SCHEMA_VERSION).as_bytes());
+        let mut text = |key: &[u8], v: &str| {
+            out.extend_from_slice(key);
+            out.push(b'"');
+            push_json_escaped(&mut out, v);
+            out.push(b'"');
+        };
+        text(b",\"route\":", &self.route);
+        if let Some(d) = &self.source_device {
+            text(b",\"source_device\":", d);
+        }
+        if let Some(d) = &self.destination_device {
+            text(b",\"destination_device\":", d);
+        }
+        if let Some(id) = self.connection_id {
+            out.extend_from_slice(b",\"connection_id\":");
+            out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        }
+        if let Some(p) = &self.policy {
+            out.extend_from_slice(b",\"policy\":\"");
+            push_json_escaped(&mut out, p);
+            out.push(b'"');
+        }
+        out
+    }
+}
+
+mod erased {
+    /// A value serialised with serde into a line being written by hand.
+    pub trait Json {
+        fn write(&self, out: &mut Vec<u8>);
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn write(&self, out: &mut Vec<u8>) {
+            // Plain structs of addresses, numbers and strings cannot fail to
+            // serialise; `null` keeps the line valid JSON if one ever did.
+            if serde_json::to_writer(&mut *out, self).is_err() {
+                out.extend_from_slice(b"null");
+            }
+        }
+    }
+}
+
+/// Appends the JSON line of a routine `allowed` decision about one HL7 message.
+///
+/// With `connection_id` (a proxy connection) it is the compact form that
+/// [`Expander`] expands; with a [`FlowContext`] fragment instead (passive
+/// analysis) it is the full line, byte-for-byte what serialising the equivalent
+/// [`Event`] gives. Why by hand: one such line per message is written on the
+/// relay's hot path, and building an `Event` of twenty strings first cost more
+/// than parsing the message (BENCHMARKS.md). The engine's property test
+/// `routine_line_is_the_serialised_event` holds both forms to the `Event`.
+pub fn write_routine(
+    out: &mut Vec<u8>,
+    timestamp: &str,
+    flow: RoutineFlow<'_>,
+    hl7: &RoutineHl7<'_>,
+    bytes: usize,
+) {
+    let (code, trigger) = hl7.message_type;
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    push_json_escaped(out, timestamp);
+    match flow {
+        RoutineFlow::Connection(id) => {
+            out.extend_from_slice(
+                b"\",\"event\":{\"action\":\"allowed\"},\"wardgate\":{\"connection_id\":",
+            );
+            out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            out.extend_from_slice(b",\"hl7\":{\"message_type\":\"");
+            push_bounded_parts(out, &[code, "^", trigger]);
+            out.push(b'"');
+        }
+        RoutineFlow::Full { route, fragment } => {
+            out.extend_from_slice(
+                b"\",\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"",
+            );
+            // The message type is written once, escaped, and copied into
+            // `wardgate.hl7` (it is never empty: at least the `^`).
+            let mt_start = out.len();
+            push_bounded_parts(out, &[code, "^", trigger]);
+            let mt_end = out.len();
+            out.extend_from_slice(b" allowed on route ");
+            push_json_escaped(out, route);
+            out.extend_from_slice(b"\",\"severity\":0,\"category\":\"network\"},");
+            out.extend_from_slice(fragment);
+            out.extend_from_slice(b",\"stage\":\"message\",\"hl7\":{\"message_type\":\"");
+            out.extend_from_within(mt_start..mt_end);
+            out.push(b'"');
+        }
+    }
+    for (name, text) in [
+        (&b"control_id"[..], hl7.control_id),
+        (b"sending_application", hl7.sending_application),
+        (b"sending_facility", hl7.sending_facility),
+        (b"version", hl7.version),
+    ] {
+        if !text.is_empty() {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\":\"");
+            push_bounded_parts(out, &[text]);
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b"},\"bytes\":");
+    out.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
+    out.extend_from_slice(b"}}");
+}
+
+/// Which form [`write_routine`] writes.
+#[derive(Debug, Clone, Copy)]
+pub enum RoutineFlow<'a> {
+    /// Compact, referring to the record of proxy connection `.0`.
+    Connection(u64),
+    /// Full, with the flow's fields ([`FlowContext::fragment`]) on `route`.
+    Full {
+        /// The route's id (for the reason text).
+        route: &'a str,
+        /// [`FlowContext::fragment`] of the flow.
+        fragment: &'a [u8],
+    },
+}
+
+/// Writes the concatenation of `parts`, escaped, cut as [`bounded`] cuts it.
+fn push_bounded_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len <= BOUND {
+        for p in parts {
+            push_json_escaped(out, p);
+        }
+    } else {
+        push_json_escaped(out, &bounded(&parts.concat()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +431,7 @@ mod tests {
             "2026-11-26T10:00:00.000Z".into(),
             Action::Allowed,
             "connection admitted".into(),
-            "connection",
+            Stage::Connection,
         )
         .with_flow(
             "127.0.0.2:4000".parse().unwrap(),
@@ -277,7 +474,7 @@ mod tests {
         assert!(is_compact(&c));
         let e = parsed(&x.next(&c));
         assert_eq!(e.event.reason, "ORU^R01 allowed on route orders");
-        assert_eq!(e.event.kind, "event");
+        assert_eq!(e.event.kind, crate::event::Kind::Event);
         assert_eq!(e.wardgate.route.as_deref(), Some("orders"));
         assert_eq!(e.wardgate.connection_id, Some(7));
         assert_eq!(e.source.unwrap().port, 4000);
