@@ -7,7 +7,7 @@
 //! class allowed (a refused one is rejected alone). For each command: the context
 //! it arrives on was accepted → operation allowed → for C-MOVE, destination allowed.
 
-use crate::event::{Action, DicomFacts, Event, Stage};
+use crate::event::{Action, DicomFacts, Event, Finding, Stage};
 use crate::policy::{DicomPolicy, RoutePolicy};
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
@@ -314,6 +314,33 @@ pub fn malformed(route: &RoutePolicy, flow: &Flow, err: &DicomError, clock: &Clo
         Stage::Message,
     )
     .with_rule(err.rule())
+}
+
+/// The event for malformed DICOM from the upstream: an upstream fault
+/// (WG-UP-002), with the parser's own rule kept as a finding. The association is
+/// aborted.
+pub fn upstream_malformed(
+    route: &RoutePolicy,
+    flow: &Flow,
+    err: &DicomError,
+    clock: &Clock,
+) -> Event {
+    let mut e = flow
+        .event(
+            clock,
+            route,
+            Action::Closed,
+            format!("malformed DICOM from the upstream: {err}; association aborted"),
+            Stage::Message,
+        )
+        .with_rule(rules::UPSTREAM_PROTOCOL);
+    let anomaly = err.rule();
+    e.wardgate.findings.push(Finding {
+        rule: anomaly.id.to_owned(),
+        severity: anomaly.severity,
+        detail: err.to_string(),
+    });
+    e
 }
 
 /// The event for a protocol violation the parser cannot see (wrong PDU for the

@@ -23,8 +23,6 @@ use crate::event::{Action, Event, FloodFacts, Stage};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::{Clock, Flow};
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 pub use wardgate_config::FloodLimits;
 
@@ -414,40 +412,7 @@ impl DeviceFlood {
     }
 }
 
-/// Every device's flood limits, from `[gateway.limits]` and `[device.limits]`.
-#[derive(Debug, Clone, Default)]
-pub struct SiteLimits {
-    /// For devices without overrides and for unknown sources.
-    pub default: FloodLimits,
-    per_device: HashMap<Arc<str>, FloodLimits>,
-}
-
-impl SiteLimits {
-    /// From a (validated) configuration.
-    pub fn from_config(c: &wardgate_config::Config) -> Self {
-        let default = c.gateway.limits.resolve();
-        let per_device = c
-            .devices
-            .iter()
-            .filter_map(|d| {
-                let l = d.limits.as_ref()?;
-                Some((Arc::from(d.id.get_ref().as_str()), l.over(default)))
-            })
-            .collect();
-        SiteLimits {
-            default,
-            per_device,
-        }
-    }
-
-    /// The limits of `device`, or the defaults (also for an unknown source).
-    pub fn of(&self, device: Option<&str>) -> FloodLimits {
-        device
-            .and_then(|d| self.per_device.get(d))
-            .copied()
-            .unwrap_or(self.default)
-    }
-}
+pub use crate::policy::SiteLimits;
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

@@ -290,7 +290,7 @@ pub struct Policy {
     /// Routes in configuration order.
     pub routes: Vec<Arc<RoutePolicy>>,
     /// Flood limits per device (`[gateway.limits]`, `[device.limits]`).
-    pub flood: crate::flood::SiteLimits,
+    pub flood: SiteLimits,
     /// SHA-256 of the configuration and library files ([`Validated::policy_hash`]).
     pub hash: String,
     /// Drug libraries by id.
@@ -548,7 +548,7 @@ impl Policy {
             devices,
             routes,
             peers,
-            flood: crate::flood::SiteLimits::from_config(&v.config),
+            flood: SiteLimits::from_config(&v.config),
             hash,
             libraries: libs,
         })
@@ -778,5 +778,40 @@ fn dicom_policy(v: &Validated, r: &wardgate_config::ResolvedRoute) -> DicomPolic
             ..Default::default()
         },
         block_executables: r.block_executables,
+    }
+}
+
+/// Every device's flood limits, from `[gateway.limits]` and `[device.limits]`.
+#[derive(Debug, Clone, Default)]
+pub struct SiteLimits {
+    /// For devices without overrides and for unknown sources.
+    pub default: wardgate_config::FloodLimits,
+    per_device: HashMap<Arc<str>, wardgate_config::FloodLimits>,
+}
+
+impl SiteLimits {
+    /// From a (validated) configuration.
+    pub fn from_config(c: &wardgate_config::Config) -> Self {
+        let default = c.gateway.limits.resolve();
+        let per_device = c
+            .devices
+            .iter()
+            .filter_map(|d| {
+                let l = d.limits.as_ref()?;
+                Some((Arc::from(d.id.get_ref().as_str()), l.over(default)))
+            })
+            .collect();
+        SiteLimits {
+            default,
+            per_device,
+        }
+    }
+
+    /// The limits of `device`, or the defaults (also for an unknown source).
+    pub fn of(&self, device: Option<&str>) -> wardgate_config::FloodLimits {
+        device
+            .and_then(|d| self.per_device.get(d))
+            .copied()
+            .unwrap_or(self.default)
     }
 }

@@ -197,15 +197,21 @@ rules! {
     DICOM_STATE = "WG-DICOM-008", "unexpected-pdu", Medium,
         "A PDU that is not valid in the association's state (data before association, a second A-ASSOCIATE-RQ): the association is aborted.";
     UPSTREAM_UNAVAILABLE = "WG-UP-001", "upstream-unavailable", High,
-        "The upstream could not be reached; the sender is told with an AE acknowledgement so that it retries, and nothing is lost silently.";
+        "The upstream could not be reached, or stopped taking data (a write failed or stalled): the sender is told (an AE acknowledgement, a transient association rejection) so that it retries, and nothing is lost silently. Only the upstream's unavailability: wardgate's own disk failures are WG-QUEUE-006.";
     UPSTREAM_PROTOCOL = "WG-UP-002", "upstream-protocol-error", Medium,
-        "The upstream sent bytes that are not valid MLLP; the connection is closed rather than relaying garbage to a clinical system.";
+        "The upstream broke its protocol: bytes that are not valid MLLP, a malformed DICOM PDU or one out of sequence. The connection is closed (the association aborted) rather than relaying garbage to a clinical system. The same malformation from a sender has the protocol rule of its parser (WG-MLLP-*, WG-DICOM-P*).";
+    UPSTREAM_REJECTED = "WG-UP-003", "upstream-rejected-association", Medium,
+        "The upstream answered an association request with A-ASSOCIATE-RJ (it refused the calling AE title or the services proposed, or is busy); the rejection is relayed to the sender unchanged.";
+    UPSTREAM_ABORTED = "WG-UP-004", "upstream-aborted", Medium,
+        "The upstream ended a conversation before it was complete: it sent A-ABORT, closed the connection without releasing the association, or its stream broke. The sender is told with an abort.";
     SLOW_SENDER = "WG-CONN-001", "slow-sender", Medium,
-        "A frame did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources.";
+        "A frame (an MLLP frame, a DICOM PDU, the first A-ASSOCIATE-RQ) did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources. Only a timeout: a sender that breaks off is WG-CONN-005.";
     IDLE_TIMEOUT = "WG-CONN-002", "idle-timeout", Info,
         "A connection sent nothing for the idle timeout and was closed.";
     SHUTDOWN_CUT = "WG-CONN-003", "cut-at-shutdown", Medium,
         "A message was still in flight when the shutdown grace period ended; the connection was closed.";
+    SENDER_ABORTED = "WG-CONN-005", "sender-aborted", Low,
+        "The sender ended a DICOM conversation before it was complete: it sent A-ABORT, closed the connection without releasing the association, or its stream broke (a reset). The upstream is told with an abort.";
     REPLY_BACKLOG = "WG-CONN-004", "reply-backlog", Medium,
         "A sender pipelined more refused messages than may wait behind an upstream that has not answered yet; the connection was closed so that memory stays bounded.";
     QUEUE_FULL = "WG-QUEUE-001", "queue-full", High,
@@ -218,6 +224,8 @@ rules! {
         "A queue journal ended with a torn or corrupt record (a crash mid-write, or a damaged file); it was cut back to the last whole record. Messages acknowledged to senders are synced before the acknowledgement, so a torn tail holds none of them unless the disk lost synced data.";
     QUEUE_RETRY = "WG-QUEUE-005", "delivery-retry", Low,
         "The upstream answered a queued message with a transient error (AE/CE), or could not be reached; delivery is retried with backoff, in order.";
+    QUEUE_STORAGE = "WG-QUEUE-006", "queue-storage-failed", High,
+        "wardgate could not write or read a store-and-forward queue on its own disk (disk full, an I/O error): a local failure, not the upstream's. The sender is answered AE so it keeps the message and retries; a queue that stopped delivers nothing until wardgate is restarted.";
     FLOOD_CONNECTIONS = "WG-FLOOD-001", "too-many-connections", Medium,
         "A device (or an unknown address) holds more connections at once than max_connections_per_device allows; further ones are refused right after accept, so one device cannot take every connection slot. Alerted once per flood episode, with counts in the episode's summary.";
     FLOOD_NEW_CONNECTIONS = "WG-FLOOD-002", "connection-rate-exceeded", Medium,
@@ -295,3 +303,20 @@ pub fn by_id(id: &str) -> Option<Rule> {
 
 /// Ids that once had a meaning and are never used again, with what replaced them.
 pub const RETIRED: &[(&str, &str)] = &[];
+
+/// Uses of an id that did not fit its meaning and moved to an id of their own
+/// (the id itself keeps its meaning): `(id, what moved away and where)`.
+pub const REASSIGNED: &[(&str, &str)] = &[
+    (
+        "WG-UP-001",
+        "until 2026-12 also recorded for an upstream's A-ASSOCIATE-RJ (now WG-UP-003), an upstream's A-ABORT (now WG-UP-004) and wardgate's own queue disk failures (now WG-QUEUE-006)",
+    ),
+    (
+        "WG-UP-002",
+        "until 2026-12 also recorded when a DICOM sender aborted or closed without release (now WG-CONN-005) and when the upstream closed or its stream broke (now WG-UP-004); passive analysis recorded it for malformed DICOM from a client without a route (now the parser's WG-DICOM-P* rule, as inline)",
+    ),
+    (
+        "WG-CONN-001",
+        "until 2026-12 also recorded when a DICOM sender's stream broke before the association (now WG-CONN-005)",
+    ),
+];

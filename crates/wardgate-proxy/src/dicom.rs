@@ -147,7 +147,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 &shared,
                 &route,
                 &flow,
-                rules::SLOW_SENDER,
+                rules::SENDER_ABORTED,
                 format!("before association: {why}"),
             );
             return;
@@ -552,7 +552,7 @@ impl<C: ClientIo> Association<C> {
                     &self.shared,
                     &self.route,
                     &self.flow,
-                    rules::UPSTREAM_PROTOCOL,
+                    aborted_by(from_client),
                     format!("the {side} closed the connection without releasing the association"),
                 );
             }
@@ -562,17 +562,17 @@ impl<C: ClientIo> Association<C> {
                     &self.shared,
                     &self.route,
                     &self.flow,
-                    rules::UPSTREAM_PROTOCOL,
+                    aborted_by(from_client),
                     format!("the {side}'s stream broke: {why}"),
                 );
             }
             ReadEnd::Malformed(e) => {
                 self.abort_both(dicom::abort_for(&e)).await;
-                let mut ev = decide::malformed(&self.route, &self.flow, &e, &Clock::now());
-                if !from_client {
-                    ev.event.reason =
-                        format!("malformed DICOM from the upstream: {e}; association aborted");
-                }
+                let ev = if from_client {
+                    decide::malformed(&self.route, &self.flow, &e, &Clock::now())
+                } else {
+                    decide::upstream_malformed(&self.route, &self.flow, &e, &Clock::now())
+                };
                 self.shared.record(ev);
             }
         }
@@ -625,17 +625,9 @@ impl<C: ClientIo> Association<C> {
                     }
                     Err(e) => {
                         self.abort_both(dicom::abort_for(&e)).await;
-                        self.shared.record(
-                            self.flow
-                                .event(
-                                    &Clock::now(),
-                                    &self.route,
-                                    Action::Closed,
-                                    format!("upstream sent a malformed A-ASSOCIATE-AC: {e}"),
-                                    Stage::Association,
-                                )
-                                .with_rule(rules::UPSTREAM_PROTOCOL),
-                        );
+                        let ev =
+                            decide::upstream_malformed(&self.route, &self.flow, &e, &Clock::now());
+                        self.shared.record(ev);
                         return Flowing::Over;
                     }
                 }
@@ -650,7 +642,8 @@ impl<C: ClientIo> Association<C> {
                 };
                 let (action, rule) = match f.pdu_type {
                     PduType::ReleaseRp => (Action::Allowed, None),
-                    _ => (Action::Failed, Some(rules::UPSTREAM_UNAVAILABLE)),
+                    PduType::AssociateRj => (Action::Failed, Some(rules::UPSTREAM_REJECTED)),
+                    _ => (Action::Failed, Some(rules::UPSTREAM_ABORTED)),
                 };
                 let mut e = self.flow.event(
                     &Clock::now(),
@@ -696,7 +689,7 @@ impl<C: ClientIo> Association<C> {
                     &self.shared,
                     &self.route,
                     &self.flow,
-                    rules::UPSTREAM_PROTOCOL,
+                    rules::SENDER_ABORTED,
                     "the sender aborted the association".into(),
                 );
                 return Flowing::Over;
@@ -916,5 +909,14 @@ impl<C: ClientIo> Association<C> {
         } else {
             Flowing::Over
         }
+    }
+}
+
+/// Who broke off a conversation: the sender or the upstream (each has its rule).
+fn aborted_by(from_client: bool) -> rules::Rule {
+    if from_client {
+        rules::SENDER_ABORTED
+    } else {
+        rules::UPSTREAM_ABORTED
     }
 }

@@ -234,7 +234,7 @@ async fn decide(
             let text = format!("could not store the message: {err}");
             let mut e = flow
                 .event(&clock, route, Action::Failed, text.clone(), Stage::Message)
-                .with_rule(rules::UPSTREAM_UNAVAILABLE);
+                .with_rule(rules::QUEUE_STORAGE);
             e.wardgate.hl7 = Some(facts("AE"));
             shared.record(e);
             (
@@ -609,7 +609,7 @@ fn queue_stopped(route: &RoutePolicy, shared: &Shared, err: &queue::QueueError) 
         None,
         "",
     )
-    .with_rule(rules::UPSTREAM_UNAVAILABLE);
+    .with_rule(rules::QUEUE_STORAGE);
     shared.record(e);
 }
 

@@ -4,6 +4,7 @@ use super::*;
 use crate::Policy;
 use proptest::prelude::*;
 use std::path::Path;
+use std::sync::Arc;
 use wardgate_config::Config;
 
 fn ms(n: u64) -> Duration {

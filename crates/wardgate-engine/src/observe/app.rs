@@ -632,18 +632,32 @@ impl DicomSession {
     }
 
     fn malformed(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, e: &dicom::DicomError) {
+        // The rules the proxy would record: the parser's own for the sender,
+        // WG-UP-002 for the upstream.
         let ev = match (&ctx.route, from_client) {
             (Some(r), true) => decide::malformed(r, ctx.flow, e, ctx.clock),
-            _ => ctx.event(
+            (Some(r), false) => decide::upstream_malformed(r, ctx.flow, e, ctx.clock),
+            (None, true) => ctx.event(
+                Proto::Dicom,
+                Action::Alerted,
+                Some(e.rule()),
+                format!("malformed DICOM from the client: {e}"),
+            ),
+            (None, false) => ctx.event(
                 Proto::Dicom,
                 Action::Alerted,
                 Some(rules::UPSTREAM_PROTOCOL),
-                format!(
-                    "malformed DICOM from the {}: {e}",
-                    if from_client { "client" } else { "server" }
-                ),
+                format!("malformed DICOM from the server: {e}"),
             ),
         };
+        ctx.emit_event(ev);
+        self.stop(ctx);
+    }
+
+    /// A side broke the association off (the proxy records the same rule when it
+    /// relays the rejection or abort): reported, parsing stops.
+    fn broken_off(&mut self, ctx: &mut Ctx<'_, '_>, rule: Rule, what: &str) {
+        let ev = ctx.event(Proto::Dicom, Action::Alerted, Some(rule), what.to_owned());
         ctx.emit_event(ev);
         self.stop(ctx);
     }
@@ -710,7 +724,11 @@ impl DicomSession {
             }
             PduType::ReleaseRq | PduType::ReleaseRp if self.established => true,
             PduType::Abort => {
-                self.stop(ctx);
+                self.broken_off(
+                    ctx,
+                    rules::SENDER_ABORTED,
+                    "the sender aborted the association",
+                );
                 false
             }
             other => self.violation(
@@ -930,8 +948,14 @@ impl DicomSession {
                     false
                 }
             },
-            PduType::AssociateRj | PduType::Abort => {
-                self.stop(ctx);
+            PduType::AssociateRj => {
+                let why = "the upstream rejected the association";
+                self.broken_off(ctx, rules::UPSTREAM_REJECTED, why);
+                false
+            }
+            PduType::Abort => {
+                let why = "the upstream aborted the association";
+                self.broken_off(ctx, rules::UPSTREAM_ABORTED, why);
                 false
             }
             PduType::PData => {
