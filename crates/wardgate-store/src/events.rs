@@ -7,6 +7,7 @@
 use crate::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use wardgate_event::Event;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -212,7 +213,7 @@ pub struct Columns {
 
 impl Columns {
     /// From the event itself (the recorder's path: no re-parsing).
-    pub fn of_event(e: &wardgate_event::event::Event) -> Self {
+    pub fn of_event(e: &Event) -> Self {
         Columns {
             ts: e.timestamp.clone(),
             action: e.event.action.as_str().to_owned(),
@@ -228,15 +229,18 @@ impl Columns {
     }
 
     /// From stored JSON (back-filling from the audit log after a crash).
+    ///
+    /// A compact routine record (see [`wardgate_event::compact`]) gives its own
+    /// columns: its time and `allowed`, so it stays out of the notable index. A
+    /// record that is no event at all gives empty columns (and, its action not
+    /// being `allowed`, is indexed so that it is not lost from view).
     pub fn of_json(json: &[u8]) -> Self {
-        let v: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
-        let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
-        Columns {
-            ts: s("/@timestamp").unwrap_or_default(),
-            action: s("/event/action").unwrap_or_default(),
-            rule_id: s("/rule/id"),
-            route: s("/wardgate/route"),
-            source_ip: s("/source/ip"),
+        match serde_json::from_slice::<Event>(json)
+            .ok()
+            .or_else(|| wardgate_event::compact::expand_alone(json))
+        {
+            Some(e) => Columns::of_event(&e),
+            None => Columns::default(),
         }
     }
 }
@@ -247,23 +251,43 @@ impl EventFilter {
         self.rule_id.is_some() || self.action.as_deref().is_some_and(|a| a != "allowed")
     }
 
-    fn matches(&self, v: &serde_json::Value) -> bool {
-        let s = |p: &str| v.pointer(p).and_then(|x| x.as_str());
+    /// True when the filter asks nothing of an event's fields (only, perhaps, `last`).
+    fn selects_all(&self) -> bool {
+        self.action.is_none()
+            && self.rule_id.is_none()
+            && self.route.is_none()
+            && self.since.is_none()
+    }
+
+    fn matches(&self, e: &Event) -> bool {
         self.action
             .as_deref()
-            .is_none_or(|a| s("/event/action") == Some(a))
+            .is_none_or(|a| e.event.action.as_str() == a)
             && self
                 .rule_id
                 .as_deref()
-                .is_none_or(|r| s("/rule/id") == Some(r))
+                .is_none_or(|r| e.rule.as_ref().is_some_and(|rule| rule.id == r))
             && self
                 .route
                 .as_deref()
-                .is_none_or(|r| s("/wardgate/route") == Some(r))
+                .is_none_or(|r| e.wardgate.route.as_deref() == Some(r))
             && self
                 .since
                 .as_deref()
-                .is_none_or(|t| s("/@timestamp").is_some_and(|ts| ts >= t))
+                .is_none_or(|t| e.timestamp.as_str() >= t)
+    }
+
+    /// Whether the record `json` (already expanded) is one `filter` selects. An
+    /// event is judged by its fields. A record that is JSON but no event has no
+    /// fields to judge: it is selected only when nothing is asked of them, so an
+    /// unfiltered read still shows it. A line that is not JSON is never selected.
+    fn selects(&self, json: &[u8]) -> bool {
+        match serde_json::from_slice::<Event>(json) {
+            Ok(e) => self.matches(&e),
+            Err(_) => {
+                self.selects_all() && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok()
+            }
+        }
     }
 }
 
@@ -294,10 +318,7 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
         };
         let json = expander.next(json);
         let json = &*json;
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
-            continue;
-        };
-        if filter.matches(&v) {
+        if filter.selects(json) {
             out.push_back(StoredEvent {
                 seq,
                 doc: String::from_utf8_lossy(json).into_owned(),
@@ -319,4 +340,165 @@ pub(crate) fn record_line(line: &[u8]) -> Option<(u64, &[u8])> {
     let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
     let _hash = parts.next()?;
     Some((seq, parts.next()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wardgate_event::compact::{write_routine, RoutineFlow, RoutineHl7};
+    use wardgate_event::rules;
+    use wardgate_event::{Action, Stage};
+
+    fn blocked() -> Event {
+        let mut e = Event::new(
+            "2026-11-24T10:00:01.000Z".into(),
+            Action::Blocked,
+            "rate above the hard limit".into(),
+            Stage::Message,
+        )
+        .with_rule(rules::RATE_HARD_LIMIT)
+        .with_flow(
+            "[2001:db8::7]:40000".parse().unwrap(),
+            "10.0.0.2:2575".parse().unwrap(),
+            "hl7-mllp",
+        );
+        e.wardgate.route = Some("pumps".into());
+        e
+    }
+
+    fn cols(c: &Columns) -> (&str, &str, Option<&str>, Option<&str>, Option<&str>) {
+        (
+            &c.ts,
+            &c.action,
+            c.rule_id.as_deref(),
+            c.route.as_deref(),
+            c.source_ip.as_deref(),
+        )
+    }
+
+    #[test]
+    fn columns_of_json_are_the_columns_of_the_event() {
+        for e in [
+            blocked(),
+            Event::new(
+                "2026-11-24T10:00:02.000Z".into(),
+                Action::Started,
+                "started".into(),
+                Stage::Gateway,
+            ),
+        ] {
+            let from_json = Columns::of_json(&e.to_json());
+            assert_eq!(cols(&from_json), cols(&Columns::of_event(&e)));
+        }
+        let c = Columns::of_json(&blocked().to_json());
+        assert_eq!(
+            cols(&c),
+            (
+                "2026-11-24T10:00:01.000Z",
+                "blocked",
+                Some(rules::RATE_HARD_LIMIT.id),
+                Some("pumps"),
+                Some("2001:db8::7"),
+            )
+        );
+        assert!(c.is_notable());
+    }
+
+    #[test]
+    fn a_compact_routine_record_is_not_notable() {
+        let mut line = Vec::new();
+        let hl7 = RoutineHl7 {
+            message_type: ("ORU", "R01"),
+            control_id: "MSG1",
+            sending_application: "EHR",
+            sending_facility: "ICU",
+            version: "2.5",
+        };
+        write_routine(
+            &mut line,
+            "2026-11-24T10:00:03.000Z",
+            RoutineFlow::Connection(7),
+            &hl7,
+            100,
+        );
+        let c = Columns::of_json(&line);
+        assert_eq!(
+            cols(&c),
+            ("2026-11-24T10:00:03.000Z", "allowed", None, None, None)
+        );
+        assert!(!c.is_notable());
+    }
+
+    #[test]
+    fn a_record_that_is_no_event_gives_empty_columns_without_panicking() {
+        for junk in [
+            &b""[..],
+            b"not json",
+            b"{\"@timestamp\":",
+            b"{}",
+            b"[1,2,3]",
+            b"{\"event\":{\"action\":\"no-such-action\"}}",
+            b"\xff\xfe",
+        ] {
+            let c = Columns::of_json(junk);
+            assert_eq!(cols(&c), ("", "", None, None, None));
+            // Indexed as before, with empty columns, rather than lost.
+            assert!(c.is_notable());
+        }
+    }
+
+    #[test]
+    fn filters_match_on_the_typed_fields() {
+        let e = blocked();
+        let f =
+            |action: Option<&str>, rule: Option<&str>, route: Option<&str>, since: Option<&str>| {
+                EventFilter {
+                    action: action.map(str::to_owned),
+                    rule_id: rule.map(str::to_owned),
+                    route: route.map(str::to_owned),
+                    since: since.map(str::to_owned),
+                    last: None,
+                }
+            };
+        assert!(EventFilter::default().matches(&e));
+        assert!(f(Some("blocked"), None, None, None).matches(&e));
+        assert!(!f(Some("allowed"), None, None, None).matches(&e));
+        assert!(f(None, Some(rules::RATE_HARD_LIMIT.id), None, None).matches(&e));
+        assert!(!f(None, Some("WG-NOPE-000"), None, None).matches(&e));
+        assert!(f(None, None, Some("pumps"), None).matches(&e));
+        assert!(!f(None, None, Some("imaging"), None).matches(&e));
+        assert!(f(None, None, None, Some("2026-11-24T10:00:01")).matches(&e));
+        assert!(f(None, None, None, Some("2026-11-24")).matches(&e));
+        assert!(!f(None, None, None, Some("2026-11-24T10:00:02")).matches(&e));
+        // An event without a rule or route matches no rule or route filter.
+        let bare = Event::new(
+            "2026-11-24T10:00:01.000Z".into(),
+            Action::Blocked,
+            String::new(),
+            Stage::Connection,
+        );
+        assert!(!f(None, Some(rules::RATE_HARD_LIMIT.id), None, None).matches(&bare));
+        assert!(!f(None, None, Some("pumps"), None).matches(&bare));
+    }
+
+    #[test]
+    fn json_that_is_no_event_comes_back_only_unfiltered() {
+        let all = EventFilter::default();
+        let last = EventFilter {
+            last: Some(5),
+            ..EventFilter::default()
+        };
+        let blocked_only = EventFilter {
+            action: Some("blocked".into()),
+            ..EventFilter::default()
+        };
+        let odd = br#"{"event":{"action":"blocked"}}"#;
+        assert!(all.selects(odd));
+        assert!(last.selects(odd));
+        assert!(!blocked_only.selects(odd));
+        for not_json in [&b"not json"[..], b"{\"event\":", b"{} trailing"] {
+            assert!(!all.selects(not_json));
+        }
+        assert!(blocked_only.selects(&blocked().to_json()));
+    }
 }

@@ -128,8 +128,7 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
         let res = if a.json {
             out.write_all(&line).and_then(|()| out.write_all(b"\n"))
         } else {
-            let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
-            writeln!(out, "{}", crate::table_row(&v))
+            writeln!(out, "{}", crate::event_row(Some(&r.event())))
         };
         if let Err(e) = res.and_then(|()| if live { out.flush() } else { Ok(()) }) {
             write_err.get_or_insert(e);

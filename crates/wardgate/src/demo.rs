@@ -502,7 +502,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         &args.dir.join("audit"),
         &wardgate_store::EventFilter::default(),
     )?;
-    let docs: Vec<serde_json::Value> = events
+    let docs: Vec<wardgate_event::Event> = events
         .iter()
         .filter_map(|e| serde_json::from_str(&e.doc).ok())
         .collect();
@@ -522,7 +522,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         };
         let fired = s.rule.is_none_or(|r| {
             docs.iter()
-                .any(|d| d.pointer("/rule/id").and_then(|x| x.as_str()) == Some(r))
+                .any(|d| d.rule.as_ref().is_some_and(|rule| rule.id == r))
         });
         let ok = *got == expected && *fwd == s.forwarded && fired;
         ok_all &= ok;
@@ -544,8 +544,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     for (s, (got, stored)) in crate::demo_dicom::scenarios().iter().zip(&imaging) {
         let fired = s.rule.is_none_or(|r| {
             docs.iter().any(|d| {
-                d.pointer("/rule/id").and_then(|x| x.as_str()) == Some(r)
-                    && d.pointer("/network/protocol").and_then(|x| x.as_str()) == Some("dicom")
+                d.rule.as_ref().is_some_and(|rule| rule.id == r)
+                    && d.network.as_ref().is_some_and(|n| n.protocol == "dicom")
             })
         });
         let ok = got == s.expect && *stored == s.stored && fired;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use wardgate_config::Validated;
+use wardgate_event::event::{Action, DeviceSeen, Event};
 
 #[derive(Debug, Default, Serialize)]
 struct Seen {
@@ -42,53 +43,11 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
     if audit_dir.join("audit.log").exists() {
         let all = wardgate_store::EventFilter::default();
         for row in wardgate_store::query_log(&audit_dir, &all)? {
-            let e: serde_json::Value = serde_json::from_str(&row.doc).unwrap_or_default();
-            if let Some(inv) = e.pointer("/wardgate/inventory") {
-                merge_inventory(&mut by_addr, inv);
-                continue;
-            }
-            let Some(ip) = e.pointer("/source/ip").and_then(|x| x.as_str()) else {
+            // A record that is no event tells nothing of any device.
+            let Ok(e) = serde_json::from_str::<Event>(&row.doc) else {
                 continue;
             };
-            let s = by_addr.entry(ip.to_owned()).or_default();
-            let text = |p: &str| e.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
-            // Analyses of older captures are recorded later: min and max, not order.
-            if let Some(t) = text("/@timestamp") {
-                if s.first_seen.as_ref().is_none_or(|f| t < *f) {
-                    s.first_seen = Some(t.clone());
-                }
-                if s.last_seen.as_ref().is_none_or(|l| t > *l) {
-                    s.last_seen = Some(t);
-                }
-            }
-            for (set, path) in [
-                (&mut s.protocols, "/network/protocol"),
-                (&mut s.routes, "/wardgate/route"),
-                (&mut s.ae_titles, "/wardgate/dicom/calling_ae"),
-                (
-                    &mut s.implementation_class_uids,
-                    "/wardgate/dicom/implementation_class_uid",
-                ),
-                (
-                    &mut s.implementation_versions,
-                    "/wardgate/dicom/implementation_version",
-                ),
-                (
-                    &mut s.hl7_sending_applications,
-                    "/wardgate/hl7/sending_application",
-                ),
-            ] {
-                if let Some(x) = text(path).filter(|x| !x.is_empty()) {
-                    set.insert(x);
-                }
-            }
-            match text("/event/action").as_deref() {
-                Some("allowed") => s.allowed += 1,
-                Some("alerted") => s.alerted += 1,
-                // What passive analysis saw the proxy would have blocked counts as blocked.
-                Some("blocked") | Some("observed-violation") => s.blocked += 1,
-                _ => {}
-            }
+            merge_event(&mut by_addr, &e);
         }
     }
     // Enrolment from the configuration: seen or not.
@@ -156,43 +115,151 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Merges what passive analysis saw of one address (an `observed` inventory record).
-fn merge_inventory(by_addr: &mut BTreeMap<String, Seen>, inv: &serde_json::Value) {
-    let Some(addr) = inv.get("address").and_then(|a| a.as_str()) else {
+/// Merges one recorded event: an inventory record by what it says of its
+/// address, any other by its source address.
+fn merge_event(by_addr: &mut BTreeMap<String, Seen>, e: &Event) {
+    if let Some(inv) = &e.wardgate.inventory {
+        merge_inventory(by_addr, inv);
+        return;
+    }
+    let Some(source) = &e.source else {
         return;
     };
-    if !inv.get("seen").and_then(|x| x.as_bool()).unwrap_or(false) {
-        return;
+    let s = by_addr.entry(source.ip.to_string()).or_default();
+    // Analyses of older captures are recorded later: min and max, not order.
+    let t = &e.timestamp;
+    if s.first_seen.as_ref().is_none_or(|f| t < f) {
+        s.first_seen = Some(t.clone());
     }
-    let s = by_addr.entry(addr.to_owned()).or_default();
-    for (set, key) in [
-        (&mut s.protocols, "protocols"),
-        (&mut s.ae_titles, "ae_titles"),
+    if s.last_seen.as_ref().is_none_or(|l| t > l) {
+        s.last_seen = Some(t.clone());
+    }
+    let dicom = e.wardgate.dicom.as_ref();
+    for (set, text) in [
+        (&mut s.protocols, e.network.as_ref().map(|n| &n.protocol)),
+        (&mut s.routes, e.wardgate.route.as_ref()),
+        (&mut s.ae_titles, dicom.map(|d| &d.calling_ae)),
         (
             &mut s.implementation_class_uids,
-            "implementation_class_uids",
+            dicom.map(|d| &d.implementation_class_uid),
         ),
-        (&mut s.implementation_versions, "implementation_versions"),
-        (&mut s.hl7_sending_applications, "hl7_sending_applications"),
-        (&mut s.hl7_sending_facilities, "hl7_sending_facilities"),
-        (&mut s.macs, "macs"),
-        (&mut s.services, "services"),
-        (&mut s.mqtt_client_ids, "mqtt_client_ids"),
-        (&mut s.accounts, "accounts"),
+        (
+            &mut s.implementation_versions,
+            dicom.map(|d| &d.implementation_version),
+        ),
+        (
+            &mut s.hl7_sending_applications,
+            e.wardgate.hl7.as_ref().map(|h| &h.sending_application),
+        ),
     ] {
-        if let Some(list) = inv.get(key).and_then(|x| x.as_array()) {
-            set.extend(list.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+        if let Some(x) = text.filter(|x| !x.is_empty()) {
+            set.insert(x.clone());
         }
     }
-    let text = |k: &str| inv.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-    if let Some(f) = text("first_seen") {
-        if s.first_seen.as_ref().is_none_or(|cur| f < *cur) {
-            s.first_seen = Some(f);
+    match e.event.action {
+        Action::Allowed => s.allowed += 1,
+        Action::Alerted => s.alerted += 1,
+        // What passive analysis saw the proxy would have blocked counts as blocked.
+        Action::Blocked | Action::ObservedViolation => s.blocked += 1,
+        _ => {}
+    }
+}
+
+/// Merges what passive analysis saw of one address (an `observed` inventory record).
+fn merge_inventory(by_addr: &mut BTreeMap<String, Seen>, inv: &DeviceSeen) {
+    if !inv.seen {
+        return;
+    }
+    let s = by_addr.entry(inv.address.clone()).or_default();
+    for (set, seen) in [
+        (&mut s.protocols, &inv.protocols),
+        (&mut s.ae_titles, &inv.ae_titles),
+        (
+            &mut s.implementation_class_uids,
+            &inv.implementation_class_uids,
+        ),
+        (&mut s.implementation_versions, &inv.implementation_versions),
+        (
+            &mut s.hl7_sending_applications,
+            &inv.hl7_sending_applications,
+        ),
+        (&mut s.hl7_sending_facilities, &inv.hl7_sending_facilities),
+        (&mut s.macs, &inv.macs),
+        (&mut s.services, &inv.services),
+        (&mut s.mqtt_client_ids, &inv.mqtt_client_ids),
+        (&mut s.accounts, &inv.accounts),
+    ] {
+        set.extend(seen.iter().cloned());
+    }
+    if let Some(f) = &inv.first_seen {
+        if s.first_seen.as_ref().is_none_or(|cur| f < cur) {
+            s.first_seen = Some(f.clone());
         }
     }
-    if let Some(l) = text("last_seen") {
-        if s.last_seen.as_ref().is_none_or(|cur| l > *cur) {
-            s.last_seen = Some(l);
+    if let Some(l) = &inv.last_seen {
+        if s.last_seen.as_ref().is_none_or(|cur| l > cur) {
+            s.last_seen = Some(l.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wardgate_event::event::{DicomFacts, Stage};
+
+    fn event(ts: &str, action: Action) -> Event {
+        Event::new(ts.into(), action, String::new(), Stage::Association).with_flow(
+            "10.0.0.9:40000".parse().unwrap(),
+            "10.0.0.2:104".parse().unwrap(),
+            "dicom",
+        )
+    }
+
+    #[test]
+    fn events_and_inventory_records_build_the_inventory() {
+        let mut by_addr = BTreeMap::new();
+        let mut a = event("2026-11-24T10:00:05.000Z", Action::Allowed);
+        a.wardgate.route = Some("modality".into());
+        a.wardgate.dicom = Some(DicomFacts {
+            calling_ae: "CT01".into(),
+            implementation_class_uid: "1.2.3".into(),
+            ..DicomFacts::default()
+        });
+        let b = event("2026-11-24T10:00:01.000Z", Action::ObservedViolation);
+        let mut inv = Event::new(
+            "2026-11-24T10:00:09.000Z".into(),
+            Action::Observed,
+            String::new(),
+            Stage::Inventory,
+        );
+        inv.wardgate.inventory = Some(DeviceSeen {
+            address: "10.0.0.9".into(),
+            seen: true,
+            macs: ["02:00:00:00:00:09".to_owned()].into(),
+            last_seen: Some("2026-11-24T10:00:08.000Z".into()),
+            ..DeviceSeen::default()
+        });
+        let mut unseen = inv.clone();
+        if let Some(i) = unseen.wardgate.inventory.as_mut() {
+            i.address = "10.0.0.10".into();
+            i.seen = false;
+        }
+        // Through JSON, as `wardgate devices` reads them.
+        for e in [a, b, inv, unseen] {
+            let e: Event = serde_json::from_slice(&e.to_json()).unwrap();
+            merge_event(&mut by_addr, &e);
+        }
+        assert_eq!(by_addr.len(), 1, "an address never seen is not listed");
+        let s = &by_addr["10.0.0.9"];
+        assert_eq!((s.allowed, s.alerted, s.blocked), (1, 0, 1));
+        assert_eq!(s.protocols, ["dicom".to_owned()].into());
+        assert_eq!(s.routes, ["modality".to_owned()].into());
+        assert_eq!(s.ae_titles, ["CT01".to_owned()].into());
+        assert_eq!(s.implementation_class_uids, ["1.2.3".to_owned()].into());
+        assert!(s.implementation_versions.is_empty());
+        assert_eq!(s.macs, ["02:00:00:00:00:09".to_owned()].into());
+        assert_eq!(s.first_seen.as_deref(), Some("2026-11-24T10:00:01.000Z"));
+        assert_eq!(s.last_seen.as_deref(), Some("2026-11-24T10:00:08.000Z"));
     }
 }

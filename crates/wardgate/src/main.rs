@@ -285,8 +285,7 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
     } else {
         writeln!(out, "{}", table_header())?;
         for r in &rows {
-            let v: serde_json::Value = serde_json::from_str(&r.doc).unwrap_or_default();
-            writeln!(out, "{}", table_row(&v))?;
+            writeln!(out, "{}", doc_row(&r.doc))?;
         }
         writeln!(out, "{} event(s)", rows.len())?;
     }
@@ -300,30 +299,46 @@ fn table_header() -> String {
     )
 }
 
-pub(crate) fn table_row(v: &serde_json::Value) -> String {
-    let s = |p: &str| {
-        v.pointer(p)
-            .and_then(|x| x.as_str())
-            .unwrap_or("-")
-            .to_owned()
+/// The table row of the record `doc` (an event's JSON): see [`event_row`]. A
+/// record that is no event is shown as a row of `-`.
+fn doc_row(doc: &str) -> String {
+    event_row(
+        serde_json::from_str::<wardgate_event::Event>(doc)
+            .ok()
+            .as_ref(),
+    )
+}
+
+/// One line of `wardgate events`' table: `-` for what the event lacks (an
+/// empty HL7 text is one the event lacks: its JSON leaves it out), and for
+/// every column of a record that is no event.
+pub(crate) fn event_row(e: Option<&wardgate_event::Event>) -> String {
+    let dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
+    let hl7 = |f: fn(&wardgate_event::event::Hl7Facts) -> &str| {
+        dash(
+            e.and_then(|e| e.wardgate.hl7.as_ref())
+                .map(f)
+                .filter(|s| !s.is_empty()),
+        )
     };
-    let source = match v
-        .pointer("/wardgate/source_device")
-        .and_then(|x| x.as_str())
-    {
+    let source = match e.and_then(|e| e.wardgate.source_device.as_deref()) {
         Some(d) => d.to_owned(),
-        None => s("/source/ip"),
+        None => dash(
+            e.and_then(|e| e.source.as_ref())
+                .map(|s| s.ip.to_string())
+                .as_deref(),
+        ),
     };
     format!(
         "{:<24} {:<18} {:<13} {:<16} {:<18} {:<9} {:<14} {}",
-        s("/@timestamp"),
-        s("/event/action"),
-        s("/rule/id"),
-        s("/wardgate/route"),
+        dash(e.map(|e| e.timestamp.as_str())),
+        dash(e.map(|e| e.event.action.as_str())),
+        dash(e.and_then(|e| e.rule.as_ref()).map(|r| r.id.as_str())),
+        dash(e.and_then(|e| e.wardgate.route.as_deref())),
         source,
-        s("/wardgate/hl7/message_type"),
-        s("/wardgate/hl7/control_id"),
-        s("/event/reason")
+        hl7(|h| &h.message_type),
+        hl7(|h| &h.control_id),
+        dash(e.map(|e| e.event.reason.as_str()))
     )
 }
 
@@ -384,6 +399,20 @@ pub(crate) fn rules_text(markdown: bool) -> String {
         for (id, name, sev, why) in &all {
             let _ = writeln!(out, "| {id} | {name} | {sev} | {why} |");
         }
+        use wardgate_event::rules::{REASSIGNED, RETIRED};
+        out.push_str(
+            "\n## Retired ids\n\nIds that are never used again, and what replaced them.\n\n",
+        );
+        if RETIRED.is_empty() {
+            out.push_str("None so far.\n");
+        }
+        for (id, note) in RETIRED {
+            let _ = writeln!(out, "- **{id}**: {note}");
+        }
+        out.push_str("\n## Uses moved to their own id\n\nRecords in which an id was used for something outside its meaning; the id kept its meaning, the other uses moved. Search older records with both ids.\n\n");
+        for (id, note) in REASSIGNED {
+            let _ = writeln!(out, "- **{id}**: {note}.");
+        }
     } else {
         for (id, name, sev, why) in &all {
             let _ = writeln!(out, "{id:<13} {name:<30} {sev:<8} {why}");
@@ -393,8 +422,7 @@ pub(crate) fn rules_text(markdown: bool) -> String {
 }
 
 fn all_rules() -> Vec<(String, String, String, String)> {
-    let mut v: Vec<_> = wardgate_event::rules::CATALOGUE
-        .iter()
+    let mut v: Vec<_> = wardgate_event::rules::all()
         .map(|r| {
             (
                 r.id.to_owned(),
@@ -404,14 +432,6 @@ fn all_rules() -> Vec<(String, String, String, String)> {
             )
         })
         .collect();
-    for r in wardgate_proto::catalogue() {
-        v.push((
-            r.id.to_owned(),
-            r.name.to_owned(),
-            r.severity.as_str().to_owned(),
-            r.why.to_owned(),
-        ));
-    }
     v.sort();
     v
 }
@@ -427,6 +447,154 @@ mod tests {
             super::rules_text(true),
             "docs/rules.md is stale: run `wardgate rules --markdown > docs/rules.md`"
         );
+    }
+
+    /// Every rule id written anywhere in the repository (code, tests, docs) is
+    /// in the catalogue, or retired: an id nobody can look up means nothing.
+    #[test]
+    fn every_rule_id_in_the_repository_is_in_the_catalogue() {
+        use wardgate_event::rules::{by_id, RETIRED};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut unknown = Vec::new();
+        let mut seen = 0;
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let p = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if p.is_dir() {
+                    if !name.starts_with('.')
+                        && name != "target"
+                        && name != "corpus"
+                        && name != "artifacts"
+                    {
+                        stack.push(p);
+                    }
+                    continue;
+                }
+                if !["rs", "py", "md", "toml", "sh"]
+                    .iter()
+                    .any(|e| name.ends_with(&format!(".{e}")))
+                {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&p) else {
+                    continue;
+                };
+                for (i, _) in text.match_indices("WG-") {
+                    let rest = &text[i..];
+                    let end = rest
+                        .char_indices()
+                        .skip(3)
+                        .find(|(_, c)| !(c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '-'))
+                        .map_or(rest.len(), |(j, _)| j);
+                    let id = rest[..end].trim_end_matches('-');
+                    // Only whole ids (`WG-XXX-NNN`), not prefixes such as `WG-INF-*`.
+                    let parts: Vec<_> = id.split('-').collect();
+                    if parts.len() != 3
+                        || parts[2].is_empty()
+                        || !parts[2].chars().last().unwrap().is_ascii_digit()
+                    {
+                        continue;
+                    }
+                    seen += 1;
+                    // A filter test's id that deliberately matches no rule.
+                    const NOT_IDS: &[&str] = &["WG-NOPE-000"];
+                    if !NOT_IDS.contains(&id)
+                        && by_id(id).is_none()
+                        && !RETIRED.iter().any(|(r, _)| *r == id)
+                    {
+                        unknown.push(format!(
+                            "{id} in {}",
+                            p.strip_prefix(&root).unwrap_or(&p).display()
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            seen > 100,
+            "the scan found only {seen} ids: is the root right?"
+        );
+        unknown.sort();
+        unknown.dedup();
+        assert!(unknown.is_empty(), "ids in no catalogue: {unknown:#?}");
+    }
+
+    /// The table row as it was read before the typed event: JSON pointers.
+    fn row_by_pointers(v: &serde_json::Value) -> String {
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(|x| x.as_str())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let source = match v
+            .pointer("/wardgate/source_device")
+            .and_then(|x| x.as_str())
+        {
+            Some(d) => d.to_owned(),
+            None => s("/source/ip"),
+        };
+        format!(
+            "{:<24} {:<18} {:<13} {:<16} {:<18} {:<9} {:<14} {}",
+            s("/@timestamp"),
+            s("/event/action"),
+            s("/rule/id"),
+            s("/wardgate/route"),
+            source,
+            s("/wardgate/hl7/message_type"),
+            s("/wardgate/hl7/control_id"),
+            s("/event/reason")
+        )
+    }
+
+    #[test]
+    fn table_rows_are_what_they_were() {
+        use wardgate_event::event::{Action, Event, Hl7Facts, Stage};
+        let bare = Event::new(
+            "2026-11-24T10:00:00.000Z".into(),
+            Action::Started,
+            String::new(),
+            Stage::Gateway,
+        );
+        let mut full = Event::new(
+            "2026-11-24T10:00:01.000Z".into(),
+            Action::Blocked,
+            "rate above the hard limit".into(),
+            Stage::Message,
+        )
+        .with_rule(wardgate_event::rules::RATE_HARD_LIMIT)
+        .with_flow(
+            "[2001:db8::7]:40000".parse().unwrap(),
+            "10.0.0.2:2575".parse().unwrap(),
+            "hl7-mllp",
+        );
+        full.wardgate.route = Some("pumps".into());
+        full.wardgate.hl7 = Some(Hl7Facts {
+            message_type: "RDE^O11".into(),
+            control_id: "MSG00001".into(),
+            ..Hl7Facts::default()
+        });
+        let mut device = full.clone();
+        device.wardgate.source_device = Some("pump-7".into());
+        let mut no_type = full.clone();
+        no_type.wardgate.hl7 = Some(Hl7Facts {
+            control_id: "C1".into(),
+            ..Hl7Facts::default()
+        });
+        for e in [bare, full, device, no_type] {
+            let json = e.to_json();
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let was = row_by_pointers(&v);
+            assert_eq!(super::doc_row(&v.to_string()), was);
+            assert_eq!(super::doc_row(std::str::from_utf8(&json).unwrap()), was);
+        }
+        // No event: a row of dashes, as before, and no panic.
+        let dashes = row_by_pointers(&serde_json::Value::Null);
+        assert_eq!(super::doc_row("not json"), dashes);
+        assert_eq!(super::doc_row("null"), dashes);
+        assert_eq!(super::doc_row("[1,2]"), dashes);
     }
 
     #[test]
