@@ -17,6 +17,7 @@ pub mod hl7;
 pub mod infusion;
 pub mod observe;
 pub mod policy;
+pub mod session;
 pub mod units;
 
 // The event model is its own crate; these paths keep the engine's modules short.

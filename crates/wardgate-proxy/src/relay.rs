@@ -1,33 +1,31 @@
-//! One sender connection: admission, the upstream connection, and the relay loop.
+//! One sender connection: admission, the upstream connection, and the driver of
+//! its session.
 //!
+//! The connection's rules (what is decided when, which answer waits for which
+//! acknowledgement, the timeouts) are the engine's sans-IO
+//! [`wardgate_engine::session::Session`]; this file feeds it bytes, ends of stream
+//! and the time, and carries out its [`Out`]s in order: writes, pacing, records.
 //! One task per connection drives both directions with `select!`, so a reply that
 //! wardgate writes itself can never interleave with an upstream acknowledgement
-//! being relayed: the client socket has one writer. Replies keep request order:
-//! a NAK for message N waits until the upstream has acknowledged every forwarded
-//! message before N.
+//! being relayed: the client socket has one writer.
 
 use crate::tls::{Upstream, UpstreamTls};
 use crate::Shared;
 use bytes::{Buf, BytesMut};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
-use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
+use wardgate_engine::hl7::Verdict;
 use wardgate_engine::policy::RoutePolicy;
+use wardgate_engine::session::{ClientFrame, Out, Session, Timeouts};
 use wardgate_engine::{rules, Admission, Clock, Flow};
 use wardgate_event::event::{Action, Stage};
-use wardgate_proto::mllp::{Framer, Limits, Progress};
 
 /// Initial read buffer per direction; grows only as far as the frame limit.
 const READ_CHUNK: usize = 16 * 1024;
-/// Most replies that may wait behind unacknowledged upstream messages. A sender
-/// pipelining more refused messages than this while the upstream is slow is cut
-/// off: memory per connection stays bounded.
-const MAX_DEFERRED_REPLIES: usize = 1024;
 
 /// A sender's side of a connection: a TCP socket, or TLS over one.
 pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -62,7 +60,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 "connection admitted".into(),
                 Stage::Connection,
             ));
-            let mut relay = Relay::new(client, up, flow, route, shared);
+            let mut relay = Relay::new(client, Some(up), flow, route, shared, up_tls);
             relay.run(stop).await;
         }
         Err(why) => {
@@ -76,7 +74,10 @@ pub(crate) async fn handle<C: ClientIo>(
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             shared.record(e);
-            degraded(client, flow, route, shared, stop, up_tls).await;
+            // Degraded: each message is judged, and one that would be forwarded
+            // tries the upstream again (see `Relay::judge_unconnected`).
+            let mut relay = Relay::new(client, None, flow, route, shared, up_tls);
+            relay.run(stop).await;
         }
     }
 }
@@ -148,101 +149,6 @@ pub(crate) async fn connect(
     }
 }
 
-/// The upstream is down: each complete message is first judged by policy (a
-/// message policy refuses is refused as usual); an allowed one triggers a fresh
-/// connection attempt, and if the upstream is back the connection switches to the
-/// normal relay with that message still buffered, so care resumes without the
-/// sender reconnecting. Otherwise the message is answered AE so the sender retries:
-/// nothing is forwarded, nothing is dropped silently.
-async fn degraded<C: ClientIo>(
-    mut client: C,
-    flow: Flow,
-    mut route: Arc<RoutePolicy>,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    up_tls: Option<Arc<UpstreamTls>>,
-) {
-    let mut framer = Framer::new(Limits {
-        max_frame_bytes: route.max_frame_bytes,
-    })
-    .strict(route.mllp_strict);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let gate = shared.floods.gate(&flow);
-    loop {
-        tokio::select! {
-            r = tokio::time::timeout(shared.opts.idle_timeout, client.read_buf(&mut buf)) => {
-                match r {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => return,
-                }
-            }
-            _ = crate::stopped(&mut stop) => return,
-        }
-        loop {
-            let outcome = match framer.next(&buf) {
-                Ok(Progress::Frame(f)) => {
-                    gate.pace(&shared, &flow, &route).await;
-                    let now = shared.current_route(&route);
-                    if !Arc::ptr_eq(&now.policy_hash, &route.policy_hash) {
-                        shared.record(policy_changed(&flow, &now));
-                        route = now;
-                    }
-                    let verdict = inspect::inspect(&route, &flow, f.frame(&buf), &Clock::now());
-                    if verdict.verdict != Verdict::Block {
-                        match connect(&route, &shared, up_tls.as_deref()).await {
-                            Ok(up) => {
-                                // Back: relay from here; this frame is decided (and recorded) there.
-                                let e = flow.event(
-                                    &Clock::now(),
-                                    &route,
-                                    Action::Allowed,
-                                    "upstream reachable again; relaying".into(),
-                                    Stage::Connection,
-                                );
-                                shared.record(e);
-                                let mut relay = Relay::new(client, up, flow, route, shared);
-                                relay.cbuf = buf;
-                                if let End::Closed = relay.on_client_bytes().await {
-                                    return;
-                                }
-                                relay.run(stop).await;
-                                return;
-                            }
-                            Err(why) => {
-                                let o = inspect::unavailable(
-                                    &route,
-                                    &flow,
-                                    f.frame(&buf),
-                                    &Clock::now(),
-                                    &why,
-                                );
-                                buf.advance(f.len);
-                                o
-                            }
-                        }
-                    } else {
-                        buf.advance(f.len);
-                        verdict
-                    }
-                }
-                Ok(Progress::NeedMore) => break,
-                Err(e) => inspect::framing_error(&route, &flow, &e, &Clock::now()),
-            };
-            let close = outcome.close;
-            if let Some(reply) = &outcome.reply {
-                if !bounded_write(&mut client, reply, shared.opts.frame_timeout).await {
-                    shared.record(outcome.record);
-                    return;
-                }
-            }
-            shared.record(outcome.record);
-            if close {
-                return;
-            }
-        }
-    }
-}
-
 /// Writes `bytes` within `limit`: false when the peer failed or stopped reading
 /// (a peer that does not read must not hold a connection, or the answers owed
 /// to the other side, forever).
@@ -270,72 +176,33 @@ async fn bounded_write<W: AsyncWrite + Unpin>(
 /// The record that a connection's later decisions use a new policy (after a
 /// reload): a context record for its compact routine records.
 pub(crate) fn policy_changed(flow: &Flow, route: &RoutePolicy) -> wardgate_event::event::Event {
-    flow.event(
-        &Clock::now(),
-        route,
-        Action::Allowed,
-        format!(
-            "policy {} applies to this connection's next messages",
-            route.policy_hash
-        ),
-        Stage::Connection,
-    )
+    wardgate_engine::session::policy_changed(flow, route, &Clock::now())
 }
 
-/// MSH-10 as written, inline up to 32 bytes (no allocation for usual ids),
-/// bounded at 64.
-type ControlId = smallvec::SmallVec<[u8; 32]>;
-
-/// MSH-10 of a framed message, as written, without a parse or an allocation
-/// (it runs for every forwarded message): the tenth field of the first line.
-fn control_id_of(frame: &[u8]) -> ControlId {
-    let payload = frame
-        .get(1..frame.len().saturating_sub(2))
-        .unwrap_or_default();
-    let line = payload
-        .split(|&b| b == b'\r' || b == b'\n')
-        .next()
-        .unwrap_or_default();
-    let mut out = ControlId::new();
-    if let (true, Some(&sep)) = (line.starts_with(b"MSH"), line.get(3)) {
-        if let Some(id) = line.split(|&b| b == sep).nth(9) {
-            out.extend_from_slice(&id[..id.len().min(64)]);
-        }
+/// The connection's timeouts, from the gateway's options.
+pub(crate) fn timeouts(shared: &Shared) -> Timeouts {
+    Timeouts {
+        frame: shared.opts.frame_timeout,
+        idle: shared.opts.idle_timeout,
+        grace: shared.opts.shutdown_grace,
     }
-    out
 }
 
-/// Why the relay loop ended.
-enum End {
-    /// Orderly: the sender closed, or shutdown with nothing in flight.
-    Done,
-    /// A rule closed the connection (the event was already recorded).
-    Closed,
-}
-
+/// The driver of one connection's [`Session`].
 pub(crate) struct Relay<C> {
     client: C,
-    upstream: Upstream,
-    flow: Flow,
-    route: Arc<RoutePolicy>,
+    /// `None` while the upstream is down (degraded): a message that would be
+    /// forwarded first tries to connect; if that fails it is answered AE so the
+    /// sender retries. Nothing is forwarded, nothing dropped silently, and care
+    /// resumes without the sender reconnecting once the upstream is back.
+    upstream: Option<Upstream>,
+    up_tls: Option<Arc<UpstreamTls>>,
+    session: Session,
     shared: Arc<Shared>,
     cbuf: BytesMut,
     ubuf: BytesMut,
-    cframer: Framer,
-    uframer: Framer,
-    /// Frames forwarded and not yet acknowledged by the upstream.
-    in_flight: usize,
-    /// MSH-10 of each of those, oldest first: if the upstream never answers, the
-    /// record names exactly which messages went unanswered.
-    in_flight_ids: VecDeque<ControlId>,
-    /// A rule closed the sender's side: nothing more is read or forwarded, but
-    /// the acknowledgements still due from the upstream are relayed first.
-    closing: bool,
-    /// Replies waiting for earlier upstream acknowledgements: (acks still due first, frame).
-    deferred: VecDeque<(usize, Vec<u8>)>,
-    /// When the first byte of the frame now being received arrived.
-    frame_started: Option<Instant>,
-    last_activity: Instant,
+    /// The session's outputs not yet carried out (kept to reuse its allocation).
+    outs: Vec<Out>,
     /// The device's message rate (flood protection).
     gate: crate::limits::MessageGate,
 }
@@ -343,400 +210,275 @@ pub(crate) struct Relay<C> {
 impl<C: ClientIo> Relay<C> {
     fn new(
         client: C,
-        upstream: Upstream,
+        upstream: Option<Upstream>,
         flow: Flow,
         route: Arc<RoutePolicy>,
         shared: Arc<Shared>,
+        up_tls: Option<Arc<UpstreamTls>>,
     ) -> Self {
-        let limits = Limits {
-            max_frame_bytes: route.max_frame_bytes,
-        };
         let gate = shared.floods.gate(&flow);
         Relay {
             client,
             upstream,
-            flow,
+            up_tls,
+            session: Session::new(flow, route, timeouts(&shared), Instant::now()),
             shared,
             cbuf: BytesMut::with_capacity(READ_CHUNK),
             ubuf: BytesMut::with_capacity(READ_CHUNK),
-            cframer: Framer::new(limits).strict(route.mllp_strict),
-            uframer: Framer::new(limits),
-            route,
-            in_flight: 0,
-            in_flight_ids: VecDeque::new(),
-            closing: false,
-            deferred: VecDeque::new(),
-            frame_started: None,
-            last_activity: Instant::now(),
+            outs: Vec::with_capacity(8),
             gate,
         }
     }
 
-    /// The deadline that applies now: shutdown grace, else frame completion, else idle.
-    fn deadline(&self, drain_deadline: Option<Instant>) -> Instant {
-        let opts = &self.shared.opts;
-        match (self.frame_started, drain_deadline) {
-            (_, Some(d)) => d,
-            (Some(t), None) => t + opts.frame_timeout,
-            (None, None) => self.last_activity + opts.idle_timeout,
-        }
-    }
-
     async fn run(&mut self, mut stop: watch::Receiver<bool>) {
-        let opts = self.shared.opts.clone();
         let mut draining = false;
-        let mut client_open = true;
-        let mut drain_deadline = None;
         // One timer and one shutdown future for the connection's life: re-armed only
         // when they fire early or a nearer deadline appears, never per message.
-        let mut armed = self.deadline(None);
-        let timer = tokio::time::sleep_until(armed);
+        let mut armed = self.session.deadline();
+        let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
         let stopping = crate::stopped(&mut stop);
         tokio::pin!(stopping);
         loop {
-            if (draining || !client_open || self.closing)
-                && self.in_flight == 0
-                && self.deferred.is_empty()
-            {
+            if self.session.is_finished() {
                 break;
             }
-            let due = self.deadline(drain_deadline);
+            let due = self.session.deadline();
             if due < armed {
                 armed = due;
-                timer.as_mut().reset(armed);
+                timer.as_mut().reset(armed.into());
             }
-            tokio::select! {
-                r = self.client.read_buf(&mut self.cbuf), if client_open && !draining && !self.closing => {
+            let reading = self.session.wants_client_bytes();
+            let upstream_up = self.upstream.is_some();
+            let alive = tokio::select! {
+                r = self.client.read_buf(&mut self.cbuf), if reading => {
                     match r {
                         Ok(0) | Err(_) => {
-                            client_open = false;
-                            if let Err(e) = self.cframer.finish(&self.cbuf) {
-                                let o = inspect::framing_error(&self.route, &self.flow, &e, &Clock::now());
-                                self.shared.record(o.record);
-                            }
-                            // Half-close: the upstream sees the end, acks still flow back.
-                            let _ = self.upstream.shutdown().await;
+                            self.session.client_closed(&self.cbuf, &Clock::now(), &mut self.outs);
+                            self.execute().await
                         }
                         Ok(_) => {
-                            self.last_activity = Instant::now();
-                            if let End::Closed = self.on_client_bytes().await {
-                                return;
-                            }
+                            self.session.client_read(Instant::now());
+                            self.on_client_bytes().await
                         }
                     }
                 }
-                r = self.upstream.read_buf(&mut self.ubuf) => {
+                r = read_upstream(&mut self.upstream, &mut self.ubuf), if upstream_up => {
                     match r {
-                        Ok(0) | Err(_) => {
-                            if self.in_flight > 0 {
-                                let reason = format!("upstream closed with {} message(s) unacknowledged: {}", self.in_flight, self.unanswered());
-                                let e = self.flow.event(&Clock::now(), &self.route, Action::Failed, reason, Stage::Connection)
-                                    .with_rule(rules::UPSTREAM_UNAVAILABLE);
-                                self.shared.record(e);
-                            }
-                            self.flush_deferred_all().await;
-                            return;
-                        }
-                        Ok(_) => {
-                            if let End::Closed = self.on_upstream_bytes().await {
-                                return;
-                            }
-                        }
+                        Ok(0) | Err(_) => self.session.upstream_closed(&Clock::now(), &mut self.outs),
+                        Ok(_) => self.session.upstream_bytes(&self.ubuf, &Clock::now(), &mut self.outs),
                     }
+                    if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
+                        self.ubuf.reserve(READ_CHUNK);
+                    }
+                    self.execute().await
                 }
                 () = &mut timer => {
-                    let due = self.deadline(drain_deadline);
-                    if Instant::now() < due {
+                    let now = Instant::now();
+                    let due = self.session.deadline();
+                    if now < due {
                         // Activity moved the deadline since the timer was armed.
                         armed = due;
-                        timer.as_mut().reset(armed);
+                        timer.as_mut().reset(armed.into());
                         continue;
                     }
-                    let (rule, mut reason) = if drain_deadline.is_some() {
-                        (rules::SHUTDOWN_CUT, format!("shutdown grace period ended with {} message(s) in flight", self.in_flight))
-                    } else if self.frame_started.is_some() {
-                        (rules::SLOW_SENDER, format!("frame not completed within {:?} ({} bytes buffered)", opts.frame_timeout, self.cbuf.len()))
-                    } else {
-                        (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
-                    };
-                    if self.in_flight > 0 {
-                        reason.push_str(&format!("; the upstream never answered: {}", self.unanswered()));
-                    }
-                    // Answers wardgate owes (refusals queued behind the unanswered
-                    // messages) are written, not dropped: the sender is told.
-                    let owed = self.deferred.len();
-                    self.flush_deferred_all().await;
-                    if owed > 0 {
-                        reason.push_str(&format!("; {owed} refusal(s) queued behind them were sent"));
-                    }
-                    let e = self.flow.event(&Clock::now(), &self.route, Action::Closed, reason, Stage::Connection).with_rule(rule);
-                    self.shared.record(e);
-                    let _ = self.client.shutdown().await;
-                    return;
+                    self.session.tick(now, self.cbuf.len(), &Clock::now(), &mut self.outs);
+                    self.execute().await
                 }
                 () = &mut stopping, if !draining => {
-                    draining = true;
-                    drain_deadline = Some(Instant::now() + opts.shutdown_grace);
                     // Whole frames already received are still decided; partial ones are not.
+                    draining = true;
+                    self.session.shutdown(Instant::now(), &mut self.outs);
+                    self.execute().await
                 }
+            };
+            if !alive {
+                return;
             }
         }
         let _ = self.client.shutdown().await;
     }
 
-    /// Frames and decides every complete frame in the client buffer.
-    async fn on_client_bytes(&mut self) -> End {
-        loop {
-            match self.cframer.next(&self.cbuf) {
-                Ok(Progress::Frame(f)) => {
-                    self.gate.pace(&self.shared, &self.flow, &self.route).await;
+    /// Frames and decides every complete frame in the client buffer; false when
+    /// the connection is over.
+    async fn on_client_bytes(&mut self) -> bool {
+        while self.session.wants_client_bytes() {
+            match self.session.next_client_frame(&self.cbuf, Instant::now()) {
+                Ok(ClientFrame::Frame { start, end }) => {
+                    let flow = self.session.flow();
+                    self.gate
+                        .pace(&self.shared, flow, self.session.route())
+                        .await;
                     // Waiting for the device's message rate is not idleness.
-                    self.last_activity = Instant::now();
-                    // The policy in force now (a reload swaps it between messages):
-                    // read without touching a reference count.
-                    let policy = self.shared.policy.load();
-                    let route = match policy.routes.get(self.route.index) {
-                        Some(r) if r.id == self.route.id => r,
-                        _ => &self.route,
-                    };
-                    if !Arc::ptr_eq(&route.policy_hash, &self.route.policy_hash) {
-                        // Later compact records of this connection expand with
-                        // the policy this record names.
-                        self.shared.record(policy_changed(&self.flow, route));
-                        self.route = route.clone();
-                        // A device the new policy no longer lets send on this route
-                        // sends nothing more: what is in flight is answered, then
-                        // the connection closes.
-                        let still = self
-                            .flow
-                            .source_device
-                            .as_ref()
-                            .is_some_and(|d| self.route.senders.contains(d));
-                        if !still {
-                            let e = self
-                                .flow
-                                .event(
-                                    &Clock::now(),
-                                    &self.route,
-                                    Action::Blocked,
-                                    format!(
-                                        "connection closed: the policy now in force ({}) does not allow this device on route {}",
-                                        self.route.policy_hash, &*self.route.id
-                                    ),
-                                    Stage::Connection,
-                                )
-                                .with_rule(rules::SENDER_NOT_ALLOWED);
-                            self.shared.record(e);
-                            self.closing = true;
-                            self.frame_started = None;
-                            return End::Done;
-                        }
-                    }
-                    let outcome = inspect::inspect(
-                        &self.route,
-                        &self.flow,
-                        f.frame(&self.cbuf),
-                        &Clock::now(),
-                    );
-                    drop(policy);
-                    let end = self.on_client_frame(f.start, f.len, outcome).await;
-                    self.cbuf.advance(f.len);
-                    if self.closing {
-                        return End::Done;
-                    }
-                    if let End::Closed = end {
-                        return end;
-                    }
-                }
-                Ok(Progress::NeedMore) => {
-                    self.frame_started = if self.cframer.is_idle(&self.cbuf) {
-                        None
+                    self.session.client_read(Instant::now());
+                    let clock = Clock::now();
+                    if self.upstream.is_none() {
+                        self.judge_unconnected(start, end, &clock).await;
                     } else {
-                        self.frame_started.or(Some(Instant::now()))
-                    };
-                    if self.cbuf.capacity() - self.cbuf.len() < READ_CHUNK / 4 {
-                        self.cbuf.reserve(READ_CHUNK);
-                    }
-                    return End::Done;
-                }
-                Err(e) => {
-                    let o = inspect::framing_error(&self.route, &self.flow, &e, &Clock::now());
-                    return self.on_client_frame(0, 0, o).await;
-                }
-            }
-        }
-    }
-
-    /// Enforces one verdict. The frame is `cbuf[start..len]`.
-    async fn on_client_frame(&mut self, start: usize, len: usize, outcome: Outcome) -> End {
-        self.frame_started = None;
-        let Outcome {
-            verdict,
-            record,
-            reply,
-            close,
-        } = outcome;
-        match verdict {
-            Verdict::Allow | Verdict::Alert => {
-                // Record first: a crash after forwarding must not leave an unrecorded decision.
-                self.shared.record(record);
-                let limit = self.shared.opts.frame_timeout;
-                if !bounded_write(&mut self.upstream, &self.cbuf[start..len], limit).await {
-                    // The upstream failed or stopped reading: say which messages
-                    // went unanswered, send the refusals owed, close.
-                    let mut reason = format!(
-                        "upstream write failed or stalled for {limit:?}; the message may not have been delivered"
-                    );
-                    if self.in_flight > 0 {
-                        reason.push_str(&format!("; unanswered: {}", self.unanswered()));
-                    }
-                    let e = self
-                        .flow
-                        .event(
-                            &Clock::now(),
-                            &self.route,
-                            Action::Failed,
-                            reason,
-                            Stage::Message,
-                        )
-                        .with_rule(rules::UPSTREAM_UNAVAILABLE);
-                    self.shared.record(e);
-                    self.flush_deferred_all().await;
-                    let _ = self.client.shutdown().await;
-                    return End::Closed;
-                }
-                self.in_flight += 1;
-                self.in_flight_ids
-                    .push_back(control_id_of(&self.cbuf[start..len]));
-                End::Done
-            }
-            Verdict::Block => {
-                self.shared.record(record);
-                if let Some(reply) = reply {
-                    if self.in_flight == 0 && self.deferred.is_empty() {
-                        if !bounded_write(&mut self.client, &reply, self.shared.opts.frame_timeout)
-                            .await
-                        {
-                            return End::Closed;
-                        }
-                    } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
-                        let e = self
-                            .flow
-                            .event(
-                                &Clock::now(),
-                                &self.route,
-                                Action::Closed,
-                                format!("more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s)", self.in_flight),
-                                Stage::Connection,
-                            )
-                            .with_rule(rules::REPLY_BACKLOG);
-                        self.shared.record(e);
-                        return End::Closed;
-                    } else {
-                        self.deferred.push_back((self.in_flight, reply));
-                    }
-                }
-                if close {
-                    if self.in_flight == 0 {
-                        self.flush_deferred_all().await;
-                        let _ = self.client.shutdown().await;
-                        return End::Closed;
-                    }
-                    // Acknowledgements for messages already forwarded come back
-                    // first, then this answer, then the connection closes (the
-                    // run loop reads no more from the sender meanwhile).
-                    self.closing = true;
-                    self.frame_started = None;
-                    End::Done
-                } else {
-                    End::Done
-                }
-            }
-        }
-    }
-
-    /// Relays whole acknowledgement frames from the upstream, unchanged.
-    async fn on_upstream_bytes(&mut self) -> End {
-        loop {
-            match self.uframer.next(&self.ubuf) {
-                Ok(Progress::Frame(f)) => {
-                    if !bounded_write(
-                        &mut self.client,
-                        f.frame(&self.ubuf),
-                        self.shared.opts.frame_timeout,
-                    )
-                    .await
-                    {
-                        return End::Closed;
-                    }
-                    self.ubuf.advance(f.len);
-                    self.in_flight = self.in_flight.saturating_sub(1);
-                    self.in_flight_ids.pop_front();
-                    for d in self.deferred.iter_mut() {
-                        d.0 = d.0.saturating_sub(1);
-                    }
-                    while self.deferred.front().is_some_and(|d| d.0 == 0) {
-                        if let Some((_, reply)) = self.deferred.pop_front() {
-                            if !bounded_write(
-                                &mut self.client,
-                                &reply,
-                                self.shared.opts.frame_timeout,
-                            )
-                            .await
-                            {
-                                return End::Closed;
+                        // The policy in force now (a reload swaps it between
+                        // messages), read without touching a reference count.
+                        let policy = self.shared.policy.load();
+                        let current = policy
+                            .routes
+                            .get(self.session.route().index)
+                            .filter(|r| r.id == self.session.route().id);
+                        match current {
+                            Some(r) => self.session.decide(
+                                &self.cbuf,
+                                start,
+                                end,
+                                r,
+                                &clock,
+                                &mut self.outs,
+                            ),
+                            None => {
+                                let r = self.session.route().clone();
+                                self.session.decide(
+                                    &self.cbuf,
+                                    start,
+                                    end,
+                                    &r,
+                                    &clock,
+                                    &mut self.outs,
+                                );
                             }
                         }
                     }
-                }
-                Ok(Progress::NeedMore) => {
-                    if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
-                        self.ubuf.reserve(READ_CHUNK);
+                    if !self.execute().await {
+                        return false;
                     }
-                    return End::Done;
+                }
+                Ok(ClientFrame::NeedMore) => {
+                    if self.cbuf.capacity() - self.cbuf.len() < READ_CHUNK / 4 {
+                        self.cbuf.reserve(READ_CHUNK);
+                    }
+                    return true;
                 }
                 Err(e) => {
-                    let reason = format!("upstream sent invalid MLLP: {e}");
-                    let ev = self
-                        .flow
-                        .event(
-                            &Clock::now(),
-                            &self.route,
-                            Action::Closed,
-                            reason,
-                            Stage::Connection,
-                        )
-                        .with_rule(rules::UPSTREAM_PROTOCOL);
-                    self.shared.record(ev);
-                    return End::Closed;
+                    self.session
+                        .framing_error(&e, &Clock::now(), &mut self.outs);
+                    return self.execute().await;
                 }
             }
         }
+        true
     }
 
-    /// The control ids forwarded and not answered, for the record.
-    fn unanswered(&self) -> String {
-        let ids: Vec<String> = self
-            .in_flight_ids
-            .iter()
-            .take(32)
-            .map(|id| String::from_utf8_lossy(id).into_owned())
-            .collect();
-        let more = self.in_flight_ids.len().saturating_sub(ids.len());
-        if more > 0 {
-            format!("{} and {more} more", ids.join(", "))
-        } else {
-            ids.join(", ")
+    /// Degraded: the frame is judged first (a message policy refuses is refused
+    /// as usual); one that would be forwarded tries the upstream again, and is
+    /// forwarded if it is back, else answered AE.
+    async fn judge_unconnected(&mut self, start: usize, end: usize, clock: &Clock) {
+        let route = self.shared.current_route(self.session.route());
+        let frame = self.cbuf.get(start..end).unwrap_or_default();
+        let Some(outcome) = self.session.judge(frame, &route, clock, &mut self.outs) else {
+            self.outs.push(Out::Consume(end));
+            return;
+        };
+        if outcome.verdict == Verdict::Block {
+            let frame = self.cbuf.get(start..end).unwrap_or_default();
+            self.session
+                .enforce(outcome, Some((start, end, frame)), clock, &mut self.outs);
+            return;
         }
-    }
-
-    async fn flush_deferred_all(&mut self) {
-        while let Some((_, reply)) = self.deferred.pop_front() {
-            if !bounded_write(&mut self.client, &reply, self.shared.opts.frame_timeout).await {
-                return;
+        let route = self.session.route().clone();
+        match connect(&route, &self.shared, self.up_tls.as_deref()).await {
+            Ok(up) => {
+                self.upstream = Some(up);
+                let e = self.session.flow().event(
+                    &Clock::now(),
+                    &route,
+                    Action::Allowed,
+                    "upstream reachable again; relaying".into(),
+                    Stage::Connection,
+                );
+                self.outs.push(Out::Record(e.into()));
+                let frame = self.cbuf.get(start..end).unwrap_or_default();
+                self.session
+                    .enforce(outcome, Some((start, end, frame)), clock, &mut self.outs);
+            }
+            Err(why) => {
+                self.session.unavailable(
+                    &self.cbuf,
+                    start,
+                    end,
+                    &why,
+                    &Clock::now(),
+                    &mut self.outs,
+                );
             }
         }
+    }
+
+    /// Carries out the session's outputs in order. False when the connection is
+    /// over (closed by the session, or the sender cannot be written to).
+    async fn execute(&mut self) -> bool {
+        let limit = self.shared.opts.frame_timeout;
+        let mut client_ok = true;
+        let mut open = true;
+        while !self.outs.is_empty() {
+            let mut batch = std::mem::take(&mut self.outs);
+            for o in batch.drain(..) {
+                match o {
+                    // Records are kept whatever else failed: nothing decided goes unrecorded.
+                    Out::Record(r) => self.shared.record(r),
+                    Out::Forward { start, end } => {
+                        let sent = match self.upstream.as_mut() {
+                            Some(up) if open => {
+                                let bytes = self.cbuf.get(start..end).unwrap_or_default();
+                                bounded_write(up, bytes, limit).await
+                            }
+                            _ => false,
+                        };
+                        self.cbuf.advance(end.min(self.cbuf.len()));
+                        if !sent && open {
+                            self.session
+                                .forward_failed(limit, &Clock::now(), &mut self.outs);
+                        }
+                    }
+                    Out::Consume(n) => self.cbuf.advance(n.min(self.cbuf.len())),
+                    Out::Reply(reply) => {
+                        if client_ok && !bounded_write(&mut self.client, &reply, limit).await {
+                            client_ok = false;
+                        }
+                    }
+                    Out::Relay { start, end } => {
+                        if client_ok {
+                            let bytes = self.ubuf.get(start..end).unwrap_or_default();
+                            if !bounded_write(&mut self.client, bytes, limit).await {
+                                client_ok = false;
+                            }
+                        }
+                        self.ubuf.advance(end.min(self.ubuf.len()));
+                    }
+                    Out::ShutdownUpstream => {
+                        if let Some(up) = self.upstream.as_mut() {
+                            let _ = up.shutdown().await;
+                        }
+                    }
+                    Out::Close => {
+                        if client_ok {
+                            let _ = self.client.shutdown().await;
+                        }
+                        open = false;
+                    }
+                }
+            }
+            // Outputs added while carrying these out (a failed forward) come next;
+            // otherwise the emptied batch keeps its allocation for next time.
+            if self.outs.is_empty() {
+                self.outs = batch;
+            }
+        }
+        open && client_ok
+    }
+}
+
+/// Reads from the upstream; never called while there is none (the `select!`
+/// branch is disabled then).
+async fn read_upstream(up: &mut Option<Upstream>, buf: &mut BytesMut) -> std::io::Result<usize> {
+    match up {
+        Some(u) => u.read_buf(buf).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,603 @@
+//! One HL7/MLLP connection through the gateway as a sans-IO state machine.
+//!
+//! Why here and not in the proxy: the rules of a connection (which frame is
+//! decided when, which answer waits for which acknowledgement, what is owed when
+//! the upstream stalls, which timeout applies and what it is recorded as) are
+//! decisions, and decisions are the engine's. The proxy keeps the sockets, the
+//! buffers, pacing and the writes; it feeds bytes, ends of stream and the time
+//! in, and carries out the [`Out`]s that come back, in order. Tests drive the same
+//! machine with made-up time and any split of the bytes (`session/tests.rs`).
+//!
+//! The session never owns the bytes: a frame is named by its range in the
+//! caller's buffer, so forwarding is a write of the caller's own bytes, and the
+//! caller consumes (drops from the front of its buffer) what each [`Out`] says.
+
+use crate::event::{Action, Record, Stage};
+use crate::hl7::{self as inspect, Outcome, Verdict};
+use crate::policy::RoutePolicy;
+use crate::rules;
+use crate::{Clock, Flow};
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wardgate_proto::mllp::{Framer, Limits, MllpError, Progress};
+
+/// Most replies that may wait behind unacknowledged upstream messages. A sender
+/// pipelining more refused messages than this while the upstream is slow is cut
+/// off: memory per connection stays bounded.
+pub const MAX_DEFERRED_REPLIES: usize = 1024;
+
+/// MSH-10 as written, inline up to 32 bytes (no allocation for usual ids),
+/// bounded at 64.
+pub type ControlId = SmallVec<[u8; 32]>;
+
+/// The connection's timeouts (from `[gateway]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A started frame must complete within this (`WG-CONN-001`).
+    pub frame: Duration,
+    /// A connection that sends nothing for this long is closed (`WG-CONN-002`).
+    pub idle: Duration,
+    /// At shutdown, what is in flight may take this long (`WG-CONN-003`).
+    pub grace: Duration,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug)]
+pub enum Out {
+    /// Record this decision (before anything after it is done).
+    Record(Record),
+    /// Send `buf[start..end]` of the sender's buffer upstream, then consume `end`
+    /// bytes of it. If the write fails, call [`Session::forward_failed`].
+    Forward {
+        /// First byte of the frame (bytes before it belong to no frame).
+        start: usize,
+        /// One past its last byte.
+        end: usize,
+    },
+    /// Consume the sender's next `len` bytes: a frame decided and not forwarded.
+    Consume(usize),
+    /// Write these bytes to the sender.
+    Reply(Vec<u8>),
+    /// Write `buf[start..end]` of the upstream's buffer to the sender (an
+    /// acknowledgement, unchanged), then consume `end` bytes of it.
+    Relay {
+        /// First byte of the frame.
+        start: usize,
+        /// One past its last byte.
+        end: usize,
+    },
+    /// End the upstream's direction (half-close): the sender has finished.
+    ShutdownUpstream,
+    /// Close the connection: nothing after this.
+    Close,
+}
+
+/// What [`Session::next_client_frame`] found in the sender's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// A whole frame at `buf[start..end]`: pace, then [`Session::decide`] it.
+    Frame {
+        /// First byte of the frame.
+        start: usize,
+        /// One past its last byte.
+        end: usize,
+    },
+    /// Read more (or nothing more may be read: see [`Session::wants_client_bytes`]).
+    NeedMore,
+}
+
+/// One sender connection on one HL7/MLLP route.
+#[derive(Debug)]
+pub struct Session {
+    flow: Flow,
+    route: Arc<RoutePolicy>,
+    timeouts: Timeouts,
+    cframer: Framer,
+    uframer: Framer,
+    /// MSH-10 of each frame forwarded and not yet acknowledged, oldest first: if
+    /// the upstream never answers, the record names exactly which.
+    in_flight: VecDeque<ControlId>,
+    /// Replies waiting for earlier upstream acknowledgements: (acks still due
+    /// first, framed reply).
+    deferred: VecDeque<(usize, Vec<u8>)>,
+    /// A rule closed the sender's side: nothing more is read or decided, but the
+    /// acknowledgements still due from the upstream are relayed first.
+    closing: bool,
+    client_open: bool,
+    /// Shutdown began: whole frames already read are decided, nothing more is read.
+    drain_deadline: Option<Instant>,
+    /// When the first byte of the frame now being received arrived.
+    frame_started: Option<Instant>,
+    last_activity: Instant,
+    /// The connection has ended ([`Out::Close`] was given).
+    ended: bool,
+}
+
+impl Session {
+    /// A session for `flow` (already admitted) on `route`, starting at `now`.
+    pub fn new(flow: Flow, route: Arc<RoutePolicy>, timeouts: Timeouts, now: Instant) -> Self {
+        let limits = Limits {
+            max_frame_bytes: route.max_frame_bytes,
+        };
+        Session {
+            flow,
+            cframer: Framer::new(limits).strict(route.mllp_strict),
+            uframer: Framer::new(limits),
+            route,
+            timeouts,
+            in_flight: VecDeque::new(),
+            deferred: VecDeque::new(),
+            closing: false,
+            client_open: true,
+            drain_deadline: None,
+            frame_started: None,
+            last_activity: now,
+            ended: false,
+        }
+    }
+
+    /// The flow.
+    pub fn flow(&self) -> &Flow {
+        &self.flow
+    }
+
+    /// The route as of the last decision (a reload may have replaced it since).
+    pub fn route(&self) -> &Arc<RoutePolicy> {
+        &self.route
+    }
+
+    /// Messages forwarded and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether the driver should read from the sender.
+    pub fn wants_client_bytes(&self) -> bool {
+        self.client_open && self.drain_deadline.is_none() && !self.closing && !self.ended
+    }
+
+    /// Whether the connection is over: ended, or nothing more can come and
+    /// nothing is owed either way.
+    pub fn is_finished(&self) -> bool {
+        self.ended
+            || ((self.drain_deadline.is_some() || !self.client_open || self.closing)
+                && self.in_flight.is_empty()
+                && self.deferred.is_empty())
+    }
+
+    /// When [`Session::tick`] must be called next: the shutdown grace, else the
+    /// frame timeout of a started frame, else the idle timeout.
+    pub fn deadline(&self) -> Instant {
+        match (self.drain_deadline, self.frame_started) {
+            (Some(d), _) => d,
+            (None, Some(t)) => t + self.timeouts.frame,
+            (None, None) => self.last_activity + self.timeouts.idle,
+        }
+    }
+
+    /// Bytes arrived from the sender at `now` (any number, even none counted yet).
+    pub fn client_read(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
+    /// The next whole frame in the sender's buffer, or what the framer found wrong
+    /// (the stream cannot be trusted: give it to [`Session::framing_error`]).
+    pub fn next_client_frame(
+        &mut self,
+        buf: &[u8],
+        now: Instant,
+    ) -> Result<ClientFrame, MllpError> {
+        match self.cframer.next(buf)? {
+            Progress::Frame(f) => {
+                self.frame_started = None;
+                Ok(ClientFrame::Frame {
+                    start: f.start,
+                    end: f.len,
+                })
+            }
+            Progress::NeedMore => {
+                self.frame_started = if self.cframer.is_idle(buf) {
+                    None
+                } else {
+                    self.frame_started.or(Some(now))
+                };
+                Ok(ClientFrame::NeedMore)
+            }
+        }
+    }
+
+    /// The sender's stream is not valid MLLP: an AE answer (once what is owed
+    /// before it is answered), the record, and the connection closes.
+    pub fn framing_error(&mut self, err: &MllpError, clock: &Clock, out: &mut Vec<Out>) {
+        self.frame_started = None;
+        let o = inspect::framing_error(&self.route, &self.flow, err, clock);
+        // The stream is done: whatever is buffered is never decided.
+        self.enforce(o, None, clock, out);
+    }
+
+    /// Judges `buf[start..end]` under `route` (the one in force now: a reload may
+    /// have replaced the session's), without acting on it: [`Session::decide`] is
+    /// this then [`Session::enforce`]. `None` when the new policy no longer lets
+    /// this device send: the frame is consumed unanswered, the record says why,
+    /// and the connection closes once what is in flight is answered.
+    pub fn judge(
+        &mut self,
+        frame: &[u8],
+        route: &Arc<RoutePolicy>,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) -> Option<Outcome> {
+        if !Arc::ptr_eq(&route.policy_hash, &self.route.policy_hash) {
+            // Later compact records of this connection expand with the policy this
+            // record names.
+            out.push(Out::Record(policy_changed(&self.flow, route, clock).into()));
+            self.route = route.clone();
+            let still = self
+                .flow
+                .source_device
+                .as_ref()
+                .is_some_and(|d| self.route.senders.contains(d));
+            if !still {
+                let e = self
+                    .flow
+                    .event(
+                        clock,
+                        &self.route,
+                        Action::Blocked,
+                        format!(
+                            "connection closed: the policy now in force ({}) does not allow this device on route {}",
+                            self.route.policy_hash, &*self.route.id
+                        ),
+                        Stage::Connection,
+                    )
+                    .with_rule(rules::SENDER_NOT_ALLOWED);
+                out.push(Out::Record(e.into()));
+                self.closing = true;
+                return None;
+            }
+        }
+        Some(inspect::inspect(&self.route, &self.flow, frame, clock))
+    }
+
+    /// Acts on the outcome for `buf[start..end]` of the sender's buffer.
+    pub fn decide(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        route: &Arc<RoutePolicy>,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        let frame = buf.get(start..end).unwrap_or_default();
+        match self.judge(frame, route, clock, out) {
+            Some(o) => self.enforce(o, Some((start, end, frame)), clock, out),
+            None => out.push(Out::Consume(end)),
+        }
+    }
+
+    /// Carries out a judged outcome for the frame at `buf[start..end]` (whose
+    /// bytes are `frame`), or for no frame (a framing error).
+    pub fn enforce(
+        &mut self,
+        outcome: Outcome,
+        frame: Option<(usize, usize, &[u8])>,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        let Outcome {
+            verdict,
+            record,
+            reply,
+            close,
+        } = outcome;
+        match (verdict, frame) {
+            (Verdict::Allow | Verdict::Alert, Some((start, end, bytes))) => {
+                // Record first: a crash after forwarding must not leave an
+                // unrecorded decision.
+                out.push(Out::Record(record));
+                out.push(Out::Forward { start, end });
+                self.in_flight.push_back(control_id_of(bytes));
+            }
+            (_, frame) => {
+                out.push(Out::Record(record));
+                if let Some((_, end, _)) = frame {
+                    out.push(Out::Consume(end));
+                }
+                if let Some(reply) = reply {
+                    if self.in_flight.is_empty() && self.deferred.is_empty() {
+                        out.push(Out::Reply(reply));
+                    } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
+                        let e = self
+                            .flow
+                            .event(
+                                clock,
+                                &self.route,
+                                Action::Closed,
+                                format!(
+                                    "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s)",
+                                    self.in_flight.len()
+                                ),
+                                Stage::Connection,
+                            )
+                            .with_rule(rules::REPLY_BACKLOG);
+                        out.push(Out::Record(e.into()));
+                        self.end(out);
+                        return;
+                    } else {
+                        self.deferred.push_back((self.in_flight.len(), reply));
+                    }
+                }
+                if close || frame.is_none() {
+                    if self.in_flight.is_empty() {
+                        self.flush_deferred(out);
+                        self.end(out);
+                    } else {
+                        // Acknowledgements for messages already forwarded come
+                        // back first, then this answer, then the connection closes
+                        // (nothing more is read from the sender meanwhile).
+                        self.closing = true;
+                        self.frame_started = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The upstream cannot be reached for the judged frame at `buf[start..end]`
+    /// (the driver had no upstream and connecting failed): answered AE so the
+    /// sender retries; nothing is forwarded.
+    pub fn unavailable(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        why: &str,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        let frame = buf.get(start..end).unwrap_or_default();
+        let o = inspect::unavailable(&self.route, &self.flow, frame, clock, why);
+        self.enforce(o, Some((start, end, frame)), clock, out);
+    }
+
+    /// The write of the last [`Out::Forward`] failed or stalled past `stalled`:
+    /// the record says which messages went unanswered, the refusals owed are
+    /// sent, and the connection closes.
+    pub fn forward_failed(&mut self, stalled: Duration, clock: &Clock, out: &mut Vec<Out>) {
+        // The frame whose write failed is not in flight: it may not have arrived.
+        self.in_flight.pop_back();
+        let mut reason = format!(
+            "upstream write failed or stalled for {stalled:?}; the message may not have been delivered"
+        );
+        if !self.in_flight.is_empty() {
+            reason.push_str(&format!("; unanswered: {}", self.unanswered()));
+        }
+        let e = self
+            .flow
+            .event(clock, &self.route, Action::Failed, reason, Stage::Message)
+            .with_rule(rules::UPSTREAM_UNAVAILABLE);
+        out.push(Out::Record(e.into()));
+        self.in_flight.clear();
+        self.flush_deferred(out);
+        self.end(out);
+    }
+
+    /// The sender closed its side (or its stream failed). `buf` is what is left
+    /// of its buffer: a partial frame there is recorded as truncated.
+    pub fn client_closed(&mut self, buf: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        self.client_open = false;
+        self.frame_started = None;
+        if let Err(e) = self.cframer.finish(buf) {
+            let o = inspect::framing_error(&self.route, &self.flow, &e, clock);
+            out.push(Out::Record(o.record));
+        }
+        // Half-close: the upstream sees the end, acknowledgements still flow back.
+        out.push(Out::ShutdownUpstream);
+        if self.is_finished() {
+            self.end(out);
+        }
+    }
+
+    /// Frames from the upstream's buffer: each acknowledgement is relayed
+    /// unchanged, and the replies that waited for it follow.
+    pub fn upstream_bytes(&mut self, buf: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        let mut at = 0;
+        while !self.ended {
+            let rest = buf.get(at..).unwrap_or_default();
+            match self.uframer.next(rest) {
+                Ok(Progress::Frame(f)) => {
+                    out.push(Out::Relay {
+                        start: f.start,
+                        end: f.len,
+                    });
+                    at += f.len;
+                    self.in_flight.pop_front();
+                    for d in self.deferred.iter_mut() {
+                        d.0 = d.0.saturating_sub(1);
+                    }
+                    while self.deferred.front().is_some_and(|d| d.0 == 0) {
+                        if let Some((_, reply)) = self.deferred.pop_front() {
+                            out.push(Out::Reply(reply));
+                        }
+                    }
+                    if self.is_finished() {
+                        self.end(out);
+                    }
+                }
+                Ok(Progress::NeedMore) => return,
+                Err(e) => {
+                    let ev = self
+                        .flow
+                        .event(
+                            clock,
+                            &self.route,
+                            Action::Closed,
+                            format!("upstream sent invalid MLLP: {e}"),
+                            Stage::Connection,
+                        )
+                        .with_rule(rules::UPSTREAM_PROTOCOL);
+                    out.push(Out::Record(ev.into()));
+                    self.end(out);
+                }
+            }
+        }
+    }
+
+    /// The upstream closed its side (or its stream failed).
+    pub fn upstream_closed(&mut self, clock: &Clock, out: &mut Vec<Out>) {
+        if !self.in_flight.is_empty() {
+            let reason = format!(
+                "upstream closed with {} message(s) unacknowledged: {}",
+                self.in_flight.len(),
+                self.unanswered()
+            );
+            let e = self
+                .flow
+                .event(
+                    clock,
+                    &self.route,
+                    Action::Failed,
+                    reason,
+                    Stage::Connection,
+                )
+                .with_rule(rules::UPSTREAM_UNAVAILABLE);
+            out.push(Out::Record(e.into()));
+        }
+        self.in_flight.clear();
+        self.flush_deferred(out);
+        self.end(out);
+    }
+
+    /// Shutdown begins at `now`: no more reads; what is in flight has the grace
+    /// period to be answered.
+    pub fn shutdown(&mut self, now: Instant, out: &mut Vec<Out>) {
+        if self.drain_deadline.is_none() {
+            self.drain_deadline = Some(now + self.timeouts.grace);
+            self.frame_started = None;
+        }
+        if self.is_finished() {
+            self.end(out);
+        }
+    }
+
+    /// The time is `now` (and `buffered` bytes of the sender's are unread): past
+    /// [`Session::deadline`], the connection closes with the rule of the timeout
+    /// that applied, naming what was never answered; replies owed are sent first.
+    pub fn tick(&mut self, now: Instant, buffered: usize, clock: &Clock, out: &mut Vec<Out>) {
+        if self.ended || now < self.deadline() {
+            return;
+        }
+        let (rule, mut reason) = if self.drain_deadline.is_some() {
+            (
+                rules::SHUTDOWN_CUT,
+                format!(
+                    "shutdown grace period ended with {} message(s) in flight",
+                    self.in_flight.len()
+                ),
+            )
+        } else if self.frame_started.is_some() {
+            (
+                rules::SLOW_SENDER,
+                format!(
+                    "frame not completed within {:?} ({buffered} bytes buffered)",
+                    self.timeouts.frame
+                ),
+            )
+        } else {
+            (
+                rules::IDLE_TIMEOUT,
+                format!("no traffic for {:?}", self.timeouts.idle),
+            )
+        };
+        if !self.in_flight.is_empty() {
+            reason.push_str(&format!(
+                "; the upstream never answered: {}",
+                self.unanswered()
+            ));
+        }
+        // Answers wardgate owes (refusals queued behind the unanswered messages)
+        // are written, not dropped: the sender is told.
+        let owed = self.deferred.len();
+        if owed > 0 {
+            reason.push_str(&format!("; {owed} refusal(s) queued behind them were sent"));
+        }
+        self.flush_deferred(out);
+        let e = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Closed,
+                reason,
+                Stage::Connection,
+            )
+            .with_rule(rule);
+        out.push(Out::Record(e.into()));
+        self.end(out);
+    }
+
+    fn flush_deferred(&mut self, out: &mut Vec<Out>) {
+        out.extend(self.deferred.drain(..).map(|(_, reply)| Out::Reply(reply)));
+    }
+
+    fn end(&mut self, out: &mut Vec<Out>) {
+        if !self.ended {
+            self.ended = true;
+            out.push(Out::Close);
+        }
+    }
+
+    /// The control ids forwarded and not answered, for the record.
+    fn unanswered(&self) -> String {
+        let ids: Vec<String> = self
+            .in_flight
+            .iter()
+            .take(32)
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect();
+        let more = self.in_flight.len().saturating_sub(ids.len());
+        if more > 0 {
+            format!("{} and {more} more", ids.join(", "))
+        } else {
+            ids.join(", ")
+        }
+    }
+}
+
+/// The record that a connection's later decisions use a new policy (after a
+/// reload): a context record for its compact routine records.
+pub fn policy_changed(flow: &Flow, route: &RoutePolicy, clock: &Clock) -> crate::event::Event {
+    flow.event(
+        clock,
+        route,
+        Action::Allowed,
+        format!(
+            "policy {} applies to this connection's next messages",
+            route.policy_hash
+        ),
+        Stage::Connection,
+    )
+}
+
+/// MSH-10 of a framed message, as written, without a parse or an allocation:
+/// the tenth field of the first line.
+pub fn control_id_of(frame: &[u8]) -> ControlId {
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let line_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
+    let line = &payload[..line_end];
+    let mut out = ControlId::new();
+    if let (true, Some(&sep)) = (line.starts_with(b"MSH"), line.get(3)) {
+        if let Some(id) = line.split(|&b| b == sep).nth(9) {
+            out.extend_from_slice(&id[..id.len().min(64)]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

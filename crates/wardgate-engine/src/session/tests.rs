@@ -1,0 +1,510 @@
+//! The connection's rules, driven with made-up time and any split of the bytes:
+//! a small driver carries out the session's outputs the way the proxy does and
+//! keeps a transcript of what each side saw.
+
+use super::*;
+use crate::Policy;
+use proptest::prelude::*;
+use std::path::Path;
+use wardgate_config::Config;
+use wardgate_proto::mllp;
+
+const SITE: &str = include_str!("../../../../examples/minimal.toml");
+
+fn policy_from(text: &str) -> Policy {
+    let v = Config::parse(text, "site.toml", Path::new(".")).unwrap();
+    Policy::compile(&v).unwrap()
+}
+
+fn route() -> Arc<RoutePolicy> {
+    policy_from(SITE).routes[0].clone()
+}
+
+fn flow(route: &RoutePolicy) -> Flow {
+    Flow::new(
+        "127.0.0.2:40000".parse().unwrap(),
+        route.upstream,
+        Some(Arc::from("ehr")),
+    )
+    .with_connection_id(7)
+}
+
+const TIMEOUTS: Timeouts = Timeouts {
+    frame: Duration::from_secs(30),
+    idle: Duration::from_secs(300),
+    grace: Duration::from_secs(10),
+};
+
+fn framed(payload: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    mllp::encode(payload.as_bytes(), &mut out);
+    out
+}
+
+/// A message of type `mt` (`ORU^R01` is allowed on the route, `ADT^A01` is not).
+fn msg(mt: &str, id: &str) -> Vec<u8> {
+    framed(&format!(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||{mt}|{id}|P|2.6\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r"
+    ))
+}
+
+/// The upstream's AA for `id`.
+fn ack(id: &str) -> Vec<u8> {
+    framed(&format!(
+        "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|A{id}|P|2.6\rMSA|AA|{id}\r"
+    ))
+}
+
+/// What each side saw, in order.
+#[derive(Debug, Default, PartialEq)]
+struct Transcript {
+    /// Frames written to the upstream.
+    upstream: Vec<Vec<u8>>,
+    /// What the sender read: `ack:<MSA-2>` for a relayed acknowledgement,
+    /// `AR:<MSA-2>` / `AE:<MSA-2>` for wardgate's own answers.
+    client: Vec<String>,
+    /// (action, rule id) of every record.
+    records: Vec<(String, String)>,
+    reasons: Vec<String>,
+    upstream_shut: bool,
+    closed: bool,
+}
+
+/// Drives one session the way the proxy's relay does.
+struct Driver {
+    s: Session,
+    cbuf: Vec<u8>,
+    ubuf: Vec<u8>,
+    t: Transcript,
+    now: Instant,
+    fail_next_forward: bool,
+}
+
+fn msa(frame: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(frame);
+    let line = text
+        .split('\r')
+        .find(|l| l.starts_with("MSA"))
+        .unwrap_or("")
+        .to_owned();
+    let f: Vec<&str> = line.split('|').collect();
+    (
+        f.get(1).copied().unwrap_or("").into(),
+        f.get(2).copied().unwrap_or("").into(),
+    )
+}
+
+impl Driver {
+    fn new() -> Self {
+        let r = route();
+        let now = Instant::now();
+        Driver {
+            s: Session::new(flow(&r), r, TIMEOUTS, now),
+            cbuf: Vec::new(),
+            ubuf: Vec::new(),
+            t: Transcript::default(),
+            now,
+            fail_next_forward: false,
+        }
+    }
+
+    fn clock(&self) -> Clock {
+        Clock::at(time::macros::datetime!(2026-11-24 10:15:00 UTC))
+    }
+
+    fn run(&mut self, mut outs: Vec<Out>) {
+        while !outs.is_empty() {
+            let mut more = Vec::new();
+            for o in outs {
+                match o {
+                    Out::Record(r) => {
+                        let e = r.event();
+                        self.t.records.push((
+                            e.event.action.as_str().into(),
+                            e.rule.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+                        ));
+                        self.t.reasons.push(e.event.reason.clone());
+                    }
+                    Out::Forward { start, end } => {
+                        assert!(!self.t.closed, "forward after close");
+                        if std::mem::take(&mut self.fail_next_forward) {
+                            self.cbuf.drain(..end);
+                            self.s
+                                .forward_failed(Duration::from_secs(1), &self.clock(), &mut more);
+                        } else {
+                            self.t.upstream.push(self.cbuf[start..end].to_vec());
+                            self.cbuf.drain(..end);
+                        }
+                    }
+                    Out::Consume(n) => {
+                        self.cbuf.drain(..n);
+                    }
+                    Out::Reply(r) => {
+                        assert!(!self.t.closed, "reply after close");
+                        let (code, id) = msa(&r);
+                        self.t.client.push(format!("{code}:{id}"));
+                    }
+                    Out::Relay { start, end } => {
+                        assert!(!self.t.closed, "relay after close");
+                        let (_, id) = msa(&self.ubuf[start..end]);
+                        self.t.client.push(format!("ack:{id}"));
+                        self.ubuf.drain(..end);
+                    }
+                    Out::ShutdownUpstream => self.t.upstream_shut = true,
+                    Out::Close => {
+                        assert!(!self.t.closed, "closed twice");
+                        self.t.closed = true;
+                    }
+                }
+            }
+            outs = more;
+        }
+    }
+
+    /// Bytes from the sender, as the relay's read branch handles them.
+    fn client(&mut self, bytes: &[u8]) {
+        if !self.s.wants_client_bytes() {
+            return;
+        }
+        self.cbuf.extend_from_slice(bytes);
+        self.s.client_read(self.now);
+        while self.s.wants_client_bytes() {
+            let mut outs = Vec::new();
+            match self.s.next_client_frame(&self.cbuf, self.now) {
+                Ok(ClientFrame::Frame { start, end }) => {
+                    let current = self.s.route().clone();
+                    self.s
+                        .decide(&self.cbuf, start, end, &current, &self.clock(), &mut outs);
+                    self.run(outs);
+                }
+                Ok(ClientFrame::NeedMore) => return,
+                Err(e) => {
+                    self.s.framing_error(&e, &self.clock(), &mut outs);
+                    self.run(outs);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn upstream(&mut self, bytes: &[u8]) {
+        self.ubuf.extend_from_slice(bytes);
+        let mut outs = Vec::new();
+        self.s.upstream_bytes(&self.ubuf, &self.clock(), &mut outs);
+        self.run(outs);
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        let mut outs = Vec::new();
+        let n = self.cbuf.len();
+        self.s.tick(self.now, n, &self.clock(), &mut outs);
+        self.run(outs);
+    }
+}
+
+fn rules_of(t: &Transcript) -> Vec<&str> {
+    t.records
+        .iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(_, r)| r.as_str())
+        .collect()
+}
+
+#[test]
+fn answers_keep_request_order_behind_unacknowledged_messages() {
+    let mut d = Driver::new();
+    for (mt, id) in [
+        ("ORU^R01", "M1"),
+        ("ADT^A01", "M2"),
+        ("ORU^R01", "M3"),
+        ("ADT^A01", "M4"),
+    ] {
+        d.client(&msg(mt, id));
+    }
+    // Both allowed messages went upstream; both refusals wait for acknowledgements.
+    assert_eq!(d.t.upstream.len(), 2);
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.upstream(&ack("M1"));
+    assert_eq!(d.t.client, ["ack:M1", "AR:M2"]);
+    d.upstream(&ack("M3"));
+    assert_eq!(d.t.client, ["ack:M1", "AR:M2", "ack:M3", "AR:M4"]);
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-HL7-001"]);
+    assert!(!d.t.closed);
+    assert_eq!(d.s.in_flight(), 0);
+}
+
+#[test]
+fn a_refusal_with_nothing_in_flight_is_answered_at_once() {
+    let mut d = Driver::new();
+    d.client(&msg("ADT^A01", "X1"));
+    assert_eq!(d.t.client, ["AR:X1"]);
+    assert!(d.t.upstream.is_empty());
+}
+
+#[test]
+fn a_trailing_line_feed_after_the_end_block_is_tolerated() {
+    let mut d = Driver::new();
+    let mut bytes = msg("ORU^R01", "L1");
+    bytes.push(b'\n');
+    bytes.extend(msg("ORU^R01", "L2"));
+    bytes.push(b'\n');
+    d.client(&bytes);
+    assert_eq!(d.t.upstream.len(), 2);
+    // What is forwarded is the frame, without the sender's extra LF.
+    assert_eq!(d.t.upstream[1], msg("ORU^R01", "L2"));
+    assert!(rules_of(&d.t).is_empty(), "{:?}", d.t.records);
+}
+
+#[test]
+fn the_idle_timeout_closes_exactly_at_its_deadline() {
+    let mut d = Driver::new();
+    d.advance(TIMEOUTS.idle - Duration::from_millis(1));
+    assert!(!d.t.closed);
+    d.advance(Duration::from_millis(1));
+    assert!(d.t.closed);
+    assert_eq!(rules_of(&d.t), ["WG-CONN-002"]);
+}
+
+#[test]
+fn traffic_moves_the_idle_deadline() {
+    let mut d = Driver::new();
+    d.advance(TIMEOUTS.idle / 2);
+    d.client(&msg("ORU^R01", "A"));
+    d.upstream(&ack("A"));
+    d.advance(TIMEOUTS.idle / 2 + Duration::from_secs(1));
+    assert!(
+        !d.t.closed,
+        "activity at half time keeps the connection open"
+    );
+    d.advance(TIMEOUTS.idle);
+    assert!(d.t.closed);
+}
+
+#[test]
+fn a_dribbled_frame_is_closed_at_the_frame_timeout_with_what_was_buffered() {
+    let mut d = Driver::new();
+    let m = msg("ORU^R01", "S1");
+    d.client(&m[..20]);
+    assert_eq!(d.s.deadline(), d.now + TIMEOUTS.frame);
+    d.advance(TIMEOUTS.frame);
+    assert!(d.t.closed);
+    assert_eq!(rules_of(&d.t), ["WG-CONN-001"]);
+    assert!(d.t.reasons.last().unwrap().contains("20 bytes buffered"));
+}
+
+#[test]
+fn a_stalled_upstream_at_the_idle_timeout_names_what_it_never_answered_and_owed_refusals_are_sent()
+{
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "U1"));
+    d.client(&msg("ORU^R01", "U2"));
+    d.client(&msg("ADT^A01", "U3"));
+    d.advance(TIMEOUTS.idle);
+    assert!(d.t.closed);
+    assert_eq!(
+        d.t.client,
+        ["AR:U3"],
+        "the refusal owed is sent, not dropped"
+    );
+    let reason = d.t.reasons.last().unwrap();
+    assert!(reason.contains("never answered: U1, U2"), "{reason}");
+    assert!(reason.contains("1 refusal(s)"), "{reason}");
+}
+
+#[test]
+fn shutdown_lets_in_flight_messages_finish_within_the_grace_period() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "G1"));
+    let mut outs = Vec::new();
+    d.s.shutdown(d.now, &mut outs);
+    d.run(outs);
+    assert!(
+        !d.s.wants_client_bytes(),
+        "nothing more is read while draining"
+    );
+    assert!(!d.t.closed);
+    d.upstream(&ack("G1"));
+    assert_eq!(d.t.client, ["ack:G1"]);
+    assert!(
+        d.t.closed,
+        "drained: closes once the last acknowledgement is relayed"
+    );
+}
+
+#[test]
+fn shutdown_cuts_at_the_end_of_the_grace_period() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "G2"));
+    let mut outs = Vec::new();
+    d.s.shutdown(d.now, &mut outs);
+    d.run(outs);
+    d.advance(TIMEOUTS.grace);
+    assert!(d.t.closed);
+    assert_eq!(rules_of(&d.t), ["WG-CONN-003"]);
+    assert!(d.t.reasons.last().unwrap().contains("G2"));
+}
+
+#[test]
+fn an_upstream_that_closes_with_messages_unanswered_is_recorded_with_their_ids() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "C1"));
+    d.client(&msg("ADT^A01", "C2"));
+    let mut outs = Vec::new();
+    d.s.upstream_closed(&d.clock(), &mut outs);
+    d.run(outs);
+    assert!(d.t.closed);
+    assert_eq!(d.t.client, ["AR:C2"]);
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-UP-001"]);
+    assert!(d.t.reasons.last().unwrap().contains("C1"));
+}
+
+#[test]
+fn a_failed_forward_says_which_messages_went_unanswered() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "F1"));
+    d.fail_next_forward = true;
+    d.client(&msg("ORU^R01", "F2"));
+    assert!(d.t.closed);
+    assert_eq!(d.t.upstream.len(), 1);
+    let reason = d.t.reasons.last().unwrap();
+    assert!(reason.contains("may not have been delivered"), "{reason}");
+    assert!(reason.contains("unanswered: F1"), "{reason}");
+    assert!(
+        !reason.contains("F2"),
+        "the failed one is not in flight: {reason}"
+    );
+}
+
+#[test]
+fn garbage_after_a_forwarded_message_is_answered_after_its_acknowledgement_then_closed() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "B1"));
+    d.client(b"GET / HTTP/1.1\r\n\r\n");
+    assert!(!d.t.closed, "the acknowledgement owed comes first");
+    assert!(!d.s.wants_client_bytes());
+    d.upstream(&ack("B1"));
+    assert_eq!(d.t.client.len(), 2);
+    assert_eq!(d.t.client[0], "ack:B1");
+    assert!(d.t.client[1].starts_with("AE:"), "{:?}", d.t.client);
+    assert!(d.t.closed);
+    assert_eq!(rules_of(&d.t), ["WG-MLLP-001"]);
+}
+
+#[test]
+fn a_sender_that_closes_mid_frame_is_recorded_and_acknowledgements_still_flow() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "T1"));
+    let m = msg("ORU^R01", "T2");
+    d.client(&m[..10]);
+    let mut outs = Vec::new();
+    d.s.client_closed(&d.cbuf.clone(), &d.clock(), &mut outs);
+    d.run(outs);
+    assert!(d.t.upstream_shut);
+    assert!(!d.t.closed, "T1's acknowledgement is still due");
+    assert_eq!(rules_of(&d.t), ["WG-MLLP-004"]);
+    d.upstream(&ack("T1"));
+    assert_eq!(d.t.client, ["ack:T1"]);
+    assert!(d.t.closed);
+}
+
+#[test]
+fn replies_waiting_behind_a_silent_upstream_are_bounded() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "R0"));
+    for i in 0..=MAX_DEFERRED_REPLIES {
+        d.client(&msg("ADT^A01", &format!("R{i}")));
+        if d.t.closed {
+            break;
+        }
+    }
+    assert!(d.t.closed);
+    assert_eq!(rules_of(&d.t).last(), Some(&"WG-CONN-004"));
+}
+
+#[test]
+fn a_reload_that_removes_the_sender_closes_after_what_is_in_flight_is_answered() {
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "P1"));
+    let changed = policy_from(&SITE.replace("senders = [\"ehr\"]", "senders = [\"pump-server\"]"));
+    // A policy compiled anew is another policy (its hash is another `Arc`).
+    let newer = changed.routes[0].clone();
+    d.cbuf.extend(msg("ORU^R01", "P2"));
+    let mut outs = Vec::new();
+    let ClientFrame::Frame { start, end } = d.s.next_client_frame(&d.cbuf, d.now).unwrap() else {
+        panic!("a whole frame")
+    };
+    d.s.decide(&d.cbuf.clone(), start, end, &newer, &d.clock(), &mut outs);
+    d.run(outs);
+    assert_eq!(d.t.upstream.len(), 1, "P2 is not forwarded");
+    assert_eq!(rules_of(&d.t), ["WG-ACCESS-002"]);
+    assert!(!d.s.wants_client_bytes());
+    assert!(!d.t.closed);
+    d.upstream(&ack("P1"));
+    assert_eq!(d.t.client, ["ack:P1"]);
+    assert!(d.t.closed);
+}
+
+/// The messages of a property run: allowed, refused by type, or garbage-free.
+fn stream_of(kinds: &[bool]) -> (Vec<u8>, Vec<String>) {
+    let mut bytes = Vec::new();
+    let mut forwarded = Vec::new();
+    for (i, allowed) in kinds.iter().enumerate() {
+        let id = format!("P{i}");
+        if *allowed {
+            bytes.extend(msg("ORU^R01", &id));
+            forwarded.push(id);
+        } else {
+            bytes.extend(msg("ADT^A01", &id));
+        }
+    }
+    (bytes, forwarded)
+}
+
+fn split(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    at.sort_unstable();
+    at.dedup();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for c in at.into_iter().chain([bytes.len()]) {
+        out.push(bytes[prev..c].to_vec());
+        prev = c;
+    }
+    out
+}
+
+proptest! {
+    /// The same decisions, forwards, answers and records however the sender's
+    /// and the upstream's bytes are split; answers in request order.
+    #[test]
+    fn decisions_do_not_depend_on_how_the_bytes_are_split(
+        kinds in proptest::collection::vec(any::<bool>(), 1..12),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+        ucuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let (bytes, forwarded) = stream_of(&kinds);
+        let acks: Vec<u8> = forwarded.iter().flat_map(|id| ack(id)).collect();
+
+        let mut whole = Driver::new();
+        whole.client(&bytes);
+        whole.upstream(&acks);
+
+        let mut parts = Driver::new();
+        for c in split(&bytes, &cuts) {
+            parts.client(&c);
+        }
+        for c in split(&acks, &ucuts) {
+            parts.upstream(&c);
+        }
+        prop_assert_eq!(&whole.t, &parts.t);
+        // Every message got exactly one answer, in the order it was sent.
+        let expected: Vec<String> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, a)| if *a { format!("ack:P{i}") } else { format!("AR:P{i}") })
+            .collect();
+        prop_assert_eq!(&whole.t.client, &expected);
+        prop_assert_eq!(whole.t.upstream.len(), forwarded.len());
+    }
+}
