@@ -7,7 +7,8 @@
 #     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils); openssl
 #     (checks the certificates wardgate's CA issues);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
-#     peers (pynetdicom, pydicom and its test files) and pytest;
+#     peers (pynetdicom, pydicom and its test files), pytest, and PyYAML (reads
+#     the vendored ECS field reference in tests/data/ecs);
 #   - cargo-fuzz, for the fuzz smoke run.
 # Idempotent: it only installs what is missing.
 set -euo pipefail
@@ -37,7 +38,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy, yaml" >/dev/null 2>&1; then
   echo "setup: installing Python peers into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 fi

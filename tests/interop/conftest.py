@@ -269,3 +269,134 @@ def gateway(tmp_path, upstream):
     g = Gateway(tmp_path, upstream.port)
     yield g
     g.stop()
+
+
+# --- Every event the tests produce is checked against ECS ---------------------
+#
+# Each test's tmp_path (where Gateway and the analyze/capture tests keep their
+# configuration and data_dir) is searched after the test, and pytest's whole
+# base temp directory at the end of the session (data dirs of module-scoped
+# fixtures): every audit log found (DIR/audit/audit.log) is read back through
+# `wardgate events --json`, which expands compact routine records as every reader
+# does, and each event is checked with ecs_check (docs/events.md). A test whose
+# events break ECS errors at teardown, listing the violations and the
+# event.action / wardgate.stage / rule.id combinations its events had.
+# WARDGATE_ECS_CHECK=0 turns the check off (for a quick local run).
+
+class EventSchemaAudit:
+    """Reads audit logs once each and checks their events; keeps session totals."""
+
+    def __init__(self):
+        self.checked = set()
+        self.logs = 0
+        self.events = 0
+        self.combos = {}
+        self.scratch = None
+
+    def _config(self, data_dir):
+        import json
+        import tempfile
+
+        if self.scratch is None:
+            self.scratch = Path(tempfile.mkdtemp(prefix="wardgate-ecs-check-"))
+        cfg = self.scratch / "events.toml"
+        # `events` needs only the data_dir; the test's own config may be gone,
+        # invalid on purpose, or one of several sharing the directory.
+        cfg.write_text(f"[gateway]\ndata_dir = {json.dumps(str(data_dir))}\n")
+        return cfg
+
+    def read(self, data_dir):
+        import json
+
+        r = subprocess.run(
+            [wardgate_bin(), "events", "--json", "--config", str(self._config(data_dir))],
+            capture_output=True, text=True, timeout=300,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"`wardgate events` could not read {data_dir}: {r.stderr.strip()}")
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def check_tree(self, root):
+        """Checks every audit log under `root` not checked yet. Returns the report
+        of violations ("" when every event conforms)."""
+        import ecs_check
+
+        if os.environ.get("WARDGATE_ECS_CHECK") == "0" or not Path(root).is_dir():
+            return ""
+        logs = sorted(p for p in Path(root).rglob("audit.log")
+                      if p.parent.name == "audit" and p.resolve() not in self.checked)
+        problems = {}  # violation -> [count, example combo, log]
+        combos = set()
+        for log in logs:
+            self.checked.add(log.resolve())
+            data_dir = log.parent.parent
+            try:
+                events = self.read(data_dir)
+            except (RuntimeError, ValueError) as e:
+                problems.setdefault(str(e), [1, ("-",), log])
+                continue
+            self.logs += 1
+            for ev in events:
+                self.events += 1
+                combo = combo_of(ev)
+                combos.add(combo)
+                self.combos[combo] = self.combos.get(combo, 0) + 1
+                for v in ecs_check.check_event(ev):
+                    p = problems.setdefault(v, [0, combo, log])
+                    p[0] += 1
+        if not problems:
+            return ""
+        lines = [f"events violating the Elastic Common Schema {ecs_check.ECS_VERSION} "
+                 f"(tests/data/ecs/ecs_flat.yml; docs/events.md):"]
+        for v, (n, combo, log) in sorted(problems.items()):
+            lines.append(f"  {v}  [{n} event(s), e.g. {'/'.join(combo)} in {log}]")
+        lines.append("event.action/wardgate.stage/rule.id combinations seen:")
+        lines += [f"  {'/'.join(c)}" for c in sorted(combos)]
+        return "\n".join(lines)
+
+
+def combo_of(ev):
+    """(event.action, wardgate.stage, rule.id or "-") of one event."""
+    def get(*keys):
+        v = ev
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return str(v) if v is not None else "-"
+
+    return get("event", "action"), get("wardgate", "stage"), get("rule", "id")
+
+
+EVENT_SCHEMA_AUDIT = EventSchemaAudit()
+
+
+@pytest.fixture(autouse=True)
+def _events_conform_to_ecs(tmp_path):
+    yield
+    report = EVENT_SCHEMA_AUDIT.check_tree(tmp_path)
+    if report:
+        pytest.fail(report, pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _all_events_conform_to_ecs(tmp_path_factory):
+    yield
+    report = EVENT_SCHEMA_AUDIT.check_tree(tmp_path_factory.getbasetemp())
+    if EVENT_SCHEMA_AUDIT.scratch is not None:
+        shutil.rmtree(EVENT_SCHEMA_AUDIT.scratch, ignore_errors=True)
+        EVENT_SCHEMA_AUDIT.scratch = None
+    if report:
+        pytest.fail("(session sweep of audit logs outside any test's tmp_path)\n" + report, pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter):
+    a = EVENT_SCHEMA_AUDIT
+    if not a.logs:
+        return
+    terminalreporter.write_line(
+        f"event schema: {a.events} event(s) from {a.logs} audit log(s) checked against ECS; "
+        f"{len(a.combos)} event.action/wardgate.stage/rule.id combination(s)"
+        + ("" if terminalreporter.config.option.verbose > 0 else " (-v lists them)")
+    )
+    if terminalreporter.config.option.verbose > 0:
+        for c, n in sorted(a.combos.items()):
+            terminalreporter.write_line(f"  {'/'.join(c)}: {n}")

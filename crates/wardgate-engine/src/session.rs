@@ -346,6 +346,27 @@ impl Session {
         }
     }
 
+    /// The driver answered the judged frame at `buf[..end]` itself, not
+    /// forwarding it (a store-and-forward route stored it and acknowledges it,
+    /// or refuses it for a full queue): `record` is recorded, the frame consumed
+    /// and `reply` sent in its turn.
+    pub fn answer(
+        &mut self,
+        record: Record,
+        end: usize,
+        reply: Vec<u8>,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        let o = Outcome {
+            verdict: Verdict::Block,
+            record,
+            reply: Some(reply),
+            close: false,
+        };
+        self.enforce(o, Some((0, end, &[])), clock, out);
+    }
+
     /// The upstream cannot be reached for the judged frame at `buf[start..end]`
     /// (the driver had no upstream and connecting failed): answered AE so the
     /// sender retries; nothing is forwarded.

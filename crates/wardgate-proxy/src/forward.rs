@@ -23,14 +23,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::Instant;
 use wardgate_config::ResolvedQueue;
-use wardgate_engine::hl7::{self as inspect, Outcome, Verdict};
+use wardgate_engine::hl7::{self as inspect, Verdict};
 use wardgate_engine::policy::RoutePolicy;
+use wardgate_engine::session::{ClientFrame, Out, Session};
 use wardgate_engine::{rules, Clock, Flow};
-use wardgate_event::event::{Action, Event, Hl7Facts};
+use wardgate_event::event::{Action, Event, Hl7Facts, Record};
 use wardgate_event::Stage;
 use wardgate_proto::hl7::ack::AckCode;
 use wardgate_proto::mllp::{Framer, Limits, Progress};
@@ -45,7 +46,9 @@ pub(crate) struct RouteQueue {
     pub opts: ResolvedQueue,
 }
 
-/// Serves one sender on a store-and-forward route.
+/// Serves one sender on a store-and-forward route: the same session as a
+/// pass-through connection, but a message that would be forwarded is stored and
+/// acknowledged once durable (or answered AE when it cannot be).
 pub(crate) async fn handle<C: ClientIo>(
     mut client: C,
     peer: SocketAddr,
@@ -56,7 +59,7 @@ pub(crate) async fn handle<C: ClientIo>(
     q: Arc<RouteQueue>,
 ) {
     // The policy in force when the connection comes, then per message below.
-    let mut route = shared.current_route(&route);
+    let route = shared.current_route(&route);
     let Some(flow) = relay::admit(peer, identity.as_deref(), &route, &shared) else {
         return;
     };
@@ -67,112 +70,118 @@ pub(crate) async fn handle<C: ClientIo>(
         "connection admitted (store-and-forward)".into(),
         Stage::Connection,
     ));
-    let opts = shared.opts.clone();
-    let mut framer = Framer::new(Limits {
-        max_frame_bytes: route.max_frame_bytes,
-    })
-    .strict(route.mllp_strict);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut frame_started: Option<Instant> = None;
-    let mut last_activity = Instant::now();
     let gate = shared.floods.gate(&flow);
+    let mut session = Session::new(flow, route, relay::timeouts(&shared), Instant::now());
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut outs = Vec::with_capacity(8);
     loop {
-        let deadline = match frame_started {
-            Some(t) => t + opts.frame_timeout,
-            None => last_activity + opts.idle_timeout,
-        };
+        let deadline = session.deadline();
         tokio::select! {
             r = client.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => {
-                    if let Err(e) = framer.finish(&buf) {
-                        let o = inspect::framing_error(&route, &flow, &e, &Clock::now());
-                        shared.record(o.record);
-                    }
+                    session.client_closed(&buf, &Clock::now(), &mut outs);
+                    execute(&mut client, &mut buf, &mut outs, &shared).await;
                     return;
                 }
-                Ok(_) => last_activity = Instant::now(),
+                Ok(_) => session.client_read(Instant::now()),
             },
-            () = tokio::time::sleep_until(deadline) => {
-                let (rule, reason) = if frame_started.is_some() {
-                    (rules::SLOW_SENDER, format!("frame not completed within {:?} ({} bytes buffered)", opts.frame_timeout, buf.len()))
-                } else {
-                    (rules::IDLE_TIMEOUT, format!("no traffic for {:?}", opts.idle_timeout))
-                };
-                let e = flow.event(&Clock::now(), &route, Action::Closed, reason, Stage::Connection).with_rule(rule);
-                shared.record(e);
-                return;
+            () = tokio::time::sleep_until(deadline.into()) => {
+                session.tick(Instant::now(), buf.len(), &Clock::now(), &mut outs);
+                if !execute(&mut client, &mut buf, &mut outs, &shared).await {
+                    return;
+                }
+                continue;
             }
             // Between frames nothing is in flight on this connection: stop at once.
-            () = crate::stopped(&mut stop) => return,
+            () = crate::stopped(&mut stop) => {
+                session.shutdown(Instant::now(), &mut outs);
+                execute(&mut client, &mut buf, &mut outs, &shared).await;
+                return;
+            }
         }
-        loop {
-            match framer.next(&buf) {
-                Ok(Progress::Frame(f)) => {
-                    gate.pace(&shared, &flow, &route).await;
-                    let now = shared.current_route(&route);
-                    if !Arc::ptr_eq(&now.policy_hash, &route.policy_hash) {
-                        shared.record(relay::policy_changed(&flow, &now));
-                        route = now;
+        while session.wants_client_bytes() {
+            match session.next_client_frame(&buf, Instant::now()) {
+                Ok(ClientFrame::Frame { start, end }) => {
+                    gate.pace(&shared, session.flow(), session.route()).await;
+                    session.client_read(Instant::now());
+                    let clock = Clock::now();
+                    let route = shared.current_route(session.route());
+                    let frame = buf.get(start..end).unwrap_or_default();
+                    match session.judge(frame, &route, &clock, &mut outs) {
+                        None => outs.push(Out::Consume(end)),
+                        Some(o) if o.verdict == Verdict::Block => {
+                            session.enforce(o, Some((start, end, frame)), &clock, &mut outs);
+                        }
+                        Some(o) => {
+                            let (record, reply) =
+                                store(frame, o.record, session.flow(), session.route(), &q).await;
+                            session.answer(record, end, reply, &clock, &mut outs);
+                        }
                     }
-                    last_activity = Instant::now();
-                    let frame = f.frame(&buf);
-                    let outcome = inspect::inspect(&route, &flow, frame, &Clock::now());
-                    let (reply, close) = decide(frame, outcome, &flow, &route, &shared, &q).await;
-                    buf.advance(f.len);
-                    frame_started = None;
-                    if client.write_all(&reply).await.is_err() {
-                        return;
-                    }
-                    if close {
-                        let _ = client.shutdown().await;
+                    if !execute(&mut client, &mut buf, &mut outs, &shared).await {
                         return;
                     }
                 }
-                Ok(Progress::NeedMore) => {
-                    frame_started = if framer.is_idle(&buf) {
-                        None
-                    } else {
-                        frame_started.or(Some(Instant::now()))
-                    };
+                Ok(ClientFrame::NeedMore) => {
                     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
                         buf.reserve(READ_CHUNK);
                     }
                     break;
                 }
                 Err(e) => {
-                    let o = inspect::framing_error(&route, &flow, &e, &Clock::now());
-                    shared.record(o.record);
-                    if let Some(reply) = o.reply {
-                        let _ = client.write_all(&reply).await;
-                    }
-                    let _ = client.shutdown().await;
+                    session.framing_error(&e, &Clock::now(), &mut outs);
+                    execute(&mut client, &mut buf, &mut outs, &shared).await;
                     return;
                 }
             }
         }
+        if session.is_finished() {
+            return;
+        }
     }
 }
 
-/// Enforces one verdict on a store-and-forward route: the reply to send and
-/// whether to close afterwards.
-async fn decide(
+/// Carries out a store-and-forward session's outputs (nothing is forwarded or
+/// relayed on the sender's connection: the queue delivers). False once the
+/// connection is over.
+async fn execute<C: ClientIo>(
+    client: &mut C,
+    buf: &mut BytesMut,
+    outs: &mut Vec<Out>,
+    shared: &Shared,
+) -> bool {
+    let mut open = true;
+    for o in outs.drain(..) {
+        match o {
+            Out::Record(r) => shared.record(r),
+            Out::Consume(n) | Out::Forward { end: n, .. } => buf.advance(n.min(buf.len())),
+            Out::Reply(reply) => {
+                if open && !relay::bounded_write(client, &reply, shared.opts.frame_timeout).await {
+                    open = false;
+                }
+            }
+            Out::Close => {
+                if open {
+                    let _ = client.shutdown().await;
+                }
+                open = false;
+            }
+            Out::Relay { .. } | Out::ShutdownUpstream => {}
+        }
+    }
+    open
+}
+
+/// Stores a message policy allows: its record and the acknowledgement to send
+/// (AA once durable or a duplicate; AE when the queue is full or the disk failed,
+/// so the sender keeps it and retries).
+async fn store(
     frame: &[u8],
-    outcome: Outcome,
+    record: Record,
     flow: &Flow,
     route: &RoutePolicy,
-    shared: &Shared,
     q: &RouteQueue,
-) -> (Vec<u8>, bool) {
-    let Outcome {
-        verdict,
-        record,
-        reply,
-        close,
-    } = outcome;
-    if verdict == Verdict::Block {
-        shared.record(record);
-        return (reply.unwrap_or_default(), close);
-    }
+) -> (Record, Vec<u8>) {
     let control_id = inspect::frame_control_id(frame);
     let sender = flow.source_device.as_deref().unwrap_or("-");
     let clock = Clock::now();
@@ -183,14 +192,13 @@ async fn decide(
     };
     match q.handle.enqueue(sender, &control_id, frame.to_vec()).await {
         Ok(Enqueued::Queued(_)) => {
-            shared.record(record);
             let ack = inspect::stored_ack(
                 frame,
                 &clock,
                 AckCode::AA,
                 "stored by wardgate for delivery",
             );
-            (ack, false)
+            (record, ack)
         }
         Ok(Enqueued::Duplicate(id)) => {
             let mut e = flow
@@ -206,14 +214,13 @@ async fn decide(
                 )
                 .with_rule(rules::QUEUE_DUPLICATE);
             e.wardgate.hl7 = Some(facts("AA"));
-            shared.record(e);
             let ack = inspect::stored_ack(
                 frame,
                 &clock,
                 AckCode::AA,
                 "already received; delivered once",
             );
-            (ack, false)
+            (e.into(), ack)
         }
         Ok(Enqueued::Full) => {
             let text = format!(
@@ -224,10 +231,9 @@ async fn decide(
                 .event(&clock, route, Action::Blocked, text.clone(), Stage::Message)
                 .with_rule(rules::QUEUE_FULL);
             e.wardgate.hl7 = Some(facts("AE"));
-            shared.record(e);
             (
+                e.into(),
                 inspect::stored_ack(frame, &clock, AckCode::AE, &text),
-                false,
             )
         }
         Err(err) => {
@@ -236,10 +242,9 @@ async fn decide(
                 .event(&clock, route, Action::Failed, text.clone(), Stage::Message)
                 .with_rule(rules::QUEUE_STORAGE);
             e.wardgate.hl7 = Some(facts("AE"));
-            shared.record(e);
             (
+                e.into(),
                 inspect::stored_ack(frame, &clock, AckCode::AE, &text),
-                false,
             )
         }
     }

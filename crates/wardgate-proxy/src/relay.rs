@@ -152,7 +152,7 @@ pub(crate) async fn connect(
 /// Writes `bytes` within `limit`: false when the peer failed or stopped reading
 /// (a peer that does not read must not hold a connection, or the answers owed
 /// to the other side, forever).
-async fn bounded_write<W: AsyncWrite + Unpin>(
+pub(crate) async fn bounded_write<W: AsyncWrite + Unpin>(
     w: &mut W,
     bytes: &[u8],
     limit: std::time::Duration,
@@ -171,12 +171,6 @@ async fn bounded_write<W: AsyncWrite + Unpin>(
         Some(r) => r.is_ok(),
         None => matches!(tokio::time::timeout(limit, fut).await, Ok(Ok(()))),
     }
-}
-
-/// The record that a connection's later decisions use a new policy (after a
-/// reload): a context record for its compact routine records.
-pub(crate) fn policy_changed(flow: &Flow, route: &RoutePolicy) -> wardgate_event::event::Event {
-    wardgate_engine::session::policy_changed(flow, route, &Clock::now())
 }
 
 /// The connection's timeouts, from the gateway's options.
