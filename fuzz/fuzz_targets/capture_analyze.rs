@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         v.local_networks.clone(),
         ObserveOptions {
             report_allowed: true,
+            gateway: vec!["127.0.0.1".parse().expect("ip")],
         },
     );
     let limits = FlowLimits {

@@ -136,6 +136,13 @@ pub struct Gateway {
     /// and IPv6 unique-local/link-local ranges.
     #[serde(default = "defaults::local_networks")]
     pub local_networks: Vec<Spanned<String>>,
+    /// wardgate's own addresses as the network sees them: where its connections
+    /// to upstreams come from (and where devices reach its listeners). Passive
+    /// analysis pairs the two legs of a proxied conversation by them, and reports
+    /// a device that reaches a route's upstream from any other address, around
+    /// the gateway (`WG-NET-006`). Default: none (a passive-only site).
+    #[serde(default)]
+    pub addresses: Vec<Spanned<String>>,
     /// Passive analysis limits (`wardgate analyze`, `wardgate capture`).
     #[serde(default)]
     pub capture: CaptureSettings,
@@ -964,6 +971,8 @@ pub struct Validated {
     pub warnings: Vec<Problem>,
     /// `gateway.local_networks`, parsed.
     pub local_networks: Vec<IpNetwork>,
+    /// `gateway.addresses`, parsed.
+    pub gateway_addresses: Vec<IpAddr>,
 }
 
 impl Validated {
@@ -1543,6 +1552,17 @@ impl Config {
             }
         }
 
+        let mut gateway_addresses = Vec::new();
+        for a in &self.gateway.addresses {
+            match a.get_ref().parse::<IpAddr>() {
+                Ok(ip) => gateway_addresses.push(ip),
+                Err(_) => problems.push(src.problem(
+                    a.span(),
+                    Level::Error,
+                    format!("{:?} is not an IP address", a.get_ref()),
+                )),
+            }
+        }
         let mut local_networks = Vec::new();
         for n in &self.gateway.local_networks {
             match IpNetwork::parse(n.get_ref()) {
@@ -1642,6 +1662,7 @@ impl Config {
             data_dir,
             warnings,
             local_networks,
+            gateway_addresses,
         })
     }
 }

@@ -136,6 +136,9 @@ pub struct Counts {
     pub cleartext_logins: u64,
     /// Events reported (alerts and observed violations).
     pub alerts: u64,
+    /// Connections from the gateway to a route's upstream: the second leg of a
+    /// proxied conversation, judged on its first leg, not again.
+    pub gateway_legs: u64,
 }
 
 /// Observer settings.
@@ -144,6 +147,11 @@ pub struct ObserveOptions {
     /// Also emit the routine `allowed` decision of every message (off: only alerts,
     /// observed violations and inventory are emitted; allowed messages are counted).
     pub report_allowed: bool,
+    /// `[gateway] addresses`: wardgate's own addresses. A connection from one of
+    /// them to a route's upstream is the gateway's own leg; when this is not
+    /// empty, a device reaching a route's upstream from anywhere else is a
+    /// bypass (`WG-NET-006`).
+    pub gateway: Vec<IpAddr>,
 }
 
 /// The passive engine for one analysis run: policy, the site's networks, the
@@ -152,6 +160,8 @@ pub struct Observer {
     policy: Arc<Policy>,
     local: Vec<IpNetwork>,
     by_server: HashMap<SocketAddr, Arc<RoutePolicy>>,
+    /// The gateway's own addresses (`[gateway] addresses`).
+    gateway: Vec<IpAddr>,
     opts: ObserveOptions,
     /// What was seen of every device.
     pub inventory: Inventory,
@@ -231,10 +241,15 @@ impl Observer {
             by_server.entry(r.listen).or_insert_with(|| r.clone());
         }
         let inventory = Inventory::with_enrolled(&policy);
+        // Only the addresses the site names: a listener's address may also be a
+        // device's (on one host, or behind NAT), and a device must never be
+        // mistaken for the gateway.
+        let gateway = opts.gateway.clone();
         Observer {
             policy,
             local,
             by_server,
+            gateway,
             opts,
             inventory,
             counts: Counts::default(),
@@ -295,7 +310,38 @@ impl Observer {
             midstream,
             sniff: Vec::new(),
         };
-        if let Some(r) = s.route.clone() {
+        // The second leg of a proxied conversation (the gateway to a route's
+        // upstream) carries what the first leg's decisions let through: it is
+        // parsed and counted, not judged as a device's traffic.
+        let to_upstream = s
+            .route
+            .as_ref()
+            .is_some_and(|r| r.upstream == server && r.listen != server);
+        if to_upstream && self.gateway.contains(&client.ip()) {
+            self.counts.gateway_legs += 1;
+            s.refused = true;
+        } else if to_upstream && !self.gateway.is_empty() {
+            if let Some(r) = s.route.clone() {
+                let e = s
+                    .flow
+                    .event(
+                        clock,
+                        &r,
+                        Action::Blocked,
+                        format!(
+                            "{} reached upstream {} of route {} directly, around the gateway ({})",
+                            client.ip(),
+                            server,
+                            &*r.id,
+                            join(&self.gateway)
+                        ),
+                        Stage::Connection,
+                    )
+                    .with_rule(rules::GATEWAY_BYPASS);
+                self.emit(Record::Event(Box::new(e)), out);
+            }
+        }
+        if let (Some(r), false) = (s.route.clone(), s.refused) {
             if let Admission::Denied { rule, reason, .. } = self.policy.admit(&r, client.ip()) {
                 let e = s
                     .flow

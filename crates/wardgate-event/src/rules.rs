@@ -84,6 +84,8 @@ rules! {
         "A clinical protocol (HL7, DICOM, MQTT) ran in clear between the site's local networks and an address outside them: patient data exposed in transit.";
     PEER_NOT_IN_PROFILE = "WG-NET-005", "peer-not-in-profile", Medium,
         "A device talked to a peer, or with a protocol, that no route in its profile allows: either the profile is incomplete or the device is doing something it should not.";
+    GATEWAY_BYPASS = "WG-NET-006", "gateway-bypass", High,
+        "A device reached a route's upstream directly, not through wardgate: nothing it sent was checked inline. The upstream should accept connections only from the gateway (a firewall rule or its own allow-list). Reported by passive analysis when [gateway] addresses names the gateway; what the device sent is still judged, as the upstream read it.";
     FLOW_TABLE_FULL = "WG-CAP-001", "flow-table-full", Medium,
         "Passive analysis reached its flow-table limit and evicted the least recently active connection; its remaining traffic is analysed from mid-stream.";
     REASSEMBLY_GAP = "WG-CAP-002", "reassembly-gap", Low,

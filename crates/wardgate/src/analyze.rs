@@ -235,7 +235,10 @@ pub(crate) fn analyzer_for(v: &Validated, report_allowed: bool) -> Result<Analyz
     let observer = Observer::new(
         policy,
         v.local_networks.clone(),
-        ObserveOptions { report_allowed },
+        ObserveOptions {
+            report_allowed,
+            gateway: v.gateway_addresses.clone(),
+        },
     );
     Ok(Analyzer::new(
         observer,

@@ -11,7 +11,10 @@ fn observer_with(text: &str, report_allowed: bool) -> Observer {
     Observer::new(
         p,
         v.local_networks.clone(),
-        ObserveOptions { report_allowed },
+        ObserveOptions {
+            report_allowed,
+            gateway: v.gateway_addresses.clone(),
+        },
     )
 }
 
@@ -348,4 +351,78 @@ fn a_protocol_split_across_tiny_segments_is_still_recognised() {
     assert_eq!(s.proto(), Proto::Unknown);
     obs.data(&mut s, true, &rq[3..], &c, &mut sink);
     assert_eq!(s.proto(), Proto::Dicom);
+}
+
+/// An order above the hard limit, as the EHR sends it.
+fn unsafe_order() -> Vec<u8> {
+    let mut out = Vec::new();
+    wardgate_proto::mllp::encode(
+        b"MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||RGV^O15^RGV_O15|B1|P|2.6\rPID|||1^^^H^MR\rPV1||I|ICU\rORC|RE|O1\rRXG|1|||HEP^heparin^LOCAL|||||||||||5000|U/h^U/h^UCUM\r",
+        &mut out,
+    );
+    out
+}
+
+fn named_gateway() -> String {
+    SITE.replace("[gateway]\n", "[gateway]\naddresses = [\"127.0.0.1\"]\n")
+}
+
+#[test]
+fn the_gateways_own_leg_to_an_upstream_is_not_judged_as_a_device() {
+    let mut obs = observer_with(&named_gateway(), false);
+    let ev = session(
+        &mut obs,
+        "127.0.0.1:40000",
+        "127.0.0.3:13575",
+        &[(true, &unsafe_order())],
+    );
+    assert!(rules_of(&ev).is_empty(), "{:?}", rules_of(&ev));
+    assert_eq!(obs.counts.gateway_legs, 1);
+    // The same bytes from an enrolled device on the first leg are judged.
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40001",
+        "127.0.0.1:12575",
+        &[(true, &unsafe_order())],
+    );
+    assert_eq!(rules_of(&ev), ["WG-INF-010"]);
+}
+
+#[test]
+fn a_device_reaching_an_upstream_around_the_gateway_is_a_bypass_when_the_gateway_is_named() {
+    let mut obs = observer_with(&named_gateway(), false);
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &unsafe_order())],
+    );
+    // The bypass, and what the upstream read is still judged.
+    assert_eq!(rules_of(&ev), ["WG-NET-006", "WG-INF-010"]);
+    assert_eq!(ev[0].event.action, Action::ObservedViolation);
+    // Without [gateway] addresses (a passive-only site), direct traffic is the
+    // normal case: judged, no bypass.
+    let mut obs = observer();
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &unsafe_order())],
+    );
+    assert_eq!(rules_of(&ev), ["WG-INF-010"]);
+}
+
+#[test]
+fn without_named_addresses_the_gateways_leg_is_not_assumed() {
+    // The listener's address is not taken for the gateway's: on one host a
+    // device may use it too, and a device must never pass for the gateway.
+    let mut obs = observer();
+    let ev = session(
+        &mut obs,
+        "127.0.0.1:40000",
+        "127.0.0.3:13575",
+        &[(true, &unsafe_order())],
+    );
+    assert_eq!(rules_of(&ev), ["WG-ACCESS-001"]);
+    assert_eq!(obs.counts.gateway_legs, 0);
 }
