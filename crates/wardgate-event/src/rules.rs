@@ -238,6 +238,8 @@ rules! {
         "A flood episode ended: the device hit no limit for flood_quiet_secs (or the gateway stopped). One summary per episode carries what was refused and throttled and for how long, instead of one record per packet.";
     AUDIT_UNCLEAN = "WG-AUDIT-001", "unclean-shutdown", Medium,
         "wardgate did not shut down cleanly last time: records not yet written then were lost, and this record says so.";
+    AUDIT_BACKPRESSURE = "WG-AUDIT-003", "recorder-backpressure", Medium,
+        "The disk under data_dir fell behind the audit log (more records waited to be written than the recorder buffers): this connection stopped reading for the time given, until its decisions could be recorded, so that none goes unrecorded; other connections and timers ran on. A slow or failing disk.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,
         "The audit log ended with a torn record (a crash mid-write); it was cut back to the last whole record and this is recorded.";
 }

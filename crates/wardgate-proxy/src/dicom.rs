@@ -456,6 +456,7 @@ impl<C: ClientIo> Association<C> {
                         && crate::limits::completes_command(&self.cbuf[..f.len])
                     {
                         self.gate.pace(&self.shared, &self.flow, &self.route).await;
+                        self.shared.room(&self.flow, &self.route).await;
                     }
                     self.on_client_pdu(f).await
                 }

@@ -103,6 +103,7 @@ pub(crate) async fn handle<C: ClientIo>(
             match session.next_client_frame(&buf, Instant::now()) {
                 Ok(ClientFrame::Frame { start, end }) => {
                     gate.pace(&shared, session.flow(), session.route()).await;
+                    shared.room(session.flow(), session.route()).await;
                     session.client_read(Instant::now());
                     let clock = Clock::now();
                     let route = shared.current_route(session.route());

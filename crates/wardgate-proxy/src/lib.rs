@@ -37,7 +37,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use wardgate_config::Protocol;
 use wardgate_engine::policy::RoutePolicy;
-use wardgate_engine::{rules, Clock, Policy};
+use wardgate_engine::{rules, Clock, Flow, Policy};
 use wardgate_event::event::{Action, Event, Record};
 use wardgate_event::Category;
 use wardgate_event::Stage;
@@ -137,6 +137,30 @@ impl Shared {
             Some(r) if r.id == route.id => r.clone(),
             _ => route.clone(),
         }
+    }
+
+    /// Waits, without blocking the worker, while the recorder is behind (a slow
+    /// disk): this connection stops reading, the others go on. A wait is recorded
+    /// (`WG-AUDIT-003`) with how long it lasted.
+    pub(crate) async fn room(&self, flow: &Flow, route: &RoutePolicy) {
+        if self.recorder.has_room(true) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        self.recorder.room().await;
+        let e = flow
+            .event(
+                &Clock::now(),
+                route,
+                Action::Alerted,
+                format!(
+                    "the audit log's disk fell behind: this connection paused reading for {} ms until its decisions could be recorded",
+                    started.elapsed().as_millis()
+                ),
+                Stage::Connection,
+            )
+            .with_rule(rules::AUDIT_BACKPRESSURE);
+        self.record(e);
     }
 
     /// Sends an event to the recorder; a stopped recorder is logged, never fatal to care.

@@ -303,6 +303,8 @@ impl<C: ClientIo> Relay<C> {
                     self.gate
                         .pace(&self.shared, flow, self.session.route())
                         .await;
+                    // A slow disk holds this connection, not the worker.
+                    self.shared.room(flow, self.session.route()).await;
                     // Waiting for the device's message rate is not idleness.
                     self.session.client_read(Instant::now());
                     let clock = Clock::now();

@@ -45,8 +45,12 @@ pub struct RecorderOptions {
     pub checkpoint_interval: Duration,
     /// fsync at checkpoints.
     pub fsync: bool,
-    /// Notable events that may wait to be indexed before callers block.
+    /// Notable events that may wait to be indexed before async callers wait
+    /// ([`RecorderHandle::room`]); a synchronous caller blocks at twice this.
     pub queue: usize,
+    /// Bytes of log lines that may wait for the disk before async callers wait
+    /// ([`RecorderHandle::room`]); a synchronous caller blocks at twice this.
+    pub max_buffered: usize,
 }
 
 impl RecorderOptions {
@@ -58,6 +62,7 @@ impl RecorderOptions {
             checkpoint_interval: Duration::from_secs(1),
             fsync: true,
             queue: 65_536,
+            max_buffered: MAX_BUFFERED,
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct RecorderStats {
     pub blocked: AtomicU64,
     /// Of which anything else.
     pub other: AtomicU64,
+    /// Times an async caller waited for the recorder to catch up (a slow disk).
+    pub backpressure_waits: AtomicU64,
 }
 
 /// While events keep coming the recorder polls on this nap and nobody has to wake
@@ -85,9 +92,10 @@ const ROWS_PER_COMMIT: usize = 4096;
 /// With only routine traffic, the index's watermark moves now and then (one tiny
 /// transaction), so a restart back-fills little.
 const INDEX_MARK_EVERY: u64 = 10_000;
-/// Bytes of log lines not yet taken by the recorder at which callers wait for it
-/// (a disk that cannot keep up): about 100 000 routine records.
-const MAX_BUFFERED: usize = 32 << 20;
+/// Bytes of log lines not yet taken by the recorder at which async callers wait
+/// for it (a disk that cannot keep up): about 100 000 routine records. The
+/// default of [`RecorderOptions::max_buffered`].
+pub const MAX_BUFFERED: usize = 32 << 20;
 /// A line buffer grown past this by a burst is shrunk back after it is written.
 const SPARE_BUFFER: usize = 4 << 20;
 
@@ -117,8 +125,13 @@ struct Inner {
     buffered: AtomicUsize,
     /// `rows.len()`, readable without the lock.
     pending: AtomicUsize,
-    /// `pending` at which callers of notable events wait.
+    /// `pending` at which async callers of notable events wait (sync ones at twice it).
     limit: usize,
+    /// `buffered` at which async callers wait (sync ones at twice it).
+    max_buffered: usize,
+    /// Signalled whenever the recorder has taken lines or indexed rows: async
+    /// callers waiting for room look again.
+    room: tokio::sync::Notify,
     /// Records after which a checkpoint is due.
     checkpoint_every: u64,
     /// Set by `stop`: the recorder's next sweep closes the log.
@@ -179,13 +192,19 @@ impl Inner {
         Ok(())
     }
 
-    /// Blocks while too many lines wait for the disk, or (for a notable event)
-    /// too many notable events wait for the store.
+    /// Whether there is room below `factor` times the limits: the async path
+    /// waits at the limits themselves, the blocking path only at twice them.
+    fn has_room(&self, notable: bool, factor: usize) -> bool {
+        self.buffered.load(Ordering::SeqCst) < self.max_buffered.saturating_mul(factor)
+            && (!notable || self.pending.load(Ordering::SeqCst) < self.limit.saturating_mul(factor))
+    }
+
+    /// Blocks while far too many lines wait for the disk, or (for a notable
+    /// event) far too many notable events wait for the store: twice the limits at
+    /// which async callers already wait ([`RecorderHandle::room`]), so a caller
+    /// that waits for room first never blocks its thread here.
     fn make_room(&self, notable: bool) -> Result<(), StoreError> {
-        let full = || {
-            self.buffered.load(Ordering::SeqCst) >= MAX_BUFFERED
-                || (notable && self.pending.load(Ordering::SeqCst) >= self.limit)
-        };
+        let full = || !self.has_room(notable, 2);
         if !full() {
             return Ok(());
         }
@@ -268,6 +287,39 @@ impl RecorderHandle {
         Ok(())
     }
 
+    /// Whether a record (a notable one if `notable`) can be taken now without
+    /// waiting for the recorder.
+    pub fn has_room(&self, notable: bool) -> bool {
+        self.inner.has_room(notable, 1)
+    }
+
+    /// Waits, without blocking the thread, until the recorder has room for a
+    /// notable record: the way a connection waits for a slow disk, so that one
+    /// connection's backpressure never stalls the others on its worker. Returns
+    /// at once when there is room, or when the recorder has stopped (recording
+    /// then fails, and says so).
+    pub async fn room(&self) {
+        let inner = &*self.inner;
+        if inner.has_room(true, 1) {
+            return;
+        }
+        inner
+            .stats
+            .backpressure_waits
+            .fetch_add(1, Ordering::Relaxed);
+        loop {
+            let notified = inner.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if inner.has_room(true, 1) || lock(&inner.progress).stopped {
+                return;
+            }
+            inner.unpark();
+            // Timed as `wait_until` is: a missed signal costs milliseconds, not a hang.
+            let _ = tokio::time::timeout(Duration::from_millis(10), notified).await;
+        }
+    }
+
     /// Waits until every event recorded before this call is written to the OS and,
     /// if notable, in the store.
     pub fn sync(&self) -> Result<(), StoreError> {
@@ -337,6 +389,8 @@ impl Recorder {
             buffered: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             limit: opts.queue.max(1),
+            max_buffered: opts.max_buffered.max(1),
+            room: tokio::sync::Notify::new(),
             checkpoint_every: opts.checkpoint_every.max(1),
             closing: AtomicBool::new(false),
             parked: AtomicBool::new(false),
@@ -419,6 +473,7 @@ impl Drop for StopGuard<'_> {
         lock(&self.0.log).audit = None;
         lock(&self.0.progress).stopped = true;
         self.0.progress_changed.notify_all();
+        self.0.room.notify_waiters();
     }
 }
 
@@ -556,6 +611,7 @@ fn sweep(
             unsigned = audit.records_since_checkpoint() > 0;
             audit.take_buffered(&mut lines);
             inner.buffered.store(0, Ordering::Relaxed);
+            inner.room.notify_waiters();
             Swept {
                 last,
                 checkpoint,
@@ -598,6 +654,7 @@ fn sweep(
         }
         rows.clear();
         inner.pending.fetch_sub(n, Ordering::SeqCst);
+        inner.room.notify_waiters();
         if let Some(audit) = swept.closed {
             audit.close().map_err(|e| broken(e.into()))?;
             unsigned = false;

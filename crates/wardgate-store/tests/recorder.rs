@@ -400,3 +400,49 @@ fn a_record_reaches_the_os_promptly_without_a_sync() {
     assert!(found, "the record was not written without a sync");
     r.shutdown().unwrap();
 }
+
+/// A connection waits for a recorder that is behind without blocking its
+/// thread: with a buffer of one byte every record fills it until the recorder's
+/// next sweep, so callers that wait for room wait, and every record still arrives.
+#[tokio::test(flavor = "current_thread")]
+async fn callers_wait_for_room_asynchronously_and_lose_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.max_buffered = 1;
+    o.queue = 1;
+    let rec = Recorder::start(o).unwrap();
+    let h = rec.handle();
+    for i in 0..200 {
+        h.room().await;
+        h.record(event(i, Action::Blocked)).unwrap();
+    }
+    let waits = h
+        .stats()
+        .backpressure_waits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(waits > 0, "no caller ever waited");
+    h.sync().unwrap();
+    assert!(
+        h.has_room(true),
+        "room again once the recorder has caught up"
+    );
+    rec.shutdown().unwrap();
+    let audit = d.path().join("audit");
+    let all = query_log(&audit, &EventFilter::default()).unwrap();
+    let blocked = all.iter().filter(|r| r.doc.contains("\"blocked\"")).count();
+    assert_eq!(blocked, 200);
+}
+
+/// A recorder that has stopped never leaves a waiting caller hanging.
+#[tokio::test(flavor = "current_thread")]
+async fn waiting_for_room_ends_when_the_recorder_stops() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.max_buffered = 1;
+    let rec = Recorder::start(o).unwrap();
+    let h = rec.handle();
+    h.record(event(1, Action::Blocked)).unwrap();
+    rec.shutdown().unwrap();
+    h.room().await;
+    assert!(h.record(event(2, Action::Blocked)).is_err());
+}
