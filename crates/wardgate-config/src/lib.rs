@@ -358,28 +358,9 @@ pub struct Device {
     pub limits: Option<DeviceLimits>,
 }
 
-/// Application protocols passive analysis recognises (`peers = ["dev:PROTOCOL"]`).
-pub const OBSERVED_PROTOCOLS: [&str; 7] =
-    ["hl7-mllp", "dicom", "mqtt", "ftp", "telnet", "http", "smb"];
-
-/// Protocols a route can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// HL7 v2 over MLLP.
-    Hl7Mllp,
-    /// DICOM upper layer (PS3.8) over TCP.
-    Dicom,
-}
-
-impl Protocol {
-    /// The name used in configuration and in `network.protocol`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Hl7Mllp => "hl7-mllp",
-            Protocol::Dicom => "dicom",
-        }
-    }
-}
+/// Protocols: the registry's (`wardgate_proto::registry`); a route may carry
+/// those it marks `inline`, a device profile's `peers` may name any.
+pub use wardgate_proto::registry::Proto as Protocol;
 
 /// `[[route]]`: a listener, who may use it, what may pass, and where it goes.
 #[derive(Debug, Clone, Deserialize)]
@@ -1220,12 +1201,12 @@ impl Config {
                 if !device_ids.contains(peer) {
                     err(p.span(), format!("peer {peer:?} is not a declared device"));
                 }
-                if let Some(proto) = proto.filter(|x| !OBSERVED_PROTOCOLS.contains(x)) {
+                if let Some(proto) = proto.filter(|x| Protocol::by_name(x).is_none()) {
                     err(
                         p.span(),
                         format!(
                             "protocol {proto:?} must be one of {}",
-                            OBSERVED_PROTOCOLS.join(", ")
+                            wardgate_proto::registry::names(|_| true).join(", ")
                         ),
                     );
                 }
@@ -1342,17 +1323,18 @@ impl Config {
             if !route_ids.insert(id.as_str()) {
                 err(r.id.span(), format!("route id {id:?} is declared twice"));
             }
-            let protocol = match r.protocol.get_ref().as_str() {
-                "hl7-mllp" => Some(Protocol::Hl7Mllp),
-                "dicom" => Some(Protocol::Dicom),
-                other => {
-                    err(
-                        r.protocol.span(),
-                        format!("unknown protocol {other:?}; supported: \"hl7-mllp\", \"dicom\""),
-                    );
-                    None
-                }
-            };
+            let name = r.protocol.get_ref().as_str();
+            let protocol = Protocol::by_name(name).filter(|p| p.info().is_some_and(|i| i.inline));
+            if protocol.is_none() {
+                let supported = wardgate_proto::registry::names(|p| p.inline);
+                err(
+                    r.protocol.span(),
+                    format!(
+                        "unknown protocol {name:?} for a route; supported: \"{}\"",
+                        supported.join("\", \"")
+                    ),
+                );
+            }
             if protocol == Some(Protocol::Dicom) {
                 check_dicom_route(&mut err, &mut warnings, src, r, &self.devices);
             } else {

@@ -25,92 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use wardgate_config::IpNetwork;
 
-/// Application protocols the observer recognises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    /// HL7 v2 over MLLP.
-    Hl7Mllp,
-    /// DICOM upper layer.
-    Dicom,
-    /// MQTT.
-    Mqtt,
-    /// FTP control channel.
-    Ftp,
-    /// Telnet.
-    Telnet,
-    /// HTTP/1.x.
-    Http,
-    /// SMB over NetBIOS session service / direct TCP.
-    Smb,
-    /// Not (yet) recognised.
-    Unknown,
-}
-
-impl Proto {
-    /// The `network.protocol` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Hl7Mllp => "hl7-mllp",
-            Proto::Dicom => "dicom",
-            Proto::Mqtt => "mqtt",
-            Proto::Ftp => "ftp",
-            Proto::Telnet => "telnet",
-            Proto::Http => "http",
-            Proto::Smb => "smb",
-            Proto::Unknown => "unknown",
-        }
-    }
-
-    /// Clinical protocols: the ones routes carry and whose cleartext matters most.
-    pub fn is_clinical(self) -> bool {
-        matches!(self, Proto::Hl7Mllp | Proto::Dicom | Proto::Mqtt)
-    }
-
-    fn by_port(port: u16) -> Proto {
-        match port {
-            2575 => Proto::Hl7Mllp,
-            104 | 11112 | 4242 => Proto::Dicom,
-            1883 => Proto::Mqtt,
-            21 => Proto::Ftp,
-            23 => Proto::Telnet,
-            80 | 8080 | 8000 => Proto::Http,
-            139 | 445 => Proto::Smb,
-            _ => Proto::Unknown,
-        }
-    }
-
-    /// Recognises a protocol from the first bytes a client sent.
-    fn sniff(first: &[u8]) -> Proto {
-        const METHODS: [&[u8]; 7] = [
-            b"GET ",
-            b"POST ",
-            b"PUT ",
-            b"HEAD ",
-            b"DELETE ",
-            b"OPTIONS ",
-            b"PATCH ",
-        ];
-        match first {
-            [0x0b, ..] => Proto::Hl7Mllp,
-            // PS3.8 9.3.2: A-ASSOCIATE-RQ, reserved byte 0, then protocol version 1 at offset 6.
-            [0x01, 0x00, _, _, _, _, 0x00, 0x01, ..] => Proto::Dicom,
-            // MQTT 3.1.1 3.1: CONNECT, then the protocol name "MQTT" (or 3.1's "MQIsdp").
-            [0x10, rest @ ..]
-                if rest.len() >= 8
-                    && (memchr::memmem::find(&rest[..rest.len().min(12)], b"MQTT").is_some()
-                        || memchr::memmem::find(&rest[..rest.len().min(12)], b"MQIsdp")
-                            .is_some()) =>
-            {
-                Proto::Mqtt
-            }
-            // RFC 1002 4.3.1 session message carrying an SMB1 or SMB2 header.
-            [0x00, _, _, _, 0xff | 0xfe, b'S', b'M', b'B', ..] => Proto::Smb,
-            _ if METHODS.iter().any(|m| first.starts_with(m)) => Proto::Http,
-            _ if is_telnet_negotiation(first) => Proto::Telnet,
-            _ => Proto::Unknown,
-        }
-    }
-}
+pub use wardgate_proto::registry::Proto;
 
 /// Message and session counts per protocol, for the summary and for cross-checks
 /// with other dissectors.
@@ -287,11 +202,9 @@ impl Observer {
         let route = self.by_server.get(&server).cloned();
         let device = self.policy.device_for(client.ip()).cloned();
         let flow = Flow::new(client, server, device);
+        // A route's protocol and the observer's are one registry's.
         let proto = match &route {
-            Some(r) => match r.protocol {
-                wardgate_config::Protocol::Hl7Mllp => Proto::Hl7Mllp,
-                wardgate_config::Protocol::Dicom => Proto::Dicom,
-            },
+            Some(r) => r.protocol,
             None => Proto::by_port(server.port()),
         };
         self.inventory
@@ -445,12 +358,9 @@ impl Observer {
             }
             if !from_client {
                 // Banner protocols speak first: an FTP or Telnet server on an odd port.
-                if data.starts_with(b"220") && data.len() < 512 {
-                    self.classify(s, Proto::Ftp, clock, out);
-                } else if is_telnet_negotiation(data) {
-                    self.classify(s, Proto::Telnet, clock, out);
-                } else {
-                    return;
+                match Proto::sniff_server(data) {
+                    Proto::Unknown => return,
+                    p => self.classify(s, p, clock, out),
                 }
             } else {
                 let room = SNIFF_BYTES.saturating_sub(s.sniff.len());
@@ -612,10 +522,6 @@ impl Observer {
 
 /// RFC 854: IAC (255) followed by WILL, WONT, DO or DONT (251-254) opens option
 /// negotiation, which Telnet peers do first.
-fn is_telnet_negotiation(data: &[u8]) -> bool {
-    matches!(data, [0xff, 0xfb..=0xfe, ..])
-}
-
 fn join(ips: &[IpAddr]) -> String {
     ips.iter()
         .map(|i| i.to_string())

@@ -23,6 +23,7 @@ pub mod hl7;
 pub mod http;
 pub mod mllp;
 pub mod mqtt;
+pub mod registry;
 pub mod smb;
 pub mod telnet;
 

@@ -466,27 +466,40 @@ impl Conn {
             }
             return;
         }
-        match (route.protocol, tls) {
-            (protocol, Some(tls)) => {
+        match tls {
+            Some(tls) => {
                 if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await
                 {
-                    match protocol {
-                        Protocol::Hl7Mllp => {
-                            relay::handle(stream, peer, identity, tls_up, route, shared, stop).await
-                        }
-                        Protocol::Dicom => {
-                            dicom::handle(stream, peer, identity, tls_up, route, shared, stop).await
-                        }
-                    }
+                    session(stream, peer, identity, tls_up, route, shared, stop).await;
                 }
             }
-            (Protocol::Hl7Mllp, None) => {
-                relay::handle(sock, peer, None, tls_up, route, shared, stop).await
-            }
-            (Protocol::Dicom, None) => {
-                dicom::handle(sock, peer, None, tls_up, route, shared, stop).await
-            }
+            None => session(sock, peer, None, tls_up, route, shared, stop).await,
         }
+    }
+}
+
+/// The inline session of each protocol a route can carry: the proxy's part of a
+/// protocol's registry line (`wardgate_proto::registry`).
+async fn session<C: relay::ClientIo>(
+    client: C,
+    peer: SocketAddr,
+    identity: Option<String>,
+    tls_up: Option<Arc<tls::UpstreamTls>>,
+    route: Arc<RoutePolicy>,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    match route.protocol {
+        Protocol::Hl7Mllp => {
+            relay::handle(client, peer, identity, tls_up, route, shared, stop).await
+        }
+        Protocol::Dicom => dicom::handle(client, peer, identity, tls_up, route, shared, stop).await,
+        // The configuration gives a route only a protocol the registry marks inline.
+        other => tracing::error!(
+            protocol = other.as_str(),
+            route = &*route.id,
+            "no inline session for this protocol"
+        ),
     }
 }
 
