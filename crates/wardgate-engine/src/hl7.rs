@@ -368,17 +368,64 @@ pub fn unavailable(
     clock: &Clock,
     why: &str,
 ) -> Outcome {
+    let text = format!("upstream unavailable: {why}");
+    let o = answered(
+        route,
+        flow,
+        frame,
+        clock,
+        Action::Failed,
+        rules::UPSTREAM_UNAVAILABLE,
+        AckCode::AE,
+        &text,
+    );
+    Outcome { close: false, ..o }
+}
+
+/// The frame's sender is no longer allowed on the route (a reload removed it):
+/// answered AR, recorded with its control id; the connection then closes.
+pub fn sender_removed(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {
+    let text = format!(
+        "sender no longer allowed: the policy now in force ({}) does not allow this device on route {}; the connection closes",
+        route.policy_hash, &*route.id
+    );
+    let o = answered(
+        route,
+        flow,
+        frame,
+        clock,
+        Action::Blocked,
+        rules::SENDER_NOT_ALLOWED,
+        AckCode::AR,
+        &text,
+    );
+    Outcome { close: true, ..o }
+}
+
+/// A frame wardgate answers itself (`code`, `text`) without judging it further,
+/// recorded as `action` under `rule` with its control id and type.
+#[allow(clippy::too_many_arguments)]
+fn answered(
+    route: &RoutePolicy,
+    flow: &Flow,
+    frame: &[u8],
+    clock: &Clock,
+    action: Action,
+    rule: Rule,
+    code: AckCode,
+    text: &str,
+) -> Outcome {
     let payload = frame
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
-    let text = format!("upstream unavailable: {why}");
-    let mut event = flow.event(clock, route, Action::Failed, text.clone(), Stage::Message);
-    add_rule(&mut event, rules::UPSTREAM_UNAVAILABLE, text.clone());
+    let text = text.to_owned();
+    let mut event = flow.event(clock, route, action, text.clone(), Stage::Message);
+    add_rule(&mut event, rule, text.clone());
     let limits = hl7::Limits {
         max_segments: route.max_segments,
     };
     let mut facts = Hl7Facts {
-        ack_code: "AE".into(),
+        ack_code: code.as_str().into(),
         ..Default::default()
     };
     let parsed = Message::parse(payload, &limits).ok();
@@ -387,14 +434,12 @@ pub fn unavailable(
         let mt = m.message_type();
         facts.message_type = bounded(&format!("{}^{}", lossy(mt.code), lossy(mt.trigger)));
     }
-    let reply = wardgate_ack(
-        parsed.as_ref(),
-        b"",
-        clock,
-        AckCode::AE,
-        &text,
-        (207, "Application internal error"),
-    );
+    let error = if rule == rules::UPSTREAM_UNAVAILABLE {
+        (207, "Application internal error")
+    } else {
+        error_condition(rule)
+    };
+    let reply = wardgate_ack(parsed.as_ref(), b"", clock, code, &text, error);
     event.wardgate.hl7 = Some(facts);
     Outcome {
         verdict: Verdict::Block,

@@ -219,16 +219,16 @@ impl Session {
 
     /// Judges `buf[start..end]` under `route` (the one in force now: a reload may
     /// have replaced the session's), without acting on it: [`Session::decide`] is
-    /// this then [`Session::enforce`]. `None` when the new policy no longer lets
-    /// this device send: the frame is consumed unanswered, the record says why,
-    /// and the connection closes once what is in flight is answered.
+    /// this then [`Session::enforce`]. When the new policy no longer lets this
+    /// device send, the frame is answered AR (`WG-ACCESS-002`, its control id in
+    /// the record) and the connection closes once what is in flight is answered.
     pub fn judge(
         &mut self,
         frame: &[u8],
         route: &Arc<RoutePolicy>,
         clock: &Clock,
         out: &mut Vec<Out>,
-    ) -> Option<Outcome> {
+    ) -> Outcome {
         if !Arc::ptr_eq(&route.policy_hash, &self.route.policy_hash) {
             // Later compact records of this connection expand with the policy this
             // record names.
@@ -240,25 +240,10 @@ impl Session {
                 .as_ref()
                 .is_some_and(|d| self.route.senders.contains(d));
             if !still {
-                let e = self
-                    .flow
-                    .event(
-                        clock,
-                        &self.route,
-                        Action::Blocked,
-                        format!(
-                            "connection closed: the policy now in force ({}) does not allow this device on route {}",
-                            self.route.policy_hash, &*self.route.id
-                        ),
-                        Stage::Connection,
-                    )
-                    .with_rule(rules::SENDER_NOT_ALLOWED);
-                out.push(Out::Record(e.into()));
-                self.closing = true;
-                return None;
+                return inspect::sender_removed(&self.route, &self.flow, frame, clock);
             }
         }
-        Some(inspect::inspect(&self.route, &self.flow, frame, clock))
+        inspect::inspect(&self.route, &self.flow, frame, clock)
     }
 
     /// Acts on the outcome for `buf[start..end]` of the sender's buffer.
@@ -272,10 +257,8 @@ impl Session {
         out: &mut Vec<Out>,
     ) {
         let frame = buf.get(start..end).unwrap_or_default();
-        match self.judge(frame, route, clock, out) {
-            Some(o) => self.enforce(o, Some((start, end, frame)), clock, out),
-            None => out.push(Out::Consume(end)),
-        }
+        let o = self.judge(frame, route, clock, out);
+        self.enforce(o, Some((start, end, frame)), clock, out);
     }
 
     /// Carries out a judged outcome for the frame at `buf[start..end]` (whose
@@ -310,6 +293,9 @@ impl Session {
                     if self.in_flight.is_empty() && self.deferred.is_empty() {
                         out.push(Out::Reply(reply));
                     } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
+                        // Memory stays bounded: the refusals owed are sent now,
+                        // ahead of the acknowledgements the upstream still owes,
+                        // and the record names those messages.
                         let e = self
                             .flow
                             .event(
@@ -317,13 +303,16 @@ impl Session {
                                 &self.route,
                                 Action::Closed,
                                 format!(
-                                    "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s)",
-                                    self.in_flight.len()
+                                    "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s); the refusals were sent ahead of them; the upstream never answered: {}",
+                                    self.in_flight.len(),
+                                    self.unanswered()
                                 ),
                                 Stage::Connection,
                             )
                             .with_rule(rules::REPLY_BACKLOG);
                         out.push(Out::Record(e.into()));
+                        self.flush_deferred(out);
+                        out.push(Out::Reply(reply));
                         self.end(out);
                         return;
                     } else {
@@ -388,10 +377,12 @@ impl Session {
     /// the record says which messages went unanswered, the refusals owed are
     /// sent, and the connection closes.
     pub fn forward_failed(&mut self, stalled: Duration, clock: &Clock, out: &mut Vec<Out>) {
-        // The frame whose write failed is not in flight: it may not have arrived.
-        self.in_flight.pop_back();
+        // The frame whose write failed is not in flight: it may not have arrived,
+        // and it is not answered (the sender retries what it has no answer for).
+        let failed = self.in_flight.pop_back().unwrap_or_default();
         let mut reason = format!(
-            "upstream write failed or stalled for {stalled:?}; the message may not have been delivered"
+            "upstream write failed or stalled for {stalled:?}; message {} may not have been delivered and was not answered",
+            String::from_utf8_lossy(&failed)
         );
         if !self.in_flight.is_empty() {
             reason.push_str(&format!("; unanswered: {}", self.unanswered()));
@@ -434,11 +425,8 @@ impl Session {
                         start: f.start,
                         end: f.len,
                     });
+                    self.acknowledged(rest.get(f.start..f.len).unwrap_or_default());
                     at += f.len;
-                    self.in_flight.pop_front();
-                    for d in self.deferred.iter_mut() {
-                        d.0 = d.0.saturating_sub(1);
-                    }
                     while self.deferred.front().is_some_and(|d| d.0 == 0) {
                         if let Some((_, reply)) = self.deferred.pop_front() {
                             out.push(Out::Reply(reply));
@@ -450,17 +438,29 @@ impl Session {
                 }
                 Ok(Progress::NeedMore) => return,
                 Err(e) => {
+                    let mut reason = format!("upstream sent invalid MLLP: {e}");
+                    if !self.in_flight.is_empty() {
+                        reason.push_str(&format!("; unanswered: {}", self.unanswered()));
+                    }
+                    if !self.deferred.is_empty() {
+                        reason.push_str(&format!(
+                            "; {} refusal(s) queued behind them were sent",
+                            self.deferred.len()
+                        ));
+                    }
                     let ev = self
                         .flow
                         .event(
                             clock,
                             &self.route,
                             Action::Closed,
-                            format!("upstream sent invalid MLLP: {e}"),
+                            reason,
                             Stage::Connection,
                         )
                         .with_rule(rules::UPSTREAM_PROTOCOL);
                     out.push(Out::Record(ev.into()));
+                    self.in_flight.clear();
+                    self.flush_deferred(out);
                     self.end(out);
                 }
             }
@@ -560,6 +560,63 @@ impl Session {
         self.end(out);
     }
 
+    /// The upstream's acknowledgement `frame` answers the in-flight message its
+    /// MSA-2 names; the refusals queued behind that message move up. A second
+    /// acknowledgement of a message already answered (an accept acknowledgement
+    /// followed by the application's) answers nothing more; one whose MSA-2
+    /// cannot be read answers the oldest message, as MLLP's order says.
+    fn acknowledged(&mut self, frame: &[u8]) {
+        let at = match ack_control_id(frame) {
+            Some(id) => match self.in_flight.iter().position(|x| x.as_slice() == id) {
+                Some(i) => i,
+                None => return,
+            },
+            None if self.in_flight.is_empty() => return,
+            None => 0,
+        };
+        self.in_flight.remove(at);
+        // A refusal waits for the messages that were in flight ahead of it.
+        for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
+            d.0 -= 1;
+        }
+    }
+
+    /// The sender stopped reading (a write to it failed or stalled): the record
+    /// names what it never received, and the connection ends.
+    pub fn sender_lost(&mut self, stalled: Duration, clock: &Clock, out: &mut Vec<Out>) {
+        if self.ended {
+            return;
+        }
+        let mut reason =
+            format!("the sender stopped reading (a write failed or stalled for {stalled:?})");
+        if !self.in_flight.is_empty() {
+            reason.push_str(&format!(
+                "; forwarded and not acknowledged to it: {}",
+                self.unanswered()
+            ));
+        }
+        if !self.deferred.is_empty() {
+            reason.push_str(&format!(
+                "; {} refusal(s) it never received",
+                self.deferred.len()
+            ));
+        }
+        let e = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Closed,
+                reason,
+                Stage::Connection,
+            )
+            .with_rule(rules::SENDER_NOT_READING);
+        out.push(Out::Record(e.into()));
+        self.in_flight.clear();
+        self.deferred.clear();
+        self.end(out);
+    }
+
     fn flush_deferred(&mut self, out: &mut Vec<Out>) {
         out.extend(self.deferred.drain(..).map(|(_, reply)| Out::Reply(reply)));
     }
@@ -601,6 +658,17 @@ pub fn policy_changed(flow: &Flow, route: &RoutePolicy, clock: &Clock) -> crate:
         ),
         Stage::Connection,
     )
+}
+
+/// MSA-2 of a framed acknowledgement, as written: the second field of its MSA
+/// segment, split on the field separator its MSH declares.
+fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
+    let payload = frame.get(1..frame.len().saturating_sub(2))?;
+    let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
+    let msa = payload
+        .split(|&b| b == b'\r' || b == b'\n')
+        .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))?;
+    msa.split(|&b| b == sep).nth(2)
 }
 
 /// MSH-10 of a framed message, as written, without a parse or an allocation:

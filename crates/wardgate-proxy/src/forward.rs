@@ -80,14 +80,14 @@ pub(crate) async fn handle<C: ClientIo>(
             r = client.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     session.client_closed(&buf, &Clock::now(), &mut outs);
-                    execute(&mut client, &mut buf, &mut outs, &shared).await;
+                    execute(&mut client, &mut session, &mut buf, &mut outs, &shared).await;
                     return;
                 }
                 Ok(_) => session.client_read(Instant::now()),
             },
             () = tokio::time::sleep_until(deadline.into()) => {
                 session.tick(Instant::now(), buf.len(), &Clock::now(), &mut outs);
-                if !execute(&mut client, &mut buf, &mut outs, &shared).await {
+                if !execute(&mut client, &mut session, &mut buf, &mut outs, &shared).await {
                     return;
                 }
                 continue;
@@ -95,7 +95,7 @@ pub(crate) async fn handle<C: ClientIo>(
             // Between frames nothing is in flight on this connection: stop at once.
             () = crate::stopped(&mut stop) => {
                 session.shutdown(Instant::now(), &mut outs);
-                execute(&mut client, &mut buf, &mut outs, &shared).await;
+                execute(&mut client, &mut session, &mut buf, &mut outs, &shared).await;
                 return;
             }
         }
@@ -108,18 +108,15 @@ pub(crate) async fn handle<C: ClientIo>(
                     let clock = Clock::now();
                     let route = shared.current_route(session.route());
                     let frame = buf.get(start..end).unwrap_or_default();
-                    match session.judge(frame, &route, &clock, &mut outs) {
-                        None => outs.push(Out::Consume(end)),
-                        Some(o) if o.verdict == Verdict::Block => {
-                            session.enforce(o, Some((start, end, frame)), &clock, &mut outs);
-                        }
-                        Some(o) => {
-                            let (record, reply) =
-                                store(frame, o.record, session.flow(), session.route(), &q).await;
-                            session.answer(record, end, reply, &clock, &mut outs);
-                        }
+                    let o = session.judge(frame, &route, &clock, &mut outs);
+                    if o.verdict == Verdict::Block {
+                        session.enforce(o, Some((start, end, frame)), &clock, &mut outs);
+                    } else {
+                        let (record, reply) =
+                            store(frame, o.record, session.flow(), session.route(), &q).await;
+                        session.answer(record, end, reply, &clock, &mut outs);
                     }
-                    if !execute(&mut client, &mut buf, &mut outs, &shared).await {
+                    if !execute(&mut client, &mut session, &mut buf, &mut outs, &shared).await {
                         return;
                     }
                 }
@@ -131,7 +128,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 }
                 Err(e) => {
                     session.framing_error(&e, &Clock::now(), &mut outs);
-                    execute(&mut client, &mut buf, &mut outs, &shared).await;
+                    execute(&mut client, &mut session, &mut buf, &mut outs, &shared).await;
                     return;
                 }
             }
@@ -147,30 +144,37 @@ pub(crate) async fn handle<C: ClientIo>(
 /// connection is over.
 async fn execute<C: ClientIo>(
     client: &mut C,
+    session: &mut Session,
     buf: &mut BytesMut,
     outs: &mut Vec<Out>,
     shared: &Shared,
 ) -> bool {
+    let limit = shared.opts.frame_timeout;
     let mut open = true;
-    for o in outs.drain(..) {
-        match o {
-            Out::Record(r) => shared.record(r),
-            Out::Consume(n) | Out::Forward { end: n, .. } => buf.advance(n.min(buf.len())),
-            Out::Reply(reply) => {
-                if open && !relay::bounded_write(client, &reply, shared.opts.frame_timeout).await {
+    let mut client_ok = true;
+    while !outs.is_empty() {
+        let batch = std::mem::take(outs);
+        for o in batch {
+            match o {
+                Out::Record(r) => shared.record(r),
+                Out::Consume(n) | Out::Forward { end: n, .. } => buf.advance(n.min(buf.len())),
+                Out::Reply(reply) => {
+                    if client_ok && !relay::bounded_write(client, &reply, limit).await {
+                        client_ok = false;
+                        session.sender_lost(limit, &Clock::now(), outs);
+                    }
+                }
+                Out::Close => {
+                    if client_ok {
+                        let _ = tokio::time::timeout(limit, client.shutdown()).await;
+                    }
                     open = false;
                 }
+                Out::Relay { .. } | Out::ShutdownUpstream => {}
             }
-            Out::Close => {
-                if open {
-                    let _ = client.shutdown().await;
-                }
-                open = false;
-            }
-            Out::Relay { .. } | Out::ShutdownUpstream => {}
         }
     }
-    open
+    open && client_ok
 }
 
 /// Stores a message policy allows: its record and the acknowledgement to send

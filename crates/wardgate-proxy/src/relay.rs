@@ -290,7 +290,7 @@ impl<C: ClientIo> Relay<C> {
                 return;
             }
         }
-        let _ = self.client.shutdown().await;
+        let _ = tokio::time::timeout(self.shared.opts.frame_timeout, self.client.shutdown()).await;
     }
 
     /// Frames and decides every complete frame in the client buffer; false when
@@ -366,10 +366,7 @@ impl<C: ClientIo> Relay<C> {
     async fn judge_unconnected(&mut self, start: usize, end: usize, clock: &Clock) {
         let route = self.shared.current_route(self.session.route());
         let frame = self.cbuf.get(start..end).unwrap_or_default();
-        let Some(outcome) = self.session.judge(frame, &route, clock, &mut self.outs) else {
-            self.outs.push(Out::Consume(end));
-            return;
-        };
+        let outcome = self.session.judge(frame, &route, clock, &mut self.outs);
         if outcome.verdict == Verdict::Block {
             let frame = self.cbuf.get(start..end).unwrap_or_default();
             self.session
@@ -388,9 +385,15 @@ impl<C: ClientIo> Relay<C> {
                     Stage::Connection,
                 );
                 self.outs.push(Out::Record(e.into()));
+                // Judged again: connecting took time, and a reload may have come
+                // meanwhile; the record is of the decision that is carried out.
+                drop(outcome);
+                let route = self.shared.current_route(self.session.route());
+                let clock = Clock::now();
                 let frame = self.cbuf.get(start..end).unwrap_or_default();
+                let outcome = self.session.judge(frame, &route, &clock, &mut self.outs);
                 self.session
-                    .enforce(outcome, Some((start, end, frame)), clock, &mut self.outs);
+                    .enforce(outcome, Some((start, end, frame)), &clock, &mut self.outs);
             }
             Err(why) => {
                 self.session.unavailable(
@@ -435,6 +438,8 @@ impl<C: ClientIo> Relay<C> {
                     Out::Reply(reply) => {
                         if client_ok && !bounded_write(&mut self.client, &reply, limit).await {
                             client_ok = false;
+                            self.session
+                                .sender_lost(limit, &Clock::now(), &mut self.outs);
                         }
                     }
                     Out::Relay { start, end } => {
@@ -442,18 +447,20 @@ impl<C: ClientIo> Relay<C> {
                             let bytes = self.ubuf.get(start..end).unwrap_or_default();
                             if !bounded_write(&mut self.client, bytes, limit).await {
                                 client_ok = false;
+                                self.session
+                                    .sender_lost(limit, &Clock::now(), &mut self.outs);
                             }
                         }
                         self.ubuf.advance(end.min(self.ubuf.len()));
                     }
                     Out::ShutdownUpstream => {
                         if let Some(up) = self.upstream.as_mut() {
-                            let _ = up.shutdown().await;
+                            let _ = tokio::time::timeout(limit, up.shutdown()).await;
                         }
                     }
                     Out::Close => {
                         if client_ok {
-                            let _ = self.client.shutdown().await;
+                            let _ = tokio::time::timeout(limit, self.client.shutdown()).await;
                         }
                         open = false;
                     }
