@@ -712,20 +712,28 @@ def test_devices_talking_outside_their_profile(tmp_path):
 
 
 def test_live_capture_on_loopback_reports_while_traffic_flows(tmp_path):
+    """Captures on the shared loopback interface, filtered to this test's own
+    upstream port: HL7 to another port on lo in the same seconds (this test's
+    own, and whatever else runs) is left out and counted as filtered."""
     up = Upstream()
+    other = Upstream()
     cfg = site(tmp_path, hl7_port=up.port)
     proc = subprocess.Popen([wardgate_bin(), "capture", "--interface", "lo", "--config", str(cfg), "--json",
-                             "--no-store", "--seconds", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-store", "--seconds", "8", "--filter", f"tcp port {up.port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2.0)
         with SourceBoundClient("127.0.0.3", up.port, "127.0.0.2") as c:
             unframe(c.send_message(order("LIVE-HARD", heparin(100))))
             unframe(c.send_message(observation("LIVE-OK")))
+        with SourceBoundClient("127.0.0.3", other.port, "127.0.0.2") as c:
+            unframe(c.send_message(order("LIVE-ELSEWHERE", heparin(100))))
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
         up.stop()
+        other.stop()
     assert proc.returncode == 1, err
     lines = [json.loads(x) for x in out.splitlines() if x.strip()]
     summary = lines[-1]
@@ -733,6 +741,8 @@ def test_live_capture_on_loopback_reports_while_traffic_flows(tmp_path):
     hard = by_rule(events, "WG-INF-010")
     assert hard and hard[0]["wardgate"]["hl7"]["control_id"] == "LIVE-HARD"
     assert summary["messages"]["hl7_messages"] == 4
+    assert summary["packets"]["filtered"] > 0
+    assert not [e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == "LIVE-ELSEWHERE"]
     assert summary["captures"] == ["interface lo"]
 
 

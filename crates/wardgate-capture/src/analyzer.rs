@@ -59,6 +59,8 @@ impl FlowLimits {
 pub struct PacketCounts {
     /// Packets read.
     pub packets: u64,
+    /// Packets the `--filter` expression left out (not analysed further).
+    pub filtered: u64,
     /// Bytes captured.
     pub bytes: u64,
     /// TCP segments.
@@ -130,6 +132,8 @@ pub struct Analyzer {
     now_us: u64,
     /// Bytes held across all connections.
     held: usize,
+    /// Only packets this passes are analysed (`--filter`).
+    filter: Option<crate::filter::Filter>,
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
@@ -152,7 +156,14 @@ impl Analyzer {
             last_sweep_us: 0,
             now_us: 0,
             held: 0,
+            filter: None,
         }
+    }
+
+    /// Analyses only the packets `filter` passes (the others are counted).
+    pub fn with_filter(mut self, filter: Option<crate::filter::Filter>) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// Bytes held across all connections now (within `max_buffered` after every packet).
@@ -180,7 +191,16 @@ impl Analyzer {
             return;
         };
         let d = match decode::decode(link, p.data) {
+            Ok(d) if self.filter.as_ref().is_some_and(|f| !f.matches(&d)) => {
+                self.counts.filtered += 1;
+                return;
+            }
             Ok(d) => d,
+            // A filter names IP traffic: what is not IP does not pass it.
+            Err(_) if self.filter.is_some() => {
+                self.counts.filtered += 1;
+                return;
+            }
             Err(decode::DecodeError::NotIp) => {
                 self.counts.not_ip += 1;
                 return;

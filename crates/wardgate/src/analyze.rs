@@ -45,6 +45,12 @@ struct Common {
     /// Do not record findings and inventory in data_dir.
     #[arg(long)]
     no_store: bool,
+    /// Analyse only packets this pcap-filter expression passes (`tcp port 2575`,
+    /// `host 10.1.2.3 and not port 22`; host, net, port, portrange, src/dst,
+    /// tcp, udp, ip, ip6, vlan, and/or/not, parentheses). Evaluated on each
+    /// decoded packet; the others are counted as `filtered`.
+    #[arg(long, short = 'f')]
+    filter: Option<String>,
 }
 
 /// The summary of one run (last JSON line with `--json`).
@@ -101,6 +107,12 @@ pub(crate) fn run_live(a: CaptureArgs) -> Result<ExitCode> {
 }
 
 fn analyse(a: Common, input: Input) -> Result<ExitCode> {
+    // A filter that does not parse stops the run before anything is opened.
+    let filter = a
+        .filter
+        .as_deref()
+        .map(wardgate_capture::filter::Filter::parse)
+        .transpose()?;
     let v = crate::load(&a.config)?;
     let (recorder, _lock) = if a.no_store {
         (None, None)
@@ -109,7 +121,7 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
         (Some(r), Some(l))
     };
     let started = std::time::Instant::now();
-    let mut analyzer = analyzer_for(&v, a.all)?;
+    let mut analyzer = analyzer_for(&v, a.all)?.with_filter(filter);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // Live findings are shown as they happen; a file's are written in batches.
