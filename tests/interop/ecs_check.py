@@ -4,7 +4,7 @@
 field outside `wardgate.*` must be an ECS field (dotted names, as ECS flattens
 them), its JSON value must fit the field's ECS type, and where ECS lists allowed
 values (`event.kind`, `event.category`, `event.type`, `event.outcome`) or a
-pattern, the value must be one of them / match it. `@timestamp` is required.
+pattern, the value must be one of them / match it. `@timestamp` and `ecs.version` are required.
 
 The reference is tests/data/ecs/ecs_flat.yml (vendored unchanged, see the README
 there). docs/events.md describes the contract this holds wardgate to.
@@ -21,9 +21,9 @@ ECS_VERSION = "9.5.0-dev"
 
 # wardgate's own namespace: not ECS, not checked here (the golden file pins it).
 OWN = "wardgate"
-# Fields an event must carry. ECS also marks `ecs.version` required; wardgate does
-# not write it (yet), so it is not required here (see docs/events.md).
-REQUIRED = ("@timestamp",)
+# Fields an event must carry (ECS marks both required), and the version wardgate
+# declares must be the reference's.
+REQUIRED = ("@timestamp", "ecs.version")
 
 STRING_TYPES = {"keyword", "constant_keyword", "wildcard", "match_only_text", "text"}
 INT_RANGES = {
@@ -151,8 +151,14 @@ class Checker:
             return [f"the event is not a JSON object: {json_type(event)}"]
         out = []
         for name in self.required:
-            if name not in event:
+            value = event
+            for part in ([name] if name in event else name.split(".")):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None:
                 out.append(f"{name}: required by ECS, missing")
+        declared = event.get("ecs", {}).get("version") if isinstance(event.get("ecs"), dict) else None
+        if declared is not None and declared != ECS_VERSION:
+            out.append(f"ecs.version: {declared!r}, but the reference checked is {ECS_VERSION}")
         self._walk(event, "", out)
         categories = event.get("event", {}).get("category") if isinstance(event.get("event"), dict) else None
         types = event.get("event", {}).get("type") if isinstance(event.get("event"), dict) else None

@@ -41,6 +41,7 @@ def schema_version():
 
 GOOD = {
     "@timestamp": "2026-11-26T10:15:00.123Z",
+    "ecs": {"version": ecs_check.ECS_VERSION},
     "event": {"kind": "alert", "action": "blocked", "reason": "connection refused", "severity": 3,
               "category": "network"},
     "rule": {"id": "WG-ACCESS-001", "name": "unknown-device"},
@@ -127,6 +128,12 @@ def test_event_type_must_go_with_the_category():
 def test_timestamp_is_required():
     assert ecs_check.check_event(without("@timestamp")) == ["@timestamp: required by ECS, missing"]
     assert ecs_check.check_event(["not", "an", "object"]) == ["the event is not a JSON object: array"]
+
+
+def test_the_ecs_version_is_required_and_is_the_references():
+    assert ecs_check.check_event(without("ecs")) == ["ecs.version: required by ECS, missing"]
+    problems = ecs_check.check_event(with_("ecs.version", "1.0.0"))
+    assert problems and problems[0].startswith("ecs.version: '1.0.0', but the reference"), problems
 
 
 # --- 2. the golden file -----------------------------------------------------------

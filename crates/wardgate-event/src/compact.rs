@@ -359,8 +359,10 @@ pub fn write_routine(
             out.push(b'"');
         }
         RoutineFlow::Full { route, fragment } => {
+            out.extend_from_slice(b"\",\"ecs\":{\"version\":\"");
+            out.extend_from_slice(crate::event::ECS_VERSION.as_bytes());
             out.extend_from_slice(
-                b"\",\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"",
+                b"\"},\"event\":{\"kind\":\"event\",\"action\":\"allowed\",\"reason\":\"",
             );
             // The message type is written once, escaped, and copied into
             // `wardgate.hl7` (it is never empty: at least the `^`).

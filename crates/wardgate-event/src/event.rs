@@ -29,6 +29,26 @@ pub fn bounded(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// The ECS version the field names, types and values follow (`ecs.version`):
+/// the field reference the tests check every event against
+/// (`tests/data/ecs/ecs_flat.yml`).
+pub const ECS_VERSION: &str = "9.5.0-dev";
+
+/// ECS `ecs.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ecs {
+    /// The ECS version the event follows.
+    pub version: String,
+}
+
+impl Default for Ecs {
+    fn default() -> Self {
+        Ecs {
+            version: ECS_VERSION.to_owned(),
+        }
+    }
+}
+
 /// Version of the event schema (`wardgate.schema`).
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -587,6 +607,9 @@ pub struct Event {
     /// When the decision was taken (RFC 3339, UTC, milliseconds).
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
+    /// ECS version (records written before it was added read as the current one).
+    #[serde(default)]
+    pub ecs: Ecs,
     /// ECS event fields.
     pub event: EventMeta,
     /// The rule that decided, when one did.
@@ -615,6 +638,7 @@ impl Event {
     pub fn new(timestamp: String, action: Action, reason: String, stage: Stage) -> Self {
         Event {
             timestamp,
+            ecs: Ecs::default(),
             event: EventMeta {
                 kind: Kind::Event,
                 action,
