@@ -269,8 +269,16 @@ def test_dicom_capture_counts_match_tshark_and_policy_applies(tmp_path):
     rules = {e["rule"]["id"] for e in events if e["event"]["action"] == "observed-violation"}
     # storescu runs from 127.0.0.1 (not enrolled): WG-ACCESS-001, as the proxy would refuse it.
     assert "WG-ACCESS-001" in rules
-    # The MR store names a SOP class the route does not allow.
-    assert "WG-DICOM-003" in rules or "WG-DICOM-004" in rules, rules
+    # The MR context is refused alone at association time (an alert, as inline:
+    # the proxy marks it "abstract syntax not supported" in the AC it relays)...
+    alerts = {e["rule"]["id"] for e in events if e["event"]["action"] == "alerted" and "rule" in e}
+    assert "WG-DICOM-003" in alerts, alerts
+    # ...and the MR store the sender then sent on it (the real PACS accepted the
+    # context; through the proxy the sender would not have been able to) is data
+    # on a context policy refused: the association is over, as the proxy would
+    # have aborted it. One rule for this traffic, whoever watches.
+    assert "WG-DICOM-007" in rules, rules
+    assert "WG-DICOM-004" not in rules, rules
     # Inventory: AE titles and implementation versions of both ends.
     inv = {e["wardgate"]["inventory"]["address"]: e["wardgate"]["inventory"]
            for e in events if e["event"]["action"] == "observed"}

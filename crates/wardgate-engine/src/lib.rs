@@ -10,6 +10,7 @@
 //! decisions on a proxy connection; [`flood`] holds token buckets and flood
 //! episodes (per-device limits, with time passed in).
 
+pub mod association;
 pub mod credentials;
 pub mod dicom;
 pub mod flood;

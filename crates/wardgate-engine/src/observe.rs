@@ -409,7 +409,16 @@ impl Observer {
         clock: &Clock,
         out: &mut Sink<'_>,
     ) {
-        let what = s.app.gap(from_client);
+        let mut ctx = app::Ctx {
+            obs: self,
+            route: s.route.clone().filter(|_| !s.refused),
+            flow: &s.flow,
+            client: s.client,
+            server: s.server,
+            clock,
+            out,
+        };
+        let what = s.app.gap(&mut ctx, from_client);
         let e = self.session_event(
             s,
             clock,

@@ -5,14 +5,14 @@
 
 use super::inventory::Fact;
 use super::{Observer, Proto, Sink};
+use crate::association::{Association, Mode, Out};
 use crate::event::{Action, Event, Record, Stage};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
-use crate::{dicom as decide, hl7 as inspect, Clock, Flow};
+use crate::{hl7 as inspect, Clock, Flow};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use wardgate_proto::anomaly::Anomaly;
-use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{self, Command, Pdu, PduType};
 use wardgate_proto::mllp::{self, Framer};
 use wardgate_proto::{ftp, http, mqtt, smb, telnet};
@@ -336,7 +336,7 @@ impl App {
     }
 
     /// Bytes were lost; returns what the parser did about it.
-    pub(super) fn gap(&mut self, from_client: bool) -> &'static str {
+    pub(super) fn gap(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool) -> &'static str {
         match self {
             App::Hl7(h) => {
                 let dir = if from_client {
@@ -353,7 +353,7 @@ impl App {
                 "HL7 framing resynchronises at the next start block"
             }
             App::Dicom(d) => {
-                d.stopped = true;
+                d.stop(ctx);
                 "DICOM parsing stopped for this association (PDU boundaries are lost)"
             }
             App::Ftp(f) => {
@@ -385,7 +385,11 @@ impl App {
         match self {
             App::Hl7(h) => h.client.pending.buf.len() + h.server.pending.buf.len(),
             App::Dicom(d) => {
-                d.client.buf.len() + d.server.buf.len() + d.cmd.len() + d.server_cmd.len()
+                d.client.buf.len()
+                    + d.server.buf.len()
+                    + d.client_cmd.len()
+                    + d.server_cmd.len()
+                    + d.assoc.as_ref().map_or(0, Association::buffered)
             }
             App::Ftp(f) => f.parser.buffered() + f.user.len(),
             App::Telnet(t) => t.buffered(),
@@ -397,6 +401,9 @@ impl App {
     }
 
     pub(super) fn close(&mut self, ctx: &mut Ctx<'_, '_>) {
+        if let App::Dicom(d) = self {
+            d.stop(ctx);
+        }
         if let App::Telnet(t) = self {
             t.finish(&mut |ev| {
                 if let telnet::TelnetEvent::Login { user, password } = ev {
@@ -536,31 +543,27 @@ impl Hl7 {
     }
 }
 
-/// A DIMSE message whose data set is arriving.
-struct Incoming {
-    operation: &'static str,
-    walker: Option<Walker>,
-    /// A C-STORE's event, held until the data set shows its facts (as inline).
-    pending: Option<Event>,
-}
-
-/// DICOM, both directions. Follows the proxy's association relay
-/// (`wardgate-proxy/src/dicom.rs`) decision for decision: the same checks in the
-/// same order, with what the proxy would abort reported instead.
+/// DICOM, both directions. On a route the device was admitted to, the
+/// association is the proxy's own state machine ([`Association`] in
+/// [`Mode::Observe`]): the same checks in the same order, the same records, and
+/// nothing judged after the point where the proxy would have ended it. Elsewhere
+/// (no route, or a device the route refuses, already reported) there is no
+/// profile to judge against: PDUs are framed and counted, the parties
+/// inventoried, credentials and malformed PDUs reported.
 pub(super) struct DicomSession {
     client: Pending,
     server: Pending,
+    /// The association as the proxy would drive it; `None` until the first bytes
+    /// (and for good when there is no route to judge against).
+    assoc: Option<Association>,
+    /// Whether a route's association was looked for yet.
+    started: bool,
     limits: dicom::Limits,
-    calling_ae: String,
-    /// A-ASSOCIATE-RQ seen.
-    requested: bool,
-    /// A-ASSOCIATE-AC seen.
-    established: bool,
-    /// Presentation contexts the AC accepted, and their transfer syntaxes.
-    accepted: Box<[bool; 256]>,
-    syntaxes: Box<[Syntax; 256]>,
-    cmd: Vec<u8>,
-    incoming: Option<Incoming>,
+    outs: Vec<Out>,
+    /// Commands of `assoc` already counted.
+    counted: u64,
+    /// Unrouted: the sender's command fragments, for counting.
+    client_cmd: Vec<u8>,
     server_cmd: Vec<u8>,
     stopped: bool,
 }
@@ -574,14 +577,12 @@ impl DicomSession {
         DicomSession {
             client: Pending::default(),
             server: Pending::default(),
+            assoc: None,
+            started: false,
             limits,
-            calling_ae: String::new(),
-            requested: false,
-            established: false,
-            accepted: Box::new([false; 256]),
-            syntaxes: Box::new([Syntax::Opaque; 256]),
-            cmd: Vec::new(),
-            incoming: None,
+            outs: Vec::new(),
+            counted: 0,
+            client_cmd: Vec::new(),
             server_cmd: Vec::new(),
             // Joined mid-association: PDU boundaries and the negotiated contexts
             // are unknown, so nothing can be judged; the session is only counted.
@@ -593,31 +594,45 @@ impl DicomSession {
         if self.stopped {
             return;
         }
+        if !self.started {
+            self.started = true;
+            self.assoc = ctx.route.clone().map(|route| {
+                // Timeouts are the proxy's alone: the observer does not tick.
+                let t = crate::session::Timeouts {
+                    frame: std::time::Duration::MAX / 4,
+                    idle: std::time::Duration::MAX / 4,
+                    grace: std::time::Duration::MAX / 4,
+                };
+                let now = std::time::Instant::now();
+                Association::new(ctx.flow.clone(), route, Mode::Observe, t, now)
+            });
+        }
         let mut pending = std::mem::take(if from_client {
             &mut self.client
         } else {
             &mut self.server
         });
-        let limits = self.limits;
-        pending.feed(data, |buf| match dicom::frame(buf, &limits) {
-            Ok(dicom::Progress::Pdu(f)) => {
-                ctx.obs.counts.dicom_pdus += 1;
-                let pdu = &buf[..f.len];
-                let go = if from_client {
-                    self.client_pdu(ctx, f.pdu_type, pdu)
-                } else {
-                    self.server_pdu(ctx, f.pdu_type, pdu)
-                };
-                if go {
-                    Step::Took(f.len)
-                } else {
+        pending.feed(data, |buf| {
+            let framed = match &self.assoc {
+                Some(a) if from_client => a.frame_client(buf),
+                Some(a) => a.frame_upstream(buf),
+                None => dicom::frame(buf, &self.limits),
+            };
+            match framed {
+                Ok(dicom::Progress::Pdu(f)) => {
+                    ctx.obs.counts.dicom_pdus += 1;
+                    self.pdu(ctx, from_client, f.pdu_type, &buf[..f.len]);
+                    if self.stopped {
+                        Step::Stop
+                    } else {
+                        Step::Took(f.len)
+                    }
+                }
+                Ok(dicom::Progress::NeedMore { .. }) => Step::More,
+                Err(e) => {
+                    self.malformed(ctx, from_client, &e);
                     Step::Stop
                 }
-            }
-            Ok(dicom::Progress::NeedMore { .. }) => Step::More,
-            Err(e) => {
-                self.malformed(ctx, from_client, &e);
-                Step::Stop
             }
         });
         if self.stopped {
@@ -631,118 +646,122 @@ impl DicomSession {
         }) = pending;
     }
 
+    /// Emits what the association decided; where the proxy would have ended it,
+    /// judging stops.
+    fn carry_out(&mut self, ctx: &mut Ctx<'_, '_>) {
+        for o in self.outs.drain(..) {
+            match o {
+                Out::Record(e) => ctx.emit(Record::Event(e)),
+                // What the proxy would have written: the real peers answered.
+                // After a close the association judges nothing more, but its
+                // PDUs are still framed and counted.
+                _ => {}
+            }
+        }
+        if let Some(a) = &self.assoc {
+            ctx.obs.counts.dicom_commands += a.commands() - self.counted;
+            self.counted = a.commands();
+        }
+    }
+
+    fn pdu(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, ty: PduType, pdu: &[u8]) {
+        match (from_client, ty) {
+            (true, PduType::AssociateRq) => {
+                if let Ok(Pdu::AssociateRq(rq)) = Pdu::parse(pdu, &self.limits) {
+                    self.inventory_rq(ctx, &rq);
+                }
+            }
+            (false, PduType::AssociateAc) => {
+                if let Ok(Pdu::AssociateAc(ac)) = Pdu::parse(pdu, &self.limits) {
+                    let inv = &mut ctx.obs.inventory;
+                    let uid = dicom::text(ac.user.implementation_class_uid);
+                    let version = dicom::text(ac.user.implementation_version_name);
+                    inv.fact(ctx.server.ip(), Fact::ImplementationUid, &uid);
+                    inv.fact(ctx.server.ip(), Fact::ImplementationVersion, &version);
+                }
+            }
+            (false, PduType::PData) => self.count_commands(ctx, false, pdu),
+            // Commands the association does not decide: none, or none any more.
+            (true, PduType::PData) if self.assoc.as_ref().is_none_or(Association::is_over) => {
+                self.count_commands(ctx, true, pdu)
+            }
+            _ => {}
+        }
+        if let Some(a) = self.assoc.as_mut() {
+            if from_client {
+                a.client_pdu(pdu, ctx.clock, &mut self.outs);
+            } else {
+                a.upstream_pdu(pdu, ctx.clock, &mut self.outs);
+            }
+            self.carry_out(ctx);
+        }
+    }
+
+    /// Counts the DIMSE commands in a P-DATA-TF (ones the association does not
+    /// decide: the server's, and every one where nothing is judged).
+    fn count_commands(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, pdu: &[u8]) {
+        let Ok(Pdu::PData(p)) = Pdu::parse(pdu, &self.limits) else {
+            return;
+        };
+        let cmd = if from_client {
+            &mut self.client_cmd
+        } else {
+            &mut self.server_cmd
+        };
+        for pdv in p.pdvs.iter().filter(|p| p.is_command) {
+            if cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                cmd.clear();
+                continue;
+            }
+            cmd.extend_from_slice(pdv.data);
+            if pdv.is_last {
+                if Command::parse(cmd).is_ok() {
+                    ctx.obs.counts.dicom_commands += 1;
+                }
+                cmd.clear();
+            }
+        }
+    }
+
     fn malformed(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, e: &dicom::DicomError) {
-        // The rules the proxy would record: the parser's own for the sender,
-        // WG-UP-002 for the upstream.
-        let ev = match (&ctx.route, from_client) {
-            (Some(r), true) => decide::malformed(r, ctx.flow, e, ctx.clock),
-            (Some(r), false) => decide::upstream_malformed(r, ctx.flow, e, ctx.clock),
-            (None, true) => ctx.event(
+        if let Some(a) = self.assoc.as_mut() {
+            if from_client {
+                a.client_malformed(e, ctx.clock, &mut self.outs);
+            } else {
+                a.upstream_malformed(e, ctx.clock, &mut self.outs);
+            }
+            self.carry_out(ctx);
+        } else {
+            let (rule, side) = if from_client {
+                (e.rule(), "client")
+            } else {
+                (rules::UPSTREAM_PROTOCOL, "server")
+            };
+            let ev = ctx.event(
                 Proto::Dicom,
                 Action::Alerted,
-                Some(e.rule()),
-                format!("malformed DICOM from the client: {e}"),
-            ),
-            (None, false) => ctx.event(
-                Proto::Dicom,
-                Action::Alerted,
-                Some(rules::UPSTREAM_PROTOCOL),
-                format!("malformed DICOM from the server: {e}"),
-            ),
-        };
-        ctx.emit_event(ev);
-        self.stop(ctx);
+                Some(rule),
+                format!("malformed DICOM from the {side}: {e}"),
+            );
+            ctx.emit_event(ev);
+        }
+        self.stopped = true;
     }
 
-    /// A side broke the association off (the proxy records the same rule when it
-    /// relays the rejection or abort): reported, parsing stops.
-    fn broken_off(&mut self, ctx: &mut Ctx<'_, '_>, rule: Rule, what: &str) {
-        let ev = ctx.event(Proto::Dicom, Action::Alerted, Some(rule), what.to_owned());
-        ctx.emit_event(ev);
-        self.stop(ctx);
-    }
-
-    /// What the proxy would abort the association for: reported, parsing stops.
-    fn violation(&mut self, ctx: &mut Ctx<'_, '_>, rule: Rule, what: String) -> bool {
-        let ev = match &ctx.route {
-            Some(r) => decide::violation(r, ctx.flow, rule, what, ctx.clock),
-            None => ctx.event(Proto::Dicom, Action::Alerted, Some(rule), what),
-        };
-        ctx.emit_event(ev);
-        self.stop(ctx);
-        false
-    }
-
-    /// Parsing ends: a C-STORE event still held goes out with what was seen.
+    /// Parsing ends (bytes lost, or the connection ended): a decision the
+    /// association still holds is recorded with what was seen.
     fn stop(&mut self, ctx: &mut Ctx<'_, '_>) {
         self.stopped = true;
-        if let Some(mut inc) = self.incoming.take() {
-            if let Some(mut e) = inc.pending.take() {
-                if let Some(w) = &inc.walker {
-                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
-                }
-                ctx.emit_event(e);
-            }
+        if let Some(a) = self.assoc.as_mut() {
+            a.finish(&mut self.outs);
+            self.carry_out(ctx);
         }
     }
 
-    /// Returns false to stop parsing the session.
-    fn client_pdu(&mut self, ctx: &mut Ctx<'_, '_>, ty: PduType, pdu: &[u8]) -> bool {
-        match ty {
-            PduType::AssociateRq if self.requested => self.violation(
-                ctx,
-                rules::DICOM_STATE,
-                "the sender sent A-ASSOCIATE-RQ out of sequence".into(),
-            ),
-            PduType::AssociateRq => match Pdu::parse(pdu, &self.limits) {
-                Ok(Pdu::AssociateRq(rq)) => {
-                    self.requested = true;
-                    self.on_associate_rq(ctx, &rq);
-                    true
-                }
-                Ok(_) => true,
-                Err(e) => {
-                    self.malformed(ctx, true, &e);
-                    false
-                }
-            },
-            PduType::PData if self.established => {
-                let pdata = match Pdu::parse(pdu, &self.limits) {
-                    Ok(Pdu::PData(p)) => p,
-                    Ok(_) => return true,
-                    Err(e) => {
-                        self.malformed(ctx, true, &e);
-                        return false;
-                    }
-                };
-                for pdv in &pdata.pdvs {
-                    if !self.on_client_pdv(ctx, pdv) {
-                        return false;
-                    }
-                }
-                true
-            }
-            PduType::ReleaseRq | PduType::ReleaseRp if self.established => true,
-            PduType::Abort => {
-                self.broken_off(
-                    ctx,
-                    rules::SENDER_ABORTED,
-                    "the sender aborted the association",
-                );
-                false
-            }
-            other => self.violation(
-                ctx,
-                rules::DICOM_STATE,
-                format!("the sender sent {} out of sequence", other.name()),
-            ),
-        }
-    }
-
-    fn on_associate_rq(&mut self, ctx: &mut Ctx<'_, '_>, rq: &dicom::Associate<'_>) {
-        self.calling_ae = dicom::text(rq.calling_ae);
+    fn inventory_rq(&mut self, ctx: &mut Ctx<'_, '_>, rq: &dicom::Associate<'_>) {
+        let calling_ae = dicom::text(rq.calling_ae);
         let inv = &mut ctx.obs.inventory;
-        inv.fact(ctx.client.ip(), Fact::AeTitle, &self.calling_ae);
+        inv.fact(ctx.client.ip(), Fact::AeTitle, &calling_ae);
         inv.fact(ctx.server.ip(), Fact::AeTitle, &dicom::text(rq.called_ae));
         inv.fact(
             ctx.client.ip(),
@@ -754,229 +773,41 @@ impl DicomSession {
             Fact::ImplementationVersion,
             &dicom::text(rq.user.implementation_version_name),
         );
-        if let Some(route) = ctx.route.clone() {
-            let d = decide::associate(&route, ctx.flow, rq, ctx.clock);
-            ctx.emit_event(d.event);
-            if let Some(a) = d.credential_alert {
-                ctx.emit_event(a);
-            }
-        } else if let Some(id) = rq
-            .user
-            .user_identity
-            .as_ref()
-            .filter(|i| i.carries_secret())
-        {
+        let Some(id) = rq.user.user_identity.as_ref() else {
+            return;
+        };
+        if let Some(u) = id.username() {
+            let label = format!("{u}@dicom");
+            ctx.obs
+                .inventory
+                .fact(ctx.server.ip(), Fact::Account, &label);
+            ctx.obs.counts.cleartext_logins += 1;
+        }
+        if self.assoc.is_some() {
+            // The association judges credentials as the proxy does.
+            return;
+        }
+        if id.carries_secret() {
             let e = ctx.event(
                 Proto::Dicom,
                 Action::Alerted,
                 Some(rules::DICOM_CLEARTEXT_CREDENTIALS),
                 format!(
-                    "{} sent DICOM user identity ({}) in clear; the secret is not recorded",
-                    self.calling_ae,
+                    "{calling_ae} sent DICOM user identity ({}) in clear; the secret is not recorded",
                     id.kind_name()
                 ),
             );
             ctx.emit_event(e);
         }
-        if let Some(id) = rq.user.user_identity.as_ref() {
-            if let Some(u) = id.username() {
-                let label = format!("{u}@dicom");
-                ctx.obs
-                    .inventory
-                    .fact(ctx.server.ip(), Fact::Account, &label);
-                ctx.obs.counts.cleartext_logins += 1;
-                let secret = id.carries_secret().then_some(id.secondary);
-                if let Some(d) = crate::credentials::lookup("dicom", id.primary, secret) {
-                    let e = ctx.event(
-                        Proto::Dicom,
-                        Action::Alerted,
-                        Some(rules::DEFAULT_CREDENTIALS),
-                        format!(
-                            "DICOM user identity {u:?} to {} uses a known default credential ({} {}; {})",
-                            ctx.server, d.vendor, d.product, d.source
-                        ),
-                    );
-                    ctx.emit_event(e);
-                }
-            }
-        }
-    }
-
-    /// One PDV from the sender, judged as the proxy judges it.
-    fn on_client_pdv(&mut self, ctx: &mut Ctx<'_, '_>, pdv: &dicom::Pdv<'_>) -> bool {
-        if !self.accepted[usize::from(pdv.context_id)] {
-            return self.violation(
-                ctx,
-                rules::DICOM_CONTEXT,
-                format!(
-                    "data on presentation context {} which is not accepted",
-                    pdv.context_id
-                ),
-            );
-        }
-        if pdv.is_command {
-            if self.incoming.is_some() {
-                return self.violation(
-                    ctx,
-                    rules::DICOM_STATE,
-                    "a command fragment before the previous data set ended".into(),
-                );
-            }
-            if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
-                let e = dicom::DicomError::TooMany {
-                    what: "command set bytes",
-                    limit: self.limits.max_command_bytes,
-                };
-                self.malformed(ctx, true, &e);
-                return false;
-            }
-            self.cmd.extend_from_slice(pdv.data);
-            if !pdv.is_last {
-                return true;
-            }
-            let cmd_bytes = std::mem::take(&mut self.cmd);
-            let cmd = match Command::parse(&cmd_bytes) {
-                Ok(c) => c,
-                Err(e) => {
-                    self.malformed(ctx, true, &e);
-                    return false;
-                }
-            };
-            ctx.obs.counts.dicom_commands += 1;
-            let (forward, event) = match ctx.route.clone() {
-                Some(route) => {
-                    let d = decide::command(&route, ctx.flow, &cmd, &self.calling_ae, ctx.clock);
-                    (d.forward, Some(d.event))
-                }
-                None => (true, None),
-            };
-            let walk = forward && cmd.has_data_set && ctx.route.is_some();
-            let is_store = cmd.field == dicom::CommandField::CStore;
-            let mut held = None;
-            match event {
-                Some(e) if walk && is_store => held = Some(e),
-                Some(e) => ctx.emit_event(e),
-                None => {}
-            }
-            self.incoming = cmd.has_data_set.then(|| Incoming {
-                operation: cmd.field.name(),
-                walker: walk.then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
-                pending: held,
-            });
-            self.cmd = cmd_bytes;
-            self.cmd.clear();
-            return true;
-        }
-        let Some(inc) = self.incoming.as_mut() else {
-            return self.violation(
-                ctx,
-                rules::DICOM_STATE,
-                "a data set fragment without a command".into(),
-            );
-        };
-        if let (Some(w), Some(route)) = (inc.walker.as_mut(), ctx.route.clone()) {
-            let fed = w.feed(pdv.data);
-            let executable = w.facts().executable;
-            let facts_ready = decide::facts_ready(w, pdv.is_last, fed.is_ok());
-            if facts_ready {
-                if let Some(mut e) = inc.pending.take() {
-                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
-                    ctx.emit_event(e);
-                }
-            }
-            let gap = match (&fed, w.inspects()) {
-                (Err(e), _) => Some(format!(
-                    "{} data set could not be inspected: {e}",
-                    inc.operation
-                )),
-                (Ok(()), false) => Some(format!(
-                    "{} data set in a transfer syntax wardgate does not walk (big endian or deflated)",
-                    inc.operation
-                )),
-                _ => None,
-            };
-            if let Some(why) = gap {
-                let ev = decide::uninspectable(&route, ctx.flow, why, ctx.clock);
-                ctx.emit_event(ev);
-                inc.walker = None;
-            } else if let Some(found) = executable {
-                let (_, ev) =
-                    decide::executable(&route, ctx.flow, &found, inc.operation, ctx.clock);
-                ctx.emit_event(ev);
-                inc.walker = None;
-            }
-        }
-        if pdv.is_last {
-            if let Some(mut inc) = self.incoming.take() {
-                if let Some(e) = inc.pending.take() {
-                    ctx.emit_event(e);
-                }
-            }
-        }
-        true
-    }
-
-    fn server_pdu(&mut self, ctx: &mut Ctx<'_, '_>, ty: PduType, pdu: &[u8]) -> bool {
-        match ty {
-            PduType::AssociateAc if !self.established => match Pdu::parse(pdu, &self.limits) {
-                Ok(Pdu::AssociateAc(ac)) => {
-                    for pc in &ac.presentation_contexts {
-                        let i = usize::from(pc.id);
-                        self.accepted[i] = pc.result == 0;
-                        if pc.result == 0 {
-                            let ts = pc.transfer_syntaxes.first().copied().unwrap_or_default();
-                            self.syntaxes[i] = Syntax::of(ts);
-                        }
-                    }
-                    self.established = true;
-                    let inv = &mut ctx.obs.inventory;
-                    inv.fact(
-                        ctx.server.ip(),
-                        Fact::ImplementationUid,
-                        &dicom::text(ac.user.implementation_class_uid),
-                    );
-                    inv.fact(
-                        ctx.server.ip(),
-                        Fact::ImplementationVersion,
-                        &dicom::text(ac.user.implementation_version_name),
-                    );
-                    true
-                }
-                Ok(_) => true,
-                Err(e) => {
-                    self.malformed(ctx, false, &e);
-                    false
-                }
-            },
-            PduType::AssociateRj => {
-                let why = "the upstream rejected the association";
-                self.broken_off(ctx, rules::UPSTREAM_REJECTED, why);
-                false
-            }
-            PduType::Abort => {
-                let why = "the upstream aborted the association";
-                self.broken_off(ctx, rules::UPSTREAM_ABORTED, why);
-                false
-            }
-            PduType::PData => {
-                if let Ok(Pdu::PData(p)) = Pdu::parse(pdu, &self.limits) {
-                    for pdv in p.pdvs.iter().filter(|p| p.is_command) {
-                        if self.server_cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
-                            self.server_cmd.clear();
-                            continue;
-                        }
-                        self.server_cmd.extend_from_slice(pdv.data);
-                        if pdv.is_last {
-                            if Command::parse(&self.server_cmd).is_ok() {
-                                ctx.obs.counts.dicom_commands += 1;
-                            }
-                            self.server_cmd.clear();
-                        }
-                    }
-                }
-                true
-            }
-            _ => true,
+        if let Some(e) = crate::association::default_credential(id, ctx.server, |reason| {
+            ctx.event(
+                Proto::Dicom,
+                Action::Alerted,
+                Some(rules::DEFAULT_CREDENTIALS),
+                reason,
+            )
+        }) {
+            ctx.emit_event(e);
         }
     }
 }

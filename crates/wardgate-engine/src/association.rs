@@ -1,0 +1,899 @@
+//! One DICOM association as a sans-IO state machine, driven inline by the proxy
+//! and passively by the observer.
+//!
+//! Why one machine for both: which PDU is allowed in which state, which DIMSE
+//! command is decided when, when a C-STORE's record waits for its data set's
+//! facts, what a policy-refused context or executable content or an upstream
+//! protocol error means: these are decisions, and inline and passive analysis
+//! must make the same ones for the same traffic. The proxy feeds whole PDUs, ends
+//! of stream and the time in, and carries out the [`Out`]s in order; the observer
+//! ([`Mode::Observe`]) feeds the PDUs it reassembled, emits the records and stops
+//! judging where the proxy would have ended the association. Tests drive it with
+//! made-up time and any split of the bytes (`association/tests.rs`).
+//!
+//! Phases: the sender's A-ASSOCIATE-RQ (within the frame timeout) → admitted and
+//! decided ([`crate::dicom::associate`]): refused with A-ASSOCIATE-RJ, or forwarded
+//! unchanged → the upstream's A-ASSOCIATE-AC, with policy-refused presentation
+//! contexts marked "abstract syntax not supported" → per DIMSE command, decided
+//! ([`crate::dicom::command`]): forwarded with its data set PDV by PDV (walked for
+//! its facts and executable content), or dropped and answered with a failure
+//! status → releases and aborts relayed. Memory is bounded by the PDU and command
+//! limits: a data set streams through one PDU at a time.
+
+use crate::dicom as decide;
+use crate::event::{Action, DicomFacts, Event, Stage};
+use crate::policy::RoutePolicy;
+use crate::rules::{self, Rule};
+use crate::session::Timeouts;
+use crate::{Clock, Flow};
+use smallvec::SmallVec;
+use std::sync::Arc;
+use std::time::Instant;
+use wardgate_proto::dicom::dataset::{Syntax, Walker};
+use wardgate_proto::dicom::{
+    self, Abort, Command, CommandField, DicomError, Limits, Pdu, PduType, Progress, Reject,
+};
+
+/// Who drives the association.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The proxy: every [`Out`] is carried out.
+    Inline,
+    /// Passive analysis: records are kept; what the proxy would have written is
+    /// not (the real peers answered); an [`Out::Close`] means the proxy would have
+    /// ended the association here, so nothing after it is judged.
+    Observe,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug)]
+pub enum Out {
+    /// Record this decision (before anything after it is done).
+    Record(Box<Event>),
+    /// Connect to the upstream (inline only). If that fails, call
+    /// [`Association::unavailable`] and carry out its outputs instead of the rest.
+    Connect,
+    /// Send the sender's PDU just given upstream, unchanged (after what is queued).
+    Forward,
+    /// Send these bytes upstream instead of the sender's PDU: a P-DATA-TF of the
+    /// PDVs that may pass (their bytes unchanged).
+    SendUpstream(Vec<u8>),
+    /// Send the upstream's PDU just given to the sender, unchanged.
+    Relay,
+    /// Write these bytes to the sender (a failure response, a patched A-ASSOCIATE-AC).
+    Reply(Vec<u8>),
+    /// Before any upstream exists: answer the sender with this final PDU
+    /// (A-ASSOCIATE-RJ or A-ABORT) and let it close first (PS3.8 9.2, ARTIM).
+    Refuse(Vec<u8>),
+    /// A-ABORT to the sender now and to the upstream after what is queued for it.
+    Abort(Abort),
+    /// A-ABORT (reason not specified) to the upstream only, after what is queued.
+    AbortUpstream,
+    /// A-ABORT (reason not specified) to the sender only.
+    AbortClient,
+    /// End the sender's direction: the association was released or rejected.
+    ShutdownClient,
+    /// The association is over: nothing after this.
+    Close,
+}
+
+/// How a direction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The peer closed; `buffered` bytes of an incomplete PDU were left.
+    Closed {
+        /// Bytes of an incomplete PDU.
+        buffered: usize,
+    },
+    /// The stream failed (an I/O error).
+    Error(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the sender's A-ASSOCIATE-RQ.
+    AwaitRq,
+    /// The RQ went upstream; waiting for its answer.
+    Requested,
+    /// A-ASSOCIATE-AC relayed: P-DATA may flow.
+    Established,
+    /// Ended: nothing more is judged.
+    Over,
+}
+
+/// The DIMSE message now crossing from the sender.
+#[derive(Debug)]
+struct Message {
+    /// Forward it (else its fragments are dropped).
+    forward: bool,
+    /// A data set is still to come.
+    awaiting_data: bool,
+    /// The failure response to send once the message is complete, if refused.
+    response: Option<(u8, Vec<u8>)>,
+    /// The operation, for events.
+    operation: &'static str,
+    /// Walks the forwarded data set for its facts and executable content.
+    walker: Option<Walker>,
+    /// A C-STORE's decision, recorded once the data set has shown its modality and
+    /// patient ID (and always before any of the data set is forwarded).
+    pending: Option<Event>,
+}
+
+/// One DICOM association on one route.
+#[derive(Debug)]
+pub struct Association {
+    flow: Flow,
+    route: Arc<RoutePolicy>,
+    mode: Mode,
+    timeouts: Timeouts,
+    limits: Limits,
+    /// The device was not admitted: its RQ is answered A-ASSOCIATE-RJ.
+    denied: Option<(Rule, String)>,
+    phase: Phase,
+    calling_ae: String,
+    /// Presentation contexts policy refused.
+    refused: SmallVec<[u8; 8]>,
+    /// Presentation contexts accepted by the upstream and allowed by policy.
+    accepted: Box<[bool; 256]>,
+    /// Data set encoding per accepted presentation context.
+    syntaxes: Box<[Syntax; 256]>,
+    /// Largest PDU the upstream said it can receive (0: no limit).
+    upstream_max_pdu: u32,
+    /// Command fragments received so far.
+    cmd: Vec<u8>,
+    /// PDVs of a command not yet complete: (context, control header, fragment).
+    held: Vec<(u8, u8, Vec<u8>)>,
+    current: Option<Message>,
+    /// DIMSE commands from the sender decided so far.
+    commands: u64,
+    /// When the sender's partial PDU began (before the RQ: when the connection
+    /// did): it must complete within the frame timeout.
+    pdu_started: Option<Instant>,
+    last_activity: Instant,
+    /// Shutdown began: the association may end on its own until then.
+    drain_deadline: Option<Instant>,
+}
+
+impl Association {
+    /// An association for `flow` on `route`, its connection accepted at `now`.
+    pub fn new(
+        flow: Flow,
+        route: Arc<RoutePolicy>,
+        mode: Mode,
+        timeouts: Timeouts,
+        now: Instant,
+    ) -> Self {
+        let limits = route.dicom.as_ref().map(|d| d.limits).unwrap_or_default();
+        Association {
+            flow,
+            route,
+            mode,
+            timeouts,
+            limits,
+            denied: None,
+            phase: Phase::AwaitRq,
+            calling_ae: String::new(),
+            refused: SmallVec::new(),
+            accepted: Box::new([false; 256]),
+            syntaxes: Box::new([Syntax::Opaque; 256]),
+            upstream_max_pdu: 0,
+            cmd: Vec::new(),
+            held: Vec::new(),
+            current: None,
+            commands: 0,
+            pdu_started: Some(now),
+            last_activity: now,
+            drain_deadline: None,
+        }
+    }
+
+    /// The device was not admitted (`rule`, `reason`): its A-ASSOCIATE-RQ is read
+    /// for the record and answered A-ASSOCIATE-RJ; nothing is forwarded.
+    pub fn denied(mut self, rule: Rule, reason: String) -> Self {
+        self.denied = Some((rule, reason));
+        self
+    }
+
+    /// The flow.
+    pub fn flow(&self) -> &Flow {
+        &self.flow
+    }
+
+    /// Whether the association has ended.
+    pub fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// Whether the upstream accepted the association.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// DIMSE commands from the sender decided so far.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+
+    /// Bytes held between PDUs: a command's fragments so far.
+    pub fn buffered(&self) -> usize {
+        self.cmd.len() + self.held.iter().map(|(_, _, d)| d.len()).sum::<usize>()
+    }
+
+    /// The driver stops following the association without an end it can name
+    /// (passive analysis lost bytes or the capture ended): a decision still held
+    /// is recorded with what was seen. Nothing more is judged.
+    pub fn finish(&mut self, out: &mut Vec<Out>) {
+        self.flush_pending(out);
+        self.phase = Phase::Over;
+    }
+
+    /// Limits for the sender's PDUs: no larger than the upstream said it receives.
+    pub fn client_limits(&self) -> Limits {
+        let mut l = self.limits;
+        if self.upstream_max_pdu > 0 {
+            l.max_pdu_bytes = l.max_pdu_bytes.min(self.upstream_max_pdu);
+        }
+        l
+    }
+
+    /// Limits for the upstream's PDUs.
+    pub fn upstream_limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The next whole PDU at the front of the sender's bytes, by the sender's limits.
+    pub fn frame_client(&self, buf: &[u8]) -> Result<Progress, DicomError> {
+        dicom::frame(buf, &self.client_limits())
+    }
+
+    /// The next whole PDU at the front of the upstream's bytes.
+    pub fn frame_upstream(&self, buf: &[u8]) -> Result<Progress, DicomError> {
+        dicom::frame(buf, &self.limits)
+    }
+
+    /// When [`Association::tick`] must be called next: the shutdown grace, else the
+    /// sooner of the idle timeout and the frame timeout of a started PDU.
+    pub fn deadline(&self) -> Instant {
+        let idle = self.last_activity + self.timeouts.idle;
+        let due = self
+            .pdu_started
+            .map_or(idle, |t| idle.min(t + self.timeouts.frame));
+        match self.drain_deadline {
+            Some(d) if self.phase == Phase::AwaitRq => d.min(due),
+            Some(d) => d,
+            None => due,
+        }
+    }
+
+    /// Bytes arrived from the sender at `now`; `buffered` bytes of an incomplete
+    /// PDU are left once the whole ones were given to [`Association::client_pdu`].
+    pub fn client_read(&mut self, now: Instant, buffered: usize) {
+        self.last_activity = now;
+        if self.phase != Phase::AwaitRq {
+            self.pdu_started = if buffered == 0 {
+                None
+            } else {
+                self.pdu_started.or(Some(now))
+            };
+        }
+    }
+
+    /// Bytes arrived from the upstream at `now`.
+    pub fn upstream_read(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
+    /// Shutdown began at `now`: the association may end on its own within the grace.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.drain_deadline.is_none() {
+            self.drain_deadline = Some(now + self.timeouts.grace);
+        }
+    }
+
+    /// The time is `now`: a deadline that passed ends the association.
+    /// `buffered`: bytes of the sender's incomplete PDU.
+    pub fn tick(&mut self, now: Instant, buffered: usize, clock: &Clock, out: &mut Vec<Out>) {
+        if self.phase == Phase::Over || now < self.deadline() {
+            return;
+        }
+        let drained = self.drain_deadline.is_some_and(|d| d <= now);
+        if self.phase == Phase::AwaitRq {
+            let (rule, reason) = if drained {
+                (
+                    rules::SHUTDOWN_CUT,
+                    "shutdown grace period ended before an A-ASSOCIATE-RQ".to_owned(),
+                )
+            } else {
+                (
+                    rules::SLOW_SENDER,
+                    "no A-ASSOCIATE-RQ within the frame timeout".to_owned(),
+                )
+            };
+            self.record_closed(rule, reason, clock, out);
+            self.close(out);
+            return;
+        }
+        let (rule, reason) = if drained {
+            (
+                rules::SHUTDOWN_CUT,
+                "shutdown grace period ended with the association open".to_owned(),
+            )
+        } else if self
+            .pdu_started
+            .is_some_and(|t| t + self.timeouts.frame <= now)
+        {
+            (
+                rules::SLOW_SENDER,
+                format!(
+                    "PDU not completed within {:?} ({buffered} bytes buffered)",
+                    self.timeouts.frame
+                ),
+            )
+        } else {
+            (
+                rules::IDLE_TIMEOUT,
+                format!("no traffic for {:?}", self.timeouts.idle),
+            )
+        };
+        self.flush_pending(out);
+        self.record_closed(rule, reason, clock, out);
+        out.push(Out::Abort(Abort::NOT_SPECIFIED));
+        self.close(out);
+    }
+
+    /// The sender's bytes are not DICOM.
+    pub fn client_malformed(&mut self, err: &DicomError, clock: &Clock, out: &mut Vec<Out>) {
+        if self.phase == Phase::Over {
+            return;
+        }
+        self.flush_pending(out);
+        let e = decide::malformed(&self.route, &self.flow, err, clock);
+        out.push(Out::Record(Box::new(e)));
+        self.abort(dicom::abort_for(err), out);
+    }
+
+    /// The upstream's bytes are not DICOM.
+    pub fn upstream_malformed(&mut self, err: &DicomError, clock: &Clock, out: &mut Vec<Out>) {
+        if self.phase == Phase::Over {
+            return;
+        }
+        self.flush_pending(out);
+        let e = decide::upstream_malformed(&self.route, &self.flow, err, clock);
+        out.push(Out::Record(Box::new(e)));
+        self.abort(dicom::abort_for(err), out);
+    }
+
+    /// The upstream could not be reached (after [`Out::Connect`]): the sender is
+    /// told to retry (A-ASSOCIATE-RJ, transient congestion).
+    pub fn unavailable(&mut self, why: &str, clock: &Clock, out: &mut Vec<Out>) {
+        let e = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Failed,
+                format!("upstream {} unavailable: {why}", self.route.upstream),
+                Stage::Connection,
+            )
+            .with_rule(rules::UPSTREAM_UNAVAILABLE);
+        out.push(Out::Record(Box::new(e)));
+        out.push(Out::Refuse(Reject::TEMPORARY_CONGESTION.encode().to_vec()));
+        self.close(out);
+    }
+
+    /// The sender's direction ended.
+    pub fn client_ended(&mut self, end: End, clock: &Clock, out: &mut Vec<Out>) {
+        match self.phase {
+            Phase::Over => {}
+            Phase::AwaitRq => {
+                let why = match end {
+                    End::Closed { buffered: 0 } => {
+                        self.close(out);
+                        return;
+                    }
+                    End::Closed { buffered } => {
+                        format!("closed in the middle of a PDU ({buffered} bytes buffered)")
+                    }
+                    End::Error(why) => why,
+                };
+                self.record_closed(
+                    rules::SENDER_ABORTED,
+                    format!("before association: {why}"),
+                    clock,
+                    out,
+                );
+                self.close(out);
+            }
+            Phase::Requested | Phase::Established => {
+                self.flush_pending(out);
+                self.ended(true, end, clock, out);
+            }
+        }
+    }
+
+    /// The upstream's direction ended.
+    pub fn upstream_ended(&mut self, end: End, clock: &Clock, out: &mut Vec<Out>) {
+        if matches!(self.phase, Phase::Requested | Phase::Established) {
+            self.flush_pending(out);
+            self.ended(false, end, clock, out);
+        }
+    }
+
+    fn ended(&mut self, from_client: bool, end: End, clock: &Clock, out: &mut Vec<Out>) {
+        let side = if from_client { "sender" } else { "upstream" };
+        let rule = if from_client {
+            rules::SENDER_ABORTED
+        } else {
+            rules::UPSTREAM_ABORTED
+        };
+        let (reason, abort) = match end {
+            // A peer that closes without release: the other side is told.
+            End::Closed { buffered: 0 } => (
+                format!("the {side} closed the connection without releasing the association"),
+                if from_client {
+                    Out::AbortUpstream
+                } else {
+                    Out::AbortClient
+                },
+            ),
+            End::Closed { buffered } => (
+                format!(
+                    "the {side}'s stream broke: closed in the middle of a PDU ({buffered} bytes buffered)"
+                ),
+                Out::Abort(Abort::NOT_SPECIFIED),
+            ),
+            End::Error(why) => (
+                format!("the {side}'s stream broke: {why}"),
+                Out::Abort(Abort::NOT_SPECIFIED),
+            ),
+        };
+        self.record_closed(rule, reason, clock, out);
+        out.push(abort);
+        self.close(out);
+    }
+
+    /// One whole PDU from the sender (`pdu`, header included). The driver drops it
+    /// from its buffer after carrying out the outputs ([`Out::Forward`] sends it).
+    pub fn client_pdu(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        let Some(ty) = pdu.first().and_then(|b| PduType::from_byte(*b)) else {
+            let e = DicomError::Invalid { what: "PDU type" };
+            return self.client_malformed(&e, clock, out);
+        };
+        match (self.phase, ty) {
+            (Phase::Over, _) => {}
+            (Phase::AwaitRq, _) => match Pdu::parse(pdu, &self.limits) {
+                Ok(Pdu::AssociateRq(rq)) => self.on_rq(&rq, clock, out),
+                Ok(_) => {
+                    let what = format!("{} before A-ASSOCIATE-RQ", ty.name());
+                    self.violation(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out)
+                }
+                Err(e) => self.client_malformed(&e, clock, out),
+            },
+            (Phase::Established, PduType::PData) => self.on_pdata(pdu, clock, out),
+            (Phase::Established, PduType::ReleaseRq | PduType::ReleaseRp) => out.push(Out::Forward),
+            (_, PduType::Abort) => {
+                self.flush_pending(out);
+                self.record_closed(
+                    rules::SENDER_ABORTED,
+                    "the sender aborted the association".into(),
+                    clock,
+                    out,
+                );
+                out.push(Out::Forward);
+                self.close(out);
+            }
+            (_, other) => {
+                let what = format!("the sender sent {} out of sequence", other.name());
+                self.violation(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out)
+            }
+        }
+    }
+
+    fn on_rq(&mut self, rq: &dicom::Associate<'_>, clock: &Clock, out: &mut Vec<Out>) {
+        self.calling_ae = dicom::text(rq.calling_ae);
+        if let Some((rule, reason)) = self.denied.take() {
+            // Deny by default, with the answer DICOM defines: nothing is forwarded.
+            let mut e = self
+                .flow
+                .event(
+                    clock,
+                    &self.route,
+                    Action::Blocked,
+                    format!("association refused: {reason}"),
+                    Stage::Connection,
+                )
+                .with_rule(rule);
+            e.wardgate.dicom = Some(DicomFacts {
+                calling_ae: self.calling_ae.clone(),
+                called_ae: dicom::text(rq.called_ae),
+                implementation_class_uid: dicom::text(rq.user.implementation_class_uid),
+                implementation_version: dicom::text(rq.user.implementation_version_name),
+                ..Default::default()
+            });
+            out.push(Out::Record(Box::new(e)));
+            out.push(Out::Refuse(
+                Reject::CALLING_AE_NOT_RECOGNIZED.encode().to_vec(),
+            ));
+            return self.close(out);
+        }
+        let d = decide::associate(&self.route, &self.flow, rq, clock);
+        out.push(Out::Record(Box::new(d.event)));
+        if let Some(alert) = d.credential_alert {
+            out.push(Out::Record(Box::new(alert)));
+        }
+        if let Some(id) = rq.user.user_identity.as_ref() {
+            let (flow, route) = (&self.flow, &self.route);
+            let alert = default_credential(id, flow.dst, |reason| {
+                flow.event(clock, route, Action::Alerted, reason, Stage::Association)
+                    .with_rule(rules::DEFAULT_CREDENTIALS)
+            });
+            if let Some(e) = alert {
+                out.push(Out::Record(Box::new(e)));
+            }
+        }
+        if let Some(reject) = d.reject {
+            out.push(Out::Refuse(reject.encode().to_vec()));
+            return self.close(out);
+        }
+        self.refused = d.refused_contexts;
+        self.phase = Phase::Requested;
+        self.pdu_started = None;
+        if self.mode == Mode::Inline {
+            out.push(Out::Connect);
+        }
+        out.push(Out::Forward);
+    }
+
+    /// One whole PDU from the upstream (`pdu`, header included). The driver drops
+    /// it from its buffer after carrying out the outputs ([`Out::Relay`] sends it).
+    pub fn upstream_pdu(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        let Some(ty) = pdu.first().and_then(|b| PduType::from_byte(*b)) else {
+            let e = DicomError::Invalid { what: "PDU type" };
+            return self.upstream_malformed(&e, clock, out);
+        };
+        match (self.phase, ty) {
+            (Phase::Over, _) => {}
+            (Phase::Requested, PduType::AssociateAc) => self.on_ac(pdu, clock, out),
+            (
+                Phase::Requested | Phase::Established,
+                PduType::AssociateRj | PduType::Abort | PduType::ReleaseRp,
+            ) => {
+                let (what, action, rule) = match ty {
+                    PduType::AssociateRj => (
+                        "the upstream rejected the association",
+                        Action::Failed,
+                        Some(rules::UPSTREAM_REJECTED),
+                    ),
+                    PduType::Abort => (
+                        "the upstream aborted the association",
+                        Action::Failed,
+                        Some(rules::UPSTREAM_ABORTED),
+                    ),
+                    _ => ("association released", Action::Allowed, None),
+                };
+                self.flush_pending(out);
+                let mut e = self.flow.event(
+                    clock,
+                    &self.route,
+                    action,
+                    what.to_owned(),
+                    Stage::Association,
+                );
+                if let Some(r) = rule {
+                    e.set_rule(r);
+                }
+                out.push(Out::Record(Box::new(e)));
+                out.push(Out::Relay);
+                out.push(Out::ShutdownClient);
+                self.close(out);
+            }
+            (Phase::Established, PduType::PData | PduType::ReleaseRq) => out.push(Out::Relay),
+            (_, other) => {
+                let what = format!("upstream sent {} out of sequence", other.name());
+                self.violation(
+                    rules::UPSTREAM_PROTOCOL,
+                    what,
+                    Abort::UNEXPECTED_PDU,
+                    clock,
+                    out,
+                )
+            }
+        }
+    }
+
+    /// The upstream's A-ASSOCIATE-AC: contexts policy refused are marked "abstract
+    /// syntax not supported" in what the sender reads (inline) and are not
+    /// accepted either way.
+    fn on_ac(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        let refused = std::mem::take(&mut self.refused);
+        let mut patched = None;
+        if self.mode == Mode::Inline && !refused.is_empty() {
+            let mut ac = pdu.to_vec();
+            if let Err(e) = dicom::reject_contexts_in_ac(&mut ac, |id| refused.contains(&id)) {
+                return self.upstream_malformed(&e, clock, out);
+            }
+            patched = Some(ac);
+        }
+        match Pdu::parse(patched.as_deref().unwrap_or(pdu), &self.limits) {
+            Ok(Pdu::AssociateAc(ac)) => {
+                for pc in &ac.presentation_contexts {
+                    let i = usize::from(pc.id);
+                    self.accepted[i] = pc.result == 0 && !refused.contains(&pc.id);
+                    let ts = pc.transfer_syntaxes.first().copied().unwrap_or_default();
+                    self.syntaxes[i] = Syntax::of(ts);
+                }
+                self.upstream_max_pdu = ac.user.max_pdu_length.unwrap_or(0);
+            }
+            Ok(_) => {
+                let e = DicomError::Invalid {
+                    what: "PDU type (expected A-ASSOCIATE-AC)",
+                };
+                return self.upstream_malformed(&e, clock, out);
+            }
+            Err(e) => return self.upstream_malformed(&e, clock, out),
+        }
+        self.phase = Phase::Established;
+        out.push(match patched {
+            Some(ac) => Out::Reply(ac),
+            None => Out::Relay,
+        });
+    }
+
+    /// Decides every PDV of one P-DATA-TF from the sender. The PDU goes upstream
+    /// unchanged when every PDV in it is forwarded; otherwise a P-DATA-TF of the
+    /// forwarded PDVs (their bytes unchanged) is sent instead.
+    fn on_pdata(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        let pdata = match Pdu::parse(pdu, &self.client_limits()) {
+            Ok(Pdu::PData(p)) => p,
+            Ok(_) => {
+                let e = DicomError::Invalid { what: "P-DATA-TF" };
+                return self.client_malformed(&e, clock, out);
+            }
+            Err(e) => return self.client_malformed(&e, clock, out),
+        };
+        // Indices into pdata.pdvs forwarded now, plus held PDVs released now.
+        let mut forward_now: SmallVec<[usize; 8]> = SmallVec::new();
+        let mut released: Vec<(u8, u8, Vec<u8>)> = Vec::new();
+        let mut replies: SmallVec<[(u8, Vec<u8>); 1]> = SmallVec::new();
+        let mut unchanged = self.held.is_empty();
+        for (i, pdv) in pdata.pdvs.iter().enumerate() {
+            if !self.accepted[usize::from(pdv.context_id)] {
+                let what = format!(
+                    "data on presentation context {} which is not accepted",
+                    pdv.context_id
+                );
+                return self.violation(
+                    rules::DICOM_CONTEXT,
+                    what,
+                    Abort::INVALID_PARAMETER,
+                    clock,
+                    out,
+                );
+            }
+            let mch = u8::from(pdv.is_command) | (u8::from(pdv.is_last) << 1);
+            if pdv.is_command {
+                if self.current.as_ref().is_some_and(|m| m.awaiting_data) {
+                    let what = "a command fragment before the previous data set ended".into();
+                    return self.violation(
+                        rules::DICOM_STATE,
+                        what,
+                        Abort::UNEXPECTED_PDU,
+                        clock,
+                        out,
+                    );
+                }
+                if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                    let e = DicomError::TooMany {
+                        what: "command set bytes",
+                        limit: self.limits.max_command_bytes,
+                    };
+                    return self.client_malformed(&e, clock, out);
+                }
+                self.cmd.extend_from_slice(pdv.data);
+                if !pdv.is_last {
+                    self.held.push((pdv.context_id, mch, pdv.data.to_vec()));
+                    unchanged = false;
+                    continue;
+                }
+                let cmd_bytes = std::mem::take(&mut self.cmd);
+                let cmd = match Command::parse(&cmd_bytes) {
+                    Ok(c) => c,
+                    Err(e) => return self.client_malformed(&e, clock, out),
+                };
+                self.commands += 1;
+                let mut d = decide::command(&self.route, &self.flow, &cmd, &self.calling_ae, clock);
+                let walk = d.forward && cmd.has_data_set;
+                let mut m = Message {
+                    forward: d.forward,
+                    awaiting_data: cmd.has_data_set,
+                    response: d.response.take().map(|r| (pdv.context_id, r)),
+                    operation: cmd.field.name(),
+                    walker: walk.then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
+                    pending: None,
+                };
+                // A C-STORE's event waits for the data set's first facts.
+                if m.walker.is_some() && cmd.field == CommandField::CStore {
+                    m.pending = Some(d.event);
+                } else {
+                    out.push(Out::Record(Box::new(d.event)));
+                }
+                self.cmd = cmd_bytes;
+                self.cmd.clear();
+                self.current = Some(m);
+                let held = std::mem::take(&mut self.held);
+                if d.forward {
+                    released.extend(held);
+                    forward_now.push(i);
+                } else {
+                    unchanged = false;
+                }
+            } else {
+                let Some(msg) = self.current.as_mut().filter(|m| m.awaiting_data) else {
+                    let what = "a data set fragment without a command".into();
+                    return self.violation(
+                        rules::DICOM_STATE,
+                        what,
+                        Abort::UNEXPECTED_PDU,
+                        clock,
+                        out,
+                    );
+                };
+                if msg.forward {
+                    if let Some(w) = msg.walker.as_mut() {
+                        let fed = w.feed(pdv.data);
+                        let executable = w.facts().executable;
+                        if decide::facts_ready(w, pdv.is_last, fed.is_ok()) {
+                            if let Some(mut e) = msg.pending.take() {
+                                decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                                out.push(Out::Record(Box::new(e)));
+                            }
+                        }
+                        let gap = match (&fed, w.inspects()) {
+                            (Err(e), _) => Some(format!(
+                                "{} data set could not be inspected: {e}; forwarded unchecked",
+                                msg.operation
+                            )),
+                            (Ok(()), false) => Some(format!(
+                                "{} data set in a transfer syntax wardgate does not walk (big endian or deflated); forwarded unchecked",
+                                msg.operation
+                            )),
+                            _ => None,
+                        };
+                        if let Some(why) = gap {
+                            let e = decide::uninspectable(&self.route, &self.flow, why, clock);
+                            out.push(Out::Record(Box::new(e)));
+                            msg.walker = None;
+                        } else if let Some(found) = executable {
+                            let (block, e) = decide::executable(
+                                &self.route,
+                                &self.flow,
+                                &found,
+                                msg.operation,
+                                clock,
+                            );
+                            out.push(Out::Record(Box::new(e)));
+                            // Reported once; walking on would only find it again.
+                            msg.walker = None;
+                            if block {
+                                return self.abort(Abort::NOT_SPECIFIED, out);
+                            }
+                        }
+                    }
+                    forward_now.push(i);
+                } else {
+                    unchanged = false;
+                }
+                if pdv.is_last {
+                    msg.awaiting_data = false;
+                    if let Some(e) = msg.pending.take() {
+                        out.push(Out::Record(Box::new(e)));
+                    }
+                }
+            }
+            if self.current.as_ref().is_some_and(|m| !m.awaiting_data) {
+                if let Some(r) = self.current.take().and_then(|m| m.response) {
+                    replies.push(r);
+                }
+            }
+        }
+        if unchanged && forward_now.len() == pdata.pdvs.len() {
+            out.push(Out::Forward);
+        } else if !released.is_empty() || !forward_now.is_empty() {
+            let mut pdvs: Vec<(u8, u8, &[u8])> = released
+                .iter()
+                .map(|(c, m, d)| (*c, *m, d.as_slice()))
+                .collect();
+            for &i in &forward_now {
+                let p = &pdata.pdvs[i];
+                let mch = u8::from(p.is_command) | (u8::from(p.is_last) << 1);
+                pdvs.push((p.context_id, mch, p.data));
+            }
+            let mut bytes = Vec::new();
+            dicom::encode_pdata(&pdvs, &mut bytes);
+            out.push(Out::SendUpstream(bytes));
+        }
+        for (ctx, response) in replies {
+            let mut bytes = Vec::new();
+            dicom::encode_pdata(&[(ctx, 0x03, &response)], &mut bytes);
+            out.push(Out::Reply(bytes));
+        }
+    }
+
+    /// A protocol violation the parser cannot see: recorded, association aborted.
+    fn violation(
+        &mut self,
+        rule: Rule,
+        what: String,
+        abort: Abort,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        self.flush_pending(out);
+        let e = decide::violation(&self.route, &self.flow, rule, what, clock);
+        out.push(Out::Record(Box::new(e)));
+        self.abort(abort, out);
+    }
+
+    /// Ends with `abort`: refused before any upstream exists, else to both sides.
+    fn abort(&mut self, abort: Abort, out: &mut Vec<Out>) {
+        if self.phase == Phase::AwaitRq {
+            out.push(Out::Refuse(abort.encode().to_vec()));
+        } else {
+            out.push(Out::Abort(abort));
+        }
+        self.close(out);
+    }
+
+    fn record_closed(&self, rule: Rule, reason: String, clock: &Clock, out: &mut Vec<Out>) {
+        let e = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Closed,
+                reason,
+                Stage::Connection,
+            )
+            .with_rule(rule);
+        out.push(Out::Record(Box::new(e)));
+    }
+
+    /// A C-STORE decided but not yet recorded (its data set never came whole) is
+    /// recorded with what was seen: however the association ends, no decision
+    /// goes unrecorded.
+    fn flush_pending(&mut self, out: &mut Vec<Out>) {
+        if let Some(m) = self.current.as_mut() {
+            if let Some(mut e) = m.pending.take() {
+                if let Some(w) = &m.walker {
+                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                }
+                out.push(Out::Record(Box::new(e)));
+            }
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Out>) {
+        self.flush_pending(out);
+        self.phase = Phase::Over;
+        out.push(Out::Close);
+    }
+}
+
+/// An A-ASSOCIATE-RQ's user identity that is a known default credential: the
+/// alert (built by `event` from its reason), whoever judges the association.
+pub fn default_credential(
+    id: &dicom::UserIdentity<'_>,
+    server: std::net::SocketAddr,
+    event: impl FnOnce(String) -> Event,
+) -> Option<Event> {
+    let user = id.username()?;
+    let secret = id.carries_secret().then_some(id.secondary);
+    let d = crate::credentials::lookup("dicom", id.primary, secret)?;
+    Some(event(format!(
+        "DICOM user identity {user:?} to {server} uses a known default credential ({} {}; {})",
+        d.vendor, d.product, d.source
+    )))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,804 @@
+//! The association's rules, driven with made-up time and any split of the bytes,
+//! inline and in observe mode: a small driver carries out the outputs the way the
+//! proxy does and keeps a transcript of what each side saw.
+
+use super::*;
+use crate::Policy;
+use proptest::prelude::*;
+use std::path::Path;
+use std::time::Duration;
+use wardgate_config::Config;
+
+const SITE: &str = include_str!("../../../../examples/dicom.toml");
+const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+const MR: &str = "1.2.840.10008.5.1.4.1.1.4";
+const VERIFY: &str = "1.2.840.10008.1.1";
+const FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
+const IVR: &str = "1.2.840.10008.1.2";
+
+const TIMEOUTS: Timeouts = Timeouts {
+    frame: Duration::from_secs(30),
+    idle: Duration::from_secs(300),
+    grace: Duration::from_secs(10),
+};
+
+fn route_from(text: &str) -> Arc<RoutePolicy> {
+    let v = Config::parse(text, "site.toml", Path::new(".")).unwrap();
+    Policy::compile(&v).unwrap().routes[0].clone()
+}
+
+fn route() -> Arc<RoutePolicy> {
+    route_from(SITE)
+}
+
+fn flow(route: &RoutePolicy) -> Flow {
+    Flow::new(
+        "127.0.0.5:40000".parse().unwrap(),
+        route.upstream,
+        Some(Arc::from("ct-1")),
+    )
+}
+
+fn pdu(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![ty, 0];
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+fn item(ty: u8, value: &[u8]) -> Vec<u8> {
+    let mut v = vec![ty, 0];
+    v.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+fn ae(title: &str) -> [u8; 16] {
+    let mut a = [b' '; 16];
+    a[..title.len()].copy_from_slice(title.as_bytes());
+    a
+}
+
+/// User information: max PDU length, implementation UID, optional identity.
+fn user(max_pdu: u32, identity: Option<(&[u8], &[u8])>) -> Vec<u8> {
+    let mut u = item(0x51, &max_pdu.to_be_bytes());
+    u.extend(item(0x52, b"1.2.276.0.7230010.3.0.3.6.8\0"));
+    if let Some((primary, secondary)) = identity {
+        let mut v = vec![2, 0];
+        v.extend_from_slice(&(primary.len() as u16).to_be_bytes());
+        v.extend_from_slice(primary);
+        v.extend_from_slice(&(secondary.len() as u16).to_be_bytes());
+        v.extend_from_slice(secondary);
+        u.extend(item(0x58, &v));
+    }
+    item(0x50, &u)
+}
+
+/// A-ASSOCIATE-RQ from `calling` to PACS, one context per (id, SOP class).
+fn rq_with(calling: &str, pcs: &[(u8, &str)], identity: Option<(&[u8], &[u8])>) -> Vec<u8> {
+    let mut body = vec![0x00, 0x01, 0, 0];
+    body.extend_from_slice(&ae("PACS"));
+    body.extend_from_slice(&ae(calling));
+    body.extend_from_slice(&[0; 32]);
+    body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+    for (id, abs) in pcs {
+        let mut v = vec![*id, 0, 0, 0];
+        v.extend(item(0x30, abs.as_bytes()));
+        v.extend(item(0x40, IVR.as_bytes()));
+        body.extend(item(0x20, &v));
+    }
+    body.extend(user(16384, identity));
+    pdu(0x01, &body)
+}
+
+fn rq(pcs: &[(u8, &str)]) -> Vec<u8> {
+    rq_with("CT01", pcs, None)
+}
+
+/// A-ASSOCIATE-AC accepting (result 0) or not each context id.
+fn ac(pcs: &[(u8, u8)]) -> Vec<u8> {
+    let mut body = vec![0x00, 0x01, 0, 0];
+    body.extend_from_slice(&ae("PACS"));
+    body.extend_from_slice(&ae("CT01"));
+    body.extend_from_slice(&[0; 32]);
+    body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+    for (id, result) in pcs {
+        let mut v = vec![*id, 0, *result, 0];
+        v.extend(item(0x40, IVR.as_bytes()));
+        body.extend(item(0x21, &v));
+    }
+    body.extend(user(16384, None));
+    pdu(0x02, &body)
+}
+
+/// An implicit VR little endian element.
+fn el(group: u16, element: u16, value: &[u8]) -> Vec<u8> {
+    let mut v = group.to_le_bytes().to_vec();
+    v.extend_from_slice(&element.to_le_bytes());
+    v.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+/// A request command set: `field` (0x0001 C-STORE, 0x0030 C-ECHO, 0x0020 C-FIND).
+fn command(field: u16, sop_class: &str, id: u16, data: bool) -> Vec<u8> {
+    let mut uid = sop_class.as_bytes().to_vec();
+    if uid.len() % 2 == 1 {
+        uid.push(0);
+    }
+    let mut body = el(0, 0x0002, &uid);
+    body.extend(el(0, 0x0100, &field.to_le_bytes()));
+    body.extend(el(0, 0x0110, &id.to_le_bytes()));
+    let dst: u16 = if data { 0x0000 } else { 0x0101 };
+    body.extend(el(0, 0x0800, &dst.to_le_bytes()));
+    if field == 0x0001 {
+        body.extend(el(0, 0x1000, b"1.2.3.4.5.6\0"));
+    }
+    let mut out = el(0, 0x0000, &(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+/// An image data set: modality, patient ID, pixel data (a PE when `exe`).
+fn dataset(exe: bool) -> Vec<u8> {
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"PAT-0042"));
+    let mut pixels = vec![0u8; 0x200];
+    if exe {
+        pixels[..2].copy_from_slice(b"MZ");
+        pixels[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        pixels[0x80..0x84].copy_from_slice(b"PE\0\0");
+    }
+    // Encapsulated Document: where a PE hides in an "image".
+    d.extend(el(0x0042, 0x0011, &pixels));
+    d
+}
+
+/// P-DATA-TF of (context, message control header, bytes).
+fn pdata(pdvs: &[(u8, u8, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    dicom::encode_pdata(pdvs, &mut out);
+    out
+}
+
+const RELEASE_RQ: [u8; 10] = [5, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+const RELEASE_RP: [u8; 10] = [6, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+
+/// One step of a conversation.
+#[derive(Debug, Clone)]
+enum Step {
+    Client(Vec<u8>),
+    Upstream(Vec<u8>),
+    ClientEnds(End),
+    UpstreamEnds(End),
+    /// Time passes.
+    Wait(Duration),
+    Shutdown,
+}
+
+/// What each side saw and what was recorded.
+#[derive(Debug, Default, PartialEq, Clone)]
+struct Transcript {
+    /// PDU types written upstream (and P-DATA bytes, for what was forwarded).
+    upstream: Vec<Vec<u8>>,
+    /// Everything written to the sender.
+    client: Vec<Vec<u8>>,
+    /// (rule id or "-", action) of every record.
+    records: Vec<(String, String)>,
+    events: Vec<String>,
+    connected: bool,
+    client_shut: bool,
+    closed: bool,
+}
+
+struct Driver {
+    a: Association,
+    cbuf: Vec<u8>,
+    ubuf: Vec<u8>,
+    t: Transcript,
+    now: Instant,
+    upstream_down: bool,
+}
+
+impl Driver {
+    fn new(mode: Mode) -> Self {
+        let r = route();
+        Self::with(Association::new(flow(&r), r, mode, TIMEOUTS, base()))
+    }
+
+    fn with(a: Association) -> Self {
+        Driver {
+            a,
+            cbuf: Vec::new(),
+            ubuf: Vec::new(),
+            t: Transcript::default(),
+            now: base(),
+            upstream_down: false,
+        }
+    }
+
+    fn execute(
+        &mut self,
+        outs: Vec<Out>,
+        from_client: Option<usize>,
+        from_upstream: Option<usize>,
+    ) {
+        let mut outs = outs;
+        let mut i = 0;
+        while i < outs.len() {
+            match std::mem::replace(&mut outs[i], Out::Close) {
+                Out::Record(e) => {
+                    let rule = e.rule.as_ref().map_or("-".to_owned(), |r| r.id.clone());
+                    self.t
+                        .records
+                        .push((rule, e.event.action.as_str().to_owned()));
+                    self.t.events.push(e.event.reason.clone());
+                }
+                Out::Connect => {
+                    if self.upstream_down {
+                        outs.truncate(i + 1);
+                        let mut more = Vec::new();
+                        self.a.unavailable("refused", &clock(), &mut more);
+                        outs.extend(more);
+                    } else {
+                        self.t.connected = true;
+                    }
+                }
+                Out::Forward => {
+                    let len = from_client.expect("a forward is of the sender's PDU");
+                    self.t.upstream.push(self.cbuf[..len].to_vec());
+                }
+                Out::SendUpstream(b) => self.t.upstream.push(b),
+                Out::Relay => {
+                    let len = from_upstream.expect("a relay is of the upstream's PDU");
+                    self.t.client.push(self.ubuf[..len].to_vec());
+                }
+                Out::Reply(b) | Out::Refuse(b) => self.t.client.push(b),
+                Out::Abort(a) => {
+                    self.t.client.push(a.encode().to_vec());
+                    self.t.upstream.push(a.encode().to_vec());
+                }
+                Out::AbortUpstream => self.t.upstream.push(Abort::NOT_SPECIFIED.encode().to_vec()),
+                Out::AbortClient => self.t.client.push(Abort::NOT_SPECIFIED.encode().to_vec()),
+                Out::ShutdownClient => self.t.client_shut = true,
+                Out::Close => self.t.closed = true,
+            }
+            i += 1;
+        }
+        if let Some(n) = from_client {
+            self.cbuf.drain(..n);
+        }
+        if let Some(n) = from_upstream {
+            self.ubuf.drain(..n);
+        }
+    }
+
+    fn client_bytes(&mut self, bytes: &[u8]) {
+        if self.a.is_over() {
+            return;
+        }
+        self.cbuf.extend_from_slice(bytes);
+        while !self.a.is_over() {
+            let mut outs = Vec::new();
+            match self.a.frame_client(&self.cbuf) {
+                Ok(Progress::Pdu(f)) => {
+                    self.a.client_pdu(&self.cbuf[..f.len], &clock(), &mut outs);
+                    self.execute(outs, Some(f.len), None);
+                }
+                Ok(Progress::NeedMore { .. }) => break,
+                Err(e) => {
+                    self.a.client_malformed(&e, &clock(), &mut outs);
+                    self.execute(outs, None, None);
+                }
+            }
+        }
+        self.a.client_read(self.now, self.cbuf.len());
+    }
+
+    fn upstream_bytes(&mut self, bytes: &[u8]) {
+        if self.a.is_over() {
+            return;
+        }
+        self.ubuf.extend_from_slice(bytes);
+        self.a.upstream_read(self.now);
+        while !self.a.is_over() {
+            let mut outs = Vec::new();
+            match self.a.frame_upstream(&self.ubuf) {
+                Ok(Progress::Pdu(f)) => {
+                    self.a
+                        .upstream_pdu(&self.ubuf[..f.len], &clock(), &mut outs);
+                    self.execute(outs, None, Some(f.len));
+                }
+                Ok(Progress::NeedMore { .. }) => break,
+                Err(e) => {
+                    self.a.upstream_malformed(&e, &clock(), &mut outs);
+                    self.execute(outs, None, None);
+                }
+            }
+        }
+    }
+
+    /// Runs `steps`, each side's bytes cut at `cuts` (positions into the step).
+    fn run(&mut self, steps: &[Step], cuts: &[usize]) -> &Transcript {
+        for s in steps {
+            match s {
+                Step::Client(b) | Step::Upstream(b) => {
+                    let mut points: Vec<usize> = cuts.iter().map(|c| c % (b.len() + 1)).collect();
+                    points.push(b.len());
+                    points.sort_unstable();
+                    let mut last = 0;
+                    for p in points {
+                        if matches!(s, Step::Client(_)) {
+                            self.client_bytes(&b[last..p]);
+                        } else {
+                            self.upstream_bytes(&b[last..p]);
+                        }
+                        last = p;
+                    }
+                }
+                Step::ClientEnds(end) => {
+                    let mut outs = Vec::new();
+                    self.a.client_ended(end.clone(), &clock(), &mut outs);
+                    self.execute(outs, None, None);
+                }
+                Step::UpstreamEnds(end) => {
+                    let mut outs = Vec::new();
+                    self.a.upstream_ended(end.clone(), &clock(), &mut outs);
+                    self.execute(outs, None, None);
+                }
+                Step::Wait(d) => {
+                    self.now += *d;
+                    let mut outs = Vec::new();
+                    self.a.tick(self.now, self.cbuf.len(), &clock(), &mut outs);
+                    self.execute(outs, None, None);
+                }
+                Step::Shutdown => self.a.shutdown(self.now),
+            }
+        }
+        &self.t
+    }
+}
+
+fn base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn clock() -> Clock {
+    Clock::now()
+}
+
+fn rules_of(t: &Transcript) -> Vec<&str> {
+    t.records.iter().map(|(r, _)| r.as_str()).collect()
+}
+
+/// A whole association: CT and MR contexts (MR refused by policy), a C-ECHO, a
+/// C-STORE whose data set crosses two PDUs, a C-FIND (not an allowed
+/// operation) with its identifier, a release.
+fn full() -> Vec<Step> {
+    let store = command(0x0001, CT, 2, true);
+    let data = dataset(false);
+    let (d1, d2) = data.split_at(20);
+    let find = command(0x0020, FIND, 3, true);
+    vec![
+        Step::Client(rq(&[(1, CT), (3, MR), (5, VERIFY)])),
+        Step::Upstream(ac(&[(1, 0), (3, 0), (5, 0)])),
+        Step::Client(pdata(&[(5, 0x03, &command(0x0030, VERIFY, 1, false))])),
+        Step::Client(pdata(&[(1, 0x03, &store), (1, 0x00, d1)])),
+        Step::Client(pdata(&[(1, 0x02, d2)])),
+        Step::Client(pdata(&[
+            (1, 0x03, &find),
+            (1, 0x02, &el(0x0010, 0x0020, b"*")),
+        ])),
+        Step::Client(RELEASE_RQ.to_vec()),
+        Step::Upstream(RELEASE_RP.to_vec()),
+    ]
+}
+
+#[test]
+fn a_whole_association_is_decided_and_relayed() {
+    let mut d = Driver::new(Mode::Inline);
+    let t = d.run(&full(), &[]).clone();
+    assert!(t.connected);
+    assert_eq!(
+        rules_of(&t),
+        [
+            rules::DICOM_SOP_CLASS.id, // MR refused alone, the association goes on
+            "-",                       // C-ECHO
+            "-",                       // C-STORE, with its data set's facts
+            rules::DICOM_OPERATION.id, // C-FIND refused
+            "-",                       // released
+        ]
+    );
+    assert!(t.events[2].contains("C-STORE"), "{:?}", t.events);
+    // The sender read the AC with MR marked "abstract syntax not supported".
+    let patched = &t.client[0];
+    let Ok(Pdu::AssociateAc(a)) = Pdu::parse(patched, &Limits::default()) else {
+        panic!("AC expected")
+    };
+    let results: Vec<(u8, u8)> = a
+        .presentation_contexts
+        .iter()
+        .map(|p| (p.id, p.result))
+        .collect();
+    assert_eq!(results, [(1, 0), (3, 3), (5, 0)]);
+    // Upstream: the RQ, the echo, the store (both PDUs unchanged), the release;
+    // nothing of the C-FIND.
+    assert_eq!(t.upstream.len(), 5);
+    assert_eq!(t.upstream[0], rq(&[(1, CT), (3, MR), (5, VERIFY)]));
+    assert_eq!(t.upstream[4], RELEASE_RQ);
+    // The sender got the C-FIND's failure response, then the release.
+    let Ok(Pdu::PData(p)) = Pdu::parse(&t.client[1], &Limits::default()) else {
+        panic!("a failure response expected, got {:?}", t.client)
+    };
+    let rsp = Command::parse(p.pdvs[0].data).unwrap();
+    assert!(rsp.is_response && rsp.field == CommandField::CFind);
+    assert_ne!(rsp.status, Some(0));
+    assert_eq!(t.client[2], RELEASE_RP);
+    assert!(t.client_shut && t.closed);
+}
+
+#[test]
+fn the_c_store_record_carries_its_data_set_facts() {
+    let r = route();
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    let store = command(0x0001, CT, 2, true);
+    a.client_pdu(&pdata(&[(1, 0x03, &store)]), &clock(), &mut outs);
+    // Held until the data set shows its facts.
+    assert!(!outs.iter().any(|o| matches!(o, Out::Record(_))));
+    outs.clear();
+    a.client_pdu(&pdata(&[(1, 0x02, &dataset(false))]), &clock(), &mut outs);
+    let e = outs
+        .iter()
+        .find_map(|o| match o {
+            Out::Record(e) => Some(e),
+            _ => None,
+        })
+        .expect("the C-STORE's record");
+    let facts = e.wardgate.dicom.as_ref().unwrap();
+    assert_eq!(facts.patient_id, "PAT-0042");
+    assert_eq!(facts.modality, "CT");
+    // The record comes before the data set is forwarded.
+    let rec = outs
+        .iter()
+        .position(|o| matches!(o, Out::Record(_)))
+        .unwrap();
+    let fwd = outs.iter().position(|o| matches!(o, Out::Forward)).unwrap();
+    assert!(rec < fwd);
+}
+
+#[test]
+fn executable_content_is_blocked_and_the_association_aborted() {
+    let store = command(0x0001, CT, 2, true);
+    let steps = [
+        Step::Client(rq(&[(1, CT)])),
+        Step::Upstream(ac(&[(1, 0)])),
+        Step::Client(pdata(&[(1, 0x03, &store), (1, 0x02, &dataset(true))])),
+        Step::Client(pdata(&[(1, 0x03, &command(0x0030, VERIFY, 4, false))])),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(
+        rules_of(&t),
+        ["-", "-", rules::DICOM_EXECUTABLE.id],
+        "{:?}",
+        t.events
+    );
+    assert_eq!(t.records[2].1, "blocked");
+    assert_eq!(t.client.last().unwrap(), &Abort::NOT_SPECIFIED.encode());
+    assert_eq!(t.upstream.last().unwrap(), &Abort::NOT_SPECIFIED.encode());
+    // Nothing of the data set went upstream (the RQ and the abort only).
+    assert_eq!(t.upstream.len(), 2);
+    assert!(t.closed);
+}
+
+#[test]
+fn data_on_a_context_policy_refused_is_a_violation_inline_and_passive() {
+    let steps = [
+        Step::Client(rq(&[(1, CT), (3, MR)])),
+        Step::Upstream(ac(&[(1, 0), (3, 0)])),
+        Step::Client(pdata(&[(3, 0x03, &command(0x0001, MR, 2, true))])),
+    ];
+    for mode in [Mode::Inline, Mode::Observe] {
+        let t = Driver::new(mode).run(&steps, &[]).clone();
+        assert_eq!(
+            rules_of(&t),
+            [rules::DICOM_SOP_CLASS.id, rules::DICOM_CONTEXT.id],
+            "{mode:?}"
+        );
+        assert!(t.closed);
+    }
+}
+
+#[test]
+fn pdus_out_of_sequence_are_violations() {
+    // P-DATA before the upstream accepted.
+    let steps = [
+        Step::Client(rq(&[(1, CT)])),
+        Step::Client(pdata(&[(1, 0x03, &command(0x0030, VERIFY, 1, false))])),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::DICOM_STATE.id]);
+    assert_eq!(t.client.last().unwrap(), &Abort::UNEXPECTED_PDU.encode());
+    // Something else before the RQ: refused, nothing connected.
+    let t = Driver::new(Mode::Inline)
+        .run(&[Step::Client(RELEASE_RQ.to_vec())], &[])
+        .clone();
+    assert_eq!(rules_of(&t), [rules::DICOM_STATE.id]);
+    assert!(!t.connected && t.upstream.is_empty());
+    assert_eq!(t.client, [Abort::UNEXPECTED_PDU.encode().to_vec()]);
+    // The upstream sending data before it accepted.
+    let steps = [
+        Step::Client(rq(&[(1, CT)])),
+        Step::Upstream(pdata(&[(1, 0x03, &command(0x0030, VERIFY, 1, false))])),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::UPSTREAM_PROTOCOL.id]);
+}
+
+#[test]
+fn a_denied_device_is_rejected_with_its_rule() {
+    let r = route();
+    let a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base())
+        .denied(rules::UNKNOWN_DEVICE, "not a sender".into());
+    let t = Driver::with(a)
+        .run(&[Step::Client(rq(&[(1, CT)]))], &[])
+        .clone();
+    assert_eq!(rules_of(&t), [rules::UNKNOWN_DEVICE.id]);
+    assert_eq!(
+        t.client,
+        [Reject::CALLING_AE_NOT_RECOGNIZED.encode().to_vec()]
+    );
+    assert!(!t.connected && t.closed);
+}
+
+#[test]
+fn an_unreachable_upstream_gets_a_transient_rejection() {
+    let mut d = Driver::new(Mode::Inline);
+    d.upstream_down = true;
+    let t = d.run(&[Step::Client(rq(&[(1, CT)]))], &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::UPSTREAM_UNAVAILABLE.id]);
+    assert_eq!(t.client, [Reject::TEMPORARY_CONGESTION.encode().to_vec()]);
+    assert!(t.upstream.is_empty() && t.closed);
+}
+
+#[test]
+fn timeouts_are_the_associations() {
+    // No RQ within the frame timeout.
+    let t = Driver::new(Mode::Inline)
+        .run(&[Step::Wait(Duration::from_secs(31))], &[])
+        .clone();
+    assert_eq!(rules_of(&t), [rules::SLOW_SENDER.id]);
+    // Not yet: nothing happens.
+    let t = Driver::new(Mode::Inline)
+        .run(&[Step::Wait(Duration::from_secs(29))], &[])
+        .clone();
+    assert!(t.records.is_empty() && !t.closed);
+    let open = [Step::Client(rq(&[(1, CT)])), Step::Upstream(ac(&[(1, 0)]))];
+    // Idle.
+    let mut steps = open.to_vec();
+    steps.push(Step::Wait(Duration::from_secs(301)));
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::IDLE_TIMEOUT.id]);
+    assert_eq!(t.upstream.last().unwrap(), &Abort::NOT_SPECIFIED.encode());
+    // A PDU started and not finished.
+    let mut steps = open.to_vec();
+    steps.push(Step::Client(RELEASE_RQ[..4].to_vec()));
+    steps.push(Step::Wait(Duration::from_secs(31)));
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::SLOW_SENDER.id]);
+    assert!(t.events[1].contains("4 bytes buffered"), "{:?}", t.events);
+    // Shutdown: the association may end on its own within the grace, no longer.
+    let mut steps = open.to_vec();
+    steps.push(Step::Shutdown);
+    steps.push(Step::Wait(Duration::from_secs(11)));
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::SHUTDOWN_CUT.id]);
+    let mut steps = open.to_vec();
+    steps.push(Step::Shutdown);
+    steps.push(Step::Client(RELEASE_RQ.to_vec()));
+    steps.push(Step::Upstream(RELEASE_RP.to_vec()));
+    steps.push(Step::Wait(Duration::from_secs(11)));
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", "-"]);
+}
+
+#[test]
+fn ends_of_stream_name_who_broke_off() {
+    let open = [Step::Client(rq(&[(1, CT)])), Step::Upstream(ac(&[(1, 0)]))];
+    let cases = [
+        (
+            Step::ClientEnds(End::Closed { buffered: 0 }),
+            rules::SENDER_ABORTED.id,
+            "without releasing",
+        ),
+        (
+            Step::ClientEnds(End::Error("reset".into())),
+            rules::SENDER_ABORTED.id,
+            "stream broke: reset",
+        ),
+        (
+            Step::UpstreamEnds(End::Closed { buffered: 0 }),
+            rules::UPSTREAM_ABORTED.id,
+            "without releasing",
+        ),
+        (
+            Step::UpstreamEnds(End::Closed { buffered: 3 }),
+            rules::UPSTREAM_ABORTED.id,
+            "3 bytes buffered",
+        ),
+        (
+            Step::Client(Abort::NOT_SPECIFIED.encode().to_vec()),
+            rules::SENDER_ABORTED.id,
+            "sender aborted",
+        ),
+        (
+            Step::Upstream(Abort::NOT_SPECIFIED.encode().to_vec()),
+            rules::UPSTREAM_ABORTED.id,
+            "upstream aborted",
+        ),
+    ];
+    for (end, rule, says) in cases {
+        let mut steps = open.to_vec();
+        steps.push(end.clone());
+        let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+        assert_eq!(rules_of(&t), ["-", rule], "{end:?}");
+        assert!(t.events[1].contains(says), "{end:?}: {:?}", t.events);
+        assert!(t.closed);
+    }
+    // Before any RQ, a close is nothing to record; a broken one is.
+    let t = Driver::new(Mode::Inline)
+        .run(&[Step::ClientEnds(End::Closed { buffered: 0 })], &[])
+        .clone();
+    assert!(t.records.is_empty() && t.closed);
+    let t = Driver::new(Mode::Inline)
+        .run(&[Step::ClientEnds(End::Closed { buffered: 7 })], &[])
+        .clone();
+    assert_eq!(rules_of(&t), [rules::SENDER_ABORTED.id]);
+}
+
+#[test]
+fn a_held_c_store_record_is_kept_however_the_association_ends() {
+    let store = command(0x0001, CT, 2, true);
+    let data = dataset(false);
+    let steps = [
+        Step::Client(rq(&[(1, CT)])),
+        Step::Upstream(ac(&[(1, 0)])),
+        // Only the first bytes of the data set: not past the patient ID yet.
+        Step::Client(pdata(&[(1, 0x03, &store), (1, 0x00, &data[..6])])),
+        Step::UpstreamEnds(End::Closed { buffered: 0 }),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", "-", rules::UPSTREAM_ABORTED.id]);
+    assert!(t.events[1].contains("C-STORE"));
+    // Observe mode: the capture ends.
+    let mut d = Driver::new(Mode::Observe);
+    d.run(&steps[..3], &[]);
+    let mut outs = Vec::new();
+    d.a.finish(&mut outs);
+    d.execute(outs, None, None);
+    assert_eq!(rules_of(&d.t), ["-", "-"]);
+}
+
+#[test]
+fn malformed_upstream_bytes_are_the_upstreams_fault() {
+    let steps = [
+        Step::Client(rq(&[(1, CT)])),
+        Step::Upstream(vec![0x02, 0, 0, 0, 0, 2, 0xFF, 0xFF]),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::UPSTREAM_PROTOCOL.id]);
+    let steps = [Step::Client(vec![0x01, 0, 0, 0, 0, 2, 0xFF, 0xFF])];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(t.records.len(), 1);
+    assert!(t.records[0].0.starts_with("WG-DICOM-P"), "{:?}", t.records);
+    assert!(!t.connected);
+}
+
+#[test]
+fn a_default_credential_is_alerted_in_both_modes() {
+    let steps = [Step::Client(rq_with(
+        "CT01",
+        &[(1, CT)],
+        Some((b"admin", b"admin")),
+    ))];
+    let mut seen = Vec::new();
+    for mode in [Mode::Inline, Mode::Observe] {
+        let t = Driver::new(mode).run(&steps, &[]).clone();
+        seen.push(rules_of(&t).join(","));
+    }
+    assert_eq!(seen[0], seen[1]);
+    // Cleartext credentials are always alerted; a default only when it is one.
+    assert!(seen[0].contains(rules::DICOM_CLEARTEXT_CREDENTIALS.id));
+}
+
+/// Every scenario: observe mode records what inline records, and stops where
+/// inline ends the association.
+fn scenarios() -> Vec<Vec<Step>> {
+    let store = command(0x0001, CT, 2, true);
+    let open = vec![
+        Step::Client(rq(&[(1, CT), (3, MR)])),
+        Step::Upstream(ac(&[(1, 0), (3, 0)])),
+    ];
+    let with = |extra: Vec<Step>| {
+        let mut s = open.clone();
+        s.extend(extra);
+        s
+    };
+    vec![
+        full(),
+        with(vec![Step::Client(pdata(&[
+            (1, 0x03, &store),
+            (1, 0x02, &dataset(true)),
+        ]))]),
+        with(vec![Step::Client(pdata(&[(3, 0x03, &store)]))]),
+        with(vec![Step::Client(pdata(&[(1, 0x02, &dataset(false))]))]),
+        with(vec![Step::Upstream(vec![0x04, 0, 0, 0, 0, 2, 0, 0])]),
+        with(vec![
+            Step::Client(pdata(&[(1, 0x01, &store[..10])])),
+            Step::Client(pdata(&[
+                (1, 0x03, &store[10..]),
+                (1, 0x02, &dataset(false)),
+            ])),
+        ]),
+        with(vec![Step::Client(rq(&[(1, CT)]))]),
+        vec![Step::Client(rq_with("EVIL", &[(1, CT)], None))],
+    ]
+}
+
+#[test]
+fn observe_mode_records_what_inline_records() {
+    for (i, steps) in scenarios().iter().enumerate() {
+        let inline = Driver::new(Mode::Inline).run(steps, &[]).clone();
+        let observed = Driver::new(Mode::Observe).run(steps, &[]).clone();
+        assert_eq!(inline.records, observed.records, "scenario {i}");
+        assert_eq!(inline.closed, observed.closed, "scenario {i}");
+        assert!(!observed.connected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// However the bytes are split, the same decisions, the same bytes to each
+    /// side, in the same order.
+    #[test]
+    fn decisions_do_not_depend_on_how_bytes_are_split(
+        cuts in proptest::collection::vec(0usize..4096, 0..6),
+        which in 0usize..8,
+        observe in any::<bool>(),
+    ) {
+        let all = scenarios();
+        let steps = &all[which % all.len()];
+        let mode = if observe { Mode::Observe } else { Mode::Inline };
+        let whole = Driver::new(mode).run(steps, &[]).clone();
+        let split = Driver::new(mode).run(steps, &cuts).clone();
+        prop_assert_eq!(&whole.records, &split.records);
+        prop_assert_eq!(&whole.client, &split.client);
+        prop_assert_eq!(whole.upstream.concat(), split.upstream.concat());
+        prop_assert_eq!(whole.closed, split.closed);
+    }
+
+    /// Any bytes from either side: typed outcomes, never a panic, and once over,
+    /// nothing more.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        client in proptest::collection::vec(any::<u8>(), 0..512),
+        upstream in proptest::collection::vec(any::<u8>(), 0..512),
+        cuts in proptest::collection::vec(0usize..512, 0..4),
+    ) {
+        let steps = [
+            Step::Client(rq(&[(1, CT)])),
+            Step::Upstream(ac(&[(1, 0)])),
+            Step::Client(client),
+            Step::Upstream(upstream),
+            Step::ClientEnds(End::Closed { buffered: 0 }),
+        ];
+        let t = Driver::new(Mode::Inline).run(&steps, &cuts).clone();
+        prop_assert!(t.closed);
+        prop_assert_eq!(t.client.iter().filter(|c| c.first() == Some(&7)).count() <= 1, true);
+    }
+}
