@@ -391,6 +391,7 @@ impl Observer {
         let mut ctx = app::Ctx {
             obs: self,
             route: s.route.clone().filter(|_| !s.refused),
+            refused: s.refused,
             flow: &s.flow,
             client: s.client,
             server: s.server,
@@ -412,6 +413,7 @@ impl Observer {
         let mut ctx = app::Ctx {
             obs: self,
             route: s.route.clone().filter(|_| !s.refused),
+            refused: s.refused,
             flow: &s.flow,
             client: s.client,
             server: s.server,
@@ -439,6 +441,7 @@ impl Observer {
         let mut ctx = app::Ctx {
             obs: self,
             route: s.route.clone(),
+            refused: s.refused,
             flow: &s.flow,
             client: s.client,
             server: s.server,

@@ -21,6 +21,9 @@ use wardgate_proto::{ftp, http, mqtt, smb, telnet};
 pub(super) struct Ctx<'a, 'o> {
     pub obs: &'a mut Observer,
     pub route: Option<Arc<RoutePolicy>>,
+    /// The connection is not judged: the gateway's own leg to an upstream, or a
+    /// device the route refused (already reported).
+    pub refused: bool,
     pub flow: &'a Flow,
     pub client: SocketAddr,
     pub server: SocketAddr,
@@ -783,8 +786,10 @@ impl DicomSession {
                 .fact(ctx.server.ip(), Fact::Account, &label);
             ctx.obs.counts.cleartext_logins += 1;
         }
-        if self.assoc.is_some() {
-            // The association judges credentials as the proxy does.
+        if self.assoc.is_some() || ctx.refused {
+            // The association judges credentials as the proxy does; the gateway's
+            // own leg carries what the first leg's record already covers, and a
+            // refused device's association went no further (as inline).
             return;
         }
         if id.carries_secret() {
