@@ -652,13 +652,12 @@ impl DicomSession {
     /// Emits what the association decided; where the proxy would have ended it,
     /// judging stops.
     fn carry_out(&mut self, ctx: &mut Ctx<'_, '_>) {
+        // Only records: what the proxy would have written, the real peers
+        // answered. After a close the association judges nothing more, but its
+        // PDUs are still framed and counted.
         for o in self.outs.drain(..) {
-            match o {
-                Out::Record(e) => ctx.emit(Record::Event(e)),
-                // What the proxy would have written: the real peers answered.
-                // After a close the association judges nothing more, but its
-                // PDUs are still framed and counted.
-                _ => {}
+            if let Out::Record(e) = o {
+                ctx.emit(Record::Event(e));
             }
         }
         if let Some(a) = &self.assoc {
