@@ -84,7 +84,8 @@ pub(crate) async fn handle<C: ClientIo>(
         route,
         shared,
         cbuf: BytesMut::with_capacity(READ_CHUNK),
-        ubuf: BytesMut::with_capacity(READ_CHUNK),
+        // Allocated once there is an upstream: a refused association costs none.
+        ubuf: BytesMut::new(),
         outbox: Vec::new(),
         outs: Vec::with_capacity(8),
         gate,
@@ -155,8 +156,10 @@ impl<C: ClientIo> Driver<C> {
                 timer.as_mut().reset(armed.into());
             }
             reserve_for(&mut self.cbuf, &self.assoc.client_limits());
-            reserve_for(&mut self.ubuf, &self.assoc.upstream_limits());
             let upstream_up = self.upstream.is_some();
+            if upstream_up {
+                reserve_for(&mut self.ubuf, &self.assoc.upstream_limits());
+            }
             tokio::select! {
                 r = self.client.read_buf(&mut self.cbuf) => {
                     match read_end(&r, self.cbuf.len()) {
@@ -210,9 +213,9 @@ impl<C: ClientIo> Driver<C> {
                     if f.pdu_type == PduType::PData
                         && crate::limits::completes_command(&self.cbuf[..f.len])
                     {
-                        let flow = self.assoc.flow().clone();
-                        self.gate.pace(&self.shared, &flow, &self.route).await;
-                        self.shared.room(&flow, &self.route).await;
+                        let flow = self.assoc.flow();
+                        self.gate.pace(&self.shared, flow, &self.route).await;
+                        self.shared.room(flow, &self.route).await;
                     }
                     self.assoc
                         .client_pdu(&self.cbuf[..f.len], &Clock::now(), &mut self.outs);
