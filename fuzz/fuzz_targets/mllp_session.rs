@@ -3,6 +3,9 @@
 //! forwards and the clock moving. No panic, no hang; the outputs keep the
 //! session's promises: ranges inside the buffer they name, nothing after
 //! `Close`, `Close` at most once, and every refusal it owes written before it.
+//! When the first byte's high bit is set the session is in observe mode (passive
+//! analysis): only records and consumes, resynchronising after framing errors,
+//! and nothing awaited.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -32,6 +35,7 @@ struct Driver {
     ubuf: Vec<u8>,
     closed: bool,
     fail_forward: bool,
+    observe: bool,
 }
 
 impl Driver {
@@ -40,6 +44,10 @@ impl Driver {
         while !outs.is_empty() {
             let mut more = Vec::new();
             for o in outs {
+                assert!(
+                    !self.observe || matches!(o, Out::Record(_) | Out::Consume(_)),
+                    "observe mode gave {o:?}"
+                );
                 match o {
                     Out::Record(r) => {
                         let _ = r.event().to_json();
@@ -90,12 +98,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let start = Instant::now();
     let mut now = start;
+    let observe = data.first().is_some_and(|b| b & 0x80 != 0);
     let mut d = Driver {
-        s: Session::new(flow, route.clone(), t, now),
+        s: if observe {
+            Session::observe(flow, route.clone(), now)
+        } else {
+            Session::new(flow, route.clone(), t, now)
+        },
         cbuf: Vec::new(),
         ubuf: Vec::new(),
         closed: false,
         fail_forward: false,
+        observe,
     };
     let clock = Clock::at(time::OffsetDateTime::UNIX_EPOCH);
     // Each operation: one byte of opcode, one of length, then that many bytes.
@@ -108,6 +122,8 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let mut outs = Vec::new();
+        // Passive analysis gives an observe session only the sender's bytes.
+        let op = if d.observe { 0 } else { *op };
         match op % 7 {
             0 | 1 => {
                 if !d.s.wants_client_bytes() {
@@ -127,7 +143,14 @@ fuzz_target!(|data: &[u8]| {
                         Err(e) => {
                             d.s.framing_error(&e, &clock, &mut outs);
                             d.run(outs);
-                            break;
+                            if !d.observe {
+                                break;
+                            }
+                            // Passive analysis skips to the next start block.
+                            d.s.resync();
+                            let skip = d.cbuf.iter().skip(1).position(|b| *b == 0x0b);
+                            let n = skip.map_or(d.cbuf.len(), |i| i + 1);
+                            d.cbuf.drain(..n);
                         }
                     }
                 }

@@ -113,6 +113,8 @@ pub struct Session {
     last_activity: Instant,
     /// The connection has ended ([`Out::Close`] was given).
     ended: bool,
+    /// Passive analysis drives this session ([`Session::observe`]).
+    observe: bool,
 }
 
 impl Session {
@@ -135,7 +137,38 @@ impl Session {
             frame_started: None,
             last_activity: now,
             ended: false,
+            observe: false,
         }
+    }
+
+    /// A session for passive analysis: the same framing (strict where the route
+    /// says so) and the same decisions, with only [`Out::Record`] and
+    /// [`Out::Consume`] given. Nothing is forwarded or answered (the real peers
+    /// did that), no acknowledgement is awaited, and where the proxy would close
+    /// the connection the session goes on judging what follows: the receiver
+    /// read it, so a decision that would have ended the connection inline must
+    /// not blind the monitor to the next message. Its driver resynchronises after
+    /// a framing error or a gap ([`Session::resync`]); there are no timers.
+    pub fn observe(flow: Flow, route: Arc<RoutePolicy>, now: Instant) -> Self {
+        let forever = Duration::from_secs(u64::from(u32::MAX));
+        let t = Timeouts {
+            frame: forever,
+            idle: forever,
+            grace: forever,
+        };
+        let mut s = Session::new(flow, route, t, now);
+        s.observe = true;
+        s
+    }
+
+    /// Observe mode: the framer starts over (after a framing error or bytes lost);
+    /// the driver skips to the next start block before giving bytes again.
+    pub fn resync(&mut self) {
+        let limits = Limits {
+            max_frame_bytes: self.route.max_frame_bytes,
+        };
+        self.cframer = Framer::new(limits).strict(self.route.mllp_strict);
+        self.frame_started = None;
     }
 
     /// The flow.
@@ -276,6 +309,13 @@ impl Session {
             reply,
             close,
         } = outcome;
+        if self.observe {
+            out.push(Out::Record(record));
+            if let Some((_, end, _)) = frame {
+                out.push(Out::Consume(end));
+            }
+            return;
+        }
         match (verdict, frame) {
             (Verdict::Allow | Verdict::Alert, Some((start, end, bytes))) => {
                 // Record first: a crash after forwarding must not leave an

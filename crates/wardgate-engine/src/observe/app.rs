@@ -9,7 +9,8 @@ use crate::association::{Association, Mode, Out};
 use crate::event::{Action, Event, Record, Stage};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
-use crate::{hl7 as inspect, Clock, Flow};
+use crate::session::{ClientFrame, Out as SessionOut, Session};
+use crate::{Clock, Flow};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use wardgate_proto::anomaly::Anomaly;
@@ -348,6 +349,11 @@ impl App {
                     &mut h.server
                 };
                 dir.pending.gap();
+                if from_client {
+                    if let Some(s) = h.session.as_mut() {
+                        s.resync();
+                    }
+                }
                 // The framer's scan position belongs to the bytes just dropped.
                 dir.framer = Framer::new(mllp::Limits {
                     max_frame_bytes: dir.max_frame_bytes,
@@ -459,11 +465,22 @@ impl Hl7Dir {
     }
 }
 
-/// HL7 over MLLP, both directions.
+/// HL7 over MLLP, both directions. On a route the device was admitted to, the
+/// sender's side is the proxy's own connection session in observe mode
+/// ([`Session::observe`]): the same framing (strict where the route says so) and
+/// the same decisions. The server's side, and every side without a route, is
+/// framed, counted and inventoried.
 pub(super) struct Hl7 {
     client: Hl7Dir,
     server: Hl7Dir,
     max_segments: usize,
+    /// The sender's side as the proxy would judge it; `None` until the first
+    /// bytes, and for good without a route.
+    session: Option<Session>,
+    started: bool,
+    outs: Vec<SessionOut>,
+    /// The observe session's time (it has no timers).
+    epoch: std::time::Instant,
 }
 
 impl Hl7 {
@@ -473,16 +490,29 @@ impl Hl7 {
             client: Hl7Dir::new(max, midstream),
             server: Hl7Dir::new(max, midstream),
             max_segments: route.map_or(10_000, |r| r.max_segments),
+            session: None,
+            started: false,
+            outs: Vec::new(),
+            epoch: std::time::Instant::now(),
         }
     }
 
     fn data(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, data: &[u8]) {
+        if from_client && !self.started {
+            self.started = true;
+            self.session = ctx
+                .route
+                .clone()
+                .map(|r| Session::observe(ctx.flow.clone(), r, self.epoch));
+        }
         let max_segments = self.max_segments;
-        let dir = if from_client {
-            &mut self.client
+        let epoch = self.epoch;
+        let (dir, mut session) = if from_client {
+            (&mut self.client, self.session.as_mut())
         } else {
-            &mut self.server
+            (&mut self.server, None)
         };
+        let outs = &mut self.outs;
         let Hl7Dir {
             framer,
             pending,
@@ -498,51 +528,78 @@ impl Hl7 {
                     None => return Step::Took(buf.len()),
                 }
             }
+            let peer = if from_client { ctx.client } else { ctx.server };
+            if let Some(s) = session.as_mut() {
+                return match s.next_client_frame(buf, epoch) {
+                    Ok(ClientFrame::Frame { start, end }) => {
+                        let f = mllp::Frame { start, len: end };
+                        saw_frame(ctx, peer, inventoried, max_segments, f.payload(buf));
+                        let route = s.route().clone();
+                        s.decide(buf, start, end, &route, ctx.clock, outs);
+                        for o in outs.drain(..) {
+                            if let SessionOut::Record(r) = o {
+                                ctx.emit(r);
+                            }
+                        }
+                        Step::Took(end)
+                    }
+                    Ok(ClientFrame::NeedMore) => Step::More,
+                    Err(e) => {
+                        s.framing_error(&e, ctx.clock, outs);
+                        for o in outs.drain(..) {
+                            if let SessionOut::Record(r) = o {
+                                ctx.emit(r);
+                            }
+                        }
+                        s.resync();
+                        *resync = true;
+                        Step::Took(1)
+                    }
+                };
+            }
             match framer.next(buf) {
                 Ok(mllp::Progress::Frame(f)) => {
-                    let frame = f.frame(buf);
-                    ctx.obs.counts.hl7_messages += 1;
-                    let peer = if from_client { ctx.client } else { ctx.server };
-                    if !*inventoried {
-                        *inventoried = true;
-                        let limits = wardgate_proto::hl7::Limits { max_segments };
-                        if let Ok(m) = wardgate_proto::hl7::Message::parse(f.payload(buf), &limits)
-                        {
-                            let app = m.sending_application().text();
-                            let fac = m.msh().field(4).component(1).text();
-                            ctx.obs.inventory.fact(peer.ip(), Fact::Hl7App, &app);
-                            ctx.obs.inventory.fact(peer.ip(), Fact::Hl7Facility, &fac);
-                        }
-                    }
-                    if from_client {
-                        if let Some(route) = ctx.route.clone() {
-                            let o = inspect::inspect(&route, ctx.flow, frame, ctx.clock);
-                            ctx.emit(o.record);
-                        }
-                    }
+                    saw_frame(ctx, peer, inventoried, max_segments, f.payload(buf));
                     Step::Took(f.len)
                 }
                 Ok(mllp::Progress::NeedMore) => Step::More,
                 Err(e) => {
                     if from_client {
-                        if let Some(route) = ctx.route.clone() {
-                            let o = inspect::framing_error(&route, ctx.flow, &e, ctx.clock);
-                            ctx.emit(o.record);
-                        } else {
-                            let ev = ctx.event(
-                                Proto::Hl7Mllp,
-                                Action::Alerted,
-                                Some(e.rule()),
-                                format!("MLLP framing error: {e}"),
-                            );
-                            ctx.emit_event(ev);
-                        }
+                        let ev = ctx.event(
+                            Proto::Hl7Mllp,
+                            Action::Alerted,
+                            Some(e.rule()),
+                            format!("MLLP framing error: {e}"),
+                        );
+                        ctx.emit_event(ev);
                     }
                     *resync = true;
                     Step::Took(1)
                 }
             }
         });
+    }
+}
+
+/// One HL7 message seen (either direction): counted, and the sending
+/// application and facility of the first inventoried.
+fn saw_frame(
+    ctx: &mut Ctx<'_, '_>,
+    peer: SocketAddr,
+    inventoried: &mut bool,
+    max_segments: usize,
+    payload: &[u8],
+) {
+    ctx.obs.counts.hl7_messages += 1;
+    if !*inventoried {
+        *inventoried = true;
+        let limits = wardgate_proto::hl7::Limits { max_segments };
+        if let Ok(m) = wardgate_proto::hl7::Message::parse(payload, &limits) {
+            let app = m.sending_application().text();
+            let fac = m.msh().field(4).component(1).text();
+            ctx.obs.inventory.fact(peer.ip(), Fact::Hl7App, &app);
+            ctx.obs.inventory.fact(peer.ip(), Fact::Hl7Facility, &fac);
+        }
     }
 }
 

@@ -567,3 +567,142 @@ proptest! {
         prop_assert_eq!(whole.t.upstream.len(), forwarded.len());
     }
 }
+
+/// Passive analysis's driver of an observe session: frames, decides, and skips
+/// to the next start block after a framing error, as `observe/app.rs` does.
+/// Returns (action, rule) of every record; panics on any output but a record or
+/// a consume.
+fn observe(route: Arc<RoutePolicy>, chunks: &[Vec<u8>]) -> Vec<(String, String)> {
+    let now = Instant::now();
+    let mut s = Session::observe(flow(&route), route, now);
+    let clock = Clock::at(time::macros::datetime!(2026-11-24 10:15:00 UTC));
+    let mut buf = Vec::new();
+    let mut resync = false;
+    let mut records = Vec::new();
+    let mut carry = |outs: &mut Vec<Out>, buf: &mut Vec<u8>| {
+        for o in outs.drain(..) {
+            match o {
+                Out::Record(r) => {
+                    let e = r.event();
+                    records.push((
+                        e.event.action.as_str().to_owned(),
+                        e.rule.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+                    ));
+                }
+                Out::Consume(n) => {
+                    buf.drain(..n);
+                }
+                other => panic!("observe mode gave {other:?}"),
+            }
+        }
+    };
+    for c in chunks {
+        buf.extend_from_slice(c);
+        loop {
+            if resync {
+                match buf.iter().position(|b| *b == 0x0b) {
+                    Some(i) => {
+                        buf.drain(..i);
+                        resync = false;
+                    }
+                    None => {
+                        buf.clear();
+                        break;
+                    }
+                }
+            }
+            let mut outs = Vec::new();
+            match s.next_client_frame(&buf, now) {
+                Ok(ClientFrame::Frame { start, end }) => {
+                    let r = s.route().clone();
+                    s.decide(&buf, start, end, &r, &clock, &mut outs);
+                    carry(&mut outs, &mut buf);
+                }
+                Ok(ClientFrame::NeedMore) => break,
+                Err(e) => {
+                    s.framing_error(&e, &clock, &mut outs);
+                    carry(&mut outs, &mut buf);
+                    s.resync();
+                    buf.drain(..1);
+                    resync = true;
+                }
+            }
+        }
+    }
+    assert_eq!(s.in_flight(), 0, "observe mode awaits no acknowledgement");
+    records
+}
+
+#[test]
+fn observe_mode_decides_as_inline_and_only_records() {
+    let (bytes, _) = stream_of(&[true, false, true, true, false]);
+    let mut inline = Driver::new();
+    inline.client(&bytes);
+    let observed = observe(route(), &[bytes]);
+    assert_eq!(observed, inline.t.records);
+    assert_eq!(
+        observed.iter().filter(|(a, _)| a == "blocked").count(),
+        2,
+        "{observed:?}"
+    );
+}
+
+#[test]
+fn observe_mode_judges_what_follows_where_inline_would_close() {
+    // Inline: the framing error closes the connection; the unsafe message after
+    // it is never read. Passively the receiver read it: it is judged.
+    let mut bytes = msg("ORU^R01", "O1");
+    bytes.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    bytes.extend(msg("ADT^A01", "O2"));
+    let mut inline = Driver::new();
+    inline.client(&bytes);
+    inline.upstream(&ack("O1"));
+    assert!(inline.t.closed);
+    assert_eq!(rules_of(&inline.t), ["WG-MLLP-001"]);
+    let observed = observe(route(), &[bytes]);
+    let rules: Vec<&str> = observed.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(rules, ["", "WG-MLLP-001", "WG-HL7-001"], "{observed:?}");
+}
+
+#[test]
+fn observe_mode_frames_strictly_where_the_route_does() {
+    let strict = {
+        let text = SITE.replacen("[[route]]\n", "[[route]]\nmllp_strict = true\n", 1);
+        policy_from(&text).routes[0].clone()
+    };
+    assert!(strict.mllp_strict);
+    let mut bytes = msg("ORU^R01", "S1");
+    bytes.push(b'\n');
+    bytes.extend(msg("ORU^R01", "S2"));
+    let lenient: Vec<String> = observe(route(), &[bytes.clone()])
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(lenient, ["", ""]);
+    let strict_rules: Vec<String> = observe(strict, &[bytes])
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert!(
+        strict_rules.iter().any(|r| r.starts_with("WG-MLLP")),
+        "{strict_rules:?}"
+    );
+}
+
+proptest! {
+    /// Observe mode: the same records however the bytes are split, and the
+    /// same as inline for a stream without framing errors.
+    #[test]
+    fn observe_mode_does_not_depend_on_how_the_bytes_are_split(
+        kinds in proptest::collection::vec(any::<bool>(), 1..12),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let (bytes, _) = stream_of(&kinds);
+        let whole = observe(route(), std::slice::from_ref(&bytes));
+        let parts = observe(route(), &split(&bytes, &cuts));
+        prop_assert_eq!(&whole, &parts);
+        let mut inline = Driver::new();
+        inline.client(&bytes);
+        prop_assert_eq!(&whole, &inline.t.records);
+    }
+}
