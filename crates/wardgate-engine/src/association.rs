@@ -101,6 +101,19 @@ enum Phase {
     Over,
 }
 
+/// What each command fragment held back counts against `max_command_bytes`
+/// beyond its bytes: empty fragments must not grow the list without bound.
+const COMMAND_FRAGMENT_COST: usize = 64;
+
+/// One PDV to send upstream, in stream order.
+#[derive(Debug)]
+enum Piece {
+    /// The PDV at this index of the PDU being decided.
+    Now(usize),
+    /// A command fragment held from an earlier PDU: (context, header, bytes).
+    Held(u8, u8, Vec<u8>),
+}
+
 /// The DIMSE message now crossing from the sender.
 #[derive(Debug)]
 struct Message {
@@ -216,7 +229,12 @@ impl Association {
 
     /// Bytes held between PDUs: a command's fragments so far.
     pub fn buffered(&self) -> usize {
-        self.cmd.len() + self.held.iter().map(|(_, _, d)| d.len()).sum::<usize>()
+        self.cmd.len()
+            + self
+                .held
+                .iter()
+                .map(|(_, _, d)| d.len() + COMMAND_FRAGMENT_COST)
+                .sum::<usize>()
     }
 
     /// The driver stops following the association without an end it can name
@@ -465,12 +483,27 @@ impl Association {
                 Ok(Pdu::AssociateRq(rq)) => self.on_rq(&rq, clock, out),
                 Ok(_) => {
                     let what = format!("{} before A-ASSOCIATE-RQ", ty.name());
-                    self.violation(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out)
+                    self.fault(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out);
                 }
                 Err(e) => self.client_malformed(&e, clock, out),
             },
             (Phase::Established, PduType::PData) => self.on_pdata(pdu, clock, out),
-            (Phase::Established, PduType::ReleaseRq | PduType::ReleaseRp) => out.push(Out::Forward),
+            (Phase::Established, PduType::ReleaseRq) => out.push(Out::Forward),
+            (Phase::Established, PduType::ReleaseRp) => {
+                // The upstream asked to release and the sender agreed: the
+                // association is over, released (the upstream closes next).
+                self.flush_pending(out);
+                let e = self.flow.event(
+                    clock,
+                    &self.route,
+                    Action::Allowed,
+                    "association released".to_owned(),
+                    Stage::Association,
+                );
+                out.push(Out::Record(Box::new(e)));
+                out.push(Out::Forward);
+                self.close(out);
+            }
             (_, PduType::Abort) => {
                 self.flush_pending(out);
                 self.record_closed(
@@ -484,7 +517,7 @@ impl Association {
             }
             (_, other) => {
                 let what = format!("the sender sent {} out of sequence", other.name());
-                self.violation(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out)
+                self.fault(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out);
             }
         }
     }
@@ -590,13 +623,8 @@ impl Association {
             (Phase::Established, PduType::PData | PduType::ReleaseRq) => out.push(Out::Relay),
             (_, other) => {
                 let what = format!("upstream sent {} out of sequence", other.name());
-                self.violation(
-                    rules::UPSTREAM_PROTOCOL,
-                    what,
-                    Abort::UNEXPECTED_PDU,
-                    clock,
-                    out,
-                )
+                let abort = Abort::UNEXPECTED_PDU;
+                self.fault(rules::UPSTREAM_PROTOCOL, what, abort, clock, out);
             }
         }
     }
@@ -640,20 +668,21 @@ impl Association {
     }
 
     /// Decides every PDV of one P-DATA-TF from the sender. The PDU goes upstream
-    /// unchanged when every PDV in it is forwarded; otherwise a P-DATA-TF of the
-    /// forwarded PDVs (their bytes unchanged) is sent instead.
+    /// unchanged when every PDV in it is forwarded and nothing was held back;
+    /// otherwise P-DATA-TFs of the forwarded PDVs, in their order and with their
+    /// bytes unchanged, no larger than the upstream accepts, are sent instead.
     fn on_pdata(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
         let pdata = match Pdu::parse(pdu, &self.client_limits()) {
             Ok(Pdu::PData(p)) => p,
             Ok(_) => {
                 let e = DicomError::Invalid { what: "P-DATA-TF" };
-                return self.client_malformed(&e, clock, out);
+                return self.content_fault(&e, clock, out);
             }
-            Err(e) => return self.client_malformed(&e, clock, out),
+            Err(e) => return self.content_fault(&e, clock, out),
         };
-        // Indices into pdata.pdvs forwarded now, plus held PDVs released now.
-        let mut forward_now: SmallVec<[usize; 8]> = SmallVec::new();
-        let mut released: Vec<(u8, u8, Vec<u8>)> = Vec::new();
+        // What goes upstream from this PDU, in stream order: PDVs of it, and
+        // fragments of a command held from earlier (released when it completes).
+        let mut order: SmallVec<[Piece; 8]> = SmallVec::new();
         let mut replies: SmallVec<[(u8, Vec<u8>); 1]> = SmallVec::new();
         let mut unchanged = self.held.is_empty();
         for (i, pdv) in pdata.pdvs.iter().enumerate() {
@@ -662,43 +691,59 @@ impl Association {
                     "data on presentation context {} which is not accepted",
                     pdv.context_id
                 );
-                return self.violation(
-                    rules::DICOM_CONTEXT,
-                    what,
-                    Abort::INVALID_PARAMETER,
-                    clock,
-                    out,
-                );
+                let abort = Abort::INVALID_PARAMETER;
+                if !self.fault(rules::DICOM_CONTEXT, what, abort, clock, out) {
+                    return;
+                }
+                // Observe mode: the receiver accepted the context; what it
+                // reads on it is judged on.
             }
             let mch = u8::from(pdv.is_command) | (u8::from(pdv.is_last) << 1);
             if pdv.is_command {
                 if self.current.as_ref().is_some_and(|m| m.awaiting_data) {
                     let what = "a command fragment before the previous data set ended".into();
-                    return self.violation(
-                        rules::DICOM_STATE,
-                        what,
-                        Abort::UNEXPECTED_PDU,
-                        clock,
-                        out,
-                    );
+                    if !self.fault(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out) {
+                        return;
+                    }
+                    // Observe mode: the previous message ends here.
+                    self.flush_pending(out);
+                    self.current = None;
                 }
-                if self.cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                if self.cmd.len() + pdv.data.len() + COMMAND_FRAGMENT_COST * self.held.len()
+                    > self.limits.max_command_bytes
+                {
                     let e = DicomError::TooMany {
                         what: "command set bytes",
                         limit: self.limits.max_command_bytes,
                     };
-                    return self.client_malformed(&e, clock, out);
+                    self.content_fault(&e, clock, out);
+                    if self.is_over() {
+                        return;
+                    }
+                    unchanged = false;
+                    continue;
                 }
                 self.cmd.extend_from_slice(pdv.data);
                 if !pdv.is_last {
-                    self.held.push((pdv.context_id, mch, pdv.data.to_vec()));
+                    // Only the proxy forwards: passive analysis holds nothing.
+                    if self.mode == Mode::Inline {
+                        self.held.push((pdv.context_id, mch, pdv.data.to_vec()));
+                    }
                     unchanged = false;
                     continue;
                 }
                 let cmd_bytes = std::mem::take(&mut self.cmd);
                 let cmd = match Command::parse(&cmd_bytes) {
                     Ok(c) => c,
-                    Err(e) => return self.client_malformed(&e, clock, out),
+                    Err(e) => {
+                        self.cmd = cmd_bytes;
+                        self.content_fault(&e, clock, out);
+                        if self.is_over() {
+                            return;
+                        }
+                        unchanged = false;
+                        continue;
+                    }
                 };
                 self.commands += 1;
                 let mut d = decide::command(&self.route, &self.flow, &cmd, &self.calling_ae, clock);
@@ -722,21 +767,20 @@ impl Association {
                 self.current = Some(m);
                 let held = std::mem::take(&mut self.held);
                 if d.forward {
-                    released.extend(held);
-                    forward_now.push(i);
+                    order.extend(held.into_iter().map(|(c, m, d)| Piece::Held(c, m, d)));
+                    order.push(Piece::Now(i));
                 } else {
                     unchanged = false;
                 }
             } else {
                 let Some(msg) = self.current.as_mut().filter(|m| m.awaiting_data) else {
                     let what = "a data set fragment without a command".into();
-                    return self.violation(
-                        rules::DICOM_STATE,
-                        what,
-                        Abort::UNEXPECTED_PDU,
-                        clock,
-                        out,
-                    );
+                    if !self.fault(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out) {
+                        return;
+                    }
+                    // Observe mode: nothing to judge it by; the next command is.
+                    unchanged = false;
+                    continue;
                 };
                 if msg.forward {
                     if let Some(w) = msg.walker.as_mut() {
@@ -774,12 +818,13 @@ impl Association {
                             out.push(Out::Record(Box::new(e)));
                             // Reported once; walking on would only find it again.
                             msg.walker = None;
-                            if block {
+                            // Observe mode: reported; the receiver read on.
+                            if block && self.mode == Mode::Inline {
                                 return self.abort(Abort::NOT_SPECIFIED, out);
                             }
                         }
                     }
-                    forward_now.push(i);
+                    order.push(Piece::Now(i));
                 } else {
                     unchanged = false;
                 }
@@ -796,20 +841,42 @@ impl Association {
                 }
             }
         }
-        if unchanged && forward_now.len() == pdata.pdvs.len() {
+        if unchanged && order.len() == pdata.pdvs.len() {
             out.push(Out::Forward);
-        } else if !released.is_empty() || !forward_now.is_empty() {
-            let mut pdvs: Vec<(u8, u8, &[u8])> = released
+        } else if !order.is_empty() {
+            let pdvs: Vec<(u8, u8, &[u8])> = order
                 .iter()
-                .map(|(c, m, d)| (*c, *m, d.as_slice()))
+                .map(|p| match p {
+                    Piece::Held(c, m, d) => (*c, *m, d.as_slice()),
+                    Piece::Now(i) => {
+                        let p = &pdata.pdvs[*i];
+                        let mch = u8::from(p.is_command) | (u8::from(p.is_last) << 1);
+                        (p.context_id, mch, p.data)
+                    }
+                })
                 .collect();
-            for &i in &forward_now {
-                let p = &pdata.pdvs[i];
-                let mch = u8::from(p.is_command) | (u8::from(p.is_last) << 1);
-                pdvs.push((p.context_id, mch, p.data));
+            let max = match self.upstream_max_pdu {
+                0 => usize::MAX,
+                n => n as usize,
+            };
+            // Grouped so that no PDU exceeds what the upstream said it receives
+            // (each PDV already fits: the sender's PDUs were held to that size).
+            let mut group: Vec<(u8, u8, &[u8])> = Vec::new();
+            let mut size = 0usize;
+            for pdv in pdvs {
+                let item = 6 + pdv.2.len();
+                if !group.is_empty() && size + item > max {
+                    let mut bytes = Vec::new();
+                    dicom::encode_pdata(&group, &mut bytes);
+                    out.push(Out::SendUpstream(bytes));
+                    group.clear();
+                    size = 0;
+                }
+                size += item;
+                group.push(pdv);
             }
             let mut bytes = Vec::new();
-            dicom::encode_pdata(&pdvs, &mut bytes);
+            dicom::encode_pdata(&group, &mut bytes);
             out.push(Out::SendUpstream(bytes));
         }
         for (ctx, response) in replies {
@@ -817,6 +884,39 @@ impl Association {
             dicom::encode_pdata(&[(ctx, 0x03, &response)], &mut bytes);
             out.push(Out::Reply(bytes));
         }
+    }
+
+    /// A fault the proxy ends the association for: recorded; inline the
+    /// association is aborted (false: stop), in observe mode it goes on (true).
+    fn fault(
+        &mut self,
+        rule: Rule,
+        what: String,
+        abort: Abort,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) -> bool {
+        if self.mode == Mode::Inline {
+            self.violation(rule, what, abort, clock, out);
+            return false;
+        }
+        let e = decide::violation(&self.route, &self.flow, rule, what, clock);
+        out.push(Out::Record(Box::new(e)));
+        true
+    }
+
+    /// Content of a whole PDU that is not valid (its framing is: the next PDU
+    /// starts where its length says): inline the association is aborted; in
+    /// observe mode it is recorded, the command being gathered dropped, and the
+    /// association judged on.
+    fn content_fault(&mut self, err: &DicomError, clock: &Clock, out: &mut Vec<Out>) {
+        if self.mode == Mode::Inline {
+            return self.client_malformed(err, clock, out);
+        }
+        let e = decide::malformed(&self.route, &self.flow, err, clock);
+        out.push(Out::Record(Box::new(e)));
+        self.cmd.clear();
+        self.held.clear();
     }
 
     /// A protocol violation the parser cannot see: recorded, association aborted.

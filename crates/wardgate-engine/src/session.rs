@@ -161,6 +161,12 @@ impl Session {
         s
     }
 
+    /// Whether `buf` (the sender's bytes not yet framed) holds nothing of a
+    /// frame: empty, or only the line feed tolerated after an end block.
+    pub fn client_idle(&self, buf: &[u8]) -> bool {
+        self.cframer.is_idle(buf)
+    }
+
     /// Observe mode: the framer starts over (after a framing error or bytes lost);
     /// the driver skips to the next start block before giving bytes again.
     pub fn resync(&mut self) {

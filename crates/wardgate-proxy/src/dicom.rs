@@ -99,7 +99,7 @@ pub(crate) async fn handle<C: ClientIo>(
 /// see the close before the answer and report an abort instead of the reject.
 async fn refuse<S: ClientIo>(sock: &mut S, pdu: &[u8]) {
     const ARTIM: std::time::Duration = std::time::Duration::from_secs(2);
-    if sock.write_all(pdu).await.is_err() {
+    if !relay::bounded_write(sock, pdu, ARTIM).await {
         return;
     }
     let mut sink = [0u8; 4096];
@@ -230,7 +230,10 @@ impl<C: ClientIo> Driver<C> {
             }
         }
         if !self.assoc.is_over() && !self.flush_upstream().await {
-            let why = "the upstream stopped accepting data".to_owned();
+            let why = format!(
+                "the upstream did not accept data for {:?}",
+                self.shared.opts.frame_timeout
+            );
             self.assoc
                 .upstream_ended(End::Error(why), &Clock::now(), &mut self.outs);
             self.execute(From::Neither).await;
@@ -260,10 +263,16 @@ impl<C: ClientIo> Driver<C> {
     /// Carries out the association's outputs in order; `from` is the PDU they are
     /// about, consumed from its buffer once they are done.
     async fn execute(&mut self, from: From) {
+        // Every write is bounded by the frame timeout: a peer that stops reading
+        // cannot hold the association, nor the timer that would end it.
+        let limit = self.shared.opts.frame_timeout;
+        let mut client_ok = true;
         let mut consumed = false;
         let mut outs = std::mem::take(&mut self.outs);
         let mut i = 0;
         while i < outs.len() {
+            let mut to_client: Option<Vec<u8>> = None;
+            let mut relay = false;
             match std::mem::replace(&mut outs[i], Out::Close) {
                 // Records are kept whatever else failed: nothing decided goes unrecorded.
                 Out::Record(e) => self.shared.record(*e),
@@ -285,30 +294,44 @@ impl<C: ClientIo> Driver<C> {
                     }
                 }
                 Out::SendUpstream(bytes) => self.outbox.push(bytes.into()),
-                Out::Relay => {
-                    if let From::Upstream(len) = from {
-                        let _ = self.client.write_all(&self.ubuf[..len]).await;
-                    }
-                }
-                Out::Reply(bytes) => {
-                    let _ = self.client.write_all(&bytes).await;
-                }
+                Out::Relay => relay = true,
+                Out::Reply(bytes) => to_client = Some(bytes),
                 Out::Refuse(pdu) => refuse(&mut self.client, &pdu).await,
                 Out::Abort(abort) => {
-                    let _ = self.client.write_all(&abort.encode()).await;
+                    // The sender first, then the upstream after what is queued.
+                    if client_ok {
+                        client_ok =
+                            relay::bounded_write(&mut self.client, &abort.encode(), limit).await;
+                    }
                     self.abort_upstream(abort).await;
                 }
                 Out::AbortUpstream => self.abort_upstream(Abort::NOT_SPECIFIED).await,
-                Out::AbortClient => {
-                    let _ = self.client.write_all(&Abort::NOT_SPECIFIED.encode()).await;
-                }
+                Out::AbortClient => to_client = Some(Abort::NOT_SPECIFIED.encode().to_vec()),
                 Out::ShutdownClient => {
-                    let _ = self.client.shutdown().await;
+                    if client_ok {
+                        let _ = tokio::time::timeout(limit, self.client.shutdown()).await;
+                    }
                 }
                 Out::Close => {
                     // What was decided before the end still goes (a relayed abort).
                     let _ = self.flush_upstream().await;
                 }
+            }
+            let bytes: &[u8] = match (&to_client, relay, from) {
+                (Some(b), _, _) => b,
+                (None, true, From::Upstream(len)) => &self.ubuf[..len.min(self.ubuf.len())],
+                _ => &[],
+            };
+            if client_ok
+                && !bytes.is_empty()
+                && !relay::bounded_write(&mut self.client, bytes, limit).await
+            {
+                client_ok = false;
+                // The sender stopped reading (or is gone): the association ends,
+                // recorded as the sender's.
+                let why = format!("the sender did not read for {limit:?}");
+                self.assoc
+                    .client_ended(End::Error(why), &Clock::now(), &mut outs);
             }
             i += 1;
         }
@@ -326,8 +349,9 @@ impl<C: ClientIo> Driver<C> {
     /// What is queued for the upstream, then an A-ABORT.
     async fn abort_upstream(&mut self, abort: Abort) {
         if self.flush_upstream().await {
+            let limit = self.shared.opts.frame_timeout;
             if let Some(up) = self.upstream.as_mut() {
-                let _ = up.write_all(&abort.encode()).await;
+                relay::bounded_write(up, &abort.encode(), limit).await;
             }
         }
     }
@@ -335,6 +359,19 @@ impl<C: ClientIo> Driver<C> {
     /// Writes what is queued for the upstream, in order, with as few system calls
     /// as the socket allows. False when the upstream is gone.
     async fn flush_upstream(&mut self) -> bool {
+        let limit = self.shared.opts.frame_timeout;
+        match tokio::time::timeout(limit, self.write_outbox()).await {
+            Ok(ok) => ok,
+            Err(_) => {
+                // The upstream stopped reading: what it did not take is dropped
+                // and the caller ends the association.
+                self.outbox.clear();
+                false
+            }
+        }
+    }
+
+    async fn write_outbox(&mut self) -> bool {
         let Some(up) = self.upstream.as_mut() else {
             self.outbox.clear();
             return true;

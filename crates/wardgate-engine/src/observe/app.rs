@@ -422,7 +422,12 @@ impl App {
         }
         if let App::Hl7(h) = self {
             for (dir, name) in [(&h.client, "client"), (&h.server, "server")] {
-                if !dir.pending.buf.is_empty() && !dir.pending.stopped {
+                // A line feed after the last end block is tolerated, as inline.
+                let idle = match (&h.session, name) {
+                    (Some(s), "client") => s.client_idle(&dir.pending.buf),
+                    _ => dir.framer.is_idle(&dir.pending.buf),
+                };
+                if !idle && !dir.pending.stopped {
                     let e = ctx.event(
                         Proto::Hl7Mllp,
                         Action::Alerted,

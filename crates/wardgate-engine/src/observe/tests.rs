@@ -426,3 +426,44 @@ fn without_named_addresses_the_gateways_leg_is_not_assumed() {
     assert_eq!(rules_of(&ev), ["WG-ACCESS-001"]);
     assert_eq!(obs.counts.gateway_legs, 0);
 }
+
+#[test]
+fn a_line_feed_after_the_last_frame_is_no_incomplete_frame() {
+    let mut obs = observer();
+    let mut bytes = mllp(ORU);
+    bytes.push(b'\n');
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &bytes)],
+    );
+    assert!(rules_of(&ev).is_empty(), "{ev:#?}");
+    // A truly cut frame still is.
+    let mut cut = mllp(ORU);
+    cut.truncate(cut.len() - 2);
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &cut)],
+    );
+    assert_eq!(rules_of(&ev), ["WG-CAP-002"]);
+}
+
+#[test]
+fn passive_hl7_judges_past_a_framing_error() {
+    // Inline the framing error closes the connection; passively the server read
+    // the order after it, and it is judged.
+    let mut obs = observer();
+    let mut bytes = mllp(ORU);
+    bytes.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    bytes.extend(mllp(ORM));
+    let ev = session(
+        &mut obs,
+        "127.0.0.2:40000",
+        "127.0.0.3:13575",
+        &[(true, &bytes)],
+    );
+    assert_eq!(rules_of(&ev), ["WG-MLLP-001", "WG-HL7-001"], "{ev:#?}");
+}
