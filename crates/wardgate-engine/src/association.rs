@@ -114,6 +114,16 @@ enum Piece {
     Held(u8, u8, Vec<u8>),
 }
 
+/// What observe mode passes over after a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Nothing,
+    /// The rest of a command that could not be read, then its data set.
+    CommandRest,
+    /// The rest of a data set with no command that could be judged.
+    DataRest,
+}
+
 /// The DIMSE message now crossing from the sender.
 #[derive(Debug)]
 struct Message {
@@ -159,6 +169,15 @@ pub struct Association {
     current: Option<Message>,
     /// DIMSE commands from the sender decided so far.
     commands: u64,
+    /// The upstream sent A-RELEASE-RQ: the sender's A-RELEASE-RP ends the
+    /// association (else it is out of sequence).
+    upstream_released: bool,
+    /// Observe mode, after a fault: PDVs of a message that cannot be judged are
+    /// passed over until it ends, so one fault is one record.
+    skip: Skip,
+    /// Observe mode: contexts already reported for data the proxy would not
+    /// have accepted (once per context, not per PDV).
+    context_reported: Box<[bool; 256]>,
     /// When the sender's partial PDU began (before the RQ: when the connection
     /// did): it must complete within the frame timeout.
     pdu_started: Option<Instant>,
@@ -194,6 +213,9 @@ impl Association {
             held: Vec::new(),
             current: None,
             commands: 0,
+            upstream_released: false,
+            skip: Skip::Nothing,
+            context_reported: Box::new([false; 256]),
             pdu_started: Some(now),
             last_activity: now,
             drain_deadline: None,
@@ -489,7 +511,7 @@ impl Association {
             },
             (Phase::Established, PduType::PData) => self.on_pdata(pdu, clock, out),
             (Phase::Established, PduType::ReleaseRq) => out.push(Out::Forward),
-            (Phase::Established, PduType::ReleaseRp) => {
+            (Phase::Established, PduType::ReleaseRp) if self.upstream_released => {
                 // The upstream asked to release and the sender agreed: the
                 // association is over, released (the upstream closes next).
                 self.flush_pending(out);
@@ -620,7 +642,11 @@ impl Association {
                 out.push(Out::ShutdownClient);
                 self.close(out);
             }
-            (Phase::Established, PduType::PData | PduType::ReleaseRq) => out.push(Out::Relay),
+            (Phase::Established, PduType::PData) => out.push(Out::Relay),
+            (Phase::Established, PduType::ReleaseRq) => {
+                self.upstream_released = true;
+                out.push(Out::Relay);
+            }
             (_, other) => {
                 let what = format!("upstream sent {} out of sequence", other.name());
                 let abort = Abort::UNEXPECTED_PDU;
@@ -692,11 +718,32 @@ impl Association {
                     pdv.context_id
                 );
                 let abort = Abort::INVALID_PARAMETER;
-                if !self.fault(rules::DICOM_CONTEXT, what, abort, clock, out) {
-                    return;
+                let ctx = usize::from(pdv.context_id);
+                if self.mode == Mode::Inline || !self.context_reported[ctx] {
+                    if !self.fault(rules::DICOM_CONTEXT, what, abort, clock, out) {
+                        return;
+                    }
+                    self.context_reported[ctx] = true;
                 }
                 // Observe mode: the receiver accepted the context; what it
                 // reads on it is judged on.
+            }
+            // Observe mode: what is left of a message a fault made unreadable.
+            match (self.skip, pdv.is_command) {
+                (Skip::CommandRest, true) => {
+                    if pdv.is_last {
+                        self.skip = Skip::DataRest;
+                    }
+                    continue;
+                }
+                (Skip::DataRest, false) => {
+                    if pdv.is_last {
+                        self.skip = Skip::Nothing;
+                    }
+                    continue;
+                }
+                (Skip::Nothing, _) => {}
+                _ => self.skip = Skip::Nothing,
             }
             let mch = u8::from(pdv.is_command) | (u8::from(pdv.is_last) << 1);
             if pdv.is_command {
@@ -720,6 +767,11 @@ impl Association {
                     if self.is_over() {
                         return;
                     }
+                    self.skip = if pdv.is_last {
+                        Skip::DataRest
+                    } else {
+                        Skip::CommandRest
+                    };
                     unchanged = false;
                     continue;
                 }
@@ -741,6 +793,8 @@ impl Association {
                         if self.is_over() {
                             return;
                         }
+                        // Its data set, if one follows, cannot be judged.
+                        self.skip = Skip::DataRest;
                         unchanged = false;
                         continue;
                     }
@@ -779,6 +833,9 @@ impl Association {
                         return;
                     }
                     // Observe mode: nothing to judge it by; the next command is.
+                    if !pdv.is_last {
+                        self.skip = Skip::DataRest;
+                    }
                     unchanged = false;
                     continue;
                 };
@@ -865,7 +922,7 @@ impl Association {
             let mut size = 0usize;
             for pdv in pdvs {
                 let item = 6 + pdv.2.len();
-                if !group.is_empty() && size + item > max {
+                if !group.is_empty() && (size + item > max || group.len() >= self.limits.max_pdvs) {
                     let mut bytes = Vec::new();
                     dicom::encode_pdata(&group, &mut bytes);
                     out.push(Out::SendUpstream(bytes));

@@ -360,15 +360,15 @@ impl<C: ClientIo> Driver<C> {
     /// as the socket allows. False when the upstream is gone.
     async fn flush_upstream(&mut self) -> bool {
         let limit = self.shared.opts.frame_timeout;
-        match tokio::time::timeout(limit, self.write_outbox()).await {
-            Ok(ok) => ok,
-            Err(_) => {
-                // The upstream stopped reading: what it did not take is dropped
-                // and the caller ends the association.
-                self.outbox.clear();
-                false
-            }
+        if let Ok(true) = tokio::time::timeout(limit, self.write_outbox()).await {
+            return true;
         }
+        // The upstream stopped reading or is gone: what it did not take is
+        // dropped, and nothing more is written to it (an abort now would land
+        // inside a PDU half sent); the caller ends the association.
+        self.outbox.clear();
+        self.upstream = None;
+        false
     }
 
     async fn write_outbox(&mut self) -> bool {

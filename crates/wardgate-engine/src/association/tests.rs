@@ -908,3 +908,111 @@ fn a_release_the_upstream_asked_for_ends_released() {
     assert_eq!(t.upstream.last().unwrap(), &RELEASE_RP);
     assert!(t.closed);
 }
+
+#[test]
+fn a_release_response_nobody_asked_for_is_out_of_sequence() {
+    let store = command(0x0001, CT, 2, true);
+    let steps = [
+        Step::Client(rq(&[(1, CT)])),
+        Step::Upstream(ac(&[(1, 0)])),
+        Step::Client(RELEASE_RP.to_vec()),
+        Step::Client(pdata(&[(1, 0x03, &store), (1, 0x02, &dataset(true))])),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(rules_of(&t), ["-", rules::DICOM_STATE.id]);
+    assert!(t.closed);
+    // Passively it does not end the association: the executable is still found.
+    let t = Driver::new(Mode::Observe).run(&steps, &[]).clone();
+    assert_eq!(
+        rules_of(&t),
+        ["-", rules::DICOM_STATE.id, "-", rules::DICOM_EXECUTABLE.id]
+    );
+}
+
+#[test]
+fn one_fault_is_one_record_however_many_pdus_follow() {
+    // A C-STORE on the context policy refused (the PACS accepted it), then its
+    // data set in 50 PDUs: one context record, and the command's own decision.
+    let mut steps = vec![
+        Step::Client(rq(&[(1, CT), (3, MR)])),
+        Step::Upstream(ac(&[(1, 0), (3, 0)])),
+        Step::Client(pdata(&[(3, 0x03, &command(0x0001, MR, 2, true))])),
+    ];
+    for i in 0..50 {
+        let mch = if i == 49 { 0x02 } else { 0x00 };
+        steps.push(Step::Client(pdata(&[(3, mch, &[0u8; 64][..])])));
+    }
+    // Then data with no command at all, in 50 PDUs.
+    for i in 0..50 {
+        let mch = if i == 49 { 0x02 } else { 0x00 };
+        steps.push(Step::Client(pdata(&[(1, mch, &[0u8; 64][..])])));
+    }
+    let t = Driver::new(Mode::Observe).run(&steps, &[]).clone();
+    assert_eq!(
+        rules_of(&t),
+        [
+            rules::DICOM_SOP_CLASS.id,
+            rules::DICOM_CONTEXT.id,
+            rules::DICOM_SOP_CLASS.id,
+            rules::DICOM_STATE.id
+        ],
+        "{:?}",
+        t.events
+    );
+}
+
+#[test]
+fn the_rest_of_an_unreadable_command_is_not_read_as_a_new_one() {
+    // Command fragments over the limit, then a last fragment that alone would
+    // parse as a C-ECHO: passively one record, and no C-ECHO decision.
+    let big = vec![0u8; 16000];
+    let mut steps = vec![
+        Step::Client(rq(&[(5, VERIFY)])),
+        Step::Upstream(ac(&[(5, 0)])),
+    ];
+    for _ in 0..5 {
+        steps.push(Step::Client(pdata(&[(5, 0x01, &big)])));
+    }
+    steps.push(Step::Client(pdata(&[(
+        5,
+        0x03,
+        &command(0x0030, VERIFY, 1, false),
+    )])));
+    steps.push(Step::Client(pdata(&[(
+        5,
+        0x03,
+        &command(0x0030, VERIFY, 2, false),
+    )])));
+    let t = Driver::new(Mode::Observe).run(&steps, &[]).clone();
+    let rules = rules_of(&t);
+    assert_eq!(rules.len(), 3, "{:?}", t.events);
+    assert!(rules[1].starts_with("WG-DICOM-P"), "{rules:?}");
+    // The next whole command is judged again.
+    assert!(t.events[2].contains("C-ECHO allowed"), "{:?}", t.events);
+}
+
+#[test]
+fn released_fragments_never_make_a_pdu_with_too_many_pdvs() {
+    // 1000 empty command fragments held, then a PDU with the last fragment of
+    // a C-STORE and 600 data PDVs: 1601 PDVs to send, over max_pdvs (1024).
+    let store = command(0x0001, CT, 2, true);
+    let mut steps = vec![Step::Client(rq(&[(1, CT)])), Step::Upstream(ac(&[(1, 0)]))];
+    let empties: Vec<(u8, u8, &[u8])> = vec![(1, 0x01, &b""[..]); 500];
+    steps.push(Step::Client(pdata(&empties)));
+    steps.push(Step::Client(pdata(&empties)));
+    let mut last: Vec<(u8, u8, &[u8])> = vec![(1, 0x03, &store)];
+    last.extend(vec![(1, 0x00, &b"\0\0"[..]); 600]);
+    steps.push(Step::Client(pdata(&last)));
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert!(!t.closed, "{:?}", t.events);
+    let pdus = &t.upstream[1..];
+    assert!(pdus.len() >= 2, "split: {}", pdus.len());
+    let mut pdvs = 0;
+    for p in pdus {
+        let Ok(Pdu::PData(p)) = Pdu::parse(p, &Limits::default()) else {
+            panic!("every re-encoded PDU parses within the limits")
+        };
+        pdvs += p.pdvs.len();
+    }
+    assert_eq!(pdvs, 1601);
+}
