@@ -758,6 +758,22 @@ impl DicomSession {
                 a.upstream_pdu(pdu, ctx.clock, &mut self.outs);
             }
             self.carry_out(ctx);
+        } else if !ctx.refused && matches!(ty, PduType::AssociateRj | PduType::Abort) {
+            // No profile to judge by, but a party breaking the association off
+            // is reported, with the rule the proxy uses for it.
+            let (rule, what) = match (from_client, ty) {
+                (true, _) => (rules::SENDER_ABORTED, "the client aborted the association"),
+                (false, PduType::AssociateRj) => (
+                    rules::UPSTREAM_REJECTED,
+                    "the server rejected the association",
+                ),
+                (false, _) => (
+                    rules::UPSTREAM_ABORTED,
+                    "the server aborted the association",
+                ),
+            };
+            let ev = ctx.event(Proto::Dicom, Action::Alerted, Some(rule), what.to_owned());
+            ctx.emit_event(ev);
         }
     }
 

@@ -467,3 +467,23 @@ fn passive_hl7_judges_past_a_framing_error() {
     );
     assert_eq!(rules_of(&ev), ["WG-MLLP-001", "WG-HL7-001"], "{ev:#?}");
 }
+
+#[test]
+fn unrouted_dicom_still_reports_who_broke_an_association_off() {
+    let mut obs = observer();
+    let abort = [0x07, 0, 0, 0, 0, 4, 0, 0, 2, 1];
+    let ev = session(
+        &mut obs,
+        "10.9.9.9:40000",
+        "10.9.9.8:104",
+        &[(false, &abort)],
+    );
+    assert!(rules_of(&ev).contains(&"WG-UP-004".to_owned()), "{ev:#?}");
+    let ev = session(
+        &mut obs,
+        "10.9.9.9:40001",
+        "10.9.9.8:104",
+        &[(true, &abort)],
+    );
+    assert!(rules_of(&ev).contains(&"WG-CONN-005".to_owned()), "{ev:#?}");
+}
