@@ -127,6 +127,8 @@ enum Skip {
 /// The DIMSE message now crossing from the sender.
 #[derive(Debug)]
 struct Message {
+    /// The presentation context of its command: its data set must come on it.
+    context: u8,
     /// Forward it (else its fragments are dropped).
     forward: bool,
     /// A data set is still to come.
@@ -803,6 +805,7 @@ impl Association {
                 let mut d = decide::command(&self.route, &self.flow, &cmd, &self.calling_ae, clock);
                 let walk = d.forward && cmd.has_data_set;
                 let mut m = Message {
+                    context: pdv.context_id,
                     forward: d.forward,
                     awaiting_data: cmd.has_data_set,
                     response: d.response.take().map(|r| (pdv.context_id, r)),
@@ -827,6 +830,20 @@ impl Association {
                     unchanged = false;
                 }
             } else {
+                let context = self.current.as_ref().map(|m| m.context);
+                if context.is_some_and(|c| c != pdv.context_id) {
+                    // PS3.7 9.3: a data set travels on its command's context. On
+                    // another, it would be read in that context's transfer
+                    // syntax, not the one it was judged in.
+                    let what = format!(
+                        "a data set fragment on presentation context {}, its command on {}",
+                        pdv.context_id,
+                        context.unwrap_or_default()
+                    );
+                    if !self.fault(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out) {
+                        return;
+                    }
+                }
                 let Some(msg) = self.current.as_mut().filter(|m| m.awaiting_data) else {
                     let what = "a data set fragment without a command".into();
                     if !self.fault(rules::DICOM_STATE, what, Abort::UNEXPECTED_PDU, clock, out) {

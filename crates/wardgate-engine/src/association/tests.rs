@@ -1016,3 +1016,29 @@ fn released_fragments_never_make_a_pdu_with_too_many_pdvs() {
     }
     assert_eq!(pdvs, 1601);
 }
+
+#[test]
+fn a_data_set_on_another_context_than_its_command_is_refused() {
+    let store = command(0x0001, CT, 2, true);
+    let steps = [
+        Step::Client(rq(&[(1, CT), (5, VERIFY)])),
+        Step::Upstream(ac(&[(1, 0), (5, 0)])),
+        Step::Client(pdata(&[(1, 0x03, &store), (5, 0x02, &dataset(true))])),
+    ];
+    let t = Driver::new(Mode::Inline).run(&steps, &[]).clone();
+    assert_eq!(
+        rules_of(&t),
+        ["-", "-", rules::DICOM_STATE.id],
+        "{:?}",
+        t.events
+    );
+    assert!(t.closed);
+    // Passively: reported, and the data set still walked (the executable found).
+    let t = Driver::new(Mode::Observe).run(&steps, &[]).clone();
+    assert_eq!(
+        rules_of(&t),
+        ["-", rules::DICOM_STATE.id, "-", rules::DICOM_EXECUTABLE.id],
+        "{:?}",
+        t.events
+    );
+}
