@@ -974,7 +974,8 @@ impl Association {
             self.violation(rule, what, abort, clock, out);
             return false;
         }
-        let e = decide::violation(&self.route, &self.flow, rule, what, clock);
+        let mut e = decide::violation(&self.route, &self.flow, rule, what, clock);
+        observed(&mut e);
         out.push(Out::Record(Box::new(e)));
         true
     }
@@ -987,7 +988,8 @@ impl Association {
         if self.mode == Mode::Inline {
             return self.client_malformed(err, clock, out);
         }
-        let e = decide::malformed(&self.route, &self.flow, err, clock);
+        let mut e = decide::malformed(&self.route, &self.flow, err, clock);
+        observed(&mut e);
         out.push(Out::Record(Box::new(e)));
         self.cmd.clear();
         self.held.clear();
@@ -1050,6 +1052,14 @@ impl Association {
         self.flush_pending(out);
         self.phase = Phase::Over;
         out.push(Out::Close);
+    }
+}
+
+/// Observe mode: the record of a fault says what the proxy would have done and
+/// that analysis went on, not that the association was aborted (it was not).
+fn observed(e: &mut Event) {
+    if let Some(what) = e.event.reason.strip_suffix("; association aborted") {
+        e.event.reason = format!("{what}; the proxy would abort the association; analysis goes on");
     }
 }
 
