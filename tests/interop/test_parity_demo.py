@@ -18,6 +18,7 @@ from collections import Counter
 
 from conftest import require_tool, start_capture, wardgate_bin
 from test_analyze import stop_capture
+from test_parity_dicom import without_own_aborts
 
 DEVICES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.66")
 PASSIVE = {"blocked": "observed-violation"}
@@ -70,11 +71,7 @@ def test_the_demo_decided_passively_as_inline(tmp_path):
     assert r.returncode in (0, 1), r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
     passive, summary = lines[:-1], lines[-1]
-    blocked = {e["source"]["port"] for e in inline
-               if e["event"]["action"] == "blocked" and "source" in e}
-    passive = [e for e in passive
-               if not (e.get("rule", {}).get("id") == "WG-UP-004"
-                       and e.get("source", {}).get("port") in blocked)]
+    passive = without_own_aborts(inline, passive)
     want, got = decisions(inline), decisions(passive)
     missing, extra = want - got, got - want
     assert not missing and not extra, f"inline only: {sorted(missing)}\npassive only: {sorted(extra)}"

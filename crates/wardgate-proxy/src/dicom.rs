@@ -170,7 +170,7 @@ impl<C: ClientIo> Driver<C> {
                         None => self.on_client_bytes().await,
                     }
                 }
-                r = read_upstream(&mut self.upstream, &mut self.ubuf), if upstream_up => {
+                r = relay::read_upstream(&mut self.upstream, &mut self.ubuf), if upstream_up => {
                     self.assoc.upstream_read(Instant::now());
                     match read_end(&r, self.ubuf.len()) {
                         Some(end) => {
@@ -405,14 +405,5 @@ impl<C: ClientIo> Driver<C> {
             }
         }
         true
-    }
-}
-
-/// Reads from the upstream; never called while there is none (the `select!`
-/// branch is disabled then).
-async fn read_upstream(up: &mut Option<Upstream>, buf: &mut BytesMut) -> std::io::Result<usize> {
-    match up {
-        Some(u) => u.read_buf(buf).await,
-        None => std::future::pending().await,
     }
 }

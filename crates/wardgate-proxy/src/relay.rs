@@ -478,7 +478,10 @@ impl<C: ClientIo> Relay<C> {
 
 /// Reads from the upstream; never called while there is none (the `select!`
 /// branch is disabled then).
-async fn read_upstream(up: &mut Option<Upstream>, buf: &mut BytesMut) -> std::io::Result<usize> {
+pub(crate) async fn read_upstream(
+    up: &mut Option<Upstream>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
     match up {
         Some(u) => u.read_buf(buf).await,
         None => std::future::pending().await,

@@ -541,21 +541,13 @@ impl Hl7 {
                         saw_frame(ctx, peer, inventoried, max_segments, f.payload(buf));
                         let route = s.route().clone();
                         s.decide(buf, start, end, &route, ctx.clock, outs);
-                        for o in outs.drain(..) {
-                            if let SessionOut::Record(r) = o {
-                                ctx.emit(r);
-                            }
-                        }
+                        emit_records(ctx, outs);
                         Step::Took(end)
                     }
                     Ok(ClientFrame::NeedMore) => Step::More,
                     Err(e) => {
                         s.framing_error(&e, ctx.clock, outs);
-                        for o in outs.drain(..) {
-                            if let SessionOut::Record(r) = o {
-                                ctx.emit(r);
-                            }
-                        }
+                        emit_records(ctx, outs);
                         s.resync();
                         *resync = true;
                         Step::Took(1)
@@ -583,6 +575,16 @@ impl Hl7 {
                 }
             }
         });
+    }
+}
+
+/// Emits the records an observe session gave; nothing else it gives is
+/// carried out (the real peers did that).
+fn emit_records(ctx: &mut Ctx<'_, '_>, outs: &mut Vec<SessionOut>) {
+    for o in outs.drain(..) {
+        if let SessionOut::Record(r) = o {
+            ctx.emit(r);
+        }
     }
 }
 
