@@ -3,7 +3,7 @@
 //! on a decoded packet.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wardgate_capture::decode::{Decoded, TcpFlags, Transport};
+use wardgate_capture::decode::{Decoded, Tcp, Transport};
 use wardgate_capture::filter::Filter;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,16 +13,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(f) = Filter::parse(text) {
         let d = Decoded {
             src_mac: None,
+            dst_mac: None,
             vlan: Some(7),
+            vlans: 8,
+            sent_by_capture_host: false,
             src: "10.1.2.3".parse().expect("ip"),
             dst: "10.1.2.4".parse().expect("ip"),
-            transport: Transport::Tcp {
+            ttl: 64,
+            host_drop: None,
+            transport: Transport::Tcp(Tcp {
                 src_port: 40000,
                 dst_port: 2575,
-                seq: 0,
-                flags: TcpFlags::default(),
-                payload: b"",
-            },
+                ..Tcp::default()
+            }),
         };
         let _ = f.matches(&d);
     }

@@ -1,15 +1,55 @@
-//! Packets to sessions: the flow table (bounded, with capture-time timeouts), TCP
-//! reassembly per direction, and the engine's [`Observer`] on the reassembled
-//! bytes. One `Analyzer` serves capture files and live capture alike.
+//! Packets to sessions: the flow table (bounded, with capture-time timeouts), IP
+//! defragmentation, TCP reassembly per direction, and the engine's [`Observer`]
+//! on the reassembled bytes. One `Analyzer` serves capture files and live
+//! capture alike.
+//!
+//! # The receiver's view
+//!
+//! What wardgate judges must be what the receiving host's application read, so
+//! every packet passes the checks the host's stack applies before its bytes are
+//! placed (Linux's, net/ipv4/tcp_input.c, with default sysctls):
+//!
+//! - IP: header checksum, source routes and refused options, IPv6 extension
+//!   headers that say discard ([`decode::HostDrop`]); fragments reassembled as
+//!   Linux does ([`crate::defrag`]).
+//! - Link: a frame to another station's MAC (once the receiver's MAC is known
+//!   from its own frames), or to a group address, never reaches the host.
+//! - TCP: a bad checksum (the offload artefact of a capture taken on the sender
+//!   excepted), a TCP-MD5/AO option, no ACK flag, an ACK of data the receiver
+//!   never sent or older than its window (RFC 5961 5.2), a timestamp older than
+//!   the last one accepted (PAWS, RFC 7323 5), data at or beyond the receiver's
+//!   advertised window, and data on a SYN (no TCP Fast Open) are dropped.
+//! - Control: a RST is obeyed only at exactly the next expected sequence number
+//!   (RFC 5961 3.2); a SYN inside a live connection is ignored unless the server
+//!   answers it with a SYN-ACK (a real new connection); the ISN is the one the
+//!   server's SYN-ACK acknowledges, whatever SYNs came before.
+//! - A packet whose TTL (hop limit) is lower than the connection's first may
+//!   expire before the host: it is not judged as read, and the change is
+//!   reported.
+//!
+//! Each drop is counted and reported once per connection and reason
+//! (`WG-CAP-009` .. `WG-CAP-012`). Overlapping data follow the receiver's
+//! [`Policy`] and any difference is reported with the message it touched
+//! (`WG-CAP-005`); holes, limits and evictions inside a clinical message are
+//! reported as such (`WG-CAP-006` .. `WG-CAP-008`).
+//!
+//! Known limits: a capture that shows a packet twice (a SPAN session mirroring
+//! both sides of a router) sees a second copy with another MAC and TTL, which is
+//! reported as a decoy; a capture that misses the receiver's packets (asymmetric
+//! loss) can make a real segment look like an ACK of unsent data or beyond the
+//! window: it is then dropped and reported, never silently.
 
-use crate::decode::{self, Transport};
-use crate::reassembly::{self, Chunk, Stream};
+use crate::decode::{self, Checksum, Decoded, Transport};
+use crate::defrag::{self, Defrag};
+use crate::reassembly::{self, Chunk, Policy, Stream, Urgent};
 use crate::source::Packet;
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use wardgate_engine::observe::{NewConnection, Observer, Session};
+use std::net::{IpAddr, SocketAddr};
+use wardgate_config::IpNetwork;
+use wardgate_engine::observe::{GapCause, NewConnection, Observer, Session};
 use wardgate_engine::{rules, ReplayClock};
 use wardgate_event::event::Record;
+use wardgate_event::rules::Rule;
 
 /// Flow-table and reassembly limits.
 #[derive(Debug, Clone, Copy)]
@@ -73,8 +113,10 @@ pub struct PacketCounts {
     pub unsupported_link: u64,
     /// Malformed or truncated headers.
     pub malformed: u64,
-    /// IP fragments (not reassembled).
+    /// IP fragments (each handed to the defragmenter).
     pub fragments: u64,
+    /// Datagrams reassembled from fragments.
+    pub reassembled: u64,
     /// TCP connections seen.
     pub connections: u64,
     /// Of which joined mid-stream (no SYN seen).
@@ -93,14 +135,73 @@ pub struct PacketCounts {
     pub retransmitted_bytes: u64,
     /// Overlapping segments whose bytes differed from the first copy (evasion).
     pub overlap_conflicts: u64,
+    /// Packets the receiving host would drop, dropped here too (decoys).
+    pub host_drops: u64,
+    /// RSTs, SYNs and FINs the host would ignore, ignored here too.
+    pub ignored_controls: u64,
+    /// Urgent bytes taken out of streams.
+    pub urgent_removed: u64,
+    /// TCP checksums left to the sender's NIC (offload), seen on the sender.
+    pub offloaded_checksums: u64,
+}
+
+/// What one end of a connection has said, as the other end's stack tracks it.
+#[derive(Debug)]
+struct Side {
+    /// The bytes this end sent.
+    stream: Stream,
+    /// TTL or hop limit of its first packet.
+    ttl: Option<u8>,
+    /// Its MAC, as its own frames show it: frames to it must carry it.
+    mac: Option<[u8; 6]>,
+    /// Window scale it announced on its SYN.
+    wscale: Option<u8>,
+    /// Sent the timestamps option on its SYN.
+    ts_on_syn: bool,
+    /// Its ISN (from its SYN).
+    isn: Option<u32>,
+    /// Right edge of the window it advertised (ack + window), the furthest seen.
+    edge: Option<u32>,
+    /// Largest window it advertised.
+    max_window: u32,
+    /// Highest ACK it sent (the other end's snd_una).
+    max_ack: Option<u32>,
+    /// Just past the highest sequence number it used (the other end's view of
+    /// its snd_nxt).
+    snd_nxt: Option<u32>,
+    /// Its most recent timestamp accepted (PAWS).
+    ts_recent: Option<u32>,
+}
+
+impl Side {
+    fn new(limits: reassembly::Limits, policy: Policy) -> Self {
+        Side {
+            stream: Stream::with_policy(limits, policy),
+            ttl: None,
+            mac: None,
+            wscale: None,
+            ts_on_syn: false,
+            isn: None,
+            edge: None,
+            max_window: 0,
+            max_ack: None,
+            snd_nxt: None,
+            ts_recent: None,
+        }
+    }
+}
+
+/// `a` is after `b` in sequence space (RFC 1982 serial arithmetic).
+fn after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 struct Conn {
     session: Session,
     /// Client to server.
-    up: Stream,
+    up: Side,
     /// Server to client.
-    down: Stream,
+    down: Side,
     last_us: u64,
     rst: bool,
     /// Bytes this connection held after its last packet (counted in the total).
@@ -108,6 +209,12 @@ struct Conn {
     /// Whether any payload was seen: a connection that never carried data (a SYN
     /// scan, a refused connection) times out after [`HANDSHAKE_TIMEOUT_US`].
     has_data: bool,
+    /// A SYN from the client inside this connection, ignored unless the server
+    /// answers it.
+    pending_syn: Option<u32>,
+    /// Rules already reported for this connection (packet anomalies are
+    /// reported once per connection and reason).
+    reported: u32,
 }
 
 /// How long a connection that never carried data is kept.
@@ -115,6 +222,9 @@ const HANDSHAKE_TIMEOUT_US: u64 = 30_000_000;
 /// A capture timestamp further ahead than this of the latest one is not believed
 /// (one corrupt record must not time out every connection).
 const MAX_CLOCK_JUMP_US: u64 = 86_400_000_000;
+
+/// A flow: VLAN tags, then the two endpoints in a fixed order.
+type Key = (u32, SocketAddr, SocketAddr);
 
 /// The passive analyser.
 pub struct Analyzer {
@@ -124,7 +234,8 @@ pub struct Analyzer {
     /// foldhash: keyed per process (flow keys are attacker-chosen), and several
     /// times cheaper than SipHash on a 36-byte key (measured: SipHash was ~9% of
     /// analysis time).
-    flows: HashMap<(SocketAddr, SocketAddr), Conn, foldhash::fast::RandomState>,
+    flows: HashMap<Key, Conn, foldhash::fast::RandomState>,
+    defrag: Defrag,
     clock: ReplayClock,
     /// Counters.
     pub counts: PacketCounts,
@@ -134,13 +245,38 @@ pub struct Analyzer {
     held: usize,
     /// Only packets this passes are analysed (`--filter`).
     filter: Option<crate::filter::Filter>,
+    /// The receivers' reassembly policies: the first network that holds the
+    /// receiving host's address, else `default_policy`.
+    policies: Vec<(IpNetwork, Policy)>,
+    default_policy: Policy,
+    /// Capture-level alerts per rule so far (a flood of them is thinned out).
+    capture_alerts: HashMap<&'static str, u64>,
+    /// Connections ended by a RST or both FINs, and when: data on them without a
+    /// new SYN reaches no application (bounded by `max_flows`, kept
+    /// [`CLOSED_MEMORY_US`]).
+    closed: HashMap<Key, u64, foldhash::fast::RandomState>,
 }
 
-fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+/// How long a closed connection's key is remembered (Linux's TIME_WAIT is 60 s).
+const CLOSED_MEMORY_US: u64 = 120_000_000;
+
+fn key(vlans: u32, a: SocketAddr, b: SocketAddr) -> Key {
     if a <= b {
-        (a, b)
+        (vlans, a, b)
     } else {
-        (b, a)
+        (vlans, b, a)
+    }
+}
+
+/// The bit for `rule` in [`Conn::reported`].
+fn bit(rule: Rule) -> u32 {
+    match rule.id {
+        "WG-CAP-009" => 1,
+        "WG-CAP-010" => 2,
+        "WG-CAP-011" => 4,
+        "WG-CAP-012" => 8,
+        "WG-CAP-016" => 16,
+        _ => 1 << 31,
     }
 }
 
@@ -151,18 +287,47 @@ impl Analyzer {
             observer,
             limits,
             flows: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            defrag: Defrag::new(defrag::Limits::default()),
             clock: ReplayClock::default(),
             counts: PacketCounts::default(),
             last_sweep_us: 0,
             now_us: 0,
             held: 0,
             filter: None,
+            policies: Vec::new(),
+            default_policy: Policy::Linux,
+            capture_alerts: HashMap::new(),
+            closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
         }
     }
 
     /// Analyses only the packets `filter` passes (the others are counted).
     pub fn with_filter(mut self, filter: Option<crate::filter::Filter>) -> Self {
         self.filter = filter;
+        self
+    }
+
+    /// The reassembly policies `[gateway.capture]` names (validated there).
+    pub fn with_config_policies(self, c: &wardgate_config::CaptureSettings) -> Self {
+        let parse = |p: &str| p.parse::<Policy>().unwrap_or_default();
+        let by_network = c
+            .host_policy
+            .iter()
+            .flat_map(|h| {
+                let policy = parse(h.policy.get_ref());
+                h.networks
+                    .iter()
+                    .filter_map(move |n| IpNetwork::parse(n.get_ref()).ok().map(|n| (n, policy)))
+            })
+            .collect();
+        self.with_policies(parse(c.reassembly_policy.get_ref()), by_network)
+    }
+
+    /// Receivers resolve overlapping data by `default`, or by the policy of the
+    /// first of `by_network` that holds their address.
+    pub fn with_policies(mut self, default: Policy, by_network: Vec<(IpNetwork, Policy)>) -> Self {
+        self.default_policy = default;
+        self.policies = by_network;
         self
     }
 
@@ -174,6 +339,18 @@ impl Analyzer {
     /// Connections tracked now.
     pub fn tracked(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Fragment reassembly counters.
+    pub fn defrag_stats(&self) -> &defrag::Stats {
+        self.defrag.stats()
+    }
+
+    fn policy_for(&self, ip: IpAddr) -> Policy {
+        self.policies
+            .iter()
+            .find(|(n, _)| n.contains(ip))
+            .map_or(self.default_policy, |(_, p)| *p)
     }
 
     /// One captured packet.
@@ -210,18 +387,22 @@ impl Analyzer {
                 return;
             }
         };
+        self.decoded(d, ts, out);
+        if self.now_us.saturating_sub(self.last_sweep_us) >= 1_000_000 {
+            self.sweep(out);
+        }
+    }
+
+    fn decoded(&mut self, d: Decoded<'_>, ts: u64, out: &mut dyn FnMut(Record)) {
+        if let Some(why) = d.host_drop {
+            self.counts.host_drops += 1;
+            self.drop_packet(&d, rules::HOST_WOULD_DROP, why.as_str(), ts, out);
+            return;
+        }
         match d.transport {
-            Transport::Tcp {
-                src_port,
-                dst_port,
-                seq,
-                flags,
-                payload,
-            } => {
+            Transport::Tcp(t) => {
                 self.counts.tcp += 1;
-                let src = SocketAddr::new(d.src, src_port);
-                let dst = SocketAddr::new(d.dst, dst_port);
-                self.tcp(src, dst, d.src_mac, seq, flags, payload, ts, out);
+                self.tcp(&d, &t, ts, out);
             }
             Transport::Udp {
                 src_port, dst_port, ..
@@ -234,49 +415,233 @@ impl Analyzer {
                     ts,
                 );
             }
-            Transport::Fragment => self.counts.fragments += 1,
+            Transport::Fragment { ip, v6 } => {
+                self.counts.fragments += 1;
+                let scope = u64::from(d.vlans);
+                let mut anomalies = Vec::new();
+                let whole = if v6 {
+                    self.defrag.ipv6(scope, ip, ts, &mut |a| anomalies.push(a))
+                } else {
+                    self.defrag.ipv4(scope, ip, ts, &mut |a| anomalies.push(a))
+                };
+                for a in anomalies {
+                    self.fragment_anomaly(&a, out);
+                }
+                if let Some(datagram) = whole {
+                    self.counts.reassembled += 1;
+                    match decode::decode(decode::LinkType::RawIp, &datagram) {
+                        Ok(inner) if !matches!(inner.transport, Transport::Fragment { .. }) => {
+                            let merged = Decoded {
+                                src_mac: d.src_mac,
+                                dst_mac: d.dst_mac,
+                                vlan: d.vlan,
+                                vlans: d.vlans,
+                                sent_by_capture_host: d.sent_by_capture_host,
+                                ..inner
+                            };
+                            self.decoded(merged, ts, out);
+                        }
+                        _ => self.counts.malformed += 1,
+                    }
+                }
+            }
             Transport::Other(_) => {}
-        }
-        if self.now_us.saturating_sub(self.last_sweep_us) >= 1_000_000 {
-            self.sweep(out);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn tcp(
+    fn fragment_anomaly(&mut self, a: &defrag::Anomaly, out: &mut dyn FnMut(Record)) {
+        use defrag::Anomaly as A;
+        let rule = match a {
+            A::Duplicate { .. } => return,
+            A::Overlap { .. } | A::DuplicateDiffers { .. } => rules::FRAGMENT_OVERLAP,
+            A::TimedOut { .. } | A::Evicted { .. } => rules::FRAGMENT_INCOMPLETE,
+            _ => rules::FRAGMENT_ANOMALY,
+        };
+        let k = a.key();
+        let text = format!(
+            "{} (IP datagram {} -> {} id {})",
+            a.describe(),
+            k.src,
+            k.dst,
+            k.id
+        );
+        self.capture_alert(rule, text, out);
+    }
+
+    /// A capture-level alert, thinned out under a flood: the first 100 of a rule,
+    /// then one each time the count doubles.
+    fn capture_alert(&mut self, rule: Rule, text: String, out: &mut dyn FnMut(Record)) {
+        let n = self.capture_alerts.entry(rule.id).or_default();
+        *n += 1;
+        if *n > 100 && !n.is_power_of_two() {
+            return;
+        }
+        let text = if *n > 100 {
+            format!("{text} ({n} such events so far)")
+        } else {
+            text
+        };
+        let clock = self.clock.at(self.now_us);
+        self.observer.capture_event(&clock, rule, text, out);
+    }
+
+    /// A packet the host would drop: counted, reported once per connection and
+    /// reason (or, outside any connection, as a thinned-out capture alert).
+    fn drop_packet(
         &mut self,
-        src: SocketAddr,
-        dst: SocketAddr,
-        mac: Option<[u8; 6]>,
-        seq: u32,
-        flags: decode::TcpFlags,
-        payload: &[u8],
+        d: &Decoded<'_>,
+        rule: Rule,
+        why: &str,
         ts: u64,
         out: &mut dyn FnMut(Record),
     ) {
-        let k = key(src, dst);
-        // A new SYN on a key whose connection already carried data or ended: the
-        // port was reused (or the end was never captured); the old one is closed out.
+        let conn_key = match d.transport {
+            Transport::Tcp(t) => Some(key(
+                d.vlans,
+                SocketAddr::new(d.src, t.src_port),
+                SocketAddr::new(d.dst, t.dst_port),
+            )),
+            _ => None,
+        };
+        if let Some(c) = conn_key.and_then(|k| self.flows.get_mut(&k)) {
+            if c.reported & bit(rule) == 0 {
+                c.reported |= bit(rule);
+                let clock = self.clock.at(ts);
+                self.observer.anomaly(
+                    &c.session,
+                    rule,
+                    format!(
+                        "{why}: a packet from {} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)",
+                        d.src
+                    ),
+                    &clock,
+                    out,
+                );
+            }
+            return;
+        }
+        self.capture_alert(
+            rule,
+            format!(
+                "{why}: a packet {} -> {} the receiving host drops",
+                d.src, d.dst
+            ),
+            out,
+        );
+    }
+
+    /// Reports `rule` for connection `k` once.
+    fn conn_anomaly(
+        &mut self,
+        k: &Key,
+        rule: Rule,
+        text: String,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) {
+        let Some(c) = self.flows.get_mut(k) else {
+            return;
+        };
+        if c.reported & bit(rule) != 0 {
+            return;
+        }
+        c.reported |= bit(rule);
+        let clock = self.clock.at(ts);
+        self.observer.anomaly(&c.session, rule, text, &clock, out);
+    }
+
+    fn tcp(&mut self, d: &Decoded<'_>, t: &decode::Tcp<'_>, ts: u64, out: &mut dyn FnMut(Record)) {
+        let src = SocketAddr::new(d.src, t.src_port);
+        let dst = SocketAddr::new(d.dst, t.dst_port);
+        let k = key(d.vlans, src, dst);
+        let flags = t.flags;
+        // What the host drops before looking at the connection.
+        match d.tcp_checksum() {
+            Checksum::Good => {}
+            Checksum::Offloaded => self.counts.offloaded_checksums += 1,
+            Checksum::Bad => {
+                self.counts.host_drops += 1;
+                return self.drop_packet(d, rules::HOST_WOULD_DROP, "bad TCP checksum", ts, out);
+            }
+        }
+        if t.options.signature {
+            self.counts.host_drops += 1;
+            return self.drop_packet(
+                d,
+                rules::HOST_WOULD_DROP,
+                "TCP-MD5/TCP-AO signature option on a connection with no key",
+                ts,
+                out,
+            );
+        }
+        if d.dst_mac.is_some_and(|m| m[0] & 1 != 0) {
+            self.counts.host_drops += 1;
+            return self.drop_packet(
+                d,
+                rules::OTHER_STATION_MAC,
+                "TCP in a frame to a broadcast or multicast MAC address",
+                ts,
+                out,
+            );
+        }
         if flags.syn && !flags.ack {
-            let reused = self
-                .flows
-                .get(&k)
-                .is_some_and(|c| c.has_data || c.rst || c.up.fin_seen() || c.down.fin_seen());
-            if reused {
-                if let Some(c) = self.flows.remove(&k) {
-                    let ts_old = c.last_us;
-                    self.finish(c, ts_old, out);
+            if let Some(c) = self.flows.get_mut(&k) {
+                let from_client = src == c.session.client();
+                let ended = c.rst || c.up.stream.fin_seen() || c.down.stream.fin_seen();
+                // With the server's side in the capture, its SYN-ACK says whether
+                // a new connection began; without it, a new ISN is taken as one.
+                let one_sided = c.down.snd_nxt.is_none();
+                let new_isn = c.up.isn != Some(t.seq);
+                if from_client && c.has_data && (ended || (one_sided && new_isn)) {
+                    // The port was reused (or the end was never captured): the old
+                    // connection is closed out.
+                    if let Some(c) = self.flows.remove(&k) {
+                        let ts_old = c.last_us;
+                        self.finish(c, ts_old, None, out);
+                    }
+                } else {
+                    c.last_us = c.last_us.max(ts);
+                    if !from_client || c.up.isn == Some(t.seq) {
+                        // A retransmitted SYN (or one from the wrong end): nothing new.
+                        return;
+                    }
+                    // Another ISN: the server's SYN-ACK will say which SYN it took.
+                    c.pending_syn = Some(t.seq);
+                    if c.has_data {
+                        self.counts.ignored_controls += 1;
+                        return self.conn_anomaly(
+                            &k,
+                            rules::CONTROL_IGNORED,
+                            format!("a SYN from {src} inside a live connection: the host ignores it (RFC 5961 4.2) unless it starts a new connection, and so did wardgate"),
+                            ts,
+                            out,
+                        );
+                    }
+                    return;
                 }
             }
         }
         if !self.flows.contains_key(&k) {
-            if flags.rst || (payload.is_empty() && !flags.syn) {
+            if flags.rst || (t.payload.is_empty() && !flags.syn) {
                 // A lone RST or ACK of a connection never seen: nothing to analyse.
                 return;
             }
-            if self.flows.len() >= self.limits.max_flows {
-                self.evict_oldest(out);
+            if !flags.syn && self.closed.contains_key(&k) {
+                // The host reset or closed this connection: no application reads
+                // what follows without a new handshake.
+                self.counts.host_drops += 1;
+                return self.drop_packet(
+                    d,
+                    rules::HOST_WOULD_DROP,
+                    "data on a connection the receiving host already closed or reset",
+                    ts,
+                    out,
+                );
             }
+            if self.flows.len() >= self.limits.max_flows {
+                self.evict(out);
+            }
+            self.closed.remove(&k);
             let (client, server) = if flags.syn && !flags.ack {
                 (src, dst)
             } else if flags.syn {
@@ -285,7 +650,7 @@ impl Analyzer {
                 self.observer.orient(src, dst)
             };
             let clock = self.clock.at(ts);
-            let client_mac = if src == client { mac } else { None };
+            let client_mac = if src == client { d.src_mac } else { None };
             let session = self.observer.open(
                 NewConnection {
                     client,
@@ -298,58 +663,363 @@ impl Analyzer {
                 out,
             );
             self.counts.connections += 1;
+            let limits = self.limits.reassembly;
+            let up = Side::new(limits, self.policy_for(server.ip()));
+            let down = Side::new(limits, self.policy_for(client.ip()));
             self.flows.insert(
                 k,
                 Conn {
                     session,
-                    up: Stream::new(self.limits.reassembly),
-                    down: Stream::new(self.limits.reassembly),
+                    up,
+                    down,
                     last_us: ts,
                     rst: false,
                     held: 0,
                     has_data: false,
+                    pending_syn: None,
+                    reported: 0,
                 },
             );
+        }
+        // The server took a SYN other than the one the connection started with.
+        if flags.syn && flags.ack {
+            let restart = self.flows.get(&k).is_some_and(|c| {
+                src == c.session.server()
+                    && c.pending_syn
+                        .is_some_and(|isn| t.ack == isn.wrapping_add(1))
+                    && c.up.isn != Some(t.ack.wrapping_sub(1))
+            });
+            if restart {
+                let Some(mut c) = self.flows.remove(&k) else {
+                    return;
+                };
+                let isn = t.ack.wrapping_sub(1);
+                if c.has_data {
+                    // A real new connection on the same ports: the old one ends.
+                    let ts_old = c.last_us;
+                    let client = c.session.client();
+                    let server = c.session.server();
+                    self.finish(c, ts_old, None, out);
+                    let clock = self.clock.at(ts);
+                    let session = self.observer.open(
+                        NewConnection {
+                            client,
+                            server,
+                            client_mac: None,
+                            midstream: false,
+                            ts_us: ts,
+                        },
+                        &clock,
+                        out,
+                    );
+                    self.counts.connections += 1;
+                    let limits = self.limits.reassembly;
+                    c = Conn {
+                        session,
+                        up: Side::new(limits, self.policy_for(server.ip())),
+                        down: Side::new(limits, self.policy_for(client.ip())),
+                        last_us: ts,
+                        rst: false,
+                        held: 0,
+                        has_data: false,
+                        pending_syn: None,
+                        reported: 0,
+                    };
+                }
+                // The decoy SYN seen first does not fix where the stream starts.
+                c.up.isn = Some(isn);
+                c.up.stream.rebase(isn);
+                c.pending_syn = None;
+                self.flows.insert(k, c);
+            }
         }
         let Some(conn) = self.flows.get_mut(&k) else {
             return;
         };
         conn.last_us = conn.last_us.max(ts);
-        conn.has_data |= !payload.is_empty();
         let from_client = src == conn.session.client();
-        let Conn {
-            session, up, down, ..
-        } = conn;
-        let stream = if from_client { up } else { down };
-        if payload.is_empty() && !flags.fin && !flags.rst && !flags.syn {
+        let (snd, rcv) = if from_client {
+            (&mut conn.up, &mut conn.down)
+        } else {
+            (&mut conn.down, &mut conn.up)
+        };
+        // A lower TTL than the connection's first packet may expire before the host.
+        let ttl_change = match snd.ttl {
+            None => {
+                snd.ttl = Some(d.ttl);
+                None
+            }
+            Some(first) if d.ttl < first => Some((first, true)),
+            Some(first) if d.ttl != first => Some((first, false)),
+            _ => None,
+        };
+        if snd.mac.is_none() {
+            snd.mac = d.src_mac;
+        }
+        let wrong_mac = matches!((d.dst_mac, rcv.mac), (Some(a), Some(b)) if a != b);
+        // Why the host would drop this segment, if it would.
+        let mut drop: Option<(Rule, &'static str)> = None;
+        let mut ignored: Option<&'static str> = None;
+        if wrong_mac {
+            drop = Some((
+                rules::OTHER_STATION_MAC,
+                "frame to another station's MAC address",
+            ));
+        } else if let Some((_, true)) = ttl_change {
+            drop = Some((
+                rules::TTL_CHANGE,
+                "TTL lower than the connection's: it may expire before the host",
+            ));
+        } else if flags.syn {
+            // SYN or SYN-ACK: learn the ISN, scale and timestamps; data on it is
+            // not read (no TCP Fast Open).
+            snd.isn.get_or_insert(t.seq);
+            if snd.wscale.is_none() {
+                snd.wscale = t.options.window_scale;
+            }
+            snd.ts_on_syn |= t.options.timestamp.is_some();
+            if !t.payload.is_empty() {
+                drop = Some((rules::HOST_WOULD_DROP, "data on a SYN (no TCP Fast Open)"));
+            }
+        } else if flags.rst {
+            // The receiver's rcv_nxt counts the FIN once it reached it.
+            let fin = u32::from(snd.stream.finished());
+            let next = snd.stream.next_seq().map(|n| n.wrapping_add(fin));
+            let exact = next.is_none_or(|n| n == t.seq) || snd.stream.highest_seq() == Some(t.seq);
+            if !exact {
+                ignored =
+                    Some("a RST whose sequence number is not the next expected (RFC 5961 3.2)");
+            }
+        } else if !flags.ack {
+            drop = Some((rules::HOST_WOULD_DROP, "a segment without the ACK flag"));
+        } else if rcv.snd_nxt.is_some_and(|n| after(t.ack, n)) {
+            drop = Some((rules::HOST_WOULD_DROP, "an ACK of data never sent"));
+        } else if snd.max_window > 0
+            && snd
+                .max_ack
+                .is_some_and(|una| after(una.wrapping_sub(snd.max_window), t.ack))
+        {
+            drop = Some((
+                rules::HOST_WOULD_DROP,
+                "an ACK older than the window (RFC 5961 5.2)",
+            ));
+        } else if let (true, Some((tsval, _)), Some(recent)) = (
+            snd.ts_on_syn && rcv.ts_on_syn,
+            t.options.timestamp,
+            snd.ts_recent,
+        ) {
+            if after(recent, tsval) {
+                drop = Some((
+                    rules::HOST_WOULD_DROP,
+                    "a timestamp older than the last accepted (PAWS)",
+                ));
+            }
+        }
+        if drop.is_none() && ignored.is_none() && (!t.payload.is_empty() || flags.fin) {
+            if let Some(edge) = rcv.edge {
+                // Data at or past the right edge is dropped; a bare FIN at it is
+                // taken (tcp_sequence, tcp_data_queue).
+                let beyond = if t.payload.is_empty() {
+                    after(t.seq, edge)
+                } else {
+                    !after(edge, t.seq)
+                };
+                if beyond {
+                    drop = Some((rules::HOST_WOULD_DROP, "data beyond the receive window"));
+                }
+            }
+        }
+        if let Some((rule, why)) = drop {
+            self.counts.host_drops += 1;
+            let text = format!(
+                "{why}: a packet from {src} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)"
+            );
+            let ttl_text = ttl_change.map(|(first, _)| {
+                format!(
+                    "TTL/hop limit {} where the connection began with {first}",
+                    d.ttl
+                )
+            });
+            if let Some(tt) = ttl_text {
+                self.conn_anomaly(
+                    &k,
+                    rules::TTL_CHANGE,
+                    format!(
+                        "{tt}: a packet from {src} may expire before the host; not judged as read"
+                    ),
+                    ts,
+                    out,
+                );
+                return;
+            }
+            return self.conn_anomaly(&k, rule, text, ts, out);
+        }
+        if let Some(why) = ignored {
+            self.counts.ignored_controls += 1;
+            return self.conn_anomaly(
+                &k,
+                rules::CONTROL_IGNORED,
+                format!("{why}: from {src}; the host ignores it and wardgate kept following the connection"),
+                ts,
+                out,
+            );
+        }
+        // Accepted: what the host's stack learns from it.
+        let scaled = |w: u16, s: Option<u8>, peer: Option<u8>| -> u32 {
+            match (s, peer) {
+                (Some(s), Some(_)) => u32::from(w) << s.min(14),
+                _ => u32::from(w),
+            }
+        };
+        if flags.ack {
+            if snd.max_ack.is_none_or(|a| after(t.ack, a)) {
+                snd.max_ack = Some(t.ack);
+            }
+            if !flags.syn {
+                let w = scaled(t.window, snd.wscale, rcv.wscale);
+                snd.max_window = snd.max_window.max(w);
+                let edge = t.ack.wrapping_add(w);
+                if snd.edge.is_none_or(|e| after(edge, e)) {
+                    snd.edge = Some(edge);
+                }
+            } else {
+                snd.max_window = snd.max_window.max(u32::from(t.window));
+            }
+        }
+        let len = t.payload.len() as u32;
+        let end = t
+            .seq
+            .wrapping_add(len)
+            .wrapping_add(u32::from(flags.syn) + u32::from(flags.fin));
+        if snd.snd_nxt.is_none_or(|n| after(end, n)) {
+            snd.snd_nxt = Some(end);
+        }
+        if let Some((tsval, _)) = t.options.timestamp {
+            let in_order = snd.stream.next_seq().is_none_or(|n| !after(t.seq, n));
+            if in_order && snd.ts_recent.is_none_or(|r| !after(r, tsval)) {
+                snd.ts_recent = Some(tsval);
+            }
+        }
+        let ttl_note = ttl_change.map(|(first, _)| (first, d.ttl));
+        let urgent = if flags.urg && !flags.syn {
+            Some(snd.stream.urgent(t.seq, t.urgent))
+        } else {
+            None
+        };
+        conn.has_data |= !t.payload.is_empty() && !flags.syn;
+        if let Some((first, now)) = ttl_note {
+            self.conn_anomaly(
+                &k,
+                rules::TTL_CHANGE,
+                format!("TTL/hop limit {now} from {src} where the connection began with {first}"),
+                ts,
+                out,
+            );
+        }
+        if let Some(u) = urgent {
+            self.counts.urgent_removed += u64::from(u == Urgent::Marked);
+            let what = match u {
+                Urgent::Marked => "the urgent byte was taken out of the stream (Linux without SO_OOBINLINE); an application with SO_OOBINLINE reads it inline",
+                Urgent::Replaced => "a second urgent pointer replaced one whose byte had not arrived: which byte the application missed depends on when it read",
+                Urgent::Behind => "it points at bytes already received: whether the application had read them decides whether one is missing",
+                Urgent::Ignored => "it did not move the urgent mark",
+            };
+            if u != Urgent::Ignored {
+                let Some(c) = self.flows.get(&k) else {
+                    return;
+                };
+                let text = format!("TCP urgent data from {src}: {what}");
+                if c.reported & bit(rules::URGENT_DATA) == 0 {
+                    let clock = self.clock.at(ts);
+                    self.observer.ambiguity(
+                        &c.session,
+                        from_client,
+                        rules::URGENT_DATA,
+                        &text,
+                        &clock,
+                        out,
+                    );
+                    if let Some(c) = self.flows.get_mut(&k) {
+                        c.reported |= bit(rules::URGENT_DATA);
+                    }
+                }
+            }
+        }
+        let Some(conn) = self.flows.get_mut(&k) else {
+            return;
+        };
+        if t.payload.is_empty() && !flags.fin && !flags.rst && !flags.syn {
             // A bare ACK: nothing to reassemble (and no clock to format).
             return;
         }
+        let Conn {
+            session, up, down, ..
+        } = conn;
+        let side = if from_client { up } else { down };
+        let conflicts = side.stream.stats().overlap_conflicts;
+        let far = side.stream.stats().out_of_window;
         let clock = self.clock.at(ts);
         let observer = &mut self.observer;
         let mut gap_bytes = 0;
-        stream.segment(seq, flags.syn, flags.fin, payload, &mut |c| match c {
-            Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
-            Chunk::Gap { len } => {
-                gap_bytes += len;
-                observer.gap(session, from_client, len, &clock, out);
-            }
-        });
+        // Data on a SYN was refused above; only its sequence number counts.
+        let payload = if flags.syn { &[][..] } else { t.payload };
+        side.stream
+            .segment(t.seq, flags.syn, flags.fin, payload, &mut |c| match c {
+                Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
+                Chunk::Gap { len } => {
+                    gap_bytes += len;
+                    observer.gap(session, from_client, len, GapCause::Limit, &clock, out);
+                }
+            });
         self.counts.gap_bytes += gap_bytes;
+        if side.stream.stats().overlap_conflicts > conflicts {
+            if let Some(c) = side.stream.stats().last_conflict {
+                let text = format!(
+                    "overlapping TCP data from {src} differ at stream offset {} ({} byte(s)): a {} receiver reads the {} copy, which is what wardgate judged",
+                    c.at,
+                    c.len,
+                    side.stream.policy().as_str(),
+                    if c.kept_new { "later" } else { "earlier" }
+                );
+                observer.ambiguity(
+                    session,
+                    from_client,
+                    rules::OVERLAP_CONFLICT,
+                    &text,
+                    &clock,
+                    out,
+                );
+            }
+        }
+        let far_data = side.stream.stats().out_of_window > far && !payload.is_empty();
         if flags.rst {
             conn.rst = true;
         }
-        let now_held =
-            conn.up.buffered_bytes() + conn.down.buffered_bytes() + conn.session.buffered_bytes();
+        if far_data && conn.reported & bit(rules::HOST_WOULD_DROP) == 0 {
+            conn.reported |= bit(rules::HOST_WOULD_DROP);
+            self.observer.anomaly(
+                &conn.session,
+                rules::HOST_WOULD_DROP,
+                format!("data from {src} more than 2^30 bytes from where the connection stands (a forged segment, or a SYN that restarted the connection only in wardgate's view): not judged"),
+                &clock,
+                out,
+            );
+        }
+        let now_held = conn.up.stream.buffered_bytes()
+            + conn.down.stream.buffered_bytes()
+            + conn.session.buffered_bytes();
         self.held = (self.held + now_held).saturating_sub(conn.held);
         conn.held = now_held;
         self.counts.peak_buffered = self.counts.peak_buffered.max(self.held as u64);
         // Closed on RST, or once both directions are reassembled up to their FIN
         // (a FIN seen ahead of missing data waits for it, or for the timeout).
-        let done = conn.rst || (conn.up.finished() && conn.down.finished());
+        let done = conn.rst || (conn.up.stream.finished() && conn.down.stream.finished());
         if done {
             if let Some(c) = self.flows.remove(&k) {
-                self.finish(c, ts, out);
+                if self.closed.len() < self.limits.max_flows {
+                    self.closed.insert(k, ts);
+                }
+                self.finish(c, ts, None, out);
             }
         }
         if self.held > self.limits.max_buffered {
@@ -362,7 +1032,7 @@ impl Analyzer {
     /// back under 90% of the budget, in one pass; one event per pass.
     fn shed(&mut self, out: &mut dyn FnMut(Record)) {
         let target = self.limits.max_buffered / 10 * 9;
-        let mut by_size: Vec<(usize, (SocketAddr, SocketAddr))> = self
+        let mut by_size: Vec<(usize, Key)> = self
             .flows
             .iter()
             .filter(|(_, c)| c.held > 0)
@@ -379,7 +1049,7 @@ impl Analyzer {
                 n += 1;
                 freed += held;
                 let ts = c.last_us;
-                self.finish(c, ts, out);
+                self.finish(c, ts, Some("the analysis memory budget was reached"), out);
             }
         }
         self.counts.over_budget += n;
@@ -397,36 +1067,47 @@ impl Analyzer {
         }
     }
 
-    /// Flushes both directions and closes the session.
-    fn finish(&mut self, mut c: Conn, ts: u64, out: &mut dyn FnMut(Record)) {
+    /// Flushes both directions and closes the session; `why` the analyser let go
+    /// of it early (a clinical message in progress is then reported).
+    fn finish(&mut self, mut c: Conn, ts: u64, why: Option<&str>, out: &mut dyn FnMut(Record)) {
         self.held = self.held.saturating_sub(c.held);
         let clock = self.clock.at(ts);
         let observer = &mut self.observer;
+        if let Some(why) = why {
+            observer.abandon(&c.session, why, &clock, out);
+        }
         let mut gap_bytes = 0;
-        for (stream, from_client) in [(&mut c.up, true), (&mut c.down, false)] {
+        for (side, from_client) in [(&mut c.up, true), (&mut c.down, false)] {
             let session = &mut c.session;
-            stream.flush(&mut |chunk| match chunk {
+            side.stream.flush(&mut |chunk| match chunk {
                 Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
                 Chunk::Gap { len } => {
                     gap_bytes += len;
-                    observer.gap(session, from_client, len, &clock, out);
+                    observer.gap(session, from_client, len, GapCause::Capture, &clock, out);
                 }
             });
         }
         self.counts.gap_bytes += gap_bytes;
-        for s in [c.up.stats(), c.down.stats()] {
+        for s in [c.up.stream.stats(), c.down.stream.stats()] {
             self.counts.retransmitted_bytes += s.retransmitted_bytes;
             self.counts.overlap_conflicts += s.overlap_conflicts;
         }
-        if c.up.midstream() || c.down.midstream() {
+        if c.up.stream.midstream() || c.down.stream.midstream() {
             self.counts.midstream += 1;
         }
         self.observer.close(&mut c.session, ts, &clock, out);
     }
 
-    /// Closes out connections idle past the timeout.
+    /// Closes out connections idle past the timeout, and fragments past theirs.
     fn sweep(&mut self, out: &mut dyn FnMut(Record)) {
         self.last_sweep_us = self.now_us;
+        let mut expired = Vec::new();
+        self.defrag.expire(self.now_us, &mut |a| expired.push(a));
+        for a in expired {
+            self.fragment_anomaly(&a, out);
+        }
+        let forget = self.now_us.saturating_sub(CLOSED_MEMORY_US);
+        self.closed.retain(|_, at| *at >= forget);
         let deadline = self.now_us.saturating_sub(self.limits.timeout_us);
         let handshake_deadline = self
             .now_us
@@ -439,34 +1120,56 @@ impl Analyzer {
             })
             .map(|(k, _)| *k)
             .collect();
+        let why = format!(
+            "no packet for {} s of capture time (the idle timeout)",
+            self.limits.timeout_us / 1_000_000
+        );
         for k in idle {
             if let Some(c) = self.flows.remove(&k) {
                 self.counts.timed_out += 1;
                 let ts = c.last_us;
-                self.finish(c, ts, out);
+                self.finish(c, ts, Some(&why), out);
             }
         }
     }
 
-    /// The table is full: the least recently active connections go, a batch at a
-    /// time (1/64 of the table), so that a flood of new connections costs one scan
-    /// per batch rather than one per connection; one event per batch.
-    fn evict_oldest(&mut self, out: &mut dyn FnMut(Record)) {
+    /// The table is full: a batch (1/64 of the table) goes, so that a flood of
+    /// new connections costs one scan per batch rather than one per connection.
+    /// Connections that never carried data go first, then those that carry no
+    /// clinical protocol, then clinical ones between messages, and only then
+    /// clinical ones in the middle of a message (each reported); the least
+    /// recently active first within each. A SYN flood thus evicts itself. One
+    /// event per batch.
+    fn evict(&mut self, out: &mut dyn FnMut(Record)) {
         let batch = (self.limits.max_flows / 64).max(1);
-        let mut by_age: Vec<(u64, (SocketAddr, SocketAddr))> =
-            self.flows.iter().map(|(k, c)| (c.last_us, *k)).collect();
-        if by_age.len() > batch {
-            by_age.select_nth_unstable(batch - 1);
-            by_age.truncate(batch);
+        let class = |c: &Conn| -> u8 {
+            if !c.has_data {
+                0
+            } else if !c.session.clinical() {
+                1
+            } else if !c.session.mid_message() {
+                2
+            } else {
+                3
+            }
+        };
+        let mut ranked: Vec<((u8, u64), Key)> = self
+            .flows
+            .iter()
+            .map(|(k, c)| ((class(c), c.last_us), *k))
+            .collect();
+        if ranked.len() > batch {
+            ranked.select_nth_unstable(batch - 1);
+            ranked.truncate(batch);
         }
         let mut first = None;
         let mut n = 0u64;
-        for (_, k) in by_age {
+        for (_, k) in ranked {
             if let Some(c) = self.flows.remove(&k) {
                 first.get_or_insert((c.session.client(), c.session.server()));
                 n += 1;
                 let ts = c.last_us;
-                self.finish(c, ts, out);
+                self.finish(c, ts, Some("the flow table was full"), out);
             }
         }
         let before = self.counts.evicted;
@@ -479,7 +1182,7 @@ impl Analyzer {
                 &clock,
                 rules::FLOW_TABLE_FULL,
                 format!(
-                    "flow table full ({} connections): evicted the {n} least recently active, starting with {client} <-> {server} ({} eviction(s) so far)",
+                    "flow table full ({} connections): evicted {n}, connections without data and without a clinical protocol first, starting with {client} <-> {server} ({} eviction(s) so far)",
                     self.limits.max_flows, self.counts.evicted
                 ),
                 out,
@@ -489,11 +1192,16 @@ impl Analyzer {
 
     /// End of input: every connection still open is flushed and closed.
     pub fn finish_all(&mut self, out: &mut dyn FnMut(Record)) {
+        let mut expired = Vec::new();
+        self.defrag.expire(u64::MAX, &mut |a| expired.push(a));
+        for a in expired {
+            self.fragment_anomaly(&a, out);
+        }
         let keys: Vec<_> = self.flows.keys().copied().collect();
         for k in keys {
             if let Some(c) = self.flows.remove(&k) {
                 let ts = c.last_us;
-                self.finish(c, ts, out);
+                self.finish(c, ts, None, out);
             }
         }
     }

@@ -104,9 +104,9 @@ impl Filter {
 
 fn eval(e: &Expr, d: &Decoded<'_>) -> bool {
     let ports = match d.transport {
-        Transport::Tcp {
+        Transport::Tcp(crate::decode::Tcp {
             src_port, dst_port, ..
-        }
+        })
         | Transport::Udp {
             src_port, dst_port, ..
         } => Some((src_port, dst_port)),
@@ -126,7 +126,7 @@ fn eval(e: &Expr, d: &Decoded<'_>) -> bool {
         Expr::Ports(dir, lo, hi) => ports.is_some_and(|(s, t)| {
             either(*dir, &|src| (*lo..=*hi).contains(if src { &s } else { &t }))
         }),
-        Expr::Tcp => matches!(d.transport, Transport::Tcp { .. }),
+        Expr::Tcp => matches!(d.transport, Transport::Tcp(_)),
         Expr::Udp => matches!(d.transport, Transport::Udp { .. }),
         Expr::Ip => d.src.is_ipv4(),
         Expr::Ip6 => d.src.is_ipv6(),
@@ -295,21 +295,24 @@ impl<'w> Parser<'w> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::TcpFlags;
+    use crate::decode::Tcp;
 
     fn tcp(src: &str, sp: u16, dst: &str, dp: u16) -> Decoded<'static> {
         Decoded {
             src_mac: None,
+            dst_mac: None,
             vlan: None,
+            vlans: 0,
+            sent_by_capture_host: false,
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),
-            transport: Transport::Tcp {
+            ttl: 64,
+            host_drop: None,
+            transport: Transport::Tcp(Tcp {
                 src_port: sp,
                 dst_port: dp,
-                seq: 0,
-                flags: TcpFlags::default(),
-                payload: b"",
-            },
+                ..Tcp::default()
+            }),
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod analyzer;
 pub mod decode;
+pub mod defrag;
 pub mod filter;
 pub mod live;
 pub mod reassembly;

@@ -19,18 +19,40 @@
 //! really jumped that far stalls visibly on that counter; the caller ends it with
 //! [`Stream::flush`] and starts a new [`Stream`].
 //!
-//! # Overlaps: first wins
+//! # Overlaps: what the receiving host keeps
 //!
-//! Bytes already delivered or already held are kept; the overlapping part of any
-//! later copy is discarded and counted in [`Stats::retransmitted_bytes`]. This is
-//! the "first" policy of target-based reassembly (Novak and Sturges, 2007), as in
-//! Suricata's `OS_POLICY_FIRST`; Suricata's default, `bsd`, differs in one case (a
-//! later segment that starts before the one it overlaps wins). A later copy that
-//! differs from the held bytes counts in [`Stats::overlap_conflicts`] (Suricata's
-//! `reassembly_overlap_different_data`): the receiver may have kept the other copy,
-//! so the analyser and the host may have read different streams, an evasion sign.
-//! Delivered bytes are not retained (in-order data is handed over without a copy),
-//! so a differing copy of bytes already delivered only counts as retransmitted.
+//! Where copies of the same bytes differ, the host's TCP stack decides which one
+//! its application reads, and stacks differ (target-based reassembly, Novak and
+//! Sturges 2007; Suricata's and Snort's os-policy). [`Policy`] names the host's:
+//!
+//! - [`Policy::Linux`] (the default) is the kernel's out-of-order queue
+//!   (net/ipv4/tcp_input.c `tcp_data_queue_ofo`, `tcp_ofo_queue`), step for step:
+//!   a segment wholly inside a queued one is dropped; one that starts where a
+//!   queued one starts and ends later replaces it; one that starts before queued
+//!   ones removes those it covers; a segment that starts exactly where a queued
+//!   one ends is coalesced into it (so it no longer counts as starting there);
+//!   partial overlaps are all kept and read in order of their start, the earlier
+//!   start winning. In-order data wins over anything queued. The corpus under
+//!   tests/evasion checks this against a live kernel.
+//! - [`Policy::First`]: the first copy of every byte wins.
+//! - [`Policy::Last`]: the last copy of every byte wins (bytes already delivered
+//!   in order excepted: no stack takes those back).
+//! - [`Policy::Bsd`]: the first copy wins, unless the later segment starts
+//!   before the held piece it overlaps (Suricata's `bsd`).
+//!
+//! Whichever copy wins, a later copy that differs from held bytes counts in
+//! [`Stats::overlap_conflicts`] and is described in [`Stats::last_conflict`]: the
+//! analyser reports it (another stack, or a path that lost one copy, would read
+//! the other). Delivered bytes are not retained (in-order data is handed over
+//! without a copy), so a differing copy of bytes already delivered only counts as
+//! retransmitted: every policy keeps the bytes it already read.
+//!
+//! # Urgent data
+//!
+//! A Linux receiver whose application does not set SO_OOBINLINE (the default)
+//! takes the byte an urgent pointer marks out of the stream (`tcp_check_urg`,
+//! `tcp_recvmsg`: BSD semantics, the byte before the pointer). [`Stream::urgent`]
+//! marks it and delivery skips it; one mark at a time, as the kernel keeps.
 //!
 //! # Limits and gaps
 //!
@@ -61,6 +83,76 @@ use std::collections::BTreeMap;
 /// How far (in bytes) a segment may lie ahead of or behind the next expected
 /// sequence number: 2^30, the largest window RFC 7323 2.3 allows (scale 14).
 pub const WINDOW: u64 = 1 << 30;
+
+/// How the receiving host resolves overlapping data (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// The Linux kernel's out-of-order queue.
+    #[default]
+    Linux,
+    /// The first copy of every byte wins.
+    First,
+    /// The last copy wins.
+    Last,
+    /// The first copy wins unless the later segment starts before it.
+    Bsd,
+}
+
+impl Policy {
+    /// Its name in configuration and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Linux => "linux",
+            Policy::First => "first",
+            Policy::Last => "last",
+            Policy::Bsd => "bsd",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "linux" => Policy::Linux,
+            "first" | "windows" => Policy::First,
+            "last" => Policy::Last,
+            "bsd" => Policy::Bsd,
+            _ => {
+                return Err(format!(
+                    "unknown reassembly policy {s:?} (linux, first, last, bsd)"
+                ))
+            }
+        })
+    }
+}
+
+/// Where held and new copies of the same bytes differed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict {
+    /// Stream offset of the first differing overlap.
+    pub at: u64,
+    /// Bytes in that overlap.
+    pub len: u64,
+    /// The host's policy kept the new copy (else the held one).
+    pub kept_new: bool,
+}
+
+/// What became of an urgent pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgent {
+    /// The marked byte will be taken out of the stream.
+    Marked,
+    /// It replaced a mark whose byte had not arrived: that byte is read inline by
+    /// this model, but a host whose application read in between did otherwise.
+    Replaced,
+    /// It points at bytes already delivered: whether the application had read
+    /// them when it arrived decides whether one is taken out (unknowable here).
+    Behind,
+    /// Not before the current mark, or the stream has no start yet: no effect.
+    Ignored,
+}
 
 /// Bounds on the out-of-order data held for one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,17 +207,26 @@ pub struct Stats {
     pub out_of_window: u64,
     /// Bytes dropped for lying beyond the FIN.
     pub after_fin_bytes: u64,
+    /// Urgent bytes taken out of the stream.
+    pub urgent_removed: u64,
+    /// The latest conflicting overlap.
+    pub last_conflict: Option<Conflict>,
 }
 
 /// Reassembly state for one direction of one TCP connection.
 pub struct Stream {
     limits: Limits,
+    policy: Policy,
+    /// Stream offset of the urgent byte to take out, once it is delivered.
+    urgent: Option<u64>,
     /// Sequence number of stream offset 0; `None` until the first segment.
     base: Option<u32>,
     midstream: bool,
     /// Next stream offset to deliver: everything before it went out as data or gap.
     next: u64,
-    /// Out-of-order pieces by stream offset: non-empty, disjoint, all after `next`.
+    /// Out-of-order segments by stream offset, all after `next`, non-empty. Under
+    /// [`Policy::Linux`] they may overlap (as in the kernel's queue); under the
+    /// others they are disjoint.
     pending: BTreeMap<u64, Vec<u8>>,
     /// Bytes in `pending`.
     buffered: usize,
@@ -141,6 +242,8 @@ impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
             .field("limits", &self.limits)
+            .field("policy", &self.policy)
+            .field("urgent", &self.urgent)
             .field("base", &self.base)
             .field("midstream", &self.midstream)
             .field("next", &self.next)
@@ -154,10 +257,17 @@ impl std::fmt::Debug for Stream {
 }
 
 impl Stream {
-    /// An empty stream; the first segment fixes where it starts.
+    /// An empty stream for a Linux receiver; the first segment fixes where it starts.
     pub fn new(limits: Limits) -> Self {
+        Self::with_policy(limits, Policy::Linux)
+    }
+
+    /// An empty stream whose receiver resolves overlaps by `policy`.
+    pub fn with_policy(limits: Limits, policy: Policy) -> Self {
         Stream {
             limits,
+            policy,
+            urgent: None,
             base: None,
             midstream: false,
             next: 0,
@@ -244,6 +354,11 @@ impl Stream {
         }
     }
 
+    /// The receiver's overlap policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -281,76 +396,219 @@ impl Stream {
         self.pending.len()
     }
 
-    /// Puts `data` (at stream offset `start`, not before `next`) in place: parts
-    /// already held are compared and dropped, parts at `next` are delivered straight
-    /// from `data`, the rest is copied into `pending`.
+    /// The sequence number of the next byte expected, once the start is known.
+    pub fn next_seq(&self) -> Option<u32> {
+        // Truncating is the point: sequence numbers are offsets modulo 2^32.
+        self.base.map(|b| b.wrapping_add(self.next as u32))
+    }
+
+    /// The sequence number just past the highest byte held or delivered.
+    pub fn highest_seq(&self) -> Option<u32> {
+        let end = self.held_end();
+        self.base.map(|b| b.wrapping_add(end as u32))
+    }
+
+    /// Restarts the stream at `isn` (the SYN the peer acknowledged), if nothing
+    /// was delivered or held yet: a decoy SYN seen first must not fix the start.
+    pub fn rebase(&mut self, isn: u32) -> bool {
+        if self.next != 0 || !self.pending.is_empty() {
+            return false;
+        }
+        self.base = Some(isn.wrapping_add(1));
+        self.midstream = false;
+        true
+    }
+
+    /// An urgent pointer `ptr` on a segment at `seq` (URG set): marks the byte a
+    /// Linux receiver takes out of the stream.
+    pub fn urgent(&mut self, seq: u32, ptr: u16) -> Urgent {
+        let Some(base) = self.base else {
+            return Urgent::Ignored;
+        };
+        // Linux (tcp_stdurg off): the byte at seq + ptr - 1.
+        let at_seq = seq.wrapping_add(u32::from(ptr.max(1)) - 1);
+        let expected = base.wrapping_add(self.next as u32);
+        let delta = i64::from(at_seq.wrapping_sub(expected) as i32);
+        if delta < 0 {
+            return Urgent::Behind;
+        }
+        let at = self.next.saturating_add(delta.unsigned_abs());
+        match self.urgent {
+            Some(u) if at <= u => Urgent::Ignored,
+            Some(_) => {
+                self.urgent = Some(at);
+                Urgent::Replaced
+            }
+            None => {
+                self.urgent = Some(at);
+                Urgent::Marked
+            }
+        }
+    }
+
+    fn held_end(&self) -> u64 {
+        self.pending
+            .iter()
+            .map(|(&k, h)| k.saturating_add(h.len() as u64))
+            .max()
+            .unwrap_or(self.next)
+            .max(self.next)
+    }
+
+    /// Puts `data` (at stream offset `start`, not before `next`) in place by the
+    /// receiver's policy; in-order bytes are delivered straight from `data`.
     fn place(&mut self, start: u64, data: &[u8], deliver: &mut dyn FnMut(Chunk<'_>)) {
         let end = start.saturating_add(data.len() as u64);
         // The hot path: in order with nothing held, no copy and no allocation.
         if start == self.next && self.pending.is_empty() {
-            deliver(Chunk::Data(data));
+            emit(&mut self.urgent, &mut self.stats, start, data, deliver);
             self.next = end;
             return;
         }
-        let mut conflict = false;
-        let mut pos = start;
-        while pos < end {
-            let covering = self
-                .pending
-                .range(..=pos)
-                .next_back()
-                .map(|(&k, held)| (k, k.saturating_add(held.len() as u64)))
-                .filter(|&(_, k_end)| k_end > pos);
-            if let Some((k, k_end)) = covering {
-                // First wins: keep the held bytes, only compare.
-                let stop = k_end.min(end);
-                let new = part(data, pos - start, stop - start);
-                let held = self
-                    .pending
-                    .get(&k)
-                    .map_or(&[][..], |h| part(h, pos - k, stop - k));
-                conflict |= new != held;
-                self.stats.retransmitted_bytes =
-                    self.stats.retransmitted_bytes.saturating_add(stop - pos);
-                pos = stop;
-                // Delivered one piece at a time so the next ones are compared first.
-                if k == self.next {
-                    if let Some(held) = self.pending.remove(&k) {
-                        self.buffered = self.buffered.saturating_sub(held.len());
-                        self.next = k_end;
-                        deliver(Chunk::Data(&held));
-                    }
-                }
-                continue;
+        self.compare(start, data);
+        match self.policy {
+            // In order: it starts before everything held, so it wins.
+            Policy::Linux | Policy::Last | Policy::Bsd if start == self.next => {
+                emit(&mut self.urgent, &mut self.stats, start, data, deliver);
+                self.next = end;
             }
-            let hole_end = self
-                .pending
-                .range(pos..)
-                .next()
-                .map_or(end, |(&k, _)| k.min(end));
-            let piece = part(data, pos - start, hole_end - start);
-            if pos == self.next {
-                deliver(Chunk::Data(piece));
-                self.next = hole_end;
-            } else {
-                self.buffered = self.buffered.saturating_add(piece.len());
-                self.pending.insert(pos, piece.to_vec());
-            }
-            pos = hole_end;
-        }
-        if conflict {
-            self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+            Policy::Linux => self.insert_linux(start, data),
+            Policy::First => self.insert_disjoint(start, data, |_| false),
+            Policy::Last => self.insert_disjoint(start, data, |_| true),
+            Policy::Bsd => self.insert_disjoint(start, data, |k| start < k),
         }
         self.drain(deliver);
+    }
+
+    /// Compares `data` at `start` with every held segment it overlaps, and
+    /// records the first difference.
+    fn compare(&mut self, start: u64, data: &[u8]) {
+        let end = start.saturating_add(data.len() as u64);
+        let mut found = None;
+        for (&k, held) in self.pending.range(..end) {
+            let k_end = k.saturating_add(held.len() as u64);
+            if k_end <= start {
+                continue;
+            }
+            let (from, to) = (start.max(k), end.min(k_end));
+            let new = part(data, from - start, to - start);
+            let old = part(held, from - k, to - k);
+            self.stats.retransmitted_bytes =
+                self.stats.retransmitted_bytes.saturating_add(to - from);
+            if new != old && found.is_none() {
+                let kept_new = match self.policy {
+                    Policy::Linux => start < k || (start == k && end > k_end),
+                    Policy::First => false,
+                    Policy::Last => true,
+                    Policy::Bsd => start < k,
+                };
+                found = Some(Conflict {
+                    at: from,
+                    len: to - from,
+                    kept_new,
+                });
+            }
+        }
+        if let Some(c) = found {
+            self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+            self.stats.last_conflict = Some(c);
+        }
+    }
+
+    /// Linux's `tcp_data_queue_ofo` on a segment after `next`.
+    fn insert_linux(&mut self, start: u64, data: &[u8]) {
+        let end = start.saturating_add(data.len() as u64);
+        let pred = self
+            .pending
+            .range(..=start)
+            .next_back()
+            .map(|(&k, h)| (k, k.saturating_add(h.len() as u64)));
+        if let Some((k, k_end)) = pred {
+            if start < k_end {
+                if end <= k_end {
+                    // All the bits are present: dropped.
+                    return;
+                }
+                if start == k {
+                    // Same start, longer: replaces the queued segment.
+                    if let Some(old) = self.pending.remove(&k) {
+                        self.buffered = self.buffered.saturating_sub(old.len());
+                    }
+                }
+            } else if k_end == start {
+                // Coalesced into the segment it continues.
+                if let Some(held) = self.pending.get_mut(&k) {
+                    held.extend_from_slice(data);
+                    self.buffered = self.buffered.saturating_add(data.len());
+                }
+                return;
+            }
+        }
+        self.buffered = self.buffered.saturating_add(data.len());
+        self.pending.insert(start, data.to_vec());
+        // merge_right: queued segments the new one covers go.
+        let covered: Vec<u64> = self
+            .pending
+            .range(start.saturating_add(1)..end)
+            .take_while(|(&k, h)| k.saturating_add(h.len() as u64) <= end)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in covered {
+            if let Some(old) = self.pending.remove(&k) {
+                self.buffered = self.buffered.saturating_sub(old.len());
+            }
+        }
+    }
+
+    /// The disjoint policies: where `new_wins(k)` for a held piece at `k`, the
+    /// held bytes are cut away; elsewhere the new segment's are. Held pieces stay
+    /// disjoint.
+    fn insert_disjoint(&mut self, start: u64, data: &[u8], new_wins: impl Fn(u64) -> bool) {
+        let end = start.saturating_add(data.len() as u64);
+        let overlapping: Vec<(u64, u64)> = self
+            .pending
+            .range(..end)
+            .map(|(&k, h)| (k, k.saturating_add(h.len() as u64)))
+            .filter(|&(_, k_end)| k_end > start)
+            .collect();
+        let mut excluded = Vec::new();
+        for (k, k_end) in overlapping {
+            if new_wins(k) {
+                let Some(old) = self.pending.remove(&k) else {
+                    continue;
+                };
+                self.buffered = self.buffered.saturating_sub(old.len());
+                if k < start {
+                    let left = part(&old, 0, start - k).to_vec();
+                    self.buffered += left.len();
+                    self.pending.insert(k, left);
+                }
+                if k_end > end {
+                    let right = part(&old, end - k, k_end - k).to_vec();
+                    self.buffered += right.len();
+                    self.pending.insert(end, right);
+                }
+            } else {
+                excluded.push((k.max(start), k_end.min(end)));
+            }
+        }
+        let mut pos = start;
+        for (from, to) in excluded.into_iter().chain(std::iter::once((end, end))) {
+            if from > pos {
+                let piece = part(data, pos - start, from - start);
+                if !piece.is_empty() {
+                    self.buffered += piece.len();
+                    self.pending.insert(pos, piece.to_vec());
+                }
+            }
+            pos = pos.max(to);
+        }
     }
 
     /// Records a FIN at stream offset `at` (`None`: behind `next`), first wins.
     fn on_fin(&mut self, at: Option<u64>) {
         self.fin_seen = true;
-        let held_end = self
-            .pending
-            .last_key_value()
-            .map_or(self.next, |(&k, h)| k.saturating_add(h.len() as u64));
+        let held_end = self.held_end();
         match (self.fin_at, at) {
             (Some(fin_at), Some(at)) if fin_at == at => {}
             (None, Some(at)) if at >= held_end => self.fin_at = Some(at),
@@ -378,6 +636,10 @@ impl Stream {
     fn gap_to(&mut self, to: u64, deliver: &mut dyn FnMut(Chunk<'_>)) {
         if to > self.next {
             let len = to - self.next;
+            // An urgent byte in the hole was never seen: nothing to take out.
+            if self.urgent.is_some_and(|u| u < to) {
+                self.urgent = None;
+            }
             self.stats.gaps = self.stats.gaps.saturating_add(1);
             self.stats.gap_bytes = self.stats.gap_bytes.saturating_add(len);
             self.next = to;
@@ -398,12 +660,37 @@ impl Stream {
             self.buffered = self.buffered.saturating_sub(held.len());
             let k_end = k.saturating_add(held.len() as u64);
             if k_end > self.next {
-                // `k < next` cannot happen (pieces are kept after `next`); trimmed anyway.
+                // Under the Linux policy queued segments may overlap: each gives
+                // only its bytes after what went before (`tcp_ofo_queue`).
                 let fresh = part(&held, self.next - k, held.len() as u64);
+                emit(&mut self.urgent, &mut self.stats, self.next, fresh, deliver);
                 self.next = k_end;
-                deliver(Chunk::Data(fresh));
             }
         }
+    }
+}
+
+/// Delivers `data`, at stream offset `at`, less the urgent byte if it falls in it.
+fn emit(
+    urgent: &mut Option<u64>,
+    stats: &mut Stats,
+    at: u64,
+    data: &[u8],
+    deliver: &mut dyn FnMut(Chunk<'_>),
+) {
+    let end = at.saturating_add(data.len() as u64);
+    match *urgent {
+        Some(u) if u >= at && u < end => {
+            *urgent = None;
+            stats.urgent_removed = stats.urgent_removed.saturating_add(1);
+            let (before, after) = (part(data, 0, u - at), part(data, u - at + 1, end - at));
+            for piece in [before, after] {
+                if !piece.is_empty() {
+                    deliver(Chunk::Data(piece));
+                }
+            }
+        }
+        _ => deliver(Chunk::Data(data)),
     }
 }
 

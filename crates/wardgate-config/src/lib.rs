@@ -171,7 +171,29 @@ pub struct CaptureSettings {
     /// beyond it the connection holding most is closed out with an event. Default 256 MiB.
     #[serde(default = "defaults::max_buffered_bytes")]
     pub max_buffered_bytes: Spanned<u64>,
+    /// How the receiving hosts' TCP stacks resolve overlapping data, so that
+    /// passive analysis judges what they read: `linux` (default), `first`
+    /// (also `windows`), `last` or `bsd`.
+    #[serde(default = "defaults::reassembly_policy")]
+    pub reassembly_policy: Spanned<String>,
+    /// Other policies for some hosts or networks (`[[gateway.capture.host_policy]]`).
+    #[serde(default)]
+    pub host_policy: Vec<HostPolicy>,
 }
+
+/// `[[gateway.capture.host_policy]]`: the reassembly policy of the hosts in
+/// `networks` (the first entry that holds a receiver's address applies).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPolicy {
+    /// CIDR blocks or addresses.
+    pub networks: Vec<Spanned<String>>,
+    /// `linux`, `first` (`windows`), `last` or `bsd`.
+    pub policy: Spanned<String>,
+}
+
+/// The reassembly policy names `[gateway.capture]` accepts.
+pub const REASSEMBLY_POLICIES: &[&str] = &["linux", "first", "windows", "last", "bsd"];
 
 impl Default for CaptureSettings {
     fn default() -> Self {
@@ -180,6 +202,8 @@ impl Default for CaptureSettings {
             flow_timeout_secs: defaults::flow_timeout_secs(),
             max_reassembly_bytes: defaults::max_reassembly_bytes(),
             max_buffered_bytes: defaults::max_buffered_bytes(),
+            reassembly_policy: defaults::reassembly_policy(),
+            host_policy: Vec::new(),
         }
     }
 }
@@ -292,6 +316,9 @@ mod defaults {
     }
     pub fn max_reassembly_bytes() -> Spanned<u64> {
         Spanned::new(0..0, 1 << 20)
+    }
+    pub fn reassembly_policy() -> Spanned<String> {
+        Spanned::new(0..0, "linux".to_owned())
     }
     pub fn max_buffered_bytes() -> Spanned<u64> {
         Spanned::new(0..0, 256 << 20)
@@ -1596,6 +1623,26 @@ impl Config {
             }
         }
         let c = &self.gateway.capture;
+        let policies =
+            std::iter::once(&c.reassembly_policy).chain(c.host_policy.iter().map(|h| &h.policy));
+        for p in policies {
+            if !REASSEMBLY_POLICIES.contains(&p.get_ref().as_str()) {
+                problems.push(src.problem(
+                    p.span(),
+                    Level::Error,
+                    format!(
+                        "{:?} is not a reassembly policy ({})",
+                        p.get_ref(),
+                        REASSEMBLY_POLICIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        for n in c.host_policy.iter().flat_map(|h| &h.networks) {
+            if let Err(e) = IpNetwork::parse(n.get_ref()) {
+                problems.push(src.problem(n.span(), Level::Error, e));
+            }
+        }
         for (what, v, range) in [
             ("max_flows", &c.max_flows, 1..=100_000_000u64),
             ("flow_timeout_secs", &c.flow_timeout_secs, 1..=86_400),

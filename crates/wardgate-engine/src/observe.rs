@@ -145,6 +145,28 @@ impl Session {
     pub fn buffered_bytes(&self) -> usize {
         self.app.buffered()
     }
+    /// An HL7 or DICOM session: its flows are the last the analyser lets go of.
+    pub fn clinical(&self) -> bool {
+        matches!(self.proto, Proto::Hl7Mllp | Proto::Dicom)
+    }
+    /// A clinical session with part of a message held: letting go of it now loses
+    /// a message the host may still read.
+    pub fn mid_message(&self) -> bool {
+        self.clinical() && self.app.buffered() > 0
+    }
+    /// Where one direction's parser stands (the message in progress, if any).
+    pub fn position(&self, from_client: bool) -> String {
+        self.app.position(from_client)
+    }
+}
+
+/// Why bytes of a stream are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapCause {
+    /// The capture never showed them.
+    Capture,
+    /// A per-connection reassembly limit gave up waiting for them.
+    Limit,
 }
 
 impl Observer {
@@ -402,11 +424,13 @@ impl Observer {
     }
 
     /// `len` bytes of one direction were never captured.
+    #[allow(clippy::too_many_arguments)]
     pub fn gap(
         &mut self,
         s: &mut Session,
         from_client: bool,
         len: u64,
+        cause: GapCause,
         clock: &Clock,
         out: &mut Sink<'_>,
     ) {
@@ -420,15 +444,102 @@ impl Observer {
             clock,
             out,
         };
+        let position = s.app.position(from_client);
         let what = s.app.gap(&mut ctx, from_client);
+        let clinical = s.clinical();
+        let (rule, why) = match (clinical, cause) {
+            (true, GapCause::Limit) => (
+                rules::LIMIT_IN_MESSAGE,
+                "given up at the per-connection reassembly limit",
+            ),
+            (true, GapCause::Capture) => (rules::CLINICAL_HOLE, "missing from the capture"),
+            (false, GapCause::Limit) => (
+                rules::REASSEMBLY_GAP,
+                "given up at the per-connection reassembly limit",
+            ),
+            (false, GapCause::Capture) => (rules::REASSEMBLY_GAP, "missing from the capture"),
+        };
+        let unknown = if clinical {
+            "; what the host read there is unknown and was not judged"
+        } else {
+            ""
+        };
         let e = self.session_event(
             s,
             clock,
             Action::Alerted,
-            rules::REASSEMBLY_GAP,
+            rule,
             format!(
-                "{len} byte(s) from the {} missing from the capture; {what}",
+                "{len} byte(s) from the {} {why}, {position}{unknown}; {what}",
                 if from_client { "client" } else { "server" }
+            ),
+        );
+        self.emit(Record::Event(Box::new(e)), out);
+    }
+
+    /// Something about one direction of `s` that makes what the host read
+    /// uncertain (an overlap with other data, urgent data): reported with the
+    /// message the parser is in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ambiguity(
+        &mut self,
+        s: &Session,
+        from_client: bool,
+        rule: Rule,
+        detail: &str,
+        clock: &Clock,
+        out: &mut Sink<'_>,
+    ) {
+        let position = s.app.position(from_client);
+        let side = if from_client { "client" } else { "server" };
+        let e = self.session_event(
+            s,
+            clock,
+            Action::Alerted,
+            rule,
+            format!("{detail} (from the {side}, {position})"),
+        );
+        self.emit(Record::Event(Box::new(e)), out);
+    }
+
+    /// A packet-level anomaly on `s` (a decoy the host drops, a control packet it
+    /// ignores, a TTL or MAC change).
+    pub fn anomaly(
+        &mut self,
+        s: &Session,
+        rule: Rule,
+        detail: String,
+        clock: &Clock,
+        out: &mut Sink<'_>,
+    ) {
+        let e = self.session_event(s, clock, Action::Alerted, rule, detail);
+        self.emit(Record::Event(Box::new(e)), out);
+    }
+
+    /// The analyser lets go of `s` (`why`: flow table, memory, timeout): if a
+    /// clinical message is in progress, the host may read the rest unjudged.
+    pub fn abandon(&mut self, s: &Session, why: &str, clock: &Clock, out: &mut Sink<'_>) {
+        if !s.mid_message() {
+            return;
+        }
+        let positions = [true, false]
+            .iter()
+            .map(|&c| {
+                format!(
+                    "{}: {}",
+                    if c { "client" } else { "server" },
+                    s.app.position(c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let e = self.session_event(
+            s,
+            clock,
+            Action::Alerted,
+            rules::CLINICAL_ABANDONED,
+            format!(
+                "{why} in the middle of a clinical message, which was not judged ({positions})"
             ),
         );
         self.emit(Record::Event(Box::new(e)), out);

@@ -94,6 +94,32 @@ rules! {
         "The bytes held across all connections (out-of-order segments, partial messages) reached the analysis memory budget; the connection holding most was closed out so that memory stays bounded.";
     CAPTURE_TRUNCATED = "WG-CAP-003", "capture-truncated", Low,
         "The capture file ends in the middle of a packet record; everything before it was analysed.";
+    OVERLAP_CONFLICT = "WG-CAP-005", "stream-overlap-conflict", High,
+        "Two copies of the same TCP bytes differed (overlapping or retransmitted segments with other data): a classic way to show a monitor one message and a device another. wardgate judged what the host's stack keeps (its reassembly policy), and says which message the overlap touched; a host with another stack, or a path that lost one copy, may have read the other.";
+    CLINICAL_HOLE = "WG-CAP-006", "clinical-stream-hole", High,
+        "Bytes of a clinical (HL7 or DICOM) stream never appeared in the capture: what the receiving host read there is unknown, so the message around the hole was not judged. Parsing resumed at the next provable message boundary.";
+    CLINICAL_ABANDONED = "WG-CAP-007", "clinical-flow-abandoned", High,
+        "Passive analysis had to let go of a clinical connection in the middle of a message (flow table full, memory budget, idle timeout): the host may still read the rest of that message, and wardgate did not judge it.";
+    LIMIT_IN_MESSAGE = "WG-CAP-008", "reassembly-limit-in-message", High,
+        "A per-connection reassembly limit (held out-of-order bytes or segments) was reached inside a clinical message: wardgate stopped waiting for a missing segment the host may still have received, so that message was not judged.";
+    HOST_WOULD_DROP = "WG-CAP-009", "segment-host-drops", Medium,
+        "A packet the receiving host's stack would drop (bad checksum, no ACK flag, an ACK of unsent or too old data, an old timestamp, data outside the receive window, data on a SYN, IP or TCP options it refuses): wardgate dropped it too and did not judge its bytes. Ordinary networks rarely produce these; an attacker uses them as decoys for a monitor.";
+    CONTROL_IGNORED = "WG-CAP-010", "control-packet-ignored", Medium,
+        "A RST, SYN or FIN the receiving host would ignore (a sequence number it does not accept, a SYN inside a live connection): wardgate kept following the connection, as the host does, instead of letting it end or restart.";
+    TTL_CHANGE = "WG-CAP-011", "ttl-change", Medium,
+        "The IP TTL or hop limit changed within a TCP connection. A lower one may expire before the receiving host (a decoy only the monitor sees): such packets were not judged as read by the host.";
+    OTHER_STATION_MAC = "WG-CAP-012", "other-station-mac", Medium,
+        "A frame of a TCP connection was addressed to another station's MAC address (or to a broadcast or multicast address) than the connection's frames: the receiving host's network card drops it, so wardgate did not judge it.";
+    FRAGMENT_OVERLAP = "WG-CAP-013", "ip-fragment-overlap", High,
+        "IP fragments of one datagram overlapped. Linux discards the whole datagram (RFC 5722), and so did wardgate; other stacks may have reassembled either copy. Overlapping fragments have no legitimate use.";
+    FRAGMENT_ANOMALY = "WG-CAP-014", "ip-fragment-anomaly", Medium,
+        "A malformed or suspicious IP fragment: a tiny first fragment that splits the TCP header (RFC 1858), a length the host refuses, a duplicate with other bytes, a datagram over 65 535 bytes, or a first fragment without the transport header.";
+    FRAGMENT_INCOMPLETE = "WG-CAP-015", "ip-fragment-incomplete", Low,
+        "A fragmented IP datagram was never completed within the reassembly timeout, or was evicted under the fragment memory bound: its contents were not analysed.";
+    URGENT_DATA = "WG-CAP-016", "tcp-urgent-data", Medium,
+        "A TCP segment carried an urgent pointer. A Linux application that does not set SO_OOBINLINE never reads the urgent byte, one that does reads it inline: what the device read depends on its software, which the network cannot tell. wardgate judged the stream without the byte (the Linux default) and names the message it touched.";
+    CAPTURE_DROPS = "WG-CAP-017", "capture-kernel-drops", Medium,
+        "The kernel dropped packets before live capture could read them (a full ring buffer): traffic was missed and not analysed.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,

@@ -252,10 +252,8 @@ pub(crate) fn analyzer_for(v: &Validated, report_allowed: bool) -> Result<Analyz
             gateway: v.gateway_addresses.clone(),
         },
     );
-    Ok(Analyzer::new(
-        observer,
-        FlowLimits::from_config(&v.config.gateway.capture),
-    ))
+    let capture = &v.config.gateway.capture;
+    Ok(Analyzer::new(observer, FlowLimits::from_config(capture)).with_config_policies(capture))
 }
 
 /// Opens data_dir's store exclusively, as `serve` does.

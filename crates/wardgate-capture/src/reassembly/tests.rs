@@ -52,7 +52,11 @@ impl Sink {
 
 fn feed(s: &mut Stream, k: &mut Sink, seq: u32, syn: bool, fin: bool, payload: &[u8]) {
     s.segment(seq, syn, fin, payload, &mut |c| k.take(c));
-    assert_eq!(k.at, s.delivered(), "chunks and delivered() disagree");
+    assert_eq!(
+        k.at + s.stats().urgent_removed,
+        s.delivered(),
+        "chunks and delivered() disagree"
+    );
 }
 
 /// Data at stream offset `off` of a connection whose ISN is [`ISN`].
@@ -152,12 +156,15 @@ fn duplicates_are_dropped_and_counted() {
 }
 
 #[test]
-fn conflicting_overlap_keeps_the_first_copy_and_is_counted() {
+fn conflicting_overlap_is_counted_and_linux_reads_the_in_order_copy() {
     let (mut s, mut k) = open(Limits::default());
     data(&mut s, &mut k, 4, b"good");
     data(&mut s, &mut k, 0, b"abcdEVILyz");
-    assert_eq!(k.bytes(), b"abcdgoodyz");
+    // In-order data starts before everything queued: Linux reads it.
+    assert_eq!(k.bytes(), b"abcdEVILyz");
     assert_eq!(s.stats().overlap_conflicts, 1);
+    let c = s.stats().last_conflict.expect("conflict");
+    assert_eq!((c.at, c.len, c.kept_new), (4, 4, true));
     assert_eq!(s.stats().retransmitted_bytes, 4);
 
     // The same bytes again are a retransmission, not a conflict.
@@ -165,6 +172,98 @@ fn conflicting_overlap_keeps_the_first_copy_and_is_counted() {
     data(&mut s, &mut k, 12, b"..12");
     assert_eq!(s.stats().overlap_conflicts, 1);
     assert_eq!(s.stats().retransmitted_bytes, 6);
+}
+
+/// Each case: segments (offset, bytes) with a hole at 0..2 filled last by "xx",
+/// and what each policy's receiver reads.
+#[test]
+fn policies_resolve_overlaps_as_their_hosts_do() {
+    type Case = (&'static [(u32, &'static [u8])], [&'static [u8]; 4]);
+    let cases: &[Case] = &[
+        // A longer segment at the same start: Linux replaces the queued one.
+        (
+            &[(2, b"AAAA"), (2, b"BBBBBB")],
+            [b"xxBBBBBB", b"xxAAAABB", b"xxBBBBBB", b"xxAAAABB"],
+        ),
+        // Wholly inside a queued segment: dropped by Linux.
+        (
+            &[(2, b"AAAA"), (3, b"BB")],
+            [b"xxAAAA", b"xxAAAA", b"xxABBA", b"xxAAAA"],
+        ),
+        // Starts inside, ends after: both kept, the earlier start read first.
+        (
+            &[(2, b"AAAA"), (4, b"BBBB")],
+            [b"xxAAAABB", b"xxAAAABB", b"xxAABBBB", b"xxAAAABB"],
+        ),
+        // Coalesced: BB continues AA, so CCCC at BB's start only overlaps the run.
+        (
+            &[(2, b"AA"), (4, b"BB"), (4, b"CCCC")],
+            [b"xxAABBCC", b"xxAABBCC", b"xxAACCCC", b"xxAABBCC"],
+        ),
+        // Starts before a queued segment and covers it: the queued one goes.
+        (
+            &[(4, b"AA"), (2, b"BBBBBB")],
+            [b"xxBBBBBB", b"xxBBAABB", b"xxBBBBBB", b"xxBBBBBB"],
+        ),
+        // Starts before and ends inside: both kept, the earlier start wins.
+        (
+            &[(4, b"AAAA"), (2, b"BBBB")],
+            [b"xxBBBBAA", b"xxBBAAAA", b"xxBBBBAA", b"xxBBBBAA"],
+        ),
+    ];
+    for (segs, want) in cases {
+        for (policy, want) in [Policy::Linux, Policy::First, Policy::Last, Policy::Bsd]
+            .into_iter()
+            .zip(want)
+        {
+            let mut s = Stream::with_policy(Limits::default(), policy);
+            let mut k = Sink::default();
+            feed(&mut s, &mut k, ISN, true, false, b"");
+            for (off, bytes) in segs.iter() {
+                data(&mut s, &mut k, *off, bytes);
+            }
+            data(&mut s, &mut k, 0, b"xx");
+            assert_eq!(
+                String::from_utf8_lossy(&k.bytes()),
+                String::from_utf8_lossy(want),
+                "{policy:?} on {segs:?}"
+            );
+            assert!(s.stats().overlap_conflicts >= 1, "{policy:?} on {segs:?}");
+            assert_eq!(s.buffered_bytes(), 0);
+        }
+    }
+}
+
+#[test]
+fn the_urgent_byte_is_taken_out_once() {
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 0, b"MSH|");
+    // Pointer 3 on the segment at offset 4: the byte at offset 6.
+    assert_eq!(s.urgent(1000 + 1 + 4, 3), Urgent::Marked);
+    data(&mut s, &mut k, 4, b"ab!cd");
+    assert_eq!(k.bytes(), b"MSH|abcd");
+    assert_eq!(s.stats().urgent_removed, 1);
+    // Behind what was delivered: unknowable, left alone.
+    assert_eq!(s.urgent(1000 + 1, 1), Urgent::Behind);
+    // A mark ahead, then a later one replaces it before its byte came.
+    assert_eq!(s.urgent(1000 + 1 + 20, 1), Urgent::Marked);
+    assert_eq!(s.urgent(1000 + 1 + 10, 1), Urgent::Ignored);
+    assert_eq!(s.urgent(1000 + 1 + 30, 1), Urgent::Replaced);
+    data(&mut s, &mut k, 9, &[b'z'; 30]);
+    assert_eq!(k.bytes().len(), 8 + 30 - 1);
+    assert_eq!(s.stats().urgent_removed, 2);
+}
+
+#[test]
+fn a_decoy_syn_does_not_fix_where_the_stream_starts() {
+    let mut s = Stream::new(Limits::default());
+    let mut k = Sink::default();
+    s.segment(5000, true, false, b"", &mut |c| k.take(c));
+    assert_eq!(s.next_seq(), Some(5001));
+    assert!(s.rebase(9000));
+    s.segment(9001, false, false, b"real", &mut |c| k.take(c));
+    assert_eq!(k.bytes(), b"real");
+    assert!(!s.rebase(1), "after data the start is fixed");
 }
 
 #[test]

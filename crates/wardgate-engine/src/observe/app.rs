@@ -389,6 +389,34 @@ impl App {
         }
     }
 
+    /// Where a direction's parser stands, for alerts that must name the message
+    /// a hole, overlap or eviction affected.
+    pub(super) fn position(&self, from_client: bool) -> String {
+        match self {
+            App::Hl7(h) => {
+                let dir = if from_client { &h.client } else { &h.server };
+                hl7_position(&dir.pending.buf)
+            }
+            App::Dicom(d) => {
+                let buf = if from_client {
+                    &d.client.buf
+                } else {
+                    &d.server.buf
+                };
+                if buf.is_empty() {
+                    "between DICOM PDUs".to_owned()
+                } else {
+                    format!(
+                        "inside a DICOM PDU of type 0x{:02x} ({} byte(s) so far)",
+                        buf.first().copied().unwrap_or(0),
+                        buf.len()
+                    )
+                }
+            }
+            _ => "no clinical message".to_owned(),
+        }
+    }
+
     /// Bytes this session holds between packets (partial frames, PDUs, lines).
     pub(super) fn buffered(&self) -> usize {
         match self {
@@ -527,10 +555,12 @@ impl Hl7 {
         } = dir;
         pending.feed(data, |buf| {
             if *resync {
-                match memchr::memchr(0x0b, buf) {
-                    Some(0) => *resync = false,
-                    Some(i) => return Step::Took(i),
-                    None => return Step::Took(buf.len()),
+                match start_block(buf) {
+                    Boundary::At(0) => *resync = false,
+                    Boundary::At(i) | Boundary::Maybe(i) if i > 0 => return Step::Took(i),
+                    Boundary::Maybe(_) => return Step::More,
+                    Boundary::At(_) => {}
+                    Boundary::None => return Step::Took(buf.len()),
                 }
             }
             let peer = if from_client { ctx.client } else { ctx.server };
@@ -575,6 +605,60 @@ impl Hl7 {
                 }
             }
         });
+    }
+}
+
+/// Where the next provable MLLP message starts in `buf`.
+enum Boundary {
+    /// A start block followed by `MSH`.
+    At(usize),
+    /// A start block with too few bytes after it to tell.
+    Maybe(usize),
+    /// None in `buf`.
+    None,
+}
+
+/// After a hole, a lone 0x0B inside the lost message's remains is no boundary:
+/// parsing resumes only at a start block followed by `MSH` (HL7 v2 2.5: a
+/// message begins with its MSH segment), so one hole costs one message.
+fn start_block(buf: &[u8]) -> Boundary {
+    for i in memchr::memchr_iter(0x0b, buf) {
+        match buf.get(i + 1..i + 4) {
+            Some(b"MSH") => return Boundary::At(i),
+            Some(_) => {}
+            None => return Boundary::Maybe(i),
+        }
+    }
+    Boundary::None
+}
+
+/// Names the HL7 message a partial frame holds: its length so far and, when its
+/// MSH segment is there, message type and control id (MSH-9, MSH-10).
+pub(super) fn hl7_position(buf: &[u8]) -> String {
+    if buf.is_empty() {
+        return "between messages".to_owned();
+    }
+    let msh = memchr::memmem::find(buf, b"MSH").and_then(|at| {
+        let seg = &buf[at..];
+        let seg = &seg[..memchr::memchr2(b'\r', 0x1c, seg).unwrap_or(seg.len())];
+        let sep = *seg.get(3)?;
+        let fields: Vec<&[u8]> = seg.split(|&b| b == sep).take(10).collect();
+        let text = |i: usize| {
+            fields
+                .get(i)
+                .map(|f| String::from_utf8_lossy(&f[..f.len().min(40)]).into_owned())
+        };
+        Some((text(8)?, text(9)?))
+    });
+    match msh {
+        Some((ty, id)) => format!(
+            "inside an HL7 message ({} byte(s) so far, MSH-9 {ty:?}, MSH-10 control id {id:?})",
+            buf.len()
+        ),
+        None => format!(
+            "inside an MLLP frame ({} byte(s) so far, its MSH segment not seen)",
+            buf.len()
+        ),
     }
 }
 

@@ -302,7 +302,14 @@ fn after_a_gap_framing_restarts_cleanly() {
     );
     let first = mllp(&ORU.replace("C2", "A".repeat(900).as_str()));
     obs.data(&mut s, true, &first[..700], &c, &mut sink);
-    obs.gap(&mut s, true, first.len() as u64 - 700, &c, &mut sink);
+    obs.gap(
+        &mut s,
+        true,
+        first.len() as u64 - 700,
+        super::GapCause::Capture,
+        &c,
+        &mut sink,
+    );
     // A short frame, then a long one: together longer than what was scanned
     // before the gap, so a stale scan position would skip the first end block.
     let mut two = mllp(&ORU.replace("C2", "B1"));

@@ -1,0 +1,349 @@
+use super::*;
+use etherparse::PacketBuilder;
+
+fn tcp_frame(vlan: Option<u16>, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let b = match vlan {
+        Some(v) => b
+            .single_vlan(etherparse::VlanId::try_new(v).expect("valid vlan"))
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+        None => b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+    };
+    let b = b.tcp(40000, 2575, 1000, 65535).syn();
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("write");
+    out
+}
+
+fn tcp_of(d: &Decoded<'_>) -> Tcp<'static> {
+    match d.transport {
+        Transport::Tcp(t) => Tcp {
+            payload: &[],
+            segment: &[],
+            ..t
+        },
+        other => panic!("not TCP: {other:?}"),
+    }
+}
+
+#[test]
+fn ethernet_vlan_tcp_payload_is_borrowed() {
+    let f = tcp_frame(Some(42), b"MSH|");
+    let d = decode(LinkType::Ethernet, &f).expect("decodes");
+    assert_eq!(d.vlan, Some(42));
+    assert_eq!(d.vlans, 43);
+    assert_eq!(d.src_mac, Some([2, 0, 0, 0, 0, 1]));
+    assert_eq!(d.dst_mac, Some([2, 0, 0, 0, 0, 2]));
+    assert_eq!(d.ttl, 64);
+    assert_eq!(d.host_drop, None);
+    assert_eq!(d.src, "10.0.0.1".parse::<IpAddr>().expect("ip"));
+    let Transport::Tcp(t) = d.transport else {
+        panic!("not TCP")
+    };
+    assert_eq!((t.src_port, t.dst_port, t.seq), (40000, 2575, 1000));
+    assert!(t.flags.syn && !t.flags.fin);
+    assert_eq!(t.payload, b"MSH|");
+    assert!(f.as_ptr_range().contains(&t.payload.as_ptr()));
+    assert_eq!(d.tcp_checksum(), Checksum::Good);
+}
+
+#[test]
+fn sll_sll2_null_and_raw_ip_decode_the_same_packet() {
+    let f = tcp_frame(None, b"x");
+    let ip = &f[14..];
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
+    sll2.extend_from_slice(ip);
+    let a = decode(LinkType::LinuxSll2, &sll2).expect("sll2");
+    let b = decode(LinkType::RawIp, ip).expect("raw");
+    assert_eq!(a.transport, b.transport);
+    assert_eq!(a.dst, b.dst);
+    // SLL v1 as `tshark -i any` writes it on loopback (ARPHRD_LOOPBACK 772).
+    let mut sll = vec![0, 0, 0x03, 0x04, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(ip);
+    let s = decode(LinkType::LinuxSll, &sll).expect("sll");
+    assert_eq!(s.transport, b.transport);
+    assert!(s.sent_by_capture_host && !b.sent_by_capture_host);
+    let mut null = vec![2, 0, 0, 0];
+    null.extend_from_slice(ip);
+    assert_eq!(
+        decode(LinkType::Null, &null).expect("null").transport,
+        b.transport
+    );
+}
+
+#[test]
+fn truncated_and_non_ip_frames_are_typed_errors() {
+    let f = tcp_frame(None, b"hello");
+    for cut in 0..f.len() - 5 {
+        let r = decode(LinkType::Ethernet, &f[..cut]);
+        assert!(r.is_err(), "cut at {cut} decoded");
+    }
+    let mut arp = vec![0xff; 12];
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    assert_eq!(decode(LinkType::Ethernet, &arp), Err(DecodeError::NotIp));
+    assert!(matches!(
+        decode(LinkType::LinuxSll2, &[0; 5]),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn checksums_good_bad_and_offloaded() {
+    let mut f = tcp_frame(None, b"MSH|^~\\&|order");
+    let d = decode(LinkType::Ethernet, &f).expect("decodes");
+    assert_eq!(d.tcp_checksum(), Checksum::Good);
+    let last = f.len() - 1;
+    f[last] ^= 0x20;
+    assert_eq!(
+        decode(LinkType::Ethernet, &f)
+            .expect("decodes")
+            .tcp_checksum(),
+        Checksum::Bad
+    );
+    // The IPv4 header checksum.
+    let mut g = tcp_frame(None, b"x");
+    g[14 + 8] = 3; // TTL changed, checksum not
+    assert_eq!(
+        decode(LinkType::Ethernet, &g).expect("decodes").host_drop,
+        Some(HostDrop::HeaderChecksum)
+    );
+    // Offload: the pseudo-header sum in the field, seen on the sender (zero MACs).
+    let mut h = tcp_frame(None, b"payload");
+    h[..12].fill(0);
+    let seg_len = (h.len() - 34) as u64;
+    let pseudo = sum(&[10, 0, 0, 1], 0) + sum(&[10, 0, 0, 2], 0) + 6 + seg_len;
+    let partial = (fold(pseudo) as u16).to_be_bytes();
+    h[34 + 16..34 + 18].copy_from_slice(&partial);
+    let d = decode(LinkType::Ethernet, &h).expect("decodes");
+    assert!(d.sent_by_capture_host);
+    assert_eq!(d.tcp_checksum(), Checksum::Offloaded);
+    // The same frame between two real stations is a bad checksum.
+    h[0] = 2;
+    h[6] = 2;
+    assert_eq!(
+        decode(LinkType::Ethernet, &h)
+            .expect("decodes")
+            .tcp_checksum(),
+        Checksum::Bad
+    );
+}
+
+/// An IPv4 packet with `opts` (padded to a multiple of 4), checksum fixed.
+fn ipv4_with_options(opts: &[u8]) -> Vec<u8> {
+    let mut o = opts.to_vec();
+    while !o.len().is_multiple_of(4) {
+        o.push(0);
+    }
+    let f = tcp_frame(None, b"data");
+    let ip = &f[14..];
+    let mut out = ip[..20].to_vec();
+    out.extend_from_slice(&o);
+    out.extend_from_slice(&ip[20..]);
+    out[0] = 0x40 | ((20 + o.len()) / 4) as u8;
+    let total = out.len() as u16;
+    out[2..4].copy_from_slice(&total.to_be_bytes());
+    out[10..12].fill(0);
+    let hl = 20 + o.len();
+    let c = !(fold(sum(&out[..hl], 0)) as u16);
+    out[10..12].copy_from_slice(&c.to_be_bytes());
+    out
+}
+
+#[test]
+fn ipv4_options_the_host_refuses() {
+    for (opts, want) in [
+        (&[1u8, 1, 1, 0][..], None),
+        (&[7, 7, 4, 0, 0, 0, 0][..], None), // record route
+        (&[148, 4, 0, 0][..], None),        // router alert
+        (&[0x83, 7, 4, 1, 2, 3, 4][..], Some(HostDrop::SourceRoute)), // LSRR
+        (&[0x89, 7, 4, 1, 2, 3, 4][..], Some(HostDrop::SourceRoute)), // SSRR
+        (&[7, 1][..], Some(HostDrop::BadIpOptions)), // length < 2
+        (&[7, 40, 4][..], Some(HostDrop::BadIpOptions)), // beyond the header
+        (&[7, 7, 1, 0, 0, 0, 0][..], Some(HostDrop::BadIpOptions)), // pointer < 4
+        (&[134, 6, 0, 0, 0, 1][..], Some(HostDrop::BadIpOptions)), // CIPSO
+        (&[7, 3, 4, 7, 3, 4][..], Some(HostDrop::BadIpOptions)), // twice
+        (&[25, 4, 0, 0][..], None),         // unknown: ignored
+    ] {
+        let p = ipv4_with_options(opts);
+        let d = decode(LinkType::RawIp, &p).expect("decodes");
+        assert_eq!(d.host_drop, want, "options {opts:?}");
+        assert_eq!(tcp_of(&d).dst_port, 2575);
+    }
+}
+
+/// An IPv6 TCP packet with extension headers `exts` (each: next-header value it
+/// is announced with, bytes).
+fn ipv6_with(exts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let b = PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 5).tcp(40000, 2575, 9, 1000);
+    let mut plain = Vec::new();
+    b.write(&mut plain, b"MSH|").expect("write");
+    let mut out = plain[..40].to_vec();
+    let mut body = Vec::new();
+    for (i, (_, bytes)) in exts.iter().enumerate() {
+        let mut h = bytes.clone();
+        h[0] = exts.get(i + 1).map_or(6, |e| e.0);
+        body.extend_from_slice(&h);
+    }
+    body.extend_from_slice(&plain[40..]);
+    out[6] = exts.first().map_or(6, |e| e.0);
+    out[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn ipv6_extension_headers_the_host_discards() {
+    let padn = vec![0, 0, 1, 4, 0, 0, 0, 0];
+    let unknown_skip = vec![0, 0, 0x1e, 2, 0, 0, 1, 0];
+    let unknown_discard = vec![0, 0, 0x5e, 2, 0, 0, 1, 0];
+    let unknown_icmp = vec![0, 0, 0xde, 2, 0, 0, 1, 0];
+    let dirty_pad = vec![0, 0, 1, 4, 0, 9, 0, 0];
+    let rh_left = vec![0, 0, 0, 1, 0, 0, 0, 0];
+    let rh_done = vec![0, 0, 4, 0, 0, 0, 0, 0];
+    for (exts, want) in [
+        (vec![(60, padn.clone())], None),
+        (vec![(0, padn.clone()), (60, padn.clone())], None),
+        (vec![(60, unknown_skip)], None),
+        (vec![(60, unknown_discard)], Some(HostDrop::Ipv6Option)),
+        (vec![(0, unknown_icmp)], Some(HostDrop::Ipv6Option)),
+        (vec![(60, dirty_pad)], Some(HostDrop::Ipv6Option)),
+        (vec![(43, rh_left)], Some(HostDrop::Ipv6Routing)),
+        (vec![(43, rh_done)], None),
+        (
+            vec![(60, padn.clone()), (0, padn)],
+            Some(HostDrop::Ipv6HopByHopNotFirst),
+        ),
+    ] {
+        let p = ipv6_with(&exts);
+        let d = decode(LinkType::RawIp, &p).expect("decodes");
+        assert_eq!(d.host_drop, want, "headers {exts:?}");
+        let t = tcp_of(&d);
+        assert_eq!((t.dst_port, t.seq), (2575, 9));
+        assert_eq!(d.tcp_checksum(), Checksum::Good);
+    }
+    // A fragment header that fragments: handed over whole; an atomic one: read.
+    let frag = vec![0, 0, 0, 8, 0, 0, 0, 1];
+    let p = ipv6_with(&[(44, frag)]);
+    assert!(matches!(
+        decode(LinkType::RawIp, &p).expect("decodes").transport,
+        Transport::Fragment { v6: true, .. }
+    ));
+    let atomic = vec![0, 0, 0, 0, 0, 0, 0, 1];
+    let p = ipv6_with(&[(44, atomic)]);
+    assert_eq!(
+        tcp_of(&decode(LinkType::RawIp, &p).expect("decodes")).seq,
+        9
+    );
+}
+
+#[test]
+fn tcp_options_timestamps_scale_and_signatures() {
+    let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(1, 2, 3, 4)
+        .options(&[
+            etherparse::TcpOptionElement::WindowScale(7),
+            etherparse::TcpOptionElement::Timestamp(100, 200),
+        ])
+        .expect("options");
+    let mut p = Vec::new();
+    b.write(&mut p, b"").expect("write");
+    let t = tcp_of(&decode(LinkType::RawIp, &p).expect("decodes"));
+    assert_eq!(t.options.window_scale, Some(7));
+    assert_eq!(t.options.timestamp, Some((100, 200)));
+    assert!(!t.options.signature);
+    // TCP-MD5: kind 19, length 18.
+    let mut md5 = vec![19u8, 18];
+    md5.extend_from_slice(&[0xaa; 16]);
+    md5.extend_from_slice(&[1, 1]);
+    let mut q = p[..20].to_vec();
+    let mut seg = p[20..40].to_vec();
+    seg[12] = (((20 + md5.len()) / 4) << 4) as u8;
+    seg.extend_from_slice(&md5);
+    q.extend_from_slice(&seg);
+    let total = q.len() as u16;
+    q[2..4].copy_from_slice(&total.to_be_bytes());
+    q[10..12].fill(0);
+    let c = !(fold(sum(&q[..20], 0)) as u16);
+    q[10..12].copy_from_slice(&c.to_be_bytes());
+    let t = tcp_of(&decode(LinkType::RawIp, &q).expect("decodes"));
+    assert!(t.options.signature);
+}
+
+#[test]
+fn qinq_tags_are_both_in_the_key() {
+    let f = tcp_frame(None, b"x");
+    let mut q = f[..12].to_vec();
+    q.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20, 0x08, 0x00]);
+    q.extend_from_slice(&f[14..]);
+    let d = decode(LinkType::Ethernet, &q).expect("decodes");
+    assert_eq!(d.vlan, Some(10));
+    assert_eq!(d.vlans, (11 << 16) | 21);
+    let mut three = f[..12].to_vec();
+    for _ in 0..3 {
+        three.extend_from_slice(&[0x81, 0x00, 0, 5]);
+    }
+    three.extend_from_slice(&f[12..]);
+    assert!(decode(LinkType::Ethernet, &three).is_err());
+}
+
+proptest::proptest! {
+    /// The hand parser agrees with etherparse on what etherparse builds: VLAN,
+    /// ports, numbers, flags, window, payload; and the checksum it built is good.
+    #[test]
+    fn agrees_with_etherparse(
+        vlan in proptest::option::of(0u16..4095),
+        v6 in proptest::bool::ANY,
+        ports in (proptest::num::u16::ANY, proptest::num::u16::ANY),
+        seq in proptest::num::u32::ANY,
+        flags in 0u8..16,
+        payload in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        padding in 0usize..20,
+    ) {
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let b = match (vlan, v6) {
+            (Some(v), false) => b.single_vlan(etherparse::VlanId::try_new(v).expect("vlan")).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+            (Some(v), true) => b.single_vlan(etherparse::VlanId::try_new(v).expect("vlan")).ipv6([1; 16], [2; 16], 64),
+            (None, false) => b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64),
+            (None, true) => b.ipv6([1; 16], [2; 16], 64),
+        };
+        let mut b = b.tcp(ports.0, ports.1, seq, 1000);
+        if flags & 1 != 0 { b = b.syn(); }
+        if flags & 2 != 0 { b = b.fin(); }
+        if flags & 4 != 0 { b = b.rst(); }
+        if flags & 8 != 0 { b = b.ack(7); }
+        let mut f = Vec::new();
+        b.write(&mut f, &payload).expect("write");
+        f.extend(std::iter::repeat_n(0u8, padding));
+        let e = etherparse::SlicedPacket::from_ethernet(&f).expect("etherparse");
+        let Some(etherparse::TransportSlice::Tcp(et)) = e.transport else { panic!("etherparse: not TCP") };
+        let d = decode(LinkType::Ethernet, &f).expect("decodes");
+        let Transport::Tcp(t) = d.transport else { panic!("not TCP") };
+        proptest::prop_assert_eq!(d.vlan, vlan);
+        proptest::prop_assert_eq!((t.src_port, t.dst_port, t.seq, t.window), (et.source_port(), et.destination_port(), et.sequence_number(), et.window_size()));
+        proptest::prop_assert_eq!((t.flags.syn, t.flags.fin, t.flags.rst, t.flags.ack), (et.syn(), et.fin(), et.rst(), et.ack()));
+        proptest::prop_assert_eq!(t.payload, et.payload());
+        proptest::prop_assert_eq!(d.tcp_checksum(), Checksum::Good);
+        proptest::prop_assert_eq!(d.host_drop, None);
+    }
+
+    #[test]
+    fn any_bytes_decode_or_fail_cleanly(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200), lt in 0usize..5) {
+        let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null][lt];
+        if let Ok(d) = decode(link, &data) {
+            let _ = d.tcp_checksum();
+        }
+    }
+
+    /// The vectorised sum equals the plain RFC 1071 one, any length, any start.
+    #[test]
+    fn checksum_sum_is_rfc1071(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        let mut plain = 0u64;
+        for pair in data.chunks(2) {
+            plain += u64::from(pair[0]) << 8 | u64::from(*pair.get(1).unwrap_or(&0));
+        }
+        proptest::prop_assert_eq!(fold(sum(&data, 0)), fold(plain));
+    }
+}

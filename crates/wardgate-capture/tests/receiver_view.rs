@@ -1,0 +1,601 @@
+//! The receiver's view, end to end through the analyser and the demo site's
+//! policy: an unsafe heparin order (4500 U/h against a 2000 U/h hard limit) that
+//! a Linux receiver reads must come out as an observed violation whatever an
+//! attacker on the path adds (decoys the host drops, control packets it ignores,
+//! overlaps, fragments), and any split or reordering of the same bytes must give
+//! the same verdicts.
+
+use etherparse::PacketBuilder;
+use proptest::prelude::*;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use wardgate_capture::decode::{fold, sum, LinkType};
+use wardgate_capture::source::Packet;
+use wardgate_capture::{Analyzer, FlowLimits};
+use wardgate_config::{Config, Validated};
+use wardgate_engine::observe::{ObserveOptions, Observer};
+use wardgate_engine::Policy;
+use wardgate_event::event::Record;
+
+const SITE: &str = include_str!("../../../examples/demo.toml");
+
+fn site() -> &'static (Validated, Arc<Policy>) {
+    static S: OnceLock<(Validated, Arc<Policy>)> = OnceLock::new();
+    S.get_or_init(|| {
+        let text = SITE
+            .replace("{UPSTREAM_PORT}", "2575")
+            .replace("{EHR_PORT}", "2576")
+            .replace("{PACS_PORT}", "104");
+        let v = Config::parse(&text, "demo.toml", Path::new(".")).expect("demo config");
+        let p = Arc::new(Policy::compile(&v).expect("demo policy"));
+        (v, p)
+    })
+}
+
+/// A heparin order (25 000 U in 500 mL) at `ml_h` mL/h, MLLP-framed; 20 mL/h is
+/// 1000 U/h (safe), 90 is 4500 U/h (above the hard limit). Equal lengths, so one
+/// can overwrite the other byte for byte.
+fn order(id: &str, ml_h: &str) -> Vec<u8> {
+    let text = format!(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||RGV^O15^RGV_O15|{id}|P|2.6\rPID|||4711^^^HOSP^MR||Doe^Jane||19580312|F\rPV1||I|ICU^12^1\rORC|RE|ORD-88^EHR\rRXG|1||^^^20261124031500|HEP^heparin^LOCAL|100||mL^mL^UCUM||||||||{ml_h}|mL/h^mL/h^UCUM|25000|U^U^UCUM|||||500|mL^mL^UCUM\rRXR|IV^Intravenous^HL70162\r"
+    );
+    let mut out = vec![0x0b];
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&[0x1c, 0x0d]);
+    out
+}
+
+const CLIENT: [u8; 4] = [127, 0, 0, 2];
+const SERVER: [u8; 4] = [127, 0, 0, 3];
+const CMAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const SMAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
+const CISN: u32 = 1_000_000;
+const SISN: u32 = 7_000_000;
+
+/// How a segment is built.
+#[derive(Clone, Copy)]
+struct Seg<'a> {
+    to_server: bool,
+    seq: u32,
+    ack: Option<u32>,
+    syn: bool,
+    fin: bool,
+    rst: bool,
+    urg: Option<u16>,
+    window: u16,
+    ttl: u8,
+    ts: Option<(u32, u32)>,
+    payload: &'a [u8],
+}
+
+impl<'a> Seg<'a> {
+    fn data(seq_off: u32, payload: &'a [u8]) -> Self {
+        Seg {
+            to_server: true,
+            seq: CISN + 1 + seq_off,
+            ack: Some(SISN + 1),
+            syn: false,
+            fin: false,
+            rst: false,
+            urg: None,
+            window: 65535,
+            ttl: 64,
+            ts: None,
+            payload,
+        }
+    }
+}
+
+fn build(s: &Seg<'_>) -> Vec<u8> {
+    let (src, dst, smac, dmac, sp, dp) = if s.to_server {
+        (CLIENT, SERVER, CMAC, SMAC, 40000, 2575)
+    } else {
+        (SERVER, CLIENT, SMAC, CMAC, 2575, 40000)
+    };
+    let mut b = PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(src, dst, s.ttl)
+        .tcp(sp, dp, s.seq, s.window);
+    if let Some(a) = s.ack {
+        b = b.ack(a);
+    }
+    if s.syn {
+        b = b.syn();
+    }
+    if s.fin {
+        b = b.fin();
+    }
+    if s.rst {
+        b = b.rst();
+    }
+    if let Some(u) = s.urg {
+        b = b.urg(u);
+    }
+    if let Some((v, e)) = s.ts {
+        b = b
+            .options(&[etherparse::TcpOptionElement::Timestamp(v, e)])
+            .expect("options");
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, s.payload).expect("write");
+    out
+}
+
+/// Re-computes the IPv4 header and TCP checksums of an Ethernet/IPv4/TCP frame.
+fn fix(f: &mut [u8]) {
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    f[24..26].fill(0);
+    let c = !(fold(sum(&f[14..14 + ihl], 0)) as u16);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let t = 14 + ihl;
+    f[t + 16..t + 18].fill(0);
+    let len = (f.len() - t) as u64;
+    let pseudo = sum(&f[26..30], 0) + sum(&f[30..34], 0) + 6 + len;
+    let c = !(fold(sum(&f[t..], pseudo)) as u16);
+    f[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The handshake, with timestamps when `ts`.
+fn handshake(ts: bool) -> Vec<Vec<u8>> {
+    let t = |v| ts.then_some((v, 0));
+    vec![
+        build(&Seg {
+            to_server: true,
+            seq: CISN,
+            ack: None,
+            syn: true,
+            ts: t(100),
+            ..Seg::data(0, b"")
+        }),
+        build(&Seg {
+            to_server: false,
+            seq: SISN,
+            ack: Some(CISN + 1),
+            syn: true,
+            ts: t(5000),
+            ..Seg::data(0, b"")
+        }),
+        build(&Seg {
+            ts: t(101),
+            ..Seg::data(0, b"")
+        }),
+    ]
+}
+
+/// The server acknowledging `n` client bytes (opens the window edge further).
+fn server_ack(n: u32) -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + n),
+        ..Seg::data(0, b"")
+    })
+}
+
+/// Runs frames through a fresh analyser: (control id, action, rule) of every
+/// HL7 decision, and every rule raised.
+fn analyse(frames: &[Vec<u8>]) -> (Vec<(String, String, String)>, Vec<String>) {
+    let (v, policy) = site();
+    let observer = Observer::new(
+        policy.clone(),
+        v.local_networks.clone(),
+        ObserveOptions {
+            report_allowed: true,
+            gateway: vec![],
+        },
+    );
+    let mut a = Analyzer::new(observer, FlowLimits::default());
+    let mut decisions = Vec::new();
+    let mut rules = Vec::new();
+    let mut sink = |r: Record| {
+        if let Record::Event(e) = r {
+            let j: serde_json::Value = serde_json::from_slice(&e.to_json()).expect("json");
+            let rule = j["rule"]["id"].as_str().unwrap_or("-").to_owned();
+            if let Some(id) = j["wardgate"]["hl7"]["control_id"].as_str() {
+                decisions.push((
+                    id.to_owned(),
+                    j["event"]["action"].as_str().unwrap_or("").to_owned(),
+                    rule.clone(),
+                ));
+            }
+            if rule != "-" {
+                rules.push(rule);
+            }
+        }
+    };
+    for (i, f) in frames.iter().enumerate() {
+        a.packet(
+            Packet {
+                ts_micros: 1_700_000_000_000_000 + i as u64 * 1000,
+                link: Some(LinkType::Ethernet),
+                data: f,
+                orig_len: f.len() as u32,
+            },
+            &mut sink,
+        );
+    }
+    a.finish_all(&mut sink);
+    decisions.sort();
+    (decisions, rules)
+}
+
+fn violated(d: &[(String, String, String)], id: &str) -> bool {
+    d.iter()
+        .any(|(i, action, _)| i == id && action == "observed-violation")
+}
+
+#[test]
+fn baseline_the_unsafe_order_is_a_violation_and_the_safe_one_allowed() {
+    let mut frames = handshake(false);
+    let (bad, good) = (order("BAD-1", "90"), order("OK-001", "20"));
+    frames.push(build(&Seg::data(0, &bad)));
+    frames.push(build(&Seg::data(bad.len() as u32, &good)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(
+        d.iter().any(|(i, a, _)| i == "OK-001" && a == "allowed"),
+        "{d:?}"
+    );
+    assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+}
+
+/// A safe copy of the unsafe order sent first, built so that the host drops it;
+/// then the real order. The verdict must be the real one's, and the decoy named.
+#[test]
+fn decoys_the_host_drops_do_not_hide_the_real_order() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    assert_eq!(bad.len(), decoy.len());
+    type Make = fn(&[u8]) -> Vec<u8>;
+    let cases: &[(&str, Make, &str)] = &[
+        (
+            "bad TCP checksum",
+            |p| {
+                let mut f = build(&Seg::data(0, p));
+                f[14 + 20 + 16] ^= 0xff;
+                f
+            },
+            "WG-CAP-009",
+        ),
+        (
+            "bad IPv4 header checksum",
+            |p| {
+                let mut f = build(&Seg::data(0, p));
+                f[14 + 10] ^= 0xff;
+                f
+            },
+            "WG-CAP-009",
+        ),
+        (
+            "no ACK flag",
+            |p| {
+                build(&Seg {
+                    ack: None,
+                    ..Seg::data(0, p)
+                })
+            },
+            "WG-CAP-009",
+        ),
+        (
+            "ACK of data never sent",
+            |p| {
+                build(&Seg {
+                    ack: Some(SISN + 1 + 1_000_000),
+                    ..Seg::data(0, p)
+                })
+            },
+            "WG-CAP-009",
+        ),
+        (
+            "TTL that expires before the host",
+            |p| {
+                build(&Seg {
+                    ttl: 1,
+                    ..Seg::data(0, p)
+                })
+            },
+            "WG-CAP-011",
+        ),
+        (
+            "another station's MAC",
+            |p| {
+                let mut f = build(&Seg::data(0, p));
+                f[5] = 0x99;
+                f
+            },
+            "WG-CAP-012",
+        ),
+        (
+            "LSRR option",
+            |p| {
+                let f = build(&Seg::data(0, p));
+                let mut g = f[..34].to_vec();
+                g.extend_from_slice(&[0x83, 7, 4, 10, 0, 0, 9, 1]);
+                g.extend_from_slice(&f[34..]);
+                g[14] = 0x47;
+                let total = (g.len() - 14) as u16;
+                g[16..18].copy_from_slice(&total.to_be_bytes());
+                fix(&mut g);
+                g
+            },
+            "WG-CAP-009",
+        ),
+        (
+            "TCP-MD5 option",
+            |p| {
+                let f = build(&Seg::data(0, p));
+                let mut g = f[..54].to_vec();
+                g.extend_from_slice(&[19, 18]);
+                g.extend_from_slice(&[0xab; 16]);
+                g.extend_from_slice(&[1, 1]);
+                g.extend_from_slice(&f[54..]);
+                g[14 + 20 + 12] = (40 / 4) << 4;
+                let total = (g.len() - 14) as u16;
+                g[16..18].copy_from_slice(&total.to_be_bytes());
+                fix(&mut g);
+                g
+            },
+            "WG-CAP-009",
+        ),
+    ];
+    for (name, make, rule) in cases {
+        let mut frames = handshake(false);
+        frames.push(server_ack(0));
+        frames.push(make(&decoy));
+        frames.push(build(&Seg::data(0, &bad)));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{name}: {d:?} {rules:?}");
+        assert!(rules.iter().any(|r| r == rule), "{name}: {rules:?}");
+        // Without wardgate's checks the decoy would have been read first: make
+        // sure the case is real by sending the decoy alone, well-formed.
+        let mut plain = handshake(false);
+        plain.push(build(&Seg::data(0, &decoy)));
+        let (d, _) = analyse(&plain);
+        assert!(!violated(&d, "BAD-1"), "{name}: the decoy itself is safe");
+    }
+}
+
+#[test]
+fn an_old_timestamp_and_data_beyond_the_window_are_dropped() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    // PAWS: timestamps negotiated, the decoy's TSval is older than the last.
+    let mut frames = handshake(true);
+    frames.push(build(&Seg {
+        ts: Some((50, 5000)),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg {
+        ts: Some((102, 5000)),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "PAWS: {d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+    // The server advertised a 64-byte window: a decoy for the bytes beyond it,
+    // sent ahead, is dropped; the real bytes come once the window opens.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1),
+        window: 64,
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg::data(100, &decoy[100..])));
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(server_ack(100));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "window: {d:?} {rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}
+
+#[test]
+fn control_packets_the_host_ignores_do_not_end_the_connection() {
+    let bad = order("BAD-1", "90");
+    // A RST at the wrong sequence number, then the order.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        rst: true,
+        ..Seg::data(5000, b"")
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "RST: {d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{rules:?}");
+    // A SYN inside the connection (after some data), then the order's rest.
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg::data(0, &bad[..50])));
+    frames.push(build(&Seg {
+        syn: true,
+        ack: None,
+        seq: 42,
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg::data(50, &bad[50..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "SYN: {d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{rules:?}");
+    // A decoy SYN (another ISN) before the real handshake: the SYN-ACK decides.
+    let mut frames = vec![build(&Seg {
+        syn: true,
+        ack: None,
+        seq: 5,
+        ..Seg::data(0, b"")
+    })];
+    frames.extend(handshake(false));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "decoy SYN: {d:?}");
+    // A RST exactly at the next sequence number is obeyed.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        rst: true,
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, _) = analyse(&frames);
+    assert!(
+        !violated(&d, "BAD-1"),
+        "after a valid RST nothing is read: {d:?}"
+    );
+}
+
+#[test]
+fn overlaps_follow_linux_and_are_reported() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    // Hole filler: the tail of the unsafe order queued first, then a segment
+    // starting before it covering the whole message with the safe copy: Linux
+    // reads the later, earlier-starting copy (the safe one) — and says so.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(10, &bad[10..])));
+    frames.push(build(&Seg::data(0, &decoy)));
+    let (d, rules) = analyse(&frames);
+    assert!(!violated(&d, "BAD-1"), "{d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // The reverse: the safe tail queued first, the unsafe whole later: the host
+    // reads the unsafe one, and so must wardgate.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(10, &decoy[10..])));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // Same start, longer: replaces the queued shorter copy.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(10, &decoy[10..100])));
+    frames.push(build(&Seg::data(10, &bad[10..])));
+    frames.push(build(&Seg::data(0, &bad[..10])));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+}
+
+#[test]
+fn a_hole_names_the_message_and_parsing_resumes_at_the_next() {
+    let (a, b, c) = (order("A-1", "90"), order("B-1", "90"), order("C-1", "90"));
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &a)));
+    // B's middle never captured.
+    frames.push(build(&Seg::data(a.len() as u32, &b[..40])));
+    let mut rest = b[80..].to_vec();
+    rest.extend_from_slice(&c);
+    frames.push(build(&Seg::data((a.len() + 80) as u32, &rest)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "A-1") && violated(&d, "C-1"), "{d:?}");
+    assert!(
+        !d.iter().any(|(i, _, _)| i == "B-1"),
+        "B was never whole: {d:?}"
+    );
+    assert!(rules.iter().any(|r| r == "WG-CAP-006"), "{rules:?}");
+}
+
+#[test]
+fn urgent_data_is_reported_with_the_message() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        urg: Some(30),
+        ..Seg::data(0, &bad)
+    }));
+    let (_, rules) = analyse(&frames);
+    assert!(rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
+}
+
+#[test]
+fn another_vlan_is_another_flow() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let mut frames = handshake(false);
+    let mut tagged = build(&Seg::data(0, &decoy));
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    frames.push(tagged);
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+}
+
+#[test]
+fn fragments_are_reassembled_and_overlapping_ones_discard_the_datagram() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let whole = build(&Seg::data(0, &bad));
+    let ip = &whole[14..];
+    // Fragments of 8-byte multiples, sent in reverse.
+    let frag = |ip: &[u8], off: usize, end: usize, more: bool, id: u16| -> Vec<u8> {
+        let payload = &ip[20..];
+        let mut h = ip[..20].to_vec();
+        let total = (20 + end - off) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[4..6].copy_from_slice(&id.to_be_bytes());
+        let fo = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&fo.to_be_bytes());
+        h[10..12].fill(0);
+        let c = !(fold(sum(&h, 0)) as u16);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = whole[..14].to_vec();
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&payload[off..end]);
+        f
+    };
+    let n = ip.len() - 20;
+    let mut frames = handshake(false);
+    frames.push(frag(ip, 200, n, false, 7));
+    frames.push(frag(ip, 96, 200, true, 7));
+    frames.push(frag(ip, 0, 96, true, 7));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "reverse fragments: {d:?}");
+    // Overlapping fragments carrying the safe copy: Linux drops the datagram;
+    // the real order then comes unfragmented.
+    let dwhole = build(&Seg::data(0, &decoy));
+    let dip = dwhole[14..].to_vec();
+    let mut frames = handshake(false);
+    frames.push(frag(&dip, 0, 96, true, 9));
+    frames.push(frag(&dip, 48, n, false, 9));
+    frames.push(whole.clone());
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "overlap: {d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-013"), "{rules:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Any split of the same stream into segments, sent in any order (each
+    /// possibly twice), gives the verdicts of the stream sent whole.
+    #[test]
+    fn any_split_or_order_gives_the_same_verdicts(
+        cuts in proptest::collection::vec(1usize..2000, 0..12),
+        order_seed in any::<u64>(),
+        dups in proptest::collection::vec(any::<bool>(), 12),
+    ) {
+        let mut stream = Vec::new();
+        for (i, rate) in ["90", "20", "90"].iter().enumerate() {
+            stream.extend_from_slice(&order(&format!("M-{i}"), rate));
+        }
+        let mut whole = handshake(false);
+        whole.push(build(&Seg::data(0, &stream)));
+        let (want, _) = analyse(&whole);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % stream.len()).collect();
+        points.push(0);
+        points.push(stream.len());
+        points.sort_unstable();
+        points.dedup();
+        let mut segs: Vec<(usize, usize)> = points.windows(2).map(|w| (w[0], w[1])).collect();
+        let mut x = order_seed | 1;
+        for i in (1..segs.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            segs.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut frames = handshake(false);
+        for (i, (a, b)) in segs.iter().enumerate() {
+            let f = build(&Seg::data(*a as u32, &stream[*a..*b]));
+            if dups.get(i).copied().unwrap_or(false) {
+                frames.push(f.clone());
+            }
+            frames.push(f);
+        }
+        let (got, _) = analyse(&frames);
+        prop_assert_eq!(got, want);
+    }
+}
