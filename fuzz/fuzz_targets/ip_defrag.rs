@@ -116,10 +116,7 @@ fuzz_target!(|data: &[u8]| {
     let mut anomalies = 0u64;
     let mut payload = Vec::new();
 
-    loop {
-        let Some(&[tag]) = take(&mut data, 1) else {
-            break;
-        };
+    while let Some(&[tag]) = take(&mut data, 1) {
         let v6 = tag & 1 != 0;
         let more = tag & 4 != 0;
         let id = (tag >> 3) & 3;

@@ -6,10 +6,12 @@
 //! `flags, offset (i16 LE, from ISN+1), len` and, for a raw payload, `len` bytes.
 //! Flags: 1 SYN, 2 FIN, 4 far (4 more bytes: a u32 offset anywhere in sequence
 //! space), 8 raw payload (else the payload is a fixed function of the sequence
-//! number, so every copy of a byte agrees and the output can be checked).
+//! number, so every copy of a byte agrees and the output can be checked), 16 an
+//! urgent pointer of `len` on the segment. The ISN's low two bits pick the
+//! receiver's overlap policy (Linux, first, last, BSD).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wardgate_capture::reassembly::{Chunk, Limits, Stream};
+use wardgate_capture::reassembly::{Chunk, Limits, Policy, Stream};
 
 /// The byte every consistent segment carries at sequence number `q`.
 fn pattern(q: u32) -> u8 {
@@ -77,7 +79,8 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let isn = u32::from_le_bytes([i0, i1, i2, i3]);
-    let mut s = Stream::new(limits);
+    let policy = [Policy::Linux, Policy::First, Policy::Last, Policy::Bsd][usize::from(i0 & 3)];
+    let mut s = Stream::with_policy(limits, policy);
     // Sequence number of stream offset 0, once the first segment fixes it.
     let mut base: Option<u32> = None;
     let mut consistent = true;
@@ -89,11 +92,12 @@ fuzz_target!(|data: &[u8]| {
         let Some(&[flags, o0, o1, len]) = take(&mut data, 4) else {
             break;
         };
-        let (syn, fin, far, raw) = (
+        let (syn, fin, far, raw, urg) = (
             flags & 1 != 0,
             flags & 2 != 0,
             flags & 4 != 0,
             flags & 8 != 0,
+            flags & 16 != 0,
         );
         let off = if far {
             let Some(&[a, b, c, d]) = take(&mut data, 4) else {
@@ -116,17 +120,27 @@ fuzz_target!(|data: &[u8]| {
         any_fin |= fin;
         let b = *base.get_or_insert(data_seq);
         let check = consistent.then_some(b);
+        if urg {
+            // Taking a byte out shifts what follows: the pattern no longer holds.
+            s.urgent(seq, u16::from(len));
+            consistent = false;
+        }
+        let check = check.filter(|_| consistent);
         let before = s.delivered();
         s.segment(seq, syn, fin, &payload, &mut |c| out.take(c, check));
         assert!(s.delivered() >= before, "offset went backwards");
-        assert_eq!(s.delivered(), out.at, "chunks and delivered() disagree");
+        assert_eq!(
+            s.delivered(),
+            out.at + s.stats().urgent_removed,
+            "chunks and delivered() disagree"
+        );
         assert!(s.buffered_bytes() <= limits.max_buffered_bytes);
         assert!(s.buffered_segments() <= limits.max_segments);
     }
 
     let check = base.filter(|_| consistent);
     s.flush(&mut |c| out.take(c, check));
-    assert_eq!(s.delivered(), out.at);
+    assert_eq!(s.delivered(), out.at + s.stats().urgent_removed);
     assert_eq!(out.data + out.gap, out.at);
     assert_eq!(s.buffered_bytes(), 0);
     assert_eq!(s.buffered_segments(), 0);

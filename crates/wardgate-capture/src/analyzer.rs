@@ -251,10 +251,10 @@ pub struct Analyzer {
     default_policy: Policy,
     /// Capture-level alerts per rule so far (a flood of them is thinned out).
     capture_alerts: HashMap<&'static str, u64>,
-    /// Connections ended by a RST or both FINs, and when: data on them without a
-    /// new SYN reaches no application (bounded by `max_flows`, kept
-    /// [`CLOSED_MEMORY_US`]).
-    closed: HashMap<Key, u64, foldhash::fast::RandomState>,
+    /// Connections ended by a RST or both FINs (a keyed 64-bit fingerprint of
+    /// the flow key, 16 bytes an entry), and when: data on them without a new SYN
+    /// reaches no application (bounded by `max_flows`, kept [`CLOSED_MEMORY_US`]).
+    closed: HashMap<u64, u64, foldhash::fast::RandomState>,
 }
 
 /// How long a closed connection's key is remembered (Linux's TIME_WAIT is 60 s).
@@ -344,6 +344,11 @@ impl Analyzer {
     /// Fragment reassembly counters.
     pub fn defrag_stats(&self) -> &defrag::Stats {
         self.defrag.stats()
+    }
+
+    fn fingerprint(&self, k: &Key) -> u64 {
+        use std::hash::BuildHasher;
+        self.flows.hasher().hash_one(k)
     }
 
     fn policy_for(&self, ip: IpAddr) -> Policy {
@@ -535,7 +540,7 @@ impl Analyzer {
         &mut self,
         k: &Key,
         rule: Rule,
-        text: String,
+        text: impl FnOnce() -> String,
         ts: u64,
         out: &mut dyn FnMut(Record),
     ) {
@@ -547,7 +552,7 @@ impl Analyzer {
         }
         c.reported |= bit(rule);
         let clock = self.clock.at(ts);
-        self.observer.anomaly(&c.session, rule, text, &clock, out);
+        self.observer.anomaly(&c.session, rule, text(), &clock, out);
     }
 
     fn tcp(&mut self, d: &Decoded<'_>, t: &decode::Tcp<'_>, ts: u64, out: &mut dyn FnMut(Record)) {
@@ -612,7 +617,7 @@ impl Analyzer {
                         return self.conn_anomaly(
                             &k,
                             rules::CONTROL_IGNORED,
-                            format!("a SYN from {src} inside a live connection: the host ignores it (RFC 5961 4.2) unless it starts a new connection, and so did wardgate"),
+                            || format!("a SYN from {src} inside a live connection: the host ignores it (RFC 5961 4.2) unless it starts a new connection, and so did wardgate"),
                             ts,
                             out,
                         );
@@ -626,7 +631,7 @@ impl Analyzer {
                 // A lone RST or ACK of a connection never seen: nothing to analyse.
                 return;
             }
-            if !flags.syn && self.closed.contains_key(&k) {
+            if !flags.syn && self.closed.contains_key(&self.fingerprint(&k)) {
                 // The host reset or closed this connection: no application reads
                 // what follows without a new handshake.
                 self.counts.host_drops += 1;
@@ -641,7 +646,8 @@ impl Analyzer {
             if self.flows.len() >= self.limits.max_flows {
                 self.evict(out);
             }
-            self.closed.remove(&k);
+            let fp = self.fingerprint(&k);
+            self.closed.remove(&fp);
             let (client, server) = if flags.syn && !flags.ack {
                 (src, dst)
             } else if flags.syn {
@@ -831,27 +837,15 @@ impl Analyzer {
         }
         if let Some((rule, why)) = drop {
             self.counts.host_drops += 1;
-            let text = format!(
-                "{why}: a packet from {src} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)"
-            );
-            let ttl_text = ttl_change.map(|(first, _)| {
-                format!(
-                    "TTL/hop limit {} where the connection began with {first}",
-                    d.ttl
-                )
-            });
-            if let Some(tt) = ttl_text {
-                self.conn_anomaly(
-                    &k,
-                    rules::TTL_CHANGE,
-                    format!(
-                        "{tt}: a packet from {src} may expire before the host; not judged as read"
-                    ),
-                    ts,
-                    out,
-                );
-                return;
-            }
+            let ttl = d.ttl;
+            let first = ttl_change.map_or(ttl, |(f, _)| f);
+            let text = move || {
+                if rule.id == rules::TTL_CHANGE.id {
+                    format!("TTL/hop limit {ttl} from {src} where the connection began with {first}: the packet may expire before the host, and was not judged as read")
+                } else {
+                    format!("{why}: a packet from {src} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)")
+                }
+            };
             return self.conn_anomaly(&k, rule, text, ts, out);
         }
         if let Some(why) = ignored {
@@ -859,7 +853,7 @@ impl Analyzer {
             return self.conn_anomaly(
                 &k,
                 rules::CONTROL_IGNORED,
-                format!("{why}: from {src}; the host ignores it and wardgate kept following the connection"),
+                || format!("{why}: from {src}; the host ignores it and wardgate kept following the connection"),
                 ts,
                 out,
             );
@@ -907,46 +901,16 @@ impl Analyzer {
             None
         };
         conn.has_data |= !t.payload.is_empty() && !flags.syn;
-        if let Some((first, now)) = ttl_note {
-            self.conn_anomaly(
-                &k,
-                rules::TTL_CHANGE,
-                format!("TTL/hop limit {now} from {src} where the connection began with {first}"),
-                ts,
-                out,
-            );
-        }
-        if let Some(u) = urgent {
-            self.counts.urgent_removed += u64::from(u == Urgent::Marked);
-            let what = match u {
-                Urgent::Marked => "the urgent byte was taken out of the stream (Linux without SO_OOBINLINE); an application with SO_OOBINLINE reads it inline",
-                Urgent::Replaced => "a second urgent pointer replaced one whose byte had not arrived: which byte the application missed depends on when it read",
-                Urgent::Behind => "it points at bytes already received: whether the application had read them decides whether one is missing",
-                Urgent::Ignored => "it did not move the urgent mark",
-            };
-            if u != Urgent::Ignored {
-                let Some(c) = self.flows.get(&k) else {
-                    return;
-                };
-                let text = format!("TCP urgent data from {src}: {what}");
-                if c.reported & bit(rules::URGENT_DATA) == 0 {
-                    let clock = self.clock.at(ts);
-                    self.observer.ambiguity(
-                        &c.session,
-                        from_client,
-                        rules::URGENT_DATA,
-                        &text,
-                        &clock,
-                        out,
-                    );
-                    if let Some(c) = self.flows.get_mut(&k) {
-                        c.reported |= bit(rules::URGENT_DATA);
-                    }
-                }
+        // Reporting needs the analyser whole: only then is the connection looked
+        // up again (the common packet costs one lookup here).
+        let conn = if ttl_note.is_none() && urgent.is_none_or(|u| u == Urgent::Ignored) {
+            conn
+        } else {
+            self.report_ttl_and_urgent(&k, src, from_client, ttl_note, urgent, ts, out);
+            match self.flows.get_mut(&k) {
+                Some(c) => c,
+                None => return,
             }
-        }
-        let Some(conn) = self.flows.get_mut(&k) else {
-            return;
         };
         if t.payload.is_empty() && !flags.fin && !flags.rst && !flags.syn {
             // A bare ACK: nothing to reassemble (and no clock to format).
@@ -1017,7 +981,8 @@ impl Analyzer {
         if done {
             if let Some(c) = self.flows.remove(&k) {
                 if self.closed.len() < self.limits.max_flows {
-                    self.closed.insert(k, ts);
+                    let fp = self.fingerprint(&k);
+                    self.closed.insert(fp, ts);
                 }
                 self.finish(c, ts, None, out);
             }
@@ -1025,6 +990,48 @@ impl Analyzer {
         if self.held > self.limits.max_buffered {
             self.shed(out);
         }
+    }
+
+    /// The TTL change and urgent pointer of one accepted segment, reported once
+    /// per connection.
+    #[allow(clippy::too_many_arguments)]
+    fn report_ttl_and_urgent(
+        &mut self,
+        k: &Key,
+        src: SocketAddr,
+        from_client: bool,
+        ttl_note: Option<(u8, u8)>,
+        urgent: Option<Urgent>,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) {
+        if let Some((first, now)) = ttl_note {
+            self.conn_anomaly(
+                k,
+                rules::TTL_CHANGE,
+                || format!("TTL/hop limit {now} from {src} where the connection began with {first}"),
+                ts,
+                out,
+            );
+        }
+        let Some(u) = urgent else { return };
+        let what = match u {
+            Urgent::Marked => "the urgent byte was taken out of the stream (Linux without SO_OOBINLINE); an application with SO_OOBINLINE reads it inline",
+            Urgent::Replaced => "a second urgent pointer replaced one whose byte had not arrived: which byte the application missed depends on when it read",
+            Urgent::Behind => "it points at bytes already received: whether the application had read them decides whether one is missing",
+            Urgent::Ignored => return,
+        };
+        let Some(c) = self.flows.get_mut(k) else {
+            return;
+        };
+        if c.reported & bit(rules::URGENT_DATA) != 0 {
+            return;
+        }
+        c.reported |= bit(rules::URGENT_DATA);
+        let clock = self.clock.at(ts);
+        let text = format!("TCP urgent data from {src}: {what}");
+        self.observer
+            .ambiguity(&c.session, from_client, rules::URGENT_DATA, &text, &clock, out);
     }
 
     /// Over the memory budget: the connections holding most are closed out (what
@@ -1091,6 +1098,7 @@ impl Analyzer {
         for s in [c.up.stream.stats(), c.down.stream.stats()] {
             self.counts.retransmitted_bytes += s.retransmitted_bytes;
             self.counts.overlap_conflicts += s.overlap_conflicts;
+            self.counts.urgent_removed += s.urgent_removed;
         }
         if c.up.stream.midstream() || c.down.stream.midstream() {
             self.counts.midstream += 1;

@@ -370,6 +370,7 @@ struct Net<'a> {
 }
 
 /// RFC 791: the header, its checksum and options; fragments whole.
+#[inline]
 fn ipv4(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
     let ihl = usize::from(ip.first().copied().unwrap_or(0) & 0x0f) * 4;
     let total = usize::from(be16(ip, 2).ok_or(bad("IPv4 header cut short"))?);
@@ -575,6 +576,7 @@ fn ipv6_options(opts: &[u8], hop_by_hop: bool) -> Option<HostDrop> {
 }
 
 /// The transport header of protocol `proto` at the start of `seg`.
+#[inline]
 fn transport(proto: u8, seg: &[u8]) -> Result<Transport<'_>, DecodeError> {
     Ok(match proto {
         6 => Transport::Tcp(tcp(seg)?),
@@ -594,6 +596,7 @@ fn transport(proto: u8, seg: &[u8]) -> Result<Transport<'_>, DecodeError> {
 
 /// RFC 9293 3.1: ports, numbers, data offset, flags, window, urgent pointer and
 /// the options that matter to the receiver.
+#[inline]
 fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
     if seg.len() < 20 {
         return Err(bad("TCP header cut short"));
@@ -606,6 +609,7 @@ fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
     let mut options = TcpOptions::default();
     let opts = &seg[20..doff];
     let mut at = 0;
+    // (Most segments have no options: the loop does not start.)
     // As Linux's tcp_parse_options: stop at the end-of-list or a malformed length.
     while let Some(&kind) = opts.get(at) {
         match kind {
@@ -687,6 +691,7 @@ impl Decoded<'_> {
 /// The RFC 1071 one's-complement sum of `data` (as big-endian 16-bit words, an
 /// odd byte padded with zero) added to `acc`, not folded. Four bytes at a time in
 /// native order, swapped once at the end (RFC 1071 2(B)): the loop vectorises.
+#[inline]
 pub fn sum(data: &[u8], acc: u64) -> u64 {
     let mut native = 0u64;
     let mut words = data.chunks_exact(4);
@@ -706,6 +711,7 @@ pub fn sum(data: &[u8], acc: u64) -> u64 {
 }
 
 /// Folds a one's-complement sum to 16 bits.
+#[inline]
 pub fn fold(mut s: u64) -> u64 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);

@@ -66,10 +66,11 @@
 //! fragment that does not hold the whole upper-layer header (RFC 8200 4.5,
 //! `ipv6frag_thdr_truncated`: TCP 20 bytes, UDP 8, ICMPv6 8, anything else 1, after
 //! every extension header) is dropped before any queue is looked up
-//! ([`Anomaly::HeaderNotInFirst`]); the walk starts at the fixed header, as since
-//! commit 1cd354fe1e48 (2024, in stable kernels; before it, with an extension header
-//! ahead of the Fragment header, Linux could also drop small later fragments). A fragment dropped at steps 1 or
-//! 3 may leave a new queue empty with its timer running, as in Linux.
+//! ([`Anomaly::HeaderNotInFirst`]). The walk starts at the fixed header, as since
+//! commit 1cd354fe1e48 (2024, in stable kernels); before it, with an extension header
+//! ahead of the Fragment header, Linux could also drop small later fragments. A
+//! fragment dropped at steps 1 or 3 may leave a new queue empty with its timer
+//! running, as in Linux.
 //!
 //! Reported, not enforced (RFC 1858 tiny-fragment and overlapping-header attacks):
 //! an offset-0 TCP fragment that does not hold the TCP header with its options, and a
@@ -277,7 +278,7 @@ impl Anomaly {
                 format!("overlapping IP fragments ({key}): datagram discarded, as Linux does")
             }
             Anomaly::DuplicateDiffers { key } => format!(
-                "duplicate IP fragment with different bytes ({key}): Linux keeps the first copy, other systems may not"
+                "duplicate IP fragment with other bytes ({key}): Linux keeps the first copy"
             ),
             Anomaly::Duplicate { key } => format!("duplicate IP fragment ({key}) dropped"),
             Anomaly::TinyFragment { key } => {
@@ -297,9 +298,9 @@ impl Anomaly {
             Anomaly::Evicted { key } => {
                 format!("IP reassembly dropped to stay within memory limits ({key})")
             }
-            Anomaly::TooFar { key } => format!(
-                "IP reassembly restarted: too many other fragments from the source ({key})"
-            ),
+            Anomaly::TooFar { key } => {
+                format!("IP reassembly restarted: too many other fragments from the source ({key})")
+            }
         }
     }
 }

@@ -174,6 +174,14 @@ fn server_ack(n: u32) -> Vec<u8> {
 /// Runs frames through a fresh analyser: (control id, action, rule) of every
 /// HL7 decision, and every rule raised.
 fn analyse(frames: &[Vec<u8>]) -> (Vec<(String, String, String)>, Vec<String>) {
+    analyse_as(frames, wardgate_capture::reassembly::Policy::Linux)
+}
+
+/// [`analyse`] for receivers whose overlap policy is `host`.
+fn analyse_as(
+    frames: &[Vec<u8>],
+    host: wardgate_capture::reassembly::Policy,
+) -> (Vec<(String, String, String)>, Vec<String>) {
     let (v, policy) = site();
     let observer = Observer::new(
         policy.clone(),
@@ -183,7 +191,13 @@ fn analyse(frames: &[Vec<u8>]) -> (Vec<(String, String, String)>, Vec<String>) {
             gateway: vec![],
         },
     );
-    let mut a = Analyzer::new(observer, FlowLimits::default());
+    let mut a = Analyzer::new(observer, FlowLimits::default()).with_policies(
+        wardgate_capture::reassembly::Policy::Linux,
+        vec![(
+            wardgate_config::IpNetwork::parse("127.0.0.3").expect("net"),
+            host,
+        )],
+    );
     let mut decisions = Vec::new();
     let mut rules = Vec::new();
     let mut sink = |r: Record| {
@@ -454,6 +468,10 @@ fn overlaps_follow_linux_and_are_reported() {
     frames.push(build(&Seg::data(0, &decoy)));
     let (d, rules) = analyse(&frames);
     assert!(!violated(&d, "BAD-1"), "{d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // A pump server whose stack keeps the first copy reads the unsafe tail.
+    let (d, rules) = analyse_as(&frames, wardgate_capture::reassembly::Policy::First);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
     assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
     // The reverse: the safe tail queued first, the unsafe whole later: the host
     // reads the unsafe one, and so must wardgate.

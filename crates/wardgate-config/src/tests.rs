@@ -273,7 +273,7 @@ fn bad_local_networks_peers_and_capture_limits_are_located() {
     let text = MINIMAL
         .replace(
             "data_dir = \"./wardgate-data\"",
-            "data_dir = \"./wardgate-data\"\nlocal_networks = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n\n[gateway.capture]\nmax_flows = 0",
+            "data_dir = \"./wardgate-data\"\nlocal_networks = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n\n[gateway.capture]\nmax_flows = 0\nreassembly_policy = \"solaris\"\n[[gateway.capture.host_policy]]\nnetworks = [\"10.1.0.0/99\"]\npolicy = \"bsd\"",
         )
         .replace(
             "addresses = [\"127.0.0.2\"]",
@@ -284,6 +284,8 @@ fn bad_local_networks_peers_and_capture_limits_are_located() {
     let has = |needle: &str| msgs.iter().any(|m| m.contains(needle));
     assert!(has("prefix length must be 0..=32"), "{msgs:?}");
     assert!(has("max_flows = 0 must be in 1..="), "{msgs:?}");
+    assert!(has("\"solaris\" is not a reassembly policy"), "{msgs:?}");
+    assert!(has("10.1.0.0/99"), "{msgs:?}");
     let flows = p
         .iter()
         .find(|p| p.to_string().contains("max_flows"))

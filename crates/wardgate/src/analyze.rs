@@ -298,8 +298,19 @@ fn print_summary(
     )?;
     writeln!(
         out,
-        "not analysed: {} malformed, {} not IP, {} fragment(s), {} unsupported link type; {} byte(s) missing from streams, {} connection(s) evicted, {} timed out",
-        p.malformed, p.not_ip, p.fragments, p.unsupported_link, p.gap_bytes, p.evicted, p.timed_out
+        "not analysed: {} malformed, {} not IP, {} unsupported link type; {} byte(s) missing from streams, {} connection(s) evicted, {} timed out",
+        p.malformed, p.not_ip, p.unsupported_link, p.gap_bytes, p.evicted, p.timed_out
+    )?;
+    writeln!(
+        out,
+        "receiver's view: {} packet(s) the host would drop, {} control packet(s) it ignores, {} overlap(s) with other data, {} urgent byte(s) taken out, {} fragment(s) into {} datagram(s), {} checksum(s) left to offload",
+        p.host_drops,
+        p.ignored_controls,
+        p.overlap_conflicts,
+        p.urgent_removed,
+        p.fragments,
+        p.reassembled,
+        p.offloaded_checksums
     )?;
     writeln!(out, "\nDEVICES")?;
     for d in analyzer.observer.inventory.all() {

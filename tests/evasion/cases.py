@@ -1,0 +1,779 @@
+"""TCP/IP evasion cases against a passive monitor, run live against Linux (netlab.py).
+
+The payload is HL7 v2 over MLLP (0x0b ... 0x1c 0x0d): two infusion orders of exactly
+equal byte length, so one can overwrite the other byte for byte:
+
+    UNSAFE  MSH-10 "EV-U9000", heparin 180.0 mL/h x 25000 U/500 mL = 9000 U/h (> 2000 hard max)
+    SAFE    MSH-10 "EV-S1000", heparin 20.00 mL/h x 25000 U/500 mL = 1000 U/h
+
+They differ in two places only: the control id (D1, at CI) and the rate (D2, at RI).
+
+Each case is a function `build(conn)` returning the crafted frames (numbered relative
+to the live ISNs, addressed with the live MACs) and a few steps (Sync, Fill, Sleep,
+...; see netlab), plus metadata. `expect` is what we predicted the host reads (None:
+no prediction); the kernel's answer is what the corpus records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netlab import CLI_MAC_UNUSED, IDLE_SECS, MASK, SRV4, SRV6, Call, Fill, Sleep, Sync, WaitSynAck
+
+SB, EB = b"\x0b", b"\x1c\x0d"
+
+
+# --- the payload (a frozen copy of tests/interop/test_hl7_mllp.py's builders, so the
+# corpus does not change when those helpers do; gen_corpus.py checks they agree) ---
+
+def rxg(**fields):
+    n = max(int(k[1:]) for k in fields)
+    parts = ["RXG"] + [""] * n
+    for k, v in fields.items():
+        parts[int(k[1:])] = v
+    return "|".join(parts)
+
+
+def heparin(rate_ml_h, **extra):
+    return rxg(
+        f1="1", f4="HEP^heparin^LOCAL", f5="100", f7="mL^mL^UCUM",
+        f15=str(rate_ml_h), f16="265266^MDC_DIM_MILLI_L_PER_HR^MDC",
+        f17="25000", f18="U^U^UCUM", f23="500", f24="mL^mL^UCUM", **extra,
+    )
+
+
+def order(control_id, *rxgs, sep="^"):
+    segs = [
+        f"MSH|{sep}~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||RGV{sep}O15{sep}RGV_O15|{control_id}|P|2.6",
+        f"PID|||4711{sep}{sep}{sep}HOSP{sep}MR||Doe{sep}Jane",
+        f"ORC|RE|ORD-1{sep}EHR",
+    ]
+    for r in rxgs:
+        segs += [r.replace("^", sep), f"RXR|IV{sep}Intravenous{sep}HL70162"]
+    return "\r".join(segs) + "\r"
+
+
+def observation(control_id, n_obx=3):
+    segs = [
+        f"MSH|^~\\&|MONGW|ICU|EHR|ICU|20261124031500||ORU^R01^ORU_R01|{control_id}|P|2.6",
+        "PID|||4711^^^HOSP^MR||Doe^Jane",
+        "OBR|1|||69837^MDC_DEV_METER_PHYSIO_MULTI_PARAM_MDS^MDC",
+    ]
+    segs += [f"OBX|{i}|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.{i}|9{i % 10}|262688^MDC_DIM_PERCENT^MDC|||||R"
+             for i in range(1, n_obx + 1)]
+    return "\r".join(segs) + "\r"
+
+
+def mllp(text):
+    return SB + text.encode() + EB
+
+
+CID_U, CID_S = "EV-U9000", "EV-S1000"
+RATE_U, RATE_S = "180.0", "20.00"
+UNSAFE_TEXT = order(CID_U, heparin(RATE_U))
+SAFE_TEXT = order(CID_S, heparin(RATE_S))
+U = mllp(UNSAFE_TEXT)
+S = mllp(SAFE_TEXT)
+M = len(U)
+assert len(S) == M
+CI = U.index(CID_U.encode())  # D1: [CI, CI+8)
+RI = U.index(b"|180.0|") + 1  # D2: [RI, RI+5)
+assert all(CI <= i < CI + 8 or RI <= i < RI + 5 for i in range(M) if U[i] != S[i])
+K = CI - 4  # split point: both differing regions lie in [K, M)
+
+HARD_MAX_U_H = 2000.0
+
+
+def fillers(total, n_obx=20, prefix="EV-F"):
+    """ORU observation frames (never unsafe) adding up to at least `total` bytes."""
+    out, i = [], 0
+    while sum(map(len, out)) < total:
+        out.append(mllp(observation(f"{prefix}{i:04d}", n_obx)))
+        i += 1
+    return b"".join(out)
+
+
+# --- reading back what the host read ---------------------------------------------
+
+def _nm(text):
+    t = text.strip()
+    d = t[1:] if t[:1] in "+-" else t
+    if not d or d.count(".") > 1 or not all(ch.isdigit() or ch == "." for ch in d) or not any(ch.isdigit() for ch in d):
+        return None
+    return float(t)
+
+
+def parse_order(payload):
+    """(control_id, unsafe, message_type, rate U/h) of an HL7 message, None where the
+    message does not say (or does not parse)."""
+    text = payload.decode("latin-1")
+    segs = [s for s in text.replace("\n", "\r").split("\r") if s]
+    if not segs or not segs[0].startswith("MSH|") or len(segs[0]) < 8:
+        return None, None, None, None
+    msh = segs[0].split("|")
+    if len(msh) < 12:
+        return None, None, None, None
+    cid = msh[9] or None
+    mtype = msh[8] or None
+    unsafe = False
+    rate_u_h = None
+    for s in segs[1:]:
+        f = s.split("|")
+        if f[0] != "RXG":
+            continue
+        f += [""] * (25 - len(f))
+        if "HEP" not in f[4] and "heparin" not in f[4].lower():
+            continue
+        rate, amount, volume = _nm(f[15]), _nm(f[17]), _nm(f[23])
+        if rate is None or amount is None or not volume:
+            unsafe = None
+            continue
+        r = rate * amount / volume
+        rate_u_h = r if rate_u_h is None else max(rate_u_h, r)
+        if r > HARD_MAX_U_H and unsafe is not None:
+            unsafe = True
+    return cid, unsafe, mtype, rate_u_h
+
+
+def frames_read(data):
+    """The MLLP frames in `data`, in order: [{"control_id", "unsafe", "complete", ...}].
+    Bytes outside 0x0b ... 0x1c 0x0d are skipped; a trailing frame without its end
+    block is listed with complete=false."""
+    out = []
+    i = 0
+    while True:
+        sb = data.find(SB, i)
+        if sb < 0:
+            break
+        eb = data.find(EB, sb + 1)
+        complete = eb >= 0
+        body = data[sb + 1:eb] if complete else data[sb + 1:]
+        cid, unsafe, mtype, rate = parse_order(body)
+        out.append({"control_id": cid, "unsafe": unsafe, "message_type": mtype,
+                    "heparin_u_per_h": rate, "complete": complete, "bytes": len(body) + (3 if complete else 1)})
+        if not complete:
+            break
+        i = eb + 2
+    return out
+
+
+def summary(data):
+    """A short text of what `data` holds (for INDEX.md)."""
+    fr = frames_read(data)
+    if not data:
+        return "nothing"
+    parts = []
+    run_oru = 0
+    for f in fr:
+        if f["message_type"] and f["message_type"].startswith("ORU") and f["complete"]:
+            run_oru += 1
+            continue
+        if run_oru:
+            parts.append(f"{run_oru}x ORU filler")
+            run_oru = 0
+        if f["control_id"] is None:
+            parts.append("unparseable frame" + ("" if f["complete"] else " (truncated)"))
+        else:
+            verdict = {True: "UNSAFE", False: "safe", None: "rate unreadable"}[f["unsafe"]]
+            rate = f" {f['heparin_u_per_h']:g} U/h" if f["heparin_u_per_h"] is not None else ""
+            parts.append(f"{f['control_id']} {verdict}{rate}" + ("" if f["complete"] else " (truncated)"))
+    if run_oru:
+        parts.append(f"{run_oru}x ORU filler")
+    if not fr:
+        parts.append(f"{len(data)} bytes, no frame")
+    grouped = []  # "40x EV-S1000 safe 1000 U/h" rather than 40 times the same
+    for p in parts:
+        if grouped and grouped[-1][0] == p:
+            grouped[-1][1] += 1
+        else:
+            grouped.append([p, 1])
+    return "; ".join(p if n == 1 else f"{n}x {p}" for p, n in grouped)
+
+
+# --- cases ------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    name: str
+    cls: str
+    description: str
+    build: object
+    v6: bool = False
+    ts: bool = False  # negotiate TCP timestamps on the handshake
+    syn_payload: bytes | None = None
+    pre: object = None  # steps before the real handshake (decoy SYNs)
+    isn: int | None = None
+    expect: bytes | None = None  # predicted host read (None: no prediction)
+    tags: list = field(default_factory=list)
+
+
+CASES: list[Case] = []
+
+
+def case(name, cls, description, build, **kw):
+    assert all(c.name != name for c in CASES), name
+    CASES.append(Case(name, cls, description, build, **kw))
+
+
+def segs(c, stream, pieces, **kw):
+    """Frames for (start, end) pieces of `stream`, in the order given."""
+    return [c.seg(a, stream[a:b], **kw) for a, b in pieces]
+
+
+def chunks(n, size, lo=0):
+    return [(a, min(a + size, n)) for a in range(lo, n, size)]
+
+
+def fin_at(end):
+    def set_end(c):
+        c.end = end
+        return []
+    return Call(set_end)
+
+
+# --- baseline ------------------------------------------------------------------------
+
+for fam in (4, 6):
+    v6 = fam == 6
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "baseline"
+    case(f"baseline_unsafe{sfx}", cls, f"Plain IPv{fam} connection carrying the UNSAFE order: host and any monitor read UNSAFE.",
+         lambda c: [Fill(U)], v6=v6, expect=U)
+    case(f"baseline_safe{sfx}", cls, f"Plain IPv{fam} connection carrying the SAFE order (control).",
+         lambda c: [Fill(S)], v6=v6, expect=S)
+case("baseline_safe_then_unsafe", "baseline", "SAFE then UNSAFE order on one connection, plain segments.",
+     lambda c: [Fill(S + U)], expect=S + U)
+case("baseline_unsafe_timestamps", "baseline", "UNSAFE order with TCP timestamps negotiated (the PAWS cases' baseline).",
+     lambda c: [Fill(U)], ts=True, expect=U)
+case("baseline_seq_wrap", "baseline", "UNSAFE order whose sequence numbers wrap past 2^32 mid-frame (ISN 2^32-100).",
+     lambda c: [Fill(U, mss=64)], isn=(1 << 32) - 100, expect=U)
+
+
+# --- overlaps and out-of-order -------------------------------------------------------
+
+def overlap_cases(v6=False):
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "overlap"
+    kw = {"v6": v6}
+    case(f"ovl_retrans_delivered_diff{sfx}", cls,
+         "UNSAFE delivered in order and acknowledged; then a retransmission of the whole frame with SAFE bytes. "
+         "Linux keeps the bytes already delivered (old data is dropped); a last-copy-wins monitor sees SAFE.",
+         lambda c: [Fill(U), Sync(), c.seg(0, S)], expect=U, **kw)
+    case(f"ovl_same_start_longer{sfx}", cls,
+         "Out of order: SAFE bytes [K, RI+8) are queued, then UNSAFE [K, end) with the same start and longer "
+         "replaces them in Linux's out-of-order queue; then the hole [0, K) is filled. A first-copy-wins monitor sees SAFE.",
+         lambda c: [c.seg(K, S[K:RI + 8]), c.seg(K, U[K:]), c.seg(0, U[:K]), Sync(), Fill(U)], expect=U, **kw)
+    case(f"ovl_hole_filler_differs{sfx}", cls,
+         "UNSAFE [0, CI+4) delivered; SAFE [RI-2, end) queued out of order; then a hole filler [CI-2, RI+8) whose head "
+         "re-sends delivered bytes as SAFE and whose tail overlaps the queued SAFE bytes with UNSAFE ones. Linux keeps "
+         "delivered bytes and lets the in-order filler win over queued data: UNSAFE. First-wins sees a SAFE rate, "
+         "last-wins a SAFE control id.",
+         lambda c: [Fill(U, end=CI + 4), Sync(), c.seg(RI - 2, S[RI - 2:]),
+                    c.seg(CI - 2, S[CI - 2:CI + 4] + U[CI + 4:RI + 8]), Sync(), Fill(U)], expect=U, **kw)
+    case(f"ovl_reversed_decoy_first{sfx}", cls,
+         "40-byte chunks in reverse order, first all SAFE (except chunk 0), then all UNSAFE with the same boundaries. "
+         "One would expect exact duplicates in the out-of-order queue to be dropped (first copy wins: SAFE). Linux "
+         "does drop most, but when the UNSAFE copy of [160, 200) arrives its rb-tree walk meets the queued SAFE "
+         "[120, 160) first and coalesces the new segment onto that adjacent one before it sees the duplicate; the "
+         "coalesced buffer starts lower, so its bytes win on delivery. The host reads control id EV-S1000 with the "
+         "UNSAFE rate 180.0 (9000 U/h). A first-wins monitor sees SAFE.",
+         lambda c: [segs(c, S, reversed(chunks(M, 40, 40))), segs(c, U, reversed(chunks(M, 40))), Sync(), Fill(U)],
+         expect=S[:160] + U[160:200] + S[200:], **kw)
+
+
+overlap_cases()
+case("ovl_retrans_overlapping_new_tail", "overlap",
+     "UNSAFE [0, RI+10) delivered; then a segment [0, end) with SAFE bytes: the part before rcv_nxt is old (dropped), "
+     "only the new tail is taken. Host: UNSAFE; last-wins: SAFE.",
+     lambda c: [Fill(U, end=RI + 10), Sync(), c.seg(0, S), Sync(), Fill(U)], expect=U)
+case("ovl_same_start_shorter", "overlap",
+     "Out of order: UNSAFE [K, end) queued, then SAFE [K, RI+8) (same start, shorter: fully covered, dropped); then "
+     "[0, K). Host: UNSAFE; last-wins: SAFE.",
+     lambda c: [c.seg(K, U[K:]), c.seg(K, S[K:RI + 8]), c.seg(0, U[:K]), Sync(), Fill(U)], expect=U)
+case("ovl_starts_before_covers", "overlap",
+     "Out of order: SAFE [CI, RI+5) queued; then UNSAFE [CI-3, end) starting before and covering it (Linux removes "
+     "the covered segment); then the hole. Host: UNSAFE; first-wins: SAFE.",
+     lambda c: [c.seg(CI, S[CI:RI + 5]), c.seg(CI - 3, U[CI - 3:]), c.seg(0, U[:CI - 3]), Sync(), Fill(U)], expect=U)
+case("ovl_partial_left", "overlap",
+     "Out of order: SAFE [CI-2, end) queued; UNSAFE [CI-10, RI+8) overlaps its head (both kept); on delivery the "
+     "lower-sequence segment's bytes win: UNSAFE. First-wins: SAFE.",
+     lambda c: [c.seg(CI - 2, S[CI - 2:]), c.seg(CI - 10, U[CI - 10:RI + 8]), c.seg(0, U[:CI - 10]), Sync(), Fill(U)],
+     expect=U)
+case("ovl_partial_right", "overlap",
+     "Out of order: UNSAFE [CI-2, RI+8) queued; SAFE [CI+4, end) overlaps its tail (both kept); on delivery the "
+     "lower-sequence bytes win: UNSAFE. Last-wins: SAFE.",
+     lambda c: [c.seg(CI - 2, U[CI - 2:RI + 8]), c.seg(CI + 4, S[CI + 4:]), c.seg(0, U[:CI - 2]), Sync(), Fill(U)],
+     expect=U)
+case("ovl_covering_multiple", "overlap",
+     "Out of order: three small SAFE segments over both differing regions queued; one UNSAFE segment from CI-1 to "
+     "the end covers them all (they are removed); then the hole. Host: UNSAFE; first-wins: SAFE.",
+     lambda c: [c.seg(CI, S[CI:CI + 4]), c.seg(CI + 4, S[CI + 4:CI + 8]), c.seg(RI, S[RI:RI + 5]),
+                c.seg(CI - 1, U[CI - 1:]), c.seg(0, U[:CI - 1]), Sync(), Fill(U)], expect=U)
+case("ovl_ofo_exact_dup_first_wins", "overlap",
+     "Out of order: SAFE [K, end) queued, then UNSAFE [K, end) exactly on top (a duplicate: dropped), then [0, K). "
+     "The host reads SAFE (control: last-wins would alert on UNSAFE).",
+     lambda c: [c.seg(K, S[K:]), c.seg(K, U[K:]), c.seg(0, U[:K]), Sync(), Fill(U)], expect=S)
+case("ovl_tiny_inorder", "overlap", "UNSAFE as one-byte segments, in order.",
+     lambda c: [segs(c, U, chunks(M, 1)), Sync(), Fill(U)], expect=U)
+case("ovl_tiny_reverse", "overlap", "UNSAFE as one-byte segments in reverse order (the first byte fills the hole last).",
+     lambda c: [segs(c, U, reversed(chunks(M, 1))), Sync(), Fill(U)], expect=U)
+case("ovl_tiny_stale_dups", "overlap",
+     "One-byte segments in order, each followed by a SAFE retransmission of the same byte (old data: dropped). "
+     "Host: UNSAFE; last-wins: SAFE.",
+     lambda c: [[c.seg(i, U[i:i + 1]), c.seg(i, S[i:i + 1])] for i in range(M)] + [Sync(), Fill(U)], expect=U)
+case("ovl_reversed_chunks", "overlap", "UNSAFE in 40-byte chunks sent in reverse order.",
+     lambda c: [segs(c, U, reversed(chunks(M, 40))), Sync(), Fill(U)], expect=U)
+case("ovl_interleaved_ofo", "overlap",
+     "Out of order, interleaved overlapping segments alternating UNSAFE and SAFE across both differing regions, then "
+     "the hole: which bytes survive depends on Linux's out-of-order queue rules (the corpus records what it read).",
+     lambda c: [c.seg(CI - 6, U[CI - 6:CI + 2]), c.seg(CI - 2, S[CI - 2:CI + 6]), c.seg(CI + 1, U[CI + 1:RI]),
+                c.seg(RI - 4, S[RI - 4:RI + 3]), c.seg(RI + 1, U[RI + 1:]), c.seg(0, U[:CI - 6]), Sync(), Fill(U)])
+case("ovl_interleaved_inorder", "overlap",
+     "In order, each segment overlapping the previous one's tail with the other order's bytes: UNSAFE [0,CI+3), SAFE "
+     "[CI-5,CI+10), UNSAFE [CI+8,RI+2), SAFE [RI-3,end). Linux keeps the first copy of every byte: the host reads a "
+     "mix, control id EV-S1000 and rate '18.00' (900 U/h).",
+     lambda c: [c.seg(0, U[:CI + 3]), c.seg(CI - 5, S[CI - 5:CI + 10]), c.seg(CI + 8, U[CI + 8:RI + 2]),
+                c.seg(RI - 3, S[RI - 3:]), Sync(), Fill(U)],
+     expect=U[:CI + 3] + S[CI + 3:CI + 10] + U[CI + 10:RI + 2] + S[RI + 2:])
+case("ovl_gap_never_filled", "overlap",
+     "UNSAFE with the bytes [CI-4, CI+8) never sent; the connection is reset at the end. The host reads only the "
+     "part before the hole (control: a monitor must not claim a complete order).",
+     lambda c: [c.seg(0, U[:CI - 4]), c.seg(CI + 8, U[CI + 8:]), fin_at(M)], expect=U[:CI - 4])
+case("ovl_wrap_retrans_diff", "overlap",
+     "Sequence numbers wrap past 2^32 inside the frame; UNSAFE delivered, then a SAFE retransmission across the wrap.",
+     lambda c: [Fill(U, mss=100), Sync(), c.seg(0, S)], isn=(1 << 32) - 150, expect=U)
+
+
+# --- decoys the host drops -------------------------------------------------------------
+
+def decoy_pair(name, what, mutate, v6=False, ts=False, cls="decoy", expect=U, patterns=("inorder", "ofo")):
+    """A decoy carrying SAFE bytes that the host should drop, then the real UNSAFE
+    bytes. inorder: the decoy is the whole frame at the next expected sequence number.
+    ofo: the decoy is queued out of order over [K, end) before the real copy and the hole."""
+    fam = "IPv6" if v6 else "IPv4"
+    if "inorder" in patterns:
+        case(f"{name}_inorder", cls,
+             f"{fam}: a SAFE copy of the whole frame {what}, then the real UNSAFE frame at the same sequence numbers. "
+             f"A monitor that accepts the decoy (first copy wins) sees SAFE.",
+             lambda c: [c.seg(0, S, **mutate(c)), Sync(), Fill(U)], v6=v6, ts=ts, expect=expect)
+    if "ofo" in patterns:
+        case(f"{name}_ofo", cls,
+             f"{fam}: out of order, SAFE bytes [K, end) {what}, then the real UNSAFE [K, end), then the hole [0, K). "
+             f"Had the host kept the decoy, the real copy would be a duplicate.",
+             lambda c: [c.seg(K, S[K:], **mutate(c)), c.seg(K, U[K:]), c.seg(0, U[:K]), Sync(), Fill(U)],
+             v6=v6, ts=ts, expect=expect)
+
+
+def _lsrr():
+    from scapy.layers.inet import IPOption_LSRR
+    return [IPOption_LSRR(routers=[SRV4])]
+
+
+def _ssrr():
+    from scapy.layers.inet import IPOption_SSRR
+    return [IPOption_SSRR(routers=[SRV4])]
+
+
+def _rr():
+    from scapy.layers.inet import IPOption_RR
+    return [IPOption_RR(routers=["0.0.0.0", "0.0.0.0"])]
+
+
+def _dstopt(otype):
+    from scapy.layers.inet6 import HBHOptUnknown, IPv6ExtHdrDestOpt
+    return [IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=otype, optdata=b"\0\0\0\0")])]
+
+
+def _rh0(segleft):
+    from scapy.layers.inet6 import IPv6ExtHdrRouting
+    return [IPv6ExtHdrRouting(type=0, segleft=segleft, addresses=[SRV6])]
+
+
+MD5 = [("MD5", bytes(range(16)))]
+
+decoy_pair("decoy_bad_tcp_csum", "with a wrong TCP checksum", lambda c: {"tcp_csum": "bad"})
+decoy_pair("decoy_bad_ip_csum", "with a wrong IPv4 header checksum (rtr drops it)", lambda c: {"ip_csum": "bad"})
+decoy_pair("decoy_no_ack_flag", "without the ACK flag (PSH only)", lambda c: {"flags": "P"})
+decoy_pair("decoy_ack_unsent", "acknowledging data the server never sent (ACK 100000 ahead)",
+           lambda c: {"ack": (c.ack_no() + 100000) & MASK})
+decoy_pair("decoy_ack_too_old", "with an ACK 200000 behind (more than the window: RFC 5961 blind-injection check)",
+           lambda c: {"ack": (c.ack_no() - 200000) & MASK})
+decoy_pair("decoy_paws_old_ts", "with a timestamp 100000 older than the last one (PAWS; timestamps negotiated)",
+           lambda c: {"ts": ((c.last_tsval - 100000) & MASK, c.ts_recent)}, ts=True)
+decoy_pair("decoy_ipopt_lsrr", "with an IPv4 loose source route option (accept_source_route=0: dropped)",
+           lambda c: {"ipopts": _lsrr()})
+decoy_pair("decoy_ipopt_ssrr", "with an IPv4 strict source route option", lambda c: {"ipopts": _ssrr()})
+decoy_pair("decoy_ipopt_badlen", "with a malformed IPv4 option (record route, length 40 > the 4 option bytes)",
+           lambda c: {"raw_ipopts": b"\x07\x28\x04\x00"})
+decoy_pair("decoy_tcp_md5", "with a TCP MD5 signature option (kind 19); the server has no key",
+           lambda c: {"extra_opts": MD5})
+decoy_pair("decoy_wrong_mac", "in a frame to another station's MAC (02:00:5e:77:00:99)",
+           lambda c: {"dmac": CLI_MAC_UNUSED})
+decoy_pair("decoy_vlan_tag", "in a frame tagged VLAN 77 (same addresses and ports)", lambda c: {"vlan": 77})
+decoy_pair("decoy_ttl1", "with IPv4 TTL 1 (expires at the router)", lambda c: {"ttl": 1})
+decoy_pair("decoy_tcp_doff_short", "with a TCP data offset of 4 (< 20 bytes: malformed header)",
+           lambda c: {"dataofs": 4})
+decoy_pair("decoy_v6_dstopt_discard", "with a destination-options header holding unknown option 0x5e "
+           "(action bits 01: discard)", lambda c: {"ext": _dstopt(0x5E)}, v6=True)
+decoy_pair("decoy_v6_rh0", "with a type 0 routing header, segments left 1 (deprecated: dropped)",
+           lambda c: {"ext": _rh0(1)}, v6=True)
+decoy_pair("decoy_v6_hoplimit1", "with hop limit 1 (expires at the router)", lambda c: {"ttl": 1}, v6=True)
+
+case("decoy_ack_old_nothing_sent", "decoy",
+     "A SAFE copy of the frame whose ACK is 1000 behind SND.UNA, then the real UNSAFE frame. RFC 5961 accepts ACKs "
+     "down to SND.UNA - MAX.SND.WND (65535 here), but Linux also bounds that by the bytes the server has had "
+     "acknowledged (tcp_ack: min(max_window, bytes_acked)), which is 0 as the server sent nothing: the decoy is "
+     "dropped as a too-old ACK. A monitor applying RFC 5961 alone keeps the SAFE copy.",
+     lambda c: [c.seg(0, S, ack=(c.ack_no() - 1000) & MASK), Sync(), Fill(U)], expect=U)
+case("decoy_ts_missing", "decoy",
+     "Timestamps negotiated; a SAFE copy of the frame WITHOUT the timestamp option, then the real UNSAFE frame "
+     "(RFC 7323 says drop; the corpus records what Linux does).",
+     lambda c: [c.seg(0, S, ts=False), Sync(), Fill(U)], ts=True)
+FILL70K = fillers(70000)
+case("decoy_beyond_window", "decoy",
+     f"A SAFE frame at stream offset {len(FILL70K)}, beyond the server's receive window (<= 65535, no window "
+     f"scaling) when sent, so dropped; then {len(FILL70K)} bytes of ORU observation frames and the real UNSAFE frame "
+     f"at that offset. A monitor that ignores the window keeps the SAFE copy first.",
+     lambda c: [c.seg(len(FILL70K), S), Sync(), Fill(FILL70K + U)], expect=FILL70K + U)
+
+
+def _trailer_frame(c):
+    return bytes(c.seg(0, U[:K])) + S[K:]
+
+
+case("decoy_ip_len_trailer", "decoy",
+     "The first segment's IPv4 total length covers UNSAFE [0, K) only, but the Ethernet frame goes on with SAFE "
+     "[K, end) (a trailer the host trims); then the real UNSAFE [K, end). A monitor taking the frame length as the "
+     "payload length sees SAFE first.",
+     lambda c: [_trailer_frame(c), c.seg(K, U[K:]), Sync(), Fill(U)], expect=U)
+case("decoy_v6_len_trailer", "ipv6",
+     "IPv6 variant of decoy_ip_len_trailer: the payload length covers UNSAFE [0, K), the frame carries SAFE [K, end) "
+     "after it.",
+     lambda c: [_trailer_frame(c), c.seg(K, U[K:]), Sync(), Fill(U)], v6=True, expect=U)
+
+# Decoys the host accepts (controls: the host reads SAFE).
+for name, what, mutate, v6 in [
+    ("ctl_ipopt_nop", "with IPv4 options NOP NOP NOP EOL", lambda c: {"raw_ipopts": b"\x01\x01\x01\x00"}, False),
+    ("ctl_ipopt_rr", "with an IPv4 record route option", lambda c: {"ipopts": _rr()}, False),
+    ("ctl_ipopt_unknown", "with an unknown IPv4 option (type 0x9e, Linux ignores it on receive)",
+     lambda c: {"raw_ipopts": b"\x9e\x04\x00\x00"}, False),
+    ("ctl_ttl2", "with IPv4 TTL 2 (one left after the router)", lambda c: {"ttl": 2}, False),
+    ("ctl_vlan0", "in a priority-tagged frame (802.1Q VLAN 0)", lambda c: {"vlan": 0}, False),
+    ("ctl_v6_dstopt_skip", "with a destination option 0x1e (unknown, action bits 00: skip)",
+     lambda c: {"ext": _dstopt(0x1E)}, True),
+    ("ctl_v6_rh0_segleft0", "with a type 0 routing header, segments left 0 (ignored)", lambda c: {"ext": _rh0(0)}, True),
+    ("ctl_v6_hoplimit2", "with hop limit 2", lambda c: {"ttl": 2}, True),
+]:
+    case(name, "decoy",
+         f"Control: a SAFE copy {what}, which the host accepts, then the UNSAFE frame at the same sequence numbers "
+         f"(a duplicate). The host reads SAFE.",
+         (lambda m: lambda c: [c.seg(0, S, **m(c)), Sync(), Fill(U)])(mutate), v6=v6, expect=S)
+case("ctl_ts_equal", "decoy",
+     "Control: timestamps negotiated; a SAFE frame whose TSval equals the last one (not older: PAWS passes), then "
+     "UNSAFE at the same sequence numbers. The host reads SAFE.",
+     lambda c: [c.seg(0, S, ts=(c.last_tsval, c.ts_recent)), Sync(), Fill(U)], ts=True, expect=S)
+
+
+# --- control packets ----------------------------------------------------------------
+
+KC = RI - 20  # where control packets interrupt the UNSAFE frame (before the rate)
+
+
+def control_cases(v6=False):
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "control"
+    fam = "IPv6" if v6 else "IPv4"
+    case(f"rst_bad_csum{sfx}", cls,
+         f"{fam}: UNSAFE up to RI-20, an RST at exactly rcv_nxt with a wrong checksum (dropped), then the rest. "
+         f"A monitor honouring the RST stops before the rate.",
+         lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="R", ack=0, ts=False, tcp_csum="bad"), Sync(), Fill(U)],
+         v6=v6, expect=U)
+    case(f"fin_bad_csum{sfx}", cls,
+         f"{fam}: UNSAFE up to RI-20, a FIN there with a wrong checksum (dropped), then the rest.",
+         lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="FA", tcp_csum="bad"), Sync(), Fill(U)], v6=v6, expect=U)
+    case(f"syn_midstream{sfx}", cls,
+         f"{fam}: UNSAFE up to RI-20, then a SYN at rcv_nxt carrying the SAFE rest (RFC 5961: challenge ACK, "
+         f"dropped), then the real UNSAFE rest.",
+         lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, S[KC:], flags="S", ack=0), Sync(), Fill(U)], v6=v6, expect=U)
+
+
+control_cases()
+case("rst_out_of_window", "control",
+     "UNSAFE up to RI-20, an RST 1000000 beyond rcv_nxt (out of window: ignored), then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC + 1000000, flags="R", ack=0), Sync(), Fill(U)], expect=U)
+case("rst_in_window_inexact", "control",
+     "UNSAFE up to RI-20, an RST at rcv_nxt+10 (in window, not exact: RFC 5961 challenge ACK, no reset), then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC + 10, flags="R", ack=0), Sync(), Fill(U)], expect=U)
+case("rst_exact_midframe", "control",
+     "Control: UNSAFE up to RI-20, a valid RST at exactly rcv_nxt (the connection is reset), then the rest of the "
+     "frame. The host read only the part before the rate.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="R", ack=0), Sync(), c.seg(KC, U[KC:]), Sync(), fin_at(M)],
+     expect=U[:KC])
+case("fin_out_of_window", "control",
+     "UNSAFE up to RI-20, a FIN 1000000 beyond rcv_nxt (out of window: dropped), then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC + 1000000, flags="FA"), Sync(), Fill(U)], expect=U)
+case("fin_exact_midframe", "control",
+     "Control: UNSAFE up to RI-20, a valid FIN there, then the rest of the frame (data after the FIN: Linux resets). "
+     "The host read only the part before the rate, then EOF.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="FA"), Sync(), c.seg(KC, U[KC:]), Sync(), fin_at(M)],
+     expect=U[:KC])
+case("syn_midstream_nodata", "control",
+     "UNSAFE up to RI-20, a bare SYN at rcv_nxt (challenge ACK, ignored), then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="S", ack=0), Sync(), Fill(U)], expect=U)
+case("syn_data_no_tfo", "control",
+     "The handshake SYN carries the SAFE frame (no TCP Fast Open cookie: Linux ignores SYN data); then the UNSAFE "
+     "frame from the first sequence number. A monitor that takes SYN data sees SAFE.",
+     lambda c: [Fill(U)], syn_payload=S, expect=U)
+
+
+def _pre_decoy(kind):
+    def pre(c):
+        a = (c.isn - 1000) & MASK if kind == "inwindow" else (c.isn ^ 0x40000000)
+        if kind == "badcsum":
+            return [c.syn(isn=a, data=S, tcp_csum="bad"), Sync()]
+        steps = [c.syn(isn=a, data=S), WaitSynAck(a)]
+        if kind == "rst":
+            steps.append(c.seg(seq=(a + 1) & MASK, flags="R", ack=0, ts=False))
+        return steps + [Sync()]
+    return pre
+
+
+case("syn_decoy_data_then_rst", "control",
+     "Before the real handshake: a SYN with another ISN carrying the SAFE frame; the server answers SYN-ACK; the "
+     "attacker resets that attempt (RST at ISN+1) and opens the real connection (new ISN) with the UNSAFE frame.",
+     lambda c: [Fill(U)], pre=_pre_decoy("rst"), expect=U)
+case("syn_decoy_inwindow_isn", "control",
+     "Before the real handshake: a SYN with ISN 1000 below the real one carrying the SAFE frame; the real SYN falls "
+     "inside that attempt's window (Linux resets the embryonic connection; the real SYN is retried) and carries on "
+     "with the UNSAFE frame.",
+     lambda c: [Fill(U)], pre=_pre_decoy("inwindow"), expect=U)
+case("syn_decoy_bad_csum", "control",
+     "Before the real handshake: a SYN with another ISN carrying the SAFE frame and a wrong checksum (dropped); then "
+     "the real connection with the UNSAFE frame.",
+     lambda c: [Fill(U)], pre=_pre_decoy("badcsum"), expect=U)
+
+
+# --- resource limits -----------------------------------------------------------------
+
+OFO_F = fillers(4800 - M, n_obx=8)
+OFO_XS, OFO_XU = OFO_F + S, OFO_F + U
+N8 = -(-len(OFO_XU) // 8)
+case("res_ofo_flood_reverse", "resource",
+     f"{N8 - 1} out-of-order 8-byte segments (reverse order, so they cannot coalesce) carrying ORU filler then the "
+     f"SAFE order, before the 8-byte hole at the start is filled; then a normal sender (UNSAFE version) fills in "
+     f"whatever the server did not keep. Linux collapses/prunes its out-of-order queue under memory pressure.",
+     lambda c: [segs(c, OFO_XS, reversed(chunks(len(OFO_XS), 8, 8))), c.seg(0, OFO_XU[:8]), Sync(), Fill(OFO_XU)])
+case("res_ofo_flood_forward", "resource",
+     f"{N8 - 1} out-of-order 8-byte segments in increasing order (ORU filler then SAFE) before the hole at the "
+     f"start is filled; then a normal sender (UNSAFE version) fills in what the server did not keep.",
+     lambda c: [segs(c, OFO_XS, chunks(len(OFO_XS), 8, 8)), c.seg(0, OFO_XU[:8]), Sync(), Fill(OFO_XU)])
+SP_XS, SP_XU = S + fillers(1300 - M, n_obx=4), U + fillers(1300 - M, n_obx=4)
+case("res_ofo_600_sparse", "resource",
+     "600 one-byte out-of-order segments at every other offset (2, 4, ..., 1200; they cannot be collapsed) with "
+     "SAFE bytes, then a normal in-order sender with the UNSAFE version: in-order data wins over queued bytes in "
+     "Linux. First-wins sees SAFE bytes at every other position.",
+     lambda c: [[c.seg(i, SP_XS[i:i + 1]) for i in range(2, 1202, 2)], Sync(), Fill(SP_XU)], expect=SP_XU)
+BURST = fillers(100000)
+case("res_long_burst", "resource",
+     f"A long burst: {len(BURST)} bytes of ORU observation frames at window speed, then the UNSAFE order.",
+     lambda c: [Fill(BURST + U)], expect=BURST + U)
+JUNK = (b"noise-" * 11000)[:65536]
+case("res_junk_burst", "resource",
+     "64 KiB of non-MLLP bytes, then the UNSAFE order (a monitor with a bounded resync buffer may give up).",
+     lambda c: [Fill(JUNK + U)], expect=JUNK + U)
+HUGE = mllp(observation("EV-HUGE01", n_obx=800))
+case("res_huge_frame_then_order", "resource",
+     f"One {len(HUGE)}-byte ORU frame (above a 65536-byte frame limit), then the UNSAFE order.",
+     lambda c: [Fill(HUGE + U)], expect=HUGE + U)
+case("res_many_orders", "resource", "40 SAFE orders then one UNSAFE order on one connection, 1400-byte segments.",
+     lambda c: [Fill(S * 40 + U)], expect=S * 40 + U)
+case("res_pause_in_frame", "resource",
+     "UNSAFE up to RI-10, a 2 s pause inside the frame (below the receiver's 3 s idle limit), then the rest.",
+     lambda c: [Fill(U, end=RI - 10), Sleep(2.0), Fill(U)], expect=U)
+case("res_pause_beyond_idle", "resource",
+     f"Control: UNSAFE up to RI-10, then a {IDLE_SECS + 1:g} s pause (the receiver gives up after {IDLE_SECS:g} s "
+     f"idle and closes), then the rest. The host read only the part before the rate.",
+     lambda c: [Fill(U, end=RI - 10), Sleep(IDLE_SECS + 1.0), Fill(U)], expect=U[:RI - 10])
+
+
+# --- IP fragmentation ------------------------------------------------------------------
+
+def frag_cases(v6):
+    fam = "IPv6" if v6 else "IPv4"
+    sfx = "6" if v6 else "4"
+    kw = {"v6": v6}
+
+    def fr(c, stream, pieces, base=None):
+        return c.frags(c.seg(0, stream) if base is None else base, pieces)
+
+    def l4(c, stream):
+        from scapy.layers.inet import TCP
+        from scapy.layers.l2 import Ether
+        return bytes(Ether(bytes(c.seg(0, stream)))[TCP])
+
+    case(f"frag{sfx}_inorder", "ipfrag", f"{fam}: the UNSAFE segment in three fragments, in order.",
+         lambda c: [fr(c, U, [(0, 120), (120, 240), (240, None)]), Sync(), Fill(U)], expect=U, **kw)
+    case(f"frag{sfx}_reverse", "ipfrag", f"{fam}: the UNSAFE segment in three fragments, last first.",
+         lambda c: [fr(c, U, [(240, None), (120, 240), (0, 120)]), Sync(), Fill(U)], expect=U, **kw)
+    case(f"frag{sfx}_overlap_dropped", "ipfrag",
+         f"{fam}: the SAFE segment in two overlapping fragments (8 bytes overlap, same bytes): Linux discards the whole "
+         f"datagram; the sender then sends the UNSAFE segment unfragmented. A reassembling monitor sees SAFE first.",
+         lambda c: [fr(c, S, [(0, 128), (120, None)]), Sync(), Fill(U)], expect=U, **kw)
+    case(f"frag{sfx}_overlap_diff", "ipfrag",
+         f"{fam}: overlapping fragments whose overlap [192,216) differs (SAFE in the first, UNSAFE in the second, the "
+         f"rate inside the overlap): discarded; then the UNSAFE segment unfragmented.",
+         lambda c: [(lambda ls, lu: c.frags(c.seg(0, S), [(0, 216, ls[0:216]), (192, None, lu[192:])]))(l4(c, S), l4(c, U)),
+                    Sync(), Fill(U)], expect=U, **kw)
+    case(f"frag{sfx}_dup_unsafe_first", "ipfrag",
+         f"{fam}: fragments of the UNSAFE segment; the middle one (holding the rate) is repeated with SAFE bytes "
+         f"after the UNSAFE one. Linux ignores a fragment that falls inside what it holds (first copy wins): UNSAFE. "
+         f"A last-wins reassembler sees SAFE.",
+         lambda c: [(lambda ls: fr(c, U, [(0, 120), (120, 240), (120, 240, ls[120:240]), (240, None)]))(l4(c, S)),
+                    Sync(), Fill(U)], expect=U, **kw)
+    case(f"frag{sfx}_dup_safe_first", "ipfrag",
+         f"{fam}: control for the above: the SAFE middle fragment first (checksum for SAFE), the UNSAFE repeat after. "
+         f"The host reads SAFE if duplicates are ignored.",
+         lambda c: [(lambda lu: fr(c, S, [(0, 120), (120, 240), (120, 240, lu[120:240]), (240, None)]))(l4(c, U)),
+                    Sync(), Fill(U)], expect=S, **kw)
+    case(f"frag{sfx}_incomplete_decoy", "ipfrag",
+         f"{fam}: the first two fragments of a SAFE segment, never completed; then the UNSAFE segment unfragmented.",
+         lambda c: [fr(c, S, [(0, 128), (128, 256)]), Sync(), Fill(U)], expect=U, **kw)
+    case(f"frag{sfx}_tiny_all", "ipfrag", f"{fam}: the UNSAFE segment in 8-byte fragments, in order.",
+         lambda c: [fr(c, U, chunks(M + 20, 8)), Sync(), Fill(U)], expect=U, **kw)
+
+
+frag_cases(False)
+frag_cases(True)
+case("frag4_tiny_first", "ipfrag",
+     "IPv4: the UNSAFE segment with a first fragment of 8 bytes (ports and sequence number only; flags, ACK and "
+     "checksum in the second). A monitor that needs the TCP header in one fragment misses it.",
+     lambda c: [c.frags(c.seg(0, U), [(0, 8), (8, None)]), Sync(), Fill(U)], expect=U)
+case("frag6_tiny_first", "ipfrag",
+     "IPv6: the SAFE segment with a first fragment of 8 bytes (the TCP header is split across fragments: RFC 7112 "
+     "says discard); then the UNSAFE segment unfragmented. A reassembling monitor sees SAFE first.",
+     lambda c: [c.frags(c.seg(0, S), [(0, 8), (8, None)]), Sync(), Fill(U)], v6=True, expect=U)
+case("frag6_atomic", "ipfrag",
+     "IPv6: the UNSAFE segment in an atomic fragment (Fragment header, offset 0, M=0; RFC 6946: process as "
+     "unfragmented). A monitor that skips fragment headers misses it.",
+     lambda c: [c.frags(c.seg(0, U), [(0, None)]), Sync(), Fill(U)], v6=True, expect=U)
+case("frag4_reverse_overlap_tail", "ipfrag",
+     "IPv4: fragments of the SAFE segment sent last-first where the last two overlap by 8 bytes: discarded; then "
+     "the UNSAFE segment unfragmented.",
+     lambda c: [c.frags(c.seg(0, S), [(240, None), (120, 248), (0, 120)]), Sync(), Fill(U)], expect=U)
+
+
+# --- urgent data ----------------------------------------------------------------------
+
+def ins(stream, pos, byte):
+    return stream[:pos] + byte + stream[pos:]
+
+
+X_RATE = ins(U, RI + 1, b"~")  # "1~80.0": first repetition of RXG-15 is "1" (50 U/h)
+X_MSH = ins(U, 3, b"!")  # "MS!H": not an HL7 message
+X_SEGBREAK = ins(U, U.index(b"RXG|1|||") + 8, b"\r")  # RXG cut before the drug
+X_SAFE = ins(S, S.index(b"Doe") + 2, b"!")  # "Do!e" in a SAFE order
+
+
+def urg_one(stream, pos, **kw):
+    """All of `stream` in one segment with URG and the urgent pointer at `pos`
+    (BSD semantics: the pointer is one past the urgent byte)."""
+    def build(c):
+        c.end = len(stream)
+        return [c.seg(0, stream, flags="PAU", urgptr=pos + 1, **kw), Sync()]
+    return build
+
+
+def urg_cases(v6=False):
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "urgent"
+    fam = "IPv6" if v6 else "IPv4"
+    case(f"urg_in_rate{sfx}", cls,
+         f"{fam}: the UNSAFE frame with one extra byte '~' inside the rate ('1~80.0') sent as urgent data: Linux "
+         f"without SO_OOBINLINE takes the urgent byte out of the stream, so the host reads the UNSAFE frame. A monitor "
+         f"keeping the byte reads rate '1' (50 U/h).",
+         urg_one(X_RATE, RI + 1), v6=v6, expect=U)
+
+
+urg_cases()
+urg_cases(True)
+case("urg_in_msh", "urgent",
+     "The UNSAFE frame with an extra urgent byte in 'MSH' ('MS!H'): the host reads the UNSAFE frame; a monitor "
+     "keeping the byte cannot parse the message.",
+     urg_one(X_MSH, 3), expect=U)
+case("urg_segment_break", "urgent",
+     "The UNSAFE frame with an extra urgent carriage return right after 'RXG|1|||': a monitor keeping it sees the "
+     "RXG segment cut before drug and rate; the host reads the UNSAFE frame.",
+     urg_one(X_SEGBREAK, U.index(b"RXG|1|||") + 8), expect=U)
+
+
+def _urg_past(c):
+    p = RI + 1
+    cut = p - 20
+    c.end = len(X_RATE)
+    return [c.seg(0, X_RATE[:cut], flags="PAU", urgptr=p - 0 + 1), c.seg(cut, X_RATE[cut:]), Sync()]
+
+
+case("urg_ptr_past_segment", "urgent",
+     "URG on a segment whose urgent pointer points 20 bytes past its end, at the extra '~' in the rate carried by "
+     "the next (non-URG) segment: Linux still removes that byte when it arrives. Host: UNSAFE.",
+     _urg_past, expect=U)
+
+
+def _urg_zero(c):
+    x = b"!" + U
+    c.end = len(x)
+    return [c.seg(0, x, flags="PAU", urgptr=0), Sync()]
+
+
+case("urg_ptr_zero", "urgent",
+     "URG with urgent pointer 0 on a segment carrying '!' followed by the UNSAFE frame (with BSD semantics the "
+     "pointer then designates the segment's first byte).", _urg_zero)
+
+
+def _urg_two(c):
+    x = ins(X_MSH, RI + 2, b"~")  # '!' at 3 and '~' in the rate (shifted by one)
+    cut = 40
+    c.end = len(x)
+    return [c.seg(0, x[:cut], flags="PAU", urgptr=3 + 1), Sync(), Sleep(0.3),
+            c.seg(cut, x[cut:], flags="PAU", urgptr=(RI + 2) - cut + 1), Sync()]
+
+
+case("urg_two_marks", "urgent",
+     "Two URG segments, each with its own urgent byte ('!' in MSH, '~' in the rate), the receiver reading between "
+     "them: both bytes leave the stream. Host: UNSAFE.", _urg_two, expect=U)
+
+
+def _urg_beyond(c):
+    c.end = M
+    return [c.seg(0, U, flags="PAU", urgptr=M + 500), Sync()]
+
+
+case("urg_ptr_beyond_stream", "urgent",
+     "Control: the UNSAFE frame in one URG segment whose urgent pointer points 500 bytes past the end of all data "
+     "(never arrives): nothing is taken out. Host: UNSAFE.", _urg_beyond, expect=U)
+case("urg_safe_control", "urgent",
+     "Control: the SAFE frame with an extra urgent byte in the patient name ('Do!e'): the host reads the SAFE frame.",
+     urg_one(X_SAFE, S.index(b"Doe") + 2), expect=S)
+
+
+# --- IPv6 variants of the above ---------------------------------------------------------
+
+overlap_cases(v6=True)
+control_cases(v6=True)
+decoy_pair("v6_bad_tcp_csum", "with a wrong TCP checksum", lambda c: {"tcp_csum": "bad"}, v6=True, cls="ipv6")
+decoy_pair("v6_no_ack_flag", "without the ACK flag", lambda c: {"flags": "P"}, v6=True, cls="ipv6",
+           patterns=("inorder",))
+decoy_pair("v6_ack_unsent", "acknowledging data never sent", lambda c: {"ack": (c.ack_no() + 100000) & MASK},
+           v6=True, cls="ipv6", patterns=("inorder",))
+decoy_pair("v6_paws_old_ts", "with an old timestamp (PAWS)",
+           lambda c: {"ts": ((c.last_tsval - 100000) & MASK, c.ts_recent)}, v6=True, ts=True, cls="ipv6",
+           patterns=("inorder",))
+decoy_pair("v6_tcp_md5", "with a TCP MD5 option", lambda c: {"extra_opts": MD5}, v6=True, cls="ipv6",
+           patterns=("inorder",))
+decoy_pair("v6_wrong_mac", "to another station's MAC", lambda c: {"dmac": CLI_MAC_UNUSED}, v6=True, cls="ipv6",
+           patterns=("inorder",))
+case("v6_tiny_reverse", "ipv6", "IPv6: UNSAFE as one-byte segments in reverse order.",
+     lambda c: [segs(c, U, reversed(chunks(M, 1))), Sync(), Fill(U)], v6=True, expect=U)
+
+
+def by_name():
+    return {c.name: c for c in CASES}
