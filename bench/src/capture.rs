@@ -119,7 +119,8 @@ impl<W: Write> Pcap<W> {
         f.extend_from_slice(&[0x02, 0, 0, 0, dst.0[2], dst.0[3]]);
         f.extend_from_slice(&[0x02, 0, 0, 0, src.0[2], src.0[3]]);
         f.extend_from_slice(&[0x08, 0x00]);
-        let total = 20 + 20 + payload.len();
+        let opts = if flags & SYN != 0 { 4 } else { 0 };
+        let total = 20 + 20 + opts + payload.len();
         let ip_start = f.len();
         f.extend_from_slice(&[0x45, 0]);
         f.extend_from_slice(&(total as u16).to_be_bytes());
@@ -133,13 +134,19 @@ impl<W: Write> Pcap<W> {
         f.extend_from_slice(&dst.1.to_be_bytes());
         f.extend_from_slice(&seq.to_be_bytes());
         f.extend_from_slice(&ack.to_be_bytes());
-        f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        if flags & SYN != 0 {
+            // Window scale 7 (RFC 7323), as every current stack offers: windows
+            // of up to 8 MiB, so a sender may have a whole CT image in flight.
+            f.extend_from_slice(&[0x60, flags, 0xff, 0xff, 0, 0, 0, 0, 1, 3, 3, 7]);
+        } else {
+            f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        }
         f.extend_from_slice(payload);
         let mut pseudo = [0u8; 12];
         pseudo[..4].copy_from_slice(&src.0);
         pseudo[4..8].copy_from_slice(&dst.0);
         pseudo[9] = 6;
-        pseudo[10..].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        pseudo[10..].copy_from_slice(&((20 + opts + payload.len()) as u16).to_be_bytes());
         let tc = csum_fold(csum_add(csum_add(0, &pseudo), &f[tcp_start..]));
         f[tcp_start + 16..tcp_start + 18].copy_from_slice(&tc.to_be_bytes());
         let len = f.len() as u32;

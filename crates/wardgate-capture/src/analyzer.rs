@@ -800,11 +800,14 @@ impl Analyzer {
             drop = Some((rules::HOST_WOULD_DROP, "a segment without the ACK flag"));
         } else if rcv.snd_nxt.is_some_and(|n| after(t.ack, n)) {
             drop = Some((rules::HOST_WOULD_DROP, "an ACK of data never sent"));
-        } else if snd.max_window > 0
-            && snd
-                .max_ack
-                .is_some_and(|una| after(una.wrapping_sub(snd.max_window), t.ack))
-        {
+        } else if snd.max_ack.is_some_and(|una| {
+            // Linux (tcp_ack): older than snd_una less the smaller of the largest
+            // window and the bytes the receiver has had acknowledged.
+            let acked = rcv.isn.map_or(snd.max_window, |isn| {
+                una.wrapping_sub(isn.wrapping_add(1)).min(snd.max_window)
+            });
+            after(una.wrapping_sub(acked), t.ack)
+        }) {
             drop = Some((
                 rules::HOST_WOULD_DROP,
                 "an ACK older than the window (RFC 5961 5.2)",
@@ -939,11 +942,11 @@ impl Analyzer {
         if side.stream.stats().overlap_conflicts > conflicts {
             if let Some(c) = side.stream.stats().last_conflict {
                 let text = format!(
-                    "overlapping TCP data from {src} differ at stream offset {} ({} byte(s)): a {} receiver reads the {} copy, which is what wardgate judged",
+                    "overlapping TCP data from {src} differ at stream offset {} ({} byte(s)): wardgate judged the {} copy, the one a {} receiver's queue keeps by its model (Linux's choice can also depend on the order inside its queue; another stack may keep the other)",
                     c.at,
                     c.len,
-                    side.stream.policy().as_str(),
-                    if c.kept_new { "later" } else { "earlier" }
+                    if c.kept_new { "later" } else { "earlier" },
+                    side.stream.policy().as_str()
                 );
                 observer.ambiguity(
                     session,
@@ -1009,7 +1012,11 @@ impl Analyzer {
             self.conn_anomaly(
                 k,
                 rules::TTL_CHANGE,
-                || format!("TTL/hop limit {now} from {src} where the connection began with {first}"),
+                || {
+                    format!(
+                        "TTL/hop limit {now} from {src} where the connection began with {first}"
+                    )
+                },
                 ts,
                 out,
             );
@@ -1030,8 +1037,14 @@ impl Analyzer {
         c.reported |= bit(rules::URGENT_DATA);
         let clock = self.clock.at(ts);
         let text = format!("TCP urgent data from {src}: {what}");
-        self.observer
-            .ambiguity(&c.session, from_client, rules::URGENT_DATA, &text, &clock, out);
+        self.observer.ambiguity(
+            &c.session,
+            from_client,
+            rules::URGENT_DATA,
+            &text,
+            &clock,
+            out,
+        );
     }
 
     /// Over the memory budget: the connections holding most are closed out (what
@@ -1120,10 +1133,21 @@ impl Analyzer {
         let handshake_deadline = self
             .now_us
             .saturating_sub(HANDSHAKE_TIMEOUT_US.min(self.limits.timeout_us));
+        // A clinical message in progress is waited for ten times as long: the
+        // host keeps an idle connection open, and a pause inside a message must
+        // not be a way to walk past (memory and the flow table still bound it).
+        let message_deadline = self
+            .now_us
+            .saturating_sub(self.limits.timeout_us.saturating_mul(10));
         let idle: Vec<_> = self
             .flows
             .iter()
             .filter(|(_, c)| {
+                let deadline = if c.session.mid_message() {
+                    message_deadline
+                } else {
+                    deadline
+                };
                 c.last_us < deadline || (!c.has_data && c.last_us < handshake_deadline)
             })
             .map(|(k, _)| *k)

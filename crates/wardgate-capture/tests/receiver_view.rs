@@ -177,10 +177,33 @@ fn analyse(frames: &[Vec<u8>]) -> (Vec<(String, String, String)>, Vec<String>) {
     analyse_as(frames, wardgate_capture::reassembly::Policy::Linux)
 }
 
+/// [`analyse`] under `limits`, frames `gap_us` apart.
+fn analyse_limited(
+    frames: &[Vec<u8>],
+    limits: FlowLimits,
+    gap_us: u64,
+) -> (Vec<(String, String, String)>, Vec<String>) {
+    run(
+        frames,
+        wardgate_capture::reassembly::Policy::Linux,
+        limits,
+        &|i| i as u64 * gap_us,
+    )
+}
+
 /// [`analyse`] for receivers whose overlap policy is `host`.
 fn analyse_as(
     frames: &[Vec<u8>],
     host: wardgate_capture::reassembly::Policy,
+) -> (Vec<(String, String, String)>, Vec<String>) {
+    run(frames, host, FlowLimits::default(), &|i| i as u64 * 1000)
+}
+
+fn run(
+    frames: &[Vec<u8>],
+    host: wardgate_capture::reassembly::Policy,
+    limits: FlowLimits,
+    at_us: &dyn Fn(usize) -> u64,
 ) -> (Vec<(String, String, String)>, Vec<String>) {
     let (v, policy) = site();
     let observer = Observer::new(
@@ -191,7 +214,7 @@ fn analyse_as(
             gateway: vec![],
         },
     );
-    let mut a = Analyzer::new(observer, FlowLimits::default()).with_policies(
+    let mut a = Analyzer::new(observer, limits).with_policies(
         wardgate_capture::reassembly::Policy::Linux,
         vec![(
             wardgate_config::IpNetwork::parse("127.0.0.3").expect("net"),
@@ -219,7 +242,7 @@ fn analyse_as(
     for (i, f) in frames.iter().enumerate() {
         a.packet(
             Packet {
-                ts_micros: 1_700_000_000_000_000 + i as u64 * 1000,
+                ts_micros: 1_700_000_000_000_000 + at_us(i),
                 link: Some(LinkType::Ethernet),
                 data: f,
                 orig_len: f.len() as u32,
@@ -575,6 +598,117 @@ fn fragments_are_reassembled_and_overlapping_ones_discard_the_datagram() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "overlap: {d:?}");
     assert!(rules.iter().any(|r| r == "WG-CAP-013"), "{rules:?}");
+}
+
+/// A SYN from another client port (a flood of them).
+fn syn_from(port: u16) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(CMAC, SMAC)
+        .ipv4([127, 0, 0, 9], SERVER, 64)
+        .tcp(port, 2575, 1, 1000);
+    b = b.syn();
+    let mut out = Vec::new();
+    b.write(&mut out, b"").expect("write");
+    out
+}
+
+#[test]
+fn a_syn_flood_evicts_itself_not_the_clinical_message_in_progress() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.extend((0..200).map(|i| syn_from(30000 + i)));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let limits = FlowLimits {
+        max_flows: 16,
+        ..FlowLimits::default()
+    };
+    let (d, rules) = analyse_limited(&frames, limits, 10);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-001"), "{rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-007"), "{rules:?}");
+}
+
+#[test]
+fn letting_go_inside_a_clinical_message_is_reported() {
+    let bad = order("BAD-1", "90");
+    // A pause longer than the idle timeout inside the order.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    let limits = FlowLimits {
+        timeout_us: 5_000_000,
+        ..FlowLimits::default()
+    };
+    let mut later = frames.clone();
+    // A message in progress is waited for 10 x 5 s: the second half 40 s later
+    // is still judged.
+    let mut within = frames.clone();
+    within.push(syn_from(30000));
+    within.push(build(&Seg::data(100, &bad[100..])));
+    let pause = |i: usize| match i {
+        0..=3 => i as u64 * 10,
+        4 => 30_000_000,
+        _ => 40_000_000,
+    };
+    let (d, _) = run(
+        &within,
+        wardgate_capture::reassembly::Policy::Linux,
+        limits,
+        &pause,
+    );
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    // Other traffic 100 s later moves the clock past that; the second half
+    // comes at 120 s, after wardgate let go of the connection: reported.
+    later.push(syn_from(30000));
+    later.push(build(&Seg::data(100, &bad[100..])));
+    let pause = |i: usize| match i {
+        0..=3 => i as u64 * 10,
+        4 => 100_000_000,
+        _ => 120_000_000,
+    };
+    let (d, rules) = run(
+        &later,
+        wardgate_capture::reassembly::Policy::Linux,
+        limits,
+        &pause,
+    );
+    assert!(!violated(&d, "BAD-1"), "{d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-007"), "{rules:?}");
+    // A flow table of one, two clinical connections mid-message.
+    let limits = FlowLimits {
+        max_flows: 1,
+        ..FlowLimits::default()
+    };
+    let mut other = build(&Seg::data(0, &bad[..100]));
+    other[14 + 20 + 1] = 41; // another client port (40001)
+    let mut fixed = other.clone();
+    fix(&mut fixed);
+    frames.push(fixed);
+    let (_, rules) = analyse_limited(&frames, limits, 10);
+    assert!(rules.iter().any(|r| r == "WG-CAP-007"), "{rules:?}");
+}
+
+#[test]
+fn a_reassembly_limit_reached_inside_a_message_has_its_own_rule() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad[..20])));
+    // Many small out-of-order pieces after a hole at 20..30.
+    // (Every other piece, so that Linux's queue cannot coalesce them.)
+    let mut off = 30;
+    while off + 10 <= bad.len() {
+        frames.push(build(&Seg::data(off as u32, &bad[off..off + 10])));
+        off += 20;
+    }
+    let limits = FlowLimits {
+        reassembly: wardgate_capture::reassembly::Limits {
+            max_buffered_bytes: 4096,
+            max_segments: 4,
+        },
+        ..FlowLimits::default()
+    };
+    let (d, rules) = analyse_limited(&frames, limits, 10);
+    assert!(rules.iter().any(|r| r == "WG-CAP-008"), "{rules:?}");
+    assert!(!violated(&d, "BAD-1"), "the message was never whole: {d:?}");
 }
 
 proptest! {

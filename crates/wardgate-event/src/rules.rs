@@ -118,8 +118,6 @@ rules! {
         "A fragmented IP datagram was never completed within the reassembly timeout, or was evicted under the fragment memory bound: its contents were not analysed.";
     URGENT_DATA = "WG-CAP-016", "tcp-urgent-data", Medium,
         "A TCP segment carried an urgent pointer. A Linux application that does not set SO_OOBINLINE never reads the urgent byte, one that does reads it inline: what the device read depends on its software, which the network cannot tell. wardgate judged the stream without the byte (the Linux default) and names the message it touched.";
-    CAPTURE_DROPS = "WG-CAP-017", "capture-kernel-drops", Medium,
-        "The kernel dropped packets before live capture could read them (a full ring buffer): traffic was missed and not analysed.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,

@@ -1,0 +1,133 @@
+"""wardgate judges what the receiving host read, on the evasion corpus.
+
+Each capture in tests/evasion/corpus was made live: crafted TCP/IP traffic (decoys,
+overlaps, control packets, fragments, urgent data, resource pressure) sent at a
+Linux receiver whose application recorded exactly what it read (the JSON next to
+the capture; test_evasion_linux.py keeps that ground truth checked against the
+kernel). Here `wardgate analyze` reads each capture with a site whose drug library
+caps heparin at 2000 U/h, and for every case:
+
+- every complete unsafe order the host read is reported as an observed violation
+  with its control id, or wardgate says it cannot know (an ambiguity rule:
+  WG-CAP-005 overlap, 006 hole, 007 abandoned, 008 limit, 016 urgent data) —
+  never silence;
+- no order the host read as safe is reported as a violation (no false alarm);
+- the table of outcomes per class is printed (pytest -s) for docs/evasion.md.
+"""
+import base64
+import collections
+import json
+import subprocess
+
+import pytest
+
+from conftest import ROOT, wardgate_bin
+
+CORPUS = ROOT / "tests" / "evasion" / "corpus"
+AMBIGUITY = {"WG-CAP-005", "WG-CAP-006", "WG-CAP-007", "WG-CAP-008", "WG-CAP-016"}
+
+SITE = """
+[gateway]
+data_dir = "{data_dir}"
+
+[[device]]
+id = "ehr"
+kind = "ehr"
+addresses = ["10.77.1.50", "fd77:1::50"]
+
+[[device]]
+id = "pump-server"
+kind = "infusion-pump-server"
+addresses = ["10.77.2.2", "fd77:2::2"]
+
+[[route]]
+id = "infusion-orders"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:12575"
+upstream = "10.77.2.2:2575"
+senders = ["ehr"]
+messages = ["RGV^O15", "ORU^R01"]
+drug_library = "adult-icu"
+
+[[route]]
+id = "infusion-orders-v6"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:12576"
+upstream = "[fd77:2::2]:2575"
+senders = ["ehr"]
+messages = ["RGV^O15", "ORU^R01"]
+drug_library = "adult-icu"
+
+[[drug_library]]
+id = "adult-icu"
+
+[[drug_library.drug]]
+names = ["heparin", "HEP"]
+rate_unit = "U/h"
+rate_soft_max = 1500
+rate_hard_max = 2000
+dose_unit = "U"
+dose_hard_max = 10000
+"""
+
+
+def cases():
+    return sorted(p.stem for p in CORPUS.glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    d = tmp_path_factory.mktemp("evasion")
+    cfg = d / "site.toml"
+    cfg.write_text(SITE.format(data_dir=d / "data"))
+    return cfg
+
+
+OUTCOMES = collections.defaultdict(collections.Counter)
+
+
+def judge(site, name):
+    meta = json.loads((CORPUS / f"{name}.json").read_text())
+    run = subprocess.run(
+        [wardgate_bin(), "analyze", "--config", str(site), "--json", "--no-store",
+         str(CORPUS / f"{name}.pcap")],
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode in (0, 1), run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    rules = {e.get("rule", {}).get("id") for e in events}
+    violations = {e["wardgate"]["hl7"]["control_id"] for e in events
+                  if e.get("event", {}).get("action") == "observed-violation"
+                  and (e.get("wardgate") or {}).get("hl7", {}).get("control_id")}
+    read = [o for o in meta["orders"] if o.get("complete") and o.get("control_id")]
+    # An order whose rate the host's bytes do not give (None) is neither: the
+    # proxy refuses it (fail closed), so a violation on it is no false alarm.
+    unsafe = {o["control_id"] for o in read if o["unsafe"] is True}
+    safe = {o["control_id"] for o in read if o["unsafe"] is False} - unsafe
+    return meta, rules, violations, unsafe, safe
+
+
+@pytest.mark.parametrize("name", cases())
+def test_wardgate_judges_what_the_host_read(site, name):
+    meta, rules, violations, unsafe, safe = judge(site, name)
+    flagged = bool(rules & AMBIGUITY)
+    missed = unsafe - violations
+    false_alarms = violations & safe
+    outcome = ("missed" if missed and not flagged
+               else "flagged" if missed
+               else "false-alarm" if false_alarms
+               else "correct")
+    OUTCOMES[meta["class"]][outcome] += 1
+    detail = f"{name}: host read {meta['summary']!r}; violations {sorted(violations)}; rules {sorted(r for r in rules if r)}"
+    assert not (missed and not flagged), "unsafe order read by the host went unreported: " + detail
+    assert not false_alarms, "false alarm on an order the host read as safe: " + detail
+
+
+def test_corpus_is_large_enough():
+    assert len(cases()) >= 80
+
+
+def teardown_module(module):
+    if OUTCOMES:
+        print("\nclass | correct | flagged (ambiguity named) | missed | false alarm")
+        for cls, c in sorted(OUTCOMES.items()):
+            print(f"{cls} | {c['correct']} | {c['flagged']} | {c['missed']} | {c['false-alarm']}")
