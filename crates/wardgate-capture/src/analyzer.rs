@@ -12,8 +12,8 @@
 //! - IP: header checksum, source routes and refused options, IPv6 extension
 //!   headers that say discard ([`decode::HostDrop`]); fragments reassembled as
 //!   Linux does ([`crate::defrag`]).
-//! - Link: a frame to another station's MAC (once the receiver's MAC is known
-//!   from its own frames), or to a group address, never reaches the host.
+//! - Link: a frame to another station's MAC than the connection's first frame
+//!   in that direction went to never reaches the host.
 //! - TCP: a bad checksum (the offload artefact of a capture taken on the sender
 //!   excepted), a TCP-MD5/AO option, no ACK flag, an ACK of data the receiver
 //!   never sent or older than its window (RFC 5961 5.2), a timestamp older than
@@ -152,7 +152,11 @@ struct Side {
     stream: Stream,
     /// TTL or hop limit of its first packet.
     ttl: Option<u8>,
-    /// Its MAC, as its own frames show it: frames to it must carry it.
+    /// The destination MAC of its first frame (its SYN, normally): the station
+    /// its frames reach. A later frame to another is dropped by the receiving
+    /// NIC. Learned per connection rather than from the peer's own frames, so a
+    /// capture whose frames all carry one odd address (a generated capture's
+    /// broadcast, a router between) stays consistent.
     mac: Option<[u8; 6]>,
     /// Window scale it announced on its SYN.
     wscale: Option<u8>,
@@ -579,16 +583,6 @@ impl Analyzer {
                 out,
             );
         }
-        if d.dst_mac.is_some_and(|m| m[0] & 1 != 0) {
-            self.counts.host_drops += 1;
-            return self.drop_packet(
-                d,
-                rules::OTHER_STATION_MAC,
-                "TCP in a frame to a broadcast or multicast MAC address",
-                ts,
-                out,
-            );
-        }
         if flags.syn && !flags.ack {
             if let Some(c) = self.flows.get_mut(&k) {
                 let from_client = src == c.session.client();
@@ -760,9 +754,9 @@ impl Analyzer {
             _ => None,
         };
         if snd.mac.is_none() {
-            snd.mac = d.src_mac;
+            snd.mac = d.dst_mac;
         }
-        let wrong_mac = matches!((d.dst_mac, rcv.mac), (Some(a), Some(b)) if a != b);
+        let wrong_mac = matches!((d.dst_mac, snd.mac), (Some(a), Some(b)) if a != b);
         // Why the host would drop this segment, if it would.
         let mut drop: Option<(Rule, &'static str)> = None;
         let mut ignored: Option<&'static str> = None;

@@ -122,6 +122,8 @@ enum Skip {
     CommandRest,
     /// The rest of a data set with no command that could be judged.
     DataRest,
+    /// After bytes were lost: everything up to the next command fragment.
+    ToCommand,
 }
 
 /// The DIMSE message now crossing from the sender.
@@ -381,6 +383,22 @@ impl Association {
         self.record_closed(rule, reason, clock, out);
         out.push(Out::Abort(Abort::NOT_SPECIFIED));
         self.close(out);
+    }
+
+    /// Observe mode: bytes from the sender were lost (a hole in a capture). The
+    /// message in progress cannot be finished: the decision already taken on its
+    /// command is recorded with the data-set facts seen so far, what is held of
+    /// it is dropped, and judging resumes at the next command fragment (a data
+    /// set whose command was lost is passed over). A no-op inline.
+    pub fn client_gap(&mut self, out: &mut Vec<Out>) {
+        if self.mode != Mode::Observe || self.is_over() {
+            return;
+        }
+        self.flush_pending(out);
+        self.current = None;
+        self.cmd.clear();
+        self.held.clear();
+        self.skip = Skip::ToCommand;
     }
 
     /// The sender's bytes are not DICOM.
@@ -744,6 +762,7 @@ impl Association {
                     }
                     continue;
                 }
+                (Skip::ToCommand, false) => continue,
                 (Skip::Nothing, _) => {}
                 _ => self.skip = Skip::Nothing,
             }

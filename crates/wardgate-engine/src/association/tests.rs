@@ -171,6 +171,8 @@ enum Step {
     Upstream(Vec<u8>),
     ClientEnds(End),
     UpstreamEnds(End),
+    /// Bytes from the sender were lost (passive analysis).
+    ClientGap,
     /// Time passes.
     Wait(Duration),
     Shutdown,
@@ -353,6 +355,12 @@ impl Driver {
                     self.execute(outs, None, None);
                 }
                 Step::Shutdown => self.a.shutdown(self.now),
+                Step::ClientGap => {
+                    self.cbuf.clear();
+                    let mut outs = Vec::new();
+                    self.a.client_gap(&mut outs);
+                    self.execute(outs, None, None);
+                }
             }
         }
         &self.t
@@ -1043,4 +1051,36 @@ fn a_data_set_on_another_context_than_its_command_is_refused() {
         "{:?}",
         t.events
     );
+}
+
+#[test]
+fn after_a_hole_observe_mode_resumes_at_the_next_command() {
+    let store = command(0x0001, CT, 2, true);
+    let data = dataset(true);
+    let (d1, d2) = data.split_at(20);
+    let steps = [
+        Step::Client(rq(&[(1, CT), (5, VERIFY)])),
+        Step::Upstream(ac(&[(1, 0), (5, 0)])),
+        Step::Client(pdata(&[(1, 0x03, &store), (1, 0x00, d1)])),
+        // The rest of the data set (with its executable content) was never
+        // captured; what follows the hole is the tail of a data set.
+        Step::ClientGap,
+        Step::Client(pdata(&[(1, 0x02, d2)])),
+        Step::Client(pdata(&[(5, 0x03, &command(0x0030, VERIFY, 3, false))])),
+    ];
+    let t = Driver::new(Mode::Observe).run(&steps, &[]).clone();
+    // The C-STORE's decision (taken on its command) is recorded at the hole, the
+    // orphaned tail passed over, the C-ECHO judged: no fault invented.
+    assert_eq!(rules_of(&t), ["-", "-", "-"], "{:?}", t.events);
+    assert!(t.events[1].contains("C-STORE"), "{:?}", t.events);
+    assert!(t.events[2].contains("C-ECHO"), "{:?}", t.events);
+    // Without the hole the tail would be read as part of the data set; inline
+    // there is no such thing as a hole.
+    let inline = Driver::new(Mode::Inline).run(&steps[..3], &[]).clone();
+    let mut d = Driver::new(Mode::Inline);
+    d.run(&steps[..3], &[]);
+    let mut outs = Vec::new();
+    d.a.client_gap(&mut outs);
+    assert!(outs.is_empty());
+    assert_eq!(inline.records.len(), 1);
 }

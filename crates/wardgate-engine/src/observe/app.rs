@@ -361,10 +361,7 @@ impl App {
                 dir.resync = true;
                 "HL7 framing resynchronises at the next start block"
             }
-            App::Dicom(d) => {
-                d.stop(ctx);
-                "DICOM parsing stopped for this association (PDU boundaries are lost)"
-            }
+            App::Dicom(d) => d.gap(ctx, from_client),
             App::Ftp(f) => {
                 f.parser.gap();
                 "FTP resynchronises at the next command line"
@@ -608,8 +605,9 @@ impl Hl7 {
     }
 }
 
-/// Where the next provable MLLP message starts in `buf`.
-enum Boundary {
+/// Where the next provable message starts in `buf`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Boundary {
     /// A start block followed by `MSH`.
     At(usize),
     /// A start block with too few bytes after it to tell.
@@ -627,6 +625,44 @@ fn start_block(buf: &[u8]) -> Boundary {
             Some(b"MSH") => return Boundary::At(i),
             Some(_) => {}
             None => return Boundary::Maybe(i),
+        }
+    }
+    Boundary::None
+}
+
+/// Where the next PDU header that parses starts in `buf`, after a hole: a
+/// P-DATA-TF (PS3.8 9.3.5) whose length fits `max_pdu` and whose first PDV item
+/// is consistent (its length within the PDU, an odd context id, a message
+/// control header of two bits), or a release or abort PDU (length 4). Not an
+/// A-ASSOCIATE: after a hole the association is already under way.
+pub(super) fn pdu_boundary(buf: &[u8], max_pdu: u32) -> Boundary {
+    let be32 = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+    };
+    for (i, &ty) in buf.iter().enumerate() {
+        if !(4..=7).contains(&ty) {
+            continue;
+        }
+        let need = if ty == 4 { 12 } else { 6 };
+        if buf.len() < i + need {
+            return Boundary::Maybe(i);
+        }
+        if buf[i + 1] != 0 {
+            continue;
+        }
+        let len = be32(i + 2).unwrap_or(0);
+        let ok = if ty == 4 {
+            let item = be32(i + 6).unwrap_or(0);
+            (6..=max_pdu).contains(&len)
+                && item >= 2
+                && item.saturating_add(4) <= len
+                && buf[i + 10] % 2 == 1
+                && buf[i + 11] <= 3
+        } else {
+            len == 4
+        };
+        if ok {
+            return Boundary::At(i);
         }
     }
     Boundary::None
@@ -717,6 +753,9 @@ pub(super) struct DicomSession {
     client_cmd: Vec<u8>,
     server_cmd: Vec<u8>,
     stopped: bool,
+    /// After a hole, per direction (client, server): bytes are passed over up to
+    /// the next PDU header that parses.
+    resync: [bool; 2],
 }
 
 impl DicomSession {
@@ -738,6 +777,7 @@ impl DicomSession {
             // Joined mid-association: PDU boundaries and the negotiated contexts
             // are unknown, so nothing can be judged; the session is only counted.
             stopped: midstream,
+            resync: [false; 2],
         }
     }
 
@@ -763,7 +803,21 @@ impl DicomSession {
         } else {
             &mut self.server
         });
+        let dir = usize::from(!from_client);
+        let mut resync = self.resync[dir];
+        let max_pdu = self.limits.max_pdu_bytes;
         pending.feed(data, |buf| {
+            if resync {
+                match pdu_boundary(buf, max_pdu) {
+                    Boundary::At(0) => resync = false,
+                    Boundary::At(i) | Boundary::Maybe(i) if i > 0 => return Step::Took(i),
+                    Boundary::Maybe(_) => return Step::More,
+                    Boundary::At(_) => {}
+                    // Keep a tail that may hold the start of a header.
+                    Boundary::None if buf.len() > 12 => return Step::Took(buf.len() - 12),
+                    Boundary::None => return Step::More,
+                }
+            }
             let framed = match &self.assoc {
                 Some(a) if from_client => a.frame_client(buf),
                 Some(a) => a.frame_upstream(buf),
@@ -786,6 +840,7 @@ impl DicomSession {
                 }
             }
         });
+        self.resync[dir] = resync;
         if self.stopped {
             pending.stopped = true;
             pending.buf = Vec::new();
@@ -912,6 +967,30 @@ impl DicomSession {
             ctx.emit_event(ev);
         }
         self.stopped = true;
+    }
+
+    /// Bytes of one direction were lost: what is held of it goes, the
+    /// association (if judged) drops the message in progress, and parsing
+    /// resumes at the next PDU header that parses.
+    fn gap(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool) -> &'static str {
+        if self.stopped {
+            return "DICOM parsing had stopped for this association";
+        }
+        if from_client {
+            self.client.gap();
+            self.client_cmd.clear();
+        } else {
+            self.server.gap();
+            self.server_cmd.clear();
+        }
+        self.resync[usize::from(!from_client)] = true;
+        if from_client {
+            if let Some(a) = self.assoc.as_mut() {
+                a.client_gap(&mut self.outs);
+                self.carry_out(ctx);
+            }
+        }
+        "DICOM resynchronises at the next PDU header that parses; the message in progress was not judged"
     }
 
     /// Parsing ends (bytes lost, or the connection ended): a decision the

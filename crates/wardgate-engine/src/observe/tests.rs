@@ -494,3 +494,29 @@ fn unrouted_dicom_still_reports_who_broke_an_association_off() {
     );
     assert!(rules_of(&ev).contains(&"WG-CONN-005".to_owned()), "{ev:#?}");
 }
+
+#[test]
+fn after_a_hole_dicom_resumes_at_a_pdu_header_that_parses() {
+    use super::app::{pdu_boundary, Boundary};
+    // A P-DATA-TF: length 14, one PDV item of 10 bytes on context 1, last command.
+    let mut pdata = vec![0x04, 0, 0, 0, 0, 14, 0, 0, 0, 10, 1, 0x03];
+    pdata.extend_from_slice(&[0xaa; 8]);
+    let release = [0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+    // Pixel-data remains that merely contain a 0x04 are passed over.
+    let mut junk = vec![0x04, 0x01, 0x04, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0x04, 0];
+    let at = junk.len();
+    junk.extend_from_slice(&pdata);
+    assert_eq!(pdu_boundary(&junk, 65536), Boundary::At(at));
+    // Even context ids, control headers above 3 and lengths over the limit are no header.
+    let mut bad = pdata.clone();
+    bad[10] = 2;
+    assert_eq!(pdu_boundary(&bad, 65536), Boundary::None);
+    bad = pdata.clone();
+    bad[11] = 9;
+    assert_eq!(pdu_boundary(&bad, 65536), Boundary::None);
+    assert_eq!(pdu_boundary(&pdata, 10), Boundary::None);
+    assert_eq!(pdu_boundary(&release, 65536), Boundary::At(0));
+    // Too few bytes to tell: wait.
+    assert_eq!(pdu_boundary(&pdata[..8], 65536), Boundary::Maybe(0));
+    assert_eq!(pdu_boundary(b"\x01\x02\x03", 65536), Boundary::None);
+}
