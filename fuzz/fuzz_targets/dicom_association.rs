@@ -200,6 +200,11 @@ fuzz_target!(|data: &[u8]| {
                 &clock,
                 &mut outs,
             ),
+            // Shutdown, or (a length of 255) a hole in the sender's bytes.
+            _ if *len == 255 => {
+                d.cbuf.clear();
+                d.a.client_gap(&mut outs);
+            }
             _ => d.a.shutdown(now),
         }
         d.run(outs, false, false);
