@@ -158,6 +158,15 @@ struct Side {
     /// capture whose frames all carry one odd address (a generated capture's
     /// broadcast, a router between) stays consistent.
     mac: Option<[u8; 6]>,
+    /// It sent a SYN-ACK (it is the listener).
+    syn_ack_seen: bool,
+    /// The destination MAC was confirmed as the peer's own source MAC.
+    mac_confirmed: bool,
+    /// Its own source MAC, from its first frame.
+    src_mac: Option<[u8; 6]>,
+    /// Its TCP checksums are the offload artefact of a capture on its host
+    /// (decided by its first segment).
+    offloaded: Option<bool>,
     /// Window scale it announced on its SYN.
     wscale: Option<u8>,
     /// Sent the timestamps option on its SYN.
@@ -183,6 +192,10 @@ impl Side {
             stream: Stream::with_policy(limits, policy),
             ttl: None,
             mac: None,
+            syn_ack_seen: false,
+            mac_confirmed: false,
+            src_mac: None,
+            offloaded: None,
             wscale: None,
             ts_on_syn: false,
             isn: None,
@@ -193,6 +206,17 @@ impl Side {
             ts_recent: None,
         }
     }
+}
+
+/// A client SYN with another ISN inside a connection: kept until the server's
+/// SYN-ACK says whether it took it, with what the client's side learns from a SYN.
+#[derive(Debug, Clone, Copy)]
+struct SynSeen {
+    isn: u32,
+    wscale: Option<u8>,
+    tsval: Option<u32>,
+    ttl: u8,
+    dst_mac: Option<[u8; 6]>,
 }
 
 /// `a` is after `b` in sequence space (RFC 1982 serial arithmetic).
@@ -215,13 +239,18 @@ struct Conn {
     has_data: bool,
     /// A SYN from the client inside this connection, ignored unless the server
     /// answers it.
-    pending_syn: Option<u32>,
+    pending_syn: Option<SynSeen>,
     /// Rules already reported for this connection (packet anomalies are
     /// reported once per connection and reason).
     reported: u32,
 }
 
-/// How long a connection that never carried data is kept.
+/// A TTL or hop limit this low, and lower than the connection's, may expire on
+/// the hops between the capture point and the host: wardgate does not judge
+/// such a packet as read.
+const DECOY_TTL: u8 = 16;
+
+/// How long a connection whose handshake never completed is kept.
 const HANDSHAKE_TIMEOUT_US: u64 = 30_000_000;
 /// A capture timestamp further ahead than this of the latest one is not believed
 /// (one corrupt record must not time out every connection).
@@ -366,7 +395,8 @@ impl Analyzer {
     pub fn packet(&mut self, p: Packet<'_>, out: &mut dyn FnMut(Record)) {
         self.counts.packets += 1;
         self.counts.bytes += p.data.len() as u64;
-        let ts = if self.now_us != 0 && p.ts_micros > self.now_us + MAX_CLOCK_JUMP_US {
+        let ts = if self.now_us != 0 && p.ts_micros > self.now_us.saturating_add(MAX_CLOCK_JUMP_US)
+        {
             self.now_us
         } else {
             p.ts_micros
@@ -565,8 +595,9 @@ impl Analyzer {
         let k = key(d.vlans, src, dst);
         let flags = t.flags;
         // What the host drops before looking at the connection.
-        match d.tcp_checksum() {
-            Checksum::Good => {}
+        let checksum = d.tcp_checksum();
+        match checksum {
+            Checksum::Good | Checksum::Partial => {}
             Checksum::Offloaded => self.counts.offloaded_checksums += 1,
             Checksum::Bad => {
                 self.counts.host_drops += 1;
@@ -605,7 +636,13 @@ impl Analyzer {
                         return;
                     }
                     // Another ISN: the server's SYN-ACK will say which SYN it took.
-                    c.pending_syn = Some(t.seq);
+                    c.pending_syn = Some(SynSeen {
+                        isn: t.seq,
+                        wscale: t.options.window_scale,
+                        tsval: t.options.timestamp.map(|(v, _)| v),
+                        ttl: d.ttl,
+                        dst_mac: d.dst_mac,
+                    });
                     if c.has_data {
                         self.counts.ignored_controls += 1;
                         return self.conn_anomaly(
@@ -686,7 +723,8 @@ impl Analyzer {
             let restart = self.flows.get(&k).is_some_and(|c| {
                 src == c.session.server()
                     && c.pending_syn
-                        .is_some_and(|isn| t.ack == isn.wrapping_add(1))
+                        .as_ref()
+                        .is_some_and(|p| t.ack == p.isn.wrapping_add(1))
                     && c.up.isn != Some(t.ack.wrapping_sub(1))
             });
             if restart {
@@ -726,10 +764,27 @@ impl Analyzer {
                         reported: 0,
                     };
                 }
-                // The decoy SYN seen first does not fix where the stream starts.
-                c.up.isn = Some(isn);
-                c.up.stream.rebase(isn);
-                c.pending_syn = None;
+                // The decoy SYN seen first does not fix where the stream starts,
+                // nor anything else the client's side learned from it: that side
+                // starts again from the SYN the server took.
+                let limits = self.limits.reassembly;
+                let policy = self.policy_for(c.session.server().ip());
+                if let Some(syn) = c.pending_syn.take() {
+                    let mut side = Side::new(limits, policy);
+                    side.isn = Some(syn.isn);
+                    side.wscale = syn.wscale;
+                    side.ts_on_syn = syn.tsval.is_some();
+                    side.ts_recent = syn.tsval;
+                    side.ttl = Some(syn.ttl);
+                    side.mac = syn.dst_mac;
+                    side.snd_nxt = Some(syn.isn.wrapping_add(1));
+                    side.stream.rebase(isn);
+                    c.up = side;
+                    // This SYN-ACK is another than any before: the server's side
+                    // starts again from it too.
+                    let policy = self.policy_for(c.session.client().ip());
+                    c.down = Side::new(limits, policy);
+                }
                 self.flows.insert(k, c);
             }
         }
@@ -743,24 +798,56 @@ impl Analyzer {
         } else {
             (&mut conn.down, &mut conn.up)
         };
-        // A lower TTL than the connection's first packet may expire before the host.
+        // A TTL lower than the connection's first packet's, and low enough to
+        // run out on the hops between a capture point and a host on the site
+        // (at most [`DECOY_TTL`]), may expire before the host. A higher one,
+        // or a route change, is only reported.
         let ttl_change = match snd.ttl {
             None => {
                 snd.ttl = Some(d.ttl);
                 None
             }
-            Some(first) if d.ttl < first => Some((first, true)),
+            Some(first) if d.ttl < first && d.ttl <= DECOY_TTL => Some((first, true)),
             Some(first) if d.ttl != first => Some((first, false)),
             _ => None,
         };
+        // The station this direction's frames reach: the peer's own MAC once a
+        // frame of this direction was seen going to it (a decoy sent first to
+        // another station cannot set it), else the first frame's destination
+        // (a generated capture's one odd address stays consistent).
         if snd.mac.is_none() {
             snd.mac = d.dst_mac;
         }
+        if let (Some(peer), Some(dst)) = (rcv.src_mac, d.dst_mac) {
+            if dst == peer && !snd.mac_confirmed {
+                snd.mac = Some(peer);
+                snd.mac_confirmed = true;
+            }
+        }
+        if snd.src_mac.is_none() {
+            snd.src_mac = d.src_mac;
+        }
         let wrong_mac = matches!((d.dst_mac, snd.mac), (Some(a), Some(b)) if a != b);
+        // A partial checksum is offload when this sender's segments have it
+        // from the first (a capture on its host), a decoy after good ones.
+        let partial = checksum == Checksum::Partial;
+        let decoy_checksum = match (snd.offloaded, partial) {
+            (None, p) => {
+                snd.offloaded = Some(p);
+                false
+            }
+            (Some(false), true) => true,
+            _ => false,
+        };
+        if partial && !decoy_checksum {
+            self.counts.offloaded_checksums += 1;
+        }
         // Why the host would drop this segment, if it would.
         let mut drop: Option<(Rule, &'static str)> = None;
         let mut ignored: Option<&'static str> = None;
-        if wrong_mac {
+        if decoy_checksum {
+            drop = Some((rules::HOST_WOULD_DROP, "bad TCP checksum"));
+        } else if wrong_mac {
             drop = Some((
                 rules::OTHER_STATION_MAC,
                 "frame to another station's MAC address",
@@ -774,6 +861,7 @@ impl Analyzer {
             // SYN or SYN-ACK: learn the ISN, scale and timestamps; data on it is
             // not read (no TCP Fast Open).
             snd.isn.get_or_insert(t.seq);
+            snd.syn_ack_seen |= flags.ack;
             if snd.wscale.is_none() {
                 snd.wscale = t.options.window_scale;
             }
@@ -785,13 +873,37 @@ impl Analyzer {
             // The receiver's rcv_nxt counts the FIN once it reached it.
             let fin = u32::from(snd.stream.finished());
             let next = snd.stream.next_seq().map(|n| n.wrapping_add(fin));
-            let exact = next.is_none_or(|n| n == t.seq) || snd.stream.highest_seq() == Some(t.seq);
+            let exact = match next {
+                Some(n) => n == t.seq || snd.stream.highest_seq() == Some(t.seq),
+                // Nothing sent yet: a reset of a connection attempt acknowledges
+                // the SYN (SYN-SENT), else it must sit at what the receiver
+                // acknowledged (its rcv_nxt).
+                None => {
+                    (flags.ack && rcv.isn.is_some_and(|i| t.ack == i.wrapping_add(1)))
+                        || rcv.max_ack == Some(t.seq)
+                }
+            } || rcv.max_ack == Some(t.seq)
+                // The reset of a connection attempt: it acknowledges that SYN.
+                || (flags.ack
+                    && conn
+                        .pending_syn
+                        .as_ref()
+                        .is_some_and(|p| t.ack == p.isn.wrapping_add(1)));
             if !exact {
                 ignored =
                     Some("a RST whose sequence number is not the next expected (RFC 5961 3.2)");
             }
         } else if !flags.ack {
             drop = Some((rules::HOST_WOULD_DROP, "a segment without the ACK flag"));
+        } else if snd.max_ack.is_none()
+            && rcv.syn_ack_seen
+            && rcv.isn.is_some_and(|i| t.ack != i.wrapping_add(1))
+        {
+            // The listener takes only the ACK of its SYN-ACK (tcp_check_req).
+            drop = Some((
+                rules::HOST_WOULD_DROP,
+                "a first ACK that does not acknowledge the SYN-ACK",
+            ));
         } else if rcv.snd_nxt.is_some_and(|n| after(t.ack, n)) {
             drop = Some((rules::HOST_WOULD_DROP, "an ACK of data never sent"));
         } else if snd.max_ack.is_some_and(|una| {
@@ -811,7 +923,9 @@ impl Analyzer {
             t.options.timestamp,
             snd.ts_recent,
         ) {
-            if after(recent, tsval) {
+            // Linux (tcp_paws_check): one tick of slack, and a zero ts_recent
+            // rejects nothing.
+            if recent != 0 && (recent.wrapping_sub(tsval) as i32) > 1 {
                 drop = Some((
                     rules::HOST_WOULD_DROP,
                     "a timestamp older than the last accepted (PAWS)",
@@ -856,9 +970,15 @@ impl Analyzer {
             );
         }
         // Accepted: what the host's stack learns from it.
+        // Window scaling applies when both SYNs offered it; when the handshake
+        // was not seen (joined mid-stream, or after a timeout) the scale is
+        // unknown and taken as the largest, so no real data is judged out of
+        // window.
+        let handshake = snd.isn.is_some() && rcv.isn.is_some();
         let scaled = |w: u16, s: Option<u8>, peer: Option<u8>| -> u32 {
             match (s, peer) {
                 (Some(s), Some(_)) => u32::from(w) << s.min(14),
+                _ if !handshake => u32::from(w) << 14,
                 _ => u32::from(w),
             }
         };
@@ -923,7 +1043,12 @@ impl Analyzer {
         let observer = &mut self.observer;
         let mut gap_bytes = 0;
         // Data on a SYN was refused above; only its sequence number counts.
-        let payload = if flags.syn { &[][..] } else { t.payload };
+        // Data on a SYN was refused above, and a RST's is discarded (tcp_reset).
+        let payload = if flags.syn || flags.rst {
+            &[][..]
+        } else {
+            t.payload
+        };
         side.stream
             .segment(t.seq, flags.syn, flags.fin, payload, &mut |c| match c {
                 Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
@@ -1142,7 +1267,9 @@ impl Analyzer {
                 } else {
                     deadline
                 };
-                c.last_us < deadline || (!c.has_data && c.last_us < handshake_deadline)
+                // Only a handshake that never completed times out early.
+                let half_open = !c.has_data && c.up.max_ack.is_none();
+                c.last_us < deadline || (half_open && c.last_us < handshake_deadline)
             })
             .map(|(k, _)| *k)
             .collect();

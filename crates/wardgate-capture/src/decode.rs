@@ -193,8 +193,14 @@ pub enum Checksum {
     /// Correct.
     Good,
     /// The pseudo-header sum checksum offload leaves in a frame captured on its
-    /// sender (the NIC completes it on the wire).
+    /// sender (the NIC completes it on the wire): the link says the frame was
+    /// sent by the capturing host, or it is larger than any wire frame (segment
+    /// offload, or receive offload merging segments on the capturing host).
     Offloaded,
+    /// The same pattern on an ordinary frame: offload if the capture was taken on
+    /// the sender (an Ethernet capture on a host), a crafted decoy otherwise. The
+    /// analyser decides by the connection's other segments.
+    Partial,
     /// Wrong: the receiver drops the segment.
     Bad,
 }
@@ -424,7 +430,11 @@ fn ipv4_options(opts: &[u8]) -> Option<HostDrop> {
             }
             _ => {}
         }
-        let len = usize::from(*opts.get(at + 1)?);
+        // A kind with no room for its length is malformed (ip_options_compile).
+        let Some(&len) = opts.get(at + 1) else {
+            return Some(HostDrop::BadIpOptions);
+        };
+        let len = usize::from(len);
         if len < 2 || at + len > opts.len() {
             return Some(HostDrop::BadIpOptions);
         }
@@ -444,11 +454,14 @@ fn ipv4_options(opts: &[u8]) -> Option<HostDrop> {
         match kind {
             131 | 137 if len < 3 || ptr < 4 => return Some(HostDrop::BadIpOptions),
             131 | 137 => return Some(HostDrop::SourceRoute),
-            7 if len < 3 || ptr < 4 => return Some(HostDrop::BadIpOptions),
+            // Record route: a pointer inside the option must leave room for an
+            // address (`optptr[2] <= optlen && optptr[2] + 3 > optlen`).
+            7 if len < 3 || ptr < 4 || (usize::from(ptr) <= len && usize::from(ptr) + 3 > len) => {
+                return Some(HostDrop::BadIpOptions)
+            }
             68 if len < 4 || ptr < 5 => return Some(HostDrop::BadIpOptions),
             // CIPSO: refused unless a DOI is configured (none is by default).
             134 => return Some(HostDrop::BadIpOptions),
-            148 if len != 4 => return Some(HostDrop::BadIpOptions),
             _ => {}
         }
         at += len;
@@ -487,6 +500,9 @@ fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
                 let verdict = match next {
                     0 if !first => Some(HostDrop::Ipv6HopByHopNotFirst),
                     43 if hdr[3] != 0 => Some(HostDrop::Ipv6Routing),
+                    // Segment routing (4) and RPL (3) headers are dropped even
+                    // with no segments left (seg6_enabled and RPL off by default).
+                    43 if matches!(hdr[2], 3 | 4) => Some(HostDrop::Ipv6Routing),
                     43 => None,
                     _ => ipv6_options(&hdr[2..], next == 0),
                 };
@@ -507,16 +523,6 @@ fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
                 next = hdr[0];
                 at += 8;
             }
-            // Authentication header: (len + 2) * 4 bytes.
-            51 => {
-                let hdr_len =
-                    (usize::from(*ip.get(at + 1).ok_or(bad("IPv6 AH cut short"))?) + 2) * 4;
-                next = *ip.get(at).ok_or(bad("IPv6 AH cut short"))?;
-                at += hdr_len;
-                if at > ip.len() {
-                    return Err(bad("IPv6 AH cut short"));
-                }
-            }
             proto => break transport(proto, &ip[at..])?,
         }
         first = false;
@@ -534,7 +540,7 @@ fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
 /// an unknown option whose two high bits are not 00 discards the packet, and so
 /// does padding longer than 7 bytes or PadN with non-zero contents.
 fn ipv6_options(opts: &[u8], hop_by_hop: bool) -> Option<HostDrop> {
-    let (mut at, mut pad) = (0, 0usize);
+    let (mut at, mut pad, mut count) = (0, 0usize, 0);
     while let Some(&ty) = opts.get(at) {
         if ty == 0 {
             pad += 1;
@@ -558,6 +564,11 @@ fn ipv6_options(opts: &[u8], hop_by_hop: bool) -> Option<HostDrop> {
             }
         } else {
             pad = 0;
+            // More than 8 options (max_dst_opts_cnt, max_hbh_opts_cnt).
+            count += 1;
+            if count > 8 {
+                return Some(HostDrop::Ipv6Option);
+            }
             // Known to Linux: router alert (5), CALIPSO (7), IOAM (49) and jumbo
             // payload (0xc2) hop by hop; tunnel encapsulation limit (4) and home
             // address (0xc9) as destination options.
@@ -680,10 +691,14 @@ impl Decoded<'_> {
         // adds the segment's (Linux's CHECKSUM_PARTIAL, `__tcp_v4_send_check`).
         let field = be16(t.segment, 16).unwrap_or(0);
         let partial = fold(pseudo) as u16;
-        if self.sent_by_capture_host && (field == partial || (partial == 0xffff && field == 0)) {
-            Checksum::Offloaded
-        } else {
-            Checksum::Bad
+        let pattern = field == partial || (partial == 0xffff && field == 0);
+        // Larger than a 1500-byte MTU allows: made (or merged) by the capturing
+        // host's own stack, never seen on a wire.
+        let oversized = t.segment.len() > 1480;
+        match (pattern, self.sent_by_capture_host || oversized) {
+            (true, true) => Checksum::Offloaded,
+            (true, false) => Checksum::Partial,
+            _ => Checksum::Bad,
         }
     }
 }

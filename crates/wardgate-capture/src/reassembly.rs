@@ -154,6 +154,11 @@ pub enum Urgent {
     Ignored,
 }
 
+/// What one held piece costs beyond its bytes (a map node and an allocation),
+/// charged against [`Limits::max_buffered_bytes`]: a flood of one-byte pieces is
+/// bounded by memory, not only by count.
+pub const PIECE_COST: usize = 64;
+
 /// Bounds on the out-of-order data held for one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -230,9 +235,14 @@ pub struct Stream {
     pending: BTreeMap<u64, Vec<u8>>,
     /// Bytes in `pending`.
     buffered: usize,
+    /// No held piece is longer (reset when nothing is held): overlap searches
+    /// start this far before a new segment instead of at the first piece.
+    longest: u64,
     fin_seen: bool,
     /// Stream offset of the FIN that was accepted.
     fin_at: Option<u64>,
+    /// A FIN seen out of order, taken when `next` reaches it exactly.
+    pending_fin: Option<u64>,
     stats: Stats,
 }
 
@@ -273,8 +283,10 @@ impl Stream {
             next: 0,
             pending: BTreeMap::new(),
             buffered: 0,
+            longest: 0,
             fin_seen: false,
             fin_at: None,
+            pending_fin: None,
             stats: Stats::default(),
         }
     }
@@ -349,7 +361,7 @@ impl Stream {
             self.gap_to(first, deliver);
             self.drain(deliver);
         }
-        if let Some(fin_at) = self.fin_at {
+        if let Some(fin_at) = self.fin_at.or(self.pending_fin) {
             self.gap_to(fin_at, deliver);
         }
     }
@@ -386,7 +398,8 @@ impl Stream {
         self.next
     }
 
-    /// Out-of-order bytes held now (the memory [`Limits::max_buffered_bytes`] bounds).
+    /// Out-of-order bytes held now, plus [`PIECE_COST`] per piece (the memory
+    /// [`Limits::max_buffered_bytes`] bounds).
     pub fn buffered_bytes(&self) -> usize {
         self.buffered
     }
@@ -463,6 +476,7 @@ impl Stream {
         if start == self.next && self.pending.is_empty() {
             emit(&mut self.urgent, &mut self.stats, start, data, deliver);
             self.next = end;
+            self.settle_fin();
             return;
         }
         self.compare(start, data);
@@ -471,6 +485,7 @@ impl Stream {
             Policy::Linux | Policy::Last | Policy::Bsd if start == self.next => {
                 emit(&mut self.urgent, &mut self.stats, start, data, deliver);
                 self.next = end;
+                self.settle_fin();
             }
             Policy::Linux => self.insert_linux(start, data),
             Policy::First => self.insert_disjoint(start, data, |_| false),
@@ -485,7 +500,8 @@ impl Stream {
     fn compare(&mut self, start: u64, data: &[u8]) {
         let end = start.saturating_add(data.len() as u64);
         let mut found = None;
-        for (&k, held) in self.pending.range(..end) {
+        let from = start.saturating_sub(self.longest);
+        for (&k, held) in self.pending.range(from..end) {
             let k_end = k.saturating_add(held.len() as u64);
             if k_end <= start {
                 continue;
@@ -532,19 +548,21 @@ impl Stream {
                 if start == k {
                     // Same start, longer: replaces the queued segment.
                     if let Some(old) = self.pending.remove(&k) {
-                        self.buffered = self.buffered.saturating_sub(old.len());
+                        self.buffered = self.buffered.saturating_sub(old.len() + PIECE_COST);
                     }
                 }
             } else if k_end == start {
                 // Coalesced into the segment it continues.
                 if let Some(held) = self.pending.get_mut(&k) {
                     held.extend_from_slice(data);
+                    self.longest = self.longest.max(held.len() as u64);
                     self.buffered = self.buffered.saturating_add(data.len());
                 }
                 return;
             }
         }
-        self.buffered = self.buffered.saturating_add(data.len());
+        self.buffered = self.buffered.saturating_add(data.len() + PIECE_COST);
+        self.longest = self.longest.max(data.len() as u64);
         self.pending.insert(start, data.to_vec());
         // merge_right: queued segments the new one covers go.
         let covered: Vec<u64> = self
@@ -555,7 +573,7 @@ impl Stream {
             .collect();
         for k in covered {
             if let Some(old) = self.pending.remove(&k) {
-                self.buffered = self.buffered.saturating_sub(old.len());
+                self.buffered = self.buffered.saturating_sub(old.len() + PIECE_COST);
             }
         }
     }
@@ -567,7 +585,7 @@ impl Stream {
         let end = start.saturating_add(data.len() as u64);
         let overlapping: Vec<(u64, u64)> = self
             .pending
-            .range(..end)
+            .range(start.saturating_sub(self.longest)..end)
             .map(|(&k, h)| (k, k.saturating_add(h.len() as u64)))
             .filter(|&(_, k_end)| k_end > start)
             .collect();
@@ -577,15 +595,15 @@ impl Stream {
                 let Some(old) = self.pending.remove(&k) else {
                     continue;
                 };
-                self.buffered = self.buffered.saturating_sub(old.len());
+                self.buffered = self.buffered.saturating_sub(old.len() + PIECE_COST);
                 if k < start {
                     let left = part(&old, 0, start - k).to_vec();
-                    self.buffered += left.len();
+                    self.buffered += left.len() + PIECE_COST;
                     self.pending.insert(k, left);
                 }
                 if k_end > end {
                     let right = part(&old, end - k, k_end - k).to_vec();
-                    self.buffered += right.len();
+                    self.buffered += right.len() + PIECE_COST;
                     self.pending.insert(end, right);
                 }
             } else {
@@ -597,7 +615,8 @@ impl Stream {
             if from > pos {
                 let piece = part(data, pos - start, from - start);
                 if !piece.is_empty() {
-                    self.buffered += piece.len();
+                    self.buffered += piece.len() + PIECE_COST;
+                    self.longest = self.longest.max(piece.len() as u64);
                     self.pending.insert(pos, piece.to_vec());
                 }
             }
@@ -608,13 +627,47 @@ impl Stream {
     /// Records a FIN at stream offset `at` (`None`: behind `next`), first wins.
     fn on_fin(&mut self, at: Option<u64>) {
         self.fin_seen = true;
-        let held_end = self.held_end();
+        // Linux takes a FIN only when it is reached in order (`tcp_fin` from
+        // `tcp_data_queue` or `tcp_ofo_queue`); one queued out of order goes with
+        // its segment when longer data covers it, and when it is reached the
+        // queue beyond it is purged.
         match (self.fin_at, at) {
             (Some(fin_at), Some(at)) if fin_at == at => {}
-            (None, Some(at)) if at >= held_end => self.fin_at = Some(at),
+            (None, Some(at)) if at == self.next => self.accept_fin(at),
+            (None, Some(at)) if at > self.next => {
+                if self.pending_fin.is_none_or(|p| at < p) {
+                    self.pending_fin = Some(at);
+                }
+            }
             _ => {
                 self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
             }
+        }
+    }
+
+    /// The FIN at `at` (= `next`) takes effect: what is queued beyond it is never read.
+    fn accept_fin(&mut self, at: u64) {
+        self.fin_at = Some(at);
+        self.pending_fin = None;
+        // (Queued segments may also hold bytes before it, already read.)
+        let purged: u64 = self
+            .pending
+            .iter()
+            .map(|(&k, v)| k.saturating_add(v.len() as u64).saturating_sub(k.max(at)))
+            .sum();
+        self.stats.after_fin_bytes = self.stats.after_fin_bytes.saturating_add(purged);
+        self.pending.clear();
+        self.buffered = 0;
+        self.longest = 0;
+    }
+
+    /// After `next` moved: a queued FIN reached exactly takes effect; one passed
+    /// over went with its segment.
+    fn settle_fin(&mut self) {
+        match self.pending_fin {
+            Some(p) if p == self.next => self.accept_fin(p),
+            Some(p) if p < self.next => self.pending_fin = None,
+            _ => {}
         }
     }
 
@@ -657,7 +710,7 @@ impl Stream {
                 break;
             }
             let held = entry.remove();
-            self.buffered = self.buffered.saturating_sub(held.len());
+            self.buffered = self.buffered.saturating_sub(held.len() + PIECE_COST);
             let k_end = k.saturating_add(held.len() as u64);
             if k_end > self.next {
                 // Under the Linux policy queued segments may overlap: each gives
@@ -665,7 +718,11 @@ impl Stream {
                 let fresh = part(&held, self.next - k, held.len() as u64);
                 emit(&mut self.urgent, &mut self.stats, self.next, fresh, deliver);
                 self.next = k_end;
+                self.settle_fin();
             }
+        }
+        if self.pending.is_empty() {
+            self.longest = 0;
         }
     }
 }

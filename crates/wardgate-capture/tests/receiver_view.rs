@@ -751,3 +751,136 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Regressions found by review: each would let an unsafe order the host read go
+/// unjudged.
+#[test]
+fn what_the_first_packets_say_cannot_be_turned_against_the_rest() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    // A SYN with TTL 255, the rest with 64 (a route change, or a trick).
+    let mut frames = handshake(false);
+    frames[0] = build(&Seg {
+        ttl: 255,
+        syn: true,
+        ack: None,
+        seq: CISN,
+        ..Seg::data(0, b"")
+    });
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "TTL baseline: {d:?}");
+    // A bare FIN out of order, then the whole order: the FIN went with its
+    // segment (Linux drops it as old), the host read everything.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        fin: true,
+        ..Seg::data(50, b"")
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "queued FIN: {d:?}");
+    // A decoy SYN with an absurd timestamp before the real handshake.
+    let mut frames = vec![build(&Seg {
+        syn: true,
+        ack: None,
+        seq: 5,
+        ts: Some((0x7000_0000, 0)),
+        ..Seg::data(0, b"")
+    })];
+    frames.extend(handshake(true));
+    frames.push(build(&Seg {
+        ts: Some((102, 5000)),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "decoy SYN state: {d:?}");
+    // A third ACK that does not acknowledge the SYN-ACK, carrying a safe copy.
+    let mut frames = handshake(false);
+    frames.pop();
+    frames.push(build(&Seg {
+        ack: Some(SISN),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "handshake ACK: {d:?} {rules:?}");
+    // A blind RST from the server side before it sent anything.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        to_server: false,
+        rst: true,
+        seq: SISN + 77_777,
+        ack: None,
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "blind RST: {d:?}");
+    // Data on a RST is not read.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        rst: true,
+        ..Seg::data(0, &bad)
+    }));
+    let (d, _) = analyse(&frames);
+    assert!(!violated(&d, "BAD-1"), "RST payload: {d:?}");
+    // Joined mid-stream with a small advertised window: the scale is unknown,
+    // so nothing is judged beyond the window.
+    let frames = vec![
+        build(&Seg {
+            to_server: false,
+            seq: SISN + 1,
+            ack: Some(CISN + 1),
+            window: 50,
+            ..Seg::data(0, b"")
+        }),
+        build(&Seg::data(0, &bad)),
+    ];
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "mid-stream window: {d:?}");
+    // PAWS has one tick of slack.
+    let mut frames = handshake(true);
+    frames.push(build(&Seg {
+        ts: Some((200, 5000)),
+        ..Seg::data(0, &bad[..100])
+    }));
+    frames.push(build(&Seg {
+        ts: Some((199, 5000)),
+        ..Seg::data(100, &bad[100..])
+    }));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "PAWS slack: {d:?}");
+}
+
+#[test]
+fn partial_checksums_are_offload_on_the_senders_capture_and_decoys_elsewhere() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    // The offload pattern: the folded pseudo-header sum in the field.
+    let partial = |f: &mut Vec<u8>| {
+        let len = (f.len() - 34) as u64;
+        let pseudo = sum(&f[26..30], 0) + sum(&f[30..34], 0) + 6 + len;
+        let p = (fold(pseudo) as u16).to_be_bytes();
+        f[34 + 16..34 + 18].copy_from_slice(&p);
+    };
+    // Captured on the sender's own Ethernet interface: every client segment has it.
+    let mut frames = handshake(false);
+    for f in frames.iter_mut().step_by(2) {
+        partial(f);
+    }
+    let mut real = build(&Seg::data(0, &bad));
+    partial(&mut real);
+    frames.push(real);
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "host capture: {d:?} {rules:?}");
+    // After good checksums, a segment with the pattern is a decoy.
+    let mut frames = handshake(false);
+    let mut fake = build(&Seg::data(0, &decoy));
+    partial(&mut fake);
+    frames.push(fake);
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "decoy: {d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}

@@ -120,14 +120,15 @@ fn checksums_good_bad_and_offloaded() {
     let d = decode(LinkType::Ethernet, &h).expect("decodes");
     assert!(d.sent_by_capture_host);
     assert_eq!(d.tcp_checksum(), Checksum::Offloaded);
-    // The same frame between two real stations is a bad checksum.
+    // The same frame between two real stations: the analyser decides by the
+    // connection (offload on a host capture, a decoy after good checksums).
     h[0] = 2;
     h[6] = 2;
     assert_eq!(
         decode(LinkType::Ethernet, &h)
             .expect("decodes")
             .tcp_checksum(),
-        Checksum::Bad
+        Checksum::Partial
     );
 }
 
@@ -166,6 +167,8 @@ fn ipv4_options_the_host_refuses() {
         (&[134, 6, 0, 0, 0, 1][..], Some(HostDrop::BadIpOptions)), // CIPSO
         (&[7, 3, 4, 7, 3, 4][..], Some(HostDrop::BadIpOptions)), // twice
         (&[25, 4, 0, 0][..], None),         // unknown: ignored
+        (&[1, 1, 1, 7][..], Some(HostDrop::BadIpOptions)), // a kind with no length
+        (&[7, 7, 6, 0, 0, 0, 0][..], Some(HostDrop::BadIpOptions)), // no room for an address
     ] {
         let p = ipv4_with_options(opts);
         let d = decode(LinkType::RawIp, &p).expect("decodes");
@@ -202,7 +205,7 @@ fn ipv6_extension_headers_the_host_discards() {
     let unknown_icmp = vec![0, 0, 0xde, 2, 0, 0, 1, 0];
     let dirty_pad = vec![0, 0, 1, 4, 0, 9, 0, 0];
     let rh_left = vec![0, 0, 0, 1, 0, 0, 0, 0];
-    let rh_done = vec![0, 0, 4, 0, 0, 0, 0, 0];
+    let rh_done = vec![0, 0, 0, 0, 0, 0, 0, 0];
     for (exts, want) in [
         (vec![(60, padn.clone())], None),
         (vec![(0, padn.clone()), (60, padn.clone())], None),
@@ -212,6 +215,10 @@ fn ipv6_extension_headers_the_host_discards() {
         (vec![(60, dirty_pad)], Some(HostDrop::Ipv6Option)),
         (vec![(43, rh_left)], Some(HostDrop::Ipv6Routing)),
         (vec![(43, rh_done)], None),
+        (
+            vec![(43, vec![0, 0, 4, 0, 0, 0, 0, 0])],
+            Some(HostDrop::Ipv6Routing),
+        ), // SRH
         (
             vec![(60, padn.clone()), (0, padn)],
             Some(HostDrop::Ipv6HopByHopNotFirst),
