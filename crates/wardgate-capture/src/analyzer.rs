@@ -23,9 +23,12 @@
 //!   (RFC 5961 3.2); a SYN inside a live connection is ignored unless the server
 //!   answers it with a SYN-ACK (a real new connection); the ISN is the one the
 //!   server's SYN-ACK acknowledges, whatever SYNs came before.
-//! - A packet whose TTL (hop limit) is lower than the connection's first may
-//!   expire before the host: it is not judged as read, and the change is
-//!   reported.
+//! - A packet whose TTL (hop limit) is at most [`DECOY_TTL`] and lower than the
+//!   connection's first may expire before the host: it is not judged as read.
+//!   Any change is reported.
+//! - A checksum holding the offload pattern is the capturing host's offload when
+//!   the sender's segments had it from the first (or the frame is larger than a
+//!   wire allows), and a decoy after good ones.
 //!
 //! Each drop is counted and reported once per connection and reason
 //! (`WG-CAP-009` .. `WG-CAP-012`). Overlapping data follow the receiver's
