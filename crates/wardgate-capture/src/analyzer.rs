@@ -23,7 +23,7 @@
 //!   (RFC 5961 3.2); a SYN inside a live connection is ignored unless the server
 //!   answers it with a SYN-ACK (a real new connection); the ISN is the one the
 //!   server's SYN-ACK acknowledges, whatever SYNs came before.
-//! - A packet whose TTL (hop limit) is at most [`DECOY_TTL`] and lower than the
+//! - A packet whose TTL (hop limit) is at most 16 and lower than the
 //!   connection's first may expire before the host: it is not judged as read.
 //!   Any change is reported.
 //! - A checksum holding the offload pattern is the capturing host's offload when
