@@ -598,7 +598,7 @@ impl Analyzer {
         let k = key(d.vlans, src, dst);
         let flags = t.flags;
         // What the host drops before looking at the connection.
-        let checksum = d.tcp_checksum();
+        let (checksum, payload_sum) = d.tcp_verdict();
         match checksum {
             Checksum::Good | Checksum::Partial => {}
             Checksum::Offloaded => self.counts.offloaded_checksums += 1,
@@ -1052,14 +1052,20 @@ impl Analyzer {
         } else {
             t.payload
         };
-        side.stream
-            .segment(t.seq, flags.syn, flags.fin, payload, &mut |c| match c {
+        side.stream.segment_fp(
+            t.seq,
+            flags.syn,
+            flags.fin,
+            payload,
+            Some(payload_sum),
+            &mut |c| match c {
                 Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
                 Chunk::Gap { len } => {
                     gap_bytes += len;
                     observer.gap(session, from_client, len, GapCause::Limit, &clock, out);
                 }
-            });
+            },
+        );
         self.counts.gap_bytes += gap_bytes;
         if side.stream.stats().overlap_conflicts > conflicts {
             if let Some(c) = side.stream.stats().last_conflict {

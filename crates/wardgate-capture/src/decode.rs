@@ -673,9 +673,24 @@ impl Decoded<'_> {
     /// The TCP checksum's verdict (RFC 9293 3.1, with the RFC 8200 8.1 pseudo
     /// header for IPv6); `Good` for anything that is not TCP.
     pub fn tcp_checksum(&self) -> Checksum {
+        self.tcp_verdict().0
+    }
+
+    /// [`Self::tcp_checksum`], and the one's-complement sum of the payload alone
+    /// (from the same pass: the segment's sum less the header's), the
+    /// fingerprint a retransmission of delivered bytes is compared with.
+    pub fn tcp_verdict(&self) -> (Checksum, u16) {
         let Transport::Tcp(t) = &self.transport else {
-            return Checksum::Good;
+            return (Checksum::Good, 0);
         };
+        let segment = sum(t.segment, 0);
+        let header_len = t.segment.len() - t.payload.len();
+        let header = fold(sum(t.segment.get(..header_len).unwrap_or_default(), 0)) as u16;
+        let payload = norm(fold(fold(segment) + u64::from(!header)) as u16);
+        (self.tcp_checksum_of(t, segment), payload)
+    }
+
+    fn tcp_checksum_of(&self, t: &Tcp<'_>, segment: u64) -> Checksum {
         let len = t.segment.len() as u64;
         let pseudo = match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => sum(&s.octets(), 0) + sum(&d.octets(), 0) + 6 + len,
@@ -684,7 +699,7 @@ impl Decoded<'_> {
             }
             _ => return Checksum::Bad,
         };
-        if fold(sum(t.segment, pseudo)) == 0xffff {
+        if fold(segment + pseudo) == 0xffff {
             return Checksum::Good;
         }
         // Checksum offload: the field holds the folded pseudo-header sum, the NIC
@@ -752,6 +767,15 @@ fn sum_short(data: &[u8], acc: u64) -> u64 {
         total += u64::from(*last) << 8;
     }
     total
+}
+
+/// One's complement has two zeros: 0xffff is taken as 0 so that sums compare.
+pub fn norm(x: u16) -> u16 {
+    if x == 0xffff {
+        0
+    } else {
+        x
+    }
 }
 
 /// Folds a one's-complement sum to 16 bits.

@@ -44,8 +44,9 @@
 //! [`Stats::overlap_conflicts`] and is described in [`Stats::last_conflict`]: the
 //! analyser reports it (another stack, or a path that lost one copy, would read
 //! the other). Delivered bytes are not retained (in-order data is handed over
-//! without a copy), so a differing copy of bytes already delivered only counts as
-//! retransmitted: every policy keeps the bytes it already read.
+//! without a copy); a copy of bytes already delivered is compared by sum with
+//! the last [`RECENT`] segments it covers whole ([`Stream::segment_fp`]), which
+//! every policy keeps as it read them.
 //!
 //! # Urgent data
 //!
@@ -154,6 +155,9 @@ pub enum Urgent {
     Ignored,
 }
 
+/// How many recent segments' sums are kept for comparing retransmissions.
+pub const RECENT: usize = 8;
+
 /// What one held piece costs beyond its bytes (a map node and an allocation),
 /// charged against [`Limits::max_buffered_bytes`]: a flood of one-byte pieces is
 /// bounded by memory, not only by count.
@@ -235,6 +239,10 @@ pub struct Stream {
     pending: BTreeMap<u64, Vec<u8>>,
     /// Bytes in `pending`.
     buffered: usize,
+    /// The last [`RECENT`] segments with data: stream offset, length, payload sum.
+    recent: [(u64, u64, u16); RECENT],
+    /// Segments pushed into `recent` so far.
+    recent_at: usize,
     /// No held piece is longer (reset when nothing is held): overlap searches
     /// start this far before a new segment instead of at the first piece.
     longest: u64,
@@ -283,6 +291,8 @@ impl Stream {
             next: 0,
             pending: BTreeMap::new(),
             buffered: 0,
+            recent: [(0, 0, 0); RECENT],
+            recent_at: 0,
             longest: 0,
             fin_seen: false,
             fin_at: None,
@@ -300,6 +310,22 @@ impl Stream {
         syn: bool,
         fin: bool,
         payload: &[u8],
+        deliver: &mut dyn FnMut(Chunk<'_>),
+    ) {
+        self.segment_fp(seq, syn, fin, payload, None, deliver);
+    }
+
+    /// [`Self::segment`] with the payload's one's-complement sum (`fp`, from
+    /// the checksum pass): the last segments' sums are kept, so that a later
+    /// copy of bytes already delivered is compared with what was read (a
+    /// difference is a conflict, though every policy keeps what it read).
+    pub fn segment_fp(
+        &mut self,
+        seq: u32,
+        syn: bool,
+        fin: bool,
+        payload: &[u8],
+        fp: Option<u16>,
         deliver: &mut dyn FnMut(Chunk<'_>),
     ) {
         self.stats.segments = self.stats.segments.saturating_add(1);
@@ -332,6 +358,17 @@ impl Stream {
             (self.next.saturating_add(delta.unsigned_abs()), 0)
         };
         self.stats.retransmitted_bytes = self.stats.retransmitted_bytes.saturating_add(behind);
+        if let Some(fp) = fp.filter(|_| len > 0) {
+            if delta < 0 {
+                let from = self.next.checked_sub(delta.unsigned_abs());
+                if let Some(from) = from {
+                    self.compare_delivered(from, payload);
+                }
+            } else {
+                self.recent[self.recent_at % RECENT] = (start, len, fp);
+                self.recent_at = self.recent_at.wrapping_add(1);
+            }
+        }
         let mut data = part(payload, behind, len);
         if let Some(fin_at) = self.fin_at {
             let keep = fin_at.saturating_sub(start).min(data.len() as u64);
@@ -528,6 +565,29 @@ impl Stream {
         if let Some(c) = found {
             self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
             self.stats.last_conflict = Some(c);
+        }
+    }
+
+    /// A copy of bytes already delivered (at stream offset `from`): each recent
+    /// segment it covers whole is compared by sum.
+    fn compare_delivered(&mut self, from: u64, payload: &[u8]) {
+        let end = from.saturating_add(payload.len() as u64);
+        for i in 0..RECENT.min(self.recent_at) {
+            let (at, len, fp) = self.recent[i];
+            if at < from || at.saturating_add(len) > end || at.saturating_add(len) > self.next {
+                continue;
+            }
+            let copy = part(payload, at - from, at - from + len);
+            let got = crate::decode::norm(crate::decode::fold(crate::decode::sum(copy, 0)) as u16);
+            if got != fp {
+                self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+                self.stats.last_conflict = Some(Conflict {
+                    at,
+                    len,
+                    kept_new: false,
+                });
+                return;
+            }
         }
     }
 

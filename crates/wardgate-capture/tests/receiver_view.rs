@@ -884,3 +884,24 @@ fn partial_checksums_are_offload_on_the_senders_capture_and_decoys_elsewhere() {
     assert!(violated(&d, "BAD-1"), "decoy: {d:?}");
     assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
 }
+
+#[test]
+fn a_different_copy_of_bytes_already_read_is_reported() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    // Read whole, then "retransmitted" with other bytes: every stack keeps what
+    // it read (the unsafe order), and the difference is reported.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad[..150])));
+    frames.push(build(&Seg::data(150, &bad[150..])));
+    frames.push(build(&Seg::data(150, &decoy[150..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // The same bytes again are no conflict.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad)));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (_, rules) = analyse(&frames);
+    assert!(!rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+}
