@@ -27,7 +27,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "evasion" / "corpus"
 sys.path.insert(0, str(ROOT / "tests" / "interop"))
-from test_evasion_corpus import AMBIGUITY, SITE  # noqa: E402
+from test_evasion_corpus import SITE, judge  # noqa: E402
 
 
 def suricata(pcap, rules):
@@ -54,20 +54,8 @@ def suricata(pcap, rules):
 
 
 def wardgate(binary, site, pcap, meta):
-    run = subprocess.run([binary, "analyze", "--config", str(site), "--json", "--no-store", str(pcap)],
-                         capture_output=True, text=True, timeout=60)
-    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    rules = sorted({e.get("rule", {}).get("id") for e in events if e.get("rule")})
-    violations = {e["wardgate"]["hl7"]["control_id"] for e in events
-                  if e.get("event", {}).get("action") == "observed-violation"
-                  and (e.get("wardgate") or {}).get("hl7", {}).get("control_id")}
-    read = [o for o in meta["orders"] if o.get("complete") and o.get("control_id")]
-    unsafe = {o["control_id"] for o in read if o["unsafe"] is True}
-    safe = {o["control_id"] for o in read if o["unsafe"] is False} - unsafe
-    missed = unsafe - violations
-    flagged = bool(set(rules) & AMBIGUITY)
-    verdict = ("missed" if missed and not flagged else "flagged" if missed
-               else "false alarm" if violations & safe else "right")
+    outcome, rules, _ = judge(binary, site, pcap, meta)
+    verdict = {"correct": "right", "false-alarm": "false alarm"}.get(outcome, outcome)
     return [r for r in rules if r.startswith("WG-CAP")], verdict
 
 

@@ -14,7 +14,6 @@ caps heparin at 2000 U/h, and for every case:
 - no order the host read as safe is reported as a violation (no false alarm);
 - the table of outcomes per class is printed (pytest -s) for docs/evasion.md.
 """
-import base64
 import collections
 import json
 import subprocess
@@ -86,15 +85,16 @@ def site(tmp_path_factory):
 OUTCOMES = collections.defaultdict(collections.Counter)
 
 
-def judge(site, name):
-    meta = json.loads((CORPUS / f"{name}.json").read_text())
+def judge(binary, site, pcap, meta):
+    """wardgate's findings on one capture against what its host read: the
+    outcome ("correct", "flagged", "missed", "false-alarm"), the rules raised,
+    and a line for failure messages."""
     run = subprocess.run(
-        [wardgate_bin(), "analyze", "--config", str(site), "--json", "--no-store",
-         str(CORPUS / f"{name}.pcap")],
+        [binary, "analyze", "--config", str(site), "--json", "--no-store", str(pcap)],
         capture_output=True, text=True, timeout=60)
     assert run.returncode in (0, 1), run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    rules = {e.get("rule", {}).get("id") for e in events}
+    rules = sorted({e.get("rule", {}).get("id") for e in events if e.get("rule")})
     violations = {e["wardgate"]["hl7"]["control_id"] for e in events
                   if e.get("event", {}).get("action") == "observed-violation"
                   and (e.get("wardgate") or {}).get("hl7", {}).get("control_id")}
@@ -103,23 +103,23 @@ def judge(site, name):
     # proxy refuses it (fail closed), so a violation on it is no false alarm.
     unsafe = {o["control_id"] for o in read if o["unsafe"] is True}
     safe = {o["control_id"] for o in read if o["unsafe"] is False} - unsafe
-    return meta, rules, violations, unsafe, safe
+    missed = unsafe - violations
+    flagged = bool(set(rules) & AMBIGUITY)
+    outcome = ("missed" if missed and not flagged
+               else "flagged" if missed
+               else "false-alarm" if violations & safe
+               else "correct")
+    detail = f"{meta['name']}: host read {meta['summary']!r}; violations {sorted(violations)}; rules {rules}"
+    return outcome, rules, detail
 
 
 @pytest.mark.parametrize("name", cases())
 def test_wardgate_judges_what_the_host_read(site, name):
-    meta, rules, violations, unsafe, safe = judge(site, name)
-    flagged = bool(rules & AMBIGUITY)
-    missed = unsafe - violations
-    false_alarms = violations & safe
-    outcome = ("missed" if missed and not flagged
-               else "flagged" if missed
-               else "false-alarm" if false_alarms
-               else "correct")
+    meta = json.loads((CORPUS / f"{name}.json").read_text())
+    outcome, _, detail = judge(wardgate_bin(), site, CORPUS / f"{name}.pcap", meta)
     OUTCOMES[meta["class"]][outcome] += 1
-    detail = f"{name}: host read {meta['summary']!r}; violations {sorted(violations)}; rules {sorted(r for r in rules if r)}"
-    assert not (missed and not flagged), "unsafe order read by the host went unreported: " + detail
-    assert not false_alarms, "false alarm on an order the host read as safe: " + detail
+    assert outcome != "missed", "unsafe order read by the host went unreported: " + detail
+    assert outcome != "false-alarm", "false alarm on an order the host read as safe: " + detail
 
 
 def test_corpus_is_large_enough():

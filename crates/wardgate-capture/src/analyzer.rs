@@ -382,6 +382,22 @@ impl Analyzer {
         self.defrag.stats()
     }
 
+    /// A connection's state, its sides reassembling by their receivers' policies.
+    fn new_conn(&self, session: Session, ts: u64) -> Conn {
+        let limits = self.limits.reassembly;
+        Conn {
+            up: Side::new(limits, self.policy_for(session.server().ip())),
+            down: Side::new(limits, self.policy_for(session.client().ip())),
+            session,
+            last_us: ts,
+            rst: false,
+            held: 0,
+            has_data: false,
+            pending_syn: None,
+            reported: 0,
+        }
+    }
+
     fn fingerprint(&self, k: &Key) -> u64 {
         use std::hash::BuildHasher;
         self.flows.hasher().hash_one(k)
@@ -545,22 +561,15 @@ impl Analyzer {
             )),
             _ => None,
         };
-        if let Some(c) = conn_key.and_then(|k| self.flows.get_mut(&k)) {
-            if c.reported & bit(rule) == 0 {
-                c.reported |= bit(rule);
-                let clock = self.clock.at(ts);
-                self.observer.anomaly(
-                    &c.session,
-                    rule,
-                    format!(
-                        "{why}: a packet from {} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)",
-                        d.src
-                    ),
-                    &clock,
-                    out,
-                );
-            }
-            return;
+        if let Some(k) = conn_key.filter(|k| self.flows.contains_key(k)) {
+            let src = d.src;
+            return self.conn_anomaly(
+                &k,
+                rule,
+                || format!("{why}: a packet from {src} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)"),
+                ts,
+                out,
+            );
         }
         self.capture_alert(
             rule,
@@ -703,23 +712,8 @@ impl Analyzer {
                 out,
             );
             self.counts.connections += 1;
-            let limits = self.limits.reassembly;
-            let up = Side::new(limits, self.policy_for(server.ip()));
-            let down = Side::new(limits, self.policy_for(client.ip()));
-            self.flows.insert(
-                k,
-                Conn {
-                    session,
-                    up,
-                    down,
-                    last_us: ts,
-                    rst: false,
-                    held: 0,
-                    has_data: false,
-                    pending_syn: None,
-                    reported: 0,
-                },
-            );
+            let c = self.new_conn(session, ts);
+            self.flows.insert(k, c);
         }
         // The server took a SYN other than the one the connection started with.
         if flags.syn && flags.ack {
@@ -754,18 +748,7 @@ impl Analyzer {
                         out,
                     );
                     self.counts.connections += 1;
-                    let limits = self.limits.reassembly;
-                    c = Conn {
-                        session,
-                        up: Side::new(limits, self.policy_for(server.ip())),
-                        down: Side::new(limits, self.policy_for(client.ip())),
-                        last_us: ts,
-                        rst: false,
-                        held: 0,
-                        has_data: false,
-                        pending_syn: None,
-                        reported: 0,
-                    };
+                    c = self.new_conn(session, ts);
                 }
                 // The decoy SYN seen first does not fix where the stream starts,
                 // nor anything else the client's side learned from it: that side
