@@ -5,7 +5,8 @@
 #     Debian service is not used, the tests run their own instance), and the
 #     peers of the passive-analysis tests: curl (FTP and HTTP client), mosquitto
 #     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils); openssl
-#     (checks the certificates wardgate's CA issues);
+#     (checks the certificates wardgate's CA issues); libpcap-dev (builds
+#     live capture);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files), pytest, and PyYAML (reads
 #     the vendored ECS field reference in tests/data/ecs);
@@ -24,6 +25,9 @@ command -v openssl >/dev/null 2>&1 || apt_need+=(openssl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_need+=(mosquitto)
 command -v smbclient >/dev/null 2>&1 || apt_need+=(smbclient)
 command -v telnetd >/dev/null 2>&1 || [ -x /usr/sbin/telnetd ] || apt_need+=(telnetd)
+# libpcap's headers and link library: `wardgate capture` reads the kernel's
+# capture ring and drop counters through it.
+[ -f /usr/include/pcap/pcap.h ] || apt_need+=(libpcap-dev)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""

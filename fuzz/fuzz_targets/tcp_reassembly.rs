@@ -7,8 +7,10 @@
 //! Flags: 1 SYN, 2 FIN, 4 far (4 more bytes: a u32 offset anywhere in sequence
 //! space), 8 raw payload (else the payload is a fixed function of the sequence
 //! number, so every copy of a byte agrees and the output can be checked), 16 an
-//! urgent pointer of `len` on the segment. The ISN's low two bits pick the
-//! receiver's overlap policy (Linux, first, last, BSD).
+//! urgent pointer of `len` on the segment, 32 the receiver's acknowledgement
+//! of everything before the segment's end (after the segment: a hole the
+//! capture lost is declared). The ISN's low two bits pick the receiver's
+//! overlap policy (Linux, first, last, BSD).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use wardgate_capture::reassembly::{Chunk, Limits, Policy, Stream};
@@ -92,12 +94,13 @@ fuzz_target!(|data: &[u8]| {
         let Some(&[flags, o0, o1, len]) = take(&mut data, 4) else {
             break;
         };
-        let (syn, fin, far, raw, urg) = (
+        let (syn, fin, far, raw, urg, acked) = (
             flags & 1 != 0,
             flags & 2 != 0,
             flags & 4 != 0,
             flags & 8 != 0,
             flags & 16 != 0,
+            flags & 32 != 0,
         );
         let off = if far {
             let Some(&[a, b, c, d]) = take(&mut data, 4) else {
@@ -129,6 +132,11 @@ fuzz_target!(|data: &[u8]| {
         let before = s.delivered();
         s.segment(seq, syn, fin, &payload, &mut |c| out.take(c, check));
         assert!(s.delivered() >= before, "offset went backwards");
+        if acked {
+            let ack = data_seq.wrapping_add(u32::from(len));
+            s.acked(ack, &mut |c| out.take(c, check));
+            assert!(s.delivered() >= before, "offset went backwards");
+        }
         assert_eq!(
             s.delivered(),
             out.at + s.stats().urgent_removed,

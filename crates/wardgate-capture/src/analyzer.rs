@@ -146,6 +146,14 @@ pub struct PacketCounts {
     pub urgent_removed: u64,
     /// TCP checksums left to the sender's NIC (offload), seen on the sender.
     pub offloaded_checksums: u64,
+    /// Live capture: packets the kernel dropped because the capture ring was
+    /// full (wardgate never saw them).
+    pub kernel_dropped: u64,
+    /// Live capture: frames the interface or its driver dropped meanwhile.
+    pub interface_dropped: u64,
+    /// Segments that acknowledged data the capture never showed, and that no
+    /// later packet confirmed or refuted (reported, not judged).
+    pub unconfirmed: u64,
 }
 
 /// What one end of a connection has said, as the other end's stack tracks it.
@@ -187,7 +195,32 @@ struct Side {
     snd_nxt: Option<u32>,
     /// Its most recent timestamp accepted (PAWS).
     ts_recent: Option<u32>,
+    /// Its segments that acknowledged data wardgate never saw the other end
+    /// send, in arrival order: held until the other end's next packet says
+    /// whether it had sent that data (see [`Deferred`]).
+    deferred: Vec<Deferred>,
 }
+
+/// A segment whose ACK covers data the capture never showed the other end
+/// sending. Linux drops an ACK of unsent data, so a decoy carries one; a
+/// capture that lost the other end's packets (a full capture ring, a lossy
+/// tap) shows the same thing on real segments. The other end's next packet
+/// tells them apart: a sequence number at or past the ACK means it had sent
+/// that data (the segment is then analysed, late but in order); one before it
+/// means it had not (the segment is dropped as the host dropped it).
+#[derive(Debug)]
+struct Deferred {
+    /// The packet with its TCP segment left out (`transport` is `Other`).
+    decoded: Decoded<'static>,
+    /// The TCP header and payload.
+    segment: Vec<u8>,
+    ack: u32,
+    ts: u64,
+}
+
+/// At most this many segments wait per side; an older one then goes
+/// unconfirmed (reported as ambiguous, not judged).
+const MAX_DEFERRED: usize = 16;
 
 impl Side {
     fn new(limits: reassembly::Limits, policy: Policy) -> Self {
@@ -207,7 +240,15 @@ impl Side {
             max_ack: None,
             snd_nxt: None,
             ts_recent: None,
+            deferred: Vec::new(),
         }
+    }
+
+    fn deferred_bytes(&self) -> usize {
+        self.deferred
+            .iter()
+            .map(|d| d.segment.len() + reassembly::PIECE_COST)
+            .sum()
     }
 }
 
@@ -291,6 +332,11 @@ pub struct Analyzer {
     /// the flow key, 16 bytes an entry), and when: data on them without a new SYN
     /// reaches no application (bounded by `max_flows`, kept [`CLOSED_MEMORY_US`]).
     closed: HashMap<u64, u64, foldhash::fast::RandomState>,
+    /// Segments held across all connections until the other end confirms
+    /// them ([`Deferred`]): while none are, no packet pays for the look.
+    deferred: usize,
+    /// A held segment is being analysed now that the other end confirmed it.
+    replaying: bool,
 }
 
 /// How long a closed connection's key is remembered (Linux's TIME_WAIT is 60 s).
@@ -334,6 +380,8 @@ impl Analyzer {
             default_policy: Policy::Linux,
             capture_alerts: HashMap::new(),
             closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            deferred: 0,
+            replaying: false,
         }
     }
 
@@ -543,6 +591,162 @@ impl Analyzer {
         self.observer.capture_event(&clock, rule, text, out);
     }
 
+    /// This packet, from `src` with sequence number `seq`, says whether the
+    /// other end's held segments acknowledged data it had sent: those whose
+    /// ACK is not past `seq` are analysed now, in their order; the others are
+    /// dropped, as the host dropped them.
+    fn resolve_deferred(
+        &mut self,
+        k: &Key,
+        src: SocketAddr,
+        seq: u32,
+        out: &mut dyn FnMut(Record),
+    ) {
+        let Some(c) = self.flows.get_mut(k) else {
+            return;
+        };
+        let from_client = src == c.session.client();
+        let peer = if from_client { &mut c.down } else { &mut c.up };
+        if peer.deferred.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut peer.deferred);
+        self.deferred = self.deferred.saturating_sub(held.len());
+        for d in held {
+            if after(d.ack, seq) {
+                self.counts.host_drops += 1;
+                let from = d.decoded.src;
+                self.conn_anomaly(
+                    k,
+                    rules::HOST_WOULD_DROP,
+                    || format!("an ACK of data never sent (the other end's next packet starts before it): a packet from {from} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)"),
+                    d.ts,
+                    out,
+                );
+            } else {
+                self.replay(d, out);
+            }
+        }
+    }
+
+    /// Analyses a held segment the other end confirmed, as it would have been
+    /// when it arrived.
+    fn replay(&mut self, d: Deferred, out: &mut dyn FnMut(Record)) {
+        let Ok(t) = decode::tcp_segment(&d.segment) else {
+            return;
+        };
+        let decoded = Decoded {
+            transport: Transport::Tcp(t),
+            ..d.decoded
+        };
+        self.replaying = true;
+        self.tcp(&decoded, &t, d.ts, out);
+        self.replaying = false;
+    }
+
+    /// A held segment that no packet of the other end confirmed or refuted
+    /// (too many held, or the connection ended first).
+    fn unconfirmed(
+        &mut self,
+        k: &Key,
+        from_client: bool,
+        d: Deferred,
+        out: &mut dyn FnMut(Record),
+    ) {
+        // Rare: the connection is taken out for the report and put back.
+        let Some(c) = self.flows.remove(k) else {
+            return;
+        };
+        self.report_unconfirmed(&c.session, from_client, &d, out);
+        self.flows.insert(*k, c);
+    }
+
+    fn report_unconfirmed(
+        &mut self,
+        session: &Session,
+        from_client: bool,
+        d: &Deferred,
+        out: &mut dyn FnMut(Record),
+    ) {
+        self.counts.unconfirmed += 1;
+        let payload = decode::tcp_segment(&d.segment).map_or(0, |t| t.payload.len());
+        if payload == 0 {
+            return;
+        }
+        let clock = self.clock.at(d.ts);
+        let text = format!(
+            "{payload} byte(s) from {} acknowledged data wardgate never saw the other end send, and no later packet said whether it had: the host read them if the capture lost that data, and dropped them if they were a decoy; not judged",
+            d.decoded.src
+        );
+        self.observer.ambiguity(
+            session,
+            from_client,
+            rules::UNCONFIRMED_SEGMENT,
+            &text,
+            &clock,
+            out,
+        );
+    }
+
+    /// The receiver acknowledged the side's bytes up to `ack` that the capture
+    /// never showed: a hole (lost at the tap or by the capture ring), reported
+    /// and resynchronised on now, with what was held behind it delivered.
+    fn fill_acked_hole(
+        &mut self,
+        k: &Key,
+        from_client: bool,
+        ack: u32,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) {
+        let Some(conn) = self.flows.get_mut(k) else {
+            return;
+        };
+        let Conn {
+            session, up, down, ..
+        } = conn;
+        let side = if from_client { up } else { down };
+        let clock = self.clock.at(ts);
+        let observer = &mut self.observer;
+        let mut gap_bytes = 0;
+        side.stream.acked(ack, &mut |c| match c {
+            Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
+            Chunk::Gap { len } => {
+                gap_bytes += len;
+                observer.gap(session, from_client, len, GapCause::Capture, &clock, out);
+            }
+        });
+        self.counts.gap_bytes += gap_bytes;
+    }
+
+    /// Live capture lost packets before they reached wardgate: the kernel's or
+    /// the interface's cumulative drop counters grew to `kernel` and
+    /// `interface`. Counted and reported, with the clinical connections open at
+    /// that moment (the ones whose messages the loss may have hit; a hole in one
+    /// is reported where it falls, as WG-CAP-006).
+    pub fn capture_dropped(&mut self, kernel: u64, interface: u64, out: &mut dyn FnMut(Record)) {
+        let new_kernel = kernel.saturating_sub(self.counts.kernel_dropped);
+        let new_interface = interface.saturating_sub(self.counts.interface_dropped);
+        if new_kernel == 0 && new_interface == 0 {
+            return;
+        }
+        self.counts.kernel_dropped = kernel;
+        self.counts.interface_dropped = interface;
+        let (open, inside) = self
+            .flows
+            .values()
+            .filter(|c| c.session.clinical())
+            .fold((0usize, 0usize), |(o, m), c| {
+                (o + 1, m + usize::from(c.session.mid_message()))
+            });
+        let text = format!(
+            "live capture lost {new_kernel} packets in the kernel (capture ring full) and \
+             {new_interface} at the interface since the last report ({kernel} and {interface} \
+             in all); {open} clinical connections were open, {inside} of them inside a message"
+        );
+        self.capture_alert(rules::CAPTURE_DROPS, text, out);
+    }
+
     /// A packet the host would drop: counted, reported once per connection and
     /// reason (or, outside any connection, as a thinned-out capture alert).
     fn drop_packet(
@@ -625,6 +829,11 @@ impl Analyzer {
                 ts,
                 out,
             );
+        }
+        // The other end's held segments wait for this packet's word (see
+        // [`Deferred`]); while none are held anywhere, this costs a compare.
+        if self.deferred > 0 && !self.replaying && !flags.syn {
+            self.resolve_deferred(&k, src, t.seq, out);
         }
         if flags.syn && !flags.ack {
             if let Some(c) = self.flows.get_mut(&k) {
@@ -831,6 +1040,7 @@ impl Analyzer {
         // Why the host would drop this segment, if it would.
         let mut drop: Option<(Rule, &'static str)> = None;
         let mut ignored: Option<&'static str> = None;
+        let mut defer = false;
         if decoy_checksum {
             drop = Some((rules::HOST_WOULD_DROP, "bad TCP checksum"));
         } else if wrong_mac {
@@ -890,8 +1100,16 @@ impl Analyzer {
                 rules::HOST_WOULD_DROP,
                 "a first ACK that does not acknowledge the SYN-ACK",
             ));
-        } else if rcv.snd_nxt.is_some_and(|n| after(t.ack, n)) {
-            drop = Some((rules::HOST_WOULD_DROP, "an ACK of data never sent"));
+        } else if !self.replaying && rcv.snd_nxt.is_some_and(|n| after(t.ack, n)) {
+            // An ACK of data never sent, as far as the capture shows. Past the
+            // window this end itself advertised, the other end cannot have
+            // sent it; short of that the capture may have lost it: held until
+            // the other end says (a replayed one was confirmed).
+            if snd.edge.is_some_and(|e| after(t.ack, e)) {
+                drop = Some((rules::HOST_WOULD_DROP, "an ACK of data never sent"));
+            } else {
+                defer = true;
+            }
         } else if snd.max_ack.is_some_and(|una| {
             // Linux (tcp_ack): older than snd_una less the smaller of the largest
             // window and the bytes the receiver has had acknowledged.
@@ -932,6 +1150,22 @@ impl Analyzer {
                 }
             }
         }
+        if defer && drop.is_none() {
+            let held = Deferred {
+                decoded: d.without_transport(),
+                segment: t.segment.to_vec(),
+                ack: t.ack,
+                ts,
+            };
+            snd.deferred.push(held);
+            self.deferred += 1;
+            if snd.deferred.len() > MAX_DEFERRED {
+                let oldest = snd.deferred.remove(0);
+                self.deferred -= 1;
+                self.unconfirmed(&k, from_client, oldest, out);
+            }
+            return;
+        }
         if let Some((rule, why)) = drop {
             self.counts.host_drops += 1;
             let ttl = d.ttl;
@@ -968,6 +1202,9 @@ impl Analyzer {
                 _ => u32::from(w),
             }
         };
+        // What this end had acknowledged before this packet: bytes of the
+        // peer's it covers that the capture never showed are a hole (see below).
+        let acked_before = snd.max_ack;
         if flags.ack {
             if snd.max_ack.is_none_or(|a| after(t.ack, a)) {
                 snd.max_ack = Some(t.ack);
@@ -1013,6 +1250,22 @@ impl Analyzer {
             match self.flows.get_mut(&k) {
                 Some(c) => c,
                 None => return,
+            }
+        };
+        // The peer's bytes this end acknowledged in an earlier packet and the
+        // capture never showed were read by this end all the same: a hole,
+        // declared now rather than at the connection's end. Waiting for a
+        // second packet lets a data segment mirrored just after its ACK (a SPAN
+        // port interleaving two directions) arrive first.
+        let peer = if from_client { &conn.down } else { &conn.up };
+        let conn = match acked_before.filter(|&a| peer.stream.behind_ack(a)) {
+            None => conn,
+            Some(a) => {
+                self.fill_acked_hole(&k, !from_client, a, ts, out);
+                match self.flows.get_mut(&k) {
+                    Some(c) => c,
+                    None => return,
+                }
             }
         };
         if t.payload.is_empty() && !flags.fin && !flags.rst && !flags.syn {
@@ -1085,7 +1338,9 @@ impl Analyzer {
         }
         let now_held = conn.up.stream.buffered_bytes()
             + conn.down.stream.buffered_bytes()
-            + conn.session.buffered_bytes();
+            + conn.session.buffered_bytes()
+            + conn.up.deferred_bytes()
+            + conn.down.deferred_bytes();
         self.held = (self.held + now_held).saturating_sub(conn.held);
         conn.held = now_held;
         self.counts.peak_buffered = self.counts.peak_buffered.max(self.held as u64);
@@ -1202,6 +1457,14 @@ impl Analyzer {
     /// of it early (a clinical message in progress is then reported).
     fn finish(&mut self, mut c: Conn, ts: u64, why: Option<&str>, out: &mut dyn FnMut(Record)) {
         self.held = self.held.saturating_sub(c.held);
+        for from_client in [true, false] {
+            let side = if from_client { &mut c.up } else { &mut c.down };
+            let held = std::mem::take(&mut side.deferred);
+            self.deferred = self.deferred.saturating_sub(held.len());
+            for d in held {
+                self.report_unconfirmed(&c.session, from_client, &d, out);
+            }
+        }
         let clock = self.clock.at(ts);
         let observer = &mut self.observer;
         if let Some(why) = why {

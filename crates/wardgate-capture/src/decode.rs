@@ -608,6 +608,12 @@ fn transport(proto: u8, seg: &[u8]) -> Result<Transport<'_>, DecodeError> {
 /// RFC 9293 3.1: ports, numbers, data offset, flags, window, urgent pointer and
 /// the options that matter to the receiver.
 #[inline]
+/// A TCP segment (header and payload) on its own: a held segment decoded
+/// again.
+pub fn tcp_segment(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
+    tcp(seg)
+}
+
 fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
     if seg.len() < 20 {
         return Err(bad("TCP header cut short"));
@@ -670,6 +676,23 @@ fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
 }
 
 impl Decoded<'_> {
+    /// This packet without its transport (`Other`), borrowing nothing: what is
+    /// kept of a segment held for later, with [`tcp_segment`] of its bytes.
+    pub fn without_transport(&self) -> Decoded<'static> {
+        Decoded {
+            src_mac: self.src_mac,
+            dst_mac: self.dst_mac,
+            vlan: self.vlan,
+            vlans: self.vlans,
+            sent_by_capture_host: self.sent_by_capture_host,
+            src: self.src,
+            dst: self.dst,
+            ttl: self.ttl,
+            host_drop: self.host_drop,
+            transport: Transport::Other(6),
+        }
+    }
+
     /// The TCP checksum's verdict (RFC 9293 3.1, with the RFC 8200 8.1 pseudo
     /// header for IPv6); `Good` for anything that is not TCP.
     pub fn tcp_checksum(&self) -> Checksum {

@@ -458,6 +458,57 @@ impl Stream {
         self.base.map(|b| b.wrapping_add(end as u32))
     }
 
+    /// Whether the receiver's acknowledgement `ack` covers bytes not yet
+    /// delivered here (cheap: the caller does the work only then).
+    pub fn behind_ack(&self, ack: u32) -> bool {
+        self.next_seq().is_some_and(|n| {
+            let ahead = ack.wrapping_sub(n) as i32;
+            ahead > 1 || (ahead == 1 && !self.pending.is_empty())
+        })
+    }
+
+    /// The receiver acknowledged every byte before `ack`: what it read and the
+    /// capture never showed (lost at the tap, or by the capture socket's full
+    /// ring) is a hole now rather than something to wait for, and the pieces
+    /// held up to `ack` are delivered after it. A lone missing sequence number
+    /// with nothing held after it is left alone: it may be the FIN's, whose
+    /// packet was the one lost. Only an acknowledgement the sender's stack
+    /// accepted (one that passed the analyser's checks) may be given here.
+    pub fn acked(&mut self, ack: u32, deliver: &mut dyn FnMut(Chunk<'_>)) {
+        let Some(n) = self.next_seq() else {
+            return;
+        };
+        let ahead = ack.wrapping_sub(n) as i32;
+        if ahead <= 0 || ahead.unsigned_abs() > WINDOW as u32 {
+            return;
+        }
+        let mut to = self.next + u64::from(ahead.unsigned_abs());
+        // Where the FIN is known, the bytes before it are data, all of them.
+        let mut exact = false;
+        if let Some(fin) = self.fin_at.or(self.pending_fin).filter(|&f| f < to) {
+            to = fin;
+            exact = true;
+        }
+        while self.next < to {
+            match self.pending.keys().next() {
+                Some(&first) if first <= self.next => self.drain(deliver),
+                Some(&first) if first < to => {
+                    self.gap_to(first, deliver);
+                    self.drain(deliver);
+                }
+                Some(&first) if first == to => {
+                    self.gap_to(to, deliver);
+                    self.drain(deliver);
+                }
+                _ => {
+                    self.gap_to(if exact { to } else { to - 1 }, deliver);
+                    break;
+                }
+            }
+        }
+        self.settle_fin();
+    }
+
     /// Restarts the stream at `isn` (the SYN the peer acknowledged), if nothing
     /// was delivered or held yet: a decoy SYN seen first must not fix the start.
     pub fn rebase(&mut self, isn: u32) -> bool {

@@ -905,3 +905,103 @@ fn a_different_copy_of_bytes_already_read_is_reported() {
     let (_, rules) = analyse(&frames);
     assert!(!rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
 }
+
+/// A server reply (MLLP ACK-sized data) at server offset `off`, acknowledging
+/// `n` client bytes.
+fn server_data(off: u32, n: u32, payload: &[u8]) -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN + 1 + off,
+        ack: Some(CISN + 1 + n),
+        ..Seg::data(0, payload)
+    })
+}
+
+/// The capture lost a whole exchange (an order and the server's reply to it,
+/// as a full capture ring or a lossy tap does): the client's next order
+/// acknowledges server data wardgate never saw. It is held, not dropped as a
+/// decoy, until the server's next packet shows it had sent that data; then it
+/// is judged, and both holes are named.
+#[test]
+fn after_capture_loss_the_next_order_is_still_judged() {
+    let lost = order("LOST-1", "20");
+    let bad = order("BAD-1", "90");
+    let reply = b"\x0bMSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124031500||ACK|R1|P|2.6\rMSA|AA|X\r\x1c\r";
+    let n1 = lost.len() as u32;
+    let r = reply.len() as u32;
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    // Lost: the LOST-1 order and the server's reply to it.
+    // Seen: BAD-1, acknowledging the reply; then the server's reply to it.
+    frames.push(build(&Seg {
+        ack: Some(SISN + 1 + r),
+        ..Seg::data(n1, &bad)
+    }));
+    frames.push(server_data(r, n1 + bad.len() as u32, reply));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
+    assert!(rules.iter().any(|x| x == "WG-CAP-006"), "{rules:?}");
+    assert!(!d.iter().any(|(i, _, _)| i == "LOST-1"), "{d:?}");
+}
+
+/// The same segment shape as a decoy: an ACK of server data within the
+/// client's window that the server never sent, carrying a safe copy of the
+/// order. The server's next packet starts before that ACK: the decoy is
+/// dropped as the host dropped it, and the real order judged.
+#[test]
+fn a_decoy_acking_unsent_data_is_refuted_by_the_servers_next_packet() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg {
+        ack: Some(SISN + 1 + 500),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    frames.push(server_ack(bad.len() as u32));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
+    assert!(
+        !d.iter().any(|(i, a, _)| i == "BAD-1" && a == "allowed"),
+        "the decoy was judged: {d:?}"
+    );
+}
+
+/// Nothing from the server after such a segment: whether the host read it is
+/// unknown, so it is not judged (neither allowed nor blocked) and the
+/// ambiguity is named with the message.
+#[test]
+fn an_unconfirmed_segment_is_named_not_judged() {
+    let decoy = order("SAFE-1", "20");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg {
+        ack: Some(SISN + 1 + 500),
+        ..Seg::data(0, &decoy)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(!d.iter().any(|(i, _, _)| i == "SAFE-1"), "{d:?}");
+    assert!(rules.iter().any(|x| x == "WG-CAP-018"), "{rules:?}");
+}
+
+/// An ACK beyond the window the client itself advertised cannot acknowledge
+/// anything the server sent: dropped at once, with no waiting.
+#[test]
+fn an_ack_past_the_senders_own_window_is_a_decoy_at_once() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg {
+        ack: Some(SISN + 1 + 200_000),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
+    assert!(!rules.iter().any(|x| x == "WG-CAP-018"), "{rules:?}");
+}

@@ -118,6 +118,10 @@ rules! {
         "A fragmented IP datagram was never completed within the reassembly timeout, or was evicted under the fragment memory bound: its contents were not analysed.";
     URGENT_DATA = "WG-CAP-016", "tcp-urgent-data", Medium,
         "A TCP segment carried an urgent pointer. A Linux application that does not set SO_OOBINLINE never reads the urgent byte, one that does reads it inline: what the device read depends on its software, which the network cannot tell. wardgate judged the stream without the byte (the Linux default) and names the message it touched.";
+    CAPTURE_DROPS = "WG-CAP-017", "capture-packets-dropped", Medium,
+        "Live capture lost packets before wardgate saw them: the capture socket's kernel ring was full (a burst wardgate fell behind, perhaps a flood sent to blind it) or the interface dropped frames. Streams that lost bytes are reported where the hole is (WG-CAP-006 for clinical ones); a connection whose packets were all lost was not judged at all. A larger ring (--buffer-mib) or a narrower --filter helps.";
+    UNCONFIRMED_SEGMENT = "WG-CAP-018", "unconfirmed-segment", High,
+        "A TCP segment acknowledged data wardgate never saw the other end send, and no later packet of the other end said whether it had. If the capture lost that data (a full capture ring, a lossy tap) the host read the segment; if it was a decoy the host dropped it. Its bytes were not judged, and the message they belong to is named.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,

@@ -59,6 +59,9 @@ struct Summary<'a> {
     summary: bool,
     captures: Vec<String>,
     truncated: bool,
+    /// A live capture (its drop counters mean something).
+    #[serde(skip)]
+    live: bool,
     packets: &'a wardgate_capture::PacketCounts,
     messages: &'a wardgate_engine::observe::Counts,
     devices: usize,
@@ -80,6 +83,11 @@ pub(crate) struct CaptureArgs {
     /// Stop after this many packets.
     #[arg(long)]
     packets: Option<u64>,
+    /// The kernel capture ring, in MiB: what absorbs a burst while wardgate is
+    /// busy. Packets that find it full are lost, counted and reported
+    /// (WG-CAP-017).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=2047))]
+    buffer_mib: u32,
 }
 
 /// Where packets come from.
@@ -102,6 +110,10 @@ pub(crate) fn run_live(a: CaptureArgs) -> Result<ExitCode> {
         stop,
         max_packets: a.packets,
         max_duration: a.seconds.map(std::time::Duration::from_secs_f64),
+        buffer_bytes: usize::try_from(a.buffer_mib).unwrap_or(32) << 20,
+        // The same expression runs in the kernel, so that what it leaves out
+        // takes no room in the ring (wardgate's own evaluation still decides).
+        kernel_filter: a.common.filter.clone(),
     };
     analyse(a.common, Input::Live(opts))
 }
@@ -182,9 +194,21 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
             }
         }
         Input::Live(opts) => {
-            if let Err(e) =
-                wardgate_capture::live::capture(&opts, |p| analyzer.packet(p, &mut sink))
-            {
+            // Both closures need the analyser and the sink; they are never
+            // called at once, which a RefCell states.
+            let shared = std::cell::RefCell::new((&mut analyzer, &mut sink));
+            let end = wardgate_capture::live::capture(
+                &opts,
+                |p| {
+                    let (a, s) = &mut *shared.borrow_mut();
+                    a.packet(p, *s)
+                },
+                |d| {
+                    let (a, s) = &mut *shared.borrow_mut();
+                    a.capture_dropped(d.kernel, d.interface, *s)
+                },
+            );
+            if let Err(e) = end {
                 failed = Some(e.to_string());
             }
         }
@@ -211,6 +235,7 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
         summary: true,
         captures: sources,
         truncated,
+        live,
         packets: &analyzer.counts,
         messages: &analyzer.observer.counts,
         devices,
@@ -301,6 +326,13 @@ fn print_summary(
         "not analysed: {} malformed, {} not IP, {} unsupported link type; {} byte(s) missing from streams, {} connection(s) evicted, {} timed out",
         p.malformed, p.not_ip, p.unsupported_link, p.gap_bytes, p.evicted, p.timed_out
     )?;
+    if s.live {
+        writeln!(
+            out,
+            "live capture: {} packet(s) dropped by the kernel, {} by the interface",
+            p.kernel_dropped, p.interface_dropped
+        )?;
+    }
     writeln!(
         out,
         "receiver's view: {} packet(s) the host would drop, {} control packet(s) it ignores, {} overlap(s) with other data, {} urgent byte(s) taken out, {} fragment(s) into {} datagram(s), {} checksum(s) left to offload",

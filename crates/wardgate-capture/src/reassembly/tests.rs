@@ -780,3 +780,43 @@ proptest! {
         prop_assert_eq!(k.data_len() + k.gap_len(), s.delivered());
     }
 }
+
+/// What the receiver acknowledged and the capture never showed is a hole at
+/// once; the pieces held behind it are delivered; a lone missing sequence
+/// number with nothing after it (perhaps the FIN's) is left alone.
+#[test]
+fn acknowledged_bytes_the_capture_lost_are_a_hole_at_once() {
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 0, b"abc");
+    data(&mut s, &mut k, 8, b"ijk");
+    // Not past the next byte: nothing to do.
+    assert!(!s.behind_ack(ISN + 1 + 3));
+    // The receiver acknowledged all eleven bytes: 3..8 were lost.
+    assert!(s.behind_ack(ISN + 1 + 11));
+    s.acked(ISN + 1 + 11, &mut |c| k.take(c));
+    assert_eq!(k.gaps, vec![(3, 5)]);
+    assert_eq!(k.bytes(), b"abcijk");
+    assert_eq!(s.buffered_segments(), 0);
+    // One sequence number past, nothing held: may be the FIN's.
+    assert!(!s.behind_ack(ISN + 1 + 12));
+    s.acked(ISN + 1 + 12, &mut |c| k.take(c));
+    assert_eq!(k.gaps.len(), 1);
+    // Two past: a byte was lost for sure, the last may be the FIN's.
+    s.acked(ISN + 1 + 13, &mut |c| k.take(c));
+    assert_eq!(k.gaps, vec![(3, 5), (11, 1)]);
+    // A held piece starting exactly at the acknowledged point: the hole
+    // before it is exactly the missing bytes.
+    data(&mut s, &mut k, 15, b"pq");
+    s.acked(ISN + 1 + 15, &mut |c| k.take(c));
+    assert_eq!(k.gaps, vec![(3, 5), (11, 1), (12, 3)]);
+    assert_eq!(k.bytes(), b"abcijkpq");
+    // Where the FIN is known, the bytes before it are all data.
+    feed(&mut s, &mut k, ISN + 1 + 20, false, true, b"");
+    s.acked(ISN + 1 + 21, &mut |c| k.take(c));
+    assert_eq!(k.gaps.last(), Some(&(17, 3)));
+    assert!(s.finished());
+    // Behind, or absurdly far ahead: ignored.
+    s.acked(ISN, &mut |c| k.take(c));
+    s.acked(ISN.wrapping_add(1 << 31), &mut |c| k.take(c));
+    assert_eq!(k.gaps.len(), 4);
+}
