@@ -7,6 +7,8 @@ the same file, and what the proxy would have blocked must come out as
 `observed-violation` with the proxy's rule ids.
 """
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ import time
 import pytest
 from pydicom.data import get_testdata_file
 
-from conftest import Upstream, free_port, require_module, require_tool, start_capture, wait_port, wardgate_bin
+from conftest import CI, ROOT, Upstream, free_port, require_module, require_tool, start_capture, wait_port, wardgate_bin
 from test_hl7_mllp import SourceBoundClient, heparin, observation, order, unframe
 
 SITE = """
@@ -763,12 +765,15 @@ def test_live_capture_on_loopback_reports_while_traffic_flows(tmp_path):
 
 
 class LiveCapture:
-    """`wardgate capture` on lo, its JSON lines collected as they come."""
+    """`wardgate capture` on lo (or `interface` in network namespace `netns`), its
+    JSON lines collected as they come."""
 
-    def __init__(self, cfg, bpf, *extra):
+    def __init__(self, cfg, bpf, *extra, interface="lo", netns=None):
         import threading
-        self.proc = subprocess.Popen([wardgate_bin(), "capture", "--interface", "lo", "--config", str(cfg),
-                                      "--json", "--all", "--no-store", "--seconds", "120", "--filter", bpf, *extra],
+        inside = ["ip", "netns", "exec", netns] if netns else []
+        self.proc = subprocess.Popen([*inside, wardgate_bin(), "capture", "--interface", interface,
+                                      "--config", str(cfg), "--json", "--all", "--no-store", "--seconds", "120",
+                                      "--filter", bpf, *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -876,6 +881,261 @@ def test_live_capture_counts_and_reports_packets_the_kernel_dropped(tmp_path):
     assert [e for e in live.seen("AFTER") if e["event"]["action"] == "allowed"]
     assert summary["packets"]["gap_bytes"] > 0
     assert code == 1
+
+
+# --- A trunk port: VLAN tags the kernel keeps in packet metadata ---
+
+def _trunk_unavailable(reason):
+    if CI:
+        pytest.fail(f"VLAN trunk lab unavailable: {reason}")
+    pytest.skip(f"VLAN trunk lab unavailable: {reason}")
+
+
+class VlanTrunk:
+    """Makes a veth a trunk port with two tcx programs (eBPF, loaded through bpf(2)):
+    egress pushes an 802.1Q tag into the skb's metadata, where a NIC with VLAN
+    offload puts a received tag (VLAN 43 for sockets marked 43, VLAN 42 else);
+    ingress pops it. eBPF rather than `ip link add ... type vlan`: it needs no
+    8021q module (not every kernel has one), only tcx (Linux 6.6)."""
+
+    NR_BPF = {"x86_64": 321, "aarch64": 280}
+    PROG_LOAD, LINK_CREATE, SCHED_CLS, TCX_INGRESS, TCX_EGRESS = 5, 28, 3, 46, 47
+
+    def __init__(self):
+        import ctypes
+        import struct
+
+        self.ctypes, self.struct = ctypes, struct
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.nr = self.NR_BPF.get(os.uname().machine)
+        if self.nr is None:
+            _trunk_unavailable(f"bpf(2) syscall number unknown on {os.uname().machine}")
+        def op(code, dst=0, src=0, off=0, imm=0):
+            return struct.pack("<BBhi", code, dst | src << 4, off, imm)
+
+        # r6 = ctx; r3 = skb->mark; if r3 != 43: r3 = 42; skb_vlan_push(ctx, 802.1Q, r3); return TCX_PASS
+        self.fds = [self._load([op(0xbf, 6, 1), op(0x61, 3, 1, 8), op(0x15, 3, 0, 1, 43), op(0xb7, 3, 0, 0, 42),
+                                op(0xbf, 1, 6), op(0xb7, 2, 0, 0, 0x0081), op(0x85, imm=18), op(0xb7), op(0x95)])]
+        # skb_vlan_pop(ctx); return TCX_PASS
+        self.fds.append(self._load([op(0x85, imm=19), op(0xb7), op(0x95)]))
+        self.egress, self.ingress = self.fds
+
+    def _bpf(self, cmd, attr):
+        buf = self.ctypes.create_string_buffer(attr.ljust(128, b"\0"), 128)
+        fd = self.libc.syscall(self.nr, cmd, buf, 128)
+        if fd < 0:
+            e = self.ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return fd
+
+    def _load(self, insns):
+        c = self.ctypes
+        code, lic, log = b"".join(insns), c.create_string_buffer(b"GPL"), c.create_string_buffer(65536)
+        prog = c.create_string_buffer(code, len(code))
+        attr = self.struct.pack("<IIQQIIQ", self.SCHED_CLS, len(insns), c.addressof(prog), c.addressof(lic),
+                                1, len(log), c.addressof(log))
+        try:
+            return self._bpf(self.PROG_LOAD, attr)
+        except OSError as e:
+            _trunk_unavailable(f"loading a tc program: {e} {log.value.decode(errors='replace')}")
+
+    def attach(self, dev):
+        """Tags what `dev` sends and untags what it receives (called inside dev's namespace)."""
+        import socket
+
+        for fd, how in ((self.egress, self.TCX_EGRESS), (self.ingress, self.TCX_INGRESS)):
+            attr = self.struct.pack("<IIII", fd, socket.if_nametoindex(dev), how, 0)
+            try:
+                self.fds.append(self._bpf(self.LINK_CREATE, attr))
+            except OSError as e:
+                _trunk_unavailable(f"attaching a tcx program to {dev} (Linux 6.6 or later): {e}")
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def test_live_capture_on_a_trunk_sees_the_vlan_tags_the_kernel_strips(tmp_path):
+    """Linux hands a frame's 802.1Q tag over in packet metadata (a raw socket, what
+    wardgate read before libpcap, sees the frame untagged); libpcap puts it back,
+    so on a trunk port `vlan 42` selects VLAN 42's HL7 and `vlan 43` none of it
+    (VLAN 43 carries probe connections only: that capture is live, on its VLAN)."""
+    import socket
+    import threading
+
+    if os.geteuid() != 0:
+        _trunk_unavailable("needs root (network namespaces, veth, eBPF)")
+    ip = require_tool("ip")
+    sys.path.insert(0, str(ROOT / "tests" / "evasion"))
+    from netlab import in_netns
+
+    for line in subprocess.run([ip, "netns", "list"], capture_output=True, text=True).stdout.splitlines():
+        m = re.fullmatch(r"wgvl(\d+)[ab]", line.split()[0] if line.split() else "")
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):  # left by a run that is gone
+            subprocess.run([ip, "netns", "del", m.group(0)], capture_output=True)
+    ns_a, ns_b = f"wgvl{os.getpid()}a", f"wgvl{os.getpid()}b"
+    port, so_mark = 2575, getattr(socket, "SO_MARK", 36)
+    cfg = site(tmp_path, hl7_port=port)
+    text = cfg.read_text()
+    for old, new in (('addresses = ["127.0.0.2"]', 'addresses = ["10.42.0.2"]'),
+                     ('addresses = ["127.0.0.3"]', 'addresses = ["10.42.0.3"]'),
+                     ('upstream = "127.0.0.3:', 'upstream = "10.42.0.3:')):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    cfg.write_text(text)
+    check = subprocess.run([wardgate_bin(), "check", "--config", str(cfg)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    def run(*args, ns=None):
+        cmd = [ip, *(["-n", ns] if ns else []), *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            _trunk_unavailable(f"{' '.join(cmd)}: {r.stderr.strip()}")
+
+    def vlan43_server(sock):
+        """VLAN 43's peer: reads each connection to its end. Its socket is marked 43,
+        so what it sends is tagged 43."""
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    while conn.recv(4096):
+                        pass
+                except OSError:
+                    pass
+
+    def vlan43_probe():
+        """A connection on VLAN 43 (a socket marked 43) with a line of text; its port."""
+        with in_netns(ns_a):
+            s = socket.socket()
+        with s:
+            s.settimeout(10)
+            s.setsockopt(socket.SOL_SOCKET, so_mark, 43)
+            s.bind(("10.43.0.2", 0))
+            s.connect(("10.43.0.3", port))
+            s.sendall(b"probe\r\n")
+            s.shutdown(socket.SHUT_WR)
+            s.recv(1)
+            return s.getsockname()[1]
+
+    def stderr_if_done(live):
+        return live.proc.stderr.read() if live.proc.poll() is not None else "still running"
+
+    def hl7_client():
+        with in_netns(ns_a):
+            return SourceBoundClient("10.42.0.3", port, "10.42.0.2")
+
+    trunk = up = listener = raw = None
+    lives = []
+    created = []
+    try:
+        for ns in (ns_a, ns_b):
+            run("netns", "add", ns)
+            created.append(ns)
+        run("link", "add", "wgA", "type", "veth", "peer", "name", "wgB", "netns", ns_b, ns=ns_a)
+        for ns, dev, host in ((ns_a, "wgA", 2), (ns_b, "wgB", 3)):
+            with in_netns(ns):  # IPv4 only: no IPv6 chatter on the trunk
+                for conf in ("all", "default"):
+                    with open(f"/proc/sys/net/ipv6/conf/{conf}/disable_ipv6", "w") as f:
+                        f.write("1")
+            for net in (42, 43):
+                run("addr", "add", f"10.{net}.0.{host}/24", "dev", dev, ns=ns)
+            run("link", "set", "lo", "up", ns=ns)
+            run("link", "set", dev, "up", ns=ns)
+        trunk = VlanTrunk()
+        for ns, dev in ((ns_a, "wgA"), (ns_b, "wgB")):
+            with in_netns(ns):
+                trunk.attach(dev)
+        with in_netns(ns_b):
+            up = Upstream(host="10.42.0.3", port=port)
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, so_mark, 43)
+            listener.bind(("10.43.0.3", port))
+            listener.listen()
+            # What a raw AF_PACKET socket (wardgate before libpcap) reads on the trunk.
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            raw.bind(("wgB", 0))
+        threading.Thread(target=vlan43_server, args=(listener,), daemon=True).start()
+        bpf = "vlan {} and tcp port %d" % port
+        live42 = LiveCapture(cfg, bpf.format(42), interface="wgB", netns=ns_b)
+        live43 = LiveCapture(cfg, bpf.format(43), interface="wgB", netns=ns_b)
+        lives = [live42, live43]
+
+        def wait_probe(live, probe_port, timeout=10.0):
+            """Whether `live` reported the VLAN 43 probe from `probe_port`."""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if [e for e in live.lines if e.get("source", {}).get("port") == probe_port]:
+                    return True
+                time.sleep(0.05)
+            return False
+
+        # Each capture is ready once a message sent now on its VLAN is reported (bounded tries).
+        for i in range(40):
+            with hl7_client() as c:
+                unframe(c.send_message(observation(f"READY-{i}")))
+            if live42.wait_for(f"READY-{i}", timeout=0.5):
+                break
+        else:
+            pytest.fail(f"the VLAN 42 capture reported no probe: {stderr_if_done(live42)}")
+        for i in range(40):
+            if wait_probe(live43, vlan43_probe(), timeout=0.5):
+                break
+        else:
+            pytest.fail(f"the VLAN 43 capture reported no probe: {stderr_if_done(live43)}")
+        with hl7_client() as c:
+            unframe(c.send_message(order("VLAN-HARD", heparin(100))))  # 5000 U/h > 2000 hard limit
+            unframe(c.send_message(observation("VLAN-OK")))
+        assert live42.wait_for("VLAN-OK")
+        # The VLAN 43 capture reports this probe only after all that it read before it.
+        assert wait_probe(live43, vlan43_probe())
+        (code42, events42, sum42), (code43, events43, sum43) = live42.finish(), live43.finish()
+        frames = []
+        while True:
+            try:
+                frames.append(raw.recv(65536, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                break
+    finally:
+        for live in lives:
+            live.kill()
+        if up is not None:
+            up.stop()
+        if listener is not None:
+            listener.close()
+        if raw is not None:
+            raw.close()
+        if trunk is not None:
+            trunk.close()
+        for ns in reversed(created):
+            subprocess.run([ip, "netns", "del", ns], capture_output=True)
+    # The premise: the tag is not in the frame the kernel hands a raw socket.
+    on_port = [f for f in frames if len(f) >= 38 and f[12:14] == b"\x08\x00" and f[23] == 6
+               and port in (int.from_bytes(f[34:36], "big"), int.from_bytes(f[36:38], "big"))]
+    assert on_port, f"the raw socket read {len(frames)} frame(s), none of TCP port {port}"
+    assert not [f for f in frames if f[12:14] == b"\x81\x00"], "the kernel left a tag in the frame"
+    # VLAN 42: the unsafe order judged as inline, every message counted, nothing lost.
+    hard = by_rule(events42, "WG-INF-010")
+    assert hard and hard[0]["event"]["action"] == "observed-violation", [e.get("rule") for e in events42]
+    assert hard[0]["wardgate"]["hl7"]["control_id"] == "VLAN-HARD"
+    assert hard[0]["source"]["ip"] == "10.42.0.2" and hard[0]["destination"]["ip"] == "10.42.0.3"
+    assert live42.seen("VLAN-OK")
+    assert sum42["messages"]["hl7_messages"] >= 2
+    assert sum42["packets"]["kernel_dropped"] == 0
+    assert code42 == 1
+    # VLAN 43: its own probes, and not one HL7 message.
+    assert sum43["messages"]["hl7_messages"] == 0, sum43
+    assert not [e for e in events43 if e.get("wardgate", {}).get("hl7")]
+    assert sum43["packets"]["kernel_dropped"] == 0
+    probes = [e for e in events43 if "source" in e]
+    assert len({e["source"]["port"] for e in probes}) >= 2
+    assert {e["source"]["ip"] for e in probes} == {"10.43.0.2"}, probes
 
 
 # --- Link layers and address families, and counts on every capture ---

@@ -165,7 +165,9 @@ pub fn read_packets<R: Read + Send + 'static>(
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
-                reader.consume(offset);
+                // No shift per block: `refill` moves only the unread tail, where
+                // `consume` copied half the buffer each time it passed the middle.
+                reader.consume_noshift(offset);
             }
             Err(PcapError::Eof) => return Ok(End::Complete),
             Err(PcapError::UnexpectedEof) => return Ok(End::Truncated),

@@ -352,5 +352,20 @@ proptest::proptest! {
             plain += u64::from(pair[0]) << 8 | u64::from(*pair.get(1).unwrap_or(&0));
         }
         proptest::prop_assert_eq!(fold(sum(&data, 0)), fold(plain));
+        // Both code paths, whichever this CPU takes (lengths past 64 bytes
+        // and past a 64 KiB block reach the lanes).
+        proptest::prop_assert_eq!(fold(sum_lanes(&data, 0)), fold(plain));
+    }
+
+    /// Long inputs, past the 64 KiB block where the lanes are emptied.
+    #[test]
+    fn checksum_lanes_agree_past_a_block(seed in proptest::num::u8::ANY, len in 65_000usize..140_000) {
+        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let mut plain = 0u64;
+        for pair in data.chunks(2) {
+            plain += u64::from(pair[0]) << 8 | u64::from(*pair.get(1).unwrap_or(&0));
+        }
+        proptest::prop_assert_eq!(fold(sum_lanes(&data, 0)), fold(plain));
+        proptest::prop_assert_eq!(fold(sum(&data, 0)), fold(plain));
     }
 }
