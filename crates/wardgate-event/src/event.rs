@@ -92,6 +92,26 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, for checking a name given on the command line.
+    pub const ALL: [Action; 16] = [
+        Action::Allowed,
+        Action::Alerted,
+        Action::Blocked,
+        Action::Failed,
+        Action::Closed,
+        Action::Started,
+        Action::Stopped,
+        Action::Recovered,
+        Action::Reloaded,
+        Action::ObservedViolation,
+        Action::Observed,
+        Action::Delivered,
+        Action::Parked,
+        Action::Redriven,
+        Action::WouldBlock,
+        Action::PolicyApplied,
+    ];
+
     /// The value of `event.action`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -798,4 +818,39 @@ pub fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    /// `Action::ALL` holds every action once: the match below stops compiling
+    /// when an action is added, and then ALL must grow with it.
+    #[test]
+    fn all_actions_are_listed_once() {
+        let index = |a: Action| match a {
+            Action::Allowed => 0,
+            Action::Alerted => 1,
+            Action::Blocked => 2,
+            Action::Failed => 3,
+            Action::Closed => 4,
+            Action::Started => 5,
+            Action::Stopped => 6,
+            Action::Recovered => 7,
+            Action::Reloaded => 8,
+            Action::ObservedViolation => 9,
+            Action::Observed => 10,
+            Action::Delivered => 11,
+            Action::Parked => 12,
+            Action::Redriven => 13,
+            Action::WouldBlock => 14,
+            Action::PolicyApplied => 15,
+        };
+        let mut seen = [false; Action::ALL.len()];
+        for a in Action::ALL {
+            assert!(!seen[index(a)], "{a:?} twice");
+            seen[index(a)] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
 }

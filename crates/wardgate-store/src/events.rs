@@ -44,6 +44,14 @@ pub struct EventFilter {
     pub route: Option<String>,
     /// `@timestamp` at or after (RFC 3339 prefix compare).
     pub since: Option<String>,
+    /// `@timestamp` before (RFC 3339 prefix compare: `2026-11-24` excludes that
+    /// whole day).
+    pub until: Option<String>,
+    /// `wardgate.source_device` or `wardgate.destination_device` equals.
+    pub device: Option<String>,
+    /// The deciding rule's severity at least this (events without a rule have
+    /// none and never match).
+    pub min_severity: Option<wardgate_event::rules::Severity>,
     /// Most recent N only (still printed oldest first).
     pub last: Option<u64>,
 }
@@ -166,16 +174,21 @@ impl EventStore {
             ("rule_id", &filter.rule_id, "="),
             ("route", &filter.route, "="),
             ("ts", &filter.since, ">="),
+            ("ts", &filter.until, "<"),
         ] {
             if let Some(v) = val {
                 args.push(v.clone());
                 sql.push_str(&format!(" AND {col} {op} ?{}", args.len()));
             }
         }
-        if let Some(n) = filter.last {
-            sql = format!("SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {n}) ORDER BY seq");
-        } else {
-            sql.push_str(" ORDER BY seq");
+        // Device and severity are not columns: those rows are judged from
+        // their JSON below, and `last` applies after that.
+        let judged = filter.device.is_some() || filter.min_severity.is_some();
+        match filter.last.filter(|_| !judged) {
+            Some(n) => {
+                sql = format!("SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {n}) ORDER BY seq");
+            }
+            None => sql.push_str(" ORDER BY seq"),
         }
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -186,7 +199,20 @@ impl EventStore {
                 })
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        let rows = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        if !judged {
+            return Ok(rows);
+        }
+        let mut kept: Vec<StoredEvent> = rows
+            .into_iter()
+            .filter(|r| filter.selects(r.doc.as_bytes()))
+            .collect();
+        if let Some(n) = filter.last.and_then(|n| usize::try_from(n).ok()) {
+            kept.drain(..kept.len().saturating_sub(n));
+        }
+        Ok(kept)
     }
 }
 
@@ -257,6 +283,9 @@ impl EventFilter {
             && self.rule_id.is_none()
             && self.route.is_none()
             && self.since.is_none()
+            && self.until.is_none()
+            && self.device.is_none()
+            && self.min_severity.is_none()
     }
 
     fn matches(&self, e: &Event) -> bool {
@@ -275,6 +304,17 @@ impl EventFilter {
                 .since
                 .as_deref()
                 .is_none_or(|t| e.timestamp.as_str() >= t)
+            && self
+                .until
+                .as_deref()
+                .is_none_or(|t| e.timestamp.as_str() < t)
+            && self.device.as_deref().is_none_or(|d| {
+                e.wardgate.source_device.as_deref() == Some(d)
+                    || e.wardgate.destination_device.as_deref() == Some(d)
+            })
+            && self
+                .min_severity
+                .is_none_or(|m| e.wardgate.severity.is_some_and(|s| s >= m))
     }
 
     /// Whether the record `json` (already expanded) is one `filter` selects. An
@@ -329,6 +369,102 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
         }
     }
     Ok(out.into())
+}
+
+/// [`query_log`], then every new matching record as the gateway appends it,
+/// handed to `each` as it comes, until `stop` is set (`wardgate events
+/// --follow`). The same reader goes on past the end of what was there, so a
+/// compact routine record still finds the connection it belongs to; when the
+/// log is rotated (the file at `audit.log` is another one), the rest of the old
+/// file is read and the new one followed from its start. Polls every `every`.
+pub fn follow_log(
+    audit_dir: &Path,
+    filter: &EventFilter,
+    stop: &std::sync::atomic::AtomicBool,
+    every: std::time::Duration,
+    mut each: impl FnMut(StoredEvent) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
+    use std::io::BufRead;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::Ordering;
+    let path = audit_dir.join("audit.log");
+    let io = |source| StoreError::Io {
+        what: format!("reading {}", path.display()),
+        source,
+    };
+    let out_err = |source| StoreError::Io {
+        what: "writing the events".into(),
+        source,
+    };
+    let open = || -> Result<(std::io::BufReader<std::fs::File>, u64), StoreError> {
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let ino = file.metadata().map_err(io)?.ino();
+        Ok((std::io::BufReader::with_capacity(1 << 20, file), ino))
+    };
+    let (mut reader, mut ino) = open()?;
+    let mut expander = wardgate_event::compact::Expander::default();
+    // What is there already: the last N only, when asked.
+    let mut backlog = std::collections::VecDeque::new();
+    let mut line = Vec::new();
+    let mut last_seq = 0u64;
+    let mut caught_up = false;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if n == 0 || !line.ends_with(b"\n") {
+            // The end for now (a line being written is read again whole).
+            if n > 0 {
+                reader
+                    .seek_relative(-i64::try_from(n).unwrap_or(0))
+                    .map_err(io)?;
+            }
+            if !caught_up {
+                caught_up = true;
+                for e in backlog.drain(..) {
+                    each(e).map_err(out_err)?;
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Rotated: the old file is finished (read to its end above), the
+            // new one starts its own lines.
+            if n == 0 && std::fs::metadata(&path).is_ok_and(|m| m.ino() != ino) {
+                (reader, ino) = open()?;
+                last_seq = 0;
+                continue;
+            }
+            // The CLI's own thread, never a runtime worker.
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(every);
+            continue;
+        }
+        let Some((seq, json)) = record_line(&line) else {
+            continue;
+        };
+        // A record read twice (never, short of a file rewritten in place)
+        // is shown once.
+        if seq <= last_seq {
+            continue;
+        }
+        last_seq = seq;
+        let json = expander.next(json);
+        if !filter.selects(&json) {
+            continue;
+        }
+        let e = StoredEvent {
+            seq,
+            doc: String::from_utf8_lossy(&json).into_owned(),
+        };
+        if caught_up {
+            each(e).map_err(out_err)?;
+        } else {
+            backlog.push_back(e);
+            if filter.last.is_some_and(|n| backlog.len() as u64 > n) {
+                backlog.pop_front();
+            }
+        }
+    }
 }
 
 /// One record line of the audit log (`R<TAB>seq<TAB>hash<TAB>json`, see
@@ -457,7 +593,7 @@ mod tests {
                     rule_id: rule.map(str::to_owned),
                     route: route.map(str::to_owned),
                     since: since.map(str::to_owned),
-                    last: None,
+                    ..EventFilter::default()
                 }
             };
         assert!(EventFilter::default().matches(&e));

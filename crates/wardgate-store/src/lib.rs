@@ -13,7 +13,7 @@ mod events;
 pub mod queue;
 mod recorder;
 
-pub use events::{query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
+pub use events::{follow_log, query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
 pub use recorder::{Recorder, RecorderHandle, RecorderOptions, RecorderStats};
 
 /// Errors of the store and recorder.

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::ExitCode;
 use wardgate_config::Validated;
 use wardgate_event::event::{Action, DeviceSeen, Event};
@@ -37,8 +38,9 @@ struct Seen {
     blocked: u64,
 }
 
-pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
-    let audit_dir = v.data_dir.join("audit");
+/// `v` gives enrolment; without it (`--data-dir`), what the records say.
+pub(crate) fn run(data_dir: &Path, v: Option<&Validated>, json: bool) -> anyhow::Result<ExitCode> {
+    let audit_dir = data_dir.join("audit");
     let mut by_addr: BTreeMap<String, Seen> = BTreeMap::new();
     if audit_dir.join("audit.log").exists() {
         let all = wardgate_store::EventFilter::default();
@@ -51,7 +53,7 @@ pub(crate) fn run(v: &Validated, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     // Enrolment from the configuration: seen or not.
-    for d in &v.config.devices {
+    for d in v.map(|v| &v.config.devices[..]).unwrap_or_default() {
         for a in &d.addresses {
             let s = by_addr.entry(a.get_ref().clone()).or_default();
             s.device = Some(d.id.get_ref().clone());

@@ -45,9 +45,8 @@ enum Command {
     /// DICOM AE titles and software fingerprint (implementation class UID and
     /// version), and enrolled devices never seen.
     Devices {
-        /// The site configuration (TOML).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
         /// JSON lines instead of a table.
         #[arg(long)]
         json: bool,
@@ -120,9 +119,8 @@ struct ConfigArg {
 
 #[derive(Args)]
 struct EventsArgs {
-    /// The site configuration (TOML); events are read from its data_dir.
-    #[arg(long, short)]
-    config: PathBuf,
+    #[command(flatten)]
+    site: SiteArgs,
     /// JSON lines (ECS field names) instead of a table.
     #[arg(long)]
     json: bool,
@@ -135,12 +133,66 @@ struct EventsArgs {
     /// Only this route.
     #[arg(long)]
     route: Option<String>,
-    /// Only events at or after this RFC 3339 time (e.g. 2026-11-24T03:00).
+    /// Only events from or to this enrolled device.
+    #[arg(long)]
+    device: Option<String>,
+    /// Only events whose rule is at least this severe (info, low, medium,
+    /// high, critical).
+    #[arg(long)]
+    severity: Option<String>,
+    /// Only events at or after this time: RFC 3339 (2026-11-24T03:00:00+01:00),
+    /// or a UTC date or date-time prefix (2026-11-24, 2026-11-24T03:00).
     #[arg(long)]
     since: Option<String>,
+    /// Only events before this time (same forms as --since; a date alone
+    /// ends before that day).
+    #[arg(long)]
+    until: Option<String>,
     /// Only the last N events.
     #[arg(long)]
     last: Option<u64>,
+    /// Keep printing matching events as the gateway records them (until
+    /// Ctrl-C).
+    #[arg(long, short)]
+    follow: bool,
+}
+
+/// Where a read-only command finds the site's records: the configuration,
+/// or straight from data_dir (works while the configuration is being edited
+/// and does not load).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct SiteArgs {
+    /// The site configuration (TOML); its data_dir is read.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The data directory itself, without loading a configuration.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl SiteArgs {
+    /// The data directory, and the validated configuration when one was named.
+    pub(crate) fn resolve(&self) -> Result<(PathBuf, Option<Validated>)> {
+        match (&self.config, &self.data_dir) {
+            (Some(c), _) => {
+                let v = load(c).map_err(|e| {
+                    e.context(format!(
+                        "{} does not load; `--data-dir DIR` reads the records without it",
+                        c.display()
+                    ))
+                })?;
+                Ok((v.data_dir.clone(), Some(v)))
+            }
+            (None, Some(d)) => {
+                if !d.is_dir() {
+                    anyhow::bail!("--data-dir {}: not a directory", d.display());
+                }
+                Ok((d.clone(), None))
+            }
+            (None, None) => anyhow::bail!("name the site: --config FILE or --data-dir DIR"),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -173,7 +225,9 @@ fn main() -> ExitCode {
         Command::Reload(a) => load(&a.config).and_then(|v| serve::reload(&v)),
         Command::Ca { command } => tls::ca(command),
         Command::Device { command } => tls::device(command),
-        Command::Devices { config, json } => load(&config).and_then(|v| devices::run(&v, json)),
+        Command::Devices { site, json } => site
+            .resolve()
+            .and_then(|(dir, v)| devices::run(&dir, v.as_ref(), json)),
         Command::Queue(a) => queue::run(a),
         Command::Library { command } => library::run(command),
         Command::Rules { markdown } => {
@@ -253,8 +307,46 @@ fn check(path: &std::path::Path, running: bool) -> Result<ExitCode> {
 }
 
 fn events(a: EventsArgs) -> Result<ExitCode> {
-    let v = load(&a.config)?;
-    let audit_dir = v.data_dir.join("audit");
+    // Every filter is checked before anything is read: a typo is an error,
+    // never "0 events".
+    let action = a.action.as_deref().map(known_action).transpose()?;
+    let rule_id = a.rule.as_deref().map(known_rule).transpose()?;
+    let min_severity = a.severity.as_deref().map(known_severity).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|t| event_time("--since", t))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|t| event_time("--until", t))
+        .transpose()?;
+    let (data_dir, v) = a.site.resolve()?;
+    if let (Some(d), Some(v)) = (&a.device, &v) {
+        let known: Vec<&str> = v
+            .config
+            .devices
+            .iter()
+            .map(|x| x.id.get_ref().as_str())
+            .collect();
+        if !known.contains(&d.as_str()) {
+            anyhow::bail!(
+                "--device {d:?}: no such device in the configuration{}",
+                suggest(d, known.iter().copied())
+            );
+        }
+    }
+    if let (Some(r), Some(v)) = (&a.route, &v) {
+        let known: Vec<&str> = v.routes.iter().map(|x| x.id.as_str()).collect();
+        if !known.contains(&r.as_str()) {
+            anyhow::bail!(
+                "--route {r:?}: no such route in the configuration{}",
+                suggest(r, known.iter().copied())
+            );
+        }
+    }
+    let audit_dir = data_dir.join("audit");
     if !audit_dir.join("audit.log").exists() {
         anyhow::bail!(
             "no events yet: {} does not exist (has `wardgate serve` run?)",
@@ -262,22 +354,49 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
         );
     }
     let filter = wardgate_store::EventFilter {
-        action: a.action,
-        rule_id: a.rule,
+        action,
+        rule_id,
         route: a.route,
-        since: a.since,
+        since,
+        until,
+        device: a.device,
+        min_severity,
         last: a.last,
     };
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    if a.follow {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+        if !a.json {
+            writeln!(out, "{}", table_header())?;
+        }
+        wardgate_store::follow_log(
+            &audit_dir,
+            &filter,
+            &stop,
+            std::time::Duration::from_millis(250),
+            |r| {
+                if a.json {
+                    writeln!(out, "{}", r.doc)?;
+                } else {
+                    writeln!(out, "{}", doc_row(&r.doc))?;
+                }
+                out.flush()
+            },
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // The audit log is the complete record; the store indexes notable events and
     // answers alert queries without reading routine traffic.
-    let db = v.data_dir.join("wardgate.db");
+    let db = data_dir.join("wardgate.db");
     let rows = if filter.notable_only() && db.exists() {
         wardgate_store::EventStore::open_read_only(&db)?.query(&filter)?
     } else {
         wardgate_store::query_log(&audit_dir, &filter)?
     };
-    let mut out = std::io::stdout().lock();
-    use std::io::Write;
     if a.json {
         for r in &rows {
             writeln!(out, "{}", r.doc)?;
@@ -290,6 +409,95 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
         writeln!(out, "{} event(s)", rows.len())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// ` (did you mean "x"?)` for the known name nearest `given`, if one is near.
+pub(crate) fn suggest<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let given_l = given.to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&given_l, &k.to_ascii_lowercase()),
+                k,
+            )
+        })
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min()
+        .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default()
+}
+
+fn known_action(a: &str) -> Result<String> {
+    let all = wardgate_event::Action::ALL.map(|x| x.as_str());
+    if all.contains(&a) {
+        Ok(a.to_owned())
+    } else {
+        anyhow::bail!(
+            "--action {a:?}: no such action{}; actions: {}",
+            suggest(a, all),
+            all.join(", ")
+        )
+    }
+}
+
+fn known_rule(r: &str) -> Result<String> {
+    let id = r.to_ascii_uppercase();
+    let current: Vec<_> = wardgate_event::rules::all().collect();
+    let retired = wardgate_event::rules::RETIRED.iter().map(|x| x.0);
+    if current.iter().any(|x| x.id == id) || retired.clone().any(|x| x == id) {
+        Ok(id)
+    } else {
+        anyhow::bail!(
+            "--rule {r:?}: no such rule id{} (`wardgate rules` lists them)",
+            suggest(&id, current.iter().map(|x| x.id).chain(retired))
+        )
+    }
+}
+
+fn known_severity(s: &str) -> Result<wardgate_event::rules::Severity> {
+    use wardgate_event::rules::Severity::*;
+    [Info, Low, Medium, High, Critical]
+        .into_iter()
+        .find(|x| x.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--severity {s:?}: no such severity{}; severities: info, low, medium, high, critical",
+                suggest(s, ["info", "low", "medium", "high", "critical"])
+            )
+        })
+}
+
+/// A time given on the command line, as the prefix events' UTC `@timestamp`s
+/// are compared with: an RFC 3339 time (any offset) becomes UTC; a date or a
+/// date-time without offset is taken as UTC, to the precision given.
+fn event_time(flag: &str, t: &str) -> Result<String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(dt) = time::OffsetDateTime::parse(t, &Rfc3339) {
+        let utc = dt.to_offset(time::UtcOffset::UTC);
+        let ms = utc.millisecond();
+        return Ok(format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            utc.year(),
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second()
+        ));
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    let minute = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let second = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    if time::Date::parse(t, date).is_ok()
+        || time::PrimitiveDateTime::parse(t, minute).is_ok()
+        || time::PrimitiveDateTime::parse(t, second).is_ok()
+    {
+        return Ok(t.to_owned());
+    }
+    anyhow::bail!(
+        "{flag} {t:?}: not a time; give RFC 3339 (2026-11-24T03:00:00Z, 2026-11-24T04:00:00+01:00) or a UTC date or date-time (2026-11-24, 2026-11-24T03:00)"
+    )
 }
 
 fn table_header() -> String {
@@ -498,8 +706,9 @@ mod tests {
                         continue;
                     }
                     seen += 1;
-                    // A filter test's id that deliberately matches no rule.
-                    const NOT_IDS: &[&str] = &["WG-NOPE-000"];
+                    // A filter test's id that deliberately matches no rule,
+                    // and the typo `events --rule` must answer with a suggestion.
+                    const NOT_IDS: &[&str] = &["WG-NOPE-000", "WG-INF-01"];
                     if !NOT_IDS.contains(&id)
                         && by_id(id).is_none()
                         && !RETIRED.iter().any(|(r, _)| *r == id)

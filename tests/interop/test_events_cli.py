@@ -1,0 +1,122 @@
+"""`wardgate events` as the people on call use it: filters that are checked
+(a typo is an error, never "0 events"), `--follow` showing what the running
+gateway records as it records it, and reading a data_dir while the
+configuration is being edited and does not load."""
+import json
+import subprocess
+import threading
+import time
+
+from conftest import wardgate_bin
+from test_hl7_mllp import heparin, observation, order, send
+
+
+def run(*args):
+    return subprocess.run([wardgate_bin(), *args], capture_output=True, text=True, timeout=60)
+
+
+def lines(out):
+    return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+
+def settled(gateway, pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        evs = lines(gateway.cli("events", "--json").stdout)
+        if pred(evs):
+            return evs
+        time.sleep(0.1)
+    raise AssertionError("the events never settled")
+
+
+def test_unknown_filters_are_errors_with_a_suggestion(gateway):
+    cfg = str(gateway.config)
+    for args, want in [
+        (("--rule", "WG-INF-01"), 'did you mean "WG-INF-001"'),
+        (("--rule", "WG-NOPE-000"), "no such rule id"),
+        (("--action", "blokced"), 'did you mean "blocked"'),
+        (("--severity", "hihg"), 'did you mean "high"'),
+        (("--since", "2026-13-01"), "not a time"),
+        (("--until", "yesterday"), "not a time"),
+        (("--route", "infusion-order"), 'did you mean "infusion-orders"'),
+        (("--device", "no-such-device"), "no such device"),
+    ]:
+        r = run("events", "--config", cfg, *args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert want in r.stderr, (args, r.stderr)
+        assert "event(s)" not in r.stdout
+
+
+def test_filters_select_by_severity_device_and_time(gateway):
+    send(gateway, observation("OBS-1"))
+    send(gateway, order("ORD-HARD", heparin(41)))
+    evs = settled(gateway, lambda e: any(x.get("rule", {}).get("id") == "WG-INF-010" for x in e))
+    hard = next(x for x in evs if x.get("rule", {}).get("id") == "WG-INF-010")
+    cfg = str(gateway.config)
+    high = lines(run("events", "--config", cfg, "--json", "--severity", "high").stdout)
+    assert hard["@timestamp"] in [x["@timestamp"] for x in high]
+    assert all(x["wardgate"]["severity"] in ("high", "critical") for x in high)
+    # The EHR (127.0.0.2) sent both: the allowed one is its too.
+    ehr = lines(run("events", "--config", cfg, "--json", "--device", "ehr").stdout)
+    assert {x["event"]["action"] for x in ehr} >= {"allowed", "blocked"}
+    assert all("ehr" in (x["wardgate"].get("source_device"), x["wardgate"].get("destination_device")) for x in ehr)
+    # Times: the blocked order's own instant, converted from another offset.
+    ts = hard["@timestamp"]
+    before = lines(run("events", "--config", cfg, "--json", "--until", ts).stdout)
+    after = lines(run("events", "--config", cfg, "--json", "--since", ts).stdout)
+    assert ts not in [x["@timestamp"] for x in before]
+    assert ts in [x["@timestamp"] for x in after]
+    assert len(before) + len(after) == len(evs)
+    # The same instant written at +02:00 selects the same events.
+    from datetime import datetime, timedelta, timezone
+    t = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone(timedelta(hours=2)))
+    shifted = lines(run("events", "--config", cfg, "--json", "--since", t.isoformat(timespec="milliseconds")).stdout)
+    assert [x["@timestamp"] for x in shifted] == [x["@timestamp"] for x in after]
+
+
+def test_follow_prints_events_as_the_gateway_records_them(gateway):
+    send(gateway, order("ORD-OLD", heparin(41)))
+    settled(gateway, lambda e: any(x.get("wardgate", {}).get("hl7", {}).get("control_id") == "ORD-OLD" for x in e))
+    proc = subprocess.Popen([wardgate_bin(), "events", "--config", str(gateway.config), "--json", "--follow",
+                             "--action", "blocked", "--last", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = []
+    reader = threading.Thread(target=lambda: [got.append(json.loads(x)) for x in proc.stdout if x.strip()],
+                              daemon=True)
+    reader.start()
+    try:
+        ids = lambda: [x["wardgate"].get("hl7", {}).get("control_id") for x in got]
+        deadline = time.monotonic() + 10
+        while "ORD-OLD" not in ids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ids() == ["ORD-OLD"], "the backlog: the last blocked event only"
+        send(gateway, observation("OBS-NEW"))  # allowed: not shown
+        for i in range(3):
+            send(gateway, order(f"ORD-NEW-{i}", heparin(41)))
+        deadline = time.monotonic() + 10
+        while len(got) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ids() == ["ORD-OLD", "ORD-NEW-0", "ORD-NEW-1", "ORD-NEW-2"]
+        assert proc.poll() is None, "--follow keeps running"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode == 0, proc.stderr.read()
+
+
+def test_read_only_commands_work_from_data_dir_while_the_config_is_broken(gateway):
+    send(gateway, order("ORD-DD", heparin(41)))
+    settled(gateway, lambda e: any(x.get("wardgate", {}).get("hl7", {}).get("control_id") == "ORD-DD" for x in e))
+    data_dir = gateway.dir / "data"
+    broken = gateway.dir / "editing.toml"
+    broken.write_text(gateway.config.read_text() + "\n[[route]\nid = \n")
+    r = run("events", "--config", str(broken), "--json")
+    assert r.returncode == 2 and "--data-dir" in r.stderr, r.stderr
+    r = run("events", "--data-dir", str(data_dir), "--json", "--rule", "WG-INF-010")
+    assert r.returncode == 0, r.stderr
+    assert [x["wardgate"]["hl7"]["control_id"] for x in lines(r.stdout)] == ["ORD-DD"]
+    r = run("devices", "--data-dir", str(data_dir), "--json")
+    assert r.returncode == 0, r.stderr
+    assert "127.0.0.2" in [x["address"] for x in lines(r.stdout)]
+    r = run("events", "--data-dir", str(gateway.dir / "nowhere"))
+    assert r.returncode == 2 and "not a directory" in r.stderr
