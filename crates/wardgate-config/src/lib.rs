@@ -1036,23 +1036,31 @@ impl Config {
             base_dir: base_dir.to_owned(),
             text: text.to_owned(),
         };
-        let mut config: Config = match toml::from_str(text) {
-            Ok(c) => c,
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                return Err(ConfigError::Invalid(vec![source.problem(
-                    span,
-                    Level::Error,
-                    e.message().to_owned(),
-                )]));
-            }
+        let (config, mut early, read) = keys::deserialize_all(text, &source);
+        let Some(mut config) = config else {
+            return Err(ConfigError::Invalid(early));
         };
         config.source = source;
+        if !early.is_empty() {
+            // Positions below point into what was read (a typo read as the key
+            // it stands for): the same lines as the file's.
+            config.source.text = read;
+        }
         let problems = config.load_library_files();
         if problems.iter().any(|p| p.level == Level::Error) {
-            return Err(ConfigError::Invalid(problems));
+            early.extend(problems);
+            return Err(ConfigError::Invalid(early));
         }
-        config.validate()
+        if early.is_empty() {
+            return config.validate();
+        }
+        // Keys serde refused were set aside: what remains is still checked, so
+        // one run reports every problem it can.
+        if let Err(ConfigError::Invalid(more)) = config.validate() {
+            early.extend(more);
+        }
+        early.sort_by_key(|p| (p.line, p.column));
+        Err(ConfigError::Invalid(early))
     }
 
     /// Reads each `[[drug_library]] file` into its library, checks its signature,
@@ -1439,7 +1447,10 @@ impl Config {
                 ));
             }
             for m in &r.messages {
-                if !valid_message_type(m.get_ref()) {
+                let upper = m.get_ref().to_ascii_uppercase();
+                if m.get_ref() != &upper && valid_message_type(&upper) {
+                    err(m.span(), format!("{:?}: HL7 message types are upper case, and this one would match no real message (every {upper} would be rejected); write {upper:?}", m.get_ref()));
+                } else if !valid_message_type(m.get_ref()) {
                     err(m.span(), format!("{:?} is not a message type; write TYPE^TRIGGER such as \"ORU^R01\", or TYPE alone", m.get_ref()));
                 }
             }
@@ -2228,6 +2239,8 @@ fn valid_message_type(m: &str) -> bool {
         .is_none_or(|t| (1..=3).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric()));
     code_ok && trigger_ok && parts.next().is_none()
 }
+
+mod keys;
 
 #[cfg(test)]
 mod tests;

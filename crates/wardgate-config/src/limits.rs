@@ -390,7 +390,11 @@ mod tests {
         let p = errors(&with_gateway(
             "\n[gateway.limits]\nmessages_per_second = 10",
         ));
-        assert!(p[0].message.contains("unknown field"), "{p:?}");
+        assert!(
+            p[0].message.contains("unknown key `messages_per_second`")
+                && p[0].message.contains("did you mean `messages_per_sec`"),
+            "{p:?}"
+        );
         let p = errors(&with_device_limits("messages_per_sec = -1"));
         assert_eq!(p.len(), 1, "{p:?}");
         let p = errors(&with_device_limits("messages_per_sec = \"lots\""));
