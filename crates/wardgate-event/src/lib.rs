@@ -4,6 +4,8 @@
 //!   with Elastic Common Schema field names; `docs/events.md` is their contract.
 //! - [`rules`]: every rule id wardgate can record, with one meaning each, and
 //!   the severities.
+//! - [`remediation`]: what the reader of an alert should do about each rule
+//!   (the command, the configuration key, who to involve).
 //! - [`compact`]: the compact form of a routine `allowed` record on a proxy
 //!   connection, and the reader that expands it back to the full event.
 //!
@@ -14,6 +16,7 @@
 pub mod clock;
 pub mod compact;
 pub mod event;
+pub mod remediation;
 pub mod rules;
 
 pub use clock::Clock;
