@@ -120,3 +120,20 @@ def test_read_only_commands_work_from_data_dir_while_the_config_is_broken(gatewa
     assert "127.0.0.2" in [x["address"] for x in lines(r.stdout)]
     r = run("events", "--data-dir", str(gateway.dir / "nowhere"))
     assert r.returncode == 2 and "not a directory" in r.stderr
+
+
+def test_rules_explain_what_to_do_one_at_a_time_or_as_json():
+    r = run("rules", "WG-INF-010")
+    assert r.returncode == 0, r.stderr
+    assert "rate-above-hard-limit (critical)" in r.stdout and "what to do:" in r.stdout
+    r = run("rules", "WG-INF-10")
+    assert r.returncode == 2 and 'did you mean "WG-INF-010"' in r.stderr
+    rules = lines(run("rules", "--json").stdout)
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    table = [l for l in doc.splitlines() if l.startswith("| WG-")]
+    assert len(rules) == len(table) > 100
+    for x in rules:
+        assert set(x) == {"id", "name", "severity", "why", "remediation"}
+        assert x["remediation"] and x["why"], x["id"]
+        assert x["severity"] in ("info", "low", "medium", "high", "critical")
