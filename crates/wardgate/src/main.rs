@@ -780,7 +780,7 @@ mod tests {
                     seen += 1;
                     // A filter test's id that deliberately matches no rule,
                     // and the typo `events --rule` must answer with a suggestion.
-                    const NOT_IDS: &[&str] = &["WG-NOPE-000", "WG-INF-01"];
+                    const NOT_IDS: &[&str] = &["WG-NOPE-000", "WG-INF-01", "WG-INF-10"];
                     if !NOT_IDS.contains(&id)
                         && by_id(id).is_none()
                         && !RETIRED.iter().any(|(r, _)| *r == id)

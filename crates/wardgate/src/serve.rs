@@ -110,6 +110,15 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
     Ok(())
 }
 
+/// Tells systemd the service's state when it runs as a `Type=notify` unit
+/// (`NOTIFY_SOCKET` set); nothing otherwise. A failure to tell is logged, not
+/// fatal: the gateway serves either way.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
 pub(crate) fn run(v: Validated) -> Result<ExitCode> {
     init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +134,15 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             tracing::info!(route = %id, listen = %addr, "listening");
         }
         tracing::info!(data_dir = %v.data_dir.display(), "wardgate serving");
+        // systemd (Type=notify): every listener is bound and the audit log open.
+        notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&format!(
+                "serving {} route(s), policy {}",
+                v.routes.len(),
+                &proxy.policy().load().hash[..16]
+            )),
+        ]);
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
         let reload = tokio::spawn(reload_on_sighup(
             recorder.handle(),
@@ -136,6 +154,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested: no new connections; finishing in-flight messages");
+            notify(&[sd_notify::NotifyState::Stopping]);
             let _ = tx.send(true);
         });
         proxy.run(rx).await;
