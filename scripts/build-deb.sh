@@ -16,6 +16,8 @@ arch="$(dpkg --print-architecture)"
 root="$(mktemp -d)"
 trap 'rm -rf "$root"' EXIT
 install -D -m 0755 "$bin" "$root/usr/bin/wardgate"
+# Debug information stays out of the package (as Debian's dh_strip does).
+if command -v strip >/dev/null 2>&1; then strip --strip-debug "$root/usr/bin/wardgate"; fi
 install -D -m 0644 packaging/systemd/wardgate.service "$root/lib/systemd/system/wardgate.service"
 install -D -m 0644 packaging/systemd/wardgate-capture@.service "$root/lib/systemd/system/wardgate-capture@.service"
 install -D -m 0640 packaging/debian/wardgate.toml "$root/etc/wardgate/wardgate.toml"
@@ -45,5 +47,5 @@ Description: security gateway and monitor for connected medical devices
 CONTROL
 mkdir -p "$out"
 deb="$out/wardgate_${version}_${arch}.deb"
-dpkg-deb --root-owner-group --build "$root" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$root" "$deb" >/dev/null
 echo "$deb"

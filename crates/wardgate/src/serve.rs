@@ -125,6 +125,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        let Signals { term, int, hup } = Signals::install()?;
         let Running {
             recorder,
             proxy,
@@ -145,6 +146,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         ]);
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
         let reload = tokio::spawn(reload_on_sighup(
+            hup,
             recorder.handle(),
             v.config.source.name.clone().into(),
             proxy.policy(),
@@ -152,7 +154,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
+            wait_for_signal(term, int).await;
             tracing::info!("shutdown requested: no new connections; finishing in-flight messages");
             notify(&[sd_notify::NotifyState::Stopping]);
             let _ = tx.send(true);
@@ -334,18 +336,14 @@ fn load_for_reload(
 /// validated and swapped in atomically for new connections and new messages.
 /// An invalid file leaves the running policy in force and says why.
 async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
     recorder: wardgate_store::RecorderHandle,
     config: std::path::PathBuf,
     cell: Arc<arc_swap::ArcSwap<Policy>>,
     started: Validated,
 ) {
     let mut running_v = Arc::new(started);
-    #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             wardgate_proxy::request_reload();
             tracing::info!("SIGHUP: TLS material will be reloaded before the next connection");
@@ -396,32 +394,37 @@ async fn reload_on_sighup(
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = (recorder, config, cell, started);
-        std::future::pending::<()>().await;
+}
+
+/// The signals `serve` handles, registered before anything is bound or
+/// announced: until a handler exists, SIGTERM and SIGHUP kill the process
+/// (SIGHUP's default is to terminate), so a stop or `systemctl reload` right
+/// after start would lose the audit log's seal.
+pub(crate) struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside the runtime.
+    pub(crate) fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("handling SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("handling SIGHUP")?,
+        })
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+async fn wait_for_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }
 
