@@ -135,13 +135,20 @@ pub fn associate(
         };
     }
     let mut refused_contexts = SmallVec::new();
+    // A modality proposes each SOP class once per transfer syntax, often in
+    // dozens of contexts: each class is listed once, the contexts counted.
     for pc in &rq.presentation_contexts {
         let name = dicom::text(pc.abstract_syntax);
-        if allowed(&p.sop_classes, pc.abstract_syntax) {
-            facts.sop_classes_allowed.push(name);
+        let (list, ok) = if allowed(&p.sop_classes, pc.abstract_syntax) {
+            (&mut facts.sop_classes_allowed, true)
         } else {
+            (&mut facts.sop_classes_rejected, false)
+        };
+        if !ok {
             refused_contexts.push(pc.id);
-            facts.sop_classes_rejected.push(name);
+        }
+        if !list.contains(&name) {
+            list.push(name);
         }
     }
     let (action, reason) = if refused_contexts.is_empty() {
@@ -156,11 +163,22 @@ pub fn associate(
         (
             Action::Alerted,
             format!(
-                "association {} -> {} allowed with {} presentation context(s) rejected: SOP class not allowed ({})",
+                "association {} -> {} allowed with {} presentation context(s) rejected: {} SOP class(es) the route does not allow ({}{}; all in wardgate.dicom.sop_classes_rejected)",
                 facts.calling_ae,
                 facts.called_ae,
                 refused_contexts.len(),
-                facts.sop_classes_rejected.join(", ")
+                facts.sop_classes_rejected.len(),
+                facts
+                    .sop_classes_rejected
+                    .iter()
+                    .take(3)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match facts.sop_classes_rejected.len() {
+                    n if n > 3 => format!(" and {} more", n - 3),
+                    _ => String::new(),
+                }
             ),
         )
     };

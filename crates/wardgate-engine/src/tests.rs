@@ -630,6 +630,41 @@ mod dicom_decisions {
         assert_eq!(ok.event.event.action, event::Action::Allowed);
     }
 
+    /// A modality proposing 60 contexts (20 SOP classes, 3 transfer syntaxes
+    /// each): one record, each refused class once, the reason short.
+    #[test]
+    fn many_refused_contexts_make_one_short_record() {
+        let (p, f) = setup();
+        let uids: Vec<Vec<u8>> = (0..20)
+            .map(|i| format!("1.2.840.10008.5.1.4.1.1.{}", 100 + i).into_bytes())
+            .collect();
+        let mut proposed: Vec<&[u8]> = Vec::new();
+        for u in &uids {
+            for _ in 0..3 {
+                proposed.push(u);
+            }
+        }
+        proposed.push(CT);
+        let d = associate(&p.routes[0], &f, &rq(b"CT01", b"PACS", &proposed), &clock());
+        assert_eq!(d.reject, None);
+        assert_eq!(d.refused_contexts.len(), 60);
+        let facts = d.event.wardgate.dicom.as_ref().unwrap();
+        assert_eq!(facts.sop_classes_rejected.len(), 20);
+        assert_eq!(facts.sop_classes_allowed.len(), 1);
+        let reason = &d.event.event.reason;
+        assert!(
+            reason.contains("60 presentation context(s) rejected: 20 SOP class(es)"),
+            "{reason}"
+        );
+        assert!(reason.contains("and 17 more"), "{reason}");
+        assert!(reason.len() < 400, "{reason}");
+        assert!(
+            d.event.to_json().len() < 3000,
+            "{}",
+            d.event.to_json().len()
+        );
+    }
+
     #[test]
     fn a_passcode_is_alerted_and_never_recorded() {
         let (p, f) = setup();
