@@ -93,6 +93,13 @@ def test_mllp_over_tls_identity_from_the_certificate_and_revocation(tmp_path):
         assert up.received and b"TLS-1" in up.received[-1]
         ok = [e for e in gw.events() if e.get("wardgate", {}).get("hl7", {}).get("control_id") == "TLS-1"]
         assert ok and ok[0]["wardgate"]["source_device"] == "ehr" and ok[0]["source"]["ip"] == "127.0.0.9"
+        # ...and alerted: the EHR's key in use from another address.
+        moved = events_with(gw, "WG-TLS-004")
+        assert len(moved) == 1 and moved[0]["event"]["action"] == "alerted", moved
+        assert "127.0.0.9" in moved[0]["event"]["reason"] and '"ehr"' in moved[0]["event"]["reason"]
+        # From the EHR's own address: nothing to say.
+        send_tls(gw, tmp_path, "ehr", observation("TLS-2"), source="127.0.0.2")
+        assert len(events_with(gw, "WG-TLS-004")) == 1
 
         # No client certificate: refused in the handshake, with the reason.
         assert refused(gw, tmp_path, None)
@@ -113,6 +120,24 @@ def test_mllp_over_tls_identity_from_the_certificate_and_revocation(tmp_path):
                 break
             time.sleep(0.1)
         assert any("revoked" in e["event"]["reason"] for e in events_with(gw, "WG-TLS-001"))
+        assert b"NO" not in b"".join(up.received)
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_a_route_can_refuse_a_certificate_from_another_address(tmp_path):
+    up = Upstream()
+    setup_ca(tmp_path)
+    site = TLS_SITE.replace("[route.listen_tls]\n", "[route.listen_tls]\nrequire_device_address = true\n", 1)
+    gw = Gateway(tmp_path, up.port, site=site)
+    try:
+        assert refused(gw, tmp_path, "ehr", source="127.0.0.9")
+        ev = events_with(gw, "WG-TLS-004")
+        assert ev and ev[-1]["event"]["action"] == "blocked", ev
+        assert "requires the device's address" in ev[-1]["event"]["reason"]
+        ack = send_tls(gw, tmp_path, "ehr", observation("TLS-HOME"), source="127.0.0.2")
+        assert hl7.parse(ack).segment("MSA")[1][0] == "AA"
         assert b"NO" not in b"".join(up.received)
     finally:
         gw.stop()

@@ -550,6 +550,11 @@ pub struct ListenTls {
     /// `client_ca` is the built-in CA. Re-read when it changes, without a restart.
     #[serde(default)]
     pub client_crl: Option<Spanned<PathBuf>>,
+    /// Refuse a client certificate presented from an address that is not one
+    /// of its device's (default false: admitted, with an alert, since a device
+    /// may be readdressed before its enrolment is updated).
+    #[serde(default)]
+    pub require_device_address: Option<Spanned<bool>>,
 }
 
 /// `[route.upstream_tls]`.
@@ -611,6 +616,8 @@ pub struct ResolvedListenTls {
     pub client_ca: PathBuf,
     /// Revocation list (PEM), if any.
     pub client_crl: Option<PathBuf>,
+    /// A certificate from an address not its device's is refused (else alerted).
+    pub require_device_address: bool,
 }
 
 /// `[[library_signer]]`: a key (the pharmacy's) that may sign drug library files.
@@ -1764,6 +1771,10 @@ fn resolve_listen_tls(
         client_auth,
         client_ca,
         client_crl,
+        require_device_address: t
+            .require_device_address
+            .as_ref()
+            .is_some_and(|b| *b.get_ref()),
     })
 }
 

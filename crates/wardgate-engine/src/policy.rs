@@ -265,6 +265,9 @@ pub enum Admission {
     Allowed {
         /// The device.
         device: Arc<str>,
+        /// Admitted, but worth an alert: a client certificate presented from
+        /// an address that is not its device's (`WG-TLS-004`).
+        alert: Option<String>,
     },
     /// The peer is refused.
     Denied {
@@ -702,14 +705,50 @@ impl Policy {
     }
 
     /// Deny by default: may the device a verified certificate names use `route`?
-    pub fn admit_device(&self, route: &RoutePolicy, id: &str) -> Admission {
+    /// A verified client certificate names device `id`; `ip` is where it was
+    /// presented from. A certificate used from another address than its
+    /// device's (a copied key, or a readdressed device) is alerted, or refused
+    /// where the route's `listen_tls.require_device_address` says so.
+    pub fn admit_device(&self, route: &RoutePolicy, id: &str, ip: IpAddr) -> Admission {
         match self.device_named(id) {
             None => Admission::Denied {
                 rule: rules::TLS_IDENTITY,
                 device: None,
                 reason: format!("the client certificate names {id:?}, which is no enrolled device"),
             },
-            Some(d) if route.senders.contains(&d) => Admission::Allowed { device: d },
+            Some(d) if route.senders.contains(&d) => {
+                let ip = canonical(ip);
+                let from = self.devices.get(&ip);
+                if from == Some(&d) {
+                    return Admission::Allowed {
+                        device: d,
+                        alert: None,
+                    };
+                }
+                let whose = match from {
+                    Some(other) => format!("device {other:?}'s address"),
+                    None => "no enrolled device's address".to_owned(),
+                };
+                let why = format!(
+                    "device {d:?}'s client certificate presented from {ip}, {whose}: a copied key, or a device readdressed without its enrolment"
+                );
+                let refuse = route
+                    .listen_tls
+                    .as_ref()
+                    .is_some_and(|t| t.require_device_address);
+                if refuse {
+                    Admission::Denied {
+                        rule: rules::TLS_ADDRESS,
+                        device: Some(d),
+                        reason: format!("{why} (the route requires the device's address)"),
+                    }
+                } else {
+                    Admission::Allowed {
+                        device: d,
+                        alert: Some(why),
+                    }
+                }
+            }
             Some(d) => Admission::Denied {
                 rule: rules::SENDER_NOT_ALLOWED,
                 device: Some(d.clone()),
@@ -730,9 +769,10 @@ impl Policy {
                 device: None,
                 reason: format!("{ip} is not an enrolled device"),
             },
-            Some(d) if route.senders.iter().any(|s| s == d) => {
-                Admission::Allowed { device: d.clone() }
-            }
+            Some(d) if route.senders.iter().any(|s| s == d) => Admission::Allowed {
+                device: d.clone(),
+                alert: None,
+            },
             Some(d) => Admission::Denied {
                 rule: rules::SENDER_NOT_ALLOWED,
                 device: Some(d.clone()),

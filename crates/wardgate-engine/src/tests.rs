@@ -385,6 +385,34 @@ fn admission_is_deny_by_default() {
 }
 
 #[test]
+fn a_certificate_from_another_address_is_alerted() {
+    let p = policy();
+    let r = &p.routes[0];
+    // The EHR's certificate from the EHR's address: nothing to say.
+    match p.admit_device(r, "ehr", "127.0.0.2".parse().unwrap()) {
+        Admission::Allowed { device, alert } => {
+            assert_eq!(&*device, "ehr");
+            assert_eq!(alert, None);
+        }
+        a => panic!("{a:?}"),
+    }
+    // From the pump server's address, or from nobody's: admitted, alerted.
+    for (ip, whose) in [
+        ("127.0.0.3", "\"pump-server\""),
+        ("10.9.9.9", "no enrolled"),
+    ] {
+        match p.admit_device(r, "ehr", ip.parse().unwrap()) {
+            Admission::Allowed {
+                alert: Some(why), ..
+            } => {
+                assert!(why.contains(ip) && why.contains(whose), "{why}");
+            }
+            a => panic!("{a:?}"),
+        }
+    }
+}
+
+#[test]
 fn library_units_are_validated_with_locations() {
     let bad = SITE.replace("rate_unit = \"U/h\"", "rate_unit = \"U\"");
     let v = Config::parse(&bad, "site.toml", Path::new(".")).unwrap();

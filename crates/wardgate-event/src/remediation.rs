@@ -35,6 +35,7 @@ remediations! {
     // TLS and identity.
     "WG-TLS-001" => "`event.reason` gives the cause. Expired or unknown issuer: check the device with `wardgate ca show`, then issue a certificate with `wardgate device enroll` for clinical engineering to install; revoked: the refusal is intended, so find out why it still tries. TLS below 1.2 or weak ciphers: ask the vendor for an update.",
     "WG-TLS-002" => "The certificate names a device id missing from the configuration (removed, renamed, or issued by another CA). If the device should connect, add a `[[device]]` with that id and run `wardgate reload`; if it was retired, run `wardgate device revoke ID` and have clinical engineering take it off the network.",
+    "WG-TLS-004" => "Ask clinical engineering whether the device was moved or readdressed: if so, update its `[[device]] addresses` and run `wardgate reload`. If not, treat its key as stolen: `wardgate device revoke ID`, enrol the device again, and find the machine at that address with the network team.",
     "WG-TLS-003" => "`event.reason` names the certificate and its date. A device's: issue a new one with `wardgate device enroll` for clinical engineering to install; a listener's: replace the `[route.listen_tls]` `cert` and `key` files (re-read on change). The built-in CA has no renew command: plan its replacement and re-enrolment early.",
 
     // Network hygiene (passive analysis).

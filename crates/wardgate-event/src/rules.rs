@@ -72,6 +72,8 @@ rules! {
         "A TLS connection was refused during the handshake: no client certificate, one not issued by the configured CA, revoked, expired, or an offer below TLS 1.2. Nothing the peer sent reached a device.";
     TLS_IDENTITY = "WG-TLS-002", "certificate-names-no-device", High,
         "A valid client certificate names a device id that is not enrolled in the configuration; identity rests on the certificate, so the connection is refused.";
+    TLS_ADDRESS = "WG-TLS-004", "certificate-from-unexpected-address", High,
+        "A client certificate naming an enrolled device was presented from an address that is not one of that device's: its key may have been copied to another machine, or the device was readdressed without its enrolment being updated. Admitted with this alert, or refused where the route sets listen_tls.require_device_address.";
     TLS_EXPIRING = "WG-TLS-003", "certificate-expiring", Medium,
         "A certificate wardgate uses or issued (a listener's, the built-in CA's, a device's) expires within cert_expiry_warning_days: renew it before a device can no longer connect.";
     CLEARTEXT_CREDENTIALS = "WG-NET-001", "cleartext-credentials", High,

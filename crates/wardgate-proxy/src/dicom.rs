@@ -57,14 +57,29 @@ pub(crate) async fn handle<C: ClientIo>(
     stop: watch::Receiver<bool>,
 ) {
     let admission = match &identity {
-        Some(id) => shared.policy.load().admit_device(&route, id),
+        Some(id) => shared.policy.load().admit_device(&route, id, peer.ip()),
         None => shared.policy.load().admit(&route, peer.ip()),
     };
     let device = match &admission {
-        Admission::Allowed { device } => Some(device.clone()),
+        Admission::Allowed { device, .. } => Some(device.clone()),
         Admission::Denied { device, .. } => device.clone(),
     };
     let flow = Flow::new(peer, route.upstream, device);
+    if let Admission::Allowed {
+        alert: Some(why), ..
+    } = &admission
+    {
+        let e = flow
+            .event(
+                &wardgate_engine::Clock::now(),
+                &route,
+                wardgate_event::Action::Alerted,
+                format!("association admitted: {why}"),
+                wardgate_event::Stage::Connection,
+            )
+            .with_rule(wardgate_engine::rules::TLS_ADDRESS);
+        shared.record(e);
+    }
     let gate = shared.floods.gate(&flow);
     let mut assoc = Association::new(
         flow,

@@ -91,16 +91,30 @@ pub(crate) fn admit(
     shared: &Shared,
 ) -> Option<Flow> {
     let admission = match identity {
-        Some(id) => shared.policy.load().admit_device(route, id),
+        Some(id) => shared.policy.load().admit_device(route, id, peer.ip()),
         None => shared.policy.load().admit(route, peer.ip()),
     };
     match admission {
         // The id goes on every event of the connection; its first one (admitted,
         // or the upstream failure) is the context that compact routine records
         // of its messages refer to.
-        Admission::Allowed { device } => Some(
-            Flow::new(peer, route.upstream, Some(device)).with_connection_id(next_connection_id()),
-        ),
+        Admission::Allowed { device, alert } => {
+            let flow = Flow::new(peer, route.upstream, Some(device))
+                .with_connection_id(next_connection_id());
+            if let Some(why) = alert {
+                let e = flow
+                    .event(
+                        &Clock::now(),
+                        route,
+                        Action::Alerted,
+                        format!("connection admitted: {why}"),
+                        Stage::Connection,
+                    )
+                    .with_rule(wardgate_engine::rules::TLS_ADDRESS);
+                shared.record(e);
+            }
+            Some(flow)
+        }
         Admission::Denied {
             rule,
             device,
