@@ -400,3 +400,98 @@ def test_upstream_certificates_from_another_ca_or_revoked_are_refused(tmp_path):
     finally:
         gw.stop()
         up.stop()
+
+
+def test_a_device_that_makes_its_own_key_gets_its_request_signed(tmp_path):
+    """PKI for devices that generate their own keys: OpenSSL makes the key and a
+    request on the "device" (asking for another name than its own); wardgate
+    signs it for the device id it is told, the key never leaves, and the
+    certificate works against the gateway as that device."""
+    openssl = require_tool("openssl")
+    up = Upstream()
+    cfg = setup_ca(tmp_path)
+    dev = tmp_path / "device"
+    dev.mkdir()
+    subprocess.run([openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(dev / "own.key"), "-out", str(dev / "own.csr"),
+                    "-subj", "/CN=pump-server", "-addext", "subjectAltName=URI:urn:wardgate:device:pump-server"],
+                   check=True, capture_output=True)
+    out = tmp_path / "signed"
+    r = subprocess.run([wardgate_bin(), "device", "sign", "ehr", "--csr", str(dev / "own.csr"),
+                        "--config", str(cfg), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert not (out / "ehr.key").exists(), "the key stays on the device"
+    crt = out / "ehr.crt"
+    v = subprocess.run([openssl, "verify", "-CAfile", str(tmp_path / "data" / "tls" / "ca.crt"), str(crt)],
+                       capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
+    text = subprocess.run([openssl, "x509", "-in", str(crt), "-noout", "-text"], capture_output=True, text=True).stdout
+    assert "urn:wardgate:device:ehr" in text and "pump-server" not in text, text
+    pub_cert = subprocess.run([openssl, "x509", "-in", str(crt), "-noout", "-pubkey"], capture_output=True, text=True).stdout
+    pub_key = subprocess.run([openssl, "pkey", "-in", str(dev / "own.key"), "-pubout"], capture_output=True, text=True).stdout
+    assert pub_cert == pub_key
+    # A request whose signature does not verify is refused.
+    bad = bytearray((dev / "own.csr").read_bytes())
+    i = bad.index(b"-----END") - 10
+    bad[i] = ord("A") if bad[i] != ord("A") else ord("B")
+    (dev / "bad.csr").write_bytes(bytes(bad))
+    r = subprocess.run([wardgate_bin(), "device", "sign", "ehr", "--csr", str(dev / "bad.csr"),
+                        "--config", str(cfg), "--out", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert r.returncode == 2 and "request" in r.stderr, r.stderr
+    # The device's own key and the signed certificate, against the gateway.
+    (tmp_path / "certs" / "ehr.crt").write_bytes(crt.read_bytes())
+    (tmp_path / "certs" / "ehr.key").write_bytes((dev / "own.key").read_bytes())
+    gw = Gateway(tmp_path, up.port, site=TLS_SITE)
+    try:
+        ack = send_tls(gw, tmp_path, "ehr", observation("OWN-KEY"), source="127.0.0.2")
+        assert hl7.parse(ack).segment("MSA")[1][0] == "AA"
+        ok = [e for e in gw.events() if e.get("wardgate", {}).get("hl7", {}).get("control_id") == "OWN-KEY"]
+        assert ok and ok[0]["wardgate"]["source_device"] == "ehr"
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_the_gateways_listener_certificate_carries_the_names_clients_verify(tmp_path):
+    openssl = require_tool("openssl")
+    up = Upstream()
+    cfg = setup_ca(tmp_path)
+    r = subprocess.run([wardgate_bin(), "ca", "issue-listener", "gw-listener", "--config", str(cfg),
+                        "--dns", "gw.ward.example", "--ip", "127.0.0.1", "--out", str(tmp_path / "listener")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    crt = tmp_path / "listener" / "gw-listener.crt"
+    text = subprocess.run([openssl, "x509", "-in", str(crt), "-noout", "-text"], capture_output=True, text=True).stdout
+    assert "DNS:gw.ward.example" in text and "IP Address:127.0.0.1" in text, text
+    assert "TLS Web Server Authentication" in text and "TLS Web Client Authentication" not in text
+    assert oct((tmp_path / "listener" / "gw-listener.key").stat().st_mode & 0o777) == "0o600"
+    # Nothing to connect to: refused with a clear reason.
+    r = subprocess.run([wardgate_bin(), "ca", "issue-listener", "x", "--config", str(cfg),
+                        "--out", str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode == 2 and "at least one DNS name or IP address" in r.stderr
+    site = TLS_SITE.replace("certs/wardgate-gw.crt", "listener/gw-listener.crt").replace(
+        "certs/wardgate-gw.key", "listener/gw-listener.key")
+    gw = Gateway(tmp_path, up.port, site=site)
+    try:
+        # Verified by IP address: the client checks the name it dialled.
+        raw = socket.create_connection(gw.addr, timeout=10, source_address=("127.0.0.2", 0))
+        ctx = client_ctx(tmp_path, "ehr")
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(SB + observation("BY-IP").encode() + EB)
+            buf = b""
+            while not buf.endswith(EB):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        assert hl7.parse(unframe(buf)).segment("MSA")[1][0] == "AA"
+        # Another name than the certificate carries: the client refuses.
+        raw = socket.create_connection(gw.addr, timeout=10, source_address=("127.0.0.2", 0))
+        try:
+            ctx.wrap_socket(raw, server_hostname="pacs.ward.example").close()
+            raise AssertionError("a name the certificate does not carry was accepted")
+        except ssl.SSLCertVerificationError:
+            pass
+    finally:
+        gw.stop()
+        up.stop()

@@ -106,8 +106,9 @@ pub struct Enrolled {
     pub cert: IssuedCert,
     /// The certificate (PEM), followed by nothing else.
     pub cert_path: PathBuf,
-    /// The private key (PKCS#8 PEM, mode 0600).
-    pub key_path: PathBuf,
+    /// The private key (PKCS#8 PEM, mode 0600), unless the device made its
+    /// own (a signed request).
+    pub key_path: Option<PathBuf>,
 }
 
 /// The built-in certificate authority of one data directory.
@@ -264,17 +265,17 @@ impl Ca {
         replace(&self.issued_path(), &json)
     }
 
-    /// Issues `device` a certificate and key valid `days` days, written into
-    /// `out_dir` as `<device>.crt` and `<device>.key` (0600; never overwritten).
-    pub fn enroll(&self, device: &str, out_dir: &Path, days: i64) -> Result<Enrolled, TlsError> {
-        let key = KeyPair::generate().map_err(cert_err)?;
+    /// The certificate parameters for `device`: its id in a URI SAN (the only
+    /// identity wardgate reads), also as a DNS name where it is one, client and
+    /// server use, `days` of validity and a fresh serial.
+    fn device_params(device: &str, days: i64) -> Result<CertificateParams, TlsError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, device);
         dn.push(DnType::OrganizationName, "wardgate");
         params.distinguished_name = dn;
         let uri = format!("{DEVICE_URI_PREFIX}{device}");
-        params.subject_alt_names = vec![SanType::URI(uri.clone().try_into().map_err(cert_err)?)];
+        params.subject_alt_names = vec![SanType::URI(uri.try_into().map_err(cert_err)?)];
         if let Ok(dns) = device.to_owned().try_into() {
             // Lets the same certificate serve a device that is also a server
             // (a PACS, an upstream) and is addressed by its id.
@@ -288,34 +289,144 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth,
             ExtendedKeyUsagePurpose::ServerAuth,
         ];
+        Self::validity(&mut params, days);
+        Ok(params)
+    }
+
+    fn validity(params: &mut CertificateParams, days: i64) {
         params.use_authority_key_identifier_extension = true;
         params.key_identifier_method = KeyIdMethod::Sha256;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::minutes(5);
         params.not_after = now + Duration::days(days.clamp(1, 3650));
-        let serial = random_serial();
-        params.serial_number = Some(serial.clone());
+        params.serial_number = Some(random_serial());
+    }
+
+    /// Keeps the record of a certificate just issued.
+    fn record(
+        &self,
+        device: &str,
+        params: &CertificateParams,
+        der: &[u8],
+    ) -> Result<IssuedCert, TlsError> {
+        let record = IssuedCert {
+            device: device.to_owned(),
+            serial: hex::encode(
+                params
+                    .serial_number
+                    .as_ref()
+                    .map(|s| s.as_ref().to_vec())
+                    .unwrap_or_default(),
+            ),
+            not_before: rfc3339(params.not_before),
+            not_after: rfc3339(params.not_after),
+            fingerprint: fingerprint(der),
+            revoked: None,
+        };
+        let mut all = self.issued()?;
+        all.push(record.clone());
+        self.save_issued(&all)?;
+        Ok(record)
+    }
+
+    /// Issues `device` a certificate and key valid `days` days, written into
+    /// `out_dir` as `<device>.crt` and `<device>.key` (0600; never overwritten).
+    pub fn enroll(&self, device: &str, out_dir: &Path, days: i64) -> Result<Enrolled, TlsError> {
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let params = Self::device_params(device, days)?;
         let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
         std::fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
         let key_path = out_dir.join(format!("{device}.key"));
         let cert_path = out_dir.join(format!("{device}.crt"));
         write_private(&key_path, key.serialize_pem().as_bytes())?;
         replace(&cert_path, cert.pem().as_bytes())?;
-        let record = IssuedCert {
-            device: device.to_owned(),
-            serial: hex::encode(serial.as_ref()),
-            not_before: rfc3339(params.not_before),
-            not_after: rfc3339(params.not_after),
-            fingerprint: fingerprint(cert.der()),
-            revoked: None,
-        };
-        let mut all = self.issued()?;
-        all.push(record.clone());
-        self.save_issued(&all)?;
+        let record = self.record(device, &params, cert.der())?;
         Ok(Enrolled {
             cert: record,
             cert_path,
-            key_path,
+            key_path: Some(key_path),
+        })
+    }
+
+    /// Signs a certificate request a device made with its own key (the key
+    /// never leaves the device): the request's signature is checked (it proves
+    /// the requester holds the key), and nothing else of it is trusted: the
+    /// names, uses and validity are the ones `enroll` gives `device`. Written
+    /// into `out_dir` as `<device>.crt`.
+    pub fn sign_request(
+        &self,
+        device: &str,
+        csr_pem: &str,
+        out_dir: &Path,
+        days: i64,
+    ) -> Result<Enrolled, TlsError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| TlsError::Cert(format!("the certificate request: {e}")))?;
+        csr.params = Self::device_params(device, days)?;
+        let cert = csr.signed_by(&self.issuer()?).map_err(cert_err)?;
+        std::fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
+        let cert_path = out_dir.join(format!("{device}.crt"));
+        replace(&cert_path, cert.pem().as_bytes())?;
+        let record = self.record(device, &csr.params, cert.der())?;
+        Ok(Enrolled {
+            cert: record,
+            cert_path,
+            key_path: None,
+        })
+    }
+
+    /// Issues a listener (server) certificate and key for the gateway itself,
+    /// named `name` in the CA's records, carrying the DNS names and IP
+    /// addresses clients reach it by (what they verify), server use only.
+    pub fn issue_listener(
+        &self,
+        name: &str,
+        dns: &[String],
+        ips: &[std::net::IpAddr],
+        out_dir: &Path,
+        days: i64,
+    ) -> Result<Enrolled, TlsError> {
+        if dns.is_empty() && ips.is_empty() {
+            return Err(TlsError::Cert(
+                "a listener certificate needs at least one DNS name or IP address (what clients connect to)".into(),
+            ));
+        }
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            dns.first().cloned().unwrap_or_else(|| name.to_owned()),
+        );
+        dn.push(DnType::OrganizationName, "wardgate");
+        params.distinguished_name = dn;
+        for d in dns {
+            params.subject_alt_names.push(SanType::DnsName(
+                d.clone()
+                    .try_into()
+                    .map_err(|e| TlsError::Cert(format!("DNS name {d:?}: {e}")))?,
+            ));
+        }
+        for ip in ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        Self::validity(&mut params, days);
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
+        std::fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
+        let key_path = out_dir.join(format!("{name}.key"));
+        let cert_path = out_dir.join(format!("{name}.crt"));
+        write_private(&key_path, key.serialize_pem().as_bytes())?;
+        replace(&cert_path, cert.pem().as_bytes())?;
+        let record = self.record(name, &params, cert.der())?;
+        Ok(Enrolled {
+            cert: record,
+            cert_path,
+            key_path: Some(key_path),
         })
     }
 

@@ -21,6 +21,28 @@ pub(crate) enum CaCommand {
         #[arg(long, default_value = "site")]
         name: String,
     },
+    /// Issue the gateway's own listener certificate and key (server use), with
+    /// the DNS names and IP addresses clients connect to: point a route's
+    /// `[route.listen_tls] cert` and `key` at them.
+    IssueListener {
+        /// A name for it in the CA's records (and the file names NAME.crt, NAME.key).
+        name: String,
+        /// The site configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A DNS name clients use (repeat for more).
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        /// An IP address clients use (repeat for more).
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        /// Directory to write the certificate and key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
     /// Show the CA and every certificate it issued.
     Show {
         /// The site configuration (TOML).
@@ -43,6 +65,25 @@ pub(crate) enum DeviceCommand {
         #[arg(long, short)]
         config: PathBuf,
         /// Directory to write the certificate and key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Sign a certificate request (PKCS#10, PEM) a device made with its own
+    /// key, which never leaves the device: the certificate names the device
+    /// given here, whatever the request asks for. Written as ID.crt into --out.
+    Sign {
+        /// The device id (declared in the configuration).
+        id: String,
+        /// The request (`openssl req -new ...` on the device).
+        #[arg(long)]
+        csr: PathBuf,
+        /// The site configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Directory to write the certificate into.
         #[arg(long)]
         out: PathBuf,
         /// Validity in days.
@@ -72,6 +113,26 @@ pub(crate) fn ca(cmd: CaCommand) -> Result<ExitCode> {
                 s.certificate.display()
             );
             println!("fingerprint (SHA-256): {}", s.fingerprint);
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::IssueListener {
+            name,
+            config,
+            dns,
+            ips,
+            out,
+            days,
+        } => {
+            let v = crate::load(&config)?;
+            let ca = Ca::load(&v.data_dir)?;
+            let e = ca
+                .issue_listener(&name, &dns, &ips, &out, days)
+                .with_context(|| format!("issuing the listener certificate {name}"))?;
+            println!("certificate: {}", e.cert_path.display());
+            if let Some(k) = &e.key_path {
+                println!("private key: {} (owner-only)", k.display());
+            }
+            println!("serial {} valid until {}", e.cert.serial, e.cert.not_after);
             Ok(ExitCode::SUCCESS)
         }
         CaCommand::Show { config, json } => {
@@ -125,9 +186,38 @@ pub(crate) fn device(cmd: DeviceCommand) -> Result<ExitCode> {
                 .enroll(&id, &out, days)
                 .with_context(|| format!("enrolling {id}"))?;
             println!("certificate: {}", e.cert_path.display());
+            if let Some(k) = &e.key_path {
+                println!(
+                    "private key: {} (owner-only; install it on the device and delete this copy)",
+                    k.display()
+                );
+            }
+            println!("serial {} valid until {}", e.cert.serial, e.cert.not_after);
+            Ok(ExitCode::SUCCESS)
+        }
+        DeviceCommand::Sign {
+            id,
+            csr,
+            config,
+            out,
+            days,
+        } => {
+            let v = crate::load(&config)?;
+            if !v.config.devices.iter().any(|d| d.id.get_ref() == &id) {
+                anyhow::bail!(
+                    "device {id:?} is not declared in {}: declare it first, then sign its request",
+                    config.display()
+                );
+            }
+            let pem = std::fs::read_to_string(&csr)
+                .with_context(|| format!("reading {}", csr.display()))?;
+            let ca = Ca::load(&v.data_dir)?;
+            let e = ca
+                .sign_request(&id, &pem, &out, days)
+                .with_context(|| format!("signing {}'s request {}", id, csr.display()))?;
             println!(
-                "private key: {} (owner-only; install it on the device and delete this copy)",
-                e.key_path.display()
+                "certificate: {} (the key stayed on the device)",
+                e.cert_path.display()
             );
             println!("serial {} valid until {}", e.cert.serial, e.cert.not_after);
             Ok(ExitCode::SUCCESS)
