@@ -137,3 +137,68 @@ def test_rules_explain_what_to_do_one_at_a_time_or_as_json():
         assert set(x) == {"id", "name", "severity", "why", "remediation"}
         assert x["remediation"] and x["why"], x["id"]
         assert x["severity"] in ("info", "low", "medium", "high", "critical")
+
+
+OVERRIDES = """
+[[rule_override]]
+rule = "WG-INF-012"
+suppress = true
+devices = ["ehr"]
+reason = "soft-limit heparin orders from the EHR are reviewed in the pharmacy's own queue"
+
+[[rule_override]]
+rule = "WG-INF-010"
+severity = "high"
+routes = ["infusion-orders"]
+reason = "paged through the pump vendor's console instead"
+"""
+
+
+def test_site_overrides_change_alerting_never_the_decision(tmp_path):
+    from conftest import SITE, Gateway, Upstream
+    from test_hl7_mllp import msa
+    up = Upstream()
+    gw = Gateway(tmp_path, up.port, site=SITE + OVERRIDES)
+    try:
+        soft = order("ORD-SOFT", heparin(35))
+        assert msa(send(gw, soft))[0] == "AA"
+        assert msa(send(gw, order("ORD-HARD", heparin(41))))[0] == "AR", "a block still blocks"
+        evs = settled(gw, lambda e: {"ORD-SOFT", "ORD-HARD"} <= {x.get("wardgate", {}).get("hl7", {}).get("control_id") for x in e})
+        by_id = {x["wardgate"]["hl7"]["control_id"]: x for x in evs if x.get("wardgate", {}).get("hl7")}
+        s, h = by_id["ORD-SOFT"], by_id["ORD-HARD"]
+        # Suppressed: recorded whole, the decision unchanged, no longer an alert.
+        assert s["rule"]["id"] == "WG-INF-012" and s["event"]["action"] == "alerted"
+        assert s["event"]["kind"] == "event"
+        assert "pharmacy" in s["wardgate"]["override_reason"]
+        assert up.received == [soft.encode()]
+        # Re-graded: high, not critical; still an alert, still blocked.
+        assert h["event"]["action"] == "blocked" and h["event"]["kind"] == "alert"
+        assert h["wardgate"]["severity"] == "high" and h["event"]["severity"] == 3
+        crit = lines(run("events", "--config", str(gw.config), "--json", "--severity", "critical").stdout)
+        assert "ORD-HARD" not in [x.get("wardgate", {}).get("hl7", {}).get("control_id") for x in crit]
+        # `wardgate rules` shows what the site chose, and why.
+        r = run("rules", "WG-INF-012", "--config", str(gw.config))
+        assert "this site:  recorded but not alerted (devices ehr): soft-limit heparin" in r.stdout, r.stdout
+        j = lines(run("rules", "--json", "--config", str(gw.config)).stdout)
+        hard = next(x for x in j if x["id"] == "WG-INF-010")
+        assert hard["overrides"] == [{"severity": "high", "suppress": False, "devices": [],
+                                      "routes": ["infusion-orders"], "reason": "paged through the pump vendor's console instead"}]
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_an_override_that_cannot_apply_is_refused_with_its_location(tmp_path):
+    from conftest import SITE
+    bad = SITE + """
+[[rule_override]]
+rule = "WG-INF-999"
+devices = ["no-such-device"]
+reason = ""
+"""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(bad.format(data_dir=tmp_path / "data", listen_port=1, upstream_port=2, max_frame=65536))
+    r = run("check", "--config", str(cfg))
+    assert r.returncode == 2, r.stdout + r.stderr
+    for want in ["is no rule id", "changes nothing", "reason must say why", '"no-such-device" is not declared']:
+        assert want in r.stderr, (want, r.stderr)

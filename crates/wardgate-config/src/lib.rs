@@ -42,6 +42,9 @@ pub struct Config {
     /// Keys whose signature a drug library file may carry (`[[library_signer]]`).
     #[serde(default, rename = "library_signer")]
     pub library_signers: Vec<LibrarySigner>,
+    /// The site's choices about its alerts (`[[rule_override]]`).
+    #[serde(default, rename = "rule_override")]
+    pub rule_overrides: Vec<RuleOverride>,
     /// Where the configuration was read from (not a TOML key).
     #[serde(skip)]
     pub source: Source,
@@ -618,6 +621,30 @@ pub struct ResolvedListenTls {
     pub client_crl: Option<PathBuf>,
     /// A certificate from an address not its device's is refused (else alerted).
     pub require_device_address: bool,
+}
+
+/// `[[rule_override]]`: a rule's severity changed, or its alerts suppressed
+/// (recorded, not alerted), for all traffic or named devices and routes. The
+/// decision itself never changes: a block still blocks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverride {
+    /// The rule id (`WG-DICOM-003`).
+    pub rule: Spanned<String>,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    #[serde(default)]
+    pub severity: Option<Spanned<String>>,
+    /// Record its events without alerting.
+    #[serde(default)]
+    pub suppress: Option<Spanned<bool>>,
+    /// Only events from or to these devices (default: any).
+    #[serde(default)]
+    pub devices: Vec<Spanned<String>>,
+    /// Only events on these routes (default: any).
+    #[serde(default)]
+    pub routes: Vec<Spanned<String>>,
+    /// Why (recorded with every event it changes).
+    pub reason: Spanned<String>,
 }
 
 /// `[[library_signer]]`: a key (the pharmacy's) that may sign drug library files.

@@ -629,7 +629,12 @@ impl Observer {
                     }
                     _ => {}
                 }
-                if e.rule.is_some() {
+                // The site's overrides, as the recorder applies them: what is
+                // printed is what is recorded. A suppressed event is no alert.
+                if !self.policy.overrides.is_empty() {
+                    self.policy.overrides.apply(&mut e);
+                }
+                if e.rule.is_some() && e.event.kind == wardgate_event::Kind::Alert {
                     self.counts.alerts += 1;
                 }
                 out(Record::Event(e));

@@ -298,6 +298,106 @@ pub struct Policy {
     pub hash: String,
     /// Drug libraries by id.
     pub libraries: Vec<Arc<DrugLibrary>>,
+    /// The site's `[[rule_override]]`s, applied to every event recorded.
+    pub overrides: wardgate_event::overrides::Overrides,
+}
+
+/// `[[rule_override]]`, checked: the rule, devices and routes exist, the
+/// severity is one, and the override says something.
+fn rule_overrides(v: &Validated) -> Result<wardgate_event::overrides::Overrides, Vec<Problem>> {
+    use wardgate_config::Level;
+    use wardgate_event::rules::Severity;
+    let src = &v.config.source;
+    let mut problems = Vec::new();
+    let mut list = Vec::new();
+    for o in &v.config.rule_overrides {
+        let mut err = |span: std::ops::Range<usize>, m: String| {
+            problems.push(src.problem(span, Level::Error, m));
+        };
+        let id = o.rule.get_ref().trim().to_ascii_uppercase();
+        if rules::by_id(&id).is_none() {
+            err(
+                o.rule.span(),
+                format!(
+                    "{:?} is no rule id (`wardgate rules` lists them)",
+                    o.rule.get_ref()
+                ),
+            );
+        }
+        let severity = match o.severity.as_ref() {
+            None => None,
+            Some(s) => {
+                let found = [
+                    Severity::Info,
+                    Severity::Low,
+                    Severity::Medium,
+                    Severity::High,
+                    Severity::Critical,
+                ]
+                .into_iter()
+                .find(|x| x.as_str() == s.get_ref().trim());
+                if found.is_none() {
+                    err(
+                        s.span(),
+                        format!(
+                            "severity {:?} must be info, low, medium, high or critical",
+                            s.get_ref()
+                        ),
+                    );
+                }
+                found
+            }
+        };
+        let suppress = o.suppress.as_ref().is_some_and(|b| *b.get_ref());
+        if severity.is_none() && !suppress {
+            err(
+                o.rule.span(),
+                "this override changes nothing: set severity, or suppress = true".into(),
+            );
+        }
+        if o.reason.get_ref().trim().is_empty() {
+            err(
+                o.reason.span(),
+                "reason must say why (it is recorded with every event the override changes)".into(),
+            );
+        }
+        for d in &o.devices {
+            if !v
+                .config
+                .devices
+                .iter()
+                .any(|x| x.id.get_ref() == d.get_ref())
+            {
+                err(
+                    d.span(),
+                    format!("device {:?} is not declared", d.get_ref()),
+                );
+            }
+        }
+        for r in &o.routes {
+            if !v
+                .config
+                .routes
+                .iter()
+                .any(|x| x.id.get_ref() == r.get_ref())
+            {
+                err(r.span(), format!("route {:?} is not declared", r.get_ref()));
+            }
+        }
+        list.push(wardgate_event::overrides::Override {
+            rule: id,
+            severity,
+            suppress,
+            devices: o.devices.iter().map(|d| d.get_ref().clone()).collect(),
+            routes: o.routes.iter().map(|r| r.get_ref().clone()).collect(),
+            reason: o.reason.get_ref().trim().to_owned(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(wardgate_event::overrides::Overrides::new(list))
+    } else {
+        Err(problems)
+    }
 }
 
 impl Policy {
@@ -545,9 +645,11 @@ impl Policy {
                 (Arc::from(d.id.get_ref().as_str()), list)
             })
             .collect();
+        let overrides = rule_overrides(v)?;
         let mut libs: Vec<Arc<DrugLibrary>> = libraries.into_values().collect();
         libs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(Policy {
+            overrides,
             devices,
             routes,
             peers,
@@ -595,6 +697,27 @@ impl Policy {
                 r.care_area
                     .and_then(|i| r.library.as_ref()?.care_areas.get(i).map(|a| a.id.clone()))
                     .unwrap_or_default(),
+            );
+        }
+        for (i, o) in self.overrides.list().iter().enumerate() {
+            m.insert(
+                format!("rule override {} {}", i + 1, o.rule),
+                format!(
+                    "severity {}; {}; devices {}; routes {}; reason {}",
+                    o.severity.map_or("unchanged", |s| s.as_str()),
+                    if o.suppress { "suppressed" } else { "alerted" },
+                    if o.devices.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        o.devices.join(", ")
+                    },
+                    if o.routes.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        o.routes.join(", ")
+                    },
+                    o.reason
+                ),
             );
         }
         for lib in &self.libraries {

@@ -482,9 +482,13 @@ pub struct WardgateFields {
     pub policy: Option<String>,
     /// Where in the path the decision was taken.
     pub stage: Stage,
-    /// Severity of the rule that decided.
+    /// Severity of the rule that decided (the site's, where it overrides it).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub severity: Option<Severity>,
+    /// The site's `[[rule_override]]` that changed this event's severity or
+    /// made it a record rather than an alert: its reason.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub override_reason: Option<String>,
     /// HL7 facts, for HL7 messages.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hl7: Option<Hl7Facts>,
@@ -609,6 +613,7 @@ impl WardgateFields {
             policy: None,
             stage,
             severity: None,
+            override_reason: None,
             hl7: None,
             dicom: None,
             infusion: Vec::new(),

@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod compact;
 pub mod event;
+pub mod overrides;
 pub mod remediation;
 pub mod rules;
 

@@ -142,6 +142,9 @@ struct Inner {
     progress: Mutex<Progress>,
     progress_changed: Condvar,
     stats: RecorderStats,
+    /// The site's `[[rule_override]]`s, applied to every event before it is
+    /// serialised (swapped on reload).
+    overrides: arc_swap::ArcSwap<wardgate_event::overrides::Overrides>,
 }
 
 /// Locks, ignoring poisoning: every critical section here leaves its data
@@ -248,6 +251,11 @@ pub struct RecorderHandle {
 }
 
 impl RecorderHandle {
+    /// The site's rule overrides from now on (at start, and on each reload).
+    pub fn set_overrides(&self, o: wardgate_event::overrides::Overrides) {
+        self.inner.overrides.store(Arc::new(o));
+    }
+
     /// Records an event (an [`Event`] or an engine-written routine [`Record`]): it is
     /// in the audit chain when this returns, and reaches the OS at the recorder's
     /// next sweep, normally within a few milliseconds. Blocks only while the recorder
@@ -261,7 +269,11 @@ impl RecorderHandle {
         inner.make_room(notable)?;
         let due = match record {
             Record::Routine(json) => inner.append(&json, Action::Allowed, None)?,
-            Record::Event(event) => {
+            Record::Event(mut event) => {
+                let overrides = inner.overrides.load();
+                if !overrides.is_empty() {
+                    overrides.apply(&mut event);
+                }
                 let action = event.event.action;
                 let cols = notable.then(|| Columns::of_event(&event));
                 SCRATCH.with(|s| {
@@ -401,6 +413,7 @@ impl Recorder {
             }),
             progress_changed: Condvar::new(),
             stats,
+            overrides: arc_swap::ArcSwap::from_pointee(Default::default()),
         });
         let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()

@@ -34,7 +34,10 @@ fn init_enroll_revoke_round_trip() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(e.key_path.as_ref().unwrap()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(e.key_path.as_ref().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // Issued by the CA: its issuer is the CA's subject and its signature verifies.

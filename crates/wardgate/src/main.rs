@@ -100,9 +100,14 @@ enum Command {
         /// Print the catalogue as Markdown (docs/rules.md).
         #[arg(long, conflicts_with = "json")]
         markdown: bool,
-        /// JSON lines: id, name, severity, why, remediation.
+        /// JSON lines: id, name, severity, why, remediation (and the site's
+        /// overrides, with --config).
         #[arg(long)]
         json: bool,
+        /// Also show this site's `[[rule_override]]`s: severities changed and
+        /// alerts suppressed, where, and why.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -241,7 +246,8 @@ fn main() -> ExitCode {
             ids,
             markdown,
             json,
-        } => rules_cmd(&ids, markdown, json),
+            config,
+        } => rules_cmd(&ids, markdown, json, config.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -651,10 +657,53 @@ pub(crate) fn rules_text(markdown: bool) -> String {
     out
 }
 
-fn rules_cmd(ids: &[String], markdown: bool, json: bool) -> Result<ExitCode> {
+fn rules_cmd(
+    ids: &[String],
+    markdown: bool,
+    json: bool,
+    config: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     use wardgate_event::remediation::remediation;
+    let overrides = match config {
+        Some(c) => {
+            let v = load(c)?;
+            wardgate_engine::Policy::compile(&v)
+                .map_err(|p| anyhow::Error::new(ConfigError::Invalid(p)))?
+                .overrides
+        }
+        None => Default::default(),
+    };
+    let site = |id: &str| -> Vec<&wardgate_event::overrides::Override> {
+        overrides.list().iter().filter(|o| o.rule == id).collect()
+    };
+    let describe = |o: &wardgate_event::overrides::Override| -> String {
+        let what = match (o.severity, o.suppress) {
+            (Some(s), true) => format!("severity {}, recorded but not alerted", s.as_str()),
+            (Some(s), false) => format!("severity {}", s.as_str()),
+            (None, _) => "recorded but not alerted".to_owned(),
+        };
+        let mut scope = Vec::new();
+        if !o.devices.is_empty() {
+            scope.push(format!("devices {}", o.devices.join(", ")));
+        }
+        if !o.routes.is_empty() {
+            scope.push(format!("routes {}", o.routes.join(", ")));
+        }
+        let scope = if scope.is_empty() {
+            "everywhere".to_owned()
+        } else {
+            scope.join("; ")
+        };
+        format!("{what} ({scope}): {}", o.reason)
+    };
     if ids.is_empty() && !json {
         print!("{}", rules_text(markdown));
+        if !markdown && !overrides.is_empty() {
+            println!("\nsite overrides:");
+            for o in overrides.list() {
+                println!("{:<13} {}", o.rule, describe(o));
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let rules: Vec<wardgate_event::rules::Rule> = if ids.is_empty() {
@@ -678,24 +727,42 @@ fn rules_cmd(ids: &[String], markdown: bool, json: bool) -> Result<ExitCode> {
     for r in rules {
         let what = remediation(r.id).unwrap_or("");
         if json {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "id": r.id,
                 "name": r.name,
                 "severity": r.severity.as_str(),
                 "why": r.why,
                 "remediation": what,
             });
+            if config.is_some() {
+                line["overrides"] = site(r.id)
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "severity": o.severity.map(|s| s.as_str()),
+                            "suppress": o.suppress,
+                            "devices": o.devices,
+                            "routes": o.routes,
+                            "reason": o.reason,
+                        })
+                    })
+                    .collect();
+            }
             writeln!(out, "{line}")?;
         } else {
             writeln!(
                 out,
-                "{} {} ({})\n  why:        {}\n  what to do: {}\n",
+                "{} {} ({})\n  why:        {}\n  what to do: {}",
                 r.id,
                 r.name,
                 r.severity.as_str(),
                 r.why,
                 what
             )?;
+            for o in site(r.id) {
+                writeln!(out, "  this site:  {}", describe(o))?;
+            }
+            writeln!(out)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -780,7 +847,8 @@ mod tests {
                     seen += 1;
                     // A filter test's id that deliberately matches no rule,
                     // and the typo `events --rule` must answer with a suggestion.
-                    const NOT_IDS: &[&str] = &["WG-NOPE-000", "WG-INF-01", "WG-INF-10"];
+                    const NOT_IDS: &[&str] =
+                        &["WG-NOPE-000", "WG-INF-01", "WG-INF-10", "WG-INF-999"];
                     if !NOT_IDS.contains(&id)
                         && by_id(id).is_none()
                         && !RETIRED.iter().any(|(r, _)| *r == id)

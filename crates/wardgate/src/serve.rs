@@ -63,6 +63,7 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
             .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
     );
     let (recorder, lock) = open_data_dir(v, "")?;
+    recorder.handle().set_overrides(policy.overrides.clone());
     let g = &v.config.gateway;
     let mut popts = ProxyOptions::from_config(g);
     popts.queue_dir = Some(v.data_dir.join("queue"));
@@ -368,6 +369,7 @@ async fn reload_on_sighup(
                 }
                 Ok(Ok((v, policy))) => {
                     let policy = Arc::new(policy);
+                    recorder.set_overrides(policy.overrides.clone());
                     cell.store(policy.clone());
                     tracing::info!(policy = %&policy.hash[..16], "SIGHUP: new policy applied");
                     if let Err(err) = applied(&v, &policy, Some(&running), &recorder) {
