@@ -108,7 +108,16 @@ def wait_for(pred, timeout=30.0, what="condition"):
 
 def queue_json(gw):
     out = gw.cli("queue", "--json").stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    by_config = [json.loads(line) for line in out.splitlines() if line.strip()]
+    # The same queues read from the data directory alone (the configuration
+    # being edited and broken must not blind the on-call engineer).
+    r = subprocess.run([wardgate_bin(), "queue", "--json", "--data-dir", str(gw.dir / "data")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    by_dir = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    strip = lambda qs: [{k: v for k, v in q.items() if k != "oldest_age_secs"} for q in qs]
+    assert strip(by_dir) == strip(by_config), (by_dir, by_config)
+    return by_config
 
 
 def start_gateway(tmp_path, upstream_port, queue=""):

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wardgate_config::{Delivery, Validated};
 use wardgate_store::queue::{now_us, QueueOptions, QueueStats, QueueStore, REQUESTS_DIR};
@@ -13,9 +13,8 @@ use wardgate_store::queue::{now_us, QueueOptions, QueueStats, QueueStore, REQUES
 /// `wardgate queue` arguments.
 #[derive(Args)]
 pub(crate) struct QueueArgs {
-    /// The site configuration (TOML).
-    #[arg(long, short)]
-    config: PathBuf,
+    #[command(flatten)]
+    site: crate::SiteArgs,
     /// JSON (one object per route) instead of a table.
     #[arg(long)]
     json: bool,
@@ -40,38 +39,77 @@ struct RouteQueue {
     damaged_segments: usize,
 }
 
-pub(crate) fn run(a: QueueArgs) -> Result<ExitCode> {
-    let v = crate::load(&a.config)?;
-    let routes: Vec<_> = v
-        .routes
-        .iter()
-        .filter(|r| matches!(r.delivery, Delivery::StoreAndForward(_)))
-        .filter(|r| a.route.as_deref().is_none_or(|id| id == r.id))
-        .collect();
-    if let Some(id) = &a.route {
-        if routes.is_empty() {
-            bail!(
-                "no store-and-forward route {id:?} in {}",
-                a.config.display()
-            );
+/// A store-and-forward route's queue as this command reads it: its directory
+/// and the reading options its configuration gives (or safe defaults when the
+/// configuration is not read: the largest frame any route may have).
+struct QueueRoute {
+    id: String,
+    dir: PathBuf,
+    opts: QueueOptions,
+}
+
+fn queue_routes(
+    data_dir: &Path,
+    v: Option<&Validated>,
+    only: Option<&str>,
+) -> Result<Vec<QueueRoute>> {
+    let mut out = Vec::new();
+    match v {
+        Some(v) => {
+            for r in &v.routes {
+                let Delivery::StoreAndForward(q) = &r.delivery else {
+                    continue;
+                };
+                out.push(QueueRoute {
+                    id: r.id.clone(),
+                    dir: data_dir.join("queue").join(&r.id),
+                    opts: QueueOptions {
+                        dedup_window: std::time::Duration::from_secs(q.dedup_window_secs),
+                        max_message_bytes: r.max_frame_bytes,
+                        ..QueueOptions::default()
+                    },
+                });
+            }
+        }
+        None => {
+            let root = data_dir.join("queue");
+            if let Ok(entries) = std::fs::read_dir(&root) {
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                for id in names {
+                    out.push(QueueRoute {
+                        dir: root.join(&id),
+                        id,
+                        opts: QueueOptions {
+                            max_message_bytes: 64 << 20,
+                            ..QueueOptions::default()
+                        },
+                    });
+                }
+            }
         }
     }
+    out.retain(|r| only.is_none_or(|id| id == r.id));
+    if let (Some(id), true) = (only, out.is_empty()) {
+        bail!("no store-and-forward route {id:?} here");
+    }
+    Ok(out)
+}
+
+pub(crate) fn run(a: QueueArgs) -> Result<ExitCode> {
+    let (data_dir, v) = a.site.resolve()?;
+    let routes = queue_routes(&data_dir, v.as_ref(), a.route.as_deref())?;
     if !a.redrive.is_empty() || a.redrive_all {
-        return redrive(&v, &routes, &a);
+        return redrive(&routes, &a);
     }
     let now = now_us();
     let mut out = Vec::new();
     for r in &routes {
-        let Delivery::StoreAndForward(q) = &r.delivery else {
-            continue;
-        };
-        let opts = QueueOptions {
-            dedup_window: std::time::Duration::from_secs(q.dedup_window_secs),
-            max_message_bytes: r.max_frame_bytes,
-            ..QueueOptions::default()
-        };
-        let dir = queue_dir(&v, &r.id);
-        let (state, report) = QueueStore::inspect(&dir, &opts, now)
+        let (state, report) = QueueStore::inspect(&r.dir, &r.opts, now)
             .with_context(|| format!("reading the queue of route {:?}", r.id))?;
         let stats = QueueStats::of(&state);
         out.push(RouteQueue {
@@ -138,18 +176,10 @@ pub(crate) fn run(a: QueueArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn queue_dir(v: &Validated, route: &str) -> PathBuf {
-    v.data_dir.join("queue").join(route)
-}
-
 /// Leaves a request file the gateway picks up within a second (or at its next
 /// start): the queue has one writer, the gateway, so this command never writes
 /// the journal itself.
-fn redrive(
-    v: &Validated,
-    routes: &[&wardgate_config::ResolvedRoute],
-    a: &QueueArgs,
-) -> Result<ExitCode> {
+fn redrive(routes: &[QueueRoute], a: &QueueArgs) -> Result<ExitCode> {
     if !a.redrive.is_empty() && a.route.is_none() && routes.len() != 1 {
         bail!("--redrive needs --route when the site has several store-and-forward routes");
     }
@@ -159,7 +189,7 @@ fn redrive(
         a.redrive.iter().map(|id| format!("{id}\n")).collect()
     };
     for r in routes {
-        let dir = queue_dir(v, &r.id).join(REQUESTS_DIR);
+        let dir = r.dir.join(REQUESTS_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let name = format!("{}-{}.redrive", now_us(), std::process::id());
         let tmp = dir.join(format!("{name}.tmp"));
