@@ -195,10 +195,46 @@ def test_an_override_that_cannot_apply_is_refused_with_its_location(tmp_path):
 rule = "WG-INF-999"
 devices = ["no-such-device"]
 reason = ""
+
+[[rule_override]]
+rule = "WG-CAP-006"
+suppress = true
+reason = "noisy tap"
 """
     cfg = tmp_path / "bad.toml"
     cfg.write_text(bad.format(data_dir=tmp_path / "data", listen_port=1, upstream_port=2, max_frame=65536))
     r = run("check", "--config", str(cfg))
     assert r.returncode == 2, r.stdout + r.stderr
-    for want in ["is no rule id", "changes nothing", "reason must say why", '"no-such-device" is not declared']:
+    for want in ["is no rule id", "changes nothing", "reason must say why", '"no-such-device" is not declared',
+                 "WG-CAP-006 says what wardgate could not see or record"]:
         assert want in r.stderr, (want, r.stderr)
+
+
+def test_repeated_identical_alerts_page_once_per_episode(tmp_path):
+    """Five identical hard-limit orders from the EHR: every one blocked and
+    recorded; the first is an alert, the other four records of its episode;
+    once the EHR is quiet for the window, one summary alert counts them."""
+    from conftest import SITE, Gateway, Upstream
+    from test_hl7_mllp import msa
+    up = Upstream()
+    site = SITE.replace("[gateway]\n", "[gateway]\nalert_repeat_window_secs = 2\n", 1)
+    gw = Gateway(tmp_path, up.port, site=site)
+    try:
+        for i in range(5):
+            assert msa(send(gw, order(f"REP-{i}", heparin(41))))[0] == "AR"
+        evs = settled(gw, lambda e: any(x.get("rule", {}).get("id") == "WG-ALERT-001" for x in e), timeout=20)
+        hard = [x for x in evs if x.get("rule", {}).get("id") == "WG-INF-010"]
+        assert [x["wardgate"]["hl7"]["control_id"] for x in hard] == [f"REP-{i}" for i in range(5)]
+        assert all(x["event"]["action"] == "blocked" for x in hard), "every one blocked"
+        assert [x["event"]["kind"] for x in hard] == ["alert"] + ["event"] * 4
+        assert [x["wardgate"].get("repeat", {}).get("count") for x in hard] == [None, 2, 3, 4, 5]
+        summary = [x for x in evs if x.get("rule", {}).get("id") == "WG-ALERT-001"]
+        assert len(summary) == 1, summary
+        s = summary[0]
+        assert s["event"]["kind"] == "alert" and s["wardgate"]["severity"] == "critical"
+        assert s["event"]["action"] == "alerted"
+        assert s["wardgate"]["repeat"] == {"rule": "WG-INF-010", "first": hard[0]["@timestamp"], "count": 5}
+        assert "repeated 4 more time(s) from 127.0.0.2" in s["event"]["reason"]
+    finally:
+        gw.stop()
+        up.stop()

@@ -72,6 +72,29 @@ def test_install_check_and_remove(installed):
                  "ReadWritePaths=/var/lib/wardgate", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"]:
         assert must in unit, must
     assert "CapabilityBoundingSet=CAP_NET_RAW" in Path(UNITS[1]).read_text()
+    # The two units' commands run side by side (serve holds its data_dir
+    # exclusively; each capture has its own), as systemd would start them.
+    def exec_start(unit, instance="lo"):
+        line = next(l for l in Path(unit).read_text().splitlines() if l.startswith("ExecStart="))
+        return line.split("=", 1)[1].replace("%i", instance).split()
+    os.makedirs("/var/lib/wardgate/capture-lo", mode=0o750, exist_ok=True)
+    serve = subprocess.Popen(exec_start(UNITS[0]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    capture = subprocess.Popen(exec_start(UNITS[1]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        import time
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                Path("/var/lib/wardgate/audit/audit.log").exists()
+                and Path("/var/lib/wardgate/capture-lo/audit/audit.log").exists()):
+            assert serve.poll() is None, serve.stderr.read()
+            assert capture.poll() is None, capture.stderr.read()
+            time.sleep(0.1)
+        assert serve.poll() is None and capture.poll() is None
+    finally:
+        for p in (serve, capture):
+            p.terminate()
+        assert serve.wait(30) == 0, serve.stderr.read()
+        assert capture.wait(30) in (0, 1), capture.stderr.read()
     # Its exposure as systemd scores it: "OK" or better.
     sec = sh("systemd-analyze", "security", "--offline=true", UNITS[0], check=False)
     assert "Overall exposure level for wardgate.service" in sec.stdout, sec.stdout + sec.stderr

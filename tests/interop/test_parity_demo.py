@@ -36,6 +36,10 @@ def decisions(events):
         stage = e.get("wardgate", {}).get("stage", "")
         if action in NOT_COMPARED or (proto == "hl7-mllp" and stage != "message"):
             continue
+        # An episode's summary of repeated alerts is the inline gateway's
+        # notification about decisions compared already, not a decision.
+        if e.get("rule", {}).get("id") == "WG-ALERT-001":
+            continue
         w = e.get("wardgate", {})
         what = w.get("hl7", {}).get("control_id") or w.get("dicom", {}).get("operation") or "-"
         out.append((proto, stage, action, e.get("rule", {}).get("id", "-"), what))

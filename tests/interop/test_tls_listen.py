@@ -469,6 +469,11 @@ def test_the_gateways_listener_certificate_carries_the_names_clients_verify(tmp_
     r = subprocess.run([wardgate_bin(), "ca", "issue-listener", "x", "--config", str(cfg),
                         "--out", str(tmp_path / "none")], capture_output=True, text=True)
     assert r.returncode == 2 and "at least one DNS name or IP address" in r.stderr
+    # A device's id, or a name that is no file name, is refused.
+    for bad, why in [("ehr", "is a device id"), ("../x", "letters, digits")]:
+        r = subprocess.run([wardgate_bin(), "ca", "issue-listener", bad, "--config", str(cfg), "--ip", "127.0.0.1",
+                            "--out", str(tmp_path / "none")], capture_output=True, text=True)
+        assert r.returncode == 2 and why in r.stderr, r.stderr
     site = TLS_SITE.replace("certs/wardgate-gw.crt", "listener/gw-listener.crt").replace(
         "certs/wardgate-gw.key", "listener/gw-listener.key")
     gw = Gateway(tmp_path, up.port, site=site)

@@ -154,6 +154,11 @@ pub struct PacketCounts {
     /// Segments that acknowledged data the capture never showed, and that no
     /// later packet confirmed or refuted (reported, not judged).
     pub unconfirmed: u64,
+    /// Such segments the other end's next packet confirmed: judged, reported.
+    pub confirmed_late: u64,
+    /// Bytes that arrived for a stretch declared lost from the receiver's
+    /// acknowledgement (reported, not judged).
+    pub late_fill_bytes: u64,
 }
 
 /// What one end of a connection has said, as the other end's stack tracks it.
@@ -419,6 +424,9 @@ fn bit(rule: Rule) -> u32 {
         "WG-CAP-011" => 4,
         "WG-CAP-012" => 8,
         "WG-CAP-016" => 16,
+        "WG-CAP-018" => 32,
+        "WG-CAP-019" => 64,
+        "WG-CAP-020" => 128,
         _ => 1 << 31,
     }
 }
@@ -662,6 +670,7 @@ impl Analyzer {
         k: &Key,
         src: SocketAddr,
         seq: u32,
+        end: u32,
         out: &mut dyn FnMut(Record),
     ) {
         let Some(c) = self.flows.get_mut(k) else {
@@ -674,19 +683,38 @@ impl Analyzer {
         }
         let held = std::mem::take(&mut peer.deferred);
         self.deferred = self.deferred.saturating_sub(held.len());
+        let held_side = !from_client;
         for d in held {
-            if after(d.ack, seq) {
+            if !after(d.ack, seq) {
+                // The other end's packet starts at or past the ACK: it had sent
+                // that data. Judged as read, and said so: a forger on both sides
+                // could have made this packet too.
+                let from = d.decoded.src;
+                self.conn_anomaly(
+                    k,
+                    rules::CONFIRMED_LATE,
+                    || format!("a segment from {from} acknowledged data wardgate never saw; the other end's next packet showed it had been sent (lost to the capture), so the segment was judged as read: check the message on the receiving system if the capture lost nothing then (further ones on this connection are only counted)"),
+                    d.ts,
+                    out,
+                );
+                self.counts.confirmed_late += 1;
+                self.replay(d, out);
+            } else if after(d.ack, end) {
+                // It ends before the ACK: it had not sent that data (Linux
+                // drops an ACK of unsent data).
                 self.counts.host_drops += 1;
                 let from = d.decoded.src;
                 self.conn_anomaly(
                     k,
                     rules::HOST_WOULD_DROP,
-                    || format!("an ACK of data never sent (the other end's next packet starts before it): a packet from {from} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)"),
+                    || format!("an ACK of data never sent (the other end's next packet ends before it): a packet from {from} the receiving host drops; wardgate dropped it too (further ones on this connection are only counted)"),
                     d.ts,
                     out,
                 );
             } else {
-                self.replay(d, out);
+                // Its packet covers the ACK (a retransmission or data reordered
+                // at the tap): it does not say which.
+                self.unconfirmed(k, held_side, d, out);
             }
         }
     }
@@ -733,6 +761,10 @@ impl Analyzer {
         self.counts.unconfirmed += 1;
         let payload = decode::tcp_segment(&d.segment).map_or(0, |t| t.payload.len());
         if payload == 0 {
+            return;
+        }
+        // Reported once a message position: a flood of them is counted.
+        if self.counts.unconfirmed > 1000 && !self.counts.unconfirmed.is_power_of_two() {
             return;
         }
         let clock = self.clock.at(d.ts);
@@ -896,7 +928,11 @@ impl Analyzer {
         // The other end's held segments wait for this packet's word (see
         // [`Deferred`]); while none are held anywhere, this costs a compare.
         if self.deferred > 0 && !self.replaying && !flags.syn {
-            self.resolve_deferred(&k, src, t.seq, out);
+            let end = t
+                .seq
+                .wrapping_add(t.payload.len() as u32)
+                .wrapping_add(u32::from(flags.fin));
+            self.resolve_deferred(&k, src, t.seq, end, out);
         }
         if flags.syn && !flags.ack {
             if let Some(c) = self.flows.get_mut(&k) {
@@ -1025,6 +1061,15 @@ impl Analyzer {
                 // The decoy SYN seen first does not fix where the stream starts,
                 // nor anything else the client's side learned from it: that side
                 // starts again from the SYN the server took.
+                // Segments held on the sides about to be rebuilt go unconfirmed.
+                for from_client in [true, false] {
+                    let side = if from_client { &mut c.up } else { &mut c.down };
+                    let held = std::mem::take(&mut side.deferred);
+                    self.deferred = self.deferred.saturating_sub(held.len());
+                    for d in held {
+                        self.report_unconfirmed(&c.session, from_client, &d, out);
+                    }
+                }
                 let limits = self.limits.reassembly;
                 let policy = self.policy_for(c.session.server().ip());
                 if let Some(syn) = c.pending_syn.take() {
@@ -1222,10 +1267,22 @@ impl Analyzer {
             };
             snd.deferred.push(held);
             self.deferred += 1;
-            if snd.deferred.len() > MAX_DEFERRED {
-                let oldest = snd.deferred.remove(0);
+            let overflow = (snd.deferred.len() > MAX_DEFERRED).then(|| snd.deferred.remove(0));
+            // Held bytes count against the memory budget like any others.
+            let now_held = conn.up.stream.buffered_bytes()
+                + conn.down.stream.buffered_bytes()
+                + conn.session.buffered_bytes()
+                + conn.up.deferred_bytes()
+                + conn.down.deferred_bytes();
+            self.held = (self.held + now_held).saturating_sub(conn.held);
+            conn.held = now_held;
+            self.counts.peak_buffered = self.counts.peak_buffered.max(self.held as u64);
+            if let Some(oldest) = overflow {
                 self.deferred -= 1;
                 self.unconfirmed(&k, from_client, oldest, out);
+            }
+            if self.held > self.limits.max_buffered {
+                self.shed(out);
             }
             return;
         }
@@ -1341,6 +1398,7 @@ impl Analyzer {
         let side = if from_client { up } else { down };
         let conflicts = side.stream.stats().overlap_conflicts;
         let far = side.stream.stats().out_of_window;
+        let late = side.stream.stats().late_fill_bytes;
         let clock = self.clock.at(ts);
         let observer = &mut self.observer;
         let mut gap_bytes = 0;
@@ -1379,6 +1437,24 @@ impl Analyzer {
                     session,
                     from_client,
                     rules::OVERLAP_CONFLICT,
+                    &text,
+                    &clock,
+                    out,
+                );
+            }
+        }
+        let late = side.stream.stats().late_fill_bytes - late;
+        if late > 0 {
+            self.counts.late_fill_bytes += late;
+            if conn.reported & bit(rules::HOLE_FILLED_LATE) == 0 {
+                conn.reported |= bit(rules::HOLE_FILLED_LATE);
+                let text = format!(
+                    "{late} byte(s) from {src} arrived for a stretch declared lost because the receiver had acknowledged it: the host read them, wardgate did not judge them (further ones on this connection are only counted)"
+                );
+                observer.ambiguity(
+                    &conn.session,
+                    from_client,
+                    rules::HOLE_FILLED_LATE,
                     &text,
                     &clock,
                     out,

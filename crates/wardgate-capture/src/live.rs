@@ -7,10 +7,14 @@
 //! counters (`PACKET_STATISTICS`, which a monitor must report: a packet the ring
 //! had no room for is a hole in what wardgate judged), kernel timestamps, VLAN
 //! tags put back into the frame (the kernel strips them into metadata; flows
-//! are keyed by them), a kernel BPF filter (filtered-out packets never reach
-//! the ring, so they cannot crowd out the ones analysed), and the loopback
-//! interface's outgoing copy skipped (each packet is seen once). Reading the
-//! counters ourselves would need `unsafe` calls this crate forbids.
+//! are keyed by them), and the loopback interface's outgoing copy skipped (each
+//! packet is seen once). Reading the counters ourselves would need `unsafe`.
+//!
+//! `wardgate capture --filter` is not compiled into the kernel: BPF reads TCP
+//! ports at a fixed offset, so an IPv6 packet with an extension header the
+//! host accepts (or a fragment) would be dropped there, unseen. The filter
+//! runs on the decoded packet instead; `kernel_filter` exists for callers
+//! that know their traffic has no such packets.
 //!
 //! The packets then go through exactly the code a capture file goes through.
 
@@ -36,8 +40,8 @@ pub struct LiveOptions {
     /// busy. Packets that find it full are dropped by the kernel (and counted).
     pub buffer_bytes: usize,
     /// A pcap-filter expression compiled into the kernel, so that packets it
-    /// leaves out never take room in the ring. wardgate still evaluates its own
-    /// filter on every packet (the same text), so results do not depend on it.
+    /// leaves out never take room in the ring. What it drops is never seen:
+    /// see the module docs for why `wardgate capture` passes none.
     pub kernel_filter: Option<String>,
 }
 

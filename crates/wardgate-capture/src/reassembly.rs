@@ -220,6 +220,9 @@ pub struct Stats {
     pub urgent_removed: u64,
     /// The latest conflicting overlap.
     pub last_conflict: Option<Conflict>,
+    /// Bytes that arrived for a stretch declared lost because the receiver
+    /// had acknowledged it ([`Stream::acked`]): read by the host, not judged.
+    pub late_fill_bytes: u64,
 }
 
 /// Reassembly state for one direction of one TCP connection.
@@ -251,6 +254,10 @@ pub struct Stream {
     fin_at: Option<u64>,
     /// A FIN seen out of order, taken when `next` reaches it exactly.
     pending_fin: Option<u64>,
+    /// The last holes [`Stream::acked`] declared (start, end): bytes arriving
+    /// for them later are reported, not taken silently as retransmissions.
+    acked_holes: [(u64, u64); 4],
+    acked_holes_at: usize,
     stats: Stats,
 }
 
@@ -297,6 +304,8 @@ impl Stream {
             fin_seen: false,
             fin_at: None,
             pending_fin: None,
+            acked_holes: [(0, 0); 4],
+            acked_holes_at: 0,
             stats: Stats::default(),
         }
     }
@@ -358,6 +367,17 @@ impl Stream {
             (self.next.saturating_add(delta.unsigned_abs()), 0)
         };
         self.stats.retransmitted_bytes = self.stats.retransmitted_bytes.saturating_add(behind);
+        if behind > 0 && self.acked_holes_at > 0 {
+            // The bytes behind `next` start at `next - |delta|`.
+            let from = self.next.saturating_sub(delta.unsigned_abs());
+            let to = from.saturating_add(behind);
+            let late: u64 = self
+                .acked_holes
+                .iter()
+                .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+                .sum();
+            self.stats.late_fill_bytes = self.stats.late_fill_bytes.saturating_add(late);
+        }
         if let Some(fp) = fp.filter(|_| len > 0) {
             if delta < 0 {
                 let from = self.next.checked_sub(delta.unsigned_abs());
@@ -490,21 +510,24 @@ impl Stream {
             exact = true;
         }
         while self.next < to {
-            match self.pending.keys().next() {
-                Some(&first) if first <= self.next => self.drain(deliver),
-                Some(&first) if first < to => {
-                    self.gap_to(first, deliver);
+            let from = self.next;
+            let (until, more) = match self.pending.keys().next() {
+                Some(&first) if first <= self.next => {
                     self.drain(deliver);
+                    continue;
                 }
-                Some(&first) if first == to => {
-                    self.gap_to(to, deliver);
-                    self.drain(deliver);
-                }
-                _ => {
-                    self.gap_to(if exact { to } else { to - 1 }, deliver);
-                    break;
-                }
+                Some(&first) if first <= to => (first, true),
+                _ => (if exact { to } else { to - 1 }, false),
+            };
+            self.gap_to(until, deliver);
+            if until > from {
+                self.acked_holes[self.acked_holes_at % 4] = (from, until);
+                self.acked_holes_at = self.acked_holes_at.wrapping_add(1);
             }
+            if !more {
+                break;
+            }
+            self.drain(deliver);
         }
         self.settle_fin();
     }

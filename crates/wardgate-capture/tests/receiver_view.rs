@@ -1005,3 +1005,75 @@ fn an_ack_past_the_senders_own_window_is_a_decoy_at_once() {
     assert!(rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
     assert!(!rules.iter().any(|x| x == "WG-CAP-018"), "{rules:?}");
 }
+
+/// A forger on both sides: a decoy whose ACK covers server data never sent,
+/// then a forged server ACK starting past that point "confirms" it. wardgate
+/// cannot tell this from capture loss, so what it judges then is named as
+/// confirmed only by a sequence number (WG-CAP-019), never silently.
+#[test]
+fn a_confirmation_a_forger_could_make_is_never_silent() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg {
+        ack: Some(SISN + 1 + 100),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1 + 100,
+        ack: Some(CISN + 1),
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (_, rules) = analyse(&frames);
+    assert!(rules.iter().any(|x| x == "WG-CAP-019"), "{rules:?}");
+}
+
+/// A forged server ACK covering a window of client data the capture has not
+/// seen yet, with one forged byte at its end: the stretch is declared lost
+/// (WG-CAP-006), and the real order arriving for it afterwards is named
+/// (WG-CAP-020), not taken silently as a retransmission.
+#[test]
+fn bytes_arriving_for_a_hole_declared_from_an_ack_are_named() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg::data(60_000, b"X")));
+    frames.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + 60_001),
+        ..Seg::data(0, b"")
+    }));
+    frames.push(server_ack(60_001));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (_, rules) = analyse(&frames);
+    assert!(rules.iter().any(|x| x == "WG-CAP-006"), "{rules:?}");
+    assert!(rules.iter().any(|x| x == "WG-CAP-020"), "{rules:?}");
+}
+
+/// A tap that mirrors the server's reply after the client's next segment
+/// acknowledging it: the reply covers the ACK, which says nothing either way;
+/// the segment is named as unconfirmed, not dropped as a decoy.
+#[test]
+fn a_reply_reordered_after_its_ack_is_no_decoy() {
+    let first = order("OK-001", "20");
+    let second = order("OK-002", "20");
+    let reply =
+        b"\x0bMSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124031500||ACK|R1|P|2.6\rMSA|AA|OK-001\r\x1c\r";
+    let r = reply.len() as u32;
+    let n1 = first.len() as u32;
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg::data(0, &first)));
+    frames.push(build(&Seg {
+        ack: Some(SISN + 1 + r),
+        ..Seg::data(n1, &second)
+    }));
+    frames.push(server_data(0, n1, reply));
+    let (_, rules) = analyse(&frames);
+    assert!(!rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
+    assert!(rules.iter().any(|x| x == "WG-CAP-018"), "{rules:?}");
+}

@@ -131,6 +131,11 @@ pub struct Gateway {
     /// Default 30.
     #[serde(default = "defaults::cert_expiry_warning_days")]
     pub cert_expiry_warning_days: u64,
+    /// The same alert (rule, source, route) again within this many seconds is
+    /// recorded, not alerted, and the episode ends in one summary alert
+    /// (`WG-ALERT-001`). Default 300; 0 alerts every one.
+    #[serde(default = "defaults::alert_repeat_window_secs")]
+    pub alert_repeat_window_secs: u64,
     /// Audit log settings.
     #[serde(default)]
     pub audit: AuditSettings,
@@ -343,6 +348,9 @@ mod defaults {
     }
     pub fn shutdown_grace_secs() -> u64 {
         10
+    }
+    pub fn alert_repeat_window_secs() -> u64 {
+        300
     }
     pub fn cert_expiry_warning_days() -> u64 {
         30

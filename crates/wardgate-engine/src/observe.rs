@@ -634,7 +634,12 @@ impl Observer {
                 if !self.policy.overrides.is_empty() {
                     self.policy.overrides.apply(&mut e);
                 }
-                if e.rule.is_some() && e.event.kind == wardgate_event::Kind::Alert {
+                // The exit code counts these: an unsafe order seen on the wire
+                // is one whatever the site's alerting choices.
+                if e.rule.is_some()
+                    && (e.event.kind == wardgate_event::Kind::Alert
+                        || e.event.action == Action::ObservedViolation)
+                {
                     self.counts.alerts += 1;
                 }
                 out(Record::Event(e));

@@ -349,6 +349,15 @@ fn rule_overrides(v: &Validated) -> Result<wardgate_event::overrides::Overrides,
             }
         };
         let suppress = o.suppress.as_ref().is_some_and(|b| *b.get_ref());
+        // What says the monitor could not see, or that the record itself is
+        // in doubt, is the promise "it says so": never quieted.
+        if suppress && (id.starts_with("WG-CAP-") || id.starts_with("WG-AUDIT-")) {
+            let span = o.suppress.as_ref().map(|b| b.span()).unwrap_or_default();
+            err(
+                span,
+                format!("{id} says what wardgate could not see or record: it may be re-graded (severity) but not suppressed"),
+            );
+        }
         if severity.is_none() && !suppress {
             err(
                 o.rule.span(),

@@ -489,6 +489,10 @@ pub struct WardgateFields {
     /// made it a record rather than an alert: its reason.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub override_reason: Option<String>,
+    /// A repeated alert, recorded rather than alerted, or the summary of its
+    /// episode (`WG-ALERT-001`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub repeat: Option<crate::repeats::RepeatFacts>,
     /// HL7 facts, for HL7 messages.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub hl7: Option<Hl7Facts>,
@@ -614,6 +618,7 @@ impl WardgateFields {
             stage,
             severity: None,
             override_reason: None,
+            repeat: None,
             hl7: None,
             dicom: None,
             infusion: Vec::new(),

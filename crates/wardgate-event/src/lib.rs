@@ -18,6 +18,7 @@ pub mod compact;
 pub mod event;
 pub mod overrides;
 pub mod remediation;
+pub mod repeats;
 pub mod rules;
 
 pub use clock::Clock;

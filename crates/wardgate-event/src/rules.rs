@@ -124,6 +124,12 @@ rules! {
         "Live capture lost packets before wardgate saw them: the capture socket's kernel ring was full (a burst wardgate fell behind, perhaps a flood sent to blind it) or the interface dropped frames. Streams that lost bytes are reported where the hole is (WG-CAP-006 for clinical ones); a connection whose packets were all lost was not judged at all. A larger ring (--buffer-mib) or a narrower --filter helps.";
     UNCONFIRMED_SEGMENT = "WG-CAP-018", "unconfirmed-segment", High,
         "A TCP segment acknowledged data wardgate never saw the other end send, and no later packet of the other end said whether it had. If the capture lost that data (a full capture ring, a lossy tap) the host read the segment; if it was a decoy the host dropped it. Its bytes were not judged, and the message they belong to is named.";
+    REPEATED_ALERTS = "WG-ALERT-001", "repeated-alert-summary", Medium,
+        "The same alert (one rule, one source, one route) repeated within the quiet window: each repeat was recorded whole but not alerted, and this one alert counts them when the source has been quiet for the window. Its severity is the repeated rule's.";
+    CONFIRMED_LATE = "WG-CAP-019", "segment-confirmed-late", High,
+        "A TCP segment acknowledged data wardgate never saw the other end send; the other end's next packet showed it had sent that data (the capture lost it), so the segment was judged as the host read it. Someone able to inject packets in both directions could fake that confirmation for a decoy: the connection is named so its messages can be checked on the receiving system.";
+    HOLE_FILLED_LATE = "WG-CAP-020", "hole-filled-late", High,
+        "Bytes arrived for a stretch of a TCP stream wardgate had declared lost because the receiver had acknowledged it: either the tap delivered them late (reordering) or the acknowledgement was forged to make the monitor skip them. The host read them; wardgate did not judge them, and names the message.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,

@@ -145,6 +145,11 @@ struct Inner {
     /// The site's `[[rule_override]]`s, applied to every event before it is
     /// serialised (swapped on reload).
     overrides: arc_swap::ArcSwap<wardgate_event::overrides::Overrides>,
+    /// Repeated identical alerts, when the gateway asked for episodes
+    /// ([`RecorderHandle::set_repeat_window`]); locked only for alerts.
+    repeats: Mutex<Option<wardgate_event::repeats::Repeats>>,
+    /// The clock episodes are measured on.
+    started: Instant,
 }
 
 /// Locks, ignoring poisoning: every critical section here leaves its data
@@ -160,6 +165,10 @@ thread_local! {
 }
 
 impl Inner {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Wakes the recorder if it is parked for lack of work.
     fn wake_if_parked(&self) {
         // Pairs with the recorder's store of `parked` before it re-reads `appended`:
@@ -251,6 +260,28 @@ pub struct RecorderHandle {
 }
 
 impl RecorderHandle {
+    /// Repeated identical alerts within `secs` become records, each episode
+    /// summarised once (0: off). At most 4096 episodes are open at once.
+    pub fn set_repeat_window(&self, secs: u64) {
+        *lock(&self.inner.repeats) = (secs > 0)
+            .then(|| wardgate_event::repeats::Repeats::new(secs.saturating_mul(1000), 4096));
+    }
+
+    /// Records the summary of every episode quiet for its window (`all`:
+    /// every open one, at shutdown). Call about once a second.
+    pub fn sweep_repeats(&self, ts: &str, all: bool) -> Result<(), StoreError> {
+        let now = self.inner.now_ms();
+        let done = match lock(&self.inner.repeats).as_mut() {
+            Some(r) if all => r.finish(ts),
+            Some(r) => r.sweep(now, ts),
+            None => Vec::new(),
+        };
+        for e in done {
+            self.record(e)?;
+        }
+        Ok(())
+    }
+
     /// The site's rule overrides from now on (at start, and on each reload).
     pub fn set_overrides(&self, o: wardgate_event::overrides::Overrides) {
         self.inner.overrides.store(Arc::new(o));
@@ -273,6 +304,11 @@ impl RecorderHandle {
                 let overrides = inner.overrides.load();
                 if !overrides.is_empty() {
                     overrides.apply(&mut event);
+                }
+                if event.event.kind == wardgate_event::Kind::Alert {
+                    if let Some(r) = lock(&inner.repeats).as_mut() {
+                        r.observe(&mut event, inner.now_ms());
+                    }
                 }
                 let action = event.event.action;
                 let cols = notable.then(|| Columns::of_event(&event));
@@ -414,6 +450,8 @@ impl Recorder {
             progress_changed: Condvar::new(),
             stats,
             overrides: arc_swap::ArcSwap::from_pointee(Default::default()),
+            repeats: Mutex::new(None),
+            started: Instant::now(),
         });
         let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()

@@ -45,6 +45,11 @@ struct Common {
     /// Do not record findings and inventory in data_dir.
     #[arg(long)]
     no_store: bool,
+    /// Record into this directory instead of the configuration's data_dir
+    /// (one per capture interface, so that captures run beside `serve`, which
+    /// holds its data_dir exclusively).
+    #[arg(long, conflicts_with = "no_store")]
+    data_dir: Option<PathBuf>,
     /// Analyse only packets this pcap-filter expression passes (`tcp port 2575`,
     /// `host 10.1.2.3 and not port 22`; host, net, port, portrange, src/dst,
     /// tcp, udp, ip, ip6, vlan, and/or/not, parentheses). Evaluated on each
@@ -111,9 +116,11 @@ pub(crate) fn run_live(a: CaptureArgs) -> Result<ExitCode> {
         max_packets: a.packets,
         max_duration: a.seconds.map(std::time::Duration::from_secs_f64),
         buffer_bytes: usize::try_from(a.buffer_mib).unwrap_or(32) << 20,
-        // The same expression runs in the kernel, so that what it leaves out
-        // takes no room in the ring (wardgate's own evaluation still decides).
-        kernel_filter: a.common.filter.clone(),
+        // Not compiled into the kernel: libpcap's BPF reads TCP ports at a fixed
+        // offset, so an IPv6 packet with an extension header the host accepts,
+        // or an IP fragment, would be dropped unseen. wardgate's own filter
+        // runs on the decoded packet.
+        kernel_filter: None,
     };
     analyse(a.common, Input::Live(opts))
 }
@@ -125,7 +132,10 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
         .as_deref()
         .map(wardgate_capture::filter::Filter::parse)
         .transpose()?;
-    let v = crate::load(&a.config)?;
+    let mut v = crate::load(&a.config)?;
+    if let Some(d) = &a.data_dir {
+        v.data_dir = d.clone();
+    }
     let (recorder, _lock) = if a.no_store {
         (None, None)
     } else {

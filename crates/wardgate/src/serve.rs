@@ -64,6 +64,9 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     );
     let (recorder, lock) = open_data_dir(v, "")?;
     recorder.handle().set_overrides(policy.overrides.clone());
+    recorder
+        .handle()
+        .set_repeat_window(v.config.gateway.alert_repeat_window_secs);
     let g = &v.config.gateway;
     let mut popts = ProxyOptions::from_config(g);
     popts.queue_dir = Some(v.data_dir.join("queue"));
@@ -99,6 +102,10 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
 
 /// Records the stop, drains the recorder and seals the audit log.
 pub(crate) fn finish(recorder: Recorder) -> Result<()> {
+    // Episodes of repeated alerts still open are summarised before the end.
+    recorder
+        .handle()
+        .sweep_repeats(Clock::now().rfc3339(), true)?;
     let mut e = Event::new(
         Clock::now().rfc3339().to_owned(),
         Action::Stopped,
@@ -109,6 +116,23 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
     recorder.handle().record(e)?;
     recorder.shutdown().context("sealing the audit log")?;
     Ok(())
+}
+
+/// Ends episodes of repeated alerts whose source has gone quiet, even if it
+/// never alerts again: their summaries are recorded within a second.
+async fn sweep_repeats(recorder: wardgate_store::RecorderHandle) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let r = recorder.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || r.sweep_repeats(Clock::now().rfc3339(), false))
+                .await;
+        if let Ok(Err(e)) = swept {
+            tracing::error!(error = %e, "could not record an alert episode's summary");
+        }
+    }
 }
 
 /// Tells systemd the service's state when it runs as a `Type=notify` unit
@@ -146,6 +170,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             )),
         ]);
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
+        let repeats = tokio::spawn(sweep_repeats(recorder.handle()));
         let reload = tokio::spawn(reload_on_sighup(
             hup,
             recorder.handle(),
@@ -163,6 +188,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         proxy.run(rx).await;
         signals.abort();
         expiry.abort();
+        repeats.abort();
         reload.abort();
         let sealed = finish(recorder);
         let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));

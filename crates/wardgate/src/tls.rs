@@ -124,6 +124,19 @@ pub(crate) fn ca(cmd: CaCommand) -> Result<ExitCode> {
             days,
         } => {
             let v = crate::load(&config)?;
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                || name.starts_with('.')
+            {
+                anyhow::bail!("listener name {name:?}: letters, digits, '-', '_' and '.' only (it names files)");
+            }
+            if v.config.devices.iter().any(|d| d.id.get_ref() == &name) {
+                anyhow::bail!(
+                    "{name:?} is a device id: give the listener another name, or `device revoke {name}` would revoke it too"
+                );
+            }
             let ca = Ca::load(&v.data_dir)?;
             let e = ca
                 .issue_listener(&name, &dns, &ips, &out, days)

@@ -1,0 +1,246 @@
+//! Repeated identical alerts summarised per episode, as flood alerts are: the
+//! first alert of a rule from one source on one route is an alert; the same
+//! alert again within the quiet window is recorded whole but as a record
+//! (`event.kind` `event`, with `wardgate.repeat` saying which episode it
+//! belongs to), and once the source has been quiet for the window one summary
+//! alert (`WG-ALERT-001`) counts the repeats. Nothing is dropped: every event
+//! is in the audit log; what changes is how many of them page someone.
+//!
+//! Sans-IO: the caller gives the time and records what comes out.
+
+use crate::event::{Event, Kind};
+use crate::rules;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What a repeat or a summary says of its episode (`wardgate.repeat`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatFacts {
+    /// The rule that repeated.
+    pub rule: String,
+    /// When the episode's first alert was recorded.
+    pub first: String,
+    /// Occurrences so far (the first one included).
+    pub count: u64,
+}
+
+/// What makes two alerts identical: the rule, the source address, the route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    rule: String,
+    source: Option<std::net::IpAddr>,
+    route: Option<String>,
+}
+
+#[derive(Debug)]
+struct Episode {
+    first_ts: String,
+    first_ms: u64,
+    last_ms: u64,
+    last_ts: String,
+    count: u64,
+    /// The first alert, as the summary's context (flow, devices, route).
+    sample: Event,
+}
+
+/// Open episodes, bounded.
+#[derive(Debug)]
+pub struct Repeats {
+    window_ms: u64,
+    max_open: usize,
+    open: HashMap<Key, Episode>,
+}
+
+impl Repeats {
+    /// Episodes end after `window_ms` without a repeat; at most `max_open`
+    /// are tracked (beyond that, every alert stays an alert: loud, not lost).
+    pub fn new(window_ms: u64, max_open: usize) -> Self {
+        Repeats {
+            window_ms: window_ms.max(1),
+            max_open,
+            open: HashMap::new(),
+        }
+    }
+
+    /// An event about to be recorded at `now_ms` (a monotonic clock): a repeat
+    /// within its episode becomes a record. Flood alerts have episodes of
+    /// their own and are left alone.
+    pub fn observe(&mut self, e: &mut Event, now_ms: u64) {
+        if e.event.kind != Kind::Alert {
+            return;
+        }
+        let Some(rule) = e.rule.as_ref() else {
+            return;
+        };
+        if rule.id.starts_with("WG-FLOOD-") || rule.id == rules::REPEATED_ALERTS.id {
+            return;
+        }
+        let key = Key {
+            rule: rule.id.clone(),
+            source: e.source.as_ref().map(|s| s.ip),
+            route: e.wardgate.route.clone(),
+        };
+        if let Some(ep) = self.open.get_mut(&key) {
+            if now_ms.saturating_sub(ep.last_ms) < self.window_ms {
+                ep.count += 1;
+                ep.last_ms = now_ms;
+                ep.last_ts = e.timestamp.clone();
+                e.event.kind = Kind::Event;
+                e.wardgate.repeat = Some(RepeatFacts {
+                    rule: key.rule,
+                    first: ep.first_ts.clone(),
+                    count: ep.count,
+                });
+                return;
+            }
+        }
+        if self.open.len() >= self.max_open && !self.open.contains_key(&key) {
+            return;
+        }
+        self.open.insert(
+            key,
+            Episode {
+                first_ts: e.timestamp.clone(),
+                first_ms: now_ms,
+                last_ms: now_ms,
+                last_ts: e.timestamp.clone(),
+                count: 1,
+                sample: e.clone(),
+            },
+        );
+    }
+
+    /// Ends the episodes quiet for the window at `now_ms`: one summary alert
+    /// for each that had repeats, stamped `ts`.
+    pub fn sweep(&mut self, now_ms: u64, ts: &str) -> Vec<Event> {
+        let window = self.window_ms;
+        let done: Vec<Key> = self
+            .open
+            .iter()
+            .filter(|(_, ep)| now_ms.saturating_sub(ep.last_ms) >= window)
+            .map(|(k, _)| k.clone())
+            .collect();
+        done.into_iter()
+            .filter_map(|k| self.open.remove(&k).and_then(|ep| summary(&k, ep, ts)))
+            .collect()
+    }
+
+    /// Ends every episode (shutdown, end of a capture).
+    pub fn finish(&mut self, ts: &str) -> Vec<Event> {
+        self.open
+            .drain()
+            .filter_map(|(k, ep)| summary(&k, ep, ts))
+            .collect()
+    }
+}
+
+fn summary(k: &Key, ep: Episode, ts: &str) -> Option<Event> {
+    if ep.count < 2 {
+        return None;
+    }
+    let mut e = ep.sample;
+    let severity = e.wardgate.severity;
+    e.timestamp = ts.to_owned();
+    // A notification about decisions already recorded, not another decision.
+    e.event.action = crate::event::Action::Alerted;
+    e.event.reason = format!(
+        "{} repeated {} more time(s) from {} on route {} between {} and {} (each recorded, not alerted): {}",
+        k.rule,
+        ep.count - 1,
+        k.source.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        k.route.as_deref().unwrap_or("-"),
+        ep.first_ts,
+        ep.last_ts,
+        e.event.reason
+    );
+    let _ = ep.first_ms;
+    e.set_rule(rules::REPEATED_ALERTS);
+    // As serious as what repeated.
+    if let Some(s) = severity {
+        e.event.severity = s.number();
+        e.wardgate.severity = Some(s);
+    }
+    e.wardgate.repeat = Some(RepeatFacts {
+        rule: k.rule.clone(),
+        first: ep.first_ts,
+        count: ep.count,
+    });
+    Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, Stage};
+
+    fn alert(ts: &str, src: &str) -> Event {
+        let mut e = Event::new(
+            ts.into(),
+            Action::Alerted,
+            "a refused context".into(),
+            Stage::Association,
+        )
+        .with_rule(rules::DICOM_SOP_CLASS)
+        .with_flow(
+            src.parse().unwrap(),
+            "10.0.0.9:104".parse().unwrap(),
+            "dicom",
+        );
+        e.wardgate.route = Some("imaging".into());
+        e
+    }
+
+    #[test]
+    fn repeats_are_records_and_the_episode_ends_in_one_summary() {
+        let mut r = Repeats::new(60_000, 16);
+        let mut first = alert("t0", "10.0.0.5:4000");
+        r.observe(&mut first, 0);
+        assert_eq!(first.event.kind, Kind::Alert);
+        let mut kinds = Vec::new();
+        for i in 1..=5u64 {
+            let mut e = alert(&format!("t{i}"), "10.0.0.5:4001");
+            r.observe(&mut e, i * 1000);
+            kinds.push(e.event.kind);
+            assert_eq!(e.wardgate.repeat.as_ref().unwrap().count, i + 1);
+            assert_eq!(e.event.action, Action::Alerted, "the decision is unchanged");
+        }
+        assert!(kinds.iter().all(|k| *k == Kind::Event));
+        // Another source is another episode.
+        let mut other = alert("t6", "10.0.0.6:4000");
+        r.observe(&mut other, 6000);
+        assert_eq!(other.event.kind, Kind::Alert);
+        // Not quiet yet.
+        assert!(r.sweep(30_000, "t30").is_empty());
+        let s = r.sweep(70_000, "t70");
+        assert_eq!(s.len(), 1, "the lone alert needs no summary");
+        let s = &s[0];
+        assert_eq!(s.rule.as_ref().unwrap().id, "WG-ALERT-001");
+        assert_eq!(s.event.kind, Kind::Alert);
+        assert_eq!(s.event.action, Action::Alerted);
+        assert_eq!(s.wardgate.severity, Some(rules::DICOM_SOP_CLASS.severity));
+        assert!(
+            s.event
+                .reason
+                .contains("repeated 5 more time(s) from 10.0.0.5 on route imaging"),
+            "{}",
+            s.event.reason
+        );
+        assert_eq!(s.wardgate.repeat.as_ref().unwrap().count, 6);
+        // After the episode, the next one alerts again.
+        let mut again = alert("t80", "10.0.0.5:4002");
+        r.observe(&mut again, 80_000);
+        assert_eq!(again.event.kind, Kind::Alert);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_beyond_it_every_alert_stays_one() {
+        let mut r = Repeats::new(60_000, 2);
+        for i in 0..10u64 {
+            let mut e = alert("t", &format!("10.0.1.{i}:4000"));
+            r.observe(&mut e, i);
+            assert_eq!(e.event.kind, Kind::Alert);
+        }
+        assert_eq!(r.open.len(), 2);
+        assert!(r.finish("end").is_empty());
+    }
+}
