@@ -406,13 +406,26 @@ async fn wait_for_signal() {
     }
 }
 
+/// Operational logs to stderr, filtered by `WARDGATE_LOG`. Colour only on a
+/// terminal (and not with `NO_COLOR`): escape codes in a log file, journald or
+/// a syslog relay are noise an operator has to strip before reading or grepping.
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(log_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .try_init();
+}
+
+/// Whether logs are coloured: on a terminal, unless `NO_COLOR` is set to
+/// anything but the empty string (no-color.org).
+fn log_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `wardgate reload`: asks the gateway serving this data directory to re-read its
@@ -439,4 +452,18 @@ pub(crate) fn reload(v: &Validated) -> Result<ExitCode> {
         pid.as_raw_nonzero()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(super::log_colour(true, None));
+        assert!(super::log_colour(true, Some(OsStr::new(""))));
+        assert!(!super::log_colour(true, Some(OsStr::new("1"))));
+        assert!(!super::log_colour(false, None));
+        assert!(!super::log_colour(false, Some(OsStr::new(""))));
+    }
 }
