@@ -112,6 +112,7 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
 
 pub(crate) fn run(v: Validated) -> Result<ExitCode> {
     init_tracing();
+    let started = (std::time::SystemTime::now(), std::time::Instant::now());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -121,6 +122,16 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             proxy,
             _lock,
         } = start(&v).await?;
+        // With the data directory locked: a stale status socket is ours to replace.
+        let admin = match crate::admin::start(&v, proxy.monitor(), recorder.handle(), started) {
+            Ok(a) => a,
+            Err(e) => {
+                drop(proxy);
+                let _ = finish(recorder);
+                let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
+                return Err(e);
+            }
+        };
         for (id, addr) in proxy.local_addrs() {
             tracing::info!(route = %id, listen = %addr, "listening");
         }
@@ -139,6 +150,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             let _ = tx.send(true);
         });
         proxy.run(rx).await;
+        admin.stop();
         signals.abort();
         expiry.abort();
         reload.abort();
@@ -282,6 +294,12 @@ fn load_for_reload(
     let opts = |v: &Validated| format!("{:?}", ProxyOptions::from_config(&v.config.gateway));
     if opts(&v) != opts(running_v) {
         return Err("[gateway] settings (timeouts, sizes, workers, connection cap) changed: restart wardgate to apply".into());
+    }
+    if v.admin != running_v.admin {
+        return Err(
+            "[gateway.admin] (metrics address, status socket) changed: restart wardgate to apply"
+                .into(),
+        );
     }
     if format!("{:?}", p.flood) != format!("{:?}", running.flood) {
         return Err(
