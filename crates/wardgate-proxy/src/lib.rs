@@ -280,13 +280,11 @@ impl Proxy {
             self.shared.clone(),
             self.listeners
                 .iter()
-                .map(|l| {
-                    (
-                        l.route.clone(),
-                        l.listener.local_addr().unwrap_or(l.route.listen),
-                        l.tls_in.is_some(),
-                        l.queue.as_ref().map(|q| q.handle.clone()),
-                    )
+                .map(|l| metrics::Watched {
+                    route: l.route.clone(),
+                    listen: l.listener.local_addr().unwrap_or(l.route.listen),
+                    tls: l.tls_in.is_some(),
+                    queue: l.queue.as_ref().map(Arc::downgrade),
                 })
                 .collect(),
         )

@@ -21,14 +21,13 @@ use crate::Shared;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wardgate_engine::flood::LimitKind;
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::Policy;
 use wardgate_event::event::{Action, Record, Stage};
 use wardgate_metrics::{Histogram, HistogramSnapshot};
-use wardgate_store::queue::QueueHandle;
 
 /// Actions, as indexed by `Action as usize` (the order of [`Action::ALL`]).
 const ACTIONS: usize = Action::ALL.len();
@@ -415,11 +414,14 @@ pub struct ProxySnapshot {
 }
 
 /// One route as the monitor sees it.
-struct Watched {
-    route: Arc<RoutePolicy>,
-    listen: SocketAddr,
-    tls: bool,
-    queue: Option<QueueHandle>,
+pub(crate) struct Watched {
+    pub route: Arc<RoutePolicy>,
+    /// The bound listener.
+    pub listen: SocketAddr,
+    pub tls: bool,
+    /// Weak: a queue thread ends when the proxy's last handle goes, and a
+    /// monitor outliving the proxy must not keep it (shutdown joins it).
+    pub queue: Option<Weak<crate::forward::RouteQueue>>,
 }
 
 /// Reads the proxy's state for metrics and status, from any task or runtime,
@@ -434,21 +436,10 @@ pub struct Monitor {
 const QUEUE_STATS_WAIT: Duration = Duration::from_secs(2);
 
 impl Monitor {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        routes: Vec<(Arc<RoutePolicy>, SocketAddr, bool, Option<QueueHandle>)>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, routes: Vec<Watched>) -> Self {
         Monitor {
             shared,
-            routes: routes
-                .into_iter()
-                .map(|(route, listen, tls, queue)| Watched {
-                    route,
-                    listen,
-                    tls,
-                    queue,
-                })
-                .collect(),
+            routes: routes.into(),
         }
     }
 
@@ -506,9 +497,9 @@ impl Monitor {
                 })
                 .collect();
             let state = UpstreamState::from_u8(c.upstream.load(Ordering::Relaxed));
-            let queue = match &w.queue {
+            let queue = match w.queue.as_ref().and_then(Weak::upgrade) {
                 None => None,
-                Some(q) => match tokio::time::timeout(QUEUE_STATS_WAIT, q.stats()).await {
+                Some(q) => match tokio::time::timeout(QUEUE_STATS_WAIT, q.handle.stats()).await {
                     Ok(Ok(s)) => {
                         let now = wardgate_store::queue::now_us();
                         Some(QueueSnapshot {

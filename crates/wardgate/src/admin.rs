@@ -427,6 +427,16 @@ pub(crate) fn start(
     recorder: RecorderHandle,
     started: (SystemTime, Instant),
 ) -> Result<AdminServer> {
+    // The socket first: once the metrics port answers, both are there.
+    let socket = match bind_socket(&v.admin.socket, &v.data_dir) {
+        Ok(l) => Some(l),
+        Err(e) if v.admin.socket == v.data_dir.join(wardgate_config::DEFAULT_SOCKET) => {
+            // The default place: the gateway serves without it rather than not at all.
+            tracing::error!(error = %format!("{e:#}"), "no status socket: `wardgate status` will not reach this gateway");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let metrics = match v.admin.metrics {
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr)
@@ -437,15 +447,6 @@ pub(crate) fn start(
         None => None,
     };
     let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
-    let socket = match bind_socket(&v.admin.socket, &v.data_dir) {
-        Ok(l) => Some(l),
-        Err(e) if v.admin.socket == v.data_dir.join(wardgate_config::DEFAULT_SOCKET) => {
-            // The default place: the gateway serves without it rather than not at all.
-            tracing::error!(error = %format!("{e:#}"), "no status socket: `wardgate status` will not reach this gateway");
-            None
-        }
-        Err(e) => return Err(e),
-    };
     let cert_files = v
         .routes
         .iter()

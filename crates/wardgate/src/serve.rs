@@ -117,6 +117,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
+        let mut signals = Signals::register();
         let Running {
             recorder,
             proxy,
@@ -138,6 +139,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         tracing::info!(data_dir = %v.data_dir.display(), "wardgate serving");
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
         let reload = tokio::spawn(reload_on_sighup(
+            signals.hangup(),
             recorder.handle(),
             v.config.source.name.clone().into(),
             proxy.policy(),
@@ -145,7 +147,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.shutdown().await;
             tracing::info!("shutdown requested: no new connections; finishing in-flight messages");
             let _ = tx.send(true);
         });
@@ -333,6 +335,7 @@ fn load_for_reload(
 /// validated and swapped in atomically for new connections and new messages.
 /// An invalid file leaves the running policy in force and says why.
 async fn reload_on_sighup(
+    hup: Option<Hangup>,
     recorder: wardgate_store::RecorderHandle,
     config: std::path::PathBuf,
     cell: Arc<arc_swap::ArcSwap<Policy>>,
@@ -341,8 +344,7 @@ async fn reload_on_sighup(
     let mut running_v = Arc::new(started);
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let Some(mut hup) = hup else {
             return;
         };
         while hup.recv().await.is_some() {
@@ -397,30 +399,76 @@ async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (recorder, config, cell, started);
+        let _ = (hup, recorder, config, cell, started);
         std::future::pending::<()>().await;
     }
 }
 
-async fn wait_for_signal() {
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = ();
+
+/// The signals `serve` obeys, registered before anything listens: one that
+/// arrives as soon as a port answers (from a supervisor, a test) is handled,
+/// rather than taking its default action (terminate) before it is registered.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    hup: Option<Hangup>,
+}
+
+impl Signals {
+    /// Registers SIGTERM, SIGINT and SIGHUP (within the runtime).
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals { hup: None }
+        }
+    }
+
+    /// SIGHUP, for the reload task.
+    fn hangup(&mut self) -> Option<Hangup> {
+        self.hup.take()
+    }
+
+    /// Resolves at SIGTERM or SIGINT (Ctrl-C).
+    async fn shutdown(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.term.is_none() && self.int.is_none() {
                 let _ = tokio::signal::ctrl_c().await;
                 return;
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            tokio::select! {
+                () = next(&mut self.term) => {}
+                () = next(&mut self.int) => {}
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

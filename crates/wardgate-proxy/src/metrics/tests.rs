@@ -63,7 +63,12 @@ fn monitor(recorder: &Recorder) -> (Arc<Shared>, Monitor) {
     let routes = p
         .routes
         .iter()
-        .map(|r| (r.clone(), r.listen, false, None))
+        .map(|r| Watched {
+            route: r.clone(),
+            listen: r.listen,
+            tls: false,
+            queue: None,
+        })
         .collect();
     (shared.clone(), Monitor::new(shared, routes))
 }
