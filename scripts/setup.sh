@@ -6,7 +6,9 @@
 #     peers of the passive-analysis tests: curl (FTP and HTTP client), mosquitto
 #     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils); openssl
 #     (checks the certificates wardgate's CA issues); libpcap-dev (builds
-#     live capture);
+#     live capture); prometheus (a real Prometheus server scraping the
+#     gateway's metrics, and its promtool checking the exposition; its Debian
+#     service is not used, the tests run their own instance);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files), pytest, and PyYAML (reads
 #     the vendored ECS field reference in tests/data/ecs);
@@ -28,6 +30,7 @@ command -v telnetd >/dev/null 2>&1 || [ -x /usr/sbin/telnetd ] || apt_need+=(tel
 # libpcap's headers and link library: `wardgate capture` reads the kernel's
 # capture ring and drop counters through it.
 [ -f /usr/include/pcap/pcap.h ] || apt_need+=(libpcap-dev)
+command -v promtool >/dev/null 2>&1 || apt_need+=(prometheus)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""

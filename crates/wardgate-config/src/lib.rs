@@ -18,7 +18,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 pub use toml::Spanned;
 
+mod admin;
 mod limits;
+pub use admin::{AdminSettings, ResolvedAdmin, DEFAULT_SOCKET, MAX_SOCKET_PATH};
 pub use limits::{DeviceLimits, FloodLimits, FloodSettings};
 
 /// Upper bound on a configuration file, so `check` never reads an arbitrary file whole.
@@ -157,6 +159,9 @@ pub struct Gateway {
     /// Flood protection: per-device connection and message limits (`[gateway.limits]`).
     #[serde(default)]
     pub limits: FloodSettings,
+    /// The metrics endpoint and the status socket (`[gateway.admin]`).
+    #[serde(default)]
+    pub admin: AdminSettings,
 }
 
 /// `[gateway.capture]`: bounds on passive analysis, so a capture of any size or a
@@ -1023,6 +1028,8 @@ pub struct Validated {
     pub local_networks: Vec<IpNetwork>,
     /// `gateway.addresses`, parsed.
     pub gateway_addresses: Vec<IpAddr>,
+    /// `[gateway.admin]`, resolved.
+    pub admin: ResolvedAdmin,
 }
 
 impl Validated {
@@ -1731,6 +1738,13 @@ impl Config {
             &mut problems,
             &mut warnings,
         );
+        let admin = admin::check(
+            src,
+            &self.gateway.admin,
+            &data_dir,
+            &mut problems,
+            &mut warnings,
+        );
         problems.extend(lib_problems);
 
         if problems.iter().any(|p| p.level == Level::Error) {
@@ -1745,6 +1759,7 @@ impl Config {
             warnings,
             local_networks,
             gateway_addresses,
+            admin,
         })
     }
 }

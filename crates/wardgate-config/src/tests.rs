@@ -398,3 +398,88 @@ fn connection_workers_default_to_one_per_core_and_are_bounded() {
         "{p:#?}"
     );
 }
+
+/// `[gateway.admin]` placed right after `data_dir` in the minimal example.
+fn with_admin(keys: &str) -> String {
+    // The example's comment after data_dir lands on a line of its own.
+    MINIMAL.replacen(
+        "data_dir = \"./wardgate-data\"",
+        &format!("data_dir = \"./wardgate-data\"\n[gateway.admin]\n{keys}\n"),
+        1,
+    )
+}
+
+#[test]
+fn admin_defaults_to_no_metrics_and_a_socket_in_data_dir() {
+    let v = parse(MINIMAL).unwrap();
+    assert_eq!(v.admin.metrics, None);
+    assert_eq!(
+        v.admin.socket,
+        Path::new("/etc/wardgate/wardgate-data/admin.sock")
+    );
+}
+
+#[test]
+fn metrics_on_loopback_is_accepted_and_the_socket_is_resolved() {
+    let v = parse(&with_admin(
+        "metrics = \"127.0.0.1:9464\"\nsocket = \"run/wardgate.sock\"",
+    ))
+    .unwrap();
+    assert_eq!(v.admin.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(v.admin.socket, Path::new("/etc/wardgate/run/wardgate.sock"));
+    let v = parse(&with_admin("metrics = \"[::1]:0\"")).unwrap();
+    assert_eq!(v.admin.metrics, Some("[::1]:0".parse().unwrap()));
+}
+
+#[test]
+fn remote_metrics_need_an_explicit_opt_in_and_then_warn() {
+    let text = with_admin("metrics = \"0.0.0.0:9464\"");
+    let p = problems(&text);
+    let e: Vec<_> = p.iter().filter(|p| p.level == Level::Error).collect();
+    assert_eq!(e.len(), 1, "{p:?}");
+    assert!(e[0].message.contains("not a loopback address"), "{e:?}");
+    assert!(e[0].message.contains("metrics_allow_remote"), "{e:?}");
+    // Located at the value, on the line after [gateway.admin].
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("metrics ="))
+        .unwrap()
+        + 1;
+    assert_eq!(e[0].line, line);
+    assert_eq!(e[0].column, 11);
+
+    let v = parse(&with_admin(
+        "metrics = \"0.0.0.0:9464\"\nmetrics_allow_remote = true",
+    ))
+    .unwrap();
+    assert_eq!(v.admin.metrics, Some("0.0.0.0:9464".parse().unwrap()));
+    assert!(
+        v.warnings
+            .iter()
+            .any(|w| w.message.contains("no authentication")),
+        "{:?}",
+        v.warnings
+    );
+}
+
+#[test]
+fn bad_admin_values_are_located() {
+    let p = problems(&with_admin("metrics = \"localhost:9464\""));
+    assert!(
+        p.iter()
+            .any(|p| p.level == Level::Error && p.message.contains("not an IP:port")),
+        "{p:?}"
+    );
+    let long = format!("socket = \"/{}\"", "s".repeat(200));
+    let p = problems(&with_admin(&long));
+    assert!(
+        p.iter()
+            .any(|p| p.level == Level::Error && p.message.contains("at most 107")),
+        "{p:?}"
+    );
+    let p = problems(&with_admin("metrics_allow_remot = true"));
+    assert!(
+        p.iter().any(|p| p.message.contains("metrics_allow_remote")),
+        "{p:?}"
+    );
+}

@@ -827,6 +827,20 @@ impl Policy {
         self.devices.get(&ip)
     }
 
+    /// Every enrolled device's id, sorted: metrics and `wardgate status` list
+    /// each, connected or not (a bounded set of labels).
+    pub fn device_ids(&self) -> Vec<Arc<str>> {
+        let mut ids: Vec<Arc<str>> = self
+            .devices
+            .values()
+            .chain(self.peers.keys())
+            .cloned()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// The enrolled device with id `id` (a TLS client certificate names one).
     pub fn device_named(&self, id: &str) -> Option<Arc<str>> {
         self.devices

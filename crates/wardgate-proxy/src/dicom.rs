@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use wardgate_engine::association::{Association, End, Mode, Out};
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::{Admission, Clock, Flow};
+use wardgate_event::event::{Action, Stage};
 use wardgate_proto::dicom::{Abort, Limits, PduType, Progress};
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -104,6 +105,7 @@ pub(crate) async fn handle<C: ClientIo>(
         outbox: Vec::new(),
         outs: Vec::with_capacity(8),
         gate,
+        bytes: MessageBytes::default(),
     };
     d.run(stop).await;
 }
@@ -144,6 +146,20 @@ struct Driver<C> {
     outs: Vec<Out>,
     /// The device's message rate (flood protection), one token per DIMSE command.
     gate: crate::limits::MessageGate,
+    /// Which decision the sender's P-DATA bytes count under (metrics).
+    bytes: MessageBytes,
+}
+
+/// The sender's P-DATA bytes, counted under the decision on the command they
+/// carry: a PDU counts with the decision it brought, else with the last one
+/// (a data set streams after its command's decision); bytes before any
+/// decision wait for the first.
+#[derive(Default)]
+struct MessageBytes {
+    /// The P-DATA-TF PDU whose outputs are being carried out, if one is.
+    pdata: usize,
+    last: Option<Action>,
+    pending: usize,
 }
 
 /// Which peer's PDU the outputs being carried out are about.
@@ -234,6 +250,9 @@ impl<C: ClientIo> Driver<C> {
                     }
                     self.assoc
                         .client_pdu(&self.cbuf[..f.len], &Clock::now(), &mut self.outs);
+                    if f.pdu_type == PduType::PData {
+                        self.bytes.pdata = f.len;
+                    }
                     self.execute(From::Client(f.len)).await;
                 }
                 Ok(Progress::NeedMore { .. }) => break,
@@ -284,13 +303,21 @@ impl<C: ClientIo> Driver<C> {
         let mut client_ok = true;
         let mut consumed = false;
         let mut outs = std::mem::take(&mut self.outs);
+        let mut decided = None;
         let mut i = 0;
         while i < outs.len() {
             let mut to_client: Option<Vec<u8>> = None;
             let mut relay = false;
             match std::mem::replace(&mut outs[i], Out::Close) {
                 // Records are kept whatever else failed: nothing decided goes unrecorded.
-                Out::Record(e) => self.shared.record(*e),
+                Out::Record(e) => {
+                    if e.wardgate.stage == Stage::Message {
+                        let action = e.event.action;
+                        self.shared.metrics.message(self.route.index, action, 0);
+                        decided = Some(action);
+                    }
+                    self.shared.record(*e);
+                }
                 Out::Connect => {
                     match relay::connect(&self.route, &self.shared, self.up_tls.as_deref()).await {
                         Ok(up) => self.upstream = Some(up),
@@ -352,12 +379,32 @@ impl<C: ClientIo> Driver<C> {
         }
         outs.clear();
         self.outs = outs;
+        self.count_bytes(decided);
         if !consumed {
             match from {
                 From::Client(len) => self.cbuf.advance(len.min(self.cbuf.len())),
                 From::Upstream(len) => self.ubuf.advance(len.min(self.ubuf.len())),
                 From::Neither => {}
             }
+        }
+    }
+
+    /// Counts the P-DATA PDU just carried out under its decision (see [`MessageBytes`]).
+    fn count_bytes(&mut self, decided: Option<Action>) {
+        let b = &mut self.bytes;
+        let pdata = std::mem::take(&mut b.pdata);
+        if decided.is_some() {
+            b.last = decided;
+        }
+        match b.last {
+            Some(action) if pdata + b.pending > 0 => {
+                let n = pdata + std::mem::take(&mut b.pending);
+                self.shared
+                    .metrics
+                    .message_bytes(self.route.index, action, n);
+            }
+            Some(_) => {}
+            None => b.pending += pdata,
         }
     }
 

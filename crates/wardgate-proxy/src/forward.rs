@@ -108,6 +108,7 @@ pub(crate) async fn handle<C: ClientIo>(
                     let clock = Clock::now();
                     let route = shared.current_route(session.route());
                     let frame = buf.get(start..end).unwrap_or_default();
+                    let decided_from = outs.len();
                     let o = session.judge(frame, &route, &clock, &mut outs);
                     if o.verdict == Verdict::Block {
                         session.enforce(o, Some((start, end, frame)), &clock, &mut outs);
@@ -115,6 +116,13 @@ pub(crate) async fn handle<C: ClientIo>(
                         let (record, reply) =
                             store(frame, o.record, session.flow(), session.route(), &q).await;
                         session.answer(record, end, reply, &clock, &mut outs);
+                    }
+                    if let Some(action) =
+                        crate::metrics::message_action(&outs[decided_from.min(outs.len())..])
+                    {
+                        shared
+                            .metrics
+                            .message(session.route().index, action, end - start);
                     }
                     if !execute(&mut client, &mut session, &mut buf, &mut outs, &shared).await {
                         return;
@@ -632,6 +640,7 @@ fn lost(
     why: String,
     down_since: &mut Option<Instant>,
 ) {
+    shared.metrics.upstream_lost(route.index);
     if down_since.is_some() {
         return;
     }

@@ -23,11 +23,17 @@
 mod dicom;
 mod forward;
 mod limits;
+mod metrics;
 mod relay;
 mod tls;
 mod workers;
 
-pub use tls::request_reload;
+pub use metrics::{
+    ActionCount, DecisionCount, DeviceConnections, FloodCount, Monitor, ProxyMetrics,
+    ProxySnapshot, QueueSnapshot, RefusalCount, RouteSnapshot, UpstreamState, CONNECT_BUCKETS,
+    UNKNOWN_DEVICE,
+};
+pub use tls::{request_reload, TlsRefusal};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -126,9 +132,22 @@ pub(crate) struct Shared {
     pub opts: ProxyOptions,
     /// Per-device flood state (limits, episodes).
     pub floods: limits::Floods,
+    /// Counters for metrics and `wardgate status`.
+    pub metrics: Arc<ProxyMetrics>,
 }
 
 impl Shared {
+    pub(crate) fn new(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Self {
+        let metrics = Arc::new(ProxyMetrics::new(&policy));
+        Shared {
+            floods: limits::Floods::new(&policy, opts.max_connections, metrics.clone()),
+            policy: Arc::new(arc_swap::ArcSwap::new(policy)),
+            recorder,
+            opts,
+            metrics,
+        }
+    }
+
     /// The route as the policy in force says now (a reload keeps routes in place;
     /// `route` itself if the policy no longer has it).
     pub fn current_route(&self, route: &Arc<RoutePolicy>) -> Arc<RoutePolicy> {
@@ -164,7 +183,10 @@ impl Shared {
     }
 
     /// Sends an event to the recorder; a stopped recorder is logged, never fatal to care.
+    /// A decision with a rule is counted for metrics on the way.
     pub fn record(&self, record: impl Into<Record>) {
+        let record = record.into();
+        self.metrics.decision(&record);
         if let Err(e) = self.recorder.record(record) {
             tracing::error!(error = %e, "could not record an event");
         }
@@ -245,15 +267,27 @@ impl Proxy {
         };
         Ok(Proxy {
             workers,
-            shared: Arc::new(Shared {
-                floods: limits::Floods::new(&policy, opts.max_connections),
-                policy: Arc::new(arc_swap::ArcSwap::new(policy)),
-                recorder,
-                opts,
-            }),
+            shared: Arc::new(Shared::new(policy, recorder, opts)),
             listeners,
             queues,
         })
+    }
+
+    /// Reads the proxy's counters, queues and flood table while it runs (for
+    /// metrics and `wardgate status`); take it before [`Proxy::run`].
+    pub fn monitor(&self) -> Monitor {
+        Monitor::new(
+            self.shared.clone(),
+            self.listeners
+                .iter()
+                .map(|l| metrics::Watched {
+                    route: l.route.clone(),
+                    listen: l.listener.local_addr().unwrap_or(l.route.listen),
+                    tls: l.tls_in.is_some(),
+                    queue: l.queue.as_ref().map(Arc::downgrade),
+                })
+                .collect(),
+        )
     }
 
     /// The policy in force, to replace on reload: new connections and every new
@@ -324,6 +358,7 @@ impl Proxy {
                                     shared.floods.refuse(sock, &route, tls.is_some(), &mut conns);
                                     continue;
                                 };
+                                let open = shared.metrics.open(route.index);
                                 let conn = Conn {
                                     peer,
                                     route: route.clone(),
@@ -337,6 +372,7 @@ impl Proxy {
                                     None => {
                                         conns.spawn(async move {
                                             conn.serve(sock).await;
+                                            drop(open);
                                             drop(guard);
                                             drop(permit);
                                         });
@@ -357,6 +393,7 @@ impl Proxy {
                                                 Err(e) => tracing::warn!(error = %e, "could not register a connection with its worker"),
                                             }
                                             drop(busy);
+                                            drop(open);
                                             drop(guard);
                                             drop(permit);
                                         }, &handle);
@@ -599,18 +636,22 @@ async fn handshake(
     Option<String>,
 )> {
     let acceptor = tls.acceptor();
-    let reason = match tokio::time::timeout(shared.opts.frame_timeout, acceptor.accept(sock)).await
-    {
-        Ok(Ok(stream)) => {
-            let identity = tls::peer_device(&stream);
-            return Some((stream, identity));
-        }
-        Ok(Err(e)) => tls::explain(&e),
-        Err(_) => format!(
-            "TLS handshake not completed within {:?}",
-            shared.opts.frame_timeout
-        ),
-    };
+    let (why, reason) =
+        match tokio::time::timeout(shared.opts.frame_timeout, acceptor.accept(sock)).await {
+            Ok(Ok(stream)) => {
+                let identity = tls::peer_device(&stream);
+                return Some((stream, identity));
+            }
+            Ok(Err(e)) => tls::explain(&e),
+            Err(_) => (
+                TlsRefusal::Timeout,
+                format!(
+                    "TLS handshake not completed within {:?}",
+                    shared.opts.frame_timeout
+                ),
+            ),
+        };
+    shared.metrics.tls_refused(route.index, why);
     let device = shared.policy.load().device_for(peer.ip()).cloned();
     let flow = wardgate_engine::Flow::new(peer, route.upstream, device);
     let e = flow

@@ -128,6 +128,18 @@ pub(crate) struct Floods {
     hasher: RandomState,
     sources: AtomicUsize,
     polite: Arc<Semaphore>,
+    /// Where each episode's first hit of a kind is counted.
+    metrics: Arc<crate::metrics::ProxyMetrics>,
+}
+
+/// Open connections and episodes in the flood table, for metrics and status.
+pub(crate) struct Census {
+    /// Enrolled devices with an entry, and their open connections.
+    pub devices: Vec<(Arc<str>, u32)>,
+    /// Open connections from sources that are no enrolled device, together.
+    pub unknown: u64,
+    /// Episodes not yet ended.
+    pub episodes_open: u64,
 }
 
 /// A refused connection; the alert to record, for the first refusal of its kind
@@ -135,8 +147,13 @@ pub(crate) struct Floods {
 pub(crate) struct Refused(pub Option<Box<Event>>);
 
 impl Floods {
-    pub fn new(policy: &Policy, gateway_max: usize) -> Self {
+    pub fn new(
+        policy: &Policy,
+        gateway_max: usize,
+        metrics: Arc<crate::metrics::ProxyMetrics>,
+    ) -> Self {
         Floods {
+            metrics,
             epoch: Instant::now(),
             limits: policy.flood.clone(),
             gateway_max,
@@ -210,6 +227,9 @@ impl Floods {
                 epoch: self.epoch,
             });
         };
+        if hit.alert {
+            self.metrics.flood_episode(hit.kind);
+        }
         Err(Refused(match (hit.alert, flow) {
             (true, Some(flow)) => Some(Box::new(
                 self.alert(hit.kind, &limits, &entry, &flow, route),
@@ -313,6 +333,35 @@ impl Floods {
         out
     }
 
+    /// Open connections per enrolled device and from unknown sources, and open
+    /// episodes: one pass over the table, each entry's lock held for a read.
+    pub fn census(&self) -> Census {
+        let mut c = Census {
+            devices: Vec::new(),
+            unknown: 0,
+            episodes_open: 0,
+        };
+        for shard in &self.shards {
+            let entries: Vec<Arc<Entry>> = lock(shard).values().cloned().collect();
+            for e in entries {
+                let (open, episode) = {
+                    let slot = e.slot();
+                    (
+                        slot.flood.open_connections(),
+                        slot.flood.episode().is_some(),
+                    )
+                };
+                c.episodes_open += u64::from(episode);
+                match &e.key {
+                    Key::Device(d) => c.devices.push((d.clone(), open)),
+                    Key::Source(_) | Key::Overflow => c.unknown += u64::from(open),
+                }
+            }
+        }
+        c.devices.sort();
+        c
+    }
+
     /// Unknown sources tracked now (for tests).
     #[cfg(test)]
     pub fn tracked_sources(&self) -> usize {
@@ -362,6 +411,9 @@ impl ConnGuard {
                 note_opener(&mut slot, &entry, peer, route),
             )
         };
+        if hit.alert {
+            floods.metrics.flood_episode(hit.kind);
+        }
         hit.alert
             .then(|| floods.alert(hit.kind, &limits, &entry, &flow, route))
     }
@@ -410,6 +462,7 @@ impl MessageGate {
                 Pace::Busy { retry, alert } => (retry, alert, true),
             };
             if alert {
+                shared.metrics.flood_episode(LimitKind::Messages);
                 let origin = Origin {
                     who: &entry.who,
                     flow,

@@ -137,7 +137,8 @@ pub(crate) fn admit(
 }
 
 /// Connects to the route's upstream (and, with `upstream_tls`, verifies it), all
-/// within the connect timeout.
+/// within the connect timeout. The outcome is the route's upstream health in
+/// metrics and `wardgate status`; a success's time goes to the connect histogram.
 pub(crate) async fn connect(
     route: &RoutePolicy,
     shared: &Shared,
@@ -153,14 +154,22 @@ pub(crate) async fn connect(
             None => Ok(Upstream::Plain(tcp)),
         }
     };
-    match tokio::time::timeout(shared.opts.connect_timeout, attempt).await {
+    let started = Instant::now();
+    let r = match tokio::time::timeout(shared.opts.connect_timeout, attempt).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(format!(
             "no answer within {:?}",
             shared.opts.connect_timeout
         )),
+    };
+    match &r {
+        Ok(_) => shared
+            .metrics
+            .upstream_connected(route.index, started.elapsed()),
+        Err(_) => shared.metrics.upstream_failed(route.index),
     }
+    r
 }
 
 /// Writes `bytes` within `limit`: false when the peer failed or stopped reading
@@ -322,6 +331,7 @@ impl<C: ClientIo> Relay<C> {
                     // Waiting for the device's message rate is not idleness.
                     self.session.client_read(Instant::now());
                     let clock = Clock::now();
+                    let decided_from = self.outs.len();
                     if self.upstream.is_none() {
                         self.judge_unconnected(start, end, &clock).await;
                     } else {
@@ -353,6 +363,15 @@ impl<C: ClientIo> Relay<C> {
                                 );
                             }
                         }
+                    }
+                    if let Some(action) = crate::metrics::message_action(
+                        &self.outs[decided_from.min(self.outs.len())..],
+                    ) {
+                        self.shared.metrics.message(
+                            self.session.route().index,
+                            action,
+                            end - start,
+                        );
                     }
                     if !self.execute().await {
                         return false;

@@ -146,66 +146,154 @@ impl TlsListener {
     }
 }
 
-/// A handshake failure in words an operator can act on.
-pub(crate) fn explain(e: &std::io::Error) -> String {
+/// Why a listener refused a TLS handshake, in a few kinds an operator can
+/// count and alert on (`wardgate_tls_handshake_failures_total{reason}`): a
+/// bounded set, whatever the peer sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRefusal {
+    /// Client certificates are required and none was presented.
+    NoCertificate,
+    /// The client certificate is revoked (CRL).
+    Revoked,
+    /// The client certificate has expired.
+    Expired,
+    /// The client certificate is not valid yet.
+    NotYetValid,
+    /// The client certificate is not issued by the configured CA.
+    UnknownIssuer,
+    /// The client certificate is otherwise invalid (signature, usage, ...).
+    BadCertificate,
+    /// The client offered only versions, cipher suites or key exchanges wardgate refuses.
+    Incompatible,
+    /// Not TLS, or a malformed handshake.
+    Malformed,
+    /// The peer closed the connection during the handshake.
+    PeerClosed,
+    /// The handshake did not complete within `frame_timeout_secs`.
+    Timeout,
+    /// Anything else.
+    Other,
+}
+
+impl TlsRefusal {
+    /// Every reason, in the order metrics list them.
+    pub const ALL: [TlsRefusal; 11] = [
+        TlsRefusal::NoCertificate,
+        TlsRefusal::Revoked,
+        TlsRefusal::Expired,
+        TlsRefusal::NotYetValid,
+        TlsRefusal::UnknownIssuer,
+        TlsRefusal::BadCertificate,
+        TlsRefusal::Incompatible,
+        TlsRefusal::Malformed,
+        TlsRefusal::PeerClosed,
+        TlsRefusal::Timeout,
+        TlsRefusal::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsRefusal::NoCertificate => "no_certificate",
+            TlsRefusal::Revoked => "revoked",
+            TlsRefusal::Expired => "expired",
+            TlsRefusal::NotYetValid => "not_yet_valid",
+            TlsRefusal::UnknownIssuer => "unknown_issuer",
+            TlsRefusal::BadCertificate => "bad_certificate",
+            TlsRefusal::Incompatible => "incompatible",
+            TlsRefusal::Malformed => "malformed",
+            TlsRefusal::PeerClosed => "peer_closed",
+            TlsRefusal::Timeout => "timeout",
+            TlsRefusal::Other => "other",
+        }
+    }
+
+    /// Position in [`TlsRefusal::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A handshake failure in words an operator can act on, and its kind.
+pub(crate) fn explain(e: &std::io::Error) -> (TlsRefusal, String) {
     let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     else {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            return "TLS handshake not completed: the peer closed the connection".to_owned();
+            return (
+                TlsRefusal::PeerClosed,
+                "TLS handshake not completed: the peer closed the connection".to_owned(),
+            );
         }
-        return format!("TLS handshake failed: {e}");
+        return (TlsRefusal::Other, format!("TLS handshake failed: {e}"));
     };
-    let why = match tls {
-        rustls::Error::NoCertificatesPresented => {
-            "the client presented no certificate (client certificates are required)".to_owned()
-        }
+    let (kind, why) = match tls {
+        rustls::Error::NoCertificatesPresented => (
+            TlsRefusal::NoCertificate,
+            "the client presented no certificate (client certificates are required)".to_owned(),
+        ),
         rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::Revoked => "the client certificate is revoked".to_owned(),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "the client certificate has expired".to_owned()
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "the client certificate is not valid yet".to_owned()
-            }
-            CertificateError::UnknownIssuer => {
-                "the client certificate is not issued by the configured CA".to_owned()
-            }
-            CertificateError::BadSignature => {
-                "the client certificate's signature is invalid".to_owned()
-            }
-            other => format!("the client certificate is invalid: {other:?}"),
-        },
-        rustls::Error::PeerIncompatible(p) => match p {
-            PeerIncompatible::NoCipherSuitesInCommon => {
-                "no cipher suite in common: the client offered only cipher suites wardgate \
-                 refuses (weak or legacy: without forward secrecy or without AEAD, such as \
-                 RSA key exchange, CBC, 3DES or RC4), or none that suits the listener's key \
-                 type; accepted: TLS 1.3, and TLS 1.2 with ECDHE and AES-GCM or \
-                 ChaCha20-Poly1305"
-                    .to_owned()
-            }
-            PeerIncompatible::NoKxGroupsInCommon => {
-                "no key exchange in common: the client offered no forward-secret (ECDHE) key \
-                 exchange wardgate accepts (weak or legacy cipher suites with RSA key exchange \
-                 only, or no curve in common); accepted: ECDHE over X25519, P-256 or P-384"
-                    .to_owned()
-            }
-            PeerIncompatible::Tls12NotOffered
-            | PeerIncompatible::Tls12NotOfferedOrEnabled
-            | PeerIncompatible::SupportedVersionsExtensionRequired => {
-                "the client offered only a TLS version below 1.2 (accepted: TLS 1.2 and 1.3)"
-                    .to_owned()
-            }
-            other => format!(
-                "the client offered nothing acceptable (a TLS version below 1.2, or weak ciphers): {other:?}"
+            CertificateError::Revoked => (
+                TlsRefusal::Revoked,
+                "the client certificate is revoked".to_owned(),
+            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
+                TlsRefusal::Expired,
+                "the client certificate has expired".to_owned(),
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
+                TlsRefusal::NotYetValid,
+                "the client certificate is not valid yet".to_owned(),
+            ),
+            CertificateError::UnknownIssuer => (
+                TlsRefusal::UnknownIssuer,
+                "the client certificate is not issued by the configured CA".to_owned(),
+            ),
+            CertificateError::BadSignature => (
+                TlsRefusal::BadCertificate,
+                "the client certificate's signature is invalid".to_owned(),
+            ),
+            other => (
+                TlsRefusal::BadCertificate,
+                format!("the client certificate is invalid: {other:?}"),
             ),
         },
-        rustls::Error::InvalidMessage(m) => format!("not TLS, or a malformed handshake: {m:?}"),
-        other => other.to_string(),
+        rustls::Error::PeerIncompatible(p) => (
+            TlsRefusal::Incompatible,
+            match p {
+                PeerIncompatible::NoCipherSuitesInCommon => {
+                    "no cipher suite in common: the client offered only cipher suites wardgate \
+                     refuses (weak or legacy: without forward secrecy or without AEAD, such as \
+                     RSA key exchange, CBC, 3DES or RC4), or none that suits the listener's key \
+                     type; accepted: TLS 1.3, and TLS 1.2 with ECDHE and AES-GCM or \
+                     ChaCha20-Poly1305"
+                        .to_owned()
+                }
+                PeerIncompatible::NoKxGroupsInCommon => {
+                    "no key exchange in common: the client offered no forward-secret (ECDHE) key \
+                     exchange wardgate accepts (weak or legacy cipher suites with RSA key exchange \
+                     only, or no curve in common); accepted: ECDHE over X25519, P-256 or P-384"
+                        .to_owned()
+                }
+                PeerIncompatible::Tls12NotOffered
+                | PeerIncompatible::Tls12NotOfferedOrEnabled
+                | PeerIncompatible::SupportedVersionsExtensionRequired => {
+                    "the client offered only a TLS version below 1.2 (accepted: TLS 1.2 and 1.3)"
+                        .to_owned()
+                }
+                other => format!(
+                    "the client offered nothing acceptable (a TLS version below 1.2, or weak ciphers): {other:?}"
+                ),
+            },
+        ),
+        rustls::Error::InvalidMessage(m) => (
+            TlsRefusal::Malformed,
+            format!("not TLS, or a malformed handshake: {m:?}"),
+        ),
+        other => (TlsRefusal::Other, other.to_string()),
     };
-    format!("TLS handshake refused: {why}")
+    (kind, format!("TLS handshake refused: {why}"))
 }
 
 /// The device id the peer's certificate names (its `urn:wardgate:device:` SAN).

@@ -14,7 +14,7 @@ pub mod queue;
 mod recorder;
 
 pub use events::{follow_log, query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
-pub use recorder::{Recorder, RecorderHandle, RecorderOptions, RecorderStats};
+pub use recorder::{Recorder, RecorderHandle, RecorderLag, RecorderOptions, RecorderStats};
 
 /// Errors of the store and recorder.
 #[derive(Debug, thiserror::Error)]

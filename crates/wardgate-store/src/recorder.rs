@@ -383,6 +383,31 @@ impl RecorderHandle {
     pub fn stats(&self) -> &RecorderStats {
         &self.inner.stats
     }
+
+    /// How far the recorder is behind its callers now: a disk falling behind
+    /// shows here (metrics, `wardgate status`) before connections wait for it.
+    pub fn lag(&self) -> RecorderLag {
+        let inner = &*self.inner;
+        let appended = inner.appended.load(Ordering::SeqCst);
+        let written = lock(&inner.progress).written;
+        RecorderLag {
+            records: appended.saturating_sub(written),
+            buffered_bytes: inner.buffered.load(Ordering::Relaxed) as u64,
+            unindexed: inner.pending.load(Ordering::Relaxed) as u64,
+        }
+    }
+}
+
+/// How far the recorder is behind ([`RecorderHandle::lag`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecorderLag {
+    /// Records in the audit chain not yet written to the OS (and, if notable,
+    /// not yet in the store).
+    pub records: u64,
+    /// Bytes of audit lines not yet taken by the recorder thread.
+    pub buffered_bytes: u64,
+    /// Notable events not yet taken for the store's index.
+    pub unindexed: u64,
 }
 
 /// The running recorder.

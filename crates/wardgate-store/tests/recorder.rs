@@ -446,3 +446,21 @@ async fn waiting_for_room_ends_when_the_recorder_stops() {
     h.room().await;
     assert!(h.record(event(2, Action::Blocked)).is_err());
 }
+
+#[test]
+fn lag_counts_what_is_not_yet_written_and_is_nothing_after_a_sync() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Recorder::start(opts(d.path())).unwrap();
+    let h = r.handle();
+    for i in 0..100 {
+        h.record(event(i, Action::Blocked)).unwrap();
+    }
+    let lag = h.lag();
+    assert!(lag.records <= 100, "{lag:?}");
+    assert!(lag.unindexed <= 100, "{lag:?}");
+    h.sync().unwrap();
+    let lag = h.lag();
+    assert_eq!(lag.records, 0, "{lag:?}");
+    assert_eq!(lag.buffered_bytes, 0, "{lag:?}");
+    r.shutdown().unwrap();
+}

@@ -541,7 +541,47 @@ pub fn expiring_in_file(
     Ok(out)
 }
 
+/// When each certificate in a PEM file expires (seconds since the Unix epoch),
+/// in the file's order: for metrics, which alert on the date itself rather
+/// than on a window fixed in the configuration.
+pub fn not_after_in_file(path: &Path) -> Result<Vec<i64>, TlsError> {
+    let text = std::fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&text) {
+        let pem = pem.map_err(|e| TlsError::Damaged(path.to_owned(), e.to_string()))?;
+        if pem.label != "CERTIFICATE" {
+            continue;
+        }
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| TlsError::Damaged(path.to_owned(), e.to_string()))?;
+        out.push(cert.validity().not_after.timestamp());
+    }
+    Ok(out)
+}
+
 impl Ca {
+    /// When the CA's own certificate expires, and per device the latest
+    /// expiry among the valid (unrevoked) certificates issued to it (seconds
+    /// since the Unix epoch; devices sorted): one value per device, however
+    /// often it was re-enrolled.
+    pub fn not_after(&self) -> Result<(i64, Vec<(String, i64)>), TlsError> {
+        let ca = not_after_in_file(&self.dir.join("ca.crt"))?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mut devices: std::collections::BTreeMap<String, i64> = Default::default();
+        for c in self.issued()?.into_iter().filter(|c| c.revoked.is_none()) {
+            let Ok(end) =
+                OffsetDateTime::parse(&c.not_after, &time::format_description::well_known::Rfc3339)
+            else {
+                continue;
+            };
+            let at = devices.entry(c.device).or_insert(i64::MIN);
+            *at = (*at).max(end.unix_timestamp());
+        }
+        Ok((ca, devices.into_iter().collect()))
+    }
+
     /// Valid (unrevoked) certificates issued by this CA, and the CA's own, that
     /// expire within `window` of `now`.
     pub fn expiring(

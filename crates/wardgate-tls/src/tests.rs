@@ -99,3 +99,28 @@ fn certificates_close_to_expiry_are_found() {
     ca.revoke("short").unwrap();
     assert!(ca.expiring(Duration::days(30), now).unwrap().is_empty());
 }
+
+#[test]
+fn expiry_dates_per_device_take_the_latest_valid_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let ca = Ca::init(data, "St Elsewhere").unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    ca.enroll("pump-7", &data.join("a"), 30).unwrap();
+    let long = ca.enroll("pump-7", &data.join("b"), 365).unwrap();
+    ca.enroll("monitor-1", &data.join("c"), 10).unwrap();
+    let (ca_end, devices) = ca.not_after().unwrap();
+    assert!(ca_end > now + 365 * 86_400, "the CA outlives its devices");
+    let names: Vec<&str> = devices.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(names, ["monitor-1", "pump-7"]);
+    let day = |t: i64| (t - now + 43_200) / 86_400;
+    assert_eq!(day(devices[0].1), 10);
+    assert_eq!(day(devices[1].1), 365);
+    // The file's own dates agree with the register's.
+    let in_file = not_after_in_file(&long.cert_path).unwrap();
+    assert_eq!(in_file, vec![devices[1].1]);
+    // A revoked device has no certificate left to expire.
+    ca.revoke("monitor-1").unwrap();
+    let (_, devices) = ca.not_after().unwrap();
+    assert_eq!(devices.len(), 1);
+}

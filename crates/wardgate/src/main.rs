@@ -1,6 +1,7 @@
 //! The `wardgate` binary: command-line wiring over the library crates. Nothing
 //! here decides anything; it loads configuration, starts the adapters and prints.
 
+mod admin;
 mod analyze;
 mod demo;
 mod demo_dicom;
@@ -88,6 +89,16 @@ enum Command {
     /// Store-and-forward queues: depth, oldest message, parked messages; re-drive
     /// parked ones (--redrive ID / --redrive-all).
     Queue(queue::QueueArgs),
+    /// The running gateway's state from its status socket: routes with their
+    /// listeners, connections, upstream health, queues, the policy in force,
+    /// certificate expiry, uptime. Exit 2 when no gateway is running.
+    Status {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// The status document as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Drug library signatures: keygen, sign, verify.
     Library {
         #[command(subcommand)]
@@ -241,6 +252,7 @@ fn main() -> ExitCode {
             .resolve()
             .and_then(|(dir, v)| devices::run(&dir, v.as_ref(), json)),
         Command::Queue(a) => queue::run(a),
+        Command::Status { site, json } => admin::status(&site, json),
         Command::Library { command } => library::run(command),
         Command::Rules {
             ids,

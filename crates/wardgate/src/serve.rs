@@ -146,6 +146,7 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 
 pub(crate) fn run(v: Validated) -> Result<ExitCode> {
     init_tracing();
+    let started = (std::time::SystemTime::now(), std::time::Instant::now());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -156,6 +157,16 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             proxy,
             _lock,
         } = start(&v).await?;
+        // With the data directory locked: a stale status socket is ours to replace.
+        let admin = match crate::admin::start(&v, proxy.monitor(), recorder.handle(), started) {
+            Ok(a) => a,
+            Err(e) => {
+                drop(proxy);
+                let _ = finish(recorder);
+                let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
+                return Err(e);
+            }
+        };
         for (id, addr) in proxy.local_addrs() {
             tracing::info!(route = %id, listen = %addr, "listening");
         }
@@ -186,6 +197,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             let _ = tx.send(true);
         });
         proxy.run(rx).await;
+        admin.stop();
         signals.abort();
         expiry.abort();
         repeats.abort();
@@ -331,6 +343,12 @@ fn load_for_reload(
     if opts(&v) != opts(running_v) {
         return Err("[gateway] settings (timeouts, sizes, workers, connection cap) changed: restart wardgate to apply".into());
     }
+    if v.admin != running_v.admin {
+        return Err(
+            "[gateway.admin] (metrics address, status socket) changed: restart wardgate to apply"
+                .into(),
+        );
+    }
     if format!("{:?}", p.flood) != format!("{:?}", running.flood) {
         return Err(
             "flood limits ([gateway.limits], [device.limits]) changed: restart wardgate to apply"
@@ -456,13 +474,26 @@ async fn wait_for_signal(
     }
 }
 
+/// Operational logs to stderr, filtered by `WARDGATE_LOG`. Colour only on a
+/// terminal (and not with `NO_COLOR`): escape codes in a log file, journald or
+/// a syslog relay are noise an operator has to strip before reading or grepping.
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(log_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .try_init();
+}
+
+/// Whether logs are coloured: on a terminal, unless `NO_COLOR` is set to
+/// anything but the empty string (no-color.org).
+fn log_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `wardgate reload`: asks the gateway serving this data directory to re-read its
@@ -489,4 +520,18 @@ pub(crate) fn reload(v: &Validated) -> Result<ExitCode> {
         pid.as_raw_nonzero()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(super::log_colour(true, None));
+        assert!(super::log_colour(true, Some(OsStr::new(""))));
+        assert!(!super::log_colour(true, Some(OsStr::new("1"))));
+        assert!(!super::log_colour(false, None));
+        assert!(!super::log_colour(false, Some(OsStr::new(""))));
+    }
 }

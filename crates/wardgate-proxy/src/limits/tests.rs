@@ -1,6 +1,7 @@
 //! The proxy's flood state: keys, guards, gates, sweeping, bounded tables.
 
 use super::*;
+use crate::metrics::ProxyMetrics;
 use std::path::Path;
 use wardgate_config::Config;
 use wardgate_store::{Recorder, RecorderOptions};
@@ -75,7 +76,8 @@ fn keys_follow_devices_then_addresses() {
 async fn a_device_over_its_connection_limit_is_refused_and_alerted_once() {
     let p = policy();
     let route = p.routes[0].clone();
-    let floods = Floods::new(&p, 4096);
+    let metrics = Arc::new(ProxyMetrics::new(&p));
+    let floods = Floods::new(&p, 4096, metrics.clone());
     let a = floods
         .admit(&p, peer("127.0.0.2:1000"), &route)
         .ok()
@@ -98,9 +100,21 @@ async fn a_device_over_its_connection_limit_is_refused_and_alerted_once() {
         .map(|i| floods.admit(&p, peer(&format!("127.0.0.3:{}", 2000 + i)), &route))
         .collect();
     assert!(pumps.iter().all(Result::is_ok));
+    // The census sees each device's open connections, unknown sources
+    // together, and the episode.
+    let _stranger = floods.admit(&p, peer("127.0.0.66:1"), &route).ok().unwrap();
+    let c = floods.census();
+    assert_eq!(
+        c.devices,
+        vec![("ehr".into(), 2), ("pump-server".into(), 5)]
+    );
+    assert_eq!((c.unknown, c.episodes_open), (1, 1));
     // A closed connection frees its slot.
     drop(a);
-    assert!(floods.admit(&p, peer("127.0.0.2:1004"), &route).is_ok());
+    let _c = floods
+        .admit(&p, peer("127.0.0.2:1004"), &route)
+        .ok()
+        .unwrap();
     assert!(floods.sweep().is_empty(), "not quiet yet");
     tokio::time::advance(Duration::from_secs(2)).await;
     let summaries = floods.sweep();
@@ -116,13 +130,18 @@ async fn a_device_over_its_connection_limit_is_refused_and_alerted_once() {
         1002,
         "named after the connection that opened it"
     );
+    // One episode reached the connection limit: counted once, like its alert.
+    assert_eq!(
+        metrics.flood[0].load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_gateway_cap_counts_in_the_episode() {
     let p = policy();
     let route = p.routes[0].clone();
-    let floods = Floods::new(&p, 7);
+    let floods = Floods::new(&p, 7, Arc::new(ProxyMetrics::new(&p)));
     let g = floods
         .admit(&p, peer("127.0.0.2:1000"), &route)
         .ok()
@@ -165,7 +184,7 @@ async fn the_gateway_cap_counts_in_the_episode() {
 async fn unknown_sources_are_bounded_and_forgotten_when_idle() {
     let p = policy();
     let route = p.routes[0].clone();
-    let floods = Floods::new(&p, 4096);
+    let floods = Floods::new(&p, 4096, Arc::new(ProxyMetrics::new(&p)));
     for i in 0..(MAX_SOURCES as u32 + 500) {
         let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
         drop(floods.admit(&p, SocketAddr::new(ip.into(), 9), &route));
@@ -188,11 +207,10 @@ async fn messages_over_the_rate_are_paced_with_one_alert() {
     let recorder = Recorder::start(RecorderOptions::new(dir.path())).unwrap();
     let p = Arc::new(policy());
     let route = p.routes[0].clone();
-    let shared = Shared {
-        floods: Floods::new(&p, 4096),
-        policy: Arc::new(arc_swap::ArcSwap::new(p.clone())),
-        recorder: recorder.handle(),
-        opts: crate::ProxyOptions {
+    let shared = Shared::new(
+        p.clone(),
+        recorder.handle(),
+        crate::ProxyOptions {
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
@@ -201,7 +219,7 @@ async fn messages_over_the_rate_are_paced_with_one_alert() {
             queue_dir: None,
             workers: 0,
         },
-    };
+    );
     let flow = Flow::new(peer("127.0.0.2:1000"), route.upstream, Some("ehr".into()));
     let _conn = shared.floods.admit(&p, flow.src, &route).ok().unwrap();
     let gate = shared.floods.gate(&flow);
@@ -232,11 +250,10 @@ async fn connections_of_one_device_share_its_message_rate_fairly() {
     let recorder = Recorder::start(RecorderOptions::new(dir.path())).unwrap();
     let p = Arc::new(policy());
     let route = p.routes[0].clone();
-    let shared = Arc::new(Shared {
-        floods: Floods::new(&p, 4096),
-        policy: Arc::new(arc_swap::ArcSwap::new(p.clone())),
-        recorder: recorder.handle(),
-        opts: crate::ProxyOptions {
+    let shared = Arc::new(Shared::new(
+        p.clone(),
+        recorder.handle(),
+        crate::ProxyOptions {
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
@@ -245,7 +262,7 @@ async fn connections_of_one_device_share_its_message_rate_fairly() {
             queue_dir: None,
             workers: 0,
         },
-    });
+    ));
     let mut tasks = JoinSet::new();
     for port in [1000, 1001] {
         let shared = shared.clone();
