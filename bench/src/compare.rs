@@ -1,6 +1,8 @@
 //! The orchestrator: one sink, four targets (direct, HAProxy in TCP mode, a plain
 //! tokio relay, wardgate with full inspection and audit), load runs interleaved
 //! round-robin with a rotating start, medians and ratios in a Markdown table.
+//! An optional fifth, `wardgate-metrics`, is the same wardgate with its
+//! Prometheus endpoint on and scraped throughout its runs.
 
 use crate::harness::{
     free_port, interleaved, machine, ratio_table, run_load, start_haproxy, vm_hwm_kib,
@@ -34,7 +36,8 @@ pub struct CompareArgs {
     /// Rounds per connection count (medians are taken over them).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Targets to include, comma-separated.
+    /// Targets to include, comma-separated (also `wardgate-metrics`: wardgate
+    /// with `[gateway.admin] metrics` on, scraped during its runs).
     #[arg(
         long,
         value_delimiter = ',',
@@ -52,6 +55,10 @@ pub struct CompareArgs {
     /// on a noisy host: both builds see the same noise, round by round.
     #[arg(long, value_parser = parse_variant)]
     variant: Vec<(String, PathBuf)>,
+    /// Seconds between scrapes of `wardgate-metrics` during its runs
+    /// (Prometheus's default is 15; 1 is a harsh scraper).
+    #[arg(long, default_value_t = 1.0)]
+    scrape_interval: f64,
 }
 
 fn parse_variant(s: &str) -> Result<(String, PathBuf), String> {
@@ -77,6 +84,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
 
     let mut targets: Vec<(String, SocketAddr)> = Vec::new();
     let mut wardgate_pid = None;
+    let mut metrics_at = None;
     for t in &a.targets {
         let addr: SocketAddr = match t.as_str() {
             "direct" => sink_addr,
@@ -101,12 +109,25 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 children.0.push((t.clone(), c));
             }
             "wardgate" => {
-                let c = start_wardgate(&a.wardgate_bin, &tmp.join("wardgate"), addr, sink_addr)?;
+                let c = start_wardgate(
+                    &a.wardgate_bin,
+                    &tmp.join("wardgate"),
+                    addr,
+                    sink_addr,
+                    None,
+                )?;
                 wardgate_pid = Some(c.id());
                 children.0.push((t.clone(), c));
             }
+            "wardgate-metrics" => {
+                let m: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
+                let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, Some(m))?;
+                children.0.push((t.clone(), c));
+                wait_listening(m, "the metrics endpoint")?;
+                metrics_at = Some(m);
+            }
             other => {
-                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate")
+                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-metrics")
             }
         }
         wait_listening(addr, t)?;
@@ -115,7 +136,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     for (name, bin) in &a.variant {
         let t = format!("wardgate-{name}");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr)?;
+        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, None)?;
         children.0.push((t.clone(), c));
         wait_listening(addr, &t)?;
         targets.push((t, addr));
@@ -123,12 +144,23 @@ pub fn run(a: CompareArgs) -> Result<()> {
 
     // connections -> target -> results over rounds
     let mut results: BTreeMap<usize, BTreeMap<String, Vec<LoadResult>>> = BTreeMap::new();
+    let mut scrapes = 0usize;
     for &conns in &a.connections {
         let at = results.entry(conns).or_default();
         interleaved(&targets, a.rounds, |round, name, addr| {
             let label = format!("round {round} conns {conns:>3} {name:<12}");
-            let r = run_load(&me, &label, addr, conns, a.seconds, a.warmup, &[])?;
-            at.entry(name.to_owned()).or_default().push(r);
+            let scraper = match (name, metrics_at) {
+                ("wardgate-metrics", Some(m)) => Some(Scraper::start(
+                    m,
+                    std::time::Duration::from_secs_f64(a.scrape_interval.max(0.05)),
+                )),
+                _ => None,
+            };
+            let r = run_load(&me, &label, addr, conns, a.seconds, a.warmup, &[]);
+            if let Some(s) = scraper {
+                scrapes += s.stop()?;
+            }
+            at.entry(name.to_owned()).or_default().push(r?);
             Ok(())
         })?;
     }
@@ -152,6 +184,13 @@ pub fn run(a: CompareArgs) -> Result<()> {
         let _ = writeln!(md, "#### {conns} connections\n");
         ratio_table(&mut md, &names, at, "msg/s", "tokio-relay");
     }
+    if metrics_at.is_some() {
+        let _ = writeln!(
+            md,
+            "wardgate-metrics: `[gateway.admin] metrics` on, scraped every {} s during its runs ({scrapes} scrapes, each a complete exposition).\n",
+            a.scrape_interval
+        );
+    }
     if let Some(kib) = rss {
         let _ = writeln!(
             md,
@@ -171,8 +210,63 @@ pub fn run(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// Scrapes a metrics endpoint on a thread until stopped, as Prometheus would.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Result<usize>>,
+}
+
+impl Scraper {
+    fn start(at: SocketAddr, every: std::time::Duration) -> Scraper {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut n = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = scrape(at)?;
+                if !text.starts_with("HTTP/1.1 200") || !text.contains("wardgate_messages_total") {
+                    bail!(
+                        "scrape of {at} failed: {}",
+                        text.lines().next().unwrap_or("")
+                    );
+                }
+                n += 1;
+                let until = std::time::Instant::now() + every;
+                while std::time::Instant::now() < until
+                    && !flag.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    // A plain thread, no runtime to block.
+                    #[allow(clippy::disallowed_methods)]
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            Ok(n)
+        });
+        Scraper { stop, thread }
+    }
+
+    /// Stops, returning how many scrapes succeeded.
+    fn stop(self) -> Result<usize> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the scraper panicked"))?
+    }
+}
+
+/// One `GET /metrics`, the whole response.
+fn scrape(at: SocketAddr) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_secs(5))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: wardgate\r\nConnection: close\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
 /// Starts `wardgate serve` from `bin` with its own site under `dir`, relaying
-/// `addr` to the sink with default settings. The load device's flood limits are
+/// `addr` to the sink with default settings (and a metrics endpoint at `metrics`). The load device's flood limits are
 /// lifted: this measures inspection and audit at full speed, not flood protection
 /// (whose per-message check still runs); `wardgate-bench flood` measures that.
 fn start_wardgate(
@@ -180,14 +274,18 @@ fn start_wardgate(
     dir: &std::path::Path,
     addr: SocketAddr,
     sink_addr: SocketAddr,
+    metrics: Option<SocketAddr>,
 ) -> Result<std::process::Child> {
     std::fs::create_dir_all(dir)?;
     let data = dir.join("data");
     let cfg = dir.join("wardgate.toml");
+    let admin = metrics
+        .map(|m| format!("\n[gateway.admin]\nmetrics = \"{m}\"\n"))
+        .unwrap_or_default();
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
+            "[gateway]\ndata_dir = \"{}\"\n{admin}\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
             data.display(),
             crate::harness::LIFTED_LIMITS
         ),

@@ -56,7 +56,6 @@ class MetricsGateway(Gateway):
             down_port=free_port("127.0.0.3"),
         )
         wait_port("127.0.0.1", self.metrics_port)
-        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         # wait_port's probe of the listener (from 127.0.0.1, no device) is
         # accepted and refused asynchronously: counts are compared after it.
         until(lambda: value(self.scrape(), "wardgate_decisions_total", route=ROUTE,
@@ -64,10 +63,14 @@ class MetricsGateway(Gateway):
               10, "the listener probe's refusal to be counted")
 
     def scrape(self):
-        with urllib.request.urlopen(self.metrics_url, timeout=10) as r:
-            assert r.status == 200
-            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            return r.read().decode()
+        return scrape(self.metrics_port)
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
 
 
 @pytest.fixture
@@ -281,3 +284,40 @@ def test_logs_have_no_colour_when_stderr_is_a_file(mgw, upstream):
     log = mgw.log_text()
     assert "INFO" in log and "metrics at http://127.0.0.1:" in log, log
     assert "\x1b[" not in log, "ANSI escape codes in a log written to a file"
+
+
+def test_dicom_commands_count_with_their_data_sets(tmp_path):
+    """dcmtk's echoscu and storescu through a DICOM route: one message per DIMSE
+    command, and the C-STORE's data set counted in its bytes."""
+    require_tool("echoscu")
+    require_tool("storescu")
+    from test_dicom import CT, SITE as DICOM_SITE, StoreSCP
+
+    scp = StoreSCP(tmp_path / "pacs")
+    port = free_port()
+    site = DICOM_SITE.replace(
+        "[gateway.audit]", '[gateway.admin]\nmetrics = "127.0.0.1:{metrics_port}"\n\n[gateway.audit]', 1)
+    g = Gateway(tmp_path, scp.port, site=site, metrics_port=port)
+    try:
+        wait_port("127.0.0.1", port)
+        route = "ct-to-pacs"
+        before = scrape(port)
+        n = value(before, "wardgate_messages_total", route=route, action="allowed")
+        b = value(before, "wardgate_message_bytes_total", route=route, action="allowed")
+        for args in (["echoscu"], ["storescu"]):
+            r = subprocess.run([*args, "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(g.listen_port),
+                                *([str(CT)] if args == ["storescu"] else [])],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+        after = scrape(port)
+        assert value(after, "wardgate_messages_total", route=route, action="allowed") == n + 2
+        sent = value(after, "wardgate_message_bytes_total", route=route, action="allowed") - b
+        size = os.path.getsize(CT)
+        # The data set (the file less its preamble and meta header) plus two
+        # command sets and the PDU and PDV headers.
+        assert size - 1024 <= sent <= size + 4096, (sent, size)
+        assert value(after, "wardgate_upstream_up", route=route) == 1
+        assert len(scp.files()) == 1
+    finally:
+        g.stop()
+        scp.stop()
