@@ -99,6 +99,16 @@ def value(text, name, **labels):
     return samples(text).get(key, 0.0)
 
 
+def iso_seconds(t):
+    """Seconds since the epoch of a time as `ca show` prints it: RFC 3339 (the
+    register), or as x509 displays it ("Dec  2 08:26:34 2036 +00:00", the CA)."""
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return datetime.strptime(t, "%b %d %H:%M:%S %Y %z").timestamp()
+
+
 def frame_len(text):
     """An MLLP frame's bytes: start block, message, end block and CR."""
     return len(text.encode()) + 3
@@ -321,3 +331,33 @@ def test_dicom_commands_count_with_their_data_sets(tmp_path):
     finally:
         g.stop()
         scp.stop()
+
+
+def test_certificate_expiry_of_the_ca_and_its_devices(tmp_path, upstream):
+    """The built-in CA and a device certificate it issued (by `wardgate ca
+    init` and `device enroll`, before the gateway starts) are exported with
+    the dates `wardgate ca show` gives, and `status` lists them."""
+    data = tmp_path / "data"
+    scratch = tmp_path / "ca.toml"
+    scratch.write_text(f'[gateway]\ndata_dir = "{data}"\n\n[[device]]\nid = "ehr"\nkind = "ehr"\n'
+                       'addresses = ["127.0.0.2"]\n')
+    for args in (["ca", "init"], ["device", "enroll", "ehr", "--days", "30", "--out", str(tmp_path / "certs")]):
+        r = subprocess.run([wardgate_bin(), *args, "--config", str(scratch)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    shown = json.loads(subprocess.run([wardgate_bin(), "ca", "show", "--json", "--config", str(scratch)],
+                                      capture_output=True, text=True, timeout=60, check=True).stdout)
+    g = MetricsGateway(tmp_path, upstream.port)
+    try:
+        text = g.scrape()
+        device = value(text, "wardgate_certificate_expiry_timestamp_seconds", cert="device:ehr")
+        ca = value(text, "wardgate_certificate_expiry_timestamp_seconds", cert="ca")
+        days = (device - time.time()) / 86400
+        assert 29 < days <= 30, days
+        assert ca > device
+        [cert] = [c for c in shown["issued"] if c["device"] == "ehr"]
+        assert int(iso_seconds(cert["not_after"])) == device
+        assert int(iso_seconds(shown["not_after"])) == ca
+        out = g.cli("status").stdout
+        assert "device:ehr" in out and re.search(r"device:ehr\s+\S+\s+(29|30)\b", out), out
+    finally:
+        g.stop()
