@@ -58,9 +58,9 @@ class MetricsGateway(Gateway):
         wait_port("127.0.0.1", self.metrics_port)
         # wait_port's probe of the listener (from 127.0.0.1, no device) is
         # accepted and refused asynchronously: counts are compared after it.
-        until(lambda: value(self.scrape(), "wardgate_decisions_total", route=ROUTE,
-                            action="blocked", rule="WG-ACCESS-001") == 1,
-              10, "the listener probe's refusal to be counted")
+        scrape_until(self.metrics_port, lambda t: value(t, "wardgate_decisions_total", route=ROUTE,
+                                                        action="blocked", rule="WG-ACCESS-001") == 1,
+                     "the listener probe's refusal to be counted")
 
     def scrape(self):
         return scrape(self.metrics_port)
@@ -123,6 +123,14 @@ def until(pred, timeout, what):
             return got
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def scrape_until(port, pred, what, timeout=10):
+    """A scrape for which `pred` holds (a bounded wait, for synchronisation)."""
+    def once():
+        text = scrape(port)
+        return text if pred(text) else None
+    return until(once, timeout, what)
 
 
 def test_counts_move_by_exactly_what_was_sent(mgw, upstream):
@@ -359,5 +367,41 @@ def test_certificate_expiry_of_the_ca_and_its_devices(tmp_path, upstream):
         assert int(iso_seconds(shown["not_after"])) == ca
         out = g.cli("status").stdout
         assert "device:ehr" in out and re.search(r"device:ehr\s+\S+\s+(29|30)\b", out), out
+    finally:
+        g.stop()
+
+
+def test_tls_refusals_by_reason_and_the_listener_certificate(tmp_path, upstream):
+    """A TLS route (test_tls_listen's site and CA): a client without a
+    certificate is counted under `no_certificate`, a device with one gets
+    through, and the listener's certificate expiry is exported."""
+    from test_tls_listen import TLS_SITE, refused, send_tls, setup_ca
+
+    cfg = setup_ca(tmp_path)
+    port = free_port()
+    site = TLS_SITE.replace(
+        "[gateway.audit]", '[gateway.admin]\nmetrics = "127.0.0.1:{metrics_port}"\n\n[gateway.audit]', 1)
+    g = Gateway(tmp_path, upstream.port, site=site, metrics_port=port)
+    try:
+        wait_port("127.0.0.1", port)
+        before = scrape(port)
+        no_cert = value(before, "wardgate_tls_handshake_failures_total", route=ROUTE, reason="no_certificate")
+        assert refused(g, tmp_path, None)
+        assert msa(send_tls(g, tmp_path, "ehr", observation("TLS-1")))[:2] == ("AA", "TLS-1")
+        after = scrape_until(
+            port, lambda t: value(t, "wardgate_tls_handshake_failures_total", route=ROUTE,
+                                  reason="no_certificate") > no_cert,
+            "the refused handshake to be counted")
+        assert value(after, "wardgate_tls_handshake_failures_total", route=ROUTE, reason="no_certificate") == no_cert + 1
+        assert value(after, "wardgate_messages_total", route=ROUTE, action="allowed") == 1
+        shown = json.loads(subprocess.run([wardgate_bin(), "ca", "show", "--json", "--config", str(cfg)],
+                                          capture_output=True, text=True, timeout=60, check=True).stdout)
+        [gw_cert] = [c for c in shown["issued"] if c["device"] == "wardgate-gw"]
+        listener = value(after, "wardgate_certificate_expiry_timestamp_seconds", cert=f"listener:{ROUTE}")
+        assert listener == int(iso_seconds(gw_cert["not_after"]))
+        doc = json.loads(g.cli("status", "--json").stdout)
+        [r] = [r for r in doc["routes"] if r["id"] == ROUTE]
+        assert r["tls"] is True
+        assert "no_certificate" in [x["reason"] for x in r["tls_refused"]]
     finally:
         g.stop()
