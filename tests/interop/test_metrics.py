@@ -405,3 +405,19 @@ def test_tls_refusals_by_reason_and_the_listener_certificate(tmp_path, upstream)
         assert "no_certificate" in [x["reason"] for x in r["tls_refused"]]
     finally:
         g.stop()
+
+
+def test_a_reload_that_moves_the_metrics_endpoint_is_refused(mgw, upstream):
+    """[gateway.admin] is bound at start: a reload changing it is refused, the
+    event says so, and the endpoint stays where it was."""
+    from test_hl7_mllp import events_until
+
+    other = free_port()
+    text = mgw.config.read_text()
+    mgw.config.write_text(text.replace(f"127.0.0.1:{mgw.metrics_port}", f"127.0.0.1:{other}"))
+    r = mgw.cli("reload", check=False)
+    assert r.returncode == 0, r.stderr
+    evs = events_until(mgw, lambda e: any("reload refused" in x["event"]["reason"] for x in e))
+    [refusal] = [x for x in evs if "reload refused" in x["event"]["reason"]]
+    assert "[gateway.admin]" in refusal["event"]["reason"], refusal
+    assert "wardgate_build_info" in mgw.scrape()
