@@ -235,7 +235,7 @@ impl Scraper {
                 while std::time::Instant::now() < until
                     && !flag.load(std::sync::atomic::Ordering::Relaxed)
                 {
-                    // The scraper's own thread, never a runtime worker.
+                    // A plain thread, no runtime to block.
                     #[allow(clippy::disallowed_methods)]
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

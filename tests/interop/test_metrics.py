@@ -58,9 +58,9 @@ class MetricsGateway(Gateway):
         wait_port("127.0.0.1", self.metrics_port)
         # wait_port's probe of the listener (from 127.0.0.1, no device) is
         # accepted and refused asynchronously: counts are compared after it.
-        until(lambda: value(self.scrape(), "wardgate_decisions_total", route=ROUTE,
-                            action="blocked", rule="WG-ACCESS-001") == 1,
-              10, "the listener probe's refusal to be counted")
+        scrape_until(self.metrics_port, lambda t: value(t, "wardgate_decisions_total", route=ROUTE,
+                                                        action="blocked", rule="WG-ACCESS-001") == 1,
+                     "the listener probe's refusal to be counted")
 
     def scrape(self):
         return scrape(self.metrics_port)
@@ -99,6 +99,16 @@ def value(text, name, **labels):
     return samples(text).get(key, 0.0)
 
 
+def iso_seconds(t):
+    """Seconds since the epoch of a time as `ca show` prints it: RFC 3339 (the
+    register), or as x509 displays it ("Dec  2 08:26:34 2036 +00:00", the CA)."""
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return datetime.strptime(t, "%b %d %H:%M:%S %Y %z").timestamp()
+
+
 def frame_len(text):
     """An MLLP frame's bytes: start block, message, end block and CR."""
     return len(text.encode()) + 3
@@ -113,6 +123,14 @@ def until(pred, timeout, what):
             return got
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def scrape_until(port, pred, what, timeout=10):
+    """A scrape for which `pred` holds (a bounded wait, for synchronisation)."""
+    def once():
+        text = scrape(port)
+        return text if pred(text) else None
+    return until(once, timeout, what)
 
 
 def test_counts_move_by_exactly_what_was_sent(mgw, upstream):
@@ -321,3 +339,85 @@ def test_dicom_commands_count_with_their_data_sets(tmp_path):
     finally:
         g.stop()
         scp.stop()
+
+
+def test_certificate_expiry_of_the_ca_and_its_devices(tmp_path, upstream):
+    """The built-in CA and a device certificate it issued (by `wardgate ca
+    init` and `device enroll`, before the gateway starts) are exported with
+    the dates `wardgate ca show` gives, and `status` lists them."""
+    data = tmp_path / "data"
+    scratch = tmp_path / "ca.toml"
+    scratch.write_text(f'[gateway]\ndata_dir = "{data}"\n\n[[device]]\nid = "ehr"\nkind = "ehr"\n'
+                       'addresses = ["127.0.0.2"]\n')
+    for args in (["ca", "init"], ["device", "enroll", "ehr", "--days", "30", "--out", str(tmp_path / "certs")]):
+        r = subprocess.run([wardgate_bin(), *args, "--config", str(scratch)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    shown = json.loads(subprocess.run([wardgate_bin(), "ca", "show", "--json", "--config", str(scratch)],
+                                      capture_output=True, text=True, timeout=60, check=True).stdout)
+    g = MetricsGateway(tmp_path, upstream.port)
+    try:
+        text = g.scrape()
+        device = value(text, "wardgate_certificate_expiry_timestamp_seconds", cert="device:ehr")
+        ca = value(text, "wardgate_certificate_expiry_timestamp_seconds", cert="ca")
+        days = (device - time.time()) / 86400
+        assert 29 < days <= 30, days
+        assert ca > device
+        [cert] = [c for c in shown["issued"] if c["device"] == "ehr"]
+        assert int(iso_seconds(cert["not_after"])) == device
+        assert int(iso_seconds(shown["not_after"])) == ca
+        out = g.cli("status").stdout
+        assert "device:ehr" in out and re.search(r"device:ehr\s+\S+\s+(29|30)\b", out), out
+    finally:
+        g.stop()
+
+
+def test_tls_refusals_by_reason_and_the_listener_certificate(tmp_path, upstream):
+    """A TLS route (test_tls_listen's site and CA): a client without a
+    certificate is counted under `no_certificate`, a device with one gets
+    through, and the listener's certificate expiry is exported."""
+    from test_tls_listen import TLS_SITE, refused, send_tls, setup_ca
+
+    cfg = setup_ca(tmp_path)
+    port = free_port()
+    site = TLS_SITE.replace(
+        "[gateway.audit]", '[gateway.admin]\nmetrics = "127.0.0.1:{metrics_port}"\n\n[gateway.audit]', 1)
+    g = Gateway(tmp_path, upstream.port, site=site, metrics_port=port)
+    try:
+        wait_port("127.0.0.1", port)
+        before = scrape(port)
+        no_cert = value(before, "wardgate_tls_handshake_failures_total", route=ROUTE, reason="no_certificate")
+        assert refused(g, tmp_path, None)
+        assert msa(send_tls(g, tmp_path, "ehr", observation("TLS-1")))[:2] == ("AA", "TLS-1")
+        after = scrape_until(
+            port, lambda t: value(t, "wardgate_tls_handshake_failures_total", route=ROUTE,
+                                  reason="no_certificate") > no_cert,
+            "the refused handshake to be counted")
+        assert value(after, "wardgate_tls_handshake_failures_total", route=ROUTE, reason="no_certificate") == no_cert + 1
+        assert value(after, "wardgate_messages_total", route=ROUTE, action="allowed") == 1
+        shown = json.loads(subprocess.run([wardgate_bin(), "ca", "show", "--json", "--config", str(cfg)],
+                                          capture_output=True, text=True, timeout=60, check=True).stdout)
+        [gw_cert] = [c for c in shown["issued"] if c["device"] == "wardgate-gw"]
+        listener = value(after, "wardgate_certificate_expiry_timestamp_seconds", cert=f"listener:{ROUTE}")
+        assert listener == int(iso_seconds(gw_cert["not_after"]))
+        doc = json.loads(g.cli("status", "--json").stdout)
+        [r] = [r for r in doc["routes"] if r["id"] == ROUTE]
+        assert r["tls"] is True
+        assert "no_certificate" in [x["reason"] for x in r["tls_refused"]]
+    finally:
+        g.stop()
+
+
+def test_a_reload_that_moves_the_metrics_endpoint_is_refused(mgw, upstream):
+    """[gateway.admin] is bound at start: a reload changing it is refused, the
+    event says so, and the endpoint stays where it was."""
+    from test_hl7_mllp import events_until
+
+    other = free_port()
+    text = mgw.config.read_text()
+    mgw.config.write_text(text.replace(f"127.0.0.1:{mgw.metrics_port}", f"127.0.0.1:{other}"))
+    r = mgw.cli("reload", check=False)
+    assert r.returncode == 0, r.stderr
+    evs = events_until(mgw, lambda e: any("reload refused" in x["event"]["reason"] for x in e))
+    [refusal] = [x for x in evs if "reload refused" in x["event"]["reason"]]
+    assert "[gateway.admin]" in refusal["event"]["reason"], refusal
+    assert "wardgate_build_info" in mgw.scrape()
