@@ -578,8 +578,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        for e in &events {
-            println!("{}", e.doc);
+        let v = crate::load(&args.dir.join("wardgate.toml"))?;
+        for doc in crate::emitted_docs(&v, &events) {
+            println!("{}", String::from_utf8_lossy(&doc));
         }
     }
     let cfg = args.dir.join("wardgate.toml");

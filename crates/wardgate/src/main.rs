@@ -279,8 +279,9 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if a.json {
-        for r in &rows {
-            writeln!(out, "{}", r.doc)?;
+        for doc in emitted_docs(&v, &rows) {
+            out.write_all(&doc)?;
+            out.write_all(b"\n")?;
         }
     } else {
         writeln!(out, "{}", table_header())?;
@@ -290,6 +291,40 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
         writeln!(out, "{} event(s)", rows.len())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's hostname (what `hostname` prints), or `localhost` when the
+/// system will not say.
+pub(crate) fn hostname() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Who emits this configuration's events: `observer.*` and `host.*`.
+pub(crate) fn identity(v: &Validated) -> wardgate_event::Identity {
+    let name = v.config.gateway.name.as_ref().map(|n| n.get_ref().as_str());
+    wardgate_event::Identity::new(name, &hostname())
+}
+
+/// Stored events as an operator reads them: stamped with who saw them and
+/// their record (`event.sequence`, `event.id`).
+pub(crate) fn emitted_docs(v: &Validated, rows: &[wardgate_store::StoredEvent]) -> Vec<Vec<u8>> {
+    let who = identity(v);
+    let chain = wardgate_audit::reader::chain_id(&v.data_dir.join("audit"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    rows.iter()
+        .map(|r| {
+            wardgate_event::event::emitted(r.doc.as_bytes(), &who, Some((&chain, r.seq)))
+                .into_owned()
+        })
+        .collect()
 }
 
 fn table_header() -> String {
