@@ -141,6 +141,20 @@ pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, ReadError> {
 /// The chain id (hex) from the first header in the log's oldest file, or
 /// `None` when the log has none yet.
 pub fn chain_id(dir: &Path) -> Result<Option<String>, ReadError> {
+    Ok(header(dir)?.map(|h| h.chain_id))
+}
+
+/// What the log's header says: the chain id and the public key (both hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The chain id.
+    pub chain_id: String,
+    /// The Ed25519 key its checkpoints are signed with.
+    pub public_key: String,
+}
+
+/// The header of the log's oldest file, or `None` when the log has none yet.
+pub fn header(dir: &Path) -> Result<Option<Header>, ReadError> {
     let Some(first) = log_files(dir)?.into_iter().next() else {
         return Ok(None);
     };
@@ -152,9 +166,46 @@ pub fn chain_id(dir: &Path) -> Result<Option<String>, ReadError> {
         .map_err(io_err(&first))?;
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
     Ok(match parse_line(line) {
-        Ok(Line::Header { chain_id, .. }) => Some(hex::encode(chain_id)),
+        Ok(Line::Header { chain_id, key }) => Some(Header {
+            chain_id: hex::encode(chain_id),
+            public_key: hex::encode(key),
+        }),
         _ => None,
     })
+}
+
+/// The sequence number of the last record in the live file, read from its
+/// end (0 when it holds none): how far the log goes, without reading it all.
+pub fn last_seq(dir: &Path) -> Result<u64, ReadError> {
+    let path = dir.join(LOG);
+    let mut f = File::open(&path).map_err(io_err(&path))?;
+    let len = f.metadata().map_err(io_err(&path))?.len();
+    let mut back = 64 * 1024u64;
+    loop {
+        let from = len.saturating_sub(back);
+        f.seek(SeekFrom::Start(from)).map_err(io_err(&path))?;
+        let mut tail = Vec::new();
+        (&mut f)
+            .take(back)
+            .read_to_end(&mut tail)
+            .map_err(io_err(&path))?;
+        // Complete lines only, newest first; the first may be cut (unless at 0).
+        let mut lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').collect();
+        lines.pop();
+        let skip_first = usize::from(from > 0);
+        for line in lines.iter().skip(skip_first).rev() {
+            match parse_entry(line) {
+                Ok(Some(Entry::Record { seq, .. } | Entry::Checkpoint { seq, .. })) => {
+                    return Ok(seq)
+                }
+                _ => continue,
+            }
+        }
+        if from == 0 || back >= (MAX_LINE as u64) * 2 {
+            return Ok(0);
+        }
+        back *= 4;
+    }
 }
 
 /// Parses one line of the log (without its newline): `None` for a header.
@@ -456,6 +507,19 @@ impl Tail {
             offset: self.offset,
             reason,
         })
+    }
+
+    /// Passes over a line [`Tail::next_entry`] refused (it stays before it
+    /// otherwise), for a reader that must go on past a damaged line; `true` if
+    /// there was one.
+    pub fn skip_bad_line(&mut self) -> bool {
+        if !self.pending {
+            return false;
+        }
+        self.pending = false;
+        self.offset += self.line.len() as u64;
+        self.line.clear();
+        true
     }
 
     /// The position after the last entry returned.

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use std::io::Write;
 use std::path::Path;
-use wardgate_audit::reader::{chain_id, log_files};
+use wardgate_audit::reader::{chain_id, header, last_seq, log_files};
 use wardgate_audit::{AuditKey, AuditWriter, Entry, Mark, Position, Tail, WriterOptions};
 
 /// (seq, is_checkpoint) of each entry, as a reader reports them.
@@ -113,6 +113,8 @@ fn a_tail_reads_every_entry_after_its_position_once() {
         Some(32),
         "the chain id is the header's"
     );
+    assert_eq!(header(d.path()).unwrap().unwrap().public_key.len(), 64);
+    assert_eq!(last_seq(d.path()).unwrap(), 27);
 }
 
 #[test]
@@ -253,7 +255,15 @@ fn a_line_that_is_no_entry_is_an_error_not_a_panic_and_not_skipped() {
     assert!(t.next_entry().unwrap().is_some());
     assert!(t.next_entry().unwrap().is_some());
     assert!(t.next_entry().is_err());
-    assert!(t.next_entry().is_err(), "the reader stays before the bad line");
+    assert!(
+        t.next_entry().is_err(),
+        "the reader stays before the bad line"
+    );
+    assert!(t.skip_bad_line());
+    assert!(t.next_entry().unwrap().is_none());
+    f.write_all(b"R\t3\tx\t{}\n").unwrap();
+    assert!(t.next_entry().is_err(), "a bad hash is refused as well");
+    assert!(t.skip_bad_line() && !t.skip_bad_line());
 }
 
 proptest! {

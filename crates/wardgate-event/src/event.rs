@@ -90,6 +90,9 @@ pub enum Action {
     WouldBlock,
     /// A configuration was put in force (at start or by a reload).
     PolicyApplied,
+    /// The audit log's head was signed (`WG-EXPORT-003`): exported only, from
+    /// the log's checkpoint lines, never a record of the log itself.
+    AuditCheckpoint,
 }
 
 impl Action {
@@ -112,6 +115,7 @@ impl Action {
             Action::Redriven => "redriven",
             Action::WouldBlock => "would-block",
             Action::PolicyApplied => "policy-applied",
+            Action::AuditCheckpoint => "audit-checkpoint",
         }
     }
 }
@@ -624,6 +628,52 @@ pub struct WardgateFields {
     /// Flood protection: what a flood episode hit and counted (`WG-FLOOD-*`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flood: Option<FloodFacts>,
+    /// An export to a SIEM: which, and its outage (`WG-EXPORT-001`, `-002`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub export: Option<ExportFacts>,
+    /// A signed checkpoint of the audit log, exported (`WG-EXPORT-003`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checkpoint: Option<CheckpointFacts>,
+}
+
+/// An export and its outage (`wardgate.export`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFacts {
+    /// The export's name (`[[export.syslog]] name`).
+    pub name: String,
+    /// The collector, `host:port`.
+    pub address: String,
+    /// `tcp`, `tls` or `udp`.
+    pub transport: String,
+    /// How long the collector has been (or was) unreachable (milliseconds).
+    pub outage_ms: u64,
+    /// Audit records after the last one the collector has (unreachable), or
+    /// records sent to catch up (recovered).
+    pub backlog: u64,
+    /// Catching up took this long (milliseconds; recovered only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub catch_up_ms: Option<u64>,
+    /// Why the collector was unreachable (the last error).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub error: String,
+}
+
+/// A signed checkpoint of the audit log (`wardgate.checkpoint`): enough to
+/// verify the signature off the box and to hold the gateway to its log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointFacts {
+    /// The audit chain's id (hex), from the log's header.
+    pub chain_id: String,
+    /// The last record it signs.
+    pub seq: u64,
+    /// The chain's head hash at `seq` (hex, SHA-256).
+    pub head_hash: String,
+    /// When it was signed (RFC 3339).
+    pub signed_at: String,
+    /// Ed25519 signature (hex) over the chain id, seq, head hash and time.
+    pub signature: String,
+    /// The log's public key (hex), from its header.
+    pub public_key: String,
 }
 
 /// What was seen of one address (`wardgate.inventory` in an `observed` event).
@@ -731,6 +781,8 @@ impl WardgateFields {
             bytes: None,
             inventory: None,
             flood: None,
+            export: None,
+            checkpoint: None,
         }
     }
 }
@@ -1064,7 +1116,7 @@ pub fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 16] = [
+    const ACTIONS: [Action; 17] = [
         Action::Allowed,
         Action::Alerted,
         Action::Blocked,
@@ -1081,6 +1133,7 @@ mod tests {
         Action::Redriven,
         Action::WouldBlock,
         Action::PolicyApplied,
+        Action::AuditCheckpoint,
     ];
 
     /// `expected_event_types` of the categories wardgate uses, as the ECS
