@@ -77,6 +77,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
 
     let mut targets: Vec<(String, SocketAddr)> = Vec::new();
     let mut wardgate_pid = None;
+    let mut rsyslog: Option<crate::export::Rsyslog> = None;
     for t in &a.targets {
         let addr: SocketAddr = match t.as_str() {
             "direct" => sink_addr,
@@ -101,12 +102,32 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 children.0.push((t.clone(), c));
             }
             "wardgate" => {
-                let c = start_wardgate(&a.wardgate_bin, &tmp.join("wardgate"), addr, sink_addr)?;
+                let c =
+                    start_wardgate(&a.wardgate_bin, &tmp.join("wardgate"), addr, sink_addr, "")?;
                 wardgate_pid = Some(c.id());
                 children.0.push((t.clone(), c));
             }
+            // wardgate streaming its events to a local rsyslog: the default
+            // selection (alerts: the routine traffic is read and passed over), or
+            // every event, routine `allowed` decisions included.
+            "wardgate-syslog" | "wardgate-syslog-all" => {
+                if rsyslog.is_none() {
+                    rsyslog = Some(crate::export::Rsyslog::start(&tmp.join("rsyslog"))?);
+                }
+                let collector = rsyslog.as_ref().map(|r| r.addr).context("rsyslog")?;
+                let select = if t == "wardgate-syslog-all" {
+                    format!("actions = [{}]\n", ALL_ACTIONS)
+                } else {
+                    String::new()
+                };
+                let export = format!(
+                    "\n[[export.syslog]]\nname = \"soc\"\naddress = \"{collector}\"\n{select}"
+                );
+                let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, &export)?;
+                children.0.push((t.clone(), c));
+            }
             other => {
-                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate")
+                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-syslog, wardgate-syslog-all")
             }
         }
         wait_listening(addr, t)?;
@@ -115,7 +136,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     for (name, bin) in &a.variant {
         let t = format!("wardgate-{name}");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr)?;
+        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, "")?;
         children.0.push((t.clone(), c));
         wait_listening(addr, &t)?;
         targets.push((t, addr));
@@ -134,6 +155,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let rss = wardgate_pid.and_then(vm_hwm_kib);
     drop(children);
+    drop(rsyslog);
 
     let mut md = String::new();
     let _ = writeln!(md, "Machine: {}", machine());
@@ -171,8 +193,12 @@ pub fn run(a: CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// Every `event.action` an export can select: `wardgate-syslog-all` streams them all.
+const ALL_ACTIONS: &str = r#""allowed", "alerted", "blocked", "failed", "closed", "started", "stopped", "recovered", "reloaded", "observed-violation", "observed", "delivered", "parked", "redriven", "would-block", "policy-applied""#;
+
 /// Starts `wardgate serve` from `bin` with its own site under `dir`, relaying
-/// `addr` to the sink with default settings. The load device's flood limits are
+/// `addr` to the sink with default settings (and `extra` appended to its
+/// configuration). The load device's flood limits are
 /// lifted: this measures inspection and audit at full speed, not flood protection
 /// (whose per-message check still runs); `wardgate-bench flood` measures that.
 fn start_wardgate(
@@ -180,6 +206,7 @@ fn start_wardgate(
     dir: &std::path::Path,
     addr: SocketAddr,
     sink_addr: SocketAddr,
+    extra: &str,
 ) -> Result<std::process::Child> {
     std::fs::create_dir_all(dir)?;
     let data = dir.join("data");
@@ -187,7 +214,7 @@ fn start_wardgate(
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
+            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n{extra}",
             data.display(),
             crate::harness::LIFTED_LIMITS
         ),

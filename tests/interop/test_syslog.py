@@ -529,7 +529,7 @@ def test_a_gateway_restart_resumes_from_its_cursor(tmp_path):
         blocked_in_log(g, 40)
         assert sum(1 for _, _, ev in received if ev["event"]["action"] == "blocked"
                    and ev["wardgate"].get("source_device") == "ehr") == 40
-        assert (tmp_path / "data" / "export" / "soc.cursor").exists()
+        assert (tmp_path / "data" / "export" / "syslog-soc.cursor").exists()
     finally:
         g.stop()
         up.stop()

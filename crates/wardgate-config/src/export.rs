@@ -25,7 +25,7 @@ pub struct ExportSettings {
 #[serde(deny_unknown_fields)]
 pub struct SyslogExport {
     /// A name for this export: in its alerts and its cursor file
-    /// (`data_dir/export/NAME.cursor`).
+    /// (`data_dir/export/syslog-NAME.cursor`).
     pub name: Spanned<String>,
     /// The collector, `host:port` (a DNS name or an IP address).
     pub address: Spanned<String>,

@@ -1,5 +1,5 @@
 //! An export's cursor: how far into the audit log its destination has
-//! everything, persisted in `data_dir/export/NAME.cursor` so a restart
+//! everything, persisted in `data_dir/export/` (`syslog-NAME.cursor`, `eve.cursor`) so a restart
 //! resumes there.
 //!
 //! One line of text: `wardgate-export-cursor-v1 CHAIN SEQ CHECKPOINT FILE OFFSET`

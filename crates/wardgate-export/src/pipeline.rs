@@ -124,6 +124,8 @@ pub struct Dest {
     pub alerts: bool,
     /// Start at the end of the log when there is no cursor.
     pub start_at_end: bool,
+    /// Its cursor file's name in `data_dir/export` (without `.cursor`).
+    pub cursor: String,
 }
 
 /// An outage in progress.
@@ -224,10 +226,11 @@ impl Pipeline {
     /// Opens the export at its cursor (or where it starts without one).
     pub fn open(s: Setup) -> Result<(Pipeline, Arc<ExportStats>), StartError> {
         let audit_dir = s.data_dir.join("audit");
+        // Syslog exports are `syslog-NAME`, the EVE file `eve`: no name clashes.
         let cursor_path = s
             .data_dir
             .join("export")
-            .join(format!("{}.cursor", s.dest.name));
+            .join(format!("{}.cursor", s.dest.cursor));
         let log_err = |source| StartError::Log {
             name: s.dest.name.clone(),
             source,
