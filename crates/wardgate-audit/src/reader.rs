@@ -174,21 +174,31 @@ pub fn header(dir: &Path) -> Result<Option<Header>, ReadError> {
     })
 }
 
-/// The sequence number of the last record in the live file, read from its
-/// end (0 when it holds none): how far the log goes, without reading it all.
+/// The sequence number of the log's last record, read from the end of the
+/// newest file that holds one (0 when none does): how far the log goes,
+/// without reading it all.
 pub fn last_seq(dir: &Path) -> Result<u64, ReadError> {
-    let path = dir.join(LOG);
-    let mut f = File::open(&path).map_err(io_err(&path))?;
-    let len = f.metadata().map_err(io_err(&path))?.len();
+    for f in log_files(dir)?.iter().rev() {
+        let seq = last_seq_in(f)?;
+        if seq > 0 {
+            return Ok(seq);
+        }
+    }
+    Ok(0)
+}
+
+fn last_seq_in(path: &Path) -> Result<u64, ReadError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
     let mut back = 64 * 1024u64;
     loop {
         let from = len.saturating_sub(back);
-        f.seek(SeekFrom::Start(from)).map_err(io_err(&path))?;
+        f.seek(SeekFrom::Start(from)).map_err(io_err(path))?;
         let mut tail = Vec::new();
         (&mut f)
             .take(back)
             .read_to_end(&mut tail)
-            .map_err(io_err(&path))?;
+            .map_err(io_err(path))?;
         // Complete lines only, newest first; the first may be cut (unless at 0).
         let mut lines: Vec<&[u8]> = tail.split(|&b| b == b'\n').collect();
         lines.pop();

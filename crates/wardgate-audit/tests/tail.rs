@@ -205,6 +205,8 @@ fn a_tail_follows_the_log_into_the_next_file() {
     assert_eq!(drain(&mut t), expected(7, 3, Position::START));
     drop(w);
     rotate(d.path(), 1);
+    // A live file with only its header: the last record is in the rotated one.
+    assert_eq!(last_seq(d.path()).unwrap(), 7);
     // The writer continues in the new file (its own lines, as a writer would).
     let lines: Vec<String> = (8..=10)
         .map(|s| format!("R\t{s}\t{}\t{{\"n\":{s}}}\n", "0".repeat(64)))
@@ -216,6 +218,7 @@ fn a_tail_follows_the_log_into_the_next_file() {
     f.write_all(lines.concat().as_bytes()).unwrap();
     assert_eq!(drain(&mut t), vec![(8, false), (9, false), (10, false)]);
     assert_eq!(log_files(d.path()).unwrap().len(), 2);
+    assert_eq!(last_seq(d.path()).unwrap(), 10);
     // Opening at a position in either file finds it.
     for (after, first) in [(0, 1), (2, 3), (7, 8), (9, 10)] {
         let mut t = Tail::open(
