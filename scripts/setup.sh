@@ -5,10 +5,13 @@
 #     Debian service is not used, the tests run their own instance), and the
 #     peers of the passive-analysis tests: curl (FTP and HTTP client), mosquitto
 #     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils); openssl
-#     (checks the certificates wardgate's CA issues); libpcap-dev (builds
-#     live capture); prometheus (a real Prometheus server scraping the
-#     gateway's metrics, and its promtool checking the exposition; its Debian
-#     service is not used, the tests run their own instance);
+#     (checks the certificates wardgate's CA issues and the checkpoints
+#     exported to syslog); libpcap-dev (builds live capture); prometheus (a
+#     real Prometheus server scraping the gateway's metrics, and its promtool
+#     checking the exposition; its Debian service is not used, the tests run
+#     their own instance); rsyslog and rsyslog-gnutls (the syslog collector of
+#     the export tests, over TCP and TLS), logrotate (rotates the EVE file in
+#     its test);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files), pytest, and PyYAML (reads
 #     the vendored ECS field reference in tests/data/ecs);
@@ -31,6 +34,10 @@ command -v telnetd >/dev/null 2>&1 || [ -x /usr/sbin/telnetd ] || apt_need+=(tel
 # capture ring and drop counters through it.
 [ -f /usr/include/pcap/pcap.h ] || apt_need+=(libpcap-dev)
 command -v promtool >/dev/null 2>&1 || apt_need+=(prometheus)
+# The export tests' collector: Debian's rsyslog, with its GnuTLS driver for RFC 5425.
+[ -x /usr/sbin/rsyslogd ] || apt_need+=(rsyslog)
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || apt_need+=(rsyslog-gnutls)
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || apt_need+=(logrotate)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""

@@ -85,6 +85,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let mut targets: Vec<(String, SocketAddr)> = Vec::new();
     let mut wardgate_pid = None;
     let mut metrics_at = None;
+    let mut rsyslog: Option<crate::export::Rsyslog> = None;
     for t in &a.targets {
         let addr: SocketAddr = match t.as_str() {
             "direct" => sink_addr,
@@ -109,25 +110,40 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 children.0.push((t.clone(), c));
             }
             "wardgate" => {
-                let c = start_wardgate(
-                    &a.wardgate_bin,
-                    &tmp.join("wardgate"),
-                    addr,
-                    sink_addr,
-                    None,
-                )?;
+                let c =
+                    start_wardgate(&a.wardgate_bin, &tmp.join("wardgate"), addr, sink_addr, "")?;
                 wardgate_pid = Some(c.id());
+                children.0.push((t.clone(), c));
+            }
+            // wardgate streaming its events to a local rsyslog: the default
+            // selection (alerts: the routine traffic is read and passed over), or
+            // every event, routine `allowed` decisions included.
+            "wardgate-syslog" | "wardgate-syslog-all" => {
+                if rsyslog.is_none() {
+                    rsyslog = Some(crate::export::Rsyslog::start(&tmp.join("rsyslog"))?);
+                }
+                let collector = rsyslog.as_ref().map(|r| r.addr).context("rsyslog")?;
+                let select = if t == "wardgate-syslog-all" {
+                    format!("actions = [{}]\n", ALL_ACTIONS)
+                } else {
+                    String::new()
+                };
+                let export = format!(
+                    "\n[[export.syslog]]\nname = \"soc\"\naddress = \"{collector}\"\n{select}"
+                );
+                let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, &export)?;
                 children.0.push((t.clone(), c));
             }
             "wardgate-metrics" => {
                 let m: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-                let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, Some(m))?;
+                let admin = format!("\n[gateway.admin]\nmetrics = \"{m}\"\n");
+                let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, &admin)?;
                 children.0.push((t.clone(), c));
                 wait_listening(m, "the metrics endpoint")?;
                 metrics_at = Some(m);
             }
             other => {
-                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-metrics")
+                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-metrics, wardgate-syslog, wardgate-syslog-all")
             }
         }
         wait_listening(addr, t)?;
@@ -136,7 +152,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     for (name, bin) in &a.variant {
         let t = format!("wardgate-{name}");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, None)?;
+        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, "")?;
         children.0.push((t.clone(), c));
         wait_listening(addr, &t)?;
         targets.push((t, addr));
@@ -166,6 +182,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let rss = wardgate_pid.and_then(vm_hwm_kib);
     drop(children);
+    drop(rsyslog);
 
     let mut md = String::new();
     let _ = writeln!(md, "Machine: {}", machine());
@@ -265,8 +282,12 @@ fn scrape(at: SocketAddr) -> Result<String> {
     Ok(out)
 }
 
+/// Every `event.action` an export can select: `wardgate-syslog-all` streams them all.
+const ALL_ACTIONS: &str = r#""allowed", "alerted", "blocked", "failed", "closed", "started", "stopped", "recovered", "reloaded", "observed-violation", "observed", "delivered", "parked", "redriven", "would-block", "policy-applied""#;
+
 /// Starts `wardgate serve` from `bin` with its own site under `dir`, relaying
-/// `addr` to the sink with default settings (and a metrics endpoint at `metrics`). The load device's flood limits are
+/// `addr` to the sink with default settings (and `extra` appended to its
+/// configuration). The load device's flood limits are
 /// lifted: this measures inspection and audit at full speed, not flood protection
 /// (whose per-message check still runs); `wardgate-bench flood` measures that.
 fn start_wardgate(
@@ -274,18 +295,15 @@ fn start_wardgate(
     dir: &std::path::Path,
     addr: SocketAddr,
     sink_addr: SocketAddr,
-    metrics: Option<SocketAddr>,
+    extra: &str,
 ) -> Result<std::process::Child> {
     std::fs::create_dir_all(dir)?;
     let data = dir.join("data");
     let cfg = dir.join("wardgate.toml");
-    let admin = metrics
-        .map(|m| format!("\n[gateway.admin]\nmetrics = \"{m}\"\n"))
-        .unwrap_or_default();
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\ndata_dir = \"{}\"\n{admin}\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n",
+            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n{extra}",
             data.display(),
             crate::harness::LIFTED_LIMITS
         ),

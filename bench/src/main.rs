@@ -14,6 +14,7 @@
 mod capture;
 mod compare;
 mod dicom;
+mod export;
 mod flood;
 mod harness;
 mod mllp;
@@ -78,6 +79,9 @@ enum Cmd {
     Analyze(capture::AnalyzeArgs),
     /// Store-and-forward against pass-through, start-up and drain with a backlog.
     Queue(queue::QueueArgs),
+    /// Syslog export: catch-up time of a backlog of blocked events, to a
+    /// counting collector and to rsyslog.
+    Export(export::ExportArgs),
     /// A well-behaved device's latency through wardgate with and without a flood
     /// from another device (and against a wardgate without flood limits).
     Flood(flood::FloodArgs),
@@ -189,6 +193,7 @@ fn main() -> Result<()> {
         Cmd::GenCapture(a) => capture::generate(a),
         Cmd::Analyze(a) => capture::analyze(a),
         Cmd::Queue(a) => queue::run(a),
+        Cmd::Export(a) => export::run(a),
         Cmd::Flood(a) => flood::run(a),
         Cmd::Paced(a) => {
             let r = current_thread()?.block_on(flood::paced(a))?;

@@ -4,26 +4,36 @@
 field outside `wardgate.*` must be an ECS field (dotted names, as ECS flattens
 them), its JSON value must fit the field's ECS type, and where ECS lists allowed
 values (`event.kind`, `event.category`, `event.type`, `event.outcome`) or a
-pattern, the value must be one of them / match it. `@timestamp` and `ecs.version` are required.
+pattern, the value must be one of them / match it; a field ECS normalises to an
+array (`event.category`, `event.type`) must be one. Every event wardgate emits
+must carry the four categorization fields, `ecs.version`, `@timestamp`, and who
+saw it: `observer.name`, `observer.hostname`, `observer.version`,
+`observer.type`, `host.name`, `host.hostname`.
 
-The reference is tests/data/ecs/ecs_flat.yml (vendored unchanged, see the README
-there). docs/events.md describes the contract this holds wardgate to.
+The reference is tests/data/ecs/ecs_flat.yml (vendored unchanged from the shared
+ECS reference, ../shared/ecs; see the README there; WARDGATE_ECS_FLAT names
+another copy). docs/events.md describes the contract this holds wardgate to.
 """
 import functools
 import ipaddress
 import math
+import os
 import re
 from datetime import datetime
 from pathlib import Path
 
-ECS_FLAT = Path(__file__).resolve().parents[1] / "data" / "ecs" / "ecs_flat.yml"
+ECS_FLAT = Path(os.environ.get("WARDGATE_ECS_FLAT")
+               or Path(__file__).resolve().parents[1] / "data" / "ecs" / "ecs_flat.yml")
 ECS_VERSION = "9.5.0-dev"
 
 # wardgate's own namespace: not ECS, not checked here (the golden file pins it).
 OWN = "wardgate"
-# Fields an event must carry (ECS marks both required), and the version wardgate
-# declares must be the reference's.
-REQUIRED = ("@timestamp", "ecs.version")
+# Fields an event must carry: the two ECS marks required, the categorization
+# fields (issue 19: a SIEM files events by them) and the gateway that saw it. The
+# version wardgate declares must be the reference's.
+REQUIRED = ("@timestamp", "ecs.version", "event.kind", "event.category", "event.type", "event.outcome",
+            "observer.name", "observer.hostname", "observer.version", "observer.type",
+            "host.name", "host.hostname")
 
 STRING_TYPES = {"keyword", "constant_keyword", "wildcard", "match_only_text", "text"}
 INT_RANGES = {
@@ -213,7 +223,10 @@ class Checker:
             if p:
                 out.append(f"{path}: {p}")
             return
-        # A scalar field. Any ECS field may hold an array of values of its type.
+        # A scalar field. Any ECS field may hold an array of values of its type,
+        # and one ECS normalises to an array must be one.
+        if "array" in (spec.get("normalize") or ()) and not isinstance(v, list):
+            out.append(f"{path}: ECS normalizes it to an array, got {json_type(v)} {v!r}")
         for item in v if isinstance(v, list) else [v]:
             if isinstance(item, (dict, list)):
                 out.append(f"{path}: ECS type {ftype} wants a value, got {json_type(item)}")

@@ -43,12 +43,15 @@ GOOD = {
     "@timestamp": "2026-11-26T10:15:00.123Z",
     "ecs": {"version": ecs_check.ECS_VERSION},
     "event": {"kind": "alert", "action": "blocked", "reason": "connection refused", "severity": 3,
-              "category": "network"},
+              "category": ["network", "intrusion_detection"], "type": ["denied"], "outcome": "failure"},
     "rule": {"id": "WG-ACCESS-001", "name": "unknown-device"},
     "source": {"ip": "127.0.0.66", "port": 40000},
     "destination": {"ip": "::1", "port": 2575},
     "network": {"protocol": "hl7-mllp", "transport": "tcp"},
-    "wardgate": {"schema": 1, "stage": "connection", "anything": {"goes": ["here", 1, None]}},
+    "observer": {"name": "icu-gw", "hostname": "gw1", "vendor": "wardgate", "product": "wardgate",
+                 "version": "0.1.0", "type": "gateway"},
+    "host": {"name": "icu-gw", "hostname": "gw1", "architecture": "x86_64", "os": {"type": "linux"}},
+    "wardgate": {"schema": 2, "stage": "connection", "anything": {"goes": ["here", 1, None]}},
 }
 
 
@@ -121,8 +124,38 @@ def test_a_value_ecs_does_not_allow_fails(path, value):
 
 
 def test_event_type_must_go_with_the_category():
-    problems = ecs_check.check_event(with_("event.type", "installation"))  # a package type, not network
-    assert problems == ["event.type: 'installation' is not an ECS expected type for event.category ['network']"]
+    problems = ecs_check.check_event(with_("event.type", ["installation"]))  # a package type, not network
+    assert problems == ["event.type: 'installation' is not an ECS expected type for event.category "
+                        "['network', 'intrusion_detection']"]
+
+
+@pytest.mark.parametrize("path", ["event.category", "event.type"])
+def test_categorization_arrays_must_be_arrays(path):
+    problems = ecs_check.check_event(with_(path, "network" if path == "event.category" else "denied"))
+    assert any(p.startswith(f"{path}: ECS normalizes it to an array") for p in problems), problems
+
+
+@pytest.mark.parametrize("path", ["event.type", "event.outcome", "observer", "host", "event.category"])
+def test_categorization_and_the_observer_are_required(path):
+    ev = json.loads(json.dumps(GOOD))
+    *parents, leaf = path.split(".")
+    node = ev
+    for p in parents:
+        node = node[p]
+    node.pop(leaf)
+    problems = ecs_check.check_event(ev)
+    assert problems and all("required by ECS, missing" in p for p in problems), problems
+
+
+def test_the_vendored_reference_is_the_shared_one():
+    """tests/data/ecs is a copy of the shared ECS reference (../shared/ecs) where
+    the checkout sits beside it; the check reads the copy so the repository
+    stands alone."""
+    shared = ROOT.parent / "shared" / "ecs" / "ecs_flat.yml"
+    if not shared.exists():
+        pytest.skip(f"{shared} not present beside the checkout")
+    vendored = ROOT / "tests" / "data" / "ecs" / "ecs_flat.yml"
+    assert vendored.read_bytes() == shared.read_bytes()
 
 
 def test_timestamp_is_required():
@@ -159,12 +192,13 @@ def schema_of(events):
         key = f"{ev['event']['action']} / {ev['wardgate']['stage']}"
         a = acc.setdefault(key, {"kind": set(), "category": set(), "fields": {}})
         a["kind"].add(ev["event"]["kind"])
-        a["category"].add(ev["event"]["category"])
+        cat = ev["event"]["category"]
+        a["category"].add(tuple(cat) if isinstance(cat, list) else cat)
         shape(ev, "", a["fields"])
     return {
         key: {
             "event.kind": sorted(a["kind"]),
-            "event.category": sorted(a["category"]),
+            "event.category": [list(c) if isinstance(c, tuple) else c for c in sorted(a["category"])],
             "fields": {p: "|".join(sorted(t)) for p, t in sorted(a["fields"].items())},
         }
         for key, a in sorted(acc.items())
@@ -573,7 +607,7 @@ def test_the_conftest_hook_reads_audit_logs_and_reports_violations(monkeypatch):
 
     ctx = {**GOOD, "event": {**GOOD["event"], "kind": "event", "action": "allowed", "severity": 0,
                              "reason": "connection admitted"},
-           "wardgate": {"schema": 1, "route": "r", "connection_id": 7, "stage": "connection"}}
+           "wardgate": {"schema": 2, "route": "r", "connection_id": 7, "stage": "connection"}}
     ctx.pop("rule")
     compact = {"@timestamp": "2026-11-26T10:15:00.124Z", "event": {"action": "allowed"},
                "wardgate": {"connection_id": 7, "hl7": {"message_type": "ORU^R01", "control_id": "C-1"},

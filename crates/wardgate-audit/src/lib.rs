@@ -15,9 +15,11 @@
 //! Format (TAB-separated lines): a header `H`, records `R seq hash payload`,
 //! checkpoints `C seq hash unix_ms signature`; see ARCHITECTURE.md.
 
+pub mod reader;
 mod verify;
 mod writer;
 
+pub use reader::{Entry, Mark, Position, ReadError, Tail};
 pub use verify::{verify, VerifyError, VerifyReport};
 pub use writer::{
     write_out, AuditWriter, OpenReport, PendingCheckpoint, TailRepair, WriterOptions,

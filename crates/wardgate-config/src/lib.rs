@@ -19,8 +19,14 @@ use std::path::{Path, PathBuf};
 pub use toml::Spanned;
 
 mod admin;
+mod export;
 mod limits;
 pub use admin::{AdminSettings, ResolvedAdmin, DEFAULT_SOCKET, MAX_SOCKET_PATH};
+pub use export::{
+    split_host_port, EveExport, ExportSettings, Format, ResolvedEve, ResolvedExport,
+    ResolvedSyslog, ResolvedSyslogTls, RulePattern, Selection, SyslogExport, SyslogTls, Transport,
+    ACTIONS,
+};
 pub use limits::{DeviceLimits, FloodLimits, FloodSettings};
 
 /// Upper bound on a configuration file, so `check` never reads an arbitrary file whole.
@@ -47,6 +53,9 @@ pub struct Config {
     /// The site's choices about its alerts (`[[rule_override]]`).
     #[serde(default, rename = "rule_override")]
     pub rule_overrides: Vec<RuleOverride>,
+    /// Where events are sent beyond the gateway (`[export]`: syslog, the EVE file).
+    #[serde(default)]
+    pub export: ExportSettings,
     /// Where the configuration was read from (not a TOML key).
     #[serde(skip)]
     pub source: Source,
@@ -98,6 +107,10 @@ impl Source {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gateway {
+    /// The gateway's name in the events it emits (`observer.name`, `host.name`).
+    /// Default: the machine's hostname.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
     /// Directory for the audit log, the embedded database and keys. Relative paths
     /// are resolved against the directory of the configuration file.
     pub data_dir: Spanned<PathBuf>,
@@ -1030,6 +1043,8 @@ pub struct Validated {
     pub gateway_addresses: Vec<IpAddr>,
     /// `[gateway.admin]`, resolved.
     pub admin: ResolvedAdmin,
+    /// `[export]`, resolved.
+    pub export: ResolvedExport,
 }
 
 impl Validated {
@@ -1746,6 +1761,17 @@ impl Config {
             &mut warnings,
         );
         problems.extend(lib_problems);
+        if let Some(n) = &self.gateway.name {
+            let v = n.get_ref();
+            if v.is_empty() || v.len() > 255 || !v.bytes().all(|b| (33..=126).contains(&b)) {
+                problems.push(src.problem(
+                    n.span(),
+                    Level::Error,
+                    format!("gateway name {v:?} must be 1-255 printable ASCII characters without spaces (it is also the syslog HOSTNAME)"),
+                ));
+            }
+        }
+        let export = export::check(src, &self.export, &data_dir, &mut problems);
 
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);
@@ -1760,6 +1786,7 @@ impl Config {
             local_networks,
             gateway_addresses,
             admin,
+            export,
         })
     }
 }
@@ -2282,7 +2309,7 @@ fn parse_socket(
     }
 }
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

@@ -483,3 +483,173 @@ fn bad_admin_values_are_located() {
         "{p:?}"
     );
 }
+
+const EXPORT: &str = r#"
+[gateway]
+data_dir = "data"
+name = "icu-gateway-1"
+
+[export.eve]
+path = "eve/alerts.json"
+keep = 3
+min_severity = "medium"
+
+[[export.syslog]]
+name = "soc"
+address = "siem.example.org:6514"
+transport = "tls"
+format = "cef"
+facility = "authpriv"
+rules = ["WG-INF-*", "WG-ACCESS-001"]
+actions = ["blocked", "alerted"]
+
+[export.syslog.tls]
+ca = "siem-ca.pem"
+cert = "gw.crt"
+key = "gw.key"
+
+[[export.syslog]]
+name = "local"
+address = "[::1]:514"
+transport = "udp"
+checkpoints = false
+"#;
+
+#[test]
+fn exports_resolve_with_their_defaults() {
+    let v = parse(EXPORT).unwrap();
+    let e = &v.export;
+    let eve = e.eve.as_ref().unwrap();
+    assert_eq!(eve.path, Path::new("/etc/wardgate/eve/alerts.json"));
+    assert_eq!((eve.rotate_bytes, eve.keep), (100 << 20, 3));
+    assert_eq!(eve.select.min_severity, wardgate_event::Severity::Medium);
+    assert!(eve.select.actions.is_empty() && eve.select.checkpoints);
+    let soc = &e.syslog[0];
+    assert_eq!(
+        (soc.transport, soc.format, soc.facility),
+        (Transport::Tls, Format::Cef, 10)
+    );
+    assert_eq!(soc.select.actions, vec!["blocked", "alerted"]);
+    assert!(soc.select.rules[0].matches("WG-INF-010"));
+    assert!(!soc.select.rules[0].matches("WG-ACCESS-001"));
+    assert!(soc.select.rules[1].matches("WG-ACCESS-001"));
+    let tls = soc.tls.as_ref().unwrap();
+    assert_eq!(tls.server_name, "siem.example.org");
+    assert_eq!(tls.ca, Path::new("/etc/wardgate/siem-ca.pem"));
+    assert_eq!(tls.crl, None);
+    assert!(tls.client_cert.is_some());
+    let local = &e.syslog[1];
+    assert_eq!(
+        (local.transport, local.facility, local.app_name.as_str()),
+        (Transport::Udp, 16, "wardgate")
+    );
+    assert!(!local.select.checkpoints);
+    assert_eq!(
+        (
+            local.settle_ms,
+            local.unreachable_alert_secs,
+            local.start_at_end
+        ),
+        (1000, 30, false)
+    );
+    assert_eq!(
+        v.config.gateway.name.as_ref().unwrap().get_ref(),
+        "icu-gateway-1"
+    );
+}
+
+#[test]
+fn export_problems_are_located_at_their_keys() {
+    // (replace, with, the line the problem is at (its last occurrence), message)
+    for (from, to, at, expect) in [
+        (
+            "transport = \"tls\"",
+            "transport = \"tcp+tls\"",
+            "tcp+tls",
+            "transport \"tcp+tls\"",
+        ),
+        (
+            "format = \"cef\"",
+            "format = \"leef\"",
+            "leef",
+            "format \"leef\"",
+        ),
+        (
+            "facility = \"authpriv\"",
+            "facility = \"local9\"",
+            "local9",
+            "facility \"local9\"",
+        ),
+        (
+            "\"WG-INF-*\"",
+            "\"WG-NOPE-*\"",
+            "WG-NOPE",
+            "matches no rule id",
+        ),
+        (
+            "\"alerted\"]",
+            "\"alert\"]",
+            "\"alert\"",
+            "\"alert\" is not an event action",
+        ),
+        (
+            "min_severity = \"medium\"",
+            "min_severity = \"severe\"",
+            "severe",
+            "min_severity \"severe\"",
+        ),
+        (
+            "keep = 3",
+            "keep = 0",
+            "keep = 0",
+            "keep = 0 must be in 1..=1000",
+        ),
+        (
+            "address = \"[::1]:514\"",
+            "address = \"::1:514\"",
+            "::1:514",
+            "must be host:port",
+        ),
+        (
+            "address = \"[::1]:514\"",
+            "address = \"localhost:0\"",
+            "localhost:0",
+            "port 0",
+        ),
+        (
+            "name = \"local\"",
+            "name = \"soc\"",
+            "name = \"soc\"",
+            "used twice",
+        ),
+        (
+            "name = \"icu-gateway-1\"",
+            "name = \"icu gateway\"",
+            "icu gateway",
+            "gateway name",
+        ),
+        (
+            "checkpoints = false",
+            "checkpoints = false\n[export.syslog.tls]\nca = \"x.pem\"",
+            "x.pem",
+            "set transport = \"tls\"",
+        ),
+    ] {
+        assert!(EXPORT.contains(from), "{from}");
+        let text = EXPORT.replacen(from, to, 1);
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(at))
+            .last()
+            .unwrap()
+            .0
+            + 1;
+        let p = problems(&text);
+        assert!(
+            p.iter()
+                .any(|p| p.line == line && p.message.contains(expect)),
+            "{to} (line {line}): {p:#?}"
+        );
+    }
+}

@@ -371,7 +371,9 @@ pub fn write_routine(
             let mt_end = out.len();
             out.extend_from_slice(b" allowed on route ");
             push_json_escaped(out, route);
-            out.extend_from_slice(b"\",\"severity\":0,\"category\":\"network\"},");
+            out.extend_from_slice(
+                b"\",\"severity\":0,\"category\":[\"network\"],\"type\":[\"allowed\"],\"outcome\":\"success\"},",
+            );
             out.extend_from_slice(fragment);
             out.extend_from_slice(b",\"stage\":\"message\",\"hl7\":{\"message_type\":\"");
             out.extend_from_within(mt_start..mt_end);

@@ -49,8 +49,9 @@ impl Default for Ecs {
     }
 }
 
-/// Version of the event schema (`wardgate.schema`).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the event schema (`wardgate.schema`). 2: `event.category` became
+/// an array and `event.type` / `event.outcome` were added (docs/events.md).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What wardgate did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,11 +90,14 @@ pub enum Action {
     WouldBlock,
     /// A configuration was put in force (at start or by a reload).
     PolicyApplied,
+    /// The audit log's head was signed (`WG-EXPORT-003`): exported only, from
+    /// the log's checkpoint lines, never a record of the log itself.
+    AuditCheckpoint,
 }
 
 impl Action {
     /// Every action, for checking a name given on the command line.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::Allowed,
         Action::Alerted,
         Action::Blocked,
@@ -110,6 +114,7 @@ impl Action {
         Action::Redriven,
         Action::WouldBlock,
         Action::PolicyApplied,
+        Action::AuditCheckpoint,
     ];
 
     /// The value of `event.action`.
@@ -131,6 +136,7 @@ impl Action {
             Action::Redriven => "redriven",
             Action::WouldBlock => "would-block",
             Action::PolicyApplied => "policy-applied",
+            Action::AuditCheckpoint => "audit-checkpoint",
         }
     }
 }
@@ -217,7 +223,14 @@ impl Stage {
 }
 
 /// ECS `event.*`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `event.category` is written as an array and `event.type` and `event.outcome`
+/// are derived from the action, the category and the kind when the event is
+/// serialised ([`EventMeta::categories`], [`EventMeta::types`],
+/// [`EventMeta::outcome`]): one place decides them, so no caller can set a
+/// type ECS does not pair with the category. Reading accepts schema 1's single
+/// category string as well.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EventMeta {
     /// `alert` when a rule fired, else `event`.
     pub kind: Kind,
@@ -228,8 +241,134 @@ pub struct EventMeta {
     /// Numeric severity (0 info .. 4 critical) as ECS wants a number.
     pub severity: u8,
     /// `network` for traffic, `process` for gateway lifecycle, `configuration`
-    /// for policy, `host` for inventory.
+    /// for policy, `host` for inventory (the first of `event.category`).
+    #[serde(deserialize_with = "category_of")]
     pub category: Category,
+    /// The audit record's sequence number (`event.sequence`): set by readers
+    /// and exporters, which know it; never stored in the record itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// A unique id (`event.id`): the audit chain's id and the sequence number,
+    /// set by readers and exporters so that a SIEM can drop a copy delivered twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// ECS `event.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// What the event is about went through.
+    Success,
+    /// It did not (refused, undeliverable, parked).
+    Failure,
+    /// wardgate cannot tell (passive analysis: the host read it, what it did is unknown).
+    Unknown,
+}
+
+impl Outcome {
+    /// The value of `event.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+impl EventMeta {
+    /// `event.category`: the category, and `intrusion_detection` too for an
+    /// alert about traffic, so that a SIEM's IDS views find wardgate's alerts.
+    pub fn categories(&self) -> &'static [&'static str] {
+        match (self.category, self.kind) {
+            (Category::Network, Kind::Alert) => &["network", "intrusion_detection"],
+            (Category::Network, Kind::Event) => &["network"],
+            (Category::Process, _) => &["process"],
+            (Category::Configuration, _) => &["configuration"],
+            (Category::Host, _) => &["host"],
+        }
+    }
+
+    /// `event.type`: each value one that ECS expects with the category (a
+    /// test holds every pair to the reference, `tests/data/ecs`).
+    pub fn types(&self) -> &'static [&'static str] {
+        use Action as A;
+        match self.category {
+            Category::Network => match self.action {
+                A::Allowed | A::Alerted | A::WouldBlock | A::Delivered | A::Redriven => {
+                    &["allowed"]
+                }
+                A::Blocked => &["denied"],
+                A::Closed => &["connection", "end"],
+                _ => &["info"],
+            },
+            Category::Process => match self.action {
+                A::Started => &["start"],
+                A::Stopped => &["end"],
+                _ => &["info"],
+            },
+            Category::Configuration => match self.action {
+                A::Reloaded | A::PolicyApplied => &["change"],
+                _ => &["info"],
+            },
+            Category::Host => &["info"],
+        }
+    }
+
+    /// `event.outcome`: whether what the event is about went through. A block
+    /// is a failure of the traffic it refused (as firewalls report a deny); a
+    /// passive finding is unknown, since the host read the bytes and wardgate
+    /// cannot see what it did with them.
+    pub fn outcome(&self) -> Outcome {
+        match self.action {
+            Action::Blocked | Action::Failed | Action::Parked => Outcome::Failure,
+            Action::ObservedViolation => Outcome::Unknown,
+            _ => Outcome::Success,
+        }
+    }
+}
+
+impl Serialize for EventMeta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("EventMeta", 9)?;
+        m.serialize_field("kind", &self.kind)?;
+        m.serialize_field("action", &self.action)?;
+        m.serialize_field("reason", &self.reason)?;
+        m.serialize_field("severity", &self.severity)?;
+        m.serialize_field("category", self.categories())?;
+        m.serialize_field("type", self.types())?;
+        m.serialize_field("outcome", self.outcome().as_str())?;
+        match self.sequence {
+            Some(seq) => m.serialize_field("sequence", &seq)?,
+            None => m.skip_field("sequence")?,
+        }
+        match &self.id {
+            Some(id) => m.serialize_field("id", id)?,
+            None => m.skip_field("id")?,
+        }
+        m.end()
+    }
+}
+
+/// `event.category` as schema 1 wrote it (one string) or as schema 2 does (an
+/// array): the first value wardgate uses decides.
+fn category_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Category, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Category),
+        Many(Vec<serde_json::Value>),
+    }
+    match OneOrMany::deserialize(d)? {
+        OneOrMany::One(c) => Ok(c),
+        OneOrMany::Many(values) => values
+            .into_iter()
+            .find_map(|v| serde_json::from_value::<Category>(v).ok())
+            .ok_or_else(|| {
+                serde::de::Error::custom("event.category names no category wardgate uses")
+            }),
+    }
 }
 
 /// ECS `rule.*`.
@@ -518,6 +657,52 @@ pub struct WardgateFields {
     /// Flood protection: what a flood episode hit and counted (`WG-FLOOD-*`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flood: Option<FloodFacts>,
+    /// An export to a SIEM: which, and its outage (`WG-EXPORT-001`, `-002`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub export: Option<ExportFacts>,
+    /// A signed checkpoint of the audit log, exported (`WG-EXPORT-003`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checkpoint: Option<CheckpointFacts>,
+}
+
+/// An export and its outage (`wardgate.export`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFacts {
+    /// The export's name (`[[export.syslog]] name`).
+    pub name: String,
+    /// The collector, `host:port`.
+    pub address: String,
+    /// `tcp`, `tls` or `udp`.
+    pub transport: String,
+    /// How long the collector has been (or was) unreachable (milliseconds).
+    pub outage_ms: u64,
+    /// Audit records after the last one the collector has (unreachable), or
+    /// records sent to catch up (recovered).
+    pub backlog: u64,
+    /// Catching up took this long (milliseconds; recovered only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub catch_up_ms: Option<u64>,
+    /// Why the collector was unreachable (the last error).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub error: String,
+}
+
+/// A signed checkpoint of the audit log (`wardgate.checkpoint`): enough to
+/// verify the signature off the box and to hold the gateway to its log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointFacts {
+    /// The audit chain's id (hex), from the log's header.
+    pub chain_id: String,
+    /// The last record it signs.
+    pub seq: u64,
+    /// The chain's head hash at `seq` (hex, SHA-256).
+    pub head_hash: String,
+    /// When it was signed (RFC 3339).
+    pub signed_at: String,
+    /// Ed25519 signature (hex) over the chain id, seq, head hash and time.
+    pub signature: String,
+    /// The log's public key (hex), from its header.
+    pub public_key: String,
 }
 
 /// What was seen of one address (`wardgate.inventory` in an `observed` event).
@@ -627,6 +812,8 @@ impl WardgateFields {
             bytes: None,
             inventory: None,
             flood: None,
+            export: None,
+            checkpoint: None,
         }
     }
 }
@@ -654,8 +841,100 @@ pub struct Event {
     /// Protocol.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub network: Option<Network>,
+    /// The gateway that saw the event (`observer.*`): stamped on every event
+    /// wardgate emits (`events --json`, syslog, the EVE file, `analyze --json`),
+    /// not stored in each audit record, whose log already is the gateway's own.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub observer: Option<Observer>,
+    /// The machine wardgate runs on (`host.*`), stamped with `observer`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub host: Option<Host>,
     /// wardgate's own fields.
     pub wardgate: WardgateFields,
+}
+
+/// ECS `observer.*`: the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observer {
+    /// The gateway's name (`[gateway] name`, else its hostname).
+    pub name: String,
+    /// Its hostname.
+    pub hostname: String,
+    /// `wardgate`.
+    pub vendor: String,
+    /// `wardgate`.
+    pub product: String,
+    /// wardgate's version.
+    pub version: String,
+    /// `gateway` (ECS has no fixed list; it names firewalls, IDS and proxies
+    /// so).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// ECS `host.*`: the machine wardgate runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Its name (the gateway's name, as `observer.name`).
+    pub name: String,
+    /// What `hostname` returns.
+    pub hostname: String,
+    /// CPU architecture (`x86_64`, `aarch64`).
+    pub architecture: String,
+    /// `host.os.type` where ECS names the family (`linux`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub os: Option<HostOs>,
+}
+
+/// ECS `host.os.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostOs {
+    /// One of ECS's expected families (`linux`, `macos`, `windows`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// Who emits events: the `observer.*` and `host.*` every emitted event carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `observer.*`.
+    pub observer: Observer,
+    /// `host.*`.
+    pub host: Host,
+}
+
+impl Identity {
+    /// The identity of a gateway called `name` (its hostname when `None`) on
+    /// the machine `hostname`, running this build of wardgate.
+    pub fn new(name: Option<&str>, hostname: &str) -> Identity {
+        let name = name
+            .filter(|n| !n.is_empty())
+            .unwrap_or(hostname)
+            .to_owned();
+        let os = match std::env::consts::OS {
+            "linux" => Some("linux"),
+            "macos" => Some("macos"),
+            "windows" => Some("windows"),
+            "freebsd" | "openbsd" | "netbsd" => Some("unix"),
+            _ => None,
+        };
+        Identity {
+            observer: Observer {
+                name: name.clone(),
+                hostname: hostname.to_owned(),
+                vendor: "wardgate".into(),
+                product: "wardgate".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                kind: "gateway".into(),
+            },
+            host: Host {
+                name,
+                hostname: hostname.to_owned(),
+                architecture: std::env::consts::ARCH.into(),
+                os: os.map(|k| HostOs { kind: k.into() }),
+            },
+        }
+    }
 }
 
 /// Numeric form of a severity for `event.severity`.
@@ -675,11 +954,15 @@ impl Event {
                 reason,
                 severity: 0,
                 category: Category::Network,
+                sequence: None,
+                id: None,
             },
             rule: None,
             source: None,
             destination: None,
             network: None,
+            observer: None,
+            host: None,
             wardgate: WardgateFields::new(stage),
         }
     }
@@ -706,6 +989,22 @@ impl Event {
         self
     }
 
+    /// Makes the event the one wardgate emits: who saw it (`observer.*`,
+    /// `host.*`) and, when the audit record is known, `event.sequence` and
+    /// `event.id` (`<chain id>-<seq>`).
+    pub fn stamp(&mut self, who: &Identity, record: Option<(&str, u64)>) {
+        self.observer = Some(who.observer.clone());
+        self.host = Some(who.host.clone());
+        if let Some((chain, seq)) = record {
+            self.event.sequence = Some(seq);
+            self.event.id = Some(if chain.is_empty() {
+                seq.to_string()
+            } else {
+                format!("{chain}-{seq}")
+            });
+        }
+    }
+
     /// Compact JSON, one line, no tabs or newlines (the audit log relies on this).
     pub fn to_json(&self) -> Vec<u8> {
         // Presized: an event is 400-900 bytes, so growing from empty would
@@ -725,6 +1024,20 @@ impl Event {
             out.truncate(start);
             out.extend_from_slice(b"{}");
         }
+    }
+}
+
+/// The document wardgate emits for one audit record's JSON (already expanded,
+/// see [`crate::compact::Expander`]): the event stamped ([`Event::stamp`]) and
+/// serialised again, or, for a record that is no event wardgate can read, the
+/// record unchanged: never dropped, never guessed at.
+pub fn emitted<'a>(json: &'a [u8], who: &Identity, record: Option<(&str, u64)>) -> Cow<'a, [u8]> {
+    match serde_json::from_slice::<Event>(json) {
+        Ok(mut e) => {
+            e.stamp(who, record);
+            Cow::Owned(e.to_json())
+        }
+        Err(_) => Cow::Borrowed(json),
     }
 }
 
@@ -832,8 +1145,6 @@ pub fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::Action;
-
     /// `Action::ALL` holds every action once: the match below stops compiling
     /// when an action is added, and then ALL must grow with it.
     #[test]
@@ -855,6 +1166,7 @@ mod tests {
             Action::Redriven => 13,
             Action::WouldBlock => 14,
             Action::PolicyApplied => 15,
+            Action::AuditCheckpoint => 16,
         };
         let mut seen = [false; Action::ALL.len()];
         for a in Action::ALL {
@@ -862,5 +1174,111 @@ mod tests {
             seen[index(a)] = true;
         }
         assert!(seen.iter().all(|&s| s));
+    }
+
+    use super::*;
+
+    const ACTIONS: [Action; 17] = [
+        Action::Allowed,
+        Action::Alerted,
+        Action::Blocked,
+        Action::Failed,
+        Action::Closed,
+        Action::Started,
+        Action::Stopped,
+        Action::Recovered,
+        Action::Reloaded,
+        Action::ObservedViolation,
+        Action::Observed,
+        Action::Delivered,
+        Action::Parked,
+        Action::Redriven,
+        Action::WouldBlock,
+        Action::PolicyApplied,
+        Action::AuditCheckpoint,
+    ];
+
+    /// `expected_event_types` of the categories wardgate uses, as the ECS
+    /// reference (tests/data/ecs/ecs_flat.yml, 9.5.0-dev) lists them; the
+    /// interop ECS check reads the reference itself for every event produced.
+    fn expected(category: &str) -> &'static [&'static str] {
+        match category {
+            "network" => &[
+                "access",
+                "allowed",
+                "connection",
+                "denied",
+                "end",
+                "info",
+                "protocol",
+                "start",
+            ],
+            "intrusion_detection" => &["allowed", "denied", "info"],
+            "process" => &["access", "change", "end", "info", "start"],
+            "configuration" => &["access", "change", "creation", "deletion", "info"],
+            "host" => &["access", "change", "end", "info", "start"],
+            other => panic!("category {other} is not one wardgate uses"),
+        }
+    }
+
+    #[test]
+    fn every_type_is_one_ecs_expects_with_the_category() {
+        for action in ACTIONS {
+            for category in [
+                Category::Network,
+                Category::Process,
+                Category::Configuration,
+                Category::Host,
+            ] {
+                for kind in [Kind::Event, Kind::Alert] {
+                    let mut e = Event::new(String::new(), action, String::new(), Stage::Gateway);
+                    e.event.category = category;
+                    e.event.kind = kind;
+                    let cats = e.event.categories();
+                    assert_eq!(cats[0], category.as_str());
+                    for t in e.event.types() {
+                        assert!(
+                            cats.iter().any(|c| expected(c).contains(t)),
+                            "{action:?}/{category:?}/{kind:?}: type {t} fits none of {cats:?}"
+                        );
+                    }
+                    assert!(["success", "failure", "unknown"].contains(&e.event.outcome().as_str()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schema_1_records_read_and_write_back_as_schema_2() {
+        let old = br#"{"@timestamp":"2026-11-26T10:15:00.123Z","event":{"kind":"alert","action":"blocked","reason":"r","severity":3,"category":"network"},"wardgate":{"schema":1,"stage":"connection"}}"#;
+        let e: Event = serde_json::from_slice(old).expect("schema 1 parses");
+        assert_eq!(e.event.category, Category::Network);
+        let json = String::from_utf8(e.to_json()).expect("utf-8");
+        assert!(
+            json.contains(r#""category":["network","intrusion_detection"],"type":["denied"],"outcome":"failure""#),
+            "{json}"
+        );
+        let again: Event = serde_json::from_str(&json).expect("schema 2 parses");
+        assert_eq!(again, e);
+        // A category array naming nothing wardgate uses is refused, not guessed.
+        let odd = String::from_utf8_lossy(old)
+            .replace(r#""category":"network""#, r#""category":["web"]"#);
+        assert!(serde_json::from_str::<Event>(&odd).is_err());
+    }
+
+    #[test]
+    fn a_stamp_names_the_gateway_and_the_record() {
+        let mut e = Event::new("t".into(), Action::Started, "s".into(), Stage::Gateway);
+        let who = Identity::new(None, "gw-1");
+        e.stamp(&who, Some(("00ff", 42)));
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).expect("json");
+        assert_eq!(v["observer"]["name"], "gw-1");
+        assert_eq!(v["observer"]["type"], "gateway");
+        assert_eq!(v["host"]["hostname"], "gw-1");
+        assert_eq!(v["event"]["sequence"], 42);
+        assert_eq!(v["event"]["id"], "00ff-42");
+        let named = Identity::new(Some("icu-gateway"), "gw-1");
+        assert_eq!(named.observer.name, "icu-gateway");
+        assert_eq!(named.observer.hostname, "gw-1");
     }
 }

@@ -22,5 +22,5 @@ pub mod repeats;
 pub mod rules;
 
 pub use clock::Clock;
-pub use event::{Action, Category, Event, Kind, Record, Stage};
+pub use event::{Action, Category, Event, Identity, Kind, Outcome, Record, Stage};
 pub use rules::{Rule, Severity};

@@ -280,6 +280,12 @@ rules! {
         "The disk under data_dir fell behind the audit log (more records waited to be written than the recorder buffers): this connection stopped reading for the time given, until its decisions could be recorded, so that none goes unrecorded; other connections and timers ran on. A slow or failing disk.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,
         "The audit log ended with a torn record (a crash mid-write); it was cut back to the last whole record and this is recorded.";
+    EXPORT_UNREACHABLE = "WG-EXPORT-001", "syslog-collector-unreachable", High,
+        "A syslog collector could not be reached (refused, timed out, TLS failed, or the connection broke) for longer than unreachable_alert_secs: alerts are not reaching the SOC. Nothing is lost: events wait in the audit log and are sent when it returns. Raised once per outage, with how long it has lasted and how many records wait.";
+    EXPORT_RECOVERED = "WG-EXPORT-002", "syslog-collector-recovered", Medium,
+        "A syslog collector that was unreachable is receiving again: the event says how long the outage lasted and how many records were sent to catch up.";
+    EXPORT_CHECKPOINT = "WG-EXPORT-003", "audit-checkpoint", Info,
+        "A signed checkpoint of the audit log (chain id, sequence number, head hash, Ed25519 signature), sent off the box so that a log cut back, rewritten or deleted on the gateway is detectable from outside: the collector holds heads the gateway can no longer deny. Not recorded in the audit log itself; only exported.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

@@ -154,10 +154,20 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     let handle = recorder.as_ref().map(|r| r.handle());
     let mut failed = None;
     let mut write_err = None;
+    let who = crate::identity(&v);
     let mut sink = |r: Record| {
+        // What is printed is what wardgate emits: stamped with who saw it.
         let line = match &r {
-            Record::Event(e) => e.to_json(),
-            Record::Routine(j) => j.clone(),
+            Record::Event(e) if a.json => {
+                let mut e = (**e).clone();
+                e.stamp(&who, None);
+                e.to_json()
+            }
+            Record::Event(_) => Vec::new(),
+            Record::Routine(j) if a.json => {
+                wardgate_event::event::emitted(j, &who, None).into_owned()
+            }
+            Record::Routine(_) => Vec::new(),
         };
         let res = if a.json {
             out.write_all(&line).and_then(|()| out.write_all(b"\n"))

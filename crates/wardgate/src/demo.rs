@@ -454,6 +454,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         let serve::Running {
             recorder,
             proxy,
+            exporters,
             _lock,
         } = running;
         let server = tokio::spawn(proxy.run(rx));
@@ -491,7 +492,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             st.blocked.load(Relaxed),
             st.recorded.load(Relaxed),
         );
-        serve::finish(recorder)?;
+        serve::finish(recorder, exporters, std::time::Duration::from_secs(5))?;
         drop(_lock);
         let forwarded = received.lock().map(|r| r.len()).unwrap_or(0);
         anyhow::Ok((results, forwarded, totals, imaging))
@@ -578,8 +579,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        for e in &events {
-            println!("{}", e.doc);
+        let v = crate::load(&args.dir.join("wardgate.toml"))?;
+        for doc in crate::emitted_docs(&v, &events) {
+            println!("{}", String::from_utf8_lossy(&doc));
         }
     }
     let cfg = args.dir.join("wardgate.toml");

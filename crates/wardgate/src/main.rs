@@ -408,6 +408,7 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
         if !a.json {
             writeln!(out, "{}", table_header())?;
         }
+        let stamp = stamper(&data_dir, v.as_ref());
         wardgate_store::follow_log(
             &audit_dir,
             &filter,
@@ -415,7 +416,8 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
             std::time::Duration::from_millis(250),
             |r| {
                 if a.json {
-                    writeln!(out, "{}", r.doc)?;
+                    out.write_all(&stamp(&r))?;
+                    out.write_all(b"\n")?;
                 } else {
                     writeln!(out, "{}", doc_row(&r.doc))?;
                 }
@@ -433,8 +435,10 @@ fn events(a: EventsArgs) -> Result<ExitCode> {
         wardgate_store::query_log(&audit_dir, &filter)?
     };
     if a.json {
+        let stamp = stamper(&data_dir, v.as_ref());
         for r in &rows {
-            writeln!(out, "{}", r.doc)?;
+            out.write_all(&stamp(r))?;
+            out.write_all(b"\n")?;
         }
     } else {
         writeln!(out, "{}", table_header())?;
@@ -537,6 +541,48 @@ fn event_time(flag: &str, t: &str) -> Result<String> {
     anyhow::bail!(
         "{flag} {t:?}: not a time; give RFC 3339 (2026-11-24T03:00:00Z, 2026-11-24T04:00:00+01:00) or a UTC date or date-time (2026-11-24, 2026-11-24T03:00)"
     )
+}
+
+/// This machine's hostname (what `hostname` prints), or `localhost` when the
+/// system will not say.
+pub(crate) fn hostname() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Who emits this configuration's events: `observer.*` and `host.*`.
+pub(crate) fn identity(v: &Validated) -> wardgate_event::Identity {
+    let name = v.config.gateway.name.as_ref().map(|n| n.get_ref().as_str());
+    wardgate_event::Identity::new(name, &hostname())
+}
+
+/// Stored events as an operator reads them: stamped with who saw them and
+/// their record (`event.sequence`, `event.id`).
+pub(crate) fn emitted_docs(v: &Validated, rows: &[wardgate_store::StoredEvent]) -> Vec<Vec<u8>> {
+    let stamp = stamper(&v.data_dir, Some(v));
+    rows.iter().map(stamp).collect()
+}
+
+/// Stamps one stored event as [`emitted_docs`] does; without a configuration
+/// (`--data-dir`), the observer is named by the hostname alone.
+pub(crate) fn stamper(
+    data_dir: &std::path::Path,
+    v: Option<&Validated>,
+) -> impl Fn(&wardgate_store::StoredEvent) -> Vec<u8> {
+    let name = v.and_then(|v| v.config.gateway.name.as_ref().map(|n| n.get_ref().clone()));
+    let who = wardgate_event::Identity::new(name.as_deref(), &hostname());
+    let chain = wardgate_audit::reader::chain_id(&data_dir.join("audit"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    move |r: &wardgate_store::StoredEvent| {
+        wardgate_event::event::emitted(r.doc.as_bytes(), &who, Some((&chain, r.seq))).into_owned()
+    }
 }
 
 fn table_header() -> String {

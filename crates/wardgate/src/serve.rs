@@ -20,6 +20,8 @@ pub(crate) const POLICY_HASH_FILE: &str = "policy.hash";
 pub(crate) struct Running {
     pub recorder: Recorder,
     pub proxy: Proxy,
+    /// The `[export]` destinations, fed from the audit log.
+    pub exporters: Option<wardgate_export::Exporters>,
     pub _lock: std::fs::File,
 }
 
@@ -67,6 +69,9 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     recorder
         .handle()
         .set_repeat_window(v.config.gateway.alert_repeat_window_secs);
+    // Before anything of this run is recorded, so that an export starting at
+    // the log's end still sends this run's start.
+    let exporters = start_exports(v, &recorder)?;
     let g = &v.config.gateway;
     let mut popts = ProxyOptions::from_config(g);
     popts.queue_dir = Some(v.data_dir.join("queue"));
@@ -96,12 +101,52 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     Ok(Running {
         recorder,
         proxy,
+        exporters,
         _lock: lock,
     })
 }
 
-/// Records the stop, drains the recorder and seals the audit log.
-pub(crate) fn finish(recorder: Recorder) -> Result<()> {
+/// Starts the `[export]` destinations, if any, on the data directory's audit log.
+fn start_exports(v: &Validated, recorder: &Recorder) -> Result<Option<wardgate_export::Exporters>> {
+    if v.export.syslog.is_empty() && v.export.eve.is_none() {
+        return Ok(None);
+    }
+    let exporters = wardgate_export::Exporters::start(
+        &v.export,
+        &v.data_dir,
+        &crate::identity(v),
+        Some(recorder.handle()),
+    )
+    .context("starting the exports")?;
+    for s in &v.export.syslog {
+        tracing::info!(export = %s.name, collector = %s.address, "exporting events to syslog");
+    }
+    if let Some(e) = &v.export.eve {
+        tracing::info!(path = %e.path.display(), "exporting events to the EVE file");
+    }
+    Ok(Some(exporters))
+}
+
+/// How long the exports may take at shutdown to send what the sealed log holds
+/// and see it delivered.
+fn export_grace(v: &Validated) -> Duration {
+    let settle = v
+        .export
+        .syslog
+        .iter()
+        .map(|s| s.settle_ms)
+        .max()
+        .unwrap_or(0);
+    Duration::from_secs(5) + Duration::from_millis(settle)
+}
+
+/// Records the stop, drains the recorder, seals the audit log, then lets the
+/// exports send what it holds (for a bounded time) and save their cursors.
+pub(crate) fn finish(
+    recorder: Recorder,
+    exporters: Option<wardgate_export::Exporters>,
+    grace: Duration,
+) -> Result<()> {
     // Episodes of repeated alerts still open are summarised before the end.
     recorder
         .handle()
@@ -114,8 +159,11 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
     );
     e.event.category = Category::Process;
     recorder.handle().record(e)?;
-    recorder.shutdown().context("sealing the audit log")?;
-    Ok(())
+    let sealed = recorder.shutdown().context("sealing the audit log");
+    if let Some(x) = exporters {
+        x.shutdown(grace);
+    }
+    sealed
 }
 
 /// Ends episodes of repeated alerts whose source has gone quiet, even if it
@@ -155,6 +203,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         let Running {
             recorder,
             proxy,
+            exporters,
             _lock,
         } = start(&v).await?;
         // With the data directory locked: a stale status socket is ours to replace.
@@ -162,7 +211,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             Ok(a) => a,
             Err(e) => {
                 drop(proxy);
-                let _ = finish(recorder);
+                let _ = finish(recorder, exporters, export_grace(&v));
                 let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
                 return Err(e);
             }
@@ -202,7 +251,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         expiry.abort();
         repeats.abort();
         reload.abort();
-        let sealed = finish(recorder);
+        let sealed = finish(recorder, exporters, export_grace(&v));
         let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
         drop(_lock);
         sealed
@@ -339,6 +388,9 @@ fn load_for_reload(
     if v.data_dir != running_v.data_dir {
         return Err("data_dir changed: restart wardgate to apply".into());
     }
+    if v.export != running_v.export {
+        return Err("[export] changed: restart wardgate to apply".into());
+    }
     let opts = |v: &Validated| format!("{:?}", ProxyOptions::from_config(&v.config.gateway));
     if opts(&v) != opts(running_v) {
         return Err("[gateway] settings (timeouts, sizes, workers, connection cap) changed: restart wardgate to apply".into());
@@ -391,6 +443,8 @@ async fn reload_on_sighup(
     {
         while hup.recv().await.is_some() {
             wardgate_proxy::request_reload();
+            // logrotate renamed the EVE file and wants a new one.
+            wardgate_export::reopen_files();
             tracing::info!("SIGHUP: TLS material will be reloaded before the next connection");
             let mut e = Event::new(
                 Clock::now().rfc3339().to_owned(),
