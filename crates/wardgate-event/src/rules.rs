@@ -272,6 +272,8 @@ rules! {
         "The disk under data_dir fell behind the audit log (more records waited to be written than the recorder buffers): this connection stopped reading for the time given, until its decisions could be recorded, so that none goes unrecorded; other connections and timers ran on. A slow or failing disk.";
     AUDIT_TAIL_REPAIRED = "WG-AUDIT-002", "audit-tail-repaired", High,
         "The audit log ended with a torn record (a crash mid-write); it was cut back to the last whole record and this is recorded.";
+    AUDIT_GAP = "WG-AUDIT-004", "audit-chain-gap", High,
+        "At start the audit log was missing, cut short, replaced or altered while its signed head, the event index or the archive said otherwise. wardgate refused to start until an operator accepted the gap (--accept-audit-gap); then the refused files were set aside (audit/set-aside/) and a new chain began with this record, saying what was expected and what was found. `wardgate audit verify` reports the gap: a log with one is never called intact.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

@@ -446,3 +446,69 @@ async fn waiting_for_room_ends_when_the_recorder_stops() {
     h.room().await;
     assert!(h.record(event(2, Action::Blocked)).is_err());
 }
+
+/// What the event index says counts as evidence: a log gone with its head and
+/// key (the whole audit directory moved away) is still missed, because the
+/// index holds records the log should have.
+#[test]
+fn an_audit_directory_gone_while_the_index_has_records_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Recorder::start(opts(d.path())).unwrap();
+    for i in 0..12 {
+        r.handle().record(event(i, Action::Blocked)).unwrap();
+    }
+    r.shutdown().unwrap();
+    std::fs::rename(d.path().join("audit"), d.path().join("moved")).unwrap();
+    let refused = match Recorder::start(opts(d.path())) {
+        Err(e) => e,
+        Ok(_) => panic!("a log gone behind the index was opened"),
+    };
+    let wardgate_store::StoreError::Audit(wardgate_audit::AuditError::Gap(g)) = &refused else {
+        panic!("refused, but not as a gap: {refused}");
+    };
+    assert_eq!(g.kind, wardgate_audit::GapKind::Missing);
+    assert!(g.expected.contains("through seq 12"), "{}", g.expected);
+    // Nothing was begun meanwhile, not even a key.
+    assert!(!d.path().join("audit/audit.log").exists());
+    assert!(!d.path().join("audit/audit.key").exists());
+}
+
+/// An accepted gap is the new chain's first record, an alert, indexed; the
+/// new chain numbers on from the highest seq any evidence knew.
+#[test]
+fn an_accepted_gap_is_the_first_record_of_a_new_chain_and_an_indexed_alert() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Recorder::start(opts(d.path())).unwrap();
+    for i in 0..12 {
+        r.handle().record(event(i, Action::Blocked)).unwrap();
+    }
+    r.shutdown().unwrap();
+    std::fs::remove_file(d.path().join("audit/audit.log")).unwrap();
+    let mut o = opts(d.path());
+    o.accept_gap = true;
+    let r = Recorder::start(o).unwrap();
+    r.handle().record(event(99, Action::Blocked)).unwrap();
+    r.shutdown().unwrap();
+    let audit = d.path().join("audit");
+    let all = query_log(&audit, &EventFilter::default()).unwrap();
+    assert_eq!(all[0].seq, 13, "sequence numbers go on after the gap");
+    assert!(all[0].doc.contains("\"WG-AUDIT-004\""), "{}", all[0].doc);
+    assert!(all[0].doc.contains("\"alerted\""), "{}", all[0].doc);
+    let store = EventStore::open_read_only(&d.path().join("wardgate.db")).unwrap();
+    let gaps = store
+        .query(&EventFilter {
+            rule_id: Some("WG-AUDIT-004".into()),
+            action: Some("alerted".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].seq, 13);
+    let report = wardgate_audit::verify(&audit, None).unwrap();
+    assert_eq!(report.gaps.len(), 1, "{report:?}");
+    assert_eq!(report.gaps[0].after_seq, 12);
+    // Opened again: the new chain resumes, with no second gap.
+    let r = Recorder::start(opts(d.path())).unwrap();
+    r.shutdown().unwrap();
+    assert_eq!(wardgate_audit::verify(&audit, None).unwrap().gaps.len(), 1);
+}

@@ -447,7 +447,14 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         tokio::spawn(sink(ehr, received.clone()));
         let stored = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tokio::spawn(crate::demo_dicom::pacs(pacs, stored.clone()));
-        let running = serve::start(&v).await?;
+        // A fresh directory each run: nothing to find, so nothing to accept.
+        let running = serve::start(
+            &v,
+            crate::GapArg {
+                accept_audit_gap: false,
+            },
+        )
+        .await?;
         let addrs: HashMap<String, SocketAddr> = running.proxy.local_addrs().into_iter().collect();
         let stats = running.recorder.handle();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -568,6 +575,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         "decisions recorded: {recorded} ({allowed} allowed, {alerted} alerted, {blocked} blocked)"
     );
     match wardgate_audit::verify(&args.dir.join("audit"), None) {
+        Ok(r) if !r.gaps.is_empty() => {
+            ok_all = false;
+            println!("audit log: {} gap(s)", r.gaps.len());
+        }
         Ok(r) => println!(
             "audit log: intact, {} records, {} signed checkpoint(s)",
             r.records, r.checkpoints

@@ -39,7 +39,11 @@ fn lock_file(v: &Validated) -> Result<std::fs::File> {
 /// Takes the data directory exclusively and starts the recorder on it: two
 /// processes writing one audit chain would fork it. `hint` is added to the
 /// refusal (what the caller could do instead).
-pub(crate) fn open_data_dir(v: &Validated, hint: &str) -> Result<(Recorder, std::fs::File)> {
+pub(crate) fn open_data_dir(
+    v: &Validated,
+    hint: &str,
+    gap: crate::GapArg,
+) -> Result<(Recorder, std::fs::File)> {
     let lock = lock_file(v)?;
     lock.try_lock().map_err(|_| {
         anyhow::anyhow!(
@@ -52,17 +56,18 @@ pub(crate) fn open_data_dir(v: &Validated, hint: &str) -> Result<(Recorder, std:
     ropts.checkpoint_every = g.audit.checkpoint_every;
     ropts.checkpoint_interval = Duration::from_millis(g.audit.checkpoint_interval_ms.max(10));
     ropts.fsync = g.audit.fsync;
+    ropts.accept_gap = gap.accept_audit_gap;
     let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
     Ok((recorder, lock))
 }
 
 /// Opens the data directory (exclusively), starts the recorder and binds every route.
-pub(crate) async fn start(v: &Validated) -> Result<Running> {
+pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> {
     let policy = Arc::new(
         Policy::compile(v)
             .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
     );
-    let (recorder, lock) = open_data_dir(v, "")?;
+    let (recorder, lock) = open_data_dir(v, "", gap)?;
     let g = &v.config.gateway;
     let mut popts = ProxyOptions::from_config(g);
     popts.queue_dir = Some(v.data_dir.join("queue"));
@@ -110,7 +115,7 @@ pub(crate) fn finish(recorder: Recorder) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(v: Validated) -> Result<ExitCode> {
+pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
     init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,7 +125,10 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             recorder,
             proxy,
             _lock,
-        } = start(&v).await?;
+        } = start(&v, gap).await?;
+        // Registered before the gateway says it serves: a SIGTERM from then on
+        // drains and seals the log, never kills the process mid-record.
+        let stop = shutdown_signal();
         for (id, addr) in proxy.local_addrs() {
             tracing::info!(route = %id, listen = %addr, "listening");
         }
@@ -134,7 +142,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
         ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
+            stop.await;
             tracing::info!("shutdown requested: no new connections; finishing in-flight messages");
             let _ = tx.send(true);
         });
@@ -384,25 +392,33 @@ async fn reload_on_sighup(
     }
 }
 
-async fn wait_for_signal() {
+/// Registers for SIGTERM and SIGINT (Ctrl-C) now, and returns the wait for
+/// either: a signal that arrives after this call is never lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
