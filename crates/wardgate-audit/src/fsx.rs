@@ -83,6 +83,21 @@ fn open(path: &Path, mode: u32, new: bool) -> Result<File, AuditError> {
     Ok(f)
 }
 
+/// Creates `path` empty with mode 0640 unless it exists (a file that exists
+/// keeps its mode: the start-up check warns about a wide one). Returns whether
+/// it was created.
+pub fn create_if_missing(path: &Path) -> Result<bool, AuditError> {
+    match open(path, FILE_MODE, true) {
+        Ok(_) => Ok(true),
+        Err(AuditError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates (or truncates) `path` for writing, mode 0640.
 pub fn create_file(path: &Path) -> Result<File, AuditError> {
     open(path, FILE_MODE, false)
@@ -116,4 +131,87 @@ pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), AuditError> {
             .map_err(io_err(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// A path whose mode grants more than wardgate gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WideMode {
+    /// The path.
+    pub path: std::path::PathBuf,
+    /// Its permission bits.
+    pub mode: u32,
+    /// The most it should grant: 0750, 0640 or 0600.
+    pub allowed: u32,
+}
+
+/// What [`wide_modes`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModeReport {
+    /// Paths granting more than they should, in the order walked.
+    pub wide: Vec<WideMode>,
+    /// Entries looked at.
+    pub checked: usize,
+    /// The walk stopped at its limit.
+    pub truncated: bool,
+}
+
+/// The mode a path in a data directory should have at most: directories 0750,
+/// private keys (`*.key`) 0600, other files 0640.
+pub fn allowed_mode(path: &Path, is_dir: bool) -> u32 {
+    if is_dir {
+        DIR_MODE
+    } else if path.extension().is_some_and(|e| e == "key") {
+        KEY_MODE
+    } else {
+        FILE_MODE
+    }
+}
+
+/// Walks `root` (not following symbolic links, at most `limit` entries) and
+/// lists every directory or file whose permission bits grant more than
+/// [`allowed_mode`]: group write, anything for others, or (for a key) anything
+/// for the group. Setuid/setgid/sticky bits are not judged.
+pub fn wide_modes(root: &Path, limit: usize) -> std::io::Result<ModeReport> {
+    let mut report = ModeReport::default();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![root.to_owned()];
+        while let Some(p) = stack.pop() {
+            if report.checked >= limit {
+                report.truncated = true;
+                break;
+            }
+            let meta = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                // Gone meanwhile (a temporary file): nothing to judge.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && p != root => continue,
+                Err(e) => return Err(e),
+            };
+            report.checked += 1;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            let allowed = allowed_mode(&p, meta.is_dir());
+            if mode & !allowed != 0 {
+                report.wide.push(WideMode {
+                    path: p.clone(),
+                    mode,
+                    allowed,
+                });
+            }
+            if meta.is_dir() {
+                let mut children: Vec<_> = std::fs::read_dir(&p)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .collect();
+                // Depth-first, in name order: the report reads like `ls -R`.
+                children.sort();
+                stack.extend(children.into_iter().rev());
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (root, limit);
+    Ok(report)
 }

@@ -495,3 +495,48 @@ fn an_accepted_gap_begins_a_new_chain_and_verify_reports_the_gap_not_intact() {
     )
     .is_err());
 }
+
+#[cfg(unix)]
+#[test]
+fn wide_modes_names_what_grants_more_than_wardgate_gives() {
+    use std::os::unix::fs::PermissionsExt;
+    use wardgate_audit::fsx;
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("data");
+    fsx::create_dir(&root.join("audit")).unwrap();
+    let set =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    std::fs::write(root.join("audit/audit.key"), "k").unwrap();
+    std::fs::write(root.join("audit/audit.log"), "l").unwrap();
+    std::fs::write(root.join("wardgate.db"), "d").unwrap();
+    set(&root.join("audit/audit.key"), 0o600);
+    set(&root.join("audit/audit.log"), 0o640);
+    set(&root.join("wardgate.db"), 0o600);
+    assert_eq!(fsx::wide_modes(&root, 100).unwrap().wide, vec![]);
+    set(&root.join("audit/audit.key"), 0o640);
+    set(&root.join("audit/audit.log"), 0o660);
+    set(&root, 0o755);
+    std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+    let r = fsx::wide_modes(&root, 100).unwrap();
+    let got: Vec<(String, u32, u32)> = r
+        .wide
+        .iter()
+        .map(|w| {
+            (
+                w.path.strip_prefix(&root).unwrap().display().to_string(),
+                w.mode,
+                w.allowed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (String::new(), 0o755, 0o750),
+            ("audit/audit.key".into(), 0o640, 0o600),
+            ("audit/audit.log".into(), 0o660, 0o640),
+        ]
+    );
+    assert!(!r.truncated);
+    assert!(fsx::wide_modes(&root, 2).unwrap().truncated);
+}

@@ -274,6 +274,8 @@ rules! {
         "The audit log ended with a torn record (a crash mid-write); it was cut back to the last whole record and this is recorded.";
     AUDIT_GAP = "WG-AUDIT-004", "audit-chain-gap", High,
         "At start the audit log was missing, cut short, replaced or altered while its signed head, the event index or the archive said otherwise. wardgate refused to start until an operator accepted the gap (--accept-audit-gap); then the refused files were set aside (audit/set-aside/) and a new chain began with this record, saying what was expected and what was found. `wardgate audit verify` reports the gap: a log with one is never called intact.";
+    DATA_DIR_MODES = "WG-AUDIT-005", "data-dir-permissions", Medium,
+        "At start, something in data_dir grants more than wardgate gives it (directories 0750, files 0640, private keys 0600): the audit log, the event index and the queues hold events that name patients, and the keys sign the audit chain and the devices' certificates. The record names each path and its mode; `chmod` them back.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

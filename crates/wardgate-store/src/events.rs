@@ -61,6 +61,10 @@ impl EventStore {
             path: path.display().to_string(),
             source,
         };
+        // Created by us with mode 0640 (SQLite would create it 0644 less the
+        // umask). SQLite gives its -wal and -shm files the database's own mode,
+        // whatever the umask (unix VFS: findCreateFileMode, robust_open).
+        wardgate_audit::fsx::create_if_missing(path)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;

@@ -412,10 +412,10 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         }
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "created by `wardgate demo`; replaced on each run\n",
+    wardgate_audit::fsx::create_dir(dir)?;
+    wardgate_audit::fsx::write_replace(
+        &dir.join(MARKER),
+        b"created by `wardgate demo`; replaced on each run\n",
     )?;
     Ok(())
 }
@@ -440,7 +440,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             .replace("{EHR_PORT}", &ehr.local_addr()?.port().to_string())
             .replace("{PACS_PORT}", &pacs.local_addr()?.port().to_string());
         let config_path = args.dir.join("wardgate.toml");
-        std::fs::write(&config_path, &site)?;
+        wardgate_audit::fsx::write_replace(&config_path, site.as_bytes())?;
         let v = Config::load(&config_path).map_err(anyhow::Error::new)?;
         let received = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(sink(pump, received.clone()));

@@ -49,10 +49,34 @@ impl Site {
     /// Returns the exit code and what it wrote to stderr. A start it refuses
     /// ends by itself.
     fn serve(&self, extra: &[&str]) -> (i32, String) {
+        self.serve_with(extra, None, || {})
+    }
+
+    /// `serve`, started under `umask` if given, running `meanwhile` while it serves.
+    fn serve_with(
+        &self,
+        extra: &[&str],
+        umask: Option<&str>,
+        meanwhile: impl FnOnce(),
+    ) -> (i32, String) {
         let mut args = vec!["serve"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .cmd(&args)
+        let mut cmd = match umask {
+            None => self.cmd(&args),
+            Some(m) => {
+                // The shell sets the umask and becomes wardgate.
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("umask {m} && exec \"$0\" \"$@\""))
+                    .arg(BIN)
+                    .args(&args)
+                    .arg("--config")
+                    .arg(self.config())
+                    .current_dir(self.dir.path());
+                c
+            }
+        };
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -71,6 +95,7 @@ impl Site {
             }
         };
         if serving {
+            meanwhile();
             let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
             rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         }
@@ -250,6 +275,166 @@ fn a_replaced_log_accepted_is_set_aside_not_destroyed() {
         first_record(&s.audit().join("audit.log"))["rule"]["id"],
         "WG-AUDIT-004"
     );
+}
+
+/// A site with a store-and-forward route (its queue journal is created at start).
+const QUEUED_SITE: &str = r#"
+[gateway]
+data_dir = "data"
+
+[[device]]
+id = "ehr"
+kind = "ehr"
+addresses = ["127.0.0.2"]
+
+[[device]]
+id = "pump-server"
+kind = "infusion-pump-server"
+addresses = ["127.0.0.3"]
+
+[[route]]
+id = "orders"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:0"
+upstream = "127.0.0.3:9"
+senders = ["ehr"]
+messages = ["ORU^R01"]
+delivery = "store-and-forward"
+"#;
+
+#[cfg(unix)]
+fn modes(root: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        out.push((
+            p.strip_prefix(root).unwrap().display().to_string(),
+            m.permissions().mode() & 0o777,
+        ));
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+fn assert_modes(root: &Path, must_have: &[&str]) {
+    let all = modes(root);
+    for name in must_have {
+        assert!(
+            all.iter().any(|(n, _)| n == name),
+            "{name} missing from {all:?}"
+        );
+    }
+    for (name, mode) in &all {
+        let want = if name.is_empty() || std::fs::metadata(root.join(name)).unwrap().is_dir() {
+            0o750
+        } else if name.ends_with(".key") {
+            0o600
+        } else {
+            0o640
+        };
+        assert_eq!(*mode, want, "{name} is {mode:o}, want {want:o}");
+    }
+}
+
+/// Whatever the umask, wardgate gives data_dir 0750, its files 0640 (the audit
+/// log and head, the database with its -wal and -shm files, queue journals, the
+/// CA's certificates and register) and private keys 0600.
+#[cfg(unix)]
+#[test]
+fn umask_000_still_gives_0750_0640_0600() {
+    let s = Site::new();
+    std::fs::write(s.config(), QUEUED_SITE).unwrap();
+    let data = s.dir.path().join("data");
+    for args in [
+        &["ca", "init"][..],
+        &["device", "enroll", "ehr", "--out", "data/certs"][..],
+    ] {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("umask 000 && exec \"$0\" \"$@\"")
+            .arg(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(s.config())
+            .current_dir(s.dir.path());
+        assert!(c.status().unwrap().success());
+    }
+    let (code, err) = s.serve_with(&[], Some("000"), || {
+        // While it runs: SQLite's side files exist now.
+        assert_modes(
+            &data,
+            &[
+                "",
+                "audit",
+                "audit/audit.log",
+                "audit/audit.head",
+                "audit/audit.key",
+                "audit/audit.pub",
+                "audit/RUNNING",
+                "wardgate.db",
+                "wardgate.db-wal",
+                "wardgate.db-shm",
+                "wardgate.lock",
+                "wardgate.pid",
+                "policy.hash",
+                "queue/orders",
+                "tls/ca.key",
+                "tls/ca.crt",
+                "tls/ca.crl",
+                "tls/issued.json",
+                "certs/ehr.key",
+                "certs/ehr.crt",
+            ],
+        );
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("wider permissions"), "{err}");
+    assert_modes(&data, &["audit/audit.log", "wardgate.db"]);
+    // And an accepted gap's set-aside directory.
+    std::fs::remove_file(data.join("audit/audit.log")).unwrap();
+    let (code, err) = s.serve_with(&["--accept-audit-gap"], Some("000"), || {});
+    assert_eq!(code, 0, "{err}");
+    assert_modes(&data, &["audit/set-aside"]);
+}
+
+/// Wider modes than wardgate gives are warned about at start, by path and mode,
+/// on stderr and in a recorded alert.
+#[cfg(unix)]
+#[test]
+fn wider_modes_in_data_dir_are_warned_and_recorded() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Site::new();
+    assert_eq!(s.serve(&[]).0, 0);
+    let data = s.dir.path().join("data");
+    let set =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    set(&data, 0o755);
+    set(&data.join("audit/audit.log"), 0o644);
+    set(&data.join("audit/audit.key"), 0o640);
+    set(&data.join("wardgate.db"), 0o600); // narrower is fine
+    let (code, err) = s.serve(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("wider permissions"), "{err}");
+    assert!(err.contains("audit.log") && err.contains("0644"), "{err}");
+    let (code, out, err) = s.run(&["events", "--json", "--rule", "WG-AUDIT-005"]);
+    assert_eq!(code, 0, "{err}");
+    let alerts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{out}");
+    let reason = alerts[0]["event"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("3 path(s)"), "{reason}");
+    assert!(reason.contains("audit.key 0640 (want 0600)"), "{reason}");
+    assert!(reason.contains("audit.log 0644 (want 0640)"), "{reason}");
+    assert!(!reason.contains("wardgate.db"), "{reason}");
+    assert_eq!(alerts[0]["event"]["action"], "alerted");
 }
 
 /// A pcap file with no packets (the classic global header, Ethernet).
