@@ -25,12 +25,14 @@
 //! Format (TAB-separated lines): a header `H`, records `R seq hash payload`,
 //! checkpoints `C seq hash unix_ms signature`; see ARCHITECTURE.md.
 
+mod archive;
 mod files;
 pub mod fsx;
 mod open;
 mod verify;
 mod writer;
 
+pub use archive::{archive, verify_archive, ArchiveError, ArchiveReport, Retention, MANIFEST};
 pub use files::{log_files, LogFile};
 pub use open::{GapFound, GapKind, IndexMark};
 pub use verify::{verify, verify_with, ChainGap, VerifyError, VerifyOptions, VerifyReport};
@@ -184,6 +186,11 @@ impl AuditKey {
     /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
+    }
+
+    /// Signs `message` as is (callers add their own domain separation).
+    pub(crate) fn sign_message(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
     }
 
     pub(crate) fn sign(
@@ -353,7 +360,7 @@ pub(crate) enum Line<'a> {
 
 /// Lower-case hex only: one canonical encoding, so that no byte of a line can be
 /// changed (say `a` to `A`) without the change being detected.
-fn canonical_hex(b: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn canonical_hex(b: &[u8]) -> Option<Vec<u8>> {
     if !b
         .iter()
         .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
@@ -363,7 +370,7 @@ fn canonical_hex(b: &[u8]) -> Option<Vec<u8>> {
     hex::decode(b).ok()
 }
 
-fn hex32(b: &[u8]) -> Option<[u8; 32]> {
+pub(crate) fn hex32(b: &[u8]) -> Option<[u8; 32]> {
     if !b
         .iter()
         .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
@@ -376,7 +383,7 @@ fn hex32(b: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// A decimal number in its one canonical spelling (no sign, no leading zero).
-fn num(b: &[u8]) -> Option<u64> {
+pub(crate) fn num(b: &[u8]) -> Option<u64> {
     if b.is_empty()
         || b.len() > 20
         || !b.iter().all(u8::is_ascii_digit)

@@ -149,7 +149,7 @@ impl Evidence<'_> {
             ));
         }
         if let Some(p) = &self.pred {
-            parts.push(format!("a {LOG} continuing {}", p.describe()));
+            parts.push(format!("the {LOG} after {}", p.describe()));
         }
         if self.index.through > 0 {
             parts.push(format!(
@@ -203,8 +203,19 @@ pub(crate) fn judge(dir: &Path, key: &VerifyingKey, index: &IndexMark) -> Result
         max_seq: index.through,
     };
     let rotated = files::rotated_files(dir).map_err(io_err(dir))?;
+    // What was archived away: the last archived file precedes the first here.
+    match crate::archive::local_entries(dir, key) {
+        Ok(entries) => {
+            if let Some(e) = entries.last() {
+                ev.max_file_no = e.file_no;
+                ev.max_seq = ev.max_seq.max(e.last_seq);
+                ev.pred = Some(e.end());
+            }
+        }
+        Err(why) => return Ok(ev.gap(GapKind::Unreadable, why)),
+    }
     if let Some(last) = rotated.last() {
-        ev.max_file_no = last.number.unwrap_or(0);
+        ev.max_file_no = ev.max_file_no.max(last.number.unwrap_or(0));
         match files::read_end(&last.path, key) {
             Ok(end) => {
                 ev.max_seq = ev.max_seq.max(end.last_seq);
@@ -244,8 +255,8 @@ pub(crate) fn judge(dir: &Path, key: &VerifyingKey, index: &IndexMark) -> Result
     }
     let found = |h: &Header| format!("{LOG} of chain {} (file {})", short(&h.chain_id), h.file_no);
     // Its start must continue the file before it.
-    if let Some(why) = link_problem(&header, ev.pred.as_ref()) {
-        return Ok(ev.gap(GapKind::Replaced, format!("{}: {why}", found(&header))));
+    if let Some((kind, why)) = link_problem(&header, ev.pred.as_ref()) {
+        return Ok(ev.gap(kind, format!("{}: {why}", found(&header))));
     }
     // Where the signed head says the chain was, and where to scan from.
     let mut from_head = None;
@@ -410,39 +421,55 @@ fn judge_missing(ev: &mut Evidence<'_>, key: &VerifyingKey) -> Plan {
     }
 }
 
-/// Why `header` does not continue `pred` (the end of the file before it), if it does not.
-fn link_problem(header: &Header, pred: Option<&FileEnd>) -> Option<String> {
+/// Why `header` does not continue `pred` (the end of the file before it), if it
+/// does not: files missing between them, or another log.
+fn link_problem(header: &Header, pred: Option<&FileEnd>) -> Option<(GapKind, String)> {
     use crate::Link;
     match (&header.link, pred) {
         (Link::Genesis, None) | (Link::Gap { .. }, None) => None,
-        (Link::Genesis, Some(p)) => Some(format!(
-            "a new first file, where the file after {} was expected",
-            p.describe()
+        (Link::Genesis, Some(p)) => Some((
+            GapKind::Replaced,
+            format!(
+                "a new first file, where the file after {} was expected",
+                p.describe()
+            ),
         )),
-        (Link::Rotated { prev_file, .. }, None) => Some(format!(
-            "it continues {prev_file}, which is neither here nor archived"
+        (Link::Rotated { prev_file, .. }, None) => Some((
+            GapKind::Missing,
+            format!("it continues {prev_file}, which is neither here nor archived"),
         )),
         (
             Link::Rotated {
+                prev_file,
                 prev_seq,
                 prev_hash,
-                ..
             },
             Some(p),
         ) => {
-            if Some(header.file_no) != p.file_no.checked_add(1) {
-                Some(format!(
-                    "file {} where the file after {} was expected",
-                    header.file_no, p.file_no
+            if header.file_no > p.file_no.saturating_add(1) {
+                Some((
+                    GapKind::Missing,
+                    format!(
+                        "it continues {prev_file}, which is missing (the last file here or archived is {})",
+                        p.name
+                    ),
+                ))
+            } else if Some(header.file_no) != p.file_no.checked_add(1) {
+                Some((
+                    GapKind::Replaced,
+                    format!("file {}, older than {} before it", header.file_no, p.name),
                 ))
             } else if header.chain_id != p.chain_id
                 || *prev_seq != p.last_seq
                 || *prev_hash != p.last_hash
             {
-                Some(format!(
-                    "its header continues seq {prev_seq} of chain {}, not {}",
-                    short(&header.chain_id),
-                    p.describe()
+                Some((
+                    GapKind::Replaced,
+                    format!(
+                        "its header continues seq {prev_seq} of chain {}, not {}",
+                        short(&header.chain_id),
+                        p.describe()
+                    ),
                 ))
             } else {
                 None
@@ -450,10 +477,13 @@ fn link_problem(header: &Header, pred: Option<&FileEnd>) -> Option<String> {
         }
         (Link::Gap { prev_seq, .. }, Some(p)) => {
             if header.file_no <= p.file_no || *prev_seq < p.last_seq {
-                Some(format!(
-                    "a new chain (file {}, after seq {prev_seq}) that does not come after {}",
-                    header.file_no,
-                    p.describe()
+                Some((
+                    GapKind::Replaced,
+                    format!(
+                        "a new chain (file {}, after seq {prev_seq}) that does not come after {}",
+                        header.file_no,
+                        p.describe()
+                    ),
                 ))
             } else {
                 None

@@ -316,9 +316,25 @@ pub fn verify_with(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ver
         None => load_verifying_key(dir).map_err(|e| VerifyError::Io(e.to_string()))?,
     };
     let head = read_head(dir).map_err(|reason| VerifyError::HeadMismatch { reason })?;
-    let (selected, anchor) = select(&files, opts, &trusted, None)?;
+    // Files archived away: the local manifest says where the first file here
+    // must begin.
+    let archived = crate::archive::local_entries(dir, &trusted)
+        .map_err(|reason| VerifyError::Manifest { reason })?;
+    let first_no = files.first().map(|f| match f.number {
+        Some(n) => Some(n),
+        None => files::read_header(&f.path).ok().map(|(h, _)| h.file_no),
+    });
+    let anchor = match first_no.flatten() {
+        Some(n) => archived
+            .iter()
+            .find(|e| e.file_no.checked_add(1) == Some(n))
+            .map(crate::archive::Entry::end),
+        None => None,
+    };
+    // A file archived and not yet removed here is verified again, locally.
+    let (selected, anchor) = select(&files, opts, &trusted, anchor)?;
     let partial = selected.len() < files.len();
-    let mut v = Chainer::new(trusted, anchor, head);
+    let mut v = Chainer::new(trusted, anchor, head, true);
     for f in selected {
         v.file(f, None)?;
     }
@@ -384,6 +400,19 @@ struct End {
     signed: bool,
 }
 
+/// What verifying one file found.
+pub(crate) struct FileSummary {
+    pub file_no: u64,
+    pub chain_id: Vec<u8>,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub last_hash: [u8; 32],
+    /// Its last line is a checkpoint signing its last record.
+    pub signed: bool,
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+}
+
 /// What a file must be, as a manifest lists it.
 pub(crate) struct Expect {
     pub last_seq: u64,
@@ -401,10 +430,17 @@ pub(crate) struct Chainer {
     report: VerifyReport,
     /// Checkpoints in the chain being verified (for a missing head).
     chain_checkpoints: u64,
+    /// A head file belongs with these files (a data directory, not an archive).
+    head_required: bool,
 }
 
 impl Chainer {
-    pub(crate) fn new(trusted: VerifyingKey, anchor: Option<FileEnd>, head: Option<Head>) -> Self {
+    pub(crate) fn new(
+        trusted: VerifyingKey,
+        anchor: Option<FileEnd>,
+        head: Option<Head>,
+        head_required: bool,
+    ) -> Self {
         Chainer {
             trusted,
             prev: anchor.map(|a| End {
@@ -419,15 +455,24 @@ impl Chainer {
             head_seen: false,
             report: VerifyReport::default(),
             chain_checkpoints: 0,
+            head_required,
         }
     }
 
     /// Verifies one file; `expect` is what a manifest says of it.
-    pub(crate) fn file(&mut self, f: &LogFile, expect: Option<&Expect>) -> Result<(), VerifyError> {
+    pub(crate) fn file(
+        &mut self,
+        f: &LogFile,
+        expect: Option<&Expect>,
+    ) -> Result<FileSummary, VerifyError> {
         self.verify_file(f, expect).map_err(|e| e.in_file(&f.name))
     }
 
-    fn verify_file(&mut self, f: &LogFile, expect: Option<&Expect>) -> Result<(), VerifyError> {
+    fn verify_file(
+        &mut self,
+        f: &LogFile,
+        expect: Option<&Expect>,
+    ) -> Result<FileSummary, VerifyError> {
         let file = std::fs::File::open(&f.path)
             .map_err(|e| VerifyError::Io(format!("{}: {e}", f.path.display())))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -580,8 +625,8 @@ impl Chainer {
                 }
             }
         }
+        let digest: [u8; 32] = sha.finalize().into();
         if let Some(x) = expect {
-            let digest: [u8; 32] = sha.finalize().into();
             if seq != x.last_seq || prev != x.last_hash || !signed {
                 return Err(VerifyError::Manifest {
                     reason: format!(
@@ -607,12 +652,21 @@ impl Chainer {
         self.prev = Some(End {
             name: f.name.clone(),
             file_no: header.file_no,
-            chain_id: header.chain_id,
+            chain_id: header.chain_id.clone(),
             last_seq: seq,
             last_hash: prev,
             signed,
         });
-        Ok(())
+        Ok(FileSummary {
+            file_no: header.file_no,
+            first_seq: header.after_seq() + 1,
+            chain_id: header.chain_id,
+            last_seq: seq,
+            last_hash: prev,
+            signed,
+            bytes,
+            sha256: digest,
+        })
     }
 
     fn prev_name(&self) -> String {
@@ -753,7 +807,9 @@ impl Chainer {
                     });
                 }
             }
-            None if self.chain_checkpoints > 0 && !partial => return Err(VerifyError::HeadMissing),
+            None if self.head_required && self.chain_checkpoints > 0 && !partial => {
+                return Err(VerifyError::HeadMissing)
+            }
             None => {}
         }
         self.report.partial = partial;

@@ -211,7 +211,7 @@ impl AuditWriter {
                 if gap.after_seq == u64::MAX || file_no == u64::MAX {
                     return Err(AuditError::Exhausted);
                 }
-                gap.set_aside = set_aside(dir)?;
+                gap.set_aside = set_aside(dir, &key)?;
                 report.created = true;
                 let header = Header {
                     chain_id: new_chain_id(),
@@ -662,12 +662,15 @@ fn remove_empty(path: &Path) -> Result<(), AuditError> {
     }
 }
 
-/// Moves a refused `audit.log` and `audit.head` to `set-aside/<ms>/`, untouched,
-/// as evidence. Returns where, or `None` when there was nothing to move.
-fn set_aside(dir: &Path) -> Result<Option<PathBuf>, AuditError> {
-    let moving: Vec<&str> = [LOG, HEAD]
+/// Moves a refused `audit.log` and `audit.head` (and a list of archived files
+/// that does not verify) to `set-aside/<ms>/`, untouched, as evidence. Returns
+/// where, or `None` when there was nothing to move.
+fn set_aside(dir: &Path, key: &AuditKey) -> Result<Option<PathBuf>, AuditError> {
+    let bad_manifest = crate::archive::local_entries(dir, &key.verifying_key()).is_err();
+    let moving: Vec<&str> = [LOG, HEAD, crate::archive::LOCAL_MANIFEST]
         .into_iter()
         .filter(|n| dir.join(n).exists())
+        .filter(|n| *n != crate::archive::LOCAL_MANIFEST || bad_manifest)
         .collect();
     if moving.is_empty() {
         return Ok(None);

@@ -56,6 +56,11 @@ pub struct RecorderOptions {
     /// a gap record (an alert). Without it, [`Recorder::start`] refuses with
     /// [`wardgate_audit::AuditError::Gap`].
     pub accept_gap: bool,
+    /// Close the audit file and begin the next of the chain once it holds this
+    /// many bytes (0: never).
+    pub rotate_bytes: u64,
+    /// ... or once it is this old (zero: never).
+    pub rotate_age: Duration,
 }
 
 impl RecorderOptions {
@@ -69,6 +74,8 @@ impl RecorderOptions {
             queue: 65_536,
             max_buffered: MAX_BUFFERED,
             accept_gap: false,
+            rotate_bytes: 0,
+            rotate_age: Duration::ZERO,
         }
     }
 }
@@ -367,7 +374,8 @@ impl Recorder {
                 fsync_on_checkpoint: opts.fsync,
                 accept_gap: opts.accept_gap,
                 index: store.mark()?,
-                ..WriterOptions::default()
+                rotate_bytes: opts.rotate_bytes,
+                rotate_ms: u64::try_from(opts.rotate_age.as_millis()).unwrap_or(u64::MAX),
             },
         )?;
         let stats = RecorderStats::default();
@@ -491,6 +499,8 @@ struct Swept {
     /// Every record up to here is in the lines taken.
     last: u64,
     checkpoint: Option<wardgate_audit::PendingCheckpoint>,
+    /// The file is closed: the lines taken end it, and the next file is to begin.
+    rotation: Option<wardgate_audit::PendingRotation>,
     /// The writer, on the last sweep: closed outside the lock.
     closed: Option<AuditWriter>,
 }
@@ -598,6 +608,7 @@ fn sweep(
         let closing = inner.closing.load(Ordering::SeqCst)
             // Nobody can record any more: every handle is gone.
             || Arc::strong_count(inner) == 1;
+        let now = unix_ms();
         let swept = {
             let mut log = lock(&inner.log);
             let log = &mut *log;
@@ -609,8 +620,12 @@ fn sweep(
             let due = audit.records_since_checkpoint() >= inner.checkpoint_every
                 || (audit.records_since_checkpoint() > 0
                     && last_checkpoint.elapsed() >= opts.checkpoint_interval);
+            // Between two records: the file's lines, closed by a checkpoint, are
+            // taken, and appends from now on belong to the next file.
+            let rotation =
+                (!closing && audit.rotation_due(now)).then(|| audit.begin_rotation(&mut lines));
             // Before taking the lines: the checkpoint's own line goes with them.
-            let checkpoint = if due && !closing {
+            let checkpoint = if due && !closing && rotation.is_none() {
                 audit
                     .begin_checkpoint()
                     .map_err(|e| intact(StoreError::from(e)))?
@@ -618,15 +633,37 @@ fn sweep(
                 None
             };
             unsigned = audit.records_since_checkpoint() > 0;
-            audit.take_buffered(&mut lines);
+            if rotation.is_none() {
+                audit.take_buffered(&mut lines);
+            }
             inner.buffered.store(0, Ordering::Relaxed);
             inner.room.notify_waiters();
             Swept {
                 last,
                 checkpoint,
+                rotation,
                 closed: if closing { log.audit.take() } else { None },
             }
         };
+        if let Some(rotation) = swept.rotation {
+            // The old file's last lines, durable, then the rename and the next
+            // file, durable, and the head moved to it; the writer's own handle
+            // (for its checkpoints and close) follows.
+            let next = rotation
+                .finish(file, &mut lines)
+                .map_err(|e| broken(e.into()))?;
+            let own = next.try_clone().map_err(|source| {
+                broken(StoreError::Io {
+                    what: format!("opening {}", log_path.display()),
+                    source,
+                })
+            })?;
+            *file = next;
+            if let Some(audit) = lock(&inner.log).audit.as_mut() {
+                audit.resume_io(own);
+            }
+            last_checkpoint = Instant::now();
+        }
         // One thread writes, in the order taken: the log stays in chain order.
         wardgate_audit::write_out(file, &mut lines).map_err(|source| {
             broken(StoreError::Io {
@@ -789,4 +826,10 @@ fn backfill(store: &mut EventStore, audit_dir: &Path, audit_last: u64) -> Result
         "event store back-filled from the audit log"
     );
     Ok(())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

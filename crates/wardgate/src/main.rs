@@ -170,15 +170,31 @@ enum AuditCommand {
     /// naming the first bad record otherwise, 3 when every chain verifies but
     /// the log has gaps (a chain begun after an accepted gap).
     Verify(VerifyArgs),
+    /// Move the rotated audit files past retention ([gateway.audit] retain_files,
+    /// retain_days) into an archive directory, each verified first, with the
+    /// public key and a signed manifest: `audit verify --archive DIR --pubkey KEY`
+    /// checks it offline. Safe while the gateway runs; nothing is ever deleted
+    /// that is not durably archived.
+    Archive(ArchiveArgs),
 }
 
 #[derive(Args)]
 struct VerifyArgs {
-    /// The site configuration (TOML).
-    #[arg(long, short)]
-    config: PathBuf,
+    /// The site configuration (TOML): verify its data_dir's log.
+    #[arg(
+        long,
+        short,
+        required_unless_present = "archive",
+        conflicts_with = "archive"
+    )]
+    config: Option<PathBuf>,
+    /// Verify this archive directory instead (made by `audit archive`): offline,
+    /// with no data_dir and no private key.
+    #[arg(long)]
+    archive: Option<PathBuf>,
     /// Trusted Ed25519 public key (hex, or a file holding it). Without it the key
-    /// in data_dir is used, which proves consistency but not authorship.
+    /// in data_dir (or the archive) is used, which proves consistency but not
+    /// authorship.
     #[arg(long)]
     pubkey: Option<String>,
     /// Only the files holding records from this seq on (the file before them is
@@ -200,6 +216,9 @@ fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify(a),
         } => audit_verify(&a),
+        Command::Audit {
+            command: AuditCommand::Archive(a),
+        } => audit_archive(&a),
         Command::Scan { paths, json } => scan::run(&paths, json),
         Command::Analyze(a) => analyze::run(a),
         Command::Capture(a) => analyze::run_live(a),
@@ -413,6 +432,14 @@ pub(crate) fn event_row(e: Option<&wardgate_event::Event>) -> String {
     )
 }
 
+/// `println!` that ends quietly when stdout is gone (`| head`), instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// A trusted key from `--pubkey`: hex, or a file holding it.
 fn trusted_key(pubkey: &str) -> Result<wardgate_audit::PublicKey> {
     let text = match std::fs::read_to_string(pubkey) {
@@ -422,18 +449,97 @@ fn trusted_key(pubkey: &str) -> Result<wardgate_audit::PublicKey> {
     wardgate_audit::parse_verifying_key(text.trim()).map_err(|e| anyhow::anyhow!("--pubkey: {e}"))
 }
 
-fn audit_verify(a: &VerifyArgs) -> Result<ExitCode> {
+#[derive(Args)]
+struct ArchiveArgs {
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The archive directory (created if missing; off this machine's disk, ideally).
+    #[arg(long)]
+    to: PathBuf,
+    /// Say what would be archived, and verify it, without moving anything.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn audit_archive(a: &ArchiveArgs) -> Result<ExitCode> {
     let v = load(&a.config)?;
     let dir = v.data_dir.join("audit");
+    let key_path = dir.join("audit.key");
+    if !key_path.exists() {
+        anyhow::bail!(
+            "{} does not exist: nothing to archive (has wardgate run with this data_dir?)",
+            key_path.display()
+        );
+    }
+    let key = wardgate_audit::AuditKey::load_or_generate(&dir)?;
+    let audit = &v.config.gateway.audit;
+    let retain = wardgate_audit::Retention {
+        keep_files: audit.retain_files,
+        keep_ms: audit.retain_days.saturating_mul(86_400_000),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let r = wardgate_audit::archive(&dir, &key, &a.to, &retain, now, a.dry_run)?;
+    let verb = if a.dry_run {
+        "would archive"
+    } else {
+        "archived"
+    };
+    match (r.archived.first(), r.archived.last()) {
+        (Some(first), Some(last)) if first == last => say!(
+            "{verb} {first} ({} record(s)) to {}",
+            r.records,
+            a.to.display()
+        ),
+        (Some(first), Some(last)) => say!(
+            "{verb} {} files ({first} .. {last}, {} record(s)) to {}",
+            r.archived.len(),
+            r.records,
+            a.to.display()
+        ),
+        _ => say!("nothing past retention to archive"),
+    }
+    say!(
+        "kept in {}: {} rotated file(s) within retention (retain_files = {}, retain_days = {}) and audit.log",
+        dir.display(),
+        r.kept.len(),
+        audit.retain_files,
+        audit.retain_days
+    );
+    if !a.dry_run && !r.archived.is_empty() {
+        say!(
+            "verify it anywhere: wardgate audit verify --archive {} --pubkey <a copy of audit.pub kept off this machine>",
+            a.to.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(a: &VerifyArgs) -> Result<ExitCode> {
     let key = a.pubkey.as_deref().map(trusted_key).transpose()?;
     let opts = wardgate_audit::VerifyOptions {
         key,
         from: a.from,
         to: a.to,
     };
-    let code = print_verification(wardgate_audit::verify_with(&dir, &opts), "audit log");
+    let (dir, result, what) = match (&a.archive, &a.config) {
+        (Some(archive), _) => (
+            archive.clone(),
+            wardgate_audit::verify_archive(archive, &opts),
+            "archive",
+        ),
+        (None, Some(config)) => {
+            let dir = load(config)?.data_dir.join("audit");
+            let r = wardgate_audit::verify_with(&dir, &opts);
+            (dir, r, "audit log")
+        }
+        (None, None) => anyhow::bail!("--config or --archive is needed"),
+    };
+    let code = print_verification(result, what);
     if key.is_none() && code == ExitCode::SUCCESS {
-        println!("note: verified with the key in {}; pass --pubkey with a key kept off this machine to prove authorship", dir.display());
+        say!("note: verified with the key in {}; pass --pubkey with a key kept off this machine to prove authorship", dir.display());
     }
     Ok(code)
 }
@@ -470,15 +576,15 @@ fn print_verification(
                 }
             );
             if r.gaps.is_empty() {
-                println!("{what} intact: {summary}");
+                say!("{what} intact: {summary}");
                 ExitCode::SUCCESS
             } else {
-                println!(
+                say!(
                     "{what} has {} GAP(S): every chain verifies, but records are missing between them: {summary}",
                     r.gaps.len()
                 );
                 for g in &r.gaps {
-                    println!("  gap: {}", g.describe());
+                    say!("  gap: {}", g.describe());
                 }
                 ExitCode::from(GAP_EXIT)
             }
@@ -490,7 +596,7 @@ fn print_verification(
                 (None, Some(s)) => format!(" (first bad record: seq {s})"),
                 (None, None) => String::new(),
             };
-            println!("{what} verification FAILED{at}: {e}");
+            say!("{what} verification FAILED{at}: {e}");
             ExitCode::from(1)
         }
     }

@@ -108,6 +108,8 @@ pub(crate) fn open_data_dir(
     ropts.checkpoint_interval = Duration::from_millis(g.audit.checkpoint_interval_ms.max(10));
     ropts.fsync = g.audit.fsync;
     ropts.accept_gap = gap.accept_audit_gap;
+    ropts.rotate_bytes = g.audit.rotate_bytes;
+    ropts.rotate_age = Duration::from_secs(g.audit.rotate_secs);
     let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
     check_modes(v, &recorder.handle())?;
     Ok((recorder, lock))

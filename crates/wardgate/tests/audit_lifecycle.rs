@@ -18,10 +18,15 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
+        Site::with_audit("")
+    }
+
+    /// With more keys in `[gateway.audit]`.
+    fn with_audit(keys: &str) -> Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("site.toml"),
-            "[gateway]\ndata_dir = \"data\"\n\n[gateway.audit]\ncheckpoint_interval_ms = 50\n",
+            format!("[gateway]\ndata_dir = \"data\"\n\n[gateway.audit]\ncheckpoint_interval_ms = 50\n{keys}"),
         )
         .unwrap();
         Site { dir }
@@ -275,6 +280,131 @@ fn a_replaced_log_accepted_is_set_aside_not_destroyed() {
         first_record(&s.audit().join("audit.log"))["rule"]["id"],
         "WG-AUDIT-004"
     );
+}
+
+/// A site that rotates at 4 KiB, started and stopped until it has `files`
+/// rotated files.
+fn rotated_site(files: usize) -> Site {
+    let s = Site::with_audit("rotate_bytes = 4096\nretain_files = 1\nretain_days = 0\n");
+    let rotated = |s: &Site| {
+        std::fs::read_dir(s.audit())
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with("audit.log."))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut runs = 0;
+    while rotated(&s) < files {
+        assert_eq!(s.serve(&[]).0, 0);
+        runs += 1;
+        assert!(runs < 50, "no rotation after {runs} runs");
+    }
+    s
+}
+
+#[test]
+fn rotated_files_verify_as_one_chain_and_a_missing_or_moved_middle_file_fails() {
+    let s = rotated_site(3);
+    let (code, out, err) = s.run(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("audit log intact") && out.contains("files (audit.log.000001 .. audit.log)"),
+        "{out}"
+    );
+    let (code, out, _) = s.run(&["audit", "verify", "--from", "1", "--to", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("in audit.log.000001") && out.contains("range"),
+        "{out}"
+    );
+    // A middle file moved away: verification names it.
+    let middle = s.audit().join("audit.log.000002");
+    let aside = s.dir.path().join("aside");
+    std::fs::rename(&middle, &aside).unwrap();
+    let (code, out, _) = s.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("audit.log.000002 is missing"), "{out}");
+    // Two files swapped: verification fails at the first out of place.
+    let third = s.audit().join("audit.log.000003");
+    std::fs::rename(&third, &middle).unwrap();
+    std::fs::rename(&aside, &third).unwrap();
+    let (code, out, _) = s.run(&["audit", "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAILED") && out.contains("audit.log.000002"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_archive_verifies_offline_with_only_the_public_key() {
+    let s = rotated_site(3);
+    let archive = s.dir.path().join("archive");
+    let (code, out, err) = s.run(&[
+        "audit",
+        "archive",
+        "--to",
+        archive.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("would archive"), "{out}");
+    assert!(!archive.join("MANIFEST").exists());
+    let (code, out, err) = s.run(&["audit", "archive", "--to", archive.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("archived"), "{out}");
+    assert!(archive.join("MANIFEST").exists() && archive.join("audit.pub").exists());
+    assert!(!s.audit().join("audit.log.000001").exists());
+    // What stays verifies, from where the archive ends, and the gateway starts.
+    assert_eq!(s.run(&["audit", "verify"]).0, 0);
+    assert_eq!(s.serve(&[]).0, 0);
+    // Off the machine: the archive and a copy of the public key, nothing else.
+    let offbox = tempfile::tempdir().unwrap();
+    let copy = offbox.path().join("archive");
+    std::fs::create_dir(&copy).unwrap();
+    for e in std::fs::read_dir(&archive).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let key = offbox.path().join("trusted.pub");
+    std::fs::copy(s.audit().join("audit.pub"), &key).unwrap();
+    drop(s);
+    let verify = |dir: &Path, key: &Path| {
+        let out = Command::new(BIN)
+            .args(["audit", "verify", "--archive"])
+            .arg(dir)
+            .arg("--pubkey")
+            .arg(key)
+            .current_dir(offbox.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify(&copy, &key);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("archive intact"), "{out}");
+    // Another key does not verify it; nor does an altered file.
+    let stranger = Site::new();
+    assert_eq!(stranger.serve(&[]).0, 0);
+    let (code, out) = verify(&copy, &stranger.audit().join("audit.pub"));
+    assert_eq!(code, 1, "{out}");
+    let f = copy.join("audit.log.000001");
+    let mut bytes = std::fs::read(&f).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&f, bytes).unwrap();
+    let (code, out) = verify(&copy, &key);
+    assert_eq!(code, 1, "{out}");
 }
 
 /// A site with a store-and-forward route (its queue journal is created at start).
