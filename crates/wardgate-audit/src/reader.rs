@@ -166,9 +166,9 @@ pub fn header(dir: &Path) -> Result<Option<Header>, ReadError> {
         .map_err(io_err(&first))?;
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
     Ok(match parse_line(line) {
-        Ok(Line::Header { chain_id, key }) => Some(Header {
-            chain_id: hex::encode(chain_id),
-            public_key: hex::encode(key),
+        Ok(Line::Header(h)) => Some(Header {
+            chain_id: hex::encode(h.chain_id),
+            public_key: hex::encode(h.key),
         }),
         _ => None,
     })

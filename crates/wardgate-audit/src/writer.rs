@@ -1,20 +1,32 @@
-//! Appending to the audit log, resuming after restarts and repairing a torn tail.
+//! Appending to the audit log, resuming after restarts, repairing a torn tail,
+//! refusing (or recording) gaps, and rotating from one file to the next.
 
+use crate::open::{self, GapFound, IndexMark, Plan};
 use crate::{
-    chain_hash, genesis, io_err, now_ms, parse_line, read_head, verify_checkpoint, AuditError,
-    AuditKey, Line, HEAD, LOG, MAGIC, RUNNING,
+    chain_hash, genesis, io_err, now_ms, rotated_name, AuditError, AuditKey, Head, Header, Link,
+    HEAD, LOG, RUNNING, SET_ASIDE,
 };
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// How often to sign, and whether to fsync.
+/// How often to sign, whether to fsync, when to rotate, and what the start-up
+/// check compares the log with.
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     /// Sign a checkpoint after this many records.
     pub checkpoint_every: u64,
     /// fsync the log and head file at each checkpoint.
     pub fsync_on_checkpoint: bool,
+    /// Close the file and begin the next once it holds this many bytes (0: never).
+    pub rotate_bytes: u64,
+    /// Close the file and begin the next once it is this old, in milliseconds (0: never).
+    pub rotate_ms: u64,
+    /// When the log found contradicts the evidence, set it aside and begin a new
+    /// chain (reported in [`OpenReport::gap`]) instead of refusing to open.
+    pub accept_gap: bool,
+    /// What the event index says of the log.
+    pub index: IndexMark,
 }
 
 impl Default for WriterOptions {
@@ -22,6 +34,10 @@ impl Default for WriterOptions {
         WriterOptions {
             checkpoint_every: 1000,
             fsync_on_checkpoint: true,
+            rotate_bytes: 0,
+            rotate_ms: 0,
+            accept_gap: false,
+            index: IndexMark::default(),
         }
     }
 }
@@ -35,8 +51,14 @@ pub struct OpenReport {
     pub repaired_tail: Option<TailRepair>,
     /// The sequence number the next record will get.
     pub next_seq: u64,
-    /// The log was created by this open.
+    /// The log file was created by this open.
     pub created: bool,
+    /// A gap was found and accepted: a new chain begins, and the caller's first
+    /// record must say what was expected and what was found.
+    pub gap: Option<GapFound>,
+    /// A rotation had been cut short (after the old file was renamed, before the
+    /// new one existed); the new file was begun now.
+    pub rotation_resumed: bool,
 }
 
 /// A torn tail that was cut away.
@@ -69,63 +91,151 @@ pub struct AuditWriter {
     chain_id: Vec<u8>,
     seq: u64,
     prev: [u8; 32],
-    /// Byte length of the log including buffered writes.
+    /// Byte length of the current file including buffered writes.
     offset: u64,
     since_checkpoint: u64,
+    /// The current file's number (1 for the first file ever).
+    file_no: u64,
+    /// When the current file was begun (its header's time).
+    created_ms: u64,
+    /// Records in the current file.
+    records_in_file: u64,
+    /// The head line of the latest checkpoint signed.
+    last_head: Option<String>,
+}
+
+/// The state of the file being written.
+struct State {
+    header: Header,
+    seq: u64,
+    prev: [u8; 32],
+    offset: u64,
+    last_head: Option<String>,
 }
 
 impl AuditWriter {
-    /// Opens (or creates) the log in `dir`; see the crate docs for what is checked.
+    /// Opens (or creates) the log in `dir`. What is found is first judged
+    /// against the signed head, the last closed file (rotated or archived) and
+    /// `opts.index`: a log that is missing, cut, replaced or altered is refused
+    /// with [`AuditError::Gap`], before anything is changed, unless
+    /// `opts.accept_gap`; then the refused log and head are moved to
+    /// `set-aside/<ms>/` and a new chain begins, in a file whose header says what
+    /// was expected. A torn last line is cut. See the crate docs for what is checked.
     pub fn open(
         dir: &Path,
-        key: AuditKey,
+        mut key: AuditKey,
         opts: WriterOptions,
     ) -> Result<(AuditWriter, OpenReport), AuditError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        crate::fsx::create_dir(dir)?;
         let path = dir.join(LOG);
         let running = dir.join(RUNNING);
-        let unclean_shutdown = running.exists();
-        let exists = std::fs::metadata(&path)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false);
         let mut report = OpenReport {
-            unclean_shutdown,
+            unclean_shutdown: running.exists(),
             repaired_tail: None,
             next_seq: 1,
-            created: !exists,
+            created: false,
+            gap: None,
+            rotation_resumed: false,
         };
-        let (chain_id, seq, prev, offset) = if exists {
-            let r = resume(dir, &path, &key)?;
-            report.repaired_tail = r.repair;
-            (r.chain_id, r.seq, r.prev, r.offset)
-        } else {
-            let mut chain_id = [0u8; 16];
-            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut chain_id);
-            let header = format!(
-                "H\t{MAGIC}\t{}\t{}\t{}",
-                hex::encode(chain_id),
-                hex::encode(key.verifying_key().as_bytes()),
-                now_ms()
-            );
-            let mut f = File::create(&path).map_err(io_err(&path))?;
-            f.write_all(header.as_bytes())
-                .and_then(|_| f.write_all(b"\n"))
-                .and_then(|_| f.sync_all())
-                .map_err(io_err(&path))?;
-            sync_dir(dir)?;
-            (
-                chain_id.to_vec(),
-                0,
-                genesis(header.as_bytes()),
-                header.len() as u64 + 1,
-            )
+        let plan = open::judge(dir, &key.verifying_key(), &opts.index)?;
+        if let Plan::Gap { gap, .. } = &plan {
+            if !opts.accept_gap {
+                return Err(AuditError::Gap(Box::new(gap.clone())));
+            }
+        }
+        // Judged: only now may anything change, the new key included.
+        key.persist(dir)?;
+        let fsync = opts.fsync_on_checkpoint;
+        let vk = key.verifying_key().as_bytes().to_vec();
+        let state = match plan {
+            Plan::Resume(r) => {
+                if let Some(bytes) = r.torn {
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io_err(&path))?;
+                    f.set_len(r.offset).map_err(io_err(&path))?;
+                    f.sync_all().map_err(io_err(&path))?;
+                    report.repaired_tail = Some(TailRepair {
+                        bytes_dropped: bytes,
+                        records_dropped: 1,
+                        last_good_seq: r.seq,
+                    });
+                }
+                State {
+                    header: r.header,
+                    seq: r.seq,
+                    prev: r.prev,
+                    offset: r.offset,
+                    last_head: r.last_head.map(|h| h.line()),
+                }
+            }
+            Plan::Fresh => {
+                remove_empty(&path)?;
+                report.created = true;
+                let header = Header {
+                    chain_id: new_chain_id(),
+                    key: vk,
+                    created_ms: now_ms(),
+                    file_no: 1,
+                    link: Link::Genesis,
+                };
+                begin_file(dir, &key, header, fsync)?
+            }
+            Plan::Continue(end) => {
+                if end.file_no == u64::MAX {
+                    return Err(AuditError::Exhausted);
+                }
+                remove_empty(&path)?;
+                report.created = true;
+                report.rotation_resumed = true;
+                let header = Header {
+                    chain_id: end.chain_id,
+                    key: vk,
+                    created_ms: now_ms(),
+                    file_no: end.file_no + 1,
+                    link: Link::Rotated {
+                        prev_file: end.name,
+                        prev_seq: end.last_seq,
+                        prev_hash: end.last_hash,
+                    },
+                };
+                begin_file(dir, &key, header, fsync)?
+            }
+            Plan::Gap {
+                mut gap,
+                file_no,
+                prev_file,
+                prev_hash,
+            } => {
+                if gap.after_seq == u64::MAX || file_no == u64::MAX {
+                    return Err(AuditError::Exhausted);
+                }
+                gap.set_aside = set_aside(dir, &key)?;
+                report.created = true;
+                let header = Header {
+                    chain_id: new_chain_id(),
+                    key: vk,
+                    created_ms: now_ms(),
+                    file_no,
+                    link: Link::Gap {
+                        prev_file,
+                        prev_seq: gap.after_seq,
+                        prev_hash,
+                    },
+                };
+                gap.new_chain = Some((hex::encode(&header.chain_id), LOG.to_owned()));
+                report.gap = Some(gap);
+                begin_file(dir, &key, header, fsync)?
+            }
         };
-        File::create(&running).map_err(io_err(&running))?;
+        crate::fsx::create_file(&running)?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        report.next_seq = seq + 1;
+        report.next_seq = state.seq.saturating_add(1);
+        let records_in_file = state.seq - state.header.after_seq();
         Ok((
             AuditWriter {
                 dir: dir.to_owned(),
@@ -135,11 +245,15 @@ impl AuditWriter {
                 file,
                 buf: Vec::with_capacity(WRITE_BUFFER),
                 detached: false,
-                chain_id,
-                seq,
-                prev,
-                offset,
+                chain_id: state.header.chain_id,
+                seq: state.seq,
+                prev: state.prev,
+                offset: state.offset,
                 since_checkpoint: 0,
+                file_no: state.header.file_no,
+                created_ms: state.header.created_ms,
+                records_in_file,
+                last_head: state.last_head,
             },
             report,
         ))
@@ -150,7 +264,7 @@ impl AuditWriter {
         if memchr::memchr3(b'\t', b'\n', b'\r', payload).is_some() {
             return Err(AuditError::InvalidPayload);
         }
-        let seq = self.seq + 1;
+        let seq = self.seq.checked_add(1).ok_or(AuditError::Exhausted)?;
         let hash = chain_hash(&self.prev, seq, payload);
         let mut hex_hash = [0u8; 64];
         // Cannot fail: the output buffer is exactly twice the input.
@@ -168,12 +282,16 @@ impl AuditWriter {
         self.seq = seq;
         self.prev = hash;
         self.since_checkpoint += 1;
+        self.records_in_file += 1;
         if !self.detached {
             if self.buf.len() >= WRITE_BUFFER {
                 self.flush()?;
             }
             if self.since_checkpoint >= self.opts.checkpoint_every {
                 self.checkpoint()?;
+            }
+            if self.rotation_due(now_ms()) {
+                self.rotate()?;
             }
         }
         Ok(seq)
@@ -187,11 +305,13 @@ impl AuditWriter {
 
     /// Hands the log's I/O to the caller, for a writer shared behind a lock: from
     /// now on appends and [`begin_checkpoint`](Self::begin_checkpoint) only buffer
-    /// (and never checkpoint by count); the caller moves the buffered lines out with
-    /// [`take_buffered`](Self::take_buffered) and writes them, in the order taken, to
-    /// the file returned here. Writing outside the lock keeps a slow write from
-    /// stalling every appender. [`flush`](Self::flush), [`checkpoint`](Self::checkpoint)
-    /// and [`close`](Self::close) still write, once everything taken is written.
+    /// (and never checkpoint or rotate by themselves); the caller moves the
+    /// buffered lines out with [`take_buffered`](Self::take_buffered) and writes
+    /// them, in the order taken, to the file returned here (and, after a rotation,
+    /// to the file [`PendingRotation::finish`] returns). Writing outside the lock
+    /// keeps a slow write from stalling every appender. [`flush`](Self::flush),
+    /// [`checkpoint`](Self::checkpoint) and [`close`](Self::close) still write,
+    /// once everything taken is written.
     pub fn detach_io(&mut self) -> Result<File, AuditError> {
         let file = self.file.try_clone().map_err(io_err(&self.path))?;
         self.detached = true;
@@ -222,16 +342,9 @@ impl AuditWriter {
         }
     }
 
-    /// The part of [`checkpoint`](Self::checkpoint) that needs the writer: signs the
-    /// current head and buffers the checkpoint line, which the caller writes
-    /// ([`flush`](Self::flush), or [`take_buffered`](Self::take_buffered) when
-    /// detached) before finishing. The slow part (fsync, the head file) is left to
-    /// [`PendingCheckpoint::finish`], so a writer shared behind a lock is not held
-    /// through an fsync. `None` when no record came since the last one.
-    pub fn begin_checkpoint(&mut self) -> Result<Option<PendingCheckpoint>, AuditError> {
-        if self.since_checkpoint == 0 {
-            return Ok(None);
-        }
+    /// Buffers a checkpoint line signing the current head; returns the head
+    /// file's line for it.
+    fn sign_checkpoint(&mut self) -> String {
         let ms = now_ms();
         let sig = self.key.sign(&self.chain_id, self.seq, &self.prev, ms);
         let line = format!(
@@ -243,20 +356,37 @@ impl AuditWriter {
         );
         self.buf.extend_from_slice(line.as_bytes());
         self.offset += line.len() as u64;
-        let head = format!(
-            "{}\t{}\t{}\t{}\t{}\n",
-            self.seq,
-            hex::encode(self.prev),
-            self.offset,
-            ms,
-            hex::encode(sig)
-        );
+        self.since_checkpoint = 0;
+        let head = Head {
+            seq: self.seq,
+            hash: self.prev,
+            offset: self.offset,
+            unix_ms: ms,
+            sig: sig.to_vec(),
+            file_no: self.file_no,
+            chain_id: Some(self.chain_id.clone()),
+        }
+        .line();
+        self.last_head = Some(head.clone());
+        head
+    }
+
+    /// The part of [`checkpoint`](Self::checkpoint) that needs the writer: signs the
+    /// current head and buffers the checkpoint line, which the caller writes
+    /// ([`flush`](Self::flush), or [`take_buffered`](Self::take_buffered) when
+    /// detached) before finishing. The slow part (fsync, the head file) is left to
+    /// [`PendingCheckpoint::finish`], so a writer shared behind a lock is not held
+    /// through an fsync. `None` when no record came since the last one.
+    pub fn begin_checkpoint(&mut self) -> Result<Option<PendingCheckpoint>, AuditError> {
+        if self.since_checkpoint == 0 {
+            return Ok(None);
+        }
+        let head = self.sign_checkpoint();
         let log = if self.opts.fsync_on_checkpoint {
             Some(self.file.try_clone().map_err(io_err(&self.path))?)
         } else {
             None
         };
-        self.since_checkpoint = 0;
         Ok(Some(PendingCheckpoint {
             dir: self.dir.clone(),
             path: self.path.clone(),
@@ -268,6 +398,77 @@ impl AuditWriter {
     /// Records appended since the last checkpoint.
     pub fn records_since_checkpoint(&self) -> u64 {
         self.since_checkpoint
+    }
+
+    /// Whether the current file should be closed and the next begun: it holds a
+    /// record and has reached `rotate_bytes`, or is `rotate_ms` old at `now_ms`.
+    pub fn rotation_due(&self, now_ms: u64) -> bool {
+        self.records_in_file > 0
+            && self.file_no < u64::MAX
+            && ((self.opts.rotate_bytes > 0 && self.offset >= self.opts.rotate_bytes)
+                || (self.opts.rotate_ms > 0
+                    && now_ms.saturating_sub(self.created_ms) >= self.opts.rotate_ms))
+    }
+
+    /// The part of a rotation that needs the writer, between two records: signs
+    /// a checkpoint closing the current file (unless its last line is one
+    /// already), moves every line for that file into `old_lines`, and begins the
+    /// next file of the chain: its header (naming the file it follows and that
+    /// file's last seq and hash) and an opening checkpoint are kept in the
+    /// returned [`PendingRotation`], and appends from now on belong to it. The
+    /// caller writes `old_lines` and creates the file with
+    /// [`PendingRotation::finish`], then hands the writer the new file
+    /// ([`resume_io`](Self::resume_io)) before its next checkpoint.
+    pub fn begin_rotation(&mut self, old_lines: &mut Vec<u8>) -> PendingRotation {
+        if self.since_checkpoint > 0 {
+            self.sign_checkpoint();
+        }
+        self.take_buffered(old_lines);
+        let final_head = self.last_head.clone();
+        let old_name = rotated_name(self.file_no);
+        let header = Header {
+            chain_id: self.chain_id.clone(),
+            key: self.key.verifying_key().as_bytes().to_vec(),
+            created_ms: now_ms(),
+            file_no: self.file_no.saturating_add(1),
+            link: Link::Rotated {
+                prev_file: old_name.clone(),
+                prev_seq: self.seq,
+                prev_hash: self.prev,
+            },
+        };
+        let (prefix, head, g) = opening(&self.key, &header);
+        self.file_no = header.file_no;
+        self.created_ms = header.created_ms;
+        self.prev = g;
+        self.offset = prefix.len() as u64;
+        self.records_in_file = 0;
+        self.since_checkpoint = 0;
+        self.last_head = Some(head.clone());
+        PendingRotation {
+            dir: self.dir.clone(),
+            fsync: self.opts.fsync_on_checkpoint,
+            old_name,
+            final_head,
+            prefix,
+            head,
+        }
+    }
+
+    /// After a rotation its owner finished: the file the writer's own writes
+    /// ([`flush`](Self::flush), [`checkpoint`](Self::checkpoint),
+    /// [`close`](Self::close)) go to.
+    pub fn resume_io(&mut self, file: File) {
+        self.file = file;
+    }
+
+    /// Rotates now (a writer that does its own I/O; see [`begin_rotation`](Self::begin_rotation)).
+    pub fn rotate(&mut self) -> Result<(), AuditError> {
+        let mut lines = Vec::new();
+        let pending = self.begin_rotation(&mut lines);
+        let file = pending.finish(&mut self.file, &mut lines)?;
+        self.file = file;
+        Ok(())
     }
 
     /// Final checkpoint, fsync, and the clean-shutdown mark.
@@ -287,6 +488,16 @@ impl AuditWriter {
     /// Sequence number of the last record appended.
     pub fn last_seq(&self) -> u64 {
         self.seq
+    }
+
+    /// The chain being written (hex).
+    pub fn chain_id(&self) -> String {
+        hex::encode(&self.chain_id)
+    }
+
+    /// The number of the file being written (1 for the first file ever).
+    pub fn file_no(&self) -> u64 {
+        self.file_no
     }
 }
 
@@ -319,21 +530,185 @@ impl PendingCheckpoint {
         if let Some(log) = &self.log {
             log.sync_data().map_err(io_err(&self.path))?;
         }
-        let tmp = self.dir.join(format!("{HEAD}.tmp"));
-        let dest = self.dir.join(HEAD);
-        {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(self.head.as_bytes()).map_err(io_err(&tmp))?;
-            if self.log.is_some() {
-                f.sync_all().map_err(io_err(&tmp))?;
-            }
-        }
-        std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        if self.log.is_some() {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
+        write_head(&self.dir, &self.head, self.log.is_some())
     }
+}
+
+/// A rotation begun under the writer ([`AuditWriter::begin_rotation`]) whose
+/// file work is still to do.
+#[must_use = "the next file exists only once the rotation is finished"]
+pub struct PendingRotation {
+    dir: PathBuf,
+    fsync: bool,
+    /// What the current `audit.log` becomes.
+    old_name: String,
+    /// The head naming the checkpoint that closes the old file.
+    final_head: Option<String>,
+    /// The new file's header and opening checkpoint.
+    prefix: String,
+    /// The head naming that opening checkpoint.
+    head: String,
+}
+
+impl PendingRotation {
+    /// Writes the old file's last lines (`old_lines`, taken by `begin_rotation`)
+    /// to `old`, makes them durable and the head name its closing checkpoint;
+    /// renames `audit.log` to `audit.log.NNNNNN`; creates the new `audit.log` with
+    /// its header and opening checkpoint, durable, and moves the head there.
+    /// Returns the new file, opened for appending. A crash at any step leaves a
+    /// state the next open resumes from without a gap.
+    pub fn finish(self, old: &mut File, old_lines: &mut Vec<u8>) -> Result<File, AuditError> {
+        let log = self.dir.join(LOG);
+        write_out(old, old_lines).map_err(io_err(&log))?;
+        if self.fsync {
+            old.sync_all().map_err(io_err(&log))?;
+        }
+        if let Some(h) = &self.final_head {
+            write_head(&self.dir, h, self.fsync)?;
+        }
+        let dest = self.dir.join(&self.old_name);
+        // Never clobber a closed file (rename would, silently).
+        if dest.exists() {
+            return Err(io_err(&dest)(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a rotated file of this number exists already",
+            )));
+        }
+        std::fs::rename(&log, &dest).map_err(io_err(&dest))?;
+        let file = write_new(&log, self.prefix.as_bytes())?;
+        sync_dir(&self.dir)?;
+        write_head(&self.dir, &self.head, self.fsync)?;
+        Ok(file)
+    }
+}
+
+/// A new chain id.
+fn new_chain_id() -> Vec<u8> {
+    let mut chain_id = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut chain_id);
+    chain_id.to_vec()
+}
+
+/// The first bytes of a file: its header and a checkpoint signing the chain's
+/// state at its start (so a file is covered by a signature, and the head can
+/// name it, from its first byte); the head line for that checkpoint; and the
+/// hash the file's first record chains to.
+fn opening(key: &AuditKey, header: &Header) -> (String, String, [u8; 32]) {
+    let line = header.line();
+    let g = genesis(line.as_bytes());
+    let ms = now_ms();
+    let seq = header.after_seq();
+    let sig = key.sign(&header.chain_id, seq, &g, ms);
+    let prefix = format!(
+        "{line}\nC\t{seq}\t{}\t{ms}\t{}\n",
+        hex::encode(g),
+        hex::encode(sig)
+    );
+    let head = Head {
+        seq,
+        hash: g,
+        offset: prefix.len() as u64,
+        unix_ms: ms,
+        sig: sig.to_vec(),
+        file_no: header.file_no,
+        chain_id: Some(header.chain_id.clone()),
+    }
+    .line();
+    (prefix, head, g)
+}
+
+/// Creates `audit.log` for `header` (its header and opening checkpoint, durable)
+/// and points the head at it.
+fn begin_file(
+    dir: &Path,
+    key: &AuditKey,
+    header: Header,
+    fsync: bool,
+) -> Result<State, AuditError> {
+    let (prefix, head, g) = opening(key, &header);
+    let path = dir.join(LOG);
+    drop(write_new(&path, prefix.as_bytes())?);
+    sync_dir(dir)?;
+    write_head(dir, &head, fsync)?;
+    Ok(State {
+        seq: header.after_seq(),
+        prev: g,
+        offset: prefix.len() as u64,
+        last_head: Some(head),
+        header,
+    })
+}
+
+/// Creates `path` (never over an existing file) with `data`, durable; returns
+/// it opened for appending.
+fn write_new(path: &Path, data: &[u8]) -> Result<File, AuditError> {
+    let mut f = crate::fsx::create_new_file(path)?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(path))?;
+    drop(f);
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+/// An empty `audit.log` (a crash as it was created) is no log: removed.
+fn remove_empty(path: &Path) -> Result<(), AuditError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Moves a refused `audit.log` and `audit.head` (and a list of archived files
+/// that does not verify) to `set-aside/<ms>/`, untouched, as evidence. Returns
+/// where, or `None` when there was nothing to move.
+fn set_aside(dir: &Path, key: &AuditKey) -> Result<Option<PathBuf>, AuditError> {
+    let bad_manifest = crate::archive::local_entries(dir, &key.verifying_key()).is_err();
+    let moving: Vec<&str> = [LOG, HEAD, crate::archive::LOCAL_MANIFEST]
+        .into_iter()
+        .filter(|n| dir.join(n).exists())
+        .filter(|n| *n != crate::archive::LOCAL_MANIFEST || bad_manifest)
+        .collect();
+    if moving.is_empty() {
+        return Ok(None);
+    }
+    let parent = dir.join(SET_ASIDE);
+    crate::fsx::create_dir(&parent)?;
+    let ms = now_ms();
+    let mut dest = parent.join(ms.to_string());
+    let mut n = 0;
+    while dest.exists() {
+        n += 1;
+        dest = parent.join(format!("{ms}-{n}"));
+    }
+    crate::fsx::create_dir(&dest)?;
+    for name in moving {
+        std::fs::rename(dir.join(name), dest.join(name)).map_err(io_err(&dest.join(name)))?;
+    }
+    sync_dir(&dest)?;
+    sync_dir(dir)?;
+    Ok(Some(dest))
+}
+
+/// Replaces the head file atomically (temporary file, rename).
+fn write_head(dir: &Path, head: &str, fsync: bool) -> Result<(), AuditError> {
+    let tmp = dir.join(format!("{HEAD}.tmp"));
+    let dest = dir.join(HEAD);
+    {
+        let mut f = crate::fsx::create_file(&tmp)?;
+        f.write_all(head.as_bytes()).map_err(io_err(&tmp))?;
+        if fsync {
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+    }
+    std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+    if fsync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Writes `buf` to `file` and empties it. On an error, what was written is removed
@@ -359,165 +734,8 @@ pub fn write_out(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
-}
-
-struct Resumed {
-    chain_id: Vec<u8>,
-    seq: u64,
-    prev: [u8; 32],
-    offset: u64,
-    repair: Option<TailRepair>,
-}
-
-/// Rebuilds the writer's state: from the signed head file when there is one
-/// (without rescanning the whole log), else from the header; re-verifies every
-/// line after that point and cuts a torn last line.
-fn resume(dir: &Path, path: &Path, key: &AuditKey) -> Result<Resumed, AuditError> {
-    let tampered = |line: u64, reason: String| AuditError::Tampered {
-        path: path.to_owned(),
-        line,
-        reason,
-    };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    let len = file.metadata().map_err(io_err(path))?.len();
-    let mut reader = BufReader::new(&mut file);
-    let mut header = Vec::new();
-    reader
-        .read_until(b'\n', &mut header)
-        .map_err(io_err(path))?;
-    if header.last() != Some(&b'\n') {
-        return Err(tampered(1, "header line is incomplete".into()));
-    }
-    header.pop();
-    let Ok(Line::Header {
-        chain_id,
-        key: header_key,
-    }) = parse_line(&header)
-    else {
-        return Err(tampered(1, "malformed header".into()));
-    };
-    if header_key != key.verifying_key().as_bytes() {
-        return Err(tampered(
-            1,
-            "the log was started with a different signing key".into(),
-        ));
-    }
-    let vk = key.verifying_key();
-    let (mut seq, mut prev, start, mut line_no) = match read_head(dir)
-        .map_err(|r| tampered(0, r))?
-    {
-        None => (0, genesis(&header), header.len() as u64 + 1, 1u64),
-        Some(h) => {
-            if !verify_checkpoint(&vk, &chain_id, h.seq, &h.hash, h.unix_ms, &h.sig) {
-                return Err(tampered(0, format!("{HEAD} signature does not verify")));
-            }
-            if h.offset > len {
-                return Err(tampered(0, format!("the log is shorter ({len} bytes) than its signed head says ({} bytes): truncated", h.offset)));
-            }
-            // The line ending at the head offset must be that very checkpoint.
-            let back = h.offset.min(4096);
-            reader
-                .seek(SeekFrom::Start(h.offset - back))
-                .map_err(io_err(path))?;
-            let mut tail = vec![0u8; usize::try_from(back).unwrap_or(0)];
-            reader.read_exact(&mut tail).map_err(io_err(path))?;
-            let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
-            let last = body.rsplit(|&b| b == b'\n').next().unwrap_or_default();
-            match parse_line(last) {
-                Ok(Line::Checkpoint { seq, hash, .. }) if seq == h.seq && hash == h.hash => {}
-                _ => {
-                    return Err(tampered(
-                        0,
-                        format!(
-                            "the log does not contain the checkpoint its {HEAD} names (seq {})",
-                            h.seq
-                        ),
-                    ))
-                }
-            }
-            // Line numbers are unknown when resuming mid-file; 0 means "after the head".
-            (h.seq, h.hash, h.offset, 0)
-        }
-    };
-    reader.seek(SeekFrom::Start(start)).map_err(io_err(path))?;
-    let mut pos = start;
-    let mut buf = Vec::new();
-    let mut repair = None;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        if line_no > 0 {
-            line_no += 1;
-        }
-        let complete = buf.last() == Some(&b'\n');
-        let body = if complete {
-            &buf[..buf.len() - 1]
-        } else {
-            &buf[..]
-        };
-        let at_end = pos + n as u64 == len;
-        let ok = match parse_line(body) {
-            Ok(Line::Record {
-                seq: s,
-                hash,
-                payload,
-            }) if complete && s == seq + 1 && chain_hash(&prev, s, payload) == hash => {
-                seq = s;
-                prev = hash;
-                true
-            }
-            Ok(Line::Checkpoint {
-                seq: s,
-                hash,
-                unix_ms,
-                sig,
-            }) if complete
-                && s == seq
-                && hash == prev
-                && verify_checkpoint(&vk, &chain_id, s, &hash, unix_ms, &sig) =>
-            {
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            if at_end {
-                // A torn write at the tail: cut it, and say so.
-                repair = Some(TailRepair {
-                    bytes_dropped: n as u64,
-                    records_dropped: 1,
-                    last_good_seq: seq,
-                });
-                break;
-            }
-            return Err(tampered(
-                line_no,
-                format!("record after seq {seq} does not verify"),
-            ));
-        }
-        pos += n as u64;
-    }
-    drop(reader);
-    if repair.is_some() {
-        file.set_len(pos).map_err(io_err(path))?;
-        file.sync_all().map_err(io_err(path))?;
-    }
-    Ok(Resumed {
-        chain_id,
-        seq,
-        prev,
-        offset: pos,
-        repair,
-    })
 }

@@ -3,12 +3,15 @@
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
 
 use std::path::Path;
-use wardgate_audit::{verify, AuditError, AuditKey, AuditWriter, VerifyError, WriterOptions};
+use wardgate_audit::{
+    verify, AuditError, AuditKey, AuditWriter, GapKind, VerifyError, WriterOptions,
+};
 
 fn opts(every: u64) -> WriterOptions {
     WriterOptions {
         checkpoint_every: every,
         fsync_on_checkpoint: false,
+        ..WriterOptions::default()
     }
 }
 
@@ -50,7 +53,7 @@ fn intact_log_verifies_and_resumes() {
     let r = verify(d.path(), None).unwrap();
     assert_eq!(
         (r.records, r.checkpoints, r.last_seq, r.unsigned_tail),
-        (25, 3, 25, 0)
+        (25, 4, 25, 0)
     );
     let key = AuditKey::load_or_create(d.path()).unwrap();
     let (mut w, report) = AuditWriter::open(d.path(), key, opts(10)).unwrap();
@@ -71,7 +74,10 @@ fn changed_payload_names_its_line() {
     lines[i][pos] ^= 0x01;
     put(d.path(), &lines);
     let e = verify(d.path(), None).unwrap_err();
-    assert!(matches!(e, VerifyError::HashMismatch { seq: 7, .. }), "{e}");
+    assert!(
+        matches!(e.root(), VerifyError::HashMismatch { seq: 7, .. }),
+        "{e}"
+    );
     assert_eq!(e.first_bad_line(), Some(i as u64 + 1));
 }
 
@@ -86,7 +92,7 @@ fn changed_hash_is_detected() {
     lines[i][h] = if lines[i][h] == b'0' { b'1' } else { b'0' };
     put(d.path(), &lines);
     assert!(matches!(
-        verify(d.path(), None).unwrap_err(),
+        verify(d.path(), None).unwrap_err().root(),
         VerifyError::HashMismatch { seq: 3, .. }
     ));
 }
@@ -102,7 +108,7 @@ fn removed_record_is_detected() {
     let e = verify(d.path(), None).unwrap_err();
     assert!(
         matches!(
-            e,
+            e.root(),
             VerifyError::SeqGap {
                 expected: 4,
                 found: 5,
@@ -125,7 +131,7 @@ fn reordered_records_are_detected() {
     let e = verify(d.path(), None).unwrap_err();
     assert!(
         matches!(
-            e,
+            e.root(),
             VerifyError::SeqGap {
                 expected: 5,
                 found: 6,
@@ -173,7 +179,7 @@ fn forged_record_with_recomputed_hash_still_fails_at_the_checkpoint() {
     put(d.path(), &lines);
     let e = verify(d.path(), None).unwrap_err();
     assert!(
-        matches!(e, VerifyError::BadCheckpoint { seq: 3, .. }),
+        matches!(e.root(), VerifyError::BadCheckpoint { seq: 3, .. }),
         "{e}"
     );
 }
@@ -187,7 +193,7 @@ fn truncation_mid_line_is_a_torn_tail() {
     let e = verify(d.path(), None).unwrap_err();
     assert!(
         matches!(
-            e,
+            e.root(),
             VerifyError::TornTail { .. } | VerifyError::TruncatedBehindHead { .. }
         ),
         "{e}"
@@ -204,7 +210,7 @@ fn whole_lines_cut_behind_the_head_are_detected() {
     let e = verify(d.path(), None).unwrap_err();
     assert!(
         matches!(
-            e,
+            e.root(),
             VerifyError::TruncatedBehindHead {
                 log_last_seq: 11,
                 head_seq: 20
@@ -220,7 +226,7 @@ fn deleted_head_file_is_detected() {
     write(d.path(), 10, 5);
     std::fs::remove_file(d.path().join("audit.head")).unwrap();
     assert!(matches!(
-        verify(d.path(), None).unwrap_err(),
+        verify(d.path(), None).unwrap_err().root(),
         VerifyError::HeadMissing
     ));
 }
@@ -230,12 +236,12 @@ fn replaced_signature_is_detected() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), 10, 5);
     let mut lines = log(d.path());
-    let i = lines.iter().position(|l| l.starts_with(b"C\t")).unwrap();
+    let i = lines.iter().position(|l| l.starts_with(b"C\t5\t")).unwrap();
     let n = lines[i].len();
     lines[i][n - 3] = if lines[i][n - 3] == b'a' { b'b' } else { b'a' };
     put(d.path(), &lines);
     assert!(matches!(
-        verify(d.path(), None).unwrap_err(),
+        verify(d.path(), None).unwrap_err().root(),
         VerifyError::BadSignature { seq: 5, .. }
     ));
 }
@@ -249,7 +255,7 @@ fn another_key_is_refused() {
         .unwrap()
         .verifying_key();
     assert!(matches!(
-        verify(d.path(), Some(&k)).unwrap_err(),
+        verify(d.path(), Some(&k)).unwrap_err().root(),
         VerifyError::KeyMismatch { .. }
     ));
     let own = AuditKey::load_or_create(d.path()).unwrap().verifying_key();
@@ -299,10 +305,11 @@ fn opening_a_log_cut_behind_its_head_is_refused() {
     let lines = log(d.path());
     put(d.path(), &lines[..line_of(&lines, 8)]);
     let key = AuditKey::load_or_create(d.path()).unwrap();
-    assert!(matches!(
-        AuditWriter::open(d.path(), key, opts(5)),
-        Err(AuditError::Tampered { .. })
-    ));
+    match AuditWriter::open(d.path(), key, opts(5)) {
+        Err(AuditError::Gap(g)) => assert_eq!(g.kind, GapKind::Truncated, "{g}"),
+        Err(e) => panic!("refused, but not as a gap: {e}"),
+        Ok(_) => panic!("a log cut behind its head was opened"),
+    }
 }
 
 #[test]
@@ -376,6 +383,160 @@ fn a_detached_writer_writes_only_what_its_owner_writes_and_the_chain_holds() {
     let r = verify(d.path(), None).unwrap();
     assert_eq!(
         (r.records, r.checkpoints, r.last_seq, r.unsigned_tail),
-        (7, 2, 7, 0)
+        (7, 3, 7, 0)
     );
+}
+
+fn gap_of(
+    r: Result<(AuditWriter, wardgate_audit::OpenReport), AuditError>,
+) -> wardgate_audit::GapFound {
+    match r {
+        Err(AuditError::Gap(g)) => *g,
+        Err(e) => panic!("refused, but not as a gap: {e}"),
+        Ok(_) => panic!("opened"),
+    }
+}
+
+fn accepting() -> WriterOptions {
+    WriterOptions {
+        accept_gap: true,
+        ..opts(5)
+    }
+}
+
+#[test]
+fn a_missing_log_with_its_head_present_is_refused_and_nothing_changes() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 7, 5);
+    std::fs::remove_file(d.path().join("audit.log")).unwrap();
+    let head = std::fs::read(d.path().join("audit.head")).unwrap();
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let g = gap_of(AuditWriter::open(d.path(), key, opts(5)));
+    assert_eq!(g.kind, GapKind::Missing);
+    assert!(
+        g.expected.contains("signed through seq 7"),
+        "{}",
+        g.expected
+    );
+    assert_eq!(g.found, "no audit.log");
+    assert!(!d.path().join("audit.log").exists());
+    assert_eq!(std::fs::read(d.path().join("audit.head")).unwrap(), head);
+}
+
+#[test]
+fn a_log_of_another_chain_with_the_same_key_is_refused_as_replaced() {
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), 4, 5);
+    let b = tempfile::tempdir().unwrap();
+    std::fs::copy(a.path().join("audit.key"), b.path().join("audit.key")).unwrap();
+    write(b.path(), 9, 5);
+    std::fs::copy(b.path().join("audit.log"), a.path().join("audit.log")).unwrap();
+    let key = AuditKey::load_or_create(a.path()).unwrap();
+    let g = gap_of(AuditWriter::open(a.path(), key, opts(5)));
+    assert_eq!(g.kind, GapKind::Replaced, "{g}");
+}
+
+#[test]
+fn a_deleted_head_while_the_log_has_checkpoints_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 12, 5);
+    std::fs::remove_file(d.path().join("audit.head")).unwrap();
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let g = gap_of(AuditWriter::open(d.path(), key, opts(5)));
+    assert_eq!(g.kind, GapKind::HeadMissing, "{g}");
+}
+
+#[test]
+fn a_log_behind_the_event_index_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 6, 5);
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let behind = WriterOptions {
+        index: wardgate_audit::IndexMark {
+            through: 9,
+            chain_id: None,
+        },
+        ..opts(5)
+    };
+    let g = gap_of(AuditWriter::open(d.path(), key, behind));
+    assert_eq!(g.kind, GapKind::Truncated, "{g}");
+    assert!(g.found.contains("ending at seq 6"), "{}", g.found);
+}
+
+#[test]
+fn an_accepted_gap_begins_a_new_chain_and_verify_reports_the_gap_not_intact() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 8, 5);
+    let lines = log(d.path());
+    put(d.path(), &lines[..line_of(&lines, 3)]);
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let (mut w, report) = AuditWriter::open(d.path(), key, accepting()).unwrap();
+    let g = report
+        .gap
+        .expect("the gap is reported for the caller to record");
+    assert_eq!(g.kind, GapKind::Truncated);
+    assert_eq!(
+        g.after_seq, 8,
+        "numbering goes on after the highest seq known"
+    );
+    let aside = g.set_aside.expect("the refused files are kept");
+    assert!(aside.join("audit.log").exists() && aside.join("audit.head").exists());
+    assert_eq!(w.append(b"{\"gap\":true}").unwrap(), 9);
+    w.close().unwrap();
+    let r = verify(d.path(), None).unwrap();
+    assert_eq!(r.gaps.len(), 1);
+    assert_eq!(r.gaps[0].after_seq, 8);
+    assert_eq!(r.gaps[0].found, None);
+    assert_eq!((r.first_seq, r.last_seq, r.records), (9, 9, 1));
+    // The refused log still verifies on its own, as far as it goes: it was cut.
+    assert!(verify(
+        &aside,
+        Some(&AuditKey::load_or_create(d.path()).unwrap().verifying_key())
+    )
+    .is_err());
+}
+
+#[cfg(unix)]
+#[test]
+fn wide_modes_names_what_grants_more_than_wardgate_gives() {
+    use std::os::unix::fs::PermissionsExt;
+    use wardgate_audit::fsx;
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("data");
+    fsx::create_dir(&root.join("audit")).unwrap();
+    let set =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    std::fs::write(root.join("audit/audit.key"), "k").unwrap();
+    std::fs::write(root.join("audit/audit.log"), "l").unwrap();
+    std::fs::write(root.join("wardgate.db"), "d").unwrap();
+    set(&root.join("audit/audit.key"), 0o600);
+    set(&root.join("audit/audit.log"), 0o640);
+    set(&root.join("wardgate.db"), 0o600);
+    assert_eq!(fsx::wide_modes(&root, 100).unwrap().wide, vec![]);
+    set(&root.join("audit/audit.key"), 0o640);
+    set(&root.join("audit/audit.log"), 0o660);
+    set(&root, 0o755);
+    std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+    let r = fsx::wide_modes(&root, 100).unwrap();
+    let got: Vec<(String, u32, u32)> = r
+        .wide
+        .iter()
+        .map(|w| {
+            (
+                w.path.strip_prefix(&root).unwrap().display().to_string(),
+                w.mode,
+                w.allowed,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (String::new(), 0o755, 0o750),
+            ("audit/audit.key".into(), 0o640, 0o600),
+            ("audit/audit.log".into(), 0o660, 0o640),
+        ]
+    );
+    assert!(!r.truncated);
+    assert!(fsx::wide_modes(&root, 2).unwrap().truncated);
 }

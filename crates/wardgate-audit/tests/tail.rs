@@ -20,6 +20,7 @@ fn writer(dir: &Path, every: u64) -> AuditWriter {
         WriterOptions {
             checkpoint_every: every,
             fsync_on_checkpoint: false,
+            ..WriterOptions::default()
         },
     )
     .unwrap()
@@ -52,7 +53,8 @@ fn drain(t: &mut Tail) -> Vec<Key> {
 }
 
 fn expected(records: u64, every: u64, after: Position) -> Vec<Key> {
-    let mut out = Vec::new();
+    // A new chain is signed from its first line: a checkpoint at seq 0.
+    let mut out = vec![(0, true)];
     for seq in 1..=records {
         out.push((seq, false));
         if seq % every == 0 {
@@ -123,7 +125,7 @@ fn a_line_still_being_written_is_read_once_it_is_complete() {
     let mut w = writer(d.path(), 1000);
     append(&mut w, 2);
     let mut t = Tail::open(d.path(), Position::START, None).unwrap();
-    assert_eq!(drain(&mut t), vec![(1, false), (2, false)]);
+    assert_eq!(drain(&mut t), vec![(0, true), (1, false), (2, false)]);
     // The next record, written in three pieces.
     let full = std::fs::read(d.path().join("audit.log")).unwrap();
     append(&mut w, 1);
@@ -147,7 +149,8 @@ fn a_mark_brings_the_reader_back_and_a_stale_one_is_not_trusted() {
     let mut w = writer(d.path(), 4);
     append(&mut w, 10);
     let mut t = Tail::open(d.path(), Position::START, None).unwrap();
-    for _ in 0..6 {
+    // The genesis checkpoint, then records 1-4, checkpoint 4, record 5.
+    for _ in 0..7 {
         t.next_entry().unwrap().unwrap();
     }
     let mark = t.mark();
@@ -220,7 +223,8 @@ fn a_tail_follows_the_log_into_the_next_file() {
     assert_eq!(log_files(d.path()).unwrap().len(), 2);
     assert_eq!(last_seq(d.path()).unwrap(), 10);
     // Opening at a position in either file finds it.
-    for (after, first) in [(0, 1), (2, 3), (7, 8), (9, 10)] {
+    // From the start, the genesis checkpoint (seq 0) comes first.
+    for (after, first) in [(0, 0), (2, 3), (7, 8), (9, 10)] {
         let mut t = Tail::open(
             d.path(),
             Position {
@@ -255,6 +259,8 @@ fn a_line_that_is_no_entry_is_an_error_not_a_panic_and_not_skipped() {
         .unwrap();
     f.write_all(b"R\tnot a number\tx\t{}\n").unwrap();
     let mut t = Tail::open(d.path(), Position::START, None).unwrap();
+    // The genesis checkpoint, then the two records.
+    assert!(t.next_entry().unwrap().is_some());
     assert!(t.next_entry().unwrap().is_some());
     assert!(t.next_entry().unwrap().is_some());
     assert!(t.next_entry().is_err());

@@ -305,6 +305,21 @@ pub struct AuditSettings {
     /// fsync the log at every checkpoint. Default true.
     #[serde(default = "defaults::yes")]
     pub fsync: bool,
+    /// Close `audit.log` (renamed `audit.log.NNNNNN`) and begin the next file of
+    /// the chain once it holds this many bytes; 0: never by size. Default 256 MiB.
+    #[serde(default = "defaults::rotate_bytes")]
+    pub rotate_bytes: u64,
+    /// ... or once it is this old (seconds); 0: never by age. Default one day.
+    #[serde(default = "defaults::rotate_secs")]
+    pub rotate_secs: u64,
+    /// `wardgate audit archive` keeps the newest this many rotated files in
+    /// data_dir. Default 30.
+    #[serde(default = "defaults::retain_files")]
+    pub retain_files: u64,
+    /// ... and every rotated file closed less than this many days ago; 0: no age
+    /// limit. Default 30.
+    #[serde(default = "defaults::retain_days")]
+    pub retain_days: u64,
 }
 
 impl Default for AuditSettings {
@@ -313,9 +328,16 @@ impl Default for AuditSettings {
             checkpoint_every: defaults::checkpoint_every(),
             checkpoint_interval_ms: defaults::checkpoint_interval_ms(),
             fsync: true,
+            rotate_bytes: defaults::rotate_bytes(),
+            rotate_secs: defaults::rotate_secs(),
+            retain_files: defaults::retain_files(),
+            retain_days: defaults::retain_days(),
         }
     }
 }
+
+/// The smallest `rotate_bytes` other than 0.
+pub const MIN_ROTATE_BYTES: u64 = 4096;
 
 mod defaults {
     use toml::Spanned;
@@ -384,6 +406,18 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+    pub fn rotate_bytes() -> u64 {
+        256 << 20
+    }
+    pub fn rotate_secs() -> u64 {
+        86_400
+    }
+    pub fn retain_files() -> u64 {
+        30
+    }
+    pub fn retain_days() -> u64 {
+        30
     }
 }
 
@@ -1399,6 +1433,28 @@ impl Config {
             err(
                 0..0,
                 "gateway.audit.checkpoint_every must be at least 1".into(),
+            );
+        }
+        let rotate = self.gateway.audit.rotate_bytes;
+        if rotate != 0 && !(MIN_ROTATE_BYTES..=1 << 40).contains(&rotate) {
+            err(
+                0..0,
+                format!(
+                    "gateway.audit.rotate_bytes is {rotate}; 0 (never by size) or {MIN_ROTATE_BYTES} to 1099511627776"
+                ),
+            );
+        }
+        if self.gateway.audit.rotate_secs > 10 * 365 * 86_400 {
+            err(
+                0..0,
+                "gateway.audit.rotate_secs is more than ten years; 0 means never by age".into(),
+            );
+        }
+        if self.gateway.audit.retain_days > 100 * 365 {
+            err(
+                0..0,
+                "gateway.audit.retain_days is more than a hundred years; 0 means no age limit"
+                    .into(),
             );
         }
 

@@ -653,3 +653,25 @@ fn export_problems_are_located_at_their_keys() {
         );
     }
 }
+
+#[test]
+fn audit_rotation_and_retention_have_safe_defaults_and_bounds() {
+    let v = parse("[gateway]\ndata_dir = \"d\"\n").unwrap();
+    let a = &v.config.gateway.audit;
+    assert_eq!(
+        (a.rotate_bytes, a.rotate_secs, a.retain_files, a.retain_days),
+        (256 << 20, 86_400, 30, 30)
+    );
+    let v = parse(
+        "[gateway]\ndata_dir = \"d\"\n[gateway.audit]\nrotate_bytes = 0\nrotate_secs = 0\nretain_files = 0\nretain_days = 0\n",
+    )
+    .unwrap();
+    assert_eq!(v.config.gateway.audit.rotate_bytes, 0);
+    let p = problems("[gateway]\ndata_dir = \"d\"\n[gateway.audit]\nrotate_bytes = 100\n");
+    assert!(
+        p.iter().any(|p| p.message.contains("rotate_bytes")),
+        "{p:?}"
+    );
+    let p = problems("[gateway]\ndata_dir = \"d\"\n[gateway.audit]\nretain_files = -1\n");
+    assert!(!p.is_empty());
+}

@@ -286,6 +286,10 @@ rules! {
         "A syslog collector that was unreachable is receiving again: the event says how long the outage lasted and how many records were sent to catch up.";
     EXPORT_CHECKPOINT = "WG-EXPORT-003", "audit-checkpoint", Info,
         "A signed checkpoint of the audit log (chain id, sequence number, head hash, Ed25519 signature), sent off the box so that a log cut back, rewritten or deleted on the gateway is detectable from outside: the collector holds heads the gateway can no longer deny. Not recorded in the audit log itself; only exported.";
+    AUDIT_GAP = "WG-AUDIT-004", "audit-chain-gap", High,
+        "At start the audit log was missing, cut short, replaced or altered while its signed head, the event index or the archive said otherwise. wardgate refused to start until an operator accepted the gap (--accept-audit-gap); then the refused files were set aside (audit/set-aside/) and a new chain began with this record, saying what was expected and what was found. `wardgate audit verify` reports the gap: a log with one is never called intact.";
+    DATA_DIR_MODES = "WG-AUDIT-005", "data-dir-permissions", Medium,
+        "At start, something in data_dir grants more than wardgate gives it (directories 0750, files 0640, private keys 0600): the audit log, the event index and the queues hold events that name patients, and the keys sign the audit chain and the devices' certificates. The record names each path and its mode; `chmod` them back.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

@@ -69,6 +69,10 @@ impl EventStore {
             path: path.display().to_string(),
             source,
         };
+        // Created by us with mode 0640 (SQLite would create it 0644 less the
+        // umask). SQLite gives its -wal and -shm files the database's own mode,
+        // whatever the umask (unix VFS: findCreateFileMode, robust_open).
+        wardgate_audit::fsx::create_if_missing(path)?;
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
@@ -123,6 +127,35 @@ impl EventStore {
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// What the index says of the audit log: how far it is complete and which
+    /// chain it was last written from (the start-up check compares the log with it).
+    pub fn mark(&self) -> Result<wardgate_audit::IndexMark, StoreError> {
+        let chain_id: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'chain_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(wardgate_audit::IndexMark {
+            through: self.last_seq()?,
+            chain_id,
+        })
+    }
+
+    /// Records the chain the index is written from (after a rotation it is the
+    /// same; after an accepted gap, the new one).
+    pub fn set_chain_id(&self, chain_id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES ('chain_id', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![chain_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Inserts a batch of notable events in one transaction and records that the
@@ -331,40 +364,54 @@ impl EventFilter {
     }
 }
 
-/// Events matching `filter` from the audit log in `audit_dir` (the complete record),
-/// streamed: memory is bounded by the matches kept (`last` keeps only the newest N)
+/// Events matching `filter` from the audit log in `audit_dir` (the complete record:
+/// its rotated files in order, then `audit.log`; files archived away are not
+/// read), streamed: memory is bounded by the matches kept (`last` keeps only the newest N)
 /// and the connection contexts of compact routine records (bounded too, see
 /// [`wardgate_event::compact`]). Every event comes back in its full form.
 pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     use std::io::BufRead;
-    let path = audit_dir.join("audit.log");
-    let io = |source| StoreError::Io {
-        what: format!("reading {}", path.display()),
+    let files = wardgate_audit::log_files(audit_dir).map_err(|source| StoreError::Io {
+        what: format!("listing {}", audit_dir.display()),
         source,
-    };
-    let file = std::fs::File::open(&path).map_err(io)?;
+    })?;
+    if files.is_empty() {
+        return Err(StoreError::Io {
+            what: format!("reading {}", audit_dir.join("audit.log").display()),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    }
     let mut out = std::collections::VecDeque::new();
     let mut line = Vec::new();
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    // Compact routine records come back as the full events they stand for.
+    // Compact routine records come back as the full events they stand for; a
+    // connection's context may be in the file before.
     let mut expander = wardgate_event::compact::Expander::default();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
-            break;
-        }
-        let Some((seq, json)) = record_line(&line) else {
-            continue;
+    for f in files {
+        let path = f.path;
+        let io = |source| StoreError::Io {
+            what: format!("reading {}", path.display()),
+            source,
         };
-        let json = expander.next(json);
-        let json = &*json;
-        if filter.selects(json) {
-            out.push_back(StoredEvent {
-                seq,
-                doc: String::from_utf8_lossy(json).into_owned(),
-            });
-            if filter.last.is_some_and(|n| out.len() as u64 > n) {
-                out.pop_front();
+        let file = std::fs::File::open(&path).map_err(io)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+                break;
+            }
+            let Some((seq, json)) = record_line(&line) else {
+                continue;
+            };
+            let json = expander.next(json);
+            let json = &*json;
+            if filter.selects(json) {
+                out.push_back(StoredEvent {
+                    seq,
+                    doc: String::from_utf8_lossy(json).into_owned(),
+                });
+                if filter.last.is_some_and(|n| out.len() as u64 > n) {
+                    out.pop_front();
+                }
             }
         }
     }

@@ -51,6 +51,16 @@ pub struct RecorderOptions {
     /// Bytes of log lines that may wait for the disk before async callers wait
     /// ([`RecorderHandle::room`]); a synchronous caller blocks at twice this.
     pub max_buffered: usize,
+    /// When the audit log found contradicts its head, the index or the archive,
+    /// start anyway: the refused files are set aside and a new chain begins with
+    /// a gap record (an alert). Without it, [`Recorder::start`] refuses with
+    /// [`wardgate_audit::AuditError::Gap`].
+    pub accept_gap: bool,
+    /// Close the audit file and begin the next of the chain once it holds this
+    /// many bytes (0: never).
+    pub rotate_bytes: u64,
+    /// ... or once it is this old (zero: never).
+    pub rotate_age: Duration,
 }
 
 impl RecorderOptions {
@@ -63,6 +73,9 @@ impl RecorderOptions {
             fsync: true,
             queue: 65_536,
             max_buffered: MAX_BUFFERED,
+            accept_gap: false,
+            rotate_bytes: 0,
+            rotate_age: Duration::ZERO,
         }
     }
 }
@@ -421,11 +434,10 @@ impl Recorder {
     /// and starts the recorder thread.
     pub fn start(opts: RecorderOptions) -> Result<Recorder, StoreError> {
         let audit_dir = opts.data_dir.join("audit");
-        std::fs::create_dir_all(&audit_dir).map_err(|source| StoreError::Io {
-            what: format!("creating {}", audit_dir.display()),
-            source,
-        })?;
-        let key = AuditKey::load_or_create(&audit_dir)?;
+        wardgate_audit::fsx::create_dir(&audit_dir)?;
+        let mut store = EventStore::open(&opts.data_dir.join("wardgate.db"))?;
+        // A key is written only once the log it signs has been judged.
+        let key = AuditKey::load_or_generate(&audit_dir)?;
         let (mut audit, report) = AuditWriter::open(
             &audit_dir,
             key,
@@ -433,12 +445,15 @@ impl Recorder {
                 // The recorder thread signs checkpoints: an append never does.
                 checkpoint_every: u64::MAX,
                 fsync_on_checkpoint: opts.fsync,
+                accept_gap: opts.accept_gap,
+                index: store.mark()?,
+                rotate_bytes: opts.rotate_bytes,
+                rotate_ms: u64::try_from(opts.rotate_age.as_millis()).unwrap_or(u64::MAX),
             },
         )?;
-        let mut store = EventStore::open(&opts.data_dir.join("wardgate.db"))?;
-        backfill(&mut store, &audit_dir.join("audit.log"), audit.last_seq())?;
         let stats = RecorderStats::default();
         let mut rows = Vec::new();
+        // An accepted gap is the new chain's first record.
         for e in recovery_events(&report) {
             let json = e.to_json();
             let seq = audit.append(&json)?;
@@ -450,6 +465,8 @@ impl Recorder {
             });
         }
         audit.flush()?;
+        backfill(&mut store, &audit_dir, report.next_seq - 1)?;
+        store.set_chain_id(&audit.chain_id())?;
         store.insert_batch(&rows, audit.last_seq())?;
         let appended = audit.last_seq();
         let file = audit.detach_io()?;
@@ -558,6 +575,8 @@ struct Swept {
     /// Every record up to here is in the lines taken.
     last: u64,
     checkpoint: Option<wardgate_audit::PendingCheckpoint>,
+    /// The file is closed: the lines taken end it, and the next file is to begin.
+    rotation: Option<wardgate_audit::PendingRotation>,
     /// The writer, on the last sweep: closed outside the lock.
     closed: Option<AuditWriter>,
 }
@@ -665,6 +684,7 @@ fn sweep(
         let closing = inner.closing.load(Ordering::SeqCst)
             // Nobody can record any more: every handle is gone.
             || Arc::strong_count(inner) == 1;
+        let now = unix_ms();
         let swept = {
             let mut log = lock(&inner.log);
             let log = &mut *log;
@@ -676,8 +696,12 @@ fn sweep(
             let due = audit.records_since_checkpoint() >= inner.checkpoint_every
                 || (audit.records_since_checkpoint() > 0
                     && last_checkpoint.elapsed() >= opts.checkpoint_interval);
+            // Between two records: the file's lines, closed by a checkpoint, are
+            // taken, and appends from now on belong to the next file.
+            let rotation =
+                (!closing && audit.rotation_due(now)).then(|| audit.begin_rotation(&mut lines));
             // Before taking the lines: the checkpoint's own line goes with them.
-            let checkpoint = if due && !closing {
+            let checkpoint = if due && !closing && rotation.is_none() {
                 audit
                     .begin_checkpoint()
                     .map_err(|e| intact(StoreError::from(e)))?
@@ -685,15 +709,37 @@ fn sweep(
                 None
             };
             unsigned = audit.records_since_checkpoint() > 0;
-            audit.take_buffered(&mut lines);
+            if rotation.is_none() {
+                audit.take_buffered(&mut lines);
+            }
             inner.buffered.store(0, Ordering::Relaxed);
             inner.room.notify_waiters();
             Swept {
                 last,
                 checkpoint,
+                rotation,
                 closed: if closing { log.audit.take() } else { None },
             }
         };
+        if let Some(rotation) = swept.rotation {
+            // The old file's last lines, durable, then the rename and the next
+            // file, durable, and the head moved to it; the writer's own handle
+            // (for its checkpoints and close) follows.
+            let next = rotation
+                .finish(file, &mut lines)
+                .map_err(|e| broken(e.into()))?;
+            let own = next.try_clone().map_err(|source| {
+                broken(StoreError::Io {
+                    what: format!("opening {}", log_path.display()),
+                    source,
+                })
+            })?;
+            *file = next;
+            if let Some(audit) = lock(&inner.log).audit.as_mut() {
+                audit.resume_io(own);
+            }
+            last_checkpoint = Instant::now();
+        }
         // One thread writes, in the order taken: the log stays in chain order.
         wardgate_audit::write_out(file, &mut lines).map_err(|source| {
             broken(StoreError::Io {
@@ -749,6 +795,33 @@ fn sweep(
 fn recovery_events(report: &OpenReport) -> Vec<Event> {
     let clock = Clock::now();
     let mut out = Vec::new();
+    if let Some(g) = &report.gap {
+        let (chain, file) = g
+            .new_chain
+            .clone()
+            .unwrap_or_else(|| ("?".into(), "audit.log".into()));
+        let mut e = Event::new(
+            clock.rfc3339().to_owned(),
+            Action::Alerted,
+            format!(
+                "audit chain gap ({}) accepted at start: expected {}; found {}; {}a new chain {} begins in {} after seq {}",
+                g.kind.as_str(),
+                g.expected,
+                g.found,
+                g.set_aside
+                    .as_ref()
+                    .map(|p| format!("the refused files were set aside in {}; ", p.display()))
+                    .unwrap_or_default(),
+                &chain[..chain.len().min(12)],
+                file,
+                g.after_seq
+            ),
+            Stage::Gateway,
+        )
+        .with_rule(rules::AUDIT_GAP);
+        e.event.category = Category::Process;
+        out.push(e);
+    }
     if report.unclean_shutdown {
         let mut e = Event::new(
             clock.rfc3339().to_owned(),
@@ -778,40 +851,47 @@ fn recovery_events(report: &OpenReport) -> Vec<Event> {
 }
 
 /// Re-inserts notable audit records the store lacks (a crash between the audit
-/// write and the SQLite commit). Scans only the log's tail beyond what the store
-/// has when the store is behind; the cost is one pass over the log at start-up.
-fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), StoreError> {
+/// write and the SQLite commit). Scans the log's files (rotated ones, then
+/// `audit.log`) only when the store is behind; the cost is one pass at start-up.
+fn backfill(store: &mut EventStore, audit_dir: &Path, audit_last: u64) -> Result<(), StoreError> {
     let have = store.last_seq()?;
     if have >= audit_last {
         return Ok(());
     }
-    let file = std::fs::File::open(log).map_err(|source| StoreError::Io {
-        what: format!("reading {}", log.display()),
+    let files = wardgate_audit::log_files(audit_dir).map_err(|source| StoreError::Io {
+        what: format!("listing {}", audit_dir.display()),
         source,
     })?;
     let mut rows = Vec::new();
-    for line in std::io::BufReader::new(file).split(b'\n') {
-        let line = line.map_err(|source| StoreError::Io {
+    for f in files {
+        let log = f.path;
+        let file = std::fs::File::open(&log).map_err(|source| StoreError::Io {
             what: format!("reading {}", log.display()),
             source,
         })?;
-        let Some((seq, json)) = crate::events::record_line(&line) else {
-            continue;
-        };
-        if seq <= have || seq > audit_last {
-            continue;
-        }
-        // Only notable events belong in the index; routine ones stay in the log.
-        let cols = Columns::of_json(json);
-        if cols.is_notable() {
-            rows.push(Row {
-                seq,
-                json: json.to_vec(),
-                cols,
-            });
-            if rows.len() >= 4096 {
-                store.insert_batch(&rows, seq)?;
-                rows.clear();
+        for line in std::io::BufReader::new(file).split(b'\n') {
+            let line = line.map_err(|source| StoreError::Io {
+                what: format!("reading {}", log.display()),
+                source,
+            })?;
+            let Some((seq, json)) = crate::events::record_line(&line) else {
+                continue;
+            };
+            if seq <= have || seq > audit_last {
+                continue;
+            }
+            // Only notable events belong in the index; routine ones stay in the log.
+            let cols = Columns::of_json(json);
+            if cols.is_notable() {
+                rows.push(Row {
+                    seq,
+                    json: json.to_vec(),
+                    cols,
+                });
+                if rows.len() >= 4096 {
+                    store.insert_batch(&rows, seq)?;
+                    rows.clear();
+                }
             }
         }
     }
@@ -822,4 +902,10 @@ fn backfill(store: &mut EventStore, log: &Path, audit_last: u64) -> Result<(), S
         "event store back-filled from the audit log"
     );
     Ok(())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -127,31 +127,80 @@ fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
-#[cfg(unix)]
+/// Modes of what the CA writes, whatever the umask: private keys 0600,
+/// certificates, the CRL and the register 0640, directories 0750.
+const KEY_MODE: u32 = 0o600;
+const FILE_MODE: u32 = 0o640;
+const DIR_MODE: u32 = 0o750;
+
+fn create(path: &Path, mode: u32, new: bool) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    if new {
+        o.create_new(true);
+    } else {
+        o.create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode);
+    }
+    let f = o.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    Ok(f)
+}
+
+/// Creates `dir` and missing parents with mode 0750 (existing ones keep theirs).
+fn create_dir(dir: &Path) -> Result<(), TlsError> {
+    let mut missing = Vec::new();
+    let mut p = Some(dir);
+    while let Some(d) = p {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_owned());
+        p = d.parent();
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(DIR_MODE);
+    }
+    b.create(dir)
+        .map_err(io(format!("creating {}", dir.display())))?;
+    #[cfg(unix)]
+    for d in missing.iter().rev() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(io(format!("setting the mode of {}", d.display())))?;
+    }
+    Ok(())
+}
+
+/// Writes a private key, mode 0600; never over an existing file.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(format!("creating {}", path.display())))?;
+    let mut f = create(path, KEY_MODE, true).map_err(io(format!("creating {}", path.display())))?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
         .map_err(io(format!("writing {}", path.display())))
 }
 
-#[cfg(not(unix))]
-fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
-    std::fs::write(path, data).map_err(io(format!("writing {}", path.display())))
-}
-
-/// Writes `data` to `path` atomically (temporary file, fsync, rename).
+/// Writes `data` to `path` atomically (temporary file, fsync, rename), mode 0640.
 fn replace(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+    create(&tmp, FILE_MODE, false)
+        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(io(format!("writing {}", path.display())))
 }
@@ -193,7 +242,7 @@ impl Ca {
         if dir.join("ca.key").exists() {
             return Err(TlsError::Exists(dir));
         }
-        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        create_dir(&dir)?;
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -335,7 +384,7 @@ impl Ca {
         let key = KeyPair::generate().map_err(cert_err)?;
         let params = Self::device_params(device, days)?;
         let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
-        std::fs::create_dir_all(out_dir).map_err(io(format!("creating {}", out_dir.display())))?;
+        create_dir(out_dir)?;
         let key_path = out_dir.join(format!("{device}.key"));
         let cert_path = out_dir.join(format!("{device}.crt"));
         write_private(&key_path, key.serialize_pem().as_bytes())?;

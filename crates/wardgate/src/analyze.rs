@@ -56,6 +56,8 @@ struct Common {
     /// decoded packet; the others are counted as `filtered`.
     #[arg(long, short = 'f')]
     filter: Option<String>,
+    #[command(flatten)]
+    gap: crate::GapArg,
 }
 
 /// The summary of one run (last JSON line with `--json`).
@@ -139,7 +141,7 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     let (recorder, _lock) = if a.no_store {
         (None, None)
     } else {
-        let (r, l) = open_store(&v)?;
+        let (r, l) = open_store(&v, a.gap)?;
         (Some(r), Some(l))
     };
     let started = std::time::Instant::now();
@@ -302,10 +304,11 @@ pub(crate) fn analyzer_for(v: &Validated, report_allowed: bool) -> Result<Analyz
 }
 
 /// Opens data_dir's store exclusively, as `serve` does.
-pub(crate) fn open_store(v: &Validated) -> Result<(Recorder, std::fs::File)> {
+pub(crate) fn open_store(v: &Validated, gap: crate::GapArg) -> Result<(Recorder, std::fs::File)> {
     crate::serve::open_data_dir(
         v,
         "; use --no-store, or a configuration with another data_dir",
+        gap,
     )
 }
 

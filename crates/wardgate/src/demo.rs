@@ -412,10 +412,10 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         }
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(
-        dir.join(MARKER),
-        "created by `wardgate demo`; replaced on each run\n",
+    wardgate_audit::fsx::create_dir(dir)?;
+    wardgate_audit::fsx::write_replace(
+        &dir.join(MARKER),
+        b"created by `wardgate demo`; replaced on each run\n",
     )?;
     Ok(())
 }
@@ -440,14 +440,21 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             .replace("{EHR_PORT}", &ehr.local_addr()?.port().to_string())
             .replace("{PACS_PORT}", &pacs.local_addr()?.port().to_string());
         let config_path = args.dir.join("wardgate.toml");
-        std::fs::write(&config_path, &site)?;
+        wardgate_audit::fsx::write_replace(&config_path, site.as_bytes())?;
         let v = Config::load(&config_path).map_err(anyhow::Error::new)?;
         let received = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(sink(pump, received.clone()));
         tokio::spawn(sink(ehr, received.clone()));
         let stored = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tokio::spawn(crate::demo_dicom::pacs(pacs, stored.clone()));
-        let running = serve::start(&v).await?;
+        // A fresh directory each run: nothing to find, so nothing to accept.
+        let running = serve::start(
+            &v,
+            crate::GapArg {
+                accept_audit_gap: false,
+            },
+        )
+        .await?;
         let addrs: HashMap<String, SocketAddr> = running.proxy.local_addrs().into_iter().collect();
         let stats = running.recorder.handle();
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -569,6 +576,10 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         "decisions recorded: {recorded} ({allowed} allowed, {alerted} alerted, {blocked} blocked)"
     );
     match wardgate_audit::verify(&args.dir.join("audit"), None) {
+        Ok(r) if !r.gaps.is_empty() => {
+            ok_all = false;
+            println!("audit log: {} gap(s)", r.gaps.len());
+        }
         Ok(r) => println!(
             "audit log: intact, {} records, {} signed checkpoint(s)",
             r.records, r.checkpoints

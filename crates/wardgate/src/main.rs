@@ -29,7 +29,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway: listen on every route, inspect, enforce, record.
-    Serve(ConfigArg),
+    /// Exit 3: refused to start because the audit log has a gap.
+    Serve(ServeArgs),
     /// Validate a configuration and report every problem with its location.
     Check(CheckArgs),
     /// Run the gateway on an embedded example site with simulated clinical
@@ -134,6 +135,26 @@ struct CheckArgs {
 }
 
 #[derive(Args)]
+struct ServeArgs {
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    #[command(flatten)]
+    gap: GapArg,
+}
+
+/// For the commands that record into data_dir.
+#[derive(Args, Clone, Copy)]
+pub(crate) struct GapArg {
+    /// Start even though the audit log is missing, cut short or replaced while
+    /// its head, the event index or the archive say otherwise: the refused files
+    /// are set aside (data_dir/audit/set-aside/) and a new chain begins whose
+    /// first record states the gap (an alert, WG-AUDIT-004).
+    #[arg(long)]
+    pub accept_audit_gap: bool,
+}
+
+#[derive(Args)]
 struct ConfigArg {
     /// The site configuration (TOML).
     #[arg(long, short)]
@@ -220,28 +241,59 @@ impl SiteArgs {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the audit log: exit 0 when intact, 1 naming the first bad record otherwise.
-    Verify {
-        /// The site configuration (TOML).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// Trusted Ed25519 public key (hex, or a file holding it). Without it the key
-        /// in data_dir is used, which proves consistency but not authorship.
-        #[arg(long)]
-        pubkey: Option<String>,
-    },
+    /// Verify the audit log, every file of it in order: exit 0 when intact, 1
+    /// naming the first bad record otherwise, 3 when every chain verifies but
+    /// the log has gaps (a chain begun after an accepted gap).
+    Verify(VerifyArgs),
+    /// Move the rotated audit files past retention ([gateway.audit] retain_files,
+    /// retain_days) into an archive directory, each verified first, with the
+    /// public key and a signed manifest: `audit verify --archive DIR --pubkey KEY`
+    /// checks it offline. Safe while the gateway runs; nothing is ever deleted
+    /// that is not durably archived.
+    Archive(ArchiveArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The site configuration (TOML): verify its data_dir's log.
+    #[arg(
+        long,
+        short,
+        required_unless_present = "archive",
+        conflicts_with = "archive"
+    )]
+    config: Option<PathBuf>,
+    /// Verify this archive directory instead (made by `audit archive`): offline,
+    /// with no data_dir and no private key.
+    #[arg(long)]
+    archive: Option<PathBuf>,
+    /// Trusted Ed25519 public key (hex, or a file holding it). Without it the key
+    /// in data_dir (or the archive) is used, which proves consistency but not
+    /// authorship.
+    #[arg(long)]
+    pubkey: Option<String>,
+    /// Only the files holding records from this seq on (the file before them is
+    /// checked to end where they begin).
+    #[arg(long)]
+    from: Option<u64>,
+    /// Only the files holding records up to this seq.
+    #[arg(long)]
+    to: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(a) => load(&a.config).and_then(serve::run),
+        Command::Serve(a) => load(&a.config).and_then(|v| serve::run(v, a.gap)),
         Command::Check(a) => check(&a.config, a.running),
         Command::Demo(a) => demo::run(a),
         Command::Events(a) => events(a),
         Command::Audit {
-            command: AuditCommand::Verify { config, pubkey },
-        } => audit_verify(&config, pubkey.as_deref()),
+            command: AuditCommand::Verify(a),
+        } => audit_verify(&a),
+        Command::Audit {
+            command: AuditCommand::Archive(a),
+        } => audit_archive(&a),
         Command::Scan { paths, json } => scan::run(&paths, json),
         Command::Analyze(a) => analyze::run(a),
         Command::Capture(a) => analyze::run_live(a),
@@ -272,11 +324,49 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("wardgate: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => match audit_gap(&e) {
+            Some(g) => {
+                eprintln!("{}", gap_refusal(g));
+                ExitCode::from(GAP_EXIT)
+            }
+            None => {
+                eprintln!("wardgate: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+/// The exit code of a start refused for a gap in the audit log.
+const GAP_EXIT: u8 = 3;
+
+/// The audit gap an error is about, if it is one.
+fn audit_gap(e: &anyhow::Error) -> Option<&wardgate_audit::GapFound> {
+    e.chain().find_map(|c| {
+        let audit = match c.downcast_ref::<wardgate_store::StoreError>() {
+            Some(wardgate_store::StoreError::Audit(a)) => a,
+            _ => c.downcast_ref::<wardgate_audit::AuditError>()?,
+        };
+        match audit {
+            wardgate_audit::AuditError::Gap(g) => Some(&**g),
+            _ => None,
+        }
+    })
+}
+
+/// What the operator is told when a start is refused for a gap.
+fn gap_refusal(g: &wardgate_audit::GapFound) -> String {
+    format!(
+        "wardgate: refusing to start: the audit log in {dir} is {kind}.\n  expected: {expected}\n  found:    {found}\n\
+         The log may have been moved, cut short or replaced, and starting now would begin a new chain silently.\n\
+         Restore what is missing (audit.log, its rotated files audit.log.NNNNNN, audit.head) from where it went or from a backup, and start again.\n\
+         To start anyway, run the same command with --accept-audit-gap: the refused files are moved to {dir}/set-aside/, \
+         a new chain begins whose first record states this gap (an alert, WG-AUDIT-004), and `wardgate audit verify` reports the gap.",
+        dir = g.dir.display(),
+        kind = g.kind.as_str(),
+        expected = g.expected,
+        found = g.found,
+    )
 }
 
 /// Loads and validates a configuration, including the engine's checks (units).
@@ -635,40 +725,162 @@ pub(crate) fn event_row(e: Option<&wardgate_event::Event>) -> String {
     )
 }
 
-fn audit_verify(config: &std::path::Path, pubkey: Option<&str>) -> Result<ExitCode> {
-    let v = load(config)?;
-    let dir = v.data_dir.join("audit");
-    let key = match pubkey {
-        None => None,
-        Some(k) => {
-            let text = match std::fs::read_to_string(k) {
-                Ok(t) => t,
-                Err(_) => k.to_owned(),
-            };
-            Some(
-                wardgate_audit::parse_verifying_key(text.trim())
-                    .map_err(|e| anyhow::anyhow!("--pubkey: {e}"))?,
-            )
-        }
+/// `println!` that ends quietly when stdout is gone (`| head`), instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// A trusted key from `--pubkey`: hex, or a file holding it.
+fn trusted_key(pubkey: &str) -> Result<wardgate_audit::PublicKey> {
+    let text = match std::fs::read_to_string(pubkey) {
+        Ok(t) => t,
+        Err(_) => pubkey.to_owned(),
     };
-    match wardgate_audit::verify(&dir, key.as_ref()) {
+    wardgate_audit::parse_verifying_key(text.trim()).map_err(|e| anyhow::anyhow!("--pubkey: {e}"))
+}
+
+#[derive(Args)]
+struct ArchiveArgs {
+    /// The site configuration (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The archive directory (created if missing; off this machine's disk, ideally).
+    #[arg(long)]
+    to: PathBuf,
+    /// Say what would be archived, and verify it, without moving anything.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn audit_archive(a: &ArchiveArgs) -> Result<ExitCode> {
+    let v = load(&a.config)?;
+    let dir = v.data_dir.join("audit");
+    let key_path = dir.join("audit.key");
+    if !key_path.exists() {
+        anyhow::bail!(
+            "{} does not exist: nothing to archive (has wardgate run with this data_dir?)",
+            key_path.display()
+        );
+    }
+    let key = wardgate_audit::AuditKey::load_or_generate(&dir)?;
+    let audit = &v.config.gateway.audit;
+    let retain = wardgate_audit::Retention {
+        keep_files: audit.retain_files,
+        keep_ms: audit.retain_days.saturating_mul(86_400_000),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let r = wardgate_audit::archive(&dir, &key, &a.to, &retain, now, a.dry_run)?;
+    let verb = if a.dry_run {
+        "would archive"
+    } else {
+        "archived"
+    };
+    match (r.archived.first(), r.archived.last()) {
+        (Some(first), Some(last)) if first == last => say!(
+            "{verb} {first} ({} record(s)) to {}",
+            r.records,
+            a.to.display()
+        ),
+        (Some(first), Some(last)) => say!(
+            "{verb} {} files ({first} .. {last}, {} record(s)) to {}",
+            r.archived.len(),
+            r.records,
+            a.to.display()
+        ),
+        _ => say!("nothing past retention to archive"),
+    }
+    say!(
+        "kept in {}: {} rotated file(s) within retention (retain_files = {}, retain_days = {}) and audit.log",
+        dir.display(),
+        r.kept.len(),
+        audit.retain_files,
+        audit.retain_days
+    );
+    if !a.dry_run && !r.archived.is_empty() {
+        say!(
+            "verify it anywhere: wardgate audit verify --archive {} --pubkey <a copy of audit.pub kept off this machine>",
+            a.to.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let key = a.pubkey.as_deref().map(trusted_key).transpose()?;
+    let opts = wardgate_audit::VerifyOptions {
+        key,
+        from: a.from,
+        to: a.to,
+    };
+    let (dir, result, what) = match (&a.archive, &a.config) {
+        (Some(archive), _) => (
+            archive.clone(),
+            wardgate_audit::verify_archive(archive, &opts),
+            "archive",
+        ),
+        (None, Some(config)) => {
+            let dir = load(config)?.data_dir.join("audit");
+            let r = wardgate_audit::verify_with(&dir, &opts);
+            (dir, r, "audit log")
+        }
+        (None, None) => anyhow::bail!("--config or --archive is needed"),
+    };
+    let code = print_verification(result, what);
+    if key.is_none() && code == ExitCode::SUCCESS {
+        say!("note: verified with the key in {}; pass --pubkey with a key kept off this machine to prove authorship", dir.display());
+    }
+    Ok(code)
+}
+
+/// Prints a verification's outcome; returns the exit code: 0 intact, 1 failed,
+/// 3 every chain verifies but there are gaps.
+fn print_verification(
+    r: Result<wardgate_audit::VerifyReport, wardgate_audit::VerifyError>,
+    what: &str,
+) -> ExitCode {
+    match r {
         Ok(r) => {
-            println!(
-                "audit log intact: {} record(s), {} checkpoint(s), last seq {}, last signed checkpoint at seq {}{}",
+            let files = if r.files == 1 {
+                format!("in {}", r.first_file)
+            } else {
+                format!("in {} files ({} .. {})", r.files, r.first_file, r.last_file)
+            };
+            let summary = format!(
+                "{} record(s) {files}, seq {} .. {}, {} checkpoint(s), last signed checkpoint at seq {}{}{}",
                 r.records,
-                r.checkpoints,
+                r.first_seq,
                 r.last_seq,
+                r.checkpoints,
                 r.last_checkpoint_seq,
                 if r.unsigned_tail > 0 {
                     format!(" ({} record(s) after it are chained but not yet signed)", r.unsigned_tail)
                 } else {
                     String::new()
+                },
+                if r.partial {
+                    " (the range asked for; files outside it were not read)"
+                } else {
+                    ""
                 }
             );
-            if key.is_none() {
-                println!("note: verified with the key in {}; pass --pubkey with a key kept off this machine to prove authorship", dir.display());
+            if r.gaps.is_empty() {
+                say!("{what} intact: {summary}");
+                ExitCode::SUCCESS
+            } else {
+                say!(
+                    "{what} has {} GAP(S): every chain verifies, but records are missing between them: {summary}",
+                    r.gaps.len()
+                );
+                for g in &r.gaps {
+                    say!("  gap: {}", g.describe());
+                }
+                ExitCode::from(GAP_EXIT)
             }
-            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             let at = match (e.first_bad_line(), e.first_bad_seq()) {
@@ -677,8 +889,8 @@ fn audit_verify(config: &std::path::Path, pubkey: Option<&str>) -> Result<ExitCo
                 (None, Some(s)) => format!(" (first bad record: seq {s})"),
                 (None, None) => String::new(),
             };
-            println!("audit log verification FAILED{at}: {e}");
-            Ok(ExitCode::from(1))
+            say!("{what} verification FAILED{at}: {e}");
+            ExitCode::from(1)
         }
     }
 }

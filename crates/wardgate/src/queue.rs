@@ -190,12 +190,12 @@ fn redrive(routes: &[QueueRoute], a: &QueueArgs) -> Result<ExitCode> {
     };
     for r in routes {
         let dir = r.dir.join(REQUESTS_DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        wardgate_audit::fsx::create_dir(&dir)?;
         let name = format!("{}-{}.redrive", now_us(), std::process::id());
-        let tmp = dir.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, &body).with_context(|| format!("writing {}", tmp.display()))?;
-        // Renamed into place whole, so the gateway never reads half a request.
-        std::fs::rename(&tmp, dir.join(&name)).context("placing the re-drive request")?;
+        // Written beside and renamed into place whole, so the gateway never reads
+        // half a request.
+        wardgate_audit::fsx::write_replace(&dir.join(&name), body.as_bytes())
+            .context("placing the re-drive request")?;
         println!(
             "route {}: re-drive of {} requested; the running gateway applies it within a second (or at its next start) and records it",
             r.id,

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use wardgate_audit::fsx;
 use wardgate_config::Validated;
 use wardgate_engine::{Clock, Policy};
 use wardgate_event::event::{Action, Event};
@@ -27,21 +28,75 @@ pub(crate) struct Running {
 
 /// The data directory's lock file, opened (not yet locked).
 fn lock_file(v: &Validated) -> Result<std::fs::File> {
-    std::fs::create_dir_all(&v.data_dir)
+    fsx::create_dir(&v.data_dir)
         .with_context(|| format!("creating data_dir {}", v.data_dir.display()))?;
     let lock_path = v.data_dir.join("wardgate.lock");
+    fsx::create_if_missing(&lock_path)?;
     std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))
 }
 
+/// Most paths named one by one in the start-up record of wide modes.
+const WIDE_LISTED: usize = 20;
+
+/// Warns (stderr and a `WG-AUDIT-005` record) about anything in data_dir that
+/// grants more than wardgate gives it: directories 0750, files 0640, keys 0600.
+fn check_modes(v: &Validated, recorder: &wardgate_store::RecorderHandle) -> Result<()> {
+    let report = fsx::wide_modes(&v.data_dir, 100_000)
+        .with_context(|| format!("checking the modes in {}", v.data_dir.display()))?;
+    if report.wide.is_empty() {
+        return Ok(());
+    }
+    for w in report.wide.iter().take(100) {
+        tracing::warn!(
+            path = %w.path.display(),
+            mode = %format!("{:04o}", w.mode),
+            want = %format!("{:04o}", w.allowed),
+            "wider permissions than wardgate gives (the data directory holds events that name patients, and keys)"
+        );
+    }
+    let listed: Vec<String> = report
+        .wide
+        .iter()
+        .take(WIDE_LISTED)
+        .map(|w| {
+            format!(
+                "{} {:04o} (want {:04o})",
+                w.path.display(),
+                w.mode,
+                w.allowed
+            )
+        })
+        .collect();
+    let more = report.wide.len().saturating_sub(WIDE_LISTED);
+    let mut e = Event::new(
+        Clock::now().rfc3339().to_owned(),
+        Action::Alerted,
+        format!(
+            "{} path(s) in data_dir grant more than wardgate gives (directories 0750, files 0640, keys 0600): {}{}{}",
+            report.wide.len(),
+            listed.join(", "),
+            if more > 0 { format!(", and {more} more") } else { String::new() },
+            if report.truncated { " (the check stopped at 100 000 entries)" } else { "" }
+        ),
+        Stage::Gateway,
+    )
+    .with_rule(wardgate_event::rules::DATA_DIR_MODES);
+    e.event.category = Category::Process;
+    recorder.record(e)?;
+    Ok(())
+}
+
 /// Takes the data directory exclusively and starts the recorder on it: two
 /// processes writing one audit chain would fork it. `hint` is added to the
 /// refusal (what the caller could do instead).
-pub(crate) fn open_data_dir(v: &Validated, hint: &str) -> Result<(Recorder, std::fs::File)> {
+pub(crate) fn open_data_dir(
+    v: &Validated,
+    hint: &str,
+    gap: crate::GapArg,
+) -> Result<(Recorder, std::fs::File)> {
     let lock = lock_file(v)?;
     lock.try_lock().map_err(|_| {
         anyhow::anyhow!(
@@ -54,17 +109,21 @@ pub(crate) fn open_data_dir(v: &Validated, hint: &str) -> Result<(Recorder, std:
     ropts.checkpoint_every = g.audit.checkpoint_every;
     ropts.checkpoint_interval = Duration::from_millis(g.audit.checkpoint_interval_ms.max(10));
     ropts.fsync = g.audit.fsync;
+    ropts.accept_gap = gap.accept_audit_gap;
+    ropts.rotate_bytes = g.audit.rotate_bytes;
+    ropts.rotate_age = Duration::from_secs(g.audit.rotate_secs);
     let recorder = Recorder::start(ropts).context("opening the audit log and event store")?;
+    check_modes(v, &recorder.handle())?;
     Ok((recorder, lock))
 }
 
 /// Opens the data directory (exclusively), starts the recorder and binds every route.
-pub(crate) async fn start(v: &Validated) -> Result<Running> {
+pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> {
     let policy = Arc::new(
         Policy::compile(v)
             .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
     );
-    let (recorder, lock) = open_data_dir(v, "")?;
+    let (recorder, lock) = open_data_dir(v, "", gap)?;
     recorder.handle().set_overrides(policy.overrides.clone());
     recorder
         .handle()
@@ -96,7 +155,7 @@ pub(crate) async fn start(v: &Validated) -> Result<Running> {
     applied(v, &proxy.policy().load(), None, &recorder.handle())?;
     // For `wardgate reload`: which process serves this data directory.
     let pid_path = v.data_dir.join("wardgate.pid");
-    std::fs::write(&pid_path, format!("{}\n", std::process::id()))
+    fsx::write_replace(&pid_path, format!("{}\n", std::process::id()).as_bytes())
         .with_context(|| format!("writing {}", pid_path.display()))?;
     Ok(Running {
         recorder,
@@ -192,7 +251,7 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-pub(crate) fn run(v: Validated) -> Result<ExitCode> {
+pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
     init_tracing();
     let started = (std::time::SystemTime::now(), std::time::Instant::now());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -205,7 +264,7 @@ pub(crate) fn run(v: Validated) -> Result<ExitCode> {
             proxy,
             exporters,
             _lock,
-        } = start(&v).await?;
+        } = start(&v, gap).await?;
         // With the data directory locked: a stale status socket is ours to replace.
         let admin = match crate::admin::start(&v, proxy.monitor(), recorder.handle(), started) {
             Ok(a) => a,
@@ -367,7 +426,7 @@ fn applied(
     });
     recorder.record(e)?;
     let path = v.data_dir.join(POLICY_HASH_FILE);
-    std::fs::write(&path, format!("{}\n", policy.hash))
+    fsx::write_replace(&path, format!("{}\n", policy.hash).as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

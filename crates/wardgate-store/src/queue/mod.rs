@@ -232,6 +232,41 @@ fn replay(
     Ok((state, segments, report, last_len))
 }
 
+/// Opens (creating, mode 0640 whatever the umask) a segment for appending.
+fn open_segment(path: &Path) -> Result<File, QueueError> {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(wardgate_audit::fsx::FILE_MODE);
+    }
+    let f = o
+        .open(path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(
+            wardgate_audit::fsx::FILE_MODE,
+        ))
+        .map_err(io(format!("setting the mode of {}", path.display())))?;
+    }
+    Ok(f)
+}
+
+/// Creates a queue directory (and missing parents) with mode 0750.
+fn create_dir(dir: &Path) -> Result<(), QueueError> {
+    wardgate_audit::fsx::create_dir(dir).map_err(|e| match e {
+        wardgate_audit::AuditError::Io { source, .. } => {
+            io(format!("creating {}", dir.display()))(source)
+        }
+        other => {
+            io(format!("creating {}", dir.display()))(std::io::Error::other(other.to_string()))
+        }
+    })
+}
+
 fn sync_dir(dir: &Path) -> Result<(), QueueError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -246,7 +281,7 @@ impl QueueStore {
         opts: QueueOptions,
         now_us: u64,
     ) -> Result<(QueueStore, OpenReport), QueueError> {
-        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        create_dir(dir)?;
         let (mut state, segments, report, last_len) = replay(dir, &opts, true)?;
         state.expire_seen(now_us.saturating_sub(opts.dedup_window.as_micros() as u64));
         let (current_seg, current_len) = match segments.last() {
@@ -258,11 +293,7 @@ impl QueueStore {
             }
         };
         let path = dir.join(segment_name(current_seg));
-        let current = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(format!("opening {}", path.display())))?;
+        let current = open_segment(&path)?;
         if segments.is_empty() {
             sync_dir(dir)?;
         }
@@ -448,11 +479,7 @@ impl QueueStore {
         let next = self.state.next_id.max(self.current_seg + 1);
         self.state.next_id = next;
         let path = self.dir.join(segment_name(next));
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(format!("creating {}", path.display())))?;
+        let f = open_segment(&path)?;
         sync_dir(&self.dir)?;
         self.current = f;
         self.current_seg = next;
