@@ -165,12 +165,26 @@ pub fn header(dir: &Path) -> Result<Option<Header>, ReadError> {
         .read_until(b'\n', &mut line)
         .map_err(io_err(&first))?;
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
-    Ok(match parse_line(line) {
-        Ok(Line::Header { chain_id, key }) => Some(Header {
-            chain_id: hex::encode(chain_id),
-            public_key: hex::encode(key),
-        }),
-        _ => None,
+    Ok(header_fields(line))
+}
+
+/// The chain id and key of a header line, read from its first four fields
+/// only: a header may carry more after them (a rotated file's names the file
+/// before it), and a reader needs only these.
+fn header_fields(line: &[u8]) -> Option<Header> {
+    let mut f = line.split(|&b| b == b'\t');
+    if f.next()? != b"H" || f.next()? != crate::MAGIC.as_bytes() {
+        return None;
+    }
+    let hex_field = |b: &[u8]| {
+        (!b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)))
+        .then(|| String::from_utf8_lossy(b).into_owned())
+    };
+    Some(Header {
+        chain_id: hex_field(f.next()?)?,
+        public_key: hex_field(f.next()?)?,
     })
 }
 
@@ -218,8 +232,12 @@ fn last_seq_in(path: &Path) -> Result<u64, ReadError> {
     }
 }
 
-/// Parses one line of the log (without its newline): `None` for a header.
+/// Parses one line of the log (without its newline): `None` for a header (of
+/// whatever form: a reader passes headers over).
 pub fn parse_entry(line: &[u8]) -> Result<Option<Entry<'_>>, &'static str> {
+    if line.starts_with(b"H\t") {
+        return header_fields(line).map(|_| None).ok_or("malformed header");
+    }
     Ok(match parse_line(line)? {
         Line::Header { .. } => None,
         Line::Record { seq, payload, .. } => Some(Entry::Record { seq, payload }),
