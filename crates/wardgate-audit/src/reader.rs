@@ -165,12 +165,26 @@ pub fn header(dir: &Path) -> Result<Option<Header>, ReadError> {
         .read_until(b'\n', &mut line)
         .map_err(io_err(&first))?;
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
-    Ok(match parse_line(line) {
-        Ok(Line::Header(h)) => Some(Header {
-            chain_id: hex::encode(h.chain_id),
-            public_key: hex::encode(h.key),
-        }),
-        _ => None,
+    Ok(header_fields(line))
+}
+
+/// The chain id and key of a header line, read from its first four fields
+/// only: a header may carry more after them (a rotated file's names the file
+/// before it), and a reader needs only these.
+fn header_fields(line: &[u8]) -> Option<Header> {
+    let mut f = line.split(|&b| b == b'\t');
+    if f.next()? != b"H" || f.next()? != crate::MAGIC.as_bytes() {
+        return None;
+    }
+    let hex_field = |b: &[u8]| {
+        (!b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)))
+        .then(|| String::from_utf8_lossy(b).into_owned())
+    };
+    Some(Header {
+        chain_id: hex_field(f.next()?)?,
+        public_key: hex_field(f.next()?)?,
     })
 }
 
@@ -218,8 +232,12 @@ fn last_seq_in(path: &Path) -> Result<u64, ReadError> {
     }
 }
 
-/// Parses one line of the log (without its newline): `None` for a header.
+/// Parses one line of the log (without its newline): `None` for a header (of
+/// whatever form: a reader passes headers over).
 pub fn parse_entry(line: &[u8]) -> Result<Option<Entry<'_>>, &'static str> {
+    if line.starts_with(b"H\t") {
+        return header_fields(line).map(|_| None).ok_or("malformed header");
+    }
     Ok(match parse_line(line)? {
         Line::Header { .. } => None,
         Line::Record { seq, payload, .. } => Some(Entry::Record { seq, payload }),
@@ -481,7 +499,7 @@ impl Tail {
     /// the tail of the one before) too. After an error the reader stays before
     /// the bad line.
     pub fn next_entry(&mut self) -> Result<Option<Entry<'_>>, ReadError> {
-        loop {
+        let key = loop {
             if self.handed_out {
                 self.handed_out = false;
                 self.line.clear();
@@ -490,33 +508,52 @@ impl Tail {
                 return Ok(None);
             }
             self.pending = false;
-            let key = match self.key() {
-                Ok(k) => k,
-                Err(e) => {
-                    self.pending = true;
-                    return Err(e);
-                }
+            // Entries at or before the position are passed over on their
+            // sequence number alone; the one handed out is parsed in full below.
+            let key = match quick_key(&self.line) {
+                Some(k) => Some(k),
+                None => match self.key() {
+                    Ok(k) => k,
+                    Err(e) => {
+                        self.pending = true;
+                        return Err(e);
+                    }
+                },
             };
-            self.offset += self.line.len() as u64;
             match key {
-                Some((seq, cp)) if self.position.is_before(seq, cp) => {
-                    self.position = Position {
-                        seq,
-                        checkpoint: cp,
-                    };
-                    self.handed_out = true;
-                    break;
+                Some((seq, cp)) if self.position.is_before(seq, cp) => break (seq, cp),
+                _ => {
+                    self.offset += self.line.len() as u64;
+                    self.line.clear();
                 }
-                _ => self.line.clear(),
+            }
+        };
+        let body = &self.line[..self.line.len() - 1];
+        match parse_entry(body) {
+            Ok(Some(e)) => {
+                self.offset += body.len() as u64 + 1;
+                self.position = Position {
+                    seq: key.0,
+                    checkpoint: key.1,
+                };
+                self.handed_out = true;
+                Ok(Some(e))
+            }
+            Ok(None) => Err(ReadError::Malformed {
+                path: self.path.clone(),
+                offset: self.offset,
+                reason: "a header where an entry was expected",
+            }),
+            Err(reason) => {
+                // The reader stays before the bad line (see `skip_bad_line`).
+                self.pending = true;
+                Err(ReadError::Malformed {
+                    path: self.path.clone(),
+                    offset: self.offset,
+                    reason,
+                })
             }
         }
-        let body = &self.line[..self.line.len() - 1];
-        // Parsed once already by `key`: cannot fail now.
-        parse_entry(body).map_err(|reason| ReadError::Malformed {
-            path: self.path.clone(),
-            offset: self.offset,
-            reason,
-        })
     }
 
     /// Passes over a line [`Tail::next_entry`] refused (it stays before it
@@ -552,6 +589,23 @@ impl Tail {
         *self = Self::open(&self.dir.clone(), mark.position, Some(mark))?;
         Ok(())
     }
+}
+
+/// `(seq, is_checkpoint)` of a record or checkpoint line read from its first
+/// two fields only (`R\tSEQ\t`, `C\tSEQ\t`); `None` for anything else.
+fn quick_key(line: &[u8]) -> Option<(u64, bool)> {
+    let cp = match line.get(..2)? {
+        b"R\t" => false,
+        b"C\t" => true,
+        _ => return None,
+    };
+    let rest = &line[2..];
+    let end = rest.iter().position(|&b| b == b'\t')?;
+    let digits = &rest[..end];
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((std::str::from_utf8(digits).ok()?.parse().ok()?, cp))
 }
 
 /// Whether `offset` starts a line of `path` (the byte before it is a newline).

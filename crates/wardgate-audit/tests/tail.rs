@@ -189,14 +189,20 @@ fn a_mark_brings_the_reader_back_and_a_stale_one_is_not_trusted() {
 }
 
 /// What a rotation by the writer is taken to look like: the live file renamed
-/// to `audit.log.NNNNNN`, a new `audit.log` begun with a header, the chain
-/// going on in it.
+/// to `audit.log.NNNNNN`, a new `audit.log` begun with a header that says more
+/// than the first file's (its place in the sequence, the file and record
+/// before it), the chain going on in it. The reader needs only the header's
+/// first fields and passes it over.
 fn rotate(dir: &Path, n: u32) {
     let live = dir.join("audit.log");
     let header = std::fs::read(&live).unwrap();
-    let header = &header[..=header.iter().position(|&b| b == b'\n').unwrap()];
+    let header = &header[..header.iter().position(|&b| b == b'\n').unwrap()];
     std::fs::rename(&live, dir.join(format!("audit.log.{n:06}"))).unwrap();
-    std::fs::write(&live, header).unwrap();
+    let mut next = header.to_vec();
+    next.extend_from_slice(
+        format!("\t{}\taudit.log.{n:06}\t7\t{}\t-\n", n + 1, "0".repeat(64)).as_bytes(),
+    );
+    std::fs::write(&live, next).unwrap();
 }
 
 #[test]

@@ -103,7 +103,11 @@ pub fn write_syslog(
     msg: &[u8],
     octet_counting: bool,
 ) {
-    let start = out.len();
+    // The header first, apart: with octet counting its length goes before it,
+    // and moving the message to make room would copy it once more.
+    let mut head = Vec::with_capacity(160);
+    let out_final = out;
+    let out = &mut head;
     let pri = u32::from(h.facility.min(23)) * 8 + u32::from(m.severity.min(7));
     out.push(b'<');
     out.extend_from_slice(itoa::Buffer::new().format(pri).as_bytes());
@@ -122,13 +126,13 @@ pub fn write_syslog(
     out.push(b' ');
     push_header_field(out, m.msgid, 32);
     out.extend_from_slice(b" - ");
-    out.extend_from_slice(msg);
     if octet_counting {
-        let len = out.len() - start;
-        let mut prefix = itoa::Buffer::new().format(len).as_bytes().to_vec();
-        prefix.push(b' ');
-        out.splice(start..start, prefix);
+        let len = head.len() + msg.len();
+        out_final.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+        out_final.push(b' ');
     }
+    out_final.extend_from_slice(&head);
+    out_final.extend_from_slice(msg);
 }
 
 /// Reads one octet-counted frame from the front of `buf`: the message and

@@ -39,8 +39,14 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 /// Reconnection backoff.
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often the cursor is saved while it moves.
-const SAVE_EVERY: Duration = Duration::from_millis(200);
+/// How often the cursor is saved while it moves past messages sent: a crash
+/// sends at most this much again.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often it is saved while it moves only past records not selected (a
+/// crash reads them again, and sends nothing twice): each save is an fsync,
+/// and on a busy gateway's disk every fsync also flushes the audit log's
+/// pending writes.
+const SAVE_SKIPPED_EVERY: Duration = Duration::from_secs(10);
 
 /// Stop requests and the SIGHUP reopen counter, shared with every export.
 #[derive(Default)]
@@ -163,7 +169,11 @@ pub struct Pipeline {
     saved: Mark,
     last_save: Instant,
     last_check: Instant,
-    in_flight: VecDeque<(Mark, Instant)>,
+    /// Batches written and not yet seen through: where each ends, when it
+    /// was written, whether it held messages.
+    in_flight: VecDeque<(Mark, Instant, bool)>,
+    /// The cursor moved past messages sent since it was last saved.
+    unsaved_sent: bool,
     settle: Duration,
     alert_after: Duration,
     outage: Option<Outage>,
@@ -175,6 +185,8 @@ pub struct Pipeline {
     backoff: Duration,
     /// Messages sent before the current connection.
     sent_at_connect: u64,
+    /// When an unreadable log was last said so.
+    read_error_said: Option<Instant>,
     /// The stop request has been seen (and the log is read to its end once more).
     stop_seen: bool,
     reopen_seen: u64,
@@ -296,6 +308,7 @@ impl Pipeline {
                 last_save: now,
                 last_check: now,
                 in_flight: VecDeque::new(),
+                unsaved_sent: false,
                 settle: s.settle,
                 alert_after: s.alert_after,
                 outage: None,
@@ -304,6 +317,7 @@ impl Pipeline {
                 proving: None,
                 backoff: MIN_BACKOFF,
                 sent_at_connect: 0,
+                read_error_said: None,
                 stop_seen: false,
                 reopen_seen: REOPEN.load(Ordering::SeqCst),
                 control: s.control,
@@ -406,14 +420,28 @@ impl Pipeline {
                     self.at_end = true;
                     break;
                 }
-                Err(e) => {
+                Err(e @ wardgate_audit::ReadError::Malformed { .. }) => {
                     // A damaged line stops nothing: said loudly, then passed over
                     // (`wardgate audit verify` names it).
                     tracing::error!(export = %self.dest.name, error = %e, "an audit log line is no entry; passing over it");
                     self.tail.skip_bad_line();
                     continue;
                 }
+                Err(e) => {
+                    // The log cannot be read at all (a file or the directory gone):
+                    // said once a minute, and tried again after a pause.
+                    if self
+                        .read_error_said
+                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+                    {
+                        self.read_error_said = Some(Instant::now());
+                        tracing::error!(export = %self.dest.name, error = %e, "the audit log cannot be read; the export waits");
+                    }
+                    self.at_end = true;
+                    break;
+                }
             };
+            self.read_error_said = None;
             advanced = true;
             self.at_end = false;
             let event = match entry {
@@ -476,10 +504,11 @@ impl Pipeline {
                 .fetch_add(self.ends.len() as u64, Ordering::Relaxed);
         }
         let mark = self.tail.mark();
-        if self.sink.settles() && !(self.ends.is_empty() && self.in_flight.is_empty()) {
-            self.in_flight.push_back((mark, Instant::now()));
+        let sent = !self.ends.is_empty();
+        if self.sink.settles() && (sent || !self.in_flight.is_empty()) {
+            self.in_flight.push_back((mark, Instant::now(), sent));
         } else {
-            self.commit(mark);
+            self.commit(mark, sent);
         }
         Ok(true)
     }
@@ -498,7 +527,7 @@ impl Pipeline {
             || self
                 .in_flight
                 .front()
-                .is_some_and(|(_, at)| now.duration_since(*at) >= self.settle);
+                .is_some_and(|(_, at, _)| now.duration_since(*at) >= self.settle);
         if !due && now.duration_since(self.last_check) < IDLE_CHECK.min(self.settle) {
             return Ok(());
         }
@@ -507,26 +536,33 @@ impl Pipeline {
         if proven {
             self.on_up();
         }
-        while let Some(&(mark, at)) = self.in_flight.front() {
+        while let Some(&(mark, at, sent)) = self.in_flight.front() {
             if now.duration_since(at) < self.settle {
                 break;
             }
             self.in_flight.pop_front();
-            self.commit(mark);
+            self.commit(mark, sent);
         }
         Ok(())
     }
 
-    fn commit(&mut self, mark: Mark) {
+    fn commit(&mut self, mark: Mark, sent: bool) {
         self.committed = mark;
+        self.unsaved_sent |= sent;
         self.stats
             .delivered_seq
             .store(mark.position.seq, Ordering::Relaxed);
     }
 
-    /// Saves the cursor when it moved (at most every [`SAVE_EVERY`] unless `now`).
+    /// Saves the cursor when it moved (at most every [`SAVE_EVERY`], or
+    /// [`SAVE_SKIPPED_EVERY`] when nothing was sent since, unless `now`).
     fn save(&mut self, now: bool) {
-        if self.committed == self.saved || !(now || self.last_save.elapsed() >= SAVE_EVERY) {
+        let every = if self.unsaved_sent {
+            SAVE_EVERY
+        } else {
+            SAVE_SKIPPED_EVERY
+        };
+        if self.committed == self.saved || !(now || self.last_save.elapsed() >= every) {
             return;
         }
         self.last_save = Instant::now();
@@ -544,7 +580,10 @@ impl Pipeline {
             mark: self.committed,
         };
         match c.save(&self.cursor_path) {
-            Ok(()) => self.saved = self.committed,
+            Ok(()) => {
+                self.saved = self.committed;
+                self.unsaved_sent = false;
+            }
             Err(e) => {
                 tracing::error!(export = %self.dest.name, error = %e, "cannot save the export's cursor")
             }

@@ -282,3 +282,28 @@ fn the_eve_file_gets_each_selected_event_once_across_restarts() {
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in log order");
 }
+
+/// Regression: a data directory deleted under a running export (a benchmark's
+/// temporary directory) made it retry the unreadable log in a busy loop that
+/// never ended, so the gateway never stopped. It waits instead, and stops.
+#[test]
+fn a_log_that_disappears_is_waited_for_not_spun_on() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let rec = recorder(&data);
+    let c = Collector::start("127.0.0.1:0");
+    let export = ResolvedExport {
+        syslog: vec![syslog(c.addr, 50)],
+        eve: None,
+    };
+    let x = Exporters::start(&export, &data, &Identity::new(None, "gw"), None).unwrap();
+    rec.handle().record(blocked(1)).unwrap();
+    wait("the first event", || !c.sequences().is_empty());
+    std::fs::remove_dir_all(&data).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = rec.shutdown();
+    let t = Instant::now();
+    x.shutdown(Duration::from_secs(2));
+    assert!(t.elapsed() < Duration::from_secs(10), "the export stopped");
+    c.stop();
+}
