@@ -120,6 +120,13 @@ def test_read_only_commands_work_from_data_dir_while_the_config_is_broken(gatewa
     assert "127.0.0.2" in [x["address"] for x in lines(r.stdout)]
     r = run("events", "--data-dir", str(gateway.dir / "nowhere"))
     assert r.returncode == 2 and "not a directory" in r.stderr
+    r = run("audit", "verify", "--config", str(broken))
+    assert r.returncode == 2 and "--data-dir" in r.stderr, r.stderr
+    r = run("audit", "verify", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "intact" in r.stdout, r.stdout
+    r = run("queue", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
 
 
 def test_rules_explain_what_to_do_one_at_a_time_or_as_json():

@@ -259,10 +259,14 @@ struct VerifyArgs {
     #[arg(
         long,
         short,
-        required_unless_present = "archive",
-        conflicts_with = "archive"
+        required_unless_present_any = ["archive", "data_dir"],
+        conflicts_with_all = ["archive", "data_dir"]
     )]
     config: Option<PathBuf>,
+    /// The data directory itself, without loading a configuration (works while
+    /// the configuration is being edited and does not load).
+    #[arg(long, conflicts_with = "archive")]
+    data_dir: Option<PathBuf>,
     /// Verify this archive directory instead (made by `audit archive`): offline,
     /// with no data_dir and no private key.
     #[arg(long)]
@@ -817,18 +821,34 @@ fn audit_verify(a: &VerifyArgs) -> Result<ExitCode> {
         from: a.from,
         to: a.to,
     };
-    let (dir, result, what) = match (&a.archive, &a.config) {
-        (Some(archive), _) => (
+    let (dir, result, what) = match (&a.archive, &a.config, &a.data_dir) {
+        (Some(archive), _, _) => (
             archive.clone(),
             wardgate_audit::verify_archive(archive, &opts),
             "archive",
         ),
-        (None, Some(config)) => {
-            let dir = load(config)?.data_dir.join("audit");
+        (None, Some(config), _) => {
+            let dir = load(config)
+                .map_err(|e| {
+                    e.context(format!(
+                        "{} does not load; `--data-dir DIR` verifies the log without it",
+                        config.display()
+                    ))
+                })?
+                .data_dir
+                .join("audit");
             let r = wardgate_audit::verify_with(&dir, &opts);
             (dir, r, "audit log")
         }
-        (None, None) => anyhow::bail!("--config or --archive is needed"),
+        (None, None, Some(data_dir)) => {
+            if !data_dir.is_dir() {
+                anyhow::bail!("--data-dir {}: not a directory", data_dir.display());
+            }
+            let dir = data_dir.join("audit");
+            let r = wardgate_audit::verify_with(&dir, &opts);
+            (dir, r, "audit log")
+        }
+        (None, None, None) => anyhow::bail!("--config, --data-dir or --archive is needed"),
     };
     let code = print_verification(result, what);
     if key.is_none() && code == ExitCode::SUCCESS {
