@@ -109,25 +109,8 @@ mod tests {
     use wardgate_event::compact::{write_routine, RoutineFlow, RoutineHl7};
     use wardgate_event::{rules, Action, Severity, Stage};
 
-    const ACTIONS: [Action; 17] = [
-        Action::Allowed,
-        Action::Alerted,
-        Action::Blocked,
-        Action::Failed,
-        Action::Closed,
-        Action::Started,
-        Action::Stopped,
-        Action::Recovered,
-        Action::Reloaded,
-        Action::ObservedViolation,
-        Action::Observed,
-        Action::Delivered,
-        Action::Parked,
-        Action::Redriven,
-        Action::WouldBlock,
-        Action::PolicyApplied,
-        Action::AuditCheckpoint,
-    ];
+    /// Every action (the list `Action::ALL` keeps complete).
+    const ACTIONS: [Action; 17] = Action::ALL;
 
     fn event(action: Action) -> Event {
         Event::new(
