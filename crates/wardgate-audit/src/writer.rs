@@ -639,14 +639,29 @@ fn begin_file(
     })
 }
 
-/// Creates `path` (never over an existing file) with `data`, durable; returns
-/// it opened for appending.
+/// Creates `path` (never over an existing file) with `data`, durable, and
+/// returns it opened for appending. The file appears whole: written and
+/// fsynced under a temporary name, then renamed into place, so neither a reader
+/// nor the next start ever sees it without its header.
 fn write_new(path: &Path, data: &[u8]) -> Result<File, AuditError> {
-    let mut f = crate::fsx::create_new_file(path)?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(path))?;
-    drop(f);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".new");
+    let tmp = path.with_file_name(name);
+    {
+        // A leftover of a crash at this very step is rewritten.
+        let mut f = crate::fsx::create_file(&tmp)?;
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&tmp))?;
+    }
+    // Only the writer, holding the data directory, creates this name.
+    if path.exists() {
+        return Err(io_err(path)(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the log file exists already",
+        )));
+    }
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
     OpenOptions::new()
         .append(true)
         .open(path)
