@@ -34,7 +34,7 @@ mod verify;
 mod writer;
 
 pub use archive::{archive, verify_archive, ArchiveError, ArchiveReport, Retention, MANIFEST};
-pub use files::{log_files, LogFile};
+pub use files::{log_files, open_log_files, LogFile};
 pub use open::{GapFound, GapKind, IndexMark};
 pub use reader::{Entry, Mark, Position, ReadError, Tail};
 pub use verify::{verify, verify_with, ChainGap, VerifyError, VerifyOptions, VerifyReport};

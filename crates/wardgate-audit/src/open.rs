@@ -202,7 +202,7 @@ pub(crate) fn judge(dir: &Path, key: &VerifyingKey, index: &IndexMark) -> Result
         max_file_no: 0,
         max_seq: index.through,
     };
-    let rotated = files::rotated_files(dir).map_err(io_err(dir))?;
+    let rotated = files::numbered_files(dir).map_err(io_err(dir))?;
     // What was archived away: the last archived file precedes the first here.
     match crate::archive::local_entries(dir, key) {
         Ok(entries) => {

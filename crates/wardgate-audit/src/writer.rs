@@ -143,8 +143,11 @@ impl AuditWriter {
                 return Err(AuditError::Gap(Box::new(gap.clone())));
             }
         }
-        // Judged: only now may anything change, the new key included.
-        key.persist(dir)?;
+        // Judged: only now may anything change, the new key included (after an
+        // accepted gap has set aside what another key signed).
+        if !matches!(plan, Plan::Gap { .. }) {
+            key.persist(dir)?;
+        }
         let fsync = opts.fsync_on_checkpoint;
         let vk = key.verifying_key().as_bytes().to_vec();
         let state = match plan {
@@ -212,6 +215,7 @@ impl AuditWriter {
                     return Err(AuditError::Exhausted);
                 }
                 gap.set_aside = set_aside(dir, &key)?;
+                key.persist(dir)?;
                 report.created = true;
                 let header = Header {
                     chain_id: new_chain_id(),
@@ -639,14 +643,29 @@ fn begin_file(
     })
 }
 
-/// Creates `path` (never over an existing file) with `data`, durable; returns
-/// it opened for appending.
+/// Creates `path` (never over an existing file) with `data`, durable, and
+/// returns it opened for appending. The file appears whole: written and
+/// fsynced under a temporary name, then renamed into place, so neither a reader
+/// nor the next start ever sees it without its header.
 fn write_new(path: &Path, data: &[u8]) -> Result<File, AuditError> {
-    let mut f = crate::fsx::create_new_file(path)?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(path))?;
-    drop(f);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".new");
+    let tmp = path.with_file_name(name);
+    {
+        // A leftover of a crash at this very step is rewritten.
+        let mut f = crate::fsx::create_file(&tmp)?;
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&tmp))?;
+    }
+    // Only the writer, holding the data directory, creates this name.
+    if path.exists() {
+        return Err(io_err(path)(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the log file exists already",
+        )));
+    }
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
     OpenOptions::new()
         .append(true)
         .open(path)
@@ -666,12 +685,27 @@ fn remove_empty(path: &Path) -> Result<(), AuditError> {
 /// that does not verify) to `set-aside/<ms>/`, untouched, as evidence. Returns
 /// where, or `None` when there was nothing to move.
 fn set_aside(dir: &Path, key: &AuditKey) -> Result<Option<PathBuf>, AuditError> {
-    let bad_manifest = crate::archive::local_entries(dir, &key.verifying_key()).is_err();
-    let moving: Vec<&str> = [LOG, HEAD, crate::archive::LOCAL_MANIFEST]
+    let vk = key.verifying_key();
+    let bad_manifest = crate::archive::local_entries(dir, &vk).is_err();
+    let mut moving: Vec<String> = [LOG, HEAD, crate::archive::LOCAL_MANIFEST]
         .into_iter()
         .filter(|n| dir.join(n).exists())
         .filter(|n| *n != crate::archive::LOCAL_MANIFEST || bad_manifest)
+        .map(str::to_owned)
         .collect();
+    // Signed with another key (the key was lost): kept, with that key's public
+    // half, but not in the chain this key goes on with.
+    for f in crate::files::numbered_files(dir).map_err(io_err(dir))? {
+        let other =
+            crate::files::read_header(&f.path).map_or(true, |(h, _)| h.key != vk.as_bytes());
+        if other {
+            moving.push(f.name);
+        }
+    }
+    let public = std::fs::read_to_string(dir.join(crate::PUB)).unwrap_or_default();
+    if !public.is_empty() && public.trim() != hex::encode(vk.as_bytes()) {
+        moving.push(crate::PUB.to_owned());
+    }
     if moving.is_empty() {
         return Ok(None);
     }
@@ -685,7 +719,7 @@ fn set_aside(dir: &Path, key: &AuditKey) -> Result<Option<PathBuf>, AuditError> 
         dest = parent.join(format!("{ms}-{n}"));
     }
     crate::fsx::create_dir(&dest)?;
-    for name in moving {
+    for name in &moving {
         std::fs::rename(dir.join(name), dest.join(name)).map_err(io_err(&dest.join(name)))?;
     }
     sync_dir(&dest)?;

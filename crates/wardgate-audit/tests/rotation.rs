@@ -392,3 +392,41 @@ fn a_rotation_cut_short_resumes_without_a_gap() {
     w.close().unwrap();
     assert_eq!(verify(d.path(), None).unwrap().files, 2);
 }
+
+#[test]
+fn a_lost_key_is_a_gap_and_accepting_it_keeps_the_old_files_aside() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), 120, 2048);
+    let old_pub = std::fs::read_to_string(d.path().join("audit.pub")).unwrap();
+    std::fs::remove_file(d.path().join("audit.key")).unwrap();
+    // Refused, and nothing written: not even the new key.
+    let key = AuditKey::load_or_generate(d.path()).unwrap();
+    assert!(AuditWriter::open(d.path(), key, opts(2048)).is_err());
+    assert!(!d.path().join("audit.key").exists());
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("audit.pub")).unwrap(),
+        old_pub
+    );
+    let key = AuditKey::load_or_generate(d.path()).unwrap();
+    // Numbering goes on from trusted evidence only; with the key gone that is
+    // the event index (as the recorder passes it).
+    let accept = WriterOptions {
+        accept_gap: true,
+        index: wardgate_audit::IndexMark {
+            through: 120,
+            chain_id: None,
+        },
+        ..opts(2048)
+    };
+    let (w, report) = AuditWriter::open(d.path(), key, accept).unwrap();
+    w.close().unwrap();
+    let aside = report.gap.unwrap().set_aside.unwrap();
+    // The old chain, whole, with its public key, verifies where it was put.
+    assert_eq!(
+        std::fs::read_to_string(aside.join("audit.pub")).unwrap(),
+        old_pub
+    );
+    assert!(aside.join("audit.log.000001").exists());
+    let r = verify(d.path(), None).unwrap();
+    assert_eq!((r.files, r.gaps.len(), r.first_seq), (1, 1, 121));
+}

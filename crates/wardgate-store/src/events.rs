@@ -371,8 +371,9 @@ impl EventFilter {
 /// [`wardgate_event::compact`]). Every event comes back in its full form.
 pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
     use std::io::BufRead;
-    let files = wardgate_audit::log_files(audit_dir).map_err(|source| StoreError::Io {
-        what: format!("listing {}", audit_dir.display()),
+    // Opened together, so a rotation while reading cannot hide a file.
+    let files = wardgate_audit::open_log_files(audit_dir).map_err(|source| StoreError::Io {
+        what: format!("reading {}", audit_dir.display()),
         source,
     })?;
     if files.is_empty() {
@@ -386,17 +387,22 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
     // Compact routine records come back as the full events they stand for; a
     // connection's context may be in the file before.
     let mut expander = wardgate_event::compact::Expander::default();
-    for f in files {
+    for (f, file) in files {
         let path = f.path;
         let io = |source| StoreError::Io {
             what: format!("reading {}", path.display()),
             source,
         };
-        let file = std::fs::File::open(&path).map_err(io)?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
         loop {
             line.clear();
             if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') {
+                // A line still being written (the gateway is running): it and
+                // what follows are the next reader's. Reading on would take the
+                // rest of this line for a line of its own.
                 break;
             }
             let Some((seq, json)) = record_line(&line) else {

@@ -347,6 +347,49 @@ fn an_event_recorded_during_shutdown_is_written_or_refused_never_lost() {
 }
 
 #[test]
+fn while_rotating_an_event_recorded_during_shutdown_is_written_or_refused_never_lost() {
+    // As above, with the log rotating under the callers: shutdown comes once
+    // the log has rotated a few times, while recording goes on.
+    for _ in 0..3 {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = opts(d.path());
+        o.queue = 256;
+        o.rotate_bytes = 16 << 10;
+        let r = Recorder::start(o).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let h = r.handle();
+                std::thread::spawn(move || {
+                    let mut ok = 0u64;
+                    for i in 0..200_000u64 {
+                        match h.record(event(t * 1_000_000 + i, Action::Allowed)) {
+                            Ok(()) => ok += 1,
+                            Err(wardgate_store::StoreError::RecorderStopped) => return ok,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let audit = d.path().join("audit");
+        let started = std::time::Instant::now();
+        while wardgate_audit::log_files(&audit).unwrap().len() < 4 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no rotation"
+            );
+            std::thread::yield_now();
+        }
+        r.shutdown().unwrap();
+        let accepted: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let report = wardgate_audit::verify(&audit, None).unwrap();
+        assert_eq!(report.records, accepted);
+        assert!(report.files >= 4 && report.gaps.is_empty(), "{report:?}");
+    }
+}
+
+#[test]
 fn a_recorder_dropped_without_shutdown_writes_what_it_accepted_and_seals_the_log() {
     // An error path during start-up drops the recorder instead of shutting it down.
     let d = tempfile::tempdir().unwrap();
@@ -578,4 +621,48 @@ fn the_recorder_rotates_between_records_and_loses_nothing() {
     r.shutdown().unwrap();
     let again = wardgate_audit::verify(&audit, None).unwrap();
     assert_eq!(again.last_seq, 1001);
+}
+
+/// `wardgate events` while the gateway rotates: every read sees the records as
+/// one run of consecutive seqs from the first, never a file skipped or a line
+/// being written taken for a record.
+#[test]
+fn reading_the_log_while_it_rotates_skips_no_file() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts(d.path());
+    o.rotate_bytes = 4096;
+    let r = Recorder::start(o).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let h = r.handle();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for i in 0..30_000 {
+                h.record(event(i, Action::Allowed)).unwrap();
+                if i % 64 == 0 {
+                    h.sync().unwrap();
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let audit = d.path().join("audit");
+    let mut reads = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) || reads < 3 {
+        let all = query_log(&audit, &EventFilter::default()).unwrap();
+        if let Some(first) = all.first() {
+            assert_eq!(first.seq, 1);
+        }
+        for w in all.windows(2) {
+            assert_eq!(w[0].seq + 1, w[1].seq, "a hole after seq {}", w[0].seq);
+        }
+        reads += 1;
+    }
+    writer.join().unwrap();
+    r.shutdown().unwrap();
+    assert!(wardgate_audit::log_files(&audit).unwrap().len() > 100);
+    assert_eq!(
+        query_log(&audit, &EventFilter::default()).unwrap().len(),
+        30_000
+    );
 }
