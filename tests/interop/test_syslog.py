@@ -11,7 +11,8 @@ exported by default). Every message rsyslog writes is parsed back and checked:
 the syslog header (PRI from the rule's severity, MSGID the rule id), the ECS
 document against the field reference (ecs_check), each event once per
 collector instance, every blocked event of the audit log present, and the
-signed checkpoints verified with openssl against the log's public key.
+signed checkpoints verified with openssl against the log's public key. A
+reload that changes `[export]` is refused.
 Every wait is bounded; nothing asserts on timing.
 """
 import datetime
@@ -633,3 +634,24 @@ def test_the_eve_file_is_reopened_after_logrotate(tmp_path):
     finally:
         g.stop()
         up.stop()
+
+
+def test_a_reload_that_changes_the_exports_is_refused(tmp_path):
+    """[export] takes a restart: a reload that changes it leaves the running
+    policy and exports as they are, and says why."""
+    rs = Rsyslog(tmp_path / "rsyslog").start()
+    up = Upstream()
+    g = gateway(tmp_path, up, export_section("soc", f"127.0.0.1:{rs.port}"))
+    try:
+        g.config.write_text(g.config.read_text().replace('unreachable_alert_secs = 1', 'unreachable_alert_secs = 5'))
+        g.cli("reload")
+        wait_for(lambda: any(e["event"]["action"] == "failed" and "[export] changed" in e["event"]["reason"]
+                             for e in g.events()), "the refusal")
+        # Still exporting as before.
+        produce(g, 3, "RL")
+        want = blocked_in_log(g, 3)
+        wait_for(lambda: set(want) <= {ev["event"].get("id") for _, _, ev in rs.events()}, "the events")
+    finally:
+        g.stop()
+        up.stop()
+        rs.kill()

@@ -324,7 +324,24 @@ pub(crate) fn check(
     export: &ExportSettings,
     data_dir: &Path,
     problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
 ) -> ResolvedExport {
+    // Events carry patient identifiers (HL7 PID-3, DICOM Patient ID): a
+    // cleartext export is named, as a cleartext route leg is.
+    for s in &export.syslog {
+        let t = s.transport.as_ref().map_or("tcp", |t| t.get_ref().as_str());
+        if t == "tcp" || t == "udp" {
+            warnings.push(src.problem(
+                s.name.span(),
+                Level::Warning,
+                format!(
+                    "export {:?} sends events (which carry patient identifiers) in clear over {t} to {}; transport = \"tls\" protects them",
+                    s.name.get_ref(),
+                    s.address.get_ref()
+                ),
+            ));
+        }
+    }
     let mut err = |span: std::ops::Range<usize>, msg: String| {
         problems.push(src.problem(span, Level::Error, msg));
     };

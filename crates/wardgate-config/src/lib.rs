@@ -1827,7 +1827,7 @@ impl Config {
                 ));
             }
         }
-        let export = export::check(src, &self.export, &data_dir, &mut problems);
+        let export = export::check(src, &self.export, &data_dir, &mut problems, &mut warnings);
 
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);

@@ -556,6 +556,14 @@ fn exports_resolve_with_their_defaults() {
         v.config.gateway.name.as_ref().unwrap().get_ref(),
         "icu-gateway-1"
     );
+    // The cleartext export is named; the TLS one is not.
+    let clear: Vec<_> = v
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("in clear over"))
+        .collect();
+    assert_eq!(clear.len(), 1, "{:?}", v.warnings);
+    assert!(clear[0].message.contains("\"local\"") && clear[0].message.contains("udp"));
 }
 
 #[test]
