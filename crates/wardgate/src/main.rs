@@ -92,7 +92,8 @@ enum Command {
     Queue(queue::QueueArgs),
     /// The running gateway's state from its status socket: routes with their
     /// listeners, connections, upstream health, queues, the policy in force,
-    /// certificate expiry, uptime. Exit 2 when no gateway is running.
+    /// certificate expiry, uptime. Exit 2 when no gateway is running. With
+    /// --data-dir the socket is looked for in its default place, DIR/admin.sock.
     Status {
         #[command(flatten)]
         site: SiteArgs,
