@@ -19,9 +19,11 @@ use std::path::{Path, PathBuf};
 pub use toml::Spanned;
 
 mod admin;
+mod console;
 mod export;
 mod limits;
 pub use admin::{AdminSettings, ResolvedAdmin, DEFAULT_SOCKET, MAX_SOCKET_PATH};
+pub use console::{ConsoleSettings, ResolvedConsole, CONSOLE_DIR};
 pub use export::{
     split_host_port, EveExport, ExportSettings, Format, ResolvedEve, ResolvedExport,
     ResolvedSyslog, ResolvedSyslogTls, RulePattern, Selection, SyslogExport, SyslogTls, Transport,
@@ -56,6 +58,9 @@ pub struct Config {
     /// Where events are sent beyond the gateway (`[export]`: syslog, the EVE file).
     #[serde(default)]
     pub export: ExportSettings,
+    /// The web console and HTTPS admin API (`[console]`: off unless `listen` is set).
+    #[serde(default)]
+    pub console: ConsoleSettings,
     /// Where the configuration was read from (not a TOML key).
     #[serde(skip)]
     pub source: Source,
@@ -1079,6 +1084,8 @@ pub struct Validated {
     pub admin: ResolvedAdmin,
     /// `[export]`, resolved.
     pub export: ResolvedExport,
+    /// `[console]`, resolved: `None` when the console is off.
+    pub console: Option<ResolvedConsole>,
 }
 
 impl Validated {
@@ -1828,6 +1835,7 @@ impl Config {
             }
         }
         let export = export::check(src, &self.export, &data_dir, &mut problems, &mut warnings);
+        let console = console::check(src, &self.console, &data_dir, &mut problems);
 
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);
@@ -1843,6 +1851,7 @@ impl Config {
             gateway_addresses,
             admin,
             export,
+            console,
         })
     }
 }

@@ -1,0 +1,1 @@
+//! wardgate's web console and HTTPS admin API (docs/console.md).
