@@ -86,6 +86,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let mut wardgate_pid = None;
     let mut metrics_at = None;
     let mut rsyslog: Option<crate::export::Rsyslog> = None;
+    let mut console_tail: Option<ConsoleTail> = None;
     for t in &a.targets {
         let addr: SocketAddr = match t.as_str() {
             "direct" => sink_addr,
@@ -134,6 +135,14 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, &export)?;
                 children.0.push((t.clone(), c));
             }
+            // wardgate with its console on and a browser's live tail open on
+            // every event (the harshest: no filter, routine decisions included).
+            "wardgate-console" => {
+                let (c, tail) =
+                    start_console_target(&a.wardgate_bin, &tmp.join(t), addr, sink_addr)?;
+                children.0.push((t.clone(), c));
+                console_tail = Some(tail);
+            }
             "wardgate-metrics" => {
                 let m: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
                 let admin = format!("\n[gateway.admin]\nmetrics = \"{m}\"\n");
@@ -143,7 +152,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 metrics_at = Some(m);
             }
             other => {
-                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-metrics, wardgate-syslog, wardgate-syslog-all")
+                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-console, wardgate-metrics, wardgate-syslog, wardgate-syslog-all")
             }
         }
         wait_listening(addr, t)?;
@@ -181,6 +190,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
         })?;
     }
     let rss = wardgate_pid.and_then(vm_hwm_kib);
+    let tailed = console_tail.map(ConsoleTail::stop).transpose()?;
     drop(children);
     drop(rsyslog);
 
@@ -206,6 +216,12 @@ pub fn run(a: CompareArgs) -> Result<()> {
             md,
             "wardgate-metrics: `[gateway.admin] metrics` on, scraped every {} s during its runs ({scrapes} scrapes, each a complete exposition).\n",
             a.scrape_interval
+        );
+    }
+    if let Some(events) = tailed {
+        let _ = writeln!(
+            md,
+            "wardgate-console: `[console]` on, one live tail (`/api/v1/events/stream`, no filter: every event) open through all of it, read by curl: {events} events streamed to it.\n"
         );
     }
     if let Some(kib) = rss {
@@ -290,13 +306,121 @@ const ALL_ACTIONS: &str = r#""allowed", "alerted", "blocked", "failed", "closed"
 /// configuration). The load device's flood limits are
 /// lifted: this measures inspection and audit at full speed, not flood protection
 /// (whose per-message check still runs); `wardgate-bench flood` measures that.
-fn start_wardgate(
+/// A browser's live tail, played by curl: logged in, reading the event
+/// stream until stopped.
+struct ConsoleTail {
+    curl: std::process::Child,
+    out: PathBuf,
+}
+
+impl ConsoleTail {
+    /// Stops reading; returns how many events were streamed.
+    fn stop(mut self) -> Result<usize> {
+        let _ = self.curl.kill();
+        let _ = self.curl.wait();
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        Ok(text.lines().filter(|l| *l == "event: event").count())
+    }
+}
+
+/// wardgate with `[console]` (a certificate from its own CA, an account), and
+/// curl logged in and following the live tail.
+fn start_console_target(
     bin: &std::path::Path,
     dir: &std::path::Path,
     addr: SocketAddr,
     sink_addr: SocketAddr,
+) -> Result<(std::process::Child, ConsoleTail)> {
+    std::fs::create_dir_all(dir)?;
+    let console: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
+    let tls = dir.join("tls");
+    let extra = format!(
+        "\n[console]\nlisten = \"{console}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        tls.join("console.crt").display(),
+        tls.join("console.key").display()
+    );
+    // The configuration first (the CA and the account commands read it).
+    let cfg = dir.join("wardgate.toml");
+    write_config(dir, addr, sink_addr, &extra)?;
+    let run = |args: &[&str], stdin: Option<&str>| -> Result<()> {
+        use std::io::Write;
+        let mut c = Command::new(bin)
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        if let (Some(text), Some(mut i)) = (stdin, c.stdin.take()) {
+            i.write_all(text.as_bytes())?;
+        }
+        let st = c.wait()?;
+        anyhow::ensure!(st.success(), "wardgate {args:?} failed");
+        Ok(())
+    };
+    run(&["ca", "init"], None)?;
+    let tls_s = tls.display().to_string();
+    run(
+        &[
+            "ca",
+            "issue-listener",
+            "console",
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            &tls_s,
+        ],
+        None,
+    )?;
+    run(
+        &[
+            "user",
+            "add",
+            "bench",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("bench password 123\n"),
+    )?;
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .env("WARDGATE_LOG", "warn")
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    wait_listening(console, "the console")?;
+    let jar = dir.join("cookies");
+    let base = format!("https://{console}");
+    let st = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-c"])
+        .arg(&jar)
+        .args(["--data", "username=bench&password=bench+password+123"])
+        .arg(format!("{base}/login"))
+        .status()
+        .context("curl (the live tail's browser)")?;
+    anyhow::ensure!(st.success(), "logging in to the console failed");
+    let out = dir.join("tail.sse");
+    let curl = Command::new("curl")
+        .args(["-sk", "-N", "-b"])
+        .arg(&jar)
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("{base}/api/v1/events/stream"))
+        .spawn()
+        .context("curl (the live tail)")?;
+    Ok((child, ConsoleTail { curl, out }))
+}
+
+/// Writes the benchmark's site configuration (one route to the sink), with
+/// `extra` appended.
+fn write_config(
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    sink_addr: SocketAddr,
     extra: &str,
-) -> Result<std::process::Child> {
+) -> Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let data = dir.join("data");
     let cfg = dir.join("wardgate.toml");
@@ -308,6 +432,17 @@ fn start_wardgate(
             crate::harness::LIFTED_LIMITS
         ),
     )?;
+    Ok(cfg)
+}
+
+fn start_wardgate(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    addr: SocketAddr,
+    sink_addr: SocketAddr,
+    extra: &str,
+) -> Result<std::process::Child> {
+    let cfg = write_config(dir, addr, sink_addr, extra)?;
     Command::new(bin)
         .arg("serve")
         .arg("--config")

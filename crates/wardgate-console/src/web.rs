@@ -34,7 +34,7 @@ use wardgate_store::RecorderHandle;
 /// Secure, host-only and for path `/`.
 pub(crate) const COOKIE: &str = "__Host-wardgate";
 /// The strict policy: nothing inline, nothing from elsewhere.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// The search index in the console's directory.
 pub const INDEX_FILE: &str = "search.db";
 /// Largest request body (actions are small).
@@ -663,22 +663,29 @@ async fn same_origin(req: Request, next: axum::middleware::Next) -> Response {
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        let fetch_site = req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let ok = origin
-                .to_str()
-                .ok()
-                .and_then(|o| o.strip_prefix("https://"))
-                .is_some_and(|o| !host.is_empty() && o == host);
+            let origin = origin.to_str().unwrap_or("");
+            // With `Referrer-Policy: no-referrer` a browser sends `Origin:
+            // null` on the console's own forms; it also says the request is
+            // same-origin, which only the browser can say. Anything else named
+            // `null` (a sandboxed frame elsewhere) is refused.
+            let ok = if origin == "null" {
+                fetch_site == "same-origin"
+            } else {
+                origin
+                    .strip_prefix("https://")
+                    .is_some_and(|o| !host.is_empty() && o == host)
+            };
             if !ok {
                 return ApiError::Forbidden("cross-origin request refused".into()).into_response();
             }
         }
-        if req
-            .headers()
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|s| s == "cross-site")
-        {
+        if fetch_site == "cross-site" {
             return ApiError::Forbidden("cross-site request refused".into()).into_response();
         }
     }
@@ -702,6 +709,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/audit", get(page_audit))
         .route("/users", get(page_users))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/session", get(api_session))
         .route("/api/v1/overview", get(api_overview))
         .route("/api/v1/routes", get(api_routes))
         .route("/api/v1/routes/{route}/enforcement", post(api_enforcement))
@@ -1626,6 +1634,26 @@ async fn api_user_disable(
     ))
 }
 
+/// Who is logged in, and the session's CSRF token for the API's POSTs.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionView {
+    pub user: String,
+    pub role: String,
+    pub patient_data: bool,
+    /// Send it as `X-CSRF-Token` with every POST.
+    pub csrf: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/session", responses((status = 200, body = SessionView), (status = 401)))]
+async fn api_session(a: Authed) -> Json<SessionView> {
+    Json(SessionView {
+        user: a.user.clone(),
+        role: a.role.as_str().to_owned(),
+        patient_data: a.patient_data,
+        csrf: a.csrf.clone(),
+    })
+}
+
 // ---------------------------------------------------------------- OpenAPI
 
 #[derive(OpenApi)]
@@ -1635,6 +1663,7 @@ async fn api_user_disable(
         description = "The console's API: every page is also a resource here. Authenticate by logging in (POST /login, form fields username and password); send the session cookie, and the session's CSRF token in X-CSRF-Token with every POST."
     ),
     paths(
+        api_session,
         api_overview,
         api_routes,
         api_enforcement,

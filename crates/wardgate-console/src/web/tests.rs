@@ -243,6 +243,7 @@ const READS: &[(&str, Role)] = &[
     ("/api/v1/audit", Role::Viewer),
     ("/api/v1/users", Role::Admin),
     ("/api/v1/openapi.json", Role::Viewer),
+    ("/api/v1/session", Role::Viewer),
 ];
 
 /// Every action: (path, body, least role that may do it).
@@ -399,6 +400,32 @@ async fn a_state_change_needs_the_sessions_csrf_token_and_the_same_origin() {
     req.extensions_mut().insert(peer(9));
     assert_eq!(w.send(req).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // `Origin: null` (what a browser sends under no-referrer) passes only when
+    // the browser also says the request is same-origin; the token is still needed.
+    for (site, token, want) in [
+        ("cross-site", csrf.as_str(), StatusCode::FORBIDDEN),
+        ("", csrf.as_str(), StatusCode::FORBIDDEN),
+        ("same-origin", "00", StatusCode::FORBIDDEN),
+        ("same-origin", csrf.as_str(), StatusCode::OK),
+    ] {
+        let mut b = HttpRequest::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::COOKIE, format!("{COOKIE}={cookie}"))
+            .header(header::HOST, "gw.example:8443")
+            .header(header::ORIGIN, "null")
+            .header("x-csrf-token", token);
+        if !site.is_empty() {
+            b = b.header("sec-fetch-site", site);
+        }
+        let mut req = b.body(Body::from("{}")).expect("request");
+        req.extensions_mut().insert(peer(9));
+        assert_eq!(
+            w.send(req).await.status(),
+            want,
+            "Origin: null, Sec-Fetch-Site {site:?}"
+        );
+    }
+    assert_eq!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed), 1);
     // The form with its token goes back to the page it came from (a local one only).
     let mut req = HttpRequest::post(path)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -411,7 +438,7 @@ async fn a_state_change_needs_the_sessions_csrf_token_and_the_same_origin() {
     let res = w.send(req).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()[header::LOCATION], "/");
-    assert_eq!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
