@@ -331,6 +331,20 @@ def login(site, name, password, cookie=None, source=None):
                    cookie=cookie, source=source or fresh_source())
 
 
+def spare_mode(site):
+    """The `enforcement` key of spare-route's table in the configuration file."""
+    m = re.search(r'^id = "spare-route"\n(?:(?!\[).*\n)*?enforcement\s*=\s*"(\w+)"', site.gw.config.read_text(), re.M)
+    return m and m.group(1)
+
+
+def open_stream(site, path, cookie, source):
+    """A live tail left open: the connection and its response (headers read)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", site.console_port, context=site.ssl_context(), timeout=20,
+                                       source_address=(source, 0))
+    conn.request("GET", path, headers={"Cookie": f"{COOKIE}={cookie}", "Accept": "text/event-stream"})
+    return conn, conn.getresponse()
+
+
 def fill(path, site):
     return path.replace("{seq}", str(site.seed_seq)).replace("{id}", "ehr")
 
@@ -430,6 +444,7 @@ def test_role_matrix_of_every_action(console_site):
     site = console_site
     sessions = {role: Session(site, name) for role, name in ROLE_USER.items()}
     got = {}
+    modes = []
     for path, body, least in ACTIONS:
         for role in ("viewer", "operator", "admin"):
             b = dict(body)
@@ -440,10 +455,13 @@ def test_role_matrix_of_every_action(console_site):
             allowed = RANK[role] >= RANK[least]
             ok = 200 <= r.status < 300 if allowed else r.status == 403
             got[(path, role)] = r.status if ok else f"{r.status} (want {'2xx' if allowed else 403}): {r.text[:200]}"
+            if path.endswith("/enforcement"):
+                # The switch is the configuration file: refused, it is untouched; allowed, it says the new mode.
+                modes.append((role, spare_mode(site)))
     wrong = {k: v for k, v in got.items() if isinstance(v, str)}
     assert not wrong, "\n".join(f"{role:8} POST {path}: {v}" for (path, role), v in wrong.items())
-    # The allowed calls did what they say.
-    assert 'enforcement = "enforce"' in site.gw.config.read_text()
+    # The allowed calls did what they say, the refused ones nothing.
+    assert modes == [("viewer", "enforce"), ("operator", "monitor"), ("admin", "enforce")], modes
     shown = json.loads(subprocess.run([wardgate_bin(), "ca", "show", "--json", "--config", str(site.gw.config)],
                                       capture_output=True, text=True, timeout=60, check=True).stdout)
     assert any(c["device"] == "spare-pump" and c.get("revoked") for c in shown["issued"]), shown["issued"]
@@ -640,6 +658,23 @@ def test_patient_identifiers_only_for_patient_data_accounts_one_event_at_a_time(
     # Events cannot be searched by patient.
     r = p.get(f"/api/v1/events?patient_id={PATIENT}")
     assert PATIENT not in r.text
+    # Never in the live tail, not even for an account that may see it.
+    conn, head = open_stream(site, STREAM, p.cookie, p.source)
+    try:
+        assert head.status == 200, head.status
+        cid = "TAIL-PATIENT-1"
+        assert msa(send(site.gw, order(cid, heparin(41)).replace("4711", PATIENT)))[0] == "AR"
+        seen = b""
+        deadline = time.monotonic() + 15
+        while cid.encode() not in seen and time.monotonic() < deadline:
+            line = head.readline()
+            if not line:
+                break
+            seen += line
+        assert cid.encode() in seen, f"the blocked order never reached the live tail: {seen[-500:]!r}"
+        assert PATIENT.encode() not in seen, "the live tail carries a patient identifier"
+    finally:
+        conn.close()
     # Never in the server's log.
     assert PATIENT not in site.gw.log_text()
 
