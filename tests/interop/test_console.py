@@ -470,6 +470,45 @@ def test_role_matrix_of_every_action(console_site):
     assert "matrix-new" in listed, listed
     r = login(site, "matrix-new", "matrix-new-password-1")
     assert r.status != 303 and COOKIE not in r.set_cookies(), "a disabled account logged in"
+    # Each action is an audit record naming the account, its roles, its address and the operation.
+    acts = events_where(site, lambda e: e.get("user", {}).get("name") == "ada" and e.get("wardgate", {}).get("operation"))
+    assert len(acts) >= 8, [(e["event"]["action"], e["wardgate"].get("operation")) for e in acts]
+    assert all("admin" in e["user"].get("roles", []) and e.get("source", {}).get("ip") == sessions["admin"].source
+               for e in acts), acts[:2]
+
+
+def test_user_cli_and_a_disabled_account_loses_its_sessions(console_site):
+    site = console_site
+    cfg = site.gw.config
+
+    def user(*args, input=None):
+        return subprocess.run([wardgate_bin(), "user", *args, "--config", str(cfg)], capture_output=True, text=True,
+                              timeout=60, input=input)
+
+    # Passwords have at least 12 characters; names are 1-64 of a-z 0-9 . _ -.
+    assert user("add", "dora", "--role", "viewer", "--password-stdin", input="short-pw\n").returncode != 0
+    for bad in ("Dora", "do ra", "x" * 65, "../dora"):
+        assert user("add", bad, "--role", "viewer", "--password-stdin", input="long-enough-pass-1\n").returncode != 0, bad
+    assert user("add", "dora", "--role", "superuser", "--password-stdin", input="long-enough-pass-1\n").returncode != 0
+    r = user("add", "dora", "--role", "viewer", "--password-stdin", input="dora-the-viewer-1\n")
+    assert r.returncode == 0, r.stderr
+    users = site.dir / "data" / "console" / "users.json"
+    assert users.stat().st_mode & 0o777 == 0o600
+    text = users.read_text()
+    assert "dora-the-viewer-1" not in text and "$argon2id$" in text
+    listed = user("list").stdout
+    assert "dora" in listed and "viewer" in listed, listed
+    s = Session(site, "dora", "dora-the-viewer-1")
+    assert s.get("/api/v1/overview").status == 200
+    # The running gateway sees the change at the next request: the session ends.
+    assert user("disable", "dora").returncode == 0
+    assert s.get("/api/v1/overview").status == 401
+    assert login(site, "dora", "dora-the-viewer-1").status != 303
+    assert user("enable", "dora").returncode == 0
+    assert s.get("/api/v1/overview").status == 401, "enabling an account revives no old session"
+    Session(site, "dora", "dora-the-viewer-1")
+    # Account changes are audit records.
+    assert events_where(site, lambda e: "dora" in json.dumps(e.get("user", {})) and e["event"]["action"] != "blocked")
 
 
 # --- CSRF --------------------------------------------------------------------------
