@@ -508,7 +508,10 @@ def test_user_cli_and_a_disabled_account_loses_its_sessions(console_site):
     assert s.get("/api/v1/overview").status == 401, "enabling an account revives no old session"
     Session(site, "dora", "dora-the-viewer-1")
     # Account changes are audit records.
-    assert events_where(site, lambda e: "dora" in json.dumps(e.get("user", {})) and e["event"]["action"] != "blocked")
+    for change in ("add", "disable", "enable"):
+        assert events_where(site, lambda e: "dora" in json.dumps(e) and change in json.dumps(e.get("wardgate", {})
+                                                                                      .get("operation", "")).lower()
+                            + json.dumps(e["event"].get("action", "")).lower()), f"no audit record of `user {change}`"
 
 
 # --- CSRF --------------------------------------------------------------------------
