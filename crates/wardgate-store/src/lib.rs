@@ -12,6 +12,7 @@
 mod events;
 pub mod queue;
 mod recorder;
+pub mod search;
 
 pub use events::{follow_log, query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
 pub use recorder::{Recorder, RecorderHandle, RecorderLag, RecorderOptions, RecorderStats};

@@ -1,0 +1,68 @@
+//! The search index's tables (see the module documentation of `search`).
+
+/// The schema version kept in `meta`.
+pub(crate) const VERSION: &str = "1";
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,  -- the audit record's sequence number
+    ts         INTEGER NOT NULL,     -- @timestamp, unix microseconds
+    action     TEXT NOT NULL,
+    kind       INTEGER NOT NULL,     -- 1: alert
+    severity   INTEGER,              -- the rule's, 0 info .. 4 critical
+    rule_id    TEXT,
+    route      TEXT,
+    src_dev    TEXT,
+    dst_dev    TEXT,
+    src_ip     TEXT,
+    control_id TEXT,
+    op         TEXT,                 -- HL7 message type or DICOM operation
+    ctx        INTEGER,              -- compact record: its context's seq (0: none found)
+    doc        BLOB NOT NULL         -- the record's JSON as in the log
+);
+-- Each index ends, implicitly, with the rowid (seq): equality on the column
+-- walks it in seq order, newest first with no sort.
+CREATE INDEX IF NOT EXISTS ev_route ON events(route);
+CREATE INDEX IF NOT EXISTS ev_action ON events(action);
+CREATE INDEX IF NOT EXISTS ev_src_dev ON events(src_dev);
+CREATE INDEX IF NOT EXISTS ev_dst_dev ON events(dst_dev);
+CREATE INDEX IF NOT EXISTS ev_rule ON events(rule_id) WHERE rule_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ev_severity ON events(severity) WHERE severity IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ev_control ON events(control_id) WHERE control_id IS NOT NULL;
+-- Connection contexts of compact routine records.
+CREATE TABLE IF NOT EXISTS contexts (
+    seq       INTEGER PRIMARY KEY,   -- the context record's seq
+    conn      INTEGER NOT NULL,      -- wardgate.connection_id
+    last_used INTEGER NOT NULL,      -- the latest seq that refers to it
+    doc       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ctx_conn ON contexts(conn);
+-- Per minute, the seq range of its events: time windows as seq windows.
+CREATE TABLE IF NOT EXISTS spans (
+    minute INTEGER PRIMARY KEY,
+    lo     INTEGER NOT NULL,
+    hi     INTEGER NOT NULL
+);
+-- Rollups for the plots.
+CREATE TABLE IF NOT EXISTS r_route (
+    minute INTEGER NOT NULL, route TEXT NOT NULL, action TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (minute, route, action)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS r_rule (
+    hour INTEGER NOT NULL, rule_id TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (hour, rule_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS r_device (
+    hour INTEGER NOT NULL, device TEXT NOT NULL, action TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (hour, device, action)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS r_device_by_device ON r_device(device, hour);
+";
+
+/// Empties every table but `meta`'s schema version (a new audit chain).
+pub(crate) const WIPE: &str = "
+DELETE FROM events; DELETE FROM contexts; DELETE FROM spans;
+DELETE FROM r_route; DELETE FROM r_rule; DELETE FROM r_device;
+DELETE FROM meta WHERE key <> 'schema';
+";
