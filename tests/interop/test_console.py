@@ -181,7 +181,11 @@ class ConsoleSite:
         wg(ca_cfg, "ca", "issue-listener", "hl7-tls", "--ip", "127.0.0.1", "--out", str(self.dir / "tls"))
         self.gw = Gateway(self.dir, upstream.port, site=CONSOLE_SITE, **self.ports)
         try:
-            wait_port("127.0.0.1", self.console_port)
+            try:
+                wait_port("127.0.0.1", self.console_port)
+            except TimeoutError:
+                raise AssertionError(f"[console] listen = 127.0.0.1:{self.console_port}: nothing listens there "
+                                     f"(docs/console.md); wardgate's log:\n{self.gw.log_text()[-2000:]}") from None
             # Accounts, made with the real CLI against the running gateway's config.
             for name, (role, patient, pw) in USERS.items():
                 self.add_user(name, role, pw, patient)
