@@ -93,11 +93,23 @@ pub enum Action {
     /// The audit log's head was signed (`WG-EXPORT-003`): exported only, from
     /// the log's checkpoint lines, never a record of the log itself.
     AuditCheckpoint,
+    /// The console: an account logged in.
+    LoggedIn,
+    /// The console: a login was refused (wrong password, unknown, disabled or
+    /// locked account).
+    LoginFailed,
+    /// The console: a session ended (logout, idle or expired).
+    LoggedOut,
+    /// An operator changed something through the console (`wardgate.operation`
+    /// says what: re-drive, enforcement, reload, enrol, revoke, an account).
+    Changed,
+    /// An operator was shown patient identifiers (`wardgate.operation` says which record).
+    Viewed,
 }
 
 impl Action {
     /// Every action, for checking a name given on the command line.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 22] = [
         Action::Allowed,
         Action::Alerted,
         Action::Blocked,
@@ -115,6 +127,11 @@ impl Action {
         Action::WouldBlock,
         Action::PolicyApplied,
         Action::AuditCheckpoint,
+        Action::LoggedIn,
+        Action::LoginFailed,
+        Action::LoggedOut,
+        Action::Changed,
+        Action::Viewed,
     ];
 
     /// The value of `event.action`.
@@ -137,6 +154,11 @@ impl Action {
             Action::WouldBlock => "would-block",
             Action::PolicyApplied => "policy-applied",
             Action::AuditCheckpoint => "audit-checkpoint",
+            Action::LoggedIn => "logged-in",
+            Action::LoginFailed => "login-failed",
+            Action::LoggedOut => "logged-out",
+            Action::Changed => "changed",
+            Action::Viewed => "viewed",
         }
     }
 }
@@ -173,6 +195,12 @@ pub enum Category {
     Configuration,
     /// Passive inventory: what was seen of one device.
     Host,
+    /// The console's logins and sessions.
+    Authentication,
+    /// The console's accounts: added, changed, disabled.
+    Iam,
+    /// The console: patient identifiers shown to an operator.
+    Web,
 }
 
 impl Category {
@@ -183,6 +211,9 @@ impl Category {
             Category::Process => "process",
             Category::Configuration => "configuration",
             Category::Host => "host",
+            Category::Authentication => "authentication",
+            Category::Iam => "iam",
+            Category::Web => "web",
         }
     }
 }
@@ -286,6 +317,9 @@ impl EventMeta {
             (Category::Process, _) => &["process"],
             (Category::Configuration, _) => &["configuration"],
             (Category::Host, _) => &["host"],
+            (Category::Authentication, _) => &["authentication"],
+            (Category::Iam, _) => &["iam"],
+            (Category::Web, _) => &["web"],
         }
     }
 
@@ -312,6 +346,19 @@ impl EventMeta {
                 _ => &["info"],
             },
             Category::Host => &["info"],
+            Category::Authentication => match self.action {
+                A::LoggedIn | A::LoginFailed => &["start"],
+                A::LoggedOut => &["end"],
+                _ => &["info"],
+            },
+            Category::Iam => match self.action {
+                A::Changed => &["user", "change"],
+                _ => &["info"],
+            },
+            Category::Web => match self.action {
+                A::Viewed => &["access"],
+                _ => &["info"],
+            },
         }
     }
 
@@ -321,7 +368,9 @@ impl EventMeta {
     /// cannot see what it did with them.
     pub fn outcome(&self) -> Outcome {
         match self.action {
-            Action::Blocked | Action::Failed | Action::Parked => Outcome::Failure,
+            Action::Blocked | Action::Failed | Action::Parked | Action::LoginFailed => {
+                Outcome::Failure
+            }
             Action::ObservedViolation => Outcome::Unknown,
             _ => Outcome::Success,
         }
@@ -663,6 +712,11 @@ pub struct WardgateFields {
     /// A signed checkpoint of the audit log, exported (`WG-EXPORT-003`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checkpoint: Option<CheckpointFacts>,
+    /// What an operator did through the console (`changed`, `viewed`): such as
+    /// `redrive`, `enforcement`, `reload`, `enrol`, `revoke`, `user-add`,
+    /// `view-patient-data`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub operation: Option<String>,
 }
 
 /// An export and its outage (`wardgate.export`).
@@ -814,6 +868,7 @@ impl WardgateFields {
             flood: None,
             export: None,
             checkpoint: None,
+            operation: None,
         }
     }
 }
@@ -841,6 +896,9 @@ pub struct Event {
     /// Protocol.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub network: Option<Network>,
+    /// The console account that acted (`user.*`): logins, changes, views.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub user: Option<User>,
     /// The gateway that saw the event (`observer.*`): stamped on every event
     /// wardgate emits (`events --json`, syslog, the EVE file, `analyze --json`),
     /// not stored in each audit record, whose log already is the gateway's own.
@@ -851,6 +909,16 @@ pub struct Event {
     pub host: Option<Host>,
     /// wardgate's own fields.
     pub wardgate: WardgateFields,
+}
+
+/// ECS `user.*`: a console account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The account's name.
+    pub name: String,
+    /// Its role (`viewer`, `operator`, `admin`); empty when the name is not an account.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub roles: Vec<String>,
 }
 
 /// ECS `observer.*`: the gateway.
@@ -961,6 +1029,7 @@ impl Event {
             source: None,
             destination: None,
             network: None,
+            user: None,
             observer: None,
             host: None,
             wardgate: WardgateFields::new(stage),
@@ -1167,6 +1236,11 @@ mod tests {
             Action::WouldBlock => 14,
             Action::PolicyApplied => 15,
             Action::AuditCheckpoint => 16,
+            Action::LoggedIn => 17,
+            Action::LoginFailed => 18,
+            Action::LoggedOut => 19,
+            Action::Changed => 20,
+            Action::Viewed => 21,
         };
         let mut seen = [false; Action::ALL.len()];
         for a in Action::ALL {
@@ -1179,7 +1253,7 @@ mod tests {
     use super::*;
 
     /// Every action (the list `Action::ALL` keeps complete).
-    const ACTIONS: [Action; 17] = Action::ALL;
+    const ACTIONS: [Action; Action::ALL.len()] = Action::ALL;
 
     /// `expected_event_types` of the categories wardgate uses, as the ECS
     /// reference (tests/data/ecs/ecs_flat.yml, 9.5.0-dev) lists them; the
@@ -1200,6 +1274,11 @@ mod tests {
             "process" => &["access", "change", "end", "info", "start"],
             "configuration" => &["access", "change", "creation", "deletion", "info"],
             "host" => &["access", "change", "end", "info", "start"],
+            "authentication" => &["start", "end", "info"],
+            "iam" => &[
+                "admin", "change", "creation", "deletion", "group", "info", "user",
+            ],
+            "web" => &["access", "error", "info"],
             other => panic!("category {other} is not one wardgate uses"),
         }
     }
@@ -1212,6 +1291,9 @@ mod tests {
                 Category::Process,
                 Category::Configuration,
                 Category::Host,
+                Category::Authentication,
+                Category::Iam,
+                Category::Web,
             ] {
                 for kind in [Kind::Event, Kind::Alert] {
                     let mut e = Event::new(String::new(), action, String::new(), Stage::Gateway);
@@ -1245,7 +1327,7 @@ mod tests {
         assert_eq!(again, e);
         // A category array naming nothing wardgate uses is refused, not guessed.
         let odd = String::from_utf8_lossy(old)
-            .replace(r#""category":"network""#, r#""category":["web"]"#);
+            .replace(r#""category":"network""#, r#""category":["malware"]"#);
         assert!(serde_json::from_str::<Event>(&odd).is_err());
     }
 

@@ -290,6 +290,8 @@ rules! {
         "At start the audit log was missing, cut short, replaced or altered while its signed head, the event index or the archive said otherwise. wardgate refused to start until an operator accepted the gap (--accept-audit-gap); then the refused files were set aside (audit/set-aside/) and a new chain began with this record, saying what was expected and what was found. `wardgate audit verify` reports the gap: a log with one is never called intact.";
     DATA_DIR_MODES = "WG-AUDIT-005", "data-dir-permissions", Medium,
         "At start, something in data_dir grants more than wardgate gives it (directories 0750, files 0640, private keys 0600): the audit log, the event index and the queues hold events that name patients, and the keys sign the audit chain and the devices' certificates. The record names each path and its mode; `chmod` them back.";
+    CONSOLE_LOCKED = "WG-CONSOLE-001", "console-account-locked", High,
+        "A console account was locked after login_max_failures wrong passwords in a row: someone is guessing a password (or a person forgot theirs). The account refuses every login, the right password included, for lockout_secs; the record names the account and the address of the last attempt.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

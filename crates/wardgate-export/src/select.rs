@@ -110,7 +110,7 @@ mod tests {
     use wardgate_event::{rules, Action, Severity, Stage};
 
     /// Every action (the list `Action::ALL` keeps complete).
-    const ACTIONS: [Action; 17] = Action::ALL;
+    const ACTIONS: [Action; Action::ALL.len()] = Action::ALL;
 
     fn event(action: Action) -> Event {
         Event::new(

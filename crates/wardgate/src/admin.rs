@@ -390,12 +390,31 @@ pub(crate) fn render_metrics(s: &Status) -> String {
 
 /// The running admin thread.
 pub(crate) struct AdminServer {
+    /// What the status comes from (the console asks it too).
+    source: StatusSource,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
     socket: Option<PathBuf>,
 }
 
+/// The status document, for the console: the same one the metrics endpoint
+/// and `wardgate status` show.
+#[derive(Clone)]
+pub(crate) struct StatusSource(Arc<Admin>);
+
+impl StatusSource {
+    /// The status document now, as JSON.
+    pub(crate) async fn json(&self) -> serde_json::Value {
+        serde_json::to_value(gather(&self.0).await).unwrap_or(serde_json::Value::Null)
+    }
+}
+
 impl AdminServer {
+    /// Where the console reads the status.
+    pub(crate) fn source(&self) -> StatusSource {
+        self.source.clone()
+    }
+
     /// Stops serving and removes the status socket.
     pub fn stop(mut self) {
         self.shutdown();
@@ -473,6 +492,7 @@ pub(crate) fn start(
         cert_files,
         certs: Mutex::new(None),
     });
+    let admin_for_console = admin.clone();
     let (tx, rx) = watch::channel(false);
     let socket_path = socket.as_ref().map(|_| v.admin.socket.clone());
     let thread = std::thread::Builder::new()
@@ -514,6 +534,7 @@ pub(crate) fn start(
         tracing::info!(address = %a, "metrics at http://{a}/metrics");
     }
     Ok(AdminServer {
+        source: StatusSource(admin_for_console),
         stop: tx,
         thread: Some(thread),
         socket: socket_path,

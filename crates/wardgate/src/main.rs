@@ -11,6 +11,7 @@ mod queue;
 mod scan;
 mod serve;
 mod tls;
+mod user;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -105,6 +106,11 @@ enum Command {
     Library {
         #[command(subcommand)]
         command: library::LibraryCommand,
+    },
+    /// The web console's accounts: add, passwd, disable, enable, list.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
     },
     /// List every rule wardgate can fire.
     Rules {
@@ -311,6 +317,7 @@ fn main() -> ExitCode {
         Command::Queue(a) => queue::run(a),
         Command::Status { site, json } => admin::status(&site, json),
         Command::Library { command } => library::run(command),
+        Command::User { command } => user::run(command),
         Command::Rules {
             ids,
             markdown,
@@ -1138,8 +1145,13 @@ mod tests {
                     seen += 1;
                     // A filter test's id that deliberately matches no rule,
                     // and the typo `events --rule` must answer with a suggestion.
-                    const NOT_IDS: &[&str] =
-                        &["WG-NOPE-000", "WG-INF-01", "WG-INF-10", "WG-INF-999"];
+                    const NOT_IDS: &[&str] = &[
+                        "WG-NOPE-000",
+                        "WG-NONE-000",
+                        "WG-INF-01",
+                        "WG-INF-10",
+                        "WG-INF-999",
+                    ];
                     if !NOT_IDS.contains(&id)
                         && by_id(id).is_none()
                         && !RETIRED.iter().any(|(r, _)| *r == id)

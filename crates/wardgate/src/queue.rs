@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wardgate_config::{Delivery, Validated};
-use wardgate_store::queue::{now_us, QueueOptions, QueueStats, QueueStore, REQUESTS_DIR};
+use wardgate_store::queue::{now_us, QueueOptions, QueueStats, QueueStore};
 
 /// `wardgate queue` arguments.
 #[derive(Args)]
@@ -183,19 +183,12 @@ fn redrive(routes: &[QueueRoute], a: &QueueArgs) -> Result<ExitCode> {
     if !a.redrive.is_empty() && a.route.is_none() && routes.len() != 1 {
         bail!("--redrive needs --route when the site has several store-and-forward routes");
     }
-    let body = if a.redrive_all {
-        "all\n".to_owned()
-    } else {
-        a.redrive.iter().map(|id| format!("{id}\n")).collect()
-    };
     for r in routes {
-        let dir = r.dir.join(REQUESTS_DIR);
-        wardgate_audit::fsx::create_dir(&dir)?;
-        let name = format!("{}-{}.redrive", now_us(), std::process::id());
-        // Written beside and renamed into place whole, so the gateway never reads
-        // half a request.
-        wardgate_audit::fsx::write_replace(&dir.join(&name), body.as_bytes())
-            .context("placing the re-drive request")?;
+        wardgate_store::queue::request_redrive(
+            &r.dir,
+            (!a.redrive_all).then_some(a.redrive.as_slice()),
+        )
+        .context("placing the re-drive request")?;
         println!(
             "route {}: re-drive of {} requested; the running gateway applies it within a second (or at its next start) and records it",
             r.id,

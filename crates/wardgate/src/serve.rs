@@ -290,12 +290,34 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
         ]);
         let expiry = tokio::spawn(watch_expiry(v.clone(), recorder.handle()));
         let repeats = tokio::spawn(sweep_repeats(recorder.handle()));
+        let current = Arc::new(arc_swap::ArcSwap::from_pointee(v.clone()));
+        let console = match &v.console {
+            Some(c) => match wardgate_console::Console::start(
+                c,
+                v.config.source.name.clone().into(),
+                Arc::new(ConsoleGateway {
+                    status: admin.source(),
+                    config: current.clone(),
+                }),
+                recorder.handle(),
+            ) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    admin.stop();
+                    drop(proxy);
+                    let _ = finish(recorder, exporters, export_grace(&v));
+                    let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
+                    return Err(anyhow::Error::new(e).context("starting the console"));
+                }
+            },
+            None => None,
+        };
         let reload = tokio::spawn(reload_on_sighup(
             hup,
             recorder.handle(),
             v.config.source.name.clone().into(),
             proxy.policy(),
-            v.clone(),
+            current,
         ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
@@ -305,6 +327,9 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
             let _ = tx.send(true);
         });
         proxy.run(rx).await;
+        if let Some(c) = console {
+            c.stop();
+        }
         admin.stop();
         signals.abort();
         expiry.abort();
@@ -454,6 +479,9 @@ fn load_for_reload(
     if opts(&v) != opts(running_v) {
         return Err("[gateway] settings (timeouts, sizes, workers, connection cap) changed: restart wardgate to apply".into());
     }
+    if v.console != running_v.console {
+        return Err("[console] changed: restart wardgate to apply".into());
+    }
     if v.admin != running_v.admin {
         return Err(
             "[gateway.admin] (metrics address, status socket) changed: restart wardgate to apply"
@@ -496,9 +524,9 @@ async fn reload_on_sighup(
     recorder: wardgate_store::RecorderHandle,
     config: std::path::PathBuf,
     cell: Arc<arc_swap::ArcSwap<Policy>>,
-    started: Validated,
+    current: Arc<arc_swap::ArcSwap<Validated>>,
 ) {
-    let mut running_v = Arc::new(started);
+    let mut running_v = current.load_full();
     {
         while hup.recv().await.is_some() {
             wardgate_proxy::request_reload();
@@ -533,6 +561,7 @@ async fn reload_on_sighup(
                         tracing::error!(error = %err, "could not record the applied policy");
                     }
                     running_v = Arc::new(v);
+                    current.store(running_v.clone());
                 }
                 Ok(Err(why)) => {
                     tracing::error!(%why, "SIGHUP: configuration refused; the running policy stays");
@@ -551,6 +580,33 @@ async fn reload_on_sighup(
                 }
                 Err(join) => tracing::error!(error = %join, "reload task failed"),
             }
+        }
+    }
+}
+
+/// What the console reads of the running gateway: the status document (the
+/// metrics endpoint's), the configuration in force (swapped by each reload
+/// applied), and a reload (a SIGHUP to this process, so it takes the one path
+/// every reload takes).
+struct ConsoleGateway {
+    status: crate::admin::StatusSource,
+    config: Arc<arc_swap::ArcSwap<Validated>>,
+}
+
+impl wardgate_console::Gateway for ConsoleGateway {
+    fn status(&self) -> wardgate_console::BoxFuture<'_, serde_json::Value> {
+        Box::pin(self.status.json())
+    }
+
+    fn config(&self) -> Arc<Validated> {
+        self.config.load_full()
+    }
+
+    fn reload(&self) {
+        if let Err(e) =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
+        {
+            tracing::error!(error = %e, "the console could not ask for a reload");
         }
     }
 }

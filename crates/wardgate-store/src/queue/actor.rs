@@ -413,6 +413,33 @@ pub fn take_requests(queue_dir: &std::path::Path) -> Vec<(PathBuf, Option<Vec<u6
     out
 }
 
+/// Asks the gateway serving `queue_dir` to re-drive parked messages: `ids`,
+/// or every one (`None`). The request is a file written beside its place and
+/// renamed into it whole, so the gateway never reads half of one; it applies
+/// it within a second (or at its next start) and records it. Returns the file.
+pub fn request_redrive(
+    queue_dir: &std::path::Path,
+    ids: Option<&[u64]>,
+) -> std::io::Result<PathBuf> {
+    let dir = queue_dir.join(REQUESTS_DIR);
+    wardgate_audit::fsx::create_dir(&dir).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let body = match ids {
+        None => "all\n".to_owned(),
+        Some(ids) => ids.iter().map(|id| format!("{id}\n")).collect(),
+    };
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!(
+        "{}-{}-{}.redrive",
+        now_us(),
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let path = dir.join(name);
+    wardgate_audit::fsx::write_replace(&path, body.as_bytes())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(path)
+}
+
 /// `all`, or queue ids one per line (blank lines and unparsable ones skipped).
 pub fn parse_request(text: &str) -> Option<Vec<u64>> {
     if text.lines().any(|l| l.trim() == "all") {

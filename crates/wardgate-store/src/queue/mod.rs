@@ -22,8 +22,8 @@ mod state;
 mod tests;
 
 pub use actor::{
-    now_us, parse_request, take_requests, Delivery, Enqueued, ParkedInfo, QueueHandle, QueueStats,
-    QueueThread, REQUESTS_DIR,
+    now_us, parse_request, request_redrive, take_requests, Delivery, Enqueued, ParkedInfo,
+    QueueHandle, QueueStats, QueueThread, REQUESTS_DIR,
 };
 pub use journal::{decode, encode, Entry, JournalError};
 pub use state::{Loc, Parked, Pending, State};

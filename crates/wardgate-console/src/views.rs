@@ -1,0 +1,526 @@
+//! What each view shows, gathered from what the gateway keeps: one typed
+//! document per view, served as JSON by the API and rendered by the page, so
+//! the two never disagree.
+
+use serde::Serialize;
+use std::path::Path;
+use utoipa::ToSchema;
+use wardgate_config::{Delivery, Validated};
+use wardgate_store::queue::{now_us, QueueOptions, QueueStats, QueueStore};
+
+/// A route and its upstream, as the overview shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteHealth {
+    /// Route id.
+    pub id: String,
+    /// `hl7-mllp`, `dicom`.
+    pub protocol: String,
+    /// `enforce` or `monitor`.
+    pub enforcement: String,
+    /// `up`, `down` or `unknown`.
+    pub upstream_state: String,
+    /// The upstream's address.
+    pub upstream: String,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Queue depth (store-and-forward routes).
+    pub queue_depth: Option<u64>,
+    /// Parked messages.
+    pub parked: Option<u64>,
+}
+
+/// A certificate's expiry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Expiry {
+    /// Which certificate (`listener:ROUTE`, `ca`, `device:ID`...).
+    pub cert: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// Days left (negative: expired).
+    pub days_left: i64,
+}
+
+/// The overview's state part (the events part is added by the caller).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GatewayState {
+    /// wardgate's version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: f64,
+    /// SHA-256 of the policy in force.
+    pub policy_hash: String,
+    /// Routes with their upstream's health.
+    pub routes: Vec<RouteHealth>,
+    /// Certificates, soonest expiry first.
+    pub certificates: Vec<Expiry>,
+}
+
+fn s(v: &serde_json::Value, k: &str) -> String {
+    match v.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// RFC 3339 (seconds) of a Unix time.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The gateway's state from its status document and configuration.
+pub fn gateway_state(status: &serde_json::Value, v: &Validated) -> GatewayState {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let routes = status
+        .get("routes")
+        .and_then(|r| r.as_array())
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    let id = s(r, "id");
+                    let monitor = v.routes.iter().any(|c| c.id == id && c.monitor);
+                    let q = r.get("queue").filter(|q| !q.is_null());
+                    RouteHealth {
+                        protocol: s(r, "protocol"),
+                        enforcement: if monitor { "monitor" } else { "enforce" }.into(),
+                        upstream_state: s(r, "upstream_state"),
+                        upstream: s(r, "upstream"),
+                        connections_open: r
+                            .get("connections_open")
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(0),
+                        queue_depth: q.and_then(|q| q.get("depth")).and_then(|d| d.as_u64()),
+                        parked: q.and_then(|q| q.get("parked")).and_then(|d| d.as_u64()),
+                        id,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut certificates: Vec<Expiry> = status
+        .get("certificates")
+        .and_then(|c| c.as_array())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| {
+                    let t = c.get("not_after")?.as_i64()?;
+                    Some(Expiry {
+                        cert: s(c, "cert"),
+                        not_after: rfc3339(t),
+                        days_left: (t - now).div_euclid(86_400),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    certificates.sort_by_key(|c| c.days_left);
+    GatewayState {
+        version: s(status, "version"),
+        uptime_seconds: status
+            .get("uptime_seconds")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        policy_hash: s(status, "policy_hash"),
+        routes,
+        certificates,
+    }
+}
+
+/// A drug library as a route uses it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LibraryInfo {
+    /// Its id.
+    pub id: String,
+    /// Its version, as the pharmacy wrote it.
+    pub version: Option<String>,
+    /// Who signed it, if signed.
+    pub signer: Option<String>,
+    /// Care areas.
+    pub care_areas: Vec<String>,
+    /// Drugs it has entries for.
+    pub drugs: usize,
+}
+
+/// What one route allows.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteInfo {
+    /// Route id.
+    pub id: String,
+    /// `hl7-mllp`, `dicom`.
+    pub protocol: String,
+    /// Where it listens.
+    pub listen: String,
+    /// Where allowed traffic goes.
+    pub upstream: String,
+    /// `enforce` or `monitor`.
+    pub enforcement: String,
+    /// `pass-through` or `store-and-forward`.
+    pub delivery: String,
+    /// TLS on the listener (and client certificates required).
+    pub listen_tls: bool,
+    /// TLS to the upstream.
+    pub upstream_tls: bool,
+    /// Devices allowed to connect.
+    pub senders: Vec<String>,
+    /// HL7 message types allowed.
+    pub messages: Vec<String>,
+    /// The drug library orders are checked against.
+    pub drug_library: Option<LibraryInfo>,
+    /// The route's care area, if it sets one.
+    pub care_area: Option<String>,
+    /// DICOM: called AE titles, operations, SOP classes, C-MOVE destinations.
+    pub called_ae_titles: Vec<String>,
+    /// DICOM operations allowed.
+    pub operations: Vec<String>,
+    /// DICOM SOP classes allowed.
+    pub sop_classes: Vec<String>,
+    /// C-MOVE destinations allowed.
+    pub move_destinations: Vec<String>,
+}
+
+/// Every route and the policy in force.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoutesView {
+    /// SHA-256 of the policy in force.
+    pub policy_hash: String,
+    /// The configuration file.
+    pub config: String,
+    /// Routes in configuration order.
+    pub routes: Vec<RouteInfo>,
+}
+
+/// The routes of the configuration in force.
+pub fn routes(v: &Validated, policy_hash: &str) -> RoutesView {
+    let libs = &v.config.drug_libraries;
+    RoutesView {
+        policy_hash: policy_hash.to_owned(),
+        config: v.config.source.name.clone(),
+        routes: v
+            .routes
+            .iter()
+            .map(|r| RouteInfo {
+                id: r.id.clone(),
+                protocol: r.protocol.as_str().to_owned(),
+                listen: r.listen.to_string(),
+                upstream: r.upstream.to_string(),
+                enforcement: if r.monitor { "monitor" } else { "enforce" }.into(),
+                delivery: match r.delivery {
+                    Delivery::StoreAndForward(_) => "store-and-forward",
+                    _ => "pass-through",
+                }
+                .into(),
+                listen_tls: r.listen_tls.is_some(),
+                upstream_tls: r.upstream_tls.is_some(),
+                senders: r.senders.clone(),
+                messages: r.messages.clone(),
+                drug_library: r.drug_library.as_ref().map(|id| {
+                    match libs.iter().find(|l| l.id.get_ref() == id) {
+                        Some(l) => LibraryInfo {
+                            id: id.clone(),
+                            version: l.version.as_ref().map(|v| v.get_ref().clone()),
+                            signer: l.signer.clone(),
+                            care_areas: l
+                                .care_areas
+                                .iter()
+                                .map(|c| c.id.get_ref().clone())
+                                .collect(),
+                            drugs: l.drugs.len(),
+                        },
+                        None => LibraryInfo {
+                            id: id.clone(),
+                            version: None,
+                            signer: None,
+                            care_areas: Vec::new(),
+                            drugs: 0,
+                        },
+                    }
+                }),
+                care_area: r.care_area.clone(),
+                called_ae_titles: r.called_ae_titles.clone(),
+                operations: r.operations.clone(),
+                sop_classes: r.sop_classes.clone(),
+                move_destinations: r.move_destinations.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A parked message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ParkedView {
+    /// Queue id (what a re-drive names).
+    pub id: u64,
+    /// The sending device.
+    pub sender: String,
+    /// MSH-10.
+    pub control_id: String,
+    /// When it was parked (RFC 3339).
+    pub parked_at: String,
+    /// Why.
+    pub reason: String,
+    /// Size in bytes.
+    pub bytes: u32,
+}
+
+/// One store-and-forward queue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueView {
+    /// Route id.
+    pub route: String,
+    /// Messages waiting for delivery.
+    pub depth: usize,
+    /// Bytes of pending and parked messages.
+    pub bytes: u64,
+    /// Age of the oldest pending message (seconds).
+    pub oldest_age_secs: Option<f64>,
+    /// Parked messages, with their reasons.
+    pub parked: Vec<ParkedView>,
+    /// Why the queue could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// The store-and-forward queues, read from disk (as `wardgate queue` does;
+/// the gateway is their one writer).
+pub fn queues(v: &Validated) -> Vec<QueueView> {
+    let now = now_us();
+    v.routes
+        .iter()
+        .filter_map(|r| {
+            let Delivery::StoreAndForward(q) = &r.delivery else {
+                return None;
+            };
+            let opts = QueueOptions {
+                dedup_window: std::time::Duration::from_secs(q.dedup_window_secs),
+                max_message_bytes: r.max_frame_bytes,
+                ..QueueOptions::default()
+            };
+            let dir = queue_dir(&v.data_dir, &r.id);
+            Some(match QueueStore::inspect(&dir, &opts, now) {
+                Ok((state, _)) => {
+                    let st = QueueStats::of(&state);
+                    QueueView {
+                        route: r.id.clone(),
+                        depth: st.depth,
+                        bytes: st.bytes,
+                        oldest_age_secs: st
+                            .oldest_received_us
+                            .map(|t| now.saturating_sub(t) as f64 / 1e6),
+                        parked: st
+                            .parked
+                            .iter()
+                            .map(|p| ParkedView {
+                                id: p.id,
+                                sender: p.sender.clone(),
+                                control_id: p.control_id.clone(),
+                                parked_at: rfc3339(
+                                    i64::try_from(p.parked_us / 1_000_000).unwrap_or(0),
+                                ),
+                                reason: p.reason.clone(),
+                                bytes: p.bytes,
+                            })
+                            .collect(),
+                        error: None,
+                    }
+                }
+                Err(e) => QueueView {
+                    route: r.id.clone(),
+                    depth: 0,
+                    bytes: 0,
+                    oldest_age_secs: None,
+                    parked: Vec::new(),
+                    error: Some(e.to_string()),
+                },
+            })
+        })
+        .collect()
+}
+
+/// A route's queue directory.
+pub fn queue_dir(data_dir: &Path, route: &str) -> std::path::PathBuf {
+    data_dir.join("queue").join(route)
+}
+
+/// A certificate the built-in CA issued.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IssuedView {
+    /// Device id it is bound to.
+    pub device: String,
+    /// Serial number (hex).
+    pub serial: String,
+    /// Validity end (RFC 3339).
+    pub not_after: String,
+    /// When it was revoked, if it was.
+    pub revoked: Option<String>,
+    /// SHA-256 of the certificate (hex).
+    pub fingerprint: String,
+}
+
+/// Certificates: what the CA issued, and every expiry the gateway watches.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CertificatesView {
+    /// The CA's subject, when the site has a CA.
+    pub ca: Option<String>,
+    /// Certificates issued to devices, newest last.
+    pub issued: Vec<IssuedView>,
+    /// Listener, upstream-client, CA and device expiry, soonest first.
+    pub expiry: Vec<Expiry>,
+    /// Why the CA could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// The certificates view.
+pub fn certificates(data_dir: &Path, expiry: Vec<Expiry>) -> CertificatesView {
+    match wardgate_tls::Ca::load(data_dir) {
+        Ok(ca) => {
+            let (issued, error) = match ca.issued() {
+                Ok(i) => (i, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+            CertificatesView {
+                ca: ca.summary().ok().map(|s| s.subject),
+                issued: issued.into_iter().map(issued_view).collect(),
+                expiry,
+                error,
+            }
+        }
+        Err(e) => CertificatesView {
+            ca: None,
+            issued: Vec::new(),
+            expiry,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+fn issued_view(i: wardgate_tls::IssuedCert) -> IssuedView {
+    IssuedView {
+        device: i.device,
+        serial: i.serial,
+        not_after: i.not_after,
+        revoked: i.revoked,
+        fingerprint: i.fingerprint,
+    }
+}
+
+/// A device of the inventory.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeviceView {
+    /// Its id.
+    pub id: String,
+    /// What it is.
+    pub kind: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Addresses it connects from.
+    pub addresses: Vec<String>,
+    /// DICOM AE titles.
+    pub ae_titles: Vec<String>,
+    /// Routes it may send on.
+    pub routes: Vec<String>,
+    /// Routes whose upstream it is.
+    pub upstream_of: Vec<String>,
+    /// Certificates the CA issued it.
+    pub certificates: Vec<IssuedView>,
+    /// Connections open now.
+    pub connections_open: u64,
+}
+
+/// The inventory: every device of the configuration, with its routes,
+/// certificates and open connections.
+pub fn devices(v: &Validated, status: &serde_json::Value) -> Vec<DeviceView> {
+    let issued = wardgate_tls::Ca::load(&v.data_dir)
+        .and_then(|ca| ca.issued())
+        .unwrap_or_default();
+    let open = |id: &str| {
+        status
+            .get("devices")
+            .and_then(|d| d.as_array())
+            .and_then(|ds| {
+                ds.iter()
+                    .find(|d| d.get("device").and_then(|x| x.as_str()) == Some(id))
+            })
+            .and_then(|d| d.get("open"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    v.config
+        .devices
+        .iter()
+        .map(|d| {
+            let id = d.id.get_ref().clone();
+            DeviceView {
+                kind: d.kind.clone(),
+                description: d.description.clone(),
+                addresses: d.addresses.iter().map(|a| a.get_ref().clone()).collect(),
+                ae_titles: d.ae_titles.iter().map(|a| a.get_ref().clone()).collect(),
+                routes: v
+                    .routes
+                    .iter()
+                    .filter(|r| r.senders.contains(&id))
+                    .map(|r| r.id.clone())
+                    .collect(),
+                upstream_of: v
+                    .routes
+                    .iter()
+                    .filter(|r| r.upstream_device.as_deref() == Some(id.as_str()))
+                    .map(|r| r.id.clone())
+                    .collect(),
+                certificates: issued
+                    .iter()
+                    .filter(|i| i.device == id)
+                    .cloned()
+                    .map(issued_view)
+                    .collect(),
+                connections_open: open(&id),
+                id,
+            }
+        })
+        .collect()
+}
+
+/// The audit chain as its files say.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditView {
+    /// The chain's id (hex).
+    pub chain_id: Option<String>,
+    /// The last record's sequence number.
+    pub last_seq: u64,
+    /// The log's files, oldest first.
+    pub files: Vec<String>,
+    /// The last verification run from the console, if any.
+    pub last_verification: Option<Verification>,
+}
+
+/// A verification of the chain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Verification {
+    /// When it ran (RFC 3339).
+    pub at: String,
+    /// Who asked.
+    pub by: String,
+    /// True when the whole chain verified.
+    pub ok: bool,
+    /// What it said.
+    pub summary: String,
+}
+
+/// The audit view (without the last verification, which the console keeps).
+pub fn audit(data_dir: &Path) -> AuditView {
+    let dir = data_dir.join("audit");
+    AuditView {
+        chain_id: wardgate_audit::reader::chain_id(&dir).ok().flatten(),
+        last_seq: wardgate_audit::reader::last_seq(&dir).unwrap_or(0),
+        files: wardgate_audit::reader::log_files(&dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        last_verification: None,
+    }
+}
