@@ -502,20 +502,24 @@ def test_user_cli_and_a_disabled_account_loses_its_sessions(console_site):
     assert "dora-the-viewer-1" not in text and "$argon2id$" in text
     listed = user("list").stdout
     assert "dora" in listed and "viewer" in listed, listed
+    def change_recorded(word):
+        """An audit record of the account change (where it says so is not specified: anywhere)."""
+        pat = re.compile(rf"\b(?:{word})\b", re.I)
+        return events_where(site, lambda e: "dora" in json.dumps(e) and pat.search(json.dumps(e)))
+
     s = Session(site, "dora", "dora-the-viewer-1")
     assert s.get("/api/v1/overview").status == 200
+    assert change_recorded("added|add"), "no audit record of `user add`"
     # The running gateway sees the change at the next request: the session ends.
     assert user("disable", "dora").returncode == 0
     assert s.get("/api/v1/overview").status == 401
+    # (Checked before any login attempt, whose refusal may name the disabled account too.)
+    assert change_recorded("disabled|disable"), "no audit record of `user disable`"
     assert login(site, "dora", "dora-the-viewer-1").status != 303
     assert user("enable", "dora").returncode == 0
     assert s.get("/api/v1/overview").status == 401, "enabling an account revives no old session"
     Session(site, "dora", "dora-the-viewer-1")
-    # Account changes are audit records.
-    for change in ("add", "disable", "enable"):
-        assert events_where(site, lambda e: "dora" in json.dumps(e) and change in json.dumps(e.get("wardgate", {})
-                                                                                      .get("operation", "")).lower()
-                            + json.dumps(e["event"].get("action", "")).lower()), f"no audit record of `user {change}`"
+    assert change_recorded("enabled|enable"), "no audit record of `user enable`"
 
 
 # --- CSRF --------------------------------------------------------------------------
@@ -805,130 +809,170 @@ def tls_refused(site):
     return False
 
 
-def test_browser_scenario(console_site, browser):
-    """Log in; a blocked order appears live on the events page; the event, the
-    devices and a device; a parked message re-driven from the queues page; a
-    device revoked from its page and its next TLS connection refused; a
-    screenshot of every view; no CSP violation on the way."""
-    site = console_site
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    # The site's certificate chains to wardgate's CA (checked with Python's ssl
-    # in test_the_console_certificate_chains_to_wardgates_ca and here): the
-    # browser, which cannot be told of that CA without a system store, is told
-    # to accept it.
-    raw = socket.create_connection(("127.0.0.1", site.console_port), timeout=10)
-    site.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1").close()
-    ctx = browser.new_context(ignore_https_errors=True, base_url=site.base, viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    page.set_default_timeout(15000)
-    console = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.on("dialog", lambda d: d.accept())
+class BrowserPage:
+    """A Chromium page on the console, recording what the browser says (console
+    messages, the Origin of its POSTs) for the failure messages."""
 
-    def shot(name):
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    def __init__(self, site, browser):
+        self.site = site
+        # The site's certificate chains to wardgate's CA (Python's ssl, trusting
+        # only that CA, checks it here and in
+        # test_the_console_certificate_chains_to_wardgates_ca): the browser,
+        # which has no system store to be told of that CA, is told to accept it.
+        raw = socket.create_connection(("127.0.0.1", site.console_port), timeout=10)
+        site.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1").close()
+        self.ctx = browser.new_context(ignore_https_errors=True, base_url=site.base,
+                                       viewport={"width": 1280, "height": 900})
+        self.page = self.ctx.new_page()
+        self.page.set_default_timeout(15000)
+        self.console, self.posts = [], []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("dialog", lambda d: d.accept())
+        self.page.on("request", lambda req: self.posts.append((req.url, req.headers.get("origin")))
+                     if req.method == "POST" else None)
 
-    try:
-        # Log in through the form.
-        r = page.goto("/")
-        assert r.status == 401
-        page.fill("input[name=username]", "ada")
-        page.fill("input[name=password]", site.password("ada"))
-        with page.expect_navigation():
-            page.press("input[name=password]", "Enter")
-        assert page.url.rstrip("/") == site.base, page.url
-        cookies = {c["name"]: c for c in ctx.cookies()}
-        assert COOKIE in cookies and cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["secure"]
-        assert page.evaluate("document.cookie").find(COOKIE) < 0, "the session cookie is visible to scripts"
-        shot("overview")
+    def shot(self, name):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
-        # The live tail: the events page stays loaded while a blocked order arrives.
-        streams = []
-        page.on("response", lambda resp: streams.append(resp.status) if "/events/stream" in resp.url else None)
-        navigations = []
-        page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
-        page.goto("/events")
-        page.evaluate("window.__wardgateTestMarker = 'still-here'")
-        navigations.clear()
-        deadline = time.monotonic() + 10
-        while not streams and time.monotonic() < deadline:
-            page.wait_for_timeout(100)
-        assert streams == [200], f"the events page opened no live tail (GET {STREAM}): {streams}"
-        cid = "LIVE-BLOCK-1"
-        reply = send(site.gw, order(cid, heparin(41)))
-        assert msa(reply)[0] == "AR", reply
-        row = page.get_by_text(cid).first
-        row.wait_for(state="visible")
-        assert page.evaluate("window.__wardgateTestMarker") == "still-here", "the page was reloaded"
-        assert navigations == [], navigations
-        # The live row itself says what happened (the page may carry the word elsewhere).
-        live_row = row.evaluate("el => (el.closest('tr, li, article, section, div') || el).innerText")
-        assert "blocked" in live_row.lower() or "WG-INF-010" in live_row, live_row
-        shot("events")
+    def session_from(self, session):
+        """Logged in as `session` (made by Python's client), for the tests that
+        are not about the login form."""
+        self.ctx.add_cookies([{"name": COOKIE, "value": session.cookie, "url": self.site.base + "/",
+                               "secure": True, "httpOnly": True, "sameSite": "Strict"}])
 
-        # The event's own page.
-        live = events_where(site, lambda e: e.get("wardgate", {}).get("hl7", {}).get("control_id") == cid)
-        assert live
-        seq = live[0]["event"]["sequence"]
-        r = page.goto(f"/events/{seq}")
-        assert r.status == 200
-        body = page.inner_text("body")
-        assert cid in body and "WG-INF-010" in body, body[:500]
-        shot("event-detail")
-
-        r = page.goto("/devices")
-        assert r.status == 200 and "ehr" in page.inner_text("body")
-        shot("devices")
-        r = page.goto("/routes")
-        assert r.status == 200 and "infusion-orders" in page.inner_text("body")
-        shot("routes")
-        r = page.goto("/audit")
-        assert r.status == 200
-        shot("audit")
-        r = page.goto("/users")
-        assert r.status == 200 and "vera" in page.inner_text("body")
-        shot("users")
-
-        # A parked message, re-driven from the queues page.
-        site.refuse.add("PARK-1")
-        with SourceBoundClient("127.0.0.1", site.ports["sf_port"]) as c:
-            assert ack_of(c.send_message(oru("PARK-1")))[0] == "AA"
-        wait_for(lambda: any(p["control_id"] == "PARK-1" for q in queue_json(site.gw) for p in q["parked"]),
-                 what="the message parked")
-        r = page.goto("/queues")
-        assert r.status == 200 and "PARK-1" in page.inner_text("body")
-        shot("queues")
-        site.refuse.clear()
-        forms = page.locator("form[action*='redrive']")
-        assert forms.count() >= 1, "no re-drive form on /queues"
-        with page.expect_navigation():
+    def submit(self, selector, where):
+        """Submits the first form matching `selector` on this page, as a person
+        clicking its button does; returns the answer to the POST."""
+        forms = self.page.locator(selector)
+        assert forms.count() >= 1, f"no form {selector} on {where}"
+        with self.page.expect_response(lambda r: r.request.method == "POST") as resp:
             forms.first.locator("[type=submit]").first.click()
-        wait_for(lambda: site.sf_upstream.arrivals.count("PARK-1") == 2, what="the re-driven message upstream")
-        wait_for(lambda: not any(p["control_id"] == "PARK-1" for q in queue_json(site.gw) for p in q["parked"]),
-                 what="nothing parked")
+        self.page.wait_for_load_state()
+        return resp.value
 
-        # A device revoked from its page: its next TLS connection is refused.
-        assert msa(send_tls_hl7(site, oru("BEFORE-REVOKE")))[0] == "AA"
-        r = page.goto("/devices/ehr")
-        assert r.status == 200 and "ehr" in page.inner_text("body")
-        shot("device")
-        forms = page.locator("form[action*='revoke']")
-        assert forms.count() >= 1, "no revoke form on /devices/ehr"
-        with page.expect_navigation():
-            forms.first.locator("[type=submit]").first.click()
-        # The page answered: the very next connection with the EHR's certificate is refused.
-        assert tls_refused(site), "the revoked device still connects"
-        assert not any(b"AFTER-REVOKE" in m for m in site.upstream.received)
-        revoked = events_where(site, lambda e: e.get("rule", {}).get("id") == "WG-TLS-001"
-                               and "revoked" in e["event"].get("reason", ""))
-        assert revoked, "no WG-TLS-001 event naming the revocation"
-        r = page.goto("/certificates")
-        assert r.status == 200 and "revoked" in page.inner_text("body").lower()
-        shot("certificates")
-        csp = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
+    def body(self):
+        return self.page.inner_text("body")
+
+    def no_csp_violations(self):
+        csp = [m for m in self.console if "Content Security Policy" in m or "Refused to" in m]
         assert not csp, csp
-    finally:
-        ctx.close()
+
+    def close(self):
+        self.ctx.close()
+
+
+@pytest.fixture
+def bpage(console_site, browser):
+    p = BrowserPage(console_site, browser)
+    yield p
+    p.close()
+
+
+def test_browser_logs_in_through_the_form(console_site, bpage):
+    site, page = console_site, bpage.page
+    r = page.goto("/")
+    assert r.status == 401
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", site.password("ada"))
+    with page.expect_navigation():
+        page.press("input[name=password]", "Enter")
+    assert page.url.rstrip("/") == site.base, (page.url, bpage.body()[:300], "POSTs and their Origin:", bpage.posts)
+    cookies = {c["name"]: c for c in bpage.ctx.cookies()}
+    assert COOKIE in cookies and cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["secure"]
+    assert cookies[COOKIE]["sameSite"] == "Strict"
+    assert COOKIE not in page.evaluate("document.cookie"), "the session cookie is visible to scripts"
+    # And out again, through the logout form.
+    resp = bpage.submit("form[action*='logout']", "/")
+    assert resp.status in (200, 303), (resp.status, bpage.posts)
+    assert page.goto("/events").status == 401
+    bpage.no_csp_violations()
+
+
+def test_browser_live_tail_and_every_view(console_site, bpage):
+    """A blocked order from the `hl7` MLLP client appears on the events page
+    while it stays loaded (the live tail, no reload); the event's page, the
+    devices, a device and every other view; a screenshot of each; no CSP
+    violation on the way."""
+    site, page = console_site, bpage.page
+    bpage.session_from(Session(site, "ada"))
+    assert page.goto("/").status == 200
+    bpage.shot("overview")
+
+    streams = []
+    page.on("response", lambda resp: streams.append(resp.status) if "/events/stream" in resp.url else None)
+    navigations = []
+    page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
+    assert page.goto("/events").status == 200
+    page.evaluate("window.__wardgateTestMarker = 'still-here'")
+    navigations.clear()
+    deadline = time.monotonic() + 10
+    while not streams and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert streams == [200], f"the events page opened no live tail (GET {STREAM}): {streams}"
+    cid = "LIVE-BLOCK-1"
+    reply = send(site.gw, order(cid, heparin(41)))
+    assert msa(reply)[0] == "AR", reply
+    row = page.get_by_text(cid).first
+    row.wait_for(state="visible")
+    assert page.evaluate("window.__wardgateTestMarker") == "still-here", "the page was reloaded"
+    assert navigations == [], navigations
+    # The live row itself says what happened (the page may carry the word elsewhere).
+    live_row = row.evaluate("el => (el.closest('tr, li, article, section, div') || el).innerText")
+    assert "blocked" in live_row.lower() or "WG-INF-010" in live_row, live_row
+    bpage.shot("events")
+
+    live = events_where(site, lambda e: e.get("wardgate", {}).get("hl7", {}).get("control_id") == cid)
+    assert live
+    assert page.goto(f"/events/{live[0]['event']['sequence']}").status == 200
+    assert cid in bpage.body() and "WG-INF-010" in bpage.body(), bpage.body()[:500]
+    bpage.shot("event-detail")
+
+    for path, name, must in [("/devices", "devices", "ehr"), ("/devices/ehr", "device", "ehr"),
+                             ("/routes", "routes", "infusion-orders"), ("/queues", "queues", "sf-orders"),
+                             ("/certificates", "certificates", "ehr"), ("/audit", "audit", None),
+                             ("/users", "users", "vera")]:
+        r = page.goto(path)
+        assert r.status == 200, (path, r.status)
+        assert must is None or must in bpage.body(), (path, bpage.body()[:300])
+        bpage.shot(name)
+    bpage.no_csp_violations()
     for name in ("overview", "events", "event-detail", "devices", "device", "routes", "queues", "certificates",
                  "audit", "users"):
         assert (SHOTS / f"{name}.png").stat().st_size > 0
+
+
+def test_browser_redrives_a_parked_message_and_revokes_a_device(console_site, bpage):
+    """From the pages' forms: a message the upstream refused (AR), parked, is
+    re-driven once the upstream is fixed; the EHR is revoked from its page and
+    its very next TLS connection with its client certificate is refused."""
+    site, page = console_site, bpage.page
+    bpage.session_from(Session(site, "ada"))
+    site.refuse.add("PARK-1")
+    with SourceBoundClient("127.0.0.1", site.ports["sf_port"]) as c:
+        assert ack_of(c.send_message(oru("PARK-1")))[0] == "AA"
+    wait_for(lambda: any(p["control_id"] == "PARK-1" for q in queue_json(site.gw) for p in q["parked"]),
+             what="the message parked")
+    r = page.goto("/queues")
+    assert r.status == 200 and "PARK-1" in bpage.body()
+    bpage.shot("queues-parked")
+    site.refuse.clear()
+    resp = bpage.submit("form[action*='redrive']", "/queues")
+    assert resp.status in (200, 303), (resp.status, bpage.body()[:300], "POSTs and their Origin:", bpage.posts)
+    wait_for(lambda: site.sf_upstream.arrivals.count("PARK-1") == 2, what="the re-driven message upstream")
+    wait_for(lambda: not any(p["control_id"] == "PARK-1" for q in queue_json(site.gw) for p in q["parked"]),
+             what="nothing parked")
+
+    assert msa(send_tls_hl7(site, oru("BEFORE-REVOKE")))[0] == "AA"
+    assert page.goto("/devices/ehr").status == 200
+    resp = bpage.submit("form[action*='revoke']", "/devices/ehr")
+    assert resp.status in (200, 303), (resp.status, bpage.body()[:300], "POSTs and their Origin:", bpage.posts)
+    # The page answered: the very next connection with the EHR's certificate is refused.
+    assert tls_refused(site), "the revoked device still connects"
+    assert not any(b"AFTER-REVOKE" in m for m in site.upstream.received)
+    revoked = events_where(site, lambda e: e.get("rule", {}).get("id") == "WG-TLS-001"
+                           and "revoked" in e["event"].get("reason", ""))
+    assert revoked, "no WG-TLS-001 event naming the revocation"
+    assert page.goto("/certificates").status == 200 and "revoked" in bpage.body().lower()
+    bpage.shot("certificates-revoked")
+    bpage.no_csp_violations()
