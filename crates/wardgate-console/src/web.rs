@@ -1666,3 +1666,6 @@ pub(crate) fn openapi_doc() -> utoipa::openapi::OpenApi {
 async fn openapi(_a: Authed) -> Json<utoipa::openapi::OpenApi> {
     Json(openapi_doc())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,613 @@
+//! The router as a browser or a script meets it (without TLS, which
+//! `tests/interop/test_console.py` adds with a real browser and curl): who
+//! may do what, sessions, CSRF, lock-out, and what each action records.
+
+use super::*;
+use axum::body::Body;
+use axum::http::Request as HttpRequest;
+use tower::ServiceExt;
+use wardgate_store::{query_log, EventFilter, Recorder, RecorderOptions};
+
+const SITE: &str = r#"
+[gateway]
+data_dir = "data"
+
+[[device]]
+id = "ehr"
+kind = "ehr"
+addresses = ["127.0.0.2"]
+
+[[device]]
+id = "pumps"
+kind = "infusion-pump-server"
+addresses = ["127.0.0.3"]
+
+[[route]]
+id = "orders"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:12575"
+upstream = "127.0.0.3:2575"
+senders = ["ehr"]
+messages = ["ADT"]
+
+[[route]]
+id = "queued"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:12576"
+upstream = "127.0.0.3:2576"
+senders = ["ehr"]
+messages = ["ADT"]
+delivery = "store-and-forward"
+
+[console]
+listen = "127.0.0.1:0"
+cert = "console.crt"
+key = "console.key"
+login_max_failures = 3
+"#;
+
+const PASSWORD: &str = "a long enough password";
+
+/// The gateway as the console sees it: this site's configuration, a status
+/// document, and a count of the reloads asked for.
+struct Site {
+    v: Arc<wardgate_config::Validated>,
+    reloads: std::sync::atomic::AtomicU32,
+}
+
+impl Gateway for Site {
+    fn status(&self) -> crate::BoxFuture<'_, serde_json::Value> {
+        Box::pin(async {
+            serde_json::json!({"policy_hash": "ab12", "routes": [], "certificates": []})
+        })
+    }
+    fn config(&self) -> Arc<wardgate_config::Validated> {
+        self.v.clone()
+    }
+    fn reload(&self) {
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    app: Arc<App>,
+    router: Router,
+    recorder: Option<Recorder>,
+    site: Arc<Site>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("site.toml");
+    std::fs::write(&path, SITE).expect("write");
+    let v = wardgate_config::Config::load(&path).expect("valid site");
+    let mut ro = RecorderOptions::new(&v.data_dir);
+    ro.fsync = false;
+    let recorder = Recorder::start(ro).expect("recorder");
+    let users = UserStore::new(&v.data_dir.join("console"));
+    for (name, role, pd) in [
+        ("vic", Role::Viewer, false),
+        ("otto", Role::Operator, false),
+        ("ada", Role::Admin, true),
+    ] {
+        users.add(name, role, PASSWORD, pd).expect("add");
+    }
+    let c = v.console.clone().expect("console on");
+    let site = Arc::new(Site {
+        v: Arc::new(v),
+        reloads: std::sync::atomic::AtomicU32::new(0),
+    });
+    let app = App::new(&c, path, site.clone(), recorder.handle()).expect("app");
+    let router = router(app.clone());
+    World {
+        dir,
+        app,
+        router,
+        recorder: Some(recorder),
+        site,
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.app.stop_indexer();
+        if let Some(r) = self.recorder.take() {
+            let _ = r.shutdown();
+        }
+    }
+}
+
+fn peer(n: u8) -> Peer {
+    Peer(SocketAddr::from(([127, 0, 0, n], 40000)))
+}
+
+impl World {
+    async fn send(&self, req: HttpRequest<Body>) -> Response {
+        self.router.clone().oneshot(req).await.expect("infallible")
+    }
+
+    async fn login_from(&self, user: &str, password: &str, from: u8) -> Response {
+        let mut req = HttpRequest::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!(
+                "username={user}&password={}",
+                password.replace(' ', "+")
+            )))
+            .expect("request");
+        req.extensions_mut().insert(peer(from));
+        self.send(req).await
+    }
+
+    /// Logs in and returns (cookie, csrf token).
+    async fn session(&self, user: &str) -> (String, String) {
+        let res = self.login_from(user, PASSWORD, 9).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "login of {user}");
+        let cookie = set_cookie(&res).expect("a session cookie");
+        let page = self.get("/routes", Some(&cookie)).await;
+        let html = body(page).await;
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("a CSRF token in the page")
+            .to_owned();
+        (cookie, csrf)
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Response {
+        let mut b = HttpRequest::get(path);
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, format!("{COOKIE}={c}"));
+        }
+        let mut req = b.body(Body::empty()).expect("request");
+        req.extensions_mut().insert(peer(9));
+        self.send(req).await
+    }
+
+    async fn post_json(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        json: &str,
+    ) -> Response {
+        let mut b = HttpRequest::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, format!("{COOKIE}={c}"));
+        }
+        if let Some(t) = csrf {
+            b = b.header("x-csrf-token", t);
+        }
+        let mut req = b.body(Body::from(json.to_owned())).expect("request");
+        req.extensions_mut().insert(peer(9));
+        self.send(req).await
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        self.recorder
+            .as_ref()
+            .expect("recorder")
+            .handle()
+            .sync()
+            .expect("sync");
+        query_log(&self.site.v.data_dir.join("audit"), &EventFilter::default())
+            .expect("log")
+            .into_iter()
+            .map(|e| serde_json::from_str(&e.doc).expect("json"))
+            .collect()
+    }
+}
+
+fn set_cookie(res: &Response) -> Option<String> {
+    let v = res.headers().get(header::SET_COOKIE)?.to_str().ok()?;
+    assert!(
+        v.contains("Secure")
+            && v.contains("HttpOnly")
+            && v.contains("SameSite=Strict")
+            && v.contains("Path=/"),
+        "{v}"
+    );
+    v.strip_prefix(&format!("{COOKIE}="))?
+        .split(';')
+        .next()
+        .map(str::to_owned)
+}
+
+async fn body(res: Response) -> String {
+    let b = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// Every page and API resource: (path, least role that may read it).
+const READS: &[(&str, Role)] = &[
+    ("/", Role::Viewer),
+    ("/events", Role::Viewer),
+    ("/devices", Role::Viewer),
+    ("/devices/ehr", Role::Viewer),
+    ("/routes", Role::Viewer),
+    ("/queues", Role::Viewer),
+    ("/certificates", Role::Viewer),
+    ("/audit", Role::Viewer),
+    ("/users", Role::Admin),
+    ("/api/v1/overview", Role::Viewer),
+    ("/api/v1/events", Role::Viewer),
+    ("/api/v1/devices", Role::Viewer),
+    ("/api/v1/devices/ehr", Role::Viewer),
+    ("/api/v1/routes", Role::Viewer),
+    ("/api/v1/queues", Role::Viewer),
+    ("/api/v1/certificates", Role::Viewer),
+    ("/api/v1/audit", Role::Viewer),
+    ("/api/v1/users", Role::Admin),
+    ("/api/v1/openapi.json", Role::Viewer),
+];
+
+/// Every action: (path, body, least role that may do it).
+const ACTIONS: &[(&str, &str, Role)] = &[
+    ("/api/v1/reload", "{}", Role::Operator),
+    (
+        "/api/v1/queues/queued/redrive",
+        r#"{"all": true}"#,
+        Role::Operator,
+    ),
+    (
+        "/api/v1/routes/orders/enforcement",
+        r#"{"mode": "enforce"}"#,
+        Role::Operator,
+    ),
+    ("/api/v1/audit/verify", "{}", Role::Operator),
+    ("/api/v1/devices/ehr/enrol", "{}", Role::Admin),
+    ("/api/v1/devices/ehr/revoke", "{}", Role::Admin),
+    (
+        "/api/v1/users",
+        r#"{"name": "newbie", "role": "viewer", "password": "another long password"}"#,
+        Role::Admin,
+    ),
+    ("/api/v1/users/vic/disable", "{}", Role::Admin),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_session_everything_is_401() {
+    let w = world();
+    for (path, _) in READS {
+        let r = w.get(path, None).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "GET {path}");
+        let r = w.get(path, Some("0000forged")).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "GET {path} with a forged cookie"
+        );
+    }
+    for (path, json, _) in ACTIONS {
+        let r = w.post_json(path, None, Some("x"), json).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "POST {path}");
+    }
+    assert_eq!(
+        w.post_json("/logout", None, None, "{}").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A page answers 401 with the login form, an API resource with JSON.
+    let page = body(w.get("/", None).await).await;
+    assert!(page.contains("action=\"/login\""), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_may_do_what_its_role_allows_and_nothing_more() {
+    // The CA exists, so enrol and revoke can succeed for an admin.
+    let w = world();
+    wardgate_tls::Ca::init(&w.site.v.data_dir, "test CA").expect("ca");
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        let user = match role {
+            Role::Viewer => "vic",
+            Role::Operator => "otto",
+            Role::Admin => "ada",
+        };
+        let (cookie, csrf) = w.session(user).await;
+        for (path, least) in READS {
+            let s = w.get(path, Some(&cookie)).await.status();
+            if role >= *least {
+                assert_eq!(s, StatusCode::OK, "{user} GET {path}");
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{user} GET {path}");
+            }
+        }
+        for (path, json, least) in ACTIONS {
+            // Disabling vic would end the viewer's own session mid-matrix: vic
+            // is the last to be disabled (admin's turn comes last).
+            let s = w
+                .post_json(path, Some(&cookie), Some(&csrf), json)
+                .await
+                .status();
+            if role >= *least {
+                assert!(s.is_success(), "{user} POST {path}: {s}");
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{user} POST {path}");
+            }
+        }
+    }
+    // Every allowed action is in the chain with who did it and from where.
+    let recs = w.records();
+    for op in [
+        "reload",
+        "redrive",
+        "enforcement",
+        "audit-verify",
+        "enrol",
+        "revoke",
+        "user-add",
+        "user-disable",
+    ] {
+        let r = recs
+            .iter()
+            .find(|r| r["wardgate"]["operation"] == op && r["event"]["action"] == "changed")
+            .unwrap_or_else(|| panic!("no record of {op}"));
+        assert!(r["user"]["name"].is_string(), "{r}");
+        assert_eq!(r["source"]["ip"], "127.0.0.9", "{r}");
+    }
+    // Forbidden attempts changed nothing: the only re-drive request is the operator's and the admin's.
+    let reqs = std::fs::read_dir(w.site.v.data_dir.join("queue/queued/requests"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(reqs, 2);
+    assert!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed) >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_change_needs_the_sessions_csrf_token_and_the_same_origin() {
+    let w = world();
+    let (cookie, csrf) = w.session("otto").await;
+    let (_, other_csrf) = w.session("ada").await;
+    let path = "/api/v1/reload";
+    assert_eq!(
+        w.post_json(path, Some(&cookie), None, "{}").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.post_json(path, Some(&cookie), Some("00"), "{}")
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    // Another session's token is not this one's.
+    assert_eq!(
+        w.post_json(path, Some(&cookie), Some(&other_csrf), "{}")
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    // A form without the field.
+    let mut req = HttpRequest::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("{COOKIE}={cookie}"))
+        .body(Body::from("back=/routes"))
+        .expect("request");
+    req.extensions_mut().insert(peer(9));
+    assert_eq!(w.send(req).await.status(), StatusCode::FORBIDDEN);
+    // From another origin, even with the token.
+    let mut req = HttpRequest::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::COOKIE, format!("{COOKIE}={cookie}"))
+        .header(header::HOST, "gw.example:8443")
+        .header(header::ORIGIN, "https://evil.example")
+        .header("x-csrf-token", &csrf)
+        .body(Body::from("{}"))
+        .expect("request");
+    req.extensions_mut().insert(peer(9));
+    assert_eq!(w.send(req).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // The form with its token goes back to the page it came from (a local one only).
+    let mut req = HttpRequest::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("{COOKIE}={cookie}"))
+        .header(header::HOST, "gw.example:8443")
+        .header(header::ORIGIN, "https://gw.example:8443")
+        .body(Body::from(format!("csrf={csrf}&back=//evil.example/x")))
+        .expect("request");
+    req.extensions_mut().insert(peer(9));
+    let res = w.send(req).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    assert_eq!(w.site.reloads.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_id_from_before_login_is_never_the_session() {
+    let w = world();
+    let (before, _) = w.session("vic").await;
+    // Log in again presenting the old cookie: a new id, and the old one is gone.
+    let mut req = HttpRequest::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("{COOKIE}={before}"))
+        .body(Body::from(format!(
+            "username=vic&password={}",
+            PASSWORD.replace(' ', "+")
+        )))
+        .expect("request");
+    req.extensions_mut().insert(peer(9));
+    let res = w.send(req).await;
+    let after = set_cookie(&res).expect("cookie");
+    assert_ne!(after, before);
+    assert_eq!(
+        w.get("/", Some(&before)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(w.get("/", Some(&after)).await.status(), StatusCode::OK);
+    // A cookie the attacker chose is not adopted either.
+    let mut req = HttpRequest::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("{COOKIE}=attackerchosen"))
+        .body(Body::from(format!(
+            "username=vic&password={}",
+            PASSWORD.replace(' ', "+")
+        )))
+        .expect("request");
+    req.extensions_mut().insert(peer(9));
+    let res = w.send(req).await;
+    assert_ne!(set_cookie(&res).as_deref(), Some("attackerchosen"));
+    assert_eq!(
+        w.get("/", Some("attackerchosen")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Logout ends it.
+    let html = body(w.get("/routes", Some(&after)).await).await;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf");
+    assert!(w
+        .post_json("/logout", Some(&after), Some(csrf), "{}")
+        .await
+        .status()
+        .is_success());
+    assert_eq!(
+        w.get("/", Some(&after)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_lock_the_account_even_against_the_right_one() {
+    let w = world();
+    // login_max_failures = 3 in this site; each attempt from its own address.
+    for i in 0..3 {
+        assert_eq!(
+            w.login_from("otto", "wrong password!!", 20 + i)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        w.login_from("otto", PASSWORD, 30).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another account is not locked.
+    assert_eq!(
+        w.login_from("vic", PASSWORD, 31).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // An unknown name is answered as a wrong password, and locks the same way.
+    assert_eq!(
+        w.login_from("nobody", PASSWORD, 32).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let recs = w.records();
+    let locked: Vec<_> = recs
+        .iter()
+        .filter(|r| r["rule"]["id"] == "WG-CONSOLE-001")
+        .collect();
+    assert_eq!(locked.len(), 1, "one alert for the lock-out");
+    assert_eq!(locked[0]["user"]["name"], "otto");
+    let failed = recs
+        .iter()
+        .filter(|r| r["event"]["action"] == "login-failed")
+        .count();
+    assert_eq!(failed, 5, "3 wrong, 1 locked, 1 unknown");
+    assert!(recs
+        .iter()
+        .any(|r| r["event"]["action"] == "logged-in" && r["user"]["name"] == "vic"));
+    // Every login record says where it came from.
+    assert!(recs
+        .iter()
+        .filter(|r| r["event"]["category"][0] == "authentication")
+        .all(|r| r["source"]["ip"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("127.0.0."))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_account_or_a_new_password_ends_the_session() {
+    let w = world();
+    let (cookie, _) = w.session("vic").await;
+    assert_eq!(w.get("/", Some(&cookie)).await.status(), StatusCode::OK);
+    w.app
+        .users
+        .passwd("vic", "a brand new password")
+        .expect("passwd");
+    assert_eq!(
+        w.get("/", Some(&cookie)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (cookie, _) = {
+        let res = w.login_from("vic", "a brand new password", 9).await;
+        (set_cookie(&res).expect("cookie"), ())
+    };
+    w.app.users.set_disabled("vic", true).expect("disable");
+    assert_eq!(
+        w.get("/", Some(&cookie)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        w.login_from("vic", "a brand new password", 9)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Both changes were made outside the console, and both are in the chain.
+    let recs = w.records();
+    let changes: Vec<String> = recs
+        .iter()
+        .filter(|r| r["wardgate"]["operation"] == "user-change")
+        .map(|r| r["event"]["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.contains("\"vic\": password changed")),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().any(|c| c.contains("\"vic\" disabled")),
+        "{changes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_path_in_the_docs_is_in_the_openapi_description_and_back() {
+    let doc = serde_json::to_value(openapi_doc()).expect("json");
+    let mut generated: Vec<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .cloned()
+        .collect();
+    generated.sort();
+    let text = include_str!("../../../../docs/console.md");
+    let mut documented: Vec<String> = text
+        .split('`')
+        .filter_map(|s| s.split_whitespace().find(|w| w.starts_with("/api/v1/")))
+        .map(|p| p.trim_end_matches(['`', ',', '.']).to_owned())
+        .filter(|p| p != "/api/v1/openapi.json")
+        .collect();
+    documented.sort();
+    documented.dedup();
+    assert_eq!(generated, documented);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers() {
+    let w = world();
+    for res in [
+        w.get("/", None).await,
+        w.get("/assets/console.css", None).await,
+        w.get("/nope", None).await,
+    ] {
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().expect("ascii");
+        assert!(
+            csp.contains("default-src 'none'")
+                && csp.contains("script-src 'self'")
+                && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert!(h.contains_key("strict-transport-security"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+    }
+    let _ = &w.dir;
+}
