@@ -11,10 +11,13 @@
 #     checking the exposition; its Debian service is not used, the tests run
 #     their own instance); rsyslog and rsyslog-gnutls (the syslog collector of
 #     the export tests, over TCP and TLS), logrotate (rotates the EVE file in
-#     its test);
+#     its test); chromium and chromium-driver (the console's browser tests drive
+#     Debian's Chromium with Playwright: no browser is ever downloaded, so never
+#     `playwright install`);
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files), pytest, and PyYAML (reads
-#     the vendored ECS field reference in tests/data/ecs);
+#     the vendored ECS field reference in tests/data/ecs), Playwright for Python
+#     (drives the system Chromium in tests/interop/test_console.py);
 #   - cargo-fuzz, for the fuzz smoke run.
 # Idempotent: it only installs what is missing.
 set -euo pipefail
@@ -38,6 +41,9 @@ command -v promtool >/dev/null 2>&1 || apt_need+=(prometheus)
 [ -x /usr/sbin/rsyslogd ] || apt_need+=(rsyslog)
 ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || apt_need+=(rsyslog-gnutls)
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || apt_need+=(logrotate)
+# The console's browser tests: Debian's Chromium, driven by Playwright.
+[ -x /usr/bin/chromium ] || apt_need+=(chromium)
+[ -x /usr/bin/chromedriver ] || apt_need+=(chromium-driver)
 if ((${#apt_need[@]})); then
   echo "setup: installing Debian packages: ${apt_need[*]}"
   SUDO=""
@@ -52,7 +58,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy, yaml" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy, yaml, playwright.sync_api" >/dev/null 2>&1; then
   echo "setup: installing Python peers into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 fi
