@@ -36,7 +36,7 @@
     cell(tr, e.severity);
     cell(tr, e.rule_id);
     cell(tr, e.route);
-    cell(tr, e.source_device);
+    cell(tr, e.source_device || e.user);
     cell(tr, e.control_id);
     cell(tr, e.reason);
     rows.insertBefore(tr, rows.firstChild);

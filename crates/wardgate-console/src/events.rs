@@ -199,6 +199,8 @@ pub(crate) struct EventRow {
     pub operation: Option<String>,
     /// `event.reason`.
     pub reason: String,
+    /// The console account that acted (`user.name`), for the console's own records.
+    pub user: Option<String>,
     /// The whole event, patient identifiers redacted unless revealed.
     #[schema(value_type = Object)]
     pub event: serde_json::Value,
@@ -278,6 +280,11 @@ pub(crate) fn row(h: &Hit, reveal: bool) -> EventRow {
         control_id: h.control_id.clone(),
         operation: h.operation.clone(),
         reason,
+        user: event
+            .get("user")
+            .and_then(|u| u.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_owned),
         event,
         has_patient_data,
     }
@@ -612,9 +619,12 @@ pub(crate) async fn overview(app: &Arc<App>, _a: &Authed) -> Result<OverviewEven
 
 /// The overview's plots: decisions per route per hour, top rules, top devices.
 pub(crate) fn overview_plots(o: &OverviewEvents) -> (String, String, String) {
-    let mut hours: Vec<String> = o.decisions.iter().map(|b| b.start.clone()).collect();
-    hours.sort();
-    hours.dedup();
+    // The last 24 hours, every hour on the axis (an hour without decisions is a zero).
+    let this_hour = now_us().div_euclid(3_600_000_000) * 3600;
+    let hours: Vec<String> = (0..24)
+        .rev()
+        .map(|h| crate::views::rfc3339(this_hour - h * 3600))
+        .collect();
     let mut routes: Vec<String> = o.decisions.iter().map(|b| b.route.clone()).collect();
     routes.sort();
     routes.dedup();
@@ -631,14 +641,7 @@ pub(crate) fn overview_plots(o: &OverviewEvents) -> (String, String, String) {
                         .sum()
                 })
                 .collect();
-            (
-                if r.is_empty() {
-                    "(no route)".to_owned()
-                } else {
-                    r.clone()
-                },
-                v,
-            )
+            (if r.is_empty() { "(no route)".to_owned() } else { r.clone() }, v)
         })
         .collect();
     let labels: Vec<String> = hours

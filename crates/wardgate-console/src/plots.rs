@@ -105,6 +105,10 @@ pub fn lines(title: &str, buckets: &[String], series: &[(String, Vec<u64>)]) -> 
             let x = left + pw * j as f64 / n;
             let y = top + ph - ph * (*v as f64) / max;
             let _ = write!(pts, "{x:.1},{y:.1} ");
+            if *v > 0 {
+                // A point is seen even when it is the only one.
+                let _ = write!(s, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{c}"/>"#);
+            }
         }
         let _ = write!(
             s,
