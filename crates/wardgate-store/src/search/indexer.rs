@@ -244,6 +244,7 @@ impl IndexWriter {
             let mut by_route: HashMap<(i64, String, &'static str), i64> = HashMap::new();
             let mut by_rule: HashMap<(i64, String), i64> = HashMap::new();
             let mut by_device: HashMap<(i64, String, &'static str), i64> = HashMap::new();
+            let mut values: HashMap<(&'static str, String), i64> = HashMap::new();
             for row in rows {
                 let e = &row.event;
                 let hit = Hit {
@@ -315,6 +316,20 @@ impl IndexWriter {
                     ))
                     .or_default() += 1;
                 let hour = row.ts.div_euclid(HOUR);
+                for (col, v) in [
+                    ("route", hit.route.as_ref()),
+                    ("src_dev", hit.source_device.as_ref()),
+                    ("dst_dev", hit.destination_device.as_ref()),
+                    ("rule_id", hit.rule_id.as_ref()),
+                ] {
+                    if let Some(v) = v {
+                        *values.entry((col, v.clone())).or_default() += 1;
+                    }
+                }
+                *values.entry(("action", action.to_owned())).or_default() += 1;
+                if let Some(sev) = hit.severity {
+                    *values.entry(("severity", sev.to_string())).or_default() += 1;
+                }
                 if let Some(r) = &hit.rule_id {
                     *by_rule.entry((hour, r.clone())).or_default() += 1;
                 }
@@ -356,6 +371,14 @@ impl IndexWriter {
                      ON CONFLICT DO UPDATE SET n = n + excluded.n",
                 )
                 .and_then(|mut s| s.execute(params![hour, device, action, n]))
+                .map_err(err)?;
+            }
+            for ((col, value), n) in values {
+                tx.prepare_cached(
+                    "INSERT INTO value_counts(col, value, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut s| s.execute(params![col, value, n]))
                 .map_err(err)?;
             }
             for (seq, conn, doc) in &new_contexts {

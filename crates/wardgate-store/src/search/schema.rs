@@ -58,11 +58,17 @@ CREATE TABLE IF NOT EXISTS r_device (
     PRIMARY KEY (hour, device, action)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS r_device_by_device ON r_device(device, hour);
+-- Rows per value of each indexed column: which index a search walks (the
+-- rarest value's). Planner statistics: exact until a prune, over after.
+CREATE TABLE IF NOT EXISTS value_counts (
+    col TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (col, value)
+) WITHOUT ROWID;
 ";
 
 /// Empties every table but `meta`'s schema version (a new audit chain).
 pub(crate) const WIPE: &str = "
 DELETE FROM events; DELETE FROM contexts; DELETE FROM spans;
-DELETE FROM r_route; DELETE FROM r_rule; DELETE FROM r_device;
+DELETE FROM r_route; DELETE FROM r_rule; DELETE FROM r_device; DELETE FROM value_counts;
 DELETE FROM meta WHERE key <> 'schema';
 ";
