@@ -534,6 +534,8 @@ pub fn run(a: SearchArgs) -> Result<()> {
             n as f64 / secs
         );
     }
+    // A writer open first: an index kept from an older build gets its new rollups.
+    drop(SearchIndex::open(&a.path)?);
     let idx = SearchIndex::open_read_only(&a.path)?;
     let size = idx.size_bytes()?;
     let rows = idx.approx_len()?;

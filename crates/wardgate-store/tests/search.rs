@@ -493,6 +493,24 @@ fn rollups_equal_naive_counts_and_prune_keeps_the_rest() {
         .map(|x| ((x.start, x.route, x.action), x.count))
         .collect();
     assert_eq!(got, want);
+    // And per hour (the hourly rollup), from an hour boundary.
+    let mut want_h: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
+    for (_, _, e, ts) in &events {
+        *want_h
+            .entry((
+                ts.div_euclid(hour) * hour,
+                e.wardgate.route.clone().unwrap_or_default(),
+                e.event.action.as_str().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    let got_h: BTreeMap<(i64, String, String), u64> = idx
+        .decisions_over_time(b - hour, b + 3 * hour, 3600)
+        .unwrap()
+        .into_iter()
+        .map(|x| ((x.start, x.route, x.action), x.count))
+        .collect();
+    assert_eq!(got_h, want_h);
     // Top rules and devices since an hour boundary.
     let since = (b + hour).div_euclid(hour) * hour;
     let mut rules_want: BTreeMap<String, u64> = BTreeMap::new();

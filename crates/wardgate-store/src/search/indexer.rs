@@ -245,6 +245,8 @@ impl IndexWriter {
             let mut by_rule: HashMap<(i64, String), i64> = HashMap::new();
             let mut by_device: HashMap<(i64, String, &'static str), i64> = HashMap::new();
             let mut values: HashMap<(&'static str, String), i64> = HashMap::new();
+            let mut route_hour: HashMap<(i64, String, &'static str), i64> = HashMap::new();
+            let mut device_total: HashMap<(i64, String), i64> = HashMap::new();
             for row in rows {
                 let e = &row.event;
                 let hit = Hit {
@@ -316,6 +318,9 @@ impl IndexWriter {
                     ))
                     .or_default() += 1;
                 let hour = row.ts.div_euclid(HOUR);
+                *route_hour
+                    .entry((hour, hit.route.clone().unwrap_or_default(), action))
+                    .or_default() += 1;
                 for (col, v) in [
                     ("route", hit.route.as_ref()),
                     ("src_dev", hit.source_device.as_ref()),
@@ -338,6 +343,7 @@ impl IndexWriter {
                 // One device at both ends counts once.
                 for d in [src, dst].into_iter().flatten() {
                     *by_device.entry((hour, d.clone(), action)).or_default() += 1;
+                    *device_total.entry((hour, d.clone())).or_default() += 1;
                 }
                 hits.push(hit);
             }
@@ -355,6 +361,22 @@ impl IndexWriter {
                      ON CONFLICT DO UPDATE SET n = n + excluded.n",
                 )
                 .and_then(|mut s| s.execute(params![minute, route, action, n]))
+                .map_err(err)?;
+            }
+            for ((hour, route, action), n) in route_hour {
+                tx.prepare_cached(
+                    "INSERT INTO r_route_hour(hour, route, action, n) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut s| s.execute(params![hour, route, action, n]))
+                .map_err(err)?;
+            }
+            for ((hour, device), n) in device_total {
+                tx.prepare_cached(
+                    "INSERT INTO r_device_total(hour, device, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut s| s.execute(params![hour, device, n]))
                 .map_err(err)?;
             }
             for ((hour, rule), n) in by_rule {

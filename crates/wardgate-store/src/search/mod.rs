@@ -283,6 +283,7 @@ impl SearchIndex {
         conn.pragma_update(None, "cache_size", -65_536)
             .map_err(err)?;
         conn.execute_batch(schema::SCHEMA).map_err(err)?;
+        conn.execute_batch(schema::BACKFILL).map_err(err)?;
         let idx = SearchIndex {
             conn,
             path: path.to_owned(),
@@ -664,7 +665,8 @@ impl SearchIndex {
 
     /// Decisions per route and action in buckets of `bucket_secs` (rounded to
     /// whole minutes, at least one) from the minute of `since` to `until`,
-    /// oldest bucket first. Read from the per-minute rollup.
+    /// oldest bucket first. Read from the per-minute rollup, or the hourly one
+    /// when buckets are whole hours (then from the hour of `since`).
     pub fn decisions_over_time(
         &self,
         since: i64,
@@ -672,29 +674,36 @@ impl SearchIndex {
         bucket_secs: u64,
     ) -> Result<Vec<Bucket>, SearchError> {
         let mins = i64::try_from(bucket_secs / 60).unwrap_or(i64::MAX).max(1);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        // Whole hours: the hourly rollup (from the hour of `since`).
+        let (sql, unit, lo, hi, per) = if mins % 60 == 0 {
+            (
+                "SELECT (hour / ?3) * ?3 AS b, route, action, sum(n) FROM r_route_hour
+                 WHERE hour BETWEEN ?1 AND ?2 GROUP BY b, route, action ORDER BY b, route, action",
+                HOUR,
+                since.div_euclid(HOUR),
+                (until - 1).div_euclid(HOUR),
+                mins / 60,
+            )
+        } else {
+            (
                 "SELECT (minute / ?3) * ?3 AS b, route, action, sum(n) FROM r_route
                  WHERE minute BETWEEN ?1 AND ?2 GROUP BY b, route, action ORDER BY b, route, action",
+                MINUTE,
+                since.div_euclid(MINUTE),
+                (until - 1).div_euclid(MINUTE),
+                mins,
             )
-            .map_err(|e| self.err(e))?;
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(
-                params![
-                    since.div_euclid(MINUTE),
-                    (until - 1).div_euclid(MINUTE),
-                    mins
-                ],
-                |r| {
-                    Ok(Bucket {
-                        start: r.get::<_, i64>(0)? * MINUTE,
-                        route: r.get(1)?,
-                        action: r.get(2)?,
-                        count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    })
-                },
-            )
+            .query_map(params![lo, hi, per], |r| {
+                Ok(Bucket {
+                    start: r.get::<_, i64>(0)? * unit,
+                    route: r.get(1)?,
+                    action: r.get(2)?,
+                    count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                })
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -724,7 +733,7 @@ impl SearchIndex {
     /// the hour of `since`, most first.
     pub fn top_devices(&self, since: i64, n: usize) -> Result<Vec<(String, u64)>, SearchError> {
         self.top(
-            "SELECT device, sum(n) AS t FROM r_device WHERE hour >= ?1
+            "SELECT device, sum(n) AS t FROM r_device_total WHERE hour >= ?1
              GROUP BY device ORDER BY t DESC, device LIMIT ?2",
             since,
             n,
@@ -814,6 +823,10 @@ impl SearchIndex {
                 .execute("DELETE FROM r_rule WHERE hour < ?1", [hour])?;
             self.conn
                 .execute("DELETE FROM r_device WHERE hour < ?1", [hour])?;
+            self.conn
+                .execute("DELETE FROM r_device_total WHERE hour < ?1", [hour])?;
+            self.conn
+                .execute("DELETE FROM r_route_hour WHERE hour < ?1", [hour])?;
             self.conn.execute(
                 "DELETE FROM contexts WHERE last_used < coalesce((SELECT min(seq) FROM events), 1 << 62)",
                 [],
