@@ -729,3 +729,45 @@ fn a_connection_that_outlives_the_retention_still_expands() {
         .all(|(_, doc)| doc.contains("\"route\":\"pumps\"")));
     assert_eq!(all_pages(ix.index(), &SearchQuery::default()), want);
 }
+
+#[test]
+fn stopped_mid_catch_up_it_resumes_where_it_stopped() {
+    let specs: Vec<Spec> = (0..2000u32)
+        .map(|i| {
+            let x = u8::try_from(i % 256).unwrap();
+            (
+                x % 4,
+                x,
+                x.wrapping_mul(3),
+                x,
+                u16::try_from(i % 7200).unwrap(),
+            )
+        })
+        .collect();
+    let d = tempfile::tempdir().unwrap();
+    record_all(d.path(), &build(&specs), 0);
+    let audit = d.path().join("audit");
+    let path = d.path().join("console").join("search.db");
+    let mut o = IndexerOptions::new(&audit, &path);
+    o.batch_rows = 10;
+    let handle = Indexer::open(o).unwrap().spawn().unwrap();
+    let stats_before = handle
+        .stats()
+        .indexed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    handle.stop().unwrap();
+    let mut ix = Indexer::open(IndexerOptions::new(&audit, &path)).unwrap();
+    let through = ix.index().indexed_through().unwrap();
+    let rest = ix.catch_up().unwrap();
+    let events = naive_events(&audit);
+    assert!(stats_before <= through);
+    assert_eq!(
+        usize::try_from(rest).unwrap(),
+        events.iter().filter(|e| e.0 > through).count()
+    );
+    let q = SearchQuery {
+        limit: 500,
+        ..Default::default()
+    };
+    assert_eq!(all_pages(ix.index(), &q), naive(&events, &q));
+}

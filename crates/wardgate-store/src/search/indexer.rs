@@ -507,7 +507,9 @@ pub struct IndexerOptions {
     pub batch_rows: usize,
     /// Longest a batch is gathered before it is committed.
     pub batch_time: Duration,
-    /// Batches a live-tail subscriber may fall behind before it loses some.
+    /// Batches a live-tail subscriber may fall behind before it loses the
+    /// oldest (it sees `Lagged` and can read them from the index by seq).
+    /// Bounds memory: at most this many batches of `batch_rows` rows are held.
     pub channel: usize,
 }
 
@@ -520,7 +522,7 @@ impl IndexerOptions {
             poll: Duration::from_millis(100),
             batch_rows: 4096,
             batch_time: Duration::from_millis(100),
-            channel: 1024,
+            channel: 32,
         }
     }
 }
@@ -535,6 +537,8 @@ pub struct Indexer {
     tx: broadcast::Sender<Arc<[Hit]>>,
     since_optimize: u64,
     last_optimize: Instant,
+    /// Set by [`IndexerHandle::stop`]: a long catch-up ends after its batch.
+    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Indexer {
@@ -565,6 +569,7 @@ impl Indexer {
             tx,
             since_optimize: 0,
             last_optimize: Instant::now(),
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -680,8 +685,8 @@ impl Indexer {
                         self.committed = mark;
                         total += hits.len() as u64;
                         self.since_optimize += hits.len() as u64;
-                        if !hits.is_empty() {
-                            // No subscriber is no error.
+                        if !hits.is_empty() && self.tx.receiver_count() > 0 {
+                            // A subscriber gone meanwhile is no error.
                             let _ = self.tx.send(Arc::from(hits));
                         }
                     }
@@ -696,7 +701,7 @@ impl Indexer {
                 self.tail = None;
                 return Err(e);
             }
-            if at_end {
+            if at_end || self.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
@@ -719,7 +724,7 @@ impl Indexer {
 
     /// Runs the indexer on its own thread until [`IndexerHandle::stop`].
     pub fn spawn(mut self) -> Result<IndexerHandle, SearchError> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = self.stop.clone();
         let tx = self.tx.clone();
         let stats = self.stats();
         let flag = stop.clone();
@@ -772,7 +777,8 @@ impl IndexerHandle {
         &self.stats
     }
 
-    /// Stops the thread (within one poll interval or one batch) and waits for it.
+    /// Stops the thread (within one poll interval or one batch: a long
+    /// catch-up stops after the batch it is on, committed) and waits for it.
     pub fn stop(mut self) -> Result<(), SearchError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(std::thread::JoinHandle::join) {
