@@ -19,6 +19,7 @@ mod flood;
 mod harness;
 mod mllp;
 mod queue;
+mod search;
 mod tls;
 
 use anyhow::{Context, Result};
@@ -82,6 +83,9 @@ enum Cmd {
     /// Syslog export: catch-up time of a backlog of blocked events, to a
     /// counting collector and to rsyslog.
     Export(export::ExportArgs),
+    /// The console's search index: fill with N synthetic events, then an
+    /// interleaved mix of searches and aggregates; latency per query kind.
+    Search(search::SearchArgs),
     /// A well-behaved device's latency through wardgate with and without a flood
     /// from another device (and against a wardgate without flood limits).
     Flood(flood::FloodArgs),
@@ -194,6 +198,7 @@ fn main() -> Result<()> {
         Cmd::Analyze(a) => capture::analyze(a),
         Cmd::Queue(a) => queue::run(a),
         Cmd::Export(a) => export::run(a),
+        Cmd::Search(a) => search::run(a),
         Cmd::Flood(a) => flood::run(a),
         Cmd::Paced(a) => {
             let r = current_thread()?.block_on(flood::paced(a))?;

@@ -493,6 +493,24 @@ fn rollups_equal_naive_counts_and_prune_keeps_the_rest() {
         .map(|x| ((x.start, x.route, x.action), x.count))
         .collect();
     assert_eq!(got, want);
+    // And per hour (the hourly rollup), from an hour boundary.
+    let mut want_h: BTreeMap<(i64, String, String), u64> = BTreeMap::new();
+    for (_, _, e, ts) in &events {
+        *want_h
+            .entry((
+                ts.div_euclid(hour) * hour,
+                e.wardgate.route.clone().unwrap_or_default(),
+                e.event.action.as_str().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    let got_h: BTreeMap<(i64, String, String), u64> = idx
+        .decisions_over_time(b - hour, b + 3 * hour, 3600)
+        .unwrap()
+        .into_iter()
+        .map(|x| ((x.start, x.route, x.action), x.count))
+        .collect();
+    assert_eq!(got_h, want_h);
     // Top rules and devices since an hour boundary.
     let since = (b + hour).div_euclid(hour) * hour;
     let mut rules_want: BTreeMap<String, u64> = BTreeMap::new();
@@ -649,4 +667,107 @@ fn the_live_tail_gets_each_new_row_exactly_once() {
     }
     let want: Vec<u64> = naive_events(&audit).iter().map(|e| e.0).collect();
     assert_eq!(seen, want, "each row once, in order");
+}
+
+#[test]
+fn a_connection_that_outlives_the_retention_still_expands() {
+    let d = tempfile::tempdir().unwrap();
+    let audit = d.path().join("audit");
+    let path = d.path().join("console").join("search.db");
+    let r = Recorder::start(opts(d.path(), 0)).unwrap();
+    let h = r.handle();
+    // A connection opened at t=0 with routine traffic in the first minutes.
+    let early: Vec<Spec> = (0..40u16)
+        .map(|i| (if i == 0 { 0 } else { 1 }, 0, 1, 2, i))
+        .collect();
+    for rec in build(&early) {
+        h.record(rec).unwrap();
+    }
+    h.sync().unwrap();
+    let mut ix = Indexer::open(IndexerOptions::new(&audit, &path)).unwrap();
+    ix.catch_up().unwrap();
+    // Everything before minute 30 goes, the connection's context with it.
+    let cut = i64::try_from(BASE).unwrap() + 1_800_000_000;
+    assert_eq!(ix.index().prune_before(cut, 16).unwrap(), 40);
+    // The same connection goes on (connection id 1000: the first record of `early`).
+    let mut later = Vec::new();
+    for i in 0..10u64 {
+        let ts = Clock::at_unix_micros(BASE + 3_600_000_000 + i * 1000)
+            .rfc3339()
+            .to_owned();
+        let mut line = Vec::new();
+        write_routine(
+            &mut line,
+            &ts,
+            RoutineFlow::Connection(1000),
+            &RoutineHl7 {
+                message_type: ("ORU", "R01"),
+                control_id: &format!("L{i}"),
+                sending_application: "EHR",
+                sending_facility: "ICU",
+                version: "2.5",
+            },
+            100,
+        );
+        later.push(Record::Routine(line));
+    }
+    for rec in later {
+        h.record(rec).unwrap();
+    }
+    h.sync().unwrap();
+    r.shutdown().unwrap();
+    ix.catch_up().unwrap();
+    let events = naive_events(&audit);
+    let kept = SearchQuery {
+        since: Some(cut),
+        ..Default::default()
+    };
+    let want = naive(&events, &kept);
+    assert_eq!(want.len(), 10);
+    assert!(want
+        .iter()
+        .all(|(_, doc)| doc.contains("\"route\":\"pumps\"")));
+    assert_eq!(all_pages(ix.index(), &SearchQuery::default()), want);
+}
+
+#[test]
+fn stopped_mid_catch_up_it_resumes_where_it_stopped() {
+    let specs: Vec<Spec> = (0..2000u32)
+        .map(|i| {
+            let x = u8::try_from(i % 256).unwrap();
+            (
+                x % 4,
+                x,
+                x.wrapping_mul(3),
+                x,
+                u16::try_from(i % 7200).unwrap(),
+            )
+        })
+        .collect();
+    let d = tempfile::tempdir().unwrap();
+    record_all(d.path(), &build(&specs), 0);
+    let audit = d.path().join("audit");
+    let path = d.path().join("console").join("search.db");
+    let mut o = IndexerOptions::new(&audit, &path);
+    o.batch_rows = 10;
+    let handle = Indexer::open(o).unwrap().spawn().unwrap();
+    let stats_before = handle
+        .stats()
+        .indexed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    handle.stop().unwrap();
+    let mut ix = Indexer::open(IndexerOptions::new(&audit, &path)).unwrap();
+    let through = ix.index().indexed_through().unwrap();
+    let rest = ix.catch_up().unwrap();
+    let events = naive_events(&audit);
+    assert!(stats_before <= through);
+    assert_eq!(
+        usize::try_from(rest).unwrap(),
+        events.iter().filter(|e| e.0 > through).count()
+    );
+    let q = SearchQuery {
+        limit: 500,
+        ..Default::default()
+    };
+    assert_eq!(all_pages(ix.index(), &q), naive(&events, &q));
 }

@@ -244,6 +244,9 @@ impl IndexWriter {
             let mut by_route: HashMap<(i64, String, &'static str), i64> = HashMap::new();
             let mut by_rule: HashMap<(i64, String), i64> = HashMap::new();
             let mut by_device: HashMap<(i64, String, &'static str), i64> = HashMap::new();
+            let mut values: HashMap<(&'static str, String), i64> = HashMap::new();
+            let mut route_hour: HashMap<(i64, String, &'static str), i64> = HashMap::new();
+            let mut device_total: HashMap<(i64, String), i64> = HashMap::new();
             for row in rows {
                 let e = &row.event;
                 let hit = Hit {
@@ -315,6 +318,23 @@ impl IndexWriter {
                     ))
                     .or_default() += 1;
                 let hour = row.ts.div_euclid(HOUR);
+                *route_hour
+                    .entry((hour, hit.route.clone().unwrap_or_default(), action))
+                    .or_default() += 1;
+                for (col, v) in [
+                    ("route", hit.route.as_ref()),
+                    ("src_dev", hit.source_device.as_ref()),
+                    ("dst_dev", hit.destination_device.as_ref()),
+                    ("rule_id", hit.rule_id.as_ref()),
+                ] {
+                    if let Some(v) = v {
+                        *values.entry((col, v.clone())).or_default() += 1;
+                    }
+                }
+                *values.entry(("action", action.to_owned())).or_default() += 1;
+                if let Some(sev) = hit.severity {
+                    *values.entry(("severity", sev.to_string())).or_default() += 1;
+                }
                 if let Some(r) = &hit.rule_id {
                     *by_rule.entry((hour, r.clone())).or_default() += 1;
                 }
@@ -323,6 +343,7 @@ impl IndexWriter {
                 // One device at both ends counts once.
                 for d in [src, dst].into_iter().flatten() {
                     *by_device.entry((hour, d.clone(), action)).or_default() += 1;
+                    *device_total.entry((hour, d.clone())).or_default() += 1;
                 }
                 hits.push(hit);
             }
@@ -342,6 +363,22 @@ impl IndexWriter {
                 .and_then(|mut s| s.execute(params![minute, route, action, n]))
                 .map_err(err)?;
             }
+            for ((hour, route, action), n) in route_hour {
+                tx.prepare_cached(
+                    "INSERT INTO r_route_hour(hour, route, action, n) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut s| s.execute(params![hour, route, action, n]))
+                .map_err(err)?;
+            }
+            for ((hour, device), n) in device_total {
+                tx.prepare_cached(
+                    "INSERT INTO r_device_total(hour, device, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut s| s.execute(params![hour, device, n]))
+                .map_err(err)?;
+            }
             for ((hour, rule), n) in by_rule {
                 tx.prepare_cached(
                     "INSERT INTO r_rule(hour, rule_id, n) VALUES (?1, ?2, ?3)
@@ -356,6 +393,14 @@ impl IndexWriter {
                      ON CONFLICT DO UPDATE SET n = n + excluded.n",
                 )
                 .and_then(|mut s| s.execute(params![hour, device, action, n]))
+                .map_err(err)?;
+            }
+            for ((col, value), n) in values {
+                tx.prepare_cached(
+                    "INSERT INTO value_counts(col, value, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )
+                .and_then(|mut s| s.execute(params![col, value, n]))
                 .map_err(err)?;
             }
             for (seq, conn, doc) in &new_contexts {
@@ -462,7 +507,9 @@ pub struct IndexerOptions {
     pub batch_rows: usize,
     /// Longest a batch is gathered before it is committed.
     pub batch_time: Duration,
-    /// Batches a live-tail subscriber may fall behind before it loses some.
+    /// Batches a live-tail subscriber may fall behind before it loses the
+    /// oldest (it sees `Lagged` and can read them from the index by seq).
+    /// Bounds memory: at most this many batches of `batch_rows` rows are held.
     pub channel: usize,
 }
 
@@ -475,7 +522,7 @@ impl IndexerOptions {
             poll: Duration::from_millis(100),
             batch_rows: 4096,
             batch_time: Duration::from_millis(100),
-            channel: 1024,
+            channel: 32,
         }
     }
 }
@@ -490,6 +537,8 @@ pub struct Indexer {
     tx: broadcast::Sender<Arc<[Hit]>>,
     since_optimize: u64,
     last_optimize: Instant,
+    /// Set by [`IndexerHandle::stop`]: a long catch-up ends after its batch.
+    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Indexer {
@@ -520,6 +569,7 @@ impl Indexer {
             tx,
             since_optimize: 0,
             last_optimize: Instant::now(),
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -635,8 +685,8 @@ impl Indexer {
                         self.committed = mark;
                         total += hits.len() as u64;
                         self.since_optimize += hits.len() as u64;
-                        if !hits.is_empty() {
-                            // No subscriber is no error.
+                        if !hits.is_empty() && self.tx.receiver_count() > 0 {
+                            // A subscriber gone meanwhile is no error.
                             let _ = self.tx.send(Arc::from(hits));
                         }
                     }
@@ -651,7 +701,7 @@ impl Indexer {
                 self.tail = None;
                 return Err(e);
             }
-            if at_end {
+            if at_end || self.stop.load(Ordering::Relaxed) {
                 break;
             }
         }
@@ -674,7 +724,7 @@ impl Indexer {
 
     /// Runs the indexer on its own thread until [`IndexerHandle::stop`].
     pub fn spawn(mut self) -> Result<IndexerHandle, SearchError> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = self.stop.clone();
         let tx = self.tx.clone();
         let stats = self.stats();
         let flag = stop.clone();
@@ -727,7 +777,8 @@ impl IndexerHandle {
         &self.stats
     }
 
-    /// Stops the thread (within one poll interval or one batch) and waits for it.
+    /// Stops the thread (within one poll interval or one batch: a long
+    /// catch-up stops after the batch it is on, committed) and waits for it.
     pub fn stop(mut self) -> Result<(), SearchError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take().map(std::thread::JoinHandle::join) {

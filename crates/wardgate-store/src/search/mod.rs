@@ -32,10 +32,11 @@
 //!   events, kept by the indexer), so a time filter combines with any index as a
 //!   range on its trailing `seq` (and `ts` is still checked on the row: events of
 //!   one minute may be slightly out of seq order).
-//! * A filter on a device (source *or* destination) or on a minimum severity
-//!   is run as one query per index value (`src_dev = ?`, `dst_dev = ?`; one per
-//!   severity level), each newest first with the page's limit, merged in Rust:
-//!   no `OR` that would defeat the indexes, no sort of every match.
+//! * When a device (source *or* destination) or a minimum severity is the
+//!   filter whose index is walked, the search runs one query per index value
+//!   (`src_dev = ?`, `dst_dev = ?`; one per severity level), each newest first
+//!   with the page's limit, merged in Rust: no `OR` that would defeat the
+//!   indexes, no sort of every match. Otherwise they are checked on the row.
 //! * The document: a full event is stored as the exact JSON of the log. A
 //!   compact routine record ([`wardgate_event::compact`]) is stored as written
 //!   (about 250 bytes rather than the 630 of its full form) with `ctx`, the
@@ -52,8 +53,22 @@
 //!   the last committed record (no duplicate, no gap); a log with another
 //!   chain id (a new log) empties the index and starts over.
 //!
+//! * `value_counts`: rows per value of each indexed column, kept by the
+//!   indexer. A search walks the index of its rarest filter (`INDEXED BY`):
+//!   left to itself, SQLite walks the primary key under the page's seq window
+//!   and filters, a full scan for a rare value (BENCHMARKS.md, "Console event
+//!   search"). A value with no row answers at once.
+//!
+//! Size: about 510 bytes per event with the benchmark's mix (95% compact
+//! routine records): 5.1 GB for 10 million events, which a search pages
+//! through in single-digit milliseconds (p95 under 15 ms for every kind).
+//!
 //! Retention ([`SearchIndex::prune_before`]) deletes old rows in bounded
-//! batches; the audit log stays the record.
+//! batches; the audit log stays the record. A connection context no remaining
+//! row uses goes with them; should the connection go on, the indexer puts its
+//! context back (it keeps the latest 65,536 in memory). After a restart, a
+//! compact record whose context was pruned reads as the log's reader would
+//! read it without its context (the `Expander`'s "record not found" form).
 //!
 //! Using it from a tokio server: one [`Indexer`] thread owns the writer
 //! connection; query connections are [`SearchIndex::open_read_only`] (one per
@@ -278,7 +293,12 @@ impl SearchIndex {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        // The writer's page cache (64 MiB): index inserts land all over the
+        // secondary indexes.
+        conn.pragma_update(None, "cache_size", -65_536)
+            .map_err(err)?;
         conn.execute_batch(schema::SCHEMA).map_err(err)?;
+        conn.execute_batch(schema::BACKFILL).map_err(err)?;
         let idx = SearchIndex {
             conn,
             path: path.to_owned(),
@@ -390,19 +410,75 @@ impl SearchIndex {
         Ok(lo.zip(hi))
     }
 
-    /// Events matching `q`, newest first, one page of them.
-    pub fn search(&self, q: &SearchQuery) -> Result<Page, SearchError> {
+    /// Rows with `value` in column `col` (planner statistics, see the schema).
+    fn value_count(&self, col: &str, value: &str) -> Result<i64, SearchError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT n FROM value_counts WHERE col = ?1 AND value = ?2")
+            .and_then(|mut s| s.query_row(params![col, value], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?
+            .unwrap_or(0))
+    }
+
+    /// Which index walks a query: the filter with the fewest rows (an
+    /// equality index visits, in its seq window, only rows of its value: never
+    /// more than the primary key would); `None` when some filter has no row
+    /// at all.
+    fn driver(&self, q: &SearchQuery) -> Result<Option<Driver>, SearchError> {
+        if q.control_id.is_some() {
+            return Ok(Some(Driver::Control));
+        }
+        let mut best: Option<(i64, Driver)> = None;
+        let mut consider = |n: i64, d: Driver| {
+            if best.is_none_or(|(b, _)| n < b) {
+                best = Some((n, d));
+            }
+        };
+        if let Some(r) = &q.rule_id {
+            consider(self.value_count("rule_id", r)?, Driver::Rule);
+        }
+        if let Some(d) = &q.device {
+            let n = self.value_count("src_dev", d)? + self.value_count("dst_dev", d)?;
+            consider(n, Driver::Device);
+        }
+        if let Some(m) = q.min_severity {
+            let mut n = 0;
+            for l in m.number()..=Severity::Critical.number() {
+                n += self.value_count("severity", &l.to_string())?;
+            }
+            consider(n, Driver::Severity);
+        }
+        if let Some(r) = &q.route {
+            consider(self.value_count("route", r)?, Driver::Route);
+        }
+        if let Some(a) = &q.action {
+            consider(self.value_count("action", a)?, Driver::Action);
+        }
+        Ok(match best {
+            None => Some(Driver::Seq),
+            Some((0, _)) => None,
+            Some((_, d)) => Some(d),
+        })
+    }
+
+    /// The statements that answer `q` (each newest first, `limit + 1` rows;
+    /// several when the walking index is a device's or a severity's: one per
+    /// column or level), or `None` when nothing can match.
+    fn plan(&self, q: &SearchQuery) -> Result<Option<Vec<Statement>>, SearchError> {
         let limit = q.page_size();
         let Some((lo, hi)) = self.seq_window(q.since, q.until)? else {
-            return Ok(Page::default());
+            return Ok(None);
         };
         let before = q.before_seq.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
         let hi = min_opt(Some(hi), before.map(|b| b - 1)).unwrap_or(hi);
         if hi < lo {
-            return Ok(Page::default());
+            return Ok(None);
         }
-        // The common conditions, then one branch per device column and
-        // severity level; each branch walks its own index newest first.
+        let Some(driver) = self.driver(q)? else {
+            return Ok(None);
+        };
+        // The common conditions (values bound, never formatted in), then one
+        // branch per device column or severity level when those drive.
         let mut common = String::from("e.seq BETWEEN ?1 AND ?2");
         let mut args: Vec<Value> = vec![Value::Integer(lo), Value::Integer(hi)];
         let mut push = |sql: &mut String, cond: &str, v: Value| {
@@ -425,41 +501,90 @@ impl SearchIndex {
                 push(&mut common, &format!("{col} ="), Value::Text(v.clone()));
             }
         }
-        let devices: &[&str] = if q.device.is_some() {
-            &["e.src_dev", "e.dst_dev"]
-        } else {
-            &[""]
-        };
-        let levels: Vec<Option<i64>> = match q.min_severity {
-            Some(m) => (m.number()..=Severity::Critical.number())
-                .map(|l| Some(i64::from(l)))
-                .collect(),
-            None => vec![None],
-        };
-        let mut hits: Vec<Hit> = Vec::new();
-        let branches = devices.len() * levels.len();
-        for dev_col in devices {
-            for level in &levels {
-                let mut sql = common.clone();
-                let mut a = args.clone();
-                if let (Some(d), false) = (&q.device, dev_col.is_empty()) {
-                    a.push(Value::Text(d.clone()));
-                    sql.push_str(&format!(" AND {dev_col} = ?{}", a.len()));
-                }
-                if let Some(l) = level {
-                    a.push(Value::Integer(*l));
-                    sql.push_str(&format!(" AND e.severity = ?{}", a.len()));
-                }
-                a.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
-                let sql = format!(
-                    "SELECT {HIT_COLUMNS} FROM {HIT_FROM} WHERE {sql} ORDER BY e.seq DESC LIMIT ?{}",
-                    a.len()
-                );
-                let got = self.hits(&sql, &a)?;
-                hits.extend(got);
-            }
+        if let (Some(m), false) = (q.min_severity, driver == Driver::Severity) {
+            push(
+                &mut common,
+                "e.severity >=",
+                Value::Integer(i64::from(m.number())),
+            );
         }
-        if branches > 1 {
+        if let (Some(d), false) = (&q.device, driver == Driver::Device) {
+            args.push(Value::Text(d.clone()));
+            let n = args.len();
+            common.push_str(&format!(" AND (e.src_dev = ?{n} OR e.dst_dev = ?{n})"));
+        }
+        let mut branches: Vec<(&str, String, Option<Value>)> =
+            match (driver, &q.device, q.min_severity) {
+                (Driver::Device, Some(d), _) => vec![
+                    (
+                        "ev_src_dev",
+                        "e.src_dev =".to_owned(),
+                        Some(Value::Text(d.clone())),
+                    ),
+                    (
+                        "ev_dst_dev",
+                        "e.dst_dev =".to_owned(),
+                        Some(Value::Text(d.clone())),
+                    ),
+                ],
+                (Driver::Severity, _, Some(m)) => (m.number()..=Severity::Critical.number())
+                    .map(|l| {
+                        (
+                            "ev_severity",
+                            "e.severity =".to_owned(),
+                            Some(Value::Integer(i64::from(l))),
+                        )
+                    })
+                    .collect(),
+                (Driver::Rule, ..) => vec![("ev_rule", String::new(), None)],
+                (Driver::Route, ..) => vec![("ev_route", String::new(), None)],
+                (Driver::Action, ..) => vec![("ev_action", String::new(), None)],
+                (Driver::Control, ..) => vec![("ev_control", String::new(), None)],
+                _ => vec![("", String::new(), None)],
+            };
+        let limit = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        Ok(Some(
+            branches
+                .drain(..)
+                .map(|(index, cond, v)| {
+                    let mut sql = common.clone();
+                    let mut a = args.clone();
+                    if let Some(v) = v {
+                        a.push(v);
+                        sql.push_str(&format!(" AND {cond} ?{}", a.len()));
+                    }
+                    a.push(Value::Integer(limit));
+                    let indexed = if index.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" INDEXED BY {index}")
+                    };
+                    (
+                        format!(
+                            "SELECT {HIT_COLUMNS} FROM events AS e{indexed} \
+                             LEFT JOIN contexts c ON c.seq = e.ctx \
+                             WHERE {sql} ORDER BY e.seq DESC LIMIT ?{}",
+                            a.len()
+                        ),
+                        a,
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    /// Events matching `q`, newest first, one page of them.
+    pub fn search(&self, q: &SearchQuery) -> Result<Page, SearchError> {
+        let limit = q.page_size();
+        let Some(branches) = self.plan(q)? else {
+            return Ok(Page::default());
+        };
+        let many = branches.len() > 1;
+        let mut hits: Vec<Hit> = Vec::new();
+        for (sql, args) in branches {
+            hits.extend(self.hits(&sql, &args)?);
+        }
+        if many {
             hits.sort_unstable_by_key(|h| std::cmp::Reverse(h.seq));
             hits.dedup_by_key(|h| h.seq);
         }
@@ -555,7 +680,8 @@ impl SearchIndex {
 
     /// Decisions per route and action in buckets of `bucket_secs` (rounded to
     /// whole minutes, at least one) from the minute of `since` to `until`,
-    /// oldest bucket first. Read from the per-minute rollup.
+    /// oldest bucket first. Read from the per-minute rollup, or the hourly one
+    /// when buckets are whole hours (then from the hour of `since`).
     pub fn decisions_over_time(
         &self,
         since: i64,
@@ -563,29 +689,36 @@ impl SearchIndex {
         bucket_secs: u64,
     ) -> Result<Vec<Bucket>, SearchError> {
         let mins = i64::try_from(bucket_secs / 60).unwrap_or(i64::MAX).max(1);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        // Whole hours: the hourly rollup (from the hour of `since`).
+        let (sql, unit, lo, hi, per) = if mins % 60 == 0 {
+            (
+                "SELECT (hour / ?3) * ?3 AS b, route, action, sum(n) FROM r_route_hour
+                 WHERE hour BETWEEN ?1 AND ?2 GROUP BY b, route, action ORDER BY b, route, action",
+                HOUR,
+                since.div_euclid(HOUR),
+                (until - 1).div_euclid(HOUR),
+                mins / 60,
+            )
+        } else {
+            (
                 "SELECT (minute / ?3) * ?3 AS b, route, action, sum(n) FROM r_route
                  WHERE minute BETWEEN ?1 AND ?2 GROUP BY b, route, action ORDER BY b, route, action",
+                MINUTE,
+                since.div_euclid(MINUTE),
+                (until - 1).div_euclid(MINUTE),
+                mins,
             )
-            .map_err(|e| self.err(e))?;
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(
-                params![
-                    since.div_euclid(MINUTE),
-                    (until - 1).div_euclid(MINUTE),
-                    mins
-                ],
-                |r| {
-                    Ok(Bucket {
-                        start: r.get::<_, i64>(0)? * MINUTE,
-                        route: r.get(1)?,
-                        action: r.get(2)?,
-                        count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    })
-                },
-            )
+            .query_map(params![lo, hi, per], |r| {
+                Ok(Bucket {
+                    start: r.get::<_, i64>(0)? * unit,
+                    route: r.get(1)?,
+                    action: r.get(2)?,
+                    count: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                })
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -615,7 +748,7 @@ impl SearchIndex {
     /// the hour of `since`, most first.
     pub fn top_devices(&self, since: i64, n: usize) -> Result<Vec<(String, u64)>, SearchError> {
         self.top(
-            "SELECT device, sum(n) AS t FROM r_device WHERE hour >= ?1
+            "SELECT device, sum(n) AS t FROM r_device_total WHERE hour >= ?1
              GROUP BY device ORDER BY t DESC, device LIMIT ?2",
             since,
             n,
@@ -705,6 +838,10 @@ impl SearchIndex {
                 .execute("DELETE FROM r_rule WHERE hour < ?1", [hour])?;
             self.conn
                 .execute("DELETE FROM r_device WHERE hour < ?1", [hour])?;
+            self.conn
+                .execute("DELETE FROM r_device_total WHERE hour < ?1", [hour])?;
+            self.conn
+                .execute("DELETE FROM r_route_hour WHERE hour < ?1", [hour])?;
             self.conn.execute(
                 "DELETE FROM contexts WHERE last_used < coalesce((SELECT min(seq) FROM events), 1 << 62)",
                 [],
@@ -735,36 +872,19 @@ impl SearchIndex {
         Ok(u64::try_from(count * size).unwrap_or(0))
     }
 
-    /// The query plan SQLite picks for `q`'s first branch (for the benchmark
-    /// and for profiling): one line per step.
+    /// The query plan of `q`'s first statement (for the benchmark and for
+    /// profiling): one line per step; empty when nothing can match.
     pub fn explain(&self, q: &SearchQuery) -> Result<Vec<String>, SearchError> {
-        let mut sql = String::from("e.seq BETWEEN ?1 AND ?2");
-        let mut args: Vec<Value> = vec![Value::Integer(0), Value::Integer(i64::MAX)];
-        let mut push = |cond: &str, v: Value| {
-            args.push(v);
-            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        let Some(branches) = self.plan(q)? else {
+            return Ok(Vec::new());
         };
-        if q.since.is_some() {
-            push("e.ts >=", Value::Integer(0));
-        }
-        for (col, v) in [
-            ("e.route", &q.route),
-            ("e.rule_id", &q.rule_id),
-            ("e.action", &q.action),
-            ("e.control_id", &q.control_id),
-            ("e.src_dev", &q.device),
-        ] {
-            if let Some(v) = v {
-                push(&format!("{col} ="), Value::Text(v.clone()));
-            }
-        }
-        if let Some(m) = q.min_severity {
-            push("e.severity =", Value::Integer(i64::from(m.number())));
-        }
-        let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT {HIT_COLUMNS} FROM {HIT_FROM} WHERE {sql} ORDER BY e.seq DESC LIMIT 51"
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let Some((sql, args)) = branches.into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                 r.get::<_, String>(3)
@@ -772,6 +892,22 @@ impl SearchIndex {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// One SQL statement and its bound values.
+type Statement = (String, Vec<Value>);
+
+/// The index a search walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// The primary key (seq), for time windows and the unfiltered view.
+    Seq,
+    Control,
+    Rule,
+    Device,
+    Severity,
+    Route,
+    Action,
 }
 
 /// A row of [`HIT_COLUMNS`] as a hit, its document expanded when compact.
