@@ -135,13 +135,21 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, &export)?;
                 children.0.push((t.clone(), c));
             }
-            // wardgate with its console on and a browser's live tail open on
-            // every event (the harshest: no filter, routine decisions included).
-            "wardgate-console" => {
-                let (c, tail) =
-                    start_console_target(&a.wardgate_bin, &tmp.join(t), addr, sink_addr)?;
+            // wardgate with its console on and a browser's live tail open
+            // with no filter (every event it sends); `-idle`: no browser.
+            "wardgate-console" | "wardgate-console-idle" => {
+                let with_tail = t == "wardgate-console";
+                let (c, tail) = start_console_target(
+                    &a.wardgate_bin,
+                    &tmp.join(t),
+                    addr,
+                    sink_addr,
+                    with_tail,
+                )?;
                 children.0.push((t.clone(), c));
-                console_tail = Some(tail);
+                if tail.is_some() {
+                    console_tail = tail;
+                }
             }
             "wardgate-metrics" => {
                 let m: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
@@ -152,7 +160,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 metrics_at = Some(m);
             }
             other => {
-                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-console, wardgate-metrics, wardgate-syslog, wardgate-syslog-all")
+                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-console, wardgate-console-idle, wardgate-metrics, wardgate-syslog, wardgate-syslog-all")
             }
         }
         wait_listening(addr, t)?;
@@ -221,7 +229,8 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if let Some(events) = tailed {
         let _ = writeln!(
             md,
-            "wardgate-console: `[console]` on, one live tail (`/api/v1/events/stream`, no filter: every event) open through all of it, read by curl: {events} events streamed to it.\n"
+            "wardgate-console: `[console]` on, one live tail (`/api/v1/events/stream`, no filter) open through all of it, read by curl: {events} events streamed to it (routine decisions beyond {} a second are counted, not sent). wardgate-console-idle, if measured: `[console]` on (the search index fed), no browser.\n",
+            wardgate_console::ROUTINE_PER_SECOND
         );
     }
     if let Some(kib) = rss {
@@ -330,7 +339,8 @@ fn start_console_target(
     dir: &std::path::Path,
     addr: SocketAddr,
     sink_addr: SocketAddr,
-) -> Result<(std::process::Child, ConsoleTail)> {
+    with_tail: bool,
+) -> Result<(std::process::Child, Option<ConsoleTail>)> {
     std::fs::create_dir_all(dir)?;
     let console: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
     let tls = dir.join("tls");
@@ -391,6 +401,9 @@ fn start_console_target(
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     wait_listening(console, "the console")?;
+    if !with_tail {
+        return Ok((child, None));
+    }
     let jar = dir.join("cookies");
     let base = format!("https://{console}");
     let st = Command::new("curl")
@@ -410,7 +423,7 @@ fn start_console_target(
         .arg(format!("{base}/api/v1/events/stream"))
         .spawn()
         .context("curl (the live tail)")?;
-    Ok((child, ConsoleTail { curl, out }))
+    Ok((child, Some(ConsoleTail { curl, out })))
 }
 
 /// Writes the benchmark's site configuration (one route to the sink), with

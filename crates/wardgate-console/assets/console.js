@@ -25,6 +25,7 @@
   src.addEventListener("open", function () { state.textContent = "(following)"; });
   src.addEventListener("error", function () { state.textContent = "(reconnecting…)"; });
   src.addEventListener("lagged", function (m) { state.textContent = "(" + m.data + ")"; });
+  src.addEventListener("routine", function (m) { state.textContent = "(following; " + m.data + ")"; });
   src.addEventListener("event", function (m) {
     var e;
     try { e = JSON.parse(m.data); } catch (err) { return; }

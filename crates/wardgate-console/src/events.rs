@@ -224,7 +224,7 @@ fn redact(v: &mut serde_json::Value) -> bool {
     let w = v.get_mut("wardgate");
     if let Some(w) = w {
         if let Some(p) = w.get_mut("dicom").and_then(|d| d.get_mut("patient_id")) {
-            if p.as_str().is_some_and(|s| !s.is_empty()) {
+            if !p.is_null() && p.as_str() != Some("") {
                 *p = REDACTED.into();
                 found = true;
             }
@@ -456,10 +456,15 @@ pub(crate) async fn api_stream(
         return Err(ApiError::Conflict("the search index is not running".into()));
     };
     let stream = async_stream(move |tx| async move {
+        let mut routine = RoutineBudget::new(std::time::Instant::now());
         loop {
             match rx.recv().await {
                 Ok(batch) => {
+                    let now = std::time::Instant::now();
                     for h in batch.iter().filter(|h| f.matches(&q, h)) {
+                        if !routine.show(h, now) {
+                            continue;
+                        }
                         let r = row(h, false);
                         let Ok(data) = serde_json::to_string(&r) else {
                             continue;
@@ -477,11 +482,19 @@ pub(crate) async fn api_stream(
                             return;
                         }
                     }
+                    if let Some(n) = routine.report(now) {
+                        let note = SseEvent::default().event("routine").data(format!(
+                            "{n} routine decision(s) not shown here: search them"
+                        ));
+                        if tx.send(note).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     let note = SseEvent::default()
                         .event("lagged")
-                        .data(format!("{n} batch(es) missed: reload to search them"));
+                        .data(format!("{n} batch(es) missed: search them"));
                     if tx.send(note).await.is_err() {
                         return;
                     }
@@ -493,6 +506,60 @@ pub(crate) async fn api_stream(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// Routine `allowed` decisions shown to one live tail per second; beyond
+/// that they are counted, not sent. A busy route makes thousands a second,
+/// more than anyone can read and enough to cost the gateway CPU; alerts,
+/// blocks and every other action are always sent.
+pub const ROUTINE_PER_SECOND: u32 = 20;
+
+/// One live tail's budget of routine decisions.
+struct RoutineBudget {
+    window: std::time::Instant,
+    shown: u32,
+    hidden: u64,
+    reported: std::time::Instant,
+}
+
+impl RoutineBudget {
+    fn new(now: std::time::Instant) -> Self {
+        RoutineBudget {
+            window: now,
+            shown: 0,
+            hidden: 0,
+            reported: now,
+        }
+    }
+
+    /// Whether to send `h`.
+    fn show(&mut self, h: &Hit, now: std::time::Instant) -> bool {
+        if h.alert || h.action != "allowed" {
+            return true;
+        }
+        if now.saturating_duration_since(self.window) >= std::time::Duration::from_secs(1) {
+            self.window = now;
+            self.shown = 0;
+        }
+        if self.shown < ROUTINE_PER_SECOND {
+            self.shown += 1;
+            true
+        } else {
+            self.hidden += 1;
+            false
+        }
+    }
+
+    /// How many were hidden since the last report, at most once a second.
+    fn report(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self.hidden == 0
+            || now.saturating_duration_since(self.reported) < std::time::Duration::from_secs(1)
+        {
+            return None;
+        }
+        self.reported = now;
+        Some(std::mem::take(&mut self.hidden))
+    }
 }
 
 /// A stream fed by a task through a small channel (bounded: a slow browser
@@ -532,6 +599,31 @@ impl<S: futures_core::Stream<Item = SseEvent> + Unpin> futures_core::Stream for 
         std::pin::Pin::new(&mut self.inner)
             .poll_next(cx)
             .map(|o| o.map(Ok))
+    }
+}
+
+/// See [`crate::fuzzing::untrusted`]: a search's query string is read or
+/// refused, never a panic; whatever event JSON comes in, what is served has no
+/// patient identifier left.
+pub(crate) fn fuzz_untrusted(data: &[u8]) {
+    if let Ok(f) = serde_urlencoded::from_bytes::<Filters>(data) {
+        if let Ok(q) = f.query() {
+            assert!(q.page_size() <= wardgate_store::search::MAX_LIMIT);
+            let _ = (f.with_before(1), f.tail_query());
+        }
+    }
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(data) {
+        redact(&mut v);
+        let w = &v["wardgate"];
+        let clean = |p: &serde_json::Value| {
+            p.is_null() || p.as_str().is_some_and(|s| s.is_empty() || s == REDACTED)
+        };
+        if w["dicom"].is_object() {
+            assert!(clean(&w["dicom"]["patient_id"]));
+        }
+        if let Some(list) = w["infusion"].as_array() {
+            assert!(list.iter().all(|i| clean(&i["patient_id"])));
+        }
     }
 }
 
@@ -641,7 +733,14 @@ pub(crate) fn overview_plots(o: &OverviewEvents) -> (String, String, String) {
                         .sum()
                 })
                 .collect();
-            (if r.is_empty() { "(no route)".to_owned() } else { r.clone() }, v)
+            (
+                if r.is_empty() {
+                    "(no route)".to_owned()
+                } else {
+                    r.clone()
+                },
+                v,
+            )
         })
         .collect();
     let labels: Vec<String> = hours
@@ -711,6 +810,53 @@ mod tests {
         assert!(s.contains("CT") && s.contains("heparin"));
         let mut none = serde_json::json!({"wardgate": {"dicom": {"modality": "CT"}}});
         assert!(!redact(&mut none));
+    }
+
+    fn hit(action: &str, alert: bool) -> Hit {
+        Hit {
+            seq: 1,
+            ts: 0,
+            action: action.into(),
+            alert,
+            severity: None,
+            rule_id: None,
+            route: None,
+            source_device: None,
+            destination_device: None,
+            source_ip: None,
+            control_id: None,
+            operation: None,
+            doc: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_live_tail_always_shows_what_is_not_routine_and_counts_what_it_hides() {
+        let t0 = std::time::Instant::now();
+        let mut b = RoutineBudget::new(t0);
+        let shown = (0..1000)
+            .filter(|_| b.show(&hit("allowed", false), t0))
+            .count();
+        assert_eq!(shown, ROUTINE_PER_SECOND as usize);
+        for a in ["blocked", "alerted", "would-block", "parked", "changed"] {
+            assert!(b.show(&hit(a, false), t0), "{a}");
+        }
+        assert!(
+            b.show(&hit("allowed", true), t0),
+            "an alert is never hidden"
+        );
+        assert_eq!(b.report(t0), None, "at most once a second");
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        assert_eq!(b.report(t1), Some(1000 - u64::from(ROUTINE_PER_SECOND)));
+        assert_eq!(
+            b.report(t1 + std::time::Duration::from_secs(5)),
+            None,
+            "nothing new hidden"
+        );
+        assert!(
+            b.show(&hit("allowed", false), t1),
+            "a new second, a new budget"
+        );
     }
 
     #[test]

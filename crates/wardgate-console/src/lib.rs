@@ -23,6 +23,7 @@ pub mod users;
 mod views;
 mod web;
 
+pub use events::ROUTINE_PER_SECOND;
 pub use server::{Console, ConsoleError};
 pub use users::{Role, UserError, UserStore};
 
@@ -41,4 +42,18 @@ pub trait Gateway: Send + Sync + 'static {
     fn config(&self) -> Arc<Validated>;
     /// Asks for a reload of the configuration and TLS material, as SIGHUP does.
     fn reload(&self);
+}
+
+/// Entry points for the fuzz targets (`fuzz/fuzz_targets/console_input.rs`):
+/// everything the console reads from a client or from its files before any
+/// check has passed. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Feeds `data` to every reader of untrusted console input and checks
+    /// their promises: a cookie header, a search's query string, a form's
+    /// `back`, a login form, the accounts file, and an event to redact.
+    pub fn untrusted(data: &[u8]) {
+        crate::web::fuzz_untrusted(data);
+        crate::events::fuzz_untrusted(data);
+    }
 }

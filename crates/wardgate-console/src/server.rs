@@ -101,9 +101,11 @@ impl Console {
         let thread = std::thread::Builder::new()
             .name("console".into())
             .spawn(move || {
+                lower_priority();
                 let rt = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .thread_name("console-rt")
+                    .on_thread_start(lower_priority)
                     .enable_all()
                     .build()
                 {
@@ -135,6 +137,13 @@ impl Console {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The console yields to the data path (Linux keeps a nice value per thread).
+fn lower_priority() {
+    if let Err(e) = rustix::process::setpriority_process(None, crate::web::CONSOLE_NICE) {
+        tracing::warn!(error = %e, "the console cannot lower its priority");
     }
 }
 

@@ -35,6 +35,12 @@ use wardgate_store::RecorderHandle;
 pub(crate) const COOKIE: &str = "__Host-wardgate";
 /// The strict policy: nothing inline, nothing from elsewhere.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The indexer's nice value: it takes only CPU the data path leaves.
+const INDEXER_NICE: i32 = 19;
+/// The console's threads' nice value: pages and the live tail yield to the
+/// data path, and still answer under load.
+pub(crate) const CONSOLE_NICE: i32 = 10;
+
 /// The search index in the console's directory.
 pub const INDEX_FILE: &str = "search.db";
 /// Largest request body (actions are small).
@@ -79,11 +85,12 @@ impl App {
         users.load()?;
         let index_path = cfg.dir.join(INDEX_FILE);
         let data_dir = gateway.config().data_dir.clone();
-        let indexer = wardgate_store::search::Indexer::open(
-            wardgate_store::search::IndexerOptions::new(&data_dir.join("audit"), &index_path),
-        )
-        .and_then(wardgate_store::search::Indexer::spawn)
-        .map_err(|e| crate::UserError::Invalid(format!("the console's search index: {e}")))?;
+        let mut iopts =
+            wardgate_store::search::IndexerOptions::new(&data_dir.join("audit"), &index_path);
+        iopts.nice = Some(INDEXER_NICE);
+        let indexer = wardgate_store::search::Indexer::open(iopts)
+            .and_then(wardgate_store::search::Indexer::spawn)
+            .map_err(|e| crate::UserError::Invalid(format!("the console's search index: {e}")))?;
         let app = Arc::new(App {
             cfg: cfg.clone(),
             config_path,
@@ -625,6 +632,35 @@ fn done<T: Serialize>(back: Option<String>, value: T) -> Response {
     match back {
         Some(b) => Redirect::to(&b).into_response(),
         None => Json(value).into_response(),
+    }
+}
+
+/// See [`crate::fuzzing::untrusted`].
+pub(crate) fn fuzz_untrusted(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_bytes(data) {
+        h.insert(header::COOKIE, v);
+        if let Some(c) = cookie_value(&h, COOKIE) {
+            assert!(!c.contains(';'));
+        }
+    }
+    let back = safe_back(&text);
+    assert!(back.starts_with('/') && !back.starts_with("//") && !back.contains('\\'));
+    if let Ok(f) = serde_urlencoded::from_bytes::<LoginForm>(data) {
+        let _ = (f.username.len(), f.password.len());
+    }
+    if let Ok(f) = serde_urlencoded::from_bytes::<FormEnvelope>(data) {
+        let _ = same(&f.csrf, "00");
+    }
+    if let Ok(u) = serde_json::from_slice::<Users>(data) {
+        let _ = account_changes(
+            &[],
+            &u.accounts
+                .iter()
+                .map(AccountSummary::of)
+                .collect::<Vec<_>>(),
+        );
     }
 }
 

@@ -511,6 +511,12 @@ pub struct IndexerOptions {
     /// oldest (it sees `Lagged` and can read them from the index by seq).
     /// Bounds memory: at most this many batches of `batch_rows` rows are held.
     pub channel: usize,
+    /// The indexer thread's nice value (Linux: per thread), or `None` to
+    /// leave it. A gateway runs it at 19, so indexing takes only CPU the data
+    /// path leaves: under a load that saturates the machine the index (and
+    /// the live tail) lag, and catch up when the load eases; the audit log
+    /// is the record either way.
+    pub nice: Option<i32>,
 }
 
 impl IndexerOptions {
@@ -523,6 +529,7 @@ impl IndexerOptions {
             batch_rows: 4096,
             batch_time: Duration::from_millis(100),
             channel: 32,
+            nice: None,
         }
     }
 }
@@ -731,6 +738,12 @@ impl Indexer {
         let thread = std::thread::Builder::new()
             .name("search-indexer".into())
             .spawn(move || {
+                if let Some(n) = self.opts.nice {
+                    // Linux keeps a nice value per thread: `None` is this thread.
+                    if let Err(e) = rustix::process::setpriority_process(None, n) {
+                        tracing::warn!(error = %e, "search index: cannot lower the indexer's priority");
+                    }
+                }
                 let mut said: Option<Instant> = None;
                 while !flag.load(Ordering::Relaxed) {
                     match self.catch_up() {
