@@ -35,8 +35,6 @@ use wardgate_store::RecorderHandle;
 pub(crate) const COOKIE: &str = "__Host-wardgate";
 /// The strict policy: nothing inline, nothing from elsewhere.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-/// The indexer's nice value: it takes only CPU the data path leaves.
-const INDEXER_NICE: i32 = 19;
 /// The console's threads' nice value: pages and the live tail yield to the
 /// data path, and still answer under load.
 pub(crate) const CONSOLE_NICE: i32 = 10;
@@ -87,7 +85,7 @@ impl App {
         let data_dir = gateway.config().data_dir.clone();
         let mut iopts =
             wardgate_store::search::IndexerOptions::new(&data_dir.join("audit"), &index_path);
-        iopts.nice = Some(INDEXER_NICE);
+        iopts.background = true;
         let indexer = wardgate_store::search::Indexer::open(iopts)
             .and_then(wardgate_store::search::Indexer::spawn)
             .map_err(|e| crate::UserError::Invalid(format!("the console's search index: {e}")))?;

@@ -511,12 +511,12 @@ pub struct IndexerOptions {
     /// oldest (it sees `Lagged` and can read them from the index by seq).
     /// Bounds memory: at most this many batches of `batch_rows` rows are held.
     pub channel: usize,
-    /// The indexer thread's nice value (Linux: per thread), or `None` to
-    /// leave it. A gateway runs it at 19, so indexing takes only CPU the data
-    /// path leaves: under a load that saturates the machine the index (and
-    /// the live tail) lag, and catch up when the load eases; the audit log
-    /// is the record either way.
-    pub nice: Option<i32>,
+    /// Run the indexer thread as a background job (Linux `SCHED_IDLE`, or
+    /// nice 19 where that is refused): it takes only CPU nothing else wants,
+    /// and any other thread that wakes preempts it at once. Under a load that
+    /// saturates the machine the index (and the live tail) lag, and catch up
+    /// when the load eases; the audit log is the record either way.
+    pub background: bool,
 }
 
 impl IndexerOptions {
@@ -529,7 +529,26 @@ impl IndexerOptions {
             batch_rows: 4096,
             batch_time: Duration::from_millis(100),
             channel: 32,
-            nice: None,
+            background: false,
+        }
+    }
+}
+
+/// Makes the calling thread a background job: `SCHED_IDLE`, else nice 19
+/// (Linux keeps both per thread).
+fn background_thread() {
+    use thread_priority::unix::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadSchedulePolicy,
+    };
+    let idle = set_thread_priority_and_policy(
+        thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    if idle.is_err() {
+        if let Err(e) = rustix::process::setpriority_process(None, 19) {
+            tracing::warn!(error = %e, "search index: cannot lower the indexer's priority");
         }
     }
 }
@@ -738,11 +757,8 @@ impl Indexer {
         let thread = std::thread::Builder::new()
             .name("search-indexer".into())
             .spawn(move || {
-                if let Some(n) = self.opts.nice {
-                    // Linux keeps a nice value per thread: `None` is this thread.
-                    if let Err(e) = rustix::process::setpriority_process(None, n) {
-                        tracing::warn!(error = %e, "search index: cannot lower the indexer's priority");
-                    }
+                if self.opts.background {
+                    background_thread();
                 }
                 let mut said: Option<Instant> = None;
                 while !flag.load(Ordering::Relaxed) {
