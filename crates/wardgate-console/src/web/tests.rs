@@ -129,8 +129,21 @@ impl World {
     }
 
     async fn login_from(&self, user: &str, password: &str, from: u8) -> Response {
-        let mut req = HttpRequest::post("/login")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        self.login(user, password, from, None).await
+    }
+
+    /// Logs in with the test password, the browser presenting `cookie` as its session.
+    async fn login_presenting(&self, user: &str, cookie: &str) -> Response {
+        self.login(user, PASSWORD, 9, Some(cookie)).await
+    }
+
+    async fn login(&self, user: &str, password: &str, from: u8, cookie: Option<&str>) -> Response {
+        let mut b = HttpRequest::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, format!("{COOKIE}={c}"));
+        }
+        let mut req = b
             .body(Body::from(format!(
                 "username={user}&password={}",
                 password.replace(' ', "+")
@@ -446,16 +459,7 @@ async fn a_session_id_from_before_login_is_never_the_session() {
     let w = world();
     let (before, _) = w.session("vic").await;
     // Log in again presenting the old cookie: a new id, and the old one is gone.
-    let mut req = HttpRequest::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, format!("{COOKIE}={before}"))
-        .body(Body::from(format!(
-            "username=vic&password={}",
-            PASSWORD.replace(' ', "+")
-        )))
-        .expect("request");
-    req.extensions_mut().insert(peer(9));
-    let res = w.send(req).await;
+    let res = w.login_presenting("vic", &before).await;
     let after = set_cookie(&res).expect("cookie");
     assert_ne!(after, before);
     assert_eq!(
@@ -464,16 +468,7 @@ async fn a_session_id_from_before_login_is_never_the_session() {
     );
     assert_eq!(w.get("/", Some(&after)).await.status(), StatusCode::OK);
     // A cookie the attacker chose is not adopted either.
-    let mut req = HttpRequest::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, format!("{COOKIE}=attackerchosen"))
-        .body(Body::from(format!(
-            "username=vic&password={}",
-            PASSWORD.replace(' ', "+")
-        )))
-        .expect("request");
-    req.extensions_mut().insert(peer(9));
-    let res = w.send(req).await;
+    let res = w.login_presenting("vic", "attackerchosen").await;
     assert_ne!(set_cookie(&res).as_deref(), Some("attackerchosen"));
     assert_eq!(
         w.get("/", Some("attackerchosen")).await.status(),
