@@ -81,6 +81,8 @@ impl App {
         let users = UserStore::new(&cfg.dir);
         // A corrupt accounts file stops the start rather than locking everyone out silently.
         users.load()?;
+        // Made now, not at the first unknown name: that login would take longer.
+        let _ = crate::users::decoy_hash();
         let index_path = cfg.dir.join(INDEX_FILE);
         let data_dir = gateway.config().data_dir.clone();
         let mut iopts =
@@ -562,9 +564,14 @@ struct FormEnvelope {
     back: String,
 }
 
-/// A local path to return to, or `/`.
+/// A local path to return to, or `/`. Only the characters the console's own
+/// paths use: browsers drop tabs and newlines from URLs and read `\\` as `/`,
+/// so `/\t/evil.example` would otherwise leave the site.
 fn safe_back(back: &str) -> String {
-    if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
+    let plain = back
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.?=&%:".contains(&b));
+    if plain && back.starts_with('/') && !back.starts_with("//") && back.len() <= 512 {
         back.to_owned()
     } else {
         "/".to_owned()

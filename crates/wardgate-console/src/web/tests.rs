@@ -633,3 +633,24 @@ async fn every_answer_carries_the_security_headers() {
     }
     let _ = &w.dir;
 }
+
+#[test]
+fn a_form_goes_back_only_to_a_page_of_the_console() {
+    for ok in ["/routes", "/devices/ehr", "/events?route=orders&before=5"] {
+        assert_eq!(safe_back(ok), ok);
+    }
+    for bad in [
+        "//evil.example/x",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\\evil.example",
+        "\\/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "",
+        "routes",
+        "/ /evil",
+    ] {
+        assert_eq!(safe_back(bad), "/", "{bad:?}");
+    }
+}
