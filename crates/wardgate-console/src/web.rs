@@ -80,7 +80,11 @@ impl App {
     ) -> Result<Arc<App>, crate::UserError> {
         let users = UserStore::new(&cfg.dir);
         // A corrupt accounts file stops the start rather than locking everyone out silently.
-        users.load()?;
+        if users.load()?.accounts.is_empty() {
+            tracing::warn!(
+                "the console has no accounts: add one with `wardgate user add NAME --role admin --config FILE`"
+            );
+        }
         // Made now, not at the first unknown name: that login would take longer.
         let _ = crate::users::decoy_hash();
         let index_path = cfg.dir.join(INDEX_FILE);
