@@ -408,6 +408,15 @@ fn issued_view(i: wardgate_tls::IssuedCert) -> IssuedView {
     }
 }
 
+/// Events of one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ActionCount {
+    /// `event.action`.
+    pub action: String,
+    /// How many.
+    pub count: u64,
+}
+
 /// A value seen of a device (from the search index's inventory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SeenValue {
@@ -465,6 +474,8 @@ pub struct DeviceView {
     /// Sightings of values not kept: the index keeps at most
     /// `wardgate_store::search::MAX_FACTS` values per kind and device.
     pub values_dropped: u64,
+    /// Its events by action since first seen (in the indexed log), most first.
+    pub events_seen: Vec<ActionCount>,
     #[serde(skip)]
     first_seen_us: Option<i64>,
     #[serde(skip)]
@@ -497,6 +508,17 @@ impl DeviceView {
         self.first_seen = Some(rfc3339_us(first));
         self.last_seen = Some(rfc3339_us(last));
         self.values_dropped += inv.dropped;
+        for (action, n) in &inv.by_action {
+            match self.events_seen.iter_mut().find(|c| &c.action == action) {
+                Some(c) => c.count += n,
+                None => self.events_seen.push(ActionCount {
+                    action: action.clone(),
+                    count: *n,
+                }),
+            }
+        }
+        self.events_seen
+            .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.action.cmp(&b.action)));
         for f in &inv.facts {
             let v = SeenValue {
                 kind: f.kind.clone(),
@@ -626,6 +648,7 @@ impl DeviceView {
             seen_ae_titles: Vec::new(),
             seen: Vec::new(),
             values_dropped: 0,
+            events_seen: Vec::new(),
             first_seen_us: None,
             last_seen_us: None,
         }

@@ -896,6 +896,7 @@ struct NaiveDevice {
     /// (kind, value) → (first, last).
     facts: BTreeMap<(String, String), (i64, i64)>,
     dropped: u64,
+    by_action: BTreeMap<String, u64>,
 }
 
 impl NaiveDevice {
@@ -953,6 +954,9 @@ fn naive_inventory(events: &[(u64, String, Event, i64)]) -> BTreeMap<String, Nai
                 .unwrap_or_else(|| format!("ip:{}", inv.address));
             at(&mut out, key.clone(), inv.device.as_ref(), first, last);
             let d = out.get_mut(&key).unwrap();
+            *d.by_action
+                .entry(e.event.action.as_str().into())
+                .or_default() += 1;
             d.dropped += inv.values_dropped;
             for (kind, set) in [
                 ("mac", &inv.macs),
@@ -991,6 +995,9 @@ fn naive_inventory(events: &[(u64, String, Event, i64)]) -> BTreeMap<String, Nai
             *ts,
         );
         let d = out.get_mut(&key).unwrap();
+        *d.by_action
+            .entry(e.event.action.as_str().into())
+            .or_default() += 1;
         d.see("address", &ip, *ts, *ts);
         if let Some(n) = &e.network {
             d.see("protocol", &n.protocol, *ts, *ts);
@@ -1037,6 +1044,7 @@ fn as_naive(d: &DeviceInventory) -> NaiveDevice {
             })
             .collect(),
         dropped: d.dropped,
+        by_action: d.by_action.iter().cloned().collect(),
     }
 }
 
@@ -1056,6 +1064,10 @@ fn assert_inventory(idx: &SearchIndex, want: &BTreeMap<String, NaiveDevice>) {
     }
     assert_eq!(map.len(), want.len());
     for d in &got {
+        assert!(
+            d.by_action.windows(2).all(|w| w[0].1 >= w[1].1),
+            "most first"
+        );
         for kind in d.facts.iter().map(|f| f.kind.as_str()) {
             assert!(d.values(kind).count() <= MAX_FACTS);
         }

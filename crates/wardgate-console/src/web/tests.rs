@@ -764,6 +764,10 @@ async fn a_devices_software_last_seen_and_an_unenrolled_sender_show_once_indexed
         .expect("the unenrolled sender");
     assert_eq!(rogue["enrolled"], false);
     assert_eq!(rogue["seen_ae_titles"], serde_json::json!(["ROGUE_AE"]));
+    assert_eq!(
+        rogue["events_seen"],
+        serde_json::json!([{"action": "blocked", "count": 1}])
+    );
     // The console's own login from 127.0.0.9 is an operator, not a device:
     // one row for that address, from its DICOM association only.
     assert_eq!(list.iter().filter(|d| d["enrolled"] == false).count(), 1);

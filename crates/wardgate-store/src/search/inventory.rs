@@ -15,6 +15,8 @@
 //!   `implementation_class_uid`, `implementation_version`, from HL7
 //!   `hl7_sending_application`, `hl7_sending_facility`.
 //!
+//! Each event so counted also counts under its action (`inv_action`).
+//!
 //! The bound: at most [`MAX_FACTS`] values per (device, kind), the first ones
 //! seen in log order; each later sighting of a value not kept (one per event,
 //! or per inventory record) adds one to the device's `dropped`. A batch
@@ -64,6 +66,8 @@ pub struct DeviceInventory {
     pub facts: Vec<Fact>,
     /// Sightings of values not kept (see [`MAX_FACTS`]).
     pub dropped: u64,
+    /// Its events by action (`event.action`), most first.
+    pub by_action: Vec<(String, u64)>,
 }
 
 impl DeviceInventory {
@@ -94,6 +98,7 @@ struct DeviceAgg {
     last: i64,
     dropped: u64,
     facts: HashMap<&'static str, HashMap<String, FactAgg>>,
+    actions: HashMap<&'static str, i64>,
 }
 
 /// What one batch saw, per device key.
@@ -148,6 +153,7 @@ impl Batch {
                 }
             }
             let d = self.device(&key, inv.device.as_deref(), first, last);
+            *d.actions.entry(e.event.action.as_str()).or_default() += 1;
             d.dropped += inv.values_dropped;
             let address = std::iter::once(inv.address.as_str()).filter(|a| !a.is_empty());
             for (kind, values) in [
@@ -185,6 +191,7 @@ impl Batch {
                 }
             }
             let d = self.device(&key, device, ts, ts);
+            *d.actions.entry(e.event.action.as_str()).or_default() += 1;
             let dicom = e.wardgate.dicom.as_ref();
             let hl7 = e.wardgate.hl7.as_ref();
             for (kind, v) in [
@@ -230,6 +237,13 @@ impl Batch {
                 .collect();
             // Log order: the values kept are the first seen.
             facts.sort_unstable_by_key(|(_, _, f)| f.order);
+            for (action, n) in &d.actions {
+                tx.prepare_cached(
+                    "INSERT INTO inv_action(key, action, n) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                )?
+                .execute(params![key, action, n])?;
+            }
             let mut kept: HashMap<&'static str, usize> = HashMap::new();
             for (kind, value, f) in facts {
                 let n = tx
@@ -345,6 +359,25 @@ impl SearchIndex {
                 devices[i].facts.push(f);
             }
         }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, action, n FROM inv_action
+                 WHERE key IN (SELECT key FROM inv_device ORDER BY last_ts DESC, key LIMIT ?1)
+                 ORDER BY key, n DESC, action",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok((r.get::<_, String>(0)?, action_of_row(r, 1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (key, a) = row.map_err(|e| self.err(e))?;
+            if let Some(&i) = at.get(&key) {
+                devices[i].by_action.push(a);
+            }
+        }
         Ok(devices)
     }
 
@@ -372,6 +405,16 @@ impl SearchIndex {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(|e| self.err(e))?;
+        d.by_action = self
+            .conn
+            .prepare_cached(
+                "SELECT action, n FROM inv_action WHERE key = ?1 ORDER BY n DESC, action",
+            )
+            .and_then(|mut s| {
+                s.query_map([key], |r| action_of_row(r, 0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| self.err(e))?;
         Ok(Some(d))
     }
 
@@ -380,6 +423,10 @@ impl SearchIndex {
     pub(crate) fn prune_inventory(&self, ts: i64) -> rusqlite::Result<()> {
         self.conn.execute(
             "DELETE FROM inv_fact WHERE key IN (SELECT key FROM inv_device WHERE last_ts < ?1)",
+            [ts],
+        )?;
+        self.conn.execute(
+            "DELETE FROM inv_action WHERE key IN (SELECT key FROM inv_device WHERE last_ts < ?1)",
             [ts],
         )?;
         self.conn
@@ -396,7 +443,15 @@ fn device_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceInventory> {
         last_seen: r.get(3)?,
         facts: Vec::new(),
         dropped: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+        by_action: Vec::new(),
     })
+}
+
+fn action_of_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(String, u64)> {
+    Ok((
+        r.get(at)?,
+        u64::try_from(r.get::<_, i64>(at + 1)?).unwrap_or(0),
+    ))
 }
 
 fn fact_of_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Fact> {

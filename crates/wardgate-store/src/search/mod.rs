@@ -57,7 +57,7 @@
 //!   the same transaction as the rows: per device key (the enrolled source
 //!   device, else `ip:ADDRESS` for an unknown sender; for an `observed`
 //!   inventory record, the device or address it describes), first and last
-//!   seen and at most [`MAX_FACTS`] values per kind of fact (addresses, AE
+//!   seen, its events by action, and at most [`MAX_FACTS`] values per kind of fact (addresses, AE
 //!   titles, DICOM implementation class UIDs and versions, HL7 sending
 //!   applications and facilities, MQTT client ids, MACs, protocols,
 //!   services…), the sightings of values beyond that counted as `dropped`.

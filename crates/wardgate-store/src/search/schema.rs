@@ -1,7 +1,7 @@
 //! The search index's tables (see the module documentation of `search`).
 
 /// The schema version kept in `meta`.
-/// `2`: the device inventory (`inv_device`, `inv_fact`). An index of an
+/// `2`: the device inventory (`inv_device`, `inv_fact`, `inv_action`). An index of an
 /// older version is emptied and rebuilt from the log when opened (it is a
 /// cache); a newer one is refused.
 pub(crate) const VERSION: &str = "2";
@@ -100,6 +100,13 @@ CREATE TABLE IF NOT EXISTS inv_fact (
     last_ts  INTEGER NOT NULL,
     PRIMARY KEY (key, kind, value)
 ) WITHOUT ROWID;
+-- Its events by action (since first seen).
+CREATE TABLE IF NOT EXISTS inv_action (
+    key    TEXT NOT NULL,
+    action TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (key, action)
+) WITHOUT ROWID;
 ";
 
 /// Empties every table but `meta`'s schema version (a new audit chain).
@@ -107,7 +114,7 @@ pub(crate) const WIPE: &str = "
 DELETE FROM events; DELETE FROM contexts; DELETE FROM spans;
 DELETE FROM r_route; DELETE FROM r_rule; DELETE FROM r_device; DELETE FROM value_counts;
 DELETE FROM r_route_hour; DELETE FROM r_device_total;
-DELETE FROM inv_device; DELETE FROM inv_fact;
+DELETE FROM inv_device; DELETE FROM inv_fact; DELETE FROM inv_action;
 DELETE FROM meta WHERE key <> 'schema';
 ";
 
