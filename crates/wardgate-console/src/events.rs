@@ -760,12 +760,33 @@ pub(crate) fn overview_plots(o: &OverviewEvents) -> (String, String, String) {
 }
 
 /// What a device did in the last 24 hours.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub(crate) struct DeviceActivity {
     /// Its events by action.
     pub by_action: Vec<Count>,
     /// Its latest events, newest first.
     pub last: Vec<EventRow>,
+}
+
+/// The search index's device inventory (blocking: call in `spawn_blocking`).
+/// No index yet, or one that cannot be read, reads as an empty inventory
+/// (logged): the configured devices are still shown.
+pub(crate) fn inventory(
+    app: &Arc<App>,
+) -> Result<Vec<wardgate_store::search::DeviceInventory>, ApiError> {
+    if !app.index_path().exists() {
+        return Ok(Vec::new());
+    }
+    match open(app).and_then(|idx| {
+        idx.inventory()
+            .map_err(|e| ApiError::Internal(format!("the search index: {e}")))
+    }) {
+        Ok(inv) => Ok(inv),
+        Err(e) => {
+            tracing::warn!(error = ?e, "console: cannot read the device inventory");
+            Ok(Vec::new())
+        }
+    }
 }
 
 pub(crate) async fn device_activity(

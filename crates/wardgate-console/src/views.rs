@@ -408,18 +408,44 @@ fn issued_view(i: wardgate_tls::IssuedCert) -> IssuedView {
     }
 }
 
-/// A device of the inventory.
+/// Events of one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ActionCount {
+    /// `event.action`.
+    pub action: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// A value seen of a device (from the search index's inventory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SeenValue {
+    /// `implementation_class_uid`, `implementation_version`,
+    /// `hl7_sending_application`, `address`, `mqtt_client_id`...
+    pub kind: String,
+    /// The value.
+    pub value: String,
+    /// First seen (RFC 3339).
+    pub first_seen: String,
+    /// Last seen (RFC 3339).
+    pub last_seen: String,
+}
+
+/// A device of the inventory: an enrolled one (whether seen or not), or an
+/// address seen on the wire that belongs to no enrolled device.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeviceView {
-    /// Its id.
+    /// Its id; for a device seen but not enrolled, `ip:ADDRESS`.
     pub id: String,
-    /// What it is.
+    /// Whether the configuration enrols it.
+    pub enrolled: bool,
+    /// What it is (`unknown` when not enrolled).
     pub kind: String,
     /// Its description.
     pub description: Option<String>,
-    /// Addresses it connects from.
+    /// Addresses it connects from (configured).
     pub addresses: Vec<String>,
-    /// DICOM AE titles.
+    /// DICOM AE titles (configured).
     pub ae_titles: Vec<String>,
     /// Routes it may send on.
     pub routes: Vec<String>,
@@ -429,11 +455,105 @@ pub struct DeviceView {
     pub certificates: Vec<IssuedView>,
     /// Connections open now.
     pub connections_open: u64,
+    /// First seen in the indexed audit log (RFC 3339); none: never seen.
+    pub first_seen: Option<String>,
+    /// Last seen (RFC 3339); none: never seen.
+    pub last_seen: Option<String>,
+    /// Software seen: DICOM implementation class UIDs and version names,
+    /// HL7 sending applications.
+    pub software: Vec<SeenValue>,
+    /// MQTT client ids seen.
+    pub mqtt_client_ids: Vec<String>,
+    /// Addresses it was seen at.
+    pub seen_addresses: Vec<String>,
+    /// DICOM AE titles seen.
+    pub seen_ae_titles: Vec<String>,
+    /// Everything seen of it (addresses, AE titles, software, MQTT client
+    /// ids, MACs, protocols, services, routes...), by kind.
+    pub seen: Vec<SeenValue>,
+    /// Sightings of values not kept: the index keeps at most
+    /// `wardgate_store::search::MAX_FACTS` values per kind and device.
+    pub values_dropped: u64,
+    /// Its events by action since first seen (in the indexed log), most first.
+    pub events_seen: Vec<ActionCount>,
+    #[serde(skip)]
+    first_seen_us: Option<i64>,
+    #[serde(skip)]
+    last_seen_us: Option<i64>,
+}
+
+/// RFC 3339 (microseconds dropped) of unix microseconds.
+fn rfc3339_us(us: i64) -> String {
+    rfc3339(us.div_euclid(1_000_000))
+}
+
+/// Software kinds of fact.
+const SOFTWARE: [&str; 3] = [
+    "implementation_class_uid",
+    "implementation_version",
+    "hl7_sending_application",
+];
+
+impl DeviceView {
+    /// Adds what the index saw of it.
+    fn add_seen(&mut self, inv: &wardgate_store::search::DeviceInventory) {
+        let first = self
+            .first_seen_us
+            .map_or(inv.first_seen, |f| f.min(inv.first_seen));
+        let last = self
+            .last_seen_us
+            .map_or(inv.last_seen, |l| l.max(inv.last_seen));
+        self.first_seen_us = Some(first);
+        self.last_seen_us = Some(last);
+        self.first_seen = Some(rfc3339_us(first));
+        self.last_seen = Some(rfc3339_us(last));
+        self.values_dropped += inv.dropped;
+        for (action, n) in &inv.by_action {
+            match self.events_seen.iter_mut().find(|c| &c.action == action) {
+                Some(c) => c.count += n,
+                None => self.events_seen.push(ActionCount {
+                    action: action.clone(),
+                    count: *n,
+                }),
+            }
+        }
+        self.events_seen
+            .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.action.cmp(&b.action)));
+        for f in &inv.facts {
+            let v = SeenValue {
+                kind: f.kind.clone(),
+                value: f.value.clone(),
+                first_seen: rfc3339_us(f.first_seen),
+                last_seen: rfc3339_us(f.last_seen),
+            };
+            if SOFTWARE.contains(&f.kind.as_str()) {
+                self.software.push(v.clone());
+            }
+            let list = match f.kind.as_str() {
+                "mqtt_client_id" => Some(&mut self.mqtt_client_ids),
+                "address" => Some(&mut self.seen_addresses),
+                "ae_title" => Some(&mut self.seen_ae_titles),
+                _ => None,
+            };
+            if let Some(l) = list {
+                if !l.contains(&f.value) {
+                    l.push(f.value.clone());
+                }
+            }
+            self.seen.push(v);
+        }
+    }
 }
 
 /// The inventory: every device of the configuration, with its routes,
-/// certificates and open connections.
-pub fn devices(v: &Validated, status: &serde_json::Value) -> Vec<DeviceView> {
+/// certificates and open connections and what the search index saw of it
+/// (under its id, or at one of its addresses); then every device seen but
+/// not enrolled (`enrolled: false`), most recently seen first.
+pub fn devices(
+    v: &Validated,
+    status: &serde_json::Value,
+    inventory: &[wardgate_store::search::DeviceInventory],
+) -> Vec<DeviceView> {
     let issued = wardgate_tls::Ca::load(&v.data_dir)
         .and_then(|ca| ca.issued())
         .unwrap_or_default();
@@ -449,15 +569,18 @@ pub fn devices(v: &Validated, status: &serde_json::Value) -> Vec<DeviceView> {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0)
     };
-    v.config
+    let mut used = vec![false; inventory.len()];
+    let mut out: Vec<DeviceView> = v
+        .config
         .devices
         .iter()
         .map(|d| {
             let id = d.id.get_ref().clone();
-            DeviceView {
+            let addresses: Vec<String> = d.addresses.iter().map(|a| a.get_ref().clone()).collect();
+            let mut view = DeviceView {
+                enrolled: true,
                 kind: d.kind.clone(),
                 description: d.description.clone(),
-                addresses: d.addresses.iter().map(|a| a.get_ref().clone()).collect(),
                 ae_titles: d.ae_titles.iter().map(|a| a.get_ref().clone()).collect(),
                 routes: v
                     .routes
@@ -478,10 +601,58 @@ pub fn devices(v: &Validated, status: &serde_json::Value) -> Vec<DeviceView> {
                     .map(issued_view)
                     .collect(),
                 connections_open: open(&id),
-                id,
+                ..DeviceView::unseen(id.clone())
+            };
+            for (i, inv) in inventory.iter().enumerate() {
+                let at_address = inv
+                    .key
+                    .strip_prefix("ip:")
+                    .is_some_and(|a| addresses.iter().any(|x| x == a));
+                if inv.key == id || at_address {
+                    view.add_seen(inv);
+                    used[i] = true;
+                }
             }
+            view.addresses = addresses;
+            view
         })
-        .collect()
+        .collect();
+    for (inv, _) in inventory.iter().zip(&used).filter(|(_, u)| !**u) {
+        let mut view = DeviceView::unseen(inv.key.clone());
+        view.enrolled = false;
+        view.add_seen(inv);
+        out.push(view);
+    }
+    out
+}
+
+impl DeviceView {
+    /// A device with nothing known of it but its id.
+    fn unseen(id: String) -> Self {
+        DeviceView {
+            id,
+            enrolled: false,
+            kind: "unknown".to_owned(),
+            description: None,
+            addresses: Vec::new(),
+            ae_titles: Vec::new(),
+            routes: Vec::new(),
+            upstream_of: Vec::new(),
+            certificates: Vec::new(),
+            connections_open: 0,
+            first_seen: None,
+            last_seen: None,
+            software: Vec::new(),
+            mqtt_client_ids: Vec::new(),
+            seen_addresses: Vec::new(),
+            seen_ae_titles: Vec::new(),
+            seen: Vec::new(),
+            values_dropped: 0,
+            events_seen: Vec::new(),
+            first_seen_us: None,
+            last_seen_us: None,
+        }
+    }
 }
 
 /// The audit chain as its files say.

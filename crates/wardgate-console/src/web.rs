@@ -1135,7 +1135,12 @@ async fn page_certificates(State(app): State<Arc<App>>, a: Authed) -> Result<Res
 async fn devices(app: &Arc<App>) -> Result<Vec<views::DeviceView>, ApiError> {
     let v = app.gateway.config();
     let status = app.gateway.status().await;
-    blocking(move || views::devices(&v, &status)).await
+    let app2 = app.clone();
+    blocking(move || {
+        let inventory = crate::events::inventory(&app2)?;
+        Ok(views::devices(&v, &status, &inventory))
+    })
+    .await?
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", responses((status = 200, body = Vec<views::DeviceView>), (status = 401)))]
@@ -1160,7 +1165,8 @@ async fn page_devices(State(app): State<Arc<App>>, a: Authed) -> Result<Response
     }))
 }
 
-/// One device: the inventory entry and what it did in the last 24 hours.
+/// One device (enrolled, or `ip:ADDRESS` seen but not enrolled): the
+/// inventory entry and what it did in the last 24 hours.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct DevicePageView {
     pub device: views::DeviceView,
@@ -1172,12 +1178,17 @@ async fn device(app: &Arc<App>, a: &Authed, id: &str) -> Result<DevicePageView, 
         .await?
         .into_iter()
         .find(|d| d.id == id)
-        .ok_or_else(|| ApiError::NotFound(format!("no device {id:?} in the configuration")))?;
-    let activity = crate::events::device_activity(app, a, id).await?;
+        .ok_or_else(|| ApiError::NotFound(format!("no device {id:?} enrolled or seen")))?;
+    // The index keys events by enrolled device; an address has no activity there.
+    let activity = if device.enrolled {
+        crate::events::device_activity(app, a, id).await?
+    } else {
+        crate::events::DeviceActivity::default()
+    };
     Ok(DevicePageView { device, activity })
 }
 
-#[utoipa::path(get, path = "/api/v1/devices/{id}", params(("id" = String, Path, description = "device id")), responses((status = 200, body = DevicePageView), (status = 401), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/devices/{id}", params(("id" = String, Path, description = "device id, or `ip:ADDRESS` for a device seen but not enrolled")), responses((status = 200, body = DevicePageView), (status = 401), (status = 404)))]
 async fn api_device(
     State(app): State<Arc<App>>,
     a: Authed,
@@ -1447,7 +1458,7 @@ async fn api_redrive(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id")), responses((status = 200, body = Done), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id, or `ip:ADDRESS` for a device seen but not enrolled")), responses((status = 200, body = Done), (status = 401), (status = 403), (status = 404)))]
 async fn api_revoke(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -1510,7 +1521,7 @@ pub(crate) struct Enrolled {
     pub ca_pem: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/devices/{id}/enrol", params(("id" = String, Path, description = "device id")), request_body = EnrolBody, responses((status = 200, body = Enrolled), (status = 401), (status = 403), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/devices/{id}/enrol", params(("id" = String, Path, description = "device id, or `ip:ADDRESS` for a device seen but not enrolled")), request_body = EnrolBody, responses((status = 200, body = Enrolled), (status = 401), (status = 403), (status = 404)))]
 async fn api_enrol(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,

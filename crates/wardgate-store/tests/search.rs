@@ -7,9 +7,13 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use wardgate_event::compact::{write_routine, RoutineFlow, RoutineHl7};
-use wardgate_event::event::{Action, Event, Hl7Facts, Record};
+use wardgate_event::event::{
+    Action, Category, DeviceSeen, DicomFacts, Event, Hl7Facts, Record, User,
+};
 use wardgate_event::{rules, Clock, Severity, Stage};
-use wardgate_store::search::{parse_time, Indexer, IndexerOptions, SearchIndex, SearchQuery};
+use wardgate_store::search::{
+    parse_time, DeviceInventory, Indexer, IndexerOptions, SearchIndex, SearchQuery, MAX_FACTS,
+};
 use wardgate_store::{query_log, EventFilter, Recorder, RecorderOptions};
 
 const ROUTES: [&str; 3] = ["pumps", "lab", "imaging"];
@@ -770,4 +774,442 @@ fn stopped_mid_catch_up_it_resumes_where_it_stopped() {
         ..Default::default()
     };
     assert_eq!(all_pages(ix.index(), &q), naive(&events, &q));
+}
+
+// ---------------------------------------------------------------------------
+// The device inventory.
+
+/// One generated inventory-relevant record: (kind, a, b, c, time offset s).
+type InvSpec = (u8, u8, u8, u8, u16);
+
+fn inv_spec() -> impl Strategy<Value = InvSpec> {
+    (0u8..5, any::<u8>(), any::<u8>(), any::<u8>(), 0u16..7200)
+}
+
+/// Records about devices: DICOM associations (implementation UIDs and
+/// versions, AE titles), HL7 messages (sending applications and
+/// facilities), `observed` inventory records (many MQTT client ids, enough
+/// to pass the bound), console actions (never a device), from enrolled
+/// devices and unknown senders; between them the generic records of
+/// [`build`] (connections and compact routine records).
+fn build_inventory(specs: &[InvSpec], generic: &[Spec]) -> Vec<Record> {
+    let mut out = build(generic);
+    for (i, &(k, a, b, c, t)) in specs.iter().enumerate() {
+        let i = i as u64;
+        let clock = Clock::at_unix_micros(BASE + u64::from(t) * 1_000_000 + i * 1000 + 7);
+        let ts = clock.rfc3339().to_owned();
+        let src = format!("10.0.3.{}:104", b % 7).parse().unwrap();
+        let device = (c % 3 != 0).then(|| DEVICES[usize::from(b) % 5].to_owned());
+        let rec = match k {
+            0 => {
+                let mut e =
+                    Event::new(ts, Action::Allowed, "association".into(), Stage::Connection)
+                        .with_flow(src, "10.0.1.1:104".parse().unwrap(), "dicom");
+                e.wardgate.source_device = device;
+                e.wardgate.route = Some(ROUTES[usize::from(a) % 3].into());
+                e.wardgate.dicom = Some(DicomFacts {
+                    calling_ae: format!("AE{}", a % 90),
+                    implementation_class_uid: format!("1.2.826.0.1.{}", c % 5),
+                    implementation_version: if a % 4 == 0 {
+                        String::new()
+                    } else {
+                        format!("SW_{}", a % 3)
+                    },
+                    operation: "associate".into(),
+                    ..DicomFacts::default()
+                });
+                Record::from(e)
+            }
+            1 => {
+                let mut e = Event::new(ts, Action::Blocked, "hl7".into(), Stage::Message)
+                    .with_flow(src, "10.0.1.1:2575".parse().unwrap(), "hl7-mllp");
+                e.wardgate.source_device = device;
+                e.wardgate.hl7 = Some(Hl7Facts {
+                    message_type: "ADT^A01".into(),
+                    control_id: format!("I{i}"),
+                    sending_application: format!("APP{}", a % 4),
+                    sending_facility: format!("FAC{}", c % 2),
+                    ..Hl7Facts::default()
+                });
+                Record::from(e)
+            }
+            2 => {
+                let first = clock.rfc3339().to_owned();
+                let later = Clock::at_unix_micros(
+                    BASE + u64::from(t) * 1_000_000 + u64::from(a) * 10_000_000,
+                );
+                let mut inv = DeviceSeen {
+                    address: format!("10.0.4.{}", a % 3),
+                    device: (b % 2 == 0).then(|| DEVICES[usize::from(c) % 5].to_owned()),
+                    enrolled: b % 2 == 0,
+                    seen: c % 7 != 0,
+                    values_dropped: u64::from(c % 3),
+                    first_seen: (a % 5 != 0).then_some(first),
+                    last_seen: (a % 5 != 0).then(|| later.rfc3339().to_owned()),
+                    ..DeviceSeen::default()
+                };
+                for j in 0..u32::from(b % 40) {
+                    inv.mqtt_client_ids
+                        .insert(format!("mqtt-{}", (u32::from(a) * 7 + j) % 150));
+                }
+                inv.macs.insert(format!("02:00:00:00:00:{:02x}", c % 4));
+                inv.protocols.insert("mqtt".into());
+                inv.implementation_class_uids
+                    .insert(format!("1.2.826.0.2.{}", a % 2));
+                let mut e = Event::new(ts, Action::Observed, "seen".into(), Stage::Connection);
+                e.event.category = Category::Host;
+                e.wardgate.inventory = Some(inv);
+                Record::from(e)
+            }
+            3 => {
+                let mut e = Event::new(ts, Action::LoggedIn, "login".into(), Stage::Gateway);
+                e.user = Some(User {
+                    name: "ada".into(),
+                    roles: vec!["admin".into()],
+                });
+                e.source = Some(src.into());
+                Record::from(e)
+            }
+            _ => {
+                // A sender with nothing but its address and protocol.
+                let e = Event::new(ts, Action::Blocked, "unknown".into(), Stage::Connection)
+                    .with_flow(
+                        format!("10.0.5.{}:4000", a % 4).parse().unwrap(),
+                        "10.0.1.1:2575".parse().unwrap(),
+                        "hl7-mllp",
+                    );
+                Record::from(e)
+            }
+        };
+        let at = usize::try_from(u64::from(a) * 31 + i).unwrap() % (out.len() + 1);
+        out.insert(at, rec);
+    }
+    out
+}
+
+/// A device as the naive model and the index both describe it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct NaiveDevice {
+    device: Option<String>,
+    first: i64,
+    last: i64,
+    /// (kind, value) → (first, last).
+    facts: BTreeMap<(String, String), (i64, i64)>,
+    dropped: u64,
+    by_action: BTreeMap<String, u64>,
+}
+
+impl NaiveDevice {
+    fn see(&mut self, kind: &str, value: &str, first: i64, last: i64) {
+        if value.is_empty() {
+            return;
+        }
+        let k = (kind.to_owned(), value.to_owned());
+        if let Some(f) = self.facts.get_mut(&k) {
+            f.0 = f.0.min(first);
+            f.1 = f.1.max(last);
+        } else if self.facts.keys().filter(|(x, _)| x == kind).count() < MAX_FACTS {
+            self.facts.insert(k, (first, last));
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+/// The inventory computed from the log's events, oldest first, by the rules
+/// of the search module's documentation.
+fn naive_inventory(events: &[(u64, String, Event, i64)]) -> BTreeMap<String, NaiveDevice> {
+    let mut out: BTreeMap<String, NaiveDevice> = BTreeMap::new();
+    let at = |out: &mut BTreeMap<String, NaiveDevice>,
+              key: String,
+              device: Option<&String>,
+              first: i64,
+              last: i64| {
+        let new = !out.contains_key(&key);
+        let d = out.entry(key).or_default();
+        if new {
+            d.first = first;
+            d.last = last;
+        }
+        d.first = d.first.min(first);
+        d.last = d.last.max(last);
+        if d.device.is_none() {
+            d.device = device.cloned();
+        }
+    };
+    for (_, _, e, ts) in events {
+        if e.user.is_some() {
+            continue;
+        }
+        if let Some(inv) = &e.wardgate.inventory {
+            if !inv.seen {
+                continue;
+            }
+            let t = |s: &Option<String>| s.as_deref().map(|s| parse_time(s).unwrap());
+            let first = t(&inv.first_seen).unwrap_or(*ts);
+            let last = t(&inv.last_seen).unwrap_or(*ts).max(first);
+            let key = inv
+                .device
+                .clone()
+                .unwrap_or_else(|| format!("ip:{}", inv.address));
+            at(&mut out, key.clone(), inv.device.as_ref(), first, last);
+            let d = out.get_mut(&key).unwrap();
+            *d.by_action
+                .entry(e.event.action.as_str().into())
+                .or_default() += 1;
+            d.dropped += inv.values_dropped;
+            for (kind, set) in [
+                ("mac", &inv.macs),
+                ("protocol", &inv.protocols),
+                ("service", &inv.services),
+                ("client_of", &inv.client_of),
+                ("hl7_sending_application", &inv.hl7_sending_applications),
+                ("hl7_sending_facility", &inv.hl7_sending_facilities),
+                ("ae_title", &inv.ae_titles),
+                ("implementation_class_uid", &inv.implementation_class_uids),
+                ("implementation_version", &inv.implementation_versions),
+                ("mqtt_client_id", &inv.mqtt_client_ids),
+                ("account", &inv.accounts),
+            ] {
+                for v in set {
+                    d.see(kind, v, first, last);
+                }
+            }
+            d.see("address", &inv.address, first, last);
+            continue;
+        }
+        let Some(src) = &e.source else {
+            continue;
+        };
+        let ip = src.ip.to_string();
+        let key = e
+            .wardgate
+            .source_device
+            .clone()
+            .unwrap_or_else(|| format!("ip:{ip}"));
+        at(
+            &mut out,
+            key.clone(),
+            e.wardgate.source_device.as_ref(),
+            *ts,
+            *ts,
+        );
+        let d = out.get_mut(&key).unwrap();
+        *d.by_action
+            .entry(e.event.action.as_str().into())
+            .or_default() += 1;
+        d.see("address", &ip, *ts, *ts);
+        if let Some(n) = &e.network {
+            d.see("protocol", &n.protocol, *ts, *ts);
+        }
+        if let Some(r) = &e.wardgate.route {
+            d.see("route", r, *ts, *ts);
+        }
+        if let Some(x) = &e.wardgate.dicom {
+            d.see("ae_title", &x.calling_ae, *ts, *ts);
+            d.see(
+                "implementation_class_uid",
+                &x.implementation_class_uid,
+                *ts,
+                *ts,
+            );
+            d.see(
+                "implementation_version",
+                &x.implementation_version,
+                *ts,
+                *ts,
+            );
+        }
+        if let Some(h) = &e.wardgate.hl7 {
+            d.see("hl7_sending_application", &h.sending_application, *ts, *ts);
+            d.see("hl7_sending_facility", &h.sending_facility, *ts, *ts);
+        }
+    }
+    out
+}
+
+fn as_naive(d: &DeviceInventory) -> NaiveDevice {
+    NaiveDevice {
+        device: d.device.clone(),
+        first: d.first_seen,
+        last: d.last_seen,
+        facts: d
+            .facts
+            .iter()
+            .map(|f| {
+                (
+                    (f.kind.clone(), f.value.clone()),
+                    (f.first_seen, f.last_seen),
+                )
+            })
+            .collect(),
+        dropped: d.dropped,
+        by_action: d.by_action.iter().cloned().collect(),
+    }
+}
+
+/// The index's inventory equals `want`, most recently seen first, each
+/// device also by key.
+fn assert_inventory(idx: &SearchIndex, want: &BTreeMap<String, NaiveDevice>) {
+    let got = idx.inventory().unwrap();
+    assert!(
+        got.windows(2).all(|w| w[0].last_seen >= w[1].last_seen),
+        "most recently seen first"
+    );
+    let map: BTreeMap<String, NaiveDevice> =
+        got.iter().map(|d| (d.key.clone(), as_naive(d))).collect();
+    assert_eq!(map.len(), got.len(), "each key once");
+    for (k, w) in want {
+        assert_eq!(map.get(k), Some(w), "device {k}");
+    }
+    assert_eq!(map.len(), want.len());
+    for d in &got {
+        assert!(
+            d.by_action.windows(2).all(|w| w[0].1 >= w[1].1),
+            "most first"
+        );
+        for kind in d.facts.iter().map(|f| f.kind.as_str()) {
+            assert!(d.values(kind).count() <= MAX_FACTS);
+        }
+        assert_eq!(idx.device_inventory(&d.key).unwrap().as_ref(), Some(d));
+    }
+    assert_eq!(idx.device_inventory("no-such-device").unwrap(), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Whatever the records, batch sizes and restarts: the inventory equals
+    /// the naive one over the log, within its bounds; retention removes the
+    /// devices last seen before the cutoff and leaves the others as they were.
+    #[test]
+    fn the_inventory_equals_the_naive_one_over_the_log(
+        specs in proptest::collection::vec(inv_spec(), 1..200),
+        generic in proptest::collection::vec(spec(), 0..60),
+        batch_rows in 1usize..64,
+        split in 0usize..300,
+        cutoff in 0u16..9000,
+    ) {
+        let records = build_inventory(&specs, &generic);
+        let split = split.min(records.len());
+        let d = tempfile::tempdir().unwrap();
+        let audit = d.path().join("audit");
+        let path = d.path().join("console").join("search.db");
+        let mut o = IndexerOptions::new(&audit, &path);
+        o.batch_rows = batch_rows;
+        // Part of the log, indexed; the indexer stops; the rest, and a new
+        // indexer resumes.
+        record_all(d.path(), &records[..split], 0);
+        if split > 0 {
+            let mut ix = Indexer::open(o.clone()).unwrap();
+            ix.catch_up().unwrap();
+        }
+        record_all(d.path(), &records[split..], 0);
+        let mut ix = Indexer::open(o).unwrap();
+        ix.catch_up().unwrap();
+        let events = naive_events(&audit);
+        let mut want = naive_inventory(&events);
+        assert_inventory(ix.index(), &want);
+        let cut = i64::try_from(BASE).unwrap() + i64::from(cutoff) * 1_000_000;
+        ix.index().prune_before(cut, 50).unwrap();
+        want.retain(|_, w| w.last >= cut);
+        assert_inventory(ix.index(), &want);
+    }
+}
+
+#[test]
+fn the_bound_keeps_the_first_values_and_counts_the_rest() {
+    let d = tempfile::tempdir().unwrap();
+    let mut records = Vec::new();
+    // 100 AE titles from one unknown sender, twice each; 80 MQTT ids from
+    // an enrolled device's inventory records, 3 dropped by the analyser.
+    for round in 0..2u64 {
+        for i in 0..100u64 {
+            let ts = Clock::at_unix_micros(BASE + (round * 100 + i) * 1_000_000)
+                .rfc3339()
+                .to_owned();
+            let mut e = Event::new(ts, Action::Allowed, "assoc".into(), Stage::Connection)
+                .with_flow(
+                    "10.9.9.9:4000".parse().unwrap(),
+                    "10.0.1.1:104".parse().unwrap(),
+                    "dicom",
+                );
+            e.wardgate.dicom = Some(DicomFacts {
+                calling_ae: format!("AE{i:03}"),
+                implementation_class_uid: "1.2.3".into(),
+                ..DicomFacts::default()
+            });
+            records.push(Record::from(e));
+        }
+    }
+    let ts = Clock::at_unix_micros(BASE).rfc3339().to_owned();
+    let mut e = Event::new(ts, Action::Observed, "seen".into(), Stage::Connection);
+    e.wardgate.inventory = Some(DeviceSeen {
+        address: "10.0.0.1".into(),
+        device: Some("pump-1".into()),
+        enrolled: true,
+        seen: true,
+        mqtt_client_ids: (0..80).map(|i| format!("m{i:02}")).collect(),
+        values_dropped: 3,
+        ..DeviceSeen::default()
+    });
+    records.push(Record::from(e));
+    record_all(d.path(), &records, 0);
+    let path = d.path().join("console").join("search.db");
+    let mut o = IndexerOptions::new(&d.path().join("audit"), &path);
+    o.batch_rows = 17;
+    let mut ix = Indexer::open(o).unwrap();
+    ix.catch_up().unwrap();
+    let unknown = ix.index().device_inventory("ip:10.9.9.9").unwrap().unwrap();
+    assert_eq!(unknown.device, None);
+    let kept: Vec<&str> = unknown.values("ae_title").collect();
+    let first: Vec<String> = (0..MAX_FACTS).map(|i| format!("AE{i:03}")).collect();
+    assert_eq!(kept, first.iter().map(String::as_str).collect::<Vec<_>>());
+    // 36 titles not kept, each seen twice.
+    assert_eq!(unknown.dropped, 2 * (100 - MAX_FACTS as u64));
+    assert_eq!(
+        unknown
+            .values("implementation_class_uid")
+            .collect::<Vec<_>>(),
+        ["1.2.3"]
+    );
+    assert_eq!(unknown.values("address").collect::<Vec<_>>(), ["10.9.9.9"]);
+    let ae0 = unknown.facts.iter().find(|f| f.value == "AE000").unwrap();
+    assert_eq!(ae0.last_seen - ae0.first_seen, 100 * 1_000_000);
+    let pump = ix.index().device_inventory("pump-1").unwrap().unwrap();
+    assert_eq!(pump.device.as_deref(), Some("pump-1"));
+    assert_eq!(pump.values("mqtt_client_id").count(), MAX_FACTS);
+    assert_eq!(pump.dropped, 3 + (80 - MAX_FACTS as u64));
+    assert_eq!(pump.values("address").collect::<Vec<_>>(), ["10.0.0.1"]);
+}
+
+#[test]
+fn an_index_of_the_previous_schema_is_rebuilt_with_its_inventory() {
+    let d = tempfile::tempdir().unwrap();
+    let specs: Vec<InvSpec> = (0..60u8).map(|i| (i % 5, i, i, i, u16::from(i))).collect();
+    let records = build_inventory(&specs, &[]);
+    record_all(d.path(), &records, 0);
+    let (ix, path) = index_all(d.path());
+    drop(ix);
+    // As an index of schema 1 would be: no inventory, an older version.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "UPDATE meta SET value = '1' WHERE key = 'schema';
+             DELETE FROM inv_device; DELETE FROM inv_fact;",
+        )
+        .unwrap();
+    }
+    let (ix, _) = index_all(d.path());
+    let events = naive_events(&d.path().join("audit"));
+    assert_eq!(events.len(), records.len());
+    assert_inventory(ix.index(), &naive_inventory(&events));
+    // A newer schema is refused.
+    drop(ix);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("UPDATE meta SET value = '99' WHERE key = 'schema';")
+            .unwrap();
+    }
+    assert!(SearchIndex::open(&path).is_err());
 }

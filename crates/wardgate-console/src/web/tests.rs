@@ -654,3 +654,173 @@ fn a_form_goes_back_only_to_a_page_of_the_console() {
         assert_eq!(safe_back(bad), "/", "{bad:?}");
     }
 }
+
+/// Waits (bounded) until `/api/v1/devices` satisfies `done`; the indexer
+/// runs on its own thread as a background job.
+async fn devices_when(
+    w: &World,
+    cookie: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = w.get("/api/v1/devices", Some(cookie)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let v: Vec<serde_json::Value> = serde_json::from_str(&body(res).await).expect("json");
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the indexer did not index the events in time: {v:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devices_software_last_seen_and_an_unenrolled_sender_show_once_indexed() {
+    use wardgate_event::event::{DeviceSeen, DicomFacts, Hl7Facts, Record};
+    let w = world();
+    let (cookie, _) = w.session("vic").await;
+    let h = w.recorder.as_ref().expect("recorder").handle();
+    let now = || Clock::now().rfc3339().to_owned();
+    // The enrolled EHR: a DICOM association with its software, an HL7 message.
+    let mut e = Event::new(
+        now(),
+        Action::Allowed,
+        "association".into(),
+        Stage::Connection,
+    )
+    .with_flow(
+        "127.0.0.2:40001".parse().expect("addr"),
+        "127.0.0.3:104".parse().expect("addr"),
+        "dicom",
+    );
+    e.wardgate.source_device = Some("ehr".into());
+    e.wardgate.route = Some("orders".into());
+    e.wardgate.dicom = Some(DicomFacts {
+        calling_ae: "EHR_AE".into(),
+        implementation_class_uid: "1.2.826.0.1.3680043.9.7".into(),
+        implementation_version: "EHRSW_4_2".into(),
+        ..DicomFacts::default()
+    });
+    h.record(Record::from(e)).expect("record");
+    let mut e = Event::new(now(), Action::Allowed, "message".into(), Stage::Message).with_flow(
+        "127.0.0.2:40002".parse().expect("addr"),
+        "127.0.0.3:2575".parse().expect("addr"),
+        "hl7-mllp",
+    );
+    e.wardgate.source_device = Some("ehr".into());
+    e.wardgate.hl7 = Some(Hl7Facts {
+        message_type: "ADT^A01".into(),
+        sending_application: "EPICADT".into(),
+        ..Hl7Facts::default()
+    });
+    h.record(Record::from(e)).expect("record");
+    // A sender no device enrols.
+    let mut e = Event::new(
+        now(),
+        Action::Blocked,
+        "unknown sender".into(),
+        Stage::Connection,
+    )
+    .with_flow(
+        "127.0.0.9:40003".parse().expect("addr"),
+        "127.0.0.3:104".parse().expect("addr"),
+        "dicom",
+    );
+    e.wardgate.dicom = Some(DicomFacts {
+        calling_ae: "ROGUE_AE".into(),
+        implementation_version: "ROGUE_SW".into(),
+        ..DicomFacts::default()
+    });
+    h.record(Record::from(e)).expect("record");
+    // What passive analysis saw of the pump server, at its enrolled address.
+    let mut e = Event::new(now(), Action::Observed, "seen".into(), Stage::Connection);
+    e.event.category = Category::Host;
+    e.wardgate.inventory = Some(DeviceSeen {
+        address: "127.0.0.3".into(),
+        seen: true,
+        mqtt_client_ids: ["pumps-mqtt-7".to_owned()].into(),
+        ..DeviceSeen::default()
+    });
+    h.record(Record::from(e)).expect("record");
+    h.sync().expect("sync");
+
+    let list = devices_when(&w, &cookie, |v| {
+        let has = |id: &str, what: &str| {
+            v.iter()
+                .any(|d| d["id"] == id && d.to_string().contains(what))
+        };
+        has("ehr", "EPICADT") && has("ip:127.0.0.9", "ROGUE_SW") && has("pumps", "pumps-mqtt-7")
+    })
+    .await;
+    let ehr = list.iter().find(|d| d["id"] == "ehr").expect("ehr");
+    assert_eq!(ehr["enrolled"], true);
+    assert!(ehr["last_seen"].is_string() && ehr["first_seen"].is_string());
+    let software: Vec<&str> = ehr["software"]
+        .as_array()
+        .expect("software")
+        .iter()
+        .filter_map(|s| s["value"].as_str())
+        .collect();
+    for s in ["1.2.826.0.1.3680043.9.7", "EHRSW_4_2", "EPICADT"] {
+        assert!(software.contains(&s), "{software:?}");
+    }
+    assert_eq!(ehr["seen_addresses"], serde_json::json!(["127.0.0.2"]));
+    let pumps = list.iter().find(|d| d["id"] == "pumps").expect("pumps");
+    assert_eq!(
+        pumps["mqtt_client_ids"],
+        serde_json::json!(["pumps-mqtt-7"])
+    );
+    let rogue = list
+        .iter()
+        .find(|d| d["id"] == "ip:127.0.0.9")
+        .expect("the unenrolled sender");
+    assert_eq!(rogue["enrolled"], false);
+    assert_eq!(rogue["seen_ae_titles"], serde_json::json!(["ROGUE_AE"]));
+    assert_eq!(
+        rogue["events_seen"],
+        serde_json::json!([{"action": "blocked", "count": 1}])
+    );
+    // The console's own login from 127.0.0.9 is an operator, not a device:
+    // one row for that address, from its DICOM association only.
+    assert_eq!(list.iter().filter(|d| d["enrolled"] == false).count(), 1);
+
+    // The device's page and resource.
+    let res = w.get("/api/v1/devices/ehr", Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let one: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(one["device"]["last_seen"], ehr["last_seen"]);
+    let page = body(w.get("/devices/ehr", Some(&cookie)).await).await;
+    for s in [
+        "EHRSW_4_2",
+        "EPICADT",
+        "Last seen",
+        ehr["last_seen"].as_str().expect("time"),
+    ] {
+        assert!(page.contains(s), "{s} in the page");
+    }
+    // The list page shows the unenrolled sender apart, linked.
+    let page = body(w.get("/devices", Some(&cookie)).await).await;
+    let (_, unenrolled) = page.split_once("Seen but not enrolled").expect("section");
+    assert!(
+        unenrolled.contains("href=\"/devices/ip:127.0.0.9\"") && unenrolled.contains("ROGUE_SW")
+    );
+    // An unenrolled device's page and resource, by its key.
+    let res = w.get("/devices/ip:127.0.0.9", Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = body(res).await;
+    assert!(page.contains("Not enrolled") && page.contains("ROGUE_AE"));
+    assert!(
+        !page.contains("/revoke"),
+        "no enrolment actions on an address"
+    );
+    let res = w.get("/api/v1/devices/ip:127.0.0.9", Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let one: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(one["device"]["enrolled"], false);
+    let res = w.get("/api/v1/devices/ip:127.0.0.99", Some(&cookie)).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

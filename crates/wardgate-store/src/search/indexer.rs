@@ -4,7 +4,7 @@
 //! log with [`wardgate_audit::Tail`] from the position the index keeps, on its
 //! own thread, and hands each committed batch to live-tail subscribers.
 
-use super::{schema, Hit, SearchError, SearchIndex, HOUR, MINUTE};
+use super::{inventory, schema, Hit, SearchError, SearchIndex, HOUR, MINUTE};
 use rusqlite::{params, OptionalExtension};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -219,7 +219,7 @@ impl IndexWriter {
     }
 
     /// Commits the staged rows in one transaction, with the rollups, the time
-    /// spans and, when given, the log position they bring the index to.
+    /// spans, the device inventory and, when given, the log position they bring the index to.
     /// Returns the rows inserted, as hits (for the live tail).
     pub fn commit(&mut self, at: Option<(&str, Mark)>) -> Result<Vec<Hit>, SearchError> {
         let rows = std::mem::take(&mut self.rows);
@@ -247,6 +247,7 @@ impl IndexWriter {
             let mut values: HashMap<(&'static str, String), i64> = HashMap::new();
             let mut route_hour: HashMap<(i64, String, &'static str), i64> = HashMap::new();
             let mut device_total: HashMap<(i64, String), i64> = HashMap::new();
+            let mut inv = inventory::Batch::default();
             for row in rows {
                 let e = &row.event;
                 let hit = Hit {
@@ -345,6 +346,7 @@ impl IndexWriter {
                     *by_device.entry((hour, d.clone(), action)).or_default() += 1;
                     *device_total.entry((hour, d.clone())).or_default() += 1;
                 }
+                inv.note(e, hit.source_ip.as_deref(), row.ts);
                 hits.push(hit);
             }
             for (minute, (lo, hi)) in spans {
@@ -395,6 +397,7 @@ impl IndexWriter {
                 .and_then(|mut s| s.execute(params![hour, device, action, n]))
                 .map_err(err)?;
             }
+            inv.write(&tx).map_err(err)?;
             for ((col, value), n) in values {
                 tx.prepare_cached(
                     "INSERT INTO value_counts(col, value, n) VALUES (?1, ?2, ?3)

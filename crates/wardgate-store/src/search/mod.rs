@@ -53,6 +53,19 @@
 //!   the last committed record (no duplicate, no gap); a log with another
 //!   chain id (a new log) empties the index and starts over.
 //!
+//! * The device inventory (`inv_device`, `inv_fact`), kept by the indexer in
+//!   the same transaction as the rows: per device key (the enrolled source
+//!   device, else `ip:ADDRESS` for an unknown sender; for an `observed`
+//!   inventory record, the device or address it describes), first and last
+//!   seen, its events by action, and at most [`MAX_FACTS`] values per kind of fact (addresses, AE
+//!   titles, DICOM implementation class UIDs and versions, HL7 sending
+//!   applications and facilities, MQTT client ids, MACs, protocols,
+//!   services…), the sightings of values beyond that counted as `dropped`.
+//!   A batch aggregates in memory and writes one row per device and per
+//!   distinct value: a routine record costs a few hash lookups. Read with
+//!   [`SearchIndex::inventory`] and [`SearchIndex::device_inventory`];
+//!   retention drops the devices last seen before its cutoff.
+//!
 //! * `value_counts`: rows per value of each indexed column, kept by the
 //!   indexer. A search walks the index of its rarest filter (`INDEXED BY`):
 //!   left to itself, SQLite walks the primary key under the page's seq window
@@ -77,9 +90,11 @@
 //! [`tokio::sync::broadcast`] receiver of each committed batch.
 
 mod indexer;
+mod inventory;
 mod schema;
 
 pub use indexer::{IndexWriter, Indexer, IndexerHandle, IndexerOptions, IndexerStats};
+pub use inventory::{DeviceInventory, Fact, MAX_DEVICES, MAX_FACTS};
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -306,6 +321,23 @@ impl SearchIndex {
         match idx.meta("schema")? {
             None => idx.set_meta("schema", schema::VERSION)?,
             Some(v) if v == schema::VERSION => {}
+            // An older cache: emptied, and rebuilt from the log by the indexer
+            // (which finds no position and starts from the beginning).
+            Some(v) if schema::OLDER.contains(&v.as_str()) => {
+                tracing::warn!(
+                    index = %path.display(),
+                    from = %v,
+                    to = schema::VERSION,
+                    "search index: an older schema; emptying it to rebuild from the audit log"
+                );
+                idx.conn
+                    .execute_batch(&format!("BEGIN IMMEDIATE; {} COMMIT;", schema::WIPE))
+                    .map_err(|e| {
+                        let _ = idx.conn.execute_batch("ROLLBACK");
+                        idx.err(e)
+                    })?;
+                idx.set_meta("schema", schema::VERSION)?;
+            }
             Some(found) => {
                 return Err(SearchError::Schema {
                     path: path.display().to_string(),
@@ -793,8 +825,9 @@ impl SearchIndex {
 
     /// Deletes the events before `ts` (unix µs), in transactions of at most
     /// `batch` rows so the indexer and readers are never held up long, with
-    /// the rollup buckets that end before it and the connection contexts no
-    /// remaining row uses. Returns the events deleted.
+    /// the rollup buckets that end before it, the connection contexts no
+    /// remaining row uses and the inventory's devices last seen before it.
+    /// Returns the events deleted.
     pub fn prune_before(&self, ts: i64, batch: usize) -> Result<u64, SearchError> {
         let minute = ts.div_euclid(MINUTE);
         let hi: Option<i64> = self
@@ -842,6 +875,7 @@ impl SearchIndex {
                 .execute("DELETE FROM r_device_total WHERE hour < ?1", [hour])?;
             self.conn
                 .execute("DELETE FROM r_route_hour WHERE hour < ?1", [hour])?;
+            self.prune_inventory(ts)?;
             self.conn.execute(
                 "DELETE FROM contexts WHERE last_used < coalesce((SELECT min(seq) FROM events), 1 << 62)",
                 [],

@@ -1,7 +1,13 @@
 //! The search index's tables (see the module documentation of `search`).
 
 /// The schema version kept in `meta`.
-pub(crate) const VERSION: &str = "1";
+/// `2`: the device inventory (`inv_device`, `inv_fact`, `inv_action`). An index of an
+/// older version is emptied and rebuilt from the log when opened (it is a
+/// cache); a newer one is refused.
+pub(crate) const VERSION: &str = "2";
+
+/// Versions this build empties and rebuilds rather than refuses.
+pub(crate) const OLDER: &[&str] = &["1"];
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -74,6 +80,33 @@ CREATE TABLE IF NOT EXISTS value_counts (
     col TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (col, value)
 ) WITHOUT ROWID;
+-- The device inventory: per device key (the enrolled source device, else
+-- `ip:ADDRESS`), when it was first and last seen (unix µs) and the sightings
+-- of values not kept because their kind was full.
+CREATE TABLE IF NOT EXISTS inv_device (
+    key      TEXT PRIMARY KEY,
+    device   TEXT,                 -- the enrolled device id, if any
+    first_ts INTEGER NOT NULL,
+    last_ts  INTEGER NOT NULL,
+    dropped  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inv_device_last ON inv_device(last_ts);
+-- What was seen of it: at most `MAX_FACTS` values per (key, kind).
+CREATE TABLE IF NOT EXISTS inv_fact (
+    key      TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts  INTEGER NOT NULL,
+    PRIMARY KEY (key, kind, value)
+) WITHOUT ROWID;
+-- Its events by action (since first seen).
+CREATE TABLE IF NOT EXISTS inv_action (
+    key    TEXT NOT NULL,
+    action TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (key, action)
+) WITHOUT ROWID;
 ";
 
 /// Empties every table but `meta`'s schema version (a new audit chain).
@@ -81,6 +114,7 @@ pub(crate) const WIPE: &str = "
 DELETE FROM events; DELETE FROM contexts; DELETE FROM spans;
 DELETE FROM r_route; DELETE FROM r_rule; DELETE FROM r_device; DELETE FROM value_counts;
 DELETE FROM r_route_hour; DELETE FROM r_device_total;
+DELETE FROM inv_device; DELETE FROM inv_fact; DELETE FROM inv_action;
 DELETE FROM meta WHERE key <> 'schema';
 ";
 
