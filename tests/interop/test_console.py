@@ -102,7 +102,7 @@ listen = "127.0.0.1:{console_port}"
 cert = "tls/console.crt"
 key = "tls/console.key"
 login_max_failures = 3
-lockout_secs = 2
+lockout_secs = 8
 """
 
 BASE_SITE = (SITE.replace('[[route]]\nid = "infusion-orders"', EXTRA_DEVICES, 1)
@@ -620,7 +620,7 @@ def test_login_lock_out_and_unknown_names(console_site):
     alerts = events_where(site, lambda e: e.get("rule", {}).get("id") == "WG-CONSOLE-001")
     assert alerts, "no WG-CONSOLE-001 alert for the lock-out"
     assert any(name in json.dumps(e) for e in alerts), alerts
-    # lockout_secs = 2: the right password is taken again once it has passed.
+    # lockout_secs = 8: the right password is taken again once it has passed.
     deadline = time.monotonic() + 30
     while True:
         r = login(site, name, right)
