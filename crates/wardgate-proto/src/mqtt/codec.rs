@@ -1762,7 +1762,11 @@ pub fn decode<'a>(
             } else {
                 Properties::default()
             };
-            let codes = r.p;
+            let codes = if sub || v5 {
+                std::mem::take(&mut r.p)
+            } else {
+                r.p
+            };
             if sub || v5 {
                 if codes.is_empty() {
                     return Err(CodecError::Empty {
