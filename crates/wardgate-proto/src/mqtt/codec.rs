@@ -24,11 +24,12 @@
 //! ```
 //! use wardgate_proto::mqtt::codec::{decode, frame, Framed, Limits, Packet, Version};
 //! let limits = Limits::default();
-//! let buf = b"\x30\x0b\x00\x04a/b/c\x68\x69\x21\xc0"; // a PUBLISH, then one byte of the next packet
+//! let buf = b"\x30\x0a\x00\x05a/b/chi!\xc0"; // a PUBLISH, then one byte of the next packet
 //! let Framed::Packet(h) = frame(buf, &limits).unwrap() else { unreachable!() };
 //! let bytes = &buf[..h.packet_len()]; // forward these bytes as they are
 //! let Packet::Publish(p) = decode(bytes, Version::V311, &limits).unwrap() else { unreachable!() };
 //! assert_eq!(p.topic, "a/b/c");
+//! assert_eq!(p.payload, b"hi!");
 //! ```
 //!
 //! # Readings chosen (fail closed)
@@ -1407,6 +1408,33 @@ pub fn parse_topic_filter(s: &str) -> Result<TopicFilter<'_>, CodecError> {
         share_group,
         filter,
     })
+}
+
+/// Does the filter match the topic name (3.1.1 4.7, 5.0 4.7)? `+` matches one
+/// level, `#` the parent level and any below; a wildcard at the first level
+/// never matches a topic starting with `$` (4.7.2). The filter is the part
+/// after any `$share/{group}/` ([`TopicFilter::filter`]); it is assumed valid.
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut t = topic.split('/');
+    for f in filter.split('/') {
+        match f {
+            "#" => return true,
+            "+" => {
+                if t.next().is_none() {
+                    return false;
+                }
+            }
+            level => {
+                if t.next() != Some(level) {
+                    return false;
+                }
+            }
+        }
+    }
+    t.next().is_none()
 }
 
 /// One topic filter of a SUBSCRIBE with its options.

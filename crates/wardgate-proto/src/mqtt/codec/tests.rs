@@ -832,6 +832,42 @@ fn topic_filters() {
     );
 }
 
+#[test]
+fn topic_matching() {
+    // 3.1.1 4.7.1.2-3 / 5.0 4.7.1.2-3 examples, and 4.7.2 for `$`.
+    for (f, t, m) in [
+        ("sport/tennis/player1/#", "sport/tennis/player1", true),
+        (
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/ranking",
+            true,
+        ),
+        (
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon",
+            true,
+        ),
+        ("sport/#", "sport", true),
+        ("#", "a/b", true),
+        ("sport/tennis/+", "sport/tennis/player1", true),
+        ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+        ("sport/+", "sport", false),
+        ("sport/+", "sport/", true),
+        ("+/+", "/finance", true),
+        ("/+", "/finance", true),
+        ("+", "/finance", false),
+        ("#", "$SYS/x", false),
+        ("+/monitor/Clients", "$SYS/monitor/Clients", false),
+        ("$SYS/#", "$SYS/monitor/Clients", true),
+        ("$SYS/monitor/+", "$SYS/monitor/Clients", true),
+        ("home/+/vitals", "home/dev1/vitals", true),
+        ("home/+/vitals", "home/dev1/cmd", false),
+        ("a/b", "a/b/c", false),
+    ] {
+        assert_eq!(topic_matches(f, t), m, "{f} {t}");
+    }
+}
+
 // ---------------------------------------------------------------- the rest
 
 #[test]
