@@ -75,6 +75,20 @@
 //! aliases the **client sends** is the **CONNACK**'s Topic Alias Maximum (what
 //! the server accepts); for aliases the **server sends**, the **CONNECT**'s.
 //! Absent means 0: no aliases.
+//!
+//! # Left to the session (not checked here)
+//!
+//! Which side may send which packet ([`PacketType::from_client`],
+//! [`PacketType::from_server`]); CONNECT first and only once, and nothing before
+//! the CONNACK but AUTH; the connection's version coming from its CONNECT (a
+//! CONNECT decodes whatever `version` says); a client never sending a
+//! Subscription Identifier in PUBLISH (MQTT-3.3.4-6); a zero-length client id
+//! with Clean Session 0 in 3.1.1 (MQTT-3.1.3-8); the negotiated Maximum Packet
+//! Size (pass it as [`Limits::max_packet_bytes`] for each direction: CONNECT's
+//! bounds what the server sends, CONNACK's what the client sends), Receive
+//! Maximum, Maximum QoS and Retain Available; packet identifiers in flight; a
+//! payload that its Payload Format Indicator says is UTF-8 (0x99 is the
+//! answer if it is not: policy's choice); time-outs for slow senders.
 
 use std::collections::HashMap;
 use std::fmt;
