@@ -79,8 +79,9 @@
 //! # Left to the session (not checked here)
 //!
 //! Which side may send which packet ([`PacketType::from_client`],
-//! [`PacketType::from_server`]); CONNECT first and only once, and nothing before
-//! the CONNACK but AUTH; the connection's version coming from its CONNECT (a
+//! [`PacketType::from_server`]); CONNECT first and only once (a client may
+//! send more packets before its CONNACK arrives, 5.0 3.1.4; the server's first
+//! packet is CONNACK or AUTH); the connection's version coming from its CONNECT (a
 //! CONNECT decodes whatever `version` says); a client never sending a
 //! Subscription Identifier in PUBLISH (MQTT-3.3.4-6); a zero-length client id
 //! with Clean Session 0 in 3.1.1 (MQTT-3.1.3-8); the negotiated Maximum Packet
