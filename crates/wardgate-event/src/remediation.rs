@@ -196,6 +196,14 @@ remediations! {
     "WG-DICOM-P02" => "A PDU exceeded `max_pdu_bytes` or the negotiated maximum. If a modality's maximum PDU is set higher, raise the route's `max_pdu_bytes` or have clinical engineering lower it on the modality; a peer ignoring the negotiated size has a defect for its vendor.",
     "WG-DICOM-P03" => "The peer's DICOM encoding is broken (`event.reason` names the element). Note its software (`wardgate devices`) and report it to the vendor through clinical engineering; from an unexpected host, treat it as probing and escalate.",
     "WG-DICOM-P04" => "More items than wardgate allows (at most 128 presentation contexts, the DICOM maximum): no real modality does this. Identify the sender and escalate; if it is a known device, report the defect to its vendor through clinical engineering.",
+    "WG-MQTT-P01" => "The client or broker sent a packet MQTT forbids (`event.reason` names the field). From an enrolled device, note its firmware (`wardgate devices`) and report the defect to its vendor through clinical engineering; from anything else, treat it as probing or an evasion attempt and escalate to the SOC.",
+    "WG-MQTT-P02" => "A packet exceeded the route's maximum MQTT packet size or limits. If the device legitimately sends large payloads (waveforms, firmware logs), raise the route's limit and run `wardgate reload`; otherwise identify the sender and escalate.",
+    "WG-MQTT-P03" => "A topic or string with invalid UTF-8, a NUL or a control character: no real device needs one. Identify the sender; from an enrolled device report it to the vendor through clinical engineering, otherwise treat it as an evasion attempt and escalate.",
+    "WG-MQTT-P04" => "A PUBLISH or will with an empty topic or a wildcard: a broken client or an attempt to publish to many topics. Check the device's firmware with clinical engineering; if it is not an enrolled device, escalate to the SOC.",
+    "WG-MQTT-P05" => "A subscription filter brokers read differently (misplaced `#` or `+`, a bad `$share` name). Ask the application's owner to fix the filter; a device that should only publish has no reason to subscribe this way: escalate if unexplained.",
+    "WG-MQTT-P06" => "An MQTT 5 property that breaks the specification (`event.reason` names it). Report the client's software to its vendor through clinical engineering; from an unknown host, treat it as smuggling and escalate.",
+    "WG-MQTT-P07" => "A topic alias wardgate could not resolve to exactly one topic. A client library that reassigns aliases (for example mqtt.js `autoAssignTopicAlias`) trips this: turn that off on the device, or disable topic aliases; otherwise treat it as an attempt to hide a topic and escalate.",
+    "WG-MQTT-P08" => "The client speaks MQTT 3.1 or an unknown version. Ask clinical engineering or the vendor to configure MQTT 3.1.1 or 5.0; if the device cannot, it has to be routed around the inline MQTT gateway by a documented exception.",
 }
 
 #[cfg(test)]

@@ -342,6 +342,22 @@ pub mod proto {
             "A PDU, item or command element whose lengths or values break PS3.8/PS3.7: the stream cannot be trusted, so the association is aborted.";
         DICOM_TOO_MANY = "WG-DICOM-P04", "too-many-items", High,
             "More presentation contexts, transfer syntaxes, PDVs or role selections than the limits allow: a resource-exhaustion attempt.";
+        MQTT_MALFORMED = "WG-MQTT-P01", "malformed-packet", High,
+            "An MQTT control packet that breaks MQTT 3.1.1/5.0: a reserved packet type or flag bit, a Remaining Length or Variable Byte Integer that is not minimal or longer than four bytes, a field running past its packet or bytes after the last one, QoS 3, packet identifier 0, an unknown reason code, a packet the version does not have. MQTT has no resynchronisation point: the connection is closed.";
+        MQTT_TOO_LARGE = "WG-MQTT-P02", "packet-too-large", High,
+            "A packet announcing more bytes than the gateway's maximum packet size, or more user properties or topic filters than its limits: a memory-exhaustion attempt or a broken client. Refused from its fixed header, before it is buffered.";
+        MQTT_BAD_STRING = "WG-MQTT-P03", "invalid-utf8-string", High,
+            "An MQTT string that is not well-formed UTF-8, holds U+0000 or a surrogate (MQTT-1.5.4-1/2), or a topic holding a control character: brokers and policy could read different topics. Refused.";
+        MQTT_BAD_TOPIC_NAME = "WG-MQTT-P04", "invalid-topic-name", High,
+            "A topic name (PUBLISH, will, response topic) that is empty or holds a wildcard (`+`, `#`): no receiver can route it as written, and a wildcard there is an attempt to publish to many topics at once. Refused.";
+        MQTT_BAD_TOPIC_FILTER = "WG-MQTT-P05", "invalid-topic-filter", High,
+            "A topic filter whose wildcards are misplaced (`#` not last or not alone in its level, `+` not alone in its level), an empty filter, or a `$share` subscription without a valid share name or filter: brokers disagree about what such a filter matches. Refused.";
+        MQTT_BAD_PROPERTY = "WG-MQTT-P06", "invalid-property", High,
+            "An MQTT 5 property unknown, not allowed in that packet, repeated where it may appear once, with a value out of range, or a property length that does not match its properties: a malformed packet or a smuggling attempt. Refused.";
+        MQTT_TOPIC_ALIAS = "WG-MQTT-P07", "invalid-topic-alias", High,
+            "An MQTT 5 topic alias that cannot be resolved to one topic: alias 0, above the negotiated Topic Alias Maximum, not yet set, or set again to another topic, or more alias memory than allowed. A topic alias hides the topic from anyone who did not see every packet, so an ambiguous one is refused.";
+        MQTT_UNSUPPORTED_PROTOCOL = "WG-MQTT-P08", "unsupported-protocol-version", Medium,
+            "A CONNECT whose protocol name or level is not MQTT 3.1.1 (4) or 5.0 (5): MQTT 3.1 and unknown versions are not inspected inline, so they are refused.";
     }
 }
 

@@ -13,7 +13,8 @@
 //! - [`telnet`]: Telnet command stripping and login prompts (RFC 854).
 //! - [`http`]: HTTP/1.x request heads and `Authorization: Basic` (RFC 9112, 7617).
 //! - [`mqtt`]: MQTT 3.1/3.1.1/5.0 packet framing, CONNECT credentials, PUBLISH
-//!   topics.
+//!   topics (passive); [`mqtt::codec`]: the inline proxy's MQTT 3.1.1/5.0
+//!   framing, full validation into borrowed views, topic aliases and refusals.
 //! - [`smb`]: NetBIOS session framing, SMB1/SMB2 headers and NEGOTIATE dialects.
 
 pub mod anomaly;

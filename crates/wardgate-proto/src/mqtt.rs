@@ -16,6 +16,12 @@
 //! A protocol error is reported once ([`MqttEvent::Malformed`]) and parsing
 //! stops: MQTT has no resynchronisation point. A [`MqttParser::gap`] stops it
 //! too.
+//!
+//! The inline proxy uses [`codec`] instead: whole packets framed in the
+//! caller's buffer, every packet of 3.1.1 and 5.0 validated into borrowed
+//! views, topic aliases resolved per direction, refusals encoded.
+
+pub mod codec;
 
 /// Control packet types (3.1.1 section 2.2.1, 5.0 section 2.1.2).
 pub mod packet_type {

@@ -85,7 +85,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         ports: &[1883],
         sniff: sniff_mqtt,
         server_sniff: never,
-        rules: &[],
+        rules: &["WG-MQTT-"],
     },
     ProtocolInfo {
         proto: Proto::Smb,
