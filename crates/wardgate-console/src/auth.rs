@@ -135,6 +135,19 @@ impl Sessions {
         Ok(s.clone())
     }
 
+    /// The session `id` names, without touching it (a live tail's check is
+    /// not use), or why it is gone.
+    pub fn peek(&self, id: &str, now: Instant) -> Result<Session, Option<Ended>> {
+        let s = self.map.get(id).ok_or(None)?;
+        if now.saturating_duration_since(s.created) >= self.max {
+            Err(Some(Ended::Expired))
+        } else if now.saturating_duration_since(s.last) >= self.idle {
+            Err(Some(Ended::Idle))
+        } else {
+            Ok(s.clone())
+        }
+    }
+
     /// Ends one session.
     pub fn close(&mut self, id: &str) -> Option<Session> {
         self.map.remove(id)
@@ -161,8 +174,12 @@ impl Sessions {
 pub enum Gate {
     /// Check the password.
     Try,
-    /// Too many attempts from this address: refuse without checking.
-    AddressLimited,
+    /// Too many attempts from this address: refuse without checking
+    /// (`first`: the attempt that crossed the limit this minute, the one to record).
+    AddressLimited {
+        /// This attempt crossed the limit.
+        first: bool,
+    },
     /// The account is locked until then: refuse without checking.
     Locked(Instant),
 }
@@ -179,6 +196,10 @@ struct Failures {
 pub struct Throttle {
     by_name: HashMap<String, Failures>,
     by_ip: HashMap<IpAddr, (Instant, u32)>,
+    /// Attempts whose password is being checked now, by name: counted with
+    /// the failures, so parallel guesses cannot all pass the gate before the
+    /// first failure is counted.
+    in_flight: HashMap<String, u32>,
     max_failures: u32,
     lockout: Duration,
 }
@@ -189,25 +210,37 @@ impl Throttle {
         Throttle {
             by_name: HashMap::new(),
             by_ip: HashMap::new(),
+            in_flight: HashMap::new(),
             max_failures: max_failures.max(1),
             lockout,
         }
     }
 
     /// Counts an attempt from `ip` for `name` and says whether to check it.
+    /// A `Try` must be followed by [`Throttle::failed`] or
+    /// [`Throttle::succeeded`] (they end the attempt).
     pub fn gate(&mut self, name: &str, ip: IpAddr, now: Instant) -> Gate {
-        if self.by_ip.len() >= MAX_TRACKED {
+        let ip = address_key(ip);
+        if self.by_ip.len() >= MAX_TRACKED && !self.by_ip.contains_key(&ip) {
             self.by_ip.retain(|_, (start, _)| {
                 now.saturating_duration_since(*start) < Duration::from_secs(60)
             });
+            // Still full: forget one, rather than grow.
+            if self.by_ip.len() >= MAX_TRACKED {
+                if let Some(k) = self.by_ip.keys().next().copied() {
+                    self.by_ip.remove(&k);
+                }
+            }
         }
         let slot = self.by_ip.entry(ip).or_insert((now, 0));
         if now.saturating_duration_since(slot.0) >= Duration::from_secs(60) {
             *slot = (now, 0);
         }
-        slot.1 += 1;
+        slot.1 = slot.1.saturating_add(1);
         if slot.1 > ATTEMPTS_PER_MINUTE {
-            return Gate::AddressLimited;
+            return Gate::AddressLimited {
+                first: slot.1 == ATTEMPTS_PER_MINUTE + 1,
+            };
         }
         if let Some(f) = self.by_name.get_mut(name) {
             if let Some(until) = f.locked_until {
@@ -221,15 +254,46 @@ impl Throttle {
                 };
             }
         }
+        let failures = self.by_name.get(name).map_or(0, |f| f.count);
+        let flying = self.in_flight.get(name).copied().unwrap_or(0);
+        if failures + flying >= self.max_failures {
+            // As many attempts are being checked as may still fail.
+            return Gate::Locked(now);
+        }
+        if self.in_flight.len() >= MAX_TRACKED && !self.in_flight.contains_key(name) {
+            return Gate::AddressLimited { first: false };
+        }
+        *self.in_flight.entry(name.to_owned()).or_insert(0) += 1;
         Gate::Try
+    }
+
+    /// An attempt that passed the gate and was not checked after all.
+    pub fn abandoned(&mut self, name: &str) {
+        self.landed(name);
+    }
+
+    fn landed(&mut self, name: &str) {
+        if let Some(n) = self.in_flight.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(name);
+            }
+        }
     }
 
     /// A wrong password (or unknown name): returns true when this failure
     /// locked the account.
     pub fn failed(&mut self, name: &str, now: Instant) -> bool {
+        self.landed(name);
         if self.by_name.len() >= MAX_TRACKED && !self.by_name.contains_key(name) {
             self.by_name
                 .retain(|_, f| f.locked_until.is_some_and(|u| u > now));
+            // Still full (all locked): forget one, rather than grow.
+            if self.by_name.len() >= MAX_TRACKED {
+                if let Some(k) = self.by_name.keys().next().cloned() {
+                    self.by_name.remove(&k);
+                }
+            }
         }
         let f = self.by_name.entry(name.to_owned()).or_insert(Failures {
             count: 0,
@@ -245,7 +309,21 @@ impl Throttle {
 
     /// A successful login clears the name's failures.
     pub fn succeeded(&mut self, name: &str) {
+        self.landed(name);
         self.by_name.remove(name);
+    }
+}
+
+/// The key attempts are counted by: the address, or its /64 for IPv6 (one
+/// host has a whole /64 to choose from).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(o))
+        }
+        v4 => v4,
     }
 }
 
@@ -316,9 +394,53 @@ mod tests {
         let mut t = Throttle::new(1000, Duration::from_secs(60));
         for _ in 0..ATTEMPTS_PER_MINUTE {
             assert_eq!(t.gate("x", IP, t0), Gate::Try);
+            t.succeeded("x");
         }
-        assert_eq!(t.gate("y", IP, t0), Gate::AddressLimited);
+        assert_eq!(t.gate("y", IP, t0), Gate::AddressLimited { first: true });
+        assert_eq!(t.gate("y", IP, t0), Gate::AddressLimited { first: false });
         assert_eq!(t.gate("y", IP, t0 + Duration::from_secs(60)), Gate::Try);
+    }
+
+    #[test]
+    fn parallel_guesses_cannot_pass_the_gate_together() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(3, Duration::from_secs(60));
+        let ips: Vec<IpAddr> = (1..=8)
+            .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, i)))
+            .collect();
+        let passed = ips
+            .iter()
+            .filter(|ip| t.gate("admin", **ip, t0) == Gate::Try)
+            .count();
+        assert_eq!(passed, 3, "no more attempts in flight than may fail");
+        for _ in 0..3 {
+            t.failed("admin", t0);
+        }
+        assert!(matches!(t.gate("admin", ips[0], t0), Gate::Locked(_)));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(1000, Duration::from_secs(60));
+        for i in 0..ATTEMPTS_PER_MINUTE {
+            let ip = IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                1,
+                0,
+                0,
+                0,
+                u16::try_from(i).unwrap_or(0),
+            ));
+            assert_eq!(t.gate("x", ip, t0), Gate::Try);
+            t.succeeded("x");
+        }
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001, 0xdb8, 0, 1, 0xffff, 1, 2, 3,
+        ));
+        assert_eq!(t.gate("x", other, t0), Gate::AddressLimited { first: true });
     }
 
     #[test]
@@ -350,7 +472,7 @@ mod tests {
                     run = 0;
                 }
                 let gate = t.gate("n", ip, now);
-                if gate == Gate::AddressLimited { continue; }
+                if matches!(gate, Gate::AddressLimited { .. }) { continue; }
                 if expect_locked {
                     prop_assert!(matches!(gate, Gate::Locked(_)));
                     continue;

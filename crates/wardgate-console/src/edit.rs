@@ -10,6 +10,15 @@ use std::path::Path;
 /// does not validate is never put in place), and renamed over it with the
 /// old file's permissions.
 pub fn set_enforcement(path: &Path, route: &str, monitor: bool) -> Result<bool, String> {
+    // A link is the configuration management's to point: replacing it with a
+    // file would quietly take the site off the file it manages.
+    let link = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if link.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link: edit the file it points to and run `wardgate reload`",
+            path.display()
+        ));
+    }
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.len() > wardgate_config::MAX_CONFIG_BYTES {
         return Err(format!("{} is too large", path.display()));
@@ -75,6 +84,21 @@ pub fn set_enforcement(path: &Path, route: &str, monitor: bool) -> Result<bool, 
         )
     })?;
     Ok(true)
+}
+
+/// Removes what an enrolment interrupted by a crash left in the CA's
+/// directory (a temporary directory that may hold a private key).
+pub fn sweep_enrolments(data_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(wardgate_tls::Ca::dir_of(data_dir)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with("enrol-") && e.path().is_dir() {
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(error = %err, path = %e.path().display(), "cannot remove an interrupted enrolment");
+            }
+        }
+    }
 }
 
 /// A device's new certificate.
@@ -150,6 +174,22 @@ messages = ["ADT"]
         assert!(set_enforcement(&path, "orders", false).expect("back"));
         assert!(!wardgate_config::Config::load(&path).expect("valid").routes[0].monitor);
         assert!(set_enforcement(&path, "nope", true).is_err());
+    }
+
+    #[test]
+    fn a_symbolic_link_is_not_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, SITE).expect("write");
+        let link = dir.path().join("site.toml");
+        std::os::unix::fs::symlink(&real, &link).expect("link");
+        let err = set_enforcement(&link, "orders", true).expect_err("refused");
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("meta")
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).expect("read"), SITE);
     }
 
     #[test]

@@ -379,10 +379,23 @@ async fn one(app: &Arc<App>, a: &Authed, seq: u64, reveal: &Reveal) -> Result<Ev
         "" => false,
         "patient" if a.patient_data => true,
         "patient" => {
+            app.record(Rec {
+                action: Action::Failed,
+                category: Category::Web,
+                user: &a.user,
+                role: Some(a.role),
+                ip: a.ip,
+                operation: "denied",
+                reason: format!(
+                    "{} was refused the patient identifiers of event {seq}: the account may not see them",
+                    a.user
+                ),
+                rule: None,
+            });
             return Err(ApiError::Forbidden(format!(
                 "{} may not see patient identifiers (`wardgate user add --patient-data`)",
                 a.user
-            )))
+            )));
         }
         other => {
             return Err(ApiError::BadRequest(format!(
@@ -448,17 +461,35 @@ async fn page_event(
 #[utoipa::path(get, path = "/api/v1/events/stream", params(Filters), responses((status = 200, description = "text/event-stream: an `event` per new matching event (EventRow JSON, patient identifiers redacted)"), (status = 401)))]
 pub(crate) async fn api_stream(
     State(app): State<Arc<App>>,
-    _a: Authed,
+    a: Authed,
     Query(f): Query<Filters>,
 ) -> Result<Response, ApiError> {
     let q = f.query()?;
+    let Ok(slot) = app.tails.clone().try_acquire_owned() else {
+        return Err(ApiError::Conflict(
+            "too many live tails are open: close one, or search instead".into(),
+        ));
+    };
     let Some(mut rx) = app.subscribe() else {
         return Err(ApiError::Conflict("the search index is not running".into()));
     };
+    let app2 = app.clone();
     let stream = async_stream(move |tx| async move {
+        let _slot = slot;
         let mut routine = RoutineBudget::new(std::time::Instant::now());
+        let mut check = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
-            match rx.recv().await {
+            let got = tokio::select! {
+                r = rx.recv() => r,
+                _ = check.tick() => {
+                    // Logged out, expired, disabled, a new password: the tail ends with the session.
+                    if !app2.session_alive(&a.id, &a.user) {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            match got {
                 Ok(batch) => {
                     let now = std::time::Instant::now();
                     for h in batch.iter().filter(|h| f.matches(&q, h)) {

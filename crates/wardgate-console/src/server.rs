@@ -17,6 +17,8 @@ use wardgate_store::RecorderHandle;
 const MAX_CONNECTIONS: usize = 64;
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+/// A request (body included) must be answered within this; a live tail is not bound.
+const REQUEST_TIME: Duration = Duration::from_secs(30);
 /// A request's headers must arrive within this.
 const HEADER_TIME: Duration = Duration::from_secs(10);
 
@@ -193,9 +195,23 @@ async fn serve(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(crate::web::Peer(peer));
                     let mut r = router.clone();
+                    // Every request but a live tail must be done (body read,
+                    // answer made) within REQUEST_TIME: a client sending its
+                    // body a byte a minute does not keep a connection slot.
+                    let bounded = req.uri().path() != crate::web::STREAM_PATH;
                     async move {
                         use tower::Service;
-                        r.call(req.map(axum::body::Body::new)).await
+                        let call = r.call(req.map(axum::body::Body::new));
+                        if !bounded {
+                            return call.await;
+                        }
+                        match tokio::time::timeout(REQUEST_TIME, call).await {
+                            Ok(r) => r,
+                            Err(_) => Ok(axum::response::IntoResponse::into_response((
+                                axum::http::StatusCode::REQUEST_TIMEOUT,
+                                "the request took too long",
+                            ))),
+                        }
                     }
                 },
             );

@@ -39,6 +39,15 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// data path, and still answer under load.
 pub(crate) const CONSOLE_NICE: i32 = 10;
 
+/// What a login record names when the name typed is no possible account.
+const INVALID_NAME: &str = "(not an account name)";
+/// The live tail's path (the one request not bound in time).
+pub(crate) const STREAM_PATH: &str = "/api/v1/events/stream";
+/// Live tails open at once, so pages always have connections left.
+const MAX_TAILS: usize = 16;
+/// Password checks run at once (argon2id takes 19 MiB each).
+const MAX_VERIFYING: usize = 4;
+
 /// The search index in the console's directory.
 pub const INDEX_FILE: &str = "search.db";
 /// Largest request body (actions are small).
@@ -55,13 +64,22 @@ pub(crate) struct App {
     pub gateway: Arc<dyn Gateway>,
     pub recorder: RecorderHandle,
     pub users: UserStore,
-    accounts: Mutex<(Option<SystemTime>, Arc<Users>)>,
+    accounts: Mutex<(Option<FileStamp>, Arc<Users>)>,
     /// The accounts as last recorded in the audit chain: a change made with
     /// `wardgate user` is recorded when the console next reads the file.
     recorded: Mutex<Option<Vec<AccountSummary>>>,
     sessions: Mutex<Sessions>,
     throttle: Mutex<Throttle>,
     last_verification: Mutex<Option<Verification>>,
+    /// Password checks in progress.
+    verifying: Arc<tokio::sync::Semaphore>,
+    /// One change at a time to the CA and to the configuration file (a
+    /// read-modify-write each: two at once would lose one).
+    pub(crate) changing: tokio::sync::Mutex<()>,
+    /// One verification of the audit chain at a time.
+    verifying_chain: tokio::sync::Mutex<()>,
+    /// Live tails open at once (each holds a connection).
+    pub(crate) tails: Arc<tokio::sync::Semaphore>,
     /// The search index's indexer (stopped when the console stops).
     indexer: Mutex<Option<wardgate_store::search::IndexerHandle>>,
     index_path: PathBuf,
@@ -85,6 +103,7 @@ impl App {
                 "the console has no accounts: add one with `wardgate user add NAME --role admin --config FILE`"
             );
         }
+        crate::edit::sweep_enrolments(&gateway.config().data_dir);
         // Made now, not at the first unknown name: that login would take longer.
         let _ = crate::users::decoy_hash();
         let index_path = cfg.dir.join(INDEX_FILE);
@@ -112,6 +131,10 @@ impl App {
                 Duration::from_secs(cfg.lockout_secs),
             )),
             last_verification: Mutex::new(None),
+            verifying: Arc::new(tokio::sync::Semaphore::new(MAX_VERIFYING)),
+            changing: tokio::sync::Mutex::new(()),
+            verifying_chain: tokio::sync::Mutex::new(()),
+            tails: Arc::new(tokio::sync::Semaphore::new(MAX_TAILS)),
             indexer: Mutex::new(Some(indexer)),
             index_path,
         });
@@ -123,6 +146,19 @@ impl App {
     /// The search index's file.
     pub(crate) fn index_path(&self) -> PathBuf {
         self.index_path.clone()
+    }
+
+    /// True while the session `id` is still one of `user` at `generation`
+    /// (not logged out, expired, or ended by an account change): a live tail
+    /// ends when its session does.
+    pub(crate) fn session_alive(&self, id: &str, user: &str) -> bool {
+        let Ok(s) = lock(&self.sessions).peek(id, Instant::now()) else {
+            return false;
+        };
+        s.user == user
+            && self
+                .account(user)
+                .is_some_and(|a| !a.disabled && a.generation == s.generation)
     }
 
     /// A receiver of the events indexed from now on (the live tail).
@@ -173,9 +209,7 @@ impl App {
 
     /// The accounts, re-read when the file changed.
     fn accounts(&self) -> Arc<Users> {
-        let mtime = std::fs::metadata(self.users.path())
-            .and_then(|m| m.modified())
-            .ok();
+        let mtime = stamp(&self.users.path());
         let mut cache = lock(&self.accounts);
         if cache.0 != mtime || mtime.is_none() {
             match self.users.load() {
@@ -234,9 +268,7 @@ impl App {
     fn absorb_accounts(&self) {
         if let Ok(u) = self.users.load() {
             self.note_changes(&u, false);
-            let mtime = std::fs::metadata(self.users.path())
-                .and_then(|m| m.modified())
-                .ok();
+            let mtime = stamp(&self.users.path());
             *lock(&self.accounts) = (mtime, Arc::new(u));
         }
     }
@@ -278,6 +310,17 @@ impl App {
 
 /// The accounts as last recorded, in the console's directory.
 const ACCOUNTS_SEEN: &str = "accounts.recorded.json";
+
+/// When a file changed, as precisely as the file system says: its
+/// modification time, size and inode (the accounts file is replaced whole,
+/// so a change within one timestamp tick still has a new inode).
+type FileStamp = (SystemTime, u64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
 
 /// What the audit chain says of an account (never its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,17 +426,29 @@ pub(crate) struct Authed {
 
 impl Authed {
     /// 403 unless the account's role is at least `role`.
-    pub(crate) fn require(&self, role: Role) -> Result<(), ApiError> {
+    /// 403 unless the account's role is at least `role`; a refusal is
+    /// recorded (someone tried what their role does not allow).
+    pub(crate) fn require(&self, app: &App, role: Role, what: &str) -> Result<(), ApiError> {
         if self.role >= role {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this needs the {} role; {} has {}",
-                role.as_str(),
-                self.user,
-                self.role.as_str()
-            )))
+            return Ok(());
         }
+        app.record(self.rec(
+            Action::Failed,
+            Category::Configuration,
+            "denied",
+            format!(
+                "{} ({}) was refused {what}: it needs the {} role",
+                self.user,
+                self.role.as_str(),
+                role.as_str()
+            ),
+        ));
+        Err(ApiError::Forbidden(format!(
+            "this needs the {} role; {} has {}",
+            role.as_str(),
+            self.user,
+            self.role.as_str()
+        )))
     }
 
     fn rec<'a>(
@@ -838,7 +893,14 @@ async fn login(
         Ok(f) => f,
         Err(_) => return ApiError::BadRequest("username and password".into()).into_response(),
     };
-    let name = form.username.trim().to_owned();
+    // A name no account can have is recorded as such, not as typed (it
+    // could be anything, and long).
+    let typed = form.username.trim();
+    let name = if crate::users::check_name(typed).is_ok() {
+        typed.to_owned()
+    } else {
+        INVALID_NAME.to_owned()
+    };
     let refuse = |code: StatusCode, message: &str| {
         (
             code,
@@ -863,8 +925,12 @@ async fn login(
         });
     };
     match gate {
-        Gate::AddressLimited => {
-            rec_failed("too many attempts from this address");
+        Gate::AddressLimited { first } => {
+            // Recorded once a minute per address: a flood of attempts is
+            // one record, not one each.
+            if first {
+                rec_failed("too many attempts from this address (further attempts this minute are refused unrecorded)");
+            }
             return refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts from this address: wait a minute.",
@@ -879,6 +945,14 @@ async fn login(
         }
         Gate::Try => {}
     }
+    // A few argon2 checks at a time (19 MiB each): more wait for none.
+    let Ok(_verifying) = app.verifying.clone().try_acquire_owned() else {
+        lock(&app.throttle).abandoned(&name);
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "The console is busy checking other logins: try again.",
+        );
+    };
     let account = app.account(&name);
     let hash = account.as_ref().map_or_else(
         || crate::users::decoy_hash().to_owned(),
@@ -1274,7 +1348,7 @@ async fn api_users(
     State(app): State<Arc<App>>,
     a: Authed,
 ) -> Result<Json<Vec<AccountView>>, ApiError> {
-    a.require(Role::Admin)?;
+    a.require(&app, Role::Admin, "the accounts")?;
     Ok(Json(accounts_view(&app)))
 }
 
@@ -1286,7 +1360,7 @@ struct UsersPage {
 }
 
 async fn page_users(State(app): State<Arc<App>>, a: Authed) -> Result<Response, ApiError> {
-    a.require(Role::Admin)?;
+    a.require(&app, Role::Admin, "the accounts page")?;
     Ok(render(&UsersPage {
         f: Frame::of(&a, "users"),
         users: accounts_view(&app),
@@ -1315,7 +1389,7 @@ async fn api_enforcement(
     body: ActionBody<EnforcementBody>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Operator)?;
+    a.require(&app, Role::Operator, "a monitor/enforce switch")?;
     let monitor = match body.value.mode.as_str() {
         "monitor" => true,
         "enforce" => false,
@@ -1327,6 +1401,7 @@ async fn api_enforcement(
     };
     let path = app.config_path.clone();
     let r2 = route.clone();
+    let _one = app.changing.lock().await;
     let result = blocking(move || crate::edit::set_enforcement(&path, &r2, monitor)).await?;
     let mode = body.value.mode.clone();
     match result {
@@ -1376,7 +1451,7 @@ async fn api_reload(
     body: ActionBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Operator)?;
+    a.require(&app, Role::Operator, "a reload")?;
     app.record(a.rec(
         Action::Changed,
         Category::Configuration,
@@ -1413,7 +1488,7 @@ async fn api_redrive(
     body: ActionBody<RedriveBody>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Operator)?;
+    a.require(&app, Role::Operator, "a re-drive")?;
     let v = app.gateway.config();
     if !v.routes.iter().any(|r| {
         r.id == route && matches!(r.delivery, wardgate_config::Delivery::StoreAndForward(_))
@@ -1465,9 +1540,10 @@ async fn api_revoke(
     body: ActionBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Admin)?;
+    a.require(&app, Role::Admin, "a revocation")?;
     let dir = app.gateway.config().data_dir.clone();
     let id2 = id.clone();
+    let _one = app.changing.lock().await;
     let r = blocking(move || wardgate_tls::Ca::load(&dir).and_then(|ca| ca.revoke(&id2))).await?;
     match r {
         Ok(serials) if serials.is_empty() => Err(ApiError::NotFound(format!(
@@ -1528,7 +1604,7 @@ async fn api_enrol(
     body: ActionBody<EnrolBody>,
 ) -> Result<Response, ApiError> {
     let a = body.authed.clone();
-    a.require(Role::Admin)?;
+    a.require(&app, Role::Admin, "an enrolment")?;
     let v = app.gateway.config();
     if !v.config.devices.iter().any(|d| d.id.get_ref() == &id) {
         return Err(ApiError::NotFound(format!(
@@ -1539,6 +1615,7 @@ async fn api_enrol(
     let id2 = id.clone();
     let csr = body.value.csr.clone().filter(|c| !c.trim().is_empty());
     let days = body.value.days.unwrap_or(365).clamp(1, 3650);
+    let _one = app.changing.lock().await;
     let r = blocking(move || crate::edit::enrol(&dir, &id2, csr.as_deref(), days)).await?;
     let e = r.map_err(ApiError::Conflict)?;
     app.record(a.rec(
@@ -1579,8 +1656,13 @@ async fn api_verify(
     body: ActionBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Operator)?;
+    a.require(&app, Role::Operator, "a verification of the audit chain")?;
     let dir = app.gateway.config().data_dir.join("audit");
+    let Ok(_one) = app.verifying_chain.try_lock() else {
+        return Err(ApiError::Conflict(
+            "a verification of the chain is running: its result will be on the audit page".into(),
+        ));
+    };
     let r = blocking(move || wardgate_audit::verify(&dir, None)).await?;
     let (ok, summary) = match r {
         Ok(rep) if rep.gaps.is_empty() => (true, format!("{} records and {} signed checkpoints in {} file(s) verified; the last record is {}, {} after the last checkpoint", rep.records, rep.checkpoints, rep.files, rep.last_seq, rep.unsigned_tail)),
@@ -1619,7 +1701,7 @@ async fn api_user_add(
     body: ActionBody<UserBody>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Admin)?;
+    a.require(&app, Role::Admin, "adding an account")?;
     let role = Role::parse(&body.value.role).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let store = app.users.clone();
     let (n, p, pd) = (
@@ -1662,7 +1744,7 @@ async fn api_user_disable(
     body: ActionBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let a = &body.authed;
-    a.require(Role::Admin)?;
+    a.require(&app, Role::Admin, "disabling an account")?;
     let store = app.users.clone();
     let n = name.clone();
     blocking(move || store.set_disabled(&n, true))

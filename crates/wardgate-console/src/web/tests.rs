@@ -362,6 +362,14 @@ async fn each_role_may_do_what_its_role_allows_and_nothing_more() {
         assert!(r["user"]["name"].is_string(), "{r}");
         assert_eq!(r["source"]["ip"], "127.0.0.9", "{r}");
     }
+    // Each refusal is recorded too: who tried what.
+    let denied = recs
+        .iter()
+        .filter(|r| r["wardgate"]["operation"] == "denied")
+        .count();
+    // The viewer: 4 operator and 4 admin actions and the two account
+    // reads; the operator: 4 admin actions and the two account reads.
+    assert_eq!(denied, 8 + 2 + 4 + 2, "refusals recorded");
     // Forbidden attempts changed nothing: the only re-drive request is the operator's and the admin's.
     let reqs = std::fs::read_dir(w.site.v.data_dir.join("queue/queued/requests"))
         .map(|d| d.count())
