@@ -9,7 +9,7 @@
 //! audit record. Events cannot be searched by patient, so no patient
 //! identifier is ever in a URL.
 
-use crate::web::{blocking, ApiError, App, Authed, Frame, Rec};
+use crate::web::{blocking, ApiError, App, Authed, Frame};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -379,19 +379,15 @@ async fn one(app: &Arc<App>, a: &Authed, seq: u64, reveal: &Reveal) -> Result<Ev
         "" => false,
         "patient" if a.patient_data => true,
         "patient" => {
-            app.record(Rec {
-                action: Action::Failed,
-                category: Category::Web,
-                user: &a.user,
-                role: Some(a.role),
-                ip: a.ip,
-                operation: "denied",
-                reason: format!(
+            app.record(a.rec(
+                Action::Failed,
+                Category::Web,
+                "denied",
+                format!(
                     "{} was refused the patient identifiers of event {seq}: the account may not see them",
                     a.user
                 ),
-                rule: None,
-            });
+            ));
             return Err(ApiError::Forbidden(format!(
                 "{} may not see patient identifiers (`wardgate user add --patient-data`)",
                 a.user
@@ -405,19 +401,15 @@ async fn one(app: &Arc<App>, a: &Authed, seq: u64, reveal: &Reveal) -> Result<Ev
     };
     let r = row(&hit, reveal);
     if reveal && r.has_patient_data {
-        app.record(Rec {
-            action: Action::Viewed,
-            category: Category::Web,
-            user: &a.user,
-            role: Some(a.role),
-            ip: a.ip,
-            operation: "view-patient-data",
-            reason: format!(
+        app.record(a.rec(
+            Action::Viewed,
+            Category::Web,
+            "view-patient-data",
+            format!(
                 "{} was shown the patient identifiers of event {seq}",
                 a.user
             ),
-            rule: None,
-        });
+        ));
     }
     Ok(r)
 }

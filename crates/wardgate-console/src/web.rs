@@ -451,7 +451,8 @@ impl Authed {
         )))
     }
 
-    fn rec<'a>(
+    /// A record of what this account did, from its address.
+    pub(crate) fn rec<'a>(
         &'a self,
         action: Action,
         category: Category,

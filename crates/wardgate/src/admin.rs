@@ -602,38 +602,57 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
-/// Serves `GET /metrics` until `stop`: one request per connection, a bounded
-/// number at once, each within [`CLIENT_TIME`].
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
+/// A listener the admin thread serves: TCP (metrics) or a Unix socket (status).
+trait Listener {
+    type Stream: Send + 'static;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream>;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+/// Serves `listener` until `stop`: each client handled by `client` on a task
+/// of its own, a bounded number at once, each within [`CLIENT_TIME`].
+async fn serve_clients<L, F, Fut>(
+    listener: L,
+    what: &'static str,
     admin: Arc<Admin>,
     mut stop: watch::Receiver<bool>,
-) {
+    client: F,
+) where
+    L: Listener,
+    F: Fn(L::Stream, Arc<Admin>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
-            accepted = listener.accept() => {
+            accepted = listener.accept_one() => {
                 let sock = match accepted {
-                    Ok((sock, _)) => sock,
+                    Ok(sock) => sock,
                     Err(e) => {
-                        tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                        tracing::warn!(error = %e, "{what}: accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
                 let Ok(slot) = slots.clone().acquire_owned().await else { break };
-                let admin = admin.clone();
+                let served = client(sock, admin.clone());
                 conns.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let admin = admin.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(req, &admin).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
-                    let _ = tokio::time::timeout(CLIENT_TIME, conn).await;
+                    let _ = tokio::time::timeout(CLIENT_TIME, served).await;
                     drop(slot);
                 });
             }
@@ -641,6 +660,31 @@ async fn serve_metrics(
         }
     }
     conns.abort_all();
+}
+
+/// Serves `GET /metrics` until `stop`: one request per connection.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    admin: Arc<Admin>,
+    stop: watch::Receiver<bool>,
+) {
+    serve_clients(
+        listener,
+        "metrics endpoint",
+        admin,
+        stop,
+        |sock, admin| async move {
+            let service = hyper::service::service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(req, &admin).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service)
+                .await;
+        },
+    )
+    .await;
 }
 
 /// One HTTP request to the metrics endpoint.
@@ -676,33 +720,18 @@ async fn answer(
 async fn serve_status(
     listener: tokio::net::UnixListener,
     admin: Arc<Admin>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            () = stopped(&mut stop) => break,
-            accepted = listener.accept() => {
-                let sock = match accepted {
-                    Ok((sock, _)) => sock,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "status socket: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().acquire_owned().await else { break };
-                let admin = admin.clone();
-                conns.spawn(async move {
-                    let _ = tokio::time::timeout(CLIENT_TIME, status_client(sock, &admin)).await;
-                    drop(slot);
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    conns.abort_all();
+    serve_clients(
+        listener,
+        "status socket",
+        admin,
+        stop,
+        |sock, admin| async move {
+            let _ = status_client(sock, &admin).await;
+        },
+    )
+    .await;
 }
 
 async fn status_client(sock: tokio::net::UnixStream, admin: &Arc<Admin>) -> std::io::Result<()> {
