@@ -16,6 +16,7 @@ pub mod dicom;
 pub mod flood;
 pub mod hl7;
 pub mod infusion;
+pub mod mqtt;
 pub mod observe;
 pub mod policy;
 pub mod session;

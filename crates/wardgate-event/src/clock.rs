@@ -18,6 +18,8 @@ pub struct Clock {
     /// `YYYYMMDDHHMMSS`.
     hl7: [u8; 14],
     ack_seq: u64,
+    /// Seconds since the Unix epoch.
+    unix: i64,
 }
 
 /// Clocks for capture timestamps, which arrive in order and mostly within the same
@@ -119,6 +121,7 @@ impl Clock {
             rfc3339,
             hl7: s.hl7,
             ack_seq: 0,
+            unix: s.unix,
         }
     }
 
@@ -157,6 +160,11 @@ impl Clock {
         let mut c = Self::from_second(&second, now.subsec_millis());
         c.ack_seq = ACK_SEQ.fetch_add(1, Ordering::Relaxed);
         c
+    }
+
+    /// Whole seconds since the Unix epoch (signed commands' time window).
+    pub fn unix_secs(&self) -> i64 {
+        self.unix
     }
 
     /// RFC 3339, UTC, milliseconds: `@timestamp`.

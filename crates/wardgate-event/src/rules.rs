@@ -292,6 +292,40 @@ rules! {
         "At start, something in data_dir grants more than wardgate gives it (directories 0750, files 0640, private keys 0600): the audit log, the event index and the queues hold events that name patients, and the keys sign the audit chain and the devices' certificates. The record names each path and its mode; `chmod` them back.";
     CONSOLE_LOCKED = "WG-CONSOLE-001", "console-account-locked", High,
         "A console account was locked after login_max_failures wrong passwords in a row: someone is guessing a password (or a person forgot theirs). The account refuses every login, the right password included, for lockout_secs; the record names the account and the address of the last attempt.";
+    MQTT_CLIENT_ID = "WG-MQTT-001", "client-id-not-device", High,
+        "An MQTT CONNECT's client id is empty, not one of the device's client_ids, or another device's: a device posing as another (whose session, retained state and commands it would take over). The CONNACK refuses it (identifier rejected / client identifier not valid).";
+    MQTT_CLEARTEXT_CREDENTIALS = "WG-MQTT-002", "cleartext-credentials", High,
+        "An MQTT CONNECT carries a user name and password over a listener without TLS, and the route does not allow it (allow_cleartext_credentials): anyone on the path could read the password. The CONNACK refuses it (not authorised); the secret is never recorded.";
+    MQTT_PUBLISH = "WG-MQTT-003", "publish-not-allowed", High,
+        "A PUBLISH to a topic outside the device's profile (mqtt_profile publish): a device writing where it should not, such as another patient's topic. Not forwarded: MQTT 5 QoS 1/2 is answered with reason 0x87 (not authorised), MQTT 3.1.1 QoS 1/2 has no refusal code so the connection is closed, and QoS 0 is not forwarded and recorded.";
+    MQTT_SUBSCRIBE = "WG-MQTT-004", "subscribe-not-allowed", High,
+        "A SUBSCRIBE whose topic filter reaches beyond the device's profile (mqtt_profile subscribe): a wildcard such as #, +, $share/... or $SYS/# that would harvest other patients' data. Every filter of that SUBSCRIBE is refused in the SUBACK (0x80 / 0x87) and nothing is forwarded to the broker.";
+    MQTT_RETAIN = "WG-MQTT-005", "retain-not-allowed", Medium,
+        "A retained PUBLISH (or a retained will) on a topic where the profile allows no retained messages: a retained message is delivered to every later subscriber, so a device could plant stale or false readings. Refused as a PUBLISH outside the profile is.";
+    MQTT_WILL = "WG-MQTT-006", "will-not-allowed", Medium,
+        "A CONNECT whose will topic is outside the profile's will topics: the broker would publish it on the device's behalf later, where the device may not publish itself. The CONNACK refuses it (not authorised).";
+    MQTT_QOS = "WG-MQTT-007", "qos-not-allowed", Medium,
+        "A PUBLISH or will above the profile's max_qos: higher QoS costs the broker state per message. Refused (QoS not supported in MQTT 5; the connection closed in 3.1.1 for QoS 1/2).";
+    MQTT_PAYLOAD = "WG-MQTT-008", "payload-too-large", Medium,
+        "A PUBLISH payload larger than the profile's max_payload_bytes: not what the device sends, and a way to fill a broker or a subscriber. Refused as a PUBLISH outside the profile is.";
+    MQTT_NOT_COMMANDER = "WG-MQTT-009", "command-not-commander", Critical,
+        "A PUBLISH to a device's command topic (its profile's commands) from a device that is not one of the route's commanders: an attempt to reprogram or reconfigure a device (or drain its battery) from outside the clinic's server. Not forwarded.";
+    MQTT_COMMAND_SIGNATURE = "WG-MQTT-010", "command-signature-invalid", Critical,
+        "A command on a route with signed_commands lacks a valid Ed25519 signature (docs/mqtt.md): missing or malformed, from an unknown signer or one not bound to the sending commander, or not matching the topic, time, nonce and payload. Not forwarded.";
+    MQTT_COMMAND_REPLAY = "WG-MQTT-011", "command-replayed", Critical,
+        "A signed command whose nonce was already used by its signer within the time window: a captured command sent again. Not forwarded.";
+    MQTT_COMMAND_STALE = "WG-MQTT-012", "command-stale", High,
+        "A signed command whose timestamp is outside command_max_age_secs of the gateway's clock (too old, or in the future): a delayed replay, or a clock out of step. Not forwarded.";
+    MQTT_COMMAND_BUDGET = "WG-MQTT-013", "command-budget-exceeded", High,
+        "A device received more commands than its profile's commands_per_hour or commands_per_day: repeated commands drain an implant monitor's or a wearable's battery and may mean a compromised commander. Further commands are refused (MQTT 5 quota exceeded) until the window allows.";
+    MQTT_TELEMETRY_MALFORMED = "WG-MQTT-014", "telemetry-malformed", Medium,
+        "A reading on a topic with telemetry checks is not in its declared format (a number, or JSON with the declared fields and types): a faulty or tampered device, or data a clinical system may misread. Forwarded and alerted.";
+    MQTT_TELEMETRY_IMPLAUSIBLE = "WG-MQTT-015", "telemetry-implausible", High,
+        "A reading outside its declared plausible range (min..max): a faulty sensor, a unit error or a tampered device, which a clinical system may act on. Forwarded and alerted.";
+    MQTT_STATE = "WG-MQTT-016", "protocol-state", High,
+        "An MQTT packet not valid at that point of the connection: a packet before CONNECT, a second CONNECT, a packet only the other side may send, a server whose first packet is not CONNACK, more QoS 1/2 publishes in flight than Receive Maximum. A confused or hostile peer: the connection is closed.";
+    MQTT_NONCE_CACHE_FULL = "WG-MQTT-017", "command-nonce-cache-full", High,
+        "The replay cache holds as many live command nonces as it may: no new nonce can be remembered, so commands are refused until old ones expire rather than risking an unnoticed replay. A flood of signed commands.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

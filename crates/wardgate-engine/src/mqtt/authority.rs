@@ -1,0 +1,1 @@
+//! Command authority for MQTT command topics: signatures, replay and budgets.
