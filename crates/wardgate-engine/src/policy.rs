@@ -220,6 +220,8 @@ pub struct RoutePolicy {
     pub max_segments: usize,
     /// DICOM allow-lists (dicom routes only).
     pub dicom: Option<DicomPolicy>,
+    /// MQTT routes: profiles, commanders, limits.
+    pub mqtt: Option<Arc<crate::mqtt::MqttPolicy>>,
     /// TLS on the listening side, if configured.
     pub listen_tls: Option<wardgate_config::ResolvedListenTls>,
     /// TLS towards the upstream, if configured.
@@ -624,6 +626,8 @@ impl Policy {
                     max_frame_bytes: r.max_frame_bytes,
                     max_segments,
                     dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
+                    mqtt: (r.protocol == Protocol::Mqtt)
+                        .then(|| Arc::new(crate::mqtt::MqttPolicy::compile(v, r))),
                     listen_tls: r.listen_tls.clone(),
                     upstream_tls: r.upstream_tls.clone(),
                     delivery: r.delivery.clone(),
