@@ -67,6 +67,8 @@ pub struct MqttPolicy {
     pub signed_commands: bool,
     /// Accept a user name and password without TLS.
     pub allow_cleartext_credentials: bool,
+    /// How far a signed command's timestamp may be from the clock.
+    pub command_max_age_secs: u64,
     /// Codec limits (the route's largest packet).
     pub limits: codec::Limits,
     /// Device → its profile (every device with one: command targets too).
@@ -207,6 +209,7 @@ impl MqttPolicy {
             commanders: m.commanders.iter().map(|c| Arc::from(c.as_str())).collect(),
             signed_commands: m.signed_commands,
             allow_cleartext_credentials: m.allow_cleartext_credentials,
+            command_max_age_secs: m.command_max_age_secs,
             limits: codec::Limits {
                 max_packet_bytes: m.max_packet_bytes.max(64),
                 ..codec::Limits::default()
@@ -223,6 +226,7 @@ impl MqttPolicy {
             commanders: Vec::new(),
             signed_commands: true,
             allow_cleartext_credentials: false,
+            command_max_age_secs: 0,
             limits: codec::Limits::default(),
             profiles: HashMap::new(),
             client_ids: HashMap::new(),
@@ -498,6 +502,18 @@ impl MqttPolicy {
                 }
             };
             facts.nonce = env.nonce.to_owned();
+            // The route's window (the authority remembers nonces for the
+            // longest window of any route).
+            let offset = now_unix.saturating_sub(env.timestamp);
+            if offset.unsigned_abs() > self.command_max_age_secs {
+                v.refusal = Some(Refusal::new(
+                    rules::MQTT_COMMAND_STALE,
+                    format!("command to {names} on {topic:?} signed {offset} s from the gateway's clock, beyond command_max_age_secs {}", self.command_max_age_secs),
+                    not_authorised,
+                ));
+                v.command = Some(facts);
+                return;
+            }
             match auth.check_signature(device, topic, &env, now_unix) {
                 Ok(signer) => facts.signer = signer.to_string(),
                 Err(r) => {
