@@ -5,6 +5,7 @@ mod admin;
 mod analyze;
 mod demo;
 mod demo_dicom;
+mod demo_mqtt;
 mod devices;
 mod library;
 mod queue;
