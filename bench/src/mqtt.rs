@@ -903,7 +903,7 @@ fn start_wardgate(
         let text = String::from_utf8_lossy(&check.stderr);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let why = match lines.len() {
-            0 => format!("exit {}", check.status),
+            0 => check.status.to_string(),
             1 => lines[0].to_owned(),
             n => format!("{} (and {} more line(s))", lines[0], n - 1),
         };
