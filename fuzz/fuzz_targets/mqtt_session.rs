@@ -68,7 +68,7 @@ impl Driver {
                 Out::Connect => {}
                 Out::Forward => assert!(from_client, "Forward without a client packet"),
                 Out::Relay => assert!(from_upstream, "Relay without a broker packet"),
-                Out::Reply(b) => assert!(b.len() >= 2, "a whole packet"),
+                Out::Reply(b) | Out::SendUpstream(b) => assert!(b.len() >= 2, "a whole packet"),
             }
         }
         assert_eq!(self.closed, self.s.is_over(), "closed exactly when over");

@@ -347,6 +347,21 @@ impl MqttPolicy {
             .collect()
     }
 
+    /// May the broker deliver `topic` to `device`? Only on its profile's
+    /// subscriptions (a `$share/{group}/` pattern delivers its filter's topics).
+    pub fn may_receive(&self, device: &str, topic: &str) -> bool {
+        let Some(p) = self.profiles.get(device) else {
+            return false;
+        };
+        p.subscribe.iter().any(|f| {
+            let f = match f.strip_prefix("$share/") {
+                Some(rest) => rest.split_once('/').map_or(rest, |(_, f)| f),
+                None => f,
+            };
+            topic_matches(f, topic)
+        })
+    }
+
     /// The devices whose command topic `topic` is.
     pub fn command_targets(&self, topic: &str) -> SmallVec<[Arc<str>; 1]> {
         let mut out: SmallVec<[Arc<str>; 1]> = SmallVec::new();
@@ -514,6 +529,15 @@ impl MqttPolicy {
             // The route's window (the authority remembers nonces for the
             // longest window of any route).
             let offset = now_unix.saturating_sub(env.timestamp);
+            if env.timestamp < auth.not_before() {
+                v.refusal = Some(Refusal::new(
+                    rules::MQTT_COMMAND_STALE,
+                    format!("command to {names} on {topic:?} signed before the gateway started ({offset} s ago): the nonces seen before a restart are not remembered, so it is refused; the commander signs it again"),
+                    not_authorised,
+                ));
+                v.command = Some(facts);
+                return;
+            }
             if offset.unsigned_abs() > self.command_max_age_secs {
                 v.refusal = Some(Refusal::new(
                     rules::MQTT_COMMAND_STALE,

@@ -305,7 +305,7 @@ rules! {
     MQTT_WILL = "WG-MQTT-006", "will-not-allowed", Medium,
         "A CONNECT whose will topic is outside the profile's will topics: the broker would publish it on the device's behalf later, where the device may not publish itself. The CONNACK refuses it (not authorised).";
     MQTT_QOS = "WG-MQTT-007", "qos-not-allowed", Medium,
-        "A PUBLISH or will above the profile's max_qos: higher QoS costs the broker state per message. Refused (QoS not supported in MQTT 5; the connection closed in 3.1.1 for QoS 1/2).";
+        "A PUBLISH or will above the profile's max_qos: higher QoS costs the broker state per message. Refused as a PUBLISH outside the profile is (MQTT 5 PUBACK/PUBREC 0x87: PUBACK has no \"QoS not supported\" code; a will: CONNACK 0x9B).";
     MQTT_PAYLOAD = "WG-MQTT-008", "payload-too-large", Medium,
         "A PUBLISH payload larger than the profile's max_payload_bytes: not what the device sends, and a way to fill a broker or a subscriber. Refused as a PUBLISH outside the profile is.";
     MQTT_NOT_COMMANDER = "WG-MQTT-009", "command-not-commander", Critical,
@@ -323,7 +323,7 @@ rules! {
     MQTT_TELEMETRY_IMPLAUSIBLE = "WG-MQTT-015", "telemetry-implausible", High,
         "A reading outside its declared plausible range (min..max): a faulty sensor, a unit error or a tampered device, which a clinical system may act on. Forwarded and alerted.";
     MQTT_STATE = "WG-MQTT-016", "protocol-state", High,
-        "A client's MQTT packet not valid at that point of the connection: a packet before CONNECT, a second CONNECT, a packet only a server sends. A confused or hostile client: the connection is closed (an MQTT 5 client is first sent DISCONNECT, protocol error). The same from the broker is WG-UP-002.";
+        "A client's MQTT packet not valid at that point of the connection: a packet before CONNECT, a second CONNECT, a packet only a server sends. More QoS 1/2 PUBLISHes in flight than the broker's Receive Maximum is one too (MQTT 5 DISCONNECT 0x93). A confused or hostile client: the connection is closed (an MQTT 5 client is first sent DISCONNECT, protocol error). The same from the broker is WG-UP-002.";
     MQTT_NONCE_CACHE_FULL = "WG-MQTT-017", "command-nonce-cache-full", High,
         "The replay cache holds as many live command nonces as it may: no new nonce can be remembered, so commands are refused until old ones expire rather than risking an unnoticed replay. A flood of signed commands.";
 }

@@ -143,13 +143,14 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Self {
         let metrics = Arc::new(ProxyMetrics::new(&policy));
-        let authority = wardgate_engine::mqtt::authority::Authority::new(
+        let mut authority = wardgate_engine::mqtt::authority::Authority::new(
             policy.command_signers.to_vec(),
             wardgate_engine::mqtt::authority::AuthorityOptions {
                 max_age_secs: policy.command_max_age_secs,
                 ..Default::default()
             },
         );
+        authority.set_not_before(Clock::now().unix_secs());
         Shared {
             authority: Arc::new(std::sync::Mutex::new(authority)),
             floods: limits::Floods::new(&policy, opts.max_connections, metrics.clone()),

@@ -349,6 +349,9 @@ impl<C: ClientIo> Driver<C> {
                 // answers are only made to client packets: nothing the broker
                 // sent can be pending here, so the client reads in order.
                 Out::Reply(bytes) => self.to_client.push(Bytes::from(bytes)),
+                // Client runs leave at the end of each client read, and these
+                // answer broker packets: nothing of the client's is pending.
+                Out::SendUpstream(bytes) => self.to_upstream.push(Bytes::from(bytes)),
                 Out::Close => {}
             }
             i += 1;

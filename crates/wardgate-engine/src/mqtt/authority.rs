@@ -578,6 +578,8 @@ pub struct Authority {
     budgets: HashMap<Box<str>, DeviceBudget>,
     /// Reused for the signed bytes.
     scratch: Vec<u8>,
+    /// Commands signed before this are refused ([`Authority::not_before`]).
+    not_before: i64,
     /// The policy's signer list last followed ([`Authority::follow`]).
     following: Option<Arc<[SignerKey]>>,
 }
@@ -603,6 +605,7 @@ impl Authority {
             expiry: BTreeSet::new(),
             live: 0,
             latest: i64::MIN,
+            not_before: i64::MIN,
             budgets: HashMap::new(),
             scratch: Vec::new(),
             following: None,
@@ -652,6 +655,19 @@ impl Authority {
         }
         self.set_signers(signers.to_vec(), max_age_secs);
         self.following = Some(signers.clone());
+    }
+
+    /// Refuse commands signed before `unix` (the gateway's start): the nonces
+    /// seen before a restart are gone, so a command captured then could pass
+    /// again within its window; refusing what was signed before the start
+    /// closes that gap (a commander re-signs, as it does for any refusal).
+    pub fn set_not_before(&mut self, unix: i64) {
+        self.not_before = unix;
+    }
+
+    /// See [`Authority::set_not_before`].
+    pub fn not_before(&self) -> i64 {
+        self.not_before
     }
 
     /// The options in force.

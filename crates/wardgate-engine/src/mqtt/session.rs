@@ -72,6 +72,9 @@ pub enum Out {
     /// Write these bytes to the client (a CONNACK, SUBACK, PUBACK/PUBREC or
     /// DISCONNECT of wardgate's own).
     Reply(Vec<u8>),
+    /// Write these bytes to the upstream (the acknowledgement of a broker's
+    /// PUBLISH wardgate did not relay, so the broker's flow completes).
+    SendUpstream(Vec<u8>),
     /// The connection is over: close both sides after what is queued.
     Close,
 }
@@ -125,7 +128,20 @@ pub struct Session {
     counts: MqttCounts,
     summary_since: Instant,
     summary_due: Option<Instant>,
+    /// The broker's Receive Maximum (5.0; 65535 until CONNACK says).
+    receive_maximum: u16,
+    /// The client's QoS 1/2 PUBLISHes forwarded and not yet acknowledged by
+    /// the broker, by packet id (5.0 only): a bitmap made at the first one.
+    in_flight: Option<Box<[u64; 1024]>>,
+    in_flight_count: u16,
+    /// The broker's QoS 2 PUBLISHes wardgate did not relay and answered
+    /// PUBREC itself: their PUBREL is answered PUBCOMP, not relayed.
+    swallowed: Vec<u16>,
 }
+
+/// At most this many QoS 2 deliveries withheld at once (then the connection
+/// ends: a broker flooding beyond-profile deliveries).
+const MAX_SWALLOWED: usize = 256;
 
 fn version_str(v: Version) -> &'static str {
     if v.v5() {
@@ -194,6 +210,10 @@ impl Session {
             counts: MqttCounts::default(),
             summary_since: now,
             summary_due: None,
+            receive_maximum: u16::MAX,
+            in_flight: None,
+            in_flight_count: 0,
+            swallowed: Vec::new(),
         }
     }
 
@@ -733,6 +753,14 @@ impl Session {
         facts.payload_bytes = Some(p.payload.len() as u64);
         facts.command = verdict.command.clone();
         if let Some(r) = verdict.refusal {
+            if !self.route.monitor {
+                // The broker never learns an alias this PUBLISH sets: neither
+                // may wardgate, or a later alias-only PUBLISH would be judged
+                // on a topic the broker cannot resolve.
+                if let (false, Some(alias)) = (p.topic.is_empty(), p.topic_alias()) {
+                    self.client_aliases.forget(alias);
+                }
+            }
             let answer = match (self.version.v5(), p.qos, p.packet_id) {
                 (true, QoS::AtLeastOnce, Some(id)) => Some((false, id)),
                 (true, QoS::ExactlyOnce, Some(id)) => Some((true, id)),
@@ -758,8 +786,10 @@ impl Session {
             e.wardgate.mqtt = Some(facts);
             e.wardgate.bytes = Some(len as u64);
             if !self.refuse(e, r.rule, out) {
-                self.forwarded(p, now);
-                out.push(Out::Forward);
+                if self.take_in_flight(p, now, clock, out) {
+                    self.forwarded(p, now);
+                    out.push(Out::Forward);
+                }
                 return;
             }
             match answer {
@@ -800,8 +830,61 @@ impl Session {
             e.wardgate.bytes = Some(len as u64);
             out.push(Out::Record(Box::new(e)));
         }
-        self.forwarded(p, now);
-        out.push(Out::Forward);
+        if self.take_in_flight(p, now, clock, out) {
+            self.forwarded(p, now);
+            out.push(Out::Forward);
+        }
+    }
+
+    /// A 5.0 QoS 1/2 PUBLISH about to go to the broker takes a place among
+    /// those in flight; more than the broker's Receive Maximum ends the
+    /// connection (MQTT-3.3.4-9: the broker would, and wardgate must not
+    /// forward what the broker has to refuse). False when it ended.
+    fn take_in_flight(
+        &mut self,
+        p: &codec::Publish<'_>,
+        now: Instant,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) -> bool {
+        let (true, Some(id)) = (self.version.v5(), p.packet_id) else {
+            return true;
+        };
+        let map = self.in_flight.get_or_insert_with(|| Box::new([0; 1024]));
+        let (word, bit) = (usize::from(id / 64), 1u64 << (id % 64));
+        if map[word] & bit != 0 {
+            // A retransmission (DUP) of one already in flight.
+            return true;
+        }
+        if self.in_flight_count >= self.receive_maximum {
+            let why = format!(
+                "more QoS 1/2 PUBLISHes in flight than the broker's Receive Maximum {}",
+                self.receive_maximum
+            );
+            self.client_fault(
+                rules::MQTT_STATE,
+                codec::reason::RECEIVE_MAXIMUM_EXCEEDED,
+                why,
+                now,
+                clock,
+                out,
+            );
+            return false;
+        }
+        map[word] |= bit;
+        self.in_flight_count += 1;
+        true
+    }
+
+    /// The broker acknowledged the client's PUBLISH `id` for good.
+    fn landed(&mut self, id: u16) {
+        if let Some(map) = self.in_flight.as_mut() {
+            let (word, bit) = (usize::from(id / 64), 1u64 << (id % 64));
+            if map[word] & bit != 0 {
+                map[word] &= !bit;
+                self.in_flight_count -= 1;
+            }
+        }
     }
 
     fn forwarded(&mut self, p: &codec::Publish<'_>, now: Instant) {
@@ -891,6 +974,7 @@ impl Session {
         match (self.phase, p) {
             (Phase::Connecting, Packet::ConnAck(a)) => {
                 self.client_aliases = TopicAliases::new(a.topic_alias_maximum(), ALIAS_BYTES);
+                self.receive_maximum = a.properties.receive_maximum().unwrap_or(u16::MAX);
                 if let Some(m) = a.properties.maximum_packet_size() {
                     self.client_limits.max_packet_bytes =
                         self.client_limits.max_packet_bytes.min(m);
@@ -927,15 +1011,104 @@ impl Session {
                     // No keep-alive: a subscriber that only receives is not idle.
                     self.last_client = now;
                 }
-                if let Err(e) = self.upstream_aliases.resolve_publish(&p) {
-                    return self.upstream_malformed(e.to_string(), now, clock, out);
+                let topic = match self.upstream_aliases.resolve_publish(&p) {
+                    Ok(t) => t.to_owned(),
+                    Err(e) => return self.upstream_malformed(e.to_string(), now, clock, out),
+                };
+                let device = self
+                    .flow
+                    .source_device
+                    .clone()
+                    .unwrap_or_else(|| Arc::from(""));
+                if !self.mqtt.may_receive(&device, &topic) {
+                    return self.withhold(&p, &topic, now, clock, out);
                 }
                 self.counts.delivered += 1;
                 self.counts.delivered_bytes += p.payload.len() as u64;
                 self.count(now);
                 out.push(Out::Relay);
             }
+            (_, Packet::PubAck(r)) | (_, Packet::PubComp(r)) => {
+                self.landed(r.packet_id);
+                out.push(Out::Relay);
+            }
+            (_, Packet::PubRec(r)) => {
+                if r.reason >= 0x80 {
+                    self.landed(r.packet_id);
+                }
+                out.push(Out::Relay);
+            }
+            (_, Packet::PubRel(r)) => {
+                if let Some(i) = self.swallowed.iter().position(|&x| x == r.packet_id) {
+                    // The end of a delivery wardgate withheld: completed here.
+                    self.swallowed.swap_remove(i);
+                    let mut b = Vec::new();
+                    let pubcomp = codec::put_packet(
+                        PacketType::PubComp,
+                        0,
+                        &r.packet_id.to_be_bytes(),
+                        &mut b,
+                    );
+                    if pubcomp.is_ok() {
+                        out.push(Out::SendUpstream(b));
+                    }
+                } else {
+                    out.push(Out::Relay);
+                }
+            }
             (_, _) => out.push(Out::Relay),
+        }
+    }
+
+    /// The broker delivers a PUBLISH on a topic the device's profile does not
+    /// let it subscribe to: a subscription made before wardgate stood in front
+    /// of the broker (or under a wider profile) and resumed with the session.
+    /// It is not relayed: recorded, and acknowledged to the broker so that its
+    /// flow completes and it does not resend it forever.
+    fn withhold(
+        &mut self,
+        p: &codec::Publish<'_>,
+        topic: &str,
+        now: Instant,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        let mut f = self.facts("PUBLISH");
+        f.topic = topic.to_owned();
+        f.qos = Some(p.qos as u8);
+        f.packet_id = p.packet_id;
+        f.payload_bytes = Some(p.payload.len() as u64);
+        let mut e = self.event(
+            clock,
+            Action::Blocked,
+            format!("the broker delivered {topic:?}, beyond the profile's subscriptions (a session resumed with a wider subscription?): not relayed to the device"),
+            Stage::Message,
+        );
+        e.wardgate.mqtt = Some(f);
+        if !self.refuse(e, rules::MQTT_SUBSCRIBE, out) {
+            self.counts.delivered += 1;
+            self.count(now);
+            out.push(Out::Relay);
+            return;
+        }
+        let Some(id) = p.packet_id else {
+            return;
+        };
+        let rec = p.qos == QoS::ExactlyOnce;
+        if rec {
+            if self.swallowed.len() >= MAX_SWALLOWED {
+                return self.upstream_malformed(
+                    format!("more than {MAX_SWALLOWED} deliveries beyond the profile held at once"),
+                    now,
+                    clock,
+                    out,
+                );
+            }
+            self.swallowed.push(id);
+        }
+        let mut b = Vec::new();
+        if codec::encode_pub_response(self.version, rec, id, 0, None, &mut b).is_ok() {
+            out.push(Out::SendUpstream(b));
         }
     }
 }

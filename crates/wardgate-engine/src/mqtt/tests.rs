@@ -498,3 +498,29 @@ fn signed_commands_outside_the_routes_window_are_stale() {
     let cmd = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0003", now - 29);
     assert!(judge(&p, &authority(), "clinic", &cmd).refusal.is_none());
 }
+
+#[test]
+fn commands_signed_before_the_gateway_started_are_stale() {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let p = policy_from(&signed_site(&key, ""));
+    let a = authority();
+    let now = 1_800_000_000;
+    a.lock().unwrap().set_not_before(now - 5);
+    let before = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0004", now - 6);
+    assert_eq!(
+        rule_of(&judge(&p, &a, "clinic", &before)),
+        Some("WG-MQTT-012")
+    );
+    let after = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0005", now - 5);
+    assert!(judge(&p, &a, "clinic", &after).refusal.is_none());
+}
+
+#[test]
+fn deliveries_follow_the_profiles_subscriptions() {
+    let p = policy();
+    assert!(p.may_receive("monitor-1", "home/monitor-1/cmd/x"));
+    assert!(!p.may_receive("monitor-1", "home/monitor-2/cmd/x"));
+    assert!(p.may_receive("clinic", "home/monitor-2/vitals/hr"));
+    assert!(!p.may_receive("clinic", "home/monitor-2/cmd/x"));
+    assert!(!p.may_receive("nobody", "home/monitor-2/vitals/hr"));
+}

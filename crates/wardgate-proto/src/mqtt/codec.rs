@@ -467,6 +467,7 @@ pub mod reason {
     pub const TOPIC_NAME_INVALID: u8 = 0x90;
     pub const TOPIC_ALIAS_INVALID: u8 = 0x94;
     pub const PACKET_TOO_LARGE: u8 = 0x95;
+    pub const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
     pub const MESSAGE_RATE_TOO_HIGH: u8 = 0x96;
     pub const QUOTA_EXCEEDED: u8 = 0x97;
     pub const ADMINISTRATIVE_ACTION: u8 = 0x98;
@@ -2191,6 +2192,14 @@ impl TopicAliases {
         self.bytes = new;
         self.map.insert(alias, topic.into());
         Ok(topic)
+    }
+
+    /// Forgets `alias`: the PUBLISH that set it was refused, so the receiver
+    /// never learnt it, and a later use of it must not resolve here either.
+    pub fn forget(&mut self, alias: u16) {
+        if let Some(t) = self.map.remove(&alias) {
+            self.bytes = self.bytes.saturating_sub(t.len() + ALIAS_OVERHEAD);
+        }
     }
 
     /// [`TopicAliases::resolve`] for a decoded PUBLISH.

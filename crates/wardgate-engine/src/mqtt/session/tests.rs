@@ -116,6 +116,7 @@ fn show(outs: &[Out]) -> Vec<String> {
             Out::Forward => "forward".into(),
             Out::Relay => "relay".into(),
             Out::Reply(b) => format!("reply:{}", hex::encode(b)),
+            Out::SendUpstream(b) => format!("upstream:{}", hex::encode(b)),
             Out::Close => "close".into(),
         })
         .collect()
@@ -258,17 +259,6 @@ fn topic_aliases_are_judged_as_the_topic_they_stand_for() {
     assert_eq!(client(&mut s, &set, now), ["forward"]);
     let use_it = publish(Version::V5, "", 0, &[Property::TopicAlias(1)], b"1");
     assert_eq!(client(&mut s, &use_it, now), ["forward"]);
-    // An alias of a forbidden topic is refused as that topic.
-    let other = publish(
-        Version::V5,
-        "home/monitor-2/vitals/hr",
-        0,
-        &[Property::TopicAlias(2)],
-        b"1",
-    );
-    assert_eq!(client(&mut s, &other, now), ["blocked:WG-MQTT-003"]);
-    let via_alias = publish(Version::V5, "", 0, &[Property::TopicAlias(2)], b"1");
-    assert_eq!(client(&mut s, &via_alias, now), ["blocked:WG-MQTT-003"]);
     // Remapping alias 1 to another topic: refused, the connection ends.
     let remap = publish(
         Version::V5,
@@ -284,6 +274,86 @@ fn topic_aliases_are_judged_as_the_topic_they_stand_for() {
         ["allowed", "blocked:WG-MQTT-P07", "reply:e00194", "close"]
     );
     assert!(s.is_over());
+}
+
+#[test]
+fn an_alias_set_by_a_refused_publish_is_never_learnt() {
+    let now = Instant::now();
+    let mut s = connected("monitor-1", Version::V5, 4, now);
+    // Refused: the broker never sees it, so never learns alias 2.
+    let other = publish(
+        Version::V5,
+        "home/monitor-2/vitals/hr",
+        0,
+        &[Property::TopicAlias(2)],
+        b"1",
+    );
+    assert_eq!(client(&mut s, &other, now), ["blocked:WG-MQTT-003"]);
+    // Nor does wardgate: using it is an unknown alias, as the broker would say.
+    let via_alias = publish(Version::V5, "", 0, &[Property::TopicAlias(2)], b"1");
+    assert_eq!(
+        client(&mut s, &via_alias, now),
+        ["allowed", "blocked:WG-MQTT-P07", "reply:e00194", "close"]
+    );
+}
+
+#[test]
+fn deliveries_beyond_the_profile_are_withheld_and_acknowledged_to_the_broker() {
+    let now = Instant::now();
+    let mut s = connected("monitor-1", Version::V5, 0, now);
+    let own = publish(Version::V5, "home/monitor-1/cmd/x", 1, &[], b"1");
+    assert_eq!(upstream(&mut s, &own, now), ["relay"]);
+    // A resumed session's wider subscription: another patient's commands.
+    let theirs = publish(Version::V5, "home/monitor-2/cmd/x", 1, &[], b"1");
+    assert_eq!(
+        upstream(&mut s, &theirs, now),
+        ["blocked:WG-MQTT-004", "upstream:40020009"]
+    );
+    let mut qos2 = publish(Version::V5, "home/monitor-2/vitals/hr", 1, &[], b"1");
+    qos2[0] = 0x34;
+    assert_eq!(
+        upstream(&mut s, &qos2, now),
+        ["blocked:WG-MQTT-004", "upstream:50020009"]
+    );
+    // Its PUBREL is answered here, not relayed.
+    assert_eq!(
+        upstream(&mut s, &[0x62, 2, 0, 9], now),
+        ["upstream:70020009"]
+    );
+    assert_eq!(upstream(&mut s, &[0x62, 2, 0, 9], now), ["relay"]);
+    assert!(!s.is_over());
+}
+
+fn publish_id(topic: &str, id: u16) -> Vec<u8> {
+    let mut p = publish(Version::V5, topic, 1, &[], b"1");
+    let at = 2 + 2 + topic.len();
+    p[at..at + 2].copy_from_slice(&id.to_be_bytes());
+    p
+}
+
+#[test]
+fn more_in_flight_than_the_brokers_receive_maximum_ends_the_connection() {
+    let now = Instant::now();
+    let mut s = session("monitor-1", now);
+    client(&mut s, &connect(Version::V5, "monitor-1", &[]), now);
+    upstream(
+        &mut s,
+        &connack(Version::V5, &[Property::ReceiveMaximum(2)]),
+        now,
+    );
+    let t = "home/monitor-1/vitals/hr";
+    assert_eq!(client(&mut s, &publish_id(t, 1), now), ["forward"]);
+    assert_eq!(client(&mut s, &publish_id(t, 2), now), ["forward"]);
+    // A retransmission of one in flight is not another.
+    assert_eq!(client(&mut s, &publish_id(t, 2), now), ["forward"]);
+    // The broker acknowledges 1: room for one more.
+    assert_eq!(upstream(&mut s, &[0x40, 2, 0, 1], now), ["relay"]);
+    assert_eq!(client(&mut s, &publish_id(t, 3), now), ["forward"]);
+    let out = client(&mut s, &publish_id(t, 4), now);
+    assert_eq!(
+        out,
+        ["allowed", "blocked:WG-MQTT-016", "reply:e00193", "close"]
+    );
 }
 
 #[test]
