@@ -22,6 +22,7 @@ mod admin;
 mod console;
 mod export;
 mod limits;
+mod mqtt;
 pub use admin::{AdminSettings, ResolvedAdmin, DEFAULT_SOCKET, MAX_SOCKET_PATH};
 pub use console::{ConsoleSettings, ResolvedConsole, CONSOLE_DIR};
 pub use export::{
@@ -30,6 +31,10 @@ pub use export::{
     ACTIONS,
 };
 pub use limits::{DeviceLimits, FloodLimits, FloodSettings};
+pub use mqtt::{
+    CommandSigner, MqttProfile, ResolvedMqttRoute, Telemetry, TelemetryField,
+    DEFAULT_COMMAND_MAX_AGE_SECS, DEFAULT_MAX_PAYLOAD_BYTES,
+};
 
 /// Upper bound on a configuration file, so `check` never reads an arbitrary file whole.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
@@ -52,6 +57,12 @@ pub struct Config {
     /// Keys whose signature a drug library file may carry (`[[library_signer]]`).
     #[serde(default, rename = "library_signer")]
     pub library_signers: Vec<LibrarySigner>,
+    /// What devices may do over MQTT (`[[mqtt_profile]]`).
+    #[serde(default, rename = "mqtt_profile")]
+    pub mqtt_profiles: Vec<MqttProfile>,
+    /// Keys that may sign MQTT commands (`[[command_signer]]`).
+    #[serde(default, rename = "command_signer")]
+    pub command_signers: Vec<CommandSigner>,
     /// The site's choices about its alerts (`[[rule_override]]`).
     #[serde(default, rename = "rule_override")]
     pub rule_overrides: Vec<RuleOverride>,
@@ -451,6 +462,14 @@ pub struct Device {
     /// This device's flood limits, overriding `[gateway.limits]` key by key (`[device.limits]`).
     #[serde(default)]
     pub limits: Option<DeviceLimits>,
+    /// MQTT: the `[[mqtt_profile]]` saying what the device may publish and
+    /// subscribe to (required for a sender of an `mqtt` route).
+    #[serde(default)]
+    pub mqtt_profile: Option<Spanned<String>>,
+    /// MQTT: the client ids the device may connect with (default: its id).
+    /// A client id belongs to one device.
+    #[serde(default)]
+    pub client_ids: Vec<Spanned<String>>,
 }
 
 /// Protocols: the registry's (`wardgate_proto::registry`); a route may carry
@@ -543,6 +562,25 @@ pub struct Route {
     /// error. Default false: that LF, a common sender habit, is tolerated.
     #[serde(default)]
     pub mllp_strict: Option<Spanned<bool>>,
+    /// MQTT: devices that may publish to other devices' command topics.
+    #[serde(default)]
+    pub commanders: Vec<Spanned<String>>,
+    /// MQTT: every command must carry a valid Ed25519 signature from a
+    /// `[[command_signer]]` of its commander (docs/mqtt.md). Default false.
+    #[serde(default)]
+    pub signed_commands: Option<Spanned<bool>>,
+    /// MQTT: how far a signed command's timestamp may be from the gateway's
+    /// clock, either way (seconds, default 300); nonces are remembered as long.
+    #[serde(default)]
+    pub command_max_age_secs: Option<Spanned<u64>>,
+    /// MQTT: accept a user name and password on a listener without TLS.
+    /// Default false: such a CONNECT is refused (`WG-MQTT-002`).
+    #[serde(default)]
+    pub allow_cleartext_credentials: Option<Spanned<bool>>,
+    /// MQTT: largest packet either way, fixed header included (default:
+    /// `gateway.max_frame_bytes`).
+    #[serde(default)]
+    pub max_packet_bytes: Option<Spanned<u64>>,
 }
 
 /// `[route.queue]`: how a store-and-forward route keeps and delivers messages.
@@ -1061,6 +1099,8 @@ pub struct ResolvedRoute {
     pub monitor: bool,
     /// Refuse an LF after an MLLP end block.
     pub mllp_strict: bool,
+    /// MQTT: the route's settings (`None` on other protocols).
+    pub mqtt: Option<ResolvedMqttRoute>,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -1566,7 +1606,7 @@ impl Config {
                         "drug_library applies to hl7-mllp routes only".into(),
                     );
                 }
-            } else if r.messages.is_empty() {
+            } else if r.messages.is_empty() && protocol != Some(Protocol::Mqtt) {
                 warnings.push(src.problem(
                     r.id.span(),
                     Level::Warning,
@@ -1695,9 +1735,19 @@ impl Config {
                         },
                     },
                     mllp_strict: r.mllp_strict.as_ref().is_some_and(|s| *s.get_ref()),
+                    mqtt: (protocol == Protocol::Mqtt).then(|| mqtt::resolve(r, max_frame)),
                 });
             }
         }
+
+        mqtt::check(
+            src,
+            &self.mqtt_profiles,
+            &self.command_signers,
+            &self.devices,
+            &self.routes,
+            &mut problems,
+        );
 
         let mut gateway_addresses = Vec::new();
         for a in &self.gateway.addresses {

@@ -220,6 +220,8 @@ pub struct RoutePolicy {
     pub max_segments: usize,
     /// DICOM allow-lists (dicom routes only).
     pub dicom: Option<DicomPolicy>,
+    /// MQTT routes: profiles, commanders, limits.
+    pub mqtt: Option<Arc<crate::mqtt::MqttPolicy>>,
     /// TLS on the listening side, if configured.
     pub listen_tls: Option<wardgate_config::ResolvedListenTls>,
     /// TLS towards the upstream, if configured.
@@ -300,6 +302,11 @@ pub struct Policy {
     pub libraries: Vec<Arc<DrugLibrary>>,
     /// The site's `[[rule_override]]`s, applied to every event recorded.
     pub overrides: wardgate_event::overrides::Overrides,
+    /// `[[command_signer]]`s: keys that may sign MQTT commands.
+    pub command_signers: Vec<crate::mqtt::authority::SignerKey>,
+    /// The longest `command_max_age_secs` of the mqtt routes: how long a
+    /// command nonce must be remembered.
+    pub command_max_age_secs: u64,
 }
 
 /// `[[rule_override]]`, checked: the rule, devices and routes exist, the
@@ -624,6 +631,8 @@ impl Policy {
                     max_frame_bytes: r.max_frame_bytes,
                     max_segments,
                     dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
+                    mqtt: (r.protocol == Protocol::Mqtt)
+                        .then(|| Arc::new(crate::mqtt::MqttPolicy::compile(v, r))),
                     listen_tls: r.listen_tls.clone(),
                     upstream_tls: r.upstream_tls.clone(),
                     delivery: r.delivery.clone(),
@@ -657,7 +666,35 @@ impl Policy {
         let overrides = rule_overrides(v)?;
         let mut libs: Vec<Arc<DrugLibrary>> = libraries.into_values().collect();
         libs.sort_by(|a, b| a.id.cmp(&b.id));
+        let command_signers = v
+            .config
+            .command_signers
+            .iter()
+            .filter_map(|s| {
+                let key = hex::decode(s.public_key.get_ref())
+                    .ok()
+                    .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())?;
+                Some(crate::mqtt::authority::SignerKey {
+                    id: Arc::from(s.id.get_ref().as_str()),
+                    key,
+                    commanders: s
+                        .commanders
+                        .iter()
+                        .map(|c| Arc::from(c.get_ref().as_str()))
+                        .collect(),
+                })
+            })
+            .collect();
+        let command_max_age_secs = v
+            .routes
+            .iter()
+            .filter_map(|r| r.mqtt.as_ref().map(|m| m.command_max_age_secs))
+            .max()
+            .unwrap_or(wardgate_config::DEFAULT_COMMAND_MAX_AGE_SECS);
         Ok(Policy {
+            command_signers,
+            command_max_age_secs,
             overrides,
             devices,
             routes,

@@ -551,6 +551,94 @@ pub struct DicomFacts {
     pub status: Option<u16>,
 }
 
+/// MQTT facts about a packet or a connection (`wardgate.mqtt`). Never a
+/// password, and a payload only as its size.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MqttFacts {
+    /// `3.1.1` or `5.0`.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub version: String,
+    /// The packet decided (`CONNECT`, `PUBLISH`, `SUBSCRIBE`...).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub packet: String,
+    /// The connection's client id.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub client_id: String,
+    /// The user name a CONNECT carried (never the password).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub username: String,
+    /// A PUBLISH's topic (an alias resolved), or a will's.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub topic: String,
+    /// A SUBSCRIBE's topic filters.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub filters: Vec<String>,
+    /// The filters policy refused.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub filters_refused: Vec<String>,
+    /// QoS.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub qos: Option<u8>,
+    /// RETAIN.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub retain: bool,
+    /// Packet identifier.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub packet_id: Option<u16>,
+    /// Payload size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub payload_bytes: Option<u64>,
+    /// The reason code wardgate answered with, when it answered itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason_code: Option<u8>,
+    /// A command: who sent it to which device, signed by whom, and the
+    /// target's budget spent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub command: Option<MqttCommand>,
+    /// A telemetry check: the value judged (a number) or the field at fault.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub reading: String,
+    /// A connection's summary: what passed since the last one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub counts: Option<MqttCounts>,
+}
+
+/// A command to a device (`wardgate.mqtt.command`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttCommand {
+    /// The device whose command topic it is.
+    pub target_device: String,
+    /// The device that sent it.
+    pub commander: String,
+    /// The `[[command_signer]]` whose valid signature it carried.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub signer: String,
+    /// The signature's nonce.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub nonce: String,
+    /// Commands the target received in the last hour, this one included.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hour_used: Option<u32>,
+    /// Commands the target received in the last day, this one included.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub day_used: Option<u32>,
+}
+
+/// What passed on an MQTT connection since its last summary (`wardgate.mqtt.counts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MqttCounts {
+    /// PUBLISHes from the client allowed and forwarded.
+    pub published: u64,
+    /// Their payload bytes.
+    pub published_bytes: u64,
+    /// PUBLISHes from the broker relayed to the client.
+    pub delivered: u64,
+    /// Their payload bytes.
+    pub delivered_bytes: u64,
+    /// Seconds the summary covers.
+    pub seconds: u64,
+}
+
 /// One infusion (one RXG segment) as checked (`wardgate.infusion[]`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InfusionFacts {
@@ -687,6 +775,9 @@ pub struct WardgateFields {
     /// DICOM facts, for DICOM associations and commands.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dicom: Option<DicomFacts>,
+    /// MQTT facts, for MQTT packets and connections.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mqtt: Option<MqttFacts>,
     /// Infusion orders checked.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub infusion: Vec<InfusionFacts>,
@@ -860,6 +951,7 @@ impl WardgateFields {
             repeat: None,
             hl7: None,
             dicom: None,
+            mqtt: None,
             infusion: Vec::new(),
             policy_applied: None,
             findings: Vec::new(),

@@ -323,7 +323,7 @@ rules! {
     MQTT_TELEMETRY_IMPLAUSIBLE = "WG-MQTT-015", "telemetry-implausible", High,
         "A reading outside its declared plausible range (min..max): a faulty sensor, a unit error or a tampered device, which a clinical system may act on. Forwarded and alerted.";
     MQTT_STATE = "WG-MQTT-016", "protocol-state", High,
-        "An MQTT packet not valid at that point of the connection: a packet before CONNECT, a second CONNECT, a packet only the other side may send, a server whose first packet is not CONNACK, more QoS 1/2 publishes in flight than Receive Maximum. A confused or hostile peer: the connection is closed.";
+        "A client's MQTT packet not valid at that point of the connection: a packet before CONNECT, a second CONNECT, a packet only a server sends. A confused or hostile client: the connection is closed (an MQTT 5 client is first sent DISCONNECT, protocol error). The same from the broker is WG-UP-002.";
     MQTT_NONCE_CACHE_FULL = "WG-MQTT-017", "command-nonce-cache-full", High,
         "The replay cache holds as many live command nonces as it may: no new nonce can be remembered, so commands are refused until old ones expire rather than risking an unnoticed replay. A flood of signed commands.";
 }

@@ -80,7 +80,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
     ProtocolInfo {
         proto: Proto::Mqtt,
         name: "mqtt",
-        inline: false,
+        inline: true,
         clinical: true,
         ports: &[1883],
         sniff: sniff_mqtt,

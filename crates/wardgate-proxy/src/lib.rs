@@ -24,6 +24,7 @@ mod dicom;
 mod forward;
 mod limits;
 mod metrics;
+mod mqtt;
 mod relay;
 mod tls;
 mod workers;
@@ -134,12 +135,23 @@ pub(crate) struct Shared {
     pub floods: limits::Floods,
     /// Counters for metrics and `wardgate status`.
     pub metrics: Arc<ProxyMetrics>,
+    /// MQTT command authority: nonces seen and command budgets, across
+    /// connections and reloads.
+    pub authority: Arc<std::sync::Mutex<wardgate_engine::mqtt::authority::Authority>>,
 }
 
 impl Shared {
     pub(crate) fn new(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Self {
         let metrics = Arc::new(ProxyMetrics::new(&policy));
+        let authority = wardgate_engine::mqtt::authority::Authority::new(
+            policy.command_signers.clone(),
+            wardgate_engine::mqtt::authority::AuthorityOptions {
+                max_age_secs: policy.command_max_age_secs,
+                ..Default::default()
+            },
+        );
         Shared {
+            authority: Arc::new(std::sync::Mutex::new(authority)),
             floods: limits::Floods::new(&policy, opts.max_connections, metrics.clone()),
             policy: Arc::new(arc_swap::ArcSwap::new(policy)),
             recorder,
@@ -507,20 +519,22 @@ impl Conn {
             Some(tls) => {
                 if let Some((stream, identity)) = handshake(&tls, sock, peer, &route, &shared).await
                 {
-                    session(stream, peer, identity, tls_up, route, shared, stop).await;
+                    session(stream, peer, identity, true, tls_up, route, shared, stop).await;
                 }
             }
-            None => session(sock, peer, None, tls_up, route, shared, stop).await,
+            None => session(sock, peer, None, false, tls_up, route, shared, stop).await,
         }
     }
 }
 
 /// The inline session of each protocol a route can carry: the proxy's part of a
 /// protocol's registry line (`wardgate_proto::registry`).
+#[allow(clippy::too_many_arguments)]
 async fn session<C: relay::ClientIo>(
     client: C,
     peer: SocketAddr,
     identity: Option<String>,
+    client_tls: bool,
     tls_up: Option<Arc<tls::UpstreamTls>>,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
@@ -531,6 +545,12 @@ async fn session<C: relay::ClientIo>(
             relay::handle(client, peer, identity, tls_up, route, shared, stop).await
         }
         Protocol::Dicom => dicom::handle(client, peer, identity, tls_up, route, shared, stop).await,
+        Protocol::Mqtt => {
+            mqtt::handle(
+                client, peer, identity, client_tls, tls_up, route, shared, stop,
+            )
+            .await
+        }
         // The configuration gives a route only a protocol the registry marks inline.
         other => tracing::error!(
             protocol = other.as_str(),

@@ -115,7 +115,8 @@ impl Version {
         }
     }
 
-    fn v5(self) -> bool {
+    /// MQTT 5.0 (properties, reason codes).
+    pub fn v5(self) -> bool {
         self == Version::V5
     }
 }
