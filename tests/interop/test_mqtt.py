@@ -20,13 +20,14 @@ per test; commands_per_hour = 3.
 import json
 import secrets
 import socket
-import struct
+import subprocess
 import time
 
 import pytest
 
+from conftest import ROOT, wardgate_bin
 from mqtt_peers import (
-    ADDR, COMMANDS_PER_HOUR, CONNACK, DISCONNECT, MAX_PACKET, MAX_PAYLOAD, PUBACK, MqttSite,
+    COMMANDS_PER_HOUR, CONNACK, MAX_PACKET, MAX_PAYLOAD, PUBACK, MqttSite,
     connect_packet, disconnect_reason, packet, publish_packet, sign_command, tool_pub, tool_sub,
     v5_signature_props, v311_envelope,
 )
@@ -370,20 +371,37 @@ def test_publish_outside_profile_v311_qos0_dropped_qos1_closes(site):
     assert len(assert_blocked(site, "WG-MQTT-003", n=2)) == 2
 
 
-def test_qos_above_profile_and_payload_too_large_v5(site):
+def test_qos_above_max_qos_v5_is_answered_qos_not_supported(site):
+    # docs/rules.md WG-MQTT-007: "Refused (QoS not supported in MQTT 5; the
+    # connection closed in 3.1.1 for QoS 1/2)".
     watch = spy(site)
     g = site.raw("glucometer-1", version=5)
     assert g.connect("glucometer-1")[0] == 0
     assert g.publish("home/glucometer-1/vitals/glucose", b"5.4", qos=2, pid=1) == 0x9B  # QoS not supported
     assert_blocked(site, "WG-MQTT-007")
     assert g.publish("home/glucometer-1/vitals/glucose", b"5.5", qos=1, pid=2) == 0
+    assert [(m.topic, m.payload) for m in watch.drain(quiet=1.5)] == [("home/glucometer-1/vitals/glucose", b"5.5")]
+
+
+def test_qos_above_max_qos_v311_closes(site):
+    watch = spy(site)
+    g = site.raw("glucometer-1", version=311)
+    assert g.connect("glucometer-1")[0] == 0
+    assert g.publish("home/glucometer-1/vitals/glucose", b"5.4", qos=2, pid=1) is None and g.eof
+    assert_blocked(site, "WG-MQTT-007")
+    assert watch.drain(quiet=1.5) == []
+
+
+def test_payload_over_max_payload_bytes_is_refused_v5(site):
+    watch = spy(site)
     mon = site.raw("monitor-1", version=5)
     assert mon.connect("monitor-1")[0] == 0
     # Within the packet limit, over the profile's payload limit.
     rc = mon.publish("home/monitor-1/vitals/ecg", b"x" * (MAX_PAYLOAD + 1), qos=1, pid=1)
     assert rc in (NOT_AUTHORISED, 0x95), hex(rc) if rc is not None else rc  # TODO(spec): which code
     assert_blocked(site, "WG-MQTT-008")
-    assert [(m.topic, m.payload) for m in watch.drain(quiet=1.5)] == [("home/glucometer-1/vitals/glucose", b"5.5")]
+    assert mon.publish("home/monitor-1/vitals/ecg", b"x" * MAX_PAYLOAD, qos=1, pid=2) == 0
+    assert [(m.topic, len(m.payload)) for m in watch.drain(quiet=1.5)] == [("home/monitor-1/vitals/ecg", MAX_PAYLOAD)]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -715,3 +733,12 @@ def test_implausible_and_malformed_readings_are_forwarded_and_alerted(site, vers
     assert all(e["event"]["action"] == "alerted" for e in implausible + malformed)
     assert all(mqtt_facts(e).get("topic") in (hr, bp) for e in implausible + malformed)
     assert refusals(site) == []
+
+
+# --- The documented example ------------------------------------------------------------
+
+def test_example_home_monitor_is_accepted_by_check():
+    r = subprocess.run([wardgate_bin(), "check", "--config", str(ROOT / "examples" / "home-monitor.toml")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 route(s)" in r.stdout
