@@ -283,6 +283,21 @@ def test_client_id_of_another_device_is_refused(site, version):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
+def test_unknown_address_is_refused_before_any_mqtt(site, version):
+    raw = site.raw("outsider", version=version)  # 127.0.0.99: no device
+    try:
+        raw.send(connect_packet("monitor-1", version=version))
+    except OSError:
+        pass  # closed before the CONNECT could be written
+    seen = raw.closed()
+    assert seen is not None, "connection left open"
+    # Closed, at most after a CONNACK refusing it (not authorised).
+    assert [p[2][1] for p in seen if p[0] == CONNACK] in ([], [CONNACK_NOT_AUTHORISED[version]]), seen
+    assert_blocked(site, "WG-ACCESS-001")
+    assert " as monitor-1 " not in site.broker.log_text()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_empty_client_id_is_refused(site, version):
     raw = site.raw("monitor-1", version=version)
     rc, _, _ = raw.connect("")
