@@ -82,6 +82,9 @@ pub struct Observer {
     pub inventory: Inventory,
     /// Counters.
     pub counts: Counts,
+    /// MQTT command authority, as the proxy keeps it: nonces and budgets
+    /// across the capture's connections.
+    authority: Arc<std::sync::Mutex<crate::mqtt::authority::Authority>>,
 }
 
 /// Where a record goes: the caller prints, stores or discards it.
@@ -182,7 +185,15 @@ impl Observer {
         // device's (on one host, or behind NAT), and a device must never be
         // mistaken for the gateway.
         let gateway = opts.gateway.clone();
+        let authority = crate::mqtt::authority::Authority::new(
+            policy.command_signers.clone(),
+            crate::mqtt::authority::AuthorityOptions {
+                max_age_secs: policy.command_max_age_secs,
+                ..Default::default()
+            },
+        );
         Observer {
+            authority: Arc::new(std::sync::Mutex::new(authority)),
             policy,
             local,
             by_server,

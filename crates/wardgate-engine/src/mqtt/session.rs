@@ -317,7 +317,7 @@ impl Session {
         } else {
             return;
         };
-        self.end(Action::Closed, rule, reason, now, clock, out);
+        self.end(Action::Closed, rule, reason, None, now, clock, out);
     }
 
     fn event(&self, clock: &Clock, action: Action, reason: String, stage: Stage) -> Event {
@@ -360,12 +360,15 @@ impl Session {
         }
     }
 
-    /// Ends the connection with a record (`action`, `rule`), the counts first.
+    /// Ends the connection with a record (`action`, `rule`), the counts
+    /// first, then `last` to the client (a DISCONNECT or CONNACK).
+    #[allow(clippy::too_many_arguments)]
     fn end(
         &mut self,
         action: Action,
         rule: Rule,
         reason: String,
+        last: Option<Vec<u8>>,
         now: Instant,
         clock: &Clock,
         out: &mut Vec<Out>,
@@ -378,6 +381,9 @@ impl Session {
             .with_rule(rule);
         e.wardgate.mqtt = Some(self.facts(""));
         out.push(Out::Record(Box::new(e)));
+        if let Some(bytes) = last {
+            out.push(Out::Reply(bytes));
+        }
         self.close(out);
     }
 
@@ -386,14 +392,15 @@ impl Session {
         out.push(Out::Close);
     }
 
-    /// A DISCONNECT with `code` to a 5.0 client (3.1.1 servers send none).
-    fn disconnect_client(&self, code: u8, out: &mut Vec<Out>) {
+    /// A DISCONNECT with `code` for a 5.0 client (3.1.1 servers send none).
+    fn disconnect(&self, code: u8) -> Option<Vec<u8>> {
         if self.version.v5() && self.phase != Phase::AwaitConnect {
             let mut b = Vec::new();
             if codec::encode_disconnect(self.version, code, None, &mut b).is_ok() {
-                out.push(Out::Reply(b));
+                return Some(b);
             }
         }
+        None
     }
 
     /// A protocol fault by the client: recorded, the client told where its
@@ -407,8 +414,8 @@ impl Session {
         clock: &Clock,
         out: &mut Vec<Out>,
     ) {
-        self.disconnect_client(code, out);
-        self.end(Action::Blocked, rule, reason, now, clock, out);
+        let last = self.disconnect(code);
+        self.end(Action::Blocked, rule, reason, last, now, clock, out);
     }
 
     /// The client's bytes are not MQTT.
@@ -443,11 +450,12 @@ impl Session {
         if self.phase == Phase::Over {
             return;
         }
-        self.disconnect_client(codec::reason::UNSPECIFIED_ERROR, out);
+        let last = self.disconnect(codec::reason::UNSPECIFIED_ERROR);
         self.end(
             Action::Failed,
             rules::UPSTREAM_PROTOCOL,
             format!("from the broker: {why}"),
+            last,
             now,
             clock,
             out,
@@ -459,16 +467,15 @@ impl Session {
     pub fn unavailable(&mut self, why: &str, now: Instant, clock: &Clock, out: &mut Vec<Out>) {
         let mut b = Vec::new();
         let code = codec::connack_code(self.version, ConnectRefusal::ServerUnavailable);
-        if let Some(code) = code {
-            if codec::encode_connack(self.version, false, code, None, &mut b).is_ok() {
-                out.push(Out::Reply(b));
-            }
-        }
+        let last = code
+            .and_then(|c| codec::encode_connack(self.version, false, c, None, &mut b).ok())
+            .map(|()| b);
         self.phase = Phase::Connecting;
         self.end(
             Action::Failed,
             rules::UPSTREAM_UNAVAILABLE,
             format!("upstream {} unavailable: {why}", self.route.upstream),
+            last,
             now,
             clock,
             out,
@@ -503,7 +510,7 @@ impl Session {
                 format!("the client's stream broke: {why}"),
             ),
         };
-        self.end(action, rule, reason, now, clock, out);
+        self.end(action, rule, reason, None, now, clock, out);
     }
 
     /// The upstream's direction ended.
@@ -526,6 +533,7 @@ impl Session {
             Action::Failed,
             rules::UPSTREAM_ABORTED,
             reason,
+            None,
             now,
             clock,
             out,

@@ -7,6 +7,7 @@ use super::inventory::Fact;
 use super::{Observer, Proto, Sink};
 use crate::association::{Association, Mode, Out};
 use crate::event::{Action, Event, Record, Stage};
+use crate::mqtt::session::{Out as MqttOut, Session as MqttSession};
 use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::session::{ClientFrame, Out as SessionOut, Session};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use wardgate_proto::anomaly::Anomaly;
 use wardgate_proto::dicom::{self, Command, Pdu, PduType};
 use wardgate_proto::mllp::{self, Framer};
+use wardgate_proto::mqtt::codec::Framed;
 use wardgate_proto::{ftp, http, mqtt, smb, telnet};
 
 /// What a session's handler needs from the observer for one call.
@@ -149,7 +151,7 @@ pub(super) enum App {
     /// HTTP/1.x: Basic authentication.
     Http(Box<http::HttpParser>),
     /// MQTT, both directions.
-    Mqtt(Box<[mqtt::MqttParser; 2]>),
+    Mqtt(Box<MqttApp>),
     /// SMB, both directions: SMBv1.
     Smb(Box<SmbSession>),
 }
@@ -219,10 +221,17 @@ impl App {
                 telnet::Limits::default(),
             ))),
             Proto::Http => App::Http(Box::new(http::HttpParser::new(http::Limits::default()))),
-            Proto::Mqtt => App::Mqtt(Box::new([
-                mqtt::MqttParser::new(mqtt::Limits::default()),
-                mqtt::MqttParser::new(mqtt::Limits::default()),
-            ])),
+            Proto::Mqtt => App::Mqtt(Box::new(MqttApp {
+                parsers: [
+                    mqtt::MqttParser::new(mqtt::Limits::default()),
+                    mqtt::MqttParser::new(mqtt::Limits::default()),
+                ],
+                session: None,
+                started: midstream,
+                client: Pending::default(),
+                server: Pending::default(),
+                outs: Vec::new(),
+            })),
             Proto::Smb => App::Smb(Box::new(SmbSession {
                 parsers: [
                     smb::SmbParser::new(smb::Limits::default()),
@@ -279,7 +288,9 @@ impl App {
                 });
             }
             App::Mqtt(m) => {
-                let parser = &mut m[usize::from(!from_client)];
+                m.judge(ctx, from_client, data);
+                let judged = m.session.is_some();
+                let parser = &mut m.parsers[usize::from(!from_client)];
                 parser.feed(data, &mut |ev| match ev {
                     mqtt::MqttEvent::Packet { .. } => ctx.obs.counts.mqtt_packets += 1,
                     mqtt::MqttEvent::Connect(c) => {
@@ -287,7 +298,9 @@ impl App {
                         ctx.obs
                             .inventory
                             .fact(ctx.client.ip(), Fact::MqttClientId, &id);
-                        if c.username.is_some() || c.password.is_some() {
+                        // On a route, the session judges credentials as the
+                        // proxy does (WG-MQTT-002).
+                        if !judged && (c.username.is_some() || c.password.is_some()) {
                             ctx.login(
                                 Proto::Mqtt,
                                 "MQTT CONNECT",
@@ -375,8 +388,12 @@ impl App {
                 "HTTP resynchronises at the next request line"
             }
             App::Mqtt(m) => {
-                m[usize::from(!from_client)].gap();
-                "MQTT parsing stopped for this direction (no resynchronisation point)"
+                m.parsers[usize::from(!from_client)].gap();
+                if m.session.take().is_some() {
+                    m.client = Pending::default();
+                    m.server = Pending::default();
+                }
+                "MQTT parsing stopped for this direction (no resynchronisation point); the connection is no longer judged"
             }
             App::Smb(sm) => {
                 sm.parsers[usize::from(!from_client)].gap();
@@ -428,7 +445,12 @@ impl App {
             App::Ftp(f) => f.parser.buffered() + f.user.len(),
             App::Telnet(t) => t.buffered(),
             App::Http(h) => h.buffered(),
-            App::Mqtt(m) => m[0].buffered() + m[1].buffered(),
+            App::Mqtt(m) => {
+                m.parsers[0].buffered()
+                    + m.parsers[1].buffered()
+                    + m.client.buf.len()
+                    + m.server.buf.len()
+            }
             App::Smb(sm) => sm.parsers[0].buffered() + sm.parsers[1].buffered(),
             App::Pending | App::Ignored => 0,
         }
@@ -437,6 +459,9 @@ impl App {
     pub(super) fn close(&mut self, ctx: &mut Ctx<'_, '_>) {
         if let App::Dicom(d) = self {
             d.stop(ctx);
+        }
+        if let App::Mqtt(m) = self {
+            m.finish(ctx);
         }
         if let App::Telnet(t) = self {
             t.finish(&mut |ev| {
@@ -726,6 +751,114 @@ fn saw_frame(
             let fac = m.msh().field(4).component(1).text();
             ctx.obs.inventory.fact(peer.ip(), Fact::Hl7App, &app);
             ctx.obs.inventory.fact(peer.ip(), Fact::Hl7Facility, &fac);
+        }
+    }
+}
+
+/// MQTT, both directions. On a route the device was admitted to, the
+/// connection is the proxy's own state machine ([`MqttSession`]): the same
+/// profile, the same command authority, the same records, and nothing judged
+/// after the point where the proxy would have closed the connection. The
+/// detection parsers run either way (packets counted, client ids inventoried,
+/// and, off a route, logins in clear reported).
+pub(super) struct MqttApp {
+    parsers: [mqtt::MqttParser; 2],
+    session: Option<MqttSession>,
+    /// Whether a route's session was looked for yet (joined mid-connection:
+    /// packet boundaries are unknown, nothing is judged).
+    started: bool,
+    client: Pending,
+    server: Pending,
+    outs: Vec<MqttOut>,
+}
+
+impl MqttApp {
+    fn judge(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, data: &[u8]) {
+        if !self.started {
+            self.started = true;
+            if !ctx.refused {
+                self.session = ctx.route.clone().map(|route| {
+                    // Timeouts are the proxy's alone: the observer does not tick.
+                    let t = crate::session::Timeouts {
+                        frame: std::time::Duration::MAX / 4,
+                        idle: std::time::Duration::MAX / 4,
+                        grace: std::time::Duration::MAX / 4,
+                    };
+                    MqttSession::new(
+                        ctx.flow.clone(),
+                        route,
+                        ctx.obs.authority.clone(),
+                        false,
+                        t,
+                        std::time::Instant::now(),
+                    )
+                });
+            }
+        }
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let pending = if from_client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        let outs = &mut self.outs;
+        let now = std::time::Instant::now();
+        pending.feed(data, |buf| {
+            if session.is_over() {
+                return Step::Stop;
+            }
+            let framed = if from_client {
+                session.frame_client(buf)
+            } else {
+                session.frame_upstream(buf)
+            };
+            match framed {
+                Ok(Framed::Packet(h)) => {
+                    let len = h.packet_len();
+                    if from_client {
+                        session.client_packet(&buf[..len], now, ctx.clock, outs);
+                    } else {
+                        session.upstream_packet(&buf[..len], now, ctx.clock, outs);
+                    }
+                    Step::Took(len)
+                }
+                Ok(Framed::Need(_)) => Step::More,
+                Err(e) => {
+                    if from_client {
+                        session.client_malformed(&e, now, ctx.clock, outs);
+                    } else {
+                        session.upstream_malformed(e.to_string(), now, ctx.clock, outs);
+                    }
+                    Step::Stop
+                }
+            }
+        });
+        // Only records: what the proxy would have written, the real peers
+        // answered; after a close nothing more is judged.
+        for o in self.outs.drain(..) {
+            if let MqttOut::Record(e) = o {
+                ctx.emit(Record::Event(e));
+            }
+        }
+    }
+}
+
+impl MqttApp {
+    /// The connection ended: the session records its counts as the proxy does.
+    fn finish(&mut self, ctx: &mut Ctx<'_, '_>) {
+        let Some(mut session) = self.session.take() else {
+            return;
+        };
+        let end = crate::mqtt::session::End::Closed {
+            buffered: self.client.buf.len(),
+        };
+        session.client_ended(end, std::time::Instant::now(), ctx.clock, &mut self.outs);
+        for o in self.outs.drain(..) {
+            if let MqttOut::Record(e) = o {
+                ctx.emit(Record::Event(e));
+            }
         }
     }
 }
