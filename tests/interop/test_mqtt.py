@@ -124,6 +124,20 @@ def test_vitals_qos_0_1_2_reach_the_clinic_byte_for_byte(path_site, version):
                    and mqtt_facts(e).get("client_id") in ("monitor-1", "clinic")]
         assert {mqtt_facts(e)["client_id"] for e in allowed} == {"monitor-1", "clinic"}, site.events()
         assert {e["wardgate"].get("source_device") for e in allowed} >= {"monitor-1", "clinic"}
+        # Allowed telemetry is counted, not recorded one by one: the summaries of
+        # monitor-1's two connections (paho's, closed now, and mosquitto_pub's).
+        mon.close()
+        deadline = time.monotonic() + 5
+        while True:
+            counts = [mqtt_facts(e)["counts"] for e in site.events()
+                      if mqtt_facts(e).get("client_id") == "monitor-1" and "counts" in mqtt_facts(e)]
+            if sum(c.get("published", 0) for c in counts) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert sum(c.get("published", 0) for c in counts) == 4, counts
+        assert sum(c.get("published_bytes", 0) for c in counts) == sum(len(p) for p, _ in sent.values())
+        assert not [e for e in site.events() if mqtt_facts(e).get("packet") == "PUBLISH"
+                    and e["event"]["action"] == "allowed" and "command" not in mqtt_facts(e)]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
