@@ -359,8 +359,9 @@ def test_rogue_subscriptions_are_refused_and_receive_nothing(site, version):
     for i in range(3):
         assert mon.publish("home/monitor-1/vitals/heart-rate", str(70 + i).encode(), qos=1) == 0
     assert rogue.drain(quiet=1.5) == []
-    # Its own command topic is allowed on its own.
+    # Its own command topic is allowed on its own, and any filter within it.
     assert rogue.subscribe("home/monitor-2/cmd/#", qos=1) == [1]
+    assert rogue.subscribe(["home/monitor-2/cmd/+", "home/monitor-2/cmd/pacing/rate"], qos=1) == [1, 1]
 
 
 # --- Publishes outside the profile -----------------------------------------------------
@@ -532,6 +533,35 @@ def test_second_connect_closes(site, version):
     else:
         assert disconnect_reason(seen) is None  # 3.1.1: a server never sends DISCONNECT
     assert_blocked(site, "WG-MQTT-016")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_publish_to_a_wildcard_topic_closes(site, version):
+    watch = spy(site)
+    raw = site.raw("monitor-1", version=version)
+    assert raw.connect("monitor-1")[0] == 0
+    raw.send(publish_packet("home/monitor-1/vitals/#", b"to-many", qos=0, version=version))
+    assert raw.closed() is not None
+    assert site.rule_events("WG-MQTT-P04"), site.rules()
+    assert watch.drain(quiet=1.0) == []
+
+
+def test_slow_packet_and_silent_client_time_out(site):
+    # A packet started and never finished: the frame timeout (3 s in this site).
+    slow = site.raw("monitor-1", version=5)
+    assert slow.connect("monitor-1")[0] == 0
+    slow.send(bytes([0x30, 0x20]) + b"\x00\x19home/monitor")
+    t0 = time.monotonic()
+    assert slow.closed(timeout=10) is not None
+    assert 2 <= time.monotonic() - t0 < 8
+    assert site.rule_events("WG-CONN-001"), site.rules()
+    # Keep Alive 2 s and then silence: closed after 1.5 x 2 s.
+    quiet = site.raw("monitor-2", version=311)
+    assert quiet.connect("monitor-2", keepalive=2)[0] == 0
+    t0 = time.monotonic()
+    assert quiet.closed(timeout=10) is not None
+    assert 2.5 <= time.monotonic() - t0 < 8
+    assert site.rule_events("WG-CONN-002"), site.rules()
 
 
 def test_server_only_packet_from_a_client_closes(site):
