@@ -138,10 +138,11 @@ struct Driver<C> {
 /// Which side's packet the outputs being carried out are about.
 #[derive(Clone, Copy)]
 enum From {
-    /// The client's packet at `cbuf[run..run + len]`.
+    /// The client's packet at `cbuf[run..run + len]` (a PUBLISH when `publish`).
     Client {
         run: usize,
         len: usize,
+        publish: bool,
     },
     /// The upstream's packet at `ubuf[run..run + len]`.
     Upstream {
@@ -246,7 +247,8 @@ impl<C: ClientIo> Driver<C> {
                         &Clock::now(),
                         &mut self.outs,
                     );
-                    run = self.execute(From::Client { run, len }).await;
+                    let publish = h.packet_type == PacketType::Publish;
+                    run = self.execute(From::Client { run, len, publish }).await;
                 }
                 Ok(Framed::Need(_)) => break,
                 Err(e) => {
@@ -305,14 +307,21 @@ impl<C: ClientIo> Driver<C> {
     async fn execute(&mut self, from: From) -> usize {
         let mut outs = std::mem::take(&mut self.outs);
         let mut pass = false;
+        let mut decided = false;
         let mut i = 0;
         while i < outs.len() {
             match std::mem::replace(&mut outs[i], Out::Close) {
                 Out::Record(e) => {
-                    if e.wardgate.stage == Stage::Message {
+                    if e.wardgate.stage == Stage::Message && !decided {
+                        // A packet's decision, counted once with its bytes.
+                        decided = true;
+                        let bytes = match from {
+                            From::Client { len, .. } => len,
+                            _ => 0,
+                        };
                         self.shared
                             .metrics
-                            .message(self.route.index, e.event.action, 0);
+                            .message(self.route.index, e.event.action, bytes);
                     }
                     self.shared.record(*e);
                 }
@@ -344,9 +353,21 @@ impl<C: ClientIo> Driver<C> {
         }
         outs.clear();
         self.outs = outs;
+        if let From::Client {
+            len, publish: true, ..
+        } = from
+        {
+            if pass && !decided {
+                // An allowed reading: counted, not recorded (the session's
+                // summaries record it).
+                self.shared
+                    .metrics
+                    .message(self.route.index, Action::Allowed, len);
+            }
+        }
         match from {
-            From::Client { run, len } if pass => run + len,
-            From::Client { run, len } => {
+            From::Client { run, len, .. } if pass => run + len,
+            From::Client { run, len, .. } => {
                 // Not forwarded: what ran before it leaves first, it is dropped.
                 self.split_run(true, run);
                 self.cbuf.advance(len.min(self.cbuf.len()));
@@ -381,18 +402,14 @@ impl<C: ClientIo> Driver<C> {
         let limit = self.shared.opts.frame_timeout;
         let mut ok = true;
         if !self.to_upstream.is_empty() {
-            match self.upstream.as_mut() {
-                Some(up) => {
-                    if !matches!(
-                        tokio::time::timeout(limit, write_all_vectored(up, &mut self.to_upstream))
-                            .await,
-                        Ok(true)
-                    ) {
-                        self.upstream = None;
-                        ok = false;
-                    }
+            if let Some(up) = self.upstream.as_mut() {
+                let wrote =
+                    tokio::time::timeout(limit, write_all_vectored(up, &mut self.to_upstream))
+                        .await;
+                if !matches!(wrote, Ok(true)) {
+                    self.upstream = None;
+                    ok = false;
                 }
-                None => {}
             }
             self.to_upstream.clear();
         }
@@ -436,7 +453,7 @@ impl<C: ClientIo> Driver<C> {
 }
 
 /// Writes every slice in order with as few system calls as the socket allows.
-async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, bufs: &mut Vec<Bytes>) -> bool {
+async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, bufs: &mut [Bytes]) -> bool {
     let mut first = 0;
     while first < bufs.len() {
         let slices: Vec<std::io::IoSlice<'_>> = bufs[first..]

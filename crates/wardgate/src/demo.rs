@@ -425,7 +425,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let (results, forwarded, totals, imaging) = rt.block_on(async {
+    let (results, forwarded, totals, imaging, home) = rt.block_on(async {
         let pump = TcpListener::bind("127.0.0.3:0")
             .await
             .context("binding the simulated pump server on 127.0.0.3")?;
@@ -435,10 +435,14 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         let pacs = TcpListener::bind("127.0.0.6:0")
             .await
             .context("binding the simulated PACS on 127.0.0.6")?;
+        let broker = TcpListener::bind("127.0.0.40:0")
+            .await
+            .context("binding the simulated MQTT broker on 127.0.0.40")?;
         let site = SITE_TEMPLATE
             .replace("{UPSTREAM_PORT}", &pump.local_addr()?.port().to_string())
             .replace("{EHR_PORT}", &ehr.local_addr()?.port().to_string())
-            .replace("{PACS_PORT}", &pacs.local_addr()?.port().to_string());
+            .replace("{PACS_PORT}", &pacs.local_addr()?.port().to_string())
+            .replace("{BROKER_PORT}", &broker.local_addr()?.port().to_string());
         let config_path = args.dir.join("wardgate.toml");
         wardgate_audit::fsx::write_replace(&config_path, site.as_bytes())?;
         let v = Config::load(&config_path).map_err(anyhow::Error::new)?;
@@ -447,6 +451,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         tokio::spawn(sink(ehr, received.clone()));
         let stored = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         tokio::spawn(crate::demo_dicom::pacs(pacs, stored.clone()));
+        let published = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(crate::demo_mqtt::broker(broker, published.clone()));
         // A fresh directory each run: nothing to find, so nothing to accept.
         let running = serve::start(
             &v,
@@ -489,6 +495,20 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|e| format!("error: {e}"));
             imaging.push((got, stored.load(Relaxed) > before));
         }
+        let mut home = Vec::new();
+        let to = addrs
+            .get("home-monitoring")
+            .copied()
+            .context("route home-monitoring")?;
+        let mut signer = crate::demo_mqtt::Signer::default();
+        for s in crate::demo_mqtt::scenarios() {
+            let before = published.lock().map(|r| r.len()).unwrap_or(0);
+            let got = crate::demo_mqtt::play(&s, to, &mut signer)
+                .await
+                .unwrap_or_else(|e| format!("error: {e}"));
+            let after = published.lock().map(|r| r.len()).unwrap_or(0);
+            home.push((got, after > before));
+        }
         let _ = tx.send(true);
         let _ = server.await;
         let st = stats.stats();
@@ -502,7 +522,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         serve::finish(recorder, exporters, std::time::Duration::from_secs(5))?;
         drop(_lock);
         let forwarded = received.lock().map(|r| r.len()).unwrap_or(0);
-        anyhow::Ok((results, forwarded, totals, imaging))
+        anyhow::Ok((results, forwarded, totals, imaging, home))
     })?;
 
     // Read the record back the way an operator would.
@@ -517,7 +537,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     let mut ok_all = true;
     println!(
         "wardgate demo: {} scenarios through the gateway\n",
-        results.len() + imaging.len()
+        results.len() + imaging.len() + home.len()
     );
     println!(
         "{:<44} {:<11} {:<10} {:<10} {:<12} RULE",
@@ -569,6 +589,29 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             if ok { "" } else { "   <-- UNEXPECTED" }
         );
     }
+    println!(
+        "\n{:<44} {:<11} {:<12} {:<12} {:<10} RULE",
+        "HOME MONITORING (MQTT)", "FROM", "EXPECTED", "GOT", "BROKER"
+    );
+    for (s, (got, delivered)) in crate::demo_mqtt::scenarios().iter().zip(&home) {
+        let fired = s.rule.is_none_or(|r| {
+            docs.iter()
+                .any(|d| d.rule.as_ref().is_some_and(|rule| rule.id == r))
+        });
+        let ok = got == s.expect && *delivered == s.delivered && fired;
+        ok_all &= ok;
+        println!(
+            "{:<44} {:<11} {:<12} {:<12} {:<10} {}{}",
+            s.name,
+            s.from.to_string(),
+            s.expect,
+            got,
+            if *delivered { "yes" } else { "no" },
+            s.rule.unwrap_or("-"),
+            if ok { "" } else { "   <-- UNEXPECTED" }
+        );
+    }
+    println!("(the gateway guards each monitor's network link; an implant's radio link to its monitor is beyond any network device)");
     let (allowed, alerted, blocked, recorded) = totals;
     let stored = imaging.iter().filter(|(_, s)| *s).count();
     println!("\nforwarded to upstream systems: {forwarded} HL7 message(s), byte-for-byte as sent; {stored} DICOM object(s) stored in the PACS");

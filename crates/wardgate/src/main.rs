@@ -5,6 +5,7 @@ mod admin;
 mod analyze;
 mod demo;
 mod demo_dicom;
+mod demo_mqtt;
 mod devices;
 mod library;
 mod queue;
@@ -731,7 +732,16 @@ pub(crate) fn event_row(e: Option<&wardgate_event::Event>) -> String {
         dash(e.and_then(|e| e.rule.as_ref()).map(|r| r.id.as_str())),
         dash(e.and_then(|e| e.wardgate.route.as_deref())),
         source,
-        hl7(|h| &h.message_type),
+        // HL7: the message type; DICOM: the operation; MQTT: the packet.
+        e.and_then(|e| e
+            .wardgate
+            .hl7
+            .as_ref()
+            .map(|h| h.message_type.as_str())
+            .or_else(|| e.wardgate.dicom.as_ref().map(|d| d.operation.as_str()))
+            .or_else(|| e.wardgate.mqtt.as_ref().map(|m| m.packet.as_str())))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("-"),
         hl7(|h| &h.control_id),
         dash(e.map(|e| e.event.reason.as_str()))
     )

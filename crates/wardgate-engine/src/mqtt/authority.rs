@@ -143,3 +143,17 @@ impl Authority {
         })
     }
 }
+
+/// Signs a command.
+pub fn sign(
+    key: &ed25519_dalek::SigningKey,
+    topic: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &[u8],
+) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    let mut m = format!("wardgate-command-v1\n{topic}\n{timestamp}\n{nonce}\n").into_bytes();
+    m.extend_from_slice(body);
+    key.sign(&m).to_bytes()
+}

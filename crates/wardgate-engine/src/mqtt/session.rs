@@ -654,8 +654,14 @@ impl Session {
                 Stage::Connection,
             );
             e.wardgate.mqtt = Some(facts);
-            // An unadmitted device is never forwarded, whatever the enforcement.
-            let enforce = self.refuse(e, rule, out) || self.denied.is_some() || device.is_none();
+            // A device the route does not admit is refused whatever the
+            // enforcement: monitor mode judges what admitted devices send.
+            let enforce = if self.denied.is_some() || device.is_none() {
+                out.push(Out::Record(Box::new(e.with_rule(rule))));
+                true
+            } else {
+                self.refuse(e, rule, out)
+            };
             if enforce {
                 let mut b = Vec::new();
                 if codec::encode_connack(self.version, false, code, None, &mut b).is_ok() {
@@ -704,10 +710,13 @@ impl Session {
                 return self.client_fault(e.rule(), e.reason_code(), why, now, clock, out);
             }
         };
-        let Some(device) = self.flow.source_device.clone() else {
-            out.push(Out::Forward);
-            return;
-        };
+        // Only an admitted device gets past CONNECT; without one, no profile
+        // allows anything.
+        let device = self
+            .flow
+            .source_device
+            .clone()
+            .unwrap_or_else(|| Arc::from(""));
         let verdict = self.mqtt.publish(
             &device,
             self.version,
@@ -914,6 +923,10 @@ impl Session {
                 self.upstream_malformed("a second CONNACK".to_owned(), now, clock, out)
             }
             (_, Packet::Publish(p)) => {
+                if self.keep_alive == 0 {
+                    // No keep-alive: a subscriber that only receives is not idle.
+                    self.last_client = now;
+                }
                 if let Err(e) = self.upstream_aliases.resolve_publish(&p) {
                     return self.upstream_malformed(e.to_string(), now, clock, out);
                 }
