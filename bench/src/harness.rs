@@ -145,8 +145,17 @@ pub(crate) fn start_haproxy(
 }
 
 pub(crate) fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A process's resident memory now, KiB.
+pub(crate) fn vm_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -332,7 +341,7 @@ pub struct HostCpu {
 
 /// The aggregate `cpu` line of `/proc/stat`, in clock ticks: user, nice, system,
 /// idle, iowait, irq, softirq, steal (guest time is already inside user).
-type CpuTimes = [u64; 8];
+pub(crate) type CpuTimes = [u64; 8];
 
 fn parse_cpu_line(stat: &str) -> Option<CpuTimes> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
@@ -345,13 +354,13 @@ fn parse_cpu_line(stat: &str) -> Option<CpuTimes> {
 }
 
 /// Now, or `None` where `/proc/stat` is not there (not Linux).
-fn host_cpu_times() -> Option<CpuTimes> {
+pub(crate) fn host_cpu_times() -> Option<CpuTimes> {
     parse_cpu_line(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
 impl HostCpu {
     /// The shares between two samples; `None` if no time passed between them.
-    fn between(a: &CpuTimes, b: &CpuTimes) -> Option<HostCpu> {
+    pub(crate) fn between(a: &CpuTimes, b: &CpuTimes) -> Option<HostCpu> {
         let d: Vec<u64> = a.iter().zip(b).map(|(x, y)| y.saturating_sub(*x)).collect();
         let total: u64 = d.iter().sum();
         (total > 0).then(|| HostCpu {

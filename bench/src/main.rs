@@ -18,6 +18,7 @@ mod export;
 mod flood;
 mod harness;
 mod mllp;
+mod mqtt;
 mod queue;
 mod search;
 mod tls;
@@ -95,6 +96,13 @@ enum Cmd {
     /// Flood generator: connections as fast as it can, pipelined messages on each;
     /// prints JSON.
     Flooder(flood::FlooderArgs),
+    /// MQTT publishes (QoS 0 paced and at full speed, QoS 1) from 100 and 1000
+    /// publishers through every target to mosquitto, interleaved, and memory per
+    /// idle connection.
+    Mqtt(mqtt::MqttArgs),
+    /// MQTT load generator: N publishers through the target, subscribers on the
+    /// broker directly; prints JSON.
+    MqttLoad(mqtt::MqttLoadArgs),
 }
 
 /// Options of `load`.
@@ -203,6 +211,15 @@ fn main() -> Result<()> {
         Cmd::Paced(a) => {
             let r = current_thread()?.block_on(flood::paced(a))?;
             println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Cmd::Mqtt(a) => mqtt::run(a),
+        Cmd::MqttLoad(a) => {
+            let idle = a.idle;
+            let r = current_thread()?.block_on(mqtt::load(a))?;
+            if !idle {
+                println!("{}", serde_json::to_string(&r)?);
+            }
             Ok(())
         }
         Cmd::Flooder(a) => {

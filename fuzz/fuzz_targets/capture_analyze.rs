@@ -22,7 +22,8 @@ fn site() -> &'static (Validated, Arc<Policy>) {
         let text = SITE
             .replace("{UPSTREAM_PORT}", "2575")
             .replace("{EHR_PORT}", "2576")
-            .replace("{PACS_PORT}", "104");
+            .replace("{PACS_PORT}", "104")
+            .replace("{BROKER_PORT}", "1883");
         let v = Config::parse(&text, "demo.toml", Path::new(".")).expect("demo config");
         let p = Arc::new(Policy::compile(&v).expect("demo policy"));
         (v, p)

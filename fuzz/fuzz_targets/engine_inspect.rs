@@ -19,7 +19,8 @@ fn policy() -> &'static Policy {
         let text = SITE
             .replace("{UPSTREAM_PORT}", "1")
             .replace("{EHR_PORT}", "2")
-            .replace("{PACS_PORT}", "3");
+            .replace("{PACS_PORT}", "3")
+            .replace("{BROKER_PORT}", "1883");
         let v = Config::parse(&text, "demo.toml", Path::new(".")).expect("demo config");
         Policy::compile(&v).expect("demo policy")
     })

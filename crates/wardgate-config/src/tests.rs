@@ -231,7 +231,8 @@ fn the_demo_site_is_valid_once_its_ports_are_filled() {
     let filled = include_str!("../../../examples/demo.toml")
         .replace("{UPSTREAM_PORT}", "1")
         .replace("{EHR_PORT}", "2")
-        .replace("{PACS_PORT}", "3");
+        .replace("{PACS_PORT}", "3")
+        .replace("{BROKER_PORT}", "1883");
     assert!(!filled.contains("_PORT}"), "an unfilled placeholder");
     let v = parse(&filled).unwrap();
     assert!(v.routes.iter().any(|r| r.protocol == Protocol::Dicom));

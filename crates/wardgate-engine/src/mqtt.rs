@@ -69,6 +69,8 @@ pub struct MqttPolicy {
     pub allow_cleartext_credentials: bool,
     /// How far a signed command's timestamp may be from the clock.
     pub command_max_age_secs: u64,
+    /// The policy's `[[command_signer]]`s.
+    signers: Arc<[authority::SignerKey]>,
     /// Codec limits (the route's largest packet).
     pub limits: codec::Limits,
     /// Device → its profile (every device with one: command targets too).
@@ -144,7 +146,11 @@ pub struct PublishVerdict {
 
 impl MqttPolicy {
     /// Compiles the MQTT part of route `r`.
-    pub fn compile(v: &Validated, r: &wardgate_config::ResolvedRoute) -> MqttPolicy {
+    pub fn compile(
+        v: &Validated,
+        r: &wardgate_config::ResolvedRoute,
+        signers: Arc<[authority::SignerKey]>,
+    ) -> MqttPolicy {
         let m = r.mqtt.clone().unwrap_or_default();
         let mut profiles = HashMap::new();
         let mut client_ids = HashMap::new();
@@ -210,6 +216,7 @@ impl MqttPolicy {
             signed_commands: m.signed_commands,
             allow_cleartext_credentials: m.allow_cleartext_credentials,
             command_max_age_secs: m.command_max_age_secs,
+            signers,
             limits: codec::Limits {
                 max_packet_bytes: m.max_packet_bytes.max(64),
                 ..codec::Limits::default()
@@ -227,6 +234,7 @@ impl MqttPolicy {
             signed_commands: true,
             allow_cleartext_credentials: false,
             command_max_age_secs: 0,
+            signers: Arc::from(Vec::new()),
             limits: codec::Limits::default(),
             profiles: HashMap::new(),
             client_ids: HashMap::new(),
@@ -479,6 +487,7 @@ impl MqttPolicy {
         // A poisoned lock only means another connection panicked mid-update;
         // the state is still bounded and consistent enough to refuse from.
         let mut auth = authority.lock().unwrap_or_else(|e| e.into_inner());
+        auth.follow(&self.signers, self.command_max_age_secs);
         if self.signed_commands {
             let env = match envelope(version, p) {
                 Ok(Some(e)) => e,

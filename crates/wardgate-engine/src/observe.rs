@@ -186,7 +186,7 @@ impl Observer {
         // mistaken for the gateway.
         let gateway = opts.gateway.clone();
         let authority = crate::mqtt::authority::Authority::new(
-            policy.command_signers.clone(),
+            policy.command_signers.to_vec(),
             crate::mqtt::authority::AuthorityOptions {
                 max_age_secs: policy.command_max_age_secs,
                 ..Default::default()

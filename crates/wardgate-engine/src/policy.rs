@@ -302,8 +302,10 @@ pub struct Policy {
     pub libraries: Vec<Arc<DrugLibrary>>,
     /// The site's `[[rule_override]]`s, applied to every event recorded.
     pub overrides: wardgate_event::overrides::Overrides,
-    /// `[[command_signer]]`s: keys that may sign MQTT commands.
-    pub command_signers: Vec<crate::mqtt::authority::SignerKey>,
+    /// `[[command_signer]]`s: keys that may sign MQTT commands (one list per
+    /// compiled policy: the mqtt routes share it, and command authority
+    /// notices a reload by its identity).
+    pub command_signers: Arc<[crate::mqtt::authority::SignerKey]>,
     /// The longest `command_max_age_secs` of the mqtt routes: how long a
     /// command nonce must be remembered.
     pub command_max_age_secs: u64,
@@ -607,6 +609,27 @@ impl Policy {
         let max_segments = usize::try_from(v.config.gateway.max_segments).unwrap_or(usize::MAX);
         let hash = v.policy_hash();
         let short: Arc<str> = Arc::from(&hash[..16]);
+        let command_signers: Arc<[crate::mqtt::authority::SignerKey]> = v
+            .config
+            .command_signers
+            .iter()
+            .filter_map(|s| {
+                let key = hex::decode(s.public_key.get_ref())
+                    .ok()
+                    .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())?;
+                Some(crate::mqtt::authority::SignerKey {
+                    id: Arc::from(s.id.get_ref().as_str()),
+                    key,
+                    commanders: s
+                        .commanders
+                        .iter()
+                        .map(|c| Arc::from(c.get_ref().as_str()))
+                        .collect(),
+                })
+            })
+            .collect::<Vec<_>>()
+            .into();
         let routes = v
             .routes
             .iter()
@@ -631,8 +654,13 @@ impl Policy {
                     max_frame_bytes: r.max_frame_bytes,
                     max_segments,
                     dicom: (r.protocol == Protocol::Dicom).then(|| dicom_policy(v, r)),
-                    mqtt: (r.protocol == Protocol::Mqtt)
-                        .then(|| Arc::new(crate::mqtt::MqttPolicy::compile(v, r))),
+                    mqtt: (r.protocol == Protocol::Mqtt).then(|| {
+                        Arc::new(crate::mqtt::MqttPolicy::compile(
+                            v,
+                            r,
+                            command_signers.clone(),
+                        ))
+                    }),
                     listen_tls: r.listen_tls.clone(),
                     upstream_tls: r.upstream_tls.clone(),
                     delivery: r.delivery.clone(),
@@ -666,26 +694,6 @@ impl Policy {
         let overrides = rule_overrides(v)?;
         let mut libs: Vec<Arc<DrugLibrary>> = libraries.into_values().collect();
         libs.sort_by(|a, b| a.id.cmp(&b.id));
-        let command_signers = v
-            .config
-            .command_signers
-            .iter()
-            .filter_map(|s| {
-                let key = hex::decode(s.public_key.get_ref())
-                    .ok()
-                    .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())?;
-                Some(crate::mqtt::authority::SignerKey {
-                    id: Arc::from(s.id.get_ref().as_str()),
-                    key,
-                    commanders: s
-                        .commanders
-                        .iter()
-                        .map(|c| Arc::from(c.get_ref().as_str()))
-                        .collect(),
-                })
-            })
-            .collect();
         let command_max_age_secs = v
             .routes
             .iter()

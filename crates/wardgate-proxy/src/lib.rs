@@ -144,7 +144,7 @@ impl Shared {
     pub(crate) fn new(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Self {
         let metrics = Arc::new(ProxyMetrics::new(&policy));
         let authority = wardgate_engine::mqtt::authority::Authority::new(
-            policy.command_signers.clone(),
+            policy.command_signers.to_vec(),
             wardgate_engine::mqtt::authority::AuthorityOptions {
                 max_age_secs: policy.command_max_age_secs,
                 ..Default::default()

@@ -46,23 +46,9 @@ pub(crate) enum LibraryCommand {
 
 pub(crate) fn run(cmd: LibraryCommand) -> Result<ExitCode> {
     match cmd {
-        LibraryCommand::Keygen { out } => {
-            if out.exists() {
-                bail!("{} exists; not overwriting a key", out.display());
-            }
-            let key = SigningKey::generate(&mut rand_core::OsRng);
-            write_secret(&out, &hex::encode(key.to_bytes()))?;
-            println!("{}", hex::encode(key.verifying_key().to_bytes()));
-            Ok(ExitCode::SUCCESS)
-        }
+        LibraryCommand::Keygen { out } => keygen(&out),
         LibraryCommand::Sign { key, signer, file } => {
-            let text = std::fs::read_to_string(&key)
-                .with_context(|| format!("reading {}", key.display()))?;
-            let bytes: [u8; 32] = hex::decode(text.trim())
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .context("the key file does not hold 64 hex digits")?;
-            let key = SigningKey::from_bytes(&bytes);
+            let key = read_secret(&key)?;
             let content =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let mut signed = wardgate_config::LIBRARY_SIGNATURE_DOMAIN.to_vec();
@@ -104,7 +90,31 @@ fn sig_path(file: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn write_secret(path: &Path, text: &str) -> Result<()> {
+/// Makes an Ed25519 key: writes the secret to `out` (hex, 0600, never over an
+/// existing file) and prints the public key (64 hex digits).
+pub(crate) fn keygen(out: &Path) -> Result<ExitCode> {
+    if out.exists() {
+        bail!("{} exists; not overwriting a key", out.display());
+    }
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    write_secret(out, &hex::encode(key.to_bytes()))?;
+    println!("{}", hex::encode(key.verifying_key().to_bytes()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a secret key written by [`write_secret`] (64 hex digits).
+pub(crate) fn read_secret(path: &Path) -> Result<SigningKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the key file does not hold 64 hex digits")?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// Writes a secret key file: created new (never overwriting), mode 0600.
+pub(crate) fn write_secret(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

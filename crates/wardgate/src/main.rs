@@ -3,6 +3,7 @@
 
 mod admin;
 mod analyze;
+mod command;
 mod demo;
 mod demo_dicom;
 mod demo_mqtt;
@@ -107,6 +108,12 @@ enum Command {
     Library {
         #[command(subcommand)]
         command: library::LibraryCommand,
+    },
+    /// Signed MQTT commands: keygen, sign.
+    #[command(name = "command")]
+    Commands {
+        #[command(subcommand)]
+        command: command::CommandCmd,
     },
     /// The web console's accounts: add, passwd, disable, enable, list.
     User {
@@ -318,6 +325,7 @@ fn main() -> ExitCode {
         Command::Queue(a) => queue::run(a),
         Command::Status { site, json } => admin::status(&site, json),
         Command::Library { command } => library::run(command),
+        Command::Commands { command } => command::run(command),
         Command::User { command } => user::run(command),
         Command::Rules {
             ids,

@@ -435,3 +435,66 @@ fn bad_profiles_are_refused_by_check() {
         );
     }
 }
+
+fn signed_site(key: &ed25519_dalek::SigningKey, extra: &str) -> String {
+    format!(
+        "{}\n[[command_signer]]\nid = \"clinic-key\"\npublic_key = \"{}\"\ncommanders = [\"clinic\"]\n{extra}",
+        SITE.replace(
+            "commanders = [\"clinic\"]\n",
+            "commanders = [\"clinic\"]\nsigned_commands = true\n",
+        ),
+        hex::encode(key.verifying_key().to_bytes())
+    )
+}
+
+/// A 3.1.1 command with the payload envelope, signed now.
+fn signed_command(key: &ed25519_dalek::SigningKey, topic: &str, nonce: &str, now: i64) -> Vec<u8> {
+    let sig = authority::sign(key, topic, now, nonce, b"{}");
+    let mut payload = Vec::new();
+    authority::write_envelope_header("clinic-key", now, nonce, &sig, &mut payload);
+    payload.extend_from_slice(b"{}");
+    publish_bytes(topic, &payload, 1, false)
+}
+
+#[test]
+fn a_replay_stays_a_replay_across_a_reload() {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let a = authority();
+    let now = 1_800_000_000;
+    let cmd = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0001", now);
+    let judge_at = |p: &MqttPolicy| {
+        let Packet::Publish(pb) = decode(&cmd, Version::V311, &codec::Limits::default()).unwrap()
+        else {
+            panic!()
+        };
+        p.publish("clinic", Version::V311, pb.topic, &pb, &a, now)
+    };
+    let before = policy_from(&signed_site(&key, ""));
+    let v = judge_at(&before);
+    assert!(v.refusal.is_none(), "{:?}", v.refusal);
+    assert_eq!(v.command.unwrap().signer, "clinic-key");
+    // The same configuration compiled again: a reload.
+    let after = policy_from(&signed_site(&key, ""));
+    assert_eq!(rule_of(&judge_at(&after)), Some("WG-MQTT-011"));
+    // A reload that drops the key: its commands are refused as unsigned by
+    // a known key.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[10; 32]);
+    let rekeyed = policy_from(&signed_site(&other, ""));
+    assert_eq!(rule_of(&judge_at(&rekeyed)), Some("WG-MQTT-010"));
+}
+
+#[test]
+fn signed_commands_outside_the_routes_window_are_stale() {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let text = signed_site(&key, "").replace(
+        "signed_commands = true\n",
+        "signed_commands = true\ncommand_max_age_secs = 30\n",
+    );
+    let p = policy_from(&text);
+    let now = 1_800_000_000;
+    let cmd = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0002", now - 31);
+    let v = judge(&p, &authority(), "clinic", &cmd);
+    assert_eq!(rule_of(&v), Some("WG-MQTT-012"));
+    let cmd = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0003", now - 29);
+    assert!(judge(&p, &authority(), "clinic", &cmd).refusal.is_none());
+}
