@@ -280,12 +280,19 @@ class MqttSite:
         if direct:
             self.host, self.port = self.broker.host, self.broker.port
             return
+        self.site = site
         try:
             self.gw = Gateway(self.tmp, self.broker.port, site=site)
         except BaseException:
             self.broker.stop()
             raise
         self.host, self.port = GATEWAY_HOST, self.gw.listen_port
+
+    def restart_gateway(self):
+        """Stops wardgate and starts it again on the same data_dir (a new port)."""
+        self.gw.stop()
+        self.gw = Gateway(self.tmp, self.broker.port, site=self.site)
+        self.port = self.gw.listen_port
 
     # Clients, closed at teardown.
     def paho(self, device, client_id=None, version=5, **kw):

@@ -508,6 +508,26 @@ def test_topic_alias_set_by_a_refused_publish_is_not_usable(site):
     assert watch.drain(quiet=1.5) == []
 
 
+def test_topic_alias_of_a_refused_publish_is_refused_by_wardgate_not_the_broker(site):
+    """A PUBLISH that sets alias 3 on the monitor's own topic is refused for its
+    size: wardgate does not forward it, so the broker never learns alias 3. A
+    later PUBLISH using alias 3 alone cannot be resolved by the broker: wardgate
+    must refuse it itself (and record why) rather than forward a packet the
+    broker will answer by disconnecting the monitor."""
+    watch = spy(site)
+    mon = site.raw("monitor-1", version=5)
+    rc, _, connack = mon.connect("monitor-1")
+    assert rc == 0 and connack.get("topic_alias_maximum", 0) >= 3, connack
+    mine = "home/monitor-1/vitals/ecg"
+    assert mon.publish(mine, b"x" * (MAX_PAYLOAD + 1), qos=1, pid=1, publish_props=[("topic_alias", 3)]) == NOT_AUTHORISED
+    rc = mon.publish("", b"small", qos=1, pid=2, publish_props=[("topic_alias", 3)])
+    assert rc is None or rc >= 0x80, rc
+    assert watch.drain(quiet=1.0) == []
+    mqtt_rules = [r for r in site.rules() if r.startswith("WG-MQTT") and r != "WG-MQTT-008"]
+    assert mqtt_rules, ("the alias-only PUBLISH was forwarded to a broker that never saw alias 3; "
+                        f"broker log: {site.broker.log_text()[-400:]!r}; rules: {site.rules()}")
+
+
 # --- Protocol state and size ---------------------------------------------------------------
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -628,6 +648,27 @@ def test_signed_command_v5_is_delivered_and_a_replay_refused(site):
     assert mon.drain(quiet=1.5) == []
 
 
+def test_a_command_replayed_after_a_gateway_restart_is_refused(site):
+    """"Unique per signer within the window (replays refused)": a restart of
+    wardgate within the window must not let a captured command pass again."""
+    watch = spy(site, "home/+/cmd/#")  # on the broker: survives wardgate's restart
+    topic, cmd = "home/monitor-1/cmd/pacing", b'{"op":"set-rate","bpm":60}'
+    ts, nonce, sig = sign_command(site.key, topic, cmd)
+    user = [("user", kv) for kv in v5_signature_props(ts, nonce, sig)]
+    clinic = site.raw("clinic", version=5)
+    assert clinic.connect("clinic")[0] == 0
+    assert clinic.publish(topic, cmd, qos=1, pid=1, publish_props=user) == 0
+    assert len(watch.receive(1)) == 1
+    clinic.close()
+    site.restart_gateway()
+    again = site.raw("clinic", version=5)
+    assert again.connect("clinic")[0] == 0
+    rc = again.publish(topic, cmd, qos=1, pid=2, publish_props=user)
+    reached = watch.drain(quiet=1.5)
+    assert rc is not None and rc >= 0x80 and reached == [], \
+        f"the same signed command passed again after a restart (PUBACK {rc}, {len(reached)} reached the broker)"
+
+
 @pytest.mark.parametrize("case", ["unsigned", "tampered", "wrong-topic", "unknown-signer", "bad-base64",
                                   "repeated-property", "stale", "future"])
 def test_invalid_command_v5_is_refused(site, case):
@@ -706,6 +747,62 @@ def test_signed_command_v5_may_use_the_envelope(site):
     props = clinic.props("PUBLISH", UserProperty=[("wg-signer", "clinic-key")])
     assert clinic.publish(topic, envelope, qos=1, properties=props) == NOT_AUTHORISED
     assert_blocked(site, "WG-MQTT-010")
+
+
+# docs/mqtt.md's worked example: RFC 8032's first test key (its secret is public).
+EXAMPLE_SEED = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+EXAMPLE_SIG = "4ezAhhORAAH0NwIAB/hCWGC0GftFaoLrUbvOXIAbaAApS2/LbDX7M/qQotZsG2tPwQVExXhPXsjVMKf8MZJKBw=="
+
+
+def cli_sign(key_file, topic, payload, fmt, ts=None, nonce=None):
+    args = [wardgate_bin(), "command", "sign", "--key", str(key_file), "--signer", "clinic-key",
+            "--topic", topic, "--payload", payload, "--format", fmt]
+    if ts is not None:
+        args += ["--ts", str(ts)]
+    if nonce is not None:
+        args += ["--nonce", nonce]
+    r = subprocess.run(args, capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_python_signing_matches_wardgate_command_sign_and_the_documented_example(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key_file = tmp_path / "example.key"
+    key_file.write_text(EXAMPLE_SEED + "\n")
+    key_file.chmod(0o600)
+    topic, payload, ts, nonce = "home/monitor-1/cmd/interrogate", '{"op":"interrogate"}', 1767225600, "n0nce-2026-01-01a"
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(EXAMPLE_SEED))
+    assert sign_command(key, topic, payload.encode(), ts=ts, nonce=nonce) == (ts, nonce, EXAMPLE_SIG)
+    v5 = cli_sign(key_file, topic, payload, "v5", ts, nonce).decode().splitlines()
+    assert v5 == [f"{k}={v}" for k, v in v5_signature_props(ts, nonce, EXAMPLE_SIG)]
+    envelope = cli_sign(key_file, topic, payload, "envelope", ts, nonce)
+    assert envelope == v311_envelope(payload.encode(), ts, nonce, EXAMPLE_SIG)
+    assert ROOT.joinpath("docs", "mqtt.md").read_text().count(EXAMPLE_SIG) >= 2
+
+
+def test_command_signed_by_the_cli_is_delivered(site, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    key_file = tmp_path / "clinic.key"
+    key_file.write_text(site.key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                               serialization.NoEncryption()).hex() + "\n")
+    key_file.chmod(0o600)
+    mon = site.paho("monitor-1", version=5)
+    connected(mon)
+    assert mon.subscribe("home/monitor-1/cmd/#", qos=1) == [1]
+    clinic = site.paho("clinic", version=5)
+    connected(clinic)
+    topic, cmd = "home/monitor-1/cmd/interrogate", '{"op":"interrogate","id":19}'
+    lines = cli_sign(key_file, topic, cmd, "v5").decode().splitlines()
+    user = [tuple(line.split("=", 1)) for line in lines]
+    assert clinic.publish(topic, cmd.encode(), qos=1, properties=clinic.props("PUBLISH", UserProperty=user)) == 0
+    envelope = cli_sign(key_file, topic, cmd, "envelope")
+    assert clinic.publish(topic, envelope, qos=1) == 0
+    got = mon.receive(2)
+    assert [m.payload for m in got] == [cmd.encode(), envelope]
+    assert refusals(site) == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)
