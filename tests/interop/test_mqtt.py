@@ -27,7 +27,7 @@ import pytest
 
 from conftest import ROOT, wardgate_bin
 from mqtt_peers import (
-    COMMANDS_PER_HOUR, CONNACK, MAX_PACKET, MAX_PAYLOAD, PUBACK, MqttSite,
+    ADDR, COMMANDS_PER_HOUR, CONNACK, MAX_PACKET, MAX_PAYLOAD, PUBACK, MqttSite,
     connect_packet, disconnect_reason, packet, publish_packet, sign_command, tool_pub, tool_sub,
     v5_signature_props, v311_envelope,
 )
@@ -362,6 +362,30 @@ def test_rogue_subscriptions_are_refused_and_receive_nothing(site, version):
     # Its own command topic is allowed on its own, and any filter within it.
     assert rogue.subscribe("home/monitor-2/cmd/#", qos=1) == [1]
     assert rogue.subscribe(["home/monitor-2/cmd/+", "home/monitor-2/cmd/pacing/rate"], qos=1) == [1, 1]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_resumed_session_does_not_deliver_beyond_the_profile(site, version):
+    """A session on the broker holding a subscription beyond the profile (made
+    before wardgate stood in front of the broker, or under a wider profile
+    before a reload) is resumed through wardgate with clean start off. No
+    SUBSCRIBE crosses wardgate, yet the broker delivers on the old
+    subscription: what wardgate relays must still stay within the profile."""
+    from mqtt_peers import Paho
+
+    old = Paho("monitor-2", ADDR["monitor-2"], site.broker.host, site.broker.port, version=version, clean=False)
+    site.clients.append(old)
+    connected(old, session_expiry=3600)
+    assert old.subscribe("home/#", qos=1) == [1]  # directly on the broker
+    old.close()
+    rogue = site.paho("monitor-2", version=version, clean=False)
+    rc, flags = connected(rogue, session_expiry=3600)
+    assert flags.session_present
+    mon = site.paho("monitor-1", version=version)
+    connected(mon)
+    assert mon.publish("home/monitor-1/vitals/heart-rate", b"73", qos=1) == 0
+    got = rogue.drain(quiet=1.5)
+    assert [(m.topic, m.payload) for m in got] == [], "another patient's vitals reached monitor-2"
 
 
 # --- Publishes outside the profile -----------------------------------------------------
