@@ -28,7 +28,9 @@ use wardgate_engine::{Admission, Clock, Flow};
 use wardgate_event::event::{Action, Stage};
 use wardgate_proto::mqtt::codec::{Framed, Limits, PacketType};
 
-const READ_CHUNK: usize = 16 * 1024;
+/// MQTT packets are small: a small first buffer keeps an idle connection
+/// cheap, and `reserve_for` grows it to a whole packet when one is larger.
+const READ_CHUNK: usize = 4 * 1024;
 
 /// Makes room in `buf` for the next read: the whole next packet when its
 /// header says how long it is (up to the limit), else a chunk.
