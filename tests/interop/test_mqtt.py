@@ -757,6 +757,25 @@ def test_signed_command_v311_envelope_is_delivered_byte_for_byte_and_a_replay_cl
     assert mon.drain(quiet=1.5) == []
 
 
+def test_signed_command_sent_by_topic_alias_is_judged_on_its_topic(site):
+    mon = site.paho("monitor-1", version=5)
+    connected(mon)
+    assert mon.subscribe("home/monitor-1/cmd/#", qos=1) == [1]
+    clinic = site.raw("clinic", version=5)
+    rc, _, connack = clinic.connect("clinic")
+    assert rc == 0 and connack.get("topic_alias_maximum", 0) >= 1
+    topic = "home/monitor-1/cmd/interrogate"
+    for pid, (body, sent_topic) in enumerate([(b"first", topic), (b"second", "")], start=1):
+        ts, nonce, sig = sign_command(site.key, topic, body)  # the signature covers the real topic
+        props = [("topic_alias", 1)] + [("user", kv) for kv in v5_signature_props(ts, nonce, sig)]
+        assert clinic.publish(sent_topic, body, qos=1, pid=pid, publish_props=props) == 0, body
+    # Alias-only, unsigned: still a command to monitor-1, refused.
+    assert clinic.publish("", b"third", qos=1, pid=3, publish_props=[("topic_alias", 1)]) == NOT_AUTHORISED
+    assert_blocked(site, "WG-MQTT-010")
+    got = mon.receive(3, timeout=3)
+    assert [(m.topic, m.payload) for m in got] == [(topic, b"first"), (topic, b"second")]
+
+
 def test_signed_command_v5_may_use_the_envelope(site):
     mon = site.paho("monitor-1", version=5)
     connected(mon)
