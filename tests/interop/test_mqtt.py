@@ -610,6 +610,21 @@ def test_slow_packet_and_silent_client_time_out(site):
     assert site.rule_events("WG-CONN-002"), site.rules()
 
 
+def test_more_in_flight_than_receive_maximum_closes(site):
+    raw = site.raw("monitor-1", version=5)
+    rc, _, connack = raw.connect("monitor-1")
+    assert rc == 0
+    limit = connack.get("receive_maximum", 65535)
+    assert limit < 1000, connack  # mosquitto announces 20 by default
+    # limit + 5 QoS 1 PUBLISHes in one write, before any PUBACK can come back.
+    raw.send(b"".join(publish_packet("home/monitor-1/vitals/ecg", b"%d" % i, qos=1, pid=i + 1)
+                      for i in range(limit + 5)))
+    seen = raw.closed()
+    assert seen is not None, "connection left open"
+    assert disconnect_reason(seen) in (PROTOCOL_ERROR, 0x93), seen[-1:]  # 0x93: Receive Maximum exceeded
+    assert_blocked(site, "WG-MQTT-016")
+
+
 def test_server_only_packet_from_a_client_closes(site):
     raw = site.raw("monitor-1", version=5)
     assert raw.connect("monitor-1")[0] == 0
