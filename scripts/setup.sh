@@ -4,7 +4,8 @@
 #     dcmtk (DICOM peers: echoscu, storescu, storescp), orthanc (the PACS; its
 #     Debian service is not used, the tests run their own instance), and the
 #     peers of the passive-analysis tests: curl (FTP and HTTP client), mosquitto
-#     (MQTT broker), smbclient (SMB client), telnetd (GNU inetutils); openssl
+#     (MQTT broker; also the real broker behind the inline MQTT proxy's tests) and
+#     mosquitto-clients (mosquitto_pub/mosquitto_sub as MQTT clients), smbclient (SMB client), telnetd (GNU inetutils); openssl
 #     (checks the certificates wardgate's CA issues and the checkpoints
 #     exported to syslog); libpcap-dev (builds live capture); prometheus (a
 #     real Prometheus server scraping the gateway's metrics, and its promtool
@@ -17,7 +18,9 @@
 #   - a Python venv in .venv with the real HL7 peers (hl7, hl7apy), the DICOM
 #     peers (pynetdicom, pydicom and its test files), pytest, and PyYAML (reads
 #     the vendored ECS field reference in tests/data/ecs), Playwright for Python
-#     (drives the system Chromium in tests/interop/test_console.py);
+#     (drives the system Chromium in tests/interop/test_console.py), paho-mqtt
+#     (MQTT 3.1.1 and 5 clients) and cryptography (signs MQTT commands with
+#     Ed25519 in tests/interop/test_mqtt.py);
 #   - cargo-fuzz, for the fuzz smoke run.
 # Idempotent: it only installs what is missing.
 set -euo pipefail
@@ -31,6 +34,7 @@ command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ] || apt_need+=(ort
 command -v curl >/dev/null 2>&1 || apt_need+=(curl)
 command -v openssl >/dev/null 2>&1 || apt_need+=(openssl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_need+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || apt_need+=(mosquitto-clients)
 command -v smbclient >/dev/null 2>&1 || apt_need+=(smbclient)
 command -v telnetd >/dev/null 2>&1 || [ -x /usr/sbin/telnetd ] || apt_need+=(telnetd)
 # libpcap's headers and link library: `wardgate capture` reads the kernel's
@@ -58,7 +62,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy, yaml, playwright.sync_api" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import hl7, hl7apy, hl7parser, pytest, pynetdicom, pydicom, paho.mqtt, pyftpdlib, scapy, yaml, playwright.sync_api, cryptography" >/dev/null 2>&1; then
   echo "setup: installing Python peers into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/interop/requirements.txt
 fi
