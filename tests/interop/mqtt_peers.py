@@ -77,6 +77,7 @@ class Mosquitto:
             # the test's tmp dir; `user root` keeps it as it is.
             if os.geteuid() == 0:
                 lines.append("user root")
+            lines = self.write_conf(lines)
             self.conf.write_text("\n".join(lines) + "\n")
             self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE)
@@ -87,6 +88,10 @@ class Mosquitto:
                 self.proc.kill()
                 self.proc.wait(5)
         raise RuntimeError(f"mosquitto did not start: {self.log_text()}")
+
+    def write_conf(self, lines):
+        """The configuration's lines (a subclass adds its own, such as TLS)."""
+        return lines
 
     def log_text(self):
         try:

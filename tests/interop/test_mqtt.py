@@ -425,13 +425,13 @@ def test_publish_outside_profile_v311_qos0_dropped_qos1_closes(site):
     assert len(assert_blocked(site, "WG-MQTT-003", n=2)) == 2
 
 
-def test_qos_above_max_qos_v5_is_answered_qos_not_supported(site):
-    # docs/rules.md WG-MQTT-007: "Refused (QoS not supported in MQTT 5; the
-    # connection closed in 3.1.1 for QoS 1/2)".
+def test_qos_above_max_qos_v5_is_answered_not_authorised(site):
+    # docs/rules.md WG-MQTT-007: a PUBREC cannot carry 0x9B (QoS not
+    # supported is a CONNACK/DISCONNECT code, MQTT 5 3.5.2.1), so 0x87.
     watch = spy(site)
     g = site.raw("glucometer-1", version=5)
     assert g.connect("glucometer-1")[0] == 0
-    assert g.publish("home/glucometer-1/vitals/glucose", b"5.4", qos=2, pid=1) == 0x9B  # QoS not supported
+    assert g.publish("home/glucometer-1/vitals/glucose", b"5.4", qos=2, pid=1) == 0x87  # not authorised
     assert_blocked(site, "WG-MQTT-007")
     assert g.publish("home/glucometer-1/vitals/glucose", b"5.5", qos=1, pid=2) == 0
     assert [(m.topic, m.payload) for m in watch.drain(quiet=1.5)] == [("home/glucometer-1/vitals/glucose", b"5.5")]

@@ -20,7 +20,7 @@ TLS_TEMPLATE = SITE_TEMPLATE.replace(
     1,
 ).replace(
     "\n[[command_signer]]",
-    '\n[route.listen_tls]\ncert = "@CERTS@/wardgate-gw.crt"\nkey = "@CERTS@/wardgate-gw.key"\n\n'
+    '\n[route.listen_tls]\ncert = "@CERTS@/mqtt-listener.crt"\nkey = "@CERTS@/mqtt-listener.key"\n\n'
     '[route.upstream_tls]\nserver_name = "broker"\n\n[[command_signer]]',
     1,
 )
@@ -77,8 +77,10 @@ def test_mqtt_over_tls_on_both_sides_identifies_the_device_by_its_certificate(tm
     cfg = tmp_path / "ca.toml"
     cfg.write_text(site.format(data_dir=tmp_path / "data", listen_port=1, upstream_port=1, max_frame=65536))
     wg(cfg, "ca", "init", "--name", "test")
-    for dev in ("wardgate-gw", "broker", "monitor-1", "clinic"):
+    for dev in ("broker", "monitor-1", "clinic"):
         wg(cfg, "device", "enroll", dev, "--out", str(certs))
+    # The listener's certificate names the address the clients connect to.
+    wg(cfg, "ca", "issue-listener", "mqtt-listener", "--ip", "127.0.0.1", "--out", str(certs))
     broker = TlsMosquitto(tmp_path, certs, tmp_path / "data" / "tls" / "ca.crt")
     gw = None
     clients = []

@@ -529,15 +529,6 @@ impl MqttPolicy {
             // The route's window (the authority remembers nonces for the
             // longest window of any route).
             let offset = now_unix.saturating_sub(env.timestamp);
-            if env.timestamp < auth.not_before() {
-                v.refusal = Some(Refusal::new(
-                    rules::MQTT_COMMAND_STALE,
-                    format!("command to {names} on {topic:?} signed before the gateway started ({offset} s ago): the nonces seen before a restart are not remembered, so it is refused; the commander signs it again"),
-                    not_authorised,
-                ));
-                v.command = Some(facts);
-                return;
-            }
             if offset.unsigned_abs() > self.command_max_age_secs {
                 v.refusal = Some(Refusal::new(
                     rules::MQTT_COMMAND_STALE,

@@ -66,6 +66,10 @@ pub struct ProxyOptions {
     /// Where store-and-forward routes keep their queues (`data_dir/queue`);
     /// required when any route is store-and-forward.
     pub queue_dir: Option<std::path::PathBuf>,
+    /// Where the nonces of forwarded MQTT commands are appended (one line
+    /// each, `expires signer nonce`), before the command is forwarded, so a
+    /// restart remembers them (`None`: not kept).
+    pub nonce_file: Option<std::path::PathBuf>,
     /// Connection worker threads (single-threaded runtimes; see `workers.rs`).
     /// 0 serves connections on the runtime that calls [`Proxy::run`].
     pub workers: usize,
@@ -83,6 +87,7 @@ impl ProxyOptions {
                 .unwrap_or(usize::MAX)
                 .max(1),
             queue_dir: None,
+            nonce_file: None,
             workers: match g.workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n => usize::try_from(n).unwrap_or(1),
@@ -138,20 +143,39 @@ pub(crate) struct Shared {
     /// MQTT command authority: nonces seen and command budgets, across
     /// connections and reloads.
     pub authority: Arc<std::sync::Mutex<wardgate_engine::mqtt::authority::Authority>>,
+    /// [`ProxyOptions::nonce_file`], opened for appending.
+    pub nonce_log: Option<std::sync::Mutex<std::fs::File>>,
 }
 
 impl Shared {
     pub(crate) fn new(policy: Arc<Policy>, recorder: RecorderHandle, opts: ProxyOptions) -> Self {
         let metrics = Arc::new(ProxyMetrics::new(&policy));
-        let mut authority = wardgate_engine::mqtt::authority::Authority::new(
+        let authority = wardgate_engine::mqtt::authority::Authority::new(
             policy.command_signers.to_vec(),
             wardgate_engine::mqtt::authority::AuthorityOptions {
                 max_age_secs: policy.command_max_age_secs,
                 ..Default::default()
             },
         );
-        authority.set_not_before(Clock::now().unix_secs());
+
+        let nonce_log = opts.nonce_file.as_ref().and_then(|p| {
+            use std::os::unix::fs::OpenOptionsExt;
+            // As every file in data_dir: readable by the group, nobody else.
+            let open = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(p);
+            match open {
+                Ok(f) => Some(std::sync::Mutex::new(f)),
+                Err(e) => {
+                    tracing::error!(path = %p.display(), error = %e, "cannot keep MQTT command nonces: a replay after a restart would not be recognised");
+                    None
+                }
+            }
+        });
         Shared {
+            nonce_log,
             authority: Arc::new(std::sync::Mutex::new(authority)),
             floods: limits::Floods::new(&policy, opts.max_connections, metrics.clone()),
             policy: Arc::new(arc_swap::ArcSwap::new(policy)),
@@ -193,6 +217,24 @@ impl Shared {
             )
             .with_rule(rules::AUDIT_BACKPRESSURE);
         self.record(e);
+    }
+
+    /// Appends a forwarded command's nonce to the nonce file (before the
+    /// command goes out: the caller forwards after this returns).
+    pub(crate) fn keep_nonce(&self, signer: &str, nonce: &str) {
+        let Some(log) = &self.nonce_log else {
+            return;
+        };
+        let window = self.policy.load().command_max_age_secs.saturating_mul(2);
+        let expires = Clock::now()
+            .unix_secs()
+            .saturating_add(i64::try_from(window).unwrap_or(i64::MAX));
+        let line = format!("{expires} {signer} {nonce}\n");
+        let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+        use std::io::Write;
+        if let Err(e) = f.write_all(line.as_bytes()) {
+            tracing::error!(error = %e, "could not keep an MQTT command nonce");
+        }
     }
 
     /// Sends an event to the recorder; a stopped recorder is logged, never fatal to care.
@@ -301,6 +343,24 @@ impl Proxy {
                 })
                 .collect(),
         )
+    }
+
+    /// Remembers the nonces of commands recorded before this start
+    /// (`(signer, nonce, expires)`), so that a replay stays one across a
+    /// restart. Returns how many were taken.
+    pub fn remember_command_nonces(&self, nonces: &[(String, String, i64)]) -> usize {
+        let mut auth = self
+            .shared
+            .authority
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Keys are known once the policy's signers are followed.
+        let policy = self.shared.policy.load();
+        auth.follow(&policy.command_signers, policy.command_max_age_secs);
+        nonces
+            .iter()
+            .filter(|(s, n, e)| auth.remember(s, n, *e))
+            .count()
     }
 
     /// The policy in force, to replace on reload: new connections and every new

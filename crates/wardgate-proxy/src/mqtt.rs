@@ -314,6 +314,11 @@ impl<C: ClientIo> Driver<C> {
         while i < outs.len() {
             match std::mem::replace(&mut outs[i], Out::Close) {
                 Out::Record(e) => {
+                    if let Some(c) = e.wardgate.mqtt.as_ref().and_then(|m| m.command.as_ref()) {
+                        if e.event.action == Action::Allowed && !c.nonce.is_empty() {
+                            self.shared.keep_nonce(&c.signer, &c.nonce);
+                        }
+                    }
                     if e.wardgate.stage == Stage::Message && !decided {
                         // A packet's decision, counted once with its bytes.
                         decided = true;

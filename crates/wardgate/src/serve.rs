@@ -117,6 +117,40 @@ pub(crate) fn open_data_dir(
     Ok((recorder, lock))
 }
 
+/// The nonces of MQTT commands forwarded before this start that are still
+/// within their replay window, from `data_dir/mqtt-command-nonces` (each
+/// appended before its command was forwarded), as `(signer, nonce, expires)`;
+/// the file is rewritten with only those. Lines that do not parse are
+/// dropped (a torn last line after a crash).
+fn recorded_command_nonces(v: &Validated) -> Vec<(String, String, i64)> {
+    let path = v.data_dir.join(NONCE_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let now = Clock::now().unix_secs();
+    let live: Vec<(String, String, i64)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let expires: i64 = f.next()?.parse().ok()?;
+            let (signer, nonce) = (f.next()?, f.next()?);
+            (f.next().is_none() && expires > now)
+                .then(|| (signer.to_owned(), nonce.to_owned(), expires))
+        })
+        .collect();
+    let kept: String = live
+        .iter()
+        .map(|(s, n, e)| format!("{e} {s} {n}\n"))
+        .collect();
+    if let Err(e) = wardgate_audit::fsx::write_replace(&path, kept.as_bytes()) {
+        tracing::error!(error = %e, "could not compact the MQTT command nonces");
+    }
+    live
+}
+
+/// Where forwarded MQTT commands' nonces are kept across restarts.
+const NONCE_FILE: &str = "mqtt-command-nonces";
+
 /// Opens the data directory (exclusively), starts the recorder and binds every route.
 pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> {
     let policy = Arc::new(
@@ -134,7 +168,16 @@ pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> 
     let g = &v.config.gateway;
     let mut popts = ProxyOptions::from_config(g);
     popts.queue_dir = Some(v.data_dir.join("queue"));
+    popts.nonce_file = Some(v.data_dir.join(NONCE_FILE));
+    let nonces = recorded_command_nonces(v);
     let proxy = Proxy::bind(policy, recorder.handle(), popts).await?;
+    if !nonces.is_empty() {
+        let n = proxy.remember_command_nonces(&nonces);
+        tracing::info!(
+            nonces = n,
+            "MQTT command nonces of the last window remembered"
+        );
+    }
     let routes: Vec<String> = proxy
         .local_addrs()
         .iter()

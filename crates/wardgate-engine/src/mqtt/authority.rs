@@ -578,8 +578,6 @@ pub struct Authority {
     budgets: HashMap<Box<str>, DeviceBudget>,
     /// Reused for the signed bytes.
     scratch: Vec<u8>,
-    /// Commands signed before this are refused ([`Authority::not_before`]).
-    not_before: i64,
     /// The policy's signer list last followed ([`Authority::follow`]).
     following: Option<Arc<[SignerKey]>>,
 }
@@ -605,7 +603,6 @@ impl Authority {
             expiry: BTreeSet::new(),
             live: 0,
             latest: i64::MIN,
-            not_before: i64::MIN,
             budgets: HashMap::new(),
             scratch: Vec::new(),
             following: None,
@@ -657,17 +654,29 @@ impl Authority {
         self.following = Some(signers.clone());
     }
 
-    /// Refuse commands signed before `unix` (the gateway's start): the nonces
-    /// seen before a restart are gone, so a command captured then could pass
-    /// again within its window; refusing what was signed before the start
-    /// closes that gap (a commander re-signs, as it does for any refusal).
-    pub fn set_not_before(&mut self, unix: i64) {
-        self.not_before = unix;
-    }
-
-    /// See [`Authority::set_not_before`].
-    pub fn not_before(&self) -> i64 {
-        self.not_before
+    /// Remembers a nonce `signer` used, until `expires` (Unix seconds): the
+    /// nonces of commands the audit log recorded before a restart, so that a
+    /// command captured then is still a replay after it. False when the
+    /// signer is unknown, the nonce malformed or already held, or the cache
+    /// is full (a restart then remembers what fits, the newest first).
+    pub fn remember(&mut self, signer: &str, nonce: &str, expires: i64) -> bool {
+        let Some(&idx) = self.by_id.get(signer) else {
+            return false;
+        };
+        if self.live >= self.opts.max_nonces
+            || !(MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len())
+        {
+            return false;
+        }
+        let Some(set) = self.nonces.get_mut(idx) else {
+            return false;
+        };
+        if !set.insert(Box::from(nonce)) {
+            return false;
+        }
+        self.expiry.insert((expires, idx, Box::from(nonce)));
+        self.live += 1;
+        true
     }
 
     /// The options in force.

@@ -500,19 +500,28 @@ fn signed_commands_outside_the_routes_window_are_stale() {
 }
 
 #[test]
-fn commands_signed_before_the_gateway_started_are_stale() {
+fn nonces_remembered_from_the_record_are_replays() {
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let p = policy_from(&signed_site(&key, ""));
     let a = authority();
     let now = 1_800_000_000;
-    a.lock().unwrap().set_not_before(now - 5);
-    let before = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0004", now - 6);
+    // The policy's signers are followed at the first command: remembering
+    // needs them known, as after a start.
+    let first = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0007", now);
+    assert!(judge(&p, &a, "clinic", &first).refusal.is_none());
+    assert!(a
+        .lock()
+        .unwrap()
+        .remember("clinic-key", "nonce-0008", now + 600));
+    assert!(!a
+        .lock()
+        .unwrap()
+        .remember("nobody", "nonce-0009", now + 600));
+    let again = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0008", now - 10);
     assert_eq!(
-        rule_of(&judge(&p, &a, "clinic", &before)),
-        Some("WG-MQTT-012")
+        rule_of(&judge(&p, &a, "clinic", &again)),
+        Some("WG-MQTT-011")
     );
-    let after = signed_command(&key, "home/monitor-1/cmd/x", "nonce-0005", now - 5);
-    assert!(judge(&p, &a, "clinic", &after).refusal.is_none());
 }
 
 #[test]

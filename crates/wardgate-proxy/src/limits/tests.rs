@@ -217,6 +217,7 @@ async fn messages_over_the_rate_are_paced_with_one_alert() {
             shutdown_grace: Duration::from_secs(5),
             max_connections: 4096,
             queue_dir: None,
+            nonce_file: None,
             workers: 0,
         },
     );
@@ -260,6 +261,7 @@ async fn connections_of_one_device_share_its_message_rate_fairly() {
             shutdown_grace: Duration::from_secs(5),
             max_connections: 4096,
             queue_dir: None,
+            nonce_file: None,
             workers: 0,
         },
     ));

@@ -52,6 +52,7 @@ fn options() -> crate::ProxyOptions {
         shutdown_grace: Duration::from_secs(5),
         max_connections: 4096,
         queue_dir: None,
+        nonce_file: None,
         workers: 0,
     }
 }
