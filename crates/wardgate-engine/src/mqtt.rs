@@ -94,8 +94,17 @@ fn put_device(pattern: &str, device: &str) -> String {
 /// shared subscription needs a pattern that names `$share`.
 pub fn filter_within(filter: &str, allowed: &str) -> bool {
     // A wildcard first level never matches a `$` topic (MQTT 4.7.2): a
-    // filter for `$SYS/...` is not within `#` or `+/...`.
-    if filter.starts_with('$') && (allowed.starts_with('#') || allowed.starts_with('+')) {
+    // filter for `$SYS/...` is not within `#` or `+/...`; inside a shared
+    // subscription the rule applies to the filters after `$share/{group}/`.
+    let inner = |f: &'_ str| -> Option<String> {
+        let rest = f.strip_prefix("$share/")?;
+        rest.split_once('/').map(|(_, f)| f.to_owned())
+    };
+    let (f, a) = match (inner(filter), inner(allowed)) {
+        (Some(f), Some(a)) => (f, a),
+        _ => (filter.to_owned(), allowed.to_owned()),
+    };
+    if f.starts_with('$') && (a.starts_with('#') || a.starts_with('+')) {
         return false;
     }
     let mut f = filter.split('/');
@@ -301,6 +310,30 @@ impl MqttPolicy {
             ));
         };
         if let Some(w) = &c.will {
+            let targets = self.command_targets(w.topic);
+            if !targets.is_empty() {
+                return Err(Refusal::new(
+                    rules::MQTT_NOT_COMMANDER,
+                    format!(
+                        "will topic {:?} is a command topic of {}: a will is published by the broker later, unsigned and outside any budget",
+                        w.topic,
+                        targets.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ")
+                    ),
+                    not_authorised,
+                ));
+            }
+            if w.payload.len() as u64 > p.max_payload {
+                return Err(Refusal::new(
+                    rules::MQTT_PAYLOAD,
+                    format!(
+                        "a {}-byte will, above profile {:?}'s max_payload_bytes {}",
+                        w.payload.len(),
+                        &*p.profile,
+                        p.max_payload
+                    ),
+                    not_authorised,
+                ));
+            }
             if !any_match(&p.will, w.topic) {
                 return Err(Refusal::new(
                     rules::MQTT_WILL,
@@ -405,6 +438,25 @@ impl MqttPolicy {
             ));
             return v;
         };
+        // A command topic first: a probe of another device's commands is
+        // WG-MQTT-009 whatever else is wrong with it.
+        let targets = self.command_targets(topic);
+        if !targets.is_empty() && !self.commanders.iter().any(|c| &**c == device) {
+            self.command(
+                device, version, topic, p, &targets, authority, now_unix, &mut v,
+            );
+            return v;
+        }
+        // A retained command would be delivered again at every subscription,
+        // past its nonce and its budget: never, whatever the profile retains.
+        if !targets.is_empty() && p.retain {
+            v.refusal = Some(Refusal::new(
+                rules::MQTT_RETAIN,
+                format!("a retained command on {topic:?}: the broker would deliver it again at every subscription, past its nonce and its budget"),
+                not_authorised,
+            ));
+            return v;
+        }
         let len = p.payload.len() as u64;
         if len > prof.max_payload {
             v.refusal = Some(Refusal::new(
@@ -439,7 +491,6 @@ impl MqttPolicy {
             ));
             return v;
         }
-        let targets = self.command_targets(topic);
         if targets.is_empty() {
             if !any_match(&prof.publish, topic) {
                 v.refusal = Some(Refusal::new(
@@ -551,7 +602,7 @@ impl MqttPolicy {
                 }
             }
         }
-        for t in targets {
+        for (i, t) in targets.iter().enumerate() {
             let Some(prof) = self.profiles.get(t) else {
                 continue;
             };
@@ -561,6 +612,10 @@ impl MqttPolicy {
                     facts.day_used = Some(b.day_used);
                 }
                 Err(r) => {
+                    // All targets or none: the earlier ones get theirs back.
+                    for earlier in &targets[..i] {
+                        auth.refund(earlier, now_unix);
+                    }
                     v.refusal = Some(Refusal::new(
                         r.rule(),
                         format!("command to {t:?} on {topic:?}: {r}"),

@@ -54,6 +54,8 @@ use wardgate_proto::mqtt::codec::{
 
 /// Bytes of topic alias memory per direction.
 const ALIAS_BYTES: usize = 64 * 1024;
+/// What the broker direction may exceed the route's packet limit by.
+const UPSTREAM_HEADROOM: u32 = 64 * 1024;
 /// How often an active connection's counts are recorded.
 pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -188,6 +190,16 @@ impl Session {
             Arc::new(MqttPolicy::empty())
         });
         let limits = mqtt.limits;
+        // The broker re-encodes what it delivers (a 3.1.1 PUBLISH gains a
+        // property length for a 5.0 subscriber, Subscription Identifiers add
+        // bytes): a packet the route let in must not come back too large and
+        // end a subscriber's connection. The client's own Maximum Packet
+        // Size, when it gives one, still bounds this direction.
+        let mut upstream_limits = limits;
+        upstream_limits.max_packet_bytes = limits
+            .max_packet_bytes
+            .saturating_add(UPSTREAM_HEADROOM)
+            .min(codec::MAX_REMAINING_LENGTH);
         Session {
             flow,
             route,
@@ -200,7 +212,7 @@ impl Session {
             denied: None,
             client_id: String::new(),
             client_limits: limits,
-            upstream_limits: limits,
+            upstream_limits,
             client_aliases: TopicAliases::new(0, ALIAS_BYTES),
             upstream_aliases: TopicAliases::new(0, ALIAS_BYTES),
             keep_alive: 0,
@@ -737,6 +749,12 @@ impl Session {
             .source_device
             .clone()
             .unwrap_or_else(|| Arc::from(""));
+        // Room among the broker's in-flight PUBLISHes first: a command must
+        // not be recorded, its nonce kept and its budget spent for a PUBLISH
+        // that is then not forwarded.
+        if !self.in_flight_room(p, now, clock, out) {
+            return;
+        }
         let verdict = self.mqtt.publish(
             &device,
             self.version,
@@ -786,10 +804,9 @@ impl Session {
             e.wardgate.mqtt = Some(facts);
             e.wardgate.bytes = Some(len as u64);
             if !self.refuse(e, r.rule, out) {
-                if self.take_in_flight(p, now, clock, out) {
-                    self.forwarded(p, now);
-                    out.push(Out::Forward);
-                }
+                self.take_in_flight(p);
+                self.forwarded(p, now);
+                out.push(Out::Forward);
                 return;
             }
             match answer {
@@ -830,17 +847,16 @@ impl Session {
             e.wardgate.bytes = Some(len as u64);
             out.push(Out::Record(Box::new(e)));
         }
-        if self.take_in_flight(p, now, clock, out) {
-            self.forwarded(p, now);
-            out.push(Out::Forward);
-        }
+        self.take_in_flight(p);
+        self.forwarded(p, now);
+        out.push(Out::Forward);
     }
 
-    /// A 5.0 QoS 1/2 PUBLISH about to go to the broker takes a place among
-    /// those in flight; more than the broker's Receive Maximum ends the
-    /// connection (MQTT-3.3.4-9: the broker would, and wardgate must not
-    /// forward what the broker has to refuse). False when it ended.
-    fn take_in_flight(
+    /// Is there room for a 5.0 QoS 1/2 PUBLISH among those in flight? More
+    /// than the broker's Receive Maximum ends the connection (MQTT-3.3.4-9:
+    /// the broker would, and wardgate must not forward what the broker has
+    /// to refuse). False when it ended.
+    fn in_flight_room(
         &mut self,
         p: &codec::Publish<'_>,
         now: Instant,
@@ -850,9 +866,8 @@ impl Session {
         let (true, Some(id)) = (self.version.v5(), p.packet_id) else {
             return true;
         };
-        let map = self.in_flight.get_or_insert_with(|| Box::new([0; 1024]));
         let (word, bit) = (usize::from(id / 64), 1u64 << (id % 64));
-        if map[word] & bit != 0 {
+        if self.in_flight.as_ref().is_some_and(|m| m[word] & bit != 0) {
             // A retransmission (DUP) of one already in flight.
             return true;
         }
@@ -871,9 +886,21 @@ impl Session {
             );
             return false;
         }
-        map[word] |= bit;
-        self.in_flight_count += 1;
         true
+    }
+
+    /// A 5.0 QoS 1/2 PUBLISH goes to the broker: it is in flight until the
+    /// broker acknowledges it (room was checked by [`Session::in_flight_room`]).
+    fn take_in_flight(&mut self, p: &codec::Publish<'_>) {
+        let (true, Some(id)) = (self.version.v5(), p.packet_id) else {
+            return;
+        };
+        let map = self.in_flight.get_or_insert_with(|| Box::new([0; 1024]));
+        let (word, bit) = (usize::from(id / 64), 1u64 << (id % 64));
+        if map[word] & bit == 0 {
+            map[word] |= bit;
+            self.in_flight_count += 1;
+        }
     }
 
     /// The broker acknowledged the client's PUBLISH `id` for good.
@@ -1104,7 +1131,9 @@ impl Session {
                     out,
                 );
             }
-            self.swallowed.push(id);
+            if !self.swallowed.contains(&id) {
+                self.swallowed.push(id);
+            }
         }
         let mut b = Vec::new();
         if codec::encode_pub_response(self.version, rec, id, 0, None, &mut b).is_ok() {

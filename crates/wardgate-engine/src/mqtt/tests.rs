@@ -79,6 +79,8 @@ fn filters_within_patterns() {
         ("$share/g/a/b", "a/b"),
         ("+/b", "a/b"),
         ("a/#", "a/+/#"),
+        ("$share/g/$SYS/#", "$share/g/#"),
+        ("$share/g/$SYS/x", "$share/+/+/x"),
     ];
     for (f, a) in yes {
         assert!(filter_within(f, a), "{f} within {a}");
@@ -532,4 +534,62 @@ fn deliveries_follow_the_profiles_subscriptions() {
     assert!(p.may_receive("clinic", "home/monitor-2/vitals/hr"));
     assert!(!p.may_receive("clinic", "home/monitor-2/cmd/x"));
     assert!(!p.may_receive("nobody", "home/monitor-2/vitals/hr"));
+}
+
+#[test]
+fn commands_are_never_retained_nor_wills() {
+    let p = policy_from(&SITE.replace(
+        "id = \"clinic\"\nsubscribe",
+        "id = \"clinic\"\nretain = [\"home/#\"]\nwill = [\"home/#\"]\nsubscribe",
+    ));
+    let a = authority();
+    let v = judge(
+        &p,
+        &a,
+        "clinic",
+        &publish_bytes("home/monitor-1/cmd/x", b"{}", 1, true),
+    );
+    assert_eq!(rule_of(&v), Some("WG-MQTT-005"));
+    let c = connect_bytes(
+        "clinic",
+        false,
+        Some(("home/monitor-1/cmd/reprogram", 1, true)),
+    );
+    assert_eq!(
+        connect(&p, "clinic", &c, false).unwrap_err().rule.id,
+        "WG-MQTT-009"
+    );
+    // A non-commander probing a command topic is WG-MQTT-009 whatever else.
+    let big = publish_bytes("home/monitor-1/cmd/x", &[b'x'; 1000], 2, true);
+    assert_eq!(
+        rule_of(&judge(&p, &a, "monitor-2", &big)),
+        Some("WG-MQTT-009")
+    );
+}
+
+#[test]
+fn a_command_to_several_targets_spends_all_budgets_or_none() {
+    // "monitor-1/cmd/monitor-2" is a command topic of both devices.
+    let text = SITE.replace(
+        "commands = [\"home/{device}/cmd/#\"]",
+        "commands = [\"{device}/cmd/#\", \"+/cmd/{device}\"]",
+    );
+    let p = policy_from(&text);
+    let a = authority();
+    let cmd = |topic: &str| publish_bytes(topic, b"{}", 1, false);
+    for _ in 0..2 {
+        assert!(judge(&p, &a, "clinic", &cmd("x/cmd/monitor-2"))
+            .refusal
+            .is_none());
+    }
+    let v = judge(&p, &a, "clinic", &cmd("monitor-1/cmd/monitor-2"));
+    assert_eq!(rule_of(&v), Some("WG-MQTT-013"));
+    assert_eq!(v.command.unwrap().target_device, "monitor-1,monitor-2");
+    // monitor-1's spend was given back: this probe is its first.
+    let used = a
+        .lock()
+        .unwrap()
+        .spend("monitor-1", Some(100), None, 1_800_000_000)
+        .unwrap();
+    assert_eq!(used.hour_used, 1);
 }

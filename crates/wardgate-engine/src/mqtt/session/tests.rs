@@ -532,3 +532,38 @@ proptest! {
         prop_assert!(closes <= 1);
     }
 }
+
+#[test]
+fn a_delivery_reencoded_a_little_larger_still_reaches_the_subscriber() {
+    let now = Instant::now();
+    let text = SITE.replace(
+        "commanders = [\"clinic\"]\n",
+        "commanders = [\"clinic\"]\nmax_packet_bytes = 256\n",
+    );
+    let mut s = session_on(route_from(&text), Some("clinic"), now);
+    client(&mut s, &connect(Version::V5, "clinic", &[]), now);
+    upstream(&mut s, &connack(Version::V5, &[]), now);
+    // A client may send at most 256 bytes; the broker's re-encoding of such a
+    // packet for this subscriber (properties, subscription identifiers) is a
+    // few bytes more, and must not end the subscriber's connection.
+    let delivered = publish(
+        Version::V5,
+        "home/monitor-1/vitals/hr",
+        0,
+        &[Property::SubscriptionIdentifier(7)],
+        &[b'7'; 240],
+    );
+    assert!(delivered.len() > 256);
+    let Ok(Framed::Packet(_)) = s.frame_upstream(&delivered) else {
+        panic!("refused a re-encoded delivery")
+    };
+    assert_eq!(upstream(&mut s, &delivered, now), ["relay"]);
+    let too_big = publish(
+        Version::V5,
+        "home/monitor-1/vitals/hr",
+        0,
+        &[],
+        &[b'7'; 240],
+    );
+    assert!(s.frame_client(&too_big).is_err());
+}
