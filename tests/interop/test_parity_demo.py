@@ -1,5 +1,5 @@
 """Issue 17: the demo's scenarios, the red cases included, decided alike inline
-and passively. `wardgate demo` plays its HL7 and DICOM scenarios (routine
+and passively. `wardgate demo` plays its HL7, DICOM and MQTT scenarios (routine
 traffic, unsafe orders, attacks) through the gateway from its loopback devices
 while tshark captures both legs (filtered to the demo's addresses); `wardgate
 analyze`, given the demo's site with the ports it listened on and told where the
@@ -20,7 +20,8 @@ from conftest import require_tool, start_capture, wardgate_bin
 from test_analyze import stop_capture
 from test_parity_dicom import without_own_aborts
 
-DEVICES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.66")
+DEVICES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.66",
+           "127.0.0.21", "127.0.0.22", "127.0.0.30", "127.0.0.40")
 PASSIVE = {"blocked": "observed-violation"}
 NOT_COMPARED = {"closed", "observed", "started", "stopped", "policy-applied"}
 
@@ -30,7 +31,11 @@ def decisions(events):
     out = []
     for e in events:
         proto = e.get("network", {}).get("protocol")
-        if proto not in ("hl7-mllp", "dicom"):
+        if proto not in ("hl7-mllp", "dicom", "mqtt"):
+            continue
+        mqtt = e.get("wardgate", {}).get("mqtt") or {}
+        # MQTT: packet decisions (a connection's summary covers a time window).
+        if proto == "mqtt" and not mqtt.get("packet"):
             continue
         action = PASSIVE.get(e["event"]["action"], e["event"]["action"])
         stage = e.get("wardgate", {}).get("stage", "")
@@ -41,7 +46,8 @@ def decisions(events):
         if e.get("rule", {}).get("id") == "WG-ALERT-001":
             continue
         w = e.get("wardgate", {})
-        what = w.get("hl7", {}).get("control_id") or w.get("dicom", {}).get("operation") or "-"
+        what = (w.get("hl7", {}).get("control_id") or w.get("dicom", {}).get("operation")
+                or (mqtt and f'{mqtt["packet"]} {mqtt.get("topic") or ",".join(mqtt.get("filters", []))}') or "-")
         out.append((proto, stage, action, e.get("rule", {}).get("id", "-"), what))
     return Counter(out)
 
@@ -61,7 +67,7 @@ def test_the_demo_decided_passively_as_inline(tmp_path):
     inline = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     started = next(e for e in inline if e["event"]["action"] == "started")
     listen = dict(re.findall(r"([\w-]+)@(127\.0\.0\.1:\d+)", started["event"]["reason"]))
-    assert set(listen) == {"infusion-orders", "vital-signs", "imaging"}, started["event"]["reason"]
+    assert set(listen) == {"infusion-orders", "vital-signs", "imaging", "home-monitoring"}, started["event"]["reason"]
     # The demo's site with the ports it listened on, and the gateway's address.
     site = (d / "wardgate.toml").read_text()
     for route, addr in listen.items():
@@ -81,6 +87,7 @@ def test_the_demo_decided_passively_as_inline(tmp_path):
     assert not missing and not extra, f"inline only: {sorted(missing)}\npassive only: {sorted(extra)}"
     # The red cases were among what was compared.
     rules = {k[3] for k in want}
-    assert {"WG-INF-014", "WG-DICOM-009", "WG-ACCESS-001"} <= rules, sorted(rules)
+    assert {"WG-INF-014", "WG-DICOM-009", "WG-ACCESS-001", "WG-MQTT-004", "WG-MQTT-011", "WG-MQTT-013"} <= rules, \
+        sorted(rules)
     assert summary["messages"]["gateway_legs"] > 0
     print(f"demo parity: {sum(want.values())} decisions, {len(rules)} rules")
