@@ -853,8 +853,13 @@ fn write_wardgate_config(
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "[gateway]\ndata_dir = \"{}\"\n\n[gateway.limits]\n{LIFTED_LIMITS}",
-        dir.join("data").display()
+        "[gateway]\ndata_dir = \"{}\"\n{}\n[gateway.limits]\n{LIFTED_LIMITS}",
+        dir.join("data").display(),
+        // An experiment's knob: `WARDGATE_BENCH_WORKERS=1` (default: one per core).
+        std::env::var("WARDGATE_BENCH_WORKERS")
+            .ok()
+            .and_then(|w| w.parse::<u32>().ok())
+            .map_or(String::new(), |w| format!("workers = {w}\n"))
     );
     let _ = writeln!(
         t,
