@@ -735,36 +735,50 @@ impl Session {
         clock: &Clock,
         out: &mut Vec<Out>,
     ) {
-        let topic = match self.client_aliases.resolve_publish(p) {
-            Ok(t) => t.to_owned(),
-            Err(e) => {
-                let why = format!("from the client: {e}");
-                return self.client_fault(e.rule(), e.reason_code(), why, now, clock, out);
-            }
-        };
-        // Only an admitted device gets past CONNECT; without one, no profile
-        // allows anything.
-        let device = self
-            .flow
-            .source_device
-            .clone()
-            .unwrap_or_else(|| Arc::from(""));
         // Room among the broker's in-flight PUBLISHes first: a command must
         // not be recorded, its nonce kept and its budget spent for a PUBLISH
         // that is then not forwarded.
         if !self.in_flight_room(p, now, clock, out) {
             return;
         }
-        let verdict = self.mqtt.publish(
-            &device,
-            self.version,
-            &topic,
-            p,
-            &self.authority,
-            clock.unix_secs(),
-        );
+        // Only an admitted device gets past CONNECT; without one, no profile
+        // allows anything.
+        let device: &str = self.flow.source_device.as_deref().unwrap_or("");
+        // The topic is borrowed (from the packet, or the alias table) while it
+        // is judged: a routine PUBLISH allocates nothing; the topic is copied
+        // only into a record.
+        let (verdict, topic) = match self.client_aliases.resolve_publish(p) {
+            Ok(topic) => {
+                let v = self.mqtt.publish(
+                    device,
+                    self.version,
+                    topic,
+                    p,
+                    &self.authority,
+                    clock.unix_secs(),
+                );
+                let routine = v.refusal.is_none() && v.command.is_none() && v.alerts.is_empty();
+                let topic = if routine {
+                    String::new()
+                } else {
+                    topic.to_owned()
+                };
+                (v, topic)
+            }
+            Err(e) => {
+                let why = format!("from the client: {e}");
+                return self.client_fault(e.rule(), e.reason_code(), why, now, clock, out);
+            }
+        };
+        if verdict.refusal.is_none() && verdict.command.is_none() && verdict.alerts.is_empty() {
+            self.take_in_flight(p);
+            self.forwarded(p, now);
+            out.push(Out::Forward);
+            return;
+        }
+        let device = device.to_owned();
         let mut facts = self.facts("PUBLISH");
-        facts.topic = topic.clone();
+        facts.topic = topic;
         facts.qos = Some(p.qos as u8);
         facts.retain = p.retain;
         facts.packet_id = p.packet_id;
@@ -1038,16 +1052,13 @@ impl Session {
                     // No keep-alive: a subscriber that only receives is not idle.
                     self.last_client = now;
                 }
-                let topic = match self.upstream_aliases.resolve_publish(&p) {
-                    Ok(t) => t.to_owned(),
+                // Borrowed while judged: the topic is copied only for a record.
+                let device: &str = self.flow.source_device.as_deref().unwrap_or("");
+                let beyond = match self.upstream_aliases.resolve_publish(&p) {
+                    Ok(t) => (!self.mqtt.may_receive(device, t)).then(|| t.to_owned()),
                     Err(e) => return self.upstream_malformed(e.to_string(), now, clock, out),
                 };
-                let device = self
-                    .flow
-                    .source_device
-                    .clone()
-                    .unwrap_or_else(|| Arc::from(""));
-                if !self.mqtt.may_receive(&device, &topic) {
+                if let Some(topic) = beyond {
                     return self.withhold(&p, &topic, now, clock, out);
                 }
                 self.counts.delivered += 1;
