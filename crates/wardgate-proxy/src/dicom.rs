@@ -40,7 +40,7 @@ fn reserve_for(buf: &mut BytesMut, limits: &Limits) {
 }
 
 /// How a read ended, if it did (`buffered` bytes of an incomplete PDU left).
-fn read_end(r: &std::io::Result<usize>, buffered: usize) -> Option<End> {
+pub(crate) fn read_end(r: &std::io::Result<usize>, buffered: usize) -> Option<End> {
     match r {
         Ok(0) => Some(End::Closed { buffered }),
         Err(e) => Some(End::Error(e.to_string())),

@@ -16,6 +16,7 @@
 //! match acknowledgements by packet id, and holding wardgate's answers back
 //! until the broker's are in is future work.
 
+use crate::dicom::read_end;
 use crate::relay::{self, ClientIo};
 use crate::tls::{Upstream, UpstreamTls};
 use crate::Shared;
@@ -46,14 +47,6 @@ fn reserve_for(buf: &mut BytesMut, limits: &Limits) {
         buf.reserve(needed - buf.len());
     } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
-    }
-}
-
-fn read_end(r: &std::io::Result<usize>, buffered: usize) -> Option<End> {
-    match r {
-        Ok(0) => Some(End::Closed { buffered }),
-        Err(e) => Some(End::Error(e.to_string())),
-        Ok(_) => None,
     }
 }
 

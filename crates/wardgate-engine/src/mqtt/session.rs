@@ -81,17 +81,8 @@ pub enum Out {
     Close,
 }
 
-/// How a direction ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum End {
-    /// The peer closed; `buffered` bytes of an incomplete packet were left.
-    Closed {
-        /// Bytes of an incomplete packet.
-        buffered: usize,
-    },
-    /// The stream failed (an I/O error).
-    Error(String),
-}
+/// How a direction ended: the same as a DICOM association's.
+pub use crate::association::End;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
