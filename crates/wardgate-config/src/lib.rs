@@ -19,11 +19,13 @@ use std::path::{Path, PathBuf};
 pub use toml::Spanned;
 
 mod admin;
+mod asset;
 mod console;
 mod export;
 mod limits;
 mod mqtt;
 pub use admin::{AdminSettings, ResolvedAdmin, DEFAULT_SOCKET, MAX_SOCKET_PATH};
+pub use asset::{Criticality, RiskSettings, DEFAULT_RISK_ALERT_AT};
 pub use console::{ConsoleSettings, ResolvedConsole, CONSOLE_DIR};
 pub use export::{
     split_host_port, EveExport, ExportSettings, Format, ResolvedEve, ResolvedExport,
@@ -72,6 +74,13 @@ pub struct Config {
     /// The web console and HTTPS admin API (`[console]`: off unless `listen` is set).
     #[serde(default)]
     pub console: ConsoleSettings,
+    /// Files of more `[[device]]` entries, relative to this file: what
+    /// `wardgate devices import` writes for review. They hold devices only.
+    #[serde(default)]
+    pub device_files: Vec<Spanned<String>>,
+    /// Device risk: advisory matching and the risk alert threshold (`[risk]`).
+    #[serde(default)]
+    pub risk: RiskSettings,
     /// Where the configuration was read from (not a TOML key).
     #[serde(skip)]
     pub source: Source,
@@ -85,6 +94,9 @@ pub struct Source {
     /// Directory relative paths in the file are resolved against.
     pub base_dir: PathBuf,
     text: String,
+    /// Files appended to the text (`device_files`): where each starts, and its
+    /// name, so a problem in one is located in that file, not the main one.
+    parts: Vec<(usize, String)>,
 }
 
 impl Source {
@@ -93,24 +105,35 @@ impl Source {
         &self.text
     }
 
-    /// Line and column (both 1-based) of a byte offset.
+    /// Line and column (both 1-based) of a byte offset, within the file
+    /// (main or appended) that holds it.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text.as_bytes()[..offset];
+        let start = self.part_of(offset).0;
+        let before = &self.text.as_bytes()[start..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         let line_start = before
             .iter()
             .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
+            .map_or(start, |p| start + p + 1);
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
+    }
+
+    /// The start and name of the file holding `offset`.
+    fn part_of(&self, offset: usize) -> (usize, &str) {
+        self.parts
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= offset)
+            .map_or((0, self.name.as_str()), |(start, name)| (*start, name))
     }
 
     /// A [`Problem`] located at `span`.
     pub fn problem(&self, span: Range<usize>, level: Level, message: impl Into<String>) -> Problem {
         let (line, column) = self.line_col(span.start);
         Problem {
-            file: self.name.clone(),
+            file: self.part_of(span.start).1.to_owned(),
             line,
             column,
             level,
@@ -470,6 +493,44 @@ pub struct Device {
     /// A client id belongs to one device.
     #[serde(default)]
     pub client_ids: Vec<Spanned<String>>,
+    /// Manufacturer, as the advisories name it (matched through `[risk]
+    /// vendor_aliases` and the built-in alias table).
+    #[serde(default)]
+    pub vendor: Option<Spanned<String>>,
+    /// Product or model name, as the advisories name it.
+    #[serde(default)]
+    pub model: Option<Spanned<String>>,
+    /// Software or firmware version it runs (what advisories' ranges are
+    /// compared with; the wire's own version is evidence beside it).
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
+    /// Serial number (inventory only).
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// Where it is (ward, room), for the people who must find it.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Who answers for it (clinical engineering team, vendor contract).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// How much care depends on it: `life-sustaining`, `life-supporting`,
+    /// `diagnostic` or `ancillary` (docs/risk.md); weighs its risk score.
+    #[serde(default)]
+    pub criticality: Option<Spanned<Criticality>>,
+    /// Its software bill of materials (CycloneDX or SPDX JSON), relative to
+    /// this file: components are matched with the advisories too.
+    #[serde(default)]
+    pub sbom: Option<Spanned<String>>,
+    /// Its manufacturer usage description (RFC 8520 MUD JSON), relative to this
+    /// file: what it declares it talks to, compared with what is seen.
+    #[serde(default)]
+    pub mud: Option<Spanned<String>>,
+    /// Package URL naming the device's software, if the maker publishes one.
+    #[serde(default)]
+    pub purl: Option<Spanned<String>>,
+    /// CPE naming the device's software, if known.
+    #[serde(default)]
+    pub cpe: Option<Spanned<String>>,
 }
 
 /// Protocols: the registry's (`wardgate_proto::registry`); a route may carry
@@ -1176,12 +1237,18 @@ impl Config {
     /// Parses and validates configuration text. `name` labels problems; relative
     /// paths are resolved against `base_dir`.
     pub fn parse(text: &str, name: &str, base_dir: &Path) -> Result<Validated, ConfigError> {
-        let source = Source {
+        let mut source = Source {
             name: name.to_owned(),
             base_dir: base_dir.to_owned(),
             text: text.to_owned(),
+            parts: Vec::new(),
         };
-        let (config, mut early, read) = keys::deserialize_all(text, &source);
+        let included = asset::append_device_files(&mut source);
+        if !included.is_empty() {
+            return Err(ConfigError::Invalid(included));
+        }
+        let whole = source.text.clone();
+        let (config, mut early, read) = keys::deserialize_all(&whole, &source);
         let Some(mut config) = config else {
             return Err(ConfigError::Invalid(early));
         };
@@ -1279,6 +1346,7 @@ impl Config {
                 name: path.display().to_string(),
                 base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
                 text: text.clone(),
+                parts: Vec::new(),
             };
             let content: LibraryFile = match toml::from_str(&text) {
                 Ok(c) => c,
@@ -1360,6 +1428,28 @@ impl Config {
                 );
             }
             check_ae_titles(&mut err, &d.ae_titles);
+            for (key, f) in [("sbom", &d.sbom), ("mud", &d.mud)] {
+                if let Some(f) = f {
+                    let path = src.base_dir.join(f.get_ref());
+                    if !path.is_file() {
+                        err(f.span(), format!("{key} file {} does not exist (paths are relative to the main configuration file)", path.display()));
+                    }
+                }
+            }
+            for (key, v) in [
+                ("vendor", &d.vendor),
+                ("model", &d.model),
+                ("version", &d.version),
+            ] {
+                if let Some(v) = v {
+                    if v.get_ref().trim().is_empty() || v.get_ref().len() > 256 {
+                        err(
+                            v.span(),
+                            format!("{key} must be 1-256 characters (leave it out when unknown)"),
+                        );
+                    }
+                }
+            }
             for a in &d.addresses {
                 match a.get_ref().parse::<IpAddr>() {
                     Ok(ip) => {

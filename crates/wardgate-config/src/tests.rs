@@ -684,3 +684,82 @@ fn audit_rotation_and_retention_have_safe_defaults_and_bounds() {
     let p = problems("[gateway]\ndata_dir = \"d\"\n[gateway.audit]\nretain_files = -1\n");
     assert!(!p.is_empty());
 }
+
+/// A device file in a temporary directory beside a copy of the minimal site.
+fn with_device_file(devices: &str) -> (tempfile::TempDir, Result<Validated, ConfigError>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("imported.toml"), devices).unwrap();
+    let main = MINIMAL.replacen(
+        "[gateway]",
+        "device_files = [\"imported.toml\"]\n\n[gateway]",
+        1,
+    );
+    let v = Config::parse(&main, "site.toml", dir.path());
+    (dir, v)
+}
+
+#[test]
+fn device_files_add_devices_with_their_asset_facts() {
+    let (_d, v) = with_device_file(
+        "[[device]]\nid = \"pump-7\"\nkind = \"infusion-pump\"\naddresses = [\"127.0.0.77\"]\n\
+         vendor = \"Smiths Medical\"\nmodel = \"Medfusion 4000\"\nversion = \"1.1.2\"\n\
+         serial = \"SN-1\"\nlocation = \"ICU bed 4\"\nowner = \"clinical engineering\"\n\
+         criticality = \"life-sustaining\"\n",
+    );
+    let v = v.unwrap();
+    let d = v
+        .config
+        .devices
+        .iter()
+        .find(|d| d.id.get_ref() == "pump-7")
+        .unwrap();
+    assert_eq!(d.vendor.as_ref().unwrap().get_ref(), "Smiths Medical");
+    assert_eq!(
+        *d.criticality.as_ref().unwrap().get_ref(),
+        Criticality::LifeSustaining
+    );
+    assert_eq!(
+        v.device_by_ip[&"127.0.0.77".parse::<IpAddr>().unwrap()],
+        "pump-7"
+    );
+}
+
+#[test]
+fn a_problem_in_a_device_file_is_located_in_that_file() {
+    // Line 3 of the device file: an unknown criticality.
+    let (_d, v) = with_device_file(
+        "[[device]]\nid = \"pump-7\"\ncriticality = \"very\"\nkind = \"x\"\naddresses = [\"127.0.0.77\"]\n",
+    );
+    let Err(ConfigError::Invalid(p)) = v else {
+        panic!("accepted an unknown criticality")
+    };
+    assert!(p[0].file.ends_with("imported.toml"), "{}", p[0]);
+    assert_eq!(p[0].line, 3, "{}", p[0]);
+}
+
+#[test]
+fn a_device_file_holds_devices_only() {
+    // Appended, a bare key would land in the main file's last table: refused.
+    let (_d, v) = with_device_file("log_level = \"debug\"\n");
+    let Err(ConfigError::Invalid(p)) = v else {
+        panic!("accepted a device file with more than devices")
+    };
+    assert!(p[0].message.contains("[[device]] entries only"), "{}", p[0]);
+    assert!(p[0].file.ends_with("imported.toml"), "{}", p[0]);
+    let (_d, v) = with_device_file("[gateway]\nname = \"x\"\n");
+    assert!(
+        v.is_err(),
+        "a [gateway] table in a device file was accepted"
+    );
+}
+
+#[test]
+fn a_missing_sbom_is_a_problem() {
+    let (_d, v) = with_device_file(
+        "[[device]]\nid = \"pump-7\"\nkind = \"x\"\naddresses = [\"127.0.0.77\"]\nsbom = \"nope.json\"\n",
+    );
+    let Err(ConfigError::Invalid(p)) = v else {
+        panic!("accepted a missing sbom")
+    };
+    assert!(p.iter().any(|p| p.message.contains("sbom file")), "{p:?}");
+}
