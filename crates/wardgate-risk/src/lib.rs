@@ -10,4 +10,6 @@
 //! is touched here: the binary reads files and the audit log and hands the bytes
 //! and facts in.
 
+pub mod cvss;
 pub mod model;
+pub mod score;
