@@ -201,6 +201,8 @@ pub enum Category {
     Iam,
     /// The console: patient identifiers shown to an operator.
     Web,
+    /// A device's exposure to a known vulnerability (`vulnerability` in ECS).
+    Vulnerability,
 }
 
 impl Category {
@@ -212,6 +214,7 @@ impl Category {
             Category::Configuration => "configuration",
             Category::Host => "host",
             Category::Authentication => "authentication",
+            Category::Vulnerability => "vulnerability",
             Category::Iam => "iam",
             Category::Web => "web",
         }
@@ -320,6 +323,7 @@ impl EventMeta {
             (Category::Authentication, _) => &["authentication"],
             (Category::Iam, _) => &["iam"],
             (Category::Web, _) => &["web"],
+            (Category::Vulnerability, _) => &["vulnerability"],
         }
     }
 
@@ -345,7 +349,7 @@ impl EventMeta {
                 A::Reloaded | A::PolicyApplied => &["change"],
                 _ => &["info"],
             },
-            Category::Host => &["info"],
+            Category::Host | Category::Vulnerability => &["info"],
             Category::Authentication => match self.action {
                 A::LoggedIn | A::LoginFailed => &["start"],
                 A::LoggedOut => &["end"],
@@ -549,6 +553,83 @@ pub struct DicomFacts {
     /// DIMSE status wardgate answered with, when it answered itself.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<u16>,
+}
+
+/// ECS `vulnerability.*`: the CVE (or advisory) a risk finding names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vulnerability {
+    /// The CVE id, else the advisory id.
+    pub id: String,
+    /// Where to read about it: the advisory id (`ICSMA-17-250-02A`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reference: Option<String>,
+    /// The advisory's title.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub description: Option<String>,
+    /// `CVSS`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub classification: Option<String>,
+    /// `CVE`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub enumeration: Option<String>,
+    /// Critical, High, Medium, Low (from the CVSS score).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub severity: Option<String>,
+    /// The advisory's CVSS score.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub score: Option<VulnerabilityScore>,
+}
+
+/// ECS `vulnerability.score.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VulnerabilityScore {
+    /// The CVSS base score as the advisory gives it.
+    pub base: f64,
+    /// `3.0` or `3.1`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub version: Option<String>,
+}
+
+/// What a risk finding says (`wardgate.risk`): the device, the finding and its
+/// evidence, and the score with the factors it was made of.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RiskFacts {
+    /// The device (enrolled id).
+    pub device: String,
+    /// Its risk score now (0-100).
+    pub score: u8,
+    /// Its score at the previous assessment, when the finding is a change.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub previous_score: Option<u8>,
+    /// The alert threshold (`[risk] alert_at`).
+    pub threshold: u8,
+    /// The advisory a hit is about.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub advisory: Option<String>,
+    /// Its CVEs.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub cves: Vec<String>,
+    /// `affected`, `possibly-affected`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+    /// The product as the advisory names it, and its version text.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub product: Option<String>,
+    /// What matched (`device`, `component NAME VERSION`) and how.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub matched: Option<String>,
+    /// The declared software version.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub declared_version: Option<String>,
+    /// What the wire says it runs, where that is the finding.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub wire_versions: Vec<String>,
+    /// A MUD deviation: the flow, as `direction peer transport/port`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub flow: Option<String>,
+    /// The score's factors: `name contribution: detail`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub factors: Vec<String>,
 }
 
 /// MQTT facts about a packet or a connection (`wardgate.mqtt`). Never a
@@ -794,6 +875,10 @@ pub struct WardgateFields {
     /// Passive analysis: what was seen of one device (`observed` inventory events).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub inventory: Option<DeviceSeen>,
+    /// Device risk: an advisory hit, a score crossing its threshold, a MUD
+    /// deviation, a wire version disagreeing (`WG-RISK-*`, `WG-MUD-*`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub risk: Option<RiskFacts>,
     /// Flood protection: what a flood episode hit and counted (`WG-FLOOD-*`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flood: Option<FloodFacts>,
@@ -957,6 +1042,7 @@ impl WardgateFields {
             findings: Vec::new(),
             bytes: None,
             inventory: None,
+            risk: None,
             flood: None,
             export: None,
             checkpoint: None,
@@ -991,6 +1077,9 @@ pub struct Event {
     /// The console account that acted (`user.*`): logins, changes, views.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub user: Option<User>,
+    /// The vulnerability a risk finding is about (`vulnerability.*`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vulnerability: Option<Vulnerability>,
     /// The gateway that saw the event (`observer.*`): stamped on every event
     /// wardgate emits (`events --json`, syslog, the EVE file, `analyze --json`),
     /// not stored in each audit record, whose log already is the gateway's own.
@@ -1122,6 +1211,7 @@ impl Event {
             destination: None,
             network: None,
             user: None,
+            vulnerability: None,
             observer: None,
             host: None,
             wardgate: WardgateFields::new(stage),

@@ -326,6 +326,22 @@ rules! {
         "A client's MQTT packet not valid at that point of the connection: a packet before CONNECT, a second CONNECT, a packet only a server sends. More QoS 1/2 PUBLISHes in flight than the broker's Receive Maximum is one too (MQTT 5 DISCONNECT 0x93). A confused or hostile client: the connection is closed (an MQTT 5 client is first sent DISCONNECT, protocol error). The same from the broker is WG-UP-002.";
     MQTT_NONCE_CACHE_FULL = "WG-MQTT-017", "command-nonce-cache-full", High,
         "The replay cache holds as many live command nonces as it may: no new nonce can be remembered, so commands are refused until old ones expire rather than risking an unnoticed replay. A flood of signed commands.";
+
+    // Device risk (docs/risk.md).
+    RISK_ADVISORY = "WG-RISK-001", "advisory-affects-device", High,
+        "An imported advisory affects a device: its declared vendor, model and version (or a component of its SBOM) fall inside an affected product's range, and no VEX statement from the manufacturer says otherwise. Raised once per device and advisory, when the match is first found.";
+    RISK_ADVISORY_POSSIBLE = "WG-RISK-002", "advisory-possibly-affects-device", Medium,
+        "An advisory names a device's product, but wardgate cannot tell whether its version is affected: the advisory's range is not readable, or the device's version is unknown or not comparable. The advisory's own text is in the event; wardgate never guesses either way.";
+    RISK_THRESHOLD = "WG-RISK-003", "risk-above-threshold", High,
+        "A device's risk score rose to or above the site's threshold ([risk] alert_at): a new advisory, new exposure on the wire, or a control removed. The factors and their evidence are in the event.";
+    RISK_VERSION_DISAGREES = "WG-RISK-004", "version-disagrees-with-wire", Medium,
+        "What the wire says a device runs (DICOM implementation version, HL7 SFT) is not its declared version: the inventory is wrong, or the device was changed, so advisory matching rests on the wrong version.";
+    RISK_BELOW_THRESHOLD = "WG-RISK-005", "risk-below-threshold", Low,
+        "A device's risk score fell below the site's threshold again: an advisory fixed or answered by VEX, exposure no longer seen, or a control added.";
+    MUD_DEVIATION = "WG-MUD-001", "traffic-outside-mud", Medium,
+        "A device talked to a peer, protocol or port its manufacturer's usage description (RFC 8520 MUD) does not allow: a misconfiguration, an undeclared feature, or a compromised device.";
+    MUD_UNVERIFIABLE = "WG-MUD-002", "mud-unverifiable", Low,
+        "A device's flow is allowed by its MUD file only through a DNS name or controller the site has not mapped to addresses ([risk] mud_names, mud_controllers): wardgate resolves nothing itself, so it cannot say whether the flow is allowed.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the
