@@ -2297,7 +2297,8 @@ fn check_ae_titles<'a>(
     }
 }
 
-fn valid_ae_title(t: &str) -> bool {
+/// Whether `t` is a DICOM AE title: 1-16 printable ASCII characters, no backslash.
+pub fn valid_ae_title(t: &str) -> bool {
     let t = t.trim();
     !t.is_empty() && t.len() <= 16 && t.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
 }
@@ -2514,7 +2515,8 @@ fn parse_socket(
     }
 }
 
-pub(crate) fn valid_id(id: &str) -> bool {
+/// Whether `id` is a valid device or route id: 1-64 letters, digits, `-`, `_`, `.`.
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id

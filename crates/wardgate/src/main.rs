@@ -8,6 +8,7 @@ mod demo;
 mod demo_dicom;
 mod demo_mqtt;
 mod devices;
+mod devices_import;
 mod library;
 mod queue;
 mod scan;
@@ -27,6 +28,40 @@ use wardgate_config::{Config, ConfigError, Level, Validated};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `wardgate devices`: the inventory, or `import`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct DevicesArgs {
+    #[command(subcommand)]
+    command: Option<DevicesCommand>,
+    #[command(flatten)]
+    site: Option<SiteArgs>,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// Turn an asset-management CSV export into a device file for review
+    /// (`[[device]]` entries with vendor, model, version, serial, location,
+    /// owner, criticality), never editing the configuration. Exit 1 when a row
+    /// was left out (each is listed, with its line).
+    Import {
+        /// The CSV export (a header row names the columns).
+        csv: PathBuf,
+        /// The device file to write (refused if it exists, unless --force).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The site configuration: its ids and addresses are not taken again.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Overwrite the output file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -49,13 +84,7 @@ enum Command {
     /// List the devices wardgate has seen on the wire, enrolled or not, with their
     /// DICOM AE titles and software fingerprint (implementation class UID and
     /// version), and enrolled devices never seen.
-    Devices {
-        #[command(flatten)]
-        site: SiteArgs,
-        /// JSON lines instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Devices(DevicesArgs),
     /// Check DICOM Part 10 files for executable content (preamble polyglots,
     /// CVE-2019-11687, and executables in binary values). Exit 0: all clean;
     /// 1: executable content found; 2: a file could not be checked.
@@ -319,9 +348,29 @@ fn main() -> ExitCode {
         Command::Reload(a) => load(&a.config).and_then(|v| serve::reload(&v)),
         Command::Ca { command } => tls::ca(command),
         Command::Device { command } => tls::device(command),
-        Command::Devices { site, json } => site
+        Command::Devices(DevicesArgs {
+            command: Some(DevicesCommand::Import {
+                csv,
+                output,
+                config,
+                force,
+            }),
+            ..
+        }) => config
+            .as_deref()
+            .map(load)
+            .transpose()
+            .and_then(|v| devices_import::run(&csv, &output, v.as_ref(), force)),
+        Command::Devices(DevicesArgs {
+            site: Some(site),
+            json,
+            ..
+        }) => site
             .resolve()
             .and_then(|(dir, v)| devices::run(&dir, v.as_ref(), json)),
+        Command::Devices(_) => Err(anyhow::anyhow!(
+            "wardgate devices needs --config or --data-dir (or a subcommand: import)"
+        )),
         Command::Queue(a) => queue::run(a),
         Command::Status { site, json } => admin::status(&site, json),
         Command::Library { command } => library::run(command),
