@@ -11,3 +11,8 @@
 //! and facts in.
 
 pub mod model;
+pub mod csaf;
+pub mod matcher;
+pub mod purl;
+pub mod vendor;
+pub mod vers;
