@@ -4,8 +4,10 @@
 //!
 //! A [`Version`] is one token: an optional `v`/`V` before a digit, then
 //! alphanumeric segments joined by `.`, `-`, `_` or `+` (`2.3.6`, `v22D28`,
-//! `B.06.18`, `028U000061`, `5.17.1-754993421`). Each segment splits into runs
-//! of digits and of letters; versions compare segment by segment, run by run:
+//! `B.06.18`, `028U000061`, `5.17.1-754993421`), holding at least one digit:
+//! a letters-only token (`IGS`, `VS` or a revision `N`) names a product as
+//! often as a revision in the advisories, and is not read as a version.
+//! Each segment splits into runs of digits and of letters; versions compare segment by segment, run by run:
 //!
 //! * digit runs compare as integers (`4.12 > 4.4`: the advisories mean it so,
 //!   `>= 4.4 | <= 4.12` is a real interval in ICSMA-19-248-01);
@@ -92,6 +94,13 @@ pub enum VersionError {
     /// Over [`MAX_VERSION_CHARS`] or [`MAX_VERSION_SEGMENTS`].
     #[error("version is too long")]
     TooLong,
+    /// Letters only (`IGS`, `N`): a product designation as often as a
+    /// revision letter, so not read as a version.
+    #[error("'{text}' has no digit, not read as a version")]
+    NoDigit {
+        /// The text as given.
+        text: String,
+    },
     /// A character outside letters, digits and `.-_+`, or an empty segment.
     #[error("'{text}' is not a version token")]
     NotAToken {
@@ -115,6 +124,9 @@ impl Version {
             return Err(VersionError::TooLong);
         }
         let body = strip_v(t);
+        if !body.chars().any(|c| c.is_ascii_digit()) {
+            return Err(VersionError::NoDigit { text: t.to_owned() });
+        }
         let mut segments = Vec::new();
         for seg in body.split(is_sep) {
             if seg.is_empty() || !seg.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -775,7 +787,8 @@ mod tests {
         assert_eq!(v("4.1"), v("4.1.0"));
         assert!(v("4.1.1") > v("4.1"));
         assert!(v("B.12") < v("C.00.04"));
-        assert_eq!(v("2.1").compare(&v("N")), None);
+        assert_eq!(v("2.1").compare(&v("N1")), None);
+        assert!(Version::parse("IGS").is_err());
         assert_eq!(v("2.4A").compare(&v("2.4")), None);
         assert!(v("2.4A") < v("2.5"));
         assert_eq!(v("4.01").compare(&v("4.1")), None);
