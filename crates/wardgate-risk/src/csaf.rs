@@ -266,6 +266,9 @@ pub struct ImportReport {
     pub ranges_read: usize,
     /// Version texts that were not.
     pub unreadable: Vec<UnreadableRange>,
+    /// Product ids no vulnerability's `product_status` lists: the matcher
+    /// ignores them (ICSMA-17-215-01 names products only in `scores`).
+    pub unlisted: Vec<String>,
 }
 
 /// A CSAF document, flattened for matching.
@@ -339,12 +342,7 @@ fn opt_str(m: &Map<String, Value>, path: &str, key: &str) -> R<Option<String>> {
     }
 }
 
-fn opt_arr<'a>(
-    m: &'a Map<String, Value>,
-    path: &str,
-    key: &str,
-    max: usize,
-) -> R<&'a [Value]> {
+fn opt_arr<'a>(m: &'a Map<String, Value>, path: &str, key: &str, max: usize) -> R<&'a [Value]> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) if a.len() > max => Err(CsafError::TooMany {
@@ -364,10 +362,12 @@ fn str_list(m: &Map<String, Value>, path: &str, key: &str, max: usize) -> R<Vec<
     a.iter()
         .enumerate()
         .map(|(i, v)| {
-            v.as_str().map(str::to_owned).ok_or_else(|| CsafError::WrongType {
-                path: format!("{path}.{key}[{i}]"),
-                expected: "a string",
-            })
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| CsafError::WrongType {
+                    path: format!("{path}.{key}[{i}]"),
+                    expected: "a string",
+                })
         })
         .collect()
 }
@@ -425,7 +425,11 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Advisory, CsafError> {
             .iter()
             .enumerate()
         {
-            ctx.full_product_name(f, &format!("{ptp}.full_product_names[{i}]"), &Path::default())?;
+            ctx.full_product_name(
+                f,
+                &format!("{ptp}.full_product_names[{i}]"),
+                &Path::default(),
+            )?;
         }
         let rels = opt_arr(pt, ptp, "relationships", limits.max_products)?;
         for (i, r) in rels.iter().enumerate() {
@@ -491,14 +495,39 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Advisory, CsafError> {
         .iter()
         .enumerate()
     {
-        vulnerabilities.push(vulnerability(v, &format!("$.vulnerabilities[{i}]"), limits, &groups)?);
+        vulnerabilities.push(vulnerability(
+            v,
+            &format!("$.vulnerabilities[{i}]"),
+            limits,
+            &groups,
+        )?);
     }
 
     let mut report = ImportReport {
         products: products.len(),
         ..ImportReport::default()
     };
+    let listed: std::collections::HashSet<&str> = vulnerabilities
+        .iter()
+        .flat_map(|v| {
+            let s = &v.status;
+            [
+                &s.known_affected,
+                &s.first_affected,
+                &s.last_affected,
+                &s.fixed,
+                &s.first_fixed,
+                &s.known_not_affected,
+                &s.under_investigation,
+            ]
+        })
+        .flatten()
+        .map(String::as_str)
+        .collect();
     for p in &products {
+        if !listed.contains(p.product_id.as_str()) {
+            report.unlisted.push(p.product_id.clone());
+        }
         match (&p.version_text, &p.spec) {
             (Some(text), VersionSpec::Unreadable { why, .. }) => {
                 report.unreadable.push(UnreadableRange {
@@ -627,7 +656,11 @@ impl Ctx<'_> {
     }
 }
 
-fn expand(ids: Vec<String>, group_ids: Vec<String>, groups: &HashMap<String, Vec<String>>) -> Vec<String> {
+fn expand(
+    ids: Vec<String>,
+    group_ids: Vec<String>,
+    groups: &HashMap<String, Vec<String>>,
+) -> Vec<String> {
     let mut out = ids;
     for g in group_ids {
         if let Some(members) = groups.get(&g) {
@@ -682,12 +715,13 @@ fn vulnerability(
         let Some(c) = sm.get("cvss_v3") else { continue };
         let cp = format!("{sp}.cvss_v3");
         let cm = obj(c, &cp)?;
-        let base_score = field(cm, &cp, "baseScore")?
-            .as_f64()
-            .ok_or_else(|| CsafError::WrongType {
-                path: format!("{cp}.baseScore"),
-                expected: "a number",
-            })?;
+        let base_score =
+            field(cm, &cp, "baseScore")?
+                .as_f64()
+                .ok_or_else(|| CsafError::WrongType {
+                    path: format!("{cp}.baseScore"),
+                    expected: "a number",
+                })?;
         scores.push(Score {
             products: expand(
                 str_list(sm, &sp, "products", max)?,
@@ -768,8 +802,14 @@ mod tests {
         let rel = &a.products[2];
         assert_eq!(rel.product_id, "P1-OS");
         assert_eq!(rel.name, "RTOS 5");
-        assert_eq!(rel.relation.as_ref().unwrap().relates_to_product_reference, "P1");
-        assert_eq!(a.vulnerabilities[0].remediations[0].product_ids, ["P1", "P1-OS"]);
+        assert_eq!(
+            rel.relation.as_ref().unwrap().relates_to_product_reference,
+            "P1"
+        );
+        assert_eq!(
+            a.vulnerabilities[0].remediations[0].product_ids,
+            ["P1", "P1-OS"]
+        );
         assert_eq!(a.report.ranges_read, 1);
     }
 
@@ -781,15 +821,32 @@ mod tests {
         let bad = MIN.replace(r#""id":"ACME-1","#, "");
         assert_eq!(
             read(bad.as_bytes(), &Limits::default()).unwrap_err(),
-            CsafError::Missing { path: "$.document.tracking.id".into() }
+            CsafError::Missing {
+                path: "$.document.tracking.id".into()
+            }
         );
         let bad = MIN.replace(r#""name":"Acme","namespace""#, r#""name":7,"namespace""#);
         assert!(matches!(read(bad.as_bytes(), &Limits::default()),
             Err(CsafError::WrongType { path, .. }) if path == "$.document.publisher.name"));
-        let small = Limits { max_document_bytes: 10, ..Limits::default() };
-        assert!(matches!(read(MIN.as_bytes(), &small), Err(CsafError::TooLarge { .. })));
-        let shallow = Limits { max_branch_depth: 2, ..Limits::default() };
-        assert!(matches!(read(MIN.as_bytes(), &shallow), Err(CsafError::TooDeep { .. })));
-        assert!(matches!(read(b"{", &Limits::default()), Err(CsafError::Json(_))));
+        let small = Limits {
+            max_document_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            read(MIN.as_bytes(), &small),
+            Err(CsafError::TooLarge { .. })
+        ));
+        let shallow = Limits {
+            max_branch_depth: 2,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            read(MIN.as_bytes(), &shallow),
+            Err(CsafError::TooDeep { .. })
+        ));
+        assert!(matches!(
+            read(b"{", &Limits::default()),
+            Err(CsafError::Json(_))
+        ));
     }
 }

@@ -10,9 +10,9 @@
 //! is touched here: the binary reads files and the audit log and hands the bytes
 //! and facts in.
 
-pub mod model;
 pub mod csaf;
 pub mod matcher;
+pub mod model;
 pub mod purl;
 pub mod vendor;
 pub mod vers;

@@ -243,7 +243,11 @@ impl Index {
             }
         }
         let e = self.entries.len();
-        let vendor_norm = p.vendor.as_deref().map(normalise_vendor).unwrap_or_default();
+        let vendor_norm = p
+            .vendor
+            .as_deref()
+            .map(normalise_vendor)
+            .unwrap_or_default();
         if let Some(v) = &p.vendor {
             let vk = self.aliases.key(v).key;
             if !vk.is_empty() && !p.name_key.is_empty() {
@@ -331,7 +335,9 @@ impl Index {
             if !vk.key.is_empty() && !nk.is_empty() {
                 if let Some(es) = self.by_name.get(&name_key(&vk.key, &nk)) {
                     for &i in es {
-                        let Some(e) = self.entries.get(i) else { continue };
+                        let Some(e) = self.entries.get(i) else {
+                            continue;
+                        };
                         // Either side's spelling may be the aliased one.
                         let by_alias = vk.by_alias
                             || e.vendor
@@ -385,7 +391,9 @@ impl Index {
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         let mut hits = Vec::new();
         for c in cands {
-            let Some(e) = self.entries.get(c.entry) else { continue };
+            let Some(e) = self.entries.get(c.entry) else {
+                continue;
+            };
             let Some((adv_id, adv_title)) = self.advisories.get(e.advisory) else {
                 continue;
             };
@@ -425,7 +433,12 @@ impl Index {
     /// if any, containing the device's version (unknown version: no match).
     /// Of several matching statements the latest `timestamp` wins, then the
     /// later in `statements`.
-    pub fn apply_vex(&self, hits: &mut [Hit], statements: &[VexStatement], device: &DeviceIdentity) {
+    pub fn apply_vex(
+        &self,
+        hits: &mut [Hit],
+        statements: &[VexStatement],
+        device: &DeviceIdentity,
+    ) {
         let applicable: Vec<&VexStatement> = statements
             .iter()
             .filter(|s| self.vex_product_matches(&s.product, device))
@@ -545,10 +558,17 @@ fn settled(c: Class) -> HitStatus {
 /// the explanation; `None` for no hit.
 fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
     let text = e.version_text.as_deref().unwrap_or("");
-    let shown = if text.is_empty() { "(no version given)" } else { text };
+    let shown = if text.is_empty() {
+        "(no version given)"
+    } else {
+        text
+    };
     if e.spec.is_all() {
         let v = version.unwrap_or("unknown");
-        return Some((settled(e.class), format!("version {v} inside {shown} (all versions)")));
+        return Some((
+            settled(e.class),
+            format!("version {v} inside {shown} (all versions)"),
+        ));
     }
     let unknown = |why: String| match e.class {
         Class::Affected => Some((

@@ -164,7 +164,10 @@ impl Purl {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-'))
         {
-            return Err(IdError::Malformed { kind: K, field: "type" });
+            return Err(IdError::Malformed {
+                kind: K,
+                field: "type",
+            });
         }
         let mut segs: Vec<String> = path
             .split('/')
@@ -284,7 +287,10 @@ impl Cpe {
         let get = |i: usize| parts.get(i).map(String::as_str).unwrap_or("");
         let part = get(0).to_ascii_lowercase();
         if !matches!(part.as_str(), "a" | "o" | "h") {
-            return Err(IdError::Malformed { kind: K, field: "part" });
+            return Err(IdError::Malformed {
+                kind: K,
+                field: "part",
+            });
         }
         let vendor = cpe_value(get(1)).ok_or(IdError::Missing {
             kind: K,

@@ -288,12 +288,18 @@ mod tests {
 
     #[test]
     fn generic_rules() {
-        assert_eq!(normalise_vendor("Natus Medical, Inc. (Natus)"), "natus medical");
+        assert_eq!(
+            normalise_vendor("Natus Medical, Inc. (Natus)"),
+            "natus medical"
+        );
         assert_eq!(
             normalise_vendor("Becton, Dickinson and Company (BD)"),
             "becton dickinson"
         );
-        assert_eq!(normalise_vendor("SOOIL Developments Co, Ltd."), "sooil developments");
+        assert_eq!(
+            normalise_vendor("SOOIL Developments Co, Ltd."),
+            "sooil developments"
+        );
         assert_eq!(normalise_vendor("Medtronic "), "medtronic");
         assert_eq!(normalise_vendor("(GE)"), "ge");
         assert_eq!(

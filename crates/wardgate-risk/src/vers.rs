@@ -234,7 +234,11 @@ fn is_zero_segment(seg: &[Run]) -> bool {
 }
 
 fn compare_segments(a: &[Vec<Run>], b: &[Vec<Run>], prefix_of_b: bool) -> Option<Ordering> {
-    let n = if prefix_of_b { b.len() } else { a.len().max(b.len()) };
+    let n = if prefix_of_b {
+        b.len()
+    } else {
+        a.len().max(b.len())
+    };
     for i in 0..n {
         let o = match (a.get(i), b.get(i)) {
             (Some(x), Some(y)) => compare_runs(x, y)?,
@@ -357,7 +361,11 @@ impl Constraint {
 
 impl fmt::Display for Constraint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = if self.op == Op::Eq { "" } else { self.op.as_str() };
+        let op = if self.op == Op::Eq {
+            ""
+        } else {
+            self.op.as_str()
+        };
         let tail = if self.wildcard { ".*" } else { "" };
         write!(f, "{op}{}{tail}", self.version)
     }
@@ -415,7 +423,15 @@ fn unreadable(text: &str, why: impl Into<String>) -> VersionSpec {
 }
 
 const NARROWING: &[&str] = &[
-    "with", "without", "only", "except", "excluding", "if", "when", "for", "not",
+    "with",
+    "without",
+    "only",
+    "except",
+    "excluding",
+    "if",
+    "when",
+    "for",
+    "not",
 ];
 const AND_BELOW: &[&str] = &[
     " and below",
@@ -426,7 +442,13 @@ const AND_BELOW: &[&str] = &[
     " or below",
     " or older",
 ];
-const AND_ABOVE: &[&str] = &[" and above", " and later", " and newer", " or later", " or newer"];
+const AND_ABOVE: &[&str] = &[
+    " and above",
+    " and later",
+    " and newer",
+    " or later",
+    " or newer",
+];
 
 impl VersionSpec {
     /// Reads a range from advisory text; never fails, unreadable text says why.
@@ -579,8 +601,6 @@ fn vers_contains(cs: &[Constraint], orders: &[Ordering]) -> bool {
                 Op::Ne => return false,
                 Op::Lt | Op::Gt => {}
             }
-        } else if c.op == Op::Ne {
-            // `!=` excludes only its own version.
         }
     }
     let rest: Vec<(&Constraint, Ordering)> = cs
@@ -641,12 +661,8 @@ fn bound(token: &str) -> Result<(Version, bool), String> {
     }
     let mut body = token;
     let mut wildcard = false;
-    loop {
-        let Some(last) = body.rfind(is_sep) else {
-            break;
-        };
-        let tail = &body[last + 1..];
-        if matches!(tail, "x" | "X" | "*") {
+    while let Some(last) = body.rfind(is_sep) {
+        if matches!(&body[last + 1..], "x" | "X" | "*") {
             body = &body[..last];
             wildcard = true;
         } else {
@@ -687,12 +703,7 @@ fn build(scheme: Option<String>, parts: Vec<(Option<Op>, &str)>, text: &str) -> 
                 return unreadable(text, "bound unreadable");
             };
             match cb.compare(sb) {
-                None => {
-                    return unreadable(
-                        text,
-                        format!("bounds {cb} and {sb} cannot be ordered"),
-                    )
-                }
+                None => return unreadable(text, format!("bounds {cb} and {sb} cannot be ordered")),
                 Some(Ordering::Less) => {
                     at = i;
                     break;
@@ -741,7 +752,11 @@ fn parse_vers(rest: &str, text: &str) -> VersionSpec {
         return unreadable(text, "vers without '/'");
     };
     let scheme = scheme.to_ascii_lowercase();
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
         return unreadable(text, "vers scheme missing or not a name");
     }
     let cons = cons.trim_matches('|');
@@ -816,10 +831,19 @@ mod tests {
         assert_eq!(c("1.1 | 1.2 | 1.4", "1.3"), Containment::Outside);
         assert_eq!(c("2.3.6 and  below", "2.3.0"), Containment::Inside);
         assert_eq!(c(">=BT02 | <= BT06", "BT04"), Containment::Inside);
-        assert_eq!(c("<= 2.01 (end-of-life Nov 2017)", "2.01"), Containment::Inside);
+        assert_eq!(
+            c("<= 2.01 (end-of-life Nov 2017)", "2.01"),
+            Containment::Inside
+        );
         assert_eq!(c("* (end-of-life 2011)", "1"), Containment::Inside);
-        assert_eq!(c("vers:generic/>=1.0|<2.0|!=1.5", "1.5"), Containment::Outside);
-        assert_eq!(c("vers:generic/>=1.0|<2.0|!=1.5", "1.6"), Containment::Inside);
+        assert_eq!(
+            c("vers:generic/>=1.0|<2.0|!=1.5", "1.5"),
+            Containment::Outside
+        );
+        assert_eq!(
+            c("vers:generic/>=1.0|<2.0|!=1.5", "1.6"),
+            Containment::Inside
+        );
         for bad in [
             "Rev B-M",
             "3002 S3 | 3005 S3",
@@ -832,10 +856,16 @@ mod tests {
             "",
         ] {
             assert!(!VersionSpec::parse(bad).is_readable(), "{bad}");
-            assert!(matches!(c(bad, "1.0"), Containment::Unknown { .. }), "{bad}");
+            assert!(
+                matches!(c(bad, "1.0"), Containment::Unknown { .. }),
+                "{bad}"
+            );
         }
         assert!(matches!(c("<=N", "2.1"), Containment::Unknown { .. }));
-        assert!(matches!(c(">= 4.01 | <= 4.34", "4.1"), Containment::Unknown { .. }));
+        assert!(matches!(
+            c(">= 4.01 | <= 4.34", "4.1"),
+            Containment::Unknown { .. }
+        ));
         assert_eq!(c(">= 4.01 | <= 4.34", "4.20"), Containment::Inside);
     }
 
@@ -843,7 +873,10 @@ mod tests {
         proptest::collection::vec(0u32..30, 1..4)
     }
     fn dotted(v: &[u32]) -> String {
-        v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(".")
+        v.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     proptest! {
