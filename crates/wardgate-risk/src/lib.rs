@@ -10,6 +10,11 @@
 //! is touched here: the binary reads files and the audit log and hands the bytes
 //! and facts in.
 
+pub mod csaf;
 pub mod cvss;
+pub mod matcher;
 pub mod model;
+pub mod purl;
 pub mod score;
+pub mod vendor;
+pub mod vers;

@@ -1,0 +1,596 @@
+//! Which advisories hit a device or component, and why, without guessing.
+//!
+//! A product matches by (vendor key, product name key) — vendor keys from
+//! [`VendorAliases`], names by exact match after [`normalise_product`] — or by
+//! purl `type/namespace/name`, or by CPE `vendor:product`. Only products some
+//! vulnerability's `product_status` lists count. The version then decides:
+//!
+//! | advisory status | version inside | outside | cannot tell (*) |
+//! |---|---|---|---|
+//! | known / first / last affected | Affected | no hit | PossiblyAffected |
+//! | under investigation | UnderInvestigation | no hit | UnderInvestigation |
+//! | fixed / first fixed | Fixed | no hit | no hit |
+//! | known not affected | NotAffected | no hit | no hit |
+//!
+//! (*) the range is unreadable, the device version is unknown against a
+//! bounded range, or the two versions cannot be ordered. `vers:all/*` holds
+//! every version, known or not. A product listed under several statuses takes
+//! the first of affected, under investigation, fixed, not affected.
+//!
+//! [`Index::apply_vex`] lets a manufacturer's VEX statement override a hit.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::csaf::{Advisory, Cvss, Product};
+use crate::model::{Component, ProductRef, VexState, VexStatement};
+use crate::purl::{Cpe, Purl};
+use crate::vendor::{normalise_product, normalise_vendor, VendorAliases};
+use crate::vers::{Containment, Version, VersionSpec};
+
+/// What the gateway knows of a device's identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceIdentity {
+    /// The device's id in wardgate.
+    pub id: String,
+    /// Manufacturer as recorded.
+    pub vendor: String,
+    /// Model / product name as recorded.
+    pub model: String,
+    /// Software or firmware version, if known.
+    pub version: Option<String>,
+    /// Package URL, if known.
+    pub purl: Option<String>,
+    /// CPE, if known.
+    pub cpe: Option<String>,
+}
+
+/// What a hit means for the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum HitStatus {
+    /// The advisory says this version is affected.
+    Affected,
+    /// It may be: the range could not be read or the version compared.
+    PossiblyAffected {
+        /// Why it cannot be told.
+        why: String,
+        /// The advisory's own version text (or product name).
+        advisory_text: String,
+    },
+    /// The advisory says this version is fixed.
+    Fixed,
+    /// The advisory (or a VEX statement) says not affected.
+    NotAffected,
+    /// The manufacturer is investigating.
+    UnderInvestigation,
+}
+
+/// One advisory product that matches a device or component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The advisory id (`ICSMA-17-250-02A`).
+    pub advisory_id: String,
+    /// Its title.
+    pub advisory_title: String,
+    /// The product id in the advisory.
+    pub product_id: String,
+    /// The product's full name.
+    pub product_full_name: String,
+    /// The advisory's version text, if any.
+    pub version_text: Option<String>,
+    /// CVEs of the vulnerabilities that list the product under its status.
+    pub cves: Vec<String>,
+    /// The highest CVSS v3 score for the product, if any.
+    pub cvss: Option<Cvss>,
+    /// What it means.
+    pub status: HitStatus,
+    /// One line saying how it matched.
+    pub why: String,
+    /// Remediations for the product (`category: details`, joined by ` | `).
+    pub remediation: Option<String>,
+    /// The VEX statement that set the status, if any.
+    pub vex: Option<VexStatement>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Affected,
+    UnderInvestigation,
+    Fixed,
+    NotAffected,
+}
+
+/// One advisory product, pre-normalised for matching.
+#[derive(Debug, Clone)]
+struct Entry {
+    advisory: usize,
+    product_id: String,
+    full_name: String,
+    vendor: Option<String>,
+    vendor_norm: String,
+    name: String,
+    version_text: Option<String>,
+    spec: VersionSpec,
+    class: Class,
+    cves: Vec<String>,
+    cvss: Option<Cvss>,
+    remediation: Option<String>,
+}
+
+/// Advisories indexed for matching.
+#[derive(Debug, Clone)]
+pub struct Index {
+    advisories: Vec<(String, String)>,
+    entries: Vec<Entry>,
+    by_name: HashMap<String, Vec<usize>>,
+    by_purl: HashMap<String, Vec<usize>>,
+    by_cpe: HashMap<String, Vec<usize>>,
+    aliases: VendorAliases,
+}
+
+fn name_key(vendor_key: &str, name_key: &str) -> String {
+    let mut k = String::with_capacity(vendor_key.len() + name_key.len() + 1);
+    k.push_str(vendor_key);
+    k.push('\n');
+    k.push_str(name_key);
+    k
+}
+
+/// A candidate: an entry and how its identity matched.
+struct Candidate {
+    entry: usize,
+    how: String,
+}
+
+/// The identity parts matching uses, borrowed.
+struct Query<'a> {
+    vendor: Option<&'a str>,
+    model: &'a str,
+    version: Option<&'a str>,
+    purl: Option<&'a str>,
+    cpe: Option<&'a str>,
+}
+
+impl Index {
+    /// Indexes every product some vulnerability's `product_status` lists.
+    pub fn new(advisories: &[Advisory], aliases: &VendorAliases) -> Index {
+        let mut idx = Index {
+            advisories: Vec::with_capacity(advisories.len()),
+            entries: Vec::new(),
+            by_name: HashMap::new(),
+            by_purl: HashMap::new(),
+            by_cpe: HashMap::new(),
+            aliases: aliases.clone(),
+        };
+        for (ai, a) in advisories.iter().enumerate() {
+            idx.advisories.push((a.id.clone(), a.title.clone()));
+            let products: HashMap<&str, &Product> = a
+                .products
+                .iter()
+                .map(|p| (p.product_id.as_str(), p))
+                .collect();
+            // Class of each listed product, strongest first.
+            let mut class: HashMap<&str, Class> = HashMap::new();
+            for v in &a.vulnerabilities {
+                let s = &v.status;
+                let lists: [(&[String], Class); 7] = [
+                    (&s.known_affected, Class::Affected),
+                    (&s.first_affected, Class::Affected),
+                    (&s.last_affected, Class::Affected),
+                    (&s.under_investigation, Class::UnderInvestigation),
+                    (&s.fixed, Class::Fixed),
+                    (&s.first_fixed, Class::Fixed),
+                    (&s.known_not_affected, Class::NotAffected),
+                ];
+                for (ids, c) in lists {
+                    for id in ids {
+                        let e = class.entry(id.as_str()).or_insert(c);
+                        if rank(c) < rank(*e) {
+                            *e = c;
+                        }
+                    }
+                }
+            }
+            let mut listed: Vec<(&str, Class)> = class.into_iter().collect();
+            listed.sort_unstable_by(|x, y| x.0.cmp(y.0));
+            for (pid, c) in listed {
+                let Some(p) = products.get(pid) else { continue };
+                idx.add(ai, a, p, c);
+            }
+        }
+        idx
+    }
+
+    fn add(&mut self, ai: usize, a: &Advisory, p: &Product, class: Class) {
+        let pid = p.product_id.as_str();
+        let mut cves = Vec::new();
+        let mut cvss: Option<Cvss> = None;
+        let mut rem: Vec<String> = Vec::new();
+        for v in &a.vulnerabilities {
+            let s = &v.status;
+            let lists: &[&Vec<String>] = match class {
+                Class::Affected => &[&s.known_affected, &s.first_affected, &s.last_affected],
+                Class::UnderInvestigation => &[&s.under_investigation],
+                Class::Fixed => &[&s.fixed, &s.first_fixed],
+                Class::NotAffected => &[&s.known_not_affected],
+            };
+            if !lists.iter().any(|l| l.iter().any(|x| x == pid)) {
+                continue;
+            }
+            if let Some(c) = &v.cve {
+                if !cves.contains(c) {
+                    cves.push(c.clone());
+                }
+            }
+            for sc in &v.scores {
+                if sc.products.iter().any(|x| x == pid)
+                    && cvss
+                        .as_ref()
+                        .is_none_or(|c| sc.cvss_v3.base_score > c.base_score)
+                {
+                    cvss = Some(sc.cvss_v3.clone());
+                }
+            }
+            for r in &v.remediations {
+                if r.product_ids.iter().any(|x| x == pid) {
+                    let line = format!("{}: {}", r.category, r.details.trim());
+                    if !rem.contains(&line) {
+                        rem.push(line);
+                    }
+                }
+            }
+        }
+        let e = self.entries.len();
+        let vendor_norm = p
+            .vendor
+            .as_deref()
+            .map(normalise_vendor)
+            .unwrap_or_default();
+        if let Some(v) = &p.vendor {
+            let vk = self.aliases.key(v).key;
+            if !vk.is_empty() && !p.name_key.is_empty() {
+                self.by_name
+                    .entry(name_key(&vk, &p.name_key))
+                    .or_default()
+                    .push(e);
+            }
+        }
+        if let Some(purl) = p.purl.as_deref().and_then(|s| Purl::parse(s).ok()) {
+            self.by_purl.entry(purl.package_key()).or_default().push(e);
+        }
+        if let Some(cpe) = p.cpe.as_deref().and_then(|s| Cpe::parse(s).ok()) {
+            self.by_cpe.entry(cpe.key()).or_default().push(e);
+        }
+        self.entries.push(Entry {
+            advisory: ai,
+            product_id: p.product_id.clone(),
+            full_name: p.full_name.clone(),
+            vendor: p.vendor.clone(),
+            vendor_norm,
+            name: p.name.clone(),
+            version_text: p.version_text.clone(),
+            spec: p.spec.clone(),
+            class,
+            cves,
+            cvss,
+            remediation: (!rem.is_empty()).then(|| rem.join(" | ")),
+        });
+    }
+
+    /// Number of indexed advisory products.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The advisories that hit a device.
+    pub fn match_device(&self, d: &DeviceIdentity) -> Vec<Hit> {
+        self.match_query(&Query {
+            vendor: Some(d.vendor.as_str()).filter(|v| !v.trim().is_empty()),
+            model: &d.model,
+            version: d.version.as_deref(),
+            purl: d.purl.as_deref(),
+            cpe: d.cpe.as_deref(),
+        })
+    }
+
+    /// The advisories that hit an SBOM component. Without a supplier only its
+    /// purl or CPE can match: a bare name (`OSE`, `RTOS`) is too weak.
+    pub fn match_component(&self, c: &Component) -> Vec<Hit> {
+        self.match_query(&Query {
+            vendor: c.supplier.as_deref().filter(|v| !v.trim().is_empty()),
+            model: &c.name,
+            version: c.version.as_deref(),
+            purl: c.purl.as_deref(),
+            cpe: c.cpe.as_deref(),
+        })
+    }
+
+    fn vendor_why(&self, e: &Entry, device_vendor: &str, by_alias: bool) -> String {
+        let adv = e.vendor.as_deref().unwrap_or("");
+        if adv == device_vendor {
+            format!("vendor '{adv}'")
+        } else if !by_alias || normalise_vendor(device_vendor) == e.vendor_norm {
+            format!("vendor '{device_vendor}' = '{adv}' after normalisation")
+        } else {
+            format!(
+                "vendor '{device_vendor}' = '{adv}' by alias ({})",
+                self.aliases.key(device_vendor).key
+            )
+        }
+    }
+
+    fn candidates(&self, q: &Query<'_>) -> (Vec<Candidate>, Option<String>) {
+        let mut out = Vec::new();
+        let mut version = q.version.map(str::to_owned);
+        if let Some(vendor) = q.vendor {
+            let vk = self.aliases.key(vendor);
+            let nk = normalise_product(q.model);
+            if !vk.key.is_empty() && !nk.is_empty() {
+                if let Some(es) = self.by_name.get(&name_key(&vk.key, &nk)) {
+                    for &i in es {
+                        let Some(e) = self.entries.get(i) else {
+                            continue;
+                        };
+                        // Either side's spelling may be the aliased one.
+                        let by_alias = vk.by_alias
+                            || e.vendor
+                                .as_deref()
+                                .is_some_and(|v| self.aliases.key(v).by_alias);
+                        let product = if e.name == q.model {
+                            format!("product '{}' exact", e.name)
+                        } else {
+                            format!(
+                                "product '{}' = '{}' exact after normalisation",
+                                q.model, e.name
+                            )
+                        };
+                        out.push(Candidate {
+                            entry: i,
+                            how: format!("{}; {product}", self.vendor_why(e, vendor, by_alias)),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(p) = q.purl.and_then(|s| Purl::parse(s).ok()) {
+            if version.is_none() {
+                version.clone_from(&p.version);
+            }
+            let key = p.package_key();
+            for &i in self.by_purl.get(&key).into_iter().flatten() {
+                out.push(Candidate {
+                    entry: i,
+                    how: format!("purl package {key} equal"),
+                });
+            }
+        }
+        if let Some(c) = q.cpe.and_then(|s| Cpe::parse(s).ok()) {
+            if version.is_none() {
+                version.clone_from(&c.version);
+            }
+            let key = c.key();
+            for &i in self.by_cpe.get(&key).into_iter().flatten() {
+                out.push(Candidate {
+                    entry: i,
+                    how: format!("CPE {key} equal"),
+                });
+            }
+        }
+        (out, version)
+    }
+
+    fn match_query(&self, q: &Query<'_>) -> Vec<Hit> {
+        let (cands, version) = self.candidates(q);
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut hits = Vec::new();
+        for c in cands {
+            let Some(e) = self.entries.get(c.entry) else {
+                continue;
+            };
+            let Some((adv_id, adv_title)) = self.advisories.get(e.advisory) else {
+                continue;
+            };
+            if !seen.insert((adv_id.as_str(), e.product_id.as_str())) {
+                continue;
+            }
+            let Some((status, vwhy)) = judge(e, version.as_deref()) else {
+                continue;
+            };
+            hits.push(Hit {
+                advisory_id: adv_id.clone(),
+                advisory_title: adv_title.clone(),
+                product_id: e.product_id.clone(),
+                product_full_name: e.full_name.clone(),
+                version_text: e.version_text.clone(),
+                cves: e.cves.clone(),
+                cvss: e.cvss.clone(),
+                status,
+                why: format!("{}; {vwhy}", c.how),
+                remediation: e.remediation.clone(),
+                vex: None,
+            });
+        }
+        hits.sort_by(|a, b| {
+            (a.advisory_id.as_str(), a.product_id.as_str())
+                .cmp(&(b.advisory_id.as_str(), b.product_id.as_str()))
+        });
+        hits
+    }
+
+    /// Lets VEX statements override hits: a statement whose vulnerability is
+    /// one of the hit's CVEs or its advisory id, and whose product is this
+    /// device, sets the status and is kept on the hit. Products match by purl
+    /// package and version (a statement purl without version holds for every
+    /// version), CPE vendor:product and version if given, or vendor and
+    /// product name after normalisation with the statement's version range,
+    /// if any, containing the device's version (unknown version: no match).
+    /// Of several matching statements the latest `timestamp` wins, then the
+    /// later in `statements`.
+    pub fn apply_vex(
+        &self,
+        hits: &mut [Hit],
+        statements: &[VexStatement],
+        device: &DeviceIdentity,
+    ) {
+        let applicable: Vec<&VexStatement> = statements
+            .iter()
+            .filter(|s| self.vex_product_matches(&s.product, device))
+            .collect();
+        if applicable.is_empty() {
+            return;
+        }
+        for h in hits.iter_mut() {
+            let mut best: Option<&VexStatement> = None;
+            for s in &applicable {
+                let vuln = s.vulnerability.trim();
+                let hits_vuln = vuln.eq_ignore_ascii_case(&h.advisory_id)
+                    || h.cves.iter().any(|c| c.eq_ignore_ascii_case(vuln));
+                if hits_vuln
+                    && best.is_none_or(|b| s.timestamp.as_deref() >= b.timestamp.as_deref())
+                {
+                    best = Some(s);
+                }
+            }
+            let Some(s) = best else { continue };
+            h.status = match s.state {
+                VexState::NotAffected => HitStatus::NotAffected,
+                VexState::Affected => HitStatus::Affected,
+                VexState::Fixed => HitStatus::Fixed,
+                VexState::UnderInvestigation => HitStatus::UnderInvestigation,
+            };
+            let just = s
+                .justification
+                .as_deref()
+                .map(|j| format!(" ({j})"))
+                .unwrap_or_default();
+            h.why = format!(
+                "{}; VEX {} from {}: {:?}{just}",
+                h.why, s.vulnerability, s.source, s.state
+            );
+            h.vex = Some((*s).clone());
+        }
+    }
+
+    fn vex_product_matches(&self, p: &ProductRef, d: &DeviceIdentity) -> bool {
+        match p {
+            ProductRef::Purl { purl } => {
+                let (Ok(sp), Some(Ok(dp))) =
+                    (Purl::parse(purl), d.purl.as_deref().map(Purl::parse))
+                else {
+                    return false;
+                };
+                sp.package_key() == dp.package_key()
+                    && match &sp.version {
+                        None => true,
+                        Some(v) => same_version(v, dp.version.as_deref().or(d.version.as_deref())),
+                    }
+            }
+            ProductRef::Cpe { cpe } => {
+                let (Ok(sc), Some(Ok(dc))) = (Cpe::parse(cpe), d.cpe.as_deref().map(Cpe::parse))
+                else {
+                    return false;
+                };
+                sc.key() == dc.key()
+                    && match &sc.version {
+                        None => true,
+                        Some(v) => same_version(v, dc.version.as_deref().or(d.version.as_deref())),
+                    }
+            }
+            ProductRef::Name {
+                vendor,
+                name,
+                version,
+            } => {
+                let Some(vendor) = vendor else { return false };
+                let vk = self.aliases.key(vendor).key;
+                if vk.is_empty()
+                    || vk != self.aliases.key(&d.vendor).key
+                    || normalise_product(name) != normalise_product(&d.model)
+                {
+                    return false;
+                }
+                match (version, &d.version) {
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                    (Some(range), Some(dv)) => {
+                        VersionSpec::parse(range).contains_str(dv) == Containment::Inside
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn same_version(a: &str, b: Option<&str>) -> bool {
+    let Some(b) = b else { return false };
+    match (Version::parse(a), Version::parse(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.trim() == b.trim(),
+    }
+}
+
+fn rank(c: Class) -> u8 {
+    match c {
+        Class::Affected => 0,
+        Class::UnderInvestigation => 1,
+        Class::Fixed => 2,
+        Class::NotAffected => 3,
+    }
+}
+
+fn settled(c: Class) -> HitStatus {
+    match c {
+        Class::Affected => HitStatus::Affected,
+        Class::UnderInvestigation => HitStatus::UnderInvestigation,
+        Class::Fixed => HitStatus::Fixed,
+        Class::NotAffected => HitStatus::NotAffected,
+    }
+}
+
+/// The status for an entry and a device version, with the version's part of
+/// the explanation; `None` for no hit.
+fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
+    let text = e.version_text.as_deref().unwrap_or("");
+    let shown = if text.is_empty() {
+        "(no version given)"
+    } else {
+        text
+    };
+    if e.spec.is_all() {
+        let v = version.unwrap_or("unknown");
+        return Some((
+            settled(e.class),
+            format!("version {v} inside {shown} (all versions)"),
+        ));
+    }
+    let unknown = |why: String| match e.class {
+        Class::Affected => Some((
+            HitStatus::PossiblyAffected {
+                why: why.clone(),
+                advisory_text: if text.is_empty() {
+                    e.full_name.clone()
+                } else {
+                    text.to_owned()
+                },
+            },
+            why,
+        )),
+        Class::UnderInvestigation => Some((HitStatus::UnderInvestigation, why)),
+        Class::Fixed | Class::NotAffected => None,
+    };
+    let Some(v) = version.map(str::trim).filter(|v| !v.is_empty()) else {
+        return unknown(format!("device version unknown against '{shown}'"));
+    };
+    match e.spec.contains_str(v) {
+        Containment::Inside => Some((settled(e.class), format!("version {v} inside {shown}"))),
+        Containment::Outside => None,
+        Containment::Unknown { why } => unknown(format!("version {v} against '{shown}': {why}")),
+    }
+}

@@ -1,0 +1,938 @@
+//! Versions and version ranges as advisories write them, read without guessing.
+//!
+//! # Versions
+//!
+//! A [`Version`] is one token: an optional `v`/`V` before a digit, then
+//! alphanumeric segments joined by `.`, `-`, `_` or `+` (`2.3.6`, `v22D28`,
+//! `B.06.18`, `028U000061`, `5.17.1-754993421`), holding at least one digit:
+//! a letters-only token (`IGS`, `VS` or a revision `N`) names a product as
+//! often as a revision in the advisories, and is not read as a version.
+//! Each segment splits into runs of digits and of letters; versions compare segment by segment, run by run:
+//!
+//! * digit runs compare as integers (`4.12 > 4.4`: the advisories mean it so,
+//!   `>= 4.4 | <= 4.12` is a real interval in ICSMA-19-248-01);
+//! * letter runs compare case-insensitively, alphabetically (`B.12 < C.00`,
+//!   revision letters);
+//! * a digit run against a letter run cannot be ordered (`2.1` against `N`);
+//! * a missing segment counts as `0` against a digit segment (`4.1 == 4.1.0`,
+//!   `4.1.1 > 4.1`, a numeric build suffix sorts after the bare version);
+//! * a missing run or segment against one holding letters cannot be ordered:
+//!   `2.4A` may be a later revision of `2.4` or a pre-release of it
+//!   (`1.0-rc1`), and guessing wrong would hide an affected device.
+//!
+//! **Zero padding.** `4.01` against `4.1` reads as equal if `01` is an integer
+//! and as `4.01 < 4.10` if it is a fixed-width decimal fraction, and vendors
+//! write both (`A.03.09`, `2.003`, `>= 4.01 | <= 4.34`). When a digit run
+//! with a leading zero meets one of a different width, both readings are
+//! taken; if they agree (`4.01 < 4.34`) that is the answer, if not (`4.01` vs
+//! `4.1`, `2.003` vs `2.1`) the pair cannot be ordered and containment says
+//! [`Containment::Unknown`]. Equal-width padding (`028U000050` vs
+//! `028U000061`) reads the same either way.
+//!
+//! # Ranges
+//!
+//! A [`VersionSpec`] is read from a CSAF `product_version` or
+//! `product_version_range` name:
+//!
+//! * `vers:<scheme>/<constraints>` per the purl VERSION-RANGE-SPEC, `vers:all/*`
+//!   included; the scheme is kept but ordering is the one above for every
+//!   scheme;
+//! * bare constraints `<= 2.3.6`, `< 3.0`, `>= 4.01 | <= 4.34`, read with the
+//!   same `vers` semantics: constraints are sorted by version and consecutive
+//!   `>=a | <=b` is the interval `[a, b]`, not the union of two half-lines;
+//!   constraint lists that are not such intervals (`<= U61 |<= L81`) are
+//!   unreadable;
+//! * exact versions and `|` lists of them (`1.1 | 1.2`), wildcards with
+//!   trailing `x`/`X`/`*` segments (`2.X`, `8.0.x`, `<= 12.2.x.x`: prefix
+//!   match on the leading segments), `*` and `all`;
+//! * `2.3.6 and below` (and `and earlier`, `and prior`, `or earlier`, `or
+//!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
+//! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
+//!   as a note only if the part before it reads cleanly and the remark holds
+//!   no constraint (`<`, `>`, `=`, `|`) and does not start with a narrowing
+//!   word (`with`, `without`, `only`, `except`, `excluding`, `if`, `when`,
+//!   `for`, `not`): a remark that narrows the range would be dropped silently
+//!   otherwise.
+//!
+//! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
+//! text) is [`VersionSpec::Unreadable`] with the reason.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest version token read; longer text is not a version.
+pub const MAX_VERSION_CHARS: usize = 128;
+/// Most segments in a version token.
+pub const MAX_VERSION_SEGMENTS: usize = 32;
+/// Longest range text read; longer text is unreadable.
+pub const MAX_SPEC_CHARS: usize = 1024;
+/// Most `|`-separated constraints in a range.
+pub const MAX_CONSTRAINTS: usize = 64;
+
+/// One run inside a segment: digits (leading zeros kept for width) or letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Run {
+    Digits(String),
+    Letters(String),
+}
+
+/// A version token, parsed for comparison; see the module docs for the order.
+#[derive(Debug, Clone)]
+pub struct Version {
+    text: String,
+    segments: Vec<Vec<Run>>,
+}
+
+/// Why text is not a version token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// Nothing to read.
+    #[error("version is empty")]
+    Empty,
+    /// Over [`MAX_VERSION_CHARS`] or [`MAX_VERSION_SEGMENTS`].
+    #[error("version is too long")]
+    TooLong,
+    /// Letters only (`IGS`, `N`): a product designation as often as a
+    /// revision letter, so not read as a version.
+    #[error("'{text}' has no digit, not read as a version")]
+    NoDigit {
+        /// The text as given.
+        text: String,
+    },
+    /// A character outside letters, digits and `.-_+`, or an empty segment.
+    #[error("'{text}' is not a version token")]
+    NotAToken {
+        /// The text as given.
+        text: String,
+    },
+}
+
+fn is_sep(c: char) -> bool {
+    matches!(c, '.' | '-' | '_' | '+')
+}
+
+impl Version {
+    /// Parses one version token.
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(VersionError::Empty);
+        }
+        if t.chars().count() > MAX_VERSION_CHARS {
+            return Err(VersionError::TooLong);
+        }
+        let body = strip_v(t);
+        if !body.chars().any(|c| c.is_ascii_digit()) {
+            return Err(VersionError::NoDigit { text: t.to_owned() });
+        }
+        let mut segments = Vec::new();
+        for seg in body.split(is_sep) {
+            if seg.is_empty() || !seg.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(VersionError::NotAToken { text: t.to_owned() });
+            }
+            if segments.len() == MAX_VERSION_SEGMENTS {
+                return Err(VersionError::TooLong);
+            }
+            segments.push(runs(seg));
+        }
+        Ok(Version {
+            text: t.to_owned(),
+            segments,
+        })
+    }
+
+    /// The token as written (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Compares two versions; `None` when the order cannot be told without
+    /// guessing (see the module docs).
+    pub fn compare(&self, other: &Version) -> Option<Ordering> {
+        compare_segments(&self.segments, &other.segments, false)
+    }
+
+    /// Compares only the first `prefix.len()` segments against `prefix`
+    /// (missing segments of `self` count as `0`): the order for wildcards.
+    fn compare_prefix(&self, prefix: &Version) -> Option<Ordering> {
+        compare_segments(&self.segments, &prefix.segments, true)
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.compare(other) == Some(Ordering::Equal)
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        self.compare(other)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Strips a leading `v`/`V` when a digit follows (`v4.1`, not `VM5.0`).
+fn strip_v(t: &str) -> &str {
+    let mut cs = t.chars();
+    match (cs.next(), cs.next()) {
+        (Some('v' | 'V'), Some(d)) if d.is_ascii_digit() => &t[1..],
+        _ => t,
+    }
+}
+
+fn runs(seg: &str) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for c in seg.chars() {
+        let digit = c.is_ascii_digit();
+        match out.last_mut() {
+            Some(Run::Digits(s)) if digit => s.push(c),
+            Some(Run::Letters(s)) if !digit => s.push(c.to_ascii_lowercase()),
+            _ if digit => out.push(Run::Digits(c.to_string())),
+            _ => out.push(Run::Letters(c.to_ascii_lowercase().to_string())),
+        }
+    }
+    out
+}
+
+fn int_cmp(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Fixed-width decimal-fraction reading: `01` vs `1` is `01` vs `10`.
+fn frac_cmp(a: &str, b: &str) -> Ordering {
+    let n = a.len().max(b.len());
+    let pa = a.chars().chain(std::iter::repeat('0')).take(n);
+    let pb = b.chars().chain(std::iter::repeat('0')).take(n);
+    pa.cmp(pb)
+}
+
+fn padded(s: &str) -> bool {
+    s.len() > 1 && s.starts_with('0')
+}
+
+fn digits_cmp(a: &str, b: &str) -> Option<Ordering> {
+    let i = int_cmp(a, b);
+    if a.len() != b.len() && (padded(a) || padded(b)) && frac_cmp(a, b) != i {
+        return None;
+    }
+    Some(i)
+}
+
+fn is_zero_segment(seg: &[Run]) -> bool {
+    seg.iter()
+        .all(|r| matches!(r, Run::Digits(d) if d.chars().all(|c| c == '0')))
+}
+
+fn compare_segments(a: &[Vec<Run>], b: &[Vec<Run>], prefix_of_b: bool) -> Option<Ordering> {
+    let n = if prefix_of_b {
+        b.len()
+    } else {
+        a.len().max(b.len())
+    };
+    for i in 0..n {
+        let o = match (a.get(i), b.get(i)) {
+            (Some(x), Some(y)) => compare_runs(x, y)?,
+            (Some(x), None) | (None, Some(x)) => {
+                let flip = a.get(i).is_none();
+                if is_zero_segment(x) {
+                    Ordering::Equal
+                } else if x.iter().all(|r| matches!(r, Run::Digits(_))) {
+                    if flip {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                } else {
+                    return None;
+                }
+            }
+            (None, None) => Ordering::Equal,
+        };
+        if o != Ordering::Equal {
+            return Some(o);
+        }
+    }
+    Some(Ordering::Equal)
+}
+
+fn compare_runs(a: &[Run], b: &[Run]) -> Option<Ordering> {
+    for i in 0..a.len().max(b.len()) {
+        let o = match (a.get(i), b.get(i)) {
+            (Some(Run::Digits(x)), Some(Run::Digits(y))) => digits_cmp(x, y)?,
+            (Some(Run::Letters(x)), Some(Run::Letters(y))) => x.cmp(y),
+            (None, None) => Ordering::Equal,
+            // A digit run against letters, or a run against nothing
+            // (`2.4A` vs `2.4`): no order without guessing.
+            _ => return None,
+        };
+        if o != Ordering::Equal {
+            return Some(o);
+        }
+    }
+    Some(Ordering::Equal)
+}
+
+/// A comparator of one constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+    fn is_upper(self) -> bool {
+        matches!(self, Op::Lt | Op::Le)
+    }
+    fn is_lower(self) -> bool {
+        matches!(self, Op::Gt | Op::Ge)
+    }
+}
+
+/// One constraint: a comparator and a bound; `wildcard` bounds compare only
+/// their leading segments (`2.X` is the bound `2` compared as a prefix).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Constraint {
+    /// The comparator.
+    pub op: Op,
+    /// The bound's version text, without a wildcard tail.
+    pub version: String,
+    /// True when written with trailing `x`/`X`/`*` segments.
+    pub wildcard: bool,
+    #[serde(skip)]
+    parsed: Option<Version>,
+}
+
+impl Constraint {
+    fn new(op: Op, version: Version, wildcard: bool) -> Self {
+        Constraint {
+            op,
+            version: version.as_str().to_owned(),
+            wildcard,
+            parsed: Some(version),
+        }
+    }
+
+    fn bound(&self) -> Option<Version> {
+        match &self.parsed {
+            Some(v) => Some(v.clone()),
+            None => Version::parse(&self.version).ok(),
+        }
+    }
+
+    /// Order of `v` against this bound (prefix order for wildcards).
+    fn order(&self, v: &Version, bound: &Version) -> Option<Ordering> {
+        if self.wildcard {
+            v.compare_prefix(bound)
+        } else {
+            v.compare(bound)
+        }
+    }
+}
+
+impl fmt::Display for Constraint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = if self.op == Op::Eq {
+            ""
+        } else {
+            self.op.as_str()
+        };
+        let tail = if self.wildcard { ".*" } else { "" };
+        write!(f, "{op}{}{tail}", self.version)
+    }
+}
+
+/// A version range read from advisory text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum VersionSpec {
+    /// Every version (`vers:all/*`, `*`, `all`).
+    All {
+        /// A remark kept from the text (`end-of-life 2011`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// `vers`-style constraints, sorted, valid as intervals and equalities.
+    Constraints {
+        /// The `vers` scheme when written as `vers:<scheme>/...`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scheme: Option<String>,
+        /// The constraints, sorted by bound.
+        constraints: Vec<Constraint>,
+        /// A remark kept from the text, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Text that is not a range this reader understands.
+    Unreadable {
+        /// The text as written.
+        text: String,
+        /// Why it was not read.
+        why: String,
+    },
+}
+
+/// Whether a version lies in a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Containment {
+    /// In the range.
+    Inside,
+    /// Not in the range.
+    Outside,
+    /// Cannot be told without guessing.
+    Unknown {
+        /// Why.
+        why: String,
+    },
+}
+
+fn unreadable(text: &str, why: impl Into<String>) -> VersionSpec {
+    VersionSpec::Unreadable {
+        text: text.to_owned(),
+        why: why.into(),
+    }
+}
+
+const NARROWING: &[&str] = &[
+    "with",
+    "without",
+    "only",
+    "except",
+    "excluding",
+    "if",
+    "when",
+    "for",
+    "not",
+];
+const AND_BELOW: &[&str] = &[
+    " and below",
+    " and earlier",
+    " and prior",
+    " and older",
+    " or earlier",
+    " or below",
+    " or older",
+];
+const AND_ABOVE: &[&str] = &[
+    " and above",
+    " and later",
+    " and newer",
+    " or later",
+    " or newer",
+];
+
+impl VersionSpec {
+    /// Reads a range from advisory text; never fails, unreadable text says why.
+    pub fn parse(text: &str) -> VersionSpec {
+        if text.chars().count() > MAX_SPEC_CHARS {
+            return unreadable(text, "longer than the range limit");
+        }
+        let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if collapsed.is_empty() {
+            return unreadable(text, "empty");
+        }
+        // A trailing parenthetical remark.
+        if let Some(body) = collapsed.strip_suffix(')') {
+            let Some(open) = body.rfind('(') else {
+                return unreadable(text, "unbalanced parenthesis");
+            };
+            let head = body[..open].trim();
+            let remark = body[open + 1..].trim();
+            if head.contains(['(', ')']) || remark.contains('(') {
+                return unreadable(text, "nested or several parentheses");
+            }
+            if head.is_empty() {
+                return unreadable(text, "only a parenthetical remark");
+            }
+            if remark.contains(['<', '>', '=', '|']) {
+                return unreadable(text, "the remark holds constraints of its own");
+            }
+            let first = remark
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if NARROWING.contains(&first.as_str()) {
+                return unreadable(text, format!("the remark '{remark}' narrows the range"));
+            }
+            return match Self::parse_body(head, text) {
+                VersionSpec::All { .. } => VersionSpec::All {
+                    note: Some(remark.to_owned()),
+                },
+                VersionSpec::Constraints {
+                    scheme,
+                    constraints,
+                    ..
+                } => VersionSpec::Constraints {
+                    scheme,
+                    constraints,
+                    note: Some(remark.to_owned()),
+                },
+                u @ VersionSpec::Unreadable { .. } => u,
+            };
+        }
+        if collapsed.contains(['(', ')']) {
+            return unreadable(text, "parenthesis inside the text");
+        }
+        Self::parse_body(&collapsed, text)
+    }
+
+    fn parse_body(body: &str, text: &str) -> VersionSpec {
+        if let Some(rest) = body.strip_prefix("vers:") {
+            return parse_vers(rest, text);
+        }
+        if body == "*" || body.eq_ignore_ascii_case("all") {
+            return VersionSpec::All { note: None };
+        }
+        let lower = body.to_ascii_lowercase();
+        for (phrases, op) in [(AND_BELOW, Op::Le), (AND_ABOVE, Op::Ge)] {
+            for p in phrases {
+                if let Some(v) = lower.strip_suffix(p) {
+                    let v = &body[..v.len()];
+                    return build(None, vec![(Some(op), v.trim())], text);
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        for part in body.split('|') {
+            let part = part.trim();
+            let (op, v) = split_op(part);
+            parts.push((op, v.trim()));
+        }
+        build(None, parts, text)
+    }
+
+    /// Whether `v` lies in this range.
+    pub fn contains(&self, v: &Version) -> Containment {
+        let constraints = match self {
+            VersionSpec::All { .. } => return Containment::Inside,
+            VersionSpec::Unreadable { text, why } => {
+                return Containment::Unknown {
+                    why: format!("range '{text}' unreadable: {why}"),
+                }
+            }
+            VersionSpec::Constraints { constraints, .. } => constraints,
+        };
+        // Every order first: one that cannot be told makes the answer unknown.
+        let mut orders = Vec::with_capacity(constraints.len());
+        for c in constraints {
+            let Some(bound) = c.bound() else {
+                return Containment::Unknown {
+                    why: format!("bound '{}' unreadable", c.version),
+                };
+            };
+            match c.order(v, &bound) {
+                Some(o) => orders.push(o),
+                None => {
+                    return Containment::Unknown {
+                        why: format!("cannot order {v} against {c} without guessing"),
+                    }
+                }
+            }
+        }
+        if vers_contains(constraints, &orders) {
+            Containment::Inside
+        } else {
+            Containment::Outside
+        }
+    }
+
+    /// [`VersionSpec::contains`] for a version as text; unreadable text is
+    /// [`Containment::Unknown`].
+    pub fn contains_str(&self, v: &str) -> Containment {
+        match Version::parse(v) {
+            Ok(v) => self.contains(&v),
+            Err(e) => match self {
+                VersionSpec::All { .. } => Containment::Inside,
+                _ => Containment::Unknown {
+                    why: format!("device version unreadable: {e}"),
+                },
+            },
+        }
+    }
+
+    /// True for a range this reader understood.
+    pub fn is_readable(&self) -> bool {
+        !matches!(self, VersionSpec::Unreadable { .. })
+    }
+
+    /// True when the range is every version.
+    pub fn is_all(&self) -> bool {
+        matches!(self, VersionSpec::All { .. })
+    }
+}
+
+/// The purl VERSION-RANGE-SPEC containment algorithm over precomputed orders
+/// of the tested version against each (sorted) constraint's bound.
+fn vers_contains(cs: &[Constraint], orders: &[Ordering]) -> bool {
+    for (c, o) in cs.iter().zip(orders) {
+        if *o == Ordering::Equal {
+            match c.op {
+                Op::Eq | Op::Le | Op::Ge => return true,
+                Op::Ne => return false,
+                Op::Lt | Op::Gt => {}
+            }
+        }
+    }
+    let rest: Vec<(&Constraint, Ordering)> = cs
+        .iter()
+        .zip(orders.iter().copied())
+        .filter(|(c, _)| !matches!(c.op, Op::Eq | Op::Ne))
+        .collect();
+    if rest.is_empty() {
+        // Only `!=` (and non-equal `=`): in range unless it had an `=`.
+        return cs.iter().all(|c| c.op == Op::Ne);
+    }
+    if let [(c, o)] = rest.as_slice() {
+        return (c.op.is_upper() && *o == Ordering::Less)
+            || (c.op.is_lower() && *o == Ordering::Greater);
+    }
+    for (i, w) in rest.windows(2).enumerate() {
+        let [(cur, cur_o), (next, next_o)] = w else {
+            continue;
+        };
+        if i == 0 && cur.op.is_upper() && *cur_o == Ordering::Less {
+            return true;
+        }
+        if i + 2 == rest.len() && next.op.is_lower() && *next_o == Ordering::Greater {
+            return true;
+        }
+        if cur.op.is_lower()
+            && next.op.is_upper()
+            && *cur_o == Ordering::Greater
+            && *next_o == Ordering::Less
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn split_op(part: &str) -> (Option<Op>, &str) {
+    for (p, op) in [
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        ("!=", Op::Ne),
+        ("==", Op::Eq),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+        ("=", Op::Eq),
+    ] {
+        if let Some(rest) = part.strip_prefix(p) {
+            return (Some(op), rest);
+        }
+    }
+    (None, part)
+}
+
+/// A bound token: a version, or a version followed by wildcard segments.
+fn bound(token: &str) -> Result<(Version, bool), String> {
+    if token.contains(' ') {
+        return Err(format!("'{token}' is not a version"));
+    }
+    let mut body = token;
+    let mut wildcard = false;
+    while let Some(last) = body.rfind(is_sep) {
+        if matches!(&body[last + 1..], "x" | "X" | "*") {
+            body = &body[..last];
+            wildcard = true;
+        } else {
+            break;
+        }
+    }
+    Version::parse(body)
+        .map(|v| (v, wildcard))
+        .map_err(|e| e.to_string())
+}
+
+fn build(scheme: Option<String>, parts: Vec<(Option<Op>, &str)>, text: &str) -> VersionSpec {
+    if parts.len() > MAX_CONSTRAINTS {
+        return unreadable(text, "too many constraints");
+    }
+    let mut cs = Vec::with_capacity(parts.len());
+    for (op, token) in parts {
+        if token.is_empty() {
+            return unreadable(text, "a constraint without a version");
+        }
+        if token == "*" {
+            return unreadable(text, "'*' among other constraints");
+        }
+        match bound(token) {
+            Ok((v, wildcard)) => cs.push(Constraint::new(op.unwrap_or(Op::Eq), v, wildcard)),
+            Err(why) => return unreadable(text, why),
+        }
+    }
+    // Sort by bound; bounds that cannot be ordered make the range unreadable.
+    let mut sorted: Vec<Constraint> = Vec::with_capacity(cs.len());
+    for c in cs {
+        let Some(cb) = c.parsed.clone() else {
+            return unreadable(text, "bound unreadable");
+        };
+        let mut at = sorted.len();
+        for (i, s) in sorted.iter().enumerate() {
+            let Some(sb) = s.parsed.as_ref() else {
+                return unreadable(text, "bound unreadable");
+            };
+            match cb.compare(sb) {
+                None => return unreadable(text, format!("bounds {cb} and {sb} cannot be ordered")),
+                Some(Ordering::Less) => {
+                    at = i;
+                    break;
+                }
+                Some(Ordering::Equal) if c.wildcard == s.wildcard => {
+                    return unreadable(text, format!("version {cb} appears twice"))
+                }
+                Some(_) => {}
+            }
+        }
+        sorted.insert(at, c);
+    }
+    // The vers rule: ignoring `!=`, an upper bound or `=` is followed by `=`
+    // or a lower bound, a lower bound by an upper bound.
+    let mut prev: Option<Op> = None;
+    for c in sorted.iter().filter(|c| c.op != Op::Ne) {
+        if let Some(p) = prev {
+            let ok = if p.is_lower() {
+                c.op.is_upper()
+            } else {
+                matches!(c.op, Op::Eq) || c.op.is_lower()
+            };
+            if !ok {
+                return unreadable(
+                    text,
+                    format!(
+                        "'{}' after '{}' does not form an interval",
+                        c.op.as_str(),
+                        p.as_str()
+                    ),
+                );
+            }
+        }
+        prev = Some(c.op);
+    }
+    VersionSpec::Constraints {
+        scheme,
+        constraints: sorted,
+        note: None,
+    }
+}
+
+fn parse_vers(rest: &str, text: &str) -> VersionSpec {
+    let rest: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
+    let Some((scheme, cons)) = rest.split_once('/') else {
+        return unreadable(text, "vers without '/'");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return unreadable(text, "vers scheme missing or not a name");
+    }
+    let cons = cons.trim_matches('|');
+    if cons == "*" {
+        return VersionSpec::All { note: None };
+    }
+    if cons.is_empty() {
+        return unreadable(text, "vers without constraints");
+    }
+    let mut decoded = Vec::new();
+    for part in cons.split('|') {
+        match crate::purl::percent_decode(part) {
+            Ok(p) => decoded.push(p),
+            Err(_) => return unreadable(text, "bad percent-encoding"),
+        }
+    }
+    let parts = decoded
+        .iter()
+        .map(|p| {
+            let (op, v) = split_op(p);
+            (op, v)
+        })
+        .collect();
+    build(Some(scheme), parts, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+    fn c(spec: &str, ver: &str) -> Containment {
+        VersionSpec::parse(spec).contains_str(ver)
+    }
+
+    #[test]
+    fn ordering_rules() {
+        assert!(v("4.12") > v("4.4"));
+        assert_eq!(v("4.1"), v("v4.1"));
+        assert_eq!(v("4.1"), v("4.1.0"));
+        assert!(v("4.1.1") > v("4.1"));
+        assert!(v("B.12") < v("C.00.04"));
+        assert_eq!(v("2.1").compare(&v("N1")), None);
+        assert!(Version::parse("IGS").is_err());
+        assert_eq!(v("2.4A").compare(&v("2.4")), None);
+        assert!(v("2.4A") < v("2.5"));
+        assert_eq!(v("4.01").compare(&v("4.1")), None);
+        assert!(v("4.01") < v("4.34"));
+        assert!(v("028U000050") < v("028U000061"));
+        assert!(v("5.17.1-754993421") > v("5.17.1"));
+        assert!(v("2018-1") < v("2021-1"));
+    }
+
+    #[test]
+    fn reads_advisory_texts() {
+        assert_eq!(c("vers:all/*", "anything goes"), Containment::Inside);
+        assert_eq!(c("<= 2.3.6", "2.3.6"), Containment::Inside);
+        assert_eq!(c("<= 2.3.6", "2.3.7"), Containment::Outside);
+        assert_eq!(c("< 3.0", "3"), Containment::Outside);
+        assert_eq!(c(">= 4.4 | <= 4.12", "4.7"), Containment::Inside);
+        assert_eq!(c(">= 4.4 | <= 4.12", "4.13"), Containment::Outside);
+        assert_eq!(c("2.X", "2.1"), Containment::Inside);
+        assert_eq!(c("2.X", "3.0"), Containment::Outside);
+        assert_eq!(c("<= 12.2.x.x", "12.2.9.1"), Containment::Inside);
+        assert_eq!(c("<= 12.2.x.x", "12.3"), Containment::Outside);
+        assert_eq!(c("< 3.x", "3.1"), Containment::Outside);
+        assert_eq!(c("< 3.x", "2.9"), Containment::Inside);
+        assert_eq!(c("1.1 | 1.2 | 1.4", "1.2"), Containment::Inside);
+        assert_eq!(c("1.1 | 1.2 | 1.4", "1.3"), Containment::Outside);
+        assert_eq!(c("2.3.6 and  below", "2.3.0"), Containment::Inside);
+        assert_eq!(c(">=BT02 | <= BT06", "BT04"), Containment::Inside);
+        assert_eq!(
+            c("<= 2.01 (end-of-life Nov 2017)", "2.01"),
+            Containment::Inside
+        );
+        assert_eq!(c("* (end-of-life 2011)", "1"), Containment::Inside);
+        assert_eq!(
+            c("vers:generic/>=1.0|<2.0|!=1.5", "1.5"),
+            Containment::Outside
+        );
+        assert_eq!(
+            c("vers:generic/>=1.0|<2.0|!=1.5", "1.6"),
+            Containment::Inside
+        );
+        for bad in [
+            "Rev B-M",
+            "3002 S3 | 3005 S3",
+            "<  july 1 2017",
+            "<= U61 |<= L81",
+            "A10 < A11",
+            "v9.x (with Wireless Battery Module >= v22D19 | <= v22D28)",
+            "6.x model 35700BAX",
+            "HD 16 | HD23",
+            "",
+        ] {
+            assert!(!VersionSpec::parse(bad).is_readable(), "{bad}");
+            assert!(
+                matches!(c(bad, "1.0"), Containment::Unknown { .. }),
+                "{bad}"
+            );
+        }
+        assert!(matches!(c("<=N", "2.1"), Containment::Unknown { .. }));
+        assert!(matches!(
+            c(">= 4.01 | <= 4.34", "4.1"),
+            Containment::Unknown { .. }
+        ));
+        assert_eq!(c(">= 4.01 | <= 4.34", "4.20"), Containment::Inside);
+    }
+
+    fn ver_strategy() -> impl Strategy<Value = Vec<u32>> {
+        proptest::collection::vec(0u32..30, 1..4)
+    }
+    fn dotted(v: &[u32]) -> String {
+        v.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,80}") {
+            let spec = VersionSpec::parse(&s);
+            let _ = spec.contains_str(&s);
+            let _ = Version::parse(&s);
+        }
+
+        #[test]
+        fn vers_like_text_never_panics(s in "(vers:[a-z]{0,5}/)?[<>=!|* .0-9a-zA-Z%-]{0,40}") {
+            let _ = VersionSpec::parse(&s).contains_str("1.2.3");
+        }
+
+        #[test]
+        fn equivalent_spellings(lo in ver_strategy(), hi in ver_strategy(), t in ver_strategy(), sp in 0usize..3) {
+            let (lo_s, hi_s, t_s) = (dotted(&lo), dotted(&hi), dotted(&t));
+            let (lo_v, hi_v) = (v(&lo_s), v(&hi_s));
+            prop_assume!(lo_v < hi_v);
+            let pad = " ".repeat(sp);
+            let spellings = [
+                format!(">={pad}{lo_s}{pad}|{pad}<={pad}{hi_s}"),
+                format!("<= {hi_s} | >= {lo_s}"),
+                format!("vers:generic/>={lo_s}|<={hi_s}"),
+                format!("vers:generic/<={hi_s}|>={lo_s}"),
+                format!("vers:generic/ >= v{lo_s} | <= {hi_s}"),
+            ];
+            let want = c(&spellings[0], &t_s);
+            for s in &spellings {
+                prop_assert_eq!(c(s, &t_s), want.clone(), "{}", s);
+                prop_assert_eq!(c(s, &format!("v{t_s}")), want.clone(), "{}", s);
+            }
+            let tv = v(&t_s);
+            let inside = lo_v <= tv && tv <= hi_v;
+            prop_assert_eq!(want, if inside { Containment::Inside } else { Containment::Outside });
+        }
+
+        #[test]
+        fn monotone(b in ver_strategy(), x in ver_strategy(), y in ver_strategy()) {
+            let (xv, yv) = (v(&dotted(&x)), v(&dotted(&y)));
+            prop_assume!(xv < yv);
+            let bs = dotted(&b);
+            for op in ["<", "<="] {
+                let spec = VersionSpec::parse(&format!("{op} {bs}"));
+                // Below a bound: if y is inside, x (smaller) is too.
+                if spec.contains(&yv) == Containment::Inside {
+                    prop_assert_eq!(spec.contains(&xv), Containment::Inside);
+                }
+            }
+            for op in [">", ">="] {
+                let spec = VersionSpec::parse(&format!("{op} {bs}"));
+                if spec.contains(&xv) == Containment::Inside {
+                    prop_assert_eq!(spec.contains(&yv), Containment::Inside);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Matching real devices against the 134 ICSMA advisories: named devices
+//! and versions that are and are not affected, each with its reason.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use wardgate_risk::csaf::{self, Advisory, Limits};
+use wardgate_risk::matcher::{DeviceIdentity, Hit, HitStatus, Index};
+use wardgate_risk::model::{ProductRef, VexState, VexStatement};
+use wardgate_risk::vendor::VendorAliases;
+use wardgate_risk::vers::{Containment, VersionSpec};
+
+fn advisories() -> Option<Vec<Advisory>> {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/advisories/csaf-icsma");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "advisory corpus missing at {} (required when CI=true)",
+            dir.display()
+        );
+        eprintln!("note: skipping, no advisory corpus at {}", dir.display());
+        return None;
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    Some(
+        paths
+            .iter()
+            .map(|p| csaf::read(&std::fs::read(p).unwrap(), &Limits::default()).unwrap())
+            .collect(),
+    )
+}
+
+fn dev(vendor: &str, model: &str, version: Option<&str>) -> DeviceIdentity {
+    DeviceIdentity {
+        id: "dev-1".into(),
+        vendor: vendor.into(),
+        model: model.into(),
+        version: version.map(Into::into),
+        purl: None,
+        cpe: None,
+    }
+}
+
+fn hits_for<'a>(hits: &'a [Hit], advisory: &str) -> Vec<&'a Hit> {
+    hits.iter().filter(|h| h.advisory_id == advisory).collect()
+}
+
+#[test]
+fn named_devices() {
+    let Some(all) = advisories() else { return };
+    let idx = Index::new(&all, &VendorAliases::builtin());
+
+    // 1. Smiths Medical Medfusion 4000, version 1.5: listed exactly.
+    let m = "Medfusion 4000 Wireless Syringe Infusion Pump";
+    let h = idx.match_device(&dev("Smiths Medical", m, Some("1.5")));
+    let h = hits_for(&h, "ICSMA-17-250-02A");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].status, HitStatus::Affected);
+    assert_eq!(
+        h[0].why,
+        format!("vendor 'Smiths Medical'; product '{m}' exact; version 1.5 inside 1.5")
+    );
+    assert!(h[0].cves.contains(&"CVE-2017-12725".to_string()));
+    // CISA's CSAF gives every Medfusion CVE the same 3.7 score.
+    assert_eq!(h[0].cvss.as_ref().map(|c| c.base_score), Some(3.7));
+    assert!(h[0].remediation.is_some());
+    // 2. ... version 1.6.1 is none of 1.1, 1.5, 1.6.
+    let h = idx.match_device(&dev("Smiths Medical", m, Some("1.6.1")));
+    assert!(hits_for(&h, "ICSMA-17-250-02A").is_empty());
+
+    // 3. GE by alias, `2.X` wildcard.
+    let h = idx.match_device(&dev(
+        "GE Healthcare",
+        "CARESCAPE Central Station (CSCS)",
+        Some("2.1"),
+    ));
+    let h = hits_for(&h, "ICSMA-20-023-01");
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].status, HitStatus::Affected);
+    assert_eq!(
+        h[0].why,
+        "vendor 'GE Healthcare' = 'General Electric (GE)' by alias (ge-healthcare); \
+         product 'CARESCAPE Central Station (CSCS)' exact; version 2.1 inside 2.X"
+    );
+    // 4. ... B450 3.0 is outside 2.X.
+    let h = idx.match_device(&dev("General Electric", "B450", Some("3.0")));
+    assert!(hits_for(&h, "ICSMA-20-023-01").is_empty());
+
+    // 5. `>= 4.4 | <= 4.12` is an interval: 4.7 inside, 4.13 not.
+    let pyxis = "Pyxis Enterprise Server with Windows Server";
+    let h = idx.match_device(&dev("BD", pyxis, Some("4.7")));
+    let h = hits_for(&h, "ICSMA-19-248-01");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].status, HitStatus::Affected);
+    assert!(
+        h[0].why.ends_with("version 4.7 inside >= 4.4 | <= 4.12"),
+        "{}",
+        h[0].why
+    );
+    let h = idx.match_device(&dev("BD", pyxis, Some("4.13")));
+    assert!(hits_for(&h, "ICSMA-19-248-01").is_empty());
+
+    // 6. `vers:all/*` with no version known: affected.
+    let h = idx.match_device(&dev(
+        "Becton, Dickinson and Company",
+        "Alaris 8000 PC unit",
+        None,
+    ));
+    let h = hits_for(&h, "ICSMA-17-017-01");
+    assert_eq!(h[0].status, HitStatus::Affected);
+    assert!(h[0]
+        .why
+        .ends_with("version unknown inside vers:all/* (all versions)"));
+
+    // 7. `Rev B-M` is unreadable: possibly affected, with the text.
+    let mp =
+        "IntelliVue Patient Monitors MP Series (includingMP2/X2/MP30/MP50/MP70/NP90/MX700/800)";
+    let h = idx.match_device(&dev("Philips", mp, Some("Rev F")));
+    let h = hits_for(&h, "ICSMA-18-156-01");
+    assert!(
+        matches!(&h[0].status, HitStatus::PossiblyAffected { advisory_text, .. } if advisory_text == "Rev B-M"),
+        "{:?}",
+        h[0].status
+    );
+
+    // 8. Just outside a `<=` bound: no hit; on it: affected.
+    let h = idx.match_device(&dev("BD", "Alaris CC", Some("2.3.7")));
+    assert!(hits_for(&h, "ICSMA-18-235-01").is_empty());
+    let h = idx.match_device(&dev("BD", "Alaris CC", Some("2.3.6")));
+    assert_eq!(
+        hits_for(&h, "ICSMA-18-235-01")[0].status,
+        HitStatus::Affected
+    );
+
+    // 9. `Phillips` (sic) matches Philips only by alias.
+    let isc = dev("Philips", "IntelliSpace Cardiovascular", Some("2.2"));
+    let bare = Index::new(&all, &VendorAliases::empty());
+    assert!(hits_for(&bare.match_device(&isc), "ICSMA-18-025-01").is_empty());
+    let h = idx.match_device(&isc);
+    let h = hits_for(&h, "ICSMA-18-025-01");
+    assert_eq!(h[0].status, HitStatus::Affected);
+    assert!(h[0]
+        .why
+        .starts_with("vendor 'Philips' = 'Phillips' by alias (philips)"));
+
+    // 10. Device version unknown against a bounded range: possibly affected.
+    let h = idx.match_device(&dev("BD", "Alaris Systems Manager", None));
+    let h = hits_for(&h, "ICSMA-20-317-01");
+    assert!(matches!(&h[0].status,
+        HitStatus::PossiblyAffected { why, advisory_text }
+            if advisory_text == "<= 4.33" && why.contains("device version unknown")));
+
+    // 11. `>= 4.01 | <= 4.34`: 4.07 inside; 4.1 may be 4.01 or 4.10.
+    let rp = "Allegro RomPager embedded web server";
+    let h = idx.match_device(&dev("Qualcomm Life", rp, Some("4.07")));
+    assert_eq!(
+        hits_for(&h, "ICSMA-18-240-01")[0].status,
+        HitStatus::Affected
+    );
+    let h = idx.match_device(&dev("Qualcomm Life", rp, Some("4.1")));
+    assert!(matches!(
+        hits_for(&h, "ICSMA-18-240-01")[0].status,
+        HitStatus::PossiblyAffected { .. }
+    ));
+    let h = idx.match_device(&dev("Qualcomm Life", rp, Some("4.51")));
+    assert!(hits_for(&h, "ICSMA-18-240-01").is_empty());
+
+    // 12. A remark that narrows the range (battery modules): possibly affected.
+    let h = idx.match_device(&dev("Baxter", "Sigma Spectrum LVP", Some("6.02")));
+    let h = hits_for(&h, "ICSMA-20-170-04");
+    assert!(
+        matches!(&h[0].status, HitStatus::PossiblyAffected { advisory_text, .. }
+        if advisory_text.starts_with("v6.x (with Wireless Battery Modules"))
+    );
+
+    // 13. `2.3.6 and  below`.
+    let h = idx.match_device(&dev(
+        "BD",
+        "Alaris Gateway Workstation Alaris GS",
+        Some("2.3.0"),
+    ));
+    let h = hits_for(&h, "ICSMA-19-164-01");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].status, HitStatus::Affected);
+
+    // 14. Another vendor with the same product name does not match.
+    let h = idx.match_device(&dev("Acme", "Alaris CC", Some("2.3.6")));
+    assert!(h.is_empty());
+
+    // 15. Letters-only revision `<=N` cannot be compared: possibly affected.
+    let h = idx.match_device(&dev("Philips", "IntelliVue X2", Some("M")));
+    assert!(matches!(
+        hits_for(&h, "ICSMA-20-254-01")[0].status,
+        HitStatus::PossiblyAffected { .. }
+    ));
+}
+
+#[test]
+fn vex_overrides() {
+    let Some(all) = advisories() else { return };
+    let idx = Index::new(&all, &VendorAliases::builtin());
+    let d = dev("BD", "Alaris CC", Some("2.3.6"));
+    let mut hits = idx.match_device(&d);
+    let stmt = |vendor: &str, version: Option<&str>| VexStatement {
+        vulnerability: "ICSMA-18-235-01".into(),
+        product: ProductRef::Name {
+            vendor: Some(vendor.into()),
+            name: "alaris cc".into(),
+            version: version.map(Into::into),
+        },
+        state: VexState::NotAffected,
+        justification: Some("vulnerable_code_not_in_execute_path".into()),
+        detail: None,
+        author: Some("BD".into()),
+        timestamp: Some("2024-01-01T00:00:00Z".into()),
+        source: "bd-vex-1".into(),
+    };
+    // Another vendor's statement, or another version range: no effect.
+    idx.apply_vex(
+        &mut hits,
+        &[stmt("Acme", None), stmt("BD", Some("< 2.3"))],
+        &d,
+    );
+    assert_eq!(
+        hits_for(&hits, "ICSMA-18-235-01")[0].status,
+        HitStatus::Affected
+    );
+    idx.apply_vex(
+        &mut hits,
+        &[stmt("Becton, Dickinson and Company (BD)", Some("<= 2.3.6"))],
+        &d,
+    );
+    let h = hits_for(&hits, "ICSMA-18-235-01");
+    assert_eq!(h[0].status, HitStatus::NotAffected);
+    assert!(h[0].why.contains(
+        "VEX ICSMA-18-235-01 from bd-vex-1: NotAffected (vulnerable_code_not_in_execute_path)"
+    ));
+    assert!(h[0].vex.is_some());
+}
+
+/// Versions an advisory range may hold: its bounds and neighbours.
+fn probes(spec: &VersionSpec) -> Vec<String> {
+    let VersionSpec::Constraints { constraints, .. } = spec else {
+        return vec!["1.0".into()];
+    };
+    let mut out = vec!["0".to_string(), "0.1".to_string()];
+    for c in constraints {
+        out.push(c.version.clone());
+        out.push(format!("{}.1", c.version));
+        out.push(format!("{}.0.0.1", c.version));
+    }
+    out
+}
+
+#[test]
+fn every_product_hits_its_advisory() {
+    let Some(all) = advisories() else { return };
+    let idx = Index::new(&all, &VendorAliases::builtin());
+    let mut checked = 0;
+    for a in &all {
+        for p in &a.products {
+            let Some(vendor) = &p.vendor else { continue };
+            if a.report.unlisted.contains(&p.product_id) {
+                let h = idx.match_device(&dev(vendor, &p.name, Some("1.0")));
+                assert!(!h
+                    .iter()
+                    .any(|h| h.product_id == p.product_id && h.advisory_id == a.id));
+                continue;
+            }
+            if !p.spec.is_readable() {
+                let h = idx.match_device(&dev(vendor, &p.name, Some("1.0")));
+                assert!(h.iter().any(|h| h.advisory_id == a.id
+                    && h.product_id == p.product_id
+                    && matches!(h.status, HitStatus::PossiblyAffected { .. })));
+                continue;
+            }
+            for v in probes(&p.spec) {
+                if p.spec.contains_str(&v) != Containment::Inside {
+                    continue;
+                }
+                let h = idx.match_device(&dev(vendor, &p.name, Some(&v)));
+                assert!(
+                    h.iter().any(|h| h.advisory_id == a.id
+                        && h.product_id == p.product_id
+                        && h.status == HitStatus::Affected),
+                    "{} {} {v}",
+                    a.id,
+                    p.full_name
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 400, "{checked}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// For any advisory product and any version: inside its range is a hit,
+    /// outside is no hit for that product, undecidable is a possible hit.
+    #[test]
+    fn any_version_agrees_with_the_range(pick in any::<prop::sample::Index>(), parts in prop::collection::vec(0u32..40, 1..4)) {
+        use std::sync::OnceLock;
+        static DATA: OnceLock<Option<(Vec<Advisory>, Index)>> = OnceLock::new();
+        let Some((all, idx)) = DATA.get_or_init(|| {
+            advisories().map(|a| { let i = Index::new(&a, &VendorAliases::builtin()); (a, i) })
+        }) else { return Ok(()) };
+        let products: Vec<(&Advisory, &wardgate_risk::csaf::Product)> =
+            all.iter().flat_map(|a| a.products.iter().map(move |p| (a, p))).collect();
+        let (a, p) = products[pick.index(products.len())];
+        let Some(vendor) = &p.vendor else { return Ok(()) };
+        if a.report.unlisted.contains(&p.product_id) { return Ok(()) }
+        let v = parts.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+        let hits = idx.match_device(&dev(vendor, &p.name, Some(&v)));
+        let hit = hits.iter().find(|h| h.advisory_id == a.id && h.product_id == p.product_id);
+        match p.spec.contains_str(&v) {
+            Containment::Inside => prop_assert_eq!(hit.map(|h| &h.status), Some(&HitStatus::Affected)),
+            Containment::Outside => prop_assert!(hit.is_none()),
+            Containment::Unknown { .. } => {
+                let possible = matches!(hit.map(|h| &h.status), Some(HitStatus::PossiblyAffected { .. }));
+                prop_assert!(possible);
+            }
+        }
+    }
+}
