@@ -11,3 +11,8 @@
 //! and facts in.
 
 pub mod model;
+pub mod mud;
+pub mod sbom;
+pub mod vex;
+
+mod jsonpath;
