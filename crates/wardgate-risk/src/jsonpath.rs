@@ -67,8 +67,12 @@ impl FieldError {
 }
 
 /// `v` as an object.
-pub(crate) fn as_obj<'v>(v: &'v Value, path: &Path<'_>) -> Result<&'v Map<String, Value>, FieldError> {
-    v.as_object().ok_or_else(|| FieldError::new(path, "an object"))
+pub(crate) fn as_obj<'v>(
+    v: &'v Value,
+    path: &Path<'_>,
+) -> Result<&'v Map<String, Value>, FieldError> {
+    v.as_object()
+        .ok_or_else(|| FieldError::new(path, "an object"))
 }
 
 /// Member `key` of `m`; JSON `null` counts as absent (generators write both).

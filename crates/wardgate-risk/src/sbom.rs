@@ -224,7 +224,10 @@ fn walk_cdx(
 
 /// A CycloneDX component's identity (CycloneDX 1.6 §components: `name` is
 /// required; `version`, `purl`, `cpe` optional strings).
-pub(crate) fn cdx_component(c: &Map<String, Value>, path: &Path<'_>) -> Result<Component, FieldError> {
+pub(crate) fn cdx_component(
+    c: &Map<String, Value>,
+    path: &Path<'_>,
+) -> Result<Component, FieldError> {
     Ok(Component {
         name: req_str(c, "name", path)?.to_string(),
         version: opt_str(c, "version", path)?.map(str::to_string),
@@ -265,7 +268,11 @@ fn spdx_version_ok(v: &str) -> bool {
         .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn read_spdx(top: &Map<String, Value>, root: &Path<'_>, limits: &Limits) -> Result<Sbom, SbomError> {
+fn read_spdx(
+    top: &Map<String, Value>,
+    root: &Path<'_>,
+    limits: &Limits,
+) -> Result<Sbom, SbomError> {
     let version = req_str(top, "spdxVersion", root)?;
     if !spdx_version_ok(version) {
         return Err(SbomError::UnsupportedVersion {
@@ -353,7 +360,10 @@ mod tests {
 
     #[test]
     fn spdx_actor_strips_the_kind() {
-        assert_eq!(spdx_actor("Organization: Acme Medical").as_deref(), Some("Acme Medical"));
+        assert_eq!(
+            spdx_actor("Organization: Acme Medical").as_deref(),
+            Some("Acme Medical")
+        );
         assert_eq!(
             spdx_actor("Person: Jane Doe (jane@example.com)").as_deref(),
             Some("Jane Doe (jane@example.com)")

@@ -235,7 +235,10 @@ impl<'l> Out<'l> {
 
 /// Names a statement's source when the document has no id.
 fn source_of(id: Option<&str>, format: &str) -> String {
-    id.map_or_else(|| format!("{format} document without an id"), str::to_string)
+    id.map_or_else(
+        || format!("{format} document without an id"),
+        str::to_string,
+    )
 }
 
 /// Joins the free-text parts of a statement that are present.
@@ -246,7 +249,10 @@ fn join_detail(parts: &[Option<&str>]) -> Option<String> {
 
 /// The vulnerability's name followed by its aliases, without repeats: a
 /// statement is emitted under each, so an advisory naming an alias finds it.
-fn names_with_aliases<'a>(name: &'a str, aliases: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+fn names_with_aliases<'a>(
+    name: &'a str,
+    aliases: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
     let mut seen = BTreeSet::new();
     std::iter::once(name)
         .chain(aliases)
@@ -276,7 +282,14 @@ fn read_openvex(top: &Map<String, Value>, limits: &Limits) -> Result<VexDocument
     let spath = root.key("statements");
     for (i, st) in opt_array(top, "statements", &root)?.iter().enumerate() {
         let path = spath.index(i);
-        openvex_statement(as_obj(st, &path)?, &path, author, doc_time, &source, &mut out)?;
+        openvex_statement(
+            as_obj(st, &path)?,
+            &path,
+            author,
+            doc_time,
+            &source,
+            &mut out,
+        )?;
     }
     Ok(out.finish(
         VexFormat::OpenVex,
@@ -303,7 +316,8 @@ fn openvex_statement(
             let v = as_obj(v, &vpath)?;
             let name = match opt_str(v, "name", &vpath)? {
                 Some(n) => n,
-                None => req_str(v, "@id", &vpath).map_err(|_| FieldError::new(&vpath.key("name"), "a non-empty string"))?,
+                None => req_str(v, "@id", &vpath)
+                    .map_err(|_| FieldError::new(&vpath.key("name"), "a non-empty string"))?,
             };
             (name, opt_str_array(v, "aliases", &vpath)?)
         }
@@ -329,7 +343,9 @@ fn openvex_statement(
     let notes = opt_str(st, "status_notes", path)?;
     if let Some(j) = justification {
         if !OPENVEX_JUSTIFICATIONS.contains(&j) {
-            out.problem(format!("{path}.justification: {j:?} is not an OpenVEX justification label"));
+            out.problem(format!(
+                "{path}.justification: {j:?} is not an OpenVEX justification label"
+            ));
         }
     }
     if state == VexState::NotAffected && justification.is_none() && impact.is_none() {
@@ -355,7 +371,9 @@ fn openvex_statement(
     for (i, p) in products.iter().enumerate() {
         let pp = ppath.index(i);
         let Some((product, subcomponents)) = openvex_product(p, &pp)? else {
-            out.problem(format!("{pp}: a product with no @id or identifiers; skipped"));
+            out.problem(format!(
+                "{pp}: a product with no @id or identifiers; skipped"
+            ));
             continue;
         };
         // A statement about a product's subcomponents is about the product:
@@ -389,7 +407,10 @@ fn openvex_statement(
 /// `identifiers.purl`, then a purl `@id`, then `cpe23`, `cpe22`, a CPE `@id`,
 /// and last any other `@id`; with the subcomponents' identifiers as text.
 /// OpenVEX 0.0.x products were bare identifier strings.
-fn openvex_product(p: &Value, path: &Path<'_>) -> Result<Option<(ProductRef, Vec<String>)>, VexError> {
+fn openvex_product(
+    p: &Value,
+    path: &Path<'_>,
+) -> Result<Option<(ProductRef, Vec<String>)>, VexError> {
     if let Value::String(s) = p {
         return Ok(ref_from_id(s).map(|r| (r, Vec::new())));
     }
@@ -410,7 +431,10 @@ fn openvex_product(p: &Value, path: &Path<'_>) -> Result<Option<(ProductRef, Vec
     Ok(product.map(|r| (r, subs)))
 }
 
-fn openvex_component(m: &Map<String, Value>, path: &Path<'_>) -> Result<Option<ProductRef>, VexError> {
+fn openvex_component(
+    m: &Map<String, Value>,
+    path: &Path<'_>,
+) -> Result<Option<ProductRef>, VexError> {
     let id = opt_str(m, "@id", path)?;
     let idents = opt_obj(m, "identifiers", path)?;
     let ipath = path.key("identifiers");
@@ -421,7 +445,9 @@ fn openvex_component(m: &Map<String, Value>, path: &Path<'_>) -> Result<Option<P
         }
     };
     if let Some(p) = ident("purl")? {
-        return Ok(Some(ProductRef::Purl { purl: p.to_string() }));
+        return Ok(Some(ProductRef::Purl {
+            purl: p.to_string(),
+        }));
     }
     if let Some(r) = id.filter(|i| i.starts_with("pkg:")).and_then(ref_from_id) {
         return Ok(Some(r));
@@ -440,7 +466,9 @@ fn ref_from_id(s: &str) -> Option<ProductRef> {
     if s.is_empty() {
         None
     } else if s.starts_with("pkg:") {
-        Some(ProductRef::Purl { purl: s.to_string() })
+        Some(ProductRef::Purl {
+            purl: s.to_string(),
+        })
     } else if s.starts_with("cpe:") {
         Some(ProductRef::Cpe { cpe: s.to_string() })
     } else {
@@ -457,7 +485,11 @@ fn ref_text(r: &ProductRef) -> String {
     match r {
         ProductRef::Purl { purl } => purl.clone(),
         ProductRef::Cpe { cpe } => cpe.clone(),
-        ProductRef::Name { vendor, name, version } => {
+        ProductRef::Name {
+            vendor,
+            name,
+            version,
+        } => {
             let mut s = String::new();
             if let Some(v) = vendor {
                 s.push_str(v);
@@ -501,7 +533,9 @@ fn read_cyclonedx(top: &Map<String, Value>, limits: &Limits) -> Result<VexDocume
     let vpath = root.key("vulnerabilities");
     let vulns = match member(top, "vulnerabilities") {
         None => {
-            out.problem("$: a CycloneDX BOM without vulnerabilities[]: no VEX statements".to_string());
+            out.problem(
+                "$: a CycloneDX BOM without vulnerabilities[]: no VEX statements".to_string(),
+            );
             &[][..]
         }
         Some(_) => opt_array(top, "vulnerabilities", &root)?,
@@ -527,7 +561,10 @@ fn read_cyclonedx(top: &Map<String, Value>, limits: &Limits) -> Result<VexDocume
 
 /// The BOM's author: `metadata.supplier.name`, 1.6 `metadata.manufacturer.name`,
 /// 1.5 `metadata.manufacture.name`, then `metadata.authors[0].name`.
-fn cdx_doc_author<'v>(meta: &'v Map<String, Value>, path: &Path<'_>) -> Result<Option<&'v str>, VexError> {
+fn cdx_doc_author<'v>(
+    meta: &'v Map<String, Value>,
+    path: &Path<'_>,
+) -> Result<Option<&'v str>, VexError> {
     for key in ["supplier", "manufacturer", "manufacture"] {
         if let Some(e) = opt_obj(meta, key, path)? {
             if let Some(n) = opt_str(e, "name", &path.key(key))? {
@@ -621,7 +658,9 @@ fn cdx_vulnerability(
     }
     let apath = path.key("analysis");
     let Some(analysis) = opt_obj(v, "analysis", path)? else {
-        out.problem(format!("{path}: {name} has no analysis: a finding, not a VEX statement; skipped"));
+        out.problem(format!(
+            "{path}: {name} has no analysis: a finding, not a VEX statement; skipped"
+        ));
         return Ok(());
     };
     let Some(state_text) = opt_str(analysis, "state", &apath)? else {
@@ -644,7 +683,8 @@ fn cdx_vulnerability(
     let justification = opt_str(analysis, "justification", &apath)?;
     let detail_text = opt_str(analysis, "detail", &apath)?;
     let responses = opt_str_array(analysis, "response", &apath)?;
-    let response_line = (!responses.is_empty()).then(|| format!("response: {}", responses.join(", ")));
+    let response_line =
+        (!responses.is_empty()).then(|| format!("response: {}", responses.join(", ")));
     let detail = join_detail(&[detail_text, response_line.as_deref()]);
     if state_text == "not_affected" && justification.is_none() && detail_text.is_none() {
         out.problem(format!(
@@ -659,7 +699,9 @@ fn cdx_vulnerability(
     let names = names_with_aliases(name, aliases);
     let affects = opt_array(v, "affects", path)?;
     if affects.is_empty() {
-        out.problem(format!("{path}: {name} affects nothing (no affects[]); no statement"));
+        out.problem(format!(
+            "{path}: {name} affects nothing (no affects[]); no statement"
+        ));
     }
     let afpath = path.key("affects");
     for (i, a) in affects.iter().enumerate() {
@@ -700,7 +742,9 @@ fn resolve_bom_ref(r: &str, ctx: &CdxCtx<'_>) -> Option<ProductRef> {
     let (bom, frag) = link.split_once('#')?;
     let serial = bom.split('/').next()?;
     let own = ctx.serial?.strip_prefix("urn:uuid:")?;
-    (serial == own).then(|| ctx.refs.get(frag).cloned()).flatten()
+    (serial == own)
+        .then(|| ctx.refs.get(frag).cloned())
+        .flatten()
 }
 
 // ---------------------------------------------------------------- CSAF VEX
@@ -708,7 +752,8 @@ fn resolve_bom_ref(r: &str, ctx: &CdxCtx<'_>) -> Option<ProductRef> {
 fn read_csaf(top: &Map<String, Value>, limits: &Limits) -> Result<VexDocument, VexError> {
     let root = Path::Root;
     let dpath = root.key("document");
-    let document = opt_obj(top, "document", &root)?.ok_or_else(|| FieldError::new(&dpath, "an object"))?;
+    let document =
+        opt_obj(top, "document", &root)?.ok_or_else(|| FieldError::new(&dpath, "an object"))?;
     // CSAF 2.0 §3.2.1: document.publisher.name, document.tracking.id and
     // current_release_date.
     let author = match opt_obj(document, "publisher", &dpath)? {
@@ -718,7 +763,10 @@ fn read_csaf(top: &Map<String, Value>, limits: &Limits) -> Result<VexDocument, V
     let (id, doc_time) = match opt_obj(document, "tracking", &dpath)? {
         Some(t) => {
             let tp = dpath.key("tracking");
-            (opt_str(t, "id", &tp)?, opt_str(t, "current_release_date", &tp)?)
+            (
+                opt_str(t, "id", &tp)?,
+                opt_str(t, "current_release_date", &tp)?,
+            )
         }
         None => (None, None),
     };
@@ -761,7 +809,11 @@ struct BranchPath<'v> {
 }
 
 impl ProductTree {
-    fn read(top: &Map<String, Value>, limits: &Limits, out: &mut Out<'_>) -> Result<Self, VexError> {
+    fn read(
+        top: &Map<String, Value>,
+        limits: &Limits,
+        out: &mut Out<'_>,
+    ) -> Result<Self, VexError> {
         let mut tree = ProductTree {
             products: BTreeMap::new(),
             groups: BTreeMap::new(),
@@ -778,7 +830,10 @@ impl ProductTree {
         }
         // §3.2.2.2 full_product_names[]: products outside any branch.
         let fp = ptp.key("full_product_names");
-        for (i, f) in opt_array(pt, "full_product_names", &ptp)?.iter().enumerate() {
+        for (i, f) in opt_array(pt, "full_product_names", &ptp)?
+            .iter()
+            .enumerate()
+        {
             let p = fp.index(i);
             tree.full_product_name(as_obj(f, &p)?, &p, &BranchPath::default(), limits)?;
         }
@@ -809,13 +864,21 @@ impl ProductTree {
             let g = as_obj(g, &p)?;
             let gid = req_str(g, "group_id", &p)?;
             let ids = opt_str_array(g, "product_ids", &p)?;
-            tree.groups
-                .insert(gid.to_string(), ids.into_iter().map(str::to_string).collect());
+            tree.groups.insert(
+                gid.to_string(),
+                ids.into_iter().map(str::to_string).collect(),
+            );
         }
         Ok(tree)
     }
 
-    fn insert(&mut self, id: &str, r: ProductRef, path: &Path<'_>, limits: &Limits) -> Result<(), VexError> {
+    fn insert(
+        &mut self,
+        id: &str,
+        r: ProductRef,
+        path: &Path<'_>,
+        limits: &Limits,
+    ) -> Result<(), VexError> {
         if self.products.len() >= limits.max_products {
             return Err(VexError::TooMany {
                 path: path.to_string(),
@@ -883,7 +946,11 @@ impl ProductTree {
     }
 
     /// The product ids a flag or threat names, groups expanded.
-    fn ids<'s>(&'s self, m: &'s Map<String, Value>, path: &Path<'_>) -> Result<Vec<&'s str>, VexError> {
+    fn ids<'s>(
+        &'s self,
+        m: &'s Map<String, Value>,
+        path: &Path<'_>,
+    ) -> Result<Vec<&'s str>, VexError> {
         let mut ids = opt_str_array(m, "product_ids", path)?;
         for g in opt_str_array(m, "group_ids", path)? {
             if let Some(members) = self.groups.get(g) {
@@ -902,10 +969,14 @@ fn helper_ref(f: &Map<String, Value>, path: &Path<'_>) -> Result<Option<ProductR
         return Ok(None);
     };
     if let Some(p) = opt_str(h, "purl", &hp)? {
-        return Ok(Some(ProductRef::Purl { purl: p.to_string() }));
+        return Ok(Some(ProductRef::Purl {
+            purl: p.to_string(),
+        }));
     }
     if let Some(p) = opt_str_array(h, "purls", &hp)?.first() {
-        return Ok(Some(ProductRef::Purl { purl: (*p).to_string() }));
+        return Ok(Some(ProductRef::Purl {
+            purl: (*p).to_string(),
+        }));
     }
     Ok(opt_str(h, "cpe", &hp)?.map(|c| ProductRef::Cpe { cpe: c.to_string() }))
 }
@@ -939,7 +1010,9 @@ fn csaf_vulnerability(
     }
     let cve = opt_str(v, "cve", path)?;
     let Some(name) = cve.or(other_ids.first().copied()) else {
-        out.problem(format!("{path}: a vulnerability with neither cve nor ids; skipped"));
+        out.problem(format!(
+            "{path}: a vulnerability with neither cve nor ids; skipped"
+        ));
         return Ok(());
     };
     let names = names_with_aliases(name, other_ids);
@@ -966,7 +1039,9 @@ fn csaf_vulnerability(
             if wanted.is_some_and(|w| w != category) {
                 continue;
             }
-            let Some(text) = opt_str(t, "details", &p)? else { continue };
+            let Some(text) = opt_str(t, "details", &p)? else {
+                continue;
+            };
             for id in tree.ids(t, &p)? {
                 detail.entry(id).or_default().push(text);
             }
@@ -975,7 +1050,9 @@ fn csaf_vulnerability(
     let timestamp = opt_str(v, "release_date", path)?.or(doc_time);
     let spath = path.key("product_status");
     let Some(status) = opt_obj(v, "product_status", path)? else {
-        out.problem(format!("{path}: {name} has no product_status; no statement"));
+        out.problem(format!(
+            "{path}: {name} has no product_status; no statement"
+        ));
         return Ok(());
     };
     for (list, state) in CSAF_STATUS {
