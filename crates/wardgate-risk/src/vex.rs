@@ -1029,7 +1029,8 @@ fn csaf_vulnerability(
     }
     // §3.2.3.13 threats[] of category `impact`, and §3.2.3.12
     // remediations[]: free text for product ids.
-    let mut detail: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut impact: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut remedy: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (key, wanted) in [("threats", Some("impact")), ("remediations", None)] {
         let lp = path.key(key);
         for (i, t) in opt_array(v, key, path)?.iter().enumerate() {
@@ -1042,8 +1043,13 @@ fn csaf_vulnerability(
             let Some(text) = opt_str(t, "details", &p)? else {
                 continue;
             };
+            let into = if wanted.is_some() {
+                &mut impact
+            } else {
+                &mut remedy
+            };
             for id in tree.ids(t, &p)? {
-                detail.entry(id).or_default().push(text);
+                into.entry(id).or_default().push(text);
             }
         }
     }
@@ -1063,8 +1069,9 @@ fn csaf_vulnerability(
                 continue;
             };
             let just = justification.get(pid).copied();
-            let text = detail.get(pid).map(|d| d.join("\n"));
-            if state == VexState::NotAffected && just.is_none() && text.is_none() {
+            let said = impact.get(pid).map(|d| d.join("\n"));
+            let todo = remedy.get(pid).map(|d| d.join("\n"));
+            if state == VexState::NotAffected && just.is_none() && said.is_none() {
                 out.problem(format!(
                     "{lp}: {pid:?} not affected by {name} without a flag or impact threat (required by CSAF 2.0 §4.5 VEX profile); kept"
                 ));
@@ -1076,7 +1083,7 @@ fn csaf_vulnerability(
                         product: product.clone(),
                         state,
                         justification: just.map(str::to_string),
-                        detail: text.clone(),
+                        detail: join_detail(&[said.as_deref(), todo.as_deref()]),
                         author: author.map(str::to_string),
                         timestamp: timestamp.map(str::to_string),
                         source: source.to_string(),
