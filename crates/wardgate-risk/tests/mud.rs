@@ -1,4 +1,5 @@
 //! The MUD reader, comparison and drafting, on a file modelled on RFC 8520 §8.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -1,4 +1,5 @@
 //! The SBOM reader on hand-written CycloneDX 1.5 and SPDX 2.3 documents.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
 
 use wardgate_risk::model::Component;
 use wardgate_risk::sbom::{read, Format, Limits, SbomError};
@@ -112,7 +113,7 @@ fn over_limits() {
         other => panic!("{other:?}"),
     }
     let spdx = include_bytes!("data/spdx-2.3.json");
-    assert!(matches!(read(spdx, &few), Ok(_)));
+    assert!(read(spdx, &few).is_ok());
     let two = Limits {
         max_components: 2,
         ..Limits::default()

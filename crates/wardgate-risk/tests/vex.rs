@@ -1,4 +1,5 @@
 //! The VEX reader on hand-written OpenVEX, CycloneDX and CSAF VEX documents
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns; a panic is a failed test
 //! modelled on the specifications' examples.
 
 use wardgate_risk::model::{ProductRef, VexState, VexStatement};
