@@ -12,10 +12,6 @@
 
 pub mod csaf;
 pub mod cvss;
-pub mod matcher;
-pub mod model;
-pub mod csaf;
-pub mod cvss;
 mod jsonpath;
 pub mod matcher;
 pub mod model;

@@ -232,11 +232,15 @@ pub(crate) fn import(csv_bytes: &[u8], source: &str, site: Option<&Validated>) -
             continue;
         }
         if row.addresses.is_empty() {
-            skipped.push(format!("line {line}: no address; a device without one could never be recognised"));
+            skipped.push(format!(
+                "line {line}: no address; a device without one could never be recognised"
+            ));
             continue;
         }
         if let Some(a) = row.addresses.iter().find(|a| !taken_addrs.insert(**a)) {
-            skipped.push(format!("line {line}: address {a} already belongs to another device"));
+            skipped.push(format!(
+                "line {line}: address {a} already belongs to another device"
+            ));
             continue;
         }
         if row.id.is_empty() {
@@ -244,11 +248,17 @@ pub(crate) fn import(csv_bytes: &[u8], source: &str, site: Option<&Validated>) -
         }
         if !valid_id(&row.id) {
             let derived = derive_id(&row);
-            row.notes.push(format!("id {:?} is not a valid device id: {derived:?} used", row.id));
+            row.notes.push(format!(
+                "id {:?} is not a valid device id: {derived:?} used",
+                row.id
+            ));
             row.id = derived;
         }
         if !taken_ids.insert(row.id.clone()) {
-            skipped.push(format!("line {line}: device id {:?} is already taken", row.id));
+            skipped.push(format!(
+                "line {line}: device id {:?} is already taken",
+                row.id
+            ));
             continue;
         }
         if row.kind.is_empty() {
@@ -324,11 +334,23 @@ fn derive_id(r: &Row) -> String {
     let raw = if parts.len() == 2 {
         parts.join("-")
     } else {
-        format!("dev-{}", r.addresses.first().map(IpAddr::to_string).unwrap_or_default())
+        format!(
+            "dev-{}",
+            r.addresses
+                .first()
+                .map(IpAddr::to_string)
+                .unwrap_or_default()
+        )
     };
     let mut id: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     id.truncate(64);
     id
@@ -336,12 +358,22 @@ fn derive_id(r: &Row) -> String {
 
 /// The command: reads the CSV, writes the device file (refusing to overwrite
 /// one unless `force`), and reports rows left out. Exit 1 when any was.
-pub(crate) fn run(csv_path: &Path, output: &Path, site: Option<&Validated>, force: bool) -> Result<ExitCode> {
-    let meta = std::fs::metadata(csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
+pub(crate) fn run(
+    csv_path: &Path,
+    output: &Path,
+    site: Option<&Validated>,
+    force: bool,
+) -> Result<ExitCode> {
+    let meta =
+        std::fs::metadata(csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
     if meta.len() > MAX_CSV_BYTES {
-        bail!("{} is larger than {MAX_CSV_BYTES} bytes", csv_path.display());
+        bail!(
+            "{} is larger than {MAX_CSV_BYTES} bytes",
+            csv_path.display()
+        );
     }
-    let bytes = std::fs::read(csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
+    let bytes =
+        std::fs::read(csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
     let imp = import(&bytes, &csv_path.display().to_string(), site)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true);
@@ -354,7 +386,11 @@ pub(crate) fn run(csv_path: &Path, output: &Path, site: Option<&Validated>, forc
         format!(
             "writing {}{}",
             output.display(),
-            if output.exists() && !force { " (it exists: review and move it, or --force)" } else { "" }
+            if output.exists() && !force {
+                " (it exists: review and move it, or --force)"
+            } else {
+                ""
+            }
         )
     })?;
     f.write_all(imp.text.as_bytes())?;
@@ -370,7 +406,11 @@ pub(crate) fn run(csv_path: &Path, output: &Path, site: Option<&Validated>, forc
     for s in &imp.skipped {
         writeln!(err, "left out: {s}")?;
     }
-    Ok(if imp.skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if imp.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[cfg(test)]
@@ -392,20 +432,44 @@ mod tests {
         assert!(imp.skipped[0].contains("line 4") && imp.skipped[0].contains("not-an-ip"));
         assert!(imp.skipped[1].contains("already belongs"));
         assert!(imp.text.contains("Columns not used: Purchase Date"));
-        assert!(imp.text.contains("# NOTE: criticality \"very high\""), "{}", imp.text);
+        assert!(
+            imp.text.contains("# NOTE: criticality \"very high\""),
+            "{}",
+            imp.text
+        );
         // The file loads as a device file of a real site.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("imported.toml"), &imp.text).unwrap();
-        let main = include_str!("../../../examples/minimal.toml")
-            .replacen("[gateway]", "device_files = [\"imported.toml\"]\n\n[gateway]", 1);
+        let main = include_str!("../../../examples/minimal.toml").replacen(
+            "[gateway]",
+            "device_files = [\"imported.toml\"]\n\n[gateway]",
+            1,
+        );
         let v = wardgate_config::Config::parse(&main, "site.toml", dir.path()).unwrap();
-        let pump = v.config.devices.iter().find(|d| d.id.get_ref() == "PUMP-0001").unwrap();
+        let pump = v
+            .config
+            .devices
+            .iter()
+            .find(|d| d.id.get_ref() == "PUMP-0001")
+            .unwrap();
         assert_eq!(pump.model.as_ref().unwrap().get_ref(), "Medfusion 4000");
-        assert_eq!(*pump.criticality.as_ref().unwrap().get_ref(), Criticality::LifeSustaining);
-        let ct = v.config.devices.iter().find(|d| d.id.get_ref() == "Optima-CT580-A9").unwrap();
+        assert_eq!(
+            *pump.criticality.as_ref().unwrap().get_ref(),
+            Criticality::LifeSustaining
+        );
+        let ct = v
+            .config
+            .devices
+            .iter()
+            .find(|d| d.id.get_ref() == "Optima-CT580-A9")
+            .unwrap();
         assert_eq!(ct.ae_titles.len(), 2);
         // An invalid id is replaced, with a note, not kept.
-        assert!(v.config.devices.iter().any(|d| d.id.get_ref() == "dev-10.20.3.7"));
+        assert!(v
+            .config
+            .devices
+            .iter()
+            .any(|d| d.id.get_ref() == "dev-10.20.3.7"));
         assert!(imp.text.contains("id \"MON 7\" is not a valid device id"));
     }
 

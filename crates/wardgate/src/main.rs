@@ -11,6 +11,7 @@ mod devices;
 mod devices_import;
 mod library;
 mod queue;
+mod risk;
 mod scan;
 mod serve;
 mod tls;
@@ -28,6 +29,39 @@ use wardgate_config::{Config, ConfigError, Level, Validated};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum AdvisoriesCommand {
+    /// Read CSAF 2.0 advisories and VEX documents (files, or directories walked
+    /// for *.json), validate each, and store them in data_dir; importing again
+    /// replaces an older revision. Reports the products and version ranges read
+    /// and every range that could not be. Exit 1 when a file was not imported.
+    Import {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// JSON lines (one per document) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MudCommand {
+    /// Print a MUD file (JSON) drafted from the traffic recorded of a device.
+    Generate {
+        /// The device.
+        device: String,
+        /// The MUD URL to write into it.
+        #[arg(long, default_value = "https://mud.example.invalid/device.json")]
+        url: String,
+        /// The site configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// `wardgate devices`: the inventory, or `import`.
@@ -85,6 +119,32 @@ enum Command {
     /// DICOM AE titles and software fingerprint (implementation class UID and
     /// version), and enrolled devices never seen.
     Devices(DevicesArgs),
+    /// Security advisories (CSAF 2.0) and manufacturers' VEX statements (CSAF
+    /// VEX, CycloneDX VEX, OpenVEX): import them into data_dir, offline.
+    Advisories {
+        #[command(subcommand)]
+        command: AdvisoriesCommand,
+    },
+    /// Each device's risk score (0-100) with every factor, its contribution and
+    /// its evidence: advisories that hit it, exposure seen on the wire, its
+    /// criticality and the controls wardgate provides (docs/risk.md).
+    Risk {
+        /// The site configuration (its devices and data_dir).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One device, explained in full.
+        #[arg(long)]
+        device: Option<String>,
+        /// JSON lines (one per device) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manufacturer usage descriptions (RFC 8520): draft one from what a device
+    /// was seen doing, for its maker to review.
+    Mud {
+        #[command(subcommand)]
+        command: MudCommand,
+    },
     /// Check DICOM Part 10 files for executable content (preamble polyglots,
     /// CVE-2019-11687, and executables in binary values). Exit 0: all clean;
     /// 1: executable content found; 2: a file could not be checked.
@@ -349,12 +409,13 @@ fn main() -> ExitCode {
         Command::Ca { command } => tls::ca(command),
         Command::Device { command } => tls::device(command),
         Command::Devices(DevicesArgs {
-            command: Some(DevicesCommand::Import {
-                csv,
-                output,
-                config,
-                force,
-            }),
+            command:
+                Some(DevicesCommand::Import {
+                    csv,
+                    output,
+                    config,
+                    force,
+                }),
             ..
         }) => config
             .as_deref()
@@ -371,6 +432,24 @@ fn main() -> ExitCode {
         Command::Devices(_) => Err(anyhow::anyhow!(
             "wardgate devices needs --config or --data-dir (or a subcommand: import)"
         )),
+        Command::Advisories {
+            command: AdvisoriesCommand::Import { paths, site, json },
+        } => site
+            .resolve()
+            .and_then(|(dir, _)| risk::import(&paths, &dir, json)),
+        Command::Risk {
+            config,
+            device,
+            json,
+        } => load(&config).and_then(|v| risk::run(&v, &v.data_dir, device.as_deref(), json)),
+        Command::Mud {
+            command:
+                MudCommand::Generate {
+                    device,
+                    url,
+                    config,
+                },
+        } => load(&config).and_then(|v| risk::mud_generate(&v, &v.data_dir, &device, &url)),
         Command::Queue(a) => queue::run(a),
         Command::Status { site, json } => admin::status(&site, json),
         Command::Library { command } => library::run(command),

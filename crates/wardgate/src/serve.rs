@@ -355,12 +355,19 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
             },
             None => None,
         };
+        let reassess = Arc::new(tokio::sync::Notify::new());
+        let risk = tokio::spawn(assess_risk(
+            current.clone(),
+            recorder.handle(),
+            reassess.clone(),
+        ));
         let reload = tokio::spawn(reload_on_sighup(
             hup,
             recorder.handle(),
             v.config.source.name.clone().into(),
             proxy.policy(),
             current,
+            reassess,
         ));
         let (tx, rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(async move {
@@ -378,6 +385,7 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
         expiry.abort();
         repeats.abort();
         reload.abort();
+        risk.abort();
         let sealed = finish(recorder, exporters, export_grace(&v));
         let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
         drop(_lock);
@@ -385,6 +393,45 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
     })?;
     tracing::info!("audit log sealed; bye");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Device risk, in the running gateway: at start, after every reload, and every
+/// `[risk] assess_every_secs`, the devices are assessed against the advisories
+/// in data_dir and what changed is recorded (`WG-RISK-*`, `WG-MUD-*`), so new
+/// advisory hits and thresholds crossed reach the syslog stream and the console.
+async fn assess_risk(
+    current: Arc<arc_swap::ArcSwap<Validated>>,
+    recorder: wardgate_store::RecorderHandle,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let v = current.load_full();
+        let every = v.config.risk.assess_every_secs();
+        let r = recorder.clone();
+        let done = tokio::task::spawn_blocking(move || -> Result<usize> {
+            let (risks, problems) = crate::risk::assess(&v, &v.data_dir, None)?;
+            for p in problems {
+                tracing::warn!(problem = %p, "risk assessment");
+            }
+            let events = crate::risk::findings(&v.data_dir, &risks, Clock::now().rfc3339())?;
+            let n = events.len();
+            for e in events {
+                r.record(e)?;
+            }
+            Ok(n)
+        })
+        .await;
+        match done {
+            Ok(Ok(n)) => tracing::info!(findings = n, "devices assessed for risk"),
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "risk assessment failed"),
+            Err(e) => tracing::error!(error = %e, "risk assessment task failed"),
+        }
+        if every == 0 {
+            wake.notified().await;
+        } else {
+            let _ = tokio::time::timeout(Duration::from_secs(every), wake.notified()).await;
+        }
+    }
 }
 
 /// Alerts on certificates close to expiry (listeners', the built-in CA's and the
@@ -568,6 +615,7 @@ async fn reload_on_sighup(
     config: std::path::PathBuf,
     cell: Arc<arc_swap::ArcSwap<Policy>>,
     current: Arc<arc_swap::ArcSwap<Validated>>,
+    reassess: Arc<tokio::sync::Notify>,
 ) {
     let mut running_v = current.load_full();
     {
@@ -623,6 +671,10 @@ async fn reload_on_sighup(
                 }
                 Err(join) => tracing::error!(error = %join, "reload task failed"),
             }
+            // Advisories imported since, or devices changed: assess again, with
+            // the configuration now in force (a `Notify` keeps one permit, so
+            // the wake is not lost while an assessment runs).
+            reassess.notify_one();
         }
     }
 }

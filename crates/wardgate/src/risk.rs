@@ -1,0 +1,1281 @@
+//! `wardgate advisories` and `wardgate risk`: the I/O around `wardgate-risk`.
+//!
+//! Advisories (CSAF 2.0) and VEX statements are imported into data_dir
+//! (`advisories/`, `vex/`, one file per document, named by its id; importing
+//! again replaces an older revision). An assessment reads them, the site's
+//! devices (vendor, model, version, SBOM, MUD, criticality) and the audit log
+//! (what the wire showed of each device), matches without guessing, and scores
+//! each device with every factor's evidence (docs/risk.md). The running gateway
+//! assesses at start, at reload and periodically, and records what changed as
+//! events ([`findings`]).
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use wardgate_config::{ClientAuth, Criticality, Validated};
+use wardgate_event::event::{Action, Event, RiskFacts, Stage, Vulnerability, VulnerabilityScore};
+use wardgate_event::rules;
+use wardgate_risk::matcher::{DeviceIdentity, Hit, HitStatus, Index};
+use wardgate_risk::model::VexStatement;
+use wardgate_risk::mud::{self, Direction, IpNet, MudSite, ObservedFlow};
+use wardgate_risk::score::{self, Control, Exposure, ExposureKind, Finding};
+use wardgate_risk::vendor::VendorAliases;
+use wardgate_risk::{csaf, sbom, vex};
+
+/// Largest advisory, VEX, SBOM or MUD file read (bytes).
+const MAX_DOC_BYTES: u64 = 16 << 20;
+/// Most files one import walks (a mirror of every CSAF feed is ~10 000).
+const MAX_IMPORT_FILES: usize = 200_000;
+/// Flows kept per device for the MUD comparison.
+const MAX_FLOWS_PER_DEVICE: usize = 4096;
+/// Evidence strings kept per device and kind.
+const MAX_EVIDENCE: usize = 50;
+
+fn advisories_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("advisories")
+}
+
+fn vex_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("vex")
+}
+
+/// A document id as a file name: letters, digits, `-`, `_`, `.` kept, the rest `_`.
+fn file_name(id: &str) -> String {
+    let mut s: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.truncate(120);
+    if s.is_empty() || s.starts_with('.') {
+        s.insert(0, '_');
+    }
+    s.push_str(".json");
+    s
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        meta.len() <= MAX_DOC_BYTES,
+        "{} is larger than {MAX_DOC_BYTES} bytes",
+        path.display()
+    );
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Every `.json` file under `paths` (files named directly are taken whatever
+/// their name), sorted, at most [`MAX_IMPORT_FILES`].
+fn json_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            stack.push(p.clone());
+        } else {
+            out.push(p.clone());
+        }
+    }
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let e = e?;
+            let p = e.path();
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() && p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+            anyhow::ensure!(
+                out.len() <= MAX_IMPORT_FILES,
+                "more than {MAX_IMPORT_FILES} files to import"
+            );
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What happened to one imported document.
+#[derive(Debug, Serialize)]
+struct Imported {
+    file: String,
+    kind: &'static str,
+    id: String,
+    /// `new`, `updated`, `unchanged`, `older` (a newer revision is kept).
+    outcome: &'static str,
+    products: usize,
+    ranges_read: usize,
+    unreadable: Vec<csaf::UnreadableRange>,
+    statements: usize,
+    problems: Vec<String>,
+}
+
+/// Stores `bytes` as `dir/name` unless a newer revision is there; returns the outcome.
+fn store(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    newer: impl Fn(&[u8]) -> Option<bool>,
+) -> Result<&'static str> {
+    wardgate_audit::fsx::create_dir(dir)?;
+    let path = dir.join(name);
+    let outcome = match std::fs::read(&path) {
+        Ok(old) if old == bytes => return Ok("unchanged"),
+        // `newer(old)`: whether what is being imported is at least as recent.
+        Ok(old) => match newer(&old) {
+            Some(false) => return Ok("older"),
+            _ => "updated",
+        },
+        Err(_) => "new",
+    };
+    wardgate_audit::fsx::write_replace(&path, bytes)?;
+    Ok(outcome)
+}
+
+/// `wardgate advisories import`.
+pub(crate) fn import(paths: &[PathBuf], data_dir: &Path, json: bool) -> Result<ExitCode> {
+    let files = json_files(paths)?;
+    anyhow::ensure!(!files.is_empty(), "no .json files under the paths given");
+    let limits = csaf::Limits::default();
+    let vlimits = vex::Limits::default();
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0usize;
+    let (mut docs, mut products, mut ranges, mut unreadable, mut statements) = (0, 0, 0, 0, 0);
+    for f in &files {
+        let shown = f.display().to_string();
+        let bytes = match read_limited(f) {
+            Ok(b) => b,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{shown}: NOT IMPORTED: {e:#}")?;
+                continue;
+            }
+        };
+        let mut rec = Imported {
+            file: shown.clone(),
+            kind: "advisory",
+            id: String::new(),
+            outcome: "",
+            products: 0,
+            ranges_read: 0,
+            unreadable: Vec::new(),
+            statements: 0,
+            problems: Vec::new(),
+        };
+        let advisory = csaf::read(&bytes, &limits);
+        if let Some(a) = advisory.as_ref().ok().filter(|a| !a.is_vex()) {
+            rec.id = a.id.clone();
+            rec.products = a.report.products;
+            rec.ranges_read = a.report.ranges_read;
+            rec.unreadable = a.report.unreadable.clone();
+            let (date, rev) = (a.current_release_date.clone(), a.version.clone());
+            rec.outcome = store(
+                &advisories_dir(data_dir),
+                &file_name(&a.id),
+                &bytes,
+                |old| {
+                    let o = csaf::read(old, &limits).ok()?;
+                    Some(
+                        (date.as_str(), rev.as_str())
+                            >= (o.current_release_date.as_str(), o.version.as_str()),
+                    )
+                },
+            )?;
+        } else {
+            match vex::read(&bytes, &vlimits) {
+                Ok(v) => {
+                    rec.kind = "vex";
+                    rec.id = v.id.clone().unwrap_or_else(|| {
+                        f.file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    rec.statements = v.statements.len();
+                    rec.problems = v.problems.clone();
+                    rec.outcome = store(&vex_dir(data_dir), &file_name(&rec.id), &bytes, |_| None)?;
+                }
+                Err(ve) => {
+                    failed += 1;
+                    let why = match advisory {
+                        Err(ae) => {
+                            format!("not a CSAF 2.0 advisory ({ae}) nor a VEX document ({ve})")
+                        }
+                        Ok(_) => format!("a CSAF VEX document that could not be read: {ve}"),
+                    };
+                    writeln!(out, "{shown}: NOT IMPORTED: {why}")?;
+                    continue;
+                }
+            }
+        }
+        docs += 1;
+        products += rec.products;
+        ranges += rec.ranges_read;
+        unreadable += rec.unreadable.len();
+        statements += rec.statements;
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&rec)?)?;
+        } else {
+            writeln!(
+                out,
+                "{:<22} {:<8} {:<9} {:>3} product(s), {:>3} range(s) read, {:>3} unreadable{}",
+                rec.id,
+                rec.kind,
+                rec.outcome,
+                rec.products,
+                rec.ranges_read,
+                rec.unreadable.len(),
+                if rec.kind == "vex" {
+                    format!(", {} statement(s)", rec.statements)
+                } else {
+                    String::new()
+                }
+            )?;
+            for u in &rec.unreadable {
+                writeln!(out, "    unreadable: {} {:?}: {}", u.product, u.text, u.why)?;
+            }
+            for p in &rec.problems {
+                writeln!(out, "    problem: {p}")?;
+            }
+        }
+    }
+    if !json {
+        writeln!(
+            out,
+            "\n{docs} document(s) imported into {}: {products} product(s), {ranges} range(s) read, {unreadable} range(s) unreadable (devices they name are shown as possibly affected), {statements} VEX statement(s); {failed} file(s) not imported",
+            data_dir.display()
+        )?;
+        writeln!(
+            out,
+            "a running gateway assesses its devices against them at its next assessment or `wardgate reload`"
+        )?;
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What data_dir knows: advisories indexed, VEX statements, and what could not be read.
+pub(crate) struct Knowledge {
+    pub advisories: usize,
+    pub index: Index,
+    pub vex: Vec<VexStatement>,
+    pub problems: Vec<String>,
+}
+
+/// The vendor alias table: built in, plus the site's `[risk] vendor_aliases`.
+fn aliases(v: Option<&Validated>) -> (VendorAliases, Vec<String>) {
+    let mut a = VendorAliases::builtin();
+    let mut problems = Vec::new();
+    if let Some(v) = v {
+        for (canon, others) in &v.config.risk.vendor_aliases {
+            let key = wardgate_risk::vendor::normalise_vendor(canon);
+            for o in std::iter::once(canon).chain(others) {
+                if let Err(e) = a.add(o, &key) {
+                    problems.push(format!("[risk] vendor_aliases {o:?}: {e}"));
+                }
+            }
+        }
+    }
+    (a, problems)
+}
+
+/// Reads every stored advisory and VEX document.
+pub(crate) fn knowledge(data_dir: &Path, v: Option<&Validated>) -> Result<Knowledge> {
+    let (aliases, mut problems) = aliases(v);
+    let mut advisories = Vec::new();
+    let mut vexs = Vec::new();
+    let limits = csaf::Limits::default();
+    for (dir, is_vex) in [(advisories_dir(data_dir), false), (vex_dir(data_dir), true)] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let bytes = match read_limited(&f) {
+                Ok(b) => b,
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    continue;
+                }
+            };
+            if is_vex {
+                match vex::read(&bytes, &vex::Limits::default()) {
+                    Ok(d) => vexs.extend(d.statements),
+                    Err(e) => problems.push(format!("{}: {e}", f.display())),
+                }
+            } else {
+                match csaf::read(&bytes, &limits) {
+                    Ok(a) => advisories.push(a),
+                    Err(e) => problems.push(format!("{}: {e}", f.display())),
+                }
+            }
+        }
+    }
+    let index = Index::new(&advisories, &aliases);
+    Ok(Knowledge {
+        advisories: advisories.len(),
+        index,
+        vex: vexs,
+        problems,
+    })
+}
+
+/// What the audit log showed of one address.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    pub exposures: Vec<Exposure>,
+    /// Software versions the wire states (DICOM implementation version name, HL7 SFT).
+    pub versions: BTreeSet<String>,
+    pub flows: BTreeMap<(Direction, IpAddr, u16, bool), ObservedFlow>,
+    pub flows_dropped: u64,
+}
+
+fn push_exposure(w: &mut Wire, kind: ExposureKind, evidence: String) {
+    if w.exposures.iter().filter(|e| e.kind == kind).count() < MAX_EVIDENCE {
+        w.exposures.push(Exposure { kind, evidence });
+    }
+}
+
+fn in_nets(nets: &[wardgate_config::IpNetwork], ip: IpAddr) -> bool {
+    nets.iter().any(|n| n.contains(ip))
+}
+
+/// Reads the audit log once and gathers, per enrolled address, what the wire
+/// showed: exposure (with the event that shows it), stated software versions,
+/// and flows for the MUD comparison.
+pub(crate) fn wire(data_dir: &Path, v: &Validated) -> Result<HashMap<IpAddr, Wire>> {
+    let mut by_ip: HashMap<IpAddr, Wire> = HashMap::new();
+    let audit_dir = data_dir.join("audit");
+    if !audit_dir.join("audit.log").exists() {
+        return Ok(by_ip);
+    }
+    for row in wardgate_store::query_log(&audit_dir, &wardgate_store::EventFilter::default())? {
+        let Ok(e) = serde_json::from_str::<Event>(&row.doc) else {
+            continue;
+        };
+        if e.wardgate.stage == Stage::Inventory {
+            continue;
+        }
+        let (Some(src), Some(dst)) = (&e.source, &e.destination) else {
+            continue;
+        };
+        let eid = format!("event {}", row.seq);
+        let rule_ids: BTreeSet<&str> = e
+            .rule
+            .iter()
+            .map(|r| r.id.as_str())
+            .chain(e.wardgate.findings.iter().map(|f| f.rule.as_str()))
+            .collect();
+        let proto = e
+            .network
+            .as_ref()
+            .map(|n| n.protocol.as_str())
+            .unwrap_or("");
+        let passive = matches!(e.event.action, Action::Observed | Action::ObservedViolation)
+            || e.wardgate.stage == Stage::Capture;
+        for (me, other, from_me) in [(src, dst, true), (dst, src, false)] {
+            if !v.device_by_ip.contains_key(&me.ip) {
+                continue;
+            }
+            let w = by_ip.entry(me.ip).or_default();
+            for id in &rule_ids {
+                let kind = match *id {
+                    "WG-NET-001" => ExposureKind::CleartextCredentials,
+                    "WG-NET-002" => ExposureKind::DefaultCredentials,
+                    "WG-NET-003" => ExposureKind::Smb1,
+                    "WG-NET-004" => ExposureKind::CleartextClinical,
+                    "WG-NET-005" => ExposureKind::OutsideProfile,
+                    id if id.starts_with("WG-ACCESS-") && from_me => ExposureKind::OutsideProfile,
+                    _ => continue,
+                };
+                push_exposure(w, kind, format!("{eid} {id}"));
+            }
+            let other_local =
+                in_nets(&v.local_networks, other.ip) || v.gateway_addresses.contains(&other.ip);
+            if !other_local {
+                push_exposure(
+                    w,
+                    ExposureKind::ReachableFromOutside,
+                    format!(
+                        "{eid}: {} {} {}",
+                        if from_me { "to" } else { "from" },
+                        other.ip,
+                        proto
+                    ),
+                );
+            }
+            let clinical =
+                wardgate_proto::registry::Proto::by_name(proto).is_some_and(|p| p.is_clinical());
+            if passive && clinical {
+                push_exposure(
+                    w,
+                    ExposureKind::CleartextClinical,
+                    format!("{eid}: {proto} seen in clear"),
+                );
+            }
+            if from_me {
+                if let Some(d) = &e.wardgate.dicom {
+                    if !d.implementation_version.is_empty() {
+                        w.versions.insert(d.implementation_version.clone());
+                    }
+                }
+            }
+            // Flows: an event's source opened the connection (the sender of
+            // an order, the caller of an association). A flow is keyed by its
+            // service port: the peer's when the device opened it, else its own.
+            let service = if from_me { other.port } else { me.port };
+            let key = (
+                if from_me {
+                    Direction::FromDevice
+                } else {
+                    Direction::ToDevice
+                },
+                other.ip,
+                service,
+                from_me,
+            );
+            let n = w.flows.len();
+            match w.flows.get_mut(&key) {
+                Some(f) => {
+                    f.count += 1;
+                    if f.last_seen.as_deref() < Some(e.timestamp.as_str()) {
+                        f.last_seen = Some(e.timestamp.clone());
+                    }
+                    if f.first_seen.as_deref() > Some(e.timestamp.as_str()) {
+                        f.first_seen = Some(e.timestamp.clone());
+                    }
+                }
+                None if n < MAX_FLOWS_PER_DEVICE => {
+                    w.flows.insert(
+                        key,
+                        ObservedFlow {
+                            direction: key.0,
+                            peer: other.ip,
+                            transport: 6,
+                            remote_port: other.port,
+                            device_port: Some(me.port),
+                            initiated_by_device: from_me,
+                            count: 1,
+                            first_seen: Some(e.timestamp.clone()),
+                            last_seen: Some(e.timestamp.clone()),
+                            evidence: eid.clone(),
+                        },
+                    );
+                }
+                None => w.flows_dropped += 1,
+            }
+        }
+    }
+    Ok(by_ip)
+}
+
+/// One advisory hit as shown and recorded.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HitView {
+    /// `device` or `component NAME VERSION`.
+    pub via: String,
+    #[serde(flatten)]
+    pub hit: Hit,
+}
+
+/// A device's assessment.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DeviceRisk {
+    pub device: String,
+    pub kind: String,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub criticality: Option<String>,
+    pub score: u8,
+    pub threshold: u8,
+    pub factors: Vec<score::Factor>,
+    pub hits: Vec<HitView>,
+    /// Versions the wire states, and whether they disagree with `version`.
+    pub wire_versions: Vec<String>,
+    pub version_disagrees: bool,
+    pub mud: Option<MudView>,
+    /// What could not be read for this device (SBOM, MUD).
+    pub problems: Vec<String>,
+}
+
+/// The MUD comparison of one device.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MudView {
+    pub file: String,
+    pub url: String,
+    pub deviations: Vec<mud::Deviation>,
+}
+
+fn crit(c: Criticality) -> score::Criticality {
+    match c {
+        Criticality::LifeSustaining => score::Criticality::LifeSustaining,
+        Criticality::LifeSupporting => score::Criticality::LifeSupporting,
+        Criticality::Diagnostic => score::Criticality::Diagnostic,
+        Criticality::Ancillary => score::Criticality::Ancillary,
+    }
+}
+
+/// Whether `declared` appears in any wire-stated version as a whole token
+/// (so `2.1` is in `SW 2.1.0`? no: tokens are split at anything but letters,
+/// digits and `.`, and compared whole, leading `v` ignored).
+fn version_stated(declared: &str, wire: &BTreeSet<String>) -> bool {
+    let want = declared
+        .trim()
+        .trim_start_matches(['v', 'V'])
+        .to_ascii_lowercase();
+    wire.iter().any(|w| {
+        w.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+            .map(|t| t.trim_start_matches(['v', 'V']).to_ascii_lowercase())
+            .any(|t| t == want)
+    })
+}
+
+fn mud_site(v: &Validated) -> MudSite {
+    let ips = |list: &[toml::Spanned<String>]| -> Vec<IpAddr> {
+        list.iter()
+            .filter_map(|s| s.get_ref().parse().ok())
+            .collect()
+    };
+    MudSite {
+        local_networks: v
+            .local_networks
+            .iter()
+            .filter_map(|n| IpNet::new(n.addr, n.prefix))
+            .collect(),
+        controllers: v
+            .config
+            .risk
+            .mud_controllers
+            .iter()
+            .map(|(k, l)| (k.clone(), ips(l)))
+            .collect(),
+        my_controller: Vec::new(),
+        names: v
+            .config
+            .risk
+            .mud_names
+            .iter()
+            .map(|(k, l)| (k.clone(), ips(l)))
+            .collect(),
+        same_manufacturer: Vec::new(),
+        manufacturers: BTreeMap::new(),
+        models: BTreeMap::new(),
+    }
+}
+
+/// Assesses every enrolled device (or one). Problems are files that could not
+/// be read; they are reported, never ignored silently.
+pub(crate) fn assess(
+    v: &Validated,
+    data_dir: &Path,
+    only: Option<&str>,
+) -> Result<(Vec<DeviceRisk>, Vec<String>)> {
+    let k = knowledge(data_dir, Some(v))?;
+    let wire = wire(data_dir, v)?;
+    let mut problems = k.problems.clone();
+    if k.advisories == 0 {
+        problems.push(format!(
+            "no advisories in {}: import them with `wardgate advisories import`; until then no device can be found affected",
+            advisories_dir(data_dir).display()
+        ));
+    }
+    let threshold = v.config.risk.alert_at();
+    let site = mud_site(v);
+    let mut out = Vec::new();
+    for d in &v.config.devices {
+        let id = d.id.get_ref();
+        if only.is_some_and(|o| o != id) {
+            continue;
+        }
+        let mut dproblems = Vec::new();
+        let ident = DeviceIdentity {
+            id: id.clone(),
+            vendor: d
+                .vendor
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_default(),
+            model: d
+                .model
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_default(),
+            version: d.version.as_ref().map(|s| s.get_ref().clone()),
+            purl: d.purl.as_ref().map(|s| s.get_ref().clone()),
+            cpe: d.cpe.as_ref().map(|s| s.get_ref().clone()),
+        };
+        let mut hits: Vec<HitView> = Vec::new();
+        if !ident.vendor.is_empty()
+            || !ident.model.is_empty()
+            || ident.purl.is_some()
+            || ident.cpe.is_some()
+        {
+            let mut h = k.index.match_device(&ident);
+            k.index.apply_vex(&mut h, &k.vex, &ident);
+            hits.extend(h.into_iter().map(|hit| HitView {
+                via: "device".into(),
+                hit,
+            }));
+        }
+        if let Some(f) = &d.sbom {
+            let path = v.config.source.base_dir.join(f.get_ref());
+            match read_limited(&path)
+                .and_then(|b| sbom::read(&b, &sbom::Limits::default()).map_err(anyhow::Error::from))
+            {
+                Ok(s) => {
+                    for c in &s.components {
+                        let mut h = k.index.match_component(c);
+                        let cid = DeviceIdentity {
+                            id: id.clone(),
+                            vendor: c.supplier.clone().unwrap_or_default(),
+                            model: c.name.clone(),
+                            version: c.version.clone(),
+                            purl: c.purl.clone(),
+                            cpe: c.cpe.clone(),
+                        };
+                        k.index.apply_vex(&mut h, &k.vex, &cid);
+                        let via = format!(
+                            "component {} {}",
+                            c.name,
+                            c.version.as_deref().unwrap_or("(no version)")
+                        );
+                        hits.extend(h.into_iter().map(|hit| HitView {
+                            via: via.clone(),
+                            hit,
+                        }));
+                    }
+                }
+                Err(e) => dproblems.push(format!("SBOM {}: {e:#}", path.display())),
+            }
+        }
+        let mut exposures = Vec::new();
+        let mut versions = BTreeSet::new();
+        let mut flows = Vec::new();
+        for a in &d.addresses {
+            let Ok(ip) = a.get_ref().parse::<IpAddr>() else {
+                continue;
+            };
+            if let Some(w) = wire.get(&ip) {
+                exposures.extend(w.exposures.iter().cloned());
+                versions.extend(w.versions.iter().cloned());
+                flows.extend(w.flows.values().cloned());
+                if w.flows_dropped > 0 {
+                    dproblems.push(format!("{} flow(s) of {ip} not compared with its MUD file: more than {MAX_FLOWS_PER_DEVICE} distinct", w.flows_dropped));
+                }
+            }
+        }
+        let declared = d.version.as_ref().map(|s| s.get_ref().clone());
+        let version_disagrees = match &declared {
+            Some(dv) if !versions.is_empty() => !version_stated(dv, &versions),
+            _ => false,
+        };
+        if version_disagrees {
+            exposures.push(Exposure {
+                kind: ExposureKind::VersionDisagrees,
+                evidence: format!(
+                    "declared {:?}, the wire says {}",
+                    declared.as_deref().unwrap_or(""),
+                    versions.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        let mut controls = Vec::new();
+        for r in &v.routes {
+            let sender = r.senders.iter().any(|s| s == id);
+            let upstream = r.upstream_device.as_deref() == Some(id.as_str());
+            if !sender && !upstream {
+                continue;
+            }
+            if r.monitor {
+                controls.push(Control::MonitorOnly(r.id.clone()));
+            } else {
+                controls.push(Control::EnforcingRoute(r.id.clone()));
+            }
+            let mtls = if sender {
+                r.listen_tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_auth == ClientAuth::Required)
+            } else {
+                r.upstream_tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_cert.is_some())
+            };
+            let tls = if sender {
+                r.listen_tls.is_some()
+            } else {
+                r.upstream_tls.is_some()
+            };
+            if mtls {
+                controls.push(Control::MutualTls(r.id.clone()));
+            }
+            if !tls && r.protocol.is_clinical() {
+                exposures.push(Exposure {
+                    kind: ExposureKind::CleartextClinical,
+                    evidence: format!(
+                        "route {}: {} in clear between the device and the gateway",
+                        r.id,
+                        r.protocol.as_str()
+                    ),
+                });
+            }
+        }
+        let findings: Vec<Finding> = hits
+            .iter()
+            .filter_map(|h| {
+                let certain = match &h.hit.status {
+                    HitStatus::Affected => true,
+                    HitStatus::PossiblyAffected { .. } | HitStatus::UnderInvestigation => false,
+                    HitStatus::Fixed | HitStatus::NotAffected => return None,
+                };
+                Some(Finding {
+                    advisory: h.hit.advisory_id.clone(),
+                    cves: h.hit.cves.clone(),
+                    cvss_vector: h.hit.cvss.as_ref().map(|c| c.vector_string.clone()),
+                    cvss_base: h.hit.cvss.as_ref().map(|c| c.base_score),
+                    certain,
+                    via: h.via.clone(),
+                })
+            })
+            .collect();
+        let a = score::assess(&score::Inputs {
+            criticality: d.criticality.as_ref().map(|c| crit(*c.get_ref())),
+            findings,
+            exposures,
+            controls,
+        });
+        let mud = match &d.mud {
+            None => None,
+            Some(f) => {
+                let path = v.config.source.base_dir.join(f.get_ref());
+                match read_limited(&path).and_then(|b| {
+                    mud::read(&b, &mud::Limits::default()).map_err(anyhow::Error::from)
+                }) {
+                    Ok(m) => Some(MudView {
+                        file: path.display().to_string(),
+                        url: m.url.clone(),
+                        deviations: mud::compare(&m, &flows, &site),
+                    }),
+                    Err(e) => {
+                        dproblems.push(format!("MUD {}: {e:#}", path.display()));
+                        None
+                    }
+                }
+            }
+        };
+        out.push(DeviceRisk {
+            device: id.clone(),
+            kind: d.kind.clone(),
+            vendor: ident_opt(&ident.vendor),
+            model: ident_opt(&ident.model),
+            version: declared,
+            criticality: d
+                .criticality
+                .as_ref()
+                .map(|c| c.get_ref().as_str().to_owned()),
+            score: a.score,
+            threshold,
+            factors: a.factors,
+            hits,
+            wire_versions: versions.into_iter().collect(),
+            version_disagrees,
+            mud,
+            problems: dproblems,
+        });
+    }
+    if let Some(o) = only {
+        anyhow::ensure!(!out.is_empty(), "no device {o:?} in the configuration");
+    }
+    problems.sort();
+    problems.dedup();
+    Ok((out, problems))
+}
+
+fn ident_opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn status_name(s: &HitStatus) -> &'static str {
+    match s {
+        HitStatus::Affected => "affected",
+        HitStatus::PossiblyAffected { .. } => "possibly-affected",
+        HitStatus::Fixed => "fixed",
+        HitStatus::NotAffected => "not-affected",
+        HitStatus::UnderInvestigation => "under-investigation",
+    }
+}
+
+/// `wardgate risk`.
+pub(crate) fn run(
+    v: &Validated,
+    data_dir: &Path,
+    device: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let (risks, problems) = assess(v, data_dir, device)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in &risks {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+        for p in &problems {
+            eprintln!("warning: {p}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if device.is_none() {
+        writeln!(
+            out,
+            "{:<18} {:>5}  {:<16} {:<28} {:<10} {:>8} {:>8}  TOP FACTOR",
+            "DEVICE", "RISK", "CRITICALITY", "PRODUCT", "VERSION", "AFFECTED", "POSSIBLY"
+        )?;
+        let mut sorted: Vec<&DeviceRisk> = risks.iter().collect();
+        sorted.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.device.cmp(&b.device)));
+        for r in sorted {
+            let n = |want: &str| {
+                r.hits
+                    .iter()
+                    .filter(|h| status_name(&h.hit.status) == want)
+                    .count()
+            };
+            let top = r
+                .factors
+                .iter()
+                .filter(|f| f.contribution > 0.0)
+                .max_by(|a, b| a.contribution.total_cmp(&b.contribution))
+                .map_or("-".to_owned(), |f| {
+                    format!("{} +{:.0}", f.name, f.contribution)
+                });
+            let product = format!(
+                "{} {}",
+                r.vendor.as_deref().unwrap_or(""),
+                r.model.as_deref().unwrap_or("")
+            )
+            .trim()
+            .to_owned();
+            writeln!(
+                out,
+                "{:<18} {:>4}{} {:<16} {:<28} {:<10} {:>8} {:>8}  {}",
+                r.device,
+                r.score,
+                if r.score >= r.threshold { "!" } else { " " },
+                r.criticality.as_deref().unwrap_or("(not declared)"),
+                if product.is_empty() {
+                    "(not declared)".to_owned()
+                } else {
+                    product
+                },
+                r.version.as_deref().unwrap_or("-"),
+                n("affected"),
+                n("possibly-affected") + n("under-investigation"),
+                top
+            )?;
+        }
+        writeln!(out, "\n`!`: at or above the alert threshold. `wardgate risk --device ID` explains a score (docs/risk.md).")?;
+    } else {
+        for r in &risks {
+            writeln!(
+                out,
+                "device {} ({}): risk {} of 100 (alert at {})",
+                r.device, r.kind, r.score, r.threshold
+            )?;
+            writeln!(
+                out,
+                "  declared: vendor {:?}, model {:?}, version {:?}, criticality {}",
+                r.vendor.as_deref().unwrap_or(""),
+                r.model.as_deref().unwrap_or(""),
+                r.version.as_deref().unwrap_or(""),
+                r.criticality.as_deref().unwrap_or("(not declared)")
+            )?;
+            if !r.wire_versions.is_empty() {
+                writeln!(
+                    out,
+                    "  the wire says: {}{}",
+                    r.wire_versions.join(", "),
+                    if r.version_disagrees {
+                        "  (DISAGREES with the declared version)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+            writeln!(out, "  factors (their contributions add up to the score):")?;
+            for f in &r.factors {
+                writeln!(
+                    out,
+                    "    {:>+7.1}  {:<28} {}",
+                    f.contribution, f.name, f.detail
+                )?;
+                for e in &f.evidence {
+                    writeln!(out, "             evidence: {e}")?;
+                }
+            }
+            writeln!(out, "  advisories:")?;
+            if r.hits.is_empty() {
+                writeln!(out, "    none matched")?;
+            }
+            for h in &r.hits {
+                writeln!(
+                    out,
+                    "    {} {} ({}) via {}",
+                    h.hit.advisory_id,
+                    status_name(&h.hit.status).to_uppercase(),
+                    h.hit.cves.join(", "),
+                    h.via
+                )?;
+                writeln!(out, "      {}", h.hit.why)?;
+                if let HitStatus::PossiblyAffected { why, advisory_text } = &h.hit.status {
+                    writeln!(
+                        out,
+                        "      cannot tell: {why}; the advisory says: {advisory_text:?}"
+                    )?;
+                }
+                if let Some(x) = &h.hit.vex {
+                    writeln!(
+                        out,
+                        "      VEX {} by {}: {:?} {}",
+                        x.source,
+                        x.author.as_deref().unwrap_or("?"),
+                        x.state,
+                        x.justification
+                            .as_deref()
+                            .or(x.detail.as_deref())
+                            .unwrap_or("")
+                    )?;
+                }
+                if let Some(rem) = &h.hit.remediation {
+                    writeln!(out, "      remediation: {rem}")?;
+                }
+            }
+            if let Some(m) = &r.mud {
+                writeln!(
+                    out,
+                    "  MUD {} ({}): {} deviation(s)",
+                    m.url,
+                    m.file,
+                    m.deviations.len()
+                )?;
+                for d in &m.deviations {
+                    writeln!(out, "    {:?}: {}", d.kind, d.why)?;
+                }
+            }
+            for p in &r.problems {
+                writeln!(out, "  problem: {p}")?;
+            }
+        }
+    }
+    for p in &problems {
+        writeln!(out, "warning: {p}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the last assessment found, kept in data_dir so that only changes
+/// become events (a restart does not repeat every finding).
+#[derive(Debug, Default, serde::Deserialize, Serialize)]
+pub(crate) struct State {
+    /// Device → its score, the hits (advisory/product/status) and deviations seen.
+    devices: BTreeMap<String, DeviceState>,
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize, Serialize)]
+struct DeviceState {
+    score: u8,
+    hits: BTreeSet<String>,
+    version_disagrees: bool,
+    deviations: BTreeSet<String>,
+}
+
+const STATE_FILE: &str = "risk-state.json";
+
+fn flow_text(f: &ObservedFlow) -> String {
+    let dir = match f.direction {
+        Direction::FromDevice => "to",
+        Direction::ToDevice => "from",
+    };
+    format!("{dir} {} tcp/{}", f.peer, f.remote_port)
+}
+
+fn severity_word(score: f64) -> &'static str {
+    match score {
+        s if s >= 9.0 => "Critical",
+        s if s >= 7.0 => "High",
+        s if s >= 4.0 => "Medium",
+        s if s > 0.0 => "Low",
+        _ => "None",
+    }
+}
+
+/// Compares an assessment with the last one stored in data_dir and returns
+/// the events for what changed (new hits, thresholds crossed, versions
+/// disagreeing, MUD deviations), saving the new state. `timestamp` stamps them.
+pub(crate) fn findings(
+    data_dir: &Path,
+    risks: &[DeviceRisk],
+    timestamp: &str,
+) -> Result<Vec<Event>> {
+    let path = data_dir.join(STATE_FILE);
+    let old: State = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut new = State::default();
+    let mut events = Vec::new();
+    for r in risks {
+        let prev = old.devices.get(&r.device);
+        let mut st = DeviceState {
+            score: r.score,
+            version_disagrees: r.version_disagrees,
+            ..DeviceState::default()
+        };
+        let base = |reason: String, rule| {
+            let mut e = Event::new(
+                timestamp.to_owned(),
+                Action::Alerted,
+                reason,
+                Stage::Inventory,
+            )
+            .with_rule(rule);
+            e.event.category = wardgate_event::event::Category::Vulnerability;
+            e.wardgate.source_device = Some(r.device.clone());
+            e
+        };
+        let facts = || RiskFacts {
+            device: r.device.clone(),
+            score: r.score,
+            previous_score: prev.map(|p| p.score),
+            threshold: r.threshold,
+            declared_version: r.version.clone(),
+            factors: r
+                .factors
+                .iter()
+                .map(|f| format!("{} {:+.1}: {}", f.name, f.contribution, f.detail))
+                .collect(),
+            ..RiskFacts::default()
+        };
+        for h in &r.hits {
+            let rule = match h.hit.status {
+                HitStatus::Affected => rules::RISK_ADVISORY,
+                HitStatus::PossiblyAffected { .. } => rules::RISK_ADVISORY_POSSIBLE,
+                _ => continue,
+            };
+            let key = format!(
+                "{}|{}|{}|{}",
+                h.hit.advisory_id,
+                h.hit.product_id,
+                h.via,
+                status_name(&h.hit.status)
+            );
+            let fresh = !prev.is_some_and(|p| p.hits.contains(&key));
+            st.hits.insert(key);
+            if !fresh {
+                continue;
+            }
+            let mut e = base(
+                format!(
+                    "{} {} by {} ({}) via {}: {}",
+                    r.device,
+                    if rule.id == rules::RISK_ADVISORY.id {
+                        "is affected"
+                    } else {
+                        "may be affected"
+                    },
+                    h.hit.advisory_id,
+                    h.hit.product_full_name,
+                    h.via,
+                    match &h.hit.status {
+                        HitStatus::PossiblyAffected { why, advisory_text } =>
+                            format!("{why}; the advisory says {advisory_text:?}"),
+                        _ => h.hit.why.clone(),
+                    }
+                ),
+                rule,
+            );
+            e.vulnerability = Some(Vulnerability {
+                id: h
+                    .hit
+                    .cves
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| h.hit.advisory_id.clone()),
+                reference: Some(h.hit.advisory_id.clone()),
+                description: Some(h.hit.advisory_title.clone()),
+                classification: h.hit.cvss.as_ref().map(|_| "CVSS".to_owned()),
+                enumeration: h.hit.cves.first().map(|_| "CVE".to_owned()),
+                severity: h
+                    .hit
+                    .cvss
+                    .as_ref()
+                    .map(|c| severity_word(c.base_score).to_owned()),
+                score: h.hit.cvss.as_ref().map(|c| VulnerabilityScore {
+                    base: c.base_score,
+                    version: Some(c.version.clone()),
+                }),
+            });
+            e.wardgate.risk = Some(RiskFacts {
+                advisory: Some(h.hit.advisory_id.clone()),
+                cves: h.hit.cves.clone(),
+                status: Some(status_name(&h.hit.status).to_owned()),
+                product: Some(
+                    format!(
+                        "{} {}",
+                        h.hit.product_full_name,
+                        h.hit.version_text.as_deref().unwrap_or("")
+                    )
+                    .trim()
+                    .to_owned(),
+                ),
+                matched: Some(format!("{}: {}", h.via, h.hit.why)),
+                ..facts()
+            });
+            events.push(e);
+        }
+        let was_over = prev.is_some_and(|p| p.score >= r.threshold);
+        let over = r.score >= r.threshold;
+        if over && !was_over {
+            let mut e = base(
+                format!(
+                    "{}'s risk is {} of 100, at or above the alert threshold {}",
+                    r.device, r.score, r.threshold
+                ),
+                rules::RISK_THRESHOLD,
+            );
+            e.wardgate.risk = Some(facts());
+            events.push(e);
+        } else if !over && was_over {
+            let mut e = base(
+                format!(
+                    "{}'s risk fell to {} of 100, below the alert threshold {}",
+                    r.device, r.score, r.threshold
+                ),
+                rules::RISK_BELOW_THRESHOLD,
+            );
+            e.wardgate.risk = Some(facts());
+            events.push(e);
+        }
+        if r.version_disagrees && !prev.is_some_and(|p| p.version_disagrees) {
+            let mut e = base(
+                format!(
+                    "{} is declared to run version {:?}; the wire says {}",
+                    r.device,
+                    r.version.as_deref().unwrap_or(""),
+                    r.wire_versions.join(", ")
+                ),
+                rules::RISK_VERSION_DISAGREES,
+            );
+            e.wardgate.risk = Some(RiskFacts {
+                wire_versions: r.wire_versions.clone(),
+                ..facts()
+            });
+            events.push(e);
+        }
+        if let Some(m) = &r.mud {
+            for d in &m.deviations {
+                let flow = flow_text(&d.flow);
+                let key = format!("{:?}|{flow}", d.kind);
+                let fresh = !prev.is_some_and(|p| p.deviations.contains(&key));
+                st.deviations.insert(key);
+                if !fresh {
+                    continue;
+                }
+                let rule = match d.kind {
+                    mud::DeviationKind::NotInMud => rules::MUD_DEVIATION,
+                    mud::DeviationKind::Unverifiable => rules::MUD_UNVERIFIABLE,
+                };
+                let mut e = base(
+                    format!(
+                        "{} {flow}: {} ({}, first {})",
+                        r.device,
+                        d.why,
+                        d.flow.evidence,
+                        d.flow.first_seen.as_deref().unwrap_or("?")
+                    ),
+                    rule,
+                );
+                e.wardgate.risk = Some(RiskFacts {
+                    flow: Some(flow),
+                    ..facts()
+                });
+                events.push(e);
+            }
+        }
+        new.devices.insert(r.device.clone(), st);
+    }
+    wardgate_audit::fsx::write_replace(&path, &serde_json::to_vec(&new)?)?;
+    Ok(events)
+}
+
+/// `wardgate mud generate`: a draft MUD file from what was seen of a device.
+pub(crate) fn mud_generate(
+    v: &Validated,
+    data_dir: &Path,
+    device: &str,
+    url: &str,
+) -> Result<ExitCode> {
+    let d = v
+        .config
+        .devices
+        .iter()
+        .find(|d| d.id.get_ref() == device)
+        .with_context(|| format!("no device {device:?} in the configuration"))?;
+    let wire = wire(data_dir, v)?;
+    let mut flows = Vec::new();
+    for a in &d.addresses {
+        if let Some(w) = a
+            .get_ref()
+            .parse::<IpAddr>()
+            .ok()
+            .and_then(|ip| wire.get(&ip))
+        {
+            flows.extend(w.flows.values().cloned());
+        }
+    }
+    anyhow::ensure!(!flows.is_empty(), "nothing recorded of {device}'s traffic: a MUD file drafted from nothing would allow nothing");
+    let doc = mud::generate(
+        url,
+        d.vendor.as_ref().map_or("", |s| s.get_ref().as_str()),
+        d.model.as_ref().map_or("", |s| s.get_ref().as_str()),
+        &flows,
+        &mud_site(v),
+    );
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_is_stated_only_as_a_whole_token() {
+        let w: BTreeSet<String> = ["PUMP_V2.1.0".to_owned(), "OFFIS_DCMTK_369".to_owned()].into();
+        assert!(!version_stated("2.1", &w));
+        assert!(!version_stated("369", &["DCMTK369".to_owned()].into()));
+        let w: BTreeSet<String> = ["SW 2.1.0 build 7".to_owned()].into();
+        assert!(version_stated("v2.1.0", &w));
+        assert!(!version_stated("2.1", &w));
+    }
+
+    #[test]
+    fn document_ids_become_safe_file_names() {
+        assert_eq!(file_name("ICSMA-17-250-02A"), "ICSMA-17-250-02A.json");
+        assert_eq!(file_name("../../etc/passwd"), "_.._.._etc_passwd.json");
+        assert_eq!(file_name(""), "_.json");
+    }
+}
