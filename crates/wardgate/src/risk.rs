@@ -1279,3 +1279,132 @@ mod tests {
         assert_eq!(file_name(""), "_.json");
     }
 }
+
+#[cfg(test)]
+mod finding_tests {
+    use super::*;
+    use wardgate_risk::csaf::Cvss;
+
+    fn risk(device: &str, score: u8, hits: Vec<HitView>) -> DeviceRisk {
+        DeviceRisk {
+            device: device.into(),
+            kind: "infusion-pump".into(),
+            vendor: None,
+            model: None,
+            version: Some("1.5".into()),
+            criticality: None,
+            score,
+            threshold: 70,
+            factors: Vec::new(),
+            hits,
+            wire_versions: Vec::new(),
+            version_disagrees: false,
+            mud: None,
+            problems: Vec::new(),
+        }
+    }
+
+    fn hit(adv: &str, status: HitStatus) -> HitView {
+        HitView {
+            via: "device".into(),
+            hit: Hit {
+                advisory_id: adv.into(),
+                advisory_title: "t".into(),
+                product_id: "CSAFPID-0001".into(),
+                product_full_name: "Medfusion 4000".into(),
+                version_text: Some("1.5".into()),
+                cves: vec!["CVE-2017-12725".into()],
+                cvss: Some(Cvss {
+                    version: "3.0".into(),
+                    vector_string: "CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N".into(),
+                    base_score: 3.7,
+                    base_severity: "LOW".into(),
+                }),
+                status,
+                why: "exact".into(),
+                remediation: None,
+                vex: None,
+            },
+        }
+    }
+
+    fn rules_of(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| e.rule.as_ref().map(|r| r.id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn only_changes_become_events_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = "2026-12-05T10:00:00.000Z";
+        let first = vec![risk(
+            "pump-1",
+            75,
+            vec![hit("ICSMA-17-250-02A", HitStatus::Affected)],
+        )];
+        let e = findings(dir.path(), &first, t).unwrap();
+        assert_eq!(rules_of(&e), ["WG-RISK-001", "WG-RISK-003"]);
+        // ECS vulnerability fields name the CVE and the advisory.
+        let v = e[0].vulnerability.as_ref().unwrap();
+        assert_eq!(
+            (v.id.as_str(), v.reference.as_deref()),
+            ("CVE-2017-12725", Some("ICSMA-17-250-02A"))
+        );
+        assert_eq!(
+            e[0].wardgate.risk.as_ref().unwrap().status.as_deref(),
+            Some("affected")
+        );
+        // The same assessment again (a restart reads the stored state): nothing new.
+        assert!(findings(dir.path(), &first, t).unwrap().is_empty());
+        // A second advisory, possibly affecting, and the score falls below.
+        let second = vec![risk(
+            "pump-1",
+            40,
+            vec![
+                hit("ICSMA-17-250-02A", HitStatus::Affected),
+                hit(
+                    "ICSMA-18-1",
+                    HitStatus::PossiblyAffected {
+                        why: "range unreadable".into(),
+                        advisory_text: "Rev B-M".into(),
+                    },
+                ),
+            ],
+        )];
+        let e = findings(dir.path(), &second, t).unwrap();
+        assert_eq!(rules_of(&e), ["WG-RISK-002", "WG-RISK-005"]);
+        assert!(
+            e[0].event.reason.contains("Rev B-M"),
+            "{}",
+            e[0].event.reason
+        );
+        assert_eq!(
+            e[1].wardgate.risk.as_ref().unwrap().previous_score,
+            Some(75)
+        );
+    }
+
+    #[test]
+    fn a_wire_version_disagreeing_is_raised_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = risk("ct-1", 10, Vec::new());
+        r.version_disagrees = true;
+        r.wire_versions = vec!["CT_SW_9.9".into()];
+        let e = findings(
+            dir.path(),
+            std::slice::from_ref(&r),
+            "2026-12-05T10:00:00.000Z",
+        )
+        .unwrap();
+        assert_eq!(rules_of(&e), ["WG-RISK-004"]);
+        assert_eq!(
+            e[0].wardgate.risk.as_ref().unwrap().wire_versions,
+            ["CT_SW_9.9"]
+        );
+        assert!(findings(dir.path(), &[r], "2026-12-05T10:00:00.000Z")
+            .unwrap()
+            .is_empty());
+    }
+}
