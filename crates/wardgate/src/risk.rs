@@ -369,120 +369,125 @@ pub(crate) fn wire(data_dir: &Path, v: &Validated) -> Result<HashMap<IpAddr, Wir
         let Ok(e) = serde_json::from_str::<Event>(&row.doc) else {
             continue;
         };
-        if e.wardgate.stage == Stage::Inventory {
-            continue;
-        }
-        let (Some(src), Some(dst)) = (&e.source, &e.destination) else {
-            continue;
-        };
-        let eid = format!("event {}", row.seq);
-        let rule_ids: BTreeSet<&str> = e
-            .rule
-            .iter()
-            .map(|r| r.id.as_str())
-            .chain(e.wardgate.findings.iter().map(|f| f.rule.as_str()))
-            .collect();
-        let proto = e
-            .network
-            .as_ref()
-            .map(|n| n.protocol.as_str())
-            .unwrap_or("");
-        let passive = matches!(e.event.action, Action::Observed | Action::ObservedViolation)
-            || e.wardgate.stage == Stage::Capture;
-        for (me, other, from_me) in [(src, dst, true), (dst, src, false)] {
-            if !v.device_by_ip.contains_key(&me.ip) {
-                continue;
-            }
-            let w = by_ip.entry(me.ip).or_default();
-            for id in &rule_ids {
-                let kind = match *id {
-                    "WG-NET-001" => ExposureKind::CleartextCredentials,
-                    "WG-NET-002" => ExposureKind::DefaultCredentials,
-                    "WG-NET-003" => ExposureKind::Smb1,
-                    "WG-NET-004" => ExposureKind::CleartextClinical,
-                    "WG-NET-005" => ExposureKind::OutsideProfile,
-                    id if id.starts_with("WG-ACCESS-") && from_me => ExposureKind::OutsideProfile,
-                    _ => continue,
-                };
-                push_exposure(w, kind, format!("{eid} {id}"));
-            }
-            let other_local =
-                in_nets(&v.local_networks, other.ip) || v.gateway_addresses.contains(&other.ip);
-            if !other_local {
-                push_exposure(
-                    w,
-                    ExposureKind::ReachableFromOutside,
-                    format!(
-                        "{eid}: {} {} {}",
-                        if from_me { "to" } else { "from" },
-                        other.ip,
-                        proto
-                    ),
-                );
-            }
-            let clinical =
-                wardgate_proto::registry::Proto::by_name(proto).is_some_and(|p| p.is_clinical());
-            if passive && clinical {
-                push_exposure(
-                    w,
-                    ExposureKind::CleartextClinical,
-                    format!("{eid}: {proto} seen in clear"),
-                );
-            }
-            if from_me {
-                if let Some(d) = &e.wardgate.dicom {
-                    if !d.implementation_version.is_empty() {
-                        w.versions.insert(d.implementation_version.clone());
-                    }
-                }
-            }
-            // Flows: an event's source opened the connection (the sender of
-            // an order, the caller of an association). A flow is keyed by its
-            // service port: the peer's when the device opened it, else its own.
-            let service = if from_me { other.port } else { me.port };
-            let key = (
-                if from_me {
-                    Direction::FromDevice
-                } else {
-                    Direction::ToDevice
-                },
-                other.ip,
-                service,
-                from_me,
-            );
-            let n = w.flows.len();
-            match w.flows.get_mut(&key) {
-                Some(f) => {
-                    f.count += 1;
-                    if f.last_seen.as_deref() < Some(e.timestamp.as_str()) {
-                        f.last_seen = Some(e.timestamp.clone());
-                    }
-                    if f.first_seen.as_deref() > Some(e.timestamp.as_str()) {
-                        f.first_seen = Some(e.timestamp.clone());
-                    }
-                }
-                None if n < MAX_FLOWS_PER_DEVICE => {
-                    w.flows.insert(
-                        key,
-                        ObservedFlow {
-                            direction: key.0,
-                            peer: other.ip,
-                            transport: 6,
-                            remote_port: other.port,
-                            device_port: Some(me.port),
-                            initiated_by_device: from_me,
-                            count: 1,
-                            first_seen: Some(e.timestamp.clone()),
-                            last_seen: Some(e.timestamp.clone()),
-                            evidence: eid.clone(),
-                        },
-                    );
-                }
-                None => w.flows_dropped += 1,
-            }
-        }
+        merge_wire(&mut by_ip, v, row.seq, &e);
     }
     Ok(by_ip)
+}
+
+/// Adds what one recorded event shows of the enrolled addresses on either side.
+fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Event) {
+    if e.wardgate.stage == Stage::Inventory {
+        return;
+    }
+    let (Some(src), Some(dst)) = (&e.source, &e.destination) else {
+        return;
+    };
+    let eid = format!("event {seq}");
+    let rule_ids: BTreeSet<&str> = e
+        .rule
+        .iter()
+        .map(|r| r.id.as_str())
+        .chain(e.wardgate.findings.iter().map(|f| f.rule.as_str()))
+        .collect();
+    let proto = e
+        .network
+        .as_ref()
+        .map(|n| n.protocol.as_str())
+        .unwrap_or("");
+    let passive = matches!(e.event.action, Action::Observed | Action::ObservedViolation)
+        || e.wardgate.stage == Stage::Capture;
+    for (me, other, from_me) in [(src, dst, true), (dst, src, false)] {
+        if !v.device_by_ip.contains_key(&me.ip) {
+            continue;
+        }
+        let w = by_ip.entry(me.ip).or_default();
+        for id in &rule_ids {
+            let kind = match *id {
+                "WG-NET-001" => ExposureKind::CleartextCredentials,
+                "WG-NET-002" => ExposureKind::DefaultCredentials,
+                "WG-NET-003" => ExposureKind::Smb1,
+                "WG-NET-004" => ExposureKind::CleartextClinical,
+                "WG-NET-005" => ExposureKind::OutsideProfile,
+                id if id.starts_with("WG-ACCESS-") && from_me => ExposureKind::OutsideProfile,
+                _ => continue,
+            };
+            push_exposure(w, kind, format!("{eid} {id}"));
+        }
+        let other_local =
+            in_nets(&v.local_networks, other.ip) || v.gateway_addresses.contains(&other.ip);
+        if !other_local {
+            push_exposure(
+                w,
+                ExposureKind::ReachableFromOutside,
+                format!(
+                    "{eid}: {} {} {}",
+                    if from_me { "to" } else { "from" },
+                    other.ip,
+                    proto
+                ),
+            );
+        }
+        let clinical =
+            wardgate_proto::registry::Proto::by_name(proto).is_some_and(|p| p.is_clinical());
+        if passive && clinical {
+            push_exposure(
+                w,
+                ExposureKind::CleartextClinical,
+                format!("{eid}: {proto} seen in clear"),
+            );
+        }
+        if from_me {
+            if let Some(d) = &e.wardgate.dicom {
+                if !d.implementation_version.is_empty() {
+                    w.versions.insert(d.implementation_version.clone());
+                }
+            }
+        }
+        // Flows: an event's source opened the connection (the sender of
+        // an order, the caller of an association). A flow is keyed by its
+        // service port: the peer's when the device opened it, else its own.
+        let service = if from_me { other.port } else { me.port };
+        let key = (
+            if from_me {
+                Direction::FromDevice
+            } else {
+                Direction::ToDevice
+            },
+            other.ip,
+            service,
+            from_me,
+        );
+        let n = w.flows.len();
+        match w.flows.get_mut(&key) {
+            Some(f) => {
+                f.count += 1;
+                if f.last_seen.as_deref() < Some(e.timestamp.as_str()) {
+                    f.last_seen = Some(e.timestamp.clone());
+                }
+                if f.first_seen.as_deref() > Some(e.timestamp.as_str()) {
+                    f.first_seen = Some(e.timestamp.clone());
+                }
+            }
+            None if n < MAX_FLOWS_PER_DEVICE => {
+                w.flows.insert(
+                    key,
+                    ObservedFlow {
+                        direction: key.0,
+                        peer: other.ip,
+                        transport: 6,
+                        remote_port: other.port,
+                        device_port: Some(me.port),
+                        initiated_by_device: from_me,
+                        count: 1,
+                        first_seen: Some(e.timestamp.clone()),
+                        last_seen: Some(e.timestamp.clone()),
+                        evidence: eid.clone(),
+                    },
+                );
+            }
+            None => w.flows_dropped += 1,
+        }
+    }
 }
 
 /// One advisory hit as shown and recorded.
