@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest document read, in bytes. Default 32 MiB: a full Linux
-    /// firmware image's CycloneDX SBOM is a few MiB.
+    /// firmware image's CycloneDX SBOM is a few MiB. The document is parsed
+    /// whole, which takes a few times its size in memory.
     pub max_document_bytes: usize,
     /// Most components (counting nested ones and the metadata component).
     /// Default 100 000.
