@@ -1413,3 +1413,101 @@ mod finding_tests {
             .is_empty());
     }
 }
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use wardgate_event::event::DicomFacts;
+
+    fn site() -> Validated {
+        wardgate_config::Config::parse(
+            include_str!("../../../examples/minimal.toml"),
+            "site.toml",
+            Path::new("/nonexistent"),
+        )
+        .unwrap()
+    }
+
+    fn event(src: &str, dst: &str, proto: &str, action: Action) -> Event {
+        Event::new(
+            "2026-12-05T10:00:00.000Z".into(),
+            action,
+            String::new(),
+            Stage::Message,
+        )
+        .with_flow(src.parse().unwrap(), dst.parse().unwrap(), proto)
+    }
+
+    #[test]
+    fn events_become_exposure_versions_and_flows_of_each_side() {
+        let v = site();
+        let mut by_ip = HashMap::new();
+        // A default password used by the EHR (127.0.0.2) towards the pump server.
+        let e = event(
+            "127.0.0.2:40000",
+            "127.0.0.3:13575",
+            "hl7-mllp",
+            Action::Alerted,
+        )
+        .with_rule(rules::DEFAULT_CREDENTIALS);
+        merge_wire(&mut by_ip, &v, 7, &e);
+        // An outside address reaching the pump server, and its DICOM version.
+        let mut e = event(
+            "203.0.113.9:50000",
+            "127.0.0.3:104",
+            "dicom",
+            Action::Allowed,
+        );
+        merge_wire(&mut by_ip, &v, 8, &e);
+        e = event("127.0.0.3:41000", "127.0.0.2:104", "dicom", Action::Allowed);
+        e.wardgate.dicom = Some(DicomFacts {
+            implementation_version: "PUMPSRV_2.4".into(),
+            ..DicomFacts::default()
+        });
+        merge_wire(&mut by_ip, &v, 9, &e);
+        // An unenrolled address gathers nothing of its own.
+        assert!(!by_ip.contains_key(&"203.0.113.9".parse::<IpAddr>().unwrap()));
+        let ehr = &by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()];
+        let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
+        let kinds = |w: &Wire| {
+            w.exposures
+                .iter()
+                .map(|e| (e.kind, e.evidence.clone()))
+                .collect::<Vec<_>>()
+        };
+        // Both ends of a default-credential event are exposed by it.
+        assert!(kinds(ehr).contains(&(
+            ExposureKind::DefaultCredentials,
+            "event 7 WG-NET-002".into()
+        )));
+        assert!(kinds(pump)
+            .iter()
+            .any(|(k, e)| *k == ExposureKind::ReachableFromOutside && e.starts_with("event 8")));
+        assert!(!kinds(ehr)
+            .iter()
+            .any(|(k, _)| *k == ExposureKind::ReachableFromOutside));
+        // The version is the sender's own, not its peer's.
+        assert_eq!(pump.versions, ["PUMPSRV_2.4".to_owned()].into());
+        assert!(ehr.versions.is_empty());
+        // Flows by service port: the EHR opened one to 13575; the pump server
+        // was called on 104 from outside and called the EHR's 104.
+        assert!(ehr.flows.contains_key(&(
+            Direction::FromDevice,
+            "127.0.0.3".parse().unwrap(),
+            13575,
+            true
+        )));
+        assert!(pump.flows.contains_key(&(
+            Direction::ToDevice,
+            "203.0.113.9".parse().unwrap(),
+            104,
+            false
+        )));
+        assert!(pump.flows.contains_key(&(
+            Direction::FromDevice,
+            "127.0.0.2".parse().unwrap(),
+            104,
+            true
+        )));
+    }
+}
