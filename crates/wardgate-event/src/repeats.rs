@@ -64,7 +64,10 @@ impl Repeats {
 
     /// An event about to be recorded at `now_ms` (a monotonic clock): a repeat
     /// within its episode becomes a record. Flood alerts have episodes of
-    /// their own and are left alone.
+    /// their own and are left alone, and so are device-risk findings
+    /// (`WG-RISK-*`, `WG-MUD-*`): each is already one change, for one device
+    /// and one advisory or flow, and carries no source address to tell
+    /// them apart.
     pub fn observe(&mut self, e: &mut Event, now_ms: u64) {
         if e.event.kind != Kind::Alert {
             return;
@@ -72,7 +75,11 @@ impl Repeats {
         let Some(rule) = e.rule.as_ref() else {
             return;
         };
-        if rule.id.starts_with("WG-FLOOD-") || rule.id == rules::REPEATED_ALERTS.id {
+        if rule.id.starts_with("WG-FLOOD-")
+            || rule.id.starts_with("WG-RISK-")
+            || rule.id.starts_with("WG-MUD-")
+            || rule.id == rules::REPEATED_ALERTS.id
+        {
             return;
         }
         let key = Key {
@@ -188,6 +195,35 @@ mod tests {
         );
         e.wardgate.route = Some("imaging".into());
         e
+    }
+
+    /// Regression: every new advisory hit of one assessment was recorded as a
+    /// repeat of the first (no source, no route: one episode), so only the
+    /// first reached the SIEM as an alert.
+    #[test]
+    fn risk_findings_are_each_an_alert() {
+        let mut r = Repeats::new(60_000, 16);
+        for (i, rule) in [
+            rules::RISK_ADVISORY,
+            rules::RISK_ADVISORY,
+            rules::RISK_THRESHOLD,
+            rules::MUD_DEVIATION,
+            rules::MUD_DEVIATION,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = Event::new(
+                format!("t{i}"),
+                Action::Alerted,
+                String::new(),
+                Stage::Inventory,
+            )
+            .with_rule(rule);
+            r.observe(&mut e, i as u64);
+            assert_eq!(e.event.kind, Kind::Alert, "{}", rule.id);
+            assert!(e.wardgate.repeat.is_none());
+        }
     }
 
     #[test]
