@@ -129,7 +129,8 @@ impl TlsParser {
             // The record header.
             if self.rec.len() < 5 {
                 let take = (5 - self.rec.len()).min(data.len());
-                self.rec.extend_from_slice(data.get(..take).unwrap_or_default());
+                self.rec
+                    .extend_from_slice(data.get(..take).unwrap_or_default());
                 data = data.get(take..).unwrap_or_default();
                 if self.rec.len() < 5 {
                     return;
@@ -143,7 +144,8 @@ impl TlsParser {
             let len = record_len(&self.rec);
             let have = self.rec.len() - 5;
             let take = (len - have).min(data.len());
-            self.rec.extend_from_slice(data.get(..take).unwrap_or_default());
+            self.rec
+                .extend_from_slice(data.get(..take).unwrap_or_default());
             data = data.get(take..).unwrap_or_default();
             if self.rec.len() - 5 < len {
                 return;
@@ -212,7 +214,8 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| usize::from(b[0]))
     }
     fn u16(&mut self) -> Option<usize> {
-        self.take(2).map(|b| usize::from(b[0]) << 8 | usize::from(b[1]))
+        self.take(2)
+            .map(|b| usize::from(b[0]) << 8 | usize::from(b[1]))
     }
     fn u24(&mut self) -> Option<usize> {
         self.take(3)
@@ -376,9 +379,15 @@ fn time(tag: u8, v: &[u8]) -> Option<String> {
                 return None;
             }
             let century = if yy[0] >= b'5' { "19" } else { "20" };
-            (format!("{century}{}", std::str::from_utf8(yy).ok()?), v.get(2..)?)
+            (
+                format!("{century}{}", std::str::from_utf8(yy).ok()?),
+                v.get(2..)?,
+            )
         }
-        (0x18, 15) => (std::str::from_utf8(v.get(..4)?).ok()?.to_owned(), v.get(4..)?),
+        (0x18, 15) => (
+            std::str::from_utf8(v.get(..4)?).ok()?.to_owned(),
+            v.get(4..)?,
+        ),
         _ => return None,
     };
     if !digits(year.as_bytes()) || rest.get(10) != Some(&b'Z') || !digits(rest.get(..10)?) {

@@ -136,7 +136,10 @@ fn enrol(by_addr: &mut BTreeMap<String, Seen>, v: &Validated) {
             s.vendor = d.vendor.as_ref().map(|x| x.get_ref().clone());
             s.model = d.model.as_ref().map(|x| x.get_ref().clone());
             s.version = d.version.as_ref().map(|x| x.get_ref().clone());
-            s.criticality = d.criticality.as_ref().map(|c| c.get_ref().as_str().to_owned());
+            s.criticality = d
+                .criticality
+                .as_ref()
+                .map(|c| c.get_ref().as_str().to_owned());
         }
     }
 }
@@ -356,7 +359,16 @@ mod tests {
             implementation_class_uid: "1.2.3".into(),
             ..DicomFacts::default()
         });
+        a.wardgate.dicom.as_mut().unwrap().called_ae = "PACS".into();
         let b = event("2026-11-24T10:00:01.000Z", Action::ObservedViolation);
+        // Refused: an attempt, not the device's own; the upstream never got it.
+        let mut c = event("2026-11-24T10:00:20.000Z", Action::Blocked);
+        c.wardgate.route = Some("other".into());
+        c.wardgate.dicom = Some(DicomFacts {
+            calling_ae: "SPOOF".into(),
+            called_ae: "PACS2".into(),
+            ..DicomFacts::default()
+        });
         let mut inv = Event::new(
             "2026-11-24T10:00:09.000Z".into(),
             Action::Observed,
@@ -376,20 +388,95 @@ mod tests {
             i.seen = false;
         }
         // Through JSON, as `wardgate devices` reads them.
-        for e in [a, b, inv, unseen] {
+        for e in [a, b, c, inv, unseen] {
             let e: Event = serde_json::from_slice(&e.to_json()).unwrap();
             merge_event(&mut by_addr, &e);
         }
-        assert_eq!(by_addr.len(), 1, "an address never seen is not listed");
+        assert_eq!(
+            by_addr.keys().collect::<Vec<_>>(),
+            ["10.0.0.2", "10.0.0.9"],
+            "an address never seen is not listed"
+        );
         let s = &by_addr["10.0.0.9"];
-        assert_eq!((s.allowed, s.alerted, s.blocked), (1, 0, 1));
+        assert_eq!((s.allowed, s.alerted, s.blocked, s.served), (1, 0, 2, 0));
+        assert_eq!(s.roles, ["client".to_owned()].into());
         assert_eq!(s.protocols, ["dicom".to_owned()].into());
         assert_eq!(s.routes, ["modality".to_owned()].into());
+        assert_eq!(s.attempted_routes, ["other".to_owned()].into());
         assert_eq!(s.ae_titles, ["CT01".to_owned()].into());
+        assert_eq!(s.attempted_ae_titles, ["SPOOF".to_owned()].into());
         assert_eq!(s.implementation_class_uids, ["1.2.3".to_owned()].into());
         assert!(s.implementation_versions.is_empty());
         assert_eq!(s.macs, ["02:00:00:00:00:09".to_owned()].into());
         assert_eq!(s.first_seen.as_deref(), Some("2026-11-24T10:00:01.000Z"));
-        assert_eq!(s.last_seen.as_deref(), Some("2026-11-24T10:00:08.000Z"));
+        // The upstream: seen when traffic reached it, not when it was refused.
+        let up = &by_addr["10.0.0.2"];
+        assert_eq!((up.allowed, up.blocked, up.served), (0, 0, 2));
+        assert_eq!(up.roles, ["server".to_owned()].into());
+        assert_eq!(up.protocols, ["dicom".to_owned()].into());
+        assert_eq!(up.routes, ["modality".to_owned()].into());
+        assert_eq!(up.ae_titles, ["PACS".to_owned()].into());
+        assert!(up.attempted_ae_titles.is_empty());
+        assert_eq!(up.first_seen.as_deref(), Some("2026-11-24T10:00:01.000Z"));
+        assert_eq!(up.last_seen.as_deref(), Some("2026-11-24T10:00:05.000Z"));
+        let s = &by_addr["10.0.0.9"];
+        assert_eq!(s.last_seen.as_deref(), Some("2026-11-24T10:00:20.000Z"));
+    }
+
+    #[test]
+    fn enrolled_devices_carry_what_the_configuration_declares() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = include_str!("../../../examples/minimal.toml").replace(
+            "kind = \"infusion-pump-server\"\n",
+            "kind = \"infusion-pump-server\"\nvendor = \"Acme\"\nmodel = \"PumpServer\"\nversion = \"4.2\"\ncriticality = \"life-supporting\"\n",
+        );
+        let v = wardgate_config::Config::parse(&site, "site.toml", dir.path()).unwrap();
+        // No audit log yet: only enrolment.
+        let inv = inventory(dir.path(), Some(&v)).unwrap();
+        let s = &inv["127.0.0.3"];
+        assert_eq!(s.address, "127.0.0.3");
+        assert_eq!(s.device.as_deref(), Some("pump-server"));
+        assert_eq!(
+            (
+                s.vendor.as_deref(),
+                s.model.as_deref(),
+                s.version.as_deref()
+            ),
+            (Some("Acme"), Some("PumpServer"), Some("4.2"))
+        );
+        assert_eq!(s.criticality.as_deref(), Some("life-supporting"));
+        assert!(s.last_seen.is_none() && s.roles.is_empty());
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json["vendor"], "Acme");
+        assert_eq!(json["criticality"], "life-supporting");
+        assert!(inv["127.0.0.2"].vendor.is_none());
+        assert!(serde_json::to_value(&inv["127.0.0.2"])
+            .unwrap()
+            .get("vendor")
+            .is_none());
+    }
+
+    #[test]
+    fn passive_software_evidence_is_merged() {
+        let mut by_addr = BTreeMap::new();
+        let inv = DeviceSeen {
+            address: "10.0.0.8".into(),
+            seen: true,
+            services: ["http/80".to_owned()].into(),
+            http_banners: ["server: Boa/0.94".to_owned()].into(),
+            smb_dialects: ["SMB 3.1.1".to_owned()].into(),
+            tls_certificates: ["subject=pacs issuer=ca".to_owned()].into(),
+            hl7_software: ["Acme Gw 1.0".to_owned()].into(),
+            ..DeviceSeen::default()
+        };
+        merge_inventory(&mut by_addr, &inv);
+        let s = &by_addr["10.0.0.8"];
+        assert_eq!(s.roles, ["server".to_owned()].into());
+        assert_eq!(s.smb_dialects.len(), 1);
+        assert_eq!(s.tls_certificates.len(), 1);
+        assert_eq!(
+            s.software(),
+            ["Acme Gw 1.0".to_owned(), "server: Boa/0.94".to_owned()].into()
+        );
     }
 }

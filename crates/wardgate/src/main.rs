@@ -8,6 +8,7 @@ mod demo;
 mod demo_dicom;
 mod demo_mqtt;
 mod devices;
+mod draft;
 mod library;
 mod queue;
 mod scan;

@@ -553,8 +553,14 @@ fn software_evidence_is_inventoried_per_address() {
         "10.9.9.9:40000",
         "10.9.9.8:80",
         &[
-            (true, b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: PumpAgent/3.1\r\n\r\n"),
-            (false, b"HTTP/1.1 200 OK\r\nServer: Boa/0.94.14rc21\r\nContent-Length: 0\r\n\r\n"),
+            (
+                true,
+                b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: PumpAgent/3.1\r\n\r\n",
+            ),
+            (
+                false,
+                b"HTTP/1.1 200 OK\r\nServer: Boa/0.94.14rc21\r\nContent-Length: 0\r\n\r\n",
+            ),
         ],
     );
     session(
@@ -577,8 +583,14 @@ fn software_evidence_is_inventoried_per_address() {
     );
     let client = obs.inventory.get("10.9.9.9".parse().unwrap()).unwrap();
     let server = obs.inventory.get("10.9.9.8".parse().unwrap()).unwrap();
-    assert_eq!(client.http_banners, ["user-agent: PumpAgent/3.1".to_owned()].into());
-    assert_eq!(server.http_banners, ["server: Boa/0.94.14rc21".to_owned()].into());
+    assert_eq!(
+        client.http_banners,
+        ["user-agent: PumpAgent/3.1".to_owned()].into()
+    );
+    assert_eq!(
+        server.http_banners,
+        ["server: Boa/0.94.14rc21".to_owned()].into()
+    );
     assert_eq!(
         client.smb_dialects,
         ["NT LM 0.12".to_owned(), "SMB 2.002".to_owned()].into()
@@ -587,7 +599,10 @@ fn software_evidence_is_inventoried_per_address() {
         client.hl7_software,
         ["Acme Medical Monitor Gateway 4.2.1 build b77".to_owned()].into()
     );
-    assert_eq!(client.tls_certificates, ["sni=pacs.example".to_owned()].into());
+    assert_eq!(
+        client.tls_certificates,
+        ["sni=pacs.example".to_owned()].into()
+    );
     let tls = obs.inventory.get("10.9.9.6".parse().unwrap()).unwrap();
     assert!(tls.services.contains("tls/443"), "{tls:?}");
 }

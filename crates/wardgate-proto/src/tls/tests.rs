@@ -126,11 +126,23 @@ fn not_tls_encrypted_and_gaps_stop() {
 
 #[test]
 fn der_times_and_strings() {
-    assert_eq!(time(0x17, b"491231235959Z").as_deref(), Some("2049-12-31T23:59:59Z"));
-    assert_eq!(time(0x17, b"500101000000Z").as_deref(), Some("1950-01-01T00:00:00Z"));
-    assert_eq!(time(0x18, b"20310131120000Z").as_deref(), Some("2031-01-31T12:00:00Z"));
+    assert_eq!(
+        time(0x17, b"491231235959Z").as_deref(),
+        Some("2049-12-31T23:59:59Z")
+    );
+    assert_eq!(
+        time(0x17, b"500101000000Z").as_deref(),
+        Some("1950-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        time(0x18, b"20310131120000Z").as_deref(),
+        Some("2031-01-31T12:00:00Z")
+    );
     assert_eq!(time(0x17, b"4912312359x9Z"), None);
-    assert_eq!(directory_string(0x1e, &[0, b'h', 0, b'i']).as_deref(), Some("hi"));
+    assert_eq!(
+        directory_string(0x1e, &[0, b'h', 0, b'i']).as_deref(),
+        Some("hi")
+    );
     assert_eq!(directory_string(0x0c, b"a\nb").as_deref(), Some("a?b"));
     assert_eq!(certificate_summary(b"\x30\x03\x02\x01\x00"), None);
 }
