@@ -269,6 +269,7 @@ pub(crate) fn facts_of(msg: &Message<'_>) -> Hl7Facts {
         sending_application: bounded(&msg.sending_application().component(1).text()),
         sending_facility: bounded(&msg.sending_facility().component(1).text()),
         version: bounded(&msg.version().component(1).text()),
+        software: bounded(&msg.software()),
         ack_code: String::new(),
     }
 }
@@ -298,12 +299,14 @@ fn routine_json(
         msg.sending_facility().component(1).text(),
         msg.version().component(1).text(),
     );
+    let software = msg.software();
     let facts = RoutineHl7 {
         message_type: (&code, &trigger),
         control_id: &control_id,
         sending_application: &app,
         sending_facility: &facility,
         version: &version,
+        software: &software,
     };
     match flow.connection_id {
         Some(id) => {

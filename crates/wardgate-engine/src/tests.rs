@@ -517,6 +517,7 @@ proptest::proptest! {
         facility in text_strategy(),
         control in text_strategy(),
         version in text_strategy(),
+        sft in proptest::option::of((text_strategy(), text_strategy())),
         trigger in "[A-Z0-9]{1,3}|[A-Z0-9é]{0,200}",
         route_id in "[a-z-]{1,10}|.{0,30}",
         device in proptest::option::of(".{0,20}"),
@@ -532,8 +533,12 @@ proptest::proptest! {
                 .collect::<String>()
         };
         let control = { let c = clean(&control); if c.is_empty() { "X".to_owned() } else { c } };
+        // An SFT segment (software evidence) or none.
+        let sft = sft.map_or(String::new(), |(vendor, product)| {
+            format!("SFT|{}^L|4.2|{}|b7\r", clean(&vendor), clean(&product))
+        });
         let payload = format!(
-            "MSH|^~\\&|{}|{}|EHR|ICU|20261124101500||ORU^{}^ORU_R01|{}|P|{}\rOBX|1|NM|x||1\r",
+            "MSH|^~\\&|{}|{}|EHR|ICU|20261124101500||ORU^{}^ORU_R01|{}|P|{}\r{sft}OBX|1|NM|x||1\r",
             clean(&app), clean(&facility), clean(&trigger), control, clean(&version)
         );
         let site = SITE.replace("\"RGV^O15\", ", "\"RGV^O15\", \"ORU\", ");

@@ -246,6 +246,8 @@ pub struct RoutineHl7<'a> {
     pub sending_facility: &'a str,
     /// MSH-12.1.
     pub version: &'a str,
+    /// The first SFT segment (`Hl7Facts::software`); empty without one.
+    pub software: &'a str,
 }
 
 /// The fields of an event that are the same for every record of one flow on
@@ -385,6 +387,7 @@ pub fn write_routine(
         (b"sending_application", hl7.sending_application),
         (b"sending_facility", hl7.sending_facility),
         (b"version", hl7.version),
+        (b"software", hl7.software),
     ] {
         if !text.is_empty() {
             out.extend_from_slice(b",\"");

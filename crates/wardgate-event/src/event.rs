@@ -497,6 +497,10 @@ pub struct Hl7Facts {
     /// MSH-12 version id.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub version: String,
+    /// The first SFT segment (HL7 v2.5+ software): `vendor product version`
+    /// from SFT-1.1, SFT-3 and SFT-2 (what the sending software says it is).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub software: String,
     /// Acknowledgement code wardgate answered with, when it answered itself (AR/AE).
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub ack_code: String,
@@ -977,6 +981,24 @@ pub struct DeviceSeen {
     /// MQTT client ids.
     #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
     pub mqtt_client_ids: BTreeSet<String>,
+    /// HL7 SFT segments it sent: `vendor product version` (SFT-1.1, SFT-3,
+    /// SFT-2), with `build BINARY-ID` (SFT-4) when given.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub hl7_software: BTreeSet<String>,
+    /// HTTP banners: the `Server` header of its responses (as a server), the
+    /// `User-Agent` of its requests (as a client), as `server: TEXT` and
+    /// `user-agent: TEXT`.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub http_banners: BTreeSet<String>,
+    /// SMB dialects it offered (client) or negotiated (server): `NT LM 0.12`,
+    /// `SMB 2.1`, `SMB 3.1.1`...
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub smb_dialects: BTreeSet<String>,
+    /// TLS: certificates it presented in clear (TLS 1.2 and earlier), as
+    /// `subject=CN issuer=CN not_after=TIME`, and server names it asked for
+    /// (`sni=NAME`).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
+    pub tls_certificates: BTreeSet<String>,
     /// Accounts seen logging in (never the secret).
     #[serde(skip_serializing_if = "BTreeSet::is_empty", default)]
     pub accounts: BTreeSet<String>,

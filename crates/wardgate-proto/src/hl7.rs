@@ -401,6 +401,15 @@ impl<'a> Message<'a> {
         self.segments().filter(move |s| s.id() == id)
     }
 
+    /// What the first SFT segment (HL7 v2.5+ software) says the sending
+    /// software is, as [`software`] writes it; empty without one.
+    pub fn software(&self) -> String {
+        self.segments_named(b"SFT")
+            .next()
+            .map(|s| software(&s))
+            .unwrap_or_default()
+    }
+
     fn segment_at(&self, s: u32, e: u32) -> Segment<'a> {
         let raw = self.raw.get(s as usize..e as usize).unwrap_or_default();
         Segment {
@@ -602,6 +611,38 @@ pub struct Segment<'a> {
     raw: &'a [u8],
     delims: Delimiters,
     is_msh: bool,
+}
+
+/// An SFT segment as one evidence string: `vendor product version` from SFT-1.1
+/// (the organisation's name), SFT-3 (product name) and SFT-2 (certified version
+/// or release number), then `build ID` when SFT-4 (binary id) is given; parts
+/// that are empty are left out, and whitespace runs become one space. Empty
+/// when every part is.
+pub fn software(sft: &Segment<'_>) -> String {
+    let mut out = String::new();
+    let parts = [
+        ("", sft.field(1).component(1).text()),
+        ("", sft.field(3).component(1).text()),
+        ("", sft.field(2).component(1).text()),
+        ("build ", sft.field(4).component(1).text()),
+    ];
+    for (label, text) in parts {
+        let mut words = text.split_whitespace().peekable();
+        if words.peek().is_none() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(label);
+        for (i, w) in words.enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(w);
+        }
+    }
+    out
 }
 
 impl<'a> Segment<'a> {

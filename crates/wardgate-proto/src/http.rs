@@ -728,5 +728,91 @@ fn decode_base64(input: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// The server-to-client direction, for the inventory only: the `Server` field
+/// of the first response head (RFC 9110 section 10.2.4), the software the
+/// server says it runs. Not a response parser: bodies are not followed, so only
+/// the first head is read, buffered up to [`ServerBanner::MAX_HEAD_BYTES`];
+/// a stream that does not start `HTTP/1.`, a head over the limit, or a gap
+/// before the head was complete end it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBanner {
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl ServerBanner {
+    /// Most bytes of the first response head buffered.
+    pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+    /// A banner reader at the start of a connection.
+    pub fn new() -> Self {
+        ServerBanner::default()
+    }
+
+    /// Bytes held for an incomplete first head.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether it has read what it will ever read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Bytes were lost: the first head can no longer be found.
+    pub fn gap(&mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.buf = Vec::new();
+    }
+
+    /// Feeds the next bytes of the server-to-client stream; returns the first
+    /// response's `Server` field value (trimmed, maybe empty) once, when the
+    /// head is complete and has one.
+    pub fn feed(&mut self, data: &[u8]) -> Option<String> {
+        if self.done || data.is_empty() {
+            return None;
+        }
+        let room = Self::MAX_HEAD_BYTES - self.buf.len();
+        let before = self.buf.len();
+        self.buf
+            .extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        const START: &[u8] = b"HTTP/1.";
+        let n = self.buf.len().min(START.len());
+        if self.buf.get(..n) != START.get(..n) {
+            self.finish();
+            return None;
+        }
+        // The end of the head: an empty line, after LF or CRLF (the scan
+        // restarts a little before the new bytes, for an end split across chunks).
+        let from = before.saturating_sub(2);
+        let tail = self.buf.get(from..).unwrap_or_default();
+        let end = (0..tail.len()).find_map(|i| match tail.get(i..) {
+            Some([b'\n', b'\n', ..]) => Some(from + i + 2),
+            Some([b'\n', b'\r', b'\n', ..]) => Some(from + i + 3),
+            _ => None,
+        });
+        let Some(end) = end else {
+            if self.buf.len() >= Self::MAX_HEAD_BYTES {
+                self.finish();
+            }
+            return None;
+        };
+        let head = std::mem::take(&mut self.buf);
+        self.finish();
+        let head = head.get(..end).unwrap_or_default();
+        head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = memchr(b':', line)?;
+            let (name, value) = (line.get(..colon)?, line.get(colon + 1..)?);
+            name.eq_ignore_ascii_case(b"server")
+                .then(|| String::from_utf8_lossy(value.trim_ascii()).into_owned())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

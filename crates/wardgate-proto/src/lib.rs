@@ -16,6 +16,8 @@
 //!   topics (passive); [`mqtt::codec`]: the inline proxy's MQTT 3.1.1/5.0
 //!   framing, full validation into borrowed views, topic aliases and refusals.
 //! - [`smb`]: NetBIOS session framing, SMB1/SMB2 headers and NEGOTIATE dialects.
+//! - [`tls`]: TLS handshakes seen passively: ClientHello server names and the
+//!   certificates TLS 1.2 and earlier send in clear (inventory only).
 
 pub mod anomaly;
 pub mod dicom;
@@ -27,5 +29,6 @@ pub mod mqtt;
 pub mod registry;
 pub mod smb;
 pub mod telnet;
+pub mod tls;
 
 pub use anomaly::{catalogue, Anomaly, Rule, Severity};

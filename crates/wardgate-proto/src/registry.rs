@@ -27,6 +27,8 @@ pub enum Proto {
     Http,
     /// SMB over NetBIOS session service / direct TCP.
     Smb,
+    /// TLS (any application inside): only its handshake is read, for the inventory.
+    Tls,
     /// Not (yet) recognised.
     Unknown,
 }
@@ -126,6 +128,17 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         // FTP's client speaks second (after the server's banner): by port only.
         sniff: never,
         server_sniff: ftp_banner,
+        rules: &[],
+    },
+    ProtocolInfo {
+        proto: Proto::Tls,
+        name: "tls",
+        inline: false,
+        clinical: false,
+        // HTTPS, DICOM TLS (PS3.15 B.1), MQTT over TLS.
+        ports: &[443, 8443, 2762, 8883],
+        sniff: sniff_tls,
+        server_sniff: never,
         rules: &[],
     },
 ];
@@ -233,6 +246,11 @@ fn sniff_http(first: &[u8]) -> bool {
     METHODS.iter().any(|m| first.starts_with(m))
 }
 
+/// A TLS handshake record (RFC 5246 6.2.1): content type 22, version 3.x.
+fn sniff_tls(first: &[u8]) -> bool {
+    matches!(first, [0x16, 0x03, 0x00..=0x04, ..])
+}
+
 /// A Telnet option negotiation (IAC WILL/WONT/DO/DONT).
 fn sniff_telnet(first: &[u8]) -> bool {
     matches!(first, [0xff, 0xfb..=0xfe, ..])
@@ -274,7 +292,8 @@ mod tests {
 
     #[test]
     fn sniffing_recognises_each_protocols_opening() {
-        let cases: [(&[u8], Proto); 7] = [
+        let cases: [(&[u8], Proto); 8] = [
+            (b"\x16\x03\x01\x02\x00\x01", Proto::Tls),
             (b"\x0bMSH|^~\\&|", Proto::Hl7Mllp),
             (b"\x01\x00\x00\x00\x00\xcd\x00\x01\x00\x00", Proto::Dicom),
             (b"\x10\x1a\x00\x04MQTT\x04\x02\x00\x3c", Proto::Mqtt),

@@ -65,6 +65,32 @@ pub enum Dialect<'a> {
     Revision(u16),
 }
 
+impl Dialect<'_> {
+    /// The dialect's name for an inventory: an SMB1 dialect string as sent
+    /// (lossy UTF-8), an SMB2/3 revision as `SMB 2.0.2`, `SMB 2.1`, `SMB 3.0`,
+    /// `SMB 3.0.2`, `SMB 3.1.1` (`SMB 2.???` for the wildcard, `SMB2 0xNNNN`
+    /// for a revision the specification does not name). `None` for an SMB1
+    /// response's index, which names nothing without its request.
+    pub fn name(&self) -> Option<String> {
+        Some(match *self {
+            Dialect::Name(n) => String::from_utf8_lossy(n).into_owned(),
+            Dialect::Index(_) => return None,
+            Dialect::Revision(r) => match r {
+                0x0202 => "SMB 2.0.2".to_owned(),
+                0x0210 => "SMB 2.1".to_owned(),
+                0x0222 => "SMB 2.2.2".to_owned(),
+                0x0224 => "SMB 2.2.4".to_owned(),
+                0x02FF => "SMB 2.???".to_owned(),
+                0x0300 => "SMB 3.0".to_owned(),
+                0x0302 => "SMB 3.0.2".to_owned(),
+                0x0310 => "SMB 3.1".to_owned(),
+                0x0311 => "SMB 3.1.1".to_owned(),
+                r => format!("SMB2 0x{r:04X}"),
+            },
+        })
+    }
+}
+
 /// What a message said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SmbEvent<'a> {

@@ -602,6 +602,7 @@ mod tests {
             sending_application: "EHR",
             sending_facility: "ICU",
             version: "2.5",
+            software: "",
         };
         write_routine(
             &mut line,

@@ -72,6 +72,7 @@ fn build(specs: &[Spec]) -> Vec<Record> {
                         sending_application: "EHR",
                         sending_facility: "ICU",
                         version: "2.5",
+                        software: "",
                     },
                     100 + usize::from(b),
                 );
@@ -710,6 +711,7 @@ fn a_connection_that_outlives_the_retention_still_expands() {
                 sending_application: "EHR",
                 sending_facility: "ICU",
                 version: "2.5",
+                software: "",
             },
             100,
         );

@@ -58,6 +58,15 @@ struct Common {
     filter: Option<String>,
     #[command(flatten)]
     gap: crate::GapArg,
+    /// After the analysis, write the addresses seen that no device is enrolled
+    /// at to this file as a draft device list (`[[device]]` entries with the
+    /// evidence as comments), for review before naming it in `device_files`.
+    /// An existing file is refused unless --force.
+    #[arg(long, value_name = "FILE.toml")]
+    draft_devices: Option<PathBuf>,
+    /// With --draft-devices: replace the file if it exists.
+    #[arg(long, requires = "draft_devices")]
+    force: bool,
 }
 
 /// The summary of one run (last JSON line with `--json`).
@@ -134,6 +143,9 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
         .as_deref()
         .map(wardgate_capture::filter::Filter::parse)
         .transpose()?;
+    if let Some(p) = &a.draft_devices {
+        crate::draft::check_target(p, a.force)?;
+    }
     let mut v = crate::load(&a.config)?;
     if let Some(d) = &a.data_dir {
         v.data_dir = d.clone();
@@ -157,7 +169,12 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     let mut failed = None;
     let mut write_err = None;
     let who = crate::identity(&v);
+    // AE titles seen in traffic policy refused: not a draft device's own.
+    let mut refused_ae = std::collections::BTreeSet::new();
     let mut sink = |r: Record| {
+        if let Record::Event(e) = &r {
+            note_refused_ae(&mut refused_ae, e);
+        }
         // What is printed is what wardgate emits: stamped with who saw it.
         let line = match &r {
             Record::Event(e) if a.json => {
@@ -253,6 +270,28 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     if let Some(e) = write_err {
         return Err(e).context("writing the report");
     }
+    if let Some(path) = &a.draft_devices {
+        let devices = analyzer.observer.inventory.all();
+        let n = crate::draft::write(
+            path,
+            a.force,
+            crate::draft::Draft {
+                devices: &devices,
+                refused_ae: &refused_ae,
+                taken_ids: v
+                    .config
+                    .devices
+                    .iter()
+                    .map(|d| d.id.get_ref().clone())
+                    .collect(),
+                sources: &sources,
+            },
+        )?;
+        eprintln!(
+            "wardgate: {n} unenrolled device(s) written to {} for review",
+            path.display()
+        );
+    }
     let summary = Summary {
         summary: true,
         captures: sources,
@@ -283,6 +322,27 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Notes the AE titles of an event policy refused (or would have), by the
+/// address that used them.
+fn note_refused_ae(
+    refused: &mut std::collections::BTreeSet<(String, String)>,
+    e: &wardgate_event::event::Event,
+) {
+    use wardgate_event::event::Action;
+    if !matches!(
+        e.event.action,
+        Action::Blocked | Action::ObservedViolation | Action::WouldBlock
+    ) {
+        return;
+    }
+    let Some(d) = &e.wardgate.dicom else { return };
+    for (end, ae) in [(&e.source, &d.calling_ae), (&e.destination, &d.called_ae)] {
+        if let Some(end) = end.as_ref().filter(|_| !ae.is_empty()) {
+            refused.insert((end.ip.to_string(), ae.trim().to_owned()));
+        }
+    }
 }
 
 /// The analyser for a validated site.
@@ -383,6 +443,10 @@ fn print_summary(
             ("implementation", &d.implementation_versions),
             ("MQTT client", &d.mqtt_client_ids),
             ("accounts", &d.accounts),
+            ("HL7 software", &d.hl7_software),
+            ("HTTP", &d.http_banners),
+            ("SMB", &d.smb_dialects),
+            ("TLS", &d.tls_certificates),
         ] {
             if !set.is_empty() {
                 facts.push(format!(

@@ -9,6 +9,7 @@ mod demo_dicom;
 mod demo_mqtt;
 mod devices;
 mod devices_import;
+mod draft;
 mod library;
 mod queue;
 mod risk;

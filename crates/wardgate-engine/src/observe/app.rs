@@ -18,7 +18,7 @@ use wardgate_proto::anomaly::Anomaly;
 use wardgate_proto::dicom::{self, Command, Pdu, PduType};
 use wardgate_proto::mllp::{self, Framer};
 use wardgate_proto::mqtt::codec::Framed;
-use wardgate_proto::{ftp, http, mqtt, smb, telnet};
+use wardgate_proto::{ftp, http, mqtt, smb, telnet, tls};
 
 /// What a session's handler needs from the observer for one call.
 pub(super) struct Ctx<'a, 'o> {
@@ -148,12 +148,22 @@ pub(super) enum App {
     Ftp(Box<FtpSession>),
     /// Telnet: logins.
     Telnet(Box<telnet::TelnetParser>),
-    /// HTTP/1.x: Basic authentication.
-    Http(Box<http::HttpParser>),
+    /// HTTP/1.x: Basic authentication; User-Agent and Server banners.
+    Http(Box<HttpSession>),
     /// MQTT, both directions.
     Mqtt(Box<MqttApp>),
-    /// SMB, both directions: SMBv1.
+    /// SMB, both directions: SMBv1, dialects.
     Smb(Box<SmbSession>),
+    /// TLS, both directions: server names, certificates sent in clear.
+    Tls(Box<[tls::TlsParser; 2]>),
+}
+
+/// HTTP: requests parsed; the first response's `Server` banner.
+pub(super) struct HttpSession {
+    requests: http::HttpParser,
+    banner: http::ServerBanner,
+    /// The client's User-Agent was inventoried (once per connection).
+    user_agent: bool,
 }
 
 /// FTP: the user name waits for its password.
@@ -162,10 +172,12 @@ pub(super) struct FtpSession {
     user: Vec<u8>,
 }
 
-/// SMB: each direction parsed; SMBv1 reported once per connection.
+/// SMB: each direction parsed; SMBv1 reported once per connection; the
+/// client's SMB1 dialect names kept to name the one the server chose.
 pub(super) struct SmbSession {
     parsers: [smb::SmbParser; 2],
     reported: bool,
+    smb1_offered: Vec<String>,
 }
 
 impl Ctx<'_, '_> {
@@ -220,7 +232,15 @@ impl App {
             Proto::Telnet => App::Telnet(Box::new(telnet::TelnetParser::new(
                 telnet::Limits::default(),
             ))),
-            Proto::Http => App::Http(Box::new(http::HttpParser::new(http::Limits::default()))),
+            Proto::Http => App::Http(Box::new(HttpSession {
+                requests: http::HttpParser::new(http::Limits::default()),
+                banner: http::ServerBanner::new(),
+                user_agent: false,
+            })),
+            Proto::Tls => App::Tls(Box::new([
+                tls::TlsParser::new(tls::Limits::default()),
+                tls::TlsParser::new(tls::Limits::default()),
+            ])),
             Proto::Mqtt => App::Mqtt(Box::new(MqttApp {
                 parsers: [
                     mqtt::MqttParser::new(mqtt::Limits::default()),
@@ -238,6 +258,7 @@ impl App {
                     smb::SmbParser::new(smb::Limits::default()),
                 ],
                 reported: false,
+                smb1_offered: Vec::new(),
             })),
             Proto::Unknown => App::Ignored,
         }
@@ -278,13 +299,48 @@ impl App {
                 }
             }
             App::Http(h) if from_client => {
-                h.feed(data, &mut |ev| {
-                    if let http::HttpEvent::Request { basic, .. } = ev {
+                let HttpSession {
+                    requests,
+                    user_agent: ua_seen,
+                    ..
+                } = &mut **h;
+                requests.feed(data, &mut |ev| {
+                    if let http::HttpEvent::Request {
+                        basic, user_agent, ..
+                    } = ev
+                    {
                         ctx.obs.counts.http_requests += 1;
+                        if let Some(ua) = user_agent.filter(|_| !*ua_seen) {
+                            *ua_seen = true;
+                            let ua = String::from_utf8_lossy(ua);
+                            banner(ctx, ctx.client.ip(), "user-agent", &ua);
+                        }
                         if let Some(http::BasicAuth::Credentials { user, password }) = basic {
                             ctx.login(Proto::Http, "HTTP Basic", user, Some(password));
                         }
                     }
+                });
+            }
+            App::Http(h) => {
+                if let Some(server) = h.banner.feed(data) {
+                    banner(ctx, ctx.server.ip(), "server", &server);
+                }
+            }
+            App::Tls(parsers) => {
+                let (ip, parser) = if from_client {
+                    (ctx.client.ip(), &mut parsers[0])
+                } else {
+                    (ctx.server.ip(), &mut parsers[1])
+                };
+                parser.feed(data, &mut |ev| {
+                    let label = match ev {
+                        tls::TlsEvent::ClientHello { sni: Some(name) } => {
+                            format!("sni={}", String::from_utf8_lossy(name))
+                        }
+                        tls::TlsEvent::Certificate(Some(c)) => c.label(),
+                        _ => return,
+                    };
+                    ctx.obs.inventory.fact(ip, Fact::TlsCertificate, &label);
                 });
             }
             App::Mqtt(m) => {
@@ -313,8 +369,15 @@ impl App {
                 });
             }
             App::Smb(sm) => {
-                let SmbSession { parsers, reported } = &mut **sm;
+                let SmbSession {
+                    parsers,
+                    reported,
+                    smb1_offered,
+                } = &mut **sm;
                 parsers[usize::from(!from_client)].feed(data, &mut |ev| {
+                    if let smb::SmbEvent::Negotiate { dialects, .. } = &ev {
+                        smb_dialects(ctx, from_client, smb1_offered, dialects);
+                    }
                     // SMBv1 in use: the server answers an SMB1 NEGOTIATE in SMB1, or
                     // a client offers only SMB1 dialects. (A modern client's
                     // multi-protocol SMB1 NEGOTIATE offering "SMB 2.002" is not.)
@@ -348,7 +411,7 @@ impl App {
                     }
                 });
             }
-            App::Ftp(_) | App::Http(_) | App::Pending | App::Ignored => {}
+            App::Ftp(_) | App::Pending | App::Ignored => {}
         }
     }
 
@@ -383,9 +446,17 @@ impl App {
                 t.gap();
                 "Telnet login tracking restarts"
             }
-            App::Http(h) => {
-                h.gap();
+            App::Http(h) if from_client => {
+                h.requests.gap();
                 "HTTP resynchronises at the next request line"
+            }
+            App::Http(h) => {
+                h.banner.gap();
+                "HTTP responses are not parsed"
+            }
+            App::Tls(parsers) => {
+                parsers[usize::from(!from_client)].gap();
+                "TLS handshake reading stopped for this direction"
             }
             App::Mqtt(m) => {
                 m.parsers[usize::from(!from_client)].gap();
@@ -444,7 +515,8 @@ impl App {
             }
             App::Ftp(f) => f.parser.buffered() + f.user.len(),
             App::Telnet(t) => t.buffered(),
-            App::Http(h) => h.buffered(),
+            App::Http(h) => h.requests.buffered() + h.banner.buffered(),
+            App::Tls(parsers) => parsers[0].buffered() + parsers[1].buffered(),
             App::Mqtt(m) => {
                 m.parsers[0].buffered()
                     + m.parsers[1].buffered()
@@ -733,6 +805,50 @@ fn emit_records(ctx: &mut Ctx<'_, '_>, outs: &mut Vec<SessionOut>) {
     }
 }
 
+/// An HTTP banner (`server` or `user-agent`) seen from `ip`.
+fn banner(ctx: &mut Ctx<'_, '_>, ip: std::net::IpAddr, what: &str, text: &str) {
+    let text = text.trim();
+    if !text.is_empty() {
+        let label = format!("{what}: {text}");
+        ctx.obs.inventory.fact(ip, Fact::HttpBanner, &label);
+    }
+}
+
+/// The dialects of an SMB NEGOTIATE: the client's offer on the client, the
+/// server's choice on the server (an SMB1 choice named by the client's offer).
+fn smb_dialects(
+    ctx: &mut Ctx<'_, '_>,
+    from_client: bool,
+    smb1_offered: &mut Vec<String>,
+    dialects: &[smb::Dialect<'_>],
+) {
+    let ip = if from_client {
+        ctx.client.ip()
+    } else {
+        ctx.server.ip()
+    };
+    if from_client && dialects.iter().any(|d| matches!(d, smb::Dialect::Name(_))) {
+        smb1_offered.clear();
+    }
+    for d in dialects {
+        let name = match *d {
+            smb::Dialect::Index(i) => smb1_offered.get(usize::from(i)).cloned(),
+            smb::Dialect::Name(_) if from_client => {
+                let name = d.name();
+                if let Some(n) = &name {
+                    // The parser bounds a NEGOTIATE's dialects.
+                    smb1_offered.push(n.clone());
+                }
+                name
+            }
+            _ => d.name(),
+        };
+        if let Some(n) = name {
+            ctx.obs.inventory.fact(ip, Fact::SmbDialect, &n);
+        }
+    }
+}
+
 /// One HL7 message seen (either direction): counted, and the sending
 /// application and facility of the first inventoried.
 fn saw_frame(
@@ -751,6 +867,10 @@ fn saw_frame(
             let fac = m.msh().field(4).component(1).text();
             ctx.obs.inventory.fact(peer.ip(), Fact::Hl7App, &app);
             ctx.obs.inventory.fact(peer.ip(), Fact::Hl7Facility, &fac);
+            for sft in m.segments_named(b"SFT") {
+                let sw = wardgate_proto::hl7::software(&sft);
+                ctx.obs.inventory.fact(peer.ip(), Fact::Hl7Software, &sw);
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The device inventory built from observed traffic: every address seen, enrolled
 //! or not, with what identifies it (MAC, HL7 sending application and facility,
-//! DICOM AE titles and implementation, MQTT client ids), the protocols and ports it
+//! DICOM AE titles and implementation, MQTT client ids) and what the wire says of
+//! its software (HL7 SFT, HTTP banners, SMB dialects, TLS certificates), the protocols and ports it
 //! used, and when it was first and last seen. Bounded: at most
 //! [`Inventory::MAX_DEVICES`] addresses and [`MAX_VALUES`] values per set.
 
@@ -44,6 +45,15 @@ pub enum Fact {
     MqttClientId,
     /// A login account.
     Account,
+    /// HL7 SFT: `vendor product version`.
+    Hl7Software,
+    /// HTTP `Server` or `User-Agent`, as `server: TEXT` / `user-agent: TEXT`.
+    HttpBanner,
+    /// An SMB dialect offered or negotiated.
+    SmbDialect,
+    /// A TLS certificate presented (`subject=... issuer=... not_after=...`)
+    /// or a server name asked for (`sni=NAME`).
+    TlsCertificate,
 }
 
 /// Every address seen, plus the enrolled ones never seen.
@@ -130,6 +140,10 @@ impl Inventory {
             Fact::ImplementationVersion => &mut s.implementation_versions,
             Fact::MqttClientId => &mut s.mqtt_client_ids,
             Fact::Account => &mut s.accounts,
+            Fact::Hl7Software => &mut s.hl7_software,
+            Fact::HttpBanner => &mut s.http_banners,
+            Fact::SmbDialect => &mut s.smb_dialects,
+            Fact::TlsCertificate => &mut s.tls_certificates,
         };
         insert(set, &mut s.values_dropped, value);
     }

@@ -520,3 +520,89 @@ fn after_a_hole_dicom_resumes_at_a_pdu_header_that_parses() {
     assert_eq!(pdu_boundary(&pdata[..8], 65536), Boundary::Maybe(0));
     assert_eq!(pdu_boundary(b"\x01\x02\x03", 65536), Boundary::None);
 }
+
+/// A TLS 1.2 ClientHello record asking for `sni`.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let sni = sni.as_bytes();
+    let mut name = vec![0];
+    name.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    name.extend_from_slice(sni);
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&(name.len() as u16 + 2).to_be_bytes());
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend(name);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[1; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend(ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend(body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend(hs);
+    rec
+}
+
+#[test]
+fn software_evidence_is_inventoried_per_address() {
+    let mut obs = observer();
+    session(
+        &mut obs,
+        "10.9.9.9:40000",
+        "10.9.9.8:80",
+        &[
+            (
+                true,
+                b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: PumpAgent/3.1\r\n\r\n",
+            ),
+            (
+                false,
+                b"HTTP/1.1 200 OK\r\nServer: Boa/0.94.14rc21\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ],
+    );
+    session(
+        &mut obs,
+        "10.9.9.9:40001",
+        "10.9.9.8:445",
+        &[(true, &smb1_negotiate(&["NT LM 0.12", "SMB 2.002"]))],
+    );
+    session(
+        &mut obs,
+        "10.9.9.9:40002",
+        "10.9.9.7:7777",
+        &[(true, &mllp("MSH|^~\\&|MONGW|ICU|EHR|ICU|20261126||ORU^R01|C2|P|2.6\rSFT|Acme Medical^L|4.2.1|Monitor Gateway|b77\rPID|||1\r"))],
+    );
+    session(
+        &mut obs,
+        "10.9.9.9:40003",
+        "10.9.9.6:443",
+        &[(true, &client_hello("pacs.example"))],
+    );
+    let client = obs.inventory.get("10.9.9.9".parse().unwrap()).unwrap();
+    let server = obs.inventory.get("10.9.9.8".parse().unwrap()).unwrap();
+    assert_eq!(
+        client.http_banners,
+        ["user-agent: PumpAgent/3.1".to_owned()].into()
+    );
+    assert_eq!(
+        server.http_banners,
+        ["server: Boa/0.94.14rc21".to_owned()].into()
+    );
+    assert_eq!(
+        client.smb_dialects,
+        ["NT LM 0.12".to_owned(), "SMB 2.002".to_owned()].into()
+    );
+    assert_eq!(
+        client.hl7_software,
+        ["Acme Medical Monitor Gateway 4.2.1 build b77".to_owned()].into()
+    );
+    assert_eq!(
+        client.tls_certificates,
+        ["sni=pacs.example".to_owned()].into()
+    );
+    let tls = obs.inventory.get("10.9.9.6".parse().unwrap()).unwrap();
+    assert!(tls.services.contains("tls/443"), "{tls:?}");
+}

@@ -258,3 +258,24 @@ fn bytes_parsers_disagree_on_are_refused() {
         );
     }
 }
+
+#[test]
+fn sft_segment_is_software_evidence() {
+    let m = parse(b"MSH|^~\\&|PUMPGW|ICU|EHR|HOSP|20261124101500||ORU^R01|A1|P|2.6\rSFT|Acme Medical^L^^^^ACME&1.2&ISO^XX^^^123|4.2.1|Infusion  Gateway|b1234||20260101\rSFT|Other|1|Engine\r");
+    assert_eq!(
+        m.software(),
+        "Acme Medical Infusion Gateway 4.2.1 build b1234"
+    );
+    let all: Vec<String> = m.segments_named(b"SFT").map(|s| software(&s)).collect();
+    assert_eq!(
+        all,
+        [
+            "Acme Medical Infusion Gateway 4.2.1 build b1234",
+            "Other Engine 1"
+        ]
+    );
+    // Escapes are decoded; empty parts are left out; no SFT: empty.
+    let m = parse(b"MSH|^~\\&|A|B|C|D|20261124101500||ORU^R01|A1|P|2.6\rSFT|A\\T\\B||Prod\r");
+    assert_eq!(m.software(), "A&B Prod");
+    assert_eq!(parse(ORU).software(), "");
+}

@@ -435,3 +435,53 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn server_banner_of_the_first_response() {
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nserver:  Apache/2.4.41 (Ubuntu) \r\n\r\nokHTTP/1.1 200 OK\r\nServer: other\r\n\r\n";
+    // Whole, and split at every byte.
+    for split in 0..resp.len() {
+        let mut b = ServerBanner::new();
+        let (a, c) = resp.split_at(split);
+        let got: Vec<String> = [b.feed(a), b.feed(c)].into_iter().flatten().collect();
+        assert_eq!(got, ["Apache/2.4.41 (Ubuntu)"], "split at {split}");
+        assert!(b.is_done());
+        assert_eq!(b.buffered(), 0);
+    }
+    // No Server field, not HTTP, a gap first: nothing.
+    assert_eq!(ServerBanner::new().feed(b"HTTP/1.0 404 x\n\n"), None);
+    let mut b = ServerBanner::new();
+    assert_eq!(b.feed(b"SSH-2.0-OpenSSH\r\n\r\nServer: x\r\n\r\n"), None);
+    assert!(b.is_done());
+    let mut b = ServerBanner::new();
+    b.feed(b"HTTP/1.1 200 OK\r\n");
+    b.gap();
+    assert_eq!(b.feed(b"Server: x\r\n\r\n"), None);
+    // A head over the limit ends it.
+    let mut b = ServerBanner::new();
+    b.feed(b"HTTP/1.1 200 OK\r\n");
+    for _ in 0..1000 {
+        assert_eq!(b.feed(b"X-Pad: aaaaaaaaaaaaaaaaaaaaa\r\n"), None);
+        assert!(b.buffered() <= ServerBanner::MAX_HEAD_BYTES);
+    }
+    assert!(b.is_done());
+}
+
+proptest! {
+    #[test]
+    fn server_banner_never_panics_and_stays_bounded(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..8),
+        prefix in any::<bool>(),
+    ) {
+        let mut b = ServerBanner::new();
+        if prefix {
+            b.feed(b"HTTP/1.1 200 OK\r\n");
+        }
+        let mut found = 0;
+        for c in &chunks {
+            found += usize::from(b.feed(c).is_some());
+            prop_assert!(b.buffered() <= ServerBanner::MAX_HEAD_BYTES);
+        }
+        prop_assert!(found <= 1);
+    }
+}

@@ -560,3 +560,21 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn dialect_names() {
+    assert_eq!(
+        Dialect::Name(b"NT LM 0.12").name().as_deref(),
+        Some("NT LM 0.12")
+    );
+    assert_eq!(Dialect::Revision(0x0210).name().as_deref(), Some("SMB 2.1"));
+    assert_eq!(
+        Dialect::Revision(0x0311).name().as_deref(),
+        Some("SMB 3.1.1")
+    );
+    assert_eq!(
+        Dialect::Revision(0x0999).name().as_deref(),
+        Some("SMB2 0x0999")
+    );
+    assert_eq!(Dialect::Index(0).name(), None);
+}
