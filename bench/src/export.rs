@@ -215,6 +215,7 @@ fn backlog(data: &Path, n: u64) -> Result<()> {
             sending_facility: "ICU".into(),
             version: "2.6".into(),
             ack_code: "AR".into(),
+            ..Hl7Facts::default()
         });
         e.wardgate.bytes = Some(312);
         h.record(e)?;

@@ -149,6 +149,7 @@ fn fill(path: &std::path::Path, n: u64) -> Result<(u64, f64)> {
                     sending_application: "MONITOR",
                     sending_facility: "ICU",
                     version: "2.5",
+                    software: "",
                 },
                 900 + rng.below(400),
             );
