@@ -24,6 +24,9 @@ pub(crate) struct Seen {
     pub(crate) device: Option<String>,
     pub(crate) kind: Option<String>,
     pub(crate) enrolled: bool,
+    /// Its risk score (0-100, docs/risk.md), for an enrolled device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) risk: Option<u8>,
     /// Declared in the configuration (enrolled devices).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) vendor: Option<String>,
@@ -146,7 +149,20 @@ fn enrol(by_addr: &mut BTreeMap<String, Seen>, v: &Validated) {
 
 /// `v` gives enrolment; without it (`--data-dir`), what the records say.
 pub(crate) fn run(data_dir: &Path, v: Option<&Validated>, json: bool) -> anyhow::Result<ExitCode> {
-    let by_addr = inventory(data_dir, v)?;
+    let mut by_addr = inventory(data_dir, v)?;
+    // Each enrolled device's risk score (docs/risk.md); `wardgate risk` explains it.
+    if let Some(v) = v {
+        match crate::risk::assess(v, data_dir, None) {
+            Ok((risks, _)) => {
+                let score: std::collections::HashMap<&str, u8> =
+                    risks.iter().map(|r| (r.device.as_str(), r.score)).collect();
+                for s in by_addr.values_mut() {
+                    s.risk = s.device.as_deref().and_then(|d| score.get(d).copied());
+                }
+            }
+            Err(e) => eprintln!("warning: risk not assessed: {e:#}"),
+        }
+    }
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if json {
@@ -164,10 +180,11 @@ pub(crate) fn run(data_dir: &Path, v: Option<&Validated>, json: bool) -> anyhow:
     };
     writeln!(
         out,
-        "{:<16} {:<16} {:<9} {:<13} {:<14} {:<18} {:<34} {:>8} {:>8} {:>8} {:>8}  LAST SEEN",
+        "{:<16} {:<16} {:<9} {:>4} {:<13} {:<14} {:<18} {:<34} {:>8} {:>8} {:>8} {:>8}  LAST SEEN",
         "ADDRESS",
         "DEVICE",
         "ENROLLED",
+        "RISK",
         "ROLE",
         "PROTOCOLS",
         "AE TITLES",
@@ -180,10 +197,11 @@ pub(crate) fn run(data_dir: &Path, v: Option<&Validated>, json: bool) -> anyhow:
     for s in by_addr.values() {
         writeln!(
             out,
-            "{:<16} {:<16} {:<9} {:<13} {:<14} {:<18} {:<34} {:>8} {:>8} {:>8} {:>8}  {}",
+            "{:<16} {:<16} {:<9} {:>4} {:<13} {:<14} {:<18} {:<34} {:>8} {:>8} {:>8} {:>8}  {}",
             s.address,
             s.device.as_deref().unwrap_or("(unknown)"),
             if s.enrolled { "yes" } else { "NO" },
+            s.risk.map_or("-".to_owned(), |r| r.to_string()),
             join(&s.roles),
             join(&s.protocols),
             join(&s.ae_titles),

@@ -377,6 +377,18 @@ pub(crate) fn wire(data_dir: &Path, v: &Validated) -> Result<HashMap<IpAddr, Wir
 /// Adds what one recorded event shows of the enrolled addresses on either side.
 fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Event) {
     if e.wardgate.stage == Stage::Inventory {
+        // What passive analysis saw a device state of its software; risk
+        // findings (also inventory records) carry no `inventory`.
+        if let Some(inv) = &e.wardgate.inventory {
+            if let Ok(ip) = inv.address.parse::<IpAddr>() {
+                if v.device_by_ip.contains_key(&ip) {
+                    let w = by_ip.entry(ip).or_default();
+                    w.versions
+                        .extend(inv.implementation_versions.iter().cloned());
+                    w.versions.extend(inv.hl7_software.iter().cloned());
+                }
+            }
+        }
         return;
     }
     let (Some(src), Some(dst)) = (&e.source, &e.destination) else {
@@ -438,7 +450,7 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
         }
         if from_me {
             if let Some(d) = &e.wardgate.dicom {
-                if !d.implementation_version.is_empty() {
+                if !d.implementation_version.is_empty() && w.versions.len() < MAX_EVIDENCE {
                     w.versions.insert(d.implementation_version.clone());
                 }
             }
