@@ -594,3 +594,158 @@ fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
         Containment::Unknown { why } => unknown(format!("version {v} against '{shown}': {why}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csaf::{read, Limits};
+
+    const DOC: &str = r#"{"document":{"category":"csaf_security_advisory","csaf_version":"2.0","title":"Acme",
+      "publisher":{"category":"vendor","name":"Acme","namespace":"https://acme.example"},
+      "tracking":{"id":"ACME-2024-1","version":"1","current_release_date":"2024-01-01T00:00:00Z"}},
+      "product_tree":{"branches":[{"category":"vendor","name":"Acme Inc.","branches":[
+        {"category":"product_name","name":"Pump","branches":[
+          {"category":"product_version_range","name":"vers:generic/>=1.0|<2.0","product":{"product_id":"OLD","name":"Acme Pump 1.x",
+            "product_identification_helper":{"purl":"pkg:generic/acme/pump"}}},
+          {"category":"product_version","name":"2.0","product":{"product_id":"NEW","name":"Acme Pump 2.0"}},
+          {"category":"product_version","name":"3.0","product":{"product_id":"NEXT","name":"Acme Pump 3.0"}},
+          {"category":"product_version","name":"4.0","product":{"product_id":"SAFE","name":"Acme Pump 4.0"}}]}]}],
+       "full_product_names":[{"product_id":"LIB","name":"libweb",
+          "product_identification_helper":{"cpe":"cpe:2.3:a:acme:libweb:*:*:*:*:*:*:*:*"}}]},
+      "vulnerabilities":[{"cve":"CVE-2024-0001",
+        "scores":[{"products":["OLD"],"cvss_v3":{"version":"3.1","vectorString":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H","baseScore":9.8,"baseSeverity":"CRITICAL"}},
+                  {"products":["OLD"],"cvss_v3":{"version":"3.1","vectorString":"CVSS:3.1/AV:A/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N","baseScore":3.1,"baseSeverity":"LOW"}}],
+        "product_status":{"known_affected":["OLD","LIB"],"fixed":["NEW"],"under_investigation":["NEXT"],"known_not_affected":["SAFE"]},
+        "remediations":[{"category":"vendor_fix","details":"Update to 2.0","product_ids":["OLD"]}]}]}"#;
+
+    fn index() -> Index {
+        let a = read(DOC.as_bytes(), &Limits::default()).unwrap();
+        Index::new(&[a], &VendorAliases::builtin())
+    }
+
+    fn device(version: Option<&str>) -> DeviceIdentity {
+        DeviceIdentity {
+            id: "d".into(),
+            vendor: "ACME".into(),
+            model: "pump".into(),
+            version: version.map(Into::into),
+            ..DeviceIdentity::default()
+        }
+    }
+
+    #[test]
+    fn statuses_by_version() {
+        let idx = index();
+        assert_eq!(idx.len(), 5);
+        let h = idx.match_device(&device(Some("1.5")));
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].status, HitStatus::Affected);
+        assert_eq!(h[0].cvss.as_ref().map(|c| c.base_score), Some(9.8));
+        assert_eq!(
+            h[0].remediation.as_deref(),
+            Some("vendor_fix: Update to 2.0")
+        );
+        assert_eq!(
+            h[0].why,
+            "vendor 'ACME' = 'Acme Inc.' after normalisation; product 'pump' = 'Pump' exact \
+             after normalisation; version 1.5 inside vers:generic/>=1.0|<2.0"
+        );
+        let st = |v| {
+            idx.match_device(&device(Some(v)))
+                .into_iter()
+                .map(|h| h.status)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(st("2.0"), [HitStatus::Fixed]);
+        assert_eq!(st("3.0"), [HitStatus::UnderInvestigation]);
+        assert_eq!(st("4.0"), [HitStatus::NotAffected]);
+        assert!(st("5.0").is_empty());
+        // Unknown version: possibly affected by the bounded range, under
+        // investigation for 3.0; fixed and not-affected cannot be claimed.
+        let h = idx.match_device(&device(None));
+        assert_eq!(h.len(), 2);
+        assert!(
+            matches!(&h[1].status, HitStatus::PossiblyAffected { advisory_text, .. }
+            if advisory_text == "vers:generic/>=1.0|<2.0")
+        );
+        assert_eq!(h[0].status, HitStatus::UnderInvestigation);
+    }
+
+    #[test]
+    fn purl_cpe_and_components() {
+        let idx = index();
+        let d = DeviceIdentity {
+            id: "d".into(),
+            purl: Some("pkg:generic/acme/pump@1.2".into()),
+            ..DeviceIdentity::default()
+        };
+        let h = idx.match_device(&d);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].status, HitStatus::Affected);
+        assert!(h[0].why.starts_with("purl package generic/acme/pump equal"));
+        // Name and purl both match: one hit per (advisory, product).
+        let mut both = device(Some("1.2"));
+        both.purl = d.purl.clone();
+        assert_eq!(idx.match_device(&both).len(), 1);
+
+        let c = Component {
+            name: "libweb".into(),
+            version: Some("0.9".into()),
+            cpe: Some("cpe:2.3:a:ACME:libweb:0.9:*:*:*:*:*:*:*".into()),
+            ..Component::default()
+        };
+        let h = idx.match_component(&c);
+        assert_eq!(h.len(), 1);
+        assert!(h[0].why.starts_with("CPE acme:libweb equal"));
+        // A bare name without supplier, purl or CPE matches nothing.
+        let bare = Component {
+            name: "libweb".into(),
+            ..Component::default()
+        };
+        assert!(idx.match_component(&bare).is_empty());
+    }
+
+    #[test]
+    fn vex_by_purl_and_cpe() {
+        let idx = index();
+        let d = DeviceIdentity {
+            id: "d".into(),
+            purl: Some("pkg:generic/acme/pump@1.2".into()),
+            ..DeviceIdentity::default()
+        };
+        let mut hits = idx.match_device(&d);
+        let mut s = VexStatement {
+            vulnerability: "cve-2024-0001".into(),
+            product: ProductRef::Purl {
+                purl: "pkg:generic/acme/pump@1.3".into(),
+            },
+            state: VexState::NotAffected,
+            justification: Some("component_not_present".into()),
+            detail: None,
+            author: None,
+            timestamp: None,
+            source: "vex.json".into(),
+        };
+        idx.apply_vex(&mut hits, std::slice::from_ref(&s), &d);
+        assert_eq!(hits[0].status, HitStatus::Affected, "other version");
+        s.product = ProductRef::Purl {
+            purl: "pkg:generic/acme/pump".into(),
+        };
+        idx.apply_vex(&mut hits, std::slice::from_ref(&s), &d);
+        assert_eq!(hits[0].status, HitStatus::NotAffected);
+        assert_eq!(hits[0].vex.as_ref(), Some(&s));
+
+        let d = DeviceIdentity {
+            id: "d".into(),
+            cpe: Some("cpe:2.3:a:acme:libweb:0.9:*:*:*:*:*:*:*".into()),
+            ..DeviceIdentity::default()
+        };
+        let mut hits = idx.match_device(&d);
+        s.product = ProductRef::Cpe {
+            cpe: "cpe:/a:acme:libweb:0.9".into(),
+        };
+        s.state = VexState::Fixed;
+        idx.apply_vex(&mut hits, std::slice::from_ref(&s), &d);
+        assert_eq!(hits[0].status, HitStatus::Fixed);
+    }
+}
