@@ -110,6 +110,8 @@ struct Entry {
     full_name: String,
     vendor: Option<String>,
     vendor_norm: String,
+    /// The advisory's vendor spelling is in the alias table.
+    vendor_by_alias: bool,
     name: String,
     version_text: Option<String>,
     spec: VersionSpec,
@@ -248,8 +250,11 @@ impl Index {
             .as_deref()
             .map(normalise_vendor)
             .unwrap_or_default();
+        let mut vendor_by_alias = false;
         if let Some(v) = &p.vendor {
-            let vk = self.aliases.key(v).key;
+            let key = self.aliases.key(v);
+            vendor_by_alias = key.by_alias;
+            let vk = key.key;
             if !vk.is_empty() && !p.name_key.is_empty() {
                 self.by_name
                     .entry(name_key(&vk, &p.name_key))
@@ -269,6 +274,7 @@ impl Index {
             full_name: p.full_name.clone(),
             vendor: p.vendor.clone(),
             vendor_norm,
+            vendor_by_alias,
             name: p.name.clone(),
             version_text: p.version_text.clone(),
             spec: p.spec.clone(),
@@ -312,17 +318,14 @@ impl Index {
         })
     }
 
-    fn vendor_why(&self, e: &Entry, device_vendor: &str, by_alias: bool) -> String {
+    fn vendor_why(e: &Entry, device_vendor: &str, key: &str, by_alias: bool) -> String {
         let adv = e.vendor.as_deref().unwrap_or("");
         if adv == device_vendor {
             format!("vendor '{adv}'")
         } else if !by_alias || normalise_vendor(device_vendor) == e.vendor_norm {
             format!("vendor '{device_vendor}' = '{adv}' after normalisation")
         } else {
-            format!(
-                "vendor '{device_vendor}' = '{adv}' by alias ({})",
-                self.aliases.key(device_vendor).key
-            )
+            format!("vendor '{device_vendor}' = '{adv}' by alias ({})", key)
         }
     }
 
@@ -339,10 +342,7 @@ impl Index {
                             continue;
                         };
                         // Either side's spelling may be the aliased one.
-                        let by_alias = vk.by_alias
-                            || e.vendor
-                                .as_deref()
-                                .is_some_and(|v| self.aliases.key(v).by_alias);
+                        let by_alias = vk.by_alias || e.vendor_by_alias;
                         let product = if e.name == q.model {
                             format!("product '{}' exact", e.name)
                         } else {
@@ -353,7 +353,10 @@ impl Index {
                         };
                         out.push(Candidate {
                             entry: i,
-                            how: format!("{}; {product}", self.vendor_why(e, vendor, by_alias)),
+                            how: format!(
+                                "{}; {product}",
+                                Self::vendor_why(e, vendor, &vk.key, by_alias)
+                            ),
                         });
                     }
                 }
