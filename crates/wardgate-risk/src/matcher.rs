@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::csaf::{Advisory, Cvss, Product};
+use crate::csaf::{Advisory, Cvss, Product, Remediation};
 use crate::model::{Component, ProductRef, VexState, VexStatement};
 use crate::purl::{Cpe, Purl};
 use crate::vendor::{normalise_product, normalise_vendor, VendorAliases};
@@ -102,6 +102,10 @@ enum Class {
     NotAffected,
 }
 
+/// A listed product's strongest class and the (vulnerability, class) pairs
+/// that list it.
+type Listing = (Class, Vec<(usize, Class)>);
+
 /// One advisory product, pre-normalised for matching.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -173,9 +177,13 @@ impl Index {
                 .iter()
                 .map(|p| (p.product_id.as_str(), p))
                 .collect();
-            // Class of each listed product, strongest first.
-            let mut class: HashMap<&str, Class> = HashMap::new();
-            for v in &a.vulnerabilities {
+            // One pass over the vulnerabilities: each listed product's
+            // class (strongest first) and the vulnerabilities per class;
+            // scores and remediations by (vulnerability, product).
+            let mut listed: HashMap<&str, Listing> = HashMap::new();
+            let mut scores: HashMap<(usize, &str), &Cvss> = HashMap::new();
+            let mut rems: HashMap<(usize, &str), Vec<&Remediation>> = HashMap::new();
+            for (vi, v) in a.vulnerabilities.iter().enumerate() {
                 let s = &v.status;
                 let lists: [(&[String], Class); 7] = [
                     (&s.known_affected, Class::Affected),
@@ -188,62 +196,76 @@ impl Index {
                 ];
                 for (ids, c) in lists {
                     for id in ids {
-                        let e = class.entry(id.as_str()).or_insert(c);
-                        if rank(c) < rank(*e) {
-                            *e = c;
+                        let e = listed.entry(id.as_str()).or_insert((c, Vec::new()));
+                        if rank(c) < rank(e.0) {
+                            e.0 = c;
+                        }
+                        e.1.push((vi, c));
+                    }
+                }
+                for sc in &v.scores {
+                    for pid in &sc.products {
+                        let best = scores.entry((vi, pid.as_str())).or_insert(&sc.cvss_v3);
+                        if sc.cvss_v3.base_score > best.base_score {
+                            *best = &sc.cvss_v3;
                         }
                     }
                 }
+                for r in &v.remediations {
+                    for pid in &r.product_ids {
+                        rems.entry((vi, pid.as_str())).or_default().push(r);
+                    }
+                }
             }
-            let mut listed: Vec<(&str, Class)> = class.into_iter().collect();
+            let mut listed: Vec<(&str, Listing)> = listed.into_iter().collect();
             listed.sort_unstable_by(|x, y| x.0.cmp(y.0));
-            for (pid, c) in listed {
+            for (pid, (class, vulns)) in listed {
                 let Some(p) = products.get(pid) else { continue };
-                idx.add(ai, a, p, c);
+                let mut cves = Vec::new();
+                let mut seen_cves = HashSet::new();
+                let mut cvss: Option<&Cvss> = None;
+                let mut rem: Vec<String> = Vec::new();
+                let mut seen_rem = HashSet::new();
+                let mut seen_vulns = HashSet::new();
+                for (vi, c) in vulns {
+                    if c != class || !seen_vulns.insert(vi) {
+                        continue;
+                    }
+                    let Some(v) = a.vulnerabilities.get(vi) else {
+                        continue;
+                    };
+                    if let Some(cve) = &v.cve {
+                        if seen_cves.insert(cve.as_str()) {
+                            cves.push(cve.clone());
+                        }
+                    }
+                    if let Some(sc) = scores.get(&(vi, pid)) {
+                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
+                            cvss = Some(sc);
+                        }
+                    }
+                    for r in rems.get(&(vi, pid)).into_iter().flatten() {
+                        let line = format!("{}: {}", r.category, r.details.trim());
+                        if seen_rem.insert(line.clone()) {
+                            rem.push(line);
+                        }
+                    }
+                }
+                idx.add(ai, p, class, cves, cvss.cloned(), rem);
             }
         }
         idx
     }
 
-    fn add(&mut self, ai: usize, a: &Advisory, p: &Product, class: Class) {
-        let pid = p.product_id.as_str();
-        let mut cves = Vec::new();
-        let mut cvss: Option<Cvss> = None;
-        let mut rem: Vec<String> = Vec::new();
-        for v in &a.vulnerabilities {
-            let s = &v.status;
-            let lists: &[&Vec<String>] = match class {
-                Class::Affected => &[&s.known_affected, &s.first_affected, &s.last_affected],
-                Class::UnderInvestigation => &[&s.under_investigation],
-                Class::Fixed => &[&s.fixed, &s.first_fixed],
-                Class::NotAffected => &[&s.known_not_affected],
-            };
-            if !lists.iter().any(|l| l.iter().any(|x| x == pid)) {
-                continue;
-            }
-            if let Some(c) = &v.cve {
-                if !cves.contains(c) {
-                    cves.push(c.clone());
-                }
-            }
-            for sc in &v.scores {
-                if sc.products.iter().any(|x| x == pid)
-                    && cvss
-                        .as_ref()
-                        .is_none_or(|c| sc.cvss_v3.base_score > c.base_score)
-                {
-                    cvss = Some(sc.cvss_v3.clone());
-                }
-            }
-            for r in &v.remediations {
-                if r.product_ids.iter().any(|x| x == pid) {
-                    let line = format!("{}: {}", r.category, r.details.trim());
-                    if !rem.contains(&line) {
-                        rem.push(line);
-                    }
-                }
-            }
-        }
+    fn add(
+        &mut self,
+        ai: usize,
+        p: &Product,
+        class: Class,
+        cves: Vec<String>,
+        cvss: Option<Cvss>,
+        rem: Vec<String>,
+    ) {
         let e = self.entries.len();
         let vendor_norm = p
             .vendor
