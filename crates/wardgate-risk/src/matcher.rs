@@ -589,11 +589,11 @@ fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
         text
     };
     if e.spec.is_all() {
-        let v = version.unwrap_or("unknown");
-        return Some((
-            settled(e.class),
-            format!("version {v} inside {shown} (all versions)"),
-        ));
+        let why = match version {
+            Some(v) => format!("version {v} inside {shown} (all versions)"),
+            None => format!("version unknown; {shown} holds every version"),
+        };
+        return Some((settled(e.class), why));
     }
     let unknown = |why: String| match e.class {
         Class::Affected => Some((
