@@ -432,6 +432,12 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Advisory, CsafError> {
             )?;
         }
         let rels = opt_arr(pt, ptp, "relationships", limits.max_products)?;
+        // Product id -> position among the products read so far (the first
+        // of duplicate ids), for relationships to find their component.
+        let mut by_id: HashMap<String, usize> = HashMap::with_capacity(ctx.out.len());
+        for (i, p) in ctx.out.iter().enumerate() {
+            by_id.entry(p.product_id.clone()).or_insert(i);
+        }
         for (i, r) in rels.iter().enumerate() {
             let rp = format!("{ptp}.relationships[{i}]");
             let rm = obj(r, &rp)?;
@@ -443,10 +449,9 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Advisory, CsafError> {
             let fp = format!("{rp}.full_product_name");
             let fm = obj(field(rm, &rp, "full_product_name")?, &fp)?;
             let (pid, full) = (req_str(fm, &fp, "product_id")?, req_str(fm, &fp, "name")?);
-            let base = ctx
-                .out
-                .iter()
-                .find(|p| p.product_id == relation.product_reference)
+            let base = by_id
+                .get(&relation.product_reference)
+                .and_then(|&j| ctx.out.get(j))
                 .cloned();
             let (purl, cpe) = helper(fm, &fp)?;
             let product = match base {

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::csaf::{Advisory, Cvss, Product};
+use crate::csaf::{Advisory, Cvss, Product, Remediation};
 use crate::model::{Component, ProductRef, VexState, VexStatement};
 use crate::purl::{Cpe, Purl};
 use crate::vendor::{normalise_product, normalise_vendor, VendorAliases};
@@ -102,6 +102,10 @@ enum Class {
     NotAffected,
 }
 
+/// A listed product's strongest class and the (vulnerability, class) pairs
+/// that list it.
+type Listing = (Class, Vec<(usize, Class)>);
+
 /// One advisory product, pre-normalised for matching.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -110,6 +114,8 @@ struct Entry {
     full_name: String,
     vendor: Option<String>,
     vendor_norm: String,
+    /// The advisory's vendor spelling is in the alias table.
+    vendor_by_alias: bool,
     name: String,
     version_text: Option<String>,
     spec: VersionSpec,
@@ -171,9 +177,13 @@ impl Index {
                 .iter()
                 .map(|p| (p.product_id.as_str(), p))
                 .collect();
-            // Class of each listed product, strongest first.
-            let mut class: HashMap<&str, Class> = HashMap::new();
-            for v in &a.vulnerabilities {
+            // One pass over the vulnerabilities: each listed product's
+            // class (strongest first) and the vulnerabilities per class;
+            // scores and remediations by (vulnerability, product).
+            let mut listed: HashMap<&str, Listing> = HashMap::new();
+            let mut scores: HashMap<(usize, &str), &Cvss> = HashMap::new();
+            let mut rems: HashMap<(usize, &str), Vec<&Remediation>> = HashMap::new();
+            for (vi, v) in a.vulnerabilities.iter().enumerate() {
                 let s = &v.status;
                 let lists: [(&[String], Class); 7] = [
                     (&s.known_affected, Class::Affected),
@@ -186,70 +196,87 @@ impl Index {
                 ];
                 for (ids, c) in lists {
                     for id in ids {
-                        let e = class.entry(id.as_str()).or_insert(c);
-                        if rank(c) < rank(*e) {
-                            *e = c;
+                        let e = listed.entry(id.as_str()).or_insert((c, Vec::new()));
+                        if rank(c) < rank(e.0) {
+                            e.0 = c;
+                        }
+                        e.1.push((vi, c));
+                    }
+                }
+                for sc in &v.scores {
+                    for pid in &sc.products {
+                        let best = scores.entry((vi, pid.as_str())).or_insert(&sc.cvss_v3);
+                        if sc.cvss_v3.base_score > best.base_score {
+                            *best = &sc.cvss_v3;
                         }
                     }
                 }
+                for r in &v.remediations {
+                    for pid in &r.product_ids {
+                        rems.entry((vi, pid.as_str())).or_default().push(r);
+                    }
+                }
             }
-            let mut listed: Vec<(&str, Class)> = class.into_iter().collect();
+            let mut listed: Vec<(&str, Listing)> = listed.into_iter().collect();
             listed.sort_unstable_by(|x, y| x.0.cmp(y.0));
-            for (pid, c) in listed {
+            for (pid, (class, vulns)) in listed {
                 let Some(p) = products.get(pid) else { continue };
-                idx.add(ai, a, p, c);
+                let mut cves = Vec::new();
+                let mut seen_cves = HashSet::new();
+                let mut cvss: Option<&Cvss> = None;
+                let mut rem: Vec<String> = Vec::new();
+                let mut seen_rem = HashSet::new();
+                let mut seen_vulns = HashSet::new();
+                for (vi, c) in vulns {
+                    if c != class || !seen_vulns.insert(vi) {
+                        continue;
+                    }
+                    let Some(v) = a.vulnerabilities.get(vi) else {
+                        continue;
+                    };
+                    if let Some(cve) = &v.cve {
+                        if seen_cves.insert(cve.as_str()) {
+                            cves.push(cve.clone());
+                        }
+                    }
+                    if let Some(sc) = scores.get(&(vi, pid)) {
+                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
+                            cvss = Some(sc);
+                        }
+                    }
+                    for r in rems.get(&(vi, pid)).into_iter().flatten() {
+                        let line = format!("{}: {}", r.category, r.details.trim());
+                        if seen_rem.insert(line.clone()) {
+                            rem.push(line);
+                        }
+                    }
+                }
+                idx.add(ai, p, class, cves, cvss.cloned(), rem);
             }
         }
         idx
     }
 
-    fn add(&mut self, ai: usize, a: &Advisory, p: &Product, class: Class) {
-        let pid = p.product_id.as_str();
-        let mut cves = Vec::new();
-        let mut cvss: Option<Cvss> = None;
-        let mut rem: Vec<String> = Vec::new();
-        for v in &a.vulnerabilities {
-            let s = &v.status;
-            let lists: &[&Vec<String>] = match class {
-                Class::Affected => &[&s.known_affected, &s.first_affected, &s.last_affected],
-                Class::UnderInvestigation => &[&s.under_investigation],
-                Class::Fixed => &[&s.fixed, &s.first_fixed],
-                Class::NotAffected => &[&s.known_not_affected],
-            };
-            if !lists.iter().any(|l| l.iter().any(|x| x == pid)) {
-                continue;
-            }
-            if let Some(c) = &v.cve {
-                if !cves.contains(c) {
-                    cves.push(c.clone());
-                }
-            }
-            for sc in &v.scores {
-                if sc.products.iter().any(|x| x == pid)
-                    && cvss
-                        .as_ref()
-                        .is_none_or(|c| sc.cvss_v3.base_score > c.base_score)
-                {
-                    cvss = Some(sc.cvss_v3.clone());
-                }
-            }
-            for r in &v.remediations {
-                if r.product_ids.iter().any(|x| x == pid) {
-                    let line = format!("{}: {}", r.category, r.details.trim());
-                    if !rem.contains(&line) {
-                        rem.push(line);
-                    }
-                }
-            }
-        }
+    fn add(
+        &mut self,
+        ai: usize,
+        p: &Product,
+        class: Class,
+        cves: Vec<String>,
+        cvss: Option<Cvss>,
+        rem: Vec<String>,
+    ) {
         let e = self.entries.len();
         let vendor_norm = p
             .vendor
             .as_deref()
             .map(normalise_vendor)
             .unwrap_or_default();
+        let mut vendor_by_alias = false;
         if let Some(v) = &p.vendor {
-            let vk = self.aliases.key(v).key;
+            let key = self.aliases.key(v);
+            vendor_by_alias = key.by_alias;
+            let vk = key.key;
             if !vk.is_empty() && !p.name_key.is_empty() {
                 self.by_name
                     .entry(name_key(&vk, &p.name_key))
@@ -269,6 +296,7 @@ impl Index {
             full_name: p.full_name.clone(),
             vendor: p.vendor.clone(),
             vendor_norm,
+            vendor_by_alias,
             name: p.name.clone(),
             version_text: p.version_text.clone(),
             spec: p.spec.clone(),
@@ -312,17 +340,14 @@ impl Index {
         })
     }
 
-    fn vendor_why(&self, e: &Entry, device_vendor: &str, by_alias: bool) -> String {
+    fn vendor_why(e: &Entry, device_vendor: &str, key: &str, by_alias: bool) -> String {
         let adv = e.vendor.as_deref().unwrap_or("");
         if adv == device_vendor {
             format!("vendor '{adv}'")
         } else if !by_alias || normalise_vendor(device_vendor) == e.vendor_norm {
             format!("vendor '{device_vendor}' = '{adv}' after normalisation")
         } else {
-            format!(
-                "vendor '{device_vendor}' = '{adv}' by alias ({})",
-                self.aliases.key(device_vendor).key
-            )
+            format!("vendor '{device_vendor}' = '{adv}' by alias ({})", key)
         }
     }
 
@@ -339,10 +364,7 @@ impl Index {
                             continue;
                         };
                         // Either side's spelling may be the aliased one.
-                        let by_alias = vk.by_alias
-                            || e.vendor
-                                .as_deref()
-                                .is_some_and(|v| self.aliases.key(v).by_alias);
+                        let by_alias = vk.by_alias || e.vendor_by_alias;
                         let product = if e.name == q.model {
                             format!("product '{}' exact", e.name)
                         } else {
@@ -353,7 +375,10 @@ impl Index {
                         };
                         out.push(Candidate {
                             entry: i,
-                            how: format!("{}; {product}", self.vendor_why(e, vendor, by_alias)),
+                            how: format!(
+                                "{}; {product}",
+                                Self::vendor_why(e, vendor, &vk.key, by_alias)
+                            ),
                         });
                     }
                 }
@@ -564,11 +589,11 @@ fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
         text
     };
     if e.spec.is_all() {
-        let v = version.unwrap_or("unknown");
-        return Some((
-            settled(e.class),
-            format!("version {v} inside {shown} (all versions)"),
-        ));
+        let why = match version {
+            Some(v) => format!("version {v} inside {shown} (all versions)"),
+            None => format!("version unknown; {shown} holds every version"),
+        };
+        return Some((settled(e.class), why));
     }
     let unknown = |why: String| match e.class {
         Class::Affected => Some((
@@ -592,5 +617,160 @@ fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
         Containment::Inside => Some((settled(e.class), format!("version {v} inside {shown}"))),
         Containment::Outside => None,
         Containment::Unknown { why } => unknown(format!("version {v} against '{shown}': {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csaf::{read, Limits};
+
+    const DOC: &str = r#"{"document":{"category":"csaf_security_advisory","csaf_version":"2.0","title":"Acme",
+      "publisher":{"category":"vendor","name":"Acme","namespace":"https://acme.example"},
+      "tracking":{"id":"ACME-2024-1","version":"1","current_release_date":"2024-01-01T00:00:00Z"}},
+      "product_tree":{"branches":[{"category":"vendor","name":"Acme Inc.","branches":[
+        {"category":"product_name","name":"Pump","branches":[
+          {"category":"product_version_range","name":"vers:generic/>=1.0|<2.0","product":{"product_id":"OLD","name":"Acme Pump 1.x",
+            "product_identification_helper":{"purl":"pkg:generic/acme/pump"}}},
+          {"category":"product_version","name":"2.0","product":{"product_id":"NEW","name":"Acme Pump 2.0"}},
+          {"category":"product_version","name":"3.0","product":{"product_id":"NEXT","name":"Acme Pump 3.0"}},
+          {"category":"product_version","name":"4.0","product":{"product_id":"SAFE","name":"Acme Pump 4.0"}}]}]}],
+       "full_product_names":[{"product_id":"LIB","name":"libweb",
+          "product_identification_helper":{"cpe":"cpe:2.3:a:acme:libweb:*:*:*:*:*:*:*:*"}}]},
+      "vulnerabilities":[{"cve":"CVE-2024-0001",
+        "scores":[{"products":["OLD"],"cvss_v3":{"version":"3.1","vectorString":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H","baseScore":9.8,"baseSeverity":"CRITICAL"}},
+                  {"products":["OLD"],"cvss_v3":{"version":"3.1","vectorString":"CVSS:3.1/AV:A/AC:H/PR:N/UI:N/S:U/C:L/I:N/A:N","baseScore":3.1,"baseSeverity":"LOW"}}],
+        "product_status":{"known_affected":["OLD","LIB"],"fixed":["NEW"],"under_investigation":["NEXT"],"known_not_affected":["SAFE"]},
+        "remediations":[{"category":"vendor_fix","details":"Update to 2.0","product_ids":["OLD"]}]}]}"#;
+
+    fn index() -> Index {
+        let a = read(DOC.as_bytes(), &Limits::default()).unwrap();
+        Index::new(&[a], &VendorAliases::builtin())
+    }
+
+    fn device(version: Option<&str>) -> DeviceIdentity {
+        DeviceIdentity {
+            id: "d".into(),
+            vendor: "ACME".into(),
+            model: "pump".into(),
+            version: version.map(Into::into),
+            ..DeviceIdentity::default()
+        }
+    }
+
+    #[test]
+    fn statuses_by_version() {
+        let idx = index();
+        assert_eq!(idx.len(), 5);
+        let h = idx.match_device(&device(Some("1.5")));
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].status, HitStatus::Affected);
+        assert_eq!(h[0].cvss.as_ref().map(|c| c.base_score), Some(9.8));
+        assert_eq!(
+            h[0].remediation.as_deref(),
+            Some("vendor_fix: Update to 2.0")
+        );
+        assert_eq!(
+            h[0].why,
+            "vendor 'ACME' = 'Acme Inc.' after normalisation; product 'pump' = 'Pump' exact \
+             after normalisation; version 1.5 inside vers:generic/>=1.0|<2.0"
+        );
+        let st = |v| {
+            idx.match_device(&device(Some(v)))
+                .into_iter()
+                .map(|h| h.status)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(st("2.0"), [HitStatus::Fixed]);
+        assert_eq!(st("3.0"), [HitStatus::UnderInvestigation]);
+        assert_eq!(st("4.0"), [HitStatus::NotAffected]);
+        assert!(st("5.0").is_empty());
+        // Unknown version: possibly affected by the bounded range, under
+        // investigation for 3.0; fixed and not-affected cannot be claimed.
+        let h = idx.match_device(&device(None));
+        assert_eq!(h.len(), 2);
+        assert!(
+            matches!(&h[1].status, HitStatus::PossiblyAffected { advisory_text, .. }
+            if advisory_text == "vers:generic/>=1.0|<2.0")
+        );
+        assert_eq!(h[0].status, HitStatus::UnderInvestigation);
+    }
+
+    #[test]
+    fn purl_cpe_and_components() {
+        let idx = index();
+        let d = DeviceIdentity {
+            id: "d".into(),
+            purl: Some("pkg:generic/acme/pump@1.2".into()),
+            ..DeviceIdentity::default()
+        };
+        let h = idx.match_device(&d);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].status, HitStatus::Affected);
+        assert!(h[0].why.starts_with("purl package generic/acme/pump equal"));
+        // Name and purl both match: one hit per (advisory, product).
+        let mut both = device(Some("1.2"));
+        both.purl = d.purl.clone();
+        assert_eq!(idx.match_device(&both).len(), 1);
+
+        let c = Component {
+            name: "libweb".into(),
+            version: Some("0.9".into()),
+            cpe: Some("cpe:2.3:a:ACME:libweb:0.9:*:*:*:*:*:*:*".into()),
+            ..Component::default()
+        };
+        let h = idx.match_component(&c);
+        assert_eq!(h.len(), 1);
+        assert!(h[0].why.starts_with("CPE acme:libweb equal"));
+        // A bare name without supplier, purl or CPE matches nothing.
+        let bare = Component {
+            name: "libweb".into(),
+            ..Component::default()
+        };
+        assert!(idx.match_component(&bare).is_empty());
+    }
+
+    #[test]
+    fn vex_by_purl_and_cpe() {
+        let idx = index();
+        let d = DeviceIdentity {
+            id: "d".into(),
+            purl: Some("pkg:generic/acme/pump@1.2".into()),
+            ..DeviceIdentity::default()
+        };
+        let mut hits = idx.match_device(&d);
+        let mut s = VexStatement {
+            vulnerability: "cve-2024-0001".into(),
+            product: ProductRef::Purl {
+                purl: "pkg:generic/acme/pump@1.3".into(),
+            },
+            state: VexState::NotAffected,
+            justification: Some("component_not_present".into()),
+            detail: None,
+            author: None,
+            timestamp: None,
+            source: "vex.json".into(),
+        };
+        idx.apply_vex(&mut hits, std::slice::from_ref(&s), &d);
+        assert_eq!(hits[0].status, HitStatus::Affected, "other version");
+        s.product = ProductRef::Purl {
+            purl: "pkg:generic/acme/pump".into(),
+        };
+        idx.apply_vex(&mut hits, std::slice::from_ref(&s), &d);
+        assert_eq!(hits[0].status, HitStatus::NotAffected);
+        assert_eq!(hits[0].vex.as_ref(), Some(&s));
+
+        let d = DeviceIdentity {
+            id: "d".into(),
+            cpe: Some("cpe:2.3:a:acme:libweb:0.9:*:*:*:*:*:*:*".into()),
+            ..DeviceIdentity::default()
+        };
+        let mut hits = idx.match_device(&d);
+        s.product = ProductRef::Cpe {
+            cpe: "cpe:/a:acme:libweb:0.9".into(),
+        };
+        s.state = VexState::Fixed;
+        idx.apply_vex(&mut hits, std::slice::from_ref(&s), &d);
+        assert_eq!(hits[0].status, HitStatus::Fixed);
     }
 }

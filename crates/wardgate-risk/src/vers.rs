@@ -320,7 +320,9 @@ impl Op {
 
 /// One constraint: a comparator and a bound; `wildcard` bounds compare only
 /// their leading segments (`2.X` is the bound `2` compared as a prefix).
+/// Stored as JSON without the parsed bound, which is re-parsed once on load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "ConstraintRepr", into = "ConstraintRepr")]
 pub struct Constraint {
     /// The comparator.
     pub op: Op,
@@ -328,8 +330,37 @@ pub struct Constraint {
     pub version: String,
     /// True when written with trailing `x`/`X`/`*` segments.
     pub wildcard: bool,
-    #[serde(skip)]
     parsed: Option<Version>,
+}
+
+/// [`Constraint`]'s stored form.
+#[derive(Serialize, Deserialize)]
+struct ConstraintRepr {
+    op: Op,
+    version: String,
+    #[serde(default)]
+    wildcard: bool,
+}
+
+impl From<ConstraintRepr> for Constraint {
+    fn from(r: ConstraintRepr) -> Self {
+        Constraint {
+            parsed: Version::parse(&r.version).ok(),
+            op: r.op,
+            version: r.version,
+            wildcard: r.wildcard,
+        }
+    }
+}
+
+impl From<Constraint> for ConstraintRepr {
+    fn from(c: Constraint) -> Self {
+        ConstraintRepr {
+            op: c.op,
+            version: c.version,
+            wildcard: c.wildcard,
+        }
+    }
 }
 
 impl Constraint {
@@ -339,13 +370,6 @@ impl Constraint {
             version: version.as_str().to_owned(),
             wildcard,
             parsed: Some(version),
-        }
-    }
-
-    fn bound(&self) -> Option<Version> {
-        match &self.parsed {
-            Some(v) => Some(v.clone()),
-            None => Version::parse(&self.version).ok(),
         }
     }
 
@@ -545,12 +569,12 @@ impl VersionSpec {
         // Every order first: one that cannot be told makes the answer unknown.
         let mut orders = Vec::with_capacity(constraints.len());
         for c in constraints {
-            let Some(bound) = c.bound() else {
+            let Some(bound) = c.parsed.as_ref() else {
                 return Containment::Unknown {
                     why: format!("bound '{}' unreadable", c.version),
                 };
             };
-            match c.order(v, &bound) {
+            match c.order(v, bound) {
                 Some(o) => orders.push(o),
                 None => {
                     return Containment::Unknown {
@@ -867,6 +891,15 @@ mod tests {
             Containment::Unknown { .. }
         ));
         assert_eq!(c(">= 4.01 | <= 4.34", "4.20"), Containment::Inside);
+    }
+
+    #[test]
+    fn json_roundtrip_keeps_bounds() {
+        let spec = VersionSpec::parse(">= 4.4 | <= 4.12.x");
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: VersionSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.contains_str("4.12.7"), Containment::Inside);
+        assert_eq!(back.contains_str("4.13"), Containment::Outside);
     }
 
     fn ver_strategy() -> impl Strategy<Value = Vec<u32>> {

@@ -86,3 +86,73 @@ fn pinned_counts() {
     // distinct CVEs.
     assert_eq!(got, (134, 596, 478, 258, 118, 6, 408, 403));
 }
+
+/// Every vendor spelling in the corpus and the key it gets: the alias
+/// table's coverage, pinned. Multi-vendor spellings keep a key of their own.
+#[test]
+fn vendor_keys() {
+    let Some(all) = read_all() else { return };
+    let aliases = wardgate_risk::vendor::VendorAliases::builtin();
+    let keys: BTreeMap<&str, String> = all
+        .iter()
+        .flat_map(|a| &a.products)
+        .filter_map(|p| p.vendor.as_deref())
+        .map(|v| (v, aliases.key(v).key))
+        .collect();
+    let got: Vec<String> = keys.iter().map(|(v, k)| format!("{v} => {k}")).collect();
+    let want: &[&str] = &[
+    "Abbott Laboratories => abbott",
+    "AliveCor => alivecor",
+    "B. Braun => b-braun",
+    "B. Braun Medical => b-braun",
+    "B. Braun Melsungen AG => b-braun",
+    "BIOTRONIK => biotronik",
+    "BMC Medical, 3B Medical => bmc-medical-3b-medical",
+    "Baxter => baxter",
+    "BeaconMedaes => beaconmedaes",
+    "Becton, Dickinson and Company (BD) => bd",
+    "Boston Scientific => boston-scientific",
+    "Capsule Technologies => capsule-technologies",
+    "Carestream => carestream",
+    "Change Healthcare => change-healthcare",
+    "Contec Health => contec",
+    "Dräger => draeger",
+    "ENEA, Green Hills Software, ITRON, IP Infusion, and Wind River => enea-green-hills-software-itron-ip-infusion-and-wind-river",
+    "Fresenius Kabi => fresenius-kabi",
+    "Fujifilm => fujifilm",
+    "GE Healthcare => ge-healthcare",
+    "General Electric (GE) => ge-healthcare",
+    "Hamilton Medical AG => hamilton-medical",
+    "Hillrom => hillrom",
+    "Hillrom and ELI, Baxter International Inc. => hillrom-and-eli-baxter-international",
+    "Illumina => illumina",
+    "Innokas YhtymÃ¤ Oy => innokas",
+    "Insulet => insulet",
+    "Johnson & Johnson => johnson-johnson",
+    "LifePoint Informatics => lifepoint-informatics",
+    "Medtronic => medtronic",
+    "Medtronic  => medtronic",
+    "Natus Medical, Inc. (Natus) => natus",
+    "OFFIS => offis",
+    "OpenClinic GA => openclinic-ga",
+    "Philips => philips",
+    "Phillips => philips",
+    "Qualcomm Life => qualcomm-life",
+    "Roche Diagnostics => roche",
+    "SOOIL Developments Co, Ltd. => sooil",
+    "Santesoft => santesoft",
+    "Siemens => siemens-healthineers",
+    "Silex Technology and GE Healthcare => silex-technology-and-ge-healthcare",
+    "Smiths Medical => smiths-medical",
+    "Softneta => softneta",
+    "Spacelabs => spacelabs",
+    "St. Jude Medical => abbott",
+    "Stryker => stryker",
+    "Swisslog Healthcare => swisslog-healthcare",
+    "Vyaire Medical => vyaire",
+    "Ypsomed => ypsomed",
+    "ZOLL => zoll",
+    "i-SENS Inc => i-sens",
+    ];
+    assert_eq!(got, want);
+}
