@@ -472,18 +472,55 @@ impl Index {
             return;
         }
         for h in hits.iter_mut() {
-            let mut best: Option<&VexStatement> = None;
-            for s in &applicable {
-                let vuln = s.vulnerability.trim();
-                let hits_vuln = vuln.eq_ignore_ascii_case(&h.advisory_id)
-                    || h.cves.iter().any(|c| c.eq_ignore_ascii_case(vuln));
-                if hits_vuln
-                    && best.is_none_or(|b| s.timestamp.as_deref() >= b.timestamp.as_deref())
-                {
-                    best = Some(s);
+            // The latest statement naming the whole advisory decides for the hit;
+            // one naming a CVE decides for that CVE only. The hit's status follows
+            // the CVE statements only when they cover every CVE of the hit (the
+            // most severe state among them wins), since one CVE cleared says
+            // nothing of the others.
+            let latest = |name: &str| -> Option<&VexStatement> {
+                applicable
+                    .iter()
+                    .copied()
+                    .filter(|s| s.vulnerability.trim().eq_ignore_ascii_case(name))
+                    .fold(None, |best: Option<&VexStatement>, s| match best {
+                        Some(b) if s.timestamp.as_deref() < b.timestamp.as_deref() => Some(b),
+                        _ => Some(s),
+                    })
+            };
+            let (s, by_advisory) = if let Some(s) = latest(&h.advisory_id) {
+                (s, true)
+            } else {
+                let per_cve: Vec<(&String, Option<&VexStatement>)> =
+                    h.cves.iter().map(|c| (c, latest(c))).collect();
+                let covered: Vec<&VexStatement> = per_cve.iter().filter_map(|(_, s)| *s).collect();
+                let Some(worst) = covered.iter().copied().min_by_key(|s| vex_rank(s.state)) else {
+                    continue;
+                };
+                let all = per_cve.iter().all(|(_, s)| s.is_some());
+                if !all {
+                    let cleared: Vec<&str> = per_cve
+                        .iter()
+                        .filter(|(_, s)| {
+                            s.is_some_and(|s| {
+                                matches!(s.state, VexState::NotAffected | VexState::Fixed)
+                            })
+                        })
+                        .map(|(c, _)| c.as_str())
+                        .collect();
+                    let open = per_cve.iter().filter(|(_, s)| s.is_none()).count();
+                    h.why = format!(
+                        "{}; VEX from {} speaks of {} of its {} CVEs ({} not affected or fixed); {open} not covered, so the hit stands",
+                        h.why,
+                        worst.source,
+                        covered.len(),
+                        per_cve.len(),
+                        if cleared.is_empty() { "none".to_owned() } else { cleared.join(", ") },
+                    );
+                    h.vex = Some(worst.clone());
+                    continue;
                 }
-            }
-            let Some(s) = best else { continue };
+                (worst, false)
+            };
             h.status = match s.state {
                 VexState::NotAffected => HitStatus::NotAffected,
                 VexState::Affected => HitStatus::Affected,
@@ -496,10 +533,18 @@ impl Index {
                 .map(|j| format!(" ({j})"))
                 .unwrap_or_default();
             h.why = format!(
-                "{}; VEX {} from {}: {:?}{just}",
-                h.why, s.vulnerability, s.source, s.state
+                "{}; VEX {} from {}: {:?}{just}{}",
+                h.why,
+                s.vulnerability,
+                s.source,
+                s.state,
+                if by_advisory {
+                    ""
+                } else {
+                    ", every CVE of the hit covered"
+                }
             );
-            h.vex = Some((*s).clone());
+            h.vex = Some(s.clone());
         }
     }
 
@@ -579,6 +624,35 @@ fn settled(c: Class) -> HitStatus {
     }
 }
 
+/// Whether a spec is only exact values that may as well be model numbers
+/// (`3002`, `2490C`, `24950 | 24952`, `A51200`: no `.`, `-`, `_` or `+`, three
+/// characters or more). Advisories put models in the version field often
+/// enough that a device whose version differs is not thereby unaffected.
+fn model_like(spec: &VersionSpec) -> bool {
+    match spec {
+        VersionSpec::Constraints { constraints, .. } => {
+            !constraints.is_empty()
+                && constraints.iter().all(|c| {
+                    c.op == crate::vers::Op::Eq
+                        && !c.wildcard
+                        && c.version.len() >= 3
+                        && !c.version.contains(['.', '-', '_', '+'])
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Severity order of VEX states: the most severe first.
+fn vex_rank(s: VexState) -> u8 {
+    match s {
+        VexState::Affected => 0,
+        VexState::UnderInvestigation => 1,
+        VexState::Fixed => 2,
+        VexState::NotAffected => 3,
+    }
+}
+
 /// The status for an entry and a device version, with the version's part of
 /// the explanation; `None` for no hit.
 fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
@@ -615,6 +689,9 @@ fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
     };
     match e.spec.contains_str(v) {
         Containment::Inside => Some((settled(e.class), format!("version {v} inside {shown}"))),
+        Containment::Outside if model_like(&e.spec) => unknown(format!(
+            "version {v} is not '{shown}', but that reads as a model number as well as a version"
+        )),
         Containment::Outside => None,
         Containment::Unknown { why } => unknown(format!("version {v} against '{shown}': {why}")),
     }
