@@ -417,6 +417,30 @@ def test_a_vex_statement_for_another_product_changes_nothing(tmp_path):
     assert [status_of(h) for h in hits] == ["affected"] and hits[0]["vex"] is None, hits
 
 
+def test_a_vex_statement_for_one_cve_leaves_the_advisorys_other_cves_affected(tmp_path):
+    """ICSMA-17-250-02A lists eight CVEs for the Medfusion 4000 1.5. The
+    manufacturer says the pump is not affected by one of them
+    (CVE-2017-12725): the seven others still stand, so the hit stays affected
+    and keeps counting towards the score."""
+    data = tmp_path / "data"
+    assert import_advisories(data, advisories_dir() / "icsma-17-250-02a.json").returncode == 0
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(site(pump_extra=f'purl = "{PUMP_PURL}"').format(
+        data_dir=data, max_frame=65536, listen_port=1, upstream_port=1))
+    before = risk_of(cfg, "pump-server")
+    vex = tmp_path / "one-cve-vex.json"
+    vex.write_text(json.dumps(openvex(PUMP_PURL, ["CVE-2017-12725"])))
+    r = import_advisories(data, vex)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = risk_of(cfg, "pump-server")
+    hits = hits_of(after, MEDFUSION_ADVISORY)
+    assert hits, after["hits"]
+    assert all(status_of(h) == "affected" for h in hits), [(status_of(h), h["why"]) for h in hits]
+    others = set(medfusion_cves()) - {"CVE-2017-12725"}
+    assert others <= {c for h in hits for c in h["cves"]}
+    assert after["score"] > 0 and after["score"] >= before["score"] - 1, (before["score"], after["score"], after["factors"])
+
+
 # --- 3. serve, end to end ------------------------------------------------------------
 
 def risk_events(evs, device=None, rule=None):
@@ -479,7 +503,10 @@ def test_serve_records_advisory_hits_threshold_mud_deviations_and_only_changes(t
         evs = wait_events(g, lambda e: risk_events(e, "ehr", "WG-MUD-001"), "a MUD deviation of the EHR")
         dev = risk_events(evs, "ehr", "WG-MUD-001")
         flows = [e["wardgate"]["risk"]["flow"] for e in dev]
-        assert f"to 127.0.0.1 tcp/{g.listen_port}" in flows, flows
+        # The EHR's orders: to the gateway's listener on the wire, to the pump
+        # server end to end (what the decision events record as destination).
+        ehr_flows = {f"to 127.0.0.1 tcp/{g.listen_port}", f"to 127.0.0.3 tcp/{up.port}"}
+        assert ehr_flows & set(flows), (flows, ehr_flows)
         for e in dev:
             check_risk_event(e)
 
@@ -530,6 +557,9 @@ def test_the_advisory_hit_reaches_a_real_rsyslog(tmp_path):
         assert len(got) == 1, got
         _, m, ev = got[0]
         assert m["msgid"] == "WG-RISK-001"
+        # An advisory hit is an alert for the SOC (docs/events.md: `alert` when a
+        # rule fired and the site is alerted of it).
+        assert ev["event"]["kind"] == "alert", (ev["event"], ev["wardgate"].get("repeat"))
         assert ev["vulnerability"]["id"] in medfusion_cves()
         # High (syslog error, 3) at facility local0, as every high rule.
         assert int(m["pri"]) == 16 * 8 + 3, m
