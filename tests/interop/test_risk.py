@@ -181,7 +181,7 @@ location = "ICU bed 4"
 owner = "Biomedical engineering"
 criticality = "life-sustaining"
 {pump_extra}
-
+{more_devices}
 [[route]]
 id = "infusion-orders"
 protocol = "hl7-mllp"
@@ -195,7 +195,7 @@ messages = ["RGV^O15", "ORU^R01"]
 
 def site(**kw):
     """SITE with the risk-specific placeholders filled (Gateway fills the rest)."""
-    values = {"device_files": "", "alert_at": 20, "ehr_extra": "", "pump_extra": "", "export": ""}
+    values = {"device_files": "", "alert_at": 20, "ehr_extra": "", "pump_extra": "", "more_devices": "", "export": ""}
     values.update(kw)
     out = SITE
     for k, v in values.items():
@@ -450,17 +450,42 @@ def risk_events(evs, device=None, rule=None):
 
 def check_risk_event(ev):
     assert ev["event"]["category"] == ["vulnerability"], ev["event"]
-    assert ev["event"]["kind"] == "alert"
+    assert ev["event"]["action"] == "alerted"
     assert ev["wardgate"]["risk"]["device"] == device_of(ev)
     problems = ecs_check.check_event(ev)
     assert not problems, (problems, ev)
+
+
+def not_alerts(evs):
+    """Risk findings recorded as something other than an alert. Each is a new
+    finding (only changes become events), so each is an alert (docs/events.md:
+    `event.kind` `alert` when a rule fired and the site is alerted of it; `event`
+    only for a repeat within its episode or a suppressed rule)."""
+    return [(rule_of(e), device_of(e), (e.get("vulnerability") or {}).get("reference")
+             or e["wardgate"]["risk"].get("flow"), e["event"]["kind"], e["wardgate"].get("repeat"))
+            for e in risk_events(evs) if e["event"]["kind"] != "alert"]
+
+
+# Philips IntelliVue MP series at `Rev F`: ICSMA-18-156-01 gives `Rev B-M`, a
+# range no one can read as versions: possibly affected (WG-RISK-002).
+MONITOR = """
+[[device]]
+id = "icu-monitor"
+kind = "patient-monitor"
+addresses = ["127.0.0.9"]
+vendor = "Philips"
+model = "IntelliVue Patient Monitors MP Series (includingMP2/X2/MP30/MP50/MP70/NP90/MX700/800)"
+version = "Rev F"
+criticality = "life-supporting"
+"""
 
 
 def test_serve_records_advisory_hits_threshold_mud_deviations_and_only_changes(tmp_path):
     up = Upstream()
     # The MUD file allows the EHR to reach the gateway on 2576 only; the route
     # listens elsewhere, so the EHR's orders deviate from it.
-    g = Gateway(tmp_path, up.port, site=prepare(tmp_path, with_mud_port=2576))
+    g = Gateway(tmp_path, up.port, site=prepare(tmp_path, with_mud_port=2576, more_devices=MONITOR,
+                                                pump_extra=f'purl = "{PUMP_PURL}"'))
     try:
         assert g.listen_port != 2576
         wait_assessed(g, 0)
@@ -487,6 +512,15 @@ def test_serve_records_advisory_hits_threshold_mud_deviations_and_only_changes(t
         assert len(comp) == 1, [e["event"]["reason"] for e in risk_events(evs, "ehr")]
         assert comp[0]["wardgate"]["risk"]["matched"].startswith(f"component {ROMPAGER} 4.07"), comp[0]["wardgate"]["risk"]
         check_risk_event(comp[0])
+        # The monitor's advisory range is unreadable: possibly affected, with its text.
+        maybe = [e for e in risk_events(evs, "icu-monitor", "WG-RISK-002")
+                 if e.get("vulnerability", {}).get("reference") == "ICSMA-18-156-01"]
+        assert len(maybe) == 1, [e["event"]["reason"] for e in risk_events(evs, "icu-monitor")]
+        assert maybe[0]["wardgate"]["risk"]["status"] == "possibly-affected"
+        assert "Rev B-M" in maybe[0]["event"]["reason"], maybe[0]["event"]["reason"]
+        check_risk_event(maybe[0])
+        assert not [e for e in risk_events(evs, "icu-monitor", "WG-RISK-001")
+                    if e["vulnerability"]["reference"] == "ICSMA-18-156-01"], "never certain from an unreadable range"
         # No traffic yet: no MUD deviation.
         assert not risk_events(evs, "ehr", "WG-MUD-001")
 
@@ -520,8 +554,9 @@ def test_serve_records_advisory_hits_threshold_mud_deviations_and_only_changes(t
 
         # A restart assesses again and records nothing it already recorded.
         counts = {r: len(risk_events(evs, rule=r)) for r in ("WG-RISK-001", "WG-RISK-002", "WG-RISK-003", "WG-MUD-001", "WG-MUD-002")}
+        n = assessments(g)
         restart(g)
-        wait_assessed(g, assessments(g))
+        wait_assessed(g, n)
         time.sleep(0.5)
         evs = g.events()
         again = {r: len(risk_events(evs, rule=r)) for r in counts}
@@ -529,8 +564,26 @@ def test_serve_records_advisory_hits_threshold_mud_deviations_and_only_changes(t
         assert len([e for e in risk_events(evs, "pump-server", "WG-RISK-001")
                     if e["vulnerability"]["reference"] == MEDFUSION_ADVISORY]) == 1
         assert (g.dir / "data" / "risk-state.json").exists()
+
+        # The manufacturer's VEX rules the advisory out for this pump; imported
+        # while the gateway runs, it counts from the next reload: the pump's risk
+        # falls below the threshold (WG-RISK-005), once.
+        vex = tmp_path / "medfusion-vex.json"
+        vex.write_text(json.dumps(openvex(PUMP_PURL, medfusion_cves())))
+        r = run("advisories", "import", str(vex), "--config", str(g.config))
+        assert r.returncode == 0, r.stdout + r.stderr
+        n = assessments(g)
+        g.cli("reload")
+        wait_assessed(g, n)
+        evs = wait_events(g, lambda e: risk_events(e, "pump-server", "WG-RISK-005"), "the pump's risk falling below")
+        below = risk_events(evs, "pump-server", "WG-RISK-005")
+        assert len(below) == 1
+        rf = below[0]["wardgate"]["risk"]
+        assert rf["score"] < rf["threshold"] == 20 <= rf["previous_score"], rf
+        assert risk_of(g.config, "pump-server")["score"] == rf["score"]
         for e in risk_events(evs):
             check_risk_event(e)
+        assert not not_alerts(evs), not_alerts(evs)
     finally:
         g.stop()
         up.stop()
