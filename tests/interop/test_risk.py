@@ -719,3 +719,117 @@ def test_a_generated_mud_file_allows_the_traffic_it_was_drafted_from(tmp_path):
     finally:
         g.stop()
         up.stop()
+
+
+# --- 7. the wire disagrees with the declared version -------------------------------
+
+DICOM_SITE = """
+[gateway]
+data_dir = "{data_dir}"
+frame_timeout_secs = 3
+shutdown_grace_secs = 2
+
+[gateway.audit]
+checkpoint_every = 50
+checkpoint_interval_ms = 100
+
+[risk]
+assess_every_secs = 0
+
+[[device]]
+id = "ct-1"
+kind = "ct-scanner"
+addresses = ["127.0.0.5"]
+ae_titles = ["CT01"]
+vendor = "Example Imaging"
+model = "Example CT"
+version = "2.1"
+criticality = "diagnostic"
+
+[[device]]
+id = "ct-2"
+kind = "ct-scanner"
+addresses = ["127.0.0.6"]
+ae_titles = ["CT02"]
+vendor = "Example Imaging"
+model = "Example CT"
+version = "3.0"
+criticality = "diagnostic"
+
+[[device]]
+id = "pacs"
+kind = "pacs"
+addresses = ["127.0.0.4"]
+ae_titles = ["PACS"]
+
+[[route]]
+id = "ct-to-pacs"
+protocol = "dicom"
+listen = "127.0.0.1:{listen_port}"
+upstream = "127.0.0.4:{upstream_port}"
+senders = ["ct-1", "ct-2"]
+called_ae_titles = ["PACS"]
+operations = ["C-ECHO"]
+sop_classes = ["1.2.840.10008.1.1"]
+"""
+
+
+def test_a_dicom_implementation_version_that_disagrees_is_raised_once(tmp_path):
+    """pynetdicom SCUs state their software in the A-ASSOCIATE-RQ (implementation
+    version name): ct-1 is declared 2.1 and says CT_V3.0 (WG-RISK-004), ct-2 is
+    declared 3.0 and says CT_V3.0 (agrees: nothing)."""
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    from conftest import free_port
+
+    scp_ae = AE(ae_title="PACS")
+    scp_ae.add_supported_context(Verification)
+    scp_port = free_port("127.0.0.4")
+    server = scp_ae.start_server(("127.0.0.4", scp_port), block=False)
+    g = None
+    try:
+        g = Gateway(tmp_path, scp_port, site=DICOM_SITE)
+        wait_assessed(g, 0)
+
+        def echo(aet, source):
+            ae = AE(ae_title=aet)
+            ae.implementation_version_name = "CT_V3.0"
+            ae.add_requested_context(Verification)
+            ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+            assoc = ae.associate("127.0.0.1", g.listen_port, ae_title="PACS", bind_address=(source, 0))
+            assert assoc.is_established, (aet, source)
+            status = assoc.send_c_echo()
+            assoc.release()
+            assert status and status.Status == 0x0000
+
+        echo("CT01", "127.0.0.5")
+        echo("CT02", "127.0.0.6")
+        wait_events(g, lambda e: {"ct-1", "ct-2"} <= {x["wardgate"].get("source_device") for x in e
+                                                     if x["wardgate"].get("stage") == "association"},
+                    "the associations")
+        n = assessments(g)
+        g.cli("reload")
+        wait_assessed(g, n)
+        evs = wait_events(g, lambda e: risk_events(e, "ct-1", "WG-RISK-004"), "WG-RISK-004 for ct-1")
+        ev = risk_events(evs, "ct-1", "WG-RISK-004")
+        assert len(ev) == 1
+        rf = ev[0]["wardgate"]["risk"]
+        assert rf["declared_version"] == "2.1" and rf["wire_versions"] == ["CT_V3.0"], rf
+        check_risk_event(ev[0])
+        assert not risk_events(evs, "ct-2", "WG-RISK-004")
+        ct1, ct2 = risk_of(g.config, "ct-1"), risk_of(g.config, "ct-2")
+        assert ct1["version_disagrees"] is True and ct1["wire_versions"] == ["CT_V3.0"]
+        assert any(f["name"] == "version-disagrees" for f in ct1["factors"]), ct1["factors"]
+        assert ct2["version_disagrees"] is False and ct2["wire_versions"] == ["CT_V3.0"]
+        # Seen again, assessed again: not raised again.
+        echo("CT01", "127.0.0.5")
+        n = assessments(g)
+        g.cli("reload")
+        wait_assessed(g, n)
+        time.sleep(0.5)
+        assert len(risk_events(g.events(), "ct-1", "WG-RISK-004")) == 1
+    finally:
+        if g is not None:
+            g.stop()
+        server.shutdown()
