@@ -106,6 +106,28 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
+/// The first three fields of `/proc/loadavg`.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `min-max` of one per-round figure, ms.
+fn spread(r: &Report, k: &str, prec: usize) -> String {
+    let v: Vec<f64> = r
+        .per_round
+        .iter()
+        .filter_map(|m| m.get(k).copied())
+        .collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.prec$}-{hi:.prec$}")
+}
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -552,6 +574,8 @@ struct Report {
     machine: String,
     advisories_dir: String,
     rounds: usize,
+    loadavg_start: String,
+    loadavg_end: String,
     advisories: usize,
     advisory_bytes: usize,
     indexed_products: usize,
@@ -590,6 +614,7 @@ struct Report {
 
 pub fn run(a: RiskArgs) -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let loadavg_start = loadavg();
     let dir = a.advisories.clone().unwrap_or_else(default_dir);
     let files = list(&dir)?;
 
@@ -668,6 +693,8 @@ pub fn run(a: RiskArgs) -> Result<()> {
         machine: machine(),
         advisories_dir: dir.display().to_string(),
         rounds: a.rounds,
+        loadavg_start,
+        loadavg_end: loadavg(),
         advisories: advisories.len(),
         advisory_bytes: raw.iter().map(Vec::len).sum(),
         indexed_products: index.len(),
@@ -714,7 +741,11 @@ fn markdown(r: &Report) -> Result<String> {
     let mut md = String::new();
     writeln!(md, "### Device risk: advisory import and matching\n")?;
     writeln!(md, "Command: `{}`\n", r.command)?;
-    writeln!(md, "Machine: {}\n", r.machine)?;
+    writeln!(
+        md,
+        "Machine: {}; load average {} at the start, {} at the end.\n",
+        r.machine, r.loadavg_start, r.loadavg_end
+    )?;
     writeln!(
         md,
         "{} advisories ({:.1} MB) from {}, {} products indexed; {} devices; an SBOM of {} components and its metadata component ({} KB). Medians of {} rounds after a warm-up, baselines interleaved in each round.\n",
@@ -727,34 +758,47 @@ fn markdown(r: &Report) -> Result<String> {
         r.sbom_bytes / 1000,
         r.rounds
     )?;
-    writeln!(md, "| measure | wardgate | goal | baseline | ratio |")?;
-    writeln!(md, "|---|---:|---:|---:|---:|")?;
     writeln!(
         md,
-        "| import {} advisories (read + parse + index) | {:.1} ms | | JSON to `Value` only: {:.1} ms | {:.2}x |",
+        "| measure | wardgate (median) | rounds min-max | goal | baseline (median) | ratio |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "| import {} advisories (read + parse + index) | {:.1} ms | {} ms | | JSON to `Value` only: {:.1} ms | {:.2}x (parse) |",
         r.advisories,
         r.import_ms,
+        spread(r, "import_ms", 1),
         r.import_json_floor_ms,
         (r.import_parse_ms) / r.import_json_floor_ms
     )?;
     writeln!(
         md,
-        "| - read files / `csaf::read` / `Index::new` | {:.2} / {:.1} / {:.2} ms | | | (ratio: parse vs JSON floor) |",
+        "| - read files / `csaf::read` / `Index::new` | {:.2} / {:.1} / {:.2} ms | | | | |",
         r.import_read_ms, r.import_parse_ms, r.import_index_ms
     )?;
     writeln!(
         md,
-        "| match {} devices | {:.1} ms ({:.0} devices/s) | < 1 s | naive scan: {:.1} ms | {:.4}x |",
-        r.devices, r.match_ms, r.devices_per_s, r.naive_match_ms, r.match_ratio_to_naive
+        "| match {} devices | {:.1} ms ({:.0} devices/s) | {} ms | < 1 s | naive scan: {:.1} ms | {:.4}x |",
+        r.devices,
+        r.match_ms,
+        r.devices_per_s,
+        spread(r, "match_ms", 1),
+        r.naive_match_ms,
+        r.match_ratio_to_naive
     )?;
     writeln!(
         md,
-        "| SBOM of {} components: read + match | {:.2} ms | < 100 ms | JSON to `Value`: {:.2} ms | {:.2}x |",
-        r.sbom_components.saturating_sub(1), r.sbom_ms, r.sbom_json_value_ms, r.sbom_total_ratio_to_json_value
+        "| SBOM of {} components: read + match | {:.2} ms | {} ms | < 100 ms | JSON to `Value`: {:.2} ms | {:.2}x |",
+        r.sbom_components.saturating_sub(1),
+        r.sbom_ms,
+        spread(r, "sbom_ms", 2),
+        r.sbom_json_value_ms,
+        r.sbom_total_ratio_to_json_value
     )?;
     writeln!(
         md,
-        "| - `sbom::read` / `match_component` x {} | {:.2} / {:.2} ms | | | read: {:.2}x |",
+        "| - `sbom::read` / `match_component` x {} | {:.2} / {:.2} ms | | | | read: {:.2}x |",
         r.sbom_components, r.sbom_read_ms, r.sbom_match_ms, r.sbom_read_ratio_to_json_value
     )?;
     let h = &r.hits;
