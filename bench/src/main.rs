@@ -7,8 +7,9 @@
 //! Subcommands: `sink`, `relay`, `tls-sink`, `tls-relay`, `load`, `paced`,
 //! `flooder` (building blocks, usable alone) and the orchestrators `compare`
 //! (cleartext), `tls` (TLS on both sides), `dicom`, `analyze`, `queue`
-//! (store-and-forward) and `flood` (a well-behaved device's latency with and
-//! without another device's flood). See BENCHMARKS.md for the commands that
+//! (store-and-forward), `flood` (a well-behaved device's latency with and
+//! without another device's flood) and `risk` (advisory import and device
+//! matching). See BENCHMARKS.md for the commands that
 //! reproduce the published figures.
 
 mod capture;
@@ -20,6 +21,7 @@ mod harness;
 mod mllp;
 mod mqtt;
 mod queue;
+mod risk;
 mod search;
 mod tls;
 
@@ -103,6 +105,10 @@ enum Cmd {
     /// MQTT load generator: N publishers through the target, subscribers on the
     /// broker directly; prints JSON.
     MqttLoad(mqtt::MqttLoadArgs),
+    /// Device risk (issue #22): importing the CSAF advisories, matching 10 000
+    /// devices and a 1 000-component SBOM, against a naive scan and plain JSON
+    /// parsing in the same run; memory.
+    Risk(risk::RiskArgs),
 }
 
 /// Options of `load`.
@@ -214,6 +220,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Mqtt(a) => mqtt::run(a),
+        Cmd::Risk(a) => risk::run(a),
         Cmd::MqttLoad(a) => {
             let idle = a.idle;
             let r = current_thread()?.block_on(mqtt::load(a))?;
