@@ -37,7 +37,7 @@ pub struct RiskArgs {
     #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// Directory of CSAF 2.0 advisories (`*.json`). Default: the shared ICSMA
-    /// corpus, `../shared/advisories/csaf-icsma` from the repository root.
+    /// corpus, `tests/data/advisories/csaf-icsma` in the repository (vendored).
     #[arg(long)]
     advisories: Option<PathBuf>,
     /// Synthetic devices to match.
@@ -80,7 +80,7 @@ impl Rng {
 }
 
 fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/advisories/csaf-icsma")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/advisories/csaf-icsma")
 }
 
 /// `VmRSS` and `VmHWM` of this process, kB.

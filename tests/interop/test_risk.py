@@ -1,7 +1,7 @@
 """Issue 22, device risk, against the real binary and real data.
 
 Advisories are CISA's 134 ICS Medical Advisories in CSAF 2.0
-(/work/shared/advisories/csaf-icsma, unchanged), imported with
+(tests/data/advisories/csaf-icsma, vendored unchanged), imported with
 `wardgate advisories import`; manufacturers' statements are an OpenVEX 0.2.0
 document written per the spec; a device's software is a CycloneDX 1.5 SBOM and
 its allowed traffic an RFC 8520 MUD file (the §8 example's shape). The running
@@ -45,7 +45,7 @@ import ecs_check
 from conftest import CI, Gateway, Upstream, wait_port, wardgate_bin
 from test_hl7_mllp import observation, send
 
-ADVISORIES = Path(os.environ.get("WARDGATE_ADVISORIES", "/work/shared/advisories/csaf-icsma"))
+ADVISORIES = Path(__file__).resolve().parents[1] / "data" / "advisories" / "csaf-icsma"
 MEDFUSION = "Medfusion 4000 Wireless Syringe Infusion Pump"
 MEDFUSION_ADVISORY = "ICSMA-17-250-02A"
 # A real advisory product, named as an SBOM component: Qualcomm Life's Allegro

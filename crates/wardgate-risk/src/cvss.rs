@@ -210,7 +210,7 @@ mod tests {
     use super::*;
 
     /// Scores published with the vectors (FIRST's calculator, and advisories
-    /// in ../shared/advisories that carry both).
+    /// in tests/data/advisories that carry both).
     #[test]
     fn base_scores_match_published_ones() {
         for (v, want) in [

@@ -8,7 +8,7 @@ use wardgate_risk::csaf::{self, Advisory, Limits};
 
 fn corpus() -> Option<Vec<(String, Vec<u8>)>> {
     let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/advisories/csaf-icsma");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/advisories/csaf-icsma");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

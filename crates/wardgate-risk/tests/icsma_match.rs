@@ -13,7 +13,7 @@ use wardgate_risk::vers::{Containment, VersionSpec};
 
 fn advisories() -> Option<Vec<Advisory>> {
     let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/advisories/csaf-icsma");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/advisories/csaf-icsma");
     let Ok(rd) = std::fs::read_dir(&dir) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
