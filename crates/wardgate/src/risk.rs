@@ -408,6 +408,10 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
         .unwrap_or("");
     let passive = matches!(e.event.action, Action::Observed | Action::ObservedViolation)
         || e.wardgate.stage == Stage::Capture;
+    let inline_route = match (&e.wardgate.route, passive) {
+        (Some(id), false) => v.routes.iter().find(|r| &r.id == id),
+        _ => None,
+    };
     for (me, other, from_me) in [(src, dst, true), (dst, src, false)] {
         if !v.device_by_ip.contains_key(&me.ip) {
             continue;
@@ -454,18 +458,41 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
                     w.versions.insert(d.implementation_version.clone());
                 }
             }
+            // HL7 SFT: the sending software's vendor, product and version.
+            if let Some(h) = &e.wardgate.hl7 {
+                if !h.software.is_empty() && w.versions.len() < MAX_EVIDENCE {
+                    w.versions.insert(h.software.clone());
+                }
+            }
         }
         // Flows: an event's source opened the connection (the sender of
         // an order, the caller of an association). A flow is keyed by its
         // service port: the peer's when the device opened it, else its own.
-        let service = if from_me { other.port } else { me.port };
+        // A proxied decision names the ends of the conversation, but on the
+        // network the sender talks to the gateway's listener and the
+        // upstream hears from the gateway: the MUD file must allow those.
+        let mut other: (IpAddr, u16) = (other.ip, other.port);
+        if let Some(r) = inline_route {
+            if from_me {
+                other = (r.listen.ip(), r.listen.port());
+            } else {
+                // Without `[gateway] addresses`, the listener's host.
+                let gw = v
+                    .gateway_addresses
+                    .first()
+                    .copied()
+                    .unwrap_or(r.listen.ip());
+                other = (gw, other.1);
+            }
+        }
+        let service = if from_me { other.1 } else { me.port };
         let key = (
             if from_me {
                 Direction::FromDevice
             } else {
                 Direction::ToDevice
             },
-            other.ip,
+            other.0,
             service,
             from_me,
         );
@@ -485,9 +512,9 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
                     key,
                     ObservedFlow {
                         direction: key.0,
-                        peer: other.ip,
+                        peer: other.0,
                         transport: 6,
-                        remote_port: other.port,
+                        remote_port: other.1,
                         device_port: Some(me.port),
                         initiated_by_device: from_me,
                         count: 1,
@@ -896,7 +923,7 @@ pub(crate) fn run(
                 if product.is_empty() {
                     "(not declared)".to_owned()
                 } else {
-                    product
+                    product.chars().take(28).collect()
                 },
                 r.version.as_deref().unwrap_or("-"),
                 n("affected"),
@@ -1521,5 +1548,65 @@ mod wire_tests {
             104,
             true
         )));
+        // HL7 SFT states the sender's software; so does a passive inventory record.
+        let mut e = event(
+            "127.0.0.2:40001",
+            "127.0.0.3:13575",
+            "hl7-mllp",
+            Action::Allowed,
+        );
+        e.wardgate.hl7 = Some(wardgate_event::event::Hl7Facts {
+            software: "Epic Bridges 10.2".into(),
+            ..Default::default()
+        });
+        merge_wire(&mut by_ip, &v, 10, &e);
+        let mut inv = Event::new(
+            "2026-12-05T10:00:00.000Z".into(),
+            Action::Observed,
+            String::new(),
+            Stage::Inventory,
+        );
+        inv.wardgate.inventory = Some(wardgate_event::event::DeviceSeen {
+            address: "127.0.0.3".into(),
+            seen: true,
+            hl7_software: ["Acme PumpServer 3.1".to_owned()].into(),
+            ..Default::default()
+        });
+        merge_wire(&mut by_ip, &v, 11, &inv);
+        assert_eq!(
+            by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()].versions,
+            ["Epic Bridges 10.2".to_owned()].into()
+        );
+        let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
+        assert!(pump.versions.contains("Acme PumpServer 3.1"));
+        assert!(version_stated("3.1", &pump.versions));
+    }
+
+    /// A proxied decision names the conversation's ends; on the network the
+    /// EHR talks to the gateway's listener and the pump server hears from the
+    /// gateway, and those are the flows a MUD file must allow.
+    #[test]
+    fn proxied_flows_are_the_network_peers() {
+        let v = site();
+        let mut by_ip = HashMap::new();
+        let mut e = event(
+            "127.0.0.2:40000",
+            "127.0.0.3:13575",
+            "hl7-mllp",
+            Action::Allowed,
+        );
+        e.wardgate.route = Some("infusion-orders".into());
+        merge_wire(&mut by_ip, &v, 1, &e);
+        let ehr = &by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()];
+        let listen: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            ehr.flows.keys().collect::<Vec<_>>(),
+            [&(Direction::FromDevice, listen, 12575, true)]
+        );
+        let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
+        assert_eq!(
+            pump.flows.keys().collect::<Vec<_>>(),
+            [&(Direction::ToDevice, listen, 13575, false)]
+        );
     }
 }
