@@ -11,9 +11,11 @@
 //! | under investigation | UnderInvestigation | no hit | UnderInvestigation |
 //! | fixed / first fixed | Fixed | no hit | no hit |
 //! | known not affected | NotAffected | no hit | no hit |
+//! | none, but scored or remediated | PossiblyAffected, any version | | |
 //!
 //! (*) the range is unreadable, the device version is unknown against a
-//! bounded range, or the two versions cannot be ordered. `vers:all/*` holds
+//! bounded range, or the two versions cannot be ordered; and "outside" a list
+//! of exact values that read as model numbers too (`2490C`) counts as this. `vers:all/*` holds
 //! every version, known or not. A product listed under several statuses takes
 //! the first of affected, under investigation, fixed, not affected.
 //!
@@ -100,6 +102,10 @@ enum Class {
     UnderInvestigation,
     Fixed,
     NotAffected,
+    /// Scored or given a remediation by a vulnerability, but in no
+    /// `product_status` list (ICSMA-17-215-01/-02 do this): the advisory does
+    /// not say, so a device of it is possibly affected, whatever its version.
+    Unstated,
 }
 
 /// A listed product's strongest class and the (vulnerability, class) pairs
@@ -252,6 +258,39 @@ impl Index {
                     }
                 }
                 idx.add(ai, p, class, cves, cvss.cloned(), rem);
+            }
+            // Products a vulnerability scores or remediates but no status names.
+            let listed_ids: HashSet<&str> = listed_ids_of(a);
+            let mut unstated: Vec<(&str, usize)> = scores
+                .keys()
+                .chain(rems.keys())
+                .filter(|(_, pid)| !listed_ids.contains(pid))
+                .map(|(vi, pid)| (*pid, *vi))
+                .collect();
+            unstated.sort_unstable();
+            unstated.dedup();
+            let mut i = 0;
+            while i < unstated.len() {
+                let pid = unstated[i].0;
+                let mut cves = Vec::new();
+                let mut cvss: Option<&Cvss> = None;
+                while i < unstated.len() && unstated[i].0 == pid {
+                    let vi = unstated[i].1;
+                    if let Some(cve) = a.vulnerabilities.get(vi).and_then(|v| v.cve.as_ref()) {
+                        if !cves.contains(cve) {
+                            cves.push(cve.clone());
+                        }
+                    }
+                    if let Some(sc) = scores.get(&(vi, pid)) {
+                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
+                            cvss = Some(sc);
+                        }
+                    }
+                    i += 1;
+                }
+                if let Some(p) = products.get(pid) {
+                    idx.add(ai, p, Class::Unstated, cves, cvss.cloned(), Vec::new());
+                }
             }
         }
         idx
@@ -612,6 +651,7 @@ fn rank(c: Class) -> u8 {
         Class::UnderInvestigation => 1,
         Class::Fixed => 2,
         Class::NotAffected => 3,
+        Class::Unstated => 4,
     }
 }
 
@@ -621,6 +661,10 @@ fn settled(c: Class) -> HitStatus {
         Class::UnderInvestigation => HitStatus::UnderInvestigation,
         Class::Fixed => HitStatus::Fixed,
         Class::NotAffected => HitStatus::NotAffected,
+        Class::Unstated => HitStatus::PossiblyAffected {
+            why: "the advisory scores this product but states no status for it".into(),
+            advisory_text: String::new(),
+        },
     }
 }
 
@@ -643,6 +687,27 @@ fn model_like(spec: &VersionSpec) -> bool {
     }
 }
 
+/// Every product id some vulnerability's `product_status` names.
+fn listed_ids_of(a: &Advisory) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    for v in &a.vulnerabilities {
+        let s = &v.status;
+        for ids in [
+            &s.known_affected,
+            &s.first_affected,
+            &s.last_affected,
+            &s.under_investigation,
+            &s.fixed,
+            &s.first_fixed,
+            &s.known_not_affected,
+            &s.recommended,
+        ] {
+            out.extend(ids.iter().map(String::as_str));
+        }
+    }
+    out
+}
+
 /// Severity order of VEX states: the most severe first.
 fn vex_rank(s: VexState) -> u8 {
     match s {
@@ -657,6 +722,20 @@ fn vex_rank(s: VexState) -> u8 {
 /// the explanation; `None` for no hit.
 fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
     let text = e.version_text.as_deref().unwrap_or("");
+    if e.class == Class::Unstated {
+        let why = "the advisory scores this product but states no status for it".to_owned();
+        return Some((
+            HitStatus::PossiblyAffected {
+                why: why.clone(),
+                advisory_text: if text.is_empty() {
+                    e.full_name.clone()
+                } else {
+                    text.to_owned()
+                },
+            },
+            why,
+        ));
+    }
     let shown = if text.is_empty() {
         "(no version given)"
     } else {
@@ -682,7 +761,7 @@ fn judge(e: &Entry, version: Option<&str>) -> Option<(HitStatus, String)> {
             why,
         )),
         Class::UnderInvestigation => Some((HitStatus::UnderInvestigation, why)),
-        Class::Fixed | Class::NotAffected => None,
+        Class::Fixed | Class::NotAffected | Class::Unstated => None,
     };
     let Some(v) = version.map(str::trim).filter(|v| !v.is_empty()) else {
         return unknown(format!("device version unknown against '{shown}'"));

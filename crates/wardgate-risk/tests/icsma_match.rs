@@ -326,6 +326,26 @@ fn a_model_number_in_the_version_field_makes_a_possible_hit() {
     .is_empty());
 }
 
+/// ICSMA-17-215-01 scores Siemens' PET/CT systems but lists them under no
+/// product status (a conversion slip): the advisory does not say, so a device
+/// of it is possibly affected, not silently clear.
+#[test]
+fn a_product_the_advisory_scores_but_gives_no_status_is_a_possible_hit() {
+    let Some(all) = advisories() else { return };
+    let idx = Index::new(&all, &VendorAliases::builtin());
+    let h = idx.match_device(&dev(
+        "Siemens",
+        "Siemens PET/CT Systems Windows XP-Based",
+        Some("VG60A"),
+    ));
+    let h = hits_for(&h, "ICSMA-17-215-01");
+    assert!(
+        matches!(&h[..], [x] if matches!(&x.status, HitStatus::PossiblyAffected { why, .. } if why.contains("no status"))),
+        "{h:?}"
+    );
+    assert!(!h[0].cves.is_empty() && h[0].cvss.is_some(), "{h:?}");
+}
+
 /// Versions an advisory range may hold: its bounds and neighbours.
 fn probes(spec: &VersionSpec) -> Vec<String> {
     let VersionSpec::Constraints { constraints, .. } = spec else {
@@ -349,10 +369,11 @@ fn every_product_hits_its_advisory() {
         for p in &a.products {
             let Some(vendor) = &p.vendor else { continue };
             if a.report.unlisted.contains(&p.product_id) {
+                // Scored but given no status: possibly affected, any version.
                 let h = idx.match_device(&dev(vendor, &p.name, Some("1.0")));
-                assert!(!h
-                    .iter()
-                    .any(|h| h.product_id == p.product_id && h.advisory_id == a.id));
+                assert!(h.iter().any(|h| h.product_id == p.product_id
+                    && h.advisory_id == a.id
+                    && matches!(h.status, HitStatus::PossiblyAffected { .. })));
                 continue;
             }
             if !p.spec.is_readable() {
