@@ -408,7 +408,10 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Advisory, CsafError> {
     let current_release_date = req_str(tracking, tp, "current_release_date")?;
     let initial_release_date = opt_str(tracking, tp, "initial_release_date")?;
 
-    let aliases = VendorAliases::builtin();
+    // Built once per process: rebuilding it for every document was a fifth of
+    // an import (BENCHMARKS.md, device risk).
+    static BUILTIN: std::sync::OnceLock<VendorAliases> = std::sync::OnceLock::new();
+    let aliases = BUILTIN.get_or_init(VendorAliases::builtin);
     let mut products = Vec::new();
     let mut groups: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(pt) = root.get("product_tree") {
