@@ -486,7 +486,9 @@ def test_devices_lists_what_was_seen_with_its_software_fingerprint(dgateway):
     assert ct["implementation_versions"][0].startswith("OFFIS_DCMTK")
     rogue = devs["127.0.0.9"]
     assert rogue["device"] is None and not rogue["enrolled"]
-    assert rogue["ae_titles"] == ["ROGUE"] and rogue["blocked"] >= 1
+    # A refused association is an attempt, not the address's own AE title (#22).
+    assert rogue.get("ae_titles", []) == [] and rogue["attempted_ae_titles"] == ["ROGUE"]
+    assert rogue["blocked"] >= 1
     # pynetdicom's own implementation class UID identifies the software.
     from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
 
