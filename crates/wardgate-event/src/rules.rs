@@ -331,7 +331,7 @@ rules! {
     RISK_ADVISORY = "WG-RISK-001", "advisory-affects-device", High,
         "An imported advisory affects a device: its declared vendor, model and version (or a component of its SBOM) fall inside an affected product's range, and no VEX statement from the manufacturer says otherwise. Raised once per device and advisory, when the match is first found.";
     RISK_ADVISORY_POSSIBLE = "WG-RISK-002", "advisory-possibly-affects-device", Medium,
-        "An advisory names a device's product, but wardgate cannot tell whether its version is affected: the advisory's range is not readable, or the device's version is unknown or not comparable. The advisory's own text is in the event; wardgate never guesses either way.";
+        "An advisory names a device's product, but wardgate cannot tell whether its version is affected: the advisory's range is not readable, the device's version is unknown or not comparable, the advisory gives the product no status, or the manufacturer is still investigating. The advisory's own text is in the event; wardgate never guesses either way.";
     RISK_THRESHOLD = "WG-RISK-003", "risk-above-threshold", High,
         "A device's risk score rose to or above the site's threshold ([risk] alert_at): a new advisory, new exposure on the wire, or a control removed. The factors and their evidence are in the event.";
     RISK_VERSION_DISAGREES = "WG-RISK-004", "version-disagrees-with-wire", Medium,

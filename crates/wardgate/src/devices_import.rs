@@ -135,6 +135,14 @@ fn many(cell: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Text for a `#` comment line: a control character (a newline in a CSV
+/// header or cell) would end the comment and let the rest be read as TOML.
+fn c(s: &str) -> String {
+    s.chars()
+        .map(|ch| if ch.is_control() { '?' } else { ch })
+        .collect()
+}
+
 fn q(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
@@ -273,18 +281,19 @@ pub(crate) fn import(csv_bytes: &[u8], source: &str, site: Option<&Validated>) -
          # Review every entry, then name this file in the configuration:\n\
          #   device_files = [\"<this file>\"]\n",
         rows.len(),
-        skipped.len()
+        skipped.len(),
+        source = c(source),
     ));
     if !ignored.is_empty() {
-        text.push_str(&format!("# Columns not used: {}\n", ignored.join(", ")));
+        text.push_str(&format!("# Columns not used: {}\n", c(&ignored.join(", "))));
     }
     for r in &rows {
         text.push_str(&format!("\n# CSV line {}\n", r.line));
         for n in &r.notes {
-            text.push_str(&format!("# NOTE: {n}\n"));
+            text.push_str(&format!("# NOTE: {}\n", c(n)));
         }
         if !r.macs.is_empty() {
-            text.push_str(&format!("# MAC: {}\n", r.macs.join(", ")));
+            text.push_str(&format!("# MAC: {}\n", c(&r.macs.join(", "))));
         }
         text.push_str("[[device]]\n");
         text.push_str(&format!("id = {}\n", q(&r.id)));
@@ -315,7 +324,7 @@ pub(crate) fn import(csv_bytes: &[u8], source: &str, site: Option<&Validated>) -
     if !skipped.is_empty() {
         text.push_str("\n# Rows left out:\n");
         for s in &skipped {
-            text.push_str(&format!("#   {}\n", s.replace('\n', " ")));
+            text.push_str(&format!("#   {}\n", c(s)));
         }
     }
     Ok(Imported {
@@ -485,6 +494,21 @@ mod tests {
         let imp = import(csv.as_bytes(), "a.csv", Some(&site)).unwrap();
         assert_eq!(imp.devices, 1);
         assert_eq!(imp.skipped.len(), 2, "{:?}", imp.skipped);
+    }
+
+    /// Regression: a header cell holding newlines was written raw into a
+    /// comment and became a `[[device]]` of its own (found in review).
+    #[test]
+    fn nothing_in_a_csv_becomes_toml_but_its_values() {
+        let csv = "id,ip,\"x\n[[device]]\nid = \"\"injected\"\"\nkind = \"\"x\"\"\naddresses = [\"\"10.9.9.9\"\"]\n#\",mac\n\
+                   ok,10.0.0.1,y,\"aa:bb\r\n[[device]]\"\n\
+                   bad\nname,not-an-ip\n";
+        let imp = import(csv.as_bytes(), "a\n[[device]].csv", None).unwrap();
+        let t: toml::Table = toml::from_str(&imp.text).unwrap();
+        let devices = t["device"].as_array().unwrap();
+        assert_eq!(devices.len(), imp.devices);
+        assert_eq!(devices.len(), 1, "{}", imp.text);
+        assert!(!imp.text.contains("injected\"\n"), "{}", imp.text);
     }
 
     #[test]

@@ -1068,12 +1068,15 @@ fn severity_word(score: f64) -> &'static str {
 
 /// Compares an assessment with the last one stored in data_dir and returns
 /// the events for what changed (new hits, thresholds crossed, versions
-/// disagreeing, MUD deviations), saving the new state. `timestamp` stamps them.
+/// disagreeing, MUD deviations) and the state to store once they are
+/// recorded ([`save_state`]): saved first, a failure to record would lose
+/// them for good; saved after, a crash between repeats them, which is safer.
+/// `timestamp` stamps them.
 pub(crate) fn findings(
     data_dir: &Path,
     risks: &[DeviceRisk],
     timestamp: &str,
-) -> Result<Vec<Event>> {
+) -> Result<(Vec<Event>, State)> {
     let path = data_dir.join(STATE_FILE);
     let old: State = std::fs::read(&path)
         .ok()
@@ -1116,7 +1119,10 @@ pub(crate) fn findings(
         for h in &r.hits {
             let rule = match h.hit.status {
                 HitStatus::Affected => rules::RISK_ADVISORY,
-                HitStatus::PossiblyAffected { .. } => rules::RISK_ADVISORY_POSSIBLE,
+                // The manufacturer does not know yet: as unknown as an unreadable range.
+                HitStatus::PossiblyAffected { .. } | HitStatus::UnderInvestigation => {
+                    rules::RISK_ADVISORY_POSSIBLE
+                }
                 _ => continue,
             };
             let key = format!(
@@ -1261,8 +1267,13 @@ pub(crate) fn findings(
         }
         new.devices.insert(r.device.clone(), st);
     }
-    wardgate_audit::fsx::write_replace(&path, &serde_json::to_vec(&new)?)?;
-    Ok(events)
+    Ok((events, new))
+}
+
+/// Stores what an assessment found, once its events are recorded.
+pub(crate) fn save_state(data_dir: &Path, state: &State) -> Result<()> {
+    wardgate_audit::fsx::write_replace(&data_dir.join(STATE_FILE), &serde_json::to_vec(state)?)?;
+    Ok(())
 }
 
 /// `wardgate mud generate`: a draft MUD file from what was seen of a device.
@@ -1372,6 +1383,13 @@ mod finding_tests {
         }
     }
 
+    /// Assesses and stores, as the running gateway does once the events are recorded.
+    fn findings(dir: &Path, risks: &[DeviceRisk], t: &str) -> Result<Vec<Event>> {
+        let (events, state) = super::findings(dir, risks, t)?;
+        save_state(dir, &state)?;
+        Ok(events)
+    }
+
     fn rules_of(events: &[Event]) -> Vec<String> {
         events
             .iter()
@@ -1428,6 +1446,28 @@ mod finding_tests {
             e[1].wardgate.risk.as_ref().unwrap().previous_score,
             Some(75)
         );
+    }
+
+    /// Regression (review): the state was saved before the events were
+    /// recorded, so a failure to record lost them for good.
+    #[test]
+    fn findings_not_recorded_are_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = "2026-12-05T10:00:00.000Z";
+        let r = vec![risk(
+            "pump-1",
+            10,
+            vec![hit("ICSMA-17-250-02A", HitStatus::UnderInvestigation)],
+        )];
+        // Assessed, but the recording failed: nothing saved.
+        let (first, _) = super::findings(dir.path(), &r, t).unwrap();
+        assert_eq!(
+            rules_of(&first),
+            ["WG-RISK-002"],
+            "under investigation is a possible hit"
+        );
+        let (again, _) = super::findings(dir.path(), &r, t).unwrap();
+        assert_eq!(rules_of(&again), rules_of(&first));
     }
 
     #[test]

@@ -413,11 +413,15 @@ async fn assess_risk(
             for p in problems {
                 tracing::warn!(problem = %p, "risk assessment");
             }
-            let events = crate::risk::findings(&v.data_dir, &risks, Clock::now().rfc3339())?;
+            let (events, state) =
+                crate::risk::findings(&v.data_dir, &risks, Clock::now().rfc3339())?;
             let n = events.len();
             for e in events {
                 r.record(e)?;
             }
+            // Only once every finding is in the record: a stop mid-way
+            // leaves them to be found again, not lost.
+            crate::risk::save_state(&v.data_dir, &state)?;
             Ok(n)
         })
         .await;
