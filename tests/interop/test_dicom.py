@@ -493,8 +493,11 @@ def test_devices_lists_what_was_seen_with_its_software_fingerprint(dgateway):
     from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
 
     assert rogue["implementation_class_uids"] == [str(PYNETDICOM_IMPLEMENTATION_UID)]
-    # The PACS is enrolled and was never a sender: listed, never seen.
-    assert devs["127.0.0.4"]["last_seen"] is None
+    # The PACS is enrolled and was never a sender, but the echo reached it
+    # as the route's upstream: seen, as a server (#22: not "never").
+    pacs = devs["127.0.0.4"]
+    assert pacs["last_seen"] is not None and "server" in pacs["roles"] and pacs["served"] >= 1
+    assert "client" not in pacs["roles"]
     table = dgateway.cli("devices").stdout
     assert "127.0.0.9" in table and "NO" in table
 

@@ -102,6 +102,17 @@ impl RiskSettings {
     }
 }
 
+/// The file's bytes, reading at most one byte more than `max` (a FIFO or a
+/// device file has no length to check first).
+fn read_at_most(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// What an include file may hold: devices, nothing else.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,7 +148,7 @@ pub(crate) fn append_device_files(source: &mut Source) -> Vec<Problem> {
     let mut total = source.text.len() as u64;
     for f in &inc.device_files {
         let path = source.base_dir.join(f.get_ref());
-        let text = match std::fs::read(&path) {
+        let text = match read_at_most(&path, MAX_CONFIG_BYTES.saturating_sub(total)) {
             Ok(b) if total + b.len() as u64 <= MAX_CONFIG_BYTES => match String::from_utf8(b) {
                 Ok(t) => t,
                 Err(_) => {

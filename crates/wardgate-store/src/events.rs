@@ -370,6 +370,25 @@ impl EventFilter {
 /// and the connection contexts of compact routine records (bounded too, see
 /// [`wardgate_event::compact`]). Every event comes back in its full form.
 pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut out = std::collections::VecDeque::new();
+    for_each_log(audit_dir, filter, |e| {
+        out.push_back(e);
+        if filter.last.is_some_and(|n| out.len() as u64 > n) {
+            out.pop_front();
+        }
+    })?;
+    Ok(out.into())
+}
+
+/// Each event matching `filter` from the audit log, handed to `each` as it is
+/// read (`filter.last` is not applied): memory stays that of one record and
+/// the compact-record contexts, whatever the log's size. What a long-running
+/// reader over the whole record uses (the gateway's risk assessment).
+pub fn for_each_log(
+    audit_dir: &Path,
+    filter: &EventFilter,
+    mut each: impl FnMut(StoredEvent),
+) -> Result<(), StoreError> {
     use std::io::BufRead;
     // Opened together, so a rotation while reading cannot hide a file.
     let files = wardgate_audit::open_log_files(audit_dir).map_err(|source| StoreError::Io {
@@ -382,7 +401,6 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
             source: std::io::ErrorKind::NotFound.into(),
         });
     }
-    let mut out = std::collections::VecDeque::new();
     let mut line = Vec::new();
     // Compact routine records come back as the full events they stand for; a
     // connection's context may be in the file before.
@@ -411,17 +429,14 @@ pub fn query_log(audit_dir: &Path, filter: &EventFilter) -> Result<Vec<StoredEve
             let json = expander.next(json);
             let json = &*json;
             if filter.selects(json) {
-                out.push_back(StoredEvent {
+                each(StoredEvent {
                     seq,
                     doc: String::from_utf8_lossy(json).into_owned(),
                 });
-                if filter.last.is_some_and(|n| out.len() as u64 > n) {
-                    out.pop_front();
-                }
             }
         }
     }
-    Ok(out.into())
+    Ok(())
 }
 
 /// [`query_log`], then every new matching record as the gateway appends it,

@@ -14,7 +14,9 @@ pub mod queue;
 mod recorder;
 pub mod search;
 
-pub use events::{follow_log, query_log, Columns, EventFilter, EventStore, Row, StoredEvent};
+pub use events::{
+    follow_log, for_each_log, query_log, Columns, EventFilter, EventStore, Row, StoredEvent,
+};
 pub use recorder::{Recorder, RecorderHandle, RecorderLag, RecorderOptions, RecorderStats};
 
 /// Errors of the store and recorder.

@@ -373,16 +373,20 @@ pub(crate) fn run(
     site: Option<&Validated>,
     force: bool,
 ) -> Result<ExitCode> {
-    let meta =
-        std::fs::metadata(csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
-    if meta.len() > MAX_CSV_BYTES {
+    let bytes = {
+        use std::io::Read;
+        let mut b = Vec::new();
+        std::fs::File::open(csv_path)
+            .and_then(|f| f.take(MAX_CSV_BYTES + 1).read_to_end(&mut b))
+            .with_context(|| format!("reading {}", csv_path.display()))?;
+        b
+    };
+    if bytes.len() as u64 > MAX_CSV_BYTES {
         bail!(
             "{} is larger than {MAX_CSV_BYTES} bytes",
             csv_path.display()
         );
     }
-    let bytes =
-        std::fs::read(csv_path).with_context(|| format!("reading {}", csv_path.display()))?;
     let imp = import(&bytes, &csv_path.display().to_string(), site)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true);

@@ -44,7 +44,8 @@ fn vex_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// A document id as a file name: letters, digits, `-`, `_`, `.` kept, the rest `_`.
-fn file_name(id: &str) -> String {
+fn file_name(scope: &str, id: &str) -> String {
+    use sha2::Digest;
     let mut s: String = id
         .chars()
         .map(|c| {
@@ -55,22 +56,52 @@ fn file_name(id: &str) -> String {
             }
         })
         .collect();
-    s.truncate(120);
+    s.truncate(100);
     if s.is_empty() || s.starts_with('.') {
         s.insert(0, '_');
     }
+    // A document is named by its publisher and id together (CSAF 2.0
+    // §3.2.1.8: ids are unique per publisher namespace); the hash keeps two
+    // publishers, or two ids the sanitising made equal, in files of their own.
+    let h = sha2::Sha256::digest(format!("{scope}\n{id}").as_bytes());
+    s.push('-');
+    s.push_str(&hex::encode(&h[..8]));
     s.push_str(".json");
     s
 }
 
+/// Orders two revisions: release dates as instants, then tracking versions
+/// segment by segment as numbers (`10` after `9`); `None` when either does
+/// not read, so the caller keeps what it has and says so.
+fn newer_or_same(date: &str, rev: &str, old_date: &str, old_rev: &str) -> Option<bool> {
+    use time::format_description::well_known::Rfc3339;
+    let d = time::OffsetDateTime::parse(date, &Rfc3339).ok()?;
+    let od = time::OffsetDateTime::parse(old_date, &Rfc3339).ok()?;
+    let nums = |r: &str| -> Option<Vec<u64>> { r.split('.').map(|x| x.parse().ok()).collect() };
+    let (v, ov) = (nums(rev), nums(old_rev));
+    Some(match d.cmp(&od) {
+        std::cmp::Ordering::Equal => match (v, ov) {
+            (Some(v), Some(ov)) => v >= ov,
+            _ => rev >= old_rev,
+        },
+        o => o == std::cmp::Ordering::Greater,
+    })
+}
+
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    use std::io::Read;
+    // `take`, not the file's length: a FIFO or a device file reports 0.
+    let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_DOC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
     anyhow::ensure!(
-        meta.len() <= MAX_DOC_BYTES,
+        bytes.len() as u64 <= MAX_DOC_BYTES,
         "{} is larger than {MAX_DOC_BYTES} bytes",
         path.display()
     );
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    Ok(bytes)
 }
 
 /// Every `.json` file under `paths` (files named directly are taken whatever
@@ -131,7 +162,9 @@ fn store(
     let path = dir.join(name);
     let outcome = match std::fs::read(&path) {
         Ok(old) if old == bytes => return Ok("unchanged"),
-        // `newer(old)`: whether what is being imported is at least as recent.
+        // `newer(old)`: whether what is being imported is at least as recent;
+        // `None` (a date that does not read, a stored file that no longer
+        // does) takes the new one: importing is the operator's decision.
         Ok(old) => match newer(&old) {
             Some(false) => return Ok("older"),
             _ => "updated",
@@ -181,14 +214,11 @@ pub(crate) fn import(paths: &[PathBuf], data_dir: &Path, json: bool) -> Result<E
             let (date, rev) = (a.current_release_date.clone(), a.version.clone());
             rec.outcome = store(
                 &advisories_dir(data_dir),
-                &file_name(&a.id),
+                &file_name(&a.publisher.namespace, &a.id),
                 &bytes,
                 |old| {
                     let o = csaf::read(old, &limits).ok()?;
-                    Some(
-                        (date.as_str(), rev.as_str())
-                            >= (o.current_release_date.as_str(), o.version.as_str()),
-                    )
+                    newer_or_same(&date, &rev, &o.current_release_date, &o.version)
                 },
             )?;
         } else {
@@ -202,7 +232,25 @@ pub(crate) fn import(paths: &[PathBuf], data_dir: &Path, json: bool) -> Result<E
                     });
                     rec.statements = v.statements.len();
                     rec.problems = v.problems.clone();
-                    rec.outcome = store(&vex_dir(data_dir), &file_name(&rec.id), &bytes, |_| None)?;
+                    // Without an id, the content names it: two makers' `vex.json`
+                    // do not replace each other.
+                    let scope = match &v.id {
+                        Some(_) => v.author.clone().unwrap_or_default(),
+                        None => {
+                            use sha2::Digest;
+                            hex::encode(sha2::Sha256::digest(&bytes))
+                        }
+                    };
+                    let ts = v.timestamp.clone();
+                    rec.outcome = store(
+                        &vex_dir(data_dir),
+                        &file_name(&scope, &rec.id),
+                        &bytes,
+                        |old| {
+                            let o = vex::read(old, &vlimits).ok()?;
+                            newer_or_same(ts.as_deref()?, "0", o.timestamp.as_deref()?, "0")
+                        },
+                    )?;
                 }
                 Err(ve) => {
                     failed += 1;
@@ -341,7 +389,9 @@ pub(crate) fn knowledge(data_dir: &Path, v: Option<&Validated>) -> Result<Knowle
 pub(crate) struct Wire {
     pub exposures: Vec<Exposure>,
     /// Software versions the wire states (DICOM implementation version name, HL7 SFT).
-    pub versions: BTreeSet<String>,
+    /// Per source (`dicom`, `hl7`, `passive`), the version stated last and
+    /// when: a device changed later is judged by what it says now.
+    pub versions: BTreeMap<&'static str, (String, String)>,
     pub flows: BTreeMap<(Direction, IpAddr, u16, bool), ObservedFlow>,
     pub flows_dropped: u64,
 }
@@ -365,13 +415,24 @@ pub(crate) fn wire(data_dir: &Path, v: &Validated) -> Result<HashMap<IpAddr, Wir
     if !audit_dir.join("audit.log").exists() {
         return Ok(by_ip);
     }
-    for row in wardgate_store::query_log(&audit_dir, &wardgate_store::EventFilter::default())? {
-        let Ok(e) = serde_json::from_str::<Event>(&row.doc) else {
-            continue;
-        };
-        merge_wire(&mut by_ip, v, row.seq, &e);
-    }
+    // Streamed: the gateway repeats this hourly, and the record may be years long.
+    wardgate_store::for_each_log(&audit_dir, &wardgate_store::EventFilter::default(), |row| {
+        if let Ok(e) = serde_json::from_str::<Event>(&row.doc) {
+            merge_wire(&mut by_ip, v, row.seq, &e);
+        }
+    })?;
     Ok(by_ip)
+}
+
+/// Keeps `value` as what `source` says the device runs, if it is the latest.
+fn stated(w: &mut Wire, source: &'static str, value: &str, when: &str) {
+    match w.versions.get(source) {
+        Some((_, t)) if t.as_str() > when => {}
+        _ => {
+            w.versions
+                .insert(source, (value.to_owned(), when.to_owned()));
+        }
+    }
 }
 
 /// Adds what one recorded event shows of the enrolled addresses on either side.
@@ -383,9 +444,16 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
             if let Ok(ip) = inv.address.parse::<IpAddr>() {
                 if v.device_by_ip.contains_key(&ip) {
                     let w = by_ip.entry(ip).or_default();
-                    w.versions
-                        .extend(inv.implementation_versions.iter().cloned());
-                    w.versions.extend(inv.hl7_software.iter().cloned());
+                    // A set per capture: the last of it stands for what it ran.
+                    let when = inv.last_seen.clone().unwrap_or_else(|| e.timestamp.clone());
+                    if let Some(x) = inv
+                        .implementation_versions
+                        .iter()
+                        .chain(&inv.hl7_software)
+                        .last()
+                    {
+                        stated(w, "passive", x, &when);
+                    }
                 }
             }
         }
@@ -454,14 +522,14 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
         }
         if from_me {
             if let Some(d) = &e.wardgate.dicom {
-                if !d.implementation_version.is_empty() && w.versions.len() < MAX_EVIDENCE {
-                    w.versions.insert(d.implementation_version.clone());
+                if !d.implementation_version.is_empty() {
+                    stated(w, "dicom", &d.implementation_version, &e.timestamp);
                 }
             }
             // HL7 SFT: the sending software's vendor, product and version.
             if let Some(h) = &e.wardgate.hl7 {
-                if !h.software.is_empty() && w.versions.len() < MAX_EVIDENCE {
-                    w.versions.insert(h.software.clone());
+                if !h.software.is_empty() {
+                    stated(w, "hl7", &h.software, &e.timestamp);
                 }
             }
         }
@@ -718,7 +786,7 @@ pub(crate) fn assess(
             };
             if let Some(w) = wire.get(&ip) {
                 exposures.extend(w.exposures.iter().cloned());
-                versions.extend(w.versions.iter().cloned());
+                versions.extend(w.versions.values().map(|(v, _)| v.clone()));
                 flows.extend(w.flows.values().cloned());
                 if w.flows_dropped > 0 {
                     dproblems.push(format!("{} flow(s) of {ip} not compared with its MUD file: more than {MAX_FLOWS_PER_DEVICE} distinct", w.flows_dropped));
@@ -1329,9 +1397,34 @@ mod tests {
 
     #[test]
     fn document_ids_become_safe_file_names() {
-        assert_eq!(file_name("ICSMA-17-250-02A"), "ICSMA-17-250-02A.json");
-        assert_eq!(file_name("../../etc/passwd"), "_.._.._etc_passwd.json");
-        assert_eq!(file_name(""), "_.json");
+        let n = file_name("https://www.cisa.gov", "ICSMA-17-250-02A");
+        assert!(
+            n.starts_with("ICSMA-17-250-02A-") && n.ends_with(".json"),
+            "{n}"
+        );
+        assert!(file_name("x", "../../etc/passwd").starts_with("_.._.._etc_passwd-"));
+        assert!(file_name("x", "").starts_with("_-"));
+        // Regression (review): another publisher's document of the same id
+        // replaced CISA's; ids the sanitising makes equal collided too.
+        assert_ne!(n, file_name("https://evil.example", "ICSMA-17-250-02A"));
+        assert_ne!(file_name("x", "a/b"), file_name("x", "a_b"));
+    }
+
+    #[test]
+    fn revisions_order_by_instant_and_number() {
+        let d = "2023-01-01T00:00:00Z";
+        assert_eq!(newer_or_same(d, "10", d, "9"), Some(true), "10 is after 9");
+        assert_eq!(newer_or_same(d, "9", d, "10"), Some(false));
+        // The same instant in another offset.
+        assert_eq!(
+            newer_or_same("2023-01-01T05:00:00+05:00", "1", d, "1"),
+            Some(true)
+        );
+        assert_eq!(
+            newer_or_same("2022-12-31T23:00:00Z", "2", d, "1"),
+            Some(false)
+        );
+        assert_eq!(newer_or_same("yesterday", "1", d, "1"), None);
     }
 }
 
@@ -1566,7 +1659,7 @@ mod wire_tests {
             .iter()
             .any(|(k, _)| *k == ExposureKind::ReachableFromOutside));
         // The version is the sender's own, not its peer's.
-        assert_eq!(pump.versions, ["PUMPSRV_2.4".to_owned()].into());
+        assert_eq!(pump.versions["dicom"].0, "PUMPSRV_2.4");
         assert!(ehr.versions.is_empty());
         // Flows by service port: the EHR opened one to 13575; the pump server
         // was called on 104 from outside and called the EHR's 104.
@@ -1614,12 +1707,30 @@ mod wire_tests {
         });
         merge_wire(&mut by_ip, &v, 11, &inv);
         assert_eq!(
-            by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()].versions,
-            ["Epic Bridges 10.2".to_owned()].into()
+            by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()].versions["hl7"].0,
+            "Epic Bridges 10.2"
         );
         let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
-        assert!(pump.versions.contains("Acme PumpServer 3.1"));
-        assert!(version_stated("3.1", &pump.versions));
+        assert_eq!(pump.versions["passive"].0, "Acme PumpServer 3.1");
+        // Regression (review): every version ever stated counted, so a device
+        // later changed to another never disagreed. The latest one stands.
+        let mut later = event(
+            "127.0.0.2:40002",
+            "127.0.0.3:13575",
+            "hl7-mllp",
+            Action::Allowed,
+        );
+        later.timestamp = "2026-12-06T10:00:00.000Z".into();
+        later.wardgate.hl7 = Some(wardgate_event::event::Hl7Facts {
+            software: "Epic Bridges 9.8".into(),
+            ..Default::default()
+        });
+        merge_wire(&mut by_ip, &v, 12, &later);
+        // An older record read after it (a capture analysed late) does not win.
+        merge_wire(&mut by_ip, &v, 13, &e);
+        let ehr = &by_ip[&"127.0.0.2".parse::<IpAddr>().unwrap()];
+        let now: BTreeSet<String> = ehr.versions.values().map(|(v, _)| v.clone()).collect();
+        assert!(!version_stated("10.2", &now) && version_stated("9.8", &now));
     }
 
     /// A proxied decision names the conversation's ends; on the network the
