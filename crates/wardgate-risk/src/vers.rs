@@ -48,11 +48,14 @@
 //! * `2.3.6 and below` (and `and earlier`, `and prior`, `or earlier`, `or
 //!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
 //! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
-//!   as a note only if the part before it reads cleanly and the remark holds
-//!   no constraint (`<`, `>`, `=`, `|`) and does not start with a narrowing
-//!   word (`with`, `without`, `only`, `except`, `excluding`, `if`, `when`,
-//!   `for`, `not`): a remark that narrows the range would be dropped silently
-//!   otherwise.
+//!   as a note only if the part before it reads cleanly and the remark passes
+//!   an allow-list: none of `< > = | *`, no version token with a dot (`1.x`,
+//!   `9.19`) and no constraint or scope word (`and`, `or`, `also`, `all`,
+//!   `prior`, `earlier`, `later`, `through`, `to`, `up`, `except`, `with`,
+//!   `only`, `version(s)`, `release(s)`, `build(s)`... see
+//!   `REMARK_STOPWORDS`). Otherwise the whole range is unreadable: `4.2 (and
+//!   prior)` widens the range, `<= 9.33 (all versions except 9.19)` narrows
+//!   it, and either would be dropped silently as a note.
 //!
 //! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
 //! text) is [`VersionSpec::Unreadable`] with the reason.
@@ -446,17 +449,84 @@ fn unreadable(text: &str, why: impl Into<String>) -> VersionSpec {
     }
 }
 
-const NARROWING: &[&str] = &[
+/// Words that make a remark a constraint or a scope of its own: a remark
+/// holding one may widen or narrow the range, so the range is unreadable.
+const REMARK_STOPWORDS: &[&str] = &[
+    "and",
+    "or",
+    "also",
+    "all",
+    "plus",
+    "incl",
+    "including",
+    "through",
+    "thru",
+    "to",
+    "up",
+    "prior",
+    "earlier",
+    "later",
+    "before",
+    "after",
+    "below",
+    "above",
+    "older",
+    "newer",
+    "previous",
+    "subsequent",
+    "except",
+    "excluding",
     "with",
     "without",
     "only",
-    "except",
-    "excluding",
     "if",
     "when",
     "for",
     "not",
+    "version",
+    "versions",
+    "release",
+    "releases",
+    "build",
+    "builds",
 ];
+
+/// Why a trailing remark cannot be kept as a mere note, if it cannot: it
+/// holds a constraint character, a constraint or scope word, or a version
+/// token (`1.x`, `9.19`). An allow-list: only a remark free of all of these
+/// (`end-of-life Nov 2017`) is kept.
+fn remark_problem(remark: &str) -> Option<String> {
+    if let Some(ch) = remark
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | '=' | '|' | '*'))
+    {
+        return Some(format!(
+            "the remark '({remark})' holds '{ch}': it may widen or narrow the range"
+        ));
+    }
+    for word in remark.split(|c: char| !(c.is_alphanumeric() || c == '.')) {
+        let word = word.trim_matches('.');
+        if word.is_empty() {
+            continue;
+        }
+        let lower = word.to_lowercase();
+        if REMARK_STOPWORDS.contains(&lower.as_str()) {
+            return Some(format!(
+                "the remark '({remark})' says '{word}': it may widen or narrow the range"
+            ));
+        }
+        if word.contains('.')
+            && word.chars().any(|c| c.is_ascii_digit())
+            && Version::parse(word).is_ok()
+        {
+            return Some(format!(
+                "the remark '({remark})' names version {word}: it may widen or narrow the range"
+            ));
+        }
+    }
+    None
+}
+
 const AND_BELOW: &[&str] = &[
     " and below",
     " and earlier",
@@ -497,16 +567,8 @@ impl VersionSpec {
             if head.is_empty() {
                 return unreadable(text, "only a parenthetical remark");
             }
-            if remark.contains(['<', '>', '=', '|']) {
-                return unreadable(text, "the remark holds constraints of its own");
-            }
-            let first = remark
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if NARROWING.contains(&first.as_str()) {
-                return unreadable(text, format!("the remark '{remark}' narrows the range"));
+            if let Some(why) = remark_problem(remark) {
+                return unreadable(text, why);
             }
             return match Self::parse_body(head, text) {
                 VersionSpec::All { .. } => VersionSpec::All {
@@ -861,6 +923,10 @@ mod tests {
         );
         assert_eq!(c("* (end-of-life 2011)", "1"), Containment::Inside);
         assert_eq!(
+            c("<= 1.54 (integrated into GE MobileLink)", "1.5"),
+            Containment::Inside
+        );
+        assert_eq!(
             c("vers:generic/>=1.0|<2.0|!=1.5", "1.5"),
             Containment::Outside
         );
@@ -891,6 +957,37 @@ mod tests {
             Containment::Unknown { .. }
         ));
         assert_eq!(c(">= 4.01 | <= 4.34", "4.20"), Containment::Inside);
+    }
+
+    #[test]
+    fn a_remark_that_widens_or_narrows_the_range_makes_it_unreadable() {
+        for (text, probe) in [
+            ("4.2 (and prior)", "4.1"),
+            ("3.2 (and earlier versions)", "3.1"),
+            ("v2.0 (also 1.x)", "1.5"),
+            ("<= 9.33 (all versions except 9.19)", "9.19"),
+            ("2.0 (up to 2.4)", "2.3"),
+            ("1.0 (1.1 too)", "1.1"),
+            ("5 (*)", "6"),
+        ] {
+            let spec = VersionSpec::parse(text);
+            let VersionSpec::Unreadable { why, .. } = &spec else {
+                panic!("{text} read as {spec:?}");
+            };
+            assert!(why.contains("remark"), "{text}: {why}");
+            assert!(
+                matches!(spec.contains_str(probe), Containment::Unknown { .. }),
+                "{text}"
+            );
+        }
+        // Remarks free of constraint and scope words stay notes.
+        for text in [
+            "<= 2.01 (end-of-life Nov 2017)",
+            "* (end-of-life 2011)",
+            "<= 1.54 (integrated into GE MobileLink)",
+        ] {
+            assert!(VersionSpec::parse(text).is_readable(), "{text}");
+        }
     }
 
     #[test]
