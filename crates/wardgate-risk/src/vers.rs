@@ -44,7 +44,10 @@
 //!   unreadable;
 //! * exact versions and `|` lists of them (`1.1 | 1.2`), wildcards with
 //!   trailing `x`/`X`/`*` segments (`2.X`, `8.0.x`, `<= 12.2.x.x`: prefix
-//!   match on the leading segments), `*` and `all`;
+//!   match on the leading segments), `*` and `all`; an exact value splitting
+//!   on `-` into two halves that both hold a `.` and read as versions
+//!   (`1.2-2.0`) may be a range or a version with a build suffix and is
+//!   unreadable (`5.17.1-754993421` has no `.` after the `-` and stays one);
 //! * `2.3.6 and below` (and `and earlier`, `and prior`, `or earlier`, `or
 //!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
 //! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
@@ -612,7 +615,16 @@ impl VersionSpec {
         for part in body.split('|') {
             let part = part.trim();
             let (op, v) = split_op(part);
-            parts.push((op, v.trim()));
+            let v = v.trim();
+            if matches!(op, None | Some(Op::Eq)) {
+                if let Some((lo, hi)) = hyphen_range(v) {
+                    return unreadable(
+                        text,
+                        format!("'{v}' is {lo} to {hi} or one version: a range or a build suffix?"),
+                    );
+                }
+            }
+            parts.push((op, v));
         }
         build(None, parts, text)
     }
@@ -738,6 +750,17 @@ fn split_op(part: &str) -> (Option<Op>, &str) {
         }
     }
     (None, part)
+}
+
+/// An exact value that may be a hyphenated range (`1.2-2.0`): it splits on
+/// `-` into exactly two halves, each holding a `.` and each a version. A
+/// numeric build suffix (`5.17.1-754993421`) has no `.` after the hyphen.
+fn hyphen_range(token: &str) -> Option<(&str, &str)> {
+    let (lo, hi) = token.split_once('-')?;
+    if hi.contains('-') || !lo.contains('.') || !hi.contains('.') {
+        return None;
+    }
+    (Version::parse(lo).is_ok() && Version::parse(hi).is_ok()).then_some((lo, hi))
 }
 
 /// A bound token: a version, or a version followed by wildcard segments.
@@ -988,6 +1011,28 @@ mod tests {
         ] {
             assert!(VersionSpec::parse(text).is_readable(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_hyphenated_range_is_not_one_exact_version() {
+        for text in ["1.2-2.0", "v1.2-v2.0", "1.0 | 1.2-2.0", "=1.2-2.0"] {
+            let spec = VersionSpec::parse(text);
+            let VersionSpec::Unreadable { why, .. } = &spec else {
+                panic!("{text} read as {spec:?}");
+            };
+            assert!(why.contains("a range or a build suffix?"), "{text}: {why}");
+            assert!(matches!(
+                spec.contains_str("1.5"),
+                Containment::Unknown { .. }
+            ));
+        }
+        // A build suffix without a dot stays a version.
+        assert_eq!(
+            c("5.17.1-754993421", "5.17.1-754993421"),
+            Containment::Inside
+        );
+        assert!(VersionSpec::parse("<=5.17.1-754993421").is_readable());
+        assert!(VersionSpec::parse("2018-1").is_readable());
     }
 
     #[test]
