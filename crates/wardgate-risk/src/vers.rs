@@ -60,6 +60,13 @@
 //!   prior)` widens the range, `<= 9.33 (all versions except 9.19)` narrows
 //!   it, and either would be dropped silently as a note.
 //!
+//! **Builds of a `<=` bound.** Advisories write the marketing version,
+//! devices report builds: a device at `4.1.3` against `<= 4.1` (bare or
+//! `vers`) is equal to the bound on the bound's segments and goes on with
+//! segments not all zero, so it may be a build of 4.1 (inside) or a later
+//! release (outside): [`Containment::Unknown`], not outside. `=` and `<` keep
+//! their meaning.
+//!
 //! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
 //! text) is [`VersionSpec::Unreadable`] with the reason.
 
@@ -658,10 +665,25 @@ impl VersionSpec {
             }
         }
         if vers_contains(constraints, &orders) {
-            Containment::Inside
-        } else {
-            Containment::Outside
+            return Containment::Inside;
         }
+        // Advisories write the marketing version, devices report builds:
+        // `4.1.3` against `<= 4.1` may be a build of 4.1 (inside) or a later
+        // release (outside). Only an answer of "outside" is in doubt.
+        for c in constraints {
+            if c.op != Op::Le || c.wildcard {
+                continue;
+            }
+            let Some(bound) = c.parsed.as_ref() else {
+                continue;
+            };
+            if extends(v, bound) {
+                return Containment::Unknown {
+                    why: format!("{v} extends the bound {bound}: a build of {bound}, or later?"),
+                };
+            }
+        }
+        Containment::Outside
     }
 
     /// [`VersionSpec::contains`] for a version as text; unreadable text is
@@ -733,6 +755,15 @@ fn vers_contains(cs: &[Constraint], orders: &[Ordering]) -> bool {
         }
     }
     false
+}
+
+/// True when `v` equals `bound` on the bound's segments and has further
+/// segments, not all zero (`4.1.3` against `4.1`; not `4.1.0`).
+fn extends(v: &Version, bound: &Version) -> bool {
+    let n = bound.segments.len();
+    v.segments.len() > n
+        && compare_segments(&v.segments[..n], &bound.segments, false) == Some(Ordering::Equal)
+        && !v.segments[n..].iter().all(|s| is_zero_segment(s))
 }
 
 fn split_op(part: &str) -> (Option<Op>, &str) {
@@ -1036,6 +1067,32 @@ mod tests {
     }
 
     #[test]
+    fn a_build_of_a_le_bound_is_unknown_not_outside() {
+        let unknown = |spec: &str, ver: &str| match c(spec, ver) {
+            Containment::Unknown { why } => why,
+            other => panic!("{spec} vs {ver}: {other:?}"),
+        };
+        assert_eq!(
+            unknown("<= 4.1", "4.1.3"),
+            "4.1.3 extends the bound 4.1: a build of 4.1, or later?"
+        );
+        unknown("vers:generic/<=4.1", "4.1.3");
+        unknown(">= 3.0 | <= 4.1", "4.1.0.7");
+        // The corpus's AliveCor range, ICSMA-22-298-01: `5.17.1-754993421`
+        // orders after 5.17.1 (a numeric build suffix), but a device
+        // reporting it against `<= 5.17.1` may run a build of 5.17.1.
+        unknown("<= 5.17.1", "5.17.1-754993421");
+        // Trailing zeros are the bound itself; a later release stays outside;
+        // `=` and `<` keep their meaning.
+        assert_eq!(c("<= 4.1", "4.1.0"), Containment::Inside);
+        assert_eq!(c("<= 4.1", "4.2"), Containment::Outside);
+        assert_eq!(c("<= 4.1", "4.1.3"), c("vers:generic/<=4.1", "4.1.3"));
+        assert_eq!(c("4.1", "4.1.3"), Containment::Outside);
+        assert_eq!(c("< 4.1", "4.1.3"), Containment::Outside);
+        assert_eq!(c("<= 4.1.3", "4.1.3"), Containment::Inside);
+    }
+
+    #[test]
     fn json_roundtrip_keeps_bounds() {
         let spec = VersionSpec::parse(">= 4.4 | <= 4.12.x");
         let json = serde_json::to_string(&spec).unwrap();
@@ -1081,13 +1138,23 @@ mod tests {
                 format!("vers:generic/ >= v{lo_s} | <= {hi_s}"),
             ];
             let want = c(&spellings[0], &t_s);
+            // The same answer; an unknown's why names the version as written.
+            let kind = |x: Containment| match x {
+                Containment::Unknown { .. } => Containment::Unknown { why: String::new() },
+                x => x,
+            };
             for s in &spellings {
                 prop_assert_eq!(c(s, &t_s), want.clone(), "{}", s);
-                prop_assert_eq!(c(s, &format!("v{t_s}")), want.clone(), "{}", s);
+                prop_assert_eq!(kind(c(s, &format!("v{t_s}"))), kind(want.clone()), "{}", s);
             }
             let tv = v(&t_s);
             let inside = lo_v <= tv && tv <= hi_v;
-            prop_assert_eq!(want, if inside { Containment::Inside } else { Containment::Outside });
+            if !inside && extends(&tv, &hi_v) {
+                // `1.2.3` against `<= 1.2`: a build of 1.2, or later?
+                prop_assert!(matches!(want, Containment::Unknown { .. }), "{:?}", want);
+            } else {
+                prop_assert_eq!(want, if inside { Containment::Inside } else { Containment::Outside });
+            }
         }
 
         #[test]
