@@ -84,8 +84,12 @@ pub struct Hit {
     pub version_text: Option<String>,
     /// CVEs of the vulnerabilities that list the product under its status.
     pub cves: Vec<String>,
-    /// The highest CVSS v3 score for the product, if any.
+    /// The highest CVSS v3 score for the product, if any (for display).
     pub cvss: Option<Cvss>,
+    /// Every distinct CVSS v3 vector given for the product, highest base
+    /// first: the score adjusts each, since a lower base may adjust higher.
+    #[serde(default)]
+    pub cvss_all: Vec<Cvss>,
     /// What it means.
     pub status: HitStatus,
     /// One line saying how it matched.
@@ -128,6 +132,7 @@ struct Entry {
     class: Class,
     cves: Vec<String>,
     cvss: Option<Cvss>,
+    cvss_all: Vec<Cvss>,
     remediation: Option<String>,
 }
 
@@ -187,7 +192,7 @@ impl Index {
             // class (strongest first) and the vulnerabilities per class;
             // scores and remediations by (vulnerability, product).
             let mut listed: HashMap<&str, Listing> = HashMap::new();
-            let mut scores: HashMap<(usize, &str), &Cvss> = HashMap::new();
+            let mut scores: HashMap<(usize, &str), Vec<&Cvss>> = HashMap::new();
             let mut rems: HashMap<(usize, &str), Vec<&Remediation>> = HashMap::new();
             for (vi, v) in a.vulnerabilities.iter().enumerate() {
                 let s = &v.status;
@@ -211,10 +216,10 @@ impl Index {
                 }
                 for sc in &v.scores {
                     for pid in &sc.products {
-                        let best = scores.entry((vi, pid.as_str())).or_insert(&sc.cvss_v3);
-                        if sc.cvss_v3.base_score > best.base_score {
-                            *best = &sc.cvss_v3;
-                        }
+                        scores
+                            .entry((vi, pid.as_str()))
+                            .or_default()
+                            .push(&sc.cvss_v3);
                     }
                 }
                 for r in &v.remediations {
@@ -229,7 +234,7 @@ impl Index {
                 let Some(p) = products.get(pid) else { continue };
                 let mut cves = Vec::new();
                 let mut seen_cves = HashSet::new();
-                let mut cvss: Option<&Cvss> = None;
+                let mut cvss_all: Vec<&Cvss> = Vec::new();
                 let mut rem: Vec<String> = Vec::new();
                 let mut seen_rem = HashSet::new();
                 let mut seen_vulns = HashSet::new();
@@ -245,11 +250,7 @@ impl Index {
                             cves.push(cve.clone());
                         }
                     }
-                    if let Some(sc) = scores.get(&(vi, pid)) {
-                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
-                            cvss = Some(sc);
-                        }
-                    }
+                    cvss_all.extend(scores.get(&(vi, pid)).into_iter().flatten());
                     for r in rems.get(&(vi, pid)).into_iter().flatten() {
                         let line = format!("{}: {}", r.category, r.details.trim());
                         if seen_rem.insert(line.clone()) {
@@ -257,7 +258,7 @@ impl Index {
                         }
                     }
                 }
-                idx.add(ai, p, class, cves, cvss.cloned(), rem);
+                idx.add(ai, p, class, cves, cvss_all, rem);
             }
             // Products a vulnerability scores or remediates but no status names.
             let listed_ids: HashSet<&str> = listed_ids_of(a);
@@ -273,7 +274,7 @@ impl Index {
             while i < unstated.len() {
                 let pid = unstated[i].0;
                 let mut cves = Vec::new();
-                let mut cvss: Option<&Cvss> = None;
+                let mut cvss_all: Vec<&Cvss> = Vec::new();
                 while i < unstated.len() && unstated[i].0 == pid {
                     let vi = unstated[i].1;
                     if let Some(cve) = a.vulnerabilities.get(vi).and_then(|v| v.cve.as_ref()) {
@@ -281,15 +282,11 @@ impl Index {
                             cves.push(cve.clone());
                         }
                     }
-                    if let Some(sc) = scores.get(&(vi, pid)) {
-                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
-                            cvss = Some(sc);
-                        }
-                    }
+                    cvss_all.extend(scores.get(&(vi, pid)).into_iter().flatten());
                     i += 1;
                 }
                 if let Some(p) = products.get(pid) {
-                    idx.add(ai, p, Class::Unstated, cves, cvss.cloned(), Vec::new());
+                    idx.add(ai, p, Class::Unstated, cves, cvss_all, Vec::new());
                 }
             }
         }
@@ -302,10 +299,23 @@ impl Index {
         p: &Product,
         class: Class,
         cves: Vec<String>,
-        cvss: Option<Cvss>,
+        cvss_all: Vec<&Cvss>,
         rem: Vec<String>,
     ) {
         let e = self.entries.len();
+        // Distinct vectors, highest base first; the first is the display one.
+        let mut all: Vec<Cvss> = Vec::with_capacity(cvss_all.len());
+        for c in cvss_all {
+            if !all.iter().any(|x| x.vector_string == c.vector_string) {
+                all.push(c.clone());
+            }
+        }
+        all.sort_by(|a, b| {
+            b.base_score
+                .total_cmp(&a.base_score)
+                .then_with(|| a.vector_string.cmp(&b.vector_string))
+        });
+        let cvss = all.first().cloned();
         let vendor_norm = p
             .vendor
             .as_deref()
@@ -342,6 +352,7 @@ impl Index {
             class,
             cves,
             cvss,
+            cvss_all: all,
             remediation: (!rem.is_empty()).then(|| rem.join(" | ")),
         });
     }
@@ -475,6 +486,7 @@ impl Index {
                 version_text: e.version_text.clone(),
                 cves: e.cves.clone(),
                 cvss: e.cvss.clone(),
+                cvss_all: e.cvss_all.clone(),
                 status,
                 why: format!("{}; {vwhy}", c.how),
                 remediation: e.remediation.clone(),
@@ -822,6 +834,13 @@ mod tests {
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].status, HitStatus::Affected);
         assert_eq!(h[0].cvss.as_ref().map(|c| c.base_score), Some(9.8));
+        assert_eq!(
+            h[0].cvss_all
+                .iter()
+                .map(|c| c.base_score)
+                .collect::<Vec<_>>(),
+            [9.8, 3.1]
+        );
         assert_eq!(
             h[0].remediation.as_deref(),
             Some("vendor_fix: Update to 2.0")
