@@ -31,6 +31,9 @@ use crate::purl::{Cpe, Purl};
 use crate::vendor::{normalise_product, normalise_vendor, VendorAliases};
 use crate::vers::{Containment, Version, VersionSpec};
 
+/// Most product names [`Index::vendor_products`] returns.
+pub const MAX_VENDOR_PRODUCTS: usize = 20;
+
 /// What the gateway knows of a device's identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceIdentity {
@@ -124,6 +127,8 @@ struct Entry {
     full_name: String,
     vendor: Option<String>,
     vendor_norm: String,
+    /// The vendor's key (through the aliases); empty without a vendor.
+    vendor_key: String,
     /// The advisory's vendor spelling is in the alias table.
     vendor_by_alias: bool,
     name: String,
@@ -322,6 +327,7 @@ impl Index {
             .map(normalise_vendor)
             .unwrap_or_default();
         let mut vendor_by_alias = false;
+        let mut vendor_key = String::new();
         if let Some(v) = &p.vendor {
             let key = self.aliases.key(v);
             vendor_by_alias = key.by_alias;
@@ -332,6 +338,7 @@ impl Index {
                     .or_default()
                     .push(e);
             }
+            vendor_key = vk;
         }
         if let Some(purl) = p.purl.as_deref().and_then(|s| Purl::parse(s).ok()) {
             self.by_purl.entry(purl.package_key()).or_default().push(e);
@@ -345,6 +352,7 @@ impl Index {
             full_name: p.full_name.clone(),
             vendor: p.vendor.clone(),
             vendor_norm,
+            vendor_key,
             vendor_by_alias,
             name: p.name.clone(),
             version_text: p.version_text.clone(),
@@ -365,6 +373,28 @@ impl Index {
     /// True when nothing is indexed.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The distinct product names (as the advisories write them, sorted, at
+    /// most [`MAX_VENDOR_PRODUCTS`]) indexed under a vendor's key, through the
+    /// aliases: for a device whose vendor is known but whose model matches
+    /// none, so the report can say "vendor known to N advisory products; none
+    /// named 'X'" instead of staying silent.
+    pub fn vendor_products(&self, vendor: &str) -> Vec<String> {
+        let key = self.aliases.key(vendor).key;
+        if key.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.vendor_key == key && !e.name.trim().is_empty())
+            .map(|e| e.name.clone())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.truncate(MAX_VENDOR_PRODUCTS);
+        names
     }
 
     /// The advisories that hit a device.
@@ -869,6 +899,41 @@ mod tests {
             if advisory_text == "vers:generic/>=1.0|<2.0")
         );
         assert_eq!(h[0].status, HitStatus::UnderInvestigation);
+    }
+
+    #[test]
+    fn vendor_products_lists_what_a_known_vendor_is_indexed_with() {
+        let idx = index();
+        // Through normalisation: "ACME" is "Acme Inc.".
+        assert_eq!(idx.vendor_products("ACME"), ["Pump"]);
+        assert_eq!(idx.vendor_products("Acme, Inc"), ["Pump"]);
+        assert!(idx.vendor_products("Globex").is_empty());
+        assert!(idx.vendor_products("").is_empty());
+        // Through an alias, distinct, sorted, at most 20.
+        let mut doc: serde_json::Value = serde_json::from_str(DOC).unwrap();
+        let mut products = Vec::new();
+        let mut ids = Vec::new();
+        for i in (0..25).rev() {
+            for copy in 0..2 {
+                let id = format!("P{i}-{copy}");
+                products.push(
+                    serde_json::json!({"category":"product_name","name":format!("Model {i:02}"),
+                    "branches":[{"category":"product_version","name":format!("{copy}.0"),
+                    "product":{"product_id":id,"name":format!("Model {i:02} {copy}.0")}}]}),
+                );
+                ids.push(id);
+            }
+        }
+        doc["product_tree"] = serde_json::json!({"branches":[{"category":"vendor","name":"St. Jude Medical","branches":products}]});
+        doc["vulnerabilities"] =
+            serde_json::json!([{"cve":"CVE-2024-0002","product_status":{"known_affected":ids}}]);
+        let a = read(doc.to_string().as_bytes(), &Limits::default()).unwrap();
+        let idx = Index::new(&[a], &VendorAliases::builtin());
+        let got = idx.vendor_products("Abbott");
+        assert_eq!(got.len(), MAX_VENDOR_PRODUCTS);
+        assert_eq!(got[0], "Model 00");
+        assert_eq!(got[19], "Model 19");
+        assert_eq!(idx.vendor_products("St. Jude Medical"), got);
     }
 
     #[test]
