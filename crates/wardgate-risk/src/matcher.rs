@@ -537,8 +537,9 @@ impl Index {
     /// version), CPE vendor:product and version if given, or vendor and
     /// product name after normalisation with the statement's version range,
     /// if any, containing the device's version (unknown version: no match).
-    /// Of several matching statements the latest `timestamp` wins, then the
-    /// later in `statements`.
+    /// Of several matching statements the latest `timestamp` wins (compared
+    /// in UTC: RFC 3339 offsets differ; an unreadable or missing timestamp
+    /// counts as the oldest), then the later in `statements`.
     pub fn apply_vex(
         &self,
         hits: &mut [Hit],
@@ -564,7 +565,7 @@ impl Index {
                     .copied()
                     .filter(|s| s.vulnerability.trim().eq_ignore_ascii_case(name))
                     .fold(None, |best: Option<&VexStatement>, s| match best {
-                        Some(b) if s.timestamp.as_deref() < b.timestamp.as_deref() => Some(b),
+                        Some(b) if statement_time(s) < statement_time(b) => Some(b),
                         _ => Some(s),
                     })
             };
@@ -677,6 +678,81 @@ impl Index {
             }
         }
     }
+}
+
+/// A statement's time in seconds since the epoch, UTC; `None` (oldest) when
+/// missing or unreadable.
+fn statement_time(s: &VexStatement) -> Option<i64> {
+    s.timestamp.as_deref().and_then(rfc3339_seconds)
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` (RFC 3339 §5.6) as seconds
+/// since 1970-01-01T00:00:00Z; the fraction is read and dropped.
+fn rfc3339_seconds(t: &str) -> Option<i64> {
+    let b = t.trim().as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let d = b.get(from..from + len)?;
+        if !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(d).ok()?.parse().ok()
+    };
+    let sep = |at: usize, c: &[u8]| b.get(at).is_some_and(|x| c.contains(x));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d < 1 || d > days_in || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    if sep(i, b".") {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(c @ (b'+' | b'-')) if i + 6 == b.len() && sep(i + 3, b":") => {
+            let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *c == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
 fn same_version(a: &str, b: Option<&str>) -> bool {
@@ -934,6 +1010,66 @@ mod tests {
         assert_eq!(got[0], "Model 00");
         assert_eq!(got[19], "Model 19");
         assert_eq!(idx.vendor_products("St. Jude Medical"), got);
+    }
+
+    #[test]
+    fn rfc3339_timestamps_compare_in_utc() {
+        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339_seconds("2024-01-01T00:00:00Z"), Some(1_704_067_200));
+        assert_eq!(
+            rfc3339_seconds("2024-01-01T10:00:00+05:00"),
+            rfc3339_seconds("2024-01-01T05:00:00.250Z")
+        );
+        assert_eq!(
+            rfc3339_seconds("2023-12-31T23:30:00-01:00"),
+            rfc3339_seconds("2024-01-01T00:30:00Z")
+        );
+        assert_eq!(rfc3339_seconds("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        for bad in [
+            "",
+            "2024-01-01",
+            "2024-01-01T00:00:00",
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T00:00:00+0500",
+            "2024-01-01T00:00:00.Z",
+            "yesterday",
+        ] {
+            assert_eq!(rfc3339_seconds(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_latest_vex_statement_is_chosen_in_utc_not_by_string() {
+        let idx = index();
+        let d = device(Some("1.5"));
+        let st = |ts: &str, state| VexStatement {
+            vulnerability: "ACME-2024-1".into(),
+            product: ProductRef::Name {
+                vendor: Some("Acme".into()),
+                name: "Pump".into(),
+                version: None,
+            },
+            state,
+            justification: None,
+            detail: None,
+            author: None,
+            timestamp: Some(ts.into()),
+            source: ts.into(),
+        };
+        // 06:00Z is later than 10:00+05:00 (05:00Z), though it sorts first
+        // as a string; listed first so list order cannot decide.
+        let later = st("2024-01-01T06:00:00Z", VexState::Affected);
+        let earlier = st("2024-01-01T10:00:00+05:00", VexState::NotAffected);
+        let mut hits = idx.match_device(&d);
+        idx.apply_vex(&mut hits, &[later.clone(), earlier.clone()], &d);
+        assert_eq!(hits[0].status, HitStatus::Affected);
+        assert_eq!(hits[0].vex.as_ref(), Some(&later));
+        // An unreadable timestamp counts as the oldest.
+        let mut hits = idx.match_device(&d);
+        let junk = st("last tuesday", VexState::NotAffected);
+        idx.apply_vex(&mut hits, &[earlier.clone(), junk], &d);
+        assert_eq!(hits[0].vex.as_ref(), Some(&earlier));
     }
 
     #[test]
