@@ -419,7 +419,7 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Advisory, CsafError> {
         let pt = obj(pt, ptp)?;
         let mut ctx = Ctx {
             limits,
-            aliases: &aliases,
+            aliases,
             out: &mut products,
         };
         let branches = opt_arr(pt, ptp, "branches", limits.max_products)?;
