@@ -6,9 +6,10 @@
 //! ```text
 //! score = min(100, (V + E) × K × C)
 //! V  vulnerability points: 7 × the highest adjusted CVSS base score (over
-//!    all of its vectors) of an advisory that affects the device, or 3.5 × that of one that possibly
-//!    affects it (an unreadable range), whichever is higher; +2 for each other
-//!    affecting advisory, at most +10; at most 70 in all
+//!    all of its vectors) of an advisory that affects the device, or 3.5 ×
+//!    that of one that possibly affects it (an unreadable range), whichever
+//!    is higher; +2 for each other affecting advisory, at most +10; at most
+//!    70 in all
 //! E  exposure seen on the wire, at most 30: default credentials 15, cleartext
 //!    credentials 10, reachable from outside local_networks 10, cleartext
 //!    clinical protocol 8, SMBv1 8, traffic outside its profile 5, wire version

@@ -60,15 +60,15 @@
 //!   prior)` widens the range, `<= 9.33 (all versions except 9.19)` narrows
 //!   it, and either would be dropped silently as a note.
 //!
+//! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
+//! text) is [`VersionSpec::Unreadable`] with the reason.
+//!
 //! **Builds of a `<=` bound.** Advisories write the marketing version,
 //! devices report builds: a device at `4.1.3` against `<= 4.1` (bare or
 //! `vers`) is equal to the bound on the bound's segments and goes on with
 //! segments not all zero, so it may be a build of 4.1 (inside) or a later
 //! release (outside): [`Containment::Unknown`], not outside. `=` and `<` keep
 //! their meaning.
-//!
-//! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
-//! text) is [`VersionSpec::Unreadable`] with the reason.
 
 use std::cmp::Ordering;
 use std::fmt;
