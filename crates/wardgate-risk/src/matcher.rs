@@ -31,6 +31,9 @@ use crate::purl::{Cpe, Purl};
 use crate::vendor::{normalise_product, normalise_vendor, VendorAliases};
 use crate::vers::{Containment, Version, VersionSpec};
 
+/// Most product names [`Index::vendor_products`] returns.
+pub const MAX_VENDOR_PRODUCTS: usize = 20;
+
 /// What the gateway knows of a device's identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceIdentity {
@@ -84,8 +87,12 @@ pub struct Hit {
     pub version_text: Option<String>,
     /// CVEs of the vulnerabilities that list the product under its status.
     pub cves: Vec<String>,
-    /// The highest CVSS v3 score for the product, if any.
+    /// The highest CVSS v3 score for the product, if any (for display).
     pub cvss: Option<Cvss>,
+    /// Every distinct CVSS v3 vector given for the product, highest base
+    /// first: the score adjusts each, since a lower base may adjust higher.
+    #[serde(default)]
+    pub cvss_all: Vec<Cvss>,
     /// What it means.
     pub status: HitStatus,
     /// One line saying how it matched.
@@ -120,6 +127,8 @@ struct Entry {
     full_name: String,
     vendor: Option<String>,
     vendor_norm: String,
+    /// The vendor's key (through the aliases); empty without a vendor.
+    vendor_key: String,
     /// The advisory's vendor spelling is in the alias table.
     vendor_by_alias: bool,
     name: String,
@@ -128,6 +137,7 @@ struct Entry {
     class: Class,
     cves: Vec<String>,
     cvss: Option<Cvss>,
+    cvss_all: Vec<Cvss>,
     remediation: Option<String>,
 }
 
@@ -187,7 +197,7 @@ impl Index {
             // class (strongest first) and the vulnerabilities per class;
             // scores and remediations by (vulnerability, product).
             let mut listed: HashMap<&str, Listing> = HashMap::new();
-            let mut scores: HashMap<(usize, &str), &Cvss> = HashMap::new();
+            let mut scores: HashMap<(usize, &str), Vec<&Cvss>> = HashMap::new();
             let mut rems: HashMap<(usize, &str), Vec<&Remediation>> = HashMap::new();
             for (vi, v) in a.vulnerabilities.iter().enumerate() {
                 let s = &v.status;
@@ -211,10 +221,10 @@ impl Index {
                 }
                 for sc in &v.scores {
                     for pid in &sc.products {
-                        let best = scores.entry((vi, pid.as_str())).or_insert(&sc.cvss_v3);
-                        if sc.cvss_v3.base_score > best.base_score {
-                            *best = &sc.cvss_v3;
-                        }
+                        scores
+                            .entry((vi, pid.as_str()))
+                            .or_default()
+                            .push(&sc.cvss_v3);
                     }
                 }
                 for r in &v.remediations {
@@ -229,7 +239,7 @@ impl Index {
                 let Some(p) = products.get(pid) else { continue };
                 let mut cves = Vec::new();
                 let mut seen_cves = HashSet::new();
-                let mut cvss: Option<&Cvss> = None;
+                let mut cvss_all: Vec<&Cvss> = Vec::new();
                 let mut rem: Vec<String> = Vec::new();
                 let mut seen_rem = HashSet::new();
                 let mut seen_vulns = HashSet::new();
@@ -245,11 +255,7 @@ impl Index {
                             cves.push(cve.clone());
                         }
                     }
-                    if let Some(sc) = scores.get(&(vi, pid)) {
-                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
-                            cvss = Some(sc);
-                        }
-                    }
+                    cvss_all.extend(scores.get(&(vi, pid)).into_iter().flatten());
                     for r in rems.get(&(vi, pid)).into_iter().flatten() {
                         let line = format!("{}: {}", r.category, r.details.trim());
                         if seen_rem.insert(line.clone()) {
@@ -257,7 +263,7 @@ impl Index {
                         }
                     }
                 }
-                idx.add(ai, p, class, cves, cvss.cloned(), rem);
+                idx.add(ai, p, class, cves, cvss_all, rem);
             }
             // Products a vulnerability scores or remediates but no status names.
             let listed_ids: HashSet<&str> = listed_ids_of(a);
@@ -273,7 +279,7 @@ impl Index {
             while i < unstated.len() {
                 let pid = unstated[i].0;
                 let mut cves = Vec::new();
-                let mut cvss: Option<&Cvss> = None;
+                let mut cvss_all: Vec<&Cvss> = Vec::new();
                 while i < unstated.len() && unstated[i].0 == pid {
                     let vi = unstated[i].1;
                     if let Some(cve) = a.vulnerabilities.get(vi).and_then(|v| v.cve.as_ref()) {
@@ -281,15 +287,11 @@ impl Index {
                             cves.push(cve.clone());
                         }
                     }
-                    if let Some(sc) = scores.get(&(vi, pid)) {
-                        if cvss.is_none_or(|b| sc.base_score > b.base_score) {
-                            cvss = Some(sc);
-                        }
-                    }
+                    cvss_all.extend(scores.get(&(vi, pid)).into_iter().flatten());
                     i += 1;
                 }
                 if let Some(p) = products.get(pid) {
-                    idx.add(ai, p, Class::Unstated, cves, cvss.cloned(), Vec::new());
+                    idx.add(ai, p, Class::Unstated, cves, cvss_all, Vec::new());
                 }
             }
         }
@@ -302,16 +304,30 @@ impl Index {
         p: &Product,
         class: Class,
         cves: Vec<String>,
-        cvss: Option<Cvss>,
+        cvss_all: Vec<&Cvss>,
         rem: Vec<String>,
     ) {
         let e = self.entries.len();
+        // Distinct vectors, highest base first; the first is the display one.
+        let mut all: Vec<Cvss> = Vec::with_capacity(cvss_all.len());
+        for c in cvss_all {
+            if !all.iter().any(|x| x.vector_string == c.vector_string) {
+                all.push(c.clone());
+            }
+        }
+        all.sort_by(|a, b| {
+            b.base_score
+                .total_cmp(&a.base_score)
+                .then_with(|| a.vector_string.cmp(&b.vector_string))
+        });
+        let cvss = all.first().cloned();
         let vendor_norm = p
             .vendor
             .as_deref()
             .map(normalise_vendor)
             .unwrap_or_default();
         let mut vendor_by_alias = false;
+        let mut vendor_key = String::new();
         if let Some(v) = &p.vendor {
             let key = self.aliases.key(v);
             vendor_by_alias = key.by_alias;
@@ -322,6 +338,7 @@ impl Index {
                     .or_default()
                     .push(e);
             }
+            vendor_key = vk;
         }
         if let Some(purl) = p.purl.as_deref().and_then(|s| Purl::parse(s).ok()) {
             self.by_purl.entry(purl.package_key()).or_default().push(e);
@@ -335,6 +352,7 @@ impl Index {
             full_name: p.full_name.clone(),
             vendor: p.vendor.clone(),
             vendor_norm,
+            vendor_key,
             vendor_by_alias,
             name: p.name.clone(),
             version_text: p.version_text.clone(),
@@ -342,6 +360,7 @@ impl Index {
             class,
             cves,
             cvss,
+            cvss_all: all,
             remediation: (!rem.is_empty()).then(|| rem.join(" | ")),
         });
     }
@@ -354,6 +373,28 @@ impl Index {
     /// True when nothing is indexed.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The distinct product names (as the advisories write them, sorted, at
+    /// most [`MAX_VENDOR_PRODUCTS`]) indexed under a vendor's key, through the
+    /// aliases: for a device whose vendor is known but whose model matches
+    /// none, so the report can say "vendor known to N advisory products; none
+    /// named 'X'" instead of staying silent.
+    pub fn vendor_products(&self, vendor: &str) -> Vec<String> {
+        let key = self.aliases.key(vendor).key;
+        if key.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.vendor_key == key && !e.name.trim().is_empty())
+            .map(|e| e.name.clone())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.truncate(MAX_VENDOR_PRODUCTS);
+        names
     }
 
     /// The advisories that hit a device.
@@ -475,6 +516,7 @@ impl Index {
                 version_text: e.version_text.clone(),
                 cves: e.cves.clone(),
                 cvss: e.cvss.clone(),
+                cvss_all: e.cvss_all.clone(),
                 status,
                 why: format!("{}; {vwhy}", c.how),
                 remediation: e.remediation.clone(),
@@ -495,8 +537,9 @@ impl Index {
     /// version), CPE vendor:product and version if given, or vendor and
     /// product name after normalisation with the statement's version range,
     /// if any, containing the device's version (unknown version: no match).
-    /// Of several matching statements the latest `timestamp` wins, then the
-    /// later in `statements`.
+    /// Of several matching statements the latest `timestamp` wins (compared
+    /// in UTC: RFC 3339 offsets differ; an unreadable or missing timestamp
+    /// counts as the oldest), then the later in `statements`.
     pub fn apply_vex(
         &self,
         hits: &mut [Hit],
@@ -522,7 +565,7 @@ impl Index {
                     .copied()
                     .filter(|s| s.vulnerability.trim().eq_ignore_ascii_case(name))
                     .fold(None, |best: Option<&VexStatement>, s| match best {
-                        Some(b) if s.timestamp.as_deref() < b.timestamp.as_deref() => Some(b),
+                        Some(b) if statement_time(s) < statement_time(b) => Some(b),
                         _ => Some(s),
                     })
             };
@@ -635,6 +678,81 @@ impl Index {
             }
         }
     }
+}
+
+/// A statement's time in seconds since the epoch, UTC; `None` (oldest) when
+/// missing or unreadable.
+fn statement_time(s: &VexStatement) -> Option<i64> {
+    s.timestamp.as_deref().and_then(rfc3339_seconds)
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` (RFC 3339 §5.6) as seconds
+/// since 1970-01-01T00:00:00Z; the fraction is read and dropped.
+fn rfc3339_seconds(t: &str) -> Option<i64> {
+    let b = t.trim().as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let d = b.get(from..from + len)?;
+        if !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(d).ok()?.parse().ok()
+    };
+    let sep = |at: usize, c: &[u8]| b.get(at).is_some_and(|x| c.contains(x));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d < 1 || d > days_in || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    if sep(i, b".") {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(c @ (b'+' | b'-')) if i + 6 == b.len() && sep(i + 3, b":") => {
+            let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *c == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
 fn same_version(a: &str, b: Option<&str>) -> bool {
@@ -823,6 +941,13 @@ mod tests {
         assert_eq!(h[0].status, HitStatus::Affected);
         assert_eq!(h[0].cvss.as_ref().map(|c| c.base_score), Some(9.8));
         assert_eq!(
+            h[0].cvss_all
+                .iter()
+                .map(|c| c.base_score)
+                .collect::<Vec<_>>(),
+            [9.8, 3.1]
+        );
+        assert_eq!(
             h[0].remediation.as_deref(),
             Some("vendor_fix: Update to 2.0")
         );
@@ -850,6 +975,101 @@ mod tests {
             if advisory_text == "vers:generic/>=1.0|<2.0")
         );
         assert_eq!(h[0].status, HitStatus::UnderInvestigation);
+    }
+
+    #[test]
+    fn vendor_products_lists_what_a_known_vendor_is_indexed_with() {
+        let idx = index();
+        // Through normalisation: "ACME" is "Acme Inc.".
+        assert_eq!(idx.vendor_products("ACME"), ["Pump"]);
+        assert_eq!(idx.vendor_products("Acme, Inc"), ["Pump"]);
+        assert!(idx.vendor_products("Globex").is_empty());
+        assert!(idx.vendor_products("").is_empty());
+        // Through an alias, distinct, sorted, at most 20.
+        let mut doc: serde_json::Value = serde_json::from_str(DOC).unwrap();
+        let mut products = Vec::new();
+        let mut ids = Vec::new();
+        for i in (0..25).rev() {
+            for copy in 0..2 {
+                let id = format!("P{i}-{copy}");
+                products.push(
+                    serde_json::json!({"category":"product_name","name":format!("Model {i:02}"),
+                    "branches":[{"category":"product_version","name":format!("{copy}.0"),
+                    "product":{"product_id":id,"name":format!("Model {i:02} {copy}.0")}}]}),
+                );
+                ids.push(id);
+            }
+        }
+        doc["product_tree"] = serde_json::json!({"branches":[{"category":"vendor","name":"St. Jude Medical","branches":products}]});
+        doc["vulnerabilities"] =
+            serde_json::json!([{"cve":"CVE-2024-0002","product_status":{"known_affected":ids}}]);
+        let a = read(doc.to_string().as_bytes(), &Limits::default()).unwrap();
+        let idx = Index::new(&[a], &VendorAliases::builtin());
+        let got = idx.vendor_products("Abbott");
+        assert_eq!(got.len(), MAX_VENDOR_PRODUCTS);
+        assert_eq!(got[0], "Model 00");
+        assert_eq!(got[19], "Model 19");
+        assert_eq!(idx.vendor_products("St. Jude Medical"), got);
+    }
+
+    #[test]
+    fn rfc3339_timestamps_compare_in_utc() {
+        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339_seconds("2024-01-01T00:00:00Z"), Some(1_704_067_200));
+        assert_eq!(
+            rfc3339_seconds("2024-01-01T10:00:00+05:00"),
+            rfc3339_seconds("2024-01-01T05:00:00.250Z")
+        );
+        assert_eq!(
+            rfc3339_seconds("2023-12-31T23:30:00-01:00"),
+            rfc3339_seconds("2024-01-01T00:30:00Z")
+        );
+        assert_eq!(rfc3339_seconds("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        for bad in [
+            "",
+            "2024-01-01",
+            "2024-01-01T00:00:00",
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T00:00:00+0500",
+            "2024-01-01T00:00:00.Z",
+            "yesterday",
+        ] {
+            assert_eq!(rfc3339_seconds(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_latest_vex_statement_is_chosen_in_utc_not_by_string() {
+        let idx = index();
+        let d = device(Some("1.5"));
+        let st = |ts: &str, state| VexStatement {
+            vulnerability: "ACME-2024-1".into(),
+            product: ProductRef::Name {
+                vendor: Some("Acme".into()),
+                name: "Pump".into(),
+                version: None,
+            },
+            state,
+            justification: None,
+            detail: None,
+            author: None,
+            timestamp: Some(ts.into()),
+            source: ts.into(),
+        };
+        // 06:00Z is later than 10:00+05:00 (05:00Z), though it sorts first
+        // as a string; listed first so list order cannot decide.
+        let later = st("2024-01-01T06:00:00Z", VexState::Affected);
+        let earlier = st("2024-01-01T10:00:00+05:00", VexState::NotAffected);
+        let mut hits = idx.match_device(&d);
+        idx.apply_vex(&mut hits, &[later.clone(), earlier.clone()], &d);
+        assert_eq!(hits[0].status, HitStatus::Affected);
+        assert_eq!(hits[0].vex.as_ref(), Some(&later));
+        // An unreadable timestamp counts as the oldest.
+        let mut hits = idx.match_device(&d);
+        let junk = st("last tuesday", VexState::NotAffected);
+        idx.apply_vex(&mut hits, &[earlier.clone(), junk], &d);
+        assert_eq!(hits[0].vex.as_ref(), Some(&earlier));
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //!
 //! ```text
 //! score = min(100, (V + E) × K × C)
-//! V  vulnerability points: 7 × the highest adjusted CVSS base score of an
-//!    advisory that affects the device, or 3.5 × that of one that possibly
-//!    affects it (an unreadable range), whichever is higher; +2 for each other
-//!    affecting advisory, at most +10; at most 70 in all
+//! V  vulnerability points: 7 × the highest adjusted CVSS base score (over
+//!    all of its vectors) of an advisory that affects the device, or 3.5 ×
+//!    that of one that possibly affects it (an unreadable range), whichever
+//!    is higher; +2 for each other affecting advisory, at most +10; at most
+//!    70 in all
 //! E  exposure seen on the wire, at most 30: default credentials 15, cleartext
 //!    credentials 10, reachable from outside local_networks 10, cleartext
 //!    clinical protocol 8, SMBv1 8, traffic outside its profile 5, wire version
@@ -66,9 +67,11 @@ pub struct Finding {
     pub advisory: String,
     /// Its CVEs.
     pub cves: Vec<String>,
-    /// The highest CVSS v3 vector given for the product, if any.
-    pub cvss_vector: Option<String>,
-    /// The advisory's base score, used when there is no readable vector.
+    /// Every CVSS v3 vector given for the product: each is adjusted for the
+    /// device and the highest adjusted score counts.
+    pub cvss_vectors: Vec<String>,
+    /// The advisory's highest base score, used when there is no readable
+    /// vector (and as a floor when a vector could not be read).
     pub cvss_base: Option<f64>,
     /// Affected (true) or possibly affected (false: a range wardgate could not
     /// read, or a device version it could not compare).
@@ -181,23 +184,62 @@ pub struct Assessment {
     pub factors: Vec<Factor>,
 }
 
-/// The severity an advisory counts with: its vector adjusted for the device,
-/// else its base score, else 5.0 (stated as assumed).
+/// The severity an advisory counts with: the highest of its vectors adjusted
+/// for the device (a lower base may adjust higher: `C:N/I:L/A:L` 6.5 becomes
+/// 9.1 for a life-sustaining device, above `C:H/I:N/A:N` 7.5), else its base
+/// score, else 5.0 (stated as assumed).
 fn severity(f: &Finding, c: Option<Criticality>) -> (f64, String) {
-    if let Some(v) = f.cvss_vector.as_deref().and_then(|v| Vector::parse(v).ok()) {
-        let (raise_i, raise_a) = Criticality::raises(c);
+    let (raise_i, raise_a) = Criticality::raises(c);
+    let vectors: Vec<Vector> = f
+        .cvss_vectors
+        .iter()
+        .filter_map(|v| Vector::parse(v).ok())
+        .collect();
+    let mut best: Option<(f64, String)> = None;
+    for v in &vectors {
         let (adj, changed) = v.adjusted(raise_i, raise_a);
         let (b, a) = (v.base_score(), adj.base_score());
-        if changed.is_empty() {
-            return (b, format!("CVSS {b:.1} ({v})"));
+        let rated = if changed.is_empty() {
+            (b, format!("CVSS {b:.1} ({v})"))
+        } else {
+            (
+                a,
+                format!(
+                    "CVSS {b:.1} ({v}) adjusted to {a:.1} for the device's role: {} ({adj})",
+                    changed.join(", ")
+                ),
+            )
+        };
+        if best.as_ref().is_none_or(|(s, _)| rated.0 > *s) {
+            best = Some(rated);
         }
-        return (
-            a,
+    }
+    if let Some((s, why)) = best {
+        let skipped = f.cvss_vectors.len() - vectors.len();
+        match f.cvss_base {
+            // A vector that could not be read had a higher base: it counts.
+            Some(b) if (0.0..=10.0).contains(&b) && b > s => {
+                return (
+                    b,
+                    format!("CVSS {b:.1} (its vector unreadable, not adjusted; above {why})"),
+                )
+            }
+            _ => {}
+        }
+        let why = if vectors.len() > 1 || skipped > 0 {
             format!(
-                "CVSS {b:.1} adjusted to {a:.1} for the device's role: {} ({adj})",
-                changed.join(", ")
-            ),
-        );
+                "{why}, the highest adjusted of {} vectors{}",
+                vectors.len(),
+                if skipped > 0 {
+                    format!(" ({skipped} unreadable)")
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            why
+        };
+        return (s, why);
     }
     match f.cvss_base {
         Some(b) if (0.0..=10.0).contains(&b) => (b, format!("CVSS {b:.1} (no vector to adjust)")),
@@ -365,7 +407,7 @@ mod tests {
         Finding {
             advisory: adv.into(),
             cves: vec!["CVE-2017-12725".into()],
-            cvss_vector: vector.map(str::to_owned),
+            cvss_vectors: vector.map(str::to_owned).into_iter().collect(),
             cvss_base: None,
             certain,
             via: "device".into(),
@@ -429,6 +471,34 @@ mod tests {
         assert!(ls > dx && dx > an, "{ls} {dx} {an}");
         // Ancillary: 4.2 unadjusted × 7 × 0.5.
         assert_eq!(an, 15);
+    }
+
+    #[test]
+    fn every_vector_is_adjusted_not_only_the_highest_base() {
+        let mut f = finding(
+            "A",
+            Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"),
+            true,
+        );
+        f.cvss_vectors
+            .push("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:L/A:L".into());
+        let (s, why) = severity(&f, Some(Criticality::LifeSustaining));
+        // C:N/I:L/A:L is 6.5, adjusted to I:H/A:H 9.1, above C:H's 7.5.
+        assert!((s - 9.1).abs() < 1e-9, "{s} {why}");
+        assert!(why.contains("C:N/I:L/A:L"), "{why}");
+        assert!(why.contains("adjusted to 9.1"), "{why}");
+        assert!(why.contains("highest adjusted of 2 vectors"), "{why}");
+        // Ancillary: nothing is raised, the higher base counts.
+        let (s, why) = severity(&f, Some(Criticality::Ancillary));
+        assert!((s - 7.5).abs() < 1e-9, "{s} {why}");
+        assert!(why.contains("C:H/I:N/A:N"), "{why}");
+        let a = assess(&Inputs {
+            criticality: Some(Criticality::LifeSustaining),
+            findings: vec![f],
+            ..Inputs::default()
+        });
+        // 9.1 × 7 = 63.7
+        assert_eq!(a.score, 64);
     }
 
     #[test]

@@ -44,18 +44,31 @@
 //!   unreadable;
 //! * exact versions and `|` lists of them (`1.1 | 1.2`), wildcards with
 //!   trailing `x`/`X`/`*` segments (`2.X`, `8.0.x`, `<= 12.2.x.x`: prefix
-//!   match on the leading segments), `*` and `all`;
+//!   match on the leading segments), `*` and `all`; an exact value splitting
+//!   on `-` into two halves that both hold a `.` and read as versions
+//!   (`1.2-2.0`) may be a range or a version with a build suffix and is
+//!   unreadable (`5.17.1-754993421` has no `.` after the `-` and stays one);
 //! * `2.3.6 and below` (and `and earlier`, `and prior`, `or earlier`, `or
 //!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
 //! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
-//!   as a note only if the part before it reads cleanly and the remark holds
-//!   no constraint (`<`, `>`, `=`, `|`) and does not start with a narrowing
-//!   word (`with`, `without`, `only`, `except`, `excluding`, `if`, `when`,
-//!   `for`, `not`): a remark that narrows the range would be dropped silently
-//!   otherwise.
+//!   as a note only if the part before it reads cleanly and the remark passes
+//!   an allow-list: none of `< > = | *`, no version token with a dot (`1.x`,
+//!   `9.19`) and no constraint or scope word (`and`, `or`, `also`, `all`,
+//!   `prior`, `earlier`, `later`, `through`, `to`, `up`, `except`, `with`,
+//!   `only`, `version(s)`, `release(s)`, `build(s)`... see
+//!   `REMARK_STOPWORDS`). Otherwise the whole range is unreadable: `4.2 (and
+//!   prior)` widens the range, `<= 9.33 (all versions except 9.19)` narrows
+//!   it, and either would be dropped silently as a note.
 //!
 //! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
 //! text) is [`VersionSpec::Unreadable`] with the reason.
+//!
+//! **Builds of a `<=` bound.** Advisories write the marketing version,
+//! devices report builds: a device at `4.1.3` against `<= 4.1` (bare or
+//! `vers`) is equal to the bound on the bound's segments and goes on with
+//! segments not all zero, so it may be a build of 4.1 (inside) or a later
+//! release (outside): [`Containment::Unknown`], not outside. `=` and `<` keep
+//! their meaning.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -446,17 +459,84 @@ fn unreadable(text: &str, why: impl Into<String>) -> VersionSpec {
     }
 }
 
-const NARROWING: &[&str] = &[
+/// Words that make a remark a constraint or a scope of its own: a remark
+/// holding one may widen or narrow the range, so the range is unreadable.
+const REMARK_STOPWORDS: &[&str] = &[
+    "and",
+    "or",
+    "also",
+    "all",
+    "plus",
+    "incl",
+    "including",
+    "through",
+    "thru",
+    "to",
+    "up",
+    "prior",
+    "earlier",
+    "later",
+    "before",
+    "after",
+    "below",
+    "above",
+    "older",
+    "newer",
+    "previous",
+    "subsequent",
+    "except",
+    "excluding",
     "with",
     "without",
     "only",
-    "except",
-    "excluding",
     "if",
     "when",
     "for",
     "not",
+    "version",
+    "versions",
+    "release",
+    "releases",
+    "build",
+    "builds",
 ];
+
+/// Why a trailing remark cannot be kept as a mere note, if it cannot: it
+/// holds a constraint character, a constraint or scope word, or a version
+/// token (`1.x`, `9.19`). An allow-list: only a remark free of all of these
+/// (`end-of-life Nov 2017`) is kept.
+fn remark_problem(remark: &str) -> Option<String> {
+    if let Some(ch) = remark
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | '=' | '|' | '*'))
+    {
+        return Some(format!(
+            "the remark '({remark})' holds '{ch}': it may widen or narrow the range"
+        ));
+    }
+    for word in remark.split(|c: char| !(c.is_alphanumeric() || c == '.')) {
+        let word = word.trim_matches('.');
+        if word.is_empty() {
+            continue;
+        }
+        let lower = word.to_lowercase();
+        if REMARK_STOPWORDS.contains(&lower.as_str()) {
+            return Some(format!(
+                "the remark '({remark})' says '{word}': it may widen or narrow the range"
+            ));
+        }
+        if word.contains('.')
+            && word.chars().any(|c| c.is_ascii_digit())
+            && Version::parse(word).is_ok()
+        {
+            return Some(format!(
+                "the remark '({remark})' names version {word}: it may widen or narrow the range"
+            ));
+        }
+    }
+    None
+}
+
 const AND_BELOW: &[&str] = &[
     " and below",
     " and earlier",
@@ -497,16 +577,8 @@ impl VersionSpec {
             if head.is_empty() {
                 return unreadable(text, "only a parenthetical remark");
             }
-            if remark.contains(['<', '>', '=', '|']) {
-                return unreadable(text, "the remark holds constraints of its own");
-            }
-            let first = remark
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if NARROWING.contains(&first.as_str()) {
-                return unreadable(text, format!("the remark '{remark}' narrows the range"));
+            if let Some(why) = remark_problem(remark) {
+                return unreadable(text, why);
             }
             return match Self::parse_body(head, text) {
                 VersionSpec::All { .. } => VersionSpec::All {
@@ -550,7 +622,16 @@ impl VersionSpec {
         for part in body.split('|') {
             let part = part.trim();
             let (op, v) = split_op(part);
-            parts.push((op, v.trim()));
+            let v = v.trim();
+            if matches!(op, None | Some(Op::Eq)) {
+                if let Some((lo, hi)) = hyphen_range(v) {
+                    return unreadable(
+                        text,
+                        format!("'{v}' is {lo} to {hi} or one version: a range or a build suffix?"),
+                    );
+                }
+            }
+            parts.push((op, v));
         }
         build(None, parts, text)
     }
@@ -584,10 +665,25 @@ impl VersionSpec {
             }
         }
         if vers_contains(constraints, &orders) {
-            Containment::Inside
-        } else {
-            Containment::Outside
+            return Containment::Inside;
         }
+        // Advisories write the marketing version, devices report builds:
+        // `4.1.3` against `<= 4.1` may be a build of 4.1 (inside) or a later
+        // release (outside). Only an answer of "outside" is in doubt.
+        for c in constraints {
+            if c.op != Op::Le || c.wildcard {
+                continue;
+            }
+            let Some(bound) = c.parsed.as_ref() else {
+                continue;
+            };
+            if extends(v, bound) {
+                return Containment::Unknown {
+                    why: format!("{v} extends the bound {bound}: a build of {bound}, or later?"),
+                };
+            }
+        }
+        Containment::Outside
     }
 
     /// [`VersionSpec::contains`] for a version as text; unreadable text is
@@ -661,6 +757,15 @@ fn vers_contains(cs: &[Constraint], orders: &[Ordering]) -> bool {
     false
 }
 
+/// True when `v` equals `bound` on the bound's segments and has further
+/// segments, not all zero (`4.1.3` against `4.1`; not `4.1.0`).
+fn extends(v: &Version, bound: &Version) -> bool {
+    let n = bound.segments.len();
+    v.segments.len() > n
+        && compare_segments(&v.segments[..n], &bound.segments, false) == Some(Ordering::Equal)
+        && !v.segments[n..].iter().all(|s| is_zero_segment(s))
+}
+
 fn split_op(part: &str) -> (Option<Op>, &str) {
     for (p, op) in [
         (">=", Op::Ge),
@@ -676,6 +781,17 @@ fn split_op(part: &str) -> (Option<Op>, &str) {
         }
     }
     (None, part)
+}
+
+/// An exact value that may be a hyphenated range (`1.2-2.0`): it splits on
+/// `-` into exactly two halves, each holding a `.` and each a version. A
+/// numeric build suffix (`5.17.1-754993421`) has no `.` after the hyphen.
+fn hyphen_range(token: &str) -> Option<(&str, &str)> {
+    let (lo, hi) = token.split_once('-')?;
+    if hi.contains('-') || !lo.contains('.') || !hi.contains('.') {
+        return None;
+    }
+    (Version::parse(lo).is_ok() && Version::parse(hi).is_ok()).then_some((lo, hi))
 }
 
 /// A bound token: a version, or a version followed by wildcard segments.
@@ -861,6 +977,10 @@ mod tests {
         );
         assert_eq!(c("* (end-of-life 2011)", "1"), Containment::Inside);
         assert_eq!(
+            c("<= 1.54 (integrated into GE MobileLink)", "1.5"),
+            Containment::Inside
+        );
+        assert_eq!(
             c("vers:generic/>=1.0|<2.0|!=1.5", "1.5"),
             Containment::Outside
         );
@@ -891,6 +1011,85 @@ mod tests {
             Containment::Unknown { .. }
         ));
         assert_eq!(c(">= 4.01 | <= 4.34", "4.20"), Containment::Inside);
+    }
+
+    #[test]
+    fn a_remark_that_widens_or_narrows_the_range_makes_it_unreadable() {
+        for (text, probe) in [
+            ("4.2 (and prior)", "4.1"),
+            ("3.2 (and earlier versions)", "3.1"),
+            ("v2.0 (also 1.x)", "1.5"),
+            ("<= 9.33 (all versions except 9.19)", "9.19"),
+            ("2.0 (up to 2.4)", "2.3"),
+            ("1.0 (1.1 too)", "1.1"),
+            ("5 (*)", "6"),
+        ] {
+            let spec = VersionSpec::parse(text);
+            let VersionSpec::Unreadable { why, .. } = &spec else {
+                panic!("{text} read as {spec:?}");
+            };
+            assert!(why.contains("remark"), "{text}: {why}");
+            assert!(
+                matches!(spec.contains_str(probe), Containment::Unknown { .. }),
+                "{text}"
+            );
+        }
+        // Remarks free of constraint and scope words stay notes.
+        for text in [
+            "<= 2.01 (end-of-life Nov 2017)",
+            "* (end-of-life 2011)",
+            "<= 1.54 (integrated into GE MobileLink)",
+        ] {
+            assert!(VersionSpec::parse(text).is_readable(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_hyphenated_range_is_not_one_exact_version() {
+        for text in ["1.2-2.0", "v1.2-v2.0", "1.0 | 1.2-2.0", "=1.2-2.0"] {
+            let spec = VersionSpec::parse(text);
+            let VersionSpec::Unreadable { why, .. } = &spec else {
+                panic!("{text} read as {spec:?}");
+            };
+            assert!(why.contains("a range or a build suffix?"), "{text}: {why}");
+            assert!(matches!(
+                spec.contains_str("1.5"),
+                Containment::Unknown { .. }
+            ));
+        }
+        // A build suffix without a dot stays a version.
+        assert_eq!(
+            c("5.17.1-754993421", "5.17.1-754993421"),
+            Containment::Inside
+        );
+        assert!(VersionSpec::parse("<=5.17.1-754993421").is_readable());
+        assert!(VersionSpec::parse("2018-1").is_readable());
+    }
+
+    #[test]
+    fn a_build_of_a_le_bound_is_unknown_not_outside() {
+        let unknown = |spec: &str, ver: &str| match c(spec, ver) {
+            Containment::Unknown { why } => why,
+            other => panic!("{spec} vs {ver}: {other:?}"),
+        };
+        assert_eq!(
+            unknown("<= 4.1", "4.1.3"),
+            "4.1.3 extends the bound 4.1: a build of 4.1, or later?"
+        );
+        unknown("vers:generic/<=4.1", "4.1.3");
+        unknown(">= 3.0 | <= 4.1", "4.1.0.7");
+        // The corpus's AliveCor range, ICSMA-22-298-01: `5.17.1-754993421`
+        // orders after 5.17.1 (a numeric build suffix), but a device
+        // reporting it against `<= 5.17.1` may run a build of 5.17.1.
+        unknown("<= 5.17.1", "5.17.1-754993421");
+        // Trailing zeros are the bound itself; a later release stays outside;
+        // `=` and `<` keep their meaning.
+        assert_eq!(c("<= 4.1", "4.1.0"), Containment::Inside);
+        assert_eq!(c("<= 4.1", "4.2"), Containment::Outside);
+        assert_eq!(c("<= 4.1", "4.1.3"), c("vers:generic/<=4.1", "4.1.3"));
+        assert_eq!(c("4.1", "4.1.3"), Containment::Outside);
+        assert_eq!(c("< 4.1", "4.1.3"), Containment::Outside);
+        assert_eq!(c("<= 4.1.3", "4.1.3"), Containment::Inside);
     }
 
     #[test]
@@ -939,13 +1138,23 @@ mod tests {
                 format!("vers:generic/ >= v{lo_s} | <= {hi_s}"),
             ];
             let want = c(&spellings[0], &t_s);
+            // The same answer; an unknown's why names the version as written.
+            let kind = |x: Containment| match x {
+                Containment::Unknown { .. } => Containment::Unknown { why: String::new() },
+                x => x,
+            };
             for s in &spellings {
                 prop_assert_eq!(c(s, &t_s), want.clone(), "{}", s);
-                prop_assert_eq!(c(s, &format!("v{t_s}")), want.clone(), "{}", s);
+                prop_assert_eq!(kind(c(s, &format!("v{t_s}"))), kind(want.clone()), "{}", s);
             }
             let tv = v(&t_s);
             let inside = lo_v <= tv && tv <= hi_v;
-            prop_assert_eq!(want, if inside { Containment::Inside } else { Containment::Outside });
+            if !inside && extends(&tv, &hi_v) {
+                // `1.2.3` against `<= 1.2`: a build of 1.2, or later?
+                prop_assert!(matches!(want, Containment::Unknown { .. }), "{:?}", want);
+            } else {
+                prop_assert_eq!(want, if inside { Containment::Inside } else { Containment::Outside });
+            }
         }
 
         #[test]

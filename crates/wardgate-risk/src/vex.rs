@@ -850,7 +850,18 @@ impl ProductTree {
             let pid = req_str(fpn, "product_id", &fpp)?;
             let target = req_str(r, "relates_to_product_reference", &p)?;
             let own = helper_ref(fpn, &fpp)?;
-            match own.or_else(|| tree.products.get(target).cloned()) {
+            let target_ref = tree.products.get(target).cloned();
+            // A versionless helper would hold for every version; the
+            // product it relates to may state one, and then that decides.
+            let own = match own {
+                Some(r)
+                    if !ref_has_version(&r) && target_ref.as_ref().is_some_and(ref_has_version) =>
+                {
+                    None
+                }
+                o => o,
+            };
+            match own.or(target_ref) {
                 Some(r) => tree.insert(pid, r, &fpp, limits)?,
                 None => out.problem(format!(
                     "{p}.relates_to_product_reference: {target:?} is no product of the tree; {pid:?} left unresolved"
@@ -935,8 +946,10 @@ impl ProductTree {
     ) -> Result<(), VexError> {
         let pid = req_str(f, "product_id", path)?;
         let r = match helper_ref(f, path)? {
-            Some(r) => r,
-            None => ProductRef::Name {
+            // A helper purl or CPE without a version would hold for every
+            // version; the branch states one, so the statement carries it.
+            Some(r) if at.version.is_none() || ref_has_version(&r) => r,
+            _ => ProductRef::Name {
                 vendor: at.vendor.map(str::to_string),
                 name: at.product.unwrap_or(req_str(f, "name", path)?).to_string(),
                 version: at.version.map(str::to_string),
@@ -958,6 +971,21 @@ impl ProductTree {
             }
         }
         Ok(ids)
+    }
+}
+
+/// Whether a reference names a version (a purl `@version`, a CPE version
+/// other than `*`/`-`, a name with a version); an unparseable purl or CPE
+/// counts as none.
+fn ref_has_version(r: &ProductRef) -> bool {
+    match r {
+        ProductRef::Purl { purl } => crate::purl::Purl::parse(purl)
+            .ok()
+            .is_some_and(|p| p.version.is_some()),
+        ProductRef::Cpe { cpe } => crate::purl::Cpe::parse(cpe)
+            .ok()
+            .is_some_and(|c| c.version.is_some()),
+        ProductRef::Name { version, .. } => version.is_some(),
     }
 }
 

@@ -438,3 +438,41 @@ proptest! {
         }
     }
 }
+
+/// ICSMA-21-355-01 scores the Agilia Partner maintenance software with
+/// thirteen vectors; the highest base (7.5, `C:N/I:N/A:H` and `C:H/I:N/A:N`)
+/// is not the highest adjusted: `C:L/I:L/A:L` (7.3) raises to `I:H/A:H`, 9.4,
+/// for a life-sustaining device. Every vector reaches the score.
+#[test]
+fn every_cvss_vector_of_a_hit_is_adjusted_for_the_score() {
+    use wardgate_risk::score::{assess, Criticality, Finding, Inputs};
+    let Some(all) = advisories() else { return };
+    let idx = Index::new(&all, &VendorAliases::builtin());
+    let h = idx.match_device(&dev(
+        "Fresenius Kabi",
+        "Agilia Partner maintenance software",
+        Some("3.2"),
+    ));
+    let h = hits_for(&h, "ICSMA-21-355-01");
+    let [h] = h.as_slice() else { panic!("{h:?}") };
+    assert_eq!(h.status, HitStatus::Affected);
+    assert_eq!(h.cvss.as_ref().map(|c| c.base_score), Some(7.5));
+    assert!(h.cvss_all.len() > 2, "{:?}", h.cvss_all);
+    let a = assess(&Inputs {
+        criticality: Some(Criticality::LifeSustaining),
+        findings: vec![Finding {
+            advisory: h.advisory_id.clone(),
+            cves: h.cves.clone(),
+            cvss_vectors: h.cvss_all.iter().map(|c| c.vector_string.clone()).collect(),
+            cvss_base: h.cvss.as_ref().map(|c| c.base_score),
+            certain: true,
+            via: "device".into(),
+        }],
+        ..Inputs::default()
+    });
+    let v = &a.factors[0];
+    assert!(v.detail.contains("adjusted to 9.4"), "{}", v.detail);
+    assert!(v.detail.contains("C:L/I:L/A:L"), "{}", v.detail);
+    // 9.4 × 7 = 65.8, not 7.5 × 7 = 52.5.
+    assert_eq!(a.score, 66);
+}

@@ -238,3 +238,73 @@ fn wrong_formats_and_limits() {
         Err(VexError::TooLarge { .. })
     ));
 }
+
+/// A CSAF VEX product whose helper purl or CPE has no version, under a
+/// branch that gives one: the statement holds for that version only, not for
+/// every version of the package.
+#[test]
+fn a_versionless_helper_purl_keeps_the_branch_version() {
+    let doc = br#"{"document":{"category":"csaf_vex","csaf_version":"2.0","title":"t",
+      "publisher":{"category":"vendor","name":"Acme","namespace":"https://acme.example"},
+      "tracking":{"id":"ACME-VEX-1","version":"1","current_release_date":"2024-01-01T00:00:00Z"}},
+      "product_tree":{"branches":[{"category":"vendor","name":"Acme Medical","branches":[
+        {"category":"product_name","name":"Infusion Pump","branches":[
+          {"category":"product_version","name":"4.2.1","product":{"product_id":"P421","name":"Infusion Pump 4.2.1",
+            "product_identification_helper":{"purl":"pkg:generic/acme/infusion-pump"}}},
+          {"category":"product_version","name":"4.3","product":{"product_id":"P43","name":"Infusion Pump 4.3",
+            "product_identification_helper":{"cpe":"cpe:2.3:h:acme:infusion_pump:*:*:*:*:*:*:*:*"}}},
+          {"category":"product_version","name":"5.0","product":{"product_id":"P50","name":"Infusion Pump 5.0",
+            "product_identification_helper":{"purl":"pkg:generic/acme/infusion-pump@5.0"}}}]}]}],
+       "full_product_names":[{"product_id":"ANY","name":"Acme Lib",
+            "product_identification_helper":{"purl":"pkg:generic/acme/lib"}}]},
+      "vulnerabilities":[{"cve":"CVE-2024-0001",
+        "product_status":{"known_not_affected":["P421","P43","P50","ANY"]},
+        "flags":[{"label":"component_not_present","product_ids":["P421","P43","P50","ANY"]}]}]}"#;
+    let doc = read(doc, &Limits::default()).unwrap();
+    let products: Vec<&ProductRef> = doc.statements.iter().map(|s| &s.product).collect();
+    let name = |v: &str| ProductRef::Name {
+        vendor: Some("Acme Medical".into()),
+        name: "Infusion Pump".into(),
+        version: Some(v.into()),
+    };
+    assert_eq!(
+        products,
+        [
+            &name("4.2.1"),
+            &name("4.3"),
+            &purl("pkg:generic/acme/infusion-pump@5.0"),
+            // No version stated anywhere: the purl holds for every version.
+            &purl("pkg:generic/acme/lib"),
+        ]
+    );
+    // Matched: a pump at 4.2.1 is cleared, one at 4.2.0 is not.
+    use wardgate_risk::csaf;
+    use wardgate_risk::matcher::{DeviceIdentity, HitStatus, Index};
+    use wardgate_risk::vendor::VendorAliases;
+    let adv = br#"{"document":{"category":"csaf_security_advisory","csaf_version":"2.0","title":"Acme",
+      "publisher":{"category":"vendor","name":"Acme","namespace":"https://acme.example"},
+      "tracking":{"id":"ACME-2024-1","version":"1","current_release_date":"2024-01-01T00:00:00Z"}},
+      "product_tree":{"branches":[{"category":"vendor","name":"Acme Medical","branches":[
+        {"category":"product_name","name":"Infusion Pump","branches":[
+          {"category":"product_version_range","name":"<= 4.2.1","product":{"product_id":"OLD","name":"Infusion Pump <= 4.2.1"}}]}]}]},
+      "vulnerabilities":[{"cve":"CVE-2024-0001","product_status":{"known_affected":["OLD"]}}]}"#;
+    let a = csaf::read(adv, &csaf::Limits::default()).unwrap();
+    let idx = Index::new(&[a], &VendorAliases::builtin());
+    for (v, want) in [
+        ("4.2.1", HitStatus::NotAffected),
+        ("4.2.0", HitStatus::Affected),
+    ] {
+        let d = DeviceIdentity {
+            id: "d".into(),
+            vendor: "Acme Medical".into(),
+            model: "Infusion Pump".into(),
+            version: Some(v.into()),
+            purl: Some(format!("pkg:generic/acme/infusion-pump@{v}")),
+            ..DeviceIdentity::default()
+        };
+        let mut hits = idx.match_device(&d);
+        idx.apply_vex(&mut hits, &doc.statements, &d);
+        assert_eq!(hits.len(), 1, "{v}");
+        assert_eq!(hits[0].status, want, "{v}");
+    }
+}

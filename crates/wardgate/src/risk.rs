@@ -859,7 +859,16 @@ pub(crate) fn assess(
                 Some(Finding {
                     advisory: h.hit.advisory_id.clone(),
                     cves: h.hit.cves.clone(),
-                    cvss_vector: h.hit.cvss.as_ref().map(|c| c.vector_string.clone()),
+                    // Every vector (a hit stored before `cvss_all` has only `cvss`).
+                    cvss_vectors: if h.hit.cvss_all.is_empty() {
+                        h.hit.cvss.iter().map(|c| c.vector_string.clone()).collect()
+                    } else {
+                        h.hit
+                            .cvss_all
+                            .iter()
+                            .map(|c| c.vector_string.clone())
+                            .collect()
+                    },
                     cvss_base: h.hit.cvss.as_ref().map(|c| c.base_score),
                     certain,
                     via: h.via.clone(),
@@ -1468,6 +1477,7 @@ mod finding_tests {
                     base_score: 3.7,
                     base_severity: "LOW".into(),
                 }),
+                cvss_all: Vec::new(),
                 status,
                 why: "exact".into(),
                 remediation: None,
