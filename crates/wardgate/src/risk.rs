@@ -741,6 +741,20 @@ pub(crate) fn assess(
         {
             let mut h = k.index.match_device(&ident);
             k.index.apply_vex(&mut h, &k.vex, &ident);
+            // A known vendor whose model no advisory names: said, not silent,
+            // since a model spelled otherwise than the advisory never matches.
+            if h.is_empty() && !ident.vendor.is_empty() && !ident.model.is_empty() {
+                let names = k.index.vendor_products(&ident.vendor);
+                if !names.is_empty() {
+                    dproblems.push(format!(
+                        "advisories name {} product(s) of vendor {:?}, none named {:?}: if the device is one of them under another name, declare its model as the advisory writes it ({})",
+                        names.len(),
+                        ident.vendor,
+                        ident.model,
+                        names.join("; ")
+                    ));
+                }
+            }
             hits.extend(h.into_iter().map(|hit| HitView {
                 via: "device".into(),
                 hit,
@@ -1769,5 +1783,64 @@ mod wire_tests {
             pump.flows.keys().collect::<Vec<_>>(),
             [&(Direction::ToDevice, listen, 13575, false)]
         );
+    }
+}
+
+#[cfg(test)]
+mod assess_tests {
+    use super::*;
+
+    /// A site with the Medfusion advisory imported and two pumps: one named as
+    /// the advisory names it, one by a shorter model name.
+    #[test]
+    fn a_device_is_matched_scored_and_a_near_miss_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let adv = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/advisories/csaf-icsma/icsma-17-250-02a.json");
+        let code = import(&[adv], &data, true).unwrap();
+        assert_eq!(code, ExitCode::SUCCESS);
+        let text = include_str!("../../../examples/minimal.toml").to_owned()
+            + r#"
+[[device]]
+id = "pump-a"
+kind = "infusion-pump"
+addresses = ["127.0.0.21"]
+vendor = "Smiths Medical"
+model = "Medfusion 4000 Wireless Syringe Infusion Pump"
+version = "1.5"
+criticality = "life-sustaining"
+
+[[device]]
+id = "pump-b"
+kind = "infusion-pump"
+addresses = ["127.0.0.22"]
+vendor = "Smiths Medical ASD"
+model = "Medfusion 4000"
+version = "1.5"
+"#;
+        let v = wardgate_config::Config::parse(&text, "site.toml", dir.path()).unwrap();
+        let (risks, problems) = assess(&v, &data, None).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let a = risks.iter().find(|r| r.device == "pump-a").unwrap();
+        assert_eq!(a.hits.len(), 1);
+        assert!(matches!(a.hits[0].hit.status, HitStatus::Affected));
+        // 3.7 × 7 = 25.9: no I or A impact to adjust, no route, no exposure.
+        assert_eq!(a.score, 26);
+        let sum: f64 = a.factors.iter().map(|f| f.contribution).sum();
+        assert!((sum - 25.9).abs() < 1e-9, "{sum}");
+        let b = risks.iter().find(|r| r.device == "pump-b").unwrap();
+        assert!(b.hits.is_empty());
+        assert!(
+            b.problems
+                .iter()
+                .any(|p| p.contains("none named \"Medfusion 4000\"")
+                    && p.contains("Medfusion 4000 Wireless Syringe Infusion Pump")),
+            "{:?}",
+            b.problems
+        );
+        // Unknown devices and routes' systems without a vendor are assessed too.
+        assert!(risks.iter().any(|r| r.device == "ehr"));
     }
 }
