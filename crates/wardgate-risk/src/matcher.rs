@@ -397,6 +397,13 @@ impl Index {
         names
     }
 
+    /// Whether some advisory names this product of this vendor (after
+    /// normalisation and aliases), whatever its version.
+    pub fn names_product(&self, vendor: &str, model: &str) -> bool {
+        let (vk, nk) = (self.aliases.key(vendor).key, normalise_product(model));
+        !vk.is_empty() && !nk.is_empty() && self.by_name.contains_key(&name_key(&vk, &nk))
+    }
+
     /// The advisories that hit a device.
     pub fn match_device(&self, d: &DeviceIdentity) -> Vec<Hit> {
         self.match_query(&Query {

@@ -72,7 +72,8 @@ fn file_name(scope: &str, id: &str) -> String {
 
 /// Orders two revisions: release dates as instants, then tracking versions
 /// segment by segment as numbers (`10` after `9`); `None` when either does
-/// not read, so the caller keeps what it has and says so.
+/// not read (the import then takes the new document: importing is the
+/// operator's decision, and the report says `updated`).
 fn newer_or_same(date: &str, rev: &str, old_date: &str, old_rev: &str) -> Option<bool> {
     use time::format_description::well_known::Rfc3339;
     let d = time::OffsetDateTime::parse(date, &Rfc3339).ok()?;
@@ -232,15 +233,10 @@ pub(crate) fn import(paths: &[PathBuf], data_dir: &Path, json: bool) -> Result<E
                     });
                     rec.statements = v.statements.len();
                     rec.problems = v.problems.clone();
-                    // Without an id, the content names it: two makers' `vex.json`
-                    // do not replace each other.
-                    let scope = match &v.id {
-                        Some(_) => v.author.clone().unwrap_or_default(),
-                        None => {
-                            use sha2::Digest;
-                            hex::encode(sha2::Sha256::digest(&bytes))
-                        }
-                    };
+                    // By author and id (the file's name without one): two
+                    // makers' `vex.json` stay apart, one maker's new one replaces
+                    // its old one.
+                    let scope = v.author.clone().unwrap_or_default();
                     let ts = v.timestamp.clone();
                     rec.outcome = store(
                         &vex_dir(data_dir),
@@ -424,6 +420,19 @@ pub(crate) fn wire(data_dir: &Path, v: &Validated) -> Result<HashMap<IpAddr, Wir
     Ok(by_ip)
 }
 
+/// Whether the wire disagrees with the declared version, and what it said,
+/// newest first. What the wire says now is the most recent statement of any
+/// source: an older one still naming the declared version does not hide a change.
+fn disagrees(declared: Option<&str>, mut said: Vec<(String, String)>) -> (bool, Vec<String>) {
+    said.sort_unstable_by(|a, b| b.cmp(a));
+    said.dedup_by(|a, b| a.1 == b.1);
+    let d = match (declared, said.first()) {
+        (Some(dv), Some((_, now))) => !version_stated(dv, &BTreeSet::from([now.clone()])),
+        _ => false,
+    };
+    (d, said.into_iter().map(|(_, v)| v).collect())
+}
+
 /// Keeps `value` as what `source` says the device runs, if it is the latest.
 fn stated(w: &mut Wire, source: &'static str, value: &str, when: &str) {
     match w.versions.get(source) {
@@ -444,15 +453,17 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
             if let Ok(ip) = inv.address.parse::<IpAddr>() {
                 if v.device_by_ip.contains_key(&ip) {
                     let w = by_ip.entry(ip).or_default();
-                    // A set per capture: the last of it stands for what it ran.
+                    // A capture's sets hold no order: all its values, as one
+                    // statement of that capture's time.
                     let when = inv.last_seen.clone().unwrap_or_else(|| e.timestamp.clone());
-                    if let Some(x) = inv
-                        .implementation_versions
-                        .iter()
-                        .chain(&inv.hl7_software)
-                        .last()
-                    {
-                        stated(w, "passive", x, &when);
+                    for (source, set) in [
+                        ("passive-dicom", &inv.implementation_versions),
+                        ("passive-hl7", &inv.hl7_software),
+                    ] {
+                        if !set.is_empty() {
+                            let all: Vec<&str> = set.iter().map(String::as_str).collect();
+                            stated(w, source, &all.join(" | "), &when);
+                        }
                     }
                 }
             }
@@ -482,6 +493,10 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
     };
     for (me, other, from_me) in [(src, dst, true), (dst, src, false)] {
         if !v.device_by_ip.contains_key(&me.ip) {
+            continue;
+        }
+        // A message the gateway refused never reached the upstream.
+        if inline_route.is_some() && !from_me && e.event.action == Action::Blocked {
             continue;
         }
         let w = by_ip.entry(me.ip).or_default();
@@ -541,17 +556,26 @@ fn merge_wire(by_ip: &mut HashMap<IpAddr, Wire>, v: &Validated, seq: u64, e: &Ev
         // upstream hears from the gateway: the MUD file must allow those.
         let mut other: (IpAddr, u16) = (other.ip, other.port);
         if let Some(r) = inline_route {
-            if from_me {
-                other = (r.listen.ip(), r.listen.port());
+            // The gateway as the network sees it: the sender reaches the
+            // listener's address, the upstream hears from `[gateway]
+            // addresses`; each falls back on the other, and a listener on
+            // any address names none.
+            let listen = Some(r.listen.ip()).filter(|ip| !ip.is_unspecified());
+            let first = v.gateway_addresses.first().copied();
+            let gw = if from_me {
+                listen.or(first)
             } else {
-                // Without `[gateway] addresses`, the listener's host.
-                let gw = v
-                    .gateway_addresses
-                    .first()
-                    .copied()
-                    .unwrap_or(r.listen.ip());
-                other = (gw, other.1);
-            }
+                first.or(listen)
+            };
+            let Some(gw) = gw else {
+                continue;
+            };
+            other = if from_me {
+                (gw, r.listen.port())
+            } else {
+                // Its own connection's port is the gateway's, and ephemeral.
+                (gw, 0)
+            };
         }
         let service = if from_me { other.1 } else { me.port };
         let key = (
@@ -743,7 +767,11 @@ pub(crate) fn assess(
             k.index.apply_vex(&mut h, &k.vex, &ident);
             // A known vendor whose model no advisory names: said, not silent,
             // since a model spelled otherwise than the advisory never matches.
-            if h.is_empty() && !ident.vendor.is_empty() && !ident.model.is_empty() {
+            if h.is_empty()
+                && !ident.vendor.is_empty()
+                && !ident.model.is_empty()
+                && !k.index.names_product(&ident.vendor, &ident.model)
+            {
                 let names = k.index.vendor_products(&ident.vendor);
                 if !names.is_empty() {
                     dproblems.push(format!(
@@ -792,7 +820,8 @@ pub(crate) fn assess(
             }
         }
         let mut exposures = Vec::new();
-        let mut versions = BTreeSet::new();
+        // (when, what) each source stated last, over the device's addresses.
+        let mut versions: Vec<(String, String)> = Vec::new();
         let mut flows = Vec::new();
         for a in &d.addresses {
             let Ok(ip) = a.get_ref().parse::<IpAddr>() else {
@@ -800,7 +829,7 @@ pub(crate) fn assess(
             };
             if let Some(w) = wire.get(&ip) {
                 exposures.extend(w.exposures.iter().cloned());
-                versions.extend(w.versions.values().map(|(v, _)| v.clone()));
+                versions.extend(w.versions.values().map(|(v, t)| (t.clone(), v.clone())));
                 flows.extend(w.flows.values().cloned());
                 if w.flows_dropped > 0 {
                     dproblems.push(format!("{} flow(s) of {ip} not compared with its MUD file: more than {MAX_FLOWS_PER_DEVICE} distinct", w.flows_dropped));
@@ -808,10 +837,7 @@ pub(crate) fn assess(
             }
         }
         let declared = d.version.as_ref().map(|s| s.get_ref().clone());
-        let version_disagrees = match &declared {
-            Some(dv) if !versions.is_empty() => !version_stated(dv, &versions),
-            _ => false,
-        };
+        let (version_disagrees, versions) = disagrees(declared.as_deref(), versions);
         if version_disagrees {
             exposures.push(Exposure {
                 kind: ExposureKind::VersionDisagrees,
@@ -1418,6 +1444,25 @@ mod tests {
         assert!(!version_stated("2.1", &w));
     }
 
+    /// Regression (review): a stale source still naming the declared version
+    /// hid a change another source stated later.
+    #[test]
+    fn the_most_recent_statement_decides() {
+        let said = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(t, x)| (t.to_string(), x.to_string()))
+                .collect()
+        };
+        let old_passive = ("2026-01-01T00:00:00Z", "Acme 10.2 | Acme 10.1");
+        let new_hl7 = ("2026-06-01T00:00:00Z", "Acme Bridge 9.8");
+        let (d, list) = disagrees(Some("10.2"), said(&[old_passive, new_hl7]));
+        assert!(d);
+        assert_eq!(list, ["Acme Bridge 9.8", "Acme 10.2 | Acme 10.1"]);
+        assert!(!disagrees(Some("9.8"), said(&[old_passive, new_hl7])).0);
+        assert!(!disagrees(None, said(&[new_hl7])).0);
+        assert!(!disagrees(Some("1"), Vec::new()).0);
+    }
+
     #[test]
     fn document_ids_become_safe_file_names() {
         let n = file_name("https://www.cisa.gov", "ICSMA-17-250-02A");
@@ -1735,7 +1780,7 @@ mod wire_tests {
             "Epic Bridges 10.2"
         );
         let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
-        assert_eq!(pump.versions["passive"].0, "Acme PumpServer 3.1");
+        assert_eq!(pump.versions["passive-hl7"].0, "Acme PumpServer 3.1");
         // Regression (review): every version ever stated counted, so a device
         // later changed to another never disagreed. The latest one stands.
         let mut later = event(
@@ -1780,6 +1825,23 @@ mod wire_tests {
         );
         let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
         assert_eq!(
+            pump.flows.values().next().unwrap().remote_port,
+            0,
+            "the gateway's port is ephemeral"
+        );
+        // A refused message never reached the upstream: no flow, no exposure.
+        let mut blocked = event(
+            "127.0.0.2:40001",
+            "127.0.0.3:13575",
+            "hl7-mllp",
+            Action::Blocked,
+        );
+        blocked.wardgate.route = Some("infusion-orders".into());
+        blocked.timestamp = "2026-12-06T00:00:00.000Z".into();
+        merge_wire(&mut by_ip, &v, 2, &blocked);
+        let pump = &by_ip[&"127.0.0.3".parse::<IpAddr>().unwrap()];
+        assert_eq!(pump.flows.values().next().unwrap().count, 1);
+        assert_eq!(
             pump.flows.keys().collect::<Vec<_>>(),
             [&(Direction::ToDevice, listen, 13575, false)]
         );
@@ -1813,6 +1875,14 @@ version = "1.5"
 criticality = "life-sustaining"
 
 [[device]]
+id = "pump-c"
+kind = "infusion-pump"
+addresses = ["127.0.0.23"]
+vendor = "Smiths Medical"
+model = "Medfusion 4000 Wireless Syringe Infusion Pump"
+version = "1.6.1"
+
+[[device]]
 id = "pump-b"
 kind = "infusion-pump"
 addresses = ["127.0.0.22"]
@@ -1839,6 +1909,14 @@ version = "1.5"
                     && p.contains("Medfusion 4000 Wireless Syringe Infusion Pump")),
             "{:?}",
             b.problems
+        );
+        // Regression (review): named as the advisory names it, at a version
+        // outside its range: no hit, and no near-miss either.
+        let c = risks.iter().find(|r| r.device == "pump-c").unwrap();
+        assert!(
+            c.hits.is_empty() && c.problems.is_empty(),
+            "{:?}",
+            c.problems
         );
         // Unknown devices and routes' systems without a vendor are assessed too.
         assert!(risks.iter().any(|r| r.device == "ehr"));
