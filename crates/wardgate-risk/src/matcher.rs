@@ -493,7 +493,10 @@ impl Index {
 
     fn match_query(&self, q: &Query<'_>) -> Vec<Hit> {
         let (cands, version) = self.candidates(q);
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        // One hit per (document, product id): each imported document is its
+        // own advisory, even when another publisher's document shares its
+        // tracking id and product ids (`CSAFPID-0001`).
+        let mut seen: HashSet<(usize, &str)> = HashSet::new();
         let mut hits = Vec::new();
         for c in cands {
             let Some(e) = self.entries.get(c.entry) else {
@@ -502,7 +505,7 @@ impl Index {
             let Some((adv_id, adv_title)) = self.advisories.get(e.advisory) else {
                 continue;
             };
-            if !seen.insert((adv_id.as_str(), e.product_id.as_str())) {
+            if !seen.insert((e.advisory, e.product_id.as_str())) {
                 continue;
             }
             let Some((status, vwhy)) = judge(e, version.as_deref()) else {
@@ -975,6 +978,35 @@ mod tests {
             if advisory_text == "vers:generic/>=1.0|<2.0")
         );
         assert_eq!(h[0].status, HitStatus::UnderInvestigation);
+    }
+
+    #[test]
+    fn two_documents_with_one_id_do_not_hide_each_other() {
+        // Another publisher's document with CISA's tracking id and the same
+        // product id: each is its own advisory, and both are heard.
+        let doc = |publisher: &str, status: &str| {
+            let mut d: serde_json::Value = serde_json::from_str(DOC).unwrap();
+            d["document"]["publisher"]["name"] = publisher.into();
+            d["document"]["publisher"]["namespace"] = format!("https://{publisher}.example").into();
+            d["product_tree"] = serde_json::json!({"branches":[{"category":"vendor","name":"Acme",
+                "branches":[{"category":"product_name","name":"Pump","branches":[
+                {"category":"product_version","name":"1.0",
+                 "product":{"product_id":"CSAFPID-0001","name":"Acme Pump 1.0"}}]}]}]});
+            d["vulnerabilities"] = serde_json::json!([{"cve":"CVE-2024-0001",
+                "product_status":{status:["CSAFPID-0001"]}}]);
+            read(d.to_string().as_bytes(), &Limits::default()).unwrap()
+        };
+        let clear = doc("other", "known_not_affected");
+        let cisa = doc("cisa", "known_affected");
+        assert_eq!(clear.id, cisa.id);
+        for docs in [[clear.clone(), cisa.clone()], [cisa, clear]] {
+            let idx = Index::new(&docs, &VendorAliases::builtin());
+            let h = idx.match_device(&device(Some("1.0")));
+            let st: Vec<&HitStatus> = h.iter().map(|h| &h.status).collect();
+            assert_eq!(h.len(), 2, "{st:?}");
+            assert!(st.contains(&&HitStatus::Affected), "{st:?}");
+            assert!(st.contains(&&HitStatus::NotAffected), "{st:?}");
+        }
     }
 
     #[test]
