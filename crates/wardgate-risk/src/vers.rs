@@ -52,13 +52,18 @@
 //!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
 //! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
 //!   as a note only if the part before it reads cleanly and the remark passes
-//!   an allow-list: none of `< > = | *`, no version token with a dot (`1.x`,
-//!   `9.19`) and no constraint or scope word (`and`, `or`, `also`, `all`,
-//!   `prior`, `earlier`, `later`, `through`, `to`, `up`, `except`, `with`,
-//!   `only`, `version(s)`, `release(s)`, `build(s)`... see
-//!   `REMARK_STOPWORDS`). Otherwise the whole range is unreadable: `4.2 (and
-//!   prior)` widens the range, `<= 9.33 (all versions except 9.19)` narrows
-//!   it, and either would be dropped silently as a note.
+//!   an allow-list: every character is an ASCII letter, digit, space, `-`,
+//!   `,`, `.`, `/` or `'`; every token (split on spaces, `,` and `/`) that
+//!   holds a digit is a year 1990-2099 or a day number 1-31 directly after a
+//!   month name (`Jan`..`Dec`, `January`..`December`); and no word is a
+//!   constraint or scope word (`and`, `or`, `also`, `all`, `any`, `every`,
+//!   `each`, `prior`, `earlier`, `later`, `newer`, `through`, `to`, `up`,
+//!   `until`, `from`, `since`, `onward(s)`, `except`, `with`, `only`, `v`,
+//!   `version(s)`, `release(s)`, `build(s)`... see `REMARK_STOPWORDS`).
+//!   Otherwise the whole range is unreadable: `4.2 (and prior)` widens the
+//!   range, `<= 9.33 (all versions except 9.19)` narrows it, `(v5, v6)`,
+//!   `(5+)`, `(≤ 5)` or `(since R2)` may do either, and any of them would be
+//!   dropped silently as a note.
 //!
 //! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
 //! text) is [`VersionSpec::Unreadable`] with the reason.
@@ -466,6 +471,9 @@ const REMARK_STOPWORDS: &[&str] = &[
     "or",
     "also",
     "all",
+    "any",
+    "every",
+    "each",
     "plus",
     "incl",
     "including",
@@ -473,6 +481,11 @@ const REMARK_STOPWORDS: &[&str] = &[
     "thru",
     "to",
     "up",
+    "until",
+    "from",
+    "since",
+    "onwards",
+    "onward",
     "prior",
     "earlier",
     "later",
@@ -493,6 +506,7 @@ const REMARK_STOPWORDS: &[&str] = &[
     "when",
     "for",
     "not",
+    "v",
     "version",
     "versions",
     "release",
@@ -501,37 +515,79 @@ const REMARK_STOPWORDS: &[&str] = &[
     "builds",
 ];
 
-/// Why a trailing remark cannot be kept as a mere note, if it cannot: it
-/// holds a constraint character, a constraint or scope word, or a version
-/// token (`1.x`, `9.19`). An allow-list: only a remark free of all of these
-/// (`end-of-life Nov 2017`) is kept.
+/// Month names a day number may follow (`Nov 3 2017`), lowercase.
+const MONTHS: &[&str] = &[
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "may",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Why a trailing remark cannot be kept as a mere note, if it cannot. An
+/// allow-list: a remark is kept only when every character is an ASCII
+/// letter, digit, space, `-`, `,`, `.`, `/` or `'`; every token (split on
+/// spaces, `,` and `/`) holding a digit is a year 1990-2099 (four digits) or
+/// a day number 1-31 directly after a month name; and no word (split on
+/// anything but letters and digits) is in [`REMARK_STOPWORDS`].
 fn remark_problem(remark: &str) -> Option<String> {
+    let bad = |what: String| {
+        Some(format!(
+            "the remark '({remark})' {what}: it may widen or narrow the range"
+        ))
+    };
     if let Some(ch) = remark
         .chars()
-        .find(|c| matches!(c, '<' | '>' | '=' | '|' | '*'))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | ',' | '.' | '/' | '\'')))
     {
-        return Some(format!(
-            "the remark '({remark})' holds '{ch}': it may widen or narrow the range"
-        ));
+        return bad(format!("holds '{ch}'"));
     }
-    for word in remark.split(|c: char| !(c.is_alphanumeric() || c == '.')) {
-        let word = word.trim_matches('.');
-        if word.is_empty() {
+    let mut prev_month = false;
+    for token in remark.split([' ', ',', '/']) {
+        let token = token.trim_matches(['.', '\'']);
+        if token.is_empty() {
             continue;
         }
-        let lower = word.to_lowercase();
-        if REMARK_STOPWORDS.contains(&lower.as_str()) {
-            return Some(format!(
-                "the remark '({remark})' says '{word}': it may widen or narrow the range"
-            ));
+        if token.chars().any(|c| c.is_ascii_digit()) {
+            let year = token.len() == 4
+                && token.chars().all(|c| c.is_ascii_digit())
+                && token
+                    .parse::<u16>()
+                    .is_ok_and(|y| (1990..=2099).contains(&y));
+            let day = prev_month
+                && token.len() <= 2
+                && token.chars().all(|c| c.is_ascii_digit())
+                && token.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d));
+            if !(year || day) {
+                return bad(format!(
+                    "names '{token}', neither a year nor a day of a month"
+                ));
+            }
         }
-        if word.contains('.')
-            && word.chars().any(|c| c.is_ascii_digit())
-            && Version::parse(word).is_ok()
-        {
-            return Some(format!(
-                "the remark '({remark})' names version {word}: it may widen or narrow the range"
-            ));
+        prev_month = MONTHS.contains(&token.to_ascii_lowercase().as_str());
+    }
+    for word in remark.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if REMARK_STOPWORDS.contains(&word.to_ascii_lowercase().as_str()) {
+            return bad(format!("says '{word}'"));
         }
     }
     None
@@ -1023,6 +1079,24 @@ mod tests {
             ("2.0 (up to 2.4)", "2.3"),
             ("1.0 (1.1 too)", "1.1"),
             ("5 (*)", "6"),
+            ("4.0 (v5, v6)", "5"),
+            ("1 (2 too)", "2"),
+            ("4 (5+)", "5"),
+            ("4 (≤ 5)", "5"),
+            ("4 (≥ 3)", "3"),
+            ("<= 4 (until 2020)", "5"),
+            ("4 (from v3)", "3"),
+            ("4.1 (since R2)", "4.2"),
+            ("4 (onwards)", "5"),
+            ("4 (any)", "5"),
+            ("4 (every build)", "5"),
+            ("4 (each Nov 32)", "5"),
+            ("4 (end-of-life 1989)", "5"),
+            ("4 (end-of-life 2100)", "5"),
+            ("4 (see R 5)", "5"),
+            ("4 (end-of-life 12 Nov 2017)", "5"),
+            ("4 (model 3002)", "5"),
+            ("4 (v 5)", "5"),
         ] {
             let spec = VersionSpec::parse(text);
             let VersionSpec::Unreadable { why, .. } = &spec else {
@@ -1039,6 +1113,9 @@ mod tests {
             "<= 2.01 (end-of-life Nov 2017)",
             "* (end-of-life 2011)",
             "<= 1.54 (integrated into GE MobileLink)",
+            "<= 3 (end-of-life Nov. 3, 2017)",
+            "<= 3 (retired July 31 2019)",
+            "<= 3 (vendor's note, 2020/2021)",
         ] {
             assert!(VersionSpec::parse(text).is_readable(), "{text}");
         }
