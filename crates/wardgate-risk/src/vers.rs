@@ -44,10 +44,14 @@
 //!   unreadable;
 //! * exact versions and `|` lists of them (`1.1 | 1.2`), wildcards with
 //!   trailing `x`/`X`/`*` segments (`2.X`, `8.0.x`, `<= 12.2.x.x`: prefix
-//!   match on the leading segments), `*` and `all`; an exact value splitting
-//!   on `-` into two halves that both hold a `.` and read as versions
-//!   (`1.2-2.0`) may be a range or a version with a build suffix and is
-//!   unreadable (`5.17.1-754993421` has no `.` after the `-` and stays one);
+//!   match on the leading segments), `*` and `all`;
+//! * outside `vers:`, a bound (of any operator, `and below` included) that
+//!   splits on `-` into two halves that both hold a `.` and read as versions
+//!   (`1.2-2.0`, `<= 1.2-2.0`, `1.2-2.0 and below`) may be a range or a
+//!   version with a build suffix and is unreadable (`5.17.1-754993421` has no
+//!   `.` after the `-` and stays one). A known limit: `1.2-2`, one half
+//!   without a dot, is read as one version with a build suffix. In `vers:`
+//!   the syntax says what a version is, and a hyphen there is part of one;
 //! * `2.3.6 and below` (and `and earlier`, `and prior`, `or earlier`, `or
 //!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
 //! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
@@ -669,8 +673,11 @@ impl VersionSpec {
         for (phrases, op) in [(AND_BELOW, Op::Le), (AND_ABOVE, Op::Ge)] {
             for p in phrases {
                 if let Some(v) = lower.strip_suffix(p) {
-                    let v = &body[..v.len()];
-                    return build(None, vec![(Some(op), v.trim())], text);
+                    let v = body[..v.len()].trim();
+                    if let Some(u) = hyphen_unreadable(v, text) {
+                        return u;
+                    }
+                    return build(None, vec![(Some(op), v)], text);
                 }
             }
         }
@@ -679,13 +686,8 @@ impl VersionSpec {
             let part = part.trim();
             let (op, v) = split_op(part);
             let v = v.trim();
-            if matches!(op, None | Some(Op::Eq)) {
-                if let Some((lo, hi)) = hyphen_range(v) {
-                    return unreadable(
-                        text,
-                        format!("'{v}' is {lo} to {hi} or one version: a range or a build suffix?"),
-                    );
-                }
+            if let Some(u) = hyphen_unreadable(v, text) {
+                return u;
             }
             parts.push((op, v));
         }
@@ -839,7 +841,17 @@ fn split_op(part: &str) -> (Option<Op>, &str) {
     (None, part)
 }
 
-/// An exact value that may be a hyphenated range (`1.2-2.0`): it splits on
+/// The unreadable spec for a bound token that may be a hyphenated range
+/// (`1.2-2.0`, `<= 1.2-2.0`, `1.2-2.0 and below`), whatever its operator.
+fn hyphen_unreadable(token: &str, text: &str) -> Option<VersionSpec> {
+    let (lo, hi) = hyphen_range(token)?;
+    Some(unreadable(
+        text,
+        format!("'{token}' is {lo} to {hi} or one version: a range or a build suffix?"),
+    ))
+}
+
+/// A token that may be a hyphenated range (`1.2-2.0`): it splits on
 /// `-` into exactly two halves, each holding a `.` and each a version. A
 /// numeric build suffix (`5.17.1-754993421`) has no `.` after the hyphen.
 fn hyphen_range(token: &str) -> Option<(&str, &str)> {
@@ -1123,7 +1135,19 @@ mod tests {
 
     #[test]
     fn a_hyphenated_range_is_not_one_exact_version() {
-        for text in ["1.2-2.0", "v1.2-v2.0", "1.0 | 1.2-2.0", "=1.2-2.0"] {
+        for text in [
+            "1.2-2.0",
+            "v1.2-v2.0",
+            "1.0 | 1.2-2.0",
+            "=1.2-2.0",
+            "<= 1.2-2.0",
+            "< 1.2-2.0",
+            ">= 1.0 | <= 1.2-2.0",
+            ">= 1.2-2.0",
+            "<= 1.2-2.x",
+            "1.2-2.0 and below",
+            "1.2-2.0 or later",
+        ] {
             let spec = VersionSpec::parse(text);
             let VersionSpec::Unreadable { why, .. } = &spec else {
                 panic!("{text} read as {spec:?}");
@@ -1141,6 +1165,11 @@ mod tests {
         );
         assert!(VersionSpec::parse("<=5.17.1-754993421").is_readable());
         assert!(VersionSpec::parse("2018-1").is_readable());
+        // A known limit: one half without a dot (`1.2-2`) reads as a version
+        // with a build suffix, as `5.17.1-754993421` must.
+        assert!(VersionSpec::parse("<= 1.2-2").is_readable());
+        // `vers:` says what a version is: a hyphen there is part of one.
+        assert!(VersionSpec::parse("vers:generic/<=1.2-2.0").is_readable());
     }
 
     #[test]
