@@ -1198,6 +1198,59 @@ mod tests {
         assert_eq!(c("<= 4.1.3", "4.1.3"), Containment::Inside);
     }
 
+    /// The `<=` build rule at its edges, written by hand: the property test
+    /// below uses `extends` itself as its oracle.
+    #[test]
+    fn le_build_rule_boundaries_by_hand() {
+        let unknown = |x: &Containment| matches!(x, Containment::Unknown { .. });
+        for spec in ["<= 4.1", "vers:generic/<=4.1", ">= 3.0 | <= 4.1"] {
+            for (ver, want) in [
+                ("4.1", Some(Containment::Inside)),
+                ("4.1.0", Some(Containment::Inside)),
+                ("4.1.0.0", Some(Containment::Inside)),
+                ("v4.1.0", Some(Containment::Inside)),
+                ("4.0.9", Some(Containment::Inside)),
+                ("4.0.99.7", Some(Containment::Inside)),
+                ("4.2", Some(Containment::Outside)),
+                ("4.2.0.1", Some(Containment::Outside)),
+                ("5", Some(Containment::Outside)),
+                // A build of 4.1, or a later release: unknown.
+                ("4.1.1", None),
+                ("4.1.0.1", None),
+                ("4.1.3", None),
+                ("4.1.0.0.9", None),
+                // A letter run against nothing (module docs: `2.4A` may be a
+                // later revision or a pre-release): cannot be ordered.
+                ("4.1a", None),
+                ("4.1.0a", None),
+            ] {
+                let got = c(spec, ver);
+                match want {
+                    Some(w) => assert_eq!(got, w, "{spec} vs {ver}"),
+                    None => assert!(unknown(&got), "{spec} vs {ver}: {got:?}"),
+                }
+            }
+        }
+        // The why tells the two unknowns apart.
+        let why = |ver| match c("<= 4.1", ver) {
+            Containment::Unknown { why } => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            why("4.1.0.1"),
+            "4.1.0.1 extends the bound 4.1: a build of 4.1, or later?"
+        );
+        assert_eq!(
+            why("4.1a"),
+            "cannot order 4.1a against <=4.1 without guessing"
+        );
+        // `<` and `=` keep their meaning at the same edges.
+        assert_eq!(c("< 4.1", "4.1.0.1"), Containment::Outside);
+        assert_eq!(c("< 4.1", "4.0.9"), Containment::Inside);
+        assert_eq!(c("= 4.1", "4.1.0.0"), Containment::Inside);
+        assert_eq!(c("= 4.1", "4.1.0.1"), Containment::Outside);
+    }
+
     #[test]
     fn json_roundtrip_keeps_bounds() {
         let spec = VersionSpec::parse(">= 4.4 | <= 4.12.x");
