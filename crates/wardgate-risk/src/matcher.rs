@@ -19,6 +19,15 @@
 //! every version, known or not. A product listed under several statuses takes
 //! the first of affected, under investigation, fixed, not affected.
 //!
+//! Explicit evidence beats ambiguity: when a document lists a product as fixed
+//! or known not affected at a version spec holding the device's version
+//! (inside), the same document's possibly-affected hits for a product of the
+//! same vendor and normalised name are dropped (`<= 4.1` cannot tell for
+//! `4.1.1`, but the advisory lists `4.1.1` as fixed). Affected hits stay: an
+//! explicit affected beside an explicit fixed is a contradiction and is shown.
+//! Each imported document counts on its own, even when another publisher's
+//! shares its tracking id and product ids.
+//!
 //! [`Index::apply_vex`] lets a manufacturer's VEX statement override a hit.
 
 use std::collections::{HashMap, HashSet};
@@ -132,6 +141,8 @@ struct Entry {
     /// The advisory's vendor spelling is in the alias table.
     vendor_by_alias: bool,
     name: String,
+    /// The product name normalised ([`normalise_product`]).
+    name_key: String,
     version_text: Option<String>,
     spec: VersionSpec,
     class: Class,
@@ -355,6 +366,7 @@ impl Index {
             vendor_key,
             vendor_by_alias,
             name: p.name.clone(),
+            name_key: p.name_key.clone(),
             version_text: p.version_text.clone(),
             spec: p.spec.clone(),
             class,
@@ -500,8 +512,14 @@ impl Index {
 
     fn match_query(&self, q: &Query<'_>) -> Vec<Hit> {
         let (cands, version) = self.candidates(q);
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        // One hit per (document, product id): each imported document is its
+        // own advisory, even when another publisher's document shares its
+        // tracking id and product ids (`CSAFPID-0001`).
+        let mut seen: HashSet<(usize, &str)> = HashSet::new();
         let mut hits = Vec::new();
+        // Per hit, the entry it came from: explicit evidence is weighed
+        // against ambiguity below.
+        let mut from: Vec<usize> = Vec::new();
         for c in cands {
             let Some(e) = self.entries.get(c.entry) else {
                 continue;
@@ -509,7 +527,7 @@ impl Index {
             let Some((adv_id, adv_title)) = self.advisories.get(e.advisory) else {
                 continue;
             };
-            if !seen.insert((adv_id.as_str(), e.product_id.as_str())) {
+            if !seen.insert((e.advisory, e.product_id.as_str())) {
                 continue;
             }
             let Some((status, vwhy)) = judge(e, version.as_deref()) else {
@@ -529,12 +547,99 @@ impl Index {
                 remediation: e.remediation.clone(),
                 vex: None,
             });
+            from.push(c.entry);
         }
+        let mut hits = self.explicit_beats_ambiguous(hits, &from, version.as_deref());
         hits.sort_by(|a, b| {
             (a.advisory_id.as_str(), a.product_id.as_str())
                 .cmp(&(b.advisory_id.as_str(), b.product_id.as_str()))
         });
         hits
+    }
+
+    /// Explicit beats ambiguous: when a document lists a product as fixed or
+    /// not affected at a version spec holding the device's version (inside,
+    /// not merely unknown), its possibly-affected hits for a product of the
+    /// same vendor key and normalised name are dropped (`<= 4.1` unknown for
+    /// a build `4.1.1` that the same document lists as `fixed`). `Affected`
+    /// and under-investigation hits stay: an explicit affected beside an
+    /// explicit fixed is a contradiction, shown as such. Another document,
+    /// even of the same id, decides nothing for this one.
+    fn explicit_beats_ambiguous(
+        &self,
+        hits: Vec<Hit>,
+        from: &[usize],
+        version: Option<&str>,
+    ) -> Vec<Hit> {
+        let Some(version) = version.map(str::trim).filter(|v| !v.is_empty()) else {
+            return hits;
+        };
+        let entry = |i: usize| from.get(i).and_then(|&e| self.entries.get(e));
+        // (document, vendor key, name key) -> the explicit hit's product id
+        // and status word.
+        let mut explicit: HashMap<(usize, &str, &str), (&str, &str)> = HashMap::new();
+        for (i, h) in hits.iter().enumerate() {
+            let Some(e) = entry(i) else { continue };
+            let word = match (&h.status, e.class) {
+                (HitStatus::Fixed, Class::Fixed) => "fixed",
+                (HitStatus::NotAffected, Class::NotAffected) => "not affected",
+                _ => continue,
+            };
+            if e.name_key.is_empty() || e.spec.contains_str(version) != Containment::Inside {
+                continue;
+            }
+            explicit
+                .entry((e.advisory, e.vendor_key.as_str(), e.name_key.as_str()))
+                .or_insert((e.product_id.as_str(), word));
+        }
+        if explicit.is_empty() {
+            return hits;
+        }
+        let mut dropped: HashMap<usize, Vec<String>> = HashMap::new();
+        let mut keep = vec![true; hits.len()];
+        for (i, h) in hits.iter().enumerate() {
+            let Some(e) = entry(i) else { continue };
+            let HitStatus::PossiblyAffected { advisory_text, .. } = &h.status else {
+                continue;
+            };
+            let key = (e.advisory, e.vendor_key.as_str(), e.name_key.as_str());
+            if let Some((pid, _)) = explicit.get(&key) {
+                keep[i] = false;
+                let at = hits
+                    .iter()
+                    .enumerate()
+                    .position(|(j, x)| {
+                        x.product_id == *pid && entry(j).is_some_and(|f| f.advisory == e.advisory)
+                    })
+                    .unwrap_or(i);
+                dropped
+                    .entry(at)
+                    .or_default()
+                    .push(format!("{} ('{advisory_text}')", h.product_id));
+            }
+        }
+        let mut out = Vec::with_capacity(hits.len());
+        for (i, mut h) in hits.into_iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            if let Some(d) = dropped.get(&i) {
+                let word = entry(i)
+                    .and_then(|e| {
+                        explicit
+                            .get(&(e.advisory, e.vendor_key.as_str(), e.name_key.as_str()))
+                            .map(|x| x.1)
+                    })
+                    .unwrap_or("listed");
+                h.why = format!(
+                    "{}; the same advisory lists this version {word} explicitly, so its possible hit on {} is set aside",
+                    h.why,
+                    d.join(", ")
+                );
+            }
+            out.push(h);
+        }
+        out
     }
 
     /// Lets VEX statements override hits: a statement whose vulnerability is
@@ -982,6 +1087,139 @@ mod tests {
             if advisory_text == "vers:generic/>=1.0|<2.0")
         );
         assert_eq!(h[0].status, HitStatus::UnderInvestigation);
+    }
+
+    #[test]
+    fn two_documents_with_one_id_do_not_hide_each_other() {
+        // Another publisher's document with CISA's tracking id and the same
+        // product id: each is its own advisory, and both are heard.
+        let doc = |publisher: &str, status: &str| {
+            let mut d: serde_json::Value = serde_json::from_str(DOC).unwrap();
+            d["document"]["publisher"]["name"] = publisher.into();
+            d["document"]["publisher"]["namespace"] = format!("https://{publisher}.example").into();
+            d["product_tree"] = serde_json::json!({"branches":[{"category":"vendor","name":"Acme",
+                "branches":[{"category":"product_name","name":"Pump","branches":[
+                {"category":"product_version","name":"1.0",
+                 "product":{"product_id":"CSAFPID-0001","name":"Acme Pump 1.0"}}]}]}]});
+            d["vulnerabilities"] = serde_json::json!([{"cve":"CVE-2024-0001",
+                "product_status":{status:["CSAFPID-0001"]}}]);
+            read(d.to_string().as_bytes(), &Limits::default()).unwrap()
+        };
+        let clear = doc("other", "known_not_affected");
+        let cisa = doc("cisa", "known_affected");
+        assert_eq!(clear.id, cisa.id);
+        for docs in [[clear.clone(), cisa.clone()], [cisa, clear]] {
+            let idx = Index::new(&docs, &VendorAliases::builtin());
+            let h = idx.match_device(&device(Some("1.0")));
+            let st: Vec<&HitStatus> = h.iter().map(|h| &h.status).collect();
+            assert_eq!(h.len(), 2, "{st:?}");
+            assert!(st.contains(&&HitStatus::Affected), "{st:?}");
+            assert!(st.contains(&&HitStatus::NotAffected), "{st:?}");
+        }
+    }
+
+    /// An advisory with `<= 4.1` affected and a build `4.1.1` fixed (and,
+    /// when `contradict`, `4.1.x` affected too).
+    fn build_doc(contradict: bool) -> Advisory {
+        let mut versions = vec![
+            serde_json::json!({"category":"product_version_range","name":"<= 4.1",
+                "product":{"product_id":"CSAFPID-0001","name":"Acme Pump <= 4.1"}}),
+            serde_json::json!({"category":"product_version","name":"4.1.1",
+                "product":{"product_id":"CSAFPID-0002","name":"Acme Pump 4.1.1"}}),
+        ];
+        let mut affected = vec!["CSAFPID-0001"];
+        if contradict {
+            versions.push(
+                serde_json::json!({"category":"product_version","name":"4.1.x",
+                "product":{"product_id":"CSAFPID-0003","name":"Acme Pump 4.1.x"}}),
+            );
+            affected.push("CSAFPID-0003");
+        }
+        let mut d: serde_json::Value = serde_json::from_str(DOC).unwrap();
+        d["product_tree"] = serde_json::json!({"branches":[{"category":"vendor","name":"Acme",
+            "branches":[{"category":"product_name","name":"Pump","branches":versions}]}]});
+        d["vulnerabilities"] = serde_json::json!([{"cve":"CVE-2024-0001",
+            "product_status":{"known_affected":affected,"fixed":["CSAFPID-0002"]}}]);
+        read(d.to_string().as_bytes(), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn an_explicit_fixed_version_beats_the_le_build_rule() {
+        let idx = Index::new(&[build_doc(false)], &VendorAliases::builtin());
+        let st = |v: &str| {
+            idx.match_device(&device(Some(v)))
+                .into_iter()
+                .map(|h| (h.product_id, h.status, h.why))
+                .collect::<Vec<_>>()
+        };
+        // 4.1.1 is a build of 4.1 or later for `<= 4.1`, but the advisory
+        // itself lists 4.1.1 as fixed: fixed, and the why says so.
+        let h = st("4.1.1");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(
+            (h[0].0.as_str(), &h[0].1),
+            ("CSAFPID-0002", &HitStatus::Fixed)
+        );
+        assert!(
+            h[0].2.ends_with(
+                "the same advisory lists this version fixed explicitly, so its possible hit \
+                 on CSAFPID-0001 ('<= 4.1') is set aside"
+            ),
+            "{}",
+            h[0].2
+        );
+        // 4.1.3 is listed nowhere explicitly: still possibly affected.
+        let h = st("4.1.3");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(
+            matches!(h[0].1, HitStatus::PossiblyAffected { .. }),
+            "{h:?}"
+        );
+        assert_eq!(st("4.1")[0].1, HitStatus::Affected);
+        // Version unknown: nothing is explicit for it.
+        let h = idx.match_device(&device(None));
+        assert!(matches!(
+            h[..],
+            [Hit {
+                status: HitStatus::PossiblyAffected { .. },
+                ..
+            }]
+        ));
+
+        // An explicit affected beside the explicit fixed is a contradiction:
+        // both stay (the ambiguous `<= 4.1` goes).
+        let idx = Index::new(&[build_doc(true)], &VendorAliases::builtin());
+        let h: Vec<(String, HitStatus)> = idx
+            .match_device(&device(Some("4.1.1")))
+            .into_iter()
+            .map(|h| (h.product_id, h.status))
+            .collect();
+        assert_eq!(
+            h,
+            [
+                ("CSAFPID-0002".to_owned(), HitStatus::Fixed),
+                ("CSAFPID-0003".to_owned(), HitStatus::Affected)
+            ]
+        );
+
+        // Another document (even of the same id) decides nothing for this one.
+        let mut other = build_doc(false);
+        other.vulnerabilities[0].status.known_affected.clear();
+        let mut only_range = build_doc(false);
+        only_range.vulnerabilities[0].status.fixed.clear();
+        let idx = Index::new(&[only_range, other], &VendorAliases::builtin());
+        let h: Vec<HitStatus> = idx
+            .match_device(&device(Some("4.1.1")))
+            .into_iter()
+            .map(|h| h.status)
+            .collect();
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(h.contains(&HitStatus::Fixed), "{h:?}");
+        assert!(
+            h.iter()
+                .any(|s| matches!(s, HitStatus::PossiblyAffected { .. })),
+            "{h:?}"
+        );
     }
 
     #[test]

@@ -71,7 +71,8 @@ pub struct Finding {
     /// device and the highest adjusted score counts.
     pub cvss_vectors: Vec<String>,
     /// The advisory's highest base score, used when there is no readable
-    /// vector (and as a floor when a vector could not be read).
+    /// vector, and as a floor only when some vector could not be read (it
+    /// may have been that one); with every vector read, they decide.
     pub cvss_base: Option<f64>,
     /// Affected (true) or possibly affected (false: a range wardgate could not
     /// read, or a device version it could not compare).
@@ -217,8 +218,9 @@ fn severity(f: &Finding, c: Option<Criticality>) -> (f64, String) {
     if let Some((s, why)) = best {
         let skipped = f.cvss_vectors.len() - vectors.len();
         match f.cvss_base {
-            // A vector that could not be read had a higher base: it counts.
-            Some(b) if (0.0..=10.0).contains(&b) && b > s => {
+            // A vector that could not be read may have had the higher base:
+            // it counts. With every vector read, the computed scores decide.
+            Some(b) if skipped > 0 && (0.0..=10.0).contains(&b) && b > s => {
                 return (
                     b,
                     format!("CVSS {b:.1} (its vector unreadable, not adjusted; above {why})"),
@@ -499,6 +501,41 @@ mod tests {
         });
         // 9.1 × 7 = 63.7
         assert_eq!(a.score, 64);
+    }
+
+    #[test]
+    fn the_stated_base_is_a_floor_only_when_a_vector_was_unreadable() {
+        // C:H/I:N/A:N is 7.5; the advisory states 9.8 beside it.
+        let mut f = finding(
+            "A",
+            Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"),
+            true,
+        );
+        f.cvss_base = Some(9.8);
+        // Every vector read: the computed score counts, no floor claimed.
+        let (s, why) = severity(&f, Some(Criticality::Ancillary));
+        assert!((s - 7.5).abs() < 1e-9, "{s} {why}");
+        assert!(!why.contains("unreadable"), "{why}");
+        assert_eq!(
+            why,
+            "CVSS 7.5 (CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N)"
+        );
+        // Adjusted for a life-sustaining device, still computed.
+        let (s, why) = severity(&f, Some(Criticality::LifeSustaining));
+        assert!(s < 9.8 && !why.contains("unreadable"), "{s} {why}");
+        // One vector unreadable: it may have been the 9.8, so 9.8 is the floor.
+        f.cvss_vectors.push("CVSS:3.1/AV:N/garbage".into());
+        let (s, why) = severity(&f, Some(Criticality::Ancillary));
+        assert!((s - 9.8).abs() < 1e-9, "{s} {why}");
+        assert!(
+            why.starts_with("CVSS 9.8 (its vector unreadable, not adjusted; above CVSS 7.5"),
+            "{why}"
+        );
+        // ... but not when the read vectors already reach it.
+        f.cvss_base = Some(7.0);
+        let (s, why) = severity(&f, Some(Criticality::Ancillary));
+        assert!((s - 7.5).abs() < 1e-9, "{s} {why}");
+        assert!(why.contains("(1 unreadable)"), "{why}");
     }
 
     #[test]

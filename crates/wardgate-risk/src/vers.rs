@@ -44,21 +44,30 @@
 //!   unreadable;
 //! * exact versions and `|` lists of them (`1.1 | 1.2`), wildcards with
 //!   trailing `x`/`X`/`*` segments (`2.X`, `8.0.x`, `<= 12.2.x.x`: prefix
-//!   match on the leading segments), `*` and `all`; an exact value splitting
-//!   on `-` into two halves that both hold a `.` and read as versions
-//!   (`1.2-2.0`) may be a range or a version with a build suffix and is
-//!   unreadable (`5.17.1-754993421` has no `.` after the `-` and stays one);
+//!   match on the leading segments), `*` and `all`;
+//! * outside `vers:`, a bound (of any operator, `and below` included) that
+//!   splits on `-` into two halves that both hold a `.` and read as versions
+//!   (`1.2-2.0`, `<= 1.2-2.0`, `1.2-2.0 and below`) may be a range or a
+//!   version with a build suffix and is unreadable (`5.17.1-754993421` has no
+//!   `.` after the `-` and stays one). A known limit: `1.2-2`, one half
+//!   without a dot, is read as one version with a build suffix. In `vers:`
+//!   the syntax says what a version is, and a hyphen there is part of one;
 //! * `2.3.6 and below` (and `and earlier`, `and prior`, `or earlier`, `or
 //!   below`, `and older`; `and above`, `and later`, `or later`, `and newer`);
 //! * a trailing parenthetical remark (`<= 2.01 (end-of-life Nov 2017)`) is kept
 //!   as a note only if the part before it reads cleanly and the remark passes
-//!   an allow-list: none of `< > = | *`, no version token with a dot (`1.x`,
-//!   `9.19`) and no constraint or scope word (`and`, `or`, `also`, `all`,
-//!   `prior`, `earlier`, `later`, `through`, `to`, `up`, `except`, `with`,
-//!   `only`, `version(s)`, `release(s)`, `build(s)`... see
-//!   `REMARK_STOPWORDS`). Otherwise the whole range is unreadable: `4.2 (and
-//!   prior)` widens the range, `<= 9.33 (all versions except 9.19)` narrows
-//!   it, and either would be dropped silently as a note.
+//!   an allow-list: every character is an ASCII letter, digit, space, `-`,
+//!   `,`, `.`, `/` or `'`; every token (split on spaces, `,` and `/`) that
+//!   holds a digit is a year 1990-2099 or a day number 1-31 directly after a
+//!   month name (`Jan`..`Dec`, `January`..`December`); and no word is a
+//!   constraint or scope word (`and`, `or`, `also`, `all`, `any`, `every`,
+//!   `each`, `prior`, `earlier`, `later`, `newer`, `through`, `to`, `up`,
+//!   `until`, `from`, `since`, `onward(s)`, `except`, `with`, `only`, `v`,
+//!   `version(s)`, `release(s)`, `build(s)`... see `REMARK_STOPWORDS`).
+//!   Otherwise the whole range is unreadable: `4.2 (and prior)` widens the
+//!   range, `<= 9.33 (all versions except 9.19)` narrows it, `(v5, v6)`,
+//!   `(5+)`, `(≤ 5)` or `(since R2)` may do either, and any of them would be
+//!   dropped silently as a note.
 //!
 //! Anything else (`Rev B-M`, `3002 S3 | 3005 S3`, `<  july 1 2017`, free
 //! text) is [`VersionSpec::Unreadable`] with the reason.
@@ -466,6 +475,9 @@ const REMARK_STOPWORDS: &[&str] = &[
     "or",
     "also",
     "all",
+    "any",
+    "every",
+    "each",
     "plus",
     "incl",
     "including",
@@ -473,6 +485,11 @@ const REMARK_STOPWORDS: &[&str] = &[
     "thru",
     "to",
     "up",
+    "until",
+    "from",
+    "since",
+    "onwards",
+    "onward",
     "prior",
     "earlier",
     "later",
@@ -493,6 +510,7 @@ const REMARK_STOPWORDS: &[&str] = &[
     "when",
     "for",
     "not",
+    "v",
     "version",
     "versions",
     "release",
@@ -501,37 +519,79 @@ const REMARK_STOPWORDS: &[&str] = &[
     "builds",
 ];
 
-/// Why a trailing remark cannot be kept as a mere note, if it cannot: it
-/// holds a constraint character, a constraint or scope word, or a version
-/// token (`1.x`, `9.19`). An allow-list: only a remark free of all of these
-/// (`end-of-life Nov 2017`) is kept.
+/// Month names a day number may follow (`Nov 3 2017`), lowercase.
+const MONTHS: &[&str] = &[
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "may",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Why a trailing remark cannot be kept as a mere note, if it cannot. An
+/// allow-list: a remark is kept only when every character is an ASCII
+/// letter, digit, space, `-`, `,`, `.`, `/` or `'`; every token (split on
+/// spaces, `,` and `/`) holding a digit is a year 1990-2099 (four digits) or
+/// a day number 1-31 directly after a month name; and no word (split on
+/// anything but letters and digits) is in [`REMARK_STOPWORDS`].
 fn remark_problem(remark: &str) -> Option<String> {
+    let bad = |what: String| {
+        Some(format!(
+            "the remark '({remark})' {what}: it may widen or narrow the range"
+        ))
+    };
     if let Some(ch) = remark
         .chars()
-        .find(|c| matches!(c, '<' | '>' | '=' | '|' | '*'))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | ',' | '.' | '/' | '\'')))
     {
-        return Some(format!(
-            "the remark '({remark})' holds '{ch}': it may widen or narrow the range"
-        ));
+        return bad(format!("holds '{ch}'"));
     }
-    for word in remark.split(|c: char| !(c.is_alphanumeric() || c == '.')) {
-        let word = word.trim_matches('.');
-        if word.is_empty() {
+    let mut prev_month = false;
+    for token in remark.split([' ', ',', '/']) {
+        let token = token.trim_matches(['.', '\'']);
+        if token.is_empty() {
             continue;
         }
-        let lower = word.to_lowercase();
-        if REMARK_STOPWORDS.contains(&lower.as_str()) {
-            return Some(format!(
-                "the remark '({remark})' says '{word}': it may widen or narrow the range"
-            ));
+        if token.chars().any(|c| c.is_ascii_digit()) {
+            let year = token.len() == 4
+                && token.chars().all(|c| c.is_ascii_digit())
+                && token
+                    .parse::<u16>()
+                    .is_ok_and(|y| (1990..=2099).contains(&y));
+            let day = prev_month
+                && token.len() <= 2
+                && token.chars().all(|c| c.is_ascii_digit())
+                && token.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d));
+            if !(year || day) {
+                return bad(format!(
+                    "names '{token}', neither a year nor a day of a month"
+                ));
+            }
         }
-        if word.contains('.')
-            && word.chars().any(|c| c.is_ascii_digit())
-            && Version::parse(word).is_ok()
-        {
-            return Some(format!(
-                "the remark '({remark})' names version {word}: it may widen or narrow the range"
-            ));
+        prev_month = MONTHS.contains(&token.to_ascii_lowercase().as_str());
+    }
+    for word in remark.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if REMARK_STOPWORDS.contains(&word.to_ascii_lowercase().as_str()) {
+            return bad(format!("says '{word}'"));
         }
     }
     None
@@ -613,8 +673,11 @@ impl VersionSpec {
         for (phrases, op) in [(AND_BELOW, Op::Le), (AND_ABOVE, Op::Ge)] {
             for p in phrases {
                 if let Some(v) = lower.strip_suffix(p) {
-                    let v = &body[..v.len()];
-                    return build(None, vec![(Some(op), v.trim())], text);
+                    let v = body[..v.len()].trim();
+                    if let Some(u) = hyphen_unreadable(v, text) {
+                        return u;
+                    }
+                    return build(None, vec![(Some(op), v)], text);
                 }
             }
         }
@@ -623,13 +686,8 @@ impl VersionSpec {
             let part = part.trim();
             let (op, v) = split_op(part);
             let v = v.trim();
-            if matches!(op, None | Some(Op::Eq)) {
-                if let Some((lo, hi)) = hyphen_range(v) {
-                    return unreadable(
-                        text,
-                        format!("'{v}' is {lo} to {hi} or one version: a range or a build suffix?"),
-                    );
-                }
+            if let Some(u) = hyphen_unreadable(v, text) {
+                return u;
             }
             parts.push((op, v));
         }
@@ -783,7 +841,17 @@ fn split_op(part: &str) -> (Option<Op>, &str) {
     (None, part)
 }
 
-/// An exact value that may be a hyphenated range (`1.2-2.0`): it splits on
+/// The unreadable spec for a bound token that may be a hyphenated range
+/// (`1.2-2.0`, `<= 1.2-2.0`, `1.2-2.0 and below`), whatever its operator.
+fn hyphen_unreadable(token: &str, text: &str) -> Option<VersionSpec> {
+    let (lo, hi) = hyphen_range(token)?;
+    Some(unreadable(
+        text,
+        format!("'{token}' is {lo} to {hi} or one version: a range or a build suffix?"),
+    ))
+}
+
+/// A token that may be a hyphenated range (`1.2-2.0`): it splits on
 /// `-` into exactly two halves, each holding a `.` and each a version. A
 /// numeric build suffix (`5.17.1-754993421`) has no `.` after the hyphen.
 fn hyphen_range(token: &str) -> Option<(&str, &str)> {
@@ -1023,6 +1091,24 @@ mod tests {
             ("2.0 (up to 2.4)", "2.3"),
             ("1.0 (1.1 too)", "1.1"),
             ("5 (*)", "6"),
+            ("4.0 (v5, v6)", "5"),
+            ("1 (2 too)", "2"),
+            ("4 (5+)", "5"),
+            ("4 (≤ 5)", "5"),
+            ("4 (≥ 3)", "3"),
+            ("<= 4 (until 2020)", "5"),
+            ("4 (from v3)", "3"),
+            ("4.1 (since R2)", "4.2"),
+            ("4 (onwards)", "5"),
+            ("4 (any)", "5"),
+            ("4 (every build)", "5"),
+            ("4 (each Nov 32)", "5"),
+            ("4 (end-of-life 1989)", "5"),
+            ("4 (end-of-life 2100)", "5"),
+            ("4 (see R 5)", "5"),
+            ("4 (end-of-life 12 Nov 2017)", "5"),
+            ("4 (model 3002)", "5"),
+            ("4 (v 5)", "5"),
         ] {
             let spec = VersionSpec::parse(text);
             let VersionSpec::Unreadable { why, .. } = &spec else {
@@ -1039,6 +1125,9 @@ mod tests {
             "<= 2.01 (end-of-life Nov 2017)",
             "* (end-of-life 2011)",
             "<= 1.54 (integrated into GE MobileLink)",
+            "<= 3 (end-of-life Nov. 3, 2017)",
+            "<= 3 (retired July 31 2019)",
+            "<= 3 (vendor's note, 2020/2021)",
         ] {
             assert!(VersionSpec::parse(text).is_readable(), "{text}");
         }
@@ -1046,7 +1135,19 @@ mod tests {
 
     #[test]
     fn a_hyphenated_range_is_not_one_exact_version() {
-        for text in ["1.2-2.0", "v1.2-v2.0", "1.0 | 1.2-2.0", "=1.2-2.0"] {
+        for text in [
+            "1.2-2.0",
+            "v1.2-v2.0",
+            "1.0 | 1.2-2.0",
+            "=1.2-2.0",
+            "<= 1.2-2.0",
+            "< 1.2-2.0",
+            ">= 1.0 | <= 1.2-2.0",
+            ">= 1.2-2.0",
+            "<= 1.2-2.x",
+            "1.2-2.0 and below",
+            "1.2-2.0 or later",
+        ] {
             let spec = VersionSpec::parse(text);
             let VersionSpec::Unreadable { why, .. } = &spec else {
                 panic!("{text} read as {spec:?}");
@@ -1064,6 +1165,11 @@ mod tests {
         );
         assert!(VersionSpec::parse("<=5.17.1-754993421").is_readable());
         assert!(VersionSpec::parse("2018-1").is_readable());
+        // A known limit: one half without a dot (`1.2-2`) reads as a version
+        // with a build suffix, as `5.17.1-754993421` must.
+        assert!(VersionSpec::parse("<= 1.2-2").is_readable());
+        // `vers:` says what a version is: a hyphen there is part of one.
+        assert!(VersionSpec::parse("vers:generic/<=1.2-2.0").is_readable());
     }
 
     #[test]
@@ -1090,6 +1196,59 @@ mod tests {
         assert_eq!(c("4.1", "4.1.3"), Containment::Outside);
         assert_eq!(c("< 4.1", "4.1.3"), Containment::Outside);
         assert_eq!(c("<= 4.1.3", "4.1.3"), Containment::Inside);
+    }
+
+    /// The `<=` build rule at its edges, written by hand: the property test
+    /// below uses `extends` itself as its oracle.
+    #[test]
+    fn le_build_rule_boundaries_by_hand() {
+        let unknown = |x: &Containment| matches!(x, Containment::Unknown { .. });
+        for spec in ["<= 4.1", "vers:generic/<=4.1", ">= 3.0 | <= 4.1"] {
+            for (ver, want) in [
+                ("4.1", Some(Containment::Inside)),
+                ("4.1.0", Some(Containment::Inside)),
+                ("4.1.0.0", Some(Containment::Inside)),
+                ("v4.1.0", Some(Containment::Inside)),
+                ("4.0.9", Some(Containment::Inside)),
+                ("4.0.99.7", Some(Containment::Inside)),
+                ("4.2", Some(Containment::Outside)),
+                ("4.2.0.1", Some(Containment::Outside)),
+                ("5", Some(Containment::Outside)),
+                // A build of 4.1, or a later release: unknown.
+                ("4.1.1", None),
+                ("4.1.0.1", None),
+                ("4.1.3", None),
+                ("4.1.0.0.9", None),
+                // A letter run against nothing (module docs: `2.4A` may be a
+                // later revision or a pre-release): cannot be ordered.
+                ("4.1a", None),
+                ("4.1.0a", None),
+            ] {
+                let got = c(spec, ver);
+                match want {
+                    Some(w) => assert_eq!(got, w, "{spec} vs {ver}"),
+                    None => assert!(unknown(&got), "{spec} vs {ver}: {got:?}"),
+                }
+            }
+        }
+        // The why tells the two unknowns apart.
+        let why = |ver| match c("<= 4.1", ver) {
+            Containment::Unknown { why } => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            why("4.1.0.1"),
+            "4.1.0.1 extends the bound 4.1: a build of 4.1, or later?"
+        );
+        assert_eq!(
+            why("4.1a"),
+            "cannot order 4.1a against <=4.1 without guessing"
+        );
+        // `<` and `=` keep their meaning at the same edges.
+        assert_eq!(c("< 4.1", "4.1.0.1"), Containment::Outside);
+        assert_eq!(c("< 4.1", "4.0.9"), Containment::Inside);
+        assert_eq!(c("= 4.1", "4.1.0.0"), Containment::Inside);
+        assert_eq!(c("= 4.1", "4.1.0.1"), Containment::Outside);
     }
 
     #[test]
