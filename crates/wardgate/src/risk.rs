@@ -844,7 +844,7 @@ pub(crate) fn assess(
                 evidence: format!(
                     "declared {:?}, the wire says {}",
                     declared.as_deref().unwrap_or(""),
-                    versions.to_vec().join(", ")
+                    versions.join(", ")
                 ),
             });
         }
