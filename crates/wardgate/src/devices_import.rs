@@ -5,6 +5,7 @@
 //! row that cannot become a valid device is reported with its line and left
 //! out, and the file says so too, so nothing is dropped silently.
 
+use crate::draft::comment as c;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::io::Write;
@@ -133,14 +134,6 @@ fn many(cell: &str) -> impl Iterator<Item = &str> {
     cell.split([';', ',', '|', ' ', '\n'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
-}
-
-/// Text for a `#` comment line: a control character (a newline in a CSV
-/// header or cell) would end the comment and let the rest be read as TOML.
-fn c(s: &str) -> String {
-    s.chars()
-        .map(|ch| if ch.is_control() { '?' } else { ch })
-        .collect()
 }
 
 fn q(s: &str) -> String {
@@ -351,18 +344,7 @@ fn derive_id(r: &Row) -> String {
                 .unwrap_or_default()
         )
     };
-    let mut id: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    id.truncate(64);
-    id
+    crate::draft::sanitize(&raw)
 }
 
 /// The command: reads the CSV, writes the device file (refusing to overwrite

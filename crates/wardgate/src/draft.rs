@@ -150,7 +150,10 @@ fn quote(s: &str) -> String {
 }
 
 /// Text made safe for a one-line TOML comment: control characters become `?`.
-fn comment(s: &str) -> String {
+/// Text for a `#` comment line of a TOML file wardgate writes: a control
+/// character (a newline in a banner or a CSV cell) would end the comment and
+/// let the rest be read as TOML.
+pub(crate) fn comment(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
@@ -179,7 +182,9 @@ fn unique_id(taken: &mut BTreeSet<String>, s: &DeviceSeen, ae_titles: &[&String]
     id
 }
 
-fn sanitize(s: &str) -> String {
+/// A device id from any text: letters, digits, `-`, `_`, `.` kept, the rest
+/// `-`, at most 64, never empty.
+pub(crate) fn sanitize(s: &str) -> String {
     let mut id: String = s
         .trim()
         .chars()
