@@ -606,6 +606,29 @@ def test_serve_records_advisory_hits_threshold_mud_deviations_and_only_changes(t
         up.stop()
 
 
+def test_advisories_imported_while_serving_are_assessed_without_a_reload(tmp_path):
+    """The store's change wakes the running gateway: a new hit is an alert in
+    seconds, not at the next hourly assessment."""
+    up = Upstream()
+    g = Gateway(tmp_path, up.port, site=site())
+    try:
+        n = wait_assessed(g, 0)
+        assert not risk_events(g.events(), "pump-server", "WG-RISK-001"), "nothing imported yet"
+        one = tmp_path / "one"
+        one.mkdir()
+        shutil.copy(advisories_dir() / "icsma-17-250-02a.json", one)
+        r = import_advisories(tmp_path / "data", one)
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_assessed(g, n)
+        evs = wait_events(g, lambda e: risk_events(e, "pump-server", "WG-RISK-001"), "the hit of an advisory imported while serving")
+        hit = risk_events(evs, "pump-server", "WG-RISK-001")
+        assert [e["vulnerability"]["reference"] for e in hit] == [MEDFUSION_ADVISORY]
+        assert "advisories or VEX statements changed" in g.log_text()
+    finally:
+        g.stop()
+        up.stop()
+
+
 # --- 4. syslog ------------------------------------------------------------------------
 
 def test_the_advisory_hit_reaches_a_real_rsyslog(tmp_path):

@@ -83,7 +83,8 @@ pub struct RiskSettings {
     pub mud_controllers: BTreeMap<String, Vec<toml::Spanned<String>>>,
     /// Seconds between the running gateway's risk assessments (new advisory
     /// hits, thresholds crossed, MUD deviations). Default 3600; 0 turns the
-    /// periodic assessment off (start and reload still assess).
+    /// periodic assessment off (start, reload and an import of
+    /// advisories still assess).
     #[serde(default)]
     pub assess_every_secs: Option<u64>,
 }

@@ -137,6 +137,20 @@ fn json_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What the advisory store looks like now: each directory's modification
+/// time and its file count (an import adds or renames files into them). The
+/// running gateway assesses again when it changes.
+pub(crate) fn store_stamp(data_dir: &Path) -> Vec<(Option<std::time::SystemTime>, usize)> {
+    [advisories_dir(data_dir), vex_dir(data_dir)]
+        .iter()
+        .map(|d| {
+            let mtime = std::fs::metadata(d).and_then(|m| m.modified()).ok();
+            let n = std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+            (mtime, n)
+        })
+        .collect()
+}
+
 /// What happened to one imported document.
 #[derive(Debug, Serialize)]
 struct Imported {
@@ -300,7 +314,7 @@ pub(crate) fn import(paths: &[PathBuf], data_dir: &Path, json: bool) -> Result<E
         )?;
         writeln!(
             out,
-            "a running gateway assesses its devices against them at its next assessment or `wardgate reload`"
+            "a running gateway on this data directory assesses its devices against them within seconds"
         )?;
     }
     Ok(if failed > 0 {

@@ -407,6 +407,8 @@ async fn assess_risk(
     loop {
         let v = current.load_full();
         let every = v.config.risk.assess_every_secs();
+        let data_dir = v.data_dir.clone();
+        let seen = crate::risk::store_stamp(&data_dir);
         let r = recorder.clone();
         let done = tokio::task::spawn_blocking(move || -> Result<usize> {
             let (risks, problems) = crate::risk::assess(&v, &v.data_dir, None)?;
@@ -430,13 +432,38 @@ async fn assess_risk(
             Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "risk assessment failed"),
             Err(e) => tracing::error!(error = %e, "risk assessment task failed"),
         }
-        if every == 0 {
-            wake.notified().await;
-        } else {
-            let _ = tokio::time::timeout(Duration::from_secs(every), wake.notified()).await;
+        // Until the next period, a reload, or advisories imported meanwhile
+        // (`wardgate advisories import` changes the store's directories):
+        // a new hit should not wait an hour for its alert.
+        let started = tokio::time::Instant::now();
+        loop {
+            let left = match every {
+                0 => STORE_POLL,
+                n => Duration::from_secs(n).saturating_sub(started.elapsed()),
+            };
+            if left.is_zero() {
+                break;
+            }
+            if tokio::time::timeout(left.min(STORE_POLL), wake.notified())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            let d = data_dir.clone();
+            let now = tokio::task::spawn_blocking(move || crate::risk::store_stamp(&d))
+                .await
+                .unwrap_or_default();
+            if now != seen {
+                tracing::info!("advisories or VEX statements changed: assessing again");
+                break;
+            }
         }
     }
 }
+
+/// How often the risk task looks whether the advisory store changed.
+const STORE_POLL: Duration = Duration::from_secs(5);
 
 /// Alerts on certificates close to expiry (listeners', the built-in CA's and the
 /// devices' it issued), at start and every six hours, so a renewal is planned
