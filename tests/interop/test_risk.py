@@ -629,6 +629,30 @@ def test_advisories_imported_while_serving_are_assessed_without_a_reload(tmp_pat
         up.stop()
 
 
+def test_a_watch_only_site_gets_its_findings_from_analyze(tmp_path):
+    """No gateway runs on a site that only watches: `wardgate analyze` assesses
+    the devices once what it saw is recorded, and records the findings."""
+    from test_analyze import site as analyze_site
+    cfg = analyze_site(tmp_path)
+    cfg.write_text(cfg.read_text().replace(
+        'kind = "infusion-pump-server"',
+        f'kind = "infusion-pump-server"\nvendor = "Smiths Medical"\nmodel = "{MEDFUSION}"\nversion = "1.5"', 1))
+    r = import_advisories(tmp_path / "data", advisories_dir())
+    assert r.returncode == 0, r.stderr
+    pcap = Path(__file__).resolve().parents[1] / "evasion" / "corpus" / "baseline_unsafe.pcap"
+    a = run("analyze", "--config", cfg, "--json", pcap, timeout=300)
+    assert a.returncode in (0, 1), a.stderr
+    assert "device-risk finding(s) recorded" in a.stderr, a.stderr
+    evs = json_lines(run("events", "--config", cfg, "--json").stdout)
+    hits = [e for e in evs if rule_of(e) == "WG-RISK-001" and device_of(e) == "pump-server"]
+    assert [e["vulnerability"]["reference"] for e in hits] == [MEDFUSION_ADVISORY], [rule_of(e) for e in evs]
+    # A second analysis finds nothing new to say.
+    b = run("analyze", "--config", cfg, "--json", pcap, timeout=300)
+    assert "device-risk finding(s) recorded" not in b.stderr, b.stderr
+    evs = json_lines(run("events", "--config", cfg, "--json").stdout)
+    assert len([e for e in evs if rule_of(e) == "WG-RISK-001" and device_of(e) == "pump-server"]) == 1
+
+
 # --- 4. syslog ------------------------------------------------------------------------
 
 def test_the_advisory_hit_reaches_a_real_rsyslog(tmp_path):

@@ -311,6 +311,13 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     }
     out.flush()?;
     if let Some(r) = recorder {
+        // A site that only watches has no gateway to assess its devices: the
+        // analysis does, once what it saw is in the record (docs/risk.md).
+        match record_risk(&v, &r.handle()) {
+            Ok(0) => {}
+            Ok(n) => eprintln!("wardgate: {n} device-risk finding(s) recorded (`wardgate events --rule WG-RISK-001`...)"),
+            Err(e) => eprintln!("wardgate: devices not assessed for risk: {e:#}"),
+        }
         r.shutdown().context("sealing the audit log")?;
     }
     if let Some(f) = failed {
@@ -322,6 +329,23 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Assesses the site's devices against the advisories in data_dir with what
+/// the record now holds, records what changed, then stores the new state;
+/// the number of findings.
+fn record_risk(v: &Validated, h: &wardgate_store::RecorderHandle) -> Result<usize> {
+    h.sync()?;
+    let (risks, _) = crate::risk::assess(v, &v.data_dir, None)?;
+    let (events, state) =
+        crate::risk::findings(&v.data_dir, &risks, wardgate_event::Clock::now().rfc3339())?;
+    let n = events.len();
+    for e in events {
+        h.record(e)?;
+    }
+    h.sync()?;
+    crate::risk::save_state(&v.data_dir, &state)?;
+    Ok(n)
 }
 
 /// Notes the AE titles of an event policy refused (or would have), by the
