@@ -455,6 +455,21 @@ pub struct DeviceView {
     pub certificates: Vec<IssuedView>,
     /// Connections open now.
     pub connections_open: u64,
+    /// Declared: manufacturer (docs/risk.md).
+    pub vendor: Option<String>,
+    /// Declared model.
+    pub model: Option<String>,
+    /// Declared software or firmware version.
+    pub version: Option<String>,
+    /// `life-sustaining`, `life-supporting`, `diagnostic` or `ancillary`.
+    pub criticality: Option<String>,
+    /// Where it is.
+    pub location: Option<String>,
+    /// Who answers for it.
+    pub owner: Option<String>,
+    /// Its risk score (0-100) at the last assessment
+    /// (`data_dir/risk-state.json`); `wardgate risk --device ID` explains it.
+    pub risk: Option<u8>,
     /// First seen in the indexed audit log (RFC 3339); none: never seen.
     pub first_seen: Option<String>,
     /// Last seen (RFC 3339); none: never seen.
@@ -569,6 +584,20 @@ pub fn devices(
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0)
     };
+    // The last assessment's scores, as the gateway stored them (risk.rs,
+    // `State`): `{"devices": {"ID": {"score": N, ...}}}`.
+    let scores: serde_json::Value = std::fs::read(v.data_dir.join("risk-state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let score = |id: &str| {
+        scores
+            .get("devices")
+            .and_then(|d| d.get(id))
+            .and_then(|d| d.get("score"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|s| u8::try_from(s).ok())
+    };
     let mut used = vec![false; inventory.len()];
     let mut out: Vec<DeviceView> = v
         .config
@@ -601,6 +630,16 @@ pub fn devices(
                     .map(issued_view)
                     .collect(),
                 connections_open: open(&id),
+                vendor: d.vendor.as_ref().map(|x| x.get_ref().clone()),
+                model: d.model.as_ref().map(|x| x.get_ref().clone()),
+                version: d.version.as_ref().map(|x| x.get_ref().clone()),
+                criticality: d
+                    .criticality
+                    .as_ref()
+                    .map(|c| c.get_ref().as_str().to_owned()),
+                location: d.location.clone(),
+                owner: d.owner.clone(),
+                risk: score(&id),
                 ..DeviceView::unseen(id.clone())
             };
             for (i, inv) in inventory.iter().enumerate() {
@@ -640,6 +679,13 @@ impl DeviceView {
             upstream_of: Vec::new(),
             certificates: Vec::new(),
             connections_open: 0,
+            vendor: None,
+            model: None,
+            version: None,
+            criticality: None,
+            location: None,
+            owner: None,
+            risk: None,
             first_seen: None,
             last_seen: None,
             software: Vec::new(),
@@ -693,5 +739,37 @@ pub fn audit(data_dir: &Path) -> AuditView {
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect(),
         last_verification: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The devices view shows what a device is declared to be and its score
+    /// at the last assessment, read from where the gateway stores it.
+    #[test]
+    fn devices_carry_the_declared_facts_and_the_last_risk_score() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = include_str!("../../../examples/minimal.toml").replace(
+            "kind = \"infusion-pump-server\"",
+            "kind = \"infusion-pump-server\"\nvendor = \"Smiths Medical\"\nmodel = \"Medfusion 4000\"\nversion = \"1.5\"\ncriticality = \"life-sustaining\"\nlocation = \"ICU\"",
+        );
+        let v = wardgate_config::Config::parse(&text, "site.toml", dir.path()).unwrap();
+        std::fs::create_dir_all(&v.data_dir).unwrap();
+        let none = devices(&v, &serde_json::Value::Null, &[]);
+        assert!(none.iter().all(|d| d.risk.is_none()), "no assessment yet");
+        std::fs::write(
+            v.data_dir.join("risk-state.json"),
+            r#"{"devices":{"pump-server":{"score":42,"hits":[],"version_disagrees":false,"deviations":[]}}}"#,
+        )
+        .unwrap();
+        let out = devices(&v, &serde_json::Value::Null, &[]);
+        let pump = out.iter().find(|d| d.id == "pump-server").unwrap();
+        assert_eq!(pump.risk, Some(42));
+        assert_eq!(pump.model.as_deref(), Some("Medfusion 4000"));
+        assert_eq!(pump.criticality.as_deref(), Some("life-sustaining"));
+        assert_eq!(pump.location.as_deref(), Some("ICU"));
+        assert_eq!(out.iter().find(|d| d.id == "ehr").unwrap().risk, None);
     }
 }

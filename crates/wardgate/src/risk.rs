@@ -1624,6 +1624,19 @@ mod finding_tests {
         );
     }
 
+    /// The console reads each device's score from the stored state
+    /// (`wardgate-console` views, `devices`): the shape it reads is held here.
+    #[test]
+    fn the_stored_state_has_the_shape_the_console_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = vec![risk("pump-1", 57, Vec::new())];
+        findings(dir.path(), &r, "2026-12-05T10:00:00.000Z").unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("risk-state.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["devices"]["pump-1"]["score"], 57);
+    }
+
     /// Regression (review): the state was saved before the events were
     /// recorded, so a failure to record lost them for good.
     #[test]
