@@ -141,6 +141,14 @@ def test_the_134_icsma_advisories_import_and_the_totals_add_up(tmp_path):
     doc_lines = [line for line in again_text.stdout.splitlines() if re.match(r"^ICSMA-\S+\s+advisory\s", line)]
     assert len(doc_lines) == 134 and all(" unchanged " in line for line in doc_lines), doc_lines[:3]
     assert totals(again_text.stdout) == t
+    # What is stored, listed: each document once, with what its import read.
+    listed = run("advisories", "list", "--data-dir", a, "--json")
+    assert listed.returncode == 0, listed.stderr
+    docs = {d["id"]: d for d in json_lines(listed.stdout)}
+    assert set(docs) == ids
+    assert sum(d["products"] for d in docs.values()) == t["products"]
+    assert sum(d["unreadable"] for d in docs.values()) == t["unreadable"]
+    assert docs[MEDFUSION_ADVISORY]["publisher"] and docs[MEDFUSION_ADVISORY]["kind"] == "advisory"
 
 
 def test_a_truncated_advisory_is_named_and_the_others_still_import(tmp_path):

@@ -48,6 +48,16 @@ enum AdvisoriesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What is stored: each advisory (id, publisher, revision, release date,
+    /// products, unreadable ranges, title) and VEX document, and any stored
+    /// file that no longer reads.
+    List {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -438,6 +448,9 @@ fn main() -> ExitCode {
         } => site
             .resolve()
             .and_then(|(dir, _)| risk::import(&paths, &dir, json)),
+        Command::Advisories {
+            command: AdvisoriesCommand::List { site, json },
+        } => site.resolve().and_then(|(dir, _)| risk::list(&dir, json)),
         Command::Risk {
             config,
             device,

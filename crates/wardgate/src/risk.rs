@@ -324,6 +324,129 @@ pub(crate) fn import(paths: &[PathBuf], data_dir: &Path, json: bool) -> Result<E
     })
 }
 
+/// One stored document, as `wardgate advisories list` shows it.
+#[derive(Debug, Serialize)]
+struct Stored {
+    kind: &'static str,
+    id: String,
+    publisher: String,
+    revision: String,
+    released: String,
+    products: usize,
+    unreadable: usize,
+    statements: usize,
+    title: String,
+    file: String,
+}
+
+/// `wardgate advisories list`.
+pub(crate) fn list(data_dir: &Path, json: bool) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (dir, kind) in [
+        (advisories_dir(data_dir), "advisory"),
+        (vex_dir(data_dir), "vex"),
+    ] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let file = f.display().to_string();
+            let bytes = match read_limited(&f) {
+                Ok(b) => b,
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    continue;
+                }
+            };
+            let row = if kind == "advisory" {
+                match csaf::read(&bytes, &csaf::Limits::default()) {
+                    Ok(a) => Stored {
+                        kind,
+                        id: a.id,
+                        publisher: a.publisher.name,
+                        revision: a.version,
+                        released: a.current_release_date,
+                        products: a.report.products,
+                        unreadable: a.report.unreadable.len(),
+                        statements: 0,
+                        title: a.title,
+                        file,
+                    },
+                    Err(e) => {
+                        problems.push(format!("{file}: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                match vex::read(&bytes, &vex::Limits::default()) {
+                    Ok(v) => Stored {
+                        kind,
+                        id: v.id.unwrap_or_default(),
+                        publisher: v.author.unwrap_or_default(),
+                        revision: String::new(),
+                        released: v.timestamp.unwrap_or_default(),
+                        products: 0,
+                        unreadable: 0,
+                        statements: v.statements.len(),
+                        title: String::new(),
+                        file,
+                    },
+                    Err(e) => {
+                        problems.push(format!("{file}: {e}"));
+                        continue;
+                    }
+                }
+            };
+            rows.push(row);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in &rows {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{:<22} {:<8} {:<4} {:<25} {:>8} {:>10}  TITLE / PUBLISHER",
+            "ID", "KIND", "REV", "RELEASED", "PRODUCTS", "UNREADABLE"
+        )?;
+        for r in &rows {
+            let what = if r.kind == "vex" {
+                format!("{} statement(s) by {}", r.statements, r.publisher)
+            } else {
+                format!("{} ({})", r.title, r.publisher)
+            };
+            writeln!(
+                out,
+                "{:<22} {:<8} {:<4} {:<25} {:>8} {:>10}  {what}",
+                r.id, r.kind, r.revision, r.released, r.products, r.unreadable
+            )?;
+        }
+        writeln!(
+            out,
+            "
+{} document(s) in {}",
+            rows.len(),
+            data_dir.display()
+        )?;
+    }
+    for p in &problems {
+        eprintln!("wardgate: stored file not read: {p}");
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 /// What data_dir knows: advisories indexed, VEX statements, and what could not be read.
 pub(crate) struct Knowledge {
     pub advisories: usize,
