@@ -557,6 +557,63 @@ pub(crate) fn wire(data_dir: &Path, v: &Validated) -> Result<HashMap<IpAddr, Wir
     Ok(by_ip)
 }
 
+/// Most version-like tokens of one wire statement tried against the advisories.
+const MAX_WIRE_TOKENS: usize = 4;
+
+/// Advisory hits for what the wire says a device runs, where it disagrees
+/// with the declared version: each version-like token of the latest
+/// statement (`PUMP SW 1.5`, `CT_V3.0`) is matched as the device's version,
+/// and a hit the declared version does not have is a possible one, "the wire
+/// says": the inventory may be wrong, and a device must not look clean
+/// because of it.
+fn wire_hits(
+    index: &Index,
+    ident: &DeviceIdentity,
+    stated: &str,
+    have: &[HitView],
+) -> Vec<HitView> {
+    let tokens: Vec<&str> = stated
+        .split(|c: char| c.is_whitespace() || matches!(c, '_' | '|' | ',' | ';' | '/' | '(' | ')'))
+        .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
+        .filter(|t| wardgate_risk::vers::Version::parse(t).is_ok())
+        .take(MAX_WIRE_TOKENS)
+        .collect();
+    let mut out: Vec<HitView> = Vec::new();
+    for t in tokens {
+        let mut id = ident.clone();
+        id.version = Some(t.to_owned());
+        for mut hit in index.match_device(&id) {
+            let new = |h: &Hit| {
+                !have
+                    .iter()
+                    .chain(out.iter())
+                    .any(|x| x.hit.advisory_id == h.advisory_id && x.hit.product_id == h.product_id)
+            };
+            if !matches!(
+                hit.status,
+                HitStatus::Affected | HitStatus::PossiblyAffected { .. }
+            ) || !new(&hit)
+            {
+                continue;
+            }
+            let why = format!(
+                "declared version {:?} is not affected, but the wire says {stated:?} ({t})",
+                ident.version.as_deref().unwrap_or("")
+            );
+            hit.status = HitStatus::PossiblyAffected {
+                why: why.clone(),
+                advisory_text: hit.version_text.clone().unwrap_or_default(),
+            };
+            hit.why = format!("{}; {why}", hit.why);
+            out.push(HitView {
+                via: format!("wire version {t}"),
+                hit,
+            });
+        }
+    }
+    out
+}
+
 /// Whether the wire disagrees with the declared version, and what it said,
 /// newest first. What the wire says now is the most recent statement of any
 /// source: an older one still naming the declared version does not hide a change.
@@ -975,6 +1032,10 @@ pub(crate) fn assess(
         }
         let declared = d.version.as_ref().map(|s| s.get_ref().clone());
         let (version_disagrees, versions) = disagrees(declared.as_deref(), versions);
+        if let (true, Some(now)) = (version_disagrees, versions.first()) {
+            let found = wire_hits(&k.index, &ident, now, &hits);
+            hits.extend(found);
+        }
         if version_disagrees {
             exposures.push(Exposure {
                 kind: ExposureKind::VersionDisagrees,
@@ -2068,6 +2129,23 @@ version = "1.5"
             "{:?}",
             c.problems
         );
+        // The wire says 1.5 where 1.6.1 is declared: a possible hit, by the wire.
+        let k = knowledge(&data, Some(&v)).unwrap();
+        let ident = DeviceIdentity {
+            id: "pump-c".into(),
+            vendor: "Smiths Medical".into(),
+            model: "Medfusion 4000 Wireless Syringe Infusion Pump".into(),
+            version: Some("1.6.1".into()),
+            purl: None,
+            cpe: None,
+        };
+        let w = wire_hits(&k.index, &ident, "PUMP_SW V1.5 build 7", &[]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].via, "wire version V1.5");
+        assert!(
+            matches!(&w[0].hit.status, HitStatus::PossiblyAffected { why, .. } if why.contains("the wire says"))
+        );
+        assert!(wire_hits(&k.index, &ident, "PUMP_SW V1.6.1", &[]).is_empty());
         // Unknown devices and routes' systems without a vendor are assessed too.
         assert!(risks.iter().any(|r| r.device == "ehr"));
     }
