@@ -43,6 +43,40 @@ const COLUMNS: &[(&str, Field)] = &[
     ("assetid", Field::Id),
     ("assettag", Field::Id),
     ("tag", Field::Id),
+    ("tagnumber", Field::Id),
+    ("assetnumber", Field::Id),
+    ("assetno", Field::Id),
+    ("equipmentid", Field::Id),
+    ("equipmentnumber", Field::Id),
+    // Clinical engineering's CMMS numbers equipment by "control number".
+    ("controlnumber", Field::Id),
+    ("controlno", Field::Id),
+    ("devicecategory", Field::Kind),
+    ("equipmenttype", Field::Kind),
+    ("modality", Field::Kind),
+    ("ipaddr", Field::Addresses),
+    ("manufacturername", Field::Vendor),
+    ("vendorname", Field::Vendor),
+    ("mfg", Field::Vendor),
+    ("modelnumber", Field::Model),
+    ("modelno", Field::Model),
+    ("serialno", Field::Serial),
+    ("firmwarerev", Field::Version),
+    ("firmwarerevision", Field::Version),
+    ("fwversion", Field::Version),
+    ("softwarerev", Field::Version),
+    ("softwarerevision", Field::Version),
+    ("building", Field::Location),
+    ("unit", Field::Location),
+    ("floor", Field::Location),
+    ("area", Field::Location),
+    ("responsibleparty", Field::Owner),
+    ("responsibledepartment", Field::Owner),
+    ("criticalityclass", Field::Criticality),
+    ("riskcategory", Field::Criticality),
+    ("assetname", Field::Description),
+    ("devicename", Field::Description),
+    ("hostname", Field::Description),
     ("kind", Field::Kind),
     ("type", Field::Kind),
     ("devicetype", Field::Kind),
@@ -95,7 +129,7 @@ fn column(name: &str) -> Option<Field> {
         .trim()
         .trim_start_matches('\u{feff}')
         .chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '#' | '.' | '(' | ')' | '/'))
         .flat_map(char::to_lowercase)
         .collect();
     COLUMNS.iter().find(|(n, _)| *n == key).map(|(_, f)| *f)
@@ -495,6 +529,32 @@ mod tests {
         assert_eq!(devices.len(), imp.devices);
         assert_eq!(devices.len(), 1, "{}", imp.text);
         assert!(!imp.text.contains("injected\"\n"), "{}", imp.text);
+    }
+
+    /// Headers as clinical-engineering CMMS exports write them.
+    #[test]
+    fn cmms_headers_are_understood() {
+        let csv = "Control No.,Equipment Type,IP Addr,Manufacturer Name,Model Number,Serial #,Firmware Rev,Building,Responsible Party,Criticality Class,Host Name\n\
+                   CN-0042,infusion-pump,10.1.2.3,BD,Alaris CC,S-9,2.3.6,East Wing,Biomed,life-supporting,pump-east-42\n";
+        let imp = import(csv.as_bytes(), "cmms.csv", None).unwrap();
+        assert!(imp.skipped.is_empty(), "{:?}", imp.skipped);
+        assert!(!imp.text.contains("Columns not used"), "{}", imp.text);
+        let t: toml::Table = toml::from_str(&imp.text).unwrap();
+        let d = &t["device"].as_array().unwrap()[0];
+        for (k, want) in [
+            ("id", "CN-0042"),
+            ("kind", "infusion-pump"),
+            ("vendor", "BD"),
+            ("model", "Alaris CC"),
+            ("serial", "S-9"),
+            ("version", "2.3.6"),
+            ("location", "East Wing"),
+            ("owner", "Biomed"),
+            ("criticality", "life-supporting"),
+            ("description", "pump-east-42"),
+        ] {
+            assert_eq!(d[k].as_str(), Some(want), "{k}");
+        }
     }
 
     #[test]
