@@ -339,6 +339,19 @@ struct Stored {
     file: String,
 }
 
+/// The `.json` documents stored in `dir`, sorted; none when it does not exist.
+fn stored_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// `wardgate advisories list`.
 pub(crate) fn list(data_dir: &Path, json: bool) -> Result<ExitCode> {
     let mut rows = Vec::new();
@@ -347,15 +360,7 @@ pub(crate) fn list(data_dir: &Path, json: bool) -> Result<ExitCode> {
         (advisories_dir(data_dir), "advisory"),
         (vex_dir(data_dir), "vex"),
     ] {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in stored_files(&dir) {
             let file = f.display().to_string();
             let bytes = match read_limited(&f) {
                 Ok(b) => b,
@@ -479,15 +484,7 @@ pub(crate) fn knowledge(data_dir: &Path, v: Option<&Validated>) -> Result<Knowle
     let mut vexs = Vec::new();
     let limits = csaf::Limits::default();
     for (dir, is_vex) in [(advisories_dir(data_dir), false), (vex_dir(data_dir), true)] {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in stored_files(&dir) {
             let bytes = match read_limited(&f) {
                 Ok(b) => b,
                 Err(e) => {
