@@ -24,6 +24,7 @@ mod console;
 mod export;
 mod limits;
 mod mqtt;
+mod privacy;
 pub use admin::{AdminSettings, ResolvedAdmin, DEFAULT_SOCKET, MAX_SOCKET_PATH};
 pub use asset::{Criticality, RiskSettings, DEFAULT_RISK_ALERT_AT};
 pub use console::{ConsoleSettings, ResolvedConsole, CONSOLE_DIR};
@@ -36,6 +37,11 @@ pub use limits::{DeviceLimits, FloodLimits, FloodSettings};
 pub use mqtt::{
     CommandSigner, MqttProfile, ResolvedMqttRoute, Telemetry, TelemetryField,
     DEFAULT_COMMAND_MAX_AGE_SECS, DEFAULT_MAX_PAYLOAD_BYTES,
+};
+pub use privacy::{
+    parse_safe_private, parse_tag, AttributeRule, FieldAddress, FieldRule, PrivacyMode,
+    PrivacySettings, ResolvedPrivacy, ResolvedSitePrivacy, SafePrivate, SitePrivacy,
+    DEFAULT_HOLD_BYTES, DICOM_ACTIONS, DICOM_OPTIONS, FIELD_ACTIONS, PRIVACY_DIR, SEGMENT_ACTIONS,
 };
 
 /// Upper bound on a configuration file, so `check` never reads an arbitrary file whole.
@@ -81,6 +87,9 @@ pub struct Config {
     /// Device risk: advisory matching and the risk alert threshold (`[risk]`).
     #[serde(default)]
     pub risk: RiskSettings,
+    /// The site key and what wardgate's own records keep of patients (`[privacy]`).
+    #[serde(default)]
+    pub privacy: SitePrivacy,
     /// Where the configuration was read from (not a TOML key).
     #[serde(skip)]
     pub source: Source,
@@ -613,6 +622,10 @@ pub struct Route {
     /// `[route.queue]`: store-and-forward settings.
     #[serde(default)]
     pub queue: Option<QueueSettings>,
+    /// `[route.privacy]`: what this destination receives of patient data
+    /// (default: everything, byte for byte).
+    #[serde(default)]
+    pub privacy: Option<PrivacySettings>,
     /// `enforce` (default): refusals are enforced. `monitor`: every decision is
     /// made and recorded as with `enforce`, nothing is blocked, and what would
     /// have been blocked is an alert (`would-block`) with the same rule id: for a
@@ -1162,6 +1175,9 @@ pub struct ResolvedRoute {
     pub mllp_strict: bool,
     /// MQTT: the route's settings (`None` on other protocols).
     pub mqtt: Option<ResolvedMqttRoute>,
+    /// `[route.privacy]`: `None` when the route passes everything and serves
+    /// no consent purpose.
+    pub privacy: Option<ResolvedPrivacy>,
 }
 
 /// A loaded configuration that passed validation, with warnings kept for `check`.
@@ -1187,6 +1203,8 @@ pub struct Validated {
     pub export: ResolvedExport,
     /// `[console]`, resolved: `None` when the console is off.
     pub console: Option<ResolvedConsole>,
+    /// `[privacy]`, resolved.
+    pub privacy: ResolvedSitePrivacy,
 }
 
 impl Validated {
@@ -1826,6 +1844,7 @@ impl Config {
                     },
                     mllp_strict: r.mllp_strict.as_ref().is_some_and(|s| *s.get_ref()),
                     mqtt: (protocol == Protocol::Mqtt).then(|| mqtt::resolve(r, max_frame)),
+                    privacy: privacy::resolve(&mut err, r, protocol),
                 });
             }
         }
@@ -1976,6 +1995,12 @@ impl Config {
         }
         let export = export::check(src, &self.export, &data_dir, &mut problems, &mut warnings);
         let console = console::check(src, &self.console, &data_dir, &mut problems);
+        let privacy = {
+            let mut err = |span: Range<usize>, msg: String| {
+                problems.push(src.problem(span, Level::Error, msg));
+            };
+            privacy::check_site(&mut err, &self.privacy, &self.source.base_dir, &data_dir)
+        };
 
         if problems.iter().any(|p| p.level == Level::Error) {
             problems.extend(warnings);
@@ -1992,6 +2017,7 @@ impl Config {
             admin,
             export,
             console,
+            privacy,
         })
     }
 }

@@ -763,3 +763,85 @@ fn a_missing_sbom_is_a_problem() {
     };
     assert!(p.iter().any(|p| p.message.contains("sbom file")), "{p:?}");
 }
+
+/// MINIMAL with a `[route.privacy]` table appended to its route.
+fn with_privacy(table: &str) -> String {
+    MINIMAL.replace(
+        "drug_library = \"adult-icu\"\n",
+        &format!("drug_library = \"adult-icu\"\n\n[route.privacy]\n{table}\n"),
+    )
+}
+
+#[test]
+fn privacy_defaults_to_pass_and_resolves_to_nothing() {
+    let v = parse(MINIMAL).unwrap();
+    assert!(v.routes[0].privacy.is_none());
+    assert!(
+        !v.privacy.raw_patient_ids_in_events,
+        "events carry pseudonyms unless the site says raw"
+    );
+    assert!(v.privacy.key_file.ends_with("privacy/site.key"));
+    // A purpose alone makes the route a consent filter.
+    let v = parse(&with_privacy("purpose = \"research\"")).unwrap();
+    let p = v.routes[0].privacy.as_ref().unwrap();
+    assert_eq!(
+        (p.mode, p.purpose.as_deref()),
+        (PrivacyMode::Pass, Some("research"))
+    );
+}
+
+#[test]
+fn privacy_profile_is_read() {
+    let v = parse(&with_privacy(
+        "mode = \"pseudonymise\"\npurpose = \"registry\"\nsegments = { NTE = \"keep\", ZPI = \"remove\" }\n\
+         [[route.privacy.field]]\nfield = \"PID-11.5\"\naction = \"generalise\"\n",
+    ))
+    .unwrap();
+    let p = v.routes[0].privacy.as_ref().unwrap();
+    assert_eq!(p.mode, PrivacyMode::Pseudonymise);
+    assert_eq!(
+        p.segments,
+        vec![
+            ("NTE".into(), "keep".into()),
+            ("ZPI".into(), "remove".into())
+        ]
+    );
+    assert_eq!(p.fields[0].0, FieldAddress::parse("PID-11.5").unwrap());
+    assert_eq!(p.fields[0].1, "generalise");
+}
+
+#[test]
+fn privacy_mistakes_are_located_errors() {
+    for (table, needle) in [
+        ("mode = \"anonymise\"", "privacy mode must be"),
+        ("mode = \"pseudonymise\"\nsegments = { MSH = \"remove\" }", "MSH stays as it is"),
+        ("mode = \"pseudonymise\"\nsegments = { PID = \"drop\" }", "segment action"),
+        ("mode = \"pseudonymise\"\n[[route.privacy.field]]\nfield = \"PID7\"\naction = \"remove\"", "not a field address"),
+        ("mode = \"pseudonymise\"\n[[route.privacy.field]]\nfield = \"PID-7\"\naction = \"hash\"", "field action"),
+        ("mode = \"minimise\"\n[[route.privacy.field]]\nfield = \"PID-3\"\naction = \"pseudonymise\"", "carries no pseudonyms"),
+        ("segments = { NTE = \"keep\" }", "no effect with privacy mode \"pass\""),
+        ("mode = \"pseudonymise\"\ndicom_options = [\"retain-uids\"]", "DICOM routes only"),
+        ("purpose = \"research team\"", "purpose"),
+        ("mode = \"pseudonymise\"\nhold_bytes = 100", "DICOM routes only"),
+    ] {
+        let p = problems(&with_privacy(table));
+        assert!(
+            p.iter().any(|x| x.message.contains(needle) && x.line > 1),
+            "{table}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn site_privacy_is_read() {
+    let v = parse(&format!(
+        "{MINIMAL}\n[privacy]\nevent_patient_ids = \"raw\"\nkey_file = \"keys/site.key\"\n"
+    ))
+    .unwrap();
+    assert!(v.privacy.raw_patient_ids_in_events);
+    assert_eq!(v.privacy.key_file, Path::new("/etc/wardgate/keys/site.key"));
+    let p = problems(&format!(
+        "{MINIMAL}\n[privacy]\nevent_patient_ids = \"hashed\"\n"
+    ));
+    assert!(p[0].message.contains("event_patient_ids"), "{p:?}");
+}
