@@ -187,6 +187,26 @@ dose_hard_max = 10000
 """
 
 
+# Crockford's base 32, as docs/privacy.md gives it.
+PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def pseudonym(data_dir, patient_id, kind="patient"):
+    """The keyed pseudonym wardgate gives `patient_id`, computed here from the
+    site key in `data_dir` exactly as docs/privacy.md specifies (an independent
+    implementation: a test comparing it with wardgate's holds both to the doc)."""
+    import hashlib
+    import hmac
+
+    key = (Path(data_dir) / "privacy" / "site.key").read_bytes()
+    m = hmac.new(key, digestmod=hashlib.sha256)
+    for part in (b"pseudonym v1", kind.encode(), patient_id.strip().encode()):
+        m.update(len(part).to_bytes(8, "big"))
+        m.update(part)
+    acc = int.from_bytes(m.digest()[:9], "big") >> 2
+    return "WG" + "".join(PSEUDONYM_ALPHABET[(acc >> (i * 5)) & 31] for i in range(13, -1, -1))
+
+
 class Gateway:
     """A `wardgate serve` process with its own config and data directory."""
 
@@ -255,6 +275,10 @@ class Gateway:
 
     def log_text(self):
         return (self.dir / "wardgate.log").read_text(errors="replace")
+
+    def pseudonym(self, patient_id):
+        """The pseudonym this gateway's records name `patient_id` by."""
+        return pseudonym(self.dir / "data", patient_id)
 
 
 @pytest.fixture

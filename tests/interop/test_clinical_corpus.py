@@ -5,6 +5,7 @@ forwarded, a differential check: two independent parsers (`hl7`, `hl7apy`) must
 extract the same RXG/TQ1/OBX values, and those must be what wardgate's event says
 it checked. A third (`hl7parser`, which splits on every line break) must at least
 see the same segments."""
+import json
 import re
 
 import hl7
@@ -15,6 +16,9 @@ from hl7apy.parser import parse_message
 import clinical_corpus
 from conftest import Gateway, require_module
 from test_hl7_mllp import SourceBoundClient, unframe
+
+# The module's gateway, for tests that need more than the fixture yields.
+RUN = {}
 
 SITE = """
 [gateway]
@@ -80,6 +84,7 @@ def corpus_run(tmp_path_factory):
 
     up = Upstream()
     gw = Gateway(tmp_path_factory.mktemp("corpus"), up.port, site=SITE)
+    RUN["gateway"] = gw
     try:
         items = clinical_corpus.cases()
         replies = {}
@@ -231,7 +236,9 @@ def test_decisions_record_care_area_library_and_limit(corpus_run):
     assert inf["care_area"] == "nicu (PV1-3)", inf
     assert inf["library"] == "adult-icu" and inf["library_version"] == "2026.12-1", inf
     assert inf["limits"].startswith("rate U/h: hard 1-100"), inf
-    assert inf["point_of_care"] == "NICU" and inf["patient_id"] == "4711", inf
+    # The record names the patient by the site's keyed pseudonym, not PID-3.
+    assert inf["point_of_care"] == "NICU" and inf["patient_id"] == RUN["gateway"].pseudonym("4711"), inf
+    assert "4711" not in json.dumps(ev["wardgate"]["infusion"]), ev
     assert inf["rate"] == 150 and inf["rate_ordered"].startswith("150"), inf
     fallback = next(i["text"] for i in items if i["name"] == "unknown point of care falls back to the default care area")
     ev = next(e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == control_id(fallback))

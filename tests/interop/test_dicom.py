@@ -198,7 +198,8 @@ def test_store_is_byte_identical_to_a_direct_store(dgateway, storescp, tmp_path)
     assert d["sop_class"] == ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
     assert d["sop_instance"] == ds.SOPInstanceUID
     assert d["modality"] == ds.Modality
-    assert d["patient_id"] == ds.PatientID
+    # Records name the patient by the site's keyed pseudonym, never the ID sent.
+    assert d["patient_id"] == dgateway.pseudonym(ds.PatientID) != ds.PatientID
 
 
 def test_disallowed_sop_class_context_is_rejected_alone(dgateway, storescp):

@@ -4,9 +4,12 @@
 //! indexer thread.
 //!
 //! Patient identifiers (`dicom.patient_id`, `infusion[].patient_id`) are
-//! replaced by `[redacted]` in everything served, unless an account allowed
-//! to see them asks for one event with `?reveal=patient`; that view is an
-//! audit record. Events cannot be searched by patient, so no patient
+//! shown as the records hold them when they are the site's keyed pseudonyms
+//! (the default, docs/privacy.md), and replaced by `[redacted]` when the site
+//! chose raw identifiers. An account allowed to see patient identifiers may
+//! ask for one event with `?reveal=patient`: raw identifiers are shown and
+//! pseudonyms re-identified from the re-identification table; that view is
+//! an audit record. Events cannot be searched by patient, so no patient
 //! identifier is ever in a URL.
 
 use crate::web::{blocking, ApiError, App, Authed, Frame};
@@ -218,14 +221,15 @@ fn severity_name(n: u8) -> &'static str {
     }
 }
 
-/// Replaces patient identifiers in an event; true when there were any.
-fn redact(v: &mut serde_json::Value) -> bool {
+/// Calls `f` with every patient identifier an event holds; true when there
+/// were any.
+fn each_patient(v: &mut serde_json::Value, f: &mut dyn FnMut(&mut serde_json::Value)) -> bool {
     let mut found = false;
     let w = v.get_mut("wardgate");
     if let Some(w) = w {
         if let Some(p) = w.get_mut("dicom").and_then(|d| d.get_mut("patient_id")) {
             if !p.is_null() && p.as_str() != Some("") {
-                *p = REDACTED.into();
+                f(p);
                 found = true;
             }
         }
@@ -233,7 +237,7 @@ fn redact(v: &mut serde_json::Value) -> bool {
             for inf in list {
                 if let Some(p) = inf.get_mut("patient_id") {
                     if !p.is_null() {
-                        *p = REDACTED.into();
+                        f(p);
                         found = true;
                     }
                 }
@@ -243,18 +247,49 @@ fn redact(v: &mut serde_json::Value) -> bool {
     found
 }
 
-/// True when an event names a patient.
-fn names_patient(v: &serde_json::Value) -> bool {
-    redact(&mut v.clone())
+/// Replaces raw patient identifiers in an event (keyed pseudonyms stay: they
+/// name nobody without the key); true when the event names a patient.
+fn redact(v: &mut serde_json::Value) -> bool {
+    each_patient(v, &mut |p| {
+        if !p
+            .as_str()
+            .is_some_and(wardgate_privacy::consent::is_pseudonym)
+        {
+            *p = REDACTED.into();
+        }
+    })
 }
 
-pub(crate) fn row(h: &Hit, reveal: bool) -> EventRow {
+/// Shows an event's patients as identified: pseudonyms re-identified with
+/// `reid` (left as they are when the table has no entry); returns whether
+/// the event names a patient and how many pseudonyms were re-identified.
+fn reveal_patients(
+    v: &mut serde_json::Value,
+    reid: &dyn Fn(&str) -> Option<String>,
+) -> (bool, usize) {
+    let mut n = 0;
+    let found = each_patient(v, &mut |p| {
+        if let Some(id) = p
+            .as_str()
+            .filter(|s| wardgate_privacy::consent::is_pseudonym(s))
+            .and_then(reid)
+        {
+            *p = id.into();
+            n += 1;
+        }
+    });
+    (found, n)
+}
+
+/// Re-identifies a keyed pseudonym (the gateway's table), for a reveal.
+type Reidentify<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub(crate) fn row(h: &Hit, reveal: Option<Reidentify<'_>>) -> EventRow {
     let mut event: serde_json::Value =
         serde_json::from_str(&h.doc).unwrap_or(serde_json::Value::Null);
-    let has_patient_data = if reveal {
-        names_patient(&event)
-    } else {
-        redact(&mut event)
+    let has_patient_data = match reveal {
+        Some(reid) => reveal_patients(&mut event, reid).0,
+        None => redact(&mut event),
     };
     let reason = event
         .get("event")
@@ -314,7 +349,7 @@ async fn search(app: &Arc<App>, f: &Filters) -> Result<EventsPage, ApiError> {
     })
     .await??;
     Ok(EventsPage {
-        events: page.hits.iter().map(|h| row(h, false)).collect(),
+        events: page.hits.iter().map(|h| row(h, None)).collect(),
         next_before: page.next_before,
     })
 }
@@ -399,7 +434,16 @@ async fn one(app: &Arc<App>, a: &Authed, seq: u64, reveal: &Reveal) -> Result<Ev
             )))
         }
     };
-    let r = row(&hit, reveal);
+    let r = if reveal {
+        let gw = app.gateway.clone();
+        blocking(move || -> Result<EventRow, ApiError> {
+            let reid = |p: &str| gw.reidentify(p);
+            Ok(row(&hit, Some(&reid)))
+        })
+        .await??
+    } else {
+        row(&hit, None)
+    };
     if reveal && r.has_patient_data {
         app.record(a.rec(
             Action::Viewed,
@@ -488,7 +532,7 @@ pub(crate) async fn api_stream(
                         if !routine.show(h, now) {
                             continue;
                         }
-                        let r = row(h, false);
+                        let r = row(h, None);
                         let Ok(data) = serde_json::to_string(&r) else {
                             continue;
                         };
@@ -639,7 +683,10 @@ pub(crate) fn fuzz_untrusted(data: &[u8]) {
         redact(&mut v);
         let w = &v["wardgate"];
         let clean = |p: &serde_json::Value| {
-            p.is_null() || p.as_str().is_some_and(|s| s.is_empty() || s == REDACTED)
+            p.is_null()
+                || p.as_str().is_some_and(|s| {
+                    s.is_empty() || s == REDACTED || wardgate_privacy::consent::is_pseudonym(s)
+                })
         };
         if w["dicom"].is_object() {
             assert!(clean(&w["dicom"]["patient_id"]));
@@ -723,7 +770,7 @@ pub(crate) async fn overview(app: &Arc<App>, _a: &Authed) -> Result<OverviewEven
                 .collect()
         };
         Ok(OverviewEvents {
-            alerts: alerts.hits.iter().map(|h| row(h, false)).collect(),
+            alerts: alerts.hits.iter().map(|h| row(h, None)).collect(),
             decisions,
             top_rules: count(idx.top_rules(since, 10).map_err(ie)?),
             top_devices: count(idx.top_devices(since, 10).map_err(ie)?),
@@ -830,7 +877,7 @@ pub(crate) async fn device_activity(
                 .into_iter()
                 .map(|(name, count)| Count { name, count })
                 .collect(),
-            last: act.last.iter().map(|h| row(h, false)).collect(),
+            last: act.last.iter().map(|h| row(h, None)).collect(),
         })
     })
     .await?
@@ -854,6 +901,18 @@ mod tests {
         assert!(s.contains("CT") && s.contains("heparin"));
         let mut none = serde_json::json!({"wardgate": {"dicom": {"modality": "CT"}}});
         assert!(!redact(&mut none));
+        // Keyed pseudonyms name nobody without the key: shown as they are,
+        // and re-identified only on a reveal, from the table.
+        let ps = "WG0123456789ABCD";
+        let mut v = serde_json::json!({"wardgate": {"dicom": {"patient_id": ps}, "infusion": [{"patient_id": "MRN9"}]}});
+        assert!(redact(&mut v));
+        assert_eq!(v["wardgate"]["dicom"]["patient_id"], ps);
+        assert_eq!(v["wardgate"]["infusion"][0]["patient_id"], REDACTED);
+        let mut v = serde_json::json!({"wardgate": {"dicom": {"patient_id": ps}, "infusion": [{"patient_id": "MRN9"}]}});
+        let reid = |p: &str| (p == ps).then(|| "4711".to_owned());
+        assert_eq!(reveal_patients(&mut v, &reid), (true, 1));
+        assert_eq!(v["wardgate"]["dicom"]["patient_id"], "4711");
+        assert_eq!(v["wardgate"]["infusion"][0]["patient_id"], "MRN9");
     }
 
     fn hit(action: &str, alert: bool) -> Hit {

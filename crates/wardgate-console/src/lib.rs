@@ -42,6 +42,11 @@ pub trait Gateway: Send + Sync + 'static {
     fn config(&self) -> Arc<Validated>;
     /// Asks for a reload of the configuration and TLS material, as SIGHUP does.
     fn reload(&self);
+    /// The patient identifier a keyed pseudonym stands for, read from the
+    /// re-identification table with the site key (blocking: a file is read).
+    /// `None` when the table has no entry for it. The caller checks the
+    /// account may and records the use.
+    fn reidentify(&self, pseudonym: &str) -> Option<String>;
 }
 
 /// Entry points for the fuzz targets (`fuzz/fuzz_targets/console_input.rs`):

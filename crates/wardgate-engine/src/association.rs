@@ -881,7 +881,12 @@ impl Association {
                         let executable = w.facts().executable;
                         if decide::facts_ready(w, pdv.is_last, fed.is_ok()) {
                             if let Some(mut e) = msg.pending.take() {
-                                decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                                decide::add_data_set_facts(
+                                    &self.route,
+                                    &mut e,
+                                    w.facts(),
+                                    w.bytes_seen,
+                                );
                                 out.push(Out::Record(Box::new(e)));
                             }
                         }
@@ -1060,7 +1065,7 @@ impl Association {
         if let Some(m) = self.current.as_mut() {
             if let Some(mut e) = m.pending.take() {
                 if let Some(w) = &m.walker {
-                    decide::add_data_set_facts(&mut e, w.facts(), w.bytes_seen);
+                    decide::add_data_set_facts(&self.route, &mut e, w.facts(), w.bytes_seen);
                 }
                 out.push(Out::Record(Box::new(e)));
             }

@@ -397,10 +397,20 @@ pub fn facts_ready(w: &dataset::Walker, is_last: bool, fed_ok: bool) -> bool {
 }
 
 /// Fills what the data set showed into a C-STORE's event.
-pub fn add_data_set_facts(event: &mut Event, facts: &dataset::Facts, bytes: u64) {
+///
+/// The patient is named as the site's records name patients
+/// ([`RoutePolicy::patient_name`]: a keyed pseudonym by default).
+pub fn add_data_set_facts(
+    route: &RoutePolicy,
+    event: &mut Event,
+    facts: &dataset::Facts,
+    bytes: u64,
+) {
     let d = event.wardgate.dicom.get_or_insert_with(DicomFacts::default);
     d.modality = dicom::text(&facts.modality);
-    d.patient_id = dicom::text(&facts.patient_id);
+    d.patient_id = route
+        .patient_name(&dicom::text(&facts.patient_id))
+        .unwrap_or_default();
     if d.sop_instance.is_empty() {
         d.sop_instance = dicom::text(&facts.sop_instance);
     }

@@ -136,7 +136,11 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         );
     }
 
-    let check = infusion::check(&msg, route.library.as_deref(), route.care_area);
+    let mut check = infusion::check(&msg, route.library.as_deref(), route.care_area);
+    // Records name the patient as the site chose: a keyed pseudonym by default.
+    for i in &mut check.infusions {
+        i.patient_id = i.patient_id.take().and_then(|id| route.patient_name(&id));
+    }
     event.wardgate.infusion = check.infusions;
     let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();
     let (verdict, reason) = if let Some(first) = blocking.first() {

@@ -239,6 +239,19 @@ pub struct RoutePolicy {
     pub index: usize,
     /// The first 16 hex digits of the policy's hash, named by every decision.
     pub policy_hash: Arc<str>,
+    /// `[route.privacy]`: `None` when the route passes everything and serves
+    /// no consent purpose.
+    pub privacy: Option<wardgate_config::ResolvedPrivacy>,
+    /// The site's privacy state: how records name patients, consent lists.
+    pub site: wardgate_privacy::Site,
+}
+
+impl RoutePolicy {
+    /// What a record says of a patient identifier (a keyed pseudonym unless
+    /// the site chose raw identifiers; nothing without a key).
+    pub fn patient_name(&self, id: &str) -> Option<String> {
+        self.site.patients.name(id)
+    }
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.
@@ -309,6 +322,8 @@ pub struct Policy {
     /// The longest `command_max_age_secs` of the mqtt routes: how long a
     /// command nonce must be remembered.
     pub command_max_age_secs: u64,
+    /// The site's privacy state the policy was compiled with (a reload keeps it).
+    pub site: wardgate_privacy::Site,
 }
 
 /// `[[rule_override]]`, checked: the rule, devices and routes exist, the
@@ -422,6 +437,16 @@ impl Policy {
     /// Compiles a validated configuration. Unit strings are checked here, with the
     /// same located [`Problem`]s as the configuration's own validation.
     pub fn compile(v: &Validated) -> Result<Policy, Vec<Problem>> {
+        Policy::compile_with(v, &wardgate_privacy::Site::default())
+    }
+
+    /// [`Policy::compile`] with the site's privacy state: the key that names
+    /// patients in records and the consent lists (the binary reads them; the
+    /// engine never touches a file). Without it records name no patient.
+    pub fn compile_with(
+        v: &Validated,
+        site: &wardgate_privacy::Site,
+    ) -> Result<Policy, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut libraries = HashMap::new();
         for lib in &v.config.drug_libraries {
@@ -672,6 +697,8 @@ impl Policy {
                     index,
                     policy_hash: short.clone(),
                     mllp_strict: r.mllp_strict,
+                    privacy: r.privacy.clone(),
+                    site: site.clone(),
                 })
             })
             .collect();
@@ -710,6 +737,7 @@ impl Policy {
             flood: SiteLimits::from_config(&v.config),
             hash,
             libraries: libs,
+            site: site.clone(),
         })
     }
 

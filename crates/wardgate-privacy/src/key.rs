@@ -108,6 +108,12 @@ impl Pseudonymiser {
         m.finalize().into_bytes().into()
     }
 
+    /// A 32-byte key for another use of the site key (the re-identification
+    /// table's encryption), separated from every pseudonym by its label.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        self.digest(b"derived key v1", label.as_bytes(), b"")
+    }
+
     /// The pseudonym of an identifier of a kind (see [`kind`]): `WG` and 14
     /// characters of Crockford base 32. Leading and trailing spaces of the
     /// value are not part of it (DICOM pads values with spaces; HL7 does not).

@@ -4,10 +4,30 @@
 //! - [`key`]: the site key and the keyed pseudonyms made with it (HMAC-SHA-256):
 //!   the same identifier gives the same pseudonym on every route, in every
 //!   event and after every restart, and another site's key gives another.
+//! - [`naming`]: how wardgate's own records name patients (pseudonyms by
+//!   default), and the [`Book`] that keeps the way back for re-identification.
+//! - [`consent`]: per purpose, the patients who opted out, as pseudonyms.
 //!
 //! Everything here works on bytes and values handed in; reading the key file,
 //! the consent lists and writing the re-identification table are the binary's.
 
+pub mod consent;
 pub mod key;
+pub mod naming;
 
+pub use consent::{Consent, ConsentLists};
 pub use key::{Pseudonymiser, SiteKey, PSEUDONYM_LEN};
+pub use naming::{Book, PatientNaming};
+
+use std::sync::Arc;
+
+/// The site's privacy state the engine decides with: how records name
+/// patients and the consent lists in force. Cheap to clone; the consent lists
+/// are replaced in place when their files change, without a policy reload.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// How records name patients (pseudonyms by default; none without a key).
+    pub patients: PatientNaming,
+    /// The opt-out lists.
+    pub consent: Arc<Consent>,
+}

@@ -157,7 +157,15 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
         (Some(r), Some(l))
     };
     let started = std::time::Instant::now();
-    let mut analyzer = analyzer_for(&v, a.all)?.with_filter(filter);
+    // With a store, as the gateway does (the key made if missing, pseudonyms
+    // remembered for re-identification); without one, nothing is written to
+    // data_dir: an existing key names patients, else records name none.
+    let site = if a.no_store {
+        crate::privacy::existing_site(&v)?
+    } else {
+        crate::privacy::open_site(&v)?
+    };
+    let mut analyzer = analyzer_for(&v, a.all, &site)?.with_filter(filter);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // Live findings are shown as they happen; a file's are written in batches.
@@ -370,9 +378,13 @@ fn note_refused_ae(
 }
 
 /// The analyser for a validated site.
-pub(crate) fn analyzer_for(v: &Validated, report_allowed: bool) -> Result<Analyzer> {
+pub(crate) fn analyzer_for(
+    v: &Validated,
+    report_allowed: bool,
+    site: &wardgate_privacy::Site,
+) -> Result<Analyzer> {
     let policy = Arc::new(
-        Policy::compile(v)
+        Policy::compile_with(v, site)
             .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
     );
     let observer = Observer::new(

@@ -11,6 +11,7 @@ mod devices;
 mod devices_import;
 mod draft;
 mod library;
+mod privacy;
 mod queue;
 mod risk;
 mod scan;
@@ -30,6 +31,49 @@ use wardgate_config::{Config, ConfigError, Level, Validated};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `wardgate consent`: per purpose, the patients who opted out.
+#[derive(Subcommand)]
+pub(crate) enum ConsentCommand {
+    /// Opt patients out of a purpose: their identifiers are stored as keyed
+    /// pseudonyms, never as given; a running gateway applies it within seconds.
+    Add {
+        /// The purpose (a route's `[route.privacy] purpose`).
+        #[arg(long)]
+        purpose: String,
+        /// Patient identifiers (or pseudonyms).
+        ids: Vec<String>,
+        /// A file of identifiers, one per line.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Take patients off a purpose's opt-out list.
+    Remove {
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Patient identifiers (or pseudonyms).
+        ids: Vec<String>,
+        /// A file of identifiers, one per line.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// The pseudonyms on a purpose's list, and the routes that serve it.
+    List {
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Whether patients opted out of a purpose (exit 1 when one did).
+    Check {
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Patient identifiers (or pseudonyms).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +193,16 @@ enum Command {
         /// JSON lines (one per device) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Consent: per purpose, the patients who opted out (docs/privacy.md). A
+    /// message or object about them is not forwarded on a route serving that
+    /// purpose.
+    Consent {
+        /// The site configuration (its data_dir and key).
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: ConsentCommand,
     },
     /// Manufacturer usage descriptions (RFC 8520): draft one from what a device
     /// was seen doing, for its maker to review.
@@ -451,6 +505,9 @@ fn main() -> ExitCode {
         Command::Advisories {
             command: AdvisoriesCommand::List { site, json },
         } => site.resolve().and_then(|(dir, _)| risk::list(&dir, json)),
+        Command::Consent { config, command } => {
+            load(&config).and_then(|v| privacy::consent_command(&v, &command))
+        }
         Command::Risk {
             config,
             device,

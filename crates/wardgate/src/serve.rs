@@ -153,11 +153,14 @@ const NONCE_FILE: &str = "mqtt-command-nonces";
 
 /// Opens the data directory (exclusively), starts the recorder and binds every route.
 pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> {
+    // Checked before the data directory is touched: a bad policy opens nothing.
+    Policy::compile(v).map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?;
+    let (recorder, lock) = open_data_dir(v, "", gap)?;
+    let site = crate::privacy::open_site(v)?;
     let policy = Arc::new(
-        Policy::compile(v)
+        Policy::compile_with(v, &site)
             .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
     );
-    let (recorder, lock) = open_data_dir(v, "", gap)?;
     recorder.handle().set_overrides(policy.overrides.clone());
     recorder
         .handle()
@@ -361,6 +364,11 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
             recorder.handle(),
             reassess.clone(),
         ));
+        let consent = tokio::spawn(watch_consent(
+            current.clone(),
+            proxy.policy().load().site.clone(),
+            recorder.handle(),
+        ));
         let reload = tokio::spawn(reload_on_sighup(
             hup,
             recorder.handle(),
@@ -386,6 +394,7 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
         repeats.abort();
         reload.abort();
         risk.abort();
+        consent.abort();
         let sealed = finish(recorder, exporters, export_grace(&v));
         let _ = std::fs::remove_file(v.data_dir.join("wardgate.pid"));
         drop(_lock);
@@ -393,6 +402,62 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
     })?;
     tracing::info!("audit log sealed; bye");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Consent lists, in the running gateway: re-read when their files change
+/// (`wardgate consent add` writes them), put in force at once, and the change
+/// recorded with the count per purpose, never who.
+async fn watch_consent(
+    current: Arc<arc_swap::ArcSwap<Validated>>,
+    site: wardgate_privacy::Site,
+    recorder: wardgate_store::RecorderHandle,
+) {
+    let mut seen = crate::privacy::consent_stamp(&current.load());
+    let mut tick = tokio::time::interval(STORE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let v = current.load_full();
+        let now = crate::privacy::consent_stamp(&v);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let (text, ok) = match crate::privacy::load_consent(&v) {
+            Ok(lists) => {
+                let counts = lists.counts();
+                site.consent.replace(lists);
+                let list: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+                (
+                    format!(
+                        "consent opt-out lists put in force ({})",
+                        if list.is_empty() {
+                            "none".into()
+                        } else {
+                            list.join(", ")
+                        }
+                    ),
+                    true,
+                )
+            }
+            // The lists in force stay: a half-written or wrong file never
+            // empties an opt-out list.
+            Err(e) => (
+                format!("consent lists not reloaded, the previous ones stay in force: {e:#}"),
+                false,
+            ),
+        };
+        let mut e = Event::new(
+            Clock::now().rfc3339().to_owned(),
+            if ok { Action::Reloaded } else { Action::Failed },
+            text,
+            Stage::Gateway,
+        );
+        e.event.category = Category::Configuration;
+        if let Err(err) = recorder.record(e) {
+            tracing::error!(error = %err, "could not record the consent lists' reload");
+        }
+    }
 }
 
 /// Device risk, in the running gateway: at start, after every reload, and every
@@ -586,7 +651,8 @@ fn load_for_reload(
     running_v: &Validated,
 ) -> Result<(Validated, Policy), String> {
     let v = wardgate_config::Config::load(path).map_err(|e| e.to_string())?;
-    let p = Policy::compile(&v)
+    // The site key and consent lists stay those the gateway started with.
+    let p = Policy::compile_with(&v, &running.site)
         .map_err(|problems| wardgate_config::ConfigError::Invalid(problems).to_string())?;
     // What a running gateway cannot take without a restart is refused, not
     // half-applied: its data directory, [gateway] settings, flood limits.
@@ -733,6 +799,21 @@ impl wardgate_console::Gateway for ConsoleGateway {
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
         {
             tracing::error!(error = %e, "the console could not ask for a reload");
+        }
+    }
+
+    fn reidentify(&self, pseudonym: &str) -> Option<String> {
+        // The key is read from its file for each use, as `wardgate consent` does.
+        let v = self.config.load_full();
+        let found = crate::privacy::load_key(&v.privacy.key_file, false).and_then(|key| {
+            crate::privacy::reidentify(&crate::privacy::table_path(&v), &key, pseudonym)
+        });
+        match found {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "could not re-identify");
+                None
+            }
         }
     }
 }

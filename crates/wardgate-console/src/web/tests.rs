@@ -68,6 +68,9 @@ impl Gateway for Site {
         self.reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    fn reidentify(&self, pseudonym: &str) -> Option<String> {
+        (pseudonym == "WG0123456789ABCD").then(|| "PAT-0042".to_owned())
+    }
 }
 
 struct World {

@@ -24,7 +24,20 @@ const TIMEOUTS: Timeouts = Timeouts {
 
 fn route_from(text: &str) -> Arc<RoutePolicy> {
     let v = Config::parse(text, "site.toml", Path::new(".")).unwrap();
-    Policy::compile(&v).unwrap().routes[0].clone()
+    Policy::compile_with(&v, &site(false)).unwrap().routes[0].clone()
+}
+
+/// A site key for the tests: records name patients by its pseudonyms (or raw).
+fn site(raw: bool) -> wardgate_privacy::Site {
+    let key = wardgate_privacy::SiteKey::from_bytes([9; 32]);
+    wardgate_privacy::Site {
+        patients: wardgate_privacy::PatientNaming::new(
+            wardgate_privacy::Pseudonymiser::new(&key),
+            raw,
+            None,
+        ),
+        ..Default::default()
+    }
 }
 
 fn route() -> Arc<RoutePolicy> {
@@ -448,6 +461,36 @@ fn a_whole_association_is_decided_and_relayed() {
 
 #[test]
 fn the_c_store_record_carries_its_data_set_facts() {
+    // Records name the patient by the site's keyed pseudonym by default, by
+    // the raw identifier where the site chose it, and not at all without a key.
+    let v = Config::parse(SITE, "site.toml", Path::new(".")).unwrap();
+    let key = wardgate_privacy::Pseudonymiser::new(&wardgate_privacy::SiteKey::from_bytes([9; 32]));
+    for (site, expect) in [
+        (site(true), "PAT-0042".to_owned()),
+        (wardgate_privacy::Site::default(), String::new()),
+        (site(false), key.patient("PAT-0042")),
+    ] {
+        let r = Policy::compile_with(&v, &site).unwrap().routes[0].clone();
+        let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+        let mut outs = Vec::new();
+        a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+        a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+        outs.clear();
+        a.client_pdu(
+            &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
+            &clock(),
+            &mut outs,
+        );
+        a.client_pdu(&pdata(&[(1, 0x02, &dataset(false))]), &clock(), &mut outs);
+        let e = outs
+            .iter()
+            .find_map(|o| match o {
+                Out::Record(e) => Some(e),
+                _ => None,
+            })
+            .expect("the C-STORE's record");
+        assert_eq!(e.wardgate.dicom.as_ref().unwrap().patient_id, expect);
+    }
     let r = route();
     let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
     let mut outs = Vec::new();
@@ -468,7 +511,7 @@ fn the_c_store_record_carries_its_data_set_facts() {
         })
         .expect("the C-STORE's record");
     let facts = e.wardgate.dicom.as_ref().unwrap();
-    assert_eq!(facts.patient_id, "PAT-0042");
+    assert_eq!(facts.patient_id, key.patient("PAT-0042"));
     assert_eq!(facts.modality, "CT");
     // The record comes before the data set is forwarded.
     let rec = outs

@@ -1,0 +1,490 @@
+//! Privacy's I/O: the site key file, the consent opt-out lists, and the
+//! re-identification table (docs/privacy.md).
+//!
+//! - The key (`[privacy] key_file`, default `data_dir/privacy/site.key`): 32
+//!   random bytes made on first start, mode 0600. Whoever holds it can
+//!   re-identify; it never leaves the file and is never printed.
+//! - Consent lists: `data_dir/privacy/consent/PURPOSE.optout`, keyed
+//!   pseudonyms one per line, written by `wardgate consent` and re-read by the
+//!   running gateway when they change.
+//! - The re-identification table `data_dir/privacy/reidentify.tab`: one line
+//!   per pseudonym made, `PSEUDONYM BASE64(nonce | XChaCha20-Poly1305(id))`
+//!   under a key derived from the site key, appended off the data path. The
+//!   table without the key says nothing; with it, an authorised account
+//!   re-identifies through the console, and each use is recorded.
+
+use anyhow::{bail, Context, Result};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use wardgate_audit::fsx;
+use wardgate_config::{Validated, PRIVACY_DIR};
+use wardgate_privacy::consent::{self, ConsentLists};
+use wardgate_privacy::{Book, PatientNaming, Pseudonymiser, Site, SiteKey};
+
+/// The consent lists' directory under data_dir/privacy.
+const CONSENT_DIR: &str = "consent";
+/// A list's file name ending.
+const OPTOUT_EXT: &str = "optout";
+/// The re-identification table under data_dir/privacy.
+const TABLE: &str = "reidentify.tab";
+/// Label of the table's encryption key (derived from the site key).
+const TABLE_KEY_LABEL: &str = "reidentification table";
+/// Pseudonyms remembered in memory as already written; past this the set
+/// starts over (a pair written twice is harmless: the reader keeps one).
+const REMEMBERED: usize = 1 << 20;
+
+/// Reads the site key, making it (32 random bytes, mode 0600) when `create`
+/// and it does not exist yet.
+pub(crate) fn load_key(path: &Path, create: bool) -> Result<SiteKey> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let b: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: a site key is exactly 32 bytes, this file has {}; restore it from the site's backup (a new key changes every pseudonym)",
+                    path.display(),
+                    bytes.len()
+                )
+            })?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    bail!(
+                        "{}: the site key is readable by others (mode {mode:o}); `chmod 600` it (whoever reads it can re-identify patients)",
+                        path.display()
+                    );
+                }
+            }
+            Ok(SiteKey::from_bytes(b))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            if let Some(dir) = path.parent() {
+                fsx::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut b = [0u8; 32];
+            getrandom::getrandom(&mut b)
+                .map_err(|e| anyhow::anyhow!("reading random bytes for the site key: {e}"))?;
+            fsx::write_new(path, &b, fsx::KEY_MODE)
+                .with_context(|| format!("writing the site key {}", path.display()))?;
+            tracing::info!(path = %path.display(), "made the site key (back it up: pseudonyms depend on it)");
+            Ok(SiteKey::from_bytes(b))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the site key {}", path.display())),
+    }
+}
+
+/// `data_dir/privacy`.
+pub(crate) fn dir(v: &Validated) -> PathBuf {
+    v.data_dir.join(PRIVACY_DIR)
+}
+
+/// Every consent list in `data_dir/privacy/consent`, by purpose.
+pub(crate) fn load_consent(v: &Validated) -> Result<ConsentLists> {
+    let d = dir(v).join(CONSENT_DIR);
+    let mut lists = ConsentLists::default();
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(lists),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", d.display())),
+    };
+    for e in entries {
+        let p = e?.path();
+        if p.extension().and_then(|x| x.to_str()) != Some(OPTOUT_EXT) {
+            continue;
+        }
+        let Some(purpose) = p.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let list = consent::read_list(&text).with_context(|| format!("{}", p.display()))?;
+        lists.insert(purpose, list);
+    }
+    Ok(lists)
+}
+
+/// A fingerprint of the consent directory (names, sizes, times), to notice a change.
+pub(crate) fn consent_stamp(v: &Validated) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    let d = dir(v).join(CONSENT_DIR);
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&d) {
+        for e in entries.flatten() {
+            if let Ok(m) = e.metadata() {
+                out.push((
+                    e.file_name().to_string_lossy().into_owned(),
+                    m.len(),
+                    m.modified().ok(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The site's privacy state for a gateway or a capture: the key (made if
+/// missing), the consent lists, and the book that keeps the way back.
+pub(crate) fn open_site(v: &Validated) -> Result<Site> {
+    let key = load_key(&v.privacy.key_file, true)?;
+    let p = Pseudonymiser::new(&key);
+    let book = TableBook::start(&dir(v).join(TABLE), &p)?;
+    let site = Site {
+        patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, Some(Arc::new(book))),
+        ..Default::default()
+    };
+    site.consent.replace(load_consent(v)?);
+    Ok(site)
+}
+
+/// The site's privacy state without writing to data_dir (`analyze
+/// --no-store`): an existing key names patients (no re-identification entries
+/// are written); without one, records name no patient.
+pub(crate) fn existing_site(v: &Validated) -> Result<Site> {
+    if !v.privacy.key_file.exists() {
+        return Ok(Site::default());
+    }
+    let key = load_key(&v.privacy.key_file, false)?;
+    let site = Site {
+        patients: PatientNaming::new(
+            Pseudonymiser::new(&key),
+            v.privacy.raw_patient_ids_in_events,
+            None,
+        ),
+        ..Default::default()
+    };
+    site.consent.replace(load_consent(v)?);
+    Ok(site)
+}
+
+/// The re-identification table's writer: pairs go over a channel to a thread
+/// that encrypts and appends them, so the data path never waits on a disk.
+struct TableBook {
+    seen: Mutex<HashSet<String>>,
+    tx: Mutex<mpsc::Sender<(String, String)>>,
+}
+
+impl TableBook {
+    fn start(path: &Path, p: &Pseudonymiser) -> Result<TableBook> {
+        if let Some(d) = path.parent() {
+            fsx::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let cipher = XChaCha20Poly1305::new(&p.derive_key(TABLE_KEY_LABEL).into());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // 0640 as every record: the entries are encrypted under the site key.
+        fsx::set_mode(path, fsx::FILE_MODE)?;
+        let (tx, rx) = mpsc::channel::<(String, String)>();
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("wardgate-reid".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter().take(4096));
+                    let mut text = String::new();
+                    for (pseudonym, id) in batch {
+                        match seal(&cipher, &id) {
+                            Ok(s) => {
+                                text.push_str(&pseudonym);
+                                text.push(' ');
+                                text.push_str(&s);
+                                text.push('\n');
+                            }
+                            Err(e) => tracing::error!(error = %e, "could not encrypt a re-identification entry"),
+                        }
+                    }
+                    if let Err(e) = f.write_all(text.as_bytes()).and_then(|()| f.sync_data()) {
+                        tracing::error!(path = %path.display(), error = %e, "could not write the re-identification table");
+                    }
+                }
+            })
+            .context("starting the re-identification table's writer")?;
+        Ok(TableBook {
+            seen: Mutex::new(HashSet::new()),
+            tx: Mutex::new(tx),
+        })
+    }
+}
+
+impl Book for TableBook {
+    fn remember(&self, pseudonym: &str, id: &str) {
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.contains(pseudonym) {
+                return;
+            }
+            if seen.len() >= REMEMBERED {
+                seen.clear();
+            }
+            seen.insert(pseudonym.to_owned());
+        }
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = tx.send((pseudonym.to_owned(), id.to_owned()));
+    }
+}
+
+fn seal(cipher: &XChaCha20Poly1305, id: &str) -> Result<String> {
+    use base64::Engine;
+    let mut nonce = [0u8; 24];
+    getrandom::getrandom(&mut nonce).map_err(|e| anyhow::anyhow!("random nonce: {e}"))?;
+    let ct = cipher
+        .encrypt(XNonce::from_slice(&nonce), id.as_bytes())
+        .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+    let mut all = nonce.to_vec();
+    all.extend_from_slice(&ct);
+    Ok(base64::engine::general_purpose::STANDARD_NO_PAD.encode(all))
+}
+
+fn open_entry(cipher: &XChaCha20Poly1305, sealed: &str) -> Option<String> {
+    use base64::Engine;
+    let all = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(sealed)
+        .ok()?;
+    if all.len() < 24 + 16 {
+        return None;
+    }
+    let (nonce, ct) = all.split_at(24);
+    let pt = cipher.decrypt(XNonce::from_slice(nonce), ct).ok()?;
+    String::from_utf8(pt).ok()
+}
+
+/// The identifier a pseudonym names, read from the table with the key; `None`
+/// when the table has no entry for it (or none this key opens).
+pub(crate) fn reidentify(table: &Path, key: &SiteKey, pseudonym: &str) -> Result<Option<String>> {
+    let p = Pseudonymiser::new(key);
+    let cipher = XChaCha20Poly1305::new(&p.derive_key(TABLE_KEY_LABEL).into());
+    let f = match std::fs::File::open(table) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", table.display())),
+    };
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line?;
+        let Some((ps, sealed)) = line.split_once(' ') else {
+            continue;
+        };
+        if ps != pseudonym {
+            continue;
+        }
+        // An entry is believed only if the id it holds gives this pseudonym:
+        // a line edited into the table cannot name someone else.
+        if let Some(id) = open_entry(&cipher, sealed) {
+            if p.patient(&id) == pseudonym {
+                return Ok(Some(id));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The table's path for a configuration.
+pub(crate) fn table_path(v: &Validated) -> PathBuf {
+    dir(v).join(TABLE)
+}
+
+/// `wardgate consent add|remove|list|check`.
+pub(crate) fn consent_command(
+    v: &Validated,
+    cmd: &crate::ConsentCommand,
+) -> Result<std::process::ExitCode> {
+    use crate::ConsentCommand as C;
+    let (purpose, ids, from): (&str, &[String], Option<&PathBuf>) = match cmd {
+        C::Add { purpose, ids, from } | C::Remove { purpose, ids, from } => {
+            (purpose, ids, from.as_ref())
+        }
+        C::List { purpose } => (purpose, &[], None),
+        C::Check { purpose, ids } => (purpose, ids, None),
+    };
+    if !wardgate_config::valid_id(purpose) {
+        bail!("purpose {purpose:?} must be an identifier such as \"research\"");
+    }
+    let routes: Vec<&str> = v
+        .routes
+        .iter()
+        .filter(|r| r.privacy.as_ref().and_then(|p| p.purpose.as_deref()) == Some(purpose))
+        .map(|r| r.id.as_str())
+        .collect();
+    if routes.is_empty() {
+        eprintln!("note: no route serves purpose {purpose:?}; the list applies once one does");
+    }
+    let key = load_key(&v.privacy.key_file, true)?;
+    let p = Pseudonymiser::new(&key);
+    let d = dir(v).join(CONSENT_DIR);
+    let file = d.join(format!("{purpose}.{OPTOUT_EXT}"));
+    let current = match std::fs::read_to_string(&file) {
+        Ok(t) => consent::read_list(&t).with_context(|| format!("{}", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let mut given: Vec<String> = ids.to_vec();
+    if let Some(f) = from {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        given.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    let pseudonyms: Vec<String> = given
+        .iter()
+        .filter(|i| !i.trim().is_empty())
+        .map(|i| {
+            if consent::is_pseudonym(i.trim()) {
+                i.trim().to_owned()
+            } else {
+                p.patient(i)
+            }
+        })
+        .collect();
+    match cmd {
+        C::List { .. } => {
+            let mut all: Vec<&String> = current.iter().collect();
+            all.sort();
+            println!(
+                "{} patient(s) opted out of {purpose:?} (routes: {})",
+                all.len(),
+                if routes.is_empty() {
+                    "none".into()
+                } else {
+                    routes.join(", ")
+                }
+            );
+            for a in all {
+                println!("{a}");
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        C::Check { .. } => {
+            let mut any = false;
+            for (i, ps) in given.iter().zip(&pseudonyms) {
+                let out = current.contains(ps);
+                any |= out;
+                // The identifier the operator typed is echoed back as its pseudonym only.
+                let _ = i;
+                println!("{ps}: {}", if out { "opted out" } else { "not opted out" });
+            }
+            Ok(if any {
+                std::process::ExitCode::from(1)
+            } else {
+                std::process::ExitCode::SUCCESS
+            })
+        }
+        C::Add { .. } | C::Remove { .. } => {
+            if pseudonyms.is_empty() {
+                bail!("no patient identifier given (arguments or --from FILE)");
+            }
+            let mut next = current.clone();
+            let add = matches!(cmd, C::Add { .. });
+            for ps in &pseudonyms {
+                if add {
+                    next.insert(ps.clone());
+                } else {
+                    next.remove(ps);
+                }
+            }
+            let mut sorted: Vec<&String> = next.iter().collect();
+            sorted.sort();
+            let mut text = format!("# wardgate consent opt-outs for purpose {purpose}: keyed pseudonyms, one per line (wardgate consent add|remove)\n");
+            for s in sorted {
+                text.push_str(s);
+                text.push('\n');
+            }
+            fsx::create_dir(&d)?;
+            fsx::write_replace(&file, text.as_bytes())?;
+            let changed = next.len().abs_diff(current.len());
+            println!(
+                "{purpose}: {} patient(s) opted out ({} {}); a running gateway applies it within seconds",
+                next.len(),
+                changed,
+                if add { "added" } else { "removed" }
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a bounded poll for the writer thread's lines
+    fn the_table_gives_back_only_what_the_key_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SiteKey::from_bytes([5; 32]);
+        let p = Pseudonymiser::new(&key);
+        let path = dir.path().join("privacy").join(TABLE);
+        let book = TableBook::start(&path, &p).unwrap();
+        book.remember(&p.patient("4711"), "4711");
+        book.remember(&p.patient("4711"), "4711");
+        book.remember(&p.patient("0815"), "0815");
+        drop(book);
+        // The writer thread ends when the book is dropped; wait for its lines.
+        for _ in 0..200 {
+            if std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                >= 2
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("4711") && !text.contains("0815"),
+            "the table holds no identifier in clear"
+        );
+        assert_eq!(
+            reidentify(&path, &key, &p.patient("4711"))
+                .unwrap()
+                .as_deref(),
+            Some("4711")
+        );
+        assert_eq!(reidentify(&path, &key, &p.patient("9999")).unwrap(), None);
+        // Another key opens nothing.
+        let other = SiteKey::from_bytes([6; 32]);
+        assert_eq!(reidentify(&path, &other, &p.patient("4711")).unwrap(), None);
+        // A line copied under another pseudonym is not believed.
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&p.patient("4711")))
+            .unwrap();
+        let forged = line.replacen(&p.patient("4711"), &p.patient("0815"), 1);
+        std::fs::write(&path, format!("{forged}\n")).unwrap();
+        assert_eq!(reidentify(&path, &key, &p.patient("0815")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_key_is_made_once_and_refused_when_others_can_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privacy/site.key");
+        assert!(load_key(&path, false).is_err(), "not made unless asked");
+        let a = load_key(&path, true).unwrap();
+        let b = load_key(&path, true).unwrap();
+        assert_eq!(a.as_bytes(), b.as_bytes());
+        #[cfg(unix)]
+        {
+            fsx::set_mode(&path, 0o644).unwrap();
+            let e = load_key(&path, true).unwrap_err().to_string();
+            assert!(e.contains("readable by others"), "{e}");
+        }
+        std::fs::write(dir.path().join("short.key"), [1u8; 16]).unwrap();
+        fsx::set_mode(&dir.path().join("short.key"), 0o600).unwrap();
+        assert!(load_key(&dir.path().join("short.key"), false)
+            .unwrap_err()
+            .to_string()
+            .contains("32 bytes"));
+    }
+}
