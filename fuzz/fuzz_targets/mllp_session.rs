@@ -66,6 +66,14 @@ impl Driver {
                                 .forward_failed(Duration::from_secs(1), &clock, &mut more);
                         }
                     }
+                    Out::ForwardBytes { bytes, end } => {
+                        assert!(!bytes.is_empty() && end <= self.cbuf.len(), "forward range");
+                        self.cbuf.drain(..end);
+                        if self.fail_forward {
+                            self.s
+                                .forward_failed(Duration::from_secs(1), &clock, &mut more);
+                        }
+                    }
                     Out::Consume(n) => {
                         assert!(n <= self.cbuf.len(), "consume range");
                         self.cbuf.drain(..n);

@@ -41,6 +41,9 @@ pub struct Outcome {
     pub reply: Option<Vec<u8>>,
     /// Close the connection after replying (the stream can no longer be trusted).
     pub close: bool,
+    /// What to forward instead of the frame (a framed message a privacy
+    /// profile transformed); `None`: the frame byte for byte.
+    pub forward: Option<Vec<u8>>,
 }
 
 /// Inspects one MLLP frame (`frame` is the whole frame, framing bytes included).
@@ -81,6 +84,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                     record: event.into(),
                     reply: Some(reply),
                     close: !route.monitor,
+                    forward: None,
                 },
             );
         }
@@ -98,6 +102,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             record: Record::Routine(routine_json(route, flow, &msg, frame.len(), clock)),
             reply: None,
             close: false,
+            forward: None,
         };
     }
     let mut event = flow.event(clock, route, Action::Allowed, String::new(), Stage::Message);
@@ -132,6 +137,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                 record: event.into(),
                 reply: Some(reply),
                 close: false,
+                forward: None,
             },
         );
     }
@@ -200,6 +206,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             record: event.into(),
             reply,
             close: false,
+            forward: None,
         },
     )
 }
@@ -363,6 +370,7 @@ pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &
         record: event.into(),
         reply: Some(reply),
         close: true,
+        forward: None,
     }
 }
 
@@ -453,6 +461,7 @@ fn answered(
         record: event.into(),
         reply: Some(reply),
         close: false,
+        forward: None,
     }
 }
 

@@ -56,6 +56,15 @@ pub enum Out {
         /// One past its last byte.
         end: usize,
     },
+    /// Send `bytes` upstream instead of the frame that ends at `end` of the
+    /// sender's buffer (a privacy profile transformed it), then consume `end`
+    /// bytes of it. If the write fails, call [`Session::forward_failed`].
+    ForwardBytes {
+        /// The framed message to send.
+        bytes: Vec<u8>,
+        /// One past the original frame's last byte.
+        end: usize,
+    },
     /// Consume the sender's next `len` bytes: a frame decided and not forwarded.
     Consume(usize),
     /// Write these bytes to the sender.
@@ -314,6 +323,7 @@ impl Session {
             record,
             reply,
             close,
+            forward,
         } = outcome;
         if self.observe {
             out.push(Out::Record(record));
@@ -327,7 +337,12 @@ impl Session {
                 // Record first: a crash after forwarding must not leave an
                 // unrecorded decision.
                 out.push(Out::Record(record));
-                out.push(Out::Forward { start, end });
+                match forward {
+                    Some(bytes) => out.push(Out::ForwardBytes { bytes, end }),
+                    None => out.push(Out::Forward { start, end }),
+                }
+                // The transformed message keeps MSH-10: the upstream's
+                // acknowledgement answers the sender's control id.
                 self.in_flight.push_back(control_id_of(bytes));
             }
             (_, frame) => {
@@ -398,6 +413,7 @@ impl Session {
             record,
             reply: Some(reply),
             close: false,
+            forward: None,
         };
         self.enforce(o, Some((0, end, &[])), clock, out);
     }

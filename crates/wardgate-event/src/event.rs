@@ -792,6 +792,27 @@ pub struct InfusionFacts {
     pub patient_id: Option<String>,
 }
 
+/// `wardgate.privacy`: what a route's privacy profile did to one message or
+/// object, with the hashes of what came in and what went out, so the audit
+/// shows exactly that (and whether) it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivacyFacts {
+    /// `pass`, `minimise` or `pseudonymise`.
+    pub mode: String,
+    /// The consent purpose the route serves.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub purpose: Option<String>,
+    /// SHA-256 (hex) of the message or data set as it came in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sha256_in: Option<String>,
+    /// SHA-256 (hex) of what was forwarded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sha256_out: Option<String>,
+    /// What changed (`fields: 2 pseudonymised, 9 removed; segments removed: NK1`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub changes: Option<String>,
+}
+
 /// `wardgate.policy_applied`: a configuration put in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyApplied {
@@ -886,6 +907,9 @@ pub struct WardgateFields {
     /// Flood protection: what a flood episode hit and counted (`WG-FLOOD-*`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flood: Option<FloodFacts>,
+    /// What a route's privacy profile did to a message or object (`[route.privacy]`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub privacy: Option<PrivacyFacts>,
     /// An export to a SIEM: which, and its outage (`WG-EXPORT-001`, `-002`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub export: Option<ExportFacts>,
@@ -1066,6 +1090,7 @@ impl WardgateFields {
             inventory: None,
             risk: None,
             flood: None,
+            privacy: None,
             export: None,
             checkpoint: None,
             operation: None,

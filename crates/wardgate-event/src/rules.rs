@@ -342,6 +342,12 @@ rules! {
         "A device talked to a peer, protocol or port its manufacturer's usage description (RFC 8520 MUD) does not allow: a misconfiguration, an undeclared feature, or a compromised device.";
     MUD_UNVERIFIABLE = "WG-MUD-002", "mud-unverifiable", Low,
         "A device's flow is allowed by its MUD file only through a DNS name or controller the site has not mapped to addresses ([risk] mud_names, mud_controllers): wardgate resolves nothing itself, so it cannot say whether the flow is allowed.";
+    PRIVACY_OPTED_OUT = "WG-PRIV-001", "patient-opted-out", Low,
+        "The message or object is about a patient who opted out of the purpose this route serves ([route.privacy] purpose): it was not forwarded on it. The sender is answered as if delivered (HL7 AA, DICOM success) so it does not retry.";
+    PRIVACY_CANNOT_DEIDENTIFY = "WG-PRIV-002", "cannot-de-identify", Medium,
+        "A de-identifying route could not transform a message or object as its profile says (a value it cannot read, an escape sequence, a date that is no date, an element too large, a transfer syntax it cannot rewrite): refused rather than forwarded with identifiers in it.";
+    PRIVACY_BURNED_IN = "WG-PRIV-003", "burned-in-identity", Medium,
+        "An object whose pixels may show who the patient is (Burned In Annotation YES, a secondary capture or screenshot) was refused on a de-identifying route: removing attributes does not clean pixels. Allowed only with [route.privacy] allow_burned_in.";
 }
 
 /// The protocol rules: every way input can be malformed, reported by the

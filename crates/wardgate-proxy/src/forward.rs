@@ -113,8 +113,11 @@ pub(crate) async fn handle<C: ClientIo>(
                     if o.verdict == Verdict::Block {
                         session.enforce(o, Some((start, end, frame)), &clock, &mut outs);
                     } else {
+                        // What the destination may receive is what is queued:
+                        // a privacy profile's output, never the original.
+                        let stored = o.forward.as_deref().unwrap_or(frame);
                         let (record, reply) =
-                            store(frame, o.record, session.flow(), session.route(), &q).await;
+                            store(stored, o.record, session.flow(), session.route(), &q).await;
                         session.answer(record, end, reply, &clock, &mut outs);
                     }
                     if let Some(action) =
@@ -165,7 +168,9 @@ async fn execute<C: ClientIo>(
         for o in batch {
             match o {
                 Out::Record(r) => shared.record(r),
-                Out::Consume(n) | Out::Forward { end: n, .. } => buf.advance(n.min(buf.len())),
+                Out::Consume(n)
+                | Out::Forward { end: n, .. }
+                | Out::ForwardBytes { end: n, .. } => buf.advance(n.min(buf.len())),
                 Out::Reply(reply) => {
                     if client_ok && !relay::bounded_write(client, &reply, limit).await {
                         client_ok = false;

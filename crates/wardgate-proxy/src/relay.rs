@@ -467,6 +467,17 @@ impl<C: ClientIo> Relay<C> {
                                 .forward_failed(limit, &Clock::now(), &mut self.outs);
                         }
                     }
+                    Out::ForwardBytes { bytes, end } => {
+                        let sent = match self.upstream.as_mut() {
+                            Some(up) if open => bounded_write(up, &bytes, limit).await,
+                            _ => false,
+                        };
+                        self.cbuf.advance(end.min(self.cbuf.len()));
+                        if !sent && open {
+                            self.session
+                                .forward_failed(limit, &Clock::now(), &mut self.outs);
+                        }
+                    }
                     Out::Consume(n) => self.cbuf.advance(n.min(self.cbuf.len())),
                     Out::Reply(reply) => {
                         if client_ok && !bounded_write(&mut self.client, &reply, limit).await {

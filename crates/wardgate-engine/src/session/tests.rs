@@ -136,6 +136,11 @@ impl Driver {
                             self.cbuf.drain(..end);
                         }
                     }
+                    Out::ForwardBytes { bytes, end } => {
+                        assert!(!self.t.closed, "forward after close");
+                        self.t.upstream.push(bytes);
+                        self.cbuf.drain(..end);
+                    }
                     Out::Consume(n) => {
                         self.cbuf.drain(..n);
                     }
