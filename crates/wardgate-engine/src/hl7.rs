@@ -96,6 +96,16 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         .any(|m| m.matches(mt.code, mt.trigger));
     let is_order = mt.code == b"RGV" || msg.segments_named(b"RXG").next().is_some();
     if type_allowed && !is_order {
+        if route.privacy.is_some() {
+            let o = Outcome {
+                verdict: Verdict::Allow,
+                record: Box::new(allowed_event(route, flow, &msg, frame.len(), clock)).into(),
+                reply: None,
+                close: false,
+                forward: None,
+            };
+            return crate::privacy::apply_hl7(route, flow, &msg, frame, clock, o);
+        }
         // The common case: nothing to report. No `Event` is built.
         return Outcome {
             verdict: Verdict::Allow,
@@ -199,7 +209,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         }
     };
     event.wardgate.hl7 = Some(facts);
-    monitored(
+    let o = monitored(
         route,
         Outcome {
             verdict,
@@ -208,7 +218,8 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             close: false,
             forward: None,
         },
-    )
+    );
+    crate::privacy::apply_hl7(route, flow, &msg, frame, clock, o)
 }
 
 /// `enforcement = "monitor"`: a block becomes an alert (`would-block`, the same
@@ -588,6 +599,51 @@ fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
     )
 }
 
+/// The acknowledgement of a privacy decision, in the sender's delimiters: AA
+/// for a message withheld because its patient opted out (the sender must not
+/// retry), AR with ERR 207 for one that could not be de-identified. MSA-3
+/// never names the patient.
+pub(crate) fn privacy_ack(msg: &Message<'_>, clock: &Clock, code: AckCode, rule: Rule) -> Vec<u8> {
+    let control_id = clock.ack_control_id();
+    let summary = if code == AckCode::AA {
+        format!("Accepted, not forwarded: the patient opted out ({})", rule.id)
+    } else {
+        format!("Refused: could not be de-identified ({})", rule.id)
+    };
+    framed_ack(
+        Some(msg),
+        b"",
+        &AckParams {
+            summary: Some(&summary),
+            location: None,
+            application_code: Some((rule.id, rule.name)),
+            code,
+            text: &summary,
+            error_code: (code != AckCode::AA).then_some((207, "Application internal error")),
+            control_id: &control_id,
+            timestamp: clock.hl7(),
+            sending_application: "WARDGATE",
+        },
+    )
+}
+
+/// The `allowed` event of a message the routine path would record compactly:
+/// what a privacy step needs to add its facts to.
+pub(crate) fn allowed_event(
+    route: &RoutePolicy,
+    flow: &Flow,
+    msg: &Message<'_>,
+    bytes: usize,
+    clock: &Clock,
+) -> Event {
+    let facts = facts_of(msg);
+    let reason = format!("{} allowed on route {}", facts.message_type, &*route.id);
+    let mut event = flow.event(clock, route, Action::Allowed, reason, Stage::Message);
+    event.wardgate.bytes = Some(bytes as u64);
+    event.wardgate.hl7 = Some(facts);
+    event
+}
+
 /// A framed acknowledgement wardgate writes itself: in the original's delimiters
 /// when it parsed, else with defaults naming `unparsed_control_id`.
 fn wardgate_ack(
@@ -633,7 +689,7 @@ fn framed_ack(
     out
 }
 
-fn add_rule(event: &mut Event, rule: Rule, detail: String) {
+pub(crate) fn add_rule(event: &mut Event, rule: Rule, detail: String) {
     if event.rule.is_none() {
         event.set_rule(rule);
     }

@@ -19,6 +19,7 @@ pub mod infusion;
 pub mod mqtt;
 pub mod observe;
 pub mod policy;
+pub mod privacy;
 pub mod session;
 pub mod units;
 

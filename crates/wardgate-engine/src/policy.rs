@@ -241,7 +241,7 @@ pub struct RoutePolicy {
     pub policy_hash: Arc<str>,
     /// `[route.privacy]`: `None` when the route passes everything and serves
     /// no consent purpose.
-    pub privacy: Option<wardgate_config::ResolvedPrivacy>,
+    pub privacy: Option<crate::privacy::RoutePrivacy>,
     /// The site's privacy state: how records name patients, consent lists.
     pub site: wardgate_privacy::Site,
 }
@@ -655,6 +655,22 @@ impl Policy {
             })
             .collect::<Vec<_>>()
             .into();
+        let mut privacy_hl7 = Vec::with_capacity(v.routes.len());
+        let mut privacy_problems = Vec::new();
+        for (i, r) in v.routes.iter().enumerate() {
+            let compiled = match &r.privacy {
+                Some(p) if r.protocol == Protocol::Hl7Mllp => crate::privacy::compile_hl7(p)
+                    .unwrap_or_else(|e| {
+                        privacy_problems.push(crate::privacy::problem(v, i, e));
+                        None
+                    }),
+                _ => None,
+            };
+            privacy_hl7.push(compiled);
+        }
+        if !privacy_problems.is_empty() {
+            return Err(privacy_problems);
+        }
         let routes = v
             .routes
             .iter()
@@ -697,7 +713,14 @@ impl Policy {
                     index,
                     policy_hash: short.clone(),
                     mllp_strict: r.mllp_strict,
-                    privacy: r.privacy.clone(),
+                    privacy: r.privacy.as_ref().map(|p| crate::privacy::RoutePrivacy {
+                        settings: p.clone(),
+                        hl7: if r.protocol == Protocol::Hl7Mllp {
+                            privacy_hl7[index].clone()
+                        } else {
+                            None
+                        },
+                    }),
                     site: site.clone(),
                 })
             })

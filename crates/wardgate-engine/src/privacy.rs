@@ -1,0 +1,190 @@
+//! A route's privacy profile applied to an HL7 message policy allowed
+//! (`[route.privacy]`, docs/privacy.md): consent first, then the transform.
+//!
+//! Privacy is applied in monitor mode too: forwarding identifiable data to a
+//! destination that must not have it cannot be undone, unlike a block.
+//! Every failure is a refusal (`WG-PRIV-002`), never the original forwarded.
+
+use crate::event::{Action, Event, PrivacyFacts, Record};
+use crate::hl7::{Outcome, Verdict};
+use crate::policy::{Flow, RoutePolicy};
+use crate::rules;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use wardgate_config::{PrivacyMode, Problem, ResolvedPrivacy};
+use wardgate_event::clock::Clock;
+use wardgate_privacy::hl7::{Hl7Profile, Mode, SegmentAction, SegmentId};
+use wardgate_proto::hl7::ack::AckCode;
+use wardgate_proto::hl7::Message;
+
+/// A route's compiled privacy profile.
+#[derive(Debug, Clone)]
+pub struct RoutePrivacy {
+    /// As configured.
+    pub settings: ResolvedPrivacy,
+    /// HL7 routes that transform: the profile.
+    pub hl7: Option<Arc<Hl7Profile>>,
+}
+
+/// Compiles `[route.privacy]` for an HL7 route (the rules' names were checked
+/// by the configuration; what only the transform knows is checked here).
+pub fn compile_hl7(p: &ResolvedPrivacy) -> Result<Option<Arc<Hl7Profile>>, String> {
+    let mode = match p.mode {
+        PrivacyMode::Pass => return Ok(None),
+        PrivacyMode::Minimise => Mode::Minimise,
+        PrivacyMode::Pseudonymise => Mode::Pseudonymise,
+    };
+    let mut profile = Hl7Profile::new(mode);
+    for (seg, action) in &p.segments {
+        let id = SegmentId::new(seg.as_bytes()).ok_or_else(|| format!("{seg:?} is not a segment id"))?;
+        let action: SegmentAction = action.parse().map_err(|e| format!("{seg}: {e}"))?;
+        profile.set_segment(id, action).map_err(|e| format!("{seg}: {e}"))?;
+    }
+    for (at, action) in &p.fields {
+        let text = match (at.component, at.subcomponent) {
+            (None, _) => format!("{}-{}", at.segment, at.field),
+            (Some(c), None) => format!("{}-{}.{c}", at.segment, at.field),
+            (Some(c), Some(s)) => format!("{}-{}.{c}.{s}", at.segment, at.field),
+        };
+        profile
+            .set_field_str(&text, action)
+            .map_err(|e| format!("{text}: {e}"))?;
+    }
+    Ok(Some(Arc::new(profile)))
+}
+
+/// Located problems for a route whose profile does not compile.
+pub(crate) fn problem(v: &wardgate_config::Validated, route_index: usize, text: String) -> Problem {
+    let src = &v.config.source;
+    let span = v.config.routes[route_index].id.span();
+    src.problem(
+        span,
+        wardgate_config::Level::Error,
+        format!("route {:?}: [route.privacy]: {text}", v.config.routes[route_index].id.get_ref()),
+    )
+}
+
+fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Applies the route's privacy profile to a message policy allowed (or would
+/// have, in monitor mode): a patient who opted out of the route's purpose is
+/// withheld (AA to the sender, `WG-PRIV-001`); a transforming route forwards
+/// the profile's output, recorded with the hashes in and out; what cannot be
+/// transformed is refused (AR, `WG-PRIV-002`).
+pub(crate) fn apply_hl7(
+    route: &RoutePolicy,
+    flow: &Flow,
+    msg: &Message<'_>,
+    frame: &[u8],
+    clock: &Clock,
+    mut o: Outcome,
+) -> Outcome {
+    let Some(p) = route.privacy.as_ref() else {
+        return o;
+    };
+    if o.verdict == Verdict::Block || o.close {
+        return o;
+    }
+    let payload = msg.raw();
+    let mut event = match o.record {
+        Record::Event(e) => *e,
+        Record::Routine(_) => crate::hl7::allowed_event(route, flow, msg, frame.len(), clock),
+    };
+    let mut facts = PrivacyFacts {
+        mode: p.settings.mode.as_str().to_owned(),
+        purpose: p.settings.purpose.clone(),
+        sha256_in: Some(hex(Sha256::digest(payload))),
+        ..Default::default()
+    };
+    // Consent: every patient identifier the message carries is looked up.
+    if let Some(purpose) = &p.settings.purpose {
+        match wardgate_privacy::hl7::patient_ids_parsed(msg) {
+            Ok(ids) => {
+                let opted = ids.iter().find(|id| {
+                    route
+                        .site
+                        .patients
+                        .pseudonym(&id.id)
+                        .is_some_and(|ps| route.site.consent.opted_out(purpose, &ps))
+                });
+                if let Some(id) = opted {
+                    let who = route.patient_name(&id.id).unwrap_or_else(|| "unnamed".into());
+                    let text = format!(
+                        "not forwarded on route {}: the patient ({who}) opted out of {purpose}; acknowledged so the sender does not retry",
+                        &*route.id
+                    );
+                    return refuse(route, msg, clock, event, facts, rules::PRIVACY_OPTED_OUT, text, AckCode::AA);
+                }
+            }
+            Err(e) => {
+                let text = format!("consent for {purpose} cannot be checked: {e}");
+                return refuse(route, msg, clock, event, facts, rules::PRIVACY_CANNOT_DEIDENTIFY, text, AckCode::AR);
+            }
+        }
+    }
+    let Some(profile) = &p.hl7 else {
+        event.wardgate.privacy = Some(facts);
+        o.record = Box::new(event).into();
+        return o;
+    };
+    let Some(pseudonymiser) = route.site.patients.pseudonymiser() else {
+        let text = "the site key is not loaded: no message can be de-identified".to_owned();
+        return refuse(route, msg, clock, event, facts, rules::PRIVACY_CANNOT_DEIDENTIFY, text, AckCode::AR);
+    };
+    let mut out = Vec::with_capacity(frame.len() + 64);
+    out.push(0x0B);
+    match wardgate_privacy::hl7::transform_parsed(msg, profile, pseudonymiser, &mut out) {
+        Ok(done) => {
+            facts.sha256_out = Some(hex(Sha256::digest(&out[1..])));
+            facts.changes = Some(done.to_string());
+            // The patient's pseudonym is remembered for re-identification.
+            if let Ok(ids) = wardgate_privacy::hl7::patient_ids_parsed(msg) {
+                for id in ids {
+                    let _ = route.site.patients.pseudonym(&id.id);
+                }
+            }
+            out.extend_from_slice(&[0x1C, 0x0D]);
+            event.wardgate.privacy = Some(facts);
+            event.event.reason = format!("{} ({} for {})", event.event.reason, done, p.settings.mode.as_str());
+            o.record = Box::new(event).into();
+            o.forward = Some(out);
+            o
+        }
+        Err(e) => {
+            let text = format!("not de-identified, not forwarded: {e}");
+            refuse(route, msg, clock, event, facts, rules::PRIVACY_CANNOT_DEIDENTIFY, text, AckCode::AR)
+        }
+    }
+}
+
+/// A refusal (or withholding) by the privacy profile: recorded with the rule,
+/// answered with `code`. Not turned into an alert in monitor mode.
+#[allow(clippy::too_many_arguments)]
+fn refuse(
+    _route: &RoutePolicy,
+    msg: &Message<'_>,
+    clock: &Clock,
+    mut event: Event,
+    facts: PrivacyFacts,
+    rule: crate::rules::Rule,
+    text: String,
+    code: AckCode,
+) -> Outcome {
+    event.event.action = Action::Blocked;
+    event.event.reason = text.clone();
+    event.wardgate.privacy = Some(facts);
+    if let Some(h) = &mut event.wardgate.hl7 {
+        h.ack_code = code.as_str().into();
+    }
+    crate::hl7::add_rule(&mut event, rule, text);
+    let reply = crate::hl7::privacy_ack(msg, clock, code, rule);
+    Outcome {
+        verdict: Verdict::Block,
+        record: Box::new(event).into(),
+        reply: Some(reply),
+        close: false,
+        forward: None,
+    }
+}
