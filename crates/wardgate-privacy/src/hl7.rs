@@ -698,12 +698,12 @@ impl<'a> Transformer<'a, '_> {
         match self.resolve(action) {
             FieldAction::Keep => out.extend_from_slice(raw),
             FieldAction::Remove => {
-                if !raw.is_empty() {
+                if has_content(raw, &self.d) {
                     self.flags |= REMOVED;
                 }
             }
             FieldAction::Null => {
-                if !raw.is_empty() {
+                if has_content(raw, &self.d) {
                     out.extend_from_slice(value::NULL);
                     if raw != value::NULL {
                         self.flags |= REMOVED;
@@ -735,7 +735,7 @@ impl<'a> Transformer<'a, '_> {
         unit: &'a [u8],
         loc: Loc,
     ) -> Result<(), Hl7PrivacyError> {
-        if unit.is_empty() {
+        if !has_content(unit, &self.d) {
             return Ok(());
         }
         if unit == value::NULL {
@@ -753,10 +753,7 @@ impl<'a> Transformer<'a, '_> {
             Level::Component => first_sub(unit, &d),
             Level::Sub => unit,
         };
-        let rest_has_content = unit[atom.len()..]
-            .iter()
-            .any(|&b| b != d.component && Some(b) != d.subcomponent);
-        if rest_has_content {
+        if has_content(&unit[atom.len()..], &d) {
             self.flags |= REMOVED;
         }
         if atom.is_empty() {
@@ -854,6 +851,13 @@ impl<'a> Transformer<'a, '_> {
             .shift
             .get_or_insert_with(|| p.date_shift_days(&patient.id)))
     }
+}
+
+/// True when `raw` holds more than component, subcomponent and repetition
+/// separators: `^^~^` says nothing, and nothing is done to it.
+fn has_content(raw: &[u8], d: &Delimiters) -> bool {
+    raw.iter()
+        .any(|&b| b != d.component && b != d.repetition && Some(b) != d.subcomponent)
 }
 
 fn is_delimiter(b: u8, d: &Delimiters) -> bool {

@@ -572,10 +572,10 @@ impl Hl7Profile {
         }
     }
 
-    /// The site's action for a segment. Segment actions decide first: a
-    /// removed or kept segment is removed or kept whatever its field rules.
-    /// `apply` on a segment without rules removes every field but those the
-    /// site names (deny by default; see [`Hl7Profile::set_unlisted`]).
+    /// The site's action for a segment: a removed or kept segment is removed
+    /// or kept whatever its field rules. `apply` on a segment without rules
+    /// removes every field but those the site names (deny by default; see
+    /// [`Hl7Profile::set_unlisted`]).
     pub fn set_segment(&mut self, id: SegmentId, action: SegmentAction) -> Result<(), RuleError> {
         if id == SegmentId::MSH {
             return Err(RuleError::Msh);
@@ -592,9 +592,11 @@ impl Hl7Profile {
     /// The site's rule for an address. It replaces the defaults at that
     /// address and inside it (a site's `PID-3 = keep` keeps all of PID-3), and
     /// is itself overridden inside by the site's more specific rules,
-    /// whichever order they are set in. A rule on a segment that is kept
-    /// turns it to `apply` with its other fields kept; on a removed segment it
-    /// waits for the site to `apply` it.
+    /// whichever order they are set in. A rule on a segment that is kept (by
+    /// default or by the site) turns it to `apply` with its other fields
+    /// kept; on a removed segment it waits for the site to `apply` it. A later
+    /// [`Hl7Profile::set_segment`] decides the segment again, so a
+    /// configuration reader sets segments first.
     pub fn set_field(&mut self, at: FieldAddress, action: FieldAction) -> Result<(), RuleError> {
         let id = at.segment;
         if id == SegmentId::MSH {

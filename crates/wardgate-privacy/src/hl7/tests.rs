@@ -558,6 +558,16 @@ fn empty_trailing_and_missing() {
     );
     assert!(!outcome.changed(), "{outcome}");
     assert_eq!(outcome.to_string(), "unchanged");
+    // Separators only: nothing to remove, null or pseudonymise.
+    let m = msg(r"
+        MSH|^~\&|A|B|C|D|2026||ADT^A08|1|P|2.5
+        PID|1||^^~||^&^~^|||||^^
+    ");
+    for mode in [Mode::Pseudonymise, Mode::Minimise] {
+        let (out, outcome) = run(&m, mode);
+        assert_eq!(segs(&out)[1], "PID|1");
+        assert!(!outcome.changed(), "{outcome}");
+    }
     // No PID at all: dates move with the id "".
     let m = msg(r"
         MSH|^~\&|MON|ICU|EHR|H|2026||ORU^R01|1|P|2.5
