@@ -36,9 +36,11 @@ fn site(mode: Mode) -> Hl7Profile {
         p.set_field_str(at, action).expect("a valid rule");
     }
     let seg = |s: &str| s.parse::<SegmentId>().expect("segment id");
-    p.set_segment(seg("ZPI"), SegmentAction::Apply).expect("ZPI");
+    p.set_segment(seg("ZPI"), SegmentAction::Apply)
+        .expect("ZPI");
     p.set_segment(seg("NTE"), SegmentAction::Keep).expect("NTE");
-    p.set_segment(seg("ORC"), SegmentAction::Remove).expect("ORC");
+    p.set_segment(seg("ORC"), SegmentAction::Remove)
+        .expect("ORC");
     p.set_unlisted(seg("PV1"), FieldAction::Keep).expect("PV1");
     p
 }
@@ -73,7 +75,10 @@ fuzz_target!(|data: &[u8]| {
     match transform_parsed(&m, profile, key(), &mut out) {
         Ok(_) => {
             let body = &out[6..];
-            assert!(body.len() <= raw.len() * MAX_GROWTH, "grew beyond the bound");
+            assert!(
+                body.len() <= raw.len() * MAX_GROWTH,
+                "grew beyond the bound"
+            );
             let t = Message::parse(body, &Limits { max_segments: 256 })
                 .expect("a transformed message parses");
             assert_eq!(t.msh().raw(), m.msh().raw(), "MSH changed");
