@@ -102,8 +102,9 @@
 //! | OBX-19 | Date/Time of the Analysis | shift | keep |
 //! | OBX-25 | Performing Organization Medical Director | remove | remove |
 //!
-//! OBX-5 by value type: numeric (NM, SN, NR, NA, MA, CQ, CP), coded (CE, CWE,
-//! CNE, ID, IS) and time of day (TM) kept; dates (DT, DTM, TS) shifted in
+//! OBX-5 by value type: numeric (NM when every repetition is a number, SN, NR,
+//! NA, MA, CQ, CP), coded (CE, CWE, CNE, ID, IS) and time of day (TM) kept;
+//! dates (DT, DTM, TS) shifted in
 //! pseudonymise mode, kept in minimise mode (like OBX-14); anything else, text
 //! (ST, TX, FT), names, addresses, identifiers, encapsulated data, and an
 //! absent or unknown type, removed.
@@ -227,11 +228,10 @@ pub struct Hl7Outcome {
 impl Hl7Outcome {
     /// True when anything was changed.
     pub fn changed(&self) -> bool {
-        self.fields_removed
-            + self.fields_pseudonymised
-            + self.fields_generalised
-            + self.fields_shifted
-            > 0
+        self.fields_removed > 0
+            || self.fields_pseudonymised > 0
+            || self.fields_generalised > 0
+            || self.fields_shifted > 0
             || !self.segments_removed.is_empty()
     }
 
@@ -626,7 +626,7 @@ impl<'a> Transformer<'a, '_> {
             return self.apply(out, t.unlisted, Level::Field, raw, loc);
         };
         loc.field = f;
-        let base = self.resolve(t.get(f, 0, 0).unwrap_or(t.unlisted));
+        let base = self.resolve(t.get(f, 0, 0).unwrap_or(t.unlisted), raw);
         if !t.has_below(f, 0) {
             return self.apply(out, base, Level::Field, raw, loc);
         }
@@ -640,7 +640,7 @@ impl<'a> Transformer<'a, '_> {
                 let comp_mark = out.len();
                 let c = position(ci + 1);
                 let ca = match c.and_then(|c| t.get(f, c, 0)) {
-                    Some(a) => self.resolve(a),
+                    Some(a) => self.resolve(a, comp),
                     None => base.inherited(ci + 1),
                 };
                 loc.component = c.unwrap_or(u16::MAX);
@@ -652,7 +652,7 @@ impl<'a> Transformer<'a, '_> {
                             let sub_mark = out.len();
                             let sn = position(si + 1);
                             let sa = match sn.and_then(|sn| t.get(f, c, sn)) {
-                                Some(a) => self.resolve(a),
+                                Some(a) => self.resolve(a, sub),
                                 None => ca.inherited(si + 1),
                             };
                             loc.sub = sn.unwrap_or(u16::MAX);
@@ -669,14 +669,18 @@ impl<'a> Transformer<'a, '_> {
         Ok(())
     }
 
-    /// OBX-5's action from OBX-2; every other action as it is.
-    fn resolve(&self, action: FieldAction) -> FieldAction {
+    /// OBX-5's action from OBX-2 (and, for NM, from the value: a number
+    /// that is not one is removed, whatever it says); every other action as
+    /// it is.
+    fn resolve(&self, action: FieldAction, raw: &[u8]) -> FieldAction {
         if action != FieldAction::ByValueType {
             return action;
         }
         match self.value_type {
-            b"NM" | b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"CE" | b"CWE" | b"CNE"
-            | b"ID" | b"IS" | b"TM" => FieldAction::Keep,
+            b"NM" if raw.split(|&b| b == self.d.repetition).all(is_number) => FieldAction::Keep,
+            b"NM" => FieldAction::Remove,
+            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"CE" | b"CWE" | b"CNE" | b"ID"
+            | b"IS" | b"TM" => FieldAction::Keep,
             b"DT" | b"DTM" | b"TS" if self.profile.mode() == Mode::Pseudonymise => {
                 FieldAction::ShiftDate
             }
@@ -695,7 +699,7 @@ impl<'a> Transformer<'a, '_> {
         raw: &'a [u8],
         mut loc: Loc,
     ) -> Result<(), Hl7PrivacyError> {
-        match self.resolve(action) {
+        match self.resolve(action, raw) {
             FieldAction::Keep => out.extend_from_slice(raw),
             FieldAction::Remove => {
                 if has_content(raw, &self.d) {
@@ -851,6 +855,19 @@ impl<'a> Transformer<'a, '_> {
             .shift
             .get_or_insert_with(|| p.date_shift_days(&patient.id)))
     }
+}
+
+/// An HL7 NM: optional spaces, an optional sign, digits with at most one
+/// decimal point (at least one digit); or empty.
+fn is_number(raw: &[u8]) -> bool {
+    let t = raw.trim_ascii();
+    let t = t
+        .strip_prefix(b"+")
+        .or_else(|| t.strip_prefix(b"-"))
+        .unwrap_or(t);
+    let digits = t.iter().filter(|b| b.is_ascii_digit()).count();
+    let points = t.iter().filter(|&&b| b == b'.').count();
+    raw.is_empty() || (digits > 0 && points <= 1 && digits + points == t.len())
 }
 
 /// True when `raw` holds more than component, subcomponent and repetition

@@ -329,8 +329,8 @@ pub enum FieldAction {
     /// A date or date/time moved by the patient's offset in days, its
     /// precision and time zone kept.
     ShiftDate,
-    /// OBX-5 by the value type in OBX-2: numeric, coded and time-of-day values
-    /// kept, dates shifted (pseudonymise mode) or kept (minimise mode),
+    /// OBX-5 by the value type in OBX-2: numeric (an NM only if it is a
+    /// number), coded and time-of-day values kept, dates shifted (pseudonymise mode) or kept (minimise mode),
     /// anything else (text, names, addresses, encapsulated data, an absent or
     /// unknown type) removed.
     ByValueType,

@@ -262,6 +262,8 @@ OBX|7|DTM|LASTDOSE^Last dose time^L||20260228220000+0100||||||F
 OBX|8|ED|PDF^Report^L||^application^pdf^Base64^SmFuZSBEb2U=||||||F
 OBX|9|XPN|NOK^Next of kin^L||Doe^John||||||F
 OBX|10|SN|BP^Blood pressure^L||>^120||||||F
+OBX|11|NM|HR^Heart rate^L||-72.5~ 3 ~+.5||||||F
+OBX|12|NM|HR^Heart rate^L||72~Jane||||||F
 NTE|1||Patient Jane Doe, call 555-0101
 ";
 
@@ -277,7 +279,7 @@ fn oru_r01_observations_by_value_type() {
         .into_iter()
         .filter(|s| s.starts_with("OBX"))
         .collect();
-    assert_eq!(obx.len(), 10, "every OBX kept: {out}");
+    assert_eq!(obx.len(), 12, "every OBX kept: {out}");
     let values: Vec<&str> = obx.iter().map(|s| fld(s, 5)).collect();
     let last_dose = naive_shift("20260228220000+0100", days);
     assert_eq!(
@@ -292,7 +294,9 @@ fn oru_r01_observations_by_value_type() {
             &last_dose,
             "",
             "",
-            ">^120"
+            ">^120",
+            "-72.5~ 3 ~+.5",
+            "",
         ]
     );
     // OBX-14 and OBX-19 moved; OBX-16 (observer) gone; the rest as sent.
