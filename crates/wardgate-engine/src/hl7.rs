@@ -99,7 +99,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         if route.privacy.is_some() {
             let o = Outcome {
                 verdict: Verdict::Allow,
-                record: Box::new(allowed_event(route, flow, &msg, frame.len(), clock)).into(),
+                record: allowed_event(route, flow, &msg, frame.len(), clock).into(),
                 reply: None,
                 close: false,
                 forward: None,

@@ -7,7 +7,8 @@
 
 use crate::event::{Action, Event, PrivacyFacts, Record};
 use crate::hl7::{Outcome, Verdict};
-use crate::policy::{Flow, RoutePolicy};
+use crate::policy::RoutePolicy;
+use crate::Flow;
 use crate::rules;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -126,7 +127,7 @@ pub(crate) fn apply_hl7(
     }
     let Some(profile) = &p.hl7 else {
         event.wardgate.privacy = Some(facts);
-        o.record = Box::new(event).into();
+        o.record = event.into();
         return o;
     };
     let Some(pseudonymiser) = route.site.patients.pseudonymiser() else {
@@ -148,7 +149,7 @@ pub(crate) fn apply_hl7(
             out.extend_from_slice(&[0x1C, 0x0D]);
             event.wardgate.privacy = Some(facts);
             event.event.reason = format!("{} ({} for {})", event.event.reason, done, p.settings.mode.as_str());
-            o.record = Box::new(event).into();
+            o.record = event.into();
             o.forward = Some(out);
             o
         }
@@ -182,7 +183,7 @@ fn refuse(
     let reply = crate::hl7::privacy_ack(msg, clock, code, rule);
     Outcome {
         verdict: Verdict::Block,
-        record: Box::new(event).into(),
+        record: event.into(),
         reply: Some(reply),
         close: false,
         forward: None,

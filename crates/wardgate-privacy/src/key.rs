@@ -27,6 +27,12 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub mod kind {
     /// A patient identifier: HL7 PID-2/3/4, DICOM Patient ID, the events.
     pub const PATIENT: &str = "patient";
+    /// A patient account (billing) number: HL7 PID-18, MRG-3.
+    pub const ACCOUNT: &str = "account";
+    /// A visit (encounter) number: HL7 PV1-19, PV1-50, MRG-5, MRG-6.
+    pub const VISIT: &str = "visit";
+    /// Any other identifier a site chooses to pseudonymise.
+    pub const IDENTIFIER: &str = "identifier";
 }
 
 /// The site's secret: 32 random bytes kept in `data_dir/privacy/site.key`.

@@ -7,15 +7,19 @@
 //! - [`naming`]: how wardgate's own records name patients (pseudonyms by
 //!   default), and the [`Book`] that keeps the way back for re-identification.
 //! - [`consent`]: per purpose, the patients who opted out, as pseudonyms.
+//! - [`hl7`]: HL7 v2 messages minimised or pseudonymised per route, and the
+//!   patient identifiers a message carries.
 //!
 //! Everything here works on bytes and values handed in; reading the key file,
 //! the consent lists and writing the re-identification table are the binary's.
 
 pub mod consent;
+pub mod hl7;
 pub mod key;
 pub mod naming;
 
 pub use consent::{Consent, ConsentLists};
+pub use hl7::{Hl7Outcome, Hl7PrivacyError, Hl7Profile};
 pub use key::{Pseudonymiser, SiteKey, PSEUDONYM_LEN};
 pub use naming::{Book, PatientNaming};
 

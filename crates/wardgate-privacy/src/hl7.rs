@@ -1,0 +1,887 @@
+//! HL7 v2 minimisation and pseudonymisation, sans-IO: one message in, the
+//! message a destination may receive out.
+//!
+//! The input is one HL7 v2 message (an MLLP payload) that
+//! [`wardgate_proto::hl7::Message::parse`] accepts; [`transform_parsed`] takes
+//! the gateway's own parse, so wardgate and the transform read one message
+//! identically. The output is appended to the caller's buffer in the message's
+//! own delimiters (MSH-1/MSH-2) and segment terminators; what no rule changes is
+//! copied from the input.
+//!
+//! # What is kept as it was
+//!
+//! - MSH, byte for byte: the receiver's ACK must still name the sender's
+//!   MSH-10, and MSH-1/2 say how to read the rest.
+//! - The order of the segments that are not removed, and the position of every
+//!   field, component and repetition in them; trailing empty fields,
+//!   components and repetitions a rule leaves behind are omitted (HL7 v2.5
+//!   2.5.3: a receiver treats them as absent).
+//!
+//! # Segments (defaults)
+//!
+//! | segment | action | why |
+//! |---|---|---|
+//! | MSH | keep | always; no rule can change it |
+//! | PID, PD1, PV1, OBX, MRG | apply | field rules below |
+//! | NK1, GT1, IN1, IN2, IN3 | remove | relatives', guarantors' and insured persons' identities |
+//! | NTE | remove | free text |
+//! | Z.. | remove | content unknown: fails closed |
+//! | any other | keep | the clinical content (ORC, OBR, RXG, TQ1, ...) the destination is for |
+//!
+//! A site may name any segment `remove`, `keep` or `apply` and set rules on any
+//! address ([`Hl7Profile`]).
+//!
+//! # Field rules (defaults; HL7 v2.5 names)
+//!
+//! Rules address `SEG-N`, `SEG-N.C` or `SEG-N.C.S` ([`FieldAddress`]); the most
+//! specific rule wins, and a site's rule replaces the defaults at and inside
+//! its address. A value action (pseudonymise, generalise, shift) acts on the
+//! first value of what it addresses (CX.1, TS.1, ...) in every repetition and
+//! removes the rest unless a more specific rule keeps it ([`FieldAction`]).
+//! "CX id" below means: CX.1 pseudonymised, CX.4 assigning authority and CX.5
+//! identifier type code kept, the rest of the CX removed.
+//!
+//! **PID** (a field not listed is removed: names, aliases, phones, SSN,
+//! driver's licence, mother's maiden name and identifier, religion, birth
+//! place, citizenship, county, race, nationality, veterans status, ...):
+//!
+//! | field | name | pseudonymise | minimise |
+//! |---|---|---|---|
+//! | PID-1 | Set ID - PID | keep | keep |
+//! | PID-2 | Patient ID | CX id (patient) | remove |
+//! | PID-3 | Patient Identifier List | CX id (patient) | null `""` (required) |
+//! | PID-4 | Alternate Patient ID - PID | CX id (patient) | remove |
+//! | PID-5 | Patient Name | the patient's pseudonym as family name (XPN.1.1) | null `""` (required) |
+//! | PID-7 | Date/Time of Birth | year | year |
+//! | PID-8 | Administrative Sex | keep | keep |
+//! | PID-11 | Patient Address | XAD.5 postcode to its district, XAD.6 country kept | same |
+//! | PID-15 | Primary Language | keep | keep |
+//! | PID-16 | Marital Status | keep | keep |
+//! | PID-18 | Patient Account Number | CX id (account) | remove |
+//! | PID-22 | Ethnic Group | keep | keep |
+//! | PID-24 | Multiple Birth Indicator | keep | keep |
+//! | PID-25 | Birth Order | keep | keep |
+//! | PID-29 | Patient Death Date and Time | shift | year |
+//! | PID-30 | Patient Death Indicator | keep | keep |
+//!
+//! **PV1** (a field not listed is removed):
+//!
+//! | field | name | pseudonymise | minimise |
+//! |---|---|---|---|
+//! | PV1-1 | Set ID - PV1 | keep | keep |
+//! | PV1-2 | Patient Class | keep | keep |
+//! | PV1-3 | Assigned Patient Location | keep but PL.9 (location description, free text) | same |
+//! | PV1-4 | Admission Type | keep | keep |
+//! | PV1-7, 8, 9, 17 | Attending, Referring, Consulting, Admitting Doctor | remove | remove |
+//! | PV1-10 | Hospital Service | keep | keep |
+//! | PV1-18 | Patient Type | keep | keep |
+//! | PV1-19 | Visit Number | CX id (visit) | remove |
+//! | PV1-44, 45 | Admit, Discharge Date/Time | shift | year |
+//!
+//! The assigned location stays: a pump's drug library care area is chosen by
+//! it.
+//!
+//! **PD1**: every field removed (primary care provider, living will,
+//! organ donor, ...).
+//!
+//! **MRG** (merges carry the patient's former identifiers; a field not listed
+//! is removed): MRG-1 Prior Patient Identifier List, MRG-2 Prior Alternate
+//! Patient ID and MRG-4 Prior Patient ID: CX id (patient); MRG-3 Prior Patient
+//! Account Number: CX id (account); MRG-5 Prior Visit Number and MRG-6 Prior
+//! Alternate Visit ID: CX id (visit); MRG-7 Prior Patient Name: remove. In
+//! minimise mode MRG-1 (required) is null `""` and the others removed.
+//!
+//! **OBX** (a field not listed is kept: the observation is what the destination
+//! is for):
+//!
+//! | field | name | pseudonymise | minimise |
+//! |---|---|---|---|
+//! | OBX-5 | Observation Value | by OBX-2 Value Type | same, dates kept |
+//! | OBX-14 | Date/Time of the Observation | shift | keep |
+//! | OBX-16 | Responsible Observer | remove | remove |
+//! | OBX-19 | Date/Time of the Analysis | shift | keep |
+//! | OBX-25 | Performing Organization Medical Director | remove | remove |
+//!
+//! OBX-5 by value type: numeric (NM when every repetition is a number, SN, NR,
+//! NA, MA, CQ, CP), coded (CE, CWE, CNE, ID, IS) and time of day (TM) kept;
+//! dates (DT, DTM, TS) shifted in
+//! pseudonymise mode, kept in minimise mode (like OBX-14); anything else, text
+//! (ST, TX, FT), names, addresses, identifiers, encapsulated data, and an
+//! absent or unknown type, removed.
+//!
+//! # Reading values
+//!
+//! - Escape sequences: `\F\ \S\ \T\ \R\ \E\` (and `\P\` when MSH-2 declares a
+//!   truncation character) are decoded before a value is pseudonymised, read
+//!   as a date or generalised; any other escape (`\X..\`, `\H\`, `\.br\`,
+//!   character set switches, an open one) in such a value refuses the message
+//!   ([`Hl7PrivacyError::Unreadable`]), as do bytes that are not UTF-8: a
+//!   value the transform cannot read must not pass through unchanged. Kept and
+//!   removed values are not read.
+//! - An empty value stays empty and HL7's null `""` stays `""`: neither carries
+//!   anything to hide, and a pseudonym of nothing would invent a value.
+//! - The patient a segment belongs to is the PID segment before it (the first
+//!   PID for segments before any, as in ADT^A17 or a multi-patient ORU^R01).
+//!   The patient's id, for the name pseudonym and the date shift
+//!   ([`Pseudonymiser::date_shift_days`]), is the first identifier
+//!   [`patient_ids`] returns for that PID: the first non-empty CX.1 of PID-3,
+//!   else of PID-2, else of PID-4. A message without one uses the id `""`:
+//!   its dates still move, by the offset every id-less message shares, and
+//!   its PID-5 (if any) becomes the pseudonym of `""`.
+//! - Dates: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`, a real calendar
+//!   date and time; anything else is refused where a date must be shifted or
+//!   generalised. A shift keeps the precision and the time zone offset.
+//!
+//! # Limits
+//!
+//! The output of one message is at most [`MAX_GROWTH`] bytes for every byte in:
+//! a pseudonym (16 characters) may replace a one-character value. Time and
+//! memory are linear in the message; the number of segments is the parser's
+//! limit ([`Limits`]). Errors never carry a value of the message, only where
+//! it was.
+
+mod profile;
+mod value;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use profile::{
+    FieldAction, FieldAddress, Hl7Profile, Mode, PseudonymKind, RuleError, SegmentAction,
+    SegmentId, MAX_POSITION,
+};
+pub use value::Unreadable;
+
+use crate::key::Pseudonymiser;
+use profile::Table;
+use std::fmt;
+use wardgate_proto::hl7::{escape, unescape, Delimiters, Hl7Error, Limits, Message};
+
+/// Most bytes written for one byte of input.
+pub const MAX_GROWTH: usize = 16;
+
+/// Why a message was not transformed. Nothing is appended to the output then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Hl7PrivacyError {
+    /// The message does not parse (the gateway refuses it before).
+    #[error("not a parsable HL7 v2 message: {0}")]
+    Parse(#[from] Hl7Error),
+    /// A value that must be pseudonymised, generalised or shifted cannot be read.
+    #[error("{at} (segment {segment_index}, repetition {repetition}) cannot be read to {action}: {problem}")]
+    Unreadable {
+        /// Where the value is (the address the rule applied at).
+        at: FieldAddress,
+        /// 1-based number of the segment in the message.
+        segment_index: usize,
+        /// 1-based repetition of the field.
+        repetition: usize,
+        /// The action that needed it.
+        action: FieldAction,
+        /// What is wrong with it.
+        problem: Unreadable,
+    },
+    /// A patient identifier (PID-2/3/4 CX.1) cannot be read: no consent check,
+    /// pseudonym or date shift can be made for the patient.
+    #[error("the patient identifier at {at} (segment {segment_index}, repetition {repetition}) cannot be read: {problem}")]
+    PatientId {
+        /// PID-2.1, PID-3.1 or PID-4.1.
+        at: FieldAddress,
+        /// 1-based number of the PID segment in the message.
+        segment_index: usize,
+        /// 1-based repetition of the field.
+        repetition: usize,
+        /// What is wrong with it.
+        problem: Unreadable,
+    },
+}
+
+/// How many of one segment were removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedSegments {
+    /// The segment.
+    pub segment: SegmentId,
+    /// How many.
+    pub count: u32,
+}
+
+/// What the transform changed, for the route's event. A field (one field of
+/// one segment, all its repetitions) counts once under each thing done to it:
+/// PID-3 with CX.1 pseudonymised and CX.6 dropped counts as pseudonymised and
+/// as removed. Only what changed is counted: an empty field removed, or a
+/// birth date that was a year already, is not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hl7Outcome {
+    /// Fields emptied (or nulled) in whole or part.
+    pub fields_removed: u32,
+    /// Fields with a value replaced by a pseudonym.
+    pub fields_pseudonymised: u32,
+    /// Fields with a value cut to a year or district.
+    pub fields_generalised: u32,
+    /// Fields with a date moved.
+    pub fields_shifted: u32,
+    /// Segments removed, by id, in the order first seen.
+    pub segments_removed: Vec<RemovedSegments>,
+}
+
+impl Hl7Outcome {
+    /// True when anything was changed.
+    pub fn changed(&self) -> bool {
+        self.fields_removed > 0
+            || self.fields_pseudonymised > 0
+            || self.fields_generalised > 0
+            || self.fields_shifted > 0
+            || !self.segments_removed.is_empty()
+    }
+
+    fn note_segment(&mut self, segment: SegmentId) {
+        match self
+            .segments_removed
+            .iter_mut()
+            .find(|r| r.segment == segment)
+        {
+            Some(r) => r.count = r.count.saturating_add(1),
+            None => self
+                .segments_removed
+                .push(RemovedSegments { segment, count: 1 }),
+        }
+    }
+
+    fn note_field(&mut self, flags: u8) {
+        let add = |n: &mut u32, bit: u8| {
+            if flags & bit != 0 {
+                *n = n.saturating_add(1);
+            }
+        };
+        add(&mut self.fields_removed, REMOVED);
+        add(&mut self.fields_pseudonymised, PSEUDONYMISED);
+        add(&mut self.fields_generalised, GENERALISED);
+        add(&mut self.fields_shifted, SHIFTED);
+    }
+}
+
+impl fmt::Display for Hl7Outcome {
+    /// `fields: 3 pseudonymised, 2 generalised, 1 shifted, 14 removed; segments removed: NK1 ×2, ZPI`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.changed() {
+            return f.write_str("unchanged");
+        }
+        let mut sep = "fields: ";
+        for (n, what) in [
+            (self.fields_pseudonymised, "pseudonymised"),
+            (self.fields_generalised, "generalised"),
+            (self.fields_shifted, "shifted"),
+            (self.fields_removed, "removed"),
+        ] {
+            if n > 0 {
+                write!(f, "{sep}{n} {what}")?;
+                sep = ", ";
+            }
+        }
+        if !self.segments_removed.is_empty() {
+            if sep == ", " {
+                f.write_str("; ")?;
+            }
+            f.write_str("segments removed: ")?;
+            for (i, r) in self.segments_removed.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{}", r.segment)?;
+                if r.count > 1 {
+                    write!(f, " ×{}", r.count)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const REMOVED: u8 = 1;
+const PSEUDONYMISED: u8 = 2;
+const GENERALISED: u8 = 4;
+const SHIFTED: u8 = 8;
+
+/// A patient identifier a message carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientId {
+    /// The PID field it is in: 2, 3 or 4.
+    pub field: u8,
+    /// CX.1, escape sequences decoded, surrounding whitespace trimmed (as
+    /// pseudonyms are keyed).
+    pub id: String,
+    /// CX.4.1, the assigning authority's namespace id, decoded (invalid
+    /// UTF-8 replaced); empty when absent.
+    pub assigning_authority: String,
+    /// CX.5, the identifier type code (`MR`, `PI`, ...), decoded likewise.
+    pub type_code: String,
+}
+
+/// Transforms one message (parsed here with the default [`Limits`]); see
+/// [`transform_parsed`].
+pub fn transform(
+    message: &[u8],
+    profile: &Hl7Profile,
+    p: &Pseudonymiser,
+    out: &mut Vec<u8>,
+) -> Result<Hl7Outcome, Hl7PrivacyError> {
+    let m = Message::parse(message, &Limits::default())?;
+    transform_parsed(&m, profile, p, out)
+}
+
+/// Appends to `out` the message as the profile says a destination receives
+/// it, and says what changed. On an error nothing is appended.
+pub fn transform_parsed(
+    message: &Message<'_>,
+    profile: &Hl7Profile,
+    p: &Pseudonymiser,
+    out: &mut Vec<u8>,
+) -> Result<Hl7Outcome, Hl7PrivacyError> {
+    let start = out.len();
+    let first_pid = message
+        .segments()
+        .enumerate()
+        .find(|(_, s)| s.id() == b"PID")
+        .map(|(i, s)| (s.raw(), i + 1));
+    let t = Transformer {
+        d: message.delimiters(),
+        profile,
+        p,
+        pid: first_pid,
+        patient: None,
+        seg: SegmentId::MSH,
+        seg_index: 0,
+        value_type: &[],
+        flags: 0,
+        outcome: Hl7Outcome::default(),
+    };
+    let r = t.run(message.raw(), out);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+/// Every patient identifier the message carries (parsed here); see
+/// [`patient_ids_parsed`].
+pub fn patient_ids(message: &[u8]) -> Result<Vec<PatientId>, Hl7PrivacyError> {
+    patient_ids_parsed(&Message::parse(message, &Limits::default())?)
+}
+
+/// Every patient identifier the message carries, for consent checks and
+/// events: of each PID segment in order, every repetition's CX.1 of PID-3, then
+/// PID-2's, then PID-4's; empty ones and nulls (`""`) left out. The first is
+/// the patient's id the transform shifts dates with. A CX.1 that cannot be read
+/// (escape, UTF-8) is an error: a consent check must not miss it.
+pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7PrivacyError> {
+    let d = message.delimiters();
+    let mut ids = Vec::new();
+    for (i, seg) in message.segments().enumerate() {
+        if seg.id() != b"PID" {
+            continue;
+        }
+        for_each_id(seg.raw(), &d, i + 1, |field, rep, id| {
+            let comp = |n: usize| rep.split(|&b| b == d.component).nth(n).unwrap_or_default();
+            let lossy =
+                |raw: &[u8]| String::from_utf8_lossy(unescape(raw, &d).as_ref()).into_owned();
+            ids.push(PatientId {
+                field,
+                id: id.to_owned(),
+                assigning_authority: lossy(first_sub(comp(3), &d)),
+                type_code: lossy(comp(4)),
+            });
+            true
+        })?;
+    }
+    Ok(ids)
+}
+
+/// Calls `f(field, repetition, id)` for each identifier of a PID segment in
+/// [`patient_ids_parsed`]'s order until it returns false.
+fn for_each_id(
+    pid: &[u8],
+    d: &Delimiters,
+    segment_index: usize,
+    mut f: impl FnMut(u8, &[u8], &str) -> bool,
+) -> Result<(), Hl7PrivacyError> {
+    let body = pid.get(4..).unwrap_or_default();
+    let field = |n: usize| body.split(|&b| b == d.field).nth(n - 1).unwrap_or_default();
+    for n in [3u8, 2, 4] {
+        for (r, rep) in field(usize::from(n))
+            .split(|&b| b == d.repetition)
+            .enumerate()
+        {
+            let atom = first_sub(first_component(rep, d), d);
+            if atom.is_empty() || atom == value::NULL {
+                continue;
+            }
+            let text = value::text(atom, d).map_err(|problem| Hl7PrivacyError::PatientId {
+                at: FieldAddress::at(SegmentId::PID, u16::from(n), 1, 0),
+                segment_index,
+                repetition: r + 1,
+                problem,
+            })?;
+            let id = text.trim();
+            if !id.is_empty() && !f(n, rep, id) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn first_component<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
+    raw.split(|&b| b == d.component).next().unwrap_or_default()
+}
+
+fn first_sub<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
+    match d.subcomponent {
+        Some(s) => raw.split(|&b| b == s).next().unwrap_or_default(),
+        None => raw,
+    }
+}
+
+/// Inserts `n` copies of `sep` at `at`, moving what follows.
+fn insert(out: &mut Vec<u8>, at: usize, sep: u8, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let len = out.len();
+    out.resize(len + n, sep);
+    out.copy_within(at..len, at + n);
+    out[at..at + n].fill(sep);
+}
+
+/// Writes a list of parts separated by `sep`, leaving out trailing empty
+/// parts: the separators before a part are written only once it turns out
+/// not to be empty (moving only that part's bytes, so the cost stays linear).
+struct Joiner {
+    sep: u8,
+    owed: usize,
+}
+
+impl Joiner {
+    fn new(sep: u8, owed: usize) -> Joiner {
+        Joiner { sep, owed }
+    }
+
+    /// A part was written from `mark` to the end of `out`.
+    fn done(&mut self, out: &mut Vec<u8>, mark: usize) {
+        if out.len() > mark {
+            insert(out, mark, self.sep, self.owed);
+            self.owed = 0;
+        }
+        self.owed += 1;
+    }
+}
+
+/// Where a rule is being applied, for errors.
+#[derive(Clone, Copy)]
+struct Loc {
+    field: u16,
+    component: u16,
+    sub: u16,
+    repetition: usize,
+}
+
+/// What a value action is given: a repetition of a field, a component or a
+/// subcomponent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Field,
+    Component,
+    Sub,
+}
+
+/// The patient of the current segment, read when first needed.
+struct Patient {
+    id: String,
+    pseudonym: Option<String>,
+    shift: Option<i32>,
+}
+
+struct Transformer<'a, 'p> {
+    d: Delimiters,
+    profile: &'p Hl7Profile,
+    p: &'p Pseudonymiser,
+    /// The PID segment the current segment belongs to, and its number.
+    pid: Option<(&'a [u8], usize)>,
+    patient: Option<Patient>,
+    seg: SegmentId,
+    seg_index: usize,
+    /// OBX-2's first component, of the current segment.
+    value_type: &'a [u8],
+    /// What was done to the current field.
+    flags: u8,
+    outcome: Hl7Outcome,
+}
+
+/// Every field removed: a segment applied without rules.
+static REMOVE_ALL: Table = Table::remove_all();
+
+impl<'a> Transformer<'a, '_> {
+    fn run(mut self, raw: &'a [u8], out: &mut Vec<u8>) -> Result<Hl7Outcome, Hl7PrivacyError> {
+        out.reserve(raw.len());
+        // Segments are the runs between CR and LF bytes, as the parser found
+        // them (it refused mixed terminators); the terminators after a segment
+        // go with it.
+        let term = |b: &u8| *b == b'\r' || *b == b'\n';
+        let mut pos = raw.iter().position(|b| !term(b)).unwrap_or(raw.len());
+        out.extend_from_slice(&raw[..pos]);
+        let mut index = 0;
+        while pos < raw.len() {
+            let end = raw[pos..]
+                .iter()
+                .position(term)
+                .map_or(raw.len(), |i| pos + i);
+            let next = raw[end..]
+                .iter()
+                .position(|b| !term(b))
+                .map_or(raw.len(), |i| end + i);
+            let (seg, tail) = (&raw[pos..end], &raw[end..next]);
+            pos = next;
+            index += 1;
+            let id = SegmentId::new(seg.get(..3).unwrap_or_default())
+                .ok_or(Hl7Error::InvalidSegmentId { index })?;
+            if index == 1 {
+                // MSH: the parser made sure it is first.
+                out.extend_from_slice(seg);
+                out.extend_from_slice(tail);
+                continue;
+            }
+            if id == SegmentId::PID {
+                self.pid = Some((seg, index));
+                self.patient = None;
+            }
+            match self.profile.segment_action(id) {
+                SegmentAction::Remove => self.outcome.note_segment(id),
+                SegmentAction::Keep => {
+                    out.extend_from_slice(seg);
+                    out.extend_from_slice(tail);
+                }
+                SegmentAction::Apply => {
+                    let t = self.profile.table(id).unwrap_or(&REMOVE_ALL);
+                    self.segment(out, t, id, index, seg)?;
+                    out.extend_from_slice(tail);
+                }
+            }
+        }
+        Ok(self.outcome)
+    }
+
+    fn segment(
+        &mut self,
+        out: &mut Vec<u8>,
+        t: &Table,
+        id: SegmentId,
+        index: usize,
+        seg: &'a [u8],
+    ) -> Result<(), Hl7PrivacyError> {
+        self.seg = id;
+        self.seg_index = index;
+        out.extend_from_slice(&seg[..3]);
+        let Some(body) = seg.get(4..) else {
+            return Ok(());
+        };
+        let fs = self.d.field;
+        self.value_type = body
+            .split(|&b| b == fs)
+            .nth(1)
+            .map(|f| {
+                first_component(
+                    f.split(|&b| b == self.d.repetition)
+                        .next()
+                        .unwrap_or_default(),
+                    &self.d,
+                )
+            })
+            .unwrap_or_default();
+        let mut fields = Joiner::new(fs, 1);
+        for (i, f) in body.split(|&b| b == fs).enumerate() {
+            let mark = out.len();
+            self.flags = 0;
+            self.field(out, t, i + 1, f)?;
+            self.outcome.note_field(self.flags);
+            fields.done(out, mark);
+        }
+        Ok(())
+    }
+
+    fn field(
+        &mut self,
+        out: &mut Vec<u8>,
+        t: &Table,
+        n: usize,
+        raw: &'a [u8],
+    ) -> Result<(), Hl7PrivacyError> {
+        let position = |i: usize| u16::try_from(i).ok().filter(|p| *p <= MAX_POSITION);
+        let mut loc = Loc {
+            field: u16::MAX,
+            component: 0,
+            sub: 0,
+            repetition: 1,
+        };
+        let Some(f) = position(n) else {
+            return self.apply(out, t.unlisted, Level::Field, raw, loc);
+        };
+        loc.field = f;
+        let base = self.resolve(t.get(f, 0, 0).unwrap_or(t.unlisted), raw);
+        if !t.has_below(f, 0) {
+            return self.apply(out, base, Level::Field, raw, loc);
+        }
+        let d = self.d;
+        let mut reps = Joiner::new(d.repetition, 0);
+        for (r, rep) in raw.split(|&b| b == d.repetition).enumerate() {
+            let rep_mark = out.len();
+            loc.repetition = r + 1;
+            let mut comps = Joiner::new(d.component, 0);
+            for (ci, comp) in rep.split(|&b| b == d.component).enumerate() {
+                let comp_mark = out.len();
+                let c = position(ci + 1);
+                let ca = match c.and_then(|c| t.get(f, c, 0)) {
+                    Some(a) => self.resolve(a, comp),
+                    None => base.inherited(ci + 1),
+                };
+                loc.component = c.unwrap_or(u16::MAX);
+                loc.sub = 0;
+                match (c, d.subcomponent) {
+                    (Some(c), Some(s)) if t.has_below(f, c) => {
+                        let mut subs = Joiner::new(s, 0);
+                        for (si, sub) in comp.split(|&b| b == s).enumerate() {
+                            let sub_mark = out.len();
+                            let sn = position(si + 1);
+                            let sa = match sn.and_then(|sn| t.get(f, c, sn)) {
+                                Some(a) => self.resolve(a, sub),
+                                None => ca.inherited(si + 1),
+                            };
+                            loc.sub = sn.unwrap_or(u16::MAX);
+                            self.apply(out, sa, Level::Sub, sub, loc)?;
+                            subs.done(out, sub_mark);
+                        }
+                    }
+                    _ => self.apply(out, ca, Level::Component, comp, loc)?,
+                }
+                comps.done(out, comp_mark);
+            }
+            reps.done(out, rep_mark);
+        }
+        Ok(())
+    }
+
+    /// OBX-5's action from OBX-2 (and, for NM, from the value: a number
+    /// that is not one is removed, whatever it says); every other action as
+    /// it is.
+    fn resolve(&self, action: FieldAction, raw: &[u8]) -> FieldAction {
+        if action != FieldAction::ByValueType {
+            return action;
+        }
+        match self.value_type {
+            b"NM" if raw.split(|&b| b == self.d.repetition).all(is_number) => FieldAction::Keep,
+            b"NM" => FieldAction::Remove,
+            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"CE" | b"CWE" | b"CNE" | b"ID"
+            | b"IS" | b"TM" => FieldAction::Keep,
+            b"DT" | b"DTM" | b"TS" if self.profile.mode() == Mode::Pseudonymise => {
+                FieldAction::ShiftDate
+            }
+            b"DT" | b"DTM" | b"TS" => FieldAction::Keep,
+            _ => FieldAction::Remove,
+        }
+    }
+
+    /// Applies `action` to a field (every repetition), a component or a
+    /// subcomponent.
+    fn apply(
+        &mut self,
+        out: &mut Vec<u8>,
+        action: FieldAction,
+        level: Level,
+        raw: &'a [u8],
+        mut loc: Loc,
+    ) -> Result<(), Hl7PrivacyError> {
+        match self.resolve(action, raw) {
+            FieldAction::Keep => out.extend_from_slice(raw),
+            FieldAction::Remove => {
+                if has_content(raw, &self.d) {
+                    self.flags |= REMOVED;
+                }
+            }
+            FieldAction::Null => {
+                if has_content(raw, &self.d) {
+                    out.extend_from_slice(value::NULL);
+                    if raw != value::NULL {
+                        self.flags |= REMOVED;
+                    }
+                }
+            }
+            a if level == Level::Field => {
+                let sep = self.d.repetition;
+                let mut reps = Joiner::new(sep, 0);
+                for (r, rep) in raw.split(|&b| b == sep).enumerate() {
+                    let mark = out.len();
+                    loc.repetition = r + 1;
+                    self.value(out, a, Level::Field, rep, loc)?;
+                    reps.done(out, mark);
+                }
+            }
+            a => self.value(out, a, level, raw, loc)?,
+        }
+        Ok(())
+    }
+
+    /// Applies a value action to one repetition, component or subcomponent:
+    /// its first value is replaced, the rest removed.
+    fn value(
+        &mut self,
+        out: &mut Vec<u8>,
+        action: FieldAction,
+        level: Level,
+        unit: &'a [u8],
+        loc: Loc,
+    ) -> Result<(), Hl7PrivacyError> {
+        if !has_content(unit, &self.d) {
+            return Ok(());
+        }
+        if unit == value::NULL {
+            out.extend_from_slice(value::NULL);
+            return Ok(());
+        }
+        let d = self.d;
+        if action == FieldAction::PatientPseudonym {
+            self.write_patient_pseudonym(out)?;
+            self.flags |= PSEUDONYMISED;
+            return Ok(());
+        }
+        let atom = match level {
+            Level::Field => first_sub(first_component(unit, &d), &d),
+            Level::Component => first_sub(unit, &d),
+            Level::Sub => unit,
+        };
+        if has_content(&unit[atom.len()..], &d) {
+            self.flags |= REMOVED;
+        }
+        if atom.is_empty() {
+            return Ok(());
+        }
+        if atom == value::NULL {
+            out.extend_from_slice(value::NULL);
+            return Ok(());
+        }
+        debug_assert!(action.reads_value(), "{action:?}");
+        let fail = |s: &Self, problem| Hl7PrivacyError::Unreadable {
+            at: FieldAddress::at(s.seg, loc.field, loc.component, loc.sub),
+            segment_index: s.seg_index,
+            repetition: loc.repetition,
+            action,
+            problem,
+        };
+        let text = value::text(atom, &d).map_err(|e| fail(self, e))?;
+        match action {
+            FieldAction::Pseudonymise(kind) if !text.trim().is_empty() => {
+                out.extend_from_slice(self.p.pseudonym(kind.as_str(), &text).as_bytes());
+                self.flags |= PSEUDONYMISED;
+            }
+            FieldAction::GeneraliseYear => {
+                value::parse_date(&text).map_err(|e| fail(self, e))?;
+                out.extend_from_slice(&text.as_bytes()[..4]);
+                if text.len() > 4 {
+                    self.flags |= GENERALISED;
+                }
+            }
+            FieldAction::GeneralisePostcode => {
+                let district = value::district(&text);
+                escape(district.as_bytes(), &d, out);
+                if district != text {
+                    self.flags |= GENERALISED;
+                }
+            }
+            FieldAction::ShiftDate => {
+                let date = value::parse_date(&text).map_err(|e| fail(self, e))?;
+                let days = self.shift_days()?;
+                let mark = out.len();
+                value::write_shifted(&date, days, out).map_err(|e| fail(self, e))?;
+                if out[mark..].iter().any(|&b| is_delimiter(b, &d)) {
+                    // A time zone sign that is also a delimiter (`MSH+...`):
+                    // written escaped, as it was read.
+                    let written = out.split_off(mark);
+                    escape(&written, &d, out);
+                }
+                self.flags |= SHIFTED;
+            }
+            // A blank value to pseudonymise stays as it is; the other actions
+            // are `apply`'s.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The current segment's patient, read from its PID on first use.
+    fn patient(&mut self) -> Result<&mut Patient, Hl7PrivacyError> {
+        if self.patient.is_none() {
+            let mut id = String::new();
+            if let Some((pid, index)) = self.pid {
+                for_each_id(pid, &self.d, index, |_, _, first| {
+                    id.push_str(first);
+                    false
+                })?;
+            }
+            self.patient = Some(Patient {
+                id,
+                pseudonym: None,
+                shift: None,
+            });
+        }
+        Ok(self.patient.get_or_insert_with(|| Patient {
+            id: String::new(),
+            pseudonym: None,
+            shift: None,
+        }))
+    }
+
+    fn write_patient_pseudonym(&mut self, out: &mut Vec<u8>) -> Result<(), Hl7PrivacyError> {
+        let p = self.p;
+        let patient = self.patient()?;
+        let pseudonym = patient
+            .pseudonym
+            .get_or_insert_with(|| p.patient(&patient.id));
+        out.extend_from_slice(pseudonym.as_bytes());
+        Ok(())
+    }
+
+    fn shift_days(&mut self) -> Result<i32, Hl7PrivacyError> {
+        let p = self.p;
+        let patient = self.patient()?;
+        Ok(*patient
+            .shift
+            .get_or_insert_with(|| p.date_shift_days(&patient.id)))
+    }
+}
+
+/// An HL7 NM: optional spaces, an optional sign, digits with at most one
+/// decimal point (at least one digit); or empty.
+fn is_number(raw: &[u8]) -> bool {
+    let t = raw.trim_ascii();
+    let t = t
+        .strip_prefix(b"+")
+        .or_else(|| t.strip_prefix(b"-"))
+        .unwrap_or(t);
+    let digits = t.iter().filter(|b| b.is_ascii_digit()).count();
+    let points = t.iter().filter(|&&b| b == b'.').count();
+    raw.is_empty() || (digits > 0 && points <= 1 && digits + points == t.len())
+}
+
+/// True when `raw` holds more than component, subcomponent and repetition
+/// separators: `^^~^` says nothing, and nothing is done to it.
+fn has_content(raw: &[u8], d: &Delimiters) -> bool {
+    raw.iter()
+        .any(|&b| b != d.component && b != d.repetition && Some(b) != d.subcomponent)
+}
+
+fn is_delimiter(b: u8, d: &Delimiters) -> bool {
+    b == d.field
+        || b == d.component
+        || b == d.repetition
+        || Some(b) == d.escape
+        || Some(b) == d.subcomponent
+        || Some(b) == d.truncation
+}
