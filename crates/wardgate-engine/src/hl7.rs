@@ -606,7 +606,10 @@ fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
 pub(crate) fn privacy_ack(msg: &Message<'_>, clock: &Clock, code: AckCode, rule: Rule) -> Vec<u8> {
     let control_id = clock.ack_control_id();
     let summary = if code == AckCode::AA {
-        format!("Accepted, not forwarded: the patient opted out ({})", rule.id)
+        format!(
+            "Accepted, not forwarded: the patient opted out ({})",
+            rule.id
+        )
     } else {
         format!("Refused: could not be de-identified ({})", rule.id)
     };

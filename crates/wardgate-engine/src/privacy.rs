@@ -8,8 +8,8 @@
 use crate::event::{Action, Event, PrivacyFacts, Record};
 use crate::hl7::{Outcome, Verdict};
 use crate::policy::RoutePolicy;
-use crate::Flow;
 use crate::rules;
+use crate::Flow;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use wardgate_config::{PrivacyMode, Problem, ResolvedPrivacy};
@@ -37,9 +37,12 @@ pub fn compile_hl7(p: &ResolvedPrivacy) -> Result<Option<Arc<Hl7Profile>>, Strin
     };
     let mut profile = Hl7Profile::new(mode);
     for (seg, action) in &p.segments {
-        let id = SegmentId::new(seg.as_bytes()).ok_or_else(|| format!("{seg:?} is not a segment id"))?;
+        let id =
+            SegmentId::new(seg.as_bytes()).ok_or_else(|| format!("{seg:?} is not a segment id"))?;
         let action: SegmentAction = action.parse().map_err(|e| format!("{seg}: {e}"))?;
-        profile.set_segment(id, action).map_err(|e| format!("{seg}: {e}"))?;
+        profile
+            .set_segment(id, action)
+            .map_err(|e| format!("{seg}: {e}"))?;
     }
     for (at, action) in &p.fields {
         let text = match (at.component, at.subcomponent) {
@@ -61,7 +64,10 @@ pub(crate) fn problem(v: &wardgate_config::Validated, route_index: usize, text: 
     src.problem(
         span,
         wardgate_config::Level::Error,
-        format!("route {:?}: [route.privacy]: {text}", v.config.routes[route_index].id.get_ref()),
+        format!(
+            "route {:?}: [route.privacy]: {text}",
+            v.config.routes[route_index].id.get_ref()
+        ),
     )
 }
 
@@ -111,17 +117,37 @@ pub(crate) fn apply_hl7(
                         .is_some_and(|ps| route.site.consent.opted_out(purpose, &ps))
                 });
                 if let Some(id) = opted {
-                    let who = route.patient_name(&id.id).unwrap_or_else(|| "unnamed".into());
+                    let who = route
+                        .patient_name(&id.id)
+                        .unwrap_or_else(|| "unnamed".into());
                     let text = format!(
                         "not forwarded on route {}: the patient ({who}) opted out of {purpose}; acknowledged so the sender does not retry",
                         &*route.id
                     );
-                    return refuse(route, msg, clock, event, facts, rules::PRIVACY_OPTED_OUT, text, AckCode::AA);
+                    return refuse(
+                        route,
+                        msg,
+                        clock,
+                        event,
+                        facts,
+                        rules::PRIVACY_OPTED_OUT,
+                        text,
+                        AckCode::AA,
+                    );
                 }
             }
             Err(e) => {
                 let text = format!("consent for {purpose} cannot be checked: {e}");
-                return refuse(route, msg, clock, event, facts, rules::PRIVACY_CANNOT_DEIDENTIFY, text, AckCode::AR);
+                return refuse(
+                    route,
+                    msg,
+                    clock,
+                    event,
+                    facts,
+                    rules::PRIVACY_CANNOT_DEIDENTIFY,
+                    text,
+                    AckCode::AR,
+                );
             }
         }
     }
@@ -132,7 +158,16 @@ pub(crate) fn apply_hl7(
     };
     let Some(pseudonymiser) = route.site.patients.pseudonymiser() else {
         let text = "the site key is not loaded: no message can be de-identified".to_owned();
-        return refuse(route, msg, clock, event, facts, rules::PRIVACY_CANNOT_DEIDENTIFY, text, AckCode::AR);
+        return refuse(
+            route,
+            msg,
+            clock,
+            event,
+            facts,
+            rules::PRIVACY_CANNOT_DEIDENTIFY,
+            text,
+            AckCode::AR,
+        );
     };
     let mut out = Vec::with_capacity(frame.len() + 64);
     out.push(0x0B);
@@ -148,14 +183,28 @@ pub(crate) fn apply_hl7(
             }
             out.extend_from_slice(&[0x1C, 0x0D]);
             event.wardgate.privacy = Some(facts);
-            event.event.reason = format!("{} ({} for {})", event.event.reason, done, p.settings.mode.as_str());
+            event.event.reason = format!(
+                "{} ({} for {})",
+                event.event.reason,
+                done,
+                p.settings.mode.as_str()
+            );
             o.record = event.into();
             o.forward = Some(out);
             o
         }
         Err(e) => {
             let text = format!("not de-identified, not forwarded: {e}");
-            refuse(route, msg, clock, event, facts, rules::PRIVACY_CANNOT_DEIDENTIFY, text, AckCode::AR)
+            refuse(
+                route,
+                msg,
+                clock,
+                event,
+                facts,
+                rules::PRIVACY_CANNOT_DEIDENTIFY,
+                text,
+                AckCode::AR,
+            )
         }
     }
 }

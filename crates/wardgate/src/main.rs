@@ -199,8 +199,8 @@ enum Command {
     /// purpose.
     Consent {
         /// The site configuration (its data_dir and key).
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         command: ConsentCommand,
     },
@@ -505,9 +505,10 @@ fn main() -> ExitCode {
         Command::Advisories {
             command: AdvisoriesCommand::List { site, json },
         } => site.resolve().and_then(|(dir, _)| risk::list(&dir, json)),
-        Command::Consent { config, command } => {
-            load(&config).and_then(|v| privacy::consent_command(&v, &command))
-        }
+        Command::Consent { config, command } => config
+            .ok_or_else(|| anyhow::anyhow!("--config is required"))
+            .and_then(|c| load(&c))
+            .and_then(|v| privacy::consent_command(&v, &command)),
         Command::Risk {
             config,
             device,
@@ -1300,6 +1301,14 @@ fn all_rules() -> Vec<(String, String, String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap's own checks (conflicting, global and required arguments), which
+        // otherwise run only when a user first types that command.
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+
     /// docs/rules.md is generated; regenerate with `wardgate rules --markdown > docs/rules.md`.
     #[test]
     fn rules_doc_is_current() {
