@@ -815,6 +815,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/v1/routes", get(api_routes))
         .route("/api/v1/routes/{route}/enforcement", post(api_enforcement))
         .route("/api/v1/reload", post(api_reload))
+        .route("/api/v1/privacy/reidentify", post(api_reidentify))
         .route("/api/v1/queues", get(api_queues))
         .route("/api/v1/queues/{route}/redrive", post(api_redrive))
         .route("/api/v1/certificates", get(api_certificates))
@@ -1471,6 +1472,89 @@ async fn api_reload(
     ))
 }
 
+/// `{"pseudonym": "WG...", "reason": "..."}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct ReidentifyBody {
+    /// A keyed pseudonym, as events and de-identified data carry it.
+    pub pseudonym: String,
+    /// Why (a ticket, a clinical reason): recorded with the use.
+    pub reason: String,
+}
+
+/// The identifier a pseudonym stands for.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Reidentified {
+    /// The pseudonym asked about.
+    pub pseudonym: String,
+    /// The patient identifier it stands for.
+    pub patient_id: String,
+}
+
+/// Re-identification: the explicit command that turns a keyed pseudonym back
+/// into the patient identifier, for accounts allowed patient data. Every
+/// use, refused or not, is recorded with who, the pseudonym and the reason;
+/// the identifier is never in the record.
+#[utoipa::path(post, path = "/api/v1/privacy/reidentify", request_body = ReidentifyBody, responses((status = 200, body = Reidentified), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn api_reidentify(
+    State(app): State<Arc<App>>,
+    body: ActionBody<ReidentifyBody>,
+) -> Result<Response, ApiError> {
+    let a = &body.authed;
+    let ReidentifyBody { pseudonym, reason } = body.value;
+    let pseudonym = pseudonym.trim().to_owned();
+    let reason: String = reason
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if !wardgate_privacy::consent::is_pseudonym(&pseudonym) {
+        return Err(ApiError::BadRequest(
+            "pseudonym: not a wardgate pseudonym (WG and 14 characters)".into(),
+        ));
+    }
+    if reason.is_empty() {
+        return Err(ApiError::BadRequest(
+            "reason: say why (it is recorded with the use)".into(),
+        ));
+    }
+    if !a.patient_data {
+        app.record(a.rec(
+            Action::Failed,
+            Category::Web,
+            "denied",
+            format!("{} was refused re-identification of {pseudonym}: the account may not see patient data", a.user),
+        ));
+        return Err(ApiError::Forbidden(format!(
+            "{} may not re-identify (`wardgate user add --patient-data`)",
+            a.user
+        )));
+    }
+    let gw = app.gateway.clone();
+    let p2 = pseudonym.clone();
+    let found = blocking(move || gw.reidentify(&p2)).await?;
+    app.record(a.rec(
+        Action::Viewed,
+        Category::Web,
+        "reidentify",
+        format!(
+            "{} re-identified {pseudonym} ({}); reason: {reason}",
+            a.user,
+            if found.is_some() {
+                "found"
+            } else {
+                "not in the table"
+            }
+        ),
+    ));
+    match found {
+        Some(patient_id) => Ok(done(body.back, Reidentified { pseudonym, patient_id })),
+        None => Err(ApiError::NotFound(format!(
+            "{pseudonym} is not in the re-identification table (made with another key, or never seen by this gateway)"
+        ))),
+    }
+}
+
 /// `{"ids": [..]}`, `{"id": N}` (a form's button) or `{"all": true}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RedriveBody {
@@ -1807,6 +1891,7 @@ async fn api_session(a: Authed) -> Json<SessionView> {
         api_routes,
         api_enforcement,
         api_reload,
+        api_reidentify,
         api_queues,
         api_redrive,
         api_certificates,

@@ -835,3 +835,93 @@ async fn a_devices_software_last_seen_and_an_unenrolled_sender_show_once_indexed
     let res = w.get("/api/v1/devices/ip:127.0.0.99", Some(&cookie)).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reidentification_is_for_patient_data_accounts_and_every_use_is_recorded() {
+    let w = world();
+    let body_of = |p: &str, r: &str| format!(r#"{{"pseudonym": "{p}", "reason": "{r}"}}"#);
+    // An operator without --patient-data is refused, and that is recorded.
+    let (cookie, csrf) = w.session("otto").await;
+    let res = w
+        .post_json(
+            "/api/v1/privacy/reidentify",
+            Some(&cookie),
+            Some(&csrf),
+            &body_of("WG0123456789ABCD", "ticket 42"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // An account with it gets the identifier, with a reason, never without one.
+    let (cookie, csrf) = w.session("ada").await;
+    let res = w
+        .post_json(
+            "/api/v1/privacy/reidentify",
+            Some(&cookie),
+            Some(&csrf),
+            &body_of("WG0123456789ABCD", " "),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "a reason is required"
+    );
+    let res = w
+        .post_json(
+            "/api/v1/privacy/reidentify",
+            Some(&cookie),
+            Some(&csrf),
+            &body_of("PAT-0042", "ticket 42"),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "only pseudonyms are re-identified"
+    );
+    let res = w
+        .post_json(
+            "/api/v1/privacy/reidentify",
+            Some(&cookie),
+            Some(&csrf),
+            &body_of("WG0123456789ABCD", "ticket 42"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body(res).await).expect("json");
+    assert_eq!(v["patient_id"], "PAT-0042");
+    let res = w
+        .post_json(
+            "/api/v1/privacy/reidentify",
+            Some(&cookie),
+            Some(&csrf),
+            &body_of("WGZZZZZZZZZZZZZZ", "ticket 43"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let records = w.records();
+    let uses: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|e| {
+            let op = e["wardgate"]["operation"].as_str().unwrap_or_default();
+            op == "reidentify"
+                || (op == "denied"
+                    && e["event"]["reason"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("re-identification"))
+        })
+        .collect();
+    assert_eq!(uses.len(), 3, "{uses:?}");
+    for u in &uses {
+        let text = u.to_string();
+        assert!(
+            !text.contains("PAT-0042"),
+            "the record never holds the identifier: {text}"
+        );
+    }
+    assert!(uses.iter().any(|u| u["event"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("reason: ticket 42")));
+}
