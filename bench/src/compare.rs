@@ -59,7 +59,8 @@ pub struct CompareArgs {
     json: Option<PathBuf>,
     /// Another wardgate build to measure in the same interleaved run, as
     /// `NAME=PATH` (target `wardgate-NAME`); repeatable. For A/B-testing a change
-    /// on a noisy host: both builds see the same noise, round by round.
+    /// on a noisy host: both builds see the same noise, round by round. A NAME
+    /// ending in `-pseudonymise` or `-minimise` sets the route's privacy mode.
     #[arg(long, value_parser = parse_variant)]
     variant: Vec<(String, PathBuf)>,
     /// Seconds between scrapes of `wardgate-metrics` during its runs
@@ -190,7 +191,14 @@ pub fn run(a: CompareArgs) -> Result<()> {
     for (name, bin) in &a.variant {
         let t = format!("wardgate-{name}");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, "")?;
+        // A variant named `...-pseudonymise` or `...-minimise` has the route's
+        // privacy mode set, as the targets of those names.
+        let privacy = ["pseudonymise", "minimise"]
+            .into_iter()
+            .find(|m| name.ends_with(&format!("-{m}")) || name == m)
+            .map(|m| format!("\n[route.privacy]\nmode = \"{m}\"\n"))
+            .unwrap_or_default();
+        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, &privacy)?;
         children.0.push((t.clone(), c));
         wait_listening(addr, &t)?;
         targets.push((t, addr));
@@ -311,7 +319,11 @@ fn cpu_table(
     base: &str,
 ) {
     let cpu = |r: &LoadResult| r.target_cpu_us.unwrap_or(0.0);
-    if !results.values().flatten().any(|r| r.target_cpu_us.is_some()) {
+    if !results
+        .values()
+        .flatten()
+        .any(|r| r.target_cpu_us.is_some())
+    {
         return;
     }
     let paired = |t: &str, f: &dyn Fn(&LoadResult) -> f64| -> String {

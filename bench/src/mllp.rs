@@ -85,7 +85,9 @@ impl Template {
                 s.push_str("|P|2.6|||NE|AL||UNICODE UTF-8\rPID|||");
                 patient(&mut s, "4711");
                 s.push_str("^^^HOSP^MR||Doe^Jane^^^^^L||19580312|F\rPV1||I|ICU^12^1\r");
-                s.push_str("OBR|1|||69837^MDC_DEV_METER_PHYSIO_MULTI_PARAM_MDS^MDC|||20261124101500\r");
+                s.push_str(
+                    "OBR|1|||69837^MDC_DEV_METER_PHYSIO_MULTI_PARAM_MDS^MDC|||20261124101500\r",
+                );
                 let mut i = 1;
                 while s.len() < 1000 {
                     s.push_str(&format!("OBX|{i}|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC|1.1.1.{i}|97|262688^MDC_DIM_PERCENT^MDC|||||R\r"));

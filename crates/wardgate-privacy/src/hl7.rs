@@ -442,37 +442,49 @@ fn first_sub<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
     }
 }
 
-/// Inserts `n` copies of `sep` at `at`, moving what follows.
-fn insert(out: &mut Vec<u8>, at: usize, sep: u8, n: usize) {
-    if n == 0 {
-        return;
-    }
-    let len = out.len();
-    out.resize(len + n, sep);
-    out.copy_within(at..len, at + n);
-    out[at..at + n].fill(sep);
-}
-
 /// Writes a list of parts separated by `sep`, leaving out trailing empty
-/// parts: the separators before a part are written only once it turns out
-/// not to be empty (moving only that part's bytes, so the cost stays linear).
+/// parts: each part's separators are written before it, and those after the
+/// last part that was not empty are cut when the list ends, so nothing
+/// written is moved. Use: `let mark = j.part(out)`, write the part,
+/// `j.done(out, mark)`; after the last, `j.finish(out)`.
 struct Joiner {
     sep: u8,
+    /// Separators to write before the next part.
     owed: usize,
+    /// The end of the last part that was not empty (or where the list began).
+    end: usize,
 }
 
 impl Joiner {
-    fn new(sep: u8, owed: usize) -> Joiner {
-        Joiner { sep, owed }
+    /// A list starting at the end of `out`, its first part preceded by
+    /// `owed` separators.
+    fn new(sep: u8, owed: usize, out: &[u8]) -> Joiner {
+        Joiner {
+            sep,
+            owed,
+            end: out.len(),
+        }
     }
 
-    /// A part was written from `mark` to the end of `out`.
-    fn done(&mut self, out: &mut Vec<u8>, mark: usize) {
-        if out.len() > mark {
-            insert(out, mark, self.sep, self.owed);
-            self.owed = 0;
+    /// Writes the separators before the next part; returns where it starts.
+    fn part(&mut self, out: &mut Vec<u8>) -> usize {
+        for _ in 0..self.owed {
+            out.push(self.sep);
         }
-        self.owed += 1;
+        self.owed = 1;
+        out.len()
+    }
+
+    /// The part that started at `mark` was written to the end of `out`.
+    fn done(&mut self, out: &[u8], mark: usize) {
+        if out.len() > mark {
+            self.end = out.len();
+        }
+    }
+
+    /// Ends the list: the separators after its last non-empty part go.
+    fn finish(self, out: &mut Vec<u8>) {
+        out.truncate(self.end);
     }
 }
 
@@ -531,10 +543,7 @@ impl<'a> Transformer<'a, '_> {
         out.extend_from_slice(&raw[..pos]);
         let mut index = 0;
         while pos < raw.len() {
-            let end = raw[pos..]
-                .iter()
-                .position(term)
-                .map_or(raw.len(), |i| pos + i);
+            let end = memchr::memchr2(b'\r', b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i);
             let next = raw[end..]
                 .iter()
                 .position(|b| !term(b))
@@ -597,14 +606,15 @@ impl<'a> Transformer<'a, '_> {
                 )
             })
             .unwrap_or_default();
-        let mut fields = Joiner::new(fs, 1);
+        let mut fields = Joiner::new(fs, 1, out);
         for (i, f) in body.split(|&b| b == fs).enumerate() {
-            let mark = out.len();
+            let mark = fields.part(out);
             self.flags = 0;
             self.field(out, t, i + 1, f)?;
             self.outcome.note_field(self.flags);
             fields.done(out, mark);
         }
+        fields.finish(out);
         Ok(())
     }
 
@@ -631,13 +641,13 @@ impl<'a> Transformer<'a, '_> {
             return self.apply(out, base, Level::Field, raw, loc);
         }
         let d = self.d;
-        let mut reps = Joiner::new(d.repetition, 0);
+        let mut reps = Joiner::new(d.repetition, 0, out);
         for (r, rep) in raw.split(|&b| b == d.repetition).enumerate() {
-            let rep_mark = out.len();
+            let rep_mark = reps.part(out);
             loc.repetition = r + 1;
-            let mut comps = Joiner::new(d.component, 0);
+            let mut comps = Joiner::new(d.component, 0, out);
             for (ci, comp) in rep.split(|&b| b == d.component).enumerate() {
-                let comp_mark = out.len();
+                let comp_mark = comps.part(out);
                 let c = position(ci + 1);
                 let ca = match c.and_then(|c| t.get(f, c, 0)) {
                     Some(a) => self.resolve(a, comp),
@@ -647,9 +657,9 @@ impl<'a> Transformer<'a, '_> {
                 loc.sub = 0;
                 match (c, d.subcomponent) {
                     (Some(c), Some(s)) if t.has_below(f, c) => {
-                        let mut subs = Joiner::new(s, 0);
+                        let mut subs = Joiner::new(s, 0, out);
                         for (si, sub) in comp.split(|&b| b == s).enumerate() {
-                            let sub_mark = out.len();
+                            let sub_mark = subs.part(out);
                             let sn = position(si + 1);
                             let sa = match sn.and_then(|sn| t.get(f, c, sn)) {
                                 Some(a) => self.resolve(a, sub),
@@ -659,13 +669,16 @@ impl<'a> Transformer<'a, '_> {
                             self.apply(out, sa, Level::Sub, sub, loc)?;
                             subs.done(out, sub_mark);
                         }
+                        subs.finish(out);
                     }
                     _ => self.apply(out, ca, Level::Component, comp, loc)?,
                 }
                 comps.done(out, comp_mark);
             }
+            comps.finish(out);
             reps.done(out, rep_mark);
         }
+        reps.finish(out);
         Ok(())
     }
 
@@ -716,13 +729,14 @@ impl<'a> Transformer<'a, '_> {
             }
             a if level == Level::Field => {
                 let sep = self.d.repetition;
-                let mut reps = Joiner::new(sep, 0);
+                let mut reps = Joiner::new(sep, 0, out);
                 for (r, rep) in raw.split(|&b| b == sep).enumerate() {
-                    let mark = out.len();
+                    let mark = reps.part(out);
                     loc.repetition = r + 1;
                     self.value(out, a, Level::Field, rep, loc)?;
                     reps.done(out, mark);
                 }
+                reps.finish(out);
             }
             a => self.value(out, a, level, raw, loc)?,
         }

@@ -474,6 +474,19 @@ pub(crate) struct Table {
     /// What happens to a field no rule names.
     pub(crate) unlisted: FieldAction,
     rules: BTreeMap<Key, Rule>,
+    /// The rules by field number, for the transform's per-field lookups
+    /// (two tree searches a field otherwise): made again whenever `rules`
+    /// change; fields past its end have no rule.
+    fields: Vec<FieldIndex>,
+}
+
+/// What the rules say of one field, at field level.
+#[derive(Debug, Clone, Copy, Default)]
+struct FieldIndex {
+    /// The rule at `(field, 0, 0)`.
+    action: Option<FieldAction>,
+    /// Some rule names a component or subcomponent of the field.
+    below: bool,
 }
 
 impl Table {
@@ -482,6 +495,7 @@ impl Table {
         Table {
             unlisted: FieldAction::Remove,
             rules: BTreeMap::new(),
+            fields: Vec::new(),
         }
     }
 
@@ -489,17 +503,55 @@ impl Table {
         Table {
             unlisted,
             rules: BTreeMap::new(),
+            fields: Vec::new(),
         }
+    }
+
+    /// Sets the rule at `key`.
+    fn insert(&mut self, key: Key, rule: Rule) {
+        self.rules.insert(key, rule);
+        self.index();
+    }
+
+    /// Keeps only the rules `keep` says.
+    fn retain(&mut self, keep: impl FnMut(&Key, &mut Rule) -> bool) {
+        self.rules.retain(keep);
+        self.index();
+    }
+
+    /// Makes `fields` again from `rules`.
+    fn index(&mut self) {
+        let len = self
+            .rules
+            .keys()
+            .next_back()
+            .map_or(0, |k| usize::from(k.0) + 1);
+        let mut fields = vec![FieldIndex::default(); len];
+        for (k, r) in &self.rules {
+            let f = &mut fields[usize::from(k.0)];
+            if k.1 == 0 {
+                f.action = Some(r.action);
+            } else {
+                f.below = true;
+            }
+        }
+        self.fields = fields;
     }
 
     /// The rule at exactly this position.
     pub(crate) fn get(&self, field: u16, component: u16, sub: u16) -> Option<FieldAction> {
+        if component == 0 && sub == 0 {
+            return self.fields.get(usize::from(field)).and_then(|f| f.action);
+        }
         self.rules.get(&(field, component, sub)).map(|r| r.action)
     }
 
     /// True when some rule names a part inside field `field` (component 0) or
     /// inside its component `component`.
     pub(crate) fn has_below(&self, field: u16, component: u16) -> bool {
+        if component == 0 {
+            return self.fields.get(usize::from(field)).is_some_and(|f| f.below);
+        }
         let from = if component == 0 {
             (field, 1, 0)
         } else {
@@ -548,6 +600,7 @@ impl Hl7Profile {
                     },
                 );
             }
+            t.index();
             p.tables.insert(id, t);
         }
         p
@@ -612,9 +665,8 @@ impl Hl7Profile {
             .tables
             .entry(id)
             .or_insert_with(|| Table::new(unlisted));
-        t.rules
-            .retain(|k, r| r.site || !at.contains(&FieldAddress::at(id, k.0, k.1, k.2)));
-        t.rules.insert(at.key(), Rule { action, site: true });
+        t.retain(|k, r| r.site || !at.contains(&FieldAddress::at(id, k.0, k.1, k.2)));
+        t.insert(at.key(), Rule { action, site: true });
         if kept {
             self.segments.insert(id, SegmentAction::Apply);
         }
