@@ -90,7 +90,10 @@ pub fn oru_r01(obx: usize) -> Vec<u8> {
 /// Allocations and bytes asked for by one call of `f`, averaged over `n`.
 fn allocations(n: u64, mut f: impl FnMut()) -> (f64, f64) {
     f();
-    let (a, b) = (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
+    let (a, b) = (
+        ALLOCS.load(Ordering::Relaxed),
+        BYTES.load(Ordering::Relaxed),
+    );
     for _ in 0..n {
         f();
     }
