@@ -538,6 +538,16 @@ impl Table {
         self.fields = fields;
     }
 
+    /// True when field number `field` is copied as it is: the segment keeps
+    /// the fields no rule names, and no rule names this one or a part of it.
+    pub(crate) fn keeps_whole(&self, field: usize) -> bool {
+        self.unlisted == FieldAction::Keep
+            && self
+                .fields
+                .get(field)
+                .is_none_or(|f| f.action.is_none() && !f.below)
+    }
+
     /// The rule at exactly this position.
     pub(crate) fn get(&self, field: u16, component: u16, sub: u16) -> Option<FieldAction> {
         if component == 0 && sub == 0 {
