@@ -154,7 +154,7 @@ pub use profile::{
 };
 pub use value::Unreadable;
 
-use crate::key::{kind, Pseudonymiser};
+use crate::key::Pseudonymiser;
 use profile::Table;
 use std::fmt;
 use wardgate_proto::hl7::{escape, unescape, Delimiters, Hl7Error, Limits, Message};
@@ -355,7 +355,6 @@ pub fn transform_parsed(
         value_type: &[],
         flags: 0,
         outcome: Hl7Outcome::default(),
-        pseudonyms: Vec::new(),
     };
     let r = t.run(message.raw(), out);
     if r.is_err() {
@@ -540,10 +539,6 @@ struct Transformer<'a, 'p> {
     /// What was done to the current field.
     flags: u8,
     outcome: Hl7Outcome,
-    /// The first pseudonyms made (kind, value trimmed, pseudonym): the
-    /// patient id of PID-3 is pseudonymised again for PID-5's name, so it is
-    /// keyed once, not twice.
-    pseudonyms: Vec<(&'static str, String, String)>,
 }
 
 /// Every field removed: a segment applied without rules.
@@ -825,7 +820,7 @@ impl<'a> Transformer<'a, '_> {
         let text = value::text(atom, &d).map_err(|e| fail(self, e))?;
         match action {
             FieldAction::Pseudonymise(kind) if !text.trim().is_empty() => {
-                out.extend_from_slice(self.pseudonym(kind.as_str(), &text).as_bytes());
+                out.extend_from_slice(self.p.pseudonym(kind.as_str(), &text).as_bytes());
                 self.flags |= PSEUDONYMISED;
             }
             FieldAction::GeneraliseYear => {
@@ -886,34 +881,13 @@ impl<'a> Transformer<'a, '_> {
     }
 
     fn write_patient_pseudonym(&mut self, out: &mut Vec<u8>) -> Result<(), Hl7PrivacyError> {
-        if self.patient()?.pseudonym.is_none() {
-            let id = self.patient()?.id.clone();
-            let made = self.pseudonym(kind::PATIENT, &id);
-            self.patient()?.pseudonym = Some(made);
-        }
-        if let Some(pseudonym) = self.patient.as_ref().and_then(|p| p.pseudonym.as_deref()) {
-            out.extend_from_slice(pseudonym.as_bytes());
-        }
+        let p = self.p;
+        let patient = self.patient()?;
+        let pseudonym = patient
+            .pseudonym
+            .get_or_insert_with(|| p.patient(&patient.id));
+        out.extend_from_slice(pseudonym.as_bytes());
         Ok(())
-    }
-
-    /// [`Pseudonymiser::pseudonym`], made once per kind and value for the
-    /// first few of a message.
-    fn pseudonym(&mut self, kind: &'static str, value: &str) -> String {
-        const REMEMBERED: usize = 8;
-        let value = value.trim();
-        if let Some((_, _, made)) = self
-            .pseudonyms
-            .iter()
-            .find(|(k, v, _)| *k == kind && v == value)
-        {
-            return made.clone();
-        }
-        let made = self.p.pseudonym(kind, value);
-        if self.pseudonyms.len() < REMEMBERED {
-            self.pseudonyms.push((kind, value.to_owned(), made.clone()));
-        }
-        made
     }
 
     fn shift_days(&mut self) -> Result<i32, Hl7PrivacyError> {
