@@ -1,0 +1,245 @@
+//! DICOM de-identification after PS3.15 Annex E, applied to a stream.
+//!
+//! A [`Deidentifier`] takes one data set (the value of a C-STORE's data PDVs)
+//! in fragments of any size and writes the de-identified data set in the same
+//! transfer syntax. Memory is bounded by [`Limits`], never by the object:
+//! values that are kept (pixel data above all) are copied through slice by
+//! slice; only values that must be read to be transformed (UIDs, dates, the
+//! Patient ID, private creators) are buffered, each up to `max_value`.
+//!
+//! # What is done to each attribute
+//!
+//! Every attribute of PS3.15 Table E.1-1 (2024b, generated into `tables.rs`
+//! by `scripts/gen-dicom-tables.py`) gets its action, with the option columns
+//! in force replacing the basic action (E.3); the choices where the standard
+//! leaves one are on [`table::Rule::resolve`]. Attributes the table does not
+//! list are kept. In every sequence the same rules apply to every item.
+//! Besides the table:
+//!
+//! - Private attributes are removed, unless Retain Safe Private is on and the
+//!   profile lists the attribute by group, private creator and element byte;
+//!   private creators are tracked per data set (each item has its own blocks).
+//! - Group lengths (gggg,0000) and command or file meta elements in a data set
+//!   are removed: lengths change, and those groups have no business there.
+//! - Patient ID and the top-level Patient's Name become the keyed pseudonym of
+//!   the Patient ID ([`Mode::Pseudonymise`]) or the dummy ([`Mode::Minimise`]);
+//!   a Patient ID inside a sequence (another patient) gets its own pseudonym, a
+//!   Patient's Name there the dummy.
+//! - Patient Identity Removed (0012,0062) YES, De-identification Method
+//!   (0012,0063) and its Code Sequence (0012,0064) with the CID 7050 codes of
+//!   the options applied replace any present; with modified dates,
+//!   Longitudinal Temporal Information Modified (0028,0303) is MODIFIED. All
+//!   are inserted in tag order.
+//!
+//! Replacement values: D is `ANONYMOUS` for text, `19000101` for dates,
+//! `000000` for times, `0` for numbers, zeros of the same length for binary
+//! values, the keyed UID for UIDs; a value that was empty stays empty (there is
+//! nothing to hide, and a dummy would add a claim). U is
+//! [`crate::Pseudonymiser::uid`] of each value, so a study sent in several
+//! associations, and references between objects, stay whole. C depends on what
+//! is cleaned: dates (DA, DT) move by the patient's
+//! [`crate::Pseudonymiser::date_shift_days`] under Retain Modified Dates (times stay:
+//! a shift by whole days leaves them true); AE titles become keyed pseudonyms
+//! (the same device keeps one name); a sequence keeps its items with the
+//! profile applied and free text inside (LT, ST, UT, UC, PN the table does not
+//! name) replaced by the dummy. Free text cannot be cleaned reliably, so a
+//! cleaned text attribute (Clean Descriptors, Retain Patient Characteristics'
+//! C) becomes empty, or the dummy where the basic action was a dummy (the
+//! attribute may be Type 1): what the option gains is that coded descriptor
+//! sequences are kept and the attributes stay present.
+//!
+//! D on a sequence keeps its items with the profile applied, and every text
+//! value inside that the table does not name (codes, meanings, free text,
+//! dates) becomes a dummy: a "dummy" Content Sequence or Person Identification
+//! Code Sequence must not carry the original's words or codes.
+//!
+//! # Sequences and lengths
+//!
+//! A kept sequence is re-emitted with undefined length, and its items too, with
+//! delimiters: valid in both syntaxes, and the length of what follows need not
+//! be known before it is written. In implicit VR a defined-length value is a
+//! sequence when the dictionary says SQ; for a tag the dictionary does not know
+//! (a safe private attribute, an attribute newer than the dictionary) the first
+//! 8 bytes decide: an item tag whose length fits makes it a sequence (read in
+//! implicit VR, de-identified), anything else an opaque value. Explicit VR UN
+//! of undefined length is a sequence in implicit VR (PS3.5 6.2.2), and stays so.
+//!
+//! # Holding output
+//!
+//! Shifting a date needs the Patient ID, which comes after group 0008's dates;
+//! the top-level Patient's Name pseudonym needs it too. From the first element
+//! that needs it, output is held until (0010,0020) or a later tag has been
+//! read, within `Limits::max_hold` ([`DeidError::HoldLimit`] beyond). With
+//! [`DicomProfile::hold_until_patient_id`] output is held from the start, so
+//! the caller can check consent before a byte is forwarded: see
+//! [`Deidentifier::patient_resolved`].
+//!
+//! # Burned-in identity
+//!
+//! Pixels are not cleaned, so unless [`DicomProfile::allow_burned_in`] objects
+//! that may carry identity in the pixels are refused ([`DeidError::BurnedIn`]):
+//! the Secondary Capture SOP classes (1.2.840.10008.5.1.4.1.1.7 and .7.1-.7.4,
+//! screenshots and scanned documents), Conversion Type WSD (workstation screen
+//! captures), Burned In Annotation (0028,0301) YES, and ultrasound (whose
+//! devices write patient names into the image) unless Burned In Annotation is
+//! NO. Give the SOP class of the C-STORE command to [`Deidentifier::new`]: a
+//! Secondary Capture is then refused before a byte is read, and for ultrasound
+//! output is held until (0028,0301) has been read. Otherwise the SOP class is
+//! read from (0008,0016), and (0028,0301) YES is found when it is read: output
+//! may have been written by then, and the caller must abort that object.
+//!
+//! # Not done
+//!
+//! Big endian and deflated transfer syntaxes are refused
+//! ([`Encoding::for_transfer_syntax`]), so a de-identifying route rejects those
+//! presentation contexts. Clean Pixel Data, Clean Recognizable Visual Features
+//! and Clean Graphics are not offered; curves and overlay data are removed.
+
+mod command;
+mod engine;
+mod profile;
+pub(crate) mod table;
+#[allow(clippy::unreadable_literal)]
+mod tables;
+#[cfg(test)]
+mod tests;
+mod values;
+mod vr;
+
+pub use command::{pseudonymise_command, restore_command, CommandRewrite};
+pub use engine::{Deidentifier, Progress, Summary};
+pub use profile::{Action, DicomProfile, Limits, Mode, Options, SafePrivate};
+pub use vr::{dictionary_vr, Vr};
+
+/// How a data set is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Implicit VR little endian (1.2.840.10008.1.2).
+    ImplicitLe,
+    /// Explicit VR little endian, and the encapsulated syntaxes whose data set
+    /// is explicit VR little endian.
+    ExplicitLe,
+}
+
+impl Encoding {
+    /// The encoding of a transfer syntax's data sets, or
+    /// [`DeidError::UnsupportedSyntax`] for big endian, deflated, non-binary
+    /// and unknown (private) syntaxes: what cannot be read is not forwarded.
+    pub fn for_transfer_syntax(uid: &str) -> Result<Encoding, DeidError> {
+        let uid = uid.trim_end_matches(['\0', ' ']);
+        let under = |prefix: &str| {
+            uid.strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|r| !r.is_empty() && r.split('.').all(|n| !n.is_empty()))
+        };
+        match uid {
+            "1.2.840.10008.1.2" => Ok(Encoding::ImplicitLe),
+            "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.1.98" | "1.2.840.10008.1.2.5" => {
+                Ok(Encoding::ExplicitLe)
+            }
+            // JPIP Referenced Deflate: the data set is deflated.
+            "1.2.840.10008.1.2.4.95" => Err(DeidError::UnsupportedSyntax(uid.to_owned())),
+            // JPEG family, JPIP, MPEG, HTJ2K; SMPTE ST 2110; deflated image
+            // frames (the data set itself is explicit VR little endian).
+            _ if under("1.2.840.10008.1.2.4")
+                || under("1.2.840.10008.1.2.7")
+                || under("1.2.840.10008.1.2.8") =>
+            {
+                Ok(Encoding::ExplicitLe)
+            }
+            _ => Err(DeidError::UnsupportedSyntax(uid.to_owned())),
+        }
+    }
+}
+
+/// Why an object may carry identity in its pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BurnedIn {
+    /// Burned In Annotation (0028,0301) is YES.
+    Annotation,
+    /// A Secondary Capture SOP class (screenshots, scanned documents).
+    SecondaryCapture(String),
+    /// Conversion Type (0008,0064) WSD: a workstation screen capture.
+    ScreenCapture,
+    /// Ultrasound without Burned In Annotation NO.
+    Ultrasound(String),
+}
+
+impl std::fmt::Display for BurnedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BurnedIn::Annotation => f.write_str("Burned In Annotation is YES"),
+            BurnedIn::SecondaryCapture(c) => write!(f, "secondary capture SOP class {c}"),
+            BurnedIn::ScreenCapture => {
+                f.write_str("workstation screen capture (Conversion Type WSD)")
+            }
+            BurnedIn::Ultrasound(c) => {
+                write!(
+                    f,
+                    "ultrasound SOP class {c} without Burned In Annotation NO"
+                )
+            }
+        }
+    }
+}
+
+/// Why a data set was not de-identified. After an error the de-identifier
+/// refuses further input: the object must be refused or aborted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeidError {
+    /// The transfer syntax is not read (big endian, deflated, unknown).
+    #[error("transfer syntax {0} cannot be de-identified (big endian, deflated or unknown)")]
+    UnsupportedSyntax(String),
+    /// The profile asks for something that cannot be done.
+    #[error("DICOM privacy profile: {0}")]
+    Profile(String),
+    /// The bytes are not a data set this de-identifier can read safely.
+    #[error("malformed data set at byte {offset}: {what}")]
+    Malformed {
+        /// Data set bytes consumed when it was found.
+        offset: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A value that must be read to be transformed is over `Limits::max_value`.
+    #[error("value of ({:04X},{:04X}) is {len} bytes, over the limit of {limit} for values read to be transformed", tag >> 16, tag & 0xFFFF)]
+    ValueTooLong {
+        /// The tag.
+        tag: u32,
+        /// Its length.
+        len: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// Sequences nested deeper than `Limits::max_depth`.
+    #[error("sequences nested deeper than {limit}")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// More private creators than `Limits::max_private_creators`.
+    #[error("more than {limit} private creators")]
+    TooManyPrivateCreators {
+        /// The limit.
+        limit: usize,
+    },
+    /// Output held for the Patient ID (or Burned In Annotation) passed
+    /// `Limits::max_hold`.
+    #[error("output held for the Patient ID passed {limit} bytes")]
+    HoldLimit {
+        /// The limit.
+        limit: usize,
+    },
+    /// The object may carry identity in its pixels.
+    #[error("object may carry burned-in identity: {0}")]
+    BurnedIn(BurnedIn),
+    /// The data set ended inside an element, item or sequence.
+    #[error("data set ended inside an element, item or sequence")]
+    Truncated,
+    /// Input after an error or after `finish`.
+    #[error("de-identifier already failed or finished")]
+    Finished,
+    /// A command set that cannot be rewritten.
+    #[error("command set: {0}")]
+    Command(&'static str),
+}
