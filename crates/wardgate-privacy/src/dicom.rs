@@ -99,7 +99,8 @@ mod command;
 mod engine;
 mod profile;
 pub(crate) mod table;
-#[allow(clippy::unreadable_literal)]
+// Generated (scripts/gen-dicom-tables.py): kept as the generator writes it.
+#[rustfmt::skip]
 mod tables;
 #[cfg(test)]
 mod tests;

@@ -704,16 +704,16 @@ IIIITIIITTDDIDGGDDKTGDffVVDDGDIDVDVDKTKTTDTDIIIVDLIMDDVDVVHFVVXVIVDVFVVVVRRfDRRO
 
 /// Repeating-group tags: (mask, value, VR index); `tag & mask == value`.
 pub(super) static DICT_REPEATERS: [(u32, u32, u8); 88] = [
-    (0xFFFFFF00, 0x00203100, 3),  // CS
+    (0xFFFFFF00, 0x00203100, 3), // CS
     (0xFFFFFF0F, 0x00280400, 31), // US
     (0xFFFFFF0F, 0x00280401, 31), // US
     (0xFFFFFF0F, 0x00280402, 10), // LO
-    (0xFFFFFF0F, 0x00280403, 2),  // AT
-    (0xFFFFFF0F, 0x00280800, 3),  // CS
+    (0xFFFFFF0F, 0x00280403, 2), // AT
+    (0xFFFFFF0F, 0x00280800, 3), // CS
     (0xFFFFFF0F, 0x00280802, 31), // US
-    (0xFFFFFF0F, 0x00280803, 2),  // AT
+    (0xFFFFFF0F, 0x00280803, 2), // AT
     (0xFFFFFF0F, 0x00280804, 31), // US
-    (0xFFFFFF0F, 0x00280808, 2),  // AT
+    (0xFFFFFF0F, 0x00280808, 2), // AT
     (0xFFFF000F, 0x10000000, 31), // US
     (0xFFFF000F, 0x10000001, 31), // US
     (0xFFFF000F, 0x10000002, 31), // US
@@ -723,7 +723,7 @@ pub(super) static DICT_REPEATERS: [(u32, u32, u8); 88] = [
     (0xFFFF0000, 0x10100000, 31), // US
     (0xFF00FFFF, 0x50000005, 31), // US
     (0xFF00FFFF, 0x50000010, 31), // US
-    (0xFF00FFFF, 0x50000020, 3),  // CS
+    (0xFF00FFFF, 0x50000020, 3), // CS
     (0xFF00FFFF, 0x50000022, 10), // LO
     (0xFF00FFFF, 0x50000030, 19), // SH
     (0xFF00FFFF, 0x50000040, 19), // SH
@@ -734,7 +734,7 @@ pub(super) static DICT_REPEATERS: [(u32, u32, u8); 88] = [
     (0xFF00FFFF, 0x50000110, 31), // US
     (0xFF00FFFF, 0x50000112, 31), // US
     (0xFF00FFFF, 0x50000114, 31), // US
-    (0xFF00FFFF, 0x50001001, 3),  // CS
+    (0xFF00FFFF, 0x50001001, 3), // CS
     (0xFF00FFFF, 0x50002000, 31), // US
     (0xFF00FFFF, 0x50002002, 31), // US
     (0xFF00FFFF, 0x50002004, 31), // US
@@ -750,29 +750,29 @@ pub(super) static DICT_REPEATERS: [(u32, u32, u8); 88] = [
     (0xFF00FFFF, 0x60000010, 31), // US
     (0xFF00FFFF, 0x60000011, 31), // US
     (0xFF00FFFF, 0x60000012, 31), // US
-    (0xFF00FFFF, 0x60000015, 9),  // IS
+    (0xFF00FFFF, 0x60000015, 9), // IS
     (0xFF00FFFF, 0x60000022, 10), // LO
-    (0xFF00FFFF, 0x60000040, 3),  // CS
+    (0xFF00FFFF, 0x60000040, 3), // CS
     (0xFF00FFFF, 0x60000045, 10), // LO
     (0xFF00FFFF, 0x60000050, 22), // SS
     (0xFF00FFFF, 0x60000051, 31), // US
     (0xFF00FFFF, 0x60000052, 31), // US
-    (0xFF00FFFF, 0x60000060, 3),  // CS
+    (0xFF00FFFF, 0x60000060, 3), // CS
     (0xFF00FFFF, 0x60000061, 19), // SH
     (0xFF00FFFF, 0x60000062, 19), // SH
-    (0xFF00FFFF, 0x60000063, 3),  // CS
-    (0xFF00FFFF, 0x60000066, 2),  // AT
+    (0xFF00FFFF, 0x60000063, 3), // CS
+    (0xFF00FFFF, 0x60000066, 2), // AT
     (0xFF00FFFF, 0x60000068, 31), // US
     (0xFF00FFFF, 0x60000069, 31), // US
     (0xFF00FFFF, 0x60000100, 31), // US
     (0xFF00FFFF, 0x60000102, 31), // US
-    (0xFF00FFFF, 0x60000110, 3),  // CS
+    (0xFF00FFFF, 0x60000110, 3), // CS
     (0xFF00FFFF, 0x60000200, 31), // US
-    (0xFF00FFFF, 0x60000800, 3),  // CS
+    (0xFF00FFFF, 0x60000800, 3), // CS
     (0xFF00FFFF, 0x60000802, 31), // US
-    (0xFF00FFFF, 0x60000803, 2),  // AT
+    (0xFF00FFFF, 0x60000803, 2), // AT
     (0xFF00FFFF, 0x60000804, 31), // US
-    (0xFF00FFFF, 0x60001001, 3),  // CS
+    (0xFF00FFFF, 0x60001001, 3), // CS
     (0xFF00FFFF, 0x60001100, 31), // US
     (0xFF00FFFF, 0x60001101, 31), // US
     (0xFF00FFFF, 0x60001102, 31), // US
@@ -781,9 +781,9 @@ pub(super) static DICT_REPEATERS: [(u32, u32, u8); 88] = [
     (0xFF00FFFF, 0x60001201, 31), // US
     (0xFF00FFFF, 0x60001202, 31), // US
     (0xFF00FFFF, 0x60001203, 31), // US
-    (0xFF00FFFF, 0x60001301, 9),  // IS
-    (0xFF00FFFF, 0x60001302, 5),  // DS
-    (0xFF00FFFF, 0x60001303, 5),  // DS
+    (0xFF00FFFF, 0x60001301, 9), // IS
+    (0xFF00FFFF, 0x60001302, 5), // DS
+    (0xFF00FFFF, 0x60001303, 5), // DS
     (0xFF00FFFF, 0x60001500, 10), // LO
     (0xFF00FFFF, 0x60003000, 17), // OW
     (0xFF00FFFF, 0x60004000, 11), // LT
@@ -820,19 +820,19 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x00080033, ZD, opt::FULL_DATES, opt::MODIFIED_DATES), // Content Time
     (0x00080034, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Overlay Time
     (0x00080035, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Curve Time
-    (0x00080050, Z, 0, 0),         // Accession Number
+    (0x00080050, Z, 0, 0), // Accession Number
     (0x00080054, X, 0, opt::DEVICE), // Retrieve AE Title
     (0x00080055, X, 0, opt::DEVICE), // Station AE Title
     (0x00080058, U, opt::UIDS, 0), // Failed SOP Instance UID List
     (0x00080080, XZD, opt::INSTITUTION, 0), // Institution Name
     (0x00080081, X, opt::INSTITUTION, 0), // Institution Address
     (0x00080082, XZD, opt::INSTITUTION, 0), // Institution Code Sequence
-    (0x00080090, Z, 0, 0),         // Referring Physician's Name
-    (0x00080092, X, 0, 0),         // Referring Physician's Address
-    (0x00080094, X, 0, 0),         // Referring Physician's Telephone Numbers
-    (0x00080096, X, 0, 0),         // Referring Physician Identification Sequence
-    (0x0008009C, Z, 0, 0),         // Consulting Physician's Name
-    (0x0008009D, X, 0, 0),         // Consulting Physician Identification Sequence
+    (0x00080090, Z, 0, 0), // Referring Physician's Name
+    (0x00080092, X, 0, 0), // Referring Physician's Address
+    (0x00080094, X, 0, 0), // Referring Physician's Telephone Numbers
+    (0x00080096, X, 0, 0), // Referring Physician Identification Sequence
+    (0x0008009C, Z, 0, 0), // Consulting Physician's Name
+    (0x0008009D, X, 0, 0), // Consulting Physician Identification Sequence
     (0x00080106, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Context Group Version
     (0x00080107, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Context Group Local Version
     (0x00080201, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Timezone Offset From UTC
@@ -842,14 +842,14 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x0008103E, X, 0, opt::CLEAN_DESCRIPTORS), // Series Description
     (0x00081040, X, opt::INSTITUTION, 0), // Institutional Department Name
     (0x00081041, X, opt::INSTITUTION, 0), // Institutional Department Type Code Sequence
-    (0x00081048, X, 0, 0),         // Physician(s) of Record
-    (0x00081049, X, 0, 0),         // Physician(s) of Record Identification Sequence
-    (0x00081050, X, 0, 0),         // Performing Physician's Name
-    (0x00081052, X, 0, 0),         // Performing Physician Identification Sequence
-    (0x00081060, X, 0, 0),         // Name of Physician(s) Reading Study
-    (0x00081062, X, 0, 0),         // Physician(s) Reading Study Identification Sequence
-    (0x00081070, XZD, 0, 0),       // Operators' Name
-    (0x00081072, XD, 0, 0),        // Operator Identification Sequence
+    (0x00081048, X, 0, 0), // Physician(s) of Record
+    (0x00081049, X, 0, 0), // Physician(s) of Record Identification Sequence
+    (0x00081050, X, 0, 0), // Performing Physician's Name
+    (0x00081052, X, 0, 0), // Performing Physician Identification Sequence
+    (0x00081060, X, 0, 0), // Name of Physician(s) Reading Study
+    (0x00081062, X, 0, 0), // Physician(s) Reading Study Identification Sequence
+    (0x00081070, XZD, 0, 0), // Operators' Name
+    (0x00081072, XD, 0, 0), // Operator Identification Sequence
     (0x00081080, X, 0, opt::CLEAN_DESCRIPTORS), // Admitting Diagnoses Description
     (0x00081084, X, 0, opt::CLEAN_DESCRIPTORS), // Admitting Diagnoses Code Sequence
     (0x00081088, X, 0, opt::CLEAN_DESCRIPTORS), // Pyramid Description
@@ -863,207 +863,152 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x00082112, XZU, opt::UIDS, 0), // Source Image Sequence
     (0x00083010, U, opt::UIDS, 0), // Irradiation Event UID
     (0x00084000, X, 0, opt::CLEAN_DESCRIPTORS), // Identifying Comments
-    (0x00100010, Z, 0, 0),         // Patient's Name
-    (0x00100020, ZD, 0, 0),        // Patient ID
-    (0x00100021, X, 0, 0),         // Issuer of Patient ID
-    (0x00100030, Z, 0, 0),         // Patient's Birth Date
-    (0x00100032, X, 0, 0),         // Patient's Birth Time
+    (0x00100010, Z, 0, 0), // Patient's Name
+    (0x00100020, ZD, 0, 0), // Patient ID
+    (0x00100021, X, 0, 0), // Issuer of Patient ID
+    (0x00100030, Z, 0, 0), // Patient's Birth Date
+    (0x00100032, X, 0, 0), // Patient's Birth Time
     (0x00100040, Z, opt::PATIENT_CHARS, 0), // Patient's Sex
-    (0x00100050, X, 0, 0),         // Patient's Insurance Plan Code Sequence
-    (0x00100101, X, 0, 0),         // Patient's Primary Language Code Sequence
-    (0x00100102, X, 0, 0),         // Patient's Primary Language Modifier Code Sequence
-    (0x00101000, X, 0, 0),         // Other Patient IDs
-    (0x00101001, X, 0, 0),         // Other Patient Names
-    (0x00101002, X, 0, 0),         // Other Patient IDs Sequence
-    (0x00101005, X, 0, 0),         // Patient's Birth Name
+    (0x00100050, X, 0, 0), // Patient's Insurance Plan Code Sequence
+    (0x00100101, X, 0, 0), // Patient's Primary Language Code Sequence
+    (0x00100102, X, 0, 0), // Patient's Primary Language Modifier Code Sequence
+    (0x00101000, X, 0, 0), // Other Patient IDs
+    (0x00101001, X, 0, 0), // Other Patient Names
+    (0x00101002, X, 0, 0), // Other Patient IDs Sequence
+    (0x00101005, X, 0, 0), // Patient's Birth Name
     (0x00101010, X, opt::PATIENT_CHARS, 0), // Patient's Age
     (0x00101020, X, opt::PATIENT_CHARS, 0), // Patient's Size
     (0x00101030, X, opt::PATIENT_CHARS, 0), // Patient's Weight
-    (0x00101040, X, 0, 0),         // Patient's Address
-    (0x00101050, X, 0, 0),         // Insurance Plan Identification
-    (0x00101060, X, 0, 0),         // Patient's Mother's Birth Name
-    (0x00101080, X, 0, 0),         // Military Rank
-    (0x00101081, X, 0, 0),         // Branch of Service
-    (0x00101090, X, 0, 0),         // Medical Record Locator
-    (0x00101100, X, 0, 0),         // Referenced Patient Photo Sequence
+    (0x00101040, X, 0, 0), // Patient's Address
+    (0x00101050, X, 0, 0), // Insurance Plan Identification
+    (0x00101060, X, 0, 0), // Patient's Mother's Birth Name
+    (0x00101080, X, 0, 0), // Military Rank
+    (0x00101081, X, 0, 0), // Branch of Service
+    (0x00101090, X, 0, 0), // Medical Record Locator
+    (0x00101100, X, 0, 0), // Referenced Patient Photo Sequence
     (0x00102000, X, 0, opt::CLEAN_DESCRIPTORS), // Medical Alerts
-    (
-        0x00102110,
-        X,
-        0,
-        opt::PATIENT_CHARS | opt::CLEAN_DESCRIPTORS,
-    ), // Allergies
-    (0x00102150, X, 0, 0),         // Country of Residence
-    (0x00102152, X, 0, 0),         // Region of Residence
-    (0x00102154, X, 0, 0),         // Patient's Telephone Numbers
-    (0x00102155, X, 0, 0),         // Patient's Telecom Information
+    (0x00102110, X, 0, opt::PATIENT_CHARS | opt::CLEAN_DESCRIPTORS), // Allergies
+    (0x00102150, X, 0, 0), // Country of Residence
+    (0x00102152, X, 0, 0), // Region of Residence
+    (0x00102154, X, 0, 0), // Patient's Telephone Numbers
+    (0x00102155, X, 0, 0), // Patient's Telecom Information
     (0x00102160, X, opt::PATIENT_CHARS, 0), // Ethnic Group
     (0x00102180, X, 0, opt::CLEAN_DESCRIPTORS), // Occupation
     (0x001021A0, X, opt::PATIENT_CHARS, 0), // Smoking Status
     (0x001021B0, X, 0, opt::CLEAN_DESCRIPTORS), // Additional Patient History
     (0x001021C0, X, opt::PATIENT_CHARS, 0), // Pregnancy Status
     (0x001021D0, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Last Menstrual Date
-    (0x001021F0, X, 0, 0),         // Patient's Religious Preference
+    (0x001021F0, X, 0, 0), // Patient's Religious Preference
     (0x00102203, XZ, opt::PATIENT_CHARS, 0), // Patient's Sex Neutered
-    (0x00102297, X, 0, 0),         // Responsible Person
-    (0x00102299, X, 0, 0),         // Responsible Organization
+    (0x00102297, X, 0, 0), // Responsible Person
+    (0x00102299, X, 0, 0), // Responsible Organization
     (0x00104000, X, 0, opt::CLEAN_DESCRIPTORS), // Patient Comments
-    (0x00120010, D, 0, 0),         // Clinical Trial Sponsor Name
-    (0x00120020, D, 0, 0),         // Clinical Trial Protocol ID
-    (0x00120021, Z, 0, 0),         // Clinical Trial Protocol Name
-    (0x00120022, X, 0, 0),         // Issuer of Clinical Trial Protocol ID
-    (0x00120023, X, 0, 0),         // Other Clinical Trial Protocol IDs Sequence
+    (0x00120010, D, 0, 0), // Clinical Trial Sponsor Name
+    (0x00120020, D, 0, 0), // Clinical Trial Protocol ID
+    (0x00120021, Z, 0, 0), // Clinical Trial Protocol Name
+    (0x00120022, X, 0, 0), // Issuer of Clinical Trial Protocol ID
+    (0x00120023, X, 0, 0), // Other Clinical Trial Protocol IDs Sequence
     (0x00120030, Z, opt::INSTITUTION, 0), // Clinical Trial Site ID
     (0x00120031, Z, opt::INSTITUTION, 0), // Clinical Trial Site Name
-    (0x00120032, X, 0, 0),         // Issuer of Clinical Trial Site ID
-    (0x00120040, D, 0, 0),         // Clinical Trial Subject ID
-    (0x00120041, X, 0, 0),         // Issuer of Clinical Trial Subject ID
-    (0x00120042, D, 0, 0),         // Clinical Trial Subject Reading ID
-    (0x00120043, X, 0, 0),         // Issuer of Clinical Trial Subject Reading ID
-    (0x00120050, Z, 0, 0),         // Clinical Trial Time Point ID
+    (0x00120032, X, 0, 0), // Issuer of Clinical Trial Site ID
+    (0x00120040, D, 0, 0), // Clinical Trial Subject ID
+    (0x00120041, X, 0, 0), // Issuer of Clinical Trial Subject ID
+    (0x00120042, D, 0, 0), // Clinical Trial Subject Reading ID
+    (0x00120043, X, 0, 0), // Issuer of Clinical Trial Subject Reading ID
+    (0x00120050, Z, 0, 0), // Clinical Trial Time Point ID
     (0x00120051, X, 0, opt::CLEAN_DESCRIPTORS), // Clinical Trial Time Point Description
-    (0x00120055, X, 0, 0),         // Issuer of Clinical Trial Time Point ID
+    (0x00120055, X, 0, 0), // Issuer of Clinical Trial Time Point ID
     (0x00120060, Z, opt::INSTITUTION, 0), // Clinical Trial Coordinating Center Name
-    (0x00120071, X, 0, 0),         // Clinical Trial Series ID
+    (0x00120071, X, 0, 0), // Clinical Trial Series ID
     (0x00120072, X, 0, opt::CLEAN_DESCRIPTORS), // Clinical Trial Series Description
-    (0x00120073, X, 0, 0),         // Issuer of Clinical Trial Series ID
+    (0x00120073, X, 0, 0), // Issuer of Clinical Trial Series ID
     (0x00120081, D, opt::INSTITUTION, 0), // Clinical Trial Protocol Ethics Committee Name
-    (0x00120082, X, 0, 0),         // Clinical Trial Protocol Ethics Committee Approval Number
+    (0x00120082, X, 0, 0), // Clinical Trial Protocol Ethics Committee Approval Number
     (0x00120086, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Ethics Committee Approval Effectiveness Start Date
     (0x00120087, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Ethics Committee Approval Effectiveness End Date
-    (
-        0x0014407C,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Calibration Time
-    (
-        0x0014407E,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Calibration Date
-    (0x0016002B, X, 0, opt::CLEAN_DESCRIPTORS),            // Maker Note
-    (0x0016004B, X, 0, opt::CLEAN_DESCRIPTORS),            // Device Setting Description
-    (0x0016004D, X, 0, 0),                                 // Camera Owner Name
-    (0x0016004E, X, opt::DEVICE, 0),                       // Lens Specification
-    (0x0016004F, X, opt::DEVICE, 0),                       // Lens Make
-    (0x00160050, X, opt::DEVICE, 0),                       // Lens Model
-    (0x00160051, X, opt::DEVICE, 0),                       // Lens Serial Number
-    (0x00160070, X, 0, 0),                                 // GPS Version ID
-    (0x00160071, X, 0, 0),                                 // GPS Latitude Ref
-    (0x00160072, X, 0, 0),                                 // GPS Latitude
-    (0x00160073, X, 0, 0),                                 // GPS Longitude Ref
-    (0x00160074, X, 0, 0),                                 // GPS Longitude
-    (0x00160075, X, 0, 0),                                 // GPS Altitude Ref
-    (0x00160076, X, 0, 0),                                 // GPS Altitude
-    (0x00160077, X, 0, 0),                                 // GPS Time Stamp
-    (0x00160078, X, 0, 0),                                 // GPS Satellites
-    (0x00160079, X, 0, 0),                                 // GPS Status
-    (0x0016007A, X, 0, 0),                                 // GPS Measure Mode
-    (0x0016007B, X, 0, 0),                                 // GPS DOP
-    (0x0016007C, X, 0, 0),                                 // GPS Speed Ref
-    (0x0016007D, X, 0, 0),                                 // GPS Speed
-    (0x0016007E, X, 0, 0),                                 // GPS Track Ref
-    (0x0016007F, X, 0, 0),                                 // GPS Track
-    (0x00160080, X, 0, 0),                                 // GPS Img Direction Ref
-    (0x00160081, X, 0, 0),                                 // GPS Img Direction
-    (0x00160082, X, 0, 0),                                 // GPS Map Datum
-    (0x00160083, X, 0, 0),                                 // GPS Dest Latitude Ref
-    (0x00160084, X, 0, 0),                                 // GPS Dest Latitude
-    (0x00160085, X, 0, 0),                                 // GPS Dest Longitude Ref
-    (0x00160086, X, 0, 0),                                 // GPS Dest Longitude
-    (0x00160087, X, 0, 0),                                 // GPS Dest Bearing Ref
-    (0x00160088, X, 0, 0),                                 // GPS Dest Bearing
-    (0x00160089, X, 0, 0),                                 // GPS Dest Distance Ref
-    (0x0016008A, X, 0, 0),                                 // GPS Dest Distance
-    (0x0016008B, X, 0, 0),                                 // GPS Processing Method
-    (0x0016008C, X, 0, 0),                                 // GPS Area Information
+    (0x0014407C, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Calibration Time
+    (0x0014407E, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Calibration Date
+    (0x0016002B, X, 0, opt::CLEAN_DESCRIPTORS), // Maker Note
+    (0x0016004B, X, 0, opt::CLEAN_DESCRIPTORS), // Device Setting Description
+    (0x0016004D, X, 0, 0), // Camera Owner Name
+    (0x0016004E, X, opt::DEVICE, 0), // Lens Specification
+    (0x0016004F, X, opt::DEVICE, 0), // Lens Make
+    (0x00160050, X, opt::DEVICE, 0), // Lens Model
+    (0x00160051, X, opt::DEVICE, 0), // Lens Serial Number
+    (0x00160070, X, 0, 0), // GPS Version ID
+    (0x00160071, X, 0, 0), // GPS Latitude Ref
+    (0x00160072, X, 0, 0), // GPS Latitude
+    (0x00160073, X, 0, 0), // GPS Longitude Ref
+    (0x00160074, X, 0, 0), // GPS Longitude
+    (0x00160075, X, 0, 0), // GPS Altitude Ref
+    (0x00160076, X, 0, 0), // GPS Altitude
+    (0x00160077, X, 0, 0), // GPS Time Stamp
+    (0x00160078, X, 0, 0), // GPS Satellites
+    (0x00160079, X, 0, 0), // GPS Status
+    (0x0016007A, X, 0, 0), // GPS Measure Mode
+    (0x0016007B, X, 0, 0), // GPS DOP
+    (0x0016007C, X, 0, 0), // GPS Speed Ref
+    (0x0016007D, X, 0, 0), // GPS Speed
+    (0x0016007E, X, 0, 0), // GPS Track Ref
+    (0x0016007F, X, 0, 0), // GPS Track
+    (0x00160080, X, 0, 0), // GPS Img Direction Ref
+    (0x00160081, X, 0, 0), // GPS Img Direction
+    (0x00160082, X, 0, 0), // GPS Map Datum
+    (0x00160083, X, 0, 0), // GPS Dest Latitude Ref
+    (0x00160084, X, 0, 0), // GPS Dest Latitude
+    (0x00160085, X, 0, 0), // GPS Dest Longitude Ref
+    (0x00160086, X, 0, 0), // GPS Dest Longitude
+    (0x00160087, X, 0, 0), // GPS Dest Bearing Ref
+    (0x00160088, X, 0, 0), // GPS Dest Bearing
+    (0x00160089, X, 0, 0), // GPS Dest Distance Ref
+    (0x0016008A, X, 0, 0), // GPS Dest Distance
+    (0x0016008B, X, 0, 0), // GPS Processing Method
+    (0x0016008C, X, 0, 0), // GPS Area Information
     (0x0016008D, X, opt::FULL_DATES, opt::MODIFIED_DATES), // GPS Date Stamp
-    (0x0016008E, X, 0, 0),                                 // GPS Differential
-    (0x00180010, ZD, 0, opt::CLEAN_DESCRIPTORS),           // Contrast/Bolus Agent
+    (0x0016008E, X, 0, 0), // GPS Differential
+    (0x00180010, ZD, 0, opt::CLEAN_DESCRIPTORS), // Contrast/Bolus Agent
     (0x00180027, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Intervention Drug Stop Time
     (0x00180035, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Intervention Drug Start Time
-    (0x00181000, XZD, opt::DEVICE, 0),                     // Device Serial Number
-    (0x00181002, U, opt::UIDS | opt::DEVICE, 0),           // Device UID
-    (0x00181004, X, opt::DEVICE, 0),                       // Plate ID
-    (0x00181005, X, opt::DEVICE, 0),                       // Generator ID
-    (0x00181007, X, opt::DEVICE, 0),                       // Cassette ID
-    (0x00181008, X, opt::DEVICE, 0),                       // Gantry ID
-    (0x00181009, X, opt::DEVICE, 0),                       // Unique Device Identifier
-    (0x0018100A, X, opt::DEVICE, 0),                       // UDI Sequence
-    (0x0018100B, U, opt::UIDS | opt::DEVICE, 0),           // Manufacturer's Device Class UID
+    (0x00181000, XZD, opt::DEVICE, 0), // Device Serial Number
+    (0x00181002, U, opt::UIDS | opt::DEVICE, 0), // Device UID
+    (0x00181004, X, opt::DEVICE, 0), // Plate ID
+    (0x00181005, X, opt::DEVICE, 0), // Generator ID
+    (0x00181007, X, opt::DEVICE, 0), // Cassette ID
+    (0x00181008, X, opt::DEVICE, 0), // Gantry ID
+    (0x00181009, X, opt::DEVICE, 0), // Unique Device Identifier
+    (0x0018100A, X, opt::DEVICE, 0), // UDI Sequence
+    (0x0018100B, U, opt::UIDS | opt::DEVICE, 0), // Manufacturer's Device Class UID
     (0x00181012, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Date of Secondary Capture
     (0x00181014, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Time of Secondary Capture
-    (0x00181030, XD, 0, opt::CLEAN_DESCRIPTORS),           // Protocol Name
+    (0x00181030, XD, 0, opt::CLEAN_DESCRIPTORS), // Protocol Name
     (0x00181042, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Contrast/Bolus Start Time
     (0x00181043, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Contrast/Bolus Stop Time
     (0x00181072, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Radiopharmaceutical Start Time
     (0x00181073, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Radiopharmaceutical Stop Time
     (0x00181078, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Radiopharmaceutical Start DateTime
     (0x00181079, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Radiopharmaceutical Stop DateTime
-    (0x001811BB, D, 0, opt::CLEAN_DESCRIPTORS),            // Acquisition Field Of View Label
-    (
-        0x00181200,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Date of Last Calibration
-    (
-        0x00181201,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Time of Last Calibration
-    (
-        0x00181202,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // DateTime of Last Calibration
-    (
-        0x00181203,
-        Z,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Calibration DateTime
-    (
-        0x00181204,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Date of Manufacture
-    (
-        0x00181205,
-        X,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Date of Installation
+    (0x001811BB, D, 0, opt::CLEAN_DESCRIPTORS), // Acquisition Field Of View Label
+    (0x00181200, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Date of Last Calibration
+    (0x00181201, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Time of Last Calibration
+    (0x00181202, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // DateTime of Last Calibration
+    (0x00181203, Z, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Calibration DateTime
+    (0x00181204, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Date of Manufacture
+    (0x00181205, X, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Date of Installation
     (0x00181400, XD, 0, opt::CLEAN_DESCRIPTORS), // Acquisition Device Processing Description
-    (0x00182042, U, opt::UIDS, 0),               // Target UID
-    (0x00184000, X, 0, opt::CLEAN_DESCRIPTORS),  // Acquisition Comments
-    (0x00185011, X, opt::DEVICE, 0),             // Transducer Identification Sequence
-    (0x0018700A, XD, opt::DEVICE, 0),            // Detector ID
-    (
-        0x0018700C,
-        XD,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Date of Last Detector Calibration
-    (
-        0x0018700E,
-        XD,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Time of Last Detector Calibration
+    (0x00182042, U, opt::UIDS, 0), // Target UID
+    (0x00184000, X, 0, opt::CLEAN_DESCRIPTORS), // Acquisition Comments
+    (0x00185011, X, opt::DEVICE, 0), // Transducer Identification Sequence
+    (0x0018700A, XD, opt::DEVICE, 0), // Detector ID
+    (0x0018700C, XD, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Date of Last Detector Calibration
+    (0x0018700E, XD, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Time of Last Detector Calibration
     (0x00189074, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Frame Acquisition DateTime
     (0x00189151, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Frame Reference DateTime
     (0x00189185, X, 0, opt::CLEAN_DESCRIPTORS), // Respiratory Motion Compensation Technique Description
-    (0x00189367, D, opt::DEVICE, 0),            // X-Ray Source ID
+    (0x00189367, D, opt::DEVICE, 0), // X-Ray Source ID
     (0x00189369, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Source Start DateTime
     (0x0018936A, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Source End DateTime
-    (0x00189371, D, opt::DEVICE, 0),            // X-Ray Detector ID
-    (0x00189373, X, opt::DEVICE, 0),            // X-Ray Detector Label
+    (0x00189371, D, opt::DEVICE, 0), // X-Ray Detector ID
+    (0x00189373, X, opt::DEVICE, 0), // X-Ray Detector Label
     (0x0018937B, X, 0, opt::CLEAN_DESCRIPTORS), // Multi-energy Acquisition Description
     (0x0018937F, X, 0, opt::CLEAN_DESCRIPTORS), // Decomposition Description
     (0x00189424, X, 0, opt::CLEAN_DESCRIPTORS), // Acquisition Protocol Description
@@ -1076,24 +1021,24 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x00189937, X, 0, opt::CLEAN_DESCRIPTORS), // Requested Series Description
     (0x0018A002, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Contribution DateTime
     (0x0018A003, X, 0, opt::CLEAN_DESCRIPTORS), // Contribution Description
-    (0x0020000D, U, opt::UIDS, 0),              // Study Instance UID
-    (0x0020000E, U, opt::UIDS, 0),              // Series Instance UID
-    (0x00200010, Z, 0, 0),                      // Study ID
+    (0x0020000D, U, opt::UIDS, 0), // Study Instance UID
+    (0x0020000E, U, opt::UIDS, 0), // Series Instance UID
+    (0x00200010, Z, 0, 0), // Study ID
     (0x00200027, X, 0, opt::CLEAN_DESCRIPTORS), // Pyramid Label
-    (0x00200052, U, opt::UIDS, 0),              // Frame of Reference UID
-    (0x00200200, U, opt::UIDS, 0),              // Synchronization Frame of Reference UID
-    (0x00203401, X, opt::DEVICE, 0),            // Modifying Device ID
+    (0x00200052, U, opt::UIDS, 0), // Frame of Reference UID
+    (0x00200200, U, opt::UIDS, 0), // Synchronization Frame of Reference UID
+    (0x00203401, X, opt::DEVICE, 0), // Modifying Device ID
     (0x00203403, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Modified Image Date
     (0x00203405, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Modified Image Time
-    (0x00203406, X, 0, 0),                      // Modified Image Description
+    (0x00203406, X, 0, 0), // Modified Image Description
     (0x00204000, X, 0, opt::CLEAN_DESCRIPTORS), // Image Comments
     (0x00209158, X, 0, opt::CLEAN_DESCRIPTORS), // Frame Comments
-    (0x00209161, U, opt::UIDS, 0),              // Concatenation UID
-    (0x00209164, U, opt::UIDS, 0),              // Dimension Organization UID
-    (0x00281199, U, opt::UIDS, 0),              // Palette Color Lookup Table UID
-    (0x00281214, U, opt::UIDS, 0),              // Large Palette Color Lookup Table UID
-    (0x00284000, X, 0, 0),                      // Image Presentation Comments
-    (0x00320012, X, 0, 0),                      // Study ID Issuer
+    (0x00209161, U, opt::UIDS, 0), // Concatenation UID
+    (0x00209164, U, opt::UIDS, 0), // Dimension Organization UID
+    (0x00281199, U, opt::UIDS, 0), // Palette Color Lookup Table UID
+    (0x00281214, U, opt::UIDS, 0), // Large Palette Color Lookup Table UID
+    (0x00284000, X, 0, 0), // Image Presentation Comments
+    (0x00320012, X, 0, 0), // Study ID Issuer
     (0x00320032, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Study Verified Date
     (0x00320033, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Study Verified Time
     (0x00320034, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Study Read Date
@@ -1102,11 +1047,11 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x00321001, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Study Start Time
     (0x00321010, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Study Stop Date
     (0x00321011, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Study Stop Time
-    (0x00321020, X, opt::DEVICE, 0),            // Scheduled Study Location
-    (0x00321021, X, 0, opt::DEVICE),            // Scheduled Study Location AE Title
+    (0x00321020, X, opt::DEVICE, 0), // Scheduled Study Location
+    (0x00321021, X, 0, opt::DEVICE), // Scheduled Study Location AE Title
     (0x00321030, X, 0, opt::CLEAN_DESCRIPTORS), // Reason for Study
-    (0x00321032, X, 0, 0),                      // Requesting Physician
-    (0x00321033, X, 0, 0),                      // Requesting Service
+    (0x00321032, X, 0, 0), // Requesting Physician
+    (0x00321033, X, 0, 0), // Requesting Service
     (0x00321040, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Study Arrival Date
     (0x00321041, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Study Arrival Time
     (0x00321050, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Study Completion Date
@@ -1116,50 +1061,45 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x00321067, X, 0, opt::CLEAN_DESCRIPTORS), // Reason for Visit Code Sequence
     (0x00321070, X, 0, opt::CLEAN_DESCRIPTORS), // Requested Contrast Agent
     (0x00324000, X, 0, opt::CLEAN_DESCRIPTORS), // Study Comments
-    (0x00340001, D, 0, 0),                      // Flow Identifier Sequence
-    (0x00340002, D, 0, 0),                      // Flow Identifier
-    (0x00340005, D, 0, 0),                      // Source Identifier
+    (0x00340001, D, 0, 0), // Flow Identifier Sequence
+    (0x00340002, D, 0, 0), // Flow Identifier
+    (0x00340005, D, 0, 0), // Source Identifier
     (0x00340007, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Frame Origin Timestamp
-    (0x00380004, X, 0, 0),                      // Referenced Patient Alias Sequence
-    (0x00380010, X, 0, 0),                      // Admission ID
-    (0x00380011, X, 0, 0),                      // Issuer of Admission ID
-    (0x00380014, X, 0, 0),                      // Issuer of Admission ID Sequence
+    (0x00380004, X, 0, 0), // Referenced Patient Alias Sequence
+    (0x00380010, X, 0, 0), // Admission ID
+    (0x00380011, X, 0, 0), // Issuer of Admission ID
+    (0x00380014, X, 0, 0), // Issuer of Admission ID Sequence
     (0x0038001A, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Admission Date
     (0x0038001B, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Admission Time
     (0x0038001C, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Discharge Date
     (0x0038001D, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Discharge Time
-    (0x0038001E, X, 0, 0),                      // Scheduled Patient Institution Residence
+    (0x0038001E, X, 0, 0), // Scheduled Patient Institution Residence
     (0x00380020, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Admitting Date
     (0x00380021, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Admitting Time
     (0x00380030, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Discharge Date
     (0x00380032, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Discharge Time
     (0x00380040, X, 0, opt::CLEAN_DESCRIPTORS), // Discharge Diagnosis Description
-    (0x00380050, X, 0, opt::PATIENT_CHARS),     // Special Needs
-    (0x00380060, X, 0, 0),                      // Service Episode ID
-    (0x00380061, X, 0, 0),                      // Issuer of Service Episode ID
+    (0x00380050, X, 0, opt::PATIENT_CHARS), // Special Needs
+    (0x00380060, X, 0, 0), // Service Episode ID
+    (0x00380061, X, 0, 0), // Issuer of Service Episode ID
     (0x00380062, X, 0, opt::CLEAN_DESCRIPTORS), // Service Episode Description
-    (0x00380064, X, 0, 0),                      // Issuer of Service Episode ID Sequence
-    (0x00380300, X, 0, 0),                      // Current Patient Location
-    (0x00380400, X, 0, 0),                      // Patient's Institution Residence
-    (
-        0x00380500,
-        X,
-        0,
-        opt::PATIENT_CHARS | opt::CLEAN_DESCRIPTORS,
-    ), // Patient State
+    (0x00380064, X, 0, 0), // Issuer of Service Episode ID Sequence
+    (0x00380300, X, 0, 0), // Current Patient Location
+    (0x00380400, X, 0, 0), // Patient's Institution Residence
+    (0x00380500, X, 0, opt::PATIENT_CHARS | opt::CLEAN_DESCRIPTORS), // Patient State
     (0x00384000, X, 0, opt::CLEAN_DESCRIPTORS), // Visit Comments
-    (0x003A0310, U, opt::UIDS, 0),              // Multiplex Group UID
+    (0x003A0310, U, opt::UIDS, 0), // Multiplex Group UID
     (0x003A0314, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Impedance Measurement DateTime
     (0x003A0329, X, 0, opt::CLEAN_DESCRIPTORS), // Waveform Filter Description
     (0x003A032B, X, 0, opt::CLEAN_DESCRIPTORS), // Filter Lookup Table Description
-    (0x00400001, X, 0, opt::DEVICE),            // Scheduled Station AE Title
+    (0x00400001, X, 0, opt::DEVICE), // Scheduled Station AE Title
     (0x00400002, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Procedure Step Start Date
     (0x00400003, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Procedure Step Start Time
     (0x00400004, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Procedure Step End Date
     (0x00400005, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Scheduled Procedure Step End Time
-    (0x00400006, X, 0, 0),                      // Scheduled Performing Physician's Name
+    (0x00400006, X, 0, 0), // Scheduled Performing Physician's Name
     (0x00400007, X, 0, opt::CLEAN_DESCRIPTORS), // Scheduled Procedure Step Description
-    (0x00400009, X, 0, 0),                      // Scheduled Procedure Step ID
+    (0x00400009, X, 0, 0), // Scheduled Procedure Step ID
     (0x0040000B, X, 0, 0), // Scheduled Performing Physician Identification Sequence
     (0x00400010, X, opt::DEVICE, 0), // Scheduled Station Name
     (0x00400011, X, opt::DEVICE, 0), // Scheduled Procedure Step Location
@@ -1220,24 +1160,24 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x00404027, X, opt::DEVICE, 0), // Scheduled Station Geographic Location Code Sequence
     (0x00404028, X, opt::DEVICE, 0), // Performed Station Name Code Sequence
     (0x00404030, X, opt::DEVICE, 0), // Performed Station Geographic Location Code Sequence
-    (0x00404034, X, 0, 0),         // Scheduled Human Performers Sequence
-    (0x00404035, X, 0, 0),         // Actual Human Performers Sequence
-    (0x00404036, X, 0, 0),         // Human Performer's Organization
-    (0x00404037, X, 0, 0),         // Human Performer's Name
+    (0x00404034, X, 0, 0), // Scheduled Human Performers Sequence
+    (0x00404035, X, 0, 0), // Actual Human Performers Sequence
+    (0x00404036, X, 0, 0), // Human Performer's Organization
+    (0x00404037, X, 0, 0), // Human Performer's Name
     (0x00404050, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Performed Procedure Step Start DateTime
     (0x00404051, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Performed Procedure Step End DateTime
     (0x00404052, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Procedure Step Cancellation DateTime
     (0x0040A023, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Findings Group Recording Date (Trial)
     (0x0040A024, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Findings Group Recording Time (Trial)
-    (0x0040A027, D, 0, 0),                                 // Verifying Organization
+    (0x0040A027, D, 0, 0), // Verifying Organization
     (0x0040A030, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Verification DateTime
     (0x0040A032, XD, opt::FULL_DATES, opt::MODIFIED_DATES), // Observation DateTime
     (0x0040A033, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Observation Start DateTime
-    (0x0040A073, D, 0, 0),                                 // Verifying Observer Sequence
-    (0x0040A075, D, 0, 0),                                 // Verifying Observer Name
-    (0x0040A078, X, 0, 0),                                 // Author Observer Sequence
-    (0x0040A07A, X, 0, 0),                                 // Participant Sequence
-    (0x0040A07C, X, 0, 0),                                 // Custodial Organization Sequence
+    (0x0040A073, D, 0, 0), // Verifying Observer Sequence
+    (0x0040A075, D, 0, 0), // Verifying Observer Name
+    (0x0040A078, X, 0, 0), // Author Observer Sequence
+    (0x0040A07A, X, 0, 0), // Participant Sequence
+    (0x0040A07C, X, 0, 0), // Custodial Organization Sequence
     (0x0040A082, Z, opt::FULL_DATES, opt::MODIFIED_DATES), // Participation DateTime
     (0x0040A088, Z, 0, 0), // Verifying Observer Identification Code Sequence
     (0x0040A110, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Date of Document or Verbal Transaction (Trial)
@@ -1245,17 +1185,17 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x0040A120, D, opt::FULL_DATES, opt::MODIFIED_DATES), // DateTime
     (0x0040A121, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Date
     (0x0040A122, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Time
-    (0x0040A123, D, 0, 0),                                 // Person Name
-    (0x0040A124, U, 0, 0),                                 // UID
+    (0x0040A123, D, 0, 0), // Person Name
+    (0x0040A124, U, 0, 0), // UID
     (0x0040A13A, D, opt::FULL_DATES, opt::MODIFIED_DATES), // Referenced DateTime
-    (0x0040A171, U, opt::UIDS, 0),                         // Observation UID
-    (0x0040A172, U, opt::UIDS, 0),                         // Referenced Observation UID (Trial)
+    (0x0040A171, U, opt::UIDS, 0), // Observation UID
+    (0x0040A172, U, opt::UIDS, 0), // Referenced Observation UID (Trial)
     (0x0040A192, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Observation Date (Trial)
     (0x0040A193, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Observation Time (Trial)
-    (0x0040A307, X, 0, 0),                                 // Current Observer (Trial)
-    (0x0040A352, X, 0, 0),                                 // Verbal Source (Trial)
-    (0x0040A353, X, 0, 0),                                 // Address (Trial)
-    (0x0040A354, X, 0, 0),                                 // Telephone Number (Trial)
+    (0x0040A307, X, 0, 0), // Current Observer (Trial)
+    (0x0040A352, X, 0, 0), // Verbal Source (Trial)
+    (0x0040A353, X, 0, 0), // Address (Trial)
+    (0x0040A354, X, 0, 0), // Telephone Number (Trial)
     (0x0040A358, X, 0, 0), // Verbal Source Identifier Code Sequence (Trial)
     (0x0040A402, U, opt::UIDS, 0), // Observation Subject UID (Trial)
     (0x0040A730, D, 0, opt::CLEAN_STRUCTURED), // Content Sequence
@@ -1411,32 +1351,27 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x300A0794, X, 0, opt::CLEAN_DESCRIPTORS), // Patient Setup Photo Description
     (0x300A079A, X, 0, opt::CLEAN_DESCRIPTORS), // Displacement Reference Label
     (0x300C0113, X, 0, opt::CLEAN_DESCRIPTORS), // Reason for Omission Description
-    (
-        0x300C0127,
-        D,
-        opt::DEVICE | opt::FULL_DATES,
-        opt::MODIFIED_DATES,
-    ), // Beam Hold Transition DateTime
+    (0x300C0127, D, opt::DEVICE | opt::FULL_DATES, opt::MODIFIED_DATES), // Beam Hold Transition DateTime
     (0x300E0004, Z, opt::FULL_DATES, opt::MODIFIED_DATES), // Review Date
     (0x300E0005, Z, opt::FULL_DATES, opt::MODIFIED_DATES), // Review Time
-    (0x300E0008, XZ, 0, 0),                     // Reviewer Name
-    (0x30100006, U, opt::UIDS, 0),              // Conceptual Volume UID
-    (0x3010000B, U, opt::UIDS, 0),              // Referenced Conceptual Volume UID
+    (0x300E0008, XZ, 0, 0), // Reviewer Name
+    (0x30100006, U, opt::UIDS, 0), // Conceptual Volume UID
+    (0x3010000B, U, opt::UIDS, 0), // Referenced Conceptual Volume UID
     (0x3010000F, Z, 0, opt::CLEAN_DESCRIPTORS), // Conceptual Volume Combination Description
-    (0x30100013, U, opt::UIDS, 0),              // Constituent Conceptual Volume UID
-    (0x30100015, U, opt::UIDS, 0),              // Source Conceptual Volume UID
+    (0x30100013, U, opt::UIDS, 0), // Constituent Conceptual Volume UID
+    (0x30100015, U, opt::UIDS, 0), // Source Conceptual Volume UID
     (0x30100017, Z, 0, opt::CLEAN_DESCRIPTORS), // Conceptual Volume Description
-    (0x3010001B, Z, 0, 0),                      // Device Alternate Identifier
-    (0x3010002D, D, opt::DEVICE, 0),            // Device Label
-    (0x30100031, U, opt::UIDS, 0),              // Referenced Fiducials UID
+    (0x3010001B, Z, 0, 0), // Device Alternate Identifier
+    (0x3010002D, D, opt::DEVICE, 0), // Device Label
+    (0x30100031, U, opt::UIDS, 0), // Referenced Fiducials UID
     (0x30100033, D, 0, opt::CLEAN_DESCRIPTORS), // User Content Label
     (0x30100034, D, 0, opt::CLEAN_DESCRIPTORS), // User Content Long Label
     (0x30100035, D, 0, opt::CLEAN_DESCRIPTORS), // Entity Label
     (0x30100036, X, 0, opt::CLEAN_DESCRIPTORS), // Entity Name
     (0x30100037, X, 0, opt::CLEAN_DESCRIPTORS), // Entity Description
     (0x30100038, D, 0, opt::CLEAN_DESCRIPTORS), // Entity Long Label
-    (0x3010003B, U, opt::UIDS, 0),              // RT Treatment Phase UID
-    (0x30100043, Z, opt::DEVICE, 0),            // Manufacturer's Device Identifier
+    (0x3010003B, U, opt::UIDS, 0), // RT Treatment Phase UID
+    (0x30100043, Z, opt::DEVICE, 0), // Manufacturer's Device Identifier
     (0x3010004C, XD, opt::FULL_DATES, opt::MODIFIED_DATES), // Intended Phase Start Date
     (0x3010004D, XD, opt::FULL_DATES, opt::MODIFIED_DATES), // Intended Phase End Date
     (0x30100054, D, 0, opt::CLEAN_DESCRIPTORS), // RT Prescription Label
@@ -1444,40 +1379,40 @@ pub(super) static RULES: [(u32, Basic, u16, u16); 617] = [
     (0x3010005A, Z, 0, opt::CLEAN_DESCRIPTORS), // RT Physician Intent Narrative
     (0x3010005C, Z, 0, opt::CLEAN_DESCRIPTORS), // Reason for Superseding
     (0x30100061, X, 0, opt::CLEAN_DESCRIPTORS), // Prior Treatment Dose Description
-    (0x3010006E, U, opt::UIDS, 0),              // Dosimetric Objective UID
-    (0x3010006F, U, opt::UIDS, 0),              // Referenced Dosimetric Objective UID
+    (0x3010006E, U, opt::UIDS, 0), // Dosimetric Objective UID
+    (0x3010006F, U, opt::UIDS, 0), // Referenced Dosimetric Objective UID
     (0x30100077, XD, 0, opt::CLEAN_DESCRIPTORS), // Treatment Site
     (0x3010007A, Z, 0, opt::CLEAN_DESCRIPTORS), // Treatment Technique Notes
     (0x3010007B, Z, 0, opt::CLEAN_DESCRIPTORS), // Prescription Notes
     (0x3010007F, Z, 0, opt::CLEAN_DESCRIPTORS), // Fractionation Notes
     (0x30100081, Z, 0, opt::CLEAN_DESCRIPTORS), // Prescription Notes Sequence
     (0x30100085, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Intended Fraction Start Time
-    (0x40000010, X, 0, 0),                      // Arbitrary
-    (0x40004000, X, 0, 0),                      // Text Comments
-    (0x40080040, X, 0, 0),                      // Results ID
-    (0x40080042, X, 0, 0),                      // Results ID Issuer
+    (0x40000010, X, 0, 0), // Arbitrary
+    (0x40004000, X, 0, 0), // Text Comments
+    (0x40080040, X, 0, 0), // Results ID
+    (0x40080042, X, 0, 0), // Results ID Issuer
     (0x40080100, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Interpretation Recorded Date
     (0x40080101, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Interpretation Recorded Time
-    (0x40080102, X, 0, 0),                      // Interpretation Recorder
+    (0x40080102, X, 0, 0), // Interpretation Recorder
     (0x40080108, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Interpretation Transcription Date
     (0x40080109, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Interpretation Transcription Time
-    (0x4008010A, X, 0, 0),                      // Interpretation Transcriber
+    (0x4008010A, X, 0, 0), // Interpretation Transcriber
     (0x4008010B, X, 0, opt::CLEAN_DESCRIPTORS), // Interpretation Text
-    (0x4008010C, X, 0, 0),                      // Interpretation Author
-    (0x40080111, X, 0, 0),                      // Interpretation Approver Sequence
+    (0x4008010C, X, 0, 0), // Interpretation Author
+    (0x40080111, X, 0, 0), // Interpretation Approver Sequence
     (0x40080112, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Interpretation Approval Date
     (0x40080113, X, opt::FULL_DATES, opt::MODIFIED_DATES), // Interpretation Approval Time
-    (0x40080114, X, 0, 0),                      // Physician Approving Interpretation
+    (0x40080114, X, 0, 0), // Physician Approving Interpretation
     (0x40080115, X, 0, opt::CLEAN_DESCRIPTORS), // Interpretation Diagnosis Description
-    (0x40080118, X, 0, 0),                      // Results Distribution List Sequence
-    (0x40080119, X, 0, 0),                      // Distribution Name
-    (0x4008011A, X, 0, 0),                      // Distribution Address
-    (0x40080200, X, 0, 0),                      // Interpretation ID
-    (0x40080202, X, 0, 0),                      // Interpretation ID Issuer
+    (0x40080118, X, 0, 0), // Results Distribution List Sequence
+    (0x40080119, X, 0, 0), // Distribution Name
+    (0x4008011A, X, 0, 0), // Distribution Address
+    (0x40080200, X, 0, 0), // Interpretation ID
+    (0x40080202, X, 0, 0), // Interpretation ID Issuer
     (0x40080300, X, 0, opt::CLEAN_DESCRIPTORS), // Impressions
     (0x40084000, X, 0, opt::CLEAN_DESCRIPTORS), // Results Comments
-    (0xFFFAFFFA, X, 0, 0),                      // Digital Signatures Sequence
-    (0xFFFCFFFC, X, 0, 0),                      // Data Set Trailing Padding
+    (0xFFFAFFFA, X, 0, 0), // Digital Signatures Sequence
+    (0xFFFCFFFC, X, 0, 0), // Data Set Trailing Padding
 ];
 
 /// Table E.1-1 rows for repeating groups: (mask, value, basic, keep, clean).
