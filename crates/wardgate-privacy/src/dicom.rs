@@ -11,9 +11,13 @@
 //!
 //! Every attribute of PS3.15 Table E.1-1 (2024b, generated into `tables.rs`
 //! by `scripts/gen-dicom-tables.py`) gets its action, with the option columns
-//! in force replacing the basic action (E.3); the choices where the standard
-//! leaves one are on [`table::Rule::resolve`]. Attributes the table does not
-//! list are kept. In every sequence the same rules apply to every item.
+//! in force replacing the basic action (E.3). Where several options in force
+//! disagree, C wins over K (a calibration date under Retain Device Identity
+//! and Retain Modified Dates is shifted). A compound code is resolved without
+//! knowing the IOD's attribute types, to the choice conformant for every type
+//! that discloses no more: X/Z → Z, X/D, X/Z/D and Z/D → D, X/Z/U* → the
+//! sequence kept with its UIDs replaced. Attributes the table does not list
+//! are kept. In every sequence the same rules apply to every item.
 //! Besides the table:
 //!
 //! - Private attributes are removed, unless Retain Safe Private is on and the
@@ -98,7 +102,7 @@
 mod command;
 mod engine;
 mod profile;
-pub(crate) mod table;
+mod table;
 // Generated (scripts/gen-dicom-tables.py): kept as the generator writes it.
 #[rustfmt::skip]
 mod tables;
