@@ -1033,3 +1033,75 @@ fn every_byte_boundary_gives_the_same_output() {
         }
     }
 }
+
+#[test]
+fn un_encoded_sequences_are_read_in_implicit_vr() {
+    // Explicit VR, Referenced Series Sequence written as UN: defined length
+    // (the dictionary says SQ) and undefined length (PS3.5 6.2.2); items in
+    // implicit VR, holding a name and a UID.
+    let im = B(Encoding::ImplicitLe);
+    let ex = explicit();
+    let inner = cat(&[
+        im.el(0x0010_0010, "PN", b"Hidden^Name"),
+        im.el(0x0020_000E, "UI", b"4.5.6"),
+    ]);
+    let items = item(&inner, true);
+    let mut defined = ex.head(0x0008_1115, "UN", items.len() as u32);
+    defined.extend(&items);
+    let mut undefined = ex.head(0x0008_1115, "UN", UNDEF);
+    undefined.extend(item(&inner, false));
+    undefined.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    for seq in [defined, undefined] {
+        let data = cat(&[seq, ex.el(0x0010_0020, "LO", b"P1")]);
+        let out = run(&DicomProfile::default(), Encoding::ExplicitLe, &data).expect("deid");
+        assert!(!out.windows(6).any(|w| w == b"Hidden"));
+        assert!(!out.windows(5).any(|w| w == b"4.5.6"));
+        assert!(out
+            .windows(p().uid("4.5.6").len())
+            .any(|w| w == p().uid("4.5.6").as_bytes()));
+        // Written as UN of undefined length.
+        assert_eq!(
+            &out[..12],
+            &[0x08, 0x00, 0x15, 0x11, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+    }
+}
+
+#[test]
+fn nested_patients_and_private_blocks_belong_to_their_item() {
+    let b = explicit();
+    let pp = p();
+    // Source Patient Group Identification Sequence (0010,0026) is X; use a
+    // kept sequence (Referenced Series Sequence) to carry another patient.
+    let inner = cat(&[
+        b.el(0x0010_0010, "PN", b"Other^Patient"),
+        b.el(0x0010_0020, "LO", b"OTHER1"),
+        b.el(0x0019_1010, "LO", b"block without its creator"),
+    ]);
+    let data = cat(&[
+        b.seq(0x0008_1115, &[inner], true),
+        b.el(0x0010_0020, "LO", b"P1"),
+        b.el(0x0019_0010, "LO", b"SAFE"),
+    ]);
+    let mut profile = DicomProfile::default();
+    profile.options.retain_safe_private = true;
+    profile.safe_private.push(SafePrivate {
+        group: 0x0019,
+        creator: "SAFE".into(),
+        element: 0x10,
+    });
+    let els = walk(
+        Encoding::ExplicitLe,
+        &run(&profile, Encoding::ExplicitLe, &data).expect("deid"),
+    );
+    assert_eq!(
+        val(&els, "00081115/0/00100020"),
+        Some(pp.patient("OTHER1").into_bytes())
+    );
+    assert_eq!(
+        val(&els, "00081115/0/00100010"),
+        Some(b"ANONYMOUS".to_vec())
+    );
+    assert!(get(&els, "00081115/0/00191010").is_none());
+    assert_eq!(val(&els, "00100020"), Some(pp.patient("P1").into_bytes()));
+}
