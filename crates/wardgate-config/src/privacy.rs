@@ -246,6 +246,20 @@ pub(crate) fn resolve(
             format!("privacy mode {:?} is for HL7 and DICOM routes; this route's protocol has no transform yet (use \"pass\", with a purpose if consent applies)", mode.as_str()),
         );
     }
+    // A de-identifying DICOM route carries objects one way: a query's keys
+    // (a name, a birth date) would reach the destination in clear, and its
+    // answers would come back unexamined.
+    if dicom && mode != PrivacyMode::Pass {
+        for op in &r.operations {
+            let name = op.get_ref().trim().to_ascii_uppercase();
+            if name != "C-STORE" && name != "C-ECHO" {
+                err(
+                    op.span(),
+                    format!("{name} on a de-identifying route: only C-STORE and C-ECHO are de-identified (a query's keys would carry identifiers to the destination); use a separate route without [route.privacy] for it"),
+                );
+            }
+        }
+    }
     // Settings that would do nothing are errors: a site that wrote them
     // believes they apply.
     let pass_only = |err: &mut dyn FnMut(Range<usize>, String), span: Range<usize>, what: &str| {

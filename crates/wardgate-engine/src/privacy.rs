@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use wardgate_config::{PrivacyMode, Problem, ResolvedPrivacy};
 use wardgate_event::clock::Clock;
+use wardgate_privacy::dicom::DicomProfile;
 use wardgate_privacy::hl7::{Hl7Profile, Mode, SegmentAction, SegmentId};
 use wardgate_proto::hl7::ack::AckCode;
 use wardgate_proto::hl7::Message;
@@ -25,6 +26,81 @@ pub struct RoutePrivacy {
     pub settings: ResolvedPrivacy,
     /// HL7 routes that transform: the profile.
     pub hl7: Option<Arc<Hl7Profile>>,
+    /// DICOM routes that de-identify: the profile.
+    pub dicom: Option<Arc<DicomProfile>>,
+}
+
+/// Compiles `[route.privacy]` for a DICOM route: PS3.15 Annex E with the
+/// route's options. The de-identifier always holds an object's output until
+/// its Patient ID is read, so consent and refusals come before a byte of it
+/// (or its command) is forwarded.
+pub fn compile_dicom(p: &ResolvedPrivacy) -> Result<Option<Arc<DicomProfile>>, String> {
+    use wardgate_privacy::dicom::{Action as A, Limits, Mode as M, Options, SafePrivate};
+    let mode = match p.mode {
+        PrivacyMode::Pass => return Ok(None),
+        PrivacyMode::Minimise => M::Minimise,
+        PrivacyMode::Pseudonymise => M::Pseudonymise,
+    };
+    let mut o = Options::default();
+    for name in &p.dicom_options {
+        let flag = match name.as_str() {
+            "retain-safe-private" => &mut o.retain_safe_private,
+            "retain-uids" => &mut o.retain_uids,
+            "retain-device-identity" => &mut o.retain_device_identity,
+            "retain-institution-identity" => &mut o.retain_institution_identity,
+            "retain-patient-characteristics" => &mut o.retain_patient_characteristics,
+            "retain-longitudinal-full-dates" => &mut o.retain_full_dates,
+            "retain-longitudinal-modified-dates" => &mut o.retain_modified_dates,
+            "clean-descriptors" => &mut o.clean_descriptors,
+            "clean-structured-content" => &mut o.clean_structured_content,
+            "clean-graphics" => {
+                return Err("clean-graphics is not offered: graphics and pixels cannot be cleaned on the wire (objects that may show identity are refused instead, unless allow_burned_in)".into())
+            }
+            other => return Err(format!("{other:?} is not an Annex E option")),
+        };
+        *flag = true;
+    }
+    let mut overrides = std::collections::BTreeMap::new();
+    for (tag, code) in &p.attributes {
+        let a = match code.as_str() {
+            "K" => A::Keep,
+            "X" => A::Remove,
+            "Z" => A::Empty,
+            "D" => A::Dummy,
+            "U" => A::ReplaceUid,
+            "C" => {
+                return Err(format!(
+                    "({:04X},{:04X}): C (clean) depends on the attribute and is not set per attribute; use D, Z, X, K or U",
+                    tag >> 16,
+                    tag & 0xFFFF
+                ))
+            }
+            other => return Err(format!("{other:?} is not an action code")),
+        };
+        overrides.insert(*tag, a);
+    }
+    let profile = DicomProfile {
+        mode,
+        options: o,
+        safe_private: p
+            .safe_private
+            .iter()
+            .map(|s| SafePrivate {
+                group: s.group,
+                creator: s.creator.clone(),
+                element: s.element,
+            })
+            .collect(),
+        overrides,
+        allow_burned_in: p.allow_burned_in,
+        hold_until_patient_id: true,
+        limits: Limits {
+            max_hold: p.hold_bytes,
+            ..Limits::default()
+        },
+    };
+    profile.validate().map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(profile)))
 }
 
 /// Compiles `[route.privacy]` for an HL7 route (the rules' names were checked
@@ -71,7 +147,7 @@ pub(crate) fn problem(v: &wardgate_config::Validated, route_index: usize, text: 
     )
 }
 
-fn hex(d: impl AsRef<[u8]>) -> String {
+pub(crate) fn hex(d: impl AsRef<[u8]>) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

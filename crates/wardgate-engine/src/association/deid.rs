@@ -1,0 +1,159 @@
+//! A C-STORE on a de-identifying route (`[route.privacy]`, docs/privacy.md):
+//! its command is rewritten (the instance UID the destination will check) and
+//! held, with the de-identified data set, until the object's Patient ID is
+//! read; then consent is checked, and only then is anything forwarded. So a
+//! patient who opted out, an object that may show identity in its pixels, or a
+//! data set the de-identifier cannot read is refused before a byte of it
+//! reaches the destination; a failure after that (Burned In Annotation YES
+//! read late, a data set cut short) aborts the association, so the
+//! destination discards the partial object.
+
+use crate::policy::RoutePolicy;
+use sha2::{Digest, Sha256};
+use wardgate_privacy::dicom::{CommandRewrite, DeidError, Deidentifier, Summary};
+
+/// Largest data PDV sent when the upstream set no PDU limit.
+const UNLIMITED_CHUNK: usize = 64 * 1024;
+
+/// One C-STORE being de-identified.
+#[derive(Debug)]
+pub(super) struct Deid {
+    pub engine: Deidentifier,
+    /// The rewritten command set, until it is sent.
+    pub command: Option<Vec<u8>>,
+    pub rewrite: CommandRewrite,
+    pub message_id: u16,
+    pub context: u8,
+    /// The command's Affected SOP Class and Instance UIDs as the sender gave them.
+    pub sop_class: Vec<u8>,
+    pub sop_instance: Vec<u8>,
+    /// De-identified bytes not yet sent (less than one PDV's worth).
+    pub buf: Vec<u8>,
+    pub sha_in: Sha256,
+    pub sha_out: Sha256,
+}
+
+/// What one data fragment led to.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// Go on.
+    More,
+    /// The patient opted out of the route's purpose (their pseudonym):
+    /// nothing was sent.
+    Withheld(String),
+    /// The de-identifier refused; `sent`: the command (and perhaps data)
+    /// already went upstream.
+    Failed(DeidError, bool),
+    /// The data set is complete and sent.
+    Done(Box<Summary>),
+}
+
+impl Deid {
+    /// Feeds one data fragment; what may be sent is appended to `send` as
+    /// PDVs `(context, control header, bytes)`. `max_pdu`: the upstream's
+    /// limit (0: none).
+    pub fn step(
+        &mut self,
+        route: &RoutePolicy,
+        data: &[u8],
+        is_last: bool,
+        max_pdu: u32,
+        send: &mut Vec<(u8, u8, Vec<u8>)>,
+    ) -> Step {
+        self.sha_in.update(data);
+        let sent = self.command.is_none();
+        if let Err(e) = self.engine.feed(data, &mut self.buf) {
+            return Step::Failed(e, sent);
+        }
+        let mut summary = None;
+        if is_last {
+            match self.engine.finish(&mut self.buf) {
+                Ok(s) => summary = Some(s),
+                Err(e) => return Step::Failed(e, sent),
+            }
+        }
+        if self.command.is_some() && (self.engine.patient_resolved() || is_last) {
+            let id = self.engine.patient_id().unwrap_or_default().to_owned();
+            // Remembered for re-identification whatever follows.
+            let pseudonym = route.site.patients.pseudonym(&id);
+            let purpose = route
+                .privacy
+                .as_ref()
+                .and_then(|p| p.settings.purpose.as_deref());
+            if let (Some(purpose), Some(ps)) = (purpose, &pseudonym) {
+                if route.site.consent.opted_out(purpose, ps) {
+                    return Step::Withheld(ps.clone());
+                }
+            }
+            if let Some(cmd) = self.command.take() {
+                send.push((self.context, 0x03, cmd));
+            }
+        }
+        if self.command.is_none() {
+            let chunk = match max_pdu {
+                0 => UNLIMITED_CHUNK,
+                n => (n as usize).saturating_sub(6).clamp(1, 1 << 20),
+            };
+            // Whole PDVs now; the rest waits for more, so no PDV is tiny and
+            // the last one is never empty.
+            while self.buf.len() > chunk {
+                let piece: Vec<u8> = self.buf.drain(..chunk).collect();
+                self.sha_out.update(&piece);
+                send.push((self.context, 0x00, piece));
+            }
+            if is_last {
+                let piece = std::mem::take(&mut self.buf);
+                self.sha_out.update(&piece);
+                send.push((self.context, 0x02, piece));
+            }
+        }
+        match summary {
+            Some(s) => Step::Done(Box::new(s)),
+            None => Step::More,
+        }
+    }
+
+    /// The response wardgate answers the sender with itself (withheld:
+    /// success; refused: a failure status), naming the sender's own UIDs.
+    pub fn response(&self, status: u16) -> Vec<u8> {
+        wardgate_proto::dicom::dimse::Response {
+            field: wardgate_proto::dicom::CommandField::CStore,
+            responding_to: self.message_id,
+            sop_class: &self.sop_class,
+            sop_instance: &self.sop_instance,
+            status,
+        }
+        .encode()
+    }
+
+    /// The hashes in and out, hex.
+    pub fn hashes(&self) -> (String, String) {
+        (
+            crate::privacy::hex(self.sha_in.clone().finalize()),
+            crate::privacy::hex(self.sha_out.clone().finalize()),
+        )
+    }
+}
+
+/// What a summary says changed, in words.
+pub(super) fn changes(s: &Summary) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (s.replaced, "replaced"),
+        (s.uids, "UIDs replaced"),
+        (s.dates_shifted, "dates shifted"),
+        (s.emptied, "emptied"),
+        (s.removed, "removed"),
+        (s.private_removed, "private removed"),
+        (s.private_kept, "private kept as safe"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if parts.is_empty() {
+        "attributes: none changed".into()
+    } else {
+        format!("attributes: {}", parts.join(", "))
+    }
+}
