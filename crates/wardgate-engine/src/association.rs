@@ -26,10 +26,10 @@ use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::session::Timeouts;
 use crate::{Clock, Flow};
+use sha2::Digest;
 use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::Instant;
-use sha2::Digest;
 use wardgate_privacy::dicom::{CommandRewrite, DeidError, Deidentifier, Encoding};
 use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{
@@ -735,7 +735,13 @@ impl Association {
                             );
                             let ev = self
                                 .flow
-                                .event(clock, &self.route, Action::Blocked, reason, Stage::Association)
+                                .event(
+                                    clock,
+                                    &self.route,
+                                    Action::Blocked,
+                                    reason,
+                                    Stage::Association,
+                                )
                                 .with_rule(rules::PRIVACY_CANNOT_DEIDENTIFY);
                             out.push(Out::Record(Box::new(ev)));
                         }
@@ -1077,7 +1083,10 @@ impl Association {
                                     let reason = if sent {
                                         format!("C-STORE de-identification failed after forwarding began: {err}; the association is aborted so the destination discards the object")
                                     } else {
-                                        format!("C-STORE not forwarded on route {}: {err}", &*self.route.id)
+                                        format!(
+                                            "C-STORE not forwarded on route {}: {err}",
+                                            &*self.route.id
+                                        )
                                     };
                                     let e = withheld_event(
                                         msg.pending.take(),
@@ -1386,7 +1395,10 @@ impl Association {
         if pdvs.is_empty() {
             return;
         }
-        let refs: Vec<(u8, u8, &[u8])> = pdvs.iter().map(|(c, m, d)| (*c, *m, d.as_slice())).collect();
+        let refs: Vec<(u8, u8, &[u8])> = pdvs
+            .iter()
+            .map(|(c, m, d)| (*c, *m, d.as_slice()))
+            .collect();
         let mut bytes = Vec::new();
         dicom::encode_pdata(&refs, &mut bytes);
         out.push(Out::Reply(bytes));
@@ -1434,7 +1446,10 @@ fn withheld_event(
     d.status = Some(status);
     let p = route.privacy.as_ref();
     e.wardgate.privacy = Some(crate::event::PrivacyFacts {
-        mode: p.map(|p| p.settings.mode.as_str()).unwrap_or("pass").to_owned(),
+        mode: p
+            .map(|p| p.settings.mode.as_str())
+            .unwrap_or("pass")
+            .to_owned(),
         purpose: p.and_then(|p| p.settings.purpose.clone()),
         ..Default::default()
     });
@@ -1475,7 +1490,10 @@ fn deidentified(
     e.wardgate.bytes = Some(summary.bytes_in);
     let p = route.privacy.as_ref();
     e.wardgate.privacy = Some(crate::event::PrivacyFacts {
-        mode: p.map(|p| p.settings.mode.as_str()).unwrap_or("pass").to_owned(),
+        mode: p
+            .map(|p| p.settings.mode.as_str())
+            .unwrap_or("pass")
+            .to_owned(),
         purpose: p.and_then(|p| p.settings.purpose.clone()),
         sha256_in: Some(sha_in),
         sha256_out: Some(sha_out),
