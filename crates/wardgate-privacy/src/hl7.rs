@@ -352,7 +352,7 @@ pub fn transform_parsed(
         patient: None,
         seg: SegmentId::MSH,
         seg_index: 0,
-        value_type: &[],
+        body: &[],
         flags: 0,
         outcome: Hl7Outcome::default(),
     };
@@ -382,7 +382,7 @@ pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7Pr
             continue;
         }
         for_each_id(seg.raw(), &d, i + 1, |field, rep, id| {
-            let comp = |n: usize| rep.split(|&b| b == d.component).nth(n).unwrap_or_default();
+            let comp = |n: usize| split(rep, d.component).nth(n).unwrap_or_default();
             let lossy =
                 |raw: &[u8]| String::from_utf8_lossy(unescape(raw, &d).as_ref()).into_owned();
             ids.push(PatientId {
@@ -406,12 +406,9 @@ fn for_each_id(
     mut f: impl FnMut(u8, &[u8], &str) -> bool,
 ) -> Result<(), Hl7PrivacyError> {
     let body = pid.get(4..).unwrap_or_default();
-    let field = |n: usize| body.split(|&b| b == d.field).nth(n - 1).unwrap_or_default();
+    let field = |n: usize| split(body, d.field).nth(n - 1).unwrap_or_default();
     for n in [3u8, 2, 4] {
-        for (r, rep) in field(usize::from(n))
-            .split(|&b| b == d.repetition)
-            .enumerate()
-        {
+        for (r, rep) in split(field(usize::from(n)), d.repetition).enumerate() {
             let atom = first_sub(first_component(rep, d), d);
             if atom.is_empty() || atom == value::NULL {
                 continue;
@@ -431,13 +428,32 @@ fn for_each_id(
     Ok(())
 }
 
+/// `raw` split at every `sep`, as `slice::split` does (an empty input is one
+/// empty part), found with memchr.
+fn split(raw: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(raw);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(sep, r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 fn first_component<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
-    raw.split(|&b| b == d.component).next().unwrap_or_default()
+    split(raw, d.component).next().unwrap_or_default()
 }
 
 fn first_sub<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
     match d.subcomponent {
-        Some(s) => raw.split(|&b| b == s).next().unwrap_or_default(),
+        Some(s) => split(raw, s).next().unwrap_or_default(),
         None => raw,
     }
 }
@@ -510,8 +526,8 @@ struct Transformer<'a, 'p> {
     patient: Option<Patient>,
     seg: SegmentId,
     seg_index: usize,
-    /// OBX-2's first component, of the current segment.
-    value_type: &'a [u8],
+    /// The current segment after its id and first field separator.
+    body: &'a [u8],
     /// What was done to the current field.
     flags: u8,
     outcome: Hl7Outcome,
@@ -531,10 +547,7 @@ impl<'a> Transformer<'a, '_> {
         out.extend_from_slice(&raw[..pos]);
         let mut index = 0;
         while pos < raw.len() {
-            let end = raw[pos..]
-                .iter()
-                .position(term)
-                .map_or(raw.len(), |i| pos + i);
+            let end = memchr::memchr2(b'\r', b'\n', &raw[pos..]).map_or(raw.len(), |i| pos + i);
             let next = raw[end..]
                 .iter()
                 .position(|b| !term(b))
@@ -581,24 +594,13 @@ impl<'a> Transformer<'a, '_> {
         self.seg = id;
         self.seg_index = index;
         out.extend_from_slice(&seg[..3]);
+        self.body = seg.get(4..).unwrap_or_default();
         let Some(body) = seg.get(4..) else {
             return Ok(());
         };
         let fs = self.d.field;
-        self.value_type = body
-            .split(|&b| b == fs)
-            .nth(1)
-            .map(|f| {
-                first_component(
-                    f.split(|&b| b == self.d.repetition)
-                        .next()
-                        .unwrap_or_default(),
-                    &self.d,
-                )
-            })
-            .unwrap_or_default();
         let mut fields = Joiner::new(fs, 1);
-        for (i, f) in body.split(|&b| b == fs).enumerate() {
+        for (i, f) in split(body, fs).enumerate() {
             let mark = out.len();
             self.flags = 0;
             self.field(out, t, i + 1, f)?;
@@ -632,11 +634,11 @@ impl<'a> Transformer<'a, '_> {
         }
         let d = self.d;
         let mut reps = Joiner::new(d.repetition, 0);
-        for (r, rep) in raw.split(|&b| b == d.repetition).enumerate() {
+        for (r, rep) in split(raw, d.repetition).enumerate() {
             let rep_mark = out.len();
             loc.repetition = r + 1;
             let mut comps = Joiner::new(d.component, 0);
-            for (ci, comp) in rep.split(|&b| b == d.component).enumerate() {
+            for (ci, comp) in split(rep, d.component).enumerate() {
                 let comp_mark = out.len();
                 let c = position(ci + 1);
                 let ca = match c.and_then(|c| t.get(f, c, 0)) {
@@ -648,7 +650,7 @@ impl<'a> Transformer<'a, '_> {
                 match (c, d.subcomponent) {
                     (Some(c), Some(s)) if t.has_below(f, c) => {
                         let mut subs = Joiner::new(s, 0);
-                        for (si, sub) in comp.split(|&b| b == s).enumerate() {
+                        for (si, sub) in split(comp, s).enumerate() {
                             let sub_mark = out.len();
                             let sn = position(si + 1);
                             let sa = match sn.and_then(|sn| t.get(f, c, sn)) {
@@ -676,8 +678,11 @@ impl<'a> Transformer<'a, '_> {
         if action != FieldAction::ByValueType {
             return action;
         }
-        match self.value_type {
-            b"NM" if raw.split(|&b| b == self.d.repetition).all(is_number) => FieldAction::Keep,
+        let d = &self.d;
+        let obx2 = split(self.body, d.field).nth(1).unwrap_or_default();
+        let value_type = first_component(split(obx2, d.repetition).next().unwrap_or_default(), d);
+        match value_type {
+            b"NM" if split(raw, self.d.repetition).all(is_number) => FieldAction::Keep,
             b"NM" => FieldAction::Remove,
             b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"CE" | b"CWE" | b"CNE" | b"ID"
             | b"IS" | b"TM" => FieldAction::Keep,
@@ -717,7 +722,7 @@ impl<'a> Transformer<'a, '_> {
             a if level == Level::Field => {
                 let sep = self.d.repetition;
                 let mut reps = Joiner::new(sep, 0);
-                for (r, rep) in raw.split(|&b| b == sep).enumerate() {
+                for (r, rep) in split(raw, sep).enumerate() {
                     let mark = out.len();
                     loc.repetition = r + 1;
                     self.value(out, a, Level::Field, rep, loc)?;

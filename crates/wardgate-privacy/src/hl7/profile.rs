@@ -474,6 +474,26 @@ pub(crate) struct Table {
     /// What happens to a field no rule names.
     pub(crate) unlisted: FieldAction,
     rules: BTreeMap<Key, Rule>,
+    /// `rules` indexed by position, rebuilt when they change: the transform
+    /// looks up every field of every applied segment, and a tree search per
+    /// lookup was half of its time.
+    index: Vec<FieldNode>,
+}
+
+/// The rules at and inside one field.
+#[derive(Debug, Clone, Default)]
+struct FieldNode {
+    action: Option<FieldAction>,
+    /// By component number; empty when no rule names a component.
+    components: Vec<ComponentNode>,
+}
+
+/// The rules at and inside one component.
+#[derive(Debug, Clone, Default)]
+struct ComponentNode {
+    action: Option<FieldAction>,
+    /// By subcomponent number; empty when no rule names a subcomponent.
+    subcomponents: Vec<Option<FieldAction>>,
 }
 
 impl Table {
@@ -482,35 +502,69 @@ impl Table {
         Table {
             unlisted: FieldAction::Remove,
             rules: BTreeMap::new(),
+            index: Vec::new(),
         }
     }
 
     fn new(unlisted: FieldAction) -> Table {
         Table {
             unlisted,
-            rules: BTreeMap::new(),
+            ..Table::remove_all()
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (&(f, c, s), r) in &self.rules {
+            let (f, c, s) = (usize::from(f), usize::from(c), usize::from(s));
+            if self.index.len() <= f {
+                self.index.resize_with(f + 1, FieldNode::default);
+            }
+            let field = &mut self.index[f];
+            if c == 0 {
+                field.action = Some(r.action);
+                continue;
+            }
+            if field.components.len() <= c {
+                field.components.resize_with(c + 1, ComponentNode::default);
+            }
+            let comp = &mut field.components[c];
+            if s == 0 {
+                comp.action = Some(r.action);
+                continue;
+            }
+            if comp.subcomponents.len() <= s {
+                comp.subcomponents.resize(s + 1, None);
+            }
+            comp.subcomponents[s] = Some(r.action);
         }
     }
 
     /// The rule at exactly this position.
     pub(crate) fn get(&self, field: u16, component: u16, sub: u16) -> Option<FieldAction> {
-        self.rules.get(&(field, component, sub)).map(|r| r.action)
+        let f = self.index.get(usize::from(field))?;
+        if component == 0 {
+            return f.action;
+        }
+        let c = f.components.get(usize::from(component))?;
+        if sub == 0 {
+            return c.action;
+        }
+        c.subcomponents.get(usize::from(sub)).copied().flatten()
     }
 
     /// True when some rule names a part inside field `field` (component 0) or
     /// inside its component `component`.
     pub(crate) fn has_below(&self, field: u16, component: u16) -> bool {
-        let from = if component == 0 {
-            (field, 1, 0)
-        } else {
-            (field, component, 1)
+        let Some(f) = self.index.get(usize::from(field)) else {
+            return false;
         };
-        let to = if component == 0 {
-            (field, u16::MAX, u16::MAX)
-        } else {
-            (field, component, u16::MAX)
-        };
-        self.rules.range(from..=to).next().is_some()
+        if component == 0 {
+            return !f.components.is_empty();
+        }
+        f.components
+            .get(usize::from(component))
+            .is_some_and(|c| !c.subcomponents.is_empty())
     }
 }
 
@@ -548,6 +602,7 @@ impl Hl7Profile {
                     },
                 );
             }
+            t.reindex();
             p.tables.insert(id, t);
         }
         p
@@ -615,6 +670,7 @@ impl Hl7Profile {
         t.rules
             .retain(|k, r| r.site || !at.contains(&FieldAddress::at(id, k.0, k.1, k.2)));
         t.rules.insert(at.key(), Rule { action, site: true });
+        t.reindex();
         if kept {
             self.segments.insert(id, SegmentAction::Apply);
         }
