@@ -243,7 +243,21 @@ pub(crate) fn resolve(
         let span = p.mode.as_ref().map(|m| m.span()).unwrap_or_default();
         err(
             span,
-            format!("privacy mode {:?} is for HL7 and DICOM routes; this route's protocol has no transform yet (use \"pass\", with a purpose if consent applies)", mode.as_str()),
+            format!("privacy mode {:?} is for HL7 and DICOM routes; this route's protocol has no transform yet", mode.as_str()),
+        );
+    }
+    // Consent needs the patient before anything is forwarded: HL7 has it in
+    // the message; a DICOM object only once held until its Patient ID is read,
+    // which a de-identifying route does.
+    if let (Some(s), true) = (&p.purpose, !hl7 && (mode == PrivacyMode::Pass || !dicom)) {
+        err(
+            s.span(),
+            if dicom {
+                "a consent purpose on a DICOM route needs mode = \"minimise\" or \"pseudonymise\": only a de-identifying route holds an object until its Patient ID is read".into()
+            } else {
+                "a consent purpose applies to HL7 routes and to de-identifying DICOM routes only"
+                    .into()
+            },
         );
     }
     // A de-identifying DICOM route carries objects one way: a query's keys

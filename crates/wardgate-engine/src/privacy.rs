@@ -314,3 +314,132 @@ fn refuse(
         forward: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::hl7::{inspect, Verdict};
+    use crate::{Clock, Flow, Policy};
+    use std::path::Path;
+    use std::sync::Arc;
+    use wardgate_config::Config;
+    use wardgate_privacy::{ConsentLists, PatientNaming, Pseudonymiser, Site, SiteKey};
+
+    const SITE: &str = include_str!("../../../examples/minimal.toml");
+    const ORU: &str = "MSH|^~\\&|MON|ICU|REG|RES|20261124101500||ORU^R01|CID-1|P|2.5\rPID|1||4711^^^HOSP^MR||Doe^Jane||19600101|F|||1 Main St^^Leeds^^LS1 4AP^GBR||0113 555 0100\rNK1|1|Doe^John|SPO\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||97|%|||||F\rOBX|2|ST|NOTE||Jane is anxious||||||F\r";
+
+    fn site() -> Site {
+        Site {
+            patients: PatientNaming::new(
+                Pseudonymiser::new(&SiteKey::from_bytes([4; 32])),
+                false,
+                None,
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn route(privacy: &str, enforcement: &str, site: &Site) -> Arc<crate::policy::RoutePolicy> {
+        let text = SITE.replace(
+            "drug_library = \"adult-icu\"\n",
+            &format!("drug_library = \"adult-icu\"\nenforcement = \"{enforcement}\"\n\n[route.privacy]\n{privacy}\n"),
+        );
+        let v = Config::parse(&text, "site.toml", Path::new(".")).unwrap();
+        Policy::compile_with(&v, site).unwrap().routes[0].clone()
+    }
+
+    fn run(r: &crate::policy::RoutePolicy, msg: &str) -> crate::hl7::Outcome {
+        let flow = Flow::new(
+            "127.0.0.2:40000".parse().unwrap(),
+            r.upstream,
+            Some(Arc::from("ehr")),
+        );
+        let mut frame = Vec::new();
+        wardgate_proto::mllp::encode(msg.as_bytes(), &mut frame);
+        inspect(
+            r,
+            &flow,
+            &frame,
+            &Clock::at(time::macros::datetime!(2026-11-24 10:15:00 UTC)),
+        )
+    }
+
+    #[test]
+    fn a_pseudonymise_route_forwards_the_transform_and_records_both_hashes() {
+        let s = site();
+        for enforcement in ["enforce", "monitor"] {
+            let r = route("mode = \"pseudonymise\"", enforcement, &s);
+            let o = run(&r, ORU);
+            assert_eq!(o.verdict, Verdict::Allow);
+            let fwd = o
+                .forward
+                .as_ref()
+                .expect("the transformed message is what goes on");
+            let text = String::from_utf8_lossy(fwd);
+            for ident in [
+                "4711", "Doe", "Jane", "Main St", "555 0100", "anxious", "John",
+            ] {
+                assert!(
+                    !text.contains(ident),
+                    "{ident} forwarded ({enforcement}): {text}"
+                );
+            }
+            assert!(
+                text.contains("|CID-1|"),
+                "MSH-10 kept: the receiver's ACK still matches"
+            );
+            let e = o.record.event();
+            let pr = e.wardgate.privacy.as_ref().unwrap();
+            assert_eq!(
+                pr.sha256_in.as_deref().unwrap(),
+                super::hex(<sha2::Sha256 as sha2::Digest>::digest(ORU.as_bytes()))
+            );
+            assert_eq!(
+                pr.sha256_out.as_deref().unwrap(),
+                super::hex(<sha2::Sha256 as sha2::Digest>::digest(
+                    &fwd[1..fwd.len() - 2]
+                ))
+            );
+            assert!(!serde_json::to_string(&*e).unwrap().contains("4711"));
+        }
+    }
+
+    #[test]
+    fn consent_withholds_with_aa_and_unreadable_identifiers_are_refused() {
+        let s = site();
+        let p = s.patients.pseudonymiser().unwrap().clone();
+        let mut l = ConsentLists::default();
+        l.insert("research", [p.patient("4711")].into_iter().collect());
+        s.consent.replace(l);
+        // In monitor mode too: a patient's choice is not a soak-period alert.
+        for enforcement in ["enforce", "monitor"] {
+            let r = route(
+                "mode = \"pseudonymise\"\npurpose = \"research\"",
+                enforcement,
+                &s,
+            );
+            let o = run(&r, ORU);
+            assert_eq!(o.verdict, Verdict::Block, "{enforcement}");
+            assert!(o.forward.is_none());
+            let reply = String::from_utf8_lossy(o.reply.as_deref().unwrap()).into_owned();
+            assert!(reply.contains("MSA|AA|CID-1"), "{reply}");
+            assert!(!reply.contains("4711"));
+            assert_eq!(o.record.event().rule.as_ref().unwrap().id, "WG-PRIV-001");
+            // Consent alone (no transform): the same.
+            let r = route("purpose = \"research\"", enforcement, &s);
+            assert_eq!(run(&r, ORU).verdict, Verdict::Block);
+        }
+        let r = route("mode = \"pseudonymise\"", "enforce", &s);
+        let o = run(&r, &ORU.replace("4711^^^HOSP", "47\\X0D\\11^^^HOSP"));
+        assert_eq!(o.verdict, Verdict::Block);
+        assert!(String::from_utf8_lossy(o.reply.as_deref().unwrap()).contains("MSA|AR|CID-1"));
+        assert_eq!(o.record.event().rule.as_ref().unwrap().id, "WG-PRIV-002");
+    }
+
+    #[test]
+    fn without_a_key_a_transforming_route_refuses() {
+        let r = route("mode = \"minimise\"", "enforce", &Site::default());
+        let o = run(&r, ORU);
+        assert_eq!(o.verdict, Verdict::Block);
+        assert_eq!(o.record.event().rule.as_ref().unwrap().id, "WG-PRIV-002");
+    }
+}
