@@ -444,7 +444,9 @@ pub(crate) fn resolve(
     };
     let hold_bytes = match &p.hold_bytes {
         Some(h) => {
-            if !dicom {
+            if mode == PrivacyMode::Pass {
+                pass_only(err, h.span(), "hold_bytes");
+            } else if !dicom {
                 dicom_only(err, h.span(), "hold_bytes");
             } else if !(4096..=64 * 1024 * 1024).contains(h.get_ref()) {
                 err(

@@ -193,8 +193,12 @@ pub(crate) fn apply_hl7(
                         .is_some_and(|ps| route.site.consent.opted_out(purpose, &ps))
                 });
                 if let Some(id) = opted {
+                    // Always the pseudonym here, even where events carry raw
+                    // identifiers: this text is shown to every console role.
                     let who = route
-                        .patient_name(&id.id)
+                        .site
+                        .patients
+                        .pseudonym(&id.id)
                         .unwrap_or_else(|| "unnamed".into());
                     let text = format!(
                         "not forwarded on route {}: the patient ({who}) opted out of {purpose}; acknowledged so the sender does not retry",
