@@ -1069,3 +1069,118 @@ fn transform_parsed_agrees_with_transform() {
         patient_ids(&m).unwrap()
     );
 }
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises; they fail on the code as it is.
+
+/// Pseudonymise shifts PV1-44, PID-29 and OBX-14 by the patient's offset, but
+/// MSH-7 (kept byte for byte), EVN-2, OBR-7 and every date of a kept segment
+/// keep the real date: the receiver reads the offset off one message and undoes
+/// it for every date of that patient, on every route and in DICOM too.
+#[test]
+fn review_pseudonymise_leaves_real_dates_next_to_shifted_ones() {
+    let m = msg("
+        MSH|^~\\&|ADT|HOSP|REG|RES|20240305101500||ADT^A01|C1|P|2.5
+        EVN|A01|20240305101500
+        PID|||4711^^^HOSP^MR||Smith^John||19700101|M|||||||||||||||||||20240310
+        PV1||I|ICU^1^1||||||||||||||||V1|||||||||||||||||||||||||20240305100000
+        OBR|1|PO1|FO1|8867-4^Heart rate^LN|||20240305101000
+        OBX|1|NM|8867-4^Heart rate^LN||72|/min|||||F|||20240305101000
+    ");
+    let (out, _) = run(&m, Mode::Pseudonymise);
+    // The transform did shift what it knows about ...
+    assert!(!fld(seg(&out, "PV1"), 44).starts_with("20240305"), "{out}");
+    // ... and the same day is still there, in clear, elsewhere.
+    assert!(
+        !out.contains("20240305"),
+        "real dates beside shifted ones give the offset away: {out}"
+    );
+}
+
+/// "any other: keep" (docs/privacy.md): standard segments that carry the
+/// patient's identifiers, names of relatives and free text pass a `minimise`
+/// route ("identifiers removed") untouched.
+#[test]
+fn review_default_kept_segments_carry_identifiers_and_free_text() {
+    let m = msg("
+        MSH|^~\\&|EHR|HOSP|REG|RES|20240305101500||ORU^R01|C2|P|2.5
+        PID|||4711^^^HOSP^MR||Smith^John
+        PV2|||^Fell at home, daughter Mary Smith called
+        ROL|1|AD|AT|^Smith^Mary
+        CTD|NOK|Smith^Mary|12 High St^^Leeds^^LS1 4AB|^^^^^44^1134960000
+        DG1|1||S72.0^^I10|Hip fracture John Smith 4711
+        QPD|Q22^Find^HL7|Q1|@PID.3.1^4711~@PID.5.1^Smith
+        OBR|1|PO1|FO1|XR^Hip^L|||20240305101000|||||||Pt John Smith MRN 4711
+        OBX|1|NM|8867-4^Heart rate^LN||72|/min
+    ");
+    let (out, _) = run(&m, Mode::Minimise);
+    for leak in ["Smith", "4711", "Mary", "LS1"] {
+        assert!(
+            !out.contains(leak),
+            "{leak:?} reaches a minimise route: {out}"
+        );
+    }
+}
+
+/// OBX-5 "coded kept": a CWE's text and original text (CWE.2, CWE.9) are free
+/// text, and OBX-18 (equipment instance identifier: an implant's serial
+/// number, a HIPAA identifier) is an unlisted OBX field, so kept.
+#[test]
+fn review_obx_coded_values_and_device_serials_pass() {
+    let m = msg("
+        MSH|^~\\&|EHR|HOSP|REG|RES|20240305101500||ORU^R01|C3|P|2.5
+        PID|||4711^^^HOSP^MR||Smith^John
+        OBX|1|CWE|72166-2^Smoking status^LN||LA18978-9^Never smoker^LN^^^^^^says wife Mary Smith||||||F|||||||PM-SN-9F3K2^IMPLANT^SN
+    ");
+    let (out, _) = run(&m, Mode::Minimise);
+    assert!(!out.contains("Mary Smith"), "{out}");
+    assert!(!out.contains("PM-SN-9F3K2"), "{out}");
+}
+
+/// Consent looks at PID only: a merge (ADT^A40) of a patient who opted out
+/// under the identifier now in MRG-1 is forwarded.
+#[test]
+fn review_consent_ids_include_the_merged_identifier() {
+    let m = msg("
+        MSH|^~\\&|ADT|HOSP|REG|RES|20240305101500||ADT^A40|C4|P|2.5
+        PID|||NEW-1^^^HOSP^MR
+        MRG|OPTED-OUT-7^^^HOSP^MR
+    ");
+    let ids: Vec<String> = patient_ids(&m).unwrap().into_iter().map(|i| i.id).collect();
+    assert!(ids.iter().any(|i| i == "OPTED-OUT-7"), "{ids:?}");
+}
+
+/// The pseudonym is keyed on CX.1 alone: patient 123 of hospital A and patient
+/// 123 of hospital B (CX.4 differs) become one person at the destination (and
+/// one opt-out covers both).
+#[test]
+fn review_pseudonym_ignores_the_assigning_authority() {
+    let a = msg("
+        MSH|^~\\&|ADT|HOSP|REG|RES|20240305101500||ADT^A01|C5|P|2.5
+        PID|||123^^^HOSP_A^MR
+    ");
+    let b = msg("
+        MSH|^~\\&|ADT|HOSP|REG|RES|20240305101500||ADT^A01|C6|P|2.5
+        PID|||123^^^HOSP_B^MR
+    ");
+    let (oa, _) = run(&a, Mode::Pseudonymise);
+    let (ob, _) = run(&b, Mode::Pseudonymise);
+    let cx1 = |o: &str| fld(seg(o, "PID"), 3).split('^').next().unwrap().to_owned();
+    assert_ne!(cx1(&oa), cx1(&ob), "two patients, one pseudonym");
+}
+
+/// ADD continues the segment before it (HL7 v2.5 2.10.2). It is an "other"
+/// segment, so kept: the continuation of a removed NTE, or of an OBX-5 text
+/// the transform removed, reaches the destination (and a receiver appends it
+/// to whatever segment now precedes it).
+#[test]
+fn review_add_continuations_of_removed_values_are_kept() {
+    let m = msg("
+        MSH|^~\\&|EHR|HOSP|REG|RES|20240305101500||ORU^R01|C7|P|2.5
+        PID|||4711^^^HOSP^MR||Smith^John
+        OBX|1|TX|11506-3^Note^LN||Seen today,
+        ADD| wife Mary Smith at 12 High St
+    ");
+    let (out, _) = run(&m, Mode::Minimise);
+    assert!(!out.contains("Mary Smith"), "{out}");
+}
