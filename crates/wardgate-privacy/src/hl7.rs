@@ -182,11 +182,11 @@ pub enum Hl7PrivacyError {
         /// What is wrong with it.
         problem: Unreadable,
     },
-    /// A patient identifier (PID-2/3/4 CX.1) cannot be read: no consent check,
+    /// A patient identifier (PID-2/3/4, MRG-1/2/4 CX.1) cannot be read: no consent check,
     /// pseudonym or date shift can be made for the patient.
     #[error("the patient identifier at {at} (segment {segment_index}, repetition {repetition}) cannot be read: {problem}")]
     PatientId {
-        /// PID-2.1, PID-3.1 or PID-4.1.
+        /// PID-2.1, PID-3.1, PID-4.1, MRG-1.1, MRG-2.1 or MRG-4.1.
         at: FieldAddress,
         /// 1-based number of the PID segment in the message.
         segment_index: usize,
@@ -306,7 +306,9 @@ const SHIFTED: u8 = 8;
 /// A patient identifier a message carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientId {
-    /// The PID field it is in: 2, 3 or 4.
+    /// The segment it is in: PID, or MRG (a merge's prior identifiers).
+    pub segment: SegmentId,
+    /// The field it is in: PID-2, 3 or 4; MRG-1, 2 or 4.
     pub field: u8,
     /// CX.1, escape sequences decoded, surrounding whitespace trimmed (as
     /// pseudonyms are keyed).
@@ -370,22 +372,29 @@ pub fn patient_ids(message: &[u8]) -> Result<Vec<PatientId>, Hl7PrivacyError> {
 }
 
 /// Every patient identifier the message carries, for consent checks and
-/// events: of each PID segment in order, every repetition's CX.1 of PID-3, then
-/// PID-2's, then PID-4's; empty ones and nulls (`""`) left out. The first is
-/// the patient's id the transform shifts dates with. A CX.1 that cannot be read
-/// (escape, UTF-8) is an error: a consent check must not miss it.
+/// events: of each PID and MRG segment in order, every repetition's CX.1 of
+/// PID-3, then PID-2's, then PID-4's; of MRG-1 (Prior Patient Identifier
+/// List), then MRG-2 (Prior Alternate Patient ID), then MRG-4 (Prior Patient
+/// ID): a merge (ADT^A40) of a patient who opted out under the identifier it
+/// retires must be caught. Empty ones and nulls (`""`) are left out. The first
+/// PID identifier is the patient's id the transform shifts dates with. A CX.1
+/// that cannot be read (escape, UTF-8) is an error: a consent check must not
+/// miss it.
 pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7PrivacyError> {
     let d = message.delimiters();
     let mut ids = Vec::new();
     for (i, seg) in message.segments().enumerate() {
-        if seg.id() != b"PID" {
-            continue;
-        }
-        for_each_id(seg.raw(), &d, i + 1, |field, rep, id| {
+        let segment = match seg.id() {
+            b"PID" => SegmentId::PID,
+            b"MRG" => SegmentId::MRG,
+            _ => continue,
+        };
+        for_each_id(seg.raw(), segment, &d, i + 1, |field, rep, id| {
             let comp = |n: usize| split(rep, d.component).nth(n).unwrap_or_default();
             let lossy =
                 |raw: &[u8]| String::from_utf8_lossy(unescape(raw, &d).as_ref()).into_owned();
             ids.push(PatientId {
+                segment,
                 field,
                 id: id.to_owned(),
                 assigning_authority: lossy(first_sub(comp(3), &d)),
@@ -397,24 +406,30 @@ pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7Pr
     Ok(ids)
 }
 
-/// Calls `f(field, repetition, id)` for each identifier of a PID segment in
-/// [`patient_ids_parsed`]'s order until it returns false.
+/// Calls `f(field, repetition, id)` for each identifier of a PID (or MRG)
+/// segment in [`patient_ids_parsed`]'s order until it returns false.
 fn for_each_id(
-    pid: &[u8],
+    raw: &[u8],
+    segment: SegmentId,
     d: &Delimiters,
     segment_index: usize,
     mut f: impl FnMut(u8, &[u8], &str) -> bool,
 ) -> Result<(), Hl7PrivacyError> {
-    let body = pid.get(4..).unwrap_or_default();
+    let body = raw.get(4..).unwrap_or_default();
     let field = |n: usize| split(body, d.field).nth(n - 1).unwrap_or_default();
-    for n in [3u8, 2, 4] {
+    let fields: [u8; 3] = if segment == SegmentId::MRG {
+        [1, 2, 4]
+    } else {
+        [3, 2, 4]
+    };
+    for n in fields {
         for (r, rep) in split(field(usize::from(n)), d.repetition).enumerate() {
             let atom = first_sub(first_component(rep, d), d);
             if atom.is_empty() || atom == value::NULL {
                 continue;
             }
             let text = value::text(atom, d).map_err(|problem| Hl7PrivacyError::PatientId {
-                at: FieldAddress::at(SegmentId::PID, u16::from(n), 1, 0),
+                at: FieldAddress::at(segment, u16::from(n), 1, 0),
                 segment_index,
                 repetition: r + 1,
                 problem,
@@ -559,7 +574,7 @@ impl<'a> Transformer<'a, '_> {
                 .ok_or(Hl7Error::InvalidSegmentId { index })?;
             if index == 1 {
                 // MSH: the parser made sure it is first.
-                out.extend_from_slice(seg);
+                self.msh(out, seg)?;
                 out.extend_from_slice(tail);
                 continue;
             }
@@ -581,6 +596,29 @@ impl<'a> Transformer<'a, '_> {
             }
         }
         Ok(self.outcome)
+    }
+
+    /// MSH byte for byte but MSH-7 (Date/Time of Message), which is a date
+    /// like any other: shifted or cut to the year by the MSH table.
+    fn msh(&mut self, out: &mut Vec<u8>, seg: &'a [u8]) -> Result<(), Hl7PrivacyError> {
+        let fs = self.d.field;
+        // MSH-1 is the field separator itself: MSH-7 is the sixth field after it.
+        let body = seg.get(4..).unwrap_or_default();
+        let (Some(t), Some(raw)) = (self.profile.table(SegmentId::MSH), split(body, fs).nth(5))
+        else {
+            out.extend_from_slice(seg);
+            return Ok(());
+        };
+        let start = raw.as_ptr() as usize - seg.as_ptr() as usize;
+        self.seg = SegmentId::MSH;
+        self.seg_index = 1;
+        self.body = body;
+        self.flags = 0;
+        out.extend_from_slice(&seg[..start]);
+        self.field(out, t, 7, raw)?;
+        self.outcome.note_field(self.flags);
+        out.extend_from_slice(&seg[start + raw.len()..]);
+        Ok(())
     }
 
     fn segment(
@@ -684,12 +722,15 @@ impl<'a> Transformer<'a, '_> {
         match value_type {
             b"NM" if split(raw, self.d.repetition).all(is_number) => FieldAction::Keep,
             b"NM" => FieldAction::Remove,
-            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"CE" | b"CWE" | b"CNE" | b"ID"
-            | b"IS" | b"TM" => FieldAction::Keep,
+            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"ID" | b"IS" | b"TM" => {
+                FieldAction::Keep
+            }
+            // Written by `coded`: the codes only.
+            b"CE" | b"CWE" | b"CNE" => FieldAction::ByValueType,
             b"DT" | b"DTM" | b"TS" if self.profile.mode() == Mode::Pseudonymise => {
                 FieldAction::ShiftDate
             }
-            b"DT" | b"DTM" | b"TS" => FieldAction::Keep,
+            b"DT" | b"DTM" | b"TS" => FieldAction::GeneraliseYear,
             _ => FieldAction::Remove,
         }
     }
@@ -706,6 +747,8 @@ impl<'a> Transformer<'a, '_> {
     ) -> Result<(), Hl7PrivacyError> {
         match self.resolve(action, raw) {
             FieldAction::Keep => out.extend_from_slice(raw),
+            // A coded OBX-5 (CE, CWE, CNE).
+            FieldAction::ByValueType => self.coded(out, level, raw),
             FieldAction::Remove => {
                 if has_content(raw, &self.d) {
                     self.flags |= REMOVED;
@@ -732,6 +775,35 @@ impl<'a> Transformer<'a, '_> {
             a => self.value(out, a, level, raw, loc)?,
         }
         Ok(())
+    }
+
+    /// A coded value (CE, CWE, CNE) with its codes only: the identifiers,
+    /// coding systems and their versions (components 1, 3, 4, 6, 7, 8); the
+    /// text, alternate text and original text (2, 5, 9) and anything after
+    /// removed. Below a field (a site's rule on OBX-5.1) it is kept whole.
+    fn coded(&mut self, out: &mut Vec<u8>, level: Level, raw: &[u8]) {
+        let d = self.d;
+        if level != Level::Field {
+            out.extend_from_slice(raw);
+            return;
+        }
+        let mut reps = Joiner::new(d.repetition, 0);
+        for rep in split(raw, d.repetition) {
+            let rep_mark = out.len();
+            let mut comps = Joiner::new(d.component, 0);
+            for (i, comp) in split(rep, d.component).enumerate() {
+                let mark = out.len();
+                let kept =
+                    u16::try_from(i + 1).is_ok_and(|c| profile::CODE_COMPONENTS.contains(&c));
+                if kept {
+                    out.extend_from_slice(comp);
+                } else if has_content(comp, &d) {
+                    self.flags |= REMOVED;
+                }
+                comps.done(out, mark);
+            }
+            reps.done(out, rep_mark);
+        }
     }
 
     /// Applies a value action to one repetition, component or subcomponent:
@@ -825,7 +897,7 @@ impl<'a> Transformer<'a, '_> {
         if self.patient.is_none() {
             let mut id = String::new();
             if let Some((pid, index)) = self.pid {
-                for_each_id(pid, &self.d, index, |_, _, first| {
+                for_each_id(pid, SegmentId::PID, &self.d, index, |_, _, first| {
                     id.push_str(first);
                     false
                 })?;
