@@ -774,11 +774,14 @@ enum K {
 /// The components of a CE/CWE/CNE that [`K::Code`] keeps.
 pub(crate) const CODE_COMPONENTS: [u16; 6] = [1, 3, 4, 6, 7, 8];
 
+/// A segment and its fields' treatment.
+type SegmentTable = (&'static [u8; 3], &'static [(u16, K)]);
+
 /// The default field tables (HL7 v2.5 field names in the module
 /// documentation): `(segment, [(field, how)])`; a field not listed is
 /// removed.
 #[rustfmt::skip]
-const TABLES: &[(&[u8; 3], &[(u16, K)])] = {
+const TABLES: &[SegmentTable] = {
     use K::*;
     &[
         (b"EVN", &[(1, Keep), (2, Date), (3, Date), (4, Keep), (5, Rm), (6, Date), (7, Keep)]),
