@@ -329,7 +329,9 @@ pub enum FieldAction {
     /// precision and time zone kept.
     ShiftDate,
     /// OBX-5 by the value type in OBX-2: numeric (an NM only if it is a
-    /// number), coded and time-of-day values kept, dates shifted (pseudonymise mode) or kept (minimise mode),
+    /// number), ID, IS and time-of-day values kept, coded values (CE, CWE,
+    /// CNE) reduced to their codes (components 1, 3, 4, 6, 7, 8), dates
+    /// shifted (pseudonymise mode) or cut to the year (minimise mode),
     /// anything else (text, names, addresses, encapsulated data, an absent or
     /// unknown type) removed.
     ByValueType,
@@ -685,8 +687,8 @@ impl Hl7Profile {
     }
 
     /// What happens to the fields of a segment that no rule names: `remove`
-    /// (the default for PID, PD1, PV1, MRG and a segment the site applies) or
-    /// `keep` (OBX's).
+    /// (the default for every applied segment and a segment the site applies)
+    /// or `keep`.
     pub fn set_unlisted(&mut self, id: SegmentId, action: FieldAction) -> Result<(), RuleError> {
         if id == SegmentId::MSH {
             return Err(RuleError::Msh);
