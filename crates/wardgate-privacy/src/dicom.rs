@@ -112,7 +112,7 @@ mod values;
 mod vr;
 
 pub use command::{pseudonymise_command, restore_command, CommandRewrite};
-pub use engine::{Deidentifier, Progress, Summary};
+pub use engine::{Deidentifier, Progress, Summary, MAX_OTHER_PATIENT_IDS};
 pub use profile::{Action, DicomProfile, Limits, Mode, Options, SafePrivate};
 pub use vr::{dictionary_vr, Vr};
 
@@ -168,6 +168,12 @@ pub enum BurnedIn {
     ScreenCapture,
     /// Ultrasound without Burned In Annotation NO.
     Ultrasound(String),
+    /// Recognizable Visual Features (0028,0302) is YES (or anything but NO):
+    /// a face, a head surface rendering.
+    VisualFeatures,
+    /// A visible-light photographic or video SOP class (a camera image, where
+    /// a face, a wristband or a slide label may be visible).
+    Photographic(String),
 }
 
 impl std::fmt::Display for BurnedIn {
@@ -184,6 +190,8 @@ impl std::fmt::Display for BurnedIn {
                     "ultrasound SOP class {c} without Burned In Annotation NO"
                 )
             }
+            BurnedIn::VisualFeatures => f.write_str("Recognizable Visual Features is YES"),
+            BurnedIn::Photographic(c) => write!(f, "photographic or video SOP class {c}"),
         }
     }
 }
@@ -238,6 +246,34 @@ pub enum DeidError {
     /// The object may carry identity in its pixels.
     #[error("object may carry burned-in identity: {0}")]
     BurnedIn(BurnedIn),
+    /// An attribute the de-identifier must read (Patient ID, Patient's Name,
+    /// a UID, a date, an AE title, Other Patient IDs, a burned-in signal) is
+    /// declared with a VR other than the dictionary's (UN is accepted), or an
+    /// attribute is declared a sequence where the dictionary says it is not
+    /// (or the reverse).
+    #[error("({:04X},{:04X}) declared {declared:?}, the dictionary's VR is {expected:?}", tag >> 16, tag & 0xFFFF)]
+    VrMismatch {
+        /// The tag.
+        tag: u32,
+        /// The VR in the data set (UN for an undefined-length UN read as a sequence).
+        declared: Vr,
+        /// The dictionary's VR.
+        expected: Vr,
+    },
+    /// A patient identifier that is not valid text (not UTF-8, or control
+    /// characters other than padding): refused rather than decoded lossily,
+    /// since consent is checked on it.
+    #[error("({:04X},{:04X}) is not valid text", tag >> 16, tag & 0xFFFF)]
+    NotText {
+        /// The tag.
+        tag: u32,
+    },
+    /// More than [`MAX_OTHER_PATIENT_IDS`] other patient identifiers.
+    #[error("more than {limit} other patient identifiers")]
+    TooManyPatientIds {
+        /// The limit.
+        limit: usize,
+    },
     /// The data set ended inside an element, item or sequence.
     #[error("data set ended inside an element, item or sequence")]
     Truncated,

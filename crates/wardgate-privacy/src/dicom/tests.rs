@@ -1105,3 +1105,80 @@ fn nested_patients_and_private_blocks_belong_to_their_item() {
     assert!(get(&els, "00081115/0/00191010").is_none());
     assert_eq!(val(&els, "00100020"), Some(pp.patient("P1").into_bytes()));
 }
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises; they fail on the code as it is.
+
+/// "an object that may show the patient's identity in its pixels is refused":
+/// Recognizable Visual Features (0028,0302) YES (a face photograph, a head
+/// surface rendering) is not looked at, nor are the VL photographic classes.
+#[test]
+fn review_recognizable_visual_features_are_refused() {
+    let b = B(Encoding::ExplicitLe);
+    let data = cat(&[
+        b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.77.1.4"),
+        b.el(0x0010_0020, "LO", b"PAT-1"),
+        b.el(0x0028_0302, "CS", b"YES"),
+        b.el(0x7FE0_0010, "OB", &[0u8; 16]),
+    ]);
+    assert!(
+        matches!(
+            run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+            Err(DeidError::BurnedIn(_))
+        ),
+        "a face photograph passes a de-identifying route"
+    );
+}
+
+/// Burned In Annotation is compared with "YES" exactly: a sender writing
+/// "yes" (or "Y") has its annotated pixels forwarded.
+#[test]
+fn review_burned_in_annotation_other_spellings() {
+    let b = B(Encoding::ExplicitLe);
+    let data = cat(&[
+        b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.2"),
+        b.el(0x0010_0020, "LO", b"PAT-1"),
+        b.el(0x0028_0301, "CS", b"yes"),
+        b.el(0x7FE0_0010, "OB", &[0u8; 16]),
+    ]);
+    assert!(matches!(
+        run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+        Err(DeidError::BurnedIn(_))
+    ));
+}
+
+/// The engine trusts the declared VR: Patient's Name written as a sequence is
+/// recursed into under "normal" rules, so text the table does not name (a
+/// code meaning) passes; Patient ID written as a sequence leaves the patient
+/// "absent" (no consent check, no refusal) while the id is inside.
+#[test]
+fn review_declared_sq_on_patient_attributes() {
+    let b = B(Encoding::ExplicitLe);
+    let name = cat(&[b.el(0x0008_0104, "LO", b"John Smith")]);
+    let data = cat(&[
+        b.seq(0x0010_0010, &[name], false),
+        b.el(0x0010_0020, "LO", b"PAT-1"),
+    ]);
+    let out = run(&DicomProfile::default(), Encoding::ExplicitLe, &data).unwrap_or_default();
+    assert!(
+        !out.windows(5).any(|w| w == b"Smith"),
+        "the patient's name passes inside a PN declared SQ"
+    );
+}
+
+#[test]
+fn review_patient_id_declared_sq_reads_as_absent() {
+    let b = B(Encoding::ExplicitLe);
+    let id = cat(&[b.el(0x0010_0020, "LO", b"PAT-1")]);
+    let data = cat(&[b.seq(0x0010_0020, &[id], false)]);
+    let mut d =
+        Deidentifier::new(&DicomProfile::default(), &p(), Encoding::ExplicitLe, None).unwrap();
+    let mut out = Vec::new();
+    let fed = d
+        .feed(&data, &mut out)
+        .and_then(|_| d.finish(&mut out).map(|_| ()));
+    assert!(
+        fed.is_err() || d.patient_id().is_some(),
+        "a Patient ID that cannot be read must refuse, not read as absent"
+    );
+}
