@@ -1395,3 +1395,19 @@ fn review_dicom_consent_reads_other_patient_ids() {
         "the opted-out patient's object is forwarded under another of their ids"
     );
 }
+
+/// Other Patient IDs (0010,1000), backslash-separated: an opt-out under any
+/// value holds; an object whose ids are all consenting is forwarded.
+#[test]
+fn dicom_consent_reads_other_patient_ids_values() {
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1000, b"OLD-1\\PAT-0042 "));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(!review_anything_forwarded(&outs));
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1000, b"OLD-1\\OLD-2 "));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(review_anything_forwarded(&outs));
+}
