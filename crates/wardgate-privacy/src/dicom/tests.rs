@@ -1289,7 +1289,10 @@ fn burned_in_annotation_is_no_only_when_it_says_no() {
     }
     // Ultrasound passes on NO with padding, not on an empty value.
     let us = "1.2.840.10008.5.1.4.1.1.6.1";
-    let no = cat(&[b.el(0x0010_0020, "LO", b"P"), b.el(0x0028_0301, "CS", b"NO\0")]);
+    let no = cat(&[
+        b.el(0x0010_0020, "LO", b"P"),
+        b.el(0x0028_0301, "CS", b"NO\0"),
+    ]);
     assert!(deid_with(&profile, Some(us), &no).0.is_ok());
     let empty = cat(&[b.el(0x0010_0020, "LO", b"P"), b.el(0x0028_0301, "CS", b"")]);
     assert!(matches!(
@@ -1332,7 +1335,10 @@ fn declared_vrs_that_disagree_with_the_dictionary_are_refused() {
     un.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
     assert!(matches!(
         run(&profile, Encoding::ExplicitLe, &un),
-        Err(DeidError::VrMismatch { tag: 0x0010_0010, .. })
+        Err(DeidError::VrMismatch {
+            tag: 0x0010_0010,
+            ..
+        })
     ));
     // UN of defined length is read by the dictionary's VR.
     let data = cat(&[
@@ -1343,7 +1349,12 @@ fn declared_vrs_that_disagree_with_the_dictionary_are_refused() {
     assert!(!out.windows(2).any(|w| w == b"P1"));
     assert!(!out.windows(5).any(|w| w == b"1.2.3"));
     // Other VRs of attributes that are only kept or replaced pass.
-    assert!(run(&profile, Encoding::ExplicitLe, &b.el(0x0008_0060, "LO", b"CT")).is_ok());
+    assert!(run(
+        &profile,
+        Encoding::ExplicitLe,
+        &b.el(0x0008_0060, "LO", b"CT")
+    )
+    .is_ok());
 }
 
 #[test]
@@ -1436,7 +1447,9 @@ fn other_patient_ids_are_read_and_held_for() {
 #[test]
 fn other_patient_ids_are_bounded_and_must_be_text() {
     let b = explicit();
-    let many: Vec<String> = (0..=MAX_OTHER_PATIENT_IDS).map(|i| format!("X{i}")).collect();
+    let many: Vec<String> = (0..=MAX_OTHER_PATIENT_IDS)
+        .map(|i| format!("X{i}"))
+        .collect();
     let data = cat(&[
         b.el(0x0010_0020, "LO", b"P"),
         b.el(0x0010_1000, "LO", many.join("\\").as_bytes()),
