@@ -1308,11 +1308,26 @@ fn declared_vrs_that_disagree_with_the_dictionary_are_refused() {
     let inner = cat(&[b.el(0x0008_0104, "LO", b"Smith")]);
     let refused = [
         // Declared SQ where the dictionary says a value.
-        (0x0010_0010, b.seq(0x0010_0010, &[inner.clone()], true)),
-        (0x0010_0020, b.seq(0x0010_0020, &[inner.clone()], false)),
-        (0x0008_0018, b.seq(0x0008_0018, &[inner.clone()], true)),
-        (0x0008_0020, b.seq(0x0008_0020, &[inner.clone()], true)),
-        (0x0008_0060, b.seq(0x0008_0060, &[inner.clone()], true)),
+        (
+            0x0010_0010,
+            b.seq(0x0010_0010, std::slice::from_ref(&inner), true),
+        ),
+        (
+            0x0010_0020,
+            b.seq(0x0010_0020, std::slice::from_ref(&inner), false),
+        ),
+        (
+            0x0008_0018,
+            b.seq(0x0008_0018, std::slice::from_ref(&inner), true),
+        ),
+        (
+            0x0008_0020,
+            b.seq(0x0008_0020, std::slice::from_ref(&inner), true),
+        ),
+        (
+            0x0008_0060,
+            b.seq(0x0008_0060, std::slice::from_ref(&inner), true),
+        ),
         // A value where the dictionary says SQ.
         (0x0008_1115, b.el(0x0008_1115, "LO", b"Smith")),
         // Attributes read to be transformed, declared another VR.
