@@ -68,29 +68,79 @@
 //! implicit VR, de-identified), anything else an opaque value. Explicit VR UN
 //! of undefined length is a sequence in implicit VR (PS3.5 6.2.2), and stays so.
 //!
+//! The declared VR is not trusted where it would change what is done
+//! ([`DeidError::VrMismatch`], naming the tag): for a public tag the
+//! dictionary knows, a sequence (declared SQ, or UN of undefined length) where
+//! the dictionary says a value, or a value declared other than SQ or UN where
+//! it says SQ, is refused; so is any VR but the dictionary's (UN is accepted,
+//! and read by the dictionary's VR) on the attributes read to be transformed
+//! or checked: Patient ID, Patient's Name, Other Patient IDs, every UI, DA and
+//! DT attribute, Conversion Type, Burned In Annotation and Recognizable Visual
+//! Features. Elsewhere a different VR is accepted, and an attribute the table
+//! does not list is replaced inside a cleaned or dummy sequence when either
+//! its declared VR or the dictionary's is text. A Patient ID (top level, in
+//! an item, or an Other Patient IDs value) that is not UTF-8 or holds control
+//! characters other than padding is refused ([`DeidError::NotText`]), never
+//! decoded lossily.
+//!
 //! # Holding output
 //!
 //! Shifting a date needs the Patient ID, which comes after group 0008's dates;
 //! the top-level Patient's Name pseudonym needs it too. From the first element
 //! that needs it, output is held until (0010,0020) or a later tag has been
-//! read, within `Limits::max_hold` ([`DeidError::HoldLimit`] beyond). With
-//! [`DicomProfile::hold_until_patient_id`] output is held from the start, so
-//! the caller can check consent before a byte is forwarded: see
-//! [`Deidentifier::patient_resolved`].
+//! read, within `Limits::max_hold` ([`DeidError::HoldLimit`] beyond).
+//!
+//! # Patient identifiers for consent
+//!
+//! Besides the top-level Patient ID ([`Deidentifier::patient_id`]), an object
+//! names its patient in Other Patient IDs (0010,1000) (backslash-separated
+//! values) and in the Patient ID (0010,0020) of each item of Other Patient IDs
+//! Sequence (0010,1002), both at the top level: the enterprise or national id
+//! next to a local one. They are read even though the profile removes them
+//! (X), and are [`Deidentifier::other_patient_ids`]: trimmed, empty values and
+//! repeats left out, at most [`MAX_OTHER_PATIENT_IDS`]
+//! ([`DeidError::TooManyPatientIds`] beyond). With
+//! [`DicomProfile::hold_until_patient_id`] output is held from the start until
+//! a top-level tag after (0010,1002) has been read (or the data set ends), so
+//! the caller can check consent on every identifier before a byte is
+//! forwarded: [`Deidentifier::patient_resolved`] becomes true then, not at
+//! (0010,0020).
 //!
 //! # Burned-in identity
 //!
 //! Pixels are not cleaned, so unless [`DicomProfile::allow_burned_in`] objects
 //! that may carry identity in the pixels are refused ([`DeidError::BurnedIn`]):
-//! the Secondary Capture SOP classes (1.2.840.10008.5.1.4.1.1.7 and .7.1-.7.4,
-//! screenshots and scanned documents), Conversion Type WSD (workstation screen
-//! captures), Burned In Annotation (0028,0301) YES, and ultrasound (whose
-//! devices write patient names into the image) unless Burned In Annotation is
-//! NO. Give the SOP class of the C-STORE command to [`Deidentifier::new`]: a
-//! Secondary Capture is then refused before a byte is read, and for ultrasound
-//! output is held until (0028,0301) has been read. Otherwise the SOP class is
-//! read from (0008,0016), and (0028,0301) YES is found when it is read: output
-//! may have been written by then, and the caller must abort that object.
+//!
+//! - the Secondary Capture SOP classes (1.2.840.10008.5.1.4.1.1.7 and
+//!   .7.1-.7.4, screenshots and scanned documents);
+//! - the visible-light photographic and video SOP classes, camera images where
+//!   a face, a wristband, a chart or a slide label may be in the picture
+//!   ([`BurnedIn::Photographic`]): under 1.2.840.10008.5.1.4.1.1.77, VL Image
+//!   and VL Multi-frame Image (.1 and .2, retired), VL Endoscopic Image and
+//!   Video Endoscopic (.1.1, .1.1.1), VL Microscopic Image and Video
+//!   Microscopic (.1.2, .1.2.1), VL Slide-Coordinates Microscopic (.1.3), VL
+//!   Photographic Image and Video Photographic (.1.4, .1.4.1), Ophthalmic
+//!   Photography 8 and 16 Bit (.1.5.1, .1.5.2), Wide Field Ophthalmic
+//!   Photography Stereographic Projection and 3D Coordinates (.1.5.5,
+//!   .1.5.6), VL Whole Slide Microscopy (.1.6, for its label image) and
+//!   Dermoscopic Photography (.1.7). Ophthalmic tomography, maps and
+//!   measurements, and confocal microscopy, are not photographs and pass;
+//! - Conversion Type (0008,0064) WSD, in any case (workstation screen captures);
+//! - Burned In Annotation (0028,0301) and Recognizable Visual Features
+//!   (0028,0302, [`BurnedIn::VisualFeatures`]: a face photograph, a head
+//!   surface rendering) with any value other than exactly `NO` after trimming
+//!   padding, or empty: `yes`, `Y`, `YES\NO` and undecodable values count
+//!   as YES. They are read whatever the profile does with them (an override
+//!   removing them does not skip the check);
+//! - ultrasound (whose devices write patient names into the image) unless
+//!   Burned In Annotation is `NO` (an empty value is not `NO`).
+//!
+//! Give the SOP class of the C-STORE command to [`Deidentifier::new`]: a
+//! Secondary Capture or photographic class is then refused before a byte is
+//! read, and for ultrasound output is held until (0028,0301) has been read.
+//! Otherwise the SOP class is read from (0008,0016), and (0028,0301) or
+//! (0028,0302) YES is found when it is read: output may have been written by
+//! then, and the caller must abort that object.
 //!
 //! # Not done
 //!
@@ -112,7 +162,7 @@ mod values;
 mod vr;
 
 pub use command::{pseudonymise_command, restore_command, CommandRewrite};
-pub use engine::{Deidentifier, Progress, Summary};
+pub use engine::{Deidentifier, Progress, Summary, MAX_OTHER_PATIENT_IDS};
 pub use profile::{Action, DicomProfile, Limits, Mode, Options, SafePrivate};
 pub use vr::{dictionary_vr, Vr};
 
@@ -168,6 +218,12 @@ pub enum BurnedIn {
     ScreenCapture,
     /// Ultrasound without Burned In Annotation NO.
     Ultrasound(String),
+    /// Recognizable Visual Features (0028,0302) is YES (or anything but NO):
+    /// a face, a head surface rendering.
+    VisualFeatures,
+    /// A visible-light photographic or video SOP class (a camera image, where
+    /// a face, a wristband or a slide label may be visible).
+    Photographic(String),
 }
 
 impl std::fmt::Display for BurnedIn {
@@ -184,6 +240,8 @@ impl std::fmt::Display for BurnedIn {
                     "ultrasound SOP class {c} without Burned In Annotation NO"
                 )
             }
+            BurnedIn::VisualFeatures => f.write_str("Recognizable Visual Features is YES"),
+            BurnedIn::Photographic(c) => write!(f, "photographic or video SOP class {c}"),
         }
     }
 }
@@ -238,6 +296,34 @@ pub enum DeidError {
     /// The object may carry identity in its pixels.
     #[error("object may carry burned-in identity: {0}")]
     BurnedIn(BurnedIn),
+    /// An attribute the de-identifier must read (Patient ID, Patient's Name,
+    /// a UID, a date, an AE title, Other Patient IDs, a burned-in signal) is
+    /// declared with a VR other than the dictionary's (UN is accepted), or an
+    /// attribute is declared a sequence where the dictionary says it is not
+    /// (or the reverse).
+    #[error("({:04X},{:04X}) declared {declared:?}, the dictionary's VR is {expected:?}", tag >> 16, tag & 0xFFFF)]
+    VrMismatch {
+        /// The tag.
+        tag: u32,
+        /// The VR in the data set (UN for an undefined-length UN read as a sequence).
+        declared: Vr,
+        /// The dictionary's VR.
+        expected: Vr,
+    },
+    /// A patient identifier that is not valid text (not UTF-8, or control
+    /// characters other than padding): refused rather than decoded lossily,
+    /// since consent is checked on it.
+    #[error("({:04X},{:04X}) is not valid text", tag >> 16, tag & 0xFFFF)]
+    NotText {
+        /// The tag.
+        tag: u32,
+    },
+    /// More than [`MAX_OTHER_PATIENT_IDS`] other patient identifiers.
+    #[error("more than {limit} other patient identifiers")]
+    TooManyPatientIds {
+        /// The limit.
+        limit: usize,
+    },
     /// The data set ended inside an element, item or sequence.
     #[error("data set ended inside an element, item or sequence")]
     Truncated,

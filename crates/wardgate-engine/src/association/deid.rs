@@ -1,12 +1,13 @@
 //! A C-STORE on a de-identifying route (`[route.privacy]`, docs/privacy.md):
 //! its command is rewritten (the instance UID the destination will check) and
-//! held, with the de-identified data set, until the object's Patient ID is
-//! read; then consent is checked, and only then is anything forwarded. So a
-//! patient who opted out, an object that may show identity in its pixels, or a
-//! data set the de-identifier cannot read is refused before a byte of it
-//! reaches the destination; a failure after that (Burned In Annotation YES
-//! read late, a data set cut short) aborts the association, so the
-//! destination discards the partial object.
+//! held, with the de-identified data set, until the object's patient
+//! identifiers are read (Patient ID, Other Patient IDs and the Patient IDs of
+//! Other Patient IDs Sequence); then consent is checked on each, and only then
+//! is anything forwarded. So a patient who opted out, an object that may show
+//! identity in its pixels, or a data set the de-identifier cannot read is
+//! refused before a byte of it reaches the destination; a failure after that
+//! (Burned In Annotation YES read late, a data set cut short) aborts the
+//! association, so the destination discards the partial object.
 
 use crate::policy::RoutePolicy;
 use sha2::{Digest, Sha256};
@@ -80,9 +81,22 @@ impl Deid {
                 .privacy
                 .as_ref()
                 .and_then(|p| p.settings.purpose.as_deref());
-            if let (Some(purpose), Some(ps)) = (purpose, &pseudonym) {
-                if route.site.consent.opted_out(purpose, ps) {
-                    return Step::Withheld(ps.clone());
+            if let Some(purpose) = purpose {
+                if let Some(ps) = &pseudonym {
+                    if route.site.consent.opted_out(purpose, ps) {
+                        return Step::Withheld(ps.clone());
+                    }
+                }
+                // The object's other identifiers for the patient (Other
+                // Patient IDs, Other Patient IDs Sequence): an opt-out under
+                // any of them holds.
+                let p = route.site.patients.pseudonymiser();
+                for other in self.engine.other_patient_ids() {
+                    let ps = p.map(|p| p.patient(other));
+                    if ps.is_some_and(|ps| route.site.consent.opted_out(purpose, &ps)) {
+                        let ps = route.site.patients.pseudonym(other).unwrap_or_default();
+                        return Step::Withheld(ps);
+                    }
                 }
             }
             if let Some(cmd) = self.command.take() {

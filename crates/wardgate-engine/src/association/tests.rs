@@ -1342,3 +1342,72 @@ fn without_a_site_key_a_deidentifying_route_refuses_rather_than_forwards() {
         |o| matches!(o, Out::Record(e) if e.rule.as_ref().is_some_and(|r| r.id == "WG-PRIV-002"))
     ));
 }
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises; they fail on the code as it is.
+
+/// A C-STORE of `data` on a route compiled from `privacy` (the table's body),
+/// with PAT-0042 opted out of `teaching`; everything it put out.
+fn review_store(privacy: &str, data: &[u8]) -> Vec<Out> {
+    let s = site(false);
+    let p = s.patients.pseudonymiser().unwrap().clone();
+    let mut lists = wardgate_privacy::ConsentLists::default();
+    lists.insert("teaching", [p.patient("PAT-0042")].into_iter().collect());
+    s.consent.replace(lists);
+    let text = format!("{SITE}\n[route.privacy]\n{privacy}\n");
+    let v = Config::parse(&text, "site.toml", Path::new(".")).unwrap();
+    let r = Policy::compile_with(&v, &s).unwrap().routes[0].clone();
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    a.client_pdu(
+        &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
+        &clock(),
+        &mut outs,
+    );
+    a.client_pdu(&pdata(&[(1, 0x02, data)]), &clock(), &mut outs);
+    outs
+}
+
+fn review_anything_forwarded(outs: &[Out]) -> bool {
+    outs.iter()
+        .any(|o| matches!(o, Out::Forward | Out::SendUpstream(_)))
+}
+
+/// Consent reads the top-level Patient ID only: an object that names the
+/// opted-out patient's identifier in Other Patient IDs Sequence (0010,1002)
+/// — the usual place for the enterprise id next to a local one — is forwarded.
+#[test]
+fn review_dicom_consent_reads_other_patient_ids() {
+    let mut other = el(0x0010, 0x0020, b"PAT-0042");
+    other.extend(el(0x0010, 0x0021, b"ENTERPRISE"));
+    let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+    item.extend((other.len() as u32).to_le_bytes());
+    item.extend(other);
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1002, &item));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(
+        !review_anything_forwarded(&outs),
+        "the opted-out patient's object is forwarded under another of their ids"
+    );
+}
+
+/// Other Patient IDs (0010,1000), backslash-separated: an opt-out under any
+/// value holds; an object whose ids are all consenting is forwarded.
+#[test]
+fn dicom_consent_reads_other_patient_ids_values() {
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1000, b"OLD-1\\PAT-0042 "));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(!review_anything_forwarded(&outs));
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1000, b"OLD-1\\OLD-2 "));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(review_anything_forwarded(&outs));
+}

@@ -16,6 +16,9 @@ const SOP_CLASS: u32 = 0x0008_0016;
 const SOP_INSTANCE: u32 = 0x0008_0018;
 const CONVERSION_TYPE: u32 = 0x0008_0064;
 const BURNED_IN: u32 = 0x0028_0301;
+const VISUAL_FEATURES: u32 = 0x0028_0302;
+const OTHER_PATIENT_IDS: u32 = 0x0010_1000;
+const OTHER_PATIENT_IDS_SEQ: u32 = 0x0010_1002;
 const IDENTITY_REMOVED: u32 = 0x0012_0062;
 const METHOD: u32 = 0x0012_0063;
 const METHOD_CODES: u32 = 0x0012_0064;
@@ -30,6 +33,31 @@ const SECONDARY_CAPTURE: [&str; 5] = [
     "1.2.840.10008.5.1.4.1.1.7.3",
     "1.2.840.10008.5.1.4.1.1.7.4",
 ];
+/// Visible-light photographic and video SOP classes (current and retired):
+/// camera images, where a face, a wristband, a chart or a slide label may be
+/// in the picture. Refused like a Secondary Capture. VL Whole Slide
+/// Microscopy is here for its label image (the patient's name on the slide).
+const PHOTOGRAPHIC: [&str; 15] = [
+    "1.2.840.10008.5.1.4.1.1.77.1",     // VL Image (retired)
+    "1.2.840.10008.5.1.4.1.1.77.2",     // VL Multi-frame Image (retired)
+    "1.2.840.10008.5.1.4.1.1.77.1.1",   // VL Endoscopic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.1.1", // Video Endoscopic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.2",   // VL Microscopic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.2.1", // Video Microscopic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.3",   // VL Slide-Coordinates Microscopic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.4",   // VL Photographic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.4.1", // Video Photographic Image
+    "1.2.840.10008.5.1.4.1.1.77.1.5.1", // Ophthalmic Photography 8 Bit Image
+    "1.2.840.10008.5.1.4.1.1.77.1.5.2", // Ophthalmic Photography 16 Bit Image
+    "1.2.840.10008.5.1.4.1.1.77.1.5.5", // Wide Field Ophthalmic Photography Stereographic Projection
+    "1.2.840.10008.5.1.4.1.1.77.1.5.6", // Wide Field Ophthalmic Photography 3D Coordinates
+    "1.2.840.10008.5.1.4.1.1.77.1.6",   // VL Whole Slide Microscopy Image
+    "1.2.840.10008.5.1.4.1.1.77.1.7",   // Dermoscopic Photography Image
+];
+/// Most other patient identifiers an object may carry
+/// ([`Deidentifier::other_patient_ids`]); more is refused.
+pub const MAX_OTHER_PATIENT_IDS: usize = 64;
+
 /// Ultrasound SOP classes (current and retired): devices write the patient's
 /// name into the image, so they pass only with Burned In Annotation NO.
 const ULTRASOUND: [&str; 5] = [
@@ -119,6 +147,9 @@ struct Frame {
     last_tag: Option<u32>,
     /// Private creators of a data set: (group, block, creator).
     creators: Vec<(u16, u8, String)>,
+    /// The top-level Other Patient IDs Sequence (0010,1002), or one of its
+    /// items: their Patient IDs are read, even when the sequence is removed.
+    other_ids: bool,
 }
 
 impl Frame {
@@ -131,6 +162,7 @@ impl Frame {
             content,
             last_tag: None,
             creators: Vec::new(),
+            other_ids: false,
         }
     }
 }
@@ -163,8 +195,12 @@ enum State {
 /// What to do with a value once read.
 #[derive(Debug, Clone, Copy)]
 enum Purpose {
-    /// Kept, but looked at (SOP class and instance, burned-in signals).
-    Watch,
+    /// Looked at (SOP class and instance, burned-in signals, Other Patient
+    /// IDs), then written as the decision says.
+    Watch(Decision),
+    /// A Patient ID in an item of a removed Other Patient IDs Sequence:
+    /// recorded, not written.
+    OtherId,
     Uid,
     Ae,
     Dates,
@@ -257,6 +293,10 @@ pub struct Deidentifier {
     synth: Vec<u32>,
     ultrasound: Option<String>,
     burned_in_no: bool,
+    /// Patient identifiers besides the top-level Patient ID.
+    other_ids: Vec<String>,
+    /// Past (0010,1002) at the top level: every patient identifier is known.
+    ids_done: bool,
     first: bool,
     done: bool,
     emitted: u64,
@@ -312,13 +352,17 @@ impl Deidentifier {
             synth,
             ultrasound: None,
             burned_in_no: false,
+            other_ids: Vec::new(),
+            ids_done: false,
             first: true,
             done: false,
             emitted: 0,
             summary: Summary::default(),
         };
         if profile.hold_until_patient_id {
-            d.start_hold(PATIENT_ID);
+            // Past the other patient identifiers too, so consent is checked
+            // on all of them before a byte is written.
+            d.start_hold(OTHER_PATIENT_IDS_SEQ);
         }
         if let Some(class) = sop_class {
             d.check_sop_class(class)?;
@@ -335,12 +379,26 @@ impl Deidentifier {
         }
     }
 
-    /// True once the Patient ID has been read or is known to be absent. With
+    /// The patient identifiers the object carries besides its top-level
+    /// Patient ID: the values of Other Patient IDs (0010,1000) and the Patient
+    /// ID (0010,0020) of each item of Other Patient IDs Sequence (0010,1002),
+    /// at the top level; trimmed, empty ones and repeats left out, at most
+    /// [`MAX_OTHER_PATIENT_IDS`] (more is refused). Complete once
+    /// [`patient_resolved`](Self::patient_resolved) is true.
+    pub fn other_patient_ids(&self) -> &[String] {
+        &self.other_ids
+    }
+
+    /// True once every patient identifier has been read or is known to be
+    /// absent: a top-level tag after (0010,1002) has been read, or the data
+    /// set has ended. Then [`patient_id`](Self::patient_id) and
+    /// [`other_patient_ids`](Self::other_patient_ids) are final. With
     /// [`DicomProfile::hold_until_patient_id`], nothing has been written
     /// before the call of [`feed`](Self::feed) in which this becomes true:
-    /// the caller checks consent then, and on a refusal drops that output.
+    /// the caller checks consent on all of them then, and on a refusal drops
+    /// that output.
     pub fn patient_resolved(&self) -> bool {
-        self.patient != Patient::Unknown
+        self.ids_done
     }
 
     /// Bytes written to the output so far.
@@ -609,8 +667,15 @@ impl Deidentifier {
         };
         let frame = &self.frames[fi];
         if !frame.emit {
+            if frame.other_ids && tag == PATIENT_ID {
+                self.check_vr(&e, dict, shape)?;
+                if shape == Shape::Value {
+                    return self.start_read(e, Purpose::OtherId, out);
+                }
+            }
             return self.discard(shape, len, inner_implicit);
         }
+        self.check_vr(&e, dict, shape)?;
         let content = frame.content;
         let decision = self.decide(&e, content)?;
         self.apply(e, decision, shape, inner_implicit, content, out)
@@ -620,20 +685,29 @@ impl Deidentifier {
     fn in_sequence(&mut self, tag: u32, len: u32, out: &mut Vec<u8>) -> Result<(), DeidError> {
         let f = self.frames.last().ok_or(DeidError::Truncated)?;
         let (emit, implicit, content, end) = (f.emit, f.implicit, f.content, f.end);
+        let other_ids = f.other_ids;
         if len != UNDEFINED {
             self.fits(u64::from(len))?;
         }
         match tag {
             0xFFFE_E000 => {
+                let item_end = (len != UNDEFINED).then(|| self.pos + u64::from(len));
                 if !emit {
+                    if other_ids {
+                        // Read for its Patient ID, written nowhere.
+                        let mut f = Frame::new(Kind::Data, item_end, false, implicit, content);
+                        f.other_ids = true;
+                        return self.push(f);
+                    }
                     if len == UNDEFINED {
                         return self.push(Frame::new(Kind::Data, None, false, implicit, content));
                     }
                     return self.start_value(u64::from(len), Mode2::Skip, out);
                 }
                 self.put(out, &item_header(0xE000, UNDEFINED))?;
-                let item_end = (len != UNDEFINED).then(|| self.pos + u64::from(len));
-                self.push(Frame::new(Kind::Data, item_end, true, implicit, content))
+                let mut f = Frame::new(Kind::Data, item_end, true, implicit, content);
+                f.other_ids = other_ids;
+                self.push(f)
             }
             0xFFFE_E0DD if end.is_none() => self.close_frame(out),
             _ => Err(self.malformed("a sequence holds something other than items")),
@@ -733,6 +807,9 @@ impl Deidentifier {
         if tag > PATIENT_ID && self.patient == Patient::Unknown {
             self.patient = Patient::Absent;
             self.note_shift();
+        }
+        if tag > OTHER_PATIENT_IDS_SEQ {
+            self.ids_done = true;
         }
         self.check_ultrasound(tag.saturating_sub(1))?;
         while let Some(&s) = self.synth.first() {
@@ -911,11 +988,111 @@ impl Deidentifier {
                 class.to_owned(),
             )));
         }
+        if PHOTOGRAPHIC.contains(&class) {
+            return Err(DeidError::BurnedIn(BurnedIn::Photographic(
+                class.to_owned(),
+            )));
+        }
         if ULTRASOUND.contains(&class) && self.ultrasound.is_none() {
             self.ultrasound = Some(class.to_owned());
             self.start_hold(BURNED_IN);
         }
         Ok(())
+    }
+
+    /// Refuses a declared VR the engine must not trust: a sequence where the
+    /// dictionary says a value (or the reverse), and for the attributes read
+    /// to be transformed or checked (Patient ID, Patient's Name, UIDs, dates,
+    /// Other Patient IDs, the burned-in signals) any VR but the dictionary's
+    /// or UN. Private tags are not checked (they are removed unless listed).
+    fn check_vr(&self, e: &Elem, dict: Option<Vr>, shape: Shape) -> Result<(), DeidError> {
+        let Some(expected) = dict else {
+            return Ok(());
+        };
+        if (e.tag >> 16) & 1 == 1 {
+            return Ok(());
+        }
+        let declared = e.out_vr.unwrap_or(Vr::UN);
+        let mismatch = if shape == Shape::Sequence {
+            expected != Vr::SQ
+        } else {
+            (expected == Vr::SQ && e.out_vr.is_some())
+                || (declared != expected
+                    && declared != Vr::UN
+                    && (matches!(expected, Vr::UI | Vr::DA | Vr::DT)
+                        || matches!(
+                            e.tag,
+                            PATIENT_ID
+                                | PATIENT_NAME
+                                | OTHER_PATIENT_IDS
+                                | CONVERSION_TYPE
+                                | BURNED_IN
+                                | VISUAL_FEATURES
+                        )))
+        };
+        if mismatch {
+            return Err(DeidError::VrMismatch {
+                tag: e.tag,
+                declared,
+                expected,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a patient identifier besides the top-level Patient ID.
+    fn add_other_id(&mut self, id: String) -> Result<(), DeidError> {
+        if id.is_empty() || self.other_ids.contains(&id) {
+            return Ok(());
+        }
+        if self.other_ids.len() >= MAX_OTHER_PATIENT_IDS {
+            return Err(DeidError::TooManyPatientIds {
+                limit: MAX_OTHER_PATIENT_IDS,
+            });
+        }
+        self.other_ids.push(id);
+        Ok(())
+    }
+
+    /// Writes a watched value as `decision` says (removals and emptyings were
+    /// counted by [`apply`](Self::apply)).
+    fn emit_decided(
+        &mut self,
+        e: &Elem,
+        decision: Decision,
+        value: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), DeidError> {
+        match decision {
+            Decision::Remove | Decision::PrivateRemove => Ok(()),
+            Decision::Empty => self.put_header(out, e, 0),
+            Decision::Clean { dummy: false } => {
+                self.summary.emptied += 1;
+                self.put_header(out, e, 0)
+            }
+            Decision::Keep | Decision::PrivateKeep => self.put_element(out, e, value),
+            Decision::Uid => {
+                self.summary.uids += 1;
+                let v = map_uids(value, &self.p);
+                self.put_element(out, e, &v)
+            }
+            _ if value.is_empty() => self.put_header(out, e, 0),
+            _ if e.sem == Vr::UI => {
+                self.summary.uids += 1;
+                let v = map_uids(value, &self.p);
+                self.put_element(out, e, &v)
+            }
+            _ => {
+                self.summary.replaced += 1;
+                match dummy(e.sem) {
+                    Some(v) => self.put_element(out, e, v),
+                    None => {
+                        self.put_header(out, e, value.len() as u32)?;
+                        self.put_zeros(out, value.len())
+                    }
+                }
+            }
+        }
     }
 
     /// The action for one element of an emitted data set.
@@ -948,28 +1125,33 @@ impl Deidentifier {
             return Ok(Decision::PatientName);
         }
         let Some(r) = rule(e.tag) else {
+            // By the declared VR or the dictionary's, whichever is text.
+            let dict = dictionary_vr(e.tag);
+            let any = |f: fn(Vr) -> bool| f(e.sem) || dict.is_some_and(f);
             let d = match content {
                 Content::Dummy
-                    if matches!(
-                        e.sem,
-                        Vr::AE
-                            | Vr::LO
-                            | Vr::LT
-                            | Vr::PN
-                            | Vr::SH
-                            | Vr::ST
-                            | Vr::UC
-                            | Vr::UR
-                            | Vr::UT
-                            | Vr::DA
-                            | Vr::DT
-                            | Vr::TM
-                    ) =>
+                    if any(|v| {
+                        matches!(
+                            v,
+                            Vr::AE
+                                | Vr::LO
+                                | Vr::LT
+                                | Vr::PN
+                                | Vr::SH
+                                | Vr::ST
+                                | Vr::UC
+                                | Vr::UR
+                                | Vr::UT
+                                | Vr::DA
+                                | Vr::DT
+                                | Vr::TM
+                        )
+                    }) =>
                 {
                     Decision::Dummy
                 }
                 Content::Clean | Content::Dummy
-                    if matches!(e.sem, Vr::LT | Vr::ST | Vr::UT | Vr::UC | Vr::PN) =>
+                    if any(|v| matches!(v, Vr::LT | Vr::ST | Vr::UT | Vr::UC | Vr::PN)) =>
                 {
                     Decision::Dummy
                 }
@@ -1059,6 +1241,48 @@ impl Deidentifier {
             Decision::PrivateKeep => s.private_kept += 1,
             _ => {}
         }
+        if e.top && e.tag == OTHER_PATIENT_IDS_SEQ && shape == Shape::Sequence {
+            let end = (e.len != UNDEFINED).then(|| self.pos + u64::from(e.len));
+            match decision {
+                Decision::Remove | Decision::Empty => {
+                    if decision == Decision::Empty {
+                        self.put_header(out, &e, 0)?;
+                    }
+                    // Walked for the Patient IDs of its items, written nowhere.
+                    let mut f = Frame::new(Kind::Seq, end, false, inner_implicit, Content::Normal);
+                    f.other_ids = true;
+                    return self.push(f);
+                }
+                _ => {
+                    let inner = match decision {
+                        Decision::Dummy => Content::Dummy,
+                        Decision::Clean { .. } => Content::Clean,
+                        _ => Content::Normal,
+                    };
+                    self.recurse(e, inner_implicit, content.max(inner), end, out)?;
+                    if let Some(f) = self.frames.last_mut() {
+                        f.other_ids = true;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if e.top
+            && shape == Shape::Value
+            && matches!(
+                e.tag,
+                SOP_CLASS
+                    | SOP_INSTANCE
+                    | CONVERSION_TYPE
+                    | BURNED_IN
+                    | VISUAL_FEATURES
+                    | OTHER_PATIENT_IDS
+            )
+        {
+            // Read whatever the decision: the burned-in gate and consent must
+            // see them even when the profile removes them.
+            return self.start_read(e, Purpose::Watch(decision), out);
+        }
         match decision {
             Decision::Remove | Decision::PrivateRemove => {
                 return self.discard(shape, e.len, inner_implicit)
@@ -1106,14 +1330,6 @@ impl Deidentifier {
                 self.start_read(e, Purpose::Peek { content }, out)
             }
             _ if keep => {
-                if e.top
-                    && matches!(
-                        e.tag,
-                        SOP_CLASS | SOP_INSTANCE | CONVERSION_TYPE | BURNED_IN
-                    )
-                {
-                    return self.start_read(e, Purpose::Watch, out);
-                }
                 self.put_header(out, &e, e.len)?;
                 self.start_value(u64::from(e.len), Mode2::Copy, out)
             }
@@ -1213,28 +1429,45 @@ impl Deidentifier {
         out: &mut Vec<u8>,
     ) -> Result<(), DeidError> {
         match purpose {
-            Purpose::Watch => {
+            Purpose::Watch(decision) => {
                 let text = String::from_utf8_lossy(trim(value)).into_owned();
+                let allow = self.cfg.allow_burned_in;
+                // Anything but exactly NO (or nothing) may be a yes: "yes",
+                // "Y", "YES\\NO", a value not in the character set.
+                let not_no = !text.is_empty() && text != "NO";
                 match e.tag {
                     SOP_CLASS => {
                         self.check_sop_class(&text)?;
                         self.summary.sop_class = Some(text);
                     }
                     SOP_INSTANCE => self.summary.sop_instance = Some(text),
-                    CONVERSION_TYPE if text == "WSD" && !self.cfg.allow_burned_in => {
+                    CONVERSION_TYPE if text.eq_ignore_ascii_case("WSD") && !allow => {
                         return Err(DeidError::BurnedIn(BurnedIn::ScreenCapture))
                     }
                     BURNED_IN if text == "NO" => self.burned_in_no = true,
-                    BURNED_IN if text == "YES" && !self.cfg.allow_burned_in => {
+                    BURNED_IN if not_no && !allow => {
                         return Err(DeidError::BurnedIn(BurnedIn::Annotation))
+                    }
+                    VISUAL_FEATURES if not_no && !allow => {
+                        return Err(DeidError::BurnedIn(BurnedIn::VisualFeatures))
+                    }
+                    OTHER_PATIENT_IDS => {
+                        for v in value.split(|&b| b == b'\\') {
+                            let id = patient_text(e.tag, v)?;
+                            self.add_other_id(id)?;
+                        }
                     }
                     _ => {}
                 }
-                self.put_element(out, &e, value)?;
+                self.emit_decided(&e, decision, value, out)?;
                 if e.tag == BURNED_IN {
                     self.maybe_release(BURNED_IN, out)?;
                 }
                 Ok(())
+            }
+            Purpose::OtherId => {
+                let id = patient_text(e.tag, value)?;
+                self.add_other_id(id)
             }
             Purpose::Uid => {
                 if e.top && e.tag == SOP_INSTANCE {
@@ -1260,7 +1493,10 @@ impl Deidentifier {
                 self.put_element(out, &e, &v)
             }
             Purpose::PatientId(over) => {
-                let id = String::from_utf8_lossy(trim(value)).into_owned();
+                let id = patient_text(e.tag, value)?;
+                if !e.top && self.frames.last().is_some_and(|f| f.other_ids) {
+                    self.add_other_id(id.clone())?;
+                }
                 let v: Vec<u8> = match over {
                     Some(Action::Keep) => value.to_vec(),
                     Some(Action::Remove) => Vec::new(),
@@ -1447,6 +1683,17 @@ enum Shape {
     Fragments,
     /// A defined-length value of unknown VR.
     Unknown,
+}
+
+/// A patient identifier's value as text: trimmed of padding, refused when it
+/// is not UTF-8 or holds control characters (a consent check must not compare
+/// a lossy decoding).
+fn patient_text(tag: u32, value: &[u8]) -> Result<String, DeidError> {
+    let text = std::str::from_utf8(trim(value)).map_err(|_| DeidError::NotText { tag })?;
+    if text.chars().any(char::is_control) {
+        return Err(DeidError::NotText { tag });
+    }
+    Ok(text.to_owned())
 }
 
 fn text_elem(tag: u32, out_vr: Option<Vr>, sem: Vr) -> Elem {

@@ -163,13 +163,16 @@ pub struct DicomProfile {
     pub safe_private: Vec<SafePrivate>,
     /// Site actions for public tags, `(group << 16) | element`.
     pub overrides: BTreeMap<u32, Action>,
-    /// Let through objects that may carry identity burned into the pixels:
-    /// Burned In Annotation YES, the Secondary Capture SOP classes, workstation
-    /// screen captures (Conversion Type WSD), ultrasound without an explicit
-    /// Burned In Annotation NO. Off by default: pixels are not cleaned.
+    /// Let through objects that may carry identity in the pixels: Burned In
+    /// Annotation or Recognizable Visual Features other than NO, the Secondary
+    /// Capture and the photographic and video SOP classes, workstation screen
+    /// captures (Conversion Type WSD), ultrasound without an explicit Burned
+    /// In Annotation NO. Off by default: pixels are not cleaned.
     pub allow_burned_in: bool,
-    /// Emit nothing until the Patient ID is known (or known to be absent), so
-    /// the caller can check consent before any byte is forwarded.
+    /// Emit nothing until every patient identifier is known (or known to be
+    /// absent): the Patient ID, Other Patient IDs and the Patient IDs of Other
+    /// Patient IDs Sequence, so until past (0010,1002). The caller can check
+    /// consent on all of them before any byte is forwarded.
     pub hold_until_patient_id: bool,
     /// Memory bounds.
     pub limits: Limits,

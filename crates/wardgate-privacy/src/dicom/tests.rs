@@ -1105,3 +1105,381 @@ fn nested_patients_and_private_blocks_belong_to_their_item() {
     assert!(get(&els, "00081115/0/00191010").is_none());
     assert_eq!(val(&els, "00100020"), Some(pp.patient("P1").into_bytes()));
 }
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises; they fail on the code as it is.
+
+/// "an object that may show the patient's identity in its pixels is refused":
+/// Recognizable Visual Features (0028,0302) YES (a face photograph, a head
+/// surface rendering) is not looked at, nor are the VL photographic classes.
+#[test]
+fn review_recognizable_visual_features_are_refused() {
+    let b = B(Encoding::ExplicitLe);
+    let data = cat(&[
+        b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.77.1.4"),
+        b.el(0x0010_0020, "LO", b"PAT-1"),
+        b.el(0x0028_0302, "CS", b"YES"),
+        b.el(0x7FE0_0010, "OB", &[0u8; 16]),
+    ]);
+    assert!(
+        matches!(
+            run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+            Err(DeidError::BurnedIn(_))
+        ),
+        "a face photograph passes a de-identifying route"
+    );
+}
+
+/// Burned In Annotation is compared with "YES" exactly: a sender writing
+/// "yes" (or "Y") has its annotated pixels forwarded.
+#[test]
+fn review_burned_in_annotation_other_spellings() {
+    let b = B(Encoding::ExplicitLe);
+    let data = cat(&[
+        b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.2"),
+        b.el(0x0010_0020, "LO", b"PAT-1"),
+        b.el(0x0028_0301, "CS", b"yes"),
+        b.el(0x7FE0_0010, "OB", &[0u8; 16]),
+    ]);
+    assert!(matches!(
+        run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+        Err(DeidError::BurnedIn(_))
+    ));
+}
+
+/// The engine trusts the declared VR: Patient's Name written as a sequence is
+/// recursed into under "normal" rules, so text the table does not name (a
+/// code meaning) passes; Patient ID written as a sequence leaves the patient
+/// "absent" (no consent check, no refusal) while the id is inside.
+#[test]
+fn review_declared_sq_on_patient_attributes() {
+    let b = B(Encoding::ExplicitLe);
+    let name = cat(&[b.el(0x0008_0104, "LO", b"John Smith")]);
+    let data = cat(&[
+        b.seq(0x0010_0010, &[name], false),
+        b.el(0x0010_0020, "LO", b"PAT-1"),
+    ]);
+    let out = run(&DicomProfile::default(), Encoding::ExplicitLe, &data).unwrap_or_default();
+    assert!(
+        !out.windows(5).any(|w| w == b"Smith"),
+        "the patient's name passes inside a PN declared SQ"
+    );
+}
+
+#[test]
+fn review_patient_id_declared_sq_reads_as_absent() {
+    let b = B(Encoding::ExplicitLe);
+    let id = cat(&[b.el(0x0010_0020, "LO", b"PAT-1")]);
+    let data = cat(&[b.seq(0x0010_0020, &[id], false)]);
+    let mut d =
+        Deidentifier::new(&DicomProfile::default(), &p(), Encoding::ExplicitLe, None).unwrap();
+    let mut out = Vec::new();
+    let fed = d
+        .feed(&data, &mut out)
+        .and_then(|_| d.finish(&mut out).map(|_| ()));
+    assert!(
+        fed.is_err() || d.patient_id().is_some(),
+        "a Patient ID that cannot be read must refuse, not read as absent"
+    );
+}
+
+// ------------------------------------------------ fixes of the review
+
+fn deid_with(
+    profile: &DicomProfile,
+    sop_class: Option<&str>,
+    data: &[u8],
+) -> (Result<(), DeidError>, Deidentifier, Vec<u8>) {
+    let mut d = Deidentifier::new(profile, &p(), Encoding::ExplicitLe, sop_class).expect("new");
+    let mut out = Vec::new();
+    let r = d
+        .feed(data, &mut out)
+        .and_then(|_| d.finish(&mut out).map(|_| ()));
+    (r, d, out)
+}
+
+#[test]
+fn recognizable_visual_features_and_photographic_classes_are_refused() {
+    let b = explicit();
+    let profile = DicomProfile::default();
+    let ct_class = b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.2");
+    for v in [&b"YES"[..], b"yes", b"Y", b" YES", b"YES\\NO", b"\xC3\xA9"] {
+        let data = cat(&[
+            ct_class.clone(),
+            b.el(0x0010_0020, "LO", b"P"),
+            b.el(0x0028_0302, "CS", v),
+        ]);
+        assert!(
+            matches!(
+                run(&profile, Encoding::ExplicitLe, &data),
+                Err(DeidError::BurnedIn(BurnedIn::VisualFeatures))
+            ),
+            "{v:?}"
+        );
+    }
+    for v in [&b"NO"[..], b"NO ", b""] {
+        let data = cat(&[
+            ct_class.clone(),
+            b.el(0x0010_0020, "LO", b"P"),
+            b.el(0x0028_0302, "CS", v),
+        ]);
+        assert!(run(&profile, Encoding::ExplicitLe, &data).is_ok(), "{v:?}");
+    }
+    // Removed by an override: still looked at.
+    let mut removing = DicomProfile::default();
+    removing.overrides.insert(0x0028_0302, Action::Remove);
+    removing.overrides.insert(0x0028_0301, Action::Remove);
+    for tag in [0x0028_0301, 0x0028_0302] {
+        let data = cat(&[b.el(0x0010_0020, "LO", b"P"), b.el(tag, "CS", b"YES")]);
+        assert!(matches!(
+            run(&removing, Encoding::ExplicitLe, &data),
+            Err(DeidError::BurnedIn(_))
+        ));
+    }
+    for class in [
+        "1.2.840.10008.5.1.4.1.1.77.1.4",
+        "1.2.840.10008.5.1.4.1.1.77.1.4.1",
+        "1.2.840.10008.5.1.4.1.1.77.1.1.1",
+        "1.2.840.10008.5.1.4.1.1.77.1.5.1",
+        "1.2.840.10008.5.1.4.1.1.77.1.6",
+    ] {
+        assert!(matches!(
+            Deidentifier::new(&profile, &p(), Encoding::ExplicitLe, Some(class)),
+            Err(DeidError::BurnedIn(BurnedIn::Photographic(_)))
+        ));
+        let data = cat(&[
+            b.el(0x0008_0016, "UI", class.as_bytes()),
+            b.el(0x0010_0020, "LO", b"P"),
+        ]);
+        assert!(matches!(
+            run(&profile, Encoding::ExplicitLe, &data),
+            Err(DeidError::BurnedIn(BurnedIn::Photographic(_)))
+        ));
+    }
+    let allowed = DicomProfile {
+        allow_burned_in: true,
+        ..Default::default()
+    };
+    let face = cat(&[
+        b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.77.1.4"),
+        b.el(0x0010_0020, "LO", b"P"),
+        b.el(0x0028_0301, "CS", b"yes"),
+        b.el(0x0028_0302, "CS", b"YES"),
+    ]);
+    assert!(run(&allowed, Encoding::ExplicitLe, &face).is_ok());
+}
+
+#[test]
+fn burned_in_annotation_is_no_only_when_it_says_no() {
+    let b = explicit();
+    let profile = DicomProfile::default();
+    for v in [&b"yes"[..], b"Y", b"no", b"UNKNOWN"] {
+        let data = cat(&[b.el(0x0010_0020, "LO", b"P"), b.el(0x0028_0301, "CS", v)]);
+        assert!(
+            matches!(
+                run(&profile, Encoding::ExplicitLe, &data),
+                Err(DeidError::BurnedIn(BurnedIn::Annotation))
+            ),
+            "{v:?}"
+        );
+    }
+    for v in [&b"NO"[..], b" NO ", b""] {
+        let data = cat(&[b.el(0x0010_0020, "LO", b"P"), b.el(0x0028_0301, "CS", v)]);
+        assert!(run(&profile, Encoding::ExplicitLe, &data).is_ok(), "{v:?}");
+    }
+    // Ultrasound passes on NO with padding, not on an empty value.
+    let us = "1.2.840.10008.5.1.4.1.1.6.1";
+    let no = cat(&[
+        b.el(0x0010_0020, "LO", b"P"),
+        b.el(0x0028_0301, "CS", b"NO\0"),
+    ]);
+    assert!(deid_with(&profile, Some(us), &no).0.is_ok());
+    let empty = cat(&[b.el(0x0010_0020, "LO", b"P"), b.el(0x0028_0301, "CS", b"")]);
+    assert!(matches!(
+        deid_with(&profile, Some(us), &empty).0,
+        Err(DeidError::BurnedIn(BurnedIn::Ultrasound(_)))
+    ));
+}
+
+#[test]
+fn declared_vrs_that_disagree_with_the_dictionary_are_refused() {
+    let b = explicit();
+    let profile = DicomProfile::default();
+    let inner = cat(&[b.el(0x0008_0104, "LO", b"Smith")]);
+    let refused = [
+        // Declared SQ where the dictionary says a value.
+        (
+            0x0010_0010,
+            b.seq(0x0010_0010, std::slice::from_ref(&inner), true),
+        ),
+        (
+            0x0010_0020,
+            b.seq(0x0010_0020, std::slice::from_ref(&inner), false),
+        ),
+        (
+            0x0008_0018,
+            b.seq(0x0008_0018, std::slice::from_ref(&inner), true),
+        ),
+        (
+            0x0008_0020,
+            b.seq(0x0008_0020, std::slice::from_ref(&inner), true),
+        ),
+        (
+            0x0008_0060,
+            b.seq(0x0008_0060, std::slice::from_ref(&inner), true),
+        ),
+        // A value where the dictionary says SQ.
+        (0x0008_1115, b.el(0x0008_1115, "LO", b"Smith")),
+        // Attributes read to be transformed, declared another VR.
+        (0x0010_0020, b.el(0x0010_0020, "SH", b"P1")),
+        (0x0010_0010, b.el(0x0010_0010, "LO", b"Smith^J")),
+        (0x0008_0018, b.el(0x0008_0018, "LO", b"1.2.3")),
+        (0x0008_0020, b.el(0x0008_0020, "LO", b"20240101")),
+        (0x0010_1000, b.el(0x0010_1000, "SH", b"OTHER")),
+    ];
+    for (tag, el) in refused {
+        let r = run(&profile, Encoding::ExplicitLe, &el);
+        assert!(
+            matches!(r, Err(DeidError::VrMismatch { tag: t, .. }) if t == tag),
+            "{tag:08X}: {r:?}"
+        );
+    }
+    // UN of undefined length on a tag the dictionary says is not a sequence.
+    let mut un = b.head(0x0010_0010, "UN", UNDEF);
+    un.extend(item(&inner, false));
+    un.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    assert!(matches!(
+        run(&profile, Encoding::ExplicitLe, &un),
+        Err(DeidError::VrMismatch {
+            tag: 0x0010_0010,
+            ..
+        })
+    ));
+    // UN of defined length is read by the dictionary's VR.
+    let data = cat(&[
+        b.el(0x0008_0018, "UN", b"1.2.3"),
+        b.el(0x0010_0020, "UN", b"P1"),
+    ]);
+    let out = run(&profile, Encoding::ExplicitLe, &data).expect("deid");
+    assert!(!out.windows(2).any(|w| w == b"P1"));
+    assert!(!out.windows(5).any(|w| w == b"1.2.3"));
+    // Other VRs of attributes that are only kept or replaced pass.
+    assert!(run(
+        &profile,
+        Encoding::ExplicitLe,
+        &b.el(0x0008_0060, "LO", b"CT")
+    )
+    .is_ok());
+}
+
+#[test]
+fn a_patient_id_that_is_not_text_is_refused() {
+    let b = explicit();
+    for v in [&b"P\xFF1"[..], b"P\x1B$B1", b"P\n1"] {
+        let data = b.el(0x0010_0020, "LO", v);
+        assert!(
+            matches!(
+                run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+                Err(DeidError::NotText { tag: 0x0010_0020 })
+            ),
+            "{v:?}"
+        );
+    }
+    // Padding is not a control character.
+    let data = b.el(0x0010_0020, "LO", b"P1\0");
+    assert!(run(&DicomProfile::default(), Encoding::ExplicitLe, &data).is_ok());
+}
+
+fn other_ids_data(b: B, defined: bool) -> Vec<u8> {
+    let one = cat(&[
+        b.el(0x0010_0020, "LO", b"ENT-1 "),
+        b.el(0x0010_0021, "LO", b"ENTERPRISE"),
+    ]);
+    let two = cat(&[b.el(0x0010_0020, "LO", b"NAT-2")]);
+    cat(&[
+        b.el(0x0008_0060, "CS", b"CT"),
+        b.el(0x0010_0020, "LO", b"LOCAL-1"),
+        b.el(0x0010_1000, "LO", b"OLD-1\\ OLD-2 \\\\LOCAL-1"),
+        b.seq(0x0010_1002, &[one, two], defined),
+        b.el(0x0018_0050, "DS", b"5 "),
+    ])
+}
+
+#[test]
+fn other_patient_ids_are_read_and_held_for() {
+    let b = explicit();
+    let profile = DicomProfile {
+        hold_until_patient_id: true,
+        ..Default::default()
+    };
+    let want = ["OLD-1", "OLD-2", "LOCAL-1", "ENT-1", "NAT-2"];
+    for defined in [true, false] {
+        let data = other_ids_data(b, defined);
+        let mut d = Deidentifier::new(&profile, &p(), Encoding::ExplicitLe, None).expect("new");
+        let mut out = Vec::new();
+        let mut resolved_at = None;
+        for (i, chunk) in data.chunks(5).enumerate() {
+            let before = d.emitted();
+            d.feed(chunk, &mut out).expect("feed");
+            if d.patient_resolved() && resolved_at.is_none() {
+                resolved_at = Some(i);
+                assert_eq!(before, 0, "nothing written before every id was known");
+                assert_eq!(d.other_patient_ids(), want);
+            } else if !d.patient_resolved() {
+                assert_eq!(d.emitted(), 0);
+            }
+        }
+        assert!(resolved_at.is_some(), "resolved at Slice Thickness");
+        d.finish(&mut out).expect("finish");
+        assert_eq!(d.patient_id(), Some("LOCAL-1"));
+        // Removed from the output (X), as before.
+        for id in ["OLD-1", "ENT-1", "NAT-2"] {
+            assert!(!out.windows(id.len()).any(|w| w == id.as_bytes()), "{id}");
+        }
+        let els = walk(Encoding::ExplicitLe, &out);
+        assert!(get(&els, "00101000").is_none());
+        assert!(get(&els, "00101002").is_none());
+        assert_eq!(val(&els, "00180050"), Some(b"5".to_vec()));
+    }
+    // Kept by an override: the items' Patient IDs are pseudonymised, and read.
+    let mut keep = profile.clone();
+    keep.overrides.insert(0x0010_1002, Action::Keep);
+    let (r, d, out) = deid_with(&keep, None, &other_ids_data(b, true));
+    r.expect("deid");
+    assert_eq!(d.other_patient_ids(), want);
+    let els = walk(Encoding::ExplicitLe, &out);
+    assert_eq!(
+        val(&els, "00101002/0/00100020"),
+        Some(p().patient("ENT-1").into_bytes())
+    );
+    // Without Other Patient IDs, resolved at the end.
+    let (r, d, _) = deid_with(&profile, None, &b.el(0x0010_0020, "LO", b"P"));
+    r.expect("deid");
+    assert!(d.patient_resolved());
+    assert!(d.other_patient_ids().is_empty());
+}
+
+#[test]
+fn other_patient_ids_are_bounded_and_must_be_text() {
+    let b = explicit();
+    let many: Vec<String> = (0..=MAX_OTHER_PATIENT_IDS)
+        .map(|i| format!("X{i}"))
+        .collect();
+    let data = cat(&[
+        b.el(0x0010_0020, "LO", b"P"),
+        b.el(0x0010_1000, "LO", many.join("\\").as_bytes()),
+    ]);
+    assert!(matches!(
+        run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+        Err(DeidError::TooManyPatientIds { .. })
+    ));
+    let bad = cat(&[b.el(0x0010_0020, "LO", b"P\x01")]);
+    let data = cat(&[
+        b.el(0x0010_0020, "LO", b"P"),
+        b.seq(0x0010_1002, &[bad], true),
+    ]);
+    assert!(matches!(
+        run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+        Err(DeidError::NotText { tag: 0x0010_0020 })
+    ));
+}
