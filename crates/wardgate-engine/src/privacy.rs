@@ -205,7 +205,6 @@ pub(crate) fn apply_hl7(
                         &*route.id
                     );
                     return refuse(
-                        route,
                         msg,
                         clock,
                         event,
@@ -219,7 +218,6 @@ pub(crate) fn apply_hl7(
             Err(e) => {
                 let text = format!("consent for {purpose} cannot be checked: {e}");
                 return refuse(
-                    route,
                     msg,
                     clock,
                     event,
@@ -239,7 +237,6 @@ pub(crate) fn apply_hl7(
     let Some(pseudonymiser) = route.site.patients.pseudonymiser() else {
         let text = "the site key is not loaded: no message can be de-identified".to_owned();
         return refuse(
-            route,
             msg,
             clock,
             event,
@@ -276,7 +273,6 @@ pub(crate) fn apply_hl7(
         Err(e) => {
             let text = format!("not de-identified, not forwarded: {e}");
             refuse(
-                route,
                 msg,
                 clock,
                 event,
@@ -291,9 +287,7 @@ pub(crate) fn apply_hl7(
 
 /// A refusal (or withholding) by the privacy profile: recorded with the rule,
 /// answered with `code`. Not turned into an alert in monitor mode.
-#[allow(clippy::too_many_arguments)]
 fn refuse(
-    _route: &RoutePolicy,
     msg: &Message<'_>,
     clock: &Clock,
     mut event: Event,
