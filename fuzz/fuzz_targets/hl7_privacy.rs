@@ -161,19 +161,20 @@ fn pid_ids<'a>(m: &Message<'a>) -> Vec<&'a [u8]> {
     let mut spans = Vec::new();
     for s in m.segments().filter(|s| s.id() == b"PID") {
         let seg: &'a [u8] = s.raw();
-        let base = seg.as_ptr() as usize - raw.as_ptr() as usize;
         for (n, f) in seg.split(|&b| b == d.field).enumerate() {
             if !(2..=4).contains(&n) {
                 continue;
             }
-            let start = f.as_ptr() as usize - seg.as_ptr() as usize + base;
-            spans.push(start..start + f.len());
             for rep in f.split(|&b| b == d.repetition) {
                 let c1 = rep.split(|&b| b == d.component).next().unwrap_or_default();
                 let cx1 = match d.subcomponent {
                     Some(sc) => c1.split(|&b| b == sc).next().unwrap_or_default(),
                     None => c1,
                 };
+                // Only CX.1 is blanked below: the rest of the CX (CX.4, the
+                // assigning authority) is kept and may hold the same text.
+                let start = cx1.as_ptr() as usize - raw.as_ptr() as usize;
+                spans.push(start..start + cx1.len());
                 let date_like = cx1.iter().all(|b| b.is_ascii_digit() || b"+-.".contains(b));
                 if cx1.len() >= 4 && !date_like {
                     ids.push(cx1);
