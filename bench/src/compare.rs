@@ -2,11 +2,16 @@
 //! tokio relay, wardgate with full inspection and audit), load runs interleaved
 //! round-robin with a rotating start, medians and ratios in a Markdown table.
 //! An optional fifth, `wardgate-metrics`, is the same wardgate with its
-//! Prometheus endpoint on and scraped throughout its runs.
+//! Prometheus endpoint on and scraped throughout its runs;
+//! `wardgate-pseudonymise` and `wardgate-minimise` the same wardgate with the
+//! route's `[route.privacy] mode` set (issue 23: every message transformed and
+//! recorded as a full event with its hashes in and out). The CPU time of each
+//! target's process per message is measured around every run, and the
+//! `wardgate-*` variants are compared with the plain `wardgate` round by round.
 
 use crate::harness::{
-    free_port, interleaved, machine, ratio_table, run_load, start_haproxy, vm_hwm_kib,
-    wait_listening, write_report, Children,
+    cpu_secs, free_port, interleaved, loadavg, machine, median, ratio_table, run_load,
+    start_haproxy, vm_hwm_kib, wait_listening, write_report, Children,
 };
 use crate::LoadResult;
 use anyhow::{bail, Context, Result};
@@ -37,7 +42,9 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Targets to include, comma-separated (also `wardgate-metrics`: wardgate
-    /// with `[gateway.admin] metrics` on, scraped during its runs).
+    /// with `[gateway.admin] metrics` on, scraped during its runs;
+    /// `wardgate-pseudonymise`, `wardgate-minimise`: wardgate with the route's
+    /// `[route.privacy] mode` set).
     #[arg(
         long,
         value_delimiter = ',',
@@ -52,13 +59,21 @@ pub struct CompareArgs {
     json: Option<PathBuf>,
     /// Another wardgate build to measure in the same interleaved run, as
     /// `NAME=PATH` (target `wardgate-NAME`); repeatable. For A/B-testing a change
-    /// on a noisy host: both builds see the same noise, round by round.
+    /// on a noisy host: both builds see the same noise, round by round. A NAME
+    /// ending in `-pseudonymise` or `-minimise` sets the route's privacy mode.
     #[arg(long, value_parser = parse_variant)]
     variant: Vec<(String, PathBuf)>,
     /// Seconds between scrapes of `wardgate-metrics` during its runs
     /// (Prometheus's default is 15; 1 is a harsh scraper).
     #[arg(long, default_value_t = 1.0)]
     scrape_interval: f64,
+    /// The message the load sends (both are allowed on the route).
+    #[arg(long, value_enum, default_value_t = crate::mllp::Kind::Oru)]
+    message: crate::mllp::Kind,
+    /// Patients per connection the messages name in turn; 0: one fixed
+    /// patient (see `load --patients`).
+    #[arg(long, default_value_t = 0)]
+    patients: u64,
 }
 
 fn parse_variant(s: &str) -> Result<(String, PathBuf), String> {
@@ -70,6 +85,7 @@ fn parse_variant(s: &str) -> Result<(String, PathBuf), String> {
 
 pub fn run(a: CompareArgs) -> Result<()> {
     let me = std::env::current_exe()?;
+    let load_at_start = loadavg();
     let tmp = std::env::temp_dir().join(format!("wardgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut children = Children(Vec::new());
@@ -151,6 +167,12 @@ pub fn run(a: CompareArgs) -> Result<()> {
                     console_tail = tail;
                 }
             }
+            "wardgate-pseudonymise" | "wardgate-minimise" => {
+                let mode = t.trim_start_matches("wardgate-");
+                let privacy = format!("\n[route.privacy]\nmode = \"{mode}\"\n");
+                let c = start_wardgate(&a.wardgate_bin, &tmp.join(t), addr, sink_addr, &privacy)?;
+                children.0.push((t.clone(), c));
+            }
             "wardgate-metrics" => {
                 let m: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
                 let admin = format!("\n[gateway.admin]\nmetrics = \"{m}\"\n");
@@ -160,7 +182,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 metrics_at = Some(m);
             }
             other => {
-                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-console, wardgate-console-idle, wardgate-metrics, wardgate-syslog, wardgate-syslog-all")
+                bail!("unknown target {other:?}; known: direct, haproxy, tokio-relay, wardgate, wardgate-console, wardgate-console-idle, wardgate-metrics, wardgate-minimise, wardgate-pseudonymise, wardgate-syslog, wardgate-syslog-all")
             }
         }
         wait_listening(addr, t)?;
@@ -169,7 +191,14 @@ pub fn run(a: CompareArgs) -> Result<()> {
     for (name, bin) in &a.variant {
         let t = format!("wardgate-{name}");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, "")?;
+        // A variant named `...-pseudonymise` or `...-minimise` has the route's
+        // privacy mode set, as the targets of those names.
+        let privacy = ["pseudonymise", "minimise"]
+            .into_iter()
+            .find(|m| name.ends_with(&format!("-{m}")) || name == m)
+            .map(|m| format!("\n[route.privacy]\nmode = \"{m}\"\n"))
+            .unwrap_or_default();
+        let c = start_wardgate(bin, &tmp.join(&t), addr, sink_addr, &privacy)?;
         children.0.push((t.clone(), c));
         wait_listening(addr, &t)?;
         targets.push((t, addr));
@@ -178,6 +207,15 @@ pub fn run(a: CompareArgs) -> Result<()> {
     // connections -> target -> results over rounds
     let mut results: BTreeMap<usize, BTreeMap<String, Vec<LoadResult>>> = BTreeMap::new();
     let mut scrapes = 0usize;
+    let message = clap::ValueEnum::to_possible_value(&a.message)
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
+    let load_args = [
+        "--message".to_owned(),
+        message.clone(),
+        "--patients".to_owned(),
+        a.patients.to_string(),
+    ];
     for &conns in &a.connections {
         let at = results.entry(conns).or_default();
         interleaved(&targets, a.rounds, |round, name, addr| {
@@ -189,11 +227,19 @@ pub fn run(a: CompareArgs) -> Result<()> {
                 )),
                 _ => None,
             };
-            let r = run_load(&me, &label, addr, conns, a.seconds, a.warmup, &[]);
+            // direct has no process of its own (the sink is every target's).
+            let pid = children.pid_of(name);
+            let cpu_before = cpu_secs(pid);
+            let r = run_load(&me, &label, addr, conns, a.seconds, a.warmup, &load_args);
+            let cpu = cpu_secs(pid) - cpu_before;
             if let Some(s) = scraper {
                 scrapes += s.stop()?;
             }
-            at.entry(name.to_owned()).or_default().push(r?);
+            let mut r = r?;
+            if pid.is_some() && r.all_messages > 0 {
+                r.target_cpu_us = Some(cpu * 1e6 / r.all_messages as f64);
+            }
+            at.entry(name.to_owned()).or_default().push(r);
             Ok(())
         })?;
     }
@@ -214,10 +260,21 @@ pub fn run(a: CompareArgs) -> Result<()> {
         "Rounds: {} x {} s per target and connection count, interleaved; medians shown.\n",
         a.rounds, a.seconds
     );
+    let _ = writeln!(
+        md,
+        "Message: {message}{}. Host load average (1, 5, 15 min) at the start: {load_at_start}; at the end: {}.\n",
+        if a.patients > 0 {
+            format!(", {} patients per connection in turn", a.patients)
+        } else {
+            String::new()
+        },
+        loadavg()
+    );
     let names: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
     for (conns, at) in &results {
         let _ = writeln!(md, "#### {conns} connections\n");
         ratio_table(&mut md, &names, at, "msg/s", "tokio-relay");
+        cpu_table(&mut md, &names, at, "wardgate");
     }
     if metrics_at.is_some() {
         let _ = writeln!(
@@ -250,6 +307,71 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
+}
+
+/// CPU per message of every target with a process of its own, and each
+/// target against `base` (the plain wardgate) round by round: the median over
+/// rounds of the ratio of its run to `base`'s run in the same round.
+fn cpu_table(
+    md: &mut String,
+    targets: &[String],
+    results: &BTreeMap<String, Vec<LoadResult>>,
+    base: &str,
+) {
+    let cpu = |r: &LoadResult| r.target_cpu_us.unwrap_or(0.0);
+    if !results
+        .values()
+        .flatten()
+        .any(|r| r.target_cpu_us.is_some())
+    {
+        return;
+    }
+    let paired = |t: &str, f: &dyn Fn(&LoadResult) -> f64| -> String {
+        match (results.get(t), results.get(base)) {
+            (Some(a), Some(b)) if a.len() == b.len() && !a.is_empty() => {
+                let r: Vec<f64> = a
+                    .iter()
+                    .zip(b)
+                    .filter(|(a, b)| f(a) > 0.0 && f(b) > 0.0)
+                    .map(|(a, b)| f(a) / f(b))
+                    .collect();
+                if r.is_empty() {
+                    "-".into()
+                } else {
+                    format!("{:.2}", median(r))
+                }
+            }
+            _ => "-".into(),
+        }
+    };
+    let _ = writeln!(
+        md,
+        "| target | CPU µs/msg (min-max) | paired CPU/msg vs {base} | paired msg/s vs {base} | paired p50 vs {base} | paired p99 vs {base} |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for t in targets {
+        let Some(rs) = results.get(t) else { continue };
+        let v: Vec<f64> = rs.iter().filter_map(|r| r.target_cpu_us).collect();
+        let c = if v.is_empty() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.1} ({:.1}-{:.1})",
+                median(v.clone()),
+                v.iter().copied().fold(f64::INFINITY, f64::min),
+                v.iter().copied().fold(0.0, f64::max)
+            )
+        };
+        let _ = writeln!(
+            md,
+            "| {t} | {c} | {} | {} | {} | {} |",
+            paired(t, &cpu),
+            paired(t, &|r| r.rate),
+            paired(t, &|r| r.p50_us as f64),
+            paired(t, &|r| r.p99_us as f64)
+        );
+    }
+    let _ = writeln!(md);
 }
 
 /// Scrapes a metrics endpoint on a thread until stopped, as Prometheus would.
@@ -440,7 +562,7 @@ fn write_config(
     std::fs::write(
         &cfg,
         format!(
-            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\"]\n{extra}",
+            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"ehr\"\nkind = \"ehr\"\naddresses = [\"127.0.0.2\"]\n\n[device.limits]\n{}\n[[device]]\nid = \"sink\"\nkind = \"ehr\"\naddresses = [\"127.0.0.3\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"hl7-mllp\"\nlisten = \"{addr}\"\nupstream = \"{sink_addr}\"\nsenders = [\"ehr\"]\nmessages = [\"ORU^R01\", \"ADT^A01\"]\n{extra}",
             data.display(),
             crate::harness::LIFTED_LIMITS
         ),

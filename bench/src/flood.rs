@@ -225,6 +225,8 @@ pub async fn paced(a: PacedArgs) -> Result<LoadResult> {
         tls: None,
         resumed: 0,
         host: None,
+        all_messages: 0,
+        target_cpu_us: None,
     })
 }
 

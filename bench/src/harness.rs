@@ -180,6 +180,15 @@ pub(crate) fn cpu_secs(pid: Option<u32>) -> f64 {
     (tick(11) + tick(12)) / 100.0
 }
 
+/// The host's load averages over 1, 5 and 15 minutes, as `/proc/loadavg`
+/// says them (`?` where it cannot be read).
+pub(crate) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// The median of `v` (the upper one of an even count); 0 when empty.
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -443,6 +452,8 @@ mod tests {
             tls: None,
             resumed: 0,
             host: steal.map(|steal| HostCpu { steal, idle: 0.0 }),
+            all_messages: 0,
+            target_cpu_us: None,
         }
     }
 

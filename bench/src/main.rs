@@ -140,6 +140,13 @@ pub struct LoadArgs {
     /// TLS towards the target.
     #[command(flatten)]
     tls: tls::ClientArgs,
+    /// The message sent.
+    #[arg(long, value_enum, default_value_t = mllp::Kind::Oru)]
+    message: mllp::Kind,
+    /// Patients per connection the messages name in turn (PID-3 `P` and 8
+    /// digits); 0: the message's one fixed patient.
+    #[arg(long, default_value_t = 0)]
+    patients: u64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -168,6 +175,10 @@ pub struct LoadResult {
     pub not_aa: u64,
     /// Connections that failed.
     pub errors: u64,
+    /// Messages acknowledged in all, warm-up included (for CPU per message
+    /// of a target measured around the whole run).
+    #[serde(default)]
+    pub all_messages: u64,
     /// With TLS: what was negotiated (protocol, cipher suite, key exchange).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
@@ -178,6 +189,11 @@ pub struct LoadResult {
     /// The host's CPU during the run (filled in by the orchestrator, not by `load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<harness::HostCpu>,
+    /// The target process's CPU time (user + system, every thread) per
+    /// message over the whole run, warm-up included, in µs (filled in by the
+    /// orchestrator where it knows the target's process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu_us: Option<f64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -322,12 +338,14 @@ async fn load(a: LoadArgs) -> Result<LoadResult> {
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut messages, mut not_aa, mut errors, mut resumed) = (0u64, 0u64, 0u64, 0u64);
+    let mut all_messages = 0u64;
     let mut negotiated = std::collections::BTreeSet::new();
     for t in tasks {
         match t.await? {
             Ok(c) => {
                 hist.add(&c.hist)?;
                 messages += c.n;
+                all_messages += c.all;
                 not_aa += c.not_aa;
                 resumed += c.resumed;
                 negotiated.extend(c.negotiated);
@@ -349,10 +367,12 @@ async fn load(a: LoadArgs) -> Result<LoadResult> {
         max_us: hist.max(),
         not_aa,
         errors,
+        all_messages,
         tls: (!negotiated.is_empty())
             .then(|| negotiated.into_iter().collect::<Vec<_>>().join("; ")),
         resumed,
         host: None,
+        target_cpu_us: None,
     })
 }
 
@@ -361,6 +381,8 @@ async fn load(a: LoadArgs) -> Result<LoadResult> {
 struct ConnStats {
     hist: Histogram<u64>,
     n: u64,
+    /// Warm-up included.
+    all: u64,
     not_aa: u64,
     resumed: u64,
     negotiated: Option<String>,
@@ -432,6 +454,7 @@ async fn one_connection(
     let mut stats = ConnStats {
         hist: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
         n: 0,
+        all: 0,
         not_aa: 0,
         resumed: 0,
         negotiated: None,
@@ -441,7 +464,7 @@ async fn one_connection(
     } else {
         Some(dial(a, tls, &mut stats).await?)
     };
-    let mut msg = mllp::Oru::new(conn);
+    let mut msg = mllp::Template::of(a.message, conn, a.patients);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 4096];
     loop {
@@ -468,6 +491,7 @@ async fn one_connection(
                 (len, us)
             }
         };
+        stats.all += 1;
         if now >= warm_end {
             stats.hist.record(us.min(60_000_000))?;
             stats.n += 1;

@@ -772,6 +772,8 @@ fn empty_result(seconds: f64) -> LoadResult {
         tls: None,
         resumed: 0,
         host: None,
+        all_messages: 0,
+        target_cpu_us: None,
     }
 }
 

@@ -50,6 +50,54 @@ fn bench(c: &mut Criterion) {
     c.bench_function("inspect_pcd03_order", |b| {
         b.iter(|| black_box(hl7::inspect(&route, &flow, black_box(&pcd03), &clock)))
     });
+    // Issue 23: the same ORU^R01 on a route with `[route.privacy] mode =
+    // "pseudonymise"` (the transform, the hashes in and out, the full event
+    // the record then is), and its record serialised as the recorder does.
+    let site = wardgate_privacy::Site {
+        patients: wardgate_privacy::PatientNaming::new(
+            wardgate_privacy::Pseudonymiser::new(&wardgate_privacy::SiteKey::from_bytes([7; 32])),
+            false,
+            None,
+        ),
+        ..Default::default()
+    };
+    for (mode, name) in [
+        ("pseudonymise", "inspect_oru_1k_pseudonymise"),
+        ("minimise", "inspect_oru_1k_minimise"),
+    ] {
+        let text = SITE.replacen(
+            "\n[[drug_library]]",
+            &format!("\n[route.privacy]\nmode = \"{mode}\"\n\n[[drug_library]]"),
+            1,
+        );
+        let v = Config::parse(&text, "site.toml", Path::new(".")).expect("valid config");
+        let policy = Policy::compile_with(&v, &site).expect("valid policy");
+        let route = policy.routes[0].clone();
+        let o = hl7::inspect(&route, &flow, &oru, &clock);
+        assert_eq!(o.verdict, hl7::Verdict::Allow, "{mode}");
+        assert!(o.forward.is_some(), "{mode}");
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(hl7::inspect(&route, &flow, black_box(&oru), &clock)))
+        });
+        c.bench_function(&format!("{name}_and_record_json"), |b| {
+            b.iter(|| {
+                let o = hl7::inspect(&route, &flow, black_box(&oru), &clock);
+                black_box(match &o.record {
+                    wardgate_engine::event::Record::Routine(json) => json.len(),
+                    wardgate_engine::event::Record::Event(e) => e.to_json().len(),
+                })
+            })
+        });
+    }
+    c.bench_function("inspect_oru_1k_and_record_json", |b| {
+        b.iter(|| {
+            let o = hl7::inspect(&route, &flow, black_box(&oru), &clock);
+            black_box(match &o.record {
+                wardgate_engine::event::Record::Routine(json) => json.len(),
+                wardgate_engine::event::Record::Event(e) => e.to_json().len(),
+            })
+        })
+    });
     c.bench_function("clock_now", |b| b.iter(|| black_box(Clock::now())));
     // Notable decisions (here an infusion order) still build and serialise an Event.
     let outcome = hl7::inspect(&route, &flow, &order, &clock);

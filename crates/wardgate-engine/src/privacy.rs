@@ -147,8 +147,9 @@ pub(crate) fn problem(v: &wardgate_config::Validated, route_index: usize, text: 
     )
 }
 
+/// Lower-case hex (one allocation, not one `format!` per byte).
 pub(crate) fn hex(d: impl AsRef<[u8]>) -> String {
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(d)
 }
 
 /// Applies the route's privacy profile to a message policy allowed (or would
