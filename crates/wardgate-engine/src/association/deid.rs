@@ -110,10 +110,17 @@ impl Deid {
             };
             // Whole PDVs now; the rest waits for more, so no PDV is tiny and
             // the last one is never empty.
-            while self.buf.len() > chunk {
-                let piece: Vec<u8> = self.buf.drain(..chunk).collect();
-                self.sha_out.update(&piece);
-                send.push((self.context, 0x00, piece));
+            if let Some(pieces) = cut_whole(&mut self.buf, chunk) {
+                self.sha_out.update(&pieces);
+                if pieces.len() == chunk {
+                    send.push((self.context, 0x00, pieces));
+                } else {
+                    send.extend(
+                        pieces
+                            .chunks(chunk)
+                            .map(|p| (self.context, 0x00, p.to_vec())),
+                    );
+                }
             }
             if is_last {
                 let piece = std::mem::take(&mut self.buf);
@@ -149,6 +156,23 @@ impl Deid {
     }
 }
 
+/// Takes the whole PDVs of `chunk` bytes off the front of `buf` while more
+/// than `chunk` bytes are in it, leaving 1..=`chunk` bytes: `None` when there
+/// is not more than one PDV's worth. The PDVs keep the buffer they were
+/// written into (one PDV's worth: no copy) and what is left moves to a new
+/// one: copied once, not shifted to the front after every PDV taken.
+fn cut_whole(buf: &mut Vec<u8>, chunk: usize) -> Option<Vec<u8>> {
+    if buf.len() <= chunk {
+        return None;
+    }
+    let whole = (buf.len() - 1) / chunk * chunk;
+    let mut rest = Vec::with_capacity(2 * chunk);
+    rest.extend_from_slice(&buf[whole..]);
+    let mut pieces = std::mem::replace(buf, rest);
+    pieces.truncate(whole);
+    Some(pieces)
+}
+
 /// What a summary says changed, in words.
 pub(super) fn changes(s: &Summary) -> String {
     let mut parts = Vec::new();
@@ -169,5 +193,43 @@ pub(super) fn changes(s: &Summary) -> String {
         "attributes: none changed".into()
     } else {
         format!("attributes: {}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_whole;
+
+    /// Whatever sizes arrive, the PDVs cut are whole, what is left is 1..=chunk
+    /// bytes, and the bytes come out in order, none lost or repeated.
+    #[test]
+    fn cut_whole_keeps_every_byte_in_order() {
+        for chunk in [1usize, 2, 7, 100, 16_378] {
+            for step in [1usize, 3, 99, 100, 101, 16_378, 16_379, 50_000] {
+                let mut buf = Vec::new();
+                let (mut fed, mut out) = (Vec::new(), Vec::new());
+                let mut next = 0u32;
+                for _ in 0..40 {
+                    for _ in 0..step {
+                        let b = (next % 251) as u8;
+                        next += 1;
+                        buf.push(b);
+                        fed.push(b);
+                    }
+                    let before = buf.len();
+                    match cut_whole(&mut buf, chunk) {
+                        Some(pieces) => {
+                            assert!(before > chunk);
+                            assert_eq!(pieces.len() % chunk, 0);
+                            assert!((1..=chunk).contains(&buf.len()));
+                            out.extend_from_slice(&pieces);
+                        }
+                        None => assert!(before <= chunk && buf.len() == before),
+                    }
+                }
+                out.extend_from_slice(&buf);
+                assert_eq!(out, fed, "chunk {chunk}, step {step}");
+            }
+        }
     }
 }

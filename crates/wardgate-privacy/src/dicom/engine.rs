@@ -634,9 +634,10 @@ impl Deidentifier {
         if top {
             self.at_top_level(tag, out)?;
         }
-        let dict = dictionary_vr(tag);
+        // The dictionary is asked only where the bytes give no VR (a search
+        // of some 5000 tags per element otherwise, the most of a header's cost).
         let sem = match out_vr {
-            None | Some(Vr::UN) => dict.unwrap_or(Vr::UN),
+            None | Some(Vr::UN) => dictionary_vr(tag).unwrap_or(Vr::UN),
             Some(v) => v,
         };
         let e = Elem {
