@@ -88,6 +88,9 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let load_at_start = loadavg();
     let tmp = std::env::temp_dir().join(format!("wardgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
+    // Removed however the run ends: the audit logs of a run take gigabytes.
+    // Declared before the children, so they are stopped first.
+    let _tmp_guard = RemoveOnDrop(tmp.clone());
     let mut children = Children(Vec::new());
 
     let sink_addr: SocketAddr = format!("127.0.0.3:{}", free_port("127.0.0.3")?).parse()?;
@@ -307,6 +310,15 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
+}
+
+/// A directory removed when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// CPU per message of every target with a process of its own, and each
