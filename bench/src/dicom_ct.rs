@@ -351,7 +351,7 @@ pub(crate) fn ct_object(n: usize, frames: usize, rows: u16, cols: u16) -> Object
     data_set.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00]);
     data_set.extend_from_slice(b"OW\0\0");
     data_set.extend_from_slice(&(pixels as u32).to_le_bytes());
-    data_set.extend((0..pixels).map(|i| ((i / 2 * 7 + n) % 4096 >> (8 * (i % 2))) as u8));
+    data_set.extend((0..pixels).map(|i| (((i / 2 * 7 + n) % 4096) >> (8 * (i % 2))) as u8));
 
     let mut meta = join(vec![
         el(0x0002_0001, b"OB", &[0, 1]),

@@ -634,10 +634,13 @@ impl Deidentifier {
         if top {
             self.at_top_level(tag, out)?;
         }
-        // The dictionary is asked only where the bytes give no VR (a search
-        // of some 5000 tags per element otherwise, the most of a header's cost).
+        // The dictionary is asked for every element: where the bytes give no
+        // VR it gives it, and where they do it is what a declared VR is
+        // checked against (`check_vr`: a Patient ID declared SQ must not read
+        // as absent).
+        let dict = dictionary_vr(tag);
         let sem = match out_vr {
-            None | Some(Vr::UN) => dictionary_vr(tag).unwrap_or(Vr::UN),
+            None | Some(Vr::UN) => dict.unwrap_or(Vr::UN),
             Some(v) => v,
         };
         let e = Elem {
