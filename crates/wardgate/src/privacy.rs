@@ -436,11 +436,10 @@ pub(crate) fn consent_command(
         }
         C::Check { .. } => {
             let mut any = false;
-            for (i, ps) in given.iter().zip(&pseudonyms) {
+            // Each identifier typed is answered by its pseudonym only, in order.
+            for ps in &pseudonyms {
                 let out = current.contains(ps);
                 any |= out;
-                // The identifier the operator typed is echoed back as its pseudonym only.
-                let _ = i;
                 println!("{ps}: {}", if out { "opted out" } else { "not opted out" });
             }
             Ok(if any {
