@@ -4,11 +4,21 @@
 //! (full association and command policy, data set walk, audit), interleaved round
 //! by round. Reports MB/s and objects/s, ratios, and wardgate's peak memory after
 //! the small and after the large objects (it must not grow with object size).
+//!
+//! With `--privacy` (issue 23) the objects are CT images with a realistic header
+//! (`dicom_ct`: ~40 KB CT Image Storage and multi-frame Enhanced CT of a few MB),
+//! a second wardgate runs the same route de-identifying (`[route.privacy] mode =
+//! "pseudonymise"`, Retain Longitudinal Modified Dates), and each round also
+//! stores the objects with the bench's own SCU, one at a time, for per-object
+//! latency. The report adds the ratio of the de-identifying route to the plain
+//! one and the host load.
 
+use crate::dicom_ct;
 use crate::harness::{
     cpu_secs, free_port, machine, median, start_haproxy, vm_hwm_kib, wait_listening, Children,
 };
 use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +50,29 @@ pub struct DicomArgs {
     /// Write the Markdown report here too.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Issue 23: CT objects with a realistic header, a second wardgate whose
+    /// route de-identifies (pseudonymise), per-object latency from the bench's
+    /// own SCU. Small objects are 128 x 128 CT images (~40 KB, `--small-kib`
+    /// ignored); large ones Enhanced CT of `--large-frames` 512 x 512 frames
+    /// (`--large-mib` ignored).
+    #[arg(long)]
+    privacy: bool,
+    /// With --privacy: frames of 512 x 512 x 16 bit (512 KiB each) per large object.
+    #[arg(long, default_value_t = 16)]
+    large_frames: usize,
+    /// With --privacy: write the objects here and keep them (for
+    /// `wardgate-bench deid` and bench/dicognito_bench.py on the same bytes).
+    #[arg(long)]
+    objects_dir: Option<PathBuf>,
+    /// Only these targets (comma-separated names, e.g. `wardgate,wardgate-deid`:
+    /// for profiling one); all by default.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// With --privacy: one more de-identifying target, `wardgate-deid-b`, run
+    /// by this wardgate binary (a change measured against the one before it
+    /// in the same interleaved run).
+    #[arg(long)]
+    deid_b_bin: Option<PathBuf>,
 }
 
 const SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.7"; // Secondary Capture Image Storage
@@ -104,6 +137,50 @@ struct Set {
     name: &'static str,
     files: Vec<PathBuf>,
     bytes: u64,
+    /// With --privacy: the objects, for the bench's own SCU.
+    objects: Vec<dicom_ct::Object>,
+    /// What one object is, for the report.
+    what: String,
+}
+
+/// With --privacy: `count` CT objects of `frames` frames written under `dir/name`.
+fn make_ct_set(
+    dir: &Path,
+    name: &'static str,
+    count: usize,
+    frames: usize,
+    side: u16,
+) -> Result<Set> {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d)?;
+    let mut files = Vec::new();
+    let mut objects = Vec::new();
+    let mut bytes = 0;
+    for i in 0..count {
+        let mut o = dicom_ct::ct_object(i, frames, side, side);
+        let p = d.join(format!("{i:05}.dcm"));
+        std::fs::write(&p, &o.file)?;
+        bytes += o.file.len() as u64;
+        o.file = Vec::new();
+        files.push(p);
+        objects.push(o);
+    }
+    let size = objects.first().map_or(0, |o| o.data_set.len());
+    let what = if frames > 1 {
+        format!(
+            "Enhanced CT, {frames} frames of {side} x {side} ({:.1} MB)",
+            size as f64 / 1e6
+        )
+    } else {
+        format!("CT, {side} x {side} ({:.1} KB)", size as f64 / 1e3)
+    };
+    Ok(Set {
+        name,
+        files,
+        bytes,
+        objects,
+        what,
+    })
 }
 
 fn make_set(dir: &Path, name: &'static str, count: usize, size: usize) -> Result<Set> {
@@ -117,7 +194,18 @@ fn make_set(dir: &Path, name: &'static str, count: usize, size: usize) -> Result
         bytes += std::fs::metadata(&p)?.len();
         files.push(p);
     }
-    Ok(Set { name, files, bytes })
+    let what = if name == "small" {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{} MiB", size / 1024 / 1024)
+    };
+    Ok(Set {
+        name,
+        files,
+        bytes,
+        objects: Vec::new(),
+        what,
+    })
 }
 
 /// One storescu run; returns seconds.
@@ -153,19 +241,80 @@ pub fn run(a: DicomArgs) -> Result<()> {
     result
 }
 
-fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
-    eprintln!("writing test objects under {}", tmp.display());
-    let mut sets = Vec::new();
-    if a.small_count > 0 {
-        sets.push(make_set(tmp, "small", a.small_count, a.small_kib * 1024)?);
+/// CPU time a process's threads have run, in seconds, to the nanosecond
+/// (`/proc/PID/task/*/schedstat`; the clock ticks of `/proc/PID/stat` are
+/// 10 ms, too coarse for one run of large objects). Threads that ended are
+/// not counted; wardgate's and the relays' threads live as long as they do.
+fn cpu_precise(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return cpu_secs(Some(pid));
+    };
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
     }
-    if a.large_count > 0 {
-        sets.push(make_set(
-            tmp,
-            "large",
-            a.large_count,
-            a.large_mib * 1024 * 1024,
-        )?);
+    ns as f64 / 1e9
+}
+
+/// The host's load averages (1, 5, 15 minutes), as /proc/loadavg says them.
+fn host_load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// A wardgate site configuration with one DICOM route from the modality to
+/// the PACS; `privacy`: the route de-identifies.
+fn wardgate_config(
+    data_dir: &Path,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    privacy: bool,
+) -> String {
+    // The modality's message rate is lifted: this measures inspection, not flood
+    // protection (its per-command check still runs).
+    let mut c = format!(
+        "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"modality\"\nkind = \"ct-scanner\"\naddresses = [\"127.0.0.1\"]\nae_titles = [\"CT01\"]\n\n[device.limits]\nmessages_per_sec = 10000000\nmessages_burst = 10000000\n\n[[device]]\nid = \"pacs\"\nkind = \"pacs\"\naddresses = [\"127.0.0.4\"]\nae_titles = [\"PACS\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"dicom\"\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\nsenders = [\"modality\"]\ncalled_ae_titles = [\"PACS\"]\noperations = [\"C-ECHO\", \"C-STORE\"]\nsop_classes = [\"1.2.840.10008.1.1\", \"{SOP_CLASS}\", \"{}\", \"{}\"]\n",
+        data_dir.display(),
+        dicom_ct::CT,
+        dicom_ct::ENHANCED_CT,
+    );
+    if privacy {
+        c.push_str("\n[route.privacy]\nmode = \"pseudonymise\"\ndicom_options = [\"retain-longitudinal-modified-dates\"]\n");
+    }
+    c
+}
+
+fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
+    let small_count = a.small_count;
+    let large_count = a.large_count;
+    let objects_dir = match (&a.objects_dir, a.privacy) {
+        (Some(d), true) => d.clone(),
+        _ => tmp.to_path_buf(),
+    };
+    eprintln!("writing test objects under {}", objects_dir.display());
+    let mut sets = Vec::new();
+    if small_count > 0 {
+        sets.push(if a.privacy {
+            make_ct_set(&objects_dir, "small", small_count, 1, 128)?
+        } else {
+            make_set(tmp, "small", small_count, a.small_kib * 1024)?
+        });
+    }
+    if large_count > 0 {
+        sets.push(if a.privacy {
+            make_ct_set(&objects_dir, "large", large_count, a.large_frames, 512)?
+        } else {
+            make_set(tmp, "large", large_count, a.large_mib * 1024 * 1024)?
+        });
     }
     let mut children = Children(Vec::new());
     let scp_port = free_port("0.0.0.0")?;
@@ -196,34 +345,39 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         .spawn()?;
     children.0.push(("tokio-relay".into(), rl));
 
-    let wg_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
-    let wg_cfg = tmp.join("wardgate.toml");
-    // The modality's message rate is lifted: this measures inspection, not flood
-    // protection (its per-command check still runs).
-    std::fs::write(
-        &wg_cfg,
-        format!(
-            "[gateway]\ndata_dir = \"{}\"\n\n[[device]]\nid = \"modality\"\nkind = \"ct-scanner\"\naddresses = [\"127.0.0.1\"]\nae_titles = [\"CT01\"]\n\n[device.limits]\nmessages_per_sec = 10000000\nmessages_burst = 10000000\n\n[[device]]\nid = \"pacs\"\nkind = \"pacs\"\naddresses = [\"127.0.0.4\"]\nae_titles = [\"PACS\"]\n\n[[route]]\nid = \"bench\"\nprotocol = \"dicom\"\nlisten = \"{wg_addr}\"\nupstream = \"{scp_addr}\"\nsenders = [\"modality\"]\ncalled_ae_titles = [\"PACS\"]\noperations = [\"C-ECHO\", \"C-STORE\"]\nsop_classes = [\"1.2.840.10008.1.1\", \"{SOP_CLASS}\"]\n",
-            tmp.join("wardgate-data").display()
-        ),
-    )?;
-    let wg = Command::new(&a.wardgate_bin)
-        .args(["serve", "--config"])
-        .arg(&wg_cfg)
-        .env("WARDGATE_LOG", "warn")
-        .spawn()
-        .with_context(|| format!("starting {}", a.wardgate_bin.display()))?;
-    let wg_pid = wg.id();
-    children.0.push(("wardgate".into(), wg));
-
-    let targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
+    let mut targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
         ("direct", scp_addr, None),
         ("haproxy", haproxy_addr, children.pid_of("haproxy")),
         ("tokio-relay", relay_addr, children.pid_of("tokio-relay")),
-        ("wardgate", wg_addr, Some(wg_pid)),
     ];
+    let mut variants: Vec<(&str, bool, &Path)> = vec![("wardgate", false, &a.wardgate_bin)];
+    if a.privacy {
+        variants.push(("wardgate-deid", true, &a.wardgate_bin));
+        if let Some(b) = &a.deid_b_bin {
+            variants.push(("wardgate-deid-b", true, b));
+        }
+    }
+    for (name, privacy, bin) in variants {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1")?).parse()?;
+        let cfg = tmp.join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            wardgate_config(&tmp.join(format!("{name}-data")), addr, scp_addr, privacy),
+        )?;
+        let wg = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .env("WARDGATE_LOG", "warn")
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        targets.push((name, addr, Some(wg.id())));
+        children.0.push((name.into(), wg));
+    }
     for (name, addr, _) in &targets {
         wait_listening(*addr, name)?;
+    }
+    if !a.targets.is_empty() {
+        targets.retain(|(name, _, _)| a.targets.iter().any(|t| t == name));
     }
 
     let mut report = String::new();
@@ -233,29 +387,64 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         "Rounds: {}, interleaved with a rotating start; medians shown. storescu -> storescp --ignore (both with TCP_NODELAY=1), default PDU sizes (16 KiB).",
         a.rounds
     )?;
+    if a.privacy {
+        writeln!(
+            report,
+            "wardgate: the plain DICOM route; wardgate-deid: the same route with `[route.privacy] mode = \"pseudonymise\"`, `dicom_options = [\"retain-longitudinal-modified-dates\"]`. Latency: the bench's own SCU, one association per run, one object at a time, from the command's first byte to the response (all rounds' objects)."
+        )?;
+    }
     let mut hwm = Vec::new();
     for set in &sets {
-        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        let n = targets.len();
+        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut scu_secs: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut lat: Vec<Histogram<u64>> = (0..n)
+            .map(|_| Histogram::<u64>::new_with_bounds(1, 60_000_000, 3))
+            .collect::<Result<_, _>>()?;
+        let load_before = host_load();
         for round in 0..a.rounds {
-            for k in 0..targets.len() {
-                let i = (k + round) % targets.len();
+            for k in 0..n {
+                let i = (k + round) % n;
                 let (name, addr, pid) = targets[i];
-                let before = cpu_secs(pid);
+                let before = cpu_precise(pid);
                 let s = store(addr, set)?;
-                cpu[i].push(cpu_secs(pid) - before);
-                eprintln!(
-                    "round {round} {:<5} {name:<12} {:>8.1} MB/s {:>8.1} objects/s",
+                cpu[i].push(cpu_precise(pid) - before);
+                secs[i].push(s);
+                let mut line = format!(
+                    "round {round} {:<5} {name:<13} {:>8.1} MB/s {:>8.1} objects/s",
                     set.name,
                     set.bytes as f64 / s / 1e6,
                     set.files.len() as f64 / s
                 );
-                secs[i].push(s);
+                if !set.objects.is_empty() {
+                    let (s, h) = dicom_ct::store_all(addr, &set.objects)?;
+                    let _ = write!(
+                        line,
+                        "   own SCU {:>8.1} objects/s p50 {} us p99 {} us",
+                        set.objects.len() as f64 / s,
+                        h.value_at_quantile(0.5),
+                        h.value_at_quantile(0.99)
+                    );
+                    scu_secs[i].push(s);
+                    lat[i].add(&h)?;
+                }
+                eprintln!("{line}");
             }
         }
-        hwm.push((set.name, vm_hwm_kib(wg_pid).unwrap_or(0)));
+        let load_after = host_load();
+        for (name, _, pid) in &targets {
+            if name.starts_with("wardgate") {
+                hwm.push((set.name, *name, pid.and_then(vm_hwm_kib).unwrap_or(0)));
+            }
+        }
+        let per_round: Vec<Vec<f64>> = secs
+            .iter()
+            .map(|v| v.iter().map(|s| set.bytes as f64 / s / 1e6).collect())
+            .collect();
         let med: Vec<f64> = secs.into_iter().map(median).collect();
         let med_cpu: Vec<f64> = cpu.into_iter().map(median).collect();
+        let med_scu: Vec<f64> = scu_secs.into_iter().map(median).collect();
         let base = |name: &str| {
             targets
                 .iter()
@@ -266,18 +455,26 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
             report,
             "\n#### {} objects of {} ({} MB per run)\n",
             set.files.len(),
-            if set.name == "small" {
-                format!("{} KiB", a.small_kib)
-            } else {
-                format!("{} MiB", a.large_mib)
-            },
+            set.what,
             set.bytes / 1_000_000
         )?;
         writeln!(
             report,
-            "| target | MB/s | objects/s | MB/s vs haproxy | MB/s vs tokio-relay | relay CPU µs/object |"
+            "Host load (1, 5, 15 min) before: {load_before}; after: {load_after}.\n"
         )?;
-        writeln!(report, "|---|---:|---:|---:|---:|---:|")?;
+        if a.privacy {
+            writeln!(
+                report,
+                "| target | MB/s | objects/s | vs haproxy | vs tokio-relay | vs wardgate | relay CPU µs/object | own SCU objects/s | latency p50 µs | p99 µs |"
+            )?;
+            writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        } else {
+            writeln!(
+                report,
+                "| target | MB/s | objects/s | MB/s vs haproxy | MB/s vs tokio-relay | relay CPU µs/object |"
+            )?;
+            writeln!(report, "|---|---:|---:|---:|---:|---:|")?;
+        }
         for (i, (name, _, pid)) in targets.iter().enumerate() {
             let cpu_per_object = if pid.is_some() {
                 format!("{:.0}", med_cpu[i] * 1e6 / set.files.len() as f64)
@@ -286,22 +483,69 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
             };
             let mbps = set.bytes as f64 / med[i];
             let ratio = |b: Option<f64>| b.map_or("-".into(), |b| format!("{:.2}", mbps / b));
-            let bold = if *name == "wardgate" { "**" } else { "" };
-            writeln!(
-                report,
-                "| {name} | {:.1} | {:.1} | {bold}{}{bold} | {} | {cpu_per_object} |",
-                mbps / 1e6,
-                set.files.len() as f64 / med[i],
-                ratio(base("haproxy")),
-                ratio(base("tokio-relay"))
-            )?;
+            let bold = if name.starts_with("wardgate") {
+                "**"
+            } else {
+                ""
+            };
+            if a.privacy {
+                writeln!(
+                    report,
+                    "| {name} | {:.1} | {:.1} | {bold}{}{bold} | {} | {bold}{}{bold} | {cpu_per_object} | {:.1} | {} | {} |",
+                    mbps / 1e6,
+                    set.files.len() as f64 / med[i],
+                    ratio(base("haproxy")),
+                    ratio(base("tokio-relay")),
+                    ratio(base("wardgate")),
+                    set.objects.len() as f64 / med_scu[i],
+                    lat[i].value_at_quantile(0.5),
+                    lat[i].value_at_quantile(0.99),
+                )?;
+            } else {
+                writeln!(
+                    report,
+                    "| {name} | {:.1} | {:.1} | {bold}{}{bold} | {} | {cpu_per_object} |",
+                    mbps / 1e6,
+                    set.files.len() as f64 / med[i],
+                    ratio(base("haproxy")),
+                    ratio(base("tokio-relay"))
+                )?;
+            }
+        }
+        if a.privacy {
+            let at = |name: &str| targets.iter().position(|(n, _, _)| *n == name);
+            for deid in ["wardgate-deid", "wardgate-deid-b"] {
+                let (Some(p), Some(d)) = (at("wardgate"), at(deid)) else {
+                    continue;
+                };
+                let rounds: Vec<String> = per_round[d]
+                    .iter()
+                    .zip(&per_round[p])
+                    .map(|(d, p)| format!("{:.2}", d / p))
+                    .collect();
+                writeln!(
+                    report,
+                    "\n{deid} / wardgate (de-identifying / plain route): **{:.2}x** MB/s (storescu, medians; per round, same round: {}), {:.2}x objects/s (own SCU), p50 latency {:.2}x; CPU per object {:.2}x.",
+                    med[p] / med[d],
+                    rounds.join(", "),
+                    med_scu[p] / med_scu[d],
+                    lat[d].value_at_quantile(0.5) as f64
+                        / lat[p].value_at_quantile(0.5).max(1) as f64,
+                    med_cpu[d] / med_cpu[p].max(1e-9),
+                )?;
+            }
+        }
+        writeln!(report, "\nMB/s per round (storescu):\n")?;
+        for (i, (name, _, _)) in targets.iter().enumerate() {
+            let v: Vec<String> = per_round[i].iter().map(|x| format!("{x:.1}")).collect();
+            writeln!(report, "- {name}: {}", v.join(", "))?;
         }
     }
     writeln!(report)?;
-    for (name, kib) in &hwm {
+    for (set, name, kib) in &hwm {
         writeln!(
             report,
-            "wardgate peak RSS (VmHWM) after the {name} objects: {:.1} MiB",
+            "{name} peak RSS (VmHWM) after the {set} objects: {:.1} MiB",
             *kib as f64 / 1024.0
         )?;
     }

@@ -14,7 +14,9 @@
 
 mod capture;
 mod compare;
+mod deid;
 mod dicom;
+mod dicom_ct;
 mod export;
 mod flood;
 mod harness;
@@ -75,8 +77,11 @@ enum Cmd {
     /// TLS on both sides: new connections per second and message throughput over
     /// TLS through every target, interleaved, with ratios.
     Tls(tls::TlsArgs),
-    /// DICOM C-STORE throughput through every target (dcmtk storescu -> storescp).
+    /// DICOM C-STORE throughput through every target (dcmtk storescu -> storescp);
+    /// with --privacy also through a de-identifying route, with latency.
     Dicom(dicom::DicomArgs),
+    /// The DICOM de-identifier alone on the data sets of Part 10 files.
+    Deid(deid::DeidArgs),
     /// Writes a capture of mixed medical traffic (and its site configuration).
     GenCapture(capture::GenArgs),
     /// Passive analysis speed: wardgate analyze, tshark and Suricata on one capture.
@@ -224,6 +229,7 @@ fn main() -> Result<()> {
         Cmd::Compare(a) => compare::run(a),
         Cmd::Tls(a) => tls::run(a),
         Cmd::Dicom(a) => dicom::run(a),
+        Cmd::Deid(a) => deid::run(a),
         Cmd::GenCapture(a) => capture::generate(a),
         Cmd::Analyze(a) => capture::analyze(a),
         Cmd::Queue(a) => queue::run(a),

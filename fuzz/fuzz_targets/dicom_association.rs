@@ -26,6 +26,31 @@ fn policy() -> &'static Policy {
     })
 }
 
+/// The same site with its route de-identifying (PS3.15 Annex E, consent).
+fn deid_policy() -> &'static Policy {
+    static P: OnceLock<Policy> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = format!("{SITE}\n[route.privacy]\nmode = \"pseudonymise\"\npurpose = \"teaching\"\ndicom_options = [\"retain-longitudinal-modified-dates\"]\n");
+        let v = Config::parse(&text, "dicom.toml", Path::new(".")).expect("dicom config");
+        Policy::compile_with(&v, &privacy_site()).expect("dicom policy")
+    })
+}
+
+/// A site key and a consent list (the patient `PAT-0042` and `4711` opted
+/// out of teaching), for the de-identifying variant.
+fn privacy_site() -> wardgate_privacy::Site {
+    let p = wardgate_privacy::Pseudonymiser::new(&wardgate_privacy::SiteKey::from_bytes([7; 32]));
+    let site = wardgate_privacy::Site {
+        patients: wardgate_privacy::PatientNaming::new(p.clone(), false, None),
+        ..Default::default()
+    };
+    let mut l = wardgate_privacy::ConsentLists::default();
+    l.insert("teaching", [p.patient("PAT-0042"), p.patient("4711")].into_iter().collect());
+    site.consent.replace(l);
+    site
+}
+
+
 fn item(ty: u8, value: &[u8]) -> Vec<u8> {
     let mut v = vec![ty, 0];
     v.extend_from_slice(&(value.len() as u16).to_be_bytes());
@@ -137,7 +162,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, mut rest)) = data.split_first() else {
         return;
     };
-    let route = policy().routes[0].clone();
+    // Bit 2 of the first byte: the route de-identifies.
+    let p = if first & 4 != 0 { deid_policy() } else { policy() };
+    let route = p.routes[0].clone();
     let flow = Flow::new(
         "127.0.0.5:1".parse().expect("addr"),
         route.upstream,

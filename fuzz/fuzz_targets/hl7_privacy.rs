@@ -1,9 +1,17 @@
 //! The HL7 privacy transform on any message the parser accepts, with the
 //! default profiles of both modes and a site profile with overrides (chosen by
 //! the first byte): no panic; a transformed message parses, keeps MSH byte for
-//! byte and the segments it does not remove in their order, grows at most
-//! `MAX_GROWTH` times, and is the same twice; a refusal is typed and appends
-//! nothing. The patient identifiers are read or refused, never a panic.
+//! byte but MSH-7 (a date, shifted or cut to the year) and the segments it does
+//! not remove in their order, grows at most `MAX_GROWTH` times, and is the
+//! same twice; a refusal is typed and appends nothing. The patient identifiers
+//! are read or refused, never a panic.
+//!
+//! Privacy oracle, for the default pseudonymise profile: no CX.1 of PID-2,
+//! PID-3 or PID-4 of the input (4 bytes or more, as sent) appears in the
+//! output, unless the input carries the same bytes elsewhere (a kept code may
+//! equal an id) or it is made of digits and `+-.` only (a shifted date may
+//! produce it) or inside a pseudonym (`WG` and 14 characters, masked before
+//! the search); and no segment the profile removes appears.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -81,7 +89,28 @@ fuzz_target!(|data: &[u8]| {
             );
             let t = Message::parse(body, &Limits { max_segments: 256 })
                 .expect("a transformed message parses");
-            assert_eq!(t.msh().raw(), m.msh().raw(), "MSH changed");
+            assert_eq!(
+                msh_but_7(t.msh().raw()),
+                msh_but_7(m.msh().raw()),
+                "MSH changed"
+            );
+            for s in t.segments().skip(1) {
+                let id = SegmentId::new(s.id()).expect("parsed id");
+                assert!(
+                    profile.segment_action(id) != SegmentAction::Remove,
+                    "a removed segment ({id}) is in the output"
+                );
+            }
+            if select & 3 == 0 {
+                let clear = without_pseudonyms(body);
+                for id in pid_ids(&m) {
+                    assert!(
+                        !contains(&clear, id),
+                        "a patient identifier ({:?}) reached a pseudonymise route",
+                        String::from_utf8_lossy(id)
+                    );
+                }
+            }
             assert_eq!(t.delimiters(), m.delimiters());
             let kept: Vec<&[u8]> = m
                 .segments()
@@ -107,3 +136,78 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// MSH's fields but MSH-7.
+fn msh_but_7(msh: &[u8]) -> Vec<&[u8]> {
+    let fs = msh.get(3).copied().unwrap_or(b'|');
+    msh.split(|&b| b == fs)
+        .enumerate()
+        .filter(|(i, _)| *i != 6)
+        .map(|(_, f)| f)
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The CX.1 values (as sent) of PID-2, 3 and 4 that the transform must not
+/// let through: 4 bytes or more, not elsewhere in the input, not a possible
+/// product of a date shift.
+fn pid_ids<'a>(m: &Message<'a>) -> Vec<&'a [u8]> {
+    let d = m.delimiters();
+    let raw = m.raw();
+    let mut ids: Vec<&'a [u8]> = Vec::new();
+    let mut spans = Vec::new();
+    for s in m.segments().filter(|s| s.id() == b"PID") {
+        let seg: &'a [u8] = s.raw();
+        for (n, f) in seg.split(|&b| b == d.field).enumerate() {
+            if !(2..=4).contains(&n) {
+                continue;
+            }
+            for rep in f.split(|&b| b == d.repetition) {
+                let c1 = rep.split(|&b| b == d.component).next().unwrap_or_default();
+                let cx1 = match d.subcomponent {
+                    Some(sc) => c1.split(|&b| b == sc).next().unwrap_or_default(),
+                    None => c1,
+                };
+                // Only CX.1 is blanked below: the rest of the CX (CX.4, the
+                // assigning authority) is kept and may hold the same text.
+                let start = cx1.as_ptr() as usize - raw.as_ptr() as usize;
+                spans.push(start..start + cx1.len());
+                let date_like = cx1.iter().all(|b| b.is_ascii_digit() || b"+-.".contains(b));
+                if cx1.len() >= 4 && !date_like {
+                    ids.push(cx1);
+                }
+            }
+        }
+    }
+    // The input with those fields blanked: an id found there is also
+    // something else the profile may keep.
+    let mut rest = raw.to_vec();
+    for r in spans {
+        rest[r].fill(b'\r');
+    }
+    ids.retain(|id| !contains(&rest, id));
+    ids
+}
+
+/// The output with every `WG` and 14 base-32 characters (a pseudonym)
+/// masked: an id may be a part of one by chance.
+fn without_pseudonyms(out: &[u8]) -> Vec<u8> {
+    let mut v = out.to_vec();
+    let mut i = 0;
+    while i + 16 <= v.len() {
+        if &v[i..i + 2] == b"WG"
+            && v[i + 2..i + 16]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            v[i..i + 16].fill(b'\r');
+            i += 16;
+        } else {
+            i += 1;
+        }
+    }
+    v
+}

@@ -30,6 +30,41 @@ fn policy() -> &'static Policy {
     })
 }
 
+/// The demo site with its first route pseudonymising, for teaching (so
+/// messages are transformed, withheld or refused).
+fn privacy_policy() -> &'static Policy {
+    static P: OnceLock<Policy> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = SITE
+            .replace("{UPSTREAM_PORT}", "1")
+            .replace("{EHR_PORT}", "2")
+            .replace("{PACS_PORT}", "3")
+            .replace("{BROKER_PORT}", "1883")
+            .replacen(
+                "drug_library = \"adult-icu\"\n",
+                "drug_library = \"adult-icu\"\n\n[route.privacy]\nmode = \"pseudonymise\"\npurpose = \"teaching\"\n",
+                1,
+            );
+        let v = Config::parse(&text, "demo.toml", Path::new(".")).expect("demo config");
+        Policy::compile_with(&v, &privacy_site()).expect("demo policy")
+    })
+}
+
+/// A site key and a consent list (the patient `PAT-0042` and `4711` opted
+/// out of teaching), for the de-identifying variant.
+fn privacy_site() -> wardgate_privacy::Site {
+    let p = wardgate_privacy::Pseudonymiser::new(&wardgate_privacy::SiteKey::from_bytes([7; 32]));
+    let site = wardgate_privacy::Site {
+        patients: wardgate_privacy::PatientNaming::new(p.clone(), false, None),
+        ..Default::default()
+    };
+    let mut l = wardgate_privacy::ConsentLists::default();
+    l.insert("teaching", [p.patient("PAT-0042"), p.patient("4711")].into_iter().collect());
+    site.consent.replace(l);
+    site
+}
+
+
 struct Driver {
     s: Session,
     cbuf: Vec<u8>,
@@ -92,7 +127,12 @@ impl Driver {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let p = policy();
+    // Bit 6 of the first byte: the route pseudonymises.
+    let p = if data.first().is_some_and(|b| b & 0x40 != 0) {
+        privacy_policy()
+    } else {
+        policy()
+    };
     let route = p.routes[0].clone();
     let flow = Flow::new(
         "127.0.0.2:1".parse().expect("addr"),

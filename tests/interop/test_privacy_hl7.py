@@ -249,3 +249,39 @@ def test_a_patient_who_opted_out_is_not_forwarded_and_it_is_recorded(tmp_path):
     assert held[0]["wardgate"]["hl7"]["control_id"] == "OPTOUT-1"
     assert pseudonym(gw.dir / "data", out_p["mrn"]) in held[0]["event"]["reason"]
     assert out_p["mrn"] not in json.dumps(held[0])
+
+
+SF_SITE = SITE.replace(
+    'messages = ["ADT^A01", "ORU^R01"]\n',
+    'messages = ["ADT^A01", "ORU^R01"]\ndelivery = "store-and-forward"\n',
+)
+
+
+def test_store_and_forward_queues_the_transform_and_checks_consent_again_at_delivery(tmp_path):
+    from conftest import free_port
+
+    rng = random.Random(31)
+    late, other = person(rng, 1), person(rng, 2)
+    port = free_port("127.0.0.3")
+    gw = Gateway(tmp_path, port, site=SF_SITE)
+    up = None
+    try:
+        # The upstream is down: both are acknowledged once queued.
+        assert msa(send(gw, adt(late, "SF-LATE")))[0] == "AA"
+        assert msa(send(gw, adt(other, "SF-OTHER")))[0] == "AA"
+        queued = b"".join(p.read_bytes() for p in (gw.dir / "data" / "queue").rglob("*") if p.is_file())
+        for ident in identifiers(late) + identifiers(other):
+            assert ident.encode() not in queued, f"{ident!r} in the queue on disk"
+        # The patient opts out while the message waits.
+        assert gw.cli("consent", "add", "--purpose", "research", late["mrn"]).returncode == 0
+        assert wait_for_event(gw, lambda e: "(research: 1)" in e["event"]["reason"])
+        up = Upstream(port=port)
+        assert wait_for_event(gw, lambda e: e["event"]["action"] == "delivered"), "nothing delivered"
+        held = wait_for_event(gw, lambda e: e.get("rule", {}).get("id") == "WG-PRIV-001")
+    finally:
+        gw.stop()
+        if up:
+            up.stop()
+    got = [str(hl7.parse(b.decode()).segment("MSH")[10]) for b in up.received]
+    assert got == ["SF-OTHER"], got
+    assert len(held) == 1 and "after it was queued" in held[0]["event"]["reason"], held

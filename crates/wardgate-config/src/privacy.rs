@@ -243,8 +243,36 @@ pub(crate) fn resolve(
         let span = p.mode.as_ref().map(|m| m.span()).unwrap_or_default();
         err(
             span,
-            format!("privacy mode {:?} is for HL7 and DICOM routes; this route's protocol has no transform yet (use \"pass\", with a purpose if consent applies)", mode.as_str()),
+            format!("privacy mode {:?} is for HL7 and DICOM routes; this route's protocol has no transform yet", mode.as_str()),
         );
+    }
+    // Consent needs the patient before anything is forwarded: HL7 has it in
+    // the message; a DICOM object only once held until its Patient ID is read,
+    // which a de-identifying route does.
+    if let (Some(s), true) = (&p.purpose, !hl7 && (mode == PrivacyMode::Pass || !dicom)) {
+        err(
+            s.span(),
+            if dicom {
+                "a consent purpose on a DICOM route needs mode = \"minimise\" or \"pseudonymise\": only a de-identifying route holds an object until its Patient ID is read".into()
+            } else {
+                "a consent purpose applies to HL7 routes and to de-identifying DICOM routes only"
+                    .into()
+            },
+        );
+    }
+    // A de-identifying DICOM route carries objects one way: a query's keys
+    // (a name, a birth date) would reach the destination in clear, and its
+    // answers would come back unexamined.
+    if dicom && mode != PrivacyMode::Pass {
+        for op in &r.operations {
+            let name = op.get_ref().trim().to_ascii_uppercase();
+            if name != "C-STORE" && name != "C-ECHO" {
+                err(
+                    op.span(),
+                    format!("{name} on a de-identifying route: only C-STORE and C-ECHO are de-identified (a query's keys would carry identifiers to the destination); use a separate route without [route.privacy] for it"),
+                );
+            }
+        }
     }
     // Settings that would do nothing are errors: a site that wrote them
     // believes they apply.
@@ -416,7 +444,9 @@ pub(crate) fn resolve(
     };
     let hold_bytes = match &p.hold_bytes {
         Some(h) => {
-            if !dicom {
+            if mode == PrivacyMode::Pass {
+                pass_only(err, h.span(), "hold_bytes");
+            } else if !dicom {
                 dicom_only(err, h.span(), "hold_bytes");
             } else if !(4096..=64 * 1024 * 1024).contains(h.get_ref()) {
                 err(

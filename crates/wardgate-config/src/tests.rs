@@ -845,3 +845,40 @@ fn site_privacy_is_read() {
     ));
     assert!(p[0].message.contains("event_patient_ids"), "{p:?}");
 }
+
+#[test]
+fn dicom_privacy_is_read_and_its_limits_are_located_errors() {
+    let dicom = include_str!("../../../examples/dicom.toml");
+    let with = |t: &str| format!("{dicom}\n[route.privacy]\n{t}\n");
+    let v = parse(&with(
+        "mode = \"pseudonymise\"\npurpose = \"teaching\"\ndicom_options = [\"retain-longitudinal-modified-dates\", \"retain-safe-private\"]\nsafe_private = [\"0019,GEMS_ACQU_01,10\"]\n[[route.privacy.attribute]]\ntag = \"0008,0080\"\naction = \"K\"",
+    ))
+    .unwrap();
+    let p = v.routes[0].privacy.as_ref().unwrap();
+    assert_eq!(p.dicom_options.len(), 2);
+    assert_eq!(p.safe_private[0].creator, "GEMS_ACQU_01");
+    assert_eq!(p.attributes, vec![(0x0008_0080, "K".to_owned())]);
+    assert_eq!(p.hold_bytes as u64, DEFAULT_HOLD_BYTES);
+    for (t, needle) in [
+        ("purpose = \"teaching\"", "needs mode"),
+        ("mode = \"pseudonymise\"\ndicom_options = [\"retain-everything\"]", "not an option of PS3.15"),
+        ("mode = \"pseudonymise\"\ndicom_options = [\"retain-longitudinal-full-dates\", \"retain-longitudinal-modified-dates\"]", "exclude each other"),
+        ("mode = \"pseudonymise\"\nsafe_private = [\"0019,GEMS_ACQU_01,10\"]", "needs the option"),
+        ("mode = \"pseudonymise\"\n[[route.privacy.field]]\nfield = \"PID-3\"\naction = \"remove\"", "HL7 routes only"),
+        ("mode = \"pseudonymise\"\nhold_bytes = 10", "hold_bytes must be"),
+    ] {
+        let p = problems(&with(t));
+        assert!(p.iter().any(|x| x.message.contains(needle)), "{t}: {p:?}");
+    }
+    // Queries would carry identifiers to a de-identified destination.
+    let text = with("mode = \"pseudonymise\"").replace(
+        "operations = [\"C-ECHO\", \"C-STORE\"]",
+        "operations = [\"C-ECHO\", \"C-STORE\", \"C-FIND\"]",
+    );
+    let p = problems(&text);
+    assert!(
+        p.iter()
+            .any(|x| x.message.contains("C-FIND on a de-identifying route")),
+        "{p:?}"
+    );
+}

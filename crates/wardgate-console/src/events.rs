@@ -445,7 +445,8 @@ async fn one(app: &Arc<App>, a: &Authed, seq: u64, reveal: &Reveal) -> Result<Ev
         row(&hit, None)
     };
     if reveal && r.has_patient_data {
-        app.record(a.rec(
+        // Recorded before it is shown; unrecorded, it is not shown.
+        app.record_checked(a.rec(
             Action::Viewed,
             Category::Web,
             "view-patient-data",
@@ -453,7 +454,12 @@ async fn one(app: &Arc<App>, a: &Authed, seq: u64, reveal: &Reveal) -> Result<Ev
                 "{} was shown the patient identifiers of event {seq}",
                 a.user
             ),
-        ));
+        ))
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "the view could not be recorded, so it is not shown: {e}"
+            ))
+        })?;
     }
     Ok(r)
 }

@@ -283,6 +283,15 @@ impl App {
 
     /// Records what an operator did (or tried), in the audit chain.
     pub(crate) fn record(&self, r: Rec<'_>) {
+        if let Err(err) = self.record_checked(r) {
+            tracing::error!(error = %err, "could not record a console action");
+        }
+    }
+
+    /// Records a console action, saying whether it reached the recorder:
+    /// what must not happen unrecorded (showing a patient's identifier) is
+    /// not done when this fails.
+    pub(crate) fn record_checked(&self, r: Rec<'_>) -> Result<(), String> {
         let mut e = Event::new(
             Clock::now().rfc3339().to_owned(),
             r.action,
@@ -302,9 +311,7 @@ impl App {
         if let Some(rule) = r.rule {
             e = e.with_rule(rule);
         }
-        if let Err(err) = self.recorder.record(e) {
-            tracing::error!(error = %err, "could not record a console action");
-        }
+        self.recorder.record(e).map_err(|e| e.to_string())
     }
 }
 
@@ -1533,7 +1540,8 @@ async fn api_reidentify(
     let gw = app.gateway.clone();
     let p2 = pseudonym.clone();
     let found = blocking(move || gw.reidentify(&p2)).await?;
-    app.record(a.rec(
+    // Recorded before it is answered; unrecorded, it is not answered.
+    app.record_checked(a.rec(
         Action::Viewed,
         Category::Web,
         "reidentify",
@@ -1546,7 +1554,12 @@ async fn api_reidentify(
                 "not in the table"
             }
         ),
-    ));
+    ))
+    .map_err(|e| {
+        ApiError::Internal(format!(
+            "the use could not be recorded, so it is not answered: {e}"
+        ))
+    })?;
     match found {
         Some(patient_id) => Ok(done(body.back, Reidentified { pseudonym, patient_id })),
         None => Err(ApiError::NotFound(format!(

@@ -26,9 +26,11 @@ use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::session::Timeouts;
 use crate::{Clock, Flow};
+use sha2::Digest;
 use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::Instant;
+use wardgate_privacy::dicom::{CommandRewrite, DeidError, Deidentifier, Encoding};
 use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{
     self, Abort, Command, CommandField, DicomError, Limits, Pdu, PduType, Progress, Reject,
@@ -144,7 +146,15 @@ struct Message {
     /// A C-STORE's decision, recorded once the data set has shown its modality and
     /// patient ID (and always before any of the data set is forwarded).
     pending: Option<Event>,
+    /// On a de-identifying route: the C-STORE's command and data set being
+    /// de-identified (`deid`).
+    deid: Option<Box<deid::Deid>>,
 }
+
+/// Most C-STOREs whose rewritten instance UID awaits the destination's
+/// response on one association (a sender may not have more outstanding than
+/// it negotiated; this bounds memory whatever it does).
+const MAX_REWRITES: usize = 256;
 
 /// One DICOM association on one route.
 #[derive(Debug)]
@@ -188,6 +198,15 @@ pub struct Association {
     last_activity: Instant,
     /// Shutdown began: the association may end on its own until then.
     drain_deadline: Option<Instant>,
+    /// De-identifying routes: each accepted context's data set encoding (a
+    /// context whose transfer syntax cannot be de-identified is refused).
+    encodings: Box<[Option<Encoding>; 256]>,
+    /// De-identifying routes: C-STOREs sent with a replaced instance UID, by
+    /// message ID, until the destination answers (its answer is restored).
+    rewrites: Vec<(u16, CommandRewrite)>,
+    /// De-identifying routes: a response command from the upstream, in fragments.
+    up_cmd: Vec<u8>,
+    up_held: Vec<(u8, u8, Vec<u8>)>,
 }
 
 impl Association {
@@ -223,7 +242,20 @@ impl Association {
             pdu_started: Some(now),
             last_activity: now,
             drain_deadline: None,
+            encodings: Box::new([None; 256]),
+            rewrites: Vec::new(),
+            up_cmd: Vec::new(),
+            up_held: Vec::new(),
         }
+    }
+
+    /// The route's DICOM de-identification profile, inline only (passive
+    /// analysis forwards nothing, so it transforms nothing).
+    fn deid_profile(&self) -> Option<Arc<wardgate_privacy::dicom::DicomProfile>> {
+        if self.mode != Mode::Inline {
+            return None;
+        }
+        self.route.privacy.as_ref().and_then(|p| p.dicom.clone())
     }
 
     /// The device was not admitted (`rule`, `reason`): its A-ASSOCIATE-RQ is read
@@ -662,6 +694,9 @@ impl Association {
                 out.push(Out::ShutdownClient);
                 self.close(out);
             }
+            (Phase::Established, PduType::PData) if !self.rewrites.is_empty() => {
+                self.on_upstream_pdata(pdu, clock, out)
+            }
             (Phase::Established, PduType::PData) => out.push(Out::Relay),
             (Phase::Established, PduType::ReleaseRq) => {
                 self.upstream_released = true;
@@ -679,7 +714,41 @@ impl Association {
     /// syntax not supported" in what the sender reads (inline) and are not
     /// accepted either way.
     fn on_ac(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
-        let refused = std::mem::take(&mut self.refused);
+        let mut refused = std::mem::take(&mut self.refused);
+        if self.deid_profile().is_some() {
+            // A context whose data sets cannot be de-identified (big endian,
+            // deflated, unknown syntaxes) is refused: nothing on it could be
+            // forwarded.
+            if let Ok(Pdu::AssociateAc(ac)) = Pdu::parse(pdu, &self.limits) {
+                for pc in ac.presentation_contexts.iter().filter(|pc| pc.result == 0) {
+                    let ts = pc.transfer_syntaxes.first().copied().unwrap_or_default();
+                    let ts = String::from_utf8_lossy(ts);
+                    match Encoding::for_transfer_syntax(&ts) {
+                        Ok(e) => self.encodings[usize::from(pc.id)] = Some(e),
+                        Err(e) => {
+                            if !refused.contains(&pc.id) {
+                                refused.push(pc.id);
+                            }
+                            let reason = format!(
+                                "presentation context {} refused on a de-identifying route: {e}",
+                                pc.id
+                            );
+                            let ev = self
+                                .flow
+                                .event(
+                                    clock,
+                                    &self.route,
+                                    Action::Blocked,
+                                    reason,
+                                    Stage::Association,
+                                )
+                                .with_rule(rules::PRIVACY_CANNOT_DEIDENTIFY);
+                            out.push(Out::Record(Box::new(ev)));
+                        }
+                    }
+                }
+            }
+        }
         let mut patched = None;
         if self.mode == Mode::Inline && !refused.is_empty() {
             let mut ac = pdu.to_vec();
@@ -822,6 +891,30 @@ impl Association {
                 };
                 self.commands += 1;
                 let mut d = decide::command(&self.route, &self.flow, &cmd, &self.calling_ae, clock);
+                // A de-identifying route: the C-STORE's command and data set
+                // are rewritten and held until its patient is known.
+                let mut deid = None;
+                if d.forward && cmd.field == CommandField::CStore && cmd.has_data_set {
+                    if let Some(profile) = self.deid_profile() {
+                        match self.start_deid(&profile, &cmd, &cmd_bytes, pdv.context_id) {
+                            Ok(z) => deid = Some(z),
+                            Err(e) => {
+                                d.forward = false;
+                                d.response = Some(
+                                    dicom::dimse::Response {
+                                        field: cmd.field,
+                                        responding_to: cmd.message_id,
+                                        sop_class: cmd.sop_class,
+                                        sop_instance: cmd.sop_instance,
+                                        status: dicom::dimse::STATUS_NOT_AUTHORIZED,
+                                    }
+                                    .encode(),
+                                );
+                                privacy_refusal(&mut d.event, &e, &self.route.id);
+                            }
+                        }
+                    }
+                }
                 let walk = d.forward && cmd.has_data_set;
                 let mut m = Message {
                     context: pdv.context_id,
@@ -831,6 +924,7 @@ impl Association {
                     operation: cmd.field.name(),
                     walker: walk.then(|| Walker::new(self.syntaxes[usize::from(pdv.context_id)])),
                     pending: None,
+                    deid,
                 };
                 // A C-STORE's event waits for the data set's first facts.
                 if m.walker.is_some() && cmd.field == CommandField::CStore {
@@ -842,10 +936,12 @@ impl Association {
                 self.cmd.clear();
                 self.current = Some(m);
                 let held = std::mem::take(&mut self.held);
-                if d.forward {
+                let deidentifying = self.current.as_ref().is_some_and(|m| m.deid.is_some());
+                if d.forward && !deidentifying {
                     order.extend(held.into_iter().map(|(c, m, d)| Piece::Held(c, m, d)));
                     order.push(Piece::Now(i));
                 } else {
+                    // Refused, or held (rewritten) until its patient is known.
                     unchanged = false;
                 }
             } else {
@@ -922,7 +1018,97 @@ impl Association {
                             }
                         }
                     }
-                    order.push(Piece::Now(i));
+                    match msg.deid.as_mut() {
+                        None => order.push(Piece::Now(i)),
+                        Some(z) => {
+                            unchanged = false;
+                            let mut send = Vec::new();
+                            let step = z.step(
+                                &self.route,
+                                pdv.data,
+                                pdv.is_last,
+                                self.upstream_max_pdu,
+                                &mut send,
+                            );
+                            order.extend(send.into_iter().map(|(c, m, d)| Piece::Held(c, m, d)));
+                            match step {
+                                deid::Step::More => {}
+                                deid::Step::Done(summary) => {
+                                    let (sha_in, sha_out) = z.hashes();
+                                    let e = deidentified(
+                                        &self.route,
+                                        &self.flow,
+                                        clock,
+                                        z,
+                                        &summary,
+                                        sha_in,
+                                        sha_out,
+                                    );
+                                    out.push(Out::Record(Box::new(e)));
+                                    if self.rewrites.len() >= MAX_REWRITES {
+                                        self.rewrites.remove(0);
+                                    }
+                                    self.rewrites.push((z.message_id, z.rewrite.clone()));
+                                    msg.deid = None;
+                                }
+                                deid::Step::Withheld(pseudonym) => {
+                                    let purpose = self
+                                        .route
+                                        .privacy
+                                        .as_ref()
+                                        .and_then(|p| p.settings.purpose.clone())
+                                        .unwrap_or_default();
+                                    let reason = format!(
+                                        "C-STORE not forwarded on route {}: the patient ({pseudonym}) opted out of {purpose}; answered success so the sender does not retry",
+                                        &*self.route.id
+                                    );
+                                    let e = withheld_event(
+                                        msg.pending.take(),
+                                        &self.route,
+                                        &self.flow,
+                                        clock,
+                                        rules::PRIVACY_OPTED_OUT,
+                                        reason,
+                                        0,
+                                    );
+                                    out.push(Out::Record(Box::new(e)));
+                                    msg.response = Some((z.context, z.response(0)));
+                                    msg.forward = false;
+                                    msg.walker = None;
+                                    msg.deid = None;
+                                }
+                                deid::Step::Failed(err, sent) => {
+                                    let rule = privacy_rule(&err);
+                                    let status = dicom::dimse::STATUS_NOT_AUTHORIZED;
+                                    let reason = if sent {
+                                        format!("C-STORE de-identification failed after forwarding began: {err}; the association is aborted so the destination discards the object")
+                                    } else {
+                                        format!(
+                                            "C-STORE not forwarded on route {}: {err}",
+                                            &*self.route.id
+                                        )
+                                    };
+                                    let e = withheld_event(
+                                        msg.pending.take(),
+                                        &self.route,
+                                        &self.flow,
+                                        clock,
+                                        rule,
+                                        reason,
+                                        status,
+                                    );
+                                    out.push(Out::Record(Box::new(e)));
+                                    if sent {
+                                        return self.abort(Abort::NOT_SPECIFIED, out);
+                                    }
+                                    msg.response = Some((z.context, z.response(status)));
+                                    msg.forward = false;
+                                    msg.walker = None;
+                                    msg.deid = None;
+                                }
+                            }
+                        }
+                    }
                 } else {
                     unchanged = false;
                 }
@@ -1101,6 +1287,219 @@ pub fn default_credential(
         "DICOM user identity {user:?} to {server} uses a known default credential ({} {}; {})",
         d.vendor, d.product, d.source
     )))
+}
+
+mod deid;
+
+impl Association {
+    /// Sets up the de-identification of a C-STORE: the site key, the
+    /// context's encoding, the command rewritten. An error refuses the object
+    /// before anything of it is forwarded.
+    fn start_deid(
+        &self,
+        profile: &wardgate_privacy::dicom::DicomProfile,
+        cmd: &Command<'_>,
+        cmd_bytes: &[u8],
+        context: u8,
+    ) -> Result<Box<deid::Deid>, DeidError> {
+        let p = self
+            .route
+            .site
+            .patients
+            .pseudonymiser()
+            .ok_or_else(|| DeidError::Profile("the site key is not loaded".into()))?;
+        let enc = self.encodings[usize::from(context)].ok_or_else(|| {
+            DeidError::UnsupportedSyntax(format!("of presentation context {context}"))
+        })?;
+        let class = String::from_utf8_lossy(cmd.sop_class);
+        let class = class.trim_end_matches(['\0', ' ']);
+        let engine = Deidentifier::new(profile, p, enc, Some(class))?;
+        let rewrite = wardgate_privacy::dicom::pseudonymise_command(cmd_bytes, profile, p)?;
+        Ok(Box::new(deid::Deid {
+            engine,
+            command: Some(rewrite.command.clone()),
+            rewrite,
+            message_id: cmd.message_id,
+            context,
+            sop_class: cmd.sop_class.to_vec(),
+            sop_instance: cmd.sop_instance.to_vec(),
+            buf: Vec::new(),
+            sha_in: sha2::Sha256::new(),
+            sha_out: sha2::Sha256::new(),
+        }))
+    }
+
+    /// A P-DATA-TF from the upstream on a de-identifying route: a C-STORE
+    /// response naming an instance UID wardgate replaced is given back to the
+    /// sender with the sender's own UID; everything else passes unchanged.
+    fn on_upstream_pdata(&mut self, pdu: &[u8], clock: &Clock, out: &mut Vec<Out>) {
+        let pdata = match Pdu::parse(pdu, &self.limits) {
+            Ok(Pdu::PData(p)) => p,
+            Ok(_) => {
+                let e = DicomError::Invalid { what: "P-DATA-TF" };
+                return self.upstream_malformed(&e, clock, out);
+            }
+            Err(e) => return self.upstream_malformed(&e, clock, out),
+        };
+        let mut pdvs: Vec<(u8, u8, Vec<u8>)> = Vec::with_capacity(pdata.pdvs.len());
+        let mut changed = !self.up_held.is_empty();
+        for pdv in &pdata.pdvs {
+            let mch = u8::from(pdv.is_command) | (u8::from(pdv.is_last) << 1);
+            if !pdv.is_command {
+                pdvs.push((pdv.context_id, mch, pdv.data.to_vec()));
+                continue;
+            }
+            if self.up_cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
+                let e = DicomError::TooMany {
+                    what: "command set bytes",
+                    limit: self.limits.max_command_bytes,
+                };
+                return self.upstream_malformed(&e, clock, out);
+            }
+            self.up_cmd.extend_from_slice(pdv.data);
+            self.up_held.push((pdv.context_id, mch, pdv.data.to_vec()));
+            if !pdv.is_last {
+                changed = true;
+                continue;
+            }
+            let bytes = std::mem::take(&mut self.up_cmd);
+            let held = std::mem::take(&mut self.up_held);
+            let rewrite = match Command::parse(&bytes) {
+                Ok(c) if c.is_response && c.field == CommandField::CStore => self
+                    .rewrites
+                    .iter()
+                    .position(|(m, _)| *m == c.responding_to)
+                    .map(|i| self.rewrites.remove(i).1),
+                _ => None,
+            };
+            match rewrite {
+                Some(rw) => match wardgate_privacy::dicom::restore_command(&bytes, &rw) {
+                    Ok(restored) => {
+                        pdvs.push((pdv.context_id, 0x03, restored));
+                        changed = true;
+                    }
+                    Err(_) => {
+                        let e = DicomError::Invalid {
+                            what: "C-STORE response naming an instance other than the one sent",
+                        };
+                        return self.upstream_malformed(&e, clock, out);
+                    }
+                },
+                None => pdvs.extend(held),
+            }
+        }
+        if !changed {
+            out.push(Out::Relay);
+            return;
+        }
+        if pdvs.is_empty() {
+            return;
+        }
+        let refs: Vec<(u8, u8, &[u8])> = pdvs
+            .iter()
+            .map(|(c, m, d)| (*c, *m, d.as_slice()))
+            .collect();
+        let mut bytes = Vec::new();
+        dicom::encode_pdata(&refs, &mut bytes);
+        out.push(Out::Reply(bytes));
+    }
+}
+
+/// The rule of a de-identification refusal: pixels that may show identity
+/// have their own.
+fn privacy_rule(e: &DeidError) -> Rule {
+    match e {
+        DeidError::BurnedIn(_) => rules::PRIVACY_BURNED_IN,
+        _ => rules::PRIVACY_CANNOT_DEIDENTIFY,
+    }
+}
+
+/// A C-STORE decision turned into a refusal by the de-identifier.
+fn privacy_refusal(e: &mut Event, err: &DeidError, route: &str) {
+    e.event.action = Action::Blocked;
+    e.event.reason = format!("C-STORE not forwarded on route {route}: {err}");
+    e.set_rule(privacy_rule(err));
+    if let Some(d) = e.wardgate.dicom.as_mut() {
+        d.status = Some(dicom::dimse::STATUS_NOT_AUTHORIZED);
+    }
+}
+
+/// The record of a C-STORE withheld (consent) or refused mid-way: its held
+/// decision turned into the refusal, or a new event when that was recorded.
+fn withheld_event(
+    pending: Option<Event>,
+    route: &RoutePolicy,
+    flow: &Flow,
+    clock: &Clock,
+    rule: Rule,
+    reason: String,
+    status: u16,
+) -> Event {
+    let mut e = pending.unwrap_or_else(|| {
+        flow.event(clock, route, Action::Blocked, String::new(), Stage::Message)
+    });
+    e.event.action = Action::Blocked;
+    e.event.reason = reason;
+    e.set_rule(rule);
+    let d = e.wardgate.dicom.get_or_insert_with(DicomFacts::default);
+    d.operation = "C-STORE".into();
+    d.status = Some(status);
+    let p = route.privacy.as_ref();
+    e.wardgate.privacy = Some(crate::event::PrivacyFacts {
+        mode: p
+            .map(|p| p.settings.mode.as_str())
+            .unwrap_or("pass")
+            .to_owned(),
+        purpose: p.and_then(|p| p.settings.purpose.clone()),
+        ..Default::default()
+    });
+    e
+}
+
+/// The record of a C-STORE de-identified and forwarded whole: the hashes of
+/// the data set as it came and as it went, and what changed.
+fn deidentified(
+    route: &RoutePolicy,
+    flow: &Flow,
+    clock: &Clock,
+    z: &deid::Deid,
+    summary: &wardgate_privacy::dicom::Summary,
+    sha_in: String,
+    sha_out: String,
+) -> Event {
+    let changes = deid::changes(summary);
+    let mut e = flow.event(
+        clock,
+        route,
+        Action::Allowed,
+        format!("C-STORE de-identified on route {} ({changes})", &*route.id),
+        Stage::Message,
+    );
+    e.wardgate.dicom = Some(DicomFacts {
+        operation: "C-STORE".into(),
+        message_id: Some(z.message_id),
+        sop_class: summary.sop_class.clone().unwrap_or_default(),
+        sop_instance: z.rewrite.replaced_instance.clone().unwrap_or_default(),
+        patient_id: summary
+            .patient_id
+            .as_deref()
+            .and_then(|id| route.patient_name(id))
+            .unwrap_or_default(),
+        ..Default::default()
+    });
+    e.wardgate.bytes = Some(summary.bytes_in);
+    let p = route.privacy.as_ref();
+    e.wardgate.privacy = Some(crate::event::PrivacyFacts {
+        mode: p
+            .map(|p| p.settings.mode.as_str())
+            .unwrap_or("pass")
+            .to_owned(),
+        purpose: p.and_then(|p| p.settings.purpose.clone()),
+        sha256_in: Some(sha_in),
+        sha256_out: Some(sha_out),
+        changes: Some(changes),
+    });
+    e
 }
 
 #[cfg(test)]

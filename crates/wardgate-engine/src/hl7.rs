@@ -77,6 +77,17 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
             });
             // A message that does not parse leaves the stream's framing intact, so
             // monitor mode can forward it (and records that it would not have).
+            // Not on a privacy route: what cannot be read cannot be transformed
+            // or checked for consent, and is never forwarded as it came.
+            if route.privacy.is_some() {
+                return Outcome {
+                    verdict: Verdict::Block,
+                    record: event.into(),
+                    reply: Some(reply),
+                    close: true,
+                    forward: None,
+                };
+            }
             return monitored(
                 route,
                 Outcome {
@@ -140,7 +151,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         event.event.action = Action::Blocked;
         event.event.reason = text.clone();
         add_rule(&mut event, rule, text);
-        return monitored(
+        let o = monitored(
             route,
             Outcome {
                 verdict: Verdict::Block,
@@ -150,12 +161,20 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                 forward: None,
             },
         );
+        // Monitor mode forwards it: transformed, on a privacy route.
+        return crate::privacy::apply_hl7(route, flow, &msg, frame, clock, o);
     }
 
     let mut check = infusion::check(&msg, route.library.as_deref(), route.care_area);
-    // Records name the patient as the site chose: a keyed pseudonym by default.
+    // Records name the patient as the site chose (a keyed pseudonym by
+    // default), from the identifier a privacy profile reads, so the event's
+    // pseudonym is the one a pseudonymising route forwards.
+    let patient = wardgate_privacy::hl7::patient_ids_parsed(&msg)
+        .ok()
+        .and_then(|ids| ids.into_iter().next())
+        .and_then(|p| route.patient_name(&p.id));
     for i in &mut check.infusions {
-        i.patient_id = i.patient_id.take().and_then(|id| route.patient_name(&id));
+        i.patient_id = i.patient_id.take().and(patient.clone());
     }
     event.wardgate.infusion = check.infusions;
     let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();

@@ -656,9 +656,10 @@ impl Policy {
             .collect::<Vec<_>>()
             .into();
         let mut privacy_hl7 = Vec::with_capacity(v.routes.len());
+        let mut privacy_dicom = Vec::with_capacity(v.routes.len());
         let mut privacy_problems = Vec::new();
         for (i, r) in v.routes.iter().enumerate() {
-            let compiled = match &r.privacy {
+            let hl7 = match &r.privacy {
                 Some(p) if r.protocol == Protocol::Hl7Mllp => crate::privacy::compile_hl7(p)
                     .unwrap_or_else(|e| {
                         privacy_problems.push(crate::privacy::problem(v, i, e));
@@ -666,7 +667,16 @@ impl Policy {
                     }),
                 _ => None,
             };
-            privacy_hl7.push(compiled);
+            let dicom = match &r.privacy {
+                Some(p) if r.protocol == Protocol::Dicom => crate::privacy::compile_dicom(p)
+                    .unwrap_or_else(|e| {
+                        privacy_problems.push(crate::privacy::problem(v, i, e));
+                        None
+                    }),
+                _ => None,
+            };
+            privacy_hl7.push(hl7);
+            privacy_dicom.push(dicom);
         }
         if !privacy_problems.is_empty() {
             return Err(privacy_problems);
@@ -717,6 +727,11 @@ impl Policy {
                         settings: p.clone(),
                         hl7: if r.protocol == Protocol::Hl7Mllp {
                             privacy_hl7[index].clone()
+                        } else {
+                            None
+                        },
+                        dicom: if r.protocol == Protocol::Dicom {
+                            privacy_dicom[index].clone()
                         } else {
                             None
                         },

@@ -929,3 +929,103 @@ fn many_gives_are_refused_not_ground_through() {
     assert_eq!(o.verdict, Verdict::Block);
     assert_eq!(rule_of(&o), "WG-INF-037");
 }
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises (found by review; they failed before its fixes).
+
+fn review_site(raw: bool) -> wardgate_privacy::Site {
+    let key = wardgate_privacy::SiteKey::from_bytes([9; 32]);
+    wardgate_privacy::Site {
+        patients: wardgate_privacy::PatientNaming::new(
+            wardgate_privacy::Pseudonymiser::new(&key),
+            raw,
+            None,
+        ),
+        ..Default::default()
+    }
+}
+
+/// The example site's HL7 route pseudonymising for `research`, with `extra`
+/// route keys (before the privacy table).
+fn review_policy(extra: &str, site: &wardgate_privacy::Site) -> Policy {
+    let text = SITE.replace(
+        "drug_library = \"adult-icu\"\n",
+        &format!("drug_library = \"adult-icu\"\n{extra}\n[route.privacy]\nmode = \"pseudonymise\"\npurpose = \"research\"\n"),
+    );
+    let v = Config::parse(&text, "site.toml", Path::new(".")).unwrap();
+    Policy::compile_with(&v, site).unwrap()
+}
+
+/// What the destination receives of an outcome: the transformed message, or
+/// the frame itself when the verdict forwards and nothing was transformed.
+fn review_forwarded(o: &crate::hl7::Outcome, frame: &[u8]) -> Option<Vec<u8>> {
+    match o.verdict {
+        Verdict::Block => None,
+        _ => Some(o.forward.clone().unwrap_or_else(|| frame.to_vec())),
+    }
+}
+
+const REVIEW_ORU: &str = "MSH|^~\\&|EHR|ICU|REG|RES|20261124101500||ORU^R01|C-1|P|2.6\rPID|||4711^^^HOSP^MR||Smith^John||19600101|M\rOBX|1|NM|8867-4^HR^LN||72|/min\r";
+
+/// "Privacy applies in monitor mode too": a message that does not parse is
+/// forwarded byte for byte in monitor mode, PID and all. One lower-case
+/// custom segment (`zpi`) is enough.
+#[test]
+fn monitor_mode_never_forwards_an_unparsable_message_on_a_privacy_route() {
+    let s = review_site(false);
+    let p = review_policy("enforcement = \"monitor\"", &s);
+    let r = &p.routes[0];
+    let payload = format!("{REVIEW_ORU}zpi|x\r");
+    let frame = framed(&payload);
+    let o = inspect(r, &flow(&p), &frame, &clock());
+    if let Some(sent) = review_forwarded(&o, &frame) {
+        assert!(
+            !String::from_utf8_lossy(&sent).contains("Smith"),
+            "forwarded in clear on a pseudonymise route: {:?}",
+            o.verdict
+        );
+    }
+}
+
+/// The same for a message type the route does not allow: monitor mode turns
+/// the refusal into an alert and forwards the original.
+#[test]
+fn monitor_mode_forwards_a_disallowed_type_only_transformed() {
+    let s = review_site(false);
+    let p = review_policy("enforcement = \"monitor\"", &s);
+    let r = &p.routes[0];
+    let payload = REVIEW_ORU.replace("ORU^R01", "ADT^A08");
+    let frame = framed(&payload);
+    let o = inspect(r, &flow(&p), &frame, &clock());
+    if let Some(sent) = review_forwarded(&o, &frame) {
+        assert!(
+            !String::from_utf8_lossy(&sent).contains("Smith"),
+            "forwarded in clear on a pseudonymise route: {:?}",
+            o.verdict
+        );
+    }
+}
+
+/// With `event_patient_ids = "raw"` the console shows patient identifiers as
+/// `[redacted]` — but the WG-PRIV-001 reason and rule detail carry the raw
+/// identifier in text the console does not redact.
+#[test]
+fn the_opt_out_record_names_the_pseudonym_even_in_raw_mode() {
+    let s = review_site(true);
+    let ps = s.patients.pseudonymiser().unwrap().patient("4711");
+    let mut lists = wardgate_privacy::ConsentLists::default();
+    lists.insert("research", [ps].into_iter().collect());
+    s.consent.replace(lists);
+    let p = review_policy("", &s);
+    let frame = framed(REVIEW_ORU);
+    let o = inspect(&p.routes[0], &flow(&p), &frame, &clock());
+    assert_eq!(o.verdict, Verdict::Block);
+    let event::Record::Event(e) = &o.record else {
+        panic!("an event")
+    };
+    assert!(
+        !e.event.reason.contains("4711"),
+        "reason: {}",
+        e.event.reason
+    );
+}

@@ -19,13 +19,21 @@ pub const MAX_OPT_OUTS: usize = 10_000_000;
 /// Why a list could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsentError {
-    /// A line that is not a pseudonym.
-    #[error("line {line}: {text:?} is not a wardgate pseudonym (WG and 14 characters); lists hold pseudonyms, never identifiers (`wardgate consent add` makes them)")]
+    /// A line that is not a pseudonym. The line is not repeated: an
+    /// identifier typed into the file by hand must not reach the record.
+    #[error("line {line} is not a wardgate pseudonym (WG and 14 characters); lists hold pseudonyms, never identifiers (`wardgate consent add` makes them)")]
     NotAPseudonym {
         /// 1-based line.
         line: usize,
-        /// The line, cut to 40 characters.
-        text: String,
+    },
+    /// The list was written with another site key: its pseudonyms name
+    /// nobody under this one, so it cannot be applied.
+    #[error("written with site key {found}, not this site's key {expected}: restore the right key (or re-add the opt-outs with this one)")]
+    OtherKey {
+        /// The fingerprint the list names.
+        found: String,
+        /// This site's.
+        expected: String,
     },
     /// Too many entries.
     #[error("more than {MAX_OPT_OUTS} opt-outs in one list")]
@@ -41,6 +49,29 @@ pub fn is_pseudonym(s: &str) -> bool {
             .all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b))
 }
 
+/// The comment line that names the key a list was written with.
+pub fn key_line(fingerprint: &str) -> String {
+    format!("# key {fingerprint}")
+}
+
+/// Reads one list's text written with the key whose fingerprint is
+/// `expected`: a list that names another key is refused (its pseudonyms would
+/// match nobody, and every opt-out would silently stop applying).
+pub fn read_list_for(text: &str, expected: &str) -> Result<HashSet<String>, ConsentError> {
+    for line in text.lines() {
+        if let Some(found) = line.trim().strip_prefix("# key ") {
+            let found = found.trim();
+            if found != expected {
+                return Err(ConsentError::OtherKey {
+                    found: found.to_owned(),
+                    expected: expected.to_owned(),
+                });
+            }
+        }
+    }
+    read_list(text)
+}
+
 /// Reads one list's text.
 pub fn read_list(text: &str) -> Result<HashSet<String>, ConsentError> {
     let mut out = HashSet::new();
@@ -50,10 +81,7 @@ pub fn read_list(text: &str) -> Result<HashSet<String>, ConsentError> {
             continue;
         }
         if !is_pseudonym(t) {
-            return Err(ConsentError::NotAPseudonym {
-                line: i + 1,
-                text: t.chars().take(40).collect(),
-            });
+            return Err(ConsentError::NotAPseudonym { line: i + 1 });
         }
         if out.len() >= MAX_OPT_OUTS {
             return Err(ConsentError::TooMany);
@@ -121,13 +149,19 @@ mod tests {
         assert!(!l.opted_out("research", &p.patient("4712")));
         assert!(!l.opted_out("teaching", &a));
         let e = read_list("4711\n").unwrap_err();
-        assert_eq!(
-            e,
-            ConsentError::NotAPseudonym {
-                line: 1,
-                text: "4711".into()
-            }
+        assert_eq!(e, ConsentError::NotAPseudonym { line: 1 });
+        assert!(
+            !e.to_string().contains("4711"),
+            "the record never repeats the line"
         );
+        let e =
+            read_list_for(&format!("# key 0011223344556677\n{a}\n"), p.fingerprint()).unwrap_err();
+        assert!(matches!(e, ConsentError::OtherKey { .. }));
+        assert!(read_list_for(
+            &format!("# key {}\n{a}\n", p.fingerprint()),
+            p.fingerprint()
+        )
+        .is_ok());
         assert!(
             !format!("{l:?}").contains(&a),
             "Debug shows counts, not entries"

@@ -10,23 +10,22 @@
 //!
 //! # What is kept as it was
 //!
-//! - MSH, byte for byte: the receiver's ACK must still name the sender's
-//!   MSH-10, and MSH-1/2 say how to read the rest.
+//! - MSH, byte for byte but MSH-7 (Date/Time of Message), a date like any
+//!   other: shifted (pseudonymise) or cut to the year (minimise). The
+//!   receiver's ACK matches on MSH-10 only, so MSH-7 may change; MSH-1/2 say
+//!   how to read the rest.
 //! - The order of the segments that are not removed, and the position of every
 //!   field, component and repetition in them; trailing empty fields,
 //!   components and repetitions a rule leaves behind are omitted (HL7 v2.5
 //!   2.5.3: a receiver treats them as absent).
 //!
-//! # Segments (defaults)
+//! # Segments (defaults): an allow-list
 //!
 //! | segment | action | why |
 //! |---|---|---|
-//! | MSH | keep | always; no rule can change it |
-//! | PID, PD1, PV1, OBX, MRG | apply | field rules below |
-//! | NK1, GT1, IN1, IN2, IN3 | remove | relatives', guarantors' and insured persons' identities |
-//! | NTE | remove | free text |
-//! | Z.. | remove | content unknown: fails closed |
-//! | any other | keep | the clinical content (ORC, OBR, RXG, TQ1, ...) the destination is for |
+//! | MSH | keep, MSH-7 as a date | always; no rule can change it |
+//! | EVN, PID, PD1, PV1, PV2, ORC, OBR, OBX, TQ1, TQ2, SPM, RXO, RXE, RXG, RXA, RXR, RXC, DG1, AL1, PRB, SFT, MRG | apply | the field tables below |
+//! | any other | remove | fails closed: ROL, CTD, NK1, GT1, IN1-3, NTE, ADD (a continuation of a removed value), QPD, QRD, Z-segments, ... |
 //!
 //! A site may name any segment `remove`, `keep` or `apply` and set rules on any
 //! address ([`Hl7Profile`]).
@@ -40,6 +39,14 @@
 //! removes the rest unless a more specific rule keeps it ([`FieldAction`]).
 //! "CX id" below means: CX.1 pseudonymised, CX.4 assigning authority and CX.5
 //! identifier type code kept, the rest of the CX removed.
+//!
+//! **In every applied segment a field not listed is removed.** Every TS, DT,
+//! DTM (and DR, and TQ.4/TQ.5) a passed segment carries is a "date": shifted
+//! by the patient's offset in pseudonymise mode, cut to its year in minimise
+//! mode; no real date stays next to a shifted one (PID-7 Date/Time of Birth is
+//! cut to the year in both modes). Drug lot expiry dates (RXG-20, RXA-16) and
+//! SFT-6 are dates too: a site whose pump checks expiry sets `RXG-20 = keep`.
+//!
 //!
 //! **PID** (a field not listed is removed: names, aliases, phones, SSN,
 //! driver's licence, mother's maiden name and identifier, religion, birth
@@ -90,24 +97,129 @@
 //! Account Number: CX id (account); MRG-5 Prior Visit Number and MRG-6 Prior
 //! Alternate Visit ID: CX id (visit); MRG-7 Prior Patient Name: remove. In
 //! minimise mode MRG-1 (required) is null `""` and the others removed.
+//! [`patient_ids`] returns MRG-1, MRG-2 and MRG-4 with the PID identifiers,
+//! so a consent check catches a merge (ADT^A40) of an opted-out identifier.
 //!
-//! **OBX** (a field not listed is kept: the observation is what the destination
-//! is for):
+//! **Other segments.** "date" as above; "id": an order, specimen, problem or
+//! prescription number: EI.1 pseudonymised with the generic identifier kind
+//! (the same number gives the same pseudonym, so ORC-2 and OBR-2 still
+//! match), EI.2-4 (the assigning authority) kept; for an EIP the first value
+//! of EIP.1 and EIP.2 pseudonymised; removed in minimise mode (a route whose
+//! receiver must echo the sender's order numbers sets `ORC-2 = keep`).
+//! "codes only": a CE/CWE/CNE reduced to CWE.1, .3, .4, .6 (identifiers and
+//! coding systems) and .7, .8 (their versions); .2 and .5 (text) and .9
+//! (original text) removed. "keep .1-.8": a location (PL, LA1, LA2) without
+//! its description and street address (.9 and on). "remove": names
+//! (XPN, XCN: providers, operators, observers), addresses, phones, free text
+//! (ST, TX, FT) and organisations. CE fields kept whole are codes from a
+//! coding system (drug, units, route, service).
 //!
-//! | field | name | pseudonymise | minimise |
-//! |---|---|---|---|
-//! | OBX-5 | Observation Value | by OBX-2 Value Type | same, dates kept |
-//! | OBX-14 | Date/Time of the Observation | shift | keep |
-//! | OBX-16 | Responsible Observer | remove | remove |
-//! | OBX-19 | Date/Time of the Analysis | shift | keep |
-//! | OBX-25 | Performing Organization Medical Director | remove | remove |
+//! **EVN**
+//!   date: 2 Recorded Date/Time, 3 Date/Time Planned Event, 6 Event Occurred
+//!   remove: 5 Operator ID
+//!   keep: 1 Event Type Code, 4 Event Reason Code, 7 Event Facility
+//! **PV2**
+//!   date: 8 Expected Admit Date/Time, 9 Expected Discharge Date/Time, 14 Previous Service Date, 17 Purge Status Date, 26 Previous Treatment Date, 28 Signature On File Date, 29 First Similar Illness Date, 33 Expected Surgery Date And Time, 46 Patient Status Effective Date, 47 Expected Loa Return Date/Time, 48 Expected Pre Admission Testing Date/Time
+//!   keep .1-.8: 1 Prior Pending Location
+//!   remove: 3 Admit Reason, 4 Transfer Reason, 5 Patient Valuables, 6 Patient Valuables Location, 12 Visit Description, 13 Referral Source Code, 23 Clinic Organization Name
+//!   keep: 2 Accommodation Code, 7 Visit User Code, 10 Estimated Length Of Inpatient Stay, 11 Actual Length Of Inpatient Stay, 15 Employment Illness Related Indicator, 16 Purge Status Code, 18 Special Program Code, 19 Retention Indicator, 20 Expected Number Of Insurance Plans, 21 Visit Publicity Code, 22 Visit Protection Indicator, 24 Patient Status Code, 25 Visit Priority Code, 27 Expected Discharge Disposition, 30 Patient Charge Adjustment Code, 31 Recurring Service Code, 32 Billing Media Code, 34 Military Partnership Code, 35 Military Non Availability Code, 36 Newborn Baby Indicator, 37 Baby Detained Indicator, 38 Mode Of Arrival Code, 39 Recreational Drug Use Code, 40 Admission Level Of Care Code, 41 Precaution Code, 42 Patient Condition Code, 43 Living Will Code, 44 Organ Donor Code, 45 Advance Directive Code, 49 Notify Clergy Code
+//! **ORC**
+//!   date: 9 Date/Time Of Transaction, 15 Order Effective Date/Time, 27 Filler's Expected Availability Date/Time
+//!   keep; TQ.4, TQ.5 date; TQ.7, 8, 10 removed: 7 Quantity Timing
+//!   id (EI.1): 2 Placer Order Number, 3 Filler Order Number, 4 Placer Group Number
+//!   id (EIP.1, EIP.2): 8 Parent
+//!   codes only: 16 Order Control Code Reason, 26 Advanced Beneficiary Notice Override Reason
+//!   keep .1-.8: 13 Enterer's Location
+//!   remove: 10 Entered By, 11 Verified By, 12 Ordering Provider, 14 Call Back Phone Number, 19 Action By, 21 Ordering Facility Name, 22 Ordering Facility Address, 23 Ordering Facility Phone Number, 24 Ordering Provider Address
+//!   keep: 1 Order Control, 5 Order Status, 6 Response Flag, 17 Entering Organization, 18 Entering Device, 20 Advanced Beneficiary Notice Code, 25 Order Status Modifier, 28 Confidentiality Code, 29 Order Type, 30 Enterer Authorization Mode
+//! **OBR**
+//!   date: 6 Requested Date/Time, 7 Observation Date/Time, 8 Observation End Date/Time, 14 Specimen Received Date/Time, 22 Results Rpt Status Chng Date/Time, 36 Scheduled Date/Time
+//!   keep; TQ.4, TQ.5 date; TQ.7, 8, 10 removed: 27 Quantity Timing
+//!   id (EI.1): 2 Placer Order Number, 3 Filler Order Number
+//!   id (EIP.1, EIP.2): 29 Parent
+//!   codes only: 31 Reason For Study, 48 Medically Necessary Duplicate Procedure Reason
+//!   keep but .3 (text): 15 Specimen Source, 26 Parent Result
+//!   remove: 10 Collector Identifier, 13 Relevant Clinical Information, 16 Ordering Provider, 17 Order Callback Phone Number, 18 Placer Field 1, 19 Placer Field 2, 20 Filler Field 1, 21 Filler Field 2, 23 Charge To Practice, 28 Result Copies To, 32 Principal Result Interpreter, 33 Assistant Result Interpreter, 34 Technician, 35 Transcriptionist, 39 Collector's Comment, 43 Planned Patient Transport Comment
+//!   keep: 1 Set ID Obr, 4 Universal Service Identifier, 5 Priority   Obr, 9 Collection Volume, 11 Specimen Action Code, 12 Danger Code, 24 Diagnostic Serv Sect ID, 25 Result Status, 30 Transportation Mode, 37 Number Of Sample Containers, 38 Transport Logistics Of Collected Sample, 40 Transport Arrangement Responsibility, 41 Transport Arranged, 42 Escort Required, 44 Procedure Code, 45 Procedure Code Modifier, 46 Placer Supplemental Service Information, 47 Filler Supplemental Service Information, 49 Result Handling
+//! **TQ1**
+//!   date: 7 Start Date/Time, 8 End Date/Time
+//!   remove: 10 Condition Text, 11 Text Instruction
+//!   keep: 1 Set ID Tq1, 2 Quantity, 3 Repeat Pattern, 4 Explicit Time, 5 Relative Time And Units, 6 Service Duration, 9 Priority, 12 Conjunction, 13 Occurrence Duration, 14 Total Occurrence S
+//! **TQ2**
+//!   id (EI.1): 3 Related Placer Number, 4 Related Filler Number, 5 Related Placer Group Number
+//!   keep: 1 Set ID Tq2, 2 Sequence Results Flag, 6 Sequence Condition Code, 7 Cyclic Entry Exit Indicator, 8 Sequence Condition Time Interval, 9 Cyclic Group Maximum Number Of Repeats, 10 Special Service Request Relationship
+//! **SPM**
+//!   date: 18 Specimen Received Date/Time, 19 Specimen Expiration Date/Time
+//!   dates (DR.1, DR.2): 17 Specimen Collection Date/Time
+//!   id (EIP.1, EIP.2): 2 Specimen ID, 3 Specimen Parent Ids
+//!   codes only: 21 Specimen Reject Reason
+//!   remove: 14 Specimen Description
+//!   keep: 1 Set ID   Spm, 4 Specimen Type, 5 Specimen Type Modifier, 6 Specimen Additives, 7 Specimen Collection Method, 8 Specimen Source Site, 9 Specimen Source Site Modifier, 10 Specimen Collection Site, 11 Specimen Role, 12 Specimen Collection Amount, 13 Grouped Specimen Count, 15 Specimen Handling Code, 16 Specimen Risk Code, 20 Specimen Availability, 22 Specimen Quality, 23 Specimen Appropriateness, 24 Specimen Condition, 25 Specimen Current Quantity, 26 Number Of Specimen Containers, 27 Container Type, 28 Container Condition, 29 Specimen Child Role
+//! **RXO**
+//!   codes only: 6 Provider's Pharmacy Treatment Instructions, 7 Provider's Administration Instructions
+//!   keep .1-.8: 8 Deliver To Location
+//!   remove: 14 Ordering Provider's Dea Number, 15 Pharmacist Treatment Supplier's Verifier ID
+//!   keep: 1 Requested Give Code, 2 Requested Give Amount Minimum, 3 Requested Give Amount Maximum, 4 Requested Give Units, 5 Requested Dosage Form, 9 Allow Substitutions, 10 Requested Dispense Code, 11 Requested Dispense Amount, 12 Requested Dispense Units, 13 Number Of Refills, 16 Needs Human Review, 17 Requested Give Per Time Unit, 18 Requested Give Strength, 19 Requested Give Strength Units, 20 Indication, 21 Requested Give Rate Amount, 22 Requested Give Rate Units, 23 Total Daily Dose, 24 Supplementary Code, 25 Requested Drug Strength Volume, 26 Requested Drug Strength Volume Units, 27 Pharmacy Order Type, 28 Dispensing Interval
+//! **RXE**
+//!   date: 18 D T Of Most Recent Refill Or Dose Dispensed, 32 Original Order Date/Time
+//!   keep; TQ.4, TQ.5 date; TQ.7, 8, 10 removed: 1 Quantity Timing
+//!   id (EI.1): 15 Prescription Number
+//!   codes only: 7 Provider's Administration Instructions, 21 Pharmacy Treatment Supplier's Special Dispensing Instructions
+//!   keep .1-.8: 8 Deliver To Location, 42 Deliver To Patient Location
+//!   remove: 13 Ordering Provider's Dea Number, 14 Pharmacist Treatment Supplier's Verifier ID, 38 Pharmacy Of Most Recent Fill, 40 Dispensing Pharmacy, 41 Dispensing Pharmacy Address, 43 Deliver To Address
+//!   keep: 2 Give Code, 3 Give Amount Minimum, 4 Give Amount Maximum, 5 Give Units, 6 Give Dosage Form, 9 Substitution Status, 10 Dispense Amount, 11 Dispense Units, 12 Number Of Refills, 16 Number Of Refills Remaining, 17 Number Of Refills Doses Dispensed, 19 Total Daily Dose, 20 Needs Human Review, 22 Give Per Time Unit, 23 Give Rate Amount, 24 Give Rate Units, 25 Give Strength, 26 Give Strength Units, 27 Give Indication, 28 Dispense Package Size, 29 Dispense Package Size Unit, 30 Dispense Package Method, 31 Supplementary Code, 33 Give Drug Strength Volume, 34 Give Drug Strength Volume Units, 35 Controlled Substance Schedule, 36 Formulary Status, 37 Pharmaceutical Substance Alternative, 39 Initial Dispense Amount, 44 Pharmacy Order Type
+//! **RXG**
+//!   date: 20 Substance Expiration Date
+//!   keep; TQ.4, TQ.5 date; TQ.7, 8, 10 removed: 3 Quantity Timing
+//!   codes only: 9 Administration Notes, 13 Pharmacy Treatment Supplier's Special Administration Instructions
+//!   keep .1-.8: 11 Dispense To Location
+//!   keep: 1 Give Sub ID Counter, 2 Dispense Sub ID Counter, 4 Give Code, 5 Give Amount Minimum, 6 Give Amount Maximum, 7 Give Units, 8 Give Dosage Form, 10 Substitution Status, 12 Needs Human Review, 14 Give Per Time Unit, 15 Give Rate Amount, 16 Give Rate Units, 17 Give Strength, 18 Give Strength Units, 19 Substance Lot Number, 21 Substance Manufacturer Name, 22 Indication, 23 Give Drug Strength Volume, 24 Give Drug Strength Volume Units, 25 Give Barcode Identifier, 26 Pharmacy Order Type
+//! **RXA**
+//!   date: 3 Date/Time Start Of Administration, 4 Date/Time End Of Administration, 16 Substance Expiration Date, 22 System Entry Date/Time
+//!   codes only: 9 Administration Notes, 18 Substance Treatment Refusal Reason
+//!   keep .1-.8: 11 Administered At Location
+//!   remove: 10 Administering Provider
+//!   keep: 1 Give Sub ID Counter, 2 Administration Sub ID Counter, 5 Administered Code, 6 Administered Amount, 7 Administered Units, 8 Administered Dosage Form, 12 Administered Per Time Unit, 13 Administered Strength, 14 Administered Strength Units, 15 Substance Lot Number, 17 Substance Manufacturer Name, 19 Indication, 20 Completion Status, 21 Action Code Rxa, 23 Administered Drug Strength Volume, 24 Administered Drug Strength Volume Units, 25 Administered Barcode Identifier, 26 Pharmacy Order Type
+//! **RXR**
+//!   keep: 1 Route, 2 Administration Site, 3 Administration Device, 4 Administration Method, 5 Routing Instruction, 6 Administration Site Modifier
+//! **RXC**
+//!   keep: 1 Rx Component Type, 2 Component Code, 3 Component Amount, 4 Component Units, 5 Component Strength, 6 Component Strength Units, 7 Supplementary Code, 8 Component Drug Strength Volume, 9 Component Drug Strength Volume Units
+//! **DG1**
+//!   date: 5 Diagnosis Date/Time, 19 Attestation Date/Time
+//!   id (EI.1): 20 Diagnosis Identifier
+//!   codes only: 3 Diagnosis Code Dg1
+//!   remove: 4 Diagnosis Description, 16 Diagnosing Clinician
+//!   keep: 1 Set ID Dg1, 2 Diagnosis Coding Method, 6 Diagnosis Type, 7 Major Diagnostic Category, 8 Diagnostic Related Group, 9 Drg Approval Indicator, 10 Drg Grouper Review Code, 11 Outlier Type, 12 Outlier Days, 13 Outlier Cost, 14 Grouper Version And Type, 15 Diagnosis Priority, 17 Diagnosis Classification, 18 Confidential Indicator, 21 Diagnosis Action Code
+//! **AL1**
+//!   date: 6 Identification Date
+//!   codes only: 3 Allergen Code Mnemonic Description
+//!   remove: 5 Allergy Reaction Code
+//!   keep: 1 Set ID Al1, 2 Allergen Type Code, 4 Allergy Severity Code
+//! **PRB**
+//!   date: 2 Action Date/Time, 7 Problem Established Date/Time, 8 Anticipated Problem Resolution Date/Time, 9 Actual Problem Resolution Date/Time, 15 Problem Life Cycle Status Date/Time, 16 Problem Date Of Onset
+//!   id (EI.1): 4 Problem Instance ID, 5 Episode Of Care ID
+//!   codes only: 3 Problem ID
+//!   remove: 17 Problem Onset Text, 24 Family Significant Other Awareness Of Problem Prognosis
+//!   keep: 1 Action Code, 6 Problem List Priority, 10 Problem Classification, 11 Problem Management Discipline, 12 Problem Persistence, 13 Problem Confirmation Status, 14 Problem Life Cycle Status, 18 Problem Ranking, 19 Certainty Of Problem, 20 Probability Of Problem 0 1, 21 Individual Awareness Of Problem, 22 Problem Prognosis, 23 Individual Awareness Of Prognosis, 25 Security Sensitivity
+//! **SFT**
+//!   date: 6 Software Install Date
+//!   remove: 5 Software Product Information
+//!   keep: 1 Software Vendor Organization, 2 Software Certified Version Or Release Number, 3 Software Product Name, 4 Software Binary ID
+//! **OBX**
+//!   date: 12 Effective Date Of Reference Range, 14 Date/Time Of The Observation, 19 Date/Time Of The Analysis
+//!   id (EI.1): 21 Observation Instance Identifier
+//!   codes only: 3 Observation Identifier
+//!   by OBX-2 (below): 5 Observation Value
+//!   remove: 13 User Defined Access Checks, 16 Responsible Observer, 18 Equipment Instance Identifier, 23 Performing Organization Name, 24 Performing Organization Address, 25 Performing Organization Medical Director
+//!   keep: 1 Set ID Obx, 2 Value Type, 4 Observation Sub ID, 6 Units, 7 References Range, 8 Abnormal Flags, 9 Probability, 10 Nature Of Abnormal Test, 11 Observation Result Status, 15 Producer's ID, 17 Observation Method, 20 Observation Site, 22 Mood Code
 //!
-//! OBX-5 by value type: numeric (NM when every repetition is a number, SN, NR,
-//! NA, MA, CQ, CP), coded (CE, CWE, CNE, ID, IS) and time of day (TM) kept;
-//! dates (DT, DTM, TS) shifted in
-//! pseudonymise mode, kept in minimise mode (like OBX-14); anything else, text
-//! (ST, TX, FT), names, addresses, identifiers, encapsulated data, and an
+//! OBX-5 by value type (OBX-2): numeric (NM when every repetition is a
+//! number, SN, NR, NA, MA, CQ, CP), ID, IS and TM kept; coded (CE, CWE, CNE)
+//! codes only, as above; dates (DT, DTM, TS) shifted in pseudonymise mode,
+//! cut to the year in minimise mode (like OBX-14 and OBX-19); anything else,
+//! text (ST, TX, FT), names, addresses, identifiers, encapsulated data, and an
 //! absent or unknown type, removed.
+//!
 //!
 //! # Reading values
 //!
@@ -182,11 +294,11 @@ pub enum Hl7PrivacyError {
         /// What is wrong with it.
         problem: Unreadable,
     },
-    /// A patient identifier (PID-2/3/4 CX.1) cannot be read: no consent check,
+    /// A patient identifier (PID-2/3/4, MRG-1/2/4 CX.1) cannot be read: no consent check,
     /// pseudonym or date shift can be made for the patient.
     #[error("the patient identifier at {at} (segment {segment_index}, repetition {repetition}) cannot be read: {problem}")]
     PatientId {
-        /// PID-2.1, PID-3.1 or PID-4.1.
+        /// PID-2.1, PID-3.1, PID-4.1, MRG-1.1, MRG-2.1 or MRG-4.1.
         at: FieldAddress,
         /// 1-based number of the PID segment in the message.
         segment_index: usize,
@@ -306,7 +418,9 @@ const SHIFTED: u8 = 8;
 /// A patient identifier a message carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientId {
-    /// The PID field it is in: 2, 3 or 4.
+    /// The segment it is in: PID, or MRG (a merge's prior identifiers).
+    pub segment: SegmentId,
+    /// The field it is in: PID-2, 3 or 4; MRG-1, 2 or 4.
     pub field: u8,
     /// CX.1, escape sequences decoded, surrounding whitespace trimmed (as
     /// pseudonyms are keyed).
@@ -352,7 +466,7 @@ pub fn transform_parsed(
         patient: None,
         seg: SegmentId::MSH,
         seg_index: 0,
-        value_type: &[],
+        body: &[],
         flags: 0,
         outcome: Hl7Outcome::default(),
     };
@@ -370,22 +484,29 @@ pub fn patient_ids(message: &[u8]) -> Result<Vec<PatientId>, Hl7PrivacyError> {
 }
 
 /// Every patient identifier the message carries, for consent checks and
-/// events: of each PID segment in order, every repetition's CX.1 of PID-3, then
-/// PID-2's, then PID-4's; empty ones and nulls (`""`) left out. The first is
-/// the patient's id the transform shifts dates with. A CX.1 that cannot be read
-/// (escape, UTF-8) is an error: a consent check must not miss it.
+/// events: of each PID and MRG segment in order, every repetition's CX.1 of
+/// PID-3, then PID-2's, then PID-4's; of MRG-1 (Prior Patient Identifier
+/// List), then MRG-2 (Prior Alternate Patient ID), then MRG-4 (Prior Patient
+/// ID): a merge (ADT^A40) of a patient who opted out under the identifier it
+/// retires must be caught. Empty ones and nulls (`""`) are left out. The first
+/// PID identifier is the patient's id the transform shifts dates with. A CX.1
+/// that cannot be read (escape, UTF-8) is an error: a consent check must not
+/// miss it.
 pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7PrivacyError> {
     let d = message.delimiters();
     let mut ids = Vec::new();
     for (i, seg) in message.segments().enumerate() {
-        if seg.id() != b"PID" {
-            continue;
-        }
-        for_each_id(seg.raw(), &d, i + 1, |field, rep, id| {
-            let comp = |n: usize| rep.split(|&b| b == d.component).nth(n).unwrap_or_default();
+        let segment = match seg.id() {
+            b"PID" => SegmentId::PID,
+            b"MRG" => SegmentId::MRG,
+            _ => continue,
+        };
+        for_each_id(seg.raw(), segment, &d, i + 1, |field, rep, id| {
+            let comp = |n: usize| split(rep, d.component).nth(n).unwrap_or_default();
             let lossy =
                 |raw: &[u8]| String::from_utf8_lossy(unescape(raw, &d).as_ref()).into_owned();
             ids.push(PatientId {
+                segment,
                 field,
                 id: id.to_owned(),
                 assigning_authority: lossy(first_sub(comp(3), &d)),
@@ -397,27 +518,30 @@ pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7Pr
     Ok(ids)
 }
 
-/// Calls `f(field, repetition, id)` for each identifier of a PID segment in
-/// [`patient_ids_parsed`]'s order until it returns false.
+/// Calls `f(field, repetition, id)` for each identifier of a PID (or MRG)
+/// segment in [`patient_ids_parsed`]'s order until it returns false.
 fn for_each_id(
-    pid: &[u8],
+    raw: &[u8],
+    segment: SegmentId,
     d: &Delimiters,
     segment_index: usize,
     mut f: impl FnMut(u8, &[u8], &str) -> bool,
 ) -> Result<(), Hl7PrivacyError> {
-    let body = pid.get(4..).unwrap_or_default();
-    let field = |n: usize| body.split(|&b| b == d.field).nth(n - 1).unwrap_or_default();
-    for n in [3u8, 2, 4] {
-        for (r, rep) in field(usize::from(n))
-            .split(|&b| b == d.repetition)
-            .enumerate()
-        {
+    let body = raw.get(4..).unwrap_or_default();
+    let field = |n: usize| split(body, d.field).nth(n - 1).unwrap_or_default();
+    let fields: [u8; 3] = if segment == SegmentId::MRG {
+        [1, 2, 4]
+    } else {
+        [3, 2, 4]
+    };
+    for n in fields {
+        for (r, rep) in split(field(usize::from(n)), d.repetition).enumerate() {
             let atom = first_sub(first_component(rep, d), d);
             if atom.is_empty() || atom == value::NULL {
                 continue;
             }
             let text = value::text(atom, d).map_err(|problem| Hl7PrivacyError::PatientId {
-                at: FieldAddress::at(SegmentId::PID, u16::from(n), 1, 0),
+                at: FieldAddress::at(segment, u16::from(n), 1, 0),
                 segment_index,
                 repetition: r + 1,
                 problem,
@@ -431,72 +555,67 @@ fn for_each_id(
     Ok(())
 }
 
+/// `raw` split at every `sep`, as `slice::split` does (an empty input is one
+/// empty part), found with memchr.
+fn split(raw: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(raw);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(sep, r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 fn first_component<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
-    raw.split(|&b| b == d.component).next().unwrap_or_default()
+    split(raw, d.component).next().unwrap_or_default()
 }
 
 fn first_sub<'a>(raw: &'a [u8], d: &Delimiters) -> &'a [u8] {
     match d.subcomponent {
-        Some(s) => raw.split(|&b| b == s).next().unwrap_or_default(),
+        Some(s) => split(raw, s).next().unwrap_or_default(),
         None => raw,
     }
 }
 
+/// Inserts `n` copies of `sep` at `at`, moving what follows.
+fn insert(out: &mut Vec<u8>, at: usize, sep: u8, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let len = out.len();
+    out.resize(len + n, sep);
+    out.copy_within(at..len, at + n);
+    out[at..at + n].fill(sep);
+}
+
 /// Writes a list of parts separated by `sep`, leaving out trailing empty
-/// parts: each part's separators are written before it, and those after the
-/// last part that was not empty are cut when the list ends, so nothing
-/// written is moved. Use: `let mark = j.part(out)`, write the part,
-/// `j.done(out, mark)`; after the last, `j.finish(out)`.
+/// parts: the separators before a part are written only once it turns out
+/// not to be empty (moving only that part's bytes, so the cost stays linear).
 struct Joiner {
     sep: u8,
-    /// Separators to write before the next part.
     owed: usize,
-    /// The end of the last part that was not empty (or where the list began).
-    end: usize,
 }
 
 impl Joiner {
-    /// A list starting at the end of `out`, its first part preceded by
-    /// `owed` separators.
-    fn new(sep: u8, owed: usize, out: &[u8]) -> Joiner {
-        Joiner {
-            sep,
-            owed,
-            end: out.len(),
-        }
+    fn new(sep: u8, owed: usize) -> Joiner {
+        Joiner { sep, owed }
     }
 
-    /// Writes the separators before the next part; returns where it starts.
-    fn part(&mut self, out: &mut Vec<u8>) -> usize {
-        for _ in 0..self.owed {
-            out.push(self.sep);
-        }
-        self.owed = 1;
-        out.len()
-    }
-
-    /// The part that started at `mark` was written to the end of `out`.
-    fn done(&mut self, out: &[u8], mark: usize) {
+    /// A part was written from `mark` to the end of `out`.
+    fn done(&mut self, out: &mut Vec<u8>, mark: usize) {
         if out.len() > mark {
-            self.end = out.len();
+            insert(out, mark, self.sep, self.owed);
+            self.owed = 0;
         }
-    }
-
-    /// Writes parts that are kept as they are, given as they were: one or
-    /// more parts with this list's separators between them.
-    fn run(&mut self, out: &mut Vec<u8>, parts: &[u8]) {
-        let mark = self.part(out);
-        out.extend_from_slice(parts);
-        // Parts hold no separator of their own list: the last byte that is
-        // not one ends the last part that is not empty.
-        if let Some(i) = parts.iter().rposition(|&b| b != self.sep) {
-            self.end = mark + i + 1;
-        }
-    }
-
-    /// Ends the list: the separators after its last non-empty part go.
-    fn finish(self, out: &mut Vec<u8>) {
-        out.truncate(self.end);
+        self.owed += 1;
     }
 }
 
@@ -534,8 +653,8 @@ struct Transformer<'a, 'p> {
     patient: Option<Patient>,
     seg: SegmentId,
     seg_index: usize,
-    /// OBX-2's first component, of the current segment.
-    value_type: &'a [u8],
+    /// The current segment after its id and first field separator.
+    body: &'a [u8],
     /// What was done to the current field.
     flags: u8,
     outcome: Hl7Outcome,
@@ -567,7 +686,7 @@ impl<'a> Transformer<'a, '_> {
                 .ok_or(Hl7Error::InvalidSegmentId { index })?;
             if index == 1 {
                 // MSH: the parser made sure it is first.
-                out.extend_from_slice(seg);
+                self.msh(out, seg)?;
                 out.extend_from_slice(tail);
                 continue;
             }
@@ -591,6 +710,29 @@ impl<'a> Transformer<'a, '_> {
         Ok(self.outcome)
     }
 
+    /// MSH byte for byte but MSH-7 (Date/Time of Message), which is a date
+    /// like any other: shifted or cut to the year by the MSH table.
+    fn msh(&mut self, out: &mut Vec<u8>, seg: &'a [u8]) -> Result<(), Hl7PrivacyError> {
+        let fs = self.d.field;
+        // MSH-1 is the field separator itself: MSH-7 is the sixth field after it.
+        let body = seg.get(4..).unwrap_or_default();
+        let (Some(t), Some(raw)) = (self.profile.table(SegmentId::MSH), split(body, fs).nth(5))
+        else {
+            out.extend_from_slice(seg);
+            return Ok(());
+        };
+        let start = raw.as_ptr() as usize - seg.as_ptr() as usize;
+        self.seg = SegmentId::MSH;
+        self.seg_index = 1;
+        self.body = body;
+        self.flags = 0;
+        out.extend_from_slice(&seg[..start]);
+        self.field(out, t, 7, raw)?;
+        self.outcome.note_field(self.flags);
+        out.extend_from_slice(&seg[start + raw.len()..]);
+        Ok(())
+    }
+
     fn segment(
         &mut self,
         out: &mut Vec<u8>,
@@ -602,47 +744,19 @@ impl<'a> Transformer<'a, '_> {
         self.seg = id;
         self.seg_index = index;
         out.extend_from_slice(&seg[..3]);
+        self.body = seg.get(4..).unwrap_or_default();
         let Some(body) = seg.get(4..) else {
             return Ok(());
         };
         let fs = self.d.field;
-        self.value_type = body
-            .split(|&b| b == fs)
-            .nth(1)
-            .map(|f| {
-                first_component(
-                    f.split(|&b| b == self.d.repetition)
-                        .next()
-                        .unwrap_or_default(),
-                    &self.d,
-                )
-            })
-            .unwrap_or_default();
-        let mut fields = Joiner::new(fs, 1, out);
-        // Consecutive fields kept whole (most of an OBX) are copied as one
-        // run, separators and all.
-        let mut run: Option<(usize, usize)> = None;
-        let mut at = 0;
-        for (i, f) in body.split(|&b| b == fs).enumerate() {
-            let (start, end) = (at, at + f.len());
-            at = end + 1;
-            if t.keeps_whole(i + 1) {
-                run = Some((run.map_or(start, |r| r.0), end));
-                continue;
-            }
-            if let Some((a, b)) = run.take() {
-                fields.run(out, &body[a..b]);
-            }
-            let mark = fields.part(out);
+        let mut fields = Joiner::new(fs, 1);
+        for (i, f) in split(body, fs).enumerate() {
+            let mark = out.len();
             self.flags = 0;
             self.field(out, t, i + 1, f)?;
             self.outcome.note_field(self.flags);
             fields.done(out, mark);
         }
-        if let Some((a, b)) = run {
-            fields.run(out, &body[a..b]);
-        }
-        fields.finish(out);
         Ok(())
     }
 
@@ -669,13 +783,13 @@ impl<'a> Transformer<'a, '_> {
             return self.apply(out, base, Level::Field, raw, loc);
         }
         let d = self.d;
-        let mut reps = Joiner::new(d.repetition, 0, out);
-        for (r, rep) in raw.split(|&b| b == d.repetition).enumerate() {
-            let rep_mark = reps.part(out);
+        let mut reps = Joiner::new(d.repetition, 0);
+        for (r, rep) in split(raw, d.repetition).enumerate() {
+            let rep_mark = out.len();
             loc.repetition = r + 1;
-            let mut comps = Joiner::new(d.component, 0, out);
-            for (ci, comp) in rep.split(|&b| b == d.component).enumerate() {
-                let comp_mark = comps.part(out);
+            let mut comps = Joiner::new(d.component, 0);
+            for (ci, comp) in split(rep, d.component).enumerate() {
+                let comp_mark = out.len();
                 let c = position(ci + 1);
                 let ca = match c.and_then(|c| t.get(f, c, 0)) {
                     Some(a) => self.resolve(a, comp),
@@ -685,9 +799,9 @@ impl<'a> Transformer<'a, '_> {
                 loc.sub = 0;
                 match (c, d.subcomponent) {
                     (Some(c), Some(s)) if t.has_below(f, c) => {
-                        let mut subs = Joiner::new(s, 0, out);
-                        for (si, sub) in comp.split(|&b| b == s).enumerate() {
-                            let sub_mark = subs.part(out);
+                        let mut subs = Joiner::new(s, 0);
+                        for (si, sub) in split(comp, s).enumerate() {
+                            let sub_mark = out.len();
                             let sn = position(si + 1);
                             let sa = match sn.and_then(|sn| t.get(f, c, sn)) {
                                 Some(a) => self.resolve(a, sub),
@@ -697,16 +811,13 @@ impl<'a> Transformer<'a, '_> {
                             self.apply(out, sa, Level::Sub, sub, loc)?;
                             subs.done(out, sub_mark);
                         }
-                        subs.finish(out);
                     }
                     _ => self.apply(out, ca, Level::Component, comp, loc)?,
                 }
                 comps.done(out, comp_mark);
             }
-            comps.finish(out);
             reps.done(out, rep_mark);
         }
-        reps.finish(out);
         Ok(())
     }
 
@@ -717,15 +828,21 @@ impl<'a> Transformer<'a, '_> {
         if action != FieldAction::ByValueType {
             return action;
         }
-        match self.value_type {
-            b"NM" if raw.split(|&b| b == self.d.repetition).all(is_number) => FieldAction::Keep,
+        let d = &self.d;
+        let obx2 = split(self.body, d.field).nth(1).unwrap_or_default();
+        let value_type = first_component(split(obx2, d.repetition).next().unwrap_or_default(), d);
+        match value_type {
+            b"NM" if split(raw, self.d.repetition).all(is_number) => FieldAction::Keep,
             b"NM" => FieldAction::Remove,
-            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"CE" | b"CWE" | b"CNE" | b"ID"
-            | b"IS" | b"TM" => FieldAction::Keep,
+            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"ID" | b"IS" | b"TM" => {
+                FieldAction::Keep
+            }
+            // Written by `coded`: the codes only.
+            b"CE" | b"CWE" | b"CNE" => FieldAction::ByValueType,
             b"DT" | b"DTM" | b"TS" if self.profile.mode() == Mode::Pseudonymise => {
                 FieldAction::ShiftDate
             }
-            b"DT" | b"DTM" | b"TS" => FieldAction::Keep,
+            b"DT" | b"DTM" | b"TS" => FieldAction::GeneraliseYear,
             _ => FieldAction::Remove,
         }
     }
@@ -742,6 +859,8 @@ impl<'a> Transformer<'a, '_> {
     ) -> Result<(), Hl7PrivacyError> {
         match self.resolve(action, raw) {
             FieldAction::Keep => out.extend_from_slice(raw),
+            // A coded OBX-5 (CE, CWE, CNE).
+            FieldAction::ByValueType => self.coded(out, level, raw),
             FieldAction::Remove => {
                 if has_content(raw, &self.d) {
                     self.flags |= REMOVED;
@@ -757,18 +876,46 @@ impl<'a> Transformer<'a, '_> {
             }
             a if level == Level::Field => {
                 let sep = self.d.repetition;
-                let mut reps = Joiner::new(sep, 0, out);
-                for (r, rep) in raw.split(|&b| b == sep).enumerate() {
-                    let mark = reps.part(out);
+                let mut reps = Joiner::new(sep, 0);
+                for (r, rep) in split(raw, sep).enumerate() {
+                    let mark = out.len();
                     loc.repetition = r + 1;
                     self.value(out, a, Level::Field, rep, loc)?;
                     reps.done(out, mark);
                 }
-                reps.finish(out);
             }
             a => self.value(out, a, level, raw, loc)?,
         }
         Ok(())
+    }
+
+    /// A coded value (CE, CWE, CNE) with its codes only: the identifiers,
+    /// coding systems and their versions (components 1, 3, 4, 6, 7, 8); the
+    /// text, alternate text and original text (2, 5, 9) and anything after
+    /// removed. Below a field (a site's rule on OBX-5.1) it is kept whole.
+    fn coded(&mut self, out: &mut Vec<u8>, level: Level, raw: &[u8]) {
+        let d = self.d;
+        if level != Level::Field {
+            out.extend_from_slice(raw);
+            return;
+        }
+        let mut reps = Joiner::new(d.repetition, 0);
+        for rep in split(raw, d.repetition) {
+            let rep_mark = out.len();
+            let mut comps = Joiner::new(d.component, 0);
+            for (i, comp) in split(rep, d.component).enumerate() {
+                let mark = out.len();
+                let kept =
+                    u16::try_from(i + 1).is_ok_and(|c| profile::CODE_COMPONENTS.contains(&c));
+                if kept {
+                    out.extend_from_slice(comp);
+                } else if has_content(comp, &d) {
+                    self.flags |= REMOVED;
+                }
+                comps.done(out, mark);
+            }
+            reps.done(out, rep_mark);
+        }
     }
 
     /// Applies a value action to one repetition, component or subcomponent:
@@ -862,7 +1009,7 @@ impl<'a> Transformer<'a, '_> {
         if self.patient.is_none() {
             let mut id = String::new();
             if let Some((pid, index)) = self.pid {
-                for_each_id(pid, &self.d, index, |_, _, first| {
+                for_each_id(pid, SegmentId::PID, &self.d, index, |_, _, first| {
                     id.push_str(first);
                     false
                 })?;

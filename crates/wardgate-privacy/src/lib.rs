@@ -9,11 +9,14 @@
 //! - [`consent`]: per purpose, the patients who opted out, as pseudonyms.
 //! - [`hl7`]: HL7 v2 messages minimised or pseudonymised per route, and the
 //!   patient identifiers a message carries.
+//! - [`dicom`]: DICOM de-identification after PS3.15 Annex E, applied to a
+//!   data set as it streams through, and the C-STORE command's UIDs.
 //!
 //! Everything here works on bytes and values handed in; reading the key file,
 //! the consent lists and writing the re-identification table are the binary's.
 
 pub mod consent;
+pub mod dicom;
 pub mod hl7;
 pub mod key;
 pub mod naming;

@@ -269,6 +269,28 @@ async fn store(
 }
 
 /// An event about a queued message, outside any sender connection.
+/// The pseudonym of a patient a queued message names who is now on the
+/// route's purpose's opt-out list. A queued message on a pseudonymising route
+/// names its patients by pseudonym already; on a minimising one it names none,
+/// so the check there was the one made when it was queued.
+fn opted_out_since_queued(route: &RoutePolicy, frame: &[u8]) -> Option<String> {
+    let purpose = route.privacy.as_ref()?.settings.purpose.as_deref()?;
+    let payload = frame
+        .strip_prefix(&[0x0B])
+        .and_then(|f| f.strip_suffix(&[0x1C, 0x0D]))
+        .unwrap_or(frame);
+    let msg = wardgate_proto::hl7::Message::parse(payload, &Default::default()).ok()?;
+    let ids = wardgate_privacy::hl7::patient_ids_parsed(&msg).ok()?;
+    ids.iter().find_map(|id| {
+        let ps = if wardgate_privacy::consent::is_pseudonym(&id.id) {
+            id.id.clone()
+        } else {
+            route.site.patients.pseudonym(&id.id)?
+        };
+        route.site.consent.opted_out(purpose, &ps).then_some(ps)
+    })
+}
+
 fn queue_event(
     route: &RoutePolicy,
     action: Action,
@@ -416,6 +438,29 @@ pub(crate) async fn deliver(
                 continue;
             }
         };
+        // Consent is checked again at delivery: a patient may have opted out
+        // while the message waited in the queue.
+        if let Some(who) = opted_out_since_queued(&route, &d.frame) {
+            let _ = q.handle.delivered(d.id);
+            let purpose = route
+                .privacy
+                .as_ref()
+                .and_then(|p| p.settings.purpose.as_deref())
+                .unwrap_or_default();
+            let e = queue_event(
+                &route,
+                Action::Blocked,
+                format!(
+                    "queued message {} not delivered: the patient ({who}) opted out of {purpose} after it was queued",
+                    d.id
+                ),
+                Some(&*d.sender),
+                &d.control_id,
+            )
+            .with_rule(rules::PRIVACY_OPTED_OUT);
+            shared.record(e);
+            continue;
+        }
         if conn.is_none() {
             match relay::connect(&route, &shared, up_tls.as_deref()).await {
                 Ok(up) => {

@@ -163,7 +163,7 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
     let site = if a.no_store {
         crate::privacy::existing_site(&v)?
     } else {
-        crate::privacy::open_site(&v)?
+        crate::privacy::open_site(&v)?.0
     };
     let mut analyzer = analyzer_for(&v, a.all, &site)?.with_filter(filter);
     let stdout = std::io::stdout();

@@ -40,6 +40,42 @@ const REMEMBERED: usize = 1 << 20;
 /// Reads the site key, making it (32 random bytes, mode 0600) when `create`
 /// and it does not exist yet.
 pub(crate) fn load_key(path: &Path, create: bool) -> Result<SiteKey> {
+    load_key_made(path, create).map(|(k, _)| k)
+}
+
+/// True when `data_dir/privacy` holds anything made with a key (consent
+/// lists, the re-identification table): a key missing then is lost, not new.
+fn made_with_a_key(v: &Validated) -> bool {
+    let d = dir(v);
+    let table = std::fs::metadata(d.join(TABLE)).is_ok_and(|m| m.len() > 0);
+    let lists = std::fs::read_dir(d.join(CONSENT_DIR))
+        .map(|mut e| {
+            e.any(|f| {
+                f.is_ok_and(|f| f.path().extension().and_then(|x| x.to_str()) == Some(OPTOUT_EXT))
+            })
+        })
+        .unwrap_or(false);
+    table || lists
+}
+
+/// [`load_key`] for a configuration: a key is made only for a site that has
+/// no privacy state yet. A key missing while consent lists or the
+/// re-identification table exist (a key kept on a mount that is absent, a
+/// `key_file` edited) is refused: a new key would void every opt-out and
+/// change every pseudonym. The second value is true when the key was made now.
+pub(crate) fn site_key(v: &Validated) -> Result<(SiteKey, bool)> {
+    let path = &v.privacy.key_file;
+    if !path.exists() && made_with_a_key(v) {
+        bail!(
+            "the site key {} is missing, but consent lists or the re-identification table in {} were made with one: restore the key (a new key would void every opt-out and change every pseudonym)",
+            path.display(),
+            dir(v).display()
+        );
+    }
+    load_key_made(path, true)
+}
+
+fn load_key_made(path: &Path, create: bool) -> Result<(SiteKey, bool)> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let b: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
@@ -60,7 +96,7 @@ pub(crate) fn load_key(path: &Path, create: bool) -> Result<SiteKey> {
                     );
                 }
             }
-            Ok(SiteKey::from_bytes(b))
+            Ok((SiteKey::from_bytes(b), false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             if let Some(dir) = path.parent() {
@@ -71,8 +107,8 @@ pub(crate) fn load_key(path: &Path, create: bool) -> Result<SiteKey> {
                 .map_err(|e| anyhow::anyhow!("reading random bytes for the site key: {e}"))?;
             fsx::write_new(path, &b, fsx::KEY_MODE)
                 .with_context(|| format!("writing the site key {}", path.display()))?;
-            tracing::info!(path = %path.display(), "made the site key (back it up: pseudonyms depend on it)");
-            Ok(SiteKey::from_bytes(b))
+            tracing::warn!(path = %path.display(), "made the site key (back it up: pseudonyms depend on it)");
+            Ok((SiteKey::from_bytes(b), true))
         }
         Err(e) => Err(e).with_context(|| format!("reading the site key {}", path.display())),
     }
@@ -84,7 +120,7 @@ pub(crate) fn dir(v: &Validated) -> PathBuf {
 }
 
 /// Every consent list in `data_dir/privacy/consent`, by purpose.
-pub(crate) fn load_consent(v: &Validated) -> Result<ConsentLists> {
+pub(crate) fn load_consent(v: &Validated, fingerprint: &str) -> Result<ConsentLists> {
     let d = dir(v).join(CONSENT_DIR);
     let mut lists = ConsentLists::default();
     let entries = match std::fs::read_dir(&d) {
@@ -102,7 +138,8 @@ pub(crate) fn load_consent(v: &Validated) -> Result<ConsentLists> {
         };
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        let list = consent::read_list(&text).with_context(|| format!("{}", p.display()))?;
+        let list = consent::read_list_for(&text, fingerprint)
+            .with_context(|| format!("{}", p.display()))?;
         lists.insert(purpose, list);
     }
     Ok(lists)
@@ -115,9 +152,15 @@ pub(crate) fn consent_stamp(v: &Validated) -> Vec<(String, u64, Option<std::time
     if let Ok(entries) = std::fs::read_dir(&d) {
         for e in entries.flatten() {
             if let Ok(m) = e.metadata() {
+                // The inode too: a list replaced by rename within the same
+                // second and size is still a change.
+                #[cfg(unix)]
+                let ino = std::os::unix::fs::MetadataExt::ino(&m);
+                #[cfg(not(unix))]
+                let ino = 0u64;
                 out.push((
                     e.file_name().to_string_lossy().into_owned(),
-                    m.len(),
+                    m.len() ^ (ino << 20),
                     m.modified().ok(),
                 ));
             }
@@ -127,18 +170,21 @@ pub(crate) fn consent_stamp(v: &Validated) -> Vec<(String, u64, Option<std::time
     out
 }
 
-/// The site's privacy state for a gateway or a capture: the key (made if
-/// missing), the consent lists, and the book that keeps the way back.
-pub(crate) fn open_site(v: &Validated) -> Result<Site> {
-    let key = load_key(&v.privacy.key_file, true)?;
+/// The site's privacy state for a gateway or a capture: the key (made only
+/// for a site with no privacy state yet), the consent lists, and the book that
+/// keeps the way back. The second value is the new key's fingerprint when
+/// the key was made now, for the record.
+pub(crate) fn open_site(v: &Validated) -> Result<(Site, Option<String>)> {
+    let (key, made) = site_key(v)?;
     let p = Pseudonymiser::new(&key);
+    let fingerprint = p.fingerprint().to_owned();
     let book = TableBook::start(&dir(v).join(TABLE), &p)?;
     let site = Site {
         patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, Some(Arc::new(book))),
         ..Default::default()
     };
-    site.consent.replace(load_consent(v)?);
-    Ok(site)
+    site.consent.replace(load_consent(v, &fingerprint)?);
+    Ok((site, made.then_some(fingerprint)))
 }
 
 /// The site's privacy state without writing to data_dir (`analyze
@@ -149,15 +195,13 @@ pub(crate) fn existing_site(v: &Validated) -> Result<Site> {
         return Ok(Site::default());
     }
     let key = load_key(&v.privacy.key_file, false)?;
+    let p = Pseudonymiser::new(&key);
+    let fingerprint = p.fingerprint().to_owned();
     let site = Site {
-        patients: PatientNaming::new(
-            Pseudonymiser::new(&key),
-            v.privacy.raw_patient_ids_in_events,
-            None,
-        ),
+        patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, None),
         ..Default::default()
     };
-    site.consent.replace(load_consent(v)?);
+    site.consent.replace(load_consent(v, &fingerprint)?);
     Ok(site)
 }
 
@@ -174,11 +218,31 @@ impl TableBook {
             fsx::create_dir(d).with_context(|| format!("creating {}", d.display()))?;
         }
         let cipher = XChaCha20Poly1305::new(&p.derive_key(TABLE_KEY_LABEL).into());
+        // The table names the key it was written with; one of another key
+        // is refused (its entries would open with nothing).
+        let existing = std::fs::read(path).unwrap_or_default();
+        let first = existing.split(|b| *b == b'\n').next().unwrap_or_default();
+        if let Some(found) = first.strip_prefix(b"# key ") {
+            if found != p.fingerprint().as_bytes() {
+                bail!(
+                    "{} was written with site key {}, not this site's key {}: restore the right key",
+                    path.display(),
+                    String::from_utf8_lossy(found),
+                    p.fingerprint()
+                );
+            }
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
+        if existing.is_empty() {
+            f.write_all(format!("{}\n", consent::key_line(p.fingerprint())).as_bytes())?;
+        } else if !existing.ends_with(b"\n") {
+            // A torn last line (a crash mid-write) must not swallow the next entry.
+            f.write_all(b"\n")?;
+        }
         // 0640 as every record: the entries are encrypted under the site key.
         fsx::set_mode(path, fsx::FILE_MODE)?;
         let (tx, rx) = mpsc::channel::<(String, String)>();
@@ -315,19 +379,25 @@ pub(crate) fn consent_command(
     if routes.is_empty() {
         eprintln!("note: no route serves purpose {purpose:?}; the list applies once one does");
     }
-    let key = load_key(&v.privacy.key_file, true)?;
+    let (key, _) = site_key(v)?;
     let p = Pseudonymiser::new(&key);
     let d = dir(v).join(CONSENT_DIR);
     let file = d.join(format!("{purpose}.{OPTOUT_EXT}"));
     let current = match std::fs::read_to_string(&file) {
-        Ok(t) => consent::read_list(&t).with_context(|| format!("{}", file.display()))?,
+        Ok(t) => consent::read_list_for(&t, p.fingerprint())
+            .with_context(|| format!("{}", file.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };
     let mut given: Vec<String> = ids.to_vec();
     if let Some(f) = from {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        // `--from -`: identifiers from standard input, kept out of the shell's
+        // history and the process list.
+        let text = if f.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+        } else {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        };
         given.extend(
             text.lines()
                 .map(str::trim)
@@ -366,11 +436,10 @@ pub(crate) fn consent_command(
         }
         C::Check { .. } => {
             let mut any = false;
-            for (i, ps) in given.iter().zip(&pseudonyms) {
+            // Each identifier typed is answered by its pseudonym only, in order.
+            for ps in &pseudonyms {
                 let out = current.contains(ps);
                 any |= out;
-                // The identifier the operator typed is echoed back as its pseudonym only.
-                let _ = i;
                 println!("{ps}: {}", if out { "opted out" } else { "not opted out" });
             }
             Ok(if any {
@@ -394,7 +463,10 @@ pub(crate) fn consent_command(
             }
             let mut sorted: Vec<&String> = next.iter().collect();
             sorted.sort();
-            let mut text = format!("# wardgate consent opt-outs for purpose {purpose}: keyed pseudonyms, one per line (wardgate consent add|remove)\n");
+            let mut text = format!(
+                "# wardgate consent opt-outs for purpose {purpose}: keyed pseudonyms, one per line (wardgate consent add|remove)\n{}\n",
+                consent::key_line(p.fingerprint())
+            );
             for s in sorted {
                 text.push_str(s);
                 text.push('\n');

@@ -156,7 +156,7 @@ pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> 
     // Checked before the data directory is touched: a bad policy opens nothing.
     Policy::compile(v).map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?;
     let (recorder, lock) = open_data_dir(v, "", gap)?;
-    let site = crate::privacy::open_site(v)?;
+    let (site, key_made) = crate::privacy::open_site(v)?;
     let policy = Arc::new(
         Policy::compile_with(v, &site)
             .map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?,
@@ -198,6 +198,19 @@ pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> 
     );
     e.event.category = Category::Process;
     recorder.handle().record(e)?;
+    if let Some(fingerprint) = key_made {
+        let mut e = Event::new(
+            Clock::now().rfc3339().to_owned(),
+            Action::Changed,
+            format!(
+                "made the site key {} (fingerprint {fingerprint}): every pseudonym depends on it; back it up",
+                v.privacy.key_file.display()
+            ),
+            Stage::Gateway,
+        );
+        e.event.category = Category::Configuration;
+        recorder.handle().record(e)?;
+    }
     applied(v, &proxy.policy().load(), None, &recorder.handle())?;
     // For `wardgate reload`: which process serves this data directory.
     let pid_path = v.data_dir.join("wardgate.pid");
@@ -423,7 +436,12 @@ async fn watch_consent(
             continue;
         }
         seen = now;
-        let (text, ok) = match crate::privacy::load_consent(&v) {
+        let fingerprint = site
+            .patients
+            .pseudonymiser()
+            .map(|p| p.fingerprint().to_owned())
+            .unwrap_or_default();
+        let (text, ok) = match crate::privacy::load_consent(&v, &fingerprint) {
             Ok(lists) => {
                 let counts = lists.counts();
                 site.consent.replace(lists);
@@ -661,6 +679,11 @@ fn load_for_reload(
     }
     if v.export != running_v.export {
         return Err("[export] changed: restart wardgate to apply".into());
+    }
+    // The key and what records name patients by are the running gateway's:
+    // half-applied, events would name patients one way and traffic another.
+    if v.privacy != running_v.privacy {
+        return Err("[privacy] changed: restart wardgate to apply".into());
     }
     let opts = |v: &Validated| format!("{:?}", ProxyOptions::from_config(&v.config.gateway));
     if opts(&v) != opts(running_v) {

@@ -1127,3 +1127,287 @@ fn after_a_hole_observe_mode_resumes_at_the_next_command() {
     assert!(outs.is_empty());
     assert_eq!(inline.records.len(), 1);
 }
+
+// ---------------------------------------------------------------- de-identifying routes
+
+/// The example site with its route de-identifying (and serving `teaching`).
+fn deid_route(site: &wardgate_privacy::Site) -> Arc<RoutePolicy> {
+    let text =
+        format!("{SITE}\n[route.privacy]\nmode = \"pseudonymise\"\npurpose = \"teaching\"\n");
+    let v = Config::parse(&text, "site.toml", Path::new(".")).unwrap();
+    Policy::compile_with(&v, site).unwrap().routes[0].clone()
+}
+
+/// What went upstream, PDV by PDV: (control header, bytes).
+fn upstream_pdvs(outs: &[Out]) -> Vec<(u8, Vec<u8>)> {
+    let mut v = Vec::new();
+    for o in outs {
+        let bytes = match o {
+            Out::SendUpstream(b) => b,
+            Out::Forward => panic!("a de-identifying route never forwards the sender's PDU as is"),
+            _ => continue,
+        };
+        let Ok(Pdu::PData(p)) = Pdu::parse(bytes, &Limits::default()) else {
+            panic!("not a P-DATA-TF")
+        };
+        for pdv in p.pdvs {
+            let mch = u8::from(pdv.is_command) | (u8::from(pdv.is_last) << 1);
+            v.push((mch, pdv.data.to_vec()));
+        }
+    }
+    v
+}
+
+/// A C-STORE of `dataset(false)` split at `cuts`, on a de-identifying route;
+/// returns the association and everything it put out.
+fn deid_store(site: &wardgate_privacy::Site, cuts: &[usize]) -> (Association, Vec<Out>) {
+    let r = deid_route(site);
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    a.client_pdu(
+        &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
+        &clock(),
+        &mut outs,
+    );
+    let data = dataset(false);
+    let mut at = 0;
+    let mut bounds: Vec<usize> = cuts
+        .iter()
+        .copied()
+        .filter(|c| *c > 0 && *c < data.len())
+        .collect();
+    bounds.push(data.len());
+    for end in bounds {
+        let mch = if end == data.len() { 0x02 } else { 0x00 };
+        a.client_pdu(&pdata(&[(1, mch, &data[at..end])]), &clock(), &mut outs);
+        at = end;
+    }
+    (a, outs)
+}
+
+#[test]
+fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restores_the_answer() {
+    let s = site(false);
+    let p = s.patients.pseudonymiser().unwrap().clone();
+    let r = deid_route(&s);
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    a.client_pdu(
+        &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
+        &clock(),
+        &mut outs,
+    );
+    let data = dataset(false);
+    // Up to the modality: the patient is not known yet, nothing goes upstream.
+    a.client_pdu(&pdata(&[(1, 0x00, &data[..10])]), &clock(), &mut outs);
+    assert!(upstream_pdvs(&outs).is_empty(), "{outs:?}");
+    a.client_pdu(&pdata(&[(1, 0x02, &data[10..])]), &clock(), &mut outs);
+    let sent = upstream_pdvs(&outs);
+    assert_eq!(sent[0].0, 0x03, "the command first");
+    let replaced = p.uid("1.2.3.4.5.6");
+    let cmd = dicom::dimse::Command::parse(&sent[0].1).unwrap();
+    assert_eq!(
+        cmd.sop_instance
+            .strip_suffix(b"\0")
+            .unwrap_or(cmd.sop_instance),
+        replaced.as_bytes()
+    );
+    assert_eq!(
+        sent.last().unwrap().0,
+        0x02,
+        "the data set ends with a last fragment"
+    );
+    let body: Vec<u8> = sent[1..].iter().flat_map(|(_, d)| d.clone()).collect();
+    let find = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(!find(b"PAT-0042"), "the patient ID is not forwarded");
+    assert!(find(p.patient("PAT-0042").as_bytes()), "its pseudonym is");
+    // The record of the de-identified object names what came in and went out.
+    let done = outs
+        .iter()
+        .find_map(|o| match o {
+            Out::Record(e)
+                if e.wardgate
+                    .privacy
+                    .as_ref()
+                    .is_some_and(|p| p.sha256_out.is_some()) =>
+            {
+                Some(e)
+            }
+            _ => None,
+        })
+        .expect("a record of the de-identified object");
+    let pr = done.wardgate.privacy.as_ref().unwrap();
+    assert_eq!(
+        pr.sha256_in.as_deref(),
+        Some(crate::privacy::hex(sha2::Sha256::digest(&data)).as_str())
+    );
+    assert_eq!(
+        pr.sha256_out.as_deref(),
+        Some(crate::privacy::hex(sha2::Sha256::digest(&body)).as_str())
+    );
+    // The destination answers with the replaced UID; the sender gets its own.
+    outs.clear();
+    let rsp = dicom::dimse::Response {
+        field: CommandField::CStore,
+        responding_to: 2,
+        sop_class: CT.as_bytes(),
+        sop_instance: replaced.as_bytes(),
+        status: 0,
+    }
+    .encode();
+    a.upstream_pdu(&pdata(&[(1, 0x03, &rsp)]), &clock(), &mut outs);
+    let reply = outs
+        .iter()
+        .find_map(|o| match o {
+            Out::Reply(b) => Some(b.clone()),
+            _ => None,
+        })
+        .expect("the answer, rewritten");
+    let Ok(Pdu::PData(p)) = Pdu::parse(&reply, &Limits::default()) else {
+        panic!()
+    };
+    let back = dicom::dimse::Command::parse(p.pdvs[0].data).unwrap();
+    assert_eq!(back.sop_instance, b"1.2.3.4.5.6");
+}
+
+#[test]
+fn any_split_of_the_data_set_forwards_the_same_object() {
+    let s = site(false);
+    let (_, whole) = deid_store(&s, &[]);
+    let want: Vec<u8> = upstream_pdvs(&whole)
+        .into_iter()
+        .skip(1)
+        .flat_map(|(_, d)| d)
+        .collect();
+    assert!(!want.is_empty());
+    for cut in 1..dataset(false).len() {
+        for second in [cut + 1, cut + 7] {
+            let (_, outs) = deid_store(&s, &[cut, second]);
+            let got: Vec<u8> = upstream_pdvs(&outs)
+                .into_iter()
+                .skip(1)
+                .flat_map(|(_, d)| d)
+                .collect();
+            assert_eq!(got, want, "split at {cut} and {second}");
+        }
+    }
+}
+
+#[test]
+fn a_patient_who_opted_out_is_answered_success_and_nothing_is_forwarded() {
+    let s = site(false);
+    let p = s.patients.pseudonymiser().unwrap().clone();
+    let mut lists = wardgate_privacy::ConsentLists::default();
+    lists.insert("teaching", [p.patient("PAT-0042")].into_iter().collect());
+    s.consent.replace(lists);
+    let (_, outs) = deid_store(&s, &[10, 30]);
+    assert!(upstream_pdvs(&outs).is_empty(), "{outs:?}");
+    let reply = outs
+        .iter()
+        .find_map(|o| match o {
+            Out::Reply(b) => Some(b.clone()),
+            _ => None,
+        })
+        .expect("an answer");
+    let Ok(Pdu::PData(pd)) = Pdu::parse(&reply, &Limits::default()) else {
+        panic!()
+    };
+    let rsp = dicom::dimse::Command::parse(pd.pdvs[0].data).unwrap();
+    assert_eq!(
+        (rsp.status, rsp.sop_instance),
+        (Some(0), &b"1.2.3.4.5.6"[..])
+    );
+    let held: Vec<&Event> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Out::Record(e) if e.rule.as_ref().is_some_and(|r| r.id == "WG-PRIV-001") => Some(&**e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert!(!serde_json::to_string(held[0]).unwrap().contains("PAT-0042"));
+}
+
+#[test]
+fn without_a_site_key_a_deidentifying_route_refuses_rather_than_forwards() {
+    let (_, outs) = deid_store(&wardgate_privacy::Site::default(), &[]);
+    assert!(upstream_pdvs(&outs).is_empty());
+    assert!(outs.iter().any(
+        |o| matches!(o, Out::Record(e) if e.rule.as_ref().is_some_and(|r| r.id == "WG-PRIV-002"))
+    ));
+}
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises; they fail on the code as it is.
+
+/// A C-STORE of `data` on a route compiled from `privacy` (the table's body),
+/// with PAT-0042 opted out of `teaching`; everything it put out.
+fn review_store(privacy: &str, data: &[u8]) -> Vec<Out> {
+    let s = site(false);
+    let p = s.patients.pseudonymiser().unwrap().clone();
+    let mut lists = wardgate_privacy::ConsentLists::default();
+    lists.insert("teaching", [p.patient("PAT-0042")].into_iter().collect());
+    s.consent.replace(lists);
+    let text = format!("{SITE}\n[route.privacy]\n{privacy}\n");
+    let v = Config::parse(&text, "site.toml", Path::new(".")).unwrap();
+    let r = Policy::compile_with(&v, &s).unwrap().routes[0].clone();
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    a.client_pdu(
+        &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
+        &clock(),
+        &mut outs,
+    );
+    a.client_pdu(&pdata(&[(1, 0x02, data)]), &clock(), &mut outs);
+    outs
+}
+
+fn review_anything_forwarded(outs: &[Out]) -> bool {
+    outs.iter()
+        .any(|o| matches!(o, Out::Forward | Out::SendUpstream(_)))
+}
+
+/// Consent reads the top-level Patient ID only: an object that names the
+/// opted-out patient's identifier in Other Patient IDs Sequence (0010,1002)
+/// — the usual place for the enterprise id next to a local one — is forwarded.
+#[test]
+fn review_dicom_consent_reads_other_patient_ids() {
+    let mut other = el(0x0010, 0x0020, b"PAT-0042");
+    other.extend(el(0x0010, 0x0021, b"ENTERPRISE"));
+    let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+    item.extend((other.len() as u32).to_le_bytes());
+    item.extend(other);
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1002, &item));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(
+        !review_anything_forwarded(&outs),
+        "the opted-out patient's object is forwarded under another of their ids"
+    );
+}
+
+/// Other Patient IDs (0010,1000), backslash-separated: an opt-out under any
+/// value holds; an object whose ids are all consenting is forwarded.
+#[test]
+fn dicom_consent_reads_other_patient_ids_values() {
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1000, b"OLD-1\\PAT-0042 "));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(!review_anything_forwarded(&outs));
+    let mut d = el(0x0008, 0x0060, b"CT");
+    d.extend(el(0x0010, 0x0020, b"LOCAL-77"));
+    d.extend(el(0x0010, 0x1000, b"OLD-1\\OLD-2 "));
+    let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
+    assert!(review_anything_forwarded(&outs));
+}

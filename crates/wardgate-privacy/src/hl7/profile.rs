@@ -31,7 +31,6 @@ impl SegmentId {
     pub(crate) const PID: SegmentId = SegmentId(*b"PID");
     pub(crate) const PD1: SegmentId = SegmentId(*b"PD1");
     pub(crate) const PV1: SegmentId = SegmentId(*b"PV1");
-    pub(crate) const OBX: SegmentId = SegmentId(*b"OBX");
     pub(crate) const MRG: SegmentId = SegmentId(*b"MRG");
 
     /// The id of `bytes`, if they are one.
@@ -330,7 +329,9 @@ pub enum FieldAction {
     /// precision and time zone kept.
     ShiftDate,
     /// OBX-5 by the value type in OBX-2: numeric (an NM only if it is a
-    /// number), coded and time-of-day values kept, dates shifted (pseudonymise mode) or kept (minimise mode),
+    /// number), ID, IS and time-of-day values kept, coded values (CE, CWE,
+    /// CNE) reduced to their codes (components 1, 3, 4, 6, 7, 8), dates
+    /// shifted (pseudonymise mode) or cut to the year (minimise mode),
     /// anything else (text, names, addresses, encapsulated data, an absent or
     /// unknown type) removed.
     ByValueType,
@@ -474,19 +475,26 @@ pub(crate) struct Table {
     /// What happens to a field no rule names.
     pub(crate) unlisted: FieldAction,
     rules: BTreeMap<Key, Rule>,
-    /// The rules by field number, for the transform's per-field lookups
-    /// (two tree searches a field otherwise): made again whenever `rules`
-    /// change; fields past its end have no rule.
-    fields: Vec<FieldIndex>,
+    /// `rules` indexed by position, rebuilt when they change: the transform
+    /// looks up every field of every applied segment, and a tree search per
+    /// lookup was half of its time.
+    index: Vec<FieldNode>,
 }
 
-/// What the rules say of one field, at field level.
-#[derive(Debug, Clone, Copy, Default)]
-struct FieldIndex {
-    /// The rule at `(field, 0, 0)`.
+/// The rules at and inside one field.
+#[derive(Debug, Clone, Default)]
+struct FieldNode {
     action: Option<FieldAction>,
-    /// Some rule names a component or subcomponent of the field.
-    below: bool,
+    /// By component number; empty when no rule names a component.
+    components: Vec<ComponentNode>,
+}
+
+/// The rules at and inside one component.
+#[derive(Debug, Clone, Default)]
+struct ComponentNode {
+    action: Option<FieldAction>,
+    /// By subcomponent number; empty when no rule names a subcomponent.
+    subcomponents: Vec<Option<FieldAction>>,
 }
 
 impl Table {
@@ -495,84 +503,69 @@ impl Table {
         Table {
             unlisted: FieldAction::Remove,
             rules: BTreeMap::new(),
-            fields: Vec::new(),
+            index: Vec::new(),
         }
     }
 
     fn new(unlisted: FieldAction) -> Table {
         Table {
             unlisted,
-            rules: BTreeMap::new(),
-            fields: Vec::new(),
+            ..Table::remove_all()
         }
     }
 
-    /// Sets the rule at `key`.
-    fn insert(&mut self, key: Key, rule: Rule) {
-        self.rules.insert(key, rule);
-        self.index();
-    }
-
-    /// Keeps only the rules `keep` says.
-    fn retain(&mut self, keep: impl FnMut(&Key, &mut Rule) -> bool) {
-        self.rules.retain(keep);
-        self.index();
-    }
-
-    /// Makes `fields` again from `rules`.
-    fn index(&mut self) {
-        let len = self
-            .rules
-            .keys()
-            .next_back()
-            .map_or(0, |k| usize::from(k.0) + 1);
-        let mut fields = vec![FieldIndex::default(); len];
-        for (k, r) in &self.rules {
-            let f = &mut fields[usize::from(k.0)];
-            if k.1 == 0 {
-                f.action = Some(r.action);
-            } else {
-                f.below = true;
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (&(f, c, s), r) in &self.rules {
+            let (f, c, s) = (usize::from(f), usize::from(c), usize::from(s));
+            if self.index.len() <= f {
+                self.index.resize_with(f + 1, FieldNode::default);
             }
+            let field = &mut self.index[f];
+            if c == 0 {
+                field.action = Some(r.action);
+                continue;
+            }
+            if field.components.len() <= c {
+                field.components.resize_with(c + 1, ComponentNode::default);
+            }
+            let comp = &mut field.components[c];
+            if s == 0 {
+                comp.action = Some(r.action);
+                continue;
+            }
+            if comp.subcomponents.len() <= s {
+                comp.subcomponents.resize(s + 1, None);
+            }
+            comp.subcomponents[s] = Some(r.action);
         }
-        self.fields = fields;
-    }
-
-    /// True when field number `field` is copied as it is: the segment keeps
-    /// the fields no rule names, and no rule names this one or a part of it.
-    pub(crate) fn keeps_whole(&self, field: usize) -> bool {
-        self.unlisted == FieldAction::Keep
-            && self
-                .fields
-                .get(field)
-                .is_none_or(|f| f.action.is_none() && !f.below)
     }
 
     /// The rule at exactly this position.
     pub(crate) fn get(&self, field: u16, component: u16, sub: u16) -> Option<FieldAction> {
-        if component == 0 && sub == 0 {
-            return self.fields.get(usize::from(field)).and_then(|f| f.action);
+        let f = self.index.get(usize::from(field))?;
+        if component == 0 {
+            return f.action;
         }
-        self.rules.get(&(field, component, sub)).map(|r| r.action)
+        let c = f.components.get(usize::from(component))?;
+        if sub == 0 {
+            return c.action;
+        }
+        c.subcomponents.get(usize::from(sub)).copied().flatten()
     }
 
     /// True when some rule names a part inside field `field` (component 0) or
     /// inside its component `component`.
     pub(crate) fn has_below(&self, field: u16, component: u16) -> bool {
+        let Some(f) = self.index.get(usize::from(field)) else {
+            return false;
+        };
         if component == 0 {
-            return self.fields.get(usize::from(field)).is_some_and(|f| f.below);
+            return !f.components.is_empty();
         }
-        let from = if component == 0 {
-            (field, 1, 0)
-        } else {
-            (field, component, 1)
-        };
-        let to = if component == 0 {
-            (field, u16::MAX, u16::MAX)
-        } else {
-            (field, component, u16::MAX)
-        };
-        self.rules.range(from..=to).next().is_some()
+        f.components
+            .get(usize::from(component))
+            .is_some_and(|c| !c.subcomponents.is_empty())
     }
 }
 
@@ -595,11 +588,10 @@ impl Hl7Profile {
             segments: BTreeMap::new(),
             tables: BTreeMap::new(),
         };
-        for id in [b"NK1", b"GT1", b"IN1", b"IN2", b"IN3", b"NTE"] {
-            p.segments.insert(SegmentId(*id), SegmentAction::Remove);
-        }
         for (id, unlisted, rules) in defaults(mode) {
-            p.segments.insert(id, SegmentAction::Apply);
+            if id != SegmentId::MSH {
+                p.segments.insert(id, SegmentAction::Apply);
+            }
             let mut t = Table::new(unlisted);
             for (field, component, sub, action) in rules {
                 t.rules.insert(
@@ -610,7 +602,7 @@ impl Hl7Profile {
                     },
                 );
             }
-            t.index();
+            t.reindex();
             p.tables.insert(id, t);
         }
         p
@@ -621,17 +613,18 @@ impl Hl7Profile {
         self.mode
     }
 
-    /// What happens to a segment: the site's or default action; a Z-segment
-    /// nobody named is removed (its content is unknown, so it fails closed),
-    /// any other segment nobody named is kept.
+    /// What happens to a segment: the site's or default action. The defaults
+    /// apply their field tables to the segments a clinical destination needs
+    /// (MSH, EVN, PID, PD1, PV1, PV2, ORC, OBR, OBX, TQ1, TQ2, SPM, RXO, RXE,
+    /// RXG, RXA, RXR, RXC, DG1, AL1, PRB, SFT, MRG); any other segment nobody
+    /// named (ROL, NK1, NTE, ADD, Z-segments, ...) is removed: fails closed.
     pub fn segment_action(&self, id: SegmentId) -> SegmentAction {
         if id == SegmentId::MSH {
             return SegmentAction::Keep;
         }
         match self.segments.get(&id) {
             Some(a) => *a,
-            None if id.is_z() => SegmentAction::Remove,
-            None => SegmentAction::Keep,
+            None => SegmentAction::Remove,
         }
     }
 
@@ -675,8 +668,10 @@ impl Hl7Profile {
             .tables
             .entry(id)
             .or_insert_with(|| Table::new(unlisted));
-        t.retain(|k, r| r.site || !at.contains(&FieldAddress::at(id, k.0, k.1, k.2)));
-        t.insert(at.key(), Rule { action, site: true });
+        t.rules
+            .retain(|k, r| r.site || !at.contains(&FieldAddress::at(id, k.0, k.1, k.2)));
+        t.rules.insert(at.key(), Rule { action, site: true });
+        t.reindex();
         if kept {
             self.segments.insert(id, SegmentAction::Apply);
         }
@@ -692,8 +687,8 @@ impl Hl7Profile {
     }
 
     /// What happens to the fields of a segment that no rule names: `remove`
-    /// (the default for PID, PD1, PV1, MRG and a segment the site applies) or
-    /// `keep` (OBX's).
+    /// (the default for every applied segment and a segment the site applies)
+    /// or `keep`.
     pub fn set_unlisted(&mut self, id: SegmentId, action: FieldAction) -> Result<(), RuleError> {
         if id == SegmentId::MSH {
             return Err(RuleError::Msh);
@@ -747,6 +742,144 @@ impl Hl7Profile {
 /// (field, component, subcomponent, action); 0 where the address stops.
 type DefaultRule = (u16, u16, u16, FieldAction);
 
+/// How a default table treats one field (HL7 v2.5 data types).
+#[derive(Clone, Copy)]
+enum K {
+    /// Codes, quantities, flags: passed as they are.
+    Keep,
+    /// Names, addresses, phones, free text, providers: removed.
+    Rm,
+    /// A TS/DT/DTM: shifted (pseudonymise) or cut to the year (minimise).
+    Date,
+    /// A DR (date range): both dates as [`K::Date`], the rest removed.
+    Range,
+    /// A TQ: kept but TQ.4/TQ.5 (start, end) as [`K::Date`], TQ.7 condition,
+    /// TQ.8 text and TQ.10 order sequencing (order numbers) removed.
+    Tq,
+    /// An EI (or ST) identifier: EI.1 pseudonymised (generic identifier kind),
+    /// EI.2-4 (the assigning authority) kept; removed in minimise mode.
+    Ei,
+    /// An EIP: the first subcomponent of EIP.1 and EIP.2 pseudonymised, the
+    /// rest removed; removed in minimise mode.
+    Eip,
+    /// A CE/CWE/CNE whose text may be typed: only the codes (.1 .3 .4 .6)
+    /// and the coding system versions (.7 .8) kept.
+    Code,
+    /// A location (PL, LA1, LA2): unit, room, bed, facility (.1-.8) kept,
+    /// descriptions and street addresses (.9 and on) removed.
+    Loc,
+    /// A component (SPS.3 collection method, PRL.3 parent value descriptor)
+    /// of free text removed, the rest kept.
+    KeepBut(u16),
+}
+
+/// The components of a CE/CWE/CNE that [`K::Code`] keeps.
+pub(crate) const CODE_COMPONENTS: [u16; 6] = [1, 3, 4, 6, 7, 8];
+
+/// A segment and its fields' treatment.
+type SegmentTable = (&'static [u8; 3], &'static [(u16, K)]);
+
+/// The default field tables (HL7 v2.5 field names in the module
+/// documentation): `(segment, [(field, how)])`; a field not listed is
+/// removed.
+#[rustfmt::skip]
+const TABLES: &[SegmentTable] = {
+    use K::*;
+    &[
+        (b"EVN", &[(1, Keep), (2, Date), (3, Date), (4, Keep), (5, Rm), (6, Date), (7, Keep)]),
+        (b"PV2", &[
+            (1, Loc), (2, Keep), (3, Rm), (4, Rm), (5, Rm), (6, Rm), (7, Keep), (8, Date),
+            (9, Date), (10, Keep), (11, Keep), (12, Rm), (13, Rm), (14, Date), (15, Keep),
+            (16, Keep), (17, Date), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
+            (23, Rm), (24, Keep), (25, Keep), (26, Date), (27, Keep), (28, Date), (29, Date),
+            (30, Keep), (31, Keep), (32, Keep), (33, Date), (34, Keep), (35, Keep), (36, Keep),
+            (37, Keep), (38, Keep), (39, Keep), (40, Keep), (41, Keep), (42, Keep), (43, Keep),
+            (44, Keep), (45, Keep), (46, Date), (47, Date), (48, Date), (49, Keep),
+        ]),
+        (b"ORC", &[
+            (1, Keep), (2, Ei), (3, Ei), (4, Ei), (5, Keep), (6, Keep), (7, Tq), (8, Eip),
+            (9, Date), (10, Rm), (11, Rm), (12, Rm), (13, Loc), (14, Rm), (15, Date),
+            (16, Code), (17, Keep), (18, Keep), (19, Rm), (20, Keep), (21, Rm), (22, Rm),
+            (23, Rm), (24, Rm), (25, Keep), (26, Code), (27, Date), (28, Keep), (29, Keep),
+            (30, Keep),
+        ]),
+        (b"OBR", &[
+            (1, Keep), (2, Ei), (3, Ei), (4, Keep), (5, Keep), (6, Date), (7, Date), (8, Date),
+            (9, Keep), (10, Rm), (11, Keep), (12, Keep), (13, Rm), (14, Date), (15, KeepBut(3)),
+            (16, Rm), (17, Rm), (18, Rm), (19, Rm), (20, Rm), (21, Rm), (22, Date), (23, Rm),
+            (24, Keep), (25, Keep), (26, KeepBut(3)), (27, Tq), (28, Rm), (29, Eip), (30, Keep),
+            (31, Code), (32, Rm), (33, Rm), (34, Rm), (35, Rm), (36, Date), (37, Keep),
+            (38, Keep), (39, Rm), (40, Keep), (41, Keep), (42, Keep), (43, Rm), (44, Keep),
+            (45, Keep), (46, Keep), (47, Keep), (48, Code), (49, Keep),
+        ]),
+        (b"TQ1", &[
+            (1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep), (7, Date),
+            (8, Date), (9, Keep), (10, Rm), (11, Rm), (12, Keep), (13, Keep), (14, Keep),
+        ]),
+        (b"TQ2", &[
+            (1, Keep), (2, Keep), (3, Ei), (4, Ei), (5, Ei), (6, Keep), (7, Keep), (8, Keep),
+            (9, Keep), (10, Keep),
+        ]),
+        (b"SPM", &[
+            (1, Keep), (2, Eip), (3, Eip), (4, Keep), (5, Keep), (6, Keep), (7, Keep), (8, Keep),
+            (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Keep), (14, Rm), (15, Keep),
+            (16, Keep), (17, Range), (18, Date), (19, Date), (20, Keep), (21, Code), (22, Keep),
+            (23, Keep), (24, Keep), (25, Keep), (26, Keep), (27, Keep), (28, Keep), (29, Keep),
+        ]),
+        (b"RXO", &[
+            (1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Code), (7, Code), (8, Loc),
+            (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Keep), (14, Rm), (15, Rm),
+            (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
+            (23, Keep), (24, Keep), (25, Keep), (26, Keep), (27, Keep), (28, Keep),
+        ]),
+        (b"RXE", &[
+            (1, Tq), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep), (7, Code), (8, Loc),
+            (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Rm), (14, Rm), (15, Ei),
+            (16, Keep), (17, Keep), (18, Date), (19, Keep), (20, Keep), (21, Code), (22, Keep),
+            (23, Keep), (24, Keep), (25, Keep), (26, Keep), (27, Keep), (28, Keep), (29, Keep),
+            (30, Keep), (31, Keep), (32, Date), (33, Keep), (34, Keep), (35, Keep), (36, Keep),
+            (37, Keep), (38, Rm), (39, Keep), (40, Rm), (41, Rm), (42, Loc), (43, Rm),
+            (44, Keep),
+        ]),
+        (b"RXG", &[
+            (1, Keep), (2, Keep), (3, Tq), (4, Keep), (5, Keep), (6, Keep), (7, Keep), (8, Keep),
+            (9, Code), (10, Keep), (11, Loc), (12, Keep), (13, Code), (14, Keep), (15, Keep),
+            (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Date), (21, Keep), (22, Keep),
+            (23, Keep), (24, Keep), (25, Keep), (26, Keep),
+        ]),
+        (b"RXA", &[
+            (1, Keep), (2, Keep), (3, Date), (4, Date), (5, Keep), (6, Keep), (7, Keep),
+            (8, Keep), (9, Code), (10, Rm), (11, Loc), (12, Keep), (13, Keep), (14, Keep),
+            (15, Keep), (16, Date), (17, Keep), (18, Code), (19, Keep), (20, Keep), (21, Keep),
+            (22, Date), (23, Keep), (24, Keep), (25, Keep), (26, Keep),
+        ]),
+        (b"RXR", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep)]),
+        (b"RXC", &[
+            (1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep), (7, Keep), (8, Keep),
+            (9, Keep),
+        ]),
+        (b"DG1", &[
+            (1, Keep), (2, Keep), (3, Code), (4, Rm), (5, Date), (6, Keep), (7, Keep), (8, Keep),
+            (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Keep), (14, Keep), (15, Keep),
+            (16, Rm), (17, Keep), (18, Keep), (19, Date), (20, Ei), (21, Keep),
+        ]),
+        (b"AL1", &[(1, Keep), (2, Keep), (3, Code), (4, Keep), (5, Rm), (6, Date)]),
+        (b"PRB", &[
+            (1, Keep), (2, Date), (3, Code), (4, Ei), (5, Ei), (6, Keep), (7, Date), (8, Date),
+            (9, Date), (10, Keep), (11, Keep), (12, Keep), (13, Keep), (14, Keep), (15, Date),
+            (16, Date), (17, Rm), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
+            (23, Keep), (24, Rm), (25, Keep),
+        ]),
+        (b"SFT", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Rm), (6, Date)]),
+        (b"OBX", &[
+            (1, Keep), (2, Keep), (3, Code), (4, Keep), (6, Keep), (7, Keep), (8, Keep),
+            (9, Keep), (10, Keep), (11, Keep), (12, Date), (13, Rm), (14, Date), (15, Keep),
+            (16, Rm), (17, Keep), (18, Rm), (19, Date), (20, Keep), (21, Ei), (22, Keep),
+            (23, Rm), (24, Rm), (25, Rm),
+        ]),
+    ]
+};
+
 /// The default tables: (segment, unlisted fields, rules).
 fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     use FieldAction::*;
@@ -769,6 +902,7 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
         }
     };
     let date = if pseudo { ShiftDate } else { GeneraliseYear };
+    let id = Pseudonymise(PseudonymKind::Identifier);
 
     let mut pid = vec![(1, 0, 0, Keep)];
     pid.extend(cx(2, PseudonymKind::Patient, false));
@@ -801,15 +935,6 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     pv1.push((44, 0, 0, date));
     pv1.push((45, 0, 0, date));
 
-    let obx_time = if pseudo { ShiftDate } else { Keep };
-    let obx = vec![
-        (5, 0, 0, ByValueType),
-        (14, 0, 0, obx_time),
-        (16, 0, 0, Remove),
-        (19, 0, 0, obx_time),
-        (25, 0, 0, Remove),
-    ];
-
     let mut mrg = Vec::new();
     mrg.extend(cx(1, PseudonymKind::Patient, true));
     mrg.extend(cx(2, PseudonymKind::Patient, false));
@@ -819,11 +944,56 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     mrg.extend(cx(6, PseudonymKind::Visit, false));
     mrg.push((7, 0, 0, Remove));
 
-    vec![
+    let mut out = vec![
         (SegmentId::PID, Remove, pid),
         (SegmentId::PD1, Remove, Vec::new()),
         (SegmentId::PV1, Remove, pv1),
-        (SegmentId::OBX, Keep, obx),
         (SegmentId::MRG, Remove, mrg),
-    ]
+        // MSH-7 only: the transform reads no other MSH field.
+        (SegmentId::MSH, Keep, vec![(7, 0, 0, date)]),
+    ];
+    for (seg, fields) in TABLES {
+        let mut rules = Vec::new();
+        for &(f, how) in fields.iter() {
+            match how {
+                K::Keep => rules.push((f, 0, 0, Keep)),
+                K::Rm => rules.push((f, 0, 0, Remove)),
+                K::Date => rules.push((f, 0, 0, date)),
+                K::Range => rules.extend([(f, 0, 0, Remove), (f, 1, 0, date), (f, 2, 0, date)]),
+                K::Tq => rules.extend([
+                    (f, 0, 0, Keep),
+                    (f, 4, 0, date),
+                    (f, 5, 0, date),
+                    (f, 7, 0, Remove),
+                    (f, 8, 0, Remove),
+                    (f, 10, 0, Remove),
+                ]),
+                K::Ei if pseudo => rules.extend([
+                    (f, 0, 0, Remove),
+                    (f, 1, 0, id),
+                    (f, 2, 0, Keep),
+                    (f, 3, 0, Keep),
+                    (f, 4, 0, Keep),
+                ]),
+                K::Eip if pseudo => {
+                    rules.extend([(f, 0, 0, Remove), (f, 1, 0, id), (f, 2, 0, id)]);
+                }
+                K::Ei | K::Eip => rules.push((f, 0, 0, Remove)),
+                K::Code => {
+                    rules.push((f, 0, 0, Remove));
+                    rules.extend(CODE_COMPONENTS.map(|c| (f, c, 0, Keep)));
+                }
+                K::Loc => {
+                    rules.push((f, 0, 0, Keep));
+                    rules.extend((9..=16).map(|c| (f, c, 0, Remove)));
+                }
+                K::KeepBut(c) => rules.extend([(f, 0, 0, Keep), (f, c, 0, Remove)]),
+            }
+        }
+        if **seg == *b"OBX" {
+            rules.push((5, 0, 0, ByValueType));
+        }
+        out.push((SegmentId(**seg), Remove, rules));
+    }
+    out
 }

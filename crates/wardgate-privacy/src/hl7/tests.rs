@@ -108,9 +108,11 @@ fn adt_a01_pseudonymised() {
     let nhs = p.patient("NHS943");
     let acc = p.pseudonym(kind::ACCOUNT, "ACC55");
     let visit = p.pseudonym(kind::VISIT, "V778");
+    // MSH-7 and EVN-2 move with the patient's other dates.
+    let t = naive_shift("20260301083000", p.date_shift_days("MRN4711"));
     let want = format!(
-        "MSH|^~\\&|EHR|HOSP|GW|ICU|20260301083000||ADT^A01^ADT_A01|ADT1|P|2.5\r\
-         EVN|A01|20260301083000\r\
+        "MSH|^~\\&|EHR|HOSP|GW|ICU|{t}||ADT^A01^ADT_A01|ADT1|P|2.5\r\
+         EVN|A01|{t}\r\
          PID|1||{pat}^^^HOSP^MR~{nhs}^^^NHS^NH||{pat}||1980|F|||^^^^SW1A^GB|||||M||{acc}^^^HOSP^AN\r\
          PV1|1|I|ICU^4^B^HOSP|E||||||MED||||||||IP|{visit}^^^HOSP^VN\r"
     );
@@ -121,7 +123,7 @@ fn adt_a01_pseudonymised() {
             fields_removed: 6,
             fields_pseudonymised: 4,
             fields_generalised: 2,
-            fields_shifted: 0,
+            fields_shifted: 2,
             segments_removed: vec![
                 RemovedSegments {
                     segment: "NK1".parse().unwrap(),
@@ -136,7 +138,7 @@ fn adt_a01_pseudonymised() {
     );
     assert_eq!(
         outcome.to_string(),
-        "fields: 4 pseudonymised, 2 generalised, 6 removed; segments removed: NK1, ZPI"
+        "fields: 4 pseudonymised, 2 generalised, 2 shifted, 6 removed; segments removed: NK1, ZPI"
     );
     // The account and visit numbers do not take the patient's pseudonym kind.
     assert_ne!(acc, p.patient("ACC55"));
@@ -145,14 +147,15 @@ fn adt_a01_pseudonymised() {
 #[test]
 fn adt_a01_minimised() {
     let (out, outcome) = run(&msg(ADT), Mode::Minimise);
-    let want = "MSH|^~\\&|EHR|HOSP|GW|ICU|20260301083000||ADT^A01^ADT_A01|ADT1|P|2.5\r\
-         EVN|A01|20260301083000\r\
+    // MSH-7 and EVN-2 cut to the year like every other date.
+    let want = "MSH|^~\\&|EHR|HOSP|GW|ICU|2026||ADT^A01^ADT_A01|ADT1|P|2.5\r\
+         EVN|A01|2026\r\
          PID|1||\"\"||\"\"||1980|F|||^^^^SW1A^GB|||||M\r\
          PV1|1|I|ICU^4^B^HOSP|E||||||MED||||||||IP\r";
     assert_eq!(out, want);
     assert_eq!(outcome.fields_removed, 9);
     assert_eq!(outcome.fields_pseudonymised, 0);
-    assert_eq!(outcome.fields_generalised, 2);
+    assert_eq!(outcome.fields_generalised, 4);
     assert!(!out.contains("WG"), "no pseudonyms in minimise mode");
 }
 
@@ -287,7 +290,8 @@ fn oru_r01_observations_by_value_type() {
         [
             "97",
             "",
-            "HIGH^High^L",
+            // CWE: the codes only (CWE.2 text removed).
+            "HIGH^^L",
             "",
             "",
             "",
@@ -299,29 +303,39 @@ fn oru_r01_observations_by_value_type() {
             "",
         ]
     );
-    // OBX-14 and OBX-19 moved; OBX-16 (observer) gone; the rest as sent.
+    // OBX-14 and OBX-19 moved; OBX-16 (observer) and OBX-18 (the device's
+    // serial) gone; OBX-3 without its text; the rest as sent.
     assert_eq!(fld(obx[0], 14), naive_shift("20260301101500", days));
     assert_eq!(fld(obx[0], 19), naive_shift("20260301101600", days));
-    assert_eq!(fld(obx[0], 18), "PUMP-SN-0001^^0012345678^EUI-64");
-    assert_eq!(fld(obx[0], 3), "150456^MDC_PULS_OXIM_SAT_O2^MDC");
+    assert_eq!(fld(obx[0], 18), "");
+    assert_eq!(fld(obx[0], 3), "150456^^MDC");
+    assert_eq!(fld(obx[0], 6), "262688^MDC_DIM_PERCENT^MDC");
+    assert_eq!(fld(obx[0], 17), "AMEAS^auto-measurement^MDC");
     assert_eq!(fld(obx[1], 16), "");
     assert_eq!(fld(obx[1], 11), "F");
-    // OBR is kept as it was; NTE removed.
+    // OBR: the filler order number pseudonymised, OBR-7 moved; NTE removed.
     assert_eq!(
         seg(&out, "OBR"),
-        "OBR|1||OBS-1|MON^Vital signs^L|||20260301101500"
+        format!(
+            "OBR|1||{}|MON^Vital signs^L|||{}",
+            p.pseudonym(kind::IDENTIFIER, "OBS-1"),
+            naive_shift("20260301101500", days)
+        )
     );
     assert!(!out.contains("NTE"));
-    assert_eq!(outcome.fields_shifted, 4, "{outcome}");
+    // MSH-7, OBR-7, OBX-14 (twice), OBX-19, a DTM OBX-5.
+    assert_eq!(outcome.fields_shifted, 6, "{outcome}");
 
-    // Minimise: dates as sent, the same values removed.
+    // Minimise: every date cut to its year, the same values removed.
     let (out, _) = run(&msg(ORU), Mode::Minimise);
     let obx: Vec<&str> = segs(&out)
         .into_iter()
         .filter(|s| s.starts_with("OBX"))
         .collect();
-    assert_eq!(fld(obx[6], 5), "20260228220000+0100");
-    assert_eq!(fld(obx[0], 14), "20260301101500");
+    assert_eq!(fld(obx[6], 5), "2026");
+    assert_eq!(fld(obx[0], 14), "2026");
+    assert_eq!(fld(obx[0], 19), "2026");
+    assert_eq!(seg(&out, "OBR"), "OBR|1|||MON^Vital signs^L|||2026");
     assert!(!out.contains("Doe"), "{out}");
 }
 
@@ -335,19 +349,42 @@ RXR|IV
 OBX|1|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||70|kg
 ";
 
+/// The infusion order's clinical fields (drug, amounts, rates, units, route,
+/// the patient's weight) pass unchanged. What changes is decided in the
+/// module documentation: dates move (MSH-7, RXG-3's TQ.4 start), the order
+/// number is an identifier (ORC-2 pseudonymised, removed in minimise mode),
+/// and OBX-3 keeps its codes only.
 #[test]
 fn rgv_o15_order_untouched_patient_pseudonymised() {
     let m = msg(RGV);
+    let k = key(7);
+    let days = k.date_shift_days("4711");
     let (out, _) = run(&m, Mode::Pseudonymise);
     let input = String::from_utf8(m.clone()).unwrap();
-    for id in ["MSH", "ORC", "RXG", "RXR", "OBX", "PV1"] {
+    for id in ["RXR", "PV1"] {
         assert_eq!(seg(&out, id), seg(&input, id), "{id}");
     }
+    let t = naive_shift("20261124101500", days);
+    assert_eq!(
+        seg(&out, "MSH"),
+        format!("MSH|^~\\&|EHR|ICU|PUMP|ICU|{t}||RGV^O15^RGV_O15|ORD-1|P|2.6")
+    );
+    let order = k.pseudonym(kind::IDENTIFIER, "1");
+    assert_eq!(seg(&out, "ORC"), format!("ORC|RE|{order}"));
+    let year = &naive_shift("20260701", days)[..4];
+    assert_eq!(
+        seg(&out, "RXG"),
+        seg(&input, "RXG").replacen("^^^2026", &format!("^^^{year}"), 1)
+    );
+    assert_eq!(seg(&out, "OBX"), "OBX|1|NM|188736^^MDC||70|kg");
     let pid = seg(&out, "PID");
-    let p = key(7).patient("4711");
+    let p = k.patient("4711");
     assert_eq!(pid, format!("PID|1||{p}^^^HOSP^MR||{p}||1980|F"));
     let (out, _) = run(&m, Mode::Minimise);
     assert_eq!(seg(&out, "RXG"), seg(&input, "RXG"));
+    assert_eq!(seg(&out, "RXR"), seg(&input, "RXR"));
+    assert_eq!(seg(&out, "ORC"), "ORC|RE");
+    assert_eq!(seg(&out, "OBX"), "OBX|1|NM|188736^^MDC||70|kg");
     assert_eq!(seg(&out, "PID"), "PID|1||\"\"||\"\"||1980|F");
 }
 
@@ -403,7 +440,9 @@ fn unreadable_values_refuse_the_message() {
         (r"AB\", Unreadable::Escape),
         ("A\u{e9}", Unreadable::NotUtf8),
     ] {
-        let mut m = b"MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||".to_vec();
+        // MSH-7 empty: a date there would read the patient's id first (and
+        // refuse with `PatientId`).
+        let mut m = b"MSH|^~\\&|A|B|C|D|||ADT^A08|1|P|2.5\rPID|1||".to_vec();
         if problem == Unreadable::NotUtf8 {
             m.extend_from_slice(b"A\xe9");
         } else {
@@ -515,10 +554,11 @@ fn custom_delimiters() {
     let (out, _) = run(&m, Mode::Pseudonymise);
     let m1 = p.patient("M#1");
     let m2 = p.patient("M2");
+    let t = naive_shift("20260301", p.date_shift_days("M#1"));
     assert_eq!(
         out,
         format!(
-            "MSH#$%@!#EHR#HOSP#GW#ICU#20260301##ADT$A01$ADT_A01#X1#P#2.5\r\
+            "MSH#$%@!#EHR#HOSP#GW#ICU#{t}##ADT$A01$ADT_A01#X1#P#2.5\r\
              PID#1##{m1}$$$HOSP!1.2!ISO$MR%{m2}$$$NHS$NH##{m1}##1980#F###$$$$AB1$GB\r\
              PV1#1#I#ICU$4$B$HOSP\r"
         )
@@ -548,8 +588,9 @@ fn no_escape_character_declared() {
 #[test]
 fn empty_trailing_and_missing() {
     // Empty and trailing fields, a bare segment id, nulls.
+    // (MSH-7 empty: a date there would move.)
     let m = msg(r#"
-        MSH|^~\&|A|B|C|D|2026||ADT^A08|1|P|2.5
+        MSH|^~\&|A|B|C|D|||ADT^A08|1|P|2.5
         PID|1||""||""||||||||||||||||||||||||||
         PD1|||
         PV1
@@ -564,7 +605,7 @@ fn empty_trailing_and_missing() {
     assert_eq!(outcome.to_string(), "unchanged");
     // Separators only: nothing to remove, null or pseudonymise.
     let m = msg(r"
-        MSH|^~\&|A|B|C|D|2026||ADT^A08|1|P|2.5
+        MSH|^~\&|A|B|C|D|||ADT^A08|1|P|2.5
         PID|1||^^~||^&^~^|||||^^
     ");
     for mode in [Mode::Pseudonymise, Mode::Minimise] {
@@ -581,8 +622,15 @@ fn empty_trailing_and_missing() {
     let want = naive_shift("20260301101500", key(7).date_shift_days(""));
     assert_eq!(fld(seg(&out, "OBX"), 14), want);
     // Only MSH.
-    let m = msg(r"MSH|^~\&|A|B|C|D|2026||ADT^A08|1|P|2.5");
+    let m = msg(r"MSH|^~\&|A|B|C|D|||ADT^A08|1|P|2.5");
     assert_eq!(run(&m, Mode::Pseudonymise).0.as_bytes(), m);
+    // Only MSH, with a date: MSH-7 moves by the offset of "", the rest stays.
+    let m = msg(r"MSH|^~\&|A|B|C|D|20260301||ADT^A08|1|P|2.5");
+    let t = naive_shift("20260301", key(7).date_shift_days(""));
+    assert_eq!(
+        run(&m, Mode::Pseudonymise).0,
+        format!("MSH|^~\\&|A|B|C|D|{t}||ADT^A08|1|P|2.5\r")
+    );
     // A patient without an id has the pseudonym of "" as name.
     let m = msg(r"
         MSH|^~\&|A|B|C|D|2026||ADT^A08|1|P|2.5
@@ -679,7 +727,9 @@ fn dates_generalise_and_shift_with_precision() {
     // PID-29, a year, moves as 1 July of it.
     let y = naive_shift("20260701", days)[..4].to_owned();
     assert_eq!(fld(pid, 29), y);
-    assert_eq!(outcome.fields_shifted, 3);
+    // PV1-44, PV1-45, PID-29 and MSH-7 (a year, moved as 1 July).
+    assert_eq!(outcome.fields_shifted, 4);
+    assert_eq!(fld(&out, 6), y);
     let (out, outcome) = run(&m, Mode::Minimise);
     assert_eq!(fld(seg(&out, "PV1"), 44), "2026");
     assert_eq!(fld(seg(&out, "PID"), 29), "2026");
@@ -709,10 +759,14 @@ fn site_overrides() {
         .set_segment("ZPI".parse().unwrap(), SegmentAction::Keep)
         .unwrap();
     let (out, outcome) = run_with(&m, &profile, &p);
+    let evn = format!(
+        "EVN|A01|{}",
+        naive_shift("20260301", p.date_shift_days("M1"))
+    );
     assert_eq!(
         segs(&out)[1..],
         [
-            "EVN|A01|20260301",
+            &evn,
             &format!(
                 "PID|1||M1^^^H^MR^FAC||{}||1980|F|||||^^^^^^555",
                 p.patient("M1")
@@ -786,12 +840,11 @@ fn site_overrides() {
         .set_field_str("PID-3.6", "pseudonymise-visit")
         .unwrap();
     let (out, _) = run_with(&m, &profile, &p);
+    // EVN is applied by default, EVN-5 (Operator ID) removed: the site's
+    // EVN-5.1 rule keeps only its first component.
     assert_eq!(
         seg(&out, "EVN"),
-        format!(
-            "EVN|A01|2026|||{}^Operator^Olga",
-            p.pseudonym(kind::IDENTIFIER, "op7")
-        )
+        format!("EVN|A01|2026|||{}", p.pseudonym(kind::IDENTIFIER, "op7"))
     );
     assert_eq!(
         fld(seg(&out, "PID"), 3),
@@ -941,9 +994,37 @@ fn rules_parse_and_read_back() {
         ),
         ("PD1-4", FieldAction::Remove, FieldAction::Remove),
         ("OBX-5", FieldAction::ByValueType, FieldAction::ByValueType),
-        ("OBX-14", FieldAction::ShiftDate, FieldAction::Keep),
+        (
+            "OBX-14",
+            FieldAction::ShiftDate,
+            FieldAction::GeneraliseYear,
+        ),
         ("OBX-16", FieldAction::Remove, FieldAction::Remove),
-        ("OBX-3", FieldAction::Keep, FieldAction::Keep),
+        ("OBX-3", FieldAction::Remove, FieldAction::Remove),
+        ("OBX-3.1", FieldAction::Keep, FieldAction::Keep),
+        ("OBX-3.2", FieldAction::Remove, FieldAction::Remove),
+        ("OBX-18", FieldAction::Remove, FieldAction::Remove),
+        ("MSH-7", FieldAction::ShiftDate, FieldAction::GeneraliseYear),
+        ("EVN-2", FieldAction::ShiftDate, FieldAction::GeneraliseYear),
+        ("OBR-7", FieldAction::ShiftDate, FieldAction::GeneraliseYear),
+        ("OBR-13", FieldAction::Remove, FieldAction::Remove),
+        (
+            "ORC-2.1",
+            FieldAction::Pseudonymise(PseudonymKind::Identifier),
+            FieldAction::Remove,
+        ),
+        ("ORC-12", FieldAction::Remove, FieldAction::Remove),
+        ("RXG-4", FieldAction::Keep, FieldAction::Keep),
+        (
+            "RXG-3.4",
+            FieldAction::ShiftDate,
+            FieldAction::GeneraliseYear,
+        ),
+        (
+            "SPM-17.2",
+            FieldAction::ShiftDate,
+            FieldAction::GeneraliseYear,
+        ),
         (
             "MRG-1.1",
             FieldAction::Pseudonymise(PseudonymKind::Patient),
@@ -962,8 +1043,14 @@ fn rules_parse_and_read_back() {
         ("IN3", SegmentAction::Remove),
         ("NTE", SegmentAction::Remove),
         ("ZPI", SegmentAction::Remove),
-        ("RXG", SegmentAction::Keep),
-        ("EVN", SegmentAction::Keep),
+        ("RXG", SegmentAction::Apply),
+        ("EVN", SegmentAction::Apply),
+        ("ORC", SegmentAction::Apply),
+        ("SFT", SegmentAction::Apply),
+        ("ROL", SegmentAction::Remove),
+        ("CTD", SegmentAction::Remove),
+        ("ADD", SegmentAction::Remove),
+        ("QPD", SegmentAction::Remove),
     ] {
         assert_eq!(pseudo.segment_action(id.parse().unwrap()), want, "{id}");
     }
@@ -1068,4 +1155,104 @@ fn transform_parsed_agrees_with_transform() {
         patient_ids_parsed(&parsed).unwrap(),
         patient_ids(&m).unwrap()
     );
+}
+
+// ------------------------------------------------ review (privacy-review branch)
+// Each test states what docs/privacy.md promises; they fail on the code as it is.
+
+/// Pseudonymise shifts PV1-44, PID-29 and OBX-14 by the patient's offset, but
+/// MSH-7 (kept byte for byte), EVN-2, OBR-7 and every date of a kept segment
+/// keep the real date: the receiver reads the offset off one message and undoes
+/// it for every date of that patient, on every route and in DICOM too.
+#[test]
+fn review_pseudonymise_leaves_real_dates_next_to_shifted_ones() {
+    let m = msg("
+        MSH|^~\\&|ADT|HOSP|REG|RES|20240305101500||ADT^A01|C1|P|2.5
+        EVN|A01|20240305101500
+        PID|||4711^^^HOSP^MR||Smith^John||19700101|M|||||||||||||||||||20240310
+        PV1||I|ICU^1^1||||||||||||||||V1|||||||||||||||||||||||||20240305100000
+        OBR|1|PO1|FO1|8867-4^Heart rate^LN|||20240305101000
+        OBX|1|NM|8867-4^Heart rate^LN||72|/min|||||F|||20240305101000
+    ");
+    let (out, _) = run(&m, Mode::Pseudonymise);
+    // The transform did shift what it knows about ...
+    assert!(!fld(seg(&out, "PV1"), 44).starts_with("20240305"), "{out}");
+    // ... and the same day is still there, in clear, elsewhere.
+    assert!(
+        !out.contains("20240305"),
+        "real dates beside shifted ones give the offset away: {out}"
+    );
+}
+
+/// "any other: keep" (docs/privacy.md): standard segments that carry the
+/// patient's identifiers, names of relatives and free text pass a `minimise`
+/// route ("identifiers removed") untouched.
+///
+/// (Adjusted: the reviewer's text stood in OBR-14, Specimen Received
+/// Date/Time, which is now read as a date and refuses the message; it is
+/// moved to OBR-13, Relevant Clinical Information, the free text meant.)
+#[test]
+fn review_default_kept_segments_carry_identifiers_and_free_text() {
+    let m = msg("
+        MSH|^~\\&|EHR|HOSP|REG|RES|20240305101500||ORU^R01|C2|P|2.5
+        PID|||4711^^^HOSP^MR||Smith^John
+        PV2|||^Fell at home, daughter Mary Smith called
+        ROL|1|AD|AT|^Smith^Mary
+        CTD|NOK|Smith^Mary|12 High St^^Leeds^^LS1 4AB|^^^^^44^1134960000
+        DG1|1||S72.0^^I10|Hip fracture John Smith 4711
+        QPD|Q22^Find^HL7|Q1|@PID.3.1^4711~@PID.5.1^Smith
+        OBR|1|PO1|FO1|XR^Hip^L|||20240305101000||||||Pt John Smith MRN 4711
+        OBX|1|NM|8867-4^Heart rate^LN||72|/min
+    ");
+    let (out, _) = run(&m, Mode::Minimise);
+    for leak in ["Smith", "4711", "Mary", "LS1"] {
+        assert!(
+            !out.contains(leak),
+            "{leak:?} reaches a minimise route: {out}"
+        );
+    }
+}
+
+/// OBX-5 "coded kept": a CWE's text and original text (CWE.2, CWE.9) are free
+/// text, and OBX-18 (equipment instance identifier: an implant's serial
+/// number, a HIPAA identifier) is an unlisted OBX field, so kept.
+#[test]
+fn review_obx_coded_values_and_device_serials_pass() {
+    let m = msg("
+        MSH|^~\\&|EHR|HOSP|REG|RES|20240305101500||ORU^R01|C3|P|2.5
+        PID|||4711^^^HOSP^MR||Smith^John
+        OBX|1|CWE|72166-2^Smoking status^LN||LA18978-9^Never smoker^LN^^^^^^says wife Mary Smith||||||F|||||||PM-SN-9F3K2^IMPLANT^SN
+    ");
+    let (out, _) = run(&m, Mode::Minimise);
+    assert!(!out.contains("Mary Smith"), "{out}");
+    assert!(!out.contains("PM-SN-9F3K2"), "{out}");
+}
+
+/// Consent looks at PID only: a merge (ADT^A40) of a patient who opted out
+/// under the identifier now in MRG-1 is forwarded.
+#[test]
+fn review_consent_ids_include_the_merged_identifier() {
+    let m = msg("
+        MSH|^~\\&|ADT|HOSP|REG|RES|20240305101500||ADT^A40|C4|P|2.5
+        PID|||NEW-1^^^HOSP^MR
+        MRG|OPTED-OUT-7^^^HOSP^MR
+    ");
+    let ids: Vec<String> = patient_ids(&m).unwrap().into_iter().map(|i| i.id).collect();
+    assert!(ids.iter().any(|i| i == "OPTED-OUT-7"), "{ids:?}");
+}
+
+/// ADD continues the segment before it (HL7 v2.5 2.10.2). It is an "other"
+/// segment, so kept: the continuation of a removed NTE, or of an OBX-5 text
+/// the transform removed, reaches the destination (and a receiver appends it
+/// to whatever segment now precedes it).
+#[test]
+fn review_add_continuations_of_removed_values_are_kept() {
+    let m = msg("
+        MSH|^~\\&|EHR|HOSP|REG|RES|20240305101500||ORU^R01|C7|P|2.5
+        PID|||4711^^^HOSP^MR||Smith^John
+        OBX|1|TX|11506-3^Note^LN||Seen today,
+        ADD| wife Mary Smith at 12 High St
+    ");
+    let (out, _) = run(&m, Mode::Minimise);
+    assert!(!out.contains("Mary Smith"), "{out}");
 }

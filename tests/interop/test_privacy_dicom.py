@@ -1,0 +1,241 @@
+"""DICOM de-identification inside the proxy (issue 23, docs/privacy.md), with
+real peers: dcmtk's storescu and pynetdicom send, dcmtk's storescp stores,
+pydicom reads what was stored. Objects are pydicom's bundled test files.
+
+The route applies PS3.15 Annex E with Retain Longitudinal Temporal Information
+with Modified Dates: the stored objects carry the keyed pseudonym of their
+Patient ID, replaced UIDs (the same for the same UID in every association),
+dates moved by the patient's offset, and none of the identifying values the
+original held. The sender is answered with its own instance UID.
+"""
+import hashlib
+import hmac
+import struct
+import time
+from datetime import date, timedelta
+
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage
+
+from conftest import Gateway, pseudonym, require_tool
+from test_dicom import StoreSCP, by_rule, run
+
+CT = get_testdata_file("CT_small.dcm")
+MR = get_testdata_file("MR_small.dcm")
+SC = get_testdata_file("SC_rgb_small_odd.dcm")
+
+SITE = """
+[gateway]
+data_dir = "{data_dir}"
+frame_timeout_secs = 3
+shutdown_grace_secs = 5
+
+[[device]]
+id = "ct-1"
+kind = "ct-scanner"
+addresses = ["127.0.0.1"]
+ae_titles = ["CT01"]
+
+[[device]]
+id = "teaching-archive"
+kind = "pacs"
+addresses = ["127.0.0.4"]
+ae_titles = ["PACS"]
+
+[[route]]
+id = "teaching"
+protocol = "dicom"
+listen = "127.0.0.1:{listen_port}"
+upstream = "127.0.0.4:{upstream_port}"
+senders = ["ct-1"]
+called_ae_titles = ["PACS"]
+operations = ["C-ECHO", "C-STORE"]
+sop_classes = [
+  "1.2.840.10008.1.1",
+  "1.2.840.10008.5.1.4.1.1.2",
+  "1.2.840.10008.5.1.4.1.1.4",
+  "1.2.840.10008.5.1.4.1.1.7",
+]
+
+[route.privacy]
+mode = "pseudonymise"
+purpose = "teaching"
+dicom_options = ["retain-longitudinal-modified-dates"]
+"""
+
+# Values of the test files that identify (patients, institutions, people, devices).
+IDENTIFYING = ["PatientName", "PatientID", "InstitutionName", "ReferringPhysicianName",
+               "StationName", "OperatorsName", "PatientBirthDate", "AccessionNumber",
+               "InstitutionAddress", "PerformingPhysicianName", "DeviceSerialNumber"]
+
+
+def keyed(data_dir, parts):
+    key = (data_dir / "privacy" / "site.key").read_bytes()
+    m = hmac.new(key, digestmod=hashlib.sha256)
+    for p in parts:
+        m.update(len(p).to_bytes(8, "big"))
+        m.update(p)
+    return m.digest()
+
+
+def uid_for(data_dir, uid):
+    """The replacement UID, as docs/privacy.md specifies it."""
+    d = keyed(data_dir, [b"uid v1", b"dicom", uid.rstrip("\0 ").encode()])
+    return "2.25." + str(int.from_bytes(d[:16], "big"))
+
+
+def shift_for(data_dir, patient_id):
+    d = keyed(data_dir, [b"date shift v1", b"patient", patient_id.strip().encode()])
+    return -(int.from_bytes(d[:4], "big") % 1095) - 1
+
+
+def data_set_bytes(path):
+    """The data set of a Part 10 file: what follows the file meta group."""
+    raw = path.read_bytes()
+    assert raw[128:132] == b"DICM"
+    pos = 132
+    while True:
+        group, _ = struct.unpack_from("<HH", raw, pos)
+        if group != 2:
+            return raw[pos:]
+        vr = raw[pos + 4:pos + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+            length = struct.unpack_from("<I", raw, pos + 8)[0]
+            pos += 12 + length
+        else:
+            length = struct.unpack_from("<H", raw, pos + 6)[0]
+            pos += 8 + length
+
+
+def storescu(gw, *files):
+    require_tool("storescu")
+    return run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(gw.listen_port), *files)
+
+
+def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_path):
+    scp = StoreSCP(tmp_path / "archive")
+    gw = Gateway(tmp_path, scp.port, site=SITE)
+    try:
+        for f in (CT, MR):
+            r = storescu(gw, f)
+            assert r.returncode == 0, r.stdout + r.stderr
+        # The same CT again, in another association: the same replacement UIDs.
+        r = storescu(gw, CT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        events = gw.events()
+        stored = scp.files_once_settled()
+    finally:
+        gw.stop()
+        scp.stop()
+    data = tmp_path / "data"
+    assert len(stored) >= 2, stored
+    by_instance = {}
+    for path in stored:
+        ds = dcmread(path)
+        # pydicom reads every element of what the PACS stored.
+        for _ in ds.iterall():
+            pass
+        by_instance[ds.SOPInstanceUID] = (path, ds)
+    for original in (CT, MR):
+        orig = dcmread(original)
+        want_uid = uid_for(data, orig.SOPInstanceUID)
+        assert want_uid in by_instance, (want_uid, list(by_instance))
+        path, ds = by_instance[want_uid]
+        assert ds.PatientID == pseudonym(data, orig.PatientID)
+        assert str(ds.PatientName) == pseudonym(data, orig.PatientID)
+        assert ds.StudyInstanceUID == uid_for(data, orig.StudyInstanceUID)
+        assert ds.SeriesInstanceUID == uid_for(data, orig.SeriesInstanceUID)
+        assert ds.PatientIdentityRemoved == "YES"
+        # Dates moved by the patient's offset (intervals kept).
+        shifted = date(int(orig.StudyDate[:4]), int(orig.StudyDate[4:6]), int(orig.StudyDate[6:8])) \
+            + timedelta(days=shift_for(data, orig.PatientID))
+        assert ds.StudyDate == shifted.strftime("%Y%m%d")
+        raw = path.read_bytes()
+        kept = {str(orig.get(k, "") or "").strip() for k in ("Manufacturer", "ManufacturerModelName")}
+        for kw in IDENTIFYING:
+            v = str(orig.get(kw, "") or "").strip()
+            assert str(ds.get(kw, "") or "").strip() != v or not v, f"{kw} {v!r} kept"
+            # Grepped too, unless the same text is a value the profile keeps
+            # (MR_small's institution TOSHIBA is in its manufacturer, TOSHIBA_MEC).
+            if len(v) >= 4 and not any(v in k for k in kept):
+                assert v.encode() not in raw, f"{kw} {v!r} reached the archive"
+        assert not any(e.tag.is_private for e in ds.iterall()), "private attributes removed"
+        # Pixels are untouched.
+        assert ds.PixelData == orig.PixelData
+    done = [e for e in events if e["event"]["action"] == "allowed"
+            and e["wardgate"].get("privacy", {}).get("sha256_out")]
+    assert len(done) == 3, done
+    outs = {hashlib.sha256(data_set_bytes(p)).hexdigest() for p, _ in by_instance.values()}
+    for e in done:
+        pr = e["wardgate"]["privacy"]
+        assert pr["mode"] == "pseudonymise" and pr["sha256_in"] != pr["sha256_out"]
+        assert pr["sha256_out"] in outs, "the record's hash out is the hash of what the archive stored"
+    # No identifier in wardgate's own records either.
+    written = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    for original in (CT, MR):
+        orig = dcmread(original)
+        assert orig.PatientID.encode() not in written
+        assert str(orig.PatientName).encode() not in written
+
+
+def test_the_sender_gets_its_own_instance_uid_back(tmp_path):
+    scp = StoreSCP(tmp_path / "archive")
+    gw = Gateway(tmp_path, scp.port, site=SITE)
+    seen = []
+
+    def on_recv(event):
+        cs = event.message.command_set
+        if "AffectedSOPInstanceUID" in cs and cs.get("Status") is not None:
+            seen.append((cs.AffectedSOPInstanceUID, cs.Status))
+
+    try:
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(CTImageStorage)
+        assoc = ae.associate("127.0.0.1", gw.listen_port, ae_title="PACS",
+                             evt_handlers=[(evt.EVT_DIMSE_RECV, on_recv)])
+        assert assoc.is_established
+        ds = dcmread(CT)
+        status = assoc.send_c_store(ds)
+        assoc.release()
+        assert status.Status == 0x0000, status
+    finally:
+        gw.stop()
+        scp.stop()
+    assert seen == [(ds.SOPInstanceUID, 0)], seen
+
+
+def test_consent_and_burned_in_identity_are_refused_before_anything_is_forwarded(tmp_path):
+    scp = StoreSCP(tmp_path / "archive")
+    gw = Gateway(tmp_path, scp.port, site=SITE)
+    mr = dcmread(MR)
+    try:
+        r = gw.cli("consent", "add", "--purpose", "teaching", mr.PatientID)
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+                "teaching: 1" in e["event"]["reason"] for e in gw.events()):
+            time.sleep(0.3)
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(MRImageStorage)
+        ae.add_requested_context(SecondaryCaptureImageStorage)
+        assoc = ae.associate("127.0.0.1", gw.listen_port, ae_title="PACS")
+        assert assoc.is_established
+        # The patient opted out: answered success (the modality must not
+        # retry), nothing stored.
+        assert assoc.send_c_store(mr).Status == 0x0000
+        # A secondary capture may show identity in its pixels: refused.
+        assert assoc.send_c_store(dcmread(SC)).Status == 0x0124
+        assoc.release()
+        events = gw.events()
+        stored = scp.files_once_settled()
+    finally:
+        gw.stop()
+        scp.stop()
+    assert stored == [], stored
+    held = by_rule(events, "WG-PRIV-001")
+    assert len(held) == 1 and held[0]["event"]["action"] == "blocked", held
+    assert mr.PatientID not in str(held[0])
+    burned = by_rule(events, "WG-PRIV-003")
+    assert len(burned) == 1 and burned[0]["wardgate"]["dicom"]["status"] == 0x0124, burned
