@@ -263,21 +263,21 @@ fn ack(control: &str) -> String {
 }
 
 /// PS3.8 9.3: a PDU of `ty` around `body`.
-fn pdu(ty: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn pdu(ty: u8, body: &[u8]) -> Vec<u8> {
     let mut v = vec![ty, 0];
     v.extend_from_slice(&(body.len() as u32).to_be_bytes());
     v.extend_from_slice(body);
     v
 }
 
-fn item(ty: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn item(ty: u8, body: &[u8]) -> Vec<u8> {
     let mut v = vec![ty, 0];
     v.extend_from_slice(&(body.len() as u16).to_be_bytes());
     v.extend_from_slice(body);
     v
 }
 
-fn ae16(s: &str) -> [u8; 16] {
+pub(crate) fn ae16(s: &str) -> [u8; 16] {
     let mut a = [b' '; 16];
     a[..s.len()].copy_from_slice(s.as_bytes());
     a

@@ -414,25 +414,7 @@ pub(crate) fn split_part10(file: &[u8]) -> Result<(String, String, String, &[u8]
     Ok((class, instance, syntax, &file[meta_end..]))
 }
 
-fn pdu(ty: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![ty, 0];
-    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
-
-fn item(ty: u8, body: &[u8]) -> Vec<u8> {
-    let mut v = vec![ty, 0];
-    v.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
-
-fn ae16(s: &str) -> [u8; 16] {
-    let mut a = [b' '; 16];
-    a[..s.len()].copy_from_slice(s.as_bytes());
-    a
-}
+use crate::capture::{ae16, item, pdu};
 
 /// An implicit VR element of a command set.
 fn cmd_el(out: &mut Vec<u8>, elem: u16, value: &[u8]) {

@@ -182,25 +182,23 @@ pub(crate) fn apply_hl7(
         sha256_in: Some(hex(Sha256::digest(payload))),
         ..Default::default()
     };
-    // Consent: every patient identifier the message carries is looked up.
+    // Every patient identifier the message carries, keyed once: the
+    // pseudonyms serve the consent check, and making them remembers them for
+    // re-identification.
+    let pseudonyms = wardgate_privacy::hl7::patient_ids_parsed(msg).map(|ids| {
+        ids.iter()
+            .filter_map(|id| route.site.patients.pseudonym(&id.id))
+            .collect::<Vec<_>>()
+    });
     if let Some(purpose) = &p.settings.purpose {
-        match wardgate_privacy::hl7::patient_ids_parsed(msg) {
-            Ok(ids) => {
-                let opted = ids.iter().find(|id| {
-                    route
-                        .site
-                        .patients
-                        .pseudonym(&id.id)
-                        .is_some_and(|ps| route.site.consent.opted_out(purpose, &ps))
-                });
-                if let Some(id) = opted {
-                    // Always the pseudonym here, even where events carry raw
-                    // identifiers: this text is shown to every console role.
-                    let who = route
-                        .site
-                        .patients
-                        .pseudonym(&id.id)
-                        .unwrap_or_else(|| "unnamed".into());
+        match &pseudonyms {
+            Ok(ps) => {
+                // Always the pseudonym in this text, even where events carry
+                // raw identifiers: it is shown to every console role.
+                if let Some(who) = ps
+                    .iter()
+                    .find(|ps| route.site.consent.opted_out(purpose, ps))
+                {
                     let text = format!(
                         "not forwarded on route {}: the patient ({who}) opted out of {purpose}; acknowledged so the sender does not retry",
                         &*route.id
@@ -253,12 +251,6 @@ pub(crate) fn apply_hl7(
         Ok(done) => {
             facts.sha256_out = Some(hex(Sha256::digest(&out[1..])));
             facts.changes = Some(done.to_string());
-            // The patient's pseudonym is remembered for re-identification.
-            if let Ok(ids) = wardgate_privacy::hl7::patient_ids_parsed(msg) {
-                for id in ids {
-                    let _ = route.site.patients.pseudonym(&id.id);
-                }
-            }
             out.extend_from_slice(&[0x1C, 0x0D]);
             event.wardgate.privacy = Some(facts);
             event.event.reason = format!(
