@@ -894,9 +894,20 @@ impl Association {
                 // A de-identifying route: the C-STORE's command and data set
                 // are rewritten and held until its patient is known.
                 let mut deid = None;
-                if d.forward && cmd.field == CommandField::CStore && cmd.has_data_set {
+                if d.forward && cmd.field == CommandField::CStore {
                     if let Some(profile) = self.deid_profile() {
-                        match self.start_deid(&profile, &cmd, &cmd_bytes, pdv.context_id) {
+                        // PS3.7 9.3.1.1: a C-STORE-RQ always carries a data
+                        // set. One that says it has none would go out with the
+                        // sender's instance UID in its command: refused.
+                        let started = if cmd.has_data_set {
+                            self.start_deid(&profile, &cmd, &cmd_bytes, pdv.context_id)
+                        } else {
+                            Err(DeidError::Malformed {
+                                offset: 0,
+                                what: "a C-STORE request without a data set",
+                            })
+                        };
+                        match started {
                             Ok(z) => deid = Some(z),
                             Err(e) => {
                                 d.forward = false;

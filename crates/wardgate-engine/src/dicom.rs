@@ -220,7 +220,7 @@ pub fn command(
         operation: cmd.field.name().to_owned(),
         message_id: Some(cmd.message_id),
         sop_class: dicom::text(cmd.sop_class),
-        sop_instance: dicom::text(cmd.sop_instance),
+        sop_instance: route.instance_name(dicom::text(cmd.sop_instance)),
         move_destination: dicom::text(cmd.move_destination),
         ..Default::default()
     };
@@ -412,7 +412,7 @@ pub fn add_data_set_facts(
         .patient_name(&dicom::text(&facts.patient_id))
         .unwrap_or_default();
     if d.sop_instance.is_empty() {
-        d.sop_instance = dicom::text(&facts.sop_instance);
+        d.sop_instance = route.instance_name(dicom::text(&facts.sop_instance));
     }
     if bytes > 0 {
         event.wardgate.bytes = Some(bytes);

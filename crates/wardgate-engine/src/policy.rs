@@ -252,6 +252,22 @@ impl RoutePolicy {
     pub fn patient_name(&self, id: &str) -> Option<String> {
         self.site.patients.name(id)
     }
+
+    /// What a record says of a DICOM instance UID: on a route that
+    /// de-identifies DICOM, the keyed replacement the destination receives
+    /// (PS3.15 E.1-1 treats UIDs as identifying; the record then names the
+    /// object as the destination holds it), nothing without a key; elsewhere
+    /// the UID as sent.
+    pub fn instance_name(&self, uid: String) -> String {
+        if uid.is_empty() || self.privacy.as_ref().is_none_or(|p| p.dicom.is_none()) {
+            return uid;
+        }
+        self.site
+            .patients
+            .pseudonymiser()
+            .map(|p| p.uid(&uid))
+            .unwrap_or_default()
+    }
 }
 
 /// A dicom route's allow-lists, as bytes to compare with the wire.

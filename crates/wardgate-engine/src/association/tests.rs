@@ -1343,6 +1343,80 @@ fn without_a_site_key_a_deidentifying_route_refuses_rather_than_forwards() {
     ));
 }
 
+/// wardgate's own records on a de-identifying route name the object as the
+/// destination holds it: the replaced instance UID and the patient's
+/// pseudonym, never the sender's UID or patient ID (PS3.15 treats both as
+/// identifying), whether the object went, was withheld or was refused.
+#[test]
+fn records_on_a_deidentifying_route_never_carry_the_senders_uid_or_patient_id() {
+    let records = |outs: &[Out]| -> Vec<Event> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Out::Record(e) => Some((**e).clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let check = |what: &str, events: &[Event]| {
+        assert!(!events.is_empty(), "{what}: no record");
+        for e in events {
+            let json = serde_json::to_string(e).unwrap();
+            assert!(!json.contains("1.2.3.4.5.6"), "{what}: {json}");
+            assert!(!json.contains("PAT-0042"), "{what}: {json}");
+        }
+    };
+    let s = site(false);
+    let p = s.patients.pseudonymiser().unwrap().clone();
+    let (_, outs) = deid_store(&s, &[10]);
+    let events = records(&outs);
+    check("forwarded", &events);
+    let named: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.wardgate.dicom.as_ref())
+        .map(|d| d.sop_instance.as_str())
+        .filter(|u| !u.is_empty())
+        .collect();
+    // The command's decision and the de-identified object's record.
+    assert!(named.len() >= 2, "{named:?}");
+    assert!(
+        named.iter().all(|u| *u == p.uid("1.2.3.4.5.6")),
+        "{named:?}"
+    );
+
+    let mut lists = wardgate_privacy::ConsentLists::default();
+    lists.insert("teaching", [p.patient("PAT-0042")].into_iter().collect());
+    s.consent.replace(lists);
+    let (_, outs) = deid_store(&s, &[10]);
+    check("withheld", &records(&outs));
+
+    let (_, outs) = deid_store(&wardgate_privacy::Site::default(), &[]);
+    check("refused without a key", &records(&outs));
+}
+
+/// A C-STORE that says it has no data set would carry the sender's instance
+/// UID upstream in its command: on a de-identifying route it is refused,
+/// answered, and nothing goes upstream.
+#[test]
+fn a_cstore_without_a_data_set_is_refused_on_a_deidentifying_route() {
+    let s = site(false);
+    let r = deid_route(&s);
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    a.client_pdu(
+        &pdata(&[(1, 0x03, &command(0x0001, CT, 2, false))]),
+        &clock(),
+        &mut outs,
+    );
+    assert!(upstream_pdvs(&outs).is_empty(), "{outs:?}");
+    assert!(outs.iter().any(|o| matches!(o, Out::Reply(_))), "{outs:?}");
+    assert!(outs.iter().any(
+        |o| matches!(o, Out::Record(e) if e.rule.as_ref().is_some_and(|r| r.id == "WG-PRIV-002"))
+    ));
+}
+
 // ------------------------------------------------ review (privacy-review branch)
 // Each test states what docs/privacy.md promises; they fail on the code as it is.
 
