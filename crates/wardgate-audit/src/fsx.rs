@@ -41,6 +41,10 @@ pub fn create_dir(path: &Path) -> Result<(), AuditError> {
     for d in missing.iter().rev() {
         set_mode(d, DIR_MODE)?;
     }
+    // Each new directory's name, in the directory above it, made durable.
+    for d in missing.iter().rev() {
+        sync_parent(d)?;
+    }
     Ok(())
 }
 
@@ -114,7 +118,30 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), AuditError> 
     let mut f = open(path, mode, true)?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
-        .map_err(io_err(path))
+        .map_err(io_err(path))?;
+    sync_parent(path)
+}
+
+/// Makes a new or renamed entry of `path`'s directory durable: without it a
+/// crash can leave the file's data on disk and its name not (POSIX fsync).
+fn sync_parent(path: &Path) -> Result<(), AuditError> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match File::open(dir).and_then(|d| d.sync_all()) {
+            Ok(()) => {}
+            // Filesystems that cannot sync a directory (some network mounts):
+            // nothing more can be done there.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+            Err(e) => return Err(io_err(dir)(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Replaces `path` with `data` (mode 0640) atomically: a temporary file beside
@@ -130,7 +157,8 @@ pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), AuditError> {
             .and_then(|()| f.sync_all())
             .map_err(io_err(&tmp))?;
     }
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_parent(path)
 }
 
 /// A path whose mode grants more than wardgate gives it.

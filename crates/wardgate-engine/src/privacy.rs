@@ -130,6 +130,18 @@ pub fn compile_hl7(p: &ResolvedPrivacy) -> Result<Option<Arc<Hl7Profile>>, Strin
             .set_field_str(&text, action)
             .map_err(|e| format!("{text}: {e}"))?;
     }
+    // A rule on a segment the profile removes would do nothing: the site
+    // meant something it would not get.
+    for (at, _) in &p.fields {
+        let id = SegmentId::new(at.segment.as_bytes())
+            .ok_or_else(|| format!("{:?} is not a segment id", at.segment))?;
+        if profile.segment_action(id) == SegmentAction::Remove {
+            return Err(format!(
+                "a field rule on {seg}, a segment this profile removes (not among those kept by default, or set to \"remove\"): it would do nothing. Set {seg} = \"apply\" under [route.privacy.segments], or drop the rule",
+                seg = at.segment
+            ));
+        }
+    }
     Ok(Some(Arc::new(profile)))
 }
 

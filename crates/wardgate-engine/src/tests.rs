@@ -956,6 +956,35 @@ fn review_policy(extra: &str, site: &wardgate_privacy::Site) -> Policy {
     Policy::compile_with(&v, site).unwrap()
 }
 
+/// A field rule on a segment the profile removes would do nothing: refused,
+/// located at its route. Applying the segment (or a default one) is accepted.
+#[test]
+fn a_field_rule_on_a_removed_segment_is_refused() {
+    let s = review_site(false);
+    let compile = |privacy: &str| {
+        let text = SITE.replace(
+            "drug_library = \"adult-icu\"\n",
+            &format!("drug_library = \"adult-icu\"\n\n[route.privacy]\nmode = \"pseudonymise\"\n{privacy}\n"),
+        );
+        let v = Config::parse(&text, "site.toml", Path::new(".")).unwrap();
+        Policy::compile_with(&v, &s)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    };
+    let nk1 = "[[route.privacy.field]]\nfield = \"NK1-2\"\naction = \"pseudonymise\"\n";
+    let err = compile(nk1).expect_err("NK1 is removed by default");
+    assert!(
+        err.contains("NK1") && err.contains("would do nothing"),
+        "{err}"
+    );
+    let removed = "[route.privacy.segments]\nPV1 = \"remove\"\n[[route.privacy.field]]\nfield = \"PV1-19\"\naction = \"keep\"\n";
+    assert!(compile(removed)
+        .expect_err("PV1 removed by the site")
+        .contains("PV1"));
+    compile(&format!("[route.privacy.segments]\nNK1 = \"apply\"\n{nk1}")).unwrap();
+    compile("[[route.privacy.field]]\nfield = \"PID-7\"\naction = \"generalise\"\n").unwrap();
+}
+
 /// What the destination receives of an outcome: the transformed message, or
 /// the frame itself when the verdict forwards and nothing was transformed.
 fn review_forwarded(o: &crate::hl7::Outcome, frame: &[u8]) -> Option<Vec<u8>> {

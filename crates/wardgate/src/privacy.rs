@@ -245,6 +245,27 @@ impl TableBook {
         }
         // 0640 as every record: the entries are encrypted under the site key.
         fsx::set_mode(path, fsx::FILE_MODE)?;
+        // The pairs already written (whole lines whose entry opens and names
+        // its pseudonym) are not written again after a restart.
+        let mut seen = HashSet::new();
+        let whole = match existing.iter().rposition(|b| *b == b'\n') {
+            Some(end) => &existing[..end],
+            None => &[][..],
+        };
+        for line in whole.split(|b| *b == b'\n') {
+            if seen.len() >= REMEMBERED {
+                break;
+            }
+            let Some((ps, sealed)) = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.split_once(' '))
+            else {
+                continue;
+            };
+            if open_entry(&cipher, sealed).is_some_and(|id| p.patient(&id) == ps) {
+                seen.insert(ps.to_owned());
+            }
+        }
         let (tx, rx) = mpsc::channel::<(String, String)>();
         let path = path.to_owned();
         std::thread::Builder::new()
@@ -272,7 +293,7 @@ impl TableBook {
             })
             .context("starting the re-identification table's writer")?;
         Ok(TableBook {
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(seen),
             tx: Mutex::new(tx),
         })
     }
@@ -536,6 +557,63 @@ mod tests {
         let forged = line.replacen(&p.patient("4711"), &p.patient("0815"), 1);
         std::fs::write(&path, format!("{forged}\n")).unwrap();
         assert_eq!(reidentify(&path, &key, &p.patient("0815")).unwrap(), None);
+    }
+
+    /// Waits (bounded) until the table has an entry for `pseudonym`.
+    fn entries(path: &Path, pseudonym: &str) -> usize {
+        for _ in 0..500 {
+            let n = std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with(&format!("{pseudonym} ")))
+                .count();
+            if n > 0 {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        0
+    }
+
+    #[test]
+    fn a_restart_does_not_write_a_patient_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privacy").join(TABLE);
+        let key = SiteKey::from_bytes([5; 32]);
+        let p = Pseudonymiser::new(&key);
+        let book = TableBook::start(&path, &p).unwrap();
+        book.remember(&p.patient("4711"), "4711");
+        drop(book);
+        assert_eq!(entries(&path, &p.patient("4711")), 1);
+        // A restart: the same patient again, and a new one.
+        let book = TableBook::start(&path, &p).unwrap();
+        book.remember(&p.patient("4711"), "4711");
+        book.remember(&p.patient("0815"), "0815");
+        drop(book);
+        assert_eq!(entries(&path, &p.patient("0815")), 1);
+        assert_eq!(entries(&path, &p.patient("4711")), 1, "written once");
+        // A torn last line (a crash mid-write) is not taken as written.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let torn = format!("{}\n{} QUJD", text.trim_end(), p.patient("1234"));
+        std::fs::write(&path, torn).unwrap();
+        let book = TableBook::start(&path, &p).unwrap();
+        book.remember(&p.patient("1234"), "1234");
+        drop(book);
+        for _ in 0..500 {
+            if reidentify(&path, &key, &p.patient("1234"))
+                .unwrap()
+                .is_some()
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(
+            reidentify(&path, &key, &p.patient("1234"))
+                .unwrap()
+                .as_deref(),
+            Some("1234")
+        );
     }
 
     #[test]

@@ -425,17 +425,15 @@ async fn watch_consent(
     site: wardgate_privacy::Site,
     recorder: wardgate_store::RecorderHandle,
 ) {
-    let mut seen = crate::privacy::consent_stamp(&current.load());
+    let mut watch = ConsentWatch::new(crate::privacy::consent_stamp(&current.load()));
     let mut tick = tokio::time::interval(STORE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let v = current.load_full();
-        let now = crate::privacy::consent_stamp(&v);
-        if now == seen {
+        let Some(report_failure) = watch.poll(crate::privacy::consent_stamp(&v)) else {
             continue;
-        }
-        seen = now;
+        };
         let fingerprint = site
             .patients
             .pseudonymiser()
@@ -461,10 +459,14 @@ async fn watch_consent(
             // The lists in force stay: a half-written or wrong file never
             // empties an opt-out list.
             Err(e) => (
-                format!("consent lists not reloaded, the previous ones stay in force: {e:#}"),
+                format!("consent lists not reloaded, the previous ones stay in force (tried again every {} s until they read): {e:#}", STORE_POLL.as_secs()),
                 false,
             ),
         };
+        watch.loaded(ok);
+        if !ok && !report_failure {
+            continue;
+        }
         let mut e = Event::new(
             Clock::now().rfc3339().to_owned(),
             if ok { Action::Reloaded } else { Action::Failed },
@@ -475,6 +477,40 @@ async fn watch_consent(
         if let Err(err) = recorder.record(e) {
             tracing::error!(error = %err, "could not record the consent lists' reload");
         }
+    }
+}
+
+/// When the running gateway reads the consent lists again: when the
+/// directory changes, and, while the last read failed, at every poll, so a
+/// fix that leaves names, sizes and times alone (a `chmod`, a mount back)
+/// still takes effect. A failure is recorded once per change, not per poll.
+struct ConsentWatch<S> {
+    seen: S,
+    failing: bool,
+}
+
+impl<S: PartialEq> ConsentWatch<S> {
+    fn new(seen: S) -> Self {
+        ConsentWatch {
+            seen,
+            failing: false,
+        }
+    }
+
+    /// `None`: nothing to read. `Some(report)`: read the lists; `report`
+    /// says whether a failure of this read is to be recorded.
+    fn poll(&mut self, now: S) -> Option<bool> {
+        let changed = now != self.seen;
+        self.seen = now;
+        match (changed, self.failing) {
+            (false, false) => None,
+            (changed, failing) => Some(changed || !failing),
+        }
+    }
+
+    /// What the read gave.
+    fn loaded(&mut self, ok: bool) {
+        self.failing = !ok;
     }
 }
 
@@ -932,5 +968,22 @@ mod tests {
         assert!(!super::log_colour(true, Some(OsStr::new("1"))));
         assert!(!super::log_colour(false, None));
         assert!(!super::log_colour(false, Some(OsStr::new(""))));
+    }
+
+    /// A failed read of the consent lists is tried again at every poll until
+    /// it succeeds, and recorded once per change, not per poll.
+    #[test]
+    fn a_failed_consent_read_is_retried_and_reported_once() {
+        let mut w = super::ConsentWatch::new(1);
+        assert_eq!(w.poll(1), None, "unchanged: nothing to read");
+        assert_eq!(w.poll(2), Some(true), "changed: read, report a failure");
+        w.loaded(false);
+        assert_eq!(w.poll(2), Some(false), "failed: read again, quietly");
+        w.loaded(false);
+        assert_eq!(w.poll(3), Some(true), "failed and changed: reported again");
+        w.loaded(false);
+        assert_eq!(w.poll(3), Some(false));
+        w.loaded(true);
+        assert_eq!(w.poll(3), None, "read: back to watching for changes");
     }
 }
