@@ -560,6 +560,7 @@ mod tests {
     }
 
     /// Waits (bounded) until the table has an entry for `pseudonym`.
+    #[allow(clippy::disallowed_methods)] // a test thread, not a runtime worker
     fn entries(path: &Path, pseudonym: &str) -> usize {
         for _ in 0..500 {
             let n = std::fs::read_to_string(path)
@@ -576,6 +577,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test thread, not a runtime worker
     fn a_restart_does_not_write_a_patient_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("privacy").join(TABLE);
