@@ -178,6 +178,13 @@ def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_pa
         orig = dcmread(original)
         assert orig.PatientID.encode() not in written
         assert str(orig.PatientName).encode() not in written
+        # Nor the sender's UIDs (PS3.15 treats them as identifying): the
+        # records name each object by the UID the archive holds.
+        for kw in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+            assert str(orig.get(kw)).encode() not in written, f"{kw} in wardgate's records"
+    named = {e["wardgate"]["dicom"].get("sop_instance") for e in events
+             if e["wardgate"].get("dicom", {}).get("operation") == "C-STORE"}
+    assert named - {None, ""} <= set(by_instance), named
 
 
 def test_the_sender_gets_its_own_instance_uid_back(tmp_path):
