@@ -122,6 +122,34 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), AuditError> 
     sync_parent(path)
 }
 
+/// Creates `path` with `data` and `mode`, durable, and whole the moment it
+/// appears: written to a temporary file beside it, then linked into place
+/// (`link` never replaces). False when `path` already existed: another
+/// process made it first, and its file is left as it is.
+pub fn write_new_whole(path: &Path, data: &[u8], mode: u32) -> Result<bool, AuditError> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}-{n}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    // One left by a crash of an earlier process with this pid.
+    let _ = std::fs::remove_file(&tmp);
+    {
+        use std::io::Write;
+        let mut f = open(&tmp, mode, true)?;
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&tmp))?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => sync_parent(path).map(|()| true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
 /// Makes a new or renamed entry of `path`'s directory durable: without it a
 /// crash can leave the file's data on disk and its name not (POSIX fsync).
 fn sync_parent(path: &Path) -> Result<(), AuditError> {

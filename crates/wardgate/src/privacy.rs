@@ -105,8 +105,14 @@ fn load_key_made(path: &Path, create: bool) -> Result<(SiteKey, bool)> {
             let mut b = [0u8; 32];
             getrandom::getrandom(&mut b)
                 .map_err(|e| anyhow::anyhow!("reading random bytes for the site key: {e}"))?;
-            fsx::write_new(path, &b, fsx::KEY_MODE)
+            // Whole or absent, and never replaced: a gateway and a capture
+            // started together both find no key; the one that links first
+            // makes it, the other reads it.
+            let made = fsx::write_new_whole(path, &b, fsx::KEY_MODE)
                 .with_context(|| format!("writing the site key {}", path.display()))?;
+            if !made {
+                return load_key_made(path, false);
+            }
             tracing::warn!(path = %path.display(), "made the site key (back it up: pseudonyms depend on it)");
             Ok((SiteKey::from_bytes(b), true))
         }
@@ -615,6 +621,36 @@ mod tests {
                 .unwrap()
                 .as_deref(),
             Some("1234")
+        );
+    }
+
+    /// A gateway and a capture started together both find no key: one makes
+    /// it, every other reads that one (never a half-written or second key).
+    #[test]
+    fn a_key_made_by_several_at_once_is_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privacy/site.key");
+        let got: Vec<(Vec<u8>, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let (k, made) = load_key_made(&path, true).unwrap();
+                        (Pseudonymiser::new(&k).patient("4711").into_bytes(), made)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(got.iter().filter(|(_, made)| *made).count(), 1, "made once");
+        assert!(got.iter().all(|(p, _)| *p == got[0].0), "one key for all");
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("site.key")],
+            "no temporary left"
         );
     }
 

@@ -369,3 +369,65 @@ proptest::proptest! {
         proptest::prop_assert_eq!(fold(sum(&data, 0)), fold(plain));
     }
 }
+
+/// RFC 1071 by the book: big-endian words, an odd byte padded, folded.
+fn naive_sum(data: &[u8]) -> u16 {
+    let mut s = 0u64;
+    for w in data.chunks(2) {
+        s += u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+    }
+    fold(s) as u16
+}
+
+/// The vector sums equal the plain one for every length and offset, across the
+/// blocks' ends, and with the words that push the lanes furthest (all ones, all
+/// zeros: the biased words at their extremes).
+#[test]
+fn avx2_sum_equals_the_plain_sum() {
+    let mut lens: Vec<usize> = (0..300).collect();
+    lens.extend([
+        1023, 1024, 1025, 65_535, 65_536, 65_537, 524_287, 524_288, 524_289, 1_200_001,
+    ]);
+    let mut x = 0x9E37_79B9u32;
+    let random: Vec<u8> = (0..1_200_100)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    for fill in [None, Some(0xFFu8), Some(0u8)] {
+        let data: Vec<u8> = match fill {
+            None => random.clone(),
+            Some(b) => vec![b; random.len()],
+        };
+        for &len in &lens {
+            for offset in [0usize, 1, 3] {
+                let d = &data[offset..offset + len];
+                let want = naive_sum(d);
+                assert_eq!(
+                    fold(sum(d, 0)) as u16,
+                    want,
+                    "sum, len {len}, offset {offset}, {fill:?}"
+                );
+                assert_eq!(
+                    fold(sum_lanes(d, 0)) as u16,
+                    want,
+                    "lanes, len {len}, offset {offset}"
+                );
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    #[allow(unsafe_code)]
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    let got = unsafe { sum_avx2(d, 7) };
+                    assert_eq!(
+                        fold(got) as u16,
+                        fold(u64::from(want) + 7) as u16,
+                        "avx2, len {len}"
+                    );
+                }
+            }
+        }
+    }
+}
