@@ -780,59 +780,14 @@ fn avx2() -> bool {
     }
 }
 
-/// [`sum_lanes`] for AVX2, in three operations per 32 bytes instead of four:
-/// each 16-bit word is biased by -0x8000 into a signed word, `vpmaddwd` against
-/// ones adds neighbouring pairs into eight 32-bit lanes, and the bias is added
-/// back once per block (16 words a round, 0x8000 each). A lane moves by at most
-/// 65 536 a round, so a block of 16 384 rounds stays within `i32`. Same result
-/// as [`sum_lanes`] for every input (`tests::avx2_sum_equals_the_plain_sum`).
+/// [`sum_lanes`] compiled for AVX2: twice the lanes per instruction (the
+/// checksum pass reads every captured byte). A hand-written `vpmaddwd` form
+/// (biased words, three operations per 32 bytes) measured no faster over a
+/// whole capture (BENCHMARKS.md, session 20): not kept.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn sum_avx2(data: &[u8], acc: u64) -> u64 {
-    use std::arch::x86_64::*;
-    const ROUNDS: usize = 16_384;
-    let bias = _mm256_set1_epi16(i16::MIN);
-    let ones = _mm256_set1_epi16(1);
-    let mut total = 0i64;
-    let mut chunks = data.chunks_exact(32);
-    loop {
-        let mut lanes = _mm256_setzero_si256();
-        let mut rounds = 0i64;
-        for c in chunks.by_ref().take(ROUNDS) {
-            #[allow(unsafe_code)]
-            // SAFETY: `c` is a 32-byte slice (`chunks_exact(32)`) and
-            // `_mm256_loadu_si256` reads exactly 32 bytes from the pointer with
-            // no alignment requirement: the read stays within `c`.
-            let v = unsafe { _mm256_loadu_si256(c.as_ptr().cast()) };
-            lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(_mm256_xor_si256(v, bias), ones));
-            rounds += 1;
-        }
-        if rounds == 0 {
-            break;
-        }
-        let lane = [
-            _mm256_extract_epi32::<0>(lanes),
-            _mm256_extract_epi32::<1>(lanes),
-            _mm256_extract_epi32::<2>(lanes),
-            _mm256_extract_epi32::<3>(lanes),
-            _mm256_extract_epi32::<4>(lanes),
-            _mm256_extract_epi32::<5>(lanes),
-            _mm256_extract_epi32::<6>(lanes),
-            _mm256_extract_epi32::<7>(lanes),
-        ];
-        total += lane.iter().map(|&l| i64::from(l)).sum::<i64>() + rounds * 16 * 0x8000;
-    }
-    // Never negative: it is the sum of the words read as unsigned.
-    let mut total = total as u64;
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        total += u64::from(u16::from_ne_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        total += u64::from(u16::from_ne_bytes([*last, 0]));
-    }
-    let folded = fold(total) as u16;
-    acc + u64::from(folded.swap_bytes())
+    sum_lanes(data, acc)
 }
 
 #[inline(always)]

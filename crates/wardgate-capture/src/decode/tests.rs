@@ -380,8 +380,8 @@ fn naive_sum(data: &[u8]) -> u16 {
 }
 
 /// The vector sums equal the plain one for every length and offset, across the
-/// blocks' ends, and with the words that push the lanes furthest (all ones, all
-/// zeros: the biased words at their extremes).
+/// blocks' ends, with an accumulator, and with the words that fill the lanes
+/// fastest (all ones) and not at all (all zeros).
 #[test]
 fn avx2_sum_equals_the_plain_sum() {
     let mut lens: Vec<usize> = (0..300).collect();
