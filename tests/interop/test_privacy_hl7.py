@@ -233,6 +233,18 @@ def test_a_patient_who_opted_out_is_not_forwarded_and_it_is_recorded(tmp_path):
         assert out_p["mrn"] not in stored and pseudonym(gw.dir / "data", out_p["mrn"]) in stored
         assert wait_for_event(gw, lambda e: "consent opt-out lists put in force (research: 1)" in e["event"]["reason"]), \
             "the running gateway did not put the new list in force"
+        # Each use of the key on the command line reaches the audit chain, with
+        # who ran it and how many identifiers, never the identifier.
+        assert gw.cli("consent", "check", "--purpose", "research", out_p["mrn"], check=False).returncode == 1
+        uses = wait_for_event(gw, lambda e: e["wardgate"].get("operation") == "consent-check")
+        assert uses and uses[0]["event"]["action"] == "viewed", uses
+        added = [e for e in gw.events() if e["wardgate"].get("operation") == "consent-add"]
+        assert len(added) == 1 and added[0]["event"]["action"] == "changed", added
+        for e in uses + added:
+            assert "1 identifier(s), purpose research" in e["event"]["reason"], e
+            assert e["user"]["name"], e
+            assert out_p["mrn"] not in json.dumps(e)
+            assert pseudonym(gw.dir / "data", out_p["mrn"]) not in json.dumps(e)
         ack = send(gw, adt(out_p, "OPTOUT-1"))
         # Acknowledged, so the sender does not retry; not forwarded.
         assert msa(ack) == ["AA", "OPTOUT-1"], ack

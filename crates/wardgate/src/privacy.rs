@@ -381,6 +381,139 @@ pub(crate) fn table_path(v: &Validated) -> PathBuf {
     dir(v).join(TABLE)
 }
 
+/// Uses of the key on the command line (`wardgate consent`), under
+/// data_dir/privacy, until the gateway records them in the audit chain.
+const USES_DIR: &str = "uses";
+
+/// One use of the key on the command line, as spooled: what was done and to
+/// how many identifiers, never an identifier or its pseudonym. Who did it is
+/// the file's owner, which its content cannot forge.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct KeyUse {
+    at: String,
+    operation: String,
+    purpose: String,
+    count: usize,
+    /// `$SUDO_USER`, `$USER` or `$LOGNAME` as the command found it (the uid is
+    /// what counts).
+    user: String,
+}
+
+/// Spools a use before it is carried out: a use that cannot be spooled is not
+/// carried out (the audit chain must show every use of the key).
+fn spool_use(v: &Validated, operation: &str, purpose: &str, count: usize) -> Result<()> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let d = dir(v).join(USES_DIR);
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_default();
+    let clock = wardgate_event::Clock::now();
+    let u = KeyUse {
+        at: clock.rfc3339().to_owned(),
+        operation: operation.to_owned(),
+        purpose: purpose.to_owned(),
+        count,
+        user,
+    };
+    let name = format!(
+        "{}-{}-{}.json",
+        clock.unix_secs(),
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let body = serde_json::to_vec(&u)?;
+    fsx::create_dir(&d)
+        .and_then(|()| fsx::write_new_whole(&d.join(name), &body, fsx::FILE_MODE).map(|_| ()))
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "recording this use of the site key in {} (a use that cannot be recorded is not carried out)",
+                d.display()
+            )
+        })
+}
+
+/// Records the spooled uses of the key (oldest first) and removes each once
+/// the recorder took it. Returns how many were recorded.
+pub(crate) fn drain_uses(
+    v: &Validated,
+    record: &mut dyn FnMut(wardgate_event::Event) -> bool,
+) -> usize {
+    use wardgate_event::event::User;
+    use wardgate_event::{Action, Category, Event, Stage};
+    let d = dir(v).join(USES_DIR);
+    let Ok(entries) = std::fs::read_dir(&d) else {
+        return 0;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
+        .collect();
+    files.sort();
+    let mut n = 0;
+    for f in files {
+        #[cfg(unix)]
+        let uid = std::os::unix::fs::MetadataExt::uid(&match std::fs::metadata(&f) {
+            Ok(m) => m,
+            Err(_) => continue,
+        });
+        #[cfg(not(unix))]
+        let uid = 0u32;
+        let now = wardgate_event::Clock::now();
+        let parsed = std::fs::read(&f)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<KeyUse>(&b).ok());
+        let mut e = match &parsed {
+            Some(u) => {
+                let action = match u.operation.as_str() {
+                    "consent-add" | "consent-remove" => Action::Changed,
+                    _ => Action::Viewed,
+                };
+                let mut e = Event::new(
+                    now.rfc3339().to_owned(),
+                    action,
+                    format!(
+                        "`wardgate {}` on the command line by uid {uid}{} at {}: {} identifier(s), purpose {}",
+                        u.operation.replacen('-', " ", 1),
+                        if u.user.is_empty() { String::new() } else { format!(" ({})", u.user) },
+                        u.at,
+                        u.count,
+                        u.purpose
+                    ),
+                    Stage::Gateway,
+                );
+                e.wardgate.operation = Some(u.operation.clone());
+                e
+            }
+            None => Event::new(
+                now.rfc3339().to_owned(),
+                Action::Failed,
+                format!(
+                    "an unreadable record of a site key use on the command line, by uid {uid}: {}",
+                    f.display()
+                ),
+                Stage::Gateway,
+            ),
+        };
+        e.event.category = Category::Configuration;
+        e.user = Some(User {
+            name: match &parsed {
+                Some(u) if !u.user.is_empty() => u.user.clone(),
+                _ => format!("uid {uid}"),
+            },
+            roles: Vec::new(),
+        });
+        if !record(e) {
+            break;
+        }
+        let _ = std::fs::remove_file(&f);
+        n += 1;
+    }
+    n
+}
+
 /// `wardgate consent add|remove|list|check`.
 pub(crate) fn consent_command(
     v: &Validated,
@@ -443,6 +576,19 @@ pub(crate) fn consent_command(
             }
         })
         .collect();
+    let operation = match cmd {
+        C::Add { .. } => "consent-add",
+        C::Remove { .. } => "consent-remove",
+        C::List { .. } => "consent-list",
+        C::Check { .. } => "consent-check",
+    };
+    let count = match cmd {
+        C::List { .. } => current.len(),
+        _ => pseudonyms.len(),
+    };
+    if !matches!(cmd, C::Add { .. } | C::Remove { .. }) || !pseudonyms.is_empty() {
+        spool_use(v, operation, purpose, count)?;
+    }
     match cmd {
         C::List { .. } => {
             let mut all: Vec<&String> = current.iter().collect();
@@ -622,6 +768,82 @@ mod tests {
                 .as_deref(),
             Some("1234")
         );
+    }
+
+    /// Every `wardgate consent` use is spooled before it is carried out and
+    /// recorded once by the gateway, with who ran it and how many identifiers,
+    /// never an identifier or its pseudonym; a spooled use the recorder does
+    /// not take stays for the next poll.
+    #[test]
+    fn each_consent_command_is_recorded_once_without_the_identifier() {
+        use crate::ConsentCommand as C;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("wardgate.toml");
+        let data = dir.path().join("data");
+        std::fs::write(
+            &cfg,
+            format!("[gateway]\ndata_dir = {:?}\n", data.display().to_string()),
+        )
+        .unwrap();
+        let v = crate::load(&cfg).unwrap();
+        let purpose = "research".to_owned();
+        consent_command(
+            &v,
+            &C::Add {
+                purpose: purpose.clone(),
+                ids: vec!["MRN-4711".into()],
+                from: None,
+            },
+        )
+        .unwrap();
+        consent_command(
+            &v,
+            &C::Check {
+                purpose: purpose.clone(),
+                ids: vec!["MRN-4711".into(), "MRN-1".into()],
+            },
+        )
+        .unwrap();
+        let (key, _) = site_key(&v).unwrap();
+        let ps = Pseudonymiser::new(&key).patient("MRN-4711");
+        let mut got = Vec::new();
+        assert_eq!(
+            drain_uses(&v, &mut |e| {
+                got.push(e);
+                true
+            }),
+            2
+        );
+        let ops: Vec<_> = got
+            .iter()
+            .map(|e| e.wardgate.operation.clone().unwrap())
+            .collect();
+        assert_eq!(ops, ["consent-add", "consent-check"]);
+        assert_eq!(got[0].event.action, wardgate_event::Action::Changed);
+        assert_eq!(got[1].event.action, wardgate_event::Action::Viewed);
+        assert!(
+            got[0]
+                .event
+                .reason
+                .contains("1 identifier(s), purpose research"),
+            "{}",
+            got[0].event.reason
+        );
+        assert!(
+            got[1].event.reason.contains("2 identifier(s)"),
+            "{}",
+            got[1].event.reason
+        );
+        for e in &got {
+            let json = serde_json::to_string(e).unwrap();
+            assert!(!json.contains("MRN-4711") && !json.contains(&ps), "{json}");
+            assert!(e.user.as_ref().is_some_and(|u| !u.name.is_empty()));
+        }
+        assert_eq!(drain_uses(&v, &mut |_| true), 0, "recorded once");
+        // Not taken by the recorder: kept for the next poll.
+        consent_command(&v, &C::List { purpose }).unwrap();
+        assert_eq!(drain_uses(&v, &mut |_| false), 0);
+        assert_eq!(drain_uses(&v, &mut |_| true), 1);
     }
 
     /// A gateway and a capture started together both find no key: one makes

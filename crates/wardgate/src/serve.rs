@@ -419,7 +419,8 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
 
 /// Consent lists, in the running gateway: re-read when their files change
 /// (`wardgate consent add` writes them), put in force at once, and the change
-/// recorded with the count per purpose, never who.
+/// recorded with the count per purpose. Each use of the key by `wardgate
+/// consent` (spooled by the command, with who ran it) is recorded too.
 async fn watch_consent(
     current: Arc<arc_swap::ArcSwap<Validated>>,
     site: wardgate_privacy::Site,
@@ -431,6 +432,20 @@ async fn watch_consent(
     loop {
         tick.tick().await;
         let v = current.load_full();
+        // Uses of the key on the command line (`wardgate consent`), into the
+        // audit chain; each spooled file goes once the recorder took it.
+        let r = recorder.clone();
+        let v2 = v.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::privacy::drain_uses(&v2, &mut |e| match r.record(e) {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::error!(error = %err, "could not record a use of the site key");
+                    false
+                }
+            })
+        })
+        .await;
         let Some(report_failure) = watch.poll(crate::privacy::consent_stamp(&v)) else {
             continue;
         };
