@@ -123,29 +123,44 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), AuditError> 
 }
 
 /// Creates `path` with `data` and `mode`, durable, and whole the moment it
-/// appears: written to a temporary file beside it, then linked into place
-/// (`link` never replaces). False when `path` already existed: another
-/// process made it first, and its file is left as it is.
+/// appears: written to a temporary file beside it (a random name, never one
+/// another process is writing), then linked into place (`link` never
+/// replaces). False when `path` already existed: another process made it
+/// first, and its file is left as it is. On a filesystem without hard links
+/// it is created exclusively in place instead (a reader may then see it
+/// short for a moment).
 pub fn write_new_whole(path: &Path, data: &[u8], mode: u32) -> Result<bool, AuditError> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    use rand_core::RngCore;
+    use std::io::Write;
     let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(format!(".{}-{n}.tmp", std::process::id()));
+    name.push(format!(".{:016x}.tmp", rand_core::OsRng.next_u64()));
     let tmp = path.with_file_name(name);
-    // One left by a crash of an earlier process with this pid.
-    let _ = std::fs::remove_file(&tmp);
-    {
-        use std::io::Write;
-        let mut f = open(&tmp, mode, true)?;
+    let written = open(&tmp, mode, true).and_then(|mut f| {
         f.write_all(data)
             .and_then(|()| f.sync_all())
-            .map_err(io_err(&tmp))?;
+            .map_err(io_err(&tmp))
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => sync_parent(path).map(|()| true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            match write_new(path, data, mode) {
+                Ok(()) => Ok(true),
+                Err(_) if path.exists() => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(io_err(path)(e)),
     }
 }
@@ -163,7 +178,11 @@ fn sync_parent(path: &Path) -> Result<(), AuditError> {
             Ok(()) => {}
             // Filesystems that cannot sync a directory (some network mounts):
             // nothing more can be done there.
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+                ) => {}
             Err(e) => return Err(io_err(dir)(e)),
         }
     }

@@ -894,7 +894,7 @@ impl Association {
                 // A de-identifying route: the C-STORE's command and data set
                 // are rewritten and held until its patient is known.
                 let mut deid = None;
-                if d.forward && cmd.field == CommandField::CStore {
+                if d.forward && cmd.field == CommandField::CStore && !cmd.is_response {
                     if let Some(profile) = self.deid_profile() {
                         // PS3.7 9.3.1.1: a C-STORE-RQ always carries a data
                         // set. One that says it has none would go out with the

@@ -220,7 +220,13 @@ pub fn command(
         operation: cmd.field.name().to_owned(),
         message_id: Some(cmd.message_id),
         sop_class: dicom::text(cmd.sop_class),
-        sop_instance: route.instance_name(dicom::text(cmd.sop_instance)),
+        // A response the sender gives names the upstream's instance (already
+        // as the destination holds it); a request names the sender's.
+        sop_instance: if cmd.is_response {
+            dicom::text(cmd.sop_instance)
+        } else {
+            route.instance_name(dicom::text(cmd.sop_instance))
+        },
         move_destination: dicom::text(cmd.move_destination),
         ..Default::default()
     };

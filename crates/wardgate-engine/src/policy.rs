@@ -254,12 +254,18 @@ impl RoutePolicy {
     }
 
     /// What a record says of a DICOM instance UID: on a route that
-    /// de-identifies DICOM, the keyed replacement the destination receives
+    /// de-identifies DICOM (and replaces UIDs: not with `retain-uids`), the
+    /// keyed replacement the destination receives
     /// (PS3.15 E.1-1 treats UIDs as identifying; the record then names the
     /// object as the destination holds it), nothing without a key; elsewhere
     /// the UID as sent.
     pub fn instance_name(&self, uid: String) -> String {
-        if uid.is_empty() || self.privacy.as_ref().is_none_or(|p| p.dicom.is_none()) {
+        let replaced = self
+            .privacy
+            .as_ref()
+            .and_then(|p| p.dicom.as_ref())
+            .is_some_and(|d| !d.options.retain_uids);
+        if uid.is_empty() || !replaced {
             return uid;
         }
         self.site

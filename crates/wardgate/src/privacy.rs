@@ -258,8 +258,10 @@ impl TableBook {
             Some(end) => &existing[..end],
             None => &[][..],
         };
-        for line in whole.split(|b| *b == b'\n') {
-            if seen.len() >= REMEMBERED {
+        // The newest first, and half the memory's bound: the patients seen
+        // lately are the ones likely to come again, and new ones fit in.
+        for line in whole.rsplit(|b| *b == b'\n') {
+            if seen.len() >= REMEMBERED / 2 {
                 break;
             }
             let Some((ps, sealed)) = std::str::from_utf8(line)
@@ -385,24 +387,49 @@ pub(crate) fn table_path(v: &Validated) -> PathBuf {
 /// data_dir/privacy, until the gateway records them in the audit chain.
 const USES_DIR: &str = "uses";
 
+/// The operations `wardgate consent` spools.
+const USE_OPERATIONS: [&str; 4] = [
+    "consent-add",
+    "consent-remove",
+    "consent-list",
+    "consent-check",
+];
+/// Spooled uses recorded per poll: a flood of files cannot hold the gateway's
+/// consent watcher.
+const USES_PER_POLL: usize = 256;
+/// Largest spooled use read (they are about 200 bytes).
+const USE_MAX_BYTES: u64 = 4096;
+
 /// One use of the key on the command line, as spooled: what was done and to
-/// how many identifiers, never an identifier or its pseudonym. Who did it is
-/// the file's owner, which its content cannot forge.
+/// how many identifiers, never an identifier or its pseudonym. The account
+/// that ran it is the file's owner (its content cannot change that); the
+/// login it came from is the kernel's login uid, which `sudo` keeps.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct KeyUse {
     at: String,
     operation: String,
     purpose: String,
     count: usize,
-    /// `$SUDO_USER`, `$USER` or `$LOGNAME` as the command found it (the uid is
-    /// what counts).
+    /// `/proc/self/loginuid` of the command (absent: not Linux, or unset).
+    #[serde(default)]
+    login_uid: Option<u32>,
+    /// `$SUDO_USER`, `$USER` or `$LOGNAME` as the command found it: a note,
+    /// not proof (the environment is the caller's).
     user: String,
+}
+
+/// The kernel's login uid of this process (`None` when unset: 4294967295).
+fn login_uid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/loginuid")
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|u| *u != u32::MAX)
 }
 
 /// Spools a use before it is carried out: a use that cannot be spooled is not
 /// carried out (the audit chain must show every use of the key).
 fn spool_use(v: &Validated, operation: &str, purpose: &str, count: usize) -> Result<()> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    use rand_core::RngCore;
     let d = dir(v).join(USES_DIR);
     let user = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
@@ -414,57 +441,123 @@ fn spool_use(v: &Validated, operation: &str, purpose: &str, count: usize) -> Res
         operation: operation.to_owned(),
         purpose: purpose.to_owned(),
         count,
+        login_uid: login_uid(),
         user,
     };
-    let name = format!(
-        "{}-{}-{}.json",
-        clock.unix_secs(),
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
+    // Time first, so the gateway records uses in the order they were made.
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let name = format!("{ns:024}-{:016x}.json", rand_core::OsRng.next_u64());
     let body = serde_json::to_vec(&u)?;
-    fsx::create_dir(&d)
-        .and_then(|()| fsx::write_new_whole(&d.join(name), &body, fsx::FILE_MODE).map(|_| ()))
-        .map_err(anyhow::Error::from)
-        .with_context(|| {
+    let written = fsx::create_dir(&d)
+        .and_then(|()| fsx::write_new_whole(&d.join(&name), &body, fsx::FILE_MODE));
+    match written {
+        Ok(true) => Ok(()),
+        Ok(false) => bail!("recording this use of the site key: {name} exists already in {}", d.display()),
+        Err(e) => Err(anyhow::Error::from(e)).with_context(|| {
             format!(
                 "recording this use of the site key in {} (a use that cannot be recorded is not carried out)",
                 d.display()
             )
-        })
+        }),
+    }
 }
 
-/// Records the spooled uses of the key (oldest first) and removes each once
-/// the recorder took it. Returns how many were recorded.
+/// What the drain remembers between polls: spooled files it recorded but
+/// could not remove (not recorded again), and whether it said the directory
+/// cannot be read.
+#[derive(Debug, Default)]
+pub(crate) struct UsesState {
+    stuck: HashSet<PathBuf>,
+    unreadable_dir: bool,
+}
+
+/// Reads one spooled use: a regular file (not followed through a link), at
+/// most [`USE_MAX_BYTES`], with its owner's uid from the open file.
+fn read_use(f: &Path) -> Result<(u32, Option<KeyUse>), String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(f).map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    let file = std::fs::File::open(f).map_err(|e| e.to_string())?;
+    let opened = file.metadata().map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
+            return Err("replaced while it was read".into());
+        }
+        opened.uid()
+    };
+    #[cfg(not(unix))]
+    let uid = {
+        let _ = opened;
+        0u32
+    };
+    let mut body = Vec::new();
+    file.take(USE_MAX_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    let parsed = (body.len() as u64 <= USE_MAX_BYTES)
+        .then(|| serde_json::from_slice::<KeyUse>(&body).ok())
+        .flatten()
+        .filter(|u| {
+            USE_OPERATIONS.contains(&u.operation.as_str()) && wardgate_config::valid_id(&u.purpose)
+        });
+    Ok((uid, parsed))
+}
+
+/// Records the spooled uses of the key (oldest first, at most
+/// [`USES_PER_POLL`] a call) and removes each once the recorder took it.
+/// Returns how many were recorded.
 pub(crate) fn drain_uses(
     v: &Validated,
+    state: &mut UsesState,
     record: &mut dyn FnMut(wardgate_event::Event) -> bool,
 ) -> usize {
     use wardgate_event::event::User;
     use wardgate_event::{Action, Category, Event, Stage};
     let d = dir(v).join(USES_DIR);
-    let Ok(entries) = std::fs::read_dir(&d) else {
-        return 0;
+    let entries = match std::fs::read_dir(&d) {
+        Ok(e) => {
+            state.unreadable_dir = false;
+            e
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            if !state.unreadable_dir {
+                tracing::error!(dir = %d.display(), error = %e, "cannot read the spooled uses of the site key: they are not recorded");
+                state.unreadable_dir = true;
+            }
+            return 0;
+        }
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
+        .filter(|p| !state.stuck.contains(p))
         .collect();
     files.sort();
+    files.truncate(USES_PER_POLL);
     let mut n = 0;
     for f in files {
-        #[cfg(unix)]
-        let uid = std::os::unix::fs::MetadataExt::uid(&match std::fs::metadata(&f) {
-            Ok(m) => m,
-            Err(_) => continue,
-        });
-        #[cfg(not(unix))]
-        let uid = 0u32;
         let now = wardgate_event::Clock::now();
-        let parsed = std::fs::read(&f)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<KeyUse>(&b).ok());
+        let (uid, parsed) = match read_use(&f) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::warn!(path = %f.display(), why, "a spooled use of the site key cannot be read");
+                (u32::MAX, None)
+            }
+        };
+        let who = parsed
+            .as_ref()
+            .and_then(|u| u.login_uid)
+            .map(|l| format!("login uid {l}, "))
+            .unwrap_or_default();
         let mut e = match &parsed {
             Some(u) => {
                 let action = match u.operation.as_str() {
@@ -475,9 +568,9 @@ pub(crate) fn drain_uses(
                     now.rfc3339().to_owned(),
                     action,
                     format!(
-                        "`wardgate {}` on the command line by uid {uid}{} at {}: {} identifier(s), purpose {}",
+                        "`wardgate {}` on the command line by {who}account uid {uid}{} at {}: {} identifier(s), purpose {}",
                         u.operation.replacen('-', " ", 1),
-                        if u.user.is_empty() { String::new() } else { format!(" ({})", u.user) },
+                        if u.user.is_empty() { String::new() } else { format!(" (said {})", u.user) },
                         u.at,
                         u.count,
                         u.purpose
@@ -491,25 +584,40 @@ pub(crate) fn drain_uses(
                 now.rfc3339().to_owned(),
                 Action::Failed,
                 format!(
-                    "an unreadable record of a site key use on the command line, by uid {uid}: {}",
-                    f.display()
+                    "an unreadable record of a site key use on the command line (uid {}): {}",
+                    if uid == u32::MAX {
+                        "unknown".to_owned()
+                    } else {
+                        uid.to_string()
+                    },
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
                 ),
                 Stage::Gateway,
             ),
         };
         e.event.category = Category::Configuration;
         e.user = Some(User {
-            name: match &parsed {
-                Some(u) if !u.user.is_empty() => u.user.clone(),
-                _ => format!("uid {uid}"),
+            name: match parsed.as_ref().and_then(|u| u.login_uid) {
+                Some(l) => format!("uid {l}"),
+                None if uid != u32::MAX => format!("uid {uid}"),
+                None => String::new(),
             },
             roles: Vec::new(),
         });
         if !record(e) {
             break;
         }
-        let _ = std::fs::remove_file(&f);
         n += 1;
+        let removed = match std::fs::symlink_metadata(&f) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir(&f),
+            _ => std::fs::remove_file(&f),
+        };
+        if let Err(err) = removed {
+            tracing::error!(path = %f.display(), error = %err, "recorded a use of the site key but cannot remove its file: it is not recorded again");
+            state.stuck.insert(f);
+        }
     }
     n
 }
@@ -806,9 +914,10 @@ mod tests {
         .unwrap();
         let (key, _) = site_key(&v).unwrap();
         let ps = Pseudonymiser::new(&key).patient("MRN-4711");
+        let mut st = UsesState::default();
         let mut got = Vec::new();
         assert_eq!(
-            drain_uses(&v, &mut |e| {
+            drain_uses(&v, &mut st, &mut |e| {
                 got.push(e);
                 true
             }),
@@ -839,11 +948,43 @@ mod tests {
             assert!(!json.contains("MRN-4711") && !json.contains(&ps), "{json}");
             assert!(e.user.as_ref().is_some_and(|u| !u.name.is_empty()));
         }
-        assert_eq!(drain_uses(&v, &mut |_| true), 0, "recorded once");
+        assert_eq!(drain_uses(&v, &mut st, &mut |_| true), 0, "recorded once");
         // Not taken by the recorder: kept for the next poll.
         consent_command(&v, &C::List { purpose }).unwrap();
-        assert_eq!(drain_uses(&v, &mut |_| false), 0);
-        assert_eq!(drain_uses(&v, &mut |_| true), 1);
+        assert_eq!(drain_uses(&v, &mut st, &mut |_| false), 0);
+        assert_eq!(drain_uses(&v, &mut st, &mut |_| true), 1);
+        // What is not a spooled use (a link to an endless device, a
+        // directory, a named pipe, something too large, another operation) is
+        // recorded once as unreadable, never read through, and removed.
+        let uses = super::dir(&v).join(USES_DIR);
+        std::os::unix::fs::symlink("/dev/zero", uses.join("a.json")).unwrap();
+        std::fs::create_dir(uses.join("b.json")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(uses.join("c.json"))
+            .status();
+        std::fs::write(uses.join("d.json"), vec![b' '; 10_000]).unwrap();
+        std::fs::write(
+            uses.join("e.json"),
+            br#"{"at":"x","operation":"reidentify","purpose":"research","count":1,"user":""}"#,
+        )
+        .unwrap();
+        let mut bad = Vec::new();
+        let n = drain_uses(&v, &mut st, &mut |e| {
+            bad.push(e);
+            true
+        });
+        let want = if fifo.is_ok_and(|s| s.success()) {
+            5
+        } else {
+            4
+        };
+        assert_eq!(n, want);
+        assert!(bad
+            .iter()
+            .all(|e| e.event.action == wardgate_event::Action::Failed
+                && e.wardgate.operation.is_none()));
+        assert_eq!(std::fs::read_dir(&uses).unwrap().count(), 0, "all removed");
+        assert_eq!(drain_uses(&v, &mut st, &mut |_| true), 0);
     }
 
     /// A gateway and a capture started together both find no key: one makes

@@ -427,71 +427,88 @@ async fn watch_consent(
     recorder: wardgate_store::RecorderHandle,
 ) {
     let mut watch = ConsentWatch::new(crate::privacy::consent_stamp(&current.load()));
+    let mut uses = crate::privacy::UsesState::default();
     let mut tick = tokio::time::interval(STORE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let v = current.load_full();
-        // Uses of the key on the command line (`wardgate consent`), into the
-        // audit chain; each spooled file goes once the recorder took it.
+        // The lists first: a new opt-out is in force before anything else
+        // this poll waits on the recorder.
+        if let Some(report_failure) = watch.poll(crate::privacy::consent_stamp(&v)) {
+            reload_consent(&v, &site, &mut watch, report_failure, &recorder);
+        }
+        // Then the uses of the key on the command line (`wardgate consent`),
+        // into the audit chain; each spooled file goes once the recorder took
+        // it.
         let r = recorder.clone();
-        let v2 = v.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            crate::privacy::drain_uses(&v2, &mut |e| match r.record(e) {
+        let drained = tokio::task::spawn_blocking(move || {
+            let mut uses = uses;
+            crate::privacy::drain_uses(&v, &mut uses, &mut |e| match r.record(e) {
                 Ok(()) => true,
                 Err(err) => {
                     tracing::error!(error = %err, "could not record a use of the site key");
                     false
                 }
-            })
+            });
+            uses
         })
         .await;
-        let Some(report_failure) = watch.poll(crate::privacy::consent_stamp(&v)) else {
-            continue;
-        };
-        let fingerprint = site
-            .patients
-            .pseudonymiser()
-            .map(|p| p.fingerprint().to_owned())
-            .unwrap_or_default();
-        let (text, ok) = match crate::privacy::load_consent(&v, &fingerprint) {
-            Ok(lists) => {
-                let counts = lists.counts();
-                site.consent.replace(lists);
-                let list: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
-                (
-                    format!(
-                        "consent opt-out lists put in force ({})",
-                        if list.is_empty() {
-                            "none".into()
-                        } else {
-                            list.join(", ")
-                        }
-                    ),
-                    true,
-                )
-            }
-            // The lists in force stay: a half-written or wrong file never
-            // empties an opt-out list.
-            Err(e) => (
-                format!("consent lists not reloaded, the previous ones stay in force (tried again every {} s until they read): {e:#}", STORE_POLL.as_secs()),
-                false,
-            ),
-        };
-        watch.loaded(ok);
-        if !ok && !report_failure {
-            continue;
+        uses = drained.unwrap_or_default();
+    }
+}
+
+/// Reads the consent lists again and puts them in force, recording it (a
+/// failure only when `report_failure`: once per change).
+fn reload_consent(
+    v: &Validated,
+    site: &wardgate_privacy::Site,
+    watch: &mut ConsentWatch<Vec<(String, u64, Option<std::time::SystemTime>)>>,
+    report_failure: bool,
+    recorder: &wardgate_store::RecorderHandle,
+) {
+    let fingerprint = site
+        .patients
+        .pseudonymiser()
+        .map(|p| p.fingerprint().to_owned())
+        .unwrap_or_default();
+    let (text, ok) = match crate::privacy::load_consent(v, &fingerprint) {
+        Ok(lists) => {
+            let counts = lists.counts();
+            site.consent.replace(lists);
+            let list: Vec<String> = counts.iter().map(|(p, n)| format!("{p}: {n}")).collect();
+            (
+                format!(
+                    "consent opt-out lists put in force ({})",
+                    if list.is_empty() {
+                        "none".into()
+                    } else {
+                        list.join(", ")
+                    }
+                ),
+                true,
+            )
         }
-        let mut e = Event::new(
-            Clock::now().rfc3339().to_owned(),
-            if ok { Action::Reloaded } else { Action::Failed },
-            text,
-            Stage::Gateway,
-        );
-        e.event.category = Category::Configuration;
-        if let Err(err) = recorder.record(e) {
-            tracing::error!(error = %err, "could not record the consent lists' reload");
-        }
+        // The lists in force stay: a half-written or wrong file never
+        // empties an opt-out list.
+        Err(e) => (
+            format!("consent lists not reloaded, the previous ones stay in force (tried again every {} s until they read): {e:#}", STORE_POLL.as_secs()),
+            false,
+        ),
+    };
+    watch.loaded(ok);
+    if !ok && !report_failure {
+        return;
+    }
+    let mut e = Event::new(
+        Clock::now().rfc3339().to_owned(),
+        if ok { Action::Reloaded } else { Action::Failed },
+        text,
+        Stage::Gateway,
+    );
+    e.event.category = Category::Configuration;
+    if let Err(err) = recorder.record(e) {
+        tracing::error!(error = %err, "could not record the consent lists' reload");
     }
 }
 

@@ -1417,6 +1417,42 @@ fn a_cstore_without_a_data_set_is_refused_on_a_deidentifying_route() {
     ));
 }
 
+/// A C-STORE response from the sender (to a C-STORE the upstream sent it, in
+/// the SCP role) carries no data set and is relayed, not refused; its record
+/// names the instance as the upstream did.
+#[test]
+fn a_cstore_response_from_the_sender_is_relayed_on_a_deidentifying_route() {
+    let s = site(false);
+    let r = deid_route(&s);
+    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+    let mut outs = Vec::new();
+    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
+    outs.clear();
+    let rsp = dicom::dimse::Response {
+        field: CommandField::CStore,
+        responding_to: 9,
+        sop_class: CT.as_bytes(),
+        sop_instance: b"2.25.1234",
+        status: 0,
+    }
+    .encode();
+    a.client_pdu(&pdata(&[(1, 0x03, &rsp)]), &clock(), &mut outs);
+    assert!(outs.iter().any(|o| matches!(o, Out::Forward)), "{outs:?}");
+    assert!(!outs.iter().any(|o| matches!(o, Out::Reply(_))), "{outs:?}");
+    for o in &outs {
+        if let Out::Record(e) = o {
+            assert!(e.rule.is_none(), "{e:?}");
+            if let Some(d) = &e.wardgate.dicom {
+                assert!(
+                    d.sop_instance.is_empty() || d.sop_instance == "2.25.1234",
+                    "{d:?}"
+                );
+            }
+        }
+    }
+}
+
 // ------------------------------------------------ review (privacy-review branch)
 // Each test states what docs/privacy.md promises; they fail on the code as it is.
 
