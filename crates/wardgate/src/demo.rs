@@ -469,6 +469,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
             proxy,
             exporters,
             _lock,
+            ..
         } = running;
         let server = tokio::spawn(proxy.run(rx));
         let mut results = Vec::new();

@@ -151,8 +151,11 @@ pub(crate) fn load_consent(v: &Validated, fingerprint: &str) -> Result<ConsentLi
     Ok(lists)
 }
 
+/// What [`consent_stamp`] gives: each list's name, size (with its inode) and time.
+pub(crate) type ConsentStamp = Vec<(String, u64, Option<std::time::SystemTime>)>;
+
 /// A fingerprint of the consent directory (names, sizes, times), to notice a change.
-pub(crate) fn consent_stamp(v: &Validated) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+pub(crate) fn consent_stamp(v: &Validated) -> ConsentStamp {
     let d = dir(v).join(CONSENT_DIR);
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&d) {

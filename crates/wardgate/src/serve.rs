@@ -23,6 +23,10 @@ pub(crate) struct Running {
     pub proxy: Proxy,
     /// The `[export]` destinations, fed from the audit log.
     pub exporters: Option<wardgate_export::Exporters>,
+    /// The consent directory as it was just before the lists were read at
+    /// start: the watcher's first state, so a list written in between is
+    /// still seen as a change.
+    pub consent_seen: crate::privacy::ConsentStamp,
     pub _lock: std::fs::File,
 }
 
@@ -156,6 +160,7 @@ pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> 
     // Checked before the data directory is touched: a bad policy opens nothing.
     Policy::compile(v).map_err(|p| anyhow::Error::new(wardgate_config::ConfigError::Invalid(p)))?;
     let (recorder, lock) = open_data_dir(v, "", gap)?;
+    let consent_seen = crate::privacy::consent_stamp(v);
     let (site, key_made) = crate::privacy::open_site(v)?;
     let policy = Arc::new(
         Policy::compile_with(v, &site)
@@ -220,6 +225,7 @@ pub(crate) async fn start(v: &Validated, gap: crate::GapArg) -> Result<Running> 
         recorder,
         proxy,
         exporters,
+        consent_seen,
         _lock: lock,
     })
 }
@@ -322,6 +328,7 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
             recorder,
             proxy,
             exporters,
+            consent_seen,
             _lock,
         } = start(&v, gap).await?;
         // With the data directory locked: a stale status socket is ours to replace.
@@ -381,6 +388,7 @@ pub(crate) fn run(v: Validated, gap: crate::GapArg) -> Result<ExitCode> {
             current.clone(),
             proxy.policy().load().site.clone(),
             recorder.handle(),
+            consent_seen,
         ));
         let reload = tokio::spawn(reload_on_sighup(
             hup,
@@ -425,8 +433,9 @@ async fn watch_consent(
     current: Arc<arc_swap::ArcSwap<Validated>>,
     site: wardgate_privacy::Site,
     recorder: wardgate_store::RecorderHandle,
+    seen: crate::privacy::ConsentStamp,
 ) {
-    let mut watch = ConsentWatch::new(crate::privacy::consent_stamp(&current.load()));
+    let mut watch = ConsentWatch::new(seen);
     let mut uses = crate::privacy::UsesState::default();
     let mut tick = tokio::time::interval(STORE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -463,7 +472,7 @@ async fn watch_consent(
 fn reload_consent(
     v: &Validated,
     site: &wardgate_privacy::Site,
-    watch: &mut ConsentWatch<Vec<(String, u64, Option<std::time::SystemTime>)>>,
+    watch: &mut ConsentWatch<crate::privacy::ConsentStamp>,
     report_failure: bool,
     recorder: &wardgate_store::RecorderHandle,
 ) {
