@@ -286,7 +286,10 @@ pub(crate) fn ae16(s: &str) -> [u8; 16] {
 const CT_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 
-fn associate(ty: u8, calling: &str, called: &str) -> Vec<u8> {
+/// The fixed part of an A-ASSOCIATE-RQ/AC body (PS3.8 9.3.2): protocol
+/// version, the AE titles and the DICOM application context; the caller
+/// appends presentation contexts and user information.
+pub(crate) fn associate_header(calling: &str, called: &str) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&1u16.to_be_bytes());
     body.extend_from_slice(&[0, 0]);
@@ -294,6 +297,11 @@ fn associate(ty: u8, calling: &str, called: &str) -> Vec<u8> {
     body.extend_from_slice(&ae16(calling));
     body.extend_from_slice(&[0; 32]);
     body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+    body
+}
+
+fn associate(ty: u8, calling: &str, called: &str) -> Vec<u8> {
+    let mut body = associate_header(calling, called);
     let mut pc = vec![1, 0, 0, 0];
     if ty == 0x01 {
         pc.extend(item(0x30, CT_STORAGE.as_bytes()));

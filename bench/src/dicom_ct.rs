@@ -414,7 +414,7 @@ pub(crate) fn split_part10(file: &[u8]) -> Result<(String, String, String, &[u8]
     Ok((class, instance, syntax, &file[meta_end..]))
 }
 
-use crate::capture::{ae16, item, pdu};
+use crate::capture::{associate_header, item, pdu};
 
 /// An implicit VR element of a command set.
 fn cmd_el(out: &mut Vec<u8>, elem: u16, value: &[u8]) {
@@ -468,13 +468,7 @@ impl Scu {
         let s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut body = Vec::new();
-        body.extend_from_slice(&1u16.to_be_bytes());
-        body.extend_from_slice(&[0, 0]);
-        body.extend_from_slice(&ae16(called));
-        body.extend_from_slice(&ae16(calling));
-        body.extend_from_slice(&[0; 32]);
-        body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+        let mut body = associate_header(calling, called);
         let mut proposed = Vec::new();
         for (i, class) in std::iter::once(&VERIFICATION).chain(classes).enumerate() {
             let id = (2 * i + 1) as u8;

@@ -129,10 +129,9 @@ pub fn compile_hl7(p: &ResolvedPrivacy) -> Result<Option<Arc<Hl7Profile>>, Strin
         profile
             .set_field_str(&text, action)
             .map_err(|e| format!("{text}: {e}"))?;
-    }
-    // A rule on a segment the profile removes would do nothing: the site
-    // meant something it would not get.
-    for (at, _) in &p.fields {
+        // A rule on a segment the profile removes would do nothing: the site
+        // meant something it would not get. (Segments are all set above, so
+        // this is their final action.)
         let id = SegmentId::new(at.segment.as_bytes())
             .ok_or_else(|| format!("{:?} is not a segment id", at.segment))?;
         if profile.segment_action(id) == SegmentAction::Remove {

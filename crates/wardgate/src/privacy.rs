@@ -479,7 +479,7 @@ pub(crate) struct UsesState {
 
 /// Reads one spooled use: a regular file (not followed through a link), at
 /// most [`USE_MAX_BYTES`], with its owner's uid from the open file.
-fn read_use(f: &Path) -> Result<(u32, Option<KeyUse>), String> {
+fn read_use(f: &Path) -> Result<(Option<u32>, Option<KeyUse>), String> {
     use std::io::Read;
     let meta = std::fs::symlink_metadata(f).map_err(|e| e.to_string())?;
     if !meta.file_type().is_file() {
@@ -493,12 +493,12 @@ fn read_use(f: &Path) -> Result<(u32, Option<KeyUse>), String> {
         if (opened.dev(), opened.ino()) != (meta.dev(), meta.ino()) {
             return Err("replaced while it was read".into());
         }
-        opened.uid()
+        Some(opened.uid())
     };
     #[cfg(not(unix))]
     let uid = {
         let _ = opened;
-        0u32
+        None
     };
     let mut body = Vec::new();
     file.take(USE_MAX_BYTES + 1)
@@ -553,7 +553,7 @@ pub(crate) fn drain_uses(
             Ok(r) => r,
             Err(why) => {
                 tracing::warn!(path = %f.display(), why, "a spooled use of the site key cannot be read");
-                (u32::MAX, None)
+                (None, None)
             }
         };
         let who = parsed
@@ -561,6 +561,7 @@ pub(crate) fn drain_uses(
             .and_then(|u| u.login_uid)
             .map(|l| format!("login uid {l}, "))
             .unwrap_or_default();
+        let uid_text = uid.map_or_else(|| "unknown".to_owned(), |u| u.to_string());
         let mut e = match &parsed {
             Some(u) => {
                 let action = match u.operation.as_str() {
@@ -571,7 +572,7 @@ pub(crate) fn drain_uses(
                     now.rfc3339().to_owned(),
                     action,
                     format!(
-                        "`wardgate {}` on the command line by {who}account uid {uid}{} at {}: {} identifier(s), purpose {}",
+                        "`wardgate {}` on the command line by {who}account uid {uid_text}{} at {}: {} identifier(s), purpose {}",
                         u.operation.replacen('-', " ", 1),
                         if u.user.is_empty() { String::new() } else { format!(" (said {})", u.user) },
                         u.at,
@@ -587,12 +588,7 @@ pub(crate) fn drain_uses(
                 now.rfc3339().to_owned(),
                 Action::Failed,
                 format!(
-                    "an unreadable record of a site key use on the command line (uid {}): {}",
-                    if uid == u32::MAX {
-                        "unknown".to_owned()
-                    } else {
-                        uid.to_string()
-                    },
+                    "an unreadable record of a site key use on the command line (uid {uid_text}): {}",
                     f.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default()
@@ -602,11 +598,12 @@ pub(crate) fn drain_uses(
         };
         e.event.category = Category::Configuration;
         e.user = Some(User {
-            name: match parsed.as_ref().and_then(|u| u.login_uid) {
-                Some(l) => format!("uid {l}"),
-                None if uid != u32::MAX => format!("uid {uid}"),
-                None => String::new(),
-            },
+            name: parsed
+                .as_ref()
+                .and_then(|u| u.login_uid)
+                .or(uid)
+                .map(|u| format!("uid {u}"))
+                .unwrap_or_default(),
             roles: Vec::new(),
         });
         if !record(e) {

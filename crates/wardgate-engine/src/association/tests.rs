@@ -1158,15 +1158,22 @@ fn upstream_pdvs(outs: &[Out]) -> Vec<(u8, Vec<u8>)> {
     v
 }
 
-/// A C-STORE of `dataset(false)` split at `cuts`, on a de-identifying route;
-/// returns the association and everything it put out.
-fn deid_store(site: &wardgate_privacy::Site, cuts: &[usize]) -> (Association, Vec<Out>) {
+/// An association on a de-identifying route with CT accepted on context 1,
+/// and an empty output list.
+fn deid_established(site: &wardgate_privacy::Site) -> (Association, Vec<Out>) {
     let r = deid_route(site);
     let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
     let mut outs = Vec::new();
     a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
     a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
     outs.clear();
+    (a, outs)
+}
+
+/// A C-STORE of `dataset(false)` split at `cuts`, on a de-identifying route;
+/// returns the association and everything it put out.
+fn deid_store(site: &wardgate_privacy::Site, cuts: &[usize]) -> (Association, Vec<Out>) {
+    let (mut a, mut outs) = deid_established(site);
     a.client_pdu(
         &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
         &clock(),
@@ -1192,12 +1199,7 @@ fn deid_store(site: &wardgate_privacy::Site, cuts: &[usize]) -> (Association, Ve
 fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restores_the_answer() {
     let s = site(false);
     let p = s.patients.pseudonymiser().unwrap().clone();
-    let r = deid_route(&s);
-    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
-    let mut outs = Vec::new();
-    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
-    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
-    outs.clear();
+    let (mut a, mut outs) = deid_established(&s);
     a.client_pdu(
         &pdata(&[(1, 0x03, &command(0x0001, CT, 2, true))]),
         &clock(),
@@ -1399,12 +1401,7 @@ fn records_on_a_deidentifying_route_never_carry_the_senders_uid_or_patient_id() 
 #[test]
 fn a_cstore_without_a_data_set_is_refused_on_a_deidentifying_route() {
     let s = site(false);
-    let r = deid_route(&s);
-    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
-    let mut outs = Vec::new();
-    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
-    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
-    outs.clear();
+    let (mut a, mut outs) = deid_established(&s);
     a.client_pdu(
         &pdata(&[(1, 0x03, &command(0x0001, CT, 2, false))]),
         &clock(),
@@ -1423,12 +1420,7 @@ fn a_cstore_without_a_data_set_is_refused_on_a_deidentifying_route() {
 #[test]
 fn a_cstore_response_from_the_sender_is_relayed_on_a_deidentifying_route() {
     let s = site(false);
-    let r = deid_route(&s);
-    let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
-    let mut outs = Vec::new();
-    a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
-    a.upstream_pdu(&ac(&[(1, 0)]), &clock(), &mut outs);
-    outs.clear();
+    let (mut a, mut outs) = deid_established(&s);
     let rsp = dicom::dimse::Response {
         field: CommandField::CStore,
         responding_to: 9,
