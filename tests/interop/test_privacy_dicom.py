@@ -14,6 +14,7 @@ import struct
 import time
 from datetime import date, timedelta
 
+import blake3
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pynetdicom import AE, evt
@@ -164,14 +165,17 @@ def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_pa
         assert not any(e.tag.is_private for e in ds.iterall()), "private attributes removed"
         # Pixels are untouched.
         assert ds.PixelData == orig.PixelData
+    # BLAKE3 by default ([privacy] dicom_digest), recomputed by the reference
+    # implementation's Python binding.
     done = [e for e in events if e["event"]["action"] == "allowed"
-            and e["wardgate"].get("privacy", {}).get("sha256_out")]
+            and e["wardgate"].get("privacy", {}).get("blake3_out")]
     assert len(done) == 3, done
-    outs = {hashlib.sha256(data_set_bytes(p)).hexdigest() for p, _ in by_instance.values()}
+    outs = {blake3.blake3(data_set_bytes(p)).hexdigest() for p, _ in by_instance.values()}
     for e in done:
         pr = e["wardgate"]["privacy"]
-        assert pr["mode"] == "pseudonymise" and pr["sha256_in"] != pr["sha256_out"]
-        assert pr["sha256_out"] in outs, "the record's hash out is the hash of what the archive stored"
+        assert pr["mode"] == "pseudonymise" and pr["blake3_in"] != pr["blake3_out"]
+        assert "sha256_out" not in pr
+        assert pr["blake3_out"] in outs, "the record's hash out is the hash of what the archive stored"
     # No identifier in wardgate's own records either.
     written = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     for original in (CT, MR):
@@ -185,6 +189,29 @@ def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_pa
     named = {e["wardgate"]["dicom"].get("sop_instance") for e in events
              if e["wardgate"].get("dicom", {}).get("operation") == "C-STORE"}
     assert named - {None, ""} <= set(by_instance), named
+
+
+def test_a_site_bound_to_sha256_gets_sha256_digests(tmp_path):
+    """`[privacy] dicom_digest = "sha256"`: the record's digests are SHA-256,
+    and the one out is that of the data set the archive stored."""
+    scp = StoreSCP(tmp_path / "archive")
+    gw = Gateway(tmp_path, scp.port, site=SITE + '\n[privacy]\ndicom_digest = "sha256"\n')
+    try:
+        r = storescu(gw, CT)
+        assert r.returncode == 0, r.stdout + r.stderr
+        events = gw.events()
+        stored = scp.files_once_settled()
+    finally:
+        gw.stop()
+        scp.stop()
+    assert len(stored) == 1, stored
+    done = [e["wardgate"]["privacy"] for e in events
+            if e["event"]["action"] == "allowed" and e["wardgate"].get("privacy", {}).get("changes")]
+    assert len(done) == 1, events
+    pr = done[0]
+    assert "blake3_out" not in pr and "blake3_in" not in pr
+    assert pr["sha256_out"] == hashlib.sha256(data_set_bytes(stored[0])).hexdigest()
+    assert pr["sha256_in"] != pr["sha256_out"]
 
 
 def test_the_sender_gets_its_own_instance_uid_back(tmp_path):

@@ -840,10 +840,24 @@ fn site_privacy_is_read() {
     .unwrap();
     assert!(v.privacy.raw_patient_ids_in_events);
     assert_eq!(v.privacy.key_file, Path::new("/etc/wardgate/keys/site.key"));
+    assert_eq!(
+        v.privacy.dicom_digest, "blake3",
+        "BLAKE3 unless the site says"
+    );
     let p = problems(&format!(
         "{MINIMAL}\n[privacy]\nevent_patient_ids = \"hashed\"\n"
     ));
     assert!(p[0].message.contains("event_patient_ids"), "{p:?}");
+    let v = parse(&format!(
+        "{MINIMAL}\n[privacy]\ndicom_digest = \"sha256\"\n"
+    ))
+    .unwrap();
+    assert_eq!(v.privacy.dicom_digest, "sha256");
+    let p = problems(&format!("{MINIMAL}\n[privacy]\ndicom_digest = \"md5\"\n"));
+    assert!(
+        p[0].message.contains("dicom_digest must be") && p[0].line > 1,
+        "{p:?}"
+    );
 }
 
 #[test]

@@ -26,11 +26,11 @@ use crate::policy::RoutePolicy;
 use crate::rules::{self, Rule};
 use crate::session::Timeouts;
 use crate::{Clock, Flow};
-use sha2::Digest;
 use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::Instant;
 use wardgate_privacy::dicom::{CommandRewrite, DeidError, Deidentifier, Encoding};
+use wardgate_privacy::digest::DigestKind;
 use wardgate_proto::dicom::dataset::{Syntax, Walker};
 use wardgate_proto::dicom::{
     self, Abort, Command, CommandField, DicomError, Limits, Pdu, PduType, Progress, Reject,
@@ -1045,15 +1045,15 @@ impl Association {
                             match step {
                                 deid::Step::More => {}
                                 deid::Step::Done(summary) => {
-                                    let (sha_in, sha_out) = z.hashes();
+                                    let (digest_in, digest_out) = z.hashes();
                                     let e = deidentified(
                                         &self.route,
                                         &self.flow,
                                         clock,
                                         z,
                                         &summary,
-                                        sha_in,
-                                        sha_out,
+                                        digest_in,
+                                        digest_out,
                                     );
                                     out.push(Out::Record(Box::new(e)));
                                     if self.rewrites.len() >= MAX_REWRITES {
@@ -1335,8 +1335,8 @@ impl Association {
             sop_class: cmd.sop_class.to_vec(),
             sop_instance: cmd.sop_instance.to_vec(),
             buf: Vec::new(),
-            sha_in: sha2::Sha256::new(),
-            sha_out: sha2::Sha256::new(),
+            digest_in: self.route.site.dicom_digest.hasher(),
+            digest_out: self.route.site.dicom_digest.hasher(),
         }))
     }
 
@@ -1475,8 +1475,8 @@ fn deidentified(
     clock: &Clock,
     z: &deid::Deid,
     summary: &wardgate_privacy::dicom::Summary,
-    sha_in: String,
-    sha_out: String,
+    digest_in: String,
+    digest_out: String,
 ) -> Event {
     let changes = deid::changes(summary);
     let mut e = flow.event(
@@ -1506,10 +1506,19 @@ fn deidentified(
             .unwrap_or("pass")
             .to_owned(),
         purpose: p.and_then(|p| p.settings.purpose.clone()),
-        sha256_in: Some(sha_in),
-        sha256_out: Some(sha_out),
         changes: Some(changes),
+        ..Default::default()
     });
+    if let Some(pr) = e.wardgate.privacy.as_mut() {
+        match z.digest_in.kind() {
+            DigestKind::Blake3 => {
+                (pr.blake3_in, pr.blake3_out) = (Some(digest_in), Some(digest_out))
+            }
+            DigestKind::Sha256 => {
+                (pr.sha256_in, pr.sha256_out) = (Some(digest_in), Some(digest_out))
+            }
+        }
+    }
     e
 }
 

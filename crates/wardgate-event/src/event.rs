@@ -808,6 +808,13 @@ pub struct PrivacyFacts {
     /// SHA-256 (hex) of what was forwarded.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sha256_out: Option<String>,
+    /// BLAKE3 (hex) of the DICOM data set as it came in, where the site hashes
+    /// data sets with BLAKE3 (`[privacy] dicom_digest`, the default).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blake3_in: Option<String>,
+    /// BLAKE3 (hex) of the data set as forwarded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blake3_out: Option<String>,
     /// What changed (`fields: 2 pseudonymised, 9 removed; segments removed: NK1`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub changes: Option<String>,

@@ -17,6 +17,7 @@
 
 pub mod consent;
 pub mod dicom;
+pub mod digest;
 pub mod hl7;
 pub mod key;
 pub mod naming;
@@ -37,4 +38,6 @@ pub struct Site {
     pub patients: PatientNaming,
     /// The opt-out lists.
     pub consent: Arc<Consent>,
+    /// What de-identified DICOM data sets are hashed with in their records.
+    pub dicom_digest: digest::DigestKind,
 }

@@ -179,6 +179,11 @@ pub(crate) fn consent_stamp(v: &Validated) -> ConsentStamp {
     out
 }
 
+/// The digest `[privacy] dicom_digest` names (validated: blake3 otherwise).
+fn dicom_digest(v: &Validated) -> wardgate_privacy::digest::DigestKind {
+    wardgate_privacy::digest::DigestKind::parse(v.privacy.dicom_digest).unwrap_or_default()
+}
+
 /// The site's privacy state for a gateway or a capture: the key (made only
 /// for a site with no privacy state yet), the consent lists, and the book that
 /// keeps the way back. The second value is the new key's fingerprint when
@@ -190,6 +195,7 @@ pub(crate) fn open_site(v: &Validated) -> Result<(Site, Option<String>)> {
     let book = TableBook::start(&dir(v).join(TABLE), &p)?;
     let site = Site {
         patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, Some(Arc::new(book))),
+        dicom_digest: dicom_digest(v),
         ..Default::default()
     };
     site.consent.replace(load_consent(v, &fingerprint)?);
@@ -208,6 +214,7 @@ pub(crate) fn existing_site(v: &Validated) -> Result<Site> {
     let fingerprint = p.fingerprint().to_owned();
     let site = Site {
         patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, None),
+        dicom_digest: dicom_digest(v),
         ..Default::default()
     };
     site.consent.replace(load_consent(v, &fingerprint)?);

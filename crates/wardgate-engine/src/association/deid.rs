@@ -10,8 +10,8 @@
 //! association, so the destination discards the partial object.
 
 use crate::policy::RoutePolicy;
-use sha2::{Digest, Sha256};
 use wardgate_privacy::dicom::{CommandRewrite, DeidError, Deidentifier, Summary};
+use wardgate_privacy::digest::ContentHasher;
 
 /// Largest data PDV sent when the upstream set no PDU limit.
 const UNLIMITED_CHUNK: usize = 64 * 1024;
@@ -30,8 +30,9 @@ pub(super) struct Deid {
     pub sop_instance: Vec<u8>,
     /// De-identified bytes not yet sent (less than one PDV's worth).
     pub buf: Vec<u8>,
-    pub sha_in: Sha256,
-    pub sha_out: Sha256,
+    /// The data set as it came and as it goes (`[privacy] dicom_digest`).
+    pub digest_in: ContentHasher,
+    pub digest_out: ContentHasher,
 }
 
 /// What one data fragment led to.
@@ -61,7 +62,7 @@ impl Deid {
         max_pdu: u32,
         send: &mut Vec<(u8, u8, Vec<u8>)>,
     ) -> Step {
-        self.sha_in.update(data);
+        self.digest_in.update(data);
         let sent = self.command.is_none();
         if let Err(e) = self.engine.feed(data, &mut self.buf) {
             return Step::Failed(e, sent);
@@ -111,7 +112,7 @@ impl Deid {
             // Whole PDVs now; the rest waits for more, so no PDV is tiny and
             // the last one is never empty.
             if let Some(pieces) = cut_whole(&mut self.buf, chunk) {
-                self.sha_out.update(&pieces);
+                self.digest_out.update(&pieces);
                 if pieces.len() == chunk {
                     send.push((self.context, 0x00, pieces));
                 } else {
@@ -124,7 +125,7 @@ impl Deid {
             }
             if is_last {
                 let piece = std::mem::take(&mut self.buf);
-                self.sha_out.update(&piece);
+                self.digest_out.update(&piece);
                 send.push((self.context, 0x02, piece));
             }
         }
@@ -148,11 +149,9 @@ impl Deid {
     }
 
     /// The hashes in and out, hex.
+    /// The digests of the data set in and out, hex.
     pub fn hashes(&self) -> (String, String) {
-        (
-            crate::privacy::hex(self.sha_in.clone().finalize()),
-            crate::privacy::hex(self.sha_out.clone().finalize()),
-        )
+        (self.digest_in.finish(), self.digest_out.finish())
     }
 }
 

@@ -1237,7 +1237,7 @@ fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restor
                 if e.wardgate
                     .privacy
                     .as_ref()
-                    .is_some_and(|p| p.sha256_out.is_some()) =>
+                    .is_some_and(|p| p.blake3_out.is_some()) =>
             {
                 Some(e)
             }
@@ -1246,12 +1246,12 @@ fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restor
         .expect("a record of the de-identified object");
     let pr = done.wardgate.privacy.as_ref().unwrap();
     assert_eq!(
-        pr.sha256_in.as_deref(),
-        Some(crate::privacy::hex(sha2::Sha256::digest(&data)).as_str())
+        pr.blake3_in.as_deref(),
+        Some(blake3::hash(&data).to_hex().as_str())
     );
     assert_eq!(
-        pr.sha256_out.as_deref(),
-        Some(crate::privacy::hex(sha2::Sha256::digest(&body)).as_str())
+        pr.blake3_out.as_deref(),
+        Some(blake3::hash(&body).to_hex().as_str())
     );
     // The destination answers with the replaced UID; the sender gets its own.
     outs.clear();
@@ -1276,6 +1276,50 @@ fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restor
     };
     let back = dicom::dimse::Command::parse(p.pdvs[0].data).unwrap();
     assert_eq!(back.sop_instance, b"1.2.3.4.5.6");
+}
+
+#[test]
+fn the_record_names_the_data_set_in_and_out_by_the_sites_digest() {
+    use sha2::Digest as _;
+    for kind in [DigestKind::Blake3, DigestKind::Sha256] {
+        let mut s = site(false);
+        s.dicom_digest = kind;
+        // Cut where the digests batch and where they do not.
+        let (_, outs) = deid_store(&s, &[1, 700, 1024, 5000]);
+        let body: Vec<u8> = upstream_pdvs(&outs)
+            .into_iter()
+            .skip(1)
+            .flat_map(|(_, d)| d)
+            .collect();
+        let data = dataset(false);
+        let pr = outs
+            .iter()
+            .find_map(|o| match o {
+                Out::Record(e) => e.wardgate.privacy.clone().filter(|p| p.changes.is_some()),
+                _ => None,
+            })
+            .expect("the record of the de-identified object");
+        let (din, dout) = match kind {
+            DigestKind::Blake3 => (
+                blake3::hash(&data).to_hex().to_string(),
+                blake3::hash(&body).to_hex().to_string(),
+            ),
+            DigestKind::Sha256 => (
+                crate::privacy::hex(sha2::Sha256::digest(&data)),
+                crate::privacy::hex(sha2::Sha256::digest(&body)),
+            ),
+        };
+        let got = match kind {
+            DigestKind::Blake3 => (pr.blake3_in.clone(), pr.blake3_out.clone()),
+            DigestKind::Sha256 => (pr.sha256_in.clone(), pr.sha256_out.clone()),
+        };
+        assert_eq!(got, (Some(din), Some(dout)), "{kind:?}");
+        let other = match kind {
+            DigestKind::Blake3 => (pr.sha256_in, pr.sha256_out),
+            DigestKind::Sha256 => (pr.blake3_in, pr.blake3_out),
+        };
+        assert_eq!(other, (None, None), "one digest only, the site's");
+    }
 }
 
 #[test]
