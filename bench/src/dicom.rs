@@ -277,7 +277,7 @@ fn wardgate_config(
     data_dir: &Path,
     listen: SocketAddr,
     upstream: SocketAddr,
-    privacy: bool,
+    privacy: Option<Deid>,
 ) -> String {
     // The modality's message rate is lifted: this measures inspection, not flood
     // protection (its per-command check still runs).
@@ -287,10 +287,21 @@ fn wardgate_config(
         dicom_ct::CT,
         dicom_ct::ENHANCED_CT,
     );
-    if privacy {
+    if let Some(deid) = privacy {
         c.push_str("\n[route.privacy]\nmode = \"pseudonymise\"\ndicom_options = [\"retain-longitudinal-modified-dates\"]\n");
+        if deid == Deid::Blake3 {
+            c.push_str("\n[privacy]\ndicom_digest = \"blake3\"\n");
+        }
     }
     c
+}
+
+/// How a de-identifying target records its objects: the default digest
+/// (SHA-256), or BLAKE3 (`[privacy] dicom_digest = "blake3"`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deid {
+    Default,
+    Blake3,
 }
 
 fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
@@ -350,11 +361,12 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         ("haproxy", haproxy_addr, children.pid_of("haproxy")),
         ("tokio-relay", relay_addr, children.pid_of("tokio-relay")),
     ];
-    let mut variants: Vec<(&str, bool, &Path)> = vec![("wardgate", false, &a.wardgate_bin)];
+    let mut variants: Vec<(&str, Option<Deid>, &Path)> = vec![("wardgate", None, &a.wardgate_bin)];
     if a.privacy {
-        variants.push(("wardgate-deid", true, &a.wardgate_bin));
+        variants.push(("wardgate-deid", Some(Deid::Default), &a.wardgate_bin));
+        variants.push(("wardgate-deid-blake3", Some(Deid::Blake3), &a.wardgate_bin));
         if let Some(b) = &a.deid_b_bin {
-            variants.push(("wardgate-deid-b", true, b));
+            variants.push(("wardgate-deid-b", Some(Deid::Default), b));
         }
     }
     for (name, privacy, bin) in variants {
@@ -390,7 +402,7 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     if a.privacy {
         writeln!(
             report,
-            "wardgate: the plain DICOM route; wardgate-deid: the same route with `[route.privacy] mode = \"pseudonymise\"`, `dicom_options = [\"retain-longitudinal-modified-dates\"]`. Latency: the bench's own SCU, one association per run, one object at a time, from the command's first byte to the response (all rounds' objects)."
+            "wardgate: the plain DICOM route; wardgate-deid: the same route with `[route.privacy] mode = \"pseudonymise\"`, `dicom_options = [\"retain-longitudinal-modified-dates\"]` (its objects recorded by SHA-256, the default); wardgate-deid-blake3: the same, recorded by BLAKE3 (`[privacy] dicom_digest = \"blake3\"`). Latency: the bench's own SCU, one association per run, one object at a time, from the command's first byte to the response (all rounds' objects)."
         )?;
     }
     let mut hwm = Vec::new();
@@ -514,7 +526,7 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         }
         if a.privacy {
             let at = |name: &str| targets.iter().position(|(n, _, _)| *n == name);
-            for deid in ["wardgate-deid", "wardgate-deid-b"] {
+            for deid in ["wardgate-deid", "wardgate-deid-blake3", "wardgate-deid-b"] {
                 let (Some(p), Some(d)) = (at("wardgate"), at(deid)) else {
                     continue;
                 };

@@ -14,13 +14,12 @@ import struct
 import time
 from datetime import date, timedelta
 
-import blake3
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage
 
-from conftest import Gateway, pseudonym, require_tool
+from conftest import Gateway, pseudonym, require_module, require_tool
 from test_dicom import StoreSCP, by_rule, run
 
 CT = get_testdata_file("CT_small.dcm")
@@ -165,17 +164,16 @@ def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_pa
         assert not any(e.tag.is_private for e in ds.iterall()), "private attributes removed"
         # Pixels are untouched.
         assert ds.PixelData == orig.PixelData
-    # BLAKE3 by default ([privacy] dicom_digest), recomputed by the reference
-    # implementation's Python binding.
+    # SHA-256 by default ([privacy] dicom_digest).
     done = [e for e in events if e["event"]["action"] == "allowed"
-            and e["wardgate"].get("privacy", {}).get("blake3_out")]
+            and e["wardgate"].get("privacy", {}).get("sha256_out")]
     assert len(done) == 3, done
-    outs = {blake3.blake3(data_set_bytes(p)).hexdigest() for p, _ in by_instance.values()}
+    outs = {hashlib.sha256(data_set_bytes(p)).hexdigest() for p, _ in by_instance.values()}
     for e in done:
         pr = e["wardgate"]["privacy"]
-        assert pr["mode"] == "pseudonymise" and pr["blake3_in"] != pr["blake3_out"]
-        assert "sha256_out" not in pr
-        assert pr["blake3_out"] in outs, "the record's hash out is the hash of what the archive stored"
+        assert pr["mode"] == "pseudonymise" and pr["sha256_in"] != pr["sha256_out"]
+        assert "blake3_out" not in pr and "blake3_in" not in pr
+        assert pr["sha256_out"] in outs, "the record's hash out is the hash of what the archive stored"
     # No identifier in wardgate's own records either.
     written = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     for original in (CT, MR):
@@ -191,11 +189,13 @@ def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_pa
     assert named - {None, ""} <= set(by_instance), named
 
 
-def test_a_site_bound_to_sha256_gets_sha256_digests(tmp_path):
-    """`[privacy] dicom_digest = "sha256"`: the record's digests are SHA-256,
-    and the one out is that of the data set the archive stored."""
+def test_a_site_that_chooses_blake3_gets_blake3_digests(tmp_path):
+    """`[privacy] dicom_digest = "blake3"`: the record's digests are BLAKE3,
+    recomputed by the reference implementation's Python binding, and the one
+    out is that of the data set the archive stored."""
+    blake3 = require_module("blake3")
     scp = StoreSCP(tmp_path / "archive")
-    gw = Gateway(tmp_path, scp.port, site=SITE + '\n[privacy]\ndicom_digest = "sha256"\n')
+    gw = Gateway(tmp_path, scp.port, site=SITE + '\n[privacy]\ndicom_digest = "blake3"\n')
     try:
         r = storescu(gw, CT)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -209,9 +209,9 @@ def test_a_site_bound_to_sha256_gets_sha256_digests(tmp_path):
             if e["event"]["action"] == "allowed" and e["wardgate"].get("privacy", {}).get("changes")]
     assert len(done) == 1, events
     pr = done[0]
-    assert "blake3_out" not in pr and "blake3_in" not in pr
-    assert pr["sha256_out"] == hashlib.sha256(data_set_bytes(stored[0])).hexdigest()
-    assert pr["sha256_in"] != pr["sha256_out"]
+    assert "sha256_out" not in pr and "sha256_in" not in pr
+    assert pr["blake3_out"] == blake3.blake3(data_set_bytes(stored[0])).hexdigest()
+    assert pr["blake3_in"] != pr["blake3_out"]
 
 
 def test_the_sender_gets_its_own_instance_uid_back(tmp_path):

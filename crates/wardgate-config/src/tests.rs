@@ -841,18 +841,18 @@ fn site_privacy_is_read() {
     assert!(v.privacy.raw_patient_ids_in_events);
     assert_eq!(v.privacy.key_file, Path::new("/etc/wardgate/keys/site.key"));
     assert_eq!(
-        v.privacy.dicom_digest, "blake3",
-        "BLAKE3 unless the site says"
+        v.privacy.dicom_digest, "sha256",
+        "SHA-256 unless the site says"
     );
     let p = problems(&format!(
         "{MINIMAL}\n[privacy]\nevent_patient_ids = \"hashed\"\n"
     ));
     assert!(p[0].message.contains("event_patient_ids"), "{p:?}");
     let v = parse(&format!(
-        "{MINIMAL}\n[privacy]\ndicom_digest = \"sha256\"\n"
+        "{MINIMAL}\n[privacy]\ndicom_digest = \"blake3\"\n"
     ))
     .unwrap();
-    assert_eq!(v.privacy.dicom_digest, "sha256");
+    assert_eq!(v.privacy.dicom_digest, "blake3");
     let p = problems(&format!("{MINIMAL}\n[privacy]\ndicom_digest = \"md5\"\n"));
     assert!(
         p[0].message.contains("dicom_digest must be") && p[0].line > 1,

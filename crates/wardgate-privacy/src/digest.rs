@@ -1,14 +1,15 @@
 //! The digests of a de-identified DICOM data set as it came in and as it went
-//! out (`wardgate.privacy.blake3_in`/`_out`, or `sha256_in`/`_out`), so the
+//! out (`wardgate.privacy.sha256_in`/`_out`, or `blake3_in`/`_out`), so the
 //! audit shows exactly what changed.
 //!
-//! Why BLAKE3 by default for data sets: they run to hundreds of megabytes, and
-//! two SHA-256 passes (one in, one out) cost four times the relay itself, even
-//! with the CPU's SHA extensions (BENCHMARKS.md, "Issue 23 on a faster host").
-//! BLAKE3 is a 256-bit cryptographic hash (checkable with `b3sum`), about four
-//! times faster on one core when fed whole 64 KiB batches. A site bound to
-//! FIPS-approved algorithms sets `[privacy] dicom_digest = "sha256"` and pays
-//! for it. HL7 messages are small and keep SHA-256 always.
+//! SHA-256 by default (FIPS-approved, what every tool checks, and what the
+//! records carried before BLAKE3 was offered). BLAKE3 is the choice for
+//! imaging routes where the site is not bound to FIPS algorithms: data sets
+//! run to hundreds of megabytes, and the two SHA-256 passes (one in, one out)
+//! cost four times the relay itself even with the CPU's SHA instructions;
+//! BLAKE3, a 256-bit cryptographic hash checked with `b3sum`, is about four
+//! times faster on one core when fed whole 64 KiB batches (BENCHMARKS.md,
+//! "Issue 23 on a faster host"). HL7 messages are small and keep SHA-256.
 
 use sha2::Digest as _;
 
@@ -21,11 +22,11 @@ const BATCH: usize = 64 * 1024;
 /// The digest a site names its DICOM data sets by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DigestKind {
-    /// BLAKE3 (256-bit), the default.
+    /// SHA-256 (FIPS 180-4), the default.
     #[default]
-    Blake3,
-    /// SHA-256 (FIPS 180-4).
     Sha256,
+    /// BLAKE3 (256-bit).
+    Blake3,
 }
 
 impl DigestKind {
@@ -59,10 +60,25 @@ impl DigestKind {
 }
 
 /// A digest of a stream fed in pieces of any size.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ContentHasher(Inner);
 
-#[derive(Debug, Clone)]
+/// Only the kind and how much waits: the bytes held are the data set as it
+/// came in, before de-identification.
+impl std::fmt::Debug for ContentHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = match &self.0 {
+            Inner::Sha256(_) => 0,
+            Inner::Blake3 { buf, .. } => buf.len(),
+        };
+        f.debug_struct("ContentHasher")
+            .field("kind", &self.kind())
+            .field("held", &held)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 enum Inner {
     Sha256(sha2::Sha256),
     /// `buf` holds less than [`BATCH`] bytes not yet hashed.
@@ -88,6 +104,10 @@ impl ContentHasher {
             Inner::Blake3 { hasher, buf } => {
                 if !buf.is_empty() {
                     let take = (BATCH - buf.len()).min(data.len());
+                    if buf.capacity() < buf.len() + take {
+                        let want = (buf.len() + take).max(buf.capacity() * 2).min(BATCH);
+                        buf.reserve_exact(want - buf.len());
+                    }
                     buf.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     if buf.len() < BATCH {
@@ -102,10 +122,14 @@ impl ContentHasher {
                     hasher.update(&data[..whole]);
                 }
                 if whole < data.len() {
-                    if buf.capacity() == 0 {
-                        buf.reserve_exact(BATCH);
+                    // Grown as needed, never past a batch: a small object
+                    // holds only its own size.
+                    let rest = &data[whole..];
+                    if buf.capacity() < rest.len() {
+                        let want = rest.len().max(buf.capacity() * 2).min(BATCH);
+                        buf.reserve_exact(want - buf.len());
                     }
-                    buf.extend_from_slice(&data[whole..]);
+                    buf.extend_from_slice(rest);
                 }
             }
         }
@@ -142,6 +166,19 @@ mod tests {
         (0..n as u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect()
+    }
+
+    #[test]
+    fn sha256_is_the_default_and_debug_shows_no_bytes() {
+        assert_eq!(DigestKind::default(), DigestKind::Sha256);
+        let mut h = DigestKind::Blake3.hasher();
+        h.update(b"PAT-0042 Doe^Jane");
+        let shown = format!("{h:?}");
+        assert!(
+            !shown.contains("PAT") && !shown.contains("80, 65, 84"),
+            "{shown}"
+        );
+        assert!(shown.contains("held: 17"), "{shown}");
     }
 
     #[test]

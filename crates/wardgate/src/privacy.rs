@@ -179,9 +179,16 @@ pub(crate) fn consent_stamp(v: &Validated) -> ConsentStamp {
     out
 }
 
-/// The digest `[privacy] dicom_digest` names (validated: blake3 otherwise).
-fn dicom_digest(v: &Validated) -> wardgate_privacy::digest::DigestKind {
-    wardgate_privacy::digest::DigestKind::parse(v.privacy.dicom_digest).unwrap_or_default()
+/// The digest `[privacy] dicom_digest` names. Validation admits only the
+/// names `DigestKind` knows; should the two ever disagree, wardgate refuses to
+/// start rather than record with another digest than the site chose.
+fn dicom_digest(v: &Validated) -> Result<wardgate_privacy::digest::DigestKind> {
+    wardgate_privacy::digest::DigestKind::parse(v.privacy.dicom_digest).with_context(|| {
+        format!(
+            "[privacy] dicom_digest {:?} is not known",
+            v.privacy.dicom_digest
+        )
+    })
 }
 
 /// The site's privacy state for a gateway or a capture: the key (made only
@@ -195,7 +202,7 @@ pub(crate) fn open_site(v: &Validated) -> Result<(Site, Option<String>)> {
     let book = TableBook::start(&dir(v).join(TABLE), &p)?;
     let site = Site {
         patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, Some(Arc::new(book))),
-        dicom_digest: dicom_digest(v),
+        dicom_digest: dicom_digest(v)?,
         ..Default::default()
     };
     site.consent.replace(load_consent(v, &fingerprint)?);
@@ -214,7 +221,7 @@ pub(crate) fn existing_site(v: &Validated) -> Result<Site> {
     let fingerprint = p.fingerprint().to_owned();
     let site = Site {
         patients: PatientNaming::new(p, v.privacy.raw_patient_ids_in_events, None),
-        dicom_digest: dicom_digest(v),
+        dicom_digest: dicom_digest(v)?,
         ..Default::default()
     };
     site.consent.replace(load_consent(v, &fingerprint)?);
