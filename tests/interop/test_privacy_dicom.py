@@ -114,21 +114,24 @@ def storescu(gw, *files):
     return run("storescu", "-aet", "CT01", "-aec", "PACS", "127.0.0.1", str(gw.listen_port), *files)
 
 
-def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_path):
+def store_each(tmp_path, site, files):
+    """Sends each file in an association of its own through a gateway on
+    `site` to storescp; the gateway's events and the files stored."""
     scp = StoreSCP(tmp_path / "archive")
-    gw = Gateway(tmp_path, scp.port, site=SITE)
+    gw = Gateway(tmp_path, scp.port, site=site)
     try:
-        for f in (CT, MR):
+        for f in files:
             r = storescu(gw, f)
             assert r.returncode == 0, r.stdout + r.stderr
-        # The same CT again, in another association: the same replacement UIDs.
-        r = storescu(gw, CT)
-        assert r.returncode == 0, r.stdout + r.stderr
-        events = gw.events()
-        stored = scp.files_once_settled()
+        return gw.events(), scp.files_once_settled()
     finally:
         gw.stop()
         scp.stop()
+
+
+def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_path):
+    # The same CT again, in another association: the same replacement UIDs.
+    events, stored = store_each(tmp_path, SITE, (CT, MR, CT))
     data = tmp_path / "data"
     assert len(stored) >= 2, stored
     by_instance = {}
@@ -194,16 +197,7 @@ def test_a_site_that_chooses_blake3_gets_blake3_digests(tmp_path):
     recomputed by the reference implementation's Python binding, and the one
     out is that of the data set the archive stored."""
     blake3 = require_module("blake3")
-    scp = StoreSCP(tmp_path / "archive")
-    gw = Gateway(tmp_path, scp.port, site=SITE + '\n[privacy]\ndicom_digest = "blake3"\n')
-    try:
-        r = storescu(gw, CT)
-        assert r.returncode == 0, r.stdout + r.stderr
-        events = gw.events()
-        stored = scp.files_once_settled()
-    finally:
-        gw.stop()
-        scp.stop()
+    events, stored = store_each(tmp_path, SITE + '\n[privacy]\ndicom_digest = "blake3"\n', (CT,))
     assert len(stored) == 1, stored
     done = [e["wardgate"]["privacy"] for e in events
             if e["event"]["action"] == "allowed" and e["wardgate"].get("privacy", {}).get("changes")]

@@ -104,11 +104,7 @@ impl ContentHasher {
             Inner::Blake3 { hasher, buf } => {
                 if !buf.is_empty() {
                     let take = (BATCH - buf.len()).min(data.len());
-                    if buf.capacity() < buf.len() + take {
-                        let want = (buf.len() + take).max(buf.capacity() * 2).min(BATCH);
-                        buf.reserve_exact(want - buf.len());
-                    }
-                    buf.extend_from_slice(&data[..take]);
+                    hold(buf, &data[..take]);
                     data = &data[take..];
                     if buf.len() < BATCH {
                         return;
@@ -121,16 +117,7 @@ impl ContentHasher {
                 if whole > 0 {
                     hasher.update(&data[..whole]);
                 }
-                if whole < data.len() {
-                    // Grown as needed, never past a batch: a small object
-                    // holds only its own size.
-                    let rest = &data[whole..];
-                    if buf.capacity() < rest.len() {
-                        let want = rest.len().max(buf.capacity() * 2).min(BATCH);
-                        buf.reserve_exact(want - buf.len());
-                    }
-                    buf.extend_from_slice(rest);
-                }
+                hold(buf, &data[whole..]);
             }
         }
     }
@@ -146,6 +133,17 @@ impl ContentHasher {
             }
         }
     }
+}
+
+/// Appends `bytes` (which fit in the batch) to `buf`, grown as needed and never
+/// past a batch: a small object holds only its own size.
+fn hold(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let need = buf.len() + bytes.len();
+    if buf.capacity() < need {
+        let want = need.max(buf.capacity() * 2).min(BATCH);
+        buf.reserve_exact(want - buf.len());
+    }
+    buf.extend_from_slice(bytes);
 }
 
 fn hex(bytes: &[u8]) -> String {
