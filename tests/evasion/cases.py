@@ -203,6 +203,7 @@ class Case:
     pre: object = None  # steps before the real handshake (decoy SYNs)
     isn: int | None = None
     expect: bytes | None = None  # predicted host read (None: no prediction)
+    syn_opts: list | None = None  # the SYN's TCP options (None: MSS and SACK-permitted)
     tags: list = field(default_factory=list)
 
 
@@ -773,6 +774,68 @@ decoy_pair("v6_wrong_mac", "to another station's MAC", lambda c: {"dmac": CLI_MA
            patterns=("inorder",))
 case("v6_tiny_reverse", "ipv6", "IPv6: UNSAFE as one-byte segments in reverse order.",
      lambda c: [segs(c, U, reversed(chunks(M, 1))), Sync(), Fill(U)], v6=True, expect=U)
+
+
+# --- found by an adversarial review (session 22) -------------------------------------
+# Decoys that set what the monitor learns of a connection (a SYN seen first, the
+# all-zero MAC, the SYN-ACK's window) and resets the host ignores.
+
+def split2(c, stream, a, b, cut=100):
+    """The real bytes [a, b) as two segments cut at a+cut: neither is a copy of a
+    decoy covering [a, b) whole."""
+    return [c.seg(a, stream[a:a + cut]), c.seg(a + cut, stream[a + cut:b])]
+
+
+ZERO_MAC = "00:00:00:00:00:00"
+for v6 in (False, True):
+    sfx = "_v6" if v6 else ""
+    case(f"decoy_zero_mac_inorder{sfx}", "ipv6" if v6 else "decoy",
+         "A SAFE frame to the all-zero MAC (the router's NIC drops it: not its address), then UNSAFE in two segments.",
+         lambda c: [c.seg(0, S, dmac=ZERO_MAC), Sync(), split2(c, U, 0, M), Sync(), Fill(U)], v6=v6, expect=U)
+    case(f"syn_decoy_ttl1_first{sfx}", "ipv6" if v6 else "decoy",
+         "Before the real SYN, the same SYN (same ISN) with TTL 1 (it expires at the router); then a SAFE frame with "
+         "TTL 1, then UNSAFE in two segments.",
+         lambda c: [c.seg(0, S, ttl=1), Sync(), split2(c, U, 0, M), Sync(), Fill(U)],
+         pre=lambda c: [c.syn(ttl=1), Sync()], v6=v6, expect=U)
+case("decoy_zero_mac_ofo", "decoy",
+     "Out of order: SAFE [K,end) to the all-zero MAC, the real UNSAFE [K,end), then the hole.",
+     lambda c: [c.seg(K, S[K:], dmac=ZERO_MAC), c.seg(K, U[K:]), c.seg(0, U[:K]), Sync(), Fill(U)], expect=U)
+case("syn_decoy_wrong_mac_no_ts", "decoy",
+     "Timestamps negotiated by the real SYN; before it, the same SYN without the timestamp option to another station's "
+     "MAC. Then a SAFE frame with a TSval 100000 old (PAWS: the host drops it), then UNSAFE in two segments.",
+     lambda c: [c.seg(0, S, ts=((c.last_tsval - 100000) & MASK, c.ts_recent)), Sync(), split2(c, U, 0, M), Sync(),
+                Fill(U)],
+     pre=lambda c: [c.seg(seq=c.isn, flags="S", ack=0, opts=[("MSS", 1460), ("SAckOK", b"")], dmac=CLI_MAC_UNUSED),
+                    Sync()],
+     ts=True, expect=U)
+case("syn_decoy_partial_csum_first", "decoy",
+     "Before the real SYN, the same SYN whose checksum field holds the offload pattern (wrong on a wire: the host "
+     "drops it); then a SAFE frame with the same pattern, then UNSAFE in two segments.",
+     lambda c: [c.seg(0, S, tcp_csum="partial"), Sync(), split2(c, U, 0, M), Sync(), Fill(U)],
+     pre=lambda c: [c.syn(tcp_csum="partial"), Sync()], expect=U)
+F70K = fillers(70000)
+case("decoy_beyond_synack_window", "decoy",
+     f"Right after the handshake (no ACK from the server yet), a SAFE frame at offset {len(F70K)}, past the SYN-ACK's "
+     "window (the host drops it); filler up to that offset; then UNSAFE there in two segments.",
+     lambda c: [c.seg(len(F70K), S), Sync(), Fill(F70K + U, end=len(F70K)), Sync(),
+                split2(c, F70K + U, len(F70K), len(F70K) + M), Sync(), Fill(F70K + U)], expect=F70K + U)
+X_ISN = 0x5EED0000
+case("ctl_rst_acking_own_midstream_syn", "control",
+     "UNSAFE up to 20 bytes before the rate; a mid-stream SYN with another ISN X (the host answers with a challenge "
+     "ACK); a RST|ACK 10 bytes past rcv_nxt acknowledging X+1 (not at rcv_nxt: a challenge ACK, no reset); the rest.",
+     lambda c: [Fill(U, end=RI - 20), Sync(), c.seg(seq=X_ISN, flags="S", ack=0), Sync(),
+                c.seg(RI - 10, flags="RA", ack=X_ISN + 1, ts=False), Sync(), Fill(U)], expect=U)
+case("ctl_rst_acking_own_syn_before_data", "control",
+     "After the handshake, before any data: a SYN with another ISN X and a RST|ACK 10 bytes past rcv_nxt "
+     "acknowledging X+1 (the host ignores both); then UNSAFE.",
+     lambda c: [c.seg(seq=X_ISN, flags="S", ack=0), Sync(), c.seg(10, flags="RA", ack=X_ISN + 1, ts=False), Sync(),
+                Fill(U)], expect=U)
+case("ctl_rst_at_queued_end_no_sack", "control",
+     "SACK not negotiated. UNSAFE up to 20 bytes before the rate, an out-of-order piece past the rate, a RST at that "
+     "piece's end (without SACK Linux resets only at rcv_nxt), then the rest.",
+     lambda c: [Fill(U, end=RI - 20), Sync(), c.seg(RI + 20, U[RI + 20:RI + 40]), Sync(),
+                c.seg(RI + 40, flags="R", ack=0, ts=False), Sync(), Fill(U)],
+     syn_opts=[("MSS", 1460)], expect=U)
 
 
 def by_name():

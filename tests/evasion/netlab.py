@@ -713,7 +713,9 @@ class Conn:
         """An Ethernet frame carrying a TCP segment at stream offset `off` (relative to
         the live ISN), or at absolute `seq`. ts=True adds the timestamp option when
         negotiated (False: none; (val, ecr): those values). tcp_csum/ip_csum="bad"
-        corrupt a checksum; raw_ipopts replaces the IPv4 options with raw bytes."""
+        corrupt a checksum; tcp_csum="partial" writes the checksum offload's
+        pattern (the folded pseudo-header sum: wrong on a wire); raw_ipopts
+        replaces the IPv4 options with raw bytes."""
         from scapy.layers.inet import TCP
         from scapy.layers.l2 import Dot1Q, Ether
 
@@ -745,6 +747,8 @@ class Conn:
         if data:
             from scapy.packet import Raw
             p = p / Raw(data)
+        if tcp_csum == "partial":
+            return _partial_csum(bytes(p))
         if tcp_csum == "bad" or ip_csum == "bad" or raw_ipopts is not None:
             built = p.__class__(bytes(p))
             if tcp_csum == "bad":
@@ -804,7 +808,8 @@ class Conn:
     # --- the connection's life ---
 
     def syn(self, isn=None, data=b"", **kw):
-        opts = [("MSS", 1460), ("SAckOK", b"")]
+        syn_opts = getattr(self.case, "syn_opts", None)
+        opts = list(syn_opts) if syn_opts is not None else [("MSS", 1460), ("SAckOK", b"")]
         if self.use_ts:
             self.last_tsval = self.tsval()
             opts += [("NOP", None), ("NOP", None), ("Timestamp", (self.last_tsval, 0))]
@@ -861,6 +866,25 @@ class Conn:
             with self.lab.cv:
                 at = self.acked
             self.tx(self.seg(at, flags="R", ack=0, ts=False))
+
+
+def _partial_csum(frame):
+    """An untagged Ether/IPv4|IPv6/TCP frame with the TCP checksum field set to
+    the folded pseudo-header sum, not complemented: what a capture on a host
+    whose NIC computes checksums shows, and wrong on the wire."""
+    raw = bytearray(frame)
+    off = 14
+    if raw[12:14] == b"\x08\x00":
+        ihl = (raw[off] & 0xF) * 4
+        l4 = struct.unpack("!H", raw[off + 2:off + 4])[0] - ihl
+        t = off + ihl
+        pseudo = bytes(raw[off + 12:off + 20]) + struct.pack("!HH", 6, l4)
+    else:
+        l4 = struct.unpack("!H", raw[off + 4:off + 6])[0]
+        t = off + 40
+        pseudo = bytes(raw[off + 8:off + 40]) + struct.pack("!IxxxB", l4, 6)
+    raw[t + 16:t + 18] = struct.pack("!H", ~_inet_csum(pseudo) & 0xFFFF)
+    return bytes(raw)
 
 
 def _inet_csum(data):

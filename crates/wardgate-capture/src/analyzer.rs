@@ -187,6 +187,10 @@ struct Side {
     wscale: Option<u8>,
     /// Sent the timestamps option on its SYN.
     ts_on_syn: bool,
+    /// Offered SACK on its SYN.
+    sack_on_syn: bool,
+    /// The largest segment it will take (the MSS on its SYN).
+    mss: Option<u16>,
     /// Its ISN (from its SYN).
     isn: Option<u32>,
     /// Right edge of the window it advertised (ack + window), the furthest seen.
@@ -239,6 +243,8 @@ impl Side {
             offloaded: None,
             wscale: None,
             ts_on_syn: false,
+            sack_on_syn: false,
+            mss: None,
             isn: None,
             edge: None,
             max_window: 0,
@@ -906,7 +912,24 @@ impl Analyzer {
         let k = key(&self.keyer, d.vlans, src, dst);
         let flags = t.flags;
         // What the host drops before looking at the connection.
-        let (checksum, payload_sum) = d.tcp_verdict();
+        let (mut checksum, payload_sum) = d.tcp_verdict();
+        if checksum == Checksum::Offloaded && !d.sent_by_capture_host {
+            // Taken as offload for its size alone (a segment merged or to be
+            // split by the capturing host's own stack): no larger than the MSS
+            // the receiver announced, it could have crossed a wire whole (a
+            // jumbo-frame link), and its checksum is judged as any other's.
+            let within_mss = self.flows.get(&k).is_some_and(|c| {
+                let rcv = if src == c.session.client() {
+                    &c.down
+                } else {
+                    &c.up
+                };
+                rcv.mss.is_some_and(|m| t.payload.len() <= usize::from(m))
+            });
+            if within_mss {
+                checksum = Checksum::Partial;
+            }
+        }
         match checksum {
             Checksum::Good | Checksum::Partial => {}
             Checksum::Offloaded => self.counts.offloaded_checksums += 1,
@@ -951,6 +974,37 @@ impl Analyzer {
                     }
                 } else {
                     c.last_us = c.last_us.max(ts);
+                    if from_client && c.up.isn == Some(t.seq) && !c.has_data {
+                        // The same SYN again: the first one seen may have been a
+                        // decoy the host never got (TTL run out, another
+                        // station's MAC, a bad checksum, options left out), so
+                        // it does not alone say what the connection is. The
+                        // highest TTL is the one that reached the host; a good
+                        // checksum shows the sender's segments are not the
+                        // offload artefact; options any copy offered are kept
+                        // (the server's SYN-ACK confirms the timestamps).
+                        let up = &mut c.up;
+                        if up.ttl.is_some_and(|first| d.ttl > first) {
+                            up.ttl = Some(d.ttl);
+                        }
+                        if checksum == Checksum::Good {
+                            up.offloaded = Some(false);
+                        }
+                        if let Some(w) = t.options.window_scale {
+                            up.wscale = Some(up.wscale.map_or(w, |u| u.max(w)));
+                        }
+                        up.sack_on_syn |= t.options.sack_permitted;
+                        if up.mss.is_none() {
+                            up.mss = t.options.mss;
+                        }
+                        if let Some((tsval, _)) = t.options.timestamp {
+                            up.ts_on_syn = true;
+                            if up.ts_recent.is_none_or(|r| !after(r, tsval)) {
+                                up.ts_recent = Some(tsval);
+                            }
+                        }
+                        return;
+                    }
                     if !from_client || c.up.isn == Some(t.seq) {
                         // A retransmitted SYN (or one from the wrong end): nothing new.
                         return;
@@ -1170,6 +1224,24 @@ impl Analyzer {
                 snd.wscale = t.options.window_scale;
             }
             snd.ts_on_syn |= t.options.timestamp.is_some();
+            snd.sack_on_syn |= t.options.sack_permitted;
+            if snd.mss.is_none() {
+                snd.mss = t.options.mss;
+            }
+            if flags.ack && rcv.isn.is_some_and(|i| t.ack == i.wrapping_add(1)) {
+                // A SYN-ACK carries timestamps only when the SYN it answers
+                // did (RFC 7323 3.2): whichever copy of the SYN reached it.
+                if t.options.timestamp.is_some() {
+                    rcv.ts_on_syn = true;
+                }
+                // Its window is never scaled, and is the receive window until
+                // the listener's next ACK (Linux offers at most 64 KiB on it):
+                // data past it is dropped (tcp_sequence).
+                let edge = t.ack.wrapping_add(u32::from(t.window));
+                if snd.edge.is_none_or(|e| after(edge, e)) {
+                    snd.edge = Some(edge);
+                }
+            }
             if !t.payload.is_empty() {
                 drop = Some((rules::HOST_WOULD_DROP, "data on a SYN (no TCP Fast Open)"));
             }
@@ -1177,8 +1249,12 @@ impl Analyzer {
             // The receiver's rcv_nxt counts the FIN once it reached it.
             let fin = u32::from(snd.stream.finished());
             let next = snd.stream.next_seq().map(|n| n.wrapping_add(fin));
+            // With SACK, Linux also takes a RST at the end of the highest
+            // block it reports (tcp_validate_incoming); without it, only at
+            // rcv_nxt.
+            let sack = snd.sack_on_syn && rcv.sack_on_syn;
             let exact = match next {
-                Some(n) => n == t.seq || snd.stream.highest_seq() == Some(t.seq),
+                Some(n) => n == t.seq || (sack && snd.stream.highest_seq() == Some(t.seq)),
                 // Nothing sent yet: a reset of a connection attempt acknowledges
                 // the SYN (SYN-SENT), else it must sit at what the receiver
                 // acknowledged (its rcv_nxt).
@@ -1187,8 +1263,11 @@ impl Analyzer {
                         || rcv.max_ack == Some(t.seq)
                 }
             } || rcv.max_ack == Some(t.seq)
-                // The reset of a connection attempt: it acknowledges that SYN.
+                // The server's reset of a connection attempt: it acknowledges
+                // that SYN. (One from the client's end acknowledges nothing
+                // of its own SYN: the host ignores it.)
                 || (flags.ack
+                    && !from_client
                     && conn
                         .pending_syn
                         .as_ref()

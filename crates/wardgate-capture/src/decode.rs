@@ -69,6 +69,10 @@ pub struct TcpOptions {
     pub timestamp: Option<(u32, u32)>,
     /// Window scale shift (RFC 7323), on a SYN.
     pub window_scale: Option<u8>,
+    /// Maximum segment size (RFC 9293 3.7.1), on a SYN.
+    pub mss: Option<u16>,
+    /// SACK permitted (RFC 2018), on a SYN.
+    pub sack_permitted: bool,
     /// A TCP-MD5 (RFC 2385, kind 19) or TCP-AO (RFC 5925, kind 29) option: Linux
     /// drops such a segment on a socket with no key.
     pub signature: bool,
@@ -163,7 +167,8 @@ pub struct Decoded<'a> {
     /// Source MAC address, when the link layer carries one (and it is not all zero,
     /// as on loopback).
     pub src_mac: Option<[u8; 6]>,
-    /// Destination MAC address (Ethernet only, not all zero).
+    /// Destination MAC address (Ethernet only; all zero only with a source
+    /// that is not, as a decoy to no station has it).
     pub dst_mac: Option<[u8; 6]>,
     /// Outermost VLAN id, if tagged.
     pub vlan: Option<u16>,
@@ -270,14 +275,23 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
                 vlans = (vlans << 16) | (u32::from(tci) + 1);
                 at += 4;
             };
+            // Loopback frames carry zero MACs on both sides: no station is
+            // named. A zero destination with a real source is a frame to a
+            // station that is not there (the receiving NIC drops it), so it
+            // is kept as the address it is.
             let (dst_mac, src_mac) = (mac_at(frame, 0), mac_at(frame, 6));
+            let loopback = src_mac.is_none() && dst_mac.is_none();
+            let dst_mac = if loopback {
+                None
+            } else {
+                Some(dst_mac.unwrap_or([0; 6]))
+            };
             Link {
                 src_mac,
                 dst_mac,
                 vlan,
                 vlans,
-                // Loopback frames carry zero MACs.
-                sent_by_capture_host: src_mac.is_none() && dst_mac.is_none(),
+                sent_by_capture_host: loopback,
                 ether_type: Some(ty),
                 ip_at: at + 2,
             }
@@ -645,7 +659,9 @@ fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
             break;
         }
         match (kind, len) {
+            (2, 4) => options.mss = be16(opts, at + 2),
             (3, 3) => options.window_scale = Some(opts[at + 2].min(14)),
+            (4, 2) => options.sack_permitted = true,
             (8, 10) => {
                 options.timestamp = Some((
                     be32(opts, at + 2).unwrap_or(0),

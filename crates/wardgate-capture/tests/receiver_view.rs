@@ -409,9 +409,18 @@ fn an_old_timestamp_and_data_beyond_the_window_are_dropped() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "PAWS: {d:?}");
     assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
-    // The server advertised a 64-byte window: a decoy for the bytes beyond it,
-    // sent ahead, is dropped; the real bytes come once the window opens.
+    // The server advertised a 64-byte window (on its SYN-ACK too: a receiver
+    // does not shrink its window): a decoy for the bytes beyond it, sent
+    // ahead, is dropped; the real bytes come once the window opens.
     let mut frames = handshake(false);
+    frames[1] = build(&Seg {
+        to_server: false,
+        seq: SISN,
+        ack: Some(CISN + 1),
+        syn: true,
+        window: 64,
+        ..Seg::data(0, b"")
+    });
     frames.push(build(&Seg {
         to_server: false,
         seq: SISN + 1,
@@ -1077,4 +1086,136 @@ fn a_reply_reordered_after_its_ack_is_no_decoy() {
     let (_, rules) = analyse(&frames);
     assert!(!rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
     assert!(rules.iter().any(|x| x == "WG-CAP-018"), "{rules:?}");
+}
+
+/// A decoy to the all-zero MAC (no station has it, the receiving NIC drops
+/// it) is a frame to another station, not a frame without an address.
+#[test]
+fn a_decoy_to_the_zero_mac_is_dropped() {
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    let mut f = build(&Seg::data(0, &decoy));
+    f[0..6].fill(0);
+    frames.push(f);
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-012"), "{rules:?}");
+}
+
+/// The first SYN seen may be a decoy that never reached the host: a copy of
+/// it with the same ISN, a higher TTL, a good checksum or options the first
+/// left out says what the connection is.
+#[test]
+fn a_decoy_syn_seen_first_does_not_set_the_connection() {
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    // TTL: a SYN that expires on the way, then the real one; the decoy's data
+    // has the decoy SYN's TTL.
+    let syn = |ttl, ts: Option<(u32, u32)>| {
+        build(&Seg {
+            seq: CISN,
+            ack: None,
+            syn: true,
+            ttl,
+            ts,
+            ..Seg::data(0, b"")
+        })
+    };
+    let mut frames = handshake(false);
+    frames.insert(0, syn(1, None));
+    frames.push(server_ack(0));
+    frames.push(build(&Seg {
+        ttl: 1,
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "TTL: {d:?} {rules:?}");
+    // Timestamps: the decoy SYN offers none, the real one and the SYN-ACK do;
+    // the decoy's data carries a timestamp older than the last accepted.
+    let mut frames = handshake(true);
+    frames.insert(0, syn(64, None));
+    frames.push(build(&Seg {
+        ts: Some((50, 5000)),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg {
+        ts: Some((102, 5000)),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "PAWS: {d:?} {rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}
+
+/// Before the listener's first ACK, its SYN-ACK's window is the receive
+/// window: a decoy past it is dropped.
+#[test]
+fn data_past_the_syn_ack_window_is_dropped() {
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let mut frames = handshake(false);
+    frames[1] = build(&Seg {
+        to_server: false,
+        seq: SISN,
+        ack: Some(CISN + 1),
+        syn: true,
+        window: 100,
+        ..Seg::data(0, b"")
+    });
+    frames.push(build(&Seg::data(100, &decoy[100..])));
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(server_ack(100));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}
+
+/// Resets the host ignores: one from the client acknowledging its own
+/// mid-stream SYN, and one at the end of queued data when SACK was not
+/// negotiated (Linux then resets only at rcv_nxt).
+#[test]
+fn resets_the_host_ignores_do_not_end_the_connection() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg::data(0, &bad[..50])));
+    frames.push(build(&Seg {
+        syn: true,
+        ack: None,
+        seq: 0x5eed_0000,
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg {
+        rst: true,
+        ack: Some(0x5eed_0001),
+        ..Seg::data(60, b"")
+    }));
+    frames.push(build(&Seg::data(50, &bad[50..])));
+    let (d, rules) = analyse(&frames);
+    assert!(
+        violated(&d, "BAD-1"),
+        "RST acknowledging the client's own SYN: {d:?} {rules:?}"
+    );
+    assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{rules:?}");
+
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg::data(0, &bad[..50])));
+    frames.push(build(&Seg::data(80, &bad[80..120])));
+    frames.push(build(&Seg {
+        rst: true,
+        ack: None,
+        ..Seg::data(120, b"")
+    }));
+    frames.push(build(&Seg::data(50, &bad[50..])));
+    let (d, rules) = analyse(&frames);
+    assert!(
+        violated(&d, "BAD-1"),
+        "RST at the queued end without SACK: {d:?} {rules:?}"
+    );
+    assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{rules:?}");
 }
