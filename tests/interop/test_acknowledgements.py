@@ -194,3 +194,53 @@ def test_an_upstream_that_stops_reading_cannot_hold_the_refusals_owed(tmp_path):
         srv.close()
         for c in held:
             c.close()
+
+
+def test_an_answer_the_upstream_sent_before_it_hung_up_is_relayed(tmp_path):
+    """Regression (adversarial review): the upstream answers the first of several
+    pipelined messages and hangs up with the rest unread (a reset). wardgate's next
+    write to it failed, and the relay closed without reading the AA already in its
+    socket: the sender got only wardgate's own AR, and the event named the
+    acknowledged order as unanswered (the sender resends it: the pump gets it
+    twice)."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.3", 0))
+    srv.listen(4)
+    received = []
+
+    def answer_once_and_hang_up():
+        c, _ = srv.accept()
+        buf = b""
+        while EB not in buf:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        block = buf[1:buf.index(EB)]
+        received.append(block)
+        ack = str(hl7.parse(block.decode()).create_ack(ack_code="AA", application="PUMPSRV", facility="ICU"))
+        c.sendall(SB + ack.encode() + EB)
+        c.close()
+
+    threading.Thread(target=answer_once_and_hang_up, daemon=True).start()
+    g = Gateway(tmp_path, srv.getsockname()[1])
+    try:
+        s = Sender(g.addr)
+        s.send(frame(observation("HUP-1")) + frame(observation("HUP-2"))
+               + frame(order("HUP-3", heparin(41))) + frame(observation("HUP-4")))
+        frames = s.read_frames(until_closed=True)
+        assert len(received) == 1 and b"HUP-1" in received[0]
+        answers = [msa(f)[:2] for f in frames]
+        assert answers[0] == ("AA", "HUP-1"), frames
+        assert ("AR", "HUP-3") in answers, frames
+        assert all(cid != "HUP-1" for code, cid in answers[1:]), frames
+        evs = events_until(g, lambda e: any("unanswered" in x["event"].get("reason", "")
+                                            or "not answered" in x["event"].get("reason", "") for x in e), timeout=10)
+        failed = [x["event"]["reason"] for x in evs if "answered" in x["event"].get("reason", "")
+                  and x["event"]["action"] == "failed"]
+        assert failed and all("HUP-1" not in r for r in failed), failed
+    finally:
+        g.stop()
+        srv.close()

@@ -463,6 +463,7 @@ impl<C: ClientIo> Relay<C> {
                         };
                         self.cbuf.advance(end.min(self.cbuf.len()));
                         if !sent && open {
+                            self.drain_upstream().await;
                             self.session
                                 .forward_failed(limit, &Clock::now(), &mut self.outs);
                         }
@@ -474,6 +475,7 @@ impl<C: ClientIo> Relay<C> {
                         };
                         self.cbuf.advance(end.min(self.cbuf.len()));
                         if !sent && open {
+                            self.drain_upstream().await;
                             self.session
                                 .forward_failed(limit, &Clock::now(), &mut self.outs);
                         }
@@ -519,6 +521,33 @@ impl<C: ClientIo> Relay<C> {
         open && client_ok
     }
 }
+
+impl<C: ClientIo> Relay<C> {
+    /// A write to the upstream failed: the upstream may have answered earlier
+    /// messages and then closed or reset (a server that answers and hangs up
+    /// with more unread). Its answers already here are read, once and briefly,
+    /// so that each is relayed to the sender before the failure's own answers:
+    /// an order the upstream acknowledged is never reported unanswered (the
+    /// sender would send it again, and the pump get it twice).
+    async fn drain_upstream(&mut self) {
+        let Some(up) = self.upstream.as_mut() else {
+            return;
+        };
+        if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
+            self.ubuf.reserve(READ_CHUNK);
+        }
+        if let Ok(Ok(n)) = tokio::time::timeout(DRAIN_WAIT, up.read_buf(&mut self.ubuf)).await {
+            if n > 0 {
+                self.session
+                    .upstream_bytes(&self.ubuf, &Clock::now(), &mut self.outs);
+            }
+        }
+    }
+}
+
+/// How long a failed forward waits for answers the upstream already sent (they
+/// are in the socket's buffer: this bounds only a stalled upstream's wait).
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Reads from the upstream; never called while there is none (the `select!`
 /// branch is disabled then).
