@@ -195,6 +195,13 @@ def cases():
     c.add("vancomycin 1 g over 60 min (intermittent, PCD-03 dose in RXG-15/16)",
           message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="1000", f16=MG[0], f17="5", f18=MG[1], f23="1", f24=ML[1]), [f"TQ1|1||||||||||||60^{MIN_CQ}"])]), "allow")
     c.add("heparin bolus 5000 U (ORC-1 CH)", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="5000", f16=U[0]), [])], orc="CH"), "allow")
+    # ORC-1 does not repeat: a second value is a second reading (bolus or not).
+    for orc in ("CH~RE", "RE~CH", "RE^CH"):
+        c.add(f"heparin with ORC-1 {orc}", message(cid(), [(heparin(10), [])], orc=orc), "block", "WG-INF-015")
+    # An order type whose text contradicts its code.
+    c.add("heparin with an order type coded clinician-dose, text continuous",
+          message(cid(), [(heparin(10), ["OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose^continuous"])]),
+          "block", "WG-INF-017")
     c.add("heparin loading dose by order type OBX",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="4000", f16=U[1]), [f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose"])]), "allow")
     c.add("heparin give code alternate identifier agreeing", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin^LOCAL^0409-2720^Heparin sodium^NDC"), [])]), "allow")
@@ -272,6 +279,12 @@ def cases():
     # --- Patient weight and surface area --------------------------------------------
     c.add("propofol without weight", message(cid(), [(propofol(30), [])]), "block", "WG-INF-006")
     c.add("propofol with only a wrong (W) weight", message(cid(), [(propofol(30), [weight(status="W")])]), "block", "WG-INF-006")
+    # Statuses that carry no result (HL7 table 0085): pending, not asked, order detail.
+    for st in ("I", "N", "O"):
+        c.add(f"propofol with only a weight of status {st} (no result)",
+              message(cid(), [(propofol(30), [weight("80", status=st)])]), "block", "WG-INF-006")
+        c.add(f"propofol with a weight of status {st} beside a final one",
+              message(cid(), [(propofol(25), [weight("40", status=st), weight("80", n=2)])]), "allow")
     c.add("propofol with only a deleted (D) weight", message(cid(), [(propofol(30), [weight(status="D")])]), "block", "WG-INF-006")
     c.add("propofol with only an X weight", message(cid(), [(propofol(30), [weight(status="X")])]), "block", "WG-INF-006")
     c.add("propofol with an uncoded 'Weight' OBX only", message(cid(), [(propofol(30), [obx(1, "^Weight", "80", KG[1])])]), "block", "WG-INF-006")

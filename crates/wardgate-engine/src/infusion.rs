@@ -228,6 +228,24 @@ pub fn check(
         ));
         return out;
     };
+    // ORC-1 says whether an order is a change (CH: a bolus in PCD-03); it does
+    // not repeat, and a second value is a second reading.
+    for (n, orc) in segments.iter().filter(|s| s.id() == b"ORC").enumerate() {
+        let f = orc.field(1);
+        if f.repetition_count() > 1 || !f.component(2).raw().trim_ascii().is_empty() {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::REPEATED_FIELD,
+                    format!(
+                        "ORC #{}: the order control (ORC-1) has more than one value",
+                        n + 1
+                    ),
+                )
+                .at(loc(b"ORC", n + 1, 1)),
+            );
+            return out;
+        }
+    }
     if gives.len() > MAX_GIVES {
         out.findings.push(OrderFinding::new(
             rules::TOO_MANY_GIVES,
@@ -1749,10 +1767,34 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             );
             return;
         }
-        let t = String::from_utf8_lossy(v.component(1).raw())
-            .trim()
-            .to_ascii_lowercase()
-            .replace(' ', "-");
+        let norm = |c: usize| {
+            String::from_utf8_lossy(v.component(c).raw())
+                .trim()
+                .to_ascii_lowercase()
+                .replace([' ', '_'], "-")
+        };
+        let bolus_word = |t: &str| match t {
+            "clinician-dose" | "loading-dose" => Some(true),
+            "continuous" => Some(false),
+            _ => None,
+        };
+        let t = norm(1);
+        // The text and the alternate coding (CWE-2, 4, 5) may name the type
+        // too: one saying bolus where another says continuous is refused.
+        let said: Vec<bool> = [1, 2, 4, 5]
+            .into_iter()
+            .filter_map(|c| bolus_word(&norm(c)))
+            .collect();
+        if said.iter().any(|&b| b) && said.iter().any(|&b| !b) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::STATEMENTS_DISAGREE,
+                    format!("OBX #{seq}: the order type's parts say both bolus and continuous"),
+                )
+                .at(loc(b"OBX", seq, 5)),
+            );
+            return;
+        }
         match t.as_str() {
             "clinician-dose" | "loading-dose" => prog.bolus = true,
             "continuous" | "" => {}
@@ -2093,9 +2135,16 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     Some((days * 86400 + h * 3600 + mi * 60 + s - offset, zone))
 }
 
-/// OBX-11 W (wrong), D (deleted), X (cannot be obtained): not a result to use.
+/// OBX-11 W (wrong), D (deleted), X (cannot be obtained): withdrawn.
 fn status_ignored(obx: &Segment<'_>) -> bool {
     matches!(obx.field(11).raw().trim_ascii(), b"W" | b"D" | b"X")
+}
+
+/// A patient observation that is no result to use (HL7 table 0085): withdrawn
+/// ([`status_ignored`]), or I (pending: none yet), N (not asked), O (order
+/// detail). C, F, P, R, S, U and an empty status are results.
+fn no_result(obx: &Segment<'_>) -> bool {
+    status_ignored(obx) || matches!(obx.field(11).raw().trim_ascii(), b"I" | b"N" | b"O")
 }
 
 /// The patient's body weight and surface area, each: none given, one (or several
@@ -2141,7 +2190,7 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
         if !(is_weight || is_bsa) {
             continue;
         }
-        if status_ignored(obx) {
+        if no_result(obx) {
             continue;
         }
         let l = loc(b"OBX", seq, 5);

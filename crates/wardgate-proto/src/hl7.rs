@@ -252,7 +252,7 @@ impl<'a> Message<'a> {
             return Err(Hl7Error::NotMsh { found });
         }
         let delims = parse_delimiters(body)?;
-        check_breaks(raw)?;
+        check_breaks(raw, declares_utf8(body, delims.field))?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
         let note = |a: Hl7Anomaly, list: &mut SmallVec<[Hl7Anomaly; 2]>| {
@@ -487,10 +487,23 @@ impl<'a> Message<'a> {
     }
 }
 
+/// MSH-18's first character set is UTF-8 (`UNICODE UTF-8`, HL7 table 0211).
+fn declares_utf8(body: &[u8], field: u8) -> bool {
+    let msh = &body[..memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len())];
+    // Split on the field separator, MSH-18 is the 18th piece: the separator
+    // itself is MSH-1.
+    msh.split(|&b| b == field)
+        .nth(17)
+        .is_some_and(|f18| f18.starts_with(b"UNICODE UTF-8"))
+}
+
 /// Refuses what HL7 parsers disagree on as a break: control characters other
-/// than CR, LF and tab; NEL (U+0085, or a lone Latin-1 0x85), U+2028 and U+2029.
+/// than CR, LF and tab; NEL (U+0085, or a Latin-1 0x85), U+2028 and U+2029.
 /// (Mixed segment terminators are refused in the segment loop.)
-fn check_breaks(raw: &[u8]) -> Result<(), Hl7Error> {
+/// `utf8`: the message declares UTF-8 (MSH-18). Then a byte 0x85 inside a
+/// multi-byte character is part of a letter (`Å` is C3 85); otherwise (ASCII,
+/// ISO 8859, nothing declared) every 0x85 is NEL to a parser reading Latin-1.
+fn check_breaks(raw: &[u8], utf8: bool) -> Result<(), Hl7Error> {
     // Bytes worth a closer look. Written without short-circuits so that the
     // per-chunk fold compiles to SIMD compares: the clean case costs a fraction
     // of a nanosecond per byte (criterion `inspect_oru_1k`).
@@ -511,7 +524,7 @@ fn check_breaks(raw: &[u8]) -> Result<(), Hl7Error> {
                 let prev = |k: usize| at.checked_sub(k).map(|j| raw[j]);
                 let what = match b {
                     0x85 if prev(1) == Some(0xC2) => Some("U+0085 (NEL)".to_owned()),
-                    0x85 if prev(1).is_none_or(|p| p < 0x80) => {
+                    0x85 if !utf8 || prev(1).is_none_or(|p| p < 0x80) => {
                         Some("0x85 (NEL in Latin-1)".to_owned())
                     }
                     0xA8 | 0xA9 if prev(1) == Some(0x80) && prev(2) == Some(0xE2) => {
@@ -593,6 +606,11 @@ fn parse_delimiters(body: &[u8]) -> Result<Delimiters, Hl7Error> {
         }
         if all[..i].contains(&b) {
             return bad("delimiters must all differ");
+        }
+        // A number's own characters: `10.5` with `.` as a separator reads
+        // 10.5 to one parser and 10 to another.
+        if matches!(b, b'.' | b'+' | b'-') {
+            return bad("a delimiter may not be '.', '+' or '-' (characters of a number)");
         }
     }
     Ok(Delimiters {

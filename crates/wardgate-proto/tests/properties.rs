@@ -40,7 +40,8 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
 
 /// A valid delimiter set: five distinct printable non-alphanumeric characters.
 fn delimiters() -> impl Strategy<Value = Delimiters> {
-    let pool: Vec<u8> = b"|^~\\&#!@%*$+=:;?/<>".to_vec();
+    // Printable, not alphanumeric, not a number's own `.` `+` `-` (refused as delimiters).
+    let pool: Vec<u8> = b"|^~\\&#!@%*$=:;?/<>".to_vec();
     Just(pool).prop_shuffle().prop_map(|p| Delimiters {
         field: p[0],
         component: p[1],

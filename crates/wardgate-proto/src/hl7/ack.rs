@@ -168,6 +168,31 @@ fn write_ack(
     out.extend_from_slice(h.processing);
     out.push(f);
     out.extend_from_slice(h.version);
+    // Text beyond ASCII (a reason quoting a drug's or a unit's name) is UTF-8,
+    // and said so in MSH-18: undeclared, a reader taking Latin-1 could find a
+    // NEL inside a letter (Å is C3 85) and another segment.
+    let location = p.location.unwrap_or("").as_bytes();
+    let (app_id, app_name) = p.application_code.unwrap_or(("", ""));
+    let ascii = [
+        p.text.as_bytes(),
+        p.summary.unwrap_or("").as_bytes(),
+        p.sending_application.as_bytes(),
+        p.control_id.as_bytes(),
+        location,
+        app_id.as_bytes(),
+        app_name.as_bytes(),
+        h.facility,
+        h.receiving_app,
+        h.receiving_facility,
+        h.original_control_id,
+    ]
+    .iter()
+    .all(|b| b.is_ascii());
+    if !ascii {
+        // MSH-13 to MSH-17 empty, then MSH-18.
+        out.extend_from_slice(&[f; 6]);
+        out.extend_from_slice(b"UNICODE UTF-8");
+    }
     out.push(b'\r');
     // MSA (2.15.8): code, original control id, text.
     out.extend_from_slice(b"MSA");

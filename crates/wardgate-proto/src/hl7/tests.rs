@@ -238,8 +238,36 @@ fn bytes_parsers_disagree_on_are_refused() {
         Message::parse(&latin, &l),
         Err(Hl7Error::ControlCharacter { .. })
     ));
-    let ok = base.replace("{}", "Å\t©");
-    assert!(Message::parse(ok.as_bytes(), &l).is_ok());
+    // Å is C3 85: data only where the message declares UTF-8 (MSH-18); read as
+    // Latin-1 (undeclared, or ISO 8859) its 0x85 is a NEL, and é 0x85 too.
+    let utf8 = "MSH|^~\\&|A|B|C|D|2026||RGV^O15|X|P|2.6||||||UNICODE UTF-8\rPID|||1^^^H^MR||DoeÅ\t©Jane\rRXG|1||HEP\r";
+    assert!(Message::parse(utf8.as_bytes(), &l).is_ok());
+    let undeclared = base.replace("{}", "Å");
+    assert!(matches!(
+        Message::parse(undeclared.as_bytes(), &l),
+        Err(Hl7Error::ControlCharacter { .. })
+    ));
+    let mut latin1 = utf8
+        .replace("UNICODE UTF-8", "8859/1")
+        .replace("Å\t©", "")
+        .into_bytes();
+    let at = latin1.windows(3).position(|w| w == b"Doe").unwrap() + 3;
+    latin1.splice(at..at, [0xE9, 0x85]);
+    assert!(matches!(
+        Message::parse(&latin1, &l),
+        Err(Hl7Error::ControlCharacter { .. })
+    ));
+    // A delimiter that is a number's character.
+    for msh2 in ["|.~\\&|", "|^~\\.|", "|^~\\&-|", "|+~\\&|"] {
+        let text = base.replace("{}", "").replacen("|^~\\&|", msh2, 1);
+        assert!(
+            matches!(
+                Message::parse(text.as_bytes(), &l),
+                Err(Hl7Error::BadDelimiters { .. })
+            ),
+            "{msh2}"
+        );
+    }
     // Mixed terminators.
     let mixed = base.replace("{}", "").replacen('\r', "\n", 1);
     assert_eq!(
