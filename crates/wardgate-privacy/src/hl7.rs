@@ -791,7 +791,7 @@ impl<'a> Transformer<'a, '_> {
             for (ci, comp) in split(rep, d.component).enumerate() {
                 let comp_mark = out.len();
                 let c = position(ci + 1);
-                let ca = match c.and_then(|c| t.get(f, c, 0)) {
+                let ca = match t.component(f, ci + 1) {
                     Some(a) => self.resolve(a, comp),
                     None => base.inherited(ci + 1),
                 };
@@ -830,11 +830,21 @@ impl<'a> Transformer<'a, '_> {
         }
         let d = &self.d;
         let obx2 = split(self.body, d.field).nth(1).unwrap_or_default();
-        let value_type = first_component(split(obx2, d.repetition).next().unwrap_or_default(), d);
+        // A value type with parts (`SN^x`) is no type wardgate knows: the
+        // value goes.
+        let value_type = if has_separators(obx2, d) {
+            &b""[..]
+        } else {
+            obx2
+        };
+        // Each kept type is kept only when its value has that type's form: a
+        // name in a numeric or time value is no number or time, and goes.
+        let well_formed = well_formed(value_type, raw, d);
+        if !well_formed {
+            return FieldAction::Remove;
+        }
         match value_type {
-            b"NM" if split(raw, self.d.repetition).all(is_number) => FieldAction::Keep,
-            b"NM" => FieldAction::Remove,
-            b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"CP" | b"ID" | b"IS" | b"TM" => {
+            b"NM" | b"SN" | b"NR" | b"NA" | b"MA" | b"CQ" | b"ID" | b"IS" | b"TM" => {
                 FieldAction::Keep
             }
             // Written by `coded`: the codes only.
@@ -1057,6 +1067,80 @@ fn is_number(raw: &[u8]) -> bool {
     let digits = t.iter().filter(|b| b.is_ascii_digit()).count();
     let points = t.iter().filter(|&&b| b == b'.').count();
     raw.is_empty() || (digits > 0 && points <= 1 && digits + points == t.len())
+}
+
+/// Whether an OBX-5 of `value_type` has that type's form (types that are not
+/// kept whole are judged elsewhere: true).
+fn well_formed(value_type: &[u8], raw: &[u8], d: &Delimiters) -> bool {
+    let comps = |r| split(r, d.component);
+    let subs = |c| split(c, d.subcomponent.unwrap_or(d.component));
+    let plain = |c: &[u8]| is_number(c) && !has_separators(c, d);
+    let mut reps = split(raw, d.repetition);
+    match value_type {
+        b"NM" => reps.all(is_number),
+        // Structured numeric: comparator ^ number ^ separator ^ number.
+        b"SN" => reps.all(|r| {
+            let mut c = comps(r);
+            let (cmp, n1, sep, n2) = (c.next(), c.next(), c.next(), c.next());
+            c.next().is_none()
+                && matches!(
+                    cmp.unwrap_or_default().trim_ascii(),
+                    b"" | b">" | b"<" | b">=" | b"<=" | b"=" | b"<>"
+                )
+                && n1.is_none_or(plain)
+                && matches!(
+                    sep.unwrap_or_default().trim_ascii(),
+                    b"" | b"-" | b"+" | b"/" | b"." | b":"
+                )
+                && n2.is_none_or(plain)
+        }),
+        // Numeric range (low ^ high) and numeric array: numbers only.
+        b"NR" => reps.all(|r| comps(r).count() <= 2 && comps(r).all(plain)),
+        b"NA" => reps.all(|r| comps(r).all(plain)),
+        b"MA" => reps.all(|r| comps(r).all(|c| subs(c).all(is_number))),
+        // Quantity ^ units: the units' code and coding system only (CE.1,
+        // CE.3), as a coded value keeps; text in them and the value goes.
+        b"CQ" => reps.all(|r| {
+            let mut c = comps(r);
+            let (quantity, units) = (c.next(), c.next());
+            c.next().is_none()
+                && quantity.is_some_and(plain)
+                && units.is_none_or(|u| {
+                    subs(u)
+                        .enumerate()
+                        .all(|(i, x)| matches!(i, 0 | 2) || x.is_empty())
+                })
+        }),
+        // Coded values of HL7 tables: one token each.
+        b"ID" | b"IS" => reps.all(|r| !has_separators(r, d) && !r.contains(&b' ')),
+        b"TM" => reps.all(|r| is_time(r) && !has_separators(r, d)),
+        _ => true,
+    }
+}
+
+/// True when `raw` holds a component, subcomponent or repetition separator.
+fn has_separators(raw: &[u8], d: &Delimiters) -> bool {
+    raw.iter()
+        .any(|&b| b == d.component || b == d.repetition || Some(b) == d.subcomponent)
+}
+
+/// HL7 TM: `HH[MM[SS[.S[S[S[S]]]]]][+/-ZZZZ]`, or empty.
+fn is_time(raw: &[u8]) -> bool {
+    let t = raw.trim_ascii();
+    let (time, zone) = match t.iter().position(|&b| b == b'+' || b == b'-') {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let (whole, frac) = match time.iter().position(|&b| b == b'.') {
+        Some(i) => (&time[..i], Some(&time[i + 1..])),
+        None => (time, None),
+    };
+    let digits = |x: &[u8]| x.iter().all(u8::is_ascii_digit);
+    t.is_empty()
+        || (digits(whole)
+            && matches!(whole.len(), 2 | 4 | 6)
+            && frac.is_none_or(|f| whole.len() == 6 && (1..=4).contains(&f.len()) && digits(f))
+            && zone.is_none_or(|z| z.len() == 4 && digits(z)))
 }
 
 /// True when `raw` holds more than component, subcomponent and repetition

@@ -43,10 +43,23 @@ pub(crate) fn rule(tag: u32) -> Option<Rule> {
         let (_, basic, keep, clean) = RULES[i];
         return Some(Rule { basic, keep, clean });
     }
-    REPEATING_RULES
+    let listed = REPEATING_RULES
         .iter()
         .find(|r| tag & r.0 == r.1 && (tag >> 16) & 1 == 0)
-        .map(|&(_, _, basic, keep, clean)| Rule { basic, keep, clean })
+        .map(|&(_, _, basic, keep, clean)| Rule { basic, keep, clean });
+    if listed.is_some() {
+        return listed;
+    }
+    // The rest of an overlay group (60xx, even): the table removes its data
+    // and comments, leaving a description and a label (60xx,0022 and 1500:
+    // free text, a name in them passes) on an overlay with nothing to draw.
+    // The whole overlay goes, as the curves do (Clean Graphics is not offered).
+    let group = tag >> 16;
+    ((0x6000..=0x601E).contains(&group) && group & 1 == 0).then_some(Rule {
+        basic: Basic::X,
+        keep: 0,
+        clean: 0,
+    })
 }
 
 /// An action resolved for the options in force.
@@ -145,7 +158,16 @@ mod tests {
             rule(0x6002_3000).map(|r| r.resolve(0)),
             Some(Resolved::Remove)
         );
-        assert_eq!(rule(0x6002_0010), None);
+        // The rest of an overlay group goes too (its description and label
+        // are free text).
+        for tag in [0x6002_0010, 0x6000_0022, 0x601E_1500] {
+            assert_eq!(
+                rule(tag).map(|r| r.resolve(0)),
+                Some(Resolved::Remove),
+                "{tag:08X}"
+            );
+        }
+        assert_eq!(rule(0x6001_0010), None); // odd group: private
         assert_eq!(rule(0x0008_0016), None); // SOP Class UID: kept
     }
 }

@@ -328,8 +328,8 @@ pub enum FieldAction {
     /// A date or date/time moved by the patient's offset in days, its
     /// precision and time zone kept.
     ShiftDate,
-    /// OBX-5 by the value type in OBX-2: numeric (an NM only if it is a
-    /// number), ID, IS and time-of-day values kept, coded values (CE, CWE,
+    /// OBX-5 by the value type in OBX-2: numeric, ID, IS and time-of-day
+    /// values kept when they have their type's form, coded values (CE, CWE,
     /// CNE) reduced to their codes (components 1, 3, 4, 6, 7, 8), dates
     /// shifted (pseudonymise mode) or cut to the year (minimise mode),
     /// anything else (text, names, addresses, encapsulated data, an absent or
@@ -487,7 +487,14 @@ struct FieldNode {
     action: Option<FieldAction>,
     /// By component number; empty when no rule names a component.
     components: Vec<ComponentNode>,
+    /// Every component past the last one named (a rule at [`REST`]).
+    rest: Option<FieldAction>,
 }
+
+/// The component position of a rule for every component after the last one
+/// named, however many a sender adds: a location's descriptions and street
+/// address are .9 to .16 in v2.5 and may go on in later versions.
+pub(crate) const REST: u16 = MAX_POSITION + 1;
 
 /// The rules at and inside one component.
 #[derive(Debug, Clone, Default)]
@@ -526,6 +533,10 @@ impl Table {
                 field.action = Some(r.action);
                 continue;
             }
+            if c == usize::from(REST) {
+                field.rest = Some(r.action);
+                continue;
+            }
             if field.components.len() <= c {
                 field.components.resize_with(c + 1, ComponentNode::default);
             }
@@ -552,6 +563,16 @@ impl Table {
             return c.action;
         }
         c.subcomponents.get(usize::from(sub)).copied().flatten()
+    }
+
+    /// The rule for component `component` (1-based, of any size) of `field`:
+    /// its own, or past the last one named, the rule for the rest.
+    pub(crate) fn component(&self, field: u16, component: usize) -> Option<FieldAction> {
+        let f = self.index.get(usize::from(field))?;
+        match f.components.get(component).and_then(|c| c.action) {
+            Some(a) => Some(a),
+            None => f.rest.filter(|_| component >= f.components.len()),
+        }
     }
 
     /// True when some rule names a part inside field `field` (component 0) or
@@ -925,6 +946,9 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     let mut pv1 = vec![(1, 0, 0, Keep), (2, 0, 0, Keep), (3, 0, 0, Keep)];
     // PL.9, location description, is free text.
     pv1.push((3, 9, 0, Remove));
+    // PL has eleven components (v2.5: .10 and .11 identify the location);
+    // what follows is no part of it.
+    pv1.extend([(3, 10, 0, Keep), (3, 11, 0, Keep), (3, REST, 0, Remove)]);
     for f in [4, 10, 18] {
         pv1.push((f, 0, 0, Keep));
     }
@@ -967,6 +991,10 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                     (f, 7, 0, Remove),
                     (f, 8, 0, Remove),
                     (f, 10, 0, Remove),
+                    // TQ has twelve components: what follows is no part of it.
+                    (f, 11, 0, Keep),
+                    (f, 12, 0, Keep),
+                    (f, REST, 0, Remove),
                 ]),
                 K::Ei if pseudo => rules.extend([
                     (f, 0, 0, Remove),
@@ -986,6 +1014,7 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                 K::Loc => {
                     rules.push((f, 0, 0, Keep));
                     rules.extend((9..=16).map(|c| (f, c, 0, Remove)));
+                    rules.push((f, REST, 0, Remove));
                 }
                 K::KeepBut(c) => rules.extend([(f, 0, 0, Keep), (f, c, 0, Remove)]),
             }
