@@ -1257,10 +1257,10 @@ fn review_add_continuations_of_removed_values_are_kept() {
 #[test]
 fn components_past_a_location_or_timing_are_removed() {
     let tail = |n: usize| format!("{}Zebulonova", "^".repeat(n));
+    let timing = format!("1^^^20260301{}", tail(9));
     let m = msg(&format!(
-        "MSH|^~\\&|A|B|C|D|2026||ORM^O01|1|P|2.5\rPID|1||4711||Doe^Jane\rPV1|1|I|ICU^4^B^HOSP^^^^^Bed by the window^LOC1^AUTH{}\rORC|NW|1^EHR||||||{}|||||ICU^4^B{}\r",
+        "MSH|^~\\&|A|B|C|D|2026||ORM^O01|1|P|2.5\rPID|1||4711||Doe^Jane\rPV1|1|I|ICU^4^B^HOSP^^^^^Bed by the window^LOC1^AUTH{}\rORC|NW|1^EHR||||||{timing}|||||ICU^4^B{}\r",
         tail(1),
-        format!("1^^^20260301{}", tail(9)),
         tail(14),
     ));
     let (out, _) = run(&m, Mode::Pseudonymise);
