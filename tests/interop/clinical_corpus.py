@@ -195,6 +195,27 @@ def cases():
     c.add("vancomycin 1 g over 60 min (intermittent, PCD-03 dose in RXG-15/16)",
           message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="1000", f16=MG[0], f17="5", f18=MG[1], f23="1", f24=ML[1]), [f"TQ1|1||||||||||||60^{MIN_CQ}"])]), "allow")
     c.add("heparin bolus 5000 U (ORC-1 CH)", message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="5000", f16=U[0]), [])], orc="CH"), "allow")
+    # RXG-5 in drug units on an infusion at a rate is the amount to be infused
+    # (the bag), not a bolus dose: read as the volume it is.
+    for u in U[:2]:
+        c.add(f"heparin 10 mL/h with RXG-5 the whole bag 25000 U ({u})",
+              message(cid(), [(heparin(10, f5="25000", f7=u), [])]), "allow")
+    c.add("heparin 10 mL/h with RXG-5 25000 U but a VTBI OBX of 100 mL",
+          message(cid(), [(heparin(10, f5="25000", f7=U[1]),
+                           [obx(1, "157872^MDC_VOL_FLUID_TBI^MDC", "100", ML[0])])]), "block", "WG-INF-017")
+    c.add("heparin 10 mL/h with RXG-5 5 mg (not the drug's dimension)",
+          message(cid(), [(heparin(10, f5="5", f7=MG[1]), [])]), "block", "WG-INF-005")
+    c.add("heparin bolus (CH) 25000 U in RXG-5 is a dose above the hard limit",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f5="25000", f7=U[1]), [])], orc="CH"), "block", "WG-INF-011")
+    # A pharmacy order (RXE) on a pump route: wardgate reads RXG only, so it
+    # refuses what it cannot check instead of passing it unread.
+    for seg in ("RXE|^^^20261204||HEP^heparin^LOCAL|25000||U^U^UCUM|||||||||||||||||5000|U/h^U/h^UCUM",
+                "RXO|HEP^heparin^LOCAL|25000||U^U^UCUM"):
+        i = cid()
+        c.add(f"pharmacy order RDE^O11 with {seg[:3]} and no RXG",
+              f"MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||RDE^O11^RDE_O11|{i}|P|2.6\r"
+              f"PID|||4711^^^HOSP^MR||Doe^Jane\rPV1||I|ICU^1^1\rORC|NW|{i}^EHR\r{seg}\r"
+              "RXR|IV^Intravenous^HL70162\r", "block", "WG-INF-002")
     # ORC-1 does not repeat: a second value is a second reading (bolus or not).
     for orc in ("CH~RE", "RE~CH", "RE^CH"):
         c.add(f"heparin with ORC-1 {orc}", message(cid(), [(heparin(10), [])], orc=orc), "block", "WG-INF-015")

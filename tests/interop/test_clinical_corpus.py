@@ -51,7 +51,7 @@ protocol = "hl7-mllp"
 listen = "127.0.0.1:{listen_port}"
 upstream = "127.0.0.3:{upstream_port}"
 senders = ["ehr"]
-messages = ["RGV^O15"]
+messages = ["RGV^O15", "RDE^O11"]
 drug_library = "adult-icu"
 """ + clinical_corpus.SITE_LIBRARY
 

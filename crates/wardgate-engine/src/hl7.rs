@@ -105,7 +105,16 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         .messages
         .iter()
         .any(|m| m.matches(mt.code, mt.trigger));
-    let is_order = mt.code == b"RGV" || msg.segments_named(b"RXG").next().is_some();
+    // A pharmacy order (RXE, RXO), dispense (RXD) or administration (RXA)
+    // on a route that programs pumps is an order too: wardgate reads the
+    // programme from RXG (IHE PCD-03) only, so one without it is refused
+    // rather than passed unread.
+    let is_order = mt.code == b"RGV"
+        || msg.segments_named(b"RXG").next().is_some()
+        || (route.library.is_some()
+            && msg
+                .segments()
+                .any(|s| matches!(s.id(), b"RXE" | b"RXO" | b"RXD" | b"RXA")));
     if type_allowed && !is_order {
         if route.privacy.is_some() {
             let o = Outcome {

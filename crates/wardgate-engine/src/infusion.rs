@@ -215,10 +215,18 @@ pub fn check(
         .filter(|&i| segments[i].id() == b"RXG")
         .collect();
     if gives.is_empty() {
-        out.findings.push(OrderFinding::new(
-            rules::ORDER_WITHOUT_GIVE,
-            "infusion order has no RXG segment",
-        ));
+        let other = segments
+            .iter()
+            .find(|s| matches!(s.id(), b"RXE" | b"RXO" | b"RXD" | b"RXA"));
+        let text = match other {
+            Some(s) => format!(
+                "a medication message with {} and no RXG: wardgate checks the pump programme of RXG (IHE PCD-03) only",
+                String::from_utf8_lossy(s.id())
+            ),
+            None => "infusion order has no RXG segment".to_owned(),
+        };
+        out.findings
+            .push(OrderFinding::new(rules::ORDER_WITHOUT_GIVE, text));
         return out;
     }
     let Some(library) = library else {
@@ -480,6 +488,9 @@ struct Programme {
     doses: Vec<Statement>,
     /// Volumes to be infused: RXG-5/7 in mL, OBX VTBI.
     vtbis: Vec<Statement>,
+    /// RXG-5/6 in drug units: on a continuous infusion the amount to be
+    /// infused (a volume through the concentration), else a dose.
+    give_amounts: Vec<Statement>,
     durations: Vec<Statement>,
     /// TQ1-13 read as its first repetition only, when it repeats: PCD-03 adds
     /// the repetitions up, a parser that reads one would see a shorter duration,
@@ -657,6 +668,41 @@ fn check_give(
         return;
     }
 
+    // RXG-5 in drug units: on an infusion at a rate (no bolus, no dose stated
+    // elsewhere) it is the amount to be infused (heparin 25 000 U in the bag
+    // at 10 mL/h), checked as the volume it is through the concentration;
+    // otherwise it is the dose.
+    let amounts = std::mem::take(&mut prog.give_amounts);
+    if !prog.bolus && !prog.rates.is_empty() && prog.doses.is_empty() {
+        for a in amounts {
+            match &conc {
+                Ok(Some(c)) if c.dim == a.unit.dim && c.per_ml > 0.0 => {
+                    let ml = a.value * a.unit.factor / c.per_ml;
+                    prog.vtbis.push(Statement {
+                        source: format!("{} over the concentration", a.source),
+                        written: format!("{} ({} mL at {} {}/mL)", a.written, round(ml), round(c.per_ml), c.dim_label()),
+                        value: ml,
+                        unit: units::parse("mL").unwrap_or(a.unit),
+                        resolution: a.resolution * a.unit.factor / c.per_ml,
+                        location: a.location,
+                    });
+                }
+                _ => out.findings.push(
+                    OrderFinding::new(
+                        rules::UNIT_INCOMPATIBLE,
+                        format!("RXG #{n}: the amount to be infused {} cannot be read as a volume of this concentration", a.written),
+                    )
+                    .at(a.location),
+                ),
+            }
+        }
+        if out.findings[start..].iter().any(OrderFinding::blocks) {
+            out.infusions.push(facts);
+            return;
+        }
+    } else {
+        prog.doses.extend(amounts);
+    }
     // Continuous infusion, or a dose: the volume to be infused is never a dose.
     let continuous = !prog.bolus
         && (!prog.rates.is_empty() || (!prog.vtbis.is_empty() && !prog.durations.is_empty()));
@@ -1319,6 +1365,12 @@ fn read_rxg(n: usize, rxg: &Segment<'_>, prog: &mut Programme, out: &mut OrderCh
             && !s.unit.per_m2
         {
             prog.vtbis.push(s);
+        } else if s.unit.dim.is_drug_amount()
+            && !s.unit.is_rate()
+            && !s.unit.per_kg
+            && !s.unit.per_m2
+        {
+            prog.give_amounts.push(s);
         } else {
             sort_amount(n, s, 7, prog, out);
         }
