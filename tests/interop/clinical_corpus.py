@@ -79,6 +79,12 @@ rate_hard_max = 2000
 dose_unit = "mg"
 dose_soft_max = 2000
 dose_hard_max = 3000
+
+# Bounded by dose only (an intermittent infusion).
+[[drug_library.drug]]
+names = ["gentamicin", "GENT"]
+dose_unit = "mg"
+dose_hard_max = 600
 """
 
 # Units as PCD-03 and senders write them: (MDC triplet, UCUM triplet, words).
@@ -207,6 +213,25 @@ def cases():
           message(cid(), [(heparin(10, f5="5", f7=MG[1]), [])]), "block", "WG-INF-005")
     c.add("heparin bolus (CH) 25000 U in RXG-5 is a dose above the hard limit",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f5="25000", f7=U[1]), [])], orc="CH"), "block", "WG-INF-011")
+    # Every statement is checked, whatever limits the drug has.
+    gent = dict(f1="1", f4="GENT^gentamicin^LOCAL", f5="400", f7=MG[1])
+    c.add("gentamicin 400 mg at 800 mg/h (dose limits only)",
+          message(cid(), [(rxg(**gent, f15="800", f16="mg/h^mg/h^UCUM"), [])]), "allow")
+    c.add("gentamicin 4000 mg at 8000 mg/h: the dose is above its hard limit",
+          message(cid(), [(rxg(**{**gent, "f5": "4000"}, f15="8000", f16="mg/h^mg/h^UCUM"), [])]), "block", "WG-INF-011")
+    c.add("gentamicin 400 mg over 30 min stated as 80000 mg/h (no rate limits: still compared)",
+          message(cid(), [(rxg(**gent, f15="80000", f16="mg/h^mg/h^UCUM"), [f"TQ1|1||||||||||||30^{MIN_CQ}"])]),
+          "block", "WG-INF-017")
+    c.add("gentamicin 400 mg with a rate OBX in U/h (not a rate of mg)",
+          message(cid(), [(rxg(**gent, f15="800", f16="mg/h^mg/h^UCUM"), [obx(1, "157924^MDC_RATE_DOSE^MDC", "100", U_H[1])])]),
+          "block", "WG-INF-017")
+    c.add("insulin 5 U/h with an intermittent dose of 1000 U (no dose limits)",
+          message(cid(), [(insulin(5), [obx(1, "158023^MDC_DOSE_INTERMITTENT^MDC", "1000", U[1])])]), "block", "WG-INF-009")
+    # TQ1-7/8 written to the day say when the order is valid, not a duration.
+    c.add("heparin 10 mL/h, VTBI 250 mL, TQ1-7/8 a two-day window written to the day",
+          message(cid(), [(heparin(10, vtbi=250), ["TQ1|1||||||20261124|20261126"])]), "allow")
+    c.add("TQ1-7/8 written to the day, the end before the start",
+          message(cid(), [(heparin(10, vtbi=250), ["TQ1|1||||||20261126|20261124"])]), "block", "WG-INF-008")
     # A pharmacy order (RXE) on a pump route: wardgate reads RXG only, so it
     # refuses what it cannot check instead of passing it unread.
     for seg in ("RXE|^^^20261204||HEP^heparin^LOCAL|25000||U^U^UCUM|||||||||||||||||5000|U/h^U/h^UCUM",

@@ -669,28 +669,40 @@ fn check_give(
     }
 
     // RXG-5 in drug units: on an infusion at a rate (no bolus, no dose stated
-    // elsewhere) it is the amount to be infused (heparin 25 000 U in the bag
-    // at 10 mL/h), checked as the volume it is through the concentration;
-    // otherwise it is the dose.
+    // elsewhere) of a drug the library bounds by rate, it is the amount to be
+    // infused (heparin 25 000 U in the bag at 10 mL/h), not a dose, and is
+    // checked as the volume it is through the concentration. Otherwise (a
+    // bolus, a dose stated elsewhere, a drug bounded by dose only: an
+    // intermittent infusion) it is the dose.
     let amounts = std::mem::take(&mut prog.give_amounts);
-    if !prog.bolus && !prog.rates.is_empty() && prog.doses.is_empty() {
+    if !prog.bolus && !prog.rates.is_empty() && prog.doses.is_empty() && limits.rate.is_some() {
+        let rate_dim = prog.rates[0].unit.dim;
         for a in amounts {
             match &conc {
                 Ok(Some(c)) if c.dim == a.unit.dim && c.per_ml > 0.0 => {
                     let ml = a.value * a.unit.factor / c.per_ml;
                     prog.vtbis.push(Statement {
                         source: format!("{} over the concentration", a.source),
-                        written: format!("{} ({} mL at {} {}/mL)", a.written, round(ml), round(c.per_ml), c.dim_label()),
+                        written: format!(
+                            "{} ({} mL at {} {}/mL)",
+                            a.written,
+                            round(ml),
+                            round(c.per_ml),
+                            c.dim_label()
+                        ),
                         value: ml,
                         unit: units::parse("mL").unwrap_or(a.unit),
                         resolution: a.resolution * a.unit.factor / c.per_ml,
                         location: a.location,
                     });
                 }
+                // No concentration stated (a rate in drug units needs none):
+                // the amount is of the drug the rate gives, or refused.
+                Ok(None) if rate_dim == a.unit.dim => {}
                 _ => out.findings.push(
                     OrderFinding::new(
                         rules::UNIT_INCOMPATIBLE,
-                        format!("RXG #{n}: the amount to be infused {} cannot be read as a volume of this concentration", a.written),
+                        format!("RXG #{n}: the amount to be infused {} is not an amount of what this order gives", a.written),
                     )
                     .at(a.location),
                 ),
@@ -911,8 +923,12 @@ fn check_give(
                 }
             }
             None => {
+                // No rate limits: the rates are still read one way (a stated
+                // rate and an amount over a duration agree).
                 let first = &prog.rates[0];
                 facts.rate_ordered = Some(bounded(&first.written));
+                let c = conc.as_ref().ok().copied().flatten();
+                agree_with(n, "rate", &prog.rates, c, &pt, out);
             }
         }
     }
@@ -930,7 +946,20 @@ fn check_give(
                 }
             }
             None => {
+                // A dose is stated that nothing bounds: refused, whatever else
+                // was checked (an insulin infusion with a 1000 U intermittent
+                // dose beside its rate).
                 facts.dose_ordered = Some(bounded(&doses[0].written));
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::INCOMPLETE_ORDER,
+                        format!(
+                            "RXG #{n}: {:?} states a dose ({} in {}) but library {:?} has no dose limits for it",
+                            entry.display, doses[0].written, doses[0].source, library.id
+                        ),
+                    )
+                    .at(doses[0].location),
+                );
             }
         }
     }
@@ -1076,9 +1105,22 @@ fn agree(
     pt: &Patient,
     out: &mut OrderCheck,
 ) -> Option<Statement> {
+    agree_with(n, what, stmts, None, pt, out)
+}
+
+/// [`agree`], converting through the concentration where the units need it
+/// (a rate in mL/h and one in mg/h).
+fn agree_with(
+    n: usize,
+    what: &str,
+    stmts: &[Statement],
+    conc: Option<Concentration>,
+    pt: &Patient,
+    out: &mut OrderCheck,
+) -> Option<Statement> {
     let first = stmts.first()?;
     for s in &stmts[1..] {
-        let Ok(v) = units::convert(s.value, &s.unit, &first.unit, "", None, pt) else {
+        let Ok(v) = units::convert(s.value, &s.unit, &first.unit, "", conc, pt) else {
             out.findings.push(
                 OrderFinding::new(
                     rules::STATEMENTS_DISAGREE,
@@ -1088,7 +1130,7 @@ fn agree(
             );
             return None;
         };
-        let res = units::convert(s.resolution, &s.unit, &first.unit, "", None, pt).unwrap_or(0.0);
+        let res = units::convert(s.resolution, &s.unit, &first.unit, "", conc, pt).unwrap_or(0.0);
         if !within(first.value, v, first.resolution + res) {
             out.findings.push(
                 OrderFinding::new(
@@ -2119,7 +2161,23 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     let (start, end) = (tq1.field(7), tq1.field(8));
     if !start.raw().is_empty() && !end.raw().is_empty() {
         let l = loc(b"TQ1", seq, 8);
-        match (dtm_seconds(start.component(1).raw()), dtm_seconds(end.component(1).raw())) {
+        let (a, b) = (start.component(1).raw(), end.component(1).raw());
+        // Written to the day (or coarser: a DTM's precision is the writer's),
+        // the two say when the order is valid, not how long a bag runs: checked
+        // to be dates, the end not before the start, and stated as no duration.
+        if let (Some(da), Some(db)) = (coarse_date(a), coarse_date(b)) {
+            if db < da {
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::INVALID_NUMBER,
+                        format!("TQ1 #{seq}: TQ1-8 end is before TQ1-7 start"),
+                    )
+                    .at(l),
+                );
+            }
+            return;
+        }
+        match (dtm_seconds(a), dtm_seconds(b)) {
             // A reader ignoring time zone offsets would see another duration.
             (Some((_, za)), Some((_, zb))) if za != zb => out.findings.push(
                 OrderFinding::new(
@@ -2185,6 +2243,22 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some((days * 86400 + h * 3600 + mi * 60 + s - offset, zone))
+}
+
+/// A DTM written to the day or coarser (`YYYY`, `YYYYMM`, `YYYYMMDD`, no time
+/// of day, no offset), as a comparable `YYYYMMDD` number (missing parts 00).
+fn coarse_date(raw: &[u8]) -> Option<u32> {
+    let t = raw.trim_ascii();
+    if !matches!(t.len(), 4 | 6 | 8) || !t.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+        std::str::from_utf8(t.get(r)?).ok()?.parse().ok()
+    };
+    let (y, m, d) = (n(0..4)?, n(4..6).unwrap_or(0), n(6..8).unwrap_or(0));
+    let month_ok = t.len() == 4 || (1..=12).contains(&m);
+    let day_ok = t.len() < 8 || (1..=31).contains(&d);
+    (month_ok && day_ok).then_some(y * 10_000 + m * 100 + d)
 }
 
 /// OBX-11 W (wrong), D (deleted), X (cannot be obtained): withdrawn.
