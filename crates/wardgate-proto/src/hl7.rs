@@ -252,7 +252,7 @@ impl<'a> Message<'a> {
             return Err(Hl7Error::NotMsh { found });
         }
         let delims = parse_delimiters(body)?;
-        check_breaks(raw, declares_utf8(body, delims.field))?;
+        check_breaks(raw, || declares_utf8(body, delims.field))?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
         let note = |a: Hl7Anomaly, list: &mut SmallVec<[Hl7Anomaly; 2]>| {
@@ -500,10 +500,10 @@ fn declares_utf8(body: &[u8], field: u8) -> bool {
 /// Refuses what HL7 parsers disagree on as a break: control characters other
 /// than CR, LF and tab; NEL (U+0085, or a Latin-1 0x85), U+2028 and U+2029.
 /// (Mixed segment terminators are refused in the segment loop.)
-/// `utf8`: the message declares UTF-8 (MSH-18). Then a byte 0x85 inside a
+/// `utf8`: the message declares UTF-8 (MSH-18), asked only at a 0x85. Then a byte 0x85 inside a
 /// multi-byte character is part of a letter (`Å` is C3 85); otherwise (ASCII,
 /// ISO 8859, nothing declared) every 0x85 is NEL to a parser reading Latin-1.
-fn check_breaks(raw: &[u8], utf8: bool) -> Result<(), Hl7Error> {
+fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<(), Hl7Error> {
     // Bytes worth a closer look. Written without short-circuits so that the
     // per-chunk fold compiles to SIMD compares: the clean case costs a fraction
     // of a nanosecond per byte (criterion `inspect_oru_1k`).
@@ -524,7 +524,7 @@ fn check_breaks(raw: &[u8], utf8: bool) -> Result<(), Hl7Error> {
                 let prev = |k: usize| at.checked_sub(k).map(|j| raw[j]);
                 let what = match b {
                     0x85 if prev(1) == Some(0xC2) => Some("U+0085 (NEL)".to_owned()),
-                    0x85 if !utf8 || prev(1).is_none_or(|p| p < 0x80) => {
+                    0x85 if prev(1).is_none_or(|p| p < 0x80) || !utf8() => {
                         Some("0x85 (NEL in Latin-1)".to_owned())
                     }
                     0xA8 | 0xA9 if prev(1) == Some(0x80) && prev(2) == Some(0xE2) => {
