@@ -32,6 +32,10 @@ pub const MAX_DEFERRED_REPLIES: usize = 1024;
 /// bounded at 64.
 pub type ControlId = SmallVec<[u8; 32]>;
 
+/// How many acknowledged control ids a session remembers (see
+/// `Session::answered`).
+const ANSWERED_REMEMBERED: usize = 16;
+
 /// The connection's timeouts (from `[gateway]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -108,6 +112,10 @@ pub struct Session {
     /// MSH-10 of each frame forwarded and not yet acknowledged, oldest first: if
     /// the upstream never answers, the record names exactly which.
     in_flight: VecDeque<ControlId>,
+    /// The control ids most recently acknowledged (at most
+    /// [`ANSWERED_REMEMBERED`]): a second answer to one of them (enhanced mode's
+    /// accept, then application, acknowledgement) answers nothing else.
+    answered: VecDeque<ControlId>,
     /// Replies waiting for earlier upstream acknowledgements: (acks still due
     /// first, framed reply).
     deferred: VecDeque<(usize, Vec<u8>)>,
@@ -139,6 +147,7 @@ impl Session {
             route,
             timeouts,
             in_flight: VecDeque::new(),
+            answered: VecDeque::new(),
             deferred: VecDeque::new(),
             closing: false,
             client_open: true,
@@ -628,15 +637,28 @@ impl Session {
     /// followed by the application's) answers nothing more; one whose MSA-2
     /// cannot be read answers the oldest message, as MLLP's order says.
     fn acknowledged(&mut self, frame: &[u8]) {
+        if self.in_flight.is_empty() {
+            return;
+        }
         let at = match ack_control_id(frame) {
             Some(id) => match self.in_flight.iter().position(|x| x.as_slice() == id) {
                 Some(i) => i,
-                None => return,
+                // Another answer to a message already answered.
+                None if self.answered.iter().any(|x| x.as_slice() == id) => return,
+                // An id that names nothing sent (an upstream that rewrites or
+                // mangles MSA-2): MLLP answers in order, so it answers the
+                // oldest. Left unmatched, the refusals owed behind it would
+                // wait for the idle timeout, after later answers.
+                None => 0,
             },
-            None if self.in_flight.is_empty() => return,
             None => 0,
         };
-        self.in_flight.remove(at);
+        if let Some(id) = self.in_flight.remove(at) {
+            if self.answered.len() == ANSWERED_REMEMBERED {
+                self.answered.pop_front();
+            }
+            self.answered.push_back(id);
+        }
         // A refusal waits for the messages that were in flight ahead of it.
         for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
             d.0 -= 1;

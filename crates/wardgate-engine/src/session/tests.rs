@@ -454,6 +454,23 @@ fn a_second_acknowledgement_of_one_message_answers_nothing_else() {
 }
 
 #[test]
+fn an_acknowledgement_naming_nothing_sent_answers_the_oldest() {
+    // An upstream that mangles MSA-2: MLLP answers in order, so the refusal
+    // owed behind the first message goes out after its answer, not at the idle
+    // timeout after later answers.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "W1"));
+    d.client(&msg("ADT^A01", "W2"));
+    d.client(&msg("ORU^R01", "W3"));
+    d.upstream(&ack("ZZW1"));
+    assert_eq!(d.t.client, ["ack:ZZW1", "AR:W2"]);
+    assert_eq!(d.s.in_flight(), 1);
+    d.upstream(&ack("ZZW3"));
+    assert_eq!(d.t.client, ["ack:ZZW1", "AR:W2", "ack:ZZW3"]);
+    assert_eq!(d.s.in_flight(), 0);
+}
+
+#[test]
 fn invalid_bytes_from_the_upstream_send_the_refusals_owed_and_name_the_unanswered() {
     let mut d = Driver::new();
     d.client(&msg("ORU^R01", "V1"));
