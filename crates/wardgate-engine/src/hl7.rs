@@ -65,6 +65,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
                 clock,
                 AckCode::AE,
                 &text,
+                e.rule(),
                 (102, "Data type error"),
             );
             let mut event = flow.event(clock, route, Action::Blocked, text.clone(), Stage::Message);
@@ -398,6 +399,7 @@ pub fn framing_error(route: &RoutePolicy, flow: &Flow, err: &MllpError, clock: &
         clock,
         AckCode::AE,
         &text,
+        err.rule(),
         (100, "Segment sequence error"),
     );
     event.wardgate.hl7 = Some(Hl7Facts {
@@ -493,7 +495,7 @@ fn answered(
     } else {
         error_condition(rule)
     };
-    let reply = wardgate_ack(parsed.as_ref(), b"", clock, code, &text, error);
+    let reply = wardgate_ack(parsed.as_ref(), b"", clock, code, &text, rule, error);
     event.wardgate.hl7 = Some(facts);
     Outcome {
         verdict: Verdict::Block,
@@ -596,19 +598,23 @@ pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
     })
 }
 
-fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
-    // MSA-3, what an EHR shows a nurse, under 80 characters: the reason itself
-    // when it fits, else the rule in words; always the rule id.
-    let whole = format!("{} ({})", r.text, r.rule.id);
-    let summary = if whole.chars().count() <= 80 {
+/// MSA-3, what an EHR shows a nurse, under 80 characters: the reason itself
+/// when it fits, else the rule in words; always the rule id.
+fn refusal_summary(text: &str, rule: Rule) -> String {
+    let whole = format!("{text} ({})", rule.id);
+    if whole.chars().count() <= 80 {
         whole
     } else {
         format!(
             "Refused by wardgate: {} {}",
-            r.rule.id,
-            r.rule.name.replace('-', " ")
+            rule.id,
+            rule.name.replace('-', " ")
         )
-    };
+    }
+}
+
+fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
+    let summary = refusal_summary(r.text, r.rule);
     let control_id = clock.ack_control_id();
     framed_ack(
         Some(msg),
@@ -677,22 +683,27 @@ pub(crate) fn allowed_event(
 
 /// A framed acknowledgement wardgate writes itself: in the original's delimiters
 /// when it parsed, else with defaults naming `unparsed_control_id`.
+/// An answer wardgate gives itself (a message or a stream it could not read,
+/// an upstream it could not reach): MSA-3 and ERR-5 name `rule`, as a
+/// refusal's do.
 fn wardgate_ack(
     original: Option<&Message<'_>>,
     unparsed_control_id: &[u8],
     clock: &Clock,
     code: AckCode,
     text: &str,
+    rule: Rule,
     error: (u16, &str),
 ) -> Vec<u8> {
     let control_id = clock.ack_control_id();
+    let summary = refusal_summary(text, rule);
     framed_ack(
         original,
         unparsed_control_id,
         &AckParams {
-            summary: None,
+            summary: Some(&summary),
             location: None,
-            application_code: None,
+            application_code: Some((rule.id, rule.name)),
             code,
             text,
             error_code: Some(error),
