@@ -213,6 +213,18 @@ def cases():
           message(cid(), [(heparin(10, f5="5", f7=MG[1]), [])]), "block", "WG-INF-005")
     c.add("heparin bolus (CH) 25000 U in RXG-5 is a dose above the hard limit",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f5="25000", f7=U[1]), [])], orc="CH"), "block", "WG-INF-011")
+    # Every part of a coded element that names something names the same thing:
+    # the text, the original text (CWE-9) and v2.7's second alternate (CWE-10/11).
+    for code in ("HEP^Morphine sulfate^LOCAL", "HEP^HYDROmorphone 1 mg/mL^LOCAL",
+                 "HEP^heparin^LOCAL^^^^^^insulin regular", "HEP^heparin^LOCAL^^^^^^^INS^insulin^LOCAL"):
+        c.add(f"give code {code}", message(cid(), [(heparin(10, f4=code), [])]), "block", "WG-INF-016")
+    c.add("give code with an original text naming the drug",
+          message(cid(), [(heparin(10, f4="HEP^heparin^LOCAL^^^^^^Heparin sodium 25,000 units in 250 mL"), [])]), "allow")
+    c.add("propofol with a body weight whose original text (CWE-9) says ideal body weight",
+          message(cid(), [(propofol(30), [obx(1, "68063^MDC_ATTR_PT_WEIGHT^MDC^^^^^^ideal body weight", "80", KG[0])])]),
+          "block", "WG-INF-016")
+    c.add("rate unit mL/h coded, U/h in the original text (CWE-9)",
+          message(cid(), [(heparin(10, rate_unit="265266^MDC_DIM_MILLI_L_PER_HR^MDC^^^^^^U/h"), [])]), "block", "WG-INF-016")
     # Every statement is checked, whatever limits the drug has.
     gent = dict(f1="1", f4="GENT^gentamicin^LOCAL", f5="400", f7=MG[1])
     c.add("gentamicin 400 mg at 800 mg/h (dose limits only)",

@@ -1612,7 +1612,8 @@ fn cwe_unit(field: &Field<'_>) -> Result<Unit, UnitProblem> {
     let mut known: Option<(Unit, String)> = None;
     let mut unknown_identifier = None;
     let mut unknown_text = None;
-    for c in [1usize, 2, 4, 5] {
+    // As a give code: CWE-9 original text and CWE-10/11 name a unit too.
+    for c in [1usize, 2, 4, 5, 9, 10, 11] {
         let t = String::from_utf8_lossy(field.component(c).raw());
         let t = t.trim();
         if t.is_empty() {
@@ -1630,7 +1631,7 @@ fn cwe_unit(field: &Field<'_>) -> Result<Unit, UnitProblem> {
                 return Err(UnitProblem::Ambiguous(e.to_string()))
             }
             Err(e) => {
-                if c == 1 || c == 4 {
+                if matches!(c, 1 | 4 | 10) {
                     unknown_identifier.get_or_insert(e.to_string());
                 } else {
                     unknown_text.get_or_insert(e.to_string());
@@ -1668,9 +1669,12 @@ fn resolve_drug<'l>(
     }
     let mut found: Option<(usize, &'l DrugEntry, String)> = None;
     let mut unresolved_identifier = None;
-    for c in [1usize, 2, 4, 5] {
+    let mut unnamed_text = None;
+    // Identifier, text, alternate identifier and text, original text (CWE-9),
+    // and v2.7's second alternate identifier and text (CWE-10, 11).
+    for c in [1usize, 2, 4, 5, 9, 10, 11] {
         let comp = code.component(c);
-        let is_identifier = c == 1 || c == 4;
+        let is_identifier = matches!(c, 1 | 4 | 10);
         if is_identifier && comp.has_escapes() {
             return Err(OrderFinding::new(
                 rules::ESCAPED_VALUE,
@@ -1698,6 +1702,9 @@ fn resolve_drug<'l>(
         if hits.is_empty() && is_identifier {
             unresolved_identifier.get_or_insert(bounded(t));
         }
+        if hits.is_empty() && !is_identifier {
+            unnamed_text.get_or_insert(bounded(t));
+        }
         for (i, e) in hits {
             match &found {
                 Some((fi, _, ft)) if *fi != i => {
@@ -1711,6 +1718,15 @@ fn resolve_drug<'l>(
                 None => found = Some((i, e, bounded(t))),
             }
         }
+    }
+    if let (Some((_, e, ft)), Some(text)) = (&found, unnamed_text) {
+        // A text naming no drug of the library under a code that names one
+        // ("HEP^Morphine sulfate"): the nurse reads one drug, the pump another.
+        return Err(OrderFinding::new(
+            rules::CODED_PARTS_DISAGREE,
+            format!("RXG #{n}: the give code {ft:?} names {:?}, but its text {text:?} names none of that drug's names in library {:?}", e.display, library.id),
+        )
+        .at(l));
     }
     match (found, unresolved_identifier) {
         (Some((_, _, ft)), Some(id)) => Err(OrderFinding::new(
@@ -2290,7 +2306,8 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
     for obx in segments.iter().filter(|s| s.id() == b"OBX") {
         seq += 1;
         let id = obx.field(3);
-        let ids: Vec<String> = [1usize, 4]
+        // Identifiers (CWE-1, 4, 10) and texts (CWE-2, 5, original text 9, 11).
+        let ids: Vec<String> = [1usize, 4, 10]
             .iter()
             .map(|&c| {
                 String::from_utf8_lossy(id.component(c).raw())
@@ -2298,7 +2315,7 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
                     .to_owned()
             })
             .collect();
-        let texts: Vec<String> = [2usize, 5]
+        let texts: Vec<String> = [2usize, 5, 9, 11]
             .iter()
             .map(|&c| {
                 String::from_utf8_lossy(id.component(c).raw())
