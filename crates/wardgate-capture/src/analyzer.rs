@@ -386,11 +386,78 @@ pub struct Analyzer {
     /// the flow key, 16 bytes an entry), and when: data on them without a new SYN
     /// reaches no application (bounded by `max_flows`, kept [`CLOSED_MEMORY_US`]).
     closed: HashMap<u64, u64, foldhash::fast::RandomState>,
+    /// Connections that timed out idle, by fingerprint: what their ends showed
+    /// of themselves (see [`Resumable`]); bounded by `max_flows`, kept
+    /// [`IDLE_MEMORY_US`].
+    resumable: HashMap<u64, Resumable, foldhash::fast::RandomState>,
     /// Segments held across all connections until the other end confirms
     /// them ([`Deferred`]): while none are, no packet pays for the look.
     deferred: usize,
     /// A held segment is being analysed now that the other end confirmed it.
     replaying: bool,
+}
+
+/// How long what an idle connection showed of its ends is remembered.
+const IDLE_MEMORY_US: u64 = 24 * 3600 * 1_000_000;
+
+/// What one end of a connection showed of itself: its TTL, the station its
+/// frames reach, its checksums, what its SYN negotiated, its last timestamp.
+#[derive(Debug, Clone, Copy)]
+struct SideMemo {
+    ttl: Option<u8>,
+    mac: Option<[u8; 6]>,
+    mac_confirmed: bool,
+    src_mac: Option<[u8; 6]>,
+    offloaded: Option<bool>,
+    wscale: Option<u8>,
+    ts_on_syn: bool,
+    sack_on_syn: bool,
+    mss: Option<u16>,
+    ts_recent: Option<u32>,
+}
+
+impl SideMemo {
+    fn of(s: &Side) -> Self {
+        SideMemo {
+            ttl: s.ttl,
+            mac: s.mac,
+            mac_confirmed: s.mac_confirmed,
+            src_mac: s.src_mac,
+            offloaded: s.offloaded,
+            wscale: s.wscale,
+            ts_on_syn: s.ts_on_syn,
+            sack_on_syn: s.sack_on_syn,
+            mss: s.mss,
+            ts_recent: s.ts_recent,
+        }
+    }
+
+    fn restore(&self, s: &mut Side) {
+        s.ttl = self.ttl;
+        s.mac = self.mac;
+        s.mac_confirmed = self.mac_confirmed;
+        s.src_mac = self.src_mac;
+        s.offloaded = self.offloaded;
+        s.wscale = self.wscale;
+        s.ts_on_syn = self.ts_on_syn;
+        s.sack_on_syn = self.sack_on_syn;
+        s.mss = self.mss;
+        s.ts_recent = self.ts_recent;
+    }
+}
+
+/// A connection wardgate stopped following for want of packets (the idle
+/// timeout) while the hosts keep it open (Linux has no idle timeout): when its
+/// packets resume, the connection is picked up as it was, not as whatever
+/// packet comes first says (a decoy with a TTL that runs out, to another
+/// station, with an old timestamp).
+#[derive(Debug, Clone, Copy)]
+struct Resumable {
+    at: u64,
+    client: SocketAddr,
+    server: SocketAddr,
+    up: SideMemo,
+    down: SideMemo,
 }
 
 /// How long a closed connection's key is remembered (Linux's TIME_WAIT is 60 s).
@@ -456,6 +523,7 @@ impl Analyzer {
             default_policy: Policy::Linux,
             capture_alerts: HashMap::new(),
             closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            resumable: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             deferred: 0,
             replaying: false,
         }
@@ -1053,10 +1121,21 @@ impl Analyzer {
             }
             let fp = self.fingerprint(&k);
             self.closed.remove(&fp);
+            // A connection picked up again after the idle timeout keeps its
+            // ends as they were (a new handshake starts afresh).
+            let resumed = self
+                .resumable
+                .remove(&fp)
+                .filter(|_| !flags.syn)
+                .filter(|m| {
+                    (m.client, m.server) == (src, dst) || (m.client, m.server) == (dst, src)
+                });
             let (client, server) = if flags.syn && !flags.ack {
                 (src, dst)
             } else if flags.syn {
                 (dst, src)
+            } else if let Some(m) = &resumed {
+                (m.client, m.server)
             } else {
                 self.observer.orient(src, dst)
             };
@@ -1074,7 +1153,11 @@ impl Analyzer {
                 out,
             );
             self.counts.connections += 1;
-            let c = self.new_conn(session, ts);
+            let mut c = self.new_conn(session, ts);
+            if let Some(m) = resumed {
+                m.up.restore(&mut c.up);
+                m.down.restore(&mut c.down);
+            }
             self.flows.insert(k, c);
         }
         // The server took a SYN other than the one the connection started with.
@@ -1721,6 +1804,8 @@ impl Analyzer {
         }
         let forget = self.now_us.saturating_sub(CLOSED_MEMORY_US);
         self.closed.retain(|_, at| *at >= forget);
+        let forget = self.now_us.saturating_sub(IDLE_MEMORY_US);
+        self.resumable.retain(|_, m| m.at >= forget);
         let deadline = self.now_us.saturating_sub(self.limits.timeout_us);
         let handshake_deadline = self
             .now_us
@@ -1753,6 +1838,24 @@ impl Analyzer {
         for k in idle {
             if let Some(c) = self.flows.remove(&k) {
                 self.counts.timed_out += 1;
+                // Ended neither by a RST nor by both FINs: the hosts may resume it.
+                let ended = c.rst || c.up.stream.fin_seen() || c.down.stream.fin_seen();
+                if !ended
+                    && (c.has_data || c.up.max_ack.is_some())
+                    && self.resumable.len() < self.limits.max_flows
+                {
+                    let fp = self.fingerprint(&k);
+                    self.resumable.insert(
+                        fp,
+                        Resumable {
+                            at: c.last_us,
+                            client: c.session.client(),
+                            server: c.session.server(),
+                            up: SideMemo::of(&c.up),
+                            down: SideMemo::of(&c.down),
+                        },
+                    );
+                }
                 let ts = c.last_us;
                 self.finish(c, ts, Some(&why), out);
             }

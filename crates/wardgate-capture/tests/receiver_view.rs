@@ -1219,3 +1219,44 @@ fn resets_the_host_ignores_do_not_end_the_connection() {
     );
     assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{rules:?}");
 }
+
+/// A connection idle past the timeout is still open on the hosts (Linux has
+/// no idle timeout): when its packets resume, what its ends showed before
+/// (here the TTL) still judges them, and a decoy sent first after the pause
+/// cannot set it.
+#[test]
+fn a_connection_resumed_after_the_idle_timeout_keeps_what_it_showed() {
+    let (first, bad, decoy) = (
+        order("OK-001", "20"),
+        order("BAD-1", "90"),
+        order("BAD-1", "20"),
+    );
+    let n = first.len() as u32;
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(build(&Seg::data(0, &first)));
+    frames.push(server_ack(n));
+    let before = frames.len();
+    // Other traffic moves the capture's clock past the timeout.
+    let mut other = Vec::new();
+    PacketBuilder::ethernet2(CMAC, SMAC)
+        .ipv4([10, 9, 9, 9], [10, 9, 9, 8], 64)
+        .udp(5353, 5353)
+        .write(&mut other, b"noise")
+        .expect("udp");
+    frames.push(other);
+    frames.push(build(&Seg {
+        ttl: 1,
+        ..Seg::data(n, &decoy)
+    }));
+    frames.push(build(&Seg::data(n, &bad[..100])));
+    frames.push(build(&Seg::data(n + 100, &bad[100..])));
+    let pause = FlowLimits::default().timeout_us * 2;
+    let (d, rules) = run(
+        &frames,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &|i| i as u64 * 1000 + if i >= before { pause } else { 0 },
+    );
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+}
