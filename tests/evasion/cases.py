@@ -838,5 +838,18 @@ case("ctl_rst_at_queued_end_no_sack", "control",
      syn_opts=[("MSS", 1460)], expect=U)
 
 
+# TCP-AO (kind 29): whether the host drops a segment carrying it depends on its
+# kernel (this corpus' kernel is built without TCP-AO and ignores the option);
+# wardgate names the ambiguity when another copy of those bytes comes.
+AO4 = [(29, b"\x01\x01")]
+case("ao_option_on_the_real_order", "decoy",
+     "The real UNSAFE frame carries a 4-byte TCP-AO option (kind 29, no MAC); then a SAFE copy at the same sequence "
+     "numbers without it (a duplicate to a host that read the first).",
+     lambda c: [c.seg(0, U, extra_opts=AO4), Sync(), c.seg(0, S), Sync(), Fill(U)])
+case("ao_option_on_a_decoy", "decoy",
+     "A SAFE frame carrying a 4-byte TCP-AO option, then the UNSAFE frame without it in two segments.",
+     lambda c: [c.seg(0, S, extra_opts=AO4), Sync(), split2(c, U, 0, M), Sync(), Fill(U)])
+
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -193,6 +193,11 @@ struct Side {
     mss: Option<u16>,
     /// Its ISN (from its SYN).
     isn: Option<u32>,
+    /// Data it sent with a TCP-AO option, dropped as a Linux built with TCP-AO
+    /// drops it: (sequence number, length, payload sum), at most
+    /// [`MAX_UNCERTAIN`]. Other bytes for the same stretch make what the host
+    /// read depend on its kernel.
+    uncertain: Vec<(u32, u32, u16)>,
     /// Right edge of the window it advertised (ack + window), the furthest seen.
     edge: Option<u32>,
     /// Largest window it advertised.
@@ -227,6 +232,10 @@ struct Deferred {
     ts: u64,
 }
 
+/// At most this many TCP-AO segments are remembered per side (see
+/// `Side::uncertain`).
+const MAX_UNCERTAIN: usize = 8;
+
 /// At most this many segments wait per side; an older one then goes
 /// unconfirmed (reported as ambiguous, not judged).
 const MAX_DEFERRED: usize = 16;
@@ -246,6 +255,7 @@ impl Side {
             sack_on_syn: false,
             mss: None,
             isn: None,
+            uncertain: Vec::new(),
             edge: None,
             max_window: 0,
             max_ack: None,
@@ -1007,6 +1017,20 @@ impl Analyzer {
             }
         }
         if t.options.signature {
+            if t.options.ao && !t.payload.is_empty() {
+                if let Some(c) = self.flows.get_mut(&k) {
+                    let side = if src == c.session.client() {
+                        &mut c.up
+                    } else {
+                        &mut c.down
+                    };
+                    if side.uncertain.len() == MAX_UNCERTAIN {
+                        side.uncertain.remove(0);
+                    }
+                    side.uncertain
+                        .push((t.seq, t.payload.len() as u32, payload_sum));
+                }
+            }
             self.counts.host_drops += 1;
             return self.drop_packet(
                 d,
@@ -1571,6 +1595,33 @@ impl Analyzer {
         } else {
             t.payload
         };
+        if !side.uncertain.is_empty() && !payload.is_empty() {
+            // Bytes also sent with a TCP-AO option: a host built with TCP-AO
+            // dropped that copy and reads this one, one built without it read
+            // that copy first. Unless the two are the same bytes, wardgate
+            // cannot know which the host read.
+            let len = payload.len() as u32;
+            let overlaps = |&(s0, l0, _): &(u32, u32, u16)| {
+                s0.wrapping_add(l0).wrapping_sub(t.seq) as i32 > 0
+                    && t.seq.wrapping_add(len).wrapping_sub(s0) as i32 > 0
+            };
+            if let Some(i) = side.uncertain.iter().position(overlaps) {
+                let (s0, l0, sum0) = side.uncertain.remove(i);
+                if (s0, l0, sum0) != (t.seq, len, payload_sum) {
+                    let text = format!(
+                        "bytes from {src} were also sent with a TCP-AO option: a host whose kernel has TCP-AO dropped that copy and read this one, which wardgate judged; one without TCP-AO read the other"
+                    );
+                    observer.ambiguity(
+                        session,
+                        from_client,
+                        rules::OVERLAP_CONFLICT,
+                        &text,
+                        &clock,
+                        out,
+                    );
+                }
+            }
+        }
         side.stream.segment_fp(
             t.seq,
             flags.syn,

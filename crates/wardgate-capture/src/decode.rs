@@ -76,6 +76,9 @@ pub struct TcpOptions {
     /// A TCP-MD5 (RFC 2385, kind 19) or TCP-AO (RFC 5925, kind 29) option: Linux
     /// drops such a segment on a socket with no key.
     pub signature: bool,
+    /// The signature option is TCP-AO's (kind 29): whether a host drops it
+    /// depends on its kernel (built without TCP-AO, Linux ignores the option).
+    pub ao: bool,
 }
 
 /// A TCP segment.
@@ -668,7 +671,11 @@ fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
                     be32(opts, at + 6).unwrap_or(0),
                 ))
             }
-            (19, 18) | (29, _) => options.signature = true,
+            (19, 18) => options.signature = true,
+            (29, _) => {
+                options.signature = true;
+                options.ao = true;
+            }
             _ => {}
         }
         at += len;
