@@ -918,7 +918,13 @@ impl<'a> Transformer<'a, '_> {
                 let kept =
                     u16::try_from(i + 1).is_ok_and(|c| profile::CODE_COMPONENTS.contains(&c));
                 if kept {
-                    out.extend_from_slice(comp);
+                    // A code's parts are single values: anything after a
+                    // subcomponent separator (`c&Zebulonova`) is no code.
+                    let first = first_sub(comp, &d);
+                    out.extend_from_slice(first);
+                    if first.len() != comp.len() && has_content(&comp[first.len()..], &d) {
+                        self.flags |= REMOVED;
+                    }
                 } else if has_content(comp, &d) {
                     self.flags |= REMOVED;
                 }

@@ -77,15 +77,26 @@ pub(crate) fn text<'a>(raw: &'a [u8], d: &Delimiters) -> Result<Cow<'a, str>, Un
 }
 
 /// A postcode's district: the part before the first space if it has one,
-/// else its first three characters.
+/// else its first three characters; empty when that is no district (2-4
+/// letters and digits, one a digit at least).
 pub(crate) fn district(postcode: &str) -> &str {
     let p = postcode.trim();
-    match p.split_once(' ') {
+    let d = match p.split_once(' ') {
         Some((d, _)) => d,
         None => match p.char_indices().nth(3) {
             Some((i, _)) => &p[..i],
             None => p,
         },
+    };
+    // A district is a short code with a digit (SW1A, K1A, 021): a word there
+    // (a town, a name written in the postcode field) is no postcode, and goes.
+    let plausible = (2..=4).contains(&d.len())
+        && d.bytes().all(|b| b.is_ascii_alphanumeric())
+        && d.bytes().any(|b| b.is_ascii_digit());
+    if plausible {
+        d
+    } else {
+        ""
     }
 }
 
@@ -282,10 +293,14 @@ mod tests {
     fn districts() {
         assert_eq!(district("SW1A 1AA"), "SW1A");
         assert_eq!(district(" K1A 0B1 "), "K1A");
+        // Not a postcode: nothing of it is kept.
+        assert_eq!(district(" Kettleworth 1AA"), "");
+        assert_eq!(district("Zebulonova"), "");
+        assert_eq!(district("02139-4307"), "021");
         assert_eq!(district("75008"), "750");
         assert_eq!(district("12345-6789"), "123");
-        assert_eq!(district("AB"), "AB");
-        assert_eq!(district("Zürich"), "Zür");
+        assert_eq!(district("AB"), "");
+        assert_eq!(district("Zürich"), "");
         assert_eq!(district(""), "");
     }
 
