@@ -876,6 +876,30 @@ impl<'a> Transformer<'a, '_> {
                     self.flags |= REMOVED;
                 }
             }
+            FieldAction::KeepCode => {
+                let unit = if level == Level::Sub {
+                    raw
+                } else {
+                    first_sub(
+                        first_component(
+                            split(raw, self.d.repetition).next().unwrap_or_default(),
+                            &self.d,
+                        ),
+                        &self.d,
+                    )
+                };
+                let token = !unit.is_empty()
+                    && unit.len() <= 20
+                    && unit
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if token {
+                    out.extend_from_slice(unit);
+                }
+                if has_content(raw, &self.d) && !(token && unit.len() == raw.len()) {
+                    self.flags |= REMOVED;
+                }
+            }
             FieldAction::Null => {
                 if has_content(raw, &self.d) {
                     out.extend_from_slice(value::NULL);

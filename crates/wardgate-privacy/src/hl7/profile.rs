@@ -335,6 +335,10 @@ pub enum FieldAction {
     /// anything else (text, names, addresses, encapsulated data, an absent or
     /// unknown type) removed.
     ByValueType,
+    /// A single code (a table value, a country): kept when it is one token of
+    /// letters, digits, `-`, `_` and `.` (at most 20), its first subcomponent
+    /// only; anything else (a name, text with spaces) removed.
+    KeepCode,
 }
 
 impl FieldAction {
@@ -350,6 +354,7 @@ impl FieldAction {
             FieldAction::GeneralisePostcode => "generalise-postcode",
             FieldAction::ShiftDate => "shift-date",
             FieldAction::ByValueType => "by-value-type",
+            FieldAction::KeepCode => "keep-code",
         }
     }
 
@@ -375,6 +380,7 @@ impl FieldAction {
             "generalise-postcode" => FieldAction::GeneralisePostcode,
             "shift-date" => FieldAction::ShiftDate,
             "by-value-type" => FieldAction::ByValueType,
+            "keep-code" => FieldAction::KeepCode,
             _ => {
                 return Err(RuleError::UnknownAction {
                     word: word.to_owned(),
@@ -913,8 +919,13 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
             vec![
                 (field, 0, 0, Remove),
                 (field, 1, 0, Pseudonymise(kind)),
+                // The assigning authority (HD: namespace, universal id, its
+                // type) and the identifier type: codes, not text.
                 (field, 4, 0, Keep),
-                (field, 5, 0, Keep),
+                (field, 4, 1, KeepCode),
+                (field, 4, 2, KeepCode),
+                (field, 4, 3, KeepCode),
+                (field, 5, 0, KeepCode),
             ]
         } else if required {
             vec![(field, 0, 0, Null)]
@@ -935,7 +946,7 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     pid.extend([
         (11, 0, 0, Remove),
         (11, 5, 0, GeneralisePostcode),
-        (11, 6, 0, Keep),
+        (11, 6, 0, KeepCode),
     ]);
     for f in [15, 16, 22, 24, 25, 30] {
         pid.push((f, 0, 0, Keep));

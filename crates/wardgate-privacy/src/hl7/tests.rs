@@ -422,7 +422,8 @@ fn escapes_are_decoded_before_reading() {
     let (out, _) = run(&m, Mode::Pseudonymise);
     let pid = seg(&out, "PID");
     let id = "AB|12^3\\4&5~6";
-    assert_eq!(fld(pid, 3), format!("{}^^^H\\T\\X^MR", p.patient(id)));
+    // The assigning authority `H\T\X` (an escaped `&`) is no code: it goes.
+    assert_eq!(fld(pid, 3), format!("{}^^^^MR", p.patient(id)));
     assert_eq!(fld(pid, 5), p.patient(id));
     // A "district" with a delimiter in it (decoded `SW1A|`) is no postcode: it goes.
     assert_eq!(fld(pid, 11), "");
@@ -943,7 +944,7 @@ fn rules_parse_and_read_back() {
             FieldAction::Pseudonymise(PseudonymKind::Patient),
             FieldAction::Null,
         ),
-        ("PID-3.4.2", FieldAction::Keep, FieldAction::Remove),
+        ("PID-3.4.2", FieldAction::KeepCode, FieldAction::Remove),
         ("PID-3.6", FieldAction::Remove, FieldAction::Remove),
         ("PID-5", FieldAction::PatientPseudonym, FieldAction::Null),
         ("PID-6", FieldAction::Remove, FieldAction::Remove),
@@ -1254,6 +1255,21 @@ fn review_add_continuations_of_removed_values_are_kept() {
 /// identifiers .10 and .11) and nothing after: components a sender adds past
 /// the type's last (a name in ORC-13.17, in PV1-3.12, in ORC-7's TQ.13) are
 /// removed, however many.
+#[test]
+fn codes_are_kept_only_as_codes() {
+    // CX.4 (HD) and CX.5, XAD.6: a token each; text, names with spaces and
+    // subcomponents past the first go.
+    let m = msg("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||4711^^^HOSP&1.2.3&ISO^MR&Quirinia~4712^^^Zebulonova Quirinia&1.2&ISO^MR||Doe^Jane||19800512|F|||1 St^^Town^^AB1 2CD^GBR&Zebulonova~2 St^^Town^^AB1 2CD^Zebulonova Quirinia\r");
+    let (out, _) = run(&m, Mode::Pseudonymise);
+    assert!(
+        !out.contains("Zebulonova") && !out.contains("Quirinia"),
+        "{out}"
+    );
+    let pid = seg(&out, "PID");
+    assert!(fld(pid, 3).contains("^^^HOSP&1.2.3&ISO^MR~"), "{pid}");
+    assert!(fld(pid, 11).starts_with("^^^^AB1^GBR~"), "{pid}");
+}
+
 #[test]
 fn components_past_a_location_or_timing_are_removed() {
     let tail = |n: usize| format!("{}Zebulonova", "^".repeat(n));
