@@ -252,7 +252,7 @@ impl<'a> Message<'a> {
             return Err(Hl7Error::NotMsh { found });
         }
         let delims = parse_delimiters(body)?;
-        check_breaks(raw, || declares_utf8(body, delims.field))?;
+        check_breaks(raw, || utf8_letters(raw, body, delims.field))?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
         let note = |a: Hl7Anomaly, list: &mut SmallVec<[Hl7Anomaly; 2]>| {
@@ -487,22 +487,27 @@ impl<'a> Message<'a> {
     }
 }
 
-/// MSH-18's first character set is UTF-8 (`UNICODE UTF-8`, HL7 table 0211).
-fn declares_utf8(body: &[u8], field: u8) -> bool {
+/// Whether a byte 0x85 inside a multi-byte character may be read as part of
+/// a letter (`Å` is C3 85): the message is valid UTF-8, and MSH-18 declares
+/// UTF-8 (`UNICODE UTF-8`, HL7 table 0211) or no character set at all (many
+/// senders write UTF-8 undeclared). A message declaring another set (ISO 8859,
+/// ASCII) is read by its receiver in that set, where 0x85 is NEL.
+fn utf8_letters(raw: &[u8], body: &[u8], field: u8) -> bool {
     let msh = &body[..memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len())];
     // Split on the field separator, MSH-18 is the 18th piece: the separator
     // itself is MSH-1.
-    msh.split(|&b| b == field)
-        .nth(17)
-        .is_some_and(|f18| f18.starts_with(b"UNICODE UTF-8"))
+    let declared = msh.split(|&b| b == field).nth(17).unwrap_or_default();
+    let utf8_or_none = declared.is_empty() || declared.starts_with(b"UNICODE UTF-8");
+    utf8_or_none && std::str::from_utf8(raw).is_ok()
 }
 
 /// Refuses what HL7 parsers disagree on as a break: control characters other
 /// than CR, LF and tab; NEL (U+0085, or a Latin-1 0x85), U+2028 and U+2029.
 /// (Mixed segment terminators are refused in the segment loop.)
-/// `utf8`: the message declares UTF-8 (MSH-18), asked only at a 0x85. Then a byte 0x85 inside a
-/// multi-byte character is part of a letter (`Å` is C3 85); otherwise (ASCII,
-/// ISO 8859, nothing declared) every 0x85 is NEL to a parser reading Latin-1.
+/// `utf8`: [`utf8_letters`], asked only at a 0x85. Then a byte 0x85 inside a
+/// multi-byte character is part of a letter; otherwise (another character set
+/// declared, or bytes that are no UTF-8) every 0x85 is NEL to a parser reading
+/// Latin-1.
 fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<(), Hl7Error> {
     // Bytes worth a closer look. Written without short-circuits so that the
     // per-chunk fold compiles to SIMD compares: the clean case costs a fraction

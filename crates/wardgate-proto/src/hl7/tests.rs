@@ -238,13 +238,23 @@ fn bytes_parsers_disagree_on_are_refused() {
         Message::parse(&latin, &l),
         Err(Hl7Error::ControlCharacter { .. })
     ));
-    // Å is C3 85: data only where the message declares UTF-8 (MSH-18); read as
-    // Latin-1 (undeclared, or ISO 8859) its 0x85 is a NEL, and é 0x85 too.
+    // Å is C3 85: data in a message that is UTF-8, declared so (MSH-18) or
+    // undeclared; read as Latin-1 (ISO 8859 declared) its 0x85 is a NEL, and so
+    // is é 0x85; in bytes that are no UTF-8, 0x85 is refused whatever MSH-18 says.
     let utf8 = "MSH|^~\\&|A|B|C|D|2026||RGV^O15|X|P|2.6||||||UNICODE UTF-8\rPID|||1^^^H^MR||DoeÅ\t©Jane\rRXG|1||HEP\r";
     assert!(Message::parse(utf8.as_bytes(), &l).is_ok());
     let undeclared = base.replace("{}", "Å");
+    assert!(Message::parse(undeclared.as_bytes(), &l).is_ok());
+    let latin_declared = utf8.replace("UNICODE UTF-8", "8859/1");
     assert!(matches!(
-        Message::parse(undeclared.as_bytes(), &l),
+        Message::parse(latin_declared.as_bytes(), &l),
+        Err(Hl7Error::ControlCharacter { .. })
+    ));
+    let mut not_utf8 = base.replace("{}", "").into_bytes();
+    let at = not_utf8.windows(3).position(|w| w == b"Doe").unwrap() + 3;
+    not_utf8.splice(at..at, [0xE9, 0x85]);
+    assert!(matches!(
+        Message::parse(&not_utf8, &l),
         Err(Hl7Error::ControlCharacter { .. })
     ));
     let mut latin1 = utf8
