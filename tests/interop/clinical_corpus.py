@@ -253,6 +253,13 @@ def cases():
               f"MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||RDE^O11^RDE_O11|{i}|P|2.6\r"
               f"PID|||4711^^^HOSP^MR||Doe^Jane\rPV1||I|ICU^1^1\rORC|NW|{i}^EHR\r{seg}\r"
               "RXR|IV^Intravenous^HL70162\r", "block", "WG-INF-002")
+    # A byte 0x85 inside a UTF-8 letter (Å is C3 85): data where the message is
+    # UTF-8 (declared or not), a NEL where MSH-18 declares ISO 8859.
+    c.add("patient named with Å, UTF-8 undeclared",
+          message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doe^Åsa"), "allow")
+    c.add("patient named with Å, MSH-18 declares ISO 8859-1 (0x85 is NEL there)",
+          message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doe^Åsa").replace("|P|2.6\r", "|P|2.6||||||8859/1\r", 1),
+          "block", "WG-HL7-P09")
     # ORC-1 does not repeat: a second value is a second reading (bolus or not).
     for orc in ("CH~RE", "RE~CH", "RE^CH"):
         c.add(f"heparin with ORC-1 {orc}", message(cid(), [(heparin(10), [])], orc=orc), "block", "WG-INF-015")
