@@ -1260,3 +1260,46 @@ fn a_connection_resumed_after_the_idle_timeout_keeps_what_it_showed() {
     );
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
 }
+
+/// On a jumbo-frame link a segment larger than an Ethernet MTU is no sign of
+/// the capturing host's offload: within the receiver's MSS, a checksum with
+/// the offload pattern is bad on the wire, and the segment a decoy.
+#[test]
+fn a_large_segment_within_the_mss_is_no_offload() {
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let mut pad =
+        b"\x0bMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ORU^R01^ORU_R01|PAD-1|P|2.6\rNTE|1||"
+            .to_vec();
+    pad.extend(std::iter::repeat_n(b'x', 1500));
+    pad.extend_from_slice(b"\r\x1c\r");
+    let (real, fake) = ([bad.clone(), pad.clone()].concat(), [decoy, pad].concat());
+    let partial = |f: &mut Vec<u8>| {
+        let len = (f.len() - 34) as u64;
+        let pseudo = sum(&f[26..30], 0) + sum(&f[30..34], 0) + 6 + len;
+        let p = (fold(pseudo) as u16).to_be_bytes();
+        f[34 + 16..34 + 18].copy_from_slice(&p);
+    };
+    let mut frames = handshake(false);
+    // The server's SYN-ACK announces a jumbo MSS.
+    let mut synack = Vec::new();
+    PacketBuilder::ethernet2(SMAC, CMAC)
+        .ipv4(SERVER, CLIENT, 64)
+        .tcp(2575, 40000, SISN, 65535)
+        .syn()
+        .ack(CISN + 1)
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(8960)])
+        .expect("options")
+        .write(&mut synack, b"")
+        .expect("write");
+    frames[1] = synack;
+    frames.push(server_ack(0));
+    let mut f = build(&Seg::data(0, &fake));
+    assert!(f.len() - 34 > 1480);
+    partial(&mut f);
+    frames.push(f);
+    frames.push(build(&Seg::data(0, &real[..1000])));
+    frames.push(build(&Seg::data(1000, &real[1000..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}
