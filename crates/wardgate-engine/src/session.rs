@@ -645,6 +645,9 @@ impl Session {
                 Some(i) => i,
                 // Another answer to a message already answered.
                 None if self.answered.iter().any(|x| x.as_slice() == id) => return,
+                // A capture picked up mid-stream sees answers to messages sent
+                // before it began: one naming nothing seen answers nothing.
+                None if self.observe => return,
                 // An id that names nothing sent (an upstream that rewrites or
                 // mangles MSA-2): MLLP answers in order, so it answers the
                 // oldest. Left unmatched, the refusals owed behind it would
