@@ -812,6 +812,12 @@ impl<'a> Transformer<'a, '_> {
                             subs.done(out, sub_mark);
                         }
                     }
+                    // No subcomponent separator declared: the component is its
+                    // own first subcomponent, and takes that rule.
+                    (Some(c), None) if t.has_below(f, c) => {
+                        let first = t.get(f, c, 1).map_or(ca, |a| self.resolve(a, comp));
+                        self.apply(out, first, Level::Component, comp, loc)?;
+                    }
                     _ => self.apply(out, ca, Level::Component, comp, loc)?,
                 }
                 comps.done(out, comp_mark);

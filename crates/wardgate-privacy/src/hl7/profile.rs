@@ -921,7 +921,8 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                 (field, 1, 0, Pseudonymise(kind)),
                 // The assigning authority (HD: namespace, universal id, its
                 // type) and the identifier type: codes, not text.
-                (field, 4, 0, Keep),
+                // (HD has three parts: a fourth is no part of it.)
+                (field, 4, 0, Remove),
                 (field, 4, 1, KeepCode),
                 (field, 4, 2, KeepCode),
                 (field, 4, 3, KeepCode),

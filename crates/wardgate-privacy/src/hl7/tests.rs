@@ -1259,7 +1259,7 @@ fn review_add_continuations_of_removed_values_are_kept() {
 fn codes_are_kept_only_as_codes() {
     // CX.4 (HD) and CX.5, XAD.6: a token each; text, names with spaces and
     // subcomponents past the first go.
-    let m = msg("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||4711^^^HOSP&1.2.3&ISO^MR&Quirinia~4712^^^Zebulonova Quirinia&1.2&ISO^MR||Doe^Jane||19800512|F|||1 St^^Town^^AB1 2CD^GBR&Zebulonova~2 St^^Town^^AB1 2CD^Zebulonova Quirinia\r");
+    let m = msg("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||4711^^^HOSP&1.2.3&ISO&Zebulonova^MR&Quirinia~4712^^^Zebulonova Quirinia&1.2&ISO^MR||Doe^Jane||19800512|F|||1 St^^Town^^AB1 2CD^GBR&Zebulonova~2 St^^Town^^AB1 2CD^Zebulonova Quirinia\r");
     let (out, _) = run(&m, Mode::Pseudonymise);
     assert!(
         !out.contains("Zebulonova") && !out.contains("Quirinia"),
