@@ -166,31 +166,10 @@ pub struct PacketCounts {
 struct Side {
     /// The bytes this end sent.
     stream: Stream,
-    /// TTL or hop limit of its first packet.
-    ttl: Option<u8>,
-    /// The destination MAC of its first frame (its SYN, normally): the station
-    /// its frames reach. A later frame to another is dropped by the receiving
-    /// NIC. Learned per connection rather than from the peer's own frames, so a
-    /// capture whose frames all carry one odd address (a generated capture's
-    /// broadcast, a router between) stays consistent.
-    mac: Option<[u8; 6]>,
+    /// What it showed of itself (kept when the connection idles out).
+    shown: Shown,
     /// It sent a SYN-ACK (it is the listener).
     syn_ack_seen: bool,
-    /// The destination MAC was confirmed as the peer's own source MAC.
-    mac_confirmed: bool,
-    /// Its own source MAC, from its first frame.
-    src_mac: Option<[u8; 6]>,
-    /// Its TCP checksums are the offload artefact of a capture on its host
-    /// (decided by its first segment).
-    offloaded: Option<bool>,
-    /// Window scale it announced on its SYN.
-    wscale: Option<u8>,
-    /// Sent the timestamps option on its SYN.
-    ts_on_syn: bool,
-    /// Offered SACK on its SYN.
-    sack_on_syn: bool,
-    /// The largest segment it will take (the MSS on its SYN).
-    mss: Option<u16>,
     /// Its ISN (from its SYN).
     isn: Option<u32>,
     /// Data it sent with a TCP-AO option, dropped as a Linux built with TCP-AO
@@ -207,12 +186,43 @@ struct Side {
     /// Just past the highest sequence number it used (the other end's view of
     /// its snd_nxt).
     snd_nxt: Option<u32>,
-    /// Its most recent timestamp accepted (PAWS).
-    ts_recent: Option<u32>,
     /// Its segments that acknowledged data wardgate never saw the other end
     /// send, in arrival order: held until the other end's next packet says
     /// whether it had sent that data (see [`Deferred`]).
     deferred: Vec<Deferred>,
+}
+
+/// What one end of a connection showed of itself: its TTL, the station its
+/// frames reach, its checksums, what its SYN negotiated, its last timestamp.
+/// The receiver's checks judge its later packets by it, so a decoy cannot
+/// set it (and it outlives an idle timeout: see [`Resumable`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Shown {
+    /// TTL or hop limit of its first packet.
+    ttl: Option<u8>,
+    /// The destination MAC of its first frame (its SYN, normally): the station
+    /// its frames reach. A later frame to another is dropped by the receiving
+    /// NIC. Learned per connection rather than from the peer's own frames, so a
+    /// capture whose frames all carry one odd address (a generated capture's
+    /// broadcast, a router between) stays consistent.
+    mac: Option<[u8; 6]>,
+    /// The destination MAC was confirmed as the peer's own source MAC.
+    mac_confirmed: bool,
+    /// Its own source MAC, from its first frame.
+    src_mac: Option<[u8; 6]>,
+    /// Its TCP checksums are the offload artefact of a capture on its host
+    /// (decided by its first segment).
+    offloaded: Option<bool>,
+    /// Window scale it announced on its SYN.
+    wscale: Option<u8>,
+    /// Sent the timestamps option on its SYN.
+    ts_on_syn: bool,
+    /// Offered SACK on its SYN.
+    sack_on_syn: bool,
+    /// The largest segment it will take (the MSS on its SYN).
+    mss: Option<u16>,
+    /// Its most recent timestamp accepted (PAWS).
+    ts_recent: Option<u32>,
 }
 
 /// A segment whose ACK covers data the capture never showed the other end
@@ -244,23 +254,14 @@ impl Side {
     fn new(limits: reassembly::Limits, policy: Policy) -> Self {
         Side {
             stream: Stream::with_policy(limits, policy),
-            ttl: None,
-            mac: None,
+            shown: Shown::default(),
             syn_ack_seen: false,
-            mac_confirmed: false,
-            src_mac: None,
-            offloaded: None,
-            wscale: None,
-            ts_on_syn: false,
-            sack_on_syn: false,
-            mss: None,
             isn: None,
             uncertain: Vec::new(),
             edge: None,
             max_window: 0,
             max_ack: None,
             snd_nxt: None,
-            ts_recent: None,
             deferred: Vec::new(),
         }
     }
@@ -410,52 +411,6 @@ pub struct Analyzer {
 /// How long what an idle connection showed of its ends is remembered.
 const IDLE_MEMORY_US: u64 = 24 * 3600 * 1_000_000;
 
-/// What one end of a connection showed of itself: its TTL, the station its
-/// frames reach, its checksums, what its SYN negotiated, its last timestamp.
-#[derive(Debug, Clone, Copy)]
-struct SideMemo {
-    ttl: Option<u8>,
-    mac: Option<[u8; 6]>,
-    mac_confirmed: bool,
-    src_mac: Option<[u8; 6]>,
-    offloaded: Option<bool>,
-    wscale: Option<u8>,
-    ts_on_syn: bool,
-    sack_on_syn: bool,
-    mss: Option<u16>,
-    ts_recent: Option<u32>,
-}
-
-impl SideMemo {
-    fn of(s: &Side) -> Self {
-        SideMemo {
-            ttl: s.ttl,
-            mac: s.mac,
-            mac_confirmed: s.mac_confirmed,
-            src_mac: s.src_mac,
-            offloaded: s.offloaded,
-            wscale: s.wscale,
-            ts_on_syn: s.ts_on_syn,
-            sack_on_syn: s.sack_on_syn,
-            mss: s.mss,
-            ts_recent: s.ts_recent,
-        }
-    }
-
-    fn restore(&self, s: &mut Side) {
-        s.ttl = self.ttl;
-        s.mac = self.mac;
-        s.mac_confirmed = self.mac_confirmed;
-        s.src_mac = self.src_mac;
-        s.offloaded = self.offloaded;
-        s.wscale = self.wscale;
-        s.ts_on_syn = self.ts_on_syn;
-        s.sack_on_syn = self.sack_on_syn;
-        s.mss = self.mss;
-        s.ts_recent = self.ts_recent;
-    }
-}
-
 /// A connection wardgate stopped following for want of packets (the idle
 /// timeout) while the hosts keep it open (Linux has no idle timeout): when its
 /// packets resume, the connection is picked up as it was, not as whatever
@@ -466,8 +421,8 @@ struct Resumable {
     at: u64,
     client: SocketAddr,
     server: SocketAddr,
-    up: SideMemo,
-    down: SideMemo,
+    up: Shown,
+    down: Shown,
 }
 
 /// How long a closed connection's key is remembered (Linux's TIME_WAIT is 60 s).
@@ -1002,7 +957,9 @@ impl Analyzer {
                 } else {
                     &c.up
                 };
-                rcv.mss.is_some_and(|m| t.payload.len() <= usize::from(m))
+                rcv.shown
+                    .mss
+                    .is_some_and(|m| t.payload.len() <= usize::from(m))
             });
             if within_mss {
                 checksum = Checksum::Partial;
@@ -1075,7 +1032,7 @@ impl Analyzer {
                         // checksum shows the sender's segments are not the
                         // offload artefact; options any copy offered are kept
                         // (the server's SYN-ACK confirms the timestamps).
-                        let up = &mut c.up;
+                        let up = &mut c.up.shown;
                         if up.ttl.is_some_and(|first| d.ttl > first) {
                             up.ttl = Some(d.ttl);
                         }
@@ -1179,8 +1136,8 @@ impl Analyzer {
             self.counts.connections += 1;
             let mut c = self.new_conn(session, ts);
             if let Some(m) = resumed {
-                m.up.restore(&mut c.up);
-                m.down.restore(&mut c.down);
+                c.up.shown = m.up;
+                c.down.shown = m.down;
             }
             self.flows.insert(k, c);
         }
@@ -1236,11 +1193,11 @@ impl Analyzer {
                 if let Some(syn) = c.pending_syn.take() {
                     let mut side = Side::new(limits, policy);
                     side.isn = Some(syn.isn);
-                    side.wscale = syn.wscale;
-                    side.ts_on_syn = syn.tsval.is_some();
-                    side.ts_recent = syn.tsval;
-                    side.ttl = Some(syn.ttl);
-                    side.mac = syn.dst_mac;
+                    side.shown.wscale = syn.wscale;
+                    side.shown.ts_on_syn = syn.tsval.is_some();
+                    side.shown.ts_recent = syn.tsval;
+                    side.shown.ttl = Some(syn.ttl);
+                    side.shown.mac = syn.dst_mac;
                     side.snd_nxt = Some(syn.isn.wrapping_add(1));
                     side.stream.rebase(isn);
                     c.up = side;
@@ -1266,9 +1223,9 @@ impl Analyzer {
         // run out on the hops between a capture point and a host on the site
         // (at most [`DECOY_TTL`]), may expire before the host. A higher one,
         // or a route change, is only reported.
-        let ttl_change = match snd.ttl {
+        let ttl_change = match snd.shown.ttl {
             None => {
-                snd.ttl = Some(d.ttl);
+                snd.shown.ttl = Some(d.ttl);
                 None
             }
             Some(first) if d.ttl < first && d.ttl <= DECOY_TTL => Some((first, true)),
@@ -1279,25 +1236,25 @@ impl Analyzer {
         // frame of this direction was seen going to it (a decoy sent first to
         // another station cannot set it), else the first frame's destination
         // (a generated capture's one odd address stays consistent).
-        if snd.mac.is_none() {
-            snd.mac = d.dst_mac;
+        if snd.shown.mac.is_none() {
+            snd.shown.mac = d.dst_mac;
         }
-        if let (Some(peer), Some(dst)) = (rcv.src_mac, d.dst_mac) {
-            if dst == peer && !snd.mac_confirmed {
-                snd.mac = Some(peer);
-                snd.mac_confirmed = true;
+        if let (Some(peer), Some(dst)) = (rcv.shown.src_mac, d.dst_mac) {
+            if dst == peer && !snd.shown.mac_confirmed {
+                snd.shown.mac = Some(peer);
+                snd.shown.mac_confirmed = true;
             }
         }
-        if snd.src_mac.is_none() {
-            snd.src_mac = d.src_mac;
+        if snd.shown.src_mac.is_none() {
+            snd.shown.src_mac = d.src_mac;
         }
-        let wrong_mac = matches!((d.dst_mac, snd.mac), (Some(a), Some(b)) if a != b);
+        let wrong_mac = matches!((d.dst_mac, snd.shown.mac), (Some(a), Some(b)) if a != b);
         // A partial checksum is offload when this sender's segments have it
         // from the first (a capture on its host), a decoy after good ones.
         let partial = checksum == Checksum::Partial;
-        let decoy_checksum = match (snd.offloaded, partial) {
+        let decoy_checksum = match (snd.shown.offloaded, partial) {
             (None, p) => {
-                snd.offloaded = Some(p);
+                snd.shown.offloaded = Some(p);
                 false
             }
             (Some(false), true) => true,
@@ -1327,19 +1284,19 @@ impl Analyzer {
             // not read (no TCP Fast Open).
             snd.isn.get_or_insert(t.seq);
             snd.syn_ack_seen |= flags.ack;
-            if snd.wscale.is_none() {
-                snd.wscale = t.options.window_scale;
+            if snd.shown.wscale.is_none() {
+                snd.shown.wscale = t.options.window_scale;
             }
-            snd.ts_on_syn |= t.options.timestamp.is_some();
-            snd.sack_on_syn |= t.options.sack_permitted;
-            if snd.mss.is_none() {
-                snd.mss = t.options.mss;
+            snd.shown.ts_on_syn |= t.options.timestamp.is_some();
+            snd.shown.sack_on_syn |= t.options.sack_permitted;
+            if snd.shown.mss.is_none() {
+                snd.shown.mss = t.options.mss;
             }
             if flags.ack && rcv.isn.is_some_and(|i| t.ack == i.wrapping_add(1)) {
                 // A SYN-ACK carries timestamps only when the SYN it answers
                 // did (RFC 7323 3.2): whichever copy of the SYN reached it.
                 if t.options.timestamp.is_some() {
-                    rcv.ts_on_syn = true;
+                    rcv.shown.ts_on_syn = true;
                 }
                 // Its window is never scaled, and is the receive window until
                 // the listener's next ACK (Linux offers at most 64 KiB on it):
@@ -1359,7 +1316,7 @@ impl Analyzer {
             // With SACK, Linux also takes a RST at the end of the highest
             // block it reports (tcp_validate_incoming); without it, only at
             // rcv_nxt.
-            let sack = snd.sack_on_syn && rcv.sack_on_syn;
+            let sack = snd.shown.sack_on_syn && rcv.shown.sack_on_syn;
             let exact = match next {
                 Some(n) => n == t.seq || (sack && snd.stream.highest_seq() == Some(t.seq)),
                 // Nothing sent yet: a reset of a connection attempt acknowledges
@@ -1417,9 +1374,9 @@ impl Analyzer {
                 "an ACK older than the window (RFC 5961 5.2)",
             ));
         } else if let (true, Some((tsval, _)), Some(recent)) = (
-            snd.ts_on_syn && rcv.ts_on_syn,
+            snd.shown.ts_on_syn && rcv.shown.ts_on_syn,
             t.options.timestamp,
-            snd.ts_recent,
+            snd.shown.ts_recent,
         ) {
             // Linux (tcp_paws_check): one tick of slack, and a zero ts_recent
             // rejects nothing.
@@ -1516,7 +1473,7 @@ impl Analyzer {
                 snd.max_ack = Some(t.ack);
             }
             if !flags.syn {
-                let w = scaled(t.window, snd.wscale, rcv.wscale);
+                let w = scaled(t.window, snd.shown.wscale, rcv.shown.wscale);
                 snd.max_window = snd.max_window.max(w);
                 let edge = t.ack.wrapping_add(w);
                 if snd.edge.is_none_or(|e| after(edge, e)) {
@@ -1536,8 +1493,8 @@ impl Analyzer {
         }
         if let Some((tsval, _)) = t.options.timestamp {
             let in_order = snd.stream.next_seq().is_none_or(|n| !after(t.seq, n));
-            if in_order && snd.ts_recent.is_none_or(|r| !after(r, tsval)) {
-                snd.ts_recent = Some(tsval);
+            if in_order && snd.shown.ts_recent.is_none_or(|r| !after(r, tsval)) {
+                snd.shown.ts_recent = Some(tsval);
             }
         }
         let ttl_note = ttl_change.map(|(first, _)| (first, d.ttl));
@@ -1902,8 +1859,8 @@ impl Analyzer {
                             at: c.last_us,
                             client: c.session.client(),
                             server: c.session.server(),
-                            up: SideMemo::of(&c.up),
-                            down: SideMemo::of(&c.down),
+                            up: c.up.shown,
+                            down: c.down.shown,
                         },
                     );
                 }

@@ -135,6 +135,27 @@ fn fix(f: &mut [u8]) {
     f[t + 16..t + 18].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Writes the checksum offload's pattern into an Ethernet/IPv4/TCP frame's
+/// TCP checksum: the folded pseudo-header sum, wrong on a wire.
+fn partial(f: &mut [u8]) {
+    let len = (f.len() - 34) as u64;
+    let pseudo = sum(&f[26..30], 0) + sum(&f[30..34], 0) + 6 + len;
+    let p = (fold(pseudo) as u16).to_be_bytes();
+    f[34 + 16..34 + 18].copy_from_slice(&p);
+}
+
+/// The server's SYN-ACK advertising `window` (the handshake's second frame).
+fn syn_ack(window: u16) -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN,
+        ack: Some(CISN + 1),
+        syn: true,
+        window,
+        ..Seg::data(0, b"")
+    })
+}
+
 /// The handshake, with timestamps when `ts`.
 fn handshake(ts: bool) -> Vec<Vec<u8>> {
     let t = |v| ts.then_some((v, 0));
@@ -413,14 +434,7 @@ fn an_old_timestamp_and_data_beyond_the_window_are_dropped() {
     // does not shrink its window): a decoy for the bytes beyond it, sent
     // ahead, is dropped; the real bytes come once the window opens.
     let mut frames = handshake(false);
-    frames[1] = build(&Seg {
-        to_server: false,
-        seq: SISN,
-        ack: Some(CISN + 1),
-        syn: true,
-        window: 64,
-        ..Seg::data(0, b"")
-    });
+    frames[1] = syn_ack(64);
     frames.push(build(&Seg {
         to_server: false,
         seq: SISN + 1,
@@ -867,13 +881,6 @@ fn what_the_first_packets_say_cannot_be_turned_against_the_rest() {
 fn partial_checksums_are_offload_on_the_senders_capture_and_decoys_elsewhere() {
     let bad = order("BAD-1", "90");
     let decoy = order("BAD-1", "20");
-    // The offload pattern: the folded pseudo-header sum in the field.
-    let partial = |f: &mut Vec<u8>| {
-        let len = (f.len() - 34) as u64;
-        let pseudo = sum(&f[26..30], 0) + sum(&f[30..34], 0) + 6 + len;
-        let p = (fold(pseudo) as u16).to_be_bytes();
-        f[34 + 16..34 + 18].copy_from_slice(&p);
-    };
     // Captured on the sender's own Ethernet interface: every client segment has it.
     let mut frames = handshake(false);
     for f in frames.iter_mut().step_by(2) {
@@ -1157,14 +1164,7 @@ fn a_decoy_syn_seen_first_does_not_set_the_connection() {
 fn data_past_the_syn_ack_window_is_dropped() {
     let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
     let mut frames = handshake(false);
-    frames[1] = build(&Seg {
-        to_server: false,
-        seq: SISN,
-        ack: Some(CISN + 1),
-        syn: true,
-        window: 100,
-        ..Seg::data(0, b"")
-    });
+    frames[1] = syn_ack(100);
     frames.push(build(&Seg::data(100, &decoy[100..])));
     frames.push(build(&Seg::data(0, &bad[..100])));
     frames.push(server_ack(100));
@@ -1273,12 +1273,6 @@ fn a_large_segment_within_the_mss_is_no_offload() {
     pad.extend(std::iter::repeat_n(b'x', 1500));
     pad.extend_from_slice(b"\r\x1c\r");
     let (real, fake) = ([bad.clone(), pad.clone()].concat(), [decoy, pad].concat());
-    let partial = |f: &mut Vec<u8>| {
-        let len = (f.len() - 34) as u64;
-        let pseudo = sum(&f[26..30], 0) + sum(&f[30..34], 0) + 6 + len;
-        let p = (fold(pseudo) as u16).to_be_bytes();
-        f[34 + 16..34 + 18].copy_from_slice(&p);
-    };
     let mut frames = handshake(false);
     // The server's SYN-ACK announces a jumbo MSS.
     let mut synack = Vec::new();

@@ -463,9 +463,7 @@ impl<C: ClientIo> Relay<C> {
                         };
                         self.cbuf.advance(end.min(self.cbuf.len()));
                         if !sent && open {
-                            self.drain_upstream().await;
-                            self.session
-                                .forward_failed(limit, &Clock::now(), &mut self.outs);
+                            self.forward_failed(limit).await;
                         }
                     }
                     Out::ForwardBytes { bytes, end } => {
@@ -475,9 +473,7 @@ impl<C: ClientIo> Relay<C> {
                         };
                         self.cbuf.advance(end.min(self.cbuf.len()));
                         if !sent && open {
-                            self.drain_upstream().await;
-                            self.session
-                                .forward_failed(limit, &Clock::now(), &mut self.outs);
+                            self.forward_failed(limit).await;
                         }
                     }
                     Out::Consume(n) => self.cbuf.advance(n.min(self.cbuf.len())),
@@ -529,19 +525,20 @@ impl<C: ClientIo> Relay<C> {
     /// so that each is relayed to the sender before the failure's own answers:
     /// an order the upstream acknowledged is never reported unanswered (the
     /// sender would send it again, and the pump get it twice).
-    async fn drain_upstream(&mut self) {
-        let Some(up) = self.upstream.as_mut() else {
-            return;
-        };
-        if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
-            self.ubuf.reserve(READ_CHUNK);
-        }
-        if let Ok(Ok(n)) = tokio::time::timeout(DRAIN_WAIT, up.read_buf(&mut self.ubuf)).await {
-            if n > 0 {
-                self.session
-                    .upstream_bytes(&self.ubuf, &Clock::now(), &mut self.outs);
+    async fn forward_failed(&mut self, limit: std::time::Duration) {
+        if let Some(up) = self.upstream.as_mut() {
+            if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
+                self.ubuf.reserve(READ_CHUNK);
+            }
+            if let Ok(Ok(n)) = tokio::time::timeout(DRAIN_WAIT, up.read_buf(&mut self.ubuf)).await {
+                if n > 0 {
+                    self.session
+                        .upstream_bytes(&self.ubuf, &Clock::now(), &mut self.outs);
+                }
             }
         }
+        self.session
+            .forward_failed(limit, &Clock::now(), &mut self.outs);
     }
 }
 
