@@ -212,6 +212,11 @@ pub fn decode(buf: &[u8], max_body: usize) -> Result<Option<(Entry<'_>, usize)>,
         },
         _ => return Err(JournalError::Invalid("unknown record kind")),
     };
+    // A record is its fields and nothing more: bytes after them (under a
+    // checksum that covers them) are no record wardgate wrote.
+    if !r.b.is_empty() {
+        return Err(JournalError::Invalid("bytes after the record's fields"));
+    }
     Ok(Some((entry, need)))
 }
 

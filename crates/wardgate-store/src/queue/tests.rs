@@ -339,6 +339,24 @@ proptest! {
     }
 }
 
+/// Found by the queue_journal fuzz target: a record whose length and checksum
+/// cover bytes after its fields decoded, and re-encoded shorter. It is no
+/// record wardgate wrote: refused.
+#[test]
+fn bytes_after_a_records_fields_are_refused() {
+    let mut buf = Vec::new();
+    encode(&Entry::Delivered { id: 7, at_us: 9 }, &mut buf);
+    let mut body = buf[journal::HEADER..].to_vec();
+    body.extend_from_slice(b"trailing");
+    let mut padded = (body.len() as u32).to_le_bytes().to_vec();
+    padded.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    padded.extend_from_slice(&body);
+    assert!(matches!(
+        decode(&padded, 4096),
+        Err(JournalError::Invalid(_))
+    ));
+}
+
 #[test]
 fn lowering_the_frame_limit_does_not_cut_records_written_under_a_higher_one() {
     let dir = tempfile::tempdir().unwrap();
