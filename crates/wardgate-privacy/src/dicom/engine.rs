@@ -24,6 +24,34 @@ const METHOD: u32 = 0x0012_0063;
 const METHOD_CODES: u32 = 0x0012_0064;
 const TEMPORAL_MODIFIED: u32 = 0x0028_0303;
 
+/// The UI attributes of a data set that Table E.1-1 does not list and that name
+/// a definition, not an instance: SOP classes, transfer syntaxes, coding
+/// schemes, context groups, mapping resources, a software version. They are
+/// kept; every other UI attribute the table does not list (Multi-frame Source
+/// SOP Instance UID, Volume Frame of Reference UID, a Concatenation Source...)
+/// can name the original object, so its values are replaced as U would
+/// (consistently, so references stay whole).
+pub(super) const DEFINITION_UIDS: [u32; 18] = [
+    0x0008_0016, // SOP Class UID
+    0x0008_001A, // Related General SOP Class UID
+    0x0008_001B, // Original Specialized SOP Class UID
+    0x0008_0062, // SOP Classes in Study
+    0x0008_010C, // Coding Scheme UID
+    0x0008_010D, // Context Group Extension Creator UID
+    0x0008_0117, // Context UID
+    0x0008_0118, // Mapping Resource UID
+    0x0008_040E, // Stored Instance Transfer Syntax UID
+    0x0008_1150, // Referenced SOP Class UID
+    0x0008_115A, // SOP Classes Supported
+    0x0008_3002, // Available Transfer Syntax UID
+    0x0008_9123, // Creator-Version UID
+    0x0034_0003, // Flow Transfer Syntax UID
+    0x0400_0010, // MAC Calculation Transfer Syntax UID
+    0x0400_0510, // Encrypted Content Transfer Syntax UID
+    0x3010_0052, // Pertinent SOP Classes in Study
+    0x3010_0053, // Pertinent SOP Classes in Series
+];
+
 /// Secondary Capture SOP classes: screenshots, scanned documents, anything
 /// converted into an image, where identity is often in the pixels.
 const SECONDARY_CAPTURE: [&str; 5] = [
@@ -1129,8 +1157,11 @@ impl Deidentifier {
             return Ok(Decision::PatientName);
         }
         let Some(r) = rule(e.tag) else {
-            // By the declared VR or the dictionary's, whichever is text.
             let dict = dictionary_vr(e.tag);
+            if dict.unwrap_or(e.sem) == Vr::UI && !DEFINITION_UIDS.contains(&e.tag) {
+                return Ok(Decision::Uid);
+            }
+            // By the declared VR or the dictionary's, whichever is text.
             let any = |f: fn(Vr) -> bool| f(e.sem) || dict.is_some_and(f);
             let d = match content {
                 Content::Dummy

@@ -1483,3 +1483,66 @@ fn other_patient_ids_are_bounded_and_must_be_text() {
         Err(DeidError::NotText { tag: 0x0010_0020 })
     ));
 }
+
+#[test]
+fn uid_attributes_the_table_does_not_list_are_replaced_but_definitions_are_kept() {
+    // Multi-frame Source SOP Instance UID and a Concatenation Source name the
+    // original objects: replaced as U, consistently with the SOP Instance UID
+    // they repeat. SOP classes, transfer syntaxes and coding schemes name
+    // definitions: kept.
+    for enc in [Encoding::ImplicitLe, Encoding::ExplicitLe] {
+        let b = B(enc);
+        let data = cat(&[
+            b.el(0x0008_0016, "UI", b"1.2.840.10008.5.1.4.1.1.2"),
+            b.el(0x0008_0018, "UI", b"1.2.3.99.1"),
+            b.el(0x0008_0062, "UI", b"1.2.840.10008.5.1.4.1.1.2"),
+            b.el(0x0008_1167, "UI", b"1.2.3.99.1\\1.2.3.99.2"),
+            b.seq(
+                0x0008_2218,
+                &[cat(&[
+                    b.el(0x0008_0100, "SH", b"T-D1100"),
+                    b.el(0x0008_010C, "UI", b"2.16.840.1.113883.6.96"),
+                ])],
+                false,
+            ),
+            b.el(0x0010_0020, "LO", b"P1"),
+            b.el(0x0020_0242, "UI", b"1.2.3.99.2"),
+            b.el(0x0020_9312, "UI", b"1.2.3.77"),
+        ]);
+        let out = run(&DicomProfile::default(), enc, &data).expect("deid");
+        let els = walk(enc, &out);
+        let pp = p();
+        let both = format!("{}\\{}", pp.uid("1.2.3.99.1"), pp.uid("1.2.3.99.2"));
+        assert_eq!(val(&els, "00081167"), Some(both.into_bytes()));
+        assert_eq!(
+            val(&els, "00200242"),
+            Some(pp.uid("1.2.3.99.2").into_bytes())
+        );
+        assert_eq!(val(&els, "00209312"), Some(pp.uid("1.2.3.77").into_bytes()));
+        assert_eq!(
+            val(&els, "00080018"),
+            Some(pp.uid("1.2.3.99.1").into_bytes())
+        );
+        assert_eq!(
+            val(&els, "00080016"),
+            Some(b"1.2.840.10008.5.1.4.1.1.2".to_vec())
+        );
+        assert_eq!(
+            val(&els, "00080062"),
+            Some(b"1.2.840.10008.5.1.4.1.1.2".to_vec())
+        );
+        assert_eq!(
+            val(&els, "00082218/0/0008010C"),
+            Some(b"2.16.840.1.113883.6.96".to_vec())
+        );
+        assert!(!out.windows(8).any(|w| w == b"1.2.3.99"));
+    }
+}
+
+#[test]
+fn the_kept_definition_uids_are_ui_attributes_the_table_does_not_list() {
+    for tag in super::engine::DEFINITION_UIDS {
+        assert_eq!(dictionary_vr(tag), Some(Vr::UI), "{tag:08X}");
+        assert!(super::table::rule(tag).is_none(), "{tag:08X} is listed");
+    }
+}
