@@ -17,7 +17,7 @@ the test fails:
 | dummy-content | replaced | kept | D on a sequence (Content Sequence, Verifying Observer Sequence, code sequences): wardgate keeps the structure and puts the dummy in every text value the table does not name, since a dummy may not carry the original's words or codes; dicognito keeps SR text and codes |
 | table-empties-not-fakes | removed, emptied | replaced | the table says X or Z (study date and time, accession number, referring physician...), wardgate does that; dicognito substitutes a plausible fake (a shifted date, a made-up name or ID). Both hide the original |
 | empty-stays-empty | kept (empty) | replaced | an empty value has nothing to hide; wardgate keeps it empty, dicognito invents one |
-| uid-not-in-table | kept | replaced | a UID the table does not list (Coding Scheme UID) names a coding scheme, not a patient or study; dicognito replaces every UI except SOP classes and the transfer syntax |
+| uid-not-in-table | kept | replaced | a UID the table does not list that names a definition (Coding Scheme UID) names a coding scheme, not a patient or study; dicognito replaces every UI except SOP classes and the transfer syntax (wardgate replaces the other UIDs the table does not list, as dicognito does) |
 | added | added | added | wardgate adds Patient Identity Removed, De-identification Method and its Code Sequence (CID 7050); dicognito adds De-identification Method and an Institution Address to go with its fake Institution Name |
 """
 import json
