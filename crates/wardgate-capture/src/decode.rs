@@ -173,11 +173,12 @@ pub struct Decoded<'a> {
     /// Destination MAC address (Ethernet only; all zero only with a source
     /// that is not, as a decoy to no station has it).
     pub dst_mac: Option<[u8; 6]>,
-    /// Outermost VLAN id, if tagged.
+    /// Outermost VLAN id, if tagged (VLAN 0, a priority tag, is no VLAN).
     pub vlan: Option<u16>,
-    /// Every VLAN tag (outer and inner, 12 bits each, plus one so that VLAN 0 is
-    /// not untagged): part of a flow's key, so the same addresses and ports on
-    /// another VLAN are another flow.
+    /// Every VLAN tag but VLAN 0 (outer and inner, 12 bits each, plus one):
+    /// part of a flow's key, so the same addresses and ports on another VLAN
+    /// are another flow. A VLAN 0 (priority) tag is left out: the host reads
+    /// such a frame as untagged.
     pub vlans: u32,
     /// The frame was captured on the host that sent it (loopback, or a cooked
     /// capture marked outgoing): its TCP checksum may be the partial one checksum
@@ -274,8 +275,13 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
                 if tags > 2 {
                     return Err(bad("more than two VLAN tags"));
                 }
-                vlan.get_or_insert(tci);
-                vlans = (vlans << 16) | (u32::from(tci) + 1);
+                // VLAN 0 is a priority tag, not a VLAN: Linux strips it and
+                // reads the frame as untagged (or by its inner tag), so it is
+                // no part of the flow's key.
+                if tci != 0 {
+                    vlan.get_or_insert(tci);
+                    vlans = (vlans << 16) | (u32::from(tci) + 1);
+                }
                 at += 4;
             };
             // Loopback frames carry zero MACs on both sides: no station is
@@ -477,6 +483,22 @@ fn ipv4_options(opts: &[u8]) -> Option<HostDrop> {
                 return Some(HostDrop::BadIpOptions)
             }
             68 if len < 4 || ptr < 5 => return Some(HostDrop::BadIpOptions),
+            // Timestamp: room for the entry its flag asks for where the
+            // pointer is inside the option; a full option (pointer past it)
+            // whose overflow count is already 15 (not for prespecified).
+            68 => {
+                let (ptr, flags) = (usize::from(ptr), opts.get(at + 3).copied().unwrap_or(0));
+                let refused = if ptr <= len {
+                    ptr + 3 > len || (matches!(flags & 0x0f, 1 | 3) && ptr + 7 > len)
+                } else {
+                    flags & 0x0f != 3 && flags >> 4 == 15
+                };
+                if refused {
+                    return Some(HostDrop::BadIpOptions);
+                }
+            }
+            // Router alert: four bytes at least.
+            148 if len < 4 => return Some(HostDrop::BadIpOptions),
             // CIPSO: refused unless a DOI is configured (none is by default).
             134 => return Some(HostDrop::BadIpOptions),
             _ => {}

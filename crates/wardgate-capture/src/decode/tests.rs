@@ -169,6 +169,24 @@ fn ipv4_options_the_host_refuses() {
         (&[25, 4, 0, 0][..], None),         // unknown: ignored
         (&[1, 1, 1, 7][..], Some(HostDrop::BadIpOptions)), // a kind with no length
         (&[7, 7, 6, 0, 0, 0, 0][..], Some(HostDrop::BadIpOptions)), // no room for an address
+        (&[68, 8, 5, 0, 0, 0, 0, 0][..], None), // timestamp, room for one
+        (&[68, 8, 9, 0x10, 0, 0, 0, 0][..], None), // full, overflow 1
+        (
+            &[68, 8, 9, 0xf0, 0, 0, 0, 0][..],
+            Some(HostDrop::BadIpOptions),
+        ), // overflow 15
+        (&[68, 8, 9, 0xf3, 0, 0, 0, 0][..], None), // prespecified: no overflow count
+        (
+            &[68, 8, 5, 0x01, 0, 0, 0, 0][..],
+            Some(HostDrop::BadIpOptions),
+        ), // no room for address and time
+        (&[68, 12, 5, 0x01, 0, 0, 0, 0, 0, 0, 0, 0][..], None), // room for both
+        (
+            &[68, 8, 5, 0x03, 0, 0, 0, 0][..],
+            Some(HostDrop::BadIpOptions),
+        ), // prespecified, short
+        (&[68, 6, 5, 0, 0, 0, 1, 0][..], Some(HostDrop::BadIpOptions)), // no room for a time
+        (&[148, 2, 1, 0][..], Some(HostDrop::BadIpOptions)), // router alert of length 2
     ] {
         let p = ipv4_with_options(opts);
         let d = decode(LinkType::RawIp, &p).expect("decodes");
@@ -296,6 +314,29 @@ fn qinq_tags_are_both_in_the_key() {
     assert!(decode(LinkType::Ethernet, &three).is_err());
 }
 
+#[test]
+fn a_vlan_0_priority_tag_is_no_vlan() {
+    // Linux strips a VLAN 0 tag and reads the frame as untagged (or by its
+    // inner tag): the same connection as the untagged frames.
+    let f = tcp_frame(None, b"x");
+    for tags in [
+        &[0x81u8, 0x00, 0xe0, 0][..],
+        &[0x88, 0xa8, 0, 0][..],
+        &[0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 0][..],
+    ] {
+        let mut q = f[..12].to_vec();
+        q.extend_from_slice(tags);
+        q.extend_from_slice(&f[12..]);
+        let d = decode(LinkType::Ethernet, &q).expect("decodes");
+        assert_eq!((d.vlan, d.vlans), (None, 0), "{tags:02x?}");
+    }
+    let mut inner = f[..12].to_vec();
+    inner.extend_from_slice(&[0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 20]);
+    inner.extend_from_slice(&f[12..]);
+    let d = decode(LinkType::Ethernet, &inner).expect("decodes");
+    assert_eq!((d.vlan, d.vlans), (Some(20), 21));
+}
+
 proptest::proptest! {
     /// The hand parser agrees with etherparse on what etherparse builds: VLAN,
     /// ports, numbers, flags, window, payload; and the checksum it built is good.
@@ -328,7 +369,7 @@ proptest::proptest! {
         let Some(etherparse::TransportSlice::Tcp(et)) = e.transport else { panic!("etherparse: not TCP") };
         let d = decode(LinkType::Ethernet, &f).expect("decodes");
         let Transport::Tcp(t) = d.transport else { panic!("not TCP") };
-        proptest::prop_assert_eq!(d.vlan, vlan);
+        proptest::prop_assert_eq!(d.vlan, vlan.filter(|&v| v != 0));
         proptest::prop_assert_eq!((t.src_port, t.dst_port, t.seq, t.window), (et.source_port(), et.destination_port(), et.sequence_number(), et.window_size()));
         proptest::prop_assert_eq!((t.flags.syn, t.flags.fin, t.flags.rst, t.flags.ack), (et.syn(), et.fin(), et.rst(), et.ack()));
         proptest::prop_assert_eq!(t.payload, et.payload());
