@@ -634,10 +634,13 @@ impl Analyzer {
                 self.counts.fragments += 1;
                 let scope = u64::from(d.vlans);
                 let mut anomalies = Vec::new();
+                let frame = defrag::Frame { dst_mac: d.dst_mac };
                 let whole = if v6 {
-                    self.defrag.ipv6(scope, ip, ts, &mut |a| anomalies.push(a))
+                    self.defrag
+                        .ipv6_framed(scope, ip, frame, ts, &mut |a| anomalies.push(a))
                 } else {
-                    self.defrag.ipv4(scope, ip, ts, &mut |a| anomalies.push(a))
+                    self.defrag
+                        .ipv4_framed(scope, ip, frame, ts, &mut |a| anomalies.push(a))
                 };
                 for a in anomalies {
                     self.fragment_anomaly(&a, out);
@@ -670,6 +673,7 @@ impl Analyzer {
             A::Duplicate { .. } => return,
             A::Overlap { .. } | A::DuplicateDiffers { .. } => rules::FRAGMENT_OVERLAP,
             A::TimedOut { .. } | A::Evicted { .. } => rules::FRAGMENT_INCOMPLETE,
+            A::MixedStations { .. } => rules::OTHER_STATION_MAC,
             _ => rules::FRAGMENT_ANOMALY,
         };
         let k = a.key();

@@ -46,6 +46,14 @@
 //! A discarded or completed queue is gone: later fragments with the same key start a
 //! new one, as in Linux.
 //!
+//! What the frames say (`ipv4_framed`, `ipv6_framed`): a host takes only frames to
+//! its own MAC, and a router drops a fragment whose TTL runs out, before any queue.
+//! So a datagram whose held fragments were framed to different MACs is dropped
+//! ([`Anomaly::MixedStations`]): no host had them all. And the result carries the
+//! lowest TTL of its fragments, not the first's, so that the caller's TTL checks
+//! see a fragment that may expire on the way (a decoy datagram completed only for
+//! the monitor).
+//!
 //! IPv4 (`ip_rcv_core`, `ip_frag_reasm`): a header with a bad checksum is ignored, as
 //! Linux drops it before reassembly (else a forged fragment could fill a hole for the
 //! monitor only). The result is the offset-0 fragment's header, options kept, with
@@ -251,6 +259,13 @@ pub enum Anomaly {
         /// The datagram.
         key: Key,
     },
+    /// The fragments of one datagram were framed to different stations' MAC
+    /// addresses: a host receives only the frames to its own, so it never had
+    /// them all. Complete for the monitor, dropped.
+    MixedStations {
+        /// The datagram.
+        key: Key,
+    },
 }
 
 impl Anomaly {
@@ -267,7 +282,8 @@ impl Anomaly {
             | Anomaly::HeaderNotInFirst { key }
             | Anomaly::TimedOut { key }
             | Anomaly::Evicted { key }
-            | Anomaly::TooFar { key } => key,
+            | Anomaly::TooFar { key }
+            | Anomaly::MixedStations { key } => key,
         }
     }
 
@@ -301,6 +317,9 @@ impl Anomaly {
             Anomaly::TooFar { key } => {
                 format!("IP reassembly restarted: too many other fragments from the source ({key})")
             }
+            Anomaly::MixedStations { key } => format!(
+                "IP fragments of one datagram framed to different stations' MAC addresses ({key}): no host received them all; dropped"
+            ),
         }
     }
 }
@@ -385,6 +404,12 @@ struct Queue {
     head: Option<Head>,
     /// Bytes charged against [`Limits::max_bytes`].
     charged: usize,
+    /// The lowest TTL (hop limit) of the held fragments: the result carries it.
+    min_ttl: u8,
+    /// The destination MAC of the first held fragment that had one.
+    mac: Option<[u8; 6]>,
+    /// A held fragment was framed to another MAC than `mac`.
+    macs_differ: bool,
 }
 
 #[derive(Debug)]
@@ -414,6 +439,10 @@ enum HeadRef<'a> {
 struct Incoming<'a> {
     offset: u32,
     more: bool,
+    /// Its IPv4 TTL or IPv6 hop limit.
+    ttl: u8,
+    /// The destination MAC of its frame, when the link has one.
+    mac: Option<[u8; 6]>,
     /// `ip_frag_ecn_table` bit of its ECN codepoint.
     ecn: u8,
     head: HeadRef<'a>,
@@ -461,6 +490,13 @@ enum Verdict {
     Complete,
 }
 
+/// What a caller knows of a fragment's frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// The frame's destination MAC address, when the link has one.
+    pub dst_mac: Option<[u8; 6]>,
+}
+
 impl Defrag {
     /// An empty reassembler.
     pub fn new(limits: Limits) -> Self {
@@ -484,6 +520,22 @@ impl Defrag {
         &mut self,
         scope: u64,
         ip: &[u8],
+        now_us: u64,
+        anomaly: &mut dyn FnMut(Anomaly),
+    ) -> Option<Vec<u8>> {
+        self.ipv4_framed(scope, ip, Frame::default(), now_us, anomaly)
+    }
+
+    /// [`Self::ipv4`] for a fragment that came in `frame`: fragments of one
+    /// datagram framed to different stations give [`Anomaly::MixedStations`]
+    /// and no datagram, and the result's TTL is the lowest of its fragments'
+    /// (a fragment that may expire on the way leaves the host without the
+    /// datagram, so the datagram is judged by it).
+    pub fn ipv4_framed(
+        &mut self,
+        scope: u64,
+        ip: &[u8],
+        frame: Frame,
         now_us: u64,
         anomaly: &mut dyn FnMut(Anomaly),
     ) -> Option<Vec<u8>> {
@@ -514,6 +566,8 @@ impl Defrag {
         let frag = Incoming {
             offset: p.offset,
             more: p.more,
+            ttl: p.header.get(8).copied().unwrap_or(0),
+            mac: frame.dst_mac,
             ecn: ecn_bit(p.ecn),
             head: HeadRef::V4(p.header),
             data: p.data,
@@ -529,6 +583,19 @@ impl Defrag {
         &mut self,
         scope: u64,
         ip: &[u8],
+        now_us: u64,
+        anomaly: &mut dyn FnMut(Anomaly),
+    ) -> Option<Vec<u8>> {
+        self.ipv6_framed(scope, ip, Frame::default(), now_us, anomaly)
+    }
+
+    /// [`Self::ipv6`] for a fragment that came in `frame`, as
+    /// [`Self::ipv4_framed`].
+    pub fn ipv6_framed(
+        &mut self,
+        scope: u64,
+        ip: &[u8],
+        frame: Frame,
         now_us: u64,
         anomaly: &mut dyn FnMut(Anomaly),
     ) -> Option<Vec<u8>> {
@@ -572,6 +639,8 @@ impl Defrag {
         let frag = Incoming {
             offset: p.offset,
             more: p.more,
+            ttl: p.unfrag.get(7).copied().unwrap_or(0),
+            mac: frame.dst_mac,
             ecn: ecn_bit(p.ecn),
             head: HeadRef::V6 {
                 unfrag: p.unfrag,
@@ -661,6 +730,9 @@ impl Defrag {
                 runs: BTreeMap::new(),
                 head: None,
                 charged: QUEUE_OVERHEAD,
+                min_ttl: u8::MAX,
+                mac: None,
+                macs_differ: false,
             },
         );
         self.held = self.held.saturating_add(QUEUE_OVERHEAD);
@@ -772,8 +844,14 @@ impl Defrag {
                 None
             }
             Verdict::Complete => {
+                let mixed = self.queues.get(&lookup).is_some_and(|q| q.macs_differ);
                 let q = self.queues.get(&lookup).map(Queue::assemble);
                 self.remove(&lookup);
+                if mixed {
+                    self.stats.dropped_queues += 1;
+                    anomaly(Anomaly::MixedStations { key });
+                    return None;
+                }
                 match q? {
                     Ok(out) => {
                         self.stats.reassembled += 1;
@@ -802,6 +880,9 @@ impl Queue {
         self.ecn = 0;
         self.charged = QUEUE_OVERHEAD;
         self.created_us = now_us;
+        self.min_ttl = u8::MAX;
+        self.mac = None;
+        self.macs_differ = false;
     }
 
     /// Steps 1 to 6 of the module documentation.
@@ -869,6 +950,13 @@ impl Queue {
             .saturating_add(FRAGMENT_OVERHEAD);
         self.meat = self.meat.saturating_add(end - f.offset);
         self.ecn |= f.ecn;
+        self.min_ttl = self.min_ttl.min(f.ttl);
+        if let Some(m) = f.mac {
+            match self.mac {
+                None => self.mac = Some(m),
+                Some(first) => self.macs_differ |= first != m,
+            }
+        }
         if f.offset == 0 {
             let head = match f.head {
                 HeadRef::V4(h) => Head::V4(h.into()),
@@ -956,15 +1044,27 @@ impl Queue {
         }
         let ce = if self.ecn & ECN_CE != 0 { 3 } else { 0 };
         let parts: Vec<&[u8]> = self.frags.values().map(|d| &d[..]).collect();
-        match &self.head {
-            Some(Head::V4(header)) => build_v4(header, ce, &parts).ok_or(Fault::TooLarge),
+        let mut out = match &self.head {
+            Some(Head::V4(header)) => build_v4(header, ce, &parts).ok_or(Fault::TooLarge)?,
             Some(Head::V6 {
                 unfrag,
                 nh_off,
                 next,
-            }) => build_v6(unfrag, *nh_off, *next, ce, &parts).ok_or(Fault::TooLarge),
-            None => Err(Fault::Inconsistent),
+            }) => build_v6(unfrag, *nh_off, *next, ce, &parts).ok_or(Fault::TooLarge)?,
+            None => return Err(Fault::Inconsistent),
+        };
+        // The lowest TTL of the fragments (the header checksum covers it).
+        if let Some(Head::V4(header)) = &self.head {
+            if let Some(t) = out.get_mut(8) {
+                *t = self.min_ttl;
+            }
+            put16(&mut out, 10, 0);
+            let sum = checksum(out.get(..header.len()).unwrap_or_default());
+            put16(&mut out, 10, sum);
+        } else if let Some(t) = out.get_mut(7) {
+            *t = self.min_ttl;
         }
+        Ok(out)
     }
 }
 

@@ -189,6 +189,17 @@ impl Rig {
         self.v4_at(0, p, 0)
     }
 
+    fn v4_to(&mut self, mac: u8, p: &[u8]) -> Option<Vec<u8>> {
+        let seen = &mut self.seen;
+        let frame = Frame {
+            dst_mac: Some([2, 0, 0, 0, 0, mac]),
+        };
+        let r = self.d.ipv4_framed(0, p, frame, 0, &mut |a| seen.push(a));
+        self.out.extend(r.clone());
+        check(&self.d);
+        r
+    }
+
     fn v4_at(&mut self, scope: u64, p: &[u8], now: u64) -> Option<Vec<u8>> {
         let seen = &mut self.seen;
         let r = self.d.ipv4(scope, p, now, &mut |a| seen.push(a));
@@ -283,6 +294,7 @@ fn kind(a: &Anomaly) -> &'static str {
         Anomaly::TimedOut { .. } => "TimedOut",
         Anomaly::Evicted { .. } => "Evicted",
         Anomaly::TooFar { .. } => "TooFar",
+        Anomaly::MixedStations { .. } => "MixedStations",
     }
 }
 
@@ -312,6 +324,57 @@ fn ipv4_in_order_gives_the_original_datagram() {
     assert_eq!((r.d.queues(), r.d.held_bytes()), (0, 0));
     assert_eq!(r.d.stats().reassembled, 1);
     assert_eq!(r.d.stats().fragments, 3);
+}
+
+#[test]
+fn fragments_framed_to_different_stations_give_no_datagram() {
+    // A host takes only the frames to its MAC: it never had them all.
+    for odd in 0..3 {
+        let (w, f) = three4();
+        let mut r = Rig::new();
+        for (i, frag) in f.iter().enumerate() {
+            let got = r.v4_to(if i == odd { 9 } else { 1 }, frag);
+            assert_eq!(got, None, "fragment {i} of odd {odd}");
+        }
+        assert_eq!(
+            r.seen.iter().map(kind).collect::<Vec<_>>(),
+            ["MixedStations"]
+        );
+        assert_eq!((r.d.queues(), r.d.held_bytes()), (0, 0));
+        // All to one station: the datagram.
+        let mut r = Rig::new();
+        let out: Vec<_> = f.iter().filter_map(|frag| r.v4_to(1, frag)).collect();
+        assert_eq!(out, [expected4(&w)]);
+    }
+}
+
+#[test]
+fn the_datagram_carries_the_lowest_ttl_of_its_fragments() {
+    // A fragment that may expire on the way: the caller's TTL checks see it.
+    for low in 0..3 {
+        let (w, mut f) = three4();
+        f[low][8] = 1;
+        fix_checksum(&mut f[low]);
+        let mut r = Rig::new();
+        let out: Vec<_> = f.iter().filter_map(|frag| r.v4(frag)).collect();
+        let mut want = expected4(&w);
+        want[8] = 1;
+        fix_checksum(&mut want);
+        assert_eq!(out, [want], "low TTL on fragment {low}");
+    }
+    // IPv6: the hop limit likewise.
+    let w = whole6(&payload(100));
+    let mut f = [
+        frag6(&w, false, 0, 48, true),
+        frag6(&w, false, 48, 48, true),
+        frag6(&w, false, 96, 24, false),
+    ];
+    f[1][7] = 2;
+    let mut r = Rig::new();
+    let out: Vec<_> = f.iter().filter_map(|frag| r.v6(frag)).collect();
+    let mut want = expected6(&w, false);
+    want[7] = 2;
+    assert_eq!(out, [want]);
 }
 
 #[test]
@@ -950,6 +1013,7 @@ fn describe_is_one_sentence_naming_the_datagram() {
         Anomaly::TimedOut { key },
         Anomaly::Evicted { key },
         Anomaly::TooFar { key },
+        Anomaly::MixedStations { key },
     ] {
         let d = a.describe();
         assert!(d.contains("10.0.0.1 -> 10.0.0.2 id 0x42"), "{d}");
