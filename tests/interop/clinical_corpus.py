@@ -486,6 +486,43 @@ def cases():
           message(cid(), [(heparin(0).replace("|0|265266^MDC_DIM_MILLI_L_PER_HR^MDC|", "|4000|U^U^UCUM|"), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "100", ML_H[0])])], orc="CH"),
           "allow")
 
+    # --- Found by a fourth adversarial review (regressions) --------------------
+    def before_orc(text, seg):
+        return text.replace("ORC|", seg + "\rORC|", 1)
+
+    hep5000 = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1])
+    for where, tq1 in [("TQ1-13 1 min", f"TQ1|1||||||||||||1^{MIN_CQ}"),
+                       ("TQ1-6 1 min", f"TQ1|1|||||1^{MIN_CQ}"),
+                       ("TQ1-7/8 one minute apart", "TQ1|1||||||202612040800|202612040801")]:
+        c.add(f"heparin 5000 U with a {where} placed before ORC",
+              before_orc(message(cid(), [(hep5000, [])]), tq1), "block", "WG-INF-036")
+    c.add("heparin 5000 U with a TQ1 placed before PID",
+          message(cid(), [(hep5000, [])]).replace("PID|", f"TQ1|1||||||||||||1^{MIN_CQ}\rPID|", 1), "block", "WG-INF-036")
+    c.add("heparin 5000 U with a TQ1 after a trailing ORC",
+          message(cid(), [(hep5000, [])], post=["ORC|RE|X^EHR", f"TQ1|1||||||||||||1^{MIN_CQ}"]), "block", "WG-INF-036")
+    c.add("vancomycin 1000 mg with a 1-minute TQ1 before ORC",
+          before_orc(message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="1000", f16=MG[1]), [])]), f"TQ1|1||||||||||||1^{MIN_CQ}"),
+          "block", "WG-INF-036")
+    c.add("a TQ1 with no duration before ORC is no programme",
+          before_orc(message(cid(), [(heparin(10), [])]), "TQ1|1"), "allow")
+    bag_bolus = rxg(f1="1", f4="HEP^heparin^LOCAL", f5="25000", f7=U[1], f15="10", f16=ML_H[0], f17="25000", f18=U[1], f23="250", f24=ML[1])
+    c.add("heparin bag of 25000 U at 10 mL/h (ORC-1 RE) is routine",
+          message(cid(), [(bag_bolus, [])]), "allow")
+    for orc1 in ("CH&", "CH&RE", "\\H\\CH\\N\\", "ch", " CH", "CH "):
+        c.add(f"ORC-1 {orc1!r} is not one order control code",
+              message(cid(), [(bag_bolus, [])], orc=orc1), "block", "WG-INF-039")
+    c.add("order type with text clinician-dose and no code",
+          message(cid(), [(bag_bolus, ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||^clinician-dose"])]), "block", "WG-INF-039")
+    c.add("order type with an alternate text and no code",
+          message(cid(), [(heparin(10), ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||^^^^loading-dose"])]), "block", "WG-INF-039")
+    for code in ("0157784", "157784.0", "2::26712", "2::157784"):
+        c.add(f"OBX-3 rate code written {code} disagreeing with RXG",
+              message(cid(), [(heparin(10), [obx(1, f"{code}^^MDC", "300", ML_H[0])])]), "block", "WG-INF-017")
+    c.add("OBX-3 rate code written 0157784 agreeing with RXG",
+          message(cid(), [(heparin(10), [obx(1, "0157784^^MDC", "10", ML_H[0])])]), "allow")
+    c.add("TQ1-7/8 written to the hour, agreeing with VTBI over rate",
+          message(cid(), [(heparin(125, strength="2500", vtbi=250), ["TQ1|1||||||2026120412|2026120414"])]), "allow")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

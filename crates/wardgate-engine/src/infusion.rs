@@ -253,6 +253,24 @@ pub fn check(
             );
             return out;
         }
+        // One table 0119 code (two upper-case letters) as written: `CH&`,
+        // `\H\CH\N\` or `ch` read as CH by one parser and not by another
+        // decide between bolus and infusion limits.
+        let code = f.raw();
+        if !code.is_empty() && !(code.len() == 2 && code.iter().all(u8::is_ascii_uppercase)) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::AMBIGUOUS_ORDER_KIND,
+                    format!(
+                        "ORC #{}: the order control (ORC-1) {:?} is not one order control code as written; whether the order is a bolus (CH) depends on the reading",
+                        n + 1,
+                        bounded(&String::from_utf8_lossy(code))
+                    ),
+                )
+                .at(loc(b"ORC", n + 1, 1)),
+            );
+            return out;
+        }
     }
     if gives.len() > MAX_GIVES {
         out.findings.push(OrderFinding::new(
@@ -293,6 +311,28 @@ pub fn check(
                     ),
                 )
                 .at(loc(b"OBX", seqs[i], 3)),
+            );
+            return out;
+        }
+    }
+    // Likewise a TQ1 stating a duration that times no give (before the
+    // order's ORC, say): a receiver's parser may file it under the order.
+    for (i, s) in segments.iter().enumerate() {
+        if s.id() == b"TQ1"
+            && states_duration(s)
+            && !groups
+                .iter()
+                .any(|g| g.tq1.iter().any(|(j, _)| *j == i) || g.ambiguous_tq1 == Some(seqs[i]))
+        {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::MISPLACED_PARAMETER,
+                    format!(
+                        "TQ1 #{}: a duration (TQ1-6, 7/8 or 13) outside any give's timing (between its ORC and RXG, or after the RXG)",
+                        seqs[i]
+                    ),
+                )
+                .at(loc(b"TQ1", seqs[i], 1)),
             );
             return out;
         }
@@ -1814,10 +1854,12 @@ fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
         if p.is_empty() {
             continue;
         }
-        if let Some(&(_, _, kind)) = PARAMS
-            .iter()
-            .find(|(code, name, _)| p == *code || p.eq_ignore_ascii_case(name))
-        {
+        let numbers = code_numbers(p);
+        if let Some(&(_, _, kind)) = PARAMS.iter().find(|(code, name, _)| {
+            p == *code
+                || p.eq_ignore_ascii_case(name)
+                || code.parse::<u64>().is_ok_and(|c| numbers.contains(&c))
+        }) {
             match param {
                 Some(k) if k != kind => return Some(Err(())),
                 _ => param = Some(kind),
@@ -1825,6 +1867,31 @@ fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
         }
     }
     param.map(Ok)
+}
+
+/// The numbers a receiver may read in an MDC code written other than plainly:
+/// leading zeros (`0157784`), a decimal point (`157784.0`), the
+/// `partition::code` form (`2::26712` is 157784) or its code part alone. An
+/// OBX any of whose readings is a programming parameter is checked as one.
+fn code_numbers(p: &str) -> Vec<u64> {
+    let int = |t: &str| -> Option<u64> {
+        let t = t.trim();
+        let t = t
+            .split_once('.')
+            .filter(|(_, frac)| frac.bytes().all(|b| b == b'0'))
+            .map_or(t, |(i, _)| i);
+        (!t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let mut out: Vec<u64> = int(p).into_iter().collect();
+    if let Some((part, code)) = p.split_once("::") {
+        if let (Some(a), Some(b)) = (int(part), int(code)) {
+            out.push(b);
+            out.push(a.saturating_mul(65536).saturating_add(b));
+        }
+    }
+    out
 }
 
 /// An OBX programming parameter under the RXG.
@@ -1889,6 +1956,18 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             _ => None,
         };
         let t = norm(1);
+        // Text without a code: a receiver reading the text may see a bolus
+        // where the code's absence reads as continuous.
+        if t.is_empty() && [2, 4, 5, 9].into_iter().any(|c| !norm(c).is_empty()) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::AMBIGUOUS_ORDER_KIND,
+                    format!("OBX #{seq}: the order type has text but no code"),
+                )
+                .at(loc(b"OBX", seq, 5)),
+            );
+            return;
+        }
         // The text and the alternate coding (CWE-2, 4, 5) may name the type
         // too: one saying bolus where another says continuous is refused.
         let said: Vec<bool> = [1, 2, 4, 5]
@@ -2193,6 +2272,7 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             }
             return;
         }
+        let (a_raw, b_raw) = (a, b);
         match (dtm_seconds(a), dtm_seconds(b)) {
             // A reader ignoring time zone offsets would see another duration.
             (Some((_, za)), Some((_, zb))) if za != zb => out.findings.push(
@@ -2208,7 +2288,12 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                 value: (b - a) as f64,
                 unit: seconds(),
                 written: format!("{} to {}", String::from_utf8_lossy(start.component(1).raw()), String::from_utf8_lossy(end.component(1).raw())),
-                resolution: 0.5,
+                // Written to the hour, each end may be half an hour either way.
+                resolution: if [a_raw, b_raw].iter().any(|r| to_the_hour(r)) {
+                    3600.0
+                } else {
+                    0.5
+                },
             }),
             _ => out.findings.push(
                 OrderFinding::new(rules::INVALID_NUMBER, "TQ1 #{seq}: TQ1-7 start and TQ1-8 end are not two valid date/times, the end after the start".replace("{seq}", &seq.to_string())).at(l),
@@ -2221,7 +2306,7 @@ fn seconds() -> Unit {
     Unit::amount(Dimension::Time, 1.0)
 }
 
-/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]`), minutes
+/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHH[MM[SS[.S]]][+/-ZZZZ]`), hours
 /// at least, and its offset (`None`: none written).
 fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let t = std::str::from_utf8(raw).ok()?.trim();
@@ -2241,11 +2326,12 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     };
     let zone = t.find(['+', '-']).map(|_| offset);
     let body = body.split('.').next()?;
-    if !(body.len() == 12 || body.len() == 14) || !body.bytes().all(|c| c.is_ascii_digit()) {
+    if !matches!(body.len(), 10 | 12 | 14) || !body.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let n = |r: std::ops::Range<usize>| body[r].parse::<i64>().ok();
-    let (y, mo, d, h, mi) = (n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?, n(10..12)?);
+    let (y, mo, d, h) = (n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?);
+    let mi = if body.len() >= 12 { n(10..12)? } else { 0 };
     let s = if body.len() == 14 { n(12..14)? } else { 0 };
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
@@ -2259,6 +2345,16 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some((days * 86400 + h * 3600 + mi * 60 + s - offset, zone))
+}
+
+/// A DTM written to the hour (`YYYYMMDDHH`, an offset allowed).
+fn to_the_hour(raw: &[u8]) -> bool {
+    let t = raw.trim_ascii();
+    let body = t
+        .split(|&c| c == b'+' || c == b'-')
+        .next()
+        .unwrap_or_default();
+    body.len() == 10
 }
 
 /// A DTM written to the day or coarser (`YYYY`, `YYYYMM`, `YYYYMMDD`, no time

@@ -209,11 +209,13 @@ rules! {
     AMBIGUOUS_DURATION = "WG-INF-035", "ambiguous-duration", High,
         "A duration can be read two ways (TQ1-7 and TQ1-8 with different or missing time zone offsets): the rate derived from it depends on the reading. Refused.";
     MISPLACED_PARAMETER = "WG-INF-036", "misplaced-programming-parameter", High,
-        "A pump programming parameter (an OBX with a PCD-03 rate, VTBI, dose, concentration or order type code) sits outside any give (before the first RXG, or after another ORC): which give it programs is unknown, and a pump may apply it. Refused.";
+        "A pump programming parameter (an OBX with a PCD-03 rate, VTBI, dose, concentration or order type code, or a TQ1 stating a duration) sits outside any give (before the first RXG or its order's ORC, or after another ORC): which give it programs is unknown, and a pump may apply it. Refused.";
     TOO_MANY_GIVES = "WG-INF-037", "too-many-gives", High,
         "More RXG segments in one order than the engine checks (64): a multistep order has far fewer. Refused, so that checking stays bounded.";
     UNBOUNDED_BOLUS = "WG-INF-038", "bolus-without-bound", High,
         "A bolus states a rate but no duration and no dose: how much it delivers is not bounded, and a pump may run the rate as an infusion. Refused.";
+    AMBIGUOUS_ORDER_KIND = "WG-INF-039", "ambiguous-bolus-or-infusion", High,
+        "Whether a give is a bolus or a continuous infusion has two readings: ORC-1 is not exactly one order control code as written (a subcomponent, an escape, lower case, spaces), or the order type (MDC_INFUS_ORDER_STEP_TYPE) has text but no code. A bolus and an infusion have different limits. Refused.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,
