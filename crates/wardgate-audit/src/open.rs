@@ -278,6 +278,19 @@ pub(crate) fn judge(dir: &Path, key: &VerifyingKey, index: &IndexMark) -> Result
             return Ok(ev.gap(GapKind::Replaced, found(&header)));
         }
         if h.file_no == header.file_no {
+            // The header line is signed by no checkpoint: one saying its
+            // records follow a seq after the one the head signs was edited.
+            if h.seq < header.after_seq() {
+                return Ok(ev.gap(
+                    GapKind::Altered,
+                    format!(
+                        "{} whose header says its records follow seq {}, after the seq {} that {HEAD} signs",
+                        found(&header),
+                        header.after_seq(),
+                        h.seq
+                    ),
+                ));
+            }
             if h.offset > len {
                 return Ok(ev.gap(
                     GapKind::Truncated,

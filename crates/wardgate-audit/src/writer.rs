@@ -239,7 +239,8 @@ impl AuditWriter {
             .open(&path)
             .map_err(io_err(&path))?;
         report.next_seq = state.seq.saturating_add(1);
-        let records_in_file = state.seq - state.header.after_seq();
+        // Never below zero: `open::judge` refuses a header after its head.
+        let records_in_file = state.seq.saturating_sub(state.header.after_seq());
         Ok((
             AuditWriter {
                 dir: dir.to_owned(),

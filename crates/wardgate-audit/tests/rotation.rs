@@ -430,3 +430,35 @@ fn a_lost_key_is_a_gap_and_accepting_it_keeps_the_old_files_aside() {
     let r = verify(d.path(), None).unwrap();
     assert_eq!((r.files, r.gaps.len(), r.first_seq), (1, 1, 121));
 }
+
+#[test]
+fn a_header_edited_to_follow_a_seq_after_the_head_is_a_gap_not_a_panic() {
+    // The header line is signed by no checkpoint. Found by the audit_log fuzz
+    // target (its seed `header-after-head`: the seed `after-gap`, a log begun
+    // after an accepted gap, with the gap header's prev_seq raised from 24 to
+    // 94, above the seq 29 the head signs): the writer's start-up resumed it
+    // and subtracted below zero.
+    let seed = include_bytes!("../../../fuzz/corpus/audit_log/header-after-head");
+    let n = usize::from(u16::from_le_bytes([seed[1], seed[2]]));
+    let (head, log) = seed[3..].split_at(n);
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("audit.key"), "07".repeat(32)).unwrap();
+    std::fs::write(d.path().join("audit.head"), head).unwrap();
+    std::fs::write(d.path().join("audit.log"), log).unwrap();
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    match AuditWriter::open(d.path(), key, opts(0)) {
+        Err(wardgate_audit::AuditError::Gap(g)) => {
+            let text = format!("{g:?}");
+            assert!(text.contains("94") && text.contains("29"), "{text}");
+        }
+        Err(e) => panic!("expected a gap, got {e}"),
+        Ok(_) => panic!("a file whose header was edited was resumed"),
+    }
+    let key = AuditKey::load_or_create(d.path()).unwrap();
+    let accept = WriterOptions {
+        accept_gap: true,
+        ..opts(0)
+    };
+    let (_, report) = AuditWriter::open(d.path(), key, accept).unwrap();
+    assert!(report.created && report.gap.is_some());
+}
