@@ -15,9 +15,10 @@ no prediction); the kernel's answer is what the corpus records.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
-from netlab import CLI_MAC_UNUSED, IDLE_SECS, MASK, SRV4, SRV6, Call, Fill, Sleep, Sync, WaitSynAck
+from netlab import CLI_MAC_UNUSED, IDLE_SECS, MASK, SRV4, SRV6, Call, Fill, Sleep, Sync, WaitSynAck, _inet_csum
 
 SB, EB = b"\x0b", b"\x1c\x0d"
 
@@ -849,6 +850,118 @@ case("ao_option_on_the_real_order", "decoy",
 case("ao_option_on_a_decoy", "decoy",
      "A SAFE frame carrying a 4-byte TCP-AO option, then the UNSAFE frame without it in two segments.",
      lambda c: [c.seg(0, S, extra_opts=AO4), Sync(), split2(c, U, 0, M), Sync(), Fill(U)])
+
+
+# --- Found by a second adversarial review of the receiver's view ----------------------
+# VLAN 0 is a priority tag: Linux reads the frame as untagged, so it belongs to
+# the untagged connection.
+def _tag(frame, tpid, vid=0, n=1):
+    raw = bytes(frame)
+    tags = b"".join(struct.pack("!HH", tpid, vid) for _ in range(n))
+    return raw[:12] + tags + raw[12:]
+
+
+case("vlan0_split_real", "link",
+     "U[0:100) untagged, U[100:M) in a VLAN-0 priority-tagged frame (the host takes it as untagged), at once "
+     "S[100:M) untagged (a duplicate to the host).",
+     lambda c: [c.seg(0, U[:100]), c.seg(100, U[100:], vlan=0), c.seg(100, S[100:]), Sync(), Fill(U)], expect=U)
+case("vlan0_whole_real", "link", "U whole in a VLAN-0 frame, at once S untagged (a duplicate to the host).",
+     lambda c: [c.seg(0, U, vlan=0), c.seg(0, S), Sync(), Fill(U)], expect=U)
+case("vlan0_split_real_v6", "link", "IPv6 variant of vlan0_split_real.",
+     lambda c: [c.seg(0, U[:100]), c.seg(100, U[100:], vlan=0), c.seg(100, S[100:]), Sync(), Fill(U)],
+     expect=U, v6=True)
+case("qinq_88a8_vid0_split_real", "link", "As vlan0_split_real with an 802.1ad (0x88a8) VID-0 tag on U[100:M).",
+     lambda c: [c.seg(0, U[:100]), _tag(c.seg(100, U[100:]), 0x88a8), c.seg(100, S[100:]), Sync(), Fill(U)],
+     expect=U)
+case("vlan0_split_benign", "link",
+     "The mirror of vlan0_split_real: S[0:100) untagged, S[100:M) VLAN-0 tagged, at once U[100:M) untagged (a "
+     "duplicate the host drops). The host reads SAFE.",
+     lambda c: [c.seg(0, S[:100]), c.seg(100, S[100:], vlan=0), c.seg(100, U[100:]), Sync(), Fill(S)], expect=S)
+
+
+def _paws1(c):
+    old = (c.last_tsval - 1) & MASK
+    return [c.seg(0, U[:100], ts=(old, c.ts_recent)), c.seg(100, U[100:], ts=(old, c.ts_recent)),
+            c.seg(0, S), Sync(), Fill(U)]
+
+
+case("paws_window1_real", "control",
+     "Timestamps on. The real UNSAFE frame (two segments) with TSval one below the last (Linux's PAWS window of 1 "
+     "accepts it), then at once a SAFE copy with a fresh TSval (a duplicate).",
+     lambda c: [Call(_paws1)], ts=True, expect=U)
+
+
+def _zero_ts(c):
+    c.tsval = lambda: 0
+    return []
+
+
+case("paws_tsrecent_zero_real", "control",
+     "Client TSval always 0 (ts_recent 0 at the host: no PAWS). The real UNSAFE with TSval 0x80000005 (2^31 older "
+     "to a naive check), then at once a SAFE copy with TSval 0.",
+     lambda c: [c.seg(0, U[:100], ts=(0x80000005, c.ts_recent)), c.seg(100, U[100:], ts=(0x80000005, c.ts_recent)),
+                c.seg(0, S, ts=(0, c.ts_recent)), Sync(), Fill(U)],
+     pre=lambda c: [Call(_zero_ts)], ts=True, expect=U)
+case("rst_data_inexact_decoy", "control",
+     "Out of order: SAFE [K,M) on a RST|ACK in the window but not at rcv_nxt (a challenge ACK: dropped), then the "
+     "real UNSAFE [K,M), then the hole.",
+     lambda c: [c.seg(K, S[K:], flags="RA"), c.seg(K, U[K:]), c.seg(0, U[:K]), Sync(), Fill(U)], expect=U)
+case("rst_data_exact_unsafe", "control", "UNSAFE whole on a RST|ACK at rcv_nxt: the host resets and reads nothing.",
+     lambda c: [c.seg(0, U, flags="RA"), Sync()])
+
+
+def _iplen_long(frame, extra=8):
+    raw = bytearray(bytes(frame))
+    raw[16:18] = struct.pack("!H", struct.unpack("!H", raw[16:18])[0] + extra)
+    ihl = (raw[14] & 0xF) * 4
+    raw[24:26] = b"\0\0"
+    raw[24:26] = struct.pack("!H", _inet_csum(bytes(raw[14:14 + ihl])))
+    return bytes(raw)
+
+
+case("iplen_longer_decoy", "decoy",
+     "A SAFE frame whose IPv4 total length claims 8 bytes more than the frame holds (dropped), then UNSAFE split.",
+     lambda c: [_iplen_long(c.seg(0, S)), Sync(), split2(c, U, 0, M), Sync(), Fill(U)], expect=U)
+for _opt, _raw in [("ts_overflow15", bytes([0x44, 8, 9, 0xF0, 0, 0, 0, 0])),
+                  ("ts_tsaddr_short", bytes([0x44, 8, 5, 0x01, 0, 0, 0, 0])),
+                  ("ra_len2", bytes([0x94, 2, 0, 0])),
+                  ("dup_ra", bytes([0x94, 4, 0, 0, 0x94, 4, 0, 0])),
+                  ("ts_ptr4", bytes([0x44, 8, 4, 0x00, 0, 0, 0, 0]))]:
+    case(f"ipopt_{_opt}_decoy", "decoy",
+         f"A SAFE frame with IPv4 options {_raw.hex()} (Linux's ip_options_compile decides), then UNSAFE split.",
+         (lambda r: lambda c: [c.seg(0, S, raw_ipopts=r), Sync(), split2(c, U, 0, M), Sync(), Fill(U)])(_raw),
+         expect=S if _opt == "dup_ra" else U)
+
+
+def _frag_decoy(c, how, v6=False):
+    """The SAFE segment in three fragments, one of which the host never takes."""
+    from scapy.layers.inet import IP, IPOption
+    from scapy.layers.inet6 import IPv6
+    fr = c.frags(c.seg(0, S), [(0, 96), (96, 200), (200, None)])
+    bad = {"first": 0, "mid": 1, "last": 2}[how.rsplit("_", 1)[1]]
+    f = fr[bad]
+    if how.startswith("ttl1"):
+        if v6:
+            f[IPv6].hlim = 1
+        else:
+            f[IP].ttl = 1
+            del f[IP].chksum
+    elif how.startswith("mac"):
+        f.dst = CLI_MAC_UNUSED
+    elif how.startswith("badopt"):
+        f[IP].options = [IPOption(bytes([0x94, 2, 0, 0]))]
+        del f[IP].chksum, f[IP].len, f[IP].ihl
+    return fr + [Sync()] + split2(c, U, 0, M) + [Sync(), Fill(U)]
+
+
+for _how, _fams in (("ttl1_first", (False,)), ("ttl1_mid", (False, True)), ("ttl1_last", (False, True)),
+                    ("mac_first", (False, True)), ("mac_mid", (False,)), ("mac_last", (False,)),
+                    ("badopt_last", (False,))):
+    for _v6 in _fams:
+        case(f"frag_decoy_{_how}{'_v6' if _v6 else ''}", "ipfrag",
+             f"The SAFE segment in three fragments, one undeliverable ({_how.replace('_', ' ')}): the host never "
+             "completes it; then UNSAFE in two segments.",
+             (lambda h, v: lambda c: _frag_decoy(c, h, v))(_how, _v6), v6=_v6, expect=U)
 
 
 def by_name():
