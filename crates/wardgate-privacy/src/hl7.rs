@@ -103,13 +103,16 @@
 //! **Other segments.** "date" as above; "id": an order, specimen, problem or
 //! prescription number: EI.1 pseudonymised with the generic identifier kind
 //! (the same number gives the same pseudonym, so ORC-2 and OBR-2 still
-//! match), EI.2-4 (the assigning authority) kept; for an EIP the first value
-//! of EIP.1 and EIP.2 pseudonymised; removed in minimise mode (a route whose
-//! receiver must echo the sender's order numbers sets `ORC-2 = keep`).
-//! "codes only": a CE/CWE/CNE reduced to CWE.1, .3, .4, .6 (identifiers and
-//! coding systems) and .7, .8 (their versions); .2 and .5 (text) and .9
-//! (original text) removed. "keep .1-.8": a location (PL, LA1, LA2) without
-//! its description and street address (.9 and on). "remove": names
+//! match), EI.2-4 (the assigning authority) kept as codes; for an EIP the
+//! first value of EIP.1 and EIP.2 pseudonymised; removed in minimise mode (a
+//! route whose receiver must echo the sender's order numbers sets `ORC-2 =
+//! keep`). "codes only": a CE/CWE/CNE reduced to CWE.1, .3, .4, .6
+//! (identifiers and coding systems) and .7, .8 (their versions), each kept as
+//! a code (`keep-code`: one token, its first subcomponent); .2 and .5 (text)
+//! and .9 (original text) removed. "keep .1-.8": a location (PL, LA1, LA2)
+//! without its description and street address (.9 and on), each part a code
+//! (PL.4 and PL.11 by their HD parts). "keep but .3": SPS and PRL with their
+//! coded parts as codes. A TQ's kept parts are codes too. "remove": names
 //! (XPN, XCN: providers, operators, observers), addresses, phones, free text
 //! (ST, TX, FT) and organisations. CE fields kept whole are codes from a
 //! coding system (drug, units, route, service).

@@ -780,23 +780,27 @@ enum K {
     Date,
     /// A DR (date range): both dates as [`K::Date`], the rest removed.
     Range,
-    /// A TQ: kept but TQ.4/TQ.5 (start, end) as [`K::Date`], TQ.7 condition,
-    /// TQ.8 text and TQ.10 order sequencing (order numbers) removed.
+    /// A TQ: TQ.4/TQ.5 (start, end) as [`K::Date`], TQ.7 condition, TQ.8
+    /// text and TQ.10 order sequencing (order numbers) removed, the rest kept
+    /// as codes.
     Tq,
     /// An EI (or ST) identifier: EI.1 pseudonymised (generic identifier kind),
-    /// EI.2-4 (the assigning authority) kept; removed in minimise mode.
+    /// EI.2-4 (the assigning authority) kept as codes; removed in minimise mode.
     Ei,
     /// An EIP: the first subcomponent of EIP.1 and EIP.2 pseudonymised, the
     /// rest removed; removed in minimise mode.
     Eip,
     /// A CE/CWE/CNE whose text may be typed: only the codes (.1 .3 .4 .6)
-    /// and the coding system versions (.7 .8) kept.
+    /// and the coding system versions (.7 .8) kept, each as a code (one
+    /// token, its first subcomponent).
     Code,
-    /// A location (PL, LA1, LA2): unit, room, bed, facility (.1-.8) kept,
-    /// descriptions and street addresses (.9 and on) removed.
+    /// A location (PL, LA1, LA2): unit, room, bed, facility (.1-.8) kept as
+    /// codes (the facility's HD parts each), descriptions and street
+    /// addresses (.9 and on) removed.
     Loc,
     /// A component (SPS.3 collection method, PRL.3 parent value descriptor)
-    /// of free text removed, the rest kept.
+    /// of free text removed; of the others (coded elements) the codes kept,
+    /// each as a code.
     KeepBut(u16),
 }
 
@@ -907,6 +911,24 @@ const TABLES: &[SegmentTable] = {
     ]
 };
 
+/// A PL location field: its codes kept as codes (PL.4 facility and PL.11
+/// assigning authority by their HD parts), PL.9 (a description: free text)
+/// and anything past PL.11 removed.
+fn location(f: u16) -> Vec<DefaultRule> {
+    use FieldAction::*;
+    let mut r = vec![(f, 0, 0, Remove)];
+    r.extend([1, 2, 3, 5, 6, 7, 8, 10].map(|c| (f, c, 0, KeepCode)));
+    for c in [4, 11] {
+        r.extend([
+            (f, c, 0, Remove),
+            (f, c, 1, KeepCode),
+            (f, c, 2, KeepCode),
+            (f, c, 3, KeepCode),
+        ]);
+    }
+    r
+}
+
 /// The default tables: (segment, unlisted fields, rules).
 fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     use FieldAction::*;
@@ -955,12 +977,8 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     pid.extend(cx(18, PseudonymKind::Account, false));
     pid.push((29, 0, 0, date));
 
-    let mut pv1 = vec![(1, 0, 0, Keep), (2, 0, 0, Keep), (3, 0, 0, Keep)];
-    // PL.9, location description, is free text.
-    pv1.push((3, 9, 0, Remove));
-    // PL has eleven components (v2.5: .10 and .11 identify the location);
-    // what follows is no part of it.
-    pv1.extend([(3, 10, 0, Keep), (3, 11, 0, Keep), (3, REST, 0, Remove)]);
+    let mut pv1 = vec![(1, 0, 0, Keep), (2, 0, 0, Keep)];
+    pv1.extend(location(3));
     for f in [4, 10, 18] {
         pv1.push((f, 0, 0, Keep));
     }
@@ -996,24 +1014,25 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                 K::Rm => rules.push((f, 0, 0, Remove)),
                 K::Date => rules.push((f, 0, 0, date)),
                 K::Range => rules.extend([(f, 0, 0, Remove), (f, 1, 0, date), (f, 2, 0, date)]),
-                K::Tq => rules.extend([
-                    (f, 0, 0, Keep),
-                    (f, 4, 0, date),
-                    (f, 5, 0, date),
-                    (f, 7, 0, Remove),
-                    (f, 8, 0, Remove),
-                    (f, 10, 0, Remove),
-                    // TQ has twelve components: what follows is no part of it.
-                    (f, 11, 0, Keep),
-                    (f, 12, 0, Keep),
-                    (f, REST, 0, Remove),
-                ]),
+                K::Tq => {
+                    // TQ: dates moved; condition, text and order sequencing
+                    // removed; the rest (quantity, interval, duration,
+                    // priority, conjunction, occurrence duration, total
+                    // occurrences) kept as codes, by their parts; nothing
+                    // past its twelve components.
+                    rules.extend([(f, 0, 0, Remove), (f, 4, 0, date), (f, 5, 0, date)]);
+                    for c in [1, 2, 11] {
+                        rules.push((f, c, 0, Remove));
+                        rules.extend([1, 2, 3].map(|s| (f, c, s, KeepCode)));
+                    }
+                    rules.extend([3, 6, 9, 12].map(|c| (f, c, 0, KeepCode)));
+                }
                 K::Ei if pseudo => rules.extend([
                     (f, 0, 0, Remove),
                     (f, 1, 0, id),
-                    (f, 2, 0, Keep),
-                    (f, 3, 0, Keep),
-                    (f, 4, 0, Keep),
+                    (f, 2, 0, KeepCode),
+                    (f, 3, 0, KeepCode),
+                    (f, 4, 0, KeepCode),
                 ]),
                 K::Eip if pseudo => {
                     rules.extend([(f, 0, 0, Remove), (f, 1, 0, id), (f, 2, 0, id)]);
@@ -1021,14 +1040,18 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                 K::Ei | K::Eip => rules.push((f, 0, 0, Remove)),
                 K::Code => {
                     rules.push((f, 0, 0, Remove));
-                    rules.extend(CODE_COMPONENTS.map(|c| (f, c, 0, Keep)));
+                    rules.extend(CODE_COMPONENTS.map(|c| (f, c, 0, KeepCode)));
                 }
-                K::Loc => {
-                    rules.push((f, 0, 0, Keep));
-                    rules.extend((9..=16).map(|c| (f, c, 0, Remove)));
-                    rules.push((f, REST, 0, Remove));
+                K::Loc => rules.extend(location(f)),
+                K::KeepBut(c) => {
+                    // SPS and PRL: components that are coded elements, with
+                    // their parts as subcomponents.
+                    rules.push((f, 0, 0, Remove));
+                    for comp in (1..=7).filter(|&x| x != c) {
+                        rules.push((f, comp, 0, Remove));
+                        rules.extend(CODE_COMPONENTS.map(|s| (f, comp, s, KeepCode)));
+                    }
                 }
-                K::KeepBut(c) => rules.extend([(f, 0, 0, Keep), (f, c, 0, Remove)]),
             }
         }
         if **seg == *b"OBX" {

@@ -973,7 +973,9 @@ fn rules_parse_and_read_back() {
         ),
         ("PID-29.2", FieldAction::Remove, FieldAction::Remove),
         ("PID-30", FieldAction::Keep, FieldAction::Keep),
-        ("PV1-3.1", FieldAction::Keep, FieldAction::Keep),
+        ("PV1-3.1", FieldAction::KeepCode, FieldAction::KeepCode),
+        ("PV1-3.4.2", FieldAction::KeepCode, FieldAction::KeepCode),
+        ("PV1-3.12", FieldAction::Remove, FieldAction::Remove),
         ("PV1-3.9", FieldAction::Remove, FieldAction::Remove),
         ("PV1-7", FieldAction::Remove, FieldAction::Remove),
         (
@@ -995,7 +997,7 @@ fn rules_parse_and_read_back() {
         ),
         ("OBX-16", FieldAction::Remove, FieldAction::Remove),
         ("OBX-3", FieldAction::Remove, FieldAction::Remove),
-        ("OBX-3.1", FieldAction::Keep, FieldAction::Keep),
+        ("OBX-3.1", FieldAction::KeepCode, FieldAction::KeepCode),
         ("OBX-3.2", FieldAction::Remove, FieldAction::Remove),
         ("OBX-18", FieldAction::Remove, FieldAction::Remove),
         ("MSH-7", FieldAction::ShiftDate, FieldAction::GeneraliseYear),
@@ -1325,4 +1327,42 @@ fn obx5_of_kept_types_only_in_their_form() {
             assert_eq!(got, "", "{ty} {value}: {out}");
         }
     }
+}
+
+/// Found by a second adversarial review: text in the subcomponents of coded
+/// fields (OBX-3, DG1-3, AL1-3), of locations (ORC-13, every PV1-3
+/// repetition), of specimen sources and parent results (OBR-15, OBR-26), of
+/// a timing's kept parts (OBR-27), and in an order number's namespace parts
+/// (ORC-2, ORC-3) went through. (A code is one token: a one-word name written
+/// where a code may stand is the token check's limit, privacy.md says so.)
+#[test]
+fn subcomponents_of_codes_locations_and_order_numbers_are_codes_only() {
+    let m = msg(concat!(
+        "MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\r",
+        "PID|1||4711||Doe^Jane\r",
+        "PV1|1|I|ICU^4^B~ICU^5^C~ICU&Quirinia&L^6^D\r",
+        "ORC|RE|ORD1^Zebulonova Quirinia^1.2.3^ISO|F1^EHR&Ottoline&L||||||||||ICU&Brambleton ward&L^1\r",
+        "OBR|1|||GLU^Glucose^L|||||||||||BLD&Zebulonova&L^^^ARM&Quirinia|||||||||||29463-7&Ottoline^Brambleton ward|1&Ottoline Brambleton^Q6H&Quirinia Zebulonova^X3 Brambleton\r",
+        "OBX|1|NM|1&Zebulonova^x^L&Quirinia||5|mg\r",
+        "DG1|1||I21&Zebulonova^^I10&Quirinia\r",
+        "AL1|1||PEN&Ottoline^^L\r",
+    ));
+    for mode in [Mode::Pseudonymise, Mode::Minimise] {
+        let (out, _) = run(&m, mode);
+        for word in ["Zebulonova", "Quirinia", "Ottoline", "Brambleton"] {
+            assert!(!out.contains(word), "{mode:?}: {word} in {out}");
+        }
+        assert!(fld(seg(&out, "OBX"), 3).starts_with("1^^L"), "{out}");
+        assert_eq!(fld(seg(&out, "DG1"), 3), "I21^^I10", "{out}");
+        assert_eq!(fld(seg(&out, "PV1"), 3), "ICU^4^B~ICU^5^C~ICU^6^D", "{out}");
+        assert!(fld(seg(&out, "ORC"), 13).starts_with("ICU^1"), "{out}");
+        let obr = seg(&out, "OBR");
+        assert!(fld(obr, 15).starts_with("BLD&&L^^^ARM"), "{out}");
+        assert_eq!(fld(obr, 26), "29463-7", "{out}");
+        assert!(fld(obr, 27).starts_with("1^Q6H"), "{out}");
+    }
+    let (out, _) = run(&m, Mode::Pseudonymise);
+    let orc = seg(&out, "ORC");
+    assert!(fld(orc, 2).ends_with("^^1.2.3^ISO"), "{orc}");
+    assert!(fld(orc, 3).ends_with("^EHR"), "{orc}");
 }
