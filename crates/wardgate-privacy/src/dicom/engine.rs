@@ -1158,8 +1158,22 @@ impl Deidentifier {
         }
         let Some(r) = rule(e.tag) else {
             let dict = dictionary_vr(e.tag);
-            if dict.unwrap_or(e.sem) == Vr::UI && !DEFINITION_UIDS.contains(&e.tag) {
-                return Ok(Decision::Uid);
+            match dict.unwrap_or(e.sem) {
+                Vr::UI if !DEFINITION_UIDS.contains(&e.tag) => return Ok(Decision::Uid),
+                // A date the table does not list is a date still: a real one
+                // beside shifted ones gives the shift away.
+                Vr::DA | Vr::DT => {
+                    return Ok(if self.cfg.bits & opt::FULL_DATES != 0 {
+                        Decision::Keep
+                    } else if self.cfg.bits & opt::MODIFIED_DATES != 0 {
+                        Decision::Dates
+                    } else {
+                        Decision::Dummy
+                    })
+                }
+                // A person's name the table does not list (a reviewer's).
+                Vr::PN => return Ok(Decision::Dummy),
+                _ => {}
             }
             // By the declared VR or the dictionary's, whichever is text.
             let any = |f: fn(Vr) -> bool| f(e.sem) || dict.is_some_and(f);

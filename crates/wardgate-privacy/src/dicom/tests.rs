@@ -1546,3 +1546,42 @@ fn the_kept_definition_uids_are_ui_attributes_the_table_does_not_list() {
         assert!(super::table::rule(tag).is_none(), "{tag:08X} is listed");
     }
 }
+
+#[test]
+fn dates_and_names_the_table_does_not_list_are_dates_and_names_still() {
+    // Found by an adversarial review: with modified dates, Secondary Review
+    // Date (0014,0102) and Item Inventory DateTime (0008,0404) kept the real
+    // date beside shifted ones, which gives the shift away; Secondary
+    // Reviewer Name (0014,0104) kept a person's name.
+    let enc = Encoding::ExplicitLe;
+    let b = B(enc);
+    let data = cat(&[
+        b.el(0x0008_0020, "DA", b"19630417"),
+        b.el(0x0008_0404, "DT", b"19630417101500"),
+        b.el(0x0010_0020, "LO", b"MRN4711"),
+        b.el(0x0014_0102, "DA", b"19630417"),
+        b.el(0x0014_0104, "PN", b"Zebulonova^Quirinia"),
+    ]);
+    let with = |f: fn(&mut Options)| {
+        let mut profile = DicomProfile::default();
+        f(&mut profile.options);
+        let out = run(&profile, enc, &data).expect("deid");
+        assert!(!out.windows(10).any(|w| w == b"Zebulonova"));
+        walk(enc, &out)
+    };
+    let els = with(|_| {});
+    assert_eq!(val(&els, "00140102"), Some(b"19000101".to_vec()));
+    assert_ne!(val(&els, "00080404"), Some(b"19630417101500".to_vec()));
+    assert_eq!(val(&els, "00140104"), Some(b"ANONYMOUS".to_vec()));
+    let els = with(|o| o.retain_modified_dates = true);
+    let days = p().date_shift_days("MRN4711");
+    let shifted = values::shift_dates(Vr::DA, b"19630417", days);
+    assert_eq!(val(&els, "00080020"), Some(shifted.clone()));
+    assert_eq!(val(&els, "00140102"), Some(shifted));
+    assert_eq!(
+        val(&els, "00080404"),
+        Some(values::shift_dates(Vr::DT, b"19630417101500", days))
+    );
+    let els = with(|o| o.retain_full_dates = true);
+    assert_eq!(val(&els, "00140102"), Some(b"19630417".to_vec()));
+}
