@@ -300,7 +300,22 @@ impl Session {
                 return inspect::sender_removed(&self.route, &self.flow, frame, clock);
             }
         }
-        inspect::inspect(&self.route, &self.flow, frame, clock)
+        let mut o = inspect::inspect(&self.route, &self.flow, frame, clock);
+        if o.verdict == Verdict::Block && o.reply.is_some() && is_acknowledgement(frame) {
+            // An acknowledgement is never itself acknowledged (HL7 v2.5 2.9):
+            // a refused ACK is recorded and not forwarded, and no AR goes back
+            // for the sender to answer in turn.
+            o.reply = None;
+            if let Record::Event(e) = &mut o.record {
+                e.event
+                    .reason
+                    .push_str(" (not answered: an acknowledgement is never acknowledged)");
+                if let Some(h) = e.wardgate.hl7.as_mut() {
+                    h.ack_code.clear();
+                }
+            }
+        }
+        o
     }
 
     /// Acts on the outcome for `buf[start..end]` of the sender's buffer.
@@ -777,3 +792,19 @@ pub fn control_id_of(frame: &[u8]) -> ControlId {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a frame holds an acknowledgement (MSH-9.1 `ACK`), read from its
+/// header only.
+fn is_acknowledgement(frame: &[u8]) -> bool {
+    let payload = frame.get(1..).unwrap_or_default();
+    let header = payload.split(|&b| b == b'\r').next().unwrap_or_default();
+    let (Some(&fs), Some(&cs)) = (header.get(3), header.get(4)) else {
+        return false;
+    };
+    header.starts_with(b"MSH")
+        && header
+            .split(|&b| b == fs)
+            .nth(8)
+            .and_then(|f| f.split(|&b| b == cs).next())
+            == Some(&b"ACK"[..])
+}

@@ -240,6 +240,28 @@ fn answers_keep_request_order_behind_unacknowledged_messages() {
 }
 
 #[test]
+fn a_refused_acknowledgement_is_recorded_and_not_answered() {
+    // An ACK is never acknowledged: no AR goes back for the sender to answer
+    // in turn; the answers owed around it keep their order.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "K1"));
+    d.client(&msg("ACK^R01", "K2"));
+    d.client(&msg("ADT^A01", "K3"));
+    d.upstream(&ack("K1"));
+    assert_eq!(d.t.client, ["ack:K1", "AR:K3"]);
+    assert_eq!(d.t.upstream.len(), 1);
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-HL7-001"]);
+    assert!(
+        d.t.reasons
+            .iter()
+            .any(|r| r.contains("an acknowledgement is never acknowledged")),
+        "{:?}",
+        d.t.reasons
+    );
+    assert!(!d.t.closed);
+}
+
+#[test]
 fn a_refusal_with_nothing_in_flight_is_answered_at_once() {
     let mut d = Driver::new();
     d.client(&msg("ADT^A01", "X1"));
