@@ -1366,3 +1366,22 @@ fn subcomponents_of_codes_locations_and_order_numbers_are_codes_only() {
     assert!(fld(orc, 2).ends_with("^^1.2.3^ISO"), "{orc}");
     assert!(fld(orc, 3).ends_with("^EHR"), "{orc}");
 }
+
+/// A kept coded field's original text (CWE.9) is what a person typed.
+#[test]
+fn original_text_of_kept_coded_fields_is_removed() {
+    let m = msg(concat!(
+        "MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\r",
+        "PID|1||4711||Doe^Jane\r",
+        "OBR|1|||GLU^Glucose^L^^^^^^Glucose for Zebulonova\r",
+        "OBX|1|NM|GLU^^L||5|mg/dL^^UCUM^^^^^^Quirinia's scale|||||F||||ORG^^L^^^^^^Ottoline\r",
+    ));
+    for mode in [Mode::Pseudonymise, Mode::Minimise] {
+        let (out, _) = run(&m, mode);
+        for word in ["Zebulonova", "Quirinia", "Ottoline"] {
+            assert!(!out.contains(word), "{mode:?}: {word} in {out}");
+        }
+        assert_eq!(fld(seg(&out, "OBR"), 4), "GLU^Glucose^L", "{out}");
+        assert_eq!(fld(seg(&out, "OBX"), 6), "mg/dL^^UCUM", "{out}");
+    }
+}
