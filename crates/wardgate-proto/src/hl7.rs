@@ -252,6 +252,7 @@ impl<'a> Message<'a> {
             return Err(Hl7Error::NotMsh { found });
         }
         let delims = parse_delimiters(body)?;
+        undeclared_defaults(body, &delims)?;
         check_breaks(raw, || utf8_letters(raw, body, delims.field))?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
@@ -626,6 +627,39 @@ fn parse_delimiters(body: &[u8]) -> Result<Delimiters, Hl7Error> {
         subcomponent: enc.get(3).copied(),
         truncation: enc.get(4).copied(),
     })
+}
+
+/// A message that declares no escape or subcomponent character but holds the
+/// default one (`\\`, `&`): a parser that assumes the defaults (Python's `hl7`
+/// does) splits or decodes there, and reads another value than this one does.
+/// Only the bytes after MSH-2 are looked at; the check is one pass, and only
+/// for the rare message with fewer than four encoding characters.
+fn undeclared_defaults(body: &[u8], d: &Delimiters) -> Result<(), Hl7Error> {
+    if d.escape.is_some() && d.subcomponent.is_some() {
+        return Ok(());
+    }
+    let rest = body.get(4..).unwrap_or_default();
+    let after = rest
+        .iter()
+        .position(|&b| b == d.field || is_terminator(b))
+        .map_or(&[][..], |i| &rest[i..]);
+    for (declared, default, what) in [
+        (
+            d.escape,
+            b'\\',
+            "'\\' in a message that declares no escape character",
+        ),
+        (
+            d.subcomponent,
+            b'&',
+            "'&' in a message that declares no subcomponent separator",
+        ),
+    ] {
+        if declared.is_none() && after.contains(&default) {
+            return Err(Hl7Error::BadDelimiters { reason: what });
+        }
+    }
+    Ok(())
 }
 
 /// One segment, without its terminator.

@@ -129,6 +129,18 @@ fn errors_are_typed() {
         Message::parse(b"MSH", &l),
         Err(Hl7Error::BadDelimiters { .. })
     ));
+    // Fewer than four encoding characters, but the default one in the data:
+    // Python's `hl7` assumes `&` and `\` and reads another value
+    // (PV1-3.1 `NICU` rather than `NICU&1`).
+    assert!(matches!(
+        Message::parse(b"MSH|^~\\|A|B|C|D|2026||ADT^A01|X\rPV1||I|NICU&1^1^1\r", &l),
+        Err(Hl7Error::BadDelimiters { .. })
+    ));
+    assert!(matches!(
+        Message::parse(b"MSH|^~|A|B|C|D|2026||ADT^A01|X\rOBX|1|ST|X||a\\H\\b\r", &l),
+        Err(Hl7Error::BadDelimiters { .. })
+    ));
+    assert!(Message::parse(b"MSH|^~\\|A|B|C|D|2026||ADT^A01|X\rPV1||I|NICU^1^1\r", &l).is_ok());
     assert_eq!(
         Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rpid|1\r", &l).unwrap_err(),
         Hl7Error::InvalidSegmentId { index: 2 }
