@@ -523,6 +523,38 @@ def cases():
     c.add("TQ1-7/8 written to the hour, agreeing with VTBI over rate",
           message(cid(), [(heparin(125, strength="2500", vtbi=250), ["TQ1|1||||||2026120412|2026120414"])]), "allow")
 
+    # --- Found by a fifth adversarial review (regressions) ---------------------
+    hep5000_tq = lambda tq: rxg(f1="1", f3=tq, f4="HEP^heparin^LOCAL", f15="5000", f16=U[1])  # noqa: E731
+    for tq, what in (("1^^M1", "duration 1 min"), ("1^Q1H", "interval Q1H"), ("1^^^20261204080000^20261204080100", "start and end a minute apart"),
+                     ("1^^^^^^^^^^1^min", "occurrence duration"), ("1^^^^^^^^^^^3", "total occurrences")):
+        c.add(f"RXG-3 (TQ) {what}", message(cid(), [(hep5000_tq(tq), [])]), "block", "WG-INF-041")
+    def orc7(text, tq):
+        segs = text.split("\r")
+        for i, seg in enumerate(segs):
+            if seg.startswith("ORC|"):
+                f = seg.split("|") + [""] * 8
+                f[7] = tq
+                segs[i] = "|".join(f[:8])
+        return "\r".join(segs)
+
+    c.add("ORC-7 (TQ) duration 1 min", orc7(message(cid(), [(hep5000, [])]), "1^^M1"), "block", "WG-INF-041")
+    c.add("ORC-7 (TQ) with a start time only is no programme",
+          orc7(message(cid(), [(heparin(10), [])]), "^^^20261204080000"), "allow")
+    for seg in ("RXE|^^^20261204||INS^insulin^LOCAL|250||U^U^UCUM||||||||||||||||||250|U/h^U/h^UCUM",
+                "RXO|INS^insulin^LOCAL|5||U^U^UCUM|||||||||||||||||250|U/h^U/h^UCUM",
+                "RXC|A|HEP^heparin^LOCAL|250000|U^U^UCUM",
+                "RXD|1|HEP^heparin^LOCAL|20261204|25000|U^U^UCUM",
+                "RXA|0|1|20261204|20261204|HEP^heparin^LOCAL|25000|U^U^UCUM"):
+        c.add(f"{seg[:3]} beside the RXG", message(cid(), [(heparin(10), [])], pre=[seg]), "block", "WG-INF-040")
+    for code in ("\\X313537373834\\^^MDC", "\\H\\157784\\N\\^^MDC", "^MDC\\X5F\\FLOW_FLUID_PUMP^MDC"):
+        c.add(f"OBX-3 {code!r} escaped", message(cid(), [(heparin(10), [obx(1, code, "300", ML_H[0])])]), "block", "WG-INF-019")
+    c.add("OBX-3 rate code in a second repetition",
+          message(cid(), [(heparin(10), [obx(1, "~157784^^MDC", "300", ML_H[0])])]), "block", "WG-INF-015")
+    c.add("escaped weight code hides a second weight",
+          message(cid(), [(propofol(30), [weight("80"), obx(2, "\\X3638303633\\^^MDC", "200", KG[0])])]), "block", "WG-INF-019")
+    c.add("MSH-2 without '&' and PV1-3 NICU&1",
+          message(cid(), [(heparin(10), [])], pv1="PV1||I|NICU&1^1^1").replace("MSH|^~\\&|", "MSH|^~\\|", 1), "block", "WG-HL7-P03")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

@@ -272,6 +272,70 @@ pub fn check(
             return out;
         }
     }
+    // PCD-03 programmes the pump with RXG alone: a pharmacy segment beside it
+    // states a drug, amount, rate or strength wardgate does not check.
+    if let Some(s) = segments
+        .iter()
+        .find(|s| matches!(s.id(), b"RXO" | b"RXE" | b"RXC" | b"RXD" | b"RXA"))
+    {
+        out.findings.push(OrderFinding::new(
+            rules::PHARMACY_BESIDE_GIVE,
+            format!(
+                "{} beside the RXG: wardgate checks the pump programme of RXG only",
+                String::from_utf8_lossy(s.id())
+            ),
+        ));
+        return out;
+    }
+    // The older TQ timing (ORC-7, RXG-3) read as a duration by a v2.3/2.4
+    // receiver: an interval (TQ.2), duration (TQ.3), end (TQ.5), occurrence
+    // duration (TQ.11) or total occurrences (TQ.12) is refused.
+    for (id, field) in [(b"ORC", 7usize), (b"RXG", 3)] {
+        for (n, s) in segments.iter().filter(|s| s.id() == id).enumerate() {
+            let f = s.field(field);
+            let states = f.repetitions().any(|rep| {
+                [2usize, 3, 5, 11, 12]
+                    .iter()
+                    .any(|&c| !rep.component(c).raw().trim_ascii().is_empty())
+            });
+            if states {
+                let name = String::from_utf8_lossy(id);
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::LEGACY_TIMING,
+                        format!("{name} #{}: {name}-{field} (TQ) states timing wardgate does not read; state it in TQ1", n + 1),
+                    )
+                    .at(loc(id, n + 1, field)),
+                );
+                return out;
+            }
+        }
+    }
+    // An observation's identifier decides whether it programmes the pump or
+    // weighs the patient: escaped or repeated, parsers read different things.
+    for (n, obx) in segments.iter().filter(|s| s.id() == b"OBX").enumerate() {
+        let id = obx.field(3);
+        let finding = if id.has_escapes() {
+            Some((
+                rules::ESCAPED_VALUE,
+                "uses escape sequences; parsers differ in decoding them",
+            ))
+        } else if id.repetition_count() > 1 {
+            Some((rules::REPEATED_FIELD, "repeats"))
+        } else {
+            None
+        };
+        if let Some((rule, what)) = finding {
+            out.findings.push(
+                OrderFinding::new(
+                    rule,
+                    format!("OBX #{}: the observation identifier (OBX-3) {what}", n + 1),
+                )
+                .at(loc(b"OBX", n + 1, 3)),
+            );
+            return out;
+        }
+    }
     if gives.len() > MAX_GIVES {
         out.findings.push(OrderFinding::new(
             rules::TOO_MANY_GIVES,

@@ -167,7 +167,7 @@ rules! {
     UNIT_AMBIGUOUS = "WG-INF-014", "unit-case-ambiguous", High,
         "A unit's magnitude depends on its letter case or on a guess: UCUM is case-sensitive (MU and M[iU] are mega-units, mU milli-units), and a sender folding case (MU, MIU, ML, MG) may mean either. Refused, never read: a factor of 10^9 rides on one letter.";
     REPEATED_FIELD = "WG-INF-015", "repeated-single-field", High,
-        "A field that does not repeat (drug code, amount, units, rate, strength, volume, weight) carries repetitions: one parser reads the first, another the last. Refused whichever repetition is safe.";
+        "A field that does not repeat (drug code, amount, units, rate, strength, volume, weight, an observation's identifier) carries repetitions: one parser reads the first, another the last. Refused whichever repetition is safe.";
     CODED_PARTS_DISAGREE = "WG-INF-016", "coded-parts-disagree", High,
         "A coded element's parts (identifier, text, alternate identifier, alternate text, original text, second alternate) name different drugs, units or observations (an MDC code for mL/h with the text U/h; a heparin code with the text insulin, or with a text naming none of heparin's names), or an identifier is not understood while its text is: the pump may read the part wardgate did not. Refused.";
     STATEMENTS_DISAGREE = "WG-INF-017", "programme-statements-disagree", High,
@@ -175,7 +175,7 @@ rules! {
     AMBIGUOUS_TIMING = "WG-INF-018", "ambiguous-give-timing", High,
         "A TQ1 stating a duration sits between two RXG segments: whether it times the give before or after it is ambiguous, and the rate derived from it differs. Refused.";
     ESCAPED_VALUE = "WG-INF-019", "escaped-clinical-value", High,
-        "A number, unit or drug identifier is written with HL7 escape sequences; parsers differ in decoding them (some never do), so the value the pump reads is uncertain. Refused.";
+        "A number, unit, drug identifier or observation identifier (what an OBX states: a programming parameter, a weight) is written with HL7 escape sequences; parsers differ in decoding them (some never do), so the value the pump reads is uncertain. Refused.";
     PATIENT_SIZE_INVALID = "WG-INF-020", "patient-size-invalid", High,
         "A body weight or body surface area observation the order needs is malformed (not a number, an unknown or wrong unit such as cm2 for m2 or a length for a weight, outside plausible bounds, parts naming another weight): it is not skipped silently, and a weight-based order cannot be checked without it.";
     PATIENT_SIZE_CONFLICT = "WG-INF-021", "patient-size-conflict", High,
@@ -216,6 +216,10 @@ rules! {
         "A bolus states a rate but no duration and no dose: how much it delivers is not bounded, and a pump may run the rate as an infusion. Refused.";
     AMBIGUOUS_ORDER_KIND = "WG-INF-039", "ambiguous-bolus-or-infusion", High,
         "Whether a give is a bolus or a continuous infusion has two readings: ORC-1 is not exactly one order control code as written (a subcomponent, an escape, lower case, spaces), or the order type (MDC_INFUS_ORDER_STEP_TYPE) has text but no code. A bolus and an infusion have different limits. Refused.";
+    PHARMACY_BESIDE_GIVE = "WG-INF-040", "pharmacy-segment-beside-give", High,
+        "An infusion order carries an RXO, RXE, RXC, RXD or RXA segment beside its RXG. PCD-03 programmes the pump with RXG alone, and wardgate checks RXG; a receiver reading the pharmacy segment's drug, amount, rate or strength would run values never checked. Refused.";
+    LEGACY_TIMING = "WG-INF-041", "legacy-timing-unread", High,
+        "ORC-7, RXG-3 or RXE-1 (the older TQ quantity/timing) states an interval, a duration, an end or a number of occurrences. wardgate reads an order's timing from TQ1; a receiver reading the older field would derive a rate never checked. Refused.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,
