@@ -1502,7 +1502,11 @@ impl Analyzer {
             }
         }
         let ttl_note = ttl_change.map(|(first, _)| (first, d.ttl));
-        let urgent = if flags.urg && !flags.syn {
+        // Linux takes the urgent pointer (tcp_urg) only from a segment that
+        // passed tcp_sequence: an old duplicate ending before what it already
+        // received is dropped, pointer and all.
+        let stale = snd.stream.next_seq().is_some_and(|n| after(n, end));
+        let urgent = if flags.urg && !flags.syn && !stale {
             Some(snd.stream.urgent(t.seq, t.urgent))
         } else {
             None

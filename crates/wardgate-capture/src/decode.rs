@@ -543,7 +543,7 @@ fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
                     // with no segments left (seg6_enabled and RPL off by default).
                     43 if matches!(hdr[2], 3 | 4) => Some(HostDrop::Ipv6Routing),
                     43 => None,
-                    _ => ipv6_options(&hdr[2..], next == 0),
+                    _ => ipv6_options(&hdr[2..], at + 2, next == 0),
                 };
                 host_drop = host_drop.or(verdict);
                 next = hdr[0];
@@ -577,8 +577,14 @@ fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
 
 /// Hop-by-hop and destination options as Linux's `ip6_parse_tlv` reads them:
 /// an unknown option whose two high bits are not 00 discards the packet, and so
-/// does padding longer than 7 bytes or PadN with non-zero contents.
-fn ipv6_options(opts: &[u8], hop_by_hop: bool) -> Option<HostDrop> {
+/// does padding longer than 7 bytes or PadN with non-zero contents. The options
+/// Linux knows are checked as its handlers check them (`net/ipv6/exthdrs.c`):
+/// a router alert of another length than 2, an IOAM option not 4n-aligned
+/// (`base`: where `opts` starts in the IPv6 header), a jumbo payload (valid only
+/// in a jumbogram, which no 1500-byte link carries), CALIPSO (no DOI is
+/// configured by default) and a home address (it rewrites the source: not this
+/// connection's packet) are dropped.
+fn ipv6_options(opts: &[u8], base: usize, hop_by_hop: bool) -> Option<HostDrop> {
     let (mut at, mut pad, mut count) = (0, 0usize, 0);
     while let Some(&ty) = opts.get(at) {
         if ty == 0 {
@@ -617,6 +623,15 @@ fn ipv6_options(opts: &[u8], hop_by_hop: bool) -> Option<HostDrop> {
                 matches!(ty, 4 | 0xc9)
             };
             if !known && ty >> 6 != 0 {
+                return Some(HostDrop::Ipv6Option);
+            }
+            let refused = match (hop_by_hop, ty) {
+                (true, 5) => len != 2,
+                (true, 49) => (base + at) & 3 != 0,
+                (true, 7 | 0xc2) | (false, 0xc9) => true,
+                _ => false,
+            };
+            if refused {
                 return Some(HostDrop::Ipv6Option);
             }
         }

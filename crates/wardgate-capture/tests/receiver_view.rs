@@ -569,6 +569,30 @@ fn urgent_data_is_reported_with_the_message() {
 }
 
 #[test]
+fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
+    // Linux drops an old duplicate (tcp_sequence) before tcp_urg reads its
+    // pointer: the byte it points at stays in the stream. Found by an
+    // adversarial review: taking it read 120 mL/h as 20.
+    let bad = order("BAD-1", "120");
+    let at = bad
+        .windows(5)
+        .position(|w| w == b"|120|")
+        .expect("the rate")
+        + 1;
+    assert!(at > 150);
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad[..150])));
+    frames.push(build(&Seg {
+        urg: Some(at as u16 + 1),
+        ..Seg::data(0, &bad[..50])
+    }));
+    frames.push(build(&Seg::data(150, &bad[150..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
+}
+
+#[test]
 fn another_vlan_is_another_flow() {
     let bad = order("BAD-1", "90");
     let decoy = order("BAD-1", "20");

@@ -223,6 +223,16 @@ fn ipv6_extension_headers_the_host_discards() {
     let unknown_icmp = vec![0, 0, 0xde, 2, 0, 0, 1, 0];
     let dirty_pad = vec![0, 0, 1, 4, 0, 9, 0, 0];
     let rh_left = vec![0, 0, 0, 1, 0, 0, 0, 0];
+    // Options Linux knows, checked by their handlers (net/ipv6/exthdrs.c).
+    let ra = vec![0, 0, 5, 2, 0, 0, 1, 0]; // router alert, length 2
+    let ra_len4 = vec![0, 0, 5, 4, 0, 0, 0, 0];
+    let jumbo = vec![0, 0, 0xc2, 4, 0, 1, 0, 0];
+    let calipso = vec![0, 0, 7, 4, 0, 0, 0, 0];
+    let ioam_misaligned = vec![0, 0, 49, 4, 0, 0, 0, 0]; // at byte 42: 42 & 3 = 2
+    let ioam_aligned = vec![0, 0, 1, 0, 49, 2, 0, 0]; // PadN of 0, then IOAM at byte 44
+    let hao = vec![
+        0, 2, 0xc9, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0,
+    ];
     let rh_done = vec![0, 0, 0, 0, 0, 0, 0, 0];
     for (exts, want) in [
         (vec![(60, padn.clone())], None),
@@ -231,6 +241,13 @@ fn ipv6_extension_headers_the_host_discards() {
         (vec![(60, unknown_discard)], Some(HostDrop::Ipv6Option)),
         (vec![(0, unknown_icmp)], Some(HostDrop::Ipv6Option)),
         (vec![(60, dirty_pad)], Some(HostDrop::Ipv6Option)),
+        (vec![(0, ra)], None),
+        (vec![(0, ra_len4)], Some(HostDrop::Ipv6Option)),
+        (vec![(0, jumbo)], Some(HostDrop::Ipv6Option)),
+        (vec![(0, calipso)], Some(HostDrop::Ipv6Option)),
+        (vec![(0, ioam_misaligned)], Some(HostDrop::Ipv6Option)),
+        (vec![(0, ioam_aligned)], None),
+        (vec![(60, hao)], Some(HostDrop::Ipv6Option)),
         (vec![(43, rh_left)], Some(HostDrop::Ipv6Routing)),
         (vec![(43, rh_done)], None),
         (
