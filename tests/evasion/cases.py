@@ -964,5 +964,62 @@ for _how, _fams in (("ttl1_first", (False,)), ("ttl1_mid", (False, True)), ("ttl
              (lambda h, v: lambda c: _frag_decoy(c, h, v))(_how, _v6), v6=_v6, expect=U)
 
 
+# --- Found by a third adversarial review of the receiver's view -----------------------
+# IPv6 options Linux knows, refused by their handlers (net/ipv6/exthdrs.c).
+def _ext(nh, body):
+    assert (2 + len(body)) % 8 == 0, body
+    return bytes([nh, (2 + len(body)) // 8 - 1]) + body
+
+
+def _raw6(c, off, data, exts, first_nh):
+    """The frame c.seg(off, data) with the extension headers `exts` put before TCP."""
+    raw = bytes(c.seg(off, data))
+    tcp = raw[14 + 40:]
+    e = b"".join(exts)
+    hdr = bytearray(raw[14:14 + 40])
+    hdr[4:6] = struct.pack("!H", len(e) + len(tcp))
+    hdr[6] = first_nh
+    return raw[:14] + bytes(hdr) + e + tcp
+
+
+_JUMBO = _ext(6, b"\xc2\x04\x00\x01\x00\x00")
+_V6_OPTS = {
+    "hbh_jumbo": (0, [_JUMBO], U),
+    "hbh_jumbo_pad": (0, [_ext(6, b"\x01\x00\xc2\x04\x00\x01\x00\x00\x01\x04\0\0\0\0")], U),
+    "hbh_ra_len4": (0, [_ext(6, b"\x05\x04\x00\x00\x00\x00")], U),
+    "hbh_ioam_misaligned": (0, [_ext(6, b"\x31\x02\x00\x00\x01\x00")], U),
+    "hbh_calipso": (0, [_ext(6, b"\x07\x04\x00\x00\x00\x00")], U),
+    "dst_home_address": (60, [_ext(6, b"\x01\x02\x00\x00\xc9\x10" + bytes.fromhex("fd770001000000000000000000000050"))], U),
+    "hbh_ra": (0, [_ext(6, b"\x05\x02\x00\x00\x01\x00")], S),
+    "hbh_unknown_skip": (0, [_ext(6, b"\x1e\x04\x00\x00\x00\x00")], S),
+}
+for _name, (_nh, _exts, _reads) in _V6_OPTS.items():
+    case(f"v6opt_{_name}_decoy", "ipv6",
+         f"IPv6: a SAFE frame with extension headers ({_name.replace('_', ' ')}), then UNSAFE in two plain segments "
+         f"({'the host drops the decoy' if _reads is U else 'the host accepts the first: a control'}).",
+         (lambda nh, exts: lambda c: [_raw6(c, 0, S, exts, nh), Sync(), split2(c, U, 0, M), Sync(), Fill(U)])(_nh, _exts),
+         v6=True, expect=_reads)
+case("v6opt_hbh_jumbo_ofo", "ipv6",
+     "IPv6, out of order: SAFE [K,M) with a hop-by-hop jumbo option (dropped), UNSAFE [K,M), then the hole.",
+     lambda c: [_raw6(c, K, S[K:], [_JUMBO], 0), c.seg(K, U[K:]), c.seg(0, U[:K]), Sync(), Fill(U)], v6=True, expect=U)
+case("v6opt_hbh_jumbo_on_the_unsafe", "ipv6",
+     "IPv6: UNSAFE with a hop-by-hop jumbo option (dropped), then SAFE plain: the host reads SAFE.",
+     lambda c: [_raw6(c, 0, U, [_JUMBO], 0), Sync(), Fill(S)], v6=True, expect=S)
+
+_AMOUNT = U.index(b"|25000|") + 1  # the '2' of 25000: without it 1800 U/h
+
+
+def _urg_stale(c):
+    c.end = M
+    return [c.seg(0, U[:100]), c.seg(100, U[100:150]), Sync(), c.seg(0, U[:50], flags="PAU", urgptr=_AMOUNT + 1),
+            Sync(), c.seg(150, U[150:]), Sync()]
+
+
+case("urg_on_a_stale_duplicate", "urgent",
+     "U[0:150) delivered; a stale duplicate U[0:50) with URG at the '2' of 25000 (Linux drops the segment, pointer "
+     "and all, before tcp_urg); then the rest. The host reads 9000 U/h; a monitor applying the mark reads 1800.",
+     lambda c: [Call(_urg_stale)], expect=U)
+
+
 def by_name():
     return {c.name: c for c in CASES}
