@@ -74,7 +74,8 @@ pub enum Out {
     /// Write these bytes to the sender.
     Reply(Vec<u8>),
     /// Write `buf[start..end]` of the upstream's buffer to the sender (an
-    /// acknowledgement, unchanged), then consume `end` bytes of it.
+    /// acknowledgement, unchanged), then consume `end` bytes of it. An empty
+    /// range (`start == end`) only consumes: an answer recorded, not relayed.
     Relay {
         /// First byte of the frame.
         start: usize,
@@ -112,6 +113,10 @@ pub struct Session {
     /// MSH-10 of each frame forwarded and not yet acknowledged, oldest first: if
     /// the upstream never answers, the record names exactly which.
     in_flight: VecDeque<ControlId>,
+    /// Control ids of messages sent asking for enhanced-mode acknowledgement
+    /// (MSH-15/16), which may be answered twice (accept, then application);
+    /// the last [`ANSWERED_REMEMBERED`] * 2.
+    enhanced: VecDeque<ControlId>,
     /// The control ids most recently acknowledged (at most
     /// [`ANSWERED_REMEMBERED`]): a second answer to one of them (enhanced mode's
     /// accept, then application, acknowledgement) answers nothing else.
@@ -147,6 +152,7 @@ impl Session {
             route,
             timeouts,
             in_flight: VecDeque::new(),
+            enhanced: VecDeque::new(),
             answered: VecDeque::new(),
             deferred: VecDeque::new(),
             closing: false,
@@ -367,7 +373,14 @@ impl Session {
                 }
                 // The transformed message keeps MSH-10: the upstream's
                 // acknowledgement answers the sender's control id.
-                self.in_flight.push_back(control_id_of(bytes));
+                let id = control_id_of(bytes);
+                if asks_enhanced_ack(bytes) {
+                    if self.enhanced.len() == 2 * ANSWERED_REMEMBERED {
+                        self.enhanced.pop_front();
+                    }
+                    self.enhanced.push_back(id.clone());
+                }
+                self.in_flight.push_back(id);
             }
             (_, frame) => {
                 out.push(Out::Record(record));
@@ -507,11 +520,34 @@ impl Session {
             let rest = buf.get(at..).unwrap_or_default();
             match self.uframer.next(rest) {
                 Ok(Progress::Frame(f)) => {
-                    out.push(Out::Relay {
-                        start: f.start,
-                        end: f.len,
-                    });
-                    self.acknowledged(rest.get(f.start..f.len).unwrap_or_default());
+                    let frame = rest.get(f.start..f.len).unwrap_or_default();
+                    if self.acknowledged(frame) {
+                        out.push(Out::Relay {
+                            start: f.start,
+                            end: f.len,
+                        });
+                    } else {
+                        // Consumed, not sent: an empty relay.
+                        out.push(Out::Relay {
+                            start: f.len,
+                            end: f.len,
+                        });
+                        let ev = self
+                            .flow
+                            .event(
+                                clock,
+                                &self.route,
+                                Action::Blocked,
+                                format!(
+                                    "upstream answered message {} a second time ({}); one answer each was asked for (original mode): not relayed",
+                                    String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default()),
+                                    String::from_utf8_lossy(ack_code(frame))
+                                ),
+                                Stage::Message,
+                            )
+                            .with_rule(rules::DUPLICATE_ACK);
+                        out.push(Out::Record(ev.into()));
+                    }
                     at += f.len;
                     while self.deferred.front().is_some_and(|d| d.0 == 0) {
                         if let Some((_, reply)) = self.deferred.pop_front() {
@@ -651,18 +687,32 @@ impl Session {
     /// acknowledgement of a message already answered (an accept acknowledgement
     /// followed by the application's) answers nothing more; one whose MSA-2
     /// cannot be read answers the oldest message, as MLLP's order says.
-    fn acknowledged(&mut self, frame: &[u8]) {
-        if self.in_flight.is_empty() {
-            return;
+    /// Whether the answer is relayed: not a second answer to a message that
+    /// asked for one (original mode).
+    fn acknowledged(&mut self, frame: &[u8]) -> bool {
+        let id = ack_control_id(frame);
+        // Another answer to a message already answered: enhanced mode's accept
+        // and application answers are both relayed; in original mode a second
+        // one would be taken, by order, as the next message's.
+        if let Some(id) = id {
+            if !self.observe
+                && !self.in_flight.iter().any(|x| x.as_slice() == id)
+                && self.answered.iter().any(|x| x.as_slice() == id)
+            {
+                return self.enhanced.iter().any(|x| x.as_slice() == id);
+            }
         }
-        let at = match ack_control_id(frame) {
+        if self.in_flight.is_empty() {
+            return true;
+        }
+        let at = match id {
             Some(id) => match self.in_flight.iter().position(|x| x.as_slice() == id) {
                 Some(i) => i,
                 // Another answer to a message already answered.
-                None if self.answered.iter().any(|x| x.as_slice() == id) => return,
+                None if self.answered.iter().any(|x| x.as_slice() == id) => return true,
                 // A capture picked up mid-stream sees answers to messages sent
                 // before it began: one naming nothing seen answers nothing.
-                None if self.observe => return,
+                None if self.observe => return true,
                 // An id that names nothing sent (an upstream that rewrites or
                 // mangles MSA-2): MLLP answers in order, so it answers the
                 // oldest. Left unmatched, the refusals owed behind it would
@@ -681,6 +731,7 @@ impl Session {
         for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
             d.0 -= 1;
         }
+        true
     }
 
     /// The sender stopped reading (a write to it failed or stalled): the record
@@ -771,6 +822,36 @@ fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
         .split(|&b| b == b'\r' || b == b'\n')
         .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))?;
     msa.split(|&b| b == sep).nth(2)
+}
+
+/// MSA-1 of a framed acknowledgement (the code), as written.
+fn ack_code(frame: &[u8]) -> &[u8] {
+    let Some(payload) = frame.get(1..frame.len().saturating_sub(2)) else {
+        return b"";
+    };
+    let Some(&sep) = payload.get(3).filter(|_| payload.starts_with(b"MSH")) else {
+        return b"";
+    };
+    payload
+        .split(|&b| b == b'\r' || b == b'\n')
+        .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))
+        .and_then(|msa| msa.split(|&b| b == sep).nth(1))
+        .unwrap_or_default()
+}
+
+/// Whether a framed message asks for enhanced-mode acknowledgement (MSH-15 or
+/// MSH-16 set): it may be answered twice.
+fn asks_enhanced_ack(frame: &[u8]) -> bool {
+    let payload = frame.get(1..).unwrap_or_default();
+    let line_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
+    let line = &payload[..line_end];
+    let Some(&sep) = line.get(3).filter(|_| line.starts_with(b"MSH")) else {
+        return false;
+    };
+    line.split(|&b| b == sep)
+        .skip(14)
+        .take(2)
+        .any(|f| !f.trim_ascii().is_empty())
 }
 
 /// MSH-10 of a framed message, as written, without a parse or an allocation:

@@ -172,6 +172,7 @@ remediations! {
     "WG-UP-002" => "The upstream answered with bytes that are not valid MLLP or DICOM. Check that the route's `upstream` is the right service and port, and ask the upstream's owner or vendor to check their logs; a recent upgrade on their side is a common cause.",
     "WG-UP-003" => "The upstream refused the association; its reason was relayed to the sender. Usually it does not know the calling AE title or the SOP classes: ask the PACS administrator to configure them. If it answered busy, check its load.",
     "WG-UP-004" => "The upstream broke off mid-conversation. Ask its administrator to check their logs at the event's time; if it repeats, check the network path with the network team. Confirm with the modality operator that the study was sent again and arrived complete.",
+    "WG-UP-005" => "The upstream answered the same message twice. Nothing is lost (the first answer was relayed); ask the upstream's administrator why (a retransmission on its side, an interface engine replaying answers) and check the second answer's code in the event.",
 
     // Connections.
     "WG-CONN-001" => "A frame took longer than `frame_timeout_secs`. For a device on a slow link, raise `[gateway] frame_timeout_secs` and restart wardgate. Repeated from a device that is normally quick, it is a fault or an attempt to hold connections: have clinical engineering check the device.",

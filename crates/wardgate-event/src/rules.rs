@@ -248,6 +248,8 @@ rules! {
         "The upstream answered an association request with A-ASSOCIATE-RJ (it refused the calling AE title or the services proposed, or is busy); the rejection is relayed to the sender unchanged.";
     UPSTREAM_ABORTED = "WG-UP-004", "upstream-aborted", Medium,
         "The upstream ended a conversation before it was complete: it sent A-ABORT, closed the connection without releasing the association, or its stream broke. The sender is told with an abort.";
+    DUPLICATE_ACK = "WG-UP-005", "duplicate-acknowledgement", Medium,
+        "The upstream answered a message it had already answered, which asked for original-mode acknowledgement (one answer each): the second answer is recorded and not relayed, since a sender matching answers by order would take it as the next message's. (Enhanced mode's accept and application answers are both relayed.)";
     SLOW_SENDER = "WG-CONN-001", "slow-sender", Medium,
         "A frame (an MLLP frame, a DICOM PDU, the first A-ASSOCIATE-RQ) did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources. Only a timeout: a sender that breaks off is WG-CONN-005.";
     IDLE_TIMEOUT = "WG-CONN-002", "idle-timeout", Info,

@@ -151,8 +151,11 @@ impl Driver {
                     }
                     Out::Relay { start, end } => {
                         assert!(!self.t.closed, "relay after close");
-                        let (_, id) = msa(&self.ubuf[start..end]);
-                        self.t.client.push(format!("ack:{id}"));
+                        // An empty relay consumes what is not sent.
+                        if start < end {
+                            let (_, id) = msa(&self.ubuf[start..end]);
+                            self.t.client.push(format!("ack:{id}"));
+                        }
                         self.ubuf.drain(..end);
                     }
                     Out::ShutdownUpstream => self.t.upstream_shut = true,
@@ -237,6 +240,40 @@ fn answers_keep_request_order_behind_unacknowledged_messages() {
     assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-HL7-001"]);
     assert!(!d.t.closed);
     assert_eq!(d.s.in_flight(), 0);
+}
+
+/// The upstream's answer `code` for `id`.
+fn answer(code: &str, id: &str) -> Vec<u8> {
+    framed(&format!(
+        "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|A{id}{code}|P|2.6\rMSA|{code}|{id}\r"
+    ))
+}
+
+#[test]
+fn a_second_answer_to_an_original_mode_message_is_recorded_not_relayed() {
+    // A sender matching answers by order would take the second answer to U1
+    // as U2's. Enhanced mode (MSH-15/16) has two answers by design: both go.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "U1"));
+    d.client(&msg("ORU^R01", "U2"));
+    d.upstream(&answer("AA", "U1"));
+    d.upstream(&answer("AE", "U1"));
+    d.upstream(&answer("AA", "U2"));
+    d.upstream(&answer("AE", "U2"));
+    assert_eq!(d.t.client, ["ack:U1", "ack:U2"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-005", "WG-UP-005"]);
+    assert!(!d.t.closed);
+    let mut d = Driver::new();
+    let enhanced = framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E1|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    );
+    d.client(&enhanced);
+    d.client(&msg("ORU^R01", "E2"));
+    d.upstream(&answer("CA", "E1"));
+    d.upstream(&answer("AA", "E1"));
+    d.upstream(&answer("AA", "E2"));
+    assert_eq!(d.t.client, ["ack:E1", "ack:E1", "ack:E2"]);
+    assert!(rules_of(&d.t).is_empty(), "{:?}", d.t.records);
 }
 
 #[test]
@@ -458,9 +495,12 @@ fn replies_waiting_behind_a_silent_upstream_are_bounded_and_still_sent() {
 
 #[test]
 fn a_second_acknowledgement_of_one_message_answers_nothing_else() {
-    // Enhanced mode: an accept acknowledgement, then the application's.
+    // Enhanced mode (MSH-15/16): an accept acknowledgement, then the
+    // application's.
     let mut d = Driver::new();
-    d.client(&msg("ORU^R01", "E1"));
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E1|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
     d.client(&msg("ORU^R01", "E2"));
     d.client(&msg("ADT^A01", "E3"));
     d.upstream(&ack("E1"));
