@@ -555,6 +555,49 @@ def cases():
     c.add("MSH-2 without '&' and PV1-3 NICU&1",
           message(cid(), [(heparin(10), [])], pv1="PV1||I|NICU&1^1^1").replace("MSH|^~\\&|", "MSH|^~\\|", 1), "block", "WG-HL7-P03")
 
+    # --- Found by a sixth adversarial review (regressions) ---------------------
+    bolus5000 = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1])
+    for tq1, what in (("TQ1|1||Q1M|||||||||||10", "repeat pattern every minute, 10 times"),
+                      ("TQ1|1|||0800~0801~0802", "three explicit times"),
+                      ("TQ1|1|10", "quantity 10"),
+                      ("TQ1|1|||||||||||||5", "5 occurrences")):
+        c.add(f"CH bolus 5000 U with TQ1 {what}", message(cid(), [(bolus5000, [tq1])], orc="CH"), "block", "WG-INF-042")
+    c.add("CH bolus 5000 U with TQ1 quantity 1 and pattern Once",
+          message(cid(), [(bolus5000, ["TQ1|1|1|Once||||||||||||1"])], orc="CH"), "allow")
+    for field, unit, what in (("f24", "mL^liters", "RXG-24 mL with text liters"),
+                              ("f18", "U^kilounits", "RXG-18 U with text kilounits"),
+                              ("f18", "U^thousand units", "RXG-18 U with text thousand units"),
+                              ("f16", "mL/h^mL/24h", "RXG-16 mL/h with text mL/24h"),
+                              ("f16", "mL/h^drops/min", "RXG-16 mL/h with text drops/min")):
+        f = dict(f1="1", f4="HEP^heparin^LOCAL", f15="10", f16=ML_H[1], f17="25000", f18=U[1], f23="250", f24=ML[1])
+        f[field] = unit
+        c.add(f"{what}: parts name different units", message(cid(), [(rxg(**f), [])]), "block", "WG-INF-016")
+    c.add("RXG-16 mL/h with text milliliters per hour",
+          message(cid(), [(heparin(10, "mL/h^milliliters per hour^UCUM"), [])]), "allow")
+    c.add("propofol weight kg with text pounds",
+          message(cid(), [(propofol(40), [weight("176", "kg^pounds^UCUM")])]), "block", "WG-INF-020")
+    c.add("vancomycin over a local-time window across a clock change night",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="1000", f16=MG[1]), ["TQ1|1||||||20260308015900|20260308030000"])]),
+          "block", "WG-INF-035")
+    c.add("vancomycin over a local-time window on an ordinary night",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="1000", f16=MG[1]), ["TQ1|1||||||20260309010000|20260309020000"])]),
+          "allow")
+    step2 = rxg(f1="2", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1])
+    loading = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="50", f16=U_H[1])
+    def timed_gives(text, tq1s):
+        parts = text.split("\rRXR|^IV^HL70162")
+        out = parts[0]
+        for tq1, rest in zip(tq1s, parts[1:]):
+            out += "\r" + tq1 + "\rRXR|^IV^HL70162" + rest
+        return out
+
+    two_step = timed_gives(message(cid(), [(loading, []), (step2, [])]),
+                           [f"TQ1|1||||||||||||10^{MIN_CQ}", f"TQ1|2||||||||||||24^{HR_CQ}"])
+    assert two_step.count("TQ1|") == 2
+    c.add("two-step order, each TQ1 right after its RXG (TIMING_GIVE)", two_step, "allow")
+    c.add("two-step order, a TQ1 after the first give's RXR",
+          message(cid(), [(loading, [f"TQ1|1||||||||||||10^{MIN_CQ}"]), (step2, [])]), "block", "WG-INF-018")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

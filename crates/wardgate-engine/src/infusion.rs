@@ -59,8 +59,11 @@ enum Param {
     Vtbi,
     /// Drug concentration (amount per mL).
     Concentration,
-    /// A dose given at once (clinician bolus, loading dose, PCA dose): marks a bolus.
+    /// A dose given at once (clinician bolus, loading dose): marks a bolus.
     BolusDose,
+    /// A PCA demand dose: judged by the dose limits beside a basal rate, which
+    /// stays an infusion (a PCA order is both).
+    PcaDose,
     /// An intermittent dose.
     Dose,
     /// The order type (`clinician-dose`, `loading-dose`, `continuous`).
@@ -74,7 +77,7 @@ const PARAMS: &[(&str, &str, Param)] = &[
     ("157760", "MDC_CONC_DRUG", Param::Concentration),
     ("158019", "MDC_DOSE_CLINICIAN", Param::BolusDose),
     ("158018", "MDC_DOSE_LOADING", Param::BolusDose),
-    ("158017", "MDC_DOSE_PCA_PATIENT", Param::BolusDose),
+    ("158017", "MDC_DOSE_PCA_PATIENT", Param::PcaDose),
     ("158023", "MDC_DOSE_INTERMITTENT", Param::Dose),
     ("158037", "MDC_INFUS_ORDER_STEP_TYPE", Param::OrderType),
     (
@@ -257,7 +260,8 @@ pub fn check(
         // `\H\CH\N\` or `ch` read as CH by one parser and not by another
         // decide between bolus and infusion limits.
         let code = f.raw();
-        if !code.is_empty() && !(code.len() == 2 && code.iter().all(u8::is_ascii_uppercase)) {
+        let one_code = code.len() == 2 && code.iter().all(u8::is_ascii_uppercase);
+        if !(code.is_empty() || one_code) {
             out.findings.push(
                 OrderFinding::new(
                     rules::AMBIGUOUS_ORDER_KIND,
@@ -309,6 +313,36 @@ pub fn check(
                 );
                 return out;
             }
+        }
+    }
+    // TQ1's repetition (quantity, repeat pattern, explicit times, occurrences):
+    // a dose given more than once, the total never checked.
+    for (n, tq1) in segments.iter().filter(|s| s.id() == b"TQ1").enumerate() {
+        let one = |raw: &[u8]| {
+            let t = raw.trim_ascii();
+            t.is_empty() || t == b"1"
+        };
+        let pattern = tq1.field(3).raw().trim_ascii();
+        let why = if !one(tq1.field(2).component(1).raw()) || tq1.field(2).repetition_count() > 1 {
+            Some((2, "a quantity other than 1"))
+        } else if !pattern.is_empty() && !pattern.eq_ignore_ascii_case(b"once") {
+            Some((3, "a repeat pattern"))
+        } else if tq1.field(4).repetition_count() > 1 {
+            Some((4, "more than one explicit time"))
+        } else if !one(tq1.field(14).raw()) {
+            Some((14, "more than one occurrence"))
+        } else {
+            None
+        };
+        if let Some((field, what)) = why {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::UNREAD_REPETITION,
+                    format!("TQ1 #{}: TQ1-{field} states {what}: repeated gives wardgate does not check", n + 1),
+                )
+                .at(loc(b"TQ1", n + 1, field)),
+            );
+            return out;
         }
     }
     // An observation's identifier decides whether it programmes the pump or
@@ -519,7 +553,11 @@ struct Group {
 }
 
 /// `seqs[i]`: which occurrence of its segment id segment `i` is (1-based),
-/// computed once per message.
+/// computed once per message. The give's timing is its TIMING_GIVE group (HL7
+/// v2.5 to v2.9 RGV_O15: TQ1/TQ2 right after the RXG, before its RXR), or,
+/// for the first give, the order's TIMING (between ORC and RXG); a TQ1 with a
+/// duration anywhere else between two gives belongs to neither by the
+/// structure, and whether it times the one before or after is ambiguous.
 fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usize) -> Group {
     let at = gives[n];
     let next = gives.get(n + 1).copied().unwrap_or(segments.len());
@@ -529,34 +567,55 @@ fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usiz
         tq1: Vec::new(),
         ambiguous_tq1: None,
     };
-    // After the RXG, up to the next RXG or ORC: its OBX and TQ1 (PCD-03 puts the
-    // give's TQ1 right after it).
+    let own_timing = timing_end(segments, at);
+    // After the RXG, up to the next RXG or ORC: its TIMING_GIVE, then its OBX
+    // (and, on the last give, any TQ1).
     for (i, s) in segments.iter().enumerate().take(next).skip(at + 1) {
         match s.id() {
             b"ORC" => break,
             b"OBX" => g.obx.push((i, seqs[i])),
-            b"TQ1" if gives.get(n + 1).is_some() && states_duration(s) => {
-                // Before another RXG: this give's timing, or the next give's
-                // (HL7 v2.6 RGV_O15 puts GIVE_TIMING before RXG).
+            b"TQ1" if i >= own_timing && gives.get(n + 1).is_some() && states_duration(s) => {
                 g.ambiguous_tq1 = Some(seqs[i]);
             }
             b"TQ1" => g.tq1.push((i, seqs[i])),
             _ => {}
         }
     }
-    // Before the RXG: back to its ORC (the order's timing) or to the previous RXG,
-    // never further.
-    let floor = prev.map_or(0, |p| p + 1);
+    // Before the RXG: back to its ORC (the order's timing, when this is the
+    // first give of its order) or to the previous give's TIMING_GIVE, never
+    // further.
+    let floor = prev.map_or(0, |p| timing_end(segments, p));
+    let mut before = Vec::new();
+    let mut first_of_order = false;
     for i in (floor..at).rev() {
-        let s = &segments[i];
-        match s.id() {
-            b"ORC" => break,
-            b"TQ1" if prev.is_some() && states_duration(s) => g.ambiguous_tq1 = Some(seqs[i]),
-            b"TQ1" if prev.is_none() => g.tq1.push((i, seqs[i])),
+        match segments[i].id() {
+            b"ORC" => {
+                first_of_order = true;
+                break;
+            }
+            b"TQ1" => before.push(i),
             _ => {}
         }
     }
+    for i in before {
+        if first_of_order {
+            g.tq1.push((i, seqs[i]));
+        } else if states_duration(&segments[i]) {
+            g.ambiguous_tq1 = Some(seqs[i]);
+        }
+    }
     g
+}
+
+/// Where the TIMING_GIVE group after the RXG at `at` ends: the first segment
+/// after it that is not TQ1, TQ2 or PRT.
+fn timing_end(segments: &[Segment<'_>], at: usize) -> usize {
+    segments
+        .iter()
+        .enumerate()
+        .skip(at + 1)
+        .find(|(_, s)| !matches!(s.id(), b"TQ1" | b"TQ2" | b"PRT"))
+        .map_or(segments.len(), |(i, _)| i)
 }
 
 /// Most RXG segments checked in one order.
@@ -590,6 +649,8 @@ struct Programme {
     /// Drug amounts (or volumes) to be given as a dose: RXG-15/16 without time,
     /// RXG-5/7 in drug units, OBX doses.
     doses: Vec<Statement>,
+    /// PCA demand doses (OBX `MDC_DOSE_PCA_PATIENT`).
+    pca_doses: Vec<Statement>,
     /// Volumes to be infused: RXG-5/7 in mL, OBX VTBI.
     vtbis: Vec<Statement>,
     /// RXG-5/6 in drug units: on a continuous infusion the amount to be
@@ -970,7 +1031,12 @@ fn check_give(
     // A weight-based order runs on the pump with a weight: it needs one valid
     // body weight in the message (PCD-03 error 9019), whatever the library's unit;
     // likewise a per-m2 order and the body surface area.
-    let stated = || prog.rates.iter().chain(doses.iter());
+    let stated = || {
+        prog.rates
+            .iter()
+            .chain(doses.iter())
+            .chain(prog.pca_doses.iter())
+    };
     for (needed, facts_of, what) in [
         (
             stated().any(|s| s.unit.per_kg),
@@ -1036,12 +1102,17 @@ fn check_give(
             }
         }
     }
-    if !doses.is_empty() {
+    // A PCA order's demand dose is judged as a dose, beside its basal rate.
+    let pca = std::mem::take(&mut prog.pca_doses);
+    for doses in [&doses, &pca] {
+        if doses.is_empty() {
+            continue;
+        }
         match &limits.dose {
             Some(limits) => {
                 checked = true;
                 if let Some((lo, hi)) =
-                    judge(n, "dose", &doses, &[], limits, &conc, &pt, patient, out)
+                    judge(n, "dose", doses, &[], limits, &conc, &pt, patient, out)
                 {
                     facts.dose_ordered = Some(bounded(&hi.1));
                     facts.dose = Some(round(hi.0));
@@ -1749,7 +1820,14 @@ fn cwe_unit(field: &Field<'_>) -> Result<Unit, UnitProblem> {
         )));
     }
     match (known, unknown_text) {
-        (Some((u, _)), _) => Ok(u),
+        // A text wardgate cannot read beside a unit it can: the parts may
+        // name different units (`mL^liters per day`), and a receiver reading
+        // the text runs the other.
+        (Some((_, kt)), Some(e)) => Err(UnitProblem::Disagree(
+            kt,
+            format!("a text it cannot read ({e})"),
+        )),
+        (Some((u, _)), None) => Ok(u),
         (None, Some(e)) => Err(UnitProblem::Unknown(e)),
         (None, None) => Err(UnitProblem::Missing),
     }
@@ -2176,7 +2254,8 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             prog.bolus |= kind == Param::BolusDose;
             prog.doses.push(s);
         }
-        Param::Dose | Param::BolusDose => wrong_unit(out, &s, "an amount of drug"),
+        Param::PcaDose if unit.dim.is_drug_amount() && !unit.is_rate() => prog.pca_doses.push(s),
+        Param::Dose | Param::BolusDose | Param::PcaDose => wrong_unit(out, &s, "an amount of drug"),
         Param::Concentration | Param::OrderType => {}
     }
 }
@@ -2321,7 +2400,7 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     if !start.raw().is_empty() && !end.raw().is_empty() {
         let l = loc(b"TQ1", seq, 8);
         let (a, b) = (start.component(1).raw(), end.component(1).raw());
-        // Written to the day (or coarser: a DTM's precision is the writer's),
+        // Written to the hour or coarser (a DTM's precision is the writer's),
         // the two say when the order is valid, not how long a bag runs: checked
         // to be dates, the end not before the start, and stated as no duration.
         if let (Some(da), Some(db)) = (coarse_date(a), coarse_date(b)) {
@@ -2336,7 +2415,6 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             }
             return;
         }
-        let (a_raw, b_raw) = (a, b);
         match (dtm_seconds(a), dtm_seconds(b)) {
             // A reader ignoring time zone offsets would see another duration.
             (Some((_, za)), Some((_, zb))) if za != zb => out.findings.push(
@@ -2346,18 +2424,22 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                 )
                 .at(l),
             ),
+            // Local times (no offsets) across a night on which zones change
+            // their clocks: an hour more or less to a reader in such a zone.
+            (Some((a, None)), Some((b, None))) if b > a && may_change_clocks(a, b) => out.findings.push(
+                OrderFinding::new(
+                    rules::AMBIGUOUS_DURATION,
+                    format!("TQ1 #{seq}: TQ1-7 and TQ1-8 are local times without offsets across a night on which clocks may change (daylight saving): the duration may be an hour more or less"),
+                )
+                .at(l),
+            ),
             (Some((a, _)), Some((b, _))) if b > a => prog.durations.push(Statement {
                 source: "TQ1-7/8".into(),
                 location: l,
                 value: (b - a) as f64,
                 unit: seconds(),
                 written: format!("{} to {}", String::from_utf8_lossy(start.component(1).raw()), String::from_utf8_lossy(end.component(1).raw())),
-                // Written to the hour, each end may be half an hour either way.
-                resolution: if [a_raw, b_raw].iter().any(|r| to_the_hour(r)) {
-                    3600.0
-                } else {
-                    0.5
-                },
+                resolution: 0.5,
             }),
             _ => out.findings.push(
                 OrderFinding::new(rules::INVALID_NUMBER, "TQ1 #{seq}: TQ1-7 start and TQ1-8 end are not two valid date/times, the end after the start".replace("{seq}", &seq.to_string())).at(l),
@@ -2370,7 +2452,47 @@ fn seconds() -> Unit {
     Unit::amount(Dimension::Time, 1.0)
 }
 
-/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHH[MM[SS[.S]]][+/-ZZZZ]`), hours
+/// Whether the local-time window `[a, b]` (seconds since 1970 read as UTC)
+/// touches 01:00-04:00 of a Sunday in March, April, September, October or
+/// November: the nights on which the zones with daylight saving (EU, North
+/// America, Australia, New Zealand, Chile...) move their clocks. A window of
+/// more than 40 days is not looked at day by day (its duration dwarfs an hour).
+fn may_change_clocks(a: i64, b: i64) -> bool {
+    const DAY: i64 = 86_400;
+    if b - a > 40 * DAY {
+        return false;
+    }
+    let mut day = a.div_euclid(DAY);
+    while day * DAY <= b {
+        // 1970-01-01 was a Thursday: Monday-based weekday (day + 3) % 7.
+        let sunday = (day + 3).rem_euclid(7) == 6;
+        let month = civil_month(day);
+        let (lo, hi) = (day * DAY + 3600, day * DAY + 4 * 3600);
+        if sunday && matches!(month, 3 | 4 | 9 | 10 | 11) && a < hi && b > lo {
+            return true;
+        }
+        day += 1;
+    }
+    false
+}
+
+/// The month (1-12) of a day counted from 1970-01-01 (Howard Hinnant's
+/// civil-from-days).
+fn civil_month(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    if mp < 10 {
+        mp + 3
+    } else {
+        mp - 9
+    }
+}
+
+/// Seconds since 1970 of an HL7 DTM (`YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]`), minutes
 /// at least, and its offset (`None`: none written).
 fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let t = std::str::from_utf8(raw).ok()?.trim();
@@ -2390,12 +2512,11 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     };
     let zone = t.find(['+', '-']).map(|_| offset);
     let body = body.split('.').next()?;
-    if !matches!(body.len(), 10 | 12 | 14) || !body.bytes().all(|c| c.is_ascii_digit()) {
+    if !(body.len() == 12 || body.len() == 14) || !body.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let n = |r: std::ops::Range<usize>| body[r].parse::<i64>().ok();
-    let (y, mo, d, h) = (n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?);
-    let mi = if body.len() >= 12 { n(10..12)? } else { 0 };
+    let (y, mo, d, h, mi) = (n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?, n(10..12)?);
     let s = if body.len() == 14 { n(12..14)? } else { 0 };
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
@@ -2411,30 +2532,33 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     Some((days * 86400 + h * 3600 + mi * 60 + s - offset, zone))
 }
 
-/// A DTM written to the hour (`YYYYMMDDHH`, an offset allowed).
-fn to_the_hour(raw: &[u8]) -> bool {
+/// A DTM written to the hour or coarser (`YYYY`, `YYYYMM`, `YYYYMMDD`,
+/// `YYYYMMDDHH`, no offset), as a comparable `YYYYMMDDHH` number (missing
+/// parts 00). To the hour, each end may be half an hour either way: a one-hour
+/// window may hold no time at all, so it bounds no rate.
+fn coarse_date(raw: &[u8]) -> Option<u64> {
     let t = raw.trim_ascii();
-    let body = t
-        .split(|&c| c == b'+' || c == b'-')
-        .next()
-        .unwrap_or_default();
-    body.len() == 10
-}
-
-/// A DTM written to the day or coarser (`YYYY`, `YYYYMM`, `YYYYMMDD`, no time
-/// of day, no offset), as a comparable `YYYYMMDD` number (missing parts 00).
-fn coarse_date(raw: &[u8]) -> Option<u32> {
-    let t = raw.trim_ascii();
-    if !matches!(t.len(), 4 | 6 | 8) || !t.iter().all(u8::is_ascii_digit) {
+    // An offset changes nothing at this precision.
+    let t = t
+        .iter()
+        .position(|&c| c == b'+' || c == b'-')
+        .map_or(t, |i| &t[..i]);
+    if !matches!(t.len(), 4 | 6 | 8 | 10) || !t.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| -> Option<u32> {
+    let n = |r: std::ops::Range<usize>| -> Option<u64> {
         std::str::from_utf8(t.get(r)?).ok()?.parse().ok()
     };
-    let (y, m, d) = (n(0..4)?, n(4..6).unwrap_or(0), n(6..8).unwrap_or(0));
+    let (y, m, d, h) = (
+        n(0..4)?,
+        n(4..6).unwrap_or(0),
+        n(6..8).unwrap_or(0),
+        n(8..10).unwrap_or(0),
+    );
     let month_ok = t.len() == 4 || (1..=12).contains(&m);
     let day_ok = t.len() < 8 || (1..=31).contains(&d);
-    (month_ok && day_ok).then_some(y * 10_000 + m * 100 + d)
+    let hour_ok = h <= 23;
+    (month_ok && day_ok && hour_ok).then_some(((y * 100 + m) * 100 + d) * 100 + h)
 }
 
 /// OBX-11 W (wrong), D (deleted), X (cannot be obtained): withdrawn.
@@ -2656,4 +2780,44 @@ pub(crate) use crate::event::bounded;
 
 fn round(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod clock_change_tests {
+    use super::*;
+
+    fn at(y: i64, mo: i64, d: i64, h: i64, mi: i64) -> i64 {
+        let raw = format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}");
+        dtm_seconds(raw.as_bytes()).expect("a date").0
+    }
+
+    #[test]
+    fn the_nights_clocks_may_change_are_found() {
+        // 2026-03-08 (a Sunday: US clocks go forward at 02:00).
+        assert!(may_change_clocks(
+            at(2026, 3, 8, 1, 59),
+            at(2026, 3, 8, 3, 0)
+        ));
+        // 2026-10-25 (a Sunday: EU clocks go back at 03:00).
+        assert!(may_change_clocks(
+            at(2026, 10, 24, 23, 0),
+            at(2026, 10, 25, 2, 0)
+        ));
+        // A Monday, a Sunday in December, a Sunday afternoon in March.
+        assert!(!may_change_clocks(
+            at(2026, 3, 9, 1, 0),
+            at(2026, 3, 9, 3, 0)
+        ));
+        assert!(!may_change_clocks(
+            at(2026, 12, 6, 1, 0),
+            at(2026, 12, 6, 3, 0)
+        ));
+        assert!(!may_change_clocks(
+            at(2026, 3, 8, 13, 0),
+            at(2026, 3, 8, 14, 0)
+        ));
+        for (days, month) in [(0, 1), (58, 2), (59, 3), (20_454, 1), (20_792, 12)] {
+            assert_eq!(civil_month(days), month, "{days}");
+        }
+    }
 }

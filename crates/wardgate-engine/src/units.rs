@@ -168,9 +168,15 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("nanogram", Mass, 1e-9, Other),
         ("nanograms", Mass, 1e-9, Other),
         ("kg", Mass, 1e3, Other),
+        ("kilogram", Mass, 1e3, Other),
+        ("kilograms", Mass, 1e3, Other),
         ("[lb_av]", Mass, 453.592_37, None),
         ("lb", Mass, 453.592_37, None),
         ("lbs", Mass, 453.592_37, None),
+        ("pound", Mass, 453.592_37, None),
+        ("pounds", Mass, 453.592_37, None),
+        ("ounce", Mass, 28.349_523_125, None),
+        ("ounces", Mass, 28.349_523_125, None),
         ("U", Activity, 1.0, None),
         ("[U]", Activity, 1.0, None),
         ("[iU]", Activity, 1.0, None),
@@ -178,6 +184,8 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("IU", Activity, 1.0, None),
         ("unit", Activity, 1.0, None),
         ("units", Activity, 1.0, None),
+        ("international unit", Activity, 1.0, None),
+        ("international units", Activity, 1.0, None),
         ("mU", Activity, 1e-3, Milli),
         ("m[iU]", Activity, 1e-3, Milli),
         ("m[IU]", Activity, 1e-3, Milli),
@@ -188,6 +196,9 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("k[iU]", Activity, 1e3, Other),
         ("k[IU]", Activity, 1e3, Other),
         ("kIU", Activity, 1e3, Other),
+        ("kilounit", Activity, 1e3, Other),
+        ("kilounits", Activity, 1e3, Other),
+        ("thousand units", Activity, 1e3, Other),
         // UCUM: M is mega. Written exactly so, it is read so.
         ("M[iU]", Activity, 1e6, Other),
         ("M[IU]", Activity, 1e6, Other),
@@ -196,6 +207,8 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("l", Volume, 1e3, None),
         ("litre", Volume, 1e3, None),
         ("liter", Volume, 1e3, None),
+        ("litres", Volume, 1e3, None),
+        ("liters", Volume, 1e3, None),
         ("mL", Volume, 1.0, Milli),
         ("ml", Volume, 1.0, Milli),
         ("millilitre", Volume, 1.0, Milli),
@@ -205,6 +218,10 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("cc", Volume, 1.0, None),
         ("uL", Volume, 1e-3, Micro),
         ("ul", Volume, 1e-3, Micro),
+        ("microlitre", Volume, 1e-3, Micro),
+        ("microliter", Volume, 1e-3, Micro),
+        ("microlitres", Volume, 1e-3, Micro),
+        ("microliters", Volume, 1e-3, Micro),
         ("mol", Substance, 1.0, None),
         ("mmol", Substance, 1e-3, Milli),
         ("umol", Substance, 1e-6, Micro),
@@ -297,11 +314,13 @@ fn time_seconds(token: &str) -> Option<f64> {
 }
 
 fn is_kg(token: &str) -> bool {
-    token.trim().eq_ignore_ascii_case("kg")
+    ["kg", "kilogram"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(token.trim()))
 }
 
 fn is_m2(token: &str) -> bool {
-    ["m2", "m^2", "m²", "[m2]"]
+    ["m2", "m^2", "m²", "[m2]", "square meter", "square metre"]
         .iter()
         .any(|n| n.eq_ignore_ascii_case(token.trim()))
 }
@@ -854,6 +873,32 @@ mod tests {
         #[test]
         fn parse_never_panics(s in ".{0,40}") {
             let _ = parse(&s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod spelled_tests {
+    use super::*;
+
+    #[test]
+    fn units_spelled_out_read_as_their_symbols() {
+        for (spelled, symbol) in [
+            ("milliliters per hour", "mL/h"),
+            ("micrograms per kilogram per minute", "mcg/kg/min"),
+            ("international units per hour", "U/h"),
+            ("liters", "L"),
+            ("microliters", "uL"),
+            ("kilounits", "kU"),
+            ("thousand units", "kU"),
+            ("pounds", "lb"),
+            ("kilograms", "kg"),
+        ] {
+            let (a, b) = (parse(spelled), parse(symbol));
+            assert!(
+                matches!((&a, &b), (Ok(x), Ok(y)) if x.same_as(y)),
+                "{spelled}: {a:?} against {symbol}: {b:?}"
+            );
         }
     }
 }

@@ -220,6 +220,8 @@ rules! {
         "An infusion order carries an RXO, RXE, RXC, RXD or RXA segment beside its RXG. PCD-03 programmes the pump with RXG alone, and wardgate checks RXG; a receiver reading the pharmacy segment's drug, amount, rate or strength would run values never checked. Refused.";
     LEGACY_TIMING = "WG-INF-041", "legacy-timing-unread", High,
         "ORC-7, RXG-3 or RXE-1 (the older TQ quantity/timing) states an interval, a duration, an end or a number of occurrences. wardgate reads an order's timing from TQ1; a receiver reading the older field would derive a rate never checked. Refused.";
+    UNREAD_REPETITION = "WG-INF-042", "repetition-unread", High,
+        "A TQ1 states repeated gives wardgate does not read as a programme: a quantity other than 1 (TQ1-2), a repeat pattern other than once (TQ1-3), more than one explicit time (TQ1-4) or more than one occurrence (TQ1-14). A receiver would give the dose that many times, a total never checked. Refused.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,
