@@ -23,6 +23,8 @@ const IDENTITY_REMOVED: u32 = 0x0012_0062;
 const METHOD: u32 = 0x0012_0063;
 const METHOD_CODES: u32 = 0x0012_0064;
 const TEMPORAL_MODIFIED: u32 = 0x0028_0303;
+/// HL7 Instance Identifier (0040,E001), ST: a document's id `UID^extension`.
+const HL7_INSTANCE_IDENTIFIER: u32 = 0x0040_E001;
 
 /// The UI attributes of a data set that Table E.1-1 does not list and that name
 /// a definition, not an instance: SOP classes, transfer syntaxes, coding
@@ -1173,6 +1175,12 @@ impl Deidentifier {
                 }
                 // A person's name the table does not list (a reviewer's).
                 Vr::PN => return Ok(Decision::Dummy),
+                // A URL or URI (Retrieve URL, Pixel Data Provider URL...)
+                // carries the original UIDs, and may carry the Patient ID.
+                Vr::UR if self.cfg.bits & opt::UIDS == 0 => return Ok(Decision::Remove),
+                _ if e.tag == HL7_INSTANCE_IDENTIFIER && self.cfg.bits & opt::UIDS == 0 => {
+                    return Ok(Decision::Remove)
+                }
                 _ => {}
             }
             // By the declared VR or the dictionary's, whichever is text.

@@ -1585,3 +1585,37 @@ fn dates_and_names_the_table_does_not_list_are_dates_and_names_still() {
     let els = with(|o| o.retain_full_dates = true);
     assert_eq!(val(&els, "00140102"), Some(b"19630417".to_vec()));
 }
+
+#[test]
+fn urls_and_document_ids_go_unless_uids_are_kept() {
+    // Found by an adversarial review: Retrieve URL (0008,1190) and the HL7
+    // Instance Identifier (0040,E001) carried the original Study Instance UID
+    // and the Patient ID beside their replacements.
+    let enc = Encoding::ExplicitLe;
+    let b = B(enc);
+    let data = cat(&[
+        b.el(
+            0x0008_1190,
+            "UR",
+            b"https://pacs.example/studies/1.2.3.4711/series/5",
+        ),
+        b.el(0x0010_0020, "LO", b"MRN4711"),
+        b.el(0x0020_000D, "UI", b"1.2.3.4711"),
+        b.el(
+            0x0028_7FE0,
+            "UR",
+            b"https://pacs.example/pixels?pid=MRN4711",
+        ),
+        b.el(0x0040_E001, "ST", b"1.2.3.4711.9^MRN4711-RPT"),
+    ]);
+    let out = run(&DicomProfile::default(), enc, &data).expect("deid");
+    assert!(!out.windows(4).any(|w| w == b"4711"), "{out:?}");
+    let els = walk(enc, &out);
+    for tag in ["00081190", "00287FE0", "0040E001"] {
+        assert!(get(&els, tag).is_none(), "{tag}");
+    }
+    let mut keep = DicomProfile::default();
+    keep.options.retain_uids = true;
+    let els = walk(enc, &run(&keep, enc, &data).expect("deid"));
+    assert!(get(&els, "00081190").is_some());
+}

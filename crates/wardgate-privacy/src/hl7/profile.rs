@@ -772,8 +772,9 @@ type DefaultRule = (u16, u16, u16, FieldAction);
 /// How a default table treats one field (HL7 v2.5 data types).
 #[derive(Clone, Copy)]
 enum K {
-    /// Codes, quantities, flags: passed as they are, but a ninth component
-    /// (a coded element's original text).
+    /// Codes, quantities, flags: their first eight components passed as
+    /// they are; a coded element's original text (.9) and what follows it
+    /// removed.
     Keep,
     /// Names, addresses, phones, free text, providers: removed.
     Rm,
@@ -1012,9 +1013,10 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
         for &(f, how) in fields.iter() {
             match how {
                 // A coded element's original text (CWE.9) is what a person
-                // typed: removed. No other type a kept field has reaches a
-                // ninth component, so a ninth is text smuggled in.
-                K::Keep => rules.extend([(f, 0, 0, Keep), (f, 9, 0, Remove)]),
+                // typed: removed, and everything after it (v2.7's second
+                // alternate coding, its text free too): a kept field keeps
+                // its first eight components.
+                K::Keep => rules.extend([(f, 0, 0, Keep), (f, 9, 0, Remove), (f, REST, 0, Remove)]),
                 K::Rm => rules.push((f, 0, 0, Remove)),
                 K::Date => rules.push((f, 0, 0, date)),
                 K::Range => rules.extend([(f, 0, 0, Remove), (f, 1, 0, date), (f, 2, 0, date)]),

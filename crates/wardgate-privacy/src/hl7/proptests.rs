@@ -7,6 +7,17 @@ use super::*;
 use crate::key::{SiteKey, KEY_LEN};
 use proptest::prelude::*;
 
+/// Fewer than four encoding characters, and the default escape or
+/// subcomponent character in the data: the parser refuses the message (a
+/// parser assuming the defaults would read another value), before any transform.
+fn undeclared_default<T>(d: &Delimiters, r: &Result<T, Hl7PrivacyError>) -> bool {
+    (d.escape.is_none() || d.subcomponent.is_none())
+        && matches!(
+            r,
+            Err(Hl7PrivacyError::Parse(Hl7Error::BadDelimiters { .. }))
+        )
+}
+
 fn key(seed: u8) -> Pseudonymiser {
     Pseudonymiser::new(&SiteKey::from_bytes([seed; KEY_LEN]))
 }
@@ -348,7 +359,11 @@ proptest! {
         let profile = Hl7Profile::new(Mode::Pseudonymise);
         let p = key(1);
         let mut out = Vec::new();
-        transform(&m, &profile, &p, &mut out).unwrap();
+        let r = transform(&m, &profile, &p, &mut out);
+        if undeclared_default(&d, &r) {
+            return Ok(());
+        }
+        r.unwrap();
         // (a) wardgate reads what it writes.
         let parsed = Message::parse(&out, &Limits::default());
         prop_assert!(parsed.is_ok(), "{:?}: {}", parsed.err(), String::from_utf8_lossy(&out));
@@ -388,7 +403,11 @@ proptest! {
         let profile = Hl7Profile::new(Mode::Minimise);
         let p = key(1);
         let mut out = Vec::new();
-        transform(&m, &profile, &p, &mut out).unwrap();
+        let r = transform(&m, &profile, &p, &mut out);
+        if undeclared_default(&d, &r) {
+            return Ok(());
+        }
+        r.unwrap();
         prop_assert!(Message::parse(&out, &Limits::default()).is_ok());
         for s in &secrets {
             prop_assert!(!contains(&out, s.as_bytes()), "{s:?} in {}", String::from_utf8_lossy(&out));

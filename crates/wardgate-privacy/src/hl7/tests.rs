@@ -574,8 +574,18 @@ fn no_escape_character_declared() {
         MSH|^~|A|B|C|D|2026||ADT^A08|1|P|2.5
         PID|1||A\X41\B^^^H^MR||Doe
     ");
-    let (out, _) = run(&m, Mode::Pseudonymise);
-    let p = key(7).patient("A\\X41\\B");
+    // A parser assuming the default escape character reads `AAB`, this one
+    // `A\X41\B`: refused before any transform (the parser's WG-HL7-P03).
+    assert!(matches!(
+        err(&m, &Hl7Profile::new(Mode::Pseudonymise)),
+        Hl7PrivacyError::Parse(Hl7Error::BadDelimiters { .. })
+    ));
+    let plain = msg(r"
+        MSH|^~|A|B|C|D|2026||ADT^A08|1|P|2.5
+        PID|1||A41B^^^H^MR||Doe
+    ");
+    let (out, _) = run(&plain, Mode::Pseudonymise);
+    let p = key(7).patient("A41B");
     assert_eq!(seg(&out, "PID"), format!("PID|1||{p}^^^H^MR||{p}"));
 }
 
@@ -1367,14 +1377,15 @@ fn subcomponents_of_codes_locations_and_order_numbers_are_codes_only() {
     assert!(fld(orc, 3).ends_with("^EHR"), "{orc}");
 }
 
-/// A kept coded field's original text (CWE.9) is what a person typed.
+/// A kept coded field's original text (CWE.9) is what a person typed, and so
+/// may be what follows (v2.7's second alternate text, CWE.11).
 #[test]
 fn original_text_of_kept_coded_fields_is_removed() {
     let m = msg(concat!(
         "MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\r",
         "PID|1||4711||Doe^Jane\r",
         "OBR|1|||GLU^Glucose^L^^^^^^Glucose for Zebulonova\r",
-        "OBX|1|NM|GLU^^L||5|mg/dL^^UCUM^^^^^^Quirinia's scale|||||F||||ORG^^L^^^^^^Ottoline\r",
+        "OBX|1|NM|GLU^^L||5|mg/dL^^UCUM^^^^^^Quirinia's scale^^Spoke with Zebulonova|||||F||||ORG^^L^^^^^^Ottoline^^^Ottoline again\r",
     ));
     for mode in [Mode::Pseudonymise, Mode::Minimise] {
         let (out, _) = run(&m, mode);
