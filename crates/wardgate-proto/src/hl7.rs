@@ -655,7 +655,10 @@ fn undeclared_defaults(body: &[u8], d: &Delimiters) -> Result<(), Hl7Error> {
             "'&' in a message that declares no subcomponent separator",
         ),
     ] {
-        if declared.is_none() && after.contains(&default) {
+        // (A default character declared as another delimiter has that
+        // meaning: `MSH|\&|` declares the backslash the component separator.)
+        let taken = [d.field, d.component, d.repetition].contains(&default);
+        if declared.is_none() && !taken && after.contains(&default) {
             return Err(Hl7Error::BadDelimiters { reason: what });
         }
     }
