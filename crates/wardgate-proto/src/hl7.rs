@@ -657,7 +657,12 @@ fn undeclared_defaults(body: &[u8], d: &Delimiters) -> Result<(), Hl7Error> {
     ] {
         // (A default character declared as another delimiter has that
         // meaning: `MSH|\&|` declares the backslash the component separator.)
-        let taken = [d.field, d.component, d.repetition].contains(&default);
+        let taken = [d.field, d.component, d.repetition]
+            .into_iter()
+            .chain(d.escape)
+            .chain(d.subcomponent)
+            .chain(d.truncation)
+            .any(|c| c == default);
         if declared.is_none() && !taken && after.contains(&default) {
             return Err(Hl7Error::BadDelimiters { reason: what });
         }

@@ -144,6 +144,8 @@ fn errors_are_typed() {
     // The default character declared as another delimiter has that meaning
     // (found by the hl7_ack_roundtrip fuzz target).
     assert!(Message::parse(b"MSH|\\&|A|B|C|D|2026||ADT\\A01|X\rPV1||I|NICU\\1&2\r", &l).is_ok());
+    // `&` declared as the escape character (engine_inspect fuzz target).
+    assert!(Message::parse(b"MSH|^~&|A|B|C|D|2026||ADT^A01|X\rPV1||I|&H&NICU&N&\r", &l).is_ok());
     assert_eq!(
         Message::parse(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X\rpid|1\r", &l).unwrap_err(),
         Hl7Error::InvalidSegmentId { index: 2 }
