@@ -988,6 +988,12 @@ pub fn escape(text: &[u8], d: &Delimiters, out: &mut Vec<u8>) {
         } else if b < 0x20 || b == 0x7F {
             hex(&[b], out);
             continue;
+        } else if (b == b'\\' && d.escape.is_none()) || (b == b'&' && d.subcomponent.is_none()) {
+            // A default character the message did not declare: a parser that
+            // assumes the defaults would split or decode there (and this
+            // parser refuses such a message), so it is written as a space.
+            out.push(b' ');
+            continue;
         } else {
             None
         };

@@ -61,6 +61,40 @@ fn declared_delimiters_are_honoured() {
 }
 
 #[test]
+fn text_written_without_undeclared_default_characters() {
+    // No escape or subcomponent character declared: a backslash or `&` in
+    // wardgate's own text (an acknowledgement's reason) would be read as one
+    // by a parser assuming the defaults, so it is written as a space, and the
+    // acknowledgement parses (found by the hl7_differential fuzz target).
+    let two = Delimiters {
+        field: b'|',
+        component: b'^',
+        repetition: b'~',
+        escape: None,
+        subcomponent: None,
+        truncation: None,
+    };
+    let mut out = Vec::new();
+    escape(b"a\\b&c^d", &two, &mut out);
+    assert_eq!(out, b"a b c d");
+    let m = Message::parse(b"MSH|^&|A|B|C|D|2026||ADT^A01|X\r", &Limits::default()).unwrap();
+    let p = ack::AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
+        code: ack::AckCode::AR,
+        text: "'\\' and '&' in a reason",
+        error_code: Some((207, "Application internal error")),
+        control_id: "WG1",
+        timestamp: "20261124101500",
+        sending_application: "WARDGATE",
+    };
+    let mut ackbytes = Vec::new();
+    ack::build_ack(&m, &p, &mut ackbytes);
+    assert!(Message::parse(&ackbytes, &Limits::default()).is_ok());
+}
+
+#[test]
 fn escapes_decode() {
     let d = Delimiters::default();
     assert_eq!(
