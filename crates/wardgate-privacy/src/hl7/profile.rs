@@ -1016,7 +1016,16 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                 // typed: removed, and everything after it (v2.7's second
                 // alternate coding, its text free too): a kept field keeps
                 // its first eight components.
-                K::Keep => rules.extend([(f, 0, 0, Keep), (f, 9, 0, Remove), (f, REST, 0, Remove)]),
+                K::Keep => {
+                    // Each of the first eight components keeps its first
+                    // subcomponent: a component holding a coded element
+                    // (CQ units, RPT) has its text and original text there.
+                    rules.push((f, 0, 0, Keep));
+                    for c in 1..=8 {
+                        rules.extend([(f, c, 0, Remove), (f, c, 1, Keep)]);
+                    }
+                    rules.extend([(f, 9, 0, Remove), (f, REST, 0, Remove)]);
+                }
                 K::Rm => rules.push((f, 0, 0, Remove)),
                 K::Date => rules.push((f, 0, 0, date)),
                 K::Range => rules.extend([(f, 0, 0, Remove), (f, 1, 0, date), (f, 2, 0, date)]),

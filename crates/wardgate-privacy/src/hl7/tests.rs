@@ -1395,4 +1395,19 @@ fn original_text_of_kept_coded_fields_is_removed() {
         assert_eq!(fld(seg(&out, "OBR"), 4), "GLU^Glucose^L", "{out}");
         assert_eq!(fld(seg(&out, "OBX"), 6), "mg/dL^^UCUM", "{out}");
     }
+    // A coded element inside a component (TQ1-2's CQ units, TQ1-3's RPT):
+    // its text and original text are subcomponents; the first is kept.
+    let m = msg(concat!(
+        "MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\r",
+        "PID|1||4711||Doe^Jane\r",
+        "TQ1|1|1^mg&&&&&&&&Spoke with Quirinia|Q6H&Zebulonova\r",
+    ));
+    for mode in [Mode::Pseudonymise, Mode::Minimise] {
+        let (out, _) = run(&m, mode);
+        for word in ["Zebulonova", "Quirinia"] {
+            assert!(!out.contains(word), "{mode:?}: {word} in {out}");
+        }
+        let tq1 = seg(&out, "TQ1");
+        assert_eq!((fld(tq1, 2), fld(tq1, 3)), ("1^mg", "Q6H"), "{out}");
+    }
 }
