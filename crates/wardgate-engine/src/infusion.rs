@@ -394,43 +394,33 @@ pub fn check(
         .map(|n| give_group(&segments, &seqs, &gives, n))
         .collect();
     // A programming parameter outside every give programs nothing wardgate
-    // checked, yet a pump may apply it.
+    // checked, yet a pump may apply it; likewise a TQ1 stating a duration that
+    // times no give (before the order's ORC, say): a receiver's parser may
+    // file it under the order.
     for (i, s) in segments.iter().enumerate() {
-        if s.id() == b"OBX"
-            && param_of(s).is_some()
-            && !groups.iter().any(|g| g.obx.iter().any(|(j, _)| *j == i))
-        {
+        let misplaced = match s.id() {
+            b"OBX" if param_of(s).is_some()
+                && !groups.iter().any(|g| g.obx.iter().any(|(j, _)| *j == i)) =>
+            {
+                Some((b"OBX", 3, "a pump programming parameter outside any give (RXG)"))
+            }
+            b"TQ1" if states_duration(s)
+                && !groups.iter().any(|g| {
+                    g.tq1.iter().any(|(j, _)| *j == i) || g.ambiguous_tq1 == Some(seqs[i])
+                }) =>
+            {
+                Some((b"TQ1", 1, "a duration (TQ1-6, 7/8 or 13) outside any give's timing (between its ORC and RXG, or after the RXG)"))
+            }
+            _ => None,
+        };
+        if let Some((id, field, what)) = misplaced {
+            let name = String::from_utf8_lossy(id);
             out.findings.push(
                 OrderFinding::new(
                     rules::MISPLACED_PARAMETER,
-                    format!(
-                        "OBX #{}: a pump programming parameter outside any give (RXG)",
-                        seqs[i]
-                    ),
+                    format!("{name} #{}: {what}", seqs[i]),
                 )
-                .at(loc(b"OBX", seqs[i], 3)),
-            );
-            return out;
-        }
-    }
-    // Likewise a TQ1 stating a duration that times no give (before the
-    // order's ORC, say): a receiver's parser may file it under the order.
-    for (i, s) in segments.iter().enumerate() {
-        if s.id() == b"TQ1"
-            && states_duration(s)
-            && !groups
-                .iter()
-                .any(|g| g.tq1.iter().any(|(j, _)| *j == i) || g.ambiguous_tq1 == Some(seqs[i]))
-        {
-            out.findings.push(
-                OrderFinding::new(
-                    rules::MISPLACED_PARAMETER,
-                    format!(
-                        "TQ1 #{}: a duration (TQ1-6, 7/8 or 13) outside any give's timing (between its ORC and RXG, or after the RXG)",
-                        seqs[i]
-                    ),
-                )
-                .at(loc(b"TQ1", seqs[i], 1)),
+                .at(loc(id, seqs[i], field)),
             );
             return out;
         }

@@ -373,8 +373,11 @@ impl Session {
                 }
                 // The transformed message keeps MSH-10: the upstream's
                 // acknowledgement answers the sender's control id.
-                let id = control_id_of(bytes);
-                if asks_enhanced_ack(bytes) {
+                // One pass over the header: MSH-10, then MSH-15/16.
+                let mut fields = header_fields(bytes);
+                let id = control_id(fields.nth(9));
+                let set = |f: Option<&[u8]>| f.is_some_and(|f| !f.trim_ascii().is_empty());
+                if set(fields.nth(4)) || set(fields.next()) {
                     if self.enhanced.len() == 2 * ANSWERED_REMEMBERED {
                         self.enhanced.pop_front();
                     }
@@ -541,7 +544,7 @@ impl Session {
                                 format!(
                                     "upstream answered message {} a second time ({}); one answer each was asked for (original mode): not relayed",
                                     String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default()),
-                                    String::from_utf8_lossy(ack_code(frame))
+                                    String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default())
                                 ),
                                 Stage::Message,
                             )
@@ -708,10 +711,9 @@ impl Session {
         let at = match id {
             Some(id) => match self.in_flight.iter().position(|x| x.as_slice() == id) {
                 Some(i) => i,
-                // Another answer to a message already answered.
-                None if self.answered.iter().any(|x| x.as_slice() == id) => return true,
                 // A capture picked up mid-stream sees answers to messages sent
-                // before it began: one naming nothing seen answers nothing.
+                // before it began (or a second answer): one naming nothing in
+                // flight answers nothing.
                 None if self.observe => return true,
                 // An id that names nothing sent (an upstream that rewrites or
                 // mangles MSA-2): MLLP answers in order, so it answers the
@@ -813,62 +815,47 @@ pub fn policy_changed(flow: &Flow, route: &RoutePolicy, clock: &Clock) -> crate:
     )
 }
 
-/// MSA-2 of a framed acknowledgement, as written: the second field of its MSA
-/// segment, split on the field separator its MSH declares.
-fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
+/// Field `n` of a framed acknowledgement's MSA segment, as written (1: the
+/// code, 2: the control id it answers), split on the field separator its MSH
+/// declares.
+fn msa_field(frame: &[u8], n: usize) -> Option<&[u8]> {
     let payload = frame.get(1..frame.len().saturating_sub(2))?;
     let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
     let msa = payload
         .split(|&b| b == b'\r' || b == b'\n')
         .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))?;
-    msa.split(|&b| b == sep).nth(2)
+    msa.split(|&b| b == sep).nth(n)
 }
 
-/// MSA-1 of a framed acknowledgement (the code), as written.
-fn ack_code(frame: &[u8]) -> &[u8] {
-    let Some(payload) = frame.get(1..frame.len().saturating_sub(2)) else {
-        return b"";
-    };
-    let Some(&sep) = payload.get(3).filter(|_| payload.starts_with(b"MSH")) else {
-        return b"";
-    };
-    payload
-        .split(|&b| b == b'\r' || b == b'\n')
-        .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))
-        .and_then(|msa| msa.split(|&b| b == sep).nth(1))
-        .unwrap_or_default()
+/// MSA-2 of a framed acknowledgement: the control id it answers.
+fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
+    msa_field(frame, 2)
 }
 
-/// Whether a framed message asks for enhanced-mode acknowledgement (MSH-15 or
-/// MSH-16 set): it may be answered twice.
-fn asks_enhanced_ack(frame: &[u8]) -> bool {
-    let payload = frame.get(1..).unwrap_or_default();
-    let line_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
-    let line = &payload[..line_end];
-    let Some(&sep) = line.get(3).filter(|_| line.starts_with(b"MSH")) else {
-        return false;
-    };
-    line.split(|&b| b == sep)
-        .skip(14)
-        .take(2)
-        .any(|f| !f.trim_ascii().is_empty())
-}
-
-/// MSH-10 of a framed message, as written, without a parse or an allocation:
-/// the tenth field of the first line.
-pub fn control_id_of(frame: &[u8]) -> ControlId {
+/// The fields of a framed message's first line, split on the separator its
+/// MSH declares (field `n` is MSH-`n+1`), without a parse or an allocation;
+/// none if it is no MSH.
+fn header_fields(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
     let payload = frame
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
     let line_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
     let line = &payload[..line_end];
-    let mut out = ControlId::new();
-    if let (true, Some(&sep)) = (line.starts_with(b"MSH"), line.get(3)) {
-        if let Some(id) = line.split(|&b| b == sep).nth(9) {
-            out.extend_from_slice(&id[..id.len().min(64)]);
-        }
-    }
-    out
+    let sep = line.get(3).copied().filter(|_| line.starts_with(b"MSH"));
+    line.split(move |&b| Some(b) == sep)
+        .take(if sep.is_some() { usize::MAX } else { 0 })
+}
+
+/// A control id as kept: at most 64 bytes of the field.
+fn control_id(field: Option<&[u8]>) -> ControlId {
+    let id = field.unwrap_or_default();
+    ControlId::from_slice(&id[..id.len().min(64)])
+}
+
+/// MSH-10 of a framed message, as written, without a parse or an allocation:
+/// the tenth field of the first line.
+pub fn control_id_of(frame: &[u8]) -> ControlId {
+    control_id(header_fields(frame).nth(9))
 }
 
 #[cfg(test)]
@@ -877,15 +864,9 @@ mod tests;
 /// Whether a frame holds an acknowledgement (MSH-9.1 `ACK`), read from its
 /// header only.
 fn is_acknowledgement(frame: &[u8]) -> bool {
-    let payload = frame.get(1..).unwrap_or_default();
-    let header = payload.split(|&b| b == b'\r').next().unwrap_or_default();
-    let (Some(&fs), Some(&cs)) = (header.get(3), header.get(4)) else {
-        return false;
-    };
-    header.starts_with(b"MSH")
-        && header
-            .split(|&b| b == fs)
-            .nth(8)
-            .and_then(|f| f.split(|&b| b == cs).next())
-            == Some(&b"ACK"[..])
+    let cs = frame.get(5).copied();
+    header_fields(frame)
+        .nth(8)
+        .and_then(|f| f.split(|&b| Some(b) == cs).next())
+        == Some(&b"ACK"[..])
 }
