@@ -107,17 +107,30 @@ def wait_for(pred, timeout=30.0, what="condition"):
 
 
 def queue_json(gw):
-    out = gw.cli("queue", "--json").stdout
-    by_config = [json.loads(line) for line in out.splitlines() if line.strip()]
-    # The same queues read from the data directory alone (the configuration
-    # being edited and broken must not blind the on-call engineer).
-    r = subprocess.run([wardgate_bin(), "queue", "--json", "--data-dir", str(gw.dir / "data")],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    by_dir = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    """The queues as `wardgate queue --json` gives them from the configuration,
+    checked against the same read from the data directory alone (the
+    configuration being edited and broken must not blind the on-call engineer).
+    The two reads are two processes: a queue the gateway is changing (a message
+    parking, a redrive) can differ between them, so the directory read is
+    compared only when configuration reads on each side of it agree (bounded)."""
     strip = lambda qs: [{k: v for k, v in q.items() if k != "oldest_age_secs"} for q in qs]
-    assert strip(by_dir) == strip(by_config), (by_dir, by_config)
-    return by_config
+
+    def by_config():
+        out = gw.cli("queue", "--json").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    for _ in range(50):
+        before = by_config()
+        r = subprocess.run([wardgate_bin(), "queue", "--json", "--data-dir", str(gw.dir / "data")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        by_dir = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        after = by_config()
+        if strip(before) == strip(after):
+            assert strip(by_dir) == strip(after), (by_dir, after)
+            return after
+        time.sleep(0.05)
+    raise AssertionError("the queues never held still for three reads")
 
 
 def start_gateway(tmp_path, upstream_port, queue=""):
