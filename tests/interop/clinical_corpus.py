@@ -159,9 +159,11 @@ class Corpus:
     def __init__(self):
         self.items = []
 
-    def add(self, name, text, verdict, rule=None):
+    def add(self, name, text, verdict, rule=None, as_bytes=False):
+        """`as_bytes`: `text` stands for bytes, one Latin-1 character each (sent as
+        those bytes, not as UTF-8)."""
         assert verdict in ("allow", "alert", "block")
-        self.items.append({"name": name, "text": text, "verdict": verdict, "rule": rule})
+        self.items.append({"name": name, "text": text, "verdict": verdict, "rule": rule, "bytes": as_bytes})
 
 
 def cases():
@@ -597,6 +599,50 @@ def cases():
     c.add("two-step order, each TQ1 right after its RXG (TIMING_GIVE)", two_step, "allow")
     c.add("two-step order, a TQ1 after the first give's RXR",
           message(cid(), [(loading, [f"TQ1|1||||||||||||10^{MIN_CQ}"]), (step2, [])]), "block", "WG-INF-018")
+
+    # --- Character sets (MSH-18) a receiver decodes before parsing --------------------
+    # In Big5, GB 18030 and Shift JIS a byte of 0x80 or above and the ASCII byte
+    # after it are one character: `\xa4|` hides a field separator from a receiver
+    # that decodes first (HAPI's MSH-18 support, an engine set to "from MSH-18").
+    def charset(text, declared):
+        head, rest = text.split("\r", 1)
+        return head + "|" * (17 - head.count("|")) + declared + "\r" + rest
+
+    for declared, lead in (("BIG-5", "\xa4"), ("GB 18030-2000", "\x81"), ("SJIS", "\x83"),
+                           ("Shift_JIS", "\x83"), ("KS X 1001", "\xb0"), ("CNS 11643-1992", "\xa4"),
+                           ("X-MAC-JAPANESE", "\x83"), ("8859/1~BIG-5", "\xa4")):
+        nicu_hidden = message(cid(), [(heparin(1000, U_H[1], strength="", s_unit="", volume="", v_unit=""), [])],
+                              pv1=f"PV1|{lead}|I|ICU|NICU^1^1")
+        c.add(f"{declared}: a lead byte hides PV1's separator (ICU to wardgate, NICU to the receiver)",
+              charset(nicu_hidden, declared), "block", "WG-HL7-P12", as_bytes=True)
+    c.add("BIG-5: a lead byte hides an OBX's separator (a rate wardgate does not read)",
+          charset(message(cid(), [(heparin(10), ["OBX|1|NM\xa4|99999^NOTE^LOCAL|157784^MDC_FLOW_FLUID_PUMP^MDC||300|265266^MDC_DIM_MILLI_L_PER_HR^MDC"])]), "BIG-5"),
+          "block", "WG-HL7-P12", as_bytes=True)
+    c.add("BIG-5: a high byte in a name, away from any separator",
+          charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doe^J\xa4\xa4ne"), "BIG-5"),
+          "block", "WG-HL7-P12", as_bytes=True)
+    for declared in ("UNICODE UTF-16", "UNICODE UTF-32", "UNICODE", "ISO IR14"):
+        c.add(f"{declared} declared over 8-bit bytes", charset(message(cid(), [(heparin(10), [])]), declared),
+              "block", "WG-HL7-P12")
+    c.add("BIG-5 declared, every byte ASCII", charset(message(cid(), [(heparin(10), [])]), "BIG-5"), "allow")
+    c.add("8859/1 with a Latin-1 letter in the name",
+          charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Do\xe9^Jane"), "8859/1"),
+          "allow", as_bytes=True)
+    c.add("ISO-8859-15 with a Latin-9 letter in the name",
+          charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Do\xe9^Jane"), "ISO-8859-15"),
+          "allow", as_bytes=True)
+    c.add("UNICODE UTF-8 with a letter in the name",
+          charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doé^Jane"), "UNICODE UTF-8"), "allow")
+
+    # --- A second body weight under a code a receiver reads as the weight's --------
+    for code, what in (("068063^MDC_ATTR_PT_WEIGHT^MDC", "leading zero"),
+                       ("68063.0", "decimal point"),
+                       ("1::2527", "partition::code"),
+                       ("68063&1^MDC_ATTR_PT_WEIGHT&x^MDC", "sub-components"),
+                       ("188736.0^^MDC", "vital-sign code with a decimal point"),
+                       ("3142-7^Body weight (stated)^LN", "LOINC stated weight")):
+        c.add(f"propofol with a second weight coded by {what} that disagrees",
+              message(cid(), [(propofol(30), [weight("80"), weight("250", code=code, n=2)])]), "block", "WG-INF-021")
 
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")

@@ -111,7 +111,11 @@ class Upstream:
                 self.received.append(block)
                 if self.ack_delay:
                     await asyncio.sleep(self.ack_delay)
-                ack = str(hl7.parse(block.decode()).create_ack(ack_code="AA", application="PUMPSRV", facility="ICU"))
+                try:
+                    text = block.decode()
+                except UnicodeDecodeError:
+                    text = block.decode("latin-1")  # a message declaring an ISO 8859 set
+                ack = str(hl7.parse(text).create_ack(ack_code="AA", application="PUMPSRV", facility="ICU"))
                 self.acks.append(ack)
                 writer.writemessage(ack)
                 await writer.drain()

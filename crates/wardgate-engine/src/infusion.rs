@@ -101,6 +101,7 @@ const WEIGHT_CODES: &[&str] = &[
     "MDC_MASS_BODY_ACTUAL",
     "29463-7",
     "3141-9",
+    "3142-7",
 ];
 const BSA_CODES: &[&str] = &[
     "188744",
@@ -2580,27 +2581,34 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
     for obx in segments.iter().filter(|s| s.id() == b"OBX") {
         seq += 1;
         let id = obx.field(3);
-        // Identifiers (CWE-1, 4, 10) and texts (CWE-2, 5, original text 9, 11).
-        let ids: Vec<String> = [1usize, 4, 10]
-            .iter()
-            .map(|&c| {
-                String::from_utf8_lossy(id.component(c).raw())
-                    .trim()
-                    .to_owned()
-            })
-            .collect();
-        let texts: Vec<String> = [2usize, 5, 9, 11]
-            .iter()
-            .map(|&c| {
-                String::from_utf8_lossy(id.component(c).raw())
-                    .trim()
-                    .to_ascii_uppercase()
-            })
-            .collect();
+        // Identifiers (CWE-1, 4, 10) and texts (CWE-2, 5, original text 9, 11),
+        // each as written and as its first sub-component (what lenient parsers
+        // read), as the programming parameters are read ([`param_of`]).
+        let parts = |comps: &[usize]| -> Vec<String> {
+            let mut out = Vec::new();
+            for &c in comps {
+                let comp = id.component(c);
+                for p in [comp.raw(), comp.subcomponent(1)] {
+                    let p = String::from_utf8_lossy(p).trim().to_ascii_uppercase();
+                    if !p.is_empty() && !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+            out
+        };
+        let ids = parts(&[1, 4, 10]);
+        let texts = parts(&[2, 5, 9, 11]);
+        // A code matches as written, or by any number a receiver may read in it
+        // (`068063`, `68063.0`, `1::2527` are all 68063).
         let named = |codes: &[&str]| {
-            ids.iter()
-                .chain(texts.iter())
-                .any(|p| codes.iter().any(|c| c.eq_ignore_ascii_case(p)))
+            ids.iter().chain(texts.iter()).any(|p| {
+                let numbers = code_numbers(p);
+                codes.iter().any(|c| {
+                    c.eq_ignore_ascii_case(p)
+                        || c.parse::<u64>().is_ok_and(|n| numbers.contains(&n))
+                })
+            })
         };
         let is_weight = named(WEIGHT_CODES);
         let is_bsa = named(BSA_CODES);

@@ -121,6 +121,10 @@ pub struct Session {
     /// [`ANSWERED_REMEMBERED`]): a second answer to one of them (enhanced mode's
     /// accept, then application, acknowledgement) answers nothing else.
     answered: VecDeque<ControlId>,
+    /// A message on this connection asked for enhanced-mode acknowledgement:
+    /// its sender matches answers by MSA-2, not by order, so an answer naming
+    /// nothing in flight is relayed (a late application acknowledgement).
+    any_enhanced: bool,
     /// Replies waiting for earlier upstream acknowledgements: (acks still due
     /// first, framed reply).
     deferred: VecDeque<(usize, Vec<u8>)>,
@@ -153,6 +157,7 @@ impl Session {
             timeouts,
             in_flight: VecDeque::new(),
             enhanced: VecDeque::new(),
+            any_enhanced: false,
             answered: VecDeque::new(),
             deferred: VecDeque::new(),
             closing: false,
@@ -378,6 +383,7 @@ impl Session {
                 let id = control_id(fields.nth(9));
                 let set = |f: Option<&[u8]>| f.is_some_and(|f| !f.trim_ascii().is_empty());
                 if set(fields.nth(4)) || set(fields.next()) {
+                    self.any_enhanced = true;
                     if self.enhanced.len() == 2 * ANSWERED_REMEMBERED {
                         self.enhanced.pop_front();
                     }
@@ -524,7 +530,8 @@ impl Session {
             match self.uframer.next(rest) {
                 Ok(Progress::Frame(f)) => {
                     let frame = rest.get(f.start..f.len).unwrap_or_default();
-                    if self.acknowledged(frame) {
+                    let answer = self.acknowledged(frame);
+                    if answer == Answer::Relay {
                         out.push(Out::Relay {
                             start: f.start,
                             end: f.len,
@@ -535,20 +542,24 @@ impl Session {
                             start: f.len,
                             end: f.len,
                         });
+                        let named =
+                            String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
+                        let code = String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default());
+                        let (reason, rule) = if answer == Answer::Repeat {
+                            (
+                                format!("upstream answered message {named} a second time ({code}); one answer each was asked for (original mode): not relayed"),
+                                rules::DUPLICATE_ACK,
+                            )
+                        } else {
+                            (
+                                format!("upstream sent an answer (MSA-2 {named:?}, code {code:?}) when no message was awaiting one; the sender matches answers by order (original mode): not relayed"),
+                                rules::UNSOLICITED_ACK,
+                            )
+                        };
                         let ev = self
                             .flow
-                            .event(
-                                clock,
-                                &self.route,
-                                Action::Blocked,
-                                format!(
-                                    "upstream answered message {} a second time ({}); one answer each was asked for (original mode): not relayed",
-                                    String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default()),
-                                    String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default())
-                                ),
-                                Stage::Message,
-                            )
-                            .with_rule(rules::DUPLICATE_ACK);
+                            .event(clock, &self.route, Action::Blocked, reason, Stage::Message)
+                            .with_rule(rule);
                         out.push(Out::Record(ev.into()));
                     }
                     at += f.len;
@@ -691,8 +702,10 @@ impl Session {
     /// followed by the application's) answers nothing more; one whose MSA-2
     /// cannot be read answers the oldest message, as MLLP's order says.
     /// Whether the answer is relayed: not a second answer to a message that
-    /// asked for one (original mode).
-    fn acknowledged(&mut self, frame: &[u8]) -> bool {
+    /// asked for one (original mode), nor an answer when no message awaits one
+    /// on a connection in original mode (its sender would take it, by order, as
+    /// the answer to its next message).
+    fn acknowledged(&mut self, frame: &[u8]) -> Answer {
         let id = ack_control_id(frame);
         // Another answer to a message already answered: enhanced mode's accept
         // and application answers are both relayed; in original mode a second
@@ -702,11 +715,19 @@ impl Session {
                 && !self.in_flight.iter().any(|x| x.as_slice() == id)
                 && self.answered.iter().any(|x| x.as_slice() == id)
             {
-                return self.enhanced.iter().any(|x| x.as_slice() == id);
+                return if self.enhanced.iter().any(|x| x.as_slice() == id) {
+                    Answer::Relay
+                } else {
+                    Answer::Repeat
+                };
             }
         }
         if self.in_flight.is_empty() {
-            return true;
+            return if self.observe || self.any_enhanced {
+                Answer::Relay
+            } else {
+                Answer::Unsolicited
+            };
         }
         let at = match id {
             Some(id) => match self.in_flight.iter().position(|x| x.as_slice() == id) {
@@ -714,7 +735,7 @@ impl Session {
                 // A capture picked up mid-stream sees answers to messages sent
                 // before it began (or a second answer): one naming nothing in
                 // flight answers nothing.
-                None if self.observe => return true,
+                None if self.observe => return Answer::Relay,
                 // An id that names nothing sent (an upstream that rewrites or
                 // mangles MSA-2): MLLP answers in order, so it answers the
                 // oldest. Left unmatched, the refusals owed behind it would
@@ -733,7 +754,7 @@ impl Session {
         for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
             d.0 -= 1;
         }
-        true
+        Answer::Relay
     }
 
     /// The sender stopped reading (a write to it failed or stalled): the record
@@ -798,6 +819,17 @@ impl Session {
             ids.join(", ")
         }
     }
+}
+
+/// What an upstream answer is to the sender's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Relayed to the sender.
+    Relay,
+    /// A second answer to a message that asked for one (original mode).
+    Repeat,
+    /// An answer when no message awaits one (original mode).
+    Unsolicited,
 }
 
 /// The record that a connection's later decisions use a new policy (after a

@@ -174,6 +174,7 @@ remediations! {
     "WG-UP-003" => "The upstream refused the association; its reason was relayed to the sender. Usually it does not know the calling AE title or the SOP classes: ask the PACS administrator to configure them. If it answered busy, check its load.",
     "WG-UP-004" => "The upstream broke off mid-conversation. Ask its administrator to check their logs at the event's time; if it repeats, check the network path with the network team. Confirm with the modality operator that the study was sent again and arrived complete.",
     "WG-UP-005" => "The upstream answered the same message twice. Nothing is lost (the first answer was relayed); ask the upstream's administrator why (a retransmission on its side, an interface engine replaying answers) and check the second answer's code in the event.",
+    "WG-UP-006" => "The upstream sent an answer nobody was waiting for; it was not relayed, so the sender was not misled. Ask the upstream's administrator why (a delayed or replayed answer, an interface engine answering twice, a misconfigured connection) and check the frame's MSA-2 and code in the event.",
 
     // Connections.
     "WG-CONN-001" => "A frame took longer than `frame_timeout_secs`. For a device on a slow link, raise `[gateway] frame_timeout_secs` and restart wardgate. Repeated from a device that is normally quick, it is a fault or an attempt to hold connections: have clinical engineering check the device.",
@@ -220,6 +221,7 @@ remediations! {
     "WG-HL7-P09" => "A control character or Unicode line break lets parsers disagree about the message. Ask the sender's interface team to remove it or escape it (`\\X0C\\` in text fields); if they cannot explain it, treat the message as a possible evasion attempt and escalate.",
     "WG-HL7-P10" => "Two messages (or a batch header) in one frame. Ask the sender's interface team to send one message per MLLP frame; batches are not accepted. An embedded header nobody can explain is a smuggling technique: escalate.",
     "WG-HL7-P11" => "Segments end with different terminators. Ask the sender's interface team to end every segment with CR, as HL7 requires, and resend.",
+    "WG-HL7-P12" => "The message declares a character set (MSH-18) in which the receiver could read different fields than wardgate checked. Ask the sender's interface team to send UTF-8 (`UNICODE UTF-8`) or an ISO 8859 set; if the sender never uses that character set, treat the message as a possible evasion attempt and escalate.",
     "WG-HL7-A01" => "No action needed: tolerated. At its next interface change, ask the sender's vendor to end segments with CR only.",
     "WG-HL7-A02" => "No action needed: tolerated. The sender's interface team can drop the blank lines at its next change.",
 

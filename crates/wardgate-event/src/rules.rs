@@ -252,6 +252,8 @@ rules! {
         "The upstream ended a conversation before it was complete: it sent A-ABORT, closed the connection without releasing the association, or its stream broke. The sender is told with an abort.";
     DUPLICATE_ACK = "WG-UP-005", "duplicate-acknowledgement", Medium,
         "The upstream answered a message it had already answered, which asked for original-mode acknowledgement (one answer each): the second answer is recorded and not relayed, since a sender matching answers by order would take it as the next message's. (Enhanced mode's accept and application answers are both relayed.)";
+    UNSOLICITED_ACK = "WG-UP-006", "unsolicited-acknowledgement", Medium,
+        "The upstream sent an answer (or any frame) when no message on the connection was awaiting one, on a connection in original acknowledgement mode: a sender matching answers by order would take it as the answer to its next message, even one wardgate refuses. Recorded and not relayed. (On a connection that asked for enhanced-mode acknowledgement, where answers are matched by MSA-2, it is relayed.)";
     SLOW_SENDER = "WG-CONN-001", "slow-sender", Medium,
         "A frame (an MLLP frame, a DICOM PDU, the first A-ASSOCIATE-RQ) did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources. Only a timeout: a sender that breaks off is WG-CONN-005.";
     IDLE_TIMEOUT = "WG-CONN-002", "idle-timeout", Info,
@@ -396,6 +398,8 @@ pub mod proto {
             "A second MSH (or a batch or file header or trailer: BHS, BTS, FHS, FTS) inside one MLLP frame: some parsers start a new message there, others read one. Refused; batches are not accepted.";
         HL7_MIXED_TERMINATORS = "WG-HL7-P11", "mixed-segment-terminators", High,
             "Segments end with different terminators in one message (CR in one place, LF or CR LF in another): parsers that split only on CR read a different set of segments than those that split on every line break. Refused.";
+        HL7_AMBIGUOUS_CHARSET = "WG-HL7-P12", "ambiguous-character-set", High,
+            "MSH-18 declares a character set in which a receiver that decodes the message before parsing it reads other delimiters or characters than the bytes say: a multi-byte set whose second bytes include ASCII (Big5, GB 18030, Shift JIS, or a set wardgate does not know) with a byte of 0x80 or above in the message (it can swallow the `|` or `^` after it, shifting every field behind), a wide set (UTF-16, UTF-32, UNICODE), or JIS X 0201 (ISO IR14, where `\\` is the yen sign). Refused.";
         HL7_LF_TERMINATOR = "WG-HL7-A01", "line-feed-segment-terminator", Info,
             "Segments end with LF or CR LF instead of CR (HL7 v2.5.1 2.5.3): tolerated, noted.";
         HL7_EMPTY_SEGMENT = "WG-HL7-A02", "empty-segment", Low,

@@ -139,6 +139,15 @@ pub enum Hl7Error {
     /// CR in one place, LF or CR LF in another.
     #[error("segments end with different terminators (CR, LF, CR LF) in one message")]
     MixedTerminators,
+    /// MSH-18 declares a character set in which the message's bytes may be
+    /// read as other characters than wardgate reads them.
+    #[error("MSH-18 declares {declared:?}: {why}")]
+    AmbiguousCharset {
+        /// MSH-18 as written (lossily decoded, at most 64 bytes).
+        declared: String,
+        /// What a receiver decoding that set could read differently.
+        why: &'static str,
+    },
 }
 
 impl Anomaly for Hl7Error {
@@ -155,6 +164,7 @@ impl Anomaly for Hl7Error {
             Hl7Error::ControlCharacter { .. } => anomaly::HL7_CONTROL_CHARACTER,
             Hl7Error::EmbeddedHeader { .. } => anomaly::HL7_EMBEDDED_HEADER,
             Hl7Error::MixedTerminators => anomaly::HL7_MIXED_TERMINATORS,
+            Hl7Error::AmbiguousCharset { .. } => anomaly::HL7_AMBIGUOUS_CHARSET,
         }
     }
 }
@@ -253,7 +263,8 @@ impl<'a> Message<'a> {
         }
         let delims = parse_delimiters(body)?;
         undeclared_defaults(body, &delims)?;
-        check_breaks(raw, || utf8_letters(raw, body, delims.field))?;
+        let high = check_breaks(raw, || utf8_letters(raw, body, delims.field))?;
+        check_charset(body, &delims, high)?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
         let note = |a: Hl7Anomaly, list: &mut SmallVec<[Hl7Anomaly; 2]>| {
@@ -502,6 +513,96 @@ fn utf8_letters(raw: &[u8], body: &[u8], field: u8) -> bool {
     utf8_or_none && std::str::from_utf8(raw).is_ok()
 }
 
+/// Character sets (HL7 table 0211, and names senders commonly write) in which
+/// every byte below 0x80 is the ASCII character and never part of another:
+/// ASCII, the single-byte ISO 8859 and Windows sets, UTF-8 (whose multi-byte
+/// characters are all bytes of 0x80 and above). Compared case-insensitively.
+const ASCII_SAFE_CHARSETS: &[&str] = &[
+    "ASCII",
+    "US-ASCII",
+    "UNICODE UTF-8",
+    "UTF-8",
+    "UTF8",
+    "LATIN1",
+    "LATIN-1",
+];
+
+/// Whether `name` (one MSH-18 repetition, trimmed) is a set in which bytes
+/// below 0x80 are read as ASCII whatever surrounds them.
+fn ascii_safe(name: &[u8]) -> bool {
+    let n = String::from_utf8_lossy(name).to_ascii_uppercase();
+    if ASCII_SAFE_CHARSETS.contains(&n.as_str()) {
+        return true;
+    }
+    // `8859/1`..`8859/15` (table 0211), `ISO-8859-1`, `ISO8859-15`, `ISO_8859-2`.
+    let part = n
+        .strip_prefix("8859/")
+        .or_else(|| n.strip_prefix("ISO-8859-"))
+        .or_else(|| n.strip_prefix("ISO8859-"))
+        .or_else(|| n.strip_prefix("ISO_8859-"));
+    if let Some(p) = part {
+        return p
+            .parse::<u8>()
+            .is_ok_and(|k| (1..=16).contains(&k) && k != 12);
+    }
+    // Windows code pages 1250-1258: single-byte.
+    n.strip_prefix("WINDOWS-")
+        .or_else(|| n.strip_prefix("CP"))
+        .and_then(|p| p.parse::<u16>().ok())
+        .is_some_and(|k| (1250..=1258).contains(&k))
+}
+
+/// Refuses a message whose declared character set (MSH-18, every repetition)
+/// lets a receiver that decodes before parsing read other delimiters or
+/// characters than the bytes wardgate parses:
+/// - in multi-byte sets whose second bytes include ASCII (Big5, GB 18030,
+///   Shift JIS, and any set wardgate does not know), a byte of 0x80 or above
+///   may swallow the `|` or `^` after it: refused when such a byte is present;
+/// - a wide set (UTF-16, UTF-32, `UNICODE`) reads no byte as ASCII: refused;
+/// - JIS X 0201 (`ISO IR14`) reads `\` as the yen sign and `~` as an
+///   overline, so escapes and repetitions vanish: refused when either occurs.
+///
+/// (ISO 2022 switching needs ESC, SO or SI, which [`check_breaks`] refuses.)
+/// Most messages have no byte above 0x7F and declare nothing: one compare.
+fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7Error> {
+    let msh = &body[..memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len())];
+    let declared = msh
+        .split(|&b| b == delims.field)
+        .nth(17)
+        .unwrap_or_default();
+    if declared.trim_ascii().is_empty() {
+        return Ok(());
+    }
+    let refuse = |why| {
+        let shown = &declared[..declared.len().min(64)];
+        Err(Hl7Error::AmbiguousCharset {
+            declared: String::from_utf8_lossy(shown).into_owned(),
+            why,
+        })
+    };
+    for name in declared.split(|&b| b == delims.repetition) {
+        let name = name.trim_ascii();
+        if name.is_empty() || ascii_safe(name) {
+            continue;
+        }
+        let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+        if upper.starts_with("UNICODE")
+            || upper.starts_with("UTF-16")
+            || upper.starts_with("UTF-32")
+            || upper.starts_with("UCS")
+        {
+            return refuse("a wide character set, in which the message's bytes are not the characters wardgate reads");
+        }
+        if upper == "ISO IR14" && body.iter().any(|&b| b == b'\\' || b == b'~') {
+            return refuse("JIS X 0201 reads '\\' as the yen sign and '~' as an overline, so escapes and repetitions read differently");
+        }
+        if high {
+            return refuse("a character set whose multi-byte characters may include an ASCII byte: a byte of 0x80 or above can swallow the delimiter after it");
+        }
+    }
+    Ok(())
+}
+
 /// Refuses what HL7 parsers disagree on as a break: control characters other
 /// than CR, LF and tab; NEL (U+0085, or a Latin-1 0x85), U+2028 and U+2029.
 /// (Mixed segment terminators are refused in the segment loop.)
@@ -509,7 +610,7 @@ fn utf8_letters(raw: &[u8], body: &[u8], field: u8) -> bool {
 /// multi-byte character is part of a letter; otherwise (another character set
 /// declared, or bytes that are no UTF-8) every 0x85 is NEL to a parser reading
 /// Latin-1.
-fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<(), Hl7Error> {
+fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<bool, Hl7Error> {
     // Bytes worth a closer look. Written without short-circuits so that the
     // per-chunk fold compiles to SIMD compares: the clean case costs a fraction
     // of a nanosecond per byte (criterion `inspect_oru_1k`).
@@ -520,10 +621,12 @@ fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<(), Hl7Error> {
     }
     const CHUNK: usize = 64;
     let mut base = 0;
+    let mut high = 0u8;
     for chunk in raw.chunks(CHUNK) {
-        let hit = chunk
-            .iter()
-            .fold(0u8, |acc, &b| acc | u8::from(suspicious(b)));
+        let (hit, bits) = chunk.iter().fold((0u8, 0u8), |(acc, bits), &b| {
+            (acc | u8::from(suspicious(b)), bits | b)
+        });
+        high |= bits;
         if hit != 0 {
             for (i, &b) in chunk.iter().enumerate() {
                 let at = base + i;
@@ -547,7 +650,7 @@ fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<(), Hl7Error> {
         }
         base += chunk.len();
     }
-    Ok(())
+    Ok(high >= 0x80)
 }
 
 /// The terminator style seen so far in a message.

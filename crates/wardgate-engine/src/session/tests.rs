@@ -277,6 +277,35 @@ fn a_second_answer_to_an_original_mode_message_is_recorded_not_relayed() {
 }
 
 #[test]
+fn an_answer_when_nothing_awaits_one_is_recorded_not_relayed_in_original_mode() {
+    // Found by an adversarial review: after A1's answer, a stray AA (another
+    // control id, or a frame with no MSA) came before B2 was sent; relayed, a
+    // sender matching by order took it as the answer to B2, which wardgate
+    // refused.
+    for stray in [answer("AA", "ZA1"), framed("hello")] {
+        let mut d = Driver::new();
+        d.client(&msg("ORU^R01", "A1"));
+        d.upstream(&answer("AA", "A1"));
+        d.upstream(&stray);
+        d.client(&msg("ADT^A01", "B2"));
+        assert_eq!(d.t.client, ["ack:A1", "AR:B2"]);
+        assert_eq!(rules_of(&d.t), ["WG-UP-006", "WG-HL7-001"]);
+        assert!(!d.t.closed);
+    }
+    // A connection in enhanced mode matches answers by MSA-2: a late
+    // application acknowledgement of a message long answered still goes.
+    let mut d = Driver::new();
+    let enhanced = framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E1|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    );
+    d.client(&enhanced);
+    d.upstream(&answer("CA", "E1"));
+    d.upstream(&answer("AA", "E0"));
+    assert_eq!(d.t.client, ["ack:E1", "ack:E0"]);
+    assert!(rules_of(&d.t).is_empty(), "{:?}", d.t.records);
+}
+
+#[test]
 fn a_refused_acknowledgement_is_recorded_and_not_answered() {
     // An ACK is never acknowledged: no AR goes back for the sender to answer
     // in turn; the answers owed around it keep their order.

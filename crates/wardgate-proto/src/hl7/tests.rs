@@ -368,3 +368,71 @@ fn sft_segment_is_software_evidence() {
     assert_eq!(m.software(), "A&B Prod");
     assert_eq!(parse(ORU).software(), "");
 }
+
+#[test]
+fn a_character_set_that_can_hide_a_delimiter_is_refused() {
+    // Found by an adversarial review: in Big5 `\xa4|` is one character, so a
+    // receiver decoding by MSH-18 before parsing reads one field fewer.
+    let l = Limits::default();
+    let msg = |declared: &str, pv1: &[u8]| {
+        let mut m =
+            format!("MSH|^~\\&|EHR|ICU|PUMP|ICU|20261204||RGV^O15|C1|P|2.6||||||{declared}\rPV1|")
+                .into_bytes();
+        m.extend_from_slice(pv1);
+        m.extend_from_slice(b"|I|ICU|NICU\r");
+        m
+    };
+    for declared in [
+        "BIG-5",
+        "GB 18030-2000",
+        "SJIS",
+        "KS X 1001",
+        "x-unknown",
+        "8859/1~BIG-5",
+    ] {
+        let m = msg(declared, b"\xa4");
+        assert!(
+            matches!(
+                Message::parse(&m, &l),
+                Err(Hl7Error::AmbiguousCharset { .. })
+            ),
+            "{declared}"
+        );
+        // The same set with every byte ASCII reads the same everywhere.
+        assert!(
+            Message::parse(&msg(declared, b"1"), &l).is_ok(),
+            "{declared}"
+        );
+    }
+    for declared in ["UNICODE UTF-16", "UNICODE UTF-32", "UNICODE", "ISO IR14"] {
+        assert!(
+            matches!(
+                Message::parse(&msg(declared, b"1"), &l),
+                Err(Hl7Error::AmbiguousCharset { .. })
+            ),
+            "{declared}"
+        );
+    }
+    // Single-byte sets and UTF-8: bytes below 0x80 are always ASCII.
+    for declared in [
+        "8859/1",
+        "8859/15",
+        "ISO-8859-2",
+        "windows-1252",
+        "UNICODE UTF-8",
+        "ASCII",
+        "",
+    ] {
+        assert!(
+            Message::parse(&msg(declared, b"\xe9"), &l).is_ok(),
+            "{declared}"
+        );
+    }
+    assert_eq!(
+        Message::parse(&msg("BIG-5", b"\xa4"), &l)
+            .unwrap_err()
+            .rule()
+            .id,
+        "WG-HL7-P12"
+    );
+}
