@@ -318,6 +318,13 @@ pub enum DeidError {
         /// The tag.
         tag: u32,
     },
+    /// A Patient ID (VM 1) holding more than one value: toolkits that split
+    /// on `\` and those that do not read different patients.
+    #[error("({:04X},{:04X}) holds more than one value", tag >> 16, tag & 0xFFFF)]
+    MultiValued {
+        /// The tag.
+        tag: u32,
+    },
     /// More than [`MAX_OTHER_PATIENT_IDS`] other patient identifiers.
     #[error("more than {limit} other patient identifiers")]
     TooManyPatientIds {

@@ -231,8 +231,10 @@
 //!   as a date or generalised; any other escape (`\X..\`, `\H\`, `\.br\`,
 //!   character set switches, an open one) in such a value refuses the message
 //!   ([`Hl7PrivacyError::Unreadable`]), as do bytes that are not UTF-8: a
-//!   value the transform cannot read must not pass through unchanged. Kept and
-//!   removed values are not read.
+//!   value the transform cannot read must not pass through unchanged. The
+//!   defaults' kept codes and quantities ([`FieldAction::KeepPlain`]) may
+//!   hold only the delimiters' escapes, else the message is refused too;
+//!   removed values and a site's own `keep` are not read.
 //! - An empty value stays empty and HL7's null `""` stays `""`: neither carries
 //!   anything to hide, and a pseudonym of nothing would invent a value.
 //! - The patient a segment belongs to is the PID segment before it (the first
@@ -878,6 +880,18 @@ impl<'a> Transformer<'a, '_> {
     ) -> Result<(), Hl7PrivacyError> {
         match self.resolve(action, raw) {
             FieldAction::Keep => out.extend_from_slice(raw),
+            FieldAction::KeepPlain => {
+                if let Err(problem) = value::decode(raw, &self.d) {
+                    return Err(Hl7PrivacyError::Unreadable {
+                        at: FieldAddress::at(self.seg, loc.field, loc.component, loc.sub),
+                        segment_index: self.seg_index,
+                        repetition: loc.repetition,
+                        action: FieldAction::KeepPlain,
+                        problem,
+                    });
+                }
+                out.extend_from_slice(raw);
+            }
             // A coded OBX-5 (CE, CWE, CNE).
             FieldAction::ByValueType => self.coded(out, level, raw),
             FieldAction::Remove => {

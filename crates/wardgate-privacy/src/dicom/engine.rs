@@ -67,7 +67,7 @@ const SECONDARY_CAPTURE: [&str; 5] = [
 /// camera images, where a face, a wristband, a chart or a slide label may be
 /// in the picture. Refused like a Secondary Capture. VL Whole Slide
 /// Microscopy is here for its label image (the patient's name on the slide).
-const PHOTOGRAPHIC: [&str; 15] = [
+const PHOTOGRAPHIC: [&str; 17] = [
     "1.2.840.10008.5.1.4.1.1.77.1",     // VL Image (retired)
     "1.2.840.10008.5.1.4.1.1.77.2",     // VL Multi-frame Image (retired)
     "1.2.840.10008.5.1.4.1.1.77.1.1",   // VL Endoscopic Image
@@ -83,6 +83,8 @@ const PHOTOGRAPHIC: [&str; 15] = [
     "1.2.840.10008.5.1.4.1.1.77.1.5.6", // Wide Field Ophthalmic Photography 3D Coordinates
     "1.2.840.10008.5.1.4.1.1.77.1.6",   // VL Whole Slide Microscopy Image
     "1.2.840.10008.5.1.4.1.1.77.1.7",   // Dermoscopic Photography Image
+    "1.2.840.10008.5.1.4.1.1.68.1",     // Surface Scan Mesh (an optical 3-D scan: a face)
+    "1.2.840.10008.5.1.4.1.1.68.2",     // Surface Scan Point Cloud
 ];
 /// Most other patient identifiers an object may carry
 /// ([`Deidentifier::other_patient_ids`]); more is refused.
@@ -1551,7 +1553,15 @@ impl Deidentifier {
             }
             Purpose::PatientId(over) => {
                 let id = patient_text(e.tag, value)?;
-                if !e.top && self.frames.last().is_some_and(|f| f.other_ids) {
+                // Patient ID has one value (VM 1): `A\B` is two to a toolkit
+                // that splits it, one to one that does not, and consent and the
+                // pseudonym could follow either reading.
+                if id.contains('\\') {
+                    return Err(DeidError::MultiValued { tag: e.tag });
+                }
+                // A Patient ID in any item (Other Patient IDs, Group of Patients,
+                // Source Patient Group...) names a patient consent is checked for.
+                if !e.top {
                     self.add_other_id(id.clone())?;
                 }
                 let v: Vec<u8> = match over {

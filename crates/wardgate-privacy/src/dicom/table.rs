@@ -37,7 +37,21 @@ pub(crate) struct Rule {
     pub clean: u16,
 }
 
-/// The row for a public tag, if Table E.1-1 lists it.
+/// Attributes Table E.1-1 (2024b) does not list that identify the patient or
+/// who issued the patient's identifier, removed (X) under every option: the
+/// birth and death dates in an alternative calendar (LO, so the rule for
+/// unlisted dates does not reach them) and the calendar's name, and the issuer
+/// qualifier sequences of the Patient ID and the Accession Number (the
+/// hospital's name and OID, where Issuer of Patient ID itself is X). Sorted.
+const SUPPLEMENT: [u32; 5] = [
+    0x0008_0051, // Issuer of Accession Number Sequence
+    0x0010_0024, // Issuer of Patient ID Qualifiers Sequence
+    0x0010_0033, // Patient's Birth Date in Alternative Calendar
+    0x0010_0034, // Patient's Death Date in Alternative Calendar
+    0x0010_0035, // Patient's Alternative Calendar
+];
+
+/// The row for a public tag, if Table E.1-1 lists it (or [`SUPPLEMENT`]).
 pub(crate) fn rule(tag: u32) -> Option<Rule> {
     if let Ok(i) = RULES.binary_search_by_key(&tag, |r| r.0) {
         let (_, basic, keep, clean) = RULES[i];
@@ -49,6 +63,13 @@ pub(crate) fn rule(tag: u32) -> Option<Rule> {
         .map(|&(_, _, basic, keep, clean)| Rule { basic, keep, clean });
     if listed.is_some() {
         return listed;
+    }
+    if SUPPLEMENT.binary_search(&tag).is_ok() {
+        return Some(Rule {
+            basic: Basic::X,
+            keep: 0,
+            clean: 0,
+        });
     }
     // The rest of an overlay group (60xx, even): the table removes its data
     // and comments, leaving a description and a label (60xx,0022 and 1500:

@@ -1619,3 +1619,81 @@ fn urls_and_document_ids_go_unless_uids_are_kept() {
     let els = walk(enc, &run(&keep, enc, &data).expect("deid"));
     assert!(get(&els, "00081190").is_some());
 }
+
+#[test]
+fn review_findings_patient_ids_in_items_one_value_alternative_calendars_issuers_and_surface_scans()
+{
+    // Found by an adversarial review (round 4). Each fails on the build before.
+    let b = explicit();
+    let profile = DicomProfile {
+        hold_until_patient_id: true,
+        ..Default::default()
+    };
+    // A Patient ID in a Group of Patients or Source Patient Group item names
+    // a patient consent is checked for, as Other Patient IDs do.
+    for seq in [0x0010_0026u32, 0x0010_0027] {
+        let item = cat(&[b.el(0x0010_0020, "LO", b"OPTED-OUT")]);
+        let data = cat(&[
+            b.el(0x0010_0020, "LO", b"OTHER1"),
+            b.seq(seq, &[item], true),
+        ]);
+        let (r, d, _) = deid_with(&profile, None, &data);
+        r.expect("deid");
+        assert_eq!(d.other_patient_ids(), ["OPTED-OUT"], "{seq:08X}");
+    }
+    // Patient ID has one value: `A\B` (or `A\`) is refused, not hashed whole.
+    for value in [&b"MRN4711\\"[..], b"MRN4711\\OTHER1", b"OTHER1\\MRN4711"] {
+        let data = cat(&[b.el(0x0010_0020, "LO", value)]);
+        assert!(
+            matches!(
+                run(&DicomProfile::default(), Encoding::ExplicitLe, &data),
+                Err(DeidError::MultiValued { tag: 0x0010_0020 })
+            ),
+            "{value:?}"
+        );
+    }
+    // Dates in an alternative calendar, the calendar, and the issuers'
+    // qualifier sequences are removed under every option.
+    let facility = cat(&[b.el(0x0040_0031, "UT", b"Brambleton General Hospital")]);
+    let qualifiers = cat(&[b.seq(0x0040_0036, &[facility], true)]);
+    let data = cat(&[
+        b.seq(0x0008_0051, std::slice::from_ref(&qualifiers), true),
+        b.el(0x0010_0020, "LO", b"P"),
+        b.seq(0x0010_0024, &[qualifiers], true),
+        b.el(0x0010_0033, "LO", b"19630417"),
+        b.el(0x0010_0034, "LO", b"20260101"),
+        b.el(0x0010_0035, "CS", b"SOLAR"),
+    ]);
+    let options: [fn(&mut Options); 4] = [
+        |_| {},
+        |o| o.retain_modified_dates = true,
+        |o| o.retain_full_dates = true,
+        |o| o.retain_institution_identity = true,
+    ];
+    for (i, set) in options.iter().enumerate() {
+        let mut prof = DicomProfile::default();
+        set(&mut prof.options);
+        let out = run(&prof, Encoding::ExplicitLe, &data).expect("deid");
+        for gone in [&b"19630417"[..], b"20260101", b"SOLAR", b"Brambleton"] {
+            assert!(!out.windows(gone.len()).any(|w| w == gone), "{i} {gone:?}");
+        }
+    }
+    // An optical surface scan (a face) is refused like a photograph.
+    for class in [
+        "1.2.840.10008.5.1.4.1.1.68.1",
+        "1.2.840.10008.5.1.4.1.1.68.2",
+    ] {
+        assert!(
+            matches!(
+                Deidentifier::new(
+                    &DicomProfile::default(),
+                    &p(),
+                    Encoding::ExplicitLe,
+                    Some(class)
+                ),
+                Err(DeidError::BurnedIn(_))
+            ),
+            "{class}"
+        );
+    }
+}

@@ -311,6 +311,12 @@ pub enum FieldAction {
     Remove,
     /// Passed byte for byte.
     Keep,
+    /// Passed byte for byte when it holds no escape sequence but the
+    /// delimiters' (`\F\ \S\ \T\ \R\ \E\`); else the message is refused
+    /// ([`crate::hl7::Hl7PrivacyError::Unreadable`]). The defaults' codes and
+    /// quantities ([`FieldAction::Keep`] is the site's own word): `\X..\`
+    /// or `\Z..\` there could carry a name past the transform unread.
+    KeepPlain,
     /// Replaced by HL7's null `""`: for a field a receiver requires (PID-3,
     /// PID-5 in minimise mode) and validates as present.
     Null,
@@ -346,7 +352,7 @@ impl FieldAction {
     pub fn name(self) -> &'static str {
         match self {
             FieldAction::Remove => "remove",
-            FieldAction::Keep => "keep",
+            FieldAction::Keep | FieldAction::KeepPlain => "keep",
             FieldAction::Null => "null",
             FieldAction::Pseudonymise(_) => "pseudonymise",
             FieldAction::PatientPseudonym => "patient-pseudonym",
@@ -405,7 +411,10 @@ impl FieldAction {
     /// part only, so every later part is removed.
     pub(crate) fn inherited(self, index: usize) -> FieldAction {
         match self {
-            FieldAction::Remove | FieldAction::Keep | FieldAction::ByValueType => self,
+            FieldAction::Remove
+            | FieldAction::Keep
+            | FieldAction::KeepPlain
+            | FieldAction::ByValueType => self,
             _ if index > 1 => FieldAction::Remove,
             _ => self,
         }
@@ -961,28 +970,28 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
     let date = if pseudo { ShiftDate } else { GeneraliseYear };
     let id = Pseudonymise(PseudonymKind::Identifier);
 
-    let mut pid = vec![(1, 0, 0, Keep)];
+    let mut pid = vec![(1, 0, 0, KeepPlain)];
     pid.extend(cx(2, PseudonymKind::Patient, false));
     pid.extend(cx(3, PseudonymKind::Patient, true));
     pid.extend(cx(4, PseudonymKind::Patient, false));
     pid.push((5, 0, 0, if pseudo { PatientPseudonym } else { Null }));
     pid.push((7, 0, 0, GeneraliseYear));
-    pid.push((8, 0, 0, Keep));
+    pid.push((8, 0, 0, KeepPlain));
     pid.extend([
         (11, 0, 0, Remove),
         (11, 5, 0, GeneralisePostcode),
         (11, 6, 0, KeepCode),
     ]);
     for f in [15, 16, 22, 24, 25, 30] {
-        pid.push((f, 0, 0, Keep));
+        pid.push((f, 0, 0, KeepPlain));
     }
     pid.extend(cx(18, PseudonymKind::Account, false));
     pid.push((29, 0, 0, date));
 
-    let mut pv1 = vec![(1, 0, 0, Keep), (2, 0, 0, Keep)];
+    let mut pv1 = vec![(1, 0, 0, KeepPlain), (2, 0, 0, KeepPlain)];
     pv1.extend(location(3));
     for f in [4, 10, 18] {
-        pv1.push((f, 0, 0, Keep));
+        pv1.push((f, 0, 0, KeepPlain));
     }
     for f in [7, 8, 9, 17] {
         pv1.push((f, 0, 0, Remove));
@@ -1020,9 +1029,9 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                     // Each of the first eight components keeps its first
                     // subcomponent: a component holding a coded element
                     // (CQ units, RPT) has its text and original text there.
-                    rules.push((f, 0, 0, Keep));
+                    rules.push((f, 0, 0, KeepPlain));
                     for c in 1..=8 {
-                        rules.extend([(f, c, 0, Remove), (f, c, 1, Keep)]);
+                        rules.extend([(f, c, 0, Remove), (f, c, 1, KeepPlain)]);
                     }
                     rules.extend([(f, 9, 0, Remove), (f, REST, 0, Remove)]);
                 }

@@ -482,13 +482,45 @@ fn unreadable_values_refuse_the_message() {
             Err(Hl7PrivacyError::PatientId { .. })
         ));
     }
-    // An escape in a kept or removed field is not read.
+    // An escape in a removed field is not read; the delimiters' escapes in a
+    // field the defaults keep pass as they are.
     let m = msg(r"
         MSH|^~\&|A|B|C|D|2026||ADT^A08|1|P|2.5
-        PID|1||4711||Doe\X41\||19800512|\H\F\N\||||||||||||||||||||||||||\Zlocal\
+        PID|1||4711||Doe\X41\|Doe\Zlocal\|19800512|F\S\X
     ");
     let (out, _) = run(&m, Mode::Pseudonymise);
-    assert_eq!(fld(seg(&out, "PID"), 8), r"\H\F\N\");
+    assert_eq!(fld(seg(&out, "PID"), 8), r"F\S\X");
+    assert_eq!(fld(seg(&out, "PID"), 6), "");
+    // Any other escape in a field the defaults keep as a code (`\X..\` hex,
+    // `\Z..\` local, formatting) refuses the message: found by an adversarial
+    // review, a name hidden as hex in PV1-18 passed unread.
+    for (line, at) in [
+        (r"PID|1||4711||Doe||19800512|\H\F\N\", "PID-8"),
+        (r"PV1|1|I\ZZebulonova\|ICU^1", "PV1-2"),
+        (r"PV1|1|I||||||||||||||||\X5A6562756C6F6E6F7661\", "PV1-18"),
+    ] {
+        let m = msg(&format!(
+            "MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||4711\r{line}\r"
+        ));
+        let m = if line.starts_with("PID") {
+            msg(&format!(
+                "MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\r{line}\r"
+            ))
+        } else {
+            m
+        };
+        for mode in [Mode::Pseudonymise, Mode::Minimise] {
+            match err(&m, &Hl7Profile::new(mode)) {
+                Hl7PrivacyError::Unreadable {
+                    at: got,
+                    action: FieldAction::KeepPlain,
+                    problem: Unreadable::Escape,
+                    ..
+                } => assert_eq!(got.to_string(), at, "{line}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
     // Dates that are not dates.
     for (date, problem) in [
         ("2026-03-01", Unreadable::BadDate),
@@ -947,7 +979,7 @@ fn rules_parse_and_read_back() {
     let pseudo = Hl7Profile::new(Mode::Pseudonymise);
     let mini = Hl7Profile::new(Mode::Minimise);
     for (addr, want_p, want_m) in [
-        ("PID-1", FieldAction::Keep, FieldAction::Keep),
+        ("PID-1", FieldAction::KeepPlain, FieldAction::KeepPlain),
         ("PID-3", FieldAction::Remove, FieldAction::Null),
         (
             "PID-3.1",
@@ -982,7 +1014,7 @@ fn rules_parse_and_read_back() {
             FieldAction::GeneraliseYear,
         ),
         ("PID-29.2", FieldAction::Remove, FieldAction::Remove),
-        ("PID-30", FieldAction::Keep, FieldAction::Keep),
+        ("PID-30", FieldAction::KeepPlain, FieldAction::KeepPlain),
         ("PV1-3.1", FieldAction::KeepCode, FieldAction::KeepCode),
         ("PV1-3.4.2", FieldAction::KeepCode, FieldAction::KeepCode),
         ("PV1-3.12", FieldAction::Remove, FieldAction::Remove),
@@ -1020,7 +1052,7 @@ fn rules_parse_and_read_back() {
             FieldAction::Remove,
         ),
         ("ORC-12", FieldAction::Remove, FieldAction::Remove),
-        ("RXG-4", FieldAction::Keep, FieldAction::Keep),
+        ("RXG-4", FieldAction::KeepPlain, FieldAction::KeepPlain),
         (
             "RXG-3.4",
             FieldAction::ShiftDate,
