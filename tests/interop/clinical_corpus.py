@@ -73,6 +73,12 @@ rate_soft_max = 20
 rate_hard_max = 40
 
 [[drug_library.drug]]
+names = ["potassium chloride", "KCL"]
+rate_unit = "mEq/h"
+rate_soft_max = 10
+rate_hard_max = 20
+
+[[drug_library.drug]]
 names = ["vancomycin", "VANC"]
 rate_unit = "mg/h"
 rate_hard_max = 2000
@@ -643,6 +649,17 @@ def cases():
                        ("3142-7^Body weight (stated)^LN", "LOINC stated weight")):
         c.add(f"propofol with a second weight coded by {what} that disagrees",
               message(cid(), [(propofol(30), [weight("80"), weight("250", code=code, n=2)])]), "block", "WG-INF-021")
+
+    # --- A drug whose library name is more than one word ------------------------------
+    kcl = lambda rate, text="Potassium chloride 20 mEq in 100 mL", code="KCL": rxg(
+        f1="1", f4=f"{code}^{text}^LOCAL", f15=str(rate), f16="mEq/h^mEq/h^UCUM")
+    c.add("potassium chloride named by a two-word name inside its text", message(cid(), [(kcl(8), [])]), "allow")
+    c.add("potassium chloride above its hard limit, two-word name in the text",
+          message(cid(), [(kcl(40), [])]), "block", "WG-INF-010")
+    c.add("insulin code with a potassium chloride text", message(cid(), [(kcl(8, code="INS"), [])]),
+          "block", "WG-INF-016")
+    c.add("potassium chloride code with a text naming heparin first",
+          message(cid(), [(kcl(8, text="Heparin then potassium chloride"), [])]), "block", "WG-INF-016")
 
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")

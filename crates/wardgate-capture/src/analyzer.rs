@@ -172,11 +172,13 @@ struct Side {
     syn_ack_seen: bool,
     /// Its ISN (from its SYN).
     isn: Option<u32>,
-    /// Data it sent with a TCP-AO option, dropped as a Linux built with TCP-AO
-    /// drops it: (sequence number, length, payload sum), at most
+    /// Data it sent that the host may or may not have taken: with a TCP-AO
+    /// option (dropped as a Linux built with TCP-AO drops it), or at or past
+    /// the window edge the capture last showed (the host's own edge may have
+    /// moved): (sequence number, length, payload sum), at most
     /// [`MAX_UNCERTAIN`]. Other bytes for the same stretch make what the host
-    /// read depend on its kernel.
-    uncertain: Vec<(u32, u32, u16)>,
+    /// read unknowable.
+    uncertain: Vec<(u32, u32, u16, Doubt)>,
     /// Right edge of the window it advertised (ack + window), the furthest seen.
     edge: Option<u32>,
     /// Largest window it advertised.
@@ -245,6 +247,24 @@ struct Deferred {
 /// At most this many TCP-AO segments are remembered per side (see
 /// `Side::uncertain`).
 const MAX_UNCERTAIN: usize = 8;
+
+/// Why the host may or may not have taken a copy of some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doubt {
+    /// It carried a TCP-AO option: a Linux built with TCP-AO drops it.
+    TcpAo,
+    /// It reached or crossed the window edge the capture last showed.
+    WindowEdge,
+}
+
+/// Notes a copy of bytes the host may or may not have taken
+/// ([`Side::uncertain`]), the oldest forgotten past [`MAX_UNCERTAIN`].
+fn note_uncertain(side: &mut Side, copy: (u32, u32, u16, Doubt)) {
+    if side.uncertain.len() == MAX_UNCERTAIN {
+        side.uncertain.remove(0);
+    }
+    side.uncertain.push(copy);
+}
 
 /// At most this many segments wait per side; an older one then goes
 /// unconfirmed (reported as ambiguous, not judged).
@@ -985,11 +1005,10 @@ impl Analyzer {
                     } else {
                         &mut c.down
                     };
-                    if side.uncertain.len() == MAX_UNCERTAIN {
-                        side.uncertain.remove(0);
-                    }
-                    side.uncertain
-                        .push((t.seq, t.payload.len() as u32, payload_sum));
+                    note_uncertain(
+                        side,
+                        (t.seq, t.payload.len() as u32, payload_sum, Doubt::TcpAo),
+                    );
                 }
             }
             self.counts.host_drops += 1;
@@ -1052,7 +1071,7 @@ impl Analyzer {
                         }
                         if let Some((tsval, _)) = t.options.timestamp {
                             up.ts_on_syn = true;
-                            if up.ts_recent.is_none_or(|r| !after(r, tsval)) {
+                            if up.ts_recent.is_none_or(|r| r == 0 || !after(r, tsval)) {
                                 up.ts_recent = Some(tsval);
                             }
                         }
@@ -1391,6 +1410,7 @@ impl Analyzer {
                 ));
             }
         }
+        let mut edge_copy = None;
         if drop.is_none() && ignored.is_none() && (!t.payload.is_empty() || flags.fin) {
             if let Some(edge) = rcv.edge {
                 // Data at or past the right edge is dropped; a bare FIN at it is
@@ -1402,6 +1422,24 @@ impl Analyzer {
                 };
                 if beyond {
                     drop = Some((rules::HOST_WOULD_DROP, "data beyond the receive window"));
+                }
+                // The edge is the last the capture showed: the host may already
+                // have opened a wider window (its ACK not yet on the wire), and
+                // Linux 6.17+ drops a segment ending past the edge while unread
+                // data waits (which a capture cannot see). Either way the host
+                // may have read this copy or not: other bytes for the same
+                // stretch are an ambiguity (found by an adversarial review).
+                let ends_past = !t.payload.is_empty()
+                    && after(t.seq.wrapping_add(t.payload.len() as u32), edge);
+                if !t.payload.is_empty() && (beyond || ends_past) {
+                    // Noted once this segment is through (a straddling one is
+                    // judged, and must not be compared with itself).
+                    edge_copy = Some((
+                        t.seq,
+                        t.payload.len() as u32,
+                        payload_sum,
+                        Doubt::WindowEdge,
+                    ));
                 }
             }
         }
@@ -1434,6 +1472,9 @@ impl Analyzer {
             return;
         }
         if let Some((rule, why)) = drop {
+            if let Some(copy) = edge_copy {
+                note_uncertain(snd, copy);
+            }
             self.counts.host_drops += 1;
             let ttl = d.ttl;
             let first = ttl_change.map_or(ttl, |(f, _)| f);
@@ -1496,8 +1537,22 @@ impl Analyzer {
             snd.snd_nxt = Some(end);
         }
         if let Some((tsval, _)) = t.options.timestamp {
-            let in_order = snd.stream.next_seq().is_none_or(|n| !after(t.seq, n));
-            if in_order && snd.shown.ts_recent.is_none_or(|r| !after(r, tsval)) {
+            // Linux (tcp_replace_ts_recent) stores the timestamp of a segment
+            // that passed tcp_sequence (it does not end before what the host
+            // acknowledged) and starts at or before the next byte it expects,
+            // when the timestamp is not older than the stored one or the stored
+            // one is zero (found by an adversarial review: a zero stored value
+            // is replaced by any, and an old duplicate stores nothing).
+            let in_order = snd
+                .stream
+                .next_seq()
+                .is_none_or(|n| !after(t.seq, n) && !after(n, end));
+            if in_order
+                && snd
+                    .shown
+                    .ts_recent
+                    .is_none_or(|r| r == 0 || !after(r, tsval))
+            {
                 snd.shown.ts_recent = Some(tsval);
             }
         }
@@ -1561,21 +1616,26 @@ impl Analyzer {
             t.payload
         };
         if !side.uncertain.is_empty() && !payload.is_empty() {
-            // Bytes also sent with a TCP-AO option: a host built with TCP-AO
-            // dropped that copy and reads this one, one built without it read
-            // that copy first. Unless the two are the same bytes, wardgate
-            // cannot know which the host read.
+            // Bytes also sent in a copy the host may or may not have taken (a
+            // TCP-AO option, which a host built with TCP-AO drops; data at or
+            // past the window edge the capture last showed). Unless the two
+            // are the same bytes, wardgate cannot know which the host read.
             let len = payload.len() as u32;
-            let overlaps = |&(s0, l0, _): &(u32, u32, u16)| {
+            let overlaps = |&(s0, l0, _, _): &(u32, u32, u16, Doubt)| {
                 s0.wrapping_add(l0).wrapping_sub(t.seq) as i32 > 0
                     && t.seq.wrapping_add(len).wrapping_sub(s0) as i32 > 0
             };
             if let Some(i) = side.uncertain.iter().position(overlaps) {
-                let (s0, l0, sum0) = side.uncertain.remove(i);
+                let (s0, l0, sum0, doubt) = side.uncertain.remove(i);
                 if (s0, l0, sum0) != (t.seq, len, payload_sum) {
-                    let text = format!(
-                        "bytes from {src} were also sent with a TCP-AO option: a host whose kernel has TCP-AO dropped that copy and read this one, which wardgate judged; one without TCP-AO read the other"
-                    );
+                    let text = match doubt {
+                        Doubt::TcpAo => format!(
+                            "bytes from {src} were also sent with a TCP-AO option: a host whose kernel has TCP-AO dropped that copy and read this one, which wardgate judged; one without TCP-AO read the other"
+                        ),
+                        Doubt::WindowEdge => format!(
+                            "bytes from {src} were also sent in a copy at or past the edge of the receive window the capture last showed: the host may have taken that copy (its own window may already have moved) or dropped it; wardgate judged the copy it could place, the host may have read the other"
+                        ),
+                    };
                     observer.ambiguity(
                         session,
                         from_client,
@@ -1586,6 +1646,9 @@ impl Analyzer {
                     );
                 }
             }
+        }
+        if let Some(copy) = edge_copy {
+            note_uncertain(side, copy);
         }
         side.stream.segment_fp(
             t.seq,

@@ -555,7 +555,10 @@ pub struct UpstreamAck {
     pub code: String,
     /// MSA-2: the control id acknowledged.
     pub control_id: String,
-    /// MSA-3 and the first ERR-8, for the record.
+    /// The first ERR's codes (ERR-3 error code, ERR-4 severity, ERR-5
+    /// application error code), for the record. Not MSA-3 or ERR-8: a
+    /// receiver's free text ("unknown patient MRN4711 Jane Doe") would copy
+    /// patient identity into wardgate's records and queue journal.
     pub text: String,
 }
 
@@ -581,14 +584,23 @@ pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
     if code.is_empty() {
         return None;
     }
-    let mut t = text(msa.field(3).raw());
+    let mut t = String::new();
     if let Some(err) = msg.segments_named(b"ERR").next() {
-        let e8 = text(err.field(8).raw());
-        if !e8.is_empty() {
-            if !t.is_empty() {
-                t.push_str("; ");
+        // Codes only, each one token (a code, not a sentence).
+        for (n, what) in [(3usize, "error"), (4, "severity"), (5, "application error")] {
+            let code = text(err.field(n).component(1).raw());
+            let code = code.trim();
+            let token = !code.is_empty()
+                && code.len() <= 20
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if token {
+                if !t.is_empty() {
+                    t.push_str(", ");
+                }
+                t.push_str(&format!("{what} {code}"));
             }
-            t.push_str(&e8);
         }
     }
     Some(UpstreamAck {

@@ -1862,13 +1862,22 @@ fn resolve_drug<'l>(
         }
         let mut hits: Vec<(usize, &'l DrugEntry)> = library.lookup_indexed(t).into_iter().collect();
         if hits.is_empty() && !is_identifier {
-            // A text names the drug its first library word names ("Heparin
-            // 25,000 units in dextrose" is heparin, even if dextrose is in the
-            // library too; "insulin" under a heparin code is a contradiction).
-            if let Some(h) = t
+            // A text names the drug its first library name names, a name
+            // being one word or a run of up to four ("Heparin 25,000 units in
+            // dextrose" is heparin, even if dextrose is in the library too;
+            // "Potassium chloride 20 mEq in 100 mL" is potassium chloride;
+            // "insulin" under a heparin code is a contradiction). At each
+            // word the longest run that is a name wins.
+            let words: Vec<&str> = t
                 .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
-                .find_map(|w| library.lookup_indexed(w))
-            {
+                .filter(|w| !w.is_empty())
+                .collect();
+            let named = (0..words.len()).find_map(|i| {
+                (1..=4.min(words.len() - i))
+                    .rev()
+                    .find_map(|k| library.lookup_indexed(&words[i..i + k].join(" ")))
+            });
+            if let Some(h) = named {
                 hits.push(h);
             }
         }

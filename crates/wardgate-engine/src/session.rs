@@ -400,9 +400,11 @@ impl Session {
                     if self.in_flight.is_empty() && self.deferred.is_empty() {
                         out.push(Out::Reply(reply));
                     } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
-                        // Memory stays bounded: the refusals owed are sent now,
-                        // ahead of the acknowledgements the upstream still owes,
-                        // and the record names those messages.
+                        // Memory stays bounded: the connection closes, and the
+                        // record names the messages the upstream never
+                        // answered and the refusals that waited behind them.
+                        self.deferred.push_back((self.in_flight.len(), reply));
+                        let withheld = self.withhold_deferred();
                         let e = self
                             .flow
                             .event(
@@ -410,7 +412,7 @@ impl Session {
                                 &self.route,
                                 Action::Closed,
                                 format!(
-                                    "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s); the refusals were sent ahead of them; the upstream never answered: {}",
+                                    "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s); the upstream never answered: {}{withheld}",
                                     self.in_flight.len(),
                                     self.unanswered()
                                 ),
@@ -418,8 +420,6 @@ impl Session {
                             )
                             .with_rule(rules::REPLY_BACKLOG);
                         out.push(Out::Record(e.into()));
-                        self.flush_deferred(out);
-                        out.push(Out::Reply(reply));
                         self.end(out);
                         return;
                     } else {
@@ -495,13 +495,17 @@ impl Session {
         if !self.in_flight.is_empty() {
             reason.push_str(&format!("; unanswered: {}", self.unanswered()));
         }
+        // Every refusal waiting is behind the failed message at least.
+        if !self.deferred.is_empty() {
+            self.in_flight.push_back(failed);
+        }
+        reason.push_str(&self.withhold_deferred());
         let e = self
             .flow
             .event(clock, &self.route, Action::Failed, reason, Stage::Message)
             .with_rule(rules::UPSTREAM_UNAVAILABLE);
         out.push(Out::Record(e.into()));
         self.in_flight.clear();
-        self.flush_deferred(out);
         self.end(out);
     }
 
@@ -578,12 +582,7 @@ impl Session {
                     if !self.in_flight.is_empty() {
                         reason.push_str(&format!("; unanswered: {}", self.unanswered()));
                     }
-                    if !self.deferred.is_empty() {
-                        reason.push_str(&format!(
-                            "; {} refusal(s) queued behind them were sent",
-                            self.deferred.len()
-                        ));
-                    }
+                    reason.push_str(&self.withhold_deferred());
                     let ev = self
                         .flow
                         .event(
@@ -596,7 +595,6 @@ impl Session {
                         .with_rule(rules::UPSTREAM_PROTOCOL);
                     out.push(Out::Record(ev.into()));
                     self.in_flight.clear();
-                    self.flush_deferred(out);
                     self.end(out);
                 }
             }
@@ -607,9 +605,10 @@ impl Session {
     pub fn upstream_closed(&mut self, clock: &Clock, out: &mut Vec<Out>) {
         if !self.in_flight.is_empty() {
             let reason = format!(
-                "upstream closed with {} message(s) unacknowledged: {}",
+                "upstream closed with {} message(s) unacknowledged: {}{}",
                 self.in_flight.len(),
-                self.unanswered()
+                self.unanswered(),
+                self.withhold_deferred()
             );
             let e = self
                 .flow
@@ -624,7 +623,6 @@ impl Session {
             out.push(Out::Record(e.into()));
         }
         self.in_flight.clear();
-        self.flush_deferred(out);
         self.end(out);
     }
 
@@ -675,13 +673,7 @@ impl Session {
                 self.unanswered()
             ));
         }
-        // Answers wardgate owes (refusals queued behind the unanswered messages)
-        // are written, not dropped: the sender is told.
-        let owed = self.deferred.len();
-        if owed > 0 {
-            reason.push_str(&format!("; {owed} refusal(s) queued behind them were sent"));
-        }
-        self.flush_deferred(out);
+        reason.push_str(&self.withhold_deferred());
         let e = self
             .flow
             .event(
@@ -791,6 +783,23 @@ impl Session {
         self.in_flight.clear();
         self.deferred.clear();
         self.end(out);
+    }
+
+    /// The connection ends with messages the upstream never answered: the
+    /// refusals queued behind them are not sent. A sender matching answers by
+    /// order would take the first as the answer to the oldest unanswered
+    /// message (one the upstream may have acted on); unanswered, it resends,
+    /// and each refused message is refused again. The record says so (the
+    /// text returned, appended to the event's reason).
+    fn withhold_deferred(&mut self) -> String {
+        if self.deferred.is_empty() {
+            return String::new();
+        }
+        let n = self.deferred.len();
+        self.deferred.clear();
+        format!(
+            "; {n} refusal(s) queued behind them not sent (a sender matching answers by order would take them as the unanswered messages'; each is refused again when resent)"
+        )
     }
 
     fn flush_deferred(&mut self, out: &mut Vec<Out>) {

@@ -1058,3 +1058,20 @@ fn the_opt_out_record_names_the_pseudonym_even_in_raw_mode() {
         e.event.reason
     );
 }
+
+#[test]
+fn an_upstream_answer_is_read_for_its_codes_not_its_text() {
+    // Found by an adversarial review: a receiver's "unknown patient MRN4711
+    // Zebulonova" in MSA-3 or ERR-8 went into the parked record, the audit
+    // log and the queue journal.
+    let frame = framed(
+        "MSH|^~\\&|PUMP|ICU|EHR|ICU|20261204||ACK|A1|P|2.6\rMSA|AR|U1|Unknown patient MRN4711XQ Zebulonova\rERR||PID^1^3|204^Unknown key identifier^HL70357|E|PAT-404||||Zebulonova Quirinia not found\r",
+    );
+    let a = crate::hl7::read_ack(&frame).expect("an acknowledgement");
+    assert_eq!(a.code, "AR");
+    assert_eq!(a.control_id, "U1");
+    assert_eq!(a.text, "error 204, severity E, application error PAT-404");
+    let plain = framed("MSH|^~\\&|PUMP|ICU|EHR|ICU|20261204||ACK|A2|P|2.6\rMSA|AE|U2|Quirinia\r");
+    let a = crate::hl7::read_ack(&plain).expect("an acknowledgement");
+    assert_eq!((a.code.as_str(), a.text.as_str()), ("AE", ""));
+}

@@ -347,9 +347,19 @@ impl Checker {
                 .map(|(_, _, r)| r)
         });
         let Some(row) = row else {
+            // wardgate's documented additions to the table (docs/privacy.md):
+            // attributes it does not list that identify the patient or the
+            // issuer, and free text it does not list.
+            match n.tag {
+                0x0008_0051 | 0x0010_0024 | 0x0010_0033 | 0x0010_0034 | 0x0010_0035
+                | 0x0040_2026 | 0x0040_2027 | 0x0040_A492 => return (Exp::Remove, content),
+                0x0070_0081 => return (Exp::Empty, content),
+                _ => {}
+            }
             let e = match content {
                 Content::Dummy if TEXT.contains(&n.vr) => Exp::Dummy,
                 Content::Clean | Content::Dummy if FREE_TEXT.contains(&n.vr) => Exp::Dummy,
+                _ if matches!(n.vr, Vr::LT | Vr::ST | Vr::UT) && n.tag != 0x0040_E001 => Exp::Dummy,
                 _ => Exp::Keep,
             };
             return (e, content);

@@ -11,6 +11,13 @@ use crate::Pseudonymiser;
 const AFFECTED_INSTANCE: u16 = 0x1000;
 const REQUESTED_INSTANCE: u16 = 0x1001;
 const MOVE_ORIGINATOR_AE: u16 = 0x1030;
+/// The elements of a C-STORE-RQ (PS3.7 Table 9.3-1), and Requested SOP
+/// Instance UID, rewritten like the affected one: group length, Affected SOP
+/// Class UID, Command Field, Message ID, Priority, Command Data Set Type,
+/// Affected SOP Instance UID, Move Originator AE Title and Message ID.
+const C_STORE_RQ: [u16; 10] = [
+    0x0000, 0x0002, 0x0100, 0x0110, 0x0700, 0x0800, 0x1000, 0x1001, 0x1030, 0x1031,
+];
 
 /// A command set rewritten for the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +30,8 @@ pub struct CommandRewrite {
     pub replaced_instance: Option<String>,
 }
 
-/// Rewrites a request's command set: Affected and Requested SOP Instance UID
+/// Rewrites a request's command set: only a C-STORE-RQ's elements are kept;
+/// Affected and Requested SOP Instance UID
 /// become [`Pseudonymiser::uid`] of themselves (the same replacement the data
 /// set's SOP Instance UID gets) unless UIDs are retained, and a C-MOVE
 /// originator's AE title its keyed pseudonym unless device identity is.
@@ -37,6 +45,13 @@ pub fn pseudonymise_command(
     let elements = parse(command)?;
     let mut rewritten = Vec::with_capacity(elements.len());
     for (element, value) in elements {
+        // Only what PS3.7 Table 9.3-1 gives a C-STORE-RQ goes on: any other
+        // element (Error Comment, Attribute Identifier List, a sender's own)
+        // could carry text past the de-identifier (found by an adversarial
+        // review: the patient's name in (0000,0902)).
+        if !C_STORE_RQ.contains(&element) {
+            continue;
+        }
         let v = match element {
             AFFECTED_INSTANCE | REQUESTED_INSTANCE if !profile.options.retain_uids => {
                 let new = pad(Vr::UI, map_uids(value, p));
@@ -206,5 +221,33 @@ mod tests {
         let rw = pseudonymise_command(&rq, &keep, &p).expect("rewrite");
         assert_eq!(rw.replaced_instance.as_deref(), Some("1.2.3.4.5"));
         assert!(pseudonymise_command(&rq[..rq.len() - 1], &profile, &p).is_err());
+    }
+
+    #[test]
+    fn elements_a_c_store_rq_does_not_have_are_dropped() {
+        // Found by an adversarial review: text in Error Comment (0000,0902)
+        // and a sender's own element reached the destination.
+        let p = Pseudonymiser::new(&SiteKey::from_bytes([3; 32]));
+        let rq = store_rq(b"1.2.3.4.5\0");
+        let mut body = rq[12..].to_vec();
+        // Inserted in tag order: after (0000,0800), before (0000,1000).
+        let at = body.len() - (8 + 10) - (8 + 10) - (8 + 2);
+        let mut extra = el(0x0902, b"Pt Zebulonova MRN4711XQ ");
+        extra.extend(el(0x0903, &[1, 0]));
+        body.splice(at..at, extra);
+        let mut with = el(0x0000, &(body.len() as u32).to_le_bytes());
+        with.extend(body);
+        assert!(parse(&with).is_ok());
+        let rw = pseudonymise_command(&with, &DicomProfile::default(), &p).expect("rewrite");
+        assert!(!rw.command.windows(10).any(|w| w == b"Zebulonova"));
+        let kept: Vec<u16> = parse(&rw.command)
+            .expect("parse")
+            .iter()
+            .map(|(e, _)| *e)
+            .collect();
+        assert_eq!(
+            kept,
+            [0x0002, 0x0100, 0x0110, 0x0700, 0x0800, 0x1000, 0x1030, 0x1031]
+        );
     }
 }

@@ -1183,6 +1183,16 @@ impl Deidentifier {
                 _ if e.tag == HL7_INSTANCE_IDENTIFIER && self.cfg.bits & opt::UIDS == 0 => {
                     return Ok(Decision::Remove)
                 }
+                // Free text the table does not list (a waveform annotation, a
+                // Text Value, a Document Title, an issuer's name): text that
+                // names the patient as easily as any the table lists. The
+                // dummy keeps a required attribute present (found by an
+                // adversarial review). Long Code Value (UC) is a code: kept.
+                _ if e.tag != HL7_INSTANCE_IDENTIFIER
+                    && matches!(dict.unwrap_or(e.sem), Vr::LT | Vr::ST | Vr::UT) =>
+                {
+                    return Ok(Decision::Dummy)
+                }
                 _ => {}
             }
             // By the declared VR or the dictionary's, whichever is text.

@@ -38,17 +38,24 @@ pub(crate) struct Rule {
 }
 
 /// Attributes Table E.1-1 (2024b) does not list that identify the patient or
-/// who issued the patient's identifier, removed (X) under every option: the
-/// birth and death dates in an alternative calendar (LO, so the rule for
-/// unlisted dates does not reach them) and the calendar's name, and the issuer
-/// qualifier sequences of the Patient ID and the Accession Number (the
-/// hospital's name and OID, where Issuer of Patient ID itself is X). Sorted.
-const SUPPLEMENT: [u32; 5] = [
-    0x0008_0051, // Issuer of Accession Number Sequence
-    0x0010_0024, // Issuer of Patient ID Qualifiers Sequence
-    0x0010_0033, // Patient's Birth Date in Alternative Calendar
-    0x0010_0034, // Patient's Death Date in Alternative Calendar
-    0x0010_0035, // Patient's Alternative Calendar
+/// who issued the patient's identifier, or hold free text a sender may fill
+/// with either, with their action under every option: the birth and death
+/// dates in an alternative calendar (LO, so the rule for unlisted dates does
+/// not reach them) and the calendar's name; the issuer qualifier sequences of
+/// the Patient ID and the Accession Number, and the Order Placer and Filler
+/// Identifier sequences (the hospital's name and OID, where Issuer of Patient
+/// ID itself is X); Completion Flag Description and Content Description
+/// (LO text; the latter Type 2, so emptied). Sorted.
+const SUPPLEMENT: [(u32, Basic); 9] = [
+    (0x0008_0051, Basic::X), // Issuer of Accession Number Sequence
+    (0x0010_0024, Basic::X), // Issuer of Patient ID Qualifiers Sequence
+    (0x0010_0033, Basic::X), // Patient's Birth Date in Alternative Calendar
+    (0x0010_0034, Basic::X), // Patient's Death Date in Alternative Calendar
+    (0x0010_0035, Basic::X), // Patient's Alternative Calendar
+    (0x0040_2026, Basic::X), // Order Placer Identifier Sequence
+    (0x0040_2027, Basic::X), // Order Filler Identifier Sequence
+    (0x0040_A492, Basic::X), // Completion Flag Description
+    (0x0070_0081, Basic::Z), // Content Description
 ];
 
 /// The row for a public tag, if Table E.1-1 lists it (or [`SUPPLEMENT`]).
@@ -64,9 +71,9 @@ pub(crate) fn rule(tag: u32) -> Option<Rule> {
     if listed.is_some() {
         return listed;
     }
-    if SUPPLEMENT.binary_search(&tag).is_ok() {
+    if let Ok(i) = SUPPLEMENT.binary_search_by_key(&tag, |r| r.0) {
         return Some(Rule {
-            basic: Basic::X,
+            basic: SUPPLEMENT[i].1,
             keep: 0,
             clean: 0,
         });

@@ -1697,3 +1697,45 @@ fn review_findings_patient_ids_in_items_one_value_alternative_calendars_issuers_
         );
     }
 }
+
+#[test]
+fn free_text_the_table_does_not_list_gets_the_dummy() {
+    // Found by an adversarial review (round 5): waveform annotations, Text
+    // Values, a Document Title, order identifier issuers and descriptions the
+    // table does not list carried the patient's name to the destination.
+    for enc in [Encoding::ImplicitLe, Encoding::ExplicitLe] {
+        let b = B(enc);
+        let issuer = cat(&[b.el(0x0040_0031, "UT", b"Zebulonova-clinic")]);
+        let annotation = cat(&[
+            b.el(0x0040_A160, "UT", b"MRN4711XQ lead off"),
+            b.el(0x0070_0006, "ST", b"Pt Zebulonova coughing"),
+        ]);
+        let data = cat(&[
+            b.el(0x0008_0119, "UC", b"LONG-CODE-VALUE-0123456789"),
+            b.el(0x0010_0020, "LO", b"P"),
+            b.seq(0x0040_2026, &[issuer], true),
+            b.el(0x0040_A160, "UT", b"free Zebulonova"),
+            b.el(0x0040_A492, "LO", b"incomplete, Zebulonova moved"),
+            b.seq(0x0040_B020, &[annotation], true),
+            b.el(0x0042_0010, "ST", b"Discharge letter Zebulonova"),
+            b.el(0x0070_0081, "LO", b"Lesion of Zebulonova"),
+        ]);
+        let out = run(&DicomProfile::default(), enc, &data).expect("deid");
+        for gone in [&b"Zebulonova"[..], b"MRN4711XQ"] {
+            assert!(
+                !out.windows(gone.len()).any(|w| w == gone),
+                "{enc:?} {gone:?}"
+            );
+        }
+        let els = walk(enc, &out);
+        // A code is no free text: kept. Content Description is Type 2: empty.
+        assert_eq!(
+            val(&els, "00080119"),
+            Some(b"LONG-CODE-VALUE-0123456789".to_vec())
+        );
+        assert_eq!(val(&els, "00700081"), Some(Vec::new()));
+        assert!(get(&els, "00402026").is_none());
+        assert!(get(&els, "0040A492").is_none());
+        assert_eq!(val(&els, "0040A160"), Some(values::DUMMY_TEXT.to_vec()));
+    }
+}
