@@ -63,9 +63,11 @@ class DedupUpstream(Upstream):
     """conftest's `hl7` MLLP server on a fixed port, keeping the MSH-10 of every
     message in arrival order; `answer` chooses the ACK code per control id."""
 
-    def __init__(self, port, host="127.0.0.3", answer=None, ack_twice=False):
+    def __init__(self, port, host="127.0.0.3", answer=None, ack_twice=False, commit_first=False):
         self.answer = answer or (lambda cid: "AA")
         self.ack_twice = ack_twice
+        # Enhanced mode: a commit accept (CA) before the application's answer.
+        self.commit_first = commit_first
         self.arrivals = []
         super().__init__(host=host, port=port)
 
@@ -77,6 +79,8 @@ class DedupUpstream(Upstream):
                 cid = str(msg.segment("MSH")[10])
                 self.arrivals.append(cid)
                 code = self.answer(cid)
+                if self.commit_first:
+                    writer.writemessage(str(msg.create_ack(ack_code="CA", application="PUMPSRV", facility="ICU")))
                 ack = str(msg.create_ack(ack_code=code, application="PUMPSRV", facility="ICU"))
                 writer.writemessage(ack)
                 if self.ack_twice and code == "AA":
@@ -406,3 +410,108 @@ def test_an_extra_acknowledgement_is_not_taken_for_the_next_message(tmp_path):
     finally:
         gw.stop()
         up.stop()
+
+
+def test_enhanced_mode_the_application_answer_after_a_commit_decides_delivery(tmp_path):
+    """Found by an adversarial review: in enhanced mode (MSH-15/16 AL) the pump
+    server answered CA, then AR; the AR was dropped, the order recorded as
+    delivered. The sender is told CA (stored: a commit), never AA, since the
+    pump server has not answered yet."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, answer=lambda cid: "AR" if cid == "E2" else "AA", commit_first=True)
+    gw = start_gateway(tmp_path, port)
+    enhanced = lambda cid: oru(cid).replace("|P|2.6\r", "|P|2.6|||AL|AL\r", 1)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for cid in ["E1", "E2", "E3"]:
+                code, acked, sender = ack_of(c.send_message(enhanced(cid)))
+                assert (code, acked, sender) == ("CA", cid, "WARDGATE"), (cid, code)
+        wait_for(lambda: "E3" in up.arrivals, what="delivery past E2")
+        wait_for(lambda: len(queue_json(gw)[0]["parked"]) == 1, what="E2 parked")
+        [p] = queue_json(gw)[0]["parked"]
+        assert p["control_id"] == "E2" and "AR" in p["reason"]
+        delivered = [e for e in gw.events() if e["event"]["action"] == "delivered"]
+        assert [e["wardgate"]["hl7"]["control_id"] for e in delivered] == ["E1", "E3"]
+        assert all("(AA)" in e["event"]["reason"] for e in delivered), [e["event"]["reason"] for e in delivered]
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_a_control_id_reused_for_another_message_is_refused_not_dropped(tmp_path):
+    """Found by an adversarial review: a second order under an MSH-10 already
+    used (another patient, another drug) was answered AA as a duplicate and
+    never delivered. Another sending application (MSH-3) has its own ids."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port)
+    gw = start_gateway(tmp_path, port)
+    other_patient = oru("1001").replace("4711^^^HOSP^MR", "4712^^^HOSP^MR")
+    other_app = oru("1001").replace("|MONGW|", "|ANESTH|", 1)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(oru("1001")))[0] == "AA"
+            assert ack_of(c.send_message(oru("1001")))[0] == "AA", "a resend is a duplicate"
+            code, acked, sender = ack_of(c.send_message(other_patient))
+            assert (code, acked, sender) == ("AR", "1001", "WARDGATE")
+            assert ack_of(c.send_message(other_app))[0] == "AA"
+        wait_for(lambda: len(up.arrivals) >= 2, what="two deliveries")
+        time.sleep(0.5)
+        assert up.arrivals == ["1001", "1001"]
+        ev = gw.events()
+        reused = [e for e in ev if e.get("rule", {}).get("id") == "WG-QUEUE-007"]
+        assert len(reused) == 1 and reused[0]["event"]["action"] == "blocked"
+        assert reused[0]["wardgate"]["hl7"]["ack_code"] == "AR"
+        assert len([e for e in ev if e.get("rule", {}).get("id") == "WG-QUEUE-002"]) == 1
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def heparin_order(cid, rate_u_h):
+    return "\r".join([
+        f"MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261204031500||RGV^O15^RGV_O15|{cid}|P|2.6",
+        "PID|||4711^^^HOSP^MR||Doe^Jane",
+        "PV1||I|ICU^1^1",
+        f"ORC|RE|{cid}^EHR",
+        f"RXG|1|||HEP^heparin^LOCAL|||||||||||{rate_u_h}|U/h^U/h^UCUM",
+        "RXR|^IV^HL70162",
+    ]) + "\r"
+
+
+def test_a_queued_order_is_judged_again_by_the_policy_in_force_at_delivery(tmp_path):
+    """Found by an adversarial review: an order queued while the pump server was
+    down was delivered after the drug library's hard limit was lowered below
+    it, although the same order sent fresh was refused."""
+    port = free_port("127.0.0.3")
+    gw = start_gateway(tmp_path, port, "[route.queue]\nretry_min_ms = 50\nretry_max_ms = 200\n")
+    up = None
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(heparin_order("L001", 1500)))[0] == "AA"
+            assert ack_of(c.send_message(heparin_order("L002", 1000)))[0] == "AA"
+        text = gw.config.read_text()
+        assert "rate_soft_max = 1500\nrate_hard_max = 2000" in text
+        gw.config.write_text(text.replace("rate_soft_max = 1500\nrate_hard_max = 2000",
+                                          "rate_soft_max = 1000\nrate_hard_max = 1200", 1))
+        gw.cli("reload")
+        wait_for(lambda: any(e["event"]["action"] == "policy-applied" for e in gw.events()),
+                 what="the lowered library in force")
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(heparin_order("L003", 1500)))[0] == "AR"
+        up = DedupUpstream(port)
+        wait_for(lambda: "L002" in up.arrivals, what="L002 delivered")
+        wait_for(lambda: len(queue_json(gw)[0]["parked"]) == 1, what="L001 parked")
+        [p] = queue_json(gw)[0]["parked"]
+        assert p["control_id"] == "L001"
+        assert "WG-INF-010" in p["reason"] and "policy in force now" in p["reason"], p["reason"]
+        assert up.arrivals == ["L002"]
+        # A re-drive is judged again: still parked, never delivered.
+        gw.cli("queue", "--redrive", str(p["id"]))
+        wait_for(lambda: any(e["event"]["action"] == "redriven" for e in gw.events()), what="re-drive")
+        wait_for(lambda: len(queue_json(gw)[0]["parked"]) == 1, what="parked again")
+        time.sleep(0.5)
+        assert up.arrivals == ["L002"]
+    finally:
+        gw.stop()
+        if up:
+            up.stop()

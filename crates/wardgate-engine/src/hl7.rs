@@ -251,6 +251,57 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
     crate::privacy::apply_hl7(route, flow, &msg, frame, clock, o)
 }
 
+/// What the policy in force would refuse in a message taken earlier (a
+/// store-and-forward queue's, judged again before delivery): the message type
+/// on the route, and an order's programme against the drug library. Without
+/// side effects (no record, no privacy transform of a message already
+/// transformed); `None` when it passes, or when the route is in monitor mode.
+pub fn refused_now(route: &RoutePolicy, frame: &[u8]) -> Option<(Rule, String)> {
+    if route.monitor {
+        return None;
+    }
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let limits = hl7::Limits {
+        max_segments: route.max_segments,
+    };
+    let msg = match Message::parse(payload, &limits) {
+        Ok(m) => m,
+        Err(e) => return Some((e.rule(), format!("malformed HL7 message: {e}"))),
+    };
+    let mt = msg.message_type();
+    if !route
+        .messages
+        .iter()
+        .any(|m| m.matches(mt.code, mt.trigger))
+    {
+        return Some((
+            rules::MESSAGE_TYPE_NOT_ALLOWED,
+            format!(
+                "message type {} is not allowed on route {}",
+                facts_of(&msg).message_type,
+                &*route.id
+            ),
+        ));
+    }
+    let is_order = mt.code == b"RGV"
+        || msg.segments_named(b"RXG").next().is_some()
+        || (route.library.is_some()
+            && msg
+                .segments()
+                .any(|s| matches!(s.id(), b"RXE" | b"RXO" | b"RXD" | b"RXA")));
+    if !is_order {
+        return None;
+    }
+    let check = infusion::check(&msg, route.library.as_deref(), route.care_area);
+    check
+        .findings
+        .iter()
+        .find(|f| f.blocks())
+        .map(|f| (f.rule, format!("infusion order blocked: {}", f.detail)))
+}
+
 /// `enforcement = "monitor"`: a block becomes an alert (`would-block`, the same
 /// rule), forwarded, with no reply. Framing errors are not turned: without
 /// trustworthy boundaries there is nothing to forward.
@@ -508,15 +559,28 @@ fn answered(
 
 /// The sender's acknowledgement on a store-and-forward route: `code` AA once the
 /// message is durable, AE when wardgate could not take it (queue full, disk
-/// error), so the sender keeps it and retries.
+/// error), so the sender keeps it and retries. To a sender asking for enhanced
+/// mode (MSH-15 set) it is the commit acknowledgement CA, CE or CR: storing is
+/// a commit, and the receiving application has not answered yet (an AA would
+/// say it had).
 pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec<u8> {
     let payload = frame
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
+    let code = if msh_field(payload, 14, 8).trim().is_empty() {
+        code
+    } else {
+        match code {
+            AckCode::AA => AckCode::CA,
+            AckCode::AE => AckCode::CE,
+            AckCode::AR => AckCode::CR,
+            other => other,
+        }
+    };
     let limits = hl7::Limits::default();
     let parsed = Message::parse(payload, &limits).ok();
     let error = match code {
-        AckCode::AA => None,
+        AckCode::AA | AckCode::CA => None,
         _ => Some((207, "Application internal error")),
     };
     let control_id = clock.ack_control_id();
@@ -536,6 +600,16 @@ pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec
         naive_control_id(payload).as_bytes(),
         &params,
     )
+}
+
+/// Whether a framed message asks for the receiving application's answer
+/// always (MSH-16 `AL`, enhanced mode): a commit accept (CA) from the upstream
+/// is then not the end of its delivery.
+pub fn wants_application_ack(frame: &[u8]) -> bool {
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    msh_field(payload, 15, 8).trim() == "AL"
 }
 
 /// MSH-10 of a framed message, as written, as the dedup key: not shortened (two

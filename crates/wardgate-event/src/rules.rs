@@ -278,6 +278,8 @@ rules! {
         "The upstream answered a queued message with a transient error (AE/CE), or could not be reached; delivery is retried with backoff, in order.";
     QUEUE_STORAGE = "WG-QUEUE-006", "queue-storage-failed", High,
         "wardgate could not write or read a store-and-forward queue on its own disk (disk full, an I/O error): a local failure, not the upstream's. The sender is answered AE so it keeps the message and retries; a queue that stopped delivers nothing until wardgate is restarted.";
+    QUEUE_CONTROL_ID_REUSED = "WG-QUEUE-007", "control-id-reused", High,
+        "A message on a store-and-forward route carries the MSH-10 (and MSH-3, MSH-4) of a different message the same sender sent within the dedup window. Taken as a duplicate it would be acknowledged and never delivered; delivered, the receiver's own duplicate check could drop it. Refused (AR) so that the sender resends it under a new control id.";
     FLOOD_CONNECTIONS = "WG-FLOOD-001", "too-many-connections", Medium,
         "A device (or an unknown address) holds more connections at once than max_connections_per_device allows; further ones are refused right after accept, so one device cannot take every connection slot. Alerted once per flood episode, with counts in the episode's summary.";
     FLOOD_NEW_CONNECTIONS = "WG-FLOOD-002", "connection-rate-exceeded", Medium,

@@ -203,9 +203,10 @@ async fn store(
     let control_id = inspect::frame_control_id(frame);
     let sender = flow.source_device.as_deref().unwrap_or("-");
     let clock = Clock::now();
-    let facts = |ack: &str| Hl7Facts {
+    // The code the sender was sent (CA, CE, CR to a sender in enhanced mode).
+    let facts = |ack: &[u8]| Hl7Facts {
         control_id: control_id.clone(),
-        ack_code: ack.into(),
+        ack_code: inspect::read_ack(ack).map(|a| a.code).unwrap_or_default(),
         ..Default::default()
     };
     match q.handle.enqueue(sender, &control_id, frame.to_vec()).await {
@@ -231,13 +232,32 @@ async fn store(
                     Stage::Message,
                 )
                 .with_rule(rules::QUEUE_DUPLICATE);
-            e.wardgate.hl7 = Some(facts("AA"));
             let ack = inspect::stored_ack(
                 frame,
                 &clock,
                 AckCode::AA,
                 "already received; delivered once",
             );
+            e.wardgate.hl7 = Some(facts(&ack));
+            (e.into(), ack)
+        }
+        Ok(Enqueued::Reused(id)) => {
+            // Found by an adversarial review: taken as a duplicate, this
+            // order was acknowledged AA and never delivered.
+            let text = format!(
+                "MSH-10 {control_id} was used by queued message {id} from the same sender and application within {} s for a different message: refused, neither dropped as a duplicate nor delivered",
+                q.opts.dedup_window_secs
+            );
+            let mut e = flow
+                .event(&clock, route, Action::Blocked, text, Stage::Message)
+                .with_rule(rules::QUEUE_CONTROL_ID_REUSED);
+            let ack = inspect::stored_ack(
+                frame,
+                &clock,
+                AckCode::AR,
+                "control id already used for another message; resend with a new MSH-10",
+            );
+            e.wardgate.hl7 = Some(facts(&ack));
             (e.into(), ack)
         }
         Ok(Enqueued::Full) => {
@@ -248,22 +268,18 @@ async fn store(
             let mut e = flow
                 .event(&clock, route, Action::Blocked, text.clone(), Stage::Message)
                 .with_rule(rules::QUEUE_FULL);
-            e.wardgate.hl7 = Some(facts("AE"));
-            (
-                e.into(),
-                inspect::stored_ack(frame, &clock, AckCode::AE, &text),
-            )
+            let ack = inspect::stored_ack(frame, &clock, AckCode::AE, &text);
+            e.wardgate.hl7 = Some(facts(&ack));
+            (e.into(), ack)
         }
         Err(err) => {
             let text = format!("could not store the message: {err}");
             let mut e = flow
                 .event(&clock, route, Action::Failed, text.clone(), Stage::Message)
                 .with_rule(rules::QUEUE_STORAGE);
-            e.wardgate.hl7 = Some(facts("AE"));
-            (
-                e.into(),
-                inspect::stored_ack(frame, &clock, AckCode::AE, &text),
-            )
+            let ack = inspect::stored_ack(frame, &clock, AckCode::AE, &text);
+            e.wardgate.hl7 = Some(facts(&ack));
+            (e.into(), ack)
         }
     }
 }
@@ -289,6 +305,16 @@ fn opted_out_since_queued(route: &RoutePolicy, frame: &[u8]) -> Option<String> {
         };
         route.site.consent.opted_out(purpose, &ps).then_some(ps)
     })
+}
+
+/// Whether the route's policy in force now refuses a queued message, and
+/// why (its rule and reason).
+fn refused_now(route: &RoutePolicy, d: &queue::Delivery) -> Option<String> {
+    let (rule, reason) = inspect::refused_now(route, &d.frame)?;
+    Some(format!(
+        "the policy in force now ({}) refuses it: {}: {reason}",
+        route.policy_hash, rule.id
+    ))
 }
 
 fn queue_event(
@@ -331,6 +357,7 @@ impl UpConn {
         frame: &[u8],
         limits: Limits,
         expected: &str,
+        app_ack: bool,
     ) -> Result<Vec<u8>, String> {
         // Anything already buffered answers an earlier message (an extra frame, a
         // second acknowledgement): it must not be taken for this one's.
@@ -354,6 +381,16 @@ impl UpConn {
                         !expected.is_empty() && !a.control_id.is_empty() && a.control_id != expected
                     });
                     if other && skipped < 16 {
+                        skipped += 1;
+                        continue;
+                    }
+                    // Enhanced mode asking for the application's answer: the
+                    // commit accept is followed by it (AA, AE, AR), which is
+                    // what decides delivery (found by an adversarial review: an
+                    // AR after the CA was dropped and the order recorded as
+                    // delivered).
+                    let commit = app_ack && inspect::read_ack(&ack).is_some_and(|a| a.code == "CA");
+                    if commit && skipped < 16 {
                         skipped += 1;
                         continue;
                     }
@@ -461,6 +498,16 @@ pub(crate) async fn deliver(
             shared.record(e);
             continue;
         }
+        // The policy in force now judges it again: a drug library lowered (or a
+        // device's profile narrowed) while it waited must not let through what
+        // it refuses today (found by an adversarial review). Parked, with the
+        // refusal named; a re-drive is judged again too.
+        if let Some(why) = refused_now(&shared.current_route(&route), &d) {
+            if !park(&route, &shared, &q, &d, why).await {
+                return;
+            }
+            continue;
+        }
         if conn.is_none() {
             match relay::connect(&route, &shared, up_tls.as_deref()).await {
                 Ok(up) => {
@@ -512,7 +559,7 @@ pub(crate) async fn deliver(
         }
         let Some(c) = conn.as_mut() else { continue };
         let result = tokio::select! {
-            r = tokio::time::timeout(ack_timeout, c.exchange(&d.frame, Limits { max_frame_bytes: route.max_frame_bytes }, &d.control_id)) => r,
+            r = tokio::time::timeout(ack_timeout, c.exchange(&d.frame, Limits { max_frame_bytes: route.max_frame_bytes }, &d.control_id, inspect::wants_application_ack(&d.frame))) => r,
             // In flight at shutdown: it may finish within the grace period; if not,
             // it stays queued and is sent again at the next start.
             () = async { crate::stopped(&mut stop).await; tokio::time::sleep(grace).await } => return,

@@ -16,6 +16,13 @@ pub enum AckCode {
     AE,
     /// Application reject: refused; do not resend unchanged.
     AR,
+    /// Commit accept (enhanced mode, HL7 v2.5.1 2.9.3): taken into safe
+    /// storage; the application's answer is another matter.
+    CA,
+    /// Commit error: not stored; the sender may retry.
+    CE,
+    /// Commit reject: not stored; do not resend unchanged.
+    CR,
 }
 
 impl AckCode {
@@ -25,6 +32,9 @@ impl AckCode {
             AckCode::AA => "AA",
             AckCode::AE => "AE",
             AckCode::AR => "AR",
+            AckCode::CA => "CA",
+            AckCode::CE => "CE",
+            AckCode::CR => "CR",
         }
     }
 }

@@ -117,8 +117,13 @@ pub struct OpenReport {
 pub enum EnqueueOutcome {
     /// Accepted with this queue id (durable after the next commit).
     Queued(u64),
-    /// The same sender sent this MSH-10 before (queue id of the first).
+    /// The same sender sent this message before, with this MSH-10 (queue id
+    /// of the first).
     Duplicate(u64),
+    /// The same sender used this MSH-10 (and MSH-3, MSH-4) for another
+    /// message within the dedup window (queue id of the first): neither is
+    /// dropped as the other's duplicate.
+    Reused(u64),
     /// The route's quota is used up.
     Full,
 }
@@ -366,8 +371,10 @@ impl QueueStore {
         message: &[u8],
         now_us: u64,
     ) -> EnqueueOutcome {
-        if let Some(id) = self.state.duplicate_of(sender, control_id) {
-            return EnqueueOutcome::Duplicate(id);
+        match self.state.duplicate_of(sender, control_id, message) {
+            Some(state::Seen::Same(id)) => return EnqueueOutcome::Duplicate(id),
+            Some(state::Seen::Other(id)) => return EnqueueOutcome::Reused(id),
+            None => {}
         }
         if self.state.live_bytes() + message.len() as u64 > self.opts.max_bytes {
             return EnqueueOutcome::Full;

@@ -64,13 +64,72 @@ struct Segment {
     newest_received_us: u64,
 }
 
+/// A remembered message: (queue id, accepted at, [`fingerprint`]).
+type SeenAt = (u64, u64, u64);
+
+/// What an earlier message with the same control id is to a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// The same message again (a retransmission): queue id of the first.
+    Same(u64),
+    /// Another message under a control id already used: queue id of the first.
+    Other(u64),
+}
+
+/// The MSH fields of a framed or bare HL7 message's header (the bytes up to
+/// the first segment end), split on its field separator; empty when it has no
+/// MSH.
+fn header_fields(message: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let start = message
+        .windows(3)
+        .take(8)
+        .position(|w| w == b"MSH")
+        .unwrap_or(message.len());
+    let m = &message[start..];
+    let end = m
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(m.len());
+    match m.get(3) {
+        Some(&sep) if end > 3 => (m[..end].split(|&b| b == sep).collect(), &m[end..]),
+        _ => (Vec::new(), m),
+    }
+}
+
+/// The key a control id is remembered under: HL7 makes MSH-10 unique for a
+/// sending application and facility (MSH-3, MSH-4), so an interface engine
+/// relaying several applications from one device does not see one's id taken
+/// as another's.
+fn dedup_key(control_id: &str, message: &[u8]) -> Box<str> {
+    let (fields, _) = header_fields(message);
+    let part =
+        |i: usize| String::from_utf8_lossy(fields.get(i).copied().unwrap_or_default()).into_owned();
+    format!("{}\u{1f}{}\u{1f}{control_id}", part(2), part(3)).into_boxed_str()
+}
+
+/// What makes two messages the same message: every header field but MSH-7
+/// (a resending engine may stamp a new time) and the rest byte for byte.
+fn fingerprint(message: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let (fields, rest) = header_fields(message);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i != 6 {
+            f.hash(&mut h);
+        }
+    }
+    rest.hash(&mut h);
+    h.finish()
+}
+
 /// The queue of one route.
 #[derive(Debug, Default)]
 pub struct State {
     pub(crate) next_id: u64,
     pending: BTreeMap<u64, Pending>,
     parked: BTreeMap<u64, Parked>,
-    seen: HashMap<(Arc<str>, Box<str>), (u64, u64)>,
+    /// (sender, [`dedup_key`]) -> (queue id, accepted at, [`fingerprint`]).
+    seen: HashMap<(Arc<str>, Box<str>), SeenAt>,
     seen_order: VecDeque<(u64, Arc<str>, Box<str>)>,
     segments: BTreeMap<u64, Segment>,
     live_bytes: u64,
@@ -111,7 +170,7 @@ impl State {
                 received_us,
                 sender,
                 control_id,
-                message: _,
+                message,
             } => {
                 self.next_id = self.next_id.max(id + 1);
                 if self.pending.contains_key(&id) || self.parked.contains_key(&id) {
@@ -119,7 +178,7 @@ impl State {
                 }
                 let sender = self.sender(sender);
                 let control_id: Box<str> = Box::from(control_id);
-                self.remember(sender.clone(), control_id.clone(), id, received_us);
+                self.remember(sender.clone(), &control_id, message, id, received_us);
                 let seg = self.segments.entry(msg_loc.segment).or_default();
                 seg.live += 1;
                 seg.newest_received_us = seg.newest_received_us.max(received_us);
@@ -148,7 +207,7 @@ impl State {
                 sender,
                 control_id,
                 reason,
-                message: _,
+                message,
             } => {
                 self.next_id = self.next_id.max(id + 1);
                 if let Some(p) = self.pending.remove(&id) {
@@ -163,7 +222,7 @@ impl State {
                 self.live_bytes += u64::from(msg_loc.len);
                 // A parked message still counts for dedup: a sender retrying it is
                 // told it was received, and the operator decides.
-                self.remember(sender.clone(), Box::from(control_id), id, received_us);
+                self.remember(sender.clone(), control_id, message, id, received_us);
                 self.parked.insert(
                     id,
                     Parked {
@@ -202,13 +261,22 @@ impl State {
         self.live_bytes = self.live_bytes.saturating_sub(u64::from(loc.len));
     }
 
-    fn remember(&mut self, sender: Arc<str>, control_id: Box<str>, id: u64, received_us: u64) {
+    fn remember(
+        &mut self,
+        sender: Arc<str>,
+        control_id: &str,
+        message: &[u8],
+        id: u64,
+        received_us: u64,
+    ) {
         if control_id.is_empty() {
             return;
         }
+        let key = dedup_key(control_id, message);
         self.seen_order
-            .push_back((received_us, sender.clone(), control_id.clone()));
-        self.seen.insert((sender, control_id), (id, received_us));
+            .push_back((received_us, sender.clone(), key.clone()));
+        self.seen
+            .insert((sender, key), (id, received_us, fingerprint(message)));
     }
 
     /// Forgets (sender, MSH-10) pairs accepted before `cutoff_us`.
@@ -219,22 +287,31 @@ impl State {
             }
             if let Some((t, s, c)) = self.seen_order.pop_front() {
                 let key = (s, c);
-                if self.seen.get(&key).is_some_and(|&(_, at)| at == t) {
+                if self.seen.get(&key).is_some_and(|&(_, at, _)| at == t) {
                     self.seen.remove(&key);
                 }
             }
         }
     }
 
-    /// The queue id of an earlier message from `sender` with this MSH-10, if one is remembered.
-    pub fn duplicate_of(&self, sender: &str, control_id: &str) -> Option<u64> {
+    /// An earlier message from `sender` with this MSH-10 (from the same
+    /// sending application and facility, MSH-3 and MSH-4, whose control ids
+    /// HL7 scopes), if one is remembered: its queue id, and whether `message`
+    /// is the same message ([`fingerprint`]) or another under a reused id.
+    pub fn duplicate_of(&self, sender: &str, control_id: &str, message: &[u8]) -> Option<Seen> {
         if control_id.is_empty() {
             return None;
         }
         let s = self.senders.get(sender)?;
         self.seen
-            .get(&(s.clone(), Box::from(control_id)))
-            .map(|&(id, _)| id)
+            .get(&(s.clone(), dedup_key(control_id, message)))
+            .map(|&(id, _, fp)| {
+                if fp == fingerprint(message) {
+                    Seen::Same(id)
+                } else {
+                    Seen::Other(id)
+                }
+            })
     }
 
     /// The next message to deliver (lowest id first).

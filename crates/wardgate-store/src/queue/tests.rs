@@ -374,3 +374,47 @@ fn lowering_the_frame_limit_does_not_cut_records_written_under_a_higher_one() {
     assert!(r.repairs.is_empty(), "{r:?}");
     assert_eq!(pending_ids(q.state()), vec![1, 2]);
 }
+
+#[test]
+fn a_control_id_reused_for_another_message_is_not_its_duplicate() {
+    // Found by an adversarial review: an insulin order from another
+    // application with a heparin order's MSH-10 was taken as its duplicate,
+    // acknowledged and never delivered.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = QueueStore::open(dir.path(), opts(), 0).unwrap();
+    let order = |app: &str, time: &str, drug: &str| {
+        format!("\x0bMSH|^~\\&|{app}|H|PUMP|H|{time}||RGV^O15|1001|P|2.6\rRXG|1|||{drug}\r\x1c\r")
+            .into_bytes()
+    };
+    assert_eq!(
+        q.enqueue("ehr", "1001", &order("EHR", "20260101", "HEP"), 1),
+        EnqueueOutcome::Queued(1)
+    );
+    // The same message resent, even with a new MSH-7: a duplicate.
+    assert_eq!(
+        q.enqueue("ehr", "1001", &order("EHR", "20260102", "HEP"), 2),
+        EnqueueOutcome::Duplicate(1)
+    );
+    // Another message under the same id from the same application: reused.
+    assert_eq!(
+        q.enqueue("ehr", "1001", &order("EHR", "20260101", "INS"), 3),
+        EnqueueOutcome::Reused(1)
+    );
+    // Another application's own 1001 is its own message.
+    assert_eq!(
+        q.enqueue("ehr", "1001", &order("ANESTH", "20260101", "INS"), 4),
+        EnqueueOutcome::Queued(2)
+    );
+    q.commit().unwrap();
+    drop(q);
+    // Remembered across a restart (rebuilt from the journal).
+    let (mut q, _) = QueueStore::open(dir.path(), opts(), 5).unwrap();
+    assert_eq!(
+        q.enqueue("ehr", "1001", &order("EHR", "20260101", "INS"), 6),
+        EnqueueOutcome::Reused(1)
+    );
+    assert_eq!(
+        q.enqueue("ehr", "1001", &order("ANESTH", "20260101", "INS"), 7),
+        EnqueueOutcome::Duplicate(2)
+    );
+}
