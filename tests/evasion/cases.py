@@ -1021,5 +1021,79 @@ case("urg_on_a_stale_duplicate", "urgent",
      lambda c: [Call(_urg_stale)], expect=U)
 
 
+
+# --- Found by a third adversarial review of the receiver's view: PAWS state -----------
+# Linux (tcp_replace_ts_recent): a timestamp is stored from a segment that passed
+# tcp_sequence (does not end before rcv_wup), when it is not older than the stored
+# one or the stored one is 0 (tcp_paws_check).
+
+def _zero_ts(c):
+    c.tsval = lambda: 0
+    return []
+
+
+def _paws_zero_raised(c):
+    hi = 0x80000005
+    return [c.seg(0, b"", flags="A", ts=(hi, c.ts_recent)), Sync(),
+            c.seg(0, S, ts=(0x40000000, c.ts_recent)), Sync(),
+            c.seg(0, U[:100], ts=(hi + 1, c.ts_recent)), c.seg(100, U[100:], ts=(hi + 1, c.ts_recent)),
+            Sync(), Fill(U)]
+
+
+case("paws_zero_raised_by_ack", "control",
+     "Client TSval 0 on the SYN (ts_recent 0). A bare ACK with TSval 0x80000005 (Linux stores it: ts_recent 0 "
+     "accepts anything); SAFE whole with TSval 0x40000000 (PAWS-old for Linux: dropped); UNSAFE in two segments "
+     "with TSval 0x80000006.",
+     lambda c: [Call(_paws_zero_raised)], pre=lambda c: [Call(_zero_ts)], ts=True, expect=U)
+
+
+def _old_ack_future_ts(c):
+    fut = (c.tsval() + 50_000_000) & MASK
+    return [c.seg(-1, b"", flags="A", ts=(fut, c.ts_recent)), Sync(),
+            c.seg(0, U[:100]), c.seg(100, U[100:]), Sync(),
+            c.seg(0, S, ts=((fut + 1) & MASK, c.ts_recent)), Sync(), Fill(U)]
+
+
+case("paws_old_bare_ack_future_ts", "control",
+     "Timestamps on. A bare ACK at ISN (before rcv_nxt: Linux drops it in tcp_sequence, ts_recent unchanged) with "
+     "TSval +50e6; the real UNSAFE in two segments with current TSvals; then a SAFE copy with TSval +50e6+1 (a "
+     "duplicate for the host).",
+     lambda c: [Call(_old_ack_future_ts)], ts=True, expect=U)
+
+
+def _old_data_future_ts(c):
+    fut = (c.tsval() + 50_000_000) & MASK
+    return [Fill(U, end=K), Sync(),
+            c.seg(0, U[:K], ts=(fut, c.ts_recent)), Sync(),
+            c.seg(K, U[K:K + 100]), c.seg(K + 100, U[K + 100:]), Sync(),
+            c.seg(K, S[K:], ts=((fut + 1) & MASK, c.ts_recent)), Sync(), Fill(U)]
+
+
+case("paws_old_data_future_ts", "control",
+     "Timestamps on. UNSAFE [0,K) in order; a retransmission of [0,K) (wholly old: dropped by tcp_sequence) with "
+     "TSval +50e6 (its end is rcv_nxt: it passes tcp_sequence, and Linux stores the TSval); the real UNSAFE "
+     "[K,M) in two segments (PAWS-old now: dropped); then SAFE [K,M) with TSval +50e6+1, which the host reads.",
+     lambda c: [Call(_old_data_future_ts)], ts=True, expect=S)
+
+
+def _rst_sack5(c):
+    x = fillers(12000, n_obx=3) + U
+    c.case._x = x
+    base = 1000
+    isl = [base + 2000 * i for i in range(5)]  # 5 islands of 100 bytes, 1900-byte holes
+    order = [isl[4], isl[0], isl[1], isl[2], isl[3]]  # highest first: Linux forgets it (4 SACK blocks)
+    steps = [Fill(x, end=base), Sync()]
+    for a in order:
+        steps += [c.seg(a, x[a:a + 100]), Sync()]
+    steps += [c.seg(isl[4] + 100, flags="R", ack=0, ts=False), Sync(), Fill(x)]
+    return steps
+
+
+case("rst_at_forgotten_sack_block", "control",
+     "SACK on. 1000 bytes in order; five 100-byte out-of-order islands, the highest sent first (Linux keeps the 4 "
+     "most recent SACK blocks); a RST at the highest island's end (not rcv_nxt, not the end of a SACK block Linux "
+     "keeps: a challenge ACK); then everything, ending with UNSAFE.",
+     lambda c: [Call(_rst_sack5)])
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -452,6 +452,100 @@ fn an_old_timestamp_and_data_beyond_the_window_are_dropped() {
 }
 
 #[test]
+fn a_copy_at_or_past_the_window_edge_makes_other_bytes_for_it_an_ambiguity() {
+    // Found by an adversarial review: the edge is the last the capture showed;
+    // the host may already have opened a wider window (its ACK still on the
+    // way), or (Linux 6.17+) dropped a segment ending past the edge while
+    // unread data waited. What it read is then unknowable from the capture:
+    // other bytes for the same stretch are named (WG-CAP-005), not judged
+    // silently.
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    // The real order's tail sent past the 64-byte window the capture showed
+    // (dropped by wardgate, perhaps taken by the host), then a decoy copy once
+    // the window has opened.
+    let mut frames = handshake(false);
+    frames[1] = syn_ack(64);
+    frames.push(build(&Seg::data(0, &bad[..60])));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    frames.push(server_ack(60));
+    frames.push(build(&Seg::data(60, &decoy[60..])));
+    let (_, rules) = analyse(&frames);
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // A decoy segment starting inside a 150-byte window and ending past it
+    // (taken by wardgate, perhaps dropped by the host), then the real bytes
+    // for the same stretch, split differently, after the gap before it fills.
+    let mut frames = handshake(false);
+    frames[1] = syn_ack(150);
+    frames.push(build(&Seg::data(0, &bad[..1])));
+    frames.push(build(&Seg::data(100, &decoy[100..200])));
+    frames.push(build(&Seg::data(1, &bad[1..100])));
+    frames.push(server_ack(200));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (_, rules) = analyse(&frames);
+    assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // The same copy again (a plain retransmission) is no ambiguity.
+    let mut frames = handshake(false);
+    frames[1] = syn_ack(150);
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(build(&Seg::data(100, &bad[100..200])));
+    frames.push(server_ack(100));
+    frames.push(build(&Seg::data(100, &bad[100..200])));
+    frames.push(build(&Seg::data(200, &bad[200..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+}
+
+#[test]
+fn the_timestamp_the_host_keeps_follows_linux() {
+    // Found by an adversarial review (tcp_replace_ts_recent): over a stored
+    // zero any timestamp is kept; a segment ending before what the host
+    // acknowledged keeps none.
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let ts_seg = |ts: u32, off: u32, p: &'static [u8]| {
+        build(&Seg {
+            ts: Some((ts, 5000)),
+            ..Seg::data(off, p)
+        })
+    };
+    let bad: &'static [u8] = Box::leak(bad.into_boxed_slice());
+    let decoy: &'static [u8] = Box::leak(decoy.into_boxed_slice());
+    // The client's SYN says TSval 0: a bare ACK at 0x80000005 is kept, the
+    // decoy at 0x40000000 is then PAWS-old, the real order newer.
+    let mut frames = handshake(true);
+    frames[0] = build(&Seg {
+        to_server: true,
+        seq: CISN,
+        ack: None,
+        syn: true,
+        ts: Some((0, 0)),
+        ..Seg::data(0, b"")
+    });
+    frames[2] = ts_seg(0, 0, b"");
+    frames.push(ts_seg(0x8000_0005, 0, b""));
+    frames.push(ts_seg(0x4000_0000, 0, decoy));
+    frames.push(ts_seg(0x8000_0006, 0, bad));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "stored zero: {d:?}");
+    // A bare ACK before what the host acknowledged (at the ISN) with a
+    // timestamp far ahead is dropped, and keeps nothing: the real order after
+    // it, with ordinary timestamps, is read.
+    let mut frames = handshake(true);
+    frames.push(build(&Seg {
+        seq: CISN,
+        ts: Some((50_000_000, 5000)),
+        ..Seg::data(0, b"")
+    }));
+    frames.push(ts_seg(102, 0, bad));
+    frames.push(ts_seg(50_000_001, 0, decoy));
+    let (d, _) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "old bare ACK: {d:?}");
+}
+
+#[test]
 fn control_packets_the_host_ignores_do_not_end_the_connection() {
     let bad = order("BAD-1", "90");
     // A RST at the wrong sequence number, then the order.
