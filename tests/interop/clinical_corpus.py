@@ -661,6 +661,19 @@ def cases():
     c.add("potassium chloride code with a text naming heparin first",
           message(cid(), [(kcl(8, text="Heparin then potassium chloride"), [])]), "block", "WG-INF-016")
 
+    # --- A programming quantity under an identifier wardgate does not read ------------
+    for code, value, unit, what in (("157999^MDC_TIME_PD_PROG^MDC", "1", "min^min^UCUM", "an infusion duration"),
+                                    ("99999^PUMP_DURATION^L", "0.5", "h^h^UCUM", "a vendor's duration"),
+                                    ("99998^PUMP_VOLUME^L", "250", "mL^mL^UCUM", "a vendor's volume"),
+                                    ("99997^PUMP_RATE^L", "300", "mL/h^mL/h^UCUM", "a vendor's rate"),
+                                    ("99996^PUMP_DOSE^L", "5000", "U^U^UCUM", "a vendor's dose")):
+        c.add(f"heparin with {what} under an unread identifier",
+              message(cid(), [(heparin(10, vtbi=250), [obx(1, code, value, unit)])]), "block", "WG-INF-043")
+    c.add("heparin with the patient's height under the give",
+          message(cid(), [(heparin(10), [obx(1, "8302-2^Body height^LN", "172", "cm^cm^UCUM")])]), "allow")
+    c.add("heparin with a device identifier OBX (no unit) under the give",
+          message(cid(), [(heparin(10), ["OBX|1||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|1.1.1||||||F"])]), "allow")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

@@ -2011,6 +2011,52 @@ fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
     param.map(Ok)
 }
 
+/// An OBX under the give that states a quantity a pump is programmed with (a
+/// duration, a volume, an amount, a rate: its unit says so) under an
+/// identifier wardgate does not read as a programming parameter: a pump server
+/// that knows the identifier programs from it unchecked (a duration beside the
+/// VTBI makes a rate). Refused (found by an adversarial review). The patient's
+/// size (weight, surface area) is read elsewhere; an OBX without a unit, or
+/// marked wrong or deleted, states nothing to program.
+fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
+    if status_ignored(obx) || no_result(obx) || obx.field(6).raw().is_empty() {
+        return;
+    }
+    let Ok(unit) = cwe_unit(&obx.field(6)) else {
+        return;
+    };
+    if unit.dim == Dimension::Area && !unit.is_rate() {
+        return;
+    }
+    let id = obx.field(3);
+    let size = [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&c| {
+        let comp = id.component(c);
+        [comp.raw(), comp.subcomponent(1)].iter().any(|p| {
+            let p = String::from_utf8_lossy(p).trim().to_ascii_uppercase();
+            let numbers = code_numbers(&p);
+            p.contains("WEIGHT")
+                || WEIGHT_CODES.iter().chain(BSA_CODES).any(|c| {
+                    c.eq_ignore_ascii_case(&p)
+                        || c.parse::<u64>().is_ok_and(|n| numbers.contains(&n))
+                })
+        })
+    });
+    if size && unit.dim == Dimension::Mass && !unit.is_rate() {
+        return;
+    }
+    out.findings.push(
+        OrderFinding::new(
+            rules::UNREAD_PARAMETER,
+            format!(
+                "OBX #{seq}: {:?} states a quantity ({}) under the give that wardgate does not read as a programming parameter; a pump server may program from it",
+                bounded(&String::from_utf8_lossy(id.raw())),
+                unit_label(&obx.field(6))
+            ),
+        )
+        .at(loc(b"OBX", seq, 3)),
+    );
+}
+
 /// The numbers a receiver may read in an MDC code written other than plainly:
 /// leading zeros (`0157784`), a decimal point (`157784.0`), the
 /// `partition::code` form (`2::26712` is 157784) or its code part alone. An
@@ -2053,7 +2099,10 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             return;
         }
     };
-    let Some(kind) = param else { return };
+    let Some(kind) = param else {
+        unread_quantity(obx, seq, out);
+        return;
+    };
     if status_ignored(obx) {
         // A result can be withdrawn; a programming parameter marked so is a
         // contradiction a pump may not honour.

@@ -155,6 +155,7 @@ remediations! {
     "WG-INF-040" => "Ask the EHR interface team to send infusion orders to the pump as PCD-03 (RGV^O15 with RXG, TQ1, RXR, OBX) without RXO, RXE, RXC, RXD or RXA segments; the pharmacy order goes to the pharmacy system. Confirm with the ward that the order was re-entered correctly.",
     "WG-INF-041" => "Ask the EHR interface team to state the infusion's timing in TQ1 (TQ1-6, TQ1-7/8, TQ1-13) rather than in ORC-7, RXG-3 or RXE-1, and confirm with the ward that the order was re-entered correctly.",
     "WG-INF-042" => "Ask the EHR interface team to send each give of a repeated order as its own order (one give, TQ1-2 quantity 1, no repeat pattern), or to state the infusion as a rate and duration; confirm with the ward that the order was re-entered correctly.",
+    "WG-INF-043" => "The order carries a programming quantity (a duration, volume, amount or rate) under an identifier wardgate does not check. Ask the EHR team which parameter it is: if it is one the pump server programs from, state it with a code wardgate reads (IHE PCD-03's MDC codes) or move it out of the order; then resend.",
 
     // DICOM policy.
     "WG-DICOM-001" => "The calling AE title is not among the sender's `ae_titles`. If clinical engineering or the vendor changed it (after a service visit), add it to the device's `ae_titles` and run `wardgate reload`; if nobody changed it, treat it as spoofing and find which host sent it.",

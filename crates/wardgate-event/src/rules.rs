@@ -222,6 +222,8 @@ rules! {
         "ORC-7, RXG-3 or RXE-1 (the older TQ quantity/timing) states an interval, a duration, an end or a number of occurrences. wardgate reads an order's timing from TQ1; a receiver reading the older field would derive a rate never checked. Refused.";
     UNREAD_REPETITION = "WG-INF-042", "repetition-unread", High,
         "A TQ1 states repeated gives wardgate does not read as a programme: a quantity other than 1 (TQ1-2), a repeat pattern other than once (TQ1-3), more than one explicit time (TQ1-4) or more than one occurrence (TQ1-14). A receiver would give the dose that many times, a total never checked. Refused.";
+    UNREAD_PARAMETER = "WG-INF-043", "unread-programming-parameter", High,
+        "An OBX under the give (RXG) states a quantity a pump is programmed with (its unit is a duration, a volume, an amount or a rate) under an identifier wardgate does not read as a programming parameter (an infusion duration, a vendor's code): a pump server that knows the identifier programs from it unchecked (a duration beside the volume to be infused makes a rate). Refused. The patient's weight and surface area are read as such.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,
