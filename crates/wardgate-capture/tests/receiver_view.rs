@@ -1073,11 +1073,56 @@ fn after_capture_loss_the_next_order_is_still_judged() {
         ..Seg::data(n1, &bad)
     }));
     frames.push(server_data(r, n1 + bad.len() as u32, reply));
+    // Nothing before BAD-1's start block proves it one (the end of the lost
+    // frame was in the hole): named, and judged once the server's answer
+    // names it.
+    let (d, rules) = analyse(&frames);
+    assert!(rules.iter().any(|x| x == "WG-CAP-021"), "{rules:?}");
+    assert!(
+        !d.iter().any(|(i, a, _)| i == "BAD-1" && a == "allowed"),
+        "{d:?}"
+    );
+    let answer =
+        b"\x0bMSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124031501||ACK|R2|P|2.6\rMSA|AA|BAD-1\r\x1c\r";
+    frames.push(server_data(2 * r, n1 + bad.len() as u32, answer));
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(!rules.iter().any(|x| x == "WG-CAP-009"), "{rules:?}");
     assert!(rules.iter().any(|x| x == "WG-CAP-006"), "{rules:?}");
     assert!(!d.iter().any(|(i, _, _)| i == "LOST-1"), "{d:?}");
+}
+
+#[test]
+fn a_start_block_inside_a_value_after_a_hole_is_not_judged_as_a_message() {
+    // Found by an adversarial review: after a hole inside BAD-1's frame, a
+    // 0x0B MSH inside one of its values (data to the receiver, which read
+    // BAD-1 whole) was judged as a message and allowed.
+    let bad = order("BAD-1", "90");
+    let inner = order("OK-001", "20");
+    let mut frame = bad[..bad.len() - 2].to_vec();
+    frame.extend_from_slice(b"OBX|1|ST|NOTE^Note||");
+    frame.extend_from_slice(&inner[..inner.len() - 2]);
+    frame.extend_from_slice(b"\r\x1c\r");
+    let cut = bad.len() as u32 - 2 + 20;
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    // The capture lost everything up to the inner start block.
+    frames.push(build(&Seg::data(cut, &frame[cut as usize..])));
+    frames.push(server_ack(frame.len() as u32));
+    let (d, rules) = analyse(&frames);
+    assert!(rules.iter().any(|x| x == "WG-CAP-021"), "{rules:?}");
+    assert!(
+        !d.iter().any(|(i, a, _)| i == "OK-001" && a == "allowed"),
+        "{d:?}"
+    );
+    // After an end block the next start block is a frame's: judged at once.
+    let next = order("OK-002", "20");
+    frames.push(build(&Seg::data(frame.len() as u32, &next)));
+    let (d, _) = analyse(&frames);
+    assert!(
+        d.iter().any(|(i, a, _)| i == "OK-002" && a == "allowed"),
+        "{d:?}"
+    );
 }
 
 /// The same segment shape as a decoy: an ACK of server data within the

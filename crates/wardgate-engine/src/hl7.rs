@@ -855,7 +855,7 @@ fn msh_field(payload: &[u8], n: usize, max: usize) -> String {
 }
 
 /// Best effort MSH-10 from a message that did not parse, so the NAK can still name it.
-fn naive_control_id(payload: &[u8]) -> String {
+pub(crate) fn naive_control_id(payload: &[u8]) -> String {
     msh_field(payload, 9, 64)
 }
 

@@ -130,6 +130,8 @@ rules! {
         "A TCP segment acknowledged data wardgate never saw the other end send; the other end's next packet showed it had sent that data (the capture lost it), so the segment was judged as the host read it. Someone able to inject packets in both directions could fake that confirmation for a decoy: the connection is named so its messages can be checked on the receiving system.";
     HOLE_FILLED_LATE = "WG-CAP-020", "hole-filled-late", High,
         "Bytes arrived for a stretch of a TCP stream wardgate had declared lost because the receiver had acknowledged it: either the tap delivered them late (reordering) or the acknowledgement was forged to make the monitor skip them. The host read them; wardgate did not judge them, and names the message.";
+    UNPROVEN_FRAME = "WG-CAP-021", "resync-frame-unproven", High,
+        "After a hole, a framing error or joining a connection mid-stream, the first HL7 frame found starts at a start block (0x0B MSH) that no end block (0x1C 0x0D) before it proves to be a frame's start: it may lie inside the lost message's value, which the receiver read as data. Named with its control id, not judged; frames after it are.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,

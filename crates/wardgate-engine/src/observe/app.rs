@@ -435,6 +435,8 @@ impl App {
                     max_frame_bytes: dir.max_frame_bytes,
                 });
                 dir.resync = true;
+                dir.after_hole = true;
+                dir.after_end = false;
                 "HL7 framing resynchronises at the next start block"
             }
             App::Dicom(d) => d.gap(ctx, from_client),
@@ -574,6 +576,17 @@ pub(super) struct Hl7Dir {
     pending: Pending,
     /// After a gap or a framing error: skip to the next start block.
     resync: bool,
+    /// The resynchronisation follows a hole (not a framing error, after which
+    /// every byte was seen and a start block outside a frame is where the
+    /// receiver's framer starts too): a start block must then be proven.
+    after_hole: bool,
+    /// While resynchronising after a hole: the bytes passed over so far end
+    /// with an end block (0x1C 0x0D), so a start block right after them is a
+    /// frame's start to the receiver too.
+    after_end: bool,
+    /// The next frame begins at a start block not proven to be one (see
+    /// [`UNPROVEN_FRAME`]): it is named, not judged.
+    unproven: bool,
     /// Inventory facts taken from the first message only (they do not change
     /// within a connection; parsing every message twice would).
     inventoried: bool,
@@ -587,6 +600,12 @@ impl Hl7Dir {
             pending: Pending::default(),
             // Joined mid-stream: the first bytes are the tail of some frame.
             resync: midstream,
+            // Joined mid-stream (a capture's start, a connection resumed after
+            // the idle timeout): a start block as the first byte seen is taken
+            // as a frame's; after a hole it must be proven.
+            after_end: midstream,
+            after_hole: false,
+            unproven: false,
             inventoried: false,
         }
     }
@@ -608,6 +627,19 @@ pub(super) struct Hl7 {
     outs: Vec<SessionOut>,
     /// The observe session's time (it has no timers).
     epoch: std::time::Instant,
+    /// The sender's frame found after a hole at a start block nothing proved
+    /// (see [`rules::UNPROVEN_FRAME`]): judged if the receiver's answer names
+    /// its control id (then it read it as a message), else only named.
+    held: Option<Held>,
+}
+
+/// An unproven frame, kept until the receiver answers (at most one per
+/// connection, bounded by the route's frame limit).
+struct Held {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+    control_id: String,
 }
 
 impl Hl7 {
@@ -621,6 +653,7 @@ impl Hl7 {
             started: false,
             outs: Vec::new(),
             epoch: std::time::Instant::now(),
+            held: None,
         }
     }
 
@@ -634,32 +667,74 @@ impl Hl7 {
         }
         let max_segments = self.max_segments;
         let epoch = self.epoch;
-        let (dir, mut session) = if from_client {
-            (&mut self.client, self.session.as_mut())
+        let held = &mut self.held;
+        // The sender's session judges the sender's frames; on the receiver's
+        // side it only judges a held frame the receiver's answer names.
+        let (dir, mut session, mut judge_held) = if from_client {
+            (&mut self.client, self.session.as_mut(), None)
         } else {
-            (&mut self.server, None)
+            (&mut self.server, None, self.session.as_mut())
         };
         let outs = &mut self.outs;
         let Hl7Dir {
             framer,
             pending,
             resync,
+            after_hole,
+            after_end,
+            unproven,
             inventoried,
             ..
         } = dir;
         pending.feed(data, |buf| {
             if *resync {
+                // Whether the bytes passed over end with an end block.
+                let ends = |b: &[u8]| b.ends_with(&[0x1c, 0x0d]);
                 match start_block(buf) {
-                    Boundary::At(0) => *resync = false,
-                    Boundary::At(i) | Boundary::Maybe(i) if i > 0 => return Step::Took(i),
+                    Boundary::At(0) => {
+                        *resync = false;
+                        *unproven = *after_hole && !*after_end;
+                        *after_hole = false;
+                    }
+                    Boundary::At(i) | Boundary::Maybe(i) if i > 0 => {
+                        *after_end = ends(&buf[..i]);
+                        return Step::Took(i);
+                    }
                     Boundary::Maybe(_) => return Step::More,
                     Boundary::At(_) => {}
-                    Boundary::None => return Step::Took(buf.len()),
+                    Boundary::None => {
+                        *after_end = ends(buf);
+                        return Step::Took(buf.len());
+                    }
                 }
             }
             let peer = if from_client { ctx.client } else { ctx.server };
             if let Some(s) = session.as_mut() {
                 return match s.next_client_frame(buf, epoch) {
+                    Ok(ClientFrame::Frame { start, end }) if *unproven => {
+                        // A start block after a hole that no end block before
+                        // it proves: it may lie inside the lost message (a
+                        // 0x0B in a value is data to the receiver). Named, and
+                        // judged only once the receiver's answer names it
+                        // (found by an adversarial review).
+                        *unproven = false;
+                        let f = mllp::Frame { start, len: end };
+                        let id = crate::hl7::naive_control_id(f.payload(buf));
+                        let ev = ctx.event(
+                            Proto::Hl7Mllp,
+                            Action::Alerted,
+                            Some(rules::UNPROVEN_FRAME),
+                            format!("the first frame after a hole (control id {id:?}, {} bytes) starts at a start block no end block before it proves: it may lie inside the lost message, where the receiver read it as data; judged only if the receiver's answer names it", end - start),
+                        );
+                        ctx.emit_event(ev);
+                        *held = Some(Held {
+                            bytes: buf[..end].to_vec(),
+                            start,
+                            end,
+                            control_id: id,
+                        });
+                        Step::Took(end)
+                    }
                     Ok(ClientFrame::Frame { start, end }) => {
                         let f = mllp::Frame { start, len: end };
                         saw_frame(ctx, peer, inventoried, max_segments, f.payload(buf));
@@ -681,6 +756,19 @@ impl Hl7 {
             match framer.next(buf) {
                 Ok(mllp::Progress::Frame(f)) => {
                     saw_frame(ctx, peer, inventoried, max_segments, f.payload(buf));
+                    // The receiver answered the held frame: it read it as a
+                    // message, so it is judged now.
+                    if let (Some(s), Some(h)) = (judge_held.as_mut(), held.as_ref()) {
+                        let names = crate::hl7::read_ack(buf.get(f.start..f.len).unwrap_or_default())
+                            .is_some_and(|a| !h.control_id.is_empty() && a.control_id == h.control_id);
+                        if names {
+                            if let Some(h) = held.take() {
+                                let route = s.route().clone();
+                                s.decide(&h.bytes, h.start, h.end, &route, ctx.clock, outs);
+                                emit_records(ctx, outs);
+                            }
+                        }
+                    }
                     Step::Took(f.len)
                 }
                 Ok(mllp::Progress::NeedMore) => Step::More,

@@ -290,10 +290,13 @@ fn after_a_gap_framing_restarts_cleanly() {
     let mut obs = observer_with(SITE, false);
     let c = clock();
     let mut n_allowed = 0;
-    let mut sink = |r: Record| {
-        if let Record::Routine(_) = r {
-            n_allowed += 1;
+    let mut unproven = Vec::new();
+    let mut sink = |r: Record| match r {
+        Record::Routine(_) => n_allowed += 1,
+        Record::Event(e) if e.rule.as_ref().is_some_and(|r| r.id == "WG-CAP-021") => {
+            unproven.push(e.event.reason.clone())
         }
+        Record::Event(_) => {}
     };
     let mut s = obs.open(
         conn("127.0.0.2:40000", "127.0.0.3:13575", false),
@@ -315,7 +318,12 @@ fn after_a_gap_framing_restarts_cleanly() {
     let mut two = mllp(&ORU.replace("C2", "B1"));
     two.extend(mllp(&ORU.replace("C2", &"B".repeat(800))));
     obs.data(&mut s, true, &two, &c, &mut sink);
-    assert_eq!(obs.counts.hl7_messages, 2);
+    // The first frame's start block follows the hole directly (no end block
+    // proves it): named, not judged; the second, after an end block, judged.
+    assert_eq!(obs.counts.hl7_messages, 1);
+    let _ = &mut sink;
+    assert_eq!(unproven.len(), 1, "{unproven:?}");
+    assert!(unproven[0].contains("B1"), "{unproven:?}");
 }
 
 #[test]
