@@ -674,6 +674,21 @@ def cases():
     c.add("heparin with a device identifier OBX (no unit) under the give",
           message(cid(), [(heparin(10), ["OBX|1||69986^MDC_DEV_PUMP_INFUS_VMD^MDC|1.1.1||||||F"])]), "allow")
 
+    # --- The point of care elsewhere in PV1-3 while PV1-3.1 names no care area --------
+    for pv1, what in (("PV1||I|^1^1^NICU", "NICU as the facility"),
+                      ("PV1||I|&NICU^1^1", "NICU as PV1-3.1's second subcomponent"),
+                      ("PV1||I|^^^^^^^^NICU", "NICU as the location description"),
+                      ("PV1||I|NICU*^1^1", "NICU with a trailing mark")):
+        c.add(f"heparin 1000 U/h with {what}",
+              message(cid(), [(heparin(1000, U_H[1], strength="", s_unit="", volume="", v_unit=""), [])], pv1=pv1),
+              "block", "WG-INF-032")
+    c.add("heparin mL/h with a concentration unit in RXG-18 and no RXG-23/24 volume",
+          message(cid(), [(heparin(10, strength="100", s_unit="U/mL^U/mL^UCUM", volume="", v_unit=""), [])]),
+          "block", "WG-INF-007")
+    c.add("heparin 1000 U/h with an unknown ward and nothing else in PV1-3 (default care area)",
+          message(cid(), [(heparin(1000, U_H[1], strength="", s_unit="", volume="", v_unit=""), [])],
+                  pv1="PV1||I|3 North^301^1^HOSP"), "allow")
+
     # --- Unknowns and missing parts ---------------------------------------------------
     c.add("unknown drug", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "MORPH^morphine^LOCAL"), [])]), "block", "WG-INF-003")
     c.add("no give code", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", ""), [])]), "block", "WG-INF-003")

@@ -64,6 +64,7 @@ class DedupUpstream(Upstream):
     message in arrival order; `answer` chooses the ACK code per control id."""
 
     def __init__(self, port, host="127.0.0.3", answer=None, ack_twice=False, commit_first=False):
+        # `answer` may return None: no answer (an ER or NE message that went well).
         self.answer = answer or (lambda cid: "AA")
         self.ack_twice = ack_twice
         # Enhanced mode: a commit accept (CA) before the application's answer.
@@ -79,6 +80,8 @@ class DedupUpstream(Upstream):
                 cid = str(msg.segment("MSH")[10])
                 self.arrivals.append(cid)
                 code = self.answer(cid)
+                if code is None:
+                    continue
                 if self.commit_first:
                     writer.writemessage(str(msg.create_ack(ack_code="CA", application="PUMPSRV", facility="ICU")))
                 ack = str(msg.create_ack(ack_code=code, application="PUMPSRV", facility="ICU"))
@@ -515,3 +518,26 @@ def test_a_queued_order_is_judged_again_by_the_policy_in_force_at_delivery(tmp_p
         gw.stop()
         if up:
             up.stop()
+
+
+def test_a_message_that_asks_for_no_answer_is_delivered_once(tmp_path):
+    """Found by an adversarial review: an ER/ER order, which a correct upstream
+    answers only on error, was taken as unanswered, sent again and again, and
+    every order behind it waited."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, answer=lambda cid: None if cid.startswith("E") else "AA")
+    gw = start_gateway(tmp_path, port, "[route.queue]\nack_timeout_ms = 500\nretry_min_ms = 50\nretry_max_ms = 200\n")
+    er = lambda cid: oru(cid).replace("|P|2.6\r", "|P|2.6|||ER|ER\r", 1)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(er("E1")))[0] == "CA"
+            assert ack_of(c.send_message(oru("H2")))[0] == "AA"
+        wait_for(lambda: "H2" in up.arrivals, what="H2 delivered behind E1")
+        time.sleep(1.0)
+        assert up.arrivals == ["E1", "H2"]
+        delivered = [e["wardgate"]["hl7"]["control_id"] for e in gw.events() if e["event"]["action"] == "delivered"]
+        assert delivered == ["E1", "H2"]
+        assert queue_json(gw)[0]["depth"] == 0
+    finally:
+        gw.stop()
+        up.stop()

@@ -602,6 +602,24 @@ pub fn stored_ack(frame: &[u8], clock: &Clock, code: AckCode, text: &str) -> Vec
     )
 }
 
+/// Whether a framed message is owed an answer whatever happens: not an
+/// acknowledgement (never acknowledged), and in original mode, or in enhanced
+/// mode with AL in MSH-15 or MSH-16 (ER and SU answer only on failure or
+/// success, NE never).
+pub fn answer_owed(frame: &[u8]) -> bool {
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let ty = msh_field(payload, 8, 64);
+    if ty.split(|c: char| !c.is_ascii_alphanumeric()).next() == Some("ACK") {
+        return false;
+    }
+    let accept = msh_field(payload, 14, 8);
+    let app = msh_field(payload, 15, 8);
+    let (accept, app) = (accept.trim(), app.trim());
+    (accept.is_empty() && app.is_empty()) || accept == "AL" || app == "AL"
+}
+
 /// Whether a framed message asks for the receiving application's answer
 /// always (MSH-16 `AL`, enhanced mode): a commit accept (CA) from the upstream
 /// is then not the end of its delivery.

@@ -513,6 +513,47 @@ fn context(
     {
         (Some(a), "PV1-3")
     } else if let Some(a) = library.default_care_area {
+        // Falling back while another part of PV1-3 (a subcomponent, the
+        // facility, building or description) or the point of care without a
+        // trailing mark (`NICU#`, v2.7's truncation character) names a care
+        // area's point of care: a receiver may read that one (found by an
+        // adversarial review: NICU limits fell back to the adult ones).
+        if let Some(f) = poc_field {
+            let mut named = None;
+            for c in 1..=11usize {
+                let comp = f.component(c);
+                for sc in 1..=4usize {
+                    let v = String::from_utf8_lossy(comp.subcomponent(sc))
+                        .trim()
+                        .to_owned();
+                    let stripped = v
+                        .trim_end_matches(|ch: char| !ch.is_alphanumeric())
+                        .to_owned();
+                    for cand in [v, stripped] {
+                        if cand.is_empty() {
+                            continue;
+                        }
+                        if let Some(other) = library.area_for_point_of_care(&cand) {
+                            if other != a {
+                                named.get_or_insert((c, cand));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some((c, cand)) = named {
+                return Err(OrderFinding::new(
+                    rules::CARE_AREA_UNKNOWN,
+                    format!(
+                        "point of care (PV1-3.1) {:?} maps to no care area of drug library {:?}, but PV1-3 component {c} names {:?}, another care area's point of care: which limits apply is ambiguous",
+                        bounded(&point_of_care),
+                        library.id,
+                        bounded(&cand)
+                    ),
+                )
+                .at(loc(b"PV1", 1, 3)));
+            }
+        }
         (Some(a), "default")
     } else {
         return Err(OrderFinding::new(
@@ -1937,6 +1978,15 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
         return Err(missing(
             "RXG-17 strength and RXG-23 strength volume are empty".into(),
         ));
+    }
+    // One half without the other (`100^U/mL` in RXG-17/18, RXG-23/24 empty):
+    // the concentration is incomplete, not a bad number.
+    if strength.raw().trim_ascii().is_empty() || volume.raw().trim_ascii().is_empty() {
+        return Err(missing(format!(
+            "the concentration needs both RXG-17/18 (drug amount, such as 25000 U) and RXG-23/24 (volume, such as 500 mL); RXG-17 is {:?}, RXG-23 {:?}",
+            bounded(&text_of(&strength)),
+            bounded(&text_of(&volume))
+        )));
     }
     let mut scratch = OrderCheck::default();
     let seg = format!("RXG #{n}");

@@ -378,18 +378,35 @@ impl Session {
                 }
                 // The transformed message keeps MSH-10: the upstream's
                 // acknowledgement answers the sender's control id.
-                // One pass over the header: MSH-10, then MSH-15/16.
+                // One pass over the header: MSH-9, MSH-10, then MSH-15/16.
                 let mut fields = header_fields(bytes);
-                let id = control_id(fields.nth(9));
-                let set = |f: Option<&[u8]>| f.is_some_and(|f| !f.trim_ascii().is_empty());
-                if set(fields.nth(4)) || set(fields.next()) {
+                let cs = bytes.get(5).copied();
+                let is_ack = fields
+                    .nth(8)
+                    .and_then(|f| f.split(|&b| Some(b) == cs).next())
+                    == Some(&b"ACK"[..]);
+                let id = control_id(fields.next());
+                let accept = fields.nth(4).map(<[u8]>::trim_ascii).unwrap_or_default();
+                let app = fields.next().map(<[u8]>::trim_ascii).unwrap_or_default();
+                let enhanced = !accept.is_empty() || !app.is_empty();
+                if enhanced {
                     self.any_enhanced = true;
                     if self.enhanced.len() == 2 * ANSWERED_REMEMBERED {
                         self.enhanced.pop_front();
                     }
                     self.enhanced.push_back(id.clone());
                 }
-                self.in_flight.push_back(id);
+                // An answer is owed unless none can be counted on: an
+                // acknowledgement is never acknowledged, and in enhanced mode
+                // only AL asks for one whatever happens (ER and SU answer only
+                // on failure or success, NE never). A message waiting for an
+                // answer that never comes would hold every refusal behind it
+                // (found by an adversarial review: an AR behind an ER message
+                // was never sent, and with ER silence means accepted).
+                let owed = !is_ack && (!enhanced || accept == b"AL" || app == b"AL");
+                if owed {
+                    self.in_flight.push_back(id);
+                }
             }
             (_, frame) => {
                 out.push(Out::Record(record));

@@ -348,6 +348,9 @@ struct UpConn {
     up: Upstream,
     buf: BytesMut,
     framer: Framer,
+    /// The last exchange's frame was written whole (only its answer was
+    /// waited for).
+    written: bool,
 }
 
 impl UpConn {
@@ -365,10 +368,12 @@ impl UpConn {
             self.buf.clear();
             self.framer = Framer::new(limits);
         }
+        self.written = false;
         self.up
             .write_all(frame)
             .await
             .map_err(|e| format!("write failed: {e}"))?;
+        self.written = true;
         let mut skipped = 0;
         loop {
             match self.framer.next(&self.buf) {
@@ -517,6 +522,7 @@ pub(crate) async fn deliver(
                         framer: Framer::new(Limits {
                             max_frame_bytes: route.max_frame_bytes,
                         }),
+                        written: false,
                     });
                     if let Some(since) = down_since.take() {
                         let e = queue_event(
@@ -575,6 +581,29 @@ pub(crate) async fn deliver(
                 if !backoff.wait(&mut stop).await {
                     return;
                 }
+                continue;
+            }
+            // A message that asks for no answer on success (MSH-15/16 ER,
+            // NE, SU; an acknowledgement) is delivered once written and not
+            // refused within the timeout: waiting for more would send it
+            // again and again and stall the queue behind it (found by an
+            // adversarial review).
+            Err(_)
+                if conn.as_ref().is_some_and(|c| c.written) && !inspect::answer_owed(&d.frame) =>
+            {
+                let _ = q.handle.delivered(d.id);
+                backoff.reset();
+                let e = queue_event(
+                    &route,
+                    Action::Delivered,
+                    format!(
+                        "queued message {} delivered (written; it asks for no answer on success, and none came within {ack_timeout:?})",
+                        d.id
+                    ),
+                    Some(&*d.sender),
+                    &d.control_id,
+                );
+                shared.record(e);
                 continue;
             }
             Err(_) => {

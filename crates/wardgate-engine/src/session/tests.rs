@@ -306,6 +306,35 @@ fn an_answer_when_nothing_awaits_one_is_recorded_not_relayed_in_original_mode() 
 }
 
 #[test]
+fn a_message_that_asks_for_no_answer_holds_no_refusal_behind_it() {
+    // Found by an adversarial review: an ER/ER (or NE/NE) message, which a
+    // correct upstream answers only on error (or never), was counted as owed
+    // an answer; the refusal of the next order waited behind it for ever, and
+    // with ER the sender takes silence as acceptance.
+    for modes in ["ER|ER", "NE|NE", "NE|ER", "SU|NE"] {
+        let mut d = Driver::new();
+        d.client(&framed(&format!(
+            "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|Q1|P|2.6|||{modes}\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r"
+        )));
+        d.client(&msg("ADT^A01", "Q2"));
+        assert_eq!(d.t.client, ["AR:Q2"], "{modes}");
+        assert_eq!(d.s.in_flight(), 0, "{modes}");
+        // An error answer to Q1 later is relayed (matched by MSA-2).
+        d.upstream(&answer("AE", "Q1"));
+        assert_eq!(d.t.client, ["AR:Q2", "ack:Q1"], "{modes}");
+    }
+    // AL in either field: an answer is owed, and a refusal waits for it.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|Q1|P|2.6|||ER|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    d.client(&msg("ADT^A01", "Q2"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.upstream(&answer("AA", "Q1"));
+    assert_eq!(d.t.client, ["ack:Q1", "AR:Q2"]);
+}
+
+#[test]
 fn a_refused_acknowledgement_is_recorded_and_not_answered() {
     // An ACK is never acknowledged: no AR goes back for the sender to answer
     // in turn; the answers owed around it keep their order.
