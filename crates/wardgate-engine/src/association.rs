@@ -1421,6 +1421,7 @@ impl Association {
 fn privacy_rule(e: &DeidError) -> Rule {
     match e {
         DeidError::BurnedIn(_) => rules::PRIVACY_BURNED_IN,
+        DeidError::OptedOutLate { .. } => rules::PRIVACY_OPTED_OUT,
         _ => rules::PRIVACY_CANNOT_DEIDENTIFY,
     }
 }

@@ -325,6 +325,15 @@ pub enum DeidError {
         /// The tag.
         tag: u32,
     },
+    /// A patient identifier read after the object began to be forwarded (in
+    /// a sequence after Other Patient IDs Sequence, such as the Original
+    /// Attributes Sequence) names a patient who opted out of the route's
+    /// purpose (their pseudonym): the object is aborted.
+    #[error("a patient identifier read late names a patient who opted out ({pseudonym})")]
+    OptedOutLate {
+        /// The patient's pseudonym.
+        pseudonym: String,
+    },
     /// More than [`MAX_OTHER_PATIENT_IDS`] other patient identifiers.
     #[error("more than {limit} other patient identifiers")]
     TooManyPatientIds {

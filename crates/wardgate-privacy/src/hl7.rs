@@ -541,8 +541,22 @@ fn for_each_id(
     };
     for n in fields {
         for (r, rep) in split(field(usize::from(n)), d.repetition).enumerate() {
-            let atom = first_sub(first_component(rep, d), d);
+            let first = first_component(rep, d);
+            let atom = first_sub(first, d);
             if atom.is_empty() || atom == value::NULL {
+                // Found by an adversarial review: `&MRN4711` skipped the
+                // consent check, and the transform dropped the number.
+                let later = d
+                    .subcomponent
+                    .is_some_and(|sc| split(first, sc).skip(1).any(|p| !p.trim_ascii().is_empty()));
+                if later {
+                    return Err(Hl7PrivacyError::PatientId {
+                        at: FieldAddress::at(segment, u16::from(n), 1, 0),
+                        segment_index,
+                        repetition: r + 1,
+                        problem: value::Unreadable::Misplaced,
+                    });
+                }
                 continue;
             }
             let text = value::text(atom, d).map_err(|problem| Hl7PrivacyError::PatientId {

@@ -74,6 +74,14 @@ impl Deid {
                 Err(e) => return Step::Failed(e, sent),
             }
         }
+        // Identifiers read after the object began to go (in a sequence after
+        // Other Patient IDs Sequence): checked at its end; an opt-out aborts
+        // it, so the destination discards the partial object.
+        if self.command.is_none() && is_last {
+            if let Some(ps) = late_opt_out(route, self.engine.other_patient_ids()) {
+                return Step::Failed(DeidError::OptedOutLate { pseudonym: ps }, true);
+            }
+        }
         if self.command.is_some() && (self.engine.patient_resolved() || is_last) {
             let id = self.engine.patient_id().unwrap_or_default().to_owned();
             // Remembered for re-identification whatever follows.
@@ -153,6 +161,20 @@ impl Deid {
     pub fn hashes(&self) -> (String, String) {
         (self.digest_in.finish(), self.digest_out.finish())
     }
+}
+
+/// The pseudonym of the first of `ids` who opted out of the route's purpose.
+fn late_opt_out(route: &RoutePolicy, ids: &[String]) -> Option<String> {
+    let purpose = route.privacy.as_ref()?.settings.purpose.as_deref()?;
+    let p = route.site.patients.pseudonymiser()?;
+    ids.iter().find_map(|id| {
+        let ps = p.patient(id);
+        route
+            .site
+            .consent
+            .opted_out(purpose, &ps)
+            .then(|| route.site.patients.pseudonym(id).unwrap_or(ps))
+    })
 }
 
 /// Takes the whole PDVs of `chunk` bytes off the front of `buf` while more

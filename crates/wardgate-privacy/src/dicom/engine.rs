@@ -709,6 +709,13 @@ impl Deidentifier {
                     return self.start_read(e, Purpose::OtherId, out);
                 }
             }
+            if frame.other_ids && shape == Shape::Sequence {
+                // A sequence inside one walked for Patient IDs is walked too.
+                let end = (len != UNDEFINED).then(|| self.pos + u64::from(len));
+                let mut f = Frame::new(Kind::Seq, end, false, inner_implicit, Content::Normal);
+                f.other_ids = true;
+                return self.push(f);
+            }
             return self.discard(shape, len, inner_implicit);
         }
         self.check_vr(&e, dict, shape)?;
@@ -1310,7 +1317,13 @@ impl Deidentifier {
             Decision::PrivateKeep => s.private_kept += 1,
             _ => {}
         }
-        if e.top && e.tag == OTHER_PATIENT_IDS_SEQ && shape == Shape::Sequence {
+        // Other Patient IDs Sequence, and any sequence removed or emptied (the
+        // Original Attributes Sequence keeps a corrected Patient ID, the
+        // Referenced Patient Sequence another's): walked for the Patient IDs
+        // of their items, which consent is checked for (found by an
+        // adversarial review).
+        let walked = matches!(decision, Decision::Remove | Decision::Empty);
+        if shape == Shape::Sequence && (walked || (e.top && e.tag == OTHER_PATIENT_IDS_SEQ)) {
             let end = (e.len != UNDEFINED).then(|| self.pos + u64::from(e.len));
             match decision {
                 Decision::Remove | Decision::Empty => {

@@ -1739,3 +1739,31 @@ fn free_text_the_table_does_not_list_gets_the_dummy() {
         assert_eq!(val(&els, "0040A160"), Some(values::DUMMY_TEXT.to_vec()));
     }
 }
+
+#[test]
+fn patient_ids_in_removed_sequences_are_read_for_consent() {
+    // Found by an adversarial review (round 6): a Patient ID corrected by a
+    // PACS stays in Original Attributes Sequence > Modified Attributes
+    // Sequence, and Referenced Patient Sequence names another record; both are
+    // removed (X), and were skipped unread, so consent never saw them.
+    let b = explicit();
+    for defined in [true, false] {
+        let modified = cat(&[b.el(0x0010_0020, "LO", b"MRN4711XQ")]);
+        let original = cat(&[b.seq(0x0400_0550, &[modified], defined)]);
+        let referenced = cat(&[b.el(0x0010_0020, "LO", b"REF-2")]);
+        let data = cat(&[
+            b.seq(0x0008_1120, &[referenced], defined),
+            b.el(0x0010_0020, "LO", b"NEWID0001"),
+            b.seq(0x0400_0561, &[original], defined),
+        ]);
+        let (r, d, out) = deid_with(&DicomProfile::default(), None, &data);
+        r.expect("deid");
+        assert_eq!(d.other_patient_ids(), ["REF-2", "MRN4711XQ"], "{defined}");
+        for gone in [&b"MRN4711XQ"[..], b"REF-2"] {
+            assert!(
+                !out.windows(gone.len()).any(|w| w == gone),
+                "{defined} {gone:?}"
+            );
+        }
+    }
+}

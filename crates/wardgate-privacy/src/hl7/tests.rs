@@ -1443,3 +1443,32 @@ fn original_text_of_kept_coded_fields_is_removed() {
         assert_eq!((fld(tq1, 2), fld(tq1, 3)), ("1^mg", "Q6H"), "{out}");
     }
 }
+
+#[test]
+fn an_identifier_in_a_later_subcomponent_is_refused_not_skipped() {
+    // Found by an adversarial review: `&MRN4711XQ` read as an empty
+    // identifier skipped the consent check; the transform dropped the number.
+    for pid3 in [
+        "&MRN4711XQ^^^H^MR",
+        "&&MRN4711XQ^^^H^MR",
+        "\"\"&MRN4711XQ^^^H^MR",
+    ] {
+        let m = format!("MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||{pid3}||Doe^Jane\r")
+            .into_bytes();
+        assert!(
+            matches!(
+                patient_ids(&m),
+                Err(Hl7PrivacyError::PatientId {
+                    problem: Unreadable::Misplaced,
+                    ..
+                })
+            ),
+            "{pid3}"
+        );
+    }
+    // A value first, parts after: the value is the identifier, as before.
+    let m =
+        b"MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||MRN4711XQ&x^^^H^MR||Doe^Jane\r".to_vec();
+    let ids = patient_ids(&m).expect("ids");
+    assert_eq!(ids[0].id, "MRN4711XQ");
+}

@@ -22,6 +22,11 @@ pub enum Unreadable {
     /// Moved outside the years 0001 to 9999.
     #[error("the shifted date falls outside the years 0001 to 9999")]
     DateOutOfRange,
+    /// An identifier whose first part is empty while a later subcomponent
+    /// holds a value (`&MRN4711`): a receiver may read that one as the
+    /// identifier.
+    #[error("the identifier's first subcomponent is empty while a later one holds a value")]
+    Misplaced,
 }
 
 /// HL7's null: "present, no value" (and, in an update, "delete the value").
