@@ -360,9 +360,15 @@ def cases():
               message(cid(), [(propofol(25), [weight("40", status=st), weight("80", n=2)])]), "allow")
     c.add("propofol with only a deleted (D) weight", message(cid(), [(propofol(30), [weight(status="D")])]), "block", "WG-INF-006")
     c.add("propofol with only an X weight", message(cid(), [(propofol(30), [weight(status="X")])]), "block", "WG-INF-006")
-    c.add("propofol with an uncoded 'Weight' OBX only", message(cid(), [(propofol(30), [obx(1, "^Weight", "80", KG[1])])]), "block", "WG-INF-006")
-    c.add("propofol with birth weight (LOINC 8339-4) only", message(cid(), [(propofol(30), [obx(1, "8339-4^Birth weight^LN", "3.5", KG[1])])]), "block", "WG-INF-006")
-    c.add("propofol with ideal body weight text only", message(cid(), [(propofol(30), [obx(1, "^Ideal body weight", "60", KG[1])])]), "block", "WG-INF-006")
+    # Under the give, a mass under an identifier the weight reader does not read
+    # is an unread programming quantity (WG-INF-043); before the give, it is no
+    # weight, and the per-kg order has none (WG-INF-006).
+    for code, value, what in (("^Weight", "80", "an uncoded 'Weight' OBX"),
+                              ("8339-4^Birth weight^LN", "3.5", "birth weight (LOINC 8339-4)"),
+                              ("^Ideal body weight", "60", "ideal body weight text")):
+        c.add(f"propofol with {what} only", message(cid(), [(propofol(30), [obx(1, code, value, KG[1])])]), "block", "WG-INF-043")
+        c.add(f"propofol with {what} only, before the give",
+              message(cid(), [(propofol(30), [])], pre=[obx(1, code, value, KG[1])]), "block", "WG-INF-006")
     c.add("propofol with two weights that disagree", message(cid(), [(propofol(30), [weight("80"), weight("60", n=2)])]), "block", "WG-INF-021")
     c.add("propofol with weight and LOINC weight that disagree", message(cid(), [(propofol(30), [weight("80"), weight("8", code="29463-7^Body weight^LN", n=2)])]), "block", "WG-INF-021")
     c.add("propofol with a non-numeric weight", message(cid(), [(propofol(30), [weight("eighty")])]), "block", "WG-INF-020")
@@ -669,6 +675,12 @@ def cases():
                                     ("99996^PUMP_DOSE^L", "5000", "U^U^UCUM", "a vendor's dose")):
         c.add(f"heparin with {what} under an unread identifier",
               message(cid(), [(heparin(10, vtbi=250), [obx(1, code, value, unit)])]), "block", "WG-INF-043")
+    c.add("propofol with a dosing weight (not the body weight) under the give",
+          message(cid(), [(propofol(30), [weight("80"), obx(2, "DOSINGWT^Dosing weight^L", "250", "kg^kg^UCUM")])]),
+          "block", "WG-INF-043")
+    c.add("heparin with a drug amount under an identifier naming a weight",
+          message(cid(), [(heparin(10), [obx(1, "BOLUSWEIGHT^Bolus weight^L", "5000", "mg^mg^UCUM")])]),
+          "block", "WG-INF-043")
     c.add("heparin with the patient's height under the give",
           message(cid(), [(heparin(10), [obx(1, "8302-2^Body height^LN", "172", "cm^cm^UCUM")])]), "allow")
     c.add("heparin with a device identifier OBX (no unit) under the give",

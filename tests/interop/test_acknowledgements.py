@@ -107,7 +107,12 @@ def test_the_upstream_ack_comes_before_the_error_answer_and_the_close(tmp_path):
         slow.stop()
 
 
-def test_refusals_owed_behind_a_stalled_upstream_are_sent_and_the_unanswered_ids_named(tmp_path):
+def test_refusals_behind_a_stalled_upstream_are_withheld_and_the_unanswered_ids_named(tmp_path):
+    """STALL-2's refusal waits behind STALL-1, which the upstream never answers.
+    Sent when the connection ends, a sender matching answers by order would take
+    it as STALL-1's (an order the pump may have): it is recorded and withheld;
+    the sender resends both, and STALL-2 is refused again (adversarial review,
+    session 24; earlier sessions sent it)."""
     stalled = Upstream(ack_delay=60)
     site = conftest.SITE.replace("frame_timeout_secs = 3", "frame_timeout_secs = 3\nidle_timeout_secs = 2")
     g = Gateway(tmp_path, stalled.port, site=site)
@@ -117,11 +122,17 @@ def test_refusals_owed_behind_a_stalled_upstream_are_sent_and_the_unanswered_ids
         time.sleep(0.3)
         s.send(frame(order("STALL-2", heparin(41))))
         frames = s.read_frames(until_closed=True)
-        # The AR wardgate owes for STALL-2 arrives although STALL-1 never got its AA.
-        assert [msa(f)[:2] for f in frames] == [("AR", "STALL-2")], frames
+        assert frames == [], frames
         evs = events_until(g, lambda e: any("STALL-1" in x["event"].get("reason", "") for x in e), timeout=10)
         closed = [x for x in evs if "never answered" in x["event"].get("reason", "")]
         assert closed and "STALL-1" in closed[0]["event"]["reason"], [x["event"] for x in evs]
+        assert "1 refusal(s) queued behind them not sent" in closed[0]["event"]["reason"], closed
+        assert any(x.get("rule", {}).get("id") == "WG-INF-010" for x in evs), "the refusal is recorded"
+        # The resend alone is refused at once.
+        s = Sender(g.addr)
+        s.send(frame(order("STALL-2", heparin(41))))
+        (ar,) = s.read_frames(count=1)
+        assert msa(ar)[:2] == ("AR", "STALL-2")
     finally:
         g.stop()
         stalled.stop()
@@ -161,10 +172,12 @@ def test_the_nak_locates_the_field_and_keeps_numbers_whole(gateway, upstream):
     s.close()
 
 
-def test_an_upstream_that_stops_reading_cannot_hold_the_refusals_owed(tmp_path):
+def test_an_upstream_that_stops_reading_cannot_hold_the_connection(tmp_path):
     """Regression (review): with the upstream no longer reading, the relay's write
-    to it blocked forever, and the AR owed behind an unanswered message was never
-    sent. Writes are bounded by frame_timeout_secs (3 s here)."""
+    to it blocked forever. Writes are bounded by frame_timeout_secs (3 s here):
+    the connection ends, the record names what went unanswered, and the AR owed
+    behind the unanswered message is withheld (sent, it would be read as that
+    message's answer by a sender matching by order)."""
     import threading
 
     srv = socket.socket()
@@ -189,10 +202,11 @@ def test_an_upstream_that_stops_reading_cannot_hold_the_refusals_owed(tmp_path):
         t = threading.Thread(target=fill, daemon=True)
         t.start()
         frames = s.read_frames(until_closed=True)
-        assert ("AR", "HOLD-2") in [msa(f)[:2] for f in frames], frames
+        assert ("AR", "HOLD-2") not in [msa(f)[:2] for f in frames], frames
         evs = events_until(g, lambda e: any("stalled" in x["event"].get("reason", "") for x in e), timeout=10)
         stalled = [x for x in evs if "stalled" in x["event"].get("reason", "")]
         assert stalled and "HOLD-1" in stalled[0]["event"]["reason"], [x["event"] for x in evs]
+        assert "not sent" in stalled[0]["event"]["reason"], stalled
     finally:
         g.stop()
         srv.close()
@@ -238,7 +252,9 @@ def test_an_answer_the_upstream_sent_before_it_hung_up_is_relayed(tmp_path):
         assert len(received) == 1 and b"HUP-1" in received[0]
         answers = [msa(f)[:2] for f in frames]
         assert answers[0] == ("AA", "HUP-1"), frames
-        assert ("AR", "HUP-3") in answers, frames
+        # HUP-3's refusal waited behind HUP-2, never answered: withheld, not
+        # sent where a sender matching by order would take it as HUP-2's.
+        assert ("AR", "HUP-3") not in answers, frames
         assert all(cid != "HUP-1" for code, cid in answers[1:]), frames
         # Whether the hang-up is met by a failed write or by reading it, the
         # record names what went unanswered, and never the acknowledged order.

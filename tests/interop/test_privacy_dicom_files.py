@@ -147,6 +147,11 @@ def test_refusals(deid_bin, tmp_path):
     assert len(ds.PixelData) > 0
 
 
+# wardgate's documented additions to Table E.1-1 (docs/privacy.md).
+SUPPLEMENT = {0x00080051, 0x00100024, 0x00100033, 0x00100034, 0x00100035,
+              0x00402026, 0x00402027, 0x0040A492, 0x00700081}
+
+
 def explain(key, ours_o, theirs_o, before, ours, rules_table, keyword):
     """The rule that explains a difference, or None."""
     tag = key[-1]
@@ -161,6 +166,12 @@ def explain(key, ours_o, theirs_o, before, ours, rules_table, keyword):
     if theirs_o == "kept" and ours_o in ("removed", "emptied", "replaced"):
         if basic is not None and basic != "X/Z/U*":
             return "table-discloses-less"
+        # docs/privacy.md: attributes the table does not list that identify the
+        # patient or an issuer, or hold free text (LT, ST, UT: the dummy).
+        if basic is None and tag in SUPPLEMENT:
+            return "wardgate-supplement"
+        if basic is None and ours_o == "replaced" and before[key][0] in ("LT", "ST", "UT"):
+            return "unlisted-free-text"
         if ours_o == "replaced" and in_dummy:
             return "dummy-content"
         return None

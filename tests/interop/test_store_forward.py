@@ -82,6 +82,10 @@ class DedupUpstream(Upstream):
                 code = self.answer(cid)
                 if code is None:
                     continue
+                if isinstance(code, tuple):
+                    # (code, seconds): an answer that comes late.
+                    code, late = code
+                    await asyncio.sleep(late)
                 if self.commit_first:
                     writer.writemessage(str(msg.create_ack(ack_code="CA", application="PUMPSRV", facility="ICU")))
                 ack = str(msg.create_ack(ack_code=code, application="PUMPSRV", facility="ICU"))
@@ -538,6 +542,32 @@ def test_a_message_that_asks_for_no_answer_is_delivered_once(tmp_path):
         delivered = [e["wardgate"]["hl7"]["control_id"] for e in gw.events() if e["event"]["action"] == "delivered"]
         assert delivered == ["E1", "H2"]
         assert queue_json(gw)[0]["depth"] == 0
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_a_late_refusal_of_a_message_delivered_without_an_answer_is_recorded(tmp_path):
+    """Found by an adversarial review: an ER/ER order taken as delivered when no
+    answer came within the ack timeout was refused (AE) later; the AE, read
+    while waiting for the next message's answer, vanished unrecorded."""
+    port = free_port("127.0.0.3")
+    # E1's AE comes 1.5 s after it: past its 1 s timeout (so E1 is taken as
+    # delivered), in the middle of H2's 1 s wait.
+    up = DedupUpstream(port, answer=lambda cid: ("AE", 1.5) if cid == "E1" else "AA")
+    gw = start_gateway(tmp_path, port, "[route.queue]\nack_timeout_ms = 1000\nretry_min_ms = 50\nretry_max_ms = 200\n")
+    er = lambda cid: oru(cid).replace("|P|2.6\r", "|P|2.6|||ER|ER\r", 1)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(er("E1")))[0] == "CA"
+            assert ack_of(c.send_message(oru("H2")))[0] == "AA"
+        wait_for(lambda: any(e.get("rule", {}).get("id") == "WG-QUEUE-008" for e in gw.events()),
+                 what="the late refusal recorded")
+        [late] = [e for e in gw.events() if e.get("rule", {}).get("id") == "WG-QUEUE-008"]
+        assert late["wardgate"]["hl7"]["control_id"] == "E1" and "AE" in late["event"]["reason"]
+        wait_for(lambda: "H2" in up.arrivals, what="H2 delivered")
+        delivered = [e["wardgate"]["hl7"]["control_id"] for e in gw.events() if e["event"]["action"] == "delivered"]
+        assert delivered == ["E1", "H2"]
     finally:
         gw.stop()
         up.stop()

@@ -2084,11 +2084,12 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
         [comp.raw(), comp.subcomponent(1)].iter().any(|p| {
             let p = String::from_utf8_lossy(p).trim().to_ascii_uppercase();
             let numbers = code_numbers(&p);
-            p.contains("WEIGHT")
-                || WEIGHT_CODES.iter().chain(BSA_CODES).any(|c| {
-                    c.eq_ignore_ascii_case(&p)
-                        || c.parse::<u64>().is_ok_and(|n| numbers.contains(&n))
-                })
+            // The identifiers the size reader reads, no other: a dosing or
+            // ideal weight it does not read is a quantity unchecked (found by
+            // an adversarial review).
+            WEIGHT_CODES.iter().chain(BSA_CODES).any(|c| {
+                c.eq_ignore_ascii_case(&p) || c.parse::<u64>().is_ok_and(|n| numbers.contains(&n))
+            })
         })
     });
     if size && unit.dim == Dimension::Mass && !unit.is_rate() {

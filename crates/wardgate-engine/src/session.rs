@@ -121,10 +121,6 @@ pub struct Session {
     /// [`ANSWERED_REMEMBERED`]): a second answer to one of them (enhanced mode's
     /// accept, then application, acknowledgement) answers nothing else.
     answered: VecDeque<ControlId>,
-    /// A message on this connection asked for enhanced-mode acknowledgement:
-    /// its sender matches answers by MSA-2, not by order, so an answer naming
-    /// nothing in flight is relayed (a late application acknowledgement).
-    any_enhanced: bool,
     /// Replies waiting for earlier upstream acknowledgements: (acks still due
     /// first, framed reply).
     deferred: VecDeque<(usize, Vec<u8>)>,
@@ -157,7 +153,6 @@ impl Session {
             timeouts,
             in_flight: VecDeque::new(),
             enhanced: VecDeque::new(),
-            any_enhanced: false,
             answered: VecDeque::new(),
             deferred: VecDeque::new(),
             closing: false,
@@ -390,7 +385,6 @@ impl Session {
                 let app = fields.next().map(<[u8]>::trim_ascii).unwrap_or_default();
                 let enhanced = !accept.is_empty() || !app.is_empty();
                 if enhanced {
-                    self.any_enhanced = true;
                     if self.enhanced.len() == 2 * ANSWERED_REMEMBERED {
                         self.enhanced.pop_front();
                     }
@@ -731,8 +725,22 @@ impl Session {
                 };
             }
         }
+        // An answer naming an enhanced-mode message not in flight (one owed no
+        // answer, such as ER's error answer, or a late application answer):
+        // relayed, matched by MSA-2, and it answers nothing else (found by an
+        // adversarial review: taken as the oldest in flight's, it made that
+        // message's own answer a repeat, dropped).
+        let names_enhanced = id.is_some_and(|id| {
+            !self.in_flight.iter().any(|x| x.as_slice() == id)
+                && self.enhanced.iter().any(|x| x.as_slice() == id)
+        });
+        if names_enhanced && !self.observe {
+            return Answer::Relay;
+        }
         if self.in_flight.is_empty() {
-            return if self.observe || self.any_enhanced {
+            // Anything else when nothing awaits an answer: a sender matching
+            // by order would take it as its next message's.
+            return if self.observe {
                 Answer::Relay
             } else {
                 Answer::Unsolicited

@@ -194,6 +194,7 @@ remediations! {
     "WG-QUEUE-005" => "No action while deliveries succeed. If retries go on, check the upstream (WG-UP-001) and `wardgate queue` for the depth and the oldest message.",
     "WG-QUEUE-006" => "wardgate's own disk failed: with the system administrators, check free space and errors on the filesystem under data_dir. Once fixed, restart wardgate; the queue stays stopped until then, and senders get AE and keep their messages.",
     "WG-QUEUE-007" => "The sender reused a control id (MSH-10) for a different message. Nothing was delivered for the second message: ask the sender's interface team to resend it with a new MSH-10, and find why its counter repeated (a restart, two applications sharing one id space).",
+    "WG-QUEUE-008" => "The receiving system refused a message after its answer window had passed, so wardgate had recorded it as delivered. Read the answer's codes in the event, fix the cause with the receiver's team, and have the sender resend the message (or raise the route's `ack_timeout_ms` above the receiver's answer time).",
 
     // Flood protection.
     "WG-FLOOD-001" => "Ask clinical engineering whether the device is malfunctioning, misconfigured or compromised. If its normal traffic needs more connections at once, raise `max_connections_per_device` in its `[device.limits]` and restart wardgate; a reload does not change flood limits.",

@@ -284,6 +284,8 @@ rules! {
         "wardgate could not write or read a store-and-forward queue on its own disk (disk full, an I/O error): a local failure, not the upstream's. The sender is answered AE so it keeps the message and retries; a queue that stopped delivers nothing until wardgate is restarted.";
     QUEUE_CONTROL_ID_REUSED = "WG-QUEUE-007", "control-id-reused", High,
         "A message on a store-and-forward route carries the MSH-10 (and MSH-3, MSH-4) of a different message the same sender sent within the dedup window. Taken as a duplicate it would be acknowledged and never delivered; delivered, the receiver's own duplicate check could drop it. Refused (AR) so that the sender resends it under a new control id.";
+    QUEUE_LATE_REFUSAL = "WG-QUEUE-008", "late-refusal", High,
+        "The upstream refused (AE, AR, CE, CR) a queued message after wardgate had taken it as delivered: the message asked for no answer on success (MSH-15/16 ER, SU, NE), and none came within the ack timeout. The receiver did not accept it; someone must resend it once the cause is fixed.";
     FLOOD_CONNECTIONS = "WG-FLOOD-001", "too-many-connections", Medium,
         "A device (or an unknown address) holds more connections at once than max_connections_per_device allows; further ones are refused right after accept, so one device cannot take every connection slot. Alerted once per flood episode, with counts in the episode's summary.";
     FLOOD_NEW_CONNECTIONS = "WG-FLOOD-002", "connection-rate-exceeded", Medium,

@@ -359,7 +359,11 @@ impl Checker {
             let e = match content {
                 Content::Dummy if TEXT.contains(&n.vr) => Exp::Dummy,
                 Content::Clean | Content::Dummy if FREE_TEXT.contains(&n.vr) => Exp::Dummy,
-                _ if matches!(n.vr, Vr::LT | Vr::ST | Vr::UT) && n.tag != 0x0040_E001 => Exp::Dummy,
+                _ if matches!(n.vr, Vr::LT | Vr::ST | Vr::UT)
+                    && !matches!(n.tag, 0x0040_E001 | 0x0008_0115 | 0x0008_0116) =>
+                {
+                    Exp::Dummy
+                }
                 _ => Exp::Keep,
             };
             return (e, content);

@@ -307,6 +307,39 @@ fn opted_out_since_queued(route: &RoutePolicy, frame: &[u8]) -> Option<String> {
     })
 }
 
+/// A late answer (read while waiting for another message's) that refuses a
+/// message delivered without an answer: recorded, since the message was taken
+/// as delivered (found by an adversarial review: an ER order's late AE
+/// vanished).
+fn late_refusal(
+    route: &RoutePolicy,
+    shared: &Shared,
+    silent: &std::collections::VecDeque<(u64, String)>,
+    frame: &[u8],
+) {
+    let Some(a) = inspect::read_ack(frame) else {
+        return;
+    };
+    if a.accepted() {
+        return;
+    }
+    let Some((id, _)) = silent.iter().find(|(_, cid)| *cid == a.control_id) else {
+        return;
+    };
+    let e = queue_event(
+        route,
+        Action::Failed,
+        format!(
+            "upstream answered queued message {id} with {} ({}) after it was taken as delivered (it asked for no answer on success, and none came within the ack timeout): the receiver did not accept it; resend it once the cause is fixed",
+            a.code, a.text
+        ),
+        None,
+        &a.control_id,
+    )
+    .with_rule(rules::QUEUE_LATE_REFUSAL);
+    shared.record(e);
+}
+
 /// Whether the route's policy in force now refuses a queued message, and
 /// why (its rule and reason).
 fn refused_now(route: &RoutePolicy, d: &queue::Delivery) -> Option<String> {
@@ -351,7 +384,14 @@ struct UpConn {
     /// The last exchange's frame was written whole (only its answer was
     /// waited for).
     written: bool,
+    /// Answers that named another message, read while waiting for one (a
+    /// late answer to a message delivered without one): looked at by the
+    /// delivery task, at most [`LATE_KEPT`].
+    late: Vec<Vec<u8>>,
 }
+
+/// How many late answers one exchange keeps for the delivery task to look at.
+const LATE_KEPT: usize = 16;
 
 impl UpConn {
     /// Sends one frame and reads one acknowledgement frame.
@@ -365,6 +405,14 @@ impl UpConn {
         // Anything already buffered answers an earlier message (an extra frame, a
         // second acknowledgement): it must not be taken for this one's.
         if !self.buf.is_empty() {
+            // Kept for the delivery task: a late answer to a message it
+            // delivered without one must not vanish unrecorded.
+            while let Ok(Progress::Frame(f)) = self.framer.next(&self.buf) {
+                if self.late.len() < LATE_KEPT {
+                    self.late.push(f.frame(&self.buf).to_vec());
+                }
+                self.buf.advance(f.len);
+            }
             self.buf.clear();
             self.framer = Framer::new(limits);
         }
@@ -387,6 +435,9 @@ impl UpConn {
                     });
                     if other && skipped < 16 {
                         skipped += 1;
+                        if self.late.len() < LATE_KEPT {
+                            self.late.push(ack);
+                        }
                         continue;
                     }
                     // Enhanced mode asking for the application's answer: the
@@ -455,6 +506,10 @@ pub(crate) async fn deliver(
     let grace = shared.opts.shutdown_grace;
     let mut conn: Option<UpConn> = None;
     let mut down_since: Option<Instant> = None;
+    // Queue ids and control ids of the last messages delivered without an
+    // answer (they asked for none on success): a refusal of one arriving
+    // later is recorded.
+    let mut silent: std::collections::VecDeque<(u64, String)> = std::collections::VecDeque::new();
     let mut last_requests: Option<Instant> = None;
     loop {
         if last_requests.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
@@ -523,6 +578,7 @@ pub(crate) async fn deliver(
                             max_frame_bytes: route.max_frame_bytes,
                         }),
                         written: false,
+                        late: Vec::new(),
                     });
                     if let Some(since) = down_since.take() {
                         let e = queue_event(
@@ -570,6 +626,11 @@ pub(crate) async fn deliver(
             // it stays queued and is sent again at the next start.
             () = async { crate::stopped(&mut stop).await; tokio::time::sleep(grace).await } => return,
         };
+        if let Some(c) = conn.as_mut() {
+            for frame in c.late.drain(..) {
+                late_refusal(&route, &shared, &silent, &frame);
+            }
+        }
         let ack = match result {
             // An acknowledgement that names another message (MSA-2) is no answer
             // to this one: treated like an unreadable one below.
@@ -593,6 +654,10 @@ pub(crate) async fn deliver(
             {
                 let _ = q.handle.delivered(d.id);
                 backoff.reset();
+                if silent.len() == 64 {
+                    silent.pop_front();
+                }
+                silent.push_back((d.id, d.control_id.to_string()));
                 let e = queue_event(
                     &route,
                     Action::Delivered,

@@ -292,17 +292,38 @@ fn an_answer_when_nothing_awaits_one_is_recorded_not_relayed_in_original_mode() 
         assert_eq!(rules_of(&d.t), ["WG-UP-006", "WG-HL7-001"]);
         assert!(!d.t.closed);
     }
-    // A connection in enhanced mode matches answers by MSA-2: a late
-    // application acknowledgement of a message long answered still goes.
+    // Enhanced mode matches answers by MSA-2: the application answer of a
+    // message whose accept answer came first still goes; an answer naming no
+    // message of the connection does not, enhanced mode or not (found by an
+    // adversarial review: one enhanced message let every stray answer through).
     let mut d = Driver::new();
     let enhanced = framed(
         "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E1|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
     );
     d.client(&enhanced);
     d.upstream(&answer("CA", "E1"));
+    d.upstream(&answer("AA", "E1"));
     d.upstream(&answer("AA", "E0"));
-    assert_eq!(d.t.client, ["ack:E1", "ack:E0"]);
-    assert!(rules_of(&d.t).is_empty(), "{:?}", d.t.records);
+    assert_eq!(d.t.client, ["ack:E1", "ack:E1"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-006"]);
+}
+
+#[test]
+fn an_answer_to_a_message_owed_none_answers_no_other() {
+    // Found by an adversarial review: E1 (ER/ER) is owed no answer; its error
+    // answer was taken, by order, as O2's, and O2's own AA then dropped as a
+    // repeat. It is relayed as E1's; O2's answer is O2's.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E1|P|2.6|||ER|ER\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    d.client(&msg("ORU^R01", "O2"));
+    d.client(&msg("ADT^A01", "B3"));
+    d.upstream(&answer("AE", "E1"));
+    assert_eq!(d.t.client, ["ack:E1"], "B3's refusal still waits for O2");
+    d.upstream(&answer("AA", "O2"));
+    assert_eq!(d.t.client, ["ack:E1", "ack:O2", "AR:B3"]);
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001"]);
 }
 
 #[test]

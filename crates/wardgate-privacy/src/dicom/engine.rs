@@ -86,6 +86,11 @@ const PHOTOGRAPHIC: [&str; 17] = [
     "1.2.840.10008.5.1.4.1.1.68.1",     // Surface Scan Mesh (an optical 3-D scan: a face)
     "1.2.840.10008.5.1.4.1.1.68.2",     // Surface Scan Point Cloud
 ];
+/// Unlisted text attributes that describe a definition, not a patient: a
+/// coding scheme's name and responsible organisation (Coding Scheme
+/// Identification Sequence). Kept where other unlisted free text gets the
+/// dummy.
+const DEFINITION_TEXT: [u32; 2] = [0x0008_0115, 0x0008_0116];
 /// Most other patient identifiers an object may carry
 /// ([`Deidentifier::other_patient_ids`]); more is refused.
 pub const MAX_OTHER_PATIENT_IDS: usize = 64;
@@ -1196,6 +1201,7 @@ impl Deidentifier {
                 // dummy keeps a required attribute present (found by an
                 // adversarial review). Long Code Value (UC) is a code: kept.
                 _ if e.tag != HL7_INSTANCE_IDENTIFIER
+                    && !DEFINITION_TEXT.contains(&e.tag)
                     && matches!(dict.unwrap_or(e.sem), Vr::LT | Vr::ST | Vr::UT) =>
                 {
                     return Ok(Decision::Dummy)
