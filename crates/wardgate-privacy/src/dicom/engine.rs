@@ -708,7 +708,7 @@ impl Deidentifier {
         };
         let frame = &self.frames[fi];
         if !frame.emit {
-            if frame.other_ids && tag == PATIENT_ID {
+            if frame.other_ids && (tag == PATIENT_ID || tag == OTHER_PATIENT_IDS) {
                 self.check_vr(&e, dict, shape)?;
                 if shape == Shape::Value {
                     return self.start_read(e, Purpose::OtherId, out);
@@ -1371,6 +1371,11 @@ impl Deidentifier {
             // see them even when the profile removes them.
             return self.start_read(e, Purpose::Watch(decision), out);
         }
+        if !e.top && shape == Shape::Value && e.tag == OTHER_PATIENT_IDS {
+            // In an item too (a kept sequence): consent sees its values (found
+            // by an adversarial review).
+            return self.start_read(e, Purpose::Watch(decision), out);
+        }
         match decision {
             Decision::Remove | Decision::PrivateRemove => {
                 return self.discard(shape, e.len, inner_implicit)
@@ -1550,6 +1555,13 @@ impl Deidentifier {
                 self.emit_decided(&e, decision, value, out)?;
                 if e.tag == BURNED_IN {
                     self.maybe_release(BURNED_IN, out)?;
+                }
+                Ok(())
+            }
+            Purpose::OtherId if e.tag == OTHER_PATIENT_IDS => {
+                for v in value.split(|&b| b == b'\\') {
+                    let id = patient_text(e.tag, v)?;
+                    self.add_other_id(id)?;
                 }
                 Ok(())
             }

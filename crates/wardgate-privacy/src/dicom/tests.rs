@@ -1767,3 +1767,24 @@ fn patient_ids_in_removed_sequences_are_read_for_consent() {
         }
     }
 }
+
+#[test]
+fn other_patient_ids_in_items_are_read_for_consent() {
+    // Found by an adversarial review (round 7): Other Patient IDs (0010,1000)
+    // in a removed sequence's item, or in a kept one's, were not read.
+    let b = explicit();
+    let modified = cat(&[b.el(0x0010_1000, "LO", b"MRN4711XQ\\OLD-9")]);
+    let original = cat(&[b.seq(0x0400_0550, &[modified], true)]);
+    let group = cat(&[b.el(0x0010_1000, "LO", b"GRP-1")]);
+    let data = cat(&[
+        b.el(0x0010_0020, "LO", b"NEWID0001"),
+        b.seq(0x0010_0027, &[group], true),
+        b.seq(0x0400_0561, &[original], true),
+    ]);
+    let (r, d, out) = deid_with(&DicomProfile::default(), None, &data);
+    r.expect("deid");
+    assert_eq!(d.other_patient_ids(), ["GRP-1", "MRN4711XQ", "OLD-9"]);
+    for gone in [&b"MRN4711XQ"[..], b"OLD-9", b"GRP-1"] {
+        assert!(!out.windows(gone.len()).any(|w| w == gone), "{gone:?}");
+    }
+}
