@@ -63,7 +63,8 @@ class DedupUpstream(Upstream):
     """conftest's `hl7` MLLP server on a fixed port, keeping the MSH-10 of every
     message in arrival order; `answer` chooses the ACK code per control id."""
 
-    def __init__(self, port, host="127.0.0.3", answer=None, ack_twice=False, commit_first=False):
+    def __init__(self, port, host="127.0.0.3", answer=None, ack_twice=False, commit_first=False, oru_first=False):
+        self.oru_first = oru_first
         # `answer` may return None: no answer (an ER or NE message that went well).
         self.answer = answer or (lambda cid: "AA")
         self.ack_twice = ack_twice
@@ -82,12 +83,16 @@ class DedupUpstream(Upstream):
                 code = self.answer(cid)
                 if code is None:
                     continue
+                if self.oru_first:
+                    # A message of the upstream's own (no MSA) before the answer.
+                    writer.writemessage("MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261126031501||ORU^R01|X" + cid + "|P|2.6\rPID|||1\r")
+                if self.commit_first:
+                    writer.writemessage(str(msg.create_ack(ack_code="CA", application="PUMPSRV", facility="ICU")))
+                    await writer.drain()
                 if isinstance(code, tuple):
                     # (code, seconds): an answer that comes late.
                     code, late = code
                     await asyncio.sleep(late)
-                if self.commit_first:
-                    writer.writemessage(str(msg.create_ack(ack_code="CA", application="PUMPSRV", facility="ICU")))
                 ack = str(msg.create_ack(ack_code=code, application="PUMPSRV", facility="ICU"))
                 writer.writemessage(ack)
                 if self.ack_twice and code == "AA":
@@ -568,6 +573,43 @@ def test_a_late_refusal_of_a_message_delivered_without_an_answer_is_recorded(tmp
         wait_for(lambda: "H2" in up.arrivals, what="H2 delivered")
         delivered = [e["wardgate"]["hl7"]["control_id"] for e in gw.events() if e["event"]["action"] == "delivered"]
         assert delivered == ["E1", "H2"]
+    finally:
+        gw.stop()
+        up.stop()
+
+
+def test_a_frame_without_msa_is_no_answer_and_a_committed_message_is_not_resent(tmp_path):
+    """Found by an adversarial review: an ORU the upstream sent before its AA was
+    taken as the message's unreadable answer (resent three times, then parked);
+    a message committed with CA whose application answer came after the ack
+    timeout was sent again."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, oru_first=True)
+    gw = start_gateway(tmp_path, port)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(oru("R1")))[0] == "AA"
+        wait_for(lambda: any(e["event"]["action"] == "delivered" for e in gw.events()), what="R1 delivered")
+        time.sleep(0.5)
+        assert up.arrivals == ["R1"]
+        assert any(e.get("rule", {}).get("id") == "WG-UP-006" for e in gw.events())
+    finally:
+        gw.stop()
+        up.stop()
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, commit_first=True, answer=lambda cid: ("AA", 1.5))
+    (tmp_path / "al").mkdir()
+    gw = start_gateway(tmp_path / "al", port, "[route.queue]\nack_timeout_ms = 1000\nretry_min_ms = 50\nretry_max_ms = 200\n")
+    al = lambda cid: oru(cid).replace("|P|2.6\r", "|P|2.6|||AL|AL\r", 1)
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            assert ack_of(c.send_message(al("C1")))[0] == "CA"
+            assert ack_of(c.send_message(oru("C2")))[0] == "AA"
+        wait_for(lambda: "C2" in up.arrivals, what="C2 delivered")
+        time.sleep(0.5)
+        assert up.arrivals == ["C1", "C2"]
+        delivered = [e["event"]["reason"] for e in gw.events() if e["event"]["action"] == "delivered"]
+        assert len(delivered) == 2 and "(CA)" in delivered[0], delivered
     finally:
         gw.stop()
         up.stop()

@@ -560,7 +560,12 @@ impl Session {
                         let named =
                             String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
                         let code = String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default());
-                        let (reason, rule) = if answer == Answer::Repeat {
+                        let (reason, rule) = if answer == Answer::NoAnswer {
+                            (
+                                "upstream sent a frame that is no acknowledgement (no MSA segment): it answers no message; not relayed".to_owned(),
+                                rules::UNSOLICITED_ACK,
+                            )
+                        } else if answer == Answer::Repeat {
                             (
                                 format!("upstream answered message {named} a second time ({code}); one answer each was asked for (original mode): not relayed"),
                                 rules::DUPLICATE_ACK,
@@ -709,6 +714,13 @@ impl Session {
     /// on a connection in original mode (its sender would take it, by order, as
     /// the answer to its next message).
     fn acknowledged(&mut self, frame: &[u8]) -> Answer {
+        // A frame with no MSA (an ORU the upstream sends back) answers
+        // nothing: relayed, an order-matching sender would take it as the
+        // oldest message's answer, whose real one would then be dropped
+        // (found by an adversarial review).
+        if !self.observe && msa_field(frame, 0).is_none() {
+            return Answer::NoAnswer;
+        }
         let id = ack_control_id(frame);
         // Another answer to a message already answered: enhanced mode's accept
         // and application answers are both relayed; in original mode a second
@@ -767,8 +779,13 @@ impl Session {
             }
             self.answered.push_back(id);
         }
-        // A refusal waits for the messages that were in flight ahead of it.
-        for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
+        // A refusal waits for as many answers as there were messages in flight
+        // ahead of it, whichever message each names: an order-matching sender
+        // counts answers, so an upstream answering out of order must not move
+        // the refusal into another message's place (found by an adversarial
+        // review).
+        let _ = at;
+        for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
             d.0 -= 1;
         }
         Answer::Relay
@@ -864,6 +881,8 @@ enum Answer {
     Repeat,
     /// An answer when no message awaits one (original mode).
     Unsolicited,
+    /// A frame that is no acknowledgement (no MSA).
+    NoAnswer,
 }
 
 /// The record that a connection's later decisions use a new policy (after a

@@ -131,7 +131,7 @@ rules! {
     HOLE_FILLED_LATE = "WG-CAP-020", "hole-filled-late", High,
         "Bytes arrived for a stretch of a TCP stream wardgate had declared lost because the receiver had acknowledged it: either the tap delivered them late (reordering) or the acknowledgement was forged to make the monitor skip them. The host read them; wardgate did not judge them, and names the message.";
     UNPROVEN_FRAME = "WG-CAP-021", "resync-frame-unproven", High,
-        "After a hole, a framing error or joining a connection mid-stream, the first HL7 frame found starts at a start block (0x0B MSH) that no end block (0x1C 0x0D) before it proves to be a frame's start: it may lie inside the lost message's value, which the receiver read as data. Named with its control id, not judged; frames after it are.";
+        "After a hole, a framing error or joining a connection mid-stream, the first HL7 frame found starts at a start block (0x0B MSH) that no end block (0x1C 0x0D) before it proves to be a frame's start: it may lie inside the lost message's value, which the receiver read as data. Named with its control id and never reported allowed; once the receiver's answer names that id (it read a message with it), what the frame would violate is reported. Frames after it are judged.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,
@@ -257,7 +257,7 @@ rules! {
     DUPLICATE_ACK = "WG-UP-005", "duplicate-acknowledgement", Medium,
         "The upstream answered a message it had already answered, which asked for original-mode acknowledgement (one answer each): the second answer is recorded and not relayed, since a sender matching answers by order would take it as the next message's. (Enhanced mode's accept and application answers are both relayed.)";
     UNSOLICITED_ACK = "WG-UP-006", "unsolicited-acknowledgement", Medium,
-        "The upstream sent an answer (or any frame) when no message on the connection was awaiting one, on a connection in original acknowledgement mode: a sender matching answers by order would take it as the answer to its next message, even one wardgate refuses. Recorded and not relayed. (On a connection that asked for enhanced-mode acknowledgement, where answers are matched by MSA-2, it is relayed.)";
+        "The upstream sent a frame that answers no message: an answer when no message was awaiting one (other than an enhanced-mode message's own answer, matched by MSA-2), or a frame without MSA (a message of its own) at any time. A sender matching answers by order would take it as the answer to its next or oldest message, even one wardgate refuses. Recorded and not relayed.";
     SLOW_SENDER = "WG-CONN-001", "slow-sender", Medium,
         "A frame (an MLLP frame, a DICOM PDU, the first A-ASSOCIATE-RQ) did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources. Only a timeout: a sender that breaks off is WG-CONN-005.";
     IDLE_TIMEOUT = "WG-CONN-002", "idle-timeout", Info,

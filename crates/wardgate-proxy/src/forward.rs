@@ -318,6 +318,15 @@ fn late_refusal(
     frame: &[u8],
 ) {
     let Some(a) = inspect::read_ack(frame) else {
+        let e = queue_event(
+            route,
+            Action::Failed,
+            "upstream sent a frame that is no acknowledgement (no MSA segment) on the delivery connection: it answers no message; not taken as an answer".to_owned(),
+            None,
+            "",
+        )
+        .with_rule(rules::UNSOLICITED_ACK);
+        shared.record(e);
         return;
     };
     if a.accepted() {
@@ -388,6 +397,9 @@ struct UpConn {
     /// late answer to a message delivered without one): looked at by the
     /// delivery task, at most [`LATE_KEPT`].
     late: Vec<Vec<u8>>,
+    /// The last exchange's message was committed (CA) and its application
+    /// answer was still awaited.
+    committed: bool,
 }
 
 /// How many late answers one exchange keeps for the delivery task to look at.
@@ -417,6 +429,7 @@ impl UpConn {
             self.framer = Framer::new(limits);
         }
         self.written = false;
+        self.committed = false;
         self.up
             .write_all(frame)
             .await
@@ -433,7 +446,13 @@ impl UpConn {
                     let other = inspect::read_ack(&ack).is_some_and(|a| {
                         !expected.is_empty() && !a.control_id.is_empty() && a.control_id != expected
                     });
-                    if other && skipped < 16 {
+                    // A frame without MSA (a message of the upstream's own)
+                    // answers nothing: skipped and recorded, not taken as this
+                    // message's unreadable answer (which would resend it).
+                    let no_msa = !ack
+                        .windows(4)
+                        .any(|w| w == b"\rMSA" || w == b"\nMSA" || w == b"\x0bMSA");
+                    if (other || no_msa) && skipped < 16 {
                         skipped += 1;
                         if self.late.len() < LATE_KEPT {
                             self.late.push(ack);
@@ -448,6 +467,7 @@ impl UpConn {
                     let commit = app_ack && inspect::read_ack(&ack).is_some_and(|a| a.code == "CA");
                     if commit && skipped < 16 {
                         skipped += 1;
+                        self.committed = true;
                         continue;
                     }
                     return Ok(ack);
@@ -579,6 +599,7 @@ pub(crate) async fn deliver(
                         }),
                         written: false,
                         late: Vec::new(),
+                        committed: false,
                     });
                     if let Some(since) = down_since.take() {
                         let e = queue_event(
@@ -649,6 +670,30 @@ pub(crate) async fn deliver(
             // refused within the timeout: waiting for more would send it
             // again and again and stall the queue behind it (found by an
             // adversarial review).
+            // Committed (CA) and the application's answer not come within the
+            // timeout: the upstream has the message; sending it again would
+            // duplicate it (found by an adversarial review). Delivered, and a
+            // late refusal of it is recorded.
+            Err(_) if conn.as_ref().is_some_and(|c| c.committed) => {
+                let _ = q.handle.delivered(d.id);
+                backoff.reset();
+                if silent.len() == 64 {
+                    silent.pop_front();
+                }
+                silent.push_back((d.id, d.control_id.to_string()));
+                let e = queue_event(
+                    &route,
+                    Action::Delivered,
+                    format!(
+                        "queued message {} delivered (CA); its application answer did not come within {ack_timeout:?}",
+                        d.id
+                    ),
+                    Some(&*d.sender),
+                    &d.control_id,
+                );
+                shared.record(e);
+                continue;
+            }
             Err(_)
                 if conn.as_ref().is_some_and(|c| c.written) && !inspect::answer_owed(&d.frame) =>
             {
@@ -691,6 +736,14 @@ pub(crate) async fn deliver(
             Some(a) if a.accepted() => {
                 let _ = q.handle.delivered(d.id);
                 backoff.reset();
+                if a.code == "CA" {
+                    // An application answer may follow (MSH-16 ER, SU): a
+                    // refusal then is recorded.
+                    if silent.len() == 64 {
+                        silent.pop_front();
+                    }
+                    silent.push_back((d.id, d.control_id.to_string()));
+                }
                 let waited = queue::now_us().saturating_sub(d.received_us);
                 let e = queue_event(
                     &route,

@@ -724,7 +724,7 @@ impl Hl7 {
                             Proto::Hl7Mllp,
                             Action::Alerted,
                             Some(rules::UNPROVEN_FRAME),
-                            format!("the first frame after a hole (control id {id:?}, {} bytes) starts at a start block no end block before it proves: it may lie inside the lost message, where the receiver read it as data; judged only if the receiver's answer names it", end - start),
+                            format!("the first frame after a hole (control id {id:?}, {} bytes) starts at a start block no end block before it proves: it may lie inside the lost message, where the receiver read it as data; not judged as allowed (once the receiver's answer names its id, what it would violate is reported)", end - start),
                         );
                         ctx.emit_event(ev);
                         *held = Some(Held {
@@ -765,6 +765,19 @@ impl Hl7 {
                             if let Some(h) = held.take() {
                                 let route = s.route().clone();
                                 s.decide(&h.bytes, h.start, h.end, &route, ctx.clock, outs);
+                                // An answer naming its id proves the receiver
+                                // read a message with that id, not this frame
+                                // (a value inside the lost one can carry the
+                                // same id): only what the frame would have
+                                // violated is reported; an allowed verdict is
+                                // not claimed (found by an adversarial review).
+                                outs.retain(|o| match o {
+                                    SessionOut::Record(Record::Event(e)) => {
+                                        e.event.action != Action::Allowed
+                                    }
+                                    SessionOut::Record(Record::Routine(_)) => false,
+                                    _ => true,
+                                });
                                 emit_records(ctx, outs);
                             }
                         }

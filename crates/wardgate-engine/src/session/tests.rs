@@ -356,6 +356,30 @@ fn a_message_that_asks_for_no_answer_holds_no_refusal_behind_it() {
 }
 
 #[test]
+fn answers_out_of_order_or_frames_without_msa_keep_the_refusal_in_its_place() {
+    // Found by an adversarial review: O3 answered before O1 moved B2's AR
+    // after O1's AA (an order-matching sender took AA as B2's answer); an ORU
+    // from the upstream (no MSA) was relayed as O1's answer, O1's real AA
+    // then dropped as a repeat.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "O1"));
+    d.client(&msg("ADT^A01", "B2"));
+    d.client(&msg("ORU^R01", "O3"));
+    d.upstream(&answer("AA", "O3"));
+    d.upstream(&answer("AA", "O1"));
+    assert_eq!(d.t.client, ["ack:O3", "AR:B2", "ack:O1"]);
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "O1"));
+    d.client(&msg("ADT^A01", "B2"));
+    d.upstream(&framed(
+        "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ORU^R01|X1|P|2.6\rPID|||1^^^H^MR\r",
+    ));
+    d.upstream(&answer("AA", "O1"));
+    assert_eq!(d.t.client, ["ack:O1", "AR:B2"]);
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-UP-006"]);
+}
+
+#[test]
 fn a_refused_acknowledgement_is_recorded_and_not_answered() {
     // An ACK is never acknowledged: no AR goes back for the sender to answer
     // in turn; the answers owed around it keep their order.
