@@ -560,7 +560,7 @@ impl Session {
                         let named =
                             String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
                         let code = String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default());
-                        let (reason, rule) = if answer == Answer::NotAnAnswer {
+                        let (reason, rule) = if answer == Answer::NoMsa {
                             (
                                 "upstream sent a frame that is no acknowledgement (no MSA segment): it answers no message; not relayed".to_owned(),
                                 rules::UNSOLICITED_ACK,
@@ -719,7 +719,7 @@ impl Session {
         // oldest message's answer, whose real one would then be dropped
         // (found by an adversarial review).
         if !self.observe && msa_field(frame, 0).is_none() {
-            return Answer::NotAnAnswer;
+            return Answer::NoMsa;
         }
         let id = ack_control_id(frame);
         // Another answer to a message already answered: enhanced mode's accept
@@ -882,7 +882,7 @@ enum Answer {
     /// An answer when no message awaits one (original mode).
     Unsolicited,
     /// A frame that is no acknowledgement (no MSA).
-    NotAnAnswer,
+    NoMsa,
 }
 
 /// The record that a connection's later decisions use a new policy (after a
