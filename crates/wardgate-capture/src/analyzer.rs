@@ -178,7 +178,7 @@ struct Side {
     /// moved): (sequence number, length, payload sum), at most
     /// [`MAX_UNCERTAIN`]. Other bytes for the same stretch make what the host
     /// read unknowable.
-    uncertain: Vec<(u32, u32, u16, Doubt)>,
+    uncertain: Vec<Uncertain>,
     /// Right edge of the window it advertised (ack + window), the furthest seen.
     edge: Option<u32>,
     /// Largest window it advertised.
@@ -257,9 +257,32 @@ enum Doubt {
     WindowEdge,
 }
 
+/// A copy of bytes the host may or may not have taken: where it starts, its
+/// first [`UNCERTAIN_BYTES`] bytes, and why.
+#[derive(Debug)]
+struct Uncertain {
+    seq: u32,
+    bytes: Box<[u8]>,
+    doubt: Doubt,
+}
+
+/// How much of an uncertain copy is kept to compare a later one with, byte
+/// for byte (a full-size segment).
+const UNCERTAIN_BYTES: usize = 2048;
+
+impl Uncertain {
+    fn new(seq: u32, payload: &[u8], doubt: Doubt) -> Self {
+        Uncertain {
+            seq,
+            bytes: payload[..payload.len().min(UNCERTAIN_BYTES)].into(),
+            doubt,
+        }
+    }
+}
+
 /// Notes a copy of bytes the host may or may not have taken
 /// ([`Side::uncertain`]), the oldest forgotten past [`MAX_UNCERTAIN`].
-fn note_uncertain(side: &mut Side, copy: (u32, u32, u16, Doubt)) {
+fn note_uncertain(side: &mut Side, copy: Uncertain) {
     if side.uncertain.len() == MAX_UNCERTAIN {
         side.uncertain.remove(0);
     }
@@ -1005,10 +1028,7 @@ impl Analyzer {
                     } else {
                         &mut c.down
                     };
-                    note_uncertain(
-                        side,
-                        (t.seq, t.payload.len() as u32, payload_sum, Doubt::TcpAo),
-                    );
+                    note_uncertain(side, Uncertain::new(t.seq, t.payload, Doubt::TcpAo));
                 }
             }
             self.counts.host_drops += 1;
@@ -1434,12 +1454,7 @@ impl Analyzer {
                 if !t.payload.is_empty() && (beyond || ends_past) {
                     // Noted once this segment is through (a straddling one is
                     // judged, and must not be compared with itself).
-                    edge_copy = Some((
-                        t.seq,
-                        t.payload.len() as u32,
-                        payload_sum,
-                        Doubt::WindowEdge,
-                    ));
+                    edge_copy = Some(Uncertain::new(t.seq, t.payload, Doubt::WindowEdge));
                 }
             }
         }
@@ -1620,14 +1635,33 @@ impl Analyzer {
             // TCP-AO option, which a host built with TCP-AO drops; data at or
             // past the window edge the capture last showed). Unless the two
             // are the same bytes, wardgate cannot know which the host read.
-            let len = payload.len() as u32;
-            let overlaps = |&(s0, l0, _, _): &(u32, u32, u16, Doubt)| {
-                s0.wrapping_add(l0).wrapping_sub(t.seq) as i32 > 0
-                    && t.seq.wrapping_add(len).wrapping_sub(s0) as i32 > 0
-            };
-            if let Some(i) = side.uncertain.iter().position(overlaps) {
-                let (s0, l0, sum0, doubt) = side.uncertain.remove(i);
-                if (s0, l0, sum0) != (t.seq, len, payload_sum) {
+            // Compared byte for byte where they overlap, with every such copy:
+            // the same bytes split differently (a window probe, a
+            // resegmented retransmission) are no ambiguity (found by an
+            // adversarial review: they raised one).
+            let end_t = t.seq.wrapping_add(payload.len() as u32);
+            let mut conflict = None;
+            side.uncertain.retain(|u| {
+                let end_u = u.seq.wrapping_add(u.bytes.len() as u32);
+                let start = if after(t.seq, u.seq) { t.seq } else { u.seq };
+                let end = if after(end_u, end_t) { end_t } else { end_u };
+                if !after(end, start) {
+                    return true;
+                }
+                let part = |from: u32, b: &[u8]| {
+                    let a = start.wrapping_sub(from) as usize;
+                    let z = end.wrapping_sub(from) as usize;
+                    b.get(a..z).map(<[u8]>::to_vec)
+                };
+                if part(u.seq, &u.bytes) != part(t.seq, payload) {
+                    conflict.get_or_insert(u.doubt);
+                    return false;
+                }
+                // The same bytes: forgotten once a copy covers it whole.
+                after(t.seq, u.seq) || after(end_u, end_t)
+            });
+            if let Some(doubt) = conflict {
+                {
                     let text = match doubt {
                         Doubt::TcpAo => format!(
                             "bytes from {src} were also sent with a TCP-AO option: a host whose kernel has TCP-AO dropped that copy and read this one, which wardgate judged; one without TCP-AO read the other"

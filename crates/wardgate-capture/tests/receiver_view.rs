@@ -476,15 +476,34 @@ fn a_copy_at_or_past_the_window_edge_makes_other_bytes_for_it_an_ambiguity() {
     // A decoy segment starting inside a 150-byte window and ending past it
     // (taken by wardgate, perhaps dropped by the host), then the real bytes
     // for the same stretch, split differently, after the gap before it fills.
+    let diff = bad
+        .iter()
+        .zip(&decoy)
+        .position(|(a, b)| a != b)
+        .expect("the rates differ");
+    let (lo, hi) = (diff - 50, diff + 50);
     let mut frames = handshake(false);
-    frames[1] = syn_ack(150);
+    frames[1] = syn_ack(diff as u16);
     frames.push(build(&Seg::data(0, &bad[..1])));
-    frames.push(build(&Seg::data(100, &decoy[100..200])));
-    frames.push(build(&Seg::data(1, &bad[1..100])));
-    frames.push(server_ack(200));
-    frames.push(build(&Seg::data(100, &bad[100..])));
+    frames.push(build(&Seg::data(lo as u32, &decoy[lo..hi])));
+    frames.push(build(&Seg::data(1, &bad[1..lo])));
+    frames.push(server_ack(hi as u32));
+    frames.push(build(&Seg::data(lo as u32 - 10, &bad[lo - 10..])));
     let (_, rules) = analyse(&frames);
     assert!(rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
+    // The same bytes split differently (a resegmented retransmission, a
+    // window probe) are no ambiguity (found by an adversarial review).
+    let mut frames = handshake(false);
+    frames[1] = syn_ack(diff as u16);
+    frames.push(build(&Seg::data(0, &bad[..1])));
+    frames.push(build(&Seg::data(lo as u32, &bad[lo..hi])));
+    frames.push(build(&Seg::data(1, &bad[1..lo])));
+    frames.push(server_ack(hi as u32));
+    frames.push(build(&Seg::data(lo as u32 - 10, &bad[lo - 10..lo + 20])));
+    frames.push(build(&Seg::data(lo as u32 + 20, &bad[lo + 20..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
     // The same copy again (a plain retransmission) is no ambiguity.
     let mut frames = handshake(false);
     frames[1] = syn_ack(150);
