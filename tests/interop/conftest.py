@@ -67,10 +67,21 @@ def start_capture(bpf, pcap, interface="lo", file_format=None):
     return cap
 
 
+_HANDED_OUT = set()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free now, never one this test run handed out before: the kernel
+    may give a just-closed port again, and two listeners of one gateway on the
+    same port fail to start (CI met it: metrics and a route on one port)."""
+    for _ in range(256):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh port after 256 tries")
 
 
 def wait_port(host, port, timeout=15.0):
@@ -234,7 +245,13 @@ class Gateway:
             stderr=subprocess.STDOUT,
             env={**os.environ, "WARDGATE_LOG": "info"},
         )
-        wait_port("127.0.0.1", self.listen_port)
+        try:
+            wait_port("127.0.0.1", self.listen_port)
+        except TimeoutError as e:
+            self.log.flush()
+            tail = (self.dir / "wardgate.log").read_text(errors="replace")[-2000:]
+            self.proc.kill()
+            raise TimeoutError(f"{e}; the gateway's log ends:\n{tail}") from None
         self.addr = ("127.0.0.1", self.listen_port)
 
     def cli(self, *args, check=True):
