@@ -106,16 +106,7 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         .messages
         .iter()
         .any(|m| m.matches(mt.code, mt.trigger));
-    // A pharmacy order (RXE, RXO), dispense (RXD) or administration (RXA)
-    // on a route that programs pumps is an order too: wardgate reads the
-    // programme from RXG (IHE PCD-03) only, so one without it is refused
-    // rather than passed unread.
-    let is_order = mt.code == b"RGV"
-        || msg.segments_named(b"RXG").next().is_some()
-        || (route.library.is_some()
-            && msg
-                .segments()
-                .any(|s| matches!(s.id(), b"RXE" | b"RXO" | b"RXD" | b"RXA")));
+    let is_order = is_order(route, &msg);
     if type_allowed && !is_order {
         if route.privacy.is_some() {
             let o = Outcome {
@@ -251,6 +242,20 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
     crate::privacy::apply_hl7(route, flow, &msg, frame, clock, o)
 }
 
+/// Whether a message is an infusion order, judged against the drug library:
+/// an RGV, any message with RXG, and on a route that programs pumps a pharmacy
+/// order (RXE, RXO), dispense (RXD) or administration (RXA) too (wardgate reads
+/// the programme from RXG, IHE PCD-03, only, so one without it is refused
+/// rather than passed unread).
+fn is_order(route: &RoutePolicy, msg: &Message<'_>) -> bool {
+    msg.message_type().code == b"RGV"
+        || msg.segments_named(b"RXG").next().is_some()
+        || (route.library.is_some()
+            && msg
+                .segments()
+                .any(|s| matches!(s.id(), b"RXE" | b"RXO" | b"RXD" | b"RXA")))
+}
+
 /// What the policy in force would refuse in a message taken earlier (a
 /// store-and-forward queue's, judged again before delivery): the message type
 /// on the route, and an order's programme against the drug library. Without
@@ -285,13 +290,7 @@ pub fn refused_now(route: &RoutePolicy, frame: &[u8]) -> Option<(Rule, String)> 
             ),
         ));
     }
-    let is_order = mt.code == b"RGV"
-        || msg.segments_named(b"RXG").next().is_some()
-        || (route.library.is_some()
-            && msg
-                .segments()
-                .any(|s| matches!(s.id(), b"RXE" | b"RXO" | b"RXD" | b"RXA")));
-    if !is_order {
+    if !is_order(route, &msg) {
         return None;
     }
     let check = infusion::check(&msg, route.library.as_deref(), route.care_area);

@@ -307,6 +307,15 @@ fn opted_out_since_queued(route: &RoutePolicy, frame: &[u8]) -> Option<String> {
     })
 }
 
+/// Notes a message delivered without its application's answer (at most the
+/// last 64), so that a refusal of it read later is recorded.
+fn remember_silent(silent: &mut std::collections::VecDeque<(u64, String)>, d: &queue::Delivery) {
+    if silent.len() == 64 {
+        silent.pop_front();
+    }
+    silent.push_back((d.id, d.control_id.to_string()));
+}
+
 /// A late answer (read while waiting for another message's) that refuses a
 /// message delivered without an answer: recorded, since the message was taken
 /// as delivered (found by an adversarial review: an ER order's late AE
@@ -665,51 +674,32 @@ pub(crate) async fn deliver(
                 }
                 continue;
             }
-            // A message that asks for no answer on success (MSH-15/16 ER,
-            // NE, SU; an acknowledgement) is delivered once written and not
-            // refused within the timeout: waiting for more would send it
-            // again and again and stall the queue behind it (found by an
-            // adversarial review).
             // Committed (CA) and the application's answer not come within the
             // timeout: the upstream has the message; sending it again would
-            // duplicate it (found by an adversarial review). Delivered, and a
-            // late refusal of it is recorded.
-            Err(_) if conn.as_ref().is_some_and(|c| c.committed) => {
-                let _ = q.handle.delivered(d.id);
-                backoff.reset();
-                if silent.len() == 64 {
-                    silent.pop_front();
-                }
-                silent.push_back((d.id, d.control_id.to_string()));
-                let e = queue_event(
-                    &route,
-                    Action::Delivered,
-                    format!(
-                        "queued message {} delivered (CA); its application answer did not come within {ack_timeout:?}",
-                        d.id
-                    ),
-                    Some(&*d.sender),
-                    &d.control_id,
-                );
-                shared.record(e);
-                continue;
-            }
+            // duplicate it. A message that asks for no answer on success
+            // (MSH-15/16 ER, NE, SU; an acknowledgement), written and not
+            // refused within the timeout: waiting for more would send it again
+            // and again and stall the queue behind it. Either is delivered,
+            // and a late refusal of it is recorded (both found by adversarial
+            // reviews).
             Err(_)
-                if conn.as_ref().is_some_and(|c| c.written) && !inspect::answer_owed(&d.frame) =>
+                if conn.as_ref().is_some_and(|c| {
+                    c.committed || (c.written && !inspect::answer_owed(&d.frame))
+                }) =>
             {
+                let committed = conn.as_ref().is_some_and(|c| c.committed);
                 let _ = q.handle.delivered(d.id);
                 backoff.reset();
-                if silent.len() == 64 {
-                    silent.pop_front();
-                }
-                silent.push_back((d.id, d.control_id.to_string()));
+                remember_silent(&mut silent, &d);
+                let how = if committed {
+                    format!("(CA); its application answer did not come within {ack_timeout:?}")
+                } else {
+                    format!("(written; it asks for no answer on success, and none came within {ack_timeout:?})")
+                };
                 let e = queue_event(
                     &route,
                     Action::Delivered,
-                    format!(
-                        "queued message {} delivered (written; it asks for no answer on success, and none came within {ack_timeout:?})",
-                        d.id
-                    ),
+                    format!("queued message {} delivered {how}", d.id),
                     Some(&*d.sender),
                     &d.control_id,
                 );
@@ -739,10 +729,7 @@ pub(crate) async fn deliver(
                 if a.code == "CA" {
                     // An application answer may follow (MSH-16 ER, SU): a
                     // refusal then is recorded.
-                    if silent.len() == 64 {
-                        silent.pop_front();
-                    }
-                    silent.push_back((d.id, d.control_id.to_string()));
+                    remember_silent(&mut silent, &d);
                 }
                 let waited = queue::now_us().saturating_sub(d.received_us);
                 let e = queue_event(
