@@ -906,9 +906,21 @@ pub fn policy_changed(flow: &Flow, route: &RoutePolicy, clock: &Clock) -> crate:
 fn msa_field(frame: &[u8], n: usize) -> Option<&[u8]> {
     let payload = frame.get(1..frame.len().saturating_sub(2))?;
     let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
-    let msa = payload
-        .split(|&b| b == b'\r' || b == b'\n')
-        .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))?;
+    // The first segment that is an MSA: a line start (the payload's, or after
+    // a CR or LF) followed by `MSA` and the separator.
+    let mut at = 0;
+    let msa = loop {
+        let rest = payload.get(at..)?;
+        let end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+        let seg = &rest[..end];
+        if seg.starts_with(b"MSA") && seg.get(3) == Some(&sep) {
+            break seg;
+        }
+        if end == rest.len() {
+            return None;
+        }
+        at += end + 1;
+    };
     msa.split(|&b| b == sep).nth(n)
 }
 

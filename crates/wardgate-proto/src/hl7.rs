@@ -566,10 +566,13 @@ fn ascii_safe(name: &[u8]) -> bool {
 /// Most messages have no byte above 0x7F and declare nothing: one compare.
 fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7Error> {
     let msh = &body[..memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len())];
-    let declared = msh
-        .split(|&b| b == delims.field)
-        .nth(17)
-        .unwrap_or_default();
+    // MSH-18 is the eighteenth field of the split (MSH-1 is the separator
+    // itself): after the seventeenth separator. Most headers end before it.
+    let Some(from) = memchr::memchr_iter(delims.field, msh).nth(16) else {
+        return Ok(());
+    };
+    let rest = &msh[from + 1..];
+    let declared = &rest[..memchr::memchr(delims.field, rest).unwrap_or(rest.len())];
     if declared.trim_ascii().is_empty() {
         return Ok(());
     }

@@ -198,9 +198,9 @@ impl Shared {
     /// Waits, without blocking the worker, while the recorder is behind (a slow
     /// disk): this connection stops reading, the others go on. A wait is recorded
     /// (`WG-AUDIT-003`) with how long it lasted.
-    pub(crate) async fn room(&self, flow: &Flow, route: &RoutePolicy) {
+    pub(crate) async fn room(&self, flow: &Flow, route: &RoutePolicy) -> bool {
         if self.recorder.has_room(true) {
-            return;
+            return false;
         }
         let started = std::time::Instant::now();
         self.recorder.room().await;
@@ -217,6 +217,7 @@ impl Shared {
             )
             .with_rule(rules::AUDIT_BACKPRESSURE);
         self.record(e);
+        true
     }
 
     /// Appends a forwarded command's nonce to the nonce file (before the

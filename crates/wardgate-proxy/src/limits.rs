@@ -437,10 +437,11 @@ pub(crate) struct MessageGate {
 impl MessageGate {
     /// Phase **message**: returns when the next message may be inspected; at
     /// once unless its device is over `messages_per_sec`. The first throttle of an
-    /// episode is recorded (one alert); later ones are only counted.
-    pub async fn pace(&self, shared: &Shared, flow: &Flow, route: &Arc<RoutePolicy>) {
+    /// episode is recorded (one alert); later ones are only counted. True when
+    /// it waited (the caller's clock reading is then stale).
+    pub async fn pace(&self, shared: &Shared, flow: &Flow, route: &Arc<RoutePolicy>) -> bool {
         let Some(entry) = &self.entry else {
-            return;
+            return false;
         };
         let mut retry = false;
         loop {
@@ -457,7 +458,7 @@ impl MessageGate {
                 (pace, *slot.flood.limits())
             };
             let (wait, alert, again) = match pace {
-                Pace::Go => return,
+                Pace::Go => return retry,
                 Pace::Wait { wait, alert } => (wait, alert, false),
                 Pace::Busy { retry, alert } => (retry, alert, true),
             };
@@ -478,7 +479,7 @@ impl MessageGate {
             }
             tokio::time::sleep(wait).await;
             if !again {
-                return;
+                return true;
             }
             retry = true;
         }

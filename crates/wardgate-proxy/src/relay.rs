@@ -275,8 +275,9 @@ impl<C: ClientIo> Relay<C> {
                             self.execute().await
                         }
                         Ok(_) => {
-                            self.session.client_read(Instant::now());
-                            self.on_client_bytes().await
+                            let now = Instant::now();
+                            self.session.client_read(now);
+                            self.on_client_bytes(now).await
                         }
                     }
                 }
@@ -318,18 +319,25 @@ impl<C: ClientIo> Relay<C> {
 
     /// Frames and decides every complete frame in the client buffer; false when
     /// the connection is over.
-    async fn on_client_bytes(&mut self) -> bool {
+    /// `read_at`: when the bytes were read (one clock reading serves the first
+    /// frame; later frames read the clock again, after the earlier ones' writes).
+    async fn on_client_bytes(&mut self, read_at: Instant) -> bool {
+        let mut first = Some(read_at);
         while self.session.wants_client_bytes() {
-            match self.session.next_client_frame(&self.cbuf, Instant::now()) {
+            let now = first.take().unwrap_or_else(Instant::now);
+            match self.session.next_client_frame(&self.cbuf, now) {
                 Ok(ClientFrame::Frame { start, end }) => {
                     let flow = self.session.flow();
-                    self.gate
+                    let paced = self
+                        .gate
                         .pace(&self.shared, flow, self.session.route())
                         .await;
                     // A slow disk holds this connection, not the worker.
-                    self.shared.room(flow, self.session.route()).await;
-                    // Waiting for the device's message rate is not idleness.
-                    self.session.client_read(Instant::now());
+                    let held = self.shared.room(flow, self.session.route()).await;
+                    // Waiting for the device's message rate, or for the frames
+                    // before this one to be carried out, is not idleness.
+                    self.session
+                        .client_read(if paced || held { Instant::now() } else { now });
                     let clock = Clock::now();
                     let decided_from = self.outs.len();
                     if self.upstream.is_none() {

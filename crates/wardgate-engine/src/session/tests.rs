@@ -944,3 +944,53 @@ proptest! {
         prop_assert_eq!(&whole, &inline.t.records);
     }
 }
+
+/// `msa_field` finds segments with memchr; it must read exactly what splitting
+/// the payload on CR and LF and taking the first MSA segment reads.
+mod msa_field_matches_a_plain_split {
+    use super::super::msa_field;
+    use proptest::prelude::*;
+
+    fn reference(frame: &[u8], n: usize) -> Option<&[u8]> {
+        let payload = frame.get(1..frame.len().saturating_sub(2))?;
+        let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
+        let msa = payload
+            .split(|&b| b == b'\r' || b == b'\n')
+            .find(|seg| seg.starts_with(b"MSA") && seg.get(3) == Some(&sep))?;
+        msa.split(|&b| b == sep).nth(n)
+    }
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"MSA".to_vec()),
+            Just(b"MSH".to_vec()),
+            Just(b"|".to_vec()),
+            Just(b"^".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"AA".to_vec()),
+            Just(b"ID7".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..4),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn same_field(parts in proptest::collection::vec(piece(), 0..24), n in 0usize..5) {
+            let mut frame = vec![0x0b];
+            for p in &parts {
+                frame.extend_from_slice(p);
+            }
+            frame.extend_from_slice(&[0x1c, 0x0d]);
+            prop_assert_eq!(msa_field(&frame, n), reference(&frame, n));
+        }
+    }
+
+    #[test]
+    fn finds_msa_after_lf_crlf_and_a_false_start() {
+        let frame = b"\x0bMSH|^~\\&|A\r\nMSAX|no\nMSA|AE|ID9|text\r\x1c\r";
+        assert_eq!(msa_field(frame, 1), Some(&b"AE"[..]));
+        assert_eq!(msa_field(frame, 2), Some(&b"ID9"[..]));
+        assert_eq!(msa_field(b"\x0bMSH|^~\\&\rPID|1\x1c\r", 1), None);
+    }
+}
