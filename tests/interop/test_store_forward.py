@@ -613,3 +613,33 @@ def test_a_frame_without_msa_is_no_answer_and_a_committed_message_is_not_resent(
     finally:
         gw.stop()
         up.stop()
+
+
+def test_long_and_escaped_control_ids_are_delivered_once(tmp_path):
+    """Found by an adversarial review: the queue matched an answer's MSA-2 as
+    shortened (128 characters) and unescaped for records against MSH-10 as
+    written, so an order with a 150-character id (HL7 v2.7 allows 199) or an
+    escape in its id was answered AA and sent again and again, and everything
+    queued behind it waited. Each must reach the upstream once, in order."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port)
+    gw = start_gateway(tmp_path, port, "[route.queue]\nack_timeout_ms = 500\nretry_min_ms = 50\nretry_max_ms = 200\n")
+    long_id = "L" * 150
+    escaped = "A\\T\\B7"
+    ids = ["Q0", long_id, escaped, "Q3"]
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for cid in ids:
+                code, acked, _ = ack_of(c.send_message(oru(cid)))
+                assert code == "AA", cid
+        wait_for(lambda: "Q3" in up.arrivals, what="delivery past the long ids")
+        wait_for(lambda: queue_json(gw)[0]["depth"] == 0, what="an empty queue")
+        # Nothing sent twice (an answer not matched is resent after the ack timeout).
+        time.sleep(1.0)
+        assert len(up.arrivals) == 4 and up.arrivals[0] == "Q0" and up.arrivals[1] == long_id \
+            and up.arrivals[3] == "Q3", up.arrivals
+        delivered = [e for e in gw.events() if e["event"]["action"] == "delivered"]
+        assert len(delivered) == 4, [e["event"]["reason"] for e in delivered]
+    finally:
+        gw.stop()
+        up.stop()

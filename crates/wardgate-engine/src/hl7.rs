@@ -636,7 +636,7 @@ pub fn frame_control_id(frame: &[u8]) -> String {
     let payload = frame
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
-    msh_field(payload, 9, 1024)
+    msh_field(payload, 9, ID_MAX)
 }
 
 /// An upstream acknowledgement, read.
@@ -644,8 +644,15 @@ pub fn frame_control_id(frame: &[u8]) -> String {
 pub struct UpstreamAck {
     /// MSA-1 (`AA`, `AE`, `AR`, `CA`, `CE`, `CR`), as written.
     pub code: String,
-    /// MSA-2: the control id acknowledged.
+    /// MSA-2: the control id acknowledged, unescaped and shortened for a
+    /// record.
     pub control_id: String,
+    /// MSA-2 as [`frame_control_id`] reads MSH-10 (as written, up to 1024
+    /// characters): what an answer is matched to its message by. The
+    /// shortened, unescaped `control_id` missed ids over 128 characters or
+    /// with escapes, and the queue sent such a message again and again
+    /// (found by an adversarial review).
+    pub names: String,
     /// The first ERR's codes (ERR-3 error code, ERR-4 severity, ERR-5
     /// application error code), for the record. Not MSA-3 or ERR-8: a
     /// receiver's free text ("unknown patient MRN4711 Jane Doe") would copy
@@ -697,6 +704,7 @@ pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
     Some(UpstreamAck {
         code,
         control_id: text(msa.field(2).raw()),
+        names: id_text(msa.field(2).raw(), ID_MAX),
         text: t,
     })
 }
@@ -864,11 +872,28 @@ fn msh_field(payload: &[u8], n: usize, max: usize) -> String {
         .split(|&b| b == sep)
         .nth(n)
         .unwrap_or_default();
+    id_text(f, max)
+}
+
+/// A control id as wardgate keeps it, from MSH-10 or MSA-2 as written (not
+/// unescaped): UTF-8 read lossily, control characters left out, at most `max`
+/// characters. The id a queued message is kept under and the MSA-2 of its
+/// answer are read by this one function, so they compare equal exactly when
+/// the bytes do (up to `max`).
+fn id_text(f: &[u8], max: usize) -> String {
     String::from_utf8_lossy(f)
         .chars()
         .filter(|c| !c.is_control())
         .take(max)
         .collect()
+}
+
+/// The longest control id kept whole for matching answers to messages.
+const ID_MAX: usize = 1024;
+
+/// MSH-10 of an unframed message, as [`frame_control_id`] reads it.
+pub(crate) fn payload_control_id(payload: &[u8]) -> String {
+    msh_field(payload, 9, ID_MAX)
 }
 
 /// Best effort MSH-10 from a message that did not parse, so the NAK can still name it.

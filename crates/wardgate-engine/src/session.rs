@@ -926,7 +926,16 @@ fn msa_field(frame: &[u8], n: usize) -> Option<&[u8]> {
 
 /// MSA-2 of a framed acknowledgement: the control id it answers.
 fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
-    msa_field(frame, 2)
+    msa_field(frame, 2).map(capped)
+}
+
+/// How much of a control id is kept and compared: HL7 v2.7 allows MSH-10 199
+/// characters. The id a message is kept under and the MSA-2 that answers it
+/// are cut at the same length, so a long id still matches its answer.
+const ID_CAP: usize = 200;
+
+fn capped(id: &[u8]) -> &[u8] {
+    &id[..id.len().min(ID_CAP)]
 }
 
 /// The fields of a framed message's first line, split on the separator its
@@ -943,10 +952,10 @@ fn header_fields(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
         .take(if sep.is_some() { usize::MAX } else { 0 })
 }
 
-/// A control id as kept: at most 64 bytes of the field.
+/// A control id as kept: at most [`ID_CAP`] bytes of the field.
 fn control_id(field: Option<&[u8]>) -> ControlId {
     let id = field.unwrap_or_default();
-    ControlId::from_slice(&id[..id.len().min(64)])
+    ControlId::from_slice(capped(id))
 }
 
 /// MSH-10 of a framed message, as written, without a parse or an allocation:

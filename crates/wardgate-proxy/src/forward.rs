@@ -341,7 +341,7 @@ fn late_refusal(
     if a.accepted() {
         return;
     }
-    let Some((id, _)) = silent.iter().find(|(_, cid)| *cid == a.control_id) else {
+    let Some((id, _)) = silent.iter().find(|(_, cid)| *cid == a.names) else {
         return;
     };
     let e = queue_event(
@@ -453,7 +453,7 @@ impl UpConn {
                     // An acknowledgement naming another message (a late or extra one,
                     // such as the application ACK after an enhanced-mode CA) is skipped.
                     let other = inspect::read_ack(&ack).is_some_and(|a| {
-                        !expected.is_empty() && !a.control_id.is_empty() && a.control_id != expected
+                        !expected.is_empty() && !a.names.is_empty() && a.names != expected
                     });
                     // A frame without MSA (a message of the upstream's own)
                     // answers nothing: skipped and recorded, not taken as this
@@ -665,7 +665,7 @@ pub(crate) async fn deliver(
             // An acknowledgement that names another message (MSA-2) is no answer
             // to this one: treated like an unreadable one below.
             Ok(Ok(frame)) => inspect::read_ack(&frame)
-                .filter(|a| a.control_id == *d.control_id || d.control_id.is_empty()),
+                .filter(|a| a.names == *d.control_id || d.control_id.is_empty()),
             Ok(Err(why)) => {
                 conn = None;
                 lost(&route, &shared, &d, why, &mut down_since);

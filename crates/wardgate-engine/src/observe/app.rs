@@ -719,7 +719,7 @@ impl Hl7 {
                         // (found by an adversarial review).
                         *unproven = false;
                         let f = mllp::Frame { start, len: end };
-                        let id = crate::hl7::naive_control_id(f.payload(buf));
+                        let id = crate::hl7::payload_control_id(f.payload(buf));
                         let ev = ctx.event(
                             Proto::Hl7Mllp,
                             Action::Alerted,
@@ -760,7 +760,7 @@ impl Hl7 {
                     // message, so it is judged now.
                     if let (Some(s), Some(h)) = (judge_held.as_mut(), held.as_ref()) {
                         let names = crate::hl7::read_ack(buf.get(f.start..f.len).unwrap_or_default())
-                            .is_some_and(|a| !h.control_id.is_empty() && a.control_id == h.control_id);
+                            .is_some_and(|a| !h.control_id.is_empty() && a.names == h.control_id);
                         if names {
                             if let Some(h) = held.take() {
                                 let route = s.route().clone();

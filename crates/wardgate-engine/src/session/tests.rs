@@ -994,3 +994,34 @@ mod msa_field_matches_a_plain_split {
         assert_eq!(msa_field(b"\x0bMSH|^~\\&\rPID|1\x1c\r", 1), None);
     }
 }
+
+#[test]
+fn a_long_control_id_still_matches_its_answers() {
+    // HL7 v2.7 allows MSH-10 199 characters. Kept cut at 64 and compared whole
+    // with MSA-2, a 71-character id matched nothing: its application answer was
+    // taken as the next message's, whose own answer was then dropped as a
+    // repeat (found by an adversarial review).
+    let long = "L".repeat(71);
+    let mut d = Driver::new();
+    d.client(&framed(&format!(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|{long}|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r"
+    )));
+    d.client(&msg("ORU^R01", "O2"));
+    d.client(&msg("ADT^A01", "B3"));
+    d.upstream(&ack(&long));
+    d.upstream(&ack(&long));
+    d.upstream(&ack("O2"));
+    let la = format!("ack:{long}");
+    assert_eq!(d.t.client, [la.as_str(), la.as_str(), "ack:O2", "AR:B3"]);
+    assert_eq!(d.s.in_flight(), 0);
+    // At the cap, too: ids are kept and compared at the same length.
+    let longest = "M".repeat(250);
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", &longest));
+    d.client(&msg("ORU^R01", "O2"));
+    d.upstream(&ack(&longest));
+    d.upstream(&ack("O2"));
+    assert_eq!(d.s.in_flight(), 0);
+    assert_eq!(d.t.client.len(), 2);
+    assert_eq!(d.t.client[1], "ack:O2");
+}
