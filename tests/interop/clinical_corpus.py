@@ -713,6 +713,26 @@ def cases():
     c.add("time unit as a rate unit", message(cid(), [(insulin(5, "h"), [])]), "block", "WG-INF-005")
     c.add("unknown order type", message(cid(), [(insulin(5), ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||delay"])]), "block", "WG-INF-009")
 
+    # --- Orders that disagree on bolus or infusion (ORC-1) -------------------------
+    # Found by an adversarial review: a second ORC before one RXG, or a second
+    # order, let a first-ORC reader run a "bolus" as an infusion at 50x its limit.
+    big = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="100000", f16=U_H[0], f17="25000", f18=U[0], f23="250", f24=ML[0])
+    six_min = f"TQ1|1||||||||||||6^{MIN_CQ}"
+    c.add("NW then CH before one RXG (a bolus to wardgate, an infusion to a first-ORC reader)",
+          message(cid(), [(big, [])], orc="NW", pre=("ORC|CH|X1^EHR", six_min)), "block", "WG-INF-039")
+    c.add("CH then NW before one RXG",
+          message(cid(), [(big, [])], orc="CH", pre=("ORC|NW|X2^EHR", six_min)), "block", "WG-INF-039")
+    c.add("an infusion order, then a bolus order in one message",
+          message(cid(), [(heparin(10), [])], orc="NW",
+                  post=("ORC|CH|X3^EHR", rxg(f1="2", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1]), "RXR|^IV^HL70162")),
+          "block", "WG-INF-039")
+    c.add("two ORC NW before one RXG at a routine rate (same order kind)",
+          message(cid(), [(heparin(10), [])], orc="NW", pre=("ORC|NW|X4^EHR",)), "allow")
+    c.add("two bolus orders in one message, each within limits",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1]), [])], orc="CH",
+                  post=("ORC|CH|X5^EHR", rxg(f1="2", f4="HEP^heparin^LOCAL", f15="4000", f16=U[1]), "RXR|^IV^HL70162")),
+          "allow")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

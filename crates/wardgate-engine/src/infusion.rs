@@ -277,6 +277,30 @@ pub fn check(
             return out;
         }
     }
+    // ORC-1 CH makes a give a bolus. Orders of one message that disagree on it
+    // have two readings for a receiver that takes one ORC for every give (the
+    // message's first, as `msg.segment("ORC")` does) or files a second ORC
+    // before one RXG under another order: wardgate reads the nearest ORC, and a
+    // 50x infusion rate passed as a bolus dose (found by an adversarial review).
+    let codes: Vec<&[u8]> = segments
+        .iter()
+        .filter(|s| s.id() == b"ORC")
+        .map(|orc| orc.field(1).raw().trim_ascii())
+        .collect();
+    let bolus = codes.iter().filter(|c| **c == b"CH").count();
+    if bolus > 0 && bolus < codes.len() {
+        out.findings.push(
+            OrderFinding::new(
+                rules::AMBIGUOUS_ORDER_KIND,
+                format!(
+                    "the message's {} ORC segments disagree on the order control (ORC-1): {bolus} say CH (a bolus) and the others do not; a receiver that reads another ORC for a give than wardgate does (the first, or one without a give of its own) runs it with the other kind's limits",
+                    codes.len()
+                ),
+            )
+            .at(loc(b"ORC", 1, 1)),
+        );
+        return out;
+    }
     // PCD-03 programmes the pump with RXG alone: a pharmacy segment beside it
     // states a drug, amount, rate or strength wardgate does not check.
     if let Some(s) = segments
