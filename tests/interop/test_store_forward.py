@@ -643,3 +643,26 @@ def test_long_and_escaped_control_ids_are_delivered_once(tmp_path):
     finally:
         gw.stop()
         up.stop()
+
+
+def test_an_acknowledgement_from_the_sender_is_stored_and_not_answered(tmp_path):
+    """Found by an adversarial review: on a store-and-forward route wardgate
+    answered the sender's own ACK with an AA, which a sender matching answers
+    by order took as the answer to its next message. An acknowledgement is
+    never acknowledged (HL7 v2 2.9): it is queued and delivered, unanswered."""
+    port = free_port("127.0.0.3")
+    up = DedupUpstream(port, answer=lambda cid: None if cid.startswith("K") else "AA")
+    sf = site("[route.queue]\nack_timeout_ms = 500\nretry_min_ms = 50\nretry_max_ms = 200\n")
+    sf = sf.replace('messages = ["RGV^O15", "ORU^R01"]', 'messages = ["RGV^O15", "ORU^R01", "ACK"]', 1)
+    gw = Gateway(tmp_path, port, site=sf)
+    ack_msg = "MSH|^~\\&|MONGW|ICU|EHR|ICU|20261126031500||ACK^R01^ACK|K1|P|2.6\rMSA|AA|X0\r"
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            c.socket.sendall(b"\x0b" + ack_msg.encode() + b"\x1c\r")
+            code, acked, _ = ack_of(c.send_message(oru("O2")))
+            assert (code, acked) == ("AA", "O2"), (code, acked)
+        wait_for(lambda: "O2" in up.arrivals, what="delivery")
+        assert up.arrivals == ["K1", "O2"], up.arrivals
+    finally:
+        gw.stop()
+        up.stop()

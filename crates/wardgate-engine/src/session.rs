@@ -113,6 +113,9 @@ pub struct Session {
     /// MSH-10 of each frame forwarded and not yet acknowledged, oldest first: if
     /// the upstream never answers, the record names exactly which.
     in_flight: VecDeque<ControlId>,
+    /// MSH-10 of the last frame forwarded, and whether it is owed an answer:
+    /// the one a failed write names.
+    last_forwarded: Option<(ControlId, bool)>,
     /// Control ids of messages sent asking for enhanced-mode acknowledgement
     /// (MSH-15/16), which may be answered twice (accept, then application);
     /// the last [`ANSWERED_REMEMBERED`] * 2.
@@ -152,6 +155,7 @@ impl Session {
             route,
             timeouts,
             in_flight: VecDeque::new(),
+            last_forwarded: None,
             enhanced: VecDeque::new(),
             answered: VecDeque::new(),
             deferred: VecDeque::new(),
@@ -398,6 +402,7 @@ impl Session {
                 // (found by an adversarial review: an AR behind an ER message
                 // was never sent, and with ER silence means accepted).
                 let owed = !is_ack && (!enhanced || accept == b"AL" || app == b"AL");
+                self.last_forwarded = Some((id.clone(), owed));
                 if owed {
                     self.in_flight.push_back(id);
                 }
@@ -456,19 +461,20 @@ impl Session {
     /// The driver answered the judged frame at `buf[..end]` itself, not
     /// forwarding it (a store-and-forward route stored it and acknowledges it,
     /// or refuses it for a full queue): `record` is recorded, the frame consumed
-    /// and `reply` sent in its turn.
+    /// and `reply` sent in its turn (none: an acknowledgement, which is never
+    /// acknowledged).
     pub fn answer(
         &mut self,
         record: Record,
         end: usize,
-        reply: Vec<u8>,
+        reply: Option<Vec<u8>>,
         clock: &Clock,
         out: &mut Vec<Out>,
     ) {
         let o = Outcome {
             verdict: Verdict::Block,
             record,
-            reply: Some(reply),
+            reply,
             close: false,
             forward: None,
         };
@@ -498,7 +504,19 @@ impl Session {
     pub fn forward_failed(&mut self, stalled: Duration, clock: &Clock, out: &mut Vec<Out>) {
         // The frame whose write failed is not in flight: it may not have arrived,
         // and it is not answered (the sender retries what it has no answer for).
-        let failed = self.in_flight.pop_back().unwrap_or_default();
+        // It is the last one forwarded, owed an answer or not (found by an
+        // adversarial review: a stalled ACK or NE message's failure named the
+        // message before it, or none).
+        let failed = match self.last_forwarded.take() {
+            Some((id, true)) => {
+                if self.in_flight.back() == Some(&id) {
+                    self.in_flight.pop_back();
+                }
+                id
+            }
+            Some((id, false)) => id,
+            None => ControlId::new(),
+        };
         let mut reason = format!(
             "upstream write failed or stalled for {stalled:?}; message {} may not have been delivered and was not answered",
             String::from_utf8_lossy(&failed)
@@ -969,7 +987,7 @@ mod tests;
 
 /// Whether a frame holds an acknowledgement (MSH-9.1 `ACK`), read from its
 /// header only.
-fn is_acknowledgement(frame: &[u8]) -> bool {
+pub fn is_acknowledgement(frame: &[u8]) -> bool {
     let cs = frame.get(5).copied();
     header_fields(frame)
         .nth(8)

@@ -118,6 +118,11 @@ pub(crate) async fn handle<C: ClientIo>(
                         let stored = o.forward.as_deref().unwrap_or(frame);
                         let (record, reply) =
                             store(stored, o.record, session.flow(), session.route(), &q).await;
+                        // An acknowledgement is never acknowledged (found by an
+                        // adversarial review: the sender took the AA to its ACK
+                        // as the answer to its next message).
+                        let reply = (!wardgate_engine::session::is_acknowledgement(stored))
+                            .then_some(reply);
                         session.answer(record, end, reply, &clock, &mut outs);
                     }
                     if let Some(action) =

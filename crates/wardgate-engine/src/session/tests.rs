@@ -1025,3 +1025,31 @@ fn a_long_control_id_still_matches_its_answers() {
     assert_eq!(d.t.client.len(), 2);
     assert_eq!(d.t.client[1], "ack:O2");
 }
+
+#[test]
+fn a_failed_write_names_the_message_written_even_one_owed_no_answer() {
+    // Found by an adversarial review: the stalled write of an NE/NE message
+    // named the message before it (the last one owed an answer), or nothing.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "O1"));
+    d.fail_next_forward = true;
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|N19|P|2.6|||NE|NE\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    assert!(d.t.closed);
+    let reason = d.t.reasons.last().unwrap();
+    assert!(
+        reason.contains("message N19 may not have been delivered"),
+        "{reason}"
+    );
+    assert!(reason.contains("unanswered: O1"), "{reason}");
+    // Alone: named, nothing unanswered.
+    let mut d = Driver::new();
+    d.fail_next_forward = true;
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|K1|P|2.6|||NE|NE\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    let reason = d.t.reasons.last().unwrap();
+    assert!(reason.contains("message K1 may not"), "{reason}");
+    assert!(!reason.contains("unanswered"), "{reason}");
+}
