@@ -12,14 +12,23 @@
 //! Every attribute of PS3.15 Table E.1-1 (2024b, generated into `tables.rs`
 //! by `scripts/gen-dicom-tables.py`) gets its action, with the option columns
 //! in force replacing the basic action (E.3). Where several options in force
-//! disagree, C wins over K (a calibration date under Retain Device Identity
-//! and Retain Modified Dates is shifted). A compound code is resolved without
-//! knowing the IOD's attribute types, to the choice conformant for every type
-//! that discloses no more: X/Z → Z, X/D, X/Z/D and Z/D → D, X/Z/U* → the
-//! sequence kept with its UIDs replaced. Attributes the table does not list
-//! are kept. In every sequence the same rules apply to every item.
+//! disagree, C wins over K. A compound code is resolved without knowing the
+//! IOD's attribute types, to the choice conformant for every type that
+//! discloses no more: X/Z → Z, X/D, X/Z/D and Z/D → D, X/Z/U* → the sequence
+//! kept with its UIDs replaced. Attributes the table does not list are kept
+//! (but for the UIDs, dates, names and free text among them, which get the
+//! rules of their kind). In every sequence the same rules apply to every item.
 //! Besides the table:
 //!
+//! - A standard (even-group) attribute the dictionary does not know is
+//!   removed: newer than the dictionary or a sender's own, it could be a name.
+//! - The dates of a definition (Context Group and Template Version and Local
+//!   Version) are kept as written under every option: public, and shifted they
+//!   would give the patient's offset away. The dates of a device (manufacture,
+//!   installation, calibrations) are never shifted by the patient's offset:
+//!   kept with Retain Full Dates, and with Retain Device Identity (the
+//!   calibrations not beside modified dates: often the study's own day, they
+//!   would date the shift), else the table's basic action.
 //! - Private attributes are removed, unless Retain Safe Private is on and the
 //!   profile lists the attribute by group, private creator and element byte;
 //!   private creators are tracked per data set (each item has its own blocks).
@@ -63,9 +72,9 @@
 //! delimiters: valid in both syntaxes, and the length of what follows need not
 //! be known before it is written. In implicit VR a defined-length value is a
 //! sequence when the dictionary says SQ; for a tag the dictionary does not know
-//! (a safe private attribute, an attribute newer than the dictionary) the first
-//! 8 bytes decide: an item tag whose length fits makes it a sequence (read in
-//! implicit VR, de-identified), anything else an opaque value. Explicit VR UN
+//! (a safe private attribute kept) the first 8 bytes decide: an item tag whose
+//! length fits makes it a sequence (read in implicit VR, de-identified),
+//! anything else an opaque value. Explicit VR UN
 //! of undefined length is a sequence in implicit VR (PS3.5 6.2.2), and stays so.
 //!
 //! The declared VR is not trusted where it would change what is done

@@ -340,6 +340,34 @@ impl Checker {
         if n.tag == 0x0010_0010 {
             return (if top { Exp::PatientName } else { Exp::Dummy }, content);
         }
+        // wardgate's documented departures (docs/privacy.md): the dates of a
+        // definition (context group and template versions) are kept; the
+        // dates of a device are never shifted by the patient's offset.
+        if matches!(n.tag, 0x0008_0106 | 0x0008_0107 | 0x0040_DB06 | 0x0040_DB07) {
+            return (Exp::Keep, content);
+        }
+        let calibration = matches!(
+            n.tag,
+            0x0014_3076..=0x0014_3077
+                | 0x0014_407C
+                | 0x0014_407E
+                | 0x0018_1200..=0x0018_1203
+                | 0x0018_700C
+                | 0x0018_700E
+        );
+        if calibration || matches!(n.tag, 0x0018_1204 | 0x0018_1205) {
+            let o = &profile.options;
+            let device = o.retain_device_identity && !(calibration && o.retain_modified_dates);
+            if device || o.retain_full_dates {
+                return (Exp::Keep, content);
+            }
+            let basic = self.exact.get(&n.tag).map(|r| r.basic.as_str());
+            return match basic {
+                Some("Z") => (Exp::Empty, content),
+                Some("X/D") => (Exp::Dummy, content),
+                _ => (Exp::Remove, content),
+            };
+        }
         let row = self.exact.get(&n.tag).or_else(|| {
             self.repeating
                 .iter()
@@ -350,6 +378,10 @@ impl Checker {
             // wardgate's documented additions to the table (docs/privacy.md):
             // attributes it does not list that identify the patient or the
             // issuer, and free text it does not list.
+            if dictionary_vr(n.tag).is_none() {
+                // A standard attribute the dictionary does not know: removed.
+                return (Exp::Remove, content);
+            }
             match n.tag {
                 0x0008_0051 | 0x0010_0024 | 0x0010_0033 | 0x0010_0034 | 0x0010_0035
                 | 0x0040_2026 | 0x0040_2027 | 0x0040_A492 => return (Exp::Remove, content),

@@ -91,6 +91,55 @@ const PHOTOGRAPHIC: [&str; 17] = [
 /// Identification Sequence). Kept where other unlisted free text gets the
 /// dummy.
 const DEFINITION_TEXT: [u32; 2] = [0x0008_0115, 0x0008_0116];
+/// The dates of a definition, not of the patient: the version of a context
+/// group or template (public: PS3.16 and the DCMR publish them) and of a
+/// site's local extension of it. Kept as written under every option, like the
+/// definition UIDs: shifted by the patient's offset, a published version date
+/// would give the offset away (found by an adversarial review); and they say
+/// nothing of the patient.
+pub(super) const DEFINITION_DATES: [u32; 4] = [
+    0x0008_0106, // Context Group Version
+    0x0008_0107, // Context Group Local Version
+    0x0040_DB06, // Template Version
+    0x0040_DB07, // Template Local Version
+];
+/// The dates and times of a device, not of the patient: never shifted by a
+/// patient's offset (whoever knows the device's real dates would learn the
+/// offset, and two patients on one device the difference of theirs; found by
+/// an adversarial review). Kept with `retain-longitudinal-full-dates`; kept
+/// with `retain-device-identity` when they cannot date the study (see
+/// [`CALIBRATION_DATES`]); otherwise the table's basic action (removed, or a
+/// dummy or empty value where it says so), never the shift.
+pub(super) const DEVICE_DATES: [u32; 12] = [
+    0x0014_3076, // Date of Gain Calibration
+    0x0014_3077, // Time of Gain Calibration
+    0x0014_407C, // Calibration Time
+    0x0014_407E, // Calibration Date
+    0x0018_1200, // Date of Last Calibration
+    0x0018_1201, // Time of Last Calibration
+    0x0018_1202, // DateTime of Last Calibration
+    0x0018_1203, // Calibration DateTime
+    0x0018_1204, // Date of Manufacture
+    0x0018_1205, // Date of Installation
+    0x0018_700C, // Date of Last Detector Calibration
+    0x0018_700E, // Time of Last Detector Calibration
+];
+/// The device dates that are calibrations: often the day of the study, so a
+/// real one beside the patient's shifted dates gives the shift away (nearly).
+/// With `retain-longitudinal-modified-dates` they are not kept even under
+/// `retain-device-identity`; dates of manufacture and installation are.
+const CALIBRATION_DATES: [u32; 10] = [
+    0x0014_3076,
+    0x0014_3077,
+    0x0014_407C,
+    0x0014_407E,
+    0x0018_1200,
+    0x0018_1201,
+    0x0018_1202,
+    0x0018_1203,
+    0x0018_700C,
+    0x0018_700E,
+];
 /// Most other patient identifiers an object may carry
 /// ([`Deidentifier::other_patient_ids`]); more is refused.
 pub const MAX_OTHER_PATIENT_IDS: usize = 64;
@@ -1172,9 +1221,21 @@ impl Deidentifier {
         if e.tag == PATIENT_NAME {
             return Ok(Decision::PatientName);
         }
+        if DEFINITION_DATES.contains(&e.tag) {
+            return Ok(Decision::Keep);
+        }
+        if DEVICE_DATES.contains(&e.tag) {
+            return Ok(self.device_date(e.tag));
+        }
         let Some(r) = rule(e.tag) else {
-            let dict = dictionary_vr(e.tag);
-            match dict.unwrap_or(e.sem) {
+            // A standard attribute the dictionary does not know (newer than
+            // it, or a sender's own in an even group) could be anything, a
+            // name in implicit VR read as UN: removed (fail closed). Group
+            // lengths, the command and file meta groups are removed above.
+            let Some(dict) = dictionary_vr(e.tag) else {
+                return Ok(Decision::Remove);
+            };
+            match dict {
                 Vr::UI if !DEFINITION_UIDS.contains(&e.tag) => return Ok(Decision::Uid),
                 // A date the table does not list is a date still: a real one
                 // beside shifted ones gives the shift away.
@@ -1202,14 +1263,14 @@ impl Deidentifier {
                 // adversarial review). Long Code Value (UC) is a code: kept.
                 _ if e.tag != HL7_INSTANCE_IDENTIFIER
                     && !DEFINITION_TEXT.contains(&e.tag)
-                    && matches!(dict.unwrap_or(e.sem), Vr::LT | Vr::ST | Vr::UT) =>
+                    && matches!(dict, Vr::LT | Vr::ST | Vr::UT) =>
                 {
                     return Ok(Decision::Dummy)
                 }
                 _ => {}
             }
             // By the declared VR or the dictionary's, whichever is text.
-            let any = |f: fn(Vr) -> bool| f(e.sem) || dict.is_some_and(f);
+            let any = |f: fn(Vr) -> bool| f(e.sem) || f(dict);
             let d = match content {
                 Content::Dummy
                     if any(|v| {
@@ -1254,6 +1315,22 @@ impl Deidentifier {
                 _ => Decision::Clean { dummy },
             },
         })
+    }
+
+    /// What a device's date or time ([`DEVICE_DATES`]) becomes: kept or the
+    /// table's basic action, never shifted by the patient's offset.
+    fn device_date(&self, tag: u32) -> Decision {
+        let bits = self.cfg.bits;
+        let device = bits & opt::DEVICE != 0
+            && (bits & opt::MODIFIED_DATES == 0 || !CALIBRATION_DATES.contains(&tag));
+        if device || bits & opt::FULL_DATES != 0 {
+            return Decision::Keep;
+        }
+        match rule(tag).map(|r| r.resolve(0)) {
+            Some(Resolved::Empty) => Decision::Empty,
+            Some(Resolved::Dummy) => Decision::Dummy,
+            _ => Decision::Remove,
+        }
     }
 
     fn synthesises(&self, tag: u32) -> bool {

@@ -109,8 +109,9 @@ pub(crate) enum Resolved {
 impl Rule {
     /// The action: an option column in force overrides the basic action
     /// (PS3.15 E.3); where several options in force disagree, the more
-    /// protective C wins over K (a calibration date under both Retain Device
-    /// Identity and Retain Modified Dates is shifted, not kept).
+    /// protective C wins over K. (The engine takes the dates of definitions
+    /// and devices apart before asking: they are never shifted by a patient's
+    /// offset.)
     ///
     /// A compound code is resolved without knowing the IOD's attribute type,
     /// to the choice that is conformant for every type and discloses no more:

@@ -1788,3 +1788,210 @@ fn other_patient_ids_in_items_are_read_for_consent() {
         assert!(!out.windows(gone.len()).any(|w| w == gone), "{gone:?}");
     }
 }
+
+// ------------------------------------------------ round 8 of the review
+
+/// Runs `data` with the options `f` sets, in `enc`, and walks the output.
+fn with_options(enc: Encoding, data: &[u8], f: impl Fn(&mut Options)) -> (Vec<u8>, Vec<El>) {
+    let mut profile = DicomProfile::default();
+    f(&mut profile.options);
+    let out = run(&profile, enc, data).expect("deid");
+    let els = walk(enc, &out);
+    (out, els)
+}
+
+#[test]
+fn definition_dates_are_kept_as_written_under_every_option() {
+    // Found by an adversarial review (round 8): with modified dates, Context
+    // Group Version (a date the DCMR publishes) was shifted by the patient's
+    // offset, so subtracting gave the offset away.
+    for tag in super::engine::DEFINITION_DATES {
+        assert_eq!(dictionary_vr(tag), Some(Vr::DT), "{tag:08X}");
+    }
+    for tag in super::engine::DEVICE_DATES {
+        let vr = dictionary_vr(tag);
+        assert!(matches!(vr, Some(Vr::DA | Vr::DT | Vr::TM)), "{tag:08X}");
+    }
+    for enc in [Encoding::ImplicitLe, Encoding::ExplicitLe] {
+        let b = B(enc);
+        let code = cat(&[
+            b.el(0x0008_0100, "SH", b"T-D1100"),
+            b.el(0x0008_0102, "SH", b"SRT"),
+            b.el(0x0008_0106, "DT", b"20160314"),
+            b.el(0x0008_0107, "DT", b"20170102"),
+        ]);
+        let data = cat(&[
+            b.el(0x0008_0020, "DA", b"20240115"),
+            b.el(0x0008_0106, "DT", b"20160314"),
+            b.seq(0x0008_2218, &[code], false),
+            b.el(0x0010_0020, "LO", b"MRN4711XQ"),
+            b.el(0x0040_DB06, "DT", b"20180101"),
+            b.el(0x0040_DB07, "DT", b"20190202"),
+        ]);
+        let opts: [fn(&mut Options); 4] = [
+            |_| {},
+            |o| o.retain_modified_dates = true,
+            |o| o.retain_full_dates = true,
+            |o| {
+                o.retain_modified_dates = true;
+                o.retain_device_identity = true;
+            },
+        ];
+        for (i, f) in opts.into_iter().enumerate() {
+            let (_, els) = with_options(enc, &data, f);
+            for (path, v) in [
+                ("00080106", &b"20160314"[..]),
+                ("00082218/0/00080106", b"20160314"),
+                ("00082218/0/00080107", b"20170102"),
+                ("0040DB06", b"20180101"),
+                ("0040DB07", b"20190202"),
+            ] {
+                assert_eq!(val(&els, path), Some(v.to_vec()), "{enc:?} {i} {path}");
+            }
+            if i == 1 {
+                // The patient's own dates still move.
+                let days = p().date_shift_days("MRN4711XQ");
+                assert_ne!(days, 0);
+                assert_eq!(
+                    val(&els, "00080020"),
+                    Some(values::shift_dates(Vr::DA, b"20240115", days))
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn device_dates_are_never_shifted_by_the_patients_offset() {
+    // Found by an adversarial review (round 8): with device identity and
+    // modified dates, the serial number was kept and the device's dates of
+    // manufacture, installation and calibration moved by the patient's
+    // offset: whoever knows the device's real dates learns the offset.
+    let enc = Encoding::ExplicitLe;
+    let b = B(enc);
+    let data = cat(&[
+        b.el(0x0008_0020, "DA", b"20240115"),
+        b.el(0x0010_0020, "LO", b"MRN4711XQ"),
+        b.el(0x0014_3076, "DA", b"20240114"),
+        b.el(0x0014_407E, "DA", b"20240114"),
+        b.el(0x0018_1000, "LO", b"SN-998877"),
+        b.el(0x0018_1200, "DA", b"20240113"),
+        b.el(0x0018_1201, "TM", b"070000"),
+        b.el(0x0018_1202, "DT", b"20240113070000"),
+        b.el(0x0018_1204, "DA", b"20150601"),
+        b.el(0x0018_1205, "DA", b"20160701"),
+        b.el(0x0018_700C, "DA", b"20240110"),
+    ]);
+    let days = p().date_shift_days("MRN4711XQ");
+    assert_ne!(days, 0);
+    let real = [
+        ("00143076", &b"20240114"[..]),
+        ("0014407E", b"20240114"),
+        ("00181200", b"20240113"),
+        ("00181201", b"070000"),
+        ("00181202", b"20240113070000"),
+        ("00181204", b"20150601"),
+        ("00181205", b"20160701"),
+        ("0018700C", b"20240110"),
+    ];
+    let no_shift = |out: &[u8]| {
+        for (_, v) in real {
+            if v.len() == 6 {
+                continue; // a time is never shifted
+            }
+            let vr = if v.len() == 8 { Vr::DA } else { Vr::DT };
+            let moved = values::shift_dates(vr, v, days);
+            assert!(!out.windows(moved.len()).any(|w| w == moved), "{moved:?}");
+        }
+    };
+    // Device identity alone, or full dates: the device's dates as written.
+    for f in [
+        (|o: &mut Options| o.retain_device_identity = true) as fn(&mut Options),
+        |o| o.retain_full_dates = true,
+    ] {
+        let (_, els) = with_options(enc, &data, f);
+        for (path, v) in real {
+            assert_eq!(val(&els, path), Some(v.to_vec()), "{path}");
+        }
+    }
+    // Device identity and modified dates: manufacture and installation as
+    // written; calibrations (often the study's own day, which would date the
+    // shift) as the table's basic action, never shifted.
+    let (out, els) = with_options(enc, &data, |o| {
+        o.retain_device_identity = true;
+        o.retain_modified_dates = true;
+    });
+    no_shift(&out);
+    assert_eq!(val(&els, "00181000"), Some(b"SN-998877".to_vec()));
+    assert_eq!(val(&els, "00181204"), Some(b"20150601".to_vec()));
+    assert_eq!(val(&els, "00181205"), Some(b"20160701".to_vec()));
+    for gone in ["00143076", "0014407E", "00181200", "00181201", "00181202"] {
+        assert!(get(&els, gone).is_none(), "{gone}");
+    }
+    assert_eq!(val(&els, "0018700C"), Some(b"19000101".to_vec())); // X/D
+    assert_eq!(
+        val(&els, "00080020"),
+        Some(values::shift_dates(Vr::DA, b"20240115", days))
+    );
+    // Modified dates alone: the table's basic action, never shifted.
+    let (out, els) = with_options(enc, &data, |o| o.retain_modified_dates = true);
+    no_shift(&out);
+    for gone in [
+        "00143076", "0014407E", "00181200", "00181201", "00181202", "00181204", "00181205",
+    ] {
+        assert!(get(&els, gone).is_none(), "{gone}");
+    }
+    assert_ne!(val(&els, "00181000"), Some(b"SN-998877".to_vec()));
+    assert_eq!(val(&els, "0018700C"), Some(b"19000101".to_vec()));
+}
+
+#[test]
+fn standard_attributes_the_dictionary_does_not_know_are_removed() {
+    // Found by an adversarial review (round 8): an even-group attribute the
+    // dictionary does not know (newer than it, or a sender's own) was kept;
+    // in implicit VR it reads as UN, and could be a person's name.
+    for tag in [0x0010_9998, 0x0008_FFF0, 0x0070_9999] {
+        assert_eq!(dictionary_vr(tag), None, "{tag:08X}");
+        assert!(super::table::rule(tag).is_none(), "{tag:08X}");
+    }
+    for enc in [Encoding::ImplicitLe, Encoding::ExplicitLe] {
+        let b = B(enc);
+        let inner = cat(&[
+            b.el(0x0008_0100, "SH", b"T-D1100"),
+            b.el(0x0008_FFF0, "LO", b"Zebulonova^Quirinia"),
+        ]);
+        let data = cat(&[
+            b.el(0x0008_0060, "CS", b"CT"),
+            b.seq(0x0008_2218, &[inner], false),
+            b.el(0x0010_0020, "LO", b"MRN4711XQ"),
+            b.el(0x0010_0040, "CS", b"F"),
+            b.el(0x0010_9998, "LO", b"Zebulonova^Quirinia"),
+            b.el(0x0070_9999, "UN", b"Zebulonova^Quirinia"),
+        ]);
+        for f in [(|_: &mut Options| {}) as fn(&mut Options), |o| {
+            o.retain_device_identity = true;
+            o.retain_full_dates = true;
+            o.retain_patient_characteristics = true;
+            o.retain_uids = true;
+        }] {
+            let (out, els) = with_options(enc, &data, f);
+            assert!(!out.windows(10).any(|w| w == b"Zebulonova"), "{enc:?}");
+            for gone in ["00109998", "00709999", "00082218/0/0008FFF0"] {
+                assert!(get(&els, gone).is_none(), "{enc:?} {gone}");
+            }
+            // What the dictionary knows is still there.
+            assert_eq!(val(&els, "00080060"), Some(b"CT".to_vec()));
+            assert_eq!(val(&els, "00082218/0/00080100"), Some(b"T-D1100".to_vec()));
+        }
+    }
+    // One of undefined length (UN, a sequence by its bytes) goes whole.
+    let b = explicit();
+    let mut unknown = b.head(0x0010_9998, "UN", UNDEF);
+    let implicit = B(Encoding::ImplicitLe);
+    unknown.extend(item(&implicit.el(0x0010_0010, "PN", b"Zebulonova"), false));
+    unknown.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    let data = cat(&[b.el(0x0010_0020, "LO", b"MRN4711XQ"), unknown]);
+    let (out, els) = with_options(Encoding::ExplicitLe, &data, |_| {});
+    assert!(!out.windows(10).any(|w| w == b"Zebulonova"));
+    assert!(get(&els, "00109998").is_none());
+}
