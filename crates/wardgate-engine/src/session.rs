@@ -687,6 +687,32 @@ impl Session {
                     self.in_flight.len()
                 ),
             )
+        } else if self.frame_started.is_some() && !self.in_flight.is_empty() {
+            // Messages already forwarded are still owed their answers: nothing
+            // more is read, their answers (and the refusals behind them) go
+            // back, then the connection closes, as after a framing error.
+            // Closed at once, the sender lost an answer the upstream was about
+            // to give, and sent the order again (found by an adversarial review).
+            let e = self
+                .flow
+                .event(
+                    clock,
+                    &self.route,
+                    Action::Closed,
+                    format!(
+                        "frame not completed within {:?} ({buffered} bytes buffered, not judged); nothing more is read, and the connection closes once the upstream answers {}",
+                        self.timeouts.frame,
+                        self.unanswered()
+                    ),
+                    Stage::Connection,
+                )
+                .with_rule(rules::SLOW_SENDER);
+            out.push(Out::Record(e.into()));
+            self.closing = true;
+            self.frame_started = None;
+            // The wait for the answers is bounded by the idle timeout from now.
+            self.last_activity = now;
+            return;
         } else if self.frame_started.is_some() {
             (
                 rules::SLOW_SENDER,

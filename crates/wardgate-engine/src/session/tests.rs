@@ -1053,3 +1053,37 @@ fn a_failed_write_names_the_message_written_even_one_owed_no_answer() {
     assert!(reason.contains("message K1 may not"), "{reason}");
     assert!(!reason.contains("unanswered"), "{reason}");
 }
+
+#[test]
+fn a_frame_timeout_waits_for_the_answers_already_owed() {
+    // Found by an adversarial review: O1 forwarded, then a partial frame left
+    // to the frame timeout; the connection closed at once, and O1's answer,
+    // arriving a moment later, never reached the sender (who resends the order).
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "O1"));
+    d.client(&msg("ADT^A01", "B2"));
+    d.client(b"\x0bMSH|^~\\&|EHR|ICU|partial");
+    d.advance(TIMEOUTS.frame + Duration::from_secs(1));
+    assert_eq!(rules_of(&d.t).last(), Some(&"WG-CONN-001"));
+    assert!(!d.t.closed, "closed before O1's answer");
+    assert!(!d.s.wants_client_bytes(), "nothing more is read");
+    assert!(!d.s.is_finished());
+    let reason = d.t.reasons.last().unwrap();
+    assert!(reason.contains("once the upstream answers O1"), "{reason}");
+    d.upstream(&ack("O1"));
+    assert_eq!(d.t.client, ["ack:O1", "AR:B2"]);
+    assert!(d.s.is_finished());
+    // Never answered: the idle timeout from then ends it, naming O1.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "O1"));
+    d.client(b"\x0bMSH|^~\\&|EHR|ICU|partial");
+    d.advance(TIMEOUTS.frame + Duration::from_secs(1));
+    assert!(!d.t.closed);
+    d.advance(TIMEOUTS.idle + Duration::from_secs(1));
+    assert!(d.t.closed);
+    let reason = d.t.reasons.last().unwrap();
+    assert!(
+        reason.contains("the upstream never answered: O1"),
+        "{reason}"
+    );
+}
