@@ -434,6 +434,19 @@ def cases():
     c.add("heparin 50 h (3000 min) above the duration limit",
           message(cid(), [(heparin(10, vtbi=500), [f"TQ1|1||||||||||||3000^{MIN_CQ}"])]), "block", "WG-INF-030")
 
+    # The volume limit holds for what the programme implies (found by an
+    # adversarial review): a rate for a duration is a volume.
+    c.add("heparin 150 mL/h (10 U/mL) for 47 h infuses 7050 mL, above the VTBI limit",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), [f"TQ1|1||||||||||||47^{HR_CQ}"])]), "block", "WG-INF-029")
+    c.add("heparin 1000 U/h (100 U/mL) for 49 h infuses 490 mL, a stated duration above the limit",
+          message(cid(), [(heparin(1000, U_H[1]), [f"TQ1|1||||||||||||49^{HR_CQ}"])]), "block", "WG-INF-030")
+    c.add("heparin 15 U/kg/h (100 U/mL, 80 kg) for 47 h infuses 564 mL (within both limits)",
+          message(cid(), [(heparin(15, "U/kg/h^U/kg/h^UCUM"), [weight("80"), f"TQ1|1||||||||||||47^{HR_CQ}"])]), "allow")
+    c.add("heparin 15 U/kg/h (10 U/mL, 80 kg) for 10 h infuses 1200 mL, above the VTBI limit",
+          message(cid(), [(heparin(15, "U/kg/h^U/kg/h^UCUM", strength="10000", volume="1000"), [weight("80"), f"TQ1|1||||||||||||10^{HR_CQ}"])]), "block", "WG-INF-029")
+    c.add("heparin 1000 U/h (100 U/mL) for 47 h infuses 470 mL (within both limits)",
+          message(cid(), [(heparin(1000, U_H[1]), [f"TQ1|1||||||||||||47^{HR_CQ}"])]), "allow")
+
     # --- Found by an adversarial review of this build (regressions) -------------
     hep = lambda **f: rxg(f1="1", f4="HEP^heparin", **f)  # noqa: E731
     c.add("a clinician-dose OBX does not turn a 100 mL/h infusion into a bolus",

@@ -27,7 +27,7 @@
 //! over a duration is also checked as a rate unless it is a bolus.
 
 use crate::event::InfusionFacts;
-use crate::policy::{DrugEntry, DrugLibrary, QuantityLimits};
+use crate::policy::{AreaLimits, DrugEntry, DrugLibrary, QuantityLimits};
 use crate::rules::{self, Rule};
 use crate::units::{self, Concentration, ConvertError, Dimension, Patient, Unit, UnitError};
 use wardgate_proto::hl7::{Field, Message, Segment};
@@ -1084,6 +1084,14 @@ fn check_give(
         }
     }
 
+    // The volume limit holds for what the programme implies, not only for
+    // what it writes: a rate for a duration is a volume (found by an
+    // adversarial review: 150 mL/h for 47 h passed a 1000 mL limit).
+    if !prog.bolus {
+        let c = conc.as_ref().ok().copied().flatten();
+        implied_limits(n, &entry.display, &prog, c, &pt, limits, out);
+    }
+
     // A weight-based order runs on the pump with a weight: it needs one valid
     // body weight in the message (PCD-03 error 9019), whatever the library's unit;
     // likewise a per-m2 order and the body surface area.
@@ -1297,6 +1305,83 @@ fn check_concentration(
             .at(l),
         );
     }
+}
+
+/// mL per second a rate runs at: a volume rate as it is, a drug rate through
+/// the concentration, per kg or m2 through the patient's weight or area; none
+/// when it cannot be known.
+fn ml_per_second(r: &Statement, c: Option<Concentration>, pt: &Patient) -> Option<f64> {
+    let per = r.unit.per_seconds.filter(|p| *p > 0.0)?;
+    let mut base = r.value * r.unit.factor / per;
+    if r.unit.per_kg {
+        base *= pt.weight_kg?;
+    }
+    if r.unit.per_m2 {
+        base *= pt.bsa_m2?;
+    }
+    match r.unit.dim {
+        Dimension::Volume => Some(base),
+        d => c
+            .filter(|c| c.dim == d && c.per_ml > 0.0)
+            .map(|c| base / c.per_ml),
+    }
+}
+
+/// The care area's volume limit met by what a continuous programme implies:
+/// the fastest rate for the longest duration stated.
+fn implied_limits(
+    n: usize,
+    drug: &str,
+    prog: &Programme,
+    c: Option<Concentration>,
+    pt: &Patient,
+    limits: &AreaLimits,
+    out: &mut OrderCheck,
+) {
+    let rates: Vec<(f64, &Statement)> = prog
+        .rates
+        .iter()
+        .filter_map(|r| ml_per_second(r, c, pt).map(|v| (v, r)))
+        .filter(|(v, _)| v.is_finite() && *v > 0.0)
+        .collect();
+    if rates.is_empty() {
+        return;
+    }
+    let longest = prog
+        .durations
+        .iter()
+        .map(|d| (d.value * d.unit.factor, d))
+        .filter(|(s, _)| s.is_finite() && *s > 0.0)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    if let (Some(max), Some((secs, d))) = (limits.vtbi_max_ml, longest) {
+        let (rate, r) = rates
+            .iter()
+            .copied()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap_or(rates[0]);
+        let ml = rate * secs;
+        if ml > max * (1.0 + LIMIT_TOLERANCE) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::VTBI_LIMIT,
+                    format!(
+                        "RXG #{n}: {drug} at {} ({}) for {} ({}) infuses {} mL, above the limit {max} mL",
+                        r.written,
+                        r.source,
+                        d.written,
+                        d.source,
+                        round(ml)
+                    ),
+                )
+                .at(r.location),
+            );
+        }
+    }
+    // Not the other way round: a volume at a rate implies a duration, but a
+    // duration limit read from it would refuse a slow rate and pass the same
+    // volume run faster, a larger rate more acceptable than a smaller one, the
+    // opposite of every other limit. The duration limit applies to durations
+    // written (TQ1, OBX).
 }
 
 /// A dose derived from a rate over a duration (a bolus's "rate + duration").
