@@ -173,12 +173,15 @@ pub struct Decoded<'a> {
     /// Destination MAC address (Ethernet only; all zero only with a source
     /// that is not, as a decoy to no station has it).
     pub dst_mac: Option<[u8; 6]>,
-    /// Outermost VLAN id, if tagged (VLAN 0, a priority tag, is no VLAN).
+    /// Outermost VLAN id, if tagged (VLAN 0, a priority tag, is no VLAN,
+    /// except under the old QinQ EtherType 0x9100).
     pub vlan: Option<u16>,
-    /// Every VLAN tag but VLAN 0 (outer and inner, 12 bits each, plus one):
-    /// part of a flow's key, so the same addresses and ports on another VLAN
-    /// are another flow. A VLAN 0 (priority) tag is left out: the host reads
-    /// such a frame as untagged.
+    /// Every VLAN tag but VLAN 0 (outer and inner, 12 bits each, plus one,
+    /// with bit 15 set for a 0x9100 tag): part of a flow's key, so the same
+    /// addresses and ports on another VLAN are another flow. A VLAN 0
+    /// (priority) tag under 0x8100 or 0x88a8 is left out: the host reads such
+    /// a frame as untagged. A 0x9100 tag, VLAN 0 included, is always kept:
+    /// Linux does not take it as a VLAN tag at all.
     pub vlans: u32,
     /// The frame was captured on the host that sent it (loopback, or a cooked
     /// capture marked outgoing): its TCP checksum may be the partial one checksum
@@ -277,10 +280,16 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
                 }
                 // VLAN 0 is a priority tag, not a VLAN: Linux strips it and
                 // reads the frame as untagged (or by its inner tag), so it is
-                // no part of the flow's key.
-                if tci != 0 {
+                // no part of the flow's key. Only for 0x8100 and 0x88a8:
+                // Linux takes no 0x9100 tag (it drops the frame unless
+                // configured for it), so such a tag, VLAN 0 or not, keys a
+                // flow of its own (bit 15 set) and never merges into the
+                // untagged flow or the same VLAN under 0x8100.
+                let old_qinq = ty == 0x9100;
+                if tci != 0 || old_qinq {
                     vlan.get_or_insert(tci);
-                    vlans = (vlans << 16) | (u32::from(tci) + 1);
+                    let mark = if old_qinq { 0x8000 } else { 0 };
+                    vlans = (vlans << 16) | (u32::from(tci) + 1) | mark;
                 }
                 at += 4;
             };

@@ -354,6 +354,34 @@ fn a_vlan_0_priority_tag_is_no_vlan() {
     assert_eq!((d.vlan, d.vlans), (Some(20), 21));
 }
 
+#[test]
+fn a_9100_tag_is_never_stripped_as_a_priority_tag() {
+    // Linux takes only 0x8100 and 0x88a8 as VLAN tags (VLAN 0 = a priority
+    // tag, read as untagged) and drops a 0x9100 frame: it must not join the
+    // untagged flow, nor the same VLAN under 0x8100.
+    let f = tcp_frame(None, b"x");
+    let tagged = |tags: &[u8]| {
+        let mut q = f[..12].to_vec();
+        q.extend_from_slice(tags);
+        q.extend_from_slice(&f[12..]);
+        let d = decode(LinkType::Ethernet, &q).expect("decodes");
+        (d.vlan, d.vlans)
+    };
+    assert_eq!(tagged(&[0x91, 0x00, 0, 0]), (Some(0), 0x8001));
+    assert_eq!(tagged(&[0x91, 0x00, 0xe0, 0]), (Some(0), 0x8001));
+    assert_eq!(tagged(&[0x91, 0x00, 0, 5]), (Some(5), 0x8006));
+    assert_ne!(tagged(&[0x91, 0x00, 0, 5]), tagged(&[0x81, 0x00, 0, 5]));
+    assert_eq!(
+        tagged(&[0x91, 0x00, 0, 0, 0x81, 0x00, 0, 0]),
+        (Some(0), 0x8001)
+    );
+    assert_eq!(
+        tagged(&[0x88, 0xa8, 0, 0, 0x91, 0x00, 0, 0]),
+        (Some(0), 0x8001)
+    );
+    assert_ne!(tagged(&[0x91, 0x00, 0, 0]).1, 0);
+}
+
 proptest::proptest! {
     /// The hand parser agrees with etherparse on what etherparse builds: VLAN,
     /// ports, numbers, flags, window, payload; and the checksum it built is good.
