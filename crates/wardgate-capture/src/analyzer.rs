@@ -234,7 +234,7 @@ struct Shown {
 /// tells them apart: a sequence number at or past the ACK means it had sent
 /// that data (the segment is then analysed, late but in order); one before it
 /// means it had not (the segment is dropped as the host dropped it).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Deferred {
     /// The packet with its TCP segment left out (`transport` is `Other`).
     decoded: Decoded<'static>,
@@ -293,6 +293,13 @@ fn note_uncertain(side: &mut Side, copy: Uncertain) {
 /// unconfirmed (reported as ambiguous, not judged).
 const MAX_DEFERRED: usize = 16;
 
+impl Deferred {
+    /// The held segment's sequence number.
+    fn seq(&self) -> Option<u32> {
+        decode::tcp_segment(&self.segment).ok().map(|t| t.seq)
+    }
+}
+
 impl Side {
     fn new(limits: reassembly::Limits, policy: Policy) -> Self {
         Side {
@@ -349,10 +356,21 @@ struct Conn {
     /// A SYN from the client inside this connection, ignored unless the server
     /// answers it.
     pending_syn: Option<SynSeen>,
+    /// The server's SYN-ACKs with distinct ISNs, until the client's first ACK
+    /// (at most [`MAX_SYN_ACKS`]): the first one seen is followed, a later
+    /// one with another ISN is held, and the client's first ACK (its ack
+    /// number is the ISN plus one) says which one it took (a forged SYN-ACK
+    /// seen first must not make every client segment "a first ACK that does
+    /// not acknowledge the SYN-ACK"). Empty once the handshake is done.
+    syn_acks: Vec<Deferred>,
     /// Rules already reported for this connection (packet anomalies are
     /// reported once per connection and reason).
     reported: u32,
 }
+
+/// At most this many SYN-ACKs with distinct ISNs are kept per connection
+/// before the client's first ACK (see `Conn::syn_acks`).
+const MAX_SYN_ACKS: usize = 4;
 
 /// A TTL or hop limit this low, and lower than the connection's, may expire on
 /// the hops between the capture point and the host: wardgate does not judge
@@ -594,6 +612,7 @@ impl Analyzer {
             held: 0,
             has_data: false,
             pending_syn: None,
+            syn_acks: Vec::new(),
             reported: 0,
         }
     }
@@ -1310,6 +1329,12 @@ impl Analyzer {
         let mut drop: Option<(Rule, &'static str)> = None;
         let mut ignored: Option<&'static str> = None;
         let mut defer = false;
+        // A SYN-ACK before the client's first ACK: kept (see `Conn::syn_acks`);
+        // one with another ISN than the one followed is only held.
+        let mut keep_syn_ack = false;
+        let mut hold_syn_ack = false;
+        // The client's first ACK acknowledges a held SYN-ACK: it took that one.
+        let mut adopt: Option<usize> = None;
         if decoy_checksum {
             drop = Some((rules::HOST_WOULD_DROP, "bad TCP checksum"));
         } else if wrong_mac {
@@ -1322,9 +1347,20 @@ impl Analyzer {
                 rules::TTL_CHANGE,
                 "TTL lower than the connection's: it may expire before the host",
             ));
+        } else if flags.syn
+            && flags.ack
+            && !from_client
+            && rcv.max_ack.is_none()
+            && snd.syn_ack_seen
+            && snd.isn.is_some_and(|i| i != t.seq)
+        {
+            // Another SYN-ACK with another ISN before the client's first ACK:
+            // that ACK will say which one the client took.
+            hold_syn_ack = true;
         } else if flags.syn {
             // SYN or SYN-ACK: learn the ISN, scale and timestamps; data on it is
             // not read (no TCP Fast Open).
+            keep_syn_ack = flags.ack && !from_client && rcv.max_ack.is_none();
             snd.isn.get_or_insert(t.seq);
             snd.syn_ack_seen |= flags.ack;
             if snd.shown.wscale.is_none() {
@@ -1389,11 +1425,17 @@ impl Analyzer {
             && rcv.syn_ack_seen
             && rcv.isn.is_some_and(|i| t.ack != i.wrapping_add(1))
         {
-            // The listener takes only the ACK of its SYN-ACK (tcp_check_req).
-            drop = Some((
-                rules::HOST_WOULD_DROP,
-                "a first ACK that does not acknowledge the SYN-ACK",
-            ));
+            adopt = conn
+                .syn_acks
+                .iter()
+                .position(|s| s.seq() == Some(t.ack.wrapping_sub(1)));
+            if adopt.is_none() {
+                // The listener takes only the ACK of its SYN-ACK (tcp_check_req).
+                drop = Some((
+                    rules::HOST_WOULD_DROP,
+                    "a first ACK that does not acknowledge the SYN-ACK",
+                ));
+            }
         } else if !self.replaying && rcv.snd_nxt.is_some_and(|n| after(t.ack, n)) {
             // An ACK of data never sent, as far as the capture shows. Past the
             // window this end itself advertised, the other end cannot have
@@ -1428,6 +1470,72 @@ impl Analyzer {
                     rules::HOST_WOULD_DROP,
                     "a timestamp older than the last accepted (PAWS)",
                 ));
+            }
+        }
+        if (keep_syn_ack || hold_syn_ack)
+            && drop.is_none()
+            && conn.syn_acks.len() < MAX_SYN_ACKS
+            && !conn.syn_acks.iter().any(|s| s.seq() == Some(t.seq))
+        {
+            conn.syn_acks.push(Deferred {
+                decoded: d.without_transport(),
+                segment: t.segment.to_vec(),
+                ack: t.ack,
+                ts,
+            });
+        }
+        if hold_syn_ack {
+            return;
+        }
+        if let Some(i) = adopt {
+            // The client took a SYN-ACK held until now: the server's side
+            // starts again from it, and this ACK is then judged against it.
+            // (The one followed until now stays kept: a later first ACK may
+            // yet take it, if this one proves a decoy the host dropped.)
+            let chosen = conn.syn_acks[i].clone();
+            let Some(mut c) = self.flows.remove(&k) else {
+                return;
+            };
+            let held = std::mem::take(&mut c.down.deferred);
+            self.deferred = self.deferred.saturating_sub(held.len());
+            for h in held {
+                self.report_unconfirmed(&c.session, false, &h, out);
+            }
+            let limits = self.limits.reassembly;
+            c.down = Side::new(limits, self.policy_for(c.session.client().ip()));
+            self.flows.insert(k, c);
+            self.replay(chosen, out);
+            if self.flows.contains_key(&k) {
+                self.tcp(d, t, ts, out);
+            }
+            return;
+        }
+        if from_client
+            && flags.ack
+            && snd.max_ack.is_none()
+            && !conn.syn_acks.is_empty()
+            && drop.is_none()
+            && ignored.is_none()
+            && !defer
+        {
+            // The handshake is done: the SYN-ACKs it did not take are let go.
+            let taken = rcv.isn;
+            let others: Vec<u32> = conn
+                .syn_acks
+                .drain(..)
+                .filter_map(|s| s.seq())
+                .filter(|&seq| Some(seq) != taken)
+                .collect();
+            if let (Some(&other), Some(taken)) = (others.first(), taken) {
+                self.counts.ignored_controls += others.len() as u64;
+                let rule = rules::CONTROL_IGNORED;
+                if conn.reported & bit(rule) == 0 {
+                    conn.reported |= bit(rule);
+                    let clock = self.clock.at(ts);
+                    let text = format!("a SYN-ACK from {dst} with ISN {other} the client did not take: its first ACK acknowledged the one with ISN {taken}, which wardgate followed");
+                    self.observer
+                        .anomaly(&conn.session, rule, text, &clock, out);
+                }
             }
         }
         let mut edge_copy = None;

@@ -1479,3 +1479,64 @@ fn a_large_segment_within_the_mss_is_no_offload() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
 }
+
+/// A forged SYN-ACK with another ISN, seen before the real one (or after it):
+/// the client's first ACK says which one it took, and the other is reported
+/// as a control packet the host ignored (found by an adversarial review:
+/// with the forged one first, every client segment was dropped as "a first
+/// ACK that does not acknowledge the SYN-ACK", and the order went unjudged).
+#[test]
+fn the_clients_first_ack_says_which_syn_ack_it_took() {
+    let bad = order("BAD-1", "90");
+    let forged = build(&Seg {
+        to_server: false,
+        seq: 33_000_000,
+        ack: Some(CISN + 1),
+        syn: true,
+        ..Seg::data(0, b"")
+    });
+    for at in [1, 2] {
+        let mut frames = handshake(false);
+        frames.insert(at, forged.clone());
+        frames.push(server_ack(0));
+        frames.push(build(&Seg::data(0, &bad[..100])));
+        frames.push(build(&Seg::data(100, &bad[100..])));
+        frames.push(server_ack(bad.len() as u32));
+        let (d, rules) = analyse(&frames);
+        assert!(
+            violated(&d, "BAD-1"),
+            "forged SYN-ACK at {at}: {d:?} {rules:?}"
+        );
+        assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{rules:?}");
+        assert!(!rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+    }
+    // A decoy first ACK for the forged SYN-ACK that the host drops (its
+    // timestamp is older than the SYN's: PAWS) does not fix the connection:
+    // the real first ACK still takes the real SYN-ACK.
+    let mut frames = handshake(true);
+    frames.insert(
+        1,
+        build(&Seg {
+            to_server: false,
+            seq: 33_000_000,
+            ack: Some(CISN + 1),
+            syn: true,
+            ts: Some((9000, 100)),
+            ..Seg::data(0, b"")
+        }),
+    );
+    frames.insert(
+        3,
+        build(&Seg {
+            ack: Some(33_000_001),
+            ts: Some((50, 9000)),
+            ..Seg::data(0, b"")
+        }),
+    );
+    frames.push(build(&Seg {
+        ts: Some((102, 5000)),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "decoy first ACK: {d:?} {rules:?}");
+}
