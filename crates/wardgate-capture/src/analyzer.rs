@@ -363,10 +363,59 @@ struct Conn {
     /// seen first must not make every client segment "a first ACK that does
     /// not acknowledge the SYN-ACK"). Empty once the handshake is done.
     syn_acks: Vec<Deferred>,
+    /// An exact RST was seen: the connection waits (see [`ResetSeen`]) for a
+    /// sign that it was not taken before it ends as reset.
+    reset: Option<Box<ResetSeen>>,
     /// Rules already reported for this connection (packet anomalies are
     /// reported once per connection and reason).
     reported: u32,
 }
+
+/// An exact RST on a connection that had completed its handshake or carried
+/// data. A RST at the right sequence number ends the connection for the host
+/// that takes it, but a capture cannot tell one that reached its host from one
+/// forged toward an end it never reaches (or dropped on the way): that end
+/// goes on reading. So the connection does not end at once: the packets after
+/// the RST are held (owned copies, at most [`RESET_HELD`] and
+/// [`RESET_HELD_BYTES`], for at most [`RESET_WAIT_US`] of capture time), and
+/// an end acknowledging bytes its peer sent after the RST shows that end had
+/// not taken it and read them: the RST is reported (`WG-CAP-022`) and the held
+/// packets are analysed as they came. Otherwise (the wait, or the bound, runs
+/// out, a SYN comes, the capture ends) the connection ends as reset, as the
+/// RST said: the held data is reported as data on a closed connection
+/// (`WG-CAP-009`) and not judged.
+#[derive(Debug)]
+struct ResetSeen {
+    /// The connection's key.
+    key: Key,
+    /// When the RST was seen.
+    at_us: u64,
+    /// Just past the last byte the client, and the server, had been seen
+    /// sending when the RST came.
+    up_at: Option<u32>,
+    down_at: Option<u32>,
+    /// Just past the furthest byte each has been seen sending since.
+    up_sent: Option<u32>,
+    down_sent: Option<u32>,
+    /// The packets that came after the RST, in order.
+    held: Vec<Deferred>,
+}
+
+impl ResetSeen {
+    fn held_bytes(&self) -> usize {
+        self.held
+            .iter()
+            .map(|d| d.segment.len() + reassembly::PIECE_COST)
+            .sum()
+    }
+}
+
+/// How long (capture time) a connection waits after an exact RST.
+const RESET_WAIT_US: u64 = 3_000_000;
+/// At most this many packets are held after an exact RST.
+const RESET_HELD: usize = 64;
+/// At most this many bytes are held after an exact RST.
+const RESET_HELD_BYTES: usize = 64 * 1024;
 
 /// At most this many SYN-ACKs with distinct ISNs are kept per connection
 /// before the client's first ACK (see `Conn::syn_acks`).
@@ -467,6 +516,9 @@ pub struct Analyzer {
     deferred: usize,
     /// A held segment is being analysed now that the other end confirmed it.
     replaying: bool,
+    /// Connections waiting after an exact RST ([`ResetSeen`]): while none
+    /// are, no packet pays for the look.
+    resetting: usize,
 }
 
 /// How long what an idle connection showed of its ends is remembered.
@@ -526,6 +578,7 @@ fn bit(rule: Rule) -> u32 {
         "WG-CAP-018" => 32,
         "WG-CAP-019" => 64,
         "WG-CAP-020" => 128,
+        "WG-CAP-022" => 256,
         _ => 1 << 31,
     }
 }
@@ -551,6 +604,7 @@ impl Analyzer {
             closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             resumable: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             deferred: 0,
+            resetting: 0,
             replaying: false,
         }
     }
@@ -613,6 +667,7 @@ impl Analyzer {
             has_data: false,
             pending_syn: None,
             syn_acks: Vec::new(),
+            reset: None,
             reported: 0,
         }
     }
@@ -1058,6 +1113,10 @@ impl Analyzer {
                 ts,
                 out,
             );
+        }
+        // A connection waiting after an exact RST holds what comes after it.
+        if self.resetting > 0 && !self.replaying && self.reset_wait(&k, src, d, t, ts, out) {
+            return;
         }
         // The other end's held segments wait for this packet's word (see
         // [`Deferred`]); while none are held anywhere, this costs a compare.
@@ -1846,7 +1905,21 @@ impl Analyzer {
         }
         let far_data = side.stream.stats().out_of_window > far && !payload.is_empty();
         if flags.rst {
-            conn.rst = true;
+            if conn.has_data || conn.up.max_ack.is_some() {
+                // Ends the connection unless an end shows it did not take it.
+                conn.reset = Some(Box::new(ResetSeen {
+                    key: k,
+                    at_us: ts,
+                    up_at: conn.up.snd_nxt,
+                    down_at: conn.down.snd_nxt,
+                    up_sent: None,
+                    down_sent: None,
+                    held: Vec::new(),
+                }));
+                self.resetting += 1;
+            } else {
+                conn.rst = true;
+            }
         }
         if far_data && conn.reported & bit(rules::HOST_WOULD_DROP) == 0 {
             conn.reported |= bit(rules::HOST_WOULD_DROP);
@@ -1979,6 +2052,14 @@ impl Analyzer {
     /// of it early (a clinical message in progress is then reported).
     fn finish(&mut self, mut c: Conn, ts: u64, why: Option<&str>, out: &mut dyn FnMut(Record)) {
         self.held = self.held.saturating_sub(c.held);
+        // Waiting after an exact RST: it ends as reset, nothing let go early.
+        let reset = c.reset.take();
+        let why = if reset.is_some() {
+            self.resetting -= 1;
+            None
+        } else {
+            why
+        };
         for from_client in [true, false] {
             let side = if from_client { &mut c.up } else { &mut c.down };
             let held = std::mem::take(&mut side.deferred);
@@ -2013,6 +2094,128 @@ impl Analyzer {
             self.counts.midstream += 1;
         }
         self.observer.close(&mut c.session, ts, &clock, out);
+        if let Some(r) = reset {
+            // No end showed it had not taken the RST: the host reset the
+            // connection, and what came after reaches no application.
+            if self.closed.len() < self.limits.max_flows {
+                let fp = self.fingerprint(&r.key);
+                self.closed.insert(fp, r.at_us);
+            }
+            for h in r.held {
+                self.refeed(h, out);
+            }
+        }
+    }
+
+    /// A packet held after an exact RST, analysed as it came.
+    fn refeed(&mut self, d: Deferred, out: &mut dyn FnMut(Record)) {
+        let Ok(t) = decode::tcp_segment(&d.segment) else {
+            return;
+        };
+        let decoded = Decoded {
+            transport: Transport::Tcp(t),
+            ..d.decoded
+        };
+        self.tcp(&decoded, &t, d.ts, out);
+    }
+
+    /// Ends the wait after an exact RST on `k`: the connection ends as reset.
+    fn end_reset(&mut self, k: &Key, out: &mut dyn FnMut(Record)) {
+        if let Some(c) = self.flows.remove(k) {
+            let ts = c.reset.as_ref().map_or(c.last_us, |r| r.at_us);
+            self.finish(c, ts, None, out);
+        }
+    }
+
+    /// A packet on a connection waiting after an exact RST (see
+    /// [`ResetSeen`]): held (true), or it goes on (false) once the wait ends,
+    /// as reset or because this packet shows its sender had not taken the RST.
+    fn reset_wait(
+        &mut self,
+        k: &Key,
+        src: SocketAddr,
+        d: &Decoded<'_>,
+        t: &decode::Tcp<'_>,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) -> bool {
+        let Some(c) = self.flows.get_mut(k) else {
+            return false;
+        };
+        let Some(r) = c.reset.as_mut() else {
+            return false;
+        };
+        let flags = t.flags;
+        if flags.syn || ts.saturating_sub(r.at_us) > RESET_WAIT_US {
+            self.end_reset(k, out);
+            return false;
+        }
+        let from_client = src == c.session.client();
+        let (peer_at, peer_sent) = if from_client {
+            (r.down_at, r.down_sent)
+        } else {
+            (r.up_at, r.up_sent)
+        };
+        // It acknowledges bytes its peer sent after the RST (and no further
+        // than the capture showed): its end had not taken the RST, and read
+        // them.
+        let proof = flags.ack
+            && !flags.rst
+            && matches!((peer_at, peer_sent), (Some(a), Some(s)) if after(t.ack, a) && !after(t.ack, s));
+        if proof {
+            let Some(r) = c.reset.take() else {
+                return false;
+            };
+            self.resetting -= 1;
+            let bytes = r.held_bytes();
+            c.held = c.held.saturating_sub(bytes);
+            self.held = self.held.saturating_sub(bytes);
+            let ack = t.ack;
+            self.counts.ignored_controls += 1;
+            self.conn_anomaly(
+                k,
+                rules::RESET_NOT_TAKEN,
+                || format!("a RST at an acceptable sequence number, then {src} acknowledged data sent after it (up to {ack}): it had not taken the RST and read that data, so wardgate judged it; a reset forged toward the other end, or dropped on the way"),
+                ts,
+                out,
+            );
+            for h in r.held {
+                self.refeed(h, out);
+            }
+            return false;
+        }
+        let cost = t.segment.len() + reassembly::PIECE_COST;
+        if r.held.len() >= RESET_HELD || r.held_bytes() + cost > RESET_HELD_BYTES {
+            self.end_reset(k, out);
+            return false;
+        }
+        if !t.payload.is_empty() || flags.fin {
+            let end = t
+                .seq
+                .wrapping_add(t.payload.len() as u32)
+                .wrapping_add(u32::from(flags.fin));
+            let sent = if from_client {
+                &mut r.up_sent
+            } else {
+                &mut r.down_sent
+            };
+            if sent.is_none_or(|s| after(end, s)) {
+                *sent = Some(end);
+            }
+        }
+        r.held.push(Deferred {
+            decoded: d.without_transport(),
+            segment: t.segment.to_vec(),
+            ack: t.ack,
+            ts,
+        });
+        c.held += cost;
+        self.held += cost;
+        self.counts.peak_buffered = self.counts.peak_buffered.max(self.held as u64);
+        if self.held > self.limits.max_buffered {
+            self.shed(out);
+        }
+        true
     }
 
     /// Closes out connections idle past the timeout, and fragments past theirs.
@@ -2027,6 +2230,19 @@ impl Analyzer {
         self.closed.retain(|_, at| *at >= forget);
         let forget = self.now_us.saturating_sub(IDLE_MEMORY_US);
         self.resumable.retain(|_, m| m.at >= forget);
+        if self.resetting > 0 {
+            // Waits after an exact RST that ran out: ended as reset.
+            let reset_deadline = self.now_us.saturating_sub(RESET_WAIT_US);
+            let ended: Vec<Key> = self
+                .flows
+                .iter()
+                .filter(|(_, c)| c.reset.as_ref().is_some_and(|r| r.at_us < reset_deadline))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in ended {
+                self.end_reset(&k, out);
+            }
+        }
         let deadline = self.now_us.saturating_sub(self.limits.timeout_us);
         let handshake_deadline = self
             .now_us

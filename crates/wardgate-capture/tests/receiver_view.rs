@@ -1540,3 +1540,97 @@ fn the_clients_first_ack_says_which_syn_ack_it_took() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "decoy first ACK: {d:?} {rules:?}");
 }
+
+/// A RST at an acceptable sequence number that one end never took (forged
+/// toward the other end, or dropped on the way): that end's acknowledgement of
+/// data sent after it shows it read that data (found by an adversarial
+/// review: the connection ended at the RST, and the unsafe order after it was
+/// reported as data on a reset connection, unjudged).
+#[test]
+fn a_reset_an_end_shows_it_did_not_take_does_not_end_the_connection() {
+    let (good, bad) = (order("OK-001", "20"), order("BAD-1", "90"));
+    let n = good.len() as u32;
+    let m = n + bad.len() as u32;
+    // The RST "from the server", at its next sequence number.
+    let rst = |ack: Option<u32>| {
+        build(&Seg {
+            to_server: false,
+            seq: SISN + 1,
+            ack,
+            rst: true,
+            ..Seg::data(0, b"")
+        })
+    };
+    let frames = |ack: Option<u32>, after: Vec<u8>| {
+        let mut f = handshake(false);
+        f.push(build(&Seg::data(0, &good)));
+        f.push(server_ack(n));
+        f.push(rst(ack));
+        f.push(build(&Seg::data(n, &bad[..100])));
+        f.push(build(&Seg::data(n + 100, &bad[100..])));
+        f.push(after);
+        f
+    };
+    for ack in [None, Some(CISN + 1 + n)] {
+        let (d, rules) = analyse(&frames(ack, server_ack(m)));
+        assert!(violated(&d, "BAD-1"), "RST {ack:?}: {d:?} {rules:?}");
+        assert!(rules.iter().any(|r| r == "WG-CAP-022"), "{rules:?}");
+        assert!(!rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+    }
+    // Only part of the order acknowledged: the server read that much and the
+    // rest came after, in order, so the whole is judged.
+    let (d, rules) = analyse(&frames(None, server_ack(n + 100)));
+    assert!(violated(&d, "BAD-1"), "partial: {d:?} {rules:?}");
+    // No end acknowledges anything sent after it (the server's ACK covers
+    // only what came before, or acknowledges bytes never sent): the host took
+    // the RST, and what follows reaches no application.
+    for after in [server_ack(n), server_ack(m + 10)] {
+        let (d, rules) = analyse(&frames(None, after));
+        assert!(!violated(&d, "BAD-1"), "{d:?} {rules:?}");
+        assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+        assert!(!rules.iter().any(|r| r == "WG-CAP-022"), "{rules:?}");
+    }
+    // The acknowledgement comes after the wait ran out: too late.
+    let late = frames(None, server_ack(m));
+    let last = late.len() - 1;
+    let (d, rules) = run(
+        &late,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &|i| {
+            if i == last {
+                10_000_000
+            } else {
+                i as u64 * 1000
+            }
+        },
+    );
+    assert!(!violated(&d, "BAD-1"), "late: {d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-022"), "{rules:?}");
+    // What is held after the RST is bounded: past it, the wait ends as reset.
+    let mut many = handshake(false);
+    many.push(build(&Seg::data(0, &good)));
+    many.push(server_ack(n));
+    many.push(rst(None));
+    for (i, piece) in bad.chunks(3).enumerate() {
+        many.push(build(&Seg::data(n + 3 * i as u32, piece)));
+    }
+    many.push(server_ack(m));
+    let (d, rules) = analyse(&many);
+    assert!(!violated(&d, "BAD-1"), "bound: {d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-022"), "{rules:?}");
+    // A new SYN on the same ports ends the wait: the connection was reset.
+    let mut syn = frames(None, server_ack(m));
+    syn.insert(
+        syn.len() - 1,
+        build(&Seg {
+            seq: CISN + 100_000,
+            ack: None,
+            syn: true,
+            ..Seg::data(0, b"")
+        }),
+    );
+    let (d, rules) = analyse(&syn);
+    assert!(!violated(&d, "BAD-1"), "SYN: {d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-022"), "{rules:?}");
+}

@@ -132,6 +132,8 @@ rules! {
         "Bytes arrived for a stretch of a TCP stream wardgate had declared lost because the receiver had acknowledged it: either the tap delivered them late (reordering) or the acknowledgement was forged to make the monitor skip them. The host read them; wardgate did not judge them, and names the message.";
     UNPROVEN_FRAME = "WG-CAP-021", "resync-frame-unproven", High,
         "After a hole, a framing error or joining a connection mid-stream, the first HL7 frame found starts at a start block (0x0B MSH) that no end block (0x1C 0x0D) before it proves to be a frame's start: it may lie inside the lost message's value, which the receiver read as data. Named with its control id and never reported allowed; once the receiver's answer names that id (it read a message with it), what the frame would violate is reported. Frames after it are judged.";
+    RESET_NOT_TAKEN = "WG-CAP-022", "reset-not-taken", High,
+        "A RST at a sequence number the receiving host accepts, after which an end of the connection acknowledged data sent after it: that end did not take the RST (a reset forged toward the other end, or dropped on the way) and read the data, so wardgate judged it instead of treating the connection as reset. Someone able to inject packets in both directions could fake the acknowledgement: the connection is named so its messages can be checked on the receiving system.";
     UNKNOWN_DEVICE = "WG-ACCESS-001", "unknown-device", High,
         "A connection came from an address that is no enrolled device. Deny by default: unknown equipment must not reach clinical systems.";
     SENDER_NOT_ALLOWED = "WG-ACCESS-002", "sender-not-allowed", High,
