@@ -1095,5 +1095,42 @@ case("rst_at_forgotten_sack_block", "control",
      "keeps: a challenge ACK); then everything, ending with UNSAFE.",
      lambda c: [Call(_rst_sack5)])
 
+# --- Found by a fourth adversarial review of the receiver's view -----------------------
+# Linux takes only 0x8100 and 0x88a8 as VLAN tags (VID 0: a priority tag, read
+# untagged); a frame tagged 0x9100 is dropped, VID 0 or not.
+case("tag9100_vid0_client_rst", "link",
+     "SAFE, then the client's RST at the exact sequence number in an EtherType 0x9100 VID-0 frame (the host drops "
+     "it), then UNSAFE.",
+     lambda c: [Fill(S + U, end=len(S)), Sync(), _tag(c.seg(len(S), flags="R", ack=0), 0x9100), Sync(), Fill(S + U)],
+     expect=S + U)
+case("tag9100_vid0_decoy_first", "link",
+     "U[0:100) untagged, S[100:M) in an EtherType 0x9100 VID-0 frame (the host drops it), then U[100:M) untagged.",
+     lambda c: [c.seg(0, U[:100]), _tag(c.seg(100, S[100:]), 0x9100), Sync(), c.seg(100, U[100:]), Sync(), Fill(U)],
+     expect=U)
+
+
+def _forged_from_server(flags):
+    """A RST from the server's address to the client at the server's next sequence
+    number, sent on the client's link to the client's own MAC: it never reaches the
+    server (the router's NIC drops it), which goes on reading."""
+    def f(c):
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.inet6 import IPv6
+        from scapy.layers.l2 import Ether
+        ipl = IPv6(src=c.dst, dst=c.src, hlim=63) if c.fam == 6 else IP(src=c.dst, dst=c.src, ttl=63)
+        return [Ether(src=c.dmac, dst=c.smac) / ipl / TCP(sport=c.dport, dport=c.sport, seq=c.srv_nxt,
+                                                         ack=c.seq(c.acked), flags=flags, window=0)]
+    return Call(f)
+
+
+for _fl, _tagname, _v6 in (("R", "rst", False), ("RA", "rsta", False), ("R", "rst_v6", True)):
+    case(f"ctl_forged_srv_{_tagname}", "control",
+         f"SAFE, then a {_fl} at the exact sequence number from the server's address to the client (it never "
+         "reaches the server), then UNSAFE: the server reads and acknowledges both."
+         + (" IPv6." if _v6 else ""),
+         lambda c, fl=_fl: [Fill(S + U, end=len(S)), Sync(), _forged_from_server(fl), Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
+
+
 def by_name():
     return {c.name: c for c in CASES}
