@@ -2055,7 +2055,7 @@ impl Analyzer {
         // Waiting after an exact RST: it ends as reset, nothing let go early.
         let reset = c.reset.take();
         let why = if reset.is_some() {
-            self.resetting -= 1;
+            self.resetting = self.resetting.saturating_sub(1);
             None
         } else {
             why
@@ -2166,7 +2166,7 @@ impl Analyzer {
             let Some(r) = c.reset.take() else {
                 return false;
             };
-            self.resetting -= 1;
+            self.resetting = self.resetting.saturating_sub(1);
             let bytes = r.held_bytes();
             c.held = c.held.saturating_sub(bytes);
             self.held = self.held.saturating_sub(bytes);
