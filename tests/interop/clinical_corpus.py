@@ -549,6 +549,29 @@ def cases():
           message(cid(), [(heparin(10), [obx(1, "0157784^^MDC", "10", ML_H[0])])]), "allow")
     c.add("TQ1-7/8 written to the hour, agreeing with VTBI over rate",
           message(cid(), [(heparin(125, strength="2500", vtbi=250), ["TQ1|1||||||2026120412|2026120414"])]), "allow")
+    # Found by an adversarial review: ORC-1 CH (a bolus) and an order type
+    # saying continuous: a receiver following the order type runs the rate.
+    cont = "OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||continuous||||||F"
+    big6 = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="100000", f16=U_H[0], f17="25000", f18=U[0], f23="250", f24=ML[0])
+    c.add("ORC-1 CH with an order type saying continuous (100 000 U/h for 6 min)",
+          message(cid(), [(big6, [f"TQ1|1||||||||||||6^{MIN_CQ}", cont])], orc="CH"), "block", "WG-INF-039")
+    c.add("a loading dose parameter with an order type saying continuous",
+          message(cid(), [(heparin(10), [cont.replace("OBX|1|", "OBX|2|"), obx(1, "158018^MDC_DOSE_LOADING^MDC", "1000", U[1])])]), "block", "WG-INF-039")
+    c.add("an order type saying continuous on a continuous infusion (ORC-1 NW)",
+          message(cid(), [(heparin(10), [cont])], orc="NW"), "allow")
+    # Found by an adversarial review: a window written to the hour was read as
+    # no duration, so the VTBI limit (rate x duration) and the duration limit
+    # were skipped.
+    c.add("heparin 150 mL/h (10 U/mL) from 10:00 to 10:00 two days later (TQ1-7/8 to the hour): 7200 mL",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), ["TQ1|1||||||2026120410|2026120610"])]), "block", "WG-INF-029")
+    c.add("heparin 10 mL/h (100 U/mL) from 10:00 one day to 11:00 three days later (49 h, to the hour)",
+          message(cid(), [(heparin(10), ["TQ1|1||||||2026120410+0000|2026120611+0000"])]), "block", "WG-INF-030")
+    c.add("heparin 10 mL/h (100 U/mL) for 24 h written to the hour (240 mL)",
+          message(cid(), [(heparin(10), ["TQ1|1||||||2026120410|2026120510"])]), "allow")
+    c.add("heparin 10 mL/h from the hour to a minute (TQ1-7 to the hour, TQ1-8 to the minute)",
+          message(cid(), [(heparin(10), ["TQ1|1||||||2026120410|202612051030"])]), "allow")
+    c.add("heparin 150 mL/h (10 U/mL) valid from one day to the next (written to the day: a validity window)",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), ["TQ1|1||||||20261204|20261206"])]), "allow")
 
     # --- Found by a fifth adversarial review (regressions) ---------------------
     hep5000_tq = lambda tq: rxg(f1="1", f3=tq, f4="HEP^heparin^LOCAL", f15="5000", f16=U[1])  # noqa: E731

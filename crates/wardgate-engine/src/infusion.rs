@@ -721,6 +721,9 @@ struct Programme {
     concentrations: Vec<(Concentration, String, Location)>,
     /// ORC-1 CH, a bolus dose parameter, or order type clinician- or loading-dose.
     bolus: bool,
+    /// The OBX (its set id) whose order type says `continuous`: with any
+    /// statement of a bolus, two readings.
+    said_continuous: Option<usize>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -823,6 +826,22 @@ fn check_give(
     read_rxg(n, rxg, &mut prog, out);
     for &(i, seq) in &group.obx {
         read_obx(&segments[i], seq, &mut prog, out);
+    }
+    // A give stated to be a bolus (ORC-1 CH, a bolus order type or dose
+    // parameter) whose order type also says continuous has two readings: a
+    // receiver following the order type runs the rate as an infusion, never
+    // checked against the rate limits (found by an adversarial review: CH with
+    // 100 000 U/h for 6 min passed as a 10 000 U bolus).
+    if let (true, Some(seq)) = (prog.bolus, prog.said_continuous) {
+        out.findings.push(
+            OrderFinding::new(
+                rules::AMBIGUOUS_ORDER_KIND,
+                format!("RXG #{n}: the give is stated to be a bolus (ORC-1 CH, or a bolus order type or dose) and its order type (OBX #{seq}) says continuous"),
+            )
+            .at(loc(b"OBX", seq, 5)),
+        );
+        out.infusions.push(facts);
+        return;
     }
     if let Some(seq) = group.ambiguous_tq1 {
         out.findings.push(
@@ -2337,7 +2356,8 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         }
         match t.as_str() {
             "clinician-dose" | "loading-dose" => prog.bolus = true,
-            "continuous" | "" => {}
+            "continuous" => prog.said_continuous = Some(seq),
+            "" => {}
             _ => out.findings.push(
                 OrderFinding::new(
                     rules::INCOMPLETE_ORDER,
@@ -2609,10 +2629,19 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     if !start.raw().is_empty() && !end.raw().is_empty() {
         let l = loc(b"TQ1", seq, 8);
         let (a, b) = (start.component(1).raw(), end.component(1).raw());
-        // Written to the hour or coarser (a DTM's precision is the writer's),
+        // An end written to the hour is read as that hour (a parser pads the
+        // minutes), and agrees with other statements of the duration within
+        // half an hour either way: both to the hour (or one to the minute),
+        // the two state a duration (found by an adversarial review: 150 mL/h
+        // from 10:00 to 10:00 two days later, read as no duration, passed a
+        // 1000 mL limit).
+        let (pa, ha) = to_the_minute(a);
+        let (pb, hb) = to_the_minute(b);
+        // Written to the day or coarser (a DTM's precision is the writer's),
         // the two say when the order is valid, not how long a bag runs: checked
         // to be dates, the end not before the start, and stated as no duration.
-        if let (Some(da), Some(db)) = (coarse_date(a), coarse_date(b)) {
+        let coarse = (coarse_date(a), coarse_date(b));
+        if let (Some(da), Some(db)) = coarse.0.zip(coarse.1).filter(|_| !(ha && hb)).unzip() {
             if db < da {
                 out.findings.push(
                     OrderFinding::new(
@@ -2624,7 +2653,8 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             }
             return;
         }
-        match (dtm_seconds(a), dtm_seconds(b)) {
+        let slack = 1800.0 * f64::from(u8::from(ha) + u8::from(hb));
+        match (dtm_seconds(&pa), dtm_seconds(&pb)) {
             // A reader ignoring time zone offsets would see another duration.
             (Some((_, za)), Some((_, zb))) if za != zb => out.findings.push(
                 OrderFinding::new(
@@ -2642,14 +2672,22 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                 )
                 .at(l),
             ),
-            (Some((a, _)), Some((b, _))) if b > a => prog.durations.push(Statement {
-                source: "TQ1-7/8".into(),
-                location: l,
-                value: (b - a) as f64,
-                unit: seconds(),
-                written: format!("{} to {}", String::from_utf8_lossy(start.component(1).raw()), String::from_utf8_lossy(end.component(1).raw())),
-                resolution: 0.5,
-            }),
+            (Some((a, _)), Some((b, _))) if b > a => {
+                let value = (b - a) as f64;
+                let written = format!(
+                    "{} to {}",
+                    String::from_utf8_lossy(start.component(1).raw()),
+                    String::from_utf8_lossy(end.component(1).raw())
+                );
+                prog.durations.push(Statement {
+                    source: "TQ1-7/8".into(),
+                    location: l,
+                    value,
+                    unit: seconds(),
+                    written,
+                    resolution: 0.5 + slack,
+                });
+            }
             _ => out.findings.push(
                 OrderFinding::new(rules::INVALID_NUMBER, "TQ1 #{seq}: TQ1-7 start and TQ1-8 end are not two valid date/times, the end after the start".replace("{seq}", &seq.to_string())).at(l),
             ),
@@ -2739,6 +2777,25 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some((days * 86400 + h * 3600 + mi * 60 + s - offset, zone))
+}
+
+/// A DTM end written to the hour (`YYYYMMDDHH`, an offset or not) with its
+/// minutes (`00`) added, and whether it was; any other as written.
+fn to_the_minute(raw: &[u8]) -> (Vec<u8>, bool) {
+    let t = raw.trim_ascii();
+    let cut = t
+        .iter()
+        .position(|&c| c == b'+' || c == b'-')
+        .unwrap_or(t.len());
+    let (body, offset) = t.split_at(cut);
+    if body.len() == 10 && body.iter().all(u8::is_ascii_digit) {
+        let mut v = body.to_vec();
+        v.extend_from_slice(b"00");
+        v.extend_from_slice(offset);
+        (v, true)
+    } else {
+        (t.to_vec(), false)
+    }
 }
 
 /// A DTM written to the hour or coarser (`YYYY`, `YYYYMM`, `YYYYMMDD`,
