@@ -29,12 +29,39 @@ use wardgate_proto::mllp::{Framer, Limits, MllpError, Progress};
 pub const MAX_DEFERRED_REPLIES: usize = 1024;
 
 /// MSH-10 as written, inline up to 32 bytes (no allocation for usual ids),
-/// bounded at 64.
+/// bounded at [`ID_CAP`].
 pub type ControlId = SmallVec<[u8; 32]>;
 
-/// How many acknowledged control ids a session remembers (see
-/// `Session::answered`).
-const ANSWERED_REMEMBERED: usize = 16;
+/// How many control ids a session remembers as answered, and as sent in
+/// enhanced mode (see `Session::answered`). Kept as 64-bit hashes (8 KiB per
+/// ring at most): 16 and 32 ids were too few for ordinary pipelining, and a
+/// late answer to a forgotten id was taken as the next message's (found by
+/// an adversarial review: 40 enhanced messages, then their application
+/// answers).
+const IDS_REMEMBERED: usize = 1024;
+
+/// The last [`IDS_REMEMBERED`] control ids of one kind, as hashes.
+#[derive(Debug, Default)]
+struct IdRing(VecDeque<u64>);
+
+impl IdRing {
+    fn hash(id: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+    }
+
+    fn push(&mut self, id: &[u8]) {
+        if self.0.len() == IDS_REMEMBERED {
+            self.0.pop_front();
+        }
+        self.0.push_back(Self::hash(id));
+    }
+
+    fn contains(&self, id: &[u8]) -> bool {
+        let h = Self::hash(id);
+        self.0.iter().any(|&x| x == h)
+    }
+}
 
 /// The connection's timeouts (from `[gateway]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +144,12 @@ pub struct Session {
     /// the one a failed write names.
     last_forwarded: Option<(ControlId, bool)>,
     /// Control ids of messages sent asking for enhanced-mode acknowledgement
-    /// (MSH-15/16), which may be answered twice (accept, then application);
-    /// the last [`ANSWERED_REMEMBERED`] * 2.
-    enhanced: VecDeque<ControlId>,
-    /// The control ids most recently acknowledged (at most
-    /// [`ANSWERED_REMEMBERED`]): a second answer to one of them (enhanced mode's
-    /// accept, then application, acknowledgement) answers nothing else.
-    answered: VecDeque<ControlId>,
+    /// (MSH-15/16), which may be answered twice (accept, then application).
+    enhanced: IdRing,
+    /// The control ids most recently acknowledged: a second answer to one of
+    /// them (enhanced mode's accept, then application, acknowledgement)
+    /// answers nothing else.
+    answered: IdRing,
     /// Replies waiting for earlier upstream acknowledgements: (acks still due
     /// first, framed reply).
     deferred: VecDeque<(usize, Vec<u8>)>,
@@ -156,8 +182,8 @@ impl Session {
             timeouts,
             in_flight: VecDeque::new(),
             last_forwarded: None,
-            enhanced: VecDeque::new(),
-            answered: VecDeque::new(),
+            enhanced: IdRing::default(),
+            answered: IdRing::default(),
             deferred: VecDeque::new(),
             closing: false,
             client_open: true,
@@ -389,10 +415,7 @@ impl Session {
                 let app = fields.next().map(<[u8]>::trim_ascii).unwrap_or_default();
                 let enhanced = !accept.is_empty() || !app.is_empty();
                 if enhanced {
-                    if self.enhanced.len() == 2 * ANSWERED_REMEMBERED {
-                        self.enhanced.pop_front();
-                    }
-                    self.enhanced.push_back(id.clone());
+                    self.enhanced.push(&id);
                 }
                 // An answer is owed unless none can be counted on: an
                 // acknowledgement is never acknowledged, and in enhanced mode
@@ -772,9 +795,9 @@ impl Session {
         if let Some(id) = id {
             if !self.observe
                 && !self.in_flight.iter().any(|x| x.as_slice() == id)
-                && self.answered.iter().any(|x| x.as_slice() == id)
+                && self.answered.contains(id)
             {
-                return if self.enhanced.iter().any(|x| x.as_slice() == id) {
+                return if self.enhanced.contains(id) {
                     Answer::Relay
                 } else {
                     Answer::Repeat
@@ -787,8 +810,7 @@ impl Session {
         // adversarial review: taken as the oldest in flight's, it made that
         // message's own answer a repeat, dropped).
         let names_enhanced = id.is_some_and(|id| {
-            !self.in_flight.iter().any(|x| x.as_slice() == id)
-                && self.enhanced.iter().any(|x| x.as_slice() == id)
+            !self.in_flight.iter().any(|x| x.as_slice() == id) && self.enhanced.contains(id)
         });
         if names_enhanced && !self.observe {
             return Answer::Relay;
@@ -818,10 +840,7 @@ impl Session {
             None => 0,
         };
         if let Some(id) = self.in_flight.remove(at) {
-            if self.answered.len() == ANSWERED_REMEMBERED {
-                self.answered.pop_front();
-            }
-            self.answered.push_back(id);
+            self.answered.push(&id);
         }
         // A refusal waits for as many answers as there were messages in flight
         // ahead of it, whichever message each names: an order-matching sender
@@ -882,9 +901,26 @@ impl Session {
             return String::new();
         }
         let n = self.deferred.len();
+        // Named by the control id each refusal answers (its MSA-2), so the
+        // events say exactly which messages went unanswered.
+        let ids: Vec<String> = self
+            .deferred
+            .iter()
+            .take(32)
+            .map(|(_, reply)| {
+                String::from_utf8_lossy(ack_control_id(reply).unwrap_or_default()).into_owned()
+            })
+            .collect();
+        let more = n.saturating_sub(ids.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         self.deferred.clear();
         format!(
-            "; {n} refusal(s) queued behind them not sent (a sender matching answers by order would take them as the unanswered messages'; each is refused again when resent)"
+            "; {n} refusal(s) queued behind them not sent, answering {}{more} (a sender matching answers by order would take them as the unanswered messages'; each is refused again when resent)",
+            ids.join(", ")
         )
     }
 

@@ -696,7 +696,7 @@ fn invalid_bytes_from_the_upstream_withhold_refusals_behind_the_unanswered_and_n
     let reason = d.t.reasons.last().unwrap();
     assert!(reason.contains("unanswered: V2"), "{reason}");
     assert!(
-        reason.contains("1 refusal(s) queued behind them not sent"),
+        reason.contains("1 refusal(s) queued behind them not sent, answering V3"),
         "{reason}"
     );
 }
@@ -1086,4 +1086,48 @@ fn a_frame_timeout_waits_for_the_answers_already_owed() {
         reason.contains("the upstream never answered: O1"),
         "{reason}"
     );
+}
+
+#[test]
+fn late_answers_to_many_pipelined_messages_are_matched_by_id() {
+    // Found by an adversarial review: 40 enhanced-mode messages, their commit
+    // accepts, then their application answers; with 32 ids remembered, the
+    // first eight application answers were dropped, or taken as the answer to
+    // an original-mode message in flight, whose own answer was then dropped.
+    let enh = |id: &str| {
+        framed(&format!(
+            "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|{id}|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r"
+        ))
+    };
+    let mut d = Driver::new();
+    let ids: Vec<String> = (1..=40).map(|i| format!("E{i}")).collect();
+    for id in &ids {
+        d.client(&enh(id));
+    }
+    for id in &ids {
+        d.upstream(&ack(id));
+    }
+    d.client(&msg("ORU^R01", "O99"));
+    for id in &ids {
+        d.upstream(&ack(id));
+    }
+    assert_eq!(d.s.in_flight(), 1, "O99 still awaits its own answer");
+    d.upstream(&ack("O99"));
+    let mut want: Vec<String> = ids.iter().map(|i| format!("ack:{i}")).collect();
+    want.extend(ids.iter().map(|i| format!("ack:{i}")));
+    want.push("ack:O99".into());
+    assert_eq!(d.t.client, want);
+    assert_eq!(d.s.in_flight(), 0);
+    // A repeated answer, 17 answers late, is no other message's answer.
+    let mut d = Driver::new();
+    for i in 0..20 {
+        d.client(&msg("ORU^R01", &format!("O{i}")));
+    }
+    for i in 0..17 {
+        d.upstream(&ack(&format!("O{i}")));
+    }
+    d.upstream(&ack("O0"));
+    assert_eq!(d.s.in_flight(), 3, "the repeat answered nothing");
+    d.upstream(&ack("O17"));
+    assert_eq!(d.t.client.last().map(String::as_str), Some("ack:O17"));
 }
