@@ -265,3 +265,65 @@ def test_an_answer_the_upstream_sent_before_it_hung_up_is_relayed(tmp_path):
     finally:
         g.stop()
         srv.close()
+
+
+def test_answers_a_sender_that_stops_reading_never_got_are_named(tmp_path):
+    """Found by an adversarial review: a sender pipelining orders and not
+    reading. The upstream answered them all, and wardgate's writes to the
+    sender stalled; the close named only what was still in flight, not the
+    answers that were never written to the sender (it will send those orders
+    again). Those are now named, from the first the sender did not read whole."""
+    import asyncio
+    import threading
+
+    class BigAnswers(Upstream):
+        async def _handle(self, reader, writer):
+            try:
+                while not writer.is_closing():
+                    block = await reader.readblock()
+                    self.received.append(block)
+                    m = hl7.parse(block.decode())
+                    ack = str(m.create_ack(ack_code="AA", application="PUMPSRV", facility="ICU"))
+                    writer.writemessage(ack + "\rNTE|1||" + "z" * 16000)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+    up = BigAnswers()
+    g = Gateway(tmp_path, up.port)
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.bind(("127.0.0.2", 0))
+        s.connect(g.addr)
+        data = b"".join(frame(observation(f"O{i}")) for i in range(400))  # bounded: ~100 KB
+
+        def send():
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+
+        threading.Thread(target=send, daemon=True).start()
+        evs = events_until(g, lambda e: any("not delivered to the sender" in x["event"].get("reason", "") for x in e), timeout=30)
+        [ev] = [x for x in evs if "not delivered to the sender" in x["event"].get("reason", "")]
+        assert ev["rule"]["id"] == "WG-CONN-006", ev
+        s.settimeout(2)
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        whole = got.count(EB)
+        first_missing = f"O{whole}"
+        assert f"to {first_missing}," in ev["event"]["reason"] or f"to {first_missing} " in ev["event"]["reason"], (whole, ev["event"]["reason"][:300])
+        s.close()
+    finally:
+        g.stop()
+        up.stop()

@@ -666,3 +666,44 @@ def test_an_acknowledgement_from_the_sender_is_stored_and_not_answered(tmp_path)
     finally:
         gw.stop()
         up.stop()
+
+
+def test_answers_naming_another_message_count_as_attempts_and_park_it(tmp_path):
+    """Found by an adversarial review: an upstream that shortens MSA-2 (here to
+    199 characters, HL7 v2.7's length, of a 250-character MSH-10) answers every
+    delivery, but never by the message's own id. Each delivery was taken as
+    interrupted and sent again, without end, the queue stalled behind it. Each
+    now counts as an attempt: parked after `max_attempts`, and the message
+    behind it delivered."""
+    port = free_port("127.0.0.3")
+
+    class Shortening(DedupUpstream):
+        async def _handle(self, reader, writer):
+            try:
+                while not writer.is_closing():
+                    block = await reader.readblock()
+                    msg = hl7.parse(block.decode())
+                    cid = str(msg.segment("MSH")[10])
+                    self.arrivals.append(cid)
+                    ack = f"MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261126031501||ACK^R01|A1|P|2.6\rMSA|AA|{cid[:199]}\r"
+                    writer.writemessage(ack)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+    up = Shortening(port)
+    gw = start_gateway(tmp_path, port, "[route.queue]\nack_timeout_ms = 500\nretry_min_ms = 50\nretry_max_ms = 100\nmax_attempts = 3\n")
+    long_id = "L" * 250
+    try:
+        with SourceBoundClient(*gw.addr) as c:
+            for cid in [long_id, "Q2"]:
+                assert ack_of(c.send_message(oru(cid)))[0] == "AA", cid
+        wait_for(lambda: "Q2" in up.arrivals, timeout=30, what="the message behind it delivered")
+        [p] = queue_json(gw)[0]["parked"]
+        assert "naming other messages" in p["reason"], p
+        assert up.arrivals.count(long_id) == 3, up.arrivals.count(long_id)
+    finally:
+        gw.stop()
+        up.stop()

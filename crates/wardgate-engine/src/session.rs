@@ -854,6 +854,48 @@ impl Session {
         Answer::Relay
     }
 
+    /// Answers (the upstream's, relayed, or wardgate's own) that were not
+    /// written whole to a sender that stopped reading: `frames` holds up to 32
+    /// of them, `n` counts all. The record names each by its MSA-2: the sender
+    /// has no answer for those messages and will send them again, though the
+    /// upstream answered (found by an adversarial review: the close named only
+    /// what was still in flight).
+    pub fn answers_not_delivered(
+        &self,
+        frames: &[Vec<u8>],
+        n: usize,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
+        if n == 0 {
+            return;
+        }
+        let ids: Vec<String> = frames
+            .iter()
+            .map(|f| String::from_utf8_lossy(ack_control_id(f).unwrap_or_default()).into_owned())
+            .collect();
+        let more = n.saturating_sub(ids.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let e = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Failed,
+                format!(
+                    "{n} answer(s) not delivered to the sender, which stopped reading: to {}{more} (it has no answer for those messages and may send them again)",
+                    ids.join(", ")
+                ),
+                Stage::Connection,
+            )
+            .with_rule(rules::SENDER_NOT_READING);
+        out.push(Out::Record(e.into()));
+    }
+
     /// The sender stopped reading (a write to it failed or stalled): the record
     /// names what it never received, and the connection ends.
     pub fn sender_lost(&mut self, stalled: Duration, clock: &Clock, out: &mut Vec<Out>) {

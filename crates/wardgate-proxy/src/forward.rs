@@ -414,6 +414,10 @@ struct UpConn {
     /// The last exchange's message was committed (CA) and its application
     /// answer was still awaited.
     committed: bool,
+    /// The last exchange read answers naming another message (MSA-2) and
+    /// none naming its own: an upstream that answers, but not by this
+    /// message's MSH-10 (one that shortens or rewrites MSA-2).
+    answered_other: bool,
 }
 
 /// How many late answers one exchange keeps for the delivery task to look at.
@@ -444,6 +448,7 @@ impl UpConn {
         }
         self.written = false;
         self.committed = false;
+        self.answered_other = false;
         self.up
             .write_all(frame)
             .await
@@ -468,6 +473,7 @@ impl UpConn {
                         .any(|w| w == b"\rMSA" || w == b"\nMSA" || w == b"\x0bMSA");
                     if (other || no_msa) && skipped < 16 {
                         skipped += 1;
+                        self.answered_other |= other;
                         if self.late.len() < LATE_KEPT {
                             self.late.push(ack);
                         }
@@ -614,6 +620,7 @@ pub(crate) async fn deliver(
                         written: false,
                         late: Vec::new(),
                         committed: false,
+                        answered_other: false,
                     });
                     if let Some(since) = down_since.take() {
                         let e = queue_event(
@@ -709,6 +716,44 @@ pub(crate) async fn deliver(
                     &d.control_id,
                 );
                 shared.record(e);
+                continue;
+            }
+            // Answered, but only by acknowledgements naming other messages:
+            // each such delivery counts as an attempt, and the message is
+            // parked after `max_attempts` (found by an adversarial review: an
+            // upstream shortening MSA-2 to 199 characters had the order sent
+            // again and again, never parked, the queue stalled behind it).
+            Err(_) if conn.as_ref().is_some_and(|c| c.answered_other) => {
+                conn = None;
+                let _ = q.handle.transient(d.id);
+                let reason = format!(
+                    "upstream answered queued message {} only with acknowledgements naming other messages (MSA-2 is not its MSH-10), none of its own within {ack_timeout:?}",
+                    d.id
+                );
+                if d.attempts + 1 >= q.opts.max_attempts {
+                    let reason = format!("{reason}, {} times", q.opts.max_attempts);
+                    if !park(&route, &shared, &q, &d, reason).await {
+                        return;
+                    }
+                    continue;
+                }
+                let e = queue_event(
+                    &route,
+                    Action::Failed,
+                    format!(
+                        "{reason}; retry {} of {} after {:?}",
+                        d.attempts + 1,
+                        q.opts.max_attempts.saturating_sub(1),
+                        backoff.next
+                    ),
+                    Some(&*d.sender),
+                    &d.control_id,
+                )
+                .with_rule(rules::UPSTREAM_PROTOCOL);
+                shared.record(e);
+                if !backoff.wait(&mut stop).await {
+                    return;
+                }
                 continue;
             }
             Err(_) => {

@@ -455,6 +455,15 @@ impl<C: ClientIo> Relay<C> {
         let limit = self.shared.opts.frame_timeout;
         let mut client_ok = true;
         let mut open = true;
+        // Answers not written whole to a sender that stopped reading.
+        let mut undelivered: Vec<Vec<u8>> = Vec::new();
+        let mut undelivered_n = 0usize;
+        let mut note = |frame: &[u8], list: &mut Vec<Vec<u8>>| {
+            undelivered_n += 1;
+            if list.len() < 32 {
+                list.push(frame.to_vec());
+            }
+        };
         while !self.outs.is_empty() {
             let mut batch = std::mem::take(&mut self.outs);
             for o in batch.drain(..) {
@@ -486,20 +495,26 @@ impl<C: ClientIo> Relay<C> {
                     }
                     Out::Consume(n) => self.cbuf.advance(n.min(self.cbuf.len())),
                     Out::Reply(reply) => {
-                        if client_ok && !bounded_write(&mut self.client, &reply, limit).await {
+                        if !client_ok {
+                            note(&reply, &mut undelivered);
+                        } else if !bounded_write(&mut self.client, &reply, limit).await {
                             client_ok = false;
+                            note(&reply, &mut undelivered);
                             self.session
                                 .sender_lost(limit, &Clock::now(), &mut self.outs);
                         }
                     }
                     Out::Relay { start, end } => {
-                        if client_ok {
-                            let bytes = self.ubuf.get(start..end).unwrap_or_default();
-                            if !bounded_write(&mut self.client, bytes, limit).await {
-                                client_ok = false;
-                                self.session
-                                    .sender_lost(limit, &Clock::now(), &mut self.outs);
+                        let bytes = self.ubuf.get(start..end).unwrap_or_default();
+                        if !client_ok {
+                            if !bytes.is_empty() {
+                                note(bytes, &mut undelivered);
                             }
+                        } else if !bounded_write(&mut self.client, bytes, limit).await {
+                            client_ok = false;
+                            note(bytes, &mut undelivered);
+                            self.session
+                                .sender_lost(limit, &Clock::now(), &mut self.outs);
                         }
                         self.ubuf.advance(end.min(self.ubuf.len()));
                     }
@@ -520,6 +535,20 @@ impl<C: ClientIo> Relay<C> {
             // otherwise the emptied batch keeps its allocation for next time.
             if self.outs.is_empty() {
                 self.outs = batch;
+            }
+        }
+        if undelivered_n > 0 {
+            let mut rec = Vec::new();
+            self.session.answers_not_delivered(
+                &undelivered,
+                undelivered_n,
+                &Clock::now(),
+                &mut rec,
+            );
+            for o in rec {
+                if let Out::Record(r) = o {
+                    self.shared.record(r);
+                }
             }
         }
         open && client_ok

@@ -98,6 +98,7 @@ pub fn build_ack(original: &Message<'_>, p: &AckParams<'_>, out: &mut Vec<u8>) {
             version: raw_or(12, b"2.5.1"),
             original_control_id: original.control_id(),
             original_control_escaped: true,
+            charset: msh.field(18).raw(),
         },
         p,
         out,
@@ -121,6 +122,7 @@ pub fn build_ack_unparsed(control_id_of_original: &[u8], p: &AckParams<'_>, out:
             version: b"2.5.1",
             original_control_id: control_id_of_original,
             original_control_escaped: false,
+            charset: b"",
         },
         p,
         out,
@@ -137,6 +139,8 @@ struct Header<'h> {
     original_control_id: &'h [u8],
     /// True when the id is copied from a parsed message (already in its encoding).
     original_control_escaped: bool,
+    /// The original's MSH-18 as written (its character set), if any.
+    charset: &'h [u8],
 }
 
 fn write_ack(
@@ -144,6 +148,53 @@ fn write_ack(
     encoding_chars: &[u8],
     h: Header<'_>,
     p: &AckParams<'_>,
+    out: &mut Vec<u8>,
+) {
+    // The sender's bytes echoed back (its facility and applications, MSA-2)
+    // are in its character set. Not UTF-8 (a Latin-1 MSH-10, say), the answer
+    // cannot declare UTF-8 and stay matchable (found by an adversarial review:
+    // a receiver decoding by the declared set could not match MSA-2): it
+    // declares the sender's own MSH-18, and wardgate's text is written in
+    // ASCII, which every single-byte set shares.
+    let echoed_utf8 = [
+        h.facility,
+        h.receiving_app,
+        h.receiving_facility,
+        h.original_control_id,
+    ]
+    .iter()
+    .all(|b| std::str::from_utf8(b).is_ok());
+    if !echoed_utf8 {
+        let fold = |t: &str| -> String {
+            t.chars()
+                .map(|ch| if ch.is_ascii() { ch } else { '?' })
+                .collect()
+        };
+        let (text, summary, location) = (fold(p.text), p.summary.map(fold), p.location.map(fold));
+        let app = p.application_code.map(|(a, b)| (fold(a), fold(b)));
+        let sending = fold(p.sending_application);
+        let folded = AckParams {
+            text: &text,
+            summary: summary.as_deref(),
+            location: location.as_deref(),
+            application_code: app.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+            sending_application: &sending,
+            ..*p
+        };
+        return write_ack_in(d, encoding_chars, &h, &folded, false, out);
+    }
+    write_ack_in(d, encoding_chars, &h, p, true, out);
+}
+
+/// [`write_ack`] once the text is fit for the sender's character set: `utf8`
+/// says whether text beyond ASCII may be declared UTF-8 (else the sender's
+/// MSH-18 is echoed, if it has one).
+fn write_ack_in(
+    d: &Delimiters,
+    encoding_chars: &[u8],
+    h: &Header<'_>,
+    p: &AckParams<'_>,
+    utf8: bool,
     out: &mut Vec<u8>,
 ) {
     let f = d.field;
@@ -198,10 +249,13 @@ fn write_ack(
     ]
     .iter()
     .all(|b| b.is_ascii());
-    if !ascii {
+    if !ascii && utf8 {
         // MSH-13 to MSH-17 empty, then MSH-18.
         out.extend_from_slice(&[f; 6]);
         out.extend_from_slice(b"UNICODE UTF-8");
+    } else if !utf8 && !h.charset.is_empty() {
+        out.extend_from_slice(&[f; 6]);
+        out.extend_from_slice(h.charset);
     }
     out.push(b'\r');
     // MSA (2.15.8): code, original control id, text.

@@ -436,3 +436,46 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
         "WG-HL7-P12"
     );
 }
+
+#[test]
+fn an_answer_echoing_bytes_that_are_not_utf8_does_not_declare_utf8() {
+    // Found by an adversarial review: a Latin-1 MSH-10 echoed in MSA-2 under
+    // a declared UTF-8: a receiver decoding by the declared set could not
+    // match the refusal to its message.
+    let raw =
+        b"MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||RGV^O15|B\xe93|P|2.6||||||8859/1\rPID|||1\r";
+    let m = Message::parse(raw, &Limits::default()).unwrap();
+    let p = ack::AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
+        code: ack::AckCode::AR,
+        text: "rate above the limit for Å",
+        error_code: Some((207, "Application internal error")),
+        control_id: "WG1",
+        timestamp: "20261124101500",
+        sending_application: "WARDGATE",
+    };
+    let mut out = Vec::new();
+    ack::build_ack(&m, &p, &mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("UNICODE UTF-8"), "{text}");
+    assert!(text.contains("|8859/1\r"), "{text}");
+    assert!(
+        out.windows(5).any(|w| w == b"|B\xe93|"),
+        "MSA-2 as sent: {text}"
+    );
+    // wardgate's own text is ASCII, which every single-byte set shares.
+    let ours: Vec<u8> = out
+        .split(|&b| b == b'\r')
+        .filter(|l| l.starts_with(b"ERR"))
+        .flat_map(|l| l.to_vec())
+        .collect();
+    assert!(ours.is_ascii(), "{}", String::from_utf8_lossy(&ours));
+    // UTF-8 throughout: declared as before.
+    let raw = "MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||RGV^O15|Bé3|P|2.6\rPID|||1\r";
+    let m = Message::parse(raw.as_bytes(), &Limits::default()).unwrap();
+    let mut out = Vec::new();
+    ack::build_ack(&m, &p, &mut out);
+    assert!(String::from_utf8_lossy(&out).contains("UNICODE UTF-8"));
+}
