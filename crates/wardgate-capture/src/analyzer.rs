@@ -375,21 +375,40 @@ struct Conn {
 /// data. A RST at the right sequence number ends the connection for the host
 /// that takes it, but a capture cannot tell one that reached its host from one
 /// forged toward an end it never reaches (or dropped on the way): that end
-/// goes on reading. So the connection does not end at once: the packets after
-/// the RST are held (owned copies, at most [`RESET_HELD`] and
-/// [`RESET_HELD_BYTES`], for at most [`RESET_WAIT_US`] of capture time), and
-/// an end acknowledging bytes its peer sent after the RST shows that end had
-/// not taken it and read them: the RST is reported (`WG-CAP-022`) and the held
-/// packets are analysed as they came. Otherwise (the wait, or the bound, runs
-/// out, a SYN comes, the capture ends) the connection ends as reset, as the
-/// RST said: the held data is reported as data on a closed connection
-/// (`WG-CAP-009`) and not judged.
+/// goes on reading. The passive monitor judges what the receiving host reads,
+/// and fails closed: data after the RST is never dropped unjudged unless the
+/// RST is proven taken. So the connection does not end at once: from the first
+/// packet after the RST that is more than a pure ACK (data, SYN, FIN, RST),
+/// the packets are held (owned copies, at most [`RESET_HELD`] with payload and
+/// [`RESET_HELD_BYTES`] of payload, [`RESET_HELD_ALL`] packets and
+/// [`RESET_HELD_MEMORY`] bytes in all, charged to the memory budget) for at
+/// most [`RESET_WAIT_US`] of capture time, and the answers decide:
+///
+/// - Not taken: an end acknowledges bytes its peer sent after the RST, or
+///   answers a SYN with another ISN with an ACK in the old sequence space (a
+///   challenge ACK: its connection lives). Reported as `WG-CAP-022`; the held
+///   packets are analysed as they came.
+/// - Taken: the receiver of data sent after the RST answers it with a RST (a
+///   closed socket does), or a SYN on the ports is answered with a SYN-ACK for
+///   it (a new connection, analysed as one). The connection ends as reset; the
+///   held data is reported as data on a closed connection (`WG-CAP-009`).
+/// - Both, or neither when the wait or a bound runs out (or the connection is
+///   evicted, shed, or the capture ends) with data held: `WG-CAP-023`, and the
+///   held packets are analysed as read; the connection goes on.
+///
+/// Pure ACKs while nothing is held go through at once (they are checked for
+/// the proof), so they spend no budget; a RST followed by nothing waits
+/// without a deadline and ends as reset when the connection would end (idle
+/// timeout, eviction, end of capture), with no claim that later data on the
+/// ports is unread.
 #[derive(Debug)]
 struct ResetSeen {
     /// The connection's key.
     key: Key,
     /// When the RST was seen.
     at_us: u64,
+    /// When the first packet was held: the wait runs from there.
+    since_us: Option<u64>,
     /// Just past the last byte the client, and the server, had been seen
     /// sending when the RST came.
     up_at: Option<u32>,
@@ -397,25 +416,49 @@ struct ResetSeen {
     /// Just past the furthest byte each has been seen sending since.
     up_sent: Option<u32>,
     down_sent: Option<u32>,
+    /// Whether each sent payload after the RST.
+    up_data: bool,
+    down_data: bool,
+    /// The receiver of data sent after the RST answered it with a RST.
+    answered: bool,
+    /// A SYN from the client with another ISN, and its place in `held`.
+    syn: Option<(u32, usize)>,
+    /// Held packets with payload, and their payload bytes.
+    data_packets: usize,
+    data_bytes: usize,
+    /// What the held packets cost.
+    cost: usize,
     /// The packets that came after the RST, in order.
     held: Vec<Deferred>,
 }
 
 impl ResetSeen {
-    fn held_bytes(&self) -> usize {
-        self.held
-            .iter()
-            .map(|d| d.segment.len() + reassembly::PIECE_COST)
-            .sum()
+    fn has_data(&self) -> bool {
+        self.data_packets > 0
     }
 }
 
-/// How long (capture time) a connection waits after an exact RST.
+/// How the wait after an exact RST ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResetEnd {
+    /// An end showed it had not taken the RST (`WG-CAP-022`).
+    NotTaken,
+    /// Evidence both ways, or none with data held (`WG-CAP-023`).
+    Uncertain,
+    /// The connection ends as reset.
+    Reset,
+}
+
+/// How long (capture time) the packets after an exact RST are held.
 const RESET_WAIT_US: u64 = 3_000_000;
-/// At most this many packets are held after an exact RST.
+/// At most this many packets with payload are held after an exact RST.
 const RESET_HELD: usize = 64;
-/// At most this many bytes are held after an exact RST.
+/// At most this many payload bytes are held after an exact RST.
 const RESET_HELD_BYTES: usize = 64 * 1024;
+/// At most this many packets in all (pure ACKs among them) are held.
+const RESET_HELD_ALL: usize = 1024;
+/// At most this much memory in all is held after an exact RST.
+const RESET_HELD_MEMORY: usize = 256 * 1024;
 
 /// At most this many SYN-ACKs with distinct ISNs are kept per connection
 /// before the client's first ACK (see `Conn::syn_acks`).
@@ -579,6 +622,7 @@ fn bit(rule: Rule) -> u32 {
         "WG-CAP-019" => 64,
         "WG-CAP-020" => 128,
         "WG-CAP-022" => 256,
+        "WG-CAP-023" => 512,
         _ => 1 << 31,
     }
 }
@@ -1910,10 +1954,18 @@ impl Analyzer {
                 conn.reset = Some(Box::new(ResetSeen {
                     key: k,
                     at_us: ts,
+                    since_us: None,
                     up_at: conn.up.snd_nxt,
                     down_at: conn.down.snd_nxt,
                     up_sent: None,
                     down_sent: None,
+                    up_data: false,
+                    down_data: false,
+                    answered: false,
+                    syn: None,
+                    data_packets: 0,
+                    data_bytes: 0,
+                    cost: 0,
                     held: Vec::new(),
                 }));
                 self.resetting += 1;
@@ -2051,6 +2103,21 @@ impl Analyzer {
     /// Flushes both directions and closes the session; `why` the analyser let go
     /// of it early (a clinical message in progress is then reported).
     fn finish(&mut self, mut c: Conn, ts: u64, why: Option<&str>, out: &mut dyn FnMut(Record)) {
+        // Waiting after an exact RST with data held and nothing proved: the
+        // data is judged as read first (failing closed), then the connection
+        // ends as it was going to.
+        if c.reset
+            .as_ref()
+            .is_some_and(|r| r.has_data() && !r.answered)
+        {
+            let k = c.reset.as_ref().map_or_else(|| unreachable!(), |r| r.key);
+            self.flows.insert(k, c);
+            self.resolve_reset(&k, ResetEnd::Uncertain, "the wait was cut short", out);
+            if let Some(c) = self.flows.remove(&k) {
+                return self.finish(c, ts, why, out);
+            }
+            return;
+        }
         self.held = self.held.saturating_sub(c.held);
         // Waiting after an exact RST: it ends as reset, nothing let go early.
         let reset = c.reset.take();
@@ -2095,9 +2162,10 @@ impl Analyzer {
         }
         self.observer.close(&mut c.session, ts, &clock, out);
         if let Some(r) = reset {
-            // No end showed it had not taken the RST: the host reset the
-            // connection, and what came after reaches no application.
-            if self.closed.len() < self.limits.max_flows {
+            // Ended as reset. Only a proof that the host took the RST (a RST
+            // answering data sent after it) makes later data on the ports
+            // unread; otherwise it is analysed as a connection picked up.
+            if r.answered && self.closed.len() < self.limits.max_flows {
                 let fp = self.fingerprint(&r.key);
                 self.closed.insert(fp, r.at_us);
             }
@@ -2127,9 +2195,71 @@ impl Analyzer {
         }
     }
 
+    /// Ends the wait after an exact RST on `k` as `how` (see [`ResetSeen`]).
+    /// Not taken or uncertain: the RST is reported and the held packets are
+    /// analysed as they came; the connection goes on. Reset: it ends so.
+    fn resolve_reset(&mut self, k: &Key, how: ResetEnd, why: &str, out: &mut dyn FnMut(Record)) {
+        if how == ResetEnd::Reset {
+            return self.end_reset(k, out);
+        }
+        let Some(c) = self.flows.get_mut(k) else {
+            return;
+        };
+        let Some(r) = c.reset.take() else {
+            return;
+        };
+        self.resetting = self.resetting.saturating_sub(1);
+        c.held = c.held.saturating_sub(r.cost);
+        self.held = self.held.saturating_sub(r.cost);
+        let ts = r.since_us.unwrap_or(r.at_us);
+        self.counts.ignored_controls += 1;
+        if how == ResetEnd::NotTaken {
+            self.conn_anomaly(
+                k,
+                rules::RESET_NOT_TAKEN,
+                || format!("a RST at an acceptable sequence number, then {why}: it had not taken the RST and read what followed, so wardgate judged it; a reset forged toward the other end, or dropped on the way"),
+                ts,
+                out,
+            );
+        } else {
+            self.conn_anomaly(
+                k,
+                rules::RESET_UNCERTAIN,
+                || format!("a RST at an acceptable sequence number, then data ({} bytes in {} packets), and {why}: wardgate cannot tell whether the host took the RST, and judged the data as if it read it", r.data_bytes, r.data_packets),
+                ts,
+                out,
+            );
+        }
+        for h in r.held {
+            self.refeed(h, out);
+        }
+    }
+
+    /// A SYN-ACK for the SYN held after an exact RST on `k`: the host took
+    /// the RST and began a new connection. The old one ends as reset (what
+    /// came before the SYN is data on a closed connection) and the SYN and
+    /// what followed it are analysed as the new one.
+    fn reset_by_new_connection(&mut self, k: &Key, out: &mut dyn FnMut(Record)) {
+        let Some(c) = self.flows.get_mut(k) else {
+            return;
+        };
+        let Some(r) = c.reset.as_mut() else {
+            return;
+        };
+        let Some((_, at)) = r.syn else {
+            return;
+        };
+        r.answered = true;
+        let rest = r.held.split_off(at.min(r.held.len()));
+        self.end_reset(k, out);
+        for h in rest {
+            self.refeed(h, out);
+        }
+    }
+
     /// A packet on a connection waiting after an exact RST (see
-    /// [`ResetSeen`]): held (true), or it goes on (false) once the wait ends,
-    /// as reset or because this packet shows its sender had not taken the RST.
+    /// [`ResetSeen`]): held (true), or it goes on (false), at once (a pure
+    /// ACK while nothing is held) or once the wait ends.
     fn reset_wait(
         &mut self,
         k: &Key,
@@ -2146,50 +2276,96 @@ impl Analyzer {
             return false;
         };
         let flags = t.flags;
-        if flags.syn || ts.saturating_sub(r.at_us) > RESET_WAIT_US {
-            self.end_reset(k, out);
+        if r.since_us
+            .is_some_and(|since| ts.saturating_sub(since) > RESET_WAIT_US)
+        {
+            let how = if r.answered || !r.has_data() {
+                ResetEnd::Reset
+            } else {
+                ResetEnd::Uncertain
+            };
+            self.resolve_reset(k, how, "no answer within the wait", out);
             return false;
         }
         let from_client = src == c.session.client();
-        let (peer_at, peer_sent) = if from_client {
-            (r.down_at, r.down_sent)
+        let (peer_at, peer_sent, peer_data) = if from_client {
+            (r.down_at, r.down_sent, r.down_data)
         } else {
-            (r.up_at, r.up_sent)
+            (r.up_at, r.up_sent, r.up_data)
         };
+        // The server answers the SYN held with a SYN-ACK for it: a new
+        // connection; the host had taken the RST.
+        if flags.syn
+            && flags.ack
+            && !from_client
+            && r.syn.is_some_and(|(isn, _)| t.ack == isn.wrapping_add(1))
+        {
+            self.reset_by_new_connection(k, out);
+            return false;
+        }
+        let plain_ack = flags.ack && !flags.rst && !flags.syn;
         // It acknowledges bytes its peer sent after the RST (and no further
         // than the capture showed): its end had not taken the RST, and read
         // them.
-        let proof = flags.ack
-            && !flags.rst
+        let acked = plain_ack
             && matches!((peer_at, peer_sent), (Some(a), Some(s)) if after(t.ack, a) && !after(t.ack, s));
-        if proof {
-            let Some(r) = c.reset.take() else {
-                return false;
-            };
-            self.resetting = self.resetting.saturating_sub(1);
-            let bytes = r.held_bytes();
-            c.held = c.held.saturating_sub(bytes);
-            self.held = self.held.saturating_sub(bytes);
+        // The server answers a SYN with another ISN with an ACK in the old
+        // sequence space (a challenge ACK): its connection lives.
+        let challenged = plain_ack
+            && !from_client
+            && r.syn.is_some()
+            && t.payload.is_empty()
+            && r.up_at.is_some_and(|a| {
+                !after(a, t.ack) && !after(t.ack, r.up_sent.filter(|s| after(*s, a)).unwrap_or(a))
+            });
+        if acked || challenged {
             let ack = t.ack;
-            self.counts.ignored_controls += 1;
-            self.conn_anomaly(
-                k,
-                rules::RESET_NOT_TAKEN,
-                || format!("a RST at an acceptable sequence number, then {src} acknowledged data sent after it (up to {ack}): it had not taken the RST and read that data, so wardgate judged it; a reset forged toward the other end, or dropped on the way"),
-                ts,
-                out,
-            );
-            for h in r.held {
-                self.refeed(h, out);
-            }
+            let (how, why) = if r.answered {
+                (
+                    ResetEnd::Uncertain,
+                    format!("conflicting answers: a RST answered data sent after it, and {src} acknowledged data up to {ack}"),
+                )
+            } else if acked {
+                (
+                    ResetEnd::NotTaken,
+                    format!("{src} acknowledged data sent after it (up to {ack})"),
+                )
+            } else {
+                (
+                    ResetEnd::NotTaken,
+                    format!("{src} answered a SYN on the same ports with an ACK of the old connection (up to {ack})"),
+                )
+            };
+            self.resolve_reset(k, how, &why, out);
             return false;
+        }
+        let pure_ack = t.payload.is_empty() && !flags.syn && !flags.fin && !flags.rst;
+        if pure_ack && r.held.is_empty() {
+            // Nothing held that it could overtake: analysed now.
+            return false;
+        }
+        // The receiver of data sent after the RST answers with a RST: a
+        // closed socket does, so its host had taken the RST.
+        if flags.rst && peer_data {
+            r.answered = true;
         }
         let cost = t.segment.len() + reassembly::PIECE_COST;
-        if r.held.len() >= RESET_HELD || r.held_bytes() + cost > RESET_HELD_BYTES {
-            self.end_reset(k, out);
+        let data = !t.payload.is_empty();
+        if r.held.len() >= RESET_HELD_ALL
+            || r.cost + cost > RESET_HELD_MEMORY
+            || (data
+                && (r.data_packets >= RESET_HELD
+                    || r.data_bytes + t.payload.len() > RESET_HELD_BYTES))
+        {
+            let how = if r.answered || !r.has_data() {
+                ResetEnd::Reset
+            } else {
+                ResetEnd::Uncertain
+            };
+            self.resolve_reset(k, how, "no answer before the bound on what is held", out);
             return false;
         }
-        if !t.payload.is_empty() || flags.fin {
+        if data || flags.fin {
             let end = t
                 .seq
                 .wrapping_add(t.payload.len() as u32)
@@ -2203,12 +2379,26 @@ impl Analyzer {
                 *sent = Some(end);
             }
         }
+        if data {
+            if from_client {
+                r.up_data = true;
+            } else {
+                r.down_data = true;
+            }
+            r.data_packets += 1;
+            r.data_bytes += t.payload.len();
+        }
+        if flags.syn && !flags.ack && from_client && c.up.isn != Some(t.seq) && r.syn.is_none() {
+            r.syn = Some((t.seq, r.held.len()));
+        }
+        r.since_us.get_or_insert(ts);
         r.held.push(Deferred {
             decoded: d.without_transport(),
             segment: t.segment.to_vec(),
             ack: t.ack,
             ts,
         });
+        r.cost += cost;
         c.held += cost;
         self.held += cost;
         self.counts.peak_buffered = self.counts.peak_buffered.max(self.held as u64);
@@ -2230,20 +2420,32 @@ impl Analyzer {
         self.closed.retain(|_, at| *at >= forget);
         let forget = self.now_us.saturating_sub(IDLE_MEMORY_US);
         self.resumable.retain(|_, m| m.at >= forget);
+        let deadline = self.now_us.saturating_sub(self.limits.timeout_us);
         if self.resetting > 0 {
-            // Waits after an exact RST that ran out: ended as reset.
+            // Waits after an exact RST that ran out (see [`ResetSeen`]), and
+            // connections a RST followed by nothing left idle: ended.
             let reset_deadline = self.now_us.saturating_sub(RESET_WAIT_US);
-            let ended: Vec<Key> = self
+            let ended: Vec<(Key, ResetEnd)> = self
                 .flows
                 .iter()
-                .filter(|(_, c)| c.reset.as_ref().is_some_and(|r| r.at_us < reset_deadline))
-                .map(|(k, _)| *k)
+                .filter_map(|(k, c)| {
+                    let r = c.reset.as_ref()?;
+                    let how = if r.answered || !r.has_data() {
+                        ResetEnd::Reset
+                    } else {
+                        ResetEnd::Uncertain
+                    };
+                    match r.since_us {
+                        Some(since) if since < reset_deadline => Some((*k, how)),
+                        None if c.last_us < deadline => Some((*k, how)),
+                        _ => None,
+                    }
+                })
                 .collect();
-            for k in ended {
-                self.end_reset(&k, out);
+            for (k, how) in ended {
+                self.resolve_reset(&k, how, "no answer within the wait", out);
             }
         }
-        let deadline = self.now_us.saturating_sub(self.limits.timeout_us);
         let handshake_deadline = self
             .now_us
             .saturating_sub(HANDSHAKE_TIMEOUT_US.min(self.limits.timeout_us));
