@@ -416,12 +416,12 @@ struct ResetSeen {
     /// Just past the furthest byte each has been seen sending since.
     up_sent: Option<u32>,
     down_sent: Option<u32>,
-    /// Whether each sent payload after the RST.
+    /// Whether each sent payload after the RST (with the ACK flag).
     up_data: bool,
     down_data: bool,
     /// The receiver of data sent after the RST answered it with a RST.
     answered: bool,
-    /// A SYN from the client with another ISN, and its place in `held`.
+    /// A SYN from the client, and its place in `held`.
     syn: Option<(u32, usize)>,
     /// Held packets with payload, and their payload bytes.
     data_packets: usize,
@@ -433,8 +433,9 @@ struct ResetSeen {
 }
 
 impl ResetSeen {
+    /// Data a host reads if it did not take the RST was held.
     fn has_data(&self) -> bool {
-        self.data_packets > 0
+        self.up_data || self.down_data
     }
 }
 
@@ -2365,7 +2366,10 @@ impl Analyzer {
             self.resolve_reset(k, how, "no answer before the bound on what is held", out);
             return false;
         }
-        if data || flags.fin {
+        // Only a segment with the ACK flag carries data a host reads (one
+        // without it is dropped whatever the RST did).
+        let readable = flags.ack && !flags.syn && !flags.rst;
+        if readable && (data || flags.fin) {
             let end = t
                 .seq
                 .wrapping_add(t.payload.len() as u32)
@@ -2380,15 +2384,17 @@ impl Analyzer {
             }
         }
         if data {
-            if from_client {
+            if readable && from_client {
                 r.up_data = true;
-            } else {
+            } else if readable {
                 r.down_data = true;
             }
             r.data_packets += 1;
             r.data_bytes += t.payload.len();
         }
-        if flags.syn && !flags.ack && from_client && c.up.isn != Some(t.seq) && r.syn.is_none() {
+        // A SYN from the client (with the old ISN too: a port reused with the
+        // same one): the server's answer says whether it took the RST.
+        if flags.syn && !flags.ack && from_client && r.syn.is_none() {
             r.syn = Some((t.seq, r.held.len()));
         }
         r.since_us.get_or_insert(ts);

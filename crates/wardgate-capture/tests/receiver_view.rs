@@ -1852,3 +1852,46 @@ fn a_reset_followed_by_nothing_ends_the_connection() {
         assert!(!has(&rules, r), "{rules:?}");
     }
 }
+
+/// A port reused with the same ISN after a RST the server took: the SYN-ACK
+/// for it starts a new connection, and a data segment without the ACK flag
+/// (which the host drops whatever the RST did) with a forged ACK of it
+/// proves nothing.
+#[test]
+fn a_new_connection_with_the_same_isn_after_a_reset_is_a_new_connection() {
+    let (good, bad) = (order("OK-001", "20"), order("BAD-1", "90"));
+    let n = good.len() as u32;
+    let mut f = handshake(false);
+    f.push(build(&Seg::data(0, &good)));
+    f.push(server_ack(n));
+    f.push(build(&Seg {
+        rst: true,
+        ack: None,
+        ..Seg::data(n, b"")
+    }));
+    f.push(build(&Seg {
+        ack: None,
+        ..Seg::data(n, b"X")
+    }));
+    f.push(server_ack(n + 1));
+    f.push(build(&Seg {
+        seq: CISN,
+        ack: None,
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 0x1000_0000,
+        ack: Some(CISN + 1),
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(build(&Seg {
+        ack: Some(SISN + 0x1000_0001),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-022"), "{rules:?}");
+}
