@@ -1132,5 +1132,45 @@ for _fl, _tagname, _v6 in (("R", "rst", False), ("RA", "rsta", False), ("R", "rs
          expect=S + U, v6=_v6)
 
 
+# --- Found by a fifth adversarial review: what decides after an exact RST ---------------
+def _from_server(flags, ack_off=None):
+    """A frame from the server's address to the client (on the client's link, to
+    the client's own MAC: it never reaches the server), at the server's next
+    sequence number, acknowledging client offset `ack_off` (None: what the server
+    acknowledged)."""
+    def f(c):
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.inet6 import IPv6
+        from scapy.layers.l2 import Ether
+        ipl = IPv6(src=c.dst, dst=c.src, hlim=63) if c.fam == 6 else IP(src=c.dst, dst=c.src, ttl=63)
+        ack = c.seq(c.acked if ack_off is None else ack_off(c))
+        return [Ether(src=c.dmac, dst=c.smac) / ipl / TCP(sport=c.dport, dport=c.sport, seq=c.srv_nxt, ack=ack,
+                                                         flags=flags, window=0 if "R" in flags else 65535)]
+    return Call(f)
+
+
+case("ctl_forged_srv_rst_then_syn", "control",
+     "SAFE, then a RST forged from the server's address toward the client (it never reaches the server), then a "
+     "SYN with another ISN on the same ports (the server answers it with a challenge ACK: it kept the connection), "
+     "then UNSAFE on the old connection.",
+     lambda c: [Fill(S + U, end=len(S)), Sync(), _from_server("R"), Sync(),
+                Call(lambda c: [c.syn(isn=(c.isn + 0x20000000) & 0xFFFFFFFF)]), Sync(), Fill(S + U)],
+     expect=S + U)
+case("ctl_forged_srv_rst_then_64_acks", "control",
+     "SAFE, then a RST forged from the server's address toward the client, then 64 pure ACKs from the client "
+     "(the server answers none), then UNSAFE: the server reads and acknowledges it.",
+     lambda c: [Fill(S + U, end=len(S)), Sync(), _from_server("R"), Call(lambda c: [c.seg(c.acked, flags="A")
+                                                                                    for _ in range(64)]),
+                Sync(), Fill(S + U)],
+     expect=S + U)
+case("ctl_rst_taken_then_forged_ack", "control",
+     "SAFE, then the client's RST (the server takes it), then UNSAFE anyway (the server answers it with a RST), "
+     "then an ACK of all of UNSAFE forged from the server's address: conflicting answers.",
+     lambda c: [Fill(S + U, end=len(S)), Sync(), Call(lambda c: [c.seg(c.acked, flags="R", ack=0, ts=False)]), Sync(),
+                Call(lambda c: [c.seg(c.acked + o, U[o:o + 1400]) for o in range(0, len(U), 1400)]), Sync(),
+                _from_server("A", lambda c: c.acked + len(U))],
+     expect=S)
+
+
 def by_name():
     return {c.name: c for c in CASES}

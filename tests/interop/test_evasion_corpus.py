@@ -9,7 +9,8 @@ caps heparin at 2000 U/h, and for every case:
 
 - every complete unsafe order the host read is reported as an observed violation
   with its control id, or wardgate says it cannot know (an ambiguity rule:
-  WG-CAP-005 overlap, 006 hole, 007 abandoned, 008 limit, 016 urgent data) —
+  WG-CAP-005 overlap, 006 hole, 007 abandoned, 008 limit, 016 urgent data,
+  023 reset uncertain) —
   never silence;
 - no order the host read as safe is reported as a violation (no false alarm);
 - the table of outcomes per class is printed (pytest -s) for docs/evasion.md.
@@ -23,7 +24,7 @@ import pytest
 from conftest import ROOT, wardgate_bin
 
 CORPUS = ROOT / "tests" / "evasion" / "corpus"
-AMBIGUITY = {"WG-CAP-005", "WG-CAP-006", "WG-CAP-007", "WG-CAP-008", "WG-CAP-016"}
+AMBIGUITY = {"WG-CAP-005", "WG-CAP-006", "WG-CAP-007", "WG-CAP-008", "WG-CAP-016", "WG-CAP-023"}
 
 SITE = """
 [gateway]
