@@ -207,6 +207,10 @@ pub struct Association {
     /// De-identifying routes: a response command from the upstream, in fragments.
     up_cmd: Vec<u8>,
     up_held: Vec<(u8, u8, Vec<u8>)>,
+    /// Observe mode: Message IDs of the sender's requests decided since the
+    /// driver last took them ([`Association::take_request_ids`]), so that it
+    /// can match the receiver's responses to them.
+    request_ids: Vec<u16>,
 }
 
 impl Association {
@@ -246,6 +250,7 @@ impl Association {
             rewrites: Vec::new(),
             up_cmd: Vec::new(),
             up_held: Vec::new(),
+            request_ids: Vec::new(),
         }
     }
 
@@ -283,6 +288,13 @@ impl Association {
     /// DIMSE commands from the sender decided so far.
     pub fn commands(&self) -> u64 {
         self.commands
+    }
+
+    /// Observe mode: the Message IDs (0000,0110) of the sender's requests
+    /// decided since the last call, in order (the driver takes them after each
+    /// PDU; empty inline).
+    pub fn take_request_ids(&mut self) -> std::vec::Drain<'_, u16> {
+        self.request_ids.drain(..)
     }
 
     /// Bytes held between PDUs: a command's fragments so far.
@@ -890,6 +902,9 @@ impl Association {
                     }
                 };
                 self.commands += 1;
+                if self.mode == Mode::Observe && !cmd.is_response {
+                    self.request_ids.push(cmd.message_id);
+                }
                 let mut d = decide::command(&self.route, &self.flow, &cmd, &self.calling_ae, clock);
                 // A de-identifying route: the C-STORE's command and data set
                 // are rewritten and held until its patient is known.

@@ -514,6 +514,7 @@ impl App {
                     + d.client_cmd.len()
                     + d.server_cmd.len()
                     + d.assoc.as_ref().map_or(0, Association::buffered)
+                    + d.held_bytes
             }
             App::Ftp(f) => f.parser.buffered() + f.user.len(),
             App::Telnet(t) => t.buffered(),
@@ -1091,6 +1092,16 @@ impl MqttApp {
 /// (no route, or a device the route refuses, already reported) there is no
 /// profile to judge against: PDUs are framed and counted, the parties
 /// inventoried, credentials and malformed PDUs reported.
+///
+/// After a hole in the sender's stream, parsing resumes at the next PDU header
+/// that parses ([`pdu_boundary`]), which may lie inside the lost PDU's pixel
+/// data. Those PDUs are unproven: what the association decides on them is held
+/// per request ([`HeldMessage`]) until the receiver's response names the
+/// request's Message ID and no outstanding request seen before explains it
+/// ([`DicomSession::answered`]); then it is emitted, marked, and the framing is
+/// proven from there. A response nothing explains is reported
+/// ([`rules::RESYNC_MISSED_MESSAGE`]); what is never proven is dropped and named
+/// ([`rules::UNPROVEN_FRAME`]), never reported allowed or as a violation.
 pub(super) struct DicomSession {
     client: Pending,
     server: Pending,
@@ -1110,6 +1121,93 @@ pub(super) struct DicomSession {
     /// After a hole, per direction (client, server): bytes are passed over up to
     /// the next PDU header that parses.
     resync: [bool; 2],
+    /// Message IDs of the sender's requests judged from proven framing (before
+    /// any hole, or after a proof) that the receiver has not answered with a
+    /// final response yet, oldest first, at most [`MAX_OUTSTANDING`]. Senders
+    /// often use one ID for every request (pynetdicom's default is 1), so an ID
+    /// alone does not name a request: a response answers the oldest
+    /// outstanding request with its ID first, and only a response no
+    /// outstanding request explains proves a held one.
+    outstanding: std::collections::VecDeque<u16>,
+    /// The sender's stream had a hole: the receiver's responses are checked
+    /// against the requests wardgate saw.
+    client_hole: bool,
+    /// The receiver's stream had a hole: what it answered after it is itself
+    /// unproven, so it proves nothing and reports nothing.
+    server_hole: bool,
+    /// The sender's PDUs are framed from a header found by resynchronisation
+    /// after a hole that no response of the receiver has proven yet: what the
+    /// association decides on them goes to `held`, not out.
+    unproven: bool,
+    /// What was parsed from unproven PDUs, per request, oldest first; released
+    /// when the receiver's response names the request's Message ID, else
+    /// dropped with a record ([`rules::UNPROVEN_FRAME`]).
+    held: Vec<HeldMessage>,
+    /// Estimated bytes of `held` (charged to the memory budget).
+    held_bytes: usize,
+    /// The association ended on something held (the proxy would have ended
+    /// it there): nothing after it was judged.
+    ended_unproven: bool,
+    /// Response IDs already reported as answering an unseen request.
+    unseen: Vec<u16>,
+}
+
+/// Unanswered requests remembered per association, to tell a response to a
+/// request wardgate saw from one to a request it did not.
+const MAX_OUTSTANDING: usize = 256;
+/// Most requests held unproven after a hole, and their estimated bytes.
+const MAX_HELD_MESSAGES: usize = 8;
+const MAX_HELD_BYTES: usize = 64 << 10;
+/// Most responses to unseen requests reported per association.
+const MAX_UNSEEN_REPORTS: usize = 8;
+
+/// What the association decided on PDUs found by resynchronisation after a
+/// hole, for one request (or, `id` `None`, before any request), held until the
+/// receiver proves it read that request.
+#[derive(Debug)]
+struct HeldMessage {
+    /// The request's Message ID (0000,0110).
+    id: Option<u16>,
+    /// Its records (decisions, findings), in order: boxed as the association
+    /// gives them and the sink takes them, so they are moved, never copied.
+    #[allow(clippy::vec_box)]
+    records: Vec<Box<Event>>,
+    /// PDUs held without records (an A-ABORT not given to the association).
+    notes: Vec<&'static str>,
+}
+
+impl HeldMessage {
+    /// Estimated bytes held.
+    fn cost(e: &Event) -> usize {
+        512 + e.event.reason.len()
+    }
+
+    /// Names it for a record: its Message ID and what was parsed.
+    fn describe(&self) -> String {
+        let mut d = match self.id {
+            Some(id) => format!("Message ID {id}"),
+            None => "before any command".to_owned(),
+        };
+        let what: Vec<String> = self
+            .records
+            .iter()
+            .map(|e| {
+                let reason: String = e.event.reason.chars().take(120).collect();
+                match &e.rule {
+                    Some(r) => format!("{} {reason}", r.id),
+                    None => reason,
+                }
+            })
+            .chain(self.notes.iter().map(|n| (*n).to_owned()))
+            .collect();
+        if what.is_empty() {
+            d.push_str(": nothing decided yet");
+        } else {
+            d.push_str(": ");
+            d.push_str(&what.join("; "));
+        }
+        d
+    }
 }
 
 impl DicomSession {
@@ -1132,6 +1230,14 @@ impl DicomSession {
             // are unknown, so nothing can be judged; the session is only counted.
             stopped: midstream,
             resync: [false; 2],
+            outstanding: std::collections::VecDeque::new(),
+            client_hole: false,
+            server_hole: false,
+            unproven: false,
+            held: Vec::new(),
+            held_bytes: 0,
+            ended_unproven: false,
+            unseen: Vec::new(),
         }
     }
 
@@ -1163,7 +1269,15 @@ impl DicomSession {
         pending.feed(data, |buf| {
             if resync {
                 match pdu_boundary(buf, max_pdu) {
-                    Boundary::At(0) => resync = false,
+                    Boundary::At(0) => {
+                        resync = false;
+                        // The header may lie inside the lost PDU's data: what
+                        // is parsed from here is held until the receiver's
+                        // response proves it.
+                        if from_client && self.assoc.as_ref().is_some_and(|a| !a.is_over()) {
+                            self.unproven = true;
+                        }
+                    }
                     Boundary::At(i) | Boundary::Maybe(i) if i > 0 => return Step::Took(i),
                     Boundary::Maybe(_) => return Step::More,
                     Boundary::At(_) => {}
@@ -1188,6 +1302,14 @@ impl DicomSession {
                     }
                 }
                 Ok(dicom::Progress::NeedMore { .. }) => Step::More,
+                Err(e) if from_client && self.unproven => {
+                    // The framing found after the hole runs into bytes that
+                    // are not DICOM: it was not the receiver's. What was held
+                    // goes (named), and the next header is looked for.
+                    self.resync_failed(ctx, &e);
+                    resync = true;
+                    Step::Took(1)
+                }
                 Err(e) => {
                     self.malformed(ctx, from_client, &e);
                     Step::Stop
@@ -1217,10 +1339,165 @@ impl DicomSession {
                 ctx.emit(Record::Event(e));
             }
         }
-        if let Some(a) = &self.assoc {
+        if let Some(a) = self.assoc.as_mut() {
             ctx.obs.counts.dicom_commands += a.commands() - self.counted;
             self.counted = a.commands();
+            for id in a.take_request_ids() {
+                if self.outstanding.len() == MAX_OUTSTANDING {
+                    self.outstanding.pop_front();
+                }
+                self.outstanding.push_back(id);
+            }
         }
+    }
+
+    /// Carries out what the association decided on the sender's PDU: held
+    /// while the sender's framing is unproven, else emitted.
+    fn settle_client(&mut self, ctx: &mut Ctx<'_, '_>) {
+        if !self.unproven {
+            return self.carry_out(ctx);
+        }
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        let was_over = self.ended_unproven;
+        for id in a.take_request_ids() {
+            self.held.push(HeldMessage {
+                id: Some(id),
+                records: Vec::new(),
+                notes: Vec::new(),
+            });
+        }
+        ctx.obs.counts.dicom_commands += a.commands() - self.counted;
+        self.counted = a.commands();
+        self.ended_unproven = was_over || a.is_over();
+        for o in self.outs.drain(..) {
+            if let Out::Record(e) = o {
+                if self.held.is_empty() {
+                    self.held.push(HeldMessage {
+                        id: None,
+                        records: Vec::new(),
+                        notes: Vec::new(),
+                    });
+                }
+                self.held_bytes += HeldMessage::cost(&e);
+                if let Some(h) = self.held.last_mut() {
+                    h.records.push(e);
+                }
+            }
+        }
+        if self.held.len() > MAX_HELD_MESSAGES || self.held_bytes > MAX_HELD_BYTES {
+            self.drop_held(
+                ctx,
+                &format!(
+                    "more than {MAX_HELD_MESSAGES} requests or {} KiB held unproven",
+                    MAX_HELD_BYTES >> 10
+                ),
+            );
+        }
+    }
+
+    /// The receiver answered the request `id` (its response's Message ID Being
+    /// Responded To, PS3.7 E.1; `last`: a final response, not a pending one).
+    /// An outstanding request seen from proven framing with that ID is
+    /// answered first. Else, after a hole in the sender's stream: a held
+    /// request with that ID is proven read as a command (its records, and
+    /// those of every request framed after it, are emitted, marked, and the
+    /// sender's framing is proven from there); an ID matching nothing is a
+    /// message the receiver read and wardgate did not judge
+    /// ([`rules::RESYNC_MISSED_MESSAGE`]).
+    fn answered(&mut self, ctx: &mut Ctx<'_, '_>, id: u16, last: bool) {
+        if let Some(i) = self.outstanding.iter().position(|&o| o == id) {
+            if last {
+                self.outstanding.remove(i);
+            }
+            return;
+        }
+        if !self.client_hole || self.server_hole {
+            // Without a hole nothing is unproven (a response to a request
+            // forgotten past the bound is no evidence either); after a hole in
+            // the receiver's stream its responses are themselves unproven.
+            return;
+        }
+        if let Some(k) = self.held.iter().position(|h| h.id == Some(id)) {
+            let proven: Vec<HeldMessage> = self.held.drain(k..).collect();
+            self.unproven = false;
+            let note = format!(
+                " [judged after a hole in the capture: parsed from PDUs found by resynchronisation, which the receiver's response to Message ID {id} proves]"
+            );
+            for (n, h) in proven.into_iter().enumerate() {
+                for mut e in h.records {
+                    self.held_bytes = self.held_bytes.saturating_sub(HeldMessage::cost(&e));
+                    e.event.reason.push_str(&note);
+                    ctx.emit(Record::Event(e));
+                }
+                // The answered request is done (unless the answer is pending);
+                // those framed after it await their own answers.
+                if let Some(i) = h.id.filter(|_| n > 0 || !last) {
+                    if self.outstanding.len() == MAX_OUTSTANDING {
+                        self.outstanding.pop_front();
+                    }
+                    self.outstanding.push_back(i);
+                }
+            }
+            if self.held.is_empty() {
+                self.held_bytes = 0;
+            }
+            self.ended_unproven = false;
+            return;
+        }
+        if self.unseen.contains(&id) || self.unseen.len() >= MAX_UNSEEN_REPORTS {
+            return;
+        }
+        self.unseen.push(id);
+        let ev = ctx.event(
+            Proto::Dicom,
+            Action::Alerted,
+            Some(rules::RESYNC_MISSED_MESSAGE),
+            format!(
+                "the receiver answered Message ID {id}, a request wardgate did not see as a command after a hole in the sender's stream: it read a message there (lost in the hole, or where wardgate resynchronised on other bytes) and what it read was not judged"
+            ),
+        );
+        ctx.emit_event(ev);
+    }
+
+    /// Drops what is held unproven, with one record naming it and `why`: it is
+    /// reported neither allowed nor as a violation.
+    fn drop_held(&mut self, ctx: &mut Ctx<'_, '_>, why: &str) {
+        if self.held.is_empty() {
+            return;
+        }
+        let list: Vec<String> = self.held.drain(..).map(|h| h.describe()).collect();
+        self.held_bytes = 0;
+        let mut reason = format!(
+            "after a hole in the sender's stream, {} request(s) parsed from PDUs found by resynchronisation (a header that may lie inside the lost PDU's data) were never proven by the receiver's response ({why}): not judged, neither allowed nor a violation: {}",
+            list.len(),
+            list.join(" | ")
+        );
+        if std::mem::take(&mut self.ended_unproven) {
+            reason.push_str("; the association would have ended on what was held, so nothing after it was judged either");
+        }
+        let ev = ctx.event(
+            Proto::Dicom,
+            Action::Alerted,
+            Some(rules::UNPROVEN_FRAME),
+            reason,
+        );
+        ctx.emit_event(ev);
+    }
+
+    /// The sender's framing found after a hole met bytes that are not DICOM
+    /// (`e`): the message in progress is dropped, what was held is named, and
+    /// resynchronisation starts again.
+    fn resync_failed(&mut self, ctx: &mut Ctx<'_, '_>, e: &dicom::DicomError) {
+        if let Some(a) = self.assoc.as_mut() {
+            a.client_gap(&mut self.outs);
+        }
+        self.settle_client(ctx);
+        self.unproven = false;
+        self.client_cmd.clear();
+        let why = format!("the framing found there ran into bytes that are not DICOM: {e}");
+        self.drop_held(ctx, &why);
     }
 
     fn pdu(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, ty: PduType, pdu: &[u8]) {
@@ -1247,12 +1524,35 @@ impl DicomSession {
             _ => {}
         }
         if let Some(a) = self.assoc.as_mut() {
+            if from_client && self.unproven && ty == PduType::Abort {
+                // An A-ABORT found after a hole would end the association for
+                // the rest of it: not given to it until proven (it never is: no
+                // response follows an abort), named when what is held goes.
+                let note = "an A-ABORT (not taken: judging went on)";
+                match self.held.last_mut() {
+                    Some(h) => h.notes.push(note),
+                    None => self.held.push(HeldMessage {
+                        id: None,
+                        records: Vec::new(),
+                        notes: vec![note],
+                    }),
+                }
+                return;
+            }
             if from_client {
                 a.client_pdu(pdu, ctx.clock, &mut self.outs);
+                self.settle_client(ctx);
             } else {
                 a.upstream_pdu(pdu, ctx.clock, &mut self.outs);
+                self.carry_out(ctx);
+                if self.assoc.as_ref().is_some_and(Association::is_over) {
+                    // No response follows the association's end.
+                    self.drop_held(
+                        ctx,
+                        "the association ended before the receiver answered them",
+                    );
+                }
             }
-            self.carry_out(ctx);
         } else if !ctx.refused && matches!(ty, PduType::AssociateRj | PduType::Abort) {
             // No profile to judge by, but a party breaking the association off
             // is reported, with the rule the proxy uses for it.
@@ -1273,7 +1573,9 @@ impl DicomSession {
     }
 
     /// Counts the DIMSE commands in a P-DATA-TF (ones the association does not
-    /// decide: the server's, and every one where nothing is judged).
+    /// decide: the server's, and every one where nothing is judged). The
+    /// server's responses are matched to the sender's requests
+    /// ([`DicomSession::answered`]).
     fn count_commands(&mut self, ctx: &mut Ctx<'_, '_>, from_client: bool, pdu: &[u8]) {
         let Ok(Pdu::PData(p)) = Pdu::parse(pdu, &self.limits) else {
             return;
@@ -1283,6 +1585,7 @@ impl DicomSession {
         } else {
             &mut self.server_cmd
         };
+        let mut answered: smallvec::SmallVec<[(u16, bool); 2]> = smallvec::SmallVec::new();
         for pdv in p.pdvs.iter().filter(|p| p.is_command) {
             if cmd.len() + pdv.data.len() > self.limits.max_command_bytes {
                 cmd.clear();
@@ -1290,11 +1593,19 @@ impl DicomSession {
             }
             cmd.extend_from_slice(pdv.data);
             if pdv.is_last {
-                if Command::parse(cmd).is_ok() {
+                if let Ok(c) = Command::parse(cmd) {
                     ctx.obs.counts.dicom_commands += 1;
+                    if !from_client && c.is_response {
+                        // PS3.7 C: 0xFF00 and 0xFF01 are pending (more follow).
+                        let last = !matches!(c.status, Some(0xff00 | 0xff01));
+                        answered.push((c.responding_to, last));
+                    }
                 }
                 cmd.clear();
             }
+        }
+        for (id, last) in answered {
+            self.answered(ctx, id, last);
         }
     }
 
@@ -1306,6 +1617,10 @@ impl DicomSession {
                 a.upstream_malformed(e, ctx.clock, &mut self.outs);
             }
             self.carry_out(ctx);
+            self.drop_held(
+                ctx,
+                "DICOM parsing stopped before the receiver answered them",
+            );
         } else {
             let (rule, side) = if from_client {
                 (e.rule(), "client")
@@ -1339,12 +1654,23 @@ impl DicomSession {
         }
         self.resync[usize::from(!from_client)] = true;
         if from_client {
+            self.client_hole = true;
             if let Some(a) = self.assoc.as_mut() {
                 a.client_gap(&mut self.outs);
-                self.carry_out(ctx);
+                // What the message in progress decided is held if it was
+                // itself found after an earlier hole.
+                self.settle_client(ctx);
             }
+            // Framing restarts from a header found by resynchronisation.
+            self.unproven = false;
+        } else {
+            self.server_hole = true;
         }
-        "DICOM resynchronises at the next PDU header that parses; the message in progress was not judged"
+        if from_client {
+            "DICOM resynchronises at the next PDU header that parses (what it finds is judged once the receiver's response proves it); the message in progress was not judged"
+        } else {
+            "DICOM resynchronises at the next PDU header that parses; the message in progress was not judged"
+        }
     }
 
     /// Parsing ends (bytes lost, or the connection ended): a decision the
@@ -1353,8 +1679,12 @@ impl DicomSession {
         self.stopped = true;
         if let Some(a) = self.assoc.as_mut() {
             a.finish(&mut self.outs);
-            self.carry_out(ctx);
+            self.settle_client(ctx);
         }
+        self.drop_held(
+            ctx,
+            "the association ended before the receiver answered them",
+        );
     }
 
     fn inventory_rq(&mut self, ctx: &mut Ctx<'_, '_>, rq: &dicom::Associate<'_>) {

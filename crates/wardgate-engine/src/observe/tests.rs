@@ -614,3 +614,312 @@ fn software_evidence_is_inventoried_per_address() {
     let tls = obs.inventory.get("10.9.9.6".parse().unwrap()).unwrap();
     assert!(tls.services.contains("tls/443"), "{tls:?}");
 }
+
+/// DICOM after a hole in the sender's stream: what resynchronisation finds is
+/// judged only once the receiver's response proves it (found by an
+/// adversarial review: a PDU header in pixel data hid a real C-STORE, or
+/// invented one).
+mod dicom_after_a_hole {
+    use super::*;
+    use wardgate_proto::dicom::{self, dimse, CommandField};
+
+    const DICOM_SITE: &str = include_str!("../../../../examples/dicom.toml");
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+    const PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
+    const IVR: &str = "1.2.840.10008.1.2";
+    const RELEASE_RQ: [u8; 10] = [5, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+    const RELEASE_RP: [u8; 10] = [6, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+
+    fn pdu(ty: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![ty, 0];
+        v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn item(ty: u8, value: &[u8]) -> Vec<u8> {
+        let mut v = vec![ty, 0];
+        v.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        v.extend_from_slice(value);
+        v
+    }
+
+    fn ae(title: &str) -> [u8; 16] {
+        let mut a = [b' '; 16];
+        a[..title.len()].copy_from_slice(title.as_bytes());
+        a
+    }
+
+    fn user() -> Vec<u8> {
+        let mut u = item(0x51, &16384u32.to_be_bytes());
+        u.extend(item(0x52, b"1.2.276.0.7230010.3.0.3.6.8\0"));
+        item(0x50, &u)
+    }
+
+    /// A-ASSOCIATE-RQ (CT01 to PACS) or -AC: context 1 CT, context 3 PDF.
+    fn associate(ac: bool) -> Vec<u8> {
+        let mut body = vec![0x00, 0x01, 0, 0];
+        body.extend_from_slice(&ae("PACS"));
+        body.extend_from_slice(&ae("CT01"));
+        body.extend_from_slice(&[0; 32]);
+        body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+        for (id, abs) in [(1u8, CT), (3, PDF)] {
+            if ac {
+                let mut v = vec![id, 0, 0, 0];
+                v.extend(item(0x40, IVR.as_bytes()));
+                body.extend(item(0x21, &v));
+            } else {
+                let mut v = vec![id, 0, 0, 0];
+                v.extend(item(0x30, abs.as_bytes()));
+                v.extend(item(0x40, IVR.as_bytes()));
+                body.extend(item(0x20, &v));
+            }
+        }
+        body.extend(user());
+        pdu(if ac { 0x02 } else { 0x01 }, &body)
+    }
+
+    fn el(group: u16, element: u16, value: &[u8]) -> Vec<u8> {
+        let mut v = group.to_le_bytes().to_vec();
+        v.extend_from_slice(&element.to_le_bytes());
+        v.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        v.extend_from_slice(value);
+        v
+    }
+
+    /// A C-STORE-RQ command set (Message ID `id`, data set follows).
+    fn c_store(sop_class: &str, id: u16) -> Vec<u8> {
+        let mut uid = sop_class.as_bytes().to_vec();
+        if uid.len() % 2 == 1 {
+            uid.push(0);
+        }
+        let mut body = el(0, 0x0002, &uid);
+        body.extend(el(0, 0x0100, &1u16.to_le_bytes()));
+        body.extend(el(0, 0x0110, &id.to_le_bytes()));
+        body.extend(el(0, 0x0800, &0u16.to_le_bytes()));
+        body.extend(el(0, 0x1000, b"1.2.3.4.5.6\0"));
+        let mut out = el(0, 0x0000, &(body.len() as u32).to_le_bytes());
+        out.extend(body);
+        out
+    }
+
+    fn pdata(pdvs: &[(u8, u8, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        dicom::encode_pdata(pdvs, &mut out);
+        out
+    }
+
+    /// The CT's data set: `pixels` bytes of pixel data.
+    fn ct_data(pixels: &[u8]) -> Vec<u8> {
+        let mut d = el(0x0008, 0x0060, b"CT");
+        d.extend(el(0x0010, 0x0020, b"PAT-0042"));
+        d.extend(el(0x7fe0, 0x0010, pixels));
+        d
+    }
+
+    /// A whole C-STORE of an Encapsulated PDF carrying a Windows PE
+    /// (Message ID `id`): its command PDU and its data PDU.
+    fn exe_store(id: u16) -> Vec<u8> {
+        let mut doc = vec![0u8; 0x200];
+        doc[..2].copy_from_slice(b"MZ");
+        doc[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        doc[0x80..0x84].copy_from_slice(b"PE\0\0");
+        let mut d = el(0x0008, 0x0060, b"OT");
+        d.extend(el(0x0010, 0x0020, b"PAT-0042"));
+        d.extend(el(0x0042, 0x0011, &doc));
+        let mut out = pdata(&[(3, 0x03, &c_store(PDF, id))]);
+        out.extend(pdata(&[(3, 0x02, &d)]));
+        out
+    }
+
+    /// The receiver's C-STORE-RSP (success) to Message ID `id`.
+    fn store_rsp(id: u16) -> Vec<u8> {
+        let rsp = dimse::Response {
+            field: CommandField::CStore,
+            responding_to: id,
+            sop_class: CT.as_bytes(),
+            sop_instance: b"1.2.3.4.5.6",
+            status: 0,
+        }
+        .encode();
+        pdata(&[(1, 0x03, &rsp)])
+    }
+
+    /// Runs one association; `Err(n)` in the script is a hole of `n` bytes
+    /// in the sender's stream. Returns the events (allowed ones included).
+    fn run(script: &[(bool, Result<Vec<u8>, u64>)]) -> Vec<Event> {
+        let mut obs = observer_with(DICOM_SITE, true);
+        let c = clock();
+        let mut out = Vec::new();
+        let mut sink = |r: Record| {
+            if let Record::Event(e) = r {
+                out.push(*e);
+            }
+        };
+        let mut s = obs.open(
+            conn("127.0.0.5:40000", "127.0.0.4:4242", false),
+            &c,
+            &mut sink,
+        );
+        for (from_client, step) in script {
+            match step {
+                Ok(bytes) => obs.data(&mut s, *from_client, bytes, &c, &mut sink),
+                Err(n) => obs.gap(
+                    &mut s,
+                    *from_client,
+                    *n,
+                    super::super::GapCause::Capture,
+                    &c,
+                    &mut sink,
+                ),
+            }
+        }
+        obs.close(&mut s, 2, &c, &mut sink);
+        out
+    }
+
+    fn allowed_stores(ev: &[Event]) -> usize {
+        ev.iter()
+            .filter(|e| e.event.action == Action::Allowed && e.event.reason.contains("C-STORE"))
+            .count()
+    }
+
+    /// The CT's last data PDU, cut by a hole: (before the hole, hole length,
+    /// after it). `patch` is written into the pixel data after the hole at
+    /// `at` (bytes from the start of what follows the hole).
+    fn ct_pdu_with_hole(patch: &[u8], at: usize) -> (Vec<u8>, u64, Vec<u8>) {
+        let mut pixels = vec![0x11u8; 3000];
+        let data = ct_data(&pixels);
+        let head = pdata(&[(1, 0x02, &data)]).len() - data.len() + (data.len() - pixels.len());
+        // The hole: bytes 200..400 of the PDU; the patch lands after it.
+        let off = 400 + at - head;
+        pixels[off..off + patch.len()].copy_from_slice(patch);
+        let p = pdata(&[(1, 0x02, &ct_data(&pixels))]);
+        (p[..200].to_vec(), 200, p[400..].to_vec())
+    }
+
+    fn start() -> Vec<(bool, Result<Vec<u8>, u64>)> {
+        vec![
+            (true, Ok(associate(false))),
+            (false, Ok(associate(true))),
+            (true, Ok(pdata(&[(1, 0x03, &c_store(CT, 1))]))),
+        ]
+    }
+
+    fn end(mut s: Vec<(bool, Result<Vec<u8>, u64>)>) -> Vec<(bool, Result<Vec<u8>, u64>)> {
+        s.push((true, Ok(RELEASE_RQ.to_vec())));
+        s.push((false, Ok(RELEASE_RP.to_vec())));
+        s
+    }
+
+    #[test]
+    fn a_pdu_header_in_pixel_data_cannot_hide_a_c_store_the_receiver_answers() {
+        // After the hole, a fake P-DATA-TF header in the CT's pixel data whose
+        // length runs exactly to the end of the next, real C-STORE (an
+        // executable): wardgate reads that C-STORE as the fake PDU's data.
+        let exe = exe_store(1);
+        let at = 100;
+        let (before, hole, mut after) = ct_pdu_with_hole(&[], at);
+        let len = (after.len() - at - 6 + exe.len()) as u32;
+        let mut fake = vec![4, 0];
+        fake.extend_from_slice(&len.to_be_bytes());
+        fake.extend_from_slice(&(len - 4).to_be_bytes());
+        fake.extend_from_slice(&[1, 0x02]);
+        after[at..at + 12].copy_from_slice(&fake);
+        let mut s = start();
+        s.push((true, Ok(before)));
+        s.push((true, Err(hole)));
+        s.push((true, Ok(after)));
+        // Both C-STOREs are answered (pynetdicom gives both Message ID 1).
+        s.push((false, Ok(store_rsp(1))));
+        s.push((true, Ok(exe)));
+        s.push((false, Ok(store_rsp(1))));
+        let ev = run(&end(s));
+        let rules = rules_of(&ev);
+        assert!(rules.contains(&"WG-CAP-006".to_owned()), "{rules:?}");
+        // The receiver answered a request wardgate never saw: said so.
+        assert!(rules.contains(&"WG-CAP-024".to_owned()), "{ev:#?}");
+        assert_eq!(allowed_stores(&ev), 1, "{ev:#?}");
+    }
+
+    #[test]
+    fn a_c_store_copied_into_pixel_data_is_not_reported_as_sent() {
+        // A CT-only association: after the hole its pixel data carries a copy
+        // of an executable C-STORE (command and data PDUs). The receiver
+        // stored only the CT.
+        let (before, hole, after) = ct_pdu_with_hole(&exe_store(1), 100);
+        let mut s = start();
+        s.push((true, Ok(before)));
+        s.push((true, Err(hole)));
+        s.push((true, Ok(after)));
+        s.push((false, Ok(store_rsp(1))));
+        let ev = run(&end(s));
+        let rules = rules_of(&ev);
+        assert!(!rules.contains(&"WG-DICOM-009".to_owned()), "{ev:#?}");
+        assert!(
+            !rules.iter().any(|r| r.starts_with("WG-DICOM-P")),
+            "{ev:#?}"
+        );
+        assert_eq!(allowed_stores(&ev), 1, "{ev:#?}");
+        // What was parsed there is named, as not judged.
+        let named = ev
+            .iter()
+            .find(|e| e.rule.as_ref().is_some_and(|r| r.id == "WG-CAP-021"))
+            .expect("the unproven C-STORE is named");
+        assert!(named.event.reason.contains("WG-DICOM-009"), "{named:#?}");
+        assert!(named.event.reason.contains("not judged"), "{named:#?}");
+    }
+
+    #[test]
+    fn a_c_store_found_after_a_hole_is_judged_once_the_receiver_answers_it() {
+        // The same hole, no fake header: resynchronisation finds the real
+        // C-STORE, and the receiver's response to it proves it.
+        let (before, hole, after) = ct_pdu_with_hole(&[], 100);
+        let mut s = start();
+        s.push((true, Ok(before)));
+        s.push((true, Err(hole)));
+        s.push((true, Ok(after)));
+        s.push((false, Ok(store_rsp(1))));
+        s.push((true, Ok(exe_store(1))));
+        s.push((false, Ok(store_rsp(1))));
+        let ev = run(&end(s));
+        let rules = rules_of(&ev);
+        let exe = ev
+            .iter()
+            .find(|e| e.rule.as_ref().is_some_and(|r| r.id == "WG-DICOM-009"))
+            .expect("the executable is reported");
+        assert!(exe.event.reason.contains("judged after a hole"), "{exe:#?}");
+        assert!(!rules.contains(&"WG-CAP-021".to_owned()), "{rules:?}");
+        assert!(!rules.contains(&"WG-CAP-024".to_owned()), "{rules:?}");
+        assert_eq!(allowed_stores(&ev), 2, "{ev:#?}");
+    }
+
+    #[test]
+    fn unanswered_it_is_named_not_judged() {
+        // The real C-STORE, but the association ends before any answer.
+        let (before, hole, after) = ct_pdu_with_hole(&[], 100);
+        let mut s = start();
+        s.push((true, Ok(before)));
+        s.push((true, Err(hole)));
+        s.push((true, Ok(after)));
+        s.push((false, Ok(store_rsp(1))));
+        s.push((true, Ok(exe_store(1))));
+        let ev = run(&s);
+        let rules = rules_of(&ev);
+        assert!(!rules.contains(&"WG-DICOM-009".to_owned()), "{ev:#?}");
+        assert!(rules.contains(&"WG-CAP-021".to_owned()), "{rules:?}");
+        assert_eq!(allowed_stores(&ev), 1, "{ev:#?}");
+    }
+
+    #[test]
+    fn without_a_hole_nothing_is_held() {
+        let mut s = start();
+        s.push((true, Ok(pdata(&[(1, 0x02, &ct_data(&[0x11; 3000]))]))));
+        s.push((false, Ok(store_rsp(1))));
+        s.push((true, Ok(exe_store(1))));
+        let ev = run(&end(s));
+        let rules = rules_of(&ev);
+        assert!(rules.contains(&"WG-DICOM-009".to_owned()), "{rules:?}");
+        assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+    }
+}
