@@ -44,8 +44,9 @@
 //! DTM (and DR, and TQ.4/TQ.5) a passed segment carries is a "date": shifted
 //! by the patient's offset in pseudonymise mode, cut to its year in minimise
 //! mode; no real date stays next to a shifted one (PID-7 Date/Time of Birth is
-//! cut to the year in both modes). Drug lot expiry dates (RXG-20, RXA-16) and
-//! SFT-6 are dates too: a site whose pump checks expiry sets `RXG-20 = keep`.
+//! cut to the year in both modes). Dates that are no patient's and the same
+//! for every patient (a lot's expiry RXG-20 and RXA-16, SFT-6, OBX-12) are kept
+//! as written: moved, they would give the patient's offset away.
 //!
 //!
 //! **PID** (a field not listed is removed: names, aliases, phones, SSN,

@@ -97,11 +97,22 @@ const DEFINITION_TEXT: [u32; 2] = [0x0008_0115, 0x0008_0116];
 /// definition UIDs: shifted by the patient's offset, a published version date
 /// would give the offset away (found by an adversarial review); and they say
 /// nothing of the patient.
-pub(super) const DEFINITION_DATES: [u32; 4] = [
+/// Also the dates that are the same for many patients and known outside
+/// the data (a second adversarial review): a trial's ethics approval, a
+/// brachytherapy source's certificate, a product's expiry, a hanging
+/// protocol's or an implant template's creation and issue.
+pub(super) const DEFINITION_DATES: [u32; 11] = [
     0x0008_0106, // Context Group Version
     0x0008_0107, // Context Group Local Version
     0x0040_DB06, // Template Version
     0x0040_DB07, // Template Local Version
+    0x0012_0086, // Ethics Committee Approval Effectiveness Start Date
+    0x0012_0087, // Ethics Committee Approval Effectiveness End Date
+    0x300A_022C, // Source Strength Reference Date
+    0x0044_000B, // Product Expiration DateTime
+    0x0072_000A, // Hanging Protocol Creation DateTime
+    0x0068_6226, // Effective DateTime (implant template)
+    0x0068_6270, // Information Issue DateTime (implant template)
 ];
 /// The dates and times of a device, not of the patient: never shifted by a
 /// patient's offset (whoever knows the device's real dates would learn the

@@ -1806,7 +1806,8 @@ fn definition_dates_are_kept_as_written_under_every_option() {
     // Group Version (a date the DCMR publishes) was shifted by the patient's
     // offset, so subtracting gave the offset away.
     for tag in super::engine::DEFINITION_DATES {
-        assert_eq!(dictionary_vr(tag), Some(Vr::DT), "{tag:08X}");
+        let vr = dictionary_vr(tag);
+        assert!(matches!(vr, Some(Vr::DA | Vr::DT)), "{tag:08X}");
     }
     for tag in super::engine::DEVICE_DATES {
         let vr = dictionary_vr(tag);
@@ -1825,8 +1826,13 @@ fn definition_dates_are_kept_as_written_under_every_option() {
             b.el(0x0008_0106, "DT", b"20160314"),
             b.seq(0x0008_2218, &[code], false),
             b.el(0x0010_0020, "LO", b"MRN4711XQ"),
+            // Dates shared by many patients and known outside the data (a
+            // second review): a trial's ethics approval, a source's certificate.
+            b.el(0x0012_0086, "DA", b"20220301"),
+            b.el(0x0012_0087, "DA", b"20270301"),
             b.el(0x0040_DB06, "DT", b"20180101"),
             b.el(0x0040_DB07, "DT", b"20190202"),
+            b.el(0x300A_022C, "DA", b"20260901"),
         ]);
         let opts: [fn(&mut Options); 4] = [
             |_| {},
@@ -1845,6 +1851,9 @@ fn definition_dates_are_kept_as_written_under_every_option() {
                 ("00082218/0/00080107", b"20170102"),
                 ("0040DB06", b"20180101"),
                 ("0040DB07", b"20190202"),
+                ("00120086", b"20220301"),
+                ("00120087", b"20270301"),
+                ("300A022C", b"20260901"),
             ] {
                 assert_eq!(val(&els, path), Some(v.to_vec()), "{enc:?} {i} {path}");
             }

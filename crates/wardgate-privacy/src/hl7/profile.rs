@@ -823,7 +823,11 @@ type SegmentTable = (&'static [u8; 3], &'static [(u16, K)]);
 
 /// The default field tables (HL7 v2.5 field names in the module
 /// documentation): `(segment, [(field, how)])`; a field not listed is
-/// removed.
+/// removed. Dates that are no patient's and the same for every patient (a
+/// lot's expiry RXG-20 and RXA-16, a software install SFT-6, a reference
+/// range's effective date OBX-12) are kept as written: moved by each
+/// patient's offset, anyone knowing the real date learned the offset (found
+/// by an adversarial review).
 #[rustfmt::skip]
 const TABLES: &[SegmentTable] = {
     use K::*;
@@ -886,13 +890,13 @@ const TABLES: &[SegmentTable] = {
         (b"RXG", &[
             (1, Keep), (2, Keep), (3, Tq), (4, Keep), (5, Keep), (6, Keep), (7, Keep), (8, Keep),
             (9, Code), (10, Keep), (11, Loc), (12, Keep), (13, Code), (14, Keep), (15, Keep),
-            (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Date), (21, Keep), (22, Keep),
+            (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
             (23, Keep), (24, Keep), (25, Keep), (26, Keep),
         ]),
         (b"RXA", &[
             (1, Keep), (2, Keep), (3, Date), (4, Date), (5, Keep), (6, Keep), (7, Keep),
             (8, Keep), (9, Code), (10, Rm), (11, Loc), (12, Keep), (13, Keep), (14, Keep),
-            (15, Keep), (16, Date), (17, Keep), (18, Code), (19, Keep), (20, Keep), (21, Keep),
+            (15, Keep), (16, Keep), (17, Keep), (18, Code), (19, Keep), (20, Keep), (21, Keep),
             (22, Date), (23, Keep), (24, Keep), (25, Keep), (26, Keep),
         ]),
         (b"RXR", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep)]),
@@ -912,10 +916,10 @@ const TABLES: &[SegmentTable] = {
             (16, Date), (17, Rm), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
             (23, Keep), (24, Rm), (25, Keep),
         ]),
-        (b"SFT", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Rm), (6, Date)]),
+        (b"SFT", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Rm), (6, Keep)]),
         (b"OBX", &[
             (1, Keep), (2, Keep), (3, Code), (4, Keep), (6, Keep), (7, Keep), (8, Keep),
-            (9, Keep), (10, Keep), (11, Keep), (12, Date), (13, Rm), (14, Date), (15, Keep),
+            (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Rm), (14, Date), (15, Keep),
             (16, Rm), (17, Keep), (18, Rm), (19, Date), (20, Keep), (21, Ei), (22, Keep),
             (23, Rm), (24, Rm), (25, Rm),
         ]),

@@ -1053,6 +1053,13 @@ fn rules_parse_and_read_back() {
         ),
         ("ORC-12", FieldAction::Remove, FieldAction::Remove),
         ("RXG-4", FieldAction::KeepPlain, FieldAction::KeepPlain),
+        // Dates that are no patient's, the same for every patient: kept as
+        // written, never moved by the patient's offset (which they would
+        // give away; found by an adversarial review).
+        ("RXG-20", FieldAction::KeepPlain, FieldAction::KeepPlain),
+        ("RXA-16", FieldAction::KeepPlain, FieldAction::KeepPlain),
+        ("SFT-6", FieldAction::KeepPlain, FieldAction::KeepPlain),
+        ("OBX-12", FieldAction::KeepPlain, FieldAction::KeepPlain),
         (
             "RXG-3.4",
             FieldAction::ShiftDate,
