@@ -419,8 +419,20 @@ struct ResetSeen {
     /// Whether each sent payload after the RST (with the ACK flag).
     up_data: bool,
     down_data: bool,
-    /// The receiver of data sent after the RST answered it with a RST.
+    /// The lowest sequence number of each side's payload after the RST: an
+    /// acknowledgement past it read bytes sent after the RST, wherever the
+    /// capture showed the rest (a hole filled after the RST, its later bytes
+    /// sent before; found by an adversarial review).
+    up_first: Option<u32>,
+    down_first: Option<u32>,
+    /// Proof the host took the RST: a SYN-ACK for a new SYN on the ports.
     answered: bool,
+    /// The receiver of data sent after the RST answered it with a RST: a
+    /// closed socket does, but anyone able to forge the first RST can forge
+    /// this one, so it never decides alone (found by an adversarial review:
+    /// a forged answering RST ended the wait as reset and hid the order the
+    /// host read); with an acknowledgement it is a conflict.
+    rst_answer: bool,
     /// A SYN from the client, and its place in `held`.
     syn: Option<(u32, usize)>,
     /// Held packets with payload, and their payload bytes.
@@ -1962,7 +1974,10 @@ impl Analyzer {
                     down_sent: None,
                     up_data: false,
                     down_data: false,
+                    up_first: None,
+                    down_first: None,
                     answered: false,
+                    rst_answer: false,
                     syn: None,
                     data_packets: 0,
                     data_bytes: 0,
@@ -2289,10 +2304,10 @@ impl Analyzer {
             return false;
         }
         let from_client = src == c.session.client();
-        let (peer_at, peer_sent, peer_data) = if from_client {
-            (r.down_at, r.down_sent, r.down_data)
+        let (peer_at, peer_sent, peer_data, peer_first) = if from_client {
+            (r.down_at, r.down_sent, r.down_data, r.down_first)
         } else {
-            (r.up_at, r.up_sent, r.up_data)
+            (r.up_at, r.up_sent, r.up_data, r.up_first)
         };
         // The server answers the SYN held with a SYN-ACK for it: a new
         // connection; the host had taken the RST.
@@ -2308,8 +2323,14 @@ impl Analyzer {
         // It acknowledges bytes its peer sent after the RST (and no further
         // than the capture showed): its end had not taken the RST, and read
         // them.
+        let top = match (peer_at, peer_sent) {
+            (Some(a), Some(s)) => Some(if after(s, a) { s } else { a }),
+            (a, s) => s.or(a),
+        };
         let acked = plain_ack
-            && matches!((peer_at, peer_sent), (Some(a), Some(s)) if after(t.ack, a) && !after(t.ack, s));
+            && peer_sent.is_some()
+            && peer_first.is_some_and(|f| after(t.ack, f))
+            && top.is_some_and(|s| !after(t.ack, s));
         // The server answers a SYN with another ISN with an ACK in the old
         // sequence space (a challenge ACK): its connection lives.
         let challenged = plain_ack
@@ -2321,7 +2342,7 @@ impl Analyzer {
             });
         if acked || challenged {
             let ack = t.ack;
-            let (how, why) = if r.answered {
+            let (how, why) = if r.rst_answer {
                 (
                     ResetEnd::Uncertain,
                     format!("conflicting answers: a RST answered data sent after it, and {src} acknowledged data up to {ack}"),
@@ -2348,13 +2369,19 @@ impl Analyzer {
         // The receiver of data sent after the RST answers with a RST: a
         // closed socket does, so its host had taken the RST.
         if flags.rst && peer_data {
-            r.answered = true;
+            r.rst_answer = true;
         }
         let cost = t.segment.len() + reassembly::PIECE_COST;
         let data = !t.payload.is_empty();
+        // Only a segment with the ACK flag carries data a host reads (one
+        // without it is dropped whatever the RST did): others do not spend
+        // the bound on what is held with data (found by an adversarial review:
+        // junk without ACK ended the wait before the host's proof came).
+        let readable = flags.ack && !flags.syn && !flags.rst;
         if r.held.len() >= RESET_HELD_ALL
             || r.cost + cost > RESET_HELD_MEMORY
             || (data
+                && readable
                 && (r.data_packets >= RESET_HELD
                     || r.data_bytes + t.payload.len() > RESET_HELD_BYTES))
         {
@@ -2366,9 +2393,6 @@ impl Analyzer {
             self.resolve_reset(k, how, "no answer before the bound on what is held", out);
             return false;
         }
-        // Only a segment with the ACK flag carries data a host reads (one
-        // without it is dropped whatever the RST did).
-        let readable = flags.ack && !flags.syn && !flags.rst;
         if readable && (data || flags.fin) {
             let end = t
                 .seq
@@ -2383,11 +2407,16 @@ impl Analyzer {
                 *sent = Some(end);
             }
         }
-        if data {
-            if readable && from_client {
+        if data && readable {
+            let first = if from_client {
                 r.up_data = true;
-            } else if readable {
+                &mut r.up_first
+            } else {
                 r.down_data = true;
+                &mut r.down_first
+            };
+            if first.is_none_or(|f| after(f, t.seq)) {
+                *first = Some(t.seq);
             }
             r.data_packets += 1;
             r.data_bytes += t.payload.len();
