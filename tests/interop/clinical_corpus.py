@@ -559,6 +559,18 @@ def cases():
           message(cid(), [(heparin(10), [cont.replace("OBX|1|", "OBX|2|"), obx(1, "158018^MDC_DOSE_LOADING^MDC", "1000", U[1])])]), "block", "WG-INF-039")
     c.add("an order type saying continuous on a continuous infusion (ORC-1 NW)",
           message(cid(), [(heparin(10), [cont])], orc="NW"), "allow")
+    # Found by a third adversarial review: a repeated start or end, and one
+    # end to the day and the other to the hour.
+    c.add("TQ1-7 repeated (6 h or 33 days)",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), ["TQ1|1||||||2026120410~2026110110|2026120416"])]), "block", "WG-INF-015")
+    c.add("TQ1-8 repeated",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), ["TQ1|1||||||2026120410|2026120416~2027010116"])]), "block", "WG-INF-015")
+    c.add("TQ1-7 to the day, TQ1-8 to the hour",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), ["TQ1|1||||||20261204|2026120610"])]), "block", "WG-INF-035")
+    c.add("TQ1-7 to the hour, TQ1-8 to the day",
+          message(cid(), [(heparin(10), ["TQ1|1||||||2026120410|20261207"])]), "block", "WG-INF-035")
+    c.add("heparin 1000 U/h for 6 h with no concentration (600 mL at the library's lowest)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1]), [f"TQ1|1||||||||||||6^{HR_CQ}"])]), "allow")
     # Found by an adversarial review: a window written to the hour was read as
     # no duration, so the VTBI limit (rate x duration) and the duration limit
     # were skipped.

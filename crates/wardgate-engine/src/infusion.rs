@@ -1107,6 +1107,9 @@ fn check_give(
     // what it writes: a rate for a duration is a volume (found by an
     // adversarial review: 150 mL/h for 47 h passed a 1000 mL limit).
     if !prog.bolus {
+        // A rate in drug units with no concentration stated: the volume is
+        // the pump's to work out from its own (checking the library's lowest
+        // refused standard orders); not checked here.
         let c = conc.as_ref().ok().copied().flatten();
         implied_limits(n, &entry.display, &prog, c, &pt, limits, out);
     }
@@ -2626,6 +2629,21 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         });
     }
     let (start, end) = (tq1.field(7), tq1.field(8));
+    // A start or end that repeats: a reader keeping another repetition than
+    // wardgate reads another duration (found by an adversarial review: the
+    // first 6 h, the last 33 days).
+    for (f, field) in [(7u16, &start), (8, &end)] {
+        if field.repetition_count() > 1 {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::REPEATED_FIELD,
+                    format!("TQ1 #{seq}: TQ1-{f} (the start or end) repeats"),
+                )
+                .at(loc(b"TQ1", seq, usize::from(f))),
+            );
+            return;
+        }
+    }
     if !start.raw().is_empty() && !end.raw().is_empty() {
         let l = loc(b"TQ1", seq, 8);
         let (a, b) = (start.component(1).raw(), end.component(1).raw());
@@ -2641,6 +2659,21 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         // the two say when the order is valid, not how long a bag runs: checked
         // to be dates, the end not before the start, and stated as no duration.
         let coarse = (coarse_date(a), coarse_date(b));
+        // One end to the day (or coarser), the other to the hour or finer: a
+        // reader completing the day reads a duration, one reading the day as
+        // a validity window none (found by an adversarial review: 58 h, 8700
+        // mL, passed as no duration).
+        let day = |t: &[u8], h: bool| coarse_date(t).is_some() && !h;
+        if day(a, ha) != day(b, hb) {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::AMBIGUOUS_DURATION,
+                    format!("TQ1 #{seq}: one of TQ1-7 and TQ1-8 is written to the day and the other to the hour or finer: whether they state a duration, and how long, depends on how a reader completes the day"),
+                )
+                .at(l),
+            );
+            return;
+        }
         if let (Some(da), Some(db)) = coarse.0.zip(coarse.1).filter(|_| !(ha && hb)).unzip() {
             if db < da {
                 out.findings.push(
