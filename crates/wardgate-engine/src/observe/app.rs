@@ -1096,11 +1096,10 @@ impl MqttApp {
 /// After a hole in the sender's stream, parsing resumes at the next PDU header
 /// that parses ([`pdu_boundary`]), which may lie inside the lost PDU's pixel
 /// data. Those PDUs are unproven: what the association decides on them is held
-/// per request ([`HeldMessage`]) until the receiver's response names the
-/// request's Message ID and no outstanding request seen before explains it
-/// ([`DicomSession::answered`]); then it is emitted, marked, and the framing is
-/// proven from there. A response nothing explains is reported
-/// ([`rules::RESYNC_MISSED_MESSAGE`]); what is never proven is dropped and named
+/// per request ([`HeldMessage`]) and never judged: a response naming its
+/// Message ID proves no data set (a fake request can reuse the ID;
+/// [`DicomSession::answered`]). A response nothing explains is reported
+/// ([`rules::RESYNC_MISSED_MESSAGE`]); what is held is dropped and named
 /// ([`rules::UNPROVEN_FRAME`]), never reported allowed or as a violation.
 pub(super) struct DicomSession {
     client: Pending,
@@ -1126,8 +1125,8 @@ pub(super) struct DicomSession {
     /// final response yet, oldest first, at most [`MAX_OUTSTANDING`]. Senders
     /// often use one ID for every request (pynetdicom's default is 1), so an ID
     /// alone does not name a request: a response answers the oldest
-    /// outstanding request with its ID first, and only a response no
-    /// outstanding request explains proves a held one.
+    /// outstanding request with its ID first; one that neither it nor a held
+    /// request explains is a request wardgate did not see.
     outstanding: std::collections::VecDeque<u16>,
     /// The sender's stream had a hole: the receiver's responses are checked
     /// against the requests wardgate saw.
@@ -1401,11 +1400,9 @@ impl DicomSession {
     /// Responded To, PS3.7 E.1; `last`: a final response, not a pending one).
     /// An outstanding request seen from proven framing with that ID is
     /// answered first. Else, after a hole in the sender's stream: a held
-    /// request with that ID is proven read as a command (its records, and
-    /// those of every request framed after it, are emitted, marked, and the
-    /// sender's framing is proven from there); an ID matching nothing is a
-    /// message the receiver read and wardgate did not judge
-    /// ([`rules::RESYNC_MISSED_MESSAGE`]).
+    /// request with that ID explains it (and stays unjudged: the response
+    /// proves no data set); an ID matching nothing is a message the receiver
+    /// read and wardgate did not judge ([`rules::RESYNC_MISSED_MESSAGE`]).
     fn answered(&mut self, ctx: &mut Ctx<'_, '_>, id: u16, last: bool) {
         if let Some(i) = self.outstanding.iter().position(|&o| o == id) {
             if last {
@@ -1419,31 +1416,15 @@ impl DicomSession {
             // the receiver's stream its responses are themselves unproven.
             return;
         }
-        if let Some(k) = self.held.iter().position(|h| h.id == Some(id)) {
-            let proven: Vec<HeldMessage> = self.held.drain(k..).collect();
-            self.unproven = false;
-            let note = format!(
-                " [judged after a hole in the capture: parsed from PDUs found by resynchronisation, which the receiver's response to Message ID {id} proves]"
-            );
-            for (n, h) in proven.into_iter().enumerate() {
-                for mut e in h.records {
-                    self.held_bytes = self.held_bytes.saturating_sub(HeldMessage::cost(&e));
-                    e.event.reason.push_str(&note);
-                    ctx.emit(Record::Event(e));
-                }
-                // The answered request is done (unless the answer is pending);
-                // those framed after it await their own answers.
-                if let Some(i) = h.id.filter(|_| n > 0 || !last) {
-                    if self.outstanding.len() == MAX_OUTSTANDING {
-                        self.outstanding.pop_front();
-                    }
-                    self.outstanding.push_back(i);
-                }
-            }
-            if self.held.is_empty() {
-                self.held_bytes = 0;
-            }
-            self.ended_unproven = false;
+        if self.held.iter().any(|h| h.id == Some(id)) {
+            // The receiver read a request with this Message ID, but not
+            // necessarily the one held: a fake request in the lost PDU's
+            // pixel data can reuse the ID (senders often use 1 throughout)
+            // and swallow the real one, and the real one's response then
+            // names the fake (found by an adversarial review: an executable
+            // C-STORE hidden so, the fake reported allowed). A response
+            // proves no data set read after a hole: what is held stays
+            // unjudged and is named (`WG-CAP-021`) when dropped.
             return;
         }
         if self.unseen.contains(&id) || self.unseen.len() >= MAX_UNSEEN_REPORTS {

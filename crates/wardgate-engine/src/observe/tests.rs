@@ -871,9 +871,12 @@ mod dicom_after_a_hole {
     }
 
     #[test]
-    fn a_c_store_found_after_a_hole_is_judged_once_the_receiver_answers_it() {
+    fn a_c_store_found_after_a_hole_is_named_not_judged_even_when_answered() {
         // The same hole, no fake header: resynchronisation finds the real
-        // C-STORE, and the receiver's response to it proves it.
+        // C-STORE and the receiver answers it. A response proves no data set
+        // (a fake request can reuse the Message ID it names: a third review
+        // hid an executable so), so it is named, with what it would raise,
+        // never judged allowed.
         let (before, hole, after) = ct_pdu_with_hole(&[], 100);
         let mut s = start();
         s.push((true, Ok(before)));
@@ -884,14 +887,14 @@ mod dicom_after_a_hole {
         s.push((false, Ok(store_rsp(1))));
         let ev = run(&end(s));
         let rules = rules_of(&ev);
-        let exe = ev
+        let named = ev
             .iter()
-            .find(|e| e.rule.as_ref().is_some_and(|r| r.id == "WG-DICOM-009"))
-            .expect("the executable is reported");
-        assert!(exe.event.reason.contains("judged after a hole"), "{exe:#?}");
-        assert!(!rules.contains(&"WG-CAP-021".to_owned()), "{rules:?}");
+            .find(|e| e.rule.as_ref().is_some_and(|r| r.id == "WG-CAP-021"))
+            .expect("what was parsed after the hole is named");
+        assert!(named.event.reason.contains("WG-DICOM-009"), "{named:#?}");
+        assert!(!rules.contains(&"WG-DICOM-009".to_owned()), "{rules:?}");
         assert!(!rules.contains(&"WG-CAP-024".to_owned()), "{rules:?}");
-        assert_eq!(allowed_stores(&ev), 2, "{ev:#?}");
+        assert_eq!(allowed_stores(&ev), 1, "{ev:#?}");
     }
 
     #[test]
