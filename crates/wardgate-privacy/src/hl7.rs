@@ -1062,6 +1062,10 @@ impl<'a> Transformer<'a, '_> {
                     self.flags |= GENERALISED;
                 }
             }
+            FieldAction::KeepDate => {
+                value::parse_date(&text).map_err(|e| fail(self, e))?;
+                out.extend_from_slice(atom);
+            }
             FieldAction::ShiftDate => {
                 let date = value::parse_date(&text).map_err(|e| fail(self, e))?;
                 let days = self.shift_days()?;

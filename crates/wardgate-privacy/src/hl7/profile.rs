@@ -334,6 +334,10 @@ pub enum FieldAction {
     /// A date or date/time moved by the patient's offset in days, its
     /// precision and time zone kept.
     ShiftDate,
+    /// A date that is no patient's and the same for every patient (a lot's
+    /// expiry, a software install): kept as written when it reads as a date,
+    /// else the message is refused (a name written there must not pass).
+    KeepDate,
     /// OBX-5 by the value type in OBX-2: numeric, ID, IS and time-of-day
     /// values kept when they have their type's form, coded values (CE, CWE,
     /// CNE) reduced to their codes (components 1, 3, 4, 6, 7, 8), dates
@@ -359,6 +363,7 @@ impl FieldAction {
             FieldAction::GeneraliseYear => "generalise-year",
             FieldAction::GeneralisePostcode => "generalise-postcode",
             FieldAction::ShiftDate => "shift-date",
+            FieldAction::KeepDate => "keep-date",
             FieldAction::ByValueType => "by-value-type",
             FieldAction::KeepCode => "keep-code",
         }
@@ -385,6 +390,7 @@ impl FieldAction {
             "generalise" | "generalise-year" => FieldAction::GeneraliseYear,
             "generalise-postcode" => FieldAction::GeneralisePostcode,
             "shift-date" => FieldAction::ShiftDate,
+            "keep-date" => FieldAction::KeepDate,
             "by-value-type" => FieldAction::ByValueType,
             "keep-code" => FieldAction::KeepCode,
             _ => {
@@ -403,6 +409,7 @@ impl FieldAction {
                 | FieldAction::GeneraliseYear
                 | FieldAction::GeneralisePostcode
                 | FieldAction::ShiftDate
+                | FieldAction::KeepDate
         )
     }
 
@@ -789,6 +796,9 @@ enum K {
     Rm,
     /// A TS/DT/DTM: shifted (pseudonymise) or cut to the year (minimise).
     Date,
+    /// A TS/DT/DTM that is no patient's, the same for every patient: kept
+    /// as written when it reads as a date ([`FieldAction::KeepDate`]).
+    Fixed,
     /// A DR (date range): both dates as [`K::Date`], the rest removed.
     Range,
     /// A TQ: TQ.4/TQ.5 (start, end) as [`K::Date`], TQ.7 condition, TQ.8
@@ -890,13 +900,13 @@ const TABLES: &[SegmentTable] = {
         (b"RXG", &[
             (1, Keep), (2, Keep), (3, Tq), (4, Keep), (5, Keep), (6, Keep), (7, Keep), (8, Keep),
             (9, Code), (10, Keep), (11, Loc), (12, Keep), (13, Code), (14, Keep), (15, Keep),
-            (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
+            (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Fixed), (21, Keep), (22, Keep),
             (23, Keep), (24, Keep), (25, Keep), (26, Keep),
         ]),
         (b"RXA", &[
             (1, Keep), (2, Keep), (3, Date), (4, Date), (5, Keep), (6, Keep), (7, Keep),
             (8, Keep), (9, Code), (10, Rm), (11, Loc), (12, Keep), (13, Keep), (14, Keep),
-            (15, Keep), (16, Keep), (17, Keep), (18, Code), (19, Keep), (20, Keep), (21, Keep),
+            (15, Keep), (16, Fixed), (17, Keep), (18, Code), (19, Keep), (20, Keep), (21, Keep),
             (22, Date), (23, Keep), (24, Keep), (25, Keep), (26, Keep),
         ]),
         (b"RXR", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep)]),
@@ -916,10 +926,10 @@ const TABLES: &[SegmentTable] = {
             (16, Date), (17, Rm), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
             (23, Keep), (24, Rm), (25, Keep),
         ]),
-        (b"SFT", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Rm), (6, Keep)]),
+        (b"SFT", &[(1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Rm), (6, Fixed)]),
         (b"OBX", &[
             (1, Keep), (2, Keep), (3, Code), (4, Keep), (6, Keep), (7, Keep), (8, Keep),
-            (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Rm), (14, Date), (15, Keep),
+            (9, Keep), (10, Keep), (11, Keep), (12, Fixed), (13, Rm), (14, Date), (15, Keep),
             (16, Rm), (17, Keep), (18, Rm), (19, Date), (20, Keep), (21, Ei), (22, Keep),
             (23, Rm), (24, Rm), (25, Rm),
         ]),
@@ -1041,6 +1051,7 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                 }
                 K::Rm => rules.push((f, 0, 0, Remove)),
                 K::Date => rules.push((f, 0, 0, date)),
+                K::Fixed => rules.push((f, 0, 0, KeepDate)),
                 K::Range => rules.extend([(f, 0, 0, Remove), (f, 1, 0, date), (f, 2, 0, date)]),
                 K::Tq => {
                     // TQ: dates moved; condition, text and order sequencing

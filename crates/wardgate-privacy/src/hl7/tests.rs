@@ -1056,10 +1056,10 @@ fn rules_parse_and_read_back() {
         // Dates that are no patient's, the same for every patient: kept as
         // written, never moved by the patient's offset (which they would
         // give away; found by an adversarial review).
-        ("RXG-20", FieldAction::KeepPlain, FieldAction::KeepPlain),
-        ("RXA-16", FieldAction::KeepPlain, FieldAction::KeepPlain),
-        ("SFT-6", FieldAction::KeepPlain, FieldAction::KeepPlain),
-        ("OBX-12", FieldAction::KeepPlain, FieldAction::KeepPlain),
+        ("RXG-20", FieldAction::KeepDate, FieldAction::KeepDate),
+        ("RXA-16", FieldAction::KeepDate, FieldAction::KeepDate),
+        ("SFT-6", FieldAction::KeepDate, FieldAction::KeepDate),
+        ("OBX-12", FieldAction::KeepDate, FieldAction::KeepDate),
         (
             "RXG-3.4",
             FieldAction::ShiftDate,
@@ -1478,4 +1478,28 @@ fn an_identifier_in_a_later_subcomponent_is_refused_not_skipped() {
         b"MSH|^~\\&|A|B|C|D|2026||ADT^A08|1|P|2.5\rPID|1||MRN4711XQ&x^^^H^MR||Doe^Jane\r".to_vec();
     let ids = patient_ids(&m).expect("ids");
     assert_eq!(ids[0].id, "MRN4711XQ");
+}
+
+#[test]
+fn dates_that_are_no_patients_are_kept_as_written_and_must_be_dates() {
+    // Found by adversarial reviews: a lot's expiry, a software install and a
+    // reference range's date, moved by each patient's offset, gave the offset
+    // away to anyone knowing the real date. Kept as written; a name written
+    // there does not pass.
+    let m = msg(
+        "MSH|^~\\&|A|B|C|D|2026||ADT^A01|1|P|2.5\nSFT|Acme|1.0|Gw|77||20200115\nPID|1||4711||Doe\nOBX|1|NM|8867-4^HR^LN||72|/min|60-100||||F|20190701",
+    );
+    for mode in [Mode::Pseudonymise, Mode::Minimise] {
+        let (out, _) = run(&m, mode);
+        assert_eq!(fld(seg(&out, "SFT"), 6), "20200115", "{mode:?}");
+        assert_eq!(fld(seg(&out, "OBX"), 12), "20190701", "{mode:?}");
+    }
+    let named = msg(
+        "MSH|^~\\&|A|B|C|D|2026||ADT^A01|1|P|2.5\nSFT|Acme|1.0|Gw|77||Jane Doe\nPID|1||4711||Doe",
+    );
+    let e = err(&named, &Hl7Profile::new(Mode::Pseudonymise));
+    assert!(
+        format!("{e:?}").contains("SFT"),
+        "a name in SFT-6 is refused: {e:?}"
+    );
 }
