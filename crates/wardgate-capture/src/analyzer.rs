@@ -435,6 +435,11 @@ struct ResetSeen {
     rst_answer: bool,
     /// A SYN from the client, and its place in `held`.
     syn: Option<(u32, usize)>,
+    /// Data a host reads had been held when the SYN came: a SYN-ACK for the
+    /// SYN then decides nothing alone (whoever forged the RST can forge it
+    /// too; found by an adversarial review: a forged SYN-ACK ended the wait
+    /// as reset and hid an order the host read).
+    data_before_syn: bool,
     /// Held packets with payload, and their payload bytes.
     data_packets: usize,
     data_bytes: usize,
@@ -1979,6 +1984,7 @@ impl Analyzer {
                     answered: false,
                     rst_answer: false,
                     syn: None,
+                    data_before_syn: false,
                     data_packets: 0,
                     data_bytes: 0,
                     cost: 0,
@@ -2265,9 +2271,20 @@ impl Analyzer {
         let Some((_, at)) = r.syn else {
             return;
         };
-        r.answered = true;
         let rest = r.held.split_off(at.min(r.held.len()));
-        self.end_reset(k, out);
+        if r.data_before_syn {
+            // Data held before the SYN: judged as read, the doubt named; the
+            // SYN and what followed go on as they came.
+            self.resolve_reset(
+                k,
+                ResetEnd::Uncertain,
+                "a SYN-ACK answered a new SYN on the same ports (which whoever could forge the RST can forge too)",
+                out,
+            );
+        } else {
+            r.answered = true;
+            self.end_reset(k, out);
+        }
         for h in rest {
             self.refeed(h, out);
         }
@@ -2425,6 +2442,7 @@ impl Analyzer {
         // same one): the server's answer says whether it took the RST.
         if flags.syn && !flags.ack && from_client && r.syn.is_none() {
             r.syn = Some((t.seq, r.held.len()));
+            r.data_before_syn = r.has_data();
         }
         r.since_us.get_or_insert(ts);
         r.held.push(Deferred {

@@ -1949,3 +1949,29 @@ fn segments_a_host_drops_do_not_spend_the_wait() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(has(&rules, "WG-CAP-022"), "{rules:?}");
 }
+
+/// Found by an adversarial review (round 10): after a forged RST, the order,
+/// then a SYN on the ports and a forged SYN-ACK for it (before the server's
+/// real ACK of the order and its challenge ACK): the SYN-ACK ended the wait
+/// as reset, and the order the host read was dropped unjudged. A SYN-ACK is
+/// as forgeable as the RST: with data held before the SYN, that data is
+/// judged as read and the doubt named.
+#[test]
+fn a_forged_syn_ack_cannot_end_the_wait_over_an_order_the_host_read() {
+    let (mut f, n, bad) = before_forged_rst();
+    let m = n + bad.len() as u32;
+    let isn = CISN + 0x2000_0000;
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(new_syn());
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 0x1000_0000,
+        ack: Some(isn + 1),
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(server_ack(m));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-023"), "{rules:?}");
+}
