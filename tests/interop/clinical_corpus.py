@@ -571,6 +571,26 @@ def cases():
           message(cid(), [(heparin(10), ["TQ1|1||||||2026120410|20261207"])]), "block", "WG-INF-035")
     c.add("heparin 1000 U/h for 6 h with no concentration (600 mL at the library's lowest)",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1]), [f"TQ1|1||||||||||||6^{HR_CQ}"])]), "allow")
+    # Found by a fourth adversarial review: timing read more than one way.
+    h48 = f"TQ1|1||||||||||||48^{HR_CQ}"
+    slow = heparin(5, strength="10000", volume="1000")
+    fast = heparin(150, strength="10000", volume="1000").replace("RXG|1|", "RXG|2|", 1)
+    c.add("the order's 48 h timing before two gives (a receiver times both with it)",
+          message(cid(), [(slow, []), (fast, [])], pre=(h48,)), "block", "WG-INF-018")
+    c.add("two TQ1 chained by TQ1-12 S (6 h then 6 h)",
+          message(cid(), [(heparin(150, strength="10000", volume="1000"), [f"TQ1|1|||||||||||S|6^{HR_CQ}", f"TQ1|2||||||||||||6^{HR_CQ}"])]), "block", "WG-INF-042")
+    c.add("a TQ2 cycle repeating a bolus five times",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1]), ["TQ2|1|S||||ES|*|6^h|5"])], orc="CH"), "block", "WG-INF-042")
+    c.add("TQ1-5 with four relative times (four doses)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1]), [f"TQ1|1||||0^{HR_CQ}~6^{HR_CQ}~12^{HR_CQ}~18^{HR_CQ}"])], orc="CH"), "block", "WG-INF-042")
+    c.add("RXG-3 (TQ) quantity 3 on a bolus",
+          message(cid(), [(rxg(f1="1", f3="3", f4="HEP^heparin^LOCAL", f15="5000", f16=U[1]), [])], orc="CH"), "block", "WG-INF-041")
+    c.add("TQ1-7 with an empty second repetition (one value)",
+          message(cid(), [(heparin(10), ["TQ1|1||||||202612041000~|202612041600"])]), "allow")
+    c.add("TQ1-2 quantity written 1.0",
+          message(cid(), [(heparin(10), ["TQ1|1|1.0"])]), "allow")
+    c.add("TQ1-3 repeat pattern ONCE^Once",
+          message(cid(), [(heparin(10), ["TQ1|1||ONCE^Once"])]), "allow")
     # Found by an adversarial review: a window written to the hour was read as
     # no duration, so the VTBI limit (rate x duration) and the duration limit
     # were skipped.

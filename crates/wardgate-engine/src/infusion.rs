@@ -318,12 +318,20 @@ pub fn check(
     }
     // The older TQ timing (ORC-7, RXG-3) read as a duration by a v2.3/2.4
     // receiver: an interval (TQ.2), duration (TQ.3), end (TQ.5), occurrence
-    // duration (TQ.11) or total occurrences (TQ.12) is refused.
+    // duration (TQ.11) or total occurrences (TQ.12) is refused; so is a
+    // quantity (TQ.1) other than 1 (found by an adversarial review: RXG-3 `3`
+    // is three doses to such a receiver).
     for (id, field) in [(b"ORC", 7usize), (b"RXG", 3)] {
         for (n, s) in segments.iter().filter(|s| s.id() == id).enumerate() {
             let f = s.field(field);
             let states = f.repetitions().any(|rep| {
-                [2usize, 3, 5, 11, 12]
+                let quantity = rep.component(1).subcomponent(1).trim_ascii();
+                let many = !quantity.is_empty()
+                    && std::str::from_utf8(quantity)
+                        .ok()
+                        .and_then(|q| q.parse::<f64>().ok())
+                        != Some(1.0);
+                many || [2usize, 3, 5, 11, 12]
                     .iter()
                     .any(|&c| !rep.component(c).raw().trim_ascii().is_empty())
             });
@@ -343,17 +351,39 @@ pub fn check(
     // TQ1's repetition (quantity, repeat pattern, explicit times, occurrences):
     // a dose given more than once, the total never checked.
     for (n, tq1) in segments.iter().filter(|s| s.id() == b"TQ1").enumerate() {
+        // One, as a number (`1`, `1.0`), or nothing.
         let one = |raw: &[u8]| {
             let t = raw.trim_ascii();
-            t.is_empty() || t == b"1"
+            t.is_empty()
+                || std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|q| q.parse::<f64>().ok())
+                    == Some(1.0)
         };
-        let pattern = tq1.field(3).raw().trim_ascii();
-        let why = if !one(tq1.field(2).component(1).raw()) || tq1.field(2).repetition_count() > 1 {
+        // Repetitions with a value (an empty one beside a value is no second).
+        let values = |f: u16| {
+            tq1.field(usize::from(f))
+                .repetitions()
+                .filter(|r| !r.raw().trim_ascii().is_empty())
+                .count()
+        };
+        let pattern = tq1.field(3).component(1).raw().trim_ascii();
+        let why = if !one(tq1.field(2).component(1).raw()) || values(2) > 1 {
             Some((2, "a quantity other than 1"))
-        } else if !pattern.is_empty() && !pattern.eq_ignore_ascii_case(b"once") {
+        } else if (!pattern.is_empty() && !pattern.eq_ignore_ascii_case(b"once")) || values(3) > 1 {
             Some((3, "a repeat pattern"))
-        } else if tq1.field(4).repetition_count() > 1 {
+        } else if values(4) > 1 {
             Some((4, "more than one explicit time"))
+        } else if values(5) > 1 {
+            // Found by an adversarial review: `0^h~6^h~12^h~18^h`, four doses.
+            Some((5, "more than one relative time"))
+        } else if !tq1.field(12).raw().trim_ascii().is_empty() {
+            // Found by an adversarial review: `S` chains this TQ1 to the
+            // next, two 6 h periods read as 12 h.
+            Some((
+                12,
+                "a conjunction with another timing (run after, or beside, it)",
+            ))
         } else if !one(tq1.field(14).raw()) {
             Some((14, "more than one occurrence"))
         } else {
@@ -366,6 +396,24 @@ pub fn check(
                     format!("TQ1 #{}: TQ1-{field} states {what}: repeated gives wardgate does not check", n + 1),
                 )
                 .at(loc(b"TQ1", n + 1, field)),
+            );
+            return out;
+        }
+    }
+    // TQ2 cycles (TQ2-7 cyclic entry or exit, TQ2-9 repeats of the cycle)
+    // repeat the give (found by an adversarial review: a 5000 U bolus five
+    // times over).
+    for (n, tq2) in segments.iter().filter(|s| s.id() == b"TQ2").enumerate() {
+        let cyclic = [7usize, 9]
+            .into_iter()
+            .find(|&f| !tq2.field(f).raw().trim_ascii().is_empty());
+        if let Some(field) = cyclic {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::UNREAD_REPETITION,
+                    format!("TQ2 #{}: TQ2-{field} makes the timing a repeated cycle: repeated gives wardgate does not check", n + 1),
+                )
+                .at(loc(b"TQ2", n + 1, field)),
             );
             return out;
         }
@@ -418,6 +466,43 @@ pub fn check(
     let groups: Vec<Group> = (0..gives.len())
         .map(|n| give_group(&segments, &seqs, &gives, n))
         .collect();
+    // An order's timing (a TQ1 between its ORC and its first RXG) stating a
+    // duration, in an order with more than one give: wardgate times the first
+    // give with it, a receiver filing it as the order's timing (hl7apy's
+    // ORDER/TIMING) every give (found by an adversarial review: a 150 mL/h
+    // second give run for the order's 48 h).
+    let mut i = 0;
+    while i < segments.len() {
+        if segments[i].id() != b"ORC" {
+            i += 1;
+            continue;
+        }
+        let end = segments[i + 1..]
+            .iter()
+            .position(|s| s.id() == b"ORC")
+            .map_or(segments.len(), |p| i + 1 + p);
+        let order = &segments[i..end];
+        let gives_here = order.iter().filter(|s| s.id() == b"RXG").count();
+        let first = order
+            .iter()
+            .position(|s| s.id() == b"RXG")
+            .unwrap_or(order.len());
+        if gives_here > 1 {
+            if let Some(j) = (i..i + first)
+                .find(|&j| segments[j].id() == b"TQ1" && states_duration(&segments[j]))
+            {
+                out.findings.push(
+                    OrderFinding::new(
+                        rules::AMBIGUOUS_TIMING,
+                        format!("TQ1 #{}: the order's timing (before its first RXG) states a duration and the order has {gives_here} gives: a receiver may time every give with it, not the first only", seqs[j]),
+                    )
+                    .at(loc(b"TQ1", seqs[j], 0)),
+                );
+                return out;
+            }
+        }
+        i = end;
+    }
     // A programming parameter outside every give programs nothing wardgate
     // checked, yet a pump may apply it; likewise a TQ1 stating a duration that
     // times no give (before the order's ORC, say): a receiver's parser may
@@ -2633,7 +2718,11 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     // wardgate reads another duration (found by an adversarial review: the
     // first 6 h, the last 33 days).
     for (f, field) in [(7u16, &start), (8, &end)] {
-        if field.repetition_count() > 1 {
+        let values = field
+            .repetitions()
+            .filter(|r| !r.raw().trim_ascii().is_empty())
+            .count();
+        if values > 1 {
             out.findings.push(
                 OrderFinding::new(
                     rules::REPEATED_FIELD,

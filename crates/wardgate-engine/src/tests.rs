@@ -922,7 +922,7 @@ fn many_gives_are_refused_not_ground_through() {
         extra.push("TQ1|1||||||||||||1^min".into());
     }
     for _ in 0..4000 {
-        extra.push("RXG|1||HEP".into());
+        extra.push("RXG|1|||HEP".into());
     }
     let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
     let o = run(&rgv(&[], &refs));

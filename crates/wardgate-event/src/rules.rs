@@ -181,7 +181,7 @@ rules! {
     STATEMENTS_DISAGREE = "WG-INF-017", "programme-statements-disagree", High,
         "Two places in the order state the same quantity (RXG-15/16, RXG-5/7 with RXG-14, TQ1 duration, OBX programming parameters, concentration) with values that do not agree within rounding: the pump may read either. Refused.";
     AMBIGUOUS_TIMING = "WG-INF-018", "ambiguous-give-timing", High,
-        "A TQ1 stating a duration sits between two RXG segments: whether it times the give before or after it is ambiguous, and the rate derived from it differs. Refused.";
+        "A TQ1 stating a duration sits between two RXG segments, or is the order's timing (before its first RXG) in an order with several gives: which give it times is ambiguous (the one before or after it; the first, or every one), and the rate or volume derived from it differs. Refused.";
     ESCAPED_VALUE = "WG-INF-019", "escaped-clinical-value", High,
         "A number, unit, drug identifier or observation identifier (what an OBX states: a programming parameter, a weight) is written with HL7 escape sequences; parsers differ in decoding them (some never do), so the value the pump reads is uncertain. Refused.";
     PATIENT_SIZE_INVALID = "WG-INF-020", "patient-size-invalid", High,
@@ -227,9 +227,9 @@ rules! {
     PHARMACY_BESIDE_GIVE = "WG-INF-040", "pharmacy-segment-beside-give", High,
         "An infusion order carries an RXO, RXE, RXC, RXD or RXA segment beside its RXG. PCD-03 programmes the pump with RXG alone, and wardgate checks RXG; a receiver reading the pharmacy segment's drug, amount, rate or strength would run values never checked. Refused.";
     LEGACY_TIMING = "WG-INF-041", "legacy-timing-unread", High,
-        "ORC-7, RXG-3 or RXE-1 (the older TQ quantity/timing) states an interval, a duration, an end or a number of occurrences. wardgate reads an order's timing from TQ1; a receiver reading the older field would derive a rate never checked. Refused.";
+        "ORC-7, RXG-3 or RXE-1 (the older TQ quantity/timing) states a quantity other than 1, an interval, a duration, an end or a number of occurrences. wardgate reads an order's timing from TQ1; a receiver reading the older field would derive a rate never checked. Refused.";
     UNREAD_REPETITION = "WG-INF-042", "repetition-unread", High,
-        "A TQ1 states repeated gives wardgate does not read as a programme: a quantity other than 1 (TQ1-2), a repeat pattern other than once (TQ1-3), more than one explicit time (TQ1-4) or more than one occurrence (TQ1-14). A receiver would give the dose that many times, a total never checked. Refused.";
+        "A TQ1 states repeated gives wardgate does not read as a programme: a quantity other than 1 (TQ1-2), a repeat pattern other than once (TQ1-3), more than one explicit time (TQ1-4) or relative time (TQ1-5), a conjunction chaining it to another TQ1 (TQ1-12), more than one occurrence (TQ1-14), or a TQ2 cycle (TQ2-7, TQ2-9). A receiver would give the dose that many times, a total never checked. Refused.";
     UNREAD_PARAMETER = "WG-INF-043", "unread-programming-parameter", High,
         "An OBX under the give (RXG) states a quantity a pump is programmed with (its unit is a duration, a volume, an amount or a rate) under an identifier wardgate does not read as a programming parameter (an infusion duration, a vendor's code): a pump server that knows the identifier programs from it unchecked (a duration beside the volume to be infused makes a rate). Refused. The patient's weight and surface area are read as such.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
