@@ -1280,8 +1280,17 @@ impl Analyzer {
                     out,
                 );
             }
-            if self.flows.len() >= self.limits.max_flows {
+            // Evicting can, rarely, analyse held packets that open a flow
+            // again: bounded retries, and never past the limit.
+            for _ in 0..3 {
+                if self.flows.len() < self.limits.max_flows {
+                    break;
+                }
                 self.evict(out);
+            }
+            if self.flows.len() >= self.limits.max_flows {
+                self.counts.evicted += 1;
+                return;
             }
             let fp = self.fingerprint(&k);
             self.closed.remove(&fp);
@@ -2141,6 +2150,12 @@ impl Analyzer {
             return;
         }
         self.held = self.held.saturating_sub(c.held);
+        // Let go early (the flow table full, the memory budget spent): what
+        // was held after a RST carries no data a host reads (that was judged
+        // above) and is not analysed again, which would open a connection in
+        // the place this one frees (found by the fuzz smoke: the table over
+        // its limit).
+        let early = why.is_some();
         // Waiting after an exact RST: it ends as reset, nothing let go early.
         let reset = c.reset.take();
         let why = if reset.is_some() {
@@ -2191,8 +2206,10 @@ impl Analyzer {
                 let fp = self.fingerprint(&r.key);
                 self.closed.insert(fp, r.at_us);
             }
-            for h in r.held {
-                self.refeed(h, out);
+            if !early {
+                for h in r.held {
+                    self.refeed(h, out);
+                }
             }
         }
     }
