@@ -360,13 +360,7 @@ pub fn check(
                     .and_then(|q| q.parse::<f64>().ok())
                     == Some(1.0)
         };
-        // Repetitions with a value (an empty one beside a value is no second).
-        let values = |f: u16| {
-            tq1.field(usize::from(f))
-                .repetitions()
-                .filter(|r| !r.raw().trim_ascii().is_empty())
-                .count()
-        };
+        let values = |f: u16| values(&tq1.field(usize::from(f)));
         let pattern = tq1.field(3).component(1).raw().trim_ascii();
         let why = if !one(tq1.field(2).component(1).raw()) || values(2) > 1 {
             Some((2, "a quantity other than 1"))
@@ -1878,6 +1872,13 @@ fn order_control<'a>(segments: &[Segment<'a>], at: usize) -> &'a [u8] {
         .map_or(&[][..], |orc| orc.field(1).component(1).raw().trim_ascii())
 }
 
+/// Repetitions of `f` with a value: an empty one beside a value is no second.
+fn values(f: &Field<'_>) -> usize {
+    f.repetitions()
+        .filter(|r| !r.raw().trim_ascii().is_empty())
+        .count()
+}
+
 fn strength_empty(rxg: &Segment<'_>) -> bool {
     [17usize, 18, 23, 24]
         .iter()
@@ -2718,11 +2719,7 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     // wardgate reads another duration (found by an adversarial review: the
     // first 6 h, the last 33 days).
     for (f, field) in [(7u16, &start), (8, &end)] {
-        let values = field
-            .repetitions()
-            .filter(|r| !r.raw().trim_ascii().is_empty())
-            .count();
-        if values > 1 {
+        if values(field) > 1 {
             out.findings.push(
                 OrderFinding::new(
                     rules::REPEATED_FIELD,

@@ -870,16 +870,7 @@ impl Session {
         if n == 0 {
             return;
         }
-        let ids: Vec<String> = frames
-            .iter()
-            .map(|f| String::from_utf8_lossy(ack_control_id(f).unwrap_or_default()).into_owned())
-            .collect();
-        let more = n.saturating_sub(ids.len());
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
+        let ids = id_list(frames.iter().map(|f| answered_id(f)), n);
         let e = self
             .flow
             .event(
@@ -887,8 +878,7 @@ impl Session {
                 &self.route,
                 Action::Failed,
                 format!(
-                    "{n} answer(s) not delivered to the sender, which stopped reading: to {}{more} (it has no answer for those messages and may send them again)",
-                    ids.join(", ")
+                    "{n} answer(s) not delivered to the sender, which stopped reading: to {ids} (it has no answer for those messages and may send them again)"
                 ),
                 Stage::Connection,
             )
@@ -945,24 +935,10 @@ impl Session {
         let n = self.deferred.len();
         // Named by the control id each refusal answers (its MSA-2), so the
         // events say exactly which messages went unanswered.
-        let ids: Vec<String> = self
-            .deferred
-            .iter()
-            .take(32)
-            .map(|(_, reply)| {
-                String::from_utf8_lossy(ack_control_id(reply).unwrap_or_default()).into_owned()
-            })
-            .collect();
-        let more = n.saturating_sub(ids.len());
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
+        let ids = id_list(self.deferred.iter().map(|(_, reply)| answered_id(reply)), n);
         self.deferred.clear();
         format!(
-            "; {n} refusal(s) queued behind them not sent, answering {}{more} (a sender matching answers by order would take them as the unanswered messages'; each is refused again when resent)",
-            ids.join(", ")
+            "; {n} refusal(s) queued behind them not sent, answering {ids} (a sender matching answers by order would take them as the unanswered messages'; each is refused again when resent)"
         )
     }
 
@@ -979,19 +955,29 @@ impl Session {
 
     /// The control ids forwarded and not answered, for the record.
     fn unanswered(&self) -> String {
-        let ids: Vec<String> = self
-            .in_flight
-            .iter()
-            .take(32)
-            .map(|id| String::from_utf8_lossy(id).into_owned())
-            .collect();
-        let more = self.in_flight.len().saturating_sub(ids.len());
-        if more > 0 {
-            format!("{} and {more} more", ids.join(", "))
-        } else {
-            ids.join(", ")
-        }
+        id_list(
+            self.in_flight
+                .iter()
+                .map(|id| String::from_utf8_lossy(id).into_owned()),
+            self.in_flight.len(),
+        )
     }
+}
+
+/// The first 32 of `n` control ids, for a record: `A, B and 30 more`.
+fn id_list(ids: impl Iterator<Item = String>, n: usize) -> String {
+    let ids: Vec<String> = ids.take(32).collect();
+    let more = n.saturating_sub(ids.len());
+    if more > 0 {
+        format!("{} and {more} more", ids.join(", "))
+    } else {
+        ids.join(", ")
+    }
+}
+
+/// MSA-2 of a framed answer, as text for a record.
+fn answered_id(frame: &[u8]) -> String {
+    String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default()).into_owned()
 }
 
 /// What an upstream answer is to the sender's connection.

@@ -673,6 +673,7 @@ pub(crate) async fn deliver(
                 late_refusal(&route, &shared, &silent, &frame);
             }
         }
+        let mut only_others = false;
         let ack = match result {
             // An acknowledgement that names another message (MSA-2) is no answer
             // to this one: treated like an unreadable one below.
@@ -719,42 +720,13 @@ pub(crate) async fn deliver(
                 continue;
             }
             // Answered, but only by acknowledgements naming other messages:
-            // each such delivery counts as an attempt, and the message is
-            // parked after `max_attempts` (found by an adversarial review: an
-            // upstream shortening MSA-2 to 199 characters had the order sent
-            // again and again, never parked, the queue stalled behind it).
+            // no answer of its own, one attempt like an unreadable answer
+            // below, parked after `max_attempts` (found by an adversarial
+            // review: an upstream shortening MSA-2 to 199 characters had the
+            // order sent again and again, never parked, the queue stalled).
             Err(_) if conn.as_ref().is_some_and(|c| c.answered_other) => {
-                conn = None;
-                let _ = q.handle.transient(d.id);
-                let reason = format!(
-                    "upstream answered queued message {} only with acknowledgements naming other messages (MSA-2 is not its MSH-10), none of its own within {ack_timeout:?}",
-                    d.id
-                );
-                if d.attempts + 1 >= q.opts.max_attempts {
-                    let reason = format!("{reason}, {} times", q.opts.max_attempts);
-                    if !park(&route, &shared, &q, &d, reason).await {
-                        return;
-                    }
-                    continue;
-                }
-                let e = queue_event(
-                    &route,
-                    Action::Failed,
-                    format!(
-                        "{reason}; retry {} of {} after {:?}",
-                        d.attempts + 1,
-                        q.opts.max_attempts.saturating_sub(1),
-                        backoff.next
-                    ),
-                    Some(&*d.sender),
-                    &d.control_id,
-                )
-                .with_rule(rules::UPSTREAM_PROTOCOL);
-                shared.record(e);
-                if !backoff.wait(&mut stop).await {
-                    return;
-                }
-                continue;
+                only_others = true;
+                None
             }
             Err(_) => {
                 conn = None;
@@ -836,10 +808,17 @@ pub(crate) async fn deliver(
             None => {
                 conn = None;
                 let _ = q.handle.transient(d.id);
-                let reason = format!(
-                    "upstream answered queued message {} with something that is not its HL7 acknowledgement (unreadable, or MSA-2 naming another message)",
-                    d.id
-                );
+                let reason = if only_others {
+                    format!(
+                        "upstream answered queued message {} only with acknowledgements naming other messages (MSA-2 is not its MSH-10), none of its own within {ack_timeout:?}",
+                        d.id
+                    )
+                } else {
+                    format!(
+                        "upstream answered queued message {} with something that is not its HL7 acknowledgement (unreadable, or MSA-2 naming another message)",
+                        d.id
+                    )
+                };
                 if d.attempts + 1 >= q.opts.max_attempts {
                     let reason = format!("{reason}, {} times", q.opts.max_attempts);
                     if !park(&route, &shared, &q, &d, reason).await {
