@@ -573,6 +573,12 @@ pub struct Route {
     /// the order's point of care (PV1-3) chooses, then the library's default.
     #[serde(default)]
     pub care_area: Option<Spanned<String>>,
+    /// HL7: the IANA time zone (`Europe/Paris`) in which the pump server reads
+    /// local times (TQ1-7/8 without an offset). With it, a duration between
+    /// two such times is exact, whatever the zone's clock changes; without it,
+    /// one across a night on which clocks may change is refused.
+    #[serde(default)]
+    pub time_zone: Option<Spanned<String>>,
     /// Overrides `gateway.max_frame_bytes` for this route.
     #[serde(default)]
     pub max_frame_bytes: Option<Spanned<u64>>,
@@ -1173,6 +1179,9 @@ pub struct ResolvedRoute {
     pub monitor: bool,
     /// Refuse an LF after an MLLP end block.
     pub mllp_strict: bool,
+    /// HL7: the time zone local times in orders are read in (`time_zone`),
+    /// checked to be one the system's time zone database knows.
+    pub time_zone: Option<String>,
     /// MQTT: the route's settings (`None` on other protocols).
     pub mqtt: Option<ResolvedMqttRoute>,
     /// `[route.privacy]`: `None` when the route passes everything and serves
@@ -1714,6 +1723,9 @@ impl Config {
                         "drug_library applies to hl7-mllp routes only".into(),
                     );
                 }
+                if let Some(z) = &r.time_zone {
+                    err(z.span(), "time_zone applies to hl7-mllp routes only".into());
+                }
             } else if r.messages.is_empty() && protocol != Some(Protocol::Mqtt) {
                 warnings.push(src.problem(
                     r.id.span(),
@@ -1843,6 +1855,19 @@ impl Config {
                         },
                     },
                     mllp_strict: r.mllp_strict.as_ref().is_some_and(|s| *s.get_ref()),
+                    time_zone: r.time_zone.as_ref().and_then(|z| {
+                        let name = z.get_ref().trim();
+                        match jiff::tz::TimeZone::get(name) {
+                            Ok(_) => Some(name.to_owned()),
+                            Err(e) => {
+                                err(
+                                    z.span(),
+                                    format!("time_zone {name:?} is not a time zone this system knows (an IANA name such as \"Europe/Paris\"): {e}"),
+                                );
+                                None
+                            }
+                        }
+                    }),
                     mqtt: (protocol == Protocol::Mqtt).then(|| mqtt::resolve(r, max_frame)),
                     privacy: privacy::resolve(&mut err, r, protocol),
                 });

@@ -412,6 +412,7 @@ pub(crate) fn check(
             ("messages", r.messages.first().map(|c| c.span())),
             ("drug_library", r.drug_library.as_ref().map(|c| c.span())),
             ("care_area", r.care_area.as_ref().map(|c| c.span())),
+            ("time_zone", r.time_zone.as_ref().map(|c| c.span())),
             (
                 "max_frame_bytes",
                 r.max_frame_bytes.as_ref().map(|c| c.span()),

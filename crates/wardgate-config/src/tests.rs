@@ -896,3 +896,24 @@ fn dicom_privacy_is_read_and_its_limits_are_located_errors() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_route_time_zone_must_be_one_the_system_knows_and_only_on_hl7() {
+    let ok = parse(&MINIMAL.replace(
+        "drug_library = \"adult-icu\"\n",
+        "drug_library = \"adult-icu\"\ntime_zone = \"America/Santiago\"\n",
+    ))
+    .unwrap();
+    assert_eq!(ok.routes[0].time_zone.as_deref(), Some("America/Santiago"));
+    assert_eq!(parse(MINIMAL).unwrap().routes[0].time_zone, None);
+    let p = problems(&MINIMAL.replace(
+        "drug_library = \"adult-icu\"\n",
+        "drug_library = \"adult-icu\"\ntime_zone = \"Mars/Olympus_Mons\"\n",
+    ));
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("Mars/Olympus_Mons")
+                && p.message.contains("not a time zone")),
+        "{p:?}"
+    );
+}

@@ -166,7 +166,12 @@ pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) ->
         return crate::privacy::apply_hl7(route, flow, &msg, frame, clock, o);
     }
 
-    let mut check = infusion::check(&msg, route.library.as_deref(), route.care_area);
+    let mut check = infusion::check(
+        &msg,
+        route.library.as_deref(),
+        route.care_area,
+        route.time_zone.as_ref(),
+    );
     // Records name the patient as the site chose (a keyed pseudonym by
     // default), from the identifier a privacy profile reads, so the event's
     // pseudonym is the one a pseudonymising route forwards.
@@ -293,7 +298,12 @@ pub fn refused_now(route: &RoutePolicy, frame: &[u8]) -> Option<(Rule, String)> 
     if !is_order(route, &msg) {
         return None;
     }
-    let check = infusion::check(&msg, route.library.as_deref(), route.care_area);
+    let check = infusion::check(
+        &msg,
+        route.library.as_deref(),
+        route.care_area,
+        route.time_zone.as_ref(),
+    );
     check
         .findings
         .iter()

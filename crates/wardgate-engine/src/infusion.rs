@@ -207,11 +207,13 @@ pub struct OrderCheck {
 }
 
 /// Checks every RXG segment of `msg` against `library` (`None`: the route has
-/// none), in the route's care area `route_area` or else the order's.
+/// none), in the route's care area `route_area` or else the order's; local
+/// times are read in `tz`, the pump server's zone, when the route names one.
 pub fn check(
     msg: &Message<'_>,
     library: Option<&DrugLibrary>,
     route_area: Option<usize>,
+    tz: Option<&jiff::tz::TimeZone>,
 ) -> OrderCheck {
     let mut out = OrderCheck::default();
     let segments: Vec<Segment<'_>> = msg.segments().collect();
@@ -531,7 +533,10 @@ pub fn check(
     }
     let patient = patient_facts(&segments);
     let ctx = match context(&segments, library, route_area) {
-        Ok(c) => c,
+        Ok(c) => OrderContext {
+            tz: tz.cloned(),
+            ..c
+        },
         Err(f) => {
             out.findings.push(f);
             return out;
@@ -555,6 +560,8 @@ pub fn check(
 /// Where the order applies: the care area and how it was chosen, the point of
 /// care and the patient, for the decision and its record.
 struct OrderContext {
+    /// The pump server's time zone, if the route names it.
+    tz: Option<jiff::tz::TimeZone>,
     area: Option<usize>,
     area_source: &'static str,
     point_of_care: String,
@@ -670,6 +677,7 @@ fn context(
         .at(loc(b"PV1", 1, 3)));
     };
     Ok(OrderContext {
+        tz: None,
         area,
         area_source,
         point_of_care: bounded(&point_of_care),
@@ -932,7 +940,7 @@ fn check_give(
         );
     }
     for &(i, seq) in &group.tq1 {
-        read_tq1(&segments[i], seq, &mut prog, out);
+        read_tq1(&segments[i], seq, ctx.tz.as_ref(), &mut prog, out);
     }
     // The concentration: RXG-17/18 over RXG-23/24 and any OBX MDC_CONC_DRUG agree.
     // A concentration that is written but cannot be read is refused whether or
@@ -2581,7 +2589,13 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
 /// TQ1 durations: TQ1-13 occurrence duration (CQ: quantity^units, the units a
 /// CWE in sub-components; PCD-03 repeats it to add up, `2^h~45^min`), TQ1-6
 /// service duration, and TQ1-7/8 start and end date/time.
-fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut OrderCheck) {
+fn read_tq1(
+    tq1: &Segment<'_>,
+    seq: usize,
+    tz: Option<&jiff::tz::TimeZone>,
+    prog: &mut Programme,
+    out: &mut OrderCheck,
+) {
     for f in [13usize, 6] {
         let field = tq1.field(f);
         if field.raw().trim_ascii().is_empty() {
@@ -2773,7 +2787,24 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             return;
         }
         let slack = 1800.0 * f64::from(u8::from(ha) + u8::from(hb));
-        match (dtm_seconds(&pa), dtm_seconds(&pb)) {
+        let (sa, sb) = (dtm_seconds(&pa), dtm_seconds(&pb));
+        // In the pump server's zone, each time is one instant or refused.
+        let (sa, sb) = match (tz, sa, sb) {
+            (Some(z), Some(a), Some(b)) => match (in_zone(z, a), in_zone(z, b)) {
+                // Instants now: neither the offsets check nor the clock-change
+                // guess below applies.
+                (Ok(a), Ok(b)) => (Some((a, Some(0))), Some((b, Some(0)))),
+                (Err(why), _) | (_, Err(why)) => {
+                    out.findings.push(
+                        OrderFinding::new(rules::AMBIGUOUS_DURATION, format!("TQ1 #{seq}: {why}"))
+                            .at(l),
+                    );
+                    return;
+                }
+            },
+            (_, a, b) => (a, b),
+        };
+        match (sa, sb) {
             // A reader ignoring time zone offsets would see another duration.
             (Some((_, za)), Some((_, zb))) if za != zb => out.findings.push(
                 OrderFinding::new(
@@ -2811,6 +2842,33 @@ fn read_tq1(tq1: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                 OrderFinding::new(rules::INVALID_NUMBER, "TQ1 #{seq}: TQ1-7 start and TQ1-8 end are not two valid date/times, the end after the start".replace("{seq}", &seq.to_string())).at(l),
             ),
         }
+    }
+}
+
+/// The instant (seconds since 1970) a DTM names to a reader in `tz`: a local
+/// time read in the zone, or a time with an offset, which must be the zone's
+/// own at that time (else a reader applying the offset and one reading the
+/// local time in the zone see two instants). A local time the zone's clocks
+/// skip or repeat (a daylight-saving change) names no one instant: refused.
+fn in_zone(tz: &jiff::tz::TimeZone, (secs, offset): (i64, Option<i64>)) -> Result<i64, String> {
+    let zone = tz.iana_name().unwrap_or("the route's time zone");
+    let civil = secs + offset.unwrap_or(0);
+    let dt = jiff::Timestamp::from_second(civil)
+        .map_err(|e| format!("a time out of range: {e}"))?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .datetime();
+    let at = tz.to_ambiguous_timestamp(dt);
+    let fits = |o: jiff::tz::Offset| offset.is_none_or(|x| i64::from(o.seconds()) == x);
+    match at.offset() {
+        jiff::tz::AmbiguousOffset::Unambiguous { offset: o } if fits(o) => {
+            Ok(civil - i64::from(o.seconds()))
+        }
+        jiff::tz::AmbiguousOffset::Unambiguous { offset: o } => Err(format!(
+            "{dt} carries an offset that is not {zone}'s at that time ({o}): a reader applying the offset and one reading the local time in {zone} see times an hour or more apart"
+        )),
+        _ => Err(format!(
+            "{dt} is a local time that {zone}'s clocks skip or repeat (a daylight-saving change): it names no one instant, and the duration may be an hour more or less"
+        )),
     }
 }
 

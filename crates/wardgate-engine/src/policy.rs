@@ -232,6 +232,8 @@ pub struct RoutePolicy {
     pub monitor: bool,
     /// The library's care area fixed by the route.
     pub care_area: Option<usize>,
+    /// The zone the pump server reads local times in (`time_zone`).
+    pub time_zone: Option<jiff::tz::TimeZone>,
     /// Refuse an LF after an MLLP end block.
     pub mllp_strict: bool,
     /// Position in [`Policy::routes`]; the same across a reload (a reload that
@@ -742,6 +744,10 @@ impl Policy {
                         let lib = libraries.get(r.drug_library.as_ref()?)?;
                         lib.area_index(a)
                     }),
+                    time_zone: r
+                        .time_zone
+                        .as_deref()
+                        .and_then(|z| jiff::tz::TimeZone::get(z).ok()),
                     index,
                     policy_hash: short.clone(),
                     mllp_strict: r.mllp_strict,

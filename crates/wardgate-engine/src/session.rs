@@ -40,26 +40,33 @@ pub type ControlId = SmallVec<[u8; 32]>;
 /// answers).
 const IDS_REMEMBERED: usize = 1024;
 
-/// The last [`IDS_REMEMBERED`] control ids of one kind, as hashes.
+/// The last [`IDS_REMEMBERED`] control ids of one kind, as hashes keyed per
+/// ring: with a fixed key a sender could precompute two ids that collide
+/// (about 2^32 work) and have one message's answer taken as the other's; with
+/// a random key per connection it cannot know which ids collide.
 #[derive(Debug, Default)]
-struct IdRing(VecDeque<u64>);
+struct IdRing {
+    ids: VecDeque<u64>,
+    key: std::collections::hash_map::RandomState,
+}
 
 impl IdRing {
-    fn hash(id: &[u8]) -> u64 {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+    fn hash(&self, id: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.key.hash_one(id)
     }
 
     fn push(&mut self, id: &[u8]) {
-        if self.0.len() == IDS_REMEMBERED {
-            self.0.pop_front();
+        if self.ids.len() == IDS_REMEMBERED {
+            self.ids.pop_front();
         }
-        self.0.push_back(Self::hash(id));
+        let h = self.hash(id);
+        self.ids.push_back(h);
     }
 
     fn contains(&self, id: &[u8]) -> bool {
-        let h = Self::hash(id);
-        self.0.iter().any(|&x| x == h)
+        let h = self.hash(id);
+        self.ids.iter().any(|&x| x == h)
     }
 }
 

@@ -1075,3 +1075,85 @@ fn an_upstream_answer_is_read_for_its_codes_not_its_text() {
     let a = crate::hl7::read_ack(&plain).expect("an acknowledgement");
     assert_eq!((a.code.as_str(), a.text.as_str()), ("AE", ""));
 }
+
+/// Heparin (50 U/mL, hard limit 2000 U/h = 40 mL/h): 50 mL between two TQ1
+/// times, on a route whose pump server reads local times in `zone`.
+fn in_zone(zone: Option<&str>, start: &str, end: &str) -> hl7::Outcome {
+    let site = match zone {
+        Some(z) => SITE.replace(
+            "drug_library = \"adult-icu\"\n",
+            &format!("drug_library = \"adult-icu\"\ntime_zone = \"{z}\"\n"),
+        ),
+        None => SITE.to_owned(),
+    };
+    let p = policy_from(&site);
+    let give = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (5, "50"),
+        (7, "mL^mL^UCUM"),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "500"),
+        (24, "mL^mL^UCUM"),
+    ]);
+    let tq1 = format!("TQ1|1||||||{start}|{end}");
+    let msg = rgv(&[give], &[&tq1]);
+    inspect(&p.routes[0], &flow(&p), &framed(&msg), &clock())
+}
+
+#[test]
+fn local_times_are_read_in_the_route_time_zone_across_clock_changes() {
+    let ny = Some("America/New_York");
+    // 01:30 to 03:30 on the night New York skips 02:00-03:00: one hour, so
+    // 50 mL/h (2500 U/h), above the limit; read naively, two hours and 1250 U/h.
+    let o = in_zone(ny, "20260308013000", "20260308033000");
+    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
+    // Without the zone the night is only known to be one on which clocks may change.
+    assert_eq!(
+        rule_of(&in_zone(None, "20260308013000", "20260308033000")),
+        "WG-INF-035"
+    );
+    // Santiago moves its clocks at midnight into a Sunday (2026-09-06 00:00 ->
+    // 01:00): 23:30 to 01:30 is one hour there.
+    let o = in_zone(Some("America/Santiago"), "20260905233000", "20260906013000");
+    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
+    // The same local times in New York are two ordinary hours: 25 mL/h.
+    let o = in_zone(ny, "20260905233000", "20260906013000");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    // An ordinary afternoon: four hours, 12.5 mL/h.
+    let o = in_zone(ny, "20261124100000", "20261124140000");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+}
+
+#[test]
+fn a_local_time_the_zone_skips_or_repeats_is_refused() {
+    let ny = Some("America/New_York");
+    for (start, end) in [
+        // 02:30 does not exist in New York on 2026-03-08.
+        ("20260308023000", "20260308100000"),
+        // 01:30 happens twice on 2026-11-01.
+        ("20261031200000", "20261101013000"),
+    ] {
+        let o = in_zone(ny, start, end);
+        assert_eq!(rule_of(&o), "WG-INF-035", "{start} {end}: {:?}", o.record);
+        let reply = reply_text(&o);
+        assert!(reply.contains("MSA|AR|"), "{reply:?}");
+    }
+}
+
+#[test]
+fn offsets_that_are_the_zone_own_state_one_duration() {
+    let ny = Some("America/New_York");
+    // 22:00 EDT to 06:00 EST across the autumn change: nine hours, both
+    // offsets New York's own. Without the zone, two offsets are two readings.
+    let (a, b) = ("202610312200-0400", "202611010600-0500");
+    let o = in_zone(ny, a, b);
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    assert_eq!(rule_of(&in_zone(None, a, b)), "WG-INF-035");
+    // An offset that is not the zone's at that time: a reader applying it and
+    // one reading the local time in the zone see different instants.
+    let (a, b) = ("202611241000+0000", "202611241400+0000");
+    assert_eq!(rule_of(&in_zone(ny, a, b)), "WG-INF-035");
+    assert_eq!(in_zone(None, a, b).verdict, Verdict::Allow);
+}

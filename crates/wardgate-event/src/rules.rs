@@ -215,7 +215,7 @@ rules! {
     REPEATED_SEGMENT = "WG-INF-034", "repeated-single-segment", High,
         "A segment the order has once (PV1, which names the point of care and so the care area) appears twice: one parser reads the first, another the last. Refused.";
     AMBIGUOUS_DURATION = "WG-INF-035", "ambiguous-duration", High,
-        "A duration can be read two ways (TQ1-7 and TQ1-8 with different or missing time zone offsets): the rate derived from it depends on the reading. Refused.";
+        "A duration can be read two ways (TQ1-7 and TQ1-8 with different or missing time zone offsets, local times across a night on which clocks may change, or a local time the route's `time_zone` skips or repeats or an offset that is not that zone's): the rate derived from it depends on the reading. Refused.";
     MISPLACED_PARAMETER = "WG-INF-036", "misplaced-programming-parameter", High,
         "A pump programming parameter (an OBX with a PCD-03 rate, VTBI, dose, concentration or order type code, or a TQ1 stating a duration) sits outside any give (before the first RXG or its order's ORC, or after another ORC): which give it programs is unknown, and a pump may apply it. Refused.";
     TOO_MANY_GIVES = "WG-INF-037", "too-many-gives", High,

@@ -1131,3 +1131,15 @@ fn late_answers_to_many_pipelined_messages_are_matched_by_id() {
     d.upstream(&ack("O17"));
     assert_eq!(d.t.client.last().map(String::as_str), Some("ack:O17"));
 }
+
+#[test]
+fn remembered_control_ids_are_hashed_with_a_key_of_each_ring() {
+    // With one fixed key a sender could precompute two colliding ids; with a
+    // key per ring it cannot know which ids collide on this connection.
+    let (a, b) = (IdRing::default(), IdRing::default());
+    assert_ne!(a.hash(b"ORD-1"), b.hash(b"ORD-1"));
+    let mut r = IdRing::default();
+    r.push(b"ORD-1");
+    assert!(r.contains(b"ORD-1"));
+    assert!(!r.contains(b"ORD-2"));
+}
