@@ -148,9 +148,11 @@ impl Session {
     pub fn buffered_bytes(&self) -> usize {
         self.app.buffered()
     }
-    /// An HL7 or DICOM session: its flows are the last the analyser lets go of.
+    /// An HL7, DICOM or MQTT session (the protocols wardgate judges messages
+    /// of): its flows are the last the analyser lets go of, and a hole in one
+    /// is a message not judged.
     pub fn clinical(&self) -> bool {
-        matches!(self.proto, Proto::Hl7Mllp | Proto::Dicom)
+        self.proto.is_clinical()
     }
     /// A clinical session with part of a message held: letting go of it now loses
     /// a message the host may still read.

@@ -99,7 +99,7 @@ rules! {
     OVERLAP_CONFLICT = "WG-CAP-005", "stream-overlap-conflict", High,
         "Two copies of the same TCP bytes differed (overlapping or retransmitted segments with other data): a classic way to show a monitor one message and a device another. wardgate judged what the host's stack keeps (its reassembly policy), and says which message the overlap touched; a host with another stack, or a path that lost one copy, may have read the other.";
     CLINICAL_HOLE = "WG-CAP-006", "clinical-stream-hole", High,
-        "Bytes of a clinical (HL7 or DICOM) stream never appeared in the capture: what the receiving host read there is unknown, so the message around the hole was not judged. Parsing resumed at the next provable message boundary.";
+        "Bytes of a clinical (HL7, DICOM or MQTT) stream never appeared in the capture: what the receiving host read there is unknown, so the message around the hole was not judged. Parsing resumed at the next provable message boundary (MQTT has none: the rest of that direction is not judged).";
     CLINICAL_ABANDONED = "WG-CAP-007", "clinical-flow-abandoned", High,
         "Passive analysis had to let go of a clinical connection in the middle of a message (flow table full, memory budget, idle timeout): the host may still read the rest of that message, and wardgate did not judge it.";
     LIMIT_IN_MESSAGE = "WG-CAP-008", "reassembly-limit-in-message", High,

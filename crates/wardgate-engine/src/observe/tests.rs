@@ -926,3 +926,37 @@ mod dicom_after_a_hole {
         assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
     }
 }
+
+#[test]
+fn a_hole_in_an_mqtt_stream_is_a_clinical_hole() {
+    // MQTT has no point to resynchronise at: the rest of that direction is not
+    // judged, which is a clinical message not judged (high), not a low gap.
+    let mut obs = observer();
+    let c = clock();
+    let mut events = Vec::new();
+    let mut sink = |r: Record| {
+        if let Record::Event(e) = r {
+            events.push(*e);
+        }
+    };
+    let mut s = obs.open(
+        conn("127.0.0.2:40000", "127.0.0.3:1883", false),
+        &c,
+        &mut sink,
+    );
+    let connect = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04mon1";
+    obs.data(&mut s, true, connect, &c, &mut sink);
+    assert!(s.clinical());
+    obs.gap(&mut s, true, 100, super::GapCause::Capture, &c, &mut sink);
+    obs.close(&mut s, 2, &c, &mut sink);
+    let hole = events
+        .iter()
+        .find(|e| e.rule.as_ref().is_some_and(|r| r.id == "WG-CAP-006"))
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert!(
+        hole.event.reason.contains("MQTT parsing stopped"),
+        "{}",
+        hole.event.reason
+    );
+    assert!(!rules_of(&events).contains(&"WG-CAP-002".to_owned()));
+}
