@@ -801,6 +801,45 @@ def cases():
                   post=("ORC|CH|X5^EHR", rxg(f1="2", f4="HEP^heparin^LOCAL", f15="4000", f16=U[1]), "RXR|^IV^HL70162")),
           "allow")
 
+    # --- Review 14: readings the pump may take that wardgate did not judge ----------
+    # RXG-14 "give per": an amount per time is a rate to wardgate; a receiver that
+    # ignores RXG-14 (PCD-03 reads RXG-5 as the volume to be infused) runs the
+    # amount as written over the duration.
+    c.add("RXG-5 2000 mL per week over 24 h (a 2000 mL volume at 83 mL/h without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="2000", f7=ML[0], f14="W1", f17="25000", f18=U[0], f23="250", f24=ML[0]),
+                           [f"TQ1|1||||||||||||24^{HR_CQ}"])]),
+          "block", "WG-INF-029")
+    c.add("RXG-5 20000 U per day over 30 min (40000 U/h without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="20000", f7=U[0], f14="D1", f17="25000", f18=U[0], f23="250", f24=ML[0]),
+                           [f"TQ1|1||||||||||||30^{MIN_CQ}"])]),
+          "block", "WG-INF-010")
+    c.add("RXG-15 30 mL/h beside RXG-5 5040 mL per week (a 5040 mL volume without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="5040", f7=ML[0], f14="W1", f15="30", f16=ML_H[0], f17="5000", f18=U[0], f23="500", f24=ML[0]), [])]),
+          "block", "WG-INF-029")
+    c.add("RXG-5 10 mL per hour for 24 h (slower without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="10", f7=ML[0], f14="H1", f17="25000", f18=U[0], f23="250", f24=ML[0]),
+                           [f"TQ1|1||||||||||||24^{HR_CQ}"])]),
+          "allow")
+    # Two body weights that agree within 1%: limits hold with each.
+    for a, b in (("79.2", "80"), ("80", "79.2")):
+        c.add(f"25.25 U/kg/h with weights {a} then {b} kg (2020 U/h with 80 kg)",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="25.25", f16="U/kg/h^U/kg/h^UCUM"),
+                               [weight(a), weight(b, n=2)])]),
+              "block", "WG-INF-010")
+    # A bolus timed by two agreeing durations: the larger dose is judged.
+    for f6, f13 in ((f"369^264320&MDC_DIM_X_SEC&MDC", f"6^{MIN_CQ}"), (f"6^{MIN_CQ}", "369^264320&MDC_DIM_X_SEC&MDC")):
+        c.add(f"bolus 100000 U/h, TQ1-6 {f6.split('^')[0]} and TQ1-13 {f13.split('^')[0]} (10250 U by the longer)",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="100000", f16=U_H[0], f17="25000", f18=U[0], f23="250", f24=ML[0]),
+                               [f"TQ1|1|||||{f6}|||||||{f13}"])], orc="CH"),
+              "block", "WG-INF-011")
+    # Timing that states one give (false blocks found by the review).
+    c.add("ORC-7 TQ interval ONCE (v2.3 style)",
+          message(cid(), [(heparin(10), [])]).replace("^EHR\r", "^EHR|||||1^ONCE\r", 1), "allow")
+    c.add("TQ1-3 C (table 0335: continuously between start and end)",
+          message(cid(), [(heparin(10), ["TQ1|1||C^Continuous^HL70335"])]), "allow")
+    c.add("ORC-7 TQ interval Q6H", message(cid(), [(heparin(10), [])]).replace("^EHR\r", "^EHR|||||1^Q6H\r", 1),
+          "block", "WG-INF-041")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

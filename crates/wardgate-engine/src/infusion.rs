@@ -333,9 +333,18 @@ pub fn check(
                         .ok()
                         .and_then(|q| q.parse::<f64>().ok())
                         != Some(1.0);
-                many || [2usize, 3, 5, 11, 12]
-                    .iter()
-                    .any(|&c| !rep.component(c).raw().trim_ascii().is_empty())
+                // An interval of `ONCE` (table 0335: one time only) states no
+                // repetition, as TQ1-3 `ONCE` does not.
+                let interval = rep.component(2);
+                let once = interval
+                    .subcomponent(1)
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"once")
+                    && interval.subcomponent(2).trim_ascii().is_empty();
+                many || (!once && !interval.raw().trim_ascii().is_empty())
+                    || [3usize, 5, 11, 12]
+                        .iter()
+                        .any(|&c| !rep.component(c).raw().trim_ascii().is_empty())
             });
             if states {
                 let name = String::from_utf8_lossy(id);
@@ -366,7 +375,13 @@ pub fn check(
         let pattern = tq1.field(3).component(1).raw().trim_ascii();
         let why = if !one(tq1.field(2).component(1).raw()) || values(2) > 1 {
             Some((2, "a quantity other than 1"))
-        } else if (!pattern.is_empty() && !pattern.eq_ignore_ascii_case(b"once")) || values(3) > 1 {
+        } else if (!pattern.is_empty()
+            // Table 0335: `ONCE` one time only, `C` continuously between the
+            // start and the end: neither repeats the give.
+            && !pattern.eq_ignore_ascii_case(b"once")
+            && pattern != b"C")
+            || values(3) > 1
+        {
             Some((3, "a repeat pattern"))
         } else if values(4) > 1 {
             Some((4, "more than one explicit time"))
@@ -804,6 +819,10 @@ struct Programme {
     /// the repetitions up, a parser that reads one would see a shorter duration,
     /// so the rate derived from it is checked too (most dangerous reading).
     short_durations: Vec<Statement>,
+    /// RXG-5/6/7 as written when RXG-14 makes them a rate: a receiver that
+    /// ignores RXG-14 (PCD-03 reads RXG-5 as the volume to be infused) runs
+    /// this amount over the duration. Checked as the more dangerous reading.
+    per_amounts: Vec<Statement>,
     /// OBX MDC_CONC_DRUG: must agree with RXG-17/18 over RXG-23/24.
     concentrations: Vec<(Concentration, String, Location)>,
     /// ORC-1 CH, a bolus dose parameter, or order type clinician- or loading-dose.
@@ -1128,6 +1147,7 @@ fn check_give(
     }
     let mut doses = doses;
     let mut danger_rates = Vec::new();
+    let mut danger_doses = Vec::new();
     if prog.bolus {
         // A bolus is judged by its dose, so its dose must be bounded and read
         // one way: RXG-15/16 (or an OBX) states it as an amount, or as a rate over
@@ -1135,10 +1155,20 @@ fn check_give(
         // of the same amount. A rate in RXG-15/16 with no duration bounds
         // nothing: a pump may run it as an infusion.
         match &duration {
+            // Every duration (they agree within rounding) gives its dose: the
+            // largest is judged, as a receiver may time the bolus by any of
+            // them (found by an adversarial review: 369 s and 6 min agree,
+            // and read with the first a 10 250 U bolus was 10 000 U).
             Some(d) => {
                 let secs = d.value * d.unit.factor;
                 for r in &prog.rates {
                     doses.push(over_duration(r, secs, &d.source));
+                }
+                for other in &prog.durations {
+                    let secs = other.value * other.unit.factor;
+                    for r in &prog.rates {
+                        danger_doses.push(over_duration(r, secs, &other.source));
+                    }
                 }
             }
             None => {
@@ -1190,6 +1220,46 @@ fn check_give(
         }
     }
 
+    // RXG-5/7 with RXG-14 is a rate to wardgate, but a receiver ignoring
+    // RXG-14 (PCD-03 reads RXG-5 as the volume to be infused) runs the amount
+    // as written over the duration: its volume and that rate are held to the
+    // limits too (found by an adversarial review: 2000 mL "per week" over 24 h
+    // passed as 12 mL/h; a PCD-03 pump runs 83 mL/h).
+    if !prog.bolus {
+        let c = conc.as_ref().ok().copied().flatten();
+        for a in &prog.per_amounts {
+            for d in &prog.durations {
+                let secs = d.value * d.unit.factor;
+                if secs > 0.0 {
+                    danger_rates.push(derived(a, secs, &d.source));
+                }
+            }
+            let ml = match c {
+                _ if a.unit.dim == Dimension::Volume => Some(a.value * a.unit.factor),
+                Some(c) if c.dim == a.unit.dim && c.per_ml > 0.0 => {
+                    Some(a.value * a.unit.factor / c.per_ml)
+                }
+                _ => None,
+            };
+            if let (Some(ml), Some(max)) = (ml, limits.vtbi_max_ml) {
+                if ml > max * (1.0 + LIMIT_TOLERANCE) {
+                    out.findings.push(
+                        OrderFinding::new(
+                            rules::VTBI_LIMIT,
+                            format!(
+                                "RXG #{n}: {} {} read as the volume to be infused (a receiver ignoring RXG-14 give per) is {} mL, above the limit {max} mL",
+                                entry.display,
+                                a.written,
+                                round(ml)
+                            ),
+                        )
+                        .at(a.location),
+                    );
+                }
+            }
+        }
+    }
+
     // The volume limit holds for what the programme implies, not only for
     // what it writes: a rate for a duration is a volume (found by an
     // adversarial review: 150 mL/h for 47 h passed a 1000 mL limit).
@@ -1198,7 +1268,16 @@ fn check_give(
         // the pump's to work out from its own (checking the library's lowest
         // refused standard orders); not checked here.
         let c = conc.as_ref().ok().copied().flatten();
-        implied_limits(n, &entry.display, &prog, c, &pt, limits, out);
+        // With the largest weight and surface area the message gives: the
+        // most a per-kg or per-m2 rate infuses.
+        let largest = |first: Option<f64>, others: &[f64]| {
+            first.map(|f| others.iter().copied().fold(f, f64::max))
+        };
+        let pt_most = Patient {
+            weight_kg: largest(pt.weight_kg, &patient.weight_others),
+            bsa_m2: largest(pt.bsa_m2, &patient.bsa_others),
+        };
+        implied_limits(n, &entry.display, &prog, c, &pt_most, limits, out);
     }
 
     // A weight-based order runs on the pump with a weight: it needs one valid
@@ -1277,7 +1356,7 @@ fn check_give(
     }
     // A PCA order's demand dose is judged as a dose, beside its basal rate.
     let pca = std::mem::take(&mut prog.pca_doses);
-    for doses in [&doses, &pca] {
+    for (doses, danger) in [(&doses, &danger_doses), (&pca, &Vec::new())] {
         if doses.is_empty() {
             continue;
         }
@@ -1285,7 +1364,7 @@ fn check_give(
             Some(limits) => {
                 checked = true;
                 if let Some((lo, hi)) =
-                    judge(n, "dose", doses, &[], limits, &conc, &pt, patient, out)
+                    judge(n, "dose", doses, danger, limits, &conc, &pt, patient, out)
                 {
                     facts.dose_ordered = Some(bounded(&hi.1));
                     facts.dose = Some(round(hi.0));
@@ -1684,17 +1763,70 @@ fn judge(
             values.push((v, 0.0, s));
         }
     }
-    let max = values.iter().map(|v| v.0).fold(f64::MIN, f64::max);
+    // Every statement read with each other weight or surface area the message
+    // gives (agreeing within rounding): in both directions, as a pump may use
+    // any of them.
+    let mut others: Vec<(f64, String, Location)> = Vec::new();
+    let mut others_danger: Vec<(f64, String, Location)> = Vec::new();
+    let sizes = patient
+        .weight_others
+        .iter()
+        .map(|&w| {
+            (
+                Patient {
+                    weight_kg: Some(w),
+                    ..*pt
+                },
+                format!("body weight {} kg", round(w)),
+            )
+        })
+        .chain(patient.bsa_others.iter().map(|&b| {
+            (
+                Patient {
+                    bsa_m2: Some(b),
+                    ..*pt
+                },
+                format!("body surface area {} m2", round(b)),
+            )
+        }));
+    for (other, named) in sizes {
+        for (i, s) in stmts.iter().chain(danger).enumerate() {
+            if let Ok(v) = units::convert(
+                s.value,
+                &s.unit,
+                &limits.unit,
+                &limits.unit_text,
+                concentration,
+                &other,
+            ) {
+                let r = (v, format!("{} with the {named}", s.written), s.location);
+                // Readings that count for the maximum only stay so.
+                if i < stmts.len() {
+                    others.push(r);
+                } else {
+                    others_danger.push(r);
+                }
+            }
+        }
+    }
+    let readings = values
+        .iter()
+        .map(|v| (v.0, v.2.written.clone(), v.2.location))
+        .chain(others.iter().cloned())
+        .chain(others_danger.iter().cloned());
+    let max = readings.clone().map(|v| v.0).fold(f64::MIN, f64::max);
     let min = values[..stmts.len()]
         .iter()
         .map(|v| v.0)
+        .chain(others.iter().map(|v| v.0))
         .fold(f64::MAX, f64::min);
-    let hi = values.iter().find(|v| v.0 >= max * (1.0 - 1e-9))?;
-    let lo = values.iter().find(|v| v.0 <= min * (1.0 + 1e-9))?;
-    Some((
-        (lo.0, lo.2.written.clone(), lo.2.location),
-        (hi.0, hi.2.written.clone(), hi.2.location),
-    ))
+    let hi = readings.clone().find(|v| v.0 >= max * (1.0 - 1e-9))?;
+    let lo = values[..stmts.len()]
+        .iter()
+        .map(|v| (v.0, v.2.written.clone(), v.2.location))
+        .chain(others.iter().cloned())
+        .find(|v| v.0 <= min * (1.0 + 1e-9))?;
+    Some((lo, hi))
 }
 
 /// The rules a quantity's limits raise: hard max, soft max, hard min, soft min.
@@ -1822,6 +1954,9 @@ fn read_rxg(n: usize, rxg: &Segment<'_>, prog: &mut Programme, out: &mut OrderCh
                 );
                 continue;
             }
+            let mut whole = s.clone();
+            whole.source = format!("RXG-{f}/7 read without RXG-14");
+            prog.per_amounts.push(whole);
             s.unit.per_seconds = Some(secs);
             s.source = format!("RXG-{f}/7 per RXG-14");
             s.written = format!("{} per {}", s.written, text_of(&per).trim());
@@ -3022,6 +3157,13 @@ fn no_result(obx: &Segment<'_>) -> bool {
 struct PatientFacts {
     weight: Result<Option<(f64, String)>, OrderFinding>,
     bsa: Result<Option<(f64, String)>, OrderFinding>,
+    /// Other values of observations that agree with the first within
+    /// rounding (weight in kg, surface area in m2): a pump may use any of
+    /// them, so limits are checked with each (found by an adversarial review:
+    /// 79.2 then 80 kg, 25.25 U/kg/h, read with the first 1999.8 U/h, with the
+    /// second 2020 U/h over a 2000 U/h limit).
+    weight_others: Vec<f64>,
+    bsa_others: Vec<f64>,
 }
 
 fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
@@ -3194,9 +3336,19 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
         }
         Ok(Some((first.0, first.1.clone())))
     };
+    let others = |list: &[(f64, String, usize)]| -> Vec<f64> {
+        let first = list.first().map_or(0.0, |f| f.0);
+        let mut v: Vec<f64> = list.iter().map(|x| x.0).filter(|&x| x != first).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let (weight_others, bsa_others) = (others(&weights), others(&bsas));
     PatientFacts {
         weight: settle(weights, weight_err, "body weight", 0.1),
         bsa: settle(bsas, bsa_err, "body surface area", 0.01),
+        weight_others,
+        bsa_others,
     }
 }
 

@@ -1157,3 +1157,120 @@ fn offsets_that_are_the_zone_own_state_one_duration() {
     assert_eq!(rule_of(&in_zone(ny, a, b)), "WG-INF-035");
     assert_eq!(in_zone(None, a, b).verdict, Verdict::Allow);
 }
+
+/// Heparin 100 U/mL, RXG-5/7 with RXG-14 "give per", over a TQ1-13 duration.
+fn give_per(amount: &str, unit: &str, per: &str, hours: &str) -> hl7::Outcome {
+    let give = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (5, amount),
+        (7, unit),
+        (14, per),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "250"),
+        (24, "mL^mL^UCUM"),
+    ]);
+    let tq1 = format!("TQ1|1||||||||||||{hours}^h^UCUM");
+    run(&rgv(&[give], &[&tq1]))
+}
+
+#[test]
+fn an_amount_per_give_per_time_is_also_judged_as_written_over_the_duration() {
+    // 2000 mL "per week" is 11.9 mL/h (1190 U/h) to wardgate; a receiver that
+    // ignores RXG-14 runs 2000 mL over 24 h: 83 mL/h, 8333 U/h.
+    let o = give_per("2000", "mL^mL^UCUM", "W1", "24");
+    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
+    // The record names the reading the decision used.
+    let inf = &o.record.event().wardgate.infusion[0];
+    let ordered = inf.rate_ordered.as_deref().unwrap_or_default();
+    assert!(
+        ordered.contains("2000") && ordered.contains("TQ1-13"),
+        "{inf:?}"
+    );
+    // 20 000 U "per day" over 30 min: 40 000 U/h read without RXG-14.
+    let o = give_per("20000", "U^U^UCUM", "D1", "0.5");
+    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
+    // 10 mL per hour for 24 h: 1000 U/h; read without RXG-14, 10 mL over a
+    // day is slower, which no maximum refuses (and no minimum is held to it).
+    let o = give_per("10", "mL^mL^UCUM", "H1", "24");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+}
+
+#[test]
+fn limits_hold_with_every_body_weight_that_agrees_within_rounding() {
+    let per_kg = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (15, "25.25"),
+        (16, "U/kg/h^U/kg/h^UCUM"),
+    ]);
+    let w = |set: u8, kg: &str| {
+        format!("OBX|{set}|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||{kg}|kg^kg^UCUM|||||F")
+    };
+    // 79.2 kg then 80 kg agree within 1%: with the first 1999.8 U/h, with the
+    // second 2020 U/h, above the 2000 U/h hard limit. Either order is refused.
+    for (a, b) in [("79.2", "80"), ("80", "79.2")] {
+        let (wa, wb) = (w(1, a), w(2, b));
+        let o = run(&rgv(&[per_kg.clone()], &[&wa, &wb]));
+        assert_eq!(rule_of(&o), "WG-INF-010", "{a} then {b}: {:?}", o.record);
+        let inf = &o.record.event().wardgate.infusion[0];
+        if a == "79.2" {
+            let ordered = inf.rate_ordered.as_deref().unwrap_or_default();
+            assert!(ordered.contains("body weight 80"), "{inf:?}");
+        }
+    }
+    // One weight of 79.2 kg: 1999.8 U/h, forwarded with the soft-limit alert.
+    let one = w(1, "79.2");
+    let o = run(&rgv(&[per_kg], &[&one]));
+    assert_eq!(rule_of(&o), "WG-INF-012", "{:?}", o.record);
+}
+
+#[test]
+fn a_bolus_dose_is_judged_with_every_duration_that_agrees() {
+    // 100 000 U/h for 369 s (TQ1-6) or 6 min (TQ1-13): 10 250 U or 10 000 U.
+    // The dose limit is 10 000 U: whichever field states the longer time, the
+    // larger dose is the one judged.
+    let bolus = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (15, "100000"),
+        (16, "U/h^U/h^UCUM"),
+    ]);
+    for (f6, f13) in [
+        ("369^264320&MDC_DIM_X_SEC&MDC", "6^min^UCUM"),
+        ("6^264352&MDC_DIM_MIN&MDC", "369^s^UCUM"),
+    ] {
+        let tq1 = format!("TQ1|1|||||{f6}|||||||{f13}");
+        let msg = rgv(&[bolus.clone()], &[&tq1]).replace("ORC|RE|", "ORC|CH|");
+        let o = run(&msg);
+        assert_eq!(rule_of(&o), "WG-INF-011", "{f6} {f13}: {:?}", o.record);
+    }
+}
+
+#[test]
+fn timing_that_states_one_give_is_read_as_one() {
+    let give = heparin_rxg("10", "mL/h^mL/h^UCUM");
+    // ORC-7 (TQ) interval ONCE, and TQ1-3 C (table 0335: continuously between
+    // the start and the end): one give, forwarded.
+    let once = rgv(std::slice::from_ref(&give), &[])
+        .replace("ORC|RE|ORD1^EHR", "ORC|RE|ORD1^EHR|||||1^ONCE");
+    let o = run(&once);
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    let c = rgv(
+        std::slice::from_ref(&give),
+        &["TQ1|1||C^Continuous^HL70335"],
+    );
+    let o = run(&c);
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    // An interval that repeats (Q6H), or one with an explicit time, is still refused.
+    for interval in ["1^Q6H", "1^ONCE&0800"] {
+        let msg = rgv(std::slice::from_ref(&give), &[]).replace(
+            "ORC|RE|ORD1^EHR",
+            &format!("ORC|RE|ORD1^EHR|||||{interval}"),
+        );
+        assert_eq!(rule_of(&run(&msg)), "WG-INF-041", "{interval}");
+    }
+    let q = rgv(std::slice::from_ref(&give), &["TQ1|1||Q6H"]);
+    assert_eq!(rule_of(&run(&q)), "WG-INF-042");
+}
