@@ -1212,7 +1212,7 @@ fn limits_hold_with_every_body_weight_that_agrees_within_rounding() {
     // second 2020 U/h, above the 2000 U/h hard limit. Either order is refused.
     for (a, b) in [("79.2", "80"), ("80", "79.2")] {
         let (wa, wb) = (w(1, a), w(2, b));
-        let o = run(&rgv(&[per_kg.clone()], &[&wa, &wb]));
+        let o = run(&rgv(std::slice::from_ref(&per_kg), &[&wa, &wb]));
         assert_eq!(rule_of(&o), "WG-INF-010", "{a} then {b}: {:?}", o.record);
         let inf = &o.record.event().wardgate.infusion[0];
         if a == "79.2" {
@@ -1242,7 +1242,7 @@ fn a_bolus_dose_is_judged_with_every_duration_that_agrees() {
         ("6^264352&MDC_DIM_MIN&MDC", "369^s^UCUM"),
     ] {
         let tq1 = format!("TQ1|1|||||{f6}|||||||{f13}");
-        let msg = rgv(&[bolus.clone()], &[&tq1]).replace("ORC|RE|", "ORC|CH|");
+        let msg = rgv(std::slice::from_ref(&bolus), &[&tq1]).replace("ORC|RE|", "ORC|CH|");
         let o = run(&msg);
         assert_eq!(rule_of(&o), "WG-INF-011", "{f6} {f13}: {:?}", o.record);
     }
