@@ -247,3 +247,52 @@ def test_decisions_record_care_area_library_and_limit(corpus_run):
     fallback = next(i["text"] for i in items if i["name"] == "unknown point of care falls back to the default care area")
     ev = next(e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == control_id(fallback))
     assert ev["wardgate"]["infusion"][0]["care_area"] == "adult-icu (default)"
+
+
+def test_a_route_time_zone_reads_local_times_as_the_pump_server_does(tmp_path):
+    """A route naming the pump server's zone (`time_zone`) reads TQ1-7/8 local
+    times in it: a window across Santiago's midnight clock change is an hour
+    shorter than written, so 50 mL in it runs at 50 mL/h, above heparin's limit;
+    the same window without the zone is refused as two readings; an ordinary
+    afternoon passes. The EHR is the `hl7` package's MLLP client and the pump
+    server its MLLP server."""
+    from conftest import Upstream
+
+    def order(cid, start, end):
+        give = clinical_corpus.rxg(f1="1", f4="HEP^heparin^LOCAL", f5="50", f7=clinical_corpus.ML[0],
+                                   f17="25000", f18=clinical_corpus.U[0], f23="250", f24=clinical_corpus.ML[0])
+        return clinical_corpus.message(cid, [(give, [f"TQ1|1||||||{start}|{end}"])])
+
+    cases = [
+        ("TZ01", "20260905233000", "20260906013000"),  # Santiago: one hour
+        ("TZ02", "20261124100000", "20261124140000"),  # an ordinary afternoon
+        ("TZ03", "20260906003000", "20260906050000"),  # 00:30 does not exist there
+    ]
+    results = {}
+    for zone in ("America/Santiago", None):
+        site = SITE if zone is None else SITE.replace(
+            'drug_library = "adult-icu"\n', f'drug_library = "adult-icu"\ntime_zone = "{zone}"\n', 1)
+        up = Upstream()
+        d = tmp_path / (zone or "none").replace("/", "-")
+        d.mkdir()
+        gw = Gateway(d, up.port, site=site)
+        try:
+            for cid, start, end in cases:
+                with SourceBoundClient(*gw.addr, "127.0.0.2") as c:
+                    reply = hl7.parse(unframe(c.send_message(order(cid, start, end))))
+                    results[(zone, cid)] = (str(reply.segment("MSA")[1]), reply.unescape(str(reply.segment("MSA")[3])) if len(reply.segment("MSA")) > 3 else "")
+            forwarded = {re.search(r"\|(TZ\d\d)\|P\|", b.decode()).group(1) for b in up.received}
+        finally:
+            gw.stop()
+            up.stop()
+        results[(zone, "forwarded")] = forwarded
+    z = "America/Santiago"
+    assert results[(z, "TZ01")][0] == "AR" and "WG-INF-010" in results[(z, "TZ01")][1], results
+    assert results[(z, "TZ02")][0] == "AA", results
+    assert results[(z, "TZ03")][0] == "AR" and "WG-INF-035" in results[(z, "TZ03")][1], results
+    assert results[(z, "forwarded")] == {"TZ02"}, results
+    # Without the zone: 23:30 to 01:30 into a September Sunday is a night on which
+    # clocks may change (refused); 00:30 to 05:00 likewise.
+    assert results[(None, "TZ01")][0] == "AR" and "WG-INF-035" in results[(None, "TZ01")][1], results
+    assert results[(None, "TZ02")][0] == "AA", results
+    assert results[(None, "forwarded")] == {"TZ02"}, results
