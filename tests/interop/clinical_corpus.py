@@ -820,6 +820,17 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="10", f7=ML[0], f14="H1", f17="25000", f18=U[0], f23="250", f24=ML[0]),
                            [f"TQ1|1||||||||||||24^{HR_CQ}"])]),
           "allow")
+    c.add("bolus RXG-5 20000 U per hour for 6 min (a 20000 U bolus without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="20000", f7=U[0], f14="H1", f17="25000", f18=U[0], f23="250", f24=ML[0]),
+                           [f"TQ1|1||||||||||||6^{MIN_CQ}"])], orc="CH"),
+          "block", "WG-INF-011")
+    c.add("RXG-5 250 U/kg per day beside 83.33 mL/h, 80 kg (2000 mL without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="250", f7="U/kg^U/kg^UCUM", f14="D1", f15="83.33", f16=ML_H[0], f17="5000", f18=U[0], f23="500", f24=ML[0]),
+                           [weight("80")])]),
+          "block", "WG-INF-029")
+    c.add("RXG-5 16800 U per week beside 100 U/h, no concentration (a volume not readable without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="16800", f7=U[0], f14="W1", f15="100", f16=U_H[0]), [])]),
+          "block", "WG-INF-007")
     # Two body weights that agree within 1%: limits hold with each.
     for a, b in (("79.2", "80"), ("80", "79.2")):
         c.add(f"25.25 U/kg/h with weights {a} then {b} kg (2020 U/h with 80 kg)",

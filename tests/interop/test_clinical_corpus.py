@@ -251,11 +251,12 @@ def test_decisions_record_care_area_library_and_limit(corpus_run):
 
 def test_a_route_time_zone_reads_local_times_as_the_pump_server_does(tmp_path):
     """A route naming the pump server's zone (`time_zone`) reads TQ1-7/8 local
-    times in it: a window across Santiago's midnight clock change is an hour
-    shorter than written, so 50 mL in it runs at 50 mL/h, above heparin's limit;
-    the same window without the zone is refused as two readings; an ordinary
-    afternoon passes. The EHR is the `hl7` package's MLLP client and the pump
-    server its MLLP server."""
+    times in it: a window across Santiago's midnight clock change (an hour
+    shorter by the clock's instants than by the wall clock) is refused as two
+    readings, naming the zone; a local time the zone skips is refused; an
+    ordinary afternoon passes. Without the zone, the night is refused only as one
+    on which clocks may change. The EHR is the `hl7` package's MLLP client and
+    the pump server its MLLP server."""
     from conftest import Upstream
 
     def order(cid, start, end):
@@ -264,7 +265,7 @@ def test_a_route_time_zone_reads_local_times_as_the_pump_server_does(tmp_path):
         return clinical_corpus.message(cid, [(give, [f"TQ1|1||||||{start}|{end}"])])
 
     cases = [
-        ("TZ01", "20260905233000", "20260906013000"),  # Santiago: one hour
+        ("TZ01", "20260905233000", "20260906013000"),  # Santiago: 1 h or 2 h
         ("TZ02", "20261124100000", "20261124140000"),  # an ordinary afternoon
         ("TZ03", "20260906003000", "20260906050000"),  # 00:30 does not exist there
     ]
@@ -287,7 +288,7 @@ def test_a_route_time_zone_reads_local_times_as_the_pump_server_does(tmp_path):
             up.stop()
         results[(zone, "forwarded")] = forwarded
     z = "America/Santiago"
-    assert results[(z, "TZ01")][0] == "AR" and "WG-INF-010" in results[(z, "TZ01")][1], results
+    assert results[(z, "TZ01")][0] == "AR" and "WG-INF-035" in results[(z, "TZ01")][1], results
     assert results[(z, "TZ02")][0] == "AA", results
     assert results[(z, "TZ03")][0] == "AR" and "WG-INF-035" in results[(z, "TZ03")][1], results
     assert results[(z, "forwarded")] == {"TZ02"}, results

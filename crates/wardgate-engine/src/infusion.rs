@@ -1220,43 +1220,83 @@ fn check_give(
         }
     }
 
+    // With the largest weight and surface area the message gives: the most a
+    // per-kg or per-m2 rate or amount infuses.
+    let largest = |first: Option<f64>, others: &[f64]| {
+        first.map(|f| others.iter().copied().fold(f, f64::max))
+    };
+    let pt_most = Patient {
+        weight_kg: largest(pt.weight_kg, &patient.weight_others),
+        bsa_m2: largest(pt.bsa_m2, &patient.bsa_others),
+    };
+
     // RXG-5/7 with RXG-14 is a rate to wardgate, but a receiver ignoring
     // RXG-14 (PCD-03 reads RXG-5 as the volume to be infused) runs the amount
-    // as written over the duration: its volume and that rate are held to the
-    // limits too (found by an adversarial review: 2000 mL "per week" over 24 h
-    // passed as 12 mL/h; a PCD-03 pump runs 83 mL/h).
-    if !prog.bolus {
-        let c = conc.as_ref().ok().copied().flatten();
-        for a in &prog.per_amounts {
-            for d in &prog.durations {
-                let secs = d.value * d.unit.factor;
-                if secs > 0.0 {
-                    danger_rates.push(derived(a, secs, &d.source));
-                }
+    // as written: over the duration, or as the bolus's dose. That reading is
+    // held to the limits too (found by adversarial reviews: 2000 mL "per week"
+    // over 24 h passed as 12 mL/h, a PCD-03 pump runs 83 mL/h; a 20 000 U
+    // bolus "per hour" for 6 min passed as 2000 U).
+    let c = conc.as_ref().ok().copied().flatten();
+    for a in &prog.per_amounts {
+        if prog.bolus {
+            // Judged as a dose (the maximum only), through the concentration
+            // and the weight as any dose is.
+            danger_doses.push(a.clone());
+            continue;
+        }
+        for d in &prog.durations {
+            let secs = d.value * d.unit.factor;
+            if secs > 0.0 {
+                danger_rates.push(derived(a, secs, &d.source));
             }
-            let ml = match c {
-                _ if a.unit.dim == Dimension::Volume => Some(a.value * a.unit.factor),
-                Some(c) if c.dim == a.unit.dim && c.per_ml > 0.0 => {
-                    Some(a.value * a.unit.factor / c.per_ml)
-                }
-                _ => None,
-            };
-            if let (Some(ml), Some(max)) = (ml, limits.vtbi_max_ml) {
-                if ml > max * (1.0 + LIMIT_TOLERANCE) {
-                    out.findings.push(
-                        OrderFinding::new(
-                            rules::VTBI_LIMIT,
-                            format!(
-                                "RXG #{n}: {} {} read as the volume to be infused (a receiver ignoring RXG-14 give per) is {} mL, above the limit {max} mL",
-                                entry.display,
-                                a.written,
-                                round(ml)
-                            ),
-                        )
-                        .at(a.location),
-                    );
-                }
+        }
+        let Some(max) = limits.vtbi_max_ml else {
+            continue;
+        };
+        // The amount as a volume: mL, or drug units through the
+        // concentration; per kg or m2 through the largest the message gives.
+        let scale = if a.unit.per_kg {
+            pt_most.weight_kg
+        } else if a.unit.per_m2 {
+            pt_most.bsa_m2
+        } else {
+            Some(1.0)
+        };
+        let ml = match (c, scale) {
+            (_, None) => None,
+            (_, Some(k)) if a.unit.dim == Dimension::Volume => Some(a.value * a.unit.factor * k),
+            (Some(c), Some(k)) if c.dim == a.unit.dim && c.per_ml > 0.0 => {
+                Some(a.value * a.unit.factor * k / c.per_ml)
             }
+            _ => None,
+        };
+        match ml {
+            Some(ml) if ml > max * (1.0 + LIMIT_TOLERANCE) => out.findings.push(
+                OrderFinding::new(
+                    rules::VTBI_LIMIT,
+                    format!(
+                        "RXG #{n}: {} {} read as the volume to be infused (a receiver ignoring RXG-14 give per) is {} mL, above the limit {max} mL",
+                        entry.display,
+                        a.written,
+                        round(ml)
+                    ),
+                )
+                .at(a.location),
+            ),
+            Some(_) => {}
+            // Not judgeable as written: refused, as the same bytes without
+            // RXG-14 would be.
+            None => out.findings.push(
+                OrderFinding::new(
+                    rules::CONCENTRATION_REQUIRED,
+                    format!(
+                        "RXG #{n}: {} read as the volume to be infused (a receiver ignoring RXG-14 give per) cannot be held to the {max} mL limit: no concentration{} to read it in mL",
+                        a.written,
+                        if a.unit.per_kg || a.unit.per_m2 { " or patient size" } else { "" }
+                    ),
+                )
+                .at(a.location),
+            ),
         }
     }
 
@@ -1267,16 +1307,6 @@ fn check_give(
         // A rate in drug units with no concentration stated: the volume is
         // the pump's to work out from its own (checking the library's lowest
         // refused standard orders); not checked here.
-        let c = conc.as_ref().ok().copied().flatten();
-        // With the largest weight and surface area the message gives: the
-        // most a per-kg or per-m2 rate infuses.
-        let largest = |first: Option<f64>, others: &[f64]| {
-            first.map(|f| others.iter().copied().fold(f, f64::max))
-        };
-        let pt_most = Patient {
-            weight_kg: largest(pt.weight_kg, &patient.weight_others),
-            bsa_m2: largest(pt.bsa_m2, &patient.bsa_others),
-        };
         implied_limits(n, &entry.display, &prog, c, &pt_most, limits, out);
     }
 
@@ -2925,18 +2955,44 @@ fn read_tq1(
         let (sa, sb) = (dtm_seconds(&pa), dtm_seconds(&pb));
         // In the pump server's zone, each time is one instant or refused.
         let (sa, sb) = match (tz, sa, sb) {
-            (Some(z), Some(a), Some(b)) => match (in_zone(z, a), in_zone(z, b)) {
-                // Instants now: neither the offsets check nor the clock-change
-                // guess below applies.
-                (Ok(a), Ok(b)) => (Some((a, Some(0))), Some((b, Some(0)))),
-                (Err(why), _) | (_, Err(why)) => {
+            (Some(z), Some(a), Some(b)) => {
+                let refuse = |field: usize, why: String, out: &mut OrderCheck| {
                     out.findings.push(
                         OrderFinding::new(rules::AMBIGUOUS_DURATION, format!("TQ1 #{seq}: {why}"))
-                            .at(l),
+                            .at(loc(b"TQ1", seq, field)),
                     );
-                    return;
+                };
+                match (in_zone(z, a), in_zone(z, b)) {
+                    // A window across one of the zone's clock changes: the
+                    // instants and the wall clock give two durations (a
+                    // receiver subtracting local times reads the wall
+                    // clock's, found by an adversarial review).
+                    (Ok((ia, ca)), Ok((ib, cb))) if ib - ia != cb - ca => {
+                        refuse(
+                            8,
+                            format!(
+                                "TQ1-7 to TQ1-8 spans a clock change in {}: {} min by the clock's instants, {} min by the wall clock",
+                                z.iana_name().unwrap_or("the route's time zone"),
+                                (ib - ia) / 60,
+                                (cb - ca) / 60
+                            ),
+                            out,
+                        );
+                        return;
+                    }
+                    // Instants that the wall clock agrees with: neither the
+                    // offsets check nor the clock-change guess below applies.
+                    (Ok((ia, _)), Ok((ib, _))) => (Some((ia, Some(0))), Some((ib, Some(0)))),
+                    (Err(why), _) => {
+                        refuse(7, why, out);
+                        return;
+                    }
+                    (_, Err(why)) => {
+                        refuse(8, why, out);
+                        return;
+                    }
                 }
-            },
+            }
             (_, a, b) => (a, b),
         };
         match (sa, sb) {
@@ -2980,12 +3036,16 @@ fn read_tq1(
     }
 }
 
-/// The instant (seconds since 1970) a DTM names to a reader in `tz`: a local
+/// The instant (seconds since 1970) a DTM names to a reader in `tz`, and its
+/// local time (read as UTC, for wall-clock arithmetic): a local
 /// time read in the zone, or a time with an offset, which must be the zone's
 /// own at that time (else a reader applying the offset and one reading the
 /// local time in the zone see two instants). A local time the zone's clocks
 /// skip or repeat (a daylight-saving change) names no one instant: refused.
-fn in_zone(tz: &jiff::tz::TimeZone, (secs, offset): (i64, Option<i64>)) -> Result<i64, String> {
+fn in_zone(
+    tz: &jiff::tz::TimeZone,
+    (secs, offset): (i64, Option<i64>),
+) -> Result<(i64, i64), String> {
     let zone = tz.iana_name().unwrap_or("the route's time zone");
     let civil = secs + offset.unwrap_or(0);
     let dt = jiff::Timestamp::from_second(civil)
@@ -2996,7 +3056,7 @@ fn in_zone(tz: &jiff::tz::TimeZone, (secs, offset): (i64, Option<i64>)) -> Resul
     let fits = |o: jiff::tz::Offset| offset.is_none_or(|x| i64::from(o.seconds()) == x);
     match at.offset() {
         jiff::tz::AmbiguousOffset::Unambiguous { offset: o } if fits(o) => {
-            Ok(civil - i64::from(o.seconds()))
+            Ok((civil - i64::from(o.seconds()), civil))
         }
         jiff::tz::AmbiguousOffset::Unambiguous { offset: o } => Err(format!(
             "{dt} carries an offset that is not {zone}'s at that time ({o}): a reader applying the offset and one reading the local time in {zone} see times an hour or more apart"
@@ -3065,6 +3125,11 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
             }
             let hh: i64 = digits[..2].parse().ok()?;
             let mm: i64 = digits[2..].parse().ok()?;
+            // `+0160` is no offset (one reader takes it as +0200, another
+            // refuses it); real offsets lie within -12:00..+14:00.
+            if mm > 59 || hh > 14 {
+                return None;
+            }
             (b, sign * (hh * 3600 + mm * 60))
         }
         None => (t, 0),
@@ -3077,7 +3142,15 @@ fn dtm_seconds(raw: &[u8]) -> Option<(i64, Option<i64>)> {
     let n = |r: std::ops::Range<usize>| body[r].parse::<i64>().ok();
     let (y, mo, d, h, mi) = (n(0..4)?, n(4..6)?, n(6..8)?, n(8..10)?, n(10..12)?);
     let s = if body.len() == 14 { n(12..14)? } else { 0 };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    // A day the month does not have (`20260231`) is no date: one reader rolls
+    // it into March, another refuses it.
+    let month_days = match mo {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&mo) || !(1..=month_days).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -3134,7 +3207,14 @@ fn coarse_date(raw: &[u8]) -> Option<u64> {
         n(8..10).unwrap_or(0),
     );
     let month_ok = t.len() == 4 || (1..=12).contains(&m);
-    let day_ok = t.len() < 8 || (1..=31).contains(&d);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let day_ok = t.len() < 8 || (1..=month_days).contains(&d);
     let hour_ok = h <= 23;
     (month_ok && day_ok && hour_ok).then_some(((y * 100 + m) * 100 + d) * 100 + h)
 }

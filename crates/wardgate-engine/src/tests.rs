@@ -1105,22 +1105,33 @@ fn in_zone(zone: Option<&str>, start: &str, end: &str) -> hl7::Outcome {
 #[test]
 fn local_times_are_read_in_the_route_time_zone_across_clock_changes() {
     let ny = Some("America/New_York");
-    // 01:30 to 03:30 on the night New York skips 02:00-03:00: one hour, so
-    // 50 mL/h (2500 U/h), above the limit; read naively, two hours and 1250 U/h.
-    let o = in_zone(ny, "20260308013000", "20260308033000");
-    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
-    // Without the zone the night is only known to be one on which clocks may change.
-    assert_eq!(
-        rule_of(&in_zone(None, "20260308013000", "20260308033000")),
-        "WG-INF-035"
-    );
+    // 01:30 to 03:30 on the night New York skips 02:00-03:00: one hour by the
+    // clock's instants, two by the wall clock (a receiver subtracting local
+    // times): two readings, refused, with the zone as without it.
+    for zone in [ny, None] {
+        let o = in_zone(zone, "20260308013000", "20260308033000");
+        assert_eq!(rule_of(&o), "WG-INF-035", "{zone:?}: {:?}", o.record);
+    }
     // Santiago moves its clocks at midnight into a Sunday (2026-09-06 00:00 ->
-    // 01:00): 23:30 to 01:30 is one hour there.
+    // 01:00): 23:30 to 01:30 spans it there.
     let o = in_zone(Some("America/Santiago"), "20260905233000", "20260906013000");
-    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
+    assert_eq!(rule_of(&o), "WG-INF-035", "{:?}", o.record);
+    assert!(
+        o.record.event().event.reason.contains("America/Santiago"),
+        "{}",
+        o.record.event().event.reason
+    );
     // The same local times in New York are two ordinary hours: 25 mL/h.
     let o = in_zone(ny, "20260905233000", "20260906013000");
     assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    // A Sunday night in March on which New York's clocks do not change: read
+    // with the zone; without it, only known to be a night on which clocks may.
+    let o = in_zone(ny, "20260315013000", "20260315033000");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    assert_eq!(
+        rule_of(&in_zone(None, "20260315013000", "20260315033000")),
+        "WG-INF-035"
+    );
     // An ordinary afternoon: four hours, 12.5 mL/h.
     let o = in_zone(ny, "20261124100000", "20261124140000");
     assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
@@ -1129,28 +1140,32 @@ fn local_times_are_read_in_the_route_time_zone_across_clock_changes() {
 #[test]
 fn a_local_time_the_zone_skips_or_repeats_is_refused() {
     let ny = Some("America/New_York");
-    for (start, end) in [
+    for (start, end, field) in [
         // 02:30 does not exist in New York on 2026-03-08.
-        ("20260308023000", "20260308100000"),
+        ("20260308023000", "20260308100000", "TQ1^1^7"),
         // 01:30 happens twice on 2026-11-01.
-        ("20261031200000", "20261101013000"),
+        ("20261031200000", "20261101013000", "TQ1^1^8"),
     ] {
         let o = in_zone(ny, start, end);
         assert_eq!(rule_of(&o), "WG-INF-035", "{start} {end}: {:?}", o.record);
         let reply = reply_text(&o);
         assert!(reply.contains("MSA|AR|"), "{reply:?}");
+        // ERR-2 names the time that is at fault.
+        assert!(reply.contains(&format!("ERR||{field}")), "{reply:?}");
     }
 }
 
 #[test]
-fn offsets_that_are_the_zone_own_state_one_duration() {
+fn offsets_must_be_the_zone_own_and_not_span_a_change() {
     let ny = Some("America/New_York");
-    // 22:00 EDT to 06:00 EST across the autumn change: nine hours, both
-    // offsets New York's own. Without the zone, two offsets are two readings.
+    // 22:00 EDT to 06:00 EST across the autumn change: nine hours by the
+    // instants, eight by the wall clock. Refused with the zone or without.
     let (a, b) = ("202610312200-0400", "202611010600-0500");
-    let o = in_zone(ny, a, b);
-    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    assert_eq!(rule_of(&in_zone(ny, a, b)), "WG-INF-035");
     assert_eq!(rule_of(&in_zone(None, a, b)), "WG-INF-035");
+    // New York's own offset on an ordinary day: read.
+    let o = in_zone(ny, "202611241000-0500", "202611241400-0500");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
     // An offset that is not the zone's at that time: a reader applying it and
     // one reading the local time in the zone see different instants.
     let (a, b) = ("202611241000+0000", "202611241400+0000");
@@ -1273,4 +1288,41 @@ fn timing_that_states_one_give_is_read_as_one() {
     }
     let q = rgv(std::slice::from_ref(&give), &["TQ1|1||Q6H"]);
     assert_eq!(rule_of(&run(&q)), "WG-INF-042");
+}
+
+#[test]
+fn a_bolus_amount_per_give_per_time_is_also_judged_as_its_dose() {
+    // 20 000 U "per hour" for 6 min is a 2000 U bolus to wardgate; a receiver
+    // ignoring RXG-14 gives 20 000 U, above the 10 000 U dose limit.
+    let bolus = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (5, "20000"),
+        (7, "U^U^UCUM"),
+        (14, "H1"),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "250"),
+        (24, "mL^mL^UCUM"),
+    ]);
+    let msg = rgv(&[bolus], &["TQ1|1||||||||||||6^min^UCUM"]).replace("ORC|RE|", "ORC|CH|");
+    let o = run(&msg);
+    assert_eq!(rule_of(&o), "WG-INF-011", "{:?}", o.record);
+}
+
+#[test]
+fn a_date_the_month_lacks_or_an_offset_out_of_range_is_no_date() {
+    for (start, end) in [
+        ("202602311000", "202603011000"),
+        ("202611241000+0160", "202611241400+0160"),
+    ] {
+        let o = in_zone(None, start, end);
+        assert_eq!(rule_of(&o), "WG-INF-008", "{start} {end}: {:?}", o.record);
+    }
+    // To the day: 31 February is no day, so the two ends are not both dates.
+    let o = in_zone(None, "20260231", "20260301");
+    assert_eq!(o.verdict, Verdict::Block, "{:?}", o.record);
+    // 29 February of a leap year is a date.
+    let o = in_zone(None, "202802291000", "202802291400");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
 }
