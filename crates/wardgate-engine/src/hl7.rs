@@ -48,6 +48,27 @@ pub struct Outcome {
 
 /// Inspects one MLLP frame (`frame` is the whole frame, framing bytes included).
 pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {
+    as_sent(inspect_frame(route, flow, frame, clock))
+}
+
+/// The record names the acknowledgement code the sender is sent (an enhanced
+/// mode sender's refusal is CR, not the AR the decision began with).
+fn as_sent(mut o: Outcome) -> Outcome {
+    let code = o.reply.as_deref().and_then(|r| {
+        let at = memchr::memmem::find(r, b"\rMSA")? + 4;
+        r.get(at + 1..at + 3)
+    });
+    if let (Some(code), Record::Event(e)) = (code, &mut o.record) {
+        if let Some(h) = &mut e.wardgate.hl7 {
+            if !h.ack_code.is_empty() && h.ack_code.as_bytes() != code {
+                h.ack_code = String::from_utf8_lossy(code).into_owned();
+            }
+        }
+    }
+    o
+}
+
+fn inspect_frame(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {
     let payload = frame
         .get(1..frame.len().saturating_sub(2))
         .unwrap_or_default();
@@ -495,7 +516,7 @@ pub fn unavailable(
         AckCode::AE,
         &text,
     );
-    Outcome { close: false, ..o }
+    as_sent(Outcome { close: false, ..o })
 }
 
 /// The frame's sender is no longer allowed on the route (a reload removed it):
@@ -515,7 +536,7 @@ pub fn sender_removed(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Cl
         AckCode::AR,
         &text,
     );
-    Outcome { close: true, ..o }
+    as_sent(Outcome { close: true, ..o })
 }
 
 /// A frame wardgate answers itself (`code`, `text`) without judging it further,
@@ -844,7 +865,22 @@ fn framed_ack(
 ) -> Vec<u8> {
     let mut reply = Vec::with_capacity(384);
     match original {
-        Some(m) => ack::build_ack(m, params, &mut reply),
+        Some(m) => {
+            // Enhanced mode (HL7 v2.5.1 2.9.3): a sender asking for accept
+            // acknowledgements on error (MSH-15 AL or ER) is told at the commit
+            // level that the message was not taken (CR, CE), as the
+            // store-and-forward queue tells it; an AR is an answer from an
+            // application that never saw the message. Other senders (original
+            // mode, or MSH-15 NE/SU) get the application answer, AR or AE.
+            let accept = m.msh().field(15);
+            let accept = accept.raw().trim_ascii();
+            let code = match params.code {
+                AckCode::AR if accept == b"AL" || accept == b"ER" => AckCode::CR,
+                AckCode::AE if accept == b"AL" || accept == b"ER" => AckCode::CE,
+                c => c,
+            };
+            ack::build_ack(m, &AckParams { code, ..*params }, &mut reply)
+        }
         None => ack::build_ack_unparsed(unparsed_control_id, params, &mut reply),
     }
     let mut out = Vec::with_capacity(reply.len() + 3);

@@ -1326,3 +1326,32 @@ fn a_date_the_month_lacks_or_an_offset_out_of_range_is_no_date() {
     let o = in_zone(None, "202802291000", "202802291400");
     assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
 }
+
+#[test]
+fn an_enhanced_mode_sender_is_refused_at_the_commit_level() {
+    // A refusal (heparin 3000 U/h, above the hard limit) to a sender asking
+    // for accept acknowledgements (MSH-15 AL or ER) is a commit reject (CR),
+    // as the store-and-forward queue answers; to one asking for none (NE, SU)
+    // or in original mode it is the application reject (AR). The record names
+    // the code sent.
+    let give = heparin_rxg("60", "mL/h^mL/h^UCUM");
+    for (modes, want) in [
+        ("|||AL|AL", "CR"),
+        ("|||ER|AL", "CR"),
+        ("|||NE|AL", "AR"),
+        ("|||SU|ER", "AR"),
+        ("", "AR"),
+    ] {
+        let msg =
+            rgv(std::slice::from_ref(&give), &[]).replacen("|P|2.6", &format!("|P|2.6{modes}"), 1);
+        let o = run(&msg);
+        assert_eq!(o.verdict, Verdict::Block, "{modes}");
+        let reply = reply_text(&o);
+        assert!(
+            reply.contains(&format!("MSA|{want}|ORD-0001")),
+            "{modes}: {reply:?}"
+        );
+        let facts = o.record.event().wardgate.hl7.clone().unwrap();
+        assert_eq!(facts.ack_code, want, "{modes}");
+    }
+}
