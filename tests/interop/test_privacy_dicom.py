@@ -9,6 +9,7 @@ dates moved by the patient's offset, and none of the identifying values the
 original held. The sender is answered with its own instance UID.
 """
 import hashlib
+from pathlib import Path
 import hmac
 import struct
 import time
@@ -174,9 +175,13 @@ def test_objects_are_de_identified_in_the_proxy_and_stored_by_a_real_pacs(tmp_pa
     outs = {hashlib.sha256(data_set_bytes(p)).hexdigest() for p, _ in by_instance.values()}
     for e in done:
         pr = e["wardgate"]["privacy"]
-        assert pr["mode"] == "pseudonymise" and pr["sha256_in"] != pr["sha256_out"]
-        assert "blake3_out" not in pr and "blake3_in" not in pr
+        assert pr["mode"] == "pseudonymise" and pr["hmac_sha256_in"] != pr["sha256_out"]
+        assert "blake3_out" not in pr and "blake3_keyed_in" not in pr and "sha256_in" not in pr
         assert pr["sha256_out"] in outs, "the record's hash out is the hash of what the archive stored"
+    # What came in is keyed (a plain SHA-256 would confirm a guess of the
+    # original): never the plain digest of an original's data set.
+    plain = {hashlib.sha256(data_set_bytes(Path(f))).hexdigest() for f in (CT, MR)}
+    assert not {e["wardgate"]["privacy"]["hmac_sha256_in"] for e in done} & plain
     # No identifier in wardgate's own records either.
     written = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     for original in (CT, MR):
@@ -203,9 +208,9 @@ def test_a_site_that_chooses_blake3_gets_blake3_digests(tmp_path):
             if e["event"]["action"] == "allowed" and e["wardgate"].get("privacy", {}).get("changes")]
     assert len(done) == 1, events
     pr = done[0]
-    assert "sha256_out" not in pr and "sha256_in" not in pr
+    assert "sha256_out" not in pr and "hmac_sha256_in" not in pr and "blake3_in" not in pr
     assert pr["blake3_out"] == blake3.blake3(data_set_bytes(stored[0])).hexdigest()
-    assert pr["blake3_in"] != pr["blake3_out"]
+    assert pr["blake3_keyed_in"] != pr["blake3_out"]
 
 
 def test_the_sender_gets_its_own_instance_uid_back(tmp_path):

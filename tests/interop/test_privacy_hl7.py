@@ -186,11 +186,24 @@ def test_pseudonymise_route_forwards_no_identifier_and_records_none(tmp_path):
     # The record of each message: the hashes of what came in and what went out.
     allowed = [e for e in events if e["event"]["action"] == "allowed" and "hl7" in e["wardgate"]]
     assert len(allowed) == len(sent)
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    for cid, text in sent.items():
+        (originals / f"{cid}.hl7").write_bytes(text.encode())
+    # What came in is digested under a key derived from the site key (a plain
+    # SHA-256 would confirm a guess of the original); `wardgate digest` checks
+    # a candidate original.
+    out = gw.cli("digest", *[str(originals / f"{cid}.hl7") for cid in sent]).stdout
+    keyed = {line.split("  ", 1)[1].rsplit("/", 1)[1][:-4]: line.split("  ", 1)[0]
+             for line in out.splitlines()}
+    assert set(keyed) == set(sent), out
     for e in allowed:
         cid = e["wardgate"]["hl7"]["control_id"]
         pr = e["wardgate"]["privacy"]
         assert pr["mode"] == "pseudonymise" and pr["purpose"] == "research", pr
-        assert pr["sha256_in"] == hashlib.sha256(sent[cid].encode()).hexdigest()
+        assert "sha256_in" not in pr, pr
+        assert pr["hmac_sha256_in"] == keyed[cid], (cid, pr)
+        assert pr["hmac_sha256_in"] != hashlib.sha256(sent[cid].encode()).hexdigest()
         got = by_cid[cid].replace("\n", "\r")
         assert pr["sha256_out"] == hashlib.sha256(got.encode()).hexdigest()
         assert "pseudonymised" in pr["changes"], pr

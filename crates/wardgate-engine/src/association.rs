@@ -1350,7 +1350,17 @@ impl Association {
             sop_class: cmd.sop_class.to_vec(),
             sop_instance: cmd.sop_instance.to_vec(),
             buf: Vec::new(),
-            digest_in: self.route.site.dicom_digest.hasher(),
+            // What came in under a key derived from the site key (a plain
+            // digest would confirm a guess of the original); no key, no
+            // de-identification, and the object is refused.
+            digest_in: match self.route.site.patients.pseudonymiser() {
+                Some(k) => self
+                    .route
+                    .site
+                    .dicom_digest
+                    .keyed_hasher(&k.derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL)),
+                None => self.route.site.dicom_digest.hasher(),
+            },
             digest_out: self.route.site.dicom_digest.hasher(),
         }))
     }
@@ -1526,11 +1536,17 @@ fn deidentified(
         ..Default::default()
     });
     if let Some(pr) = e.wardgate.privacy.as_mut() {
-        match z.digest_in.kind() {
-            DigestKind::Blake3 => {
+        match (z.digest_in.kind(), z.digest_in.keyed()) {
+            (DigestKind::Blake3, true) => {
+                (pr.blake3_keyed_in, pr.blake3_out) = (Some(digest_in), Some(digest_out))
+            }
+            (DigestKind::Blake3, false) => {
                 (pr.blake3_in, pr.blake3_out) = (Some(digest_in), Some(digest_out))
             }
-            DigestKind::Sha256 => {
+            (DigestKind::Sha256, true) => {
+                (pr.hmac_sha256_in, pr.sha256_out) = (Some(digest_in), Some(digest_out))
+            }
+            (DigestKind::Sha256, false) => {
                 (pr.sha256_in, pr.sha256_out) = (Some(digest_in), Some(digest_out))
             }
         }

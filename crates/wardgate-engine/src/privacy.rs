@@ -190,7 +190,12 @@ pub(crate) fn apply_hl7(
     let mut facts = PrivacyFacts {
         mode: p.settings.mode.as_str().to_owned(),
         purpose: p.settings.purpose.clone(),
-        sha256_in: Some(hex(Sha256::digest(payload))),
+        hmac_sha256_in: route.site.patients.pseudonymiser().map(|k| {
+            let key = k.derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL);
+            let mut h = wardgate_privacy::digest::DigestKind::Sha256.keyed_hasher(&key);
+            h.update(payload);
+            h.finish()
+        }),
         ..Default::default()
     };
     // Every patient identifier the message carries, keyed once: the
@@ -238,6 +243,20 @@ pub(crate) fn apply_hl7(
                 );
             }
         }
+    }
+    // Too many identifiers to key and remember: refused on any privacy route,
+    // with a consent purpose or not.
+    if let Err(e @ wardgate_privacy::hl7::Hl7PrivacyError::TooManyPatientIds { .. }) = &pseudonyms {
+        let text = format!("not de-identified, not forwarded: {e}");
+        return refuse(
+            msg,
+            clock,
+            event,
+            facts,
+            rules::PRIVACY_CANNOT_DEIDENTIFY,
+            text,
+            AckCode::AR,
+        );
     }
     let Some(profile) = &p.hl7 else {
         event.wardgate.privacy = Some(facts);
@@ -391,10 +410,20 @@ mod tests {
             );
             let e = o.record.event();
             let pr = e.wardgate.privacy.as_ref().unwrap();
+            // What came in: HMAC-SHA-256 under the key derived from the site
+            // key for it, never a plain digest.
+            let key = s
+                .patients
+                .pseudonymiser()
+                .unwrap()
+                .derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL);
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
+            hmac::Mac::update(&mut mac, ORU.as_bytes());
             assert_eq!(
-                pr.sha256_in.as_deref().unwrap(),
-                super::hex(<sha2::Sha256 as sha2::Digest>::digest(ORU.as_bytes()))
+                pr.hmac_sha256_in.as_deref().unwrap(),
+                super::hex(hmac::Mac::finalize(mac).into_bytes())
             );
+            assert_eq!(pr.sha256_in, None);
             assert_eq!(
                 pr.sha256_out.as_deref().unwrap(),
                 super::hex(<sha2::Sha256 as sha2::Digest>::digest(

@@ -802,14 +802,25 @@ pub struct PrivacyFacts {
     /// The consent purpose the route serves.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub purpose: Option<String>,
-    /// SHA-256 (hex) of the message or data set as it came in.
+    /// HMAC-SHA-256 (hex) of the message or data set as it came in, under a
+    /// key derived from the site key: a plain digest of the original would let
+    /// anyone holding the output confirm a guess of who it is about.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hmac_sha256_in: Option<String>,
+    /// SHA-256 (hex) of the message or data set as it came in: records made
+    /// before the digest of what came in was keyed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sha256_in: Option<String>,
     /// SHA-256 (hex) of what was forwarded.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sha256_out: Option<String>,
-    /// BLAKE3 (hex) of the DICOM data set as it came in, where the site hashes
-    /// data sets with BLAKE3 (`[privacy] dicom_digest`, the default).
+    /// BLAKE3 in its keyed mode (hex), under a key derived from the site key,
+    /// of the DICOM data set as it came in, where the site hashes data sets
+    /// with BLAKE3 (`[privacy] dicom_digest`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blake3_keyed_in: Option<String>,
+    /// BLAKE3 (hex) of the DICOM data set as it came in: records made before
+    /// the digest of what came in was keyed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub blake3_in: Option<String>,
     /// BLAKE3 (hex) of the data set as forwarded.

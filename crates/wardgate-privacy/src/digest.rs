@@ -1,6 +1,8 @@
-//! The digests of a de-identified DICOM data set as it came in and as it went
-//! out (`wardgate.privacy.sha256_in`/`_out`, or `blake3_in`/`_out`), so the
-//! audit shows exactly what changed.
+//! The digests of a de-identified DICOM data set (or HL7 message) as it came
+//! in and as it went out (`wardgate.privacy.hmac_sha256_in`/`sha256_out`, or
+//! `blake3_keyed_in`/`blake3_out`), so the audit shows exactly what changed.
+//! What came in is digested under a key derived from the site key (see
+//! [`DigestKind::keyed_hasher`]); what went out, de-identified, plainly.
 //!
 //! SHA-256 by default (FIPS-approved, what every tool checks, and what the
 //! records carried before BLAKE3 was offered). BLAKE3 is the choice for
@@ -47,12 +49,31 @@ impl DigestKind {
         }
     }
 
+    /// A keyed hasher of this kind (HMAC-SHA-256, or BLAKE3's keyed mode),
+    /// for what came in: the data before de-identification. A plain digest of
+    /// it lets anyone holding the output and the record confirm a guess of
+    /// the original (who, and every real date behind one offset; found by an
+    /// adversarial review), as a plain hash of a record number is reversed.
+    /// The key is derived from the site key ([`IN_DIGEST_LABEL`]): the site
+    /// can still check a candidate original (`wardgate privacy digest`).
+    pub fn keyed_hasher(self, key: &[u8; 32]) -> ContentHasher {
+        ContentHasher(match self {
+            DigestKind::Blake3 => Inner::Blake3 {
+                hasher: Box::new(blake3::Hasher::new_keyed(key)),
+                buf: Vec::new(),
+                keyed: true,
+            },
+            DigestKind::Sha256 => Inner::HmacSha256(Box::new(hmac_sha256(key))),
+        })
+    }
+
     /// A hasher of this kind.
     pub fn hasher(self) -> ContentHasher {
         ContentHasher(match self {
             DigestKind::Blake3 => Inner::Blake3 {
                 hasher: Box::new(blake3::Hasher::new()),
                 buf: Vec::new(),
+                keyed: false,
             },
             DigestKind::Sha256 => Inner::Sha256(sha2::Sha256::new()),
         })
@@ -68,7 +89,7 @@ pub struct ContentHasher(Inner);
 impl std::fmt::Debug for ContentHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let held = match &self.0 {
-            Inner::Sha256(_) => 0,
+            Inner::Sha256(_) | Inner::HmacSha256(_) => 0,
             Inner::Blake3 { buf, .. } => buf.len(),
         };
         f.debug_struct("ContentHasher")
@@ -81,27 +102,49 @@ impl std::fmt::Debug for ContentHasher {
 #[derive(Clone)]
 enum Inner {
     Sha256(sha2::Sha256),
+    HmacSha256(Box<hmac::Hmac<sha2::Sha256>>),
     /// `buf` holds less than [`BATCH`] bytes not yet hashed.
     Blake3 {
         hasher: Box<blake3::Hasher>,
         buf: Vec<u8>,
+        keyed: bool,
     },
 }
+
+/// HMAC-SHA-256 under `key` (HMAC takes a key of any length: the error
+/// `new_from_slice` may return is for other MACs).
+fn hmac_sha256(key: &[u8; 32]) -> hmac::Hmac<sha2::Sha256> {
+    <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+}
+
+/// The label the site key's in-digest key is derived under
+/// (`Pseudonymiser::derive_key`).
+pub const IN_DIGEST_LABEL: &str = "wardgate.privacy.in-digest";
 
 impl ContentHasher {
     /// Which digest this is.
     pub fn kind(&self) -> DigestKind {
         match self.0 {
-            Inner::Sha256(_) => DigestKind::Sha256,
+            Inner::Sha256(_) | Inner::HmacSha256(_) => DigestKind::Sha256,
             Inner::Blake3 { .. } => DigestKind::Blake3,
         }
+    }
+
+    /// Whether the digest is keyed ([`DigestKind::keyed_hasher`]).
+    pub fn keyed(&self) -> bool {
+        matches!(
+            self.0,
+            Inner::HmacSha256(_) | Inner::Blake3 { keyed: true, .. }
+        )
     }
 
     /// Adds `data`.
     pub fn update(&mut self, mut data: &[u8]) {
         match &mut self.0 {
             Inner::Sha256(h) => h.update(data),
-            Inner::Blake3 { hasher, buf } => {
+            Inner::HmacSha256(h) => hmac::Mac::update(&mut **h, data),
+            Inner::Blake3 { hasher, buf, .. } => {
                 if !buf.is_empty() {
                     let take = (BATCH - buf.len()).min(data.len());
                     hold(buf, &data[..take]);
@@ -126,7 +169,8 @@ impl ContentHasher {
     pub fn finish(&self) -> String {
         match &self.0 {
             Inner::Sha256(h) => hex(&h.clone().finalize()),
-            Inner::Blake3 { hasher, buf } => {
+            Inner::HmacSha256(h) => hex(&hmac::Mac::finalize((**h).clone()).into_bytes()),
+            Inner::Blake3 { hasher, buf, .. } => {
                 let mut h = (**hasher).clone();
                 h.update(buf);
                 h.finalize().to_hex().to_string()

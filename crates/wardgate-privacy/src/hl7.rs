@@ -300,6 +300,14 @@ pub enum Hl7PrivacyError {
         /// What is wrong with it.
         problem: Unreadable,
     },
+    /// More patient identifiers than [`MAX_PATIENT_IDS`]: each is keyed,
+    /// checked for consent and remembered for re-identification, so their
+    /// number is bounded as a DICOM object's Other Patient IDs are.
+    #[error("the message carries more than {max} patient identifiers (PID-2/3/4, MRG-1/2/4 repetitions)")]
+    TooManyPatientIds {
+        /// The bound.
+        max: usize,
+    },
     /// A patient identifier (PID-2/3/4, MRG-1/2/4 CX.1) cannot be read: no consent check,
     /// pseudonym or date shift can be made for the patient.
     #[error("the patient identifier at {at} (segment {segment_index}, repetition {repetition}) cannot be read: {problem}")]
@@ -501,6 +509,7 @@ pub fn patient_ids(message: &[u8]) -> Result<Vec<PatientId>, Hl7PrivacyError> {
 pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7PrivacyError> {
     let d = message.delimiters();
     let mut ids = Vec::new();
+    let mut too_many = false;
     for (i, seg) in message.segments().enumerate() {
         let segment = match seg.id() {
             b"PID" => SegmentId::PID,
@@ -508,6 +517,10 @@ pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7Pr
             _ => continue,
         };
         for_each_id(seg.raw(), segment, &d, i + 1, |field, rep, id| {
+            if ids.len() == MAX_PATIENT_IDS {
+                too_many = true;
+                return false;
+            }
             let comp = |n: usize| split(rep, d.component).nth(n).unwrap_or_default();
             let lossy =
                 |raw: &[u8]| String::from_utf8_lossy(unescape(raw, &d).as_ref()).into_owned();
@@ -520,9 +533,21 @@ pub fn patient_ids_parsed(message: &Message<'_>) -> Result<Vec<PatientId>, Hl7Pr
             });
             true
         })?;
+        if too_many {
+            return Err(Hl7PrivacyError::TooManyPatientIds {
+                max: MAX_PATIENT_IDS,
+            });
+        }
     }
     Ok(ids)
 }
+
+/// Most patient identifiers one message may carry (all PID and MRG
+/// repetitions together), as [`crate::dicom::MAX_OTHER_PATIENT_IDS`] bounds a
+/// DICOM object's: a real message carries a handful (found by an adversarial
+/// review: 450 000 repetitions of PID-3 were each keyed and written to the
+/// re-identification table, 17 MB from one 3.7 MB message).
+pub const MAX_PATIENT_IDS: usize = 64;
 
 /// Calls `f(field, repetition, id)` for each identifier of a PID (or MRG)
 /// segment in [`patient_ids_parsed`]'s order until it returns false.

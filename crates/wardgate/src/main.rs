@@ -197,6 +197,23 @@ enum Command {
     /// Consent: per purpose, the patients who opted out (docs/privacy.md). A
     /// message or object about them is not forwarded on a route serving that
     /// purpose.
+    /// The keyed digest of what came in to a de-identifying route
+    /// (`wardgate.privacy.hmac_sha256_in`, or `blake3_keyed_in`), of each
+    /// file: whether a file is the original of a record's message or object.
+    /// An HL7 file is digested as it is (the message without MLLP framing);
+    /// a DICOM Part 10 file as its data set after the file meta group.
+    Digest {
+        /// The site configuration (its key).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// BLAKE3's keyed mode (a site with `dicom_digest = "blake3"`)
+        /// instead of HMAC-SHA-256.
+        #[arg(long)]
+        blake3: bool,
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     Consent {
         /// The site configuration (its data_dir and key).
         #[arg(long, short, global = true)]
@@ -505,6 +522,11 @@ fn main() -> ExitCode {
         Command::Advisories {
             command: AdvisoriesCommand::List { site, json },
         } => site.resolve().and_then(|(dir, _)| risk::list(&dir, json)),
+        Command::Digest {
+            config,
+            blake3,
+            files,
+        } => load(&config).and_then(|v| privacy::digest_command(&v, blake3, &files)),
         Command::Consent { config, command } => config
             .ok_or_else(|| anyhow::anyhow!("--config is required"))
             .and_then(|c| load(&c))

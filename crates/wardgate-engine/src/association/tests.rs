@@ -1246,10 +1246,14 @@ fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restor
         })
         .expect("a record of the de-identified object");
     let pr = done.wardgate.privacy.as_ref().unwrap();
+    let key = p.derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
+    hmac::Mac::update(&mut mac, &data);
     assert_eq!(
-        pr.sha256_in.as_deref(),
-        Some(crate::privacy::hex(sha2::Sha256::digest(&data)).as_str())
+        pr.hmac_sha256_in.as_deref(),
+        Some(crate::privacy::hex(hmac::Mac::finalize(mac).into_bytes()).as_str())
     );
+    assert_eq!(pr.sha256_in, None);
     assert_eq!(
         pr.sha256_out.as_deref(),
         Some(crate::privacy::hex(sha2::Sha256::digest(&body)).as_str())
@@ -1324,26 +1328,39 @@ fn the_record_names_the_data_set_in_and_out_by_the_sites_digest() {
                 _ => None,
             })
             .expect("the record of the de-identified object");
+        // What came in under the key derived from the site key; what went
+        // out (de-identified) plainly.
+        let key = s
+            .patients
+            .pseudonymiser()
+            .unwrap()
+            .derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL);
         let (din, dout) = match kind {
             DigestKind::Blake3 => (
-                blake3::hash(&data).to_hex().to_string(),
+                blake3::keyed_hash(&key, &data).to_hex().to_string(),
                 blake3::hash(&body).to_hex().to_string(),
             ),
-            DigestKind::Sha256 => (
-                crate::privacy::hex(sha2::Sha256::digest(&data)),
-                crate::privacy::hex(sha2::Sha256::digest(&body)),
-            ),
+            DigestKind::Sha256 => {
+                let mut mac =
+                    <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
+                hmac::Mac::update(&mut mac, &data);
+                (
+                    crate::privacy::hex(hmac::Mac::finalize(mac).into_bytes()),
+                    crate::privacy::hex(sha2::Sha256::digest(&body)),
+                )
+            }
         };
         let got = match kind {
-            DigestKind::Blake3 => (pr.blake3_in.clone(), pr.blake3_out.clone()),
-            DigestKind::Sha256 => (pr.sha256_in.clone(), pr.sha256_out.clone()),
+            DigestKind::Blake3 => (pr.blake3_keyed_in.clone(), pr.blake3_out.clone()),
+            DigestKind::Sha256 => (pr.hmac_sha256_in.clone(), pr.sha256_out.clone()),
         };
         assert_eq!(got, (Some(din), Some(dout)), "{kind:?}");
         let other = match kind {
-            DigestKind::Blake3 => (pr.sha256_in, pr.sha256_out),
-            DigestKind::Sha256 => (pr.blake3_in, pr.blake3_out),
+            DigestKind::Blake3 => (pr.hmac_sha256_in, pr.sha256_out),
+            DigestKind::Sha256 => (pr.blake3_keyed_in, pr.blake3_out),
         };
         assert_eq!(other, (None, None), "one digest only, the site's");
+        assert_eq!((pr.sha256_in, pr.blake3_in), (None, None), "never plain");
     }
 }
 

@@ -1207,7 +1207,11 @@ impl Deidentifier {
     fn decide(&self, e: &Elem, content: Content) -> Result<Decision, DeidError> {
         let group = (e.tag >> 16) as u16;
         let element = e.tag as u16;
-        if element == 0 || group == 0x0000 || group == 0x0002 {
+        // Group lengths, command and file meta elements, and the directory
+        // records of a DICOMDIR (group 0004: file ids name files, often by
+        // patient) belong to no data set sent over the network (found by an
+        // adversarial review: (0004,1500) carried the patient's name).
+        if element == 0 || group == 0x0000 || group == 0x0002 || group == 0x0004 {
             return Ok(Decision::Remove);
         }
         if group & 1 == 1 {

@@ -195,7 +195,7 @@ impl DicomProfile {
                     tag & 0xFFFF
                 ));
             }
-            if group == 0 || group == 2 || group == 0xFFFE {
+            if group == 0 || group == 2 || group == 4 || group == 0xFFFE {
                 return bad(format!(
                     "override of ({group:04X},{:04X}): not a data set attribute",
                     tag & 0xFFFF

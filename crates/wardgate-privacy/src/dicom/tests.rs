@@ -2004,3 +2004,21 @@ fn standard_attributes_the_dictionary_does_not_know_are_removed() {
     assert!(!out.windows(10).any(|w| w == b"Zebulonova"));
     assert!(get(&els, "00109998").is_none());
 }
+
+#[test]
+fn directory_record_elements_in_a_data_set_are_removed() {
+    // Group 0004 (DICOMDIR records: file ids often name the patient) belongs
+    // to no data set sent over the network, like group 0002.
+    let enc = Encoding::ExplicitLe;
+    let b = explicit();
+    let data = cat(&[
+        b.el(0x0004_1500, "CS", b"SMITH\\MRN4711"),
+        b.el(0x0008_0060, "CS", b"CT"),
+        b.el(0x0010_0010, "PN", b"Smith^Jane"),
+    ]);
+    let out = run(&DicomProfile::default(), enc, &data).expect("deid");
+    let els = walk(enc, &out);
+    assert!(get(&els, "00041500").is_none(), "{els:?}");
+    assert_eq!(val(&els, "00080060"), Some(b"CT".to_vec()));
+    assert!(!out.windows(5).any(|w| w == b"SMITH"));
+}

@@ -815,10 +815,16 @@ enum K {
     /// and the coding system versions (.7 .8) kept, each as a code (one
     /// token, its first subcomponent).
     Code,
-    /// A location (PL, LA1, LA2): unit, room, bed, facility (.1-.8) kept as
-    /// codes (the facility's HD parts each), descriptions and street
-    /// addresses (.9 and on) removed.
+    /// A location (PL): unit, room, bed, facility (.1-.8), the comprehensive
+    /// location id (.10) and its assigning authority (.11) kept as codes (the
+    /// HD parts each), the description (.9) and anything after .11 removed.
     Loc,
+    /// A location with an address (LA1, LA2): .1-.8 as [`K::Loc`] keeps them;
+    /// .9 on are the address (LA1.9 an AD; LA2.9-16 street, other
+    /// designation, city, state, postcode, country...): removed (found by an
+    /// adversarial review: LA2.10 and .11, the city, were kept as PL's .10 and
+    /// .11).
+    LocAddress,
     /// A component (SPS.3 collection method, PRL.3 parent value descriptor)
     /// of free text removed; of the others (coded elements) the codes kept,
     /// each as a code.
@@ -883,29 +889,29 @@ const TABLES: &[SegmentTable] = {
             (23, Keep), (24, Keep), (25, Keep), (26, Keep), (27, Keep), (28, Keep), (29, Keep),
         ]),
         (b"RXO", &[
-            (1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Code), (7, Code), (8, Loc),
+            (1, Keep), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Code), (7, Code), (8, LocAddress),
             (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Keep), (14, Rm), (15, Rm),
             (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Keep), (21, Keep), (22, Keep),
             (23, Keep), (24, Keep), (25, Keep), (26, Keep), (27, Keep), (28, Keep),
         ]),
         (b"RXE", &[
-            (1, Tq), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep), (7, Code), (8, Loc),
+            (1, Tq), (2, Keep), (3, Keep), (4, Keep), (5, Keep), (6, Keep), (7, Code), (8, LocAddress),
             (9, Keep), (10, Keep), (11, Keep), (12, Keep), (13, Rm), (14, Rm), (15, Ei),
             (16, Keep), (17, Keep), (18, Date), (19, Keep), (20, Keep), (21, Code), (22, Keep),
             (23, Keep), (24, Keep), (25, Keep), (26, Keep), (27, Keep), (28, Keep), (29, Keep),
             (30, Keep), (31, Keep), (32, Date), (33, Keep), (34, Keep), (35, Keep), (36, Keep),
-            (37, Keep), (38, Rm), (39, Keep), (40, Rm), (41, Rm), (42, Loc), (43, Rm),
+            (37, Keep), (38, Rm), (39, Keep), (40, Rm), (41, Rm), (42, LocAddress), (43, Rm),
             (44, Keep),
         ]),
         (b"RXG", &[
             (1, Keep), (2, Keep), (3, Tq), (4, Keep), (5, Keep), (6, Keep), (7, Keep), (8, Keep),
-            (9, Code), (10, Keep), (11, Loc), (12, Keep), (13, Code), (14, Keep), (15, Keep),
+            (9, Code), (10, Keep), (11, LocAddress), (12, Keep), (13, Code), (14, Keep), (15, Keep),
             (16, Keep), (17, Keep), (18, Keep), (19, Keep), (20, Fixed), (21, Keep), (22, Keep),
             (23, Keep), (24, Keep), (25, Keep), (26, Keep),
         ]),
         (b"RXA", &[
             (1, Keep), (2, Keep), (3, Date), (4, Date), (5, Keep), (6, Keep), (7, Keep),
-            (8, Keep), (9, Code), (10, Rm), (11, Loc), (12, Keep), (13, Keep), (14, Keep),
+            (8, Keep), (9, Code), (10, Rm), (11, LocAddress), (12, Keep), (13, Keep), (14, Keep),
             (15, Keep), (16, Fixed), (17, Keep), (18, Code), (19, Keep), (20, Keep), (21, Keep),
             (22, Date), (23, Keep), (24, Keep), (25, Keep), (26, Keep),
         ]),
@@ -951,6 +957,21 @@ fn location(f: u16) -> Vec<DefaultRule> {
             (f, c, 3, KeepCode),
         ]);
     }
+    r
+}
+
+/// An LA1/LA2 location field: .1-.8 as in [`location`], the address (.9 on)
+/// removed.
+fn location_with_address(f: u16) -> Vec<DefaultRule> {
+    use FieldAction::*;
+    let mut r = vec![(f, 0, 0, Remove)];
+    r.extend([1, 2, 3, 5, 6, 7, 8].map(|c| (f, c, 0, KeepCode)));
+    r.extend([
+        (f, 4, 0, Remove),
+        (f, 4, 1, KeepCode),
+        (f, 4, 2, KeepCode),
+        (f, 4, 3, KeepCode),
+    ]);
     r
 }
 
@@ -1082,6 +1103,7 @@ fn defaults(mode: Mode) -> Vec<(SegmentId, FieldAction, Vec<DefaultRule>)> {
                     rules.extend(CODE_COMPONENTS.map(|c| (f, c, 0, KeepCode)));
                 }
                 K::Loc => rules.extend(location(f)),
+                K::LocAddress => rules.extend(location_with_address(f)),
                 K::KeepBut(c) => {
                     // SPS and PRL: components that are coded elements, with
                     // their parts as subcomponents.

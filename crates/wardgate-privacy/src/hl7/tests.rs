@@ -1503,3 +1503,60 @@ fn dates_that_are_no_patients_are_kept_as_written_and_must_be_dates() {
         "a name in SFT-6 is refused: {e:?}"
     );
 }
+
+#[test]
+fn a_location_with_an_address_keeps_no_part_of_the_address() {
+    // RXA-11 and RXG-11 are LA2: after the point of care (.1-.8) come the
+    // street, other designation, city, state, postcode and country. PV1-3 is
+    // a PL, whose .10 and .11 are codes.
+    let m = msg(
+        "MSH|^~\\&|EHR|ICU|REG|X|20261124101500||VXU^V04^VXU_V04|V1|P|2.6
+         PID|||4711^^^HOSP^MR||Doe^Jane
+         PV1||O|CLINIC^1^2^^^^^^Desk^LOC9^HOSP
+         ORC|RE|V1^EHR
+         RXA|0|1|20261124||08^HepB^CVX|1|||||Home^^^^^^^^12 Elm Street^Flat 3^Brambleton^YK^LS14AP^GBR^H
+         RXG|1|||HEP^heparin^LOCAL|||||||Ward^^^^^^^^1 Road^Annex^Brambleton",
+    );
+    for mode in [Mode::Pseudonymise, Mode::Minimise] {
+        let (out, _) = run(&m, mode);
+        for leaked in [
+            "Elm",
+            "Flat",
+            "Brambleton",
+            "LS14AP",
+            "GBR",
+            "Road",
+            "Annex",
+        ] {
+            assert!(!out.contains(leaked), "{mode:?}: {leaked} in {out:?}");
+        }
+        assert!(fld(seg(&out, "RXA"), 11).starts_with("Home"), "{out:?}");
+        assert!(fld(seg(&out, "RXG"), 11).starts_with("Ward"), "{out:?}");
+        // The PL keeps its comprehensive location id and assigning authority.
+        let pv1_3 = fld(seg(&out, "PV1"), 3);
+        assert!(
+            pv1_3.contains("LOC9") && !pv1_3.contains("Desk"),
+            "{pv1_3:?}"
+        );
+    }
+}
+
+#[test]
+fn patient_identifiers_per_message_are_bounded() {
+    let ids = |n: usize| {
+        let reps: Vec<String> = (0..n).map(|i| format!("MRN{i}^^^HOSP^MR")).collect();
+        msg(&format!(
+            "MSH|^~\\&|EHR|ICU|REG|X|20261124101500||ADT^A08^ADT_A01|A1|P|2.6
+             PID|||{}||Doe^Jane",
+            reps.join("~")
+        ))
+    };
+    assert_eq!(
+        patient_ids(&ids(MAX_PATIENT_IDS)).unwrap().len(),
+        MAX_PATIENT_IDS
+    );
+    assert!(matches!(
+        patient_ids(&ids(MAX_PATIENT_IDS + 1)),
+        Err(Hl7PrivacyError::TooManyPatientIds { .. })
+    ));
+}
