@@ -116,6 +116,11 @@ pub struct PacketCounts {
     pub unsupported_link: u64,
     /// Malformed or truncated headers.
     pub malformed: u64,
+    /// Frames with more VLAN tags (not counting VLAN 0 priority tags) than a
+    /// flow's key holds: read by a host only through VLAN interfaces stacked
+    /// that deep; not analysed as a connection's, their TCP bytes make other
+    /// bytes for the same stretch of a connection an ambiguity.
+    pub deep_vlan_frames: u64,
     /// IP fragments (each handed to the defragmenter).
     pub fragments: u64,
     /// Datagrams reassembled from fragments.
@@ -173,9 +178,10 @@ struct Side {
     /// Its ISN (from its SYN).
     isn: Option<u32>,
     /// Data it sent that the host may or may not have taken: with a TCP-AO
-    /// option (dropped as a Linux built with TCP-AO drops it), or at or past
+    /// option (dropped as a Linux built with TCP-AO drops it), at or past
     /// the window edge the capture last showed (the host's own edge may have
-    /// moved): (sequence number, length, payload sum), at most
+    /// moved), or with a TTL that may run out before the host: (sequence
+    /// number, length, payload sum), at most
     /// [`MAX_UNCERTAIN`]. Other bytes for the same stretch make what the host
     /// read unknowable.
     uncertain: Vec<Uncertain>,
@@ -255,6 +261,13 @@ enum Doubt {
     TcpAo,
     /// It reached or crossed the window edge the capture last showed.
     WindowEdge,
+    /// Its TTL or hop limit was low enough to expire on the hops between
+    /// the capture point and the host ([`DECOY_TTL`]), or not: the capture
+    /// cannot know the hop count.
+    LowTtl,
+    /// It came in a frame with more VLAN tags than a flow's key holds: read
+    /// only by a host with VLAN interfaces stacked that deep.
+    DeepVlan,
 }
 
 /// A copy of bytes the host may or may not have taken: where it starts, its
@@ -794,6 +807,10 @@ impl Analyzer {
             return;
         }
         match d.transport {
+            Transport::Tcp(t) if d.vlans_beyond_key() => {
+                self.counts.tcp += 1;
+                self.deep_vlan_segment(&d, &t);
+            }
             Transport::Tcp(t) => {
                 self.counts.tcp += 1;
                 self.tcp(&d, &t, ts, out);
@@ -843,6 +860,32 @@ impl Analyzer {
                 }
             }
             Transport::Other(_) => {}
+        }
+    }
+
+    /// A TCP segment in a frame with more VLAN tags than a flow's key holds
+    /// (see [`decode::VLANS_BEYOND_KEY`]): a host with VLAN interfaces
+    /// stacked that deep reads it, one without drops it, and the capture
+    /// cannot tell. It is counted, never analysed as a connection's; when it
+    /// carries data of a connection tracked on its outer two VLANs, the copy
+    /// is kept as uncertain there (see `Side::uncertain`), so that other
+    /// bytes for the same stretch are an ambiguity (`WG-CAP-005`), not
+    /// judged silently.
+    fn deep_vlan_segment(&mut self, d: &Decoded<'_>, t: &decode::Tcp<'_>) {
+        self.counts.deep_vlan_frames += 1;
+        if t.payload.is_empty() || t.flags.syn || t.flags.rst {
+            return;
+        }
+        let src = SocketAddr::new(d.src, t.src_port);
+        let dst = SocketAddr::new(d.dst, t.dst_port);
+        let k = key(&self.keyer, d.vlans & !decode::VLANS_BEYOND_KEY, src, dst);
+        if let Some(c) = self.flows.get_mut(&k) {
+            let side = if src == c.session.client() {
+                &mut c.up
+            } else {
+                &mut c.down
+            };
+            note_uncertain(side, Uncertain::new(t.seq, t.payload, Doubt::DeepVlan));
         }
     }
 
@@ -1728,6 +1771,15 @@ impl Analyzer {
             if let Some(copy) = edge_copy {
                 note_uncertain(snd, copy);
             }
+            if rule.id == rules::TTL_CHANGE.id && !t.payload.is_empty() && !flags.syn {
+                // A TTL low enough to expire on the way may also reach a host
+                // one hop away (the capture cannot know the hop count): other
+                // bytes for the same stretch are an ambiguity, never judged
+                // silently (found by an adversarial review: the real order
+                // sent with TTL 2, a decoy with the connection's TTL at the
+                // same sequence numbers; the host read the order).
+                note_uncertain(snd, Uncertain::new(t.seq, t.payload, Doubt::LowTtl));
+            }
             self.counts.host_drops += 1;
             let ttl = d.ttl;
             let first = ttl_change.map_or(ttl, |(f, _)| f);
@@ -1906,6 +1958,12 @@ impl Analyzer {
                         ),
                         Doubt::WindowEdge => format!(
                             "bytes from {src} were also sent in a copy at or past the edge of the receive window the capture last showed: the host may have taken that copy (its own window may already have moved) or dropped it; wardgate judged the copy it could place, the host may have read the other"
+                        ),
+                        Doubt::DeepVlan => format!(
+                            "bytes from {src} were also sent in a frame with more VLAN tags than wardgate keys a connection by: a host with VLAN interfaces stacked that deep read that copy, which wardgate did not judge; one without read this one, which it judged"
+                        ),
+                        Doubt::LowTtl => format!(
+                            "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
                         ),
                     };
                     observer.ambiguity(

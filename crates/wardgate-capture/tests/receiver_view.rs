@@ -517,6 +517,48 @@ fn a_copy_at_or_past_the_window_edge_makes_other_bytes_for_it_an_ambiguity() {
     assert!(!rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
 }
 
+/// Found by an adversarial review (round 11): the real order sent with a
+/// low TTL (2, or 16), then a decoy with the connection's TTL at the same
+/// sequence numbers. A host one hop past the capture reads the order; the
+/// capture cannot know the hop count. The low-TTL copy is uncertain: the
+/// differing decoy is named (WG-CAP-005), never judged allowed in silence.
+#[test]
+fn a_low_ttl_copy_makes_other_bytes_for_it_an_ambiguity() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    for ttl in [2, 16] {
+        let mut frames = handshake(false);
+        frames.push(build(&Seg {
+            ttl,
+            ..Seg::data(0, &bad)
+        }));
+        frames.push(build(&Seg::data(0, &decoy)));
+        let (d, rules) = analyse(&frames);
+        assert!(has(&rules, "WG-CAP-011"), "TTL {ttl}: {rules:?}");
+        assert!(has(&rules, "WG-CAP-005"), "TTL {ttl}: {d:?} {rules:?}");
+    }
+    // The decoy sent with the low TTL, then the real order: judged.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        ttl: 2,
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    // The same bytes again with the connection's TTL (a retransmission after
+    // a route change): no ambiguity.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        ttl: 2,
+        ..Seg::data(0, &bad)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
+}
+
 #[test]
 fn the_timestamp_the_host_keeps_follows_linux() {
     // Found by an adversarial review (tcp_replace_ts_recent): over a stored
@@ -714,6 +756,62 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "{d:?}");
     assert!(!rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
+}
+
+/// Found by an adversarial review (round 11): Linux strips any number of
+/// VLAN 0 priority tags (0x8100 or 0x88a8) and reads the frame as untagged;
+/// wardgate refused a frame with three as malformed, so the unsafe order in
+/// it, which the host read, was never judged and a safe copy sent after it
+/// was reported allowed without a word.
+#[test]
+fn any_number_of_priority_tags_is_the_untagged_connection() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    for tags in [
+        &[0x81u8, 0x00, 0, 0, 0x81, 0x00, 0, 0, 0x81, 0x00, 0, 0][..],
+        &[0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 0, 0x81, 0x00, 0, 0][..],
+        &[
+            0x81, 0x00, 0xe0, 0, 0x81, 0x00, 0, 0, 0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 0,
+        ][..],
+    ] {
+        let mut frames = handshake(false);
+        let mut tagged = build(&Seg::data(0, &bad));
+        tagged.splice(12..12, tags.iter().copied());
+        frames.push(tagged);
+        frames.push(build(&Seg::data(0, &decoy)));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{tags:02x?}: {d:?} {rules:?}");
+    }
+}
+
+/// A frame with more VLANs (other than priority tags) than wardgate keys a
+/// connection by is read only by a host with VLAN interfaces stacked that
+/// deep: never analysed as the connection's, and never silent either. Its
+/// bytes make other bytes for the same stretch of the connection on its
+/// outer VLANs an ambiguity.
+#[test]
+fn a_frame_with_more_vlans_than_the_key_holds_is_not_silent() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let on = |tags: &[u8], mut f: Vec<u8>| {
+        f.splice(12..12, tags.iter().copied());
+        f
+    };
+    let two = [0x88u8, 0xa8, 0, 5, 0x81, 0x00, 0, 6];
+    let three = [0x88u8, 0xa8, 0, 5, 0x81, 0x00, 0, 6, 0x81, 0x00, 0, 7];
+    let mut frames: Vec<_> = handshake(false).into_iter().map(|f| on(&two, f)).collect();
+    frames.push(on(&three, build(&Seg::data(0, &bad))));
+    frames.push(on(&two, build(&Seg::data(0, &decoy))));
+    let (d, rules) = analyse(&frames);
+    assert!(!violated(&d, "BAD-1"), "{d:?}");
+    assert!(has(&rules, "WG-CAP-005"), "{d:?} {rules:?}");
+    // The same bytes in both copies: no ambiguity.
+    let mut frames: Vec<_> = handshake(false).into_iter().map(|f| on(&two, f)).collect();
+    frames.push(on(&three, build(&Seg::data(0, &bad))));
+    frames.push(on(&two, build(&Seg::data(0, &bad))));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
 }
 
 #[test]
