@@ -2073,3 +2073,153 @@ fn a_forged_syn_ack_cannot_end_the_wait_over_an_order_the_host_read() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(has(&rules, "WG-CAP-023"), "{rules:?}");
 }
+
+/// The safe order and the server's ACK of it: (frames, its length, the
+/// unsafe order).
+fn after_safe_order() -> (Vec<Vec<u8>>, u32, Vec<u8>) {
+    let (good, bad) = (order("OK-001", "20"), order("BAD-1", "90"));
+    let n = good.len() as u32;
+    let mut f = handshake(false);
+    f.push(build(&Seg::data(0, &good)));
+    f.push(server_ack(n));
+    (f, n, bad)
+}
+
+/// A SYN-ACK from the server's address for [`new_syn`], with an ISN far from
+/// the server's own.
+fn forged_syn_ack() -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN + 0x4000_0000,
+        ack: Some(CISN + 0x2000_0001),
+        syn: true,
+        ..Seg::data(0, b"")
+    })
+}
+
+/// The client's data in the new connection's sequence space.
+fn new_space(off: u32, payload: &[u8]) -> Vec<u8> {
+    build(&Seg {
+        seq: CISN + 0x2000_0001 + off,
+        ack: Some(SISN + 0x4000_0001),
+        ..Seg::data(0, payload)
+    })
+}
+
+/// The server's ACK of `n` bytes the client sent in the new sequence space.
+fn new_space_ack(n: u32) -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN + 0x4000_0001,
+        ack: Some(CISN + 0x2000_0001 + n),
+        ..Seg::data(0, b"")
+    })
+}
+
+/// Found by an adversarial review (round 11), verified on Linux 6.18: a SYN
+/// with another ISN inside a live connection, a SYN-ACK for it forged from
+/// the server's address, then the unsafe order in the old sequence space.
+/// Linux answers the SYN with a challenge ACK and reads the order; wardgate
+/// took the SYN-ACK as a new connection and dropped the order as a segment
+/// the host drops. A SYN-ACK alone restarts nothing on a connection not
+/// shown closed: the old one goes on, and the server's answers decide.
+#[test]
+fn a_forged_syn_ack_does_not_restart_a_live_connection() {
+    // The server's challenge ACK before the forged SYN-ACK, the order after
+    // it, with or without the client's ACK of the SYN-ACK, and the server's
+    // ACK of the order.
+    for client_acks in [false, true] {
+        let (mut f, n, bad) = after_safe_order();
+        f.push(new_syn());
+        f.push(server_ack(n));
+        f.push(forged_syn_ack());
+        if client_acks {
+            f.push(new_space(0, b""));
+        }
+        f.push(build(&Seg::data(n, &bad)));
+        f.push(server_ack(n + bad.len() as u32));
+        let (d, rules) = analyse(&f);
+        assert!(violated(&d, "BAD-1"), "{client_acks}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-010"), "{rules:?}");
+        assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+        assert!(!has(&rules, "WG-CAP-025"), "{rules:?}");
+    }
+    // The forged SYN-ACK before the server's challenge ACK (a race it can
+    // win), and a decoy in the new sequence space: the order is judged, and
+    // the decoy too (as if read: failing closed).
+    let (mut f, n, bad) = after_safe_order();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, &order("OK-002", "20")));
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(server_ack(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+    // No answer of the server at all: which connection the host has is
+    // unknown, both are judged and the doubt named.
+    let (mut f, n, bad) = after_safe_order();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(build(&Seg::data(n, &bad)));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-025"), "{rules:?}");
+    // Answers in both spaces (an ACK forged in the new one): the same.
+    let (mut f, n, bad) = after_safe_order();
+    let decoy = order("OK-002", "20");
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, &decoy));
+    f.push(new_space_ack(decoy.len() as u32));
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(server_ack(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-025"), "{rules:?}");
+    // The same after a RST forged toward the client, the SYN-ACK before the
+    // challenge ACK: the SYN-ACK does not end the wait as reset.
+    let (mut f, n, bad) = before_forged_rst();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, b""));
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(server_ack(n));
+    f.push(server_ack(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "after a RST: {d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+}
+
+/// The server's socket gone without a trace in the capture (a reboot): its
+/// SYN-ACK to the client's new SYN is real, and its ACK of data sent in the
+/// new sequence space, with nothing more in the old one, says so. The new
+/// connection takes the ports, unreported; old-space data after that is
+/// dropped as the host drops it.
+#[test]
+fn a_new_connection_the_server_acknowledges_takes_the_ports() {
+    let (mut f, n, bad) = after_safe_order();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, b""));
+    f.push(new_space(0, &bad));
+    f.push(new_space_ack(bad.len() as u32));
+    let wait = f.len();
+    f.push(build(&Seg::data(n, &order("BAD-2", "90"))));
+    let at = |i: usize| -> u64 {
+        if i >= wait {
+            4_000_000 + i as u64 * 1000
+        } else {
+            i as u64 * 1000
+        }
+    };
+    let (d, rules) = run(
+        &f,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &at,
+    );
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!violated(&d, "BAD-2"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-025"), "{rules:?}");
+}
