@@ -1306,7 +1306,10 @@ impl Analyzer {
         if flags.syn && !flags.ack {
             if let Some(c) = self.flows.get_mut(&k) {
                 let from_client = src == c.session.client();
-                let ended = c.rst || c.up.stream.fin_seen() || c.down.stream.fin_seen();
+                // Closed for both ends: a RST, or both FINs (TIME-WAIT takes
+                // a new SYN). After one FIN the other end still answers a SYN
+                // with a challenge ACK, and in FIN-WAIT still reads.
+                let ended = c.rst || (c.up.stream.fin_seen() && c.down.stream.fin_seen());
                 // With the server's side in the capture, its SYN-ACK says whether
                 // a new connection began; without it, a new ISN is taken as one.
                 let one_sided = c.down.snd_nxt.is_none();

@@ -2223,3 +2223,41 @@ fn a_new_connection_the_server_acknowledges_takes_the_ports() {
     assert!(!violated(&d, "BAD-2"), "{d:?} {rules:?}");
     assert!(!has(&rules, "WG-CAP-025"), "{rules:?}");
 }
+
+/// A FIN from one end does not close the connection for the other: a
+/// server in FIN-WAIT (or CLOSE-WAIT) still answers a SYN with another ISN
+/// with a challenge ACK and, in FIN-WAIT, still reads. A FIN forged from the
+/// server's address, then the SYN and a forged SYN-ACK: the order sent in
+/// the old sequence space is judged (found while fixing the round-11
+/// review's forged SYN-ACK: a FIN from either end made the SYN close the
+/// connection at once).
+#[test]
+fn a_fin_from_one_end_does_not_let_a_syn_restart_the_connection() {
+    let (mut f, n, bad) = after_safe_order();
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + n),
+        fin: true,
+        ..Seg::data(0, b"")
+    }));
+    let after_fin = |acked: u32| {
+        build(&Seg {
+            to_server: false,
+            seq: SISN + 2,
+            ack: Some(CISN + 1 + acked),
+            ..Seg::data(0, b"")
+        })
+    };
+    f.push(new_syn());
+    f.push(after_fin(n));
+    f.push(forged_syn_ack());
+    f.push(build(&Seg {
+        ack: Some(SISN + 2),
+        ..Seg::data(n, &bad)
+    }));
+    f.push(after_fin(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+}
