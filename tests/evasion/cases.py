@@ -1226,6 +1226,12 @@ for _v6, _sfx in ((False, ""), (True, "_v6")):
          lambda c: [Fill(S + U, end=len(S)), Sync(), _from_server("R"), Call(_new_syn), Call(_forged_syn_ack),
                     Call(_ack_forged_syn_ack), Call(_u_after_s), Sync(), Fill(S + U)],
          expect=S + U, v6=_v6)
+    case(f"ctl_forged_srv_fin_then_forged_synack{_sfx}", "control",
+         "SAFE; a FIN forged from the server's address toward the client (it never reaches the server); a SYN with "
+         "another ISN; a forged SYN-ACK for it; UNSAFE in the old sequence space: the server reads both.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), _from_server("FA"), Sync(), Call(_new_syn), Call(_forged_syn_ack),
+                    Call(_u_after_s), Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
 
 
 # Linux strips any number of VLAN 0 priority tags (0x8100, 0x88a8) and reads the
