@@ -414,9 +414,12 @@ struct Conn {
 ///   challenge ACK: its connection lives). Reported as `WG-CAP-022`; the held
 ///   packets are analysed as they came.
 /// - Taken: the receiver of data sent after the RST answers it with a RST (a
-///   closed socket does), or a SYN on the ports is answered with a SYN-ACK for
-///   it (a new connection, analysed as one). The connection ends as reset; the
-///   held data is reported as data on a closed connection (`WG-CAP-009`).
+///   closed socket does), or a SYN with the connection's own ISN (a port
+///   reused) is answered with a SYN-ACK for it (a new connection, analysed as
+///   one). The connection ends as reset; the held data is reported as data on
+///   a closed connection (`WG-CAP-009`). A SYN-ACK for a SYN with another ISN
+///   ends the wait with no claim: the connection goes on and the SYN-ACK
+///   forks it (see [`Fork`]).
 /// - Both, or neither when the wait or a bound runs out (or the connection is
 ///   evicted, shed, or the capture ends) with data held: `WG-CAP-023`, and the
 ///   held packets are analysed as read; the connection goes on.
@@ -1876,7 +1879,8 @@ impl Analyzer {
             if let Some(copy) = edge_copy {
                 note_uncertain(snd, copy);
             }
-            if rule.id == rules::TTL_CHANGE.id && !t.payload.is_empty() && !flags.syn {
+            if rule.id == rules::TTL_CHANGE.id && !t.payload.is_empty() && !flags.syn && !flags.rst
+            {
                 // A TTL low enough to expire on the way may also reach a host
                 // one hop away (the capture cannot know the hop count): other
                 // bytes for the same stretch are an ambiguity, never judged
