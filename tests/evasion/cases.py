@@ -1172,5 +1172,94 @@ case("ctl_rst_taken_then_forged_ack", "control",
      expect=S)
 
 
+
+# --- Found by an eleventh adversarial review (round 11) --------------------------------
+# A SYN with another ISN inside a live connection, a SYN-ACK for it forged from
+# the server's address: an established Linux socket answers the SYN with a
+# challenge ACK (RFC 5961 4.2), never a SYN-ACK, and goes on reading the old
+# connection.
+_NEW_ISN = 0x5A5A0000
+
+
+def _new_syn(c):
+    return [c.syn(isn=(c.isn + _NEW_ISN) & MASK)]
+
+
+def _forged_syn_ack(c):
+    """A SYN-ACK for _new_syn from the server's address (to the client's own MAC:
+    it never reaches the server), with an ISN 2^30 past the server's next
+    sequence number."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    ipl = IPv6(src=c.dst, dst=c.src, hlim=63) if c.fam == 6 else IP(src=c.dst, dst=c.src, ttl=63)
+    return [Ether(src=c.dmac, dst=c.smac) / ipl / TCP(sport=c.dport, dport=c.sport,
+                                                     seq=(c.srv_nxt + 0x40000000) & MASK,
+                                                     ack=(c.isn + _NEW_ISN + 1) & MASK, flags="SA",
+                                                     window=65535, options=[("MSS", 1460)])]
+
+
+def _ack_forged_syn_ack(c):
+    return [c.seg(seq=(c.isn + _NEW_ISN + 1) & MASK, ack=(c.srv_nxt + 0x40000001) & MASK, flags="A", ts=False)]
+
+
+def _u_after_s(c):
+    return [c.seg(len(S) + o, U[o:o + 1400]) for o in range(0, len(U), 1400)]
+
+
+for _v6, _sfx in ((False, ""), (True, "_v6")):
+    case(f"ctl_midsyn_forged_synack_noack{_sfx}", "control",
+         "SAFE; a SYN with another ISN on the same ports (the server answers with a challenge ACK); a SYN-ACK for it "
+         "forged from the server's address (ISN 2^30 past the server's); UNSAFE in the old sequence space: the "
+         "server reads both.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), Call(_new_syn), Call(_forged_syn_ack), Call(_u_after_s),
+                    Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
+    case(f"ctl_midsyn_forged_synack{_sfx}", "control",
+         "As ctl_midsyn_forged_synack_noack, the client acknowledging the forged SYN-ACK before UNSAFE.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), Call(_new_syn), Call(_forged_syn_ack),
+                    Call(_ack_forged_syn_ack), Call(_u_after_s), Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
+    case(f"ctl_forged_rst_then_forged_synack{_sfx}", "control",
+         "SAFE; a RST forged from the server's address toward the client (it never reaches the server); a SYN with "
+         "another ISN; a forged SYN-ACK for it; the client's ACK of it; UNSAFE in the old sequence space.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), _from_server("R"), Call(_new_syn), Call(_forged_syn_ack),
+                    Call(_ack_forged_syn_ack), Call(_u_after_s), Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
+    case(f"ctl_forged_srv_fin_then_forged_synack{_sfx}", "control",
+         "SAFE; a FIN forged from the server's address toward the client (it never reaches the server); a SYN with "
+         "another ISN; a forged SYN-ACK for it; UNSAFE in the old sequence space: the server reads both.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), _from_server("FA"), Sync(), Call(_new_syn), Call(_forged_syn_ack),
+                    Call(_u_after_s), Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
+
+
+# Linux strips any number of VLAN 0 priority tags (0x8100, 0x88a8) and reads the
+# frame as untagged.
+def _tags(frame, tpids):
+    raw = bytes(frame)
+    return raw[:12] + b"".join(struct.pack("!HH", t, 0) for t in tpids) + raw[12:]
+
+
+for _v6, _sfx in ((False, ""), (True, "_v6")):
+    case(f"vlan0_x3_whole_real{_sfx}", "link",
+         "U whole under three 0x8100 VID-0 tags, at once S untagged (a duplicate to the host).",
+         lambda c: [_tags(c.seg(0, U), [0x8100] * 3), c.seg(0, S), Sync(), Fill(U)], expect=U, v6=_v6)
+    case(f"qinq_88a8_vid0_x3_whole_real{_sfx}", "link",
+         "U whole under 0x88a8/0x8100/0x8100 VID-0 tags, at once S untagged (a duplicate to the host).",
+         lambda c: [_tags(c.seg(0, U), [0x88a8, 0x8100, 0x8100]), c.seg(0, S), Sync(), Fill(U)], expect=U, v6=_v6)
+case("vlan0_x2_whole_real", "link", "U whole under two 0x8100 VID-0 tags, at once S untagged (a duplicate to the host).",
+     lambda c: [_tags(c.seg(0, U), [0x8100] * 2), c.seg(0, S), Sync(), Fill(U)], expect=U)
+
+# The real order with a low TTL (one hop past the router reaches the host), the
+# decoy with the connection's TTL at the same sequence numbers: the capture
+# cannot know the hop count.
+for _ttl, _v6, _sfx in ((2, False, ""), (2, True, "_v6"), (16, False, "")):
+    case(f"decoy_ttl{_ttl}_real_then_safe{_sfx}", "decoy",
+         f"U whole with TTL/hop limit {_ttl} (the host is one hop past the router: it reads it), at once S with the "
+         "connection's TTL at the same sequence numbers (a duplicate to the host).",
+         lambda c, ttl=_ttl: [c.seg(0, U, ttl=ttl), c.seg(0, S), Sync(), Fill(U)], expect=U, v6=_v6)
+
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -418,6 +418,8 @@ class Lab:
                # look at most through a Fragment header, so test the header field itself)
                f" or (ip6 and host {CLI6} and ip6[6] != 6 and ip6[6] != 58)"
                f" or (ip6 and host {CLI6} and ip6[6] == 58 and ip6[40] < 128)"  # ICMPv6 errors, not ND
+               # any 802.1Q/802.1ad frame (several tags: `vlan` below looks through one only)
+               f" or (ether[12:2] == 0x8100) or (ether[12:2] == 0x88a8)"
                f" or (vlan and tcp port {port})")  # last: `vlan` shifts later offsets
         if not shutil.which("dumpcap"):
             raise LabError("dumpcap not installed")

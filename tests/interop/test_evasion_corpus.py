@@ -10,7 +10,7 @@ caps heparin at 2000 U/h, and for every case:
 - every complete unsafe order the host read is reported as an observed violation
   with its control id, or wardgate says it cannot know (an ambiguity rule:
   WG-CAP-005 overlap, 006 hole, 007 abandoned, 008 limit, 016 urgent data,
-  023 reset uncertain) —
+  023 reset uncertain, 025 restart uncertain) —
   never silence;
 - no order the host read as safe is reported as a violation (no false alarm);
 - the table of outcomes per class is printed (pytest -s) for docs/evasion.md.
@@ -24,7 +24,7 @@ import pytest
 from conftest import ROOT, wardgate_bin
 
 CORPUS = ROOT / "tests" / "evasion" / "corpus"
-AMBIGUITY = {"WG-CAP-005", "WG-CAP-006", "WG-CAP-007", "WG-CAP-008", "WG-CAP-016", "WG-CAP-023"}
+AMBIGUITY = {"WG-CAP-005", "WG-CAP-006", "WG-CAP-007", "WG-CAP-008", "WG-CAP-016", "WG-CAP-023", "WG-CAP-025"}
 
 SITE = """
 [gateway]
@@ -121,6 +121,31 @@ def test_wardgate_judges_what_the_host_read(site, name):
     OUTCOMES[meta["class"]][outcome] += 1
     assert outcome != "missed", "unsafe order read by the host went unreported: " + detail
     assert outcome != "false-alarm", "false alarm on an order the host read as safe: " + detail
+
+
+# Cases found missed by an adversarial review, with the outcome and the rules
+# each must keep (round 11: a forged SYN-ACK for a mid-stream SYN, several VID-0
+# tags, the real order with a low TTL).
+PINNED = {
+    **{f"ctl_midsyn_forged_synack{s}": ("correct", {"WG-INF-010", "WG-CAP-010"})
+       for s in ("", "_v6", "_noack", "_noack_v6")},
+    **{f"ctl_forged_{k}_then_forged_synack{s}": ("correct", {"WG-INF-010", "WG-CAP-010"})
+       for k in ("rst", "srv_fin") for s in ("", "_v6")},
+    **{f"{n}{s}": ("correct", {"WG-INF-010", "WG-CAP-005"})
+       for n in ("vlan0_x3_whole_real", "qinq_88a8_vid0_x3_whole_real") for s in ("", "_v6")},
+    "vlan0_x2_whole_real": ("correct", {"WG-INF-010", "WG-CAP-005"}),
+    **{n: ("flagged", {"WG-CAP-005", "WG-CAP-011"})
+       for n in ("decoy_ttl2_real_then_safe", "decoy_ttl2_real_then_safe_v6", "decoy_ttl16_real_then_safe")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_pinned_outcomes(site, name):
+    meta = json.loads((CORPUS / f"{name}.json").read_text())
+    outcome, rules, detail = judge(wardgate_bin(), site, CORPUS / f"{name}.pcap", meta)
+    want, need = PINNED[name]
+    assert outcome == want, f"{want} expected: " + detail
+    assert need <= set(rules), f"rules {sorted(need)} expected: " + detail
 
 
 def test_corpus_is_large_enough():

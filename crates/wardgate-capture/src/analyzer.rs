@@ -116,6 +116,11 @@ pub struct PacketCounts {
     pub unsupported_link: u64,
     /// Malformed or truncated headers.
     pub malformed: u64,
+    /// Frames with more VLAN tags (not counting VLAN 0 priority tags) than a
+    /// flow's key holds: read by a host only through VLAN interfaces stacked
+    /// that deep; not analysed as a connection's, their TCP bytes make other
+    /// bytes for the same stretch of a connection an ambiguity.
+    pub deep_vlan_frames: u64,
     /// IP fragments (each handed to the defragmenter).
     pub fragments: u64,
     /// Datagrams reassembled from fragments.
@@ -173,9 +178,10 @@ struct Side {
     /// Its ISN (from its SYN).
     isn: Option<u32>,
     /// Data it sent that the host may or may not have taken: with a TCP-AO
-    /// option (dropped as a Linux built with TCP-AO drops it), or at or past
+    /// option (dropped as a Linux built with TCP-AO drops it), at or past
     /// the window edge the capture last showed (the host's own edge may have
-    /// moved): (sequence number, length, payload sum), at most
+    /// moved), or with a TTL that may run out before the host: (sequence
+    /// number, length, payload sum), at most
     /// [`MAX_UNCERTAIN`]. Other bytes for the same stretch make what the host
     /// read unknowable.
     uncertain: Vec<Uncertain>,
@@ -255,6 +261,13 @@ enum Doubt {
     TcpAo,
     /// It reached or crossed the window edge the capture last showed.
     WindowEdge,
+    /// Its TTL or hop limit was low enough to expire on the hops between
+    /// the capture point and the host ([`DECOY_TTL`]), or not: the capture
+    /// cannot know the hop count.
+    LowTtl,
+    /// It came in a frame with more VLAN tags than a flow's key holds: read
+    /// only by a host with VLAN interfaces stacked that deep.
+    DeepVlan,
 }
 
 /// A copy of bytes the host may or may not have taken: where it starts, its
@@ -333,6 +346,14 @@ struct SynSeen {
     tsval: Option<u32>,
     ttl: u8,
     dst_mac: Option<[u8; 6]>,
+    /// The server acknowledged in the old sequence space since: a challenge
+    /// ACK (RFC 5961 4.2) or an ACK of old data; its connection lives.
+    challenged: bool,
+}
+
+/// How far apart `a` and `b` are in sequence space, either way.
+fn distance(a: u32, b: u32) -> u32 {
+    a.wrapping_sub(b).min(b.wrapping_sub(a))
 }
 
 /// `a` is after `b` in sequence space (RFC 1982 serial arithmetic).
@@ -366,6 +387,10 @@ struct Conn {
     /// An exact RST was seen: the connection waits (see [`ResetSeen`]) for a
     /// sign that it was not taken before it ends as reset.
     reset: Option<Box<ResetSeen>>,
+    /// A SYN-ACK answered a SYN with another ISN while this connection lived:
+    /// the new connection it would start is followed beside this one (see
+    /// [`Fork`]).
+    fork: Option<Box<Fork>>,
     /// Rules already reported for this connection (packet anomalies are
     /// reported once per connection and reason).
     reported: u32,
@@ -389,9 +414,12 @@ struct Conn {
 ///   challenge ACK: its connection lives). Reported as `WG-CAP-022`; the held
 ///   packets are analysed as they came.
 /// - Taken: the receiver of data sent after the RST answers it with a RST (a
-///   closed socket does), or a SYN on the ports is answered with a SYN-ACK for
-///   it (a new connection, analysed as one). The connection ends as reset; the
-///   held data is reported as data on a closed connection (`WG-CAP-009`).
+///   closed socket does), or a SYN with the connection's own ISN (a port
+///   reused) is answered with a SYN-ACK for it (a new connection, analysed as
+///   one). The connection ends as reset; the held data is reported as data on
+///   a closed connection (`WG-CAP-009`). A SYN-ACK for a SYN with another ISN
+///   ends the wait with no claim: the connection goes on and the SYN-ACK
+///   forks it (see [`Fork`]).
 /// - Both, or neither when the wait or a bound runs out (or the connection is
 ///   evicted, shed, or the capture ends) with data held: `WG-CAP-023`, and the
 ///   held packets are analysed as read; the connection goes on.
@@ -466,6 +494,53 @@ enum ResetEnd {
     /// The connection ends as reset.
     Reset,
 }
+
+/// A SYN-ACK answered a SYN with another ISN inside a connection the
+/// capture did not show closed (no RST taken, not both FINs). A live Linux
+/// socket never answers such a SYN with a SYN-ACK (RFC 5961 4.2: a challenge
+/// ACK in the old sequence space), so the SYN-ACK is forged unless the
+/// server's socket had gone without a trace in the capture (a reboot, a RST
+/// the capture missed). Found by an adversarial review (round 11): a forged
+/// SYN-ACK restarted the connection in wardgate's view, and the unsafe order
+/// sent after it in the old sequence space, which the host read, was
+/// dropped as a segment the host drops.
+///
+/// So the SYN-ACK restarts nothing alone: the new connection is followed
+/// beside the old one, under its own key (the old one's with
+/// [`FORK_VLANS`]), each packet going to the connection whose sequence
+/// space it is in, each analysed as read (failing closed). For
+/// [`RESET_WAIT_US`] of capture time the server's answers are gathered:
+///
+/// - The server acknowledges in the old sequence space (a challenge ACK,
+///   before or after the SYN-ACK, or an ACK of old data) and never data sent
+///   in the new one: the SYN-ACK was not the host's. The new connection is
+///   let go (`WG-CAP-010`); the old one goes on.
+/// - The server acknowledges data sent in the new sequence space and nothing
+///   in the old one: the host has the new connection. The old one ends; the
+///   new one takes its place.
+/// - Both, or neither: `WG-CAP-025`, and both go on being analysed.
+#[derive(Debug)]
+struct Fork {
+    /// The new connection's key.
+    key: Key,
+    /// The old connection's key.
+    home: Key,
+    /// When the SYN-ACK came.
+    since_us: u64,
+    /// The server acknowledged in the old sequence space after the SYN.
+    old_alive: bool,
+    /// The server acknowledged data sent in the new sequence space.
+    new_acked: bool,
+    /// Answered (both or neither): both connections go on, nothing more to
+    /// decide.
+    decided: bool,
+}
+
+/// Marks the key of a connection followed beside another on the same ports
+/// ([`Fork`]): a bit no frame's VLAN tags set (each 16-bit half of
+/// [`Decoded::vlans`] is at most 0x9000, and [`decode::VLANS_BEYOND_KEY`] is
+/// another bit).
+const FORK_VLANS: u32 = 0x2000;
 
 /// How long (capture time) the packets after an exact RST are held.
 const RESET_WAIT_US: u64 = 3_000_000;
@@ -580,6 +655,9 @@ pub struct Analyzer {
     /// Connections waiting after an exact RST ([`ResetSeen`]): while none
     /// are, no packet pays for the look.
     resetting: usize,
+    /// Connections followed beside a new one a SYN-ACK would start
+    /// ([`Fork`]): while none are, no packet pays for the look.
+    forks: usize,
 }
 
 /// How long what an idle connection showed of its ends is remembered.
@@ -667,6 +745,7 @@ impl Analyzer {
             resumable: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             deferred: 0,
             resetting: 0,
+            forks: 0,
             replaying: false,
         }
     }
@@ -730,6 +809,7 @@ impl Analyzer {
             pending_syn: None,
             syn_acks: Vec::new(),
             reset: None,
+            fork: None,
             reported: 0,
         }
     }
@@ -794,6 +874,10 @@ impl Analyzer {
             return;
         }
         match d.transport {
+            Transport::Tcp(t) if d.vlans_beyond_key() => {
+                self.counts.tcp += 1;
+                self.deep_vlan_segment(&d, &t);
+            }
             Transport::Tcp(t) => {
                 self.counts.tcp += 1;
                 self.tcp(&d, &t, ts, out);
@@ -843,6 +927,32 @@ impl Analyzer {
                 }
             }
             Transport::Other(_) => {}
+        }
+    }
+
+    /// A TCP segment in a frame with more VLAN tags than a flow's key holds
+    /// (see [`decode::VLANS_BEYOND_KEY`]): a host with VLAN interfaces
+    /// stacked that deep reads it, one without drops it, and the capture
+    /// cannot tell. It is counted, never analysed as a connection's; when it
+    /// carries data of a connection tracked on its outer two VLANs, the copy
+    /// is kept as uncertain there (see `Side::uncertain`), so that other
+    /// bytes for the same stretch are an ambiguity (`WG-CAP-005`), not
+    /// judged silently.
+    fn deep_vlan_segment(&mut self, d: &Decoded<'_>, t: &decode::Tcp<'_>) {
+        self.counts.deep_vlan_frames += 1;
+        if t.payload.is_empty() || t.flags.syn || t.flags.rst {
+            return;
+        }
+        let src = SocketAddr::new(d.src, t.src_port);
+        let dst = SocketAddr::new(d.dst, t.dst_port);
+        let k = key(&self.keyer, d.vlans & !decode::VLANS_BEYOND_KEY, src, dst);
+        if let Some(c) = self.flows.get_mut(&k) {
+            let side = if src == c.session.client() {
+                &mut c.up
+            } else {
+                &mut c.down
+            };
+            note_uncertain(side, Uncertain::new(t.seq, t.payload, Doubt::DeepVlan));
         }
     }
 
@@ -1176,6 +1286,13 @@ impl Analyzer {
                 out,
             );
         }
+        // A connection followed beside a new one a SYN-ACK would start: the
+        // packet goes to the one whose sequence space it is in.
+        let k = if self.forks > 0 {
+            self.route(k, src, t, ts, out)
+        } else {
+            k
+        };
         // A connection waiting after an exact RST holds what comes after it.
         if self.resetting > 0 && !self.replaying && self.reset_wait(&k, src, d, t, ts, out) {
             return;
@@ -1192,7 +1309,10 @@ impl Analyzer {
         if flags.syn && !flags.ack {
             if let Some(c) = self.flows.get_mut(&k) {
                 let from_client = src == c.session.client();
-                let ended = c.rst || c.up.stream.fin_seen() || c.down.stream.fin_seen();
+                // Closed for both ends: a RST, or both FINs (TIME-WAIT takes
+                // a new SYN). After one FIN the other end still answers a SYN
+                // with a challenge ACK, and in FIN-WAIT still reads.
+                let ended = c.rst || (c.up.stream.fin_seen() && c.down.stream.fin_seen());
                 // With the server's side in the capture, its SYN-ACK says whether
                 // a new connection began; without it, a new ISN is taken as one.
                 let one_sided = c.down.snd_nxt.is_none();
@@ -1248,6 +1368,7 @@ impl Analyzer {
                         tsval: t.options.timestamp.map(|(v, _)| v),
                         ttl: d.ttl,
                         dst_mac: d.dst_mac,
+                        challenged: false,
                     });
                     if c.has_data {
                         self.counts.ignored_controls += 1;
@@ -1343,6 +1464,22 @@ impl Analyzer {
                     && c.up.isn != Some(t.ack.wrapping_sub(1))
             });
             if restart {
+                // A connection not shown closed: the SYN-ACK alone restarts
+                // nothing (see [`Fork`]).
+                let (live, forked) = self.flows.get(&k).map_or((false, false), |c| {
+                    (
+                        c.has_data && !(c.up.stream.fin_seen() && c.down.stream.fin_seen()),
+                        c.fork.is_some() || k.vlans & FORK_VLANS != 0,
+                    )
+                });
+                if live && forked {
+                    // A third sequence space on the ports: not followed.
+                    self.counts.ignored_controls += 1;
+                    return;
+                }
+                if live && self.fork(k, src, dst, ts, out) {
+                    return self.tcp(d, t, ts, out);
+                }
                 let Some(mut c) = self.flows.remove(&k) else {
                     return;
                 };
@@ -1406,6 +1543,20 @@ impl Analyzer {
         };
         conn.last_us = conn.last_us.max(ts);
         let from_client = src == conn.session.client();
+        if !from_client && flags.ack && !flags.syn && !flags.rst {
+            if let Some(p) = conn.pending_syn.as_mut() {
+                // The server acknowledges in the old sequence space after a
+                // SYN with another ISN: a challenge ACK or an ACK of old data.
+                let new = p.isn.wrapping_add(1);
+                if conn
+                    .up
+                    .snd_nxt
+                    .is_some_and(|n| distance(t.ack, n) < distance(t.ack, new))
+                {
+                    p.challenged = true;
+                }
+            }
+        }
         let (snd, rcv) = if from_client {
             (&mut conn.up, &mut conn.down)
         } else {
@@ -1728,6 +1879,16 @@ impl Analyzer {
             if let Some(copy) = edge_copy {
                 note_uncertain(snd, copy);
             }
+            if rule.id == rules::TTL_CHANGE.id && !t.payload.is_empty() && !flags.syn && !flags.rst
+            {
+                // A TTL low enough to expire on the way may also reach a host
+                // one hop away (the capture cannot know the hop count): other
+                // bytes for the same stretch are an ambiguity, never judged
+                // silently (found by an adversarial review: the real order
+                // sent with TTL 2, a decoy with the connection's TTL at the
+                // same sequence numbers; the host read the order).
+                note_uncertain(snd, Uncertain::new(t.seq, t.payload, Doubt::LowTtl));
+            }
             self.counts.host_drops += 1;
             let ttl = d.ttl;
             let first = ttl_change.map_or(ttl, |(f, _)| f);
@@ -1906,6 +2067,12 @@ impl Analyzer {
                         ),
                         Doubt::WindowEdge => format!(
                             "bytes from {src} were also sent in a copy at or past the edge of the receive window the capture last showed: the host may have taken that copy (its own window may already have moved) or dropped it; wardgate judged the copy it could place, the host may have read the other"
+                        ),
+                        Doubt::DeepVlan => format!(
+                            "bytes from {src} were also sent in a frame with more VLAN tags than wardgate keys a connection by: a host with VLAN interfaces stacked that deep read that copy, which wardgate did not judge; one without read this one, which it judged"
+                        ),
+                        Doubt::LowTtl => format!(
+                            "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
                         ),
                     };
                     observer.ambiguity(
@@ -2149,6 +2316,27 @@ impl Analyzer {
             }
             return;
         }
+        if let Some(f) = c.fork.take() {
+            // Followed beside a new connection: settled now by what was
+            // gathered (if it was not); unless the server showed the old one
+            // alive and the new one not, the new one takes the ports.
+            self.forks = self.forks.saturating_sub(1);
+            let refuted = !f.decided && f.old_alive && !f.new_acked;
+            if !f.decided && (f.old_alive || !f.new_acked) {
+                self.fork_report(&c.session, &f, out);
+            }
+            if let Some(mut n) = self.flows.remove(&f.key) {
+                if let Some(r) = n.reset.as_mut() {
+                    r.key = f.home;
+                }
+                if refuted || self.flows.contains_key(&f.home) {
+                    let ts = n.last_us;
+                    self.finish(n, ts, None, out);
+                } else {
+                    self.flows.insert(f.home, n);
+                }
+            }
+        }
         self.held = self.held.saturating_sub(c.held);
         // Let go early (the flow table full, the memory budget spent): what
         // was held after a RST carries no data a host reads (that was judged
@@ -2226,6 +2414,224 @@ impl Analyzer {
         self.tcp(&decoded, &t, d.ts, out);
     }
 
+    /// A SYN-ACK from `src` answered the SYN with another ISN held on the live
+    /// connection `k`: the new connection it would start is opened beside it
+    /// (see [`Fork`]). False when the flow table has no room for it.
+    fn fork(
+        &mut self,
+        k: Key,
+        src: SocketAddr,
+        dst: SocketAddr,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) -> bool {
+        if self.flows.len() >= self.limits.max_flows {
+            return false;
+        }
+        let fk = key(&self.keyer, k.vlans ^ FORK_VLANS, src, dst);
+        if let Some(stale) = self.flows.remove(&fk) {
+            let ts = stale.last_us;
+            self.finish(stale, ts, None, out);
+        }
+        let Some(c) = self.flows.get_mut(&k) else {
+            return false;
+        };
+        let Some(syn) = c.pending_syn.take() else {
+            return false;
+        };
+        c.fork = Some(Box::new(Fork {
+            key: fk,
+            home: k,
+            since_us: ts,
+            old_alive: syn.challenged,
+            new_acked: false,
+            decided: false,
+        }));
+        self.forks += 1;
+        let (client, server) = (c.session.client(), c.session.server());
+        let clock = self.clock.at(ts);
+        let session = self.observer.open(
+            NewConnection {
+                client,
+                server,
+                client_mac: None,
+                midstream: false,
+                ts_us: ts,
+            },
+            &clock,
+            out,
+        );
+        self.counts.connections += 1;
+        let mut n = self.new_conn(session, ts);
+        let up = &mut n.up;
+        up.isn = Some(syn.isn);
+        up.shown.wscale = syn.wscale;
+        up.shown.ts_on_syn = syn.tsval.is_some();
+        up.shown.ts_recent = syn.tsval;
+        up.shown.ttl = Some(syn.ttl);
+        up.shown.mac = syn.dst_mac;
+        up.snd_nxt = Some(syn.isn.wrapping_add(1));
+        up.stream.rebase(syn.isn);
+        self.flows.insert(fk, n);
+        true
+    }
+
+    /// The key of the connection a packet of `k` from `src` belongs to while
+    /// `k` is followed beside a new connection ([`Fork`]): the one whose
+    /// sequence space it is in (the old one on a tie). Gathers the server's
+    /// answers, and settles the fork once its wait ran out.
+    fn route(
+        &mut self,
+        k: Key,
+        src: SocketAddr,
+        t: &decode::Tcp<'_>,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) -> Key {
+        let Some(f) = self.flows.get(&k).and_then(|c| c.fork.as_deref()) else {
+            return k;
+        };
+        let fk = f.key;
+        let gone = !self.flows.contains_key(&fk);
+        if !f.decided && (gone || ts.saturating_sub(f.since_us) > RESET_WAIT_US) {
+            self.resolve_fork(&k, out);
+        }
+        let Some(c) = self.flows.get(&k) else {
+            return k;
+        };
+        if c.fork.is_none() {
+            return k;
+        }
+        let Some(n) = self.flows.get(&fk) else {
+            // The new connection ended, or was let go: the ports are the old
+            // one's again.
+            if let Some(c) = self.flows.get_mut(&k) {
+                c.fork = None;
+            }
+            self.forks = self.forks.saturating_sub(1);
+            return k;
+        };
+        let far = |a: u32, b: Option<u32>| b.map_or(u32::MAX, |b| distance(a, b));
+        let flags = t.flags;
+        let from_client = src == c.session.client();
+        // The client's bytes are placed by its sequence number, the server's
+        // answers by what they acknowledge (a forger may give the new
+        // connection the server's own sequence numbers).
+        let by_seq = (far(t.seq, n.up.snd_nxt), far(t.seq, c.up.snd_nxt));
+        let by_ack = (far(t.ack, n.up.snd_nxt), far(t.ack, c.up.snd_nxt));
+        let by_srv_seq = (far(t.seq, n.down.snd_nxt), far(t.seq, c.down.snd_nxt));
+        let by_cli_ack = (far(t.ack, n.down.snd_nxt), far(t.ack, c.down.snd_nxt));
+        let order = if from_client {
+            [by_seq, if flags.ack { by_cli_ack } else { by_seq }]
+        } else if flags.ack {
+            [by_ack, by_srv_seq]
+        } else {
+            [by_srv_seq, by_srv_seq]
+        };
+        let new = order
+            .iter()
+            .find(|(a, b)| a != b)
+            .is_some_and(|(a, b)| a < b);
+        let answer = !from_client && flags.ack && !flags.syn && !flags.rst;
+        let old_acked = answer && !new && c.up.snd_nxt.is_some_and(|x| !after(t.ack, x));
+        let new_acked = answer
+            && new
+            && n.up.isn.is_some_and(|i| after(t.ack, i.wrapping_add(1)))
+            && n.up.snd_nxt.is_some_and(|x| !after(t.ack, x));
+        if let Some(f) = self.flows.get_mut(&k).and_then(|c| c.fork.as_mut()) {
+            f.old_alive |= old_acked;
+            f.new_acked |= new_acked;
+        }
+        if new {
+            fk
+        } else {
+            k
+        }
+    }
+
+    /// Settles the fork of connection `k` ([`Fork`]) by the answers
+    /// gathered.
+    fn resolve_fork(&mut self, k: &Key, out: &mut dyn FnMut(Record)) {
+        let Some(c) = self.flows.get_mut(k) else {
+            return;
+        };
+        let Some(f) = c.fork.as_mut() else {
+            return;
+        };
+        if f.decided {
+            return;
+        }
+        let fk = f.key;
+        match (f.old_alive, f.new_acked) {
+            (true, false) => {
+                // Not the host's SYN-ACK: the new connection is let go.
+                let f = c.fork.take();
+                self.forks = self.forks.saturating_sub(1);
+                if let Some(f) = f {
+                    let Some(c) = self.flows.get(k) else { return };
+                    let session = &c.session;
+                    Self::fork_report_to(&mut self.observer, &mut self.clock, session, &f, out);
+                }
+                if let Some(n) = self.flows.remove(&fk) {
+                    let ts = n.last_us;
+                    self.finish(n, ts, None, out);
+                }
+            }
+            (false, true) => {
+                // The host has the new connection: the old one ends, and the
+                // new one takes the ports (in `finish`).
+                if let Some(old) = self.flows.remove(k) {
+                    let ts = old.last_us;
+                    self.finish(old, ts, None, out);
+                }
+            }
+            _ => {
+                f.decided = true;
+                let Some(f) = c.fork.as_deref() else { return };
+                Self::fork_report_to(&mut self.observer, &mut self.clock, &c.session, f, out);
+            }
+        }
+    }
+
+    /// Reports how the fork `f` of the connection of `session` was settled:
+    /// the SYN-ACK not the host's (`WG-CAP-010`), or not known (`WG-CAP-025`).
+    fn fork_report(&mut self, session: &Session, f: &Fork, out: &mut dyn FnMut(Record)) {
+        Self::fork_report_to(&mut self.observer, &mut self.clock, session, f, out);
+    }
+
+    fn fork_report_to(
+        observer: &mut Observer,
+        clock: &mut ReplayClock,
+        session: &Session,
+        f: &Fork,
+        out: &mut dyn FnMut(Record),
+    ) {
+        let clock = clock.at(f.since_us);
+        let server = session.server();
+        if f.old_alive && !f.new_acked {
+            observer.anomaly(
+                session,
+                rules::CONTROL_IGNORED,
+                format!("a SYN-ACK from {server} answered a SYN with another ISN inside this live connection, and the server went on acknowledging the old connection (a challenge ACK, RFC 5961 4.2): the host never sent that SYN-ACK, and wardgate kept following the connection (what was sent in the new sequence space was judged all the same)"),
+                &clock,
+                out,
+            );
+            return;
+        }
+        let what = if f.old_alive {
+            "the server acknowledged in both sequence spaces"
+        } else {
+            "no answer of the server settled it"
+        };
+        observer.anomaly(
+            session,
+            rules::RESTART_UNCERTAIN,
+            format!("a SYN-ACK from {server} answered a SYN with another ISN inside this connection, which the capture did not show closed, and {what}: wardgate cannot tell which connection the host has, and analysed both, the data in either sequence space as if read"),
+            &clock,
+            out,
+        );
+    }
+
     /// Ends the wait after an exact RST on `k`: the connection ends as reset.
     fn end_reset(&mut self, k: &Key, out: &mut dyn FnMut(Record)) {
         if let Some(c) = self.flows.remove(k) {
@@ -2285,11 +2691,27 @@ impl Analyzer {
         let Some(r) = c.reset.as_mut() else {
             return;
         };
-        let Some((_, at)) = r.syn else {
+        let Some((isn, at)) = r.syn else {
             return;
         };
         let rest = r.held.split_off(at.min(r.held.len()));
-        if r.data_before_syn {
+        let other_isn = c.up.isn != Some(isn);
+        if !r.data_before_syn && other_isn && c.has_data {
+            // Nothing held before the SYN, a SYN with another ISN: the
+            // SYN-ACK decides nothing alone either (as forgeable as the RST:
+            // found by an adversarial review, round 11). The wait ends with
+            // no claim, the old connection goes on, and the SYN-ACK forks it:
+            // the server's answers settle which connection the host has (see
+            // [`Fork`]).
+            if let Some(r) = c.reset.take() {
+                self.resetting = self.resetting.saturating_sub(1);
+                c.held = c.held.saturating_sub(r.cost);
+                self.held = self.held.saturating_sub(r.cost);
+                for h in r.held {
+                    self.refeed(h, out);
+                }
+            }
+        } else if r.data_before_syn {
             // Data held before the SYN: judged as read, the doubt named; the
             // SYN and what followed go on as they came.
             self.resolve_reset(
@@ -2516,6 +2938,23 @@ impl Analyzer {
                 self.resolve_reset(&k, how, "no answer within the wait", out);
             }
         }
+        if self.forks > 0 {
+            // Forks whose wait ran out (see [`Fork`]): settled.
+            let fork_deadline = self.now_us.saturating_sub(RESET_WAIT_US);
+            let due: Vec<Key> = self
+                .flows
+                .iter()
+                .filter(|(_, c)| {
+                    c.fork
+                        .as_ref()
+                        .is_some_and(|f| !f.decided && f.since_us < fork_deadline)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for k in due {
+                self.resolve_fork(&k, out);
+            }
+        }
         let handshake_deadline = self
             .now_us
             .saturating_sub(HANDSHAKE_TIMEOUT_US.min(self.limits.timeout_us));
@@ -2635,11 +3074,15 @@ impl Analyzer {
         for a in expired {
             self.fragment_anomaly(&a, out);
         }
-        let keys: Vec<_> = self.flows.keys().copied().collect();
-        for k in keys {
-            if let Some(c) = self.flows.remove(&k) {
-                let ts = c.last_us;
-                self.finish(c, ts, None, out);
+        // Finishing a connection followed beside a new one hands the ports
+        // to the new one ([`Fork`]): until none is left.
+        while !self.flows.is_empty() {
+            let keys: Vec<_> = self.flows.keys().copied().collect();
+            for k in keys {
+                if let Some(c) = self.flows.remove(&k) {
+                    let ts = c.last_us;
+                    self.finish(c, ts, None, out);
+                }
             }
         }
     }

@@ -517,6 +517,48 @@ fn a_copy_at_or_past_the_window_edge_makes_other_bytes_for_it_an_ambiguity() {
     assert!(!rules.iter().any(|r| r == "WG-CAP-005"), "{rules:?}");
 }
 
+/// Found by an adversarial review (round 11): the real order sent with a
+/// low TTL (2, or 16), then a decoy with the connection's TTL at the same
+/// sequence numbers. A host one hop past the capture reads the order; the
+/// capture cannot know the hop count. The low-TTL copy is uncertain: the
+/// differing decoy is named (WG-CAP-005), never judged allowed in silence.
+#[test]
+fn a_low_ttl_copy_makes_other_bytes_for_it_an_ambiguity() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    for ttl in [2, 16] {
+        let mut frames = handshake(false);
+        frames.push(build(&Seg {
+            ttl,
+            ..Seg::data(0, &bad)
+        }));
+        frames.push(build(&Seg::data(0, &decoy)));
+        let (d, rules) = analyse(&frames);
+        assert!(has(&rules, "WG-CAP-011"), "TTL {ttl}: {rules:?}");
+        assert!(has(&rules, "WG-CAP-005"), "TTL {ttl}: {d:?} {rules:?}");
+    }
+    // The decoy sent with the low TTL, then the real order: judged.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        ttl: 2,
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    // The same bytes again with the connection's TTL (a retransmission after
+    // a route change): no ambiguity.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        ttl: 2,
+        ..Seg::data(0, &bad)
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
+}
+
 #[test]
 fn the_timestamp_the_host_keeps_follows_linux() {
     // Found by an adversarial review (tcp_replace_ts_recent): over a stored
@@ -714,6 +756,62 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "{d:?}");
     assert!(!rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
+}
+
+/// Found by an adversarial review (round 11): Linux strips any number of
+/// VLAN 0 priority tags (0x8100 or 0x88a8) and reads the frame as untagged;
+/// wardgate refused a frame with three as malformed, so the unsafe order in
+/// it, which the host read, was never judged and a safe copy sent after it
+/// was reported allowed without a word.
+#[test]
+fn any_number_of_priority_tags_is_the_untagged_connection() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    for tags in [
+        &[0x81u8, 0x00, 0, 0, 0x81, 0x00, 0, 0, 0x81, 0x00, 0, 0][..],
+        &[0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 0, 0x81, 0x00, 0, 0][..],
+        &[
+            0x81, 0x00, 0xe0, 0, 0x81, 0x00, 0, 0, 0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 0,
+        ][..],
+    ] {
+        let mut frames = handshake(false);
+        let mut tagged = build(&Seg::data(0, &bad));
+        tagged.splice(12..12, tags.iter().copied());
+        frames.push(tagged);
+        frames.push(build(&Seg::data(0, &decoy)));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{tags:02x?}: {d:?} {rules:?}");
+    }
+}
+
+/// A frame with more VLANs (other than priority tags) than wardgate keys a
+/// connection by is read only by a host with VLAN interfaces stacked that
+/// deep: never analysed as the connection's, and never silent either. Its
+/// bytes make other bytes for the same stretch of the connection on its
+/// outer VLANs an ambiguity.
+#[test]
+fn a_frame_with_more_vlans_than_the_key_holds_is_not_silent() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let on = |tags: &[u8], mut f: Vec<u8>| {
+        f.splice(12..12, tags.iter().copied());
+        f
+    };
+    let two = [0x88u8, 0xa8, 0, 5, 0x81, 0x00, 0, 6];
+    let three = [0x88u8, 0xa8, 0, 5, 0x81, 0x00, 0, 6, 0x81, 0x00, 0, 7];
+    let mut frames: Vec<_> = handshake(false).into_iter().map(|f| on(&two, f)).collect();
+    frames.push(on(&three, build(&Seg::data(0, &bad))));
+    frames.push(on(&two, build(&Seg::data(0, &decoy))));
+    let (d, rules) = analyse(&frames);
+    assert!(!violated(&d, "BAD-1"), "{d:?}");
+    assert!(has(&rules, "WG-CAP-005"), "{d:?} {rules:?}");
+    // The same bytes in both copies: no ambiguity.
+    let mut frames: Vec<_> = handshake(false).into_iter().map(|f| on(&two, f)).collect();
+    frames.push(on(&three, build(&Seg::data(0, &bad))));
+    frames.push(on(&two, build(&Seg::data(0, &bad))));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
 }
 
 #[test]
@@ -1974,4 +2072,192 @@ fn a_forged_syn_ack_cannot_end_the_wait_over_an_order_the_host_read() {
     let (d, rules) = analyse(&f);
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(has(&rules, "WG-CAP-023"), "{rules:?}");
+}
+
+/// The safe order and the server's ACK of it: (frames, its length, the
+/// unsafe order).
+fn after_safe_order() -> (Vec<Vec<u8>>, u32, Vec<u8>) {
+    let (good, bad) = (order("OK-001", "20"), order("BAD-1", "90"));
+    let n = good.len() as u32;
+    let mut f = handshake(false);
+    f.push(build(&Seg::data(0, &good)));
+    f.push(server_ack(n));
+    (f, n, bad)
+}
+
+/// A SYN-ACK from the server's address for [`new_syn`], with an ISN far from
+/// the server's own.
+fn forged_syn_ack() -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN + 0x4000_0000,
+        ack: Some(CISN + 0x2000_0001),
+        syn: true,
+        ..Seg::data(0, b"")
+    })
+}
+
+/// The client's data in the new connection's sequence space.
+fn new_space(off: u32, payload: &[u8]) -> Vec<u8> {
+    build(&Seg {
+        seq: CISN + 0x2000_0001 + off,
+        ack: Some(SISN + 0x4000_0001),
+        ..Seg::data(0, payload)
+    })
+}
+
+/// The server's ACK of `n` bytes the client sent in the new sequence space.
+fn new_space_ack(n: u32) -> Vec<u8> {
+    build(&Seg {
+        to_server: false,
+        seq: SISN + 0x4000_0001,
+        ack: Some(CISN + 0x2000_0001 + n),
+        ..Seg::data(0, b"")
+    })
+}
+
+/// Found by an adversarial review (round 11), verified on Linux 6.18: a SYN
+/// with another ISN inside a live connection, a SYN-ACK for it forged from
+/// the server's address, then the unsafe order in the old sequence space.
+/// Linux answers the SYN with a challenge ACK and reads the order; wardgate
+/// took the SYN-ACK as a new connection and dropped the order as a segment
+/// the host drops. A SYN-ACK alone restarts nothing on a connection not
+/// shown closed: the old one goes on, and the server's answers decide.
+#[test]
+fn a_forged_syn_ack_does_not_restart_a_live_connection() {
+    // The server's challenge ACK before the forged SYN-ACK, the order after
+    // it, with or without the client's ACK of the SYN-ACK, and the server's
+    // ACK of the order.
+    for client_acks in [false, true] {
+        let (mut f, n, bad) = after_safe_order();
+        f.push(new_syn());
+        f.push(server_ack(n));
+        f.push(forged_syn_ack());
+        if client_acks {
+            f.push(new_space(0, b""));
+        }
+        f.push(build(&Seg::data(n, &bad)));
+        f.push(server_ack(n + bad.len() as u32));
+        let (d, rules) = analyse(&f);
+        assert!(violated(&d, "BAD-1"), "{client_acks}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-010"), "{rules:?}");
+        assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+        assert!(!has(&rules, "WG-CAP-025"), "{rules:?}");
+    }
+    // The forged SYN-ACK before the server's challenge ACK (a race it can
+    // win), and a decoy in the new sequence space: the order is judged, and
+    // the decoy too (as if read: failing closed).
+    let (mut f, n, bad) = after_safe_order();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, &order("OK-002", "20")));
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(server_ack(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+    // No answer of the server at all: which connection the host has is
+    // unknown, both are judged and the doubt named.
+    let (mut f, n, bad) = after_safe_order();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(build(&Seg::data(n, &bad)));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-025"), "{rules:?}");
+    // Answers in both spaces (an ACK forged in the new one): the same.
+    let (mut f, n, bad) = after_safe_order();
+    let decoy = order("OK-002", "20");
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, &decoy));
+    f.push(new_space_ack(decoy.len() as u32));
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(server_ack(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-025"), "{rules:?}");
+    // The same after a RST forged toward the client, the SYN-ACK before the
+    // challenge ACK: the SYN-ACK does not end the wait as reset.
+    let (mut f, n, bad) = before_forged_rst();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, b""));
+    f.push(build(&Seg::data(n, &bad)));
+    f.push(server_ack(n));
+    f.push(server_ack(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "after a RST: {d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+}
+
+/// The server's socket gone without a trace in the capture (a reboot): its
+/// SYN-ACK to the client's new SYN is real, and its ACK of data sent in the
+/// new sequence space, with nothing more in the old one, says so. The new
+/// connection takes the ports, unreported; old-space data after that is
+/// dropped as the host drops it.
+#[test]
+fn a_new_connection_the_server_acknowledges_takes_the_ports() {
+    let (mut f, n, bad) = after_safe_order();
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, b""));
+    f.push(new_space(0, &bad));
+    f.push(new_space_ack(bad.len() as u32));
+    let wait = f.len();
+    f.push(build(&Seg::data(n, &order("BAD-2", "90"))));
+    let at = |i: usize| -> u64 {
+        if i >= wait {
+            4_000_000 + i as u64 * 1000
+        } else {
+            i as u64 * 1000
+        }
+    };
+    let (d, rules) = run(
+        &f,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &at,
+    );
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!violated(&d, "BAD-2"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-025"), "{rules:?}");
+}
+
+/// A FIN from one end does not close the connection for the other: a
+/// server in FIN-WAIT (or CLOSE-WAIT) still answers a SYN with another ISN
+/// with a challenge ACK and, in FIN-WAIT, still reads. A FIN forged from the
+/// server's address, then the SYN and a forged SYN-ACK: the order sent in
+/// the old sequence space is judged (found while fixing the round-11
+/// review's forged SYN-ACK: a FIN from either end made the SYN close the
+/// connection at once).
+#[test]
+fn a_fin_from_one_end_does_not_let_a_syn_restart_the_connection() {
+    let (mut f, n, bad) = after_safe_order();
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + n),
+        fin: true,
+        ..Seg::data(0, b"")
+    }));
+    let after_fin = |acked: u32| {
+        build(&Seg {
+            to_server: false,
+            seq: SISN + 2,
+            ack: Some(CISN + 1 + acked),
+            ..Seg::data(0, b"")
+        })
+    };
+    f.push(new_syn());
+    f.push(after_fin(n));
+    f.push(forged_syn_ack());
+    f.push(build(&Seg {
+        ack: Some(SISN + 2),
+        ..Seg::data(n, &bad)
+    }));
+    f.push(after_fin(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
 }
