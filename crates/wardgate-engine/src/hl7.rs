@@ -48,7 +48,105 @@ pub struct Outcome {
 
 /// Inspects one MLLP frame (`frame` is the whole frame, framing bytes included).
 pub fn inspect(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {
-    as_sent(inspect_frame(route, flow, frame, clock))
+    let o = as_sent(inspect_frame(route, flow, frame, clock));
+    scrubbed(route, frame, o)
+}
+
+/// Where records name patients by pseudonym (the default), the text a
+/// record quotes from the message (a refusal's reason, an order's values as
+/// written) carries none of the words of its patient segments: they become
+/// `[removed]`. The sender's answer keeps its own text. Only events with
+/// findings are looked at: a routine record quotes nothing.
+fn scrubbed(route: &RoutePolicy, frame: &[u8], mut o: Outcome) -> Outcome {
+    if route.site.patients.raw() {
+        return o;
+    }
+    // An event without findings quotes nothing the sender wrote but values
+    // wardgate read and checked (an allowed order's rate as written).
+    let Record::Event(e) = &mut o.record else {
+        return o;
+    };
+    if e.wardgate.findings.is_empty() {
+        return o;
+    }
+    let payload = frame
+        .get(1..frame.len().saturating_sub(2))
+        .unwrap_or_default();
+    let limits = hl7::Limits {
+        max_segments: route.max_segments,
+    };
+    let Ok(msg) = Message::parse(payload, &limits) else {
+        return o;
+    };
+    let words = wardgate_privacy::hl7::patient_words(&msg);
+    if words.is_empty() {
+        return o;
+    }
+    let scrub = |t: &mut String| {
+        if let Some(clean) = scrub_text(t, &words) {
+            *t = clean;
+        }
+    };
+    scrub(&mut e.event.reason);
+    for f in &mut e.wardgate.findings {
+        scrub(&mut f.detail);
+    }
+    for i in &mut e.wardgate.infusion {
+        scrub(&mut i.drug);
+        for t in [
+            &mut i.rate_ordered,
+            &mut i.dose_ordered,
+            &mut i.vtbi_ordered,
+            &mut i.duration_ordered,
+            &mut i.concentration,
+            &mut i.library_drug,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            scrub(t);
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+pub(crate) fn scrub_text_for_tests(text: &str, words: &[String]) -> Option<String> {
+    scrub_text(text, words)
+}
+
+/// `text` with every word (a run of letters and digits) that is one of
+/// `words` (lower-case) replaced by `[removed]`; `None` when none is.
+fn scrub_text(text: &str, words: &[String]) -> Option<String> {
+    let mut out = String::new();
+    let mut last = 0;
+    let mut changed = false;
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        if c.is_alphanumeric() && i < text.len() {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = start.take() {
+            let w = &text[s..i];
+            if words
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(w) || *x == w.to_lowercase())
+            {
+                out.push_str(&text[last..s]);
+                out.push_str("[removed]");
+                last = i;
+                changed = true;
+            }
+        }
+    }
+    changed.then(|| {
+        out.push_str(&text[last..]);
+        out
+    })
 }
 
 /// The record names the acknowledgement code the sender is sent (an enhanced

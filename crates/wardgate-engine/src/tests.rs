@@ -1355,3 +1355,38 @@ fn an_enhanced_mode_sender_is_refused_at_the_commit_level() {
         assert_eq!(facts.ack_code, want, "{modes}");
     }
 }
+
+#[test]
+fn a_record_quotes_no_word_of_the_patient_segments() {
+    // A drug text naming the patient, refused (WG-INF-016): the record says
+    // where and why, without the name; the sender's answer keeps its text.
+    let give = rxg(&[
+        (1, "1"),
+        (4, "HEP^PCA for John Doe^LOCAL"),
+        (15, "10"),
+        (16, "mL/h^mL/h^UCUM"),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "500"),
+        (24, "mL^mL^UCUM"),
+    ]);
+    let o = run(&rgv(&[give], &[]));
+    assert_eq!(o.verdict, Verdict::Block, "{:?}", o.record);
+    let e = o.record.event();
+    let json = serde_json::to_string(&*e).unwrap();
+    for name in ["John", "Doe", "12345"] {
+        assert!(!json.contains(name), "{name} in the record: {json}");
+    }
+    assert!(e.event.reason.contains("[removed]"), "{}", e.event.reason);
+    assert!(reply_text(&o).contains("Doe"), "the sender's own text");
+}
+
+#[test]
+fn words_are_scrubbed_whole_and_only_those() {
+    let words = vec!["doe".to_owned(), "4711".to_owned()];
+    assert_eq!(
+        super::hl7::scrub_text_for_tests("PCA for Doe, MRN 4711; dose 47110", &words).as_deref(),
+        Some("PCA for [removed], MRN [removed]; dose 47110")
+    );
+    assert_eq!(super::hl7::scrub_text_for_tests("Doeling", &words), None);
+}

@@ -491,6 +491,50 @@ pub fn transform_parsed(
     r
 }
 
+/// The words of a message's patient segments (PID but PID-1, and PD1, NK1,
+/// GT1, IN1, IN2, MRG but their set ids), lower-cased: names, identifiers,
+/// addresses, phone numbers, dates. A record that quotes the message's text
+/// (a refusal naming the value it could not read) must not repeat them where
+/// the site keeps raw identifiers out of its records (found by an adversarial
+/// review: a drug text "PCA for" and the patient's name, quoted in an
+/// infusion refusal). Words of three characters or more with a letter, or of
+/// four digits or more; at most [`MAX_PATIENT_WORDS`].
+pub fn patient_words(message: &Message<'_>) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for seg in message.segments() {
+        if !matches!(
+            seg.id(),
+            b"PID" | b"PD1" | b"NK1" | b"GT1" | b"IN1" | b"IN2" | b"MRG"
+        ) {
+            continue;
+        }
+        let first = if seg.id() == b"MRG" { 1 } else { 2 };
+        for n in first..=seg.field_count() {
+            let raw = seg.field(n).raw();
+            for w in raw.split(|b| !b.is_ascii_alphanumeric() && *b < 0x80) {
+                let Ok(w) = std::str::from_utf8(w) else {
+                    continue;
+                };
+                let letters = w.chars().any(char::is_alphabetic);
+                let n = w.chars().count();
+                if (letters && n >= 3) || (!letters && n >= 4) {
+                    let w = w.to_lowercase();
+                    if !words.contains(&w) {
+                        words.push(w);
+                        if words.len() == MAX_PATIENT_WORDS {
+                            return words;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    words
+}
+
+/// Most words [`patient_words`] returns: a real patient's are a few dozen.
+pub const MAX_PATIENT_WORDS: usize = 512;
+
 /// Every patient identifier the message carries (parsed here); see
 /// [`patient_ids_parsed`].
 pub fn patient_ids(message: &[u8]) -> Result<Vec<PatientId>, Hl7PrivacyError> {
