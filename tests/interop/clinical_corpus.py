@@ -851,6 +851,40 @@ def cases():
     c.add("ORC-7 TQ interval Q6H", message(cid(), [(heparin(10), [])]).replace("^EHR\r", "^EHR|||||1^Q6H\r", 1),
           "block", "WG-INF-041")
 
+    # --- Review 16 ---------------------------------------------------------------
+    # An amount with RXG-14 beside a dose stated elsewhere is a dose as written.
+    c.add("vancomycin RXG-5 6000 mg per 3 h beside a 1000 mg dose (6000 mg without RXG-14)",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin^LOCAL", f5="6000", f7=MG[0], f14="H3", f15="1000", f16=MG[0]), [])]),
+          "block", "WG-INF-011")
+    c.add("gentamicin RXG-5 2000 mg per hour beside a 500 mg dose for 15 min",
+          message(cid(), [(rxg(f1="1", f4="GENT^gentamicin^LOCAL", f5="2000", f7=MG[0], f14="H1", f15="500", f16=MG[0]),
+                           [f"TQ1|1||||||||||||15^{MIN_CQ}"])]),
+          "block", "WG-INF-011")
+    # Timing that may repeat a give.
+    bolus8000 = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="8000", f16=U[0], f17="25000", f18=U[0], f23="250", f24=ML[0])
+    for tq in ("1^ONCE^^202612041000~1^ONCE^^202612041800", "1^^^202612041000~1^^^202612041800", "1^ONCE^^^^^^^S~1^ONCE"):
+        c.add(f"bolus with ORC-7 {tq} (two timings)",
+              message(cid(), [(bolus8000, [])], orc="CH").replace("^EHR\r", f"^EHR|||||{tq}\r", 1),
+              "block", "WG-INF-041")
+    c.add("bolus with RXG-3 two timings",
+          message(cid(), [(bolus8000.replace("RXG|1|||", "RXG|1||1^^^202612041000~1^^^202612041800|", 1), [])], orc="CH"),
+          "block", "WG-INF-041")
+    for rpt in ("C^^^^6^h", "ONCE^^^^6^h", "ONCE^^^^^^^^^^Q6H"):
+        c.add(f"bolus with TQ1-3 {rpt} (a period or timing beside the pattern)",
+              message(cid(), [(bolus8000, [f"TQ1|1||{rpt}"])], orc="CH"), "block", "WG-INF-042")
+    c.add("bolus with two TQ1 each with a start",
+          message(cid(), [(bolus8000, ["TQ1|1||||||202612041000", "TQ1|2||||||202612041800"])], orc="CH"),
+          "block", "WG-INF-042")
+    for rpt in ("C&Continuous&HL70335", "ONCE&One time only&HL70335", "c"):
+        c.add(f"TQ1-3 {rpt} (one give)",
+              message(cid(), [(heparin(10), [f"TQ1|1||{rpt}"])]), "allow")
+    # Every weight given must be in the care area's range.
+    nicu = "PV1||I|NICU^1^1"
+    for a, b in (("10", "10.09"), ("10.09", "10")):
+        c.add(f"NICU heparin with weights {a} then {b} kg (10.09 outside 0.3-10)",
+              message(cid(), [(heparin(0.5, strength="1000", volume="100"), [weight(a), weight(b, n=2)])], pv1=nicu),
+              "block", "WG-INF-031")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

@@ -342,10 +342,15 @@ pub fn check(
                     .eq_ignore_ascii_case(b"once")
                     && interval.subcomponent(2).trim_ascii().is_empty();
                 many || (!once && !interval.raw().trim_ascii().is_empty())
-                    || [3usize, 5, 11, 12]
+                    // TQ.9 conjunction: this timing chained to the next.
+                    || [3usize, 5, 9, 11, 12]
                         .iter()
                         .any(|&c| !rep.component(c).raw().trim_ascii().is_empty())
             });
+            // Two timings (repetitions with a value): each is one give to a
+            // v2.3/2.4 receiver (found by an adversarial review: `1^ONCE^^10:00
+            // ~1^ONCE^^18:00` gave a bolus twice).
+            let states = states || values(&f) > 1;
             if states {
                 let name = String::from_utf8_lossy(id);
                 out.findings.push(
@@ -372,14 +377,42 @@ pub fn check(
                     == Some(1.0)
         };
         let values = |f: u16| values(&tq1.field(usize::from(f)));
-        let pattern = tq1.field(3).component(1).raw().trim_ascii();
+        // RPT-1 is a CWE: its code is the first subcomponent.
+        let rpt = tq1.field(3);
+        let pattern = rpt.component(1).subcomponent(1).trim_ascii();
+        // RPT-2 on (calendar alignment, phase range, period quantity and units,
+        // institution time, event, offset, general timing specification) each
+        // may repeat a give whatever RPT-1 says (found by an adversarial
+        // review: `C^^^^6^h`, a period of 6 h, and `ONCE^^...^Q6H`). A sender
+        // writing RPT-1's text and coding system as components (`ONCE^Once`,
+        // `C^Continuous^HL70335`) puts text where no reader finds an
+        // alignment (table 0527) or a phase (a number): that is read.
+        let comp = |c: usize| rpt.component(c).raw().trim_ascii();
+        let alignment = [
+            &b"MOY"[..],
+            b"DW",
+            b"DM",
+            b"DY",
+            b"HD",
+            b"NH",
+            b"SN",
+            b"WY",
+            b"WM",
+        ]
+        .iter()
+        .any(|a| comp(2).eq_ignore_ascii_case(a));
+        let numeric = |t: &[u8]| {
+            !t.is_empty() && std::str::from_utf8(t).is_ok_and(|t| t.parse::<f64>().is_ok())
+        };
+        let rpt_more = alignment || numeric(comp(3)) || (4..=11).any(|c| !comp(c).is_empty());
         let why = if !one(tq1.field(2).component(1).raw()) || values(2) > 1 {
             Some((2, "a quantity other than 1"))
         } else if (!pattern.is_empty()
             // Table 0335: `ONCE` one time only, `C` continuously between the
             // start and the end: neither repeats the give.
             && !pattern.eq_ignore_ascii_case(b"once")
-            && pattern != b"C")
+            && !pattern.eq_ignore_ascii_case(b"c"))
+            || rpt_more
             || values(3) > 1
         {
             Some((3, "a repeat pattern"))
@@ -907,9 +940,18 @@ fn check_give(
         &patient.weight,
         ctx.area.and_then(|a| library.care_areas.get(a)),
     ) {
-        let below = area.weight_min_kg.is_some_and(|m| *kg < m);
-        let above = area.weight_max_kg.is_some_and(|m| *kg > m);
-        if below || above {
+        // Every weight the message gives (agreeing within rounding) must lie
+        // in the care area's range: a pump may take any of them (found by an
+        // adversarial review: 10 then 10.09 kg passed a 10 kg NICU maximum).
+        let outside = |w: f64| {
+            area.weight_min_kg.is_some_and(|m| w < m) || area.weight_max_kg.is_some_and(|m| w > m)
+        };
+        let other = patient.weight_others.iter().copied().find(|&w| outside(w));
+        if outside(*kg) || other.is_some() {
+            let written = match other.filter(|_| !outside(*kg)) {
+                Some(w) => format!("{} kg (of {written} and others)", round(w)),
+                None => written.clone(),
+            };
             out.findings.push(OrderFinding::new(
                 rules::WEIGHT_OUTSIDE_AREA,
                 format!(
@@ -957,6 +999,26 @@ fn check_give(
             )
             .at(loc(b"TQ1", seq, 0)),
         );
+    }
+    // Two TQ1 of one give each with a start: two timings, each a give to a
+    // receiver (found by an adversarial review: a bolus at 10:00 and at 18:00
+    // passed as one).
+    let starts: Vec<usize> = group
+        .tq1
+        .iter()
+        .filter(|&&(i, _)| !segments[i].field(7).raw().trim_ascii().is_empty())
+        .map(|&(_, seq)| seq)
+        .collect();
+    if starts.len() > 1 {
+        out.findings.push(
+            OrderFinding::new(
+                rules::UNREAD_REPETITION,
+                format!("RXG #{n}: TQ1 #{} and #{} each state a start (TQ1-7): two timings, repeated gives wardgate does not check", starts[0], starts[1]),
+            )
+            .at(loc(b"TQ1", starts[1], 7)),
+        );
+        out.infusions.push(facts);
+        return;
     }
     for &(i, seq) in &group.tq1 {
         read_tq1(&segments[i], seq, ctx.tz.as_ref(), &mut prog, out);
@@ -1238,10 +1300,16 @@ fn check_give(
     // bolus "per hour" for 6 min passed as 2000 U).
     let c = conc.as_ref().ok().copied().flatten();
     for a in &prog.per_amounts {
-        if prog.bolus {
-            // Judged as a dose (the maximum only), through the concentration
-            // and the weight as any dose is.
+        // On a bolus, or a give stating a dose elsewhere (an intermittent
+        // dose: RXG-15 in a mass unit, an OBX dose), the amount as written is
+        // a dose to such a receiver: judged as one (the maximum only), through
+        // the concentration and the weight as any dose is (found by an
+        // adversarial review: vancomycin 6000 mg "per 3 h" beside a 1000 mg
+        // dose passed as 2000 mg/h).
+        if prog.bolus || !doses.is_empty() {
             danger_doses.push(a.clone());
+        }
+        if prog.bolus {
             continue;
         }
         for d in &prog.durations {
@@ -3048,6 +3116,7 @@ fn in_zone(
 ) -> Result<(i64, i64), String> {
     let zone = tz.iana_name().unwrap_or("the route's time zone");
     let civil = secs + offset.unwrap_or(0);
+    let stated = |o: jiff::tz::Offset| offset == Some(i64::from(o.seconds()));
     let dt = jiff::Timestamp::from_second(civil)
         .map_err(|e| format!("a time out of range: {e}"))?
         .to_zoned(jiff::tz::TimeZone::UTC)
@@ -3056,6 +3125,12 @@ fn in_zone(
     let fits = |o: jiff::tz::Offset| offset.is_none_or(|x| i64::from(o.seconds()) == x);
     match at.offset() {
         jiff::tz::AmbiguousOffset::Unambiguous { offset: o } if fits(o) => {
+            Ok((civil - i64::from(o.seconds()), civil))
+        }
+        // In the hour the clocks repeat, an offset that is one of the zone's
+        // two names one instant (02:30+0100 on the autumn night in Paris).
+        jiff::tz::AmbiguousOffset::Fold { before, after } if stated(before) || stated(after) => {
+            let o = if stated(before) { before } else { after };
             Ok((civil - i64::from(o.seconds()), civil))
         }
         jiff::tz::AmbiguousOffset::Unambiguous { offset: o } => Err(format!(

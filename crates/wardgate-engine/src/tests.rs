@@ -1390,3 +1390,80 @@ fn words_are_scrubbed_whole_and_only_those() {
     );
     assert_eq!(super::hl7::scrub_text_for_tests("Doeling", &words), None);
 }
+
+#[test]
+fn an_amount_per_give_per_time_beside_a_dose_is_judged_as_a_dose() {
+    // 24 000 U "per day" beside a 5000 U dose: a receiver ignoring RXG-14
+    // gives 24 000 U, above the 10 000 U dose limit.
+    let give = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (5, "24000"),
+        (7, "U^U^UCUM"),
+        (14, "D1"),
+        (15, "5000"),
+        (16, "U^U^UCUM"),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "250"),
+        (24, "mL^mL^UCUM"),
+    ]);
+    let o = run(&rgv(&[give], &[]));
+    assert_eq!(rule_of(&o), "WG-INF-011", "{:?}", o.record);
+}
+
+#[test]
+fn timing_that_may_repeat_a_give_is_refused() {
+    let give = heparin_rxg("10", "mL/h^mL/h^UCUM");
+    let orc = |tq: &str| {
+        rgv(std::slice::from_ref(&give), &[])
+            .replace("ORC|RE|ORD1^EHR", &format!("ORC|RE|ORD1^EHR|||||{tq}"))
+    };
+    // Two valued ORC-7 timings, or one chained to the next (TQ.9).
+    for tq in [
+        "1^ONCE^^202612041000~1^ONCE^^202612041800",
+        "1^ONCE^^^^^^^S~1^ONCE",
+    ] {
+        assert_eq!(rule_of(&run(&orc(tq))), "WG-INF-041", "{tq}");
+    }
+    // TQ1-3 with a period or a general timing specification beside ONCE/C.
+    for rpt in ["C^^^^6^h", "ONCE^^^^6^h", "ONCE^^^^^^^^^^Q6H", "ONCE^DW"] {
+        let m = rgv(std::slice::from_ref(&give), &[&format!("TQ1|1||{rpt}")]);
+        assert_eq!(rule_of(&run(&m)), "WG-INF-042", "{rpt}");
+    }
+    // Two TQ1 of one give each with a start.
+    let m = rgv(
+        std::slice::from_ref(&give),
+        &["TQ1|1||||||202612041000", "TQ1|2||||||202612041800"],
+    );
+    assert_eq!(rule_of(&run(&m)), "WG-INF-042");
+    // RPT-1 coded as a CWE, or its text written as components, repeats nothing.
+    for rpt in [
+        "C&Continuous&HL70335",
+        "ONCE&One time only&HL70335",
+        "ONCE^Once",
+        "C^Continuous^HL70335",
+        "c",
+    ] {
+        let m = rgv(std::slice::from_ref(&give), &[&format!("TQ1|1||{rpt}")]);
+        let o = run(&m);
+        assert_eq!(o.verdict, Verdict::Allow, "{rpt}: {:?}", o.record);
+    }
+}
+
+#[test]
+fn an_offset_names_one_instant_in_the_repeated_hour() {
+    // Paris repeats 02:00-03:00 on 2026-10-25; +0100 is its second pass.
+    let paris = Some("Europe/Paris");
+    let o = in_zone(paris, "202610250230+0100", "202610250830+0100");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    // Without an offset, or with one the zone never has, refused.
+    assert_eq!(
+        rule_of(&in_zone(paris, "202610250230", "202610250830")),
+        "WG-INF-035"
+    );
+    assert_eq!(
+        rule_of(&in_zone(paris, "202610250230+0300", "202610250830+0100")),
+        "WG-INF-035"
+    );
+}
