@@ -78,13 +78,20 @@ fn scrubbed(route: &RoutePolicy, frame: &[u8], mut o: Outcome) -> Outcome {
     let Ok(msg) = Message::parse(payload, &limits) else {
         return o;
     };
-    let words = wardgate_privacy::hl7::patient_words(&msg);
-    if words.is_empty() {
+    let found = wardgate_privacy::hl7::patient_words(&msg);
+    // On a route that de-identifies HL7, or where the list of words is not
+    // whole, nothing quoted from the message is kept: a name written only in
+    // free text (no PID), or past the list's bound, is no word of it.
+    let quotes = !found.complete || route.privacy.as_ref().is_some_and(|p| p.hl7.is_some());
+    if found.words.is_empty() && !quotes {
         return o;
     }
     let scrub = |t: &mut String| {
-        if let Some(clean) = scrub_text(t, &words) {
-            *t = clean;
+        let q = if quotes { unquoted(t) } else { None };
+        let base = q.as_deref().unwrap_or(t.as_str());
+        match (scrub_text(base, &found.words), q) {
+            (Some(clean), _) | (None, Some(clean)) => *t = clean,
+            (None, None) => {}
         }
     };
     scrub(&mut e.event.reason);
@@ -110,14 +117,46 @@ fn scrubbed(route: &RoutePolicy, frame: &[u8], mut o: Outcome) -> Outcome {
     o
 }
 
+/// `text` with every double-quoted part (a value quoted from the message,
+/// as `{:?}` writes it) replaced by `"[removed]"`; `None` when it has none.
+fn unquoted(text: &str) -> Option<String> {
+    if !text.contains('"') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' {
+            continue;
+        }
+        // Inside a quote: skip to its closing mark (a backslash escapes).
+        let mut escaped = false;
+        for q in chars.by_ref() {
+            if escaped {
+                escaped = false;
+            } else if q == '\\' {
+                escaped = true;
+            } else if q == '"' {
+                break;
+            }
+        }
+        out.push_str("[removed]\"");
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 pub(crate) fn scrub_text_for_tests(text: &str, words: &[String]) -> Option<String> {
     scrub_text(text, words)
 }
 
-/// `text` with every word (a run of letters and digits) that is one of
-/// `words` (lower-case) replaced by `[removed]`; `None` when none is.
+/// `text` with every word ([`wardgate_privacy::hl7::words_of`]) whose
+/// [`wardgate_privacy::hl7::word_key`] is one of `words` replaced by
+/// `[removed]`, and a last word cut by the record's length bound (`…`) that
+/// begins one of them; `None` when none is.
 fn scrub_text(text: &str, words: &[String]) -> Option<String> {
+    use wardgate_privacy::hl7::word_key;
     let mut out = String::new();
     let mut last = 0;
     let mut changed = false;
@@ -131,11 +170,10 @@ fn scrub_text(text: &str, words: &[String]) -> Option<String> {
             continue;
         }
         if let Some(s) = start.take() {
-            let w = &text[s..i];
-            if words
-                .iter()
-                .any(|x| x.eq_ignore_ascii_case(w) || *x == w.to_lowercase())
-            {
+            let k = word_key(&text[s..i]);
+            // Cut by a length bound (`bounded` ends a value with `…`).
+            let cut = text[i..].starts_with('…');
+            if words.iter().any(|w| *w == k || (cut && w.starts_with(&k))) {
                 out.push_str(&text[last..s]);
                 out.push_str("[removed]");
                 last = i;

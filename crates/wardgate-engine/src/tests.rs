@@ -1467,3 +1467,54 @@ fn an_offset_names_one_instant_in_the_repeated_hour() {
         "WG-INF-035"
     );
 }
+
+#[test]
+fn the_scrub_matches_names_however_they_are_written() {
+    // The drug text names the patient as the PID writes it, or as a quote of
+    // it decodes: each name word is removed from the record.
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("Wu^Li", "PCA for Li Wu", &["Li", "Wu"]),
+        ("YILMAZ^AYŞE", "PCA for Ayşe Yılmaz", &["Ayşe", "Yılmaz"]),
+        ("İBRAHİMOĞLU^Ali", "PCA for İbrahimoğlu", &["İbrahimoğlu"]),
+        (
+            "O’Zebulon^Mary",
+            "PCA for Mary O’Zebulon",
+            &["Zebulon", "Mary"],
+        ),
+        (
+            "Zebulonova–Quirke^Ann",
+            "PCA for Zebulonova–Quirke",
+            &["Zebulonova", "Quirke"],
+        ),
+        (
+            "Zebul\\XC3B6\\nova^Ann",
+            "PCA for Zebulönova",
+            &["Zebulönova"],
+        ),
+        (
+            "Zebulonova^Ann",
+            &format!("PCA {} Zebulonova", "x".repeat(107)),
+            &["Zebul"],
+        ),
+    ];
+    for (pid5, text, gone) in cases {
+        let give = rxg(&[
+            (1, "1"),
+            (4, &format!("HEP^{text}^LOCAL")),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "500"),
+            (24, "mL^mL^UCUM"),
+        ]);
+        let msg = rgv(&[give], &[]).replace("Doe^John", pid5);
+        let o = run(&msg);
+        assert_eq!(o.verdict, Verdict::Block, "{pid5}: {:?}", o.record);
+        let json = serde_json::to_string(&*o.record.event()).unwrap();
+        for g in *gone {
+            assert!(!json.contains(g), "{g} of {pid5:?} in the record: {json}");
+        }
+        assert!(json.contains("[removed]"), "{json}");
+    }
+}

@@ -492,48 +492,100 @@ pub fn transform_parsed(
 }
 
 /// The words of a message's patient segments (PID but PID-1, and PD1, NK1,
-/// GT1, IN1, IN2, MRG but their set ids), lower-cased: names, identifiers,
-/// addresses, phone numbers, dates. A record that quotes the message's text
-/// (a refusal naming the value it could not read) must not repeat them where
-/// the site keeps raw identifiers out of its records (found by an adversarial
-/// review: a drug text "PCA for" and the patient's name, quoted in an
-/// infusion refusal). Words of three characters or more with a letter, or of
-/// four digits or more; at most [`MAX_PATIENT_WORDS`].
-pub fn patient_words(message: &Message<'_>) -> Vec<String> {
-    let mut words: Vec<String> = Vec::new();
-    for seg in message.segments() {
-        if !matches!(
-            seg.id(),
-            b"PID" | b"PD1" | b"NK1" | b"GT1" | b"IN1" | b"IN2" | b"MRG"
-        ) {
-            continue;
-        }
-        let first = if seg.id() == b"MRG" { 1 } else { 2 };
-        for n in first..=seg.field_count() {
-            let raw = seg.field(n).raw();
-            for w in raw.split(|b| !b.is_ascii_alphanumeric() && *b < 0x80) {
-                let Ok(w) = std::str::from_utf8(w) else {
+/// GT1, IN1, IN2, MRG but their set ids), as [`word_key`]s: names,
+/// identifiers, addresses, phone numbers, dates. A record that quotes the
+/// message's text (a refusal naming the value it could not read) must not
+/// repeat them where the site keeps raw identifiers out of its records (found
+/// by an adversarial review: a drug text "PCA for" and the patient's name,
+/// quoted in an infusion refusal). Each value is read decoded (escapes, and
+/// bytes not UTF-8 replaced as a quote of it is) and split into words as
+/// [`words_of`] splits the quote. Words of a name field (PID-5, 6, 9, NK1-2,
+/// GT1-3, IN1-16, MRG-7) of two letters or more (Li, Wu), of others three;
+/// digits of a phone field (PID-13, 14, NK1-5, 6) three or more, of others
+/// four. `complete` is false when more than [`MAX_PATIENT_WORDS`] were found:
+/// a caller must then not rely on the list.
+pub fn patient_words(message: &Message<'_>) -> PatientWords {
+    let mut out = PatientWords {
+        words: Vec::new(),
+        complete: true,
+    };
+    // Name fields first, so a long list keeps them.
+    for names_pass in [true, false] {
+        for seg in message.segments() {
+            let id = seg.id();
+            let (first, names, phones): (usize, &[usize], &[usize]) = match id {
+                b"PID" => (2, &[5, 6, 9], &[13, 14]),
+                b"NK1" => (2, &[2], &[5, 6]),
+                b"GT1" => (2, &[3], &[]),
+                b"IN1" => (2, &[16], &[]),
+                b"MRG" => (1, &[7], &[]),
+                b"PD1" | b"IN2" => (2, &[], &[]),
+                _ => continue,
+            };
+            for n in first..=seg.field_count() {
+                let is_name = names.contains(&n);
+                if is_name != names_pass {
                     continue;
+                }
+                let text = seg.field(n).text();
+                let (letters_min, digits_min) = if is_name {
+                    (2, 3)
+                } else if phones.contains(&n) {
+                    (3, 3)
+                } else {
+                    (3, 4)
                 };
-                let letters = w.chars().any(char::is_alphabetic);
-                let n = w.chars().count();
-                if (letters && n >= 3) || (!letters && n >= 4) {
-                    let w = w.to_lowercase();
-                    if !words.contains(&w) {
-                        words.push(w);
-                        if words.len() == MAX_PATIENT_WORDS {
-                            return words;
-                        }
+                for w in words_of(&text) {
+                    let letters = w.chars().any(char::is_alphabetic);
+                    let len = w.chars().count();
+                    if (letters && len < letters_min) || (!letters && len < digits_min) {
+                        continue;
                     }
+                    let k = word_key(w);
+                    if out.words.contains(&k) {
+                        continue;
+                    }
+                    if out.words.len() == MAX_PATIENT_WORDS {
+                        out.complete = false;
+                        return out;
+                    }
+                    out.words.push(k);
                 }
             }
         }
     }
-    words
+    out
+}
+
+/// What [`patient_words`] found.
+#[derive(Debug, Clone, Default)]
+pub struct PatientWords {
+    /// The words, as [`word_key`]s.
+    pub words: Vec<String>,
+    /// False when there were more than [`MAX_PATIENT_WORDS`].
+    pub complete: bool,
 }
 
 /// Most words [`patient_words`] returns: a real patient's are a few dozen.
 pub const MAX_PATIENT_WORDS: usize = 512;
+
+/// The words of a text: runs of letters and digits (Unicode), each with the
+/// characters that join a word (an apostrophe, a combining mark) inside it
+/// taken as separators, as on both sides of a comparison.
+pub fn words_of(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// A word as it is compared: lower-cased, the Turkish dotted and dotless i
+/// both as `i` (`YILMAZ` and `Yılmaz`, `İ` and `i`).
+pub fn word_key(w: &str) -> String {
+    w.chars()
+        .flat_map(char::to_lowercase)
+        .filter(|c| *c != '\u{307}')
+        .map(|c| if c == 'ı' { 'i' } else { c })
+        .collect()
+}
 
 /// Every patient identifier the message carries (parsed here); see
 /// [`patient_ids_parsed`].
