@@ -885,6 +885,27 @@ def cases():
               message(cid(), [(heparin(0.5, strength="1000", volume="100"), [weight(a), weight(b, n=2)])], pv1=nicu),
               "block", "WG-INF-031")
 
+    # --- Review 17 ---------------------------------------------------------------
+    for tqs in (["TQ1|1|||1000", "TQ1|2|||1800"], ["TQ1|1||||||202612041000", "TQ1|2|||1800"],
+                [f"TQ1|1||||||202612041000", f"TQ1|2||||6^{HR_CQ}"], [f"TQ1|1||||0^{HR_CQ}", f"TQ1|2||||6^{HR_CQ}"]):
+        c.add(f"bolus with {tqs[0]} and {tqs[1]} (two starts)",
+              message(cid(), [(bolus8000, tqs)], orc="CH"), "block", "WG-INF-042")
+    c.add("bolus with a start in ORC-7 and another in TQ1",
+          message(cid(), [(bolus8000, ["TQ1|1||||||202612041800"])], orc="CH").replace("^EHR\r", "^EHR|||||1^ONCE^^202612041000\r", 1),
+          "block", "WG-INF-042")
+    c.add("bolus with a start in RXG-3 and another in ORC-7",
+          message(cid(), [(bolus8000.replace("RXG|1|||", "RXG|1||1^ONCE^^202612041000|", 1), [])], orc="CH")
+          .replace("^EHR\r", "^EHR|||||1^ONCE^^202612041800\r", 1),
+          "block", "WG-INF-042")
+    for rpt in ("&Q6H", "^Q6H", "ONCE^Q6H", "ONCE^Once^HL70335&Q6H"):
+        c.add(f"bolus with TQ1-3 {rpt} (a repeat pattern as text)",
+              message(cid(), [(bolus8000, [f"TQ1|1||{rpt}"])], orc="CH"), "block", "WG-INF-042")
+    c.add("bolus with one start in TQ1-7 and TQ1-3 ONCE^Once^HL70335",
+          message(cid(), [(bolus8000, ["TQ1|1||ONCE^Once^HL70335||||202612041000"])], orc="CH"), "allow")
+    c.add("NICU heparin with disagreeing weights 12 and 9 kg (12 outside the care area's range)",
+          message(cid(), [(heparin(0.5, strength="1000", volume="100"), [weight("12"), weight("9", n=2)])], pv1="PV1||I|NICU^1^1"),
+          "block", "WG-INF-021")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

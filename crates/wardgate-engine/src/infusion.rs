@@ -404,7 +404,30 @@ pub fn check(
         let numeric = |t: &[u8]| {
             !t.is_empty() && std::str::from_utf8(t).is_ok_and(|t| t.parse::<f64>().is_ok())
         };
-        let rpt_more = alignment || numeric(comp(3)) || (4..=11).any(|c| !comp(c).is_empty());
+        // RPT-1's text, wherever written (its CWE text and alternates, or
+        // the component after it), must say what its code says; a text with
+        // no code is refused (found by an adversarial review: `&Q6H`, `^Q6H`,
+        // `ONCE^Q6H`, every 6 h to a receiver reading the text).
+        let code = rpt.component(1);
+        let says = |t: &[u8]| {
+            let t = String::from_utf8_lossy(t).trim().to_ascii_lowercase();
+            t.is_empty()
+                || match pattern.to_ascii_lowercase().as_slice() {
+                    b"once" => matches!(t.as_str(), "once" | "one time" | "one time only"),
+                    b"c" => matches!(t.as_str(), "continuous" | "continuously" | "c"),
+                    _ => false,
+                }
+        };
+        let texts_agree = says(code.subcomponent(2))
+            && says(code.subcomponent(4))
+            && says(code.subcomponent(5))
+            && (alignment || says(comp(2)));
+        let rpt_more = alignment
+            || numeric(comp(3))
+            || (4..=11).any(|c| !comp(c).is_empty())
+            || !rpt.component(3).subcomponent(2).trim_ascii().is_empty()
+            || !texts_agree
+            || (pattern.is_empty() && !rpt.raw().trim_ascii().is_empty());
         let why = if !one(tq1.field(2).component(1).raw()) || values(2) > 1 {
             Some((2, "a quantity other than 1"))
         } else if (!pattern.is_empty()
@@ -936,6 +959,24 @@ fn check_give(
         out.infusions.push(facts);
         return;
     }
+    // Every weight the message gives, agreeing or not, must lie in the care
+    // area's range (found by an adversarial review: 12 and 9 kg in the NICU
+    // passed as "weights that disagree, not needed", where 12 kg alone is
+    // refused).
+    // The disagreement is what is refused (its own rule, blocking).
+    if let (Err(f), Some(area)) = (
+        &patient.weight,
+        ctx.area.and_then(|a| library.care_areas.get(a)),
+    ) {
+        let outside = |w: f64| {
+            area.weight_min_kg.is_some_and(|m| w < m) || area.weight_max_kg.is_some_and(|m| w > m)
+        };
+        if patient.weights_seen.iter().any(|&w| outside(w)) {
+            out.findings.push(f.clone());
+            out.infusions.push(facts);
+            return;
+        }
+    }
     if let (Ok(Some((kg, written))), Some(area)) = (
         &patient.weight,
         ctx.area.and_then(|a| library.care_areas.get(a)),
@@ -1000,22 +1041,40 @@ fn check_give(
             .at(loc(b"TQ1", seq, 0)),
         );
     }
-    // Two TQ1 of one give each with a start: two timings, each a give to a
-    // receiver (found by an adversarial review: a bolus at 10:00 and at 18:00
-    // passed as one).
-    let starts: Vec<usize> = group
+    // Two places that each say when the give starts are two timings, each a
+    // give to a receiver (found by adversarial reviews: a bolus at 10:00 and
+    // at 18:00 passed as one): a TQ1 with an explicit time (TQ1-4), a
+    // relative time (TQ1-5) or a start (TQ1-7), the order's ORC-7 or this
+    // give's RXG-3 with a start (TQ.4).
+    let mut starts: Vec<String> = group
         .tq1
         .iter()
-        .filter(|&&(i, _)| !segments[i].field(7).raw().trim_ascii().is_empty())
-        .map(|&(_, seq)| seq)
+        .filter(|&&(i, _)| {
+            [4usize, 5, 7]
+                .iter()
+                .any(|&f| !segments[i].field(f).raw().trim_ascii().is_empty())
+        })
+        .map(|&(_, seq)| format!("TQ1 #{seq}"))
         .collect();
+    let legacy_start = |f: Field<'_>| {
+        f.repetitions()
+            .any(|r| !r.component(4).raw().trim_ascii().is_empty())
+    };
+    if let Some(orc) = segments[..at].iter().rev().find(|s| s.id() == b"ORC") {
+        if legacy_start(orc.field(7)) {
+            starts.push("ORC-7".into());
+        }
+    }
+    if legacy_start(rxg.field(3)) {
+        starts.push("RXG-3".into());
+    }
     if starts.len() > 1 {
         out.findings.push(
             OrderFinding::new(
                 rules::UNREAD_REPETITION,
-                format!("RXG #{n}: TQ1 #{} and #{} each state a start (TQ1-7): two timings, repeated gives wardgate does not check", starts[0], starts[1]),
+                format!("RXG #{n}: {} and {} each say when the give starts: two timings, repeated gives wardgate does not check", starts[0], starts[1]),
             )
-            .at(loc(b"TQ1", starts[1], 7)),
+            .at(loc(b"RXG", n, 0)),
         );
         out.infusions.push(facts);
         return;
@@ -3319,6 +3378,8 @@ struct PatientFacts {
     /// second 2020 U/h over a 2000 U/h limit).
     weight_others: Vec<f64>,
     bsa_others: Vec<f64>,
+    /// Every body weight (kg) read from the message, whether they agree or not.
+    weights_seen: Vec<f64>,
 }
 
 fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
@@ -3499,11 +3560,13 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
         v
     };
     let (weight_others, bsa_others) = (others(&weights), others(&bsas));
+    let weights_seen = weights.iter().map(|w| w.0).collect();
     PatientFacts {
         weight: settle(weights, weight_err, "body weight", 0.1),
         bsa: settle(bsas, bsa_err, "body surface area", 0.01),
         weight_others,
         bsa_others,
+        weights_seen,
     }
 }
 

@@ -1518,3 +1518,39 @@ fn the_scrub_matches_names_however_they_are_written() {
         assert!(json.contains("[removed]"), "{json}");
     }
 }
+
+#[test]
+fn starts_and_repeat_texts_that_may_repeat_a_bolus_are_refused() {
+    let give = heparin_rxg("10", "mL/h^mL/h^UCUM");
+    for extra in [
+        &["TQ1|1|||1000", "TQ1|2|||1800"][..],
+        &["TQ1|1||||||202612041000", "TQ1|2|||1800"],
+        &["TQ1|1||||||202612041000", "TQ1|2||||6^h"],
+        &["TQ1|1||&Q6H"],
+        &["TQ1|1||^Q6H"],
+        &["TQ1|1||ONCE^Q6H"],
+        &["TQ1|1||ONCE&Every six hours"],
+        &["TQ1|1||ONCE^Once^HL70335&Q6H"],
+    ] {
+        let o = run(&rgv(std::slice::from_ref(&give), extra));
+        assert_eq!(rule_of(&o), "WG-INF-042", "{extra:?}: {:?}", o.record);
+    }
+    // A start in ORC-7 and another in TQ1.
+    let m = rgv(std::slice::from_ref(&give), &["TQ1|1||||||202612041800"]).replace(
+        "ORC|RE|ORD1^EHR",
+        "ORC|RE|ORD1^EHR|||||1^ONCE^^202612041000",
+    );
+    assert_eq!(rule_of(&run(&m)), "WG-INF-042");
+    // One start, anywhere, is one give.
+    let m = rgv(
+        std::slice::from_ref(&give),
+        &["TQ1|1||ONCE^Once^HL70335||||202612041000"],
+    );
+    let o = run(&m);
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    let m = rgv(std::slice::from_ref(&give), &[]).replace(
+        "ORC|RE|ORD1^EHR",
+        "ORC|RE|ORD1^EHR|||||1^ONCE^^202612041000",
+    );
+    assert_eq!(run(&m).verdict, Verdict::Allow);
+}
