@@ -1403,6 +1403,49 @@ fn a_decoy_to_the_zero_mac_is_dropped() {
     assert!(rules.iter().any(|r| r == "WG-CAP-012"), "{rules:?}");
 }
 
+/// Found by an adversarial review (round 12), verified on Linux 6.18: a
+/// frame with both MACs zero was taken as loopback (no station named), so a
+/// decoy so built on a connection whose frames carry real MACs was read as
+/// real: a safe copy of the order (the host read only the unsafe one sent
+/// after it at the same sequence numbers), or a FIN (the unsafe order after
+/// it was dropped as data past the client's FIN). The next hop's NIC drops a
+/// frame to 00:00:00:00:00:00; a loopback capture, every frame zero, reads
+/// as before.
+#[test]
+fn a_decoy_with_both_macs_zero_is_dropped() {
+    let zero = |mut f: Vec<u8>| {
+        f[0..12].fill(0);
+        f
+    };
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(zero(build(&Seg::data(0, &decoy))));
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+    // A FIN with both MACs zero: the order after it is read.
+    let (mut f, n, bad) = after_safe_order();
+    f.push(zero(build(&Seg {
+        fin: true,
+        ..Seg::data(n, b"")
+    })));
+    f.push(build(&Seg::data(n, &bad)));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+    // A loopback capture: every frame's MACs zero, nothing dropped.
+    let mut f = handshake(false);
+    f.push(build(&Seg::data(0, &bad)));
+    f.push(server_ack(bad.len() as u32));
+    let f: Vec<Vec<u8>> = f.into_iter().map(zero).collect();
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+}
+
 /// The first SYN seen may be a decoy that never reached the host: a copy of
 /// it with the same ISN, a higher TTL, a good checksum or options the first
 /// left out says what the connection is.
