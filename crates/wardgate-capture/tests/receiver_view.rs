@@ -2304,3 +2304,134 @@ fn a_fin_from_one_end_does_not_let_a_syn_restart_the_connection() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
 }
+
+/// A SYN from the client's port with ISN `isn`, the server's SYN-ACK for it
+/// with ISN `srv`, the client's ACK, then `payload` in that connection.
+fn reconnect(isn: u32, srv: u32, payload: &[u8]) -> Vec<Vec<u8>> {
+    let seg = |seq: u32, payload| {
+        build(&Seg {
+            seq,
+            ack: Some(srv + 1),
+            ..Seg::data(0, payload)
+        })
+    };
+    vec![
+        build(&Seg {
+            seq: isn,
+            ack: None,
+            syn: true,
+            ..Seg::data(0, b"")
+        }),
+        build(&Seg {
+            to_server: false,
+            seq: srv,
+            ack: Some(isn + 1),
+            syn: true,
+            ..Seg::data(0, b"")
+        }),
+        seg(isn + 1, b""),
+        seg(isn + 1, payload),
+        build(&Seg {
+            to_server: false,
+            seq: srv + 1,
+            ack: Some(isn + 1 + payload.len() as u32),
+            ..Seg::data(0, b"")
+        }),
+    ]
+}
+
+/// The client's exact RST after `n` bytes in the old sequence space.
+fn client_rst(n: u32) -> Vec<u8> {
+    build(&Seg {
+        ack: None,
+        rst: true,
+        ..Seg::data(n, b"")
+    })
+}
+
+/// Found by an adversarial review (round 12), verified on Linux 6.18: a
+/// forged SYN-ACK opened a fork; the client then really reset the old
+/// connection and reconnected (a new SYN, the server's real SYN-ACK), and
+/// sent the unsafe order on the new connection, which the host read. While
+/// a fork existed, a further SYN-ACK was "a third sequence space: not
+/// followed" and dropped silently, and the new connection's packets were
+/// dropped as the host's drops. A further SYN-ACK replaces a fork the
+/// server never proved, whether the fork was still waiting (g1) or had been
+/// left undecided long before (g3).
+#[test]
+fn a_real_reconnect_after_a_forged_syn_ack_is_followed() {
+    for (undecided, data_in_fork) in [(false, false), (false, true), (true, false)] {
+        let (mut f, n, bad) = after_safe_order();
+        f.push(new_syn());
+        if !undecided {
+            // The server's challenge ACK: the forged SYN-ACK is refuted.
+            f.push(server_ack(n));
+        }
+        f.push(forged_syn_ack());
+        if data_in_fork {
+            f.push(new_space(0, b""));
+            f.push(new_space(0, &order("OK-002", "20")));
+        }
+        let late = f.len();
+        f.push(client_rst(n));
+        f.extend(reconnect(CISN + 0x6000_0000, SISN + 0x1234_5678, &bad));
+        let at = move |i: usize| -> u64 {
+            let base = i as u64 * 1000;
+            if undecided && i >= late {
+                base + 4_000_000
+            } else {
+                base
+            }
+        };
+        let (d, rules) = run(
+            &f,
+            wardgate_capture::reassembly::Policy::Linux,
+            FlowLimits::default(),
+            &at,
+        );
+        assert!(
+            violated(&d, "BAD-1"),
+            "{undecided} {data_in_fork}: {d:?} {rules:?}"
+        );
+    }
+}
+
+/// A SYN from client port `port` (another connection, no data), to fill the
+/// flow table.
+fn other_syn(port: u16) -> Vec<u8> {
+    let mut f = build(&Seg {
+        seq: CISN,
+        ack: None,
+        syn: true,
+        ..Seg::data(0, b"")
+    });
+    f[34..36].copy_from_slice(&port.to_be_bytes());
+    fix(&mut f);
+    f
+}
+
+/// Found by an adversarial review (round 12): with the flow table exactly
+/// full, the fork a SYN-ACK for a mid-stream SYN opens was refused and the
+/// SYN-ACK restarted the connection (the round-11 behaviour): the unsafe
+/// order sent in the old sequence space, which the host read, was dropped.
+/// The fork evicts as a new flow would (connections without data first);
+/// where nothing can go, the old connection is kept and the doubt named.
+#[test]
+fn a_full_flow_table_does_not_let_a_syn_ack_restart_a_connection() {
+    for max_flows in [8, 1] {
+        let (mut f, n, bad) = after_safe_order();
+        for i in 1..max_flows {
+            f.push(other_syn(41000 + i as u16));
+        }
+        f.push(new_syn());
+        f.push(forged_syn_ack());
+        f.push(build(&Seg::data(n, &bad)));
+        let limits = FlowLimits {
+            max_flows,
+            ..FlowLimits::default()
+        };
+        let (d, rules) = analyse_limited(&f, limits, 1000);
+        assert!(violated(&d, "BAD-1"), "{max_flows}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-025"), "{max_flows}: {rules:?}");
+    }
+}
