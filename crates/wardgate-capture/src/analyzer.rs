@@ -522,8 +522,9 @@ enum ResetEnd {
 ///
 /// One fork at a time: a SYN-ACK for a SYN with yet another ISN (the client
 /// reset the old connection and reconnected, or another forgery) replaces a
-/// fork the server never proved (one it proved has taken the ports by then),
-/// which is reported as settled so far. The SYNs and SYN-ACKs of the new
+/// fork the server never proved, which is reported as settled so far; a fork
+/// it proved (ACKs of new-space data only, the wait not yet run out) takes
+/// the ports first, and is forked in turn. The SYNs and SYN-ACKs of the new
 /// connection's ISN go to it, any other to the old connection. Found by an
 /// adversarial review (round 12): a further SYN-ACK while a fork was open, or
 /// after one was left undecided, was "a third sequence space" and dropped
@@ -1485,6 +1486,24 @@ impl Analyzer {
                 let live = self.flows.get(&k).is_some_and(|c| {
                     c.has_data && !(c.up.stream.fin_seen() && c.down.stream.fin_seen())
                 });
+                // A fork the server proved (ACKs of new-space data only),
+                // its wait not yet run out, is the host's connection: it takes
+                // the ports first, with the SYN held, and the SYN-ACK is then
+                // judged against it (forking it in turn).
+                let proven = live
+                    && self
+                        .flows
+                        .get(&k)
+                        .and_then(|c| c.fork.as_deref())
+                        .is_some_and(|f| !f.decided && f.new_acked && !f.old_alive);
+                if proven {
+                    let syn = self.flows.get_mut(&k).and_then(|c| c.pending_syn.take());
+                    self.resolve_fork(&k, out);
+                    if let Some(n) = self.flows.get_mut(&k) {
+                        n.pending_syn = n.pending_syn.or(syn);
+                    }
+                    return self.tcp(d, t, ts, out);
+                }
                 if live {
                     // A fork already open (a third sequence space on the
                     // ports) is replaced: it was never proved, or it would

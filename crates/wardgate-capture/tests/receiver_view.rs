@@ -2461,3 +2461,37 @@ fn repeated_overlap_conflicts_are_counted_not_each_reported() {
     // The first eight, the first in the second message, and the count.
     assert_eq!(overlaps, 10, "{rules:?}");
 }
+
+/// A fork the server proved (it acknowledged data sent in the new sequence
+/// space, nothing more in the old one) is the host's connection: a SYN-ACK
+/// for a SYN with yet another ISN inside the fork's wait forks it in turn
+/// rather than replacing it, and the order sent on it after is judged.
+#[test]
+fn a_proven_fork_is_not_replaced_by_a_further_syn_ack() {
+    let (mut f, _, bad) = after_safe_order();
+    let good = order("OK-002", "20");
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, b""));
+    f.push(new_space(0, &good));
+    f.push(new_space_ack(good.len() as u32));
+    // Another SYN and a SYN-ACK for it, nothing more on that connection.
+    f.push(build(&Seg {
+        seq: CISN + 0x6000_0000,
+        ack: None,
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 0x1234_5678,
+        ack: Some(CISN + 0x6000_0001),
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(new_space(good.len() as u32, &bad));
+    f.push(new_space_ack((good.len() + bad.len()) as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+}
