@@ -1495,7 +1495,12 @@ impl Analyzer {
                         .flows
                         .get(&k)
                         .and_then(|c| c.fork.as_deref())
-                        .is_some_and(|f| !f.decided && f.new_acked && !f.old_alive);
+                        .is_some_and(|f| {
+                            !f.decided
+                                && f.new_acked
+                                && !f.old_alive
+                                && self.flows.contains_key(&f.key)
+                        });
                 if proven {
                     let syn = self.flows.get_mut(&k).and_then(|c| c.pending_syn.take());
                     self.resolve_fork(&k, out);
@@ -1519,7 +1524,7 @@ impl Analyzer {
                     self.counts.ignored_controls += 1;
                     let Some(c) = self.flows.get(&k) else { return };
                     let clock = self.clock.at(ts);
-                    let text = format!("a SYN-ACK from {src} answered a SYN with another ISN inside this connection, which the capture did not show closed, and wardgate had no room to follow the new connection beside it (the flow table full): it kept following this one, so what the host reads on the new connection, if it has it, was not judged");
+                    let text = format!("a SYN-ACK from {src} answered a SYN with another ISN inside this connection, which the capture did not show closed, and wardgate could not follow the new connection beside it (the flow table full, no room to make): it kept following this one, so what the host reads on the new connection, if it has it, was not judged");
                     self.observer
                         .anomaly(&c.session, rules::RESTART_UNCERTAIN, text, &clock, out);
                     return;
