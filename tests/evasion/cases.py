@@ -1261,5 +1261,92 @@ for _ttl, _v6, _sfx in ((2, False, ""), (2, True, "_v6"), (16, False, "")):
          lambda c, ttl=_ttl: [c.seg(0, U, ttl=ttl), c.seg(0, S), Sync(), Fill(U)], expect=U, v6=_v6)
 
 
+# --- Found by a twelfth adversarial review (round 12) --------------------------------
+# A forged SYN-ACK opens a fork (see ctl_midsyn_forged_synack); then the client
+# really resets the old connection and reconnects (a SYN with a third ISN, the
+# server's real SYN-ACK) and sends UNSAFE on the new connection, which the host
+# reads. wardgate dropped the real SYN-ACK as "a third sequence space". The
+# receiver records the first connection (SAFE, ended by the RST); the corpus
+# test pins the violation on the second.
+_THIRD_ISN = 0x3C3C0000
+
+
+def _third_syn(c):
+    return [c.syn(isn=(c.isn + _THIRD_ISN) & MASK)]
+
+
+def _third_wait(c):
+    return [WaitSynAck((c.isn + _THIRD_ISN) & MASK)]
+
+
+def _third_data(c):
+    isn = (c.isn + _THIRD_ISN) & MASK
+    srv = c.synacks.get(isn)
+    if srv is None:
+        raise RuntimeError("no SYN-ACK for the third SYN")
+    out = [c.seg(seq=(isn + 1) & MASK, ack=(srv + 1) & MASK, flags="A", ts=False)]
+    for o in range(0, len(U), 1400):
+        out.append(c.seg(seq=(isn + 1 + o) & MASK, ack=(srv + 1) & MASK, flags="PA", data=U[o:o + 1400], ts=False))
+    return out
+
+
+def _client_rst(c):
+    return [c.seg(len(S), flags="R", ack=0, ts=False)]
+
+
+def _safe_in_forged_space(c):
+    return [c.seg(seq=(c.isn + _NEW_ISN + 1) & MASK, ack=(c.srv_nxt + 0x40000001) & MASK, flags="PA", data=S,
+                  ts=False)]
+
+
+def _oow_pure_ack(c):
+    """A pure ACK far outside the window: the server answers with a duplicate ACK,
+    and Linux's per-socket rate limit then suppresses the challenge ACK to the
+    SYN that follows within 500 ms (the fork is left undecided)."""
+    return [c.seg(seq=(c.seq(0) + 0x20000000) & MASK, flags="A", ts=False)]
+
+
+for _v6, _sfx in ((False, ""), (True, "_v6")):
+    case(f"ctl_fork_then_real_restart{_sfx}", "control",
+         "SAFE; a SYN with another ISN; a SYN-ACK for it forged from the server's address; the client's exact RST "
+         "(the server takes it); a SYN with a third ISN, the server's real SYN-ACK; UNSAFE on the new connection.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), Call(_new_syn), Call(_forged_syn_ack), Sync(), Call(_client_rst),
+                    Sync(), Call(_third_syn), Call(_third_wait), Call(_third_data), Sync()],
+         expect=S, v6=_v6)
+    case(f"ctl_undecided_fork_late_restart{_sfx}", "control",
+         "SAFE; a pure ACK far outside the window (the server's next challenge ACK may be rate-limited); a SYN "
+         "with another ISN; a forged SYN-ACK for it; 4 s (past the fork's wait; the receiver application closes the "
+         "idle connection meanwhile); the client's exact RST; a SYN with a third ISN, the server's real SYN-ACK; "
+         "UNSAFE on the new connection.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), Call(_oow_pure_ack), Call(_new_syn), Call(_forged_syn_ack),
+                    Sleep(4), Call(_client_rst), Sync(), Call(_third_syn), Call(_third_wait), Call(_third_data), Sync()],
+         expect=S, v6=_v6)
+case("ctl_fork_data_then_real_restart", "control",
+     "As ctl_fork_then_real_restart, with SAFE again sent in the forged SYN-ACK's sequence space first.",
+     lambda c: [Fill(S + U, end=len(S)), Sync(), Call(_new_syn), Call(_forged_syn_ack), Call(_safe_in_forged_space),
+                Sync(), Call(_client_rst), Sync(), Call(_third_syn), Call(_third_wait), Call(_third_data), Sync()],
+     expect=S)
+
+
+# Frames with both MACs zero (as on loopback) on a real link: the router's NIC
+# drops them (00:00:00:00:00:00 is not its address).
+def _zero_macs(frame):
+    raw = bytearray(bytes(frame))
+    raw[0:12] = bytes(12)
+    return bytes(raw)
+
+
+for _v6, _sfx in ((False, ""), (True, "_v6")):
+    case(f"decoy_zero_macs_safe_then_real{_sfx}", "link",
+         "S with both MACs zero, then U at the same sequence numbers in two segments.",
+         lambda c: [_zero_macs(c.seg(0, S)), Sync(), c.seg(0, U[:100]), c.seg(100, U[100:]), Sync(), Fill(U)],
+         expect=U, v6=_v6)
+    case(f"ctl_zero_macs_fin{_sfx}", "link",
+         "SAFE; a FIN with both MACs zero; UNSAFE after SAFE: the server reads both.",
+         lambda c: [Fill(S + U, end=len(S)), Sync(), _zero_macs(c.seg(len(S), flags="FA")), Sync(), Call(_u_after_s),
+                    Sync(), Fill(S + U)],
+         expect=S + U, v6=_v6)
+
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -101,6 +101,12 @@ def handle(conn, peer, fam):
             data += b
     finally:
         base = os.path.join(out, "%s-%d" % (fam, peer[1]))
+        # A second connection from the same port (a reconnect) is kept
+        # apart: the case's record is the first connection's.
+        n = 0
+        while os.path.exists(base + ".bin") or os.path.exists(base + ".tmp"):
+            n += 1
+            base = os.path.join(out, "%s-%d-c%d" % (fam, peer[1], n))
         with open(base + ".tmp", "wb") as f:
             f.write(bytes(data))
         with open(base + ".end", "w") as f:

@@ -125,7 +125,8 @@ def test_wardgate_judges_what_the_host_read(site, name):
 
 # Cases found missed by an adversarial review, with the outcome and the rules
 # each must keep (round 11: a forged SYN-ACK for a mid-stream SYN, several VID-0
-# tags, the real order with a low TTL).
+# tags, the real order with a low TTL; round 12: a real reconnect after a forged
+# SYN-ACK, frames with both MACs zero).
 PINNED = {
     **{f"ctl_midsyn_forged_synack{s}": ("correct", {"WG-INF-010", "WG-CAP-010"})
        for s in ("", "_v6", "_noack", "_noack_v6")},
@@ -136,6 +137,15 @@ PINNED = {
     "vlan0_x2_whole_real": ("correct", {"WG-INF-010", "WG-CAP-005"}),
     **{n: ("flagged", {"WG-CAP-005", "WG-CAP-011"})
        for n in ("decoy_ttl2_real_then_safe", "decoy_ttl2_real_then_safe_v6", "decoy_ttl16_real_then_safe")},
+    # Round 12: a forged SYN-ACK, then the client's real RST and reconnect.
+    # The receiver records the first connection (SAFE); UNSAFE, which it
+    # read on the second, must be a violation all the same.
+    **{n: ("correct", {"WG-INF-010", "WG-CAP-010"})
+       for n in ("ctl_fork_then_real_restart", "ctl_fork_then_real_restart_v6", "ctl_fork_data_then_real_restart",
+                 "ctl_undecided_fork_late_restart", "ctl_undecided_fork_late_restart_v6")},
+    # Round 12: frames with both MACs zero on a real link reach no station.
+    **{f"{n}{s}": ("correct", {"WG-INF-010", "WG-CAP-012"})
+       for n in ("decoy_zero_macs_safe_then_real", "ctl_zero_macs_fin") for s in ("", "_v6")},
 }
 
 

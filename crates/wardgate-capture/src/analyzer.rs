@@ -519,6 +519,23 @@ enum ResetEnd {
 ///   in the old one: the host has the new connection. The old one ends; the
 ///   new one takes its place.
 /// - Both, or neither: `WG-CAP-025`, and both go on being analysed.
+///
+/// One fork at a time: a SYN-ACK for a SYN with yet another ISN (the client
+/// reset the old connection and reconnected, or another forgery) replaces a
+/// fork the server never proved, which is reported as settled so far; a fork
+/// it proved (ACKs of new-space data only, the wait not yet run out) takes
+/// the ports first, and is forked in turn. The SYNs and SYN-ACKs of the new
+/// connection's ISN go to it, any other to the old connection. Found by an
+/// adversarial review (round 12): a further SYN-ACK while a fork was open, or
+/// after one was left undecided, was "a third sequence space" and dropped
+/// silently, and the real reconnect's order was missed.
+///
+/// A fork takes a place in the flow table: at the limit, room is made as for
+/// a new flow ([`Analyzer::evict`]), never by letting go of the old
+/// connection; where none can be made, the old connection is kept and the
+/// doubt named (`WG-CAP-025`), never restarted by the SYN-ACK (found by the
+/// same review: an exactly full table refused the fork, and the SYN-ACK
+/// restarted the connection).
 #[derive(Debug)]
 struct Fork {
     /// The new connection's key.
@@ -1466,19 +1483,51 @@ impl Analyzer {
             if restart {
                 // A connection not shown closed: the SYN-ACK alone restarts
                 // nothing (see [`Fork`]).
-                let (live, forked) = self.flows.get(&k).map_or((false, false), |c| {
-                    (
-                        c.has_data && !(c.up.stream.fin_seen() && c.down.stream.fin_seen()),
-                        c.fork.is_some() || k.vlans & FORK_VLANS != 0,
-                    )
+                let live = self.flows.get(&k).is_some_and(|c| {
+                    c.has_data && !(c.up.stream.fin_seen() && c.down.stream.fin_seen())
                 });
-                if live && forked {
-                    // A third sequence space on the ports: not followed.
-                    self.counts.ignored_controls += 1;
-                    return;
-                }
-                if live && self.fork(k, src, dst, ts, out) {
+                // A fork the server proved (ACKs of new-space data only),
+                // its wait not yet run out, is the host's connection: it takes
+                // the ports first, with the SYN held, and the SYN-ACK is then
+                // judged against it (forking it in turn).
+                let proven = live
+                    && self
+                        .flows
+                        .get(&k)
+                        .and_then(|c| c.fork.as_deref())
+                        .is_some_and(|f| {
+                            !f.decided
+                                && f.new_acked
+                                && !f.old_alive
+                                && self.flows.contains_key(&f.key)
+                        });
+                if proven {
+                    let syn = self.flows.get_mut(&k).and_then(|c| c.pending_syn.take());
+                    self.resolve_fork(&k, out);
+                    if let Some(n) = self.flows.get_mut(&k) {
+                        n.pending_syn = n.pending_syn.or(syn);
+                    }
                     return self.tcp(d, t, ts, out);
+                }
+                if live {
+                    // A fork already open (a third sequence space on the
+                    // ports) is replaced: it was never proved, or it would
+                    // have taken the ports (found by an adversarial review,
+                    // round 12: it was kept, and the real reconnect that
+                    // followed it was dropped unjudged).
+                    if self.fork(k, src, dst, ts, out) {
+                        return self.tcp(d, t, ts, out);
+                    }
+                    // No room to follow it (or a connection followed beside
+                    // another): the old connection is kept, never restarted
+                    // by a SYN-ACK alone, and the doubt named.
+                    self.counts.ignored_controls += 1;
+                    let Some(c) = self.flows.get(&k) else { return };
+                    let clock = self.clock.at(ts);
+                    let text = format!("a SYN-ACK from {src} answered a SYN with another ISN inside this connection, which the capture did not show closed, and wardgate could not follow the new connection beside it (the flow table full, no room to make): it kept following this one, so what the host reads on the new connection, if it has it, was not judged");
+                    self.observer
+                        .anomaly(&c.session, rules::RESTART_UNCERTAIN, text, &clock, out);
+                    return;
                 }
                 let Some(mut c) = self.flows.remove(&k) else {
                     return;
@@ -2425,13 +2474,47 @@ impl Analyzer {
         ts: u64,
         out: &mut dyn FnMut(Record),
     ) -> bool {
-        if self.flows.len() >= self.limits.max_flows {
+        if k.vlans & FORK_VLANS != 0 {
+            // A connection followed beside another forks no further.
             return false;
         }
         let fk = key(&self.keyer, k.vlans ^ FORK_VLANS, src, dst);
+        // A fork already open is replaced (see [`Fork`]): settled by what
+        // was gathered, reported, and let go.
+        let old = self.flows.get_mut(&k).and_then(|c| c.fork.take());
+        if let Some(f) = old {
+            self.forks = self.forks.saturating_sub(1);
+            if !f.decided {
+                if let Some(c) = self.flows.get(&k) {
+                    Self::fork_report_to(&mut self.observer, &mut self.clock, &c.session, &f, out);
+                }
+            }
+        }
         if let Some(stale) = self.flows.remove(&fk) {
             let ts = stale.last_us;
             self.finish(stale, ts, None, out);
+        }
+        // Room is made as for a new flow (connections without data first),
+        // never by letting go of the connection forked (found by an
+        // adversarial review, round 12: an exactly full table refused the
+        // fork, and the SYN-ACK restarted the connection).
+        if self.flows.len() >= self.limits.max_flows {
+            let Some(home) = self.flows.remove(&k) else {
+                return false;
+            };
+            for _ in 0..3 {
+                if self.flows.len() < self.limits.max_flows.saturating_sub(1) {
+                    break;
+                }
+                self.evict(out);
+            }
+            if let Some(other) = self.flows.insert(k, home) {
+                let ts = other.last_us;
+                self.finish(other, ts, None, out);
+            }
+            if self.flows.len() >= self.limits.max_flows {
+                return false;
+            }
         }
         let Some(c) = self.flows.get_mut(&k) else {
             return false;
@@ -2492,6 +2575,25 @@ impl Analyzer {
             return k;
         };
         let fk = f.key;
+        let flags = t.flags;
+        if flags.syn {
+            // A SYN or SYN-ACK of the new connection (its ISN) goes to it;
+            // any other goes to the old one, where a SYN with yet another ISN
+            // is held and its SYN-ACK forks the connection anew (found by an
+            // adversarial review, round 12: routed by distance, the real
+            // reconnect's SYN-ACK could reach either, and was dropped).
+            let isn = self.flows.get(&fk).and_then(|n| n.up.isn);
+            let from_client = self
+                .flows
+                .get(&k)
+                .is_some_and(|c| src == c.session.client());
+            let own = if flags.ack {
+                !from_client && isn.is_some_and(|i| t.ack == i.wrapping_add(1))
+            } else {
+                from_client && isn == Some(t.seq)
+            };
+            return if own { fk } else { k };
+        }
         let gone = !self.flows.contains_key(&fk);
         if !f.decided && (gone || ts.saturating_sub(f.since_us) > RESET_WAIT_US) {
             self.resolve_fork(&k, out);
@@ -2512,7 +2614,6 @@ impl Analyzer {
             return k;
         };
         let far = |a: u32, b: Option<u32>| b.map_or(u32::MAX, |b| distance(a, b));
-        let flags = t.flags;
         let from_client = src == c.session.client();
         // The client's bytes are placed by its sequence number, the server's
         // answers by what they acknowledge (a forger may give the new

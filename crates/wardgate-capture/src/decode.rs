@@ -170,8 +170,8 @@ pub struct Decoded<'a> {
     /// Source MAC address, when the link layer carries one (and it is not all zero,
     /// as on loopback).
     pub src_mac: Option<[u8; 6]>,
-    /// Destination MAC address (Ethernet only; all zero only with a source
-    /// that is not, as a decoy to no station has it).
+    /// Destination MAC address (Ethernet only, all zero as it came: on
+    /// loopback, or a decoy to no station).
     pub dst_mac: Option<[u8; 6]>,
     /// Outermost VLAN id, if tagged (VLAN 0, a priority tag, is no VLAN,
     /// except under the old QinQ EtherType 0x9100).
@@ -319,17 +319,17 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
                 }
                 at += 4;
             };
-            // Loopback frames carry zero MACs on both sides: no station is
-            // named. A zero destination with a real source is a frame to a
-            // station that is not there (the receiving NIC drops it), so it
-            // is kept as the address it is.
+            // Loopback frames carry zero MACs on both sides. The destination
+            // is kept as the address it is all the same, zero or not: on a
+            // real link a frame to 00:00:00:00:00:00 reaches no station (the
+            // next hop's NIC drops it), and the analyser tells it from a
+            // loopback capture by the connection's other frames (one whose
+            // frames all carry zero MACs stays consistent; found by an
+            // adversarial review, round 12: a frame with both MACs zero was
+            // taken as loopback, and a decoy so built was read as real).
             let (dst_mac, src_mac) = (mac_at(frame, 0), mac_at(frame, 6));
             let loopback = src_mac.is_none() && dst_mac.is_none();
-            let dst_mac = if loopback {
-                None
-            } else {
-                Some(dst_mac.unwrap_or([0; 6]))
-            };
+            let dst_mac = Some(dst_mac.unwrap_or([0; 6]));
             Link {
                 src_mac,
                 dst_mac,

@@ -1403,6 +1403,49 @@ fn a_decoy_to_the_zero_mac_is_dropped() {
     assert!(rules.iter().any(|r| r == "WG-CAP-012"), "{rules:?}");
 }
 
+/// Found by an adversarial review (round 12), verified on Linux 6.18: a
+/// frame with both MACs zero was taken as loopback (no station named), so a
+/// decoy so built on a connection whose frames carry real MACs was read as
+/// real: a safe copy of the order (the host read only the unsafe one sent
+/// after it at the same sequence numbers), or a FIN (the unsafe order after
+/// it was dropped as data past the client's FIN). The next hop's NIC drops a
+/// frame to 00:00:00:00:00:00; a loopback capture, every frame zero, reads
+/// as before.
+#[test]
+fn a_decoy_with_both_macs_zero_is_dropped() {
+    let zero = |mut f: Vec<u8>| {
+        f[0..12].fill(0);
+        f
+    };
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(zero(build(&Seg::data(0, &decoy))));
+    frames.push(build(&Seg::data(0, &bad[..100])));
+    frames.push(build(&Seg::data(100, &bad[100..])));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+    // A FIN with both MACs zero: the order after it is read.
+    let (mut f, n, bad) = after_safe_order();
+    f.push(zero(build(&Seg {
+        fin: true,
+        ..Seg::data(n, b"")
+    })));
+    f.push(build(&Seg::data(n, &bad)));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+    // A loopback capture: every frame's MACs zero, nothing dropped.
+    let mut f = handshake(false);
+    f.push(build(&Seg::data(0, &bad)));
+    f.push(server_ack(bad.len() as u32));
+    let f: Vec<Vec<u8>> = f.into_iter().map(zero).collect();
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+}
+
 /// The first SYN seen may be a decoy that never reached the host: a copy of
 /// it with the same ISN, a higher TTL, a good checksum or options the first
 /// left out says what the connection is.
@@ -2257,6 +2300,197 @@ fn a_fin_from_one_end_does_not_let_a_syn_restart_the_connection() {
         ..Seg::data(n, &bad)
     }));
     f.push(after_fin(n + bad.len() as u32));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+}
+
+/// A SYN from the client's port with ISN `isn`, the server's SYN-ACK for it
+/// with ISN `srv`, the client's ACK, then `payload` in that connection.
+fn reconnect(isn: u32, srv: u32, payload: &[u8]) -> Vec<Vec<u8>> {
+    let seg = |seq: u32, payload| {
+        build(&Seg {
+            seq,
+            ack: Some(srv + 1),
+            ..Seg::data(0, payload)
+        })
+    };
+    vec![
+        build(&Seg {
+            seq: isn,
+            ack: None,
+            syn: true,
+            ..Seg::data(0, b"")
+        }),
+        build(&Seg {
+            to_server: false,
+            seq: srv,
+            ack: Some(isn + 1),
+            syn: true,
+            ..Seg::data(0, b"")
+        }),
+        seg(isn + 1, b""),
+        seg(isn + 1, payload),
+        build(&Seg {
+            to_server: false,
+            seq: srv + 1,
+            ack: Some(isn + 1 + payload.len() as u32),
+            ..Seg::data(0, b"")
+        }),
+    ]
+}
+
+/// The client's exact RST after `n` bytes in the old sequence space.
+fn client_rst(n: u32) -> Vec<u8> {
+    build(&Seg {
+        ack: None,
+        rst: true,
+        ..Seg::data(n, b"")
+    })
+}
+
+/// Found by an adversarial review (round 12), verified on Linux 6.18: a
+/// forged SYN-ACK opened a fork; the client then really reset the old
+/// connection and reconnected (a new SYN, the server's real SYN-ACK), and
+/// sent the unsafe order on the new connection, which the host read. While
+/// a fork existed, a further SYN-ACK was "a third sequence space: not
+/// followed" and dropped silently, and the new connection's packets were
+/// dropped as the host's drops. A further SYN-ACK replaces a fork the
+/// server never proved, whether the fork was still waiting (g1) or had been
+/// left undecided long before (g3).
+#[test]
+fn a_real_reconnect_after_a_forged_syn_ack_is_followed() {
+    for (undecided, data_in_fork) in [(false, false), (false, true), (true, false)] {
+        let (mut f, n, bad) = after_safe_order();
+        f.push(new_syn());
+        if !undecided {
+            // The server's challenge ACK: the forged SYN-ACK is refuted.
+            f.push(server_ack(n));
+        }
+        f.push(forged_syn_ack());
+        if data_in_fork {
+            f.push(new_space(0, b""));
+            f.push(new_space(0, &order("OK-002", "20")));
+        }
+        let late = f.len();
+        f.push(client_rst(n));
+        f.extend(reconnect(CISN + 0x6000_0000, SISN + 0x1234_5678, &bad));
+        let at = move |i: usize| -> u64 {
+            let base = i as u64 * 1000;
+            if undecided && i >= late {
+                base + 4_000_000
+            } else {
+                base
+            }
+        };
+        let (d, rules) = run(
+            &f,
+            wardgate_capture::reassembly::Policy::Linux,
+            FlowLimits::default(),
+            &at,
+        );
+        assert!(
+            violated(&d, "BAD-1"),
+            "{undecided} {data_in_fork}: {d:?} {rules:?}"
+        );
+    }
+}
+
+/// A SYN from client port `port` (another connection, no data), to fill the
+/// flow table.
+fn other_syn(port: u16) -> Vec<u8> {
+    let mut f = build(&Seg {
+        seq: CISN,
+        ack: None,
+        syn: true,
+        ..Seg::data(0, b"")
+    });
+    f[34..36].copy_from_slice(&port.to_be_bytes());
+    fix(&mut f);
+    f
+}
+
+/// Found by an adversarial review (round 12): with the flow table exactly
+/// full, the fork a SYN-ACK for a mid-stream SYN opens was refused and the
+/// SYN-ACK restarted the connection (the round-11 behaviour): the unsafe
+/// order sent in the old sequence space, which the host read, was dropped.
+/// The fork evicts as a new flow would (connections without data first);
+/// where nothing can go, the old connection is kept and the doubt named.
+#[test]
+fn a_full_flow_table_does_not_let_a_syn_ack_restart_a_connection() {
+    for max_flows in [8, 1] {
+        let (mut f, n, bad) = after_safe_order();
+        for i in 1..max_flows {
+            f.push(other_syn(41000 + i as u16));
+        }
+        f.push(new_syn());
+        f.push(forged_syn_ack());
+        f.push(build(&Seg::data(n, &bad)));
+        let limits = FlowLimits {
+            max_flows,
+            ..FlowLimits::default()
+        };
+        let (d, rules) = analyse_limited(&f, limits, 1000);
+        assert!(violated(&d, "BAD-1"), "{max_flows}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-025"), "{max_flows}: {rules:?}");
+    }
+}
+
+/// Found by an adversarial review (round 12): 100 000 overlapping segments
+/// with different data on one connection gave 96 207 WG-CAP-005 events (110
+/// MB of JSON). Repeated stream anomalies are reported in full only for the
+/// first few on a connection, then for the first in each clinical message;
+/// the rest are counted, and the count reported when the connection closes.
+#[test]
+fn repeated_overlap_conflicts_are_counted_not_each_reported() {
+    let (one, two) = (order("BAD-1", "90"), order("BAD-2", "90"));
+    let mut f = handshake(false);
+    for (at, m) in [(0u32, &one), (one.len() as u32, &two)] {
+        f.push(build(&Seg::data(at, &m[..10])));
+        let mut other = m[20..30].to_vec();
+        other[0] ^= 0x20;
+        for i in 0..40 {
+            let copy = if i % 2 == 0 { &m[20..30] } else { &other[..] };
+            f.push(build(&Seg::data(at + 20, copy)));
+        }
+        f.push(build(&Seg::data(at + 10, &m[10..20])));
+        f.push(build(&Seg::data(at + 30, &m[30..])));
+    }
+    let (_, rules) = analyse(&f);
+    let overlaps = rules.iter().filter(|r| *r == "WG-CAP-005").count();
+    // The first eight, the first in the second message, and the count.
+    assert_eq!(overlaps, 10, "{rules:?}");
+}
+
+/// A fork the server proved (it acknowledged data sent in the new sequence
+/// space, nothing more in the old one) is the host's connection: a SYN-ACK
+/// for a SYN with yet another ISN inside the fork's wait forks it in turn
+/// rather than replacing it, and the order sent on it after is judged.
+#[test]
+fn a_proven_fork_is_not_replaced_by_a_further_syn_ack() {
+    let (mut f, _, bad) = after_safe_order();
+    let good = order("OK-002", "20");
+    f.push(new_syn());
+    f.push(forged_syn_ack());
+    f.push(new_space(0, b""));
+    f.push(new_space(0, &good));
+    f.push(new_space_ack(good.len() as u32));
+    // Another SYN and a SYN-ACK for it, nothing more on that connection.
+    f.push(build(&Seg {
+        seq: CISN + 0x6000_0000,
+        ack: None,
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 0x1234_5678,
+        ack: Some(CISN + 0x6000_0001),
+        syn: true,
+        ..Seg::data(0, b"")
+    }));
+    f.push(new_space(good.len() as u32, &bad));
+    f.push(new_space_ack((good.len() + bad.len()) as u32));
     let (d, rules) = analyse(&f);
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");

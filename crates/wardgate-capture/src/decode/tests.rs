@@ -557,3 +557,18 @@ fn avx2_sum_equals_the_plain_sum() {
         }
     }
 }
+
+/// Found by an adversarial review (round 12): a frame with both MACs zero
+/// was taken as loopback and named no station, so the analyser's check of
+/// the station a connection's frames reach never fired on it. The zero
+/// destination is kept (a loopback capture's frames all carry it, and stay
+/// consistent); the frame is still one the capturing host sent.
+#[test]
+fn a_frame_with_both_macs_zero_keeps_its_zero_destination() {
+    let mut f = tcp_frame(None, b"x");
+    f[0..12].fill(0);
+    let d = decode(LinkType::Ethernet, &f).expect("decodes");
+    assert_eq!(d.dst_mac, Some([0; 6]));
+    assert_eq!(d.src_mac, None);
+    assert!(d.sent_by_capture_host);
+}

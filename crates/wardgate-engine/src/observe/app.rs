@@ -504,6 +504,24 @@ impl App {
         }
     }
 
+    /// Bytes of a clinical message in progress one direction's parser holds.
+    pub(super) fn pending(&self, from_client: bool) -> usize {
+        match self {
+            App::Hl7(h) => {
+                let dir = if from_client { &h.client } else { &h.server };
+                dir.pending.buf.len()
+            }
+            App::Dicom(d) => {
+                if from_client {
+                    d.client.buf.len()
+                } else {
+                    d.server.buf.len()
+                }
+            }
+            _ => 0,
+        }
+    }
+
     /// Bytes this session holds between packets (partial frames, PDUs, lines).
     pub(super) fn buffered(&self) -> usize {
         match self {
