@@ -352,12 +352,16 @@ def cases():
     # --- Patient weight and surface area --------------------------------------------
     c.add("propofol without weight", message(cid(), [(propofol(30), [])]), "block", "WG-INF-006")
     c.add("propofol with only a wrong (W) weight", message(cid(), [(propofol(30), [weight(status="W")])]), "block", "WG-INF-006")
-    # Statuses that carry no result (HL7 table 0085): pending, not asked, order detail.
+    # Statuses that carry no result (HL7 table 0085): pending, not asked, order
+    # detail. With a value they are two readings (none to a reader of OBX-11, a
+    # weight to a pump reading OBX-5): refused where the order needs the weight.
     for st in ("I", "N", "O"):
-        c.add(f"propofol with only a weight of status {st} (no result)",
-              message(cid(), [(propofol(30), [weight("80", status=st)])]), "block", "WG-INF-006")
-        c.add(f"propofol with a weight of status {st} beside a final one",
-              message(cid(), [(propofol(25), [weight("40", status=st), weight("80", n=2)])]), "allow")
+        c.add(f"propofol with only a weight of status {st} (no result) carrying a value",
+              message(cid(), [(propofol(30), [weight("80", status=st)])]), "block", "WG-INF-020")
+        c.add(f"propofol with a weight of status {st} carrying a value beside a final one",
+              message(cid(), [(propofol(25), [weight("40", status=st), weight("80", n=2)])]), "block", "WG-INF-020")
+        c.add(f"propofol with an empty weight of status {st} beside a final one",
+              message(cid(), [(propofol(25), [weight("", status=st), weight("80", n=2)])]), "allow")
     c.add("propofol with only a deleted (D) weight", message(cid(), [(propofol(30), [weight(status="D")])]), "block", "WG-INF-006")
     c.add("propofol with only an X weight", message(cid(), [(propofol(30), [weight(status="X")])]), "block", "WG-INF-006")
     # Under the give, a mass under an identifier the weight reader does not read

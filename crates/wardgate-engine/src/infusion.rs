@@ -2586,7 +2586,10 @@ fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
 /// size (weight, surface area) is read elsewhere; an OBX without a unit, or
 /// marked wrong or deleted, states nothing to program.
 fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
-    if status_ignored(obx) || no_result(obx) || obx.field(6).raw().is_empty() {
+    // Whatever OBX-11 says: a pump may not honour the status, as for the
+    // parameters wardgate reads (found by an adversarial review: a 1 min
+    // duration marked O beside a 250 mL VTBI passed).
+    if obx.field(6).raw().is_empty() {
         return;
     }
     let Ok(unit) = cwe_unit(&obx.field(6)) else {
@@ -3425,10 +3428,38 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
         if !(is_weight || is_bsa) {
             continue;
         }
-        if no_result(obx) {
+        // Withdrawn results (W, D, X) are ignored, as the issue asks, and so
+        // is "no result yet" (I, N, O) with no value.
+        if status_ignored(obx) || (no_result(obx) && obx.field(5).raw().trim_ascii().is_empty()) {
             continue;
         }
         let l = loc(b"OBX", seq, 5);
+        // A value under "no result" is two readings: none to a reader of
+        // OBX-11, a weight to a pump reading OBX-5 alone (found by an
+        // adversarial review: 200 kg marked O beside 50 kg passed as 50 kg).
+        if no_result(obx) {
+            let what = if is_weight {
+                "body weight"
+            } else {
+                "body surface area"
+            };
+            let err = if is_weight {
+                &mut weight_err
+            } else {
+                &mut bsa_err
+            };
+            err.get_or_insert(
+                OrderFinding::new(
+                    rules::PATIENT_SIZE_INVALID,
+                    format!(
+                        "OBX #{seq}: a {what} marked {} (no result) carries a value: a reader that ignores OBX-11 uses it",
+                        String::from_utf8_lossy(obx.field(11).raw().trim_ascii())
+                    ),
+                )
+                .at(l),
+            );
+            continue;
+        }
         let (target, err, what) = if is_weight {
             (&mut weights, &mut weight_err, "body weight")
         } else {

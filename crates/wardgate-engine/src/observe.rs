@@ -196,6 +196,15 @@ impl Session {
         let pending = self.app.pending(from_client) as u64;
         (pending > 0).then(|| self.fed[usize::from(!from_client)].saturating_sub(pending))
     }
+    /// The message an occurrence belongs to, for [`Session::admit`]: the one
+    /// in progress, or between messages the next one, which begins where the
+    /// stream stands (found by an adversarial review: a conflicting copy that
+    /// began a message right after a whole one was only counted, and the
+    /// copy the host read was the unsafe order).
+    fn message_key(&self, from_client: bool) -> Option<u64> {
+        self.message(from_client)
+            .or_else(|| self.clinical().then(|| self.fed[usize::from(!from_client)]))
+    }
     /// Whether an occurrence of `rule` on one direction, in `message`, is
     /// reported (see [`BOUNDED`]); counted when not.
     fn admit(&self, rule: Rule, from_client: bool, message: Option<u64>) -> bool {
@@ -513,7 +522,7 @@ impl Observer {
         };
         let position = s.app.position(from_client);
         // The message the hole is in, before the parser drops it.
-        let message = s.message(from_client);
+        let message = s.message_key(from_client);
         let what = s.app.gap(&mut ctx, from_client);
         let clinical = s.clinical();
         let (rule, why) = match (clinical, cause) {
@@ -562,7 +571,7 @@ impl Observer {
         clock: &Clock,
         out: &mut Sink<'_>,
     ) {
-        if !s.admit(rule, from_client, s.message(from_client)) {
+        if !s.admit(rule, from_client, s.message_key(from_client)) {
             return;
         }
         let position = s.app.position(from_client);

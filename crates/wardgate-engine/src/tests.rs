@@ -1554,3 +1554,35 @@ fn starts_and_repeat_texts_that_may_repeat_a_bolus_are_refused() {
     );
     assert_eq!(run(&m).verdict, Verdict::Allow);
 }
+
+#[test]
+fn values_under_no_result_statuses_still_count() {
+    // A weight marked O (order detail) beside another: both are weights a
+    // pump reading OBX-5 may use, so they disagree.
+    let per_kg = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (15, "20"),
+        (16, "U/kg/h^U/kg/h^UCUM"),
+    ]);
+    let w = |set: u8, kg: &str, st: &str| {
+        format!("OBX|{set}|NM|188736^MDC_ATTR_PT_WEIGHT^MDC||{kg}|kg^kg^UCUM|||||{st}")
+    };
+    let (a, b) = (w(1, "200", "O"), w(2, "50", "F"));
+    let o = run(&rgv(std::slice::from_ref(&per_kg), &[&a, &b]));
+    assert_eq!(rule_of(&o), "WG-INF-020", "{:?}", o.record);
+    // Withdrawn (W) is ignored; a pending weight with no value is none.
+    for st in ["W", "I"] {
+        let a = if st == "W" {
+            w(1, "200", st)
+        } else {
+            w(1, "", st)
+        };
+        let o = run(&rgv(std::slice::from_ref(&per_kg), &[&a, &b]));
+        assert_eq!(o.verdict, Verdict::Allow, "{st}: {:?}", o.record);
+    }
+    // A duration under an identifier wardgate does not read, marked O.
+    let give = heparin_rxg("10", "mL/h^mL/h^UCUM");
+    let d = "OBX|1|NM|157999^MDC_TIME_PD_PROG^MDC||1|264352^MDC_DIM_MIN^MDC|||||O";
+    assert_eq!(rule_of(&run(&rgv(&[give], &[d]))), "WG-INF-043");
+}

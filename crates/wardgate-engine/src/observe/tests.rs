@@ -960,3 +960,54 @@ fn a_hole_in_an_mqtt_stream_is_a_clinical_hole() {
     );
     assert!(!rules_of(&events).contains(&"WG-CAP-002".to_owned()));
 }
+
+#[test]
+fn a_conflict_at_a_message_boundary_is_reported_for_the_next_message() {
+    // Past the first eight, a conflict is reported once per clinical message;
+    // one that begins a message right after a whole one belongs to that next
+    // message, not to none (found by an adversarial review: the ninth, on the
+    // copy the host read, was only counted).
+    let mut obs = observer();
+    let c = clock();
+    let mut reported = 0;
+    let mut sink = |r: Record| {
+        if let Record::Event(e) = r {
+            if e.rule.as_ref().is_some_and(|r| r.id == "WG-CAP-005") {
+                reported += 1;
+            }
+        }
+    };
+    let mut s = obs.open(
+        conn("127.0.0.2:40000", "127.0.0.3:13575", false),
+        &c,
+        &mut sink,
+    );
+    for _ in 0..9 {
+        obs.ambiguity(
+            &s,
+            true,
+            rules::OVERLAP_CONFLICT,
+            "copies differ",
+            &c,
+            &mut sink,
+        );
+        obs.data(&mut s, true, &mllp(ORU), &c, &mut sink);
+    }
+    // Ten more at one boundary: the same next message, counted.
+    for _ in 0..10 {
+        obs.ambiguity(
+            &s,
+            true,
+            rules::OVERLAP_CONFLICT,
+            "copies differ",
+            &c,
+            &mut sink,
+        );
+    }
+    obs.close(&mut s, 2, &c, &mut sink);
+    let _ = &mut sink;
+    // Nine reported (eight, then the ninth's own message), the first of the
+    // ten at the last boundary (its next message), and one summary of the
+    // nine counted.
+    assert_eq!(reported, 11);
+}
