@@ -813,6 +813,32 @@ impl Analyzer {
     }
 
     /// A connection's state, its sides reassembling by their receivers' policies.
+    /// A new connection on the ports of one the analyser already follows (a
+    /// restart, or a fork beside it): its session opened from its handshake,
+    /// counted.
+    fn reopen(
+        &mut self,
+        client: SocketAddr,
+        server: SocketAddr,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) -> Conn {
+        let clock = self.clock.at(ts);
+        let session = self.observer.open(
+            NewConnection {
+                client,
+                server,
+                client_mac: None,
+                midstream: false,
+                ts_us: ts,
+            },
+            &clock,
+            out,
+        );
+        self.counts.connections += 1;
+        self.new_conn(session, ts)
+    }
+
     fn new_conn(&self, session: Session, ts: u64) -> Conn {
         let limits = self.limits.reassembly;
         Conn {
@@ -1539,20 +1565,7 @@ impl Analyzer {
                     let client = c.session.client();
                     let server = c.session.server();
                     self.finish(c, ts_old, None, out);
-                    let clock = self.clock.at(ts);
-                    let session = self.observer.open(
-                        NewConnection {
-                            client,
-                            server,
-                            client_mac: None,
-                            midstream: false,
-                            ts_us: ts,
-                        },
-                        &clock,
-                        out,
-                    );
-                    self.counts.connections += 1;
-                    c = self.new_conn(session, ts);
+                    c = self.reopen(client, server, ts, out);
                 }
                 // The decoy SYN seen first does not fix where the stream starts,
                 // nor anything else the client's side learned from it: that side
@@ -2532,20 +2545,7 @@ impl Analyzer {
         }));
         self.forks += 1;
         let (client, server) = (c.session.client(), c.session.server());
-        let clock = self.clock.at(ts);
-        let session = self.observer.open(
-            NewConnection {
-                client,
-                server,
-                client_mac: None,
-                midstream: false,
-                ts_us: ts,
-            },
-            &clock,
-            out,
-        );
-        self.counts.connections += 1;
-        let mut n = self.new_conn(session, ts);
+        let mut n = self.reopen(client, server, ts, out);
         let up = &mut n.up;
         up.isn = Some(syn.isn);
         up.shown.wscale = syn.wscale;
