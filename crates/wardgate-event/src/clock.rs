@@ -17,7 +17,12 @@ pub struct Clock {
     rfc3339: [u8; 24],
     /// `YYYYMMDDHHMMSS`.
     hl7: [u8; 14],
-    ack_seq: u64,
+    /// Whether acknowledgement control ids take a number from the process-wide
+    /// sequence ([`Clock::now`]); fixed clocks (capture time, tests) number 0.
+    /// Taken when an id is built, not at every clock reading: the counter is
+    /// shared by the workers, and a clock is read for every message but an
+    /// acknowledgement built for few.
+    live: bool,
     /// Seconds since the Unix epoch.
     unix: i64,
 }
@@ -120,7 +125,7 @@ impl Clock {
         Clock {
             rfc3339,
             hl7: s.hl7,
-            ack_seq: 0,
+            live: false,
             unix: s.unix,
         }
     }
@@ -158,7 +163,7 @@ impl Clock {
             }
         });
         let mut c = Self::from_second(&second, now.subsec_millis());
-        c.ack_seq = ACK_SEQ.fetch_add(1, Ordering::Relaxed);
+        c.live = true;
         c
     }
 
@@ -181,6 +186,29 @@ impl Clock {
     /// A control id for an acknowledgement wardgate builds (MSH-10): unique per
     /// process run, and recognisably wardgate's.
     pub fn ack_control_id(&self) -> String {
-        format!("WG{}{:06}", self.hl7(), self.ack_seq % 1_000_000)
+        let seq = if self.live {
+            ACK_SEQ.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        format!("WG{}{:06}", self.hl7(), seq % 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_acknowledgement_ids_are_unique_and_fixed_clocks_number_zero() {
+        let now = Clock::now();
+        let (a, b) = (now.ack_control_id(), Clock::now().ack_control_id());
+        let c = now.ack_control_id();
+        assert!(a.starts_with("WG") && a.len() == 2 + 14 + 6, "{a}");
+        assert_ne!(a, b, "two acknowledgements never share a control id");
+        assert_ne!(a, c, "not even when built from one clock reading");
+        let fixed = Clock::at_unix_micros(1_700_000_000_123_456);
+        assert_eq!(fixed.ack_control_id(), "WG20231114221320000000");
+        assert_eq!(fixed.rfc3339(), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -20,6 +20,7 @@
 //!
 //! I/O lives here and only here; the engine never sees a socket.
 
+mod bell;
 mod dicom;
 mod forward;
 mod limits;
@@ -145,6 +146,9 @@ pub(crate) struct Shared {
     pub authority: Arc<std::sync::Mutex<wardgate_engine::mqtt::authority::Authority>>,
     /// [`ProxyOptions::nonce_file`], opened for appending.
     pub nonce_log: Option<std::sync::Mutex<std::fs::File>>,
+    /// Rung when shutdown is requested: what HL7 relays poll per message
+    /// instead of the shutdown channel (`bell`).
+    pub stop_bell: Arc<bell::Bell>,
 }
 
 impl Shared {
@@ -182,6 +186,7 @@ impl Shared {
             recorder,
             opts,
             metrics,
+            stop_bell: Arc::default(),
         }
     }
 
@@ -384,6 +389,14 @@ impl Proxy {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cap = Arc::new(Semaphore::new(self.shared.opts.max_connections));
         let sweeper = tokio::spawn(sweep_floods(self.shared.clone()));
+        let ringer = {
+            let bell = self.shared.stop_bell.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                stopped(&mut stop).await;
+                bell.ring();
+            })
+        };
         let mut acceptors = JoinSet::new();
         let mut deliverers = JoinSet::new();
         let workers = self.workers;
@@ -533,6 +546,7 @@ impl Proxy {
             tracing::error!("queue threads panicked at shutdown");
         }
         sweeper.abort();
+        ringer.abort();
         // Episodes still open are summarised now: a flood never goes unreported.
         for e in self.shared.floods.finish() {
             self.shared.record(e);
@@ -603,9 +617,7 @@ async fn session<C: relay::ClientIo>(
     stop: watch::Receiver<bool>,
 ) {
     match route.protocol {
-        Protocol::Hl7Mllp => {
-            relay::handle(client, peer, identity, tls_up, route, shared, stop).await
-        }
+        Protocol::Hl7Mllp => relay::handle(client, peer, identity, tls_up, route, shared).await,
         Protocol::Dicom => dicom::handle(client, peer, identity, tls_up, route, shared, stop).await,
         Protocol::Mqtt => {
             mqtt::handle(

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use wardgate_engine::hl7::Verdict;
 use wardgate_engine::policy::RoutePolicy;
 use wardgate_engine::session::{ClientFrame, Out, Session, Timeouts};
@@ -40,7 +39,6 @@ pub(crate) async fn handle<C: ClientIo>(
     up_tls: Option<Arc<UpstreamTls>>,
     route: Arc<RoutePolicy>,
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
 ) {
     // The policy in force when the connection comes; each message then uses the
     // one in force when it arrives (`Relay::on_client_bytes`).
@@ -61,7 +59,7 @@ pub(crate) async fn handle<C: ClientIo>(
                 Stage::Connection,
             ));
             let mut relay = Relay::new(client, Some(up), flow, route, shared, up_tls);
-            relay.run(stop).await;
+            relay.run().await;
         }
         Err(why) => {
             let e = flow
@@ -77,7 +75,7 @@ pub(crate) async fn handle<C: ClientIo>(
             // Degraded: each message is judged, and one that would be forwarded
             // tries the upstream again (see `Relay::judge_unconnected`).
             let mut relay = Relay::new(client, None, flow, route, shared, up_tls);
-            relay.run(stop).await;
+            relay.run().await;
         }
     }
 }
@@ -247,14 +245,14 @@ impl<C: ClientIo> Relay<C> {
         }
     }
 
-    async fn run(&mut self, mut stop: watch::Receiver<bool>) {
+    async fn run(&mut self) {
         let mut draining = false;
         // One timer and one shutdown future for the connection's life: re-armed only
         // when they fire early or a nearer deadline appears, never per message.
         let mut armed = self.session.deadline();
         let timer = tokio::time::sleep_until(armed.into());
         tokio::pin!(timer);
-        let stopping = crate::stopped(&mut stop);
+        let stopping = self.shared.stop_bell.listen();
         tokio::pin!(stopping);
         loop {
             if self.session.is_finished() {
