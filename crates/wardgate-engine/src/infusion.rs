@@ -68,6 +68,29 @@ enum Param {
     Dose,
     /// The order type (`clinician-dose`, `loading-dose`, `continuous`).
     OrderType,
+    /// A bound on a PCA's demand doses (PCD-03's lockout interval, doses per
+    /// hour, dose or volume limit over a period) or the container's starting
+    /// volume: read so that a PCA order is not refused as carrying a quantity
+    /// wardgate does not read, and held to the kind of unit each must have.
+    Bound(Bound),
+}
+
+/// The PCD-03 programming parameters that bound a PCA's demand doses, and the
+/// container volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// `MDC_TIME_PCA_LOCKOUT`: a duration.
+    Lockout,
+    /// `MDC_RATE_PCA_MAX_DOSES_PER_HOUR`: a count per hour.
+    MaxDosesPerHour,
+    /// `MDC_DOSE_PCA_LIMIT`: an amount of drug.
+    DoseLimit,
+    /// `MDC_VOL_PCA_DOSE_LIMIT`: a volume.
+    VolumeLimit,
+    /// `MDC_TIME_PD_PCA_DOSE_LIMIT`: the period of the limits, a duration.
+    LimitPeriod,
+    /// `MDC_VOL_FLUID_CONTAINER_START`: a volume.
+    Container,
 }
 
 const PARAMS: &[(&str, &str, Param)] = &[
@@ -79,6 +102,37 @@ const PARAMS: &[(&str, &str, Param)] = &[
     ("158018", "MDC_DOSE_LOADING", Param::BolusDose),
     ("158017", "MDC_DOSE_PCA_PATIENT", Param::PcaDose),
     ("158023", "MDC_DOSE_INTERMITTENT", Param::Dose),
+    // PCD TF-2's PCA parameters (OBX-3 of the PIV profile).
+    (
+        "157985",
+        "MDC_DOSE_PCA_LIMIT",
+        Param::Bound(Bound::DoseLimit),
+    ),
+    (
+        "157986",
+        "MDC_VOL_PCA_DOSE_LIMIT",
+        Param::Bound(Bound::VolumeLimit),
+    ),
+    (
+        "157987",
+        "MDC_TIME_PD_PCA_DOSE_LIMIT",
+        Param::Bound(Bound::LimitPeriod),
+    ),
+    (
+        "157988",
+        "MDC_RATE_PCA_MAX_DOSES_PER_HOUR",
+        Param::Bound(Bound::MaxDosesPerHour),
+    ),
+    (
+        "157989",
+        "MDC_TIME_PCA_LOCKOUT",
+        Param::Bound(Bound::Lockout),
+    ),
+    (
+        "157994",
+        "MDC_VOL_FLUID_CONTAINER_START",
+        Param::Bound(Bound::Container),
+    ),
     ("158037", "MDC_INFUS_ORDER_STEP_TYPE", Param::OrderType),
     (
         "MDC_INFUS_ORDER_TYPE",
@@ -91,6 +145,10 @@ const PARAMS: &[(&str, &str, Param)] = &[
         Param::OrderType,
     ),
 ];
+
+/// How a count per hour (PCA doses per hour) may be written: UCUM `/h`, `1/h`
+/// and annotated forms.
+const PER_HOUR: &[&str] = &["/h", "1/h", "{doses}/h", "{dose}/h", "/hr", "1/hr"];
 
 /// Observation identifiers of the patient's body weight (PCD-03's
 /// `68063^MDC_ATTR_PT_WEIGHT`, the vital-sign `188736`, LOINC) and body surface area.
@@ -2763,6 +2821,40 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         }
         return;
     }
+    if kind == Param::Bound(Bound::MaxDosesPerHour) {
+        // A count per hour: UCUM writes it `/h`; a unit that says otherwise
+        // (or that wardgate cannot read) may be another quantity.
+        let _ = number(
+            &obx.field(5),
+            &format!("OBX #{seq}"),
+            5,
+            loc(b"OBX", seq, 5),
+            out,
+        );
+        let uf = obx.field(6);
+        let per_hour = |t: &[u8]| {
+            let t = String::from_utf8_lossy(t).trim().to_ascii_lowercase();
+            t.is_empty() || PER_HOUR.contains(&t.as_str())
+        };
+        let readable = uf.repetition_count() <= 1
+            && !uf.has_escapes()
+            && [1usize, 2, 4, 5]
+                .iter()
+                .all(|&c| per_hour(uf.component(c).raw()));
+        if !readable {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::UNIT_UNKNOWN,
+                    format!(
+                        "OBX #{seq} ({name}): {:?} is not a count per hour wardgate reads (/h)",
+                        bounded(&String::from_utf8_lossy(uf.raw()))
+                    ),
+                )
+                .at(loc(b"OBX", seq, 6)),
+            );
+        }
+        return;
+    }
     if kind == Param::Concentration {
         let mut scratch = OrderCheck::default();
         let Some(v) = number(
@@ -2877,7 +2969,16 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         }
         Param::PcaDose if unit.dim.is_drug_amount() && !unit.is_rate() => prog.pca_doses.push(s),
         Param::Dose | Param::BolusDose | Param::PcaDose => wrong_unit(out, &s, "an amount of drug"),
-        Param::Concentration | Param::OrderType => {}
+        Param::Bound(Bound::Lockout | Bound::LimitPeriod)
+            if unit.dim == Dimension::Time && !unit.is_rate() && !unit.per_kg && !unit.per_m2 => {}
+        Param::Bound(Bound::Lockout | Bound::LimitPeriod) => wrong_unit(out, &s, "a duration"),
+        Param::Bound(Bound::DoseLimit) if unit.dim.is_drug_amount() && !unit.is_rate() => {}
+        Param::Bound(Bound::DoseLimit) => wrong_unit(out, &s, "an amount of drug"),
+        Param::Bound(Bound::VolumeLimit | Bound::Container)
+            if unit.dim == Dimension::Volume && !unit.is_rate() && !unit.per_kg && !unit.per_m2 => {
+        }
+        Param::Bound(Bound::VolumeLimit | Bound::Container) => wrong_unit(out, &s, "a volume"),
+        Param::Concentration | Param::OrderType | Param::Bound(Bound::MaxDosesPerHour) => {}
     }
 }
 

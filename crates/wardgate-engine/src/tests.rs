@@ -1586,3 +1586,94 @@ fn values_under_no_result_statuses_still_count() {
     let d = "OBX|1|NM|157999^MDC_TIME_PD_PROG^MDC||1|264352^MDC_DIM_MIN^MDC|||||O";
     assert_eq!(rule_of(&run(&rgv(&[give], &[d]))), "WG-INF-043");
 }
+
+/// A PCA order as PCD TF-2's PIV profile writes it: a basal rate, a demand
+/// dose, and the bounds on demand doses (lockout, doses per hour, a dose and a
+/// volume limit over a period) beside the container's volume.
+fn pca_order(bounds: &[&str]) -> String {
+    let mut extra = vec!["OBX|1|NM|158017^MDC_DOSE_PCA_PATIENT^MDC||500|U^U^UCUM|||||F"];
+    extra.extend_from_slice(bounds);
+    rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &extra)
+}
+
+const PCA_BOUNDS: &[&str] = &[
+    "OBX|2|NM|157989^MDC_TIME_PCA_LOCKOUT^MDC||10|min^min^UCUM|||||F",
+    "OBX|3|NM|157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC||4|/h^/h^UCUM|||||F",
+    "OBX|4|NM|157985^MDC_DOSE_PCA_LIMIT^MDC||2000|U^U^UCUM|||||F",
+    "OBX|5|NM|157987^MDC_TIME_PD_PCA_DOSE_LIMIT^MDC||4|h^h^UCUM|||||F",
+    "OBX|6|NM|157986^MDC_VOL_PCA_DOSE_LIMIT^MDC||40|mL^mL^UCUM|||||F",
+    "OBX|7|NM|157994^MDC_VOL_FLUID_CONTAINER_START^MDC||500|mL^mL^UCUM|||||F",
+];
+
+#[test]
+fn a_pca_order_with_its_lockout_and_limits_is_read_not_refused() {
+    // Before the PCA parameters were read, the lockout (a duration under an
+    // identifier wardgate did not read) refused every such order (WG-INF-043).
+    let o = run(&pca_order(PCA_BOUNDS));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    let inf = &o.record.event().wardgate.infusion[0];
+    assert_eq!(inf.rate, Some(500.0), "the basal rate is judged as a rate");
+    assert_eq!(inf.dose, Some(500.0), "the demand dose is judged as a dose");
+    // Each bound alone, and the numbers written other ways a receiver reads.
+    for b in PCA_BOUNDS {
+        let o = run(&pca_order(&[b]));
+        assert_eq!(o.verdict, Verdict::Allow, "{b}: {}", rule_of(&o));
+    }
+    let o = run(&pca_order(&[
+        "OBX|2|NM|0157989^MDC_TIME_PCA_LOCKOUT^MDC||10|min^min^UCUM|||||F",
+        "OBX|3|NM|157988||4||||||F",
+    ]));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+}
+
+#[test]
+fn a_pca_bound_in_the_wrong_kind_of_unit_is_refused() {
+    for (obx, rule) in [
+        // A lockout or period must be a duration, a volume limit a volume,
+        // a dose limit an amount: anything else is another quantity.
+        (
+            "OBX|2|NM|157989^MDC_TIME_PCA_LOCKOUT^MDC||10|mL^mL^UCUM|||||F",
+            "WG-INF-005",
+        ),
+        (
+            "OBX|2|NM|157987^MDC_TIME_PD_PCA_DOSE_LIMIT^MDC||4|U/h^U/h^UCUM|||||F",
+            "WG-INF-005",
+        ),
+        (
+            "OBX|2|NM|157986^MDC_VOL_PCA_DOSE_LIMIT^MDC||40|h^h^UCUM|||||F",
+            "WG-INF-005",
+        ),
+        (
+            "OBX|2|NM|157985^MDC_DOSE_PCA_LIMIT^MDC||2000|U/h^U/h^UCUM|||||F",
+            "WG-INF-005",
+        ),
+        // Doses per hour in a unit that is not a count per hour.
+        (
+            "OBX|2|NM|157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC||4|mL/h^mL/h^UCUM|||||F",
+            "WG-INF-004",
+        ),
+        (
+            "OBX|2|NM|157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC||4|/h^/min^UCUM|||||F",
+            "WG-INF-004",
+        ),
+        (
+            "OBX|2|NM|157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC||four|/h|||||F",
+            "WG-INF-008",
+        ),
+    ] {
+        let o = run(&pca_order(&[obx]));
+        assert_eq!(o.verdict, Verdict::Block, "{obx}");
+        assert_eq!(
+            rule_of(&o),
+            rule,
+            "{obx}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+}
