@@ -1003,6 +1003,9 @@ pub struct DrugCareArea {
     /// See [`Drug::duration_max_min`].
     #[serde(default)]
     pub duration_max_min: Option<Spanned<f64>>,
+    /// See [`Drug::pca_lockout_min_minutes`].
+    #[serde(default)]
+    pub pca_lockout_min_minutes: Option<Spanned<f64>>,
 }
 
 /// `[[drug_library.drug]]`: limits for one drug.
@@ -1059,6 +1062,11 @@ pub struct Drug {
     /// Longest infusion (minutes) in one order; above it blocked.
     #[serde(default)]
     pub duration_max_min: Option<Spanned<f64>>,
+    /// Shortest PCA lockout interval (minutes), as a pump's library sets it: a
+    /// PCA order (a demand dose) with a shorter lockout is blocked, one that
+    /// states none is refused.
+    #[serde(default)]
+    pub pca_lockout_min_minutes: Option<Spanned<f64>>,
     /// Limits per care area.
     #[serde(default, rename = "care_area")]
     pub care_areas: Vec<DrugCareArea>,
@@ -2443,6 +2451,20 @@ fn check_drug_care_areas(
                 format!("care area {:?} appears twice for this drug", a.id.get_ref()),
             );
         }
+        // A care area's own limits are numbers like the drug's: a NaN would
+        // compare false with every value and never block.
+        for v in [
+            &a.vtbi_max_ml,
+            &a.duration_max_min,
+            &a.pca_lockout_min_minutes,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !v.get_ref().is_finite() || *v.get_ref() <= 0.0 {
+                err(v.span(), "must be a positive number".into());
+            }
+        }
         let pick = |own: &Option<Spanned<f64>>, base: &Option<Spanned<f64>>| {
             own.clone().or_else(|| base.clone())
         };
@@ -2474,6 +2496,7 @@ fn check_drug_care_areas(
     for v in [
         &drug.vtbi_max_ml,
         &drug.duration_max_min,
+        &drug.pca_lockout_min_minutes,
         &drug.concentration_min,
         &drug.concentration_max,
     ]

@@ -917,3 +917,27 @@ fn a_route_time_zone_must_be_one_the_system_knows_and_only_on_hl7() {
         "{p:?}"
     );
 }
+
+#[test]
+fn drug_and_care_area_limits_must_be_positive_numbers() {
+    for (drug_key, area_key) in [
+        ("pca_lockout_min_minutes = 0", ""),
+        ("pca_lockout_min_minutes = nan", ""),
+        ("", "pca_lockout_min_minutes = -1"),
+        ("", "vtbi_max_ml = nan"),
+        ("", "duration_max_min = 0"),
+    ] {
+        let site = MINIMAL.replace(
+            "[[drug_library.drug]]",
+            &format!(
+                "[[drug_library.care_area]]\nid = \"icu\"\n\n[[drug_library.drug]]\n{drug_key}"
+            ),
+        ) + &format!("\n[[drug_library.drug.care_area]]\nid = \"icu\"\n{area_key}\n");
+        let p = problems(&site);
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("must be a positive number")),
+            "{drug_key}{area_key}: {p:?}"
+        );
+    }
+}

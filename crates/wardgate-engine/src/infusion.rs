@@ -923,6 +923,8 @@ struct Programme {
     doses: Vec<Statement>,
     /// PCA demand doses (OBX `MDC_DOSE_PCA_PATIENT`).
     pca_doses: Vec<Statement>,
+    /// PCA lockout intervals (OBX `MDC_TIME_PCA_LOCKOUT`), durations.
+    pca_lockouts: Vec<Statement>,
     /// Volumes to be infused: RXG-5/7 in mL, OBX VTBI.
     vtbis: Vec<Statement>,
     /// RXG-5/6 in drug units: on a continuous infusion the amount to be
@@ -1604,6 +1606,17 @@ fn check_give(
                 );
             }
         }
+    }
+    if let (false, Some(min)) = (pca.is_empty(), limits.pca_lockout_min_minutes) {
+        pca_lockout(
+            n,
+            &entry.display,
+            &prog.pca_lockouts,
+            min,
+            &pca[0],
+            &pt,
+            out,
+        );
     }
     if !checked && !out.findings[start..].iter().any(OrderFinding::blocks) {
         out.findings.push(
@@ -2609,6 +2622,55 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
     }))
 }
 
+/// A PCA order's lockout interval against the library's shortest
+/// (`pca_lockout_min_minutes`), as a pump's library holds it: none stated is
+/// refused (the pump would take its own default, or none), statements that
+/// disagree are two readings, a shorter one is blocked.
+fn pca_lockout(
+    n: usize,
+    drug: &str,
+    lockouts: &[Statement],
+    min_minutes: f64,
+    demand: &Statement,
+    pt: &Patient,
+    out: &mut OrderCheck,
+) {
+    if lockouts.is_empty() {
+        out.findings.push(
+            OrderFinding::new(
+                rules::INCOMPLETE_ORDER,
+                format!("RXG #{n}: {drug:?} is ordered as PCA (a demand dose in {}) with no lockout interval (MDC_TIME_PCA_LOCKOUT); the library requires at least {min_minutes} min", demand.source),
+            )
+            .at(demand.location),
+        );
+        return;
+    }
+    if agree_with(n, "PCA lockout", lockouts, None, pt, out).is_none() {
+        return;
+    }
+    let Some(shortest) = lockouts
+        .iter()
+        .map(|s| (s.value * s.unit.factor / 60.0, s))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+    else {
+        return;
+    };
+    if shortest.0 < min_minutes {
+        out.findings.push(
+            OrderFinding::new(
+                rules::PCA_LOCKOUT_SHORT,
+                format!(
+                    "RXG #{n}: {drug:?} PCA lockout {} ({} min, in {}) is shorter than the library's minimum of {min_minutes} min",
+                    shortest.1.written,
+                    round(shortest.0),
+                    shortest.1.source
+                ),
+            )
+            .at(shortest.1.location),
+        );
+    }
+}
+
 /// The PCD-03 programming parameter an OBX carries, if any: any part of OBX-3
 /// (its first sub-component, case-insensitively, as lenient parsers read it)
 /// naming one. `Err` when its parts name different parameters.
@@ -2969,8 +3031,13 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         }
         Param::PcaDose if unit.dim.is_drug_amount() && !unit.is_rate() => prog.pca_doses.push(s),
         Param::Dose | Param::BolusDose | Param::PcaDose => wrong_unit(out, &s, "an amount of drug"),
-        Param::Bound(Bound::Lockout | Bound::LimitPeriod)
-            if unit.dim == Dimension::Time && !unit.is_rate() && !unit.per_kg && !unit.per_m2 => {}
+        Param::Bound(b @ (Bound::Lockout | Bound::LimitPeriod))
+            if unit.dim == Dimension::Time && !unit.is_rate() && !unit.per_kg && !unit.per_m2 =>
+        {
+            if b == Bound::Lockout {
+                prog.pca_lockouts.push(s);
+            }
+        }
         Param::Bound(Bound::Lockout | Bound::LimitPeriod) => wrong_unit(out, &s, "a duration"),
         Param::Bound(Bound::DoseLimit) if unit.dim.is_drug_amount() && !unit.is_rate() => {}
         Param::Bound(Bound::DoseLimit) => wrong_unit(out, &s, "an amount of drug"),

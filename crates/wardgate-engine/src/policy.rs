@@ -60,6 +60,8 @@ pub struct AreaLimits {
     pub vtbi_max_ml: Option<f64>,
     /// Longest duration (minutes).
     pub duration_max_min: Option<f64>,
+    /// Shortest PCA lockout interval (minutes).
+    pub pca_lockout_min_minutes: Option<f64>,
 }
 
 /// Concentration limits of a drug, in base units per mL.
@@ -568,6 +570,7 @@ impl Policy {
                     ),
                     vtbi_max_ml: get(&drug.vtbi_max_ml),
                     duration_max_min: get(&drug.duration_max_min),
+                    pca_lockout_min_minutes: get(&drug.pca_lockout_min_minutes),
                 };
                 let areas = lib
                     .care_areas
@@ -605,6 +608,10 @@ impl Policy {
                             ),
                             vtbi_max_ml: or(&o.vtbi_max_ml, &drug.vtbi_max_ml),
                             duration_max_min: or(&o.duration_max_min, &drug.duration_max_min),
+                            pca_lockout_min_minutes: or(
+                                &o.pca_lockout_min_minutes,
+                                &drug.pca_lockout_min_minutes,
+                            ),
                         }
                     })
                     .collect();
@@ -894,7 +901,7 @@ impl Policy {
                     } else {
                         format!("drug {} in {area}", e.display)
                     };
-                    let v =
+                    let mut v =
                         format!(
                         "available {}; rate {}; dose {}; vtbi max {:?} mL; duration max {:?} min",
                         l.available,
@@ -903,6 +910,9 @@ impl Policy {
                         l.vtbi_max_ml,
                         l.duration_max_min
                     );
+                    if let Some(m) = l.pca_lockout_min_minutes {
+                        v.push_str(&format!("; PCA lockout min {m} min"));
+                    }
                     m.insert(key(&what), v);
                 }
                 if let Some(c) = &e.concentration {

@@ -1677,3 +1677,65 @@ fn a_pca_bound_in_the_wrong_kind_of_unit_is_refused() {
         );
     }
 }
+
+/// The example site with care areas, heparin's PCA lockout at least 8 min,
+/// and at least 15 min in the NICU.
+fn pca_policy() -> Policy {
+    let site = SITE.replace(
+        "[[drug_library.drug]]",
+        "[[drug_library.care_area]]\nid = \"icu\"\npoints_of_care = [\"ICU\"]\n\n[[drug_library.care_area]]\nid = \"nicu\"\npoints_of_care = [\"NICU\"]\n\n[[drug_library.drug]]\npca_lockout_min_minutes = 8",
+    ) + "\n[[drug_library.drug.care_area]]\nid = \"nicu\"\npca_lockout_min_minutes = 15\n";
+    policy_from(&site)
+}
+
+fn run_pca(payload: &str) -> hl7::Outcome {
+    let p = pca_policy();
+    inspect(&p.routes[0], &flow(&p), &framed(payload), &clock())
+}
+
+const LOCKOUT_10_MIN: &str = "OBX|2|NM|157989^MDC_TIME_PCA_LOCKOUT^MDC||10|min^min^UCUM|||||F";
+
+#[test]
+fn a_pca_lockout_below_the_librarys_minimum_is_blocked() {
+    let o = run_pca(&pca_order(&[LOCKOUT_10_MIN]));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+    for (lockout, rule) in [
+        ("5|min^min^UCUM", "WG-INF-046"),
+        ("300|s^s^UCUM", "WG-INF-046"),
+        ("7.9|min^min^UCUM", "WG-INF-046"),
+        ("8|min^min^UCUM", "-"),
+        ("0.2|h^h^UCUM", "-"),
+        ("480|s^s^UCUM", "-"),
+    ] {
+        let obx = format!("OBX|2|NM|157989^MDC_TIME_PCA_LOCKOUT^MDC||{lockout}|||||F");
+        let o = run_pca(&pca_order(&[&obx]));
+        assert_eq!(
+            rule_of(&o),
+            rule,
+            "{lockout}: {:?}",
+            o.record.event().wardgate.findings
+        );
+        assert_eq!(o.verdict == Verdict::Block, rule != "-", "{lockout}");
+    }
+    // No lockout stated: the pump would use its own, or none.
+    let o = run_pca(&pca_order(&[]));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-009");
+    // Two lockouts that disagree are two readings.
+    let o = run_pca(&pca_order(&[
+        LOCKOUT_10_MIN,
+        "OBX|3|NM|157989^MDC_TIME_PCA_LOCKOUT^MDC||5|min^min^UCUM|||||F",
+    ]));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-017");
+    // The NICU's own minimum (15 min) holds there.
+    let nicu = pca_order(&[LOCKOUT_10_MIN]).replace("PV1||I|ICU^1^1", "PV1||I|NICU^1^1");
+    let o = run_pca(&nicu);
+    assert_eq!(rule_of(&o), "WG-INF-046");
+    // A give without a demand dose needs no lockout; the site without the
+    // key reads the PCA order as before.
+    let o = run_pca(&rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[]));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+    let o = run(&pca_order(&[]));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+}

@@ -161,6 +161,7 @@ remediations! {
     "WG-INF-041" => "Ask the EHR interface team to state the infusion's timing in TQ1 (TQ1-6, TQ1-7/8, TQ1-13) rather than in ORC-7, RXG-3 or RXE-1, and confirm with the ward that the order was re-entered correctly.",
     "WG-INF-042" => "Ask the EHR interface team to send each give of a repeated order as its own order (one give, TQ1-2 quantity 1, no repeat pattern), or to state the infusion as a rate and duration; confirm with the ward that the order was re-entered correctly.",
     "WG-INF-043" => "The order carries a programming quantity (a duration, volume, amount or rate) under an identifier wardgate does not check. Ask the EHR team which parameter it is: if it is one the pump server programs from, state it with a code wardgate reads (IHE PCD-03's MDC codes) or move it out of the order; then resend.",
+    "WG-INF-046" => "The PCA order's lockout interval is shorter than the library allows for this drug in this care area. Ask the prescriber and pharmacy to confirm the lockout; correct the order in the EHR and resend. If the library's minimum is wrong, the pharmacy changes pca_lockout_min_minutes in the signed library.",
 
     // DICOM policy.
     "WG-DICOM-001" => "The calling AE title is not among the sender's `ae_titles`. If clinical engineering or the vendor changed it (after a service visit), add it to the device's `ae_titles` and run `wardgate reload`; if nobody changed it, treat it as spoofing and find which host sent it.",

@@ -234,6 +234,8 @@ rules! {
         "A TQ1 states repeated gives wardgate does not read as a programme: a quantity other than 1 (TQ1-2), a repeat pattern other than once (TQ1-3), more than one explicit time (TQ1-4) or relative time (TQ1-5), a conjunction chaining it to another TQ1 (TQ1-12), more than one occurrence (TQ1-14), or a TQ2 cycle (TQ2-7, TQ2-9). A receiver would give the dose that many times, a total never checked. Refused.";
     UNREAD_PARAMETER = "WG-INF-043", "unread-programming-parameter", High,
         "An OBX under the give (RXG) states a quantity a pump is programmed with (its unit is a duration, a volume, an amount or a rate) under an identifier wardgate does not read as a programming parameter (an infusion duration, a vendor's code): a pump server that knows the identifier programs from it unchecked (a duration beside the volume to be infused makes a rate). Refused. The patient's weight and surface area are read as such.";
+    PCA_LOCKOUT_SHORT = "WG-INF-046", "pca-lockout-below-minimum", High,
+        "A PCA order's lockout interval (MDC_TIME_PCA_LOCKOUT, the least time between two demand doses) is shorter than the drug library's minimum for the drug in the care area (pca_lockout_min_minutes): the patient could give themselves demand doses more often than the pharmacy allows. Blocked.";
     DICOM_CALLING_AE = "WG-DICOM-001", "calling-ae-not-allowed", High,
         "The calling AE title is not one of the sending device's own: a spoofed or misconfigured modality. A-ASSOCIATE-RJ (calling AE title not recognised).";
     DICOM_CALLED_AE = "WG-DICOM-002", "called-ae-not-allowed", High,
