@@ -147,8 +147,20 @@ const PARAMS: &[(&str, &str, Param)] = &[
 ];
 
 /// How a count per hour (PCA doses per hour) may be written: UCUM `/h`, `1/h`
-/// and annotated forms.
-const PER_HOUR: &[&str] = &["/h", "1/h", "{doses}/h", "{dose}/h", "/hr", "1/hr"];
+/// and annotated forms, and the words a unit's text gives them.
+const PER_HOUR: &[&str] = &[
+    "/h",
+    "1/h",
+    "{doses}/h",
+    "{dose}/h",
+    "{#}/h",
+    "/hr",
+    "1/hr",
+    "per hour",
+    "per hr",
+    "doses per hour",
+    "doses/h",
+];
 
 /// Observation identifiers of the patient's body weight (PCD-03's
 /// `68063^MDC_ATTR_PT_WEIGHT`, the vital-sign `188736`, LOINC) and body surface area.
@@ -925,6 +937,12 @@ struct Programme {
     pca_doses: Vec<Statement>,
     /// PCA lockout intervals (OBX `MDC_TIME_PCA_LOCKOUT`), durations.
     pca_lockouts: Vec<Statement>,
+    /// The container's starting volume (OBX `MDC_VOL_FLUID_CONTAINER_START`):
+    /// with no volume to be infused stated, what a pump may run.
+    containers: Vec<Statement>,
+    /// ORC-1 CH or a bolus order type: the give itself is said to be a bolus
+    /// (a loading or clinician dose parameter sets only `bolus`).
+    said_bolus: bool,
     /// Volumes to be infused: RXG-5/7 in mL, OBX VTBI.
     vtbis: Vec<Statement>,
     /// RXG-5/6 in drug units: on a continuous infusion the amount to be
@@ -1068,13 +1086,36 @@ fn check_give(
     }
 
     let conc = concentration(n, rxg);
+    let ch = order_control(segments, at) == b"CH";
     let mut prog = Programme {
-        bolus: order_control(segments, at) == b"CH",
+        bolus: ch,
+        said_bolus: ch,
         ..Default::default()
     };
     read_rxg(n, rxg, &mut prog, out);
     for &(i, seq) in &group.obx {
         read_obx(&segments[i], seq, &mut prog, out);
+    }
+    // A PCA order (a demand dose) is a programme that runs: its rate is the
+    // basal rate, held to the rate limits, and a loading or clinician dose
+    // beside it is judged as a dose, not taken to make the give a bolus whose
+    // rate is only its delivery speed (found by an adversarial review: a 50
+    // mg/h basal with a 2 mg loading dose over 144 s passed as the loading
+    // dose's speed). Said to be a bolus itself (ORC-1 CH, a bolus order type),
+    // it has two readings.
+    if !prog.pca_doses.is_empty() {
+        if prog.said_bolus {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::AMBIGUOUS_ORDER_KIND,
+                    format!("RXG #{n}: a PCA order (a demand dose in {}) is also stated to be a bolus (ORC-1 CH or a bolus order type): a receiver may run its rate as the basal rate or as a bolus", prog.pca_doses[0].source),
+                )
+                .at(prog.pca_doses[0].location),
+            );
+            out.infusions.push(facts);
+            return;
+        }
+        prog.bolus = false;
     }
     // A give stated to be a bolus (ORC-1 CH, a bolus order type or dose
     // parameter) whose order type also says continuous has two readings: a
@@ -1202,7 +1243,12 @@ fn check_give(
     // bolus, a dose stated elsewhere, a drug bounded by dose only: an
     // intermittent infusion) it is the dose.
     let amounts = std::mem::take(&mut prog.give_amounts);
-    if !prog.bolus && !prog.rates.is_empty() && prog.doses.is_empty() && limits.rate.is_some() {
+    let pca_order = !prog.pca_doses.is_empty();
+    if !prog.bolus
+        && !prog.rates.is_empty()
+        && (prog.doses.is_empty() || pca_order)
+        && limits.rate.is_some()
+    {
         let rate_dim = prog.rates[0].unit.dim;
         for a in amounts {
             match &conc {
@@ -1247,7 +1293,7 @@ fn check_give(
         && (!prog.rates.is_empty() || (!prog.vtbis.is_empty() && !prog.durations.is_empty()));
     let mode = if prog.bolus {
         "bolus"
-    } else if !prog.doses.is_empty() {
+    } else if !(prog.doses.is_empty() || pca_order && continuous) {
         "intermittent"
     } else if continuous {
         "continuous"
@@ -1484,6 +1530,28 @@ fn check_give(
                 )
                 .at(a.location),
             ),
+        }
+    }
+
+    // With no volume to be infused stated, a pump may run the container:
+    // its volume is held to the limit (found by an adversarial review: a
+    // 5000 mL container passed a 100 mL limit where RXG-5 = 200 mL did not).
+    if let (true, Some(max)) = (prog.vtbis.is_empty(), limits.vtbi_max_ml) {
+        if let Some(big) = prog
+            .containers
+            .iter()
+            .find(|s| s.value * s.unit.factor > max)
+        {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::VTBI_LIMIT,
+                    format!(
+                        "RXG #{n}: {:?} states no volume to be infused, and the container's {} ({}) is above the {max} mL limit: a pump may run the container",
+                        entry.display, big.written, big.source
+                    ),
+                )
+                .at(big.location),
+            );
         }
     }
 
@@ -2867,7 +2935,10 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             return;
         }
         match t.as_str() {
-            "clinician-dose" | "loading-dose" => prog.bolus = true,
+            "clinician-dose" | "loading-dose" => {
+                prog.bolus = true;
+                prog.said_bolus = true;
+            }
             "continuous" => prog.said_continuous = Some(seq),
             "" => {}
             _ => out.findings.push(
@@ -3041,8 +3112,12 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         Param::Bound(Bound::Lockout | Bound::LimitPeriod) => wrong_unit(out, &s, "a duration"),
         Param::Bound(Bound::DoseLimit) if unit.dim.is_drug_amount() && !unit.is_rate() => {}
         Param::Bound(Bound::DoseLimit) => wrong_unit(out, &s, "an amount of drug"),
-        Param::Bound(Bound::VolumeLimit | Bound::Container)
-            if unit.dim == Dimension::Volume && !unit.is_rate() && !unit.per_kg && !unit.per_m2 => {
+        Param::Bound(b @ (Bound::VolumeLimit | Bound::Container))
+            if unit.dim == Dimension::Volume && !unit.is_rate() && !unit.per_kg && !unit.per_m2 =>
+        {
+            if b == Bound::Container {
+                prog.containers.push(s);
+            }
         }
         Param::Bound(Bound::VolumeLimit | Bound::Container) => wrong_unit(out, &s, "a volume"),
         Param::Concentration | Param::OrderType | Param::Bound(Bound::MaxDosesPerHour) => {}

@@ -1628,6 +1628,7 @@ fn a_pca_order_with_its_lockout_and_limits_is_read_not_refused() {
     let o = run(&pca_order(&[
         "OBX|2|NM|0157989^MDC_TIME_PCA_LOCKOUT^MDC||10|min^min^UCUM|||||F",
         "OBX|3|NM|157988||4||||||F",
+        "OBX|4|NM|157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC||4|/h^per hour^UCUM|||||F",
     ]));
     assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
 }
@@ -1737,5 +1738,111 @@ fn a_pca_lockout_below_the_librarys_minimum_is_blocked() {
     let o = run_pca(&rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[]));
     assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
     let o = run(&pca_order(&[]));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+}
+
+const LOADING_500_U: &str = "OBX|8|NM|158018^MDC_DOSE_LOADING^MDC||500|U^U^UCUM|||||F";
+
+#[test]
+fn a_pca_orders_rate_is_its_basal_rate_whatever_dose_stands_beside_it() {
+    // 100 mL/h of 50 U/mL is 5000 U/h: with a loading dose and a duration
+    // chosen so that rate x duration is that dose, it passed as the loading
+    // dose's delivery speed; a PCA pump runs it as the basal rate.
+    let basal = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (15, "100"),
+        (16, "mL/h^mL/h^UCUM"),
+        (17, "25000"),
+        (18, "U^U^UCUM"),
+        (23, "500"),
+        (24, "mL^mL^UCUM"),
+    ]);
+    // 500 U at 50 U/mL is 10 mL: 360 s at 100 mL/h.
+    let mut order = rgv(
+        &[basal],
+        &[
+            "TQ1|1||||||||||||360^s^UCUM",
+            "OBX|1|NM|158017^MDC_DOSE_PCA_PATIENT^MDC||500|U^U^UCUM|||||F",
+            LOADING_500_U,
+        ],
+    );
+    let o = run(&order);
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-010",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // An ordinary PCA order with a loading dose: basal, loading and demand
+    // doses each within their limits, forwarded (it was refused as a bolus
+    // with no bound, WG-INF-038).
+    order = pca_order(&[LOADING_500_U, LOCKOUT_10_MIN]);
+    let o = run(&order);
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    assert_eq!(o.record.event().wardgate.infusion[0].rate, Some(500.0));
+    // The loading dose is judged as a dose.
+    let o = run(&pca_order(&[
+        "OBX|8|NM|158018^MDC_DOSE_LOADING^MDC||20000|U^U^UCUM|||||F",
+    ]));
+    assert_eq!(rule_of(&o), "WG-INF-011");
+    // A PCA order said to be a bolus itself has two readings.
+    let o = run(&pca_order(&[]).replace("ORC|RE|", "ORC|CH|"));
+    assert_eq!(rule_of(&o), "WG-INF-039");
+    let o = run(&pca_order(&[
+        "OBX|8|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose||||||F",
+    ]));
+    assert_eq!(rule_of(&o), "WG-INF-039");
+}
+
+#[test]
+fn with_no_volume_to_be_infused_the_container_is_held_to_the_limit() {
+    let site = SITE.replace(
+        "dose_hard_max = 10000",
+        "dose_hard_max = 10000\nvtbi_max_ml = 600",
+    );
+    let p = policy_from(&site);
+    let check = |rxg: String, container: &str| {
+        let obx = format!(
+            "OBX|1|NM|157994^MDC_VOL_FLUID_CONTAINER_START^MDC||{container}|mL^mL^UCUM|||||F"
+        );
+        inspect(
+            &p.routes[0],
+            &flow(&p),
+            &framed(&rgv(&[rxg], &[&obx])),
+            &clock(),
+        )
+    };
+    let no_vtbi = || {
+        rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "500"),
+            (24, "mL^mL^UCUM"),
+        ])
+    };
+    let o = check(no_vtbi(), "5000");
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-029",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    let o = check(no_vtbi(), "500");
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+    // A volume to be infused stated within the limit: the bag may be larger.
+    let o = check(heparin_rxg("10", "mL/h^mL/h^UCUM"), "5000");
     assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
 }

@@ -888,14 +888,11 @@ mod tests {
         book.remember(&p.patient("4711"), "4711");
         book.remember(&p.patient("0815"), "0815");
         drop(book);
-        // The writer thread ends when the book is dropped; wait for its lines.
-        for _ in 0..200 {
-            if std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                >= 2
-            {
+        // The writer thread ends when the book is dropped; wait for its two
+        // lines, whole (a line half written was read under load), bounded.
+        for _ in 0..1000 {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.ends_with('\n') && text.lines().count() >= 2 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
