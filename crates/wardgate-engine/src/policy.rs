@@ -60,6 +60,9 @@ pub struct AreaLimits {
     pub vtbi_max_ml: Option<f64>,
     /// Longest duration (minutes).
     pub duration_max_min: Option<f64>,
+    /// Routes of administration (HL7 table 0162 codes, upper-cased and
+    /// trimmed) an order may name; `None`: the route is not read.
+    pub routes: Option<Vec<String>>,
 }
 
 /// Concentration limits of a drug, in base units per mL.
@@ -533,6 +536,14 @@ impl Policy {
                 let rate_unit = unit(&drug.rate_unit, true);
                 let dose_unit = unit(&drug.dose_unit, false);
                 let get = |v: &Option<Spanned<f64>>| v.as_ref().map(|s| *s.get_ref());
+                let routes = |v: &Option<Spanned<Vec<Spanned<String>>>>| {
+                    v.as_ref().map(|l| {
+                        l.get_ref()
+                            .iter()
+                            .map(|r| r.get_ref().trim().to_uppercase())
+                            .collect::<Vec<_>>()
+                    })
+                };
                 let limits =
                     |u: &Option<(Unit, String)>,
                      [soft, hard, soft_min, hard_min]: [Option<f64>; 4]| {
@@ -568,6 +579,7 @@ impl Policy {
                     ),
                     vtbi_max_ml: get(&drug.vtbi_max_ml),
                     duration_max_min: get(&drug.duration_max_min),
+                    routes: routes(&drug.routes),
                 };
                 let areas = lib
                     .care_areas
@@ -605,6 +617,8 @@ impl Policy {
                             ),
                             vtbi_max_ml: or(&o.vtbi_max_ml, &drug.vtbi_max_ml),
                             duration_max_min: or(&o.duration_max_min, &drug.duration_max_min),
+                            // A care area's list replaces the drug's.
+                            routes: routes(&o.routes).or_else(|| routes(&drug.routes)),
                         }
                     })
                     .collect();
@@ -903,6 +917,12 @@ impl Policy {
                         l.vtbi_max_ml,
                         l.duration_max_min
                     );
+                    // Only when set, so a library without routes summarises
+                    // (and hashes its changes) as before.
+                    let v = match &l.routes {
+                        Some(r) => format!("{v}; routes {}", r.join(", ")),
+                        None => v,
+                    };
                     m.insert(key(&what), v);
                 }
                 if let Some(c) = &e.concentration {
