@@ -91,6 +91,25 @@ dose_hard_max = 3000
 names = ["gentamicin", "GENT"]
 dose_unit = "mg"
 dose_hard_max = 600
+
+# Routes restricted (RXR-1, HL7 table 0162): vincristine is fatal intrathecally.
+[[drug_library.drug]]
+names = ["vincristine", "VINC"]
+dose_unit = "mg"
+dose_hard_max = 2
+routes = ["IV"]
+
+# Epidural only, but also intrathecal (a spinal) in the NICU: the care area's
+# list replaces the drug's.
+[[drug_library.drug]]
+names = ["bupivacaine", "BUPI"]
+rate_unit = "mg/h"
+rate_hard_max = 20
+routes = ["ep"]
+
+[[drug_library.drug.care_area]]
+id = "nicu"
+routes = ["EP", "IT"]
 """
 
 # Units as PCD-03 and senders write them: (MDC triplet, UCUM triplet, words).
@@ -120,8 +139,10 @@ def obx(n, code, value, unit, status="F"):
     return f"OBX|{n}|NM|{code}||{value}|{unit}|||||{status}"
 
 
-def message(cid, gives, orc="RE", pre=(), post=(), sep="\r", pv1="PV1||I|ICU^1^1"):
-    """gives: list of (rxg segment, [segments after it])."""
+def message(cid, gives, orc="RE", pre=(), post=(), sep="\r", pv1="PV1||I|ICU^1^1", rxr=("RXR|^IV^HL70162",)):
+    """gives: list of (rxg segment, [segments after it]); `rxr`: the RXR
+    segments after each RXG (the default names IV as text only, read by no
+    check unless the drug has `routes`)."""
     segs = [
         f"MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261204031500||RGV^O15^RGV_O15|{cid}|P|2.6",
         "PID|||4711^^^HOSP^MR||Doe^Jane",
@@ -131,7 +152,7 @@ def message(cid, gives, orc="RE", pre=(), post=(), sep="\r", pv1="PV1||I|ICU^1^1
     ]
     for seg, after in gives:
         segs.append(seg)
-        segs.append("RXR|^IV^HL70162")
+        segs.extend(rxr)
         segs.extend(after)
     segs.extend(post)
     return sep.join(segs) + sep
@@ -909,6 +930,38 @@ def cases():
     c.add("NICU heparin with disagreeing weights 12 and 9 kg (12 outside the care area's range)",
           message(cid(), [(heparin(0.5, strength="1000", volume="100"), [weight("12"), weight("9", n=2)])], pv1="PV1||I|NICU^1^1"),
           "block", "WG-INF-021")
+
+    # --- The route of administration (RXR-1), for drugs with `routes` ---------------
+    vinc = rxg(f1="1", f4="VINC^vincristine^LOCAL", f5="1.4", f7=MG[1])
+    bupi = rxg(f1="1", f4="BUPI^bupivacaine^LOCAL", f15="10", f16="mg/h^mg/h^UCUM")
+    iv, it = "RXR|IV^Intravenous^HL70162", "RXR|IT^Intrathecal^HL70162"
+    for rxrs, verdict, rule, what in (
+        ((iv,), "allow", None, "IV, as listed"),
+        (("RXR|iv^Intravenous^HL70162",), "allow", None, "iv in lower case"),
+        ((iv, "RXR|IV"), "allow", None, "two RXR that agree"),
+        (("RXR|IV^Intravenous^HL70162^IV^Intravenous^0162",), "allow", None, "an alternate identifier that agrees"),
+        ((it,), "block", "WG-INF-044", "IT (intrathecal: fatal)"),
+        (("RXR|EP^Epidural^HL70162",), "block", "WG-INF-044", "EP"),
+        ((), "block", "WG-INF-045", "no RXR"),
+        (("RXR|^IV^HL70162",), "block", "WG-INF-045", "RXR-1 with only text"),
+        (("RXR|",), "block", "WG-INF-045", "RXR-1 empty"),
+        ((iv, it), "block", "WG-INF-045", "two RXR naming IV and IT"),
+        (("RXR|IV^Intravenous^HL70162~IT^Intrathecal^HL70162",), "block", "WG-INF-045", "RXR-1 repetitions IV and IT"),
+        (("RXR|IV^Intravenous^HL70162^IT^Intrathecal^HL70162",), "block", "WG-INF-045", "identifier IV, alternate identifier IT"),
+        (("RXR|47625008^Intravenous route^SCT",), "block", "WG-INF-045", "a SNOMED CT code"),
+        (("RXR|IV^IT^HL70162",), "block", "WG-INF-045", "identifier IV with the text IT"),
+    ):
+        c.add(f"vincristine with {what}", message(cid(), [(vinc, [])], rxr=rxrs), verdict, rule)
+    for pv1, rxrs, verdict, rule, what in (
+        ("PV1||I|ICU^1^1", ("RXR|EP^Epidural^HL70162",), "allow", None, "EP in adult ICU"),
+        ("PV1||I|ICU^1^1", (it,), "block", "WG-INF-044", "IT in adult ICU (EP only)"),
+        ("PV1||I|NICU^1^1", (it,), "allow", None, "IT in the NICU (its own list)"),
+        ("PV1||I|NICU^1^1", (iv,), "block", "WG-INF-044", "IV in the NICU"),
+    ):
+        c.add(f"bupivacaine with {what}", message(cid(), [(bupi, [])], pv1=pv1, rxr=rxrs), verdict, rule)
+    # A drug without `routes` reads no RXR, as before.
+    c.add("heparin with an IT route (no routes in its entry)", message(cid(), [(heparin(10), [])], rxr=(it,)), "allow")
+    c.add("heparin without RXR (no routes in its entry)", message(cid(), [(heparin(10), [])], rxr=()), "allow")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.

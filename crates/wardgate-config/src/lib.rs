@@ -1006,6 +1006,9 @@ pub struct DrugCareArea {
     /// See [`Drug::pca_lockout_min_minutes`].
     #[serde(default)]
     pub pca_lockout_min_minutes: Option<Spanned<f64>>,
+    /// See [`Drug::routes`]; replaces the drug's list in this area.
+    #[serde(default)]
+    pub routes: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[drug_library.drug]]`: limits for one drug.
@@ -1067,6 +1070,11 @@ pub struct Drug {
     /// states none is refused.
     #[serde(default)]
     pub pca_lockout_min_minutes: Option<Spanned<f64>>,
+    /// Routes of administration (HL7 table 0162 codes: `IV`, `IT`, `EP`...)
+    /// an order (RXR-1) may name; another, or none that can be told, is
+    /// refused. Without it the route is not read.
+    #[serde(default)]
+    pub routes: Option<Spanned<Vec<Spanned<String>>>>,
     /// Limits per care area.
     #[serde(default, rename = "care_area")]
     pub care_areas: Vec<DrugCareArea>,
@@ -2493,6 +2501,10 @@ fn check_drug_care_areas(
             drug.names.first(),
         );
     }
+    check_routes(err, drug, &drug.routes);
+    for a in &drug.care_areas {
+        check_routes(err, drug, &a.routes);
+    }
     for v in [
         &drug.vtbi_max_ml,
         &drug.duration_max_min,
@@ -2517,6 +2529,41 @@ fn check_drug_care_areas(
             span,
             "concentration limits need concentration_unit (such as \"U/mL\")".into(),
         );
+    }
+}
+
+/// A `routes` list names at least one code, none of them empty or twice: an
+/// empty list would refuse every order by accident (`available = false` says
+/// "not at all" on purpose).
+fn check_routes(
+    err: &mut impl FnMut(Range<usize>, String),
+    drug: &Drug,
+    routes: &Option<Spanned<Vec<Spanned<String>>>>,
+) {
+    let Some(list) = routes else {
+        return;
+    };
+    let name = drug.names.first().map_or("?", |n| n.get_ref().as_str());
+    if list.get_ref().is_empty() {
+        err(
+            list.span(),
+            format!("routes for {name:?} is empty: list the HL7 table 0162 route codes allowed (such as \"IV\"), or set available = false where the drug may not be given at all"),
+        );
+    }
+    let mut seen = HashSet::new();
+    for r in list.get_ref() {
+        let code = r.get_ref().trim().to_uppercase();
+        if code.is_empty() {
+            err(
+                r.span(),
+                format!("a route code for {name:?} is empty: an HL7 table 0162 code (such as \"IV\") is required"),
+            );
+        } else if !seen.insert(code) {
+            err(
+                r.span(),
+                format!("route {:?} appears twice for {name:?}", r.get_ref()),
+            );
+        }
     }
 }
 

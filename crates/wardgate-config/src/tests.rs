@@ -941,3 +941,113 @@ fn drug_and_care_area_limits_must_be_positive_numbers() {
         );
     }
 }
+
+/// `routes` on a drug and on its care-area override: an empty list or code
+/// is refused at its position, pointing at `available = false`.
+#[test]
+fn drug_routes_are_checked_with_locations() {
+    let lib = |drug_routes: &str, area_routes: &str| {
+        format!(
+            "{MINIMAL}{drug_routes}\n\n[[drug_library.care_area]]\nid = \"pain\"\n\n[[drug_library.drug]]\nnames = [\"morphine\"]\nrate_unit = \"mg/h\"\nrate_hard_max = 10\nroutes = [\"IV\"]\n\n[[drug_library.drug.care_area]]\nid = \"pain\"\n{area_routes}\n"
+        )
+    };
+    let ok = parse(&lib("routes = [\"IV\", \"sc\"]", "routes = [\"EP\"]")).unwrap();
+    let drugs = &ok.config.drug_libraries[0].drugs;
+    let names = |r: &Option<Spanned<Vec<Spanned<String>>>>| {
+        r.as_ref().map(|l| {
+            l.get_ref()
+                .iter()
+                .map(|s| s.get_ref().clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        names(&drugs[0].routes),
+        Some(vec!["IV".into(), "sc".into()])
+    );
+    assert_eq!(
+        names(&drugs[1].care_areas[0].routes),
+        Some(vec!["EP".into()])
+    );
+    // Without the key nothing changes: no routes.
+    assert!(parse(MINIMAL).unwrap().config.drug_libraries[0].drugs[0]
+        .routes
+        .is_none());
+
+    let cases = [
+        (lib("routes = []", ""), "routes = []", "is empty"),
+        (
+            lib("routes = [\"IV\", \" \"]", ""),
+            "routes = [\"IV\", \" \"]",
+            "route code for \"heparin\" is empty",
+        ),
+        (
+            lib("routes = [\"IV\", \"iv\"]", ""),
+            "routes = [\"IV\", \"iv\"]",
+            "appears twice",
+        ),
+        (lib("", "routes = []"), "routes = []", "available = false"),
+        (
+            lib("", "routes = [\"\"]"),
+            "routes = [\"\"]",
+            "route code for \"morphine\" is empty",
+        ),
+    ];
+    for (text, line, needle) in cases {
+        let p = problems(&text);
+        let errors: Vec<_> = p.iter().filter(|p| p.level == Level::Error).collect();
+        let want = text.lines().position(|l| l == line).unwrap() + 1;
+        assert_eq!(errors.len(), 1, "{line}: {errors:#?}");
+        assert_eq!(errors[0].line, want, "{}", errors[0]);
+        assert!(errors[0].message.contains(needle), "{}", errors[0]);
+        assert!(errors[0].column > 1, "{}", errors[0]);
+    }
+    // A wrong type is serde's, located too.
+    let p = problems(&lib("routes = \"IV\"", ""));
+    assert!(
+        p.iter().any(|p| p.message.contains("invalid type")),
+        "{p:#?}"
+    );
+}
+
+/// `routes` lives in a library file like the other drug keys, signed or not.
+#[test]
+fn routes_in_a_signed_library_file_are_read() {
+    use ed25519_dalek::Signer;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = "version = \"1\"\n\n[[drug]]\nnames = [\"vincristine\"]\ndose_unit = \"mg\"\ndose_hard_max = 2\nroutes = [\"IV\"]\n";
+    std::fs::write(dir.path().join("lib.toml"), lib).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let mut signed = LIBRARY_SIGNATURE_DOMAIN.to_vec();
+    signed.extend_from_slice(lib.as_bytes());
+    let sig = key.sign(&signed).to_bytes();
+    std::fs::write(
+        dir.path().join("lib.toml.sig"),
+        library_signature_line("pharmacy", &sig),
+    )
+    .unwrap();
+    let head = MINIMAL.split("[[drug_library]]").next().unwrap();
+    let text = format!(
+        "{head}[[drug_library]]\nid = \"adult-icu\"\nfile = \"lib.toml\"\nrequire_signed = true\n\n[[library_signer]]\nid = \"pharmacy\"\npublic_key = \"{}\"\n",
+        hex::encode(key.verifying_key().to_bytes())
+    );
+    let v = Config::parse(&text, "site.toml", dir.path()).unwrap();
+    let l = &v.config.drug_libraries[0];
+    assert_eq!(l.signer.as_deref(), Some("pharmacy"));
+    let routes = l.drugs[0].routes.as_ref().unwrap().get_ref();
+    assert_eq!(routes[0].get_ref(), "IV");
+    // An empty list in the file is located in the file.
+    std::fs::write(dir.path().join("lib.toml"), lib.replace("[\"IV\"]", "[]")).unwrap();
+    std::fs::remove_file(dir.path().join("lib.toml.sig")).unwrap();
+    let unsigned = text.replace("require_signed = true\n", "");
+    match Config::parse(&unsigned, "site.toml", dir.path()) {
+        Err(ConfigError::Invalid(p)) => {
+            assert!(
+                p.iter()
+                    .any(|p| p.file.ends_with("lib.toml") && p.message.contains("is empty")),
+                "{p:#?}"
+            );
+        }
+        other => panic!("expected problems, got {other:?}"),
+    }
+}

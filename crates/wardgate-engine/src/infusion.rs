@@ -827,13 +827,19 @@ fn context(
 }
 
 /// The segments that belong to the `n`th RXG: its OBX programming parameters
-/// (after it, up to the next RXG or ORC) and the TQ1 timing that applies to it.
+/// and RXR routes (after it, up to the next RXG or ORC) and the TQ1 timing that
+/// applies to it.
 struct Group {
     obx: Vec<(usize, usize)>,
     tq1: Vec<(usize, usize)>,
     /// A TQ1 stating a duration sits between two RXGs: which give it times is
     /// ambiguous.
     ambiguous_tq1: Option<usize>,
+    /// Its RXR segments (after it, up to the next RXG or ORC).
+    rxr: Vec<(usize, usize)>,
+    /// An RXR between the order's ORC and this, its first, give: outside every
+    /// give by the structure, yet a receiver may file it under this one.
+    rxr_before: Option<usize>,
 }
 
 /// `seqs[i]`: which occurrence of its segment id segment `i` is (1-based),
@@ -850,6 +856,8 @@ fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usiz
         obx: Vec::new(),
         tq1: Vec::new(),
         ambiguous_tq1: None,
+        rxr: Vec::new(),
+        rxr_before: None,
     };
     let own_timing = timing_end(segments, at);
     // After the RXG, up to the next RXG or ORC: its TIMING_GIVE, then its OBX
@@ -858,6 +866,7 @@ fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usiz
         match s.id() {
             b"ORC" => break,
             b"OBX" => g.obx.push((i, seqs[i])),
+            b"RXR" => g.rxr.push((i, seqs[i])),
             b"TQ1" if i >= own_timing && gives.get(n + 1).is_some() && states_duration(s) => {
                 g.ambiguous_tq1 = Some(seqs[i]);
             }
@@ -870,6 +879,7 @@ fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usiz
     // further.
     let floor = prev.map_or(0, |p| timing_end(segments, p));
     let mut before = Vec::new();
+    let mut rxr_before = None;
     let mut first_of_order = false;
     for i in (floor..at).rev() {
         match segments[i].id() {
@@ -878,8 +888,12 @@ fn give_group(segments: &[Segment<'_>], seqs: &[usize], gives: &[usize], n: usiz
                 break;
             }
             b"TQ1" => before.push(i),
+            b"RXR" => rxr_before = Some(seqs[i]),
             _ => {}
         }
+    }
+    if first_of_order {
+        g.rxr_before = rxr_before;
     }
     for i in before {
         if first_of_order {
@@ -1036,6 +1050,45 @@ fn check_give(
         );
         out.infusions.push(facts);
         return;
+    }
+    // The route of administration, only where the library restricts it: a
+    // drug without `routes` is judged as before.
+    if let Some(allowed) = &limits.routes {
+        let area = facts.care_area.clone().unwrap_or_else(|| "(none)".into());
+        facts.limits = Some(format!("routes {}", allowed.join(", ")));
+        let finding = match read_route(n, segments, group, allowed) {
+            Ok((code, seq)) => {
+                let code_shown = bounded(&code);
+                facts.route = Some(code_shown.clone());
+                (!allowed.contains(&code)).then(|| {
+                    OrderFinding::new(
+                        rules::ROUTE_NOT_ALLOWED,
+                        format!(
+                            "RXG #{n}: route {code_shown} (RXR #{seq}) is not allowed for {:?} in care area {area}; allowed: {}",
+                            entry.display,
+                            allowed.join(", ")
+                        ),
+                    )
+                    .at(loc(b"RXR", seq, 1))
+                })
+            }
+            Err((why, l)) => Some(
+                OrderFinding::new(
+                    rules::ROUTE_UNCLEAR,
+                    format!(
+                        "RXG #{n}: the route of {:?} cannot be told ({why}); allowed in care area {area}: {}",
+                        entry.display,
+                        allowed.join(", ")
+                    ),
+                )
+                .at(l),
+            ),
+        };
+        if let Some(f) = finding {
+            out.findings.push(f);
+            out.infusions.push(facts);
+            return;
+        }
     }
     // Every weight the message gives, agreeing or not, must lie in the care
     // area's range (found by an adversarial review: 12 and 9 kg in the NICU
@@ -1714,6 +1767,12 @@ fn check_give(
         ]
         .into_iter()
         .flatten()
+        .chain(
+            limits
+                .routes
+                .as_ref()
+                .map(|r| format!("routes {}", r.join(", "))),
+        )
         .collect::<Vec<_>>()
         .join("; "),
     )
@@ -2620,6 +2679,155 @@ fn resolve_drug<'l>(
         )
         .at(l)),
     }
+}
+
+/// HL7 table 0162, route of administration (v2.5 to v2.9).
+const ROUTE_CODES: &[&str] = &[
+    "AP", "B", "DT", "GTT", "GU", "IA", "IB", "IC", "ICV", "ID", "IH", "IHA", "IM", "IMR", "IN",
+    "IO", "IP", "IS", "IT", "IU", "IV", "MM", "MTH", "NG", "NP", "NS", "NT", "OP", "OT", "OTH",
+    "PF", "PO", "PR", "RM", "SC", "SD", "SL", "TD", "TL", "TP", "TRA", "UR", "VG", "VM", "WND",
+];
+
+/// The one route code (upper-cased) the give's RXR segments state, with the
+/// RXR it was read from; else why it cannot be told and where. Every reading
+/// a receiver may take must name the same table 0162 code: each RXR of the
+/// give, each repetition of RXR-1, and within one its identifier, alternate
+/// identifiers and any text that is itself a route code. A pump server reads
+/// the identifier, so text alone (`^IV^HL70162`) states no route, and a code
+/// under another coding system may mean another route there.
+fn read_route(
+    n: usize,
+    segments: &[Segment<'_>],
+    group: &Group,
+    allowed: &[String],
+) -> Result<(String, usize), (String, Location)> {
+    if let Some(seq) = group.rxr_before {
+        return Err((
+            format!("RXR #{seq} sits between the order's ORC and its first RXG, outside any give; a receiver may read it as this give's route"),
+            loc(b"RXR", seq, 0),
+        ));
+    }
+    let Some(&(_, first)) = group.rxr.first() else {
+        return Err((format!("no RXR segment after RXG #{n}"), loc(b"RXG", n, 0)));
+    };
+    let mut found: Option<(String, usize)> = None;
+    for &(i, seq) in &group.rxr {
+        let l = loc(b"RXR", seq, 1);
+        let field = segments[i].field(1);
+        if field.raw().trim_ascii().is_empty() {
+            return Err((format!("RXR #{seq}: RXR-1 is empty"), l));
+        }
+        for (r, rep) in field.repetitions().enumerate() {
+            let at = if field.repetition_count() > 1 {
+                format!("RXR #{seq}: RXR-1 repetition {}", r + 1)
+            } else {
+                format!("RXR #{seq}: RXR-1")
+            };
+            let code = route_code(&rep, allowed).map_err(|why| (format!("{at} {why}"), l))?;
+            match &found {
+                Some((c, s)) if *c != code => {
+                    let other = if *s == seq {
+                        "another repetition".to_owned()
+                    } else {
+                        format!("RXR #{s}")
+                    };
+                    return Err((
+                        format!(
+                            "{at} names {:?} and {other} names {:?}",
+                            bounded(&code),
+                            bounded(c)
+                        ),
+                        l,
+                    ));
+                }
+                Some(_) => {}
+                None => found = Some((code, seq)),
+            }
+        }
+    }
+    found.ok_or_else(|| {
+        (
+            format!("RXR #{first}: RXR-1 states no route"),
+            loc(b"RXR", first, 1),
+        )
+    })
+}
+
+/// One repetition of RXR-1 (a CWE) read as one table 0162 code, or why not.
+fn route_code(rep: &Field<'_>, allowed: &[String]) -> Result<String, String> {
+    let shown = |b: &[u8]| bounded(&String::from_utf8_lossy(b));
+    if rep.raw().trim_ascii().is_empty() {
+        return Err("is empty".into());
+    }
+    if rep.has_escapes() {
+        return Err(format!(
+            "{:?} uses escape sequences; parsers differ in decoding them",
+            shown(rep.raw())
+        ));
+    }
+    for c in 1..=12usize {
+        let comp = rep.component(c);
+        if comp.raw() != comp.subcomponent(1) {
+            return Err(format!(
+                "component {c} {:?} has subcomponents; parsers read them differently",
+                shown(comp.raw())
+            ));
+        }
+    }
+    let part = |c: usize| {
+        String::from_utf8_lossy(rep.component(c).raw())
+            .trim()
+            .to_uppercase()
+    };
+    let id = part(1);
+    if id.is_empty() {
+        let alternate = [4usize, 10].into_iter().find(|&c| !part(c).is_empty());
+        return Err(match alternate {
+            Some(c) => format!(
+                "has no identifier, only an alternate identifier {:?} (RXR-1.{c}); a receiver reading the identifier finds no route",
+                bounded(&part(c))
+            ),
+            None => format!(
+                "{:?} has no identifier, only text: a receiver reads the route from the identifier",
+                shown(rep.raw())
+            ),
+        });
+    }
+    // Identifier, alternate and second alternate, each with its coding system.
+    for (c, system) in [(1usize, 3usize), (4, 6), (10, 12)] {
+        let (code, sys) = (part(c), part(system));
+        if code.is_empty() {
+            continue;
+        }
+        if !(sys.is_empty() || sys == "HL70162" || sys == "0162") {
+            return Err(format!(
+                "the coding system {:?} of {:?} (RXR-1.{system}) is not HL7 table 0162 (HL70162): the code may mean another route there",
+                bounded(&sys),
+                bounded(&code)
+            ));
+        }
+        if code != id {
+            return Err(format!(
+                "the identifier {:?} and the alternate identifier {:?} (RXR-1.{c}) name different routes",
+                bounded(&id),
+                bounded(&code)
+            ));
+        }
+    }
+    // A text that is itself a route code other than the identifier (`IV^IT`):
+    // a receiver that reads text where senders write codes (`^IV^HL70162`)
+    // takes that one.
+    for c in [2usize, 5, 9, 11] {
+        let t = part(c);
+        let is_code = ROUTE_CODES.contains(&t.as_str()) || allowed.contains(&t);
+        if is_code && t != id {
+            return Err(format!(
+                "the identifier {:?} and the text {t:?} (RXR-1.{c}) name different routes",
+                bounded(&id)
+            ));
+        }
+    }
+    Ok(id)
 }
 
 /// The order's concentration from RXG-17/18 over RXG-23/24. `Ok(None)`: not given.

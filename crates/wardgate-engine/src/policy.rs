@@ -62,6 +62,9 @@ pub struct AreaLimits {
     pub duration_max_min: Option<f64>,
     /// Shortest PCA lockout interval (minutes).
     pub pca_lockout_min_minutes: Option<f64>,
+    /// Routes of administration (HL7 table 0162 codes, upper-cased and
+    /// trimmed) an order may name; `None`: the route is not read.
+    pub routes: Option<Vec<String>>,
 }
 
 /// Concentration limits of a drug, in base units per mL.
@@ -535,6 +538,14 @@ impl Policy {
                 let rate_unit = unit(&drug.rate_unit, true);
                 let dose_unit = unit(&drug.dose_unit, false);
                 let get = |v: &Option<Spanned<f64>>| v.as_ref().map(|s| *s.get_ref());
+                let routes = |v: &Option<Spanned<Vec<Spanned<String>>>>| {
+                    v.as_ref().map(|l| {
+                        l.get_ref()
+                            .iter()
+                            .map(|r| r.get_ref().trim().to_uppercase())
+                            .collect::<Vec<_>>()
+                    })
+                };
                 let limits =
                     |u: &Option<(Unit, String)>,
                      [soft, hard, soft_min, hard_min]: [Option<f64>; 4]| {
@@ -571,6 +582,7 @@ impl Policy {
                     vtbi_max_ml: get(&drug.vtbi_max_ml),
                     duration_max_min: get(&drug.duration_max_min),
                     pca_lockout_min_minutes: get(&drug.pca_lockout_min_minutes),
+                    routes: routes(&drug.routes),
                 };
                 let areas = lib
                     .care_areas
@@ -612,6 +624,8 @@ impl Policy {
                                 &o.pca_lockout_min_minutes,
                                 &drug.pca_lockout_min_minutes,
                             ),
+                            // A care area's list replaces the drug's.
+                            routes: routes(&o.routes).or_else(|| routes(&drug.routes)),
                         }
                     })
                     .collect();
@@ -913,6 +927,12 @@ impl Policy {
                     if let Some(m) = l.pca_lockout_min_minutes {
                         v.push_str(&format!("; PCA lockout min {m} min"));
                     }
+                    // Only when set, so a library without routes summarises
+                    // (and hashes its changes) as before.
+                    let v = match &l.routes {
+                        Some(r) => format!("{v}; routes {}", r.join(", ")),
+                        None => v,
+                    };
                     m.insert(key(&what), v);
                 }
                 if let Some(c) = &e.concentration {

@@ -1846,3 +1846,248 @@ fn with_no_volume_to_be_infused_the_container_is_held_to_the_limit() {
     let o = check(heparin_rxg("10", "mL/h^mL/h^UCUM"), "5000");
     assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
 }
+
+/// The example site with care areas and drugs whose routes are restricted:
+/// vincristine IV only; morphine IV or SC, EP or IT on the pain service (a
+/// care area's list replaces the drug's), written in lower case.
+fn route_site(extra_route_keys: &str) -> String {
+    SITE.replace(
+        "drug_library = \"adult-icu\"\n",
+        &format!("drug_library = \"adult-icu\"\n{extra_route_keys}\n"),
+    )
+    .replace(
+        "[[drug_library]]\nid = \"adult-icu\"\n",
+        "[[drug_library]]\nid = \"adult-icu\"\ndefault_care_area = \"icu\"\n",
+    ) + r#"
+[[drug_library.care_area]]
+id = "icu"
+points_of_care = ["ICU"]
+
+[[drug_library.care_area]]
+id = "pain"
+points_of_care = ["PAIN"]
+
+[[drug_library.drug]]
+names = ["vincristine", "VINC"]
+dose_unit = "mg"
+dose_hard_max = 2
+routes = ["IV"]
+
+[[drug_library.drug]]
+names = ["morphine", "MOR"]
+rate_unit = "mg/h"
+rate_hard_max = 10
+routes = [" iv ", "SC"]
+
+[[drug_library.drug.care_area]]
+id = "pain"
+routes = ["EP", "IT"]
+"#
+}
+
+/// A vincristine (or `drug`) order at `pv1` with these RXR segments after its RXG.
+fn routed(drug: &str, rxrs: &[&str], pv1: &str) -> String {
+    let give = match drug {
+        "VINC" => rxg(&[
+            (1, "1"),
+            (4, "VINC^vincristine^LOCAL"),
+            (5, "1.4"),
+            (7, "mg^mg^UCUM"),
+        ]),
+        "MOR" => rxg(&[
+            (1, "1"),
+            (4, "MOR^morphine^LOCAL"),
+            (15, "2"),
+            (16, "mg/h^mg/h^UCUM"),
+        ]),
+        _ => heparin_rxg("10", "mL/h^mL/h^UCUM"),
+    };
+    let mut segs = vec![
+        "MSH|^~\\&|EHR^ACME|ICU|PUMPSRV|ICU|20261124101500||RGV^O15^RGV_O15|ORD-0002|P|2.6"
+            .to_string(),
+        "PID|||12345^^^Hospital^MR||Doe^John||19600101|M".to_string(),
+        format!("PV1||I|{pv1}^1^1"),
+        "ORC|RE|ORD2^EHR".to_string(),
+        give,
+    ];
+    segs.extend(rxrs.iter().map(|s| s.to_string()));
+    segs.join("\r") + "\r"
+}
+
+fn run_routed(site: &str, msg: &str) -> hl7::Outcome {
+    let p = policy_from(site);
+    inspect(&p.routes[0], &flow(&p), &framed(msg), &clock())
+}
+
+fn reason(o: &hl7::Outcome) -> String {
+    o.record.event().event.reason.clone()
+}
+
+#[test]
+fn a_stated_route_in_the_drug_list_passes_and_is_recorded() {
+    let site = route_site("");
+    for rxr in [
+        "RXR|IV^Intravenous^HL70162",
+        "RXR|iv^Intravenous^HL70162",
+        "RXR| IV ^Intravenous",
+        "RXR|IV^IV^0162",
+        "RXR|IV^Intravenous^HL70162^IV^Intravenous^HL70162",
+    ] {
+        let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
+        assert_eq!(o.verdict, Verdict::Allow, "{rxr}: {:?}", o.record);
+        let inf = &o.record.event().wardgate.infusion[0];
+        assert_eq!(inf.route.as_deref(), Some("IV"), "{rxr}");
+        assert!(
+            inf.limits
+                .as_deref()
+                .is_some_and(|l| l.contains("routes IV")),
+            "{inf:?}"
+        );
+    }
+    // Agreeing duplicates: two RXR segments, two repetitions.
+    for rxrs in [
+        &["RXR|IV^Intravenous^HL70162", "RXR|IV"][..],
+        &["RXR|IV^Intravenous^HL70162~iv"][..],
+    ] {
+        let o = run_routed(&site, &routed("VINC", rxrs, "ICU"));
+        assert_eq!(o.verdict, Verdict::Allow, "{rxrs:?}: {:?}", o.record);
+    }
+}
+
+#[test]
+fn an_intrathecal_order_for_an_iv_only_drug_is_blocked() {
+    let o = run_routed(
+        &route_site(""),
+        &routed("VINC", &["RXR|IT^Intrathecal^HL70162"], "ICU"),
+    );
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-044", "{:?}", o.record);
+    let r = reason(&o);
+    for needle in [
+        "route IT",
+        "\"vincristine\"",
+        "icu (PV1-3)",
+        "allowed: IV",
+        "RXR #1",
+    ] {
+        assert!(r.contains(needle), "{needle} not in {r}");
+    }
+    let inf = &o.record.event().wardgate.infusion[0];
+    assert_eq!(inf.route.as_deref(), Some("IT"));
+    assert_eq!(inf.limits.as_deref(), Some("routes IV"));
+    assert!(reply_text(&o).contains("RXR^1^1"), "{}", reply_text(&o));
+}
+
+#[test]
+fn a_route_that_cannot_be_told_is_refused() {
+    let site = route_site("");
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "no RXR segment after RXG #1"),
+        (&["RXR|"], "RXR-1 is empty"),
+        (&["RXR|^IV^HL70162"], "only text"),
+        (&["RXR|^Intravenous"], "only text"),
+        (
+            &["RXR|IV^Intravenous^HL70162", "RXR|IT^Intrathecal^HL70162"],
+            "names \"IT\" and RXR #1 names \"IV\"",
+        ),
+        (
+            &["RXR|IV~IT"],
+            "names \"IT\" and another repetition names \"IV\"",
+        ),
+        (&["RXR|IV~"], "repetition 2 is empty"),
+        (
+            &["RXR|IV^Intravenous^HL70162^IT^Intrathecal^HL70162"],
+            "alternate identifier \"IT\"",
+        ),
+        (
+            &["RXR|IV^Intravenous^HL70162^IT"],
+            "alternate identifier \"IT\"",
+        ),
+        (
+            &["RXR|^^^IV^Intravenous^HL70162"],
+            "only an alternate identifier",
+        ),
+        (&["RXR|47625008^Intravenous^SCT"], "coding system \"SCT\""),
+        (
+            &["RXR|IV^Intravenous^HL70162^C38276^INTRAVENOUS^NCI"],
+            "coding system \"NCI\"",
+        ),
+        (&["RXR|IV^IT^HL70162"], "the text \"IT\""),
+        (&["RXR|I\\T\\V"], "escape sequences"),
+        (&["RXR|IV&X^Intravenous"], "subcomponents"),
+    ];
+    for (rxrs, why) in cases {
+        let o = run_routed(&site, &routed("VINC", rxrs, "ICU"));
+        assert_eq!(o.verdict, Verdict::Block, "{rxrs:?}");
+        assert_eq!(rule_of(&o), "WG-INF-045", "{rxrs:?}: {:?}", o.record);
+        let r = reason(&o);
+        assert!(r.contains(why), "{rxrs:?}: {why:?} not in {r}");
+        assert!(r.contains("allowed in care area icu (PV1-3): IV"), "{r}");
+    }
+    // An RXR before the give's RXG is outside every give.
+    let msg = routed("VINC", &["RXR|IV"], "ICU").replace(
+        "ORC|RE|ORD2^EHR\r",
+        "ORC|RE|ORD2^EHR\rRXR|IV^Intravenous^HL70162\r",
+    );
+    let o = run_routed(&site, &msg);
+    assert_eq!(rule_of(&o), "WG-INF-045", "{:?}", o.record);
+    assert!(reason(&o).contains("outside any give"), "{}", reason(&o));
+}
+
+#[test]
+fn a_care_area_list_replaces_the_drug_list() {
+    let site = route_site("");
+    // Morphine: IV or SC (written " iv ") in the ICU; EP or IT on the pain service.
+    let cases = [
+        ("ICU", "RXR|IV", Verdict::Allow),
+        ("ICU", "RXR|sc", Verdict::Allow),
+        ("ICU", "RXR|EP", Verdict::Block),
+        ("PAIN", "RXR|EP^Epidural^HL70162", Verdict::Allow),
+        ("PAIN", "RXR|IT", Verdict::Allow),
+        ("PAIN", "RXR|IV", Verdict::Block),
+    ];
+    for (area, rxr, want) in cases {
+        let o = run_routed(&site, &routed("MOR", &[rxr], area));
+        assert_eq!(o.verdict, want, "{area} {rxr}: {:?}", o.record);
+        if want == Verdict::Block {
+            assert_eq!(rule_of(&o), "WG-INF-044");
+        }
+    }
+    let o = run_routed(&site, &routed("MOR", &["RXR|IV"], "PAIN"));
+    assert!(
+        reason(&o).contains("care area pain (PV1-3); allowed: EP, IT"),
+        "{}",
+        reason(&o)
+    );
+}
+
+#[test]
+fn a_drug_without_routes_reads_no_rxr() {
+    // Heparin has no `routes`: no RXR, an IT one or a conflicting pair pass as before.
+    let site = route_site("");
+    for rxrs in [&[][..], &["RXR|IT"][..], &["RXR|IV", "RXR|IT^^SCT"][..]] {
+        let o = run_routed(&site, &routed("HEP", rxrs, "ICU"));
+        assert_eq!(o.verdict, Verdict::Allow, "{rxrs:?}: {:?}", o.record);
+        let inf = &o.record.event().wardgate.infusion[0];
+        assert_eq!(inf.route, None);
+        assert!(!inf.limits.as_deref().unwrap_or("").contains("routes"));
+    }
+    // Nor does a message that is no infusion order.
+    let oru = "MSH|^~\\&|MON|ICU|EHR|ICU|20261124101500||ORU^R01^ORU_R01|OBS-8|P|2.6\rPID|||1\rRXR|IT\rOBX|1|NM|150456^MDC_PULS_OXIM_SAT_O2^MDC||98|%\r";
+    assert_eq!(run_routed(&site, oru).verdict, Verdict::Allow);
+}
+
+#[test]
+fn monitor_mode_records_a_route_refusal_as_would_block() {
+    let site = route_site("enforcement = \"monitor\"");
+    for (rxrs, rule) in [
+        (&["RXR|IT^Intrathecal^HL70162"][..], "WG-INF-044"),
+        (&[][..], "WG-INF-045"),
+    ] {
+        let o = run_routed(&site, &routed("VINC", rxrs, "ICU"));
+        assert_eq!(o.verdict, Verdict::Alert, "{rxrs:?}");
+        assert!(o.reply.is_none());
+        assert_eq!(o.record.event().event.action, event::Action::WouldBlock);
+        assert_eq!(rule_of(&o), rule);
+    }
+}

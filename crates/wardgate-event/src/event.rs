@@ -784,6 +784,10 @@ pub struct InfusionFacts {
     /// The limits that applied (`rate U/h: hard 50-2000, soft -1500`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub limits: Option<String>,
+    /// The route of administration as read (RXR-1's table 0162 code), when
+    /// the drug's library entry restricts routes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub route: Option<String>,
     /// The order's point of care (PV1-3.1), so pharmacy can follow up.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub point_of_care: Option<String>,
