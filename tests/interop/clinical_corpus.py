@@ -99,6 +99,17 @@ dose_unit = "mg"
 dose_hard_max = 2
 routes = ["IV"]
 
+# A PCA drug (hydromorphone 1 mg/mL): a basal rate, demand doses at least 6
+# minutes apart (the lockout), a loading dose, a 100 mL container at most.
+[[drug_library.drug]]
+names = ["hydromorphone", "HYDM"]
+rate_unit = "mg/h"
+rate_hard_max = 4
+dose_unit = "mg"
+dose_hard_max = 3
+vtbi_max_ml = 100
+pca_lockout_min_minutes = 6
+
 # Epidural only, but also intrathecal (a spinal) in the NICU: the care area's
 # list replaces the drug's.
 [[drug_library.drug]]
@@ -327,8 +338,8 @@ def cases():
     c.add("heparin VTBI 250 mL over 10 min (TQ1): 150000 U/h",
           message(cid(), [(heparin(10, vtbi=250).replace("|10|265266", "||265266"), [f"TQ1|1||||||||||||10^{MIN_CQ}"])]), "block", None)
     c.add("insulin RXG-5 per RXG-14 M1 (per minute): 240 U/h", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7=U[1], f14="M1"), [])]), "block", "WG-INF-010")
-    c.add("propofol per-kg rate with a 10x light weight in the second give", message(cid(), [(propofol(30), [weight()]), (propofol(800), [])]), "block", "WG-INF-010")
-    c.add("two gives, the second above the limit", message(cid(), [(heparin(10), []), (heparin(30), [])]), "block", "WG-INF-010")
+    c.add("propofol per-kg rate with a 10x light weight in the second give", message(cid(), [(propofol(30), [weight()]), (propofol(800).replace("RXG|1|", "RXG|2|", 1), [])]), "block", "WG-INF-010")
+    c.add("two gives, the second above the limit", message(cid(), [(heparin(10), []), (heparin(30, f1="2"), [])]), "block", "WG-INF-010")
     c.add("mega international units exactly as UCUM", message(cid(), [(insulin(1, "M[iU]/h^M[iU]/h^UCUM"), [])]), "block", "WG-INF-010")
 
     # --- Below the hard minimum --------------------------------------------------------
@@ -410,7 +421,7 @@ def cases():
     c.add("VTBI and OBX VTBI disagree", message(cid(), [(heparin(10, vtbi=250), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "25", ML[0])])]), "block", "WG-INF-017")
     c.add("VTBI over TQ1 disagrees with the rate", message(cid(), [(heparin(10, vtbi=250), [f"TQ1|1||||||||||||1^{HR_CQ}"])]), "block", None)
     c.add("concentration OBX disagrees with RXG strength", message(cid(), [(heparin(10), [obx(1, "157760^MDC_CONC_DRUG^MDC", "1000", "U/mL^U/mL^UCUM")])]), "block", "WG-INF-017")
-    c.add("TQ1 between two RXG", message(cid(), [(heparin(10), [f"TQ1|1||||||||||||1^{HR_CQ}"]), (heparin(10), [])]), "block", "WG-INF-018")
+    c.add("TQ1 between two RXG", message(cid(), [(heparin(10), [f"TQ1|1||||||||||||1^{HR_CQ}"]), (heparin(10, f1="2"), [])]), "block", "WG-INF-018")
     c.add("RXG-16 already a rate with RXG-14", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7="U/h", f14="H1"), [])]), "block", "WG-INF-005")
     c.add("dose in RXG-15 with no library dose limits and no duration", message(cid(), [(rxg(f1="1", f4="INS^insulin", f15="50", f16=U[1]), [])]), "block", "WG-INF-009")
     c.add("bolus of insulin (no dose limits)", message(cid(), [(rxg(f1="1", f4="INS^insulin", f15="50", f16=U[1]), [])], orc="CH"), "block", "WG-INF-009")
@@ -962,6 +973,61 @@ def cases():
     # A drug without `routes` reads no RXR, as before.
     c.add("heparin with an IT route (no routes in its entry)", message(cid(), [(heparin(10), [])], rxr=(it,)), "allow")
     c.add("heparin without RXR (no routes in its entry)", message(cid(), [(heparin(10), [])], rxr=()), "allow")
+
+    # --- PCA (PCD TF-2's PIV parameters) -------------------------------------------
+    def hydm(rate="0.5", **extra):
+        # 100 mg in 100 mL (1 mg/mL), the basal rate in mL/h.
+        f = dict(f1="1", f4="HYDM^hydromorphone^LOCAL", f15=rate, f16=ML_H[1], f17="100", f18=MG[1], f23="100", f24=ML[1])
+        f.update(extra)
+        return rxg(**f)
+
+    demand = obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "0.5", MG[1])
+    def lockout(v="10", unit="min^min^UCUM", n=2):
+        return obx(n, "157989^MDC_TIME_PCA_LOCKOUT^MDC", v, unit)
+    loading = obx(3, "158018^MDC_DOSE_LOADING^MDC", "2", MG[1])
+    piv = [
+        obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "6", "/h^per hour^UCUM"),
+        obx(5, "157985^MDC_DOSE_PCA_LIMIT^MDC", "4", MG[1]),
+        obx(6, "157987^MDC_TIME_PD_PCA_DOSE_LIMIT^MDC", "1", "h^h^UCUM"),
+        obx(7, "157986^MDC_VOL_PCA_DOSE_LIMIT^MDC", "4", ML[1]),
+        obx(8, "157994^MDC_VOL_FLUID_CONTAINER_START^MDC", "100", ML[1]),
+    ]
+    for what, after, verdict, rule in (
+        ("PCA with a 10 min lockout", [demand, lockout()], "allow", None),
+        ("PCA with every PIV bound", [demand, lockout(), *piv], "allow", None),
+        ("PCA with a 0.25 h lockout", [demand, lockout("0.25", "h^h^UCUM")], "allow", None),
+        ("PCA with a loading dose", [demand, lockout(), loading], "allow", None),
+        ("PCA with a 5 min lockout", [demand, lockout("5")], "block", "WG-INF-046"),
+        ("PCA with a 300 s lockout", [demand, lockout("300", "s^s^UCUM")], "block", "WG-INF-046"),
+        ("PCA with no lockout", [demand], "block", "WG-INF-009"),
+        ("PCA with two lockouts that disagree", [demand, lockout(), lockout("5", n=3)], "block", "WG-INF-017"),
+        ("PCA lockout in mL", [demand, lockout("10", ML[1])], "block", "WG-INF-005"),
+        ("PCA doses per hour in mL/h", [demand, lockout(), obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "6", ML_H[1])], "block", "WG-INF-004"),
+        ("PCA dose limit in mL/h", [demand, lockout(), obx(5, "157985^MDC_DOSE_PCA_LIMIT^MDC", "4", ML_H[1])], "block", "WG-INF-005"),
+        ("PCA demand dose above the dose limit", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "5", MG[1]), lockout()], "block", "WG-INF-011"),
+        ("PCA loading dose above the dose limit", [demand, lockout(), obx(3, "158018^MDC_DOSE_LOADING^MDC", "20", MG[1])], "block", "WG-INF-011"),
+        ("PCA container above the volume limit, no VTBI", [demand, lockout(), obx(8, "157994^MDC_VOL_FLUID_CONTAINER_START^MDC", "500", ML[1])], "block", "WG-INF-029"),
+    ):
+        c.add(what, message(cid(), [(hydm(), after)]), verdict, rule)
+    # The basal rate stays a rate beside a loading dose: 10 mL/h is 10 mg/h
+    # (max 4), with a duration making rate x duration the 2 mg loading dose.
+    c.add("PCA basal above the limit beside a loading dose and its duration", message(cid(), [(hydm("10"), [f"TQ1|1||||||||||||720^s^UCUM", demand, lockout(), loading])]), "block", "WG-INF-010")
+    c.add("PCA said to be a bolus (CH)", message(cid(), [(hydm(), [demand, lockout()])], orc="CH"), "block", "WG-INF-039")
+
+    # --- Multistep (RXG-1 numbers the steps) ------------------------------------------
+    total = lambda t: f"OBX|9|NM|0^MDCX_INFUS_TOTAL_NUM_STEPS^MDC||{t}||||||F"
+    c.add("two steps numbered 1 and 2 with their total", message(cid(), [(heparin(10, vtbi=20), []), (heparin(5, f1="2"), [total(2)])]), "allow")
+    for what, gives in (
+        ("two steps both numbered 1", [(heparin(10), []), (heparin(5), [])]),
+        ("steps numbered 1 and 3", [(heparin(10), []), (heparin(5, f1="3"), [])]),
+        ("steps numbered 2 then 1", [(heparin(10, f1="2"), []), (heparin(5), [])]),
+        ("a total of 3 for two steps", [(heparin(10), []), (heparin(5, f1="2"), [total(3)])]),
+        ("a lone step of a total of 2", [(heparin(10), [total(2)])]),
+        ("step 2 at another concentration", [(heparin(10), []), (heparin(5, f1="2", strength="2500"), [])]),
+        ("step 2 another drug", [(heparin(10), []), (insulin(5).replace("RXG|1|", "RXG|2|", 1), [])]),
+        ("step 2 a loading dose", [(heparin(10), []), (heparin(5, f1="2"), ["OBX|8|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose||||||F"])]),
+    ):
+        c.add(f"multistep: {what}", message(cid(), gives), "block", "WG-INF-047")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.

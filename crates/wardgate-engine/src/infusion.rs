@@ -672,6 +672,10 @@ pub fn check(
             return out;
         }
     }
+    if let Some(f) = multistep(&segments, &seqs, &gives, &groups) {
+        out.findings.push(f);
+        return out;
+    }
     let patient = patient_facts(&segments);
     let ctx = match context(&segments, library, route_area) {
         Ok(c) => OrderContext {
@@ -696,6 +700,147 @@ pub fn check(
         );
     }
     out
+}
+
+/// The observation identifier of a multistep order's number of steps.
+const TOTAL_STEPS: &str = "MDCX_INFUS_TOTAL_NUM_STEPS";
+
+/// An order of several gives is a multistep programme (PCD TF-2's PIV
+/// multistep change: RXG-1 numbers the steps 1..n, the medication and its
+/// concentration are the same in every step, a loading dose is step 1 only),
+/// and a stated total is the number of steps. Anything else has readings
+/// that differ (found by an adversarial review: steps numbered 1, 1 a pump
+/// server merged; a second step's 100 U/mL bag read under the first's 10
+/// U/mL rate; a lone "step 2 of 2").
+fn multistep(
+    segments: &[Segment<'_>],
+    seqs: &[usize],
+    gives: &[usize],
+    groups: &[Group],
+) -> Option<OrderFinding> {
+    let finding = |what: String, id: &[u8; 3], seq: usize, field: usize| {
+        Some(OrderFinding::new(rules::MULTISTEP_UNCLEAR, what).at(loc(id, seq, field)))
+    };
+    let n = gives.len();
+    for (i, s) in segments.iter().enumerate() {
+        if s.id() != b"OBX" {
+            continue;
+        }
+        let id = s.field(3);
+        let total = [1usize, 2, 4, 5].iter().any(|&c| {
+            String::from_utf8_lossy(id.component(c).subcomponent(1))
+                .trim()
+                .eq_ignore_ascii_case(TOTAL_STEPS)
+        });
+        if !total {
+            continue;
+        }
+        let v = s.field(5);
+        let stated = std::str::from_utf8(v.raw())
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<usize>().ok());
+        if stated != Some(n) {
+            return finding(
+                format!(
+                    "OBX #{}: the order states {:?} steps ({TOTAL_STEPS}) and has {n} give(s)",
+                    seqs[i],
+                    bounded(&String::from_utf8_lossy(v.raw()))
+                ),
+                b"OBX",
+                seqs[i],
+                5,
+            );
+        }
+    }
+    if n < 2 {
+        return None;
+    }
+    let rxg = |k: usize| &segments[gives[k]];
+    let text = |k: usize, f: usize, c: usize| {
+        String::from_utf8_lossy(rxg(k).field(f).component(c).raw())
+            .trim()
+            .to_ascii_uppercase()
+    };
+    let number = |k: usize, f: usize| {
+        let t = String::from_utf8_lossy(rxg(k).field(f).raw())
+            .trim()
+            .to_owned();
+        let v = units::parse_nm(&t);
+        (t, v)
+    };
+    for (k, group) in groups.iter().enumerate().take(n) {
+        let (step, _) = number(k, 1);
+        let numbered = !step.is_empty()
+            && step.bytes().all(|b| b.is_ascii_digit())
+            && step.parse::<usize>().ok() == Some(k + 1);
+        if !numbered {
+            return finding(
+                format!(
+                    "RXG #{}: a multistep order's step number (RXG-1) is {:?}, not {} (steps are numbered 1 to {n} in order)",
+                    k + 1,
+                    bounded(&step),
+                    k + 1
+                ),
+                b"RXG",
+                k + 1,
+                1,
+            );
+        }
+        if k == 0 {
+            continue;
+        }
+        // One drug (RXG-4's code, else its text) and one concentration.
+        let drug = |k: usize| match text(k, 4, 1) {
+            c if c.is_empty() => text(k, 4, 2),
+            c => c,
+        };
+        let same_number = |f: usize| {
+            let (a, b) = (number(0, f), number(k, f));
+            a.0 == b.0 || (a.1.is_some() && a.1 == b.1)
+        };
+        let same = drug(0) == drug(k)
+            && same_number(17)
+            && same_number(23)
+            && text(0, 18, 1) == text(k, 18, 1)
+            && text(0, 24, 1) == text(k, 24, 1);
+        if !same {
+            return finding(
+                format!(
+                    "RXG #{}: step {} names another drug or concentration (RXG-4, 17/18 over 23/24) than step 1: one container runs every step of a multistep order",
+                    k + 1,
+                    k + 1
+                ),
+                b"RXG",
+                k + 1,
+                4,
+            );
+        }
+        // A loading dose is the first step only.
+        for &(j, seq) in &group.obx {
+            let obx = &segments[j];
+            if !matches!(param_of(obx), Some(Ok(Param::OrderType))) {
+                continue;
+            }
+            let t = String::from_utf8_lossy(obx.field(5).component(1).raw())
+                .trim()
+                .to_ascii_lowercase()
+                .replace([' ', '_'], "-");
+            if t == "loading-dose" {
+                return finding(
+                    format!(
+                        "OBX #{seq}: step {} of a multistep order is a loading dose; only step 1 may be",
+                        k + 1
+                    ),
+                    b"OBX",
+                    seq,
+                    5,
+                );
+            }
+        }
+    }
+    None
 }
 
 /// Where the order applies: the care area and how it was chosen, the point of

@@ -255,7 +255,8 @@ fn an_order_without_rxg_is_blocked() {
 #[test]
 fn every_rxg_is_checked() {
     let ok = heparin_rxg("20", "mL/h");
-    let bad = heparin_rxg("60", "mL/h");
+    // Step 2 of a multistep order (RXG-1 numbers the steps).
+    let bad = heparin_rxg("60", "mL/h").replacen("RXG|1|", "RXG|2|", 1);
     let o = run(&rgv(&[ok, bad], &[]));
     assert_eq!(o.verdict, Verdict::Block);
     assert_eq!(o.record.event().wardgate.infusion.len(), 2);
@@ -2090,4 +2091,93 @@ fn monitor_mode_records_a_route_refusal_as_would_block() {
         assert_eq!(o.record.event().event.action, event::Action::WouldBlock);
         assert_eq!(rule_of(&o), rule);
     }
+}
+
+/// PCD TF-2's multistep order: RXG-1 numbers the steps 1..n, one drug and
+/// concentration throughout, a loading dose only first, a stated total equal
+/// to the steps present.
+#[test]
+fn a_multistep_order_must_read_as_one_programme() {
+    let step = |n: &str, rate: &str| {
+        heparin_rxg(rate, "mL/h^mL/h^UCUM").replacen("RXG|1|", &format!("RXG|{n}|"), 1)
+    };
+    let total = |t: &str| format!("OBX|9|NM|0^MDCX_INFUS_TOTAL_NUM_STEPS^MDC||{t}||||||F");
+    let o = run(&rgv(&[step("1", "20"), step("2", "10")], &[&total("2")]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    for (steps, extra, why) in [
+        (
+            vec![step("1", "20"), step("1", "10")],
+            None,
+            "duplicate step numbers",
+        ),
+        (vec![step("1", "20"), step("3", "10")], None, "a gap"),
+        (vec![step("2", "20"), step("1", "10")], None, "reversed"),
+        (
+            vec![step("1", "20"), step("", "10")],
+            None,
+            "a missing number",
+        ),
+        (
+            vec![step("1", "20"), step("2.0", "10")],
+            None,
+            "not a plain number",
+        ),
+        (
+            vec![step("1", "20"), step("2", "10")],
+            Some(total("3")),
+            "a total that is not the steps present",
+        ),
+        (
+            vec![step("1", "20")],
+            Some(total("2")),
+            "a lone step of two",
+        ),
+        (
+            vec![step("1", "20"), step("2", "10")],
+            Some(total("two")),
+            "a total that is not a number",
+        ),
+        (
+            vec![step("1", "20"), step("2", "10").replace("25000", "50000")],
+            None,
+            "another concentration",
+        ),
+        (
+            vec![
+                step("1", "20"),
+                step("2", "10").replace("HEP^heparin", "INS^insulin"),
+            ],
+            None,
+            "another drug",
+        ),
+    ] {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let o = run(&rgv(&steps, &extra));
+        assert_eq!(o.verdict, Verdict::Block, "{why}");
+        assert_eq!(
+            rule_of(&o),
+            "WG-INF-047",
+            "{why}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    // A loading dose is step 1 only.
+    let loading = "OBX|8|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose||||||F";
+    // (after every give's RXG and RXR: the second step's.)
+    let o = run(&rgv(&[step("1", "20"), step("2", "10")], &[loading]));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // The same numbers written with leading zeros read one way.
+    let o = run(&rgv(&[step("01", "20"), step("02", "10")], &[]));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
 }
