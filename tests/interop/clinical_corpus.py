@@ -109,6 +109,7 @@ dose_unit = "mg"
 dose_hard_max = 3
 vtbi_max_ml = 100
 pca_lockout_min_minutes = 6
+pca_max_per_hour = 8
 
 # Epidural only, but also intrathecal (a spinal) in the NICU: the care area's
 # list replaces the drug's.
@@ -1006,6 +1007,10 @@ def cases():
         ("PCA dose limit in mL/h", [demand, lockout(), obx(5, "157985^MDC_DOSE_PCA_LIMIT^MDC", "4", ML_H[1])], "block", "WG-INF-005"),
         ("PCA demand dose above the dose limit", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "5", MG[1]), lockout()], "block", "WG-INF-011"),
         ("PCA loading dose above the dose limit", [demand, lockout(), obx(3, "158018^MDC_DOSE_LOADING^MDC", "20", MG[1])], "block", "WG-INF-011"),
+        ("PCA hourly: 1 mg demand every 6 min (11.5 mg in an hour)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6")], "block", "WG-INF-048"),
+        ("PCA hourly: 1 mg demand every 6 min, 4 doses an hour at most", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "4", "")], "allow", None),
+        ("PCA hourly: 1 mg demand every 6 min, 4 mg in any hour", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), *piv[1:3]], "allow", None),
+        ("PCA hourly: a zero lockout beside another", [demand, lockout("6"), lockout("0", n=3)], "block", "WG-INF-017"),
         ("PCA container above the volume limit, no VTBI", [demand, lockout(), obx(8, "157994^MDC_VOL_FLUID_CONTAINER_START^MDC", "500", ML[1])], "block", "WG-INF-029"),
     ):
         c.add(what, message(cid(), [(hydm(), after)]), verdict, rule)

@@ -1006,6 +1006,9 @@ pub struct DrugCareArea {
     /// See [`Drug::pca_lockout_min_minutes`].
     #[serde(default)]
     pub pca_lockout_min_minutes: Option<Spanned<f64>>,
+    /// See [`Drug::pca_max_per_hour`].
+    #[serde(default)]
+    pub pca_max_per_hour: Option<Spanned<f64>>,
     /// See [`Drug::routes`]; replaces the drug's list in this area.
     #[serde(default)]
     pub routes: Option<Spanned<Vec<Spanned<String>>>>,
@@ -1070,6 +1073,10 @@ pub struct Drug {
     /// states none is refused.
     #[serde(default)]
     pub pca_lockout_min_minutes: Option<Spanned<f64>>,
+    /// The most a PCA order may deliver in an hour, in `dose_unit` (basal,
+    /// loading and demand doses as its lockout allows); above, blocked.
+    #[serde(default)]
+    pub pca_max_per_hour: Option<Spanned<f64>>,
     /// Routes of administration (HL7 table 0162 codes: `IV`, `IT`, `EP`...)
     /// an order (RXR-1) may name; another, or none that can be told, is
     /// refused. Without it the route is not read.
@@ -2465,6 +2472,7 @@ fn check_drug_care_areas(
             &a.vtbi_max_ml,
             &a.duration_max_min,
             &a.pca_lockout_min_minutes,
+            &a.pca_max_per_hour,
         ]
         .into_iter()
         .flatten()
@@ -2509,6 +2517,7 @@ fn check_drug_care_areas(
         &drug.vtbi_max_ml,
         &drug.duration_max_min,
         &drug.pca_lockout_min_minutes,
+        &drug.pca_max_per_hour,
         &drug.concentration_min,
         &drug.concentration_max,
     ]

@@ -1096,6 +1096,12 @@ struct Programme {
     pca_doses: Vec<Statement>,
     /// PCA lockout intervals (OBX `MDC_TIME_PCA_LOCKOUT`), durations.
     pca_lockouts: Vec<Statement>,
+    /// PCA doses per hour (OBX `MDC_RATE_PCA_MAX_DOSES_PER_HOUR`).
+    pca_per_hour: Vec<f64>,
+    /// PCA dose limits (OBX `MDC_DOSE_PCA_LIMIT`) and their periods
+    /// (`MDC_TIME_PD_PCA_DOSE_LIMIT`).
+    pca_limits: Vec<Statement>,
+    pca_periods: Vec<Statement>,
     /// The container's starting volume (OBX `MDC_VOL_FLUID_CONTAINER_START`):
     /// with no volume to be infused stated, what a pump may run.
     containers: Vec<Statement>,
@@ -1883,6 +1889,16 @@ fn check_give(
             &pt,
             out,
         );
+    }
+    if let (false, Some(max), Some(dl)) = (pca.is_empty(), limits.pca_max_per_hour, &limits.dose) {
+        let c = conc.as_ref().ok().copied().flatten();
+        let most = PcaHour {
+            demand: &pca,
+            loading: &doses,
+            basal: &prog.rates,
+            prog: &prog,
+        };
+        pca_hour(n, &entry.display, &most, max, dl, c, &pt_most, out);
     }
     if !checked && !out.findings[start..].iter().any(OrderFinding::blocks) {
         out.findings.push(
@@ -3043,6 +3059,132 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
     }))
 }
 
+/// What a PCA order may deliver in its first hour, as stated.
+struct PcaHour<'a> {
+    demand: &'a [Statement],
+    loading: &'a [Statement],
+    basal: &'a [Statement],
+    prog: &'a Programme,
+}
+
+/// The most a PCA programme can deliver in an hour against the library's
+/// `pca_max_per_hour` (in the drug's dose unit): the basal rate for the hour,
+/// any loading or clinician dose, and the largest demand dose as often as the
+/// lockout (one dose now and one per lockout after it) or the doses per hour
+/// allow, whichever is fewer; capped by the order's own dose limit where its
+/// period is stated (the pump stops there). Every reading the most dangerous
+/// way; a programme nothing bounds, or a quantity that cannot be read in the
+/// dose unit, is refused (found by an adversarial review: a 5 mg demand dose
+/// every minute, 301 mg/h, passed a drug whose hourly limit is 10 mg).
+#[allow(clippy::too_many_arguments)]
+fn pca_hour(
+    n: usize,
+    drug: &str,
+    h: &PcaHour<'_>,
+    max: f64,
+    dl: &QuantityLimits,
+    c: Option<Concentration>,
+    pt: &Patient,
+    out: &mut OrderCheck,
+) {
+    let hour = Unit {
+        per_seconds: Some(3600.0),
+        ..dl.unit
+    };
+    let text = format!("{}/h", dl.unit_text);
+    let most = |stmts: &[Statement], to: &Unit, to_text: &str| -> Result<f64, String> {
+        stmts.iter().try_fold(0.0f64, |m, s| {
+            units::convert(s.value, &s.unit, to, to_text, c, pt)
+                .map(|v| m.max(v))
+                .map_err(|_| format!("{} ({})", s.written, s.source))
+        })
+    };
+    let refuse = |out: &mut OrderCheck, why: String| {
+        out.findings.push(
+            OrderFinding::new(
+                rules::PCA_HOURLY_MAX,
+                format!(
+                    "RXG #{n}: {drug:?} PCA: {why}; the library allows {max} {} in an hour",
+                    dl.unit_text
+                ),
+            )
+            .at(loc(b"RXG", n, 0)),
+        );
+    };
+    let read = most(h.demand, &dl.unit, &dl.unit_text)
+        .and_then(|d| Ok((d, most(h.loading, &dl.unit, &dl.unit_text)?)))
+        .and_then(|(d, l)| Ok((d, l, most(h.basal, &hour, &text)?)));
+    let (demand, loading, basal) = match read {
+        Ok(v) => v,
+        Err(what) => {
+            refuse(
+                out,
+                format!(
+                    "{what} cannot be read in {} to bound the hour",
+                    dl.unit_text
+                ),
+            );
+            return;
+        }
+    };
+    // Doses in any hour: the shortest lockout's, the most per hour stated.
+    let by_lockout = h
+        .prog
+        .pca_lockouts
+        .iter()
+        .map(|s| s.value * s.unit.factor)
+        .reduce(f64::min)
+        .map(|secs| {
+            if secs > 0.0 {
+                (3600.0 / secs).floor() + 1.0
+            } else {
+                f64::INFINITY
+            }
+        });
+    let by_count = h.prog.pca_per_hour.iter().copied().reduce(f64::max);
+    let doses = match (by_lockout, by_count) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => f64::INFINITY,
+    };
+    let mut hour_total = basal + loading + demand * doses;
+    // The order's own limit, over a stated period, stops the pump.
+    if let (false, Some(period)) = (
+        h.prog.pca_limits.is_empty(),
+        h.prog
+            .pca_periods
+            .iter()
+            .map(|s| s.value * s.unit.factor)
+            .reduce(f64::min),
+    ) {
+        if let (Ok(limit), true) = (
+            most(&h.prog.pca_limits, &dl.unit, &dl.unit_text),
+            period > 0.0,
+        ) {
+            hour_total = hour_total.min(limit * (3600.0 / period).ceil());
+        }
+    }
+    if !hour_total.is_finite() {
+        refuse(
+            out,
+            "neither a lockout above zero, a number of doses per hour nor a dose limit over a period bounds the demand doses".into(),
+        );
+    } else if hour_total > max * (1.0 + 1e-9) {
+        refuse(
+            out,
+            format!(
+                "up to {} {} in an hour (basal {}, loading {}, demand {} x {})",
+                round(hour_total),
+                dl.unit_text,
+                round(basal),
+                round(loading),
+                round(demand),
+                doses
+            ),
+        );
+    }
+}
+
 /// A PCA order's lockout interval against the library's shortest
 /// (`pca_lockout_min_minutes`), as a pump's library holds it: none stated is
 /// refused (the pump would take its own default, or none), statements that
@@ -3310,13 +3452,15 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
     if kind == Param::Bound(Bound::MaxDosesPerHour) {
         // A count per hour: UCUM writes it `/h`; a unit that says otherwise
         // (or that wardgate cannot read) may be another quantity.
-        let _ = number(
+        if let Some(v) = number(
             &obx.field(5),
             &format!("OBX #{seq}"),
             5,
             loc(b"OBX", seq, 5),
             out,
-        );
+        ) {
+            prog.pca_per_hour.push(v);
+        }
         let uf = obx.field(6);
         let per_hour = |t: &[u8]| {
             let t = String::from_utf8_lossy(t).trim().to_ascii_lowercase();
@@ -3460,10 +3604,14 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         {
             if b == Bound::Lockout {
                 prog.pca_lockouts.push(s);
+            } else {
+                prog.pca_periods.push(s);
             }
         }
         Param::Bound(Bound::Lockout | Bound::LimitPeriod) => wrong_unit(out, &s, "a duration"),
-        Param::Bound(Bound::DoseLimit) if unit.dim.is_drug_amount() && !unit.is_rate() => {}
+        Param::Bound(Bound::DoseLimit) if unit.dim.is_drug_amount() && !unit.is_rate() => {
+            prog.pca_limits.push(s)
+        }
         Param::Bound(Bound::DoseLimit) => wrong_unit(out, &s, "an amount of drug"),
         Param::Bound(b @ (Bound::VolumeLimit | Bound::Container))
             if unit.dim == Dimension::Volume && !unit.is_rate() && !unit.per_kg && !unit.per_m2 =>

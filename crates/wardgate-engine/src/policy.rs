@@ -62,6 +62,8 @@ pub struct AreaLimits {
     pub duration_max_min: Option<f64>,
     /// Shortest PCA lockout interval (minutes).
     pub pca_lockout_min_minutes: Option<f64>,
+    /// The most a PCA programme may deliver in an hour, in the dose unit.
+    pub pca_max_per_hour: Option<f64>,
     /// Routes of administration (HL7 table 0162 codes, upper-cased and
     /// trimmed) an order may name; `None`: the route is not read.
     pub routes: Option<Vec<String>>,
@@ -582,6 +584,7 @@ impl Policy {
                     vtbi_max_ml: get(&drug.vtbi_max_ml),
                     duration_max_min: get(&drug.duration_max_min),
                     pca_lockout_min_minutes: get(&drug.pca_lockout_min_minutes),
+                    pca_max_per_hour: get(&drug.pca_max_per_hour),
                     routes: routes(&drug.routes),
                 };
                 let areas = lib
@@ -624,6 +627,7 @@ impl Policy {
                                 &o.pca_lockout_min_minutes,
                                 &drug.pca_lockout_min_minutes,
                             ),
+                            pca_max_per_hour: or(&o.pca_max_per_hour, &drug.pca_max_per_hour),
                             // A care area's list replaces the drug's.
                             routes: routes(&o.routes).or_else(|| routes(&drug.routes)),
                         }
@@ -926,6 +930,9 @@ impl Policy {
                     );
                     if let Some(m) = l.pca_lockout_min_minutes {
                         v.push_str(&format!("; PCA lockout min {m} min"));
+                    }
+                    if let Some(m) = l.pca_max_per_hour {
+                        v.push_str(&format!("; PCA max {m} per hour"));
                     }
                     // Only when set, so a library without routes summarises
                     // (and hashes its changes) as before.

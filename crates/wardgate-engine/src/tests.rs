@@ -2181,3 +2181,64 @@ fn a_multistep_order_must_read_as_one_programme() {
     let o = run(&rgv(&[step("01", "20"), step("02", "10")], &[]));
     assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
 }
+
+#[test]
+fn a_pca_programme_is_held_to_the_librarys_hourly_maximum() {
+    // Heparin 50 U/mL at 10 mL/h: a 500 U/h basal; demand doses of 500 U;
+    // at most 5000 U in an hour.
+    let site = SITE.replace(
+        "dose_hard_max = 10000",
+        "dose_hard_max = 10000\npca_max_per_hour = 5000",
+    );
+    let p = policy_from(&site);
+    let run = |bounds: &[&str]| {
+        let o = inspect(
+            &p.routes[0],
+            &flow(&p),
+            &framed(&pca_order(bounds)),
+            &clock(),
+        );
+        (rule_of(&o), o.verdict)
+    };
+    let lockout =
+        |min: &str| format!("OBX|2|NM|157989^MDC_TIME_PCA_LOCKOUT^MDC||{min}|min^min^UCUM|||||F");
+    let per_hour =
+        |n: &str| format!("OBX|3|NM|157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC||{n}|/h|||||F");
+    let limit = |u: &str, h: &str| {
+        [
+            format!("OBX|4|NM|157985^MDC_DOSE_PCA_LIMIT^MDC||{u}|U^U^UCUM|||||F"),
+            format!("OBX|5|NM|157987^MDC_TIME_PD_PCA_DOSE_LIMIT^MDC||{h}|h^h^UCUM|||||F"),
+        ]
+    };
+    let [l1, p1] = limit("3000", "1");
+    let [l4, p4] = limit("3000", "4");
+    for (bounds, want) in [
+        // 500 + 7 x 500 (a dose now and one every 10 min) = 4000 U.
+        (vec![lockout("10")], "-"),
+        // 500 + 11 x 500 = 6000 U.
+        (vec![lockout("6")], "WG-INF-048"),
+        // Six doses an hour at most: 3500 U.
+        (vec![lockout("6"), per_hour("6")], "-"),
+        // The order's own limit stops the pump: 3000 U in any 1 h or 4 h.
+        (vec![lockout("6"), l1.clone(), p1.clone()], "-"),
+        (vec![lockout("6"), l4.clone(), p4.clone()], "-"),
+        // A limit without its period bounds nothing.
+        (vec![lockout("6"), l1.clone()], "WG-INF-048"),
+        // A 2000 U loading dose in the first hour: 6000 U.
+        (
+            vec![
+                lockout("10"),
+                "OBX|8|NM|158018^MDC_DOSE_LOADING^MDC||2000|U^U^UCUM|||||F".into(),
+            ],
+            "WG-INF-048",
+        ),
+        // Nothing bounds the demand doses.
+        (vec![], "WG-INF-048"),
+        (vec![lockout("0")], "WG-INF-048"),
+    ] {
+        let refs: Vec<&str> = bounds.iter().map(String::as_str).collect();
+        let (rule, verdict) = run(&refs);
+        assert_eq!(rule, want, "{bounds:?}");
+        assert_eq!(verdict == Verdict::Block, want != "-", "{bounds:?}");
+    }
+}
