@@ -1892,13 +1892,30 @@ fn check_give(
     }
     if let (false, Some(max), Some(dl)) = (pca.is_empty(), limits.pca_max_per_hour, &limits.dose) {
         let c = conc.as_ref().ok().copied().flatten();
+        // Into a per-kg dose unit, the lightest weight reads the most.
+        let least = |first: Option<f64>, others: &[f64]| {
+            first.map(|f| others.iter().copied().fold(f, f64::min))
+        };
+        let pt_least = Patient {
+            weight_kg: least(pt.weight_kg, &patient.weight_others),
+            bsa_m2: least(pt.bsa_m2, &patient.bsa_others),
+        };
         let most = PcaHour {
             demand: &pca,
             loading: &doses,
             basal: &prog.rates,
             prog: &prog,
         };
-        pca_hour(n, &entry.display, &most, max, dl, c, &pt_most, out);
+        pca_hour(
+            n,
+            &entry.display,
+            &most,
+            max,
+            dl,
+            c,
+            [&pt_most, &pt_least],
+            out,
+        );
     }
     if !checked && !out.findings[start..].iter().any(OrderFinding::blocks) {
         out.findings.push(
@@ -3084,7 +3101,7 @@ fn pca_hour(
     max: f64,
     dl: &QuantityLimits,
     c: Option<Concentration>,
-    pt: &Patient,
+    pts: [&Patient; 2],
     out: &mut OrderCheck,
 ) {
     let hour = Unit {
@@ -3094,9 +3111,11 @@ fn pca_hour(
     let text = format!("{}/h", dl.unit_text);
     let most = |stmts: &[Statement], to: &Unit, to_text: &str| -> Result<f64, String> {
         stmts.iter().try_fold(0.0f64, |m, s| {
-            units::convert(s.value, &s.unit, to, to_text, c, pt)
-                .map(|v| m.max(v))
-                .map_err(|_| format!("{} ({})", s.written, s.source))
+            pts.iter().try_fold(m, |m, pt| {
+                units::convert(s.value, &s.unit, to, to_text, c, pt)
+                    .map(|v| m.max(v))
+                    .map_err(|_| format!("{} ({})", s.written, s.source))
+            })
         })
     };
     let refuse = |out: &mut OrderCheck, why: String| {
