@@ -1604,13 +1604,17 @@ fn check_give(
             }
             None => {
                 // PCD-03's "dose or volume + rate" bolus states its dose in
-                // RXG-15/16; a rate anywhere else with no dose there and no
-                // duration bounds nothing.
+                // RXG-15/16, or its volume: a rate with neither and no
+                // duration bounds nothing. A volume stated is the bolus's
+                // amount, judged as its dose below whatever the pump runs it
+                // as (found by an adversarial review: a multistep order's
+                // loading step of 50 mL at 600 mL/h was refused).
                 let dose_in_rxg = doses.iter().any(|d| d.source.starts_with("RXG-15"));
+                let bounded_by_volume = !prog.vtbis.is_empty();
                 if let Some(r) = prog
                     .rates
                     .iter()
-                    .find(|r| r.source.starts_with("RXG-") || !dose_in_rxg)
+                    .find(|r| !bounded_by_volume && (r.source.starts_with("RXG-") || !dose_in_rxg))
                 {
                     out.findings.push(
                         OrderFinding::new(

@@ -2242,3 +2242,50 @@ fn a_pca_programme_is_held_to_the_librarys_hourly_maximum() {
         assert_eq!(verdict == Verdict::Block, want != "-", "{bounds:?}");
     }
 }
+
+#[test]
+fn a_bolus_at_a_rate_is_bounded_by_its_volume() {
+    // 50 U/mL: 50 mL at 600 mL/h is a 2500 U bolus; 300 mL would be 15 000 U.
+    let bolus = |ml: &str| {
+        let r = rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (5, ml),
+            (7, "mL^mL^UCUM"),
+            (15, "600"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "500"),
+            (24, "mL^mL^UCUM"),
+        ]);
+        run(&rgv(&[r], &[]).replace("ORC|RE|", "ORC|CH|"))
+    };
+    let o = bolus("50");
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    assert_eq!(o.record.event().wardgate.infusion[0].dose, Some(2500.0));
+    let o = bolus("300");
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-011",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // Neither a volume nor a dose nor a duration: unbounded.
+    let r = heparin_rxg("600", "mL/h^mL/h^UCUM")
+        .replace("|100|", "||")
+        .replace("|mL^mL^UCUM|", "||");
+    let o = run(&rgv(&[r], &[]).replace("ORC|RE|", "ORC|CH|"));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-038",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+}

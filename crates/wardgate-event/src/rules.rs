@@ -223,7 +223,7 @@ rules! {
     TOO_MANY_GIVES = "WG-INF-037", "too-many-gives", High,
         "More RXG segments in one order than the engine checks (64): a multistep order has far fewer. Refused, so that checking stays bounded.";
     UNBOUNDED_BOLUS = "WG-INF-038", "bolus-without-bound", High,
-        "A bolus states a rate but no duration and no dose: how much it delivers is not bounded, and a pump may run the rate as an infusion. Refused.";
+        "A bolus states a rate but no duration, no dose and no volume: how much it delivers is not bounded, and a pump may run the rate as an infusion. Refused. (A volume stated is the bolus's amount, judged as its dose.)";
     AMBIGUOUS_ORDER_KIND = "WG-INF-039", "ambiguous-bolus-or-infusion", High,
         "Whether a give is a bolus or a continuous infusion has two readings: ORC-1 is not exactly one order control code as written (a subcomponent, an escape, lower case, spaces), the message's ORC segments disagree on it (some CH, a bolus, some not: a receiver may read another ORC for a give than wardgate does), a give stated to be a bolus has an order type saying continuous, or the order type (MDC_INFUS_ORDER_STEP_TYPE) has text but no code. A bolus and an infusion have different limits. Refused.";
     PHARMACY_BESIDE_GIVE = "WG-INF-040", "pharmacy-segment-beside-give", High,
