@@ -962,8 +962,14 @@ def cases():
         (("RXR|IV^Intravenous^HL70162^IT^Intrathecal^HL70162",), "block", "WG-INF-045", "identifier IV, alternate identifier IT"),
         (("RXR|47625008^Intravenous route^SCT",), "block", "WG-INF-045", "a SNOMED CT code"),
         (("RXR|IV^IT^HL70162",), "block", "WG-INF-045", "identifier IV with the text IT"),
+        (("RXR|IV^EP^HL70162",), "block", "WG-INF-045", "identifier IV with the text EP"),
+        (("RXR|IV^Intrathecal^HL70162",), "block", "WG-INF-045", "identifier IV with the text Intrathecal"),
+        (("RXR|IV^Epidural^HL70162",), "block", "WG-INF-045", "identifier IV with the text Epidural"),
     ):
         c.add(f"vincristine with {what}", message(cid(), [(vinc, [])], rxr=rxrs), verdict, rule)
+    # An RXR in no give: a receiver taking the message's first RXR reads it.
+    c.add("vincristine with IT before the ORC and IV in the give", message(cid(), [(vinc, [])], rxr=(iv,), pre=()).replace("ORC|", it + "\rORC|", 1), "block", "WG-INF-045")
+    c.add("vincristine with IT before PV1 and IV in the give", message(cid(), [(vinc, [])], rxr=(iv,)).replace("PV1|", it + "\rPV1|", 1), "block", "WG-INF-045")
     for pv1, rxrs, verdict, rule, what in (
         ("PV1||I|ICU^1^1", ("RXR|EP^Epidural^HL70162",), "allow", None, "EP in adult ICU"),
         ("PV1||I|ICU^1^1", (it,), "block", "WG-INF-044", "IT in adult ICU (EP only)"),
@@ -1021,6 +1027,8 @@ def cases():
 
     # --- Multistep (RXG-1 numbers the steps) ------------------------------------------
     total = lambda t: f"OBX|9|NM|0^MDCX_INFUS_TOTAL_NUM_STEPS^MDC||{t}||||||F"
+    c.add("two steps at one concentration written two ways", message(cid(), [(heparin(10), []), (heparin(5, f1="2", strength="100", volume="1"), [])]), "allow")
+    c.add("cyclic TPN-like steps 1..5", message(cid(), [(heparin(r, f1=str(i + 1)), []) for i, r in enumerate((2, 4, 8, 4, 2))]), "allow")
     c.add("two steps numbered 1 and 2 with their total", message(cid(), [(heparin(10, vtbi=20), []), (heparin(5, f1="2"), [total(2)])]), "allow")
     for what, gives in (
         ("two steps both numbered 1", [(heparin(10), []), (heparin(5), [])]),
@@ -1031,6 +1039,10 @@ def cases():
         ("step 2 at another concentration", [(heparin(10), []), (heparin(5, f1="2", strength="2500"), [])]),
         ("step 2 another drug", [(heparin(10), []), (insulin(5).replace("RXG|1|", "RXG|2|", 1), [])]),
         ("step 2 a loading dose", [(heparin(10), []), (heparin(5, f1="2"), ["OBX|8|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose||||||F"])]),
+        ("step 2 with a loading dose parameter", [(heparin(10), []), (heparin(5, f1="2"), [obx(8, "158018^MDC_DOSE_LOADING^MDC", "500", U[1])])]),
+        ("steps at 100 and 10 U/mL stated by OBX", [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="10", f16=ML_H[1]), [obx(1, "157760^MDC_CONC_DRUG^MDC", "100", "U/mL^U/mL^UCUM")]),
+                                                    (rxg(f1="2", f4="HEP^heparin^LOCAL", f15="10", f16=ML_H[1]), [obx(1, "157760^MDC_CONC_DRUG^MDC", "10", "U/mL^U/mL^UCUM")])]),
+        ("a total under the MDC spelling that is not the steps sent", [(heparin(10), []), (heparin(5, f1="2"), ["OBX|9|NM|0^MDC_INFUS_TOTAL_NUM_STEPS^MDC||3||||||F"])]),
     ):
         c.add(f"multistep: {what}", message(cid(), gives), "block", "WG-INF-047")
 

@@ -274,6 +274,9 @@ pub struct OrderCheck {
     pub infusions: Vec<InfusionFacts>,
     /// Findings across all segments.
     pub findings: Vec<OrderFinding>,
+    /// Each give's drug and concentration as read, for the steps of a
+    /// multistep order to be compared.
+    steps: Vec<(String, Option<Concentration>)>,
 }
 
 /// Checks every RXG segment of `msg` against `library` (`None`: the route has
@@ -600,9 +603,25 @@ pub fn check(
             *c
         })
         .collect();
-    let groups: Vec<Group> = (0..gives.len())
+    let mut groups: Vec<Group> = (0..gives.len())
         .map(|n| give_group(&segments, &seqs, &gives, n))
         .collect();
+    // An RXR in no give (before PV1 or the ORC, after an ORC with no RXG): a
+    // receiver taking the message's first RXR reads it as the route (found by
+    // an adversarial review: IT before the ORC beside IV in the give passed).
+    // Every give whose route is read refuses it, as it does one between the
+    // ORC and the first RXG.
+    let stray = segments.iter().enumerate().find_map(|(i, s)| {
+        let claimed = groups
+            .iter()
+            .any(|g| g.rxr.iter().any(|(j, _)| *j == i) || g.rxr_before == Some(seqs[i]));
+        (s.id() == b"RXR" && !claimed).then_some(seqs[i])
+    });
+    if let Some(seq) = stray {
+        for g in &mut groups {
+            g.rxr_before.get_or_insert(seq);
+        }
+    }
     // An order's timing (a TQ1 between its ORC and its first RXG) stating a
     // duration, in an order with more than one give: wardgate times the first
     // give with it, a receiver filing it as the order's timing (hl7apy's
@@ -699,11 +718,39 @@ pub fn check(
             &mut out,
         );
     }
+    // The steps of a multistep order run from one container: one drug at one
+    // concentration, however each step writes it (RXG-17/18 over 23/24, an
+    // OBX concentration, other units), compared as read (found by an
+    // adversarial review: steps of 100 and 10 U/mL stated by OBX passed).
+    if let Some(((drug, conc), rest)) = out.steps.split_first() {
+        let same = |c: &Option<Concentration>| match (conc, c) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.dim == b.dim
+                    && (a.per_ml - b.per_ml).abs() <= 1e-9 * a.per_ml.abs().max(b.per_ml.abs())
+            }
+            _ => false,
+        };
+        if let Some(k) = rest.iter().position(|(d, c)| d != drug || !same(c)) {
+            let step = k + 2;
+            let finding = OrderFinding::new(
+                rules::MULTISTEP_UNCLEAR,
+                format!(
+                    "RXG #{step}: step {step} gives {:?} at {} where step 1 gives {drug:?} at {}: one container runs every step of a multistep order",
+                    rest[k].0,
+                    rest[k].1.map_or("no stated concentration".into(), |c| format!("{} {}/mL", round(c.per_ml), c.dim_label())),
+                    conc.map_or("no stated concentration".into(), |c| format!("{} {}/mL", round(c.per_ml), c.dim_label())),
+                ),
+            )
+            .at(loc(b"RXG", step, 4));
+            out.findings.push(finding);
+        }
+    }
     out
 }
 
 /// The observation identifier of a multistep order's number of steps.
-const TOTAL_STEPS: &str = "MDCX_INFUS_TOTAL_NUM_STEPS";
+const TOTAL_STEPS: &[&str] = &["MDCX_INFUS_TOTAL_NUM_STEPS", "MDC_INFUS_TOTAL_NUM_STEPS"];
 
 /// An order of several gives is a multistep programme (PCD TF-2's PIV
 /// multistep change: RXG-1 numbers the steps 1..n, the medication and its
@@ -727,10 +774,9 @@ fn multistep(
             continue;
         }
         let id = s.field(3);
-        let total = [1usize, 2, 4, 5].iter().any(|&c| {
-            String::from_utf8_lossy(id.component(c).subcomponent(1))
-                .trim()
-                .eq_ignore_ascii_case(TOTAL_STEPS)
+        let total = [1usize, 2, 4, 5, 9].iter().any(|&c| {
+            let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
+            TOTAL_STEPS.iter().any(|t| p.trim().eq_ignore_ascii_case(t))
         });
         if !total {
             continue;
@@ -744,7 +790,7 @@ fn multistep(
         if stated != Some(n) {
             return finding(
                 format!(
-                    "OBX #{}: the order states {:?} steps ({TOTAL_STEPS}) and has {n} give(s)",
+                    "OBX #{}: the order states {:?} steps (MDCX_INFUS_TOTAL_NUM_STEPS) and has {n} give(s)",
                     seqs[i],
                     bounded(&String::from_utf8_lossy(v.raw()))
                 ),
@@ -757,21 +803,10 @@ fn multistep(
     if n < 2 {
         return None;
     }
-    let rxg = |k: usize| &segments[gives[k]];
-    let text = |k: usize, f: usize, c: usize| {
-        String::from_utf8_lossy(rxg(k).field(f).component(c).raw())
-            .trim()
-            .to_ascii_uppercase()
-    };
-    let number = |k: usize, f: usize| {
-        let t = String::from_utf8_lossy(rxg(k).field(f).raw())
+    for (k, group) in groups.iter().enumerate().take(n) {
+        let step = String::from_utf8_lossy(segments[gives[k]].field(1).raw())
             .trim()
             .to_owned();
-        let v = units::parse_nm(&t);
-        (t, v)
-    };
-    for (k, group) in groups.iter().enumerate().take(n) {
-        let (step, _) = number(k, 1);
         let numbered = !step.is_empty()
             && step.bytes().all(|b| b.is_ascii_digit())
             && step.parse::<usize>().ok() == Some(k + 1);
@@ -791,35 +826,20 @@ fn multistep(
         if k == 0 {
             continue;
         }
-        // One drug (RXG-4's code, else its text) and one concentration.
-        let drug = |k: usize| match text(k, 4, 1) {
-            c if c.is_empty() => text(k, 4, 2),
-            c => c,
-        };
-        let same_number = |f: usize| {
-            let (a, b) = (number(0, f), number(k, f));
-            a.0 == b.0 || (a.1.is_some() && a.1 == b.1)
-        };
-        let same = drug(0) == drug(k)
-            && same_number(17)
-            && same_number(23)
-            && text(0, 18, 1) == text(k, 18, 1)
-            && text(0, 24, 1) == text(k, 24, 1);
-        if !same {
-            return finding(
-                format!(
-                    "RXG #{}: step {} names another drug or concentration (RXG-4, 17/18 over 23/24) than step 1: one container runs every step of a multistep order",
-                    k + 1,
-                    k + 1
-                ),
-                b"RXG",
-                k + 1,
-                4,
-            );
-        }
         // A loading dose is the first step only.
         for &(j, seq) in &group.obx {
             let obx = &segments[j];
+            if matches!(param_of(obx), Some(Ok(Param::BolusDose))) {
+                return finding(
+                    format!(
+                        "OBX #{seq}: step {} of a multistep order states a loading or clinician dose; only step 1 may be a loading dose",
+                        k + 1
+                    ),
+                    b"OBX",
+                    seq,
+                    3,
+                );
+            }
             if !matches!(param_of(obx), Some(Ok(Param::OrderType))) {
                 continue;
             }
@@ -1300,6 +1320,14 @@ fn check_give(
     for &(i, seq) in &group.obx {
         read_obx(&segments[i], seq, &mut prog, out);
     }
+    out.steps.push((
+        entry.display.clone(),
+        conc.as_ref()
+            .ok()
+            .copied()
+            .flatten()
+            .or(prog.concentrations.first().map(|c| c.0)),
+    ));
     // A PCA order (a demand dose) is a programme that runs: its rate is the
     // basal rate, held to the rate limits, and a loading or clinician dose
     // beside it is judged as a dose, not taken to make the give a bolus whose
@@ -2865,9 +2893,35 @@ fn resolve_drug<'l>(
 
 /// HL7 table 0162, route of administration (v2.5 to v2.9).
 const ROUTE_CODES: &[&str] = &[
-    "AP", "B", "DT", "GTT", "GU", "IA", "IB", "IC", "ICV", "ID", "IH", "IHA", "IM", "IMR", "IN",
-    "IO", "IP", "IS", "IT", "IU", "IV", "MM", "MTH", "NG", "NP", "NS", "NT", "OP", "OT", "OTH",
-    "PF", "PO", "PR", "RM", "SC", "SD", "SL", "TD", "TL", "TP", "TRA", "UR", "VG", "VM", "WND",
+    "AP", "B", "DT", "EP", "ET", "GTT", "GU", "IA", "IB", "IC", "ICV", "ID", "IH", "IHA", "IM",
+    "IMR", "IN", "IO", "IP", "IS", "IT", "IU", "IV", "MM", "MTH", "NG", "NP", "NS", "NT", "OP",
+    "OT", "OTH", "PF", "PO", "PR", "RM", "SC", "SD", "SL", "TD", "TL", "TP", "TRA", "UR", "VG",
+    "VM", "WND",
+];
+
+/// Words for table 0162 routes as a text part names them (upper case).
+const ROUTE_WORDS: &[(&str, &str)] = &[
+    ("INTRAVENOUS", "IV"),
+    ("INTRATHECAL", "IT"),
+    ("EPIDURAL", "EP"),
+    ("SUBCUTANEOUS", "SC"),
+    ("INTRAMUSCULAR", "IM"),
+    ("ORAL", "PO"),
+    ("INTRA-ARTERIAL", "IA"),
+    ("INTRAARTERIAL", "IA"),
+    ("INTRADERMAL", "ID"),
+    ("INTRAPERITONEAL", "IP"),
+    ("INTRAOCULAR", "IO"),
+    ("NASOGASTRIC", "NG"),
+    ("RECTAL", "PR"),
+    ("SUBLINGUAL", "SL"),
+    ("TRANSDERMAL", "TD"),
+    ("TOPICAL", "TP"),
+    ("INHALATION", "IH"),
+    ("BUCCAL", "B"),
+    ("INTRACARDIAC", "IC"),
+    ("INTRAUTERINE", "IU"),
+    ("VAGINAL", "VG"),
 ];
 
 /// The one route code (upper-cased) the give's RXR segments state, with the
@@ -2885,7 +2939,7 @@ fn read_route(
 ) -> Result<(String, usize), (String, Location)> {
     if let Some(seq) = group.rxr_before {
         return Err((
-            format!("RXR #{seq} sits between the order's ORC and its first RXG, outside any give; a receiver may read it as this give's route"),
+            format!("RXR #{seq} sits outside any give (before the order's ORC or first RXG, or under an order with no RXG); a receiver may read it as this give's route"),
             loc(b"RXR", seq, 0),
         ));
     }
@@ -2999,8 +3053,20 @@ fn route_code(rep: &Field<'_>, allowed: &[String]) -> Result<String, String> {
     // A text that is itself a route code other than the identifier (`IV^IT`):
     // a receiver that reads text where senders write codes (`^IV^HL70162`)
     // takes that one.
+    // Likewise a text that is the word for another route (`IV^Intrathecal`):
+    // what the pump shows the nurse.
     for c in [2usize, 5, 9, 11] {
         let t = part(c);
+        let word = ROUTE_WORDS
+            .iter()
+            .find(|(w, _)| *w == t)
+            .map(|(_, code)| *code);
+        if let Some(code) = word.filter(|code| *code != id) {
+            return Err(format!(
+                "the identifier {:?} and the text {t:?} (RXR-1.{c}, the route {code}) name different routes",
+                bounded(&id)
+            ));
+        }
         let is_code = ROUTE_CODES.contains(&t.as_str()) || allowed.contains(&t);
         if is_code && t != id {
             return Err(format!(

@@ -2148,14 +2148,6 @@ fn a_multistep_order_must_read_as_one_programme() {
             None,
             "another concentration",
         ),
-        (
-            vec![
-                step("1", "20"),
-                step("2", "10").replace("HEP^heparin", "INS^insulin"),
-            ],
-            None,
-            "another drug",
-        ),
     ] {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let o = run(&rgv(&steps, &extra));
@@ -2288,4 +2280,107 @@ fn a_bolus_at_a_rate_is_bounded_by_its_volume() {
         "{:?}",
         o.record.event().wardgate.findings
     );
+}
+
+#[test]
+fn multistep_steps_are_compared_as_read_not_as_written() {
+    let step = |n: &str, strength: &str, volume: &str| {
+        rxg(&[
+            (1, n),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, strength),
+            (18, "U^U^UCUM"),
+            (23, volume),
+            (24, "mL^mL^UCUM"),
+        ])
+    };
+    // 25 000 U in 500 mL and 50 U in 1 mL: one concentration.
+    let o = run(&rgv(
+        &[step("1", "25000", "500"), step("2", "50", "1")],
+        &[],
+    ));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    // Concentrations stated by OBX only, 100 and 10 U/mL: another container.
+    let by_obx = |n: &str| {
+        rxg(&[
+            (1, n),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+        ])
+    };
+    let conc = |v: &str| format!("OBX|1|NM|157760^MDC_CONC_DRUG^MDC||{v}|U/mL^U/mL^UCUM|||||F");
+    let msg = rgv(&[by_obx("1")], &[&conc("100")])
+        + &rgv(&[by_obx("2")], &[&conc("10")])
+            .split('\r')
+            .skip(4)
+            .collect::<Vec<_>>()
+            .join("\r");
+    let o = run(&msg);
+    assert_eq!(o.verdict, Verdict::Block, "{msg:?}");
+    assert!(
+        o.record
+            .event()
+            .wardgate
+            .findings
+            .iter()
+            .any(|f| f.rule == "WG-INF-047"),
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // A loading dose parameter in step 2.
+    let o = run(&rgv(
+        &[step("1", "25000", "500"), step("2", "25000", "500")],
+        &["OBX|8|NM|158018^MDC_DOSE_LOADING^MDC||500|U^U^UCUM|||||F"],
+    ));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // The total under the MDC spelling, or in the original text.
+    for id in [
+        "0^MDC_INFUS_TOTAL_NUM_STEPS^MDC",
+        "^^^^^^^^MDCX_INFUS_TOTAL_NUM_STEPS",
+    ] {
+        let o = run(&rgv(
+            &[step("1", "25000", "500"), step("2", "25000", "500")],
+            &[&format!("OBX|9|NM|{id}||3||||||F")],
+        ));
+        assert_eq!(rule_of(&o), "WG-INF-047", "{id}");
+    }
+}
+
+#[test]
+fn a_route_outside_every_give_or_named_by_its_word_is_refused() {
+    let site = route_site("");
+    // An RXR before the ORC (a receiver taking the message's first RXR
+    // reads intrathecal).
+    let msg = routed("VINC", &["RXR|IV^Intravenous^HL70162"], "ICU")
+        .replace("ORC|RE|", "RXR|IT^Intrathecal^HL70162\rORC|RE|");
+    let o = run_routed(&site, &msg);
+    assert_eq!(rule_of(&o), "WG-INF-045", "{}", reason(&o));
+    // Epidural is a table 0162 code; the word for another route is another route.
+    for rxr in [
+        "RXR|IV^EP^HL70162",
+        "RXR|IV^Intrathecal^HL70162",
+        "RXR|IV^^HL70162^^^^^^EPIDURAL",
+    ] {
+        let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
+        assert_eq!(rule_of(&o), "WG-INF-045", "{rxr}: {}", reason(&o));
+    }
+    let o = run_routed(
+        &site,
+        &routed("VINC", &["RXR|IV^intravenous^HL70162"], "ICU"),
+    );
+    assert_eq!(o.verdict, Verdict::Allow, "{}", reason(&o));
 }
