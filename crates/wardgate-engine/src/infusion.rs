@@ -722,31 +722,50 @@ pub fn check(
     // concentration, however each step writes it (RXG-17/18 over 23/24, an
     // OBX concentration, other units), compared as read (found by an
     // adversarial review: steps of 100 and 10 U/mL stated by OBX passed).
-    if let Some(((drug, conc), rest)) = out.steps.split_first() {
-        let same = |c: &Option<Concentration>| match (conc, c) {
-            (None, None) => true,
-            (Some(a), Some(b)) => {
-                a.dim == b.dim
-                    && (a.per_ml - b.per_ml).abs() <= 1e-9 * a.per_ml.abs().max(b.per_ml.abs())
-            }
-            _ => false,
-        };
-        if let Some(k) = rest.iter().position(|(d, c)| d != drug || !same(c)) {
-            let step = k + 2;
-            let finding = OrderFinding::new(
+    let same = |a: &Option<Concentration>, b: &Option<Concentration>| match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.dim == b.dim
+                && (a.per_ml - b.per_ml).abs() <= 1e-9 * a.per_ml.abs().max(b.per_ml.abs())
+        }
+        _ => false,
+    };
+    let label = |c: &Option<Concentration>| {
+        c.map_or("no stated concentration".into(), |c| {
+            format!("{} {}/mL", round(c.per_ml), c.dim_label())
+        })
+    };
+    let orders: Vec<usize> = gives.iter().map(|&g| order_of(&segments, g)).collect();
+    let differs = (0..out.steps.len().min(gives.len())).find_map(|k| {
+        let first = orders.iter().position(|&o| o == orders[k])?;
+        let (d0, c0) = &out.steps[first];
+        let (d, c) = &out.steps[k];
+        (d != d0 || !same(c0, c)).then(|| {
+            OrderFinding::new(
                 rules::MULTISTEP_UNCLEAR,
                 format!(
-                    "RXG #{step}: step {step} gives {:?} at {} where step 1 gives {drug:?} at {}: one container runs every step of a multistep order",
-                    rest[k].0,
-                    rest[k].1.map_or("no stated concentration".into(), |c| format!("{} {}/mL", round(c.per_ml), c.dim_label())),
-                    conc.map_or("no stated concentration".into(), |c| format!("{} {}/mL", round(c.per_ml), c.dim_label())),
+                    "RXG #{}: a step gives {d:?} at {} where its order's first step (RXG #{}) gives {d0:?} at {}: one container runs every step of a multistep order",
+                    k + 1,
+                    label(c),
+                    first + 1,
+                    label(c0),
                 ),
             )
-            .at(loc(b"RXG", step, 4));
-            out.findings.push(finding);
-        }
+            .at(loc(b"RXG", k + 1, 4))
+        })
+    });
+    if let Some(f) = differs {
+        out.findings.push(f);
     }
     out
+}
+
+/// The index of the ORC that segment `i` falls under (`usize::MAX`: none).
+fn order_of(segments: &[Segment<'_>], i: usize) -> usize {
+    segments[..=i.min(segments.len().saturating_sub(1))]
+        .iter()
+        .rposition(|s| s.id() == b"ORC")
+        .unwrap_or(usize::MAX)
 }
 
 /// The observation identifier of a multistep order's number of steps.
@@ -757,8 +776,9 @@ const TOTAL_STEPS: &[&str] = &["MDCX_INFUS_TOTAL_NUM_STEPS", "MDC_INFUS_TOTAL_NU
 /// concentration are the same in every step, a loading dose is step 1 only),
 /// and a stated total is the number of steps. Anything else has readings
 /// that differ (found by an adversarial review: steps numbered 1, 1 a pump
-/// server merged; a second step's 100 U/mL bag read under the first's 10
-/// U/mL rate; a lone "step 2 of 2").
+/// server merged; a lone "step 2 of 2"). The steps are those of one order
+/// (ORC); their drug and concentration are compared once each give is read
+/// (`check`).
 fn multistep(
     segments: &[Segment<'_>],
     seqs: &[usize],
@@ -768,11 +788,15 @@ fn multistep(
     let finding = |what: String, id: &[u8; 3], seq: usize, field: usize| {
         Some(OrderFinding::new(rules::MULTISTEP_UNCLEAR, what).at(loc(id, seq, field)))
     };
-    let n = gives.len();
+    // Steps belong to their order (the nearest ORC before them): a message
+    // may carry two orders of a step each.
+    let orders: Vec<usize> = gives.iter().map(|&g| order_of(segments, g)).collect();
+    let count = |o: usize| orders.iter().filter(|&&x| x == o).count();
     for (i, s) in segments.iter().enumerate() {
         if s.id() != b"OBX" {
             continue;
         }
+        let n = count(order_of(segments, i));
         let id = s.field(3);
         let total = [1usize, 2, 4, 5, 9].iter().any(|&c| {
             let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
@@ -800,30 +824,32 @@ fn multistep(
             );
         }
     }
-    if n < 2 {
-        return None;
-    }
-    for (k, group) in groups.iter().enumerate().take(n) {
+    for (k, group) in groups.iter().enumerate().take(gives.len()) {
+        let n = count(orders[k]);
+        if n < 2 {
+            continue;
+        }
+        // Its place among its order's steps.
+        let place = orders[..k].iter().filter(|&&o| o == orders[k]).count() + 1;
         let step = String::from_utf8_lossy(segments[gives[k]].field(1).raw())
             .trim()
             .to_owned();
         let numbered = !step.is_empty()
             && step.bytes().all(|b| b.is_ascii_digit())
-            && step.parse::<usize>().ok() == Some(k + 1);
+            && step.parse::<usize>().ok() == Some(place);
         if !numbered {
             return finding(
                 format!(
-                    "RXG #{}: a multistep order's step number (RXG-1) is {:?}, not {} (steps are numbered 1 to {n} in order)",
+                    "RXG #{}: a multistep order's step number (RXG-1) is {:?}, not {place} (steps are numbered 1 to {n} in order)",
                     k + 1,
                     bounded(&step),
-                    k + 1
                 ),
                 b"RXG",
                 k + 1,
                 1,
             );
         }
-        if k == 0 {
+        if place == 1 {
             continue;
         }
         // A loading dose is the first step only.
@@ -832,8 +858,7 @@ fn multistep(
             if matches!(param_of(obx), Some(Ok(Param::BolusDose))) {
                 return finding(
                     format!(
-                        "OBX #{seq}: step {} of a multistep order states a loading or clinician dose; only step 1 may be a loading dose",
-                        k + 1
+                        "OBX #{seq}: step {place} of a multistep order states a loading or clinician dose; only step 1 may be a loading dose"
                     ),
                     b"OBX",
                     seq,
@@ -850,8 +875,7 @@ fn multistep(
             if t == "loading-dose" {
                 return finding(
                     format!(
-                        "OBX #{seq}: step {} of a multistep order is a loading dose; only step 1 may be",
-                        k + 1
+                        "OBX #{seq}: step {place} of a multistep order is a loading dose; only step 1 may be"
                     ),
                     b"OBX",
                     seq,
@@ -1772,7 +1796,9 @@ fn check_give(
     // With no volume to be infused stated, a pump may run the container:
     // its volume is held to the limit (found by an adversarial review: a
     // 5000 mL container passed a 100 mL limit where RXG-5 = 200 mL did not).
-    if let (true, Some(max)) = (prog.vtbis.is_empty(), limits.vtbi_max_ml) {
+    // A volume to be infused of 0 is "not set" to some pumps.
+    let no_vtbi = prog.vtbis.iter().all(|v| v.value <= 0.0);
+    if let (true, Some(max)) = (no_vtbi, limits.vtbi_max_ml) {
         if let Some(big) = prog
             .containers
             .iter()

@@ -2384,3 +2384,56 @@ fn a_route_outside_every_give_or_named_by_its_word_is_refused() {
     );
     assert_eq!(o.verdict, Verdict::Allow, "{}", reason(&o));
 }
+
+#[test]
+fn two_orders_of_one_step_each_are_not_one_multistep_programme() {
+    // Two orders (two ORC), a give each, at different concentrations.
+    let msg = rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[])
+        + "ORC|RE|ORD2^EHR\r"
+        + &heparin_rxg("10", "mL/h^mL/h^UCUM").replace("25000", "10000")
+        + "\rRXR|IV^Intravenous^HL70162\r";
+    let o = run(&msg);
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    // The same two gives under one order are steps of one programme.
+    let one = msg
+        .replace("ORC|RE|ORD2^EHR\r", "")
+        .replacen("RXG|1|", "RXG|2|", 2)
+        .replacen("RXG|2|", "RXG|1|", 1);
+    let o = run(&one);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{one:?} {:?}",
+        o.record.event().wardgate.findings
+    );
+}
+
+#[test]
+fn a_volume_to_be_infused_of_zero_leaves_the_container_to_the_limit() {
+    let site = SITE.replace(
+        "dose_hard_max = 10000",
+        "dose_hard_max = 10000\nvtbi_max_ml = 600",
+    );
+    let p = policy_from(&site);
+    let give = heparin_rxg("10", "mL/h^mL/h^UCUM").replace("|100|", "|0|");
+    let obx = "OBX|1|NM|157994^MDC_VOL_FLUID_CONTAINER_START^MDC||5000|mL^mL^UCUM|||||F";
+    let o = inspect(
+        &p.routes[0],
+        &flow(&p),
+        &framed(&rgv(&[give], &[obx])),
+        &clock(),
+    );
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-029",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+}
