@@ -611,11 +611,19 @@ pub fn check(
     // an adversarial review: IT before the ORC beside IV in the give passed).
     // Every give whose route is read refuses it, as it does one between the
     // ORC and the first RXG.
+    // Which segments some give claims, marked in one pass (up to 10 000
+    // segments: a search per segment would be quadratic).
+    let mut claimed = vec![false; segments.len()];
+    for g in &groups {
+        for &(j, _) in g.rxr.iter().chain(&g.obx).chain(&g.tq1) {
+            if let Some(c) = claimed.get_mut(j) {
+                *c = true;
+            }
+        }
+    }
     let stray = segments.iter().enumerate().find_map(|(i, s)| {
-        let claimed = groups
-            .iter()
-            .any(|g| g.rxr.iter().any(|(j, _)| *j == i) || g.rxr_before == Some(seqs[i]));
-        (s.id() == b"RXR" && !claimed).then_some(seqs[i])
+        let before = groups.iter().any(|g| g.rxr_before == Some(seqs[i]));
+        (s.id() == b"RXR" && !claimed[i] && !before).then_some(seqs[i])
     });
     if let Some(seq) = stray {
         for g in &mut groups {
@@ -665,15 +673,13 @@ pub fn check(
     // file it under the order.
     for (i, s) in segments.iter().enumerate() {
         let misplaced = match s.id() {
-            b"OBX" if param_of(s).is_some()
-                && !groups.iter().any(|g| g.obx.iter().any(|(j, _)| *j == i)) =>
+            b"OBX" if param_of(s).is_some() && !claimed[i] =>
             {
                 Some((b"OBX", 3, "a pump programming parameter outside any give (RXG)"))
             }
             b"TQ1" if states_duration(s)
-                && !groups.iter().any(|g| {
-                    g.tq1.iter().any(|(j, _)| *j == i) || g.ambiguous_tq1 == Some(seqs[i])
-                }) =>
+                && !claimed[i]
+                && !groups.iter().any(|g| g.ambiguous_tq1 == Some(seqs[i])) =>
             {
                 Some((b"TQ1", 1, "a duration (TQ1-6, 7/8 or 13) outside any give's timing (between its ORC and RXG, or after the RXG)"))
             }
@@ -735,7 +741,8 @@ pub fn check(
             format!("{} {}/mL", round(c.per_ml), c.dim_label())
         })
     };
-    let orders: Vec<usize> = gives.iter().map(|&g| order_of(&segments, g)).collect();
+    let order_at = orders_of(&segments);
+    let orders: Vec<usize> = gives.iter().map(|&g| order_at[g]).collect();
     let differs = (0..out.steps.len().min(gives.len())).find_map(|k| {
         let first = orders.iter().position(|&o| o == orders[k])?;
         let (d0, c0) = &out.steps[first];
@@ -760,12 +767,20 @@ pub fn check(
     out
 }
 
-/// The index of the ORC that segment `i` falls under (`usize::MAX`: none).
-fn order_of(segments: &[Segment<'_>], i: usize) -> usize {
-    segments[..=i.min(segments.len().saturating_sub(1))]
+/// For each segment, the index of the ORC it falls under (`usize::MAX`:
+/// none), in one pass: a message may carry tens of thousands of segments.
+fn orders_of(segments: &[Segment<'_>]) -> Vec<usize> {
+    let mut current = usize::MAX;
+    segments
         .iter()
-        .rposition(|s| s.id() == b"ORC")
-        .unwrap_or(usize::MAX)
+        .enumerate()
+        .map(|(i, s)| {
+            if s.id() == b"ORC" {
+                current = i;
+            }
+            current
+        })
+        .collect()
 }
 
 /// The observation identifier of a multistep order's number of steps.
@@ -790,13 +805,14 @@ fn multistep(
     };
     // Steps belong to their order (the nearest ORC before them): a message
     // may carry two orders of a step each.
-    let orders: Vec<usize> = gives.iter().map(|&g| order_of(segments, g)).collect();
+    let order_at = orders_of(segments);
+    let orders: Vec<usize> = gives.iter().map(|&g| order_at[g]).collect();
     let count = |o: usize| orders.iter().filter(|&&x| x == o).count();
     for (i, s) in segments.iter().enumerate() {
         if s.id() != b"OBX" {
             continue;
         }
-        let n = count(order_of(segments, i));
+        let n = count(order_at[i]);
         let id = s.field(3);
         let total = [1usize, 2, 4, 5, 9].iter().any(|&c| {
             let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
