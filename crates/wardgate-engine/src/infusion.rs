@@ -815,8 +815,10 @@ fn multistep(
         let n = count(order_at[i]);
         let id = s.field(3);
         let total = [1usize, 2, 4, 5, 9].iter().any(|&c| {
-            let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
-            TOTAL_STEPS.iter().any(|t| p.trim().eq_ignore_ascii_case(t))
+            let p = id.component(c).subcomponent(1).trim_ascii();
+            TOTAL_STEPS
+                .iter()
+                .any(|t| p.eq_ignore_ascii_case(t.as_bytes()))
         });
         if !total {
             continue;
@@ -3381,7 +3383,7 @@ fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
         if let Some(&(_, _, kind)) = PARAMS.iter().find(|(code, name, _)| {
             p == *code
                 || p.eq_ignore_ascii_case(name)
-                || code.parse::<u64>().is_ok_and(|c| numbers.contains(&c))
+                || (!numbers.is_empty() && code.parse::<u64>().is_ok_and(|c| numbers.contains(&c)))
         }) {
             match param {
                 Some(k) if k != kind => return Some(Err(())),
