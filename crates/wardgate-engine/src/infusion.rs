@@ -741,17 +741,15 @@ pub fn check(
             format!("{} {}/mL", round(c.per_ml), c.dim_label())
         })
     };
-    let order_at = orders_of(&segments);
-    let orders: Vec<usize> = gives.iter().map(|&g| order_at[g]).collect();
-    let differs = (0..out.steps.len().min(gives.len())).find_map(|k| {
-        let first = orders.iter().position(|&o| o == orders[k])?;
+    let differs = (1..out.steps.len().min(gives.len())).find_map(|k| {
+        let first = 0;
         let (d0, c0) = &out.steps[first];
         let (d, c) = &out.steps[k];
         (d != d0 || !same(c0, c)).then(|| {
             OrderFinding::new(
                 rules::MULTISTEP_UNCLEAR,
                 format!(
-                    "RXG #{}: a step gives {d:?} at {} where its order's first step (RXG #{}) gives {d0:?} at {}: one container runs every step of a multistep order",
+                    "RXG #{}: a step gives {d:?} at {} where the first (RXG #{}) gives {d0:?} at {}: one container runs every step of a multistep order, and a receiver reading RXG-1 across the message's orders takes its gives as one",
                     k + 1,
                     label(c),
                     first + 1,
@@ -767,22 +765,6 @@ pub fn check(
     out
 }
 
-/// For each segment, the index of the ORC it falls under (`usize::MAX`:
-/// none), in one pass: a message may carry tens of thousands of segments.
-fn orders_of(segments: &[Segment<'_>]) -> Vec<usize> {
-    let mut current = usize::MAX;
-    segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if s.id() == b"ORC" {
-                current = i;
-            }
-            current
-        })
-        .collect()
-}
-
 /// The observation identifier of a multistep order's number of steps.
 const TOTAL_STEPS: &[&str] = &["MDCX_INFUS_TOTAL_NUM_STEPS", "MDC_INFUS_TOTAL_NUM_STEPS"];
 
@@ -791,9 +773,9 @@ const TOTAL_STEPS: &[&str] = &["MDCX_INFUS_TOTAL_NUM_STEPS", "MDC_INFUS_TOTAL_NU
 /// concentration are the same in every step, a loading dose is step 1 only),
 /// and a stated total is the number of steps. Anything else has readings
 /// that differ (found by an adversarial review: steps numbered 1, 1 a pump
-/// server merged; a lone "step 2 of 2"). The steps are those of one order
-/// (ORC); their drug and concentration are compared once each give is read
-/// (`check`).
+/// server merged; a lone "step 2 of 2"). The steps are the message's gives,
+/// whatever orders they fall under; their drug and concentration are compared
+/// once each give is read (`check`).
 fn multistep(
     segments: &[Segment<'_>],
     seqs: &[usize],
@@ -803,16 +785,16 @@ fn multistep(
     let finding = |what: String, id: &[u8; 3], seq: usize, field: usize| {
         Some(OrderFinding::new(rules::MULTISTEP_UNCLEAR, what).at(loc(id, seq, field)))
     };
-    // Steps belong to their order (the nearest ORC before them): a message
-    // may carry two orders of a step each.
-    let order_at = orders_of(segments);
-    let orders: Vec<usize> = gives.iter().map(|&g| order_at[g]).collect();
-    let count = |o: usize| orders.iter().filter(|&&x| x == o).count();
+    // The message's gives, whatever orders (ORC) they fall under: a receiver
+    // that reads RXG-1 across the message (a flat parser) takes them as one
+    // programme's steps, one that follows the orders as each order's; only
+    // gives that read the same both ways pass (two orders each numbering its
+    // give 1 are steps 1 and 1 to the first, found by an adversarial review).
+    let n = gives.len();
     for (i, s) in segments.iter().enumerate() {
         if s.id() != b"OBX" {
             continue;
         }
-        let n = count(order_at[i]);
         let id = s.field(3);
         let total = [1usize, 2, 4, 5, 9].iter().any(|&c| {
             let p = id.component(c).subcomponent(1).trim_ascii();
@@ -842,13 +824,49 @@ fn multistep(
             );
         }
     }
-    for (k, group) in groups.iter().enumerate().take(gives.len()) {
-        let n = count(orders[k]);
-        if n < 2 {
-            continue;
+    // Two orders with one placer number (ORC-2) are one order to a receiver
+    // that files by it: their gives are its steps.
+    let placers: Vec<&[u8]> = segments
+        .iter()
+        .filter(|s| s.id() == b"ORC")
+        .map(|s| s.field(2).component(1).raw().trim_ascii())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Some(dup) = placers
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| placers[..i].contains(p).then_some(*p))
+    {
+        return finding(
+            format!(
+                "two orders (ORC) share the placer order number {:?} (ORC-2): a receiver filing by it runs their gives as one order's steps",
+                bounded(&String::from_utf8_lossy(dup))
+            ),
+            b"ORC",
+            1,
+            2,
+        );
+    }
+    if n < 2 {
+        return None;
+    }
+    for (k, group) in groups.iter().enumerate().take(n) {
+        // A PCA programme is one step: beside others, what the hour delivers
+        // is theirs too (found by an adversarial review: a 3 mg loading step
+        // then a PCA step passed each alone).
+        if let Some(&(_, seq)) = group
+            .obx
+            .iter()
+            .find(|&&(j, _)| matches!(param_of(&segments[j]), Some(Ok(Param::PcaDose))))
+        {
+            return finding(
+                format!("OBX #{seq}: a PCA demand dose in a message of several gives; a PCA programme is a message of its own"),
+                b"OBX",
+                seq,
+                3,
+            );
         }
-        // Its place among its order's steps.
-        let place = orders[..k].iter().filter(|&&o| o == orders[k]).count() + 1;
+        let place = k + 1;
         let step = String::from_utf8_lossy(segments[gives[k]].field(1).raw())
             .trim()
             .to_owned();
@@ -1273,7 +1291,26 @@ fn check_give(
             Ok((code, seq)) => {
                 let code_shown = bounded(&code);
                 facts.route = Some(code_shown.clone());
-                (!allowed.contains(&code)).then(|| {
+                // The drug's own texts may name a route too (`vincristine
+                // intrathecal`): what the pump's label shows the nurse.
+                let drug_route = [2usize, 5, 9].iter().find_map(|&c| {
+                    let t = String::from_utf8_lossy(rxg.field(4).component(c).raw());
+                    other_route_word(&t, &code).map(|r| (c, r))
+                });
+                if let Some((c, other)) = drug_route {
+                    Some(
+                        OrderFinding::new(
+                            rules::ROUTE_UNCLEAR,
+                            format!(
+                                "RXG #{n}: the route of {:?} cannot be told (RXR #{seq} names {code_shown} and the drug's text, RXG-4.{c}, names {other}); allowed in care area {area}: {}",
+                                entry.display,
+                                allowed.join(", ")
+                            ),
+                        )
+                        .at(loc(b"RXG", n, 4)),
+                    )
+                } else {
+                    (!allowed.contains(&code)).then(|| {
                     OrderFinding::new(
                         rules::ROUTE_NOT_ALLOWED,
                         format!(
@@ -1283,7 +1320,8 @@ fn check_give(
                         ),
                     )
                     .at(loc(b"RXR", seq, 1))
-                })
+                    })
+                }
             }
             Err((why, l)) => Some(
                 OrderFinding::new(
@@ -1377,6 +1415,29 @@ fn check_give(
     // mg/h basal with a 2 mg loading dose over 144 s passed as the loading
     // dose's speed). Said to be a bolus itself (ORC-1 CH, a bolus order type),
     // it has two readings.
+    // PCA bounds with no demand dose: a receiver that switches to PCA on
+    // seeing them may give another dose as the demand dose (found by an
+    // adversarial review: a lockout beside a 3 mg intermittent dose).
+    let pca_bounds = [
+        prog.pca_lockouts.first().map(|s| s.source.as_str()),
+        prog.pca_limits.first().map(|s| s.source.as_str()),
+        prog.pca_periods.first().map(|s| s.source.as_str()),
+        (!prog.pca_per_hour.is_empty()).then_some("MDC_RATE_PCA_MAX_DOSES_PER_HOUR"),
+    ];
+    if let (true, Some(bound)) = (
+        prog.pca_doses.is_empty(),
+        pca_bounds.into_iter().flatten().next(),
+    ) {
+        out.findings.push(
+            OrderFinding::new(
+                rules::AMBIGUOUS_ORDER_KIND,
+                format!("RXG #{n}: {bound} bounds PCA demand doses, but the give states no demand dose (MDC_DOSE_PCA_PATIENT): a receiver may run it as a PCA with another dose as the demand dose"),
+            )
+            .at(loc(b"RXG", n, 0)),
+        );
+        out.infusions.push(facts);
+        return;
+    }
     if !prog.pca_doses.is_empty() {
         if prog.said_bolus {
             out.findings.push(
@@ -2943,30 +3004,71 @@ const ROUTE_CODES: &[&str] = &[
     "VM", "WND",
 ];
 
-/// Words for table 0162 routes as a text part names them (upper case).
+/// Words (upper case) that name a table 0162 route in a text: the route's
+/// own word, its adverb and the usual synonyms, and the codes a text writes
+/// in brackets (`Intrathecal (IT)`).
 const ROUTE_WORDS: &[(&str, &str)] = &[
     ("INTRAVENOUS", "IV"),
+    ("INTRAVENOUSLY", "IV"),
+    ("IV", "IV"),
     ("INTRATHECAL", "IT"),
+    ("INTRATHECALLY", "IT"),
+    ("THECAL", "IT"),
+    ("SPINAL", "IT"),
+    ("SUBARACHNOID", "IT"),
+    ("INTRAVENTRICULAR", "IT"),
+    ("IT", "IT"),
     ("EPIDURAL", "EP"),
+    ("EPIDURALLY", "EP"),
+    ("PERIDURAL", "EP"),
+    ("EXTRADURAL", "EP"),
+    ("CAUDAL", "EP"),
+    ("EP", "EP"),
     ("SUBCUTANEOUS", "SC"),
+    ("SUBCUTANEOUSLY", "SC"),
+    ("SUBCUT", "SC"),
+    ("SC", "SC"),
+    ("SQ", "SC"),
     ("INTRAMUSCULAR", "IM"),
+    ("INTRAMUSCULARLY", "IM"),
+    ("IM", "IM"),
     ("ORAL", "PO"),
-    ("INTRA-ARTERIAL", "IA"),
+    ("ORALLY", "PO"),
+    ("PO", "PO"),
     ("INTRAARTERIAL", "IA"),
+    ("ARTERIAL", "IA"),
+    ("IA", "IA"),
     ("INTRADERMAL", "ID"),
     ("INTRAPERITONEAL", "IP"),
     ("INTRAOCULAR", "IO"),
     ("NASOGASTRIC", "NG"),
     ("RECTAL", "PR"),
+    ("RECTALLY", "PR"),
     ("SUBLINGUAL", "SL"),
     ("TRANSDERMAL", "TD"),
     ("TOPICAL", "TP"),
     ("INHALATION", "IH"),
+    ("INHALED", "IH"),
     ("BUCCAL", "B"),
     ("INTRACARDIAC", "IC"),
     ("INTRAUTERINE", "IU"),
     ("VAGINAL", "VG"),
 ];
+
+/// The first route a text's words name other than `id` (words split at
+/// anything not a letter or digit: `Intra-thecal`, `Intrathecal (IT)`,
+/// `Intravenous or intrathecal`).
+pub(crate) fn other_route_word(text: &str, id: &str) -> Option<&'static str> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .find_map(|w| {
+            ROUTE_WORDS
+                .iter()
+                .find(|(word, _)| w.eq_ignore_ascii_case(word))
+                .map(|(_, code)| *code)
+                .filter(|code| *code != id)
+        })
+}
 
 /// The one route code (upper-cased) the give's RXR segments state, with the
 /// RXR it was read from; else why it cannot be told and where. Every reading
@@ -3101,11 +3203,7 @@ fn route_code(rep: &Field<'_>, allowed: &[String]) -> Result<String, String> {
     // what the pump shows the nurse.
     for c in [2usize, 5, 9, 11] {
         let t = part(c);
-        let word = ROUTE_WORDS
-            .iter()
-            .find(|(w, _)| *w == t)
-            .map(|(_, code)| *code);
-        if let Some(code) = word.filter(|code| *code != id) {
+        if let Some(code) = other_route_word(&t, &id) {
             return Err(format!(
                 "the identifier {:?} and the text {t:?} (RXR-1.{c}, the route {code}) name different routes",
                 bounded(&id)
@@ -3244,8 +3342,37 @@ fn pca_hour(
             .at(loc(b"RXG", n, 0)),
         );
     };
+    // Loading and clinician doses are doses each: one of each kind (the
+    // parameter named in the source) is added, the largest of its readings.
+    let loading = {
+        let mut kinds: Vec<&str> = h
+            .loading
+            .iter()
+            .map(|s| {
+                s.source
+                    .split_once(" (")
+                    .map_or(s.source.as_str(), |(_, k)| k)
+            })
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds.iter().try_fold(0.0f64, |sum, k| {
+            let same: Vec<Statement> = h
+                .loading
+                .iter()
+                .filter(|s| {
+                    s.source
+                        .split_once(" (")
+                        .map_or(s.source.as_str(), |(_, x)| x)
+                        == *k
+                })
+                .cloned()
+                .collect();
+            Ok::<f64, String>(sum + most(&same, &dl.unit, &dl.unit_text)?)
+        })
+    };
     let read = most(h.demand, &dl.unit, &dl.unit_text)
-        .and_then(|d| Ok((d, most(h.loading, &dl.unit, &dl.unit_text)?)))
+        .and_then(|d| Ok((d, loading?)))
         .and_then(|(d, l)| Ok((d, l, most(h.basal, &hour, &text)?)));
     let (demand, loading, basal) = match read {
         Ok(v) => v,
@@ -3260,7 +3387,10 @@ fn pca_hour(
             return;
         }
     };
-    // Doses in any hour: the shortest lockout's, the most per hour stated.
+    // Doses in any hour: the shortest lockout's, the most per hour stated
+    // (rounded up: a pump may). A zero is "no limit" to many pumps: it bounds
+    // nothing (found by an adversarial review: doses per hour 0 read as none
+    // allowed passed 33.5 mg in an hour).
     let by_lockout = h
         .prog
         .pca_lockouts
@@ -3274,29 +3404,44 @@ fn pca_hour(
                 f64::INFINITY
             }
         });
-    let by_count = h.prog.pca_per_hour.iter().copied().reduce(f64::max);
+    let by_count = h
+        .prog
+        .pca_per_hour
+        .iter()
+        .map(|&v| if v > 0.0 { v.ceil() } else { f64::INFINITY })
+        .reduce(f64::max);
     let doses = match (by_lockout, by_count) {
         (Some(a), Some(b)) => a.min(b),
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => f64::INFINITY,
     };
-    let mut hour_total = basal + loading + demand * doses;
-    // The order's own limit, over a stated period, stops the pump.
-    if let (false, Some(period)) = (
-        h.prog.pca_limits.is_empty(),
-        h.prog
-            .pca_periods
-            .iter()
-            .map(|s| s.value * s.unit.factor)
-            .reduce(f64::min),
-    ) {
-        if let (Ok(limit), true) = (
-            most(&h.prog.pca_limits, &dl.unit, &dl.unit_text),
-            period > 0.0,
-        ) {
-            hour_total = hour_total.min(limit * (3600.0 / period).ceil());
+    let mut demand_hour = demand * doses;
+    // The order's own limit over its period (a dose, or a volume through the
+    // concentration) stops the pump's demand doses; some pumps count only
+    // demand doses against it, so the basal and loading doses are added
+    // whatever it says. A period shorter than the hour fits as many windows
+    // as start within it; a zero limit or period bounds nothing. With several,
+    // the loosest limit over the shortest period.
+    let period = h
+        .prog
+        .pca_periods
+        .iter()
+        .map(|s| s.value * s.unit.factor)
+        .reduce(f64::min)
+        .filter(|p| *p > 0.0);
+    if let (false, Some(period)) = (h.prog.pca_limits.is_empty(), period) {
+        if let Ok(limit) = most(&h.prog.pca_limits, &dl.unit, &dl.unit_text) {
+            if limit > 0.0 {
+                let windows = if period >= 3600.0 {
+                    1.0
+                } else {
+                    (3600.0 / period).floor() + 1.0
+                };
+                demand_hour = demand_hour.min(limit * windows);
+            }
         }
     }
+    let hour_total = basal + loading + demand_hour;
     if !hour_total.is_finite() {
         refuse(
             out,
@@ -3509,7 +3654,25 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         );
         return;
     }
-    let name = PARAMS.iter().find(|p| p.2 == kind).map_or("", |p| p.1);
+    // The parameter's own name (a loading and a clinician dose are both
+    // bolus doses, and two doses).
+    let named = |(code, name, _): &&(&str, &str, Param)| {
+        [1usize, 2, 4, 5].iter().any(|&c| {
+            let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
+            let p = p.trim();
+            p == *code
+                || p.eq_ignore_ascii_case(name)
+                || code
+                    .parse::<u64>()
+                    .is_ok_and(|n| code_numbers(p).contains(&n))
+        })
+    };
+    let name = PARAMS
+        .iter()
+        .filter(|p| p.2 == kind)
+        .find(named)
+        .or_else(|| PARAMS.iter().find(|p| p.2 == kind))
+        .map_or("", |p| p.1);
     if kind == Param::OrderType {
         let v = obx.field(5);
         if v.repetition_count() > 1 {
@@ -3751,6 +3914,9 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         {
             if b == Bound::Container {
                 prog.containers.push(s);
+            } else {
+                // A volume limit is a limit through the concentration.
+                prog.pca_limits.push(s);
             }
         }
         Param::Bound(Bound::VolumeLimit | Bound::Container) => wrong_unit(out, &s, "a volume"),

@@ -2386,13 +2386,25 @@ fn a_route_outside_every_give_or_named_by_its_word_is_refused() {
 }
 
 #[test]
-fn two_orders_of_one_step_each_are_not_one_multistep_programme() {
-    // Two orders (two ORC), a give each, at different concentrations.
-    let msg = rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[])
-        + "ORC|RE|ORD2^EHR\r"
-        + &heparin_rxg("10", "mL/h^mL/h^UCUM").replace("25000", "10000")
-        + "\rRXR|IV^Intravenous^HL70162\r";
-    let o = run(&msg);
+fn the_gives_of_several_orders_must_read_as_one_programme_too() {
+    // A receiver reading RXG-1 across the message takes two orders' gives as
+    // steps: numbered 1 and 1 they are one step twice.
+    let second = |n: &str, strength: &str| {
+        "ORC|RE|ORD2^EHR\r".to_string()
+            + &heparin_rxg("10", "mL/h^mL/h^UCUM")
+                .replace("25000", strength)
+                .replacen("RXG|1|", &format!("RXG|{n}|"), 1)
+            + "\rRXR|IV^Intravenous^HL70162\r"
+    };
+    let first = rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[]);
+    let o = run(&(first.clone() + &second("1", "25000")));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    let o = run(&(first.clone() + &second("2", "25000")));
     assert_eq!(
         o.verdict,
         Verdict::Allow,
@@ -2400,16 +2412,16 @@ fn two_orders_of_one_step_each_are_not_one_multistep_programme() {
         rule_of(&o),
         o.record.event().wardgate.findings
     );
-    // The same two gives under one order are steps of one programme.
-    let one = msg
-        .replace("ORC|RE|ORD2^EHR\r", "")
-        .replacen("RXG|1|", "RXG|2|", 2)
-        .replacen("RXG|2|", "RXG|1|", 1);
-    let o = run(&one);
-    assert_eq!(
-        rule_of(&o),
-        "WG-INF-047",
-        "{one:?} {:?}",
+    let o = run(&(first + &second("2", "10000")));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert!(
+        o.record
+            .event()
+            .wardgate
+            .findings
+            .iter()
+            .any(|f| f.rule == "WG-INF-047"),
+        "{:?}",
         o.record.event().wardgate.findings
     );
 }
@@ -2436,4 +2448,147 @@ fn a_volume_to_be_infused_of_zero_leaves_the_container_to_the_limit() {
         "{:?}",
         o.record.event().wardgate.findings
     );
+}
+
+#[test]
+fn the_pca_hour_reads_zeros_fractions_windows_and_every_dose_the_dangerous_way() {
+    // Heparin 50 U/mL at 10 mL/h (500 U/h basal), demand doses of 500 U, at
+    // most 5000 U in an hour.
+    let site = SITE.replace(
+        "dose_hard_max = 10000",
+        "dose_hard_max = 10000\npca_max_per_hour = 5000",
+    );
+    let p = policy_from(&site);
+    let run = |bounds: &[&str]| {
+        let o = inspect(
+            &p.routes[0],
+            &flow(&p),
+            &framed(&pca_order(bounds)),
+            &clock(),
+        );
+        (rule_of(&o), o.verdict)
+    };
+    let obx = |code: &str, v: &str, unit: &str| format!("OBX|3|NM|{code}||{v}|{unit}|||||F");
+    let lockout = |m: &str| obx("157989^MDC_TIME_PCA_LOCKOUT^MDC", m, "min^min^UCUM");
+    let per_hour = |n: &str| obx("157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", n, "/h");
+    let limit = |u: &str| obx("157985^MDC_DOSE_PCA_LIMIT^MDC", u, "U^U^UCUM");
+    let vlimit = |ml: &str| obx("157986^MDC_VOL_PCA_DOSE_LIMIT^MDC", ml, "mL^mL^UCUM");
+    let period = |m: &str| obx("157987^MDC_TIME_PD_PCA_DOSE_LIMIT^MDC", m, "min^min^UCUM");
+    let loading = |u: &str| obx("158018^MDC_DOSE_LOADING^MDC", u, "U^U^UCUM");
+    let clinician = |u: &str| obx("158019^MDC_DOSE_CLINICIAN^MDC", u, "U^U^UCUM");
+    for (bounds, want) in [
+        // A zero is "no limit": 500 + 11 x 500 = 6000 U.
+        (vec![lockout("6"), per_hour("0")], "WG-INF-048"),
+        (vec![lockout("6"), limit("0"), period("60")], "WG-INF-048"),
+        // 8.2 doses an hour may be 9: 500 + 9 x 500 = 5000 (allowed), 9.2 may be 10.
+        (vec![lockout("1"), per_hour("8.2")], "-"),
+        (vec![lockout("1"), per_hour("9.2")], "WG-INF-048"),
+        // A loading and a clinician dose are two doses: 500 + 1500 + 1500 + 4 x 500.
+        (
+            vec![lockout("20"), loading("1500"), clinician("1500")],
+            "WG-INF-048",
+        ),
+        (vec![lockout("20"), loading("1500")], "-"),
+        // The order's limit caps the demand doses only: 500 + 2000 + 3000.
+        (
+            vec![lockout("6"), loading("2000"), limit("3000"), period("60")],
+            "WG-INF-048",
+        ),
+        // Windows of 30 min: three may start within an hour (3 x 1500).
+        (vec![lockout("1"), limit("1500"), period("30")], "-"),
+        (
+            vec![lockout("1"), limit("1600"), period("30")],
+            "WG-INF-048",
+        ),
+        // A volume limit through the concentration: 60 mL is 3000 U.
+        (vec![lockout("1"), vlimit("60"), period("60")], "-"),
+        (
+            vec![lockout("1"), vlimit("100"), period("60")],
+            "WG-INF-048",
+        ),
+    ] {
+        let refs: Vec<&str> = bounds.iter().map(String::as_str).collect();
+        let (rule, verdict) = run(&refs);
+        assert_eq!(rule, want, "{bounds:?}");
+        assert_eq!(verdict == Verdict::Block, want != "-", "{bounds:?}");
+    }
+    // PCA bounds with no demand dose: whether it is a PCA has two readings.
+    let o = run_pca(&rgv(
+        &[heparin_rxg("10", "mL/h^mL/h^UCUM")],
+        &[
+            LOCKOUT_10_MIN,
+            "OBX|1|NM|158023^MDC_DOSE_INTERMITTENT^MDC||500|U^U^UCUM|||||F",
+        ],
+    ));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-039",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+}
+
+#[test]
+fn multistep_refuses_a_pca_step_a_shared_placer_number_and_an_unnumbered_second_order() {
+    let step =
+        |n: &str| heparin_rxg("10", "mL/h^mL/h^UCUM").replacen("RXG|1|", &format!("RXG|{n}|"), 1);
+    let demand = "OBX|1|NM|158017^MDC_DOSE_PCA_PATIENT^MDC||500|U^U^UCUM|||||F";
+    let o = run(&rgv(&[step("1"), step("2")], &[demand, LOCKOUT_10_MIN]));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // Two orders, the second's only give numbered 2.
+    let two = |placer: &str, n: &str| {
+        rgv(&[step("1")], &[])
+            + &format!("ORC|RE|{placer}^EHR\r")
+            + &step(n)
+            + "\rRXR|IV^Intravenous^HL70162\r"
+    };
+    let o = run(&two("ORD9", "1"));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    let o = run(&two("ORD9", "2"));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", rule_of(&o));
+    // The same placer number twice: one order to a receiver filing by it.
+    let o = run(&two("ORD1", "2"));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-047",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+}
+
+#[test]
+fn route_words_in_any_text_are_read() {
+    let site = route_site("");
+    for rxr in [
+        "RXR|IV^Intrathecal route^HL70162",
+        "RXR|IV^Intra-thecal^HL70162",
+        "RXR|IV^Intravenous or intrathecal^HL70162",
+        "RXR|IV^Spinal^HL70162",
+        "RXR|IV^Intravenous (IT)^HL70162",
+        "RXR|IV^Epidural route^HL70162",
+    ] {
+        let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
+        assert_eq!(rule_of(&o), "WG-INF-045", "{rxr}: {}", reason(&o));
+    }
+    for rxr in ["RXR|IV^Intravenous route^HL70162", "RXR|IV^IV push^HL70162"] {
+        let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
+        assert_eq!(o.verdict, Verdict::Allow, "{rxr}: {}", reason(&o));
+    }
+    // The drug's own text naming another route.
+    let msg = routed("VINC", &["RXR|IV^Intravenous^HL70162"], "ICU").replace(
+        "VINC^vincristine^LOCAL",
+        "VINC^vincristine intrathecal^LOCAL",
+    );
+    let o = run_routed(&site, &msg);
+    assert_eq!(rule_of(&o), "WG-INF-045", "{}", reason(&o));
 }
