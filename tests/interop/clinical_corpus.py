@@ -965,8 +965,13 @@ def cases():
         (("RXR|IV^EP^HL70162",), "block", "WG-INF-045", "identifier IV with the text EP"),
         (("RXR|IV^Intrathecal^HL70162",), "block", "WG-INF-045", "identifier IV with the text Intrathecal"),
         (("RXR|IV^Epidural^HL70162",), "block", "WG-INF-045", "identifier IV with the text Epidural"),
+        (("RXR|IV^Intrathecal route^HL70162",), "block", "WG-INF-045", "identifier IV with the text Intrathecal route"),
+        (("RXR|IV^Intra-thecal^HL70162",), "block", "WG-INF-045", "identifier IV with the text Intra-thecal"),
+        (("RXR|IV^Spinal^HL70162",), "block", "WG-INF-045", "identifier IV with the text Spinal"),
+        (("RXR|IV^Intravenous route^HL70162",), "allow", None, "IV with the text Intravenous route"),
     ):
         c.add(f"vincristine with {what}", message(cid(), [(vinc, [])], rxr=rxrs), verdict, rule)
+    c.add("vincristine named intrathecal in its own text, RXR IV", message(cid(), [(vinc.replace("VINC^vincristine^LOCAL", "VINC^vincristine intrathecal^LOCAL"), [])], rxr=(iv,)), "block", "WG-INF-045")
     # An RXR in no give: a receiver taking the message's first RXR reads it.
     c.add("vincristine with IT before the ORC and IV in the give", message(cid(), [(vinc, [])], rxr=(iv,), pre=()).replace("ORC|", it + "\rORC|", 1), "block", "WG-INF-045")
     c.add("vincristine with IT before PV1 and IV in the give", message(cid(), [(vinc, [])], rxr=(iv,)).replace("PV1|", it + "\rPV1|", 1), "block", "WG-INF-045")
@@ -1017,12 +1022,16 @@ def cases():
         ("PCA hourly: 1 mg demand every 6 min, 4 doses an hour at most", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "4", "")], "allow", None),
         ("PCA hourly: 1 mg demand every 6 min, 4 mg in any hour", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), *piv[1:3]], "allow", None),
         ("PCA hourly: a zero lockout beside another", [demand, lockout("6"), lockout("0", n=3)], "block", "WG-INF-017"),
+        ("PCA hourly: doses per hour 0 (no limit to many pumps), 1 mg every 6 min", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "0", "")], "block", "WG-INF-048"),
+        ("PCA hourly: a dose limit of 0 mg per hour, 1 mg every 6 min", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), obx(5, "157985^MDC_DOSE_PCA_LIMIT^MDC", "0", MG[1]), piv[2]], "block", "WG-INF-048"),
+        ("PCA hourly: a loading and a clinician dose of 3 mg each", [demand, lockout(), obx(3, "158018^MDC_DOSE_LOADING^MDC", "3", MG[1]), obx(9, "158019^MDC_DOSE_CLINICIAN^MDC", "3", MG[1])], "block", "WG-INF-048"),
         ("PCA container above the volume limit, no VTBI", [demand, lockout(), obx(8, "157994^MDC_VOL_FLUID_CONTAINER_START^MDC", "500", ML[1])], "block", "WG-INF-029"),
     ):
         c.add(what, message(cid(), [(hydm(), after)]), verdict, rule)
     # The basal rate stays a rate beside a loading dose: 10 mL/h is 10 mg/h
     # (max 4), with a duration making rate x duration the 2 mg loading dose.
     c.add("PCA basal above the limit beside a loading dose and its duration", message(cid(), [(hydm("10"), [f"TQ1|1||||||||||||720^s^UCUM", demand, lockout(), loading])]), "block", "WG-INF-010")
+    c.add("a lockout beside an intermittent dose, no demand dose", message(cid(), [(hydm(), [obx(1, "158023^MDC_DOSE_INTERMITTENT^MDC", "1", MG[1]), lockout()])]), "block", "WG-INF-039")
     c.add("PCA said to be a bolus (CH)", message(cid(), [(hydm(), [demand, lockout()])], orc="CH"), "block", "WG-INF-039")
 
     # --- Multistep (RXG-1 numbers the steps) ------------------------------------------
@@ -1045,6 +1054,9 @@ def cases():
         ("a total under the MDC spelling that is not the steps sent", [(heparin(10), []), (heparin(5, f1="2"), ["OBX|9|NM|0^MDC_INFUS_TOTAL_NUM_STEPS^MDC||3||||||F"])]),
     ):
         c.add(f"multistep: {what}", message(cid(), gives), "block", "WG-INF-047")
+
+    c.add("multistep: two orders each numbering its give 1", message(cid(), [(heparin(10), [])], post=("ORC|RE|X9^EHR", heparin(5), "RXR|^IV^HL70162")), "block", "WG-INF-047")
+    c.add("two orders of one drug and concentration, gives numbered 1 and 2", message(cid(), [(heparin(10), [])], post=("ORC|RE|X10^EHR", heparin(5, f1="2"), "RXR|^IV^HL70162")), "allow")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
