@@ -799,8 +799,15 @@ def cases():
         c.add(f"heparin 1000 U/h with {what}",
               message(cid(), [(heparin(1000, U_H[1], strength="", s_unit="", volume="", v_unit=""), [])], pv1=pv1),
               "block", "WG-INF-032")
+    # A strength per volume in RXG-17/18 with RXG-23/24 empty is the concentration.
     c.add("heparin mL/h with a concentration unit in RXG-18 and no RXG-23/24 volume",
           message(cid(), [(heparin(10, strength="100", s_unit="U/mL^U/mL^UCUM", volume="", v_unit=""), [])]),
+          "allow")
+    c.add("heparin 30 mL/h at 100 U/mL written in RXG-17/18 alone (3000 U/h)",
+          message(cid(), [(heparin(30, strength="100", s_unit="U/mL^U/mL^UCUM", volume="", v_unit=""), [])]),
+          "block", "WG-INF-010")
+    c.add("heparin with an amount unit in RXG-18 and no RXG-23/24 volume",
+          message(cid(), [(heparin(10, strength="25000", s_unit=U[1], volume="", v_unit=""), [])]),
           "block", "WG-INF-007")
     c.add("heparin 1000 U/h with an unknown ward and nothing else in PV1-3 (default care area)",
           message(cid(), [(heparin(1000, U_H[1], strength="", s_unit="", volume="", v_unit=""), [])],
@@ -969,6 +976,8 @@ def cases():
         (("RXR|IV^Intra-thecal^HL70162",), "block", "WG-INF-045", "identifier IV with the text Intra-thecal"),
         (("RXR|IV^Spinal^HL70162",), "block", "WG-INF-045", "identifier IV with the text Spinal"),
         (("RXR|IV^Intravenous route^HL70162",), "allow", None, "IV with the text Intravenous route"),
+        (("RXR|IV^Intravenous^HL70162^47625008^Intravenous route^SCT",), "allow", None, "IV dual-coded with SNOMED CT"),
+        (("RXR|IV^Intravenous^HL70162^72607000^Intrathecal route^SCT",), "block", "WG-INF-045", "IV dual-coded with SNOMED CT's intrathecal"),
     ):
         c.add(f"vincristine with {what}", message(cid(), [(vinc, [])], rxr=rxrs), verdict, rule)
     c.add("vincristine named intrathecal in its own text, RXR IV", message(cid(), [(vinc.replace("VINC^vincristine^LOCAL", "VINC^vincristine intrathecal^LOCAL"), [])], rxr=(iv,)), "block", "WG-INF-045")

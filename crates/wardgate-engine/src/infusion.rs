@@ -1708,6 +1708,13 @@ fn check_give(
         }
     }
     let mut doses = doses;
+    // A drug the library bounds by dose only, given as a volume at a rate (an
+    // intermittent piggyback: 100 mL at 200 mL/h of 2 g/100 mL): the volume
+    // is the dose, through the concentration, judged against the dose limits
+    // (it was refused as stating no dose).
+    if !prog.bolus && doses.is_empty() && limits.rate.is_none() && limits.dose.is_some() {
+        doses.extend(prog.vtbis.iter().filter(|v| v.value > 0.0).cloned());
+    }
     let mut danger_rates = Vec::new();
     let mut danger_doses = Vec::new();
     if prog.bolus {
@@ -2294,7 +2301,21 @@ fn agree_with(
 ) -> Option<Statement> {
     let first = stmts.first()?;
     for s in &stmts[1..] {
-        let Ok(v) = units::convert(s.value, &s.unit, &first.unit, "", conc, pt) else {
+        // Compared in either's unit: the concentration turns a volume into an
+        // amount, not back (200 mL/h at 4 mg/mL and 400 mg over 30 min agree).
+        let in_first = units::convert(s.value, &s.unit, &first.unit, "", conc, pt).map(|v| {
+            let res =
+                units::convert(s.resolution, &s.unit, &first.unit, "", conc, pt).unwrap_or(0.0);
+            (first.value, v, first.resolution + res)
+        });
+        let in_either = in_first.or_else(|_| {
+            units::convert(first.value, &first.unit, &s.unit, "", conc, pt).map(|v| {
+                let res = units::convert(first.resolution, &first.unit, &s.unit, "", conc, pt)
+                    .unwrap_or(0.0);
+                (v, s.value, s.resolution + res)
+            })
+        });
+        let Ok((a, v, resolution)) = in_either else {
             out.findings.push(
                 OrderFinding::new(
                     rules::STATEMENTS_DISAGREE,
@@ -2304,8 +2325,7 @@ fn agree_with(
             );
             return None;
         };
-        let res = units::convert(s.resolution, &s.unit, &first.unit, "", conc, pt).unwrap_or(0.0);
-        if !within(first.value, v, first.resolution + res) {
+        if !within(a, v, resolution) {
             out.findings.push(
                 OrderFinding::new(
                     rules::STATEMENTS_DISAGREE,
@@ -3004,6 +3024,31 @@ const ROUTE_CODES: &[&str] = &[
     "VM", "WND",
 ];
 
+/// The table 0162 route a SNOMED CT or NCIt route code names, for the few
+/// codes dual-coded interfaces send beside it; others are not read.
+fn alternate_route(system: &str, code: &str) -> Option<&'static str> {
+    const SNOMED: &[(&str, &str)] = &[
+        ("47625008", "IV"),
+        ("72607000", "IT"),
+        ("404820008", "EP"),
+        ("78421000", "IM"),
+        ("34206005", "SC"),
+        ("26643006", "PO"),
+    ];
+    const NCIT: &[(&str, &str)] = &[
+        ("C38276", "IV"),
+        ("C28161", "IM"),
+        ("C38299", "SC"),
+        ("C38288", "PO"),
+    ];
+    let table = match system {
+        "SCT" | "SNOMED" | "SNOMEDCT" | "SNOMED-CT" | "SNM" => SNOMED,
+        "NCI" | "NCIT" => NCIT,
+        _ => return None,
+    };
+    table.iter().find(|(c, _)| *c == code).map(|(_, r)| *r)
+}
+
 /// Words (upper case) that name a table 0162 route in a text: the route's
 /// own word, its adverb and the usual synonyms, and the codes a text writes
 /// in brackets (`Intrathecal (IT)`).
@@ -3181,6 +3226,11 @@ fn route_code(rep: &Field<'_>, allowed: &[String]) -> Result<String, String> {
         if code.is_empty() {
             continue;
         }
+        // An alternate in SNOMED CT or NCIt that means the identifier's route
+        // (the dual coding US interfaces send) is the same route.
+        if c != 1 && alternate_route(&sys, &code) == Some(id.as_str()) {
+            continue;
+        }
         if !(sys.is_empty() || sys == "HL70162" || sys == "0162") {
             return Err(format!(
                 "the coding system {:?} of {:?} (RXR-1.{system}) is not HL7 table 0162 (HL70162): the code may mean another route there",
@@ -3233,7 +3283,47 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
             "RXG-17 strength and RXG-23 strength volume are empty".into(),
         ));
     }
-    // One half without the other (`100^U/mL` in RXG-17/18, RXG-23/24 empty):
+    // A strength per volume in RXG-17/18 with RXG-23/24 empty (`1` `U/mL`, as
+    // senders before v2.5 write it): one reading, the concentration itself;
+    // its unit read one way (every coded part the same concentration unit).
+    if volume.raw().trim_ascii().is_empty() && rxg.field(24).raw().trim_ascii().is_empty() {
+        let unit = rxg.field(18);
+        let parts: Vec<String> = [1usize, 2, 4, 5]
+            .iter()
+            .map(|&c| {
+                String::from_utf8_lossy(unit.component(c).raw())
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        let read: Vec<_> = parts
+            .iter()
+            .map(|t| units::parse_concentration(t).ok())
+            .collect();
+        if let (Some(Some((dim, per_ml))), false, 1) = (
+            read.first(),
+            strength.raw().trim_ascii().is_empty() || unit.has_escapes(),
+            unit.repetition_count(),
+        ) {
+            if read.iter().all(|r| {
+                r.is_some_and(|(d, p)| d == *dim && (p - per_ml).abs() <= 1e-12 * per_ml.abs())
+            }) {
+                let mut scratch = OrderCheck::default();
+                let v = number(&strength, &format!("RXG #{n}"), 17, l, &mut scratch);
+                if let Some(f) = scratch.findings.pop() {
+                    return Err(f);
+                }
+                if let Some(v) = v.filter(|v| *v > 0.0) {
+                    return Ok(Some(Concentration {
+                        dim: *dim,
+                        per_ml: v * per_ml,
+                    }));
+                }
+            }
+        }
+    }
+    // One half without the other (`25000` `U` in RXG-17/18, RXG-23/24 empty):
     // the concentration is incomplete, not a bad number.
     if strength.raw().trim_ascii().is_empty() || volume.raw().trim_ascii().is_empty() {
         return Err(missing(format!(

@@ -2010,7 +2010,7 @@ fn a_route_that_cannot_be_told_is_refused() {
         ),
         (&["RXR|47625008^Intravenous^SCT"], "coding system \"SCT\""),
         (
-            &["RXR|IV^Intravenous^HL70162^C38276^INTRAVENOUS^NCI"],
+            &["RXR|IV^Intravenous^HL70162^C38277^INTRAVENOUS^NCI"],
             "coding system \"NCI\"",
         ),
         (&["RXR|IV^IT^HL70162"], "the text \"IT\""),
@@ -2591,4 +2591,145 @@ fn route_words_in_any_text_are_read() {
     );
     let o = run_routed(&site, &msg);
     assert_eq!(rule_of(&o), "WG-INF-045", "{}", reason(&o));
+}
+
+#[test]
+fn a_dose_only_drug_as_a_volume_at_a_rate_is_judged_by_its_dose() {
+    // Gentamicin, bounded by dose only: 100 mL of 4 mg/mL at 200 mL/h is
+    // 400 mg (an ordinary piggyback); 200 mL is 800 mg.
+    let site = SITE.to_string()
+        + "\n[[drug_library.drug]]\nnames = [\"gentamicin\", \"GENT\"]\ndose_unit = \"mg\"\ndose_hard_max = 600\n";
+    let p = policy_from(&site);
+    let run = |ml: &str, extra: &[&str]| {
+        let give = rxg(&[
+            (1, "1"),
+            (4, "GENT^gentamicin^LOCAL"),
+            (5, ml),
+            (7, "mL^mL^UCUM"),
+            (15, "200"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "400"),
+            (18, "mg^mg^UCUM"),
+            (23, "100"),
+            (24, "mL^mL^UCUM"),
+        ]);
+        inspect(
+            &p.routes[0],
+            &flow(&p),
+            &framed(&rgv(&[give], extra)),
+            &clock(),
+        )
+    };
+    let o = run("100", &[]);
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    assert_eq!(o.record.event().wardgate.infusion[0].dose, Some(400.0));
+    let o = run("200", &[]);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-011",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // A dose stated beside its duration agrees with the rate through the
+    // concentration: 400 mg over 30 min is 800 mg/h, 200 mL/h at 4 mg/mL.
+    let tq1 = "TQ1|1|||||30^min^UCUM";
+    let dose = "OBX|1|NM|158023^MDC_DOSE_INTERMITTENT^MDC||400|mg^mg^UCUM|||||F";
+    let o = run("100", &[tq1, dose]);
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    let o = run(
+        "100",
+        &[
+            tq1,
+            "OBX|1|NM|158023^MDC_DOSE_INTERMITTENT^MDC||600|mg^mg^UCUM|||||F",
+        ],
+    );
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-017",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+}
+
+#[test]
+fn a_strength_per_millilitre_with_no_strength_volume_is_the_concentration() {
+    let give = |strength: &str, unit: &str| {
+        rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, strength),
+            (18, unit),
+        ])
+    };
+    // 10 mL/h of 50 U/mL is 500 U/h; of 1000 U/mL, 10 000 U/h.
+    let o = run(&rgv(&[give("50", "U/mL^U/mL^UCUM")], &[]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{} {:?}",
+        rule_of(&o),
+        o.record.event().wardgate.findings
+    );
+    assert_eq!(o.record.event().wardgate.infusion[0].rate, Some(500.0));
+    let o = run(&rgv(&[give("1000", "U/mL")], &[]));
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-010",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // An amount without its volume, or a unit read two ways, stays refused.
+    for unit in ["U^U^UCUM", "U/mL^U/L^UCUM", "U/mL^units per millilitre"] {
+        let o = run(&rgv(&[give("50", unit)], &[]));
+        assert_eq!(o.verdict, Verdict::Block, "{unit}");
+        assert_eq!(
+            rule_of(&o),
+            "WG-INF-007",
+            "{unit}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+}
+
+#[test]
+fn a_snomed_or_ncit_alternate_naming_the_same_route_is_one_route() {
+    let site = route_site("");
+    for (rxr, allowed) in [
+        (
+            "RXR|IV^Intravenous^HL70162^47625008^Intravenous route^SCT",
+            true,
+        ),
+        ("RXR|IV^Intravenous^HL70162^C38276^INTRAVENOUS^NCIT", true),
+        (
+            "RXR|IV^Intravenous^HL70162^72607000^Intrathecal route^SCT",
+            false,
+        ),
+        ("RXR|IV^Intravenous^HL70162^15^IV^EPICROUTE", false),
+        ("RXR|47625008^Intravenous route^SCT", false),
+    ] {
+        let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
+        assert_eq!(
+            o.verdict == Verdict::Allow,
+            allowed,
+            "{rxr}: {}",
+            reason(&o)
+        );
+        if !allowed {
+            assert_eq!(rule_of(&o), "WG-INF-045", "{rxr}");
+        }
+    }
 }
