@@ -1482,7 +1482,11 @@ fn check_give(
     // at 18:00 passed as one): a TQ1 with an explicit time (TQ1-4), a
     // relative time (TQ1-5) or a start (TQ1-7), the order's ORC-7 or this
     // give's RXG-3 with a start (TQ.4).
-    let mut starts: Vec<String> = group
+    // Each start with the instant it names where it names only a start (TQ1-7
+    // alone; ORC-7 or RXG-3 with a start and at most a priority): v2.5 senders
+    // repeat the TQ1 start in ORC-7 for older receivers, and the same instant,
+    // as written, is one start (found by a review of ordinary orders).
+    let mut starts: Vec<(String, Option<Vec<u8>>)> = group
         .tq1
         .iter()
         .filter(|&&(i, _)| {
@@ -1490,25 +1494,48 @@ fn check_give(
                 .iter()
                 .any(|&f| !segments[i].field(f).raw().trim_ascii().is_empty())
         })
-        .map(|&(_, seq)| format!("TQ1 #{seq}"))
+        .map(|&(i, seq)| {
+            let t = &segments[i];
+            let only_start = [4usize, 5]
+                .iter()
+                .all(|&f| t.field(f).raw().trim_ascii().is_empty());
+            let at = t.field(7).component(1).raw().trim_ascii().to_vec();
+            (format!("TQ1 #{seq}"), only_start.then_some(at))
+        })
         .collect();
     let legacy_start = |f: Field<'_>| {
-        f.repetitions()
-            .any(|r| !r.component(4).raw().trim_ascii().is_empty())
+        let valued = f
+            .repetitions()
+            .any(|r| !r.component(4).raw().trim_ascii().is_empty());
+        let only_start = f.repetition_count() == 1
+            && (1..=12usize)
+                .filter(|c| ![4, 6].contains(c))
+                .all(|c| f.component(c).raw().trim_ascii().is_empty());
+        let at = f.component(4).subcomponent(1).trim_ascii().to_vec();
+        valued.then_some(only_start.then_some(at))
     };
     if let Some(orc) = segments[..at].iter().rev().find(|s| s.id() == b"ORC") {
-        if legacy_start(orc.field(7)) {
-            starts.push("ORC-7".into());
+        if let Some(at) = legacy_start(orc.field(7)) {
+            starts.push(("ORC-7".into(), at));
         }
     }
-    if legacy_start(rxg.field(3)) {
-        starts.push("RXG-3".into());
+    if let Some(at) = legacy_start(rxg.field(3)) {
+        starts.push(("RXG-3".into(), at));
     }
-    if starts.len() > 1 {
+    // Two TQ1 are two timings whatever they say (a bolus twice at 10:00).
+    let tq1_starts = starts.iter().filter(|s| s.0.starts_with("TQ1")).count();
+    let one_instant = tq1_starts <= 1
+        && starts
+            .first()
+            .and_then(|s| s.1.as_deref())
+            .is_some_and(|first| {
+                !first.is_empty() && starts.iter().all(|s| s.1.as_deref() == Some(first))
+            });
+    if starts.len() > 1 && !one_instant {
         out.findings.push(
             OrderFinding::new(
                 rules::UNREAD_REPETITION,
-                format!("RXG #{n}: {} and {} each say when the give starts: two timings, repeated gives wardgate does not check", starts[0], starts[1]),
+                format!("RXG #{n}: {} and {} each say when the give starts: two timings, repeated gives wardgate does not check", starts[0].0, starts[1].0),
             )
             .at(loc(b"RXG", n, 0)),
         );

@@ -2733,3 +2733,38 @@ fn a_snomed_or_ncit_alternate_naming_the_same_route_is_one_route() {
         }
     }
 }
+
+#[test]
+fn the_same_start_in_orc_7_and_tq1_is_one_start() {
+    let order = |orc7: &str, tq1s: &[&str]| {
+        rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[])
+            .replace("ORC|RE|ORD1^EHR", &format!("ORC|RE|ORD1^EHR|||||{orc7}"))
+            .replace(
+                "RXR|IV^Intravenous^HL70162\r",
+                &format!("{}\rRXR|IV^Intravenous^HL70162\r", tq1s.join("\r")),
+            )
+    };
+    // v2.5 senders repeat the TQ1 start in ORC-7 (with a priority or not).
+    for orc7 in ["^^^20261124101500", "^^^20261124101500^^R"] {
+        let o = run(&order(orc7, &["TQ1|1||||||20261124101500"]));
+        assert_eq!(
+            o.verdict,
+            Verdict::Allow,
+            "{orc7}: {} {:?}",
+            rule_of(&o),
+            o.record.event().wardgate.findings
+        );
+    }
+    // Another instant, an interval beside it, or two TQ1 starts: two timings.
+    for (orc7, tq1s) in [
+        ("^^^20261124181500", vec!["TQ1|1||||||20261124101500"]),
+        ("^Q6H^^20261124101500", vec!["TQ1|1||||||20261124101500"]),
+        (
+            "",
+            vec!["TQ1|1||||||20261124101500", "TQ1|2||||||20261124101500"],
+        ),
+    ] {
+        let o = run(&order(orc7, &tq1s));
+        assert_eq!(o.verdict, Verdict::Block, "{orc7} {tq1s:?}");
+    }
+}
