@@ -1067,6 +1067,14 @@ def cases():
     c.add("multistep: two orders each numbering its give 1", message(cid(), [(heparin(10), [])], post=("ORC|RE|X9^EHR", heparin(5), "RXR|^IV^HL70162")), "block", "WG-INF-047")
     c.add("two orders of one drug and concentration, gives numbered 1 and 2", message(cid(), [(heparin(10), [])], post=("ORC|RE|X10^EHR", heparin(5, f1="2"), "RXR|^IV^HL70162")), "allow")
 
+    # --- Ordinary orders a review found refused ------------------------------------
+    gent_pb = lambda ml: rxg(f1="1", f4="GENT^gentamicin^LOCAL", f5=ml, f7=ML[0], f15="200", f16=ML_H[0], f17="400", f18=MG[0], f23="100", f24=ML[0])
+    c.add("gentamicin piggyback: 100 mL of 4 mg/mL at 200 mL/h", message(cid(), [(gent_pb("100"), [])]), "allow")
+    c.add("gentamicin piggyback with its dose and duration", message(cid(), [(gent_pb("100"), ["TQ1|1|||||30^" + MIN_CQ, obx(1, "158023^MDC_DOSE_INTERMITTENT^MDC", "400", MG[0])])]), "allow")
+    c.add("gentamicin piggyback: 200 mL of 4 mg/mL (800 mg)", message(cid(), [(gent_pb("200"), [])]), "block", "WG-INF-011")
+    c.add("heparin with the same start in ORC-7 and TQ1-7", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204101500\r", 1), "allow")
+    c.add("heparin with different starts in ORC-7 and TQ1-7", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204181500\r", 1), "block", "WG-INF-042")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re
