@@ -1072,6 +1072,8 @@ def cases():
     c.add("gentamicin piggyback: 100 mL of 4 mg/mL at 200 mL/h", message(cid(), [(gent_pb("100"), [])]), "allow")
     c.add("gentamicin piggyback with its dose and duration", message(cid(), [(gent_pb("100"), ["TQ1|1|||||30^" + MIN_CQ, obx(1, "158023^MDC_DOSE_INTERMITTENT^MDC", "400", MG[0])])]), "allow")
     c.add("gentamicin piggyback: 200 mL of 4 mg/mL (800 mg)", message(cid(), [(gent_pb("200"), [])]), "block", "WG-INF-011")
+    c.add("gentamicin: 1000 mL of 4 mg/mL beside a stated 1 mg dose", message(cid(), [(gent_pb("1000"), [obx(1, "158023^MDC_DOSE_INTERMITTENT^MDC", "1", MG[0])])]), "block", "WG-INF-011")
+    c.add("heparin with the same start in ORC-7 and TQ1-7, ORC-7 priority PRN", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204101500^^PRN\r", 1), "block", "WG-INF-042")
     c.add("heparin with the same start in ORC-7 and TQ1-7", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204101500\r", 1), "allow")
     c.add("heparin with different starts in ORC-7 and TQ1-7", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204181500\r", 1), "block", "WG-INF-042")
 

@@ -1507,7 +1507,12 @@ fn check_give(
         let valued = f
             .repetitions()
             .any(|r| !r.component(4).raw().trim_ascii().is_empty());
+        // The start as one value, and at most an ordinary priority (not PRN:
+        // an older receiver reads "as needed").
+        let priority = f.component(6).raw().trim_ascii();
         let only_start = f.repetition_count() == 1
+            && f.component(4).raw() == f.component(4).subcomponent(1)
+            && (priority.is_empty() || [&b"S"[..], b"A", b"R", b"P", b"T"].contains(&priority))
             && (1..=12usize)
                 .filter(|c| ![4, 6].contains(c))
                 .all(|c| f.component(c).raw().trim_ascii().is_empty());
@@ -1738,12 +1743,20 @@ fn check_give(
     // A drug the library bounds by dose only, given as a volume at a rate (an
     // intermittent piggyback: 100 mL at 200 mL/h of 2 g/100 mL): the volume
     // is the dose, through the concentration, judged against the dose limits
-    // (it was refused as stating no dose).
-    if !prog.bolus && doses.is_empty() && limits.rate.is_none() && limits.dose.is_some() {
-        doses.extend(prog.vtbis.iter().filter(|v| v.value > 0.0).cloned());
-    }
+    // (it was refused as stating no dose). Beside a dose stated elsewhere the
+    // volume is what the pump runs: judged too, as the more dangerous reading
+    // (found by an adversarial review: 1000 mL of 4 mg/mL beside a stated 1 mg
+    // passed a 600 mg limit).
     let mut danger_rates = Vec::new();
     let mut danger_doses = Vec::new();
+    if !prog.bolus && limits.rate.is_none() && limits.dose.is_some() {
+        let volumes = prog.vtbis.iter().filter(|v| v.value > 0.0).cloned();
+        if doses.is_empty() {
+            doses.extend(volumes);
+        } else {
+            danger_doses.extend(volumes);
+        }
+    }
     if prog.bolus {
         // A bolus is judged by its dose, so its dose must be bounded and read
         // one way: RXG-15/16 (or an OBX) states it as an amount, or as a rate over
@@ -3069,8 +3082,8 @@ fn alternate_route(system: &str, code: &str) -> Option<&'static str> {
         ("C38288", "PO"),
     ];
     let table = match system {
-        "SCT" | "SNOMED" | "SNOMEDCT" | "SNOMED-CT" | "SNM" => SNOMED,
-        "NCI" | "NCIT" => NCIT,
+        "SCT" | "SNOMEDCT" | "SNOMED-CT" => SNOMED,
+        "NCIT" => NCIT,
         _ => return None,
     };
     table.iter().find(|(c, _)| *c == code).map(|(_, r)| *r)

@@ -2661,6 +2661,19 @@ fn a_dose_only_drug_as_a_volume_at_a_rate_is_judged_by_its_dose() {
         "{:?}",
         o.record.event().wardgate.findings
     );
+    // A small dose stated beside a large volume: the pump runs the volume
+    // (1000 mL of 4 mg/mL is 4000 mg).
+    let o = run(
+        "1000",
+        &["OBX|1|NM|158023^MDC_DOSE_INTERMITTENT^MDC||1|mg^mg^UCUM|||||F"],
+    );
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-011",
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
 }
 
 #[test]
@@ -2763,6 +2776,9 @@ fn the_same_start_in_orc_7_and_tq1_is_one_start() {
             "",
             vec!["TQ1|1||||||20261124101500", "TQ1|2||||||20261124101500"],
         ),
+        // A PRN priority (as needed to an older receiver), a start in parts.
+        ("^^^20261124101500^^PRN", vec!["TQ1|1||||||20261124101500"]),
+        ("^^^20261124101500&S^^R", vec!["TQ1|1||||||20261124101500"]),
     ] {
         let o = run(&order(orc7, &tq1s));
         assert_eq!(o.verdict, Verdict::Block, "{orc7} {tq1s:?}");
