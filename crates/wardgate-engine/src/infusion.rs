@@ -3475,34 +3475,29 @@ fn pca_hour(
     // Loading and clinician doses are doses each: one of each kind (the
     // parameter named in the source) is added, the largest of its readings.
     let loading = {
-        let mut kinds: Vec<&str> = h
-            .loading
-            .iter()
-            .map(|s| {
-                s.source
-                    .split_once(" (")
-                    .map_or(s.source.as_str(), |(_, k)| k)
-            })
-            .collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        kinds.iter().try_fold(0.0f64, |sum, k| {
-            let same: Vec<Statement> = h
-                .loading
-                .iter()
-                .filter(|s| {
-                    s.source
-                        .split_once(" (")
-                        .map_or(s.source.as_str(), |(_, x)| x)
-                        == *k
-                })
-                .cloned()
-                .collect();
-            Ok::<f64, String>(sum + most(&same, &dl.unit, &dl.unit_text)?)
-        })
+        // The largest reading of each kind, in the dose unit.
+        let mut kinds: Vec<(&str, f64)> = Vec::new();
+        for st in h.loading {
+            let kind = st
+                .source
+                .split_once(" (")
+                .map_or(st.source.as_str(), |(_, k)| k);
+            let v = most(std::slice::from_ref(st), &dl.unit, &dl.unit_text);
+            match (kinds.iter_mut().find(|(k, _)| *k == kind), v) {
+                (_, Err(e)) => {
+                    return refuse(
+                        out,
+                        format!("{e} cannot be read in {} to bound the hour", dl.unit_text),
+                    )
+                }
+                (Some((_, m)), Ok(v)) => *m = m.max(v),
+                (None, Ok(v)) => kinds.push((kind, v)),
+            }
+        }
+        kinds.iter().map(|(_, v)| v).sum::<f64>()
     };
     let read = most(h.demand, &dl.unit, &dl.unit_text)
-        .and_then(|d| Ok((d, loading?)))
+        .map(|d| (d, loading))
         .and_then(|(d, l)| Ok((d, l, most(h.basal, &hour, &text)?)));
     let (demand, loading, basal) = match read {
         Ok(v) => v,
@@ -3646,8 +3641,16 @@ fn pca_lockout(
 /// (its first sub-component, case-insensitively, as lenient parsers read it)
 /// naming one. `Err` when its parts name different parameters.
 fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
+    param_entry(obx).map(|r| r.map(|e| e.2))
+}
+
+/// [`param_of`] with the table entry the first naming part matched (its own
+/// name: a loading and a clinician dose are both bolus doses, and two doses).
+fn param_entry(
+    obx: &Segment<'_>,
+) -> Option<Result<&'static (&'static str, &'static str, Param), ()>> {
     let id = obx.field(3);
-    let mut param = None;
+    let mut found: Option<&'static (&'static str, &'static str, Param)> = None;
     for c in [1usize, 2, 4, 5] {
         let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
         let p = p.trim();
@@ -3655,18 +3658,19 @@ fn param_of(obx: &Segment<'_>) -> Option<Result<Param, ()>> {
             continue;
         }
         let numbers = code_numbers(p);
-        if let Some(&(_, _, kind)) = PARAMS.iter().find(|(code, name, _)| {
+        if let Some(e) = PARAMS.iter().find(|(code, name, _)| {
             p == *code
                 || p.eq_ignore_ascii_case(name)
                 || (!numbers.is_empty() && code.parse::<u64>().is_ok_and(|c| numbers.contains(&c)))
         }) {
-            match param {
-                Some(k) if k != kind => return Some(Err(())),
-                _ => param = Some(kind),
+            match found {
+                Some(f) if f.2 != e.2 => return Some(Err(())),
+                Some(_) => {}
+                None => found = Some(e),
             }
         }
     }
-    param.map(Ok)
+    found.map(Ok)
 }
 
 /// An OBX under the give that states a quantity a pump is programmed with (a
@@ -3747,9 +3751,9 @@ fn code_numbers(p: &str) -> Vec<u64> {
 /// An OBX programming parameter under the RXG.
 fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut OrderCheck) {
     let id = obx.field(3);
-    let param = match param_of(obx) {
+    let param = match param_entry(obx) {
         None => None,
-        Some(Ok(k)) => Some(k),
+        Some(Ok(e)) => Some(e),
         Some(Err(())) => {
             out.findings.push(
                 OrderFinding::new(
@@ -3761,7 +3765,7 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             return;
         }
     };
-    let Some(kind) = param else {
+    let Some(&(_, name, kind)) = param else {
         unread_quantity(obx, seq, out);
         return;
     };
@@ -3784,25 +3788,6 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         );
         return;
     }
-    // The parameter's own name (a loading and a clinician dose are both
-    // bolus doses, and two doses).
-    let named = |(code, name, _): &&(&str, &str, Param)| {
-        [1usize, 2, 4, 5].iter().any(|&c| {
-            let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
-            let p = p.trim();
-            p == *code
-                || p.eq_ignore_ascii_case(name)
-                || code
-                    .parse::<u64>()
-                    .is_ok_and(|n| code_numbers(p).contains(&n))
-        })
-    };
-    let name = PARAMS
-        .iter()
-        .filter(|p| p.2 == kind)
-        .find(named)
-        .or_else(|| PARAMS.iter().find(|p| p.2 == kind))
-        .map_or("", |p| p.1);
     if kind == Param::OrderType {
         let v = obx.field(5);
         if v.repetition_count() > 1 {
