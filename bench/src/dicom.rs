@@ -289,19 +289,23 @@ fn wardgate_config(
     );
     if let Some(deid) = privacy {
         c.push_str("\n[route.privacy]\nmode = \"pseudonymise\"\ndicom_options = [\"retain-longitudinal-modified-dates\"]\n");
-        if deid == Deid::Blake3 {
-            c.push_str("\n[privacy]\ndicom_digest = \"blake3\"\n");
+        match deid {
+            Deid::Default => {}
+            Deid::Blake3 => c.push_str("\n[privacy]\ndicom_digest = \"blake3\"\n"),
+            Deid::Elements => c.push_str("\n[privacy]\ndicom_digest = \"blake3-elements\"\n"),
         }
     }
     c
 }
 
 /// How a de-identifying target records its objects: the default digest
-/// (SHA-256), or BLAKE3 (`[privacy] dicom_digest = "blake3"`).
+/// (SHA-256), BLAKE3 (`[privacy] dicom_digest = "blake3"`) or BLAKE3 by
+/// element (`"blake3-elements"`: pixels copied whole are hashed once).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Deid {
     Default,
     Blake3,
+    Elements,
 }
 
 fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
@@ -365,6 +369,11 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     if a.privacy {
         variants.push(("wardgate-deid", Some(Deid::Default), &a.wardgate_bin));
         variants.push(("wardgate-deid-blake3", Some(Deid::Blake3), &a.wardgate_bin));
+        variants.push((
+            "wardgate-deid-elements",
+            Some(Deid::Elements),
+            &a.wardgate_bin,
+        ));
         if let Some(b) = &a.deid_b_bin {
             variants.push(("wardgate-deid-b", Some(Deid::Default), b));
         }
@@ -402,7 +411,7 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
     if a.privacy {
         writeln!(
             report,
-            "wardgate: the plain DICOM route; wardgate-deid: the same route with `[route.privacy] mode = \"pseudonymise\"`, `dicom_options = [\"retain-longitudinal-modified-dates\"]` (its objects recorded by SHA-256, the default); wardgate-deid-blake3: the same, recorded by BLAKE3 (`[privacy] dicom_digest = \"blake3\"`). Latency: the bench's own SCU, one association per run, one object at a time, from the command's first byte to the response (all rounds' objects)."
+            "wardgate: the plain DICOM route; wardgate-deid: the same route with `[route.privacy] mode = \"pseudonymise\"`, `dicom_options = [\"retain-longitudinal-modified-dates\"]` (its objects recorded by SHA-256, the default); wardgate-deid-blake3: the same, recorded by BLAKE3 (`[privacy] dicom_digest = \"blake3\"`); wardgate-deid-elements: recorded by BLAKE3 by element (`\"blake3-elements\"`). Latency: the bench's own SCU, one association per run, one object at a time, from the command's first byte to the response (all rounds' objects)."
         )?;
     }
     let mut hwm = Vec::new();
@@ -526,7 +535,12 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
         }
         if a.privacy {
             let at = |name: &str| targets.iter().position(|(n, _, _)| *n == name);
-            for deid in ["wardgate-deid", "wardgate-deid-blake3", "wardgate-deid-b"] {
+            for deid in [
+                "wardgate-deid",
+                "wardgate-deid-blake3",
+                "wardgate-deid-elements",
+                "wardgate-deid-b",
+            ] {
                 let (Some(p), Some(d)) = (at("wardgate"), at(deid)) else {
                     continue;
                 };

@@ -1,14 +1,20 @@
 //! The streaming DICOM de-identifier never panics or grows without bound, and
 //! gives the same output (or the same error) however the data set is split.
 //! Input: two control bytes (options; split points), then the data set. The
-//! same bytes also go through the C-STORE command rewriting.
+//! same bytes also go through the C-STORE command rewriting. The element
+//! digests built from the de-identifier's reports of values copied whole are
+//! those of independent walkers over the input and the output.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use wardgate_privacy::dicom::{
     pseudonymise_command, Action, DeidError, Deidentifier, DicomProfile, Encoding, Limits, Mode,
     SafePrivate,
 };
+use wardgate_privacy::elements::{ElementDigests, Walker};
 use wardgate_privacy::{Pseudonymiser, SiteKey};
+
+/// Values this large count as large here, so small inputs share hashes.
+const LARGE: u64 = 24;
 
 fn profile(ctl: u8) -> DicomProfile {
     let mut p = DicomProfile::default();
@@ -34,15 +40,32 @@ fn profile(ctl: u8) -> DicomProfile {
 fn run(p: &DicomProfile, enc: Encoding, data: &[u8], cuts: &[usize]) -> Result<Vec<u8>, DeidError> {
     let key = Pseudonymiser::new(&SiteKey::from_bytes([5; 32]));
     let mut d = Deidentifier::new(p, &key, enc, None)?;
+    d.log_copies(LARGE);
+    let mut digests = ElementDigests::with_threshold(enc, Some(&[1; 32]), LARGE);
     let mut out = Vec::new();
     let mut at = 0;
+    let mut step = |d: &mut Deidentifier, piece: &[u8], out: &mut Vec<u8>, last: bool| {
+        digests.feed_in(piece);
+        let sent = out.len();
+        let r = d.feed(piece, out).map(|_| ());
+        let r = if last && r.is_ok() { d.finish(out).map(|_| ()) } else { r };
+        for c in d.take_copies() {
+            digests.copied(c);
+        }
+        digests.feed_out(&out[sent..]);
+        r
+    };
     for &c in cuts {
         let c = c.clamp(at, data.len());
-        d.feed(&data[at..c], &mut out)?;
+        step(&mut d, &data[at..c], &mut out, false)?;
         at = c;
     }
-    d.feed(&data[at..], &mut out)?;
-    d.finish(&mut out)?;
+    step(&mut d, &data[at..], &mut out, true)?;
+    let mut win = Walker::with_threshold(enc, Some(&[1; 32]), LARGE);
+    win.feed(data);
+    let mut wout = Walker::with_threshold(enc, None, LARGE);
+    wout.feed(&out);
+    assert_eq!(digests.finish(), (win.finish(), wout.finish()));
     // Output is bounded by the input: the worst growth is a UID of one
     // character becoming a 44-character replacement, per value.
     assert!(out.len() <= data.len() * 32 + 4096);

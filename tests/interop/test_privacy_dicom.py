@@ -213,6 +213,92 @@ def test_a_site_that_chooses_blake3_gets_blake3_digests(tmp_path):
     assert pr["blake3_keyed_in"] != pr["blake3_out"]
 
 
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+def element_digest(blake3, data, implicit, key=None):
+    """The element digest, written from its definition in docs/privacy.md
+    ("The element digest"), independently of wardgate's code: headers and
+    small values as written, values of 16 KiB or more by their own BLAKE3
+    hash; undefined lengths open containers (implicit VR inside UN) that the
+    next sequence delimiter closes."""
+    outer = blake3.blake3(key=key) if key else blake3.blake3()
+    pos, modes = 0, []
+    if not implicit and len(data) >= 6 and not data[4:6].isupper():
+        implicit = True
+    while pos < len(data):
+        group, element = struct.unpack_from("<HH", data, pos)
+        mode = modes[-1] if modes else implicit
+        if group == 0xFFFE or mode:
+            size, length, un = 8, struct.unpack_from("<I", data, pos + 4)[0], False
+        elif data[pos + 4:pos + 6] in LONG_VRS:
+            size, length = 12, struct.unpack_from("<I", data, pos + 8)[0]
+            un = data[pos + 4:pos + 6] == b"UN"
+        else:
+            size, length, un = 8, struct.unpack_from("<H", data, pos + 6)[0], False
+        outer.update(data[pos:pos + size])
+        pos += size
+        if group == 0xFFFE and element == 0xE0DD and modes:
+            modes.pop()
+        if length == 0xFFFFFFFF:
+            if group != 0xFFFE:
+                modes.append(mode or un)
+            continue
+        value = data[pos:pos + length]
+        outer.update(blake3.blake3(value).digest() if length >= 16384 else value)
+        pos += length
+    return outer.hexdigest()
+
+
+def test_a_site_that_chooses_element_digests_gets_them(tmp_path):
+    """`[privacy] dicom_digest = "blake3-elements"`: the digests are the
+    element digests of the data set as pynetdicom sent it (keyed, under the
+    key docs/privacy.md derives) and as the archive stored it, recomputed from
+    their definition in Python; `wardgate digest --elements` gives both too."""
+    blake3 = require_module("blake3")
+    from pydicom.uid import ExplicitVRLittleEndian
+    from pynetdicom.dsutils import encode
+
+    site = SITE + '\n[privacy]\ndicom_digest = "blake3-elements"\n'
+    scp = StoreSCP(tmp_path / "archive")
+    gw = Gateway(tmp_path, scp.port, site=site)
+    try:
+        ds = dcmread(CT)
+        assert len(ds.PixelData) >= 16384, "the pixels are a large value"
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        assoc = ae.associate("127.0.0.1", gw.listen_port, ae_title="PACS")
+        assert assoc.is_established
+        status = assoc.send_c_store(ds)
+        assoc.release()
+        assert status.Status == 0x0000, status
+        sent = encode(ds, False, True)
+        events, stored = gw.events(), scp.files_once_settled()
+        assert len(stored) == 1, stored
+        done = [e["wardgate"]["privacy"] for e in events
+                if e["event"]["action"] == "allowed" and e["wardgate"].get("privacy", {}).get("changes")]
+        assert len(done) == 1, events
+        pr = done[0]
+        assert not {"sha256_out", "hmac_sha256_in", "blake3_out", "blake3_keyed_in"} & set(pr), pr
+        implicit = dcmread(stored[0]).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+        assert pr["blake3_elements_out"] == element_digest(blake3, data_set_bytes(stored[0]), implicit)
+        # Not the plain BLAKE3 of the same bytes: the definition matters.
+        assert pr["blake3_elements_out"] != blake3.blake3(data_set_bytes(stored[0])).hexdigest()
+        assert gw.cli("digest", "--elements", "--out", str(stored[0])).stdout.split()[0] \
+            == pr["blake3_elements_out"]
+        m = hmac.new((tmp_path / "data" / "privacy" / "site.key").read_bytes(), digestmod=hashlib.sha256)
+        for part in (b"derived key v1", b"wardgate.privacy.in-digest", b""):
+            m.update(len(part).to_bytes(8, "big"))
+            m.update(part)
+        assert pr["blake3_elements_keyed_in"] == element_digest(blake3, sent, False, key=m.digest())
+        (tmp_path / "sent.bin").write_bytes(sent)
+        assert gw.cli("digest", "--elements", str(tmp_path / "sent.bin")).stdout.split()[0] \
+            == pr["blake3_elements_keyed_in"]
+    finally:
+        gw.stop()
+        scp.stop()
+
+
 def test_the_sender_gets_its_own_instance_uid_back(tmp_path):
     scp = StoreSCP(tmp_path / "archive")
     gw = Gateway(tmp_path, scp.port, site=SITE)

@@ -853,6 +853,11 @@ fn site_privacy_is_read() {
     ))
     .unwrap();
     assert_eq!(v.privacy.dicom_digest, "blake3");
+    let v = parse(&format!(
+        "{MINIMAL}\n[privacy]\ndicom_digest = \"blake3-elements\"\n"
+    ))
+    .unwrap();
+    assert_eq!(v.privacy.dicom_digest, "blake3-elements");
     let p = problems(&format!("{MINIMAL}\n[privacy]\ndicom_digest = \"md5\"\n"));
     assert!(
         p[0].message.contains("dicom_digest must be") && p[0].line > 1,

@@ -1339,7 +1339,25 @@ impl Association {
         })?;
         let class = String::from_utf8_lossy(cmd.sop_class);
         let class = class.trim_end_matches(['\0', ' ']);
-        let engine = Deidentifier::new(profile, p, enc, Some(class))?;
+        let mut engine = Deidentifier::new(profile, p, enc, Some(class))?;
+        // What came in under a key derived from the site key (a plain digest
+        // would confirm a guess of the original); no key, no
+        // de-identification, and the object is refused.
+        let in_key = p.derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL);
+        let kind = self.route.site.dicom_digest;
+        let digests = match kind {
+            DigestKind::Blake3Elements => {
+                engine.log_copies(wardgate_privacy::elements::LARGE);
+                deid::Digests::Elements(Box::new(wardgate_privacy::elements::ElementDigests::new(
+                    enc,
+                    Some(&in_key),
+                )))
+            }
+            DigestKind::Sha256 | DigestKind::Blake3 => deid::Digests::Stream {
+                input: Box::new(kind.keyed_hasher(&in_key)),
+                output: Box::new(kind.hasher()),
+            },
+        };
         let rewrite = wardgate_privacy::dicom::pseudonymise_command(cmd_bytes, profile, p)?;
         Ok(Box::new(deid::Deid {
             engine,
@@ -1350,18 +1368,7 @@ impl Association {
             sop_class: cmd.sop_class.to_vec(),
             sop_instance: cmd.sop_instance.to_vec(),
             buf: Vec::new(),
-            // What came in under a key derived from the site key (a plain
-            // digest would confirm a guess of the original); no key, no
-            // de-identification, and the object is refused.
-            digest_in: match self.route.site.patients.pseudonymiser() {
-                Some(k) => self
-                    .route
-                    .site
-                    .dicom_digest
-                    .keyed_hasher(&k.derive_key(wardgate_privacy::digest::IN_DIGEST_LABEL)),
-                None => self.route.site.dicom_digest.hasher(),
-            },
-            digest_out: self.route.site.dicom_digest.hasher(),
+            digests,
         }))
     }
 
@@ -1536,7 +1543,11 @@ fn deidentified(
         ..Default::default()
     });
     if let Some(pr) = e.wardgate.privacy.as_mut() {
-        match (z.digest_in.kind(), z.digest_in.keyed()) {
+        match z.digests.kind() {
+            (DigestKind::Blake3Elements, _) => {
+                (pr.blake3_elements_keyed_in, pr.blake3_elements_out) =
+                    (Some(digest_in), Some(digest_out))
+            }
             (DigestKind::Blake3, true) => {
                 (pr.blake3_keyed_in, pr.blake3_out) = (Some(digest_in), Some(digest_out))
             }

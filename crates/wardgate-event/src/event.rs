@@ -830,6 +830,14 @@ pub struct PrivacyFacts {
     /// BLAKE3 (hex) of the data set as forwarded.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub blake3_out: Option<String>,
+    /// The element digest (BLAKE3 by element, keyed; docs/privacy.md, "The
+    /// element digest") of the DICOM data set as it came in, where the site
+    /// chose `[privacy] dicom_digest = "blake3-elements"`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blake3_elements_keyed_in: Option<String>,
+    /// The element digest (plain) of the data set as forwarded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blake3_elements_out: Option<String>,
     /// What changed (`fields: 2 pseudonymised, 9 removed; segments removed: NK1`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub changes: Option<String>,

@@ -11,6 +11,8 @@
 //!   patient identifiers a message carries.
 //! - [`dicom`]: DICOM de-identification after PS3.15 Annex E, applied to a
 //!   data set as it streams through, and the C-STORE command's UIDs.
+//! - [`digest`], [`elements`]: what a de-identified message or object is
+//!   recorded by, as it came in and as it went out.
 //!
 //! Everything here works on bytes and values handed in; reading the key file,
 //! the consent lists and writing the re-identification table are the binary's.
@@ -18,6 +20,7 @@
 pub mod consent;
 pub mod dicom;
 pub mod digest;
+pub mod elements;
 pub mod hl7;
 pub mod key;
 pub mod naming;

@@ -194,26 +194,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Consent: per purpose, the patients who opted out (docs/privacy.md). A
-    /// message or object about them is not forwarded on a route serving that
-    /// purpose.
     /// The keyed digest of what came in to a de-identifying route
-    /// (`wardgate.privacy.hmac_sha256_in`, or `blake3_keyed_in`), of each
-    /// file: whether a file is the original of a record's message or object.
-    /// An HL7 file is digested as it is (the message without MLLP framing);
-    /// a DICOM Part 10 file as its data set after the file meta group.
+    /// (`wardgate.privacy.hmac_sha256_in`, `blake3_keyed_in` or
+    /// `blake3_elements_keyed_in`), of each file: whether a file is the
+    /// original of a record's message or object. With `--out`, the plain
+    /// digest a record names what went out by. An HL7 file is digested as it
+    /// is (the message without MLLP framing); a DICOM Part 10 file as its
+    /// data set after the file meta group.
     Digest {
         /// The site configuration (its key).
         #[arg(long, short)]
         config: PathBuf,
         /// BLAKE3's keyed mode (a site with `dicom_digest = "blake3"`)
         /// instead of HMAC-SHA-256.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "elements")]
         blake3: bool,
+        /// The element digest (a site with `dicom_digest =
+        /// "blake3-elements"`; docs/privacy.md): a DICOM file's data set read
+        /// in its file's transfer syntax (a bare data set as explicit VR
+        /// little endian, or implicit where it is written so).
+        #[arg(long)]
+        elements: bool,
+        /// The plain digest, as records name what went out (`sha256_out`,
+        /// `blake3_out`, `blake3_elements_out`), to check what a destination
+        /// received.
+        #[arg(long)]
+        out: bool,
         /// The files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Consent: per purpose, the patients who opted out (docs/privacy.md). A
+    /// message or object about them is not forwarded on a route serving that
+    /// purpose.
     Consent {
         /// The site configuration (its data_dir and key).
         #[arg(long, short, global = true)]
@@ -525,8 +538,18 @@ fn main() -> ExitCode {
         Command::Digest {
             config,
             blake3,
+            elements,
+            out,
             files,
-        } => load(&config).and_then(|v| privacy::digest_command(&v, blake3, &files)),
+        } => {
+            use wardgate_privacy::digest::DigestKind;
+            let kind = match (blake3, elements) {
+                (_, true) => DigestKind::Blake3Elements,
+                (true, false) => DigestKind::Blake3,
+                (false, false) => DigestKind::Sha256,
+            };
+            load(&config).and_then(|v| privacy::digest_command(&v, kind, out, &files))
+        }
         Command::Consent { config, command } => config
             .ok_or_else(|| anyhow::anyhow!("--config is required"))
             .and_then(|c| load(&c))

@@ -642,39 +642,55 @@ pub(crate) fn drain_uses(
 }
 
 /// `wardgate consent add|remove|list|check`.
-/// `wardgate digest`: prints the keyed digest of what came in for each file,
-/// as `sha256sum` prints (`DIGEST  FILE`). The key is the site's; it is never
-/// made here (a new key would match nothing).
+/// `wardgate digest`: prints the keyed digest of what came in for each file
+/// (or, with `out`, the plain digest of what went out), as `sha256sum` prints
+/// (`DIGEST  FILE`). The key is the site's; it is never made here (a new key
+/// would match nothing).
 pub(crate) fn digest_command(
     v: &Validated,
-    blake3: bool,
+    kind: wardgate_privacy::digest::DigestKind,
+    out: bool,
     files: &[PathBuf],
 ) -> Result<std::process::ExitCode> {
     use wardgate_privacy::digest::{DigestKind, IN_DIGEST_LABEL};
     let (key, _) = load_key_made(&v.privacy.key_file, false)?;
     let k = Pseudonymiser::new(&key).derive_key(IN_DIGEST_LABEL);
-    let kind = if blake3 {
-        DigestKind::Blake3
-    } else {
-        DigestKind::Sha256
-    };
     for f in files {
         let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        let mut h = kind.keyed_hasher(&k);
-        h.update(part10_data_set(&bytes));
-        println!("{}  {}", h.finish(), f.display());
+        let (data, syntax) = part10_data_set(&bytes);
+        let digest = if kind == DigestKind::Blake3Elements {
+            let enc = match syntax {
+                Some(uid) => wardgate_privacy::dicom::Encoding::for_transfer_syntax(uid)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
+                None => wardgate_privacy::dicom::Encoding::ExplicitLe,
+            };
+            let mut w = wardgate_privacy::elements::Walker::new(enc, (!out).then_some(&k));
+            w.feed(data);
+            w.finish()
+        } else {
+            let mut h = if out {
+                kind.hasher()
+            } else {
+                kind.keyed_hasher(&k)
+            };
+            h.update(data);
+            h.finish()
+        };
+        println!("{digest}  {}", f.display());
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// The data set of a DICOM Part 10 file (after the preamble, `DICM` and the
-/// file meta group, explicit VR little endian as PS3.10 7.1 requires), or the
-/// bytes as they are for anything else (an HL7 message).
-fn part10_data_set(bytes: &[u8]) -> &[u8] {
+/// file meta group, explicit VR little endian as PS3.10 7.1 requires) and its
+/// Transfer Syntax UID (0002,0010), or the bytes as they are for anything
+/// else (an HL7 message, a bare data set).
+fn part10_data_set(bytes: &[u8]) -> (&[u8], Option<&str>) {
     if bytes.get(128..132) != Some(b"DICM") {
-        return bytes;
+        return (bytes, None);
     }
     let mut at = 132;
+    let mut syntax = None;
     while let Some(h) = bytes.get(at..at + 8) {
         if u16::from_le_bytes([h[0], h[1]]) != 0x0002 {
             break;
@@ -705,9 +721,15 @@ fn part10_data_set(bytes: &[u8]) -> &[u8] {
         } else {
             (usize::from(u16::from_le_bytes([h[6], h[7]])), 8)
         };
+        if h[2..4] == [0x10, 0x00] {
+            let value = at
+                .checked_add(head)
+                .and_then(|s| bytes.get(s..s.checked_add(len)?));
+            syntax = value.and_then(|v| std::str::from_utf8(v).ok());
+        }
         at = at.saturating_add(head).saturating_add(len);
     }
-    bytes.get(at..).unwrap_or_default()
+    (bytes.get(at..).unwrap_or_default(), syntax)
 }
 
 pub(crate) fn consent_command(
@@ -868,12 +890,12 @@ mod tests {
         f.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
         let data = [0x08, 0x00, 0x60, 0x00, b'C', b'S', 2, 0, b'C', b'T'];
         f.extend_from_slice(&data);
-        assert_eq!(part10_data_set(&f), &data);
-        assert_eq!(part10_data_set(b"MSH|^~\\&|"), b"MSH|^~\\&|");
+        assert_eq!(part10_data_set(&f), (&data[..], Some("1.2\0")));
+        assert_eq!(part10_data_set(b"MSH|^~\\&|"), (&b"MSH|^~\\&|"[..], None));
         // A meta group claiming more than the file holds: nothing after it.
         let mut cut = f[..132].to_vec();
         cut.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 0xff, 0xff, 0, 0]);
-        assert_eq!(part10_data_set(&cut), b"");
+        assert_eq!(part10_data_set(&cut), (&b""[..], None));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 
 use crate::policy::RoutePolicy;
 use wardgate_privacy::dicom::{CommandRewrite, DeidError, Deidentifier, Summary};
-use wardgate_privacy::digest::ContentHasher;
+use wardgate_privacy::digest::{ContentHasher, DigestKind};
+use wardgate_privacy::elements::ElementDigests;
 
 /// Largest data PDV sent when the upstream set no PDU limit.
 const UNLIMITED_CHUNK: usize = 64 * 1024;
@@ -31,8 +32,51 @@ pub(super) struct Deid {
     /// De-identified bytes not yet sent (less than one PDV's worth).
     pub buf: Vec<u8>,
     /// The data set as it came and as it goes (`[privacy] dicom_digest`).
-    pub digest_in: ContentHasher,
-    pub digest_out: ContentHasher,
+    pub digests: Digests,
+}
+
+/// What a de-identified data set is recorded by (`[privacy] dicom_digest`).
+#[derive(Debug)]
+pub(super) enum Digests {
+    /// Each stream hashed whole (SHA-256 or BLAKE3).
+    Stream {
+        input: Box<ContentHasher>,
+        output: Box<ContentHasher>,
+    },
+    /// By element: values the de-identifier copies whole hashed once.
+    Elements(Box<ElementDigests>),
+}
+
+impl Digests {
+    /// The kind, and whether what came in is keyed.
+    pub fn kind(&self) -> (DigestKind, bool) {
+        match self {
+            Digests::Stream { input, .. } => (input.kind(), input.keyed()),
+            Digests::Elements(e) => (DigestKind::Blake3Elements, e.keyed()),
+        }
+    }
+
+    fn feed_in(&mut self, data: &[u8]) {
+        match self {
+            Digests::Stream { input, .. } => input.update(data),
+            Digests::Elements(e) => e.feed_in(data),
+        }
+    }
+
+    fn feed_out(&mut self, data: &[u8]) {
+        match self {
+            Digests::Stream { output, .. } => output.update(data),
+            Digests::Elements(e) => e.feed_out(data),
+        }
+    }
+
+    /// The digests in and out, hex.
+    fn finish(&self) -> (String, String) {
+        match self {
+            Digests::Stream { input, output } => (input.finish(), output.finish()),
+            Digests::Elements(e) => e.finish(),
+        }
+    }
 }
 
 /// What one data fragment led to.
@@ -62,7 +106,7 @@ impl Deid {
         max_pdu: u32,
         send: &mut Vec<(u8, u8, Vec<u8>)>,
     ) -> Step {
-        self.digest_in.update(data);
+        self.digests.feed_in(data);
         let sent = self.command.is_none();
         if let Err(e) = self.engine.feed(data, &mut self.buf) {
             return Step::Failed(e, sent);
@@ -72,6 +116,11 @@ impl Deid {
             match self.engine.finish(&mut self.buf) {
                 Ok(s) => summary = Some(s),
                 Err(e) => return Step::Failed(e, sent),
+            }
+        }
+        if let Digests::Elements(d) = &mut self.digests {
+            for c in self.engine.take_copies() {
+                d.copied(c);
             }
         }
         // Identifiers read after the object began to go (in a sequence after
@@ -120,7 +169,7 @@ impl Deid {
             // Whole PDVs now; the rest waits for more, so no PDV is tiny and
             // the last one is never empty.
             if let Some(pieces) = cut_whole(&mut self.buf, chunk) {
-                self.digest_out.update(&pieces);
+                self.digests.feed_out(&pieces);
                 if pieces.len() == chunk {
                     send.push((self.context, 0x00, pieces));
                 } else {
@@ -133,7 +182,7 @@ impl Deid {
             }
             if is_last {
                 let piece = std::mem::take(&mut self.buf);
-                self.digest_out.update(&piece);
+                self.digests.feed_out(&piece);
                 send.push((self.context, 0x02, piece));
             }
         }
@@ -156,10 +205,9 @@ impl Deid {
         .encode()
     }
 
-    /// The hashes in and out, hex.
     /// The digests of the data set in and out, hex.
     pub fn hashes(&self) -> (String, String) {
-        (self.digest_in.finish(), self.digest_out.finish())
+        self.digests.finish()
     }
 }
 

@@ -1285,7 +1285,11 @@ fn a_deidentifying_route_forwards_nothing_before_the_patient_is_known_and_restor
 
 #[test]
 fn the_record_names_the_data_set_in_and_out_by_the_sites_digest() {
-    for kind in [DigestKind::Sha256, DigestKind::Blake3] {
+    for kind in [
+        DigestKind::Sha256,
+        DigestKind::Blake3,
+        DigestKind::Blake3Elements,
+    ] {
         let mut s = site(false);
         s.dicom_digest = kind;
         // Pixel data past three 64 KiB batches, sent in PDVs cut on and off
@@ -1340,6 +1344,15 @@ fn the_record_names_the_data_set_in_and_out_by_the_sites_digest() {
                 blake3::keyed_hash(&key, &data).to_hex().to_string(),
                 blake3::hash(&body).to_hex().to_string(),
             ),
+            DigestKind::Blake3Elements => {
+                use wardgate_privacy::{dicom::Encoding, elements::Walker};
+                let mut win = Walker::new(Encoding::ImplicitLe, Some(&key));
+                win.feed(&data);
+                let mut wout = Walker::new(Encoding::ImplicitLe, None);
+                wout.feed(&body);
+                assert_eq!(wout.hashed(), 200_000, "the pixels are one large value");
+                (win.finish(), wout.finish())
+            }
             DigestKind::Sha256 => {
                 let mut mac =
                     <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
@@ -1350,16 +1363,25 @@ fn the_record_names_the_data_set_in_and_out_by_the_sites_digest() {
                 )
             }
         };
-        let got = match kind {
-            DigestKind::Blake3 => (pr.blake3_keyed_in.clone(), pr.blake3_out.clone()),
-            DigestKind::Sha256 => (pr.hmac_sha256_in.clone(), pr.sha256_out.clone()),
-        };
-        assert_eq!(got, (Some(din), Some(dout)), "{kind:?}");
-        let other = match kind {
-            DigestKind::Blake3 => (pr.hmac_sha256_in, pr.sha256_out),
-            DigestKind::Sha256 => (pr.blake3_keyed_in, pr.blake3_out),
-        };
-        assert_eq!(other, (None, None), "one digest only, the site's");
+        let pairs = [
+            (DigestKind::Blake3, (&pr.blake3_keyed_in, &pr.blake3_out)),
+            (DigestKind::Sha256, (&pr.hmac_sha256_in, &pr.sha256_out)),
+            (
+                DigestKind::Blake3Elements,
+                (&pr.blake3_elements_keyed_in, &pr.blake3_elements_out),
+            ),
+        ];
+        for (k, (i, o)) in pairs {
+            if k == kind {
+                assert_eq!(
+                    (i, o),
+                    (&Some(din.clone()), &Some(dout.clone())),
+                    "{kind:?}"
+                );
+            } else {
+                assert_eq!((i, o), (&None, &None), "one digest only, the site's");
+            }
+        }
         assert_eq!((pr.sha256_in, pr.blake3_in), (None, None), "never plain");
     }
 }

@@ -398,6 +398,10 @@ pub struct Deidentifier {
     done: bool,
     emitted: u64,
     summary: Summary,
+    /// Values of at least this many bytes copied whole are reported
+    /// ([`Deidentifier::log_copies`]).
+    log_copies: Option<u64>,
+    copies: Vec<crate::elements::Copy>,
 }
 
 impl Deidentifier {
@@ -455,6 +459,8 @@ impl Deidentifier {
             done: false,
             emitted: 0,
             summary: Summary::default(),
+            log_copies: None,
+            copies: Vec::new(),
         };
         if profile.hold_until_patient_id {
             // Past the other patient identifiers too, so consent is checked
@@ -501,6 +507,20 @@ impl Deidentifier {
     /// Bytes written to the output so far.
     pub fn emitted(&self) -> u64 {
         self.emitted
+    }
+
+    /// Reports each value of at least `min_len` bytes that is copied whole
+    /// from the input to the output ([`Deidentifier::take_copies`]), so the
+    /// element digests hash it once ([`crate::elements::ElementDigests`]).
+    /// Values copied while output is held are not reported (where they will
+    /// land is not known yet).
+    pub fn log_copies(&mut self, min_len: u64) {
+        self.log_copies = Some(min_len);
+    }
+
+    /// The copies reported since the last call, in order.
+    pub fn take_copies(&mut self) -> std::vec::Drain<'_, crate::elements::Copy> {
+        self.copies.drain(..)
     }
 
     /// Consumes the next bytes of the data set, appending what can be written
@@ -872,6 +892,18 @@ impl Deidentifier {
     }
 
     fn start_value(&mut self, len: u64, mode: Mode2, out: &mut Vec<u8>) -> Result<(), DeidError> {
+        if mode == Mode2::Copy
+            && self.hold.is_none()
+            && self.log_copies.is_some_and(|min| len >= min)
+        {
+            // The header is consumed and written: the value starts here in
+            // both streams.
+            self.copies.push(crate::elements::Copy {
+                input: self.pos,
+                output: self.emitted,
+                len,
+            });
+        }
         if len == 0 {
             self.state = State::Header;
             if mode == Mode2::Read {

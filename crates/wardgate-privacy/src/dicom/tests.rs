@@ -2022,3 +2022,64 @@ fn directory_record_elements_in_a_data_set_are_removed() {
     assert_eq!(val(&els, "00080060"), Some(b"CT".to_vec()));
     assert!(!out.windows(5).any(|w| w == b"SMITH"));
 }
+
+/// The de-identifier reports the values it copies whole, and the element
+/// digests built from those reports are the digests of the input and output
+/// computed on their own (any split, both encodings, native and
+/// encapsulated pixel data), with the pixels hashed once.
+#[test]
+fn copied_values_are_reported_where_they_are_in_both_streams() {
+    use crate::elements::{ElementDigests, Walker, LARGE};
+    let key = [3u8; 32];
+    for enc in [Encoding::ExplicitLe, Encoding::ImplicitLe] {
+        let b = B(enc);
+        let native: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut frames = b.head(0x7FE0_0010, "OB", UNDEF);
+        frames.extend(item(&[], true));
+        frames.extend(item(&native[..70_000], true));
+        frames.extend(item(&native[5..LARGE as usize + 5], true));
+        frames.extend(item(&native[..900], true));
+        frames.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let mut base = ct(b, false);
+        // ct ends with a 4-byte pixel data element: replaced here.
+        base.truncate(base.len() - b.el(0x7FE0_0010, "OW", &[1, 2, 3, 4]).len());
+        for (pixels, shared) in [
+            (b.el(0x7FE0_0010, "OW", &native), 300_000u64),
+            (frames, 70_000 + LARGE),
+        ] {
+            let data = cat(&[base.clone(), pixels]);
+            for step in [1000usize, 16_372, 65_536, 1 << 20] {
+                let mut d = Deidentifier::new(&DicomProfile::default(), &p(), enc, None).unwrap();
+                d.log_copies(LARGE);
+                let mut digests = ElementDigests::new(enc, Some(&key));
+                let (mut out, mut sent) = (Vec::new(), 0);
+                for chunk in data.chunks(step) {
+                    digests.feed_in(chunk);
+                    d.feed(chunk, &mut out).unwrap();
+                    for c in d.take_copies() {
+                        digests.copied(c);
+                    }
+                    digests.feed_out(&out[sent..]);
+                    sent = out.len();
+                }
+                d.finish(&mut out).unwrap();
+                digests.feed_out(&out[sent..]);
+                let mut win = Walker::new(enc, Some(&key));
+                win.feed(&data);
+                let mut wout = Walker::new(enc, None);
+                wout.feed(&out);
+                assert_eq!(
+                    digests.finish(),
+                    (win.finish(), wout.finish()),
+                    "{enc:?} {step}"
+                );
+                assert_eq!(
+                    digests.hashed(),
+                    (shared, 0),
+                    "{enc:?} {step}: pixels hashed once"
+                );
+                assert_eq!(wout.hashed(), shared);
+            }
+        }
+    }
+}
