@@ -393,18 +393,7 @@ impl ElementDigests {
     /// Feeds the next bytes as they came in. Copies of values that start in
     /// them are reported after this, and the output bytes after that.
     pub fn feed_in(&mut self, data: &[u8]) {
-        // Every copy to come starts at or after the input read so far: hashes
-        // of values before the first copy still waiting are not needed.
-        let keep_from = self
-            .waiting
-            .map(|w| w.0)
-            .into_iter()
-            .chain(self.copies.front().map(|c| c.input))
-            .min();
-        match keep_from {
-            Some(from) => self.done.retain(|d| d.0 >= from),
-            None => self.done.clear(),
-        }
+        self.prune();
         let mut hooks = InHooks {
             done: &mut self.done,
         };
@@ -436,6 +425,30 @@ impl ElementDigests {
             in_hand: self.in_hand,
         };
         self.output.run(data, &mut hooks);
+        self.prune();
+    }
+
+    /// Forgets what can no longer be used, so memory stays bounded by what is
+    /// in flight between the two streams, not by the object: copies the
+    /// output's walker has passed (it matches one only at a value's start),
+    /// and hashes no copy still to be reached or reported names. Copies come
+    /// in input order, and every copy still to be reported starts at or after
+    /// the input read so far, after every hash kept here.
+    fn prune(&mut self) {
+        let passed = self.output.pos;
+        while self.copies.front().is_some_and(|c| c.output < passed) {
+            self.copies.pop_front();
+        }
+        let keep_from = self
+            .waiting
+            .map(|w| w.0)
+            .into_iter()
+            .chain(self.copies.front().map(|c| c.input))
+            .min();
+        match keep_from {
+            Some(from) => self.done.retain(|d| d.0 >= from),
+            None => self.done.clear(),
+        }
     }
 
     /// The digests in and out, lowercase hex.
