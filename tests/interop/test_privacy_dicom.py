@@ -221,33 +221,103 @@ def element_digest(blake3, data, implicit, key=None):
     ("The element digest"), independently of wardgate's code: headers and
     small values as written, values of 16 KiB or more by their own BLAKE3
     hash; undefined lengths open containers (implicit VR inside UN) that the
-    next sequence delimiter closes."""
+    next sequence delimiter closes; a cut-short data set ends the digest."""
     outer = blake3.blake3(key=key) if key else blake3.blake3()
-    pos, modes = 0, []
-    if not implicit and len(data) >= 6 and not data[4:6].isupper():
-        implicit = True
+    pos, modes, deeper, first = 0, [], 0, True
     while pos < len(data):
+        if len(data) - pos < 8:
+            outer.update(data[pos:])
+            break
         group, element = struct.unpack_from("<HH", data, pos)
+        if first and group != 0xFFFE:
+            first = False
+            if not implicit and not all(0x41 <= b <= 0x5A for b in data[pos + 4:pos + 6]):
+                implicit = True
         mode = modes[-1] if modes else implicit
+        un = False
         if group == 0xFFFE or mode:
-            size, length, un = 8, struct.unpack_from("<I", data, pos + 4)[0], False
+            size, length = 8, struct.unpack_from("<I", data, pos + 4)[0]
         elif data[pos + 4:pos + 6] in LONG_VRS:
+            if len(data) - pos < 12:
+                outer.update(data[pos:])
+                break
             size, length = 12, struct.unpack_from("<I", data, pos + 8)[0]
             un = data[pos + 4:pos + 6] == b"UN"
         else:
-            size, length, un = 8, struct.unpack_from("<H", data, pos + 6)[0], False
+            size, length = 8, struct.unpack_from("<H", data, pos + 6)[0]
         outer.update(data[pos:pos + size])
         pos += size
-        if group == 0xFFFE and element == 0xE0DD and modes:
-            modes.pop()
+        if group == 0xFFFE and element == 0xE0DD:
+            if deeper:
+                deeper -= 1
+            elif modes:
+                modes.pop()
         if length == 0xFFFFFFFF:
             if group != 0xFFFE:
-                modes.append(mode or un)
+                if len(modes) < 64:
+                    modes.append(mode or un)
+                else:
+                    deeper += 1
             continue
         value = data[pos:pos + length]
         outer.update(blake3.blake3(value).digest() if length >= 16384 else value)
         pos += length
     return outer.hexdigest()
+
+
+def element_corpus(seed, count):
+    """Data sets for the element digest's differential test: random headers of
+    both lengths, items, delimiters, undefined lengths (UN among them), values
+    either side of 16 KiB, implicit bytes under an explicit syntax, nesting
+    past 64, and cuts anywhere. Each `(bytes, implicit)`."""
+    import random
+
+    rnd = random.Random(seed)
+    long_vrs, short_vrs = sorted(LONG_VRS), [b"CS", b"LO", b"UI", b"DA", b"US", b"A\x00", b"ab", b"ZZ"]
+    out = []
+    for n in range(count):
+        implicit = rnd.random() < 0.3
+        data, modes = b"", []
+        if rnd.random() < 0.05:  # an item before the first element
+            data += struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        for _ in range(rnd.randrange(1, 40)):
+            mode = modes[-1] if modes else implicit
+            r = rnd.random()
+            if r < 0.1:
+                data += struct.pack("<HHI", 0xFFFE, 0xE0DD, rnd.choice([0, 0, 4]))
+                data += b"\x00" * 4 if data[-4:] == b"\x04\x00\x00\x00" else b""
+                if modes:
+                    modes.pop()
+                continue
+            if r < 0.2:
+                data += struct.pack("<HHI", 0xFFFE, rnd.choice([0xE000, 0xE00D]),
+                                    rnd.choice([0, 0xFFFFFFFF, rnd.randrange(40)]))
+                continue
+            tag = (rnd.choice([0x0008, 0x0010, 0x0029, 0x7FE0]), rnd.randrange(0x10000))
+            length = rnd.choice([rnd.randrange(60), rnd.randrange(16380, 16390), rnd.randrange(16390, 70000)])
+            undefined = rnd.random() < 0.15
+            if mode:
+                data += struct.pack("<HHI", *tag, 0xFFFFFFFF if undefined else length)
+                vr = None
+            elif undefined or rnd.random() < 0.5:
+                vr = rnd.choice(long_vrs)
+                data += struct.pack("<HH2sHI", *tag, vr, 0, 0xFFFFFFFF if undefined else length)
+            else:
+                vr = rnd.choice(short_vrs)
+                length %= 65536
+                data += struct.pack("<HH2sH", *tag, vr, length)
+            if undefined:
+                modes.append(mode or vr == b"UN")
+                continue
+            data += bytes(rnd.getrandbits(8) for _ in range(min(length, 64))) + b"\x5a" * max(0, length - 64)
+        if n % 7 == 0:  # nested past 64 containers, a UN inside
+            data += struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF) * 70
+            data += struct.pack("<HH2sHI", 0x0009, 0x1000, b"UN", 0, 0xFFFFFFFF)
+            data += struct.pack("<HHI", 0x0009, 0x1001, 20000) + b"\x01" * 20000
+        if n % 5 == 0:
+            data = data[:rnd.randrange(len(data) + 1)]
+        out.append((data, implicit))
+    return out
 
 
 def test_a_site_that_chooses_element_digests_gets_them(tmp_path):
@@ -294,6 +364,22 @@ def test_a_site_that_chooses_element_digests_gets_them(tmp_path):
         (tmp_path / "sent.bin").write_bytes(sent)
         assert gw.cli("digest", "--elements", str(tmp_path / "sent.bin")).stdout.split()[0] \
             == pr["blake3_elements_keyed_in"]
+        # The definition and wardgate's walker agree on data sets of every
+        # shape (both read bare data sets here).
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        want = {}
+        for i, (data, implicit) in enumerate(element_corpus(23, 240)):
+            f = corpus / f"{i:03}.{'im' if implicit else 'ex'}"
+            f.write_bytes(data)
+            want[str(f)] = element_digest(blake3, data, implicit)
+        got = {}
+        for flag, suffix in ((["--implicit"], ".im"), ([], ".ex")):
+            files = sorted(str(f) for f in corpus.glob("*" + suffix))
+            for line in gw.cli("digest", "--elements", "--out", *flag, *files).stdout.splitlines():
+                digest, name = line.split("  ", 1)
+                got[name] = digest
+        assert got == want
     finally:
         gw.stop()
         scp.stop()

@@ -18,13 +18,15 @@
 //! - the data set is read as headers and values: a header is 8 bytes (implicit
 //!   VR, any tag of group FFFE, or an explicit VR with a 2-byte length) or 12
 //!   (explicit OB, OD, OF, OL, OV, OW, SQ, SV, UC, UN, UR, UT, UV); a data set
-//!   declared explicit whose first header's VR bytes are not two upper-case
-//!   letters is read as implicit (as dcmtk, pydicom and the de-identifier do);
+//!   declared explicit whose first header outside group FFFE has VR bytes that
+//!   are not two upper-case letters (A-Z) is read as implicit (as dcmtk,
+//!   pydicom and the de-identifier do);
 //! - a header with a defined length is followed by its value, never descended
 //!   into (a defined-length sequence or item is one value); an element with an
 //!   undefined length opens a container read in the same encoding, or implicit
 //!   VR for VR UN (PS3.5 6.2.2), closed by the next Sequence Delimitation Item
-//!   (FFFE,E0DD); items of undefined length change nothing;
+//!   (FFFE,E0DD); items of undefined length change nothing; containers nested
+//!   deeper than 64 are read in the encoding of the 64th;
 //! - the digest is BLAKE3 (keyed for what came in) over the headers as written
 //!   and each value as written, except that a value of [`LARGE`] bytes or more
 //!   is replaced by the 32 bytes of its plain BLAKE3 hash. A data set that
@@ -428,32 +430,46 @@ impl ElementDigests {
         self.prune();
     }
 
-    /// Forgets what can no longer be used, so memory stays bounded by what is
-    /// in flight between the two streams, not by the object: copies the
-    /// output's walker has passed (it matches one only at a value's start),
-    /// and hashes no copy still to be reached or reported names. Copies come
-    /// in input order, and every copy still to be reported starts at or after
-    /// the input read so far, after every hash kept here.
+    /// Forgets what can no longer be used, so memory and the work per call
+    /// stay bounded by what is in flight between the two streams, not by the
+    /// object: copies the output's walker has passed (it matches one only at
+    /// a value's start), and every hash no copy still to be reached names.
+    /// Each call comes after the copies of all the input fed so far were
+    /// reported, so a hash no copy names now will never be named. Copies and
+    /// hashes are both in input order: one merge.
     fn prune(&mut self) {
         let passed = self.output.pos;
         while self.copies.front().is_some_and(|c| c.output < passed) {
             self.copies.pop_front();
         }
-        let keep_from = self
-            .waiting
-            .map(|w| w.0)
-            .into_iter()
-            .chain(self.copies.front().map(|c| c.input))
-            .min();
-        match keep_from {
-            Some(from) => self.done.retain(|d| d.0 >= from),
-            None => self.done.clear(),
-        }
+        let waiting = self.waiting;
+        let mut named = self.copies.iter().map(|c| (c.input, c.len)).peekable();
+        self.done.retain(|d| {
+            let key = (d.0, d.1);
+            if Some(key) == waiting {
+                return true;
+            }
+            while named.next_if(|c| *c < key).is_some() {}
+            named.peek() == Some(&key)
+        });
     }
 
-    /// The digests in and out, lowercase hex.
+    /// The digests in and out, lowercase hex, of a data set fed whole (the
+    /// gateway records only those): cut inside a value whose hash was to be
+    /// shared, the digest out is not the definition's, since those bytes were
+    /// never hashed on the way out.
     pub fn finish(&self) -> (String, String) {
+        debug_assert!(
+            !matches!(self.output.val, Val::Large { shared: true, .. }),
+            "finished inside a shared value"
+        );
         (self.input.finish(), self.output.finish())
+    }
+
+    /// Copies and hashes kept for the output's walker (bounded by what is in
+    /// flight).
+    pub fn held(&self) -> usize {
+        self.copies.len() + self.done.len()
     }
 
     /// Bytes of large values hashed on the way in and on the way out: what

@@ -215,6 +215,10 @@ enum Command {
         /// little endian, or implicit where it is written so).
         #[arg(long)]
         elements: bool,
+        /// With `--elements`: a bare data set (not a Part 10 file) is in
+        /// implicit VR little endian.
+        #[arg(long, requires = "elements")]
+        implicit: bool,
         /// The plain digest, as records name what went out (`sha256_out`,
         /// `blake3_out`, `blake3_elements_out`), to check what a destination
         /// received.
@@ -539,6 +543,7 @@ fn main() -> ExitCode {
             config,
             blake3,
             elements,
+            implicit,
             out,
             files,
         } => {
@@ -548,7 +553,7 @@ fn main() -> ExitCode {
                 (true, false) => DigestKind::Blake3,
                 (false, false) => DigestKind::Sha256,
             };
-            load(&config).and_then(|v| privacy::digest_command(&v, kind, out, &files))
+            load(&config).and_then(|v| privacy::digest_command(&v, kind, implicit, out, &files))
         }
         Command::Consent { config, command } => config
             .ok_or_else(|| anyhow::anyhow!("--config is required"))

@@ -649,6 +649,7 @@ pub(crate) fn drain_uses(
 pub(crate) fn digest_command(
     v: &Validated,
     kind: wardgate_privacy::digest::DigestKind,
+    implicit: bool,
     out: bool,
     files: &[PathBuf],
 ) -> Result<std::process::ExitCode> {
@@ -657,12 +658,19 @@ pub(crate) fn digest_command(
     let k = Pseudonymiser::new(&key).derive_key(IN_DIGEST_LABEL);
     for f in files {
         let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        let (data, syntax) = part10_data_set(&bytes);
+        let (data, syntax) = part10_data_set(&bytes).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: its file meta group runs past the end of the file",
+                f.display()
+            )
+        })?;
         let digest = if kind == DigestKind::Blake3Elements {
+            use wardgate_privacy::dicom::Encoding;
             let enc = match syntax {
-                Some(uid) => wardgate_privacy::dicom::Encoding::for_transfer_syntax(uid)
+                Some(uid) => Encoding::for_transfer_syntax(uid)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?,
-                None => wardgate_privacy::dicom::Encoding::ExplicitLe,
+                None if implicit => Encoding::ImplicitLe,
+                None => Encoding::ExplicitLe,
             };
             let mut w = wardgate_privacy::elements::Walker::new(enc, (!out).then_some(&k));
             w.feed(data);
@@ -684,10 +692,11 @@ pub(crate) fn digest_command(
 /// The data set of a DICOM Part 10 file (after the preamble, `DICM` and the
 /// file meta group, explicit VR little endian as PS3.10 7.1 requires) and its
 /// Transfer Syntax UID (0002,0010), or the bytes as they are for anything
-/// else (an HL7 message, a bare data set).
-fn part10_data_set(bytes: &[u8]) -> (&[u8], Option<&str>) {
+/// else (an HL7 message, a bare data set); `None` where the meta group runs
+/// past the end of the file.
+fn part10_data_set(bytes: &[u8]) -> Option<(&[u8], Option<&str>)> {
     if bytes.get(128..132) != Some(b"DICM") {
-        return (bytes, None);
+        return Some((bytes, None));
     }
     let mut at = 132;
     let mut syntax = None;
@@ -714,10 +723,8 @@ fn part10_data_set(bytes: &[u8]) -> (&[u8], Option<&str>) {
                 | b"UV"
         );
         let (len, head) = if long {
-            match bytes.get(at + 8..at + 12) {
-                Some(l) => (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize, 12),
-                None => break,
-            }
+            let l = bytes.get(at + 8..at + 12)?;
+            (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize, 12)
         } else {
             (usize::from(u16::from_le_bytes([h[6], h[7]])), 8)
         };
@@ -729,7 +736,7 @@ fn part10_data_set(bytes: &[u8]) -> (&[u8], Option<&str>) {
         }
         at = at.saturating_add(head).saturating_add(len);
     }
-    (bytes.get(at..).unwrap_or_default(), syntax)
+    Some((bytes.get(at..)?, syntax))
 }
 
 pub(crate) fn consent_command(
@@ -890,12 +897,17 @@ mod tests {
         f.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
         let data = [0x08, 0x00, 0x60, 0x00, b'C', b'S', 2, 0, b'C', b'T'];
         f.extend_from_slice(&data);
-        assert_eq!(part10_data_set(&f), (&data[..], Some("1.2\0")));
-        assert_eq!(part10_data_set(b"MSH|^~\\&|"), (&b"MSH|^~\\&|"[..], None));
-        // A meta group claiming more than the file holds: nothing after it.
+        assert_eq!(part10_data_set(&f), Some((&data[..], Some("1.2\0"))));
+        assert_eq!(
+            part10_data_set(b"MSH|^~\\&|"),
+            Some((&b"MSH|^~\\&|"[..], None))
+        );
+        // A meta group claiming more than the file holds: no data set (an
+        // error, not the digest of nothing).
         let mut cut = f[..132].to_vec();
         cut.extend_from_slice(&[0x02, 0x00, 0x01, 0x00, b'O', b'B', 0, 0, 0xff, 0xff, 0, 0]);
-        assert_eq!(part10_data_set(&cut), (&b""[..], None));
+        assert_eq!(part10_data_set(&cut), None);
+        assert_eq!(part10_data_set(&f[..140]), None, "a meta header cut short");
     }
 
     #[test]

@@ -852,6 +852,7 @@ impl Deidentifier {
             0xFFFE_E000 if len != UNDEFINED => {
                 if emit {
                     self.put(out, &item_header(0xE000, len))?;
+                    self.log_copy(self.pos, u64::from(len));
                     self.start_value(u64::from(len), Mode2::Copy, out)
                 } else {
                     self.start_value(u64::from(len), Mode2::Skip, out)
@@ -891,19 +892,19 @@ impl Deidentifier {
         Ok(())
     }
 
-    fn start_value(&mut self, len: u64, mode: Mode2, out: &mut Vec<u8>) -> Result<(), DeidError> {
-        if mode == Mode2::Copy
-            && self.hold.is_none()
-            && self.log_copies.is_some_and(|min| len >= min)
-        {
-            // The header is consumed and written: the value starts here in
-            // both streams.
+    /// Reports a value of `len` bytes starting at `input` that is copied
+    /// whole to the output from where the output is now (its header written).
+    fn log_copy(&mut self, input: u64, len: u64) {
+        if self.hold.is_none() && self.log_copies.is_some_and(|min| len >= min) {
             self.copies.push(crate::elements::Copy {
-                input: self.pos,
+                input,
                 output: self.emitted,
                 len,
             });
         }
+    }
+
+    fn start_value(&mut self, len: u64, mode: Mode2, out: &mut Vec<u8>) -> Result<(), DeidError> {
         if len == 0 {
             self.state = State::Header;
             if mode == Mode2::Read {
@@ -1548,6 +1549,7 @@ impl Deidentifier {
             }
             _ if keep => {
                 self.put_header(out, &e, e.len)?;
+                self.log_copy(self.pos, u64::from(e.len));
                 self.start_value(u64::from(e.len), Mode2::Copy, out)
             }
             Decision::Clean { dummy: false } => {
@@ -1803,6 +1805,9 @@ impl Deidentifier {
                     return self.on_header(out);
                 }
                 self.put_header(out, &e, e.len)?;
+                // The bytes peeked are written as they came: the whole value
+                // is copied.
+                self.log_copy(self.pos - value.len() as u64, u64::from(e.len));
                 self.put(out, value)?;
                 self.start_value(u64::from(e.len) - value.len() as u64, Mode2::Copy, out)
             }

@@ -2083,3 +2083,65 @@ fn copied_values_are_reported_where_they_are_in_both_streams() {
         }
     }
 }
+
+/// A kept private value of unknown VR is peeked (is it a sequence?) and then
+/// copied: reported whole, so its hash is shared; and the hashes of the many
+/// large values removed after it are not kept (a copy that never matched used
+/// to pin them all, and each call scanned them: quadratic in the object).
+#[test]
+fn a_peeked_copy_is_shared_and_removed_values_leave_no_hashes() {
+    use crate::elements::{ElementDigests, Walker, LARGE};
+    let b = explicit();
+    let mut profile = DicomProfile::default();
+    profile.options.retain_safe_private = true;
+    profile.safe_private = vec![SafePrivate {
+        group: 0x0009,
+        creator: "GEMS_IDEN_01".into(),
+        element: 0x01,
+    }];
+    let mut data = cat(&[
+        b.el(0x0009_0010, "LO", b"GEMS_IDEN_01"),
+        b.el(0x0009_1001, "UN", &[0x41; 20_000]),
+        b.el(0x0010_0020, "LO", b"PID1"),
+    ]);
+    let big = vec![7u8; LARGE as usize];
+    let mut removed = 0;
+    for g in (0x0011u32..0x0019).step_by(2) {
+        data.extend(b.el(g << 16 | 0x0010, "LO", b"JUNK"));
+        for e in 0x1000u32..0x1080 {
+            data.extend(b.el(g << 16 | e, "OB", &big));
+            removed += 1;
+        }
+    }
+    let mut d = Deidentifier::new(&profile, &p(), Encoding::ExplicitLe, None).unwrap();
+    d.log_copies(LARGE);
+    let mut digests = ElementDigests::new(Encoding::ExplicitLe, Some(&[1; 32]));
+    let (mut out, mut sent, mut most) = (Vec::new(), 0, 0);
+    for chunk in data.chunks(4096) {
+        digests.feed_in(chunk);
+        d.feed(chunk, &mut out).unwrap();
+        for c in d.take_copies() {
+            digests.copied(c);
+        }
+        digests.feed_out(&out[sent..]);
+        sent = out.len();
+        most = most.max(digests.held());
+    }
+    d.finish(&mut out).unwrap();
+    digests.feed_out(&out[sent..]);
+    let mut win = Walker::new(Encoding::ExplicitLe, Some(&[1; 32]));
+    win.feed(&data);
+    let mut wout = Walker::new(Encoding::ExplicitLe, None);
+    wout.feed(&out);
+    assert_eq!(digests.finish(), (win.finish(), wout.finish()));
+    assert_eq!(
+        wout.hashed(),
+        20_000,
+        "the kept value is the output's one large value"
+    );
+    assert_eq!(digests.hashed().1, 0, "and its hash was shared");
+    assert!(
+        most <= 2,
+        "hashes kept for {removed} removed values: {most}"
+    );
+}
