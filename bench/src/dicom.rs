@@ -73,6 +73,10 @@ pub struct DicomArgs {
     /// in the same interleaved run).
     #[arg(long)]
     deid_b_bin: Option<PathBuf>,
+    /// With --deid-b-bin: the digest `wardgate-deid-b` records by (`sha256`,
+    /// `blake3`, `blake3-elements`).
+    #[arg(long, default_value = "sha256")]
+    deid_b_digest: String,
 }
 
 const SOP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.7"; // Secondary Capture Image Storage
@@ -375,7 +379,15 @@ fn run_in(a: &DicomArgs, me: &Path, tmp: &Path) -> Result<()> {
             &a.wardgate_bin,
         ));
         if let Some(b) = &a.deid_b_bin {
-            variants.push(("wardgate-deid-b", Some(Deid::Default), b));
+            let digest = match a.deid_b_digest.as_str() {
+                "sha256" => Deid::Default,
+                "blake3" => Deid::Blake3,
+                "blake3-elements" => Deid::Elements,
+                other => {
+                    anyhow::bail!("--deid-b-digest {other:?}: sha256, blake3 or blake3-elements")
+                }
+            };
+            variants.push(("wardgate-deid-b", Some(digest), b));
         }
     }
     for (name, privacy, bin) in variants {

@@ -162,28 +162,22 @@ impl Deid {
             }
         }
         if self.command.is_none() {
+            // Even, as every PDV but the last is.
             let chunk = match max_pdu {
                 0 => UNLIMITED_CHUNK,
-                n => (n as usize).saturating_sub(6).clamp(1, 1 << 20),
+                n => (n as usize).saturating_sub(6).clamp(2, 1 << 20) & !1,
             };
-            // Whole PDVs now; the rest waits for more, so no PDV is tiny and
-            // the last one is never empty.
-            if let Some(pieces) = cut_whole(&mut self.buf, chunk) {
-                self.digests.feed_out(&pieces);
-                if pieces.len() == chunk {
-                    send.push((self.context, 0x00, pieces));
-                } else {
-                    send.extend(
-                        pieces
-                            .chunks(chunk)
-                            .map(|p| (self.context, 0x00, p.to_vec())),
-                    );
-                }
-            }
+            // What there is now, once it is at least half a PDV, with one
+            // byte kept back so the last PDV is never empty; on the last
+            // fragment, everything. A PDV is the buffer it was written into
+            // (no copy) unless more than one PDV's worth came at once.
             if is_last {
-                let piece = std::mem::take(&mut self.buf);
-                self.digests.feed_out(&piece);
-                send.push((self.context, 0x02, piece));
+                let all = std::mem::take(&mut self.buf);
+                self.digests.feed_out(&all);
+                push_pdvs(send, self.context, all, chunk, true);
+            } else if let Some(pieces) = cut(&mut self.buf, chunk) {
+                self.digests.feed_out(&pieces);
+                push_pdvs(send, self.context, pieces, chunk, false);
             }
         }
         match summary {
@@ -225,21 +219,48 @@ fn late_opt_out(route: &RoutePolicy, ids: &[String]) -> Option<String> {
     })
 }
 
-/// Takes the whole PDVs of `chunk` bytes off the front of `buf` while more
-/// than `chunk` bytes are in it, leaving 1..=`chunk` bytes: `None` when there
-/// is not more than one PDV's worth. The PDVs keep the buffer they were
-/// written into (one PDV's worth: no copy) and what is left moves to a new
-/// one: copied once, not shifted to the front after every PDV taken.
-fn cut_whole(buf: &mut Vec<u8>, chunk: usize) -> Option<Vec<u8>> {
-    if buf.len() <= chunk {
+/// Takes all of `buf` but its last one or two bytes (what is taken has an
+/// even length: dcmtk's storescp aborts on an odd data fragment) once it
+/// holds more than half a PDV (`chunk` bytes), so no PDV is tiny and the
+/// last is never empty: `None` while it holds less. The bytes taken keep the
+/// buffer they were written into; the bytes kept start a new one. (Cutting
+/// whole PDVs of `chunk` bytes instead copied what was left over at every
+/// fragment: about the whole data set once more when fragments are just
+/// short of a PDV, as storescu's are.)
+fn cut(buf: &mut Vec<u8>, chunk: usize) -> Option<Vec<u8>> {
+    let half = (chunk / 2).max(2);
+    if buf.len() <= half {
         return None;
     }
-    let whole = (buf.len() - 1) / chunk * chunk;
-    let mut rest = Vec::with_capacity(2 * chunk);
-    rest.extend_from_slice(&buf[whole..]);
-    let mut pieces = std::mem::replace(buf, rest);
-    pieces.truncate(whole);
+    let take = (buf.len() - 1) & !1;
+    let mut fresh = Vec::with_capacity(2 * chunk);
+    fresh.extend_from_slice(&buf[take..]);
+    let mut pieces = std::mem::replace(buf, fresh);
+    pieces.truncate(take);
     Some(pieces)
+}
+
+/// Sends `bytes` as data PDVs of at most `chunk` bytes, the last one flagged
+/// last where `last`; one PDV is the buffer itself.
+fn push_pdvs(
+    send: &mut Vec<(u8, u8, Vec<u8>)>,
+    context: u8,
+    bytes: Vec<u8>,
+    chunk: usize,
+    last: bool,
+) {
+    let flag = |is_end: bool| if last && is_end { 0x02 } else { 0x00 };
+    if bytes.len() <= chunk {
+        send.push((context, flag(true), bytes));
+        return;
+    }
+    let n = bytes.len().div_ceil(chunk);
+    send.extend(
+        bytes
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, p)| (context, flag(i + 1 == n), p.to_vec())),
+    );
 }
 
 /// What a summary says changed, in words.
@@ -267,16 +288,18 @@ pub(super) fn changes(s: &Summary) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cut_whole;
+    use super::{cut, push_pdvs};
 
-    /// Whatever sizes arrive, the PDVs cut are whole, what is left is 1..=chunk
-    /// bytes, and the bytes come out in order, none lost or repeated.
+    /// Whatever sizes arrive, the PDVs are at most a chunk and, but for the
+    /// last, of even length; one or two bytes wait between calls; the bytes
+    /// come out in order, none lost or repeated, and only the last PDV is
+    /// flagged last and it is not empty.
     #[test]
-    fn cut_whole_keeps_every_byte_in_order() {
-        for chunk in [1usize, 2, 7, 100, 16_378] {
-            for step in [1usize, 3, 99, 100, 101, 16_378, 16_379, 50_000] {
+    fn cut_keeps_every_byte_in_order() {
+        for chunk in [2usize, 4, 100, 16_378] {
+            for step in [1usize, 3, 99, 100, 101, 16_372, 16_378, 16_379, 50_000] {
                 let mut buf = Vec::new();
-                let (mut fed, mut out) = (Vec::new(), Vec::new());
+                let (mut fed, mut send) = (Vec::new(), Vec::new());
                 let mut next = 0u32;
                 for _ in 0..40 {
                     for _ in 0..step {
@@ -286,18 +309,28 @@ mod tests {
                         fed.push(b);
                     }
                     let before = buf.len();
-                    match cut_whole(&mut buf, chunk) {
+                    match cut(&mut buf, chunk) {
                         Some(pieces) => {
-                            assert!(before > chunk);
-                            assert_eq!(pieces.len() % chunk, 0);
-                            assert!((1..=chunk).contains(&buf.len()));
-                            out.extend_from_slice(&pieces);
+                            assert!(before > (chunk / 2).max(2));
+                            assert!(pieces.len() % 2 == 0 && pieces.len() + 2 > chunk / 2);
+                            assert!((1..=2).contains(&buf.len()));
+                            assert_eq!(pieces.len() + buf.len(), before);
+                            push_pdvs(&mut send, 1, pieces, chunk, false);
                         }
-                        None => assert!(before <= chunk && buf.len() == before),
+                        None => assert!(before <= (chunk / 2).max(2) && buf.len() == before),
                     }
                 }
-                out.extend_from_slice(&buf);
+                push_pdvs(&mut send, 1, std::mem::take(&mut buf), chunk, true);
+                let out: Vec<u8> = send.iter().flat_map(|p| p.2.clone()).collect();
                 assert_eq!(out, fed, "chunk {chunk}, step {step}");
+                let (last, rest) = send.split_last().unwrap();
+                assert_eq!(last.1, 0x02);
+                assert!(!last.2.is_empty() && last.2.len() <= chunk);
+                for p in rest {
+                    assert_eq!(p.1, 0x00);
+                    assert!(p.2.len() <= chunk, "chunk {chunk}, step {step}");
+                    assert!(!p.2.is_empty() && p.2.len() % 2 == 0);
+                }
             }
         }
     }

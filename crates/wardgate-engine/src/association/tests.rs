@@ -1156,6 +1156,17 @@ fn upstream_pdvs(outs: &[Out]) -> Vec<(u8, Vec<u8>)> {
             v.push((mch, pdv.data.to_vec()));
         }
     }
+    // Every data fragment but an object's last is of even length: dcmtk's
+    // storescp (bit-preserving) aborts the association on an odd one.
+    for (mch, data) in &v {
+        if *mch == 0x00 {
+            assert!(
+                data.len() % 2 == 0,
+                "an odd data fragment of {}",
+                data.len()
+            );
+        }
+    }
     v
 }
 
