@@ -131,6 +131,12 @@ impl Deid {
                 return Step::Failed(DeidError::OptedOutLate { pseudonym: ps }, true);
             }
         }
+        // PDVs the upstream takes: `max_pdu` less a PDV item's header, even
+        // (every PDV but an object's last is).
+        let chunk = match max_pdu {
+            0 => UNLIMITED_CHUNK,
+            n => (n as usize).saturating_sub(6).clamp(2, 1 << 20) & !1,
+        };
         if self.command.is_some() && (self.engine.patient_resolved() || is_last) {
             let id = self.engine.patient_id().unwrap_or_default().to_owned();
             // Remembered for re-identification whatever follows.
@@ -158,15 +164,20 @@ impl Deid {
                 }
             }
             if let Some(cmd) = self.command.take() {
-                send.push((self.context, 0x03, cmd));
+                // The rewritten command, in PDVs the upstream's PDU limit
+                // takes (it is longer than the sender's: UIDs replaced).
+                let n = cmd.len().div_ceil(chunk).max(1);
+                if n == 1 {
+                    send.push((self.context, 0x03, cmd));
+                } else {
+                    send.extend(cmd.chunks(chunk).enumerate().map(|(i, p)| {
+                        let mch = if i + 1 == n { 0x03 } else { 0x01 };
+                        (self.context, mch, p.to_vec())
+                    }));
+                }
             }
         }
         if self.command.is_none() {
-            // Even, as every PDV but the last is.
-            let chunk = match max_pdu {
-                0 => UNLIMITED_CHUNK,
-                n => (n as usize).saturating_sub(6).clamp(2, 1 << 20) & !1,
-            };
             // What there is now, once it is at least half a PDV, with one
             // byte kept back so the last PDV is never empty; on the last
             // fragment, everything. A PDV is the buffer it was written into

@@ -1632,3 +1632,94 @@ fn dicom_consent_reads_other_patient_ids_values() {
     let outs = review_store("mode = \"pseudonymise\"\npurpose = \"teaching\"", &d);
     assert!(review_anything_forwarded(&outs));
 }
+
+/// An A-ASSOCIATE-AC accepting CT on context 1, the upstream taking PDUs of
+/// at most `max` bytes (0: no limit).
+fn ac_max(max: u32) -> Vec<u8> {
+    let mut body = vec![0x00, 0x01, 0, 0];
+    body.extend_from_slice(&ae("PACS"));
+    body.extend_from_slice(&ae("CT01"));
+    body.extend_from_slice(&[0; 32]);
+    body.extend(item(0x10, b"1.2.840.10008.3.1.1.1"));
+    let mut v = vec![1, 0, 0, 0];
+    v.extend(item(0x40, IVR.as_bytes()));
+    body.extend(item(0x21, &v));
+    body.extend(user(max, None));
+    pdu(0x02, &body)
+}
+
+/// Whatever PDU limit the upstream sets, a de-identified C-STORE reaches it
+/// in PDUs within it: the rewritten command too (longer than the sender's,
+/// and once sent as one PDV whatever the limit; found by an adversarial
+/// review), in command PDVs flagged last only at its end, before any data;
+/// and the command and data arrive whole, as with no limit.
+#[test]
+fn a_de_identified_store_keeps_to_the_upstreams_pdu_limit() {
+    let s = site(false);
+    let mut data = el(0x0008, 0x0060, b"CT");
+    data.extend(el(0x0010, 0x0020, b"PAT-0042"));
+    data.extend(el(0x7FE0, 0x0010, &vec![5u8; 70_001]));
+    let run = |max: u32, step: usize| {
+        let r = deid_route(&s);
+        let mut a = Association::new(flow(&r), r, Mode::Inline, TIMEOUTS, base());
+        let mut outs = Vec::new();
+        a.client_pdu(&rq(&[(1, CT)]), &clock(), &mut outs);
+        a.upstream_pdu(&ac_max(max), &clock(), &mut outs);
+        outs.clear();
+        let room = if max == 0 {
+            usize::MAX
+        } else {
+            max as usize - 6
+        };
+        let cmd = command(0x0001, CT, 2, true);
+        let pieces: Vec<&[u8]> = cmd.chunks(room.min(cmd.len())).collect();
+        for (i, p) in pieces.iter().enumerate() {
+            let mch = if i + 1 == pieces.len() { 0x03 } else { 0x01 };
+            a.client_pdu(&pdata(&[(1, mch, p)]), &clock(), &mut outs);
+        }
+        for (i, p) in data.chunks(step.min(room)).enumerate() {
+            let end = (i + 1) * step.min(room) >= data.len();
+            let mch = if end { 0x02 } else { 0x00 };
+            a.client_pdu(&pdata(&[(1, mch, p)]), &clock(), &mut outs);
+        }
+        for o in &outs {
+            if let Out::SendUpstream(b) = o {
+                let len = u32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+                assert!(
+                    max == 0 || len <= max,
+                    "a PDU of {len} to an upstream taking {max}"
+                );
+            }
+        }
+        let pdvs = upstream_pdvs(&outs);
+        let commands = pdvs.iter().take_while(|p| p.0 & 1 == 1).count();
+        assert!(commands >= 1);
+        assert!(pdvs[..commands - 1].iter().all(|p| p.0 == 0x01));
+        assert_eq!(pdvs[commands - 1].0, 0x03);
+        assert!(
+            pdvs[commands..].iter().all(|p| p.0 & 1 == 0),
+            "data after the command only"
+        );
+        let cmd: Vec<u8> = pdvs[..commands].iter().flat_map(|p| p.1.clone()).collect();
+        let body: Vec<u8> = pdvs[commands..].iter().flat_map(|p| p.1.clone()).collect();
+        (commands, cmd, body)
+    };
+    let (one, cmd, body) = run(0, usize::MAX);
+    assert_eq!(one, 1);
+    assert!(
+        cmd.len() > 100,
+        "the rewritten command: {} bytes",
+        cmd.len()
+    );
+    for max in [100u32, 101, 128, 4096, 16_384] {
+        for step in [7usize, 94, 4090, 100_000] {
+            let (n, c, b) = run(max, step);
+            assert!(max as usize >= cmd.len() + 6 || n > 1, "max {max}");
+            assert_eq!(
+                (c, b),
+                (cmd.clone(), body.clone()),
+                "max {max}, step {step}"
+            );
+        }
+    }
+}
