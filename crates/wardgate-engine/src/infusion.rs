@@ -279,6 +279,15 @@ pub struct OrderCheck {
     steps: Vec<(String, Option<Concentration>)>,
 }
 
+impl OrderCheck {
+    /// A give checked no further: the finding that stops it, and its facts
+    /// as read so far (what the record says is what the decision used).
+    fn refuse(&mut self, finding: OrderFinding, facts: InfusionFacts) {
+        self.findings.push(finding);
+        self.infusions.push(facts);
+    }
+}
+
 /// Checks every RXG segment of `msg` against `library` (`None`: the route has
 /// none), in the route's care area `route_area` or else the order's; local
 /// times are read in `tz`, the pump server's zone, when the route names one.
@@ -1260,15 +1269,13 @@ fn check_give(
     let entry = match resolve_drug(n, &code, library) {
         Ok(e) => e,
         Err(f) => {
-            out.findings.push(f);
-            out.infusions.push(facts);
-            return;
+            return out.refuse(f, facts);
         }
     };
     facts.library_drug = Some(entry.display.clone());
     let limits = entry.limits_in(ctx.area);
     if !limits.available {
-        out.findings.push(
+        return out.refuse(
             OrderFinding::new(
                 rules::DRUG_NOT_IN_CARE_AREA,
                 format!(
@@ -1278,9 +1285,8 @@ fn check_give(
                 ),
             )
             .at(loc(b"RXG", n, 4)),
+            facts,
         );
-        out.infusions.push(facts);
-        return;
     }
     // The route of administration, only where the library restricts it: a
     // drug without `routes` is judged as before.
@@ -1336,9 +1342,7 @@ fn check_give(
             ),
         };
         if let Some(f) = finding {
-            out.findings.push(f);
-            out.infusions.push(facts);
-            return;
+            return out.refuse(f, facts);
         }
     }
     // Every weight the message gives, agreeing or not, must lie in the care
@@ -1354,9 +1358,7 @@ fn check_give(
             area.weight_min_kg.is_some_and(|m| w < m) || area.weight_max_kg.is_some_and(|m| w > m)
         };
         if patient.weights_seen.iter().any(|&w| outside(w)) {
-            out.findings.push(f.clone());
-            out.infusions.push(facts);
-            return;
+            return out.refuse(f.clone(), facts);
         }
     }
     if let (Ok(Some((kg, written))), Some(area)) = (
@@ -1375,17 +1377,18 @@ fn check_give(
                 Some(w) => format!("{} kg (of {written} and others)", round(w)),
                 None => written.clone(),
             };
-            out.findings.push(OrderFinding::new(
-                rules::WEIGHT_OUTSIDE_AREA,
-                format!(
-                    "RXG #{n}: body weight {written} is outside care area {}'s {}-{} kg",
-                    area.id,
-                    area.weight_min_kg.map_or("-".into(), |v| v.to_string()),
-                    area.weight_max_kg.map_or("-".into(), |v| v.to_string())
+            return out.refuse(
+                OrderFinding::new(
+                    rules::WEIGHT_OUTSIDE_AREA,
+                    format!(
+                        "RXG #{n}: body weight {written} is outside care area {}'s {}-{} kg",
+                        area.id,
+                        area.weight_min_kg.map_or("-".into(), |v| v.to_string()),
+                        area.weight_max_kg.map_or("-".into(), |v| v.to_string())
+                    ),
                 ),
-            ));
-            out.infusions.push(facts);
-            return;
+                facts,
+            );
         }
     }
 
@@ -1428,27 +1431,19 @@ fn check_give(
         prog.pca_doses.is_empty(),
         pca_bounds.into_iter().flatten().next(),
     ) {
-        out.findings.push(
-            OrderFinding::new(
+        return out.refuse(OrderFinding::new(
                 rules::AMBIGUOUS_ORDER_KIND,
                 format!("RXG #{n}: {bound} bounds PCA demand doses, but the give states no demand dose (MDC_DOSE_PCA_PATIENT): a receiver may run it as a PCA with another dose as the demand dose"),
             )
-            .at(loc(b"RXG", n, 0)),
-        );
-        out.infusions.push(facts);
-        return;
+            .at(loc(b"RXG", n, 0)), facts);
     }
     if !prog.pca_doses.is_empty() {
         if prog.said_bolus {
-            out.findings.push(
-                OrderFinding::new(
+            return out.refuse(OrderFinding::new(
                     rules::AMBIGUOUS_ORDER_KIND,
                     format!("RXG #{n}: a PCA order (a demand dose in {}) is also stated to be a bolus (ORC-1 CH or a bolus order type): a receiver may run its rate as the basal rate or as a bolus", prog.pca_doses[0].source),
                 )
-                .at(prog.pca_doses[0].location),
-            );
-            out.infusions.push(facts);
-            return;
+                .at(prog.pca_doses[0].location), facts);
         }
         prog.bolus = false;
     }
@@ -1458,15 +1453,11 @@ fn check_give(
     // checked against the rate limits (found by an adversarial review: CH with
     // 100 000 U/h for 6 min passed as a 10 000 U bolus).
     if let (true, Some(seq)) = (prog.bolus, prog.said_continuous) {
-        out.findings.push(
-            OrderFinding::new(
+        return out.refuse(OrderFinding::new(
                 rules::AMBIGUOUS_ORDER_KIND,
                 format!("RXG #{n}: the give is stated to be a bolus (ORC-1 CH, or a bolus order type or dose) and its order type (OBX #{seq}) says continuous"),
             )
-            .at(loc(b"OBX", seq, 5)),
-        );
-        out.infusions.push(facts);
-        return;
+            .at(loc(b"OBX", seq, 5)), facts);
     }
     if let Some(seq) = group.ambiguous_tq1 {
         out.findings.push(
@@ -1537,15 +1528,11 @@ fn check_give(
                 !first.is_empty() && starts.iter().all(|s| s.1.as_deref() == Some(first))
             });
     if starts.len() > 1 && !one_instant {
-        out.findings.push(
-            OrderFinding::new(
+        return out.refuse(OrderFinding::new(
                 rules::UNREAD_REPETITION,
                 format!("RXG #{n}: {} and {} each say when the give starts: two timings, repeated gives wardgate does not check", starts[0].0, starts[1].0),
             )
-            .at(loc(b"RXG", n, 0)),
-        );
-        out.infusions.push(facts);
-        return;
+            .at(loc(b"RXG", n, 0)), facts);
     }
     for &(i, seq) in &group.tq1 {
         read_tq1(&segments[i], seq, ctx.tz.as_ref(), &mut prog, out);

@@ -35,7 +35,7 @@
 
 use std::collections::VecDeque;
 
-use crate::dicom::Encoding;
+use crate::dicom::{Encoding, Vr};
 use crate::digest::{ContentHasher, DigestKind};
 
 /// Values of at least this many bytes are digested by their own hash.
@@ -180,6 +180,19 @@ impl Walker {
         }
     }
 
+    /// The large value being hashed here (its start and length), if any.
+    fn hashing(&self) -> Option<(u64, u64)> {
+        match self.val {
+            Val::Large {
+                start,
+                len,
+                shared: false,
+                ..
+            } => Some((start, len)),
+            _ => None,
+        }
+    }
+
     fn mode(&self) -> bool {
         self.stack.last().copied().unwrap_or(self.implicit)
     }
@@ -197,7 +210,7 @@ impl Walker {
         if self.first && !self.header[4..6].iter().all(u8::is_ascii_uppercase) {
             return 8;
         }
-        if long_vr([self.header[4], self.header[5]]) {
+        if Vr::from_code([self.header[4], self.header[5]]).is_some_and(Vr::long_length) {
             12
         } else {
             8
@@ -326,26 +339,6 @@ impl Walker {
     }
 }
 
-/// Whether an explicit VR has a 4-byte length (PS3.5 7.1.2).
-fn long_vr(code: [u8; 2]) -> bool {
-    matches!(
-        &code,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"SV"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"UV"
-    )
-}
-
 /// The element digests of one data set as it came in (keyed) and as it went
 /// out, where the de-identifier says which values it copied whole
 /// ([`ElementDigests::copied`]): such a value is hashed once, on the way in,
@@ -360,8 +353,6 @@ pub struct ElementDigests {
     done: VecDeque<(u64, u64, [u8; 32])>,
     /// The input value whose hash the output's walker waits for.
     waiting: Option<(u64, u64)>,
-    /// The input walker's large value in hand (its start and length).
-    in_hand: Option<(u64, u64)>,
 }
 
 impl ElementDigests {
@@ -383,7 +374,6 @@ impl ElementDigests {
             copies: VecDeque::new(),
             done: VecDeque::new(),
             waiting: None,
-            in_hand: None,
         }
     }
 
@@ -400,15 +390,6 @@ impl ElementDigests {
             done: &mut self.done,
         };
         self.input.run(data, &mut hooks);
-        self.in_hand = match self.input.val {
-            Val::Large {
-                start,
-                len,
-                shared: false,
-                ..
-            } => Some((start, len)),
-            _ => None,
-        };
     }
 
     /// A value the de-identifier copied whole (reported in the order copied).
@@ -424,7 +405,7 @@ impl ElementDigests {
             copies: &mut self.copies,
             done: &mut self.done,
             waiting: &mut self.waiting,
-            in_hand: self.in_hand,
+            in_hand: self.input.hashing(),
         };
         self.output.run(data, &mut hooks);
         self.prune();

@@ -706,22 +706,8 @@ fn part10_data_set(bytes: &[u8]) -> Option<(&[u8], Option<&str>)> {
         }
         // OB, OW, OF, SQ, UT, UN and the other long VRs: 2 reserved bytes and a
         // 4-byte length; the rest a 2-byte length.
-        let long = matches!(
-            &h[4..6],
-            b"OB"
-                | b"OD"
-                | b"OF"
-                | b"OL"
-                | b"OV"
-                | b"OW"
-                | b"SQ"
-                | b"SV"
-                | b"UC"
-                | b"UN"
-                | b"UR"
-                | b"UT"
-                | b"UV"
-        );
+        let long = wardgate_privacy::dicom::Vr::from_code([h[4], h[5]])
+            .is_some_and(wardgate_privacy::dicom::Vr::long_length);
         let (len, head) = if long {
             let l = bytes.get(at + 8..at + 12)?;
             (u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize, 12)

@@ -166,15 +166,7 @@ impl Deid {
             if let Some(cmd) = self.command.take() {
                 // The rewritten command, in PDVs the upstream's PDU limit
                 // takes (it is longer than the sender's: UIDs replaced).
-                let n = cmd.len().div_ceil(chunk).max(1);
-                if n == 1 {
-                    send.push((self.context, 0x03, cmd));
-                } else {
-                    send.extend(cmd.chunks(chunk).enumerate().map(|(i, p)| {
-                        let mch = if i + 1 == n { 0x03 } else { 0x01 };
-                        (self.context, mch, p.to_vec())
-                    }));
-                }
+                push_pdvs(send, self.context, cmd, chunk, (0x01, 0x03));
             }
         }
         if self.command.is_none() {
@@ -185,10 +177,10 @@ impl Deid {
             if is_last {
                 let all = std::mem::take(&mut self.buf);
                 self.digests.feed_out(&all);
-                push_pdvs(send, self.context, all, chunk, true);
+                push_pdvs(send, self.context, all, chunk, (0x00, 0x02));
             } else if let Some(pieces) = cut(&mut self.buf, chunk) {
                 self.digests.feed_out(&pieces);
-                push_pdvs(send, self.context, pieces, chunk, false);
+                push_pdvs(send, self.context, pieces, chunk, (0x00, 0x00));
             }
         }
         match summary {
@@ -251,27 +243,25 @@ fn cut(buf: &mut Vec<u8>, chunk: usize) -> Option<Vec<u8>> {
     Some(pieces)
 }
 
-/// Sends `bytes` as data PDVs of at most `chunk` bytes, the last one flagged
-/// last where `last`; one PDV is the buffer itself.
+/// Sends `bytes` as PDVs of at most `chunk` bytes, with the control header
+/// `flags.0`, the last with `flags.1` (a command: 0x01, 0x03; data: 0x00,
+/// and 0x02 for an object's end); one PDV is the buffer itself.
 fn push_pdvs(
     send: &mut Vec<(u8, u8, Vec<u8>)>,
     context: u8,
     bytes: Vec<u8>,
     chunk: usize,
-    last: bool,
+    flags: (u8, u8),
 ) {
-    let flag = |is_end: bool| if last && is_end { 0x02 } else { 0x00 };
     if bytes.len() <= chunk {
-        send.push((context, flag(true), bytes));
+        send.push((context, flags.1, bytes));
         return;
     }
     let n = bytes.len().div_ceil(chunk);
-    send.extend(
-        bytes
-            .chunks(chunk)
-            .enumerate()
-            .map(|(i, p)| (context, flag(i + 1 == n), p.to_vec())),
-    );
+    send.extend(bytes.chunks(chunk).enumerate().map(|(i, p)| {
+        let mch = if i + 1 == n { flags.1 } else { flags.0 };
+        (context, mch, p.to_vec())
+    }));
 }
 
 /// What a summary says changed, in words.
@@ -326,12 +316,12 @@ mod tests {
                             assert!(pieces.len() % 2 == 0 && pieces.len() + 2 > chunk / 2);
                             assert!((1..=2).contains(&buf.len()));
                             assert_eq!(pieces.len() + buf.len(), before);
-                            push_pdvs(&mut send, 1, pieces, chunk, false);
+                            push_pdvs(&mut send, 1, pieces, chunk, (0x00, 0x00));
                         }
                         None => assert!(before <= (chunk / 2).max(2) && buf.len() == before),
                     }
                 }
-                push_pdvs(&mut send, 1, std::mem::take(&mut buf), chunk, true);
+                push_pdvs(&mut send, 1, std::mem::take(&mut buf), chunk, (0x00, 0x02));
                 let out: Vec<u8> = send.iter().flat_map(|p| p.2.clone()).collect();
                 assert_eq!(out, fed, "chunk {chunk}, step {step}");
                 let (last, rest) = send.split_last().unwrap();

@@ -2029,7 +2029,7 @@ fn directory_record_elements_in_a_data_set_are_removed() {
 /// encapsulated pixel data), with the pixels hashed once.
 #[test]
 fn copied_values_are_reported_where_they_are_in_both_streams() {
-    use crate::elements::{ElementDigests, Walker, LARGE};
+    use crate::elements::LARGE;
     let key = [3u8; 32];
     for enc in [Encoding::ExplicitLe, Encoding::ImplicitLe] {
         let b = B(enc);
@@ -2049,36 +2049,15 @@ fn copied_values_are_reported_where_they_are_in_both_streams() {
         ] {
             let data = cat(&[base.clone(), pixels]);
             for step in [1000usize, 16_372, 65_536, 1 << 20] {
-                let mut d = Deidentifier::new(&DicomProfile::default(), &p(), enc, None).unwrap();
-                d.log_copies(LARGE);
-                let mut digests = ElementDigests::new(enc, Some(&key));
-                let (mut out, mut sent) = (Vec::new(), 0);
-                for chunk in data.chunks(step) {
-                    digests.feed_in(chunk);
-                    d.feed(chunk, &mut out).unwrap();
-                    for c in d.take_copies() {
-                        digests.copied(c);
-                    }
-                    digests.feed_out(&out[sent..]);
-                    sent = out.len();
-                }
-                d.finish(&mut out).unwrap();
-                digests.feed_out(&out[sent..]);
-                let mut win = Walker::new(enc, Some(&key));
-                win.feed(&data);
-                let mut wout = Walker::new(enc, None);
-                wout.feed(&out);
-                assert_eq!(
-                    digests.finish(),
-                    (win.finish(), wout.finish()),
-                    "{enc:?} {step}"
-                );
+                let (digests, want, out_hashed, _) =
+                    deid_with_digests(&DicomProfile::default(), enc, &data, step, &key);
+                assert_eq!(digests.finish(), want, "{enc:?} {step}");
                 assert_eq!(
                     digests.hashed(),
                     (shared, 0),
                     "{enc:?} {step}: pixels hashed once"
                 );
-                assert_eq!(wout.hashed(), shared);
+                assert_eq!(out_hashed, shared);
             }
         }
     }
@@ -2090,7 +2069,7 @@ fn copied_values_are_reported_where_they_are_in_both_streams() {
 /// to pin them all, and each call scanned them: quadratic in the object).
 #[test]
 fn a_peeked_copy_is_shared_and_removed_values_leave_no_hashes() {
-    use crate::elements::{ElementDigests, Walker, LARGE};
+    use crate::elements::LARGE;
     let b = explicit();
     let mut profile = DicomProfile::default();
     profile.options.retain_safe_private = true;
@@ -2113,11 +2092,43 @@ fn a_peeked_copy_is_shared_and_removed_values_leave_no_hashes() {
             removed += 1;
         }
     }
-    let mut d = Deidentifier::new(&profile, &p(), Encoding::ExplicitLe, None).unwrap();
+    let (digests, want, out_hashed, most) =
+        deid_with_digests(&profile, Encoding::ExplicitLe, &data, 4096, &[1; 32]);
+    assert_eq!(digests.finish(), want);
+    assert_eq!(
+        out_hashed, 20_000,
+        "the kept value is the output's one large value"
+    );
+    assert_eq!(digests.hashed().1, 0, "and its hash was shared");
+    assert!(
+        most <= 2,
+        "hashes kept for {removed} removed values: {most}"
+    );
+}
+
+/// De-identifies `data` fed `step` bytes at a time, driving element digests
+/// from the copies reported as the gateway does. Returns the digests, the
+/// output, the most copies and hashes held at once, and independent walkers'
+/// digests of the input (keyed) and output with the bytes of large values
+/// the output walker hashed.
+fn deid_with_digests(
+    profile: &DicomProfile,
+    enc: Encoding,
+    data: &[u8],
+    step: usize,
+    key: &[u8; 32],
+) -> (
+    crate::elements::ElementDigests,
+    (String, String),
+    u64,
+    usize,
+) {
+    use crate::elements::{ElementDigests, Walker, LARGE};
+    let mut d = Deidentifier::new(profile, &p(), enc, None).unwrap();
     d.log_copies(LARGE);
-    let mut digests = ElementDigests::new(Encoding::ExplicitLe, Some(&[1; 32]));
+    let mut digests = ElementDigests::new(enc, Some(key));
     let (mut out, mut sent, mut most) = (Vec::new(), 0, 0);
-    for chunk in data.chunks(4096) {
+    for chunk in data.chunks(step) {
         digests.feed_in(chunk);
         d.feed(chunk, &mut out).unwrap();
         for c in d.take_copies() {
@@ -2129,19 +2140,9 @@ fn a_peeked_copy_is_shared_and_removed_values_leave_no_hashes() {
     }
     d.finish(&mut out).unwrap();
     digests.feed_out(&out[sent..]);
-    let mut win = Walker::new(Encoding::ExplicitLe, Some(&[1; 32]));
-    win.feed(&data);
-    let mut wout = Walker::new(Encoding::ExplicitLe, None);
+    let mut win = Walker::new(enc, Some(key));
+    win.feed(data);
+    let mut wout = Walker::new(enc, None);
     wout.feed(&out);
-    assert_eq!(digests.finish(), (win.finish(), wout.finish()));
-    assert_eq!(
-        wout.hashed(),
-        20_000,
-        "the kept value is the output's one large value"
-    );
-    assert_eq!(digests.hashed().1, 0, "and its hash was shared");
-    assert!(
-        most <= 2,
-        "hashes kept for {removed} removed values: {most}"
-    );
+    (digests, (win.finish(), wout.finish()), wout.hashed(), most)
 }

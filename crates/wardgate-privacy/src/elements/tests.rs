@@ -13,7 +13,7 @@ fn head(explicit: bool, tag: u32, vr: &[u8; 2], len: u32) -> Vec<u8> {
     b.extend((tag as u16).to_le_bytes());
     if !explicit || tag >> 16 == 0xFFFE {
         b.extend(len.to_le_bytes());
-    } else if long_vr(*vr) {
+    } else if Vr::from_code(*vr).is_some_and(Vr::long_length) {
         b.extend(vr);
         b.extend([0, 0]);
         b.extend(len.to_le_bytes());
