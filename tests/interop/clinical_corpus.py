@@ -1077,6 +1077,30 @@ def cases():
     c.add("heparin with the same start in ORC-7 and TQ1-7", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204101500\r", 1), "allow")
     c.add("heparin with different starts in ORC-7 and TQ1-7", message(cid(), [(heparin(10), ["TQ1|1||||||20261204101500"])]).replace("^EHR\r", "^EHR|||||^^^20261204181500\r", 1), "block", "WG-INF-042")
 
+    # --- Session 29's adversarial review: every part of a coded value, everywhere -----
+    # A duration's unit, a concentration's unit and a parameter's identifier read
+    # from every part a receiver may read (CWE-9 original text, CWE-10/11 second
+    # alternate), as rates, drugs and weights already were.
+    vol250 = dict(f1="1", f4="HEP^heparin^LOCAL", f5="250", f7=ML[0], f17="25000", f18=U[1], f23="250", f24=ML[1])
+    c.add("heparin 250 mL over 25 h (TQ1-13)", message(cid(), [(rxg(**vol250), ["TQ1|1||||||||||||25^h&h&UCUM"])]), "allow")
+    for unit in ("h&h&UCUM&&&&&&min", "h&h&UCUM&&&&&&&" + MIN_CQ, "h&h&UCUM&&&&&&&min&min&UCUM"):
+        c.add(f"heparin 250 mL over 25 {unit} (TQ1-13)", message(cid(), [(rxg(**vol250), [f"TQ1|1||||||||||||25^{unit}"])]), "block", "WG-INF-016")
+        c.add(f"heparin 250 mL over 25 {unit} (TQ1-6)", message(cid(), [(rxg(**vol250), [f"TQ1|1|||||25^{unit}"])]), "block", "WG-INF-016")
+    conc_only = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="10", f16=ML_H[1])
+    c.add("heparin 10 mL/h on an MDC_CONC_DRUG of 100 U/mL", message(cid(), [(conc_only, [obx(1, "157760^MDC_CONC_DRUG^MDC", "100", "U/mL^U/mL^UCUM")])]), "allow")
+    for unit in ("U/mL^U/mL^UCUM^^^^^^units/L", "U/mL^U/mL^UCUM^^^^^^^U/L^U/L^UCUM", "U/mL^U/mL^UCUM^^^^^^kU/mL"):
+        c.add(f"heparin 10 mL/h on an MDC_CONC_DRUG of 100 {unit}", message(cid(), [(conc_only, [obx(1, "157760^MDC_CONC_DRUG^MDC", "100", unit)])]), "block", "WG-INF-016")
+    for unit in ("U/mL^U/mL^UCUM^^^^^^kU/mL", "U/mL^U/mL^UCUM^^^^^^^kU/mL^kU/mL^UCUM", "U/mL^U/mL^UCUM^^^^^^1000 units/mL"):
+        c.add(f"heparin 10 mL/h of 100 {unit} (RXG-17/18, no RXG-23/24)", message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="10", f16=ML_H[1], f17="100", f18=unit), [])]), "block", "WG-INF-016")
+    two_reads = obx(3, "158018^MDC_DOSE_LOADING^MDC^^^^^^^158017^MDC_DOSE_PCA_PATIENT^MDC", "2", MG[1])
+    c.add("PCA loading dose whose second alternate names the demand dose", message(cid(), [(hydm(), [demand, lockout(), two_reads])]), "block", "WG-INF-016")
+    # A give code's text must lead with the drug's name: words before it may be
+    # another drug the library does not know.
+    for text in ("Morphine sulfate 1 mg/mL heparin lock", "Fentanyl 10 mcg/mL with heparin 1 unit/mL", "Premixed morphine and heparin"):
+        c.add(f"give code text {text!r}", message(cid(), [(heparin(10, f4=f"HEP^{text}^LOCAL"), [])]), "block", "WG-INF-016")
+    for text in ("Heparin 25,000 units in dextrose 5% 250 mL", "25,000 units heparin in D5W", "HEPARIN SODIUM 100 UNIT/ML"):
+        c.add(f"give code text {text!r}", message(cid(), [(heparin(10, f4=f"HEP^{text}^LOCAL"), [])]), "allow")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

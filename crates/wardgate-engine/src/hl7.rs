@@ -578,7 +578,8 @@ fn routine_json(
     };
     match flow.connection_id {
         Some(id) => {
-            let mut out = Vec::with_capacity(256);
+            // A routine line is about 350 bytes: one allocation, no regrowth.
+            let mut out = Vec::with_capacity(512);
             let at = RoutineFlow::Connection(id);
             compact::write_routine(&mut out, clock.rfc3339(), at, &facts, bytes);
             out

@@ -2994,9 +2994,27 @@ fn resolve_drug<'l>(
                 (1..=4.min(words.len() - i))
                     .rev()
                     .find_map(|k| library.lookup_indexed(&words[i..i + k].join(" ")))
+                    .map(|h| (i, h))
             });
-            if let Some(h) = named {
-                hits.push(h);
+            if let Some((i, h)) = named {
+                // The name must lead: only numbers and units (a strength, a
+                // volume: "25,000 units heparin") may come before it. Words before it may be a drug the
+                // library does not know ("Morphine sulfate 1 mg/mL heparin
+                // lock", found by an adversarial review): what the nurse and
+                // the pump's display read first.
+                let before = &words[..i];
+                if before
+                    .iter()
+                    .all(|w| w.chars().any(|ch| ch.is_ascii_digit()) || units::parse(w).is_ok())
+                {
+                    hits.push(h);
+                } else {
+                    return Err(OrderFinding::new(
+                        rules::CODED_PARTS_DISAGREE,
+                        format!("RXG #{n}: the give code's text {:?} does not begin with a drug name of library {:?}: {:?} comes before {:?}, and may name another drug", bounded(t), library.id, bounded(&before.join(" ")), h.1.display),
+                    )
+                    .at(l));
+                }
             }
         }
         if hits.is_empty() && is_identifier {
@@ -3315,7 +3333,10 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
     // its unit read one way (every coded part the same concentration unit).
     if volume.raw().trim_ascii().is_empty() && rxg.field(24).raw().trim_ascii().is_empty() {
         let unit = rxg.field(18);
-        let parts: Vec<String> = [1usize, 2, 4, 5]
+        // Every part a receiver may read the unit from (with the original
+        // text, CWE-9, and v2.7's second alternate, CWE-10/11: found by an
+        // adversarial review, `U/mL` coded with `kU/mL` there).
+        let parts: Vec<String> = [1usize, 2, 4, 5, 9, 10, 11]
             .iter()
             .map(|&c| {
                 String::from_utf8_lossy(unit.component(c).raw())
@@ -3347,6 +3368,17 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
                         per_ml: v * per_ml,
                     }));
                 }
+            } else {
+                // The identifier is a concentration unit and another part
+                // names another one, or none wardgate reads: two readings.
+                return Err(OrderFinding::new(
+                    rules::CODED_PARTS_DISAGREE,
+                    format!(
+                        "RXG #{n}: RXG-18 strength unit {:?}: its parts name different concentrations, or one wardgate cannot read",
+                        bounded(&String::from_utf8_lossy(unit.raw()))
+                    ),
+                )
+                .at(loc(b"RXG", n, 18)));
             }
         }
     }
@@ -3638,7 +3670,10 @@ fn param_entry(
 ) -> Option<Result<&'static (&'static str, &'static str, Param), ()>> {
     let id = obx.field(3);
     let mut found: Option<&'static (&'static str, &'static str, Param)> = None;
-    for c in [1usize, 2, 4, 5] {
+    // With the original text (CWE-9) and v2.7's second alternate (CWE-10, 11):
+    // a loading dose coded beside a second alternate naming the PCA demand
+    // dose has two readings (found by an adversarial review).
+    for c in [1usize, 2, 4, 5, 9, 10, 11] {
         let p = String::from_utf8_lossy(id.component(c).subcomponent(1));
         let p = p.trim();
         if p.is_empty() {
@@ -3866,7 +3901,7 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         };
         let readable = uf.repetition_count() <= 1
             && !uf.has_escapes()
-            && [1usize, 2, 4, 5]
+            && [1usize, 2, 4, 5, 9, 10, 11]
                 .iter()
                 .all(|&c| per_hour(uf.component(c).raw()));
         if !readable {
@@ -3896,7 +3931,8 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             return;
         };
         let uf = obx.field(6);
-        let parts: Vec<(usize, String)> = [1usize, 2, 4, 5]
+        // Every part a receiver may read the unit from, as in `cwe_unit`.
+        let parts: Vec<(usize, String)> = [1usize, 2, 4, 5, 9, 10, 11]
             .iter()
             .map(|&c| {
                 let t = String::from_utf8_lossy(uf.component(c).raw())
@@ -3907,6 +3943,7 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             .filter(|(_, p)| !p.is_empty())
             .collect();
         let mut found: Option<(Dimension, f64)> = None;
+        let mut unread_text: Option<String> = None;
         for (c, p) in &parts {
             match units::parse_concentration(p) {
                 Ok(c) => match found {
@@ -3931,7 +3968,7 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                 }
                 // An identifier wardgate cannot read may be what the pump reads
                 // (a deci- or kilo-prefixed code): refused, as in `cwe_unit`.
-                Err(e) if *c == 1 || *c == 4 => {
+                Err(e) if matches!(*c, 1 | 4 | 10) => {
                     out.findings.push(
                         OrderFinding::new(
                             rules::UNIT_UNKNOWN,
@@ -3941,8 +3978,23 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
                     );
                     return;
                 }
-                Err(_) => {}
+                Err(_) => {
+                    unread_text.get_or_insert_with(|| bounded(p));
+                }
             }
+        }
+        if let (Some(_), Some(t)) = (found, &unread_text) {
+            // A text wardgate cannot read beside a unit it can (`U/mL` coded,
+            // `units/L` as the original text): a receiver reading the text
+            // runs another concentration, as in `cwe_unit`.
+            out.findings.push(
+                OrderFinding::new(
+                    rules::CODED_PARTS_DISAGREE,
+                    format!("OBX #{seq}: the concentration unit's parts disagree: {t:?} is not a unit wardgate reads beside one it does"),
+                )
+                .at(loc(b"OBX", seq, 6)),
+            );
+            return;
         }
         match found {
             Some((dim, per)) if uf.repetition_count() == 1 && !uf.has_escapes() => {
@@ -4084,7 +4136,11 @@ fn read_tq1(
             let mut unit: Option<Unit> = None;
             let mut bad = None;
             let mut label = String::new();
-            for i in [1usize, 2, 4, 5] {
+            // Identifier, text, alternates, original text (CWE-9) and v2.7's
+            // second alternate (CWE-10, 11): a unit a receiver reads from any
+            // of them is read (found by an adversarial review: `h` coded, `min`
+            // in the original text).
+            for i in [1usize, 2, 4, 5, 9, 10, 11] {
                 let p = String::from_utf8_lossy(comp.subcomponent(i))
                     .trim()
                     .to_owned();

@@ -2705,17 +2705,37 @@ fn a_strength_per_millilitre_with_no_strength_volume_is_the_concentration() {
         "{:?}",
         o.record.event().wardgate.findings
     );
-    // An amount without its volume, or a unit read two ways, stays refused.
-    for unit in ["U^U^UCUM", "U/mL^U/L^UCUM", "U/mL^units per millilitre"] {
+    // An amount without its volume stays incomplete; a unit read two ways
+    // (in any part a receiver may read: the original text, CWE-9, and v2.7's
+    // second alternate, CWE-10/11, too) is refused as such.
+    for (unit, rule) in [
+        ("U^U^UCUM", "WG-INF-007"),
+        ("U/mL^U/L^UCUM", "WG-INF-016"),
+        ("U/mL^units per millilitre", "WG-INF-016"),
+        ("U/mL^U/mL^UCUM^^^^^^kU/mL", "WG-INF-016"),
+        ("U/mL^U/mL^UCUM^^^^^^^kU/mL^kU/mL^UCUM", "WG-INF-016"),
+        ("U/mL^U/mL^UCUM^^^^^^1000 units/mL", "WG-INF-016"),
+    ] {
         let o = run(&rgv(&[give("50", unit)], &[]));
         assert_eq!(o.verdict, Verdict::Block, "{unit}");
         assert_eq!(
             rule_of(&o),
-            "WG-INF-007",
+            rule,
             "{unit}: {:?}",
             o.record.event().wardgate.findings
         );
     }
+    // The same parts all naming U/mL are one reading.
+    let o = run(&rgv(
+        &[give("50", "U/mL^U/mL^UCUM^^^^^^U/mL^U/mL^U/mL^UCUM")],
+        &[],
+    ));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
 }
 
 #[test]
@@ -2782,5 +2802,153 @@ fn the_same_start_in_orc_7_and_tq1_is_one_start() {
     ] {
         let o = run(&order(orc7, &tq1s));
         assert_eq!(o.verdict, Verdict::Block, "{orc7} {tq1s:?}");
+    }
+}
+
+/// Found by an adversarial review: parts of a coded value other than the
+/// identifier, text and alternate (CWE-9 original text, v2.7's CWE-10/11
+/// second alternate) were read for rates, drugs and weights but not for a
+/// duration's unit, a concentration's unit or a programming parameter's
+/// identifier, and a give code's text naming another drug before the
+/// library's passed. Each variant is refused; each control is not.
+#[test]
+fn every_part_a_receiver_may_read_is_read_for_durations_concentrations_and_parameters() {
+    let infusion_over = |duration: &str| {
+        let give = rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (5, "250"),
+            (7, "mL^mL^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "250"),
+            (24, "mL^mL^UCUM"),
+        ]);
+        let tq1 = format!("TQ1|1||||||||||||{duration}");
+        run(&rgv(&[give], &[&tq1]))
+    };
+    // 250 mL of 100 U/mL over 25 h: 1000 U/h. Over 25 min: 60 000 U/h.
+    let o = infusion_over("25^h&h&UCUM");
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    for d in [
+        "25^h&h&UCUM&&&&&&min",
+        "25^h&h&UCUM&&&&&&&264352&MDC_DIM_MIN&MDC",
+        "25^h&h&UCUM&&&&&&&min&min&UCUM",
+    ] {
+        let o = infusion_over(d);
+        assert_eq!(o.verdict, Verdict::Block, "{d}");
+        assert_eq!(
+            rule_of(&o),
+            "WG-INF-016",
+            "{d}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    // A rate in mL/h on a concentration stated by OBX only.
+    let by_obx = |unit: &str| {
+        let give = rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+        ]);
+        let conc = format!("OBX|1|NM|157760^MDC_CONC_DRUG^MDC||100|{unit}|||||F");
+        run(&rgv(&[give], &[&conc]))
+    };
+    let o = by_obx("U/mL^U/mL^UCUM");
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    for unit in [
+        "U/mL^U/mL^UCUM^^^^^^units/L",
+        "U/mL^U/mL^UCUM^^^^^^^U/L^U/L^UCUM",
+        "U/mL^U/mL^UCUM^^^^^^kU/mL",
+    ] {
+        let o = by_obx(unit);
+        assert_eq!(o.verdict, Verdict::Block, "{unit}");
+        assert_eq!(
+            rule_of(&o),
+            "WG-INF-016",
+            "{unit}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    // A loading dose whose second alternate names the PCA demand dose.
+    let o = run(&pca_order(&[LOADING_500_U, LOCKOUT_10_MIN]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    let two = "OBX|8|NM|158018^MDC_DOSE_LOADING^MDC^^^^^^^158017^MDC_DOSE_PCA_PATIENT^MDC||500|U^U^UCUM|||||F";
+    let o = run(&pca_order(&[two, LOCKOUT_10_MIN]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Block,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    assert!(
+        o.record
+            .event()
+            .wardgate
+            .findings
+            .iter()
+            .any(|f| f.rule == "WG-INF-016"),
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // A give code's text: the library's drug must lead it.
+    let named = |text: &str| {
+        let code = format!("HEP^{text}^LOCAL");
+        let give = rxg(&[
+            (1, "1"),
+            (4, code.as_str()),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "250"),
+            (24, "mL^mL^UCUM"),
+        ]);
+        run(&rgv(&[give], &[]))
+    };
+    for text in [
+        "heparin",
+        "Heparin 25,000 units in dextrose 5% 250 mL",
+        "HEPARIN SODIUM 100 UNIT/ML",
+        "25,000 units heparin in D5W",
+        "heparin lock flush",
+    ] {
+        let o = named(text);
+        assert_eq!(
+            o.verdict,
+            Verdict::Allow,
+            "{text}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    for text in [
+        "Morphine sulfate 1 mg/mL heparin lock",
+        "Fentanyl 10 mcg/mL with heparin 1 unit/mL",
+        "Premixed morphine and heparin",
+    ] {
+        let o = named(text);
+        assert_eq!(o.verdict, Verdict::Block, "{text}");
+        assert_eq!(
+            rule_of(&o),
+            "WG-INF-016",
+            "{text}: {:?}",
+            o.record.event().wardgate.findings
+        );
     }
 }

@@ -530,8 +530,22 @@ const ASCII_SAFE_CHARSETS: &[&str] = &[
 /// Whether `name` (one MSH-18 repetition, trimmed) is a set in which bytes
 /// below 0x80 are read as ASCII whatever surrounds them.
 fn ascii_safe(name: &[u8]) -> bool {
-    let n = String::from_utf8_lossy(name).to_ascii_uppercase();
-    if ASCII_SAFE_CHARSETS.contains(&n.as_str()) {
+    // Every name below is ASCII and short: anything else is no such set. The
+    // upper-cased copy lives on the stack (this runs for every message that
+    // names its character set).
+    let mut upper = [0u8; 32];
+    let Some(buf) = upper.get_mut(..name.len()) else {
+        return false;
+    };
+    if !name.is_ascii() {
+        return false;
+    }
+    buf.copy_from_slice(name);
+    buf.make_ascii_uppercase();
+    let Ok(n) = std::str::from_utf8(buf) else {
+        return false;
+    };
+    if ASCII_SAFE_CHARSETS.contains(&n) {
         return true;
     }
     // `8859/1`..`8859/15` (table 0211), `ISO-8859-1`, `ISO8859-15`, `ISO_8859-2`.

@@ -479,3 +479,36 @@ fn an_answer_echoing_bytes_that_are_not_utf8_does_not_declare_utf8() {
     ack::build_ack(&m, &p, &mut out);
     assert!(String::from_utf8_lossy(&out).contains("UNICODE UTF-8"));
 }
+
+#[test]
+fn ascii_safe_sets_are_named_in_any_case_and_nothing_else_passes() {
+    for name in [
+        "utf-8",
+        "Unicode UTF-8",
+        "us-ascii",
+        "latin1",
+        "iso-8859-1",
+        "Iso8859-15",
+        "iso_8859-16",
+        "8859/9",
+        "cp1250",
+        "Windows-1258",
+    ] {
+        assert!(super::ascii_safe(name.as_bytes()), "{name}");
+    }
+    for name in [
+        "UTF\u{2010}8", // a Unicode hyphen: not the set's name
+        "\u{ff35}TF-8", // a fullwidth U
+        "8859/12",      // no such part
+        "8859/17",
+        "ISO-8859-0",
+        "windows-1259",
+        "CP437",
+        "UTF-16",
+        "",
+        "ISO-8859-000000000000000000000001", // longer than any set's name
+    ] {
+        assert!(!super::ascii_safe(name.as_bytes()), "{name:?}");
+    }
+    assert!(!super::ascii_safe(b"UTF-8\xff"));
+}
