@@ -1348,5 +1348,91 @@ for _v6, _sfx in ((False, ""), (True, "_v6")):
          expect=S + U, v6=_v6)
 
 
+# --- Session 29's adversarial review (2026-12-07) ---------------------------------
+# SYN combined with other flags inside a connection, the offload checksum pattern
+# on a segment built from IP fragments, and timestamps a SYN|ACK from the wrong
+# end tries to turn on. Each of the first, before the fix, made wardgate judge the
+# SAFE copy (or end the stream) without any alert.
+# SYN combined with other flags mid-stream (RFC 5961 4.2: challenge ACK, discard).
+case("synackfin_midstream_client", "control",
+     "UNSAFE up to RI-20; then from the client a SYN|ACK|FIN with seq rcv_nxt-1 (no data): Linux in ESTABLISHED "
+     "answers a SYN with a challenge ACK and discards it (FIN and all); then the rest of UNSAFE.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC - 1, flags="SFA"), Sync(), Fill(U)])
+case("synackfin_at_next_client", "control",
+     "As above, SYN|ACK|FIN at seq rcv_nxt.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="SFA"), Sync(), Fill(U)])
+case("synfin_noack_midstream", "control",
+     "UNSAFE up to RI-20; SYN|FIN (no ACK) at rcv_nxt-1; then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC - 1, flags="SF", ack=0), Sync(), Fill(U)])
+case("synrstack_inexact", "control",
+     "UNSAFE up to RI-20; SYN|RST|ACK at rcv_nxt+10 (in window, not exact: Linux sends a challenge ACK, no reset); "
+     "then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC + 10, flags="SRA"), Sync(), Fill(U)])
+case("synrstack_exact", "control",
+     "UNSAFE up to RI-20; SYN|RST|ACK exactly at rcv_nxt (Linux checks RST before SYN: reset); then the rest.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC, flags="SRA"), Sync(), c.seg(KC, U[KC:]), Sync()])
+case("synrst_noack_exact_then_safe", "control",
+     "SAFE complete; SYN|RST (no ACK) exactly at rcv_nxt: Linux resets; then UNSAFE sent on the dead connection "
+     "(host answers RST). Converse check: a monitor ignoring the reset alerts on bytes no one read.",
+     lambda c: [Fill(S), Sync(), c.seg(M, flags="SR", ack=0, ts=False), Sync(), c.seg(M, U), Sync()])
+
+case("synackfin_before_order", "control",
+     "Right after the handshake, from the client a SYN|ACK|FIN with seq ISN (= rcv_nxt-1), no data: Linux discards it "
+     "(SYN in ESTABLISHED: challenge ACK); then the whole UNSAFE order.",
+     lambda c: [Sync(), c.seg(-1, flags="SFA"), Sync(), Fill(U)])
+case("synackfin_midstream_client_v6", "ipv6",
+     "IPv6 variant of synackfin_midstream_client.",
+     lambda c: [Fill(U, end=KC), Sync(), c.seg(KC - 1, flags="SFA"), Sync(), Fill(U)], v6=True)
+
+def TSO(v, e=0):
+    return [("NOP", None), ("NOP", None), ("Timestamp", (v & MASK, e))]
+
+
+case("synack_ts_paws_desync", "control",
+     "Timestamps NOT negotiated (plain SYN/SYN-ACK). The client sends a SYN|ACK at its ISN carrying a timestamp option "
+     "(Linux: SYN in ESTABLISHED, challenge ACK, discarded); then UNSAFE[0:10) with TSval 2000000 and UNSAFE[10:) with "
+     "TSval 5 (Linux ignores timestamps on a connection that did not negotiate them: both read); then a SAFE copy of "
+     "[10:) with TSval 3000000 (old data for Linux).",
+     lambda c: [Sync(), c.seg(-1, flags="SA", opts=TSO(1000000)), Sync(),
+                c.seg(0, U[:10], opts=TSO(2000000)), c.seg(10, U[10:], opts=TSO(5)),
+                c.seg(10, S[10:], opts=TSO(3000000)), Sync(), Fill(U)])
+case("ts_not_negotiated_control", "control",
+     "Control for synack_ts_paws_desync without the SYN|ACK: timestamps not negotiated, same three data segments.",
+     lambda c: [Sync(), c.seg(0, U[:10], opts=TSO(2000000)), c.seg(10, U[10:], opts=TSO(5)),
+                c.seg(10, S[10:], opts=TSO(3000000)), Sync(), Fill(U)])
+
+PAD = b"".join(mllp(observation(f"EV-J{i:04d}", 3)) for i in range(4))
+
+
+def frag_partial_build(c):
+    from scapy.layers.l2 import Ether
+    from scapy.layers.inet import IP
+    def build(c):
+        p = c.seg(0, S + PAD, tcp_csum="partial")  # bytes, DF set
+        e = Ether(p)
+        e[IP].flags = 0
+        del e[IP].chksum
+        return c.frags(e, [(0, 1400), (1400, None)])
+    return [Sync(), Call(build), Sync(), Fill(U + PAD)]
+
+
+case("frag_partial_csum_decoy", "decoy",
+     "IPv4, ordinary 1500 MTU: a SAFE copy of the order plus ORU padding in ONE TCP segment larger than the MSS, "
+     "sent as two IP fragments, its TCP checksum holding the offload pattern (wrong on any wire: the host reassembles "
+     "and drops it). Then the real UNSAFE order plus the same padding in ordinary segments split at 1400.",
+     frag_partial_build)
+case("frag_partial_csum_decoy_v6", "decoy",
+     "IPv6 variant of frag_partial_csum_decoy.",
+     lambda c: [Sync(), Call(lambda c: c.frags(c.seg(0, S + PAD, tcp_csum="partial"), [(0, 1400), (1400, None)])),
+                Sync(), Fill(U + PAD)], v6=True)
+
+case("synack_forged_ack_poison", "control",
+     "After the handshake, the client sends a SYN|ACK at its ISN whose ACK is 200000 beyond anything the server sent "
+     "(Linux: SYN in ESTABLISHED, challenge ACK, discarded). Then the real UNSAFE order with the real ACK, then a SAFE "
+     "copy carrying the forged ACK (Linux: ACK of unsent data, dropped; and old data anyway).",
+     lambda c: [Sync(), c.seg(-1, flags="SA", ack=(c.ack_no() + 200000) & MASK), Sync(),
+                c.seg(0, U), c.seg(0, S, ack=(c.ack_no() + 200000) & MASK), Sync(), Fill(U)])
+
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -640,7 +640,10 @@ pub struct Analyzer {
     /// times cheaper than SipHash on a 40-byte key (measured: SipHash was ~9% of
     /// analysis time).
     keyer: foldhash::fast::RandomState,
+    /// IPv4 reassembly.
     defrag: Defrag,
+    /// IPv6 reassembly: Linux keeps the two apart, with their own timeouts.
+    defrag6: Defrag,
     clock: ReplayClock,
     /// Counters.
     pub counts: PacketCounts,
@@ -749,6 +752,7 @@ impl Analyzer {
             flows: FlowTable::default(),
             keyer: foldhash::fast::RandomState::default(),
             defrag: Defrag::new(defrag::Limits::default()),
+            defrag6: Defrag::new(defrag::Limits::ipv6()),
             clock: ReplayClock::default(),
             counts: PacketCounts::default(),
             last_sweep_us: 0,
@@ -807,9 +811,9 @@ impl Analyzer {
         self.flows.len()
     }
 
-    /// Fragment reassembly counters.
-    pub fn defrag_stats(&self) -> &defrag::Stats {
-        self.defrag.stats()
+    /// Fragment reassembly counters: IPv4's, then IPv6's.
+    pub fn defrag_stats(&self) -> [&defrag::Stats; 2] {
+        [self.defrag.stats(), self.defrag6.stats()]
     }
 
     /// A connection's state, its sides reassembling by their receivers' policies.
@@ -942,7 +946,7 @@ impl Analyzer {
                 let mut anomalies = Vec::new();
                 let frame = defrag::Frame { dst_mac: d.dst_mac };
                 let whole = if v6 {
-                    self.defrag
+                    self.defrag6
                         .ipv6_framed(scope, ip, frame, ts, &mut |a| anomalies.push(a))
                 } else {
                     self.defrag
@@ -961,6 +965,7 @@ impl Analyzer {
                                 vlan: d.vlan,
                                 vlans: d.vlans,
                                 sent_by_capture_host: d.sent_by_capture_host,
+                                reassembled: true,
                                 ..inner
                             };
                             self.decoded(merged, ts, out);
@@ -1282,22 +1287,34 @@ impl Analyzer {
         let flags = t.flags;
         // What the host drops before looking at the connection.
         let (mut checksum, payload_sum) = d.tcp_verdict();
+        if d.reassembled && matches!(checksum, Checksum::Offloaded | Checksum::Partial) {
+            // Reassembled from IP fragments: no stack fragments a segment
+            // whose checksum it left to the NIC (Linux completes it first,
+            // `ip_do_fragment`), so the offload pattern here is a wrong
+            // checksum on the wire (found by an adversarial review: a decoy
+            // over the MSS, sent as two fragments, was taken as offload).
+            checksum = Checksum::Bad;
+        }
         if checksum == Checksum::Offloaded && !d.sent_by_capture_host {
             // Taken as offload for its size alone (a segment merged or to be
             // split by the capturing host's own stack): no larger than the MSS
             // the receiver announced, it could have crossed a wire whole (a
-            // jumbo-frame link), and its checksum is judged as any other's.
-            let within_mss = self.flows.get(&k).is_some_and(|c| {
-                let rcv = if src == c.session.client() {
-                    &c.down
+            // jumbo-frame link), and its checksum is judged as any other's;
+            // nor from a sender whose segments showed a good checksum (a
+            // stack that offloads leaves every one of them to the NIC).
+            let judged = self.flows.get(&k).is_some_and(|c| {
+                let (snd, rcv) = if src == c.session.client() {
+                    (&c.up, &c.down)
                 } else {
-                    &c.up
+                    (&c.down, &c.up)
                 };
-                rcv.shown
-                    .mss
-                    .is_some_and(|m| t.payload.len() <= usize::from(m))
+                snd.shown.offloaded == Some(false)
+                    || rcv
+                        .shown
+                        .mss
+                        .is_some_and(|m| t.payload.len() <= usize::from(m))
             });
-            if within_mss {
+            if judged {
                 checksum = Checksum::Partial;
             }
         }
@@ -1349,7 +1366,10 @@ impl Analyzer {
                 .wrapping_add(u32::from(flags.fin));
             self.resolve_deferred(&k, src, t.seq, end, out);
         }
-        if flags.syn && !flags.ack {
+        // A SYN with RST is a RST to the host: Linux checks RST before SYN in
+        // every state (`tcp_validate_incoming`, `tcp_rcv_synsent_state_process`);
+        // found by an adversarial review.
+        if flags.syn && !flags.ack && !flags.rst {
             if let Some(c) = self.flows.get_mut(&k) {
                 let from_client = src == c.session.client();
                 // Closed for both ends: a RST, or both FINs (TIME-WAIT takes
@@ -1659,7 +1679,9 @@ impl Analyzer {
         let partial = checksum == Checksum::Partial;
         let decoy_checksum = match (snd.shown.offloaded, partial) {
             (None, p) => {
-                snd.shown.offloaded = Some(p);
+                // A segment taken as offload for its size shows the pattern
+                // too: this sender's stack leaves its checksums to the NIC.
+                snd.shown.offloaded = Some(p || checksum == Checksum::Offloaded);
                 false
             }
             (Some(false), true) => true,
@@ -1690,7 +1712,16 @@ impl Analyzer {
                 rules::TTL_CHANGE,
                 "TTL lower than the connection's: it may expire before the host",
             ));
+        } else if flags.syn && !flags.rst && from_client && (snd.max_ack.is_some() || conn.has_data)
+        {
+            // The client's end of an established connection sends no SYN: the
+            // server's host answers it with a challenge ACK and discards it,
+            // data, FIN and options too (RFC 5961 4.2; found by an adversarial
+            // review: a SYN|ACK|FIN ended the stream, and its timestamps
+            // turned on PAWS the handshake never negotiated).
+            ignored = Some("a SYN from the client inside an established connection (RFC 5961 4.2: a challenge ACK, the segment discarded)");
         } else if flags.syn
+            && !flags.rst
             && flags.ack
             && !from_client
             && rcv.max_ack.is_none()
@@ -1700,7 +1731,7 @@ impl Analyzer {
             // Another SYN-ACK with another ISN before the client's first ACK:
             // that ACK will say which one the client took.
             hold_syn_ack = true;
-        } else if flags.syn {
+        } else if flags.syn && !flags.rst {
             // SYN or SYN-ACK: learn the ISN, scale and timestamps; data on it is
             // not read (no TCP Fast Open).
             keep_syn_ack = flags.ack && !from_client && rcv.max_ack.is_none();
@@ -3006,6 +3037,7 @@ impl Analyzer {
         self.last_sweep_us = self.now_us;
         let mut expired = Vec::new();
         self.defrag.expire(self.now_us, &mut |a| expired.push(a));
+        self.defrag6.expire(self.now_us, &mut |a| expired.push(a));
         for a in expired {
             self.fragment_anomaly(&a, out);
         }
@@ -3172,6 +3204,7 @@ impl Analyzer {
     pub fn finish_all(&mut self, out: &mut dyn FnMut(Record)) {
         let mut expired = Vec::new();
         self.defrag.expire(u64::MAX, &mut |a| expired.push(a));
+        self.defrag6.expire(u64::MAX, &mut |a| expired.push(a));
         for a in expired {
             self.fragment_anomaly(&a, out);
         }

@@ -188,6 +188,9 @@ pub struct Decoded<'a> {
     /// capture marked outgoing): its TCP checksum may be the partial one checksum
     /// offload leaves for the NIC to finish.
     pub sent_by_capture_host: bool,
+    /// Reassembled from IP fragments (by [`crate::defrag`]): never a segment
+    /// the sender's stack left its checksum to the NIC for.
+    pub reassembled: bool,
     /// Source IP.
     pub src: IpAddr,
     /// Destination IP.
@@ -416,6 +419,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
         vlan: l.vlan,
         vlans: l.vlans,
         sent_by_capture_host: l.sent_by_capture_host,
+        reassembled: false,
         src: n.src,
         dst: n.dst,
         ttl: n.ttl,
@@ -782,6 +786,7 @@ impl Decoded<'_> {
             vlan: self.vlan,
             vlans: self.vlans,
             sent_by_capture_host: self.sent_by_capture_host,
+            reassembled: self.reassembled,
             src: self.src,
             dst: self.dst,
             ttl: self.ttl,

@@ -2495,3 +2495,211 @@ fn a_proven_fork_is_not_replaced_by_a_further_syn_ack() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
 }
+
+/// Splits an Ethernet/IPv4 frame's payload into a fragment `[off, end)`
+/// (offsets in bytes, multiples of 8 but the last), id `id`.
+fn frag4_of(whole: &[u8], off: usize, end: usize, more: bool, id: u16) -> Vec<u8> {
+    let ip = &whole[14..];
+    let mut h = ip[..20].to_vec();
+    h[2..4].copy_from_slice(&((20 + end - off) as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    let fo = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+    h[6..8].copy_from_slice(&fo.to_be_bytes());
+    h[10..12].fill(0);
+    let c = !(fold(sum(&h, 0)) as u16);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = whole[..14].to_vec();
+    f.extend_from_slice(&h);
+    f.extend_from_slice(&ip[20 + off..20 + end]);
+    f
+}
+
+/// Splits an Ethernet/IPv6 frame (no extension headers) into a fragment.
+fn frag6_of(whole: &[u8], off: usize, end: usize, more: bool, id: u32) -> Vec<u8> {
+    let mut ip = whole[14..54].to_vec();
+    let next = ip[6];
+    ip[6] = 44;
+    ip[4..6].copy_from_slice(&((8 + end - off) as u16).to_be_bytes());
+    let mut f = whole[..14].to_vec();
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[next, 0]);
+    f.extend_from_slice(&((off as u16) | u16::from(more)).to_be_bytes());
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&whole[54 + off..54 + end]);
+    f
+}
+
+/// Found by an adversarial review: a segment larger than an Ethernet MTU was
+/// taken as the capturing host's offload for its size alone, so a decoy
+/// whose checksum held the offload pattern (wrong on any wire) was read, and
+/// the real order after it went unjudged, without an alert. Such a segment
+/// from a sender whose segments showed good checksums, or built from IP
+/// fragments (no stack fragments a segment it left to the NIC), is a decoy.
+#[test]
+fn an_oversized_segment_with_the_offload_pattern_is_a_decoy_where_it_cannot_be_offload() {
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let mut pad =
+        b"\x0bMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ORU^R01^ORU_R01|PAD-1|P|2.6\rNTE|1||"
+            .to_vec();
+    pad.extend(std::iter::repeat_n(b'x', 1500));
+    pad.extend_from_slice(b"\r\x1c\r");
+    let (real, fake) = ([bad.clone(), pad.clone()].concat(), [decoy, pad].concat());
+    let mut f = build(&Seg::data(0, &fake));
+    assert!(f.len() - 34 > 1480);
+    partial(&mut f);
+    // IP fragments must not carry DF.
+    let mut unfragmentable = f.clone();
+    unfragmentable[20] &= !0x40;
+    let n = unfragmentable.len() - 34;
+    for (how, crafted) in [
+        ("one jumbo frame", vec![f.clone()]),
+        (
+            "two IP fragments",
+            vec![
+                frag4_of(&unfragmentable, 0, 1400, true, 77),
+                frag4_of(&unfragmentable, 1400, n, false, 77),
+            ],
+        ),
+    ] {
+        let mut frames = handshake(false);
+        frames.push(server_ack(0));
+        frames.extend(crafted);
+        frames.push(build(&Seg::data(0, &real[..1400])));
+        frames.push(build(&Seg::data(1400, &real[1400..])));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{how}: {rules:?}");
+    }
+    // The capture of an offloading sender's own host: its SYN carried the
+    // pattern too, and its large segments are its stack's, read as sent.
+    let mut frames = handshake(false);
+    partial(&mut frames[0]);
+    partial(&mut frames[2]);
+    let mut f = build(&Seg::data(0, &real));
+    partial(&mut f);
+    frames.push(f);
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "offloading sender: {d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}
+
+/// Found by an adversarial review: a SYN|ACK from the client's end of an
+/// established connection (with a FIN, or timestamps the handshake never
+/// negotiated) was learnt from, ending the stream or turning on PAWS. Linux
+/// answers a SYN there with a challenge ACK and discards the segment whole
+/// (RFC 5961 4.2); a SYN with RST is a RST (checked first).
+#[test]
+fn a_syn_from_the_clients_end_of_an_established_connection_is_discarded_whole() {
+    let bad = order("BAD-1", "90");
+    let safe = order("BAD-1", "20");
+    for (how, at) in [("right after the handshake", 0usize), ("mid-stream", 100)] {
+        let mut frames = handshake(false);
+        frames.push(build(&Seg::data(0, &bad[..at])));
+        frames.push(build(&Seg {
+            seq: CISN + at as u32,
+            syn: true,
+            fin: true,
+            ..Seg::data(0, b"")
+        }));
+        frames.push(build(&Seg::data(at as u32, &bad[at..])));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        assert!(rules.iter().any(|r| r == "WG-CAP-010"), "{how}: {rules:?}");
+    }
+    // Timestamps offered by such a SYN|ACK are not the connection's: an old
+    // TSval after it does not make the real bytes "dropped" (PAWS).
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        seq: CISN,
+        syn: true,
+        ts: Some((1_000_000, 0)),
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg {
+        ts: Some((2_000_000, 0)),
+        ..Seg::data(0, &bad[..10])
+    }));
+    frames.push(build(&Seg {
+        ts: Some((5, 0)),
+        ..Seg::data(10, &bad[10..])
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "timestamps: {d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+    // A SYN|RST (no ACK) exactly at rcv_nxt resets the connection: the order
+    // after it is not read as if the host had ignored the RST.
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &safe)));
+    frames.push(build(&Seg {
+        seq: CISN + 1 + safe.len() as u32,
+        ack: None,
+        syn: true,
+        rst: true,
+        ..Seg::data(0, b"")
+    }));
+    let (_, rules) = analyse(&frames);
+    assert!(
+        !rules.iter().any(|r| r == "WG-CAP-010"),
+        "SYN|RST: {rules:?}"
+    );
+}
+
+/// Linux keeps an IPv6 reassembly queue 60 s (`ip6frag_time`), an IPv4 one 30 s
+/// (`ipfrag_time`): found by an adversarial review, wardgate dropped IPv6
+/// queues at 30 s and judged a datagram the host never built.
+#[test]
+fn ipv6_fragments_wait_sixty_seconds_and_ipv4_thirty() {
+    let v6 = {
+        let mut b = Vec::new();
+        PacketBuilder::ethernet2(CMAC, SMAC)
+            .ipv6(
+                [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
+                64,
+            )
+            .tcp(40000, 2575, CISN + 1, 65535)
+            .ack(SISN + 1)
+            .write(&mut b, &[b'x'; 200])
+            .expect("write");
+        b
+    };
+    let v4 = {
+        let mut f = build(&Seg::data(0, &[b'x'; 200]));
+        f[20] &= !0x40;
+        f
+    };
+    let timed_out = |first: Vec<u8>, rest: Vec<u8>, gap_s: u64| {
+        let frames = vec![first, rest];
+        let at = [0, gap_s * 1_000_000];
+        let (_, rules) = run(
+            &frames,
+            wardgate_capture::reassembly::Policy::Linux,
+            FlowLimits::default(),
+            &|i| at[i],
+        );
+        rules.iter().any(|r| r == "WG-CAP-015")
+    };
+    let n6 = v6.len() - 54;
+    let n4 = v4.len() - 34;
+    // The tail first, the head 45 s later: IPv6 completes, IPv4 timed out.
+    assert!(!timed_out(
+        frag6_of(&v6, 96, n6, false, 9),
+        frag6_of(&v6, 0, 96, true, 9),
+        45
+    ));
+    assert!(timed_out(
+        frag6_of(&v6, 96, n6, false, 9),
+        frag6_of(&v6, 0, 96, true, 9),
+        61
+    ));
+    assert!(timed_out(
+        frag4_of(&v4, 96, n4, false, 9),
+        frag4_of(&v4, 0, 96, true, 9),
+        45
+    ));
+    assert!(!timed_out(
+        frag4_of(&v4, 96, n4, false, 9),
+        frag4_of(&v4, 0, 96, true, 9),
+        20
+    ));
+}
