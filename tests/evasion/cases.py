@@ -1434,5 +1434,51 @@ case("synack_forged_ack_poison", "control",
                 c.seg(0, U), c.seg(0, S, ack=(c.ack_no() + 200000) & MASK), Sync(), Fill(U)])
 
 
+# From a second review the same session: a SYN-ACK "from the server" mid-stream
+# with timestamps the handshake never negotiated (it turned on PAWS and the real
+# bytes were dropped as old), and a client SYN|ACK that makes the listener reset
+# the embryonic connection before a new one on the same ports.
+def server_synack(flags, ts=True):
+    def build(c):
+        from scapy.layers.l2 import Ether
+        from scapy.layers.inet import IP, TCP
+        from scapy.layers.inet6 import IPv6
+        ip = IPv6(src=c.dst, dst=c.src) if c.fam == 6 else IP(src=c.dst, dst=c.src, flags="DF")
+        p = Ether(src=c.lab.rtr_mac, dst=c.lab.cli_mac) / ip / TCP(
+            sport=c.dport, dport=c.sport, flags=flags, seq=c.srv_isn, ack=c.seq(0),
+            options=TSO(1000000) if ts else [])
+        return [p]
+    return build
+
+
+for fl, nm in (("SA", "server_synack_ts_paws"), ("SAF", "server_synackfin_ts_paws"), ("SAPU", "server_synackpshurg_ts_paws")):
+    case(nm, "control",
+         f"Timestamps NOT negotiated. Mid-stream, a {fl} 'from the server' (seq = server ISN, ack = client ISN+1, "
+         "with a timestamp option) crosses cli0 as a router->client frame (the server host never gets it; the client "
+         "host would discard it: SYN in ESTABLISHED). Then UNSAFE[0:10) TSval 2000000, UNSAFE[10:) TSval 5: Linux "
+         "ignores timestamps on a connection that did not negotiate them and reads UNSAFE.",
+         (lambda fl: lambda c: [Sync(), c.seg(0, U[:10], opts=TSO(2000000)), Sync(), Call(server_synack(fl)),
+                                c.seg(10, U[10:], opts=TSO(5)), Sync(), Fill(U)])(fl))
+
+
+def synrecv_kill_pre(flags):
+    X = 0x10203040
+    def pre(c):
+        def after_synack(c):
+            y = c.synacks[X]
+            return [c.seg(seq=X + 1, ack=y + 1, flags=flags, ts=False), Sync(),
+                    c.seg(seq=X + 1, ack=y + 1, flags="PA", data=S, ts=False), Sync()]
+        return [c.syn(isn=X), WaitSynAck(X), Call(after_synack)]
+    return pre
+
+
+for fl, nm in (("SA", "synrecv_client_synack_then_safe"), ("SAEC", "synrecv_client_synackece_then_safe")):
+    case(nm, "control",
+         f"Connection 1 (ISN X): SYN, server SYN-ACK, then the client sends {fl} at X+1 acking the server's ISN+1 "
+         "(Linux tcp_check_req: in window, SYN bit -> embryonic reset, request dropped, RST sent), then ACK+SAFE at X+1. "
+         "Then a new connection on the same ports (another ISN) sends UNSAFE.",
+         lambda c: [Sync(), Fill(U)], pre=synrecv_kill_pre(fl))
+
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -1094,12 +1094,31 @@ def cases():
         c.add(f"heparin 10 mL/h of 100 {unit} (RXG-17/18, no RXG-23/24)", message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="10", f16=ML_H[1], f17="100", f18=unit), [])]), "block", "WG-INF-016")
     two_reads = obx(3, "158018^MDC_DOSE_LOADING^MDC^^^^^^^158017^MDC_DOSE_PCA_PATIENT^MDC", "2", MG[1])
     c.add("PCA loading dose whose second alternate names the demand dose", message(cid(), [(hydm(), [demand, lockout(), two_reads])]), "block", "WG-INF-016")
-    # A give code's text must lead with the drug's name: words before it may be
-    # another drug the library does not know.
-    for text in ("Morphine sulfate 1 mg/mL heparin lock", "Fentanyl 10 mcg/mL with heparin 1 unit/mL", "Premixed morphine and heparin"):
-        c.add(f"give code text {text!r}", message(cid(), [(heparin(10, f4=f"HEP^{text}^LOCAL"), [])]), "block", "WG-INF-016")
-    for text in ("Heparin 25,000 units in dextrose 5% 250 mL", "25,000 units heparin in D5W", "HEPARIN SODIUM 100 UNIT/ML"):
-        c.add(f"give code text {text!r}", message(cid(), [(heparin(10, f4=f"HEP^{text}^LOCAL"), [])]), "allow")
+    # A give code's text naming the drug after a salt, a brand, a base solution or
+    # "premix" is the drug (a review found these refused when the name had to lead).
+    for drug, text, rate, unit in (
+        ("HEP", "Sodium heparin 25,000 units/250 mL", "10", ML_H[1]),
+        ("HEP", "Premix heparin 25,000 units in 250 mL", "10", ML_H[1]),
+        ("HEP", "Dextrose 5% 250 mL with heparin 25,000 units", "10", ML_H[1]),
+        ("HEP", "25,000 units heparin in D5W", "10", ML_H[1]),
+        ("INS", "Regular insulin 100 units/100 mL", "5", U_H[1]),
+        ("INS", "HumuLIN R 100 units insulin in NS 100 mL", "5", U_H[1]),
+    ):
+        f = dict(f1="1", f4=f"{drug}^{text}^LOCAL", f15=rate, f16=unit)
+        if drug == "HEP":
+            f.update(f17="25000", f18=U[1], f23="250", f24=ML[1])
+        c.add(f"give code text {text!r}", message(cid(), [(rxg(**f), [])]), "allow")
+    # The order type and the repeat pattern read every part too.
+    step = lambda kind: f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||{kind}||||||F"
+    for kind in ("continuous^^^^^^^^clinician-dose", "continuous^^^^^^^^^clinician-dose^clinician-dose"):
+        c.add(f"heparin 10 mL/h, order type {kind}", message(cid(), [(heparin(10), [step(kind)])]), "block", "WG-INF-017")
+    c.add("heparin, order type text only in the second alternate", message(cid(), [(heparin(10), [step("^^^^^^^^^loading-dose^loading-dose")])]), "block", "WG-INF-039")
+    for pattern in ("ONCE&Once&HL70335&&&&&&Q6H", "ONCE&Once&HL70335&&&&&&&Q6H&Every 6 hours&HL70335"):
+        c.add(f"heparin 10 mL/h, TQ1-3 {pattern}", message(cid(), [(heparin(10), [f"TQ1|1||{pattern}"])]), "block", "WG-INF-042")
+    # Original texts that paraphrase the code are read, not refused.
+    for unit in ("h&h&UCUM&&&&&&hrs", "h&h&UCUM&&&&&&hour(s)"):
+        c.add(f"heparin 250 mL over 25 {unit} (TQ1-13)", message(cid(), [(rxg(**vol250), [f"TQ1|1||||||||||||25^{unit}"])]), "allow")
+    c.add("heparin 10 mL/h on an MDC_CONC_DRUG of 100 U/mL, 'units per mL' as original text", message(cid(), [(conc_only, [obx(1, "157760^MDC_CONC_DRUG^MDC", "100", "U/mL^U/mL^UCUM^^^^^^units per mL")])]), "allow")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.

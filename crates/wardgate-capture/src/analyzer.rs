@@ -268,6 +268,10 @@ enum Doubt {
     /// It came in a frame with more VLAN tags than a flow's key holds: read
     /// only by a host with VLAN interfaces stacked that deep.
     DeepVlan,
+    /// Larger than an Ethernet frame with the checksum offload's pattern,
+    /// from a sender that showed good checksums: the receiving host's own
+    /// merging on a capture taken there, a bad checksum on a wire.
+    OffloadPattern,
 }
 
 /// A copy of bytes the host may or may not have taken: where it starts, its
@@ -1299,22 +1303,18 @@ impl Analyzer {
             // Taken as offload for its size alone (a segment merged or to be
             // split by the capturing host's own stack): no larger than the MSS
             // the receiver announced, it could have crossed a wire whole (a
-            // jumbo-frame link), and its checksum is judged as any other's;
-            // nor from a sender whose segments showed a good checksum (a
-            // stack that offloads leaves every one of them to the NIC).
-            let judged = self.flows.get(&k).is_some_and(|c| {
-                let (snd, rcv) = if src == c.session.client() {
-                    (&c.up, &c.down)
+            // jumbo-frame link), and its checksum is judged as any other's.
+            let within_mss = self.flows.get(&k).is_some_and(|c| {
+                let rcv = if src == c.session.client() {
+                    &c.down
                 } else {
-                    (&c.down, &c.up)
+                    &c.up
                 };
-                snd.shown.offloaded == Some(false)
-                    || rcv
-                        .shown
-                        .mss
-                        .is_some_and(|m| t.payload.len() <= usize::from(m))
+                rcv.shown
+                    .mss
+                    .is_some_and(|m| t.payload.len() <= usize::from(m))
             });
-            if judged {
+            if within_mss {
                 checksum = Checksum::Partial;
             }
         }
@@ -1712,14 +1712,23 @@ impl Analyzer {
                 rules::TTL_CHANGE,
                 "TTL lower than the connection's: it may expire before the host",
             ));
-        } else if flags.syn && !flags.rst && from_client && (snd.max_ack.is_some() || conn.has_data)
+        } else if flags.syn
+            && !flags.rst
+            && from_client
+            && (snd.max_ack.is_some()
+                || conn.has_data
+                || (flags.ack && rcv.syn_ack_seen && snd.isn == Some(t.seq)))
         {
             // The client's end of an established connection sends no SYN: the
             // server's host answers it with a challenge ACK and discards it,
             // data, FIN and options too (RFC 5961 4.2; found by an adversarial
             // review: a SYN|ACK|FIN ended the stream, and its timestamps
             // turned on PAWS the handshake never negotiated).
-            ignored = Some("a SYN from the client inside an established connection (RFC 5961 4.2: a challenge ACK, the segment discarded)");
+            // Before its first ACK, a SYN|ACK at the client's ISN is outside
+            // the listener's window (`tcp_check_req`: an ACK, dropped); its
+            // timestamps turned on PAWS the handshake never negotiated (found
+            // by a second review).
+            ignored = Some("a SYN from the client inside an established connection, or at its ISN after the server's SYN-ACK (RFC 5961 4.2: answered with an ACK, the segment discarded)");
         } else if flags.syn
             && !flags.rst
             && flags.ack
@@ -1748,7 +1757,10 @@ impl Analyzer {
             if flags.ack && rcv.isn.is_some_and(|i| t.ack == i.wrapping_add(1)) {
                 // A SYN-ACK carries timestamps only when the SYN it answers
                 // did (RFC 7323 3.2): whichever copy of the SYN reached it.
-                if t.options.timestamp.is_some() {
+                // Not one after the client's first ACK: the client is
+                // established and discards it (a second review found one
+                // forged mid-stream turning on PAWS).
+                if t.options.timestamp.is_some() && rcv.max_ack.is_none() {
                     rcv.shown.ts_on_syn = true;
                 }
                 // Its window is never scaled, and is the receive window until
@@ -1913,6 +1925,21 @@ impl Analyzer {
             }
         }
         let mut edge_copy = None;
+        if checksum == Checksum::Offloaded
+            && !d.sent_by_capture_host
+            && snd.shown.offloaded == Some(false)
+            && !t.payload.is_empty()
+        {
+            // Larger than a wire's frame, with the offload pattern, from a
+            // sender whose segments showed good checksums: on a capture taken
+            // on the receiving host it is that host's own merging (GRO writes
+            // the pattern: `tcp4_gro_complete`), read as is; on a wire (a
+            // jumbo-frame link to the capture point) it is a bad checksum the
+            // host drops. Taken, and other bytes for the same stretch are an
+            // ambiguity (found by two adversarial reviews: as a decoy it hid
+            // the real order; refused, every order of a GRO capture was lost).
+            edge_copy = Some(Uncertain::new(t.seq, t.payload, Doubt::OffloadPattern));
+        }
         if drop.is_none() && ignored.is_none() && (!t.payload.is_empty() || flags.fin) {
             if let Some(edge) = rcv.edge {
                 // Data at or past the right edge is dropped; a bare FIN at it is
@@ -2163,6 +2190,9 @@ impl Analyzer {
                         ),
                         Doubt::DeepVlan => format!(
                             "bytes from {src} were also sent in a frame with more VLAN tags than wardgate keys a connection by: a host with VLAN interfaces stacked that deep read that copy, which wardgate did not judge; one without read this one, which it judged"
+                        ),
+                        Doubt::OffloadPattern => format!(
+                            "bytes from {src} were also sent in a segment larger than an Ethernet frame whose checksum held the offload pattern: on a capture taken on the receiving host that is its own merging and the host read it, which wardgate judged; on a wire it is a bad checksum, and the host read this copy"
                         ),
                         Doubt::LowTtl => format!(
                             "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"

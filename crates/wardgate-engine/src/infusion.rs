@@ -500,9 +500,12 @@ pub fn check(
                     _ => false,
                 }
         };
-        let texts_agree = says(code.subcomponent(2))
-            && says(code.subcomponent(4))
-            && says(code.subcomponent(5))
+        // With the original text (9) and the second alternate (10, 11):
+        // `ONCE&Once&HL70335&&&&&&Q6H` is every 6 h to a receiver reading it
+        // (found by an adversarial review).
+        let texts_agree = [2usize, 4, 5, 9, 10, 11]
+            .iter()
+            .all(|&i| says(code.subcomponent(i)))
             && (alignment || says(comp(2)));
         let rpt_more = alignment
             || numeric(comp(3))
@@ -805,7 +808,7 @@ fn multistep(
             continue;
         }
         let id = s.field(3);
-        let total = [1usize, 2, 4, 5, 9].iter().any(|&c| {
+        let total = [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&c| {
             let p = id.component(c).subcomponent(1).trim_ascii();
             TOTAL_STEPS
                 .iter()
@@ -1299,7 +1302,7 @@ fn check_give(
                 facts.route = Some(code_shown.clone());
                 // The drug's own texts may name a route too (`vincristine
                 // intrathecal`): what the pump's label shows the nurse.
-                let drug_route = [2usize, 5, 9].iter().find_map(|&c| {
+                let drug_route = [2usize, 5, 9, 11].iter().find_map(|&c| {
                     let t = String::from_utf8_lossy(rxg.field(4).component(c).raw());
                     other_route_word(&t, &code).map(|r| (c, r))
                 });
@@ -2996,25 +2999,14 @@ fn resolve_drug<'l>(
                     .find_map(|k| library.lookup_indexed(&words[i..i + k].join(" ")))
                     .map(|h| (i, h))
             });
-            if let Some((i, h)) = named {
-                // The name must lead: only numbers and units (a strength, a
-                // volume: "25,000 units heparin") may come before it. Words before it may be a drug the
-                // library does not know ("Morphine sulfate 1 mg/mL heparin
-                // lock", found by an adversarial review): what the nurse and
-                // the pump's display read first.
-                let before = &words[..i];
-                if before
-                    .iter()
-                    .all(|w| w.chars().any(|ch| ch.is_ascii_digit()) || units::parse(w).is_ok())
-                {
-                    hits.push(h);
-                } else {
-                    return Err(OrderFinding::new(
-                        rules::CODED_PARTS_DISAGREE,
-                        format!("RXG #{n}: the give code's text {:?} does not begin with a drug name of library {:?}: {:?} comes before {:?}, and may name another drug", bounded(t), library.id, bounded(&before.join(" ")), h.1.display),
-                    )
-                    .at(l));
-                }
+            if let Some((_, h)) = named {
+                // Words before the name are not judged: a salt, a brand, a
+                // base solution or "premix" comes first in many EHRs' texts
+                // ("Sodium heparin", "NS with KCl 20 mEq", "Pitocin
+                // (oxytocin)"), and wardgate knows no drug names but the
+                // library's: a text naming another drug first ("Morphine 1
+                // mg/mL heparin lock") is not told from these.
+                hits.push(h);
             }
         }
         if hits.is_empty() && is_identifier {
@@ -3107,6 +3099,15 @@ const ROUTE_WORDS: &[(&str, &str)] = &[
     ("SPINAL", "IT"),
     ("SUBARACHNOID", "IT"),
     ("INTRAVENTRICULAR", "IT"),
+    // Other ways to the cerebrospinal fluid (found by an adversarial review:
+    // each passed beside `IV`); as far from IV as intrathecal.
+    ("INTRASPINAL", "IT"),
+    ("INTRACEREBROVENTRICULAR", "IT"),
+    ("INTRACISTERNAL", "IT"),
+    ("NEURAXIAL", "IT"),
+    ("LUMBAR", "IT"),
+    ("CSF", "IT"),
+    ("OMMAYA", "IT"),
     ("IT", "IT"),
     ("EPIDURAL", "EP"),
     ("EPIDURALLY", "EP"),
@@ -3836,7 +3837,11 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         let t = norm(1);
         // Text without a code: a receiver reading the text may see a bolus
         // where the code's absence reads as continuous.
-        if t.is_empty() && [2, 4, 5, 9].into_iter().any(|c| !norm(c).is_empty()) {
+        if t.is_empty()
+            && [2, 4, 5, 9, 10, 11]
+                .into_iter()
+                .any(|c| !norm(c).is_empty())
+        {
             out.findings.push(
                 OrderFinding::new(
                     rules::AMBIGUOUS_ORDER_KIND,
@@ -3846,9 +3851,11 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
             );
             return;
         }
-        // The text and the alternate coding (CWE-2, 4, 5) may name the type
-        // too: one saying bolus where another says continuous is refused.
-        let said: Vec<bool> = [1, 2, 4, 5]
+        // The text, the alternate coding (CWE-2, 4, 5), the original text
+        // (CWE-9) and v2.7's second alternate (CWE-10, 11) may name the type
+        // too: one saying bolus where another says continuous is refused
+        // (found by an adversarial review: `clinician-dose^^^^^^^^continuous`).
+        let said: Vec<bool> = [1, 2, 4, 5, 9, 10, 11]
             .into_iter()
             .filter_map(|c| bolus_word(&norm(c)))
             .collect();

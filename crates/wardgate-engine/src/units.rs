@@ -300,13 +300,22 @@ fn amount(token: &str) -> Result<Unit, UnitError> {
 fn time_seconds(token: &str) -> Option<f64> {
     let t = token.trim();
     let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(t));
-    if is(&["s", "sec", "second", "seconds"]) {
+    // The plurals and "(s)" forms senders write in original texts (CWE-9).
+    if is(&[
+        "s",
+        "sec",
+        "secs",
+        "sec(s)",
+        "second",
+        "seconds",
+        "second(s)",
+    ]) {
         Some(1.0)
-    } else if is(&["min", "minute", "minutes"]) {
+    } else if is(&["min", "mins", "min(s)", "minute", "minutes", "minute(s)"]) {
         Some(60.0)
-    } else if is(&["h", "hr", "hour", "hours"]) {
+    } else if is(&["h", "hr", "hrs", "hr(s)", "hour", "hours", "hour(s)"]) {
         Some(3600.0)
-    } else if is(&["d", "day", "days"]) {
+    } else if is(&["d", "day", "days", "day(s)"]) {
         Some(86400.0)
     } else {
         None
@@ -515,6 +524,14 @@ const MDC_CONC_BASES: &[(u32, Dimension, f64)] = &[
 /// `MDC_DIM_MILLI_G_PER_ML`, `264306`): the dimension and base units per mL.
 pub fn parse_concentration(text: &str) -> Result<(Dimension, f64), UnitError> {
     let t = text.trim();
+    // "units per mL": the words some senders use, as in `parse`.
+    let spelled;
+    let t = if t.contains(" per ") {
+        spelled = t.replace(" per ", "/");
+        spelled.as_str()
+    } else {
+        t
+    };
     if t.is_empty() {
         return Err(UnitError::Empty);
     }
