@@ -527,7 +527,7 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15="2000", f16=MG[1]), ["TQ1|1||||||20261124100000|20261124103100|||||1^h&h&UCUM"])]),
           "block", "WG-INF-017")
     c.add("an unreadable strength volume unit is refused even for a U/h rate",
-          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="500000", f18=U[1], f23="50", f24="mls"), [])]),
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="500000", f18=U[1], f23="50", f24="bags"), [])]),
           "block", "WG-INF-004")
     c.add("an ambiguous strength volume unit is refused even for a U/h rate",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="500000", f18=U[1], f23="50", f24="ML"), [])]),
@@ -1119,6 +1119,25 @@ def cases():
     for unit in ("h&h&UCUM&&&&&&hrs", "h&h&UCUM&&&&&&hour(s)"):
         c.add(f"heparin 250 mL over 25 {unit} (TQ1-13)", message(cid(), [(rxg(**vol250), [f"TQ1|1||||||||||||25^{unit}"])]), "allow")
     c.add("heparin 10 mL/h on an MDC_CONC_DRUG of 100 U/mL, 'units per mL' as original text", message(cid(), [(conc_only, [obx(1, "157760^MDC_CONC_DRUG^MDC", "100", "U/mL^U/mL^UCUM^^^^^^units per mL")])]), "allow")
+
+    # --- A third review: the RXR's other fields, more route words, unread quantities ---
+    for rxr, verdict in (
+        ("RXR|IV^Intravenous^HL70162|IT^Intrathecal space^99SITE", "block"),
+        ("RXR|IV^Intravenous^HL70162|||IT^Intrathecal injection", "block"),
+        ("RXR|IV^Via EVD^HL70162", "block"),
+        ("RXR|IV^Intravenous^HL70162|LA^Left arm^HL70163", "allow"),
+        ("RXR|IV^Intravenous - NOT FOR INTRATHECAL USE^HL70162", "allow"),
+        ("RXR|IV^Intravenous^HL70162^^^^^^IV - infuse it over 10 minutes", "allow"),
+    ):
+        c.add(f"vincristine with {rxr}", message(cid(), [(vinc, [])], rxr=(rxr,)), verdict, "WG-INF-045" if verdict == "block" else None)
+    c.add("bupivacaine in a lumbar epidural", message(cid(), [(bupi, [])], rxr=("RXR|EP^Lumbar epidural^HL70162",)), "allow")
+    for what, seg, rule in (
+        ("a vendor duration as CQ", "OBX|1|CQ|99001^VND_INFUSION_DURATION^99VND||1^min&min&UCUM||||||F", "WG-INF-043"),
+        ("a vendor duration whose unit's parts disagree", "OBX|1|NM|99001^VND_INFUSION_DURATION^99VND||1|min^^^^^^^^1 min|||||F", "WG-INF-016"),
+        ("a vendor duration in 'mins.'", "OBX|1|NM|99001^VND_INFUSION_DURATION^99VND||1|mins.|||||F", "WG-INF-043"),
+    ):
+        c.add(f"heparin 250 mL at 10 mL/h with {what}", message(cid(), [(rxg(**vol250, f15="10", f16=ML_H[1]), [seg])]), "block", rule)
+    c.add("heparin with 'mls' and 'USP units' as original texts", message(cid(), [(rxg(**{**vol250, "f7": "mL^mL^UCUM^^^^^^mls", "f18": "U^U^UCUM^^^^^^USP units"}, f15="10", f16=ML_H[1]), [])]), "allow")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.

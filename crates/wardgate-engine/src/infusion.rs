@@ -1306,7 +1306,31 @@ fn check_give(
                     let t = String::from_utf8_lossy(rxg.field(4).component(c).raw());
                     other_route_word(&t, &code).map(|r| (c, r))
                 });
-                if let Some((c, other)) = drug_route {
+                // So may the RXR's other fields: the site, the device, the
+                    // method, the routing instruction (found by an adversarial
+                    // review: `IV^Intravenous|IT^Intrathecal space` passed).
+                let rxr_route = group.rxr.iter().find_map(|&(i, rseq)| {
+                    (2..=6).find_map(|f| {
+                        let field = segments[i].field(f);
+                        (1..=12).find_map(|c| {
+                            let t = String::from_utf8_lossy(field.component(c).raw());
+                            other_route_word(&t, &code).map(|r| (rseq, f, r))
+                        })
+                    })
+                });
+                if let Some((rseq, f, other)) = rxr_route {
+                    Some(
+                        OrderFinding::new(
+                            rules::ROUTE_UNCLEAR,
+                            format!(
+                                "RXG #{n}: the route of {:?} cannot be told (RXR #{seq} names {code_shown} and RXR #{rseq} RXR-{f} names {other}); allowed in care area {area}: {}",
+                                entry.display,
+                                allowed.join(", ")
+                            ),
+                        )
+                        .at(loc(b"RXR", rseq, f)),
+                    )
+                } else if let Some((c, other)) = drug_route {
                     Some(
                         OrderFinding::new(
                             rules::ROUTE_UNCLEAR,
@@ -3105,9 +3129,13 @@ const ROUTE_WORDS: &[(&str, &str)] = &[
     ("INTRACEREBROVENTRICULAR", "IT"),
     ("INTRACISTERNAL", "IT"),
     ("NEURAXIAL", "IT"),
-    ("LUMBAR", "IT"),
     ("CSF", "IT"),
     ("OMMAYA", "IT"),
+    ("RICKHAM", "IT"),
+    ("EVD", "IT"),
+    ("VENTRICULAR", "IT"),
+    ("INTRATECAL", "IT"),
+    ("INTRATHEKAL", "IT"),
     ("IT", "IT"),
     ("EPIDURAL", "EP"),
     ("EPIDURALLY", "EP"),
@@ -3150,15 +3178,36 @@ const ROUTE_WORDS: &[(&str, &str)] = &[
 /// anything not a letter or digit: `Intra-thecal`, `Intrathecal (IT)`,
 /// `Intravenous or intrathecal`).
 pub(crate) fn other_route_word(text: &str, id: &str) -> Option<&'static str> {
-    text.split(|c: char| !c.is_ascii_alphanumeric())
+    let words: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
-        .find_map(|w| {
-            ROUTE_WORDS
+        .collect();
+    words.iter().enumerate().find_map(|(i, w)| {
+        // A word of three letters or fewer is a route code only in capitals:
+        // "infuse it over 10 min" names no intrathecal route (found by an
+        // adversarial review). A text that is the code alone, in any case,
+        // is read by `read_route` as a code.
+        let code = ROUTE_WORDS
+            .iter()
+            .find(|(word, _)| {
+                if word.len() <= 3 {
+                    *w == *word
+                } else {
+                    w.eq_ignore_ascii_case(word)
+                }
+            })
+            .map(|(_, code)| *code)
+            .filter(|code| *code != id)?;
+        // A route forbidden by the words just before it ("NOT FOR
+        // INTRATHECAL USE", "do not give IV", the labels vincristine and
+        // bupivacaine carry) is no route to give by.
+        let negated = words[i.saturating_sub(2)..i].iter().any(|p| {
+            ["not", "never", "no"]
                 .iter()
-                .find(|(word, _)| w.eq_ignore_ascii_case(word))
-                .map(|(_, code)| *code)
-                .filter(|code| *code != id)
-        })
+                .any(|n| p.eq_ignore_ascii_case(n))
+        });
+        (!negated).then_some(code)
+    })
 }
 
 /// The one route code (upper-cased) the give's RXR segments state, with the
@@ -3299,7 +3348,9 @@ fn route_code(rep: &Field<'_>, allowed: &[String]) -> Result<String, String> {
     // what the pump shows the nurse.
     for c in [2usize, 5, 9, 11] {
         let t = part(c);
-        if let Some(code) = other_route_word(&t, &id) {
+        // Words as written: case tells the code IT from the pronoun.
+        let written = String::from_utf8_lossy(rep.component(c).raw());
+        if let Some(code) = other_route_word(&written, &id) {
             return Err(format!(
                 "the identifier {:?} and the text {t:?} (RXR-1.{c}, the route {code}) name different routes",
                 bounded(&id)
@@ -3707,16 +3758,8 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
     // Whatever OBX-11 says: a pump may not honour the status, as for the
     // parameters wardgate reads (found by an adversarial review: a 1 min
     // duration marked O beside a 250 mL VTBI passed).
-    if obx.field(6).raw().is_empty() {
-        return;
-    }
-    let Ok(unit) = cwe_unit(&obx.field(6)) else {
-        return;
-    };
-    if unit.dim == Dimension::Area && !unit.is_rate() {
-        return;
-    }
     let id = obx.field(3);
+    let label = || bounded(&String::from_utf8_lossy(id.raw()));
     let size = [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&c| {
         let comp = id.component(c);
         [comp.raw(), comp.subcomponent(1)].iter().any(|p| {
@@ -3730,6 +3773,47 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
             })
         })
     });
+    if obx.field(6).raw().is_empty() {
+        // A unit inside the value (a CQ, `1^min&min&UCUM`) states a quantity
+        // as surely as OBX-6 does (found by an adversarial review).
+        if !obx.field(5).component(2).raw().trim_ascii().is_empty() {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::UNREAD_PARAMETER,
+                    format!(
+                        "OBX #{seq}: {:?} states a quantity with its unit in OBX-5 under the give, under an identifier wardgate does not read as a programming parameter; a pump server may program from it",
+                        label()
+                    ),
+                )
+                .at(loc(b"OBX", seq, 5)),
+            );
+        }
+        return;
+    }
+    let unit = match cwe_unit(&obx.field(6)) {
+        Ok(u) => u,
+        // A unit read two ways, by case or by its parts: one reading may be
+        // a duration or a rate a pump server programs from (found by an
+        // adversarial review: `min^^^^^^^^1 min` passed).
+        Err(
+            p @ (UnitProblem::Disagree(..)
+            | UnitProblem::Ambiguous(_)
+            | UnitProblem::Repeated
+            | UnitProblem::Escaped(_)),
+        ) if !size => {
+            // (The patient's size is judged by the size reader, WG-INF-020.)
+            out.findings.push(p.finding(
+                &format!("OBX #{seq}: the unit of {:?} under the give", label()),
+                loc(b"OBX", seq, 6),
+            ));
+            return;
+        }
+        // A unit wardgate cannot read at all names no quantity it knows.
+        Err(_) => return,
+    };
+    if unit.dim == Dimension::Area && !unit.is_rate() {
+        return;
+    }
     if size && unit.dim == Dimension::Mass && !unit.is_rate() {
         return;
     }

@@ -3011,3 +3011,122 @@ fn every_part_a_receiver_may_read_is_read_for_durations_concentrations_and_param
         o.record.event().wardgate.findings
     );
 }
+
+/// A third adversarial review: routes named in the RXR's other fields, more
+/// words for routes to the cerebrospinal fluid, and quantities under an
+/// identifier wardgate does not read whose unit is read two ways or sits in
+/// the value, passed; "it" read as the IT code, warnings such as "NOT FOR
+/// INTRATHECAL USE", lumbar epidurals and common unit spellings were refused.
+#[test]
+fn routes_in_any_rxr_field_and_words_as_clinicians_write_them() {
+    let site = route_site("");
+    for (rxr, allowed) in [
+        ("RXR|IV^Intravenous^HL70162", true),
+        (
+            "RXR|IV^Intravenous^HL70162|IT^Intrathecal space^99SITE",
+            false,
+        ),
+        (
+            "RXR|IV^Intravenous^HL70162|||IT^Intrathecal injection",
+            false,
+        ),
+        ("RXR|IV^Intravenous^HL70162|||||SP^Spinal^HL70495", false),
+        ("RXR|IV^Intravenous^HL70162|LA^Left arm^HL70163", true),
+        ("RXR|IV^Via EVD^HL70162", false),
+        ("RXR|IV^Rickham reservoir^HL70162", false),
+        (
+            "RXR|IV^Intravenous^HL70162^^^^^^IV - infuse it over 10 minutes",
+            true,
+        ),
+        ("RXR|IV^Intravenous - NOT FOR INTRATHECAL USE^HL70162", true),
+        ("RXR|IV^Intravenous (not for spinal use)^HL70162", true),
+        ("RXR|IV^Intravenous, then intrathecal^HL70162", false),
+    ] {
+        let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
+        assert_eq!(
+            o.verdict == Verdict::Allow,
+            allowed,
+            "{rxr}: {}",
+            reason(&o)
+        );
+        if !allowed {
+            assert_eq!(rule_of(&o), "WG-INF-045", "{rxr}");
+        }
+    }
+    // A lumbar epidural is an epidural.
+    let site = route_site("").replace(
+        "routes = [\" iv \", \"SC\"]",
+        "routes = [\" iv \", \"SC\", \"EP\"]",
+    );
+    let o = run_routed(
+        &site,
+        &routed("MOR", &["RXR|EP^Lumbar epidural^HL70162"], "ICU"),
+    );
+    assert_eq!(o.verdict, Verdict::Allow, "{}", reason(&o));
+}
+
+#[test]
+fn quantities_under_unread_identifiers_and_unit_spellings() {
+    let give = || {
+        rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (5, "250"),
+            (7, "mL^mL^UCUM"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "250"),
+            (24, "mL^mL^UCUM"),
+        ])
+    };
+    let o = run(&rgv(&[give()], &[]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{:?}",
+        o.record.event().wardgate.findings
+    );
+    for obx in [
+        "OBX|1|CQ|99001^VND_INFUSION_DURATION^99VND||1^min&min&UCUM||||||F",
+        "OBX|1|NM|99001^VND_INFUSION_DURATION^99VND||1|min^^^^^^^^1 min|||||F",
+        "OBX|1|NM|99001^VND_INFUSION_DURATION^99VND||1|mins.|||||F",
+        "OBX|1|NM|99003^VND_RATE^99VND||5000|units/hr.|||||F",
+    ] {
+        let o = run(&rgv(&[give()], &[obx]));
+        assert_eq!(
+            o.verdict,
+            Verdict::Block,
+            "{obx}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+    // Spellings of the same unit in an original text are the same unit.
+    for (f7, f18) in [
+        ("mL^mL^UCUM^^^^^^mls", "U^U^UCUM"),
+        ("mL^mL^UCUM", "U^U^UCUM^^^^^^unit(s)"),
+        ("mL^mL^UCUM", "U^U^UCUM^^^^^^USP units"),
+        ("mL^mL^UCUM^^^^^^mL.", "U^U^UCUM"),
+    ] {
+        let give = rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (5, "250"),
+            (7, f7),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, f18),
+            (23, "250"),
+            (24, "mL^mL^UCUM"),
+        ]);
+        let o = run(&rgv(&[give], &[]));
+        assert_eq!(
+            o.verdict,
+            Verdict::Allow,
+            "{f7} {f18}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
+}

@@ -296,6 +296,33 @@ fn amount(token: &str) -> Result<Unit, UnitError> {
     }
 }
 
+/// A unit as senders write it in free text (an original text, CWE-9), made
+/// plain without changing its magnitude: a final full stop (`hr.`, `mg.`), a
+/// "(s)" (`unit(s)`), a "1" before a divisor (`units/1 mL`), "USP" before units
+/// (heparin's labels: the USP unit is the international unit since 2009), and
+/// the plurals of units a plural cannot make another unit of (`mls`, `mgs`,
+/// `kgs`, `mcgs`). Found by an adversarial review: each refused a standard
+/// order as parts that disagree.
+fn written_plainly(text: &str) -> String {
+    let mut t = text.trim().trim_end_matches('.').replace("(s)", "");
+    for (from, to) in [("/1 ", "/"), ("USP units", "units"), ("USP unit", "unit")] {
+        t = t.replace(from, to);
+    }
+    t.split('/')
+        .map(|part| {
+            let p = part.trim();
+            match p {
+                "mls" | "mLs" => "mL",
+                "mgs" => "mg",
+                "kgs" | "Kgs" => "kg",
+                "mcgs" => "mcg",
+                _ => part,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A time unit, in seconds (case does not change a time unit's magnitude).
 fn time_seconds(token: &str) -> Option<f64> {
     let t = token.trim();
@@ -338,7 +365,8 @@ fn is_m2(token: &str) -> bool {
 /// numeric MDC code such as `265266`, a duration unit (`min`, `h`) or an area
 /// (`m2`, `cm2`).
 pub fn parse(text: &str) -> Result<Unit, UnitError> {
-    let t = text.trim();
+    let written = written_plainly(text);
+    let t = written.as_str();
     if t.is_empty() {
         return Err(UnitError::Empty);
     }
@@ -523,7 +551,8 @@ const MDC_CONC_BASES: &[(u32, Dimension, f64)] = &[
 /// A concentration unit, amount per volume (`mg/mL`, `U/mL`,
 /// `MDC_DIM_MILLI_G_PER_ML`, `264306`): the dimension and base units per mL.
 pub fn parse_concentration(text: &str) -> Result<(Dimension, f64), UnitError> {
-    let t = text.trim();
+    let written = written_plainly(text);
+    let t = written.as_str();
     // "units per mL": the words some senders use, as in `parse`.
     let spelled;
     let t = if t.contains(" per ") {
