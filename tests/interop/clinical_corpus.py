@@ -1126,11 +1126,20 @@ def cases():
         ("RXR|IV^Intravenous^HL70162|||IT^Intrathecal injection", "block"),
         ("RXR|IV^Via EVD^HL70162", "block"),
         ("RXR|IV^Intravenous^HL70162|LA^Left arm^HL70163", "allow"),
-        ("RXR|IV^Intravenous - NOT FOR INTRATHECAL USE^HL70162", "allow"),
-        ("RXR|IV^Intravenous^HL70162^^^^^^IV - infuse it over 10 minutes", "allow"),
+        # A warning naming another route is refused (a negation may govern
+        # another word: "Not IV - intrathecal"), as is "it" in any case.
+        ("RXR|IV^Intravenous - NOT FOR INTRATHECAL USE^HL70162", "block"),
+        ("RXR|IV^Not IV - intrathecal^HL70162", "block"),
+        ("RXR|IV^iv/it^HL70162", "block"),
+        ("RXR|IV^into csf^HL70162", "block"),
+        ("RXR|IV^Intravenous^HL70162|||IVP^IV push^HL70165~IT^Intrathecal injection^HL70165", "block"),
     ):
         c.add(f"vincristine with {rxr}", message(cid(), [(vinc, [])], rxr=(rxr,)), verdict, "WG-INF-045" if verdict == "block" else None)
     c.add("bupivacaine in a lumbar epidural", message(cid(), [(bupi, [])], rxr=("RXR|EP^Lumbar epidural^HL70162",)), "allow")
+    c.add("bupivacaine epidural with a warning against IV lines", message(cid(), [(bupi, [])], rxr=("RXR|EP^Epidural^HL70162||||^DO NOT CONNECT TO IV LINES",)), "allow")
+    c.add("heparin with the pump's identity and a line type under the give",
+          message(cid(), [(rxg(**vol250, f15="10", f16=ML_H[1]), ["OBX|1|CWE|99002^VND_LINE_TYPE^99VND||CVC^Central venous catheter^99VND||||||F",
+                                                                  "OBX|2|EI|69986^MDC_DEV_PUMP_INFUS_VMD^MDC|1.0.0.0|PUMP-0042^ACME^1.2.3^ISO||||||F"])]), "allow")
     for what, seg, rule in (
         ("a vendor duration as CQ", "OBX|1|CQ|99001^VND_INFUSION_DURATION^99VND||1^min&min&UCUM||||||F", "WG-INF-043"),
         ("a vendor duration whose unit's parts disagree", "OBX|1|NM|99001^VND_INFUSION_DURATION^99VND||1|min^^^^^^^^1 min|||||F", "WG-INF-016"),

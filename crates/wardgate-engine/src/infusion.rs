@@ -1309,12 +1309,29 @@ fn check_give(
                 // So may the RXR's other fields: the site, the device, the
                     // method, the routing instruction (found by an adversarial
                     // review: `IV^Intravenous|IT^Intrathecal space` passed).
+                // Every repetition; an identifier (1, 4, 10) that is a table
+                // 0162 code, in any case, and the words of every part longer
+                // than three letters: these fields carry warnings ("DO NOT
+                // CONNECT TO IV LINES" on an epidural) where a short code is
+                // no instruction (a fourth review found them refused).
                 let rxr_route = group.rxr.iter().find_map(|&(i, rseq)| {
                     (2..=6).find_map(|f| {
                         let field = segments[i].field(f);
-                        (1..=12).find_map(|c| {
-                            let t = String::from_utf8_lossy(field.component(c).raw());
-                            other_route_word(&t, &code).map(|r| (rseq, f, r))
+                        field.repetitions().find_map(|rep| {
+                            (1..=12).find_map(|c| {
+                                let t = String::from_utf8_lossy(rep.component(c).raw());
+                                let upper = t.trim().to_ascii_uppercase();
+                                let coded = matches!(c, 1 | 4 | 10)
+                                    && upper != code
+                                    && ROUTE_CODES.contains(&upper.as_str());
+                                if coded {
+                                    return ROUTE_CODES
+                                        .iter()
+                                        .find(|k| **k == upper)
+                                        .map(|k| (rseq, f, *k));
+                                }
+                                route_word(&t, &code, 3).map(|r| (rseq, f, r))
+                            })
                         })
                     })
                 });
@@ -3178,36 +3195,25 @@ const ROUTE_WORDS: &[(&str, &str)] = &[
 /// anything not a letter or digit: `Intra-thecal`, `Intrathecal (IT)`,
 /// `Intravenous or intrathecal`).
 pub(crate) fn other_route_word(text: &str, id: &str) -> Option<&'static str> {
-    let words: Vec<&str> = text
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    words.iter().enumerate().find_map(|(i, w)| {
-        // A word of three letters or fewer is a route code only in capitals:
-        // "infuse it over 10 min" names no intrathecal route (found by an
-        // adversarial review). A text that is the code alone, in any case,
-        // is read by `read_route` as a code.
-        let code = ROUTE_WORDS
-            .iter()
-            .find(|(word, _)| {
-                if word.len() <= 3 {
-                    *w == *word
-                } else {
-                    w.eq_ignore_ascii_case(word)
-                }
-            })
-            .map(|(_, code)| *code)
-            .filter(|code| *code != id)?;
-        // A route forbidden by the words just before it ("NOT FOR
-        // INTRATHECAL USE", "do not give IV", the labels vincristine and
-        // bupivacaine carry) is no route to give by.
-        let negated = words[i.saturating_sub(2)..i].iter().any(|p| {
-            ["not", "never", "no"]
+    route_word(text, id, 0)
+}
+
+/// [`other_route_word`] among the words longer than `min_len` letters.
+/// Every word is read in any case and whatever surrounds it: a fourth
+/// review found that capitals-only short codes passed `iv/it` and `into
+/// csf`, and that a negation ("not IV - intrathecal") could not be told from
+/// one governing the route; a warning that names a route ("NOT FOR
+/// INTRATHECAL USE") is refused, as any text naming two routes is.
+fn route_word(text: &str, id: &str, min_len: usize) -> Option<&'static str> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| w.len() > min_len)
+        .find_map(|w| {
+            ROUTE_WORDS
                 .iter()
-                .any(|n| p.eq_ignore_ascii_case(n))
-        });
-        (!negated).then_some(code)
-    })
+                .find(|(word, _)| w.eq_ignore_ascii_case(word))
+                .map(|(_, code)| *code)
+                .filter(|code| *code != id)
+        })
 }
 
 /// The one route code (upper-cased) the give's RXR segments state, with the
@@ -3348,9 +3354,7 @@ fn route_code(rep: &Field<'_>, allowed: &[String]) -> Result<String, String> {
     // what the pump shows the nurse.
     for c in [2usize, 5, 9, 11] {
         let t = part(c);
-        // Words as written: case tells the code IT from the pronoun.
-        let written = String::from_utf8_lossy(rep.component(c).raw());
-        if let Some(code) = other_route_word(&written, &id) {
+        if let Some(code) = other_route_word(&t, &id) {
             return Err(format!(
                 "the identifier {:?} and the text {t:?} (RXR-1.{c}, the route {code}) name different routes",
                 bounded(&id)
@@ -3773,16 +3777,32 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
             })
         })
     });
+    // A quantity a pump is programmed with: a duration, a volume, an amount
+    // or a rate; not an area, and not the patient's mass under a size code.
+    let programmable = |u: &Unit| {
+        let area = u.dim == Dimension::Area && !u.is_rate();
+        let patient_mass = size && u.dim == Dimension::Mass && !u.is_rate();
+        !area
+            && !patient_mass
+            && (u.is_rate() || u.dim == Dimension::Time || u.dim.is_drug_amount())
+    };
     if obx.field(6).raw().is_empty() {
-        // A unit inside the value (a CQ, `1^min&min&UCUM`) states a quantity
-        // as surely as OBX-6 does (found by an adversarial review).
-        if !obx.field(5).component(2).raw().trim_ascii().is_empty() {
+        // A CQ carries its unit inside the value (`1^min&min&UCUM`): as
+        // surely a quantity as OBX-6 states (found by an adversarial review).
+        let cq = obx.field(2).raw().trim_ascii().eq_ignore_ascii_case(b"CQ");
+        let unit = obx.field(5).component(2);
+        let read = [1usize, 2, 4, 5, 9, 10, 11].iter().find_map(|&i| {
+            let t = String::from_utf8_lossy(unit.subcomponent(i));
+            units::parse(t.trim()).ok()
+        });
+        if cq && read.as_ref().is_some_and(programmable) {
             out.findings.push(
                 OrderFinding::new(
                     rules::UNREAD_PARAMETER,
                     format!(
-                        "OBX #{seq}: {:?} states a quantity with its unit in OBX-5 under the give, under an identifier wardgate does not read as a programming parameter; a pump server may program from it",
-                        label()
+                        "OBX #{seq}: {:?} states a quantity ({}) in its CQ value under the give, under an identifier wardgate does not read as a programming parameter; a pump server may program from it",
+                        label(),
+                        bounded(&String::from_utf8_lossy(unit.raw()))
                     ),
                 )
                 .at(loc(b"OBX", seq, 5)),
@@ -3792,16 +3812,20 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
     }
     let unit = match cwe_unit(&obx.field(6)) {
         Ok(u) => u,
-        // A unit read two ways, by case or by its parts: one reading may be
-        // a duration or a rate a pump server programs from (found by an
-        // adversarial review: `min^^^^^^^^1 min` passed).
-        Err(
-            p @ (UnitProblem::Disagree(..)
-            | UnitProblem::Ambiguous(_)
-            | UnitProblem::Repeated
-            | UnitProblem::Escaped(_)),
-        ) if !size => {
-            // (The patient's size is judged by the size reader, WG-INF-020.)
+        // A unit whose parts disagree, one of them a duration, a volume, an
+        // amount or a rate a pump server programs from (found by an
+        // adversarial review: `min^^^^^^^^1 min` passed). A unit read two
+        // ways by case alone (`MG/DL`, a laboratory result) is left to the
+        // checks of the parameters wardgate reads.
+        Err(p @ UnitProblem::Disagree(..))
+            if [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&c| {
+                let t = String::from_utf8_lossy(obx.field(6).component(c).raw());
+                units::parse(t.trim())
+                    .ok()
+                    .as_ref()
+                    .is_some_and(programmable)
+            }) =>
+        {
             out.findings.push(p.finding(
                 &format!("OBX #{seq}: the unit of {:?} under the give", label()),
                 loc(b"OBX", seq, 6),

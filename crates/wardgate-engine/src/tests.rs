@@ -3034,13 +3034,34 @@ fn routes_in_any_rxr_field_and_words_as_clinicians_write_them() {
         ("RXR|IV^Intravenous^HL70162|LA^Left arm^HL70163", true),
         ("RXR|IV^Via EVD^HL70162", false),
         ("RXR|IV^Rickham reservoir^HL70162", false),
+        // Every word, in any case, whatever precedes it: a fourth review
+        // found that reading "it" only in capitals passed `iv/it`, and that
+        // a negation before one route could hide another ("Not IV -
+        // intrathecal"). A warning naming another route is refused too.
         (
             "RXR|IV^Intravenous^HL70162^^^^^^IV - infuse it over 10 minutes",
+            false,
+        ),
+        (
+            "RXR|IV^Intravenous - NOT FOR INTRATHECAL USE^HL70162",
+            false,
+        ),
+        ("RXR|IV^Not IV - intrathecal^HL70162", false),
+        ("RXR|IV^iv/it^HL70162", false),
+        ("RXR|IV^into csf^HL70162", false),
+        ("RXR|IV^via evd^HL70162", false),
+        ("RXR|IV^Intravenous, then intrathecal^HL70162", false),
+        // Every repetition of the RXR's other fields; a code there in any case.
+        (
+            "RXR|IV^Intravenous^HL70162|||IVP^IV push^HL70165~IT^Intrathecal injection^HL70165",
+            false,
+        ),
+        ("RXR|IV^Intravenous^HL70162|it^^HL70162", false),
+        ("RXR|IV^Intravenous^HL70162|||IVP^IV push^HL70165", true),
+        (
+            "RXR|IV^Intravenous^HL70162|RIJ^Right IJ central line^99SITE",
             true,
         ),
-        ("RXR|IV^Intravenous - NOT FOR INTRATHECAL USE^HL70162", true),
-        ("RXR|IV^Intravenous (not for spinal use)^HL70162", true),
-        ("RXR|IV^Intravenous, then intrathecal^HL70162", false),
     ] {
         let o = run_routed(&site, &routed("VINC", &[rxr], "ICU"));
         assert_eq!(
@@ -3061,6 +3082,17 @@ fn routes_in_any_rxr_field_and_words_as_clinicians_write_them() {
     let o = run_routed(
         &site,
         &routed("MOR", &["RXR|EP^Lumbar epidural^HL70162"], "ICU"),
+    );
+    assert_eq!(o.verdict, Verdict::Allow, "{}", reason(&o));
+    // A warning in the RXR's other fields naming a line by its short code is
+    // no route to give by (found refused by a fourth review).
+    let o = run_routed(
+        &site,
+        &routed(
+            "MOR",
+            &["RXR|EP^Epidural^HL70162||||^DO NOT CONNECT TO IV LINES"],
+            "ICU",
+        ),
     );
     assert_eq!(o.verdict, Verdict::Allow, "{}", reason(&o));
 }
@@ -3088,6 +3120,25 @@ fn quantities_under_unread_identifiers_and_unit_spellings() {
         "{:?}",
         o.record.event().wardgate.findings
     );
+    // Values under the give that state nothing a pump is programmed with (a
+    // fourth review found them refused): coded values, the pump's identity,
+    // the patient's weight as CQ (read by the size reader, which alerts
+    // that it cannot read a CQ weight: WG-INF-022), a laboratory unit read
+    // two ways by case.
+    for obx in [
+        "OBX|1|CWE|99002^VND_LINE_TYPE^99VND||CVC^Central venous catheter^99VND||||||F",
+        "OBX|1|EI|69986^MDC_DEV_PUMP_INFUS_VMD^MDC|1.0.0.0|PUMP-0042^ACME^1.2.3^ISO||||||F",
+        "OBX|1|CQ|68063^MDC_ATTR_PT_WEIGHT^MDC||70^kg&kg&UCUM||||||F",
+        "OBX|1|NM|2160-0^Creatinine^LN||1.1|MG/DL|||||F",
+    ] {
+        let o = run(&rgv(&[give()], &[obx]));
+        assert_ne!(
+            o.verdict,
+            Verdict::Block,
+            "{obx}: {:?}",
+            o.record.event().wardgate.findings
+        );
+    }
     for obx in [
         "OBX|1|CQ|99001^VND_INFUSION_DURATION^99VND||1^min&min&UCUM||||||F",
         "OBX|1|NM|99001^VND_INFUSION_DURATION^99VND||1|min^^^^^^^^1 min|||||F",
