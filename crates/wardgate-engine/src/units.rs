@@ -303,24 +303,42 @@ fn amount(token: &str) -> Result<Unit, UnitError> {
 /// the plurals of units a plural cannot make another unit of (`mls`, `mgs`,
 /// `kgs`, `mcgs`). Found by an adversarial review: each refused a standard
 /// order as parts that disagree.
-fn written_plainly(text: &str) -> String {
-    let mut t = text.trim().trim_end_matches('.').replace("(s)", "");
+fn written_plainly(text: &str) -> std::borrow::Cow<'_, str> {
+    const PLURALS: [(&str, &str); 6] = [
+        ("mls", "mL"),
+        ("mLs", "mL"),
+        ("mgs", "mg"),
+        ("kgs", "kg"),
+        ("Kgs", "kg"),
+        ("mcgs", "mcg"),
+    ];
+    let t = text.trim();
+    // Almost every unit is written plainly already: no copy for those (this
+    // runs for every part of every unit an order states).
+    let plain = !t.ends_with('.')
+        && !t.contains("(s)")
+        && !t.contains("/1 ")
+        && !t.contains("USP unit")
+        && !t
+            .split('/')
+            .any(|p| PLURALS.iter().any(|(from, _)| p.trim() == *from));
+    if plain {
+        return std::borrow::Cow::Borrowed(t);
+    }
+    let mut t = t.trim_end_matches('.').replace("(s)", "");
     for (from, to) in [("/1 ", "/"), ("USP units", "units"), ("USP unit", "unit")] {
         t = t.replace(from, to);
     }
-    t.split('/')
+    let parts: Vec<&str> = t
+        .split('/')
         .map(|part| {
-            let p = part.trim();
-            match p {
-                "mls" | "mLs" => "mL",
-                "mgs" => "mg",
-                "kgs" | "Kgs" => "kg",
-                "mcgs" => "mcg",
-                _ => part,
-            }
+            PLURALS
+                .iter()
+                .find(|(from, _)| part.trim() == *from)
+                .map_or(part, |(_, to)| *to)
         })
-        .collect::<Vec<_>>()
-        .join("/")
+        .collect();
+    std::borrow::Cow::Owned(parts.join("/"))
 }
 
 /// A time unit, in seconds (case does not change a time unit's magnitude).
@@ -366,7 +384,7 @@ fn is_m2(token: &str) -> bool {
 /// (`m2`, `cm2`).
 pub fn parse(text: &str) -> Result<Unit, UnitError> {
     let written = written_plainly(text);
-    let t = written.as_str();
+    let t: &str = &written;
     if t.is_empty() {
         return Err(UnitError::Empty);
     }
@@ -552,7 +570,7 @@ const MDC_CONC_BASES: &[(u32, Dimension, f64)] = &[
 /// `MDC_DIM_MILLI_G_PER_ML`, `264306`): the dimension and base units per mL.
 pub fn parse_concentration(text: &str) -> Result<(Dimension, f64), UnitError> {
     let written = written_plainly(text);
-    let t = written.as_str();
+    let t: &str = &written;
     // "units per mL": the words some senders use, as in `parse`.
     let spelled;
     let t = if t.contains(" per ") {
