@@ -834,36 +834,19 @@ fn fragments_are_reassembled_and_overlapping_ones_discard_the_datagram() {
     let whole = build(&Seg::data(0, &bad));
     let ip = &whole[14..];
     // Fragments of 8-byte multiples, sent in reverse.
-    let frag = |ip: &[u8], off: usize, end: usize, more: bool, id: u16| -> Vec<u8> {
-        let payload = &ip[20..];
-        let mut h = ip[..20].to_vec();
-        let total = (20 + end - off) as u16;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&id.to_be_bytes());
-        let fo = (off / 8) as u16 | if more { 0x2000 } else { 0 };
-        h[6..8].copy_from_slice(&fo.to_be_bytes());
-        h[10..12].fill(0);
-        let c = !(fold(sum(&h, 0)) as u16);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
-        let mut f = whole[..14].to_vec();
-        f.extend_from_slice(&h);
-        f.extend_from_slice(&payload[off..end]);
-        f
-    };
     let n = ip.len() - 20;
     let mut frames = handshake(false);
-    frames.push(frag(ip, 200, n, false, 7));
-    frames.push(frag(ip, 96, 200, true, 7));
-    frames.push(frag(ip, 0, 96, true, 7));
+    frames.push(frag4_of(&whole, 200, n, false, 7));
+    frames.push(frag4_of(&whole, 96, 200, true, 7));
+    frames.push(frag4_of(&whole, 0, 96, true, 7));
     let (d, _) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "reverse fragments: {d:?}");
     // Overlapping fragments carrying the safe copy: Linux drops the datagram;
     // the real order then comes unfragmented.
     let dwhole = build(&Seg::data(0, &decoy));
-    let dip = dwhole[14..].to_vec();
     let mut frames = handshake(false);
-    frames.push(frag(&dip, 0, 96, true, 9));
-    frames.push(frag(&dip, 48, n, false, 9));
+    frames.push(frag4_of(&dwhole, 0, 96, true, 9));
+    frames.push(frag4_of(&dwhole, 48, n, false, 9));
     frames.push(whole.clone());
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "overlap: {d:?}");

@@ -1321,14 +1321,11 @@ fn check_give(
                             (1..=12).find_map(|c| {
                                 let t = String::from_utf8_lossy(rep.component(c).raw());
                                 let upper = t.trim().to_ascii_uppercase();
-                                let coded = matches!(c, 1 | 4 | 10)
-                                    && upper != code
-                                    && ROUTE_CODES.contains(&upper.as_str());
-                                if coded {
-                                    return ROUTE_CODES
-                                        .iter()
-                                        .find(|k| **k == upper)
-                                        .map(|k| (rseq, f, *k));
+                                let coded = ROUTE_CODES
+                                    .iter()
+                                    .find(|k| matches!(c, 1 | 4 | 10) && **k == upper && **k != code);
+                                if let Some(k) = coded {
+                                    return Some((rseq, f, *k));
                                 }
                                 route_word(&t, &code, 3).map(|r| (rseq, f, r))
                             })
@@ -3782,9 +3779,7 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
     let programmable = |u: &Unit| {
         let area = u.dim == Dimension::Area && !u.is_rate();
         let patient_mass = size && u.dim == Dimension::Mass && !u.is_rate();
-        !area
-            && !patient_mass
-            && (u.is_rate() || u.dim == Dimension::Time || u.dim.is_drug_amount())
+        !area && !patient_mass
     };
     if obx.field(6).raw().is_empty() {
         // A CQ carries its unit inside the value (`1^min&min&UCUM`): as
