@@ -830,6 +830,21 @@ pub fn software(sft: &Segment<'_>) -> String {
     out
 }
 
+/// Part `i` (0-based) of `s` split at `d`: what `s.split(|&b| b == d).nth(i)`
+/// gives, found with `memchr`. Every field, component and subcomponent read
+/// scans from the segment's start; the split iterator's byte loop was the
+/// largest single cost of a PCD-03 order's inspection (BENCHMARKS.md, session 30).
+#[inline]
+fn nth_part(s: &[u8], d: u8, i: usize) -> Option<&[u8]> {
+    let mut at = memchr::memchr_iter(d, s);
+    let mut start = 0;
+    for _ in 0..i {
+        start = at.next()? + 1;
+    }
+    let end = at.next().unwrap_or(s.len());
+    s.get(start..end)
+}
+
 impl<'a> Segment<'a> {
     /// The three-character segment id.
     pub fn id(&self) -> &'a [u8] {
@@ -853,7 +868,7 @@ impl<'a> Segment<'a> {
             let index = if self.is_msh { n - 2 } else { n - 1 };
             self.raw
                 .get(4..)
-                .and_then(|rest| rest.split(|&b| b == self.delims.field).nth(index))
+                .and_then(|rest| nth_part(rest, self.delims.field, index))
                 .unwrap_or_default()
         };
         Field {
@@ -916,7 +931,7 @@ impl<'a> Field<'a> {
 
     fn first_repetition(&self) -> &'a [u8] {
         let r = self.delims.repetition;
-        self.raw.split(|&b| b == r).next().unwrap_or_default()
+        nth_part(self.raw, r, 0).unwrap_or_default()
     }
 
     /// Component `n` (1-based) of the first repetition; empty if absent.
@@ -924,7 +939,7 @@ impl<'a> Field<'a> {
         let c = self.delims.component;
         let raw = n
             .checked_sub(1)
-            .and_then(|i| self.first_repetition().split(|&b| b == c).nth(i))
+            .and_then(|i| nth_part(self.first_repetition(), c, i))
             .unwrap_or_default();
         Component {
             raw,
@@ -982,7 +997,7 @@ impl<'a> Component<'a> {
             None => &[],
             Some(s) => n
                 .checked_sub(1)
-                .and_then(|i| self.raw.split(|&b| b == s).nth(i))
+                .and_then(|i| nth_part(self.raw, s, i))
                 .unwrap_or_default(),
         }
     }

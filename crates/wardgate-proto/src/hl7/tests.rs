@@ -512,3 +512,16 @@ fn ascii_safe_sets_are_named_in_any_case_and_nothing_else_passes() {
     }
     assert!(!super::ascii_safe(b"UTF-8\xff"));
 }
+
+proptest::proptest! {
+    /// The memchr walk finds exactly the part the split iterator does, for any
+    /// bytes, delimiter and index (delimiters at the ends, doubled, absent).
+    #[test]
+    fn nth_part_is_split_nth(
+        s in proptest::collection::vec(proptest::sample::select(vec![b'|', b'^', b'a', b'&', b'~']), 0..40),
+        d in proptest::sample::select(vec![b'|', b'^', b'&', b'~']),
+        i in 0usize..12,
+    ) {
+        proptest::prop_assert_eq!(super::nth_part(&s, d, i), s.split(|&b| b == d).nth(i));
+    }
+}
