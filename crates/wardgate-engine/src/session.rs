@@ -613,6 +613,11 @@ impl Session {
                                 "upstream sent a frame that is no acknowledgement (no MSA segment): it answers no message; not relayed".to_owned(),
                                 rules::UNSOLICITED_ACK,
                             )
+                        } else if answer == Answer::Unknown {
+                            (
+                                format!("upstream sent an answer (code {code:?}) naming message {named:?}, which was never sent on this connection, while {} awaited answers: not relayed (a sender matching answers by order would take it as the oldest's)", self.unanswered()),
+                                rules::UNKNOWN_ACK,
+                            )
                         } else if answer == Answer::Repeat {
                             (
                                 format!("upstream answered message {named} a second time ({code}); one answer each was asked for (original mode): not relayed"),
@@ -838,11 +843,12 @@ impl Session {
                 // before it began (or a second answer): one naming nothing in
                 // flight answers nothing.
                 None if self.observe => return Answer::Relay,
-                // An id that names nothing sent (an upstream that rewrites or
-                // mangles MSA-2): MLLP answers in order, so it answers the
-                // oldest. Left unmatched, the refusals owed behind it would
-                // wait for the idle timeout, after later answers.
-                None => 0,
+                // An id that names nothing sent (a stale answer, or an upstream
+                // that rewrites MSA-2) is nobody's answer: taken as the
+                // oldest's, an AA from an earlier connection reached the sender
+                // as that order's, and the upstream's own AR for it was then
+                // dropped as a repeat (found by an adversarial review).
+                None => return Answer::Unknown,
             },
             None => 0,
         };
@@ -996,6 +1002,9 @@ enum Answer {
     Repeat,
     /// An answer when no message awaits one (original mode).
     Unsolicited,
+    /// An answer naming a control id never sent on the connection, while
+    /// messages await theirs.
+    Unknown,
     /// A frame that is no acknowledgement (no MSA).
     NoMsa,
 }

@@ -77,9 +77,20 @@ async fn sink(l: TcpListener) {
                 };
                 buf.extend_from_slice(&chunk[..n]);
                 while let Some(end) = buf.windows(2).position(|w| w == b"\x1c\r") {
+                    // MSA-2 echoes the message's MSH-10, as HL7 requires (an
+                    // answer naming no message sent is not relayed).
+                    let control = buf[..end]
+                        .split(|&b| b == b'|')
+                        .nth(9)
+                        .unwrap_or_default()
+                        .to_vec();
                     buf.drain(..end + 2);
-                    let ack = b"\x0bMSH|^~\\&|SINK|ICU|MON|ICU|20261124101500||ACK|1|P|2.6\rMSA|AA|x\r\x1c\r";
-                    if s.write_all(ack).await.is_err() {
+                    let mut ack =
+                        b"\x0bMSH|^~\\&|SINK|ICU|MON|ICU|20261124101500||ACK|1|P|2.6\rMSA|AA|"
+                            .to_vec();
+                    ack.extend_from_slice(&control);
+                    ack.extend_from_slice(b"\r\x1c\r");
+                    if s.write_all(&ack).await.is_err() {
                         return;
                     }
                 }

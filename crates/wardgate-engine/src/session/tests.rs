@@ -664,20 +664,52 @@ fn a_second_acknowledgement_of_one_message_answers_nothing_else() {
 }
 
 #[test]
-fn an_acknowledgement_naming_nothing_sent_answers_the_oldest() {
-    // An upstream that mangles MSA-2: MLLP answers in order, so the refusal
-    // owed behind the first message goes out after its answer, not at the idle
-    // timeout after later answers.
+fn an_acknowledgement_naming_nothing_sent_answers_nothing() {
+    // A stale answer (or an upstream that rewrites MSA-2) is nobody's: taken as
+    // the oldest's, a sender matching by order read it as W1's, and W1's own
+    // answer was then dropped as a repeat (found by an adversarial review).
     let mut d = Driver::new();
     d.client(&msg("ORU^R01", "W1"));
     d.client(&msg("ADT^A01", "W2"));
     d.client(&msg("ORU^R01", "W3"));
     d.upstream(&ack("ZZW1"));
-    assert_eq!(d.t.client, ["ack:ZZW1", "AR:W2"]);
-    assert_eq!(d.s.in_flight(), 1);
-    d.upstream(&ack("ZZW3"));
-    assert_eq!(d.t.client, ["ack:ZZW1", "AR:W2", "ack:ZZW3"]);
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    assert_eq!(d.s.in_flight(), 2);
+    assert_eq!(rules_of(&d.t).last(), Some(&"WG-UP-007"));
+    let reason = d.t.reasons.last().unwrap();
+    assert!(
+        reason.contains("\"ZZW1\"") && reason.contains("W1, W3"),
+        "{reason}"
+    );
+    d.upstream(&ack("W1"));
+    assert_eq!(d.t.client, ["ack:W1", "AR:W2"]);
+    d.upstream(&ack("W3"));
+    assert_eq!(d.t.client, ["ack:W1", "AR:W2", "ack:W3"]);
     assert_eq!(d.s.in_flight(), 0);
+}
+
+#[test]
+fn a_stale_acceptance_does_not_hide_the_upstreams_refusal() {
+    // The review's case: an AA naming an id never sent, then the upstream's
+    // own AR for the order. The sender must get the AR, and only it.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "A8"));
+    d.upstream(&ack("OLD-1"));
+    let mut refusal = ack("A8");
+    let at = refusal.windows(7).position(|w| w == b"MSA|AA|").unwrap();
+    refusal[at + 4..at + 6].copy_from_slice(b"AR");
+    d.upstream(&refusal);
+    assert_eq!(d.t.client, ["ack:A8"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-007"]);
+    assert_eq!(d.s.in_flight(), 0);
+    // With two in flight: the unknown answer between theirs moves nothing.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "A2"));
+    d.client(&msg("ORU^R01", "B2"));
+    d.upstream(&ack("ZZZ"));
+    d.upstream(&ack("A2"));
+    d.upstream(&ack("B2"));
+    assert_eq!(d.t.client, ["ack:A2", "ack:B2"]);
 }
 
 #[test]
