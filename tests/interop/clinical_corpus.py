@@ -780,6 +780,32 @@ def cases():
                                     ("99996^PUMP_DOSE^L", "5000", "U^U^UCUM", "a vendor's dose")):
         c.add(f"heparin with {what} under an unread identifier",
               message(cid(), [(heparin(10, vtbi=250), [obx(1, code, value, unit)])]), "block", "WG-INF-043")
+    # A vendor's programming quantity whose unit wardgate refuses to read for a
+    # parameter it knows: case-folded, escaped, repeated, beside a local code, a
+    # UCUM form the table lacks. A pump server that knows the code reads each
+    # (found by an adversarial review: all were forwarded).
+    for value, unit, what, rule in (("500", "ML/HR", "an upper-case rate", "WG-INF-014"),
+                              ("50", "ML/MIN", "an upper-case rate per minute", "WG-INF-014"),
+                              ("5000", "ML", "an upper-case volume", "WG-INF-014"),
+                              ("500", "\\X6D\\L/h", "an escaped rate", "WG-INF-019"),
+                              ("500", "mL/h~mL/h", "a repeated rate", "WG-INF-015"),
+                              ("500", "mL/h^^^MLHR^^99VND", "a rate beside a local code", "WG-INF-004"),
+                              ("500", "mL/(24.h)", "a UCUM rate per 24 hours", "WG-INF-004"),
+                              ("500", "mL.h-1", "a UCUM rate with a negative exponent", "WG-INF-004"),
+                              ("500", "mL{bag}/h", "a UCUM rate with an annotation", "WG-INF-004"),
+                              ("500", "Ml/Hr", "a mixed-case rate", "WG-INF-014"),
+                              ("20000", "MG/HR", "an upper-case mass rate", "WG-INF-014"),
+                              ("200", "MEQ/HR", "an upper-case equivalents rate", "WG-INF-014"),
+                              ("5000", "U~mL", "a repeated unit, one reading a dose", "WG-INF-015")):
+        c.add(f"heparin with a vendor's rate code and {what}",
+              message(cid(), [(heparin(10, vtbi=250), [obx(1, "99003^VND_INFUSION_RATE^99VND", value, unit)])]), "block", rule)
+    # Laboratory results under the give, in units no pump is programmed with, stay allowed.
+    for code, value, unit in (("2345-7^Glucose^LN", "120", "MG/DL"), ("2345-7^Glucose^LN", "6.7", "mmol/L"),
+                              ("2951-2^Sodium^LN", "140", "mEq/L"), ("59408-5^SpO2^LN", "97", "%"),
+                              ("8867-4^Heart rate^LN", "72", "/min"), ("8480-6^Systolic BP^LN", "120", "mm[Hg]"),
+                              ("33914-3^eGFR^LN", "90", "mL/min/{1.73_m2}")):
+        c.add(f"heparin with a laboratory result in {unit} under the give",
+              message(cid(), [(heparin(10), [obx(1, code, value, unit)])]), "allow")
     c.add("propofol with a dosing weight (not the body weight) under the give",
           message(cid(), [(propofol(30), [weight("80"), obx(2, "DOSINGWT^Dosing weight^L", "250", "kg^kg^UCUM")])]),
           "block", "WG-INF-043")

@@ -3786,11 +3786,11 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
         // surely a quantity as OBX-6 states (found by an adversarial review).
         let cq = obx.field(2).raw().trim_ascii().eq_ignore_ascii_case(b"CQ");
         let unit = obx.field(5).component(2);
-        let read = [1usize, 2, 4, 5, 9, 10, 11].iter().find_map(|&i| {
+        let read = [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&i| {
             let t = String::from_utf8_lossy(unit.subcomponent(i));
-            units::parse(t.trim()).ok()
+            loose_readings(t.trim()).any(|u| programmable(&u))
         });
-        if cq && read.as_ref().is_some_and(programmable) {
+        if cq && read {
             out.findings.push(
                 OrderFinding::new(
                     rules::UNREAD_PARAMETER,
@@ -3812,15 +3812,21 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
         // adversarial review: `min^^^^^^^^1 min` passed). A unit read two
         // ways by case alone (`MG/DL`, a laboratory result) is left to the
         // checks of the parameters wardgate reads.
-        Err(p @ UnitProblem::Disagree(..))
-            if [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&c| {
-                let t = String::from_utf8_lossy(obx.field(6).component(c).raw());
-                units::parse(t.trim())
-                    .ok()
-                    .as_ref()
-                    .is_some_and(programmable)
-            }) =>
-        {
+        //
+        // Likewise a unit wardgate refuses to read for a parameter it knows,
+        // one reading of which is such a quantity: a case-folded `ML/HR`, an
+        // escaped `\X6D\L/h`, a repeated `mL/h~mL/h`, a readable unit beside
+        // a local code, a UCUM form the table lacks (`mL/(24.h)`). Each was
+        // forwarded under a vendor's rate code (found by an adversarial
+        // review: 500 mL/h of heparin at 100 U/mL). A laboratory unit
+        // (`MG/DL`, `mmol/L`) has no such reading and passes as before.
+        Err(
+            p @ (UnitProblem::Disagree(..)
+            | UnitProblem::Ambiguous(_)
+            | UnitProblem::Escaped(_)
+            | UnitProblem::Repeated
+            | UnitProblem::Unknown(_)),
+        ) if field_readings(&obx.field(6)).any(|u| programmable(&u)) => {
             out.findings.push(p.finding(
                 &format!("OBX #{seq}: the unit of {:?} under the give", label()),
                 loc(b"OBX", seq, 6),
@@ -3872,6 +3878,70 @@ fn code_numbers(p: &str) -> Vec<u64> {
         }
     }
     out
+}
+
+/// Every unit a receiver may read in a unit field: each repetition, each coded
+/// part, as written and with escapes decoded, each read loosely
+/// ([`loose_readings`]). Only to ask whether some reading is a quantity a
+/// pump is programmed with; never to read a value.
+fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
+    field.repetitions().flat_map(|rep| {
+        [1usize, 2, 4, 5, 9, 10, 11].into_iter().flat_map(move |c| {
+            let comp = rep.component(c);
+            let raw = String::from_utf8_lossy(comp.raw()).trim().to_owned();
+            let decoded = comp.text().trim().to_owned();
+            let mut texts = vec![raw];
+            if decoded != texts[0] {
+                texts.push(decoded);
+            }
+            texts
+                .into_iter()
+                .flat_map(|t| loose_readings(&t).collect::<Vec<_>>())
+        })
+    })
+}
+
+/// The units a lenient receiver may read in `text`: as written, case-folded,
+/// and with UCUM's annotations (`{insulin}`), factors (`10*3.`, `24.`),
+/// parentheses and negative exponents (`U.h-1`) taken out. Magnitudes read
+/// this way are not the text's; the dimension (a volume, an amount, a rate,
+/// a time) is, which is all a caller may use them for.
+fn loose_readings(text: &str) -> impl Iterator<Item = Unit> {
+    let mut texts: Vec<String> = Vec::with_capacity(4);
+    if !text.is_empty() {
+        texts.push(text.to_owned());
+        texts.push(text.to_ascii_lowercase());
+        let mut bare = String::with_capacity(text.len());
+        let mut depth = 0usize;
+        for ch in text.chars() {
+            match ch {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                '(' | ')' | '[' | ']' => {}
+                _ if depth == 0 => bare.push(ch),
+                _ => {}
+            }
+        }
+        // `U.h-1` is U/h: each `.X-1` a divisor.
+        let bare = bare.replace("-1", "");
+        let bare: String = bare
+            .split('/')
+            .map(|part| {
+                // Leading factors (`10*3.`, `24.`, `1.`) and the product dots
+                // between what remains.
+                let t = part.trim_start_matches(|c: char| {
+                    c.is_ascii_digit() || c == '*' || c == '^' || c == '.'
+                });
+                t.replace('.', "/")
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        if !bare.is_empty() {
+            texts.push(bare.to_ascii_lowercase());
+            texts.push(bare);
+        }
+    }
+    texts.into_iter().filter_map(|t| units::parse(&t).ok())
 }
 
 /// An OBX programming parameter under the RXG.
