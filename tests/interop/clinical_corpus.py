@@ -1129,11 +1129,39 @@ def cases():
         ("HEP", "25,000 units heparin in D5W", "10", ML_H[1]),
         ("INS", "Regular insulin 100 units/100 mL", "5", U_H[1]),
         ("INS", "HumuLIN R 100 units insulin in NS 100 mL", "5", U_H[1]),
+        ("HEP", "Heparin sodium (porcine) 25,000 units in dextrose 5% 250 mL", "10", ML_H[1]),
+        ("HEP", "Heparin 25,000 units in 0.45% sodium chloride 250 mL", "10", ML_H[1]),
+        ("INS", "Insulin regular human 100 units in 0.9% sodium chloride 100 mL", "5", U_H[1]),
+        ("INS", "Insulin (regular) 1 unit/mL in water for injection", "5", U_H[1]),
     ):
         f = dict(f1="1", f4=f"{drug}^{text}^LOCAL", f15=rate, f16=unit)
         if drug == "HEP":
             f.update(f17="25000", f18=U[1], f23="250", f24=ML[1])
         c.add(f"give code text {text!r}", message(cid(), [(rxg(**f), [])]), "allow")
+    # A text naming a library drug and also another drug or product outside the
+    # library: the nurse may read one, the pump the other (found by an adversarial
+    # review: each was forwarded under the library drug's limits).
+    for drug, text in (
+        ("INS", "Insulin glargine 100 units/mL"),
+        ("INS", "insulin LISPRO 100 units in 100 mL"),
+        ("INS", "Insulin aspart (NovoLOG) 100 units/100 mL"),
+        ("INS", "Insulin NPH human 100 units/mL"),
+        ("INS", "Lantus (insulin) 100 units/mL"),
+        ("INS", "Insulin degludec"),
+        ("HEP", "Enoxaparin (low molecular weight heparin) 100 mg/mL"),
+        ("HEP", "Morphine 1 mg/mL in heparin lock"),
+        ("HEP", "Heparin 25,000 units with fentanyl 2 mcg/mL"),
+        ("HEP", "Dalteparin/heparin"),
+        ("HEP", "heparin-argatroban bridge"),
+        ("HEP", "HEPARIN then MIDAZOLAM 1 mg/mL"),
+    ):
+        f = dict(f1="1", f4=f"{drug}^{text}^LOCAL", f15="10" if drug == "HEP" else "5", f16=ML_H[1] if drug == "HEP" else U_H[1])
+        if drug == "HEP":
+            f.update(f17="25000", f18=U[1], f23="250", f24=ML[1])
+        c.add(f"give code text naming another drug {text!r}", message(cid(), [(rxg(**f), [])]), "block", "WG-INF-016")
+        # The same words in the original text (CWE-9) are read too.
+        f["f4"] = f"{drug}^{'heparin' if drug == 'HEP' else 'insulin'}^LOCAL^^^^^^{text}"
+        c.add(f"give code original text naming another drug {text!r}", message(cid(), [(rxg(**f), [])]), "block", "WG-INF-016")
     # The order type and the repeat pattern read every part too.
     step = lambda kind: f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||{kind}||||||F"
     for kind in ("continuous^^^^^^^^clinician-dose", "continuous^^^^^^^^^clinician-dose^clinician-dose"):

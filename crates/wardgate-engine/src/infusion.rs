@@ -3032,18 +3032,38 @@ fn resolve_drug<'l>(
                 .filter(|w| !w.is_empty())
                 .collect();
             let named = (0..words.len()).find_map(|i| {
-                (1..=4.min(words.len() - i))
-                    .rev()
-                    .find_map(|k| library.lookup_indexed(&words[i..i + k].join(" ")))
-                    .map(|h| (i, h))
+                (1..=4.min(words.len() - i)).rev().find_map(|k| {
+                    library
+                        .lookup_indexed(&words[i..i + k].join(" "))
+                        .map(|h| (i, k, h))
+                })
             });
-            if let Some((_, h)) = named {
-                // Words before the name are not judged: a salt, a brand, a
-                // base solution or "premix" comes first in many EHRs' texts
-                // ("Sodium heparin", "NS with KCl 20 mEq", "Pitocin
-                // (oxytocin)"), and wardgate knows no drug names but the
-                // library's: a text naming another drug first ("Morphine 1
-                // mg/mL heparin lock") is not told from these.
+            if let Some((at, len, h)) = named {
+                // Words before the name are not judged as such: a salt, a
+                // brand, a base solution or "premix" comes first in many
+                // EHRs' texts ("Sodium heparin", "NS with KCl 20 mEq",
+                // "Pitocin (oxytocin)"). But a word anywhere in the text that
+                // is another drug or product wardgate knows of (outside the
+                // library: "Insulin glargine", "Enoxaparin (low molecular
+                // weight heparin)", "Morphine 1 mg/mL in heparin lock") makes
+                // the text name two (found by an adversarial review).
+                if let Some(other) = words.iter().enumerate().find_map(|(j, w)| {
+                    let own = (at..at + len).contains(&j);
+                    (!own && library.lookup_indexed(w).is_none())
+                        .then(|| other_drug_word(w))
+                        .flatten()
+                }) {
+                    return Err(OrderFinding::new(
+                        rules::CODED_PARTS_DISAGREE,
+                        format!(
+                            "RXG #{n}: the give code's text {:?} names {:?} of library {:?}, and also {other:?}, another drug or product (not in the library); the nurse may read one, the pump another",
+                            bounded(t),
+                            h.1.display,
+                            library.id
+                        ),
+                    )
+                    .at(l));
+                }
                 hits.push(h);
             }
         }
@@ -3089,6 +3109,150 @@ fn resolve_drug<'l>(
         )
         .at(l)),
     }
+}
+
+/// Drugs and products a give code's text may name beside a library drug's
+/// name while meaning something else: insulin analogues and intermediate- or
+/// long-acting insulins (never run as an infusion of regular insulin), the
+/// low-molecular-weight heparins and other anticoagulants, and the
+/// high-alert infusions of ISMP's list. Upper case. Never a salt, a base
+/// solution or a diluent (`sodium`, `calcium`, `dextrose`, `saline`,
+/// `water`): "Heparin sodium in dextrose" is heparin. A library name is
+/// never taken from here: the library's own names are judged as before.
+const OTHER_DRUGS: &[&str] = &[
+    // Insulins other than regular, and their brands.
+    "GLARGINE",
+    "DETEMIR",
+    "DEGLUDEC",
+    "LISPRO",
+    "ASPART",
+    "GLULISINE",
+    "NPH",
+    "ISOPHANE",
+    "LENTE",
+    "ULTRALENTE",
+    "PROTAMINE",
+    "LANTUS",
+    "TOUJEO",
+    "BASAGLAR",
+    "SEMGLEE",
+    "LEVEMIR",
+    "TRESIBA",
+    "HUMALOG",
+    "NOVOLOG",
+    "NOVORAPID",
+    "FIASP",
+    "APIDRA",
+    "LYUMJEV",
+    "ADMELOG",
+    // Anticoagulants and thrombolytics.
+    "ENOXAPARIN",
+    "DALTEPARIN",
+    "TINZAPARIN",
+    "NADROPARIN",
+    "FONDAPARINUX",
+    "LOVENOX",
+    "FRAGMIN",
+    "INNOHEP",
+    "ARIXTRA",
+    "ARGATROBAN",
+    "BIVALIRUDIN",
+    "WARFARIN",
+    "ALTEPLASE",
+    "TENECTEPLASE",
+    "RETEPLASE",
+    "UROKINASE",
+    "STREPTOKINASE",
+    "LMWH",
+    // Opioids and sedatives.
+    "MORPHINE",
+    "HYDROMORPHONE",
+    "FENTANYL",
+    "SUFENTANIL",
+    "REMIFENTANIL",
+    "ALFENTANIL",
+    "MEPERIDINE",
+    "PETHIDINE",
+    "METHADONE",
+    "OXYCODONE",
+    "DILAUDID",
+    "MIDAZOLAM",
+    "LORAZEPAM",
+    "DIAZEPAM",
+    "PROPOFOL",
+    "DEXMEDETOMIDINE",
+    "KETAMINE",
+    "PENTOBARBITAL",
+    // Vasoactive and antiarrhythmic infusions.
+    "NOREPINEPHRINE",
+    "EPINEPHRINE",
+    "NORADRENALINE",
+    "ADRENALINE",
+    "VASOPRESSIN",
+    "PHENYLEPHRINE",
+    "DOPAMINE",
+    "DOBUTAMINE",
+    "MILRINONE",
+    "ISOPROTERENOL",
+    "NITROGLYCERIN",
+    "NITROPRUSSIDE",
+    "ESMOLOL",
+    "LABETALOL",
+    "NICARDIPINE",
+    "CLEVIDIPINE",
+    "DILTIAZEM",
+    "AMIODARONE",
+    "LIDOCAINE",
+    "PROCAINAMIDE",
+    "DIGOXIN",
+    "ADENOSINE",
+    // Neuromuscular blockers.
+    "VECURONIUM",
+    "ROCURONIUM",
+    "CISATRACURIUM",
+    "ATRACURIUM",
+    "SUCCINYLCHOLINE",
+    "PANCURONIUM",
+    // Others given by infusion at high risk. Not `POTASSIUM` or `PHOSPHATE`:
+    // they name salts too ("Penicillin G potassium", "Dexamethasone sodium
+    // phosphate").
+    "MAGNESIUM",
+    "OXYTOCIN",
+    "PITOCIN",
+    "TERBUTALINE",
+    "INSULIN",
+    "HEPARIN",
+    "VANCOMYCIN",
+    "GENTAMICIN",
+    "TOBRAMYCIN",
+    "AMIKACIN",
+    "ACYCLOVIR",
+    "AMPHOTERICIN",
+    "METHOTREXATE",
+    "VINCRISTINE",
+    "VINBLASTINE",
+    "CISPLATIN",
+    "CARBOPLATIN",
+    "OXALIPLATIN",
+    "CYCLOPHOSPHAMIDE",
+    "DOXORUBICIN",
+    "DAUNORUBICIN",
+    "CYTARABINE",
+    "FLUOROURACIL",
+    "PACLITAXEL",
+    "DOCETAXEL",
+    "ETOPOSIDE",
+    "IFOSFAMIDE",
+    "BORTEZOMIB",
+    "CHEMOTHERAPY",
+];
+
+/// The drug of [`OTHER_DRUGS`] a word names, if any (any case).
+fn other_drug_word(word: &str) -> Option<&'static str> {
+    OTHER_DRUGS
+        .iter()
+        .find(|d| d.eq_ignore_ascii_case(word))
+        .copied()
 }
 
 /// HL7 table 0162, route of administration (v2.5 to v2.9).

@@ -185,6 +185,7 @@ remediations! {
     "WG-UP-003" => "The upstream refused the association; its reason was relayed to the sender. Usually it does not know the calling AE title or the SOP classes: ask the PACS administrator to configure them. If it answered busy, check its load.",
     "WG-UP-004" => "The upstream broke off mid-conversation. Ask its administrator to check their logs at the event's time; if it repeats, check the network path with the network team. Confirm with the modality operator that the study was sent again and arrived complete.",
     "WG-UP-005" => "The upstream answered the same message twice. Nothing is lost (the first answer was relayed); ask the upstream's administrator why (a retransmission on its side, an interface engine replaying answers) and check the second answer's code in the event.",
+    "WG-UP-007" => "An answer naming no message sent here was not relayed. After a reconnect, with the real answers following, no action. If every answer shows this rule, the upstream does not echo MSH-10 in MSA-2 as HL7 requires: have its administrator fix it (until then senders get no answers and resend).",
     "WG-UP-006" => "The upstream sent an answer nobody was waiting for; it was not relayed, so the sender was not misled. Ask the upstream's administrator why (a delayed or replayed answer, an interface engine answering twice, a misconfigured connection) and check the frame's MSA-2 and code in the event.",
 
     // Connections.

@@ -179,7 +179,7 @@ rules! {
     REPEATED_FIELD = "WG-INF-015", "repeated-single-field", High,
         "A field that does not repeat (drug code, amount, units, rate, strength, volume, weight, an observation's identifier) carries repetitions: one parser reads the first, another the last. Refused whichever repetition is safe.";
     CODED_PARTS_DISAGREE = "WG-INF-016", "coded-parts-disagree", High,
-        "A coded element's parts (identifier, text, alternate identifier, alternate text, original text, second alternate) name different drugs, units or observations (an MDC code for mL/h with the text U/h; a heparin code with the text insulin, or with a text naming none of heparin's names), or an identifier is not understood while its text is: the pump may read the part wardgate did not. Refused.";
+        "A coded element's parts (identifier, text, alternate identifier, alternate text, original text, second alternate) name different drugs, units or observations (an MDC code for mL/h with the text U/h; a heparin code with the text insulin, or with a text naming none of heparin's names, or naming another drug or product beside it such as insulin glargine or enoxaparin), or an identifier is not understood while its text is: the pump may read the part wardgate did not. Refused.";
     STATEMENTS_DISAGREE = "WG-INF-017", "programme-statements-disagree", High,
         "Two places in the order state the same quantity (RXG-15/16, RXG-5/7 with RXG-14, TQ1 duration, OBX programming parameters, concentration) with values that do not agree within rounding: the pump may read either. Refused.";
     AMBIGUOUS_TIMING = "WG-INF-018", "ambiguous-give-timing", High,
