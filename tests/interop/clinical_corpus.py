@@ -298,6 +298,19 @@ def cases():
     # UTF-8 (declared or not), a NEL where MSH-18 declares ISO 8859.
     c.add("patient named with Å, UTF-8 undeclared",
           message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doe^Åsa"), "allow")
+    # Undeclared, a Latin-1 reader splitting lines at NEL reads a second give after
+    # an Å that ends a note (found by an adversarial review), or cuts a dosing
+    # segment short: refused. Declared UTF-8, the same bytes are letters.
+    hidden = message(cid(), [(heparin(10), ["NTE|1||Bag label Å" + heparin(4100)])])
+    c.add("a second give after an Å in a note, UTF-8 undeclared", hidden, "block", "WG-HL7-P09")
+    c.add("heparin with Å in the give code text, UTF-8 undeclared",
+          message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin Å^LOCAL"), [])]), "block", "WG-HL7-P09")
+    c.add("heparin with Å in the point of care, UTF-8 undeclared",
+          message(cid(), [(heparin(10), [])], pv1="PV1||I|ICUÅ^1^1"), "block", "WG-HL7-P09")
+    c.add("next of kin named with Å, UTF-8 undeclared",
+          message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doe^Jane\rNK1|1|Åberg^Åsa"), "allow")
+    c.add("patient named with ą (C4 85), UTF-8 undeclared",
+          message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Dąbrowski^Jane"), "allow")
     c.add("patient named with Å, MSH-18 declares ISO 8859-1 (0x85 is NEL there)",
           message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doe^Åsa").replace("|P|2.6\r", "|P|2.6||||||8859/1\r", 1),
           "block", "WG-HL7-P09")

@@ -263,7 +263,7 @@ impl<'a> Message<'a> {
         }
         let delims = parse_delimiters(body)?;
         undeclared_defaults(body, &delims)?;
-        let high = check_breaks(raw, || utf8_letters(raw, body, delims.field))?;
+        let high = check_breaks(raw, |at| utf8_letters(raw, body, delims.field, at))?;
         check_charset(body, &delims, high)?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
@@ -504,14 +504,47 @@ impl<'a> Message<'a> {
 /// UTF-8 (`UNICODE UTF-8`, HL7 table 0211) or no character set at all (many
 /// senders write UTF-8 undeclared). A message declaring another set (ISO 8859,
 /// ASCII) is read by its receiver in that set, where 0x85 is NEL.
-fn utf8_letters(raw: &[u8], body: &[u8], field: u8) -> bool {
+///
+/// Undeclared, HL7's default is ASCII, and a receiver may decode the high
+/// bytes as Latin-1 and split lines at its NEL: the 0x85 at `at` is taken as
+/// a letter only where that reading changes nothing clinical. What follows it
+/// must not start a segment (`Å` then `RXG|` hid a second give at 4100 mL/h
+/// from every reader but that one: found by an adversarial review), and it
+/// must lie in a segment of names and notes ([`NEL_HARMLESS`]), where the
+/// fields a split line would cut off dose nothing.
+fn utf8_letters(raw: &[u8], body: &[u8], field: u8, at: usize) -> bool {
     let msh = &body[..memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len())];
     // Split on the field separator, MSH-18 is the 18th piece: the separator
     // itself is MSH-1.
     let declared = msh.split(|&b| b == field).nth(17).unwrap_or_default();
-    let utf8_or_none = declared.is_empty() || declared.starts_with(b"UNICODE UTF-8");
-    utf8_or_none && std::str::from_utf8(raw).is_ok()
+    if !std::str::from_utf8(raw).is_ok() {
+        return false;
+    }
+    if declared.starts_with(b"UNICODE UTF-8") {
+        return true;
+    }
+    if !declared.is_empty() {
+        return false;
+    }
+    let after = raw.get(at + 1..).unwrap_or_default();
+    let starts_segment = after.len() >= 4
+        && after[0].is_ascii_uppercase()
+        && after[1..3]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && after[3] == field;
+    let line_start = memchr::memrchr2(b'\r', b'\n', &raw[..at]).map_or(0, |i| i + 1);
+    let segment = raw.get(line_start..line_start + 3).unwrap_or_default();
+    !starts_segment && NEL_HARMLESS.contains(&segment)
 }
+
+/// Segments in which an undeclared UTF-8 letter with a 0x85 byte (`Å`, `ą`,
+/// Cyrillic `х`) is accepted: patient and next-of-kin names and addresses,
+/// insurance, notes. Not PV1 (its point of care picks the care area), not
+/// any order, timing, route or observation segment.
+const NEL_HARMLESS: &[&[u8]] = &[
+    b"PID", b"PD1", b"NK1", b"NTE", b"GT1", b"IN1", b"IN2", b"IN3", b"MRG", b"EVN", b"ROL",
+];
 
 /// Character sets (HL7 table 0211, and names senders commonly write) in which
 /// every byte below 0x80 is the ASCII character and never part of another:
@@ -623,11 +656,11 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
 /// Refuses what HL7 parsers disagree on as a break: control characters other
 /// than CR, LF and tab; NEL (U+0085, or a Latin-1 0x85), U+2028 and U+2029.
 /// (Mixed segment terminators are refused in the segment loop.)
-/// `utf8`: [`utf8_letters`], asked only at a 0x85. Then a byte 0x85 inside a
+/// `utf8`: [`utf8_letters`], asked only at a 0x85 (its offset). Then a byte 0x85 inside a
 /// multi-byte character is part of a letter; otherwise (another character set
 /// declared, or bytes that are no UTF-8) every 0x85 is NEL to a parser reading
 /// Latin-1.
-fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<bool, Hl7Error> {
+fn check_breaks(raw: &[u8], utf8: impl Fn(usize) -> bool) -> Result<bool, Hl7Error> {
     // Bytes worth a closer look. Written without short-circuits so that the
     // per-chunk fold compiles to SIMD compares: the clean case costs a fraction
     // of a nanosecond per byte (criterion `inspect_oru_1k`).
@@ -650,7 +683,7 @@ fn check_breaks(raw: &[u8], utf8: impl Fn() -> bool) -> Result<bool, Hl7Error> {
                 let prev = |k: usize| at.checked_sub(k).map(|j| raw[j]);
                 let what = match b {
                     0x85 if prev(1) == Some(0xC2) => Some("U+0085 (NEL)".to_owned()),
-                    0x85 if prev(1).is_none_or(|p| p < 0x80) || !utf8() => {
+                    0x85 if prev(1).is_none_or(|p| p < 0x80) || !utf8(at) => {
                         Some("0x85 (NEL in Latin-1)".to_owned())
                     }
                     0xA8 | 0xA9 if prev(1) == Some(0x80) && prev(2) == Some(0xE2) => {

@@ -296,6 +296,35 @@ fn bytes_parsers_disagree_on_are_refused() {
     assert!(Message::parse(utf8.as_bytes(), &l).is_ok());
     let undeclared = base.replace("{}", "Å");
     assert!(Message::parse(undeclared.as_bytes(), &l).is_ok());
+    // Undeclared, a Latin-1 reader splits the line at that 0x85: refused where
+    // what follows starts a segment (a second give hidden from every other
+    // reader: found by an adversarial review), or where the segment cut is one
+    // that doses (an order, its timing, an observation, the point of care).
+    let hidden = "MSH|^~\\&|A|B|C|D|2026||RGV^O15|X|P|2.6\rPID|||1^^^H^MR||Doe\rNTE|1||Bag label ÅRXG|1||HEP|||||||||||4100\rRXG|1||HEP\r";
+    assert!(matches!(
+        Message::parse(hidden.as_bytes(), &l),
+        Err(Hl7Error::ControlCharacter { .. })
+    ));
+    for seg in [
+        "RXG|1||HEP^HeparinÅ^L",
+        "OBX|1|ST|N^Note^L||Åtgärd",
+        "PV1||I|ICUÅ^1",
+    ] {
+        let t = format!("MSH|^~\\&|A|B|C|D|2026||RGV^O15|X|P|2.6\rPID|||1\r{seg}\r");
+        assert!(
+            matches!(
+                Message::parse(t.as_bytes(), &l),
+                Err(Hl7Error::ControlCharacter { .. })
+            ),
+            "{seg}"
+        );
+        // Declared UTF-8, the same bytes are letters.
+        let t = t.replace("|2.6\r", "|2.6||||||UNICODE UTF-8\r");
+        assert!(Message::parse(t.as_bytes(), &l).is_ok(), "{seg}");
+    }
+    // Names and notes with such letters (Polish ą is C4 85, Cyrillic х D1 85).
+    let names = "MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.6\rPID|||1||Dąbrowski^Åsa^хх\rNK1|1|Åberg\rNTE|1||Åter ring\r";
+    assert!(Message::parse(names.as_bytes(), &l).is_ok());
     let latin_declared = utf8.replace("UNICODE UTF-8", "8859/1");
     assert!(matches!(
         Message::parse(latin_declared.as_bytes(), &l),
