@@ -517,7 +517,7 @@ fn utf8_letters(raw: &[u8], body: &[u8], field: u8, at: usize) -> bool {
     // Split on the field separator, MSH-18 is the 18th piece: the separator
     // itself is MSH-1.
     let declared = msh.split(|&b| b == field).nth(17).unwrap_or_default();
-    if !std::str::from_utf8(raw).is_ok() {
+    if std::str::from_utf8(raw).is_err() {
         return false;
     }
     if declared.starts_with(b"UNICODE UTF-8") {
