@@ -805,13 +805,20 @@ def cases():
                               ("500", "mL/h^^^MLHR^^99VND", "a rate beside a local code", "WG-INF-004"),
                               ("500", "mL/(24.h)", "a UCUM rate per 24 hours", "WG-INF-004"),
                               ("500", "mL.h-1", "a UCUM rate with a negative exponent", "WG-INF-004"),
-                              ("500", "mL{bag}/h", "a UCUM rate with an annotation", "WG-INF-004"),
+                              ("500", "mL{bag}/h", "a UCUM rate with an annotation", "WG-INF-043"),
                               ("500", "Ml/Hr", "a mixed-case rate", "WG-INF-014"),
                               ("20000", "MG/HR", "an upper-case mass rate", "WG-INF-014"),
                               ("200", "MEQ/HR", "an upper-case equivalents rate", "WG-INF-014"),
                               ("5000", "U~mL", "a repeated unit, one reading a dose", "WG-INF-015")):
         c.add(f"heparin with a vendor's rate code and {what}",
               message(cid(), [(heparin(10, vtbi=250), [obx(1, "99003^VND_INFUSION_RATE^99VND", value, unit)])]), "block", rule)
+    # UCUM annotations after a unit symbol change no magnitude; one that a reader may
+    # take for a magnitude or a unit is refused.
+    for unit, verdict, rule in (("U{insulin}/h^U{insulin}/h^UCUM", "allow", None),
+                                ("[iU]{insulin}/h^[iU]{insulin}/h^UCUM", "allow", None),
+                                ("U{x1000}/h^U{x1000}/h^UCUM", "block", "WG-INF-004"),
+                                ("{units}/h^{units}/h^UCUM", "block", "WG-INF-004")):
+        c.add(f"insulin 5 {unit.split('^')[0]}", message(cid(), [(insulin(5, unit), [])]), verdict, rule)
     # Laboratory results under the give, in units no pump is programmed with, stay allowed.
     for code, value, unit in (("2345-7^Glucose^LN", "120", "MG/DL"), ("2345-7^Glucose^LN", "6.7", "mmol/L"),
                               ("2951-2^Sodium^LN", "140", "mEq/L"), ("59408-5^SpO2^LN", "97", "%"),

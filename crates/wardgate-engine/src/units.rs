@@ -316,6 +316,7 @@ fn written_plainly(text: &str) -> std::borrow::Cow<'_, str> {
     // Almost every unit is written plainly already: no copy for those (this
     // runs for every part of every unit an order states).
     let plain = !t.ends_with('.')
+        && !t.contains('{')
         && !t.contains("(s)")
         && !t.contains("/1 ")
         && !t.contains("USP unit")
@@ -325,7 +326,7 @@ fn written_plainly(text: &str) -> std::borrow::Cow<'_, str> {
     if plain {
         return std::borrow::Cow::Borrowed(t);
     }
-    let mut t = t.trim_end_matches('.').replace("(s)", "");
+    let mut t = without_annotations(t.trim_end_matches('.')).replace("(s)", "");
     for (from, to) in [("/1 ", "/"), ("USP units", "units"), ("USP unit", "unit")] {
         t = t.replace(from, to);
     }
@@ -339,6 +340,41 @@ fn written_plainly(text: &str) -> std::borrow::Cow<'_, str> {
         })
         .collect();
     std::borrow::Cow::Owned(parts.join("/"))
+}
+
+/// UCUM's annotations (`U{insulin}/h` is U/h) taken out where they follow a
+/// unit symbol: they change no magnitude. Left for the parser to refuse: one
+/// standing for a unit of its own (`{units}/h`, which UCUM reads 1/h and a
+/// nurse units per hour), one not closed, and one a reader may take for a
+/// magnitude or a unit (`U{x1000}/h`, `U{mg}/h`): only words of letters go.
+fn without_annotations(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let before = &rest[..open];
+        let attached = before
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == ']');
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(before);
+        let inner = &rest[open + 1..open + close];
+        let words = !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '_' || c == '-')
+            && amount(inner).is_err()
+            && time_seconds(inner).is_none()
+            && !inner.eq_ignore_ascii_case("x");
+        if !attached || !words {
+            out.push_str(&rest[open..open + close + 1]);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A time unit, in seconds (case does not change a time unit's magnitude).
@@ -762,6 +798,32 @@ pub fn parse_nm(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ucum_annotations_after_a_symbol_are_read_as_the_symbol() {
+        let uh = parse("U/h").unwrap();
+        for t in [
+            "U{insulin}/h",
+            "U{insulin units}/h",
+            "U/h{continuous}",
+            "[iU]{insulin}/h",
+        ] {
+            assert!(parse(t).unwrap().same_as(&uh), "{t}");
+        }
+        // A magnitude, a unit or a word standing alone in braces is not
+        // dropped: a reader may take it for part of the unit.
+        for t in [
+            "U{x1000}/h",
+            "U{1000}/h",
+            "U{mg}/h",
+            "U{h}",
+            "{units}/h",
+            "U{insulin/h",
+            "U{x}/h",
+        ] {
+            assert!(parse(t).is_err(), "{t}");
+        }
+    }
 
     fn u(s: &str) -> Unit {
         parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
