@@ -13,8 +13,12 @@
 //! What "the host drops" means here follows Linux (net/ipv4/ip_input.c,
 //! ip_options.c, net/ipv6/exthdrs.c, net/ipv4/tcp_ipv4.c) with its default
 //! sysctls: `accept_source_route` off, no CIPSO DOI configured, no TCP-MD5 or
-//! TCP-AO keys. Each verdict is a [`HostDrop`], counted and reported by the
-//! analyser; IP fragments are handed to [`crate::defrag`] whole.
+//! TCP-AO keys, a kernel of 6.7 or later built with TCP-AO (for the TCP options
+//! its `tcp_inbound_hash` refuses: [`AuthDrop`] also says which other kernels
+//! read such a segment). Each IP-layer verdict is a [`HostDrop`], counted and
+//! reported by the analyser; IP fragments are handed to [`crate::defrag`]
+//! whole, and what it reassembles comes back through [`decode`] or, for IPv6,
+//! [`decode_reassembled_v6`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
