@@ -1480,5 +1480,117 @@ for fl, nm in (("SA", "synrecv_client_synack_then_safe"), ("SAEC", "synrecv_clie
          lambda c: [Sync(), Fill(U)], pre=synrecv_kill_pre(fl))
 
 
+# --- Found by a fifth adversarial review of the receiver's view -----------------------
+# Since Linux 6.7 every segment goes through tcp_inbound_hash(): its parser
+# (tcp_do_parse_auth_options) walks the TCP options while 18 bytes remain (5 on a
+# kernel built with TCP-AO; the corpus kernel has none) and drops the segment
+# (SKB_DROP_REASON_TCP_AUTH_HDR) on an option whose length is below 2 or runs past
+# the header, an MD5 option (kind 19) not 18 bytes long, or a second MD5/AO option.
+# Linux 6.6 and older only stopped parsing there and took the segment.
+
+def _fix_tcp(raw):
+    """An untagged Ether/IPv4|IPv6/TCP frame (no extension headers) with its TCP
+    checksum recomputed."""
+    raw = bytearray(raw)
+    off = 14
+    if raw[12:14] == b"\x08\x00":
+        ihl = (raw[off] & 0xF) * 4
+        l4 = struct.unpack("!H", raw[off + 2:off + 4])[0] - ihl
+        t = off + ihl
+        pseudo = bytes(raw[off + 12:off + 20]) + struct.pack("!HH", 6, l4)
+    else:
+        l4 = struct.unpack("!H", raw[off + 4:off + 6])[0]
+        t = off + 40
+        pseudo = bytes(raw[off + 8:off + 40]) + struct.pack("!IxxxB", l4, 6)
+    raw[t + 16:t + 18] = b"\0\0"
+    raw[t + 16:t + 18] = struct.pack("!H", _inet_csum(pseudo + bytes(raw[t:t + l4])))
+    return bytes(raw)
+
+
+def _long_opt(n):
+    """An unknown option (kind 254) of n bytes, well-formed."""
+    return [(254, b"\0" * (n - 2))]
+
+
+def _badlen(frame, n=20):
+    """`frame` (built with _long_opt(n)) with that option's length byte set to 255:
+    past the end of the options, with n option bytes left where it starts."""
+    raw = bytes(frame)
+    i = raw.index(bytes([254, n]))
+    return _fix_tcp(raw[:i] + b"\xfe\xff" + raw[i + 2:])
+
+
+def _seg_badlen(c, off, data=b"", n=20, **kw):
+    return _badlen(c.seg(off, data, extra_opts=_long_opt(n), **kw), n)
+
+
+for _v6 in (False, True):
+    _sfx = "_v6" if _v6 else ""
+    case(f"tcpopt_badlen_fin_first{_sfx}", "control",
+         "A FIN at offset 0 with a TCP option whose length (255) runs past the header, 20 option bytes left (Linux "
+         "6.7+ drops it in tcp_inbound_hash; 6.6 and older took it); then the whole UNSAFE order.",
+         lambda c: [_seg_badlen(c, 0, flags="FA"), Sync(), Fill(U)], v6=_v6, expect=U)
+    case(f"tcpopt_badlen_safe_first{_sfx}", "decoy",
+         "SAFE in order with the malformed TCP option of tcpopt_badlen_fin_first (dropped by Linux 6.7+); then UNSAFE.",
+         lambda c: [_seg_badlen(c, 0, S), Sync(), Fill(U)], v6=_v6, expect=U)
+case("tcpopt_badlen_fin_midframe", "control",
+     "UNSAFE [0,K) in order; a FIN at K with the malformed TCP option (dropped by Linux 6.7+); then the rest of UNSAFE.",
+     lambda c: [Fill(U, end=K), Sync(), _seg_badlen(c, K, flags="FA"), Sync(), Fill(U)], expect=U)
+
+
+def _badlen_paws_poison(c):
+    fut = (c.tsval() + 50_000_000) & MASK
+    return [_seg_badlen(c, 0, flags="A", ts=(fut, c.ts_recent)), Sync(), Fill(U)]
+
+
+case("tcpopt_badlen_paws_poison", "control",
+     "Timestamps on. A bare ACK at rcv_nxt with TSval +50e6 and the malformed TCP option (Linux 6.7+ drops it before "
+     "PAWS: ts_recent unchanged); then UNSAFE with current TSvals.",
+     lambda c: [Call(_badlen_paws_poison)], ts=True, expect=U)
+case("tcpopt_md5_len10_safe_first", "decoy",
+     "SAFE with a TCP-MD5 option of length 10 then ten NOPs (20 option bytes: Linux 6.7+ refuses an MD5 option of "
+     "another length than 18; 6.6 and older passed it over); then UNSAFE.",
+     lambda c: [Call(lambda c: [_fix_tcp(bytes(c.seg(0, S, extra_opts=[(19, b"\0" * 8)] + [("NOP", None)] * 10))),
+                                Sync(), Fill(U)])], expect=U)
+case("ctl_tcpopt_goodlen_fin_first", "control",
+     "Control for tcpopt_badlen_fin_first: the FIN's 20-byte option well-formed. The host takes the FIN and reads "
+     "nothing after it.",
+     lambda c: [c.seg(0, b"", flags="FA", extra_opts=_long_opt(20)), Sync(), Fill(U)], expect=b"")
+case("ctl_tcpopt_badlen12_fin_first", "control",
+     "Control: the FIN's malformed option with only 12 option bytes left. A Linux without TCP-AO (the corpus kernel) "
+     "never parses it and takes the FIN; one built with TCP-AO (5 bytes suffice) drops it and reads the UNSAFE order "
+     "after it.",
+     lambda c: [_seg_badlen(c, 0, n=12, flags="FA"), Sync(), Fill(U)], expect=b"")
+
+
+# After ip6_frag_reasm Linux goes on from the Fragment header's next header; a
+# hop-by-hop header has no handler there (it is read only first, in ipv6_rcv), and
+# ip6_protocol_deliver_rcu drops the datagram.
+
+def _frag6_fin_data(c, hbh):
+    """A FIN carrying U[:8] at 0 as two IPv6 fragments (the whole TCP header in the
+    first), the fragmentable part opening with a hop-by-hop header when `hbh`."""
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    full = Ether(bytes(c.seg(0, U[:8], flags="FPA", ts=False)))
+    tcp = bytes(full[IPv6].payload)
+    body = (_ext(6, b"\x01\x04\0\0\0\0") if hbh else b"") + tcp
+    cut = 32 if hbh else 24
+    return [Ether(src=full.src, dst=full.dst) / IPv6(src=full[IPv6].src, dst=full[IPv6].dst, hlim=64, nh=44)
+            / IPv6ExtHdrFragment(nh=0 if hbh else 6, offset=a // 8, m=int(b < len(body)), id=0x5A5A0001)
+            / Raw(body[a:b]) for a, b in ((0, cut), (cut, len(body)))]
+
+
+case("frag6_hbh_after_frag_fin_data", "ipv6",
+     "IPv6: a FIN carrying U[:8] at 0 as two fragments whose fragmentable part starts with a hop-by-hop header, after "
+     "the Fragment header (Linux drops the reassembled datagram: no handler for next header 0 there); then UNSAFE.",
+     lambda c: [Call(lambda c: _frag6_fin_data(c, True)), Sync(), Fill(U)], v6=True, expect=U)
+case("ctl_frag6_plain_fin_data", "ipv6",
+     "Control for frag6_hbh_after_frag_fin_data without the hop-by-hop header: the host takes the FIN and its 8 bytes "
+     "and reads nothing more.",
+     lambda c: [Call(lambda c: _frag6_fin_data(c, False)), Sync(), Fill(U)], v6=True, expect=U[:8])
+
+
 def by_name():
     return {c.name: c for c in CASES}

@@ -15,7 +15,9 @@
 //! - Link: a frame to another station's MAC than the connection's first frame
 //!   in that direction went to never reaches the host.
 //! - TCP: a bad checksum (the offload artefact of a capture taken on the sender
-//!   excepted), a TCP-MD5/AO option, no ACK flag, an ACK of data the receiver
+//!   excepted), a TCP-MD5/AO option or malformed options Linux 6.7+ refuses
+//!   ([`decode::AuthDrop`]; where older kernels read them, other bytes for
+//!   that stretch are an ambiguity), no ACK flag, an ACK of data the receiver
 //!   never sent or older than its window (RFC 5961 5.2), a timestamp older than
 //!   the last one accepted (PAWS, RFC 7323 5), data at or beyond the receiver's
 //!   advertised window, and data on a SYN (no TCP Fast Open) are dropped.
@@ -178,7 +180,9 @@ struct Side {
     /// Its ISN (from its SYN).
     isn: Option<u32>,
     /// Data it sent that the host may or may not have taken: with a TCP-AO
-    /// option (dropped as a Linux built with TCP-AO drops it), at or past
+    /// option or malformed TCP options (dropped as a Linux 6.7+ built with
+    /// TCP-AO drops them; a FIN or RST so sent is kept too, as where reading
+    /// stopped for a host that took it), at or past
     /// the window edge the capture last showed (the host's own edge may have
     /// moved), or with a TTL that may run out before the host: (sequence
     /// number, length, payload sum), at most
@@ -257,8 +261,14 @@ const MAX_UNCERTAIN: usize = 8;
 /// Why the host may or may not have taken a copy of some bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Doubt {
-    /// It carried a TCP-AO option: a Linux built with TCP-AO drops it.
+    /// It carried a TCP-AO option, or malformed TCP options found only by the
+    /// longer walk of a Linux built with TCP-AO: such a host drops it, one
+    /// without TCP-AO (or before 6.7) reads it ([`decode::AuthDrop::TcpAoBuild`]).
     TcpAo,
+    /// It carried malformed TCP options that Linux 6.7 and later refuse
+    /// (`tcp_inbound_hash`); 6.6 and older read it
+    /// ([`decode::AuthDrop::Since67`]).
+    OldKernel,
     /// It reached or crossed the window edge the capture last showed.
     WindowEdge,
     /// Its TTL or hop limit was low enough to expire on the hops between
@@ -281,6 +291,10 @@ struct Uncertain {
     seq: u32,
     bytes: Box<[u8]>,
     doubt: Doubt,
+    /// It carried a FIN or RST: a host that took it read nothing from this
+    /// sequence number on, so any bytes there are read only by a host that
+    /// dropped it.
+    stop: Option<u32>,
 }
 
 /// How much of an uncertain copy is kept to compare a later one with, byte
@@ -293,6 +307,7 @@ impl Uncertain {
             seq,
             bytes: payload[..payload.len().min(UNCERTAIN_BYTES)].into(),
             doubt,
+            stop: None,
         }
     }
 }
@@ -952,16 +967,24 @@ impl Analyzer {
                 let whole = if v6 {
                     self.defrag6
                         .ipv6_framed(scope, ip, frame, ts, &mut |a| anomalies.push(a))
+                        .map(|d| (d.ip, Some(d.fragmentable_at)))
                 } else {
                     self.defrag
                         .ipv4_framed(scope, ip, frame, ts, &mut |a| anomalies.push(a))
+                        .map(|d| (d, None))
                 };
                 for a in anomalies {
                     self.fragment_anomaly(&a, out);
                 }
-                if let Some(datagram) = whole {
+                if let Some((datagram, fragmentable_at)) = whole {
                     self.counts.reassembled += 1;
-                    match decode::decode(decode::LinkType::RawIp, &datagram) {
+                    // IPv6: read on from where the Fragment header was, as
+                    // Linux does (a hop-by-hop header there is dropped).
+                    let inner = match fragmentable_at {
+                        Some(at) => decode::decode_reassembled_v6(&datagram, at),
+                        None => decode::decode(decode::LinkType::RawIp, &datagram),
+                    };
+                    match inner {
                         Ok(inner) if !matches!(inner.transport, Transport::Fragment { .. }) => {
                             let merged = Decoded {
                                 src_mac: d.src_mac,
@@ -1326,25 +1349,56 @@ impl Analyzer {
                 return self.drop_packet(d, rules::HOST_WOULD_DROP, "bad TCP checksum", ts, out);
             }
         }
-        if t.options.signature {
-            if t.options.ao && !t.payload.is_empty() {
+        if let Some(auth) = t.options.auth {
+            // Dropped as Linux 6.7+ built with TCP-AO drops it (see
+            // [`decode::AuthDrop`]): before any TCP processing, so it ends
+            // nothing and updates no timestamp, window or ACK. Where another
+            // kernel reads it (6.6 and older, or one without TCP-AO), its
+            // bytes, and its FIN or RST, are a copy the host may have taken
+            // (found by an adversarial review: a FIN with a malformed option
+            // ended wardgate's stream, and the order a 6.18 host read after
+            // it went unjudged).
+            let doubt = match auth {
+                decode::AuthDrop::Always => None,
+                decode::AuthDrop::Since67 => Some(Doubt::OldKernel),
+                decode::AuthDrop::TcpAoBuild => Some(Doubt::TcpAo),
+            };
+            if let Some(doubt) = doubt.filter(|_| !flags.syn) {
                 if let Some(c) = self.flows.get_mut(&k) {
                     let side = if src == c.session.client() {
                         &mut c.up
                     } else {
                         &mut c.down
                     };
-                    note_uncertain(side, Uncertain::new(t.seq, t.payload, Doubt::TcpAo));
+                    let payload = if flags.rst { &[][..] } else { t.payload };
+                    let mut copy = Uncertain::new(t.seq, payload, doubt);
+                    if flags.fin || flags.rst {
+                        // Where a host that took it stopped reading: at the
+                        // FIN, or at a RST's sequence number; not before
+                        // what the stream has read already (a host ignores
+                        // a control there).
+                        let stop = t.seq.wrapping_add(payload.len() as u32);
+                        let stale = side.stream.next_seq().is_some_and(|n| after(n, stop));
+                        copy.stop = Some(stop).filter(|_| !stale);
+                    }
+                    if !payload.is_empty() || copy.stop.is_some() {
+                        note_uncertain(side, copy);
+                    }
                 }
             }
             self.counts.host_drops += 1;
-            return self.drop_packet(
-                d,
-                rules::HOST_WOULD_DROP,
-                "TCP-MD5/TCP-AO signature option on a connection with no key",
-                ts,
-                out,
-            );
+            let why = match auth {
+                decode::AuthDrop::Always => {
+                    "TCP-MD5 signature option on a connection with no key"
+                }
+                decode::AuthDrop::Since67 => {
+                    "malformed TCP options (a bad option length, a TCP-MD5 option of the wrong length, or a repeated signature option) Linux 6.7 and later refuse"
+                }
+                decode::AuthDrop::TcpAoBuild => {
+                    "TCP-AO option, or malformed TCP options, a Linux built with TCP-AO refuses"
+                }
+            };
+            return self.drop_packet(d, rules::HOST_WOULD_DROP, why, ts, out);
         }
         // A connection followed beside a new one a SYN-ACK would start: the
         // packet goes to the one whose sequence space it is in.
@@ -2161,6 +2215,11 @@ impl Analyzer {
             let end_t = t.seq.wrapping_add(payload.len() as u32);
             let mut conflict = None;
             side.uncertain.retain(|u| {
+                if u.stop.is_some_and(|stop| after(end_t, stop)) {
+                    // Bytes past a FIN or RST another host may have taken.
+                    conflict.get_or_insert((u.doubt, true));
+                    return false;
+                }
                 let end_u = u.seq.wrapping_add(u.bytes.len() as u32);
                 let start = if after(t.seq, u.seq) { t.seq } else { u.seq };
                 let end = if after(end_u, end_t) { end_t } else { end_u };
@@ -2173,28 +2232,38 @@ impl Analyzer {
                     b.get(a..z).map(<[u8]>::to_vec)
                 };
                 if part(u.seq, &u.bytes) != part(t.seq, payload) {
-                    conflict.get_or_insert(u.doubt);
+                    conflict.get_or_insert((u.doubt, false));
                     return false;
                 }
-                // The same bytes: forgotten once a copy covers it whole.
-                after(t.seq, u.seq) || after(end_u, end_t)
+                // The same bytes: forgotten once a copy covers it whole
+                // (one that ended the stream, only once bytes pass its end).
+                u.stop.is_some() || after(t.seq, u.seq) || after(end_u, end_t)
             });
-            if let Some(doubt) = conflict {
+            if let Some((doubt, stopped)) = conflict {
                 {
-                    let text = match doubt {
-                        Doubt::TcpAo => format!(
-                            "bytes from {src} were also sent with a TCP-AO option: a host whose kernel has TCP-AO dropped that copy and read this one, which wardgate judged; one without TCP-AO read the other"
+                    let text = match (doubt, stopped) {
+                        (Doubt::TcpAo, false) => format!(
+                            "bytes from {src} were also sent in a segment with a TCP-AO option or malformed TCP options: a host whose kernel has TCP-AO dropped that copy and read this one, which wardgate judged; one without TCP-AO (or older than Linux 6.7) read the other"
                         ),
-                        Doubt::WindowEdge => format!(
+                        (Doubt::TcpAo, true) => format!(
+                            "bytes from {src} come after a FIN or RST sent with a TCP-AO option or malformed TCP options: a host whose kernel has TCP-AO dropped it and read these bytes, which wardgate judged; one without TCP-AO (or older than Linux 6.7) took it and read none of them"
+                        ),
+                        (Doubt::OldKernel, false) => format!(
+                            "bytes from {src} were also sent in a segment with malformed TCP options (a bad option length, a TCP-MD5 option of the wrong length or a repeated signature option): Linux 6.7 and later dropped that copy and read this one, which wardgate judged; Linux 6.6 and older read the other"
+                        ),
+                        (Doubt::OldKernel, true) => format!(
+                            "bytes from {src} come after a FIN or RST sent with malformed TCP options (a bad option length, a TCP-MD5 option of the wrong length or a repeated signature option): Linux 6.7 and later dropped it and read these bytes, which wardgate judged; Linux 6.6 and older took it and read none of them"
+                        ),
+                        (Doubt::WindowEdge, _) => format!(
                             "bytes from {src} were also sent in a copy at or past the edge of the receive window the capture last showed: the host may have taken that copy (its own window may already have moved) or dropped it; wardgate judged the copy it could place, the host may have read the other"
                         ),
-                        Doubt::DeepVlan => format!(
+                        (Doubt::DeepVlan, _) => format!(
                             "bytes from {src} were also sent in a frame with more VLAN tags than wardgate keys a connection by: a host with VLAN interfaces stacked that deep read that copy, which wardgate did not judge; one without read this one, which it judged"
                         ),
-                        Doubt::OffloadPattern => format!(
+                        (Doubt::OffloadPattern, _) => format!(
                             "bytes from {src} were also sent in a segment larger than an Ethernet frame whose checksum held the offload pattern: on a capture taken on the receiving host that is its own merging and the host read it, which wardgate judged; on a wire it is a bad checksum, and the host read this copy"
                         ),
-                        Doubt::LowTtl => format!(
+                        (Doubt::LowTtl, _) => format!(
                             "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
                         ),
                     };

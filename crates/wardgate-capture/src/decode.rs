@@ -13,8 +13,12 @@
 //! What "the host drops" means here follows Linux (net/ipv4/ip_input.c,
 //! ip_options.c, net/ipv6/exthdrs.c, net/ipv4/tcp_ipv4.c) with its default
 //! sysctls: `accept_source_route` off, no CIPSO DOI configured, no TCP-MD5 or
-//! TCP-AO keys. Each verdict is a [`HostDrop`], counted and reported by the
-//! analyser; IP fragments are handed to [`crate::defrag`] whole.
+//! TCP-AO keys, a kernel of 6.7 or later built with TCP-AO (for the TCP options
+//! its `tcp_inbound_hash` refuses: [`AuthDrop`] also says which other kernels
+//! read such a segment). Each IP-layer verdict is a [`HostDrop`], counted and
+//! reported by the analyser; IP fragments are handed to [`crate::defrag`]
+//! whole, and what it reassembles comes back through [`decode`] or, for IPv6,
+//! [`decode_reassembled_v6`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -73,12 +77,116 @@ pub struct TcpOptions {
     pub mss: Option<u16>,
     /// SACK permitted (RFC 2018), on a SYN.
     pub sack_permitted: bool,
-    /// A TCP-MD5 (RFC 2385, kind 19) or TCP-AO (RFC 5925, kind 29) option: Linux
-    /// drops such a segment on a socket with no key.
-    pub signature: bool,
-    /// The signature option is TCP-AO's (kind 29): whether a host drops it
-    /// depends on its kernel (built without TCP-AO, Linux ignores the option).
-    pub ao: bool,
+    /// The TCP-MD5 (RFC 2385, kind 19) and TCP-AO (RFC 5925, kind 29)
+    /// options make Linux drop the segment on a socket with no key, or are
+    /// malformed in a way its signature parser refuses: which kernels drop
+    /// it ([`auth_drop`]). wardgate drops every such segment.
+    pub auth: Option<AuthDrop>,
+}
+
+/// Which Linux kernels drop a segment for its signature options (no TCP-MD5 or
+/// TCP-AO key configured, as on a device's listener). Since 6.7 every segment,
+/// in every socket state, goes through `tcp_inbound_hash`, whose parser
+/// (`tcp_do_parse_auth_options`) walks the options while at least 18 bytes
+/// (TCPOLEN_MD5SIG) remain, 5 on a kernel built with TCP-AO, and refuses an
+/// option with a length below 2 or past the remaining bytes, a TCP-MD5 option
+/// of another length than 18, a TCP-AO option of 4 bytes or fewer, and a
+/// second MD5 or AO option (SKB_DROP_REASON_TCP_AUTH_HDR). Up to 6.6
+/// (`tcp_parse_md5sig_option`) the same walk only stopped there, and dropped
+/// a segment only for a well-formed MD5 option before any malformed one. The
+/// sets nest: what 6.6 drops, every later kernel drops; what a 6.7+ kernel
+/// without TCP-AO drops, one with TCP-AO drops.
+///
+/// wardgate follows a 6.7+ kernel built with TCP-AO (what the major
+/// distributions ship): failing closed, a FIN or RST only that kernel takes
+/// does not end what wardgate reads. Where an older or other build read the
+/// segment, its bytes or its FIN make other bytes for that stretch an
+/// ambiguity (the analyser's uncertain copies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthDrop {
+    /// Every Linux built with TCP-MD5 drops it: a well-formed MD5 option that
+    /// even the old parser reached.
+    Always,
+    /// Linux 6.7 and later drop it (malformed options its parser reaches with
+    /// 18 bytes or more left, an MD5 option of the wrong length, a repeated
+    /// one); 6.6 and older read it.
+    Since67,
+    /// Only a 6.7+ kernel built with TCP-AO drops it (a TCP-AO option with no
+    /// key, or malformed options found only by its longer walk, with 5 to 17
+    /// bytes left); one without TCP-AO, or older, reads it.
+    TcpAoBuild,
+}
+
+/// `tcp_do_parse_auth_options` (Linux 6.7+) walking `opts` while `minlen`
+/// bytes remain: None where it refuses the options (-EINVAL, -EEXIST), else
+/// the kind of the signature option it found (19 MD5, 29 AO; 0: none).
+fn auth_walk(opts: &[u8], minlen: usize) -> Option<u8> {
+    let (mut at, mut found) = (0, 0);
+    while opts.len() - at >= minlen {
+        let kind = opts[at];
+        match kind {
+            0 => break,
+            1 => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let len = usize::from(*opts.get(at + 1)?);
+        if len < 2 || len > opts.len() - at {
+            return None;
+        }
+        match kind {
+            19 if len != 18 || found != 0 => return None,
+            29 if len <= 4 || found != 0 => return None,
+            19 | 29 => found = kind,
+            _ => {}
+        }
+        at += len;
+    }
+    Some(found)
+}
+
+/// `tcp_parse_md5sig_option` (Linux 6.6 and older): whether its walk reaches a
+/// well-formed MD5 option before stopping at the end or a malformed one.
+fn old_md5_walk(opts: &[u8]) -> bool {
+    let mut at = 0;
+    while opts.len() - at >= 18 {
+        match opts[at] {
+            0 => return false,
+            1 => at += 1,
+            kind => {
+                let len = usize::from(opts[at + 1]);
+                if len < 2 || len > opts.len() - at {
+                    return false;
+                }
+                if kind == 19 {
+                    return len == 18;
+                }
+                at += len;
+            }
+        }
+    }
+    false
+}
+
+/// Which kernels drop a segment whose TCP options are `opts` for its
+/// signature options ([`AuthDrop`]); None when none does.
+pub fn auth_drop(opts: &[u8]) -> Option<AuthDrop> {
+    // Built with TCP-AO: refused options, or an MD5 or AO option (no key).
+    if opts.len() < 5 || auth_walk(opts, 5) == Some(0) {
+        return None;
+    }
+    Some(if old_md5_walk(opts) {
+        AuthDrop::Always
+    } else {
+        match auth_walk(opts, 18) {
+            // Without TCP-AO: refused options or an MD5 option; an AO
+            // option is let through (`tcp_inbound_ao_hash` is a stub).
+            None | Some(19) => AuthDrop::Since67,
+            _ => AuthDrop::TcpAoBuild,
+        }
+    })
 }
 
 /// A TCP segment.
@@ -412,7 +520,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
         (None, _) => return Err(bad("not an IPv4 or IPv6 header")),
         _ => return Err(DecodeError::NotIp),
     };
-    let n = if v6 { ipv6(ip)? } else { ipv4(ip)? };
+    let n = if v6 { ipv6(ip, usize::MAX)? } else { ipv4(ip)? };
     Ok(Decoded {
         src_mac: l.src_mac,
         dst_mac: l.dst_mac,
@@ -420,6 +528,39 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
         vlans: l.vlans,
         sent_by_capture_host: l.sent_by_capture_host,
         reassembled: false,
+        src: n.src,
+        dst: n.dst,
+        ttl: n.ttl,
+        host_drop: n.host_drop,
+        transport: n.transport,
+    })
+}
+
+/// Decodes an IPv6 datagram [`crate::defrag`] reassembled, whose fragmentable
+/// part (what followed the Fragment header) starts at `fragmentable_at`.
+/// Linux goes on from the Fragment header's next header
+/// (`ip6_protocol_deliver_rcu`) and reads a hop-by-hop header only first,
+/// right after the fixed header (`ipv6_rcv`): there is no handler for one
+/// anywhere else, and the datagram is dropped. Rebuilt without its Fragment
+/// header, a hop-by-hop header opening the fragmentable part would look first
+/// (found by an adversarial review: such a datagram was read, the host
+/// dropped it): its place is what says it is not. Every other extension
+/// header gets the verdicts it gets in an unfragmented packet.
+pub fn decode_reassembled_v6(
+    ip: &[u8],
+    fragmentable_at: usize,
+) -> Result<Decoded<'_>, DecodeError> {
+    if ip.first().map(|b| b >> 4) != Some(6) {
+        return Err(bad("not an IPv6 header"));
+    }
+    let n = ipv6(ip, fragmentable_at)?;
+    Ok(Decoded {
+        src_mac: None,
+        dst_mac: None,
+        vlan: None,
+        vlans: 0,
+        sent_by_capture_host: false,
+        reassembled: true,
         src: n.src,
         dst: n.dst,
         ttl: n.ttl,
@@ -547,8 +688,10 @@ fn ipv4_options(opts: &[u8]) -> Option<HostDrop> {
     None
 }
 
-/// RFC 8200: the fixed header and the extension headers up to the transport.
-fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
+/// RFC 8200: the fixed header and the extension headers up to the transport;
+/// those from `fragmentable_at` on came after a Fragment header
+/// ([`decode_reassembled_v6`]; `usize::MAX` for a packet as captured).
+fn ipv6(ip: &[u8], fragmentable_at: usize) -> Result<Net<'_>, DecodeError> {
     if ip.len() < 40 {
         return Err(bad("IPv6 header cut short"));
     }
@@ -565,7 +708,9 @@ fn ipv6(ip: &[u8]) -> Result<Net<'_>, DecodeError> {
     );
     let ttl = ip[7];
     let (mut next, mut at, mut host_drop) = (ip[6], 40, None);
-    let mut first = true;
+    // Hop-by-hop is read only as the first header, and never as the first of
+    // a reassembled fragmentable part.
+    let mut first = fragmentable_at > 40;
     let transport = loop {
         match next {
             // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
@@ -722,7 +867,8 @@ fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
     let opts = &seg[20..doff];
     let mut at = 0;
     // (Most segments have no options: the loop does not start.)
-    // As Linux's tcp_parse_options: stop at the end-of-list or a malformed length.
+    // As Linux's tcp_parse_options: stop at the end-of-list or a malformed length
+    // (for what the segment says; whether it is dropped is [`auth_drop`]'s).
     while let Some(&kind) = opts.get(at) {
         match kind {
             0 => break,
@@ -747,14 +893,15 @@ fn tcp(seg: &[u8]) -> Result<Tcp<'_>, DecodeError> {
                     be32(opts, at + 6).unwrap_or(0),
                 ))
             }
-            (19, 18) => options.signature = true,
-            (29, _) => {
-                options.signature = true;
-                options.ao = true;
-            }
             _ => {}
         }
         at += len;
+    }
+    // The signature options are walked again as Linux 6.7+ walks them (a
+    // malformed option drops the segment there, rather than ending the
+    // walk as above).
+    if !opts.is_empty() {
+        options.auth = auth_drop(opts);
     }
     Ok(Tcp {
         src_port: be16(seg, 0).unwrap_or(0),

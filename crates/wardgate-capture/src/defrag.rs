@@ -69,7 +69,10 @@
 //! before it is the unfragmentable part. The result is the offset-0 fragment's
 //! unfragmentable part, with the next header field that named the Fragment header
 //! set to that fragment's next header and the payload length fixed, followed by the
-//! reassembled data. An atomic fragment (offset 0, M clear; RFC 6946) is returned at
+//! reassembled data, with where that data starts ([`Datagram::fragmentable_at`]):
+//! Linux goes on from the Fragment header's next header, so a hop-by-hop header
+//! there is out of place and the datagram dropped, which the caller's decoder can
+//! only tell by that offset. An atomic fragment (offset 0, M clear; RFC 6946) is returned at
 //! once, its Fragment header removed likewise, without touching any queue. A first
 //! fragment that does not hold the whole upper-layer header (RFC 8200 4.5,
 //! `ipv6frag_thdr_truncated`: TCP 20 bytes, UDP 8, ICMPv6 8, anything else 1, after
@@ -116,6 +119,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[cfg(test)]
 mod tests;
+
+/// A reassembled datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// The whole packet, as [`Defrag::ipv4`] and [`Defrag::ipv6`] return it.
+    pub ip: Vec<u8>,
+    /// Where the part that was fragmented starts: the end of the offset-0
+    /// fragment's IPv4 header, or of its IPv6 unfragmentable part (where the
+    /// Fragment header was). Linux reads the headers from there on as coming
+    /// after the Fragment header (see [`crate::decode::decode_reassembled_v6`]).
+    pub fragmentable_at: usize,
+}
 
 /// Bytes charged per held fragment beyond its data: an estimate of its map nodes and
 /// allocation, so that memory stays bounded however small the fragments.
@@ -586,6 +601,7 @@ impl Defrag {
             data: p.data,
         };
         self.queue(key, p.proto, frag, now_us, anomaly)
+            .map(|d| d.ip)
     }
 
     /// `ip`: one IPv6 packet (fixed header + extension headers + payload, trimmed to
@@ -600,10 +616,12 @@ impl Defrag {
         anomaly: &mut dyn FnMut(Anomaly),
     ) -> Option<Vec<u8>> {
         self.ipv6_framed(scope, ip, Frame::default(), now_us, anomaly)
+            .map(|d| d.ip)
     }
 
     /// [`Self::ipv6`] for a fragment that came in `frame`, as
-    /// [`Self::ipv4_framed`].
+    /// [`Self::ipv4_framed`]; the datagram comes with where its fragmentable
+    /// part starts ([`Datagram`]).
     pub fn ipv6_framed(
         &mut self,
         scope: u64,
@@ -611,7 +629,7 @@ impl Defrag {
         frame: Frame,
         now_us: u64,
         anomaly: &mut dyn FnMut(Anomaly),
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Datagram> {
         self.expire(now_us, anomaly);
         let Some(p) = parse_v6(ip) else {
             self.stats.malformed += 1;
@@ -621,7 +639,10 @@ impl Defrag {
         if p.offset == 0 && !p.more {
             // RFC 6946: an atomic fragment is a whole packet; no queue is involved.
             self.stats.atomic += 1;
-            return build_v6(p.unfrag, p.nh_off, p.next, 0, &[p.data]);
+            return build_v6(p.unfrag, p.nh_off, p.next, 0, &[p.data]).map(|ip| Datagram {
+                ip,
+                fragmentable_at: p.unfrag.len(),
+            });
         }
         let lookup = Key {
             scope,
@@ -707,7 +728,7 @@ impl Defrag {
         frag: Incoming<'_>,
         now_us: u64,
         anomaly: &mut dyn FnMut(Anomaly),
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Datagram> {
         if !self.queues.contains_key(&lookup) {
             self.create(lookup, proto, now_us);
         }
@@ -796,7 +817,7 @@ impl Defrag {
         frag: Incoming<'_>,
         now_us: u64,
         anomaly: &mut dyn FnMut(Anomaly),
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Datagram> {
         // ip_frag_too_far: every fragment bumps its peer's counter.
         let rid = match self.peer_key(&lookup) {
             Some(peer) => {
@@ -1050,20 +1071,26 @@ impl Queue {
     }
 
     /// `ip_frag_reasm` / `ip6_frag_reasm`.
-    fn assemble(&self) -> Result<Vec<u8>, Fault> {
+    fn assemble(&self) -> Result<Datagram, Fault> {
         // ip_frag_ecn_table: not-ECT mixed with anything else is invalid.
         if self.ecn & ECN_NOT_ECT != 0 && self.ecn != ECN_NOT_ECT {
             return Err(Fault::Inconsistent);
         }
         let ce = if self.ecn & ECN_CE != 0 { 3 } else { 0 };
         let parts: Vec<&[u8]> = self.frags.values().map(|d| &d[..]).collect();
-        let mut out = match &self.head {
-            Some(Head::V4(header)) => build_v4(header, ce, &parts).ok_or(Fault::TooLarge)?,
+        let (mut out, fragmentable_at) = match &self.head {
+            Some(Head::V4(header)) => (
+                build_v4(header, ce, &parts).ok_or(Fault::TooLarge)?,
+                header.len(),
+            ),
             Some(Head::V6 {
                 unfrag,
                 nh_off,
                 next,
-            }) => build_v6(unfrag, *nh_off, *next, ce, &parts).ok_or(Fault::TooLarge)?,
+            }) => (
+                build_v6(unfrag, *nh_off, *next, ce, &parts).ok_or(Fault::TooLarge)?,
+                unfrag.len(),
+            ),
             None => return Err(Fault::Inconsistent),
         };
         // The lowest TTL of the fragments (the header checksum covers it).
@@ -1077,7 +1104,10 @@ impl Queue {
         } else if let Some(t) = out.get_mut(7) {
             *t = self.min_ttl;
         }
-        Ok(out)
+        Ok(Datagram {
+            ip: out,
+            fragmentable_at,
+        })
     }
 }
 

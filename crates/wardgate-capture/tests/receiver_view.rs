@@ -19,10 +19,35 @@ use wardgate_event::event::Record;
 
 const SITE: &str = include_str!("../../../examples/demo.toml");
 
+/// The infusion route to the pump server's IPv6 address, put in the demo
+/// site before its second route.
+const ROUTE_V6: &str = r#"[[route]]
+id = "infusion-orders-v6"
+protocol = "hl7-mllp"
+listen = "127.0.0.1:0"
+upstream = "[fd00::3]:{UPSTREAM_PORT}"
+senders = ["ehr"]
+messages = ["RGV^O15", "ORU^R01"]
+drug_library = "adult-icu"
+
+[[route]]
+id = "vital-signs""#;
+
 fn site() -> &'static (Validated, Arc<Policy>) {
     static S: OnceLock<(Validated, Arc<Policy>)> = OnceLock::new();
     S.get_or_init(|| {
+        // The pump server and the EHR on IPv6 too (fd00::3, fd00::2), with
+        // the infusion route to the server's IPv6 address.
         let text = SITE
+            .replace(
+                r#"addresses = ["127.0.0.2"]"#,
+                r#"addresses = ["127.0.0.2", "fd00::2"]"#,
+            )
+            .replace(
+                r#"addresses = ["127.0.0.3"]"#,
+                r#"addresses = ["127.0.0.3", "fd00::3"]"#,
+            )
+            .replace("[[route]]\nid = \"vital-signs\"", ROUTE_V6)
             .replace("{UPSTREAM_PORT}", "2575")
             .replace("{EHR_PORT}", "2576")
             .replace("{PACS_PORT}", "104")
@@ -66,6 +91,8 @@ struct Seg<'a> {
     window: u16,
     ttl: u8,
     ts: Option<(u32, u32)>,
+    /// Over IPv6 (fd00::2 and fd00::3) rather than IPv4.
+    v6: bool,
     payload: &'a [u8],
 }
 
@@ -82,6 +109,7 @@ impl<'a> Seg<'a> {
             window: 65535,
             ttl: 64,
             ts: None,
+            v6: false,
             payload,
         }
     }
@@ -93,9 +121,13 @@ fn build(s: &Seg<'_>) -> Vec<u8> {
     } else {
         (SERVER, CLIENT, SMAC, CMAC, 2575, 40000)
     };
-    let mut b = PacketBuilder::ethernet2(smac, dmac)
-        .ipv4(src, dst, s.ttl)
-        .tcp(sp, dp, s.seq, s.window);
+    let eth = PacketBuilder::ethernet2(smac, dmac);
+    let ip = if s.v6 {
+        eth.ipv6(v6_of(src), v6_of(dst), s.ttl)
+    } else {
+        eth.ipv4(src, dst, s.ttl)
+    };
+    let mut b = ip.tcp(sp, dp, s.seq, s.window);
     if let Some(a) = s.ack {
         b = b.ack(a);
     }
@@ -119,6 +151,14 @@ fn build(s: &Seg<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     b.write(&mut out, s.payload).expect("write");
     out
+}
+
+/// fd00::n for 127.0.0.n.
+fn v6_of(a: [u8; 4]) -> [u8; 16] {
+    let mut v = [0; 16];
+    v[0] = 0xfd;
+    v[15] = a[3];
+    v
 }
 
 /// Re-computes the IPv4 header and TCP checksums of an Ethernet/IPv4/TCP frame.
@@ -2499,8 +2539,22 @@ fn frag4_of(whole: &[u8], off: usize, end: usize, more: bool, id: u16) -> Vec<u8
 
 /// Splits an Ethernet/IPv6 frame (no extension headers) into a fragment.
 fn frag6_of(whole: &[u8], off: usize, end: usize, more: bool, id: u32) -> Vec<u8> {
+    frag6_body(whole, whole[14 + 6], &whole[54..], off, end, more, id)
+}
+
+/// A fragment `[off, end)` of `body`, the fragmentable part (its first header
+/// `next`) of a packet with the fixed IPv6 header and Ethernet header of the
+/// frame `whole`.
+fn frag6_body(
+    whole: &[u8],
+    next: u8,
+    body: &[u8],
+    off: usize,
+    end: usize,
+    more: bool,
+    id: u32,
+) -> Vec<u8> {
     let mut ip = whole[14..54].to_vec();
-    let next = ip[6];
     ip[6] = 44;
     ip[4..6].copy_from_slice(&((8 + end - off) as u16).to_be_bytes());
     let mut f = whole[..14].to_vec();
@@ -2508,7 +2562,7 @@ fn frag6_of(whole: &[u8], off: usize, end: usize, more: bool, id: u32) -> Vec<u8
     f.extend_from_slice(&[next, 0]);
     f.extend_from_slice(&((off as u16) | u16::from(more)).to_be_bytes());
     f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(&whole[54 + off..54 + end]);
+    f.extend_from_slice(&body[off..end]);
     f
 }
 
@@ -2758,4 +2812,256 @@ fn a_syn_ack_outside_the_handshake_does_not_turn_on_timestamps() {
         !rules.iter().any(|r| r == "WG-CAP-009"),
         "server: {rules:?}"
     );
+}
+
+/// The Ethernet/IPv4 frame `f`, built without TCP options, with the TCP
+/// options `opts` (a multiple of four bytes), checksums recomputed.
+fn with_tcp_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
+    assert_eq!(opts.len() % 4, 0);
+    let mut g = f[..54].to_vec();
+    g.extend_from_slice(opts);
+    g.extend_from_slice(&f[54..]);
+    g[14 + 20 + 12] = (((20 + opts.len()) / 4) << 4) as u8;
+    let total = (g.len() - 14) as u16;
+    g[16..18].copy_from_slice(&total.to_be_bytes());
+    fix(&mut g);
+    g
+}
+
+/// NOP, NOP, timestamps (TSval, TSecr): 12 bytes.
+fn ts_option(val: u32, ecr: u32) -> Vec<u8> {
+    let mut o = vec![1, 1, 8, 10];
+    o.extend_from_slice(&val.to_be_bytes());
+    o.extend_from_slice(&ecr.to_be_bytes());
+    o
+}
+
+/// An unknown option (kind 254) of `n` bytes whose length byte says 255:
+/// past the options' end.
+fn bad_length_option(n: usize) -> Vec<u8> {
+    let mut o = vec![254, 255];
+    o.resize(n, 0);
+    o
+}
+
+/// A client segment at `off` carrying `payload`, with the TCP options `opts`.
+fn with_options(off: u32, payload: &[u8], fin: bool, opts: &[u8]) -> Vec<u8> {
+    with_tcp_options(
+        &build(&Seg {
+            fin,
+            ..Seg::data(off, payload)
+        }),
+        opts,
+    )
+}
+
+/// Found by an adversarial review (Linux 6.18, live): since 6.7 every
+/// segment goes through `tcp_inbound_hash`, whose parser drops one with a
+/// malformed option while 18 option bytes or more remain (5 with TCP-AO
+/// built in). A FIN so built ended wardgate's stream; the host ignored it and
+/// read the unsafe order after it. It is dropped now, and since Linux 6.6 and
+/// older took it, the bytes after it are named an ambiguity.
+#[test]
+fn a_fin_with_malformed_tcp_options_does_not_end_the_stream() {
+    let bad = order("BAD-1", "90");
+    for (how, at) in [("first", 0usize), ("mid-frame", 60)] {
+        let mut frames = handshake(false);
+        frames.push(server_ack(0));
+        frames.push(build(&Seg::data(0, &bad[..at])));
+        frames.push(with_options(at as u32, b"", true, &bad_length_option(20)));
+        frames.push(build(&Seg::data(at as u32, &bad[at..])));
+        frames.push(server_ack(bad.len() as u32));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-009"), "{how}: {rules:?}");
+        assert!(has(&rules, "WG-CAP-005"), "{how}: {rules:?}");
+    }
+}
+
+/// A safe copy of the unsafe order with the TCP options `opts`, then the
+/// unsafe order: judged, and the copy older kernels read named.
+fn decoy_with_options_then_the_real_order(how: &str, opts: &[u8]) {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(with_options(0, &decoy, false, opts));
+    frames.push(build(&Seg::data(0, &bad)));
+    frames.push(server_ack(bad.len() as u32));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-009"), "{how}: {rules:?}");
+    assert!(has(&rules, "WG-CAP-005"), "{how}: {rules:?}");
+}
+
+/// The same review: a safe copy with a malformed option, then the unsafe
+/// order. The host read the unsafe one; wardgate judged the safe copy.
+#[test]
+fn a_decoy_with_a_malformed_tcp_option_does_not_hide_the_real_order() {
+    decoy_with_options_then_the_real_order("a bad length", &bad_length_option(20));
+}
+
+/// The same with a TCP-MD5 option of 10 bytes (then NOPs): Linux 6.7+
+/// refuses an MD5 option of another length than 18; 6.6 passed it over.
+#[test]
+fn a_decoy_with_a_short_md5_option_does_not_hide_the_real_order() {
+    let mut md5_10 = vec![19, 10];
+    md5_10.resize(10, 0xab);
+    md5_10.resize(20, 1);
+    decoy_with_options_then_the_real_order("an MD5 option of 10 bytes", &md5_10);
+}
+
+/// The same review: a bare ACK with a far-future TSval and a malformed option
+/// set wardgate's PAWS state, and the real order (a current TSval) was
+/// dropped as too old; the host had dropped the ACK and read the order.
+#[test]
+fn a_segment_with_malformed_tcp_options_sets_no_timestamp() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(true);
+    frames.push(server_ack(0));
+    let mut opts = ts_option(50_000_000, 5000);
+    opts.extend(bad_length_option(20));
+    frames.push(with_options(0, b"", false, &opts));
+    frames.push(build(&Seg {
+        ts: Some((102, 5000)),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-009"), "{rules:?}");
+}
+
+/// A second signature option is refused by Linux 6.7+ (-EEXIST). After an
+/// MD5 option of the wrong length (which the old parser stopped at: 6.6 read
+/// the segment) the decoy is an ambiguity; after a TCP-AO option (which the
+/// old parser passed over to the well-formed MD5 one) every kernel dropped
+/// it, and there is none.
+#[test]
+fn a_second_signature_option_is_dropped() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let md5 = |n: usize| {
+        let mut o = vec![19, n as u8];
+        o.resize(n, 0xcd);
+        o
+    };
+    let mut md5_twice = md5(10);
+    md5_twice.extend(md5(18));
+    let mut ao_then_md5 = vec![29, 6, 1, 1, 0, 0];
+    ao_then_md5.extend(md5(18));
+    for (how, opts, doubt) in [
+        ("MD5 of 10 bytes, then MD5", md5_twice, true),
+        ("AO, then MD5", ao_then_md5, false),
+    ] {
+        let mut frames = handshake(false);
+        frames.push(server_ack(0));
+        frames.push(with_options(0, &decoy, false, &opts));
+        frames.push(build(&Seg::data(0, &bad)));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-009"), "{how}: {rules:?}");
+        assert_eq!(has(&rules, "WG-CAP-005"), doubt, "{how}: {rules:?}");
+    }
+}
+
+/// Controls: a FIN with a well-formed long option is taken (the host reads
+/// nothing after it); one with a malformed option and fewer than 18 option
+/// bytes is taken by a Linux without TCP-AO (the review's 6.18) and dropped
+/// by one with it: wardgate follows the latter, failing closed, and names the
+/// bytes after the FIN an ambiguity.
+#[test]
+fn a_fin_with_well_formed_or_short_malformed_options() {
+    let bad = order("BAD-1", "90");
+    let mut good = vec![254, 20];
+    good.resize(20, 0);
+    let run_with = |opts: &[u8]| {
+        let mut frames = handshake(false);
+        frames.push(server_ack(0));
+        frames.push(with_options(0, b"", true, opts));
+        frames.push(build(&Seg::data(0, &bad)));
+        analyse(&frames)
+    };
+    let (d, rules) = run_with(&good);
+    assert!(!violated(&d, "BAD-1"), "well-formed: {d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "well-formed: {rules:?}");
+    let (d, rules) = run_with(&bad_length_option(12));
+    assert!(violated(&d, "BAD-1"), "short: {d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-005"), "short: {rules:?}");
+}
+
+/// The handshake over IPv6.
+fn handshake_v6() -> Vec<Vec<u8>> {
+    [
+        Seg {
+            seq: CISN,
+            ack: None,
+            syn: true,
+            ..Seg::data(0, b"")
+        },
+        Seg {
+            to_server: false,
+            seq: SISN,
+            ack: Some(CISN + 1),
+            syn: true,
+            ..Seg::data(0, b"")
+        },
+        Seg::data(0, b""),
+    ]
+    .iter()
+    .map(|s| build(&Seg { v6: true, ..*s }))
+    .collect()
+}
+
+/// Found by an adversarial review (Linux 6.18, live): a fragmented IPv6 FIN
+/// whose Fragment header's next header is hop-by-hop. After reassembly Linux
+/// goes on from that header, has no handler for hop-by-hop there and drops
+/// the datagram; wardgate rebuilt the packet without the Fragment header, so
+/// the hop-by-hop header looked first, and took the FIN: the order the host
+/// read after it went unjudged. Without the hop-by-hop header (the control)
+/// the host takes the FIN.
+#[test]
+fn a_hop_by_hop_header_after_a_fragment_header_drops_the_datagram() {
+    let bad = order("BAD-1", "90");
+    let fin = build(&Seg {
+        v6: true,
+        fin: true,
+        ..Seg::data(0, &bad[..8])
+    });
+    let tcp = &fin[54..];
+    let mut with_hbh = vec![6, 0, 1, 4, 0, 0, 0, 0];
+    with_hbh.extend_from_slice(tcp);
+    for (how, next, body, cut) in [
+        ("hop-by-hop", 0u8, &with_hbh[..], 32),
+        ("control", 6, tcp, 24),
+    ] {
+        let mut frames = handshake_v6();
+        frames.push(frag6_body(&fin, next, body, 0, cut, true, 7));
+        frames.push(frag6_body(&fin, next, body, cut, body.len(), false, 7));
+        frames.push(build(&Seg {
+            v6: true,
+            ..Seg::data(0, &bad)
+        }));
+        let (d, rules) = analyse(&frames);
+        if next == 0 {
+            assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+            assert!(has(&rules, "WG-CAP-009"), "{how}: {rules:?}");
+        } else {
+            assert!(!violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        }
+    }
+    // Unfragmented, a hop-by-hop header right after the fixed header is
+    // read.
+    let mut frames = handshake_v6();
+    let whole = build(&Seg {
+        v6: true,
+        ..Seg::data(0, &bad)
+    });
+    let mut hbh = whole[..54].to_vec();
+    hbh[14 + 6] = 0;
+    hbh[14 + 4..14 + 6].copy_from_slice(&((whole.len() - 54 + 8) as u16).to_be_bytes());
+    hbh.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    hbh.extend_from_slice(&whole[54..]);
+    frames.push(hbh);
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "hop-by-hop first: {d:?} {rules:?}");
 }

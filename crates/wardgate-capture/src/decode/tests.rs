@@ -295,7 +295,7 @@ fn tcp_options_timestamps_scale_and_signatures() {
     let t = tcp_of(&decode(LinkType::RawIp, &p).expect("decodes"));
     assert_eq!(t.options.window_scale, Some(7));
     assert_eq!(t.options.timestamp, Some((100, 200)));
-    assert!(!t.options.signature);
+    assert_eq!(t.options.auth, None);
     // TCP-MD5: kind 19, length 18.
     let mut md5 = vec![19u8, 18];
     md5.extend_from_slice(&[0xaa; 16]);
@@ -311,7 +311,7 @@ fn tcp_options_timestamps_scale_and_signatures() {
     let c = !(fold(sum(&q[..20], 0)) as u16);
     q[10..12].copy_from_slice(&c.to_be_bytes());
     let t = tcp_of(&decode(LinkType::RawIp, &q).expect("decodes"));
-    assert!(t.options.signature);
+    assert_eq!(t.options.auth, Some(crate::decode::AuthDrop::Always));
 }
 
 #[test]
@@ -571,4 +571,131 @@ fn a_frame_with_both_macs_zero_keeps_its_zero_destination() {
     assert_eq!(d.dst_mac, Some([0; 6]));
     assert_eq!(d.src_mac, None);
     assert!(d.sent_by_capture_host);
+}
+
+/// Which kernels drop a segment for its signature options (`AuthDrop`),
+/// from Linux's parsers: 6.7+ with TCP-AO (walk while 5 bytes remain), 6.7+
+/// without it (18), 6.6 and older (18, stopping at a malformed option).
+#[test]
+fn signature_options_are_judged_as_each_kernel_parses_them() {
+    let pad = |mut o: Vec<u8>, n: usize| {
+        o.resize(n, 1);
+        o
+    };
+    let md5 = |n: u8| {
+        let mut o = vec![19, n];
+        o.resize(usize::from(n), 0xcd);
+        o
+    };
+    let cat = |a: Vec<u8>, b: Vec<u8>| [a, b].concat();
+    let cases: &[(&str, Vec<u8>, Option<AuthDrop>)] = &[
+        ("no options", vec![], None),
+        (
+            "timestamps",
+            vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+            None,
+        ),
+        ("a long well-formed option", pad(vec![254, 20], 20), None),
+        ("MD5", pad(md5(18), 20), Some(AuthDrop::Always)),
+        (
+            "a bad length, 20 bytes left",
+            pad(vec![254, 255], 20),
+            Some(AuthDrop::Since67),
+        ),
+        (
+            "length 1, 20 bytes left",
+            pad(vec![254, 1], 20),
+            Some(AuthDrop::Since67),
+        ),
+        (
+            "a bad length, 12 bytes left",
+            pad(vec![254, 255], 12),
+            Some(AuthDrop::TcpAoBuild),
+        ),
+        ("a bad length, 4 bytes left", vec![254, 255, 0, 0], None),
+        (
+            "an MD5 option of 10 bytes",
+            pad(md5(10), 20),
+            Some(AuthDrop::Since67),
+        ),
+        (
+            "an MD5 option of 10 bytes, 12 left",
+            pad(md5(10), 12),
+            Some(AuthDrop::TcpAoBuild),
+        ),
+        (
+            "MD5 twice",
+            pad(cat(md5(18), md5(18)), 40),
+            Some(AuthDrop::Always),
+        ),
+        (
+            "MD5 of 10 then MD5",
+            cat(md5(10), md5(18)),
+            Some(AuthDrop::Since67),
+        ),
+        (
+            "AO then MD5",
+            pad(cat(vec![29, 6, 1, 1, 0, 0], md5(18)), 24),
+            Some(AuthDrop::Always),
+        ),
+        (
+            "AO, 20 bytes",
+            pad(vec![29, 6, 1, 1, 0, 0], 20),
+            Some(AuthDrop::TcpAoBuild),
+        ),
+        (
+            "AO of 4 bytes, 20 left",
+            pad(vec![29, 4, 1, 1], 20),
+            Some(AuthDrop::Since67),
+        ),
+        // Past the walk of every kernel: after timestamps, 4 bytes left.
+        (
+            "AO of 4 bytes last",
+            vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 29, 4, 1, 1],
+            None,
+        ),
+        // An end-of-list stops every walk.
+        (
+            "end of list, then a bad length",
+            pad(vec![0, 254, 255], 20),
+            None,
+        ),
+        // The old parser stops at a malformed option before an MD5 one.
+        (
+            "length 1, then MD5",
+            pad(cat(vec![254, 1, 1, 1], md5(18)), 24),
+            Some(AuthDrop::Since67),
+        ),
+    ];
+    for (how, opts, want) in cases {
+        assert_eq!(auth_drop(opts), *want, "{how}: {opts:?}");
+    }
+}
+
+/// A reassembled IPv6 datagram is read on from where its Fragment header was:
+/// a hop-by-hop header there is out of place, as Linux finds it; the same
+/// header right after the fixed header is read.
+#[test]
+fn hop_by_hop_opening_a_reassembled_fragmentable_part_is_dropped() {
+    let mut seg = Vec::new();
+    PacketBuilder::ipv6([1; 16], [2; 16], 64)
+        .tcp(40000, 2575, 1, 65535)
+        .write(&mut seg, b"data")
+        .expect("write");
+    let mut ip = seg[..40].to_vec();
+    ip[6] = 0;
+    ip[4..6].copy_from_slice(&((seg.len() - 40 + 8) as u16).to_be_bytes());
+    ip.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    ip.extend_from_slice(&seg[40..]);
+    let d = decode(LinkType::RawIp, &ip).expect("decodes");
+    assert_eq!(d.host_drop, None);
+    // The fragmentable part starting at 40: hop-by-hop came after the
+    // Fragment header.
+    let d = decode_reassembled_v6(&ip, 40).expect("decodes");
+    assert_eq!(d.host_drop, Some(HostDrop::Ipv6HopByHopNotFirst));
+    assert!(d.reassembled);
+    // An unfragmentable hop-by-hop header (the fragmentable part at 48).
+    let d = decode_reassembled_v6(&ip, 48).expect("decodes");
+    assert_eq!(d.host_drop, None);
+    assert!(matches!(d.transport, Transport::Tcp(_)));
 }
