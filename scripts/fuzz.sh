@@ -17,18 +17,49 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
 fi
-for t in "${targets[@]}"; do
-  echo "fuzz: $t for ${secs}s (seed $seed)"
+# Built once (each `cargo fuzz run` would check the build again), then run
+# FUZZ_JOBS targets at a time (default: one per core; each is single-threaded).
+build=(cargo fuzz build)
+if [ "$#" -eq 1 ]; then build+=("$1"); fi
+if ! "${build[@]}" >target/fuzz-build.log 2>&1; then
+  tail -n 60 target/fuzz-build.log
+  echo "fuzz: build FAILED"
+  exit 1
+fi
+bin="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
+jobs="${FUZZ_JOBS:-$(nproc)}"
+run_one() {
+  local t="$1"
   mkdir -p "fuzz/corpus/$t"
   # Work on a copy so the committed seed corpus only changes on purpose.
-  work="target/fuzz-corpus/$t"
+  local work="target/fuzz-corpus/$t"
   mkdir -p "$work"
   cp -n fuzz/corpus/"$t"/* "$work"/ 2>/dev/null || true
-  log="target/fuzz-$t.log"
-  if ! cargo fuzz run "$t" "$work" -- -max_total_time="$secs" -seed="$seed" -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
+  local log="target/fuzz-$t.log"
+  # libFuzzer writes crash reproducers to the working directory's prefix.
+  mkdir -p "fuzz/artifacts/$t"
+  if ! "$bin/$t" "$work" -artifact_prefix="fuzz/artifacts/$t/" -max_total_time="$secs" -seed="$seed" -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 60 "$log"
-    echo "fuzz: $t FAILED (crash or build error); reproducer under fuzz/artifacts/$t/"
-    exit 1
+    echo "fuzz: $t FAILED (crash); reproducer under fuzz/artifacts/$t/"
+    return 1
   fi
-  grep -E "^stat::(number_of_executed_units|peak_rss_mb)|Done [0-9]+ runs" "$log" || true
+  echo "fuzz: $t for ${secs}s (seed $seed): $(grep -E '^stat::number_of_executed_units' "$log" | tr -s ' ')"
+}
+failed=0
+running=0
+for t in "${targets[@]}"; do
+  run_one "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || failed=1
+    running=$((running - 1))
+  fi
 done
+while [ "$running" -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+if [ "$failed" -ne 0 ]; then
+  echo "fuzz: at least one target FAILED"
+  exit 1
+fi
