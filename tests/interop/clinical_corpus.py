@@ -325,8 +325,11 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="4000", f16=U[1]), [f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose"])]), "allow")
     c.add("heparin give code alternate identifier agreeing", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin^LOCAL^0409-2720^Heparin sodium^NDC"), [])]), "allow")
     c.add("insulin RXG-5 amount per RXG-14 H1", message(cid(), [(rxg(f1="1", f4="INS^insulin", f5="4", f7=U[1], f14="H1"), [])]), "allow")
-    c.add("drug text naming the diluent, also a library drug, after the drug",
-          message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^Heparin 25,000 units in D5W, vancomycin via separate line^LOCAL"), [])]), "allow")
+    # A text naming a second library drug is refused, whatever the words around it
+    # ("via separate line"): wardgate cannot tell an instruction from a mixture (an
+    # adversarial review: "Insulin 100 units and heparin 1000 units" passed).
+    c.add("drug text naming another library drug after the drug",
+          message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^Heparin 25,000 units in D5W, vancomycin via separate line^LOCAL"), [])]), "block", "WG-INF-016")
     c.add("escape sequence in the drug text only", message(cid(), [(heparin(10).replace("HEP^heparin^LOCAL", "HEP^heparin \\T\\ saline^LOCAL"), [])]), "allow")
     c.add("different delimiters (# components)", message(cid(), [(heparin(10), [])]).replace("^", "#").replace("MSH|#~\\&", "MSH|#~\\&"), "allow")
 
@@ -809,7 +812,16 @@ def cases():
                               ("500", "Ml/Hr", "a mixed-case rate", "WG-INF-014"),
                               ("20000", "MG/HR", "an upper-case mass rate", "WG-INF-014"),
                               ("200", "MEQ/HR", "an upper-case equivalents rate", "WG-INF-014"),
-                              ("5000", "U~mL", "a repeated unit, one reading a dose", "WG-INF-015")):
+                              ("5000", "U~mL", "a repeated unit, one reading a dose", "WG-INF-015"),
+                              ("500", "mcL/min", "microlitres per minute", "WG-INF-004"),
+                              ("500", "MCL/MIN", "upper-case microlitres per minute", "WG-INF-004"),
+                              ("500", "mL/h&UCUM", "a rate with its coding system as a subcomponent", "WG-INF-004"),
+                              ("500", "gtt/min", "drops per minute", "WG-INF-004"),
+                              ("500", "[drp]/min", "UCUM drops per minute", "WG-INF-004"),
+                              ("500", "mL per 24 hours", "a rate per 24 hours in words", "WG-INF-004"),
+                              ("500", "dL/h", "decilitres per hour", "WG-INF-004"),
+                              ("500", "mdc_dim_milli_l_per_hr", "a lower-case MDC name", "WG-INF-004"),
+                              ("500", "265266.0", "an MDC code with a decimal point", "WG-INF-004")):
         c.add(f"heparin with a vendor's rate code and {what}",
               message(cid(), [(heparin(10, vtbi=250), [obx(1, "99003^VND_INFUSION_RATE^99VND", value, unit)])]), "block", rule)
     # UCUM annotations after a unit symbol change no magnitude; one that a reader may
@@ -1153,6 +1165,9 @@ def cases():
         ("HEP", "Heparin 25,000 units in 0.45% sodium chloride 250 mL", "10", ML_H[1]),
         ("INS", "Insulin regular human 100 units in 0.9% sodium chloride 100 mL", "5", U_H[1]),
         ("INS", "Insulin (regular) 1 unit/mL in water for injection", "5", U_H[1]),
+        ("INS", "Insulin regular human (HumuLIN R) 100 units in 1 L NS", "5", U_H[1]),
+        ("OXY", "oxytocin (PITOCIN) 30 units in 500 mL LR infusion", "2", "mU/min^mU/min^UCUM"),
+        ("OXY", "Pitocin (oxytocin) 30 units/500 mL", "2", "mU/min^mU/min^UCUM"),
     ):
         f = dict(f1="1", f4=f"{drug}^{text}^LOCAL", f15=rate, f16=unit)
         if drug == "HEP":
@@ -1174,6 +1189,19 @@ def cases():
         ("HEP", "Dalteparin/heparin"),
         ("HEP", "heparin-argatroban bridge"),
         ("HEP", "HEPARIN then MIDAZOLAM 1 mg/mL"),
+        ("INS", "Insulin glargine-yfgn 100 units/mL"),
+        ("INS", "insulin aspart-szjj"),
+        ("INS", "Insulin (Humulin N) 100 units/mL"),
+        ("INS", "NovoLIN N insulin"),
+        ("INS", "Insulin 70/30 human"),
+        ("INS", "Insulin regular U-500 (HumuLIN R U-500)"),
+        ("INS", "Insulin degludec-liraglutide"),
+        ("INS", "Soliqua 100/33 (insulin glargine and lixisenatide)"),
+        ("INS", "Insulin 100 units and heparin 1000 units"),
+        ("HEP", "Heparin 25,000 units in insulin"),
+        ("HEP", "Heparin 25000 units with potassium chloride 20 mEq"),
+        ("HEP", "heparin (danaparoid) 750 units"),
+        ("HEP", "heparin or dabigatran"),
     ):
         f = dict(f1="1", f4=f"{drug}^{text}^LOCAL", f15="10" if drug == "HEP" else "5", f16=ML_H[1] if drug == "HEP" else U_H[1])
         if drug == "HEP":

@@ -3047,16 +3047,11 @@ fn resolve_drug<'l>(
                 // library: "Insulin glargine", "Enoxaparin (low molecular
                 // weight heparin)", "Morphine 1 mg/mL in heparin lock") makes
                 // the text name two (found by an adversarial review).
-                if let Some(other) = words.iter().enumerate().find_map(|(j, w)| {
-                    let own = (at..at + len).contains(&j);
-                    (!own && library.lookup_indexed(w).is_none())
-                        .then(|| other_drug_word(w))
-                        .flatten()
-                }) {
+                if let Some(other) = another_drug(t, &words, (at, len), h.0, library) {
                     return Err(OrderFinding::new(
                         rules::CODED_PARTS_DISAGREE,
                         format!(
-                            "RXG #{n}: the give code's text {:?} names {:?} of library {:?}, and also {other:?}, another drug or product (not in the library); the nurse may read one, the pump another",
+                            "RXG #{n}: the give code's text {:?} names {:?} of library {:?}, and also {other}; the nurse may read one, the pump another",
                             bounded(t),
                             h.1.display,
                             library.id
@@ -3112,147 +3107,267 @@ fn resolve_drug<'l>(
 }
 
 /// Drugs and products a give code's text may name beside a library drug's
-/// name while meaning something else: insulin analogues and intermediate- or
-/// long-acting insulins (never run as an infusion of regular insulin), the
-/// low-molecular-weight heparins and other anticoagulants, and the
-/// high-alert infusions of ISMP's list. Upper case. Never a salt, a base
-/// solution or a diluent (`sodium`, `calcium`, `dextrose`, `saline`,
-/// `water`): "Heparin sodium in dextrose" is heparin. A library name is
-/// never taken from here: the library's own names are judged as before.
-const OTHER_DRUGS: &[&str] = &[
-    // Insulins other than regular, and their brands.
-    "GLARGINE",
-    "DETEMIR",
-    "DEGLUDEC",
-    "LISPRO",
-    "ASPART",
-    "GLULISINE",
-    "NPH",
-    "ISOPHANE",
-    "LENTE",
-    "ULTRALENTE",
-    "PROTAMINE",
-    "LANTUS",
-    "TOUJEO",
-    "BASAGLAR",
-    "SEMGLEE",
-    "LEVEMIR",
-    "TRESIBA",
-    "HUMALOG",
-    "NOVOLOG",
-    "NOVORAPID",
-    "FIASP",
-    "APIDRA",
-    "LYUMJEV",
-    "ADMELOG",
+/// name while meaning something else, each with the generic it is (a brand
+/// of the library's drug is that drug: "Pitocin (oxytocin)"): insulin
+/// analogues, intermediate- and long-acting and concentrated insulins and
+/// their brands (never run as an infusion of regular insulin), the
+/// low-molecular-weight heparins and other anticoagulants, and the high-alert
+/// infusions of ISMP's list. Upper case. Never a salt, a base solution or a
+/// diluent (`sodium`, `calcium`, `potassium`, `phosphate`, `dextrose`,
+/// `saline`, `water`): "Heparin sodium in dextrose" is heparin.
+const OTHER_DRUGS: &[(&str, &str)] = &[
+    // Insulins other than regular, their brands and combinations.
+    ("GLARGINE", "GLARGINE"),
+    ("DETEMIR", "DETEMIR"),
+    ("DEGLUDEC", "DEGLUDEC"),
+    ("LISPRO", "LISPRO"),
+    ("ASPART", "ASPART"),
+    ("GLULISINE", "GLULISINE"),
+    ("NPH", "NPH"),
+    ("ISOPHANE", "NPH"),
+    ("LENTE", "LENTE"),
+    ("ULTRALENTE", "LENTE"),
+    ("PROTAMINE", "PROTAMINE"),
+    ("LANTUS", "GLARGINE"),
+    ("TOUJEO", "GLARGINE"),
+    ("BASAGLAR", "GLARGINE"),
+    ("SEMGLEE", "GLARGINE"),
+    ("REZVOGLAR", "GLARGINE"),
+    ("LEVEMIR", "DETEMIR"),
+    ("TRESIBA", "DEGLUDEC"),
+    ("RYZODEG", "DEGLUDEC"),
+    ("HUMALOG", "LISPRO"),
+    ("ADMELOG", "LISPRO"),
+    ("LYUMJEV", "LISPRO"),
+    ("NOVOLOG", "ASPART"),
+    ("NOVORAPID", "ASPART"),
+    ("FIASP", "ASPART"),
+    ("APIDRA", "GLULISINE"),
+    ("SOLIQUA", "LIXISENATIDE"),
+    ("XULTOPHY", "LIRAGLUTIDE"),
+    ("LIRAGLUTIDE", "LIRAGLUTIDE"),
+    ("LIXISENATIDE", "LIXISENATIDE"),
+    ("AFREZZA", "AFREZZA"),
     // Anticoagulants and thrombolytics.
-    "ENOXAPARIN",
-    "DALTEPARIN",
-    "TINZAPARIN",
-    "NADROPARIN",
-    "FONDAPARINUX",
-    "LOVENOX",
-    "FRAGMIN",
-    "INNOHEP",
-    "ARIXTRA",
-    "ARGATROBAN",
-    "BIVALIRUDIN",
-    "WARFARIN",
-    "ALTEPLASE",
-    "TENECTEPLASE",
-    "RETEPLASE",
-    "UROKINASE",
-    "STREPTOKINASE",
-    "LMWH",
+    ("ENOXAPARIN", "ENOXAPARIN"),
+    ("DALTEPARIN", "DALTEPARIN"),
+    ("TINZAPARIN", "TINZAPARIN"),
+    ("NADROPARIN", "NADROPARIN"),
+    ("BEMIPARIN", "BEMIPARIN"),
+    ("CERTOPARIN", "CERTOPARIN"),
+    ("PARNAPARIN", "PARNAPARIN"),
+    ("REVIPARIN", "REVIPARIN"),
+    ("DANAPAROID", "DANAPAROID"),
+    ("FONDAPARINUX", "FONDAPARINUX"),
+    ("LOVENOX", "ENOXAPARIN"),
+    ("CLEXANE", "ENOXAPARIN"),
+    ("FRAGMIN", "DALTEPARIN"),
+    ("INNOHEP", "TINZAPARIN"),
+    ("ARIXTRA", "FONDAPARINUX"),
+    ("ORGARAN", "DANAPAROID"),
+    ("ARGATROBAN", "ARGATROBAN"),
+    ("BIVALIRUDIN", "BIVALIRUDIN"),
+    ("DESIRUDIN", "DESIRUDIN"),
+    ("LEPIRUDIN", "LEPIRUDIN"),
+    ("DABIGATRAN", "DABIGATRAN"),
+    ("RIVAROXABAN", "RIVAROXABAN"),
+    ("APIXABAN", "APIXABAN"),
+    ("EDOXABAN", "EDOXABAN"),
+    ("WARFARIN", "WARFARIN"),
+    ("ALTEPLASE", "ALTEPLASE"),
+    ("TENECTEPLASE", "TENECTEPLASE"),
+    ("RETEPLASE", "RETEPLASE"),
+    ("UROKINASE", "UROKINASE"),
+    ("STREPTOKINASE", "STREPTOKINASE"),
+    ("LMWH", "LMWH"),
     // Opioids and sedatives.
-    "MORPHINE",
-    "HYDROMORPHONE",
-    "FENTANYL",
-    "SUFENTANIL",
-    "REMIFENTANIL",
-    "ALFENTANIL",
-    "MEPERIDINE",
-    "PETHIDINE",
-    "METHADONE",
-    "OXYCODONE",
-    "DILAUDID",
-    "MIDAZOLAM",
-    "LORAZEPAM",
-    "DIAZEPAM",
-    "PROPOFOL",
-    "DEXMEDETOMIDINE",
-    "KETAMINE",
-    "PENTOBARBITAL",
+    ("MORPHINE", "MORPHINE"),
+    ("HYDROMORPHONE", "HYDROMORPHONE"),
+    ("DILAUDID", "HYDROMORPHONE"),
+    ("FENTANYL", "FENTANYL"),
+    ("SUFENTANIL", "SUFENTANIL"),
+    ("REMIFENTANIL", "REMIFENTANIL"),
+    ("ALFENTANIL", "ALFENTANIL"),
+    ("MEPERIDINE", "MEPERIDINE"),
+    ("PETHIDINE", "MEPERIDINE"),
+    ("DEMEROL", "MEPERIDINE"),
+    ("METHADONE", "METHADONE"),
+    ("OXYCODONE", "OXYCODONE"),
+    ("MIDAZOLAM", "MIDAZOLAM"),
+    ("LORAZEPAM", "LORAZEPAM"),
+    ("DIAZEPAM", "DIAZEPAM"),
+    ("PROPOFOL", "PROPOFOL"),
+    ("DIPRIVAN", "PROPOFOL"),
+    ("DEXMEDETOMIDINE", "DEXMEDETOMIDINE"),
+    ("PRECEDEX", "DEXMEDETOMIDINE"),
+    ("KETAMINE", "KETAMINE"),
+    ("PENTOBARBITAL", "PENTOBARBITAL"),
     // Vasoactive and antiarrhythmic infusions.
-    "NOREPINEPHRINE",
-    "EPINEPHRINE",
-    "NORADRENALINE",
-    "ADRENALINE",
-    "VASOPRESSIN",
-    "PHENYLEPHRINE",
-    "DOPAMINE",
-    "DOBUTAMINE",
-    "MILRINONE",
-    "ISOPROTERENOL",
-    "NITROGLYCERIN",
-    "NITROPRUSSIDE",
-    "ESMOLOL",
-    "LABETALOL",
-    "NICARDIPINE",
-    "CLEVIDIPINE",
-    "DILTIAZEM",
-    "AMIODARONE",
-    "LIDOCAINE",
-    "PROCAINAMIDE",
-    "DIGOXIN",
-    "ADENOSINE",
+    ("NOREPINEPHRINE", "NOREPINEPHRINE"),
+    ("NORADRENALINE", "NOREPINEPHRINE"),
+    ("LEVOPHED", "NOREPINEPHRINE"),
+    ("EPINEPHRINE", "EPINEPHRINE"),
+    ("ADRENALINE", "EPINEPHRINE"),
+    ("VASOPRESSIN", "VASOPRESSIN"),
+    ("PHENYLEPHRINE", "PHENYLEPHRINE"),
+    ("DOPAMINE", "DOPAMINE"),
+    ("DOBUTAMINE", "DOBUTAMINE"),
+    ("MILRINONE", "MILRINONE"),
+    ("ISOPROTERENOL", "ISOPROTERENOL"),
+    ("NITROGLYCERIN", "NITROGLYCERIN"),
+    ("NITROPRUSSIDE", "NITROPRUSSIDE"),
+    ("ESMOLOL", "ESMOLOL"),
+    ("LABETALOL", "LABETALOL"),
+    ("NICARDIPINE", "NICARDIPINE"),
+    ("CLEVIDIPINE", "CLEVIDIPINE"),
+    ("DILTIAZEM", "DILTIAZEM"),
+    ("AMIODARONE", "AMIODARONE"),
+    ("LIDOCAINE", "LIDOCAINE"),
+    ("PROCAINAMIDE", "PROCAINAMIDE"),
+    ("DIGOXIN", "DIGOXIN"),
+    ("ADENOSINE", "ADENOSINE"),
     // Neuromuscular blockers.
-    "VECURONIUM",
-    "ROCURONIUM",
-    "CISATRACURIUM",
-    "ATRACURIUM",
-    "SUCCINYLCHOLINE",
-    "PANCURONIUM",
-    // Others given by infusion at high risk. Not `POTASSIUM` or `PHOSPHATE`:
-    // they name salts too ("Penicillin G potassium", "Dexamethasone sodium
-    // phosphate").
-    "MAGNESIUM",
-    "OXYTOCIN",
-    "PITOCIN",
-    "TERBUTALINE",
-    "INSULIN",
-    "HEPARIN",
-    "VANCOMYCIN",
-    "GENTAMICIN",
-    "TOBRAMYCIN",
-    "AMIKACIN",
-    "ACYCLOVIR",
-    "AMPHOTERICIN",
-    "METHOTREXATE",
-    "VINCRISTINE",
-    "VINBLASTINE",
-    "CISPLATIN",
-    "CARBOPLATIN",
-    "OXALIPLATIN",
-    "CYCLOPHOSPHAMIDE",
-    "DOXORUBICIN",
-    "DAUNORUBICIN",
-    "CYTARABINE",
-    "FLUOROURACIL",
-    "PACLITAXEL",
-    "DOCETAXEL",
-    "ETOPOSIDE",
-    "IFOSFAMIDE",
-    "BORTEZOMIB",
-    "CHEMOTHERAPY",
+    ("VECURONIUM", "VECURONIUM"),
+    ("ROCURONIUM", "ROCURONIUM"),
+    ("CISATRACURIUM", "CISATRACURIUM"),
+    ("ATRACURIUM", "ATRACURIUM"),
+    ("SUCCINYLCHOLINE", "SUCCINYLCHOLINE"),
+    ("PANCURONIUM", "PANCURONIUM"),
+    // Others given by infusion at high risk.
+    ("MAGNESIUM", "MAGNESIUM"),
+    ("OXYTOCIN", "OXYTOCIN"),
+    ("PITOCIN", "OXYTOCIN"),
+    ("TERBUTALINE", "TERBUTALINE"),
+    ("INSULIN", "INSULIN"),
+    ("HEPARIN", "HEPARIN"),
+    ("VANCOMYCIN", "VANCOMYCIN"),
+    ("GENTAMICIN", "GENTAMICIN"),
+    ("TOBRAMYCIN", "TOBRAMYCIN"),
+    ("AMIKACIN", "AMIKACIN"),
+    ("ACYCLOVIR", "ACYCLOVIR"),
+    ("AMPHOTERICIN", "AMPHOTERICIN"),
+    ("METHOTREXATE", "METHOTREXATE"),
+    ("VINCRISTINE", "VINCRISTINE"),
+    ("VINBLASTINE", "VINBLASTINE"),
+    ("CISPLATIN", "CISPLATIN"),
+    ("CARBOPLATIN", "CARBOPLATIN"),
+    ("OXALIPLATIN", "OXALIPLATIN"),
+    ("CYCLOPHOSPHAMIDE", "CYCLOPHOSPHAMIDE"),
+    ("DOXORUBICIN", "DOXORUBICIN"),
+    ("DAUNORUBICIN", "DAUNORUBICIN"),
+    ("CYTARABINE", "CYTARABINE"),
+    ("FLUOROURACIL", "FLUOROURACIL"),
+    ("PACLITAXEL", "PACLITAXEL"),
+    ("DOCETAXEL", "DOCETAXEL"),
+    ("ETOPOSIDE", "ETOPOSIDE"),
+    ("IFOSFAMIDE", "IFOSFAMIDE"),
+    ("BORTEZOMIB", "BORTEZOMIB"),
+    ("BUPIVACAINE", "BUPIVACAINE"),
+    ("ROPIVACAINE", "ROPIVACAINE"),
+    ("CHEMOTHERAPY", "CHEMOTHERAPY"),
 ];
 
-/// The drug of [`OTHER_DRUGS`] a word names, if any (any case).
-fn other_drug_word(word: &str) -> Option<&'static str> {
-    OTHER_DRUGS
+/// Base solutions and diluents: a library entry for one named after the drug
+/// ("Heparin 25,000 units in dextrose 5%") is what the drug is in, not a
+/// second drug. Upper case, words as [`another_drug`] splits them.
+const DILUENTS: &[&str] = &[
+    "DEXTROSE",
+    "GLUCOSE",
+    "D5W",
+    "D10W",
+    "D5",
+    "D10",
+    "NS",
+    "NACL",
+    "SALINE",
+    "SODIUM CHLORIDE",
+    "WATER",
+    "SWFI",
+    "WFI",
+    "LR",
+    "RINGER",
+    "RINGERS",
+    "LACTATED RINGER",
+    "LACTATED RINGERS",
+    "PLASMA-LYTE",
+    "PLASMALYTE",
+];
+
+/// What else a give code's text names beside the library drug it was read as
+/// (the run of `words` at `own`, entry `entry`), if anything: another library
+/// drug that is no diluent ("Insulin 100 units and heparin 1000 units"), a
+/// drug or product of [`OTHER_DRUGS`] that is not the entry's own (its
+/// generic among the entry's words or a name of the entry: "Pitocin
+/// (oxytocin)" is oxytocin), a premixed or concentrated insulin (`70/30`,
+/// `U-500`, `Humulin N`). Words are read whole and by their hyphenated parts
+/// (`glargine-yfgn`, a biosimilar's suffix). Found by adversarial reviews.
+fn another_drug(
+    text: &str,
+    words: &[&str],
+    own: (usize, usize),
+    entry: usize,
+    library: &DrugLibrary,
+) -> Option<String> {
+    let (at, len) = own;
+    let own_words = &words[at..at + len];
+    let is_entry = |name: &str| {
+        library
+            .lookup_indexed(name)
+            .is_some_and(|(i, _)| i == entry)
+    };
+    for (j, w) in words.iter().enumerate() {
+        if (at..at + len).contains(&j) {
+            continue;
+        }
+        // Another library drug, from this word on (up to four words), unless
+        // a diluent.
+        for k in (1..=4.min(words.len() - j)).rev() {
+            if (j..j + k).any(|x| (at..at + len).contains(&x)) {
+                continue;
+            }
+            let run = words[j..j + k].join(" ");
+            if let Some((i, e)) = library.lookup_indexed(&run) {
+                let diluent = DILUENTS.iter().any(|d| d.eq_ignore_ascii_case(&run));
+                if i != entry && !diluent {
+                    return Some(format!("{:?} (library drug {:?})", run, e.display));
+                }
+                break;
+            }
+        }
+        for piece in std::iter::once(*w).chain(w.split('-').filter(|p| p.len() > 1 && *p != *w)) {
+            let Some(&(name, generic)) = OTHER_DRUGS
+                .iter()
+                .find(|(d, _)| d.eq_ignore_ascii_case(piece))
+            else {
+                continue;
+            };
+            let own_drug = is_entry(piece)
+                || is_entry(generic)
+                || own_words.iter().any(|o| o.eq_ignore_ascii_case(generic));
+            if !own_drug {
+                return Some(format!("{name:?}, another drug or product"));
+            }
+        }
+    }
+    // Premixed and concentrated insulins, whatever drug the text names.
+    let upper = text.to_ascii_uppercase();
+    for mix in [
+        "70/30", "75/25", "50/50", "U-500", "U500", "U-300", "U300", "U-200", "U200",
+    ] {
+        if upper
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+            .any(|tok| tok == mix)
+        {
+            return Some(format!("{mix:?}, a premixed or concentrated insulin"));
+        }
+    }
+    let brand = words
         .iter()
-        .find(|d| d.eq_ignore_ascii_case(word))
-        .copied()
+        .any(|w| w.eq_ignore_ascii_case("HUMULIN") || w.eq_ignore_ascii_case("NOVOLIN"));
+    if brand && words.iter().any(|w| w.eq_ignore_ascii_case("N")) {
+        return Some("\"N\" beside a human insulin brand, NPH".to_owned());
+    }
+    None
 }
 
 /// HL7 table 0162, route of administration (v2.5 to v2.9).
@@ -4058,6 +4173,14 @@ fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
             if decoded != texts[0] {
                 texts.push(decoded);
             }
+            // Its first subcomponent alone too, as a reader of a CWE inside a
+            // component takes it (`mL/h&UCUM`).
+            let first = String::from_utf8_lossy(comp.subcomponent(1))
+                .trim()
+                .to_owned();
+            if !texts.contains(&first) {
+                texts.push(first);
+            }
             texts
                 .into_iter()
                 .flat_map(|t| loose_readings(&t).collect::<Vec<_>>())
@@ -4071,10 +4194,22 @@ fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
 /// this way are not the text's; the dimension (a volume, an amount, a rate,
 /// a time) is, which is all a caller may use them for.
 fn loose_readings(text: &str) -> impl Iterator<Item = Unit> {
-    let mut texts: Vec<String> = Vec::with_capacity(4);
+    let mut texts: Vec<String> = Vec::with_capacity(6);
+    // A numeric code written `265266.0` is 265266.
+    let text = text
+        .split_once('.')
+        .filter(|(i, f)| {
+            !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) && f.bytes().all(|b| b == b'0')
+        })
+        .map_or(text, |(i, _)| i);
     if !text.is_empty() {
         texts.push(text.to_owned());
         texts.push(text.to_ascii_lowercase());
+        // `mdc_dim_milli_l_per_hr`: MDC's names read in any case.
+        texts.push(text.to_ascii_uppercase());
+        // Volumes the table does not hold, and a count of drops: each a
+        // volume to a pump server that reads them (`mcL/min`, `gtt/min`).
+        let text = &text.replace(" per ", "/");
         let mut bare = String::with_capacity(text.len());
         let mut depth = 0usize;
         for ch in text.chars() {
@@ -4101,7 +4236,20 @@ fn loose_readings(text: &str) -> impl Iterator<Item = Unit> {
             .collect::<Vec<_>>()
             .join("/");
         if !bare.is_empty() {
-            texts.push(bare.to_ascii_lowercase());
+            let lower = bare.to_ascii_lowercase();
+            let volumes: String = lower
+                .split('/')
+                .map(|p| match p.trim() {
+                    "mcl" | "microl" | "microliter" | "microlitre" | "ul" | "µl" | "nl" | "dl"
+                    | "cl" | "gtt" | "gtts" | "drp" | "drop" | "drops" => "mL",
+                    other => other,
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            if volumes != lower {
+                texts.push(volumes);
+            }
+            texts.push(lower);
             texts.push(bare);
         }
     }

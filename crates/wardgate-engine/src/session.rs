@@ -431,7 +431,18 @@ impl Session {
                 // answer that never comes would hold every refusal behind it
                 // (found by an adversarial review: an AR behind an ER message
                 // was never sent, and with ER silence means accepted).
-                let owed = !is_ack && (!enhanced || accept == b"AL" || app == b"AL");
+                //
+                // A value outside table 0155 (`XX`, or `al` in lower case) is
+                // no promise of silence: a receiver may answer it as AL or as
+                // original mode, and a refusal sent ahead of that answer is
+                // taken, by order, for it (found by an adversarial review).
+                let silent = |v: &[u8]| v.is_empty() || matches!(v, b"ER" | b"SU" | b"NE");
+                let owed = !is_ack
+                    && (!enhanced
+                        || accept == b"AL"
+                        || app == b"AL"
+                        || !silent(accept)
+                        || !silent(app));
                 self.last_forwarded = Some((id.clone(), owed));
                 if owed {
                     self.in_flight.push_back(id);

@@ -520,13 +520,28 @@ fn utf8_letters(raw: &[u8], body: &[u8], field: u8, at: usize) -> bool {
     if std::str::from_utf8(raw).is_err() {
         return false;
     }
-    if declared.starts_with(b"UNICODE UTF-8") {
-        return true;
+    // Every repetition must name UTF-8, in any case, as `check_charset` reads
+    // the names (`UTF-8` declared was refused where nothing declared passed:
+    // found by an adversarial review).
+    let names_utf8 = |name: &[u8]| {
+        let n = name.trim_ascii();
+        [&b"UNICODE UTF-8"[..], b"UTF-8", b"UTF8"]
+            .iter()
+            .any(|u| n.eq_ignore_ascii_case(u))
+    };
+    if !declared.trim_ascii().is_empty() {
+        return declared
+            .split(|&b| b == b'~')
+            .all(|n| n.trim_ascii().is_empty() || names_utf8(n));
     }
-    if !declared.is_empty() {
-        return false;
-    }
+    // A reader that splits at the NEL may trim the new line's leading blanks
+    // (a space, a tab, Latin-1's no-break space) before reading its segment
+    // id (found by an adversarial review: `Å RXG|` passed).
     let after = raw.get(at + 1..).unwrap_or_default();
+    let after = &after[after
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\t' | 0xA0))
+        .unwrap_or(after.len())..];
     let starts_segment = after.len() >= 4
         && after[0].is_ascii_uppercase()
         && after[1..3]

@@ -664,6 +664,29 @@ fn a_second_acknowledgement_of_one_message_answers_nothing_else() {
 }
 
 #[test]
+fn an_acknowledgement_mode_outside_the_table_is_owed_an_answer() {
+    // MSH-15/16 `XX` or `al`: a receiver may answer as AL (or as original
+    // mode); the refusal behind it waits for that answer.
+    for mode in ["XX", "al", "AL", "ne"] {
+        let mut d = Driver::new();
+        d.client(&framed(&format!(
+            "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E4|P|2.6|||{mode}|{mode}\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r"
+        )));
+        d.client(&msg("ADT^A01", "C10"));
+        assert!(d.t.client.is_empty(), "{mode}: {:?}", d.t.client);
+        d.upstream(&ack("E4"));
+        assert_eq!(d.t.client, ["ack:E4", "AR:C10"], "{mode}");
+    }
+    // NE/NE promises no answer: the refusal goes at once.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E5|P|2.6|||NE|NE\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    d.client(&msg("ADT^A01", "C11"));
+    assert_eq!(d.t.client, ["AR:C11"]);
+}
+
+#[test]
 fn an_acknowledgement_naming_nothing_sent_answers_nothing() {
     // A stale answer (or an upstream that rewrites MSA-2) is nobody's: taken as
     // the oldest's, a sender matching by order read it as W1's, and W1's own

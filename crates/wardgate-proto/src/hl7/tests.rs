@@ -322,6 +322,22 @@ fn bytes_parsers_disagree_on_are_refused() {
         let t = t.replace("|2.6\r", "|2.6||||||UNICODE UTF-8\r");
         assert!(Message::parse(t.as_bytes(), &l).is_ok(), "{seg}");
     }
+    // Blanks after the NEL, which a reader may trim, do not hide the segment.
+    for blank in [" ", "\t", "  \t"] {
+        let t = hidden.replace("ÅRXG", &format!("Å{blank}RXG"));
+        assert!(
+            matches!(
+                Message::parse(t.as_bytes(), &l),
+                Err(Hl7Error::ControlCharacter { .. })
+            ),
+            "{blank:?}"
+        );
+    }
+    // UTF-8 declared under any of its names, in any case, is UTF-8.
+    for name in ["UTF-8", "utf8", "unicode utf-8", "UNICODE UTF-8~UTF-8"] {
+        let t = utf8.replace("UNICODE UTF-8", name);
+        assert!(Message::parse(t.as_bytes(), &l).is_ok(), "{name}");
+    }
     // Names and notes with such letters (Polish ą is C4 85, Cyrillic х D1 85).
     let names = "MSH|^~\\&|A|B|C|D|2026||ADT^A01|X|P|2.6\rPID|||1||Dąbrowski^Åsa^хх\rNK1|1|Åberg\rNTE|1||Åter ring\r";
     assert!(Message::parse(names.as_bytes(), &l).is_ok());
