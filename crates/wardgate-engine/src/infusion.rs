@@ -3031,13 +3031,24 @@ fn resolve_drug<'l>(
                 .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
                 .filter(|w| !w.is_empty())
                 .collect();
-            let named = (0..words.len()).find_map(|i| {
+            let names_at = |i: usize| {
                 (1..=4.min(words.len() - i)).rev().find_map(|k| {
+                    let run = words[i..i + k].join(" ");
                     library
-                        .lookup_indexed(&words[i..i + k].join(" "))
-                        .map(|h| (i, k, h))
+                        .lookup_indexed(&run)
+                        .map(|h| (i, k, h, is_diluent(&run)))
                 })
-            });
+            };
+            // The first library name that is no base solution; a diluent
+            // only if the text names nothing else ("NS with KCl 20 mEq" is
+            // potassium chloride even where the library holds saline: found
+            // by an adversarial review).
+            let all: Vec<_> = (0..words.len()).filter_map(names_at).collect();
+            let named = all
+                .iter()
+                .find(|n| !n.3)
+                .or_else(|| all.first())
+                .map(|&(i, k, h, _)| (i, k, h));
             if let Some((at, len, h)) = named {
                 // Words before the name are not judged as such: a salt, a
                 // brand, a base solution or "premix" comes first in many
@@ -3277,11 +3288,21 @@ const DILUENTS: &[&str] = &[
     "D10W",
     "D5",
     "D10",
+    "D5NS",
+    "D5LR",
+    "D5-NS",
+    "D5-LR",
     "NS",
+    "2NS",
     "NACL",
     "SALINE",
+    "NORMAL SALINE",
+    "HALF NORMAL SALINE",
     "SODIUM CHLORIDE",
     "WATER",
+    "STERILE WATER",
+    "WATER FOR INJECTION",
+    "STERILE WATER FOR INJECTION",
     "SWFI",
     "WFI",
     "LR",
@@ -3291,7 +3312,13 @@ const DILUENTS: &[&str] = &[
     "LACTATED RINGERS",
     "PLASMA-LYTE",
     "PLASMALYTE",
+    "DEXTROSE IN WATER",
 ];
+
+/// Whether a run of a text's words names a base solution or diluent.
+fn is_diluent(run: &str) -> bool {
+    DILUENTS.iter().any(|d| d.eq_ignore_ascii_case(run))
+}
 
 /// What else a give code's text names beside the library drug it was read as
 /// (the run of `words` at `own`, entry `entry`), if anything: another library
@@ -3327,8 +3354,7 @@ fn another_drug(
             }
             let run = words[j..j + k].join(" ");
             if let Some((i, e)) = library.lookup_indexed(&run) {
-                let diluent = DILUENTS.iter().any(|d| d.eq_ignore_ascii_case(&run));
-                if i != entry && !diluent {
+                if i != entry && !is_diluent(&run) {
                     return Some(format!("{:?} (library drug {:?})", run, e.display));
                 }
                 break;
@@ -4060,28 +4086,36 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
         let patient_mass = size && u.dim == Dimension::Mass && !u.is_rate();
         !area && !patient_mass
     };
+    // A CQ carries its unit inside the value (`1^min&min&UCUM`): as surely a
+    // quantity as OBX-6 states (found by an adversarial review). Read in
+    // every repetition, whatever OBX-2 says and whatever OBX-6 holds: a
+    // reader taking the value's unit programs from it (a second review:
+    // `10^mL/h` beside an OBX-6 of `%`, or under `NM`, passed).
+    let in_value = obx.field(5).repetitions().find_map(|rep| {
+        let unit = rep.component(2);
+        let read = std::iter::once(unit.raw())
+            .chain(
+                [1usize, 2, 4, 5, 9, 10, 11]
+                    .iter()
+                    .map(|&i| unit.subcomponent(i)),
+            )
+            .any(|t| loose_readings(String::from_utf8_lossy(t).trim()).any(|u| programmable(&u)));
+        read.then(|| bounded(&String::from_utf8_lossy(unit.raw())))
+    });
+    if let Some(unit) = in_value {
+        out.findings.push(
+            OrderFinding::new(
+                rules::UNREAD_PARAMETER,
+                format!(
+                    "OBX #{seq}: {:?} states a quantity ({unit}) in its value under the give, under an identifier wardgate does not read as a programming parameter; a pump server may program from it",
+                    label(),
+                ),
+            )
+            .at(loc(b"OBX", seq, 5)),
+        );
+        return;
+    }
     if obx.field(6).raw().is_empty() {
-        // A CQ carries its unit inside the value (`1^min&min&UCUM`): as
-        // surely a quantity as OBX-6 states (found by an adversarial review).
-        let cq = obx.field(2).raw().trim_ascii().eq_ignore_ascii_case(b"CQ");
-        let unit = obx.field(5).component(2);
-        let read = [1usize, 2, 4, 5, 9, 10, 11].iter().any(|&i| {
-            let t = String::from_utf8_lossy(unit.subcomponent(i));
-            loose_readings(t.trim()).any(|u| programmable(&u))
-        });
-        if cq && read {
-            out.findings.push(
-                OrderFinding::new(
-                    rules::UNREAD_PARAMETER,
-                    format!(
-                        "OBX #{seq}: {:?} states a quantity ({}) in its CQ value under the give, under an identifier wardgate does not read as a programming parameter; a pump server may program from it",
-                        label(),
-                        bounded(&String::from_utf8_lossy(unit.raw()))
-                    ),
-                )
-                .at(loc(b"OBX", seq, 5)),
-            );
-        }
         return;
     }
     let unit = match cwe_unit(&obx.field(6)) {
@@ -4173,13 +4207,15 @@ fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
             if decoded != texts[0] {
                 texts.push(decoded);
             }
-            // Its first subcomponent alone too, as a reader of a CWE inside a
-            // component takes it (`mL/h&UCUM`).
-            let first = String::from_utf8_lossy(comp.subcomponent(1))
-                .trim()
-                .to_owned();
-            if !texts.contains(&first) {
-                texts.push(first);
+            // Each subcomponent alone too, as a reader of a CWE inside a
+            // component takes it (`mL/h&UCUM`, `local&mL/h`).
+            for k in 1..=4 {
+                let sub = String::from_utf8_lossy(comp.subcomponent(k))
+                    .trim()
+                    .to_owned();
+                if !sub.is_empty() && !texts.contains(&sub) {
+                    texts.push(sub);
+                }
             }
             texts
                 .into_iter()
@@ -4194,22 +4230,31 @@ fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
 /// this way are not the text's; the dimension (a volume, an amount, a rate,
 /// a time) is, which is all a caller may use them for.
 fn loose_readings(text: &str) -> impl Iterator<Item = Unit> {
-    let mut texts: Vec<String> = Vec::with_capacity(6);
-    // A numeric code written `265266.0` is 265266.
-    let text = text
-        .split_once('.')
-        .filter(|(i, f)| {
-            !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) && f.bytes().all(|b| b == b'0')
-        })
-        .map_or(text, |(i, _)| i);
+    let mut texts: Vec<String> = Vec::with_capacity(12);
+    let text = text.trim();
+    // A numeric MDC code written other than plainly: `265266.0`,
+    // `0265266`, the partition form `4::3122`.
+    texts.extend(code_numbers(text).iter().map(u64::to_string));
     if !text.is_empty() {
         texts.push(text.to_owned());
         texts.push(text.to_ascii_lowercase());
         // `mdc_dim_milli_l_per_hr`: MDC's names read in any case.
         texts.push(text.to_ascii_uppercase());
-        // Volumes the table does not hold, and a count of drops: each a
-        // volume to a pump server that reads them (`mcL/min`, `gtt/min`).
-        let text = &text.replace(" per ", "/");
+        // Escape sequences a reader drops or decodes to nothing (`m\Zxx\L/h`,
+        // `\H\mL/h\N\`), and the typographic forms of UCUM's operators.
+        let mut unescaped = String::with_capacity(text.len());
+        let mut in_escape = false;
+        for ch in text.chars() {
+            match ch {
+                '\\' => in_escape = !in_escape,
+                _ if in_escape => {}
+                '·' | '⋅' | '×' => unescaped.push('.'),
+                '⁻' => unescaped.push('-'),
+                '¹' => unescaped.push('1'),
+                _ => unescaped.push(ch),
+            }
+        }
+        let text = &unescaped.replace(" per ", "/");
         let mut bare = String::with_capacity(text.len());
         let mut depth = 0usize;
         for ch in text.chars() {
@@ -4236,18 +4281,36 @@ fn loose_readings(text: &str) -> impl Iterator<Item = Unit> {
             .collect::<Vec<_>>()
             .join("/");
         if !bare.is_empty() {
-            let lower = bare.to_ascii_lowercase();
-            let volumes: String = lower
+            let lower = bare.to_lowercase();
+            // Volumes, amounts and times the table does not hold, each a
+            // quantity to a pump server that reads them (`mcL/min`,
+            // `gtt/min`, `cm3/h`, `γ/kg/min`, `wk`).
+            let synonyms: String = lower
                 .split('/')
                 .map(|p| match p.trim() {
                     "mcl" | "microl" | "microliter" | "microlitre" | "ul" | "µl" | "nl" | "dl"
-                    | "cl" | "gtt" | "gtts" | "drp" | "drop" | "drops" => "mL",
+                    | "cl" | "gtt" | "gtts" | "drp" | "drop" | "drops" | "cm3" | "cc" | "ccs"
+                    | "cm³" => "mL",
+                    "γ" | "gamma" => "mcg",
+                    "wk" | "wks" | "week" | "weeks" => "d",
+                    "ms" | "msec" | "msecs" => "s",
+                    "hh:mm" | "hh:mm:ss" | "hhmm" => "h",
                     other => other,
                 })
                 .collect::<Vec<_>>()
                 .join("/");
-            if volumes != lower {
-                texts.push(volumes);
+            if synonyms != lower {
+                texts.push(synonyms);
+            }
+            // A case-folded milli prefix (`MU/min`, `MIU`, `Ml`): read as
+            // milli, the reading a pump server that folds case takes.
+            let mut parts = bare.splitn(2, '/');
+            let first = parts.next().unwrap_or_default();
+            let rest = parts.next().map(|r| format!("/{r}")).unwrap_or_default();
+            if first.len() > 1 && first.starts_with(['M', 'm']) && first.is_char_boundary(1) {
+                let tail = &first[1..];
+                texts.push(format!("m{}{rest}", tail.to_uppercase()));
+                texts.push(format!("m{}{rest}", tail.to_lowercase()));
             }
             texts.push(lower);
             texts.push(bare);

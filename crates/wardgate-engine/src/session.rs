@@ -418,8 +418,10 @@ impl Session {
                     .and_then(|f| f.split(|&b| Some(b) == cs).next())
                     == Some(&b"ACK"[..]);
                 let id = control_id(fields.next());
-                let accept = fields.nth(4).map(<[u8]>::trim_ascii).unwrap_or_default();
-                let app = fields.next().map(<[u8]>::trim_ascii).unwrap_or_default();
+                // As written: ` NE` is outside table 0155, and a receiver may
+                // answer it (found by an adversarial review).
+                let accept = fields.nth(4).unwrap_or_default();
+                let app = fields.next().unwrap_or_default();
                 let enhanced = !accept.is_empty() || !app.is_empty();
                 if enhanced {
                     self.enhanced.push(&id);
@@ -1039,7 +1041,7 @@ pub fn policy_changed(flow: &Flow, route: &RoutePolicy, clock: &Clock) -> crate:
 /// code, 2: the control id it answers), split on the field separator its MSH
 /// declares.
 fn msa_field(frame: &[u8], n: usize) -> Option<&[u8]> {
-    let payload = frame.get(1..frame.len().saturating_sub(2))?;
+    let payload = payload(frame)?;
     let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
     // The first segment that is an MSA: a line start (the payload's, or after
     // a CR or LF) followed by `MSA` and the separator.
@@ -1077,14 +1079,26 @@ fn capped(id: &[u8]) -> &[u8] {
 /// MSH declares (field `n` is MSH-`n+1`), without a parse or an allocation;
 /// none if it is no MSH.
 fn header_fields(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let payload = frame
-        .get(1..frame.len().saturating_sub(2))
-        .unwrap_or_default();
+    let payload = payload(frame).unwrap_or_default();
     let line_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
     let line = &payload[..line_end];
     let sep = line.get(3).copied().filter(|_| line.starts_with(b"MSH"));
     line.split(move |&b| Some(b) == sep)
         .take(if sep.is_some() { usize::MAX } else { 0 })
+}
+
+/// A frame's message, without the MLLP start and end blocks and without the
+/// blank lines before MSH that the parser tolerates: read from the first
+/// line, a message after a leading CR had no control id, and an answer no MSA
+/// (found by an adversarial review: the upstream's AA was dropped, and the
+/// refusal behind it withheld).
+fn payload(frame: &[u8]) -> Option<&[u8]> {
+    let p = frame.get(1..frame.len().saturating_sub(2))?;
+    let start = p
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(p.len());
+    p.get(start..)
 }
 
 /// A control id as kept: at most [`ID_CAP`] bytes of the field.

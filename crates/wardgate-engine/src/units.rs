@@ -361,13 +361,32 @@ fn without_annotations(t: &str) -> String {
         };
         out.push_str(before);
         let inner = &rest[open + 1..open + close];
+        // At the end of a symbol (`U{insulin}/h`), not inside one
+        // (`m{ega}U`); every word a plain word, none a unit, a magnitude or
+        // `per` (`ug{per kg}/min`, `U{thousand}/h` each read two ways: found by
+        // an adversarial review).
+        let ends_symbol = matches!(
+            rest[open + close + 1..].chars().next(),
+            None | Some('/' | '{')
+        );
         let words = !inner.is_empty()
-            && inner
-                .chars()
-                .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '_' || c == '-')
-            && amount(inner).is_err()
-            && time_seconds(inner).is_none()
-            && !inner.eq_ignore_ascii_case("x");
+            && ends_symbol
+            && inner.split([' ', '_', '-']).all(|w| {
+                let upper = w.to_ascii_uppercase();
+                w.len() >= 3
+                    && w.chars().all(|c| c.is_ascii_alphabetic())
+                    && amount(w).is_err()
+                    && time_seconds(w).is_none()
+                    && !is_kg(w)
+                    && !is_m2(w)
+                    && ![
+                        "KILO", "MEGA", "MILLI", "MICRO", "NANO", "CENTI", "DECI", "GIGA",
+                        "THOUSAND", "MILLION", "BILLION", "HUNDRED", "PER", "TIMES", "KG", "GRAM",
+                        "LITER", "LITRE", "UNIT", "DOSE",
+                    ]
+                    .iter()
+                    .any(|m| upper.starts_with(m))
+            });
         if !attached || !words {
             out.push_str(&rest[open..open + close + 1]);
         }
@@ -804,7 +823,7 @@ mod tests {
         let uh = parse("U/h").unwrap();
         for t in [
             "U{insulin}/h",
-            "U{insulin units}/h",
+            "U{regular insulin}/h",
             "U/h{continuous}",
             "[iU]{insulin}/h",
         ] {
@@ -820,6 +839,16 @@ mod tests {
             "{units}/h",
             "U{insulin/h",
             "U{x}/h",
+            "ug{per kg}/min",
+            "ug/min{per kg}",
+            "U{thousand}/h",
+            "U{kilo}/h",
+            "U{k}/h",
+            "U{M}/h",
+            "m{ega}U/min",
+            "mU{kilo}/min",
+            "U{insulin units}/h",
+            "U{million}",
         ] {
             assert!(parse(t).is_err(), "{t}");
         }

@@ -263,7 +263,7 @@ impl<'a> Message<'a> {
         }
         let delims = parse_delimiters(body)?;
         undeclared_defaults(body, &delims)?;
-        let high = check_breaks(raw, |at| utf8_letters(raw, body, delims.field, at))?;
+        let high = check_breaks(raw, |at| utf8_letters(raw, body, &delims, at))?;
         check_charset(body, &delims, high)?;
         let mut segments: SmallVec<[(u32, u32); 24]> = SmallVec::new();
         let mut anomalies: SmallVec<[Hl7Anomaly; 2]> = SmallVec::new();
@@ -512,7 +512,8 @@ impl<'a> Message<'a> {
 /// from every reader but that one: found by an adversarial review), and it
 /// must lie in a segment of names and notes ([`NEL_HARMLESS`]), where the
 /// fields a split line would cut off dose nothing.
-fn utf8_letters(raw: &[u8], body: &[u8], field: u8, at: usize) -> bool {
+fn utf8_letters(raw: &[u8], body: &[u8], delims: &Delimiters, at: usize) -> bool {
+    let field = delims.field;
     let msh = &body[..memchr::memchr2(b'\r', b'\n', body).unwrap_or(body.len())];
     // Split on the field separator, MSH-18 is the 18th piece: the separator
     // itself is MSH-1.
@@ -520,6 +521,15 @@ fn utf8_letters(raw: &[u8], body: &[u8], field: u8, at: usize) -> bool {
     if std::str::from_utf8(raw).is_err() {
         return false;
     }
+    // A 0x85 in MSH before MSH-18 comes before the declaration: a reader
+    // splitting there never reads it (found by an adversarial review: `Å`
+    // then a hidden RXG inside MSH-17, `UNICODE UTF-8` after it). Judged as
+    // undeclared, where MSH is no segment of names.
+    let msh_start = raw.len() - body.len();
+    let declared_at = memchr::memchr_iter(field, msh)
+        .nth(16)
+        .map_or(usize::MAX, |i| msh_start + i);
+    let declared = if at < declared_at { &[][..] } else { declared };
     // Every repetition must name UTF-8, in any case, as `check_charset` reads
     // the names (`UTF-8` declared was refused where nothing declared passed:
     // found by an adversarial review).
@@ -531,7 +541,7 @@ fn utf8_letters(raw: &[u8], body: &[u8], field: u8, at: usize) -> bool {
     };
     if !declared.trim_ascii().is_empty() {
         return declared
-            .split(|&b| b == b'~')
+            .split(|&b| b == delims.repetition)
             .all(|n| n.trim_ascii().is_empty() || names_utf8(n));
     }
     // A reader that splits at the NEL may trim the new line's leading blanks

@@ -687,6 +687,32 @@ fn an_acknowledgement_mode_outside_the_table_is_owed_an_answer() {
 }
 
 #[test]
+fn blank_lines_before_msh_do_not_hide_the_control_id_or_the_msa() {
+    // The parser tolerates a CR before MSH; the session read the first line
+    // only, so the message was kept under an empty id and its AA dropped.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "\rMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|L1|P|2.6\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    d.client(&msg("ADT^A01", "C1"));
+    let mut answer = ack("L1");
+    answer.insert(1, b'\r');
+    d.upstream(&answer);
+    assert_eq!(d.t.client, ["ack:L1", "AR:C1"]);
+    assert!(!rules_of(&d.t).contains(&"WG-UP-007"), "{:?}", d.t.reasons);
+    assert!(!rules_of(&d.t).contains(&"WG-UP-006"), "{:?}", d.t.reasons);
+    // ` NE` is outside table 0155: owed an answer, as `XX` is.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|N1|P|2.6||| NE| NE\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    d.client(&msg("ADT^A01", "C3"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.upstream(&ack("N1"));
+    assert_eq!(d.t.client, ["ack:N1", "AR:C3"]);
+}
+
+#[test]
 fn an_acknowledgement_naming_nothing_sent_answers_nothing() {
     // A stale answer (or an upstream that rewrites MSA-2) is nobody's: taken as
     // the oldest's, a sender matching by order read it as W1's, and W1's own

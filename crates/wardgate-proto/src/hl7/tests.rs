@@ -333,6 +333,18 @@ fn bytes_parsers_disagree_on_are_refused() {
             "{blank:?}"
         );
     }
+    // A 0x85 in MSH before MSH-18 comes before the declaration a reader
+    // would see: judged as undeclared (MSH is no segment of names).
+    let early = "MSH|^~\\&|A|B|C|D|2026||RGV^O15|X|P|2.6|||||XÅRXG|UNICODE UTF-8\rPID|||1\r";
+    assert!(matches!(
+        Message::parse(early.as_bytes(), &l),
+        Err(Hl7Error::ControlCharacter { .. })
+    ));
+    // MSH-18's repetitions split at the message's own repetition separator.
+    let at_sep = utf8
+        .replace("^~\\&", "^@\\&")
+        .replace("UNICODE UTF-8", "UTF-8@UTF-8");
+    assert!(Message::parse(at_sep.as_bytes(), &l).is_ok());
     // UTF-8 declared under any of its names, in any case, is UTF-8.
     for name in ["UTF-8", "utf8", "unicode utf-8", "UNICODE UTF-8~UTF-8"] {
         let t = utf8.replace("UNICODE UTF-8", name);
