@@ -78,6 +78,18 @@ rate_unit = "mEq/h"
 rate_soft_max = 10
 rate_hard_max = 20
 
+# Base solutions, as many sites' libraries hold them (a text naming one beside
+# a drug is the drug, whichever comes first).
+[[drug_library.drug]]
+names = ["sodium chloride", "NS", "normal saline", "NaCl"]
+rate_unit = "mL/h"
+rate_hard_max = 1000
+
+[[drug_library.drug]]
+names = ["dextrose", "D5W"]
+rate_unit = "mL/h"
+rate_hard_max = 1000
+
 [[drug_library.drug]]
 names = ["vancomycin", "VANC"]
 rate_unit = "mg/h"
@@ -1210,6 +1222,59 @@ def cases():
         # The same words in the original text (CWE-9) are read too.
         f["f4"] = f"{drug}^{'heparin' if drug == 'HEP' else 'insulin'}^LOCAL^^^^^^{text}"
         c.add(f"give code original text naming another drug {text!r}", message(cid(), [(rxg(**f), [])]), "block", "WG-INF-016")
+    # --- A third review: diluents read first, more insulins and anticoagulants,
+    # words split by invisible characters, escapes or dashes ------------------------
+    def give(drug, text):
+        rate = {"HEP": ("10", ML_H[1]), "INS": ("5", U_H[1]), "KCL": ("10", "mEq/h^mEq/h^UCUM"),
+                "BUPI": ("10", "mg/h^mg/h^UCUM"), "HYDM": ("1", "mg/h^mg/h^UCUM"),
+                "PROP": ("30", MCG_KG_MIN[1])}[drug]
+        f = dict(f1="1", f4=f"{drug}^{text}^LOCAL", f15=rate[0], f16=rate[1])
+        if drug == "HEP":
+            f.update(f17="25000", f18=U[1], f23="250", f24=ML[1])
+        return rxg(**f)
+    for drug, text in (
+        ("KCL", "NS with KCl 20 mEq"),
+        ("KCL", "dextrose 5 % and 0.45 % NaCl with KCl 20 mEq/L infusion"),
+        ("KCL", "D5W with potassium chloride 20 mEq/L"),
+        ("KCL", "sodium chloride 0.9% with potassium chloride 20 mEq/L"),
+        ("INS", "NS 100 mL with insulin regular 100 units"),
+        ("HEP", "heparin 25,000 units in normal saline 250 mL"),
+        ("HEP", "heparin 25,000 units in sterile water 250 mL"),
+        ("HEP", "heparin 25,000 unit/250 mL (100 unit/mL) in 0.45 % sodium chloride infusion"),
+        ("INS", "Insulin regular human (HumuLIN R) 100 units in NS 100 mL"),
+    ):
+        c.add(f"give code text with a base solution {text!r}", message(cid(), [(give(drug, text), [])]), "allow")
+    for drug, text in (
+        ("INS", "insulin (Humulin-N)"), ("INS", "insulin (Humulin I)"), ("INS", "insulin (Insulatard)"),
+        ("INS", "insulin (Insuman Basal)"), ("INS", "insulin zinc suspension"), ("INS", "insulin (Humulin M3)"),
+        ("INS", "insulin human 30/70"), ("INS", "insulin (Mixtard 30)"), ("INS", "insulin (NovoMix 30)"),
+        ("INS", "Novolin 70-30 insulin"), ("INS", "insulin 70 / 30"), ("INS", "insulin 70\u204430"),
+        ("INS", "insulin regular U\u2011500"), ("INS", "insulin regular U\u2013500"), ("INS", "insulin regular U 500"),
+        ("INS", "insulin regular U-500/mL"), ("INS", "insulin regular concentrated 500 unit/mL"),
+        ("INS", "insulin aspart (Kirsty)"), ("INS", "insulin (Merilog)"),
+        ("INS", "insulin gl\u200bargine"), ("INS", "insulin gla\u00adrgine"), ("INS", "insulin glar-gine"),
+        ("INS", "insulin (Lan-tus)"), ("INS", "insulin (Lan\u2010tus)"),
+        ("HEP", "heparin (LMW) 100 mg/mL"), ("HEP", "heparin, low molecular weight"), ("HEP", "heparin then Angiomax"),
+        ("HEP", "heparin bridge to Eliquis"), ("BUPI", "bupivacaine 0.1% with Sublimaze 2 mcg/mL"),
+        ("HYDM", "HYDROmorphone (Dilaudid-HP) 10 mg/mL"), ("PROP", "propofol with Versed"),
+    ):
+        c.add(f"give code text naming another drug {text!r}", message(cid(), [(give(drug, text), [])]), "block", "WG-INF-016")
+    # Units a pump server reads on a vendor's OBX under the give.
+    vnd = "99003^VND_INFUSION_RATE^99VND"
+    for value, unit, rule in (("10", "MU/min", "WG-INF-014"), ("10", "MIU/H", "WG-INF-014"), ("500", "cm3/h", "WG-INF-004"),
+                              ("500", "ccs/hr", "WG-INF-004"), ("500", "mL\u00b7h\u207b\u00b9", "WG-INF-004"),
+                              ("2", "wk", "WG-INF-004"), ("500", "ms", "WG-INF-004"), ("500", "local&mL/h", "WG-INF-004"),
+                              ("500", "4::3122", "WG-INF-004")):
+        c.add(f"heparin with a vendor's rate code in {unit!r}",
+              message(cid(), [(heparin(10, vtbi=250), [obx(1, vnd, value, unit)])]), "block", rule)
+    for seg in (f"OBX|1|CQ|{vnd}||10^MU/min|||||F", f"OBX|1|CQ|{vnd}||10^mL/h|%||||F",
+                f"OBX|1|NM|{vnd}||10^mL/h|||||F", f"OBX|1|CQ|{vnd}||5~10^mL/h|||||F"):
+        c.add(f"heparin with a vendor's quantity in the value {seg!r}",
+              message(cid(), [(heparin(10, vtbi=250), [seg])]), "block", "WG-INF-043")
+    # Annotations that a reader may take for a unit or a magnitude are refused.
+    c.add("propofol 500 ug{per kg}/min", message(cid(), [(propofol(500, "ug{per kg}/min^ug{per kg}/min^UCUM"), [weight("80")])]), "block", "WG-INF-004")
+    c.add("insulin 5 U{thousand}/h", message(cid(), [(insulin(5, "U{thousand}/h^U{thousand}/h^UCUM"), [])]), "block", "WG-INF-004")
+    c.add("insulin 5 m{ega}U/h", message(cid(), [(insulin(5, "m{ega}U/h^m{ega}U/h^UCUM"), [])]), "block", "WG-INF-004")
     # The order type and the repeat pattern read every part too.
     step = lambda kind: f"OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||{kind}||||||F"
     for kind in ("continuous^^^^^^^^clinician-dose", "continuous^^^^^^^^^clinician-dose^clinician-dose"):

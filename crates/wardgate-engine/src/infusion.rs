@@ -3276,6 +3276,77 @@ const OTHER_DRUGS: &[(&str, &str)] = &[
     ("BUPIVACAINE", "BUPIVACAINE"),
     ("ROPIVACAINE", "ROPIVACAINE"),
     ("CHEMOTHERAPY", "CHEMOTHERAPY"),
+    // Added after a third review: more insulins and their brands.
+    ("INSULATARD", "NPH"),
+    ("MIXTARD", "PREMIX"),
+    ("NOVOMIX", "PREMIX"),
+    ("KIRSTY", "ASPART"),
+    ("MERILOG", "ASPART"),
+    ("ZINC", "ZINC"),
+    // Anticoagulants, antiplatelets and thrombolytics by brand, and reversal.
+    ("LMW", "LMWH"),
+    ("ANGIOMAX", "BIVALIRUDIN"),
+    ("REFLUDAN", "LEPIRUDIN"),
+    ("ACTIVASE", "ALTEPLASE"),
+    ("CATHFLO", "ALTEPLASE"),
+    ("TNKASE", "TENECTEPLASE"),
+    ("COUMADIN", "WARFARIN"),
+    ("ELIQUIS", "APIXABAN"),
+    ("XARELTO", "RIVAROXABAN"),
+    ("PRADAXA", "DABIGATRAN"),
+    ("KCENTRA", "KCENTRA"),
+    ("EPTIFIBATIDE", "EPTIFIBATIDE"),
+    ("INTEGRILIN", "EPTIFIBATIDE"),
+    ("TIROFIBAN", "TIROFIBAN"),
+    ("AGGRASTAT", "TIROFIBAN"),
+    ("ABCIXIMAB", "ABCIXIMAB"),
+    ("REOPRO", "ABCIXIMAB"),
+    ("CANGRELOR", "CANGRELOR"),
+    ("KENGREAL", "CANGRELOR"),
+    ("IDARUCIZUMAB", "IDARUCIZUMAB"),
+    ("ANDEXANET", "ANDEXANET"),
+    // Opioids, sedatives, local anaesthetics and adjuncts by brand.
+    ("SUBLIMAZE", "FENTANYL"),
+    ("DURAGESIC", "FENTANYL"),
+    ("DURAMORPH", "MORPHINE"),
+    ("INFUMORPH", "MORPHINE"),
+    ("MITIGO", "MORPHINE"),
+    ("SUFENTA", "SUFENTANIL"),
+    ("ULTIVA", "REMIFENTANIL"),
+    ("DILAUDID-HP", "HYDROMORPHONE-HP"),
+    ("DILAUDIDHP", "HYDROMORPHONE-HP"),
+    ("NALOXONE", "NALOXONE"),
+    ("NARCAN", "NALOXONE"),
+    ("KETOROLAC", "KETOROLAC"),
+    ("TORADOL", "KETOROLAC"),
+    ("BUPRENORPHINE", "BUPRENORPHINE"),
+    ("VERSED", "MIDAZOLAM"),
+    ("ATIVAN", "LORAZEPAM"),
+    ("REMIMAZOLAM", "REMIMAZOLAM"),
+    ("BYFAVO", "REMIMAZOLAM"),
+    ("ETOMIDATE", "ETOMIDATE"),
+    ("AMIDATE", "ETOMIDATE"),
+    ("CLONIDINE", "CLONIDINE"),
+    ("DURACLON", "CLONIDINE"),
+    ("NAROPIN", "ROPIVACAINE"),
+    ("MARCAINE", "BUPIVACAINE"),
+    ("SENSORCAINE", "BUPIVACAINE"),
+    ("XYLOCAINE", "LIDOCAINE"),
+    ("ZICONOTIDE", "ZICONOTIDE"),
+    ("PRIALT", "ZICONOTIDE"),
+    ("BACLOFEN", "BACLOFEN"),
+    ("LIORESAL", "BACLOFEN"),
+    ("GABLOFEN", "BACLOFEN"),
+    ("LIPOSOMAL", "LIPOSOMAL"),
+    ("EXPAREL", "LIPOSOMAL"),
+    // Obstetric and oncology neighbours.
+    ("CARBOPROST", "CARBOPROST"),
+    ("HEMABATE", "CARBOPROST"),
+    ("METHYLERGONOVINE", "METHYLERGONOVINE"),
+    ("METHERGINE", "METHYLERGONOVINE"),
+    ("VINORELBINE", "VINORELBINE"),
+    ("NAVELBINE", "VINORELBINE"),
+    ("MARQIBO", "LIPOSOMAL"),
 ];
 
 /// Base solutions and diluents: a library entry for one named after the drug
@@ -3342,7 +3413,7 @@ fn another_drug(
             .lookup_indexed(name)
             .is_some_and(|(i, _)| i == entry)
     };
-    for (j, w) in words.iter().enumerate() {
+    for j in 0..words.len() {
         if (at..at + len).contains(&j) {
             continue;
         }
@@ -3360,40 +3431,135 @@ fn another_drug(
                 break;
             }
         }
-        for piece in std::iter::once(*w).chain(w.split('-').filter(|p| p.len() > 1 && *p != *w)) {
-            let Some(&(name, generic)) = OTHER_DRUGS
-                .iter()
-                .find(|(d, _)| d.eq_ignore_ascii_case(piece))
-            else {
-                continue;
-            };
-            let own_drug = is_entry(piece)
-                || is_entry(generic)
-                || own_words.iter().any(|o| o.eq_ignore_ascii_case(generic));
-            if !own_drug {
-                return Some(format!("{name:?}, another drug or product"));
+    }
+    // Every word a reader may see, for the list of other drugs: the text
+    // without escape sequences and invisible characters (`gla\.br\rgine`,
+    // `gl<U+200B>argine`), each word whole, by its hyphenated parts
+    // (`glargine-yfgn`) and with its hyphens taken out (`glar-gine`), and each
+    // two neighbours run together (`Lan<U+2010>tus`). Found by adversarial
+    // reviews.
+    let glued = glue(text);
+    let gwords: Vec<&str> = glued
+        .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut candidates: Vec<String> = Vec::with_capacity(gwords.len() * 3);
+    for (j, w) in gwords.iter().enumerate() {
+        candidates.push((*w).to_owned());
+        candidates.extend(
+            w.split('-')
+                .filter(|p| p.len() > 1 && p != w)
+                .map(str::to_owned),
+        );
+        if w.contains('-') {
+            candidates.push(w.replace('-', ""));
+        }
+        if let Some(next) = gwords.get(j + 1) {
+            candidates.push(format!("{w}{next}"));
+        }
+    }
+    for piece in &candidates {
+        let Some(&(name, generic)) = OTHER_DRUGS
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(piece))
+        else {
+            continue;
+        };
+        let own_drug = is_entry(piece)
+            || is_entry(generic)
+            || own_words.iter().any(|o| o.eq_ignore_ascii_case(generic));
+        if !own_drug {
+            return Some(format!("{name:?}, another drug or product"));
+        }
+    }
+    let upper = glued.to_uppercase();
+    if upper.contains("LOW MOLECULAR WEIGHT") || upper.contains("LOW-MOLECULAR-WEIGHT") {
+        return Some("a low-molecular-weight heparin".to_owned());
+    }
+    // Premixed, intermediate and concentrated insulins, in any text about
+    // insulin: a ratio of two shares of 100 (`70/30`, `70-30`, `30 / 70`),
+    // a strength of U-200 to U-500 (`U 500`, `U–500`, `500 units/mL`), a
+    // human insulin brand with a letter for NPH or a mix (`Humulin N`,
+    // `Humulin-I`, `Humulin M3`, `Insuman Basal`).
+    let insulin = [
+        "INSULIN", "HUMULIN", "NOVOLIN", "INSUMAN", "MIXTARD", "NOVOMIX", "ACTRAPID",
+    ]
+    .iter()
+    .any(|b| upper.contains(b))
+        || is_entry("insulin");
+    if insulin {
+        let tokens: Vec<&str> = upper
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let number = |t: &str| t.parse::<u32>().ok().filter(|_| t.len() <= 3);
+        for win in tokens.windows(2) {
+            if let (Some(a), Some(b)) = (number(win[0]), number(win[1])) {
+                if a + b == 100 && (10..=90).contains(&a) {
+                    return Some(format!("\"{a}/{b}\", a premixed insulin"));
+                }
+            }
+            let brand = matches!(
+                win[0],
+                "HUMULIN" | "NOVOLIN" | "INSUMAN" | "HUMALOG" | "NOVOLOG"
+            );
+            if brand
+                && matches!(
+                    win[1],
+                    "N" | "I" | "L" | "M2" | "M3" | "M4" | "M5" | "BASAL" | "COMB" | "MIX"
+                )
+            {
+                return Some(format!(
+                    "\"{} {}\", an intermediate-acting or premixed insulin",
+                    win[0], win[1]
+                ));
+            }
+        }
+        if tokens.contains(&"CONCENTRATED") {
+            return Some("\"concentrated\", a concentrated insulin".to_owned());
+        }
+        // `U-500`, `U 500`, `U500`, the U a word of its own.
+        for n in ["200", "300", "500"] {
+            for form in [format!("U-{n}"), format!("U {n}"), format!("U{n}")] {
+                let found = upper.match_indices(&form).any(|(i, _)| {
+                    let before = upper[..i].chars().next_back();
+                    let after = upper[i + form.len()..].chars().next();
+                    !before.is_some_and(char::is_alphanumeric)
+                        && !after.is_some_and(|c| c.is_ascii_digit())
+                });
+                if found {
+                    return Some(format!("{form:?}, a concentrated insulin"));
+                }
+            }
+        }
+        for win in tokens.windows(3) {
+            let strong = matches!(number(win[0]), Some(200 | 300 | 500));
+            let units = matches!(win[1], "U" | "UNIT" | "UNITS" | "IU");
+            if strong && units && win[2] == "ML" {
+                return Some(format!("{} units/mL, a concentrated insulin", win[0]));
             }
         }
     }
-    // Premixed and concentrated insulins, whatever drug the text names.
-    let upper = text.to_ascii_uppercase();
-    for mix in [
-        "70/30", "75/25", "50/50", "U-500", "U500", "U-300", "U300", "U-200", "U200",
-    ] {
-        if upper
-            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
-            .any(|tok| tok == mix)
-        {
-            return Some(format!("{mix:?}, a premixed or concentrated insulin"));
+    None
+}
+
+/// A text as a reader that drops HL7 escape sequences and invisible
+/// characters sees it (`gla\.br\rgine` and `gl<U+200B>argine` are
+/// `glargine`); Unicode dashes and the fraction slash as their ASCII forms.
+fn glue(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_escape = false;
+    for ch in text.chars() {
+        match ch {
+            '\\' => in_escape = !in_escape,
+            _ if in_escape => {}
+            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => {}
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => out.push('-'),
+            '\u{2044}' | '\u{2215}' => out.push('/'),
+            _ => out.push(ch),
         }
     }
-    let brand = words
-        .iter()
-        .any(|w| w.eq_ignore_ascii_case("HUMULIN") || w.eq_ignore_ascii_case("NOVOLIN"));
-    if brand && words.iter().any(|w| w.eq_ignore_ascii_case("N")) {
-        return Some("\"N\" beside a human insulin brand, NPH".to_owned());
-    }
-    None
+    out
 }
 
 /// HL7 table 0162, route of administration (v2.5 to v2.9).
