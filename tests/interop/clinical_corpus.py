@@ -1259,6 +1259,42 @@ def cases():
         ("HYDM", "HYDROmorphone (Dilaudid-HP) 10 mg/mL"), ("PROP", "propofol with Versed"),
     ):
         c.add(f"give code text naming another drug {text!r}", message(cid(), [(give(drug, text), [])]), "block", "WG-INF-016")
+    # A fourth review: texts refused that a real EHR sends, and forms still missed.
+    for drug, text in (
+        ("INS", "insulin infusion (DKA protocol) 0.1 unit/kg/h, wt 62.38 kg"),
+        ("INS", "insulin regular 1 unit/mL, wt 70.30 kg"),
+        ("INS", "insulin 25.75 units in 100 mL"),
+        ("INS", "insulin regular, 10-90 min titration"),
+        ("INS", "insulin regular 50/50 mL"),
+        ("INS", "insulin regular human 100 U 200 mL"),
+        ("INS", "insulin regular; max U 200/day"),
+        ("INS", "insulin regular 1 unit/mL, as part of DKA protocol"),
+        ("HEP", "heparin 25,000 units/250 mL as part of ECMO protocol"),
+        ("INS", "insulin regular (HUMULIN) I.V."),
+        ("HEP", "HEPARIN-D5W 25000 UNIT/250ML"),
+        ("KCL", "KCl-NS 20 mEq/L"),
+        ("INS", "insulin regular human 100 unit/100 mL (1 unit/mL) in 0.9 % sodium chloride infusion"),
+    ):
+        c.add(f"give code text a fourth review found refused {text!r}", message(cid(), [(give(drug, text), [])]), "allow")
+    for drug, text in (
+        ("INS", "insulin regular human 500 units per mL"), ("INS", "insulin regular 500units/mL"),
+        ("INS", "insulin regular human 500 unit per mL KwikPen"), ("INS", "(Humulin R) concentrate"),
+        ("INS", "insulin regular U  500"), ("INS", "insulin regular U_500"), ("INS", "insulin regular U=500"),
+        ("INS", "insulin regular U.500"), ("INS", "insulin 70%/30%"), ("INS", "insulin \\E\\glargine\\E\\"),
+        ("INS", "insulin\\E\\Lantus"), ("HEP", "heparin 25000 U \\E\\ enoxaparin"),
+        ("INS", "insulin regular 100 units in NS 100 mL with potas\u200bsium chloride 20 mEq"),
+        ("INS", "insulin regular 100 units in NS 100 mL with potassium-chloride 20 mEq"),
+        ("HEP", "heparin 25000 units with K\u200bCl 20 mEq"),
+    ):
+        c.add(f"give code text a fourth review found forwarded {text!r}", message(cid(), [(give(drug, text), [])]), "block", "WG-INF-016")
+    for seg in ("OBX|1|XCN|99001^ORDERED_BY^99VND||1234^Day^Mary||||||F", "OBX|1|CWE|99002^FLAG^99VND||H^H^HL70078||||||F",
+                "OBX|1|CWE|99002^INTERVAL^99VND||MIN^Minutes||||||F", "OBX|1|EI|99004^PUMP^99VND||SN12345^IU^99VND||||||F",
+                "OBX|1|ST|99005^NOTE^99VND||See note^min||||||F", "OBX|1|SN|99006^RATIO^99VND||>^100||||||F"):
+        c.add(f"heparin with an unread OBX whose value's second component is no unit {seg!r}",
+              message(cid(), [(heparin(10), [seg])]), "allow")
+    for unit in ("U{ten}/h", "U{dozen}/h", "U{bodyweight}/h", "U{weight}/h"):
+        c.add(f"insulin 5 {unit}", message(cid(), [(insulin(5, f"{unit}^{unit}^UCUM"), [])]), "block", "WG-INF-004")
+    c.add("propofol 500 ug{patient weight}/min", message(cid(), [(propofol(500, "ug{patient weight}/min^ug{patient weight}/min^UCUM"), [weight("80")])]), "block", "WG-INF-004")
     # Units a pump server reads on a vendor's OBX under the give.
     vnd = "99003^VND_INFUSION_RATE^99VND"
     for value, unit, rule in (("10", "MU/min", "WG-INF-014"), ("10", "MIU/H", "WG-INF-014"), ("500", "cm3/h", "WG-INF-004"),

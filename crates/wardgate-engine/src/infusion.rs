@@ -3027,28 +3027,39 @@ fn resolve_drug<'l>(
             // "Potassium chloride 20 mEq in 100 mL" is potassium chloride;
             // "insulin" under a heparin code is a contradiction). At each
             // word the longest run that is a name wins.
-            let words: Vec<&str> = t
-                .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
-                .filter(|w| !w.is_empty())
-                .collect();
-            let names_at = |i: usize| {
-                (1..=4.min(words.len() - i)).rev().find_map(|k| {
-                    let run = words[i..i + k].join(" ");
-                    library
-                        .lookup_indexed(&run)
-                        .map(|h| (i, k, h, is_diluent(&run)))
-                })
+            // Words as written, then split at hyphens too (`HEPARIN-D5W`,
+            // `KCl-NS` name their drug: found by an adversarial review).
+            let split = |hyphens: bool| -> Vec<&str> {
+                t.split(|ch: char| !ch.is_alphanumeric() && (hyphens || ch != '-'))
+                    .filter(|w| !w.is_empty())
+                    .collect()
             };
-            // The first library name that is no base solution; a diluent
-            // only if the text names nothing else ("NS with KCl 20 mEq" is
-            // potassium chloride even where the library holds saline: found
-            // by an adversarial review).
-            let all: Vec<_> = (0..words.len()).filter_map(names_at).collect();
-            let named = all
-                .iter()
-                .find(|n| !n.3)
-                .or_else(|| all.first())
-                .map(|&(i, k, h, _)| (i, k, h));
+            let first_name = |words: &[&str]| {
+                // The first library name that is no base solution; a diluent
+                // only if the text names nothing else ("NS with KCl 20 mEq"
+                // is potassium chloride even where the library holds saline:
+                // found by an adversarial review).
+                let all: Vec<_> = (0..words.len())
+                    .filter_map(|i| {
+                        (1..=4.min(words.len() - i)).rev().find_map(|k| {
+                            let run = words[i..i + k].join(" ");
+                            library
+                                .lookup_indexed(&run)
+                                .map(|h| (i, k, h, is_diluent(&run)))
+                        })
+                    })
+                    .collect();
+                all.iter()
+                    .find(|n| !n.3)
+                    .or_else(|| all.first())
+                    .map(|&(i, k, h, _)| (i, k, h))
+            };
+            let mut words = split(false);
+            let mut named = first_name(&words);
+            if named.is_none() {
+                words = split(true);
+                named = first_name(&words);
+            }
             if let Some((at, len, h)) = named {
                 // Words before the name are not judged as such: a salt, a
                 // brand, a base solution or "premix" comes first in many
@@ -3058,7 +3069,8 @@ fn resolve_drug<'l>(
                 // library: "Insulin glargine", "Enoxaparin (low molecular
                 // weight heparin)", "Morphine 1 mg/mL in heparin lock") makes
                 // the text name two (found by an adversarial review).
-                if let Some(other) = another_drug(t, &words, (at, len), h.0, library) {
+                let raw = String::from_utf8_lossy(comp.raw());
+                if let Some(other) = another_drug(&raw, &words, (at, len), h.0, library) {
                     return Err(OrderFinding::new(
                         rules::CODED_PARTS_DISAGREE,
                         format!(
@@ -3396,11 +3408,15 @@ fn is_diluent(run: &str) -> bool {
 /// drug that is no diluent ("Insulin 100 units and heparin 1000 units"), a
 /// drug or product of [`OTHER_DRUGS`] that is not the entry's own (its
 /// generic among the entry's words or a name of the entry: "Pitocin
-/// (oxytocin)" is oxytocin), a premixed or concentrated insulin (`70/30`,
-/// `U-500`, `Humulin N`). Words are read whole and by their hyphenated parts
-/// (`glargine-yfgn`, a biosimilar's suffix). Found by adversarial reviews.
+/// (oxytocin)" is oxytocin), a low-molecular-weight heparin, and in a text
+/// about insulin a premixed, intermediate or concentrated one (`70/30`,
+/// `Humulin N`, `U-500`). `raw` is the text as sent: its words are read also
+/// as a reader dropping escape sequences, invisible characters and dashes sees
+/// them (`gla\.br\rgine`, `gl<U+200B>argine`, `glar-gine`, `potassium-chloride`),
+/// whole and by their hyphenated parts (`glargine-yfgn`). Found by adversarial
+/// reviews.
 fn another_drug(
-    text: &str,
+    raw: &str,
     words: &[&str],
     own: (usize, usize),
     entry: usize,
@@ -3413,39 +3429,44 @@ fn another_drug(
             .lookup_indexed(name)
             .is_some_and(|(i, _)| i == entry)
     };
-    for j in 0..words.len() {
-        if (at..at + len).contains(&j) {
-            continue;
-        }
-        // Another library drug, from this word on (up to four words), unless
-        // a diluent.
-        for k in (1..=4.min(words.len() - j)).rev() {
-            if (j..j + k).any(|x| (at..at + len).contains(&x)) {
-                continue;
-            }
-            let run = words[j..j + k].join(" ");
-            if let Some((i, e)) = library.lookup_indexed(&run) {
-                if i != entry && !is_diluent(&run) {
-                    return Some(format!("{:?} (library drug {:?})", run, e.display));
+    let (dropped, spaced) = (glue(raw, None), glue(raw, Some(' ')));
+    let split = |text: &'_ str, hyphens: bool| -> Vec<String> {
+        text.split(|ch: char| !ch.is_alphanumeric() && (hyphens || ch != '-'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let gwords: Vec<String> = split(&dropped, false)
+        .into_iter()
+        .chain(split(&spaced, false))
+        .collect();
+    let lists: Vec<Vec<String>> = vec![
+        words.iter().map(|w| (*w).to_owned()).collect(),
+        split(&dropped, false),
+        split(&dropped, true),
+        split(&spaced, false),
+        split(&spaced, true),
+    ];
+    let glued = format!("{dropped} {spaced}");
+    // Another library drug, in any of the word lists, unless a diluent.
+    for list in &lists {
+        for j in 0..list.len() {
+            for k in (1..=4.min(list.len() - j)).rev() {
+                let run = list[j..j + k].join(" ");
+                if let Some((i, e)) = library.lookup_indexed(&run) {
+                    if i != entry && !is_diluent(&run) {
+                        return Some(format!("{:?} (library drug {:?})", run, e.display));
+                    }
+                    break;
                 }
-                break;
             }
         }
     }
-    // Every word a reader may see, for the list of other drugs: the text
-    // without escape sequences and invisible characters (`gla\.br\rgine`,
-    // `gl<U+200B>argine`), each word whole, by its hyphenated parts
-    // (`glargine-yfgn`) and with its hyphens taken out (`glar-gine`), and each
-    // two neighbours run together (`Lan<U+2010>tus`). Found by adversarial
-    // reviews.
-    let glued = glue(text);
-    let gwords: Vec<&str> = glued
-        .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
-        .filter(|w| !w.is_empty())
-        .collect();
+    // The list of other drugs: each word whole, by its hyphenated parts and
+    // with its hyphens taken out.
     let mut candidates: Vec<String> = Vec::with_capacity(gwords.len() * 3);
-    for (j, w) in gwords.iter().enumerate() {
-        candidates.push((*w).to_owned());
+    for w in &gwords {
+        candidates.push(w.clone());
         candidates.extend(
             w.split('-')
                 .filter(|p| p.len() > 1 && p != w)
@@ -3453,9 +3474,6 @@ fn another_drug(
         );
         if w.contains('-') {
             candidates.push(w.replace('-', ""));
-        }
-        if let Some(next) = gwords.get(j + 1) {
-            candidates.push(format!("{w}{next}"));
         }
     }
     for piece in &candidates {
@@ -3476,11 +3494,6 @@ fn another_drug(
     if upper.contains("LOW MOLECULAR WEIGHT") || upper.contains("LOW-MOLECULAR-WEIGHT") {
         return Some("a low-molecular-weight heparin".to_owned());
     }
-    // Premixed, intermediate and concentrated insulins, in any text about
-    // insulin: a ratio of two shares of 100 (`70/30`, `70-30`, `30 / 70`),
-    // a strength of U-200 to U-500 (`U 500`, `U–500`, `500 units/mL`), a
-    // human insulin brand with a letter for NPH or a mix (`Humulin N`,
-    // `Humulin-I`, `Humulin M3`, `Insuman Basal`).
     let insulin = [
         "INSULIN", "HUMULIN", "NOVOLIN", "INSUMAN", "MIXTARD", "NOVOMIX", "ACTRAPID",
     ]
@@ -3488,55 +3501,135 @@ fn another_drug(
     .any(|b| upper.contains(b))
         || is_entry("insulin");
     if insulin {
-        let tokens: Vec<&str> = upper
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|t| !t.is_empty())
-            .collect();
-        let number = |t: &str| t.parse::<u32>().ok().filter(|_| t.len() <= 3);
-        for win in tokens.windows(2) {
-            if let (Some(a), Some(b)) = (number(win[0]), number(win[1])) {
-                if a + b == 100 && (10..=90).contains(&a) {
+        return insulin_form(&upper);
+    }
+    None
+}
+
+/// In a text about insulin (upper case, as [`glue`] leaves it), a premixed,
+/// intermediate-acting or concentrated insulin: a ratio of two shares of 100
+/// (`70/30`, `70-30`, `30 / 70`; not a decimal `62.38` nor a range or ratio
+/// followed by a unit, `10-90 min`, `50/50 mL`), a strength of U-200 to U-500
+/// (`U-500`, `U 500`, `U_500`, `500 units/mL`, `500 units per mL`; not
+/// `U 200 mL`), "concentrate(d)", a human insulin brand followed by a letter
+/// for NPH or a mix (`Humulin N`, `Humulin-I`, `Insuman Basal`; not
+/// `Humulin I.V.`).
+fn insulin_form(upper: &str) -> Option<String> {
+    // Tokens: runs of digits, runs of letters, each with the separator text
+    // before it.
+    let mut tokens: Vec<(&str, &str)> = Vec::new();
+    let mut sep_start = 0;
+    let chars: Vec<(usize, char)> = upper.char_indices().collect();
+    let mut k = 0;
+    while k < chars.len() {
+        let (i, c) = chars[k];
+        let class = |c: char| {
+            if c.is_ascii_digit() {
+                1
+            } else if c.is_alphanumeric() {
+                2
+            } else {
+                0
+            }
+        };
+        if class(c) == 0 {
+            k += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = k;
+        while end < chars.len() && class(chars[end].1) == class(c) {
+            end += 1;
+        }
+        let stop = chars.get(end).map_or(upper.len(), |x| x.0);
+        tokens.push((&upper[sep_start..start], &upper[start..stop]));
+        sep_start = stop;
+        k = end;
+    }
+    let number = |t: &str| t.parse::<u32>().ok().filter(|_| t.len() <= 3);
+    let unit_word = |t: &str| {
+        matches!(
+            t,
+            "ML" | "L"
+                | "CC"
+                | "MIN"
+                | "MINUTE"
+                | "MINUTES"
+                | "H"
+                | "HR"
+                | "HRS"
+                | "HOUR"
+                | "HOURS"
+                | "KG"
+                | "MG"
+                | "MCG"
+                | "G"
+                | "DAY"
+                | "DAYS"
+                | "D"
+                | "SCALE"
+                | "TITRATION"
+        )
+    };
+    let decimal = |sep: &str| sep.ends_with('.') || sep.ends_with(',');
+    for w in 0..tokens.len() {
+        let (sep, tok) = tokens[w];
+        let next = tokens.get(w + 1);
+        let after = tokens.get(w + 2);
+        // A ratio of shares of 100.
+        if let (Some(a), Some(&(sep_b, b))) = (number(tok), next) {
+            if let Some(b) = number(b) {
+                let between = sep_b.trim().trim_matches('%').trim();
+                let ratio_sep = matches!(between, "/" | "-" | ":" | "" | "∶");
+                let decimals =
+                    decimal(sep) || decimal(sep_b) || after.is_some_and(|(s, _)| decimal(s));
+                let unit_after =
+                    after.is_some_and(|(s, t)| !s.contains(['(', ')', ',']) && unit_word(t));
+                if a + b == 100 && (10..=90).contains(&a) && ratio_sep && !decimals && !unit_after {
                     return Some(format!("\"{a}/{b}\", a premixed insulin"));
                 }
             }
-            let brand = matches!(
-                win[0],
-                "HUMULIN" | "NOVOLIN" | "INSUMAN" | "HUMALOG" | "NOVOLOG"
-            );
-            if brand
-                && matches!(
-                    win[1],
-                    "N" | "I" | "L" | "M2" | "M3" | "M4" | "M5" | "BASAL" | "COMB" | "MIX"
-                )
-            {
-                return Some(format!(
-                    "\"{} {}\", an intermediate-acting or premixed insulin",
-                    win[0], win[1]
-                ));
-            }
         }
-        if tokens.contains(&"CONCENTRATED") {
-            return Some("\"concentrated\", a concentrated insulin".to_owned());
-        }
-        // `U-500`, `U 500`, `U500`, the U a word of its own.
-        for n in ["200", "300", "500"] {
-            for form in [format!("U-{n}"), format!("U {n}"), format!("U{n}")] {
-                let found = upper.match_indices(&form).any(|(i, _)| {
-                    let before = upper[..i].chars().next_back();
-                    let after = upper[i + form.len()..].chars().next();
-                    !before.is_some_and(char::is_alphanumeric)
-                        && !after.is_some_and(|c| c.is_ascii_digit())
-                });
-                if found {
-                    return Some(format!("{form:?}, a concentrated insulin"));
+        // U-200 to U-500.
+        if tok == "U" {
+            if let Some(&(sep_n, n)) = next {
+                let strong = matches!(number(n), Some(200 | 300 | 500));
+                let joined = !sep_n.contains('/') && sep_n.trim().len() <= 1;
+                // `U 200 mL` is a volume, `U 200/day` a daily amount;
+                // `U-500/mL` the strength.
+                let volume_after =
+                    after.is_some_and(|(s, t)| unit_word(t) && (!s.contains('/') || *t != "ML"));
+                if strong && joined && !volume_after {
+                    return Some(format!("\"U-{n}\", a concentrated insulin"));
                 }
             }
         }
-        for win in tokens.windows(3) {
-            let strong = matches!(number(win[0]), Some(200 | 300 | 500));
-            let units = matches!(win[1], "U" | "UNIT" | "UNITS" | "IU");
-            if strong && units && win[2] == "ML" {
-                return Some(format!("{} units/mL, a concentrated insulin", win[0]));
+        // 200 to 500 units per mL.
+        if matches!(number(tok), Some(200 | 300 | 500)) {
+            let units = next.is_some_and(|(_, t)| matches!(*t, "U" | "UNIT" | "UNITS" | "IU"));
+            let per_ml = match (after, tokens.get(w + 3)) {
+                (Some(&(s, "ML")), _) if s.contains('/') => true,
+                (Some(&(_, "PER")), Some(&(_, "ML"))) => true,
+                _ => false,
+            };
+            if units && per_ml {
+                return Some(format!("{tok} units/mL, a concentrated insulin"));
+            }
+        }
+        if matches!(tok, "CONCENTRATE" | "CONCENTRATED") {
+            return Some("a concentrated insulin".to_owned());
+        }
+        // A human insulin brand and its NPH or mix letter.
+        if matches!(tok, "HUMULIN" | "NOVOLIN" | "INSUMAN") {
+            if let Some(&(sep_l, l)) = next {
+                let code = matches!(l, "N" | "I" | "M" | "BASAL" | "COMB" | "MIX");
+                let abbreviation = after.is_some_and(|(s, _)| s.starts_with('.'));
+                let attached = matches!(sep_l.trim(), "" | "-");
+                if code && attached && !abbreviation {
+                    return Some(format!(
+                        "\"{tok} {l}\", an intermediate-acting or premixed insulin"
+                    ));
+                }
             }
         }
     }
@@ -3546,12 +3639,21 @@ fn another_drug(
 /// A text as a reader that drops HL7 escape sequences and invisible
 /// characters sees it (`gla\.br\rgine` and `gl<U+200B>argine` are
 /// `glargine`); Unicode dashes and the fraction slash as their ASCII forms.
-fn glue(text: &str) -> String {
+///
+/// `escape_as`: what an escape sequence leaves: nothing (a reader dropping a
+/// formatting command: `gla\.br\rgine`), or a space (one showing it as a
+/// break, or `\E\`'s backslash: `insulin\E\Lantus`).
+fn glue(text: &str, escape_as: Option<char>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_escape = false;
     for ch in text.chars() {
         match ch {
-            '\\' => in_escape = !in_escape,
+            '\\' => {
+                in_escape = !in_escape;
+                if let (false, Some(c)) = (in_escape, escape_as) {
+                    out.push(c);
+                }
+            }
             _ if in_escape => {}
             '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => {}
             '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => out.push('-'),
@@ -4257,7 +4359,26 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
     // every repetition, whatever OBX-2 says and whatever OBX-6 holds: a
     // reader taking the value's unit programs from it (a second review:
     // `10^mL/h` beside an OBX-6 of `%`, or under `NM`, passed).
+    // Only where the value is a quantity: a CQ, or a number with a second
+    // component under a numeric or unstated type (a person's name, a coded
+    // value's text or a device's namespace in component 2 is no unit: a
+    // third review found `1234^Day^Mary` and `H^H^HL70078` refused).
+    let vt = obx.field(2).raw().trim_ascii().to_ascii_uppercase();
+    let numeric_type = matches!(vt.as_slice(), b"" | b"NM" | b"SN" | b"NA");
+    let cq = vt.as_slice() == b"CQ";
     let in_value = obx.field(5).repetitions().find_map(|rep| {
+        let number = String::from_utf8_lossy(rep.component(1).raw());
+        let number = number.trim();
+        let digits = number.trim_start_matches(['+', '-', '<', '>', '=']);
+        let quantity = cq
+            || (numeric_type
+                && !digits.is_empty()
+                && digits
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.' || c == ','));
+        if !quantity {
+            return None;
+        }
         let unit = rep.component(2);
         let read = std::iter::once(unit.raw())
             .chain(

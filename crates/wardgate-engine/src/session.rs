@@ -412,7 +412,7 @@ impl Session {
                 // acknowledgement answers the sender's control id.
                 // One pass over the header: MSH-9, MSH-10, then MSH-15/16.
                 let mut fields = header_fields(bytes);
-                let cs = bytes.get(5).copied();
+                let cs = payload(bytes).and_then(|p| p.get(4)).copied();
                 let is_ack = fields
                     .nth(8)
                     .and_then(|f| f.split(|&b| Some(b) == cs).next())
@@ -813,7 +813,15 @@ impl Session {
         if !self.observe && msa_field(frame, 0).is_none() {
             return Answer::NoMsa;
         }
-        let id = ack_control_id(frame);
+        // As written if that names a message; else as a lenient receiver
+        // reads it (found by an adversarial review: `MSA|AR|` with MSA-2
+        // empty, `G3 ` and `G4^EHR` were taken for unknown ids, the answer
+        // dropped and the refusal behind it withheld).
+        let id = ack_control_id(frame)
+            .filter(|id| {
+                self.in_flight.iter().any(|x| x.as_slice() == *id) || self.answered.contains(id)
+            })
+            .or_else(|| ack_id_read(frame));
         // Another answer to a message already answered: enhanced mode's accept
         // and application answers are both relayed; in original mode a second
         // one would be taken, by order, as the next message's.
@@ -1066,6 +1074,16 @@ fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
     msa_field(frame, 2).map(capped)
 }
 
+/// MSA-2 as a lenient receiver reads it: its first component, blanks
+/// trimmed (`G3 `, `G4^EHR` answer G3 and G4). Empty: no id, as when MSA-2 is
+/// absent (an answer to a message the receiver could not read).
+fn ack_id_read(frame: &[u8]) -> Option<&[u8]> {
+    let id = ack_control_id(frame)?;
+    let cs = payload(frame).and_then(|p| p.get(4)).copied();
+    let first = id.split(|&b| Some(b) == cs).next().unwrap_or_default();
+    Some(first.trim_ascii()).filter(|i| !i.is_empty())
+}
+
 /// How much of a control id is kept and compared: HL7 v2.7 allows MSH-10 199
 /// characters. The id a message is kept under and the MSA-2 that answers it
 /// are cut at the same length, so a long id still matches its answer.
@@ -1119,7 +1137,7 @@ mod tests;
 /// Whether a frame holds an acknowledgement (MSH-9.1 `ACK`), read from its
 /// header only.
 pub fn is_acknowledgement(frame: &[u8]) -> bool {
-    let cs = frame.get(5).copied();
+    let cs = payload(frame).and_then(|p| p.get(4)).copied();
     header_fields(frame)
         .nth(8)
         .and_then(|f| f.split(|&b| Some(b) == cs).next())

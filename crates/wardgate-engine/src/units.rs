@@ -342,6 +342,32 @@ fn written_plainly(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(parts.join("/"))
 }
 
+/// The words an annotation dropped from a unit may be made of: what is
+/// infused, and how. A list, not a rule: each review found another word a
+/// reader takes for a magnitude or a unit (`ten`, `dozen`, `bodyweight`).
+const ANNOTATION_WORDS: &[&str] = &[
+    "insulin",
+    "heparin",
+    "regular",
+    "human",
+    "drug",
+    "medication",
+    "medicine",
+    "bag",
+    "vial",
+    "syringe",
+    "infusion",
+    "drip",
+    "continuous",
+    "solution",
+    "premix",
+    "premixed",
+    "activity",
+    "potency",
+    "international",
+    "USP",
+];
+
 /// UCUM's annotations (`U{insulin}/h` is U/h) taken out where they follow a
 /// unit symbol: they change no magnitude. Left for the parser to refuse: one
 /// standing for a unit of its own (`{units}/h`, which UCUM reads 1/h and a
@@ -371,22 +397,9 @@ fn without_annotations(t: &str) -> String {
         );
         let words = !inner.is_empty()
             && ends_symbol
-            && inner.split([' ', '_', '-']).all(|w| {
-                let upper = w.to_ascii_uppercase();
-                w.len() >= 3
-                    && w.chars().all(|c| c.is_ascii_alphabetic())
-                    && amount(w).is_err()
-                    && time_seconds(w).is_none()
-                    && !is_kg(w)
-                    && !is_m2(w)
-                    && ![
-                        "KILO", "MEGA", "MILLI", "MICRO", "NANO", "CENTI", "DECI", "GIGA",
-                        "THOUSAND", "MILLION", "BILLION", "HUNDRED", "PER", "TIMES", "KG", "GRAM",
-                        "LITER", "LITRE", "UNIT", "DOSE",
-                    ]
-                    .iter()
-                    .any(|m| upper.starts_with(m))
-            });
+            && inner
+                .split([' ', '_', '-'])
+                .all(|w| ANNOTATION_WORDS.iter().any(|a| a.eq_ignore_ascii_case(w)));
         if !attached || !words {
             out.push_str(&rest[open..open + close + 1]);
         }

@@ -713,6 +713,39 @@ fn blank_lines_before_msh_do_not_hide_the_control_id_or_the_msa() {
 }
 
 #[test]
+fn msa_2_empty_padded_or_with_components_answers_as_a_lenient_receiver_reads_it() {
+    for (msa2, ok) in [
+        ("", true),
+        ("G1 ", true),
+        ("G1^EHR", true),
+        (" G1", true),
+        ("G2", false),
+    ] {
+        let mut d = Driver::new();
+        d.client(&msg("ORU^R01", "G1"));
+        d.client(&msg("ADT^A01", "C1"));
+        d.upstream(&framed(&format!(
+            "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|AR|{msa2}\r"
+        )));
+        if ok {
+            assert_eq!(d.t.client.len(), 2, "{msa2:?}: {:?}", d.t.client);
+            assert_eq!(d.t.client[1], "AR:C1", "{msa2:?}");
+            assert_eq!(d.s.in_flight(), 0, "{msa2:?}");
+        } else {
+            assert!(d.t.client.is_empty(), "{msa2:?}: {:?}", d.t.client);
+            assert_eq!(rules_of(&d.t).last(), Some(&"WG-UP-007"));
+        }
+    }
+    // The sender's own ACK after a blank line is owed no answer either.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "\rMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ACK^O15^ACK|K5|P|2.6\rMSA|AA|P9\r",
+    ));
+    d.client(&msg("ADT^A01", "C5"));
+    assert_eq!(d.t.client, ["AR:C5"]);
+}
+
+#[test]
 fn an_acknowledgement_naming_nothing_sent_answers_nothing() {
     // A stale answer (or an upstream that rewrites MSA-2) is nobody's: taken as
     // the oldest's, a sender matching by order read it as W1's, and W1's own
@@ -1034,6 +1067,12 @@ mod msa_field_matches_a_plain_split {
 
     fn reference(frame: &[u8], n: usize) -> Option<&[u8]> {
         let payload = frame.get(1..frame.len().saturating_sub(2))?;
+        // Blank lines before MSH are skipped, as the parser skips them.
+        let blank = payload
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let payload = &payload[blank..];
         let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
         let msa = payload
             .split(|&b| b == b'\r' || b == b'\n')
