@@ -1594,3 +1594,80 @@ case("ctl_frag6_plain_fin_data", "ipv6",
 
 def by_name():
     return {c.name: c for c in CASES}
+
+
+# --- Found by a sixth adversarial review of the receiver's view -----------------------
+# ipv6_frag_rcv() drops any Fragment header once the packet is marked fragmented
+# (IP6SKB_FRAGMENTED, set by the first one, atomic or reassembled): two atomic Fragment
+# headers in one packet, or one opening a reassembled datagram's fragmentable part.
+
+def _frag_hdr(nh, off, m, ident):
+    return struct.pack("!BBHI", nh, 0, off | m, ident)
+
+
+def _frag6_stacked(c, data, flags, n):
+    """data at 0 with `flags` in one IPv6 packet with n atomic Fragment headers."""
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    full = Ether(bytes(c.seg(0, data, flags=flags, ts=False)))
+    tcp = bytes(full[IPv6].payload)
+    hdrs = b"".join(_frag_hdr(44 if i < n - 1 else 6, 0, 0, 0x77770021 + i) for i in range(n))
+    return [Ether(src=full.src, dst=full.dst) / IPv6(src=full[IPv6].src, dst=full[IPv6].dst, hlim=64, nh=44)
+            / Raw(hdrs + tcp)]
+
+
+def _frag6_nested(c, data, flags, cut):
+    """data at 0 with `flags` as two IPv6 fragments whose fragmentable part opens with
+    an atomic Fragment header."""
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    full = Ether(bytes(c.seg(0, data, flags=flags, ts=False)))
+    body = _frag_hdr(6, 0, 0, 0x77770041) + bytes(full[IPv6].payload)
+    return [Ether(src=full.src, dst=full.dst) / IPv6(src=full[IPv6].src, dst=full[IPv6].dst, hlim=64, nh=44)
+            / IPv6ExtHdrFragment(nh=44, offset=a // 8, m=int(b < len(body)), id=0x5A5A1041)
+            / Raw(body[a:b]) for a, b in ((0, cut), (cut, len(body)))]
+
+
+case("frag6_double_atomic_fin_data", "ipv6",
+     "IPv6: a FIN carrying U[:8] at 0 in one packet with two atomic Fragment headers (Linux drops it at the second: "
+     "the packet is already marked fragmented); then UNSAFE.",
+     lambda c: [Call(lambda c: _frag6_stacked(c, U[:8], "FPA", 2)), Sync(), Fill(U)], v6=True, expect=U)
+case("frag6_double_atomic_safe_first", "decoy",
+     "IPv6: SAFE at 0 in one packet with two atomic Fragment headers (dropped by Linux); then UNSAFE.",
+     lambda c: [Call(lambda c: _frag6_stacked(c, S, "PA", 2)), Sync(), Fill(U)], v6=True, expect=U)
+case("frag6_nested_atomic_fin_data", "ipv6",
+     "IPv6: a FIN carrying U[:8] at 0 as two fragments whose fragmentable part opens with an atomic Fragment header "
+     "(Linux drops the reassembled datagram at that second Fragment header); then UNSAFE.",
+     lambda c: [Call(lambda c: _frag6_nested(c, U[:8], "FPA", 32)), Sync(), Fill(U)], v6=True, expect=U)
+case("ctl_frag6_atomic_fin_data", "ipv6",
+     "Control for frag6_double_atomic_fin_data with one atomic Fragment header: the host takes the FIN and its 8 "
+     "bytes and reads nothing more.",
+     lambda c: [Call(lambda c: _frag6_stacked(c, U[:8], "FPA", 1)), Sync(), Fill(U)], v6=True, expect=U[:8])
+
+
+# Copies only some kernels drop (malformed options with 12 bytes left: read by a Linux
+# without TCP-AO, the corpus kernel; dropped by one built with it) were remembered
+# eight to a side, the oldest forgotten silently: eight junk segments pushed out the
+# unsafe order's copy before its safe copy came.
+
+def _evict_then_safe(c, junk_at):
+    return ([_seg_badlen(c, 0, U, n=12)] + [_seg_badlen(c, off, b"x", n=12) for off in junk_at]
+            + [c.seg(0, S)])
+
+
+case("tcpopt_badlen12_evict_then_safe", "decoy",
+     "UNSAFE at 0 with a malformed TCP option, 12 option bytes left (read by the corpus kernel, which has no TCP-AO); "
+     "eight 1-byte segments with the same option at stale sequence numbers (5000 and more before the ISN); then "
+     "SAFE at 0 with ordinary options (a duplicate to the host).",
+     lambda c: [Call(lambda c: _evict_then_safe(c, [-5000 - 10 * i for i in range(8)])), Sync(), Fill(U)],
+     expect=U)
+case("tcpopt_badlen12_evict_inwindow_then_safe", "decoy",
+     "tcpopt_badlen12_evict_then_safe with the eight junk segments inside the window, past the order (the host "
+     "queues them out of order and never reads them).",
+     lambda c: [Call(lambda c: _evict_then_safe(c, [M + 100 + 10 * i for i in range(8)])), Sync(), Fill(U)],
+     expect=U)
+case("ctl_tcpopt_badlen12_unsafe_then_safe", "decoy",
+     "Control for tcpopt_badlen12_evict_then_safe without the junk segments.",
+     lambda c: [Call(lambda c: _evict_then_safe(c, [])), Sync(), Fill(U)], expect=U)

@@ -154,6 +154,15 @@ PINNED = {
                  "tcpopt_badlen_safe_first", "tcpopt_badlen_safe_first_v6", "tcpopt_md5_len10_safe_first")},
     **{n: ("correct", {"WG-INF-010", "WG-CAP-009"})
        for n in ("tcpopt_badlen_paws_poison", "frag6_hbh_after_frag_fin_data")},
+    # Round 14: a second IPv6 Fragment header (two atomic ones, or one opening a
+    # reassembled datagram's fragmentable part) is dropped by Linux; and copies
+    # only some kernels drop, pushed out by junk, are never forgotten silently.
+    **{n: ("correct", {"WG-INF-010", "WG-CAP-009"})
+       for n in ("frag6_double_atomic_fin_data", "frag6_double_atomic_safe_first", "frag6_nested_atomic_fin_data")},
+    "ctl_frag6_atomic_fin_data": ("correct", set()),
+    **{n: ("flagged", {"WG-CAP-009", "WG-CAP-005"})
+       for n in ("tcpopt_badlen12_evict_then_safe", "tcpopt_badlen12_evict_inwindow_then_safe",
+                 "ctl_tcpopt_badlen12_unsafe_then_safe")},
 }
 
 

@@ -189,6 +189,9 @@ struct Side {
     /// [`MAX_UNCERTAIN`]. Other bytes for the same stretch make what the host
     /// read unknowable.
     uncertain: Vec<Uncertain>,
+    /// Where copies that still mattered were let go for that bound: any
+    /// bytes there are an ambiguity (see [`note_uncertain`]).
+    forgotten: Option<Forgotten>,
     /// Right edge of the window it advertised (ack + window), the furthest seen.
     edge: Option<u32>,
     /// Largest window it advertised.
@@ -254,9 +257,59 @@ struct Deferred {
     ts: u64,
 }
 
-/// At most this many TCP-AO segments are remembered per side (see
-/// `Side::uncertain`).
+/// At most this many copies the host may or may not have taken are
+/// remembered per side (see `Side::uncertain`); past that, where they were
+/// is kept as one [`Forgotten`] stretch.
 const MAX_UNCERTAIN: usize = 8;
+
+/// The largest receive window TCP can announce (65 535 scaled by 2^14): a
+/// copy starting further than this past anything the sender had sent is
+/// outside every window the host could have opened.
+const MAX_TCP_WINDOW: u32 = 65_535 << 14;
+
+/// The stretch of sequence space of uncertain copies forgotten for
+/// [`MAX_UNCERTAIN`], merged: wardgate no longer has their bytes, so any
+/// other bytes there may differ from what the host read.
+#[derive(Debug, Clone, Copy)]
+struct Forgotten {
+    start: u32,
+    end: u32,
+    /// The earliest FIN or RST among them: a host that took it read nothing
+    /// past it.
+    stop: Option<u32>,
+}
+
+impl Forgotten {
+    /// Merges the stretch of `u` in.
+    fn merge(this: Option<Forgotten>, u: &Uncertain) -> Forgotten {
+        let end_u = u.seq.wrapping_add(u.bytes.len() as u32);
+        let Some(f) = this else {
+            return Forgotten {
+                start: u.seq,
+                end: end_u,
+                stop: u.stop,
+            };
+        };
+        Forgotten {
+            start: if after(f.start, u.seq) {
+                u.seq
+            } else {
+                f.start
+            },
+            end: if after(end_u, f.end) { end_u } else { f.end },
+            stop: match (f.stop, u.stop) {
+                (Some(a), Some(b)) => Some(if after(a, b) { b } else { a }),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// Bytes `seq..end` fall in it, or past its FIN or RST.
+    fn touches(&self, seq: u32, end: u32) -> bool {
+        (after(end, self.start) && after(self.end, seq))
+            || self.stop.is_some_and(|stop| after(end, stop))
+    }
+}
 
 /// Why the host may or may not have taken a copy of some bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,10 +366,41 @@ impl Uncertain {
 }
 
 /// Notes a copy of bytes the host may or may not have taken
-/// ([`Side::uncertain`]), the oldest forgotten past [`MAX_UNCERTAIN`].
+/// ([`Side::uncertain`]). One that can never matter is not kept: wholly
+/// before what the stream has read (the host has those bytes already, and
+/// a copy there is a duplicate to any kernel), or starting past every
+/// window the host could have opened. Those kept that have since fallen
+/// wholly before what the stream read go first; past [`MAX_UNCERTAIN`]
+/// still, the oldest is let go into [`Side::forgotten`], whose bytes are an
+/// ambiguity when other bytes come for them, never dropped silently (found
+/// by an adversarial review: eight 1-byte junk segments at stale sequence
+/// numbers pushed out the uncertain copy of an order, and the safe copy
+/// sent after it was judged with no ambiguity).
 fn note_uncertain(side: &mut Side, copy: Uncertain) {
+    let read = side.stream.next_seq();
+    let end = copy.seq.wrapping_add(copy.bytes.len() as u32);
+    let spent = |end: u32, stop: Option<u32>| {
+        // A FIN or RST at what was read still ends the stream for a host
+        // that took it.
+        read.is_some_and(|n| !after(end, n) && stop.is_none_or(|s| after(n, s)))
+    };
+    if spent(end, copy.stop) {
+        return;
+    }
+    let sent = match (read, side.snd_nxt) {
+        (Some(n), Some(s)) => Some(if after(s, n) { s } else { n }),
+        (n, s) => n.or(s),
+    };
+    if sent.is_some_and(|s| after(copy.seq, s.wrapping_add(MAX_TCP_WINDOW))) {
+        return;
+    }
     if side.uncertain.len() == MAX_UNCERTAIN {
-        side.uncertain.remove(0);
+        side.uncertain
+            .retain(|u| !spent(u.seq.wrapping_add(u.bytes.len() as u32), u.stop));
+    }
+    if side.uncertain.len() == MAX_UNCERTAIN {
+        let oldest = side.uncertain.remove(0);
+        side.forgotten = Some(Forgotten::merge(side.forgotten, &oldest));
     }
     side.uncertain.push(copy);
 }
@@ -340,6 +424,7 @@ impl Side {
             syn_ack_seen: false,
             isn: None,
             uncertain: Vec::new(),
+            forgotten: None,
             edge: None,
             max_window: 0,
             max_ack: None,
@@ -2203,6 +2288,30 @@ impl Analyzer {
         } else {
             t.payload
         };
+        let end_t = t.seq.wrapping_add(payload.len() as u32);
+        if let Some(f) = side.forgotten {
+            if side
+                .stream
+                .next_seq()
+                .is_some_and(|n| !after(f.end, n) && f.stop.is_none_or(|s| after(n, s)))
+            {
+                // The stream has read past it: bytes there now are
+                // duplicates to the host, judged against what was read.
+                side.forgotten = None;
+            } else if !payload.is_empty() && f.touches(t.seq, end_t) {
+                let text = format!(
+                    "bytes from {src} were sent where wardgate had to let go of copies the host may or may not have taken (with a TCP-AO option or malformed TCP options, at the window edge, with a low TTL or deep VLAN tags: more than {MAX_UNCERTAIN} at once): the host may have read one of those rather than these bytes, which wardgate judged"
+                );
+                observer.ambiguity(
+                    session,
+                    from_client,
+                    rules::OVERLAP_CONFLICT,
+                    &text,
+                    &clock,
+                    out,
+                );
+            }
+        }
         if !side.uncertain.is_empty() && !payload.is_empty() {
             // Bytes also sent in a copy the host may or may not have taken (a
             // TCP-AO option, which a host built with TCP-AO drops; data at or
@@ -2212,7 +2321,6 @@ impl Analyzer {
             // the same bytes split differently (a window probe, a
             // resegmented retransmission) are no ambiguity (found by an
             // adversarial review: they raised one).
-            let end_t = t.seq.wrapping_add(payload.len() as u32);
             let mut conflict = None;
             side.uncertain.retain(|u| {
                 if u.stop.is_some_and(|stop| after(end_t, stop)) {
@@ -3323,5 +3431,39 @@ impl Analyzer {
     /// The clock at the latest packet time seen.
     pub fn clock_now(&mut self) -> wardgate_engine::Clock {
         self.clock.at(self.now_us)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Any number of uncertain copies keeps at most [`MAX_UNCERTAIN`] and one
+    /// [`Forgotten`] stretch, which covers every copy let go; stale ones are
+    /// not kept at all.
+    #[test]
+    fn uncertain_copies_are_bounded_and_what_is_let_go_is_kept_as_a_stretch() {
+        let mut side = Side::new(reassembly::Limits::default(), Policy::Linux);
+        side.stream.segment(1000, true, false, b"", &mut |_| {});
+        side.stream
+            .segment(1001, false, false, b"abcd", &mut |_| {});
+        // Wholly before what was read: never kept.
+        note_uncertain(&mut side, Uncertain::new(990, b"zz", Doubt::TcpAo));
+        assert!(side.uncertain.is_empty());
+        // Past every window: never kept.
+        note_uncertain(
+            &mut side,
+            Uncertain::new(1005 + MAX_TCP_WINDOW + 1, b"zz", Doubt::TcpAo),
+        );
+        assert!(side.uncertain.is_empty());
+        for i in 0..100_000u32 {
+            note_uncertain(&mut side, Uncertain::new(1005 + i, b"q", Doubt::TcpAo));
+            assert!(side.uncertain.len() <= MAX_UNCERTAIN);
+        }
+        let f = side.forgotten.expect("a stretch let go");
+        assert!(f.touches(1005, 1006));
+        assert!(f.touches(1005 + 99_990, 1005 + 99_991));
+        assert!(!f.touches(1005 + 99_995, 1005 + 99_996));
+        assert!(!f.touches(1001, 1005));
     }
 }

@@ -256,6 +256,11 @@ pub enum HostDrop {
     Ipv6Routing,
     /// An IPv6 hop-by-hop header that is not the first extension header.
     Ipv6HopByHopNotFirst,
+    /// An IPv6 Fragment header after another one (two atomic ones in a packet,
+    /// or one opening a reassembled datagram's fragmentable part): Linux's
+    /// `ipv6_frag_rcv` drops it once the packet is marked fragmented
+    /// (`IP6SKB_FRAGMENTED`, set by the first Fragment header).
+    Ipv6FragmentRepeated,
 }
 
 impl HostDrop {
@@ -268,6 +273,7 @@ impl HostDrop {
             HostDrop::Ipv6Option => "IPv6 option the host must discard",
             HostDrop::Ipv6Routing => "IPv6 routing header with segments left",
             HostDrop::Ipv6HopByHopNotFirst => "IPv6 hop-by-hop header out of place",
+            HostDrop::Ipv6FragmentRepeated => "IPv6 Fragment header after another",
         }
     }
 }
@@ -711,6 +717,9 @@ fn ipv6(ip: &[u8], fragmentable_at: usize) -> Result<Net<'_>, DecodeError> {
     // Hop-by-hop is read only as the first header, and never as the first of
     // a reassembled fragmentable part.
     let mut first = fragmentable_at > 40;
+    // A Fragment header has been read (an atomic one; a reassembled
+    // datagram's shows as `fragmentable_at`).
+    let mut fragmented = false;
     let transport = loop {
         match next {
             // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
@@ -734,17 +743,35 @@ fn ipv6(ip: &[u8], fragmentable_at: usize) -> Result<Net<'_>, DecodeError> {
                 at += hdr_len;
             }
             // Fragment: whole packets go to the defragmenter, atomic fragments
-            // (offset 0, no more) are read as they are (RFC 6946).
+            // (offset 0, no more) are read as they are (RFC 6946). A Fragment
+            // header after a first one (atomic, or the one a reassembled
+            // datagram's fragmentable part followed) is dropped: Linux's
+            // `ipv6_frag_rcv` refuses any once the packet is marked
+            // fragmented (an adversarial review: a FIN behind two atomic
+            // Fragment headers was taken, the host dropped it).
             44 => {
                 let hdr = ip
                     .get(at..at + 8)
                     .ok_or(bad("IPv6 fragment header cut short"))?;
                 let off_m = be16(hdr, 2).unwrap_or(0);
-                if off_m & 0xfff9 != 0 {
+                if fragmented || at >= fragmentable_at {
+                    host_drop = host_drop.or(Some(HostDrop::Ipv6FragmentRepeated));
+                    // Read on only to name the connection, when the
+                    // transport header follows (offset 0).
+                    if off_m & 0xfff8 != 0 {
+                        break Transport::Other(44);
+                    }
+                } else if off_m & 0xfff9 != 0 {
                     break Transport::Fragment { ip, v6: true };
                 }
+                fragmented = true;
                 next = hdr[0];
                 at += 8;
+            }
+            // A packet already dropped above is counted as that drop, even
+            // when what follows does not decode: the host never reads it.
+            proto if host_drop.is_some() => {
+                break transport(proto, &ip[at..]).unwrap_or(Transport::Other(proto))
             }
             proto => break transport(proto, &ip[at..])?,
         }

@@ -3065,3 +3065,190 @@ fn a_hop_by_hop_header_after_a_fragment_header_drops_the_datagram() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "hop-by-hop first: {d:?} {rules:?}");
 }
+
+/// An IPv6 Fragment header: next header `next`, offset `off` (bytes), more
+/// fragments `more`, identification `id`.
+fn frag_header(next: u8, off: usize, more: bool, id: u32) -> Vec<u8> {
+    let mut h = vec![next, 0];
+    h.extend_from_slice(&((off as u16) | u16::from(more)).to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h
+}
+
+/// The Ethernet/IPv6 frame `whole` (no extension headers) with `n` atomic
+/// Fragment headers before its TCP header.
+fn with_atomic_fragment_headers(whole: &[u8], n: u32) -> Vec<u8> {
+    let mut f = whole[..54].to_vec();
+    let mut next = whole[14 + 6];
+    let mut headers = Vec::new();
+    for i in (0..n).rev() {
+        let mut h = frag_header(next, 0, false, 0x5a00 + i);
+        h.extend(headers);
+        headers = h;
+        next = 44;
+    }
+    f[14 + 6] = next;
+    let plen = (whole.len() - 54 + headers.len()) as u16;
+    f[14 + 4..14 + 6].copy_from_slice(&plen.to_be_bytes());
+    f.extend(headers);
+    f.extend_from_slice(&whole[54..]);
+    f
+}
+
+/// Found by an adversarial review (Linux 6.18, live): `ipv6_frag_rcv` drops
+/// any Fragment header once the packet is marked fragmented, so a FIN behind
+/// two atomic Fragment headers is dropped and the host read the unsafe order
+/// sent after it; wardgate stepped over both and took the FIN (no violation).
+/// The control, one atomic Fragment header, is a FIN the host takes.
+#[test]
+fn a_second_atomic_fragment_header_drops_the_packet() {
+    let bad = order("BAD-1", "90");
+    let fin = build(&Seg {
+        v6: true,
+        fin: true,
+        ..Seg::data(0, &bad[..8])
+    });
+    for n in [2, 3, 1] {
+        let mut frames = handshake_v6();
+        frames.push(with_atomic_fragment_headers(&fin, n));
+        frames.push(build(&Seg {
+            v6: true,
+            ..Seg::data(0, &bad)
+        }));
+        let (d, rules) = analyse(&frames);
+        if n > 1 {
+            assert!(violated(&d, "BAD-1"), "{n} headers: {d:?} {rules:?}");
+            assert!(has(&rules, "WG-CAP-009"), "{n} headers: {rules:?}");
+        } else {
+            assert!(!violated(&d, "BAD-1"), "control: {d:?} {rules:?}");
+            assert!(!has(&rules, "WG-CAP-009"), "control: {rules:?}");
+        }
+    }
+}
+
+/// The same review: a fragmented FIN whose fragmentable part opens with an
+/// atomic Fragment header. Reassembled, Linux goes on from the Fragment
+/// header's next header, finds another and drops the datagram; wardgate
+/// stepped over it. A safe decoy so sent was judged, and the alert named it
+/// as the copy the host kept.
+#[test]
+fn a_fragment_header_inside_a_fragmented_datagram_drops_it() {
+    let bad = order("BAD-1", "90");
+    let safe = order("BAD-1", "20");
+    let fin = build(&Seg {
+        v6: true,
+        fin: true,
+        ..Seg::data(0, &bad[..8])
+    });
+    let mut body = frag_header(6, 0, false, 0x7777_0041);
+    body.extend_from_slice(&fin[54..]);
+    let mut frames = handshake_v6();
+    frames.push(frag6_body(&fin, 44, &body, 0, 32, true, 0x5a5a_1041));
+    frames.push(frag6_body(
+        &fin,
+        44,
+        &body,
+        32,
+        body.len(),
+        false,
+        0x5a5a_1041,
+    ));
+    frames.push(build(&Seg {
+        v6: true,
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "FIN: {d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-009"), "FIN: {rules:?}");
+    // A safe decoy the same way, then the unsafe order: the decoy is no copy
+    // the host kept.
+    let decoy = build(&Seg {
+        v6: true,
+        ..Seg::data(0, &safe)
+    });
+    let mut body = frag_header(6, 0, false, 0x7777_0042);
+    body.extend_from_slice(&decoy[54..]);
+    let mut frames = handshake_v6();
+    frames.push(frag6_body(&decoy, 44, &body, 0, 64, true, 0x5a5a_1042));
+    frames.push(frag6_body(
+        &decoy,
+        44,
+        &body,
+        64,
+        body.len(),
+        false,
+        0x5a5a_1042,
+    ));
+    frames.push(build(&Seg {
+        v6: true,
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "decoy: {d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-009"), "decoy: {rules:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "decoy: {rules:?}");
+}
+
+/// The unsafe order sent with malformed options 12 bytes long (read by a
+/// Linux without TCP-AO, dropped by one with it), then `junk` 1-byte
+/// segments with the same options at `junk_at(i)`, then the safe copy.
+fn uncertain_then_junk_then_safe(junk: u32, junk_at: &dyn Fn(u32) -> u32) -> Vec<Vec<u8>> {
+    let bad = order("BAD-1", "90");
+    let safe = order("BAD-1", "20");
+    let mut frames = handshake(false);
+    frames.push(server_ack(0));
+    frames.push(with_options(0, &bad, false, &bad_length_option(12)));
+    for i in 0..junk {
+        let junk = build(&Seg {
+            seq: (CISN + 1).wrapping_add(junk_at(i)),
+            ..Seg::data(0, b"x")
+        });
+        frames.push(with_tcp_options(&junk, &bad_length_option(12)));
+    }
+    frames.push(build(&Seg::data(0, &safe)));
+    frames.push(server_ack(safe.len() as u32));
+    frames
+}
+
+/// Found by an adversarial review (Linux 6.18 without TCP-AO, live): the
+/// copies the host may or may not have read were kept eight to a side, the
+/// oldest dropped silently. Eight 1-byte junk segments with the same options
+/// at stale sequence numbers pushed out the unsafe order's copy, and the
+/// safe copy sent after it was judged with no ambiguity; the host had read
+/// the unsafe one. Stale copies are no longer kept, and in-window ones that
+/// push a copy out leave its stretch an ambiguity.
+#[test]
+fn uncertain_copies_pushed_out_by_junk_are_not_forgotten_silently() {
+    let len = order("BAD-1", "90").len() as u32;
+    for (how, at) in [
+        (
+            "stale",
+            &(|i: u32| 0u32.wrapping_sub(5000 + 10 * i)) as &dyn Fn(u32) -> u32,
+        ),
+        ("in the window", &|i: u32| len + 100 + 10 * i),
+        ("none", &|_| 0),
+    ] {
+        let junk = if how == "none" { 0 } else { 8 };
+        let (d, rules) = analyse(&uncertain_then_junk_then_safe(junk, at));
+        assert!(
+            has(&rules, "WG-CAP-005") || violated(&d, "BAD-1"),
+            "{how}: {d:?} {rules:?}"
+        );
+    }
+}
+
+/// Bounded: twenty thousand uncertain copies on one connection, each in the
+/// window, keep at most eight copies (and one stretch) in memory, run in
+/// linear time, and still leave the first copy's bytes an ambiguity.
+#[test]
+fn many_uncertain_copies_stay_bounded_and_never_silent() {
+    let len = order("BAD-1", "90").len() as u32;
+    let frames = uncertain_then_junk_then_safe(20_000, &|i| len + 1 + (i % 60_000));
+    let started = std::time::Instant::now();
+    let (d, rules) = analyse(&frames);
+    assert!(
+        has(&rules, "WG-CAP-005") || violated(&d, "BAD-1"),
+        "{d:?} {rules:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
