@@ -90,6 +90,13 @@ names = ["dextrose", "D5W"]
 rate_unit = "mL/h"
 rate_hard_max = 1000
 
+# A combination epidural under an entry of its own.
+[[drug_library.drug]]
+names = ["bupivacaine fentanyl", "bupivacaine-fentanyl", "BUPIFENT"]
+rate_unit = "mL/h"
+rate_hard_max = 15
+routes = ["EP"]
+
 [[drug_library.drug]]
 names = ["vancomycin", "VANC"]
 rate_unit = "mg/h"
@@ -838,8 +845,11 @@ def cases():
               message(cid(), [(heparin(10, vtbi=250), [obx(1, "99003^VND_INFUSION_RATE^99VND", value, unit)])]), "block", rule)
     # UCUM annotations after a unit symbol change no magnitude; one that a reader may
     # take for a magnitude or a unit is refused.
-    for unit, verdict, rule in (("U{insulin}/h^U{insulin}/h^UCUM", "allow", None),
-                                ("[iU]{insulin}/h^[iU]{insulin}/h^UCUM", "allow", None),
+    for unit, verdict, rule in (("U{regular}/h^U{regular}/h^UCUM", "allow", None),
+                                ("[iU]{infusion}/h^[iU]{infusion}/h^UCUM", "allow", None),
+                                # A drug's name in braces may name another drug: refused.
+                                ("U{insulin}/h^U{insulin}/h^UCUM", "block", "WG-INF-004"),
+                                ("U{heparin}/h^U{heparin}/h^UCUM", "block", "WG-INF-004"),
                                 ("U{x1000}/h^U{x1000}/h^UCUM", "block", "WG-INF-004"),
                                 ("{units}/h^{units}/h^UCUM", "block", "WG-INF-004")):
         c.add(f"insulin 5 {unit.split('^')[0]}", message(cid(), [(insulin(5, unit), [])]), verdict, rule)
@@ -1295,6 +1305,29 @@ def cases():
     for unit in ("U{ten}/h", "U{dozen}/h", "U{bodyweight}/h", "U{weight}/h"):
         c.add(f"insulin 5 {unit}", message(cid(), [(insulin(5, f"{unit}^{unit}^UCUM"), [])]), "block", "WG-INF-004")
     c.add("propofol 500 ug{patient weight}/min", message(cid(), [(propofol(500, "ug{patient weight}/min^ug{patient weight}/min^UCUM"), [weight("80")])]), "block", "WG-INF-004")
+    # A fifth review: a combination entry's own texts, laboratory results beside the
+    # order, concentrated insulins in other words, category words.
+    epi = "RXR|EP^Epidural^HL70162"
+    for text in ("bupivacaine-fentanyl 0.1%-2 mcg/mL epidural", "bupivacaine fentanyl epidural 250 mL"):
+        c.add(f"combination epidural under its own entry {text!r}",
+              message(cid(), [(rxg(f1="1", f4=f"BUPIFENT^{text}^LOCAL", f15="10", f16=ML_H[1]), [])], rxr=(epi,)), "allow")
+    for seg in ("OBX|1|NM|14979-9^aPTT^LN||45.2|s^s^UCUM|||||F", "OBX|1|NM|5902-2^PT^LN||12.5|s^s^UCUM|||||F",
+                "OBX|1|NM|3274-2^Heparin level^LN||0.4|[IU]/mL^[IU]/mL^UCUM|||||F"):
+        c.add(f"heparin with a laboratory result beside it {seg!r}", message(cid(), [(heparin(10), [seg])]), "allow")
+    c.add("vancomycin with a creatinine clearance beside it",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin^LOCAL", f5="1000", f7=MG[1]), ["OBX|1|NM|2164-2^CrCl^LN||62|mL/min^mL/min^UCUM|||||F"])]), "allow")
+    c.add("vincristine (chemotherapy, hazardous)",
+          message(cid(), [(rxg(f1="1", f4="VINC^vincristine (chemotherapy, hazardous)^LOCAL", f5="1.4", f7=MG[1]), [])], rxr=("RXR|IV^Intravenous^HL70162",)), "allow")
+    for drug, text in (
+        ("INS", "insulin (Protaphane) 100 IU/mL"), ("INS", "insulin human Berlinsulin H Basal"),
+        ("INS", "insulin icodec (Awiqli)"), ("INS", "insulin regular 500 I.E./ml"), ("INS", "insulin regular 500 IU per 1 mL"),
+        ("INS", "insulin regular 500 international units/mL"), ("INS", "insulin regular 500 units in 1 mL"),
+        ("INS", "insulin regular 10,000 units/20 mL vial"), ("INS", "insulin regular 100 units/0.2 mL"),
+    ):
+        c.add(f"give code text a fifth review found forwarded {text!r}", message(cid(), [(give(drug, text), [])]), "block", "WG-INF-016")
+    for drug, text in (("INS", "insulin regular 100 units/mL vial"), ("INS", "insulin regular 100 units/100 mL"),
+                       ("INS", "insulin regular 1 unit/mL in 100 mL NS"), ("INS", "insulin regular human 250 units in 250 mL")):
+        c.add(f"give code text at a usual strength {text!r}", message(cid(), [(give(drug, text), [])]), "allow")
     # Units a pump server reads on a vendor's OBX under the give.
     vnd = "99003^VND_INFUSION_RATE^99VND"
     for value, unit, rule in (("10", "MU/min", "WG-INF-014"), ("10", "MIU/H", "WG-INF-014"), ("500", "cm3/h", "WG-INF-004"),

@@ -3287,7 +3287,6 @@ const OTHER_DRUGS: &[(&str, &str)] = &[
     ("BORTEZOMIB", "BORTEZOMIB"),
     ("BUPIVACAINE", "BUPIVACAINE"),
     ("ROPIVACAINE", "ROPIVACAINE"),
-    ("CHEMOTHERAPY", "CHEMOTHERAPY"),
     // Added after a third review: more insulins and their brands.
     ("INSULATARD", "NPH"),
     ("MIXTARD", "PREMIX"),
@@ -3295,6 +3294,10 @@ const OTHER_DRUGS: &[(&str, &str)] = &[
     ("KIRSTY", "ASPART"),
     ("MERILOG", "ASPART"),
     ("ZINC", "ZINC"),
+    ("PROTAPHANE", "NPH"),
+    ("ICODEC", "ICODEC"),
+    ("AWIQLI", "ICODEC"),
+    ("EFSITORA", "EFSITORA"),
     // Anticoagulants, antiplatelets and thrombolytics by brand, and reversal.
     ("LMW", "LMWH"),
     ("ANGIOMAX", "BIVALIRUDIN"),
@@ -3423,7 +3426,20 @@ fn another_drug(
     library: &DrugLibrary,
 ) -> Option<String> {
     let (at, len) = own;
-    let own_words = &words[at..at + len];
+    // The entry's own words: the run the text was read by, split at hyphens
+    // too, and the words of the entry's name (a combination entry
+    // `bupivacaine fentanyl` holds both: a fifth review found its own texts
+    // refused).
+    let display = library
+        .lookup_indexed_entry(entry)
+        .map(|e| e.display.clone())
+        .unwrap_or_default();
+    let own_words: Vec<&str> = words[at..at + len]
+        .iter()
+        .flat_map(|w| w.split('-'))
+        .chain(display.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .collect();
     let is_entry = |name: &str| {
         library
             .lookup_indexed(name)
@@ -3515,6 +3531,96 @@ fn another_drug(
 /// for NPH or a mix (`Humulin N`, `Humulin-I`, `Insuman Basal`; not
 /// `Humulin I.V.`).
 fn insulin_form(upper: &str) -> Option<String> {
+    if let Some(per_ml) = units_per_ml(upper).filter(|&c| c >= 200.0) {
+        return Some(format!(
+            "{} units/mL, a concentrated insulin",
+            round(per_ml)
+        ));
+    }
+    insulin_words(upper)
+}
+
+/// The highest strength in units per mL a text states (`500 units/mL`,
+/// `500 I.E./ml`, `500 IU per 1 mL`, `10,000 units/20 mL`, `100 units/0.2
+/// mL`, `500 international units in 1 mL`): a number, a unit word, `/`,
+/// `per`, `in` or `ad`, an optional volume, `mL`. Upper case.
+fn units_per_ml(upper: &str) -> Option<f64> {
+    let b = upper.as_bytes();
+    let number_at = |mut i: usize| -> Option<(f64, usize)> {
+        let start = i;
+        let mut text = String::new();
+        while i < b.len() {
+            match b[i] {
+                c @ b'0'..=b'9' => text.push(c as char),
+                b',' if i + 3 < b.len() + 1
+                    && b.get(i + 1..i + 4)
+                        .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+                    && !b.get(i + 4).is_some_and(u8::is_ascii_digit) => {}
+                b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => text.push('.'),
+                _ => break,
+            }
+            i += 1;
+        }
+        (i > start && !text.is_empty())
+            .then(|| text.parse().ok().map(|v| (v, i)))
+            .flatten()
+    };
+    let skip = |mut i: usize| {
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        i
+    };
+    let word_at = |i: usize, words: &[&str]| -> Option<usize> {
+        words.iter().find_map(|w| {
+            let end = i + w.len();
+            (b.get(i..end) == Some(w.as_bytes())
+                && !b.get(end).is_some_and(u8::is_ascii_alphabetic))
+            .then_some(end)
+        })
+    };
+    let mut best: Option<f64> = None;
+    for i in 0..b.len() {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_digit() || b[i - 1] == b'.' || b[i - 1] == b','))
+        {
+            continue;
+        }
+        let Some((n, j)) = number_at(i) else { continue };
+        let j = skip(j);
+        let Some(j) = word_at(
+            j,
+            &[
+                "INTERNATIONAL UNITS",
+                "INTERNATIONAL UNIT",
+                "UNITS",
+                "UNIT",
+                "IU",
+                "I.E.",
+                "IE",
+                "U",
+            ],
+        ) else {
+            continue;
+        };
+        let j = skip(j);
+        let Some(j) = word_at(j, &["/", "PER", "IN", "AD"])
+            .or_else(|| (b.get(j) == Some(&b'/')).then_some(j + 1))
+        else {
+            continue;
+        };
+        let j = skip(j);
+        let (volume, j) = number_at(j).map_or((1.0, j), |(v, k)| (v, skip(k)));
+        if word_at(j, &["ML"]).is_some() && volume > 0.0 {
+            let c = n / volume;
+            best = Some(best.map_or(c, |b: f64| b.max(c)));
+        }
+    }
+    best
+}
+
+/// [`insulin_form`]'s checks on the text's words.
+fn insulin_words(upper: &str) -> Option<String> {
     // Tokens: runs of digits, runs of letters, each with the separator text
     // before it.
     let mut tokens: Vec<(&str, &str)> = Vec::new();
@@ -3620,7 +3726,15 @@ fn insulin_form(upper: &str) -> Option<String> {
             return Some("a concentrated insulin".to_owned());
         }
         // A human insulin brand and its NPH or mix letter.
-        if matches!(tok, "HUMULIN" | "NOVOLIN" | "INSUMAN") {
+        if matches!(
+            tok,
+            "HUMULIN" | "NOVOLIN" | "INSUMAN" | "BERLINSULIN" | "HUMINSULIN"
+        ) {
+            // `Berlinsulin H Basal`: the H (human) before the letter.
+            let (next, after) = match next {
+                Some(&(_, "H")) => (tokens.get(w + 2), tokens.get(w + 3)),
+                _ => (next, after),
+            };
             if let Some(&(sep_l, l)) = next {
                 let code = matches!(l, "N" | "I" | "M" | "BASAL" | "COMB" | "MIX");
                 let abbreviation = after.is_some_and(|(s, _)| s.starts_with('.'));
@@ -4329,6 +4443,13 @@ fn param_entry(
 /// size (weight, surface area) is read elsewhere; an OBX without a unit, or
 /// marked wrong or deleted, states nothing to program.
 fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
+    // Laboratory results that stand beside infusion orders (a heparin
+    // nomogram's aPTT, a vancomycin order's creatinine clearance), coded in
+    // LOINC: observations, never a pump's parameter (a fifth review found
+    // them refused).
+    if lab_result(&obx.field(3)) {
+        return;
+    }
     // Whatever OBX-11 says: a pump may not honour the status, as for the
     // parameters wardgate reads (found by an adversarial review: a 1 min
     // duration marked O beside a 250 mL VTBI passed).
@@ -4453,6 +4574,33 @@ fn unread_quantity(obx: &Segment<'_>, seq: usize, out: &mut OrderCheck) {
         )
         .at(loc(b"OBX", seq, 3)),
     );
+}
+
+/// LOINC codes of laboratory results sent with infusion orders, in time,
+/// volume or rate units a pump parameter could also have.
+const LAB_RESULTS: &[&str] = &[
+    "14979-9", // aPTT, platelet-poor plasma
+    "3173-2",  // aPTT, blood
+    "5902-2",  // prothrombin time
+    "6301-6",  // INR
+    "3274-2",  // heparin (unfractionated) level
+    "2164-2",  // creatinine clearance
+    "9187-6",  // urine output
+    "11884-4", // gestational age, estimated
+    "18185-9", // gestational age
+    "2345-7",  // glucose, serum or plasma
+    "2339-0",  // glucose, blood
+];
+
+/// Whether an observation identifier is one of [`LAB_RESULTS`], coded as
+/// LOINC (`LN`) in the identifier or the alternate identifier, with no part
+/// naming a programming parameter (that is [`param_of`]'s, checked first).
+fn lab_result(id: &Field<'_>) -> bool {
+    [(1usize, 3usize), (4, 6)].iter().any(|&(code, system)| {
+        let c = String::from_utf8_lossy(id.component(code).raw());
+        let sys = String::from_utf8_lossy(id.component(system).raw());
+        sys.trim().eq_ignore_ascii_case("LN") && LAB_RESULTS.contains(&c.trim())
+    })
 }
 
 /// The numbers a receiver may read in an MDC code written other than plainly:

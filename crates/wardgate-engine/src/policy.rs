@@ -155,6 +155,11 @@ impl DrugLibrary {
         self.entries.get(idx).map(|e| (idx, e))
     }
 
+    /// The entry at `index` (as [`DrugLibrary::lookup_indexed`] numbers them).
+    pub fn lookup_indexed_entry(&self, index: usize) -> Option<&DrugEntry> {
+        self.entries.get(index)
+    }
+
     /// The care area a point of care (PV1-3.1) maps to.
     pub fn area_for_point_of_care(&self, point: &str) -> Option<usize> {
         let p = point.trim().to_uppercase();

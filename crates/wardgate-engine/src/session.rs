@@ -817,11 +817,43 @@ impl Session {
         // reads it (found by an adversarial review: `MSA|AR|` with MSA-2
         // empty, `G3 ` and `G4^EHR` were taken for unknown ids, the answer
         // dropped and the refusal behind it withheld).
-        let id = ack_control_id(frame)
-            .filter(|id| {
-                self.in_flight.iter().any(|x| x.as_slice() == *id) || self.answered.contains(id)
-            })
-            .or_else(|| ack_id_read(frame));
+        // A lenient reading must name exactly one message in flight, read
+        // the same way (a fifth review: ` G8^X ` read as `G8` beside both
+        // `G8^X` and `G8` in flight took another message's answer).
+        let cs = payload(frame).and_then(|p| p.get(4)).copied();
+        let first = |id: &[u8]| -> Vec<u8> {
+            id.split(|&b| Some(b) == cs)
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+                .to_vec()
+        };
+        let unique = |f: &dyn Fn(&[u8]) -> Vec<u8>, want: &[u8]| -> Option<ControlId> {
+            let mut hits = self.in_flight.iter().filter(|x| f(x.as_slice()) == want);
+            match (hits.next(), hits.next()) {
+                (Some(x), None) => Some(x.clone()),
+                _ => None,
+            }
+        };
+        let exact = ack_control_id(frame);
+        let id_buf: Option<ControlId> = match exact {
+            Some(e)
+                if self.in_flight.iter().any(|x| x.as_slice() == e)
+                    || self.answered.contains(e) =>
+            {
+                Some(ControlId::from_slice(e))
+            }
+            _ => match ack_id_read(frame) {
+                None => None,
+                Some(read) => {
+                    let whole = exact.unwrap_or_default().trim_ascii();
+                    unique(&|x: &[u8]| x.trim_ascii().to_vec(), whole)
+                        .or_else(|| unique(&|x: &[u8]| first(x), read))
+                        .or_else(|| Some(ControlId::from_slice(read)))
+                }
+            },
+        };
+        let id = id_buf.as_deref();
         // Another answer to a message already answered: enhanced mode's accept
         // and application answers are both relayed; in original mode a second
         // one would be taken, by order, as the next message's.

@@ -342,12 +342,12 @@ fn written_plainly(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(parts.join("/"))
 }
 
-/// The words an annotation dropped from a unit may be made of: what is
-/// infused, and how. A list, not a rule: each review found another word a
-/// reader takes for a magnitude or a unit (`ten`, `dozen`, `bodyweight`).
+/// The words an annotation dropped from a unit may be made of: how it is
+/// infused. A list, not a rule: each review found another word a reader
+/// takes for a magnitude or a unit (`ten`, `dozen`, `bodyweight`), and a drug
+/// name is none of them (`U{heparin}/h` on an insulin order names another
+/// drug: a fifth review).
 const ANNOTATION_WORDS: &[&str] = &[
-    "insulin",
-    "heparin",
     "regular",
     "human",
     "drug",
@@ -835,10 +835,10 @@ mod tests {
     fn ucum_annotations_after_a_symbol_are_read_as_the_symbol() {
         let uh = parse("U/h").unwrap();
         for t in [
-            "U{insulin}/h",
-            "U{regular insulin}/h",
+            "U{regular}/h",
+            "U{regular human}/h",
             "U/h{continuous}",
-            "[iU]{insulin}/h",
+            "[iU]{infusion}/h",
         ] {
             assert!(parse(t).unwrap().same_as(&uh), "{t}");
         }

@@ -746,6 +746,34 @@ fn msa_2_empty_padded_or_with_components_answers_as_a_lenient_receiver_reads_it(
 }
 
 #[test]
+fn a_lenient_msa_2_answers_only_the_one_message_it_can_name() {
+    // ` G8^X ` (padded) names `G8^X` read whole, not `G8` by its first
+    // component, though both are in flight.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "G8^X"));
+    d.client(&msg("ORU^R01", "G8"));
+    d.client(&msg("ADT^A01", "C8"));
+    let answer = |msa2: &str| {
+        framed(&format!(
+            "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|AA|{msa2}\r"
+        ))
+    };
+    d.upstream(&answer(" G8^X "));
+    d.upstream(&answer("G8"));
+    assert_eq!(d.t.client.len(), 3, "{:?}", d.t.client);
+    assert_eq!(d.t.client[2], "AR:C8");
+    assert!(!rules_of(&d.t).contains(&"WG-UP-005"), "{:?}", d.t.reasons);
+    // Two messages whose ids read alike: an answer naming neither exactly
+    // is nobody's.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "G9^A"));
+    d.client(&msg("ORU^R01", "G9^B"));
+    d.upstream(&answer("G9"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    assert_eq!(rules_of(&d.t).last(), Some(&"WG-UP-007"));
+}
+
+#[test]
 fn an_acknowledgement_naming_nothing_sent_answers_nothing() {
     // A stale answer (or an upstream that rewrites MSA-2) is nobody's: taken as
     // the oldest's, a sender matching by order read it as W1's, and W1's own
