@@ -1328,6 +1328,27 @@ def cases():
     for drug, text in (("INS", "insulin regular 100 units/mL vial"), ("INS", "insulin regular 100 units/100 mL"),
                        ("INS", "insulin regular 1 unit/mL in 100 mL NS"), ("INS", "insulin regular human 250 units in 250 mL")):
         c.add(f"give code text at a usual strength {text!r}", message(cid(), [(give(drug, text), [])]), "allow")
+    # A sixth review: lab codes beside vendor codes, combination texts, strengths.
+    for ident in ("3173-2^aPTT^LN^VDUR^Infusion duration^99ALARIS", "VRATE^Infusion rate^99ALARIS^2164-2^CrCl^LN",
+                  "2164-2^CrCl^LN^^^^^^^VRATE^Infusion rate^99ALARIS", "2164-2^^LN^^^^^^Infusion rate"):
+        c.add(f"heparin with a vendor's rate beside a laboratory code {ident!r}",
+              message(cid(), [(heparin(10, vtbi=250), [obx(1, ident, "4100", "mL/h^mL/h^UCUM")])]), "block", "WG-INF-043")
+    for text in ("bupivacaine 0.1% + fentaNYL 2 mcg/mL epidural 250 mL", "bupivacaine (PF) 0.125% and fentanyl 2 mcg/mL in NS 100 mL",
+                 "fentaNYL 2 mcg/mL-bupivacaine 0.125% in NS 100 mL epidural"):
+        c.add(f"combination epidural text under its own entry {text!r}",
+              message(cid(), [(rxg(f1="1", f4=f"BUPIFENT^{text}^LOCAL", f15="10", f16=ML_H[1]), [])], rxr=(epi,)), "allow")
+    # Words of a one-drug name standing apart are not that drug.
+    c.add("potassium chloride code with a potassium phosphate text",
+          message(cid(), [(give("KCL", "potassium phosphate 15 mmol in sodium chloride 250 mL"), [])]), "block", "WG-INF-016")
+    c.add("plain bupivacaine code with a combination text",
+          message(cid(), [(rxg(f1="1", f4="BUPI^bupivacaine 0.1% + fentanyl 2 mcg/mL^LOCAL", f15="10", f16="mg/h^mg/h^UCUM"), [])], rxr=(epi,)), "block", "WG-INF-016")
+    for text in ("insulin regular 500 units/cc", "insulin regular 500 units per milliliter", "insulin regular 500 UI/mL",
+                 "Insulin human 500 Einheiten/ml", "Insulin 500 I.E. in 1,0 ml", "insulin regular 500 units.mL-1",
+                 "insulin regular 500 units mL-1", "insulin regular 20 000 units/40 mL", "Insulin 20.000 I.E./40 ml",
+                 "insulin regular 0.5 units/\u00b5L"):
+        c.add(f"give code text naming a concentrated insulin {text!r}", message(cid(), [(give("INS", text), [])]), "block", "WG-INF-016")
+    for text in ("Insulin 50 I.E. ad 50 ml NaCl 0,9%", "insulin regular 100 units/mL, 3 mL pen", "insulin regular 1,000 units/10 mL vial"):
+        c.add(f"give code text at a usual strength {text!r}", message(cid(), [(give("INS", text), [])]), "allow")
     # Units a pump server reads on a vendor's OBX under the give.
     vnd = "99003^VND_INFUSION_RATE^99VND"
     for value, unit, rule in (("10", "MU/min", "WG-INF-014"), ("10", "MIU/H", "WG-INF-014"), ("500", "cm3/h", "WG-INF-004"),

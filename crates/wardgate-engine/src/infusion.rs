@@ -3060,6 +3060,46 @@ fn resolve_drug<'l>(
                 words = split(true);
                 named = first_name(&words);
             }
+            // A combination entry (`bupivacaine fentanyl`) whose name's
+            // words all stand in the text, in any order and among others
+            // ("bupivacaine 0.1% + fentaNYL 2 mcg/mL"), is what the text
+            // names, before any one of its parts (a sixth review found these
+            // refused).
+            let hwords = split(true);
+            let combo = library
+                .entries_indexed()
+                .filter_map(|(i, e)| {
+                    let parts: Vec<&str> = e
+                        .display
+                        .split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .collect();
+                    // Every part a drug of its own (not `potassium
+                    // chloride`, whose words may stand apart in a text about
+                    // potassium phosphate in sodium chloride).
+                    let drug = |p: &str| {
+                        library.lookup_indexed(p).is_some()
+                            || OTHER_DRUGS.iter().any(|(d, _)| d.eq_ignore_ascii_case(p))
+                    };
+                    let all = parts.len() >= 2
+                        && parts.iter().all(|p| drug(p))
+                        && parts
+                            .iter()
+                            .all(|p| hwords.iter().any(|w| w.eq_ignore_ascii_case(p)));
+                    all.then_some((parts.len(), i, e))
+                })
+                .max_by_key(|c| c.0);
+            if let Some((_, i, e)) = combo {
+                let at = words
+                    .iter()
+                    .position(|w| {
+                        e.display
+                            .split(|c: char| !c.is_alphanumeric())
+                            .any(|p| !p.is_empty() && w.eq_ignore_ascii_case(p))
+                    })
+                    .unwrap_or(0);
+                named = Some((at, 1.min(words.len()), (i, e)));
+            }
             if let Some((at, len, h)) = named {
                 // Words before the name are not judged as such: a salt, a
                 // brand, a base solution or "premix" comes first in many
@@ -3353,7 +3393,7 @@ const OTHER_DRUGS: &[(&str, &str)] = &[
     ("LIORESAL", "BACLOFEN"),
     ("GABLOFEN", "BACLOFEN"),
     ("LIPOSOMAL", "LIPOSOMAL"),
-    ("EXPAREL", "LIPOSOMAL"),
+    ("EXPAREL", "BUPIVACAINE-LIPOSOMAL"),
     // Obstetric and oncology neighbours.
     ("CARBOPROST", "CARBOPROST"),
     ("HEMABATE", "CARBOPROST"),
@@ -3361,7 +3401,7 @@ const OTHER_DRUGS: &[(&str, &str)] = &[
     ("METHERGINE", "METHYLERGONOVINE"),
     ("VINORELBINE", "VINORELBINE"),
     ("NAVELBINE", "VINORELBINE"),
-    ("MARQIBO", "LIPOSOMAL"),
+    ("MARQIBO", "VINCRISTINE-LIPOSOMAL"),
 ];
 
 /// Base solutions and diluents: a library entry for one named after the drug
@@ -3464,13 +3504,17 @@ fn another_drug(
         split(&spaced, true),
     ];
     let glued = format!("{dropped} {spaced}");
-    // Another library drug, in any of the word lists, unless a diluent.
+    // Another library drug, in any of the word lists, unless a diluent or
+    // made of the entry's own words (a combination's parts).
     for list in &lists {
         for j in 0..list.len() {
             for k in (1..=4.min(list.len() - j)).rev() {
                 let run = list[j..j + k].join(" ");
                 if let Some((i, e)) = library.lookup_indexed(&run) {
-                    if i != entry && !is_diluent(&run) {
+                    let own = list[j..j + k]
+                        .iter()
+                        .all(|w| own_words.iter().any(|o| o.eq_ignore_ascii_case(w)));
+                    if i != entry && !is_diluent(&run) && !own {
                         return Some(format!("{:?} (library drug {:?})", run, e.display));
                     }
                     break;
@@ -3546,24 +3590,43 @@ fn insulin_form(upper: &str) -> Option<String> {
 /// `per`, `in` or `ad`, an optional volume, `mL`. Upper case.
 fn units_per_ml(upper: &str) -> Option<f64> {
     let b = upper.as_bytes();
-    let number_at = |mut i: usize| -> Option<(f64, usize)> {
-        let start = i;
-        let mut text = String::new();
-        while i < b.len() {
-            match b[i] {
-                c @ b'0'..=b'9' => text.push(c as char),
-                b',' if i + 3 < b.len() + 1
-                    && b.get(i + 1..i + 4)
-                        .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-                    && !b.get(i + 4).is_some_and(u8::is_ascii_digit) => {}
-                b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => text.push('.'),
-                _ => break,
-            }
-            i += 1;
+    // A number's readings: `20.000`, `20,000` and `20 000` as twenty
+    // thousand and (for `.` and `,`) as twenty; `1,0` as one.
+    let number_at = |i: usize| -> Option<(Vec<f64>, usize)> {
+        let mut j = i;
+        while j < b.len() && (b[j].is_ascii_digit() || matches!(b[j], b'.' | b',' | b' ')) {
+            j += 1;
         }
-        (i > start && !text.is_empty())
-            .then(|| text.parse().ok().map(|v| (v, i)))
-            .flatten()
+        let mut text = &upper[i..j];
+        text = text.trim_end_matches(['.', ',', ' ']);
+        let end = i + text.len();
+        if text.is_empty() || !text.as_bytes()[0].is_ascii_digit() {
+            return None;
+        }
+        let mut readings = Vec::new();
+        // Grouped thousands: every separator followed by exactly three digits.
+        let groups: Vec<&str> = text.split(['.', ',', ' ']).collect();
+        if groups.len() > 1
+            && groups[1..].iter().all(|g| g.len() == 3)
+            && groups
+                .iter()
+                .all(|g| !g.is_empty() && g.bytes().all(|c| c.is_ascii_digit()))
+        {
+            readings.extend(groups.concat().parse::<f64>().ok());
+        }
+        // A decimal: the first run of digits, a `.` or `,`, digits.
+        let plain: String = text
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .replacen(',', ".", 1);
+        readings.extend(plain.parse::<f64>().ok());
+        let end = if groups.len() > 1 && readings.len() > 1 {
+            end
+        } else {
+            i + text.split(' ').next().unwrap_or_default().len()
+        };
+        (!readings.is_empty()).then_some((readings, end))
     };
     let skip = |mut i: usize| {
         while b.get(i) == Some(&b' ') {
@@ -3579,41 +3642,67 @@ fn units_per_ml(upper: &str) -> Option<f64> {
             .then_some(end)
         })
     };
+    const UNITS: &[&str] = &[
+        "INTERNATIONAL UNITS",
+        "INTERNATIONAL UNIT",
+        "EINHEITEN",
+        "UNITS",
+        "UNIT",
+        "IU",
+        "UI",
+        "I.E.",
+        "IE",
+        "U",
+        "E",
+    ];
+    // Volumes and their size in mL.
+    const VOLUMES: &[(&str, f64)] = &[
+        ("MILLILITERS", 1.0),
+        ("MILLILITRES", 1.0),
+        ("MILLILITER", 1.0),
+        ("MILLILITRE", 1.0),
+        ("ML", 1.0),
+        ("CC", 1.0),
+        ("µL", 0.001),
+        ("\u{39C}L", 0.001),
+        ("UL", 0.001),
+        ("MCL", 0.001),
+    ];
     let mut best: Option<f64> = None;
     for i in 0..b.len() {
         if !b[i].is_ascii_digit()
-            || (i > 0 && (b[i - 1].is_ascii_digit() || b[i - 1] == b'.' || b[i - 1] == b','))
+            || (i > 0 && (b[i - 1].is_ascii_digit() || matches!(b[i - 1], b'.' | b',')))
         {
             continue;
         }
-        let Some((n, j)) = number_at(i) else { continue };
-        let j = skip(j);
-        let Some(j) = word_at(
-            j,
-            &[
-                "INTERNATIONAL UNITS",
-                "INTERNATIONAL UNIT",
-                "UNITS",
-                "UNIT",
-                "IU",
-                "I.E.",
-                "IE",
-                "U",
-            ],
-        ) else {
+        let Some((amounts, j)) = number_at(i) else {
             continue;
         };
         let j = skip(j);
-        let Some(j) = word_at(j, &["/", "PER", "IN", "AD"])
-            .or_else(|| (b.get(j) == Some(&b'/')).then_some(j + 1))
-        else {
-            continue;
+        let Some(j) = word_at(j, UNITS) else { continue };
+        let j = skip(j);
+        // `/`, `per`, `in`, `ad`, UCUM's `.` (`units.mL-1`), or nothing
+        // before a volume with `-1` (`units mL-1`).
+        let j = if b.get(j) == Some(&b'/') || b.get(j) == Some(&b'.') {
+            j + 1
+        } else {
+            word_at(j, &["PER", "IN", "AD"]).unwrap_or(j)
         };
         let j = skip(j);
-        let (volume, j) = number_at(j).map_or((1.0, j), |(v, k)| (v, skip(k)));
-        if word_at(j, &["ML"]).is_some() && volume > 0.0 {
-            let c = n / volume;
-            best = Some(best.map_or(c, |b: f64| b.max(c)));
+        let (volumes, j) = number_at(j).map_or((vec![1.0], j), |(v, k)| (v, skip(k)));
+        let Some(&(_, size)) = VOLUMES.iter().find(|(w, _)| {
+            upper.get(j..).is_some_and(|r| r.starts_with(w))
+                && !upper[j + w.len()..].starts_with(|c: char| c.is_ascii_alphabetic())
+        }) else {
+            continue;
+        };
+        for &n in &amounts {
+            for &v in &volumes {
+                if v > 0.0 {
+                    let c = n / (v * size);
+                    best = Some(best.map_or(c, |m: f64| m.max(c)));
+                }
+            }
         }
     }
     best
@@ -4595,12 +4684,22 @@ const LAB_RESULTS: &[&str] = &[
 /// Whether an observation identifier is one of [`LAB_RESULTS`], coded as
 /// LOINC (`LN`) in the identifier or the alternate identifier, with no part
 /// naming a programming parameter (that is [`param_of`]'s, checked first).
+///
+/// Only as a laboratory writes it: the LOINC code in CWE-1, `LN` in CWE-3, a
+/// name in CWE-2 at most, nothing else (an alternate or second alternate
+/// code, or an original text, may name a vendor's parameter a pump server
+/// reads: a sixth review smuggled a 4100 mL/h rate so), one repetition.
 fn lab_result(id: &Field<'_>) -> bool {
-    [(1usize, 3usize), (4, 6)].iter().any(|&(code, system)| {
-        let c = String::from_utf8_lossy(id.component(code).raw());
-        let sys = String::from_utf8_lossy(id.component(system).raw());
-        sys.trim().eq_ignore_ascii_case("LN") && LAB_RESULTS.contains(&c.trim())
-    })
+    let part = |c: usize| {
+        String::from_utf8_lossy(id.component(c).raw())
+            .trim()
+            .to_owned()
+    };
+    id.repetition_count() == 1
+        && !id.has_escapes()
+        && part(3).eq_ignore_ascii_case("LN")
+        && LAB_RESULTS.contains(&part(1).as_str())
+        && (4..=12).all(|c| part(c).is_empty())
 }
 
 /// The numbers a receiver may read in an MDC code written other than plainly:

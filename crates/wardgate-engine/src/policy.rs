@@ -155,6 +155,11 @@ impl DrugLibrary {
         self.entries.get(idx).map(|e| (idx, e))
     }
 
+    /// Every entry, numbered as [`DrugLibrary::lookup_indexed`] numbers them.
+    pub fn entries_indexed(&self) -> impl Iterator<Item = (usize, &DrugEntry)> {
+        self.entries.iter().enumerate()
+    }
+
     /// The entry at `index` (as [`DrugLibrary::lookup_indexed`] numbers them).
     pub fn lookup_indexed_entry(&self, index: usize) -> Option<&DrugEntry> {
         self.entries.get(index)

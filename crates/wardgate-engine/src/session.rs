@@ -843,15 +843,26 @@ impl Session {
             {
                 Some(ControlId::from_slice(e))
             }
-            _ => match ack_id_read(frame) {
-                None => None,
-                Some(read) => {
-                    let whole = exact.unwrap_or_default().trim_ascii();
-                    unique(&|x: &[u8]| x.trim_ascii().to_vec(), whole)
+            _ => {
+                let whole = exact.unwrap_or_default().trim_ascii();
+                match ack_id_read(frame) {
+                    // MSA-2 empty: no id, the oldest's (HL7's answer to a
+                    // message the receiver could not read).
+                    None if whole.is_empty() => None,
+                    // `^STALE`: an id, though its first component is empty.
+                    None => Some(ControlId::from_slice(whole)),
+                    // A reading that names a message already answered is
+                    // that message's again, not another's (a sixth review:
+                    // ` G7 ` after G7's answer was taken for G7^Z's, whose AR
+                    // was then dropped); one naming one message in flight
+                    // is its answer; anything else is nobody's.
+                    Some(_) if self.answered.contains(whole) => Some(ControlId::from_slice(whole)),
+                    Some(read) if self.answered.contains(read) => Some(ControlId::from_slice(read)),
+                    Some(read) => unique(&|x: &[u8]| x.trim_ascii().to_vec(), whole)
                         .or_else(|| unique(&|x: &[u8]| first(x), read))
-                        .or_else(|| Some(ControlId::from_slice(read)))
+                        .or_else(|| Some(ControlId::from_slice(whole))),
                 }
-            },
+            }
         };
         let id = id_buf.as_deref();
         // Another answer to a message already answered: enhanced mode's accept

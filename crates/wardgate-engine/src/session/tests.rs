@@ -774,6 +774,39 @@ fn a_lenient_msa_2_answers_only_the_one_message_it_can_name() {
 }
 
 #[test]
+fn a_lenient_msa_2_naming_an_answered_message_is_its_repeat() {
+    let answer = |code: &str, msa2: &str| {
+        framed(&format!(
+            "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|{code}|{msa2}\r"
+        ))
+    };
+    // ` G7 ` after G7's answer is G7's again, not G7^Z's.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "G7"));
+    d.client(&msg("ORU^R01", "G7^Z"));
+    d.upstream(&answer("AA", "G7"));
+    d.upstream(&answer("AA", " G7 "));
+    d.upstream(&answer("AR", "G7^Z"));
+    assert_eq!(d.t.client, ["ack:G7", "ack:G7^Z"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-005"]);
+    // Three alike in flight: `G8^C` names none of them.
+    let mut d = Driver::new();
+    for id in ["G8^A", "G8^B", "G8"] {
+        d.client(&msg("ORU^R01", id));
+    }
+    d.upstream(&answer("AR", "G8^C"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    assert_eq!(rules_of(&d.t), ["WG-UP-007"]);
+    // `^STALE` is an id, not an empty one.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "G1"));
+    d.upstream(&answer("AR", "^STALE"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.upstream(&answer("AA", "G1"));
+    assert_eq!(d.t.client, ["ack:G1"]);
+}
+
+#[test]
 fn an_acknowledgement_naming_nothing_sent_answers_nothing() {
     // A stale answer (or an upstream that rewrites MSA-2) is nobody's: taken as
     // the oldest's, a sender matching by order read it as W1's, and W1's own
