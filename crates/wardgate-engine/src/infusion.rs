@@ -3086,17 +3086,13 @@ fn resolve_drug<'l>(
                         && parts
                             .iter()
                             .all(|p| hwords.iter().any(|w| w.eq_ignore_ascii_case(p)));
-                    all.then_some((parts.len(), i, e))
+                    all.then_some((parts.len(), i, e, parts))
                 })
                 .max_by_key(|c| c.0);
-            if let Some((_, i, e)) = combo {
+            if let Some((_, i, e, parts)) = combo {
                 let at = words
                     .iter()
-                    .position(|w| {
-                        e.display
-                            .split(|c: char| !c.is_alphanumeric())
-                            .any(|p| !p.is_empty() && w.eq_ignore_ascii_case(p))
-                    })
+                    .position(|w| parts.iter().any(|p| w.eq_ignore_ascii_case(p)))
                     .unwrap_or(0);
                 named = Some((at, 1.min(words.len()), (i, e)));
             }
@@ -3492,17 +3488,15 @@ fn another_drug(
             .map(str::to_owned)
             .collect()
     };
-    let gwords: Vec<String> = split(&dropped, false)
-        .into_iter()
-        .chain(split(&spaced, false))
-        .collect();
     let lists: Vec<Vec<String>> = vec![
         words.iter().map(|w| (*w).to_owned()).collect(),
         split(&dropped, false),
-        split(&dropped, true),
         split(&spaced, false),
+        split(&dropped, true),
         split(&spaced, true),
     ];
+    // The hyphen-keeping words of both readings, for the list of others.
+    let gwords: Vec<&String> = lists[1].iter().chain(&lists[2]).collect();
     let glued = format!("{dropped} {spaced}");
     // Another library drug, in any of the word lists, unless a diluent or
     // made of the entry's own words (a combination's parts).
@@ -3525,7 +3519,7 @@ fn another_drug(
     // The list of other drugs: each word whole, by its hyphenated parts and
     // with its hyphens taken out.
     let mut candidates: Vec<String> = Vec::with_capacity(gwords.len() * 3);
-    for w in &gwords {
+    for w in gwords {
         candidates.push(w.clone());
         candidates.extend(
             w.split('-')
@@ -3597,35 +3591,25 @@ fn units_per_ml(upper: &str) -> Option<f64> {
         while j < b.len() && (b[j].is_ascii_digit() || matches!(b[j], b'.' | b',' | b' ')) {
             j += 1;
         }
-        let mut text = &upper[i..j];
-        text = text.trim_end_matches(['.', ',', ' ']);
-        let end = i + text.len();
+        let text = upper[i..j].trim_end_matches(['.', ',', ' ']);
         if text.is_empty() || !text.as_bytes()[0].is_ascii_digit() {
             return None;
         }
         let mut readings = Vec::new();
         // Grouped thousands: every separator followed by exactly three digits.
         let groups: Vec<&str> = text.split(['.', ',', ' ']).collect();
-        if groups.len() > 1
+        let grouped = groups.len() > 1
             && groups[1..].iter().all(|g| g.len() == 3)
             && groups
                 .iter()
-                .all(|g| !g.is_empty() && g.bytes().all(|c| c.is_ascii_digit()))
-        {
+                .all(|g| !g.is_empty() && g.bytes().all(|c| c.is_ascii_digit()));
+        if grouped {
             readings.extend(groups.concat().parse::<f64>().ok());
         }
         // A decimal: the first run of digits, a `.` or `,`, digits.
-        let plain: String = text
-            .split(' ')
-            .next()
-            .unwrap_or_default()
-            .replacen(',', ".", 1);
-        readings.extend(plain.parse::<f64>().ok());
-        let end = if groups.len() > 1 && readings.len() > 1 {
-            end
-        } else {
-            i + text.split(' ').next().unwrap_or_default().len()
-        };
+        let first_run = text.split(' ').next().unwrap_or_default();
+        readings.extend(first_run.replacen(',', ".", 1).parse::<f64>().ok());
+        let end = i + if grouped { text.len() } else { first_run.len() };
         (!readings.is_empty()).then_some((readings, end))
     };
     let skip = |mut i: usize| {

@@ -821,13 +821,7 @@ impl Session {
         // the same way (a fifth review: ` G8^X ` read as `G8` beside both
         // `G8^X` and `G8` in flight took another message's answer).
         let cs = payload(frame).and_then(|p| p.get(4)).copied();
-        let first = |id: &[u8]| -> Vec<u8> {
-            id.split(|&b| Some(b) == cs)
-                .next()
-                .unwrap_or_default()
-                .trim_ascii()
-                .to_vec()
-        };
+        let first = |id: &[u8]| first_component(id, cs).to_vec();
         let unique = |f: &dyn Fn(&[u8]) -> Vec<u8>, want: &[u8]| -> Option<ControlId> {
             let mut hits = self.in_flight.iter().filter(|x| f(x.as_slice()) == want);
             match (hits.next(), hits.next()) {
@@ -1123,8 +1117,16 @@ fn ack_control_id(frame: &[u8]) -> Option<&[u8]> {
 fn ack_id_read(frame: &[u8]) -> Option<&[u8]> {
     let id = ack_control_id(frame)?;
     let cs = payload(frame).and_then(|p| p.get(4)).copied();
-    let first = id.split(|&b| Some(b) == cs).next().unwrap_or_default();
-    Some(first.trim_ascii()).filter(|i| !i.is_empty())
+    Some(first_component(id, cs)).filter(|i| !i.is_empty())
+}
+
+/// An id's first component (split at `cs`, the component separator), blanks
+/// trimmed: how a lenient receiver reads a control id.
+fn first_component(id: &[u8], cs: Option<u8>) -> &[u8] {
+    id.split(|&b| Some(b) == cs)
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
 }
 
 /// How much of a control id is kept and compared: HL7 v2.7 allows MSH-10 199
