@@ -982,11 +982,14 @@ impl Decoded<'_> {
         let Transport::Tcp(t) = &self.transport else {
             return (Checksum::Good, 0);
         };
-        let segment = sum(t.segment, 0);
+        // The header and the payload summed once each: a TCP header is a whole
+        // number of 32-bit words, so the payload's words line up with the
+        // segment's and the two sums add to the segment's.
         let header_len = t.segment.len() - t.payload.len();
-        let header = fold(sum(t.segment.get(..header_len).unwrap_or_default(), 0)) as u16;
-        let payload = norm(fold(fold(segment) + u64::from(!header)) as u16);
-        (self.tcp_checksum_of(t, segment), payload)
+        let header = sum_short(t.segment.get(..header_len).unwrap_or_default(), 0);
+        let body = sum(t.payload, 0);
+        let payload = norm(fold(body) as u16);
+        (self.tcp_checksum_of(t, header + body), payload)
     }
 
     fn tcp_checksum_of(&self, t: &Tcp<'_>, segment: u64) -> Checksum {
