@@ -238,6 +238,14 @@ struct Shown {
     mss: Option<u16>,
     /// Its most recent timestamp accepted (PAWS).
     ts_recent: Option<u32>,
+    /// The earliest and latest timestamps on copies of its SYN that differ:
+    /// the listener keeps the one on the copy that reached it first (a
+    /// retransmission changes nothing, `tcp_check_req`), which only the
+    /// SYN-ACK's echo shows. Until then `ts_recent` holds the earliest, so
+    /// that no segment the host reads is dropped as old.
+    ts_syn_copies: Option<(u32, u32)>,
+    /// The copy's timestamp a SYN-ACK echoed.
+    ts_syn_echoed: Option<u32>,
 }
 
 /// A segment whose ACK covers data the capture never showed the other end
@@ -1555,8 +1563,22 @@ impl Analyzer {
                         }
                         if let Some((tsval, _)) = t.options.timestamp {
                             up.ts_on_syn = true;
-                            if up.ts_recent.is_none_or(|r| r == 0 || !after(r, tsval)) {
-                                up.ts_recent = Some(tsval);
+                            match up.ts_recent {
+                                None => up.ts_recent = Some(tsval),
+                                Some(r) if r != tsval => {
+                                    // Which copy the listener kept is unknown
+                                    // (an adversarial review: a retransmitted
+                                    // SYN with a far-future timestamp made
+                                    // wardgate drop the order the host read):
+                                    // the earliest drops least, and the
+                                    // SYN-ACK's echo settles it.
+                                    let (low, high) = up.ts_syn_copies.unwrap_or((r, r));
+                                    let low = if after(low, tsval) { tsval } else { low };
+                                    let high = if after(tsval, high) { tsval } else { high };
+                                    up.ts_syn_copies = Some((low, high));
+                                    up.ts_recent = Some(low);
+                                }
+                                Some(_) => {}
                             }
                         }
                         return;
@@ -1901,8 +1923,25 @@ impl Analyzer {
                 // Not one after the client's first ACK: the client is
                 // established and discards it (a second review found one
                 // forged mid-stream turning on PAWS).
-                if t.options.timestamp.is_some() && rcv.max_ack.is_none() {
+                if let (Some((_, echo)), None) = (t.options.timestamp, rcv.max_ack) {
                     rcv.shown.ts_on_syn = true;
+                    // The echo is the listener's timestamp for the client:
+                    // that of the SYN copy it kept. SYN-ACKs that echo
+                    // different copies leave the earliest.
+                    if let Some((low, high)) = rcv.shown.ts_syn_copies {
+                        if echo == low || echo == high {
+                            match rcv.shown.ts_syn_echoed {
+                                None => {
+                                    rcv.shown.ts_syn_echoed = Some(echo);
+                                    rcv.shown.ts_recent = Some(echo);
+                                }
+                                Some(first) if first != echo => {
+                                    rcv.shown.ts_recent = Some(low);
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                    }
                 }
                 // Its window is never scaled, and is the receive window until
                 // the listener's next ACK (Linux offers at most 64 KiB on it):

@@ -1515,6 +1515,84 @@ fn a_decoy_syn_seen_first_does_not_set_the_connection() {
     assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
 }
 
+/// A retransmitted SYN with a far-future timestamp: the listener keeps the
+/// first copy's (a retransmission changes nothing in `tcp_check_req`), so
+/// the order sent with timestamps near it is read, and a safe copy sent
+/// later with a timestamp past the retransmission's is old data. Found by an
+/// adversarial review: wardgate kept the highest copy, dropped the order as
+/// PAWS-old and judged the safe copy.
+#[test]
+fn a_retransmitted_syn_does_not_move_the_timestamp_the_host_keeps() {
+    let (bad, decoy) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let far = 100u32.wrapping_add(0x7fff_fff0);
+    for echo in [100, 0] {
+        let mut frames = handshake(true);
+        frames.insert(
+            1,
+            build(&Seg {
+                seq: CISN,
+                ack: None,
+                syn: true,
+                ts: Some((far, 0)),
+                ..Seg::data(0, b"")
+            }),
+        );
+        // The SYN-ACK echoes the first copy's timestamp (or, as some
+        // captures show, nothing the client sent).
+        frames[2] = build(&Seg {
+            to_server: false,
+            seq: SISN,
+            ack: Some(CISN + 1),
+            syn: true,
+            ts: Some((5000, echo)),
+            ..Seg::data(0, b"")
+        });
+        frames.push(build(&Seg {
+            ts: Some((102, 5000)),
+            ..Seg::data(0, &bad)
+        }));
+        frames.push(server_ack(bad.len() as u32));
+        frames.push(build(&Seg {
+            ts: Some((far.wrapping_add(1), 5000)),
+            ..Seg::data(0, &decoy)
+        }));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "echo {echo}: {d:?} {rules:?}");
+    }
+    // The SYN-ACK echoes the later copy: that is the listener's, and data
+    // older than it is dropped.
+    let mut frames = handshake(true);
+    frames.insert(
+        1,
+        build(&Seg {
+            seq: CISN,
+            ack: None,
+            syn: true,
+            ts: Some((150, 0)),
+            ..Seg::data(0, b"")
+        }),
+    );
+    frames[2] = build(&Seg {
+        to_server: false,
+        seq: SISN,
+        ack: Some(CISN + 1),
+        syn: true,
+        ts: Some((5000, 150)),
+        ..Seg::data(0, b"")
+    });
+    frames.push(build(&Seg {
+        ts: Some((120, 5000)),
+        ..Seg::data(0, &decoy)
+    }));
+    frames.push(build(&Seg {
+        ts: Some((152, 5000)),
+        ..Seg::data(0, &bad)
+    }));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "later copy echoed: {d:?} {rules:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
+}
+
 /// Before the listener's first ACK, its SYN-ACK's window is the receive
 /// window: a decoy past it is dropped.
 #[test]
