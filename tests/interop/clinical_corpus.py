@@ -1405,6 +1405,28 @@ def cases():
         c.add(f"heparin 250 mL at 10 mL/h with {what}", message(cid(), [(rxg(**vol250, f15="10", f16=ML_H[1]), [seg])]), "block", rule)
     c.add("heparin with 'mls' and 'USP units' as original texts", message(cid(), [(rxg(**{**vol250, "f7": "mL^mL^UCUM^^^^^^mls", "f18": "U^U^UCUM^^^^^^USP units"}, f15="10", f16=ML_H[1]), [])]), "allow")
 
+    # Where else a receiver may read the patient's care area (found by an
+    # adversarial review: a temporary location in the NICU was judged by the
+    # adult ICU's limits), and delimiters that split a unit.
+    hep150 = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="150", f16=U_H[1])
+    for pv1, verdict, rule in (
+        ("PV1||I|||||||||NICU^1^1", "block", "WG-INF-032"),
+        ("PV1||I|ICU^1^1||||||||NICU^1^1", "block", "WG-INF-032"),
+        ("PV1||I|ICU^1^1||||||||nicu", "block", "WG-INF-032"),
+        ("PV1||I|ICU^^^^^^^^NICU", "block", "WG-INF-032"),
+        ("PV1||I|ICU^1^1|||||||NICU", "block", "WG-INF-032"),
+        ("PV1||I|ICU^1^1||||||||NICU#", "block", "WG-INF-032"),
+        ("PV1||I|ICU^1^1||||||||ICU^2^1~NICU^1^1", "block", "WG-INF-015"),
+        ("PV1||I|ICU^1^1||||||||N\\X49\\CU^1^1", "block", "WG-INF-019"),
+        ("PV1||I|ICU^1^1||||||||MICU^2^1", "allow", None),
+        ("PV1||I|ICU^1^1|||NICU^1^1", "allow", None),
+        ("PV1||I|ICU^1^1|||||||MED|ICU^3^1", "allow", None),
+    ):
+        c.add(f"heparin 150 U/h with {pv1}", message(cid(), [(hep150, [])], pv1=pv1), verdict, rule)
+    for enc in ("^~\\/", "^~/&", "/~\\&", "^/\\&", "^~\\[", "^~\\{", "^~\\'", "^~\\*", "^~\\%", "^~\\(", "%~\\&"):
+        c.add(f"heparin 10 mL/h with MSH-2 {enc!r}",
+              message(cid(), [(heparin(10), [])]).replace("MSH|^~\\&|", f"MSH|{enc}|", 1), "block", "WG-HL7-P03")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

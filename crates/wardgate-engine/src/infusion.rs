@@ -1001,47 +1001,6 @@ fn context(
     {
         (Some(a), "PV1-3")
     } else if let Some(a) = library.default_care_area {
-        // Falling back while another part of PV1-3 (a subcomponent, the
-        // facility, building or description) or the point of care without a
-        // trailing mark (`NICU#`, v2.7's truncation character) names a care
-        // area's point of care: a receiver may read that one (found by an
-        // adversarial review: NICU limits fell back to the adult ones).
-        if let Some(f) = poc_field {
-            let mut named = None;
-            for c in 1..=11usize {
-                let comp = f.component(c);
-                for sc in 1..=4usize {
-                    let v = String::from_utf8_lossy(comp.subcomponent(sc))
-                        .trim()
-                        .to_owned();
-                    let stripped = v
-                        .trim_end_matches(|ch: char| !ch.is_alphanumeric())
-                        .to_owned();
-                    for cand in [v, stripped] {
-                        if cand.is_empty() {
-                            continue;
-                        }
-                        if let Some(other) = library.area_for_point_of_care(&cand) {
-                            if other != a {
-                                named.get_or_insert((c, cand));
-                            }
-                        }
-                    }
-                }
-            }
-            if let Some((c, cand)) = named {
-                return Err(OrderFinding::new(
-                    rules::CARE_AREA_UNKNOWN,
-                    format!(
-                        "point of care (PV1-3.1) {:?} maps to no care area of drug library {:?}, but PV1-3 component {c} names {:?}, another care area's point of care: which limits apply is ambiguous",
-                        bounded(&point_of_care),
-                        library.id,
-                        bounded(&cand)
-                    ),
-                )
-                .at(loc(b"PV1", 1, 3)));
-            }
-        }
         (Some(a), "default")
     } else {
         return Err(OrderFinding::new(
@@ -1054,6 +1013,51 @@ fn context(
         )
         .at(loc(b"PV1", 1, 3)));
     };
+    // Chosen from PV1-3.1 or by falling back, while another place a receiver
+    // may take the patient's care area from names another care area's point
+    // of care: the rest of PV1-3 (a subcomponent, the facility, building or
+    // description), the point of care without a trailing mark (`NICU#`, v2.7's
+    // truncation character), the temporary location (PV1-11, where the
+    // patient is for now) or the hospital service (PV1-10). Found by
+    // adversarial reviews: NICU limits fell back to the adult ones, and an
+    // order for a patient in the NICU for now was judged by the adult ICU's.
+    // A prior or pending location (PV1-6, 42, 43) is not where the patient is.
+    if let (Some(chosen), "PV1-3" | "default") = (area, area_source) {
+        let places = [
+            (3usize, poc_field),
+            (11, pv1.map(|p| p.field(11))),
+            (10, pv1.map(|p| p.field(10))),
+        ];
+        for (n, field) in places {
+            let Some(f) = field else { continue };
+            if n != 3 && f.repetition_count() > 1 {
+                return Err(OrderFinding::new(
+                    rules::REPEATED_FIELD,
+                    format!("PV1-{n} repeats: which location applies is ambiguous"),
+                )
+                .at(loc(b"PV1", 1, n)));
+            }
+            if n != 3 && f.has_escapes() {
+                return Err(OrderFinding::new(
+                    rules::ESCAPED_VALUE,
+                    format!("PV1-{n} uses escape sequences: the care area it may name is not read"),
+                )
+                .at(loc(b"PV1", 1, n)));
+            }
+            if let Some((c, cand)) = other_area_named(f, library, chosen) {
+                return Err(OrderFinding::new(
+                    rules::CARE_AREA_UNKNOWN,
+                    format!(
+                        "the point of care (PV1-3.1) {:?} gives care area {:?}, but PV1-{n} component {c} names {:?}, another care area's point of care: which limits apply is ambiguous",
+                        bounded(&point_of_care),
+                        library.care_areas.get(chosen).map_or("", |a| a.id.as_str()),
+                        bounded(&cand)
+                    ),
+                )
+                .at(loc(b"PV1", 1, n)));
+            }
+        }
+    }
     Ok(OrderContext {
         tz: None,
         area,
@@ -1061,6 +1065,39 @@ fn context(
         point_of_care: bounded(&point_of_care),
         patient_id: bounded(&patient_id),
     })
+}
+
+/// The first part of a location field (a component's subcomponent, as written
+/// or without a trailing mark) naming a point of care whose care area is not
+/// `chosen`: (component, text).
+fn other_area_named(
+    f: wardgate_proto::hl7::Field<'_>,
+    library: &DrugLibrary,
+    chosen: usize,
+) -> Option<(usize, String)> {
+    for c in 1..=11usize {
+        let comp = f.component(c);
+        for sc in 1..=4usize {
+            let v = String::from_utf8_lossy(comp.subcomponent(sc))
+                .trim()
+                .to_owned();
+            let stripped = v
+                .trim_end_matches(|ch: char| !ch.is_alphanumeric())
+                .to_owned();
+            for cand in [v, stripped] {
+                if cand.is_empty() {
+                    continue;
+                }
+                if library
+                    .area_for_point_of_care(&cand)
+                    .is_some_and(|other| other != chosen)
+                {
+                    return Some((c, cand));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The segments that belong to the `n`th RXG: its OBX programming parameters

@@ -796,6 +796,17 @@ fn parse_delimiters(body: &[u8]) -> Result<Delimiters, Hl7Error> {
         if matches!(b, b'.' | b'+' | b'-') {
             return bad("a delimiter may not be '.', '+' or '-' (characters of a number)");
         }
+        // A unit's own characters (UCUM's syntax): `mL/h` with `/` as the
+        // subcomponent separator reads mL/h to one parser and mL (an amount,
+        // not a rate) to another (found by an adversarial review).
+        if matches!(
+            b,
+            b'/' | b'[' | b']' | b'{' | b'}' | b'\'' | b'*' | b'%' | b'(' | b')'
+        ) {
+            return bad(
+                "a delimiter may not be one of / [ ] { } ' * % ( ) (characters of a unit)",
+            );
+        }
     }
     Ok(Delimiters {
         field,
