@@ -838,7 +838,7 @@ def cases():
                               ("500", "gtt/min", "drops per minute", "WG-INF-004"),
                               ("500", "[drp]/min", "UCUM drops per minute", "WG-INF-004"),
                               ("500", "mL per 24 hours", "a rate per 24 hours in words", "WG-INF-004"),
-                              ("500", "dL/h", "decilitres per hour", "WG-INF-004"),
+                              ("500", "dL/h", "decilitres per hour", "WG-INF-043"),
                               ("500", "mdc_dim_milli_l_per_hr", "a lower-case MDC name", "WG-INF-004"),
                               ("500", "265266.0", "an MDC code with a decimal point", "WG-INF-004")):
         c.add(f"heparin with a vendor's rate code and {what}",
@@ -1351,7 +1351,7 @@ def cases():
         c.add(f"give code text at a usual strength {text!r}", message(cid(), [(give("INS", text), [])]), "allow")
     # Units a pump server reads on a vendor's OBX under the give.
     vnd = "99003^VND_INFUSION_RATE^99VND"
-    for value, unit, rule in (("10", "MU/min", "WG-INF-014"), ("10", "MIU/H", "WG-INF-014"), ("500", "cm3/h", "WG-INF-004"),
+    for value, unit, rule in (("10", "MU/min", "WG-INF-014"), ("10", "MIU/H", "WG-INF-014"), ("500", "cm3/h", "WG-INF-043"),
                               ("500", "ccs/hr", "WG-INF-004"), ("500", "mL\u00b7h\u207b\u00b9", "WG-INF-004"),
                               ("2", "wk", "WG-INF-004"), ("500", "ms", "WG-INF-004"), ("500", "local&mL/h", "WG-INF-004"),
                               ("500", "4::3122", "WG-INF-004")):
@@ -1426,6 +1426,13 @@ def cases():
     for enc in ("^~\\/", "^~/&", "/~\\&", "^/\\&", "^~\\[", "^~\\{", "^~\\'", "^~\\*", "^~\\%", "^~\\(", "%~\\&"):
         c.add(f"heparin 10 mL/h with MSH-2 {enc!r}",
               message(cid(), [(heparin(10), [])]).replace("MSH|^~\\&|", f"MSH|{enc}|", 1), "block", "WG-HL7-P03")
+
+    # Valid UCUM units a review found refused: the USP unit, cm3, dL.
+    c.add("heparin 25000 [USP'U] in 250 mL at 10 mL/h", message(cid(), [(heparin(10, s_unit="[USP'U]^USP units^UCUM"), [])]), "allow")
+    c.add("heparin 25000 [USP'U] in 250 cm3 at 10 cm3/h", message(cid(), [(heparin(10, rate_unit="cm3/h^cm3/h^UCUM", s_unit="[USP'U]^USP units^UCUM", v_unit="cm3^cm3^UCUM"), [])]), "allow")
+    c.add("heparin 25000 U in 2.5 dL at 10 mL/h", message(cid(), [(heparin(10, volume="2.5", v_unit="dL^dL^UCUM"), [])]), "allow")
+    c.add("heparin 25000 U in 2.5 dL at 50 mL/h (5000 U/h)", message(cid(), [(heparin(50, volume="2.5", v_unit="dL^dL^UCUM"), [])]), "block", "WG-INF-010")
+    c.add("heparin 25000 [USP'U] in 250 mL at 100 mL/h (10000 U/h)", message(cid(), [(heparin(100, s_unit="[USP'U]^USP units^UCUM"), [])]), "block", "WG-INF-010")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.

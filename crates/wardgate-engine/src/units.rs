@@ -201,6 +201,9 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("thousand units", Activity, 1e3, Other),
         // UCUM: M is mega. Written exactly so, it is read so.
         ("M[iU]", Activity, 1e6, Other),
+        // The USP unit: the US labelling unit of heparin and insulin, equal to
+        // the international unit since USP and WHO harmonised them (2009).
+        ("[USP'U]", Activity, 1.0, None),
         ("M[IU]", Activity, 1e6, Other),
         ("million units", Activity, 1e6, Other),
         ("L", Volume, 1e3, None),
@@ -216,6 +219,9 @@ const AMOUNTS: &[(&str, Dimension, f64, Prefix)] = {
         ("millilitres", Volume, 1.0, Milli),
         ("milliliters", Volume, 1.0, Milli),
         ("cc", Volume, 1.0, None),
+        ("cm3", Volume, 1.0, None),
+        ("dL", Volume, 100.0, Other),
+        ("dl", Volume, 100.0, Other),
         ("uL", Volume, 1e-3, Micro),
         ("ul", Volume, 1e-3, Micro),
         ("microlitre", Volume, 1e-3, Micro),

@@ -803,9 +803,7 @@ fn parse_delimiters(body: &[u8]) -> Result<Delimiters, Hl7Error> {
             b,
             b'/' | b'[' | b']' | b'{' | b'}' | b'\'' | b'*' | b'%' | b'(' | b')'
         ) {
-            return bad(
-                "a delimiter may not be one of / [ ] { } ' * % ( ) (characters of a unit)",
-            );
+            return bad("a delimiter may not be one of / [ ] { } ' * % ( ) (characters of a unit)");
         }
     }
     Ok(Delimiters {

@@ -46,9 +46,9 @@ fn repetitions_components_subcomponents() {
 
 #[test]
 fn declared_delimiters_are_honoured() {
-    let odd = b"MSH*#!@%*APP*FAC*RCV*RF*20261124**RGV#O15#RGV_O15*C-9*P*2.6\rPID***1#2!3#4\rOBX*1*ST*x**a@S@b%c\r";
+    let odd = b"MSH$#!@:$APP$FAC$RCV$RF$20261124$$RGV#O15#RGV_O15$C-9$P$2.6\rPID$$$1#2!3#4\rOBX$1$ST$x$$a@S@b:c\r";
     let m = parse(odd);
-    assert_eq!(m.delimiters().field, b'*');
+    assert_eq!(m.delimiters().field, b'$');
     assert_eq!(m.delimiters().component, b'#');
     assert_eq!(m.message_type().to_string(), "RGV^O15");
     assert_eq!(m.control_id(), b"C-9");
@@ -57,7 +57,25 @@ fn declared_delimiters_are_honoured() {
     assert_eq!(pid.field(3).component(2).raw(), b"2");
     let obx = m.segments_named(b"OBX").next().unwrap();
     // '@' is the escape character here: @S@ is the component separator '#'.
-    assert_eq!(obx.field(5).component(1).decoded().as_ref(), b"a#b%c");
+    assert_eq!(obx.field(5).component(1).decoded().as_ref(), b"a#b:c");
+}
+
+#[test]
+fn a_units_characters_are_no_delimiters() {
+    // `mL/h` with `/` as the subcomponent separator is mL to one parser and
+    // mL/h to another (found by an adversarial review); the same for every
+    // character of UCUM's syntax, wherever it is declared.
+    for c in [b'/', b'[', b']', b'{', b'}', b'\'', b'*', b'%', b'(', b')'] {
+        for at in 3..8 {
+            let mut m = b"MSH|^~\\&|APP|FAC|RCV|RF|20261124||ORU^R01|C1|P|2.6\r".to_vec();
+            m[at] = c;
+            assert!(
+                Message::parse(&m, &Limits::default()).is_err(),
+                "{:?} at byte {at} was taken as a delimiter",
+                c as char
+            );
+        }
+    }
 }
 
 #[test]
