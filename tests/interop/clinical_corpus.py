@@ -1434,6 +1434,17 @@ def cases():
     c.add("heparin 25000 U in 2.5 dL at 50 mL/h (5000 U/h)", message(cid(), [(heparin(50, volume="2.5", v_unit="dL^dL^UCUM"), [])]), "block", "WG-INF-010")
     c.add("heparin 25000 [USP'U] in 250 mL at 100 mL/h (10000 U/h)", message(cid(), [(heparin(100, s_unit="[USP'U]^USP units^UCUM"), [])]), "block", "WG-INF-010")
 
+    # A weight as a structured numeric (SN): one number is read, a comparator
+    # or a range is no weight.
+    for value, verdict, rule in (("^80", "allow", None), ("=^80", "allow", None), ("^80^^", "allow", None),
+                                 ("<^80", "block", "WG-INF-020"), (">^80", "block", "WG-INF-020"),
+                                 ("^70^-^90", "block", "WG-INF-020"), ("^70^:^2", "block", "WG-INF-020"),
+                                 ("^", "block", "WG-INF-020"), ("^abc", "block", "WG-INF-020")):
+        c.add(f"propofol 25 mcg/kg/min with an SN weight {value!r}",
+              message(cid(), [(propofol(25), [f"OBX|1|SN|{WEIGHT}||{value}|{KG[1]}|||||F"])]), verdict, rule)
+    c.add("propofol 25 mcg/kg/min with an SN weight of 8 kg (a 25x dose for the ordered patient)",
+          message(cid(), [(propofol(25), [f"OBX|1|SN|{WEIGHT}||^8|{KG[1]}|||||F"])]), "block", "WG-INF-031")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

@@ -5810,7 +5810,41 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
             continue;
         }
         let mut scratch = OrderCheck::default();
-        let Some(v) = number(&obx.field(5), &format!("OBX #{seq}"), 5, l, &mut scratch) else {
+        // A structured numeric (SN) that is one number, `^80` or `=^80`, is
+        // that number (found refused by an adversarial review); a comparator
+        // (`<^80`) or a range (`^70^-^90`) is no single measurement.
+        let value = obx.field(5);
+        let sn = obx.field(2).raw().trim_ascii() == b"SN"
+            && value.repetition_count() == 1
+            && value.components().count() > 1;
+        let v = if sn {
+            let part = |c: usize| value.component(c).raw().trim_ascii();
+            let plain = matches!(part(1), b"" | b"=")
+                && value
+                    .components()
+                    .skip(2)
+                    .all(|c| c.raw().trim_ascii().is_empty())
+                && !value.has_escapes();
+            let read = plain
+                .then(|| units::parse_nm(&String::from_utf8_lossy(part(2))))
+                .flatten()
+                .filter(|v| *v >= 0.0);
+            if read.is_none() {
+                fail(
+                    err,
+                    rules::PATIENT_SIZE_INVALID,
+                    format!(
+                        "{what}: OBX #{seq} structured numeric {:?} is not one number",
+                        bounded(&String::from_utf8_lossy(value.raw()))
+                    ),
+                );
+                continue;
+            }
+            read
+        } else {
+            number(&value, &format!("OBX #{seq}"), 5, l, &mut scratch)
+        };
+        let Some(v) = v else {
             let f = scratch.findings.pop().map(|f| f.detail).unwrap_or_default();
             fail(err, rules::PATIENT_SIZE_INVALID, format!("{what}: {f}"));
             continue;
