@@ -409,7 +409,7 @@ pub mod proto {
         HL7_NOT_MSH = "WG-HL7-P02", "missing-msh", Medium,
             "The message does not start with an MSH segment, so its delimiters and type are unknown.";
         HL7_BAD_DELIMITERS = "WG-HL7-P03", "invalid-delimiters", Medium,
-            "MSH-1/MSH-2 declare unusable delimiters (duplicates, letters, line breaks): the message cannot be parsed reliably.";
+            "MSH-1/MSH-2 declare unusable delimiters (duplicates, letters, line breaks, or characters of a number or a unit such as `.` or `/`, which parsers split differently): the message cannot be parsed reliably.";
         HL7_TOO_MANY_SEGMENTS = "WG-HL7-P04", "too-many-segments", High,
             "More segments than max_segments: a resource-exhaustion attempt or a broken sender.";
         HL7_BAD_SEGMENT_ID = "WG-HL7-P05", "invalid-segment-id", Medium,
