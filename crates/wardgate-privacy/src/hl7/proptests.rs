@@ -22,8 +22,9 @@ fn key(seed: u8) -> Pseudonymiser {
     Pseudonymiser::new(&SiteKey::from_bytes([seed; KEY_LEN]))
 }
 
-/// Characters a delimiter may be (printable, not alphanumeric, not in dates).
-const DELIMS: &[u8] = b"|^~\\&#$%@!*;:/?=,";
+/// Characters a delimiter may be (printable, not alphanumeric, not in dates,
+/// not a number's or a unit's: those are refused as delimiters).
+const DELIMS: &[u8] = b"|^~\\&#$@!;:?=,";
 
 fn delimiters() -> impl Strategy<Value = Delimiters> {
     (

@@ -579,8 +579,8 @@ fn unreadable_values_refuse_the_message() {
 fn custom_delimiters() {
     let p = key(7);
     let m = msg(r"
-        MSH#$%@!#EHR#HOSP#GW#ICU#20260301##ADT$A01$ADT_A01#X1#P#2.5
-        PID#1##M@F@1$$$HOSP!1.2!ISO$MR%M2$$$NHS$NH##Doe$Jane##19800512#F###1 St$$Town$$AB1 2CD$GB
+        MSH#$;@!#EHR#HOSP#GW#ICU#20260301##ADT$A01$ADT_A01#X1#P#2.5
+        PID#1##M@F@1$$$HOSP!1.2!ISO$MR;M2$$$NHS$NH##Doe$Jane##19800512#F###1 St$$Town$$AB1 2CD$GB
         NK1#1#Doe$John
         PV1#1#I#ICU$4$B$HOSP$$$$$Jane's bed
     ");
@@ -591,8 +591,8 @@ fn custom_delimiters() {
     assert_eq!(
         out,
         format!(
-            "MSH#$%@!#EHR#HOSP#GW#ICU#{t}##ADT$A01$ADT_A01#X1#P#2.5\r\
-             PID#1##{m1}$$$HOSP!1.2!ISO$MR%{m2}$$$NHS$NH##{m1}##1980#F###$$$$AB1$GB\r\
+            "MSH#$;@!#EHR#HOSP#GW#ICU#{t}##ADT$A01$ADT_A01#X1#P#2.5\r\
+             PID#1##{m1}$$$HOSP!1.2!ISO$MR;{m2}$$$NHS$NH##{m1}##1980#F###$$$$AB1$GB\r\
              PV1#1#I#ICU$4$B$HOSP\r"
         )
     );
