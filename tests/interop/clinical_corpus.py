@@ -1445,6 +1445,35 @@ def cases():
     c.add("propofol 25 mcg/kg/min with an SN weight of 8 kg (a 25x dose for the ordered patient)",
           message(cid(), [(propofol(25), [f"OBX|1|SN|{WEIGHT}||^8|{KG[1]}|||||F"])]), "block", "WG-INF-031")
 
+    # Continuations a receiver joins (HL7 v2.5.1 2.10.2): an ADD segment appends
+    # to the segment before it, DSC and MSH-14 point to the next fragment.
+    tq1_60 = "TQ1|1||||||20261204100000|20261204110000"
+    ns250 = rxg(f1="1", f4="NS^sodium chloride 0.9%^LOCAL", f5="250", f7=ML[1])
+    for name, msg in (
+        ("ADD continuing PV1 with a NICU point of care", message(cid(), [(hep150, [])], pv1="PV1||I\rADD||NICU^1^1")),
+        ("ADD continuing TQ1's end time", message(cid(), [(ns250, [tq1_60, "ADD|+0055"])])),
+        ("ADD after a note", message(cid(), [(heparin(10), ["NTE|1||bag label", "ADD|continued"])])),
+        ("a DSC continuation pointer", message(cid(), [(heparin(10), [])], post=("DSC|CP1|F",))),
+        ("an MSH-14 continuation pointer", message(cid(), [(heparin(10), [])]).replace("|P|2.6\r", "|P|2.6||CP1\r", 1)),
+    ):
+        c.add(f"heparin: {name}", msg, "block", "WG-INF-049")
+    c.add("sodium chloride 250 mL over TQ1 60 minutes (250 mL/h)", message(cid(), [(ns250, [tq1_60])]), "allow")
+    # Character sets that read plain ASCII as other characters, unknown sets,
+    # and bytes a lenient UTF-8 decoder reads as a carriage return.
+    hidden = "NTE|1||bag label+AA0-OBX|2|NM|157784^MDC_FLOW_FLUID_PUMP^MDC||300|265266^MDC_DIM_MILLI_L_PER_HR^MDC|||||F"
+    for declared in ("UTF-7", "UNICODE UTF-7", "HZ-GB-2312", "x-unknown", "8859/1~UTF-7"):
+        c.add(f"heparin 10 mL/h declaring {declared} with a UTF-7 segment break in a note",
+              charset(message(cid(), [(heparin(10), [hidden])]), declared), "block", "WG-HL7-P12")
+    for declared in ("", "UNICODE UTF-8", "ISO IR192"):
+        for seq in ("\xc0\x8d", "\xe0\x80\x8d", "\xc1\xbc"):
+            c.add(f"heparin 10 mL/h declaring {declared or 'nothing'} with an overlong {seq.encode('latin-1').hex()} in a note",
+                  charset(message(cid(), [(heparin(10), [f"NTE|1||a{seq}RXG|1|||HEP^heparin^LOCAL|||||||||||4100|{ML_H[1]}"])]), declared) if declared
+                  else message(cid(), [(heparin(10), [f"NTE|1||a{seq}RXG|1|||HEP^heparin^LOCAL|||||||||||4100|{ML_H[1]}"])]),
+                  "block", "WG-HL7-P12", as_bytes=True)
+    for declared, name in (("ISO IR192", "Do\xc3\xa9"), ("ISO_IR 192", "Do\xc3\xa9"), ("ISO IR100", "Do\xe9"), ("ISO IR6", "Doe")):
+        c.add(f"heparin 10 mL/h declaring {declared} with the patient {name!r}",
+              charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", f"{name}^Jane"), declared), "allow", as_bytes=True)
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

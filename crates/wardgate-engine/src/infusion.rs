@@ -552,6 +552,34 @@ pub fn check(
             return out;
         }
     }
+    // A continuation (an ADD segment appending to the segment before it, a
+    // DSC or MSH-14 pointing to the next fragment): a receiver that joins the
+    // pieces reads other fields than each segment alone says (found by an
+    // adversarial review: `PV1||I` then `ADD||NICU^1^1` is PV1-3 NICU).
+    let continued = segments.iter().enumerate().find_map(|(i, s)| match s.id() {
+        b"ADD" => Some((b"ADD", i)),
+        b"DSC" => Some((b"DSC", i)),
+        b"MSH" if !s.field(14).raw().trim_ascii().is_empty() => Some((b"MSH", i)),
+        _ => None,
+    });
+    if let Some((id, i)) = continued {
+        let what = if id == b"MSH" {
+            "MSH-14 (continuation pointer) says the message continues in another"
+        } else if id == b"DSC" {
+            "a DSC segment says the message continues in another"
+        } else {
+            "an ADD segment continues the segment before it"
+        };
+        let seq = segments[..=i].iter().filter(|s| s.id() == &id[..]).count();
+        out.findings.push(
+            OrderFinding::new(
+                rules::CONTINUATION_UNREAD,
+                format!("{what}: wardgate reads each segment alone, a receiver joining them reads other fields"),
+            )
+            .at(loc(id, seq, if id == b"MSH" { 14 } else { 0 })),
+        );
+        return out;
+    }
     // TQ2 cycles (TQ2-7 cyclic entry or exit, TQ2-9 repeats of the cycle)
     // repeat the give (found by an adversarial review: a 5000 U bolus five
     // times over).

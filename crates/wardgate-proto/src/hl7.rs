@@ -533,12 +533,7 @@ fn utf8_letters(raw: &[u8], body: &[u8], delims: &Delimiters, at: usize) -> bool
     // Every repetition must name UTF-8, in any case, as `check_charset` reads
     // the names (`UTF-8` declared was refused where nothing declared passed:
     // found by an adversarial review).
-    let names_utf8 = |name: &[u8]| {
-        let n = name.trim_ascii();
-        [&b"UNICODE UTF-8"[..], b"UTF-8", b"UTF8"]
-            .iter()
-            .any(|u| n.eq_ignore_ascii_case(u))
-    };
+    let names_utf8 = |name: &[u8]| names_utf8(name.trim_ascii());
     if !declared.trim_ascii().is_empty() {
         return declared
             .split(|&b| b == delims.repetition)
@@ -569,6 +564,59 @@ fn utf8_letters(raw: &[u8], body: &[u8], delims: &Delimiters, at: usize) -> bool
 /// any order, timing, route or observation segment.
 const NEL_HARMLESS: &[&[u8]] = &[
     b"PID", b"PD1", b"NK1", b"NTE", b"GT1", b"IN1", b"IN2", b"IN3", b"MRG", b"EVN", b"ROL",
+];
+
+/// Whether `n` (trimmed) names UTF-8: table 0211's `UNICODE UTF-8`, `UTF-8`,
+/// `UTF8`, or `ISO IR192` (as DICOM writes it, `ISO_IR 192`), in any case.
+fn names_utf8(n: &[u8]) -> bool {
+    [&b"UNICODE UTF-8"[..], b"UTF-8", b"UTF8"]
+        .iter()
+        .any(|u| n.eq_ignore_ascii_case(u))
+        || iso_ir(n) == Some(192)
+}
+
+/// The registration number of an ISO IR name: `ISO IR100`, `ISO_IR 100`,
+/// `iso-ir-100`.
+fn iso_ir(n: &[u8]) -> Option<u16> {
+    if n.len() > 16 || !n.is_ascii() {
+        return None;
+    }
+    let kept: Vec<u8> = n
+        .iter()
+        .filter(|b| !matches!(b, b' ' | b'_' | b'-'))
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    let digits = kept.strip_prefix(b"ISOIR")?;
+    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Multi-byte character sets in which every byte below 0x80 is ASCII as long
+/// as no byte is 0x80 or above (their lead bytes are): refused only when one
+/// is present. Upper-cased.
+const MULTIBYTE_CHARSETS: &[&str] = &[
+    // Single-byte, but its high half is katakana: judged with the others
+    // (and its `\\` and `~` are checked on their own).
+    "ISO IR14",
+    "BIG-5",
+    "BIG5",
+    "GB 18030-2000",
+    "GB18030",
+    "GB2312",
+    "GBK",
+    "KS X 1001",
+    "CNS 11643-1992",
+    "ISO IR87",
+    "ISO IR159",
+    "SJIS",
+    "SHIFT_JIS",
+    "SHIFT-JIS",
+    "EUC-JP",
+    "EUC-KR",
+    "EUC-CN",
+    "X-MAC-JAPANESE",
 ];
 
 /// Character sets (HL7 table 0211, and names senders commonly write) in which
@@ -606,6 +654,15 @@ fn ascii_safe(name: &[u8]) -> bool {
     if ASCII_SAFE_CHARSETS.contains(&n) {
         return true;
     }
+    // ISO IR 6 (ASCII), the single-byte ISO 8859 registrations (100, 101,
+    // 109, 110, 126, 127, 138, 144, 148, 166, 203) and 192 (UTF-8), as table
+    // 0211 and DICOM name them.
+    if let Some(k) = iso_ir(name) {
+        return matches!(
+            k,
+            6 | 100 | 101 | 109 | 110 | 126 | 127 | 138 | 144 | 148 | 166 | 203 | 192
+        );
+    }
     // `8859/1`..`8859/15` (table 0211), `ISO-8859-1`, `ISO8859-15`, `ISO_8859-2`.
     let part = n
         .strip_prefix("8859/")
@@ -641,12 +698,12 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
     // MSH-18 is the eighteenth field of the split (MSH-1 is the separator
     // itself): after the seventeenth separator. Most headers end before it.
     let Some(from) = memchr::memchr_iter(delims.field, msh).nth(16) else {
-        return Ok(());
+        return overlong(body, high);
     };
     let rest = &msh[from + 1..];
     let declared = &rest[..memchr::memchr(delims.field, rest).unwrap_or(rest.len())];
     if declared.trim_ascii().is_empty() {
-        return Ok(());
+        return overlong(body, high);
     }
     let refuse = |why| {
         let shown = &declared[..declared.len().min(64)];
@@ -661,6 +718,11 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
             continue;
         }
         let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+        if upper == "UNICODE UTF-7" || upper == "UTF-7" || upper == "UTF7" {
+            return refuse(
+                "UTF-7 reads ASCII sequences ('+AA0-' is a carriage return) as other characters",
+            );
+        }
         if upper.starts_with("UNICODE")
             || upper.starts_with("UTF-16")
             || upper.starts_with("UTF-32")
@@ -671,8 +733,56 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
         if upper == "ISO IR14" && body.iter().any(|&b| b == b'\\' || b == b'~') {
             return refuse("JIS X 0201 reads '\\' as the yen sign and '~' as an overline, so escapes and repetitions read differently");
         }
+        if !MULTIBYTE_CHARSETS.contains(&upper.as_str()) {
+            // UTF-7 and HZ read plain ASCII sequences as other characters
+            // (found by an adversarial review: `+AA0-` hid an OBX from
+            // wardgate that a UTF-7 decoder reads as a segment).
+            return refuse("a character set wardgate does not know: its decoder may read plain ASCII bytes as other characters (UTF-7, HZ), or a byte of 0x80 or above as part of a character that swallows the delimiter after it");
+        }
         if high {
             return refuse("a character set whose multi-byte characters may include an ASCII byte: a byte of 0x80 or above can swallow the delimiter after it");
+        }
+    }
+    if high
+        && declared
+            .split(|&b| b == delims.repetition)
+            .any(|n| names_utf8(n.trim_ascii()))
+        && std::str::from_utf8(body).is_err()
+    {
+        // Declared UTF-8, the bytes are not: an overlong form (`C0 8D`) is a
+        // carriage return to a lenient decoder (found by an adversarial review).
+        return refuse("declared UTF-8, but the bytes are not valid UTF-8: a lenient decoder reads an overlong or broken sequence as another character, a carriage return or a delimiter");
+    }
+    if declared
+        .split(|&b| b == delims.repetition)
+        .all(|n| n.trim_ascii().is_empty())
+    {
+        return overlong(body, high);
+    }
+    Ok(())
+}
+
+/// With no character set declared, a byte sequence that only an overlong
+/// UTF-8 form makes (`C0`/`C1` then a continuation byte, `E0` then 80-9F,
+/// `F0` then 80-8F) is refused: a lenient UTF-8 decoder reads a control
+/// character or a delimiter there (`C0 8D` is a carriage return), and in
+/// Latin-1 it is a letter before a control character, which no text holds.
+fn overlong(body: &[u8], high: bool) -> Result<(), Hl7Error> {
+    if !high {
+        return Ok(());
+    }
+    for at in memchr::memchr3_iter(0xC0, 0xC1, 0xE0, body).chain(memchr::memchr_iter(0xF0, body)) {
+        let next = body.get(at + 1).copied().unwrap_or(0);
+        let bad = match body[at] {
+            0xC0 | 0xC1 => (0x80..=0xBF).contains(&next),
+            0xE0 => (0x80..=0x9F).contains(&next),
+            _ => (0x80..=0x8F).contains(&next),
+        };
+        if bad {
+            return Err(Hl7Error::AmbiguousCharset {
+                declared: String::new(),
+                why: "no character set declared, and an overlong UTF-8 sequence a lenient decoder reads as a control character or a delimiter",
+            });
         }
     }
     Ok(())
@@ -801,9 +911,11 @@ fn parse_delimiters(body: &[u8]) -> Result<Delimiters, Hl7Error> {
         // not a rate) to another (found by an adversarial review).
         if matches!(
             b,
-            b'/' | b'[' | b']' | b'{' | b'}' | b'\'' | b'*' | b'%' | b'(' | b')'
+            b'/' | b'[' | b']' | b'{' | b'}' | b'\'' | b'*' | b'%' | b'(' | b')' | b'_'
         ) {
-            return bad("a delimiter may not be one of / [ ] { } ' * % ( ) (characters of a unit)");
+            return bad(
+                "a delimiter may not be one of / [ ] { } ' * % ( ) _ (characters of a unit)",
+            );
         }
     }
     Ok(Delimiters {

@@ -150,7 +150,13 @@ proptest! {
             code in "[A-Z]{1,3}", control in "[A-Z0-9]{1,8}") {
         let mut data = msh(&d, code.as_bytes(), b"R01", control.as_bytes());
         // MSH-11 onwards: a varying number of fields after the builder's MSH-10.
+        // MSH-18 (the eighth) names a known character set or none: another
+        // is refused.
         data.pop();
+        let mut fields = fields;
+        if let Some(charset) = fields.get_mut(7) {
+            *charset = ["", "ASCII", "UNICODE UTF-8", "8859/1"][charset.len() % 4].to_owned();
+        }
         for f in &fields {
             data.push(d.field);
             data.extend_from_slice(f.as_bytes());

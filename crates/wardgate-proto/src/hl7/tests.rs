@@ -61,11 +61,71 @@ fn declared_delimiters_are_honoured() {
 }
 
 #[test]
+fn declared_utf8_must_be_utf8_and_undeclared_bytes_no_overlong_form() {
+    // Found by an adversarial review: `C0 8D` is a carriage return to a
+    // lenient UTF-8 decoder, a second give behind it to that receiver.
+    let l = Limits::default();
+    let msg = |declared: &str, nte: &[u8]| {
+        let mut m = format!(
+            "MSH|^~\\&|EHR|ICU|PUMP|ICU|20261204||ORU^R01|C1|P|2.6||||||{declared}\rNTE|1||"
+        )
+        .into_bytes();
+        m.extend_from_slice(nte);
+        m.extend_from_slice(b"\r");
+        m
+    };
+    for declared in ["UNICODE UTF-8", "UTF-8", "ISO IR192", "ISO_IR 192", ""] {
+        for bad in [
+            &b"a\xc0\x8dRXG"[..],
+            b"a\xc1\xbc",
+            b"a\xe0\x80\x8d",
+            b"a\xf0\x80\x80\x8d",
+        ] {
+            assert!(
+                matches!(
+                    Message::parse(&msg(declared, bad), &l),
+                    Err(Hl7Error::AmbiguousCharset { .. })
+                ),
+                "{declared:?} {bad:?}"
+            );
+        }
+        // Real letters, any width, pass.
+        assert!(
+            Message::parse(
+                &msg(declared, "Dupr\u{e9} \u{1F600} \u{4e2d}".as_bytes()),
+                &l
+            )
+            .is_ok(),
+            "{declared:?}"
+        );
+    }
+    // No MSH-18 field at all: the same.
+    assert!(matches!(
+        Message::parse(
+            b"MSH|^~\\&|A|B|C|D|2026||ORU^R01|C1|P|2.6\rNTE|1||a\xc0\x8dRXG\r",
+            &l
+        ),
+        Err(Hl7Error::AmbiguousCharset { .. })
+    ));
+    // Declared UTF-8: a Latin-1 byte is not UTF-8.
+    assert!(Message::parse(&msg("UNICODE UTF-8", b"Dupr\xe9"), &l).is_err());
+    // Single-byte ISO IR sets, as table 0211 and DICOM write them.
+    for declared in ["ISO IR6", "ISO IR100", "ISO_IR 100", "iso-ir-148", "8859/1"] {
+        assert!(
+            Message::parse(&msg(declared, b"Dupr\xe9"), &l).is_ok(),
+            "{declared}"
+        );
+    }
+}
+
+#[test]
 fn a_units_characters_are_no_delimiters() {
     // `mL/h` with `/` as the subcomponent separator is mL to one parser and
     // mL/h to another (found by an adversarial review); the same for every
     // character of UCUM's syntax, wherever it is declared.
-    for c in [b'/', b'[', b']', b'{', b'}', b'\'', b'*', b'%', b'(', b')'] {
+    for c in [
+        b'/', b'[', b']', b'{', b'}', b'\'', b'*', b'%', b'(', b')', b'_',
+    ] {
         for at in 3..8 {
             let mut m = b"MSH|^~\\&|APP|FAC|RCV|RF|20261124||ORU^R01|C1|P|2.6\r".to_vec();
             m[at] = c;
@@ -462,7 +522,6 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
         "GB 18030-2000",
         "SJIS",
         "KS X 1001",
-        "x-unknown",
         "8859/1~BIG-5",
     ] {
         let m = msg(declared, b"\xa4");
@@ -479,7 +538,20 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
             "{declared}"
         );
     }
-    for declared in ["UNICODE UTF-16", "UNICODE UTF-32", "UNICODE", "ISO IR14"] {
+    // A set wardgate does not know, and UTF-7 and HZ, which read plain ASCII
+    // as other characters (found by an adversarial review: `+AA0-` is a
+    // carriage return in UTF-7), are refused even when every byte is ASCII.
+    for declared in [
+        "UNICODE UTF-16",
+        "UNICODE UTF-32",
+        "UNICODE",
+        "ISO IR14",
+        "x-unknown",
+        "UTF-7",
+        "UNICODE UTF-7",
+        "HZ-GB-2312",
+        "8859/1~x-unknown",
+    ] {
         assert!(
             matches!(
                 Message::parse(&msg(declared, b"1"), &l),
@@ -494,7 +566,6 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
         "8859/15",
         "ISO-8859-2",
         "windows-1252",
-        "UNICODE UTF-8",
         "ASCII",
         "",
     ] {
@@ -503,6 +574,10 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
             "{declared}"
         );
     }
+    // Declared UTF-8 is UTF-8: a lone lead byte is no character (a decoder
+    // that takes the bytes after it as its continuation swallows the `|`).
+    assert!(Message::parse(&msg("UNICODE UTF-8", "\u{e9}".as_bytes()), &l).is_ok());
+    assert!(Message::parse(&msg("UNICODE UTF-8", b"\xe9"), &l).is_err());
     assert_eq!(
         Message::parse(&msg("BIG-5", b"\xa4"), &l)
             .unwrap_err()
