@@ -1445,6 +1445,17 @@ def cases():
     c.add("propofol 25 mcg/kg/min with an SN weight of 8 kg (a 25x dose for the ordered patient)",
           message(cid(), [(propofol(25), [f"OBX|1|SN|{WEIGHT}||^8|{KG[1]}|||||F"])]), "block", "WG-INF-031")
 
+    # A point of care a receiver matching by word or prefix reads as the NICU's.
+    for poc in ("*NICU", "-NICU", "(NICU)", "NICU 2", "NICU-2", "NICU2", "NICU_A", "NICU.A", "NICU:1",
+                "NICU/PICU", "N-ICU", "N ICU", "nicu 2"):
+        c.add(f"heparin 150 U/h at point of care {poc!r}", message(cid(), [(hep150, [])], pv1=f"PV1||I|{poc}^1^1"), "block", "WG-INF-032")
+    c.add("heparin 150 U/h with PV1-11 'NICU 2'", message(cid(), [(hep150, [])], pv1="PV1||I|ICU^1^1||||||||NICU 2^1^1"), "block", "WG-INF-032")
+    c.add("heparin 150 U/h with NICU in PV1-3's thirteenth component", message(cid(), [(hep150, [])], pv1="PV1||I|ICU^1^1^^^^^^^^^^NICU"), "block", "WG-INF-032")
+    for poc in ("ICU 2", "MICU-2", "ICU^1^1^^^^^^Medical ICU", "4 West^12^1"):
+        c.add(f"heparin 150 U/h at point of care {poc!r}", message(cid(), [(hep150, [])], pv1=f"PV1||I|{poc}"), "allow")
+    c.add("NICU heparin 50 U/h described as 'Neonatal ICU'",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="50", f16=U_H[1]), [weight("3")])], pv1="PV1||I|NICU^2^1^^^^^^Neonatal ICU"), "allow")
+
     # Continuations a receiver joins (HL7 v2.5.1 2.10.2): an ADD segment appends
     # to the segment before it, DSC and MSH-14 point to the next fragment.
     tq1_60 = "TQ1|1||||||20261204100000|20261204110000"

@@ -1097,31 +1097,50 @@ fn context(
 
 /// The first part of a location field (a component's subcomponent, as written
 /// or without a trailing mark) naming a point of care whose care area is not
-/// `chosen`: (component, text).
+/// `chosen`: (component, text). The point of care itself (the first
+/// component) is also read as a receiver matching by word or prefix would:
+/// without any mark (`(NICU)`, `N-ICU`), word by word (`NICU 2`, `NICU/PICU`,
+/// `NICU_A`) and before a number (`NICU2`): found by an adversarial review.
+/// Descriptions (`Neonatal ICU`) are not split, or the word `ICU` in them
+/// would name the adult area.
 fn other_area_named(
     f: wardgate_proto::hl7::Field<'_>,
     library: &DrugLibrary,
     chosen: usize,
 ) -> Option<(usize, String)> {
-    for c in 1..=11usize {
-        let comp = f.component(c);
+    let other = |cand: &str| {
+        !cand.is_empty()
+            && library
+                .area_for_point_of_care(cand)
+                .is_some_and(|other| other != chosen)
+    };
+    for (i, comp) in f.components().enumerate().take(64) {
+        let c = i + 1;
         for sc in 1..=4usize {
             let v = String::from_utf8_lossy(comp.subcomponent(sc))
                 .trim()
                 .to_owned();
+            if v.is_empty() {
+                continue;
+            }
             let stripped = v
                 .trim_end_matches(|ch: char| !ch.is_alphanumeric())
                 .to_owned();
-            for cand in [v, stripped] {
-                if cand.is_empty() {
-                    continue;
+            let mut cands = vec![v.clone(), stripped];
+            if c == 1 {
+                let words: Vec<&str> = v
+                    .split(|ch: char| !ch.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                cands.push(words.concat());
+                for w in &words {
+                    cands.push((*w).to_owned());
+                    let letters = w.trim_end_matches(|ch: char| ch.is_ascii_digit());
+                    cands.push(letters.to_owned());
                 }
-                if library
-                    .area_for_point_of_care(&cand)
-                    .is_some_and(|other| other != chosen)
-                {
-                    return Some((c, cand));
-                }
+            }
+            if let Some(cand) = cands.into_iter().find(|cand| other(cand)) {
+                return Some((c, cand));
             }
         }
     }
