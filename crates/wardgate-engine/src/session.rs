@@ -607,7 +607,30 @@ impl Session {
                 Ok(Progress::Frame(f)) => {
                     let frame = rest.get(f.start..f.len).unwrap_or_default();
                     let answer = self.acknowledged(frame);
-                    if answer == Answer::Relay {
+                    if answer == Answer::Ambiguous {
+                        // Consumed; wardgate's AE goes back in its place.
+                        out.push(Out::Relay {
+                            start: f.len,
+                            end: f.len,
+                        });
+                        let named =
+                            String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
+                        let codes = msa_codes(frame);
+                        let ev = self
+                            .flow
+                            .event(
+                                clock,
+                                &self.route,
+                                Action::Blocked,
+                                format!("upstream answered message {named} with MSA segments that disagree ({codes}): not relayed; the sender was sent wardgate's AE saying the answer was ambiguous (whether the pump server accepted it is unknown)"),
+                                Stage::Message,
+                            )
+                            .with_rule(rules::AMBIGUOUS_ACK);
+                        out.push(Out::Record(ev.into()));
+                        if let Some(reply) = ambiguous_answer(frame) {
+                            out.push(Out::Reply(reply));
+                        }
+                    } else if answer == Answer::Relay {
                         out.push(Out::Relay {
                             start: f.start,
                             end: f.len,
@@ -922,6 +945,9 @@ impl Session {
         for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
             d.0 -= 1;
         }
+        if msa_disagree(frame) {
+            return Answer::Ambiguous;
+        }
         Answer::Relay
     }
 
@@ -1065,6 +1091,9 @@ enum Answer {
     Unknown,
     /// A frame that is no acknowledgement (no MSA).
     NoMsa,
+    /// The answer of a message in flight with MSA segments that disagree:
+    /// wardgate's AE goes back in its place.
+    Ambiguous,
 }
 
 /// The record that a connection's later decisions use a new policy (after a
@@ -1104,6 +1133,82 @@ fn msa_field(frame: &[u8], n: usize) -> Option<&[u8]> {
         at += end + 1;
     };
     msa.split(|&b| b == sep).nth(n)
+}
+
+/// The MSA segments of a framed answer, as written.
+fn msa_segments(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let payload = payload(frame).unwrap_or_default();
+    let sep = payload
+        .get(3)
+        .copied()
+        .filter(|_| payload.starts_with(b"MSH"));
+    payload
+        .split(|&b| b == b'\r' || b == b'\n')
+        .filter(move |seg| sep.is_some() && seg.starts_with(b"MSA") && seg.get(3).copied() == sep)
+}
+
+/// Whether a framed answer holds more than one MSA segment and they differ in
+/// their code or the control id they answer (found by an adversarial review:
+/// `MSA|AE|X` then `MSA|AA|X` relayed, a rejection to one reader and an
+/// acceptance to another).
+fn msa_disagree(frame: &[u8]) -> bool {
+    let Some(sep) = payload(frame).and_then(|p| p.get(3)).copied() else {
+        return false;
+    };
+    let key = |seg: &[u8]| {
+        let mut f = seg.split(move |&b| b == sep).skip(1);
+        (
+            f.next().unwrap_or_default().trim_ascii().to_vec(),
+            f.next().unwrap_or_default().trim_ascii().to_vec(),
+        )
+    };
+    let mut segs = msa_segments(frame);
+    let Some(first) = segs.next().map(key) else {
+        return false;
+    };
+    segs.any(|s| key(s) != first)
+}
+
+/// The MSA codes of a framed answer, for the record: `AE, AA`.
+fn msa_codes(frame: &[u8]) -> String {
+    let sep = payload(frame)
+        .and_then(|p| p.get(3))
+        .copied()
+        .unwrap_or(b'|');
+    msa_segments(frame)
+        .take(8)
+        .map(|s| {
+            String::from_utf8_lossy(s.split(|&b| b == sep).nth(1).unwrap_or_default())
+                .chars()
+                .take(8)
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// wardgate's AE in place of an ambiguous answer: the upstream answer's own
+/// MSH (already addressed to the sender), and one MSA naming the first MSA's
+/// control id, with a short reason (MSA-3 within HL7's 80 characters).
+fn ambiguous_answer(frame: &[u8]) -> Option<Vec<u8>> {
+    let payload = payload(frame)?;
+    let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
+    let msh_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
+    let id = msa_field(frame, 2).unwrap_or_default();
+    let mut out = Vec::with_capacity(msh_end + id.len() + 96);
+    out.push(0x0B);
+    out.extend_from_slice(&payload[..msh_end]);
+    out.extend_from_slice(b"\rMSA");
+    out.push(sep);
+    out.extend_from_slice(b"AE");
+    out.push(sep);
+    out.extend_from_slice(id);
+    out.push(sep);
+    out.extend_from_slice(
+        b"Upstream answer ambiguous as two MSA segments disagree so check before resending",
+    );
+    out.extend_from_slice(b"\r\x1c\r");
+    Some(out)
 }
 
 /// MSA-2 of a framed acknowledgement: the control id it answers.

@@ -1324,3 +1324,56 @@ fn remembered_control_ids_are_hashed_with_a_key_of_each_ring() {
     assert!(r.contains(b"ORD-1"));
     assert!(!r.contains(b"ORD-2"));
 }
+
+#[test]
+fn an_answer_whose_msa_segments_disagree_is_replaced_by_an_ae() {
+    // Found by an adversarial review: `MSA|AE|M1` then `MSA|AA|M1` was
+    // relayed, a rejection to one reader and an acceptance to another.
+    let two = |first: &str, second: &str| {
+        framed(&format!(
+            "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|{first}\rMSA|{second}\r"
+        ))
+    };
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "M1"));
+    d.client(&msg("ADT^A01", "M2"));
+    d.client(&msg("ORU^R01", "M3"));
+    d.upstream(&two("AE|M1", "AA|M1"));
+    d.upstream(&ack("M3"));
+    // wardgate's AE in the answer's place, the refusal and the next answer
+    // after it, in order.
+    assert_eq!(d.t.client, ["AE:M1", "AR:M2", "ack:M3"]);
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-UP-008"]);
+    assert!(
+        d.t.reasons.iter().any(|r| r.contains("(AE, AA)")),
+        "{:?}",
+        d.t.reasons
+    );
+    // MSA segments naming two messages disagree too.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "M1"));
+    d.upstream(&two("AA|M1", "AA|M9"));
+    assert_eq!(d.t.client, ["AE:M1"]);
+    // The same MSA twice says one thing: relayed.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "M1"));
+    d.upstream(&two("AA|M1", "AA|M1 "));
+    assert_eq!(d.t.client, ["ack:M1"]);
+    assert!(rules_of(&d.t).is_empty(), "{:?}", d.t.reasons);
+}
+
+#[test]
+fn wardgates_ae_for_an_ambiguous_answer_parses_and_stays_short() {
+    let frame = framed(
+        "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|AE|M1\rMSA|AA|M1\r",
+    );
+    let reply = super::ambiguous_answer(&frame).expect("an answer");
+    let body = &reply[1..reply.len() - 2];
+    let m = wardgate_proto::hl7::Message::parse(body, &wardgate_proto::hl7::Limits::default())
+        .expect("parses");
+    let msa = m.segments_named(b"MSA").next().expect("MSA");
+    assert_eq!(msa.field(1).raw(), b"AE");
+    assert_eq!(msa.field(2).raw(), b"M1");
+    assert!(msa.field(3).raw().len() <= 80);
+    assert_eq!(m.segments_named(b"MSA").count(), 1);
+}
