@@ -282,6 +282,18 @@ impl Session {
         self.last_activity = now;
     }
 
+    /// Bytes arrived from the upstream at `now`: while messages await answers,
+    /// the connection is not idle. Counted from the sender's last byte alone,
+    /// an upstream answering each message of a pipelined batch within the
+    /// idle timeout had the connection closed before the last answer, which
+    /// the sender then never got and sent again (found by an adversarial
+    /// review).
+    pub fn upstream_read(&mut self, now: Instant) {
+        if !self.in_flight.is_empty() {
+            self.last_activity = self.last_activity.max(now);
+        }
+    }
+
     /// The next whole frame in the sender's buffer, or what the framer found wrong
     /// (the stream cannot be trusted: give it to [`Session::framing_error`]).
     pub fn next_client_frame(

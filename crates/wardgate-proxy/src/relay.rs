@@ -282,7 +282,10 @@ impl<C: ClientIo> Relay<C> {
                 r = read_upstream(&mut self.upstream, &mut self.ubuf), if upstream_up => {
                     match r {
                         Ok(0) | Err(_) => self.session.upstream_closed(&Clock::now(), &mut self.outs),
-                        Ok(_) => self.session.upstream_bytes(&self.ubuf, &Clock::now(), &mut self.outs),
+                        Ok(_) => {
+                            self.session.upstream_read(Instant::now());
+                            self.session.upstream_bytes(&self.ubuf, &Clock::now(), &mut self.outs)
+                        }
                     }
                     if self.ubuf.capacity() - self.ubuf.len() < READ_CHUNK / 4 {
                         self.ubuf.reserve(READ_CHUNK);

@@ -197,6 +197,7 @@ impl Driver {
 
     fn upstream(&mut self, bytes: &[u8]) {
         self.ubuf.extend_from_slice(bytes);
+        self.s.upstream_read(self.now);
         let mut outs = Vec::new();
         self.s.upstream_bytes(&self.ubuf, &self.clock(), &mut outs);
         self.run(outs);
@@ -1376,4 +1377,27 @@ fn wardgates_ae_for_an_ambiguous_answer_parses_and_stays_short() {
     assert_eq!(msa.field(2).raw(), b"M1");
     assert!(msa.field(3).raw().len() <= 80);
     assert_eq!(m.segments_named(b"MSA").count(), 1);
+}
+
+#[test]
+fn an_upstream_answer_moves_the_idle_deadline_while_messages_await_answers() {
+    // Found by an adversarial review: an upstream answering a pipelined
+    // batch one message at a time, each within the idle timeout, had the
+    // connection closed before C's answer, which the sender never got.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "A"));
+    d.client(&msg("ADT^A01", "B"));
+    d.client(&msg("ORU^R01", "C"));
+    d.advance(TIMEOUTS.idle * 2 / 3);
+    d.upstream(&ack("A"));
+    d.advance(TIMEOUTS.idle * 2 / 3);
+    assert!(!d.t.closed, "{:?}", d.t.reasons);
+    d.upstream(&ack("C"));
+    assert_eq!(d.t.client, ["ack:A", "AR:B", "ack:C"]);
+    // Nothing awaits an answer: the idle timeout runs from the last traffic,
+    // and upstream bytes then do not hold the connection open.
+    d.advance(TIMEOUTS.idle / 2);
+    d.upstream(&ack("Z"));
+    d.advance(TIMEOUTS.idle / 2);
+    assert!(d.t.closed);
 }
