@@ -31,6 +31,17 @@
 //! - A checksum holding the offload pattern is the capturing host's offload when
 //!   the sender's segments had it from the first (or the frame is larger than a
 //!   wire allows), and a decoy after good ones.
+//! - A segment with a good checksum carrying more than the receiver's announced
+//!   MSS (none announced: what a 1500-byte link carries, 1460 bytes over IPv4,
+//!   1440 over IPv6), not reassembled from IP fragments, may or may not reach
+//!   the host (path MTU; an MSS clamped by a middlebox): not judged, and other
+//!   bytes for its stretch are an ambiguity naming it (`WG-CAP-005`); the
+//!   receiver's ACK of it, nothing else filling it, leaves a reported hole.
+//! - A SYN on the ports of a connection whose server closed first, within its
+//!   60 s TIME_WAIT, starts a new connection only as Linux's
+//!   `tcp_timewait_state_process` lets it (sequence number past the old one's,
+//!   or a newer timestamp; not refused by PAWS); otherwise it and what follows
+//!   in its sequence space are dropped as the host drops them.
 //!
 //! Each drop is counted and reported once per connection and reason
 //! (`WG-CAP-009` .. `WG-CAP-012`). Overlapping data follow the receiver's
@@ -343,7 +354,23 @@ enum Doubt {
     /// from a sender that showed good checksums: the receiving host's own
     /// merging on a capture taken there, a bad checksum on a wire.
     OffloadPattern,
+    /// A segment with a good checksum carrying more than the receiver's
+    /// announced MSS (`limit`; when it announced none, what a 1500-byte
+    /// link carries: `announced` false): a 1500-byte link on the way drops
+    /// it, a path with larger frames (the MSS clamped by a middlebox)
+    /// delivers it, and the capture cannot tell which.
+    OverMss { limit: u16, announced: bool },
 }
+
+/// Most payload a 1500-byte link carries in one TCP segment over IPv4 (and
+/// over IPv6): what a receiver that announced no MSS is taken to accept.
+const LINK_MSS_V4: u16 = 1460;
+const LINK_MSS_V6: u16 = 1440;
+
+/// Marks [`Conn::reported`] once a segment larger than the receiver's MSS
+/// was reported (its own bit: an earlier drop for another reason must not
+/// leave it unsaid).
+const REPORTED_OVER_MSS: u32 = 1 << 30;
 
 /// A copy of bytes the host may or may not have taken: where it starts, its
 /// first [`UNCERTAIN_BYTES`] bytes, and why.
@@ -506,6 +533,9 @@ struct Conn {
     /// Rules already reported for this connection (packet anomalies are
     /// reported once per connection and reason).
     reported: u32,
+    /// Which end's FIN the capture showed first (true: the client's): the
+    /// end that closed first is the one left in TIME_WAIT.
+    first_fin: Option<bool>,
 }
 
 /// An exact RST on a connection that had completed its handshake or carried
@@ -773,8 +803,9 @@ pub struct Analyzer {
     capture_alerts: HashMap<&'static str, u64>,
     /// Connections ended by a RST or both FINs (a keyed 64-bit fingerprint of
     /// the flow key, 16 bytes an entry), and when: data on them without a new SYN
-    /// reaches no application (bounded by `max_flows`, kept [`CLOSED_MEMORY_US`]).
-    closed: HashMap<u64, u64, foldhash::fast::RandomState>,
+    /// reaches no application (bounded by `max_flows`, kept [`CLOSED_MEMORY_US`]),
+    /// with what the server's TIME_WAIT judges a new SYN by ([`Closed`]).
+    closed: HashMap<u64, Closed, foldhash::fast::RandomState>,
     /// Connections that timed out idle, by fingerprint: what their ends showed
     /// of themselves (see [`Resumable`]); bounded by `max_flows`, kept
     /// [`IDLE_MEMORY_US`].
@@ -811,6 +842,39 @@ struct Resumable {
 
 /// How long a closed connection's key is remembered (Linux's TIME_WAIT is 60 s).
 const CLOSED_MEMORY_US: u64 = 120_000_000;
+
+/// Linux's TIME_WAIT (`TCP_TIMEWAIT_LEN`).
+const TIME_WAIT_US: u64 = 60_000_000;
+
+/// A connection that ended (see [`Analyzer::closed`]): when, and, when the
+/// server closed first, what its TIME_WAIT socket judges a new SYN by.
+#[derive(Debug, Clone, Copy)]
+struct Closed {
+    /// When it ended (or its TIME_WAIT was last restarted).
+    at: u64,
+    time_wait: Option<TimeWait>,
+}
+
+/// The server sent the first FIN: its socket sits in TIME_WAIT for
+/// [`TIME_WAIT_US`] once the close completes (`tcp_time_wait`), and a SYN
+/// from the client on the same ports starts a new connection only if it
+/// passes `tcp_timewait_state_process`: its sequence number after the old
+/// connection's next expected one, or a timestamp newer than the last the
+/// client's side had accepted (when the old connection had timestamps), and
+/// not rejected by PAWS. Otherwise the server answers with an ACK in the old
+/// sequence space, and the SYN, and all sent in its sequence space, is never
+/// read. (When the client closed first, the server went through LAST_ACK to
+/// CLOSED: the listener takes any SYN.)
+#[derive(Debug, Clone, Copy)]
+struct TimeWait {
+    /// The server is the key's lower endpoint (the SYN must go to it).
+    server_lo: bool,
+    /// The server's rcv_nxt: just past the client's FIN.
+    rcv_nxt: u32,
+    /// The client's last timestamp accepted, when the connection had
+    /// timestamps (`tw_ts_recent`, with `tw_ts_recent_stamp` set).
+    ts_recent: Option<u32>,
+}
 
 /// An endpoint as integers: the address (IPv4 mapped into IPv6), the port.
 fn endpoint(s: SocketAddr) -> (u128, u16) {
@@ -970,6 +1034,7 @@ impl Analyzer {
             reset: None,
             fork: None,
             reported: 0,
+            first_fin: None,
         }
     }
 
@@ -1615,6 +1680,21 @@ impl Analyzer {
                 // A lone RST or ACK of a connection never seen: nothing to analyse.
                 return;
             }
+            if flags.syn && !flags.ack && self.time_wait_rejects(&k, dst, t, ts) {
+                // The server's TIME_WAIT socket answers it with an ACK in the
+                // old sequence space: no new connection, and what follows in
+                // its sequence space is data on the closed one (found by an
+                // adversarial review: such a SYN's unsafe order was judged,
+                // the host read only the first connection's).
+                self.counts.host_drops += 1;
+                return self.drop_packet(
+                    d,
+                    rules::HOST_WOULD_DROP,
+                    "a SYN the server's TIME_WAIT socket refuses (it closed first, less than 60 s ago; the SYN's sequence number is not past the old connection's and no newer timestamp, or an older one: PAWS), answered with an ACK of the old connection; wardgate started no new connection either",
+                    ts,
+                    out,
+                );
+            }
             if !flags.syn && self.closed.contains_key(&self.fingerprint(&k)) {
                 // The host reset or closed this connection: no application reads
                 // what follows without a new handshake.
@@ -2147,6 +2227,41 @@ impl Analyzer {
                 }
             }
         }
+        // A segment with a good checksum larger than the receiver's MSS (or,
+        // with none announced, than a 1500-byte link carries): no stack sends
+        // one, and a link on the way whose MTU is what the MSS says drops it;
+        // a path that carries larger frames (an MSS clamped by a middlebox)
+        // delivers it, and the capture cannot tell which. Not judged, kept as
+        // an uncertain copy: other bytes for the same stretch are an
+        // ambiguity naming it (found by an adversarial review: a 7871-byte
+        // frame with a safe order, then the unsafe one in 1400-byte segments
+        // at the same sequence numbers; the host, behind a 1500-byte link,
+        // read the unsafe one and wardgate judged the safe one). The checksum
+        // offload's artefact (decided above) and a datagram reassembled from
+        // IP fragments are not this.
+        let mut over_mss = None;
+        if checksum == Checksum::Good
+            && !d.reassembled
+            && drop.is_none()
+            && ignored.is_none()
+            && !defer
+            && !flags.syn
+            && !flags.rst
+            && !t.payload.is_empty()
+        {
+            let (limit, announced) = match rcv.shown.mss {
+                Some(m) => (m, true),
+                None if d.dst.is_ipv6() => (LINK_MSS_V6, false),
+                None => (LINK_MSS_V4, false),
+            };
+            if t.payload.len() > usize::from(limit) {
+                over_mss = Some(Doubt::OverMss { limit, announced });
+                drop = Some((
+                    rules::HOST_WOULD_DROP,
+                    "a segment larger than the receiver's MSS",
+                ));
+            }
+        }
         if defer && drop.is_none() {
             let held = Deferred {
                 decoded: d.without_transport(),
@@ -2188,6 +2303,43 @@ impl Analyzer {
                 // sent with TTL 2, a decoy with the connection's TTL at the
                 // same sequence numbers; the host read the order).
                 note_uncertain(snd, Uncertain::new(t.seq, t.payload, Doubt::LowTtl));
+            }
+            if let Some(doubt) = over_mss {
+                let mut copy = Uncertain::new(t.seq, t.payload, doubt);
+                if flags.fin {
+                    // A host that took it stopped reading at its FIN.
+                    copy.stop = Some(t.seq.wrapping_add(t.payload.len() as u32));
+                }
+                note_uncertain(snd, copy);
+                // The sender used these sequence numbers: the receiver's ACK
+                // of them (the path carried the frame) is no ACK of unsent
+                // data, and leaves a hole where nothing else filled them.
+                let end = t
+                    .seq
+                    .wrapping_add(t.payload.len() as u32)
+                    .wrapping_add(u32::from(flags.fin));
+                if snd.snd_nxt.is_none_or(|n| after(end, n)) {
+                    snd.snd_nxt = Some(end);
+                }
+                self.counts.host_drops += 1;
+                // Reported on its own (an earlier drop for another reason
+                // must not leave it unsaid); further ones are counted.
+                if conn.reported & REPORTED_OVER_MSS != 0 {
+                    return;
+                }
+                conn.reported |= REPORTED_OVER_MSS;
+                let n = t.payload.len();
+                let text = match doubt {
+                    Doubt::OverMss {
+                        limit,
+                        announced: true,
+                    } => format!("a segment from {src} carrying {n} bytes, larger than the receiver's MSS {limit}: a 1500-byte link drops it, a path that carries larger frames (an MSS clamped by a middlebox) delivers it; wardgate did not judge it, and other bytes for the same stretch are an ambiguity naming it (further ones on this connection are only counted)"),
+                    _ => format!("a segment from {src} carrying {n} bytes, more than a 1500-byte link carries (the receiver announced no MSS): such a link drops it, a path that carries larger frames delivers it; wardgate did not judge it, and other bytes for the same stretch are an ambiguity naming it (further ones on this connection are only counted)"),
+                };
+                let clock = self.clock.at(ts);
+                self.observer
+                    .anomaly(&conn.session, rule, text, &clock, out);
+                return;
             }
             self.counts.host_drops += 1;
             let ttl = d.ttl;
@@ -2341,7 +2493,7 @@ impl Analyzer {
                 side.forgotten = None;
             } else if !payload.is_empty() && f.touches(t.seq, end_t) {
                 let text = format!(
-                    "bytes from {src} were sent where wardgate had to let go of copies the host may or may not have taken (with a TCP-AO option or malformed TCP options, at the window edge, with a low TTL or deep VLAN tags: more than {MAX_UNCERTAIN} at once): the host may have read one of those rather than these bytes, which wardgate judged"
+                    "bytes from {src} were sent where wardgate had to let go of copies the host may or may not have taken (with a TCP-AO option or malformed TCP options, at the window edge, with a low TTL or deep VLAN tags, larger than the receiver's MSS: more than {MAX_UNCERTAIN} at once): the host may have read one of those rather than these bytes, which wardgate judged"
                 );
                 observer.ambiguity(
                     session,
@@ -2412,6 +2564,12 @@ impl Analyzer {
                         (Doubt::OffloadPattern, _) => format!(
                             "bytes from {src} were also sent in a segment larger than an Ethernet frame whose checksum held the offload pattern: on a capture taken on the receiving host that is its own merging and the host read it, which wardgate judged; on a wire it is a bad checksum, and the host read this copy"
                         ),
+                        (Doubt::OverMss { limit, announced: true }, _) => format!(
+                            "bytes from {src} were also sent in a segment larger than the receiver's MSS {limit}: a 1500-byte link drops it, a path that carries larger frames (an MSS clamped by a middlebox) delivers it; the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
+                        ),
+                        (Doubt::OverMss { limit, announced: false }, _) => format!(
+                            "bytes from {src} were also sent in a segment carrying more than {limit} bytes (the receiver announced no MSS): a 1500-byte link drops it, a path that carries larger frames delivers it; the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
+                        ),
                         (Doubt::LowTtl, _) => format!(
                             "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
                         ),
@@ -2445,6 +2603,7 @@ impl Analyzer {
             },
         );
         self.counts.gap_bytes += gap_bytes;
+        let fin_now = flags.fin && side.stream.fin_seen();
         if side.stream.stats().overlap_conflicts > conflicts {
             if let Some(c) = side.stream.stats().last_conflict {
                 let text = format!(
@@ -2483,6 +2642,9 @@ impl Analyzer {
             }
         }
         let far_data = side.stream.stats().out_of_window > far && !payload.is_empty();
+        if fin_now && conn.first_fin.is_none() {
+            conn.first_fin = Some(from_client);
+        }
         if flags.rst {
             if conn.has_data || conn.up.max_ack.is_some() {
                 // Ends the connection unless an end shows it did not take it.
@@ -2537,7 +2699,18 @@ impl Analyzer {
             if let Some(c) = self.flows.remove(&k) {
                 if self.closed.len() < self.limits.max_flows {
                     let fp = self.fingerprint(&k);
-                    self.closed.insert(fp, ts);
+                    let time_wait = if c.rst || c.first_fin != Some(false) {
+                        None
+                    } else {
+                        let server = endpoint(c.session.server());
+                        let ts_on = c.up.shown.ts_on_syn && c.down.shown.ts_on_syn;
+                        c.up.stream.next_seq().map(|n| TimeWait {
+                            server_lo: server == (k.a, (k.ports >> 16) as u16),
+                            rcv_nxt: n.wrapping_add(1),
+                            ts_recent: c.up.shown.ts_recent.filter(|_| ts_on),
+                        })
+                    };
+                    self.closed.insert(fp, Closed { at: ts, time_wait });
                 }
                 self.finish(c, ts, None, out);
             }
@@ -2707,8 +2880,34 @@ impl Analyzer {
             observer.abandon(&c.session, why, &clock, out);
         }
         let mut gap_bytes = 0;
-        for (side, from_client) in [(&mut c.up, true), (&mut c.down, false)] {
+        let acks = [c.down.max_ack, c.up.max_ack];
+        for ((side, from_client), ack) in [(&mut c.up, true), (&mut c.down, false)]
+            .into_iter()
+            .zip(acks)
+        {
             let session = &mut c.session;
+            // The receiver acknowledged bytes wardgate saw only in a copy the
+            // host may or may not have taken (a segment larger than its MSS,
+            // one with a low TTL...), and nothing came after to declare the
+            // hole: it is one all the same, reported where it falls, never
+            // judged as read nor let go in silence.
+            if let Some(ack) = ack.filter(|&a| {
+                side.stream.behind_ack(a)
+                    && side.stream.next_seq().is_some_and(|n| {
+                        side.uncertain.iter().any(|u| {
+                            let end = u.seq.wrapping_add(u.bytes.len() as u32);
+                            after(a, u.seq) && after(end, n)
+                        })
+                    })
+            }) {
+                side.stream.acked(ack, &mut |chunk| match chunk {
+                    Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
+                    Chunk::Gap { len } => {
+                        gap_bytes += len;
+                        observer.gap(session, from_client, len, GapCause::Capture, &clock, out);
+                    }
+                });
+            }
             side.stream.flush(&mut |chunk| match chunk {
                 Chunk::Data(b) => observer.data(session, from_client, b, &clock, out),
                 Chunk::Gap { len } => {
@@ -2733,7 +2932,13 @@ impl Analyzer {
             // unread; otherwise it is analysed as a connection picked up.
             if r.answered && self.closed.len() < self.limits.max_flows {
                 let fp = self.fingerprint(&r.key);
-                self.closed.insert(fp, r.at_us);
+                self.closed.insert(
+                    fp,
+                    Closed {
+                        at: r.at_us,
+                        time_wait: None,
+                    },
+                );
             }
             if !early {
                 for h in r.held {
@@ -3280,6 +3485,44 @@ impl Analyzer {
         true
     }
 
+    /// A SYN to `dst` on the ports of a connection whose server closed first
+    /// less than [`TIME_WAIT_US`] ago, which its TIME_WAIT socket refuses
+    /// (Linux's `tcp_timewait_state_process`; see [`TimeWait`]). A SYN
+    /// rejected by PAWS restarts the TIME_WAIT timer, as Linux's does.
+    fn time_wait_rejects(
+        &mut self,
+        k: &Key,
+        dst: SocketAddr,
+        t: &decode::Tcp<'_>,
+        ts: u64,
+    ) -> bool {
+        let fp = self.fingerprint(k);
+        let Some(c) = self.closed.get_mut(&fp) else {
+            return false;
+        };
+        let Some(tw) = c.time_wait else {
+            return false;
+        };
+        let to_lo = endpoint(dst) == (k.a, (k.ports >> 16) as u16);
+        if to_lo != tw.server_lo || ts.saturating_sub(c.at) >= TIME_WAIT_US {
+            return false;
+        }
+        // The SYN's timestamp counts only when the old connection had them.
+        let tsval = tw
+            .ts_recent
+            .and_then(|r| t.options.timestamp.map(|(v, _)| (r, v)));
+        // tcp_paws_reject: older than the last accepted, that one not zero.
+        let paws = tsval.is_some_and(|(r, v)| r != 0 && (r.wrapping_sub(v) as i32) > 0);
+        let newer = tsval.is_some_and(|(r, v)| (r.wrapping_sub(v) as i32) < 0);
+        if !paws && (after(t.seq, tw.rcv_nxt) || newer) {
+            return false;
+        }
+        if paws {
+            c.at = ts;
+        }
+        true
+    }
+
     /// Closes out connections idle past the timeout, and fragments past theirs.
     fn sweep(&mut self, out: &mut dyn FnMut(Record)) {
         self.last_sweep_us = self.now_us;
@@ -3290,7 +3533,7 @@ impl Analyzer {
             self.fragment_anomaly(&a, out);
         }
         let forget = self.now_us.saturating_sub(CLOSED_MEMORY_US);
-        self.closed.retain(|_, at| *at >= forget);
+        self.closed.retain(|_, c| c.at >= forget);
         let forget = self.now_us.saturating_sub(IDLE_MEMORY_US);
         self.resumable.retain(|_, m| m.at >= forget);
         let deadline = self.now_us.saturating_sub(self.limits.timeout_us);

@@ -3330,3 +3330,321 @@ fn many_uncertain_copies_stay_bounded_and_never_silent() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// The handshake with the server's SYN-ACK announcing `mss`.
+fn handshake_mss(mss: u16) -> Vec<Vec<u8>> {
+    let mut frames = handshake(false);
+    let mut synack = Vec::new();
+    PacketBuilder::ethernet2(SMAC, CMAC)
+        .ipv4(SERVER, CLIENT, 64)
+        .tcp(2575, 40000, SISN, 65535)
+        .syn()
+        .ack(CISN + 1)
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(mss)])
+        .expect("options")
+        .write(&mut synack, b"")
+        .expect("write");
+    frames[1] = synack;
+    frames
+}
+
+/// An order followed by an ORU message padding it to `len` bytes.
+fn padded(o: &[u8], len: usize) -> Vec<u8> {
+    let mut v = o.to_vec();
+    v.extend_from_slice(
+        b"\x0bMSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124031500||ORU^R01^ORU_R01|PAD-1|P|2.6\rNTE|1||",
+    );
+    v.resize(len - 3, b'x');
+    v.extend_from_slice(b"\r\x1c\r");
+    v
+}
+
+/// `payload` sent in 1400-byte segments from offset 0.
+fn in_segments(payload: &[u8]) -> Vec<Vec<u8>> {
+    payload
+        .chunks(1400)
+        .enumerate()
+        .map(|(i, c)| build(&Seg::data((i * 1400) as u32, c)))
+        .collect()
+}
+
+/// Found by an adversarial review, run live against Linux: after a
+/// handshake whose SYN-ACK announced MSS 1460, one 7871-byte frame with a
+/// good TCP checksum carrying a safe order (and padding), then the unsafe
+/// order at the same sequence numbers in 1400-byte segments. The host,
+/// behind a 1500-byte link, never got the jumbo frame and read the unsafe
+/// order; wardgate read the jumbo and took the rest as retransmissions.
+/// A segment larger than the receiver's MSS may or may not reach it (an MSS
+/// clamped by a middlebox below the real MTU): it is an uncertain copy, and
+/// other bytes for its stretch are an ambiguity naming it, whichever copy
+/// is judged.
+#[test]
+fn a_segment_larger_than_the_receivers_mss_is_an_uncertain_copy() {
+    let (bad, safe) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let (bad, safe) = (padded(&bad, 7817), padded(&safe, 7817));
+    // Announced MSS, and none announced (what a 1500-byte link carries).
+    for (how, hs) in [
+        ("MSS 1460", handshake_mss(1460)),
+        ("no MSS", handshake(false)),
+    ] {
+        // The safe order in the jumbo, the unsafe one in normal segments:
+        // the unsafe one is judged, and the jumbo named.
+        let mut frames = hs.clone();
+        let jumbo = build(&Seg::data(0, &safe));
+        assert_eq!(jumbo.len(), 7871);
+        frames.push(jumbo);
+        frames.extend(in_segments(&bad));
+        frames.push(server_ack(bad.len() as u32));
+        let (d, rules) = analyse(&frames);
+        assert!(violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-005"), "{how}: {rules:?}");
+        // The mirror: the unsafe order in the jumbo, the safe one in normal
+        // segments: judged safe, and the ambiguity named.
+        let mut frames = hs.clone();
+        frames.push(build(&Seg::data(0, &bad)));
+        frames.extend(in_segments(&safe));
+        frames.push(server_ack(bad.len() as u32));
+        let (d, rules) = analyse(&frames);
+        assert!(has(&rules, "WG-CAP-005"), "{how}: {d:?} {rules:?}");
+        // The jumbo alone, acknowledged: not judged as read, never
+        // silent (the drop named, the stretch a hole).
+        let mut frames = hs.clone();
+        frames.push(build(&Seg::data(0, &bad)));
+        frames.push(server_ack(bad.len() as u32));
+        let (d, rules) = analyse(&frames);
+        assert!(!violated(&d, "BAD-1"), "{how}: {d:?} {rules:?}");
+        assert!(has(&rules, "WG-CAP-009"), "{how}: {rules:?}");
+        assert!(has(&rules, "WG-CAP-006"), "{how}: {rules:?}");
+    }
+}
+
+/// A segment within the receiver's MSS is read as any other (a jumbo-frame
+/// network announcing a large MSS), and one at exactly the MSS too.
+#[test]
+fn a_segment_within_the_receivers_mss_is_read() {
+    let bad = padded(&order("BAD-1", "90"), 7817);
+    let mut frames = handshake_mss(8960);
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+    let bad = padded(&order("BAD-1", "90"), 1460);
+    let mut frames = handshake_mss(1460);
+    frames.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+}
+
+/// A jumbo with the checksum offload's pattern is judged as before the MSS
+/// check: read (a capture on the receiving host merges what it receives)
+/// and other bytes for its stretch an ambiguity; a segment reassembled from
+/// IP fragments is no segment larger than the MSS.
+#[test]
+fn the_mss_check_leaves_offload_and_fragments_as_they_were() {
+    let (bad, safe) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let (bad, safe) = (padded(&bad, 7817), padded(&safe, 7817));
+    // GRO on the receiving host: the unsafe order merged, read.
+    let mut frames = handshake_mss(1460);
+    let mut merged = build(&Seg::data(0, &bad));
+    partial(&mut merged);
+    frames.push(merged);
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+    // The safe order with the pattern, then the unsafe one: named.
+    let mut frames = handshake_mss(1460);
+    let mut f = build(&Seg::data(0, &safe));
+    partial(&mut f);
+    frames.push(f);
+    frames.extend(in_segments(&bad));
+    let (d, rules) = analyse(&frames);
+    assert!(has(&rules, "WG-CAP-005"), "{d:?} {rules:?}");
+    // Fragments of a segment larger than the MSS, its checksum good: the
+    // host reassembles and reads it.
+    let bad = padded(&order("BAD-1", "90"), 2000);
+    let mut whole = build(&Seg::data(0, &bad));
+    whole[20] &= !0x40;
+    let n = whole.len() - 34;
+    let mut frames = handshake_mss(1460);
+    frames.push(frag4_of(&whole, 0, 1400, true, 78));
+    frames.push(frag4_of(&whole, 1400, n, false, 78));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-009"), "{rules:?}");
+}
+
+/// A connection that carried the safe order and closed, the server's FIN
+/// first when `server_first` (its socket then sits in TIME_WAIT), with
+/// timestamps when `ts` (the client's last at 102): the frames, and the
+/// old connection's next expected client sequence number (past its FIN).
+fn closed_after_safe_order(server_first: bool, ts: bool) -> (Vec<Vec<u8>>, u32) {
+    let safe = order("OK-001", "20");
+    let n = safe.len() as u32;
+    let t = |v: u32, e: u32| ts.then_some((v, e));
+    let mut f = handshake(ts);
+    f.push(build(&Seg {
+        ts: t(102, 5000),
+        ..Seg::data(0, &safe)
+    }));
+    f.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + n),
+        ts: t(5001, 102),
+        ..Seg::data(0, b"")
+    }));
+    let server_fin = |ack: u32| {
+        build(&Seg {
+            to_server: false,
+            seq: SISN + 1,
+            ack: Some(ack),
+            fin: true,
+            ts: t(5002, 102),
+            ..Seg::data(0, b"")
+        })
+    };
+    let client_fin = |ack: u32| {
+        build(&Seg {
+            ack: Some(ack),
+            fin: true,
+            ts: t(102, 5002),
+            ..Seg::data(n, b"")
+        })
+    };
+    if server_first {
+        f.push(server_fin(CISN + 1 + n));
+        f.push(client_fin(SISN + 2));
+        f.push(build(&Seg {
+            to_server: false,
+            seq: SISN + 2,
+            ack: Some(CISN + 2 + n),
+            ts: t(5003, 102),
+            ..Seg::data(0, b"")
+        }));
+    } else {
+        f.push(client_fin(SISN + 1));
+        f.push(server_fin(CISN + 2 + n));
+        f.push(build(&Seg {
+            seq: CISN + 2 + n,
+            ack: Some(SISN + 2),
+            ts: t(102, 5002),
+            ..Seg::data(0, b"")
+        }));
+    }
+    (f, CISN + 2 + n)
+}
+
+/// A new SYN from the client's port with ISN `isn` (and timestamp `tsval`),
+/// then the unsafe order in its sequence space, sent whether or not the
+/// server answered with a SYN-ACK (`answer`; else with its TIME_WAIT ACK).
+fn new_syn_then_unsafe(isn: u32, tsval: Option<u32>, answer: bool, rcv_nxt: u32) -> Vec<Vec<u8>> {
+    let bad = order("BAD-1", "90");
+    let srv = 9_000_000;
+    let mut f = vec![build(&Seg {
+        seq: isn,
+        ack: None,
+        syn: true,
+        ts: tsval.map(|v| (v, 0)),
+        ..Seg::data(0, b"")
+    })];
+    f.push(if answer {
+        build(&Seg {
+            to_server: false,
+            seq: srv,
+            ack: Some(isn + 1),
+            syn: true,
+            ts: tsval.map(|v| (6000, v)),
+            ..Seg::data(0, b"")
+        })
+    } else {
+        // TCP_TW_ACK: the old connection's sequence space.
+        build(&Seg {
+            to_server: false,
+            seq: SISN + 2,
+            ack: Some(rcv_nxt),
+            ts: tsval.map(|_| (5004, 102)),
+            ..Seg::data(0, b"")
+        })
+    });
+    let seg = |payload| {
+        build(&Seg {
+            seq: isn + 1,
+            ack: Some(srv + 1),
+            ts: tsval.map(|v| (v + 1, 6000)),
+            ..Seg::data(0, payload)
+        })
+    };
+    f.push(seg(b""));
+    f.push(seg(&bad));
+    f
+}
+
+/// Found by an adversarial review (Linux's `tcp_timewait_state_process`):
+/// the server closed first and sits in TIME_WAIT; a SYN from the client on
+/// the same ports with an ISN not past the old connection's next sequence
+/// number (and no newer timestamp) is answered with an ACK in the old
+/// sequence space, and nothing sent in its space is read. wardgate took
+/// any SYN after both FINs as a new connection and judged its unsafe order.
+#[test]
+fn a_syn_the_servers_time_wait_refuses_starts_no_connection() {
+    // Rejected: the ISN below the old rcv_nxt, no timestamps.
+    let (mut f, rcv_nxt) = closed_after_safe_order(true, false);
+    f.extend(new_syn_then_unsafe(CISN + 1, None, false, rcv_nxt));
+    let (d, rules) = analyse(&f);
+    assert!(!violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(
+        d.iter().any(|(i, a, _)| i == "OK-001" && a == "allowed"),
+        "{d:?}"
+    );
+    assert!(has(&rules, "WG-CAP-009"), "{rules:?}");
+    // Rejected by PAWS: the ISN past rcv_nxt, but a timestamp older than
+    // the client's last.
+    let (mut f, rcv_nxt) = closed_after_safe_order(true, true);
+    f.extend(new_syn_then_unsafe(
+        rcv_nxt + 100_000,
+        Some(50),
+        false,
+        rcv_nxt,
+    ));
+    let (d, rules) = analyse(&f);
+    assert!(!violated(&d, "BAD-1"), "PAWS: {d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-009"), "PAWS: {rules:?}");
+    // The same timestamp as the last, the ISN not past: rejected.
+    let (mut f, rcv_nxt) = closed_after_safe_order(true, true);
+    f.extend(new_syn_then_unsafe(CISN + 1, Some(102), false, rcv_nxt));
+    let (d, rules) = analyse(&f);
+    assert!(!violated(&d, "BAD-1"), "same ts: {d:?} {rules:?}");
+}
+
+/// A SYN the TIME_WAIT socket takes, or one that reaches the listener,
+/// starts a new connection as before: ISN past the old rcv_nxt, a newer
+/// timestamp, the client having closed first, or more than 60 s later.
+#[test]
+fn a_syn_the_servers_time_wait_takes_starts_a_new_connection() {
+    let (mut f, rcv_nxt) = closed_after_safe_order(true, false);
+    f.extend(new_syn_then_unsafe(rcv_nxt + 100_000, None, true, rcv_nxt));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "ISN above: {d:?} {rules:?}");
+    let (mut f, rcv_nxt) = closed_after_safe_order(true, true);
+    f.extend(new_syn_then_unsafe(CISN + 1, Some(200), true, rcv_nxt));
+    let (d, rules) = analyse(&f);
+    assert!(violated(&d, "BAD-1"), "newer timestamp: {d:?} {rules:?}");
+    let (mut f, rcv_nxt) = closed_after_safe_order(false, false);
+    f.extend(new_syn_then_unsafe(CISN + 1, None, true, rcv_nxt));
+    let (d, rules) = analyse(&f);
+    assert!(
+        violated(&d, "BAD-1"),
+        "client closed first: {d:?} {rules:?}"
+    );
+    let (mut f, rcv_nxt) = closed_after_safe_order(true, false);
+    let closed_at = f.len();
+    f.extend(new_syn_then_unsafe(CISN + 1, None, true, rcv_nxt));
+    let (d, rules) = run(
+        &f,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &|i| i as u64 * 1000 + if i >= closed_at { 61_000_000 } else { 0 },
+    );
+    assert!(violated(&d, "BAD-1"), "61 s later: {d:?} {rules:?}");
+}
