@@ -315,6 +315,10 @@ pub struct Decoded<'a> {
     pub host_drop: Option<HostDrop>,
     /// Transport.
     pub transport: Transport<'a>,
+    /// Bytes from the IP header to the end of the frame, as captured: what
+    /// the link carried of the datagram (with its options and extension
+    /// headers), for the receiver's MTU.
+    pub ip_len: u32,
 }
 
 /// Marks [`Decoded::vlans`] of a frame with more VLAN tags (other than VLAN 0
@@ -539,6 +543,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Decoded<'_>, DecodeError> 
         ttl: n.ttl,
         host_drop: n.host_drop,
         transport: n.transport,
+        ip_len: u32::try_from(ip.len()).unwrap_or(u32::MAX),
     })
 }
 
@@ -572,6 +577,7 @@ pub fn decode_reassembled_v6(
         ttl: n.ttl,
         host_drop: n.host_drop,
         transport: n.transport,
+        ip_len: u32::try_from(ip.len()).unwrap_or(u32::MAX),
     })
 }
 
@@ -966,6 +972,7 @@ impl Decoded<'_> {
             ttl: self.ttl,
             host_drop: self.host_drop,
             transport: Transport::Other(6),
+            ip_len: self.ip_len,
         }
     }
 

@@ -314,6 +314,7 @@ mod tests {
                 dst_port: dp,
                 ..Tcp::default()
             }),
+            ip_len: 40,
         }
     }
 

@@ -3436,6 +3436,39 @@ fn a_segment_within_the_receivers_mss_is_read() {
     assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
 }
 
+/// The MSS counts no header: a segment of the MSS with the timestamp option
+/// is a 1512-byte datagram, which a 1500-byte link drops (a third review:
+/// its safe copy was judged, the unsafe one the host read counted as a
+/// repeat). A sender that ignores a lowered MSS (`advmss 1000`) with
+/// 1400-byte segments still fits the host's 1500-byte link: read as sent, not
+/// reported missing (the same review's false alarm).
+#[test]
+fn the_mss_check_counts_the_datagram_on_the_link() {
+    let (bad, safe) = (order("BAD-1", "90"), order("BAD-1", "20"));
+    let (bad, safe) = (padded(&bad, 1460), padded(&safe, 1460));
+    let mut frames = handshake_mss(1460);
+    let decoy = build(&Seg {
+        ts: Some((200, 0)),
+        ..Seg::data(0, &safe)
+    });
+    frames.push(decoy);
+    frames.extend(in_segments(&bad));
+    frames.push(server_ack(bad.len() as u32));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-005"), "{rules:?}");
+    // MSS 1000, 1400-byte segments, each acknowledged: read.
+    let bad = padded(&order("BAD-1", "90"), 4200);
+    let mut frames = handshake_mss(1000);
+    for (i, chunk) in bad.chunks(1400).enumerate() {
+        frames.push(build(&Seg::data((i * 1400) as u32, chunk)));
+        frames.push(server_ack(((i + 1) * 1400).min(bad.len()) as u32));
+    }
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r.starts_with("WG-CAP")), "{rules:?}");
+}
+
 /// A jumbo with the checksum offload's pattern is judged as before the MSS
 /// check: read (a capture on the receiving host merges what it receives)
 /// and other bytes for its stretch an ambiguity; a segment reassembled from
