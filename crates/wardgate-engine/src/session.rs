@@ -169,6 +169,11 @@ pub struct Session {
     /// When the first byte of the frame now being received arrived.
     frame_started: Option<Instant>,
     last_activity: Instant,
+    /// When the upstream's bytes being handled arrived ([`Session::upstream_read`]).
+    upstream_at: Option<Instant>,
+    /// The message the last answer was taken for (an ambiguous answer's AE
+    /// names it).
+    last_answer: Option<ControlId>,
     /// The connection has ended ([`Out::Close`] was given).
     ended: bool,
     /// Passive analysis drives this session ([`Session::observe`]).
@@ -197,6 +202,8 @@ impl Session {
             drain_deadline: None,
             frame_started: None,
             last_activity: now,
+            upstream_at: None,
+            last_answer: None,
             ended: false,
             observe: false,
         }
@@ -289,9 +296,10 @@ impl Session {
     /// the sender then never got and sent again (found by an adversarial
     /// review).
     pub fn upstream_read(&mut self, now: Instant) {
-        if !self.in_flight.is_empty() {
-            self.last_activity = self.last_activity.max(now);
-        }
+        // Only an answer to a message awaiting one counts (`acknowledged`): a
+        // stale or unsolicited frame every few seconds held a sender's
+        // connection open for ever (a third review).
+        self.upstream_at = Some(now);
     }
 
     /// The next whole frame in the sender's buffer, or what the framer found wrong
@@ -618,7 +626,13 @@ impl Session {
             match self.uframer.next(rest) {
                 Ok(Progress::Frame(f)) => {
                     let frame = rest.get(f.start..f.len).unwrap_or_default();
-                    let answer = self.acknowledged(frame);
+                    let mut answer = self.acknowledged(frame);
+                    // Any answer relayed, in either acknowledgement mode (a
+                    // third review: an enhanced-mode answer AE then AA went
+                    // through), whose MSA segments disagree.
+                    if answer == Answer::Relay && msa_disagree(frame) {
+                        answer = Answer::Ambiguous;
+                    }
                     if answer == Answer::Ambiguous {
                         // Consumed; wardgate's AE goes back in its place.
                         out.push(Out::Relay {
@@ -639,7 +653,8 @@ impl Session {
                             )
                             .with_rule(rules::AMBIGUOUS_ACK);
                         out.push(Out::Record(ev.into()));
-                        if let Some(reply) = ambiguous_answer(frame) {
+                        let answered = self.last_answer.take();
+                        if let Some(reply) = ambiguous_answer(frame, answered.as_deref()) {
                             out.push(Out::Reply(reply));
                         }
                     } else if answer == Answer::Relay {
@@ -864,8 +879,15 @@ impl Session {
                 _ => None,
             }
         };
+        self.last_answer = None;
         let exact = ack_control_id(frame);
+        // MSA segments naming different messages name none: the answer is
+        // the oldest's, by order, as when MSA-2 is empty (a third review:
+        // `MSA|AA|Y` then `MSA|AA|X` answering X was taken for Y's, ahead
+        // of X's place).
+        let disagree = msa_ids_disagree(frame);
         let id_buf: Option<ControlId> = match exact {
+            _ if disagree => None,
             Some(e)
                 if self.in_flight.iter().any(|x| x.as_slice() == e)
                     || self.answered.contains(e) =>
@@ -903,6 +925,7 @@ impl Session {
                 && self.answered.contains(id)
             {
                 return if self.enhanced.contains(id) {
+                    self.last_answer = Some(ControlId::from_slice(id));
                     Answer::Relay
                 } else {
                     Answer::Repeat
@@ -918,6 +941,7 @@ impl Session {
             !self.in_flight.iter().any(|x| x.as_slice() == id) && self.enhanced.contains(id)
         });
         if names_enhanced && !self.observe {
+            self.last_answer = id_buf.clone();
             return Answer::Relay;
         }
         if self.in_flight.is_empty() {
@@ -947,6 +971,7 @@ impl Session {
         };
         if let Some(id) = self.in_flight.remove(at) {
             self.answered.push(&id);
+            self.last_answer = Some(id);
         }
         // A refusal waits for as many answers as there were messages in flight
         // ahead of it, whichever message each names: an order-matching sender
@@ -957,8 +982,9 @@ impl Session {
         for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
             d.0 -= 1;
         }
-        if msa_disagree(frame) {
-            return Answer::Ambiguous;
+        if let Some(n) = self.upstream_at.take() {
+            // An answer to a message awaiting one: the connection is not idle.
+            self.last_activity = self.last_activity.max(n);
         }
         Answer::Relay
     }
@@ -1181,6 +1207,25 @@ fn msa_disagree(frame: &[u8]) -> bool {
     segs.any(|s| key(s) != first)
 }
 
+/// Whether a framed answer's MSA segments name different messages (MSA-2).
+fn msa_ids_disagree(frame: &[u8]) -> bool {
+    let Some(sep) = payload(frame).and_then(|p| p.get(3)).copied() else {
+        return false;
+    };
+    let id = |seg: &[u8]| {
+        seg.split(move |&b| b == sep)
+            .nth(2)
+            .unwrap_or_default()
+            .trim_ascii()
+            .to_vec()
+    };
+    let mut segs = msa_segments(frame);
+    let Some(first) = segs.next().map(id) else {
+        return false;
+    };
+    segs.any(|s| id(s) != first)
+}
+
 /// The MSA codes of a framed answer, for the record: `AE, AA`.
 fn msa_codes(frame: &[u8]) -> String {
     let sep = payload(frame)
@@ -1202,11 +1247,11 @@ fn msa_codes(frame: &[u8]) -> String {
 /// wardgate's AE in place of an ambiguous answer: the upstream answer's own
 /// MSH (already addressed to the sender), and one MSA naming the first MSA's
 /// control id, with a short reason (MSA-3 within HL7's 80 characters).
-fn ambiguous_answer(frame: &[u8]) -> Option<Vec<u8>> {
+fn ambiguous_answer(frame: &[u8], answers: Option<&[u8]>) -> Option<Vec<u8>> {
     let payload = payload(frame)?;
     let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
     let msh_end = memchr::memchr2(b'\r', b'\n', payload).unwrap_or(payload.len());
-    let id = msa_field(frame, 2).unwrap_or_default();
+    let id = answers.or_else(|| msa_field(frame, 2)).unwrap_or_default();
     let mut out = Vec::with_capacity(msh_end + id.len() + 96);
     out.push(0x0B);
     out.extend_from_slice(&payload[..msh_end]);

@@ -586,7 +586,11 @@ fn iso_ir(n: &[u8]) -> Option<u16> {
         .filter(|b| !matches!(b, b' ' | b'_' | b'-'))
         .map(u8::to_ascii_uppercase)
         .collect();
-    let digits = kept.strip_prefix(b"ISOIR")?;
+    // DICOM's `ISO 2022 IR 100`: the same set, with ISO 2022 escapes (which
+    // `check_breaks` refuses anyway).
+    let digits = kept
+        .strip_prefix(b"ISO2022IR")
+        .or_else(|| kept.strip_prefix(b"ISOIR"))?;
     if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -631,6 +635,8 @@ const ASCII_SAFE_CHARSETS: &[&str] = &[
     "UTF8",
     "LATIN1",
     "LATIN-1",
+    "KOI8-R",
+    "KOI8-U",
 ];
 
 /// Whether `name` (one MSH-18 repetition, trimmed) is a set in which bytes
@@ -764,19 +770,23 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
 
 /// With no character set declared, a byte sequence that only an overlong
 /// UTF-8 form makes (`C0`/`C1` then a continuation byte, `E0` then 80-9F,
-/// `F0` then 80-8F) is refused: a lenient UTF-8 decoder reads a control
+/// `F0` then 80-8F, `F8`-`FF` then a continuation byte) is refused: a lenient
+/// UTF-8 decoder reads a control
 /// character or a delimiter there (`C0 8D` is a carriage return), and in
 /// Latin-1 it is a letter before a control character, which no text holds.
 fn overlong(body: &[u8], high: bool) -> Result<(), Hl7Error> {
     if !high {
         return Ok(());
     }
-    for at in memchr::memchr3_iter(0xC0, 0xC1, 0xE0, body).chain(memchr::memchr_iter(0xF0, body)) {
-        let next = body.get(at + 1).copied().unwrap_or(0);
-        let bad = match body[at] {
-            0xC0 | 0xC1 => (0x80..=0xBF).contains(&next),
+    for pair in body.windows(2) {
+        let next = pair[1];
+        // The 5- and 6-byte forms (F8-FD) an old decoder still reads too (a
+        // third review), and FE, FF.
+        let bad = match pair[0] {
+            0xC0 | 0xC1 | 0xF8..=0xFF => (0x80..=0xBF).contains(&next),
             0xE0 => (0x80..=0x9F).contains(&next),
-            _ => (0x80..=0x8F).contains(&next),
+            0xF0 => (0x80..=0x8F).contains(&next),
+            _ => false,
         };
         if bad {
             return Err(Hl7Error::AmbiguousCharset {

@@ -1368,7 +1368,7 @@ fn wardgates_ae_for_an_ambiguous_answer_parses_and_stays_short() {
     let frame = framed(
         "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|AE|M1\rMSA|AA|M1\r",
     );
-    let reply = super::ambiguous_answer(&frame).expect("an answer");
+    let reply = super::ambiguous_answer(&frame, Some(b"M1")).expect("an answer");
     let body = &reply[1..reply.len() - 2];
     let m = wardgate_proto::hl7::Message::parse(body, &wardgate_proto::hl7::Limits::default())
         .expect("parses");
@@ -1400,4 +1400,51 @@ fn an_upstream_answer_moves_the_idle_deadline_while_messages_await_answers() {
     d.upstream(&ack("Z"));
     d.advance(TIMEOUTS.idle / 2);
     assert!(d.t.closed);
+}
+
+#[test]
+fn an_ambiguous_answer_is_replaced_in_enhanced_mode_and_by_order_when_its_ids_differ() {
+    // A third review: in enhanced mode the application answer AE then AA
+    // went through; `MSA|AA|Y` then `MSA|AA|X` answering X was taken for Y's
+    // ahead of X's place, and Y's own answer then dropped.
+    let two = |first: &str, second: &str| {
+        framed(&format!(
+            "MSH|^~\\&|PUMPSRV|ICU|EHR|ICU|20261124101501||ACK^R01|X|P|2.6\rMSA|{first}\rMSA|{second}\r"
+        ))
+    };
+    let mut d = Driver::new();
+    d.client(&framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|E1|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    ));
+    d.upstream(&two("CA|E1", "CA|E1"));
+    d.upstream(&two("AE|E1", "AA|E1"));
+    assert_eq!(d.t.client, ["ack:E1", "AE:E1"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-008"]);
+    // Ids that differ: the oldest's answer, by order.
+    let mut d = Driver::new();
+    for id in ["X", "Y", "Z"] {
+        d.client(&msg("ORU^R01", id));
+    }
+    d.upstream(&two("AA|Y", "AA|X"));
+    d.upstream(&ack("Y"));
+    d.upstream(&ack("Z"));
+    assert_eq!(d.t.client, ["AE:X", "ack:Y", "ack:Z"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-008"]);
+    assert_eq!(d.s.in_flight(), 0);
+}
+
+#[test]
+fn only_an_answer_to_a_waiting_message_holds_the_connection_open() {
+    // A third review: a stale answer every few seconds (WG-UP-007, not
+    // relayed) kept a sender's connection open for ever.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "A"));
+    for n in 0..4 {
+        d.advance(TIMEOUTS.idle / 3);
+        if d.t.closed {
+            break;
+        }
+        d.upstream(&ack(&format!("STALE{n}")));
+    }
+    assert!(d.t.closed, "{:?}", d.t.reasons);
 }

@@ -80,6 +80,8 @@ fn declared_utf8_must_be_utf8_and_undeclared_bytes_no_overlong_form() {
             b"a\xc1\xbc",
             b"a\xe0\x80\x8d",
             b"a\xf0\x80\x80\x8d",
+            b"a\xf8\x80\x80\x80\x8d",
+            b"a\xfc\x80\x80\x80\x80\x8d",
         ] {
             assert!(
                 matches!(
@@ -110,7 +112,15 @@ fn declared_utf8_must_be_utf8_and_undeclared_bytes_no_overlong_form() {
     // Declared UTF-8: a Latin-1 byte is not UTF-8.
     assert!(Message::parse(&msg("UNICODE UTF-8", b"Dupr\xe9"), &l).is_err());
     // Single-byte ISO IR sets, as table 0211 and DICOM write them.
-    for declared in ["ISO IR6", "ISO IR100", "ISO_IR 100", "iso-ir-148", "8859/1"] {
+    for declared in [
+        "ISO IR6",
+        "ISO IR100",
+        "ISO_IR 100",
+        "iso-ir-148",
+        "8859/1",
+        "ISO 2022 IR 100",
+        "KOI8-R",
+    ] {
         assert!(
             Message::parse(&msg(declared, b"Dupr\xe9"), &l).is_ok(),
             "{declared}"
