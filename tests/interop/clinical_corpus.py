@@ -1456,6 +1456,10 @@ def cases():
     c.add("NICU heparin 50 U/h described as 'Neonatal ICU'",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="50", f16=U_H[1]), [weight("3")])], pv1="PV1||I|NICU^2^1^^^^^^Neonatal ICU"), "allow")
 
+    # Points of care a receiver normalising Unicode reads as the NICU's.
+    for poc in ("\uff2e\uff29\uff23\uff35", "N\u0130CU", "NI\u0301CU"):
+        c.add(f"heparin 150 U/h at point of care {poc!r}", message(cid(), [(hep150, [])], pv1=f"PV1||I|{poc}^1^1"), "block", "WG-INF-032")
+
     # Continuations a receiver joins (HL7 v2.5.1 2.10.2): an ADD segment appends
     # to the segment before it, DSC and MSH-14 point to the next fragment.
     tq1_60 = "TQ1|1||||||20261204100000|20261204110000"
@@ -1481,6 +1485,13 @@ def cases():
                   charset(message(cid(), [(heparin(10), [f"NTE|1||a{seq}RXG|1|||HEP^heparin^LOCAL|||||||||||4100|{ML_H[1]}"])]), declared) if declared
                   else message(cid(), [(heparin(10), [f"NTE|1||a{seq}RXG|1|||HEP^heparin^LOCAL|||||||||||4100|{ML_H[1]}"])]),
                   "block", "WG-HL7-P12", as_bytes=True)
+    for seq in ("\xf8\x80\x80\x80\x8d", "\xfc\x80\x80\x80\x80\x8d"):
+        c.add(f"heparin 10 mL/h declaring nothing with a long overlong {seq.encode('latin-1').hex()} in a note",
+              message(cid(), [(heparin(10), [f"NTE|1||a{seq}RXG|1|||HEP^heparin^LOCAL|||||||||||4100|{ML_H[1]}"])]),
+              "block", "WG-HL7-P12", as_bytes=True)
+    for declared, name in (("ISO 2022 IR 100", "Do\xe9"), ("KOI8-R", "Do\xe9")):
+        c.add(f"heparin 10 mL/h declaring {declared} with the patient {name!r}",
+              charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", f"{name}^Jane"), declared), "allow", as_bytes=True)
     for declared, name in (("ISO IR192", "Do\xc3\xa9"), ("ISO_IR 192", "Do\xc3\xa9"), ("ISO IR100", "Do\xe9"), ("ISO IR6", "Doe")):
         c.add(f"heparin 10 mL/h declaring {declared} with the patient {name!r}",
               charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", f"{name}^Jane"), declared), "allow", as_bytes=True)

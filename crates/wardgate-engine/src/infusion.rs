@@ -1117,9 +1117,7 @@ fn other_area_named(
     for (i, comp) in f.components().enumerate().take(64) {
         let c = i + 1;
         for sc in 1..=4usize {
-            let v = String::from_utf8_lossy(comp.subcomponent(sc))
-                .trim()
-                .to_owned();
+            let v = ascii_fold(String::from_utf8_lossy(comp.subcomponent(sc)).trim());
             if v.is_empty() {
                 continue;
             }
@@ -1145,6 +1143,20 @@ fn other_area_named(
         }
     }
     None
+}
+
+/// Letters a receiver normalising Unicode (NFKC, or case folding) reads as
+/// ASCII: full-width forms (`ＮＩＣＵ`), the dotted and dotless I (`NİCU`),
+/// combining marks dropped (found by a third review).
+fn ascii_fold(v: &str) -> String {
+    v.chars()
+        .filter_map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0),
+            '\u{0130}' | '\u{0131}' => Some('I'),
+            '\u{0300}'..='\u{036F}' => None,
+            c => Some(c),
+        })
+        .collect()
 }
 
 /// The segments that belong to the `n`th RXG: its OBX programming parameters
