@@ -569,7 +569,7 @@ const NEL_HARMLESS: &[&[u8]] = &[
 /// Whether `n` (trimmed) names UTF-8: table 0211's `UNICODE UTF-8`, `UTF-8`,
 /// `UTF8`, or `ISO IR192` (as DICOM writes it, `ISO_IR 192`), in any case.
 fn names_utf8(n: &[u8]) -> bool {
-    [&b"UNICODE UTF-8"[..], b"UTF-8", b"UTF8"]
+    [&b"UNICODE UTF-8"[..], b"UNICODE UTF8", b"UTF-8", b"UTF8"]
         .iter()
         .any(|u| n.eq_ignore_ascii_case(u))
         || iso_ir(n) == Some(192)
@@ -669,20 +669,32 @@ fn ascii_safe(name: &[u8]) -> bool {
             6 | 100 | 101 | 109 | 110 | 126 | 127 | 138 | 144 | 148 | 166 | 203 | 192
         );
     }
-    // `8859/1`..`8859/15` (table 0211), `ISO-8859-1`, `ISO8859-15`, `ISO_8859-2`.
-    let part = n
-        .strip_prefix("8859/")
-        .or_else(|| n.strip_prefix("ISO-8859-"))
-        .or_else(|| n.strip_prefix("ISO8859-"))
-        .or_else(|| n.strip_prefix("ISO_8859-"));
+    // `8859/1`..`8859/15` (table 0211), `ISO-8859-1`, `ISO8859_1` (Java's),
+    // `ISO 8859-1`, `8859-1`: separators dropped.
+    let mut bare = [0u8; 32];
+    let mut len = 0;
+    for &b in n.as_bytes() {
+        if !matches!(b, b' ' | b'_' | b'-' | b'/' | b'.') {
+            bare[len] = b;
+            len += 1;
+        }
+    }
+    let bare = std::str::from_utf8(&bare[..len]).unwrap_or_default();
+    let part = bare
+        .strip_prefix("ISO8859")
+        .or_else(|| bare.strip_prefix("8859"));
     if let Some(p) = part {
         return p
             .parse::<u8>()
             .is_ok_and(|k| (1..=16).contains(&k) && k != 12);
     }
+    if matches!(bare, "ISOLATIN1" | "ANSIX341968" | "UNICODEUTF8") {
+        return true;
+    }
     // Windows code pages 1250-1258: single-byte.
-    n.strip_prefix("WINDOWS-")
-        .or_else(|| n.strip_prefix("CP"))
+    bare.strip_prefix("WINDOWS")
+        .or_else(|| bare.strip_prefix("WIN"))
+        .or_else(|| bare.strip_prefix("CP"))
         .and_then(|p| p.parse::<u16>().ok())
         .is_some_and(|k| (1250..=1258).contains(&k))
 }
@@ -704,12 +716,12 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
     // MSH-18 is the eighteenth field of the split (MSH-1 is the separator
     // itself): after the seventeenth separator. Most headers end before it.
     let Some(from) = memchr::memchr_iter(delims.field, msh).nth(16) else {
-        return overlong(body, high);
+        return overlong(body, delims, high);
     };
     let rest = &msh[from + 1..];
     let declared = &rest[..memchr::memchr(delims.field, rest).unwrap_or(rest.len())];
     if declared.trim_ascii().is_empty() {
-        return overlong(body, high);
+        return overlong(body, delims, high);
     }
     let refuse = |why| {
         let shown = &declared[..declared.len().min(64)];
@@ -734,6 +746,13 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
             || upper.starts_with("UTF-32")
             || upper.starts_with("UCS")
         {
+            // All ASCII, the message reads the same to a UTF-8 reader (HAPI
+            // takes table 0211's `UNICODE` for UTF-8) and to a wide one not
+            // at all (no delimiter survives): no second reading to act on (a
+            // fourth review found routine ORUs declaring `UNICODE` refused).
+            if !high {
+                continue;
+            }
             return refuse("a wide character set, in which the message's bytes are not the characters wardgate reads");
         }
         if upper == "ISO IR14" && body.iter().any(|&b| b == b'\\' || b == b'~') {
@@ -763,35 +782,55 @@ fn check_charset(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7
         .split(|&b| b == delims.repetition)
         .all(|n| n.trim_ascii().is_empty())
     {
-        return overlong(body, high);
+        return overlong(body, delims, high);
     }
     Ok(())
 }
 
-/// With no character set declared, a byte sequence that only an overlong
-/// UTF-8 form makes (`C0`/`C1` then a continuation byte, `E0` then 80-9F,
-/// `F0` then 80-8F, `F8`-`FF` then a continuation byte) is refused: a lenient
-/// UTF-8 decoder reads a control
-/// character or a delimiter there (`C0 8D` is a carriage return), and in
-/// Latin-1 it is a letter before a control character, which no text holds.
-fn overlong(body: &[u8], high: bool) -> Result<(), Hl7Error> {
+/// With no character set declared, an overlong UTF-8 form (a whole sequence,
+/// lead byte and continuation bytes) that decodes to a segment or frame
+/// break (CR, LF, VT, FS) or one of the message's delimiters is refused: a
+/// lenient decoder reads a break or a separator there (`C0 8D` is a carriage
+/// return). Other byte pairs are ordinary letters in single-byte code pages
+/// (a fourth review: Czech `ý` then `š` is FD 9A in cp1250, Ukrainian `А`
+/// then `Ї` is C0 AF in cp1251; refused by a check of lead bytes alone).
+fn overlong(body: &[u8], delims: &Delimiters, high: bool) -> Result<(), Hl7Error> {
     if !high {
         return Ok(());
     }
-    for pair in body.windows(2) {
-        let next = pair[1];
-        // The 5- and 6-byte forms (F8-FD) an old decoder still reads too (a
-        // third review), and FE, FF.
-        let bad = match pair[0] {
-            0xC0 | 0xC1 | 0xF8..=0xFF => (0x80..=0xBF).contains(&next),
-            0xE0 => (0x80..=0x9F).contains(&next),
-            0xF0 => (0x80..=0x8F).contains(&next),
-            _ => false,
+    let dangerous = |v: u32| {
+        matches!(v, 0x0D | 0x0A | 0x0B | 0x1C)
+            || u8::try_from(v).is_ok_and(|b| {
+                b == delims.field
+                    || b == delims.component
+                    || b == delims.repetition
+                    || Some(b) == delims.escape
+                    || Some(b) == delims.subcomponent
+                    || Some(b) == delims.truncation
+            })
+    };
+    for (at, &lead) in body.iter().enumerate() {
+        let (extra, bits) = match lead {
+            0xC0 | 0xC1 => (1, lead & 0x1F),
+            0xE0 => (2, lead & 0x0F),
+            0xF0 => (3, lead & 0x07),
+            0xF8 => (4, lead & 0x03),
+            0xFC => (5, lead & 0x01),
+            _ => continue,
         };
-        if bad {
+        let Some(tail) = body.get(at + 1..at + 1 + extra) else {
+            continue;
+        };
+        if !tail.iter().all(|b| (0x80..=0xBF).contains(b)) {
+            continue;
+        }
+        let v = tail
+            .iter()
+            .fold(u32::from(bits), |v, b| (v << 6) | u32::from(b & 0x3F));
+        if dangerous(v) {
             return Err(Hl7Error::AmbiguousCharset {
                 declared: String::new(),
-                why: "no character set declared, and an overlong UTF-8 sequence a lenient decoder reads as a control character or a delimiter",
+                why: "no character set declared, and an overlong UTF-8 sequence a lenient decoder reads as a segment break or a delimiter",
             });
         }
     }

@@ -129,6 +129,54 @@ fn declared_utf8_must_be_utf8_and_undeclared_bytes_no_overlong_form() {
 }
 
 #[test]
+fn single_byte_text_and_ascii_under_unicode_are_not_refused() {
+    // A fourth review: undeclared cp1250/cp1251/cp1252 letters were taken
+    // for overlong UTF-8 (Czech `ý` `š` is FD 9A, Ukrainian `А` `Ї` is C0 AF,
+    // `ü` then a closing quote is FC 93), and routine ORUs declaring table
+    // 0211's `UNICODE` over ASCII were refused as a wide set.
+    let l = Limits::default();
+    let oru = |declared: &str, text: &[u8]| {
+        let mut m = format!(
+            "MSH|^~\\&|HIS|HOSP|LIS|LAB|20261204031500||ORU^R01|Q3|P|2.5||||||{declared}\rOBX|1|TX|N^N||"
+        )
+        .into_bytes();
+        m.extend_from_slice(text);
+        m.extend_from_slice(b"||||||F\r");
+        m
+    };
+    for text in [
+        &b"V\xfd\x9aka 180 cm"[..],
+        b"pacient m\xf9\x9ee j\xedst",
+        b"\xcf\xe8\xf2\xfc\xb8",
+        b"\xcc\xc8\xca\xce\xcb\xc0\xaf\xc2",
+        b"Kost: \x84Men\xfc\x93",
+        b"Douleur o\xf9\xa0?",
+        b"\xabPer\xfa\xbb",
+    ] {
+        assert!(Message::parse(&oru("", text), &l).is_ok(), "{text:?}");
+    }
+    for declared in [
+        "UNICODE",
+        "UNICODE UTF-16",
+        "ISO8859_1",
+        "ISO 8859-1",
+        "WIN1252",
+        "ANSI_X3.4-1968",
+        "UNICODE UTF8",
+    ] {
+        assert!(
+            Message::parse(&oru(declared, b"plain"), &l).is_ok(),
+            "{declared}"
+        );
+    }
+    // Over bytes of 0x80 or above a wide set is still refused.
+    assert!(matches!(
+        Message::parse(&oru("UNICODE", "Dupr\u{e9}".as_bytes()), &l),
+        Err(Hl7Error::AmbiguousCharset { .. })
+    ));
+}
+
+#[test]
 fn a_units_characters_are_no_delimiters() {
     // `mL/h` with `/` as the subcomponent separator is mL to one parser and
     // mL/h to another (found by an adversarial review); the same for every
@@ -551,10 +599,18 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
     // A set wardgate does not know, and UTF-7 and HZ, which read plain ASCII
     // as other characters (found by an adversarial review: `+AA0-` is a
     // carriage return in UTF-7), are refused even when every byte is ASCII.
+    // A wide set, only over a byte of 0x80 or above (all ASCII, no reader
+    // finds another message in it).
+    for declared in ["UNICODE UTF-16", "UNICODE UTF-32", "UNICODE"] {
+        assert!(
+            matches!(
+                Message::parse(&msg(declared, "\u{e9}".as_bytes()), &l),
+                Err(Hl7Error::AmbiguousCharset { .. })
+            ),
+            "{declared}"
+        );
+    }
     for declared in [
-        "UNICODE UTF-16",
-        "UNICODE UTF-32",
-        "UNICODE",
         "ISO IR14",
         "x-unknown",
         "UTF-7",
