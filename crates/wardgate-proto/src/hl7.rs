@@ -555,7 +555,18 @@ fn utf8_letters(raw: &[u8], body: &[u8], delims: &Delimiters, at: usize) -> bool
         && after[3] == field;
     let line_start = memchr::memrchr2(b'\r', b'\n', &raw[..at]).map_or(0, |i| i + 1);
     let segment = raw.get(line_start..line_start + 3).unwrap_or_default();
-    !starts_segment && NEL_HARMLESS.contains(&segment)
+    // A message that is no pharmacy or treatment message (MSH-9 `R..`, `OMP`)
+    // and has no pharmacy segment (RXG, RXE, RXO, RXR, ...) programmes
+    // nothing: a line split there cuts a result's or a name's field, never a
+    // dose, so the letter is accepted in any segment (a fourth review: a
+    // Greek word in an ORU's OBX, an attending doctor `Åberg` in PV1-7, were
+    // refused). In an order, only in the segments of names and notes.
+    let code = msh.split(|&b| b == field).nth(8).unwrap_or_default();
+    let order = code.first() == Some(&b'R')
+        || code.starts_with(b"OMP")
+        || memchr::memmem::find(raw, b"\rRX").is_some()
+        || memchr::memmem::find(raw, b"\nRX").is_some();
+    !starts_segment && (!order || NEL_HARMLESS.contains(&segment))
 }
 
 /// Segments in which an undeclared UTF-8 letter with a 0x85 byte (`Å`, `ą`,

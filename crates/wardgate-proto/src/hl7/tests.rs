@@ -458,6 +458,19 @@ fn bytes_parsers_disagree_on_are_refused() {
         let t = t.replace("|2.6\r", "|2.6||||||UNICODE UTF-8\r");
         assert!(Message::parse(t.as_bytes(), &l).is_ok(), "{seg}");
     }
+    // A message that programmes nothing (no pharmacy type, no RX segment):
+    // a letter anywhere (a fourth review: a Greek word in an ORU's OBX, an
+    // attending doctor in PV1-7); still never before a segment start.
+    for seg in [
+        "OBX|1|ST|N^Note^L||\u{3c5}\u{3c8}\u{3bf}\u{3c2}",
+        "PV1||I|ICU^1|||||Åberg^Anna",
+        "OBR|1||X|N^N|||||||||||||M\u{645}\u{62d}\u{645}\u{62f}",
+    ] {
+        let t = format!("MSH|^~\\&|A|B|C|D|2026||ORU^R01|X|P|2.5\rPID|||1\r{seg}\r");
+        assert!(Message::parse(t.as_bytes(), &l).is_ok(), "{seg}");
+        let t = t.replace("\r", "ÅRXG|1\r");
+        assert!(Message::parse(t.as_bytes(), &l).is_err(), "{seg}");
+    }
     // Blanks after the NEL, which a reader may trim, do not hide the segment.
     for blank in [" ", "\t", "  \t"] {
         let t = hidden.replace("ÅRXG", &format!("Å{blank}RXG"));
