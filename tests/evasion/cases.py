@@ -16,9 +16,11 @@ no prediction); the kernel's answer is what the corpus records.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 
-from netlab import CLI_MAC_UNUSED, IDLE_SECS, MASK, SRV4, SRV6, Call, Fill, Sleep, Sync, WaitSynAck, _inet_csum
+from netlab import (CLI_MAC_UNUSED, IDLE_SECS, MASK, SRV4, SRV6, Call, CaseError, Fill, Lossy, Sleep, Sync, WaitSynAck,
+                    _inet_csum)
 
 SB, EB = b"\x0b", b"\x1c\x0d"
 
@@ -206,6 +208,9 @@ class Case:
     expect: bytes | None = None  # predicted host read (None: no prediction)
     syn_opts: list | None = None  # the SYN's TCP options (None: MSS and SACK-permitted)
     tags: list = field(default_factory=list)
+    cli_mtu: int | None = None  # cli0's MTU during the case (rtr0 keeps 1500: longer frames are dropped)
+    srv_advmss: int | None = None  # srv's route announces this MSS during the case
+    all_conns: bool = False  # the host read is every connection's from the port (reconnects), joined
 
 
 CASES: list[Case] = []
@@ -1671,3 +1676,282 @@ case("tcpopt_badlen12_evict_inwindow_then_safe", "decoy",
 case("ctl_tcpopt_badlen12_unsafe_then_safe", "decoy",
      "Control for tcpopt_badlen12_evict_then_safe without the junk segments.",
      lambda c: [Call(lambda c: _evict_then_safe(c, [])), Sync(), Fill(U)], expect=U)
+
+
+# --- seventeenth round: a retransmitted SYN with a far-future TSval, jumbo frames and
+# the MSS, window scale and timestamps negotiated by a second SYN, timestamps
+# wrapping, TIME_WAIT reuse and assassination -----------------------------------------
+
+def _tso(v, e=0):
+    return [("NOP", None), ("NOP", None), ("Timestamp", (v & MASK, e & MASK))]
+
+
+def _syn_with_ts(c, tsval):
+    return c.seg(seq=c.isn, flags="S", ack=0, opts=[("MSS", 1460), ("SAckOK", b"")] + _tso(tsval))
+
+
+def _pre_retx_syn_future_ts(c):
+    t1 = c.tsval()
+    c.future_ts = (t1 + 0x7FFFFFF0) & MASK
+    return [_syn_with_ts(c, t1), _syn_with_ts(c, c.future_ts), Sync()]
+
+
+for v6 in (False, True):
+    sfx = "_v6" if v6 else ""
+    case(f"retx_syn_future_ts_then_safe{sfx}", "control",
+         "SYN (TSval T), the same SYN again with TSval T+2^31-16 (a pure retransmission: Linux answers it and keeps "
+         "the request's ts_recent = T), handshake, UNSAFE with TSvals near T, then a SAFE copy at 0 with a far-future "
+         "TSval (old data to the host).",
+         lambda c: [Fill(U), Sync(),
+                    Call(lambda c: [c.seg(0, S, ts=((c.future_ts + 1) & MASK, c.ts_recent))])],
+         ts=True, pre=_pre_retx_syn_future_ts, v6=v6, expect=U)
+    case(f"retx_syn_future_ts{sfx}", "control",
+         "retx_syn_future_ts_then_safe without the SAFE copy.",
+         lambda c: [Fill(U)], ts=True, pre=_pre_retx_syn_future_ts, v6=v6, expect=U)
+
+
+# Frames longer than the link's MTU: cli0 takes 9000 bytes, rtr0 (the veth's peer)
+# 1500, so the veth drops a longer frame the capture on cli0 still shows.
+PADJ = b"".join(mllp(observation(f"EV-J{i:04d}", 20)) for i in range(4))
+
+for v6 in (False, True):
+    sfx = "_v6" if v6 else ""
+    case(f"jumbo_safe_decoy_first{sfx}", "link",
+         "cli0 MTU 9000, its peer 1500: SAFE and 4 ORU fillers in one jumbo frame (dropped by the veth), then "
+         "UNSAFE and the fillers.",
+         lambda c: [Sync(), Lossy(c.seg(0, S + PADJ)), Sync(), Fill(U + PADJ)], cli_mtu=9000, v6=v6,
+         expect=U + PADJ)
+    case(f"jumbo_unsafe_first{sfx}", "link",
+         "cli0 MTU 9000: UNSAFE and 4 ORU fillers in one jumbo frame (dropped by the veth), then SAFE and the "
+         "fillers.",
+         lambda c: [Sync(), Lossy(c.seg(0, U + PADJ)), Sync(), Fill(S + PADJ)], cli_mtu=9000, v6=v6,
+         expect=S + PADJ)
+
+
+def _mss_hdr(n, **kw):
+    """A SAFE decoy whose payload is within the MSS but whose datagram (with its
+    options) exceeds the link's 1500 bytes (dropped by the veth); then UNSAFE."""
+    def build(c):
+        d = S + PADJ
+        return [Sync(), Lossy(c.seg(0, d[:n], **kw)), Sync(), Fill(U + PADJ)]
+    return build
+
+
+case("mss_ts_1460", "link",
+     "Timestamps negotiated; a SAFE decoy of 1460 payload bytes plus the timestamp option (a 1512-byte IPv4 "
+     "datagram, over the link's MTU: dropped); then UNSAFE and fillers.",
+     _mss_hdr(1460), ts=True, cli_mtu=9000, expect=U + PADJ)
+case("mss_ts_1440_v6", "link",
+     "IPv6, timestamps negotiated; a SAFE decoy of 1440 payload bytes plus the timestamp option (a 1512-byte "
+     "IPv6 packet: dropped); then UNSAFE and fillers.",
+     _mss_hdr(1440), ts=True, v6=True, cli_mtu=9000, expect=U + PADJ)
+case("mss_nop40_1450", "link",
+     "No timestamps; a SAFE decoy of 1450 payload bytes with 40 bytes of NOP options (a 1510-byte datagram: "
+     "dropped); then UNSAFE and fillers.",
+     _mss_hdr(1450, opts=[("NOP", None)] * 40), cli_mtu=9000, expect=U + PADJ)
+case("advmss_unsafe_1400", "link",
+     "The server announces MSS 1000 (route advmss); the client sends UNSAFE and fillers in 1400-byte segments "
+     "(the host reads them).",
+     lambda c: [Fill(U + PADJ, mss=1400)], srv_advmss=1000, expect=U + PADJ)
+case("advmss_safe_1400", "link",
+     "advmss_unsafe_1400 with SAFE (benign traffic past the announced MSS: no false alarm).",
+     lambda c: [Fill(S + PADJ, mss=1400)], srv_advmss=1000, expect=S + PADJ)
+case("mss_plus1_unsafe", "link",
+     "MSS 1460, no timestamps: a first segment of 1461 bytes of UNSAFE and fillers (a 1501-byte datagram, within "
+     "the veth's slack), then the rest.",
+     lambda c: [Sync(), c.seg(0, (U + PADJ)[:1461]), Sync(), Fill(U + PADJ)], cli_mtu=9000, expect=U + PADJ)
+case("mss_plus1_safe", "link",
+     "mss_plus1_unsafe with SAFE.",
+     lambda c: [Sync(), c.seg(0, (S + PADJ)[:1461]), Sync(), Fill(S + PADJ)], cli_mtu=9000, expect=S + PADJ)
+
+
+# Window scale and timestamps offered by one SYN and not by its retransmission: the
+# request sock keeps the first SYN's options.
+PADW = b"".join(mllp(observation(f"EV-W{i:04d}", 20)) for i in range(12))
+
+
+def _pre_ws(first_ws, ts=False):
+    def pre(c):
+        o = [("MSS", 1460), ("SAckOK", b"")]
+        if first_ws is not None:
+            o += [("WScale", first_ws)]
+        if ts:
+            o += _tso(c.tsval())
+        return [c.seg(seq=c.isn, flags="S", ack=0, opts=o), WaitSynAck(c.isn), Sync()]
+    return pre
+
+
+def _ws_build(c):
+    # PADW + U: U first, out of order past the unscaled window, then PADW in order.
+    st = PADW + U
+    n = len(PADW)
+    return [Sync(), Fill(st, end=100), Sync(), c.seg(n, U[:K]), c.seg(n + K, U[K:]), Sync(), Fill(st)]
+
+
+case("ws_syn1_ws7_syn2_none", "control",
+     "SYN1 with WScale 7 (creates the request sock), SYN2 with the same ISN without WScale; the server scales its "
+     "window. UNSAFE sent out of order past the unscaled window, then 12 ORU fillers fill the hole.",
+     _ws_build, pre=_pre_ws(7), expect=PADW + U)
+case("ws_syn1_ws7_syn2_none_ts", "control",
+     "ws_syn1_ws7_syn2_none with timestamps.",
+     _ws_build, pre=_pre_ws(7, ts=True), ts=True, expect=PADW + U)
+
+
+def _pre_ts_then_nots(c):
+    c.syn1_ts = c.tsval()
+    o = [("MSS", 1460), ("SAckOK", b"")] + _tso(c.syn1_ts)
+    return [c.seg(seq=c.isn, flags="S", ack=0, opts=o), WaitSynAck(c.isn), Sync()]
+
+
+case("ts_syn1_ts_syn2_nots_pawsdecoy", "decoy",
+     "SYN1 with timestamps, SYN2 (same ISN) without; Linux negotiates timestamps from SYN1. A SAFE copy with a "
+     "TSval older than SYN1's, then UNSAFE without the timestamp option.",
+     lambda c: [Sync(), Call(lambda c: [c.seg(0, S, opts=_tso(c.syn1_ts - 1000, c.ts_recent))]), Sync(), Fill(U)],
+     pre=_pre_ts_then_nots, expect=U)
+
+
+def _ts_wrap(base, decoy_off):
+    def pre(c):
+        c.ts_base = (base - 0x80) & MASK
+        return []
+
+    def build(c):
+        t_recent = (base + 0x10) & MASK
+        d = (base - decoy_off) & MASK
+
+        def after(c):
+            c.ts_base = (base + 0x40 - int((time.monotonic() - c.t0) * 1000)) & MASK
+            return []
+        return [Sync(), c.seg(0, U[:K], ts=((base - 0x10) & MASK, c.ts_recent)), Sync(),
+                c.seg(K, flags="A", ts=(t_recent, c.ts_recent)), Sync(),
+                c.seg(K, S[K:], ts=(d, c.ts_recent)), Sync(),
+                Call(after), Call(lambda c: [c.seg(K, U[K:], ts=((base + 0x20) & MASK, c.ts_recent))]), Sync(),
+                Fill(U)]
+    return pre, build
+
+
+for _name, _base in (("ts_wrap_2p32", 0), ("ts_wrap_2p31", 0x80000000)):
+    _pre, _build = _ts_wrap(_base, 8)
+    case(_name, "decoy",
+         f"TSvals cross {_base:#x}; a SAFE tail with a TSval just before the crossing (PAWS: old), then UNSAFE's.",
+         _build, pre=_pre, ts=True, expect=U)
+
+
+# TIME_WAIT: the receiver closes after 3 s idle, the client's FIN puts the server's
+# socket in TIME_WAIT, then a new SYN on the same ports. The host read is both
+# connections' (all_conns).
+
+def _client_fin(c):
+    with c.lab.cv:
+        sf = c.srv_fin
+    if sf is None:
+        raise CaseError("server did not close")
+    c.end = len(S)
+    return [c.seg(len(S), flags="FA", ack=(sf + 1) & MASK), Sync(0.05, 0.5)]
+
+
+def _reset_conn_state(c):
+    with c.lab.cv:
+        c.srv_isn = None
+        c.srv_nxt = None
+        c.acked = None
+        c.srv_fin = None
+        c.end = 0
+
+
+def _tw_first():
+    return [Fill(S), Sync(), Sleep(IDLE_SECS + 0.6), Sync(), Call(_client_fin), Sleep(0.1)]
+
+
+def _tw_build(delta, new_ts, accept):
+    def build(c):
+        def newconn(c):
+            c.isn = (c.isn + 1 + len(S) + 1 + delta) & MASK
+            c.use_ts = new_ts
+            _reset_conn_state(c)
+            if accept:
+                c.connect()
+                return [Fill(U)]
+            # Refused: the SYN, then the data anyway.
+            c.srv_rst = True  # nothing to close
+            ack = 0x1000
+            return [c.syn(), Sync(), c.seg(0, U, ack=ack), Sync(), c.seg(M, flags="FA", ack=ack), Sync()]
+        return _tw_first() + [Call(newconn)]
+    return build
+
+
+case("tw_nots_isn_above", "control",
+     "SAFE, the server closes, TIME_WAIT; a new SYN (no timestamps) with an ISN above the old rcv_nxt is accepted; "
+     "UNSAFE on the new connection.",
+     _tw_build(200000, False, True), all_conns=True, expect=S + U)
+case("tw_ts_isn_below_newer_ts", "control",
+     "Timestamps; TIME_WAIT; a new SYN with an ISN below the old rcv_nxt and a newer TSval is accepted; UNSAFE.",
+     _tw_build(-200000, True, True), ts=True, all_conns=True, expect=S + U)
+case("tw_ts_isn_below_newer_ts_v6", "control",
+     "IPv6 tw_ts_isn_below_newer_ts.",
+     _tw_build(-200000, True, True), ts=True, v6=True, all_conns=True, expect=S + U)
+case("tw_ts_old_nots_new_above", "control",
+     "Timestamps on the old connection; TIME_WAIT; a new SYN without timestamps, ISN above: accepted; UNSAFE.",
+     _tw_build(200000, False, True), ts=True, all_conns=True, expect=S + U)
+case("tw_nots_isn_below_rejected", "control",
+     "No timestamps; TIME_WAIT; a new SYN with an ISN below the old rcv_nxt (TIME_WAIT answers with an ACK); "
+     "UNSAFE sent anyway (the host reads nothing new).",
+     _tw_build(-200000, False, False), all_conns=True, expect=S)
+case("tw_ts_isn_above_nots_below", "control",
+     "Timestamps on the old connection; TIME_WAIT; a new SYN without timestamps and an ISN below: refused; UNSAFE "
+     "sent anyway.",
+     _tw_build(-200000, False, False), ts=True, all_conns=True, expect=S)
+
+
+def _tw_ws_build(c):
+    def newconn(c):
+        c.isn = (c.isn + 1 + len(S) + 1 - 200000) & MASK
+        _reset_conn_state(c)
+        syn1 = c.seg(seq=c.isn, flags="S", ack=0, opts=[("MSS", 1460), ("SAckOK", b"")])
+        return [syn1, Sync(), Call(lambda c: (c.connect(), [])[1])]
+    st = PADW + U
+    n = len(PADW)
+
+    def rest(c):
+        return [Sync(), Fill(st, end=100), Sync(), c.seg(n, U[:K]), c.seg(n + K, U[K:]), Sync(), Fill(st)]
+    return _tw_first() + [Call(newconn), Call(rest)]
+
+
+case("tw_ws_syn1_rejected_syn2_ws", "control",
+     "Timestamps; TIME_WAIT; SYN1 with an ISN below, no timestamps, no WScale (refused); SYN2 with the same ISN, a "
+     "newer TSval and WScale 7 (accepted); 12 ORU fillers and UNSAFE, UNSAFE out of order past the unscaled window.",
+     _tw_ws_build, ts=True, all_conns=True, syn_opts=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7)],
+     expect=S + PADW + U)
+
+
+def _tw_kill(new_ts, same_isn=True):
+    """TIME_WAIT assassination: a SYN below rcv_nxt (TIME_WAIT answers with an ACK),
+    an RST at rcv_nxt kills the TIME_WAIT socket, then a SYN is accepted."""
+    def build(c):
+        def newconn(c):
+            rcv_nxt = (c.isn + 1 + len(S) + 1) & MASK
+            c.isn = (rcv_nxt - 200000) & MASK
+            c.use_ts = new_ts
+            _reset_conn_state(c)
+            steps = [c.syn(), Sync(0.05, 0.5), c.seg(seq=rcv_nxt, flags="R", ack=0, ts=False), Sleep(0.2)]
+            if not same_isn:
+                c.isn = (rcv_nxt - 300000) & MASK
+
+            def go(c):
+                c.connect()
+                return [Fill(U)]
+            return steps + [Call(go)]
+        return _tw_first() + [Call(newconn)]
+    return build
+
+
+case("tw_kill_nots", "control",
+     "TIME_WAIT; a SYN below rcv_nxt (answered by an ACK); an RST at rcv_nxt kills the TIME_WAIT socket; the same "
+     "SYN again is accepted; UNSAFE.",
+     _tw_kill(False), all_conns=True, expect=S + U)
+case("tw_kill_ts_oldts", "control",
+     "tw_kill_nots on a connection with timestamps, the new SYN without.",
+     _tw_kill(False), ts=True, all_conns=True, expect=S + U)
+case("tw_kill_nots_newisn", "control",
+     "tw_kill_nots with the accepted SYN at another ISN below rcv_nxt.",
+     _tw_kill(False, same_isn=False), all_conns=True, expect=S + U)

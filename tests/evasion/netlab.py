@@ -176,6 +176,15 @@ class Call:
     fn: object
 
 
+@dataclass
+class Lossy:
+    """Send `frame`, which the link may refuse: a frame longer than the peer's MTU
+    allows (with a case's `cli_mtu` above 1500) is dropped by the veth, and the
+    send reports it (ENOBUFS). The frame still crossed cli0 (the capture has it)
+    and counts as sent."""
+    frame: object
+
+
 # --- namespace helpers -------------------------------------------------------------
 
 def _setns(path):
@@ -466,19 +475,34 @@ class Lab:
         conn = Conn(self, case, port)
         with self.cv:
             self.conns[(conn.fam, port)] = conn
+        cli_mtu = getattr(case, "cli_mtu", None)
+        srv_advmss = getattr(case, "srv_advmss", None)
         cap = self.start_capture(port, pcap) if pcap is not None else None
         try:
+            if cli_mtu is not None:
+                # Only cli0: rtr0 keeps 1500, so a longer frame is dropped by the veth.
+                self.ip("link", "set", "cli0", "mtu", str(cli_mtu), ns=self.ns_cli)
+                time.sleep(0.05)
+            if srv_advmss is not None:
+                self.srv_route(conn.fam, "advmss", str(srv_advmss))
             if case.pre is not None:
                 self.execute(conn, case.pre(conn))
             conn.connect()
             self.execute(conn, case.build(conn))
             conn.close()
-            read, end = self.host_read(conn)
+            if getattr(case, "all_conns", False):
+                read, end = self.host_read_all(conn)
+            else:
+                read, end = self.host_read(conn)
         finally:
             if cap is not None:
                 self.stop_capture(cap)
             with self.cv:
                 self.conns.pop((conn.fam, port), None)
+            if cli_mtu is not None:
+                self.ip("link", "set", "cli0", "mtu", "1500", ns=self.ns_cli, check=False)
+            if srv_advmss is not None:
+                self.srv_route(conn.fam)
         missing = missing_frames(pcap, conn.sent) if pcap is not None else 0
         if missing:
             raise CaseError(f"capture lacks {missing} of {len(conn.sent)} sent frames")
@@ -495,6 +519,24 @@ class Lab:
             time.sleep(0.01)
         raise CaseError(f"the receiver wrote nothing for {conn.fam}-{conn.sport}")
 
+    def host_read_all(self, conn):
+        """What the receiver read on every connection from the case's port (a
+        reconnect after TIME_WAIT is a second connection, recorded apart), joined
+        in the order they ended; the end of the last one."""
+        self.host_read(conn)  # the first connection
+        time.sleep(self.idle + 1.5)  # a later one ends by EOF, RST or idle by then
+        base = f"{conn.fam}-{conn.sport}"
+        files = [self.hostdir / f"{base}.bin"] + sorted(self.hostdir.glob(f"{base}-c*.bin"),
+                                                         key=lambda f: (len(f.stem), f.stem))
+        data = b"".join(f.read_bytes() for f in files)
+        return data, files[-1].with_suffix(".end").read_text()
+
+    def srv_route(self, fam, *extra):
+        """srv's default route, as set up, plus `extra` attributes (e.g. advmss)."""
+        via = RTR_B6 if fam == 6 else RTR_B4
+        self.ip(*(["-6"] if fam == 6 else []), "route", "change", "default", "via", via, "quickack", "1", *extra,
+                ns=self.ns_srv)
+
     def execute(self, conn, steps):
         for st in steps:
             if isinstance(st, Sleep):
@@ -507,6 +549,8 @@ class Lab:
                 conn.wait_synack(st.isn, st.timeout)
             elif isinstance(st, Call):
                 self.execute(conn, st.fn(conn))
+            elif isinstance(st, Lossy):
+                conn.tx(st.frame, may_drop=True)
             elif isinstance(st, (list, tuple)):
                 self.execute(conn, st)
             else:
@@ -808,9 +852,13 @@ class Conn:
             out.append(f)
         return out
 
-    def tx(self, frame):
+    def tx(self, frame, may_drop=False):
         raw = frame if isinstance(frame, (bytes, bytearray)) else bytes(frame)
-        self.lab.sock.send(raw)
+        try:
+            self.lab.sock.send(raw)
+        except OSError:
+            if not may_drop:
+                raise
         self.sent.append(bytes(raw))
 
     # --- the connection's life ---
