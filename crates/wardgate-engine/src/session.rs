@@ -1190,40 +1190,41 @@ fn msa_segments(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// `MSA|AE|X` then `MSA|AA|X` relayed, a rejection to one reader and an
 /// acceptance to another).
 fn msa_disagree(frame: &[u8]) -> bool {
-    let Some(sep) = payload(frame).and_then(|p| p.get(3)).copied() else {
-        return false;
-    };
-    let key = |seg: &[u8]| {
-        let mut f = seg.split(move |&b| b == sep).skip(1);
-        (
-            f.next().unwrap_or_default().trim_ascii().to_vec(),
-            f.next().unwrap_or_default().trim_ascii().to_vec(),
-        )
-    };
-    let mut segs = msa_segments(frame);
-    let Some(first) = segs.next().map(key) else {
-        return false;
-    };
-    segs.any(|s| key(s) != first)
+    msa_differ(frame, |a, b| a != b)
 }
 
 /// Whether a framed answer's MSA segments name different messages (MSA-2).
 fn msa_ids_disagree(frame: &[u8]) -> bool {
-    let Some(sep) = payload(frame).and_then(|p| p.get(3)).copied() else {
+    msa_differ(frame, |a, b| a.1 != b.1)
+}
+
+/// MSA-1 and MSA-2 of an MSA segment, trimmed.
+fn msa_code_and_id(seg: &[u8], sep: u8) -> (&[u8], &[u8]) {
+    let mut f = seg.split(move |&b| b == sep).skip(1);
+    let code = f.next().unwrap_or_default().trim_ascii();
+    let id = f.next().unwrap_or_default().trim_ascii();
+    (code, id)
+}
+
+/// Whether a framed answer holds more than one MSA segment and one of them
+/// `differs` from the first (by MSA-1 and MSA-2). One pass without
+/// allocating, and only a search for the usual answer with one MSA (this
+/// runs for every answer relayed).
+fn msa_differ(frame: &[u8], differs: impl Fn((&[u8], &[u8]), (&[u8], &[u8])) -> bool) -> bool {
+    let Some(p) = payload(frame) else {
         return false;
     };
-    let id = |seg: &[u8]| {
-        seg.split(move |&b| b == sep)
-            .nth(2)
-            .unwrap_or_default()
-            .trim_ascii()
-            .to_vec()
+    if memchr::memmem::find_iter(p, b"MSA").nth(1).is_none() {
+        return false;
+    }
+    let Some(&sep) = p.get(3) else {
+        return false;
     };
     let mut segs = msa_segments(frame);
-    let Some(first) = segs.next().map(id) else {
+    let Some(first) = segs.next().map(|s| msa_code_and_id(s, sep)) else {
         return false;
     };
-    segs.any(|s| id(s) != first)
+    segs.any(|s| differs(msa_code_and_id(s, sep), first))
 }
 
 /// The MSA codes of a framed answer, for the record: `AE, AA`.
