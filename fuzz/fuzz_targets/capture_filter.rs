@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
                 dst_port: 2575,
                 ..Tcp::default()
             }),
+            ip_len: 40,
         };
         let _ = f.matches(&d);
     }
