@@ -161,6 +161,9 @@ fn write_ack(
         h.receiving_app,
         h.receiving_facility,
         h.original_control_id,
+        h.trigger,
+        h.processing,
+        h.version,
     ]
     .iter()
     .all(|b| std::str::from_utf8(b).is_ok());
@@ -246,6 +249,9 @@ fn write_ack_in(
         h.receiving_app,
         h.receiving_facility,
         h.original_control_id,
+        h.trigger,
+        h.processing,
+        h.version,
     ]
     .iter()
     .all(|b| b.is_ascii());

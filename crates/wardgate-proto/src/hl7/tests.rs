@@ -667,6 +667,35 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
 }
 
 #[test]
+fn an_answer_echoing_a_latin1_trigger_processing_id_or_version_parses() {
+    // Found by the fuzz smoke (hl7_ack_roundtrip, hl7_differential): MSH-9's
+    // trigger, MSH-11 and MSH-12 are echoed too; a high byte there under a
+    // declared UTF-8 made wardgate's own answer one it refuses.
+    for raw in [
+        &b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||ADT^A08^ADT_A01|ADT-77|P\xa42.5\rPID|||4711\r"[..],
+        b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||RGV^O\xb15^RGV_O15|C4|P|2.6\rPID|||4711\r",
+        b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||ORU^R01|C5|P|2.\xe95\rPID|||4711\r",
+    ] {
+        let m = Message::parse(raw, &Limits::default()).unwrap();
+        let p = ack::AckParams {
+            summary: None,
+            location: None,
+            application_code: None,
+            code: ack::AckCode::AR,
+            text: "rate above the limit for \u{c5}",
+            error_code: Some((207, "Application internal error")),
+            control_id: "WG1",
+            timestamp: "20261124101500",
+            sending_application: "WARDGATE",
+        };
+        let mut out = Vec::new();
+        ack::build_ack(&m, &p, &mut out);
+        let ack = Message::parse(&out, &Limits::default());
+        assert!(ack.is_ok(), "{:?}: {ack:?}", String::from_utf8_lossy(&out));
+    }
+}
+
+#[test]
 fn an_answer_echoing_bytes_that_are_not_utf8_does_not_declare_utf8() {
     // Found by an adversarial review: a Latin-1 MSH-10 echoed in MSA-2 under
     // a declared UTF-8: a receiver decoding by the declared set could not
