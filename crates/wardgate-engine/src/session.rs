@@ -633,31 +633,7 @@ impl Session {
                     if answer == Answer::Relay && msa_disagree(frame) {
                         answer = Answer::Ambiguous;
                     }
-                    if answer == Answer::Ambiguous {
-                        // Consumed; wardgate's AE goes back in its place.
-                        out.push(Out::Relay {
-                            start: f.len,
-                            end: f.len,
-                        });
-                        let named =
-                            String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
-                        let codes = msa_codes(frame);
-                        let ev = self
-                            .flow
-                            .event(
-                                clock,
-                                &self.route,
-                                Action::Blocked,
-                                format!("upstream answered message {named} with MSA segments that disagree ({codes}): not relayed; the sender was sent wardgate's AE saying the answer was ambiguous (whether the pump server accepted it is unknown)"),
-                                Stage::Message,
-                            )
-                            .with_rule(rules::AMBIGUOUS_ACK);
-                        out.push(Out::Record(ev.into()));
-                        let answered = self.last_answer.take();
-                        if let Some(reply) = ambiguous_answer(frame, answered.as_deref()) {
-                            out.push(Out::Reply(reply));
-                        }
-                    } else if answer == Answer::Relay {
+                    if answer == Answer::Relay {
                         out.push(Out::Relay {
                             start: f.start,
                             end: f.len,
@@ -671,7 +647,12 @@ impl Session {
                         let named =
                             String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
                         let code = String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default());
-                        let (reason, rule) = if answer == Answer::NoMsa {
+                        let (reason, rule) = if answer == Answer::Ambiguous {
+                            (
+                                format!("upstream answered message {named} with MSA segments that disagree ({}): not relayed; the sender was sent wardgate's AE saying the answer was ambiguous (whether the pump server accepted it is unknown)", msa_codes(frame)),
+                                rules::AMBIGUOUS_ACK,
+                            )
+                        } else if answer == Answer::NoMsa {
                             (
                                 "upstream sent a frame that is no acknowledgement (no MSA segment): it answers no message; not relayed".to_owned(),
                                 rules::UNSOLICITED_ACK,
@@ -697,6 +678,13 @@ impl Session {
                             .event(clock, &self.route, Action::Blocked, reason, Stage::Message)
                             .with_rule(rule);
                         out.push(Out::Record(ev.into()));
+                        if answer == Answer::Ambiguous {
+                            // wardgate's AE goes back in the answer's place.
+                            let answered = self.last_answer.take();
+                            if let Some(reply) = ambiguous_answer(frame, answered.as_deref()) {
+                                out.push(Out::Reply(reply));
+                            }
+                        }
                     }
                     at += f.len;
                     while self.deferred.front().is_some_and(|d| d.0 == 0) {
@@ -1153,24 +1141,10 @@ pub fn policy_changed(flow: &Flow, route: &RoutePolicy, clock: &Clock) -> crate:
 /// code, 2: the control id it answers), split on the field separator its MSH
 /// declares.
 fn msa_field(frame: &[u8], n: usize) -> Option<&[u8]> {
-    let payload = payload(frame)?;
-    let sep = *payload.get(3).filter(|_| payload.starts_with(b"MSH"))?;
+    let sep = *payload(frame)?.get(3)?;
     // The first segment that is an MSA: a line start (the payload's, or after
     // a CR or LF) followed by `MSA` and the separator.
-    let mut at = 0;
-    let msa = loop {
-        let rest = payload.get(at..)?;
-        let end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
-        let seg = &rest[..end];
-        if seg.starts_with(b"MSA") && seg.get(3) == Some(&sep) {
-            break seg;
-        }
-        if end == rest.len() {
-            return None;
-        }
-        at += end + 1;
-    };
-    msa.split(|&b| b == sep).nth(n)
+    msa_segments(frame).next()?.split(|&b| b == sep).nth(n)
 }
 
 /// The MSA segments of a framed answer, as written.

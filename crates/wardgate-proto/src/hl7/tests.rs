@@ -214,17 +214,7 @@ fn text_written_without_undeclared_default_characters() {
     escape(b"a\\b&c^d", &two, &mut out);
     assert_eq!(out, b"a b c d");
     let m = Message::parse(b"MSH|^&|A|B|C|D|2026||ADT^A01|X\r", &Limits::default()).unwrap();
-    let p = ack::AckParams {
-        summary: None,
-        location: None,
-        application_code: None,
-        code: ack::AckCode::AR,
-        text: "'\\' and '&' in a reason",
-        error_code: Some((207, "Application internal error")),
-        control_id: "WG1",
-        timestamp: "20261124101500",
-        sending_application: "WARDGATE",
-    };
+    let p = refusal("'\\' and '&' in a reason");
     let mut ackbytes = Vec::new();
     ack::build_ack(&m, &p, &mut ackbytes);
     assert!(Message::parse(&ackbytes, &Limits::default()).is_ok());
@@ -666,6 +656,21 @@ fn a_character_set_that_can_hide_a_delimiter_is_refused() {
     );
 }
 
+/// wardgate's AR with `text` as its reason, as the tests build it.
+fn refusal(text: &str) -> ack::AckParams<'_> {
+    ack::AckParams {
+        summary: None,
+        location: None,
+        application_code: None,
+        code: ack::AckCode::AR,
+        text,
+        error_code: Some((207, "Application internal error")),
+        control_id: "WG1",
+        timestamp: "20261124101500",
+        sending_application: "WARDGATE",
+    }
+}
+
 #[test]
 fn an_answer_echoing_a_latin1_trigger_processing_id_or_version_parses() {
     // Found by the fuzz smoke (hl7_ack_roundtrip, hl7_differential): MSH-9's
@@ -677,17 +682,7 @@ fn an_answer_echoing_a_latin1_trigger_processing_id_or_version_parses() {
         b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||ORU^R01|C5|P|2.\xe95\rPID|||4711\r",
     ] {
         let m = Message::parse(raw, &Limits::default()).unwrap();
-        let p = ack::AckParams {
-            summary: None,
-            location: None,
-            application_code: None,
-            code: ack::AckCode::AR,
-            text: "rate above the limit for \u{c5}",
-            error_code: Some((207, "Application internal error")),
-            control_id: "WG1",
-            timestamp: "20261124101500",
-            sending_application: "WARDGATE",
-        };
+        let p = refusal("rate above the limit for \u{c5}");
         let mut out = Vec::new();
         ack::build_ack(&m, &p, &mut out);
         let ack = Message::parse(&out, &Limits::default());
@@ -703,17 +698,7 @@ fn an_answer_echoing_bytes_that_are_not_utf8_does_not_declare_utf8() {
     let raw =
         b"MSH|^~\\&|EHR|ICU|PUMP|ICU|20261124101500||RGV^O15|B\xe93|P|2.6||||||8859/1\rPID|||1\r";
     let m = Message::parse(raw, &Limits::default()).unwrap();
-    let p = ack::AckParams {
-        summary: None,
-        location: None,
-        application_code: None,
-        code: ack::AckCode::AR,
-        text: "rate above the limit for Å",
-        error_code: Some((207, "Application internal error")),
-        control_id: "WG1",
-        timestamp: "20261124101500",
-        sending_application: "WARDGATE",
-    };
+    let p = refusal("rate above the limit for Å");
     let mut out = Vec::new();
     ack::build_ack(&m, &p, &mut out);
     let text = String::from_utf8_lossy(&out);
