@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             vlan: Some(7),
             vlans: 8,
             sent_by_capture_host: false,
+            cooked: None,
             reassembled: false,
             src: "10.1.2.3".parse().expect("ip"),
             dst: "10.1.2.4".parse().expect("ip"),

@@ -129,6 +129,10 @@ pub struct PacketCounts {
     pub unsupported_link: u64,
     /// Malformed or truncated headers.
     pub malformed: u64,
+    /// Frames the capture cut short (a snap length below the frame's size)
+    /// whose IP datagram was not captured whole: the host read what
+    /// wardgate could not see (see `WG-CAP-026`).
+    pub cut_frames: u64,
     /// Frames with more VLAN tags (not counting VLAN 0 priority tags) than a
     /// flow's key holds: read by a host only through VLAN interfaces stacked
     /// that deep; not analysed as a connection's, their TCP bytes make other
@@ -236,6 +240,14 @@ struct Shown {
     mac_confirmed: bool,
     /// Its own source MAC, from its first frame.
     src_mac: Option<[u8; 6]>,
+    /// A cooked capture took one of its frames as to the capturing host
+    /// (`PACKET_HOST`): the capture was taken on its receiver (or on a router
+    /// between), whose NIC drops a frame to another station.
+    cooked_host: bool,
+    /// A cooked capture showed one of its frames as sent by the capturing
+    /// host (`PACKET_OUTGOING`): the capture was taken on it, so the frames
+    /// it receives are judged by the packet type its own NIC gave them.
+    cooked_out: bool,
     /// Its TCP checksums are the offload artefact of a capture on its host
     /// (decided by its first segment).
     offloaded: Option<bool>,
@@ -296,30 +308,46 @@ struct Forgotten {
     /// The earliest FIN or RST among them: a host that took it read nothing
     /// past it.
     stop: Option<u32>,
+    /// Part of it is a frame the capture cut short (see
+    /// [`Analyzer::cut_frame`]), not a copy let go.
+    cut: bool,
 }
 
 impl Forgotten {
     /// Merges the stretch of `u` in.
     fn merge(this: Option<Forgotten>, u: &Uncertain) -> Forgotten {
         let end_u = u.seq.wrapping_add(u.bytes.len() as u32);
+        Self::merge_stretch(this, u.seq, end_u, u.stop, false)
+    }
+
+    /// Merges in the stretch `seq..end` of a frame the capture cut short.
+    fn merge_cut(this: Option<Forgotten>, seq: u32, end: u32, stop: Option<u32>) -> Forgotten {
+        Self::merge_stretch(this, seq, end, stop, true)
+    }
+
+    fn merge_stretch(
+        this: Option<Forgotten>,
+        seq: u32,
+        end_u: u32,
+        stop: Option<u32>,
+        cut: bool,
+    ) -> Forgotten {
         let Some(f) = this else {
             return Forgotten {
-                start: u.seq,
+                start: seq,
                 end: end_u,
-                stop: u.stop,
+                stop,
+                cut,
             };
         };
         Forgotten {
-            start: if after(f.start, u.seq) {
-                u.seq
-            } else {
-                f.start
-            },
+            start: if after(f.start, seq) { seq } else { f.start },
             end: if after(end_u, f.end) { end_u } else { f.end },
-            stop: match (f.stop, u.stop) {
+            stop: match (f.stop, stop) {
                 (Some(a), Some(b)) => Some(if after(a, b) { b } else { a }),
                 (a, b) => a.or(b),
             },
+            cut: f.cut || cut,
         }
     }
 
@@ -360,6 +388,12 @@ enum Doubt {
     /// it, a path with larger frames (the MSS clamped by a middlebox)
     /// delivers it, and the capture cannot tell which.
     OverMss { limit: u16, announced: bool },
+    /// Reassembled from IPv4 fragments between two of which more than the
+    /// reassembly distance of other fragments came from the source to other
+    /// addresses ([`defrag::Anomaly::MaybeRestarted`]): a host owning those
+    /// addresses restarted its queue and never read it, one that does not
+    /// read it.
+    FragmentDistance,
 }
 
 /// Most payload a 1500-byte link carries in one TCP segment over IPv4 (and
@@ -915,6 +949,7 @@ fn bit(rule: Rule) -> u32 {
         "WG-CAP-020" => 128,
         "WG-CAP-022" => 256,
         "WG-CAP-023" => 512,
+        "WG-CAP-026" => 1024,
         _ => 1 << 31,
     }
 }
@@ -1083,6 +1118,15 @@ impl Analyzer {
                 self.counts.not_ip += 1;
                 return;
             }
+            Err(decode::DecodeError::Malformed(_)) if p.orig_len as usize > p.data.len() => {
+                // Cut by the capture, not on the wire: the host read it whole
+                // (found by an adversarial review: such a frame was counted
+                // malformed, and a decoy sent after it at the same sequence
+                // numbers judged as the order read).
+                self.counts.cut_frames += 1;
+                self.cut_frame(link, p, ts, out);
+                return;
+            }
             Err(decode::DecodeError::Malformed(_)) => {
                 self.counts.malformed += 1;
                 return;
@@ -1093,6 +1137,74 @@ impl Analyzer {
         self.decoded(d, ts, out);
         if self.now_us.saturating_sub(self.last_sweep_us) >= 1_000_000 {
             self.sweep(out);
+        }
+    }
+
+    /// A frame the capture cut short, its IP datagram not captured whole.
+    /// A TCP segment of a connection followed (its headers captured) covers
+    /// a stretch of the connection's sequence space whose bytes wardgate
+    /// cannot know, nor whether its checksum held: the stretch is kept as
+    /// [`Forgotten`], so that other bytes sent there are an ambiguity
+    /// (`WG-CAP-005`), and the bytes the host read there, if none other
+    /// come, are a hole (`WG-CAP-006`). Reported once per connection
+    /// (`WG-CAP-026`); a frame no connection can be named for, at capture
+    /// level.
+    fn cut_frame(
+        &mut self,
+        link: decode::LinkType,
+        p: Packet<'_>,
+        ts: u64,
+        out: &mut dyn FnMut(Record),
+    ) {
+        let cut = decode::cut_segment(link, p.data, p.orig_len);
+        let placed = cut.and_then(|c| {
+            let src = SocketAddr::new(c.src, c.src_port);
+            let dst = SocketAddr::new(c.dst, c.dst_port);
+            let k = key(&self.keyer, c.vlans, src, dst);
+            let conn = self.flows.get_mut(&k)?;
+            let side = if src == conn.session.client() {
+                &mut conn.up
+            } else {
+                &mut conn.down
+            };
+            if !c.flags.syn {
+                // A RST's bytes are discarded; past a FIN or at a RST, a host
+                // that took it read nothing more.
+                let len = if c.flags.rst { 0 } else { c.payload_len };
+                let end = c.seq.wrapping_add(len);
+                let stop = (c.flags.fin || c.flags.rst).then_some(end);
+                let read = side.stream.next_seq();
+                let spent =
+                    read.is_some_and(|n| !after(end, n) && stop.is_none_or(|s| after(n, s)));
+                if !spent && (len > 0 || stop.is_some()) {
+                    side.forgotten = Some(Forgotten::merge_cut(side.forgotten, c.seq, end, stop));
+                }
+            }
+            Some((k, src, c))
+        });
+        match placed {
+            Some((k, src, c)) => self.conn_anomaly(
+                &k,
+                rules::FRAME_CUT,
+                || format!(
+                    "a frame from {src} was cut by the capture's snap length ({} of {} bytes captured; sequence number {}, {} byte(s) of data): the host read it whole, wardgate could not see its bytes nor check its checksum; bytes sent again for that stretch are named as an ambiguity, and a message the host read there as a hole (further cut frames on this connection are only counted)",
+                    p.data.len(),
+                    p.orig_len,
+                    c.seq,
+                    c.payload_len
+                ),
+                ts,
+                out,
+            ),
+            None => self.capture_alert(
+                rules::FRAME_CUT,
+                format!(
+                    "a frame was cut by the capture's snap length ({} of {} bytes captured) before wardgate could place it in a connection it follows: what the host read in it is unknown",
+                    p.data.len(),
+                    p.orig_len
+                ),
+                out,
+            ),
         }
     }
 
@@ -1136,7 +1248,9 @@ impl Analyzer {
                         .ipv4_framed(scope, ip, frame, ts, &mut |a| anomalies.push(a))
                         .map(|d| (d, None))
                 };
+                let mut maybe_restarted = false;
                 for a in anomalies {
+                    maybe_restarted |= matches!(a, defrag::Anomaly::MaybeRestarted { .. });
                     self.fragment_anomaly(&a, out);
                 }
                 if let Some((datagram, fragmentable_at)) = whole {
@@ -1158,7 +1272,17 @@ impl Analyzer {
                                 reassembled: true,
                                 ..inner
                             };
-                            self.decoded(&merged, ts, out);
+                            match merged.transport {
+                                // Read by one host, restarted by another:
+                                // a copy the host may not have taken.
+                                Transport::Tcp(t)
+                                    if maybe_restarted && merged.host_drop.is_none() =>
+                                {
+                                    self.counts.tcp += 1;
+                                    self.uncertain_segment(&merged, &t, Doubt::FragmentDistance);
+                                }
+                                _ => self.decoded(&merged, ts, out),
+                            }
                         }
                         _ => self.counts.malformed += 1,
                     }
@@ -1194,10 +1318,48 @@ impl Analyzer {
         }
     }
 
+    /// A TCP segment the host may or may not have taken (for `doubt`): not
+    /// analysed; its bytes, and where a FIN or RST on it would have ended
+    /// the stream, are kept as an uncertain copy of its connection's, so
+    /// that other bytes there, or past that end, are an ambiguity
+    /// (`WG-CAP-005`). A SYN is left out.
+    fn uncertain_segment(&mut self, d: &Decoded<'_>, t: &decode::Tcp<'_>, doubt: Doubt) {
+        let flags = t.flags;
+        if flags.syn {
+            return;
+        }
+        let src = SocketAddr::new(d.src, t.src_port);
+        let dst = SocketAddr::new(d.dst, t.dst_port);
+        let k = key(&self.keyer, d.vlans, src, dst);
+        let Some(c) = self.flows.get_mut(&k) else {
+            return;
+        };
+        let side = if src == c.session.client() {
+            &mut c.up
+        } else {
+            &mut c.down
+        };
+        let payload = if flags.rst { &[][..] } else { t.payload };
+        let mut copy = Uncertain::new(t.seq, payload, doubt);
+        if flags.fin || flags.rst {
+            // Where a host that took it stopped reading: at the FIN, or at a
+            // RST's sequence number; not before what the stream has read
+            // already (a host ignores a control there).
+            let stop = t.seq.wrapping_add(payload.len() as u32);
+            let stale = side.stream.next_seq().is_some_and(|n| after(n, stop));
+            copy.stop = Some(stop).filter(|_| !stale);
+        }
+        if !payload.is_empty() || copy.stop.is_some() {
+            note_uncertain(side, copy);
+        }
+    }
+
     fn fragment_anomaly(&mut self, a: &defrag::Anomaly, out: &mut dyn FnMut(Record)) {
         use defrag::Anomaly as A;
         let rule = match a {
-            A::Duplicate { .. } => return,
+            // Named with the connection's bytes, where they matter (see
+            // `Doubt::FragmentDistance`).
+            A::Duplicate { .. } | A::MaybeRestarted { .. } => return,
             A::Overlap { .. } | A::DuplicateDiffers { .. } => rules::FRAGMENT_OVERLAP,
             A::TimedOut { .. } | A::Evicted { .. } => rules::FRAGMENT_INCOMPLETE,
             A::MixedStations { .. } => rules::OTHER_STATION_MAC,
@@ -1526,28 +1688,8 @@ impl Analyzer {
                 decode::AuthDrop::Since67 => Some(Doubt::OldKernel),
                 decode::AuthDrop::TcpAoBuild => Some(Doubt::TcpAo),
             };
-            if let Some(doubt) = doubt.filter(|_| !flags.syn) {
-                if let Some(c) = self.flows.get_mut(&k) {
-                    let side = if src == c.session.client() {
-                        &mut c.up
-                    } else {
-                        &mut c.down
-                    };
-                    let payload = if flags.rst { &[][..] } else { t.payload };
-                    let mut copy = Uncertain::new(t.seq, payload, doubt);
-                    if flags.fin || flags.rst {
-                        // Where a host that took it stopped reading: at the
-                        // FIN, or at a RST's sequence number; not before
-                        // what the stream has read already (a host ignores
-                        // a control there).
-                        let stop = t.seq.wrapping_add(payload.len() as u32);
-                        let stale = side.stream.next_seq().is_some_and(|n| after(n, stop));
-                        copy.stop = Some(stop).filter(|_| !stale);
-                    }
-                    if !payload.is_empty() || copy.stop.is_some() {
-                        note_uncertain(side, copy);
-                    }
-                }
+            if let Some(doubt) = doubt {
+                self.uncertain_segment(d, t, doubt);
             }
             self.counts.host_drops += 1;
             let why = match auth {
@@ -1920,6 +2062,32 @@ impl Analyzer {
             snd.shown.src_mac = d.src_mac;
         }
         let wrong_mac = matches!((d.dst_mac, snd.shown.mac), (Some(a), Some(b)) if a != b);
+        // A cooked capture names no MAC; its packet type says how the
+        // capturing host's NIC took the frame (found by an adversarial
+        // review: frames to another station, a broadcast, a decoy FIN, were
+        // judged as read). TCP takes no broadcast or multicast frame on any
+        // host; a frame to another station is dropped by the capturing host,
+        // which is this frame's receiver when it took another of this
+        // direction's frames as its own or sent the other end's (a capture
+        // beside the link, on a SPAN port, shows every frame as to another
+        // station, and those are judged as read).
+        let cooked_drop = match d.cooked {
+            Some(decode::Cooked::Host) => {
+                snd.shown.cooked_host = true;
+                None
+            }
+            Some(decode::Cooked::Outgoing) => {
+                snd.shown.cooked_out = true;
+                None
+            }
+            Some(decode::Cooked::Broadcast | decode::Cooked::Multicast) => {
+                Some("frame to the link's broadcast or a multicast address (cooked capture's packet type): TCP takes no such frame")
+            }
+            Some(decode::Cooked::OtherHost) if snd.shown.cooked_host || rcv.shown.cooked_out => {
+                Some("frame to another station's MAC address (cooked capture's packet type, on a capture taken on the receiving host)")
+            }
+            _ => None,
+        };
         // A partial checksum is offload when this sender's segments have it
         // from the first (a capture on its host), a decoy after good ones.
         let partial = checksum == Checksum::Partial;
@@ -1953,6 +2121,8 @@ impl Analyzer {
                 rules::OTHER_STATION_MAC,
                 "frame to another station's MAC address",
             ));
+        } else if let Some(why) = cooked_drop {
+            drop = Some((rules::OTHER_STATION_MAC, why));
         } else if let Some((_, true)) = ttl_change {
             drop = Some((
                 rules::TTL_CHANGE,
@@ -2503,9 +2673,15 @@ impl Analyzer {
                 // duplicates to the host, judged against what was read.
                 side.forgotten = None;
             } else if !payload.is_empty() && f.touches(t.seq, end_t) {
-                let text = format!(
-                    "bytes from {src} were sent where wardgate had to let go of copies the host may or may not have taken (with a TCP-AO option or malformed TCP options, at the window edge, with a low TTL or deep VLAN tags, larger than the receiver's MSS: more than {MAX_UNCERTAIN} at once): the host may have read one of those rather than these bytes, which wardgate judged"
-                );
+                let text = if f.cut {
+                    format!(
+                        "bytes from {src} were sent where a frame the capture cut short (its snap length) had data, or after its FIN or RST: the host read that frame whole, which wardgate could not see; it may have read those bytes rather than these, which wardgate judged"
+                    )
+                } else {
+                    format!(
+                        "bytes from {src} were sent where wardgate had to let go of copies the host may or may not have taken (with a TCP-AO option or malformed TCP options, at the window edge, with a low TTL or deep VLAN tags, larger than the receiver's MSS: more than {MAX_UNCERTAIN} at once): the host may have read one of those rather than these bytes, which wardgate judged"
+                    )
+                };
                 observer.ambiguity(
                     session,
                     from_client,
@@ -2580,6 +2756,12 @@ impl Analyzer {
                         ),
                         (Doubt::OverMss { limit, announced: false }, _) => format!(
                             "bytes from {src} were also sent in a segment carrying more than {limit} bytes (the receiver announced no MSS): a 1500-byte link drops it, a path that carries larger frames delivers it; the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"
+                        ),
+                        (Doubt::FragmentDistance, false) => format!(
+                            "bytes from {src} were also sent in an IP datagram whose fragments had more than the reassembly distance of other fragments from the same source to other addresses between them: a host owning those addresses too restarted its reassembly and read this copy, which wardgate judged; one that does not read the other, which wardgate did not judge"
+                        ),
+                        (Doubt::FragmentDistance, true) => format!(
+                            "bytes from {src} come after a FIN or RST sent in an IP datagram whose fragments had more than the reassembly distance of other fragments from the same source to other addresses between them: a host owning those addresses too never reassembled it and read these bytes, which wardgate judged; one that does not took it and read none of them"
                         ),
                         (Doubt::LowTtl, _) => format!(
                             "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"

@@ -62,7 +62,13 @@
 //! the same destination since a queue's previous fragment, Linux forgets what that
 //! queue held and restarts it (and its timer) with the new fragment
 //! ([`Anomaly::TooFar`]); counted per (scope, source, destination), since the monitor
-//! stands in for every destination host.
+//! stands in for every destination host. Linux counts per source across all of the
+//! host's addresses (`inet_getpeer_v4` on the source alone), which the monitor cannot
+//! know: counted per (scope, source) too, a datagram that completes although the
+//! count across every destination says its queue restarted is returned all the same,
+//! with [`Anomaly::MaybeRestarted`], and the caller treats it as a copy the host may
+//! not have read (an adversarial review: a FIN's fragments with other fragments
+//! between them to the host's second address completed for wardgate only).
 //!
 //! IPv6 (`ipv6_frag_rcv`, `ip6_frag_reasm`): the Fragment header may follow
 //! hop-by-hop (first only), routing and destination options headers; everything
@@ -294,6 +300,15 @@ pub enum Anomaly {
         /// The datagram.
         key: Key,
     },
+    /// IPv4: completed, but more than [`Limits::max_dist`] fragments came
+    /// from its source to other destinations between two of its fragments: a
+    /// host that owns those addresses too restarted its queue and never had
+    /// this datagram; one that does not reassembled it. Returned with this
+    /// anomaly, from the same call.
+    MaybeRestarted {
+        /// The datagram.
+        key: Key,
+    },
 }
 
 impl Anomaly {
@@ -311,7 +326,8 @@ impl Anomaly {
             | Anomaly::TimedOut { key }
             | Anomaly::Evicted { key }
             | Anomaly::TooFar { key }
-            | Anomaly::MixedStations { key } => key,
+            | Anomaly::MixedStations { key }
+            | Anomaly::MaybeRestarted { key } => key,
         }
     }
 
@@ -348,6 +364,9 @@ impl Anomaly {
             Anomaly::MixedStations { key } => format!(
                 "IP fragments of one datagram framed to different stations' MAC addresses ({key}): no host received them all; dropped"
             ),
+            Anomaly::MaybeRestarted { key } => format!(
+                "IP datagram completed ({key}) although more than the reassembly distance of other fragments came from its source to other addresses between its fragments: a host owning those addresses restarted it"
+            ),
         }
     }
 }
@@ -378,6 +397,9 @@ pub struct Stats {
     pub evicted: u64,
     /// IPv4 queues restarted by `ipfrag_max_dist`.
     pub too_far: u64,
+    /// IPv4 datagrams completed that a host owning the other destinations
+    /// of their source's fragments would have restarted.
+    pub maybe_restarted: u64,
     /// Tiny or offset-8 TCP fragments (RFC 1858).
     pub tiny: u64,
     /// Inputs that were not a well-formed fragment (short, bad IPv4 header checksum,
@@ -397,6 +419,9 @@ pub struct Defrag {
     /// IPv4 `inet_peer` fragment counters per (scope, source, destination), kept while
     /// a queue of theirs exists (only differences matter).
     peers: HashMap<(u64, IpAddr, IpAddr), Peer, foldhash::fast::RandomState>,
+    /// The same per (scope, source): Linux's count when every destination
+    /// is one host.
+    source_peers: HashMap<(u64, IpAddr), Peer, foldhash::fast::RandomState>,
     held: usize,
     serial: u64,
     stats: Stats,
@@ -416,6 +441,11 @@ struct Queue {
     serial: u64,
     /// The peer counter at this queue's previous fragment.
     rid: u64,
+    /// The per-source counter at this queue's previous fragment.
+    source_rid: u64,
+    /// Restarted by the per-source count, not by the per-destination one
+    /// (see [`Anomaly::MaybeRestarted`]).
+    maybe_restarted: bool,
     /// Length known so far (`q.len`).
     len: u32,
     /// A last fragment is in (`INET_FRAG_LAST_IN`).
@@ -533,6 +563,7 @@ impl Defrag {
             queues: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             order: BTreeMap::new(),
             peers: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            source_peers: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             held: 0,
             serial: 0,
             stats: Stats::default(),
@@ -756,6 +787,8 @@ impl Defrag {
                 created_us: now_us,
                 serial,
                 rid: 0,
+                source_rid: 0,
+                maybe_restarted: false,
                 len: 0,
                 last_in: false,
                 meat: 0,
@@ -772,6 +805,10 @@ impl Defrag {
         self.held = self.held.saturating_add(QUEUE_OVERHEAD);
         if let Some(peer) = self.peer_key(&lookup) {
             self.peers.entry(peer).or_default().queues += 1;
+            self.source_peers
+                .entry((peer.0, peer.1))
+                .or_default()
+                .queues += 1;
         }
     }
 
@@ -792,6 +829,13 @@ impl Defrag {
                 p.queues = p.queues.saturating_sub(1);
                 if p.queues == 0 {
                     self.peers.remove(&peer);
+                }
+            }
+            let source = (peer.0, peer.1);
+            if let Some(p) = self.source_peers.get_mut(&source) {
+                p.queues = p.queues.saturating_sub(1);
+                if p.queues == 0 {
+                    self.source_peers.remove(&source);
                 }
             }
         }
@@ -823,7 +867,9 @@ impl Defrag {
             Some(peer) => {
                 let p = self.peers.entry(peer).or_default();
                 p.rid = p.rid.wrapping_add(1);
-                Some(p.rid)
+                let s = self.source_peers.entry((peer.0, peer.1)).or_default();
+                s.rid = s.rid.wrapping_add(1);
+                Some((p.rid, s.rid))
             }
             None => None,
         };
@@ -835,12 +881,15 @@ impl Defrag {
         };
         let before = q.charged;
         let mut restarted = None;
-        if let Some(rid) = rid {
+        if let Some((rid, source_rid)) = rid {
             let start = std::mem::replace(&mut q.rid, rid);
+            let source_start = std::mem::replace(&mut q.source_rid, source_rid);
             if !q.frags.is_empty() && rid.wrapping_sub(start) > max_dist {
                 // ip_frag_reinit: forget the fragments and restart the timer.
                 restarted = Some((q.created_us, q.serial));
                 q.restart(now_us);
+            } else if !q.frags.is_empty() && source_rid.wrapping_sub(source_start) > max_dist {
+                q.maybe_restarted = true;
             }
         }
         let verdict = q.add(&frag);
@@ -879,6 +928,7 @@ impl Defrag {
             }
             Verdict::Complete => {
                 let mixed = self.queues.get(&lookup).is_some_and(|q| q.macs_differ);
+                let maybe = self.queues.get(&lookup).is_some_and(|q| q.maybe_restarted);
                 let q = self.queues.get(&lookup).map(Queue::assemble);
                 self.remove(&lookup);
                 if mixed {
@@ -889,6 +939,10 @@ impl Defrag {
                 match q? {
                     Ok(out) => {
                         self.stats.reassembled += 1;
+                        if maybe {
+                            self.stats.maybe_restarted += 1;
+                            anomaly(Anomaly::MaybeRestarted { key });
+                        }
                         Some(out)
                     }
                     Err(fault) => {
@@ -917,6 +971,7 @@ impl Queue {
         self.min_ttl = u8::MAX;
         self.mac = None;
         self.macs_differ = false;
+        self.maybe_restarted = false;
     }
 
     /// Steps 1 to 6 of the module documentation.

@@ -304,6 +304,7 @@ mod tests {
             vlan: None,
             vlans: 0,
             sent_by_capture_host: false,
+            cooked: None,
             reassembled: false,
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),

@@ -442,8 +442,8 @@ fn print_summary(
     )?;
     writeln!(
         out,
-        "not analysed: {} malformed, {} not IP, {} unsupported link type, {} TCP frame(s) with more VLAN tags than a connection's key holds; {} byte(s) missing from streams, {} connection(s) evicted, {} timed out",
-        p.malformed, p.not_ip, p.unsupported_link, p.deep_vlan_frames, p.gap_bytes, p.evicted, p.timed_out
+        "not analysed: {} malformed, {} cut by the capture's snap length, {} not IP, {} unsupported link type, {} TCP frame(s) with more VLAN tags than a connection's key holds; {} byte(s) missing from streams, {} connection(s) evicted, {} timed out",
+        p.malformed, p.cut_frames, p.not_ip, p.unsupported_link, p.deep_vlan_frames, p.gap_bytes, p.evicted, p.timed_out
     )?;
     if s.live {
         writeln!(

@@ -244,6 +244,7 @@ fn check(d: &Defrag) {
     assert_eq!(d.order.len(), d.queues.len(), "order and queues disagree");
     let mut charged = 0;
     let mut peers: HashMap<(u64, IpAddr, IpAddr), usize> = HashMap::new();
+    let mut sources: HashMap<(u64, IpAddr), usize> = HashMap::new();
     for (k, q) in &d.queues {
         assert_eq!(d.order.get(&(q.created_us, q.serial)), Some(k));
         let data: usize = q.frags.values().map(|f| f.len()).sum();
@@ -272,12 +273,17 @@ fn check(d: &Defrag) {
         charged += q.charged;
         if k.src.is_ipv4() && d.limits.max_dist > 0 {
             *peers.entry((k.scope, k.src, k.dst)).or_default() += 1;
+            *sources.entry((k.scope, k.src)).or_default() += 1;
         }
     }
     assert_eq!(d.held, charged);
     assert_eq!(d.peers.len(), peers.len());
     for (p, n) in peers {
         assert_eq!(d.peers.get(&p).map(|p| p.queues), Some(n));
+    }
+    assert_eq!(d.source_peers.len(), sources.len());
+    for (p, n) in sources {
+        assert_eq!(d.source_peers.get(&p).map(|p| p.queues), Some(n));
     }
 }
 
@@ -295,6 +301,7 @@ fn kind(a: &Anomaly) -> &'static str {
         Anomaly::Evicted { .. } => "Evicted",
         Anomaly::TooFar { .. } => "TooFar",
         Anomaly::MixedStations { .. } => "MixedStations",
+        Anomaly::MaybeRestarted { .. } => "MaybeRestarted",
     }
 }
 
@@ -660,7 +667,9 @@ fn too_many_fragments_from_the_source_restart_the_queue() {
     assert_eq!(r.v4_at(0, &f[1], 45 * SEC), Some(expected4(&w)));
     assert_eq!(r.kinds(), ["TooFar", "TimedOut", "TimedOut", "TimedOut"]);
 
-    // Fragments to another destination do not count.
+    // Fragments to another destination restart no queue for a host that
+    // does not own that address too; one that does (Linux counts per
+    // source) restarted it: the datagram is returned with that doubt.
     let mut r = Rig::with(limits);
     r.v4(&f[0]);
     for id in 100..110 {
@@ -671,7 +680,29 @@ fn too_many_fragments_from_the_source_restart_the_queue() {
     }
     r.v4(&f[1]);
     assert_eq!(r.v4(&f[2]), Some(expected4(&w)));
+    assert_eq!(r.kinds(), ["MaybeRestarted"]);
+    assert_eq!(r.d.stats().maybe_restarted, 1);
+    assert_eq!(r.d.stats().too_far, 0);
+
+    // Within the distance either way: no doubt.
+    let mut r = Rig::with(limits);
+    r.v4(&f[0]);
+    let mut p = raw4(100, 253, 0, 0, true, &[0; 8]);
+    p[19] = 99;
+    fix_checksum(&mut p);
+    r.v4(&p);
+    r.v4(&f[1]);
+    assert_eq!(r.v4(&f[2]), Some(expected4(&w)));
     assert!(r.seen.is_empty(), "{:?}", r.seen);
+
+    // A restart by the per-destination count is that, not a doubt.
+    let mut r = Rig::with(limits);
+    r.v4(&f[0]);
+    for id in 100..103 {
+        r.v4(&raw4(id, 253, 0, 0, true, &[0; 8]));
+    }
+    r.v4(&f[1]);
+    assert_eq!(r.kinds(), ["TooFar"]);
 }
 
 #[test]
@@ -1014,6 +1045,7 @@ fn describe_is_one_sentence_naming_the_datagram() {
         Anomaly::Evicted { key },
         Anomaly::TooFar { key },
         Anomaly::MixedStations { key },
+        Anomaly::MaybeRestarted { key },
     ] {
         let d = a.describe();
         assert!(d.contains("10.0.0.1 -> 10.0.0.2 id 0x42"), "{d}");
