@@ -1507,6 +1507,53 @@ def cases():
         c.add(f"heparin 10 mL/h declaring {declared} with the patient {name!r}",
               charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", f"{name}^Jane"), declared), "allow", as_bytes=True)
 
+    # --- Review 18: RXG-15 (the give *rate* amount) as an amount with RXG-14 ------
+    # A receiver following the base standard runs the amount per RXG-14 as a
+    # rate; one following PCD-03's bolus convention gives it as a dose. Both
+    # readings are judged.
+    for amount, per, unit, verdict, rule, why in (
+        ("9000", "H1", U[1], "block", "WG-INF-010", "9000 U/h"),
+        ("5000", "M30", U[1], "block", "WG-INF-010", "10000 U/h"),
+        ("9000", "H1", U[0], "block", "WG-INF-010", "9000 U/h, MDC unit"),
+        ("90", "H1", ML[1], "block", "WG-INF-010", "90 mL/h of 100 U/mL"),
+        ("24000", "D1", U[1], "block", "WG-INF-011", "1000 U/h, but a 24000 U dose"),
+        ("12000", "H24", U[1], "block", "WG-INF-011", "500 U/h, but a 12000 U dose"),
+        ("1000", "H1", U[1], "allow", None, "1000 U/h or a 1000 U dose"),
+        ("10", "H1", ML[1], "allow", None, "10 mL/h of 100 U/mL, or a 10 mL dose"),
+        ("30", "H1", ML[1], "block", "WG-INF-010", "30 mL/h of 100 U/mL"),
+    ):
+        f = dict(f1="1", f4="HEP^heparin^LOCAL", f14=per, f15=amount, f16=unit)
+        if unit in (ML[0], ML[1]):
+            f.update(f17="25000", f18=U[1], f23="250", f24=ML[1])
+        c.add(f"heparin RXG-15 {amount} {unit.split('^')[0]} with RXG-14 {per} ({why})",
+              message(cid(), [(rxg(**f), [])]), verdict, rule)
+    c.add("heparin RXG-15 100 U/kg with RXG-14 H1, 80 kg (8000 U/h)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f14="H1", f15="100", f16="U/kg^U/kg^UCUM"), [weight("80")])]),
+          "block", "WG-INF-010")
+    c.add("heparin RXG-15 10 U/kg with RXG-14 H1, 80 kg (800 U/h, an 800 U dose)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f14="H1", f15="10", f16="U/kg^U/kg^UCUM"), [weight("80")])]),
+          "allow")
+    c.add("vancomycin RXG-15 2500 mg with RXG-14 H1 (2500 mg/h)",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f14="H1", f15="2500", f16=MG[0], f17="5", f18=MG[1], f23="1", f24=ML[1]), [])]),
+          "block", "WG-INF-010")
+    c.add("vancomycin RXG-15 1000 mg with RXG-14 H1 (1000 mg/h, a 1000 mg dose)",
+          message(cid(), [(rxg(f1="1", f4="VANC^vancomycin", f14="H1", f15="1000", f16=MG[0], f17="5", f18=MG[1], f23="1", f24=ML[1]), [])]),
+          "allow")
+    c.add("heparin RXG-15 2000 U with RXG-14 H1 beside an OBX rate 10 mL/h (2000 U/h against 1000 U/h)",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f14="H1", f15="2000", f16=U[1], f17="25000", f18=U[1], f23="250", f24=ML[1]),
+                           ["OBX|1|NM|157784^MDC_FLOW_FLUID_PUMP^MDC||10|" + ML_H[0] + "|||||F"])]),
+          "block", "WG-INF-017")
+    # An order type saying continuous with only an amount: a rate per a default
+    # time unit to one receiver, a dose to another.
+    for amount in ("9000", "1000"):
+        c.add(f"heparin order type continuous with only RXG-15 {amount} U (no rate, no duration)",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15=amount, f16=U[1]),
+                               ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||continuous||||||F"])]),
+              "block", "WG-INF-039")
+    c.add("heparin order type continuous with 250 mL over 25 h (a rate from the duration)",
+          message(cid(), [(heparin(10, vtbi="250"), ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||continuous||||||F", f"TQ1|1||||||||||||25^{HR_CQ}"])]),
+          "allow")
+
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.
     import re

@@ -1792,6 +1792,23 @@ fn check_give(
         "unspecified"
     };
     facts.mode = Some(mode.into());
+    // An order type saying continuous with no rate and no duration: a
+    // receiver following the order type runs its amount as a rate (RXG-15 is
+    // the give rate amount, per a default time unit), one following PCD-03
+    // gives it as a dose (found by an adversarial review: 9000 U of heparin
+    // so ordered passed as an intermittent dose).
+    if let (Some(seq), true, true, false) = (
+        prog.said_continuous,
+        prog.rates.is_empty(),
+        prog.durations.is_empty(),
+        pca_order,
+    ) {
+        return out.refuse(OrderFinding::new(
+                rules::AMBIGUOUS_ORDER_KIND,
+                format!("RXG #{n}: the order type (OBX #{seq}) says continuous, but the give states no rate and no duration: a receiver may run its amount as a rate or give it as a dose"),
+            )
+            .at(loc(b"OBX", seq, 5)), facts);
+    }
     let doses = std::mem::take(&mut prog.doses);
 
     let pt = Patient {
@@ -2767,11 +2784,6 @@ fn compare(
 /// RXG-5/6/7 with RXG-14 (the volume to be infused in PCD-03; an amount per
 /// "give per" time is a rate).
 fn read_rxg(n: usize, rxg: &Segment<'_>, prog: &mut Programme, out: &mut OrderCheck) {
-    if !rxg.field(15).raw().trim_ascii().is_empty() {
-        if let Some(s) = statement(n, rxg, 15, 16, "RXG-15/16", out) {
-            sort_amount(n, s, 16, prog, out);
-        }
-    }
     let per = rxg.field(14);
     let per_seconds = if per.raw().trim_ascii().is_empty() {
         None
@@ -2790,6 +2802,26 @@ fn read_rxg(n: usize, rxg: &Segment<'_>, prog: &mut Programme, out: &mut OrderCh
             }
         }
     };
+    if !rxg.field(15).raw().trim_ascii().is_empty() {
+        if let Some(s) = statement(n, rxg, 15, 16, "RXG-15/16", out) {
+            // RXG-15 is the give *rate* amount (HL7 v2 4A), RXG-14 the time
+            // unit its rate is computed per: an amount there with RXG-14 is a
+            // rate to a receiver following the base standard, and a dose to
+            // one following PCD-03's bolus convention. Both readings are
+            // judged (found by an adversarial review: heparin 9000 U "per
+            // H1" passed as a 9000 U dose; the base standard runs 9000 U/h).
+            if let Some(secs) =
+                per_seconds.filter(|_| !s.unit.is_rate() && s.unit.dim.is_drug_amount())
+            {
+                let mut rate = s.clone();
+                rate.unit.per_seconds = Some(secs);
+                rate.source = "RXG-15/16 per RXG-14".to_owned();
+                rate.written = format!("{} per {}", s.written, text_of(&per).trim());
+                prog.rates.push(rate);
+            }
+            sort_amount(n, s, 16, prog, out);
+        }
+    }
     for f in [5usize, 6] {
         if rxg.field(f).raw().trim_ascii().is_empty() {
             continue;

@@ -1213,6 +1213,51 @@ fn an_amount_per_give_per_time_is_also_judged_as_written_over_the_duration() {
     assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
 }
 
+/// RXG-15 is the give *rate* amount: an amount there with RXG-14 is a rate to
+/// a receiver following HL7 v2, a dose to one following PCD-03's bolus
+/// convention; both readings are judged (an adversarial review: 9000 U
+/// "per H1" passed as a 9000 U dose).
+#[test]
+fn an_amount_in_the_give_rate_with_give_per_is_also_a_rate() {
+    let give = |amount: &str, per: &str| {
+        let g = rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (14, per),
+            (15, amount),
+            (16, "U^U^UCUM"),
+        ]);
+        run(&rgv(&[g], &[]))
+    };
+    let o = give("9000", "H1");
+    assert_eq!(rule_of(&o), "WG-INF-010", "{:?}", o.record);
+    let inf = &o.record.event().wardgate.infusion[0];
+    assert_eq!(
+        inf.rate_ordered.as_deref(),
+        Some("9000 U per H1"),
+        "{inf:?}"
+    );
+    assert_eq!(give("5000", "M30").verdict, Verdict::Block);
+    // Within both readings' limits: forwarded.
+    let o = give("1000", "H1");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    // The same amount without RXG-14 is a dose only.
+    let o = give("9000", "");
+    assert_eq!(o.verdict, Verdict::Allow, "{:?}", o.record);
+    // An order type saying continuous with only that amount: two readings.
+    let g = rxg(&[
+        (1, "1"),
+        (4, "HEP^heparin^LOCAL"),
+        (15, "9000"),
+        (16, "U^U^UCUM"),
+    ]);
+    let o = run(&rgv(
+        &[g],
+        &["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||continuous||||||F"],
+    ));
+    assert_eq!(rule_of(&o), "WG-INF-039", "{:?}", o.record);
+}
+
 #[test]
 fn limits_hold_with_every_body_weight_that_agrees_within_rounding() {
     let per_kg = rxg(&[
