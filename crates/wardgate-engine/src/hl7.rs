@@ -16,7 +16,7 @@ use crate::{Clock, Flow};
 use wardgate_event::compact::{self, RoutineFlow, RoutineHl7};
 use wardgate_proto::anomaly::Anomaly;
 use wardgate_proto::hl7::ack::{self, AckCode, AckParams};
-use wardgate_proto::hl7::{self, Message};
+use wardgate_proto::hl7::{self, Delimiters, Message};
 use wardgate_proto::mllp::{self, MllpError};
 
 /// What to do with a frame.
@@ -879,9 +879,17 @@ pub fn read_ack(frame: &[u8]) -> Option<UpstreamAck> {
 
 /// MSA-3, what an EHR shows a nurse, under 80 characters: the reason itself
 /// when it fits, else the rule in words; always the rule id.
-fn refusal_summary(text: &str, rule: Rule) -> String {
+fn refusal_summary(text: &str, rule: Rule, d: Option<&Delimiters>) -> String {
     let whole = format!("{text} ({})", rule.id);
-    if whole.chars().count() <= 80 {
+    // Measured as written in the sender's delimiters (the default ones for a
+    // message that did not parse): escaping lengthens it.
+    let d = d.copied().unwrap_or_default();
+    if whole
+        .chars()
+        .map(|c| hl7::escaped_width(c, &d))
+        .sum::<usize>()
+        <= 80
+    {
         whole
     } else {
         format!(
@@ -893,7 +901,7 @@ fn refusal_summary(text: &str, rule: Rule) -> String {
 }
 
 fn nak(msg: &Message<'_>, clock: &Clock, r: &Refusal<'_>) -> Vec<u8> {
-    let summary = refusal_summary(r.text, r.rule);
+    let summary = refusal_summary(r.text, r.rule, Some(&msg.delimiters()));
     let control_id = clock.ack_control_id();
     framed_ack(
         Some(msg),
@@ -975,7 +983,7 @@ fn wardgate_ack(
     error: (u16, &str),
 ) -> Vec<u8> {
     let control_id = clock.ack_control_id();
-    let summary = refusal_summary(text, rule);
+    let summary = refusal_summary(text, rule, original.map(|m| m.delimiters()).as_ref());
     framed_ack(
         original,
         unparsed_control_id,

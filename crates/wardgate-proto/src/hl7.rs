@@ -1312,6 +1312,20 @@ fn decode_hex(hex: &[u8]) -> Option<SmallVec<[u8; 8]>> {
         .collect()
 }
 
+/// How many characters `ch` takes once [`escape`]d with delimiters `d`: one
+/// as it is, else the escape sequence's length (`&` as `\T\`: three).
+pub fn escaped_width(ch: char, d: &Delimiters) -> usize {
+    let mut b = [0u8; 4];
+    let bytes = ch.encode_utf8(&mut b).as_bytes();
+    let mut out = Vec::new();
+    escape(bytes, d, &mut out);
+    if out == bytes {
+        1
+    } else {
+        out.len()
+    }
+}
+
 /// Escapes `text` so it can be written inside a field of a message with delimiters
 /// `d`: delimiters become `\F\ \S\ \T\ \R\ \E\`; control characters (CR, LF,
 /// form feed...) and the Unicode line breaks NEL, U+2028 and U+2029 become

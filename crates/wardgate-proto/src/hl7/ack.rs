@@ -5,7 +5,7 @@
 //! The ACK is written in the original message's own delimiters, and every piece of
 //! text is escaped, so a reason containing `|` or `^` cannot break it.
 
-use super::{escape, Delimiters, Message};
+use super::{escape, escaped_width, Delimiters, Message};
 
 /// MSA-1 acknowledgement code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +275,10 @@ fn write_ack_in(
         text(h.original_control_id, out);
     }
     out.push(f);
-    text(short(p.summary.unwrap_or(p.text), MSA3_MAX).as_bytes(), out);
+    text(
+        short_escaped(p.summary.unwrap_or(p.text), MSA3_MAX, d).as_bytes(),
+        out,
+    );
     out.push(b'\r');
     // ERR (2.15.5): ERR-2 location, ERR-3 error code (CWE, table 0357), ERR-4
     // severity, ERR-5 application error code, ERR-8 user message.
@@ -316,14 +319,25 @@ fn write_ack_in(
 /// `s` if it fits in `max` characters; else cut at the last space that keeps it
 /// within `max` (a word, a number, a unit is never cut in the middle), and only if
 /// there is none, at a character boundary.
-fn short(s: &str, max: usize) -> &str {
-    if s.chars().count() <= max {
+/// [`short`] measured as written: each character counts as what escaping it
+/// in the sender's delimiters takes (`&` is `\T\`, three), so that MSA-3 on
+/// the wire stays within `max` (an adversarial review: a refusal quoting a
+/// message type with subcomponents was 91 characters once escaped).
+fn short_escaped<'s>(s: &'s str, max: usize, d: &Delimiters) -> &'s str {
+    let mut used = 0;
+    let mut end = s.len();
+    for (i, ch) in s.char_indices() {
+        used += escaped_width(ch, d);
+        if used > max {
+            end = i;
+            break;
+        }
+    }
+    if end == s.len() {
         return s;
     }
-    let end = s.char_indices().nth(max).map_or(s.len(), |(i, _)| i);
     // The cut falls inside a word unless the character at `end` is a space.
-    let at_space = s[end..].starts_with(' ');
-    let cut = if at_space {
+    let cut = if s[end..].starts_with(' ') {
         end
     } else {
         s[..end].rfind(' ').unwrap_or(end)

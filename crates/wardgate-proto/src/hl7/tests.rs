@@ -768,3 +768,35 @@ proptest::proptest! {
         proptest::prop_assert_eq!(super::nth_part(&s, d, i), s.split(|&b| b == d).nth(i));
     }
 }
+
+/// MSA-3 stays within HL7's 80 characters as written on the wire, escape
+/// sequences counted, and is cut at a space (an adversarial review: a reason
+/// quoting delimiters was 91 characters once escaped).
+#[test]
+fn msa3_is_at_most_80_characters_once_escaped() {
+    let m = Message::parse(
+        b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||RGV^O15|C1|P|2.6\rPID|||4711\r",
+        &Limits::default(),
+    )
+    .unwrap();
+    for reason in [
+        "message type A&B&C&D^E&F&G is not allowed on route infusion-orders (WG-HL7-001)",
+        "rate 2000 U/h|4000 U/h~8000 U/h are all above the hard limit 1000 U/h and more",
+        "plain words that are short enough",
+    ] {
+        let p = refusal(reason);
+        let mut out = Vec::new();
+        ack::build_ack(&m, &p, &mut out);
+        let ack = Message::parse(&out, &Limits::default()).unwrap();
+        let msa = ack.segments_named(b"MSA").next().unwrap();
+        let msa3 = msa.field(3).raw();
+        assert!(msa3.len() <= 80, "{}", String::from_utf8_lossy(msa3));
+        let shown = unescape(msa3, &ack.delimiters());
+        assert!(reason.as_bytes().starts_with(&shown), "{shown:?}");
+        assert!(
+            shown.len() == reason.len() || reason.as_bytes()[shown.len()] == b' ',
+            "cut inside a word: {:?}",
+            String::from_utf8_lossy(&shown)
+        );
+    }
+}
