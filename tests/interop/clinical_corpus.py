@@ -1459,6 +1459,14 @@ def cases():
     c.add("heparin 150 U/h with NICU in PV1-3's thirteenth component", message(cid(), [(hep150, [])], pv1="PV1||I|ICU^1^1^^^^^^^^^^NICU"), "block", "WG-INF-032")
     for poc in ("ICU 2", "MICU-2", "ICU^1^1^^^^^^Medical ICU", "4 West^12^1"):
         c.add(f"heparin 150 U/h at point of care {poc!r}", message(cid(), [(hep150, [])], pv1=f"PV1||I|{poc}"), "allow")
+    # The location description PV1-3.9 read word by word (review 18: 'NICU bay 3'
+    # there was not read; the exact 'NICU' was).
+    for desc in ("NICU bay 3", "nicu overflow", "NICU-2 annex", "NICU2 east"):
+        c.add(f"heparin 150 U/h at ICU described as {desc!r}",
+              message(cid(), [(hep150, [])], pv1=f"PV1||I|ICU^1^1^^^^^^{desc}"), "block", "WG-INF-032")
+    for desc in ("Medical ICU bay 3", "ICU 1 window bed", "Bed 4, east wing"):
+        c.add(f"heparin 150 U/h at ICU described as {desc!r}",
+              message(cid(), [(hep150, [])], pv1=f"PV1||I|ICU^1^1^^^^^^{desc}"), "allow")
     c.add("NICU heparin 50 U/h described as 'Neonatal ICU'",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="50", f16=U_H[1]), [weight("3")])], pv1="PV1||I|NICU^2^1^^^^^^Neonatal ICU"), "allow")
 

@@ -1125,11 +1125,18 @@ fn other_area_named(
                 .trim_end_matches(|ch: char| !ch.is_alphanumeric())
                 .to_owned();
             let mut cands = vec![v.clone(), stripped];
-            if c == 1 {
-                let words: Vec<&str> = v
+            // The point of care is read word by word too, and the location
+            // description (PV1-3.9, free text a receiver or a nurse reads) by
+            // its first word: `NICU bay 3` names the NICU (found by an
+            // adversarial review), `Neonatal ICU` is not the adult ICU.
+            if c == 1 || c == 9 {
+                let mut words: Vec<&str> = v
                     .split(|ch: char| !ch.is_alphanumeric())
                     .filter(|w| !w.is_empty())
                     .collect();
+                if c == 9 {
+                    words.truncate(1);
+                }
                 cands.push(words.concat());
                 for w in &words {
                     cands.push((*w).to_owned());
