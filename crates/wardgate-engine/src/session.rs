@@ -174,6 +174,11 @@ pub struct Session {
     /// The message the last answer was taken for (an ambiguous answer's AE
     /// names it).
     last_answer: Option<ControlId>,
+    /// Frames from the upstream that answer nothing wardgate can relay
+    /// (unsolicited, repeated, unknown, no MSA): the first
+    /// [`STRAYS_RECORDED`] are recorded one by one, and
+    /// [`MAX_STRAYS`] close the connection.
+    strays: u32,
     /// The connection has ended ([`Out::Close`] was given).
     ended: bool,
     /// Passive analysis drives this session ([`Session::observe`]).
@@ -204,6 +209,7 @@ impl Session {
             last_activity: now,
             upstream_at: None,
             last_answer: None,
+            strays: 0,
             ended: false,
             observe: false,
         }
@@ -644,6 +650,41 @@ impl Session {
                             start: f.len,
                             end: f.len,
                         });
+                        if answer != Answer::Ambiguous {
+                            self.strays += 1;
+                            if self.strays == MAX_STRAYS {
+                                // An upstream streaming answers to nothing
+                                // (a broken or replaying interface): each
+                                // costs a record and delays the messages
+                                // behind it (found by an adversarial
+                                // review: 200 000 of them wrote 193 MB of
+                                // audit log and held an order 21 s).
+                                let mut reason = format!("upstream sent {MAX_STRAYS} frames on this connection that answer no message it sent (unsolicited, repeated, of unknown messages, or without MSA; the first {STRAYS_RECORDED} recorded each): closed as a protocol error");
+                                if !self.in_flight.is_empty() {
+                                    reason
+                                        .push_str(&format!("; unanswered: {}", self.unanswered()));
+                                }
+                                reason.push_str(&self.withhold_deferred());
+                                let ev = self
+                                    .flow
+                                    .event(
+                                        clock,
+                                        &self.route,
+                                        Action::Closed,
+                                        reason,
+                                        Stage::Connection,
+                                    )
+                                    .with_rule(rules::UPSTREAM_PROTOCOL);
+                                out.push(Out::Record(ev.into()));
+                                self.in_flight.clear();
+                                self.end(out);
+                                return;
+                            }
+                            if self.strays > STRAYS_RECORDED {
+                                at += f.len;
+                                continue;
+                            }
+                        }
                         let named =
                             String::from_utf8_lossy(ack_control_id(frame).unwrap_or_default());
                         let code = String::from_utf8_lossy(msa_field(frame, 1).unwrap_or_default());
@@ -672,6 +713,13 @@ impl Session {
                                 format!("upstream sent an answer (MSA-2 {named:?}, code {code:?}) when no message was awaiting one; the sender matches answers by order (original mode): not relayed"),
                                 rules::UNSOLICITED_ACK,
                             )
+                        };
+                        let reason = if self.strays == STRAYS_RECORDED
+                            && answer != Answer::Ambiguous
+                        {
+                            format!("{reason} (the {STRAYS_RECORDED}th such frame on this connection: further ones are counted, not recorded one by one, and {MAX_STRAYS} close it)")
+                        } else {
+                            reason
                         };
                         let ev = self
                             .flow
@@ -1086,6 +1134,12 @@ impl Session {
         )
     }
 }
+
+/// Frames answering nothing the upstream may send on a connection that are
+/// recorded one by one ([`Session::strays`]).
+const STRAYS_RECORDED: u32 = 8;
+/// Frames answering nothing that close the connection: a protocol error.
+const MAX_STRAYS: u32 = 64;
 
 /// The first 32 of `n` control ids, for a record: `A, B and 30 more`.
 fn id_list(ids: impl Iterator<Item = String>, n: usize) -> String {

@@ -310,6 +310,51 @@ fn an_answer_when_nothing_awaits_one_is_recorded_not_relayed_in_original_mode() 
 }
 
 #[test]
+fn an_upstream_streaming_answers_to_nothing_is_bounded() {
+    // Found by an adversarial review: an upstream that wrote an answer to
+    // nothing 200 000 times got a record each (193 MB of audit log) and held
+    // the messages behind them. The first eight are recorded, the rest
+    // counted; 64 close the connection as a protocol error.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "A1"));
+    d.upstream(&answer("AA", "A1"));
+    let stray = answer("AA", "ZZ");
+    let mut burst = Vec::new();
+    for _ in 0..40 {
+        burst.extend_from_slice(&stray);
+    }
+    d.upstream(&burst);
+    assert_eq!(rules_of(&d.t), ["WG-UP-006"; 8]);
+    assert!(!d.t.closed);
+    assert!(
+        d.t.reasons
+            .last()
+            .is_some_and(|r| r.contains("further ones are counted")),
+        "{:?}",
+        d.t.reasons
+    );
+    // A message sent meanwhile is still answered.
+    d.client(&msg("ORU^R01", "A2"));
+    d.upstream(&answer("AA", "A2"));
+    assert_eq!(d.t.client, ["ack:A1", "ack:A2"]);
+    d.upstream(&burst);
+    assert!(d.t.closed);
+    let rules = rules_of(&d.t);
+    assert_eq!(rules.len(), 9, "{rules:?}");
+    assert_eq!(rules[8], "WG-UP-002");
+    // Fewer than the bound, spread out: never closed.
+    let mut d = Driver::new();
+    for i in 0..30 {
+        let id = format!("M{i}");
+        d.client(&msg("ORU^R01", &id));
+        d.upstream(&answer("AA", &id));
+        d.upstream(&stray);
+    }
+    assert!(!d.t.closed);
+    assert_eq!(d.t.client.len(), 30);
+}
+
+#[test]
 fn an_answer_to_a_message_owed_none_answers_no_other() {
     // Found by an adversarial review: E1 (ER/ER) is owed no answer; its error
     // answer was taken, by order, as O2's, and O2's own AA then dropped as a
