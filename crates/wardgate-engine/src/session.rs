@@ -160,6 +160,11 @@ pub struct Session {
     /// Replies waiting for earlier upstream acknowledgements: (acks still due
     /// first, framed reply).
     deferred: VecDeque<(usize, Vec<u8>)>,
+    /// Answers the upstream gave out of order (original mode), held until
+    /// the answers to the messages forwarded before theirs have gone: (the
+    /// message's control id, what goes back for it). The message stays in
+    /// [`Session::in_flight`] until then.
+    held: Vec<(ControlId, Vec<u8>)>,
     /// A rule closed the sender's side: nothing more is read or decided, but the
     /// acknowledgements still due from the upstream are relayed first.
     closing: bool,
@@ -202,6 +207,7 @@ impl Session {
             enhanced: IdRing::default(),
             answered: IdRing::default(),
             deferred: VecDeque::new(),
+            held: Vec::new(),
             closing: false,
             client_open: true,
             drain_deadline: None,
@@ -604,6 +610,7 @@ impl Session {
             .with_rule(rules::UPSTREAM_UNAVAILABLE);
         out.push(Out::Record(e.into()));
         self.in_flight.clear();
+        self.held.clear();
         self.end(out);
     }
 
@@ -636,10 +643,34 @@ impl Session {
                     // Any answer relayed, in either acknowledgement mode (a
                     // third review: an enhanced-mode answer AE then AA went
                     // through), whose MSA segments disagree.
+                    let early = answer == Answer::Early;
+                    if early {
+                        answer = Answer::Relay;
+                    }
                     if answer == Answer::Relay && msa_disagree(frame) {
                         answer = Answer::Ambiguous;
                     }
-                    if answer == Answer::Relay {
+                    if early {
+                        // Consumed now, sent in its turn (see `release`).
+                        out.push(Out::Relay {
+                            start: f.len,
+                            end: f.len,
+                        });
+                        let id = self.last_answer.clone().unwrap_or_default();
+                        let reply = if answer == Answer::Ambiguous {
+                            let ev = self
+                                .flow
+                                .event(clock, &self.route, Action::Blocked, format!("upstream answered message {} with MSA segments that disagree ({}): not relayed; the sender is sent wardgate's AE saying the answer was ambiguous (whether the pump server accepted it is unknown), in the answer's turn", String::from_utf8_lossy(&id), msa_codes(frame)), Stage::Message)
+                                .with_rule(rules::AMBIGUOUS_ACK);
+                            out.push(Out::Record(ev.into()));
+                            ambiguous_answer(frame, Some(&id))
+                        } else {
+                            Some(frame.to_vec())
+                        };
+                        // (An AE that cannot be built leaves nothing to
+                        // send, as in order: the turn still passes.)
+                        self.held.push((id, reply.unwrap_or_default()));
+                    } else if answer == Answer::Relay {
                         out.push(Out::Relay {
                             start: f.start,
                             end: f.len,
@@ -677,6 +708,7 @@ impl Session {
                                     .with_rule(rules::UPSTREAM_PROTOCOL);
                                 out.push(Out::Record(ev.into()));
                                 self.in_flight.clear();
+                                self.held.clear();
                                 self.end(out);
                                 return;
                             }
@@ -735,11 +767,7 @@ impl Session {
                         }
                     }
                     at += f.len;
-                    while self.deferred.front().is_some_and(|d| d.0 == 0) {
-                        if let Some((_, reply)) = self.deferred.pop_front() {
-                            out.push(Out::Reply(reply));
-                        }
-                    }
+                    self.release(out);
                     if self.is_finished() {
                         self.end(out);
                     }
@@ -763,6 +791,7 @@ impl Session {
                         .with_rule(rules::UPSTREAM_PROTOCOL);
                     out.push(Out::Record(ev.into()));
                     self.in_flight.clear();
+                    self.held.clear();
                     self.end(out);
                 }
             }
@@ -791,6 +820,7 @@ impl Session {
             out.push(Out::Record(e.into()));
         }
         self.in_flight.clear();
+        self.held.clear();
         self.end(out);
     }
 
@@ -1005,6 +1035,23 @@ impl Session {
             },
             None => 0,
         };
+        if let Some(n) = self.upstream_at.take() {
+            // An answer to a message awaiting one: the connection is not idle.
+            self.last_activity = self.last_activity.max(n);
+        }
+        // Out of order: an upstream answering a later message first would
+        // have a sender matching by order take each answer for another
+        // message's (found by an adversarial review: the pump server's AR for
+        // T3 reached the sender as T1's, and T1's AA as T3's).
+        let early = at > 0 && !self.observe && id.is_some_and(|id| !self.enhanced.contains(id));
+        if early {
+            let id = self.in_flight[at].clone();
+            if self.held.iter().any(|(h, _)| *h == id) {
+                return Answer::Repeat;
+            }
+            self.last_answer = Some(id);
+            return Answer::Early;
+        }
         if let Some(id) = self.in_flight.remove(at) {
             self.answered.push(&id);
             self.last_answer = Some(id);
@@ -1014,15 +1061,37 @@ impl Session {
         // counts answers, so an upstream answering out of order must not move
         // the refusal into another message's place (found by an adversarial
         // review).
-        let _ = at;
         for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
             d.0 -= 1;
         }
-        if let Some(n) = self.upstream_at.take() {
-            // An answer to a message awaiting one: the connection is not idle.
-            self.last_activity = self.last_activity.max(n);
-        }
         Answer::Relay
+    }
+
+    /// Sends what is due in order: refusals no answer is owed before, and
+    /// answers held ([`Session::held`]) whose turn has come.
+    fn release(&mut self, out: &mut Vec<Out>) {
+        loop {
+            while self.deferred.front().is_some_and(|d| d.0 == 0) {
+                if let Some((_, reply)) = self.deferred.pop_front() {
+                    out.push(Out::Reply(reply));
+                }
+            }
+            let Some(front) = self.in_flight.front() else {
+                return;
+            };
+            let Some(i) = self.held.iter().position(|(h, _)| h == front) else {
+                return;
+            };
+            let (id, reply) = self.held.remove(i);
+            self.in_flight.pop_front();
+            self.answered.push(&id);
+            for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
+                d.0 -= 1;
+            }
+            if !reply.is_empty() {
+                out.push(Out::Reply(reply));
+            }
+        }
     }
 
     /// Answers (the upstream's, relayed, or wardgate's own) that were not
@@ -1089,6 +1158,7 @@ impl Session {
             .with_rule(rules::SENDER_NOT_READING);
         out.push(Out::Record(e.into()));
         self.in_flight.clear();
+        self.held.clear();
         self.deferred.clear();
         self.end(out);
     }
@@ -1127,9 +1197,14 @@ impl Session {
     /// The control ids forwarded and not answered, for the record.
     fn unanswered(&self) -> String {
         id_list(
-            self.in_flight
-                .iter()
-                .map(|id| String::from_utf8_lossy(id).into_owned()),
+            self.in_flight.iter().map(|id| {
+                let text = String::from_utf8_lossy(id).into_owned();
+                if self.held.iter().any(|(h, _)| h == id) {
+                    format!("{text} (answered out of order, held for its turn)")
+                } else {
+                    text
+                }
+            }),
             self.in_flight.len(),
         )
     }
@@ -1174,6 +1249,10 @@ enum Answer {
     /// The answer of a message in flight with MSA segments that disagree:
     /// wardgate's AE goes back in its place.
     Ambiguous,
+    /// The answer (original mode) of a message forwarded after others still
+    /// unanswered: held until theirs have gone, so that a sender matching
+    /// answers by order takes each for its own message.
+    Early,
 }
 
 /// The record that a connection's later decisions use a new policy (after a

@@ -412,8 +412,12 @@ fn answers_out_of_order_or_frames_without_msa_keep_the_refusal_in_its_place() {
     d.client(&msg("ADT^A01", "B2"));
     d.client(&msg("ORU^R01", "O3"));
     d.upstream(&answer("AA", "O3"));
+    // O3's answer waits for O1's (a later review: relayed at once, an
+    // order-matching sender took it for O1's, and O1's for O3's).
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
     d.upstream(&answer("AA", "O1"));
-    assert_eq!(d.t.client, ["ack:O3", "AR:B2", "ack:O1"]);
+    // (A held answer goes back as a reply: the transcript names its code.)
+    assert_eq!(d.t.client, ["ack:O1", "AR:B2", "AA:O3"]);
     let mut d = Driver::new();
     d.client(&msg("ORU^R01", "O1"));
     d.client(&msg("ADT^A01", "B2"));
@@ -423,6 +427,52 @@ fn answers_out_of_order_or_frames_without_msa_keep_the_refusal_in_its_place() {
     d.upstream(&answer("AA", "O1"));
     assert_eq!(d.t.client, ["ack:O1", "AR:B2"]);
     assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-UP-006"]);
+}
+
+#[test]
+fn answers_out_of_order_go_back_in_the_order_of_the_messages() {
+    // Found by an adversarial review: T3's AR came before T1's AA and was
+    // relayed at once; a sender matching answers by order read T1 refused
+    // (and sent it again: a duplicate programme) and T3 accepted.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "T1"));
+    d.client(&msg("ADT^A01", "T2"));
+    d.client(&msg("ORU^R01", "T3"));
+    d.client(&msg("ORU^R01", "T4"));
+    d.upstream(&answer("AR", "T4"));
+    d.upstream(&answer("AE", "T3"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    // A second answer to a held one is a repeat, not relayed.
+    d.upstream(&answer("AA", "T3"));
+    assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-UP-005"]);
+    d.upstream(&answer("AA", "T1"));
+    assert_eq!(d.t.client, ["ack:T1", "AR:T2", "AE:T3", "AR:T4"]);
+    assert!(!d.t.closed);
+    // Every answer in one read, in any order: the same order out.
+    let mut d = Driver::new();
+    for id in ["U1", "U2", "U3"] {
+        d.client(&msg("ORU^R01", id));
+    }
+    let mut burst = answer("AA", "U3");
+    burst.extend_from_slice(&answer("AA", "U2"));
+    burst.extend_from_slice(&answer("AA", "U1"));
+    d.upstream(&burst);
+    assert_eq!(d.t.client, ["ack:U1", "AA:U2", "AA:U3"]);
+    // The connection closing with one held: the record names it.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "V1"));
+    d.client(&msg("ORU^R01", "V2"));
+    d.upstream(&answer("AA", "V2"));
+    let mut outs = Vec::new();
+    d.s.upstream_closed(&d.clock(), &mut outs);
+    d.run(outs);
+    assert!(
+        d.t.reasons
+            .iter()
+            .any(|r| r.contains("V1") && r.contains("V2 (answered out of order")),
+        "{:?}",
+        d.t.reasons
+    );
 }
 
 #[test]
