@@ -656,6 +656,25 @@ pub fn unavailable(
     as_sent(Outcome { close: false, ..o })
 }
 
+/// wardgate's AE for a message forwarded upstream that got no answer before
+/// the connection closed (`rule` says why: an idle timeout, the shutdown
+/// grace, the upstream closing or breaking its protocol). Whether the pump
+/// server accepted it is unknown: the sender is told so in the message's
+/// place, rather than left to send it again blindly (found by an
+/// adversarial review: a late AA was lost and the connection just closed).
+/// In the default delimiters, naming `control_id`.
+pub(crate) fn unconfirmed_ack(control_id: &[u8], clock: &Clock, rule: Rule) -> Vec<u8> {
+    wardgate_ack(
+        None,
+        control_id,
+        clock,
+        AckCode::AE,
+        "No upstream answer in time: check the pump before resending",
+        rule,
+        (207, "Application internal error"),
+    )
+}
+
 /// The frame's sender is no longer allowed on the route (a reload removed it):
 /// answered AR, recorded with its control id; the connection then closes.
 pub fn sender_removed(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) -> Outcome {

@@ -691,11 +691,12 @@ impl Session {
                                 // review: 200 000 of them wrote 193 MB of
                                 // audit log and held an order 21 s).
                                 let mut reason = format!("upstream sent {MAX_STRAYS} frames on this connection that answer no message it sent (unsolicited, repeated, of unknown messages, or without MSA; the first {STRAYS_RECORDED} recorded each): closed as a protocol error");
-                                if !self.in_flight.is_empty() {
-                                    reason
-                                        .push_str(&format!("; unanswered: {}", self.unanswered()));
-                                }
-                                reason.push_str(&self.withhold_deferred());
+                                let mut answers = Vec::new();
+                                reason.push_str(&self.answer_unconfirmed(
+                                    clock,
+                                    rules::UPSTREAM_PROTOCOL,
+                                    &mut answers,
+                                ));
                                 let ev = self
                                     .flow
                                     .event(
@@ -707,6 +708,7 @@ impl Session {
                                     )
                                     .with_rule(rules::UPSTREAM_PROTOCOL);
                                 out.push(Out::Record(ev.into()));
+                                out.append(&mut answers);
                                 self.in_flight.clear();
                                 self.held.clear();
                                 self.end(out);
@@ -775,10 +777,12 @@ impl Session {
                 Ok(Progress::NeedMore) => return,
                 Err(e) => {
                     let mut reason = format!("upstream sent invalid MLLP: {e}");
-                    if !self.in_flight.is_empty() {
-                        reason.push_str(&format!("; unanswered: {}", self.unanswered()));
-                    }
-                    reason.push_str(&self.withhold_deferred());
+                    let mut answers = Vec::new();
+                    reason.push_str(&self.answer_unconfirmed(
+                        clock,
+                        rules::UPSTREAM_PROTOCOL,
+                        &mut answers,
+                    ));
                     let ev = self
                         .flow
                         .event(
@@ -790,6 +794,7 @@ impl Session {
                         )
                         .with_rule(rules::UPSTREAM_PROTOCOL);
                     out.push(Out::Record(ev.into()));
+                    out.append(&mut answers);
                     self.in_flight.clear();
                     self.held.clear();
                     self.end(out);
@@ -801,12 +806,10 @@ impl Session {
     /// The upstream closed its side (or its stream failed).
     pub fn upstream_closed(&mut self, clock: &Clock, out: &mut Vec<Out>) {
         if !self.in_flight.is_empty() {
-            let reason = format!(
-                "upstream closed with {} message(s) unacknowledged: {}{}",
-                self.in_flight.len(),
-                self.unanswered(),
-                self.withhold_deferred()
-            );
+            let mut answers = Vec::new();
+            let n = self.in_flight.len();
+            let note = self.answer_unconfirmed(clock, rules::UPSTREAM_UNAVAILABLE, &mut answers);
+            let reason = format!("upstream closed with {n} message(s) unacknowledged{note}");
             let e = self
                 .flow
                 .event(
@@ -818,6 +821,7 @@ impl Session {
                 )
                 .with_rule(rules::UPSTREAM_UNAVAILABLE);
             out.push(Out::Record(e.into()));
+            out.append(&mut answers);
         }
         self.in_flight.clear();
         self.held.clear();
@@ -891,13 +895,8 @@ impl Session {
                 format!("no traffic for {:?}", self.timeouts.idle),
             )
         };
-        if !self.in_flight.is_empty() {
-            reason.push_str(&format!(
-                "; the upstream never answered: {}",
-                self.unanswered()
-            ));
-        }
-        reason.push_str(&self.withhold_deferred());
+        let mut answers = Vec::new();
+        reason.push_str(&self.answer_unconfirmed(clock, rule, &mut answers));
         let e = self
             .flow
             .event(
@@ -909,6 +908,7 @@ impl Session {
             )
             .with_rule(rule);
         out.push(Out::Record(e.into()));
+        out.append(&mut answers);
         self.end(out);
     }
 
@@ -1065,6 +1065,36 @@ impl Session {
             d.0 -= 1;
         }
         Answer::Relay
+    }
+
+    /// The connection closes (for `rule`) with messages the upstream never
+    /// answered: each gets wardgate's AE in its place (its acceptance is
+    /// unknown), so the answers held and the refusals queued behind them go
+    /// back in order too. Returns the record's note.
+    fn answer_unconfirmed(
+        &mut self,
+        clock: &Clock,
+        rule: rules::Rule,
+        out: &mut Vec<Out>,
+    ) -> String {
+        if self.in_flight.is_empty() {
+            return self.withhold_deferred();
+        }
+        let ids = self.unanswered();
+        let n = self.in_flight.len() - self.held.len().min(self.in_flight.len());
+        loop {
+            self.release(out);
+            let Some(id) = self.in_flight.pop_front() else {
+                break;
+            };
+            self.answered.push(&id);
+            for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
+                d.0 -= 1;
+            }
+            out.push(Out::Reply(inspect::unconfirmed_ack(&id, clock, rule)));
+        }
+        self.held.clear();
+        format!("; the upstream never answered: {ids}; the sender was sent wardgate's AE for {n} message(s) (whether the upstream accepted them is unknown: check before sending again), and every answer owed before and behind them in order")
     }
 
     /// Sends what is due in order: refusals no answer is owed before, and

@@ -287,9 +287,9 @@ rules! {
     SLOW_SENDER = "WG-CONN-001", "slow-sender", Medium,
         "A frame (an MLLP frame, a DICOM PDU, the first A-ASSOCIATE-RQ) did not complete within the frame timeout (a sender dribbling bytes); the connection is closed so it cannot hold resources. Only a timeout: a sender that breaks off is WG-CONN-005.";
     IDLE_TIMEOUT = "WG-CONN-002", "idle-timeout", Info,
-        "A connection sent nothing for the idle timeout and was closed.";
+        "A connection sent nothing for the idle timeout and was closed. Messages forwarded that the upstream never answered get wardgate's AE in their place (whether the pump server accepted them is unknown: check before sending again), with the refusals queued behind them in order; the record names them.";
     SHUTDOWN_CUT = "WG-CONN-003", "cut-at-shutdown", Medium,
-        "A message was still in flight when the shutdown grace period ended; the connection was closed.";
+        "A message was still in flight when the shutdown grace period ended; the connection was closed, the message answered with wardgate's AE (whether the upstream accepted it is unknown).";
     SENDER_ABORTED = "WG-CONN-005", "sender-aborted", Low,
         "The sender ended a DICOM conversation before it was complete: it sent A-ABORT, closed the connection without releasing the association, or its stream broke (a reset). The upstream is told with an abort.";
     SENDER_NOT_READING = "WG-CONN-006", "sender-not-reading", Medium,

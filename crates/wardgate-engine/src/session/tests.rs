@@ -557,21 +557,23 @@ fn a_dribbled_frame_is_closed_at_the_frame_timeout_with_what_was_buffered() {
 }
 
 #[test]
-fn a_stalled_upstream_at_the_idle_timeout_names_what_it_never_answered_and_withholds_refusals_behind_it(
-) {
+fn a_stalled_upstream_at_the_idle_timeout_answers_each_message_in_its_place() {
     // A refusal sent ahead of U1's and U2's answers would be read, by order,
-    // as U1's (found by an adversarial review): it is recorded, not sent.
+    // as U1's (found by an adversarial review). Closed with no word, the
+    // sender lost a late answer and resent (a later review): each message
+    // the upstream never answered gets wardgate's AE in its place (whether
+    // the pump server took it is unknown), and the refusal goes behind them.
     let mut d = Driver::new();
     d.client(&msg("ORU^R01", "U1"));
     d.client(&msg("ORU^R01", "U2"));
     d.client(&msg("ADT^A01", "U3"));
     d.advance(TIMEOUTS.idle);
     assert!(d.t.closed);
-    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    assert_eq!(d.t.client, ["AE:U1", "AE:U2", "AR:U3"]);
     let reason = d.t.reasons.last().unwrap();
     assert!(reason.contains("never answered: U1, U2"), "{reason}");
     assert!(
-        reason.contains("1 refusal(s) queued behind them not sent"),
+        reason.contains("wardgate's AE for 2 message(s)"),
         "{reason}"
     );
 }
@@ -599,12 +601,20 @@ fn refusals_behind_unanswered_messages_are_withheld_when_the_upstream_fails() {
         }
         d.run(outs);
         assert!(d.t.closed, "{how}");
-        assert!(d.t.client.is_empty(), "{how}: {:?}", d.t.client);
         let reason = d.t.reasons.last().unwrap();
-        assert!(
-            reason.contains("1 refusal(s) queued behind them not sent"),
-            "{how}: {reason}"
-        );
+        if how == 2 {
+            assert!(d.t.client.is_empty(), "{how}: {:?}", d.t.client);
+            assert!(
+                reason.contains("1 refusal(s) queued behind them not sent"),
+                "{how}: {reason}"
+            );
+        } else {
+            // The upstream closed or broke its protocol: each message it
+            // never answered gets wardgate's AE in its place, so C2's AR
+            // goes back as C2's.
+            assert_eq!(d.t.client, ["AE:C1", "AR:C2", "AE:C3"], "{how}");
+            assert!(reason.contains("wardgate's AE for 2"), "{how}: {reason}");
+        }
     }
     // Answered first, the refusal goes in its place, as always.
     let mut d = Driver::new();
@@ -615,7 +625,7 @@ fn refusals_behind_unanswered_messages_are_withheld_when_the_upstream_fails() {
     let mut outs = Vec::new();
     d.s.upstream_closed(&d.clock(), &mut outs);
     d.run(outs);
-    assert_eq!(d.t.client, ["ack:K1", "AR:K2"]);
+    assert_eq!(d.t.client, ["ack:K1", "AR:K2", "AE:K3"]);
 }
 
 #[test]
@@ -660,8 +670,8 @@ fn an_upstream_that_closes_with_messages_unanswered_is_recorded_with_their_ids()
     d.s.upstream_closed(&d.clock(), &mut outs);
     d.run(outs);
     assert!(d.t.closed);
-    // C2's refusal waited behind C1: withheld, not sent as if C1's answer.
-    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    // C1 gets wardgate's AE in its place, then C2's refusal.
+    assert_eq!(d.t.client, ["AE:C1", "AR:C2"]);
     assert_eq!(rules_of(&d.t), ["WG-HL7-001", "WG-UP-001"]);
     assert!(d.t.reasons.last().unwrap().contains("C1"));
 }
@@ -952,7 +962,7 @@ fn a_stale_acceptance_does_not_hide_the_upstreams_refusal() {
 }
 
 #[test]
-fn invalid_bytes_from_the_upstream_withhold_refusals_behind_the_unanswered_and_name_them() {
+fn invalid_bytes_from_the_upstream_answer_the_unanswered_and_name_them() {
     let mut d = Driver::new();
     d.client(&msg("ORU^R01", "V1"));
     d.client(&msg("ORU^R01", "V2"));
@@ -961,15 +971,12 @@ fn invalid_bytes_from_the_upstream_withhold_refusals_behind_the_unanswered_and_n
     bytes.extend_from_slice(b"garbage");
     d.upstream(&bytes);
     assert!(d.t.closed);
-    // V3's refusal waited behind V2, never answered: not sent as V2's answer.
-    assert_eq!(d.t.client, ["ack:V1"]);
+    // V3's refusal waited behind V2, never answered: V2 gets wardgate's AE
+    // in its place, then V3 its refusal.
+    assert_eq!(d.t.client, ["ack:V1", "AE:V2", "AR:V3"]);
     assert_eq!(rules_of(&d.t).last(), Some(&"WG-UP-002"));
     let reason = d.t.reasons.last().unwrap();
-    assert!(reason.contains("unanswered: V2"), "{reason}");
-    assert!(
-        reason.contains("1 refusal(s) queued behind them not sent, answering V3"),
-        "{reason}"
-    );
+    assert!(reason.contains("never answered: V2"), "{reason}");
 }
 
 #[test]
