@@ -64,7 +64,8 @@
 //! ([`Anomaly::TooFar`]); counted per (scope, source, destination), since the monitor
 //! stands in for every destination host. Linux counts per source across all of the
 //! host's addresses (`inet_getpeer_v4` on the source alone), which the monitor cannot
-//! know: counted per (scope, source) too, a datagram that completes although the
+//! know: counted per source too (whatever the scope: Linux keys it on the source
+//! and the VRF, not the VLAN), a datagram that completes although the
 //! count across every destination says its queue restarted is returned all the same,
 //! with [`Anomaly::MaybeRestarted`], and the caller treats it as a copy the host may
 //! not have read (an adversarial review: a FIN's fragments with other fragments
@@ -419,9 +420,10 @@ pub struct Defrag {
     /// IPv4 `inet_peer` fragment counters per (scope, source, destination), kept while
     /// a queue of theirs exists (only differences matter).
     peers: HashMap<(u64, IpAddr, IpAddr), Peer, foldhash::fast::RandomState>,
-    /// The same per (scope, source): Linux's count when every destination
-    /// is one host.
-    source_peers: HashMap<(u64, IpAddr), Peer, foldhash::fast::RandomState>,
+    /// The same per source, whatever the scope: Linux's count when every
+    /// destination is one host (`inet_getpeer_v4` keys on the source and the
+    /// VRF, never the VLAN: a review put the junk on another VLAN).
+    source_peers: HashMap<IpAddr, Peer, foldhash::fast::RandomState>,
     held: usize,
     serial: u64,
     stats: Stats,
@@ -805,10 +807,7 @@ impl Defrag {
         self.held = self.held.saturating_add(QUEUE_OVERHEAD);
         if let Some(peer) = self.peer_key(&lookup) {
             self.peers.entry(peer).or_default().queues += 1;
-            self.source_peers
-                .entry((peer.0, peer.1))
-                .or_default()
-                .queues += 1;
+            self.source_peers.entry(peer.1).or_default().queues += 1;
         }
     }
 
@@ -831,7 +830,7 @@ impl Defrag {
                     self.peers.remove(&peer);
                 }
             }
-            let source = (peer.0, peer.1);
+            let source = peer.1;
             if let Some(p) = self.source_peers.get_mut(&source) {
                 p.queues = p.queues.saturating_sub(1);
                 if p.queues == 0 {
@@ -867,7 +866,7 @@ impl Defrag {
             Some(peer) => {
                 let p = self.peers.entry(peer).or_default();
                 p.rid = p.rid.wrapping_add(1);
-                let s = self.source_peers.entry((peer.0, peer.1)).or_default();
+                let s = self.source_peers.entry(peer.1).or_default();
                 s.rid = s.rid.wrapping_add(1);
                 Some((p.rid, s.rid))
             }
