@@ -34,33 +34,39 @@ def write_pcap(path, lt, recs, nano=False, snaplen=262144):
         for s, us, data, ol in recs:
             f.write(struct.pack("<IIII", s, us, len(data), ol) + data)
 
-def pkttype(eth):
+def pkttype(eth, host_mac=HOST_MAC):
+    """As the NIC of the host with `host_mac` took the frame: outgoing 4 when
+    it sent it, 0 to it, 1 broadcast, 2 multicast, 3 to another station."""
     dst, src = eth[:6], eth[6:12]
-    if src != HOST_MAC and dst == HOST_MAC: return 0
-    if src == HOST_MAC: return 4
+    if src == host_mac: return 4
+    if dst == host_mac: return 0
     if dst == b"\xff" * 6: return 1
     if dst[0] & 1: return 2
     return 3
 
-def to_sll1(eth):
-    return struct.pack(">HHH", pkttype(eth), 1, 6) + eth[6:12] + b"\0\0" + eth[12:]
+def to_sll1(eth, host_mac=HOST_MAC):
+    return struct.pack(">HHH", pkttype(eth, host_mac), 1, 6) + eth[6:12] + b"\0\0" + eth[12:]
 
-def to_sll2(eth):
+def to_sll2(eth, host_mac=HOST_MAC):
     rest = eth[12:]
     if rest[:2] in (b"\x81\x00", b"\x88\xa8"):  # the outer tag goes to skb metadata; libpcap drops it for SLL2
         rest = rest[4:]
-    return rest[:2] + b"\0\0" + struct.pack(">IHBB", 2, 1, pkttype(eth), 6) + eth[6:12] + b"\0\0" + rest[2:]
+    return rest[:2] + b"\0\0" + struct.pack(">IHBB", 2, 1, pkttype(eth, host_mac), 6) + eth[6:12] + b"\0\0" + rest[2:]
 
 if __name__ == "__main__":
+    # convert.py sll1|sll2 SRC DST [HOST_MAC]: HOST_MAC is the capturing host
+    # (default the router, standing for the receiver; the client's
+    # 02:77:01:00:00:02 for the sender's view, any other for a bystander).
     op, src, dst = sys.argv[1:4]
+    host = bytes.fromhex(sys.argv[4].replace(":", "")) if len(sys.argv) > 4 else HOST_MAC
     lt, nano, recs = read_pcap(src)
     assert lt == 1
     if op == "sll1":
-        write_pcap(dst, 113, [[s, us, to_sll1(d), ol - 14 + 16] for s, us, d, ol in recs], nano)
+        write_pcap(dst, 113, [[s, us, to_sll1(d, host), ol - 14 + 16] for s, us, d, ol in recs], nano)
     elif op == "sll2":
         out = []
         for s, us, d, ol in recs:
-            x = to_sll2(d); out.append([s, us, x, len(x)])
+            x = to_sll2(d, host); out.append([s, us, x, len(x)])
         write_pcap(dst, 276, out, nano)
 
 def truncate(src, dst, needle=b"EV-U9000", snap=120):

@@ -59,7 +59,7 @@ use crate::decode::{self, Checksum, Decoded, Transport};
 use crate::defrag::{self, Defrag};
 use crate::reassembly::{self, Chunk, Policy, Stream, Urgent};
 use crate::source::Packet;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use wardgate_config::IpNetwork;
 use wardgate_engine::observe::{GapCause, NewConnection, Observer, Session};
@@ -288,6 +288,10 @@ struct Deferred {
     ts: u64,
 }
 
+/// Addresses of the capturing host a cooked capture is remembered to show
+/// (a host has a few; a capture that shows more is not taken on one host).
+const MAX_COOKED_LOCAL: usize = 256;
+
 /// At most this many copies the host may or may not have taken are
 /// remembered per side (see `Side::uncertain`); past that, where they were
 /// is kept as one [`Forgotten`] stretch.
@@ -388,6 +392,15 @@ enum Doubt {
     /// it, a path with larger frames (the MSS clamped by a middlebox)
     /// delivers it, and the capture cannot tell which.
     OverMss { limit: u16, announced: bool },
+    /// Sent in the name of the capturing host by another station (a cooked
+    /// capture on the sender showed it as to another station, not as
+    /// outgoing): the receiver got it if it was framed to the next hop, not
+    /// if to another station, and the capture cannot tell.
+    CookedSpoof,
+    /// A FIN or RST a cooked capture showed as to another station, where
+    /// the capture was not known to be on either end: a decoy the receiver
+    /// never got, or the real one seen from beside the link.
+    CookedOtherHost,
     /// Reassembled from IPv4 fragments between two of which more than the
     /// reassembly distance of other fragments came from the source to other
     /// addresses ([`defrag::Anomaly::MaybeRestarted`]): a host owning those
@@ -835,6 +848,10 @@ pub struct Analyzer {
     default_policy: Policy,
     /// Capture-level alerts per rule so far (a flood of them is thinned out).
     capture_alerts: HashMap<&'static str, u64>,
+    /// Addresses a Linux cooked capture showed as the capturing host's own
+    /// (the source of a frame it sent, the destination of one its NIC took
+    /// as its own): at most [`MAX_COOKED_LOCAL`].
+    cooked_local: HashSet<IpAddr>,
     /// Connections ended by a RST or both FINs (a keyed 64-bit fingerprint of
     /// the flow key, 16 bytes an entry), and when: data on them without a new SYN
     /// reaches no application (bounded by `max_flows`, kept [`CLOSED_MEMORY_US`]),
@@ -973,6 +990,7 @@ impl Analyzer {
             policies: Vec::new(),
             default_policy: Policy::Linux,
             capture_alerts: HashMap::new(),
+            cooked_local: HashSet::new(),
             closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             resumable: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             deferred: 0,
@@ -1209,6 +1227,17 @@ impl Analyzer {
     }
 
     fn decoded(&mut self, d: &Decoded<'_>, ts: u64, out: &mut dyn FnMut(Record)) {
+        // What a cooked capture shows of the capturing host's own addresses.
+        let local = match d.cooked {
+            Some(decode::Cooked::Outgoing) => Some(d.src),
+            Some(decode::Cooked::Host) => Some(d.dst),
+            _ => None,
+        };
+        if let Some(a) = local {
+            if self.cooked_local.len() < MAX_COOKED_LOCAL || self.cooked_local.contains(&a) {
+                self.cooked_local.insert(a);
+            }
+        }
         if let Some(why) = d.host_drop {
             self.counts.host_drops += 1;
             self.drop_packet(d, rules::HOST_WOULD_DROP, why.as_str(), ts, out);
@@ -2071,6 +2100,12 @@ impl Analyzer {
         // direction's frames as its own or sent the other end's (a capture
         // beside the link, on a SPAN port, shows every frame as to another
         // station, and those are judged as read).
+        // A frame to another station from an address the capture showed as
+        // the capturing host's own (a capture on the sender: its own frames
+        // are outgoing) was sent by another station in its name: whether the
+        // receiver got it is unknown (a second review: a decoy FIN so sent
+        // ended the stream).
+        let mut cooked_doubt = None;
         let cooked_drop = match d.cooked {
             Some(decode::Cooked::Host) => {
                 snd.shown.cooked_host = true;
@@ -2083,11 +2118,42 @@ impl Analyzer {
             Some(decode::Cooked::Broadcast | decode::Cooked::Multicast) => {
                 Some("frame to the link's broadcast or a multicast address (cooked capture's packet type): TCP takes no such frame")
             }
-            Some(decode::Cooked::OtherHost) if snd.shown.cooked_host || rcv.shown.cooked_out => {
+            Some(decode::Cooked::OtherHost)
+                if snd.shown.cooked_host
+                    || rcv.shown.cooked_out
+                    || self.cooked_local.contains(&d.dst) =>
+            {
                 Some("frame to another station's MAC address (cooked capture's packet type, on a capture taken on the receiving host)")
+            }
+            Some(decode::Cooked::OtherHost)
+                if snd.shown.cooked_out || self.cooked_local.contains(&d.src) =>
+            {
+                cooked_doubt = Some(Doubt::CookedSpoof);
+                None
+            }
+            // Where the capture was taken is not known yet (a file that
+            // starts mid-connection) or it was beside the link: a FIN or RST
+            // to another station may be a decoy the receiver never got, and
+            // taken it ends the stream (a second review: the unsafe order
+            // after such a FIN went unjudged). Its data is read.
+            Some(decode::Cooked::OtherHost) if flags.fin || flags.rst => {
+                cooked_doubt = Some(Doubt::CookedOtherHost);
+                None
             }
             _ => None,
         };
+        if let (Some(doubt), false) = (cooked_doubt, flags.syn) {
+            let payload = if flags.rst { &[][..] } else { t.payload };
+            let mut copy = Uncertain::new(t.seq, payload, doubt);
+            if flags.fin || flags.rst {
+                copy.stop = Some(t.seq.wrapping_add(payload.len() as u32));
+            }
+            if !payload.is_empty() || copy.stop.is_some() {
+                note_uncertain(snd, copy);
+            }
+            self.counts.host_drops += 1;
+            return;
+        }
         // A partial checksum is offload when this sender's segments have it
         // from the first (a capture on its host), a decoy after good ones.
         let partial = checksum == Checksum::Partial;
@@ -2762,6 +2828,12 @@ impl Analyzer {
                         ),
                         (Doubt::FragmentDistance, true) => format!(
                             "bytes from {src} come after a FIN or RST sent in an IP datagram whose fragments had more than the reassembly distance of other fragments from the same source to other addresses between them: a host owning those addresses too never reassembled it and read these bytes, which wardgate judged; one that does not took it and read none of them"
+                        ),
+                        (Doubt::CookedSpoof, _) => format!(
+                            "bytes from {src} were also sent, or a FIN or RST before them, by another station in the name of the capturing host (a cooked capture on the sender: not shown as sent by it): the receiver got that copy if it was framed to the next hop, which the capture cannot show; wardgate judged this one"
+                        ),
+                        (Doubt::CookedOtherHost, _) => format!(
+                            "bytes from {src} come after, or were also sent in, a FIN or RST that a cooked capture showed as to another station, where the capture is not known to be on either end: the receiver got it if it was framed to it, which the capture cannot show, and read none of these bytes then; wardgate judged them"
                         ),
                         (Doubt::LowTtl, _) => format!(
                             "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"

@@ -164,7 +164,7 @@ pub struct Session {
     /// the answers to the messages forwarded before theirs have gone: (the
     /// message's control id, what goes back for it). The message stays in
     /// [`Session::in_flight`] until then.
-    held: Vec<(ControlId, Vec<u8>)>,
+    held: Vec<(ControlId, Vec<u8>, Instant)>,
     /// A rule closed the sender's side: nothing more is read or decided, but the
     /// acknowledgements still due from the upstream are relayed first.
     closing: bool,
@@ -181,9 +181,12 @@ pub struct Session {
     last_answer: Option<ControlId>,
     /// Frames from the upstream that answer nothing wardgate can relay
     /// (unsolicited, repeated, unknown, no MSA): the first
-    /// [`STRAYS_RECORDED`] are recorded one by one, and
-    /// [`MAX_STRAYS`] close the connection.
+    /// [`STRAYS_RECORDED`] are recorded one by one.
     strays: u32,
+    /// Such frames since the upstream last answered a message:
+    /// [`MAX_STRAYS`] in a row close the connection (an upstream that
+    /// answers every message twice does not: a second review).
+    strays_run: u32,
     /// The connection has ended ([`Out::Close`] was given).
     ended: bool,
     /// Passive analysis drives this session ([`Session::observe`]).
@@ -216,6 +219,7 @@ impl Session {
             upstream_at: None,
             last_answer: None,
             strays: 0,
+            strays_run: 0,
             ended: false,
             observe: false,
         }
@@ -289,6 +293,15 @@ impl Session {
     /// When [`Session::tick`] must be called next: the shutdown grace, else the
     /// frame timeout of a started frame, else the idle timeout.
     pub fn deadline(&self) -> Instant {
+        let due = self.timeout_due();
+        match self.held.iter().map(|h| h.2).min() {
+            Some(t) => due.min(t + HOLD_MAX),
+            None => due,
+        }
+    }
+
+    /// The shutdown grace, the frame timeout or the idle timeout.
+    fn timeout_due(&self) -> Instant {
         match (self.drain_deadline, self.frame_started) {
             (Some(d), _) => d,
             (None, Some(t)) => t + self.timeouts.frame,
@@ -650,6 +663,9 @@ impl Session {
                     if answer == Answer::Relay && msa_disagree(frame) {
                         answer = Answer::Ambiguous;
                     }
+                    if matches!(answer, Answer::Relay | Answer::Ambiguous) {
+                        self.strays_run = 0;
+                    }
                     if early {
                         // Consumed now, sent in its turn (see `release`).
                         out.push(Out::Relay {
@@ -669,7 +685,8 @@ impl Session {
                         };
                         // (An AE that cannot be built leaves nothing to
                         // send, as in order: the turn still passes.)
-                        self.held.push((id, reply.unwrap_or_default()));
+                        self.held
+                            .push((id, reply.unwrap_or_default(), self.last_activity));
                     } else if answer == Answer::Relay {
                         out.push(Out::Relay {
                             start: f.start,
@@ -682,15 +699,16 @@ impl Session {
                             end: f.len,
                         });
                         if answer != Answer::Ambiguous {
-                            self.strays += 1;
-                            if self.strays == MAX_STRAYS {
+                            self.strays = self.strays.saturating_add(1);
+                            self.strays_run += 1;
+                            if self.strays_run == MAX_STRAYS {
                                 // An upstream streaming answers to nothing
                                 // (a broken or replaying interface): each
                                 // costs a record and delays the messages
                                 // behind it (found by an adversarial
                                 // review: 200 000 of them wrote 193 MB of
                                 // audit log and held an order 21 s).
-                                let mut reason = format!("upstream sent {MAX_STRAYS} frames on this connection that answer no message it sent (unsolicited, repeated, of unknown messages, or without MSA; the first {STRAYS_RECORDED} recorded each): closed as a protocol error");
+                                let mut reason = format!("upstream sent {MAX_STRAYS} frames in a row on this connection that answer no message it sent (unsolicited, repeated, of unknown messages, or without MSA; the first {STRAYS_RECORDED} on the connection recorded each): closed as a protocol error");
                                 let mut answers = Vec::new();
                                 reason.push_str(&self.answer_unconfirmed(
                                     clock,
@@ -845,6 +863,12 @@ impl Session {
     /// that applied, naming what was never answered; replies owed are sent first.
     pub fn tick(&mut self, now: Instant, buffered: usize, clock: &Clock, out: &mut Vec<Out>) {
         if self.ended || now < self.deadline() {
+            return;
+        }
+        if self.held.iter().any(|h| now >= h.2 + HOLD_MAX) {
+            self.release_overdue(clock, out);
+        }
+        if now < self.timeout_due() {
             return;
         }
         let (rule, mut reason) = if self.drain_deadline.is_some() {
@@ -1046,7 +1070,7 @@ impl Session {
         let early = at > 0 && !self.observe && id.is_some_and(|id| !self.enhanced.contains(id));
         if early {
             let id = self.in_flight[at].clone();
-            if self.held.iter().any(|(h, _)| *h == id) {
+            if self.held.iter().any(|(h, _, _)| *h == id) {
                 return Answer::Repeat;
             }
             self.last_answer = Some(id);
@@ -1060,11 +1084,66 @@ impl Session {
         // ahead of it, whichever message each names: an order-matching sender
         // counts answers, so an upstream answering out of order must not move
         // the refusal into another message's place (found by an adversarial
-        // review).
-        for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
+        // review). Only those it was ahead of: an enhanced-mode answer for a
+        // message sent after a refusal moves it nowhere (a second review).
+        for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
             d.0 -= 1;
         }
         Answer::Relay
+    }
+
+    /// Answers held longer than [`HOLD_MAX`] for an earlier message's answer
+    /// that has not come (a message the upstream lost, and the sender sent
+    /// again): sent now, in the order of their messages, rather than held
+    /// for ever (a second review: one lost message held every later answer
+    /// until the idle timeout, and the sender sent them all again). The
+    /// messages before them stay in flight; the record names both.
+    fn release_overdue(&mut self, clock: &Clock, out: &mut Vec<Out>) {
+        let waiting: Vec<String> = self
+            .in_flight
+            .iter()
+            .take_while(|id| !self.held.iter().any(|(h, _, _)| h == *id))
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect();
+        let mut sent = Vec::new();
+        let mut at = 0;
+        while at < self.in_flight.len() && !self.held.is_empty() {
+            let Some(i) = self
+                .held
+                .iter()
+                .position(|(h, _, _)| *h == self.in_flight[at])
+            else {
+                at += 1;
+                continue;
+            };
+            let (id, reply, _) = self.held.remove(i);
+            self.in_flight.remove(at);
+            self.answered.push(&id);
+            for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
+                d.0 -= 1;
+            }
+            sent.push(String::from_utf8_lossy(&id).into_owned());
+            if !reply.is_empty() {
+                out.push(Out::Reply(reply));
+            }
+        }
+        self.held.clear();
+        let e = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Failed,
+                format!(
+                    "upstream answered {} out of order, and {} still unanswered after {HOLD_MAX:?}: those answers were sent as they came (a sender matching answers by order may take them for the earlier messages')",
+                    id_list(sent.iter().cloned(), sent.len()),
+                    id_list(waiting.iter().cloned(), waiting.len())
+                ),
+                Stage::Message,
+            )
+            .with_rule(rules::ANSWERS_OUT_OF_ORDER);
+        out.push(Out::Record(e.into()));
+        self.release(out);
     }
 
     /// The connection closes (for `rule`) with messages the upstream never
@@ -1109,10 +1188,10 @@ impl Session {
             let Some(front) = self.in_flight.front() else {
                 return;
             };
-            let Some(i) = self.held.iter().position(|(h, _)| h == front) else {
+            let Some(i) = self.held.iter().position(|(h, _, _)| h == front) else {
                 return;
             };
-            let (id, reply) = self.held.remove(i);
+            let (id, reply, _) = self.held.remove(i);
             self.in_flight.pop_front();
             self.answered.push(&id);
             for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
@@ -1229,7 +1308,7 @@ impl Session {
         id_list(
             self.in_flight.iter().map(|id| {
                 let text = String::from_utf8_lossy(id).into_owned();
-                if self.held.iter().any(|(h, _)| h == id) {
+                if self.held.iter().any(|(h, _, _)| h == id) {
                     format!("{text} (answered out of order, held for its turn)")
                 } else {
                     text
@@ -1239,6 +1318,12 @@ impl Session {
         )
     }
 }
+
+/// Longest an answer given out of order is held for the answers of the
+/// messages sent before it ([`Session::release_overdue`]): shorter than a
+/// sender's acknowledgement timeout, longer than an upstream that answers
+/// out of order by chance takes.
+const HOLD_MAX: Duration = Duration::from_secs(2);
 
 /// Frames answering nothing the upstream may send on a connection that are
 /// recorded one by one ([`Session::strays`]).

@@ -337,6 +337,9 @@ fn an_upstream_streaming_answers_to_nothing_is_bounded() {
     d.client(&msg("ORU^R01", "A2"));
     d.upstream(&answer("AA", "A2"));
     assert_eq!(d.t.client, ["ack:A1", "ack:A2"]);
+    // That answer ends the run: 64 in a row after it close the connection.
+    d.upstream(&burst);
+    assert!(!d.t.closed);
     d.upstream(&burst);
     assert!(d.t.closed);
     let rules = rules_of(&d.t);
@@ -473,6 +476,60 @@ fn answers_out_of_order_go_back_in_the_order_of_the_messages() {
         "{:?}",
         d.t.reasons
     );
+}
+
+#[test]
+fn an_answer_held_for_a_message_never_answered_goes_after_a_bound() {
+    // A second review: the pump server lost T1 and the sender sent it again;
+    // T2's answer, held for T1's, waited until the idle timeout while the
+    // sender resent everything. Held at most HOLD_MAX, then sent, recorded.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "T1"));
+    d.client(&msg("ORU^R01", "T2"));
+    d.client(&msg("ADT^A01", "T3"));
+    d.upstream(&answer("AA", "T2"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.advance(HOLD_MAX);
+    assert_eq!(d.t.client, ["AA:T2"]);
+    assert_eq!(rules_of(&d.t).last(), Some(&"WG-UP-009"));
+    assert!(!d.t.closed);
+    // T1's answer, late, still goes; then T3's refusal, which waited behind
+    // both.
+    d.upstream(&answer("AA", "T1"));
+    assert_eq!(d.t.client, ["AA:T2", "ack:T1", "AR:T3"]);
+}
+
+#[test]
+fn an_answer_to_a_message_sent_after_a_refusal_does_not_move_it() {
+    // A second review: A (original mode), R (refused), B (enhanced mode);
+    // B's accept answer came first and released R's AR ahead of A's answer.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "A1"));
+    d.client(&msg("ADT^A01", "R2"));
+    let enhanced = framed(
+        "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|20261124101500||ORU^R01|B3|P|2.6|||AL|AL\rPID|||1^^^H^MR\rOBX|1|NM|HR||72|/min\r",
+    );
+    d.client(&enhanced);
+    d.upstream(&answer("CA", "B3"));
+    assert_eq!(d.t.client, ["ack:B3"]);
+    d.upstream(&answer("AA", "A1"));
+    assert_eq!(d.t.client, ["ack:B3", "ack:A1", "AR:R2"]);
+}
+
+#[test]
+fn an_upstream_answering_every_message_twice_is_not_closed() {
+    // A second review: CA then AA to original-mode messages closed the
+    // connection after 64 messages however far apart. Only 64 in a row.
+    let mut d = Driver::new();
+    for i in 0..100 {
+        let id = format!("M{i}");
+        d.client(&msg("ORU^R01", &id));
+        d.upstream(&answer("AA", &id));
+        d.upstream(&answer("AA", &id));
+    }
+    assert!(!d.t.closed);
+    assert_eq!(d.t.client.len(), 100);
+    assert_eq!(rules_of(&d.t).len(), 8, "{:?}", rules_of(&d.t));
 }
 
 #[test]
