@@ -662,17 +662,44 @@ pub fn unavailable(
 /// server accepted it is unknown: the sender is told so in the message's
 /// place, rather than left to send it again blindly (found by an
 /// adversarial review: a late AA was lost and the connection just closed).
-/// In the default delimiters, naming `control_id`.
-pub(crate) fn unconfirmed_ack(control_id: &[u8], clock: &Clock, rule: Rule) -> Vec<u8> {
-    wardgate_ack(
-        None,
-        control_id,
-        clock,
-        AckCode::AE,
-        "No upstream answer in time: check the pump before resending",
-        rule,
-        (207, "Application internal error"),
-    )
+/// Built as an answer to `header` (the MSH of a message the sender sent on
+/// the connection) with MSH-10 `control_id` as the sender wrote it: its
+/// delimiters, character set and acknowledgement mode (CE to an enhanced-mode
+/// sender), MSA-2 echoing the id byte for byte (a second review: rebuilt in
+/// the default delimiters, `C2\T\X` came back re-escaped). Without such a
+/// header, in the default delimiters.
+pub(crate) fn unconfirmed_ack(
+    header: &[u8],
+    control_id: &[u8],
+    clock: &Clock,
+    rule: Rule,
+) -> Vec<u8> {
+    const TEXT: &str = "No upstream answer in time: check the pump before resending";
+    let error = (207, "Application internal error");
+    // The header with MSH-10 set to this message's control id.
+    let msh = header
+        .get(3)
+        .copied()
+        .filter(|_| header.starts_with(b"MSH"))
+        .map(|f| {
+            let mut m = Vec::with_capacity(header.len() + control_id.len() + 8);
+            for (i, part) in header.split(|&b| b == f).enumerate() {
+                if i > 0 {
+                    m.push(f);
+                }
+                m.extend_from_slice(if i == 9 { control_id } else { part });
+            }
+            m.push(b'\r');
+            m
+        });
+    let parsed = msh
+        .as_deref()
+        .and_then(|m| Message::parse(m, &hl7::Limits::default()).ok())
+        .filter(|m| m.control_id() == control_id);
+    match parsed {
+        Some(m) => wardgate_ack(Some(&m), b"", clock, AckCode::AE, TEXT, rule, error),
+        None => wardgate_ack(None, control_id, clock, AckCode::AE, TEXT, rule, error),
+    }
 }
 
 /// The frame's sender is no longer allowed on the route (a reload removed it):

@@ -165,6 +165,11 @@ pub struct Session {
     /// message's control id, what goes back for it). The message stays in
     /// [`Session::in_flight`] until then.
     held: Vec<(ControlId, Vec<u8>, Instant)>,
+    /// The MSH segment of the last message forwarded that is owed an
+    /// answer: wardgate's own answer for a message never answered is built
+    /// from it ([`inspect::unconfirmed_ack`]), in the sender's delimiters,
+    /// character set and acknowledgement mode. One buffer, reused.
+    last_header: Vec<u8>,
     /// A rule closed the sender's side: nothing more is read or decided, but the
     /// acknowledgements still due from the upstream are relayed first.
     closing: bool,
@@ -211,6 +216,7 @@ impl Session {
             answered: IdRing::default(),
             deferred: VecDeque::new(),
             held: Vec::new(),
+            last_header: Vec::new(),
             closing: false,
             client_open: true,
             drain_deadline: None,
@@ -493,6 +499,10 @@ impl Session {
                 self.last_forwarded = Some((id.clone(), owed));
                 if owed {
                     self.in_flight.push_back(id);
+                    let p = payload(bytes).unwrap_or_default();
+                    let line = &p[..memchr::memchr2(b'\r', b'\n', p).unwrap_or(p.len())];
+                    self.last_header.clear();
+                    self.last_header.extend_from_slice(line);
                 }
             }
             (_, frame) => {
@@ -1070,7 +1080,12 @@ impl Session {
         let early = at > 0 && !self.observe && id.is_some_and(|id| !self.enhanced.contains(id));
         if early {
             let id = self.in_flight[at].clone();
-            if self.held.iter().any(|(h, _, _)| *h == id) {
+            // Messages in flight under one control id (a sender resending):
+            // each held answer takes the next of them; one more than there
+            // are is a repeat (a second review).
+            let held = self.held.iter().filter(|(h, _, _)| *h == id).count();
+            let copies = self.in_flight.iter().filter(|x| **x == id).count();
+            if held >= copies {
                 return Answer::Repeat;
             }
             self.last_answer = Some(id);
@@ -1170,7 +1185,12 @@ impl Session {
             for d in self.deferred.iter_mut().filter(|d| d.0 > 0) {
                 d.0 -= 1;
             }
-            out.push(Out::Reply(inspect::unconfirmed_ack(&id, clock, rule)));
+            out.push(Out::Reply(inspect::unconfirmed_ack(
+                &self.last_header,
+                &id,
+                clock,
+                rule,
+            )));
         }
         self.held.clear();
         format!("; the upstream never answered: {ids}; the sender was sent wardgate's AE for {n} message(s) (whether the upstream accepted them is unknown: check before sending again), and every answer owed before and behind them in order")

@@ -3226,3 +3226,62 @@ fn quantities_under_unread_identifiers_and_unit_spellings() {
         );
     }
 }
+
+/// wardgate's own AE for a message the upstream never answered echoes its
+/// control id byte for byte, in the sender's delimiters (a second review: it
+/// was rebuilt in the default ones, and `C2\T\X` came back re-escaped).
+#[test]
+fn the_answer_for_a_message_never_answered_is_in_the_senders_terms() {
+    let clock = Clock::now();
+    for (header, id) in [
+        (
+            &b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||ORU^R01|X|P|2.6"[..],
+            &b"C2\\T\\X"[..],
+        ),
+        (b"MSH|#~\\&|EHR|ICU|PUMP|ICU|2026||ORU#R01|X|P|2.6", b"C6^X"),
+        (
+            b"MSH!^~\\&!EHR!ICU!PUMP!ICU!2026!!ORU^R01!X!P!2.6||||||8859/1",
+            b"C7|X",
+        ),
+    ] {
+        let ae = hl7::unconfirmed_ack(header, id, &clock, rules::IDLE_TIMEOUT);
+        let m = wardgate_proto::hl7::Message::parse(
+            &ae[1..ae.len() - 2],
+            &wardgate_proto::hl7::Limits::default(),
+        )
+        .expect("parses");
+        let msa = m.segments_named(b"MSA").next().expect("MSA");
+        assert_eq!(msa.field(1).raw(), b"AE");
+        assert_eq!(msa.field(2).raw(), id, "{}", String::from_utf8_lossy(&ae));
+        let sent = [header, &b"\r"[..]].concat();
+        let sent =
+            wardgate_proto::hl7::Message::parse(&sent, &wardgate_proto::hl7::Limits::default())
+                .unwrap();
+        assert_eq!(m.delimiters(), sent.delimiters());
+        let msa3 = msa.field(3).raw();
+        assert!(
+            msa3.len() <= 80 && msa3.ends_with(b"(WG-CONN-002)"),
+            "{}",
+            String::from_utf8_lossy(msa3)
+        );
+    }
+    // An enhanced-mode sender asking for accept answers gets CE.
+    let ae = hl7::unconfirmed_ack(
+        b"MSH|^~\\&|EHR|ICU|PUMP|ICU|2026||ORU^R01|X|P|2.6|||AL|AL",
+        b"E1",
+        &clock,
+        rules::IDLE_TIMEOUT,
+    );
+    assert!(
+        ae.windows(8).any(|w| w == b"MSA|CE|E"),
+        "{}",
+        String::from_utf8_lossy(&ae)
+    );
+    // No header: the default delimiters.
+    let ae = hl7::unconfirmed_ack(b"", b"Z9", &clock, rules::IDLE_TIMEOUT);
+    assert!(
+        ae.windows(10).any(|w| w == b"MSA|AE|Z9|"),
+        "{}",
+        String::from_utf8_lossy(&ae)
+    );
+}

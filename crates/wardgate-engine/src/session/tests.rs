@@ -500,6 +500,23 @@ fn an_answer_held_for_a_message_never_answered_goes_after_a_bound() {
 }
 
 #[test]
+fn answers_to_messages_sent_under_one_control_id_each_take_one() {
+    // A second review: D2 sent twice behind an unanswered D1; the pump's
+    // answer to the second copy was dropped as a repeat of the held one.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "D1"));
+    d.client(&msg("ORU^R01", "D2"));
+    d.client(&msg("ORU^R01", "D2"));
+    d.upstream(&answer("AA", "D2"));
+    d.upstream(&answer("AR", "D2"));
+    d.upstream(&answer("AE", "D2"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.upstream(&answer("AA", "D1"));
+    assert_eq!(d.t.client, ["ack:D1", "AA:D2", "AR:D2"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-005"]);
+}
+
+#[test]
 fn an_answer_to_a_message_sent_after_a_refusal_does_not_move_it() {
     // A second review: A (original mode), R (refused), B (enhanced mode);
     // B's accept answer came first and released R's AR ahead of A's answer.
