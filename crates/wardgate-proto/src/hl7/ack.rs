@@ -150,6 +150,41 @@ fn write_ack(
     p: &AckParams<'_>,
     out: &mut Vec<u8>,
 ) {
+    // A header field echoed in another place than it came (MSH-11 followed
+    // by MSH-12 rather than ending the message) with a 0x85 byte (a UTF-8
+    // letter such as `Ʌ`, C9 85) may read as a NEL before a segment there,
+    // which the answer's own parse refuses (found by the fuzz smoke): such a
+    // field goes back with its non-ASCII bytes as `?`. MSA-2 keeps its bytes:
+    // the control id is what the sender matches, and is followed there as in
+    // MSH-10.
+    let fold = |f: &[u8]| -> Vec<u8> {
+        f.iter()
+            .filter(|&&b| b < 0x80 || b >= 0xC0)
+            .map(|&b| if b < 0x80 { b } else { b'?' })
+            .collect()
+    };
+    let echoed = [
+        h.facility,
+        h.receiving_app,
+        h.receiving_facility,
+        h.trigger,
+        h.processing,
+        h.version,
+    ];
+    if echoed.iter().any(|f| f.contains(&0x85)) {
+        let [facility, receiving_app, receiving_facility, trigger, processing, version] =
+            echoed.map(fold);
+        let folded = Header {
+            facility: &facility,
+            receiving_app: &receiving_app,
+            receiving_facility: &receiving_facility,
+            trigger: &trigger,
+            processing: &processing,
+            version: &version,
+            ..h
+        };
+        return write_ack(d, encoding_chars, folded, p, out);
+    }
     // The sender's bytes echoed back (its facility and applications, MSA-2)
     // are in its character set. Not UTF-8 (a Latin-1 MSH-10, say), the answer
     // cannot declare UTF-8 and stay matchable (found by an adversarial review:

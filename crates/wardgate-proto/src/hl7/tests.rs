@@ -800,3 +800,20 @@ fn msa3_is_at_most_80_characters_once_escaped() {
         );
     }
 }
+
+#[test]
+fn an_answer_echoing_a_header_letter_with_a_nel_byte_parses() {
+    // Found by the fuzz smoke (hl7_ack_roundtrip): MSH-11 ending in `ɅOSP`
+    // (C9 85) closed the message; echoed before MSH-12 in the answer, the
+    // 0x85 read as a NEL before a segment `OSP`, and the answer was refused.
+    let data = b"MSH|\\&|MH|\\&|MSH|^~\\/~MOU|202611|\\&|MSH|^~\\      \t\t\t\t\t\t\t\t:::::::::@:1.0|9\xc9\x85OSP";
+    let m = Message::parse(data, &Limits::default()).unwrap();
+    let p = refusal("refused");
+    let mut out = Vec::new();
+    ack::build_ack(&m, &p, &mut out);
+    let ack = Message::parse(&out, &Limits::default());
+    assert!(ack.is_ok(), "{:?}: {ack:?}", String::from_utf8_lossy(&out));
+    let ack = ack.unwrap();
+    let msa = ack.segments_named(b"MSA").next().unwrap();
+    assert_eq!(msa.field(2).raw(), m.control_id());
+}
