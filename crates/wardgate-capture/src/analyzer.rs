@@ -2151,6 +2151,17 @@ impl Analyzer {
             if !payload.is_empty() || copy.stop.is_some() {
                 note_uncertain(snd, copy);
             }
+            // The sender used these sequence numbers: the receiver's ACK of
+            // them (it got the frame) is no ACK of unsent data (a third
+            // review: every bystander's capture of a connection closing
+            // raised WG-CAP-019 for the ACK of its FIN).
+            let end = t
+                .seq
+                .wrapping_add(payload.len() as u32)
+                .wrapping_add(u32::from(flags.fin));
+            if snd.snd_nxt.is_none_or(|n| after(end, n)) {
+                snd.snd_nxt = Some(end);
+            }
             self.counts.host_drops += 1;
             return;
         }
