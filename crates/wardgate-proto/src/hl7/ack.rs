@@ -159,7 +159,7 @@ fn write_ack(
     // MSH-10.
     let fold = |f: &[u8]| -> Vec<u8> {
         f.iter()
-            .filter(|&&b| b < 0x80 || b >= 0xC0)
+            .filter(|&&b| !(0x80..0xC0).contains(&b))
             .map(|&b| if b < 0x80 { b } else { b'?' })
             .collect()
     };
