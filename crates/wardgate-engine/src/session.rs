@@ -1114,34 +1114,38 @@ impl Session {
     /// until the idle timeout, and the sender sent them all again). The
     /// messages before them stay in flight; the record names both.
     fn release_overdue(&mut self, clock: &Clock, out: &mut Vec<Out>) {
-        let waiting: Vec<String> = self
-            .in_flight
-            .iter()
-            .take_while(|id| !self.held.iter().any(|(h, _, _)| h == *id))
-            .map(|id| String::from_utf8_lossy(id).into_owned())
-            .collect();
+        // Everything owed goes back in message order, skipping only the
+        // messages still unanswered: the answers held and the refusals queued
+        // (a third review: a refusal behind the unanswered message stayed,
+        // while the answers to later messages overtook it).
+        let mut waiting = Vec::new();
         let mut sent = Vec::new();
-        let mut at = 0;
-        while at < self.in_flight.len() && !self.held.is_empty() {
-            let Some(i) = self
-                .held
-                .iter()
-                .position(|(h, _, _)| *h == self.in_flight[at])
-            else {
-                at += 1;
-                continue;
-            };
-            let (id, reply, _) = self.held.remove(i);
-            self.in_flight.remove(at);
-            self.answered.push(&id);
-            for d in self.deferred.iter_mut().filter(|d| d.0 > at) {
-                d.0 -= 1;
+        let mut stuck = VecDeque::new();
+        let in_flight = std::mem::take(&mut self.in_flight);
+        for (i, id) in in_flight.into_iter().enumerate() {
+            while self.deferred.front().is_some_and(|d| d.0 <= i) {
+                if let Some((_, reply)) = self.deferred.pop_front() {
+                    out.push(Out::Reply(reply));
+                }
             }
-            sent.push(String::from_utf8_lossy(&id).into_owned());
-            if !reply.is_empty() {
-                out.push(Out::Reply(reply));
+            match self.held.iter().position(|(h, _, _)| *h == id) {
+                Some(at) => {
+                    let (id, reply, _) = self.held.remove(at);
+                    self.answered.push(&id);
+                    sent.push(String::from_utf8_lossy(&id).into_owned());
+                    if !reply.is_empty() {
+                        out.push(Out::Reply(reply));
+                    }
+                }
+                None => {
+                    waiting.push(String::from_utf8_lossy(&id).into_owned());
+                    stuck.push_back(id);
+                }
             }
         }
+        let refusals = self.deferred.len();
+        out.extend(self.deferred.drain(..).map(|(_, reply)| Out::Reply(reply)));
+        self.in_flight = stuck;
         self.held.clear();
         let e = self
             .flow
@@ -1150,7 +1154,7 @@ impl Session {
                 &self.route,
                 Action::Failed,
                 format!(
-                    "upstream answered {} out of order, and {} still unanswered after {HOLD_MAX:?}: those answers were sent as they came (a sender matching answers by order may take them for the earlier messages')",
+                    "upstream answered {} out of order, and {} still unanswered after {HOLD_MAX:?}: those answers and {refusals} refusal(s) queued were sent in their messages' order without the unanswered ones' (a sender matching answers by order may take them for the earlier messages')",
                     id_list(sent.iter().cloned(), sent.len()),
                     id_list(waiting.iter().cloned(), waiting.len())
                 ),

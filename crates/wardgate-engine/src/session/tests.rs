@@ -490,13 +490,19 @@ fn an_answer_held_for_a_message_never_answered_goes_after_a_bound() {
     d.upstream(&answer("AA", "T2"));
     assert!(d.t.client.is_empty(), "{:?}", d.t.client);
     d.advance(HOLD_MAX);
-    assert_eq!(d.t.client, ["AA:T2"]);
+    // T2's answer and T3's refusal, in their order, without T1's (a third
+    // review: the refusal stayed behind T1 while later answers overtook it).
+    assert_eq!(d.t.client, ["AA:T2", "AR:T3"]);
     assert_eq!(rules_of(&d.t).last(), Some(&"WG-UP-009"));
     assert!(!d.t.closed);
-    // T1's answer, late, still goes; then T3's refusal, which waited behind
-    // both.
+    // T1's answer, late, still goes.
     d.upstream(&answer("AA", "T1"));
-    assert_eq!(d.t.client, ["AA:T2", "ack:T1", "AR:T3"]);
+    assert_eq!(d.t.client, ["AA:T2", "AR:T3", "ack:T1"]);
+    // Messages after it keep their order as usual.
+    d.client(&msg("ORU^R01", "T4"));
+    d.client(&msg("ADT^A01", "T5"));
+    d.upstream(&answer("AA", "T4"));
+    assert_eq!(d.t.client[3..], ["ack:T4", "AR:T5"]);
 }
 
 #[test]
