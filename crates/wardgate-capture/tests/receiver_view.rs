@@ -3767,6 +3767,18 @@ fn a_frame_cut_by_the_snap_length_makes_its_stretch_unknown() {
     assert!(rules.contains(&"WG-CAP-026".to_owned()), "{rules:?}");
 }
 
+/// SLL v1 frames as captured whole.
+fn whole(frames: &[Vec<u8>]) -> Vec<Captured<'_>> {
+    frames
+        .iter()
+        .map(|f| Captured {
+            link: LinkType::LinuxSll,
+            data: f,
+            orig_len: f.len() as u32,
+        })
+        .collect()
+}
+
 /// Linux cooked captures (SLL v1) as libpcap writes them on the receiving
 /// host: the packet type stands for the destination MAC. A decoy the NIC
 /// took as for another station, or as broadcast, is not read; on a capture
@@ -3803,15 +3815,7 @@ fn a_cooked_capture_judges_by_the_packet_type() {
                 sll(f, t)
             })
             .collect();
-        let records: Vec<Captured<'_>> = frames
-            .iter()
-            .map(|f| Captured {
-                link: LinkType::LinuxSll,
-                data: f,
-                orig_len: f.len() as u32,
-            })
-            .collect();
-        let (d, rules) = run_captured(&records, linux, FlowLimits::default(), &at);
+        let (d, rules) = run_captured(&whole(&frames), linux, FlowLimits::default(), &at);
         assert!(violated(&d, "BAD-1"), "{decoy}: {d:?} {rules:?}");
         assert!(
             rules.contains(&"WG-CAP-012".to_owned()),
@@ -3821,15 +3825,7 @@ fn a_cooked_capture_judges_by_the_packet_type() {
     // Beside the link: every frame to another station, none outgoing. The
     // first copy is read (the decoy's place), as on Ethernet.
     let frames: Vec<Vec<u8>> = eth.iter().map(|f| sll(f, 3)).collect();
-    let records: Vec<Captured<'_>> = frames
-        .iter()
-        .map(|f| Captured {
-            link: LinkType::LinuxSll,
-            data: f,
-            orig_len: f.len() as u32,
-        })
-        .collect();
-    let (d, rules) = run_captured(&records, linux, FlowLimits::default(), &at);
+    let (d, rules) = run_captured(&whole(&frames), linux, FlowLimits::default(), &at);
     assert!(!rules.contains(&"WG-CAP-012".to_owned()), "{rules:?}");
     assert!(d.iter().any(|(id, _, _)| id == "OK-001"), "{d:?}");
 }

@@ -718,28 +718,8 @@ impl Session {
                                 // behind it (found by an adversarial
                                 // review: 200 000 of them wrote 193 MB of
                                 // audit log and held an order 21 s).
-                                let mut reason = format!("upstream sent {MAX_STRAYS} frames in a row on this connection that answer no message it sent (unsolicited, repeated, of unknown messages, or without MSA; the first {STRAYS_RECORDED} on the connection recorded each): closed as a protocol error");
-                                let mut answers = Vec::new();
-                                reason.push_str(&self.answer_unconfirmed(
-                                    clock,
-                                    rules::UPSTREAM_PROTOCOL,
-                                    &mut answers,
-                                ));
-                                let ev = self
-                                    .flow
-                                    .event(
-                                        clock,
-                                        &self.route,
-                                        Action::Closed,
-                                        reason,
-                                        Stage::Connection,
-                                    )
-                                    .with_rule(rules::UPSTREAM_PROTOCOL);
-                                out.push(Out::Record(ev.into()));
-                                out.append(&mut answers);
-                                self.in_flight.clear();
-                                self.held.clear();
-                                self.end(out);
+                                let reason = format!("upstream sent {MAX_STRAYS} frames in a row on this connection that answer no message it sent (unsolicited, repeated, of unknown messages, or without MSA; the first {STRAYS_RECORDED} on the connection recorded each): closed as a protocol error");
+                                self.upstream_broke(reason, clock, out);
                                 return;
                             }
                             if self.strays > STRAYS_RECORDED {
@@ -804,31 +784,33 @@ impl Session {
                 }
                 Ok(Progress::NeedMore) => return,
                 Err(e) => {
-                    let mut reason = format!("upstream sent invalid MLLP: {e}");
-                    let mut answers = Vec::new();
-                    reason.push_str(&self.answer_unconfirmed(
-                        clock,
-                        rules::UPSTREAM_PROTOCOL,
-                        &mut answers,
-                    ));
-                    let ev = self
-                        .flow
-                        .event(
-                            clock,
-                            &self.route,
-                            Action::Closed,
-                            reason,
-                            Stage::Connection,
-                        )
-                        .with_rule(rules::UPSTREAM_PROTOCOL);
-                    out.push(Out::Record(ev.into()));
-                    out.append(&mut answers);
-                    self.in_flight.clear();
-                    self.held.clear();
-                    self.end(out);
+                    self.upstream_broke(format!("upstream sent invalid MLLP: {e}"), clock, out);
                 }
             }
         }
+    }
+
+    /// The upstream broke its protocol (`reason`): recorded, each message it
+    /// never answered gets wardgate's AE in its place, and the connection
+    /// closes.
+    fn upstream_broke(&mut self, mut reason: String, clock: &Clock, out: &mut Vec<Out>) {
+        let mut answers = Vec::new();
+        reason.push_str(&self.answer_unconfirmed(clock, rules::UPSTREAM_PROTOCOL, &mut answers));
+        let ev = self
+            .flow
+            .event(
+                clock,
+                &self.route,
+                Action::Closed,
+                reason,
+                Stage::Connection,
+            )
+            .with_rule(rules::UPSTREAM_PROTOCOL);
+        out.push(Out::Record(ev.into()));
+        out.append(&mut answers);
+        self.in_flight.clear();
+        self.held.clear();
+        self.end(out);
     }
 
     /// The upstream closed its side (or its stream failed).
