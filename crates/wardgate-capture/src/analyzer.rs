@@ -324,11 +324,8 @@ impl Forgotten {
         Self::merge_stretch(this, u.seq, end_u, u.stop, false)
     }
 
-    /// Merges in the stretch `seq..end` of a frame the capture cut short.
-    fn merge_cut(this: Option<Forgotten>, seq: u32, end: u32, stop: Option<u32>) -> Forgotten {
-        Self::merge_stretch(this, seq, end, stop, true)
-    }
-
+    /// Merges in the stretch `seq..end_u` (`cut`: of a frame the capture cut
+    /// short).
     fn merge_stretch(
         this: Option<Forgotten>,
         seq: u32,
@@ -1195,7 +1192,13 @@ impl Analyzer {
                 let spent =
                     read.is_some_and(|n| !after(end, n) && stop.is_none_or(|s| after(n, s)));
                 if !spent && (len > 0 || stop.is_some()) {
-                    side.forgotten = Some(Forgotten::merge_cut(side.forgotten, c.seq, end, stop));
+                    side.forgotten = Some(Forgotten::merge_stretch(
+                        side.forgotten,
+                        c.seq,
+                        end,
+                        stop,
+                        true,
+                    ));
                 }
             }
             Some((k, src, c))

@@ -676,27 +676,14 @@ impl Session {
                     if matches!(answer, Answer::Relay | Answer::Ambiguous) {
                         self.strays_run = 0;
                     }
-                    if early {
+                    if early && answer == Answer::Relay {
                         // Consumed now, sent in its turn (see `release`).
                         out.push(Out::Relay {
                             start: f.len,
                             end: f.len,
                         });
                         let id = self.last_answer.clone().unwrap_or_default();
-                        let reply = if answer == Answer::Ambiguous {
-                            let ev = self
-                                .flow
-                                .event(clock, &self.route, Action::Blocked, format!("upstream answered message {} with MSA segments that disagree ({}): not relayed; the sender is sent wardgate's AE saying the answer was ambiguous (whether the pump server accepted it is unknown), in the answer's turn", String::from_utf8_lossy(&id), msa_codes(frame)), Stage::Message)
-                                .with_rule(rules::AMBIGUOUS_ACK);
-                            out.push(Out::Record(ev.into()));
-                            ambiguous_answer(frame, Some(&id))
-                        } else {
-                            Some(frame.to_vec())
-                        };
-                        // (An AE that cannot be built leaves nothing to
-                        // send, as in order: the turn still passes.)
-                        self.held
-                            .push((id, reply.unwrap_or_default(), self.last_activity));
+                        self.held.push((id, frame.to_vec(), self.last_activity));
                     } else if answer == Answer::Relay {
                         out.push(Out::Relay {
                             start: f.start,
@@ -769,9 +756,17 @@ impl Session {
                             .with_rule(rule);
                         out.push(Out::Record(ev.into()));
                         if answer == Answer::Ambiguous {
-                            // wardgate's AE goes back in the answer's place.
+                            // wardgate's AE goes back in the answer's place:
+                            // now, or in its turn when the answer came early
+                            // (an AE that cannot be built leaves nothing to
+                            // send, and the turn still passes).
                             let answered = self.last_answer.take();
-                            if let Some(reply) = ambiguous_answer(frame, answered.as_deref()) {
+                            let reply = ambiguous_answer(frame, answered.as_deref());
+                            if early {
+                                let id = answered.unwrap_or_default();
+                                self.held
+                                    .push((id, reply.unwrap_or_default(), self.last_activity));
+                            } else if let Some(reply) = reply {
                                 out.push(Out::Reply(reply));
                             }
                         }
@@ -793,19 +788,27 @@ impl Session {
     /// The upstream broke its protocol (`reason`): recorded, each message it
     /// never answered gets wardgate's AE in its place, and the connection
     /// closes.
-    fn upstream_broke(&mut self, mut reason: String, clock: &Clock, out: &mut Vec<Out>) {
+    fn upstream_broke(&mut self, reason: String, clock: &Clock, out: &mut Vec<Out>) {
+        self.close_owing(Action::Closed, rules::UPSTREAM_PROTOCOL, reason, clock, out);
+    }
+
+    /// The connection closes for `rule`: the record (`reason`, and what the
+    /// upstream never answered), then wardgate's AE for each such message
+    /// with the answers owed around it ([`Session::answer_unconfirmed`]).
+    fn close_owing(
+        &mut self,
+        action: Action,
+        rule: rules::Rule,
+        mut reason: String,
+        clock: &Clock,
+        out: &mut Vec<Out>,
+    ) {
         let mut answers = Vec::new();
-        reason.push_str(&self.answer_unconfirmed(clock, rules::UPSTREAM_PROTOCOL, &mut answers));
+        reason.push_str(&self.answer_unconfirmed(clock, rule, &mut answers));
         let ev = self
             .flow
-            .event(
-                clock,
-                &self.route,
-                Action::Closed,
-                reason,
-                Stage::Connection,
-            )
-            .with_rule(rules::UPSTREAM_PROTOCOL);
+            .event(clock, &self.route, action, reason, Stage::Connection)
+            .with_rule(rule);
         out.push(Out::Record(ev.into()));
         out.append(&mut answers);
         self.in_flight.clear();
@@ -815,27 +818,22 @@ impl Session {
 
     /// The upstream closed its side (or its stream failed).
     pub fn upstream_closed(&mut self, clock: &Clock, out: &mut Vec<Out>) {
-        if !self.in_flight.is_empty() {
-            let mut answers = Vec::new();
-            let n = self.in_flight.len();
-            let note = self.answer_unconfirmed(clock, rules::UPSTREAM_UNAVAILABLE, &mut answers);
-            let reason = format!("upstream closed with {n} message(s) unacknowledged{note}");
-            let e = self
-                .flow
-                .event(
-                    clock,
-                    &self.route,
-                    Action::Failed,
-                    reason,
-                    Stage::Connection,
-                )
-                .with_rule(rules::UPSTREAM_UNAVAILABLE);
-            out.push(Out::Record(e.into()));
-            out.append(&mut answers);
+        if self.in_flight.is_empty() {
+            self.held.clear();
+            self.end(out);
+            return;
         }
-        self.in_flight.clear();
-        self.held.clear();
-        self.end(out);
+        let reason = format!(
+            "upstream closed with {} message(s) unacknowledged",
+            self.in_flight.len()
+        );
+        self.close_owing(
+            Action::Failed,
+            rules::UPSTREAM_UNAVAILABLE,
+            reason,
+            clock,
+            out,
+        );
     }
 
     /// Shutdown begins at `now`: no more reads; what is in flight has the grace
@@ -863,7 +861,7 @@ impl Session {
         if now < self.timeout_due() {
             return;
         }
-        let (rule, mut reason) = if self.drain_deadline.is_some() {
+        let (rule, reason) = if self.drain_deadline.is_some() {
             (
                 rules::SHUTDOWN_CUT,
                 format!(
@@ -911,21 +909,7 @@ impl Session {
                 format!("no traffic for {:?}", self.timeouts.idle),
             )
         };
-        let mut answers = Vec::new();
-        reason.push_str(&self.answer_unconfirmed(clock, rule, &mut answers));
-        let e = self
-            .flow
-            .event(
-                clock,
-                &self.route,
-                Action::Closed,
-                reason,
-                Stage::Connection,
-            )
-            .with_rule(rule);
-        out.push(Out::Record(e.into()));
-        out.append(&mut answers);
-        self.end(out);
+        self.close_owing(Action::Closed, rule, reason, clock, out);
     }
 
     /// The upstream's acknowledgement `frame` answers the in-flight message its

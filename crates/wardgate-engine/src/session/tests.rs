@@ -1532,6 +1532,15 @@ fn an_answer_whose_msa_segments_disagree_is_replaced_by_an_ae() {
         "{:?}",
         d.t.reasons
     );
+    // Early (M3's before M1's), the AE waits for its turn.
+    let mut d = Driver::new();
+    d.client(&msg("ORU^R01", "M1"));
+    d.client(&msg("ORU^R01", "M3"));
+    d.upstream(&two("AE|M3", "AA|M3"));
+    assert!(d.t.client.is_empty(), "{:?}", d.t.client);
+    d.upstream(&ack("M1"));
+    assert_eq!(d.t.client, ["ack:M1", "AE:M3"]);
+    assert_eq!(rules_of(&d.t), ["WG-UP-008"]);
     // MSA segments naming two messages disagree too.
     let mut d = Driver::new();
     d.client(&msg("ORU^R01", "M1"));
