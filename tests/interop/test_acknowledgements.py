@@ -175,9 +175,10 @@ def test_the_nak_locates_the_field_and_keeps_numbers_whole(gateway, upstream):
 def test_an_upstream_that_stops_reading_cannot_hold_the_connection(tmp_path):
     """Regression (review): with the upstream no longer reading, the relay's write
     to it blocked forever. Writes are bounded by frame_timeout_secs (3 s here):
-    the connection ends, the record names what went unanswered, and the AR owed
-    behind the unanswered message is withheld (sent, it would be read as that
-    message's answer by a sender matching by order)."""
+    the connection ends, the record names what went unanswered, and each message
+    the upstream never answered gets wardgate's AE in its place, so the AR owed
+    behind the first goes back as its own message's answer, in order (before
+    session 33 it was withheld and the sender waited out its own timeout)."""
     import threading
 
     srv = socket.socket()
@@ -202,11 +203,15 @@ def test_an_upstream_that_stops_reading_cannot_hold_the_connection(tmp_path):
         t = threading.Thread(target=fill, daemon=True)
         t.start()
         frames = s.read_frames(until_closed=True)
-        assert ("AR", "HOLD-2") not in [msa(f)[:2] for f in frames], frames
+        answers = [msa(f)[:2] for f in frames]
+        assert answers[:2] == [("AE", "HOLD-1"), ("AR", "HOLD-2")], answers
+        # Every filler forwarded gets an AE too, one each, and nothing else.
+        assert all(a == ("AE", "HOLD-F") for a in answers[2:]), answers
         evs = events_until(g, lambda e: any("stalled" in x["event"].get("reason", "") for x in e), timeout=10)
         stalled = [x for x in evs if "stalled" in x["event"].get("reason", "")]
         assert stalled and "HOLD-1" in stalled[0]["event"]["reason"], [x["event"] for x in evs]
-        assert "not sent" in stalled[0]["event"]["reason"], stalled
+        assert f"wardgate's AE for {len(answers) - 1} message(s)" in stalled[0]["event"]["reason"], stalled
+        assert "not sent" not in stalled[0]["event"]["reason"], stalled
     finally:
         g.stop()
         srv.close()

@@ -540,15 +540,25 @@ def test_reply_backlog_is_bounded(tmp_path):
         adt = "MSH|^~\\&|EHR|ICU|PUMPSRV|ICU|2026||ADT^A01^ADT_A01|B-{}|P|2.5\rPID|||1\r"
         burst = SB + observation("SLOW-1").encode() + EB
         burst += b"".join(SB + adt.format(i).encode() + EB for i in range(1100))
+        got = b""
         try:
             s.sendall(burst)
-            while s.recv(65536):
-                pass
+            while chunk := s.recv(65536):
+                got += chunk
         except ConnectionError:
             pass
         s.close()
         evs = events_until(g, lambda e: any(x.get("rule", {}).get("id") == "WG-CONN-004" for x in e))
         assert any(x.get("rule", {}).get("id") == "WG-CONN-004" for x in evs)
+        # SLOW-1, never answered in time, gets wardgate's AE in its place; every
+        # refusal follows in message order, none lost, none ahead of it.
+        answers = []
+        for f in got.split(EB)[:-1]:
+            msa = next(seg for seg in f.lstrip(SB).split(b"\r") if seg.startswith(b"MSA|"))
+            answers.append(tuple(msa.decode().split("|")[1:3]))
+        assert answers[0] == ("AE", "SLOW-1"), answers[:3]
+        assert answers[1:] == [("AR", f"B-{i}") for i in range(len(answers) - 1)], answers[:5]
+        assert len(answers) > 1024, len(answers)
     finally:
         g.stop()
         slow.stop()

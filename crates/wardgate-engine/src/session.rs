@@ -514,27 +514,16 @@ impl Session {
                     if self.in_flight.is_empty() && self.deferred.is_empty() {
                         out.push(Out::Reply(reply));
                     } else if self.deferred.len() >= MAX_DEFERRED_REPLIES {
-                        // Memory stays bounded: the connection closes, and the
-                        // record names the messages the upstream never
-                        // answered and the refusals that waited behind them.
+                        // Memory stays bounded: the connection closes. The
+                        // messages the upstream never answered get wardgate's
+                        // AE in their place, so the refusals go back in order
+                        // as their own messages' answers; the record names them.
                         self.deferred.push_back((self.in_flight.len(), reply));
-                        let withheld = self.withhold_deferred();
-                        let e = self
-                            .flow
-                            .event(
-                                clock,
-                                &self.route,
-                                Action::Closed,
-                                format!(
-                                    "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s); the upstream never answered: {}{withheld}",
-                                    self.in_flight.len(),
-                                    self.unanswered()
-                                ),
-                                Stage::Connection,
-                            )
-                            .with_rule(rules::REPLY_BACKLOG);
-                        out.push(Out::Record(e.into()));
-                        self.end(out);
+                        let reason = format!(
+                            "more than {MAX_DEFERRED_REPLIES} replies waiting behind {} unacknowledged message(s)",
+                            self.in_flight.len()
+                        );
+                        self.close_owing(Action::Closed, rules::REPLY_BACKLOG, reason, clock, out);
                         return;
                     } else {
                         self.deferred.push_back((self.in_flight.len(), reply));
@@ -597,44 +586,31 @@ impl Session {
     }
 
     /// The write of the last [`Out::Forward`] failed or stalled past `stalled`:
-    /// the record says which messages went unanswered, the refusals owed are
-    /// sent, and the connection closes.
+    /// every message forwarded and not answered, the failed one included when
+    /// it was owed an answer, gets wardgate's AE in its place (whether the
+    /// upstream took it is unknown), the refusals queued behind them follow in
+    /// order, the record names them all, and the connection closes. Before, the
+    /// refusals were withheld and the sender waited out its own timeout for
+    /// every message (found in the closing notes of session 32).
     pub fn forward_failed(&mut self, stalled: Duration, clock: &Clock, out: &mut Vec<Out>) {
-        // The frame whose write failed is not in flight: it may not have arrived,
-        // and it is not answered (the sender retries what it has no answer for).
         // It is the last one forwarded, owed an answer or not (found by an
         // adversarial review: a stalled ACK or NE message's failure named the
-        // message before it, or none).
-        let failed = match self.last_forwarded.take() {
-            Some((id, true)) => {
-                if self.in_flight.back() == Some(&id) {
-                    self.in_flight.pop_back();
-                }
-                id
-            }
-            Some((id, false)) => id,
-            None => ControlId::new(),
-        };
-        let mut reason = format!(
-            "upstream write failed or stalled for {stalled:?}; message {} may not have been delivered and was not answered",
+        // message before it, or none). One owed an answer is still in flight.
+        let failed = self
+            .last_forwarded
+            .take()
+            .map_or_else(ControlId::new, |(id, _)| id);
+        let reason = format!(
+            "upstream write failed or stalled for {stalled:?}; message {} may not have been delivered",
             String::from_utf8_lossy(&failed)
         );
-        if !self.in_flight.is_empty() {
-            reason.push_str(&format!("; unanswered: {}", self.unanswered()));
-        }
-        // Every refusal waiting is behind the failed message at least.
-        if !self.deferred.is_empty() {
-            self.in_flight.push_back(failed);
-        }
-        reason.push_str(&self.withhold_deferred());
-        let e = self
-            .flow
-            .event(clock, &self.route, Action::Failed, reason, Stage::Message)
-            .with_rule(rules::UPSTREAM_UNAVAILABLE);
-        out.push(Out::Record(e.into()));
-        self.in_flight.clear();
-        self.held.clear();
-        self.end(out);
+        self.close_owing(
+            Action::Failed,
+            rules::UPSTREAM_UNAVAILABLE,
+            reason,
+            clock,
+            out,
+        );
     }
 
     /// The sender closed its side (or its stream failed). `buf` is what is left

@@ -297,7 +297,7 @@ rules! {
     SENDER_NOT_READING = "WG-CONN-006", "sender-not-reading", Medium,
         "The sender stopped reading its answers (a write to it failed or stalled for the frame timeout): the connection is closed, and the record names the acknowledgements and refusals it never received, so that no message's fate is unknown.";
     REPLY_BACKLOG = "WG-CONN-004", "reply-backlog", Medium,
-        "A sender pipelined more refused messages than may wait behind an upstream that has not answered yet: the refusals are sent at once (ahead of the acknowledgements still due, whose messages the record names) and the connection is closed, so that memory stays bounded.";
+        "A sender pipelined more refused messages than may wait behind an upstream that has not answered yet: the connection is closed, so that memory stays bounded. Each message the upstream has not answered gets wardgate's AE in its place (whether the pump server accepted it is unknown) and the refusals follow in order; the record names them.";
     QUEUE_FULL = "WG-QUEUE-001", "queue-full", High,
         "A store-and-forward route's queue reached its disk quota (the upstream has been down or slow for long): new messages are answered AE so senders keep them and retry, rather than anything being dropped.";
     QUEUE_DUPLICATE = "WG-QUEUE-002", "duplicate-message", Low,
