@@ -32,6 +32,10 @@ pub const MAX_DEFERRED_REPLIES: usize = 1024;
 /// bounded at [`ID_CAP`].
 pub type ControlId = SmallVec<[u8; 32]>;
 
+/// How many messages' headers a session keeps for wardgate's own answers to
+/// messages the upstream never answered.
+const HEADER_RING: usize = 64;
+
 /// How many control ids a session remembers as answered, and as sent in
 /// enhanced mode (see `Session::answered`). Kept as 64-bit hashes (8 KiB per
 /// ring at most): 16 and 32 ids were too few for ordinary pipelining, and a
@@ -165,11 +169,15 @@ pub struct Session {
     /// message's control id, what goes back for it). The message stays in
     /// [`Session::in_flight`] until then.
     held: Vec<(ControlId, Vec<u8>, Instant)>,
-    /// The MSH segment of the last message forwarded that is owed an
-    /// answer: wardgate's own answer for a message never answered is built
-    /// from it ([`inspect::unconfirmed_ack`]), in the sender's delimiters,
-    /// character set and acknowledgement mode. One buffer, reused.
-    last_header: Vec<u8>,
+    /// The MSH segments of the last [`HEADER_RING`] messages forwarded that are
+    /// owed an answer, with their control ids: wardgate's own answer for a
+    /// message never answered is built from that message's own header
+    /// ([`inspect::unconfirmed_ack`]), in its delimiters, character set and
+    /// acknowledgement mode (found by an adversarial review: built from the
+    /// last message's, an AE for a message written with other delimiters
+    /// escaped its MSA-2). Buffers reused; `header_next` is the slot to write.
+    headers: Vec<(ControlId, Vec<u8>)>,
+    header_next: usize,
     /// A rule closed the sender's side: nothing more is read or decided, but the
     /// acknowledgements still due from the upstream are relayed first.
     closing: bool,
@@ -216,7 +224,8 @@ impl Session {
             answered: IdRing::default(),
             deferred: VecDeque::new(),
             held: Vec::new(),
-            last_header: Vec::new(),
+            headers: Vec::new(),
+            header_next: 0,
             closing: false,
             client_open: true,
             drain_deadline: None,
@@ -498,11 +507,10 @@ impl Session {
                         || !silent(app));
                 self.last_forwarded = Some((id.clone(), owed));
                 if owed {
-                    self.in_flight.push_back(id);
                     let p = payload(bytes).unwrap_or_default();
                     let line = &p[..memchr::memchr2(b'\r', b'\n', p).unwrap_or(p.len())];
-                    self.last_header.clear();
-                    self.last_header.extend_from_slice(line);
+                    self.keep_header(&id, line);
+                    self.in_flight.push_back(id);
                 }
             }
             (_, frame) => {
@@ -1132,7 +1140,7 @@ impl Session {
                 d.0 -= 1;
             }
             out.push(Out::Reply(inspect::unconfirmed_ack(
-                &self.last_header,
+                self.header_of(&id),
                 &id,
                 clock,
                 rule,
@@ -1140,6 +1148,34 @@ impl Session {
         }
         self.held.clear();
         format!("; the upstream never answered: {ids}; the sender was sent wardgate's AE for {n} message(s) (whether the upstream accepted them is unknown: check before sending again), and every answer owed before and behind them in order")
+    }
+
+    /// Keeps the header of a message owed an answer, in the ring's next slot.
+    fn keep_header(&mut self, id: &[u8], line: &[u8]) {
+        if self.headers.len() < HEADER_RING {
+            self.headers
+                .push((ControlId::from_slice(id), line.to_vec()));
+        } else {
+            let slot = &mut self.headers[self.header_next];
+            slot.0.clear();
+            slot.0.extend_from_slice(id);
+            slot.1.clear();
+            slot.1.extend_from_slice(line);
+        }
+        self.header_next = (self.header_next + 1) % HEADER_RING;
+    }
+
+    /// The header of the newest message kept under `id`; past the ring, the
+    /// newest header of all (more than [`HEADER_RING`] messages unanswered).
+    fn header_of(&self, id: &[u8]) -> &[u8] {
+        let n = self.headers.len();
+        let newest = (self.header_next + HEADER_RING - 1) % HEADER_RING;
+        (0..n)
+            .map(|k| (newest + HEADER_RING - k) % HEADER_RING)
+            .filter_map(|i| self.headers.get(i))
+            .find(|(h, _)| h.as_slice() == id)
+            .or_else(|| self.headers.get(newest))
+            .map_or(&[][..], |(_, line)| line.as_slice())
     }
 
     /// Sends what is due in order: refusals no answer is owed before, and

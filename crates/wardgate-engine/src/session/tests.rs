@@ -63,6 +63,8 @@ struct Transcript {
     /// What the sender read: `ack:<MSA-2>` for a relayed acknowledgement,
     /// `AR:<MSA-2>` / `AE:<MSA-2>` for wardgate's own answers.
     client: Vec<String>,
+    /// wardgate's own answers, as written.
+    replies: Vec<Vec<u8>>,
     /// (action, rule id) of every record.
     records: Vec<(String, String)>,
     reasons: Vec<String>,
@@ -148,6 +150,7 @@ impl Driver {
                         assert!(!self.t.closed, "reply after close");
                         let (code, id) = msa(&r);
                         self.t.client.push(format!("{code}:{id}"));
+                        self.t.replies.push(r);
                     }
                     Out::Relay { start, end } => {
                         assert!(!self.t.closed, "relay after close");
@@ -1657,4 +1660,37 @@ fn only_an_answer_to_a_waiting_message_holds_the_connection_open() {
         d.upstream(&ack(&format!("STALE{n}")));
     }
     assert!(d.t.closed, "{:?}", d.t.reasons);
+}
+
+#[test]
+fn wardgates_ae_is_built_from_each_unanswered_messages_own_header() {
+    // Found by an adversarial review: the AE for a message written with `#`
+    // as its field separator was built from the next message's `|` header,
+    // so its MSA-2 came back escaped (`A\F\B`), matching nothing the sender
+    // sent.
+    let mut d = Driver::new();
+    d.client(&framed(
+        "MSH#^~\\&#EHR#ICU#PUMPSRV#ICU#20261204031500##ORU^R01#A|B#P#2.6\rPID###1\rOBX#1#NM#HR##72#/min\r",
+    ));
+    d.client(&msg("ORU^R01", "T2"));
+    let mut outs = Vec::new();
+    d.s.upstream_closed(&d.clock(), &mut outs);
+    d.run(outs);
+    assert_eq!(d.t.replies.len(), 2);
+    let first = String::from_utf8_lossy(&d.t.replies[0]).into_owned();
+    assert!(first.contains("MSH#^~\\&#"), "{first:?}");
+    assert!(first.contains("\rMSA#AE#A|B#"), "{first:?}");
+    let second = String::from_utf8_lossy(&d.t.replies[1]).into_owned();
+    assert!(second.contains("\rMSA|AE|T2|"), "{second:?}");
+    // Past the ring's 64 headers the newest header is used, as before.
+    let mut d = Driver::new();
+    for i in 0..70 {
+        d.client(&msg("ORU^R01", &format!("M{i}")));
+    }
+    let mut outs = Vec::new();
+    d.s.upstream_closed(&d.clock(), &mut outs);
+    d.run(outs);
+    assert_eq!(d.t.client.len(), 70);
+    assert!(d.t.client.iter().all(|c| c.starts_with("AE:M")));
+    assert_eq!(d.t.client[0], "AE:M0");
 }
