@@ -789,6 +789,26 @@ def cases():
     c.add("ISO-8859-15 with a Latin-9 letter in the name",
           charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Do\xe9^Jane"), "ISO-8859-15"),
           "allow", as_bytes=True)
+    # The micro sign written as the declared set writes it: 0xB5 is `µ` in
+    # ISO 8859-1/-3/-8/-9/-13/-15 and Windows 1250-1258 (a Latin-1 EHR's
+    # `µg/kg/min`), `ľ` in 8859-2; undeclared it is no UTF-8. A UTF-8 `µ`
+    # (C2 B5) under a Latin set is `Âµ` to a receiver decoding that set.
+    micro = "\xb5g/kg/min^\xb5g/kg/min^UCUM"
+    for declared in ("8859/1", "ISO-8859-15", "ISO IR100", "WINDOWS-1252", "cp1250", "8859/9", "Latin1"):
+        c.add(f"{declared}: propofol 30 \u00b5g/kg/min, the micro sign as one byte 0xB5",
+              charset(message(cid(), [(propofol(30, micro), [weight()])]), declared), "allow", as_bytes=True)
+        c.add(f"{declared}: propofol 300 \u00b5g/kg/min (3.75x the hard limit), the micro sign as 0xB5",
+              charset(message(cid(), [(propofol(300, micro), [weight()])]), declared), "block", "WG-INF-010", as_bytes=True)
+    for declared in ("8859/2", "ISO-8859-5", "8859/7", "KOI8-R"):
+        c.add(f"{declared}: 0xB5 is no micro sign there (propofol 30 \u00b5g/kg/min to a Latin-1 reader)",
+              charset(message(cid(), [(propofol(30, micro), [weight()])]), declared), "block", "WG-INF-004", as_bytes=True)
+    c.add("undeclared: propofol 30 with 0xB5 (no UTF-8, no declared set)",
+          message(cid(), [(propofol(30, micro), [weight()])]), "block", "WG-INF-004", as_bytes=True)
+    c.add("8859/1: the micro sign written in UTF-8 (C2 B5, 'Â\u00b5g' to a Latin-1 receiver)",
+          charset(message(cid(), [(propofol(30, "\xc2\xb5g/kg/min"), [weight()])]), "8859/1"),
+          "block", "WG-INF-004", as_bytes=True)
+    c.add("UNICODE UTF-8: the micro sign in UTF-8",
+          charset(message(cid(), [(propofol(30, "\u00b5g/kg/min"), [weight()])]), "UNICODE UTF-8"), "allow")
     c.add("UNICODE UTF-8 with a letter in the name",
           charset(message(cid(), [(heparin(10), [])]).replace("Doe^Jane", "Doé^Jane"), "UNICODE UTF-8"), "allow")
 
@@ -1569,5 +1589,5 @@ def cases():
     for item in list(c.items):
         if item["verdict"] == "block" and item["rule"] and item["rule"].startswith("WG-INF"):
             text = re.sub(r"\bC\d{4}\b", cid(), item["text"].replace("^", "#"))
-            c.add(item["name"] + " (# as component separator)", text, "block", item["rule"])
+            c.add(item["name"] + " (# as component separator)", text, "block", item["rule"], as_bytes=item["bytes"])
     return c.items

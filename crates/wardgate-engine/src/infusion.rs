@@ -30,7 +30,7 @@ use crate::event::InfusionFacts;
 use crate::policy::{AreaLimits, DrugEntry, DrugLibrary, QuantityLimits};
 use crate::rules::{self, Rule};
 use crate::units::{self, Concentration, ConvertError, Dimension, Patient, Unit, UnitError};
-use wardgate_proto::hl7::{Field, Message, Segment};
+use wardgate_proto::hl7::{high_bytes, Field, HighBytes, Message, Segment};
 
 /// Plausible adult and paediatric body weights (kg); outside this a weight is invalid.
 const WEIGHT_RANGE_KG: std::ops::RangeInclusive<f64> = 0.2..=500.0;
@@ -298,6 +298,14 @@ pub fn check(
     tz: Option<&jiff::tz::TimeZone>,
 ) -> OrderCheck {
     let mut out = OrderCheck::default();
+    let _scope = HighBytesScope;
+    HIGH_BYTES.set(
+        msg.msh()
+            .field(18)
+            .repetitions()
+            .next()
+            .map_or(HighBytes::Utf8, |r| high_bytes(r.raw().trim_ascii())),
+    );
     let segments: Vec<Segment<'_>> = msg.segments().collect();
     let gives: Vec<usize> = (0..segments.len())
         .filter(|&i| segments[i].id() == b"RXG")
@@ -3058,6 +3066,45 @@ impl UnitProblem {
     }
 }
 
+thread_local! {
+    /// How the receiver decodes the high bytes of the message being checked
+    /// (its MSH-18). Set by [`check`] for its call only; read where unit
+    /// texts are decoded ([`unit_text`]).
+    static HIGH_BYTES: std::cell::Cell<HighBytes> = const { std::cell::Cell::new(HighBytes::Utf8) };
+}
+
+/// Puts [`HIGH_BYTES`] back when [`check`] returns, however it returns.
+struct HighBytesScope;
+
+impl Drop for HighBytesScope {
+    fn drop(&mut self) {
+        HIGH_BYTES.set(HighBytes::Utf8);
+    }
+}
+
+/// A unit's text as the receiver decodes it. Under a declared single-byte
+/// set the bytes are read one by one: 0xB5 is the micro sign where the set
+/// says so (a Latin-1 EHR's `\xB5g/kg/min`), and every other byte of 0x80 or
+/// above stands for nothing wardgate reads (U+FFFD): a UTF-8 `µ` (C2 B5)
+/// there is `Âµ` to a receiver decoding the declared set and `µ` to one
+/// reading UTF-8, two readings, so no unit. Otherwise UTF-8, invalid bytes
+/// replaced.
+fn unit_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    let set = HIGH_BYTES.get();
+    if set == HighBytes::Utf8 || raw.is_ascii() {
+        return String::from_utf8_lossy(raw);
+    }
+    std::borrow::Cow::Owned(
+        raw.iter()
+            .map(|&b| match b {
+                0..=0x7f => char::from(b),
+                0xb5 if set == HighBytes::MicroAtB5 => '\u{b5}',
+                _ => '\u{fffd}',
+            })
+            .collect(),
+    )
+}
+
 /// Interprets a CWE unit field. Every part that names a unit (identifier, text,
 /// alternate identifier, alternate text) must name the same one; an identifier
 /// that is not understood, or any part whose magnitude depends on case, refuses it.
@@ -3074,7 +3121,7 @@ fn cwe_unit(field: &Field<'_>) -> Result<Unit, UnitProblem> {
     let mut unknown_text = None;
     // As a give code: CWE-9 original text and CWE-10/11 name a unit too.
     for c in [1usize, 2, 4, 5, 9, 10, 11] {
-        let t = String::from_utf8_lossy(field.component(c).raw());
+        let t = unit_text(field.component(c).raw());
         let t = t.trim();
         if t.is_empty() {
             continue;
@@ -4286,11 +4333,7 @@ fn concentration(n: usize, rxg: &Segment<'_>) -> Result<Option<Concentration>, O
         // adversarial review, `U/mL` coded with `kU/mL` there).
         let parts: Vec<String> = [1usize, 2, 4, 5, 9, 10, 11]
             .iter()
-            .map(|&c| {
-                String::from_utf8_lossy(unit.component(c).raw())
-                    .trim()
-                    .to_owned()
-            })
+            .map(|&c| unit_text(unit.component(c).raw()).trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
         let read: Vec<_> = parts
@@ -4854,7 +4897,7 @@ fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
     field.repetitions().flat_map(|rep| {
         [1usize, 2, 4, 5, 9, 10, 11].into_iter().flat_map(move |c| {
             let comp = rep.component(c);
-            let raw = String::from_utf8_lossy(comp.raw()).trim().to_owned();
+            let raw = unit_text(comp.raw()).trim().to_owned();
             let decoded = comp.text().trim().to_owned();
             let mut texts = vec![raw];
             if decoded != texts[0] {
@@ -4863,9 +4906,7 @@ fn field_readings<'a>(field: &'a Field<'a>) -> impl Iterator<Item = Unit> + 'a {
             // Each subcomponent alone too, as a reader of a CWE inside a
             // component takes it (`mL/h&UCUM`, `local&mL/h`).
             for k in 1..=4 {
-                let sub = String::from_utf8_lossy(comp.subcomponent(k))
-                    .trim()
-                    .to_owned();
+                let sub = unit_text(comp.subcomponent(k)).trim().to_owned();
                 if !sub.is_empty() && !texts.contains(&sub) {
                     texts.push(sub);
                 }
@@ -5143,9 +5184,7 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         let parts: Vec<(usize, String)> = [1usize, 2, 4, 5, 9, 10, 11]
             .iter()
             .map(|&c| {
-                let t = String::from_utf8_lossy(uf.component(c).raw())
-                    .trim()
-                    .to_owned();
+                let t = unit_text(uf.component(c).raw()).trim().to_owned();
                 (c, t)
             })
             .filter(|(_, p)| !p.is_empty())

@@ -710,6 +710,61 @@ fn ascii_safe(name: &[u8]) -> bool {
         .is_some_and(|k| (1250..=1258).contains(&k))
 }
 
+/// How a receiver decodes the bytes of 0x80 and above of a message whose
+/// MSH-18 default set (its first repetition, trimmed) is `name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HighBytes {
+    /// UTF-8: declared so, or nothing declared (many senders write UTF-8
+    /// undeclared).
+    Utf8,
+    /// A single-byte set in which 0xB5 is the micro sign `µ`: ISO 8859-1, -3,
+    /// -8, -9, -13 and -15 (ISO IR 100, 109, 138, 148, 179, 203), Latin-1 by
+    /// name, and the Windows code pages 1250-1258.
+    MicroAtB5,
+    /// Any other set (8859-2, where 0xB5 is `ľ`; 8859-5, Cyrillic; ASCII,
+    /// which has no such bytes; an unknown name): byte by byte, and no byte
+    /// of 0x80 or above means anything wardgate reads.
+    Other,
+}
+
+/// See [`HighBytes`].
+pub fn high_bytes(name: &[u8]) -> HighBytes {
+    if name.is_empty() || names_utf8(name) {
+        return HighBytes::Utf8;
+    }
+    if name.len() > 31 || !name.is_ascii() {
+        return HighBytes::Other;
+    }
+    let micro = if let Some(k) = iso_ir(name) {
+        matches!(k, 100 | 109 | 138 | 148 | 179 | 203)
+    } else {
+        let bare: String = name
+            .iter()
+            .filter(|b| !matches!(b, b' ' | b'_' | b'-' | b'/' | b'.'))
+            .map(|&b| char::from(b.to_ascii_uppercase()))
+            .collect();
+        if matches!(bare.as_str(), "LATIN1" | "ISOLATIN1") {
+            true
+        } else if let Some(p) = bare
+            .strip_prefix("ISO8859")
+            .or_else(|| bare.strip_prefix("8859"))
+        {
+            matches!(p, "1" | "3" | "8" | "9" | "13" | "15")
+        } else {
+            bare.strip_prefix("WINDOWS")
+                .or_else(|| bare.strip_prefix("WIN"))
+                .or_else(|| bare.strip_prefix("CP"))
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_some_and(|k| (1250..=1258).contains(&k))
+        }
+    };
+    if micro {
+        HighBytes::MicroAtB5
+    } else {
+        HighBytes::Other
+    }
+}
+
 /// Refuses a message whose declared character set (MSH-18, every repetition)
 /// lets a receiver that decodes before parsing read other delimiters or
 /// characters than the bytes wardgate parses:

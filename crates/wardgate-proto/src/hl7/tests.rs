@@ -756,6 +756,55 @@ fn ascii_safe_sets_are_named_in_any_case_and_nothing_else_passes() {
     assert!(!super::ascii_safe(b"UTF-8\xff"));
 }
 
+#[test]
+fn the_micro_sign_is_read_at_0xb5_only_where_the_declared_set_puts_it() {
+    use super::{high_bytes, HighBytes};
+    // Each as Python's codecs decode b"\xb5": `µ` in these.
+    for name in [
+        "8859/1",
+        "ISO-8859-1",
+        "iso8859_15",
+        "8859/3",
+        "8859/8",
+        "8859/9",
+        "ISO-8859-13",
+        "ISO IR100",
+        "ISO_IR 148",
+        "ISO IR203",
+        "Latin1",
+        "ISO LATIN 1",
+        "windows-1252",
+        "CP1250",
+        "WIN1258",
+    ] {
+        assert_eq!(high_bytes(name.as_bytes()), HighBytes::MicroAtB5, "{name}");
+    }
+    // `ľ`, `ĩ`, a Cyrillic `Е`, Greek, Thai, `ṁ`, `”`, box drawing; ASCII and
+    // unknown names: no byte of 0x80 or above is read.
+    for name in [
+        "8859/2",
+        "8859/4",
+        "ISO-8859-5",
+        "8859/7",
+        "8859/11",
+        "8859/14",
+        "8859/16",
+        "KOI8-R",
+        "ISO IR101",
+        "ASCII",
+        "ISO IR6",
+        "8859/1:1987",
+        "CP437",
+        "x-unknown",
+        "8859/1\u{00a0}",
+    ] {
+        assert_eq!(high_bytes(name.as_bytes()), HighBytes::Other, "{name:?}");
+    }
+    for name in ["", "UNICODE UTF-8", "utf-8", "ISO IR192"] {
+        assert_eq!(high_bytes(name.as_bytes()), HighBytes::Utf8, "{name:?}");
+    }
+}
+
 proptest::proptest! {
     /// The memchr walk finds exactly the part the split iterator does, for any
     /// bytes, delimiter and index (delimiters at the ends, doubled, absent).
