@@ -531,6 +531,21 @@ def cases():
     c.add("CH bolus: RXG-5 500 mL and RXG-15 100 mL disagree",
           message(cid(), [(heparin(0).replace("|0|265266^MDC_DIM_MILLI_L_PER_HR^MDC|", "|100|263762^MDC_DIM_MILLI_L^MDC|").replace("HEP^heparin^LOCAL|", "HEP^heparin^LOCAL|500||mL", 1), [])], orc="CH"),
           "block", None)
+    # A 0 bounds nothing: many pumps read a VTBI, dose or duration of 0 as
+    # "not set" and run the rate until the container is empty (found by an
+    # adversarial review, session 33: each passed as a 0 U dose).
+    c.add("CH bolus 999 mL/h with RXG-5 VTBI 0 mL",
+          message(cid(), [(heparin(999, vtbi=0), [])], orc="CH"), "block", "WG-INF-038")
+    c.add("CH bolus 999 mL/h with an OBX VTBI of 0 mL",
+          message(cid(), [(heparin(999), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "0", ML[0])])], orc="CH"), "block", "WG-INF-038")
+    c.add("CH bolus: a dose of 0 U in RXG-15/16 and an OBX flow of 999 mL/h",
+          message(cid(), [(hep(f15="0", f16=U[1], f17="25000", f18=U[1], f23="250", f24=ML[1]), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0])])], orc="CH"),
+          "block", "WG-INF-038")
+    c.add("CH bolus 999 mL/h over a TQ1-13 duration of 0 min",
+          message(cid(), [(heparin(999), [f"TQ1|1||||||||||||0^{MIN_CQ}"])], orc="CH"), "block", "WG-INF-008")
+    c.add("CH bolus: VTBI 5 mL at an OBX flow of 999 mL/h (a 500 U bolus)",
+          message(cid(), [(hep(f5="5", f7=ML[0], f17="25000", f18=U[1], f23="250", f24=ML[1]), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0])])], orc="CH"),
+          "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
           message(cid(), [(heparin(100), [f"TQ1|1||||||||||||5^{MIN_CQ}", "OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose"])], orc="CH"), "allow")
     for poc in ("NICU&&", "NICU&1.2.3&ISO"):

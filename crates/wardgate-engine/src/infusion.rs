@@ -1919,7 +1919,11 @@ fn check_give(
         // the TQ1 duration (PCD-03 "rate + duration"); its volume is a statement
         // of the same amount. A rate in RXG-15/16 with no duration bounds
         // nothing: a pump may run it as an infusion.
-        match &duration {
+        // A duration, a volume or a dose of 0 bounds nothing: many pumps read
+        // 0 as "not set" and run the rate until the container is empty
+        // (found by an adversarial review: a heparin bolus at 999 mL/h with a
+        // VTBI of 0 mL passed as a 0 U dose).
+        match duration.as_ref().filter(|d| d.value * d.unit.factor > 0.0) {
             // Every duration (they agree within rounding) gives its dose: the
             // largest is judged, as a receiver may time the bolus by any of
             // them (found by an adversarial review: 369 s and 6 min agree,
@@ -1931,6 +1935,9 @@ fn check_give(
                 }
                 for other in &prog.durations {
                     let secs = other.value * other.unit.factor;
+                    if secs <= 0.0 {
+                        continue;
+                    }
                     for r in &prog.rates {
                         danger_doses.push(over_duration(r, secs, &other.source));
                     }
@@ -1943,8 +1950,10 @@ fn check_give(
                 // amount, judged as its dose below whatever the pump runs it
                 // as (found by an adversarial review: a multistep order's
                 // loading step of 50 mL at 600 mL/h was refused).
-                let dose_in_rxg = doses.iter().any(|d| d.source.starts_with("RXG-15"));
-                let bounded_by_volume = !prog.vtbis.is_empty();
+                let dose_in_rxg = doses
+                    .iter()
+                    .any(|d| d.source.starts_with("RXG-15") && d.value > 0.0);
+                let bounded_by_volume = prog.vtbis.iter().any(|v| v.value > 0.0);
                 if let Some(r) = prog
                     .rates
                     .iter()
