@@ -546,6 +546,20 @@ def cases():
     c.add("CH bolus: VTBI 5 mL at an OBX flow of 999 mL/h (a 500 U bolus)",
           message(cid(), [(hep(f5="5", f7=ML[0], f17="25000", f18=U[1], f23="250", f24=ML[1]), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0])])], orc="CH"),
           "allow")
+    # OBX-11 read as W (wrong) by some receivers and not by others: the first
+    # repetition, escapes decoded, the case folded, the first component
+    # (found by an adversarial review, session 33: each bounded the order for
+    # wardgate and nothing for a pump that drops a parameter marked W).
+    for status in ("W~F", "F~W", "\\X57\\", "w", "W^x", "d"):
+        c.add(f"CH bolus 999 mL/h bounded only by an OBX VTBI 10 mL marked {status!r}",
+              message(cid(), [(heparin(999), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "10", ML[0], status)])], orc="CH"),
+              "block", "WG-INF-017")
+        c.add(f"propofol with its only weight marked {status!r}",
+              message(cid(), [(propofol(30), [weight(status=status)])]), "block", "WG-INF-020")
+    c.add("CH bolus 999 mL/h with an OBX VTBI 10 mL marked 'f' (final to every reader)",
+          message(cid(), [(hep(f17="25000", f18=U[1], f23="250", f24=ML[1]),
+                           [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0]),
+                            obx(2, "157884^MDC_VOL_FLUID_TBI^MDC", "10", ML[0], "f")])], orc="CH"), "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
           message(cid(), [(heparin(100), [f"TQ1|1||||||||||||5^{MIN_CQ}", "OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose"])], orc="CH"), "allow")
     for poc in ("NICU&&", "NICU&1.2.3&ISO"):

@@ -5043,9 +5043,10 @@ fn read_obx(obx: &Segment<'_>, seq: usize, prog: &mut Programme, out: &mut Order
         unread_quantity(obx, seq, out);
         return;
     };
-    if status_ignored(obx) {
+    if status_ignored(obx) || status_two_readings(obx) {
         // A result can be withdrawn; a programming parameter marked so is a
-        // contradiction a pump may not honour.
+        // contradiction a pump may not honour. Marked so to some readers and
+        // not to others, it bounds the order for one and not the other.
         out.findings.push(
             OrderFinding::new(
                 rules::STATEMENTS_DISAGREE,
@@ -5813,9 +5814,39 @@ fn coarse_date(raw: &[u8]) -> Option<u64> {
     (month_ok && day_ok && hour_ok).then_some(((y * 100 + m) * 100 + d) * 100 + h)
 }
 
-/// OBX-11 W (wrong), D (deleted), X (cannot be obtained): withdrawn.
+/// OBX-11 W (wrong), D (deleted), X (cannot be obtained): withdrawn, as
+/// written.
 fn status_ignored(obx: &Segment<'_>) -> bool {
     matches!(obx.field(11).raw().trim_ascii(), b"W" | b"D" | b"X")
+}
+
+/// Whether OBX-11 reads as withdrawn ([`status_ignored`]) to one receiver and
+/// not to another: read as written, by each repetition, its first component,
+/// its escapes decoded and its case folded (found by an adversarial review:
+/// `W~F`, `\X57\` and `w` are `W` to python-hl7 or hl7apy, a valid status to
+/// a comparison of the bytes, so a VTBI or a PCA lockout so marked bounded the
+/// order for wardgate and nothing for the pump).
+fn status_two_readings(obx: &Segment<'_>) -> bool {
+    let f = obx.field(11);
+    let withdrawn = |t: &str| matches!(t.trim().to_ascii_uppercase().as_str(), "W" | "D" | "X");
+    let written = status_ignored(obx);
+    if f.raw().is_ascii()
+        && !f.raw().iter().any(|&b| b.is_ascii_lowercase())
+        && f.repetition_count() <= 1
+        && !f.has_escapes()
+        && f.raw().trim_ascii() == f.component(1).raw().trim_ascii()
+    {
+        return false;
+    }
+    f.repetitions().take(16).any(|rep| {
+        [
+            String::from_utf8_lossy(rep.raw()).into_owned(),
+            String::from_utf8_lossy(rep.component(1).raw()).into_owned(),
+            rep.component(1).text().into_owned(),
+        ]
+        .iter()
+        .any(|t| withdrawn(t) != written)
+    })
 }
 
 /// A patient observation that is no result to use (HL7 table 0085): withdrawn
@@ -5885,12 +5916,33 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
         if !(is_weight || is_bsa) {
             continue;
         }
+        let l = loc(b"OBX", seq, 5);
+        // Withdrawn to one reader and not to another: the weight is one
+        // patient's to one and nobody's to the other (found by an
+        // adversarial review).
+        if status_two_readings(obx) {
+            let (err, what) = if is_weight {
+                (&mut weight_err, "body weight")
+            } else {
+                (&mut bsa_err, "body surface area")
+            };
+            err.get_or_insert(
+                OrderFinding::new(
+                    rules::PATIENT_SIZE_INVALID,
+                    format!(
+                        "OBX #{seq}: a {what} whose status (OBX-11 {:?}) reads as withdrawn to some receivers and not to others",
+                        bounded(&String::from_utf8_lossy(obx.field(11).raw()))
+                    ),
+                )
+                .at(loc(b"OBX", seq, 11)),
+            );
+            continue;
+        }
         // Withdrawn results (W, D, X) are ignored, as the issue asks, and so
         // is "no result yet" (I, N, O) with no value.
         if status_ignored(obx) || (no_result(obx) && obx.field(5).raw().trim_ascii().is_empty()) {
             continue;
         }
-        let l = loc(b"OBX", seq, 5);
         // A value under "no result" is two readings: none to a reader of
         // OBX-11, a weight to a pump reading OBX-5 alone (found by an
         // adversarial review: 200 kg marked O beside 50 kg passed as 50 kg).

@@ -183,7 +183,7 @@ rules! {
     CODED_PARTS_DISAGREE = "WG-INF-016", "coded-parts-disagree", High,
         "A coded element's parts (identifier, text, alternate identifier, alternate text, original text, second alternate) name different drugs, units or observations (an MDC code for mL/h with the text U/h; a heparin code with the text insulin, or with a text naming none of heparin's names, or naming another drug or product beside it such as insulin glargine or enoxaparin), or an identifier is not understood while its text is: the pump may read the part wardgate did not. Refused.";
     STATEMENTS_DISAGREE = "WG-INF-017", "programme-statements-disagree", High,
-        "Two places in the order state the same quantity (RXG-15/16, RXG-5/7 with RXG-14, TQ1 duration, OBX programming parameters, concentration) with values that do not agree within rounding: the pump may read either. Refused.";
+        "Two places in the order state the same quantity (RXG-15/16, RXG-5/7 with RXG-14, TQ1 duration, OBX programming parameters, concentration) with values that do not agree within rounding: the pump may read either. Also a programming parameter whose OBX-11 marks it wrong, deleted or not obtained, to every reader or only to some (`W~F`, `w`, `\\X57\\`): it programs the pump to one reader and nothing to another. Refused.";
     AMBIGUOUS_TIMING = "WG-INF-018", "ambiguous-give-timing", High,
         "A TQ1 stating a duration sits between two RXG segments, or is the order's timing (before its first RXG) in an order with several gives: which give it times is ambiguous (the one before or after it; the first, or every one), and the rate or volume derived from it differs. Refused.";
     ESCAPED_VALUE = "WG-INF-019", "escaped-clinical-value", High,
