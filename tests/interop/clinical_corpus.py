@@ -1505,6 +1505,17 @@ def cases():
                 "NICU/PICU", "N-ICU", "N ICU", "nicu 2"):
         c.add(f"heparin 150 U/h at point of care {poc!r}", message(cid(), [(hep150, [])], pv1=f"PV1||I|{poc}^1^1"), "block", "WG-INF-032")
     c.add("heparin 150 U/h with PV1-11 'NICU 2'", message(cid(), [(hep150, [])], pv1="PV1||I|ICU^1^1||||||||NICU 2^1^1"), "block", "WG-INF-032")
+    # The give's own locations (found by an adversarial review, session 33):
+    # RXG-29 deliver-to patient location, RXG-11 dispense-to location.
+    for f, where in (("f29", "RXG-29"), ("f11", "RXG-11")):
+        hep150_at = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="150", f16=U_H[1], **{f: "NICU^1^1"})
+        c.add(f"heparin 150 U/h at PV1-3 ICU with {where} NICU", message(cid(), [(hep150_at, [])]), "block", "WG-INF-032")
+        c.add(f"heparin 150 U/h with no PV1 and {where} NICU (the adult default otherwise)",
+              message(cid(), [(hep150_at, [])], pv1="NTE|1||no visit"), "block", "WG-INF-032")
+        c.add(f"heparin 150 U/h at PV1-3 ICU with {where} ICU (the same area)",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="150", f16=U_H[1], **{f: "ICU^1^1"}), [])]), "allow")
+    c.add("heparin 150 U/h with RXG-29 repeated",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="150", f16=U_H[1], f29="ICU^1^1~NICU^1^1"), [])]), "block", None)
     c.add("heparin 150 U/h with NICU in PV1-3's thirteenth component", message(cid(), [(hep150, [])], pv1="PV1||I|ICU^1^1^^^^^^^^^^NICU"), "block", "WG-INF-032")
     for poc in ("ICU 2", "MICU-2", "ICU^1^1^^^^^^Medical ICU", "4 West^12^1"):
         c.add(f"heparin 150 U/h at point of care {poc!r}", message(cid(), [(hep150, [])], pv1=f"PV1||I|{poc}"), "allow")

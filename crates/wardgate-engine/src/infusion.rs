@@ -1058,39 +1058,62 @@ fn context(
     // adversarial reviews: NICU limits fell back to the adult ones, and an
     // order for a patient in the NICU for now was judged by the adult ICU's.
     // A prior or pending location (PV1-6, 42, 43) is not where the patient is.
+    //
+    // The give's own locations too: RXG-29 (deliver-to patient location) and
+    // RXG-11 (dispense-to location), where a receiver may take the care area
+    // from the order itself (found by an adversarial review: RXG-29 `NICU`
+    // beside PV1-3 `ICU`, or with no PV1 at all, was judged by adult limits).
     if let (Some(chosen), "PV1-3" | "default") = (area, area_source) {
-        let places = [
-            (3usize, poc_field),
-            (11, pv1.map(|p| p.field(11))),
-            (10, pv1.map(|p| p.field(10))),
-        ];
-        for (n, field) in places {
-            let Some(f) = field else { continue };
-            if n != 3 && f.repetition_count() > 1 {
+        let mut places: Vec<(&[u8; 3], usize, usize, Field<'_>)> = Vec::new();
+        if let Some(f) = poc_field {
+            places.push((b"PV1", 1, 3, f));
+        }
+        if let Some(p) = pv1 {
+            places.push((b"PV1", 1, 11, p.field(11)));
+            places.push((b"PV1", 1, 10, p.field(10)));
+        }
+        for (k, rxg) in segments
+            .iter()
+            .filter(|s| s.id() == b"RXG")
+            .enumerate()
+            .take(64)
+        {
+            places.push((b"RXG", k + 1, 29, rxg.field(29)));
+            places.push((b"RXG", k + 1, 11, rxg.field(11)));
+        }
+        for (seg, seq, n, f) in places {
+            let name = format!("{}-{n}", String::from_utf8_lossy(seg));
+            let name = if *seg == *b"RXG" {
+                format!("RXG #{seq} {name}")
+            } else {
+                name
+            };
+            let is_poc = *seg == *b"PV1" && n == 3;
+            if !is_poc && f.repetition_count() > 1 {
                 return Err(OrderFinding::new(
                     rules::REPEATED_FIELD,
-                    format!("PV1-{n} repeats: which location applies is ambiguous"),
+                    format!("{name} repeats: which location applies is ambiguous"),
                 )
-                .at(loc(b"PV1", 1, n)));
+                .at(loc(seg, seq, n)));
             }
-            if n != 3 && f.has_escapes() {
+            if !is_poc && f.has_escapes() {
                 return Err(OrderFinding::new(
                     rules::ESCAPED_VALUE,
-                    format!("PV1-{n} uses escape sequences: the care area it may name is not read"),
+                    format!("{name} uses escape sequences: the care area it may name is not read"),
                 )
-                .at(loc(b"PV1", 1, n)));
+                .at(loc(seg, seq, n)));
             }
             if let Some((c, cand)) = other_area_named(f, library, chosen) {
                 return Err(OrderFinding::new(
                     rules::CARE_AREA_UNKNOWN,
                     format!(
-                        "the point of care (PV1-3.1) {:?} gives care area {:?}, but PV1-{n} component {c} names {:?}, another care area's point of care: which limits apply is ambiguous",
+                        "the point of care (PV1-3.1) {:?} gives care area {:?}, but {name} component {c} names {:?}, another care area's point of care: which limits apply is ambiguous",
                         bounded(&point_of_care),
                         library.care_areas.get(chosen).map_or("", |a| a.id.as_str()),
                         bounded(&cand)
                     ),
                 )
-                .at(loc(b"PV1", 1, n)));
+                .at(loc(seg, seq, n)));
             }
         }
     }
