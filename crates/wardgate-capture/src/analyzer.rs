@@ -2663,17 +2663,22 @@ impl Analyzer {
         if snd.snd_nxt.is_none_or(|n| after(end, n)) {
             snd.snd_nxt = Some(end);
         }
+        // Linux's rcv_wup: the receiving host's rcv_nxt when it last sent a
+        // segment (tcp_select_window), so the highest ACK it sent; before any,
+        // the next byte it expects. tcp_sequence drops as old a segment ending
+        // before it, and tcp_replace_ts_recent stores a timestamp only from a
+        // segment starting at or before it (found by an adversarial review:
+        // read against rcv_nxt, a future timestamp on an in-order segment the
+        // host had not yet acknowledged became wardgate's ts_recent, and the
+        // real order after it was taken as a PAWS drop; an urgent pointer on a
+        // duplicate the host still took was ignored).
+        let wup = rcv.max_ack.or_else(|| snd.stream.next_seq());
         if let Some((tsval, _)) = t.options.timestamp {
-            // Linux (tcp_replace_ts_recent) stores the timestamp of a segment
-            // that passed tcp_sequence (it does not end before what the host
-            // acknowledged) and starts at or before the next byte it expects,
-            // when the timestamp is not older than the stored one or the stored
-            // one is zero (found by an adversarial review: a zero stored value
-            // is replaced by any, and an old duplicate stores nothing).
-            let in_order = snd
-                .stream
-                .next_seq()
-                .is_none_or(|n| !after(t.seq, n) && !after(n, end));
+            // Stored when the timestamp is not older than the stored one or
+            // the stored one is zero (found by an adversarial review: a zero
+            // stored value is replaced by any, and an old duplicate stores
+            // nothing).
+            let in_order = wup.is_none_or(|w| !after(t.seq, w) && !after(w, end));
             if in_order
                 && snd
                     .shown
@@ -2685,9 +2690,10 @@ impl Analyzer {
         }
         let ttl_note = ttl_change.map(|(first, _)| (first, d.ttl));
         // Linux takes the urgent pointer (tcp_urg) only from a segment that
-        // passed tcp_sequence: an old duplicate ending before what it already
-        // received is dropped, pointer and all.
-        let stale = snd.stream.next_seq().is_some_and(|n| after(n, end));
+        // passed tcp_sequence: an old duplicate ending before rcv_wup is
+        // dropped, pointer and all; one ending after it is taken, though
+        // its data are a duplicate.
+        let stale = wup.is_some_and(|w| after(w, end));
         let urgent = if flags.urg && !flags.syn && !stale {
             Some(snd.stream.urgent(t.seq, t.urgent))
         } else {

@@ -811,8 +811,11 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
         .expect("the rate")
         + 1;
     assert!(at > 150);
+    // Stale: the host acknowledged the first 150 bytes (its rcv_wup) before
+    // the duplicate came.
     let mut frames = handshake(false);
     frames.push(build(&Seg::data(0, &bad[..150])));
+    frames.push(server_ack(150));
     frames.push(build(&Seg {
         urg: Some(at as u16 + 1),
         ..Seg::data(0, &bad[..50])
@@ -821,6 +824,59 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "{d:?}");
     assert!(!rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
+    // Not stale: with no ACK sent since the handshake, rcv_wup is still the
+    // first byte, and a duplicate ending after it passes tcp_sequence: Linux
+    // takes its pointer and the byte it points at leaves the stream, though
+    // the duplicate's data are dropped (found by an adversarial review,
+    // session 33: compared with rcv_nxt, the pointer was ignored).
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &bad[..150])));
+    frames.push(build(&Seg {
+        urg: Some(at as u16 + 1),
+        ..Seg::data(0, &bad[..50])
+    }));
+    frames.push(build(&Seg::data(150, &bad[150..])));
+    let (d, rules) = analyse(&frames);
+    assert!(!violated(&d, "BAD-1"), "the host read 20 mL/h: {d:?}");
+    assert!(rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
+}
+
+/// Found by an adversarial review (session 33): Linux stores ts_recent only
+/// from a segment starting at or before rcv_wup, its rcv_nxt when it last sent
+/// a segment (tcp_replace_ts_recent). Read against rcv_nxt, a future
+/// timestamp on the second half of a message the host had not yet
+/// acknowledged became wardgate's ts_recent: the unsafe order after it was
+/// taken as a PAWS drop, and a safe copy at its sequence numbers as read.
+#[test]
+fn a_timestamp_is_stored_only_up_to_the_last_byte_the_host_acknowledged() {
+    let first = order("OK-1", "20");
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let half = 60usize;
+    let data = |off: usize, payload: &[u8], tsval: u32| {
+        build(&Seg {
+            ts: Some((tsval, 5000)),
+            ..Seg::data(off as u32, payload)
+        })
+    };
+    let mut frames = handshake(true);
+    frames.push(data(0, &first[..half], 102));
+    // Not acknowledged: the host's rcv_wup stays at the first byte, and this
+    // timestamp, far in the future, is not stored.
+    frames.push(data(half, &first[half..], 1_000_102));
+    frames.push(data(first.len(), &bad, 103));
+    frames.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + (first.len() + bad.len()) as u32),
+        ts: Some((5001, 102)),
+        ..Seg::data(0, b"")
+    }));
+    // A duplicate of what the host read: dropped as old, whatever its stamp.
+    frames.push(data(first.len(), &decoy, 1_000_103));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!rules.iter().any(|r| r == "WG-CAP-009"), "{rules:?}");
 }
 
 /// Found by an adversarial review (round 11): Linux strips any number of
