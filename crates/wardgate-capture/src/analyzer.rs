@@ -372,6 +372,10 @@ enum Doubt {
     OldKernel,
     /// It reached or crossed the window edge the capture last showed.
     WindowEdge,
+    /// It carried an IPv6 type 2 routing header with no segments left
+    /// ([`decode::HostDrop::Ipv6MobileRouting`]): a Linux built with Mobile
+    /// IPv6 drops it, one without reads it.
+    MobileIpv6,
     /// Its TTL or hop limit was low enough to expire on the hops between
     /// the capture point and the host ([`DECOY_TTL`]), or not: the capture
     /// cannot know the hop count.
@@ -1243,6 +1247,13 @@ impl Analyzer {
         }
         if let Some(why) = d.host_drop {
             self.counts.host_drops += 1;
+            // Dropped as a Linux built with Mobile IPv6 drops it; one without
+            // reads it: a copy the host may have taken (found by an
+            // adversarial review: a decoy FIN so carried ended wardgate's
+            // stream, the order after it unjudged).
+            if let (decode::HostDrop::Ipv6MobileRouting, Transport::Tcp(t)) = (why, &d.transport) {
+                self.uncertain_segment(d, t, Doubt::MobileIpv6);
+            }
             self.drop_packet(d, rules::HOST_WOULD_DROP, why.as_str(), ts, out);
             return;
         }
@@ -2827,6 +2838,12 @@ impl Analyzer {
                         ),
                         (Doubt::OldKernel, true) => format!(
                             "bytes from {src} come after a FIN or RST sent with malformed TCP options (a bad option length, a TCP-MD5 option of the wrong length or a repeated signature option): Linux 6.7 and later dropped it and read these bytes, which wardgate judged; Linux 6.6 and older took it and read none of them"
+                        ),
+                        (Doubt::MobileIpv6, false) => format!(
+                            "bytes from {src} were also sent in a packet with an IPv6 type 2 routing header and no segments left: a host whose kernel has Mobile IPv6 (most distributions) dropped that copy and read this one, which wardgate judged; one without read the other"
+                        ),
+                        (Doubt::MobileIpv6, true) => format!(
+                            "bytes from {src} come after a FIN or RST sent with an IPv6 type 2 routing header and no segments left: a host whose kernel has Mobile IPv6 (most distributions) dropped it and read these bytes, which wardgate judged; one without took it and read none of them"
                         ),
                         (Doubt::WindowEdge, _) => format!(
                             "bytes from {src} were also sent in a copy at or past the edge of the receive window the capture last showed: the host may have taken that copy (its own window may already have moved) or dropped it; wardgate judged the copy it could place, the host may have read the other"

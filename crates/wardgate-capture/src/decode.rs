@@ -254,6 +254,11 @@ pub enum HostDrop {
     Ipv6Option,
     /// An IPv6 routing header with segments left: the packet is not for this host.
     Ipv6Routing,
+    /// An IPv6 type 2 (Mobile IPv6) routing header with no segments left: a
+    /// Linux built with Mobile IPv6 discards it, one without reads the
+    /// packet (the analyser keeps a TCP segment so carried as a copy the
+    /// host may have taken).
+    Ipv6MobileRouting,
     /// An IPv6 hop-by-hop header that is not the first extension header.
     Ipv6HopByHopNotFirst,
     /// An IPv6 Fragment header after another one (two atomic ones in a packet,
@@ -272,6 +277,9 @@ impl HostDrop {
             HostDrop::BadIpOptions => "IPv4 options the host refuses",
             HostDrop::Ipv6Option => "IPv6 option the host must discard",
             HostDrop::Ipv6Routing => "IPv6 routing header with segments left",
+            HostDrop::Ipv6MobileRouting => {
+                "IPv6 type 2 routing header the host did not process (a Linux with Mobile IPv6 drops it)"
+            }
             HostDrop::Ipv6HopByHopNotFirst => "IPv6 hop-by-hop header out of place",
             HostDrop::Ipv6FragmentRepeated => "IPv6 Fragment header after another",
         }
@@ -910,6 +918,11 @@ fn ipv6(ip: &[u8], fragmentable_at: usize) -> Result<Net<'_>, DecodeError> {
                     // Segment routing (4) and RPL (3) headers are dropped even
                     // with no segments left (seg6_enabled and RPL off by default).
                     43 if matches!(hdr[2], 3 | 4) => Some(HostDrop::Ipv6Routing),
+                    // Type 2 (Mobile IPv6) with none left: a Linux built with
+                    // CONFIG_IPV6_MIP6 (distribution kernels, as a module)
+                    // discards one it did not process itself
+                    // (`ipv6_rthdr_rcv`); one without reads the packet.
+                    43 if hdr[2] == 2 => Some(HostDrop::Ipv6MobileRouting),
                     43 => None,
                     _ => ipv6_options(&hdr[2..], at + 2, next == 0),
                 };

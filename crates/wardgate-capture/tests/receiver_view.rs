@@ -3225,6 +3225,46 @@ fn a_hop_by_hop_header_after_a_fragment_header_drops_the_datagram() {
     assert!(violated(&d, "BAD-1"), "hop-by-hop first: {d:?} {rules:?}");
 }
 
+/// Found by an adversarial review (session 33): a decoy FIN with an IPv6
+/// type 2 routing header and no segments left. A Linux built with Mobile
+/// IPv6 (distribution kernels) discards it (`ipv6_rthdr_rcv`) and reads the
+/// order after it; wardgate took the FIN and judged nothing. It is dropped
+/// now and kept as a copy the host may have taken: the order is judged and
+/// named an ambiguity. Type 0 with none left is taken by every kernel.
+#[test]
+fn a_fin_with_a_mobile_ipv6_routing_header_is_an_uncertain_copy() {
+    let bad = order("BAD-1", "90");
+    let fin = build(&Seg {
+        v6: true,
+        fin: true,
+        ..Seg::data(0, b"")
+    });
+    for (kind, taken) in [(2u8, false), (0, true)] {
+        // Routing header: next header TCP, 2 (24 bytes), type, 0 left, then
+        // reserved and one address.
+        let mut rh = vec![6, 2, kind, 0, 0, 0, 0, 0];
+        rh.extend_from_slice(&[0xfd; 16]);
+        let mut decoy = fin[..54].to_vec();
+        decoy[14 + 6] = 43;
+        decoy[14 + 4..14 + 6].copy_from_slice(&((fin.len() - 54 + rh.len()) as u16).to_be_bytes());
+        decoy.extend_from_slice(&rh);
+        decoy.extend_from_slice(&fin[54..]);
+        let mut frames = handshake_v6();
+        frames.push(decoy);
+        frames.push(build(&Seg {
+            v6: true,
+            ..Seg::data(0, &bad)
+        }));
+        let (d, rules) = analyse(&frames);
+        if taken {
+            assert!(!violated(&d, "BAD-1"), "type {kind}: {d:?} {rules:?}");
+        } else {
+            assert!(violated(&d, "BAD-1"), "type {kind}: {d:?} {rules:?}");
+            assert!(has(&rules, "WG-CAP-005"), "type {kind}: {rules:?}");
+        }
+    }
+}
+
 /// An IPv6 Fragment header: next header `next`, offset `off` (bytes), more
 /// fragments `more`, identification `id`.
 fn frag_header(next: u8, off: usize, more: bool, id: u32) -> Vec<u8> {

@@ -251,6 +251,14 @@ fn ipv6_extension_headers_the_host_discards() {
         (vec![(43, rh_left)], Some(HostDrop::Ipv6Routing)),
         (vec![(43, rh_done)], None),
         (
+            // Type 2 (Mobile IPv6), none left: 24 bytes with its address.
+            vec![(
+                43,
+                [&[0u8, 2, 2, 0, 0, 0, 0, 0][..], &[0xfd; 16][..]].concat(),
+            )],
+            Some(HostDrop::Ipv6MobileRouting),
+        ),
+        (
             vec![(43, vec![0, 0, 4, 0, 0, 0, 0, 0])],
             Some(HostDrop::Ipv6Routing),
         ), // SRH
