@@ -365,6 +365,38 @@ def hl7_count(tmp_path, name, segments, tshark_agrees=True, **kw):
     return summary, events, sorted(e["wardgate"]["hl7"]["control_id"] for e in allowed)
 
 
+def test_link_types_with_fcs_bits_are_read_and_undecoded_ones_named(tmp_path):
+    """Regression (adversarial review, session 33): a classic pcap whose link-type
+    field carries the frame-check-sequence bits (0x14000001, Ethernet) was not
+    decoded at all, and a capture on a link type wardgate does not decode (NFLOG,
+    239) was only counted: the analysis ended clean with exit status 0."""
+    import struct
+
+    require_module("scapy")
+    frames = hl7_frames(3)
+    pcap = tmp_path / "eth.pcap"
+    craft(pcap, [(sum(len(f) for f in frames[:i]), f) for i, f in enumerate(frames)])
+    raw = bytearray(pcap.read_bytes())
+    little = raw[:4] == b"\xd4\xc3\xb2\xa1"
+    fmt = "<I" if little else ">I"
+    assert struct.unpack_from(fmt, raw, 20)[0] == 1
+    for linktype, analysed in ((0x14000001, True), (239, False)):
+        struct.pack_into(fmt, raw, 20, linktype)
+        path = tmp_path / f"lt{linktype:x}.pcap"
+        path.write_bytes(bytes(raw))
+        rc, events, summary = analyze(edge_site(tmp_path), path, extra=("--no-store", "--all"))
+        allowed = sorted(e["wardgate"]["hl7"]["control_id"] for e in events
+                         if e.get("event", {}).get("action") == "allowed" and e.get("wardgate", {}).get("hl7"))
+        named = by_rule(events, "WG-CAP-027")
+        if analysed:
+            assert allowed == ["R-0", "R-1", "R-2"], (hex(linktype), allowed, summary)
+            assert not named, named
+        else:
+            assert allowed == [], allowed
+            assert len(named) == 1 and rc == 1, (rc, events)
+            assert "link type" in named[0]["event"]["reason"], named
+
+
 def test_out_of_order_retransmitted_and_overlapping_segments_reassemble_exactly(tmp_path):
     require_module("scapy")
     frames = hl7_frames(4)

@@ -849,6 +849,9 @@ pub struct Analyzer {
     default_policy: Policy,
     /// Capture-level alerts per rule so far (a flood of them is thinned out).
     capture_alerts: HashMap<&'static str, u64>,
+    /// A connection seen only under too many VLAN tags was named
+    /// (`WG-CAP-027`): further ones are counted.
+    deep_vlan_named: bool,
     /// Addresses a Linux cooked capture showed as the capturing host's own
     /// (the source of a frame it sent, the destination of one its NIC took
     /// as its own): at most [`MAX_COOKED_LOCAL`].
@@ -991,6 +994,7 @@ impl Analyzer {
             policies: Vec::new(),
             default_policy: Policy::Linux,
             capture_alerts: HashMap::new(),
+            deep_vlan_named: false,
             cooked_local: HashSet::new(),
             closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             resumable: HashMap::with_hasher(foldhash::fast::RandomState::default()),
@@ -1117,6 +1121,16 @@ impl Analyzer {
         self.now_us = self.now_us.max(ts);
         let Some(link) = p.link else {
             self.counts.unsupported_link += 1;
+            // Named once, counted after (found by an adversarial review: an
+            // NFLOG capture of the host's traffic was only counted, and the
+            // analysis ended clean).
+            if self.counts.unsupported_link == 1 {
+                self.capture_alert(
+                    rules::FRAMES_NOT_ANALYSED,
+                    "frames on a link type wardgate does not decode (Ethernet, raw IP, Linux cooked SLL/SLL2 and BSD loopback are): what they carried was not analysed (further ones only counted)".into(),
+                    out,
+                );
+            }
             return;
         };
         // Matched by reference: moving the decoded packet out of the `Result`
@@ -1260,7 +1274,7 @@ impl Analyzer {
         match &d.transport {
             Transport::Tcp(t) if d.vlans_beyond_key() => {
                 self.counts.tcp += 1;
-                self.deep_vlan_segment(d, t);
+                self.deep_vlan_segment(d, t, out);
             }
             Transport::Tcp(t) => {
                 self.counts.tcp += 1;
@@ -1343,22 +1357,40 @@ impl Analyzer {
     /// is kept as uncertain there (see `Side::uncertain`), so that other
     /// bytes for the same stretch are an ambiguity (`WG-CAP-005`), not
     /// judged silently.
-    fn deep_vlan_segment(&mut self, d: &Decoded<'_>, t: &decode::Tcp<'_>) {
+    fn deep_vlan_segment(
+        &mut self,
+        d: &Decoded<'_>,
+        t: &decode::Tcp<'_>,
+        out: &mut dyn FnMut(Record),
+    ) {
         self.counts.deep_vlan_frames += 1;
-        if t.payload.is_empty() || t.flags.syn || t.flags.rst {
-            return;
-        }
         let src = SocketAddr::new(d.src, t.src_port);
         let dst = SocketAddr::new(d.dst, t.dst_port);
         let k = key(&self.keyer, d.vlans & !decode::VLANS_BEYOND_KEY, src, dst);
-        if let Some(c) = self.flows.get_mut(&k) {
-            let side = if src == c.session.client() {
-                &mut c.up
-            } else {
-                &mut c.down
-            };
-            note_uncertain(side, Uncertain::new(t.seq, t.payload, Doubt::DeepVlan));
+        let Some(c) = self.flows.get_mut(&k) else {
+            // A connection seen only that deep is never analysed: named the
+            // first time, counted after (found by an adversarial review:
+            // every frame of a connection under three tags, RSPAN of QinQ
+            // traffic, was only counted and the analysis ended clean).
+            if !self.deep_vlan_named && (t.flags.syn || !t.payload.is_empty()) {
+                self.deep_vlan_named = true;
+                self.capture_alert(
+                    rules::FRAMES_NOT_ANALYSED,
+                    format!("TCP frames from {src} to {dst} under more VLAN tags than wardgate keys a connection by, of a connection it saw no other way: a host with VLAN interfaces stacked that deep read them, and they were not analysed (further ones only counted)"),
+                    out,
+                );
+            }
+            return;
+        };
+        if t.payload.is_empty() || t.flags.syn || t.flags.rst {
+            return;
         }
+        let side = if src == c.session.client() {
+            &mut c.up
+        } else {
+            &mut c.down
+        };
+        note_uncertain(side, Uncertain::new(t.seq, t.payload, Doubt::DeepVlan));
     }
 
     /// A TCP segment the host may or may not have taken (for `doubt`): not

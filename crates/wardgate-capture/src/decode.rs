@@ -40,7 +40,11 @@ pub enum LinkType {
 impl LinkType {
     /// The link type for a LINKTYPE_* number, if wardgate decodes it.
     pub fn from_linktype(n: i32) -> Option<LinkType> {
-        Some(match n {
+        // The link type is the low 16 bits; a pcap header's upper bits may say
+        // that frames end in a frame check sequence (which the IP length
+        // leaves out): found by an adversarial review, Ethernet written with
+        // them (0x14000001) was not decoded at all.
+        Some(match n & 0xffff {
             1 => LinkType::Ethernet,
             101 | 228 | 229 | 12 | 14 => LinkType::RawIp,
             113 => LinkType::LinuxSll,

@@ -933,6 +933,21 @@ fn a_frame_with_more_vlans_than_the_key_holds_is_not_silent() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "{d:?}");
     assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
+    // A connection seen only that deep is not analysed, and named once
+    // (found by an adversarial review, session 33: only counted, silent).
+    let mut frames: Vec<_> = handshake(false)
+        .into_iter()
+        .map(|f| on(&three, f))
+        .collect();
+    frames.push(on(&three, build(&Seg::data(0, &bad))));
+    let (d, rules) = analyse(&frames);
+    assert!(d.is_empty(), "{d:?}");
+    assert_eq!(
+        rules.iter().filter(|r| *r == "WG-CAP-027").count(),
+        1,
+        "{rules:?}"
+    );
+    assert!(!has(&analyse(&handshake(false)).1, "WG-CAP-027"));
 }
 
 #[test]
