@@ -560,6 +560,15 @@ def cases():
           message(cid(), [(hep(f17="25000", f18=U[1], f23="250", f24=ML[1]),
                            [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "999", ML_H[0]),
                             obx(2, "157884^MDC_VOL_FLUID_TBI^MDC", "10", ML[0], "f")])], orc="CH"), "allow")
+    # An amount to be infused in the drug's units beside a rate in them, no
+    # concentration: routine (found by an adversarial review, session 33:
+    # refused as a unit error).
+    c.add("insulin 5 U/h with RXG-5/7 100 U to be infused, no concentration",
+          message(cid(), [(insulin(5, f5="100", f7=U[1]), [])]), "allow")
+    c.add("heparin 1000 U/h with RXG-5/7 25 000 U (MDC unit), no concentration",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="25000", f7=U[0], f15="1000", f16=U_H[1]), [])]), "allow")
+    c.add("insulin 5 U/h with a VTBI of 100 mL, no concentration (the pump's own)",
+          message(cid(), [(insulin(5, f5="100", f7=ML[1]), [])]), "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
           message(cid(), [(heparin(100), [f"TQ1|1||||||||||||5^{MIN_CQ}", "OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose"])], orc="CH"), "allow")
     for poc in ("NICU&&", "NICU&1.2.3&ISO"):

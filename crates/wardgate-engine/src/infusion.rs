@@ -1799,8 +1799,15 @@ fn check_give(
                     });
                 }
                 // No concentration stated (a rate in drug units needs none):
-                // the amount is of the drug the rate gives, or refused.
+                // the amount is of the drug the rate gives, or refused. (The
+                // concentration reader says "required" when RXG-17/18/23/24
+                // are all empty: found by an adversarial review, insulin
+                // 5 U/h with 100 U to be infused was refused as a unit error.)
                 Ok(None) if rate_dim == a.unit.dim => {}
+                Err(e)
+                    if rate_dim == a.unit.dim
+                        && e.rule == rules::CONCENTRATION_REQUIRED
+                        && strength_empty(rxg) => {}
                 _ => out.findings.push(
                     OrderFinding::new(
                         rules::UNIT_INCOMPATIBLE,
