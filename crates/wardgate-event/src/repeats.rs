@@ -24,10 +24,15 @@ pub struct RepeatFacts {
     pub count: u64,
 }
 
-/// What makes two alerts identical: the rule, the source address, the route.
+/// What makes two alerts identical: the rule, the source address, the route,
+/// and the other rules the same event carries (found by an adversarial
+/// review: an order above a soft rate limit whose headline was a
+/// non-standard concentration was recorded as a repeat of an earlier
+/// concentration-only alert, and the soft-limit excess paged nobody).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     rule: String,
+    others: Vec<String>,
     source: Option<std::net::IpAddr>,
     route: Option<String>,
 }
@@ -82,8 +87,18 @@ impl Repeats {
         {
             return;
         }
+        let mut others: Vec<String> = e
+            .wardgate
+            .findings
+            .iter()
+            .filter(|f| f.rule != rule.id)
+            .map(|f| f.rule.clone())
+            .collect();
+        others.sort_unstable();
+        others.dedup();
         let key = Key {
             rule: rule.id.clone(),
+            others,
             source: e.source.as_ref().map(|s| s.ip),
             route: e.wardgate.route.clone(),
         };
@@ -195,6 +210,37 @@ mod tests {
         );
         e.wardgate.route = Some("imaging".into());
         e
+    }
+
+    /// Regression (adversarial review, session 33): an alert carrying another
+    /// finding than the episode's first is an alert of its own; the same
+    /// pair again is a repeat of it.
+    #[test]
+    fn an_alert_with_another_finding_is_no_repeat() {
+        let mut r = Repeats::new(60_000, 16);
+        let with = |ts: &str, extra: &[&str]| {
+            let mut e = alert(ts, "10.0.0.1:4000");
+            for x in extra {
+                e.wardgate.findings.push(crate::event::Finding {
+                    rule: (*x).into(),
+                    severity: crate::rules::Severity::Medium,
+                    detail: String::new(),
+                });
+            }
+            e
+        };
+        let mut kinds = Vec::new();
+        for (ts, extra) in [
+            ("t1", &[][..]),
+            ("t2", &["WG-INF-012"][..]),
+            ("t3", &["WG-INF-012"][..]),
+            ("t4", &[][..]),
+        ] {
+            let mut e = with(ts, extra);
+            r.observe(&mut e, 1);
+            kinds.push(e.event.kind);
+        }
+        assert_eq!(kinds, [Kind::Alert, Kind::Alert, Kind::Event, Kind::Event]);
     }
 
     /// Regression: every new advisory hit of one assessment was recorded as a
