@@ -569,6 +569,15 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f5="25000", f7=U[0], f15="1000", f16=U_H[1]), [])]), "allow")
     c.add("insulin 5 U/h with a VTBI of 100 mL, no concentration (the pump's own)",
           message(cid(), [(insulin(5, f5="100", f7=ML[1]), [])]), "allow")
+    # The give barcode (RXG-25) naming another drug than RXG-4 (found by an
+    # adversarial review, session 33).
+    c.add("heparin 1000 U/h with RXG-25 naming insulin",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="INS^insulin^LOCAL"), [])]),
+          "block", "WG-INF-016")
+    c.add("heparin 1000 U/h with RXG-25 naming heparin",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="HEP^heparin^LOCAL"), [])]), "allow")
+    c.add("heparin 1000 U/h with an RXG-25 barcode no library drug is named by",
+          message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="0312345678906^^GS1"), [])]), "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
           message(cid(), [(heparin(100), [f"TQ1|1||||||||||||5^{MIN_CQ}", "OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose"])], orc="CH"), "allow")
     for poc in ("NICU&&", "NICU&1.2.3&ISO"):

@@ -1410,6 +1410,29 @@ fn check_give(
         }
     };
     facts.library_drug = Some(entry.display.clone());
+    // RXG-25, the give barcode identifier: a barcode step or a server that
+    // identifies the drug by it programs that drug (found by an adversarial
+    // review: RXG-25 naming insulin beside RXG-4 heparin at 1000 U/h passed).
+    for rep in rxg.field(25).repetitions().take(8) {
+        for c in [1usize, 2, 4, 5, 9, 10, 11] {
+            let t = String::from_utf8_lossy(rep.component(c).raw());
+            if let Some((_, other)) = library.lookup_indexed(t.trim()) {
+                if !std::ptr::eq(other, entry) {
+                    return out.refuse(
+                        OrderFinding::new(
+                            rules::CODED_PARTS_DISAGREE,
+                            format!(
+                                "RXG #{n}: the give barcode (RXG-25) names {:?}, the give code (RXG-4) {:?}: a pump or barcode check may program either",
+                                other.display, entry.display
+                            ),
+                        )
+                        .at(loc(b"RXG", n, 25)),
+                        facts,
+                    );
+                }
+            }
+        }
+    }
     let limits = entry.limits_in(ctx.area);
     if !limits.available {
         return out.refuse(
