@@ -104,6 +104,10 @@ rate_hard_max = 2000
 dose_unit = "mg"
 dose_soft_max = 2000
 dose_hard_max = 3000
+# Never pushed: a bolus at most as fast as the infusion (a pump's minimum
+# bolus time, as a rate).
+bolus_rate_soft_max = 1500
+bolus_rate_hard_max = 2000
 
 # Bounded by dose only (an intermittent infusion).
 [[drug_library.drug]]
@@ -578,6 +582,24 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="HEP^heparin^LOCAL"), [])]), "allow")
     c.add("heparin 1000 U/h with an RXG-25 barcode no library drug is named by",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="0312345678906^^GS1"), [])]), "allow")
+    # A bolus's speed where the library bounds it (`bolus_rate_*`: vancomycin
+    # here, heparin not). Found by an adversarial review, session 33: ORC-1 CH
+    # turned a refused 60 000 mg/h into an allowed 1000 mg bolus.
+    vanc = lambda **f: rxg(f1="1", f4="VANC^vancomycin", **f)  # noqa: E731
+    c.add("vancomycin CH bolus 1000 mg over 1 min (60 000 mg/h)",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [f"TQ1|1||||||||||||1^{MIN_CQ}"])], orc="CH"), "block", "WG-INF-010")
+    c.add("vancomycin CH bolus 1000 mg with an OBX dose rate of 60 000 mg/h",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [obx(1, "157924^MDC_RATE_DOSE^MDC", "60000", "mg/h^mg/h^UCUM"), f"TQ1|1||||||||||||1^{MIN_CQ}"])], orc="CH"),
+          "block", "WG-INF-010")
+    c.add("vancomycin CH bolus of 200 mL of 5 mg/mL at 999 mL/h (4995 mg/h)",
+          message(cid(), [(vanc(f5="200", f7=ML[0], f15="999", f16=ML_H[0], f17="1000", f18=MG[1], f23="200", f24=ML[1]), [])], orc="CH"),
+          "block", "WG-INF-010")
+    c.add("vancomycin CH bolus 1000 mg over 60 min (1000 mg/h)",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [f"TQ1|1||||||||||||60^{MIN_CQ}"])], orc="CH"), "allow")
+    c.add("vancomycin CH bolus 1000 mg over 36 min (1667 mg/h, above the soft bolus rate)",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [f"TQ1|1||||||||||||36^{MIN_CQ}"])], orc="CH"), "alert", "WG-INF-012")
+    c.add("heparin CH bolus 5000 U over 1 min (no bolus rate limit: judged by its dose)",
+          message(cid(), [(hep(f15="5000", f16=U[1]), [f"TQ1|1||||||||||||1^{MIN_CQ}"])], orc="CH"), "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
           message(cid(), [(heparin(100), [f"TQ1|1||||||||||||5^{MIN_CQ}", "OBX|1|ST|0^MDCX_INFUS_ORDER_TYPE^MDC||clinician-dose"])], orc="CH"), "allow")
     for poc in ("NICU&&", "NICU&1.2.3&ISO"):

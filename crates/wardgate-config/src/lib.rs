@@ -1009,6 +1009,12 @@ pub struct DrugCareArea {
     /// See [`Drug::pca_max_per_hour`].
     #[serde(default)]
     pub pca_max_per_hour: Option<Spanned<f64>>,
+    /// See [`Drug::bolus_rate_soft_max`].
+    #[serde(default)]
+    pub bolus_rate_soft_max: Option<Spanned<f64>>,
+    /// See [`Drug::bolus_rate_hard_max`].
+    #[serde(default)]
+    pub bolus_rate_hard_max: Option<Spanned<f64>>,
     /// See [`Drug::routes`]; replaces the drug's list in this area.
     #[serde(default)]
     pub routes: Option<Spanned<Vec<Spanned<String>>>>,
@@ -1077,6 +1083,15 @@ pub struct Drug {
     /// loading and demand doses as its lockout allows); above, blocked.
     #[serde(default)]
     pub pca_max_per_hour: Option<Spanned<f64>>,
+    /// How fast a bolus may be given, in `rate_unit` (its stated rate, or its
+    /// dose over its duration): above, forwarded with an alert. Without the
+    /// bolus keys a bolus is judged by its dose only.
+    #[serde(default)]
+    pub bolus_rate_soft_max: Option<Spanned<f64>>,
+    /// How fast a bolus may be given, in `rate_unit`: above, blocked (a
+    /// pump's minimum bolus time, as a rate).
+    #[serde(default)]
+    pub bolus_rate_hard_max: Option<Spanned<f64>>,
     /// Routes of administration (HL7 table 0162 codes: `IV`, `IT`, `EP`...)
     /// an order (RXR-1) may name; another, or none that can be told, is
     /// refused. Without it the route is not read.
@@ -2508,7 +2523,21 @@ fn check_drug_care_areas(
             ],
             drug.names.first(),
         );
+        check_bolus_rate(
+            err,
+            &drug.rate_unit,
+            &pick(&a.bolus_rate_soft_max, &drug.bolus_rate_soft_max),
+            &pick(&a.bolus_rate_hard_max, &drug.bolus_rate_hard_max),
+            drug.names.first(),
+        );
     }
+    check_bolus_rate(
+        err,
+        &drug.rate_unit,
+        &drug.bolus_rate_soft_max,
+        &drug.bolus_rate_hard_max,
+        drug.names.first(),
+    );
     check_routes(err, drug, &drug.routes);
     for a in &drug.care_areas {
         check_routes(err, drug, &a.routes);
@@ -2621,6 +2650,44 @@ fn check_limits(
     }
     if let (Some(u), None) = (unit, hard) {
         err(u.span(), format!("{what}_unit for {drug:?} is set but {what}_hard_max is not; a hard limit is required"));
+    }
+}
+
+/// `bolus_rate_soft_max` and `bolus_rate_hard_max`: positive, in the drug's
+/// `rate_unit`, the soft one only beside a hard one and not above it.
+fn check_bolus_rate(
+    err: &mut impl FnMut(Range<usize>, String),
+    unit: &Option<Spanned<String>>,
+    soft: &Option<Spanned<f64>>,
+    hard: &Option<Spanned<f64>>,
+    name: Option<&Spanned<String>>,
+) {
+    let drug = name.map_or("?", |n| n.get_ref().as_str());
+    for limit in [soft, hard].into_iter().flatten() {
+        let v = *limit.get_ref();
+        if !v.is_finite() || v <= 0.0 {
+            err(
+                limit.span(),
+                format!("bolus rate limit for {drug:?} must be a positive number"),
+            );
+        }
+        if unit.is_none() {
+            err(
+                limit.span(),
+                format!("bolus rate limit for {drug:?} has no rate_unit (bolus rates are in it)"),
+            );
+        }
+    }
+    match (soft, hard) {
+        (Some(s), Some(h)) if s.get_ref() > h.get_ref() => err(
+            s.span(),
+            format!("bolus_rate_soft_max for {drug:?} is above bolus_rate_hard_max"),
+        ),
+        (Some(s), None) => err(
+            s.span(),
+            format!("bolus_rate_soft_max for {drug:?} is set but bolus_rate_hard_max is not; a hard limit is required"),
+        ),
+        _ => {}
     }
 }
 

@@ -947,6 +947,53 @@ fn drug_and_care_area_limits_must_be_positive_numbers() {
     }
 }
 
+/// `bolus_rate_*`: in the drug's rate unit, positive, a hard one required
+/// beside a soft one and not below it; a care area's own checked too.
+#[test]
+fn bolus_rate_limits_are_checked() {
+    let with = |drug_key: &str, area_key: &str| {
+        MINIMAL.replace(
+            "[[drug_library.drug]]",
+            &format!(
+                "[[drug_library.care_area]]\nid = \"icu\"\n\n[[drug_library.drug]]\n{drug_key}"
+            ),
+        ) + &format!("\n[[drug_library.drug.care_area]]\nid = \"icu\"\n{area_key}\n")
+    };
+    let ok = parse(&with(
+        "bolus_rate_soft_max = 500\nbolus_rate_hard_max = 1000",
+        "bolus_rate_hard_max = 800",
+    ))
+    .unwrap();
+    assert_eq!(
+        ok.config.drug_libraries[0].drugs[0]
+            .bolus_rate_hard_max
+            .as_ref()
+            .map(|v| *v.get_ref()),
+        Some(1000.0)
+    );
+    for (drug_key, area_key, says) in [
+        ("bolus_rate_hard_max = 0", "", "must be a positive number"),
+        ("bolus_rate_hard_max = nan", "", "must be a positive number"),
+        ("bolus_rate_soft_max = 500", "", "a hard limit is required"),
+        (
+            "bolus_rate_soft_max = 900\nbolus_rate_hard_max = 800",
+            "",
+            "is above",
+        ),
+        (
+            "bolus_rate_hard_max = 800",
+            "bolus_rate_soft_max = 900",
+            "is above",
+        ),
+    ] {
+        let p = problems(&with(drug_key, area_key));
+        assert!(
+            p.iter().any(|p| p.message.contains(says)),
+            "{drug_key} / {area_key}: {p:?}"
+        );
+    }
+}
+
 /// `routes` on a drug and on its care-area override: an empty list or code
 /// is refused at its position, pointing at `available = false`.
 #[test]

@@ -2245,6 +2245,39 @@ fn check_give(
             }
         }
     }
+    // A bolus's speed, where the library bounds it (`bolus_rate_*`, a pump's
+    // minimum bolus time as a rate): its stated rates, and its dose over its
+    // duration (found by an adversarial review: vancomycin 1000 mg over one
+    // minute, refused as an intermittent dose at 60 000 mg/h, passed as a
+    // 1000 mg bolus once ORC-1 said CH). Without those keys a bolus is judged
+    // by its dose, as a pump's library without bolus rates does.
+    if let (true, Some(bl)) = (prog.bolus, &limits.bolus_rate) {
+        let mut speeds = prog.rates.clone();
+        if let Some(d) = duration.as_ref().filter(|d| d.value * d.unit.factor > 0.0) {
+            let secs = d.value * d.unit.factor;
+            speeds.extend(doses.iter().map(|a| derived(a, secs, &d.source)));
+        }
+        if !speeds.is_empty() {
+            checked = true;
+            if let Some((lo, hi)) =
+                judge(n, "bolus rate", &speeds, &[], bl, &conc, &pt, patient, out)
+            {
+                facts.rate_ordered = Some(bounded(&hi.1));
+                facts.rate = Some(round(hi.0));
+                facts.rate_unit = Some(bl.unit_text.clone());
+                compare(
+                    n,
+                    "bolus rate",
+                    &entry.display,
+                    &lo,
+                    &hi,
+                    bl,
+                    RATE_RULES,
+                    out,
+                );
+            }
+        }
+    }
     // A PCA order's demand dose is judged as a dose, beside its basal rate.
     let pca = std::mem::take(&mut prog.pca_doses);
     for (doses, danger) in [(&doses, &danger_doses), (&pca, &Vec::new())] {

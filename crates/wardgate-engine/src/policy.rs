@@ -64,6 +64,9 @@ pub struct AreaLimits {
     pub pca_lockout_min_minutes: Option<f64>,
     /// The most a PCA programme may deliver in an hour, in the dose unit.
     pub pca_max_per_hour: Option<f64>,
+    /// How fast a bolus may be given (`bolus_rate_*`, in the rate unit; no
+    /// minimum): `None`, a bolus is judged by its dose only.
+    pub bolus_rate: Option<QuantityLimits>,
     /// Routes of administration (HL7 table 0162 codes, upper-cased and
     /// trimmed) an order may name; `None`: the route is not read.
     pub routes: Option<Vec<String>>,
@@ -595,6 +598,15 @@ impl Policy {
                     duration_max_min: get(&drug.duration_max_min),
                     pca_lockout_min_minutes: get(&drug.pca_lockout_min_minutes),
                     pca_max_per_hour: get(&drug.pca_max_per_hour),
+                    bolus_rate: limits(
+                        &rate_unit,
+                        [
+                            get(&drug.bolus_rate_soft_max),
+                            get(&drug.bolus_rate_hard_max),
+                            None,
+                            None,
+                        ],
+                    ),
                     routes: routes(&drug.routes),
                 };
                 let areas = lib
@@ -638,6 +650,15 @@ impl Policy {
                                 &drug.pca_lockout_min_minutes,
                             ),
                             pca_max_per_hour: or(&o.pca_max_per_hour, &drug.pca_max_per_hour),
+                            bolus_rate: limits(
+                                &rate_unit,
+                                [
+                                    or(&o.bolus_rate_soft_max, &drug.bolus_rate_soft_max),
+                                    or(&o.bolus_rate_hard_max, &drug.bolus_rate_hard_max),
+                                    None,
+                                    None,
+                                ],
+                            ),
                             // A care area's list replaces the drug's.
                             routes: routes(&o.routes).or_else(|| routes(&drug.routes)),
                         }
@@ -943,6 +964,9 @@ impl Policy {
                     }
                     if let Some(m) = l.pca_max_per_hour {
                         v.push_str(&format!("; PCA max {m} per hour"));
+                    }
+                    if let Some(b) = &l.bolus_rate {
+                        v.push_str(&format!("; bolus rate {}", b.describe()));
                     }
                     // Only when set, so a library without routes summarises
                     // (and hashes its changes) as before.
