@@ -2683,7 +2683,11 @@ impl Analyzer {
         // What this end had acknowledged before this packet: bytes of the
         // peer's it covers that the capture never showed are a hole (see below).
         let acked_before = snd.max_ack;
-        if flags.ack {
+        // A RST's ACK field says nothing the host reads: Linux resets, or
+        // answers with a challenge ACK, before tcp_ack (found by an
+        // adversarial review: an exact RST acknowledging 50 000 unsent bytes
+        // declared them a hole in the other direction).
+        if flags.ack && !flags.rst {
             if snd.max_ack.is_none_or(|a| after(t.ack, a)) {
                 snd.max_ack = Some(t.ack);
             }

@@ -841,6 +841,26 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
     assert!(rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
 }
 
+/// Found by an adversarial review (session 33): Linux takes a RST at the
+/// exact sequence number before reading its ACK field (tcp_validate_incoming
+/// resets before tcp_ack), so an ACK of 50 000 bytes the other end never sent
+/// says nothing: wardgate learnt it, declared those bytes a hole from the
+/// server, and called the RST ignored.
+#[test]
+fn the_ack_field_of_a_rst_is_not_read() {
+    let bad = order("BAD-1", "90");
+    let mut frames = handshake(false);
+    frames.push(build(&Seg {
+        rst: true,
+        ack: Some(SISN + 1 + 50_000),
+        ..Seg::data(0, b"")
+    }));
+    frames.push(build(&Seg::data(0, &bad)));
+    let (_, rules) = analyse(&frames);
+    assert!(!has(&rules, "WG-CAP-006"), "{rules:?}");
+    assert!(!has(&rules, "WG-CAP-010"), "{rules:?}");
+}
+
 /// Found by an adversarial review (session 33): Linux stores ts_recent only
 /// from a segment starting at or before rcv_wup, its rcv_nxt when it last sent
 /// a segment (tcp_replace_ts_recent). Read against rcv_nxt, a future
