@@ -372,6 +372,11 @@ enum Doubt {
     OldKernel,
     /// It reached or crossed the window edge the capture last showed.
     WindowEdge,
+    /// Reassembled from IP fragments completed after the reassembly timeout,
+    /// within the slack of the host's timer
+    /// ([`defrag::Anomaly::MaybeExpired`]): the host may have dropped the
+    /// queue first.
+    FragmentTimer,
     /// It carried an IPv6 type 2 routing header with no segments left
     /// ([`decode::HostDrop::Ipv6MobileRouting`]): a Linux built with Mobile
     /// IPv6 drops it, one without reads it.
@@ -1306,8 +1311,10 @@ impl Analyzer {
                         .map(|d| (d, None))
                 };
                 let mut maybe_restarted = false;
+                let mut maybe_expired = false;
                 for a in anomalies {
                     maybe_restarted |= matches!(a, defrag::Anomaly::MaybeRestarted { .. });
+                    maybe_expired |= matches!(a, defrag::Anomaly::MaybeExpired { .. });
                     self.fragment_anomaly(&a, out);
                 }
                 if let Some((datagram, fragmentable_at)) = whole {
@@ -1337,6 +1344,13 @@ impl Analyzer {
                                 {
                                     self.counts.tcp += 1;
                                     self.uncertain_segment(&merged, &t, Doubt::FragmentDistance);
+                                }
+                                // Completed within the host's timer slack.
+                                Transport::Tcp(t)
+                                    if maybe_expired && merged.host_drop.is_none() =>
+                                {
+                                    self.counts.tcp += 1;
+                                    self.uncertain_segment(&merged, &t, Doubt::FragmentTimer);
                                 }
                                 _ => self.decoded(&merged, ts, out),
                             }
@@ -1434,7 +1448,7 @@ impl Analyzer {
         let rule = match a {
             // Named with the connection's bytes, where they matter (see
             // `Doubt::FragmentDistance`).
-            A::Duplicate { .. } | A::MaybeRestarted { .. } => return,
+            A::Duplicate { .. } | A::MaybeRestarted { .. } | A::MaybeExpired { .. } => return,
             A::Overlap { .. } | A::DuplicateDiffers { .. } => rules::FRAGMENT_OVERLAP,
             A::TimedOut { .. } | A::Evicted { .. } => rules::FRAGMENT_INCOMPLETE,
             A::MixedStations { .. } => rules::OTHER_STATION_MAC,
@@ -2874,6 +2888,12 @@ impl Analyzer {
                         ),
                         (Doubt::OldKernel, true) => format!(
                             "bytes from {src} come after a FIN or RST sent with malformed TCP options (a bad option length, a TCP-MD5 option of the wrong length or a repeated signature option): Linux 6.7 and later dropped it and read these bytes, which wardgate judged; Linux 6.6 and older took it and read none of them"
+                        ),
+                        (Doubt::FragmentTimer, false) => format!(
+                            "bytes from {src} were also sent in an IP datagram whose last fragment came after the reassembly timeout, within the slack of the host's timer: a host whose timer had fired read this copy, which wardgate judged; one whose timer had not yet fired read the other"
+                        ),
+                        (Doubt::FragmentTimer, true) => format!(
+                            "bytes from {src} come after a FIN or RST sent in an IP datagram whose last fragment came after the reassembly timeout, within the slack of the host's timer: a host whose timer had fired never reassembled it and read these bytes, which wardgate judged; one whose timer had not yet fired took it and read none of them"
                         ),
                         (Doubt::MobileIpv6, false) => format!(
                             "bytes from {src} were also sent in a packet with an IPv6 type 2 routing header and no segments left: a host whose kernel has Mobile IPv6 (most distributions) dropped that copy and read this one, which wardgate judged; one without read the other"

@@ -310,6 +310,15 @@ pub enum Anomaly {
         /// The datagram.
         key: Key,
     },
+    /// Completed after [`Limits::timeout_us`] but within the timer's slack
+    /// ([`Defrag::expire`]): Linux's reassembly timer fires on a timer-wheel
+    /// tick up to an eighth of its timeout late, so a host may have completed
+    /// this datagram or dropped its queue first. Returned with this anomaly,
+    /// from the same call.
+    MaybeExpired {
+        /// The datagram.
+        key: Key,
+    },
 }
 
 impl Anomaly {
@@ -328,7 +337,8 @@ impl Anomaly {
             | Anomaly::Evicted { key }
             | Anomaly::TooFar { key }
             | Anomaly::MixedStations { key }
-            | Anomaly::MaybeRestarted { key } => key,
+            | Anomaly::MaybeRestarted { key }
+            | Anomaly::MaybeExpired { key } => key,
         }
     }
 
@@ -367,6 +377,9 @@ impl Anomaly {
             ),
             Anomaly::MaybeRestarted { key } => format!(
                 "IP datagram completed ({key}) although more than the reassembly distance of other fragments came from its source to other addresses between its fragments: a host owning those addresses restarted it"
+            ),
+            Anomaly::MaybeExpired { key } => format!(
+                "IP datagram completed ({key}) after the reassembly timeout, within the slack of the host's timer: the host may have dropped it first"
             ),
         }
     }
@@ -431,9 +444,24 @@ pub struct Defrag {
 
 #[derive(Debug, Default)]
 struct Peer {
+    /// Every fragment seen (the most the host's counter can have moved).
     rid: u64,
     queues: usize,
+    /// Fragments sure to reach a host, by the destination MAC of their frame:
+    /// a frame to another station's MAC never reaches its IP layer, and one
+    /// with a TTL at most [`LOW_TTL`] may expire on the way, so neither moves
+    /// that host's counter for certain (found by an adversarial review: junk
+    /// fragments to another MAC restarted a queue the host completed). A few
+    /// MACs are kept; past them, fragments count as unsure.
+    sure: Vec<(Option<[u8; 6]>, u64)>,
 }
+
+/// A TTL or hop limit this low may expire between the capture and the host
+/// (as the analyser's `DECOY_TTL`).
+const LOW_TTL: u8 = 16;
+
+/// Destination MACs whose sure fragments a peer counts apart.
+const MAX_PEER_MACS: usize = 8;
 
 /// One datagram being reassembled (Linux `inet_frag_queue`).
 #[derive(Debug)]
@@ -443,6 +471,8 @@ struct Queue {
     serial: u64,
     /// The peer counter at this queue's previous fragment.
     rid: u64,
+    /// The peer's sure counter for that fragment's MAC at that time.
+    sure_rid: u64,
     /// The per-source counter at this queue's previous fragment.
     source_rid: u64,
     /// Restarted by the per-source count, not by the per-destination one
@@ -721,9 +751,21 @@ impl Defrag {
 
     /// Drops the queues whose first fragment is [`Limits::timeout_us`] or more before
     /// `now_us`.
+    ///
+    /// Linux arms the timer for the timeout and its timer wheel fires it on
+    /// the next tick of the timeout's level, up to an eighth later (512 ms of
+    /// 30 s at HZ 1000, 2 s at HZ 250; 4 s of 60 s): a queue is kept that
+    /// long, and one completed after the timeout is returned with
+    /// [`Anomaly::MaybeExpired`] (found by an adversarial review: completed
+    /// 50 ms after 30 s, acknowledged by the host, it had been dropped, and
+    /// a later safe copy judged as read).
     pub fn expire(&mut self, now_us: u64, anomaly: &mut dyn FnMut(Anomaly)) {
+        let keep = self
+            .limits
+            .timeout_us
+            .saturating_add(self.limits.timeout_us / 8);
         while let Some((&(created, _), _)) = self.order.first_key_value() {
-            if now_us.saturating_sub(created) < self.limits.timeout_us {
+            if now_us.saturating_sub(created) < keep {
                 break;
             }
             if let Some(key) = self.pop_oldest() {
@@ -789,6 +831,7 @@ impl Defrag {
                 created_us: now_us,
                 serial,
                 rid: 0,
+                sure_rid: 0,
                 source_rid: 0,
                 maybe_restarted: false,
                 len: 0,
@@ -861,14 +904,31 @@ impl Defrag {
         now_us: u64,
         anomaly: &mut dyn FnMut(Anomaly),
     ) -> Option<Datagram> {
-        // ip_frag_too_far: every fragment bumps its peer's counter.
+        // ip_frag_too_far: every fragment that reaches the host bumps its
+        // peer's counter. Those sure to reach it are counted by MAC; all of
+        // them too, for the distance the host's counter may have moved.
         let rid = match self.peer_key(&lookup) {
             Some(peer) => {
                 let p = self.peers.entry(peer).or_default();
                 p.rid = p.rid.wrapping_add(1);
+                let at = p.sure.iter().position(|(m, _)| *m == frag.mac);
+                let at = match at {
+                    Some(i) => Some(i),
+                    None if p.sure.len() < MAX_PEER_MACS => {
+                        p.sure.push((frag.mac, 0));
+                        Some(p.sure.len() - 1)
+                    }
+                    None => None,
+                };
+                let sure = at.and_then(|i| p.sure.get_mut(i)).map(|(_, n)| {
+                    if frag.ttl > LOW_TTL {
+                        *n = n.wrapping_add(1);
+                    }
+                    *n
+                });
                 let s = self.source_peers.entry(peer.1).or_default();
                 s.rid = s.rid.wrapping_add(1);
-                Some((p.rid, s.rid))
+                Some((p.rid, sure, s.rid))
             }
             None => None,
         };
@@ -880,14 +940,23 @@ impl Defrag {
         };
         let before = q.charged;
         let mut restarted = None;
-        if let Some((rid, source_rid)) = rid {
+        if let Some((rid, sure, source_rid)) = rid {
             let start = std::mem::replace(&mut q.rid, rid);
             let source_start = std::mem::replace(&mut q.source_rid, source_rid);
-            if !q.frags.is_empty() && rid.wrapping_sub(start) > max_dist {
+            // The sure count is comparable only between fragments to the
+            // queue's own MAC (its first fragment's).
+            let own_mac = q.mac.is_none_or(|m| frag.mac == Some(m));
+            let sure_start = std::mem::replace(&mut q.sure_rid, sure.unwrap_or(0));
+            let far_for_sure =
+                own_mac && sure.is_some_and(|n| n.wrapping_sub(sure_start) > max_dist);
+            if !q.frags.is_empty() && far_for_sure {
                 // ip_frag_reinit: forget the fragments and restart the timer.
                 restarted = Some((q.created_us, q.serial));
                 q.restart(now_us);
-            } else if !q.frags.is_empty() && source_rid.wrapping_sub(source_start) > max_dist {
+            } else if !q.frags.is_empty()
+                && (rid.wrapping_sub(start) > max_dist
+                    || source_rid.wrapping_sub(source_start) > max_dist)
+            {
                 q.maybe_restarted = true;
             }
         }
@@ -928,6 +997,10 @@ impl Defrag {
             Verdict::Complete => {
                 let mixed = self.queues.get(&lookup).is_some_and(|q| q.macs_differ);
                 let maybe = self.queues.get(&lookup).is_some_and(|q| q.maybe_restarted);
+                let late = self
+                    .queues
+                    .get(&lookup)
+                    .is_some_and(|q| now_us.saturating_sub(q.created_us) >= self.limits.timeout_us);
                 let q = self.queues.get(&lookup).map(Queue::assemble);
                 self.remove(&lookup);
                 if mixed {
@@ -941,6 +1014,9 @@ impl Defrag {
                         if maybe {
                             self.stats.maybe_restarted += 1;
                             anomaly(Anomaly::MaybeRestarted { key });
+                        }
+                        if late {
+                            anomaly(Anomaly::MaybeExpired { key });
                         }
                         Some(out)
                     }

@@ -2936,10 +2936,12 @@ fn ipv6_fragments_wait_sixty_seconds_and_ipv4_thirty() {
         frag6_of(&v6, 0, 96, true, 9),
         45
     ));
+    // Past 60 s and the timer's slack (an eighth: Linux's timer wheel fires
+    // late by up to that much).
     assert!(timed_out(
         frag6_of(&v6, 96, n6, false, 9),
         frag6_of(&v6, 0, 96, true, 9),
-        61
+        68
     ));
     assert!(timed_out(
         frag4_of(&v4, 96, n4, false, 9),
@@ -3298,6 +3300,33 @@ fn a_fin_with_a_mobile_ipv6_routing_header_is_an_uncertain_copy() {
             assert!(has(&rules, "WG-CAP-005"), "type {kind}: {rules:?}");
         }
     }
+}
+
+/// Found by an adversarial review (session 33): Linux's reassembly timer fires
+/// on a timer-wheel tick, up to an eighth of its timeout late. A datagram
+/// completed 50 ms after 30 s (the host acknowledged the order in it) was
+/// dropped as timed out and a safe copy sent later judged as read; within the
+/// slack it is now a copy the host may have taken: the later copy is named.
+#[test]
+fn a_datagram_completed_within_the_timers_slack_is_an_uncertain_copy() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let whole = build(&Seg::data(0, &bad));
+    let n = whole.len() - 34;
+    let mut frames = handshake(false);
+    frames.push(frag4_of(&whole, 96, n, false, 11));
+    frames.push(frag4_of(&whole, 0, 96, true, 11));
+    frames.push(build(&Seg::data(0, &decoy)));
+    let base = 3 * 1000;
+    let at = [0, 1000, 2000, base, base + 30_050_000, base + 31_000_000];
+    let (d, rules) = run(
+        &frames,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &|i| at[i],
+    );
+    assert!(has(&rules, "WG-CAP-005"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-015"), "{rules:?}");
 }
 
 /// An IPv6 Fragment header: next header `next`, offset `off` (bytes), more
