@@ -240,6 +240,9 @@ struct Shown {
     mac_confirmed: bool,
     /// Its own source MAC, from its first frame.
     src_mac: Option<[u8; 6]>,
+    /// Its frames came from more than one source MAC (one forged in its
+    /// name, a router's two sides): its MAC confirms nothing.
+    src_mac_mixed: bool,
     /// A cooked capture took one of its frames as to the capturing host
     /// (`PACKET_HOST`): the capture was taken on its receiver (or on a router
     /// between), whose NIC drops a frame to another station.
@@ -2141,14 +2144,23 @@ impl Analyzer {
         if snd.shown.mac.is_none() {
             snd.shown.mac = d.dst_mac;
         }
-        if let (Some(peer), Some(dst)) = (rcv.shown.src_mac, d.dst_mac) {
+        // Only a peer whose frames all came from one MAC confirms it (found by
+        // an adversarial review: one frame forged from the server's address
+        // and another MAC before the real SYN-ACK made that MAC the server's,
+        // a decoy to it was judged and the real order dropped as to another
+        // station).
+        if let (Some(peer), Some(dst), false) =
+            (rcv.shown.src_mac, d.dst_mac, rcv.shown.src_mac_mixed)
+        {
             if dst == peer && !snd.shown.mac_confirmed {
                 snd.shown.mac = Some(peer);
                 snd.shown.mac_confirmed = true;
             }
         }
-        if snd.shown.src_mac.is_none() {
-            snd.shown.src_mac = d.src_mac;
+        match (snd.shown.src_mac, d.src_mac) {
+            (None, _) => snd.shown.src_mac = d.src_mac,
+            (Some(a), Some(b)) if a != b => snd.shown.src_mac_mixed = true,
+            _ => {}
         }
         let wrong_mac = matches!((d.dst_mac, snd.shown.mac), (Some(a), Some(b)) if a != b);
         // A cooked capture names no MAC; its packet type says how the

@@ -841,6 +841,34 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
     assert!(rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
 }
 
+/// Found by an adversarial review (session 33): one frame forged from the
+/// server's address with another source MAC before the real SYN-ACK made
+/// that MAC the server's; a decoy framed to it was judged, and the real order
+/// dropped as framed to another station. A peer seen with two source MACs
+/// confirms neither.
+#[test]
+fn a_forged_source_mac_does_not_decide_the_servers_station() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let m = [2u8, 0x66, 0, 0, 0, 0x66];
+    let mut hs = handshake(false);
+    let mut forged = build(&Seg {
+        to_server: false,
+        seq: 12345,
+        ack: None,
+        rst: true,
+        ..Seg::data(0, b"")
+    });
+    forged[6..12].copy_from_slice(&m);
+    hs.insert(1, forged);
+    let mut to_m = build(&Seg::data(0, &decoy));
+    to_m[0..6].copy_from_slice(&m);
+    hs.push(to_m);
+    hs.push(build(&Seg::data(0, &bad)));
+    let (d, rules) = analyse(&hs);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+}
+
 /// Found by an adversarial review (session 33): Linux takes a RST at the
 /// exact sequence number before reading its ACK field (tcp_validate_incoming
 /// resets before tcp_ack), so an ACK of 50 000 bytes the other end never sent
