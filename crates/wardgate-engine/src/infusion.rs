@@ -5924,7 +5924,7 @@ fn status_two_readings(obx: &Segment<'_>) -> bool {
     {
         return false;
     }
-    f.repetitions().take(16).any(|rep| {
+    f.repetitions().take(64).any(|rep| {
         [
             String::from_utf8_lossy(rep.raw()).into_owned(),
             String::from_utf8_lossy(rep.component(1).raw()).into_owned(),
