@@ -262,8 +262,17 @@ struct Shown {
     sack_on_syn: bool,
     /// The largest segment it will take (the MSS on its SYN).
     mss: Option<u16>,
-    /// Its most recent timestamp accepted (PAWS).
+    /// Its most recent timestamp accepted (PAWS), as Linux stores it: from
+    /// segments starting at or before `rcv_wup`, taken as the highest ACK the
+    /// receiving host sent.
     ts_recent: Option<u32>,
+    /// The same, stored from segments starting at or before `rcv_nxt`: where
+    /// the capture's order of the host's ACKs and the other end's data is not
+    /// the host's (a capture upstream of it shows data sent right behind a
+    /// segment before the host's ACK of that segment), the host's `rcv_wup`
+    /// was ahead of its last ACK in the capture. A timestamp older than one of
+    /// the two and not the other is a drop the host may or may not have made.
+    ts_recent_nxt: Option<u32>,
     /// The earliest and latest timestamps on copies of its SYN that differ:
     /// the listener keeps the one on the copy that reached it first (a
     /// retransmission changes nothing, `tcp_check_req`), which only the
@@ -375,6 +384,10 @@ enum Doubt {
     OldKernel,
     /// It reached or crossed the window edge the capture last showed.
     WindowEdge,
+    /// A FIN or RST whose timestamp is older than one the host may have
+    /// stored: dropped if its `rcv_wup` was ahead of the ACKs the capture
+    /// shows, taken if not (or the reverse).
+    Paws,
     /// Reassembled from IP fragments completed after the reassembly timeout,
     /// within the slack of the host's timer
     /// ([`defrag::Anomaly::MaybeExpired`]): the host may have dropped the
@@ -1866,7 +1879,10 @@ impl Analyzer {
                         if let Some((tsval, _)) = t.options.timestamp {
                             up.ts_on_syn = true;
                             match up.ts_recent {
-                                None => up.ts_recent = Some(tsval),
+                                None => {
+                                    up.ts_recent = Some(tsval);
+                                    up.ts_recent_nxt = Some(tsval);
+                                }
                                 Some(r) if r != tsval => {
                                     // Which copy the listener kept is unknown
                                     // (an adversarial review: a retransmitted
@@ -1879,6 +1895,7 @@ impl Analyzer {
                                     let high = if after(tsval, high) { tsval } else { high };
                                     up.ts_syn_copies = Some((low, high));
                                     up.ts_recent = Some(low);
+                                    up.ts_recent_nxt = Some(low);
                                 }
                                 Some(_) => {}
                             }
@@ -2087,6 +2104,7 @@ impl Analyzer {
                     side.shown.wscale = syn.wscale;
                     side.shown.ts_on_syn = syn.tsval.is_some();
                     side.shown.ts_recent = syn.tsval;
+                    side.shown.ts_recent_nxt = syn.tsval;
                     side.shown.ttl = Some(syn.ttl);
                     side.shown.mac = syn.dst_mac;
                     side.snd_nxt = Some(syn.isn.wrapping_add(1));
@@ -2255,6 +2273,7 @@ impl Analyzer {
         }
         // Why the host would drop this segment, if it would.
         let mut drop: Option<(Rule, &'static str)> = None;
+        let mut paws_doubt = false;
         let mut ignored: Option<&'static str> = None;
         let mut defer = false;
         // A SYN-ACK before the client's first ACK: kept (see `Conn::syn_acks`);
@@ -2336,9 +2355,11 @@ impl Analyzer {
                                 None => {
                                     rcv.shown.ts_syn_echoed = Some(echo);
                                     rcv.shown.ts_recent = Some(echo);
+                                    rcv.shown.ts_recent_nxt = Some(echo);
                                 }
                                 Some(first) if first != echo => {
                                     rcv.shown.ts_recent = Some(low);
+                                    rcv.shown.ts_recent_nxt = Some(low);
                                 }
                                 Some(_) => {}
                             }
@@ -2426,18 +2447,35 @@ impl Analyzer {
                 rules::HOST_WOULD_DROP,
                 "an ACK older than the window (RFC 5961 5.2)",
             ));
-        } else if let (true, Some((tsval, _)), Some(recent)) = (
+        } else if let (true, Some((tsval, _))) = (
             snd.shown.ts_on_syn && rcv.shown.ts_on_syn,
             t.options.timestamp,
-            snd.shown.ts_recent,
         ) {
             // Linux (tcp_paws_check): one tick of slack, and a zero ts_recent
             // rejects nothing.
-            if recent != 0 && (recent.wrapping_sub(tsval) as i32) > 1 {
-                drop = Some((
-                    rules::HOST_WOULD_DROP,
-                    "a timestamp older than the last accepted (PAWS)",
-                ));
+            let older = |recent: Option<u32>| {
+                recent.is_some_and(|r| r != 0 && (r.wrapping_sub(tsval) as i32) > 1)
+            };
+            match (older(snd.shown.ts_recent), older(snd.shown.ts_recent_nxt)) {
+                (true, true) => {
+                    drop = Some((
+                        rules::HOST_WOULD_DROP,
+                        "a timestamp older than the last accepted (PAWS)",
+                    ));
+                }
+                // Older than what the host stored if its rcv_wup was ahead
+                // of the ACKs the capture shows, or only if it was not (found
+                // by two adversarial reviews): data is read, and a copy with
+                // other bytes is named; a FIN or RST is a copy the host may
+                // have taken.
+                (true, false) | (false, true) if flags.fin || flags.rst => {
+                    drop = Some((
+                        rules::HOST_WOULD_DROP,
+                        "a FIN or RST with a timestamp older than one the host may have stored (PAWS)",
+                    ));
+                    paws_doubt = true;
+                }
+                _ => {}
             }
         }
         if (keep_syn_ack || hold_syn_ack)
@@ -2624,6 +2662,15 @@ impl Analyzer {
             if let Some(copy) = edge_copy {
                 note_uncertain(snd, copy);
             }
+            if paws_doubt {
+                // Where a host that took it stopped reading.
+                let payload = if flags.rst { &[][..] } else { t.payload };
+                let mut copy = Uncertain::new(t.seq, payload, Doubt::Paws);
+                let stop = t.seq.wrapping_add(payload.len() as u32);
+                copy.stop =
+                    Some(stop).filter(|_| snd.stream.next_seq().is_none_or(|n| !after(n, stop)));
+                note_uncertain(snd, copy);
+            }
             if rule.id == rules::TTL_CHANGE.id && !t.payload.is_empty() && !flags.syn && !flags.rst
             {
                 // A TTL low enough to expire on the way may also reach a host
@@ -2752,13 +2799,16 @@ impl Analyzer {
             // stored value is replaced by any, and an old duplicate stores
             // nothing).
             let in_order = wup.is_none_or(|w| !after(t.seq, w) && !after(w, end));
-            if in_order
-                && snd
-                    .shown
-                    .ts_recent
-                    .is_none_or(|r| r == 0 || !after(r, tsval))
-            {
+            let newer = |r: Option<u32>| r.is_none_or(|r| r == 0 || !after(r, tsval));
+            if in_order && newer(snd.shown.ts_recent) {
                 snd.shown.ts_recent = Some(tsval);
+            }
+            let in_order_nxt = snd
+                .stream
+                .next_seq()
+                .is_none_or(|n| !after(t.seq, n) && !after(n, end));
+            if in_order_nxt && newer(snd.shown.ts_recent_nxt) {
+                snd.shown.ts_recent_nxt = Some(tsval);
             }
         }
         let ttl_note = ttl_change.map(|(first, _)| (first, d.ttl));
@@ -2900,6 +2950,9 @@ impl Analyzer {
                         ),
                         (Doubt::OldKernel, true) => format!(
                             "bytes from {src} come after a FIN or RST sent with malformed TCP options (a bad option length, a TCP-MD5 option of the wrong length or a repeated signature option): Linux 6.7 and later dropped it and read these bytes, which wardgate judged; Linux 6.6 and older took it and read none of them"
+                        ),
+                        (Doubt::Paws, _) => format!(
+                            "bytes from {src} come after, or were also sent in, a FIN or RST whose timestamp is older than one the host may have stored (whether it did depends on when it last sent an ACK, which the capture's order cannot show): a host that had stored it dropped the FIN or RST and read these bytes, which wardgate judged; one that had not took it"
                         ),
                         (Doubt::FragmentTimer, false) => format!(
                             "bytes from {src} were also sent in an IP datagram whose last fragment came after the reassembly timeout, within the slack of the host's timer: a host whose timer had fired read this copy, which wardgate judged; one whose timer had not yet fired read the other"
@@ -3405,6 +3458,7 @@ impl Analyzer {
         up.shown.wscale = syn.wscale;
         up.shown.ts_on_syn = syn.tsval.is_some();
         up.shown.ts_recent = syn.tsval;
+        up.shown.ts_recent_nxt = syn.tsval;
         up.shown.ttl = Some(syn.ttl);
         up.shown.mac = syn.dst_mac;
         up.snd_nxt = Some(syn.isn.wrapping_add(1));

@@ -841,6 +841,43 @@ fn an_urgent_pointer_on_a_stale_duplicate_is_not_taken() {
     assert!(rules.iter().any(|r| r == "WG-CAP-016"), "{rules:?}");
 }
 
+/// Found by a second adversarial review (session 33): on a capture upstream
+/// of the host, data sent right behind a segment shows before the host's ACK
+/// of that segment, though the host sent the ACK first: its `rcv_wup` was
+/// ahead of the capture's last ACK, and it stored the later segment's
+/// timestamp. A FIN with an older timestamp, which the host dropped, ended
+/// wardgate's stream, and the order after it went unjudged. Where the two
+/// readings of `rcv_wup` disagree, such a FIN is a copy the host may have
+/// taken: the order is judged and named.
+#[test]
+fn a_fin_older_than_a_timestamp_the_host_may_have_stored_is_uncertain() {
+    let first = order("OK-1", "20");
+    let bad = order("BAD-1", "90");
+    let data = |off: usize, payload: &[u8], tsval: u32, fin: bool| {
+        build(&Seg {
+            ts: Some((tsval, 5000)),
+            fin,
+            ..Seg::data(off as u32, payload)
+        })
+    };
+    let half = 60usize;
+    let mut frames = handshake(true);
+    frames.push(data(0, &first[..half], 102, false));
+    frames.push(data(half, &first[half..], 1_000_102, false));
+    frames.push(build(&Seg {
+        to_server: false,
+        seq: SISN + 1,
+        ack: Some(CISN + 1 + half as u32),
+        ts: Some((5001, 102)),
+        ..Seg::data(0, b"")
+    }));
+    frames.push(data(first.len(), b"", 103, true));
+    frames.push(data(first.len(), &bad, 1_000_103, false));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-005"), "{rules:?}");
+}
+
 /// Found by an adversarial review (session 33): one frame forged from the
 /// server's address with another source MAC before the real SYN-ACK made
 /// that MAC the server's; a decoy framed to it was judged, and the real order
