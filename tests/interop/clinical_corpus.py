@@ -598,6 +598,15 @@ def cases():
           message(cid(), [(vanc(f15="1000", f16=MG[0]), [f"TQ1|1||||||||||||60^{MIN_CQ}"])], orc="CH"), "allow")
     c.add("vancomycin CH bolus 1000 mg over 36 min (1667 mg/h, above the soft bolus rate)",
           message(cid(), [(vanc(f15="1000", f16=MG[0]), [f"TQ1|1||||||||||||36^{MIN_CQ}"])], orc="CH"), "alert", "WG-INF-012")
+    # A repeated TQ1-13, which PCD-03 adds up, read by a parser keeping the
+    # first repetition (found by a second review, session 33: a bolus over
+    # `1 min~59 min` was judged at 60 min). A parser keeping the last is not
+    # assumed: `2 h~30 min` is PCD-03's own way to write 2.5 h.
+    tq = f"TQ1|1||||||||||||1^{MIN_CQ}~59^{MIN_CQ}"
+    c.add("vancomycin CH bolus 1000 mg over TQ1-13 1 min~59 min",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [tq])], orc="CH"), "block", None)
+    c.add("vancomycin 1000 mg intermittent over TQ1-13 1 min~59 min",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [tq])]), "block", "WG-INF-010")
     c.add("heparin CH bolus 5000 U over 1 min (no bolus rate limit: judged by its dose)",
           message(cid(), [(hep(f15="5000", f16=U[1]), [f"TQ1|1||||||||||||1^{MIN_CQ}"])], orc="CH"), "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",

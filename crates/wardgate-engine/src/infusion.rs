@@ -2253,7 +2253,15 @@ fn check_give(
     // by its dose, as a pump's library without bolus rates does.
     if let (true, Some(bl)) = (prog.bolus, &limits.bolus_rate) {
         let mut speeds = prog.rates.clone();
-        if let Some(d) = duration.as_ref().filter(|d| d.value * d.unit.factor > 0.0) {
+        // Over every duration and every repetition's reading of one: the
+        // fastest is judged (found by an adversarial review: TQ1-13
+        // `1 min~59 min` was read as 60 min).
+        for d in duration
+            .iter()
+            .chain(prog.durations.iter())
+            .chain(prog.short_durations.iter())
+            .filter(|d| d.value * d.unit.factor > 0.0)
+        {
             let secs = d.value * d.unit.factor;
             speeds.extend(doses.iter().map(|a| derived(a, secs, &d.source)));
         }
