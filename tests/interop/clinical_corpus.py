@@ -554,7 +554,7 @@ def cases():
     # repetition, escapes decoded, the case folded, the first component
     # (found by an adversarial review, session 33: each bounded the order for
     # wardgate and nothing for a pump that drops a parameter marked W).
-    for status in ("W~F", "F~W", "\\X57\\", "w", "W^x", "d"):
+    for status in ("W~F", "F~W", "\\X57\\", "w", "W^x", "d", "W&F"):
         c.add(f"CH bolus 999 mL/h bounded only by an OBX VTBI 10 mL marked {status!r}",
               message(cid(), [(heparin(999), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "10", ML[0], status)])], orc="CH"),
               "block", "WG-INF-017")
@@ -578,6 +578,10 @@ def cases():
     c.add("heparin 1000 U/h with RXG-25 naming insulin",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="INS^insulin^LOCAL"), [])]),
           "block", "WG-INF-016")
+    for barcode in ("IN\\X53\\ULIN", "INS&x", "~~~~~~~~INS^insulin^LOCAL"):
+        c.add(f"heparin 1000 U/h with RXG-25 {barcode!r} naming insulin",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25=barcode), [])]),
+              "block", "WG-INF-016")
     c.add("heparin 1000 U/h with RXG-25 naming heparin",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="HEP^heparin^LOCAL"), [])]), "allow")
     c.add("heparin 1000 U/h with an RXG-25 barcode no library drug is named by",

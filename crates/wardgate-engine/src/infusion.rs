@@ -1413,12 +1413,20 @@ fn check_give(
     // RXG-25, the give barcode identifier: a barcode step or a server that
     // identifies the drug by it programs that drug (found by an adversarial
     // review: RXG-25 naming insulin beside RXG-4 heparin at 1000 U/h passed).
-    for rep in rxg.field(25).repetitions().take(8) {
+    // Every repetition, every part as written, by its first subcomponent
+    // and with its escapes decoded (a second review: `IN\X53\ULIN`, `INS&x`
+    // and a ninth repetition passed).
+    for rep in rxg.field(25).repetitions().take(64) {
         for c in [1usize, 2, 4, 5, 9, 10, 11] {
-            let t = String::from_utf8_lossy(rep.component(c).raw());
-            if let Some((_, other)) = library.lookup_indexed(t.trim()) {
-                if !std::ptr::eq(other, entry) {
-                    return out.refuse(
+            let comp = rep.component(c);
+            for t in [
+                String::from_utf8_lossy(comp.raw()).into_owned(),
+                String::from_utf8_lossy(comp.subcomponent(1)).into_owned(),
+                comp.text().into_owned(),
+            ] {
+                if let Some((_, other)) = library.lookup_indexed(t.trim()) {
+                    if !std::ptr::eq(other, entry) {
+                        return out.refuse(
                         OrderFinding::new(
                             rules::CODED_PARTS_DISAGREE,
                             format!(
@@ -1429,6 +1437,7 @@ fn check_give(
                         .at(loc(b"RXG", n, 25)),
                         facts,
                     );
+                    }
                 }
             }
         }
@@ -5928,7 +5937,7 @@ fn status_two_readings(obx: &Segment<'_>) -> bool {
         && !f.raw().iter().any(|&b| b.is_ascii_lowercase())
         && f.repetition_count() <= 1
         && !f.has_escapes()
-        && f.raw().trim_ascii() == f.component(1).raw().trim_ascii()
+        && f.raw().trim_ascii() == f.component(1).subcomponent(1).trim_ascii()
     {
         return false;
     }
@@ -5936,6 +5945,7 @@ fn status_two_readings(obx: &Segment<'_>) -> bool {
         [
             String::from_utf8_lossy(rep.raw()).into_owned(),
             String::from_utf8_lossy(rep.component(1).raw()).into_owned(),
+            String::from_utf8_lossy(rep.component(1).subcomponent(1)).into_owned(),
             rep.component(1).text().into_owned(),
         ]
         .iter()
