@@ -369,7 +369,8 @@ def test_link_types_with_fcs_bits_are_read_and_undecoded_ones_named(tmp_path):
     """Regression (adversarial review, session 33): a classic pcap whose link-type
     field carries the frame-check-sequence bits (0x14000001, Ethernet) was not
     decoded at all, and a capture on a link type wardgate does not decode (NFLOG,
-    239) was only counted: the analysis ended clean with exit status 0."""
+    239) was only counted: the analysis ended clean with exit status 0. One that
+    carries no IP (USB, 189) is counted and not named."""
     import struct
 
     require_module("scapy")
@@ -380,7 +381,7 @@ def test_link_types_with_fcs_bits_are_read_and_undecoded_ones_named(tmp_path):
     little = raw[:4] == b"\xd4\xc3\xb2\xa1"
     fmt = "<I" if little else ">I"
     assert struct.unpack_from(fmt, raw, 20)[0] == 1
-    for linktype, analysed in ((0x14000001, True), (239, False)):
+    for linktype, analysed in ((0x14000001, True), (239, False), (189, None)):
         struct.pack_into(fmt, raw, 20, linktype)
         path = tmp_path / f"lt{linktype:x}.pcap"
         path.write_bytes(bytes(raw))
@@ -391,6 +392,10 @@ def test_link_types_with_fcs_bits_are_read_and_undecoded_ones_named(tmp_path):
         if analysed:
             assert allowed == ["R-0", "R-1", "R-2"], (hex(linktype), allowed, summary)
             assert not named, named
+        elif analysed is None:
+            # USB carries no IP: counted, nothing to name (a second review:
+            # a USB interface beside an Ethernet one raised WG-CAP-027).
+            assert allowed == [] and not named and rc == 0, (rc, events)
         else:
             assert allowed == [], allowed
             assert len(named) == 1 and rc == 1, (rc, events)

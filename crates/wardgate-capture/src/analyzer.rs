@@ -790,6 +790,9 @@ const MAX_SYN_ACKS: usize = 4;
 /// such a packet as read.
 const DECOY_TTL: u8 = 16;
 
+/// Connections seen under too many VLAN tags named one by one.
+const MAX_DEEP_NAMED: usize = 256;
+
 /// How long a connection whose handshake never completed is kept.
 const HANDSHAKE_TIMEOUT_US: u64 = 30_000_000;
 /// A capture timestamp further ahead than this of the latest one is not believed
@@ -870,9 +873,9 @@ pub struct Analyzer {
     default_policy: Policy,
     /// Capture-level alerts per rule so far (a flood of them is thinned out).
     capture_alerts: HashMap<&'static str, u64>,
-    /// A connection seen only under too many VLAN tags was named
-    /// (`WG-CAP-027`): further ones are counted.
-    deep_vlan_named: bool,
+    /// Connections seen under too many VLAN tags already named
+    /// (`WG-CAP-027`), at most [`MAX_DEEP_NAMED`]: further ones are counted.
+    deep_vlan_named: HashSet<(SocketAddr, SocketAddr)>,
     /// Addresses a Linux cooked capture showed as the capturing host's own
     /// (the source of a frame it sent, the destination of one its NIC took
     /// as its own): at most [`MAX_COOKED_LOCAL`].
@@ -1015,7 +1018,7 @@ impl Analyzer {
             policies: Vec::new(),
             default_policy: Policy::Linux,
             capture_alerts: HashMap::new(),
-            deep_vlan_named: false,
+            deep_vlan_named: HashSet::new(),
             cooked_local: HashSet::new(),
             closed: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             resumable: HashMap::with_hasher(foldhash::fast::RandomState::default()),
@@ -1145,7 +1148,7 @@ impl Analyzer {
             // Named once, counted after (found by an adversarial review: an
             // NFLOG capture of the host's traffic was only counted, and the
             // analysis ended clean).
-            if self.counts.unsupported_link == 1 {
+            if self.counts.unsupported_link == 1 && self.filter.is_none() {
                 self.capture_alert(
                     rules::FRAMES_NOT_ANALYSED,
                     "frames on a link type wardgate does not decode (Ethernet, raw IP, Linux cooked SLL/SLL2 and BSD loopback are): what they carried was not analysed (further ones only counted)".into(),
@@ -1397,19 +1400,24 @@ impl Analyzer {
         let src = SocketAddr::new(d.src, t.src_port);
         let dst = SocketAddr::new(d.dst, t.dst_port);
         let k = key(&self.keyer, d.vlans & !decode::VLANS_BEYOND_KEY, src, dst);
+        // A connection carried that deep is never analysed: named once per
+        // connection, whether or not a frame of it also came with fewer tags
+        // (found by adversarial reviews: every frame of a connection under
+        // three tags, RSPAN of QinQ traffic, was only counted; one SYN copy
+        // under two tags then made every deep frame a silent uncertain copy;
+        // named once per capture, a benign deep connection used it up).
+        let pair = if src < dst { (src, dst) } else { (dst, src) };
+        if (t.flags.syn || !t.payload.is_empty())
+            && self.deep_vlan_named.len() < MAX_DEEP_NAMED
+            && self.deep_vlan_named.insert(pair)
+        {
+            self.capture_alert(
+                rules::FRAMES_NOT_ANALYSED,
+                format!("TCP frames between {src} and {dst} under more VLAN tags than wardgate keys a connection by: a host with VLAN interfaces stacked that deep read them, and wardgate did not analyse them (further frames of the connection only counted)"),
+                out,
+            );
+        }
         let Some(c) = self.flows.get_mut(&k) else {
-            // A connection seen only that deep is never analysed: named the
-            // first time, counted after (found by an adversarial review:
-            // every frame of a connection under three tags, RSPAN of QinQ
-            // traffic, was only counted and the analysis ended clean).
-            if !self.deep_vlan_named && (t.flags.syn || !t.payload.is_empty()) {
-                self.deep_vlan_named = true;
-                self.capture_alert(
-                    rules::FRAMES_NOT_ANALYSED,
-                    format!("TCP frames from {src} to {dst} under more VLAN tags than wardgate keys a connection by, of a connection it saw no other way: a host with VLAN interfaces stacked that deep read them, and they were not analysed (further ones only counted)"),
-                    out,
-                );
-            }
             return;
         };
         if t.payload.is_empty() || t.flags.syn || t.flags.rst {

@@ -35,6 +35,12 @@ pub enum LinkType {
     LinuxSll2,
     /// LINKTYPE_NULL (0) and LINKTYPE_LOOP (108): BSD loopback, a 4-byte family.
     Null,
+    /// A link that carries no IP at all (USB, Bluetooth, CAN, IEEE 802.15.4,
+    /// D-Bus, netlink, input events, NFC): its frames are counted as not IP,
+    /// never named as traffic wardgate could not analyse (found by an
+    /// adversarial review: a USB interface beside an Ethernet one in a pcapng
+    /// raised `WG-CAP-027`).
+    NoIp,
 }
 
 impl LinkType {
@@ -50,6 +56,8 @@ impl LinkType {
             113 => LinkType::LinuxSll,
             276 => LinkType::LinuxSll2,
             0 | 108 => LinkType::Null,
+            187 | 189 | 195 | 201 | 216 | 220 | 227 | 230 | 231 | 245 | 249 | 251 | 253 | 254
+            | 255 | 256 | 264 | 266 | 283 | 288 => LinkType::NoIp,
             _ => return None,
         })
     }
@@ -697,6 +705,7 @@ fn link_layer(link: LinkType, frame: &[u8]) -> Result<Link, DecodeError> {
                 ip_at: tags.ip_at,
             }
         }
+        LinkType::NoIp => return Err(DecodeError::NotIp),
         LinkType::Null => {
             if frame.len() < 4 {
                 return Err(bad("loopback header cut short"));
