@@ -33,6 +33,11 @@ pub struct RepeatFacts {
 struct Key {
     rule: String,
     others: Vec<String>,
+    /// The drugs and patients of an infusion order's gives: a soft-limit
+    /// excess for another drug or patient is no repeat (found by a second
+    /// review: an insulin excess seconds after a heparin one from the same
+    /// EHR paged nobody).
+    subjects: Vec<(Option<String>, Option<String>)>,
     source: Option<std::net::IpAddr>,
     route: Option<String>,
 }
@@ -96,9 +101,17 @@ impl Repeats {
             .collect();
         others.sort_unstable();
         others.dedup();
+        let subjects = e
+            .wardgate
+            .infusion
+            .iter()
+            .take(8)
+            .map(|f| (f.library_drug.clone(), f.patient_id.clone()))
+            .collect();
         let key = Key {
             rule: rule.id.clone(),
             others,
+            subjects,
             source: e.source.as_ref().map(|s| s.ip),
             route: e.wardgate.route.clone(),
         };
@@ -241,6 +254,34 @@ mod tests {
             kinds.push(e.event.kind);
         }
         assert_eq!(kinds, [Kind::Alert, Kind::Alert, Kind::Event, Kind::Event]);
+    }
+
+    /// Regression (second review, session 33): a soft-limit alert for another
+    /// drug or patient from the same sender is no repeat.
+    #[test]
+    fn an_alert_for_another_drug_or_patient_is_no_repeat() {
+        let mut r = Repeats::new(60_000, 16);
+        let order = |ts: &str, drug: &str, patient: &str| {
+            let mut e = alert(ts, "10.0.0.1:4000");
+            e.wardgate.infusion.push(crate::event::InfusionFacts {
+                library_drug: Some(drug.into()),
+                patient_id: Some(patient.into()),
+                ..Default::default()
+            });
+            e
+        };
+        let mut kinds = Vec::new();
+        for (ts, drug, patient) in [
+            ("t1", "heparin", "P1"),
+            ("t2", "insulin", "P1"),
+            ("t3", "insulin", "P2"),
+            ("t4", "insulin", "P2"),
+        ] {
+            let mut e = order(ts, drug, patient);
+            r.observe(&mut e, 1);
+            kinds.push(e.event.kind);
+        }
+        assert_eq!(kinds, [Kind::Alert, Kind::Alert, Kind::Alert, Kind::Event]);
     }
 
     /// Regression: every new advisory hit of one assessment was recorded as a
