@@ -611,6 +611,8 @@ def cases():
           message(cid(), [(vanc(f15="1000", f16=MG[0]), [tq])], orc="CH"), "block", None)
     c.add("vancomycin 1000 mg intermittent over TQ1-13 1 min~59 min",
           message(cid(), [(vanc(f15="1000", f16=MG[0]), [tq])]), "block", "WG-INF-010")
+    c.add("vancomycin CH bolus 1000 mg over TQ1-13 1 h~30 min (PCD-03's 90 min; 1000 mg/h read by the first)",
+          message(cid(), [(vanc(f15="1000", f16=MG[0]), [f"TQ1|1||||||||||||1^{HR_CQ}~30^{MIN_CQ}"])], orc="CH"), "allow")
     c.add("heparin CH bolus 5000 U over 1 min (no bolus rate limit: judged by its dose)",
           message(cid(), [(hep(f15="5000", f16=U[1]), [f"TQ1|1||||||||||||1^{MIN_CQ}"])], orc="CH"), "allow")
     c.add("IHE bolus rate + duration: 100 mL/h for 5 min (about 833 U)",
@@ -1567,6 +1569,10 @@ def cases():
               message(cid(), [(hep150_at, [])], pv1="NTE|1||no visit"), "block", "WG-INF-032")
         c.add(f"heparin 150 U/h at PV1-3 ICU with {where} ICU (the same area)",
               message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="150", f16=U_H[1], **{f: "ICU^1^1"}), [])]), "allow")
+    for pharmacy in ("ICU SATELLITE PHARMACY", "ICU-RX"):
+        c.add(f"NICU heparin 90 U/h dispensed to {pharmacy!r} (RXG-11: a pharmacy, read whole)",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="90", f16=U_H[1], f11=f"{pharmacy}^1^1"), [])],
+                      pv1="PV1||I|NICU^1^1"), "allow")
     c.add("heparin 150 U/h with RXG-29 repeated",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="150", f16=U_H[1], f29="ICU^1^1~NICU^1^1"), [])]), "block", None)
     c.add("heparin 150 U/h with NICU in PV1-3's thirteenth component", message(cid(), [(hep150, [])], pv1="PV1||I|ICU^1^1^^^^^^^^^^NICU"), "block", "WG-INF-032")

@@ -1103,7 +1103,12 @@ fn context(
                 )
                 .at(loc(seg, seq, n)));
             }
-            if let Some((c, cand)) = other_area_named(f, library, chosen) {
+            // RXG-11 names where the drug is dispensed, often a pharmacy
+            // named after the unit it serves (`ICU SATELLITE PHARMACY`): read
+            // as a whole, never word by word (found by a review: a NICU
+            // order dispensed there was refused).
+            let by_words = !(*seg == *b"RXG" && n == 11);
+            if let Some((c, cand)) = other_area_named(f, library, chosen, by_words) {
                 return Err(OrderFinding::new(
                     rules::CARE_AREA_UNKNOWN,
                     format!(
@@ -1138,6 +1143,7 @@ fn other_area_named(
     f: wardgate_proto::hl7::Field<'_>,
     library: &DrugLibrary,
     chosen: usize,
+    by_words: bool,
 ) -> Option<(usize, String)> {
     let other = |cand: &str| {
         !cand.is_empty()
@@ -1160,7 +1166,7 @@ fn other_area_named(
             // description (PV1-3.9, free text a receiver or a nurse reads) by
             // its first word: `NICU bay 3` names the NICU (found by an
             // adversarial review), `Neonatal ICU` is not the adult ICU.
-            if c == 1 || c == 9 {
+            if by_words && (c == 1 || c == 9) {
                 let mut words: Vec<&str> = v
                     .split(|ch: char| !ch.is_alphanumeric())
                     .filter(|w| !w.is_empty())
@@ -2262,23 +2268,38 @@ fn check_give(
     // by its dose, as a pump's library without bolus rates does.
     if let (true, Some(bl)) = (prog.bolus, &limits.bolus_rate) {
         let mut speeds = prog.rates.clone();
-        // Over every duration and every repetition's reading of one: the
-        // fastest is judged (found by an adversarial review: TQ1-13
-        // `1 min~59 min` was read as 60 min).
-        for d in duration
+        let mut faster = Vec::new();
+        if let Some(d) = duration.as_ref().filter(|d| d.value * d.unit.factor > 0.0) {
+            let secs = d.value * d.unit.factor;
+            speeds.extend(doses.iter().map(|a| derived(a, secs, &d.source)));
+        }
+        // Over every other duration and the first repetition of a repeated
+        // one (PCD-03 adds repetitions up; a parser keeping one reads the
+        // first): readings for the maximum, as for an infusion (found by two
+        // reviews: TQ1-13 `1 min~59 min` was judged at 60 min, then
+        // `1 h~30 min` refused as two statements).
+        for d in prog
+            .durations
             .iter()
-            .chain(prog.durations.iter())
             .chain(prog.short_durations.iter())
             .filter(|d| d.value * d.unit.factor > 0.0)
         {
             let secs = d.value * d.unit.factor;
-            speeds.extend(doses.iter().map(|a| derived(a, secs, &d.source)));
+            faster.extend(doses.iter().map(|a| derived(a, secs, &d.source)));
         }
         if !speeds.is_empty() {
             checked = true;
-            if let Some((lo, hi)) =
-                judge(n, "bolus rate", &speeds, &[], bl, &conc, &pt, patient, out)
-            {
+            if let Some((lo, hi)) = judge(
+                n,
+                "bolus rate",
+                &speeds,
+                &faster,
+                bl,
+                &conc,
+                &pt,
+                patient,
+                out,
+            ) {
                 facts.rate_ordered = Some(bounded(&hi.1));
                 facts.rate = Some(round(hi.0));
                 facts.rate_unit = Some(bl.unit_text.clone());
