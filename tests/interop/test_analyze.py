@@ -402,6 +402,37 @@ def test_link_types_with_fcs_bits_are_read_and_undecoded_ones_named(tmp_path):
             assert "link type" in named[0]["event"]["reason"], named
 
 
+def test_connections_under_three_vlan_tags_are_named_only_where_they_matter(tmp_path):
+    """Regression (adversarial reviews, session 33): a connection carried under
+    three VLAN tags is never analysed; an HL7 one was only counted (silent), and
+    once named, every unrelated HTTPS connection of a mirrored trunk raised an
+    alert too."""
+    require_module("scapy")
+    from scapy.all import IP, TCP, Dot1Q, Ether, wrpcap
+
+    def conn(src, dst, dport, payload, sport=40000):
+        base = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03") / Dot1Q(vlan=100) / Dot1Q(vlan=200) / Dot1Q(vlan=300)
+        return [base / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="S", seq=1000),
+                base / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags="PA", seq=1001, ack=1) / payload]
+
+    pkts = []
+    for i in range(20):
+        pkts += conn(f"10.99.0.{i + 1}", "10.99.1.1", 443, b"\x16\x03\x01\x00\x05hello", sport=50000 + i)
+    unrelated = tmp_path / "unrelated.pcap"
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.001
+    wrpcap(str(unrelated), pkts)
+    rc, events, _ = analyze(edge_site(tmp_path), unrelated, extra=("--no-store",))
+    assert not by_rule(events, "WG-CAP-027"), events
+    hl7 = tmp_path / "hl7.pcap"
+    pkts = conn("127.0.0.2", "127.0.0.3", 2575, hl7_frames(1)[0])
+    for i, p in enumerate(pkts):
+        p.time = 1_700_000_000 + i * 0.001
+    wrpcap(str(hl7), pkts)
+    rc, events, _ = analyze(edge_site(tmp_path), hl7, extra=("--no-store",))
+    assert len(by_rule(events, "WG-CAP-027")) == 1 and rc == 1, events
+
+
 def test_out_of_order_retransmitted_and_overlapping_segments_reassemble_exactly(tmp_path):
     require_module("scapy")
     frames = hl7_frames(4)

@@ -1406,11 +1406,25 @@ impl Analyzer {
         // three tags, RSPAN of QinQ traffic, was only counted; one SYN copy
         // under two tags then made every deep frame a silent uncertain copy;
         // named once per capture, a benign deep connection used it up).
+        // Only a connection wardgate would judge or inventory (a route's
+        // address, an enrolled device, a clinical port), and only while its
+        // copy with fewer tags, if any, has carried no data: a mirrored
+        // trunk's unrelated traffic, or a second identical copy of an analysed
+        // connection, is counted (found by a review: 300 HTTPS connections
+        // under three tags raised 102 alerts).
         let pair = if src < dst { (src, dst) } else { (dst, src) };
-        if (t.flags.syn || !t.payload.is_empty())
+        let flow = self.flows.get(&k);
+        let unseen = if t.payload.is_empty() {
+            t.flags.syn && flow.is_none()
+        } else {
+            !flow.is_some_and(|c| c.has_data)
+        };
+        if unseen
             && self.deep_vlan_named.len() < MAX_DEEP_NAMED
-            && self.deep_vlan_named.insert(pair)
+            && !self.deep_vlan_named.contains(&pair)
+            && self.observer.of_interest(src, dst)
         {
+            self.deep_vlan_named.insert(pair);
             self.capture_alert(
                 rules::FRAMES_NOT_ANALYSED,
                 format!("TCP frames between {src} and {dst} under more VLAN tags than wardgate keys a connection by: a host with VLAN interfaces stacked that deep read them, and wardgate did not analyse them (further frames of the connection only counted)"),

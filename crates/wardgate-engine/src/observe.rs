@@ -271,6 +271,17 @@ impl Observer {
         self.local.iter().any(|n| n.contains(ip))
     }
 
+    /// Whether a connection between `a` and `b` is one wardgate would judge or
+    /// inventory: a route's address, an enrolled device at either end, or a
+    /// clinical protocol's well-known port.
+    pub fn of_interest(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        [a, b].iter().any(|x| {
+            self.by_server.contains_key(x)
+                || self.policy.device_for(x.ip()).is_some()
+                || Proto::by_port(x.port()).is_clinical()
+        })
+    }
+
     /// Guesses which side of a connection joined mid-stream is the client: the one
     /// talking to a route's address or a well-known port.
     pub fn orient(&self, a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
