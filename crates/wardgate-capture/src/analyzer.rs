@@ -243,6 +243,8 @@ struct Shown {
     /// Its frames came from more than one source MAC (one forged in its
     /// name, a router's two sides): its MAC confirms nothing.
     src_mac_mixed: bool,
+    /// The source MAC of its latest frame.
+    src_mac_last: Option<[u8; 6]>,
     /// A cooked capture took one of its frames as to the capturing host
     /// (`PACKET_HOST`): the capture was taken on its receiver (or on a router
     /// between), whose NIC drops a frame to another station.
@@ -2201,6 +2203,20 @@ impl Analyzer {
             (None, _) => snd.shown.src_mac = d.src_mac,
             (Some(a), Some(b)) if a != b => snd.shown.src_mac_mixed = true,
             _ => {}
+        }
+        if d.src_mac.is_some() {
+            snd.shown.src_mac_last = d.src_mac;
+        }
+        // The peer's station changed (a router failover without a virtual
+        // MAC: its frames now come from the new router's MAC): this
+        // direction's frames to that MAC reach it (found by a review: every
+        // frame after a failover was dropped as to another station, the
+        // orders in them unjudged). A decoy to a MAC the peer's frames do not
+        // come from is still another station's.
+        if let (true, Some(dst)) = (rcv.shown.src_mac_mixed, d.dst_mac) {
+            if rcv.shown.src_mac_last == Some(dst) && snd.shown.mac_confirmed {
+                snd.shown.mac = Some(dst);
+            }
         }
         let wrong_mac = matches!((d.dst_mac, snd.shown.mac), (Some(a), Some(b)) if a != b);
         // A cooked capture names no MAC; its packet type says how the

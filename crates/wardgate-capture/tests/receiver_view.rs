@@ -906,6 +906,38 @@ fn a_forged_source_mac_does_not_decide_the_servers_station() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
 }
 
+/// Found by a third review (session 33): after a router failover without a
+/// virtual MAC the server's frames come from the new router's MAC and the
+/// client's go to it; every one was dropped as framed to another station, the
+/// orders in them unjudged. A frame to a MAC the server's frames never came
+/// from is still another station's.
+#[test]
+fn frames_follow_the_peers_new_station_after_a_failover() {
+    let first = order("OK-1", "20");
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "20");
+    let new_mac = [2u8, 0x44, 0, 0, 0, 0x44];
+    let nobody = [2u8, 0x55, 0, 0, 0, 0x55];
+    let mut frames = handshake(false);
+    frames.push(build(&Seg::data(0, &first)));
+    frames.push(server_ack(first.len() as u32));
+    let mut from_new = server_ack(first.len() as u32);
+    from_new[6..12].copy_from_slice(&new_mac);
+    frames.push(from_new);
+    let to = |mac: [u8; 6], payload: &[u8]| {
+        let mut f = build(&Seg::data(first.len() as u32, payload));
+        f[0..6].copy_from_slice(&mac);
+        f
+    };
+    let to_nobody = to(nobody, &decoy);
+    let to_new = to(new_mac, &bad);
+    frames.push(to_nobody);
+    frames.push(to_new);
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+}
+
 /// Found by an adversarial review (session 33): Linux takes a RST at the
 /// exact sequence number before reading its ACK field (tcp_validate_incoming
 /// resets before tcp_ack), so an ACK of 50 000 bytes the other end never sent
