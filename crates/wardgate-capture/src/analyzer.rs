@@ -471,6 +471,24 @@ impl Uncertain {
     }
 }
 
+/// Keeps segment `t` as a copy its host may have taken (`doubt`): its bytes,
+/// and where a FIN or RST on it would have ended the stream, at the FIN or
+/// at the RST's sequence number; not before what the stream has read already
+/// (a host ignores a control there).
+fn note_uncertain_segment(side: &mut Side, t: &decode::Tcp<'_>, doubt: Doubt) {
+    let flags = t.flags;
+    let payload = if flags.rst { &[][..] } else { t.payload };
+    let mut copy = Uncertain::new(t.seq, payload, doubt);
+    if flags.fin || flags.rst {
+        let stop = t.seq.wrapping_add(payload.len() as u32);
+        let stale = side.stream.next_seq().is_some_and(|n| after(n, stop));
+        copy.stop = Some(stop).filter(|_| !stale);
+    }
+    if !payload.is_empty() || copy.stop.is_some() {
+        note_uncertain(side, copy);
+    }
+}
+
 /// Notes a copy of bytes the host may or may not have taken
 /// ([`Side::uncertain`]). One that can never matter is not kept: wholly
 /// before what the stream has read (the host has those bytes already, and
@@ -1468,19 +1486,7 @@ impl Analyzer {
         } else {
             &mut c.down
         };
-        let payload = if flags.rst { &[][..] } else { t.payload };
-        let mut copy = Uncertain::new(t.seq, payload, doubt);
-        if flags.fin || flags.rst {
-            // Where a host that took it stopped reading: at the FIN, or at a
-            // RST's sequence number; not before what the stream has read
-            // already (a host ignores a control there).
-            let stop = t.seq.wrapping_add(payload.len() as u32);
-            let stale = side.stream.next_seq().is_some_and(|n| after(n, stop));
-            copy.stop = Some(stop).filter(|_| !stale);
-        }
-        if !payload.is_empty() || copy.stop.is_some() {
-            note_uncertain(side, copy);
-        }
+        note_uncertain_segment(side, t, doubt);
     }
 
     fn fragment_anomaly(&mut self, a: &defrag::Anomaly, out: &mut dyn FnMut(Record)) {
@@ -2701,13 +2707,7 @@ impl Analyzer {
                 note_uncertain(snd, copy);
             }
             if paws_doubt {
-                // Where a host that took it stopped reading.
-                let payload = if flags.rst { &[][..] } else { t.payload };
-                let mut copy = Uncertain::new(t.seq, payload, Doubt::Paws);
-                let stop = t.seq.wrapping_add(payload.len() as u32);
-                copy.stop =
-                    Some(stop).filter(|_| snd.stream.next_seq().is_none_or(|n| !after(n, stop)));
-                note_uncertain(snd, copy);
+                note_uncertain_segment(snd, t, Doubt::Paws);
             }
             if rule.id == rules::TTL_CHANGE.id && !t.payload.is_empty() && !flags.syn && !flags.rst
             {

@@ -2244,9 +2244,7 @@ fn check_give(
                     patient,
                     out,
                 ) {
-                    facts.rate_ordered = Some(bounded(&hi.1));
-                    facts.rate = Some(round(hi.0));
-                    facts.rate_unit = Some(limits.unit_text.clone());
+                    (facts.rate_ordered, facts.rate, facts.rate_unit) = recorded(&hi, limits);
                     compare(n, "rate", &entry.display, &lo, &hi, limits, RATE_RULES, out);
                 }
             }
@@ -2300,9 +2298,7 @@ fn check_give(
                 patient,
                 out,
             ) {
-                facts.rate_ordered = Some(bounded(&hi.1));
-                facts.rate = Some(round(hi.0));
-                facts.rate_unit = Some(bl.unit_text.clone());
+                (facts.rate_ordered, facts.rate, facts.rate_unit) = recorded(&hi, bl);
                 compare(
                     n,
                     "bolus rate",
@@ -2328,9 +2324,7 @@ fn check_give(
                 if let Some((lo, hi)) =
                     judge(n, "dose", doses, danger, limits, &conc, &pt, patient, out)
                 {
-                    facts.dose_ordered = Some(bounded(&hi.1));
-                    facts.dose = Some(round(hi.0));
-                    facts.dose_unit = Some(limits.unit_text.clone());
+                    (facts.dose_ordered, facts.dose, facts.dose_unit) = recorded(&hi, limits);
                     compare(n, "dose", &entry.display, &lo, &hi, limits, DOSE_RULES, out);
                 }
             }
@@ -2677,6 +2671,19 @@ fn within(a: f64, b: f64, resolution: f64) -> bool {
 }
 
 type Reading = (f64, String, Location);
+
+/// What the record says of the reading that decided: as written, in the
+/// limits' unit, and that unit.
+fn recorded(
+    hi: &Reading,
+    limits: &QuantityLimits,
+) -> (Option<String>, Option<f64>, Option<String>) {
+    (
+        Some(bounded(&hi.1)),
+        Some(round(hi.0)),
+        Some(limits.unit_text.clone()),
+    )
+}
 
 /// Converts every statement to the library's unit; they must agree. Returns the
 /// smallest and largest reading (each with the statement as written): the limits

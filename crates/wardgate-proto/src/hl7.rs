@@ -673,41 +673,73 @@ fn ascii_safe(name: &[u8]) -> bool {
     }
     // ISO IR 6 (ASCII), the single-byte ISO 8859 registrations (100, 101,
     // 109, 110, 126, 127, 138, 144, 148, 166, 203) and 192 (UTF-8), as table
-    // 0211 and DICOM name them.
-    if let Some(k) = iso_ir(name) {
-        return matches!(
+    // 0211 and DICOM name them; ISO 8859 parts but 12; Windows 1250-1258.
+    match set_name(name) {
+        Some(SetName::IsoIr(k)) => matches!(
             k,
             6 | 100 | 101 | 109 | 110 | 126 | 127 | 138 | 144 | 148 | 166 | 203 | 192
-        );
+        ),
+        Some(SetName::Iso8859(k, _)) => (1..=16).contains(&k) && k != 12,
+        Some(SetName::Windows(k)) => (1250..=1258).contains(&k),
+        Some(SetName::Latin1 | SetName::Ascii | SetName::Utf8) => true,
+        None => false,
     }
-    // `8859/1`..`8859/15` (table 0211), `ISO-8859-1`, `ISO8859_1` (Java's),
-    // `ISO 8859-1`, `8859-1`: separators dropped.
+}
+
+/// A character set's name as table 0211, DICOM, Java and senders write it,
+/// read once for [`ascii_safe`] and [`high_bytes`].
+enum SetName {
+    /// `ISO IR100`, `ISO_IR 100`, `iso-ir-100`, `ISO 2022 IR 100`.
+    IsoIr(u16),
+    /// `8859/1` (table 0211), `ISO-8859-1`, `ISO8859_1`, `ISO 8859-1`; and
+    /// whether the part is written without a leading zero.
+    Iso8859(u8, bool),
+    /// `WINDOWS-1252`, `WIN1252`, `CP1252`.
+    Windows(u16),
+    /// `LATIN1`, `ISO LATIN 1`.
+    Latin1,
+    /// `ANSI X3.4-1968`.
+    Ascii,
+    /// `UNICODE UTF8`.
+    Utf8,
+}
+
+fn set_name(name: &[u8]) -> Option<SetName> {
+    // Every name is ASCII and short; the copy without separators, upper-cased,
+    // lives on the stack (this runs for every message that names its set).
+    if name.len() > 32 || !name.is_ascii() {
+        return None;
+    }
+    if let Some(k) = iso_ir(name) {
+        return Some(SetName::IsoIr(k));
+    }
     let mut bare = [0u8; 32];
     let mut len = 0;
-    for &b in n.as_bytes() {
+    for &b in name {
         if !matches!(b, b' ' | b'_' | b'-' | b'/' | b'.') {
-            bare[len] = b;
+            bare[len] = b.to_ascii_uppercase();
             len += 1;
         }
     }
-    let bare = std::str::from_utf8(&bare[..len]).unwrap_or_default();
-    let part = bare
+    let bare = std::str::from_utf8(&bare[..len]).ok()?;
+    if let Some(p) = bare
         .strip_prefix("ISO8859")
-        .or_else(|| bare.strip_prefix("8859"));
-    if let Some(p) = part {
-        return p
-            .parse::<u8>()
-            .is_ok_and(|k| (1..=16).contains(&k) && k != 12);
+        .or_else(|| bare.strip_prefix("8859"))
+    {
+        let plain = !p.starts_with('0');
+        return p.parse().ok().map(|k| SetName::Iso8859(k, plain));
     }
-    if matches!(bare, "ISOLATIN1" | "ANSIX341968" | "UNICODEUTF8") {
-        return true;
+    match bare {
+        "LATIN1" | "ISOLATIN1" => return Some(SetName::Latin1),
+        "ANSIX341968" => return Some(SetName::Ascii),
+        "UNICODEUTF8" => return Some(SetName::Utf8),
+        _ => {}
     }
-    // Windows code pages 1250-1258: single-byte.
     bare.strip_prefix("WINDOWS")
         .or_else(|| bare.strip_prefix("WIN"))
         .or_else(|| bare.strip_prefix("CP"))
-        .and_then(|p| p.parse::<u16>().ok())
-        .is_some_and(|k| (1250..=1258).contains(&k))
+        .and_then(|p| p.parse().ok())
+        .map(SetName::Windows)
 }
 
 /// How a receiver decodes the bytes of 0x80 and above of a message whose
@@ -732,31 +764,15 @@ pub fn high_bytes(name: &[u8]) -> HighBytes {
     if name.is_empty() || names_utf8(name) {
         return HighBytes::Utf8;
     }
-    if name.len() > 31 || !name.is_ascii() {
+    if name.len() > 31 {
         return HighBytes::Other;
     }
-    let micro = if let Some(k) = iso_ir(name) {
-        matches!(k, 100 | 109 | 138 | 148 | 179 | 203)
-    } else {
-        let bare: String = name
-            .iter()
-            .filter(|b| !matches!(b, b' ' | b'_' | b'-' | b'/' | b'.'))
-            .map(|&b| char::from(b.to_ascii_uppercase()))
-            .collect();
-        if matches!(bare.as_str(), "LATIN1" | "ISOLATIN1") {
-            true
-        } else if let Some(p) = bare
-            .strip_prefix("ISO8859")
-            .or_else(|| bare.strip_prefix("8859"))
-        {
-            matches!(p, "1" | "3" | "8" | "9" | "13" | "15")
-        } else {
-            bare.strip_prefix("WINDOWS")
-                .or_else(|| bare.strip_prefix("WIN"))
-                .or_else(|| bare.strip_prefix("CP"))
-                .and_then(|p| p.parse::<u16>().ok())
-                .is_some_and(|k| (1250..=1258).contains(&k))
-        }
+    let micro = match set_name(name) {
+        Some(SetName::IsoIr(k)) => matches!(k, 100 | 109 | 138 | 148 | 179 | 203),
+        Some(SetName::Iso8859(k, plain)) => plain && matches!(k, 1 | 3 | 8 | 9 | 13 | 15),
+        Some(SetName::Windows(k)) => (1250..=1258).contains(&k),
+        Some(SetName::Latin1) => true,
+        Some(SetName::Ascii | SetName::Utf8) | None => false,
     };
     if micro {
         HighBytes::MicroAtB5
