@@ -891,6 +891,25 @@ def cases():
     c.add("8859/1: the micro sign written in UTF-8 (C2 B5, 'Â\u00b5g' to a Latin-1 receiver)",
           charset(message(cid(), [(propofol(30, "\xc2\xb5g/kg/min"), [weight()])]), "8859/1"),
           "block", "WG-INF-004", as_bytes=True)
+    # The superscript two as the declared set writes it: 0xB2 is `²` in the
+    # Latin sets and Windows 1252-1258, `˛` in Windows 1250 and `І` in 1251.
+    sq = lambda rate, unit="mg/m\xb2/h", bsa_unit="m\xb2": message(  # noqa: E731
+        cid(), [(rxg(f1="1", f4="VANC^vancomycin", f15=str(rate), f16=f"{unit}^{unit}^UCUM"),
+                 [obx(1, "188744^MDC_AREA_BODY_SURF_ACTUAL^MDC", "2", f"{bsa_unit}^{bsa_unit}^UCUM")])])
+    for declared in ("8859/1", "ISO-8859-15", "WINDOWS-1252", "8859/9"):
+        c.add(f"{declared}: vancomycin 500 mg/m\u00b2/h over 2 m\u00b2, the superscript as one byte 0xB2",
+              charset(sq(500), declared), "allow", as_bytes=True)
+        c.add(f"{declared}: vancomycin 1500 mg/m\u00b2/h over 2 m\u00b2 (3000 mg/h), the superscript as 0xB2",
+              charset(sq(1500), declared), "block", "WG-INF-010", as_bytes=True)
+        c.add(f"{declared}: a surface area in cm\u00b2 (0xB2) is no m\u00b2",
+              charset(sq(500, bsa_unit="cm\xb2"), declared), "block", None, as_bytes=True)
+    for declared in ("cp1250", "WINDOWS-1251", "8859/2"):
+        c.add(f"{declared}: 0xB2 is no superscript there (vancomycin 500 mg/m\u00b2/h to a Latin-1 reader)",
+              charset(sq(500), declared), "block", "WG-INF-004", as_bytes=True)
+    c.add("undeclared: vancomycin 500 mg/m2/h with 0xB2 (no UTF-8, no declared set)",
+          sq(500), "block", "WG-INF-004", as_bytes=True)
+    c.add("UNICODE UTF-8: vancomycin 500 mg/m\u00b2/h in UTF-8",
+          charset(sq(500, "mg/m\u00b2/h", "m\u00b2"), "UNICODE UTF-8"), "allow")
     c.add("UNICODE UTF-8: the micro sign in UTF-8",
           charset(message(cid(), [(propofol(30, "\u00b5g/kg/min"), [weight()])]), "UNICODE UTF-8"), "allow")
     c.add("UNICODE UTF-8 with a letter in the name",

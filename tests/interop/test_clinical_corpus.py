@@ -158,11 +158,42 @@ def test_refusals_say_why_briefly_and_where(corpus_run):
         err = reply.segment("ERR")
         # ERR-3: the HL7 table 0357 condition that fits; 207 only where 0357 has
         # none (limits, contradictions).
-        want = ERR3.get(item["rule"], "207")
-        assert str(err[3][0][0]) == want, (item["name"], str(err))
+        # The rule named is the most severe finding's (which may be another
+        # than the case's own, checked among the findings above).
         assert str(err[5][0][0]).startswith("WG-"), str(err)
+        want = ERR3.get(str(err[5][0][0]), "207")
+        assert str(err[3][0][0]) == want, (item["name"], str(err))
         # ERR-8 carries the whole reason, numbers uncut.
         assert len(reply.unescape(str(err[8]))) >= len(msa3) - 40
+
+
+def test_the_refusal_and_its_record_name_the_same_rule(corpus_run):
+    """The answer's ERR-5 and MSA-3, the event's rule and its reason all name one
+    finding: the most severe. A PCA order with no lockout was answered
+    WG-INF-009 (the first finding) while its record said WG-INF-048."""
+    items, replies, events, _ = corpus_run
+    by_cid = {}
+    for e in events:
+        cid = e.get("wardgate", {}).get("hl7", {}).get("control_id")
+        if cid and e["event"]["action"] == "blocked":
+            by_cid.setdefault(cid, []).append(e)
+    checked, wrong = 0, []
+    for item in items:
+        if item["verdict"] != "block" or not (item["rule"] or "").startswith("WG-INF"):
+            continue
+        evs = by_cid.get(control_id(item["text"]), [])
+        if len(evs) != 1:
+            continue
+        reply = hl7.parse(replies[item["name"]])
+        err5 = str(reply.segment("ERR")[5][0][0])
+        msa3 = reply.unescape(str(reply.segment("MSA")[3]))
+        ev = evs[0]
+        severities = [f["severity"] for f in ev["wardgate"]["findings"]]
+        checked += 1
+        if err5 != ev["rule"]["id"] or err5 not in msa3 or ev["wardgate"]["findings"][0]["rule"] != err5:
+            wrong.append((item["name"], err5, ev["rule"]["id"], severities))
+    assert checked > 100, checked
+    assert not wrong, "\n".join(map(str, wrong))
 
 
 def rxg_values_hl7(text):

@@ -340,13 +340,18 @@ fn inspect_frame(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) 
         i.patient_id = i.patient_id.take().and(patient.clone());
     }
     event.wardgate.infusion = check.infusions;
-    let blocking: Vec<&OrderFinding> = check.findings.iter().filter(|f| f.blocks()).collect();
+    // The event's rule is the most severe finding, and the answer and the
+    // reason name that same finding (the record says what the refusal said);
+    // every finding is listed. The sort is stable: among equals, order order.
+    let mut sorted = check.findings;
+    sorted.sort_by_key(|f| std::cmp::Reverse((f.blocks(), f.rule.severity)));
+    let blocking: Vec<&OrderFinding> = sorted.iter().filter(|f| f.blocks()).collect();
     let (verdict, reason) = if let Some(first) = blocking.first() {
         (
             Verdict::Block,
             format!("infusion order blocked: {}", first.detail),
         )
-    } else if let Some(first) = check.findings.first() {
+    } else if let Some(first) = sorted.first() {
         (
             Verdict::Alert,
             format!("infusion order forwarded with alert: {}", first.detail),
@@ -360,9 +365,6 @@ fn inspect_frame(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) 
             ),
         )
     };
-    // The event's rule is the most severe finding; every finding is listed.
-    let mut sorted = check.findings.clone();
-    sorted.sort_by_key(|f| std::cmp::Reverse((f.blocks(), f.rule.severity)));
     for f in &sorted {
         add_rule(&mut event, f.rule, f.detail.clone());
     }
@@ -461,11 +463,14 @@ pub fn refused_now(route: &RoutePolicy, frame: &[u8]) -> Option<(Rule, String)> 
         route.care_area,
         route.time_zone.as_ref(),
     );
+    // The most severe blocking finding, as `judge_order`'s answer names it.
     check
         .findings
         .iter()
-        .find(|f| f.blocks())
-        .map(|f| (f.rule, format!("infusion order blocked: {}", f.detail)))
+        .filter(|f| f.blocks())
+        .enumerate()
+        .min_by_key(|(i, f)| (std::cmp::Reverse(f.rule.severity), *i))
+        .map(|(_, f)| (f.rule, format!("infusion order blocked: {}", f.detail)))
 }
 
 /// `enforcement = "monitor"`: a block becomes an alert (`would-block`, the same

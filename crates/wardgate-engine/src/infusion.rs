@@ -3223,8 +3223,9 @@ impl Drop for HighBytesScope {
 }
 
 /// A unit's text as the receiver decodes it. Under a declared single-byte
-/// set the bytes are read one by one: 0xB5 is the micro sign where the set
-/// says so (a Latin-1 EHR's `\xB5g/kg/min`), and every other byte of 0x80 or
+/// set the bytes are read one by one: 0xB5 is the micro sign and 0xB2 the
+/// superscript two where the set says so (a Latin-1 EHR's `\xB5g/kg/min`,
+/// `mg/m\xB2`), and every other byte of 0x80 or
 /// above stands for nothing wardgate reads (U+FFFD): a UTF-8 `µ` (C2 B5)
 /// there is `Âµ` to a receiver decoding the declared set and `µ` to one
 /// reading UTF-8, two readings, so no unit. Otherwise UTF-8, invalid bytes
@@ -3238,7 +3239,9 @@ fn unit_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
         raw.iter()
             .map(|&b| match b {
                 0..=0x7f => char::from(b),
-                0xb5 if set == HighBytes::MicroAtB5 => '\u{b5}',
+                0xb5 if set != HighBytes::Other => '\u{b5}',
+                0xb2 if set == HighBytes::Latin1Signs => '\u{b2}',
+                0xb3 if set == HighBytes::Latin1Signs => '\u{b3}',
                 _ => '\u{fffd}',
             })
             .collect(),

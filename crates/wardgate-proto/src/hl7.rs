@@ -749,9 +749,13 @@ pub enum HighBytes {
     /// UTF-8: declared so, or nothing declared (many senders write UTF-8
     /// undeclared).
     Utf8,
-    /// A single-byte set in which 0xB5 is the micro sign `µ`: ISO 8859-1, -3,
-    /// -8, -9, -13 and -15 (ISO IR 100, 109, 138, 148, 179, 203), Latin-1 by
-    /// name, and the Windows code pages 1250-1258.
+    /// A single-byte set in which 0xB5 is the micro sign `µ` and 0xB2, 0xB3
+    /// the superscripts `²`, `³`, as in Latin-1: ISO 8859-1, -3, -8, -9, -13
+    /// and -15 (ISO IR 100, 109, 138, 148, 179, 203), Latin-1 by name, and the
+    /// Windows code pages 1252-1258.
+    Latin1Signs,
+    /// Windows 1250 and 1251: 0xB5 is `µ`, but 0xB2 and 0xB3 are `˛`, `ł`
+    /// (1250) and `І`, `і` (1251), not superscripts.
     MicroAtB5,
     /// Any other set (8859-2, where 0xB5 is `ľ`; 8859-5, Cyrillic; ASCII,
     /// which has no such bytes; an unknown name): byte by byte, and no byte
@@ -767,17 +771,14 @@ pub fn high_bytes(name: &[u8]) -> HighBytes {
     if name.len() > 31 {
         return HighBytes::Other;
     }
-    let micro = match set_name(name) {
-        Some(SetName::IsoIr(k)) => matches!(k, 100 | 109 | 138 | 148 | 179 | 203),
-        Some(SetName::Iso8859(k, plain)) => plain && matches!(k, 1 | 3 | 8 | 9 | 13 | 15),
-        Some(SetName::Windows(k)) => (1250..=1258).contains(&k),
-        Some(SetName::Latin1) => true,
-        Some(SetName::Ascii | SetName::Utf8) | None => false,
-    };
-    if micro {
-        HighBytes::MicroAtB5
-    } else {
-        HighBytes::Other
+    match set_name(name) {
+        Some(SetName::IsoIr(100 | 109 | 138 | 148 | 179 | 203)) | Some(SetName::Latin1) => {
+            HighBytes::Latin1Signs
+        }
+        Some(SetName::Iso8859(1 | 3 | 8 | 9 | 13 | 15, true)) => HighBytes::Latin1Signs,
+        Some(SetName::Windows(1252..=1258)) => HighBytes::Latin1Signs,
+        Some(SetName::Windows(1250 | 1251)) => HighBytes::MicroAtB5,
+        _ => HighBytes::Other,
     }
 }
 

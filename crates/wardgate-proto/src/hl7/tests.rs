@@ -757,9 +757,9 @@ fn ascii_safe_sets_are_named_in_any_case_and_nothing_else_passes() {
 }
 
 #[test]
-fn the_micro_sign_is_read_at_0xb5_only_where_the_declared_set_puts_it() {
+fn the_micro_sign_and_superscripts_are_read_only_where_the_declared_set_puts_them() {
     use super::{high_bytes, HighBytes};
-    // Each as Python's codecs decode b"\xb5": `µ` in these.
+    // Each as Python's codecs decode b"\xb2\xb3\xb5": `²³µ` in these.
     for name in [
         "8859/1",
         "ISO-8859-1",
@@ -774,9 +774,17 @@ fn the_micro_sign_is_read_at_0xb5_only_where_the_declared_set_puts_it() {
         "Latin1",
         "ISO LATIN 1",
         "windows-1252",
-        "CP1250",
+        "CP1253",
         "WIN1258",
     ] {
+        assert_eq!(
+            high_bytes(name.as_bytes()),
+            HighBytes::Latin1Signs,
+            "{name}"
+        );
+    }
+    // `˛łµ` (1250) and `Ііµ` (1251): the micro sign only.
+    for name in ["CP1250", "windows-1251", "WIN1250"] {
         assert_eq!(high_bytes(name.as_bytes()), HighBytes::MicroAtB5, "{name}");
     }
     // `ľ`, `ĩ`, a Cyrillic `Е`, Greek, Thai, `ṁ`, `”`, box drawing; ASCII and
