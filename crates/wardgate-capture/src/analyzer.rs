@@ -1495,6 +1495,8 @@ impl Analyzer {
             // Named with the connection's bytes, where they matter (see
             // `Doubt::FragmentDistance`).
             A::Duplicate { .. } | A::MaybeRestarted { .. } | A::MaybeExpired { .. } => return,
+            // A mirror's second copy of a datagram read once: counted only.
+            A::Repeated { .. } => return,
             A::Overlap { .. } | A::DuplicateDiffers { .. } => rules::FRAGMENT_OVERLAP,
             A::TimedOut { .. } | A::Evicted { .. } => rules::FRAGMENT_INCOMPLETE,
             A::MixedStations { .. } => rules::OTHER_STATION_MAC,

@@ -122,6 +122,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[cfg(test)]
@@ -319,6 +320,16 @@ pub enum Anomaly {
         /// The datagram.
         key: Key,
     },
+    /// A queue dropped on timeout or for memory whose every fragment repeated,
+    /// byte for byte, a fragment of a datagram completed under the same key
+    /// within the timeout: a mirror port's second copy of a datagram, or a
+    /// sender's resend, the host has already read. Counted, not alerted
+    /// (found by a review: a SPAN port that copies each frame twice raised
+    /// `ip-fragment-incomplete` for every fragmented datagram).
+    Repeated {
+        /// The datagram.
+        key: Key,
+    },
 }
 
 impl Anomaly {
@@ -338,7 +349,8 @@ impl Anomaly {
             | Anomaly::TooFar { key }
             | Anomaly::MixedStations { key }
             | Anomaly::MaybeRestarted { key }
-            | Anomaly::MaybeExpired { key } => key,
+            | Anomaly::MaybeExpired { key }
+            | Anomaly::Repeated { key } => key,
         }
     }
 
@@ -381,6 +393,9 @@ impl Anomaly {
             Anomaly::MaybeExpired { key } => format!(
                 "IP datagram completed ({key}) after the reassembly timeout, within the slack of the host's timer: the host may have dropped it first"
             ),
+            Anomaly::Repeated { key } => format!(
+                "IP fragments repeating a datagram already reassembled ({key}) never completed: a mirror's or a resend's copy"
+            ),
         }
     }
 }
@@ -409,6 +424,9 @@ pub struct Stats {
     pub timed_out: u64,
     /// Queues dropped for memory or queue-count limits.
     pub evicted: u64,
+    /// Of those timed out or evicted, queues that only repeated fragments
+    /// of a datagram already completed ([`Anomaly::Repeated`]).
+    pub repeated: u64,
     /// IPv4 queues restarted by `ipfrag_max_dist`.
     pub too_far: u64,
     /// IPv4 datagrams completed that a host owning the other destinations
@@ -440,7 +458,24 @@ pub struct Defrag {
     held: usize,
     serial: u64,
     stats: Stats,
+    /// Datagrams completed lately, with their fragments' fingerprints, to
+    /// tell a queue of repeats from one never completed ([`Anomaly::Repeated`]).
+    done: HashMap<Key, Done, foldhash::fast::RandomState>,
+    /// `done` by completion time, oldest first (at most [`MAX_DONE`]).
+    done_order: std::collections::VecDeque<(u64, Key)>,
 }
+
+/// A completed datagram's fragments: (offset, length, hash of the bytes).
+#[derive(Debug)]
+struct Done {
+    at_us: u64,
+    frags: Vec<(u32, u32, u64)>,
+}
+
+/// Completed datagrams remembered for [`Anomaly::Repeated`]: past this, the
+/// oldest is forgotten and a repeat of it is reported as incomplete, as
+/// before (memory stays bounded under a flood of fragments).
+const MAX_DONE: usize = 1024;
 
 #[derive(Debug, Default)]
 struct Peer {
@@ -599,6 +634,8 @@ impl Defrag {
             held: 0,
             serial: 0,
             stats: Stats::default(),
+            done: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            done_order: std::collections::VecDeque::new(),
         }
     }
 
@@ -768,11 +805,74 @@ impl Defrag {
             if now_us.saturating_sub(created) < keep {
                 break;
             }
+            let repeated = self
+                .order
+                .first_key_value()
+                .is_some_and(|(_, k)| self.repeats(k));
             if let Some(key) = self.pop_oldest() {
                 self.stats.timed_out += 1;
-                anomaly(Anomaly::TimedOut { key });
+                anomaly(self.dropped(key, repeated, Anomaly::TimedOut { key }));
             }
         }
+    }
+
+    /// Whether every fragment of `lookup`'s queue repeats one of the datagram
+    /// completed under its key within the timeout.
+    fn repeats(&self, lookup: &Key) -> bool {
+        let (Some(q), Some(done)) = (self.queues.get(lookup), self.done.get(lookup)) else {
+            return false;
+        };
+        q.created_us.saturating_sub(done.at_us) <= self.limits.timeout_us
+            && !q.frags.is_empty()
+            && q.frags.iter().all(|(&o, f)| {
+                done.frags
+                    .contains(&(o, f.len() as u32, self.done.hasher().hash_one(&f[..])))
+            })
+    }
+
+    /// The anomaly for a queue dropped incomplete: `otherwise`, or
+    /// [`Anomaly::Repeated`] where it only repeated a completed datagram.
+    fn dropped(&mut self, key: Key, repeated: bool, otherwise: Anomaly) -> Anomaly {
+        if repeated {
+            self.stats.repeated += 1;
+            Anomaly::Repeated { key }
+        } else {
+            otherwise
+        }
+    }
+
+    /// Remembers a completed datagram's fragments (see [`Self::repeats`]).
+    fn remember(&mut self, lookup: Key, now_us: u64) {
+        let Some(q) = self.queues.get(&lookup) else {
+            return;
+        };
+        let h = self.done.hasher();
+        let frags = q
+            .frags
+            .iter()
+            .map(|(&o, f)| (o, f.len() as u32, h.hash_one(&f[..])))
+            .collect();
+        while self.done_order.len() >= MAX_DONE
+            || self
+                .done_order
+                .front()
+                .is_some_and(|(at, _)| now_us.saturating_sub(*at) > self.limits.timeout_us)
+        {
+            let Some((at, k)) = self.done_order.pop_front() else {
+                break;
+            };
+            if self.done.get(&k).is_some_and(|d| d.at_us == at) {
+                self.done.remove(&k);
+            }
+        }
+        self.done.insert(
+            lookup,
+            Done {
+                at_us: now_us,
+                frags,
+            },
+        );
+        self.done_order.push_back((now_us, lookup));
     }
 
     /// Bytes charged against [`Limits::max_bytes`] now.
@@ -812,9 +912,13 @@ impl Defrag {
             if self.order.is_empty() {
                 break;
             }
+            let repeated = self
+                .order
+                .first_key_value()
+                .is_some_and(|(_, k)| self.repeats(k));
             if let Some(key) = self.pop_oldest() {
                 self.stats.evicted += 1;
-                anomaly(Anomaly::Evicted { key });
+                anomaly(self.dropped(key, repeated, Anomaly::Evicted { key }));
             }
         }
         out
@@ -1002,6 +1106,9 @@ impl Defrag {
                     .get(&lookup)
                     .is_some_and(|q| now_us.saturating_sub(q.created_us) >= self.limits.timeout_us);
                 let q = self.queues.get(&lookup).map(Queue::assemble);
+                if !mixed && matches!(q, Some(Ok(_))) {
+                    self.remember(lookup, now_us);
+                }
                 self.remove(&lookup);
                 if mixed {
                     self.stats.dropped_queues += 1;

@@ -4086,3 +4086,27 @@ fn a_cooked_capture_judges_by_the_packet_type() {
     assert!(!rules.contains(&"WG-CAP-012".to_owned()), "{rules:?}");
     assert!(d.iter().any(|(id, _, _)| id == "OK-001"), "{d:?}");
 }
+
+/// Found in review (session 33, carried): a SPAN port that copies every frame
+/// twice gave each fragmented datagram's last fragment a queue of its own
+/// after the datagram completed, and `ip-fragment-incomplete` (WG-CAP-015)
+/// when it timed out. The host read the order once; so does wardgate, with
+/// no alert for the mirror's copies.
+#[test]
+fn a_mirrors_duplicated_fragments_raise_no_incomplete_datagram() {
+    let bad = order("BAD-1", "90");
+    let whole = build(&Seg::data(0, &bad));
+    let n = whole.len() - 34;
+    let mut frames = handshake(false);
+    for f in [
+        frag4_of(&whole, 0, 96, true, 11),
+        frag4_of(&whole, 96, n, false, 11),
+    ] {
+        frames.push(f.clone());
+        frames.push(f);
+    }
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(!has(&rules, "WG-CAP-015"), "{rules:?}");
+    assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
+}

@@ -117,7 +117,7 @@ rules! {
     FRAGMENT_ANOMALY = "WG-CAP-014", "ip-fragment-anomaly", Medium,
         "A malformed or suspicious IP fragment: a tiny first fragment that splits the TCP header (RFC 1858), a length the host refuses, a duplicate with other bytes, a datagram over 65 535 bytes, or a first fragment without the transport header.";
     FRAGMENT_INCOMPLETE = "WG-CAP-015", "ip-fragment-incomplete", Low,
-        "A fragmented IP datagram was never completed within the reassembly timeout, or was evicted under the fragment memory bound: its contents were not analysed.";
+        "A fragmented IP datagram was never completed within the reassembly timeout, or was evicted under the fragment memory bound: its contents were not analysed. Fragments that only repeat, byte for byte, a datagram completed shortly before (a mirror port's second copy) are counted, not named.";
     URGENT_DATA = "WG-CAP-016", "tcp-urgent-data", Medium,
         "A TCP segment carried an urgent pointer. A Linux application that does not set SO_OOBINLINE never reads the urgent byte, one that does reads it inline: what the device read depends on its software, which the network cannot tell. wardgate judged the stream without the byte (the Linux default) and names the message it touched.";
     CAPTURE_DROPS = "WG-CAP-017", "capture-packets-dropped", Medium,

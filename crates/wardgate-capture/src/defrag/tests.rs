@@ -241,6 +241,7 @@ fn check(d: &Defrag) {
         d.limits.max_bytes
     );
     assert!(d.queues.len() <= d.limits.max_queues);
+    assert!(d.done.len() <= MAX_DONE && d.done_order.len() <= MAX_DONE);
     assert_eq!(d.order.len(), d.queues.len(), "order and queues disagree");
     let mut charged = 0;
     let mut peers: HashMap<(u64, IpAddr, IpAddr), usize> = HashMap::new();
@@ -303,6 +304,7 @@ fn kind(a: &Anomaly) -> &'static str {
         Anomaly::MixedStations { .. } => "MixedStations",
         Anomaly::MaybeRestarted { .. } => "MaybeRestarted",
         Anomaly::MaybeExpired { .. } => "MaybeExpired",
+        Anomaly::Repeated { .. } => "Repeated",
     }
 }
 
@@ -332,6 +334,43 @@ fn ipv4_in_order_gives_the_original_datagram() {
     assert_eq!((r.d.queues(), r.d.held_bytes()), (0, 0));
     assert_eq!(r.d.stats().reassembled, 1);
     assert_eq!(r.d.stats().fragments, 3);
+}
+
+#[test]
+fn a_mirrors_second_copy_of_each_fragment_is_a_repeat_not_an_incomplete_datagram() {
+    // A SPAN port copying every frame twice: f0 f0 f1 f1 f2 f2. The second f2
+    // opens a queue of its own after the datagram completed; it times out
+    // holding only a repeat, and is counted as such.
+    let (w, f) = three4();
+    let mut r = Rig::new();
+    for p in &f {
+        r.v4_at(0, p, 0);
+        r.v4_at(0, p, 1_000);
+    }
+    assert_eq!(r.out, vec![expected4(&w)]);
+    r.expire(100 * SEC);
+    assert_eq!(r.kinds(), ["Duplicate", "Duplicate", "Repeated"]);
+    assert_eq!((r.d.stats().timed_out, r.d.stats().repeated), (1, 1));
+
+    // The same queue holding a byte that differs is incomplete, as before;
+    // so is a repeat of a datagram completed longer than the timeout ago.
+    let mut r = Rig::new();
+    for p in &f {
+        r.v4_at(0, p, 0);
+    }
+    let mut other = f[2].clone();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    r.v4_at(0, &other, 1_000);
+    r.expire(100 * SEC);
+    assert_eq!(r.kinds(), ["TimedOut"]);
+    let mut r = Rig::new();
+    for p in &f {
+        r.v4_at(0, p, 0);
+    }
+    r.v4_at(0, &f[1], 31 * SEC);
+    r.expire(100 * SEC);
+    assert_eq!(r.kinds(), ["TimedOut"]);
 }
 
 #[test]
