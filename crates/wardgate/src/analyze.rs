@@ -218,9 +218,23 @@ fn analyse(a: Common, input: Input) -> Result<ExitCode> {
             for path in &files {
                 let file = std::fs::File::open(path)
                     .with_context(|| format!("opening capture {}", path.display()))?;
-                let end = source::read_packets(file, SourceLimits::default(), |p| {
+                let mut read = source::ReadStats::default();
+                let end = source::read_packets(file, SourceLimits::default(), &mut read, |p| {
                     analyzer.packet(p, &mut sink)
                 });
+                if read.out_of_order > 0 {
+                    let clock = analyzer.clock_now();
+                    analyzer.observer.capture_event(
+                        &clock,
+                        rules::CAPTURE_OUT_OF_ORDER,
+                        format!(
+                            "{}: {} frame(s) analysed out of time order (interfaces lagging each other past the reorder window)",
+                            path.display(),
+                            read.out_of_order
+                        ),
+                        &mut sink,
+                    );
+                }
                 match end {
                     Ok(End::Complete) => {}
                     Ok(End::Truncated) => {
