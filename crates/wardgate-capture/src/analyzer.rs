@@ -162,6 +162,10 @@ pub struct PacketCounts {
     pub overlap_conflicts: u64,
     /// Packets the receiving host would drop, dropped here too (decoys).
     pub host_drops: u64,
+    /// Copies of segments at the other of two capture points proved on
+    /// their path (the other leg of a router), framed to the station there:
+    /// dropped as another station's, not named (see `Legs`).
+    pub forwarded_copies: u64,
     /// RSTs, SYNs and FINs the host would ignore, ignored here too.
     pub ignored_controls: u64,
     /// Urgent bytes taken out of streams.
@@ -220,7 +224,83 @@ struct Side {
     /// send, in arrival order: held until the other end's next packet says
     /// whether it had sent that data (see [`Deferred`]).
     deferred: Vec<Deferred>,
+    /// A second capture point its segments pass (see [`Legs`]).
+    legs: Legs,
 }
+
+/// A capture taken at two points of one path (both legs of a router, two
+/// SPAN sessions, `-i any` on a router) shows each segment twice: once as
+/// sent, once forwarded, with a TTL one or a few lower and other link
+/// addresses. Those copies are the same segment, not a TTL change or a
+/// frame to another station (found by a review: every routed connection in
+/// such a capture raised WG-CAP-011 and WG-CAP-012). A copy is proved so
+/// when its TCP header and payload (sequence, acknowledgement, flags,
+/// length and checksum) match one of this end's last segments seen at the
+/// other point; both points' TTL and link addresses are then learnt. A frame
+/// at either point raises no TTL change; one framed to another station
+/// than the one this end's frames reach is still dropped (the copy at that
+/// station's point is the one read), but not named. What is read, and so
+/// judged, is what it was without the copies: a forged proof silences only
+/// the alerts on frames wardgate drops anyway.
+#[derive(Debug, Default)]
+struct Legs {
+    /// Its last segments, at whichever point.
+    recent: [Option<Seen>; 2],
+    next: usize,
+    /// The two points, once proved: (TTL, destination MAC, cooked type).
+    proved: Option<[Leg; 2]>,
+}
+
+/// Where a frame was seen: its TTL and link addresses.
+type Leg = (u8, Option<[u8; 6]>, Option<decode::Cooked>);
+
+/// One segment as seen at one point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    /// Sequence, acknowledgement, TCP checksum, payload length, flags byte.
+    tcp: (u32, u32, u16, u32, u8),
+    leg: Leg,
+}
+
+impl Legs {
+    /// Whether a frame with this TCP segment, seen at `leg`, was seen at one
+    /// of two points proved to be on this end's path. Proves them from a
+    /// copy of one of its last segments.
+    fn on_path(&mut self, t: &decode::Tcp<'_>, leg: Leg) -> bool {
+        if let Some(p) = &self.proved {
+            return p.contains(&leg);
+        }
+        let seg = t.segment;
+        let tcp = (
+            t.seq,
+            t.ack,
+            u16::from_be_bytes([
+                seg.get(16).copied().unwrap_or(0),
+                seg.get(17).copied().unwrap_or(0),
+            ]),
+            t.payload.len() as u32,
+            seg.get(13).copied().unwrap_or(0),
+        );
+        let copy_of = self.recent.iter().flatten().find(|e| {
+            e.tcp == tcp
+                && (1..=MAX_HOPS_BETWEEN).contains(&e.leg.0.abs_diff(leg.0))
+                && (e.leg.1 != leg.1 || e.leg.2 != leg.2)
+        });
+        // A TTL low enough to run out before the host is no point on its
+        // path that wardgate can trust (see `DECOY_TTL`).
+        if let Some(e) = copy_of.filter(|e| e.leg.0.min(leg.0) > DECOY_TTL) {
+            self.proved = Some([e.leg, leg]);
+            return true;
+        }
+        self.recent[self.next] = Some(Seen { tcp, leg });
+        self.next = (self.next + 1) % self.recent.len();
+        false
+    }
+}
+
+/// The most a TTL may drop between two capture points of one path for their
+/// copies to be taken as one segment forwarded (routers between them).
+const MAX_HOPS_BETWEEN: u8 = 8;
 
 /// What one end of a connection showed of itself: its TTL, the station its
 /// frames reach, its checksums, what its SYN negotiated, its last timestamp.
@@ -554,6 +634,7 @@ impl Side {
             max_ack: None,
             snd_nxt: None,
             deferred: Vec::new(),
+            legs: Legs::default(),
         }
     }
 
@@ -2178,7 +2259,10 @@ impl Analyzer {
         // run out on the hops between a capture point and a host on the site
         // (at most [`DECOY_TTL`]), may expire before the host. A higher one,
         // or a route change, is only reported.
+        // A frame at one of two capture points proved on this end's path.
+        let other_leg = snd.legs.on_path(t, (d.ttl, d.dst_mac, d.cooked));
         let ttl_change = match snd.shown.ttl {
+            _ if other_leg => None,
             None => {
                 snd.shown.ttl = Some(d.ttl);
                 None
@@ -2705,6 +2789,14 @@ impl Analyzer {
             return;
         }
         if let Some((rule, why)) = drop {
+            if other_leg && rule.id == rules::OTHER_STATION_MAC.id {
+                // The copy at the other point of a path both points of the
+                // capture are proved on: the copy at the station's point is
+                // the one read (and was, or will be). Dropped as before, not
+                // named: the alert was every routed connection's.
+                self.counts.forwarded_copies += 1;
+                return;
+            }
             if let Some(copy) = edge_copy {
                 note_uncertain(snd, copy);
             }

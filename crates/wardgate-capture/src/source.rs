@@ -404,9 +404,12 @@ mod tests {
     fn collect(bytes: &[u8], limits: SourceLimits) -> (Packets, Result<End, String>) {
         let mut out = Vec::new();
         let mut stats = ReadStats::default();
-        let r = read_packets(std::io::Cursor::new(bytes.to_vec()), limits, &mut stats, |p| {
-            out.push((p.ts_micros, p.data.to_vec()))
-        })
+        let r = read_packets(
+            std::io::Cursor::new(bytes.to_vec()),
+            limits,
+            &mut stats,
+            |p| out.push((p.ts_micros, p.data.to_vec())),
+        )
         .map_err(|e| e.to_string());
         (out, r)
     }
@@ -502,9 +505,12 @@ mod tests {
     fn collect_stats(bytes: &[u8], limits: SourceLimits) -> (Packets, ReadStats) {
         let mut out = Vec::new();
         let mut stats = ReadStats::default();
-        read_packets(std::io::Cursor::new(bytes.to_vec()), limits, &mut stats, |p| {
-            out.push((p.ts_micros, p.data.to_vec()))
-        })
+        read_packets(
+            std::io::Cursor::new(bytes.to_vec()),
+            limits,
+            &mut stats,
+            |p| out.push((p.ts_micros, p.data.to_vec())),
+        )
         .expect("reads");
         (out, stats)
     }

@@ -4110,3 +4110,97 @@ fn a_mirrors_duplicated_fragments_raise_no_incomplete_datagram() {
     assert!(!has(&rules, "WG-CAP-015"), "{rules:?}");
     assert!(!has(&rules, "WG-CAP-005"), "{rules:?}");
 }
+
+/// A router's MACs on the client's leg and on the server's.
+const R_CLIENT_SIDE: [u8; 6] = [2, 0, 0, 0, 0, 0xa1];
+const R_SERVER_SIDE: [u8; 6] = [2, 0, 0, 0, 0, 0xa2];
+
+/// An Ethernet/IPv4 frame of the client and server as seen on its sender's
+/// leg of a router (framed to the router), and as forwarded onto the
+/// receiver's leg (from the router, TTL one lower): the TCP bytes unchanged.
+fn legs(f: &[u8]) -> [Vec<u8>; 2] {
+    let to_server = f[6..12] == CMAC;
+    let (sender_leg_dst, receiver_leg_src) = if to_server {
+        (R_CLIENT_SIDE, R_SERVER_SIDE)
+    } else {
+        (R_SERVER_SIDE, R_CLIENT_SIDE)
+    };
+    let mut first = f.to_vec();
+    first[0..6].copy_from_slice(&sender_leg_dst);
+    let mut second = f.to_vec();
+    second[6..12].copy_from_slice(&receiver_leg_src);
+    second[22] -= 1;
+    second[24..26].fill(0);
+    let c = !(fold(sum(&second[14..34], 0)) as u16);
+    second[24..26].copy_from_slice(&c.to_be_bytes());
+    [first, second]
+}
+
+/// Found by a review (session 34): a capture on both legs of a router (dumpcap
+/// on two interfaces, `-i any` on the router, one SPAN port fed by both)
+/// shows every segment twice, the second copy forwarded (TTL one lower, the
+/// router's MACs). Every routed connection raised WG-CAP-011 (TTL change)
+/// and WG-CAP-012 (frame to another station). The copies are one segment:
+/// the order is judged once, and nothing is named.
+#[test]
+fn a_capture_on_both_legs_of_a_router_judges_once_and_names_nothing() {
+    let bad = order("BAD-1", "90");
+    let ok = order("OK-1", "5");
+    let mut plain = handshake(false);
+    plain.push(build(&Seg::data(0, &bad)));
+    plain.push(server_ack(bad.len() as u32));
+    plain.push(build(&Seg::data(bad.len() as u32, &ok)));
+    let frames: Vec<Vec<u8>> = plain.iter().flat_map(|f| legs(f)).collect();
+    let (d, rules) = analyse(&frames);
+    assert_eq!(
+        d.iter().filter(|(id, ..)| id == "BAD-1").count(),
+        1,
+        "{d:?} {rules:?}"
+    );
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(d.iter().any(|(id, ..)| id == "OK-1"), "{d:?}");
+    for r in ["WG-CAP-011", "WG-CAP-012", "WG-CAP-005", "WG-CAP-009"] {
+        assert!(!has(&rules, r), "{r}: {rules:?}");
+    }
+    // Each leg alone is clean too (a capture on one of them).
+    for leg in 0..2 {
+        let one: Vec<Vec<u8>> = plain.iter().map(|f| legs(f)[leg].clone()).collect();
+        let (d, rules) = analyse(&one);
+        assert!(violated(&d, "BAD-1"), "leg {leg}: {d:?} {rules:?}");
+        assert!(
+            rules.iter().all(|r| r.starts_with("WG-INF")),
+            "leg {leg}: {rules:?}"
+        );
+    }
+}
+
+/// Proving the two points does not make a frame to another station read: a
+/// decoy RST and a decoy safe order at the second point, framed to another
+/// station than the one the connection's frames reach, are still dropped,
+/// and the unsafe order after them is judged.
+#[test]
+fn a_proved_second_leg_reads_no_decoy_framed_to_another_station() {
+    let bad = order("BAD-1", "90");
+    let decoy = order("BAD-1", "5");
+    let hs = handshake(false);
+    // The handshake on both legs proves them for each direction.
+    let mut frames: Vec<Vec<u8>> = hs.iter().flat_map(|f| legs(f)).collect();
+    let rst = legs(&build(&Seg {
+        rst: true,
+        ack: None,
+        ..Seg::data(0, b"")
+    }))[1]
+        .clone();
+    let mut decoy = legs(&build(&Seg::data(0, &decoy)))[1].clone();
+    // The second leg's frames of this direction go to the server; these to
+    // another station.
+    let mut rst_other = rst.clone();
+    rst_other[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    decoy[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    frames.push(rst_other);
+    frames.push(decoy);
+    frames.extend(legs(&build(&Seg::data(0, &bad))));
+    let (d, rules) = analyse(&frames);
+    assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+}
