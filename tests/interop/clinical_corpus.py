@@ -883,6 +883,17 @@ def cases():
               charset(message(cid(), [(propofol(30, micro), [weight()])]), declared), "allow", as_bytes=True)
         c.add(f"{declared}: propofol 300 \u00b5g/kg/min (3.75x the hard limit), the micro sign as 0xB5",
               charset(message(cid(), [(propofol(300, micro), [weight()])]), declared), "block", "WG-INF-010", as_bytes=True)
+    # Greek: 0xEC is the small mu in 8859-7 and Windows 1253 (a Greek EHR's
+    # `μg/kg/min`), 0xB5 `΅` in 8859-7 (no unit) and `µ` in 1253.
+    greek_mu = "\xecg/kg/min^\xecg/kg/min^UCUM"
+    for declared in ("8859/7", "ISO IR126", "WINDOWS-1253"):
+        c.add(f"{declared}: propofol 30 \u03bcg/kg/min, the Greek mu as one byte 0xEC",
+              charset(message(cid(), [(propofol(30, greek_mu), [weight()])]), declared), "allow", as_bytes=True)
+        c.add(f"{declared}: propofol 300 \u03bcg/kg/min (3.75x the hard limit), the Greek mu as 0xEC",
+              charset(message(cid(), [(propofol(300, greek_mu), [weight()])]), declared), "block", "WG-INF-010", as_bytes=True)
+    for declared in ("8859/1", "cp1252", "8859/2"):
+        c.add(f"{declared}: 0xEC is no mu there (propofol 30 \u03bcg/kg/min to a Greek reader)",
+              charset(message(cid(), [(propofol(30, greek_mu), [weight()])]), declared), "block", "WG-INF-004", as_bytes=True)
     for declared in ("8859/2", "ISO-8859-5", "8859/7", "KOI8-R"):
         c.add(f"{declared}: 0xB5 is no micro sign there (propofol 30 \u00b5g/kg/min to a Latin-1 reader)",
               charset(message(cid(), [(propofol(30, micro), [weight()])]), declared), "block", "WG-INF-004", as_bytes=True)
@@ -1699,6 +1710,30 @@ def cases():
     c.add("heparin order type continuous with 250 mL over 25 h (a rate from the duration)",
           message(cid(), [(heparin(10, vtbi="250"), ["OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||continuous||||||F", f"TQ1|1||||||||||||25^{HR_CQ}"])]),
           "allow")
+
+    # --- Found by a seventh review (session 34) --------------------------------
+    vanc2000 = rxg(f1="1", f4="VANC^vancomycin^LOCAL", f15="2000", f16=MG[1])
+    # TQ1-2 does not repeat; a receiver reading the valued (or the last)
+    # repetition gives the dose twice (4000 mg, over the hard limit).
+    for q in ("~2", "~~2", "1~2", "~1~2", "2~"):
+        c.add(f"vancomycin 2000 mg with TQ1-2 quantity {q!r}",
+              message(cid(), [(vanc2000, [f"TQ1|1|{q}|||||||||||1^{HR_CQ}"])]), "block", "WG-INF-042")
+    for q in ("~", "1~", "~1"):
+        c.add(f"vancomycin 2000 mg with TQ1-2 quantity {q!r} (one at most)",
+              message(cid(), [(vanc2000, [f"TQ1|1|{q}|||||||||||1^{HR_CQ}"])]), "allow")
+    # A zero repetition of TQ1-13 is a zero duration to a receiver keeping it.
+    for tq, orc in ((f"0^{MIN_CQ}~90^{MIN_CQ}", "RE"), (f"0^{MIN_CQ}~90^{MIN_CQ}", "CH"),
+                    (f"0.0^{MIN_CQ}~90^{MIN_CQ}", "RE"), (f"0^{HR_CQ}~90^{MIN_CQ}", "RE"),
+                    (f"90^{MIN_CQ}~0^{MIN_CQ}", "RE")):
+        c.add(f"vancomycin 1000 mg ({orc}) over TQ1-13 {tq.split('^')[0]}~... with a zero repetition",
+              message(cid(), [(rxg(f1="1", f4="VANC^vancomycin^LOCAL", f15="1000", f16=MG[1]), [f"TQ1|1||||||||||||{tq}"])], orc=orc),
+              "block", "WG-INF-008")
+    # Two readings of one rate that disagree, both over the hard limit: refused
+    # for both (the record heads with the hard limit, see the same-rule test).
+    c.add("heparin RXG-15 25 mL/h (2500 U/h) beside an OBX pump rate 50 mL/h (5000 U/h)",
+          message(cid(), [(heparin(25), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "50", ML_H[0])])]), "block", "WG-INF-010")
+    c.add("heparin RXG-15 25 mL/h beside an OBX pump rate 50 mL/h: the disagreement named too",
+          message(cid(), [(heparin(25), [obx(1, "157784^MDC_FLOW_FLUID_PUMP^MDC", "50", ML_H[0])])]), "block", "WG-INF-017")
 
     # Every refusal of the drug check also with '#' as the component separator, as
     # a sender may declare (MSH-2): the same decision whatever the delimiters.

@@ -237,6 +237,10 @@ pub struct OrderFinding {
     pub detail: String,
     /// Where, when one field is to blame.
     pub location: Option<Location>,
+    /// For a limit: how far past it the value is (value over limit above a
+    /// maximum, limit over value below a minimum); 0 otherwise. Among
+    /// findings of one severity the furthest heads the event.
+    pub excess: f64,
 }
 
 impl OrderFinding {
@@ -245,11 +249,17 @@ impl OrderFinding {
             rule,
             detail: detail.into(),
             location: None,
+            excess: 0.0,
         }
     }
 
     fn at(mut self, l: Location) -> Self {
         self.location = Some(l);
+        self
+    }
+
+    fn past(mut self, ratio: f64) -> Self {
+        self.excess = if ratio.is_finite() { ratio } else { f64::MAX };
         self
     }
 
@@ -521,7 +531,13 @@ pub fn check(
             || !rpt.component(3).subcomponent(2).trim_ascii().is_empty()
             || !texts_agree
             || (pattern.is_empty() && !rpt.raw().trim_ascii().is_empty());
-        let why = if !one(tq1.field(2).component(1).raw()) || values(2) > 1 {
+        // Every repetition's quantity: `~2` is 2 to a receiver reading the
+        // valued (or last) repetition (found by a review, session 34).
+        let quantity_not_one = tq1
+            .field(2)
+            .repetitions()
+            .any(|r| !one(r.component(1).raw()));
+        let why = if quantity_not_one || values(2) > 1 {
             Some((2, "a quantity other than 1"))
         } else if (!pattern.is_empty()
             // Table 0335: `ONCE` one time only, `C` continuously between the
@@ -2768,7 +2784,12 @@ fn judge(
                 )
                 .at(s.location),
             );
-            return None;
+            // The limits are still judged on the readings, the most dangerous
+            // each way: a pump reading any of them is what is at stake, and
+            // where it is over a hard limit that is the critical finding
+            // (found by a review, session 34: two rates both over the hard
+            // limit were recorded only as a disagreement).
+            break;
         }
     }
     // The most dangerous reading each way; among readings equal within rounding
@@ -2896,7 +2917,8 @@ fn compare(
                     limits.hard_max
                 ),
             )
-            .at(hi_at),
+            .at(hi_at)
+            .past(hi / limits.hard_max),
         );
     } else if let Some(s) = limits.soft_max.filter(|s| above(hi, *s)) {
         out.findings.push(
@@ -2907,7 +2929,8 @@ fn compare(
                     round(hi)
                 ),
             )
-            .at(hi_at),
+            .at(hi_at)
+            .past(hi / s),
         );
     }
     if let Some(m) = limits.hard_min.filter(|m| below(lo, *m)) {
@@ -2919,7 +2942,8 @@ fn compare(
                     round(lo)
                 ),
             )
-            .at(lo_at),
+            .at(lo_at)
+            .past(m / lo),
         );
     } else if let Some(m) = limits.soft_min.filter(|m| below(lo, *m)) {
         out.findings.push(
@@ -2930,7 +2954,8 @@ fn compare(
                     round(lo)
                 ),
             )
-            .at(lo_at),
+            .at(lo_at)
+            .past(m / lo),
         );
     }
 }
@@ -3239,9 +3264,26 @@ fn unit_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
         raw.iter()
             .map(|&b| match b {
                 0..=0x7f => char::from(b),
-                0xb5 if set != HighBytes::Other => '\u{b5}',
-                0xb2 if set == HighBytes::Latin1Signs => '\u{b2}',
-                0xb3 if set == HighBytes::Latin1Signs => '\u{b3}',
+                0xb5 if matches!(
+                    set,
+                    HighBytes::Latin1Signs | HighBytes::MicroAtB5 | HighBytes::GreekWindows
+                ) =>
+                {
+                    '\u{b5}'
+                }
+                0xb2 | 0xb3
+                    if matches!(
+                        set,
+                        HighBytes::Latin1Signs | HighBytes::Greek | HighBytes::GreekWindows
+                    ) =>
+                {
+                    if b == 0xb2 {
+                        '\u{b2}'
+                    } else {
+                        '\u{b3}'
+                    }
+                }
+                0xec if matches!(set, HighBytes::Greek | HighBytes::GreekWindows) => '\u{3bc}',
                 _ => '\u{fffd}',
             })
             .collect(),
@@ -5507,6 +5549,7 @@ fn read_tq1(
         let mut written = Vec::new();
         let mut failed = false;
         let mut first_rep: Option<f64> = None;
+        let mut zero_rep = false;
         for rep in field.repetitions() {
             let qty = String::from_utf8_lossy(rep.component(1).raw()).into_owned();
             let Some(v) = units::parse_nm(&qty).filter(|v| *v >= 0.0) else {
@@ -5579,6 +5622,7 @@ fn read_tq1(
                 break;
             };
             total += v * u.factor;
+            zero_rep |= v * u.factor <= 0.0;
             first_rep.get_or_insert(v * u.factor);
             resolution_total += resolution(&qty) * u.factor;
             written.push(format!("{} {label}", qty.trim()));
@@ -5591,6 +5635,19 @@ fn read_tq1(
                 OrderFinding::new(
                     rules::INVALID_NUMBER,
                     format!("TQ1 #{seq}: TQ1-{f} is a zero duration"),
+                )
+                .at(l),
+            );
+            continue;
+        }
+        // A zero repetition beside others: a receiver keeping that one reads
+        // a zero duration, refused as it is alone (found by a review, session
+        // 34: `0^min~90^min` was judged at 90 min only).
+        if zero_rep && written.len() > 1 {
+            out.findings.push(
+                OrderFinding::new(
+                    rules::INVALID_NUMBER,
+                    format!("TQ1 #{seq}: TQ1-{f} repeats with a zero duration in one repetition ({}): a receiver reading that one has no duration", written.join(" ~ ")),
                 )
                 .at(l),
             );

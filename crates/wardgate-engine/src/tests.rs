@@ -3285,3 +3285,46 @@ fn the_answer_for_a_message_never_answered_is_in_the_senders_terms() {
         String::from_utf8_lossy(&ae)
     );
 }
+
+/// Found by a review (session 34): the event, its reason and the answer name
+/// the finding that matters most. Two readings of one rate that disagree and
+/// are both above the hard limit head with the hard limit (critical), not
+/// the disagreement; two gives above the soft limit head with the one
+/// furthest past it.
+#[test]
+fn the_headline_finding_is_the_most_severe_and_the_furthest_past_its_limit() {
+    let pump_rate =
+        "OBX|1|NM|157784^MDC_FLOW_FLUID_PUMP^MDC||50|265266^MDC_DIM_MILLI_L_PER_HR^MDC|||||F";
+    let o = run(&rgv(
+        &[heparin_rxg("45", "265266^MDC_DIM_MILLI_L_PER_HR^MDC")],
+        &[pump_rate],
+    ));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-010");
+    let e = o.record.event();
+    let rules: Vec<&str> = e
+        .wardgate
+        .findings
+        .iter()
+        .map(|f| f.rule.as_str())
+        .collect();
+    assert!(rules.contains(&"WG-INF-017"), "{rules:?}");
+    assert!(reply_text(&o).contains("WG-INF-010"), "{}", reply_text(&o));
+
+    let two = |a: &str, b: &str| {
+        let mut second = heparin_rxg(b, "U/h^U/h^UCUM");
+        second.replace_range(4..5, "2");
+        run(&rgv(&[heparin_rxg(a, "U/h^U/h^UCUM"), second], &[]))
+    };
+    for (a, b) in [("1600", "1900"), ("1900", "1600")] {
+        let o = two(a, b);
+        assert_eq!(o.verdict, Verdict::Alert, "{a} {b}");
+        let e = o.record.event();
+        assert_eq!(rule_of(&o), "WG-INF-012");
+        assert!(
+            e.event.reason.contains("1900"),
+            "{a} {b}: {}",
+            e.event.reason
+        );
+    }
+}

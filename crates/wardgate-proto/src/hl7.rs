@@ -757,6 +757,11 @@ pub enum HighBytes {
     /// Windows 1250 and 1251: 0xB5 is `µ`, but 0xB2 and 0xB3 are `˛`, `ł`
     /// (1250) and `І`, `і` (1251), not superscripts.
     MicroAtB5,
+    /// Greek, ISO 8859-7 (ISO IR 126): 0xB2, 0xB3 the superscripts and 0xEC
+    /// the Greek small mu `μ` (a Greek EHR's `μg`); 0xB5 is `΅`.
+    Greek,
+    /// Greek, Windows 1253: as Latin-1 at 0xB2, 0xB3 and 0xB5, and 0xEC `μ`.
+    GreekWindows,
     /// Any other set (8859-2, where 0xB5 is `ľ`; 8859-5, Cyrillic; ASCII,
     /// which has no such bytes; an unknown name): byte by byte, and no byte
     /// of 0x80 or above means anything wardgate reads.
@@ -776,6 +781,8 @@ pub fn high_bytes(name: &[u8]) -> HighBytes {
             HighBytes::Latin1Signs
         }
         Some(SetName::Iso8859(1 | 3 | 8 | 9 | 13 | 15, true)) => HighBytes::Latin1Signs,
+        Some(SetName::IsoIr(126)) | Some(SetName::Iso8859(7, true)) => HighBytes::Greek,
+        Some(SetName::Windows(1253)) => HighBytes::GreekWindows,
         Some(SetName::Windows(1252..=1258)) => HighBytes::Latin1Signs,
         Some(SetName::Windows(1250 | 1251)) => HighBytes::MicroAtB5,
         _ => HighBytes::Other,

@@ -774,7 +774,7 @@ fn the_micro_sign_and_superscripts_are_read_only_where_the_declared_set_puts_the
         "Latin1",
         "ISO LATIN 1",
         "windows-1252",
-        "CP1253",
+        "CP1254",
         "WIN1258",
     ] {
         assert_eq!(
@@ -787,13 +787,17 @@ fn the_micro_sign_and_superscripts_are_read_only_where_the_declared_set_puts_the
     for name in ["CP1250", "windows-1251", "WIN1250"] {
         assert_eq!(high_bytes(name.as_bytes()), HighBytes::MicroAtB5, "{name}");
     }
+    // Greek: b"\xb2\xb3\xb5\xec" is `²³΅μ` in 8859-7, `²³µμ` in 1253.
+    for name in ["8859/7", "ISO-8859-7", "ISO IR126"] {
+        assert_eq!(high_bytes(name.as_bytes()), HighBytes::Greek, "{name}");
+    }
+    assert_eq!(high_bytes(b"WINDOWS-1253"), HighBytes::GreekWindows);
     // `ľ`, `ĩ`, a Cyrillic `Е`, Greek, Thai, `ṁ`, `”`, box drawing; ASCII and
     // unknown names: no byte of 0x80 or above is read.
     for name in [
         "8859/2",
         "8859/4",
         "ISO-8859-5",
-        "8859/7",
         "8859/11",
         "8859/14",
         "8859/16",
