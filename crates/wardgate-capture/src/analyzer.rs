@@ -1343,6 +1343,15 @@ impl Analyzer {
                         true,
                     ));
                 }
+                // The sender used these sequence numbers: the receiver's ACK
+                // of them is no ACK of unsent data, nor is a RST after them
+                // out of place (found by a review: a capture cut at 128
+                // bytes raised WG-CAP-009, -010 and -019 on genuine ACKs and
+                // the closing RST, besides the right WG-CAP-026).
+                let used = end.wrapping_add(u32::from(c.flags.fin));
+                if side.snd_nxt.is_none_or(|n| after(used, n)) {
+                    side.snd_nxt = Some(used);
+                }
             }
             Some((k, src, c))
         });
@@ -2525,6 +2534,11 @@ impl Analyzer {
                         || rcv.max_ack == Some(t.seq)
                 }
             } || rcv.max_ack == Some(t.seq)
+                // Right after frames the capture cut short, from where reading
+                // stopped: the host read them whole, and its rcv_nxt is here.
+                || snd.forgotten.is_some_and(|f| {
+                    f.cut && f.end == t.seq && next.is_none_or(|n| !after(f.start, n))
+                })
                 // The server's reset of a connection attempt: it acknowledges
                 // that SYN. (One from the client's end acknowledges nothing
                 // of its own SYN: the host ignores it.)

@@ -4204,3 +4204,55 @@ fn a_proved_second_leg_reads_no_decoy_framed_to_another_station() {
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
 }
+
+/// Found by a review (session 34): after a frame the snap length cut (named,
+/// WG-CAP-026), the server's genuine ACK of its bytes was dropped as an ACK
+/// of data never sent (WG-CAP-009, then WG-CAP-019), and the client's closing
+/// RST right after them ignored as out of place (WG-CAP-010). The sender used
+/// those sequence numbers and the host read them: only the cut is named.
+#[test]
+fn genuine_packets_after_a_cut_frame_are_not_named_as_decoys() {
+    let bad = order("BAD-1", "90");
+    let mut all = handshake(false);
+    all.push(build(&Seg::data(0, &bad)));
+    all.push(server_ack(bad.len() as u32));
+    all.push(build(&Seg {
+        rst: true,
+        ..Seg::data(bad.len() as u32, b"")
+    }));
+    let records: Vec<Captured<'_>> = all
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Captured {
+            link: LinkType::Ethernet,
+            data: if i == 3 { &f[..100] } else { f },
+            orig_len: f.len() as u32,
+        })
+        .collect();
+    let at = |i: usize| i as u64 * 1000;
+    let (_, rules) = run_captured(
+        &records,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &at,
+    );
+    assert!(has(&rules, "WG-CAP-026"), "{rules:?}");
+    for r in ["WG-CAP-009", "WG-CAP-010", "WG-CAP-019"] {
+        assert!(!has(&rules, r), "{r}: {rules:?}");
+    }
+    // The same RST with the server's ACK missing from the capture: still at
+    // the host's rcv_nxt (the cut frame's end).
+    let no_ack: Vec<Captured<'_>> = records
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 4)
+        .map(|(_, c)| c)
+        .collect();
+    let (_, rules) = run_captured(
+        &no_ack,
+        wardgate_capture::reassembly::Policy::Linux,
+        FlowLimits::default(),
+        &at,
+    );
+    assert!(!has(&rules, "WG-CAP-010"), "{rules:?}");
+}
