@@ -1723,11 +1723,18 @@ def cases():
               message(cid(), [(vanc2000, [f"TQ1|1|{q}|||||||||||1^{HR_CQ}"])]), "allow")
     # A zero repetition of TQ1-13 is a zero duration to a receiver keeping it.
     for tq, orc in ((f"0^{MIN_CQ}~90^{MIN_CQ}", "RE"), (f"0^{MIN_CQ}~90^{MIN_CQ}", "CH"),
-                    (f"0.0^{MIN_CQ}~90^{MIN_CQ}", "RE"), (f"0^{HR_CQ}~90^{MIN_CQ}", "RE"),
-                    (f"90^{MIN_CQ}~0^{MIN_CQ}", "RE")):
-        c.add(f"vancomycin 1000 mg ({orc}) over TQ1-13 {tq.split('^')[0]}~... with a zero repetition",
+                    (f"0.0^{MIN_CQ}~90^{MIN_CQ}", "RE"), (f"0^{HR_CQ}~90^{MIN_CQ}", "RE")):
+        c.add(f"vancomycin 1000 mg ({orc}) over TQ1-13 {tq.replace(MIN_CQ, 'min').replace(HR_CQ, 'h')} with a zero first repetition",
               message(cid(), [(rxg(f1="1", f4="VANC^vancomycin^LOCAL", f15="1000", f16=MG[1]), [f"TQ1|1||||||||||||{tq}"])], orc=orc),
               "block", "WG-INF-008")
+    # A later zero (a sender writing hours and minutes: 1 h 0 min) changes
+    # neither the sum nor the first repetition: read (a review's regression).
+    for tq, what in ((f"1^{HR_CQ}~0^{MIN_CQ}", "1 h~0 min"), (f"90^{MIN_CQ}~0^{MIN_CQ}", "90 min~0 min")):
+        c.add(f"vancomycin 1000 mg over TQ1-13 {what} (a later zero)",
+              message(cid(), [(rxg(f1="1", f4="VANC^vancomycin^LOCAL", f15="1000", f16=MG[1]), [f"TQ1|1||||||||||||{tq}"])]),
+              "allow")
+    c.add("heparin 10 mL/h, VTBI 250 mL over TQ1-13 25 h~0 min (MDC units)",
+          message(cid(), [(heparin(10, vtbi="250"), [f"TQ1|1||||||||||||25^{HR_CQ}~0^{MIN_CQ}"])]), "allow")
     # Two readings of one rate that disagree, both over the hard limit: refused
     # for both (the record heads with the hard limit, see the same-rule test).
     c.add("heparin RXG-15 25 mL/h (2500 U/h) beside an OBX pump rate 50 mL/h (5000 U/h)",

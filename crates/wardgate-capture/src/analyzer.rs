@@ -166,6 +166,10 @@ pub struct PacketCounts {
     /// their path (the other leg of a router), framed to the station there:
     /// dropped as another station's, not named (see `Legs`).
     pub forwarded_copies: u64,
+    /// Connection ends whose two capture points were proved by a forwarded
+    /// copy time-stamped before its original: the interfaces' clocks
+    /// disagree, and the capture's time order is not the traffic's.
+    pub skewed_copies: u64,
     /// RSTs, SYNs and FINs the host would ignore, ignored here too.
     pub ignored_controls: u64,
     /// Urgent bytes taken out of streams.
@@ -233,15 +237,17 @@ struct Side {
 /// sent, once forwarded, with a TTL one or a few lower and other link
 /// addresses. Those copies are the same segment, not a TTL change or a
 /// frame to another station (found by a review: every routed connection in
-/// such a capture raised WG-CAP-011 and WG-CAP-012). A copy is proved so
-/// when its TCP header and payload (sequence, acknowledgement, flags,
-/// length and checksum) match one of this end's last segments seen at the
-/// other point; both points' TTL and link addresses are then learnt. A frame
-/// at either point raises no TTL change; one framed to another station
-/// than the one this end's frames reach is still dropped (the copy at that
-/// station's point is the one read), but not named. What is read, and so
-/// judged, is what it was without the copies: a forged proof silences only
-/// the alerts on frames wardgate drops anyway.
+/// such a capture raised WG-CAP-011 and WG-CAP-012). The two points are
+/// proved when a segment's TCP header and payload (sequence,
+/// acknowledgement, flags, length and checksum) match one of this end's
+/// last segments seen at the other point. A frame at either point then
+/// raises no TTL change. A frame framed to another station than the one
+/// this end's frames reach is still dropped, and goes unnamed only when it
+/// is a copy of a segment of this end already read (the same TCP bytes):
+/// nothing is lost by dropping it. Any other such frame is named as before
+/// (found by a second review: a proof forged on a SPAN port, with the
+/// station steered to the attacker's MAC, had the real order dropped
+/// unnamed while a decoy was judged).
 #[derive(Debug, Default)]
 struct Legs {
     /// Its last segments, at whichever point.
@@ -249,17 +255,53 @@ struct Legs {
     next: usize,
     /// The two points, once proved: (TTL, destination MAC, cooked type).
     proved: Option<[Leg; 2]>,
+    /// Once proved, its last segments read (allocated then: most
+    /// connections are seen at one point).
+    read: Option<Box<ReadRing>>,
+    /// The proof's forwarded copy (the lower TTL) was time-stamped before
+    /// its original: the capture's interfaces' clocks disagree.
+    skewed: bool,
 }
+
+/// The TCP fingerprints of a connection end's last segments read.
+#[derive(Debug)]
+struct ReadRing {
+    seen: [Option<TcpPrint>; READ_RING],
+    next: usize,
+}
+
+/// Segments read remembered per end once two points are proved: copies
+/// further behind their originals (many segments in flight between the two
+/// points) are named.
+const READ_RING: usize = 32;
 
 /// Where a frame was seen: its TTL and link addresses.
 type Leg = (u8, Option<[u8; 6]>, Option<decode::Cooked>);
 
+/// Sequence, acknowledgement, TCP checksum, payload length, flags byte.
+type TcpPrint = (u32, u32, u16, u32, u8);
+
 /// One segment as seen at one point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
-    /// Sequence, acknowledgement, TCP checksum, payload length, flags byte.
-    tcp: (u32, u32, u16, u32, u8),
+    tcp: TcpPrint,
     leg: Leg,
+    /// It was read (passed the receiver's checks).
+    read: bool,
+}
+
+fn tcp_print(t: &decode::Tcp<'_>) -> TcpPrint {
+    let seg = t.segment;
+    (
+        t.seq,
+        t.ack,
+        u16::from_be_bytes([
+            seg.get(16).copied().unwrap_or(0),
+            seg.get(17).copied().unwrap_or(0),
+        ]),
+        t.payload.len() as u32,
+        seg.get(13).copied().unwrap_or(0),
+    )
 }
 
 impl Legs {
@@ -270,17 +312,7 @@ impl Legs {
         if let Some(p) = &self.proved {
             return p.contains(&leg);
         }
-        let seg = t.segment;
-        let tcp = (
-            t.seq,
-            t.ack,
-            u16::from_be_bytes([
-                seg.get(16).copied().unwrap_or(0),
-                seg.get(17).copied().unwrap_or(0),
-            ]),
-            t.payload.len() as u32,
-            seg.get(13).copied().unwrap_or(0),
-        );
+        let tcp = tcp_print(t);
         let copy_of = self.recent.iter().flatten().find(|e| {
             e.tcp == tcp
                 && (1..=MAX_HOPS_BETWEEN).contains(&e.leg.0.abs_diff(leg.0))
@@ -290,11 +322,52 @@ impl Legs {
         // path that wardgate can trust (see `DECOY_TTL`).
         if let Some(e) = copy_of.filter(|e| e.leg.0.min(leg.0) > DECOY_TTL) {
             self.proved = Some([e.leg, leg]);
+            self.skewed = e.leg.0 < leg.0;
+            let mut ring = Box::new(ReadRing {
+                seen: [None; READ_RING],
+                next: 0,
+            });
+            // The segment that proved them, if it was read at its point.
+            if e.read {
+                ring.seen[0] = Some(e.tcp);
+                ring.next = 1;
+            }
+            self.read = Some(ring);
             return true;
         }
-        self.recent[self.next] = Some(Seen { tcp, leg });
+        self.recent[self.next] = Some(Seen {
+            tcp,
+            leg,
+            read: false,
+        });
         self.next = (self.next + 1) % self.recent.len();
         false
+    }
+
+    /// Notes a segment read.
+    fn read(&mut self, t: &decode::Tcp<'_>) {
+        let tcp = tcp_print(t);
+        match self.read.as_mut() {
+            Some(r) => {
+                r.seen[r.next] = Some(tcp);
+                r.next = (r.next + 1) % READ_RING;
+            }
+            None => {
+                // Before the proof: the latest of `recent` is this segment.
+                let last = (self.next + self.recent.len() - 1) % self.recent.len();
+                if let Some(e) = self.recent[last].as_mut().filter(|e| e.tcp == tcp) {
+                    e.read = true;
+                }
+            }
+        }
+    }
+
+    /// Whether this segment's TCP bytes were read lately.
+    fn was_read(&self, t: &decode::Tcp<'_>) -> bool {
+        let tcp = tcp_print(t);
+        self.read
+            .as_ref()
+            .is_some_and(|r| r.seen.iter().flatten().any(|s| *s == tcp))
     }
 }
 
@@ -2270,6 +2343,9 @@ impl Analyzer {
         // or a route change, is only reported.
         // A frame at one of two capture points proved on this end's path.
         let other_leg = snd.legs.on_path(t, (d.ttl, d.dst_mac, d.cooked));
+        if std::mem::take(&mut snd.legs.skewed) {
+            self.counts.skewed_copies += 1;
+        }
         let ttl_change = match snd.shown.ttl {
             _ if other_leg => None,
             None => {
@@ -2803,11 +2879,10 @@ impl Analyzer {
             return;
         }
         if let Some((rule, why)) = drop {
-            if other_leg && rule.id == rules::OTHER_STATION_MAC.id {
+            if other_leg && rule.id == rules::OTHER_STATION_MAC.id && snd.legs.was_read(t) {
                 // The copy at the other point of a path both points of the
-                // capture are proved on: the copy at the station's point is
-                // the one read (and was, or will be). Dropped as before, not
-                // named: the alert was every routed connection's.
+                // capture are proved on, of a segment read: dropped as
+                // before, not named (the alert was every routed connection's).
                 self.counts.forwarded_copies += 1;
                 return;
             }
@@ -2887,6 +2962,7 @@ impl Analyzer {
             );
         }
         // Accepted: what the host's stack learns from it.
+        snd.legs.read(t);
         // Window scaling applies when both SYNs offered it; when the handshake
         // was not seen (joined mid-stream, or after a timeout) the scale is
         // unknown and taken as the largest, so no real data is judged out of
@@ -4263,6 +4339,16 @@ impl Analyzer {
 
     /// End of input: every connection still open is flushed and closed.
     pub fn finish_all(&mut self, out: &mut dyn FnMut(Record)) {
+        if self.counts.skewed_copies > 0 {
+            self.capture_alert(
+                rules::CAPTURE_OUT_OF_ORDER,
+                format!(
+                    "the capture's interfaces' clocks disagree: on {} connection end(s) seen at two points of their path, the forwarded copy of a segment was time-stamped before the segment itself; frames merged by time are then out of the traffic's order",
+                    self.counts.skewed_copies
+                ),
+                out,
+            );
+        }
         let mut expired = Vec::new();
         self.defrag.expire(u64::MAX, &mut |a| expired.push(a));
         self.defrag6.expire(u64::MAX, &mut |a| expired.push(a));

@@ -4203,6 +4203,16 @@ fn a_proved_second_leg_reads_no_decoy_framed_to_another_station() {
     let (d, rules) = analyse(&frames);
     assert!(violated(&d, "BAD-1"), "{d:?} {rules:?}");
     assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
+
+    // A frame at the proved second point (its TTL and MACs) that the
+    // connection's station does not take, carrying bytes never read: dropped
+    // as before, and named (a second review forged a proof to have the real
+    // order dropped in silence).
+    let mut frames: Vec<Vec<u8>> = hs.iter().flat_map(|f| legs(f)).collect();
+    frames.push(legs(&build(&Seg::data(0, &bad)))[1].clone());
+    let (d, rules) = analyse(&frames);
+    assert!(!violated(&d, "BAD-1"), "{d:?} {rules:?}");
+    assert!(has(&rules, "WG-CAP-012"), "{rules:?}");
 }
 
 /// Found by a review (session 34): after a frame the snap length cut (named,
@@ -4255,4 +4265,27 @@ fn genuine_packets_after_a_cut_frame_are_not_named_as_decoys() {
         &at,
     );
     assert!(!has(&rules, "WG-CAP-010"), "{rules:?}");
+}
+
+/// Two interfaces whose clocks disagree (a review, session 34): the
+/// forwarded copy of each segment is time-stamped before the segment. The
+/// capture's time order is not the traffic's, which is named (WG-CAP-028)
+/// where it would otherwise only show as holes and decoys.
+#[test]
+fn forwarded_copies_stamped_before_their_originals_name_the_clock_skew() {
+    let bad = order("BAD-1", "90");
+    let mut plain = handshake(false);
+    plain.push(build(&Seg::data(0, &bad)));
+    let skewed: Vec<Vec<u8>> = plain
+        .iter()
+        .flat_map(|f| {
+            let [a, b] = legs(f);
+            [b, a]
+        })
+        .collect();
+    let (_, rules) = analyse(&skewed);
+    assert!(has(&rules, "WG-CAP-028"), "{rules:?}");
+    let in_order: Vec<Vec<u8>> = plain.iter().flat_map(|f| legs(f)).collect();
+    let (_, rules) = analyse(&in_order);
+    assert!(!has(&rules, "WG-CAP-028"), "{rules:?}");
 }

@@ -340,17 +340,12 @@ fn inspect_frame(route: &RoutePolicy, flow: &Flow, frame: &[u8], clock: &Clock) 
         i.patient_id = i.patient_id.take().and(patient.clone());
     }
     event.wardgate.infusion = check.infusions;
-    // The event's rule is the most severe finding, and the answer and the
-    // reason name that same finding (the record says what the refusal said);
-    // every finding is listed. Among one severity, the limit passed furthest
-    // (two insulin steps over the soft limit: the 24 U/h one, not the 16);
-    // the sort is stable: among equals, the order of the message.
+    // The event's rule is the headline finding (the most severe; see
+    // `OrderFinding::in_headline_order`), and the answer and the reason name
+    // that same finding (the record says what the refusal said); every
+    // finding is listed.
     let mut sorted = check.findings;
-    sorted.sort_by(|a, b| {
-        (b.blocks(), b.rule.severity)
-            .cmp(&(a.blocks(), a.rule.severity))
-            .then(b.excess.total_cmp(&a.excess))
-    });
+    OrderFinding::in_headline_order(&mut sorted);
     let blocking: Vec<&OrderFinding> = sorted.iter().filter(|f| f.blocks()).collect();
     let (verdict, reason) = if let Some(first) = blocking.first() {
         (
@@ -469,19 +464,13 @@ pub fn refused_now(route: &RoutePolicy, frame: &[u8]) -> Option<(Rule, String)> 
         route.care_area,
         route.time_zone.as_ref(),
     );
-    // The most severe blocking finding, as `judge_order`'s answer names it
-    // (the first of the furthest past its limit among equals).
-    let mut first: Option<&infusion::OrderFinding> = None;
-    for f in check.findings.iter().filter(|f| f.blocks()) {
-        let better = first.is_none_or(|b| {
-            (f.rule.severity, f.excess.total_cmp(&b.excess))
-                > (b.rule.severity, std::cmp::Ordering::Equal)
-        });
-        if better {
-            first = Some(f);
-        }
-    }
-    first.map(|f| (f.rule, format!("infusion order blocked: {}", f.detail)))
+    // The headline blocking finding, as `judge_order`'s answer names it.
+    let mut findings = check.findings;
+    OrderFinding::in_headline_order(&mut findings);
+    findings
+        .first()
+        .filter(|f| f.blocks())
+        .map(|f| (f.rule, format!("infusion order blocked: {}", f.detail)))
 }
 
 /// `enforcement = "monitor"`: a block becomes an alert (`would-block`, the same

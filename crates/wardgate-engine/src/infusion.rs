@@ -258,6 +258,33 @@ impl OrderFinding {
         self
     }
 
+    /// Puts findings in the order an event lists them, its headline first:
+    /// blocking before alerting, then by severity; among one severity, the
+    /// limit findings by how far past their limits (two insulin steps over
+    /// the soft limit: the 24 U/h one first), in the places the limit
+    /// findings had, and everything else in the order of the message (a
+    /// disagreement stated first stays first: its reading under a minimum
+    /// is not the point).
+    pub fn in_headline_order(findings: &mut [OrderFinding]) {
+        findings.sort_by_key(|f| std::cmp::Reverse((f.blocks(), f.rule.severity)));
+        let mut start = 0;
+        while start < findings.len() {
+            let key = |f: &OrderFinding| (f.blocks(), f.rule.severity);
+            let k = key(&findings[start]);
+            let end = start + findings[start..].iter().take_while(|f| key(f) == k).count();
+            let at: Vec<usize> = (start..end).filter(|&i| findings[i].excess > 0.0).collect();
+            if at.len() > 1 {
+                let mut limits: Vec<OrderFinding> =
+                    at.iter().map(|&i| findings[i].clone()).collect();
+                limits.sort_by(|a, b| b.excess.total_cmp(&a.excess));
+                for (i, f) in at.into_iter().zip(limits) {
+                    findings[i] = f;
+                }
+            }
+            start = end;
+        }
+    }
+
     fn past(mut self, ratio: f64) -> Self {
         self.excess = if ratio.is_finite() { ratio } else { f64::MAX };
         self
@@ -5622,7 +5649,10 @@ fn read_tq1(
                 break;
             };
             total += v * u.factor;
-            zero_rep |= v * u.factor <= 0.0;
+            // The first repetition only: it is what a parser keeping one
+            // reads; a later zero (`1^h~0^min`, a sender writing hours and
+            // minutes) changes neither reading (found by a review).
+            zero_rep |= written.is_empty() && v * u.factor <= 0.0;
             first_rep.get_or_insert(v * u.factor);
             resolution_total += resolution(&qty) * u.factor;
             written.push(format!("{} {label}", qty.trim()));
@@ -5640,14 +5670,14 @@ fn read_tq1(
             );
             continue;
         }
-        // A zero repetition beside others: a receiver keeping that one reads
-        // a zero duration, refused as it is alone (found by a review, session
-        // 34: `0^min~90^min` was judged at 90 min only).
+        // A zero first repetition beside others: a receiver keeping the first
+        // reads a zero duration, refused as it is alone (found by a review,
+        // session 34: `0^min~90^min` was judged at 90 min only).
         if zero_rep && written.len() > 1 {
             out.findings.push(
                 OrderFinding::new(
                     rules::INVALID_NUMBER,
-                    format!("TQ1 #{seq}: TQ1-{f} repeats with a zero duration in one repetition ({}): a receiver reading that one has no duration", written.join(" ~ ")),
+                    format!("TQ1 #{seq}: TQ1-{f} repeats with a zero first repetition ({}): a receiver reading the first has no duration", written.join(" ~ ")),
                 )
                 .at(l),
             );

@@ -3311,6 +3311,36 @@ fn the_headline_finding_is_the_most_severe_and_the_furthest_past_its_limit() {
     assert!(rules.contains(&"WG-INF-017"), "{rules:?}");
     assert!(reply_text(&o).contains("WG-INF-010"), "{}", reply_text(&o));
 
+    // Readings that disagree, the lower under the hard minimum: the
+    // disagreement (stated first) heads, not the low reading (a review's
+    // regression: the new tie-break had put any limit first).
+    let p = policy_from(&SITE.replace(
+        "rate_hard_max = 2000",
+        "rate_hard_max = 2000\nrate_hard_min = 50",
+    ));
+    let low_pump =
+        "OBX|1|NM|157784^MDC_FLOW_FLUID_PUMP^MDC||0.4|265266^MDC_DIM_MILLI_L_PER_HR^MDC|||||F";
+    let msg = rgv(
+        &[heparin_rxg("10", "265266^MDC_DIM_MILLI_L_PER_HR^MDC")],
+        &[low_pump],
+    );
+    let o = inspect(&p.routes[0], &flow(&p), &framed(&msg), &clock());
+    assert_eq!(
+        rule_of(&o),
+        "WG-INF-017",
+        "{}",
+        o.record.event().event.reason
+    );
+    let rules: Vec<String> = o
+        .record
+        .event()
+        .wardgate
+        .findings
+        .iter()
+        .map(|f| f.rule.clone())
+        .collect();
+    assert!(rules.contains(&"WG-INF-023".to_owned()), "{rules:?}");
+
     let two = |a: &str, b: &str| {
         let mut second = heparin_rxg(b, "U/h^U/h^UCUM");
         second.replace_range(4..5, "2");
