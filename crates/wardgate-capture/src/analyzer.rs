@@ -243,8 +243,9 @@ struct Side {
 /// last segments seen at the other point. A frame at either point then
 /// raises no TTL change. A frame framed to another station than the one
 /// this end's frames reach is still dropped, and goes unnamed only when it
-/// is a copy of a segment of this end already read (the same TCP bytes):
-/// nothing is lost by dropping it. Any other such frame is named as before
+/// is a copy of a segment of this end already read (the same TCP header
+/// fields and a payload of the same keyed hash): nothing is lost by
+/// dropping it. Any other such frame is named as before
 /// (found by a second review: a proof forged on a SPAN port, with the
 /// station steered to the attacker's MAC, had the real order dropped
 /// unnamed while a decoy was judged).
@@ -263,11 +264,22 @@ struct Legs {
     skewed: bool,
 }
 
-/// The TCP fingerprints of a connection end's last segments read.
+/// The TCP fingerprints of a connection end's last segments read, each with
+/// a keyed hash of its payload: the 16-bit checksum in the fingerprint is
+/// one an attacker can match with other bytes, the keyed hash is not.
 #[derive(Debug)]
 struct ReadRing {
-    seen: [Option<TcpPrint>; READ_RING],
+    seen: [Option<(TcpPrint, u64)>; READ_RING],
     next: usize,
+}
+
+/// A hash of a payload keyed per process (SipHash with a random key): only
+/// computed on connections seen at two points.
+fn payload_key(payload: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(std::hash::RandomState::new)
+        .hash_one(payload)
 }
 
 /// Segments read remembered per end once two points are proved: copies
@@ -327,9 +339,11 @@ impl Legs {
                 seen: [None; READ_RING],
                 next: 0,
             });
-            // The segment that proved them, if it was read at its point.
-            if e.read {
-                ring.seen[0] = Some(e.tcp);
+            // The segment that proved them, if it was read at its point and
+            // carries no data (its bytes were not kept: a payload matched by
+            // checksum alone could be another's).
+            if e.read && t.payload.is_empty() {
+                ring.seen[0] = Some((e.tcp, payload_key(&[])));
                 ring.next = 1;
             }
             self.read = Some(ring);
@@ -349,7 +363,7 @@ impl Legs {
         let tcp = tcp_print(t);
         match self.read.as_mut() {
             Some(r) => {
-                r.seen[r.next] = Some(tcp);
+                r.seen[r.next] = Some((tcp, payload_key(t.payload)));
                 r.next = (r.next + 1) % READ_RING;
             }
             None => {
@@ -364,10 +378,15 @@ impl Legs {
 
     /// Whether this segment's TCP bytes were read lately.
     fn was_read(&self, t: &decode::Tcp<'_>) -> bool {
+        let Some(r) = self.read.as_ref() else {
+            return false;
+        };
         let tcp = tcp_print(t);
-        self.read
-            .as_ref()
-            .is_some_and(|r| r.seen.iter().flatten().any(|s| *s == tcp))
+        let mut key = None;
+        r.seen
+            .iter()
+            .flatten()
+            .any(|(s, k)| *s == tcp && *key.get_or_insert_with(|| payload_key(t.payload)) == *k)
     }
 }
 
