@@ -55,6 +55,10 @@ pub struct ReadStats {
     pub out_of_order: u64,
 }
 
+/// What a held frame costs beside its bytes (its record and allocation):
+/// counted, so that empty frames cannot pile up past the bound.
+const HELD_OVERHEAD: usize = 64;
+
 /// A frame held for reordering.
 struct Held {
     ts: u64,
@@ -114,7 +118,7 @@ impl Reorder {
         if let Some(l) = self.last.get_mut(iface) {
             *l = Some(l.map_or(p.ts_micros, |l| l.max(p.ts_micros)));
         }
-        self.held_bytes += p.data.len();
+        self.held_bytes += p.data.len() + HELD_OVERHEAD;
         self.serial += 1;
         self.heap.push(Reverse(Held {
             ts: p.ts_micros,
@@ -154,7 +158,7 @@ impl Reorder {
             let Some(Reverse(h)) = self.heap.pop() else {
                 break;
             };
-            self.held_bytes = self.held_bytes.saturating_sub(h.data.len());
+            self.held_bytes = self.held_bytes.saturating_sub(h.data.len() + HELD_OVERHEAD);
             if h.ts < self.released {
                 stats.out_of_order += 1;
             }
