@@ -1,5 +1,6 @@
 //! Passive analysis end to end: whatever the capture holds (raw bytes as a pcap
-//! body, or TCP segments in any order, direction, flags and content towards the
+//! body or as the blocks of a pcapng section with two interfaces, or TCP
+//! segments in any order, direction, flags and content towards the
 //! demo site's routes), reading, decoding, reassembly, every protocol parser and
 //! the policy run without a panic, and memory stays within the flow limits.
 #![no_main]
@@ -8,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use wardgate_capture::decode::LinkType;
-use wardgate_capture::source::{read_packets, Packet, SourceLimits};
+use wardgate_capture::source::{read_packets, Packet, ReadStats, SourceLimits};
 use wardgate_capture::{Analyzer, FlowLimits};
 use wardgate_config::{Config, Validated};
 use wardgate_engine::observe::{ObserveOptions, Observer};
@@ -131,13 +132,46 @@ fuzz_target!(|data: &[u8]| {
         ObserveOptions::default(),
     );
     let mut b = Analyzer::new(observer, limits);
-    let _ = read_packets(
-        std::io::Cursor::new(file),
-        SourceLimits {
-            buffer_bytes: 4096,
-            max_block_bytes: 1 << 16,
-        },
-        |p| b.packet(p, &mut sink),
-    );
+    let small = SourceLimits {
+        buffer_bytes: 4096,
+        max_block_bytes: 1 << 16,
+        reorder_window_us: 1_000_000,
+        reorder_bytes: 1 << 16,
+    };
+    let mut stats = ReadStats::default();
+    let _ = read_packets(std::io::Cursor::new(file), small, &mut stats, |p| {
+        b.packet(p, &mut sink)
+    });
     b.finish_all(&mut sink);
+    // 3. The same bytes as blocks of a pcapng section with two interfaces
+    // (merged by time: the reorder buffer's bounds hold whatever the blocks).
+    let mut ng = Vec::with_capacity(80 + data.len());
+    let block = |f: &mut Vec<u8>, kind: u32, body: &[u8]| {
+        let len = 12 + body.len() as u32;
+        f.extend_from_slice(&kind.to_le_bytes());
+        f.extend_from_slice(&len.to_le_bytes());
+        f.extend_from_slice(body);
+        f.extend_from_slice(&len.to_le_bytes());
+    };
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut ng, 0x0A0D_0D0A, &shb);
+    for _ in 0..2 {
+        let mut idb = 1u16.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        block(&mut ng, 1, &idb);
+    }
+    ng.extend_from_slice(data);
+    let observer = Observer::new(
+        policy.clone(),
+        v.local_networks.clone(),
+        ObserveOptions::default(),
+    );
+    let mut c = Analyzer::new(observer, limits);
+    let _ = read_packets(std::io::Cursor::new(ng), small, &mut stats, |p| {
+        c.packet(p, &mut sink)
+    });
+    c.finish_all(&mut sink);
 });

@@ -4289,3 +4289,40 @@ fn forwarded_copies_stamped_before_their_originals_name_the_clock_skew() {
     let (_, rules) = analyse(&in_order);
     assert!(!has(&rules, "WG-CAP-028"), "{rules:?}");
 }
+
+/// Found by two reviews (session 34): one frame forged from the server's
+/// address with another MAC, then one to that MAC, moved the connection's
+/// station there (the failover rule), and the real order, framed to the
+/// server's own MAC, was dropped as to another station while a decoy to the
+/// forged MAC was judged. Frames to the station before such a change are now
+/// a copy the host may have read: a decoy there is named either way round.
+#[test]
+fn a_station_moved_by_forged_frames_leaves_the_real_order_named() {
+    const M: [u8; 6] = [2, 0, 0, 0, 0, 0x66];
+    let bad = order("BAD-1", "90");
+    let safe = order("BAD-1", "5");
+    let to_m = |mut f: Vec<u8>| {
+        f[0..6].copy_from_slice(&M);
+        f
+    };
+    let mut forged_ack = server_ack(0);
+    forged_ack[6..12].copy_from_slice(&M);
+    // The decoy first (it moves the station), then the real order.
+    let mut first = handshake(false);
+    first.push(forged_ack.clone());
+    first.push(to_m(build(&Seg::data(0, &safe))));
+    first.push(build(&Seg::data(0, &bad)));
+    // A pure ACK moves the station, the real order, then the decoy.
+    let mut after = handshake(false);
+    after.push(forged_ack);
+    after.push(to_m(build(&Seg::data(0, b""))));
+    after.push(build(&Seg::data(0, &bad)));
+    after.push(to_m(build(&Seg::data(0, &safe))));
+    for (name, frames) in [("decoy first", first), ("decoy after", after)] {
+        let (d, rules) = analyse(&frames);
+        assert!(
+            violated(&d, "BAD-1") || has(&rules, "WG-CAP-005"),
+            "{name}: {d:?} {rules:?}"
+        );
+    }
+}
