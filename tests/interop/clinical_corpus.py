@@ -1284,6 +1284,25 @@ def cases():
     ):
         c.add(f"multistep: {what}", message(cid(), gives), "block", "WG-INF-047")
 
+    # A multistep programme runs every step: their doses add up (found by a
+    # review, session 34: each step passed its dose limit alone).
+    hep_dose = lambda step, u, *obx_: (rxg(f1=str(step), f4="HEP^heparin^LOCAL", f15=u, f16=U[1], f17="25000", f18=U[1], f23="250", f24=ML[1]), list(obx_))  # noqa: E731
+    loading = "OBX|1|ST|158037^MDC_INFUS_ORDER_STEP_TYPE^MDC||loading-dose||||||F"
+    c.add("multistep: a 9000 U loading step then an unlabelled 9000 U step (18 000 U)",
+          message(cid(), [hep_dose(1, "9000", loading), hep_dose(2, "9000")]), "block", "WG-INF-011")
+    c.add("multistep: three unlabelled 9000 U heparin steps",
+          message(cid(), [hep_dose(1, "9000"), hep_dose(2, "9000"), hep_dose(3, "9000")]), "block", "WG-INF-011")
+    c.add("multistep: a 4000 U loading step then 3000 U (7000 U, within 10 000)",
+          message(cid(), [hep_dose(1, "4000", loading), hep_dose(2, "3000")]), "allow")
+    vanc_step = lambda step, mg: (rxg(f1=str(step), f4="VANC^vancomycin^LOCAL", f15=mg, f16=MG[1]), [])  # noqa: E731
+    c.add("multistep: vancomycin 2000 mg + 2000 mg (4000 mg)", message(cid(), [vanc_step(1, "2000"), vanc_step(2, "2000")]), "block", "WG-INF-011")
+    c.add("multistep: vancomycin 1500 mg + 1000 mg (2500 mg, over the soft limit)", message(cid(), [vanc_step(1, "1500"), vanc_step(2, "1000")]), "alert", "WG-INF-013")
+    c.add("multistep: vancomycin 1000 mg + 1000 mg (2000 mg)", message(cid(), [vanc_step(1, "1000"), vanc_step(2, "1000")]), "allow")
+    gent_step = lambda step: (rxg(f1=str(step), f4="GENT^gentamicin^LOCAL", f15="500", f16=MG[1]), [])  # noqa: E731
+    c.add("multistep: gentamicin 500 mg + 500 mg (a dose-only drug, 600 mg limit)", message(cid(), [gent_step(1), gent_step(2)]), "block", "WG-INF-011")
+    c.add("multistep: a 4000 U loading step then a continuous 10 mL/h step",
+          message(cid(), [hep_dose(1, "4000", loading), (heparin(10, f1="2"), [])]), "allow")
+
     c.add("multistep: two orders each numbering its give 1", message(cid(), [(heparin(10), [])], post=("ORC|RE|X9^EHR", heparin(5), "RXR|^IV^HL70162")), "block", "WG-INF-047")
     c.add("two orders of one drug and concentration, gives numbered 1 and 2", message(cid(), [(heparin(10), [])], post=("ORC|RE|X10^EHR", heparin(5, f1="2"), "RXR|^IV^HL70162")), "allow")
 

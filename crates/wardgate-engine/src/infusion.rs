@@ -314,6 +314,10 @@ pub struct OrderCheck {
     /// Each give's drug and concentration as read, for the steps of a
     /// multistep order to be compared.
     steps: Vec<(String, Option<Concentration>)>,
+    /// Each give's dose as judged (its most dangerous reading, in the dose
+    /// limits' unit) with those limits and the drug's name: a multistep
+    /// programme runs every step, so their doses add up.
+    step_doses: Vec<(f64, QuantityLimits, String)>,
 }
 
 impl OrderCheck {
@@ -852,6 +856,52 @@ pub fn check(
     });
     if let Some(f) = differs {
         out.findings.push(f);
+    }
+    // A multistep programme gives every step's dose, one after another from
+    // one container: their total against the dose limits (found by a review,
+    // session 34: a 9000 U loading step and an unlabelled 9000 U step, 18 000
+    // U of heparin against a 10 000 U limit, passed step by step).
+    if gives.len() > 1 && out.step_doses.len() > 1 {
+        let (_, limits, drug) = &out.step_doses[0];
+        let same = out
+            .step_doses
+            .iter()
+            .all(|(_, l, d)| d == drug && l.unit_text == limits.unit_text);
+        if same {
+            let total: f64 = out.step_doses.iter().map(|(v, ..)| v).sum();
+            let unit = &limits.unit_text;
+            let steps = out.step_doses.len();
+            let above = |l: f64| total > l * (1.0 + LIMIT_TOLERANCE);
+            let finding = if above(limits.hard_max) {
+                Some((
+                    DOSE_RULES.0,
+                    format!(
+                        "{drug} doses of the {steps} steps of a multistep order add up to {} {unit}, above the hard limit {} {unit}",
+                        round(total),
+                        limits.hard_max
+                    ),
+                    total / limits.hard_max,
+                ))
+            } else {
+                limits.soft_max.filter(|s| above(*s)).map(|s| {
+                    (
+                        DOSE_RULES.1,
+                        format!(
+                            "{drug} doses of the {steps} steps of a multistep order add up to {} {unit}, above the soft limit {s} {unit}",
+                            round(total)
+                        ),
+                        total / s,
+                    )
+                })
+            };
+            if let Some((rule, text, ratio)) = finding {
+                out.findings.push(
+                    OrderFinding::new(rule, text)
+                        .at(loc(b"RXG", 1, 0))
+                        .past(ratio),
+                );
+            }
+        }
     }
     out
 }
@@ -2369,6 +2419,8 @@ fn check_give(
                 {
                     (facts.dose_ordered, facts.dose, facts.dose_unit) = recorded(&hi, limits);
                     compare(n, "dose", &entry.display, &lo, &hi, limits, DOSE_RULES, out);
+                    out.step_doses
+                        .push((hi.0, limits.clone(), entry.display.clone()));
                 }
             }
             None => {
