@@ -317,7 +317,7 @@ pub struct OrderCheck {
     /// Each give's dose as judged (its most dangerous reading, in the dose
     /// limits' unit) with those limits and the drug's name: a multistep
     /// programme runs every step, so their doses add up.
-    step_doses: Vec<(f64, QuantityLimits, String)>,
+    step_doses: Vec<(usize, f64, QuantityLimits, String)>,
 }
 
 impl OrderCheck {
@@ -862,21 +862,27 @@ pub fn check(
     // session 34: a 9000 U loading step and an unlabelled 9000 U step, 18 000
     // U of heparin against a 10 000 U limit, passed step by step).
     if gives.len() > 1 && out.step_doses.len() > 1 {
-        let (_, limits, drug) = &out.step_doses[0];
+        let (_, _, limits, drug) = &out.step_doses[0];
         let same = out
             .step_doses
             .iter()
-            .all(|(_, l, d)| d == drug && l.unit_text == limits.unit_text);
+            .all(|(_, _, l, d)| d == drug && l.unit_text == limits.unit_text);
         if same {
-            let total: f64 = out.step_doses.iter().map(|(v, ..)| v).sum();
+            let total: f64 = out.step_doses.iter().map(|(_, v, ..)| v).sum();
             let unit = &limits.unit_text;
-            let steps = out.step_doses.len();
+            let numbers: Vec<String> = out.step_doses.iter().map(|(n, ..)| n.to_string()).collect();
+            let steps = match numbers.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("steps {} and {last} (of {})", rest.join(", "), gives.len())
+                }
+                _ => format!("steps {} (of {})", numbers.join(", "), gives.len()),
+            };
             let above = |l: f64| total > l * (1.0 + LIMIT_TOLERANCE);
             let finding = if above(limits.hard_max) {
                 Some((
                     DOSE_RULES.0,
                     format!(
-                        "{drug} doses of the {steps} steps of a multistep order add up to {} {unit}, above the hard limit {} {unit}",
+                        "{drug} doses of {steps} of a multistep order add up to {} {unit}, above the hard limit {} {unit}",
                         round(total),
                         limits.hard_max
                     ),
@@ -887,7 +893,7 @@ pub fn check(
                     (
                         DOSE_RULES.1,
                         format!(
-                            "{drug} doses of the {steps} steps of a multistep order add up to {} {unit}, above the soft limit {s} {unit}",
+                            "{drug} doses of {steps} of a multistep order add up to {} {unit}, above the soft limit {s} {unit}",
                             round(total)
                         ),
                         total / s,
@@ -2420,7 +2426,7 @@ fn check_give(
                     (facts.dose_ordered, facts.dose, facts.dose_unit) = recorded(&hi, limits);
                     compare(n, "dose", &entry.display, &lo, &hi, limits, DOSE_RULES, out);
                     out.step_doses
-                        .push((hi.0, limits.clone(), entry.display.clone()));
+                        .push((n, hi.0, limits.clone(), entry.display.clone()));
                 }
             }
             None => {

@@ -3358,3 +3358,37 @@ fn the_headline_finding_is_the_most_severe_and_the_furthest_past_its_limit() {
         );
     }
 }
+
+/// Found by a review (session 34): a multistep programme gives every step's
+/// dose; two 6000 U steps are 12 000 U against a 10 000 U limit, each within
+/// it alone. The record names the steps added.
+#[test]
+fn a_multistep_programmes_doses_add_up() {
+    let step = |n: &str, u: &str| {
+        rxg(&[
+            (1, n),
+            (4, "HEP^heparin^LOCAL"),
+            (15, u),
+            (16, "U^U^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "500"),
+            (24, "mL^mL^UCUM"),
+        ])
+    };
+    let o = run(&rgv(&[step("1", "6000"), step("2", "6000")], &[]));
+    assert_eq!(o.verdict, Verdict::Block);
+    assert_eq!(rule_of(&o), "WG-INF-011");
+    let reason = &o.record.event().event.reason;
+    assert!(
+        reason.contains("steps 1 and 2 (of 2)") && reason.contains("12000"),
+        "{reason}"
+    );
+    let o = run(&rgv(&[step("1", "4000"), step("2", "5000")], &[]));
+    assert_eq!(
+        o.verdict,
+        Verdict::Allow,
+        "{}",
+        o.record.event().event.reason
+    );
+}
