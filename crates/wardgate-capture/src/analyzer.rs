@@ -410,9 +410,6 @@ struct Shown {
     mac: Option<[u8; 6]>,
     /// The destination MAC was confirmed as the peer's own source MAC.
     mac_confirmed: bool,
-    /// The station its frames reached before the peer's frames came from
-    /// another MAC and `mac` followed them (see the failover rule).
-    mac_before: Option<[u8; 6]>,
     /// Its own source MAC, from its first frame.
     src_mac: Option<[u8; 6]>,
     /// Its frames came from more than one source MAC (one forged in its
@@ -581,11 +578,6 @@ enum Doubt {
     /// It came in a frame with more VLAN tags than a flow's key holds: read
     /// only by a host with VLAN interfaces stacked that deep.
     DeepVlan,
-    /// Framed to the station this end's frames reached before the peer's
-    /// frames came from another MAC: after a router failover nobody reads
-    /// it; if frames were forged in the peer's name from that other MAC, the
-    /// peer itself does.
-    StationChanged,
     /// Larger than an Ethernet frame with the checksum offload's pattern,
     /// from a sender that showed good checksums: the receiving host's own
     /// merging on a capture taken there, a bad checksum on a wire.
@@ -2419,43 +2411,8 @@ impl Analyzer {
         // come from is still another station's.
         if let (true, Some(dst)) = (rcv.shown.src_mac_mixed, d.dst_mac) {
             if rcv.shown.src_mac_last == Some(dst) && snd.shown.mac_confirmed {
-                if snd.shown.mac != Some(dst) {
-                    snd.shown.mac_before = snd.shown.mac;
-                }
                 snd.shown.mac = Some(dst);
             }
-        }
-        // A frame to the station this end's frames reached before that
-        // change: a real failover leaves it unread, frames forged in the
-        // peer's name from another MAC (a review steered the station so with
-        // one forged pair) leave it the one read. Kept as a copy the host may
-        // have read: other bytes for its stretch are named.
-        // (At two capture points proved on the path the peer's frames come
-        // from two MACs by nature: those frames are the points' own, above.)
-        if d.dst_mac.is_some()
-            && d.dst_mac == snd.shown.mac_before
-            && d.dst_mac != snd.shown.mac
-            && !flags.syn
-            && !other_leg
-        {
-            // Bytes wardgate already read from frames to the new station:
-            // no copy of them is kept to compare, and the two stations' are
-            // the two readings (a review's decoy, sent to the new station
-            // first with the real order's checksum, was judged in its place).
-            let judged =
-                !t.payload.is_empty() && snd.stream.next_seq().is_some_and(|n| after(n, t.seq));
-            note_uncertain_segment(snd, t, Doubt::StationChanged);
-            self.counts.host_drops += 1;
-            if judged {
-                return self.conn_anomaly(
-                    &k,
-                    rules::OVERLAP_CONFLICT,
-                    || format!("bytes from {src} were sent to the station this connection's frames reached before the peer's frames came from another MAC, for a stretch wardgate had already read from frames to that other MAC: after a router failover that reading stands; if frames were forged in the peer's name from the other MAC, the peer read these bytes instead, which wardgate did not judge"),
-                    ts,
-                    out,
-                );
-            }
-            return;
         }
         let wrong_mac = matches!((d.dst_mac, snd.shown.mac), (Some(a), Some(b)) if a != b);
         // A cooked capture names no MAC; its packet type says how the
@@ -3276,9 +3233,6 @@ impl Analyzer {
                         ),
                         (Doubt::CookedOtherHost, _) => format!(
                             "bytes from {src} come after, or were also sent in, a FIN or RST that a cooked capture showed as to another station, where the capture is not known to be on either end: the receiver got it if it was framed to it, which the capture cannot show, and read none of these bytes then; wardgate judged them"
-                        ),
-                        (Doubt::StationChanged, _) => format!(
-                            "bytes from {src} were also sent, or a FIN or RST before them, in a frame to the station this connection's frames reached before the peer's frames came from another MAC: after a router failover nobody read it, but frames forged in the peer's name from that MAC make it the copy the peer read; wardgate judged this one"
                         ),
                         (Doubt::LowTtl, _) => format!(
                             "bytes from {src} were also sent in a copy with a TTL/hop limit low enough to expire before the host, or not (the capture cannot know the hops to it): the host may have read that copy, which wardgate did not judge, rather than this one, which it judged"

@@ -4291,11 +4291,12 @@ fn forwarded_copies_stamped_before_their_originals_name_the_clock_skew() {
 }
 
 /// Found by two reviews (session 34): one frame forged from the server's
-/// address with another MAC, then one to that MAC, moved the connection's
+/// address with another MAC, then one to that MAC, move the connection's
 /// station there (the failover rule), and the real order, framed to the
-/// server's own MAC, was dropped as to another station while a decoy to the
-/// forged MAC was judged. Frames to the station before such a change are now
-/// a copy the host may have read: a decoy there is named either way round.
+/// server's own MAC, is dropped as to another station while a decoy to the
+/// forged MAC is judged. Not resolved (keeping a copy to the old station as
+/// uncertain broke benign failovers: a third review); never silent: the drop
+/// is named.
 #[test]
 fn a_station_moved_by_forged_frames_leaves_the_real_order_named() {
     const M: [u8; 6] = [2, 0, 0, 0, 0, 0x66];
@@ -4321,7 +4322,7 @@ fn a_station_moved_by_forged_frames_leaves_the_real_order_named() {
     for (name, frames) in [("decoy first", first), ("decoy after", after)] {
         let (d, rules) = analyse(&frames);
         assert!(
-            violated(&d, "BAD-1") || has(&rules, "WG-CAP-005"),
+            violated(&d, "BAD-1") || has(&rules, "WG-CAP-005") || has(&rules, "WG-CAP-012"),
             "{name}: {d:?} {rules:?}"
         );
     }
