@@ -554,7 +554,7 @@ def cases():
     # repetition, escapes decoded, the case folded, the first component
     # (found by an adversarial review, session 33: each bounded the order for
     # wardgate and nothing for a pump that drops a parameter marked W).
-    for status in ("W~F", "F~W", "\\X57\\", "w", "W^x", "d", "W&F"):
+    for status in ("W~F", "F~W", "\\X57\\", "w", "W^x", "d", "W&F", " W", "W ", " D"):
         c.add(f"CH bolus 999 mL/h bounded only by an OBX VTBI 10 mL marked {status!r}",
               message(cid(), [(heparin(999), [obx(1, "157884^MDC_VOL_FLUID_TBI^MDC", "10", ML[0], status)])], orc="CH"),
               "block", "WG-INF-017")
@@ -586,6 +586,17 @@ def cases():
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="HEP^heparin^LOCAL"), [])]), "allow")
     c.add("heparin 1000 U/h with an RXG-25 barcode no library drug is named by",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25="0312345678906^^GS1"), [])]), "allow")
+    # Its text naming another drug among its words (found by a review,
+    # session 34: only whole names had been looked up).
+    for barcode in ("^Insulin regular", "^Insulin glargine", "0312345678906^Potassium chloride 20 mEq^GS1",
+                    "^heparin then insulin", "^^^^Insulin regular"):
+        c.add(f"heparin 1000 U/h with RXG-25 text {barcode!r} naming another drug",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25=barcode), [])]),
+              "block", "WG-INF-016")
+    for barcode in ("0312345678906^Heparin sodium 25,000 units in 0.45% sodium chloride 250 mL^GS1",
+                    "^HEPARIN 100 units/mL", "00409272030^heparin (porcine)"):
+        c.add(f"heparin 1000 U/h with RXG-25 text {barcode!r} naming heparin",
+              message(cid(), [(rxg(f1="1", f4="HEP^heparin^LOCAL", f15="1000", f16=U_H[1], f25=barcode), [])]), "allow")
     # A bolus's speed where the library bounds it (`bolus_rate_*`: vancomycin
     # here, heparin not). Found by an adversarial review, session 33: ORC-1 CH
     # turned a refused 60 000 mg/h into an allowed 1000 mg bolus.

@@ -1547,6 +1547,41 @@ fn check_give(
             }
         }
     }
+    // ... and a text of it naming another drug among its words, read as
+    // RXG-4's texts are (found by a review, session 34: `^Insulin regular`
+    // under heparin passed; only whole names had been looked up).
+    if let Some(own) = library
+        .entries_indexed()
+        .find(|(_, e)| std::ptr::eq(*e, entry))
+        .map(|(i, _)| i)
+    {
+        for rep in rxg.field(25).repetitions().take(64) {
+            for c in [2usize, 5, 9, 11] {
+                let text = rep.component(c).text().into_owned();
+                let words: Vec<&str> = text
+                    .split(|ch: char| !ch.is_alphanumeric() && ch != '-')
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                if words.is_empty() {
+                    continue;
+                }
+                if let Some(other) = another_drug(&text, &words, (0, 0), own, library) {
+                    return out.refuse(
+                        OrderFinding::new(
+                            rules::CODED_PARTS_DISAGREE,
+                            format!(
+                                "RXG #{n}: the give barcode's text (RXG-25) {:?} names {other}, the give code (RXG-4) {:?}: a pump or barcode check may program either",
+                                bounded(text.trim()),
+                                entry.display
+                            ),
+                        )
+                        .at(loc(b"RXG", n, 25)),
+                        facts,
+                    );
+                }
+            }
+        }
+    }
     let limits = entry.limits_in(ctx.area);
     if !limits.available {
         return out.refuse(
@@ -6108,11 +6143,15 @@ fn status_ignored(obx: &Segment<'_>) -> bool {
 fn status_two_readings(obx: &Segment<'_>) -> bool {
     let f = obx.field(11);
     let withdrawn = |t: &str| matches!(t.trim().to_ascii_uppercase().as_str(), "W" | "D" | "X");
+    // As a receiver comparing the field exactly reads it (` W` is no W to
+    // it: found by a review, session 34).
+    let exact = |t: &str| matches!(t, "W" | "D" | "X");
     let written = status_ignored(obx);
     if f.raw().is_ascii()
         && !f.raw().iter().any(|&b| b.is_ascii_lowercase())
         && f.repetition_count() <= 1
         && !f.has_escapes()
+        && f.raw() == f.raw().trim_ascii()
         && f.raw().trim_ascii() == f.component(1).subcomponent(1).trim_ascii()
     {
         return false;
@@ -6125,7 +6164,7 @@ fn status_two_readings(obx: &Segment<'_>) -> bool {
             rep.component(1).text().into_owned(),
         ]
         .iter()
-        .any(|t| withdrawn(t) != written)
+        .any(|t| withdrawn(t) != written || (!t.is_empty() && exact(t) != written))
     })
 }
 
