@@ -126,23 +126,27 @@ fuzz_target!(|data: &[u8]| {
     file.extend_from_slice(&65535u32.to_le_bytes());
     file.extend_from_slice(&1u32.to_le_bytes());
     file.extend_from_slice(data);
-    let observer = Observer::new(
-        policy.clone(),
-        v.local_networks.clone(),
-        ObserveOptions::default(),
-    );
-    let mut b = Analyzer::new(observer, limits);
+    // Reads a capture file through a fresh analyser.
     let small = SourceLimits {
         buffer_bytes: 4096,
         max_block_bytes: 1 << 16,
         reorder_window_us: 1_000_000,
         reorder_bytes: 1 << 16,
     };
-    let mut stats = ReadStats::default();
-    let _ = read_packets(std::io::Cursor::new(file), small, &mut stats, |p| {
-        b.packet(p, &mut sink)
-    });
-    b.finish_all(&mut sink);
+    let mut analyse_file = |bytes: Vec<u8>| {
+        let observer = Observer::new(
+            policy.clone(),
+            v.local_networks.clone(),
+            ObserveOptions::default(),
+        );
+        let mut b = Analyzer::new(observer, limits);
+        let mut stats = ReadStats::default();
+        let _ = read_packets(std::io::Cursor::new(bytes), small, &mut stats, |p| {
+            b.packet(p, &mut sink)
+        });
+        b.finish_all(&mut sink);
+    };
+    analyse_file(file);
     // 3. The same bytes as blocks of a pcapng section with two interfaces
     // (merged by time: the reorder buffer's bounds hold whatever the blocks).
     let mut ng = Vec::with_capacity(80 + data.len());
@@ -164,14 +168,5 @@ fuzz_target!(|data: &[u8]| {
         block(&mut ng, 1, &idb);
     }
     ng.extend_from_slice(data);
-    let observer = Observer::new(
-        policy.clone(),
-        v.local_networks.clone(),
-        ObserveOptions::default(),
-    );
-    let mut c = Analyzer::new(observer, limits);
-    let _ = read_packets(std::io::Cursor::new(ng), small, &mut stats, |p| {
-        c.packet(p, &mut sink)
-    });
-    c.finish_all(&mut sink);
+    analyse_file(ng);
 });

@@ -358,18 +358,17 @@ impl Legs {
         false
     }
 
-    /// Notes a segment read.
+    /// Notes a segment read (the one `on_path` was last asked about).
     fn read(&mut self, t: &decode::Tcp<'_>) {
-        let tcp = tcp_print(t);
         match self.read.as_mut() {
             Some(r) => {
-                r.seen[r.next] = Some((tcp, payload_key(t.payload)));
+                r.seen[r.next] = Some((tcp_print(t), payload_key(t.payload)));
                 r.next = (r.next + 1) % READ_RING;
             }
             None => {
                 // Before the proof: the latest of `recent` is this segment.
                 let last = (self.next + self.recent.len() - 1) % self.recent.len();
-                if let Some(e) = self.recent[last].as_mut().filter(|e| e.tcp == tcp) {
+                if let Some(e) = self.recent[last].as_mut() {
                     e.read = true;
                 }
             }

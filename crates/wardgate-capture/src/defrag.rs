@@ -805,13 +805,9 @@ impl Defrag {
             if now_us.saturating_sub(created) < keep {
                 break;
             }
-            let repeated = self
-                .order
-                .first_key_value()
-                .is_some_and(|(_, k)| self.repeats(k));
-            if let Some(key) = self.pop_oldest() {
+            if let Some(a) = self.drop_oldest(|key| Anomaly::TimedOut { key }) {
                 self.stats.timed_out += 1;
-                anomaly(self.dropped(key, repeated, Anomaly::TimedOut { key }));
+                anomaly(a);
             }
         }
     }
@@ -830,15 +826,21 @@ impl Defrag {
             })
     }
 
-    /// The anomaly for a queue dropped incomplete: `otherwise`, or
-    /// [`Anomaly::Repeated`] where it only repeated a completed datagram.
-    fn dropped(&mut self, key: Key, repeated: bool, otherwise: Anomaly) -> Anomaly {
-        if repeated {
+    /// Drops the oldest queue unfinished; its anomaly is
+    /// [`Anomaly::Repeated`] where it only repeated a completed datagram,
+    /// else `unfinished`'s.
+    fn drop_oldest(&mut self, unfinished: fn(Key) -> Anomaly) -> Option<Anomaly> {
+        let repeated = self
+            .order
+            .first_key_value()
+            .is_some_and(|(_, k)| self.repeats(k));
+        let key = self.pop_oldest()?;
+        Some(if repeated {
             self.stats.repeated += 1;
             Anomaly::Repeated { key }
         } else {
-            otherwise
-        }
+            unfinished(key)
+        })
     }
 
     /// Remembers a completed datagram's fragments (see [`Self::repeats`]).
@@ -912,13 +914,9 @@ impl Defrag {
             if self.order.is_empty() {
                 break;
             }
-            let repeated = self
-                .order
-                .first_key_value()
-                .is_some_and(|(_, k)| self.repeats(k));
-            if let Some(key) = self.pop_oldest() {
+            if let Some(a) = self.drop_oldest(|key| Anomaly::Evicted { key }) {
                 self.stats.evicted += 1;
-                anomaly(self.dropped(key, repeated, Anomaly::Evicted { key }));
+                anomaly(a);
             }
         }
         out

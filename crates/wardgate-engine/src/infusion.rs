@@ -3384,12 +3384,14 @@ fn unit_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
         raw.iter()
             .map(|&b| match b {
                 0..=0x7f => char::from(b),
+                // Where the set puts them, these are Latin-1's own code
+                // points: µ U+00B5, ² U+00B2, ³ U+00B3.
                 0xb5 if matches!(
                     set,
                     HighBytes::Latin1Signs | HighBytes::MicroAtB5 | HighBytes::GreekWindows
                 ) =>
                 {
-                    '\u{b5}'
+                    char::from(b)
                 }
                 0xb2 | 0xb3
                     if matches!(
@@ -3397,11 +3399,7 @@ fn unit_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
                         HighBytes::Latin1Signs | HighBytes::Greek | HighBytes::GreekWindows
                     ) =>
                 {
-                    if b == 0xb2 {
-                        '\u{b2}'
-                    } else {
-                        '\u{b3}'
-                    }
+                    char::from(b)
                 }
                 0xec if matches!(set, HighBytes::Greek | HighBytes::GreekWindows) => '\u{3bc}',
                 _ => '\u{fffd}',
