@@ -258,6 +258,9 @@ pub struct Stream {
     fin_at: Option<u64>,
     /// A FIN seen out of order, taken when `next` reaches it exactly.
     pending_fin: Option<u64>,
+    /// Where the segment that carried [`Self::pending_fin`] starts (the FIN's
+    /// own offset for a bare FIN): Linux queues the two as one segment.
+    pending_fin_from: u64,
     /// The last holes [`Stream::acked`] declared (start, end): bytes arriving
     /// for them later are reported, not taken silently as retransmissions.
     acked_holes: [(u64, u64); 4],
@@ -309,6 +312,7 @@ impl Stream {
             fin_seen: false,
             fin_at: None,
             pending_fin: None,
+            pending_fin_from: 0,
             acked_holes: [(0, 0); 4],
             acked_holes_at: 0,
             stats: Stats::default(),
@@ -403,6 +407,15 @@ impl Stream {
                 .saturating_add(data.len() as u64 - keep);
             data = part(data, 0, keep);
         }
+        // Where the whole segment starts, before bytes already read are cut.
+        let from = if delta < 0 {
+            self.next.saturating_sub(delta.unsigned_abs())
+        } else {
+            start
+        };
+        if len > 0 {
+            self.fin_overrun(from, from.saturating_add(len));
+        }
         if !data.is_empty() {
             if start > self.next {
                 self.stats.out_of_order = self.stats.out_of_order.saturating_add(1);
@@ -410,7 +423,7 @@ impl Stream {
             self.place(start, data, deliver);
         }
         if fin {
-            self.on_fin(end);
+            self.on_fin(end, from, len == 0);
         }
         self.enforce_limits(deliver);
     }
@@ -727,7 +740,12 @@ impl Stream {
                         self.buffered = self.buffered.saturating_sub(old.len() + PIECE_COST);
                     }
                 }
-            } else if k_end == start {
+            } else if k_end == start
+                // A FIN carried by the held segment is its last sequence
+                // number: what starts at the FIN overlaps that segment rather
+                // than continuing it, and is purged when the FIN is read.
+                && !(self.pending_fin == Some(k_end) && self.pending_fin_from < k_end)
+            {
                 // Coalesced into the segment it continues.
                 if let Some(held) = self.pending.get_mut(&k) {
                     held.extend_from_slice(data);
@@ -800,8 +818,29 @@ impl Stream {
         }
     }
 
+    /// Data at `from..to` arriving while a FIN waits out of order: Linux's
+    /// out-of-order queue drops the FIN's segment when the new one starts with
+    /// it and is longer (`tcp_data_queue_ofo` replaces it), or starts before it
+    /// and reaches the FIN (merge_right). The bytes after the FIN are then read
+    /// (found by a review on a real receiver: a bare FIN, then an unsafe order at
+    /// the FIN's place, then the hole filled; the host read the order, and the
+    /// FIN taken here hid it).
+    fn fin_overrun(&mut self, from: u64, to: u64) {
+        let Some(p) = self.pending_fin else {
+            return;
+        };
+        let fin_from = self.pending_fin_from;
+        let fin_end = p.saturating_add(1);
+        if (from == fin_from && to > fin_end) || (from < fin_from && to >= fin_end) {
+            self.pending_fin = None;
+            self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+        }
+    }
+
     /// Records a FIN at stream offset `at` (`None`: behind `next`), first wins.
-    fn on_fin(&mut self, at: Option<u64>) {
+    /// `from`: where the segment that carried it starts; `bare`: it carried no
+    /// data, so the FIN is its only sequence number.
+    fn on_fin(&mut self, at: Option<u64>, from: u64, bare: bool) {
         self.fin_seen = true;
         // Linux takes a FIN only when it is reached in order (`tcp_fin` from
         // `tcp_data_queue` or `tcp_ofo_queue`); one queued out of order goes with
@@ -811,8 +850,18 @@ impl Stream {
             (Some(fin_at), Some(at)) if fin_at == at => {}
             (None, Some(at)) if at == self.next => self.accept_fin(at),
             (None, Some(at)) if at > self.next => {
-                if self.pending_fin.is_none_or(|p| at < p) {
+                // A bare FIN inside data already queued is dropped with the
+                // segment: all its bits are present (`tcp_data_queue_ofo`).
+                let covered = bare
+                    && self
+                        .pending
+                        .range(at.saturating_sub(self.longest)..=at)
+                        .any(|(&k, h)| k.saturating_add(h.len() as u64) > at);
+                if covered {
+                    self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+                } else if self.pending_fin.is_none_or(|p| at < p) {
                     self.pending_fin = Some(at);
+                    self.pending_fin_from = from;
                 }
             }
             _ => {

@@ -477,6 +477,66 @@ fn fins_take_effect_as_linux_takes_them() {
 }
 
 #[test]
+fn a_queued_fin_gives_way_to_data_at_its_place_as_linux_queues_them() {
+    let fin = |s: &mut Stream, k: &mut Sink, off: u32, payload: &[u8]| {
+        feed(s, k, ISN + 1 + off, false, true, payload)
+    };
+    // A bare FIN, then longer data starting at its place (replaced), then the
+    // hole filled: the host reads everything (a review's capture: the FIN
+    // taken here hid an unsafe order the host read).
+    let (mut s, mut k) = open(Limits::default());
+    fin(&mut s, &mut k, 5, b"");
+    data(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789");
+    assert!(!s.finished());
+    assert_eq!(s.stats().overlap_conflicts, 1);
+    // The data first: the FIN's bit is already there, so the FIN is dropped.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    fin(&mut s, &mut k, 5, b"");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789");
+    assert!(!s.finished());
+    // Even one byte, when it came first.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"5");
+    fin(&mut s, &mut k, 5, b"");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"012345");
+    // One byte after the FIN is no longer than the FIN's segment: dropped,
+    // and the FIN ends the stream there.
+    let (mut s, mut k) = open(Limits::default());
+    fin(&mut s, &mut k, 5, b"");
+    data(&mut s, &mut k, 5, b"5");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"01234");
+    assert!(s.finished());
+    // Data from before the FIN's segment reaching past it removes it
+    // (merge_right), even when the queue cuts it where a held piece ends.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 3, b"34");
+    fin(&mut s, &mut k, 5, b"");
+    data(&mut s, &mut k, 3, b"3456789");
+    data(&mut s, &mut k, 0, b"012");
+    assert_eq!(k.bytes(), b"0123456789");
+    assert!(!s.finished());
+    // A FIN carrying data, overtaken by a longer copy from the same start:
+    // gone too; overlapped only in part, it stays and ends the stream.
+    let (mut s, mut k) = open(Limits::default());
+    fin(&mut s, &mut k, 3, b"34");
+    data(&mut s, &mut k, 3, b"3456789");
+    data(&mut s, &mut k, 0, b"012");
+    assert_eq!(k.bytes(), b"0123456789");
+    let (mut s, mut k) = open(Limits::default());
+    fin(&mut s, &mut k, 3, b"34");
+    data(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 0, b"012");
+    assert_eq!(k.bytes(), b"01234");
+    assert!(s.finished());
+}
+
+#[test]
 fn repeated_syns_and_a_syn_with_another_isn_do_not_disturb_the_stream() {
     let (mut s, mut k) = open(Limits::default());
     feed(&mut s, &mut k, ISN, true, false, b"");
