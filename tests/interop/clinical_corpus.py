@@ -394,6 +394,12 @@ def cases():
         c.add(f"insulin 20 {spelled} as text only", message(cid(), [(insulin(20, f"^{spelled}"), [])]), "block", "WG-INF-014")
     for spelled in ("ML/HR", "ML/H", "Ml/h", "mL/H".upper()):
         c.add(f"heparin 10 {spelled}", message(cid(), [(heparin(10, f"{spelled}^{spelled}^L"), [])]), "block", "WG-INF-014")
+    # UCUM's parenthesised and exponent divisions are the slash spellings;
+    # `ug/kg.min` is (ug/kg).min to UCUM and per minute to a clinician.
+    for spelled in ("ug/(kg.min)", "ug.kg-1.min-1"):
+        c.add(f"propofol 30 {spelled}", message(cid(), [(propofol(30, f"{spelled}^{spelled}^UCUM"), [weight()])]), "allow")
+        c.add(f"propofol 300 {spelled} (3.75x the hard limit)", message(cid(), [(propofol(300, f"{spelled}^{spelled}^UCUM"), [weight()])]), "block", "WG-INF-010")
+    c.add("propofol 30 ug/kg.min", message(cid(), [(propofol(30, "ug/kg.min^ug/kg.min^UCUM"), [weight()])]), "block", "WG-INF-004")
     for spelled in ("MCG/KG/MIN", "Mcg/kg/min"):
         # "mcg" folds to micro, never milli: one reading only.
         c.add(f"propofol 30 {spelled}", message(cid(), [(propofol(30, f"^{spelled}"), [weight()])]), "allow")
@@ -977,7 +983,8 @@ def cases():
                               ("500", "mL/h~mL/h", "a repeated rate", "WG-INF-015"),
                               ("500", "mL/h^^^MLHR^^99VND", "a rate beside a local code", "WG-INF-004"),
                               ("500", "mL/(24.h)", "a UCUM rate per 24 hours", "WG-INF-004"),
-                              ("500", "mL.h-1", "a UCUM rate with a negative exponent", "WG-INF-004"),
+                              # Read as mL/h since session 35: the parameter is then the one refused.
+                              ("500", "mL.h-1", "a UCUM rate with a negative exponent", "WG-INF-043"),
                               ("500", "mL{bag}/h", "a UCUM rate with an annotation", "WG-INF-043"),
                               ("500", "Ml/Hr", "a mixed-case rate", "WG-INF-014"),
                               ("20000", "MG/HR", "an upper-case mass rate", "WG-INF-014"),
@@ -1258,7 +1265,11 @@ def cases():
         ("PCA dose limit in mL/h", [demand, lockout(), obx(5, "157985^MDC_DOSE_PCA_LIMIT^MDC", "4", ML_H[1])], "block", "WG-INF-005"),
         ("PCA demand dose above the dose limit", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "5", MG[1]), lockout()], "block", "WG-INF-011"),
         ("PCA loading dose above the dose limit", [demand, lockout(), obx(3, "158018^MDC_DOSE_LOADING^MDC", "20", MG[1])], "block", "WG-INF-011"),
-        ("PCA hourly: 1 mg demand every 6 min (11.5 mg in an hour)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6")], "block", "WG-INF-048"),
+        ("PCA hourly: 1 mg demand every 6 min (10.5 mg in an hour)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6")], "block", "WG-INF-048"),
+        # A 10 min lockout fits 6 doses in a rolling hour (at 0, 10 ... 50), as
+        # pumps and ISMP count them: 0.5 + 6 x 1.25 is the 8 mg limit itself.
+        ("PCA hourly: 1.25 mg every 10 min on a 0.5 mg/h basal (8 mg, the limit)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1.25", MG[1]), lockout()], "allow", None),
+        ("PCA hourly: 1.3 mg every 10 min on a 0.5 mg/h basal (8.3 mg)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1.3", MG[1]), lockout()], "block", "WG-INF-048"),
         ("PCA hourly: 1 mg demand every 6 min, 4 doses an hour at most", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "4", "")], "allow", None),
         ("PCA hourly: 1 mg demand every 6 min, 4 mg in any hour", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), *piv[1:3]], "allow", None),
         ("PCA hourly: a zero lockout beside another", [demand, lockout("6"), lockout("0", n=3)], "block", "WG-INF-017"),

@@ -857,7 +857,8 @@ pub struct DrugLibrary {
     /// The file the library's content came from (not a TOML key).
     #[serde(skip)]
     pub source: Option<Source>,
-    /// The signer whose valid signature the file carries (not a TOML key).
+    /// The signer whose valid signature the file carries, with its key's
+    /// fingerprint: `pharmacy (key sha256:...)` (not a TOML key).
     #[serde(skip)]
     pub signer: Option<String>,
     /// SHA-256 of the file, hex (not a TOML key).
@@ -943,7 +944,22 @@ pub fn verify_library_signature(
     signed.extend_from_slice(content);
     key.verify(&signed, &Signature::from_bytes(&sig))
         .map_err(|_| format!("the signature by {signer:?} does not match the file: it was changed after signing, or signed by another key"))?;
-    Ok(signer.to_owned())
+    Ok(format!(
+        "{signer} (key {})",
+        key_fingerprint(key.as_bytes())
+    ))
+}
+
+/// A public key's fingerprint as records show it: `sha256:` and the first 16
+/// bytes of its SHA-256, in hex. A signer is named with it, so that a
+/// `[[library_signer]]` whose key was replaced under the same name is a
+/// recorded change, not the same signer (found by a review: a key swapped on
+/// the gateway was recorded as "0 changes", and the libraries it signed as
+/// "signed by pharmacy").
+pub fn key_fingerprint(key: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key);
+    format!("sha256:{}", hex::encode(&d[..16]))
 }
 
 /// `[[drug_library.care_area]]`: a profile of the library, as on a pump.
@@ -2407,10 +2423,15 @@ fn check_care_areas(err: &mut impl FnMut(Range<usize>, String), lib: &DrugLibrar
     let mut ids = HashSet::new();
     let mut points = HashSet::new();
     for a in &lib.care_areas {
-        if !ids.insert(a.id.get_ref().as_str()) {
+        // Without regard to case: records name the area by its id, and `nicu`
+        // beside `NICU` would leave pharmacy unable to tell whose limits applied.
+        if !ids.insert(a.id.get_ref().trim().to_lowercase()) {
             err(
                 a.id.span(),
-                format!("care area {:?} is declared twice", a.id.get_ref()),
+                format!(
+                    "care area {:?} is declared twice (ids are compared without regard to case)",
+                    a.id.get_ref()
+                ),
             );
         }
         for p in &a.points_of_care {

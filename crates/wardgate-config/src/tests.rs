@@ -1085,7 +1085,13 @@ fn routes_in_a_signed_library_file_are_read() {
     );
     let v = Config::parse(&text, "site.toml", dir.path()).unwrap();
     let l = &v.config.drug_libraries[0];
-    assert_eq!(l.signer.as_deref(), Some("pharmacy"));
+    // The signer is named with its key's fingerprint.
+    let fp = key_fingerprint(&key.verifying_key().to_bytes());
+    assert!(fp.starts_with("sha256:") && fp.len() == 7 + 32, "{fp}");
+    assert_eq!(
+        l.signer.as_deref(),
+        Some(format!("pharmacy (key {fp})").as_str())
+    );
     let routes = l.drugs[0].routes.as_ref().unwrap().get_ref();
     assert_eq!(routes[0].get_ref(), "IV");
     // An empty list in the file is located in the file.
@@ -1101,5 +1107,24 @@ fn routes_in_a_signed_library_file_are_read() {
             );
         }
         other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+/// A review's finding: care areas `nicu` and `NICU` in one library were
+/// accepted, and records naming either could not be told apart.
+#[test]
+fn care_area_ids_differing_only_in_case_are_refused() {
+    let text = MINIMAL.replace(
+        "[[drug_library]]\nid = \"adult-icu\"\n",
+        "[[drug_library]]\nid = \"adult-icu\"\n\n[[drug_library.care_area]]\nid = \"nicu\"\npoints_of_care = [\"NICU\"]\n\n[[drug_library.care_area]]\nid = \"NICU\"\npoints_of_care = [\"PICU\"]\n",
+    );
+    assert_ne!(text, MINIMAL);
+    match Config::parse(&text, "site.toml", Path::new(".")) {
+        Err(ConfigError::Invalid(p)) => assert!(
+            p.iter()
+                .any(|p| p.message.contains("\"NICU\" is declared twice")),
+            "{p:#?}"
+        ),
+        other => panic!("accepted: {other:?}"),
     }
 }

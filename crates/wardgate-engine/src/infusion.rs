@@ -4826,7 +4826,11 @@ fn pca_hour(
         }
     };
     // Doses in any hour: the shortest lockout's, the most per hour stated
-    // (rounded up: a pump may). A zero is "no limit" to many pumps: it bounds
+    // (rounded up: a pump may). A lockout of L minutes fits 60 / L doses in a
+    // rolling hour, rounded up (at 0, L, 2L... before 60): the pumps' and
+    // ISMP's count. Counting the dose at minute 60 too refused routine PCA
+    // orders whose lockout divides the hour (found by a review: 2 mg every 10
+    // min with a 2 mg/h basal is 14 mg, not 16). A zero is "no limit" to many pumps: it bounds
     // nothing (found by an adversarial review: doses per hour 0 read as none
     // allowed passed 33.5 mg in an hour).
     let by_lockout = h
@@ -4837,7 +4841,9 @@ fn pca_hour(
         .reduce(f64::min)
         .map(|secs| {
             if secs > 0.0 {
-                (3600.0 / secs).floor() + 1.0
+                // Less a hair, so that a lockout dividing the hour exactly is
+                // not rounded up by a last bit of floating point.
+                (3600.0 / secs - 1e-9).ceil()
             } else {
                 f64::INFINITY
             }

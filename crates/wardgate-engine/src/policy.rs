@@ -129,7 +129,8 @@ pub struct DrugLibrary {
     pub id: String,
     /// The pharmacy's version.
     pub version: Option<String>,
-    /// Who signed it (the signer's configured name), when signed.
+    /// Who signed it, when signed: the signer's configured name and its
+    /// key's fingerprint (`pharmacy (key sha256:...)`).
     pub signer: Option<String>,
     /// Care areas.
     pub care_areas: Vec<CareAreaPolicy>,
@@ -928,6 +929,26 @@ impl Policy {
             let key = |k: &str| format!("library {} {k}", lib.id);
             m.insert(key("version"), lib.version.clone().unwrap_or_default());
             m.insert(key("signer"), lib.signer.clone().unwrap_or_default());
+            // Where unlisted points of care go, and which names find each drug:
+            // either moves orders onto other limits (found by a review: both
+            // changed with "0 changes" recorded).
+            m.insert(
+                key("default care area"),
+                lib.default_care_area
+                    .and_then(|i| lib.care_areas.get(i))
+                    .map(|a| a.id.clone())
+                    .unwrap_or_default(),
+            );
+            let mut names: Vec<Vec<&str>> = vec![Vec::new(); lib.entries.len()];
+            for (name, &i) in &lib.by_name {
+                if let Some(n) = names.get_mut(i) {
+                    n.push(name);
+                }
+            }
+            for (e, mut n) in lib.entries.iter().zip(names) {
+                n.sort_unstable();
+                m.insert(key(&format!("drug {} names", e.display)), n.join(", "));
+            }
             for a in &lib.care_areas {
                 m.insert(
                     key(&format!("care area {}", a.id)),

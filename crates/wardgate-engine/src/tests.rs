@@ -2522,7 +2522,7 @@ fn the_pca_hour_reads_zeros_fractions_windows_and_every_dose_the_dangerous_way()
     let loading = |u: &str| obx("158018^MDC_DOSE_LOADING^MDC", u, "U^U^UCUM");
     let clinician = |u: &str| obx("158019^MDC_DOSE_CLINICIAN^MDC", u, "U^U^UCUM");
     for (bounds, want) in [
-        // A zero is "no limit": 500 + 11 x 500 = 6000 U.
+        // A zero is "no limit": 500 + 10 x 500 = 5500 U.
         (vec![lockout("6"), per_hour("0")], "WG-INF-048"),
         (vec![lockout("6"), limit("0"), period("60")], "WG-INF-048"),
         // 8.2 doses an hour may be 9: 500 + 9 x 500 = 5000 (allowed), 9.2 may be 10.
@@ -2530,10 +2530,16 @@ fn the_pca_hour_reads_zeros_fractions_windows_and_every_dose_the_dangerous_way()
         (vec![lockout("1"), per_hour("9.2")], "WG-INF-048"),
         // A loading and a clinician dose are two doses: 500 + 1500 + 1500 + 4 x 500.
         (
-            vec![lockout("20"), loading("1500"), clinician("1500")],
+            vec![lockout("15"), loading("1500"), clinician("1500")],
             "WG-INF-048",
         ),
-        (vec![lockout("20"), loading("1500")], "-"),
+        (vec![lockout("15"), loading("1500")], "-"),
+        // A 20-minute lockout fits 3 demand doses in a rolling hour (at 0, 20
+        // and 40 min), as pumps count them: 500 + 1500 + 1500 + 3 x 500 = 5000.
+        (vec![lockout("20"), loading("1500"), clinician("1500")], "-"),
+        // 7 minutes: 9 doses (at 0, 7 ... 56), 500 + 9 x 500 = 5000; 6 minutes: 10.
+        (vec![lockout("7")], "-"),
+        (vec![lockout("6")], "WG-INF-048"),
         // The order's limit caps the demand doses only: 500 + 2000 + 3000.
         (
             vec![lockout("6"), loading("2000"), limit("3000"), period("60")],
@@ -3391,4 +3397,37 @@ fn a_multistep_programmes_doses_add_up() {
         "{}",
         o.record.event().event.reason
     );
+}
+
+/// A review's finding: a library's default care area and a drug's names each
+/// move orders onto other limits, and a reload changing them recorded "0
+/// changes". Both are in what the policy-applied record lists now.
+#[test]
+fn a_reload_lists_a_changed_default_care_area_and_drug_names() {
+    let old = policy_from(&route_site(""));
+    let moved = route_site("").replace(
+        "default_care_area = \"icu\"\n",
+        "default_care_area = \"pain\"\n",
+    );
+    let changes = policy_from(&moved).changes(&old, 50);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.contains("default care area") && c.contains("icu -> pain")),
+        "{changes:#?}"
+    );
+    let renamed = route_site("").replace(
+        "names = [\"heparin\", \"HEP\"]",
+        "names = [\"heparin\", \"HEP\", \"insulin\"]",
+    );
+    assert_ne!(renamed, route_site(""));
+    let changes = policy_from(&renamed).changes(&old, 50);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.contains("names") && c.contains("-> hep, heparin, insulin")),
+        "{changes:#?}"
+    );
+    // Nothing changed, nothing listed.
+    assert!(policy_from(&route_site("")).changes(&old, 50).is_empty());
 }

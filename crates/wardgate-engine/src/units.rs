@@ -489,6 +489,14 @@ pub fn parse(text: &str) -> Result<Unit, UnitError> {
     } else {
         t
     };
+    let ucum;
+    let t = match ucum_divisions(t) {
+        Some(u) => {
+            ucum = u;
+            ucum.as_str()
+        }
+        None => t,
+    };
     let mut parts = t.split('/');
     let first = parts.next().unwrap_or_default();
     let mut unit = amount(first)?;
@@ -506,6 +514,44 @@ pub fn parse(text: &str) -> Result<Unit, UnitError> {
         }
     }
     Ok(unit)
+}
+
+/// UCUM's other spellings of one amount over divisors, as `A/B/C`: a
+/// parenthesised product (`ug/(kg.min)`, `U/(kg.h)`) and negative exponents
+/// (`ug.kg-1.min-1`, `mL.h-1`). Both are exact in UCUM and common in EHR unit
+/// tables (found by a review: routine per-kg orders written so were refused).
+/// Only these shapes are rewritten; `ug/kg.min`, which UCUM reads as
+/// (ug/kg).min, and anything else stays as written, to be refused.
+fn ucum_divisions(t: &str) -> Option<String> {
+    if let Some((amount, rest)) = t.split_once("/(") {
+        let inner = rest.strip_suffix(')')?;
+        if amount.contains(['(', ')', '.']) || inner.is_empty() || inner.contains(['(', ')', '/']) {
+            return None;
+        }
+        let parts: Vec<&str> = inner.split('.').collect();
+        if parts.iter().any(|p| p.trim().is_empty()) {
+            return None;
+        }
+        return Some(format!("{amount}/{}", parts.join("/")));
+    }
+    if !t.ends_with("-1") || t.contains(['/', '(', ')']) {
+        return None;
+    }
+    let mut parts = t.split('.');
+    let amount = parts.next()?;
+    if amount.is_empty() || amount.ends_with("-1") {
+        return None;
+    }
+    let mut out = amount.to_owned();
+    for p in parts {
+        let base = p.strip_suffix("-1")?;
+        if base.is_empty() || base.contains('-') {
+            return None;
+        }
+        out.push('/');
+        out.push_str(base);
+    }
+    Some(out)
 }
 
 /// SI prefix scale from an MDC prefix name.
@@ -836,6 +882,43 @@ pub fn parse_nm(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ucum_parenthesised_and_exponent_divisions_are_read_as_slashes() {
+        for (t, plain) in [
+            ("ug/(kg.min)", "ug/kg/min"),
+            ("U/(kg.h)", "U/kg/h"),
+            ("[iU]/(kg.h)", "[iU]/kg/h"),
+            ("mg/(kg.h)", "mg/kg/h"),
+            ("mg/(h)", "mg/h"),
+            ("ug.kg-1.min-1", "ug/kg/min"),
+            ("mL.h-1", "mL/h"),
+            ("U.kg-1.h-1", "U/kg/h"),
+        ] {
+            let want = parse(plain).unwrap();
+            let got = parse(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert!(got.same_as(&want), "{t}");
+        }
+        // UCUM reads `ug/kg.min` as (ug/kg).min, a clinician as per minute:
+        // two readings, refused; so is any other shape.
+        for t in [
+            "ug/kg.min",
+            "ug/(kg.min",
+            "ug/(kg.min).h",
+            "ug/(kg/min)",
+            "ug/((kg).min)",
+            "ug/()",
+            "ug/(kg..min)",
+            "ug.kg-1.min",
+            "ug-1.kg-1",
+            "ug.kg-2.min-1",
+            "ug.kg-1/min-1",
+            "(ug)/(kg.min)",
+            "ug/(min.kg)",
+        ] {
+            assert!(parse(t).is_err(), "{t} read");
+        }
+    }
 
     #[test]
     fn ucum_annotations_after_a_symbol_are_read_as_the_symbol() {
