@@ -504,6 +504,66 @@ def control_cases(v6=False):
 
 
 control_cases()
+
+
+def fin_queue_cases(v6=False):
+    """A FIN waiting in Linux's out-of-order queue meets data at its place
+    (session 35's capture review): `tcp_data_queue_ofo` replaces a queued
+    segment with a longer one from the same start, drops one all of whose bits
+    are queued, and removes the queued ones a new segment covers (merge_right);
+    `tcp_ofo_queue` purges the queue once it reads a FIN."""
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "control"
+    su = S + U
+    case(f"fin_ofo_replaced_boundary{sfx}", cls,
+         "SAFE's end: a bare FIN out of order at len(SAFE), then UNSAFE from there (longer, same start: replaces "
+         "the FIN), then SAFE fills the hole. The host reads both orders.",
+         lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U), Sync(), c.seg(0, S), Sync(), Fill(su)],
+         v6=v6, expect=su)
+    case(f"fin_inside_ofo_boundary{sfx}", cls,
+         "UNSAFE queued out of order at len(SAFE), then a bare FIN there (its bit is queued: dropped), then SAFE "
+         "fills the hole. The host reads both orders.",
+         lambda c: [c.seg(M, U), Sync(), c.seg(M, flags="FA"), Sync(), c.seg(0, S), Sync(), Fill(su)],
+         v6=v6, expect=su)
+
+
+fin_queue_cases()
+fin_queue_cases(v6=True)
+x = 10
+case("fin_ofo_replaced_boundary_ts", "control", "fin_ofo_replaced_boundary with timestamps negotiated.",
+     lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U), Sync(), c.seg(0, S), Sync(), Fill(S + U)],
+     ts=True, expect=S + U)
+case("fin_ofo_replaced_midframe", "control",
+     "UNSAFE up to RI-20; a bare FIN out of order at RI-10; the rest from RI-10 (longer: replaces it); then the "
+     "hole. The host reads the whole UNSAFE order.",
+     lambda c: [Fill(U, end=RI - 20), Sync(), c.seg(RI - 10, flags="FA"), Sync(), c.seg(RI - 10, U[RI - 10:]),
+                Sync(), c.seg(RI - 20, U[RI - 20:RI - 10]), Sync(), Fill(U)], expect=U)
+case("fin_ofo_replaced", "control", "A bare FIN out of order at 10, UNSAFE from 10 (replaces it), then the hole.",
+     lambda c: [c.seg(x, flags="FA"), Sync(), c.seg(x, U[x:]), Sync(), c.seg(0, U[:x]), Sync(), Fill(U)], expect=U)
+case("fin_data_ofo_replaced", "control",
+     "A FIN carrying bytes 10-40 out of order, UNSAFE from 10 (longer, same start: replaces it), then the hole.",
+     lambda c: [c.seg(x, U[x:40], flags="FPA"), Sync(), c.seg(x, U[x:]), Sync(), c.seg(0, U[:x]), Sync(), Fill(U)],
+     expect=U)
+case("fin_inside_ofo_data", "control", "UNSAFE from 10 queued, a bare FIN at 10 (dropped), then the hole.",
+     lambda c: [c.seg(x, U[x:]), Sync(), c.seg(x, flags="FA"), Sync(), c.seg(0, U[:x]), Sync(), Fill(U)], expect=U)
+case("fin_data_inside_ofo", "control",
+     "UNSAFE queued out of order at len(SAFE); a FIN carrying its first 10 bytes from the same start (all bits "
+     "queued: dropped); SAFE fills the hole.",
+     lambda c: [c.seg(M, U), Sync(), c.seg(M, U[:10], flags="FPA"), Sync(), c.seg(0, S), Sync(), Fill(S + U)],
+     expect=S + U)
+case("fin_ofo_covered_from_left", "control",
+     "A bare FIN out of order at K, then UNSAFE from K-5 (covers it: removed), then the hole.",
+     lambda c: [c.seg(K, flags="FA"), Sync(), c.seg(K - 5, U[K - 5:]), Sync(), c.seg(0, U[:K - 5]), Sync(),
+                Fill(U)], expect=U)
+case("ctl_fin_ofo_taken", "control",
+     "A bare FIN out of order at 10, the hole filled up to it (the FIN is read), then UNSAFE from 10 (never read).",
+     lambda c: [c.seg(x, flags="FA"), Sync(), c.seg(0, U[:x]), Sync(), c.seg(x, U[x:]), Sync(), fin_at(M)],
+     expect=U[:x])
+case("ctl_fin_ofo_replaced_boundary_1byte", "control",
+     "A bare FIN out of order at len(SAFE), then one byte there (no longer than the FIN's segment: dropped), "
+     "then SAFE fills the hole: the FIN ends the stream after SAFE.",
+     lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U[:1]), Sync(), c.seg(0, S), Sync(), c.seg(M, U), Sync(),
+                Fill(S + U)], expect=S)
 case("rst_out_of_window", "control",
      "UNSAFE up to RI-20, an RST 1000000 beyond rcv_nxt (out of window: ignored), then the rest.",
      lambda c: [Fill(U, end=KC), Sync(), c.seg(KC + 1000000, flags="R", ack=0), Sync(), Fill(U)], expect=U)

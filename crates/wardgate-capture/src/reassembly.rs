@@ -77,7 +77,12 @@
 //!   beyond it are dropped (the receiver drops them too) and counted in
 //!   [`Stats::after_fin_bytes`]. A FIN that would cut bytes already seen, or a
 //!   second FIN elsewhere, counts in [`Stats::overlap_conflicts`] and its position
-//!   is ignored. [`Stream::flush`] reports bytes missing before the FIN as a gap.
+//!   is ignored. A FIN out of order waits for the bytes before it, as Linux's
+//!   out-of-order queue holds it with its segment: data that replaces or covers
+//!   that segment there (longer from the same start, or from before it reaching
+//!   past the FIN; or queued already over the FIN's place) removes the FIN, and
+//!   the bytes after it are read; such a FIN also counts as a conflict.
+//!   [`Stream::flush`] reports bytes missing before the FIN as a gap.
 
 use std::collections::BTreeMap;
 
