@@ -1269,6 +1269,9 @@ def cases():
         # A 10 min lockout fits 6 doses in a rolling hour (at 0, 10 ... 50), as
         # pumps and ISMP count them: 0.5 + 6 x 1.25 is the 8 mg limit itself.
         ("PCA hourly: 1.25 mg every 10 min on a 0.5 mg/h basal (8 mg, the limit)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1.25", MG[1]), lockout()], "allow", None),
+        # Not whole minutes: a pump may cut 599.9999999 s to 599 s and fit a 7th dose (9.25 mg).
+        ("PCA hourly: 1.25 mg every 599.9999999 s on a 0.5 mg/h basal", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1.25", MG[1]), lockout("599.9999999", "s^s^UCUM")], "block", "WG-INF-048"),
+        ("PCA hourly: 1.25 mg every 600 s on a 0.5 mg/h basal (8 mg, the limit)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1.25", MG[1]), lockout("600", "s^s^UCUM")], "allow", None),
         ("PCA hourly: 1.3 mg every 10 min on a 0.5 mg/h basal (8.3 mg)", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1.3", MG[1]), lockout()], "block", "WG-INF-048"),
         ("PCA hourly: 1 mg demand every 6 min, 4 doses an hour at most", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), obx(4, "157988^MDC_RATE_PCA_MAX_DOSES_PER_HOUR^MDC", "4", "")], "allow", None),
         ("PCA hourly: 1 mg demand every 6 min, 4 mg in any hour", [obx(1, "158017^MDC_DOSE_PCA_PATIENT^MDC", "1", MG[1]), lockout("6"), *piv[1:3]], "allow", None),

@@ -4807,7 +4807,8 @@ fn pca_hour(
                 (None, Ok(v)) => kinds.push((kind, v)),
             }
         }
-        kinds.iter().map(|(_, v)| v).sum::<f64>()
+        // Plus zero: an empty sum is -0, which reads "loading -0".
+        kinds.iter().map(|(_, v)| v).sum::<f64>() + 0.0
     };
     let read = most(h.demand, &dl.unit, &dl.unit_text)
         .map(|d| (d, loading))
@@ -4826,11 +4827,14 @@ fn pca_hour(
         }
     };
     // Doses in any hour: the shortest lockout's, the most per hour stated
-    // (rounded up: a pump may). A lockout of L minutes fits 60 / L doses in a
-    // rolling hour, rounded up (at 0, L, 2L... before 60): the pumps' and
-    // ISMP's count. Counting the dose at minute 60 too refused routine PCA
-    // orders whose lockout divides the hour (found by a review: 2 mg every 10
-    // min with a 2 mg/h basal is 14 mg, not 16). A zero is "no limit" to many pumps: it bounds
+    // (rounded up: a pump may). A lockout of a whole number of minutes L fits
+    // 60 / L doses in a rolling hour, rounded up (at 0, L, 2L... before 60):
+    // the pumps' and ISMP's count. Counting the dose at minute 60 too refused
+    // routine PCA orders whose lockout divides the hour (found by a review: 2
+    // mg every 10 min with a 2 mg/h basal is 14 mg, not 16). Any other lockout
+    // is counted as before, one more than fits: a pump keeping whole seconds
+    // or minutes may cut 599.9999999 s to 599 and fit a seventh dose (found by
+    // the next review). A zero is "no limit" to many pumps: it bounds
     // nothing (found by an adversarial review: doses per hour 0 read as none
     // allowed passed 33.5 mg in an hour).
     let by_lockout = h
@@ -4841,9 +4845,13 @@ fn pca_hour(
         .reduce(f64::min)
         .map(|secs| {
             if secs > 0.0 {
-                // Less a hair, so that a lockout dividing the hour exactly is
-                // not rounded up by a last bit of floating point.
-                (3600.0 / secs - 1e-9).ceil()
+                let minutes = secs / 60.0;
+                if minutes == minutes.trunc() {
+                    // Exact: whole minutes divide 3600 s without rounding error.
+                    (3600.0 / secs).ceil()
+                } else {
+                    (3600.0 / secs).floor() + 1.0
+                }
             } else {
                 f64::INFINITY
             }

@@ -2540,6 +2540,29 @@ fn the_pca_hour_reads_zeros_fractions_windows_and_every_dose_the_dangerous_way()
         // 7 minutes: 9 doses (at 0, 7 ... 56), 500 + 9 x 500 = 5000; 6 minutes: 10.
         (vec![lockout("7")], "-"),
         (vec![lockout("6")], "WG-INF-048"),
+        // Not whole minutes: 9 doses of 400 s fill the hour, and a pump may cut
+        // 399.9999999 s to 399 and fit a tenth (500 + 10 x 500 = 5500); so
+        // may one reading 0.11111111 h. Whole minutes in seconds are exact.
+        (
+            vec![obx(
+                "157989^MDC_TIME_PCA_LOCKOUT^MDC",
+                "399.9999999",
+                "s^s^UCUM",
+            )],
+            "WG-INF-048",
+        ),
+        (
+            vec![obx(
+                "157989^MDC_TIME_PCA_LOCKOUT^MDC",
+                "0.11111111",
+                "h^h^UCUM",
+            )],
+            "WG-INF-048",
+        ),
+        (
+            vec![obx("157989^MDC_TIME_PCA_LOCKOUT^MDC", "420", "s^s^UCUM")],
+            "-",
+        ),
         // The order's limit caps the demand doses only: 500 + 2000 + 3000.
         (
             vec![lockout("6"), loading("2000"), limit("3000"), period("60")],
