@@ -529,6 +529,65 @@ def fin_queue_cases(v6=False):
 
 fin_queue_cases()
 fin_queue_cases(v6=True)
+
+
+def fin_queue_cases_2(v6=False):
+    """The next review of the same (session 35): a FIN coalesced into the
+    queued segment it continues goes with that segment; each queued FIN is
+    judged on its own; a FIN read in order ends the stream before the queue is
+    read. Most are controls where the host stops at a FIN before UNSAFE."""
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "control"
+    su = S + U
+
+    def rst(off):
+        return Call(lambda c: [c.seg(off, flags="R", ack=0, ts=False)])
+
+    case(f"fin_two_ofo_starts{sfx}", cls,
+         "Bare FINs out of order at len(SAFE)+10 and len(SAFE); UNSAFE[10:] replaces the higher, UNSAFE[:10] the "
+         "lower; SAFE fills the hole.",
+         lambda c: [c.seg(M + 10, flags="FA"), Sync(), c.seg(M, flags="FA"), Sync(), c.seg(M + 10, U[10:]), Sync(),
+                    c.seg(M, U[:10]), Sync(), c.seg(0, S), Sync(), Fill(su)], v6=v6)
+    case(f"fin_ofo_replaced_then_rst{sfx}", cls,
+         "A bare FIN out of order at len(SAFE), UNSAFE there (replaces it), SAFE fills the hole, then an RST.",
+         lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U), Sync(), c.seg(0, S), Sync(), rst(2 * M), Sync()],
+         v6=v6)
+    case(f"ctl_fin_in_order_over_queued{sfx}", cls,
+         "UNSAFE queued out of order at len(SAFE); SAFE and 10 more bytes with a FIN in order: the FIN is read "
+         "before the queue, which is purged.",
+         lambda c: [c.seg(M, U), Sync(), c.seg(0, S + S[:10], flags="FPA"), Sync()], v6=v6)
+    case(f"ctl_fin_in_order_before_queue{sfx}", cls,
+         "UNSAFE queued out of order at len(SAFE); SAFE with a FIN in order: the host reads SAFE, then the end.",
+         lambda c: [c.seg(M, U), Sync(), c.seg(0, S, flags="FPA"), Sync()], v6=v6)
+    case(f"ctl_fin_coalesced_equal_copy{sfx}", cls,
+         "UNSAFE[:10] queued; a bare FIN after it (coalesced into it); UNSAFE[:11] from the same start (all bits "
+         "present: dropped); SAFE fills the hole.",
+         lambda c: [c.seg(M, U[:10]), Sync(), c.seg(M + 10, flags="FA"), Sync(), c.seg(M, U[:11]), Sync(),
+                    c.seg(0, S), Sync(), Fill(su)], v6=v6)
+    case(f"ctl_fin_coalesced_partial_left{sfx}", cls,
+         "UNSAFE[:10] queued; a bare FIN after it (coalesced); UNSAFE[5:] from inside it (a partial overlap: the "
+         "FIN stays); SAFE fills the hole.",
+         lambda c: [c.seg(M, U[:10]), Sync(), c.seg(M + 10, flags="FA"), Sync(), c.seg(M + 5, U[5:]), Sync(),
+                    c.seg(0, S), Sync(), Fill(su)], v6=v6)
+    case(f"ctl_fin_data_equal_copy{sfx}", cls,
+         "UNSAFE[:10] with a FIN queued; UNSAFE[:11] from the same start (ends with the FIN: dropped); SAFE "
+         "fills the hole.",
+         lambda c: [c.seg(M, U[:10], flags="FPA"), Sync(), c.seg(M, U[:11]), Sync(), c.seg(0, S), Sync(), Fill(su)],
+         v6=v6)
+    case(f"ctl_fin_data_coalesced_same_start{sfx}", cls,
+         "UNSAFE[:10] queued; UNSAFE[10:20] with a FIN after it (coalesced); UNSAFE[10:] from the FIN segment's "
+         "own start (inside the coalesced one: the FIN stays); SAFE fills the hole.",
+         lambda c: [c.seg(M, U[:10]), Sync(), c.seg(M + 10, U[10:20], flags="FPA"), Sync(), c.seg(M + 10, U[10:]),
+                    Sync(), c.seg(0, S), Sync(), Fill(su)], v6=v6)
+    case(f"ctl_two_fins_lower_overrun{sfx}", cls,
+         "Bare FINs out of order at len(SAFE)+20, then len(SAFE); UNSAFE[:10] replaces the lower only; SAFE; "
+         "UNSAFE[10:20]; the higher FIN ends the stream before UNSAFE[20:].",
+         lambda c: [c.seg(M + 20, flags="FA"), Sync(), c.seg(M, flags="FA"), Sync(), c.seg(M, U[:10]), Sync(),
+                    c.seg(0, S), Sync(), c.seg(M + 10, U[10:20]), Sync(), c.seg(M + 20, U[20:]), Sync()], v6=v6)
+
+
+fin_queue_cases_2()
+fin_queue_cases_2(v6=True)
 x = 10
 case("fin_ofo_replaced_boundary_ts", "control", "fin_ofo_replaced_boundary with timestamps negotiated.",
      lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U), Sync(), c.seg(0, S), Sync(), Fill(S + U)],

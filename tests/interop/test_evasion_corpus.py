@@ -174,6 +174,28 @@ PINNED = {
 }
 
 
+# Session 35: a FIN in Linux's out-of-order queue. In these controls the host
+# stops at a FIN before the UNSAFE order is whole; a violation on it would be a
+# false alarm on an order never read (the first fix of this class raised some:
+# a FIN coalesced into the segment before it, a second queued FIN, a FIN read in
+# order before the queue).
+FIN_QUEUE_CONTROLS = sorted(
+    n for n in (p.stem for p in CORPUS.glob("ctl_*fin*.json"))
+    if n.startswith(("ctl_fin_in_order", "ctl_fin_coalesced", "ctl_fin_data_", "ctl_two_fins", "ctl_fin_ofo_")))
+
+
+def test_fin_queue_controls_are_there():
+    assert len(FIN_QUEUE_CONTROLS) >= 16, FIN_QUEUE_CONTROLS
+
+
+@pytest.mark.parametrize("name", FIN_QUEUE_CONTROLS)
+def test_fin_queue_controls_raise_no_violation(site, name):
+    meta = json.loads((CORPUS / f"{name}.json").read_text())
+    assert not any(o.get("complete") and o.get("unsafe") for o in meta["orders"]), meta["summary"]
+    _, rules, detail = judge(wardgate_bin(), site, CORPUS / f"{name}.pcap", meta)
+    assert "WG-INF-010" not in rules, "a violation on an order the host never read whole: " + detail
+
+
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_pinned_outcomes(site, name):
     meta = json.loads((CORPUS / f"{name}.json").read_text())

@@ -168,6 +168,10 @@ pub const RECENT: usize = 8;
 /// bounded by memory, not only by count.
 pub const PIECE_COST: usize = 64;
 
+/// FINs held out of order at once (Linux holds each with its segment): past
+/// it the highest are forgotten and counted as conflicts.
+pub const MAX_PENDING_FINS: usize = 8;
+
 /// Bounds on the out-of-order data held for one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -261,11 +265,11 @@ pub struct Stream {
     fin_seen: bool,
     /// Stream offset of the FIN that was accepted.
     fin_at: Option<u64>,
-    /// A FIN seen out of order, taken when `next` reaches it exactly.
-    pending_fin: Option<u64>,
-    /// Where the segment that carried [`Self::pending_fin`] starts (the FIN's
-    /// own offset for a bare FIN): Linux queues the two as one segment.
-    pending_fin_from: u64,
+    /// FINs seen out of order, lowest first, each with where the queued
+    /// segment that carries it starts (Linux queues a FIN with its segment, or
+    /// coalesced into the one it continues): the lowest is taken when `next`
+    /// reaches it exactly. At most [`MAX_PENDING_FINS`].
+    fins: Vec<(u64, u64)>,
     /// The last holes [`Stream::acked`] declared (start, end): bytes arriving
     /// for them later are reported, not taken silently as retransmissions.
     acked_holes: [(u64, u64); 4],
@@ -316,8 +320,7 @@ impl Stream {
             longest: 0,
             fin_seen: false,
             fin_at: None,
-            pending_fin: None,
-            pending_fin_from: 0,
+            fins: Vec::new(),
             acked_holes: [(0, 0); 4],
             acked_holes_at: 0,
             stats: Stats::default(),
@@ -425,10 +428,10 @@ impl Stream {
             if start > self.next {
                 self.stats.out_of_order = self.stats.out_of_order.saturating_add(1);
             }
-            self.place(start, data, deliver);
+            self.place(start, data, fin, deliver);
         }
         if fin {
-            self.on_fin(end, from, len == 0);
+            self.on_fin(end, len == 0);
         }
         self.enforce_limits(deliver);
     }
@@ -441,7 +444,7 @@ impl Stream {
             self.gap_to(first, deliver);
             self.drain(deliver);
         }
-        if let Some(fin_at) = self.fin_at.or(self.pending_fin) {
+        if let Some(fin_at) = self.fin_at.or(self.pending_fin()) {
             self.gap_to(fin_at, deliver);
         }
     }
@@ -528,7 +531,7 @@ impl Stream {
         let mut to = self.next + u64::from(ahead.unsigned_abs());
         // Where the FIN is known, the bytes before it are data, all of them.
         let mut exact = false;
-        if let Some(fin) = self.fin_at.or(self.pending_fin).filter(|&f| f < to) {
+        if let Some(fin) = self.fin_at.or(self.pending_fin()).filter(|&f| f < to) {
             to = fin;
             exact = true;
         }
@@ -604,7 +607,8 @@ impl Stream {
 
     /// Puts `data` (at stream offset `start`, not before `next`) in place by the
     /// receiver's policy; in-order bytes are delivered straight from `data`.
-    fn place(&mut self, start: u64, data: &[u8], deliver: &mut dyn FnMut(Chunk<'_>)) {
+    /// `fin`: the segment carries a FIN after `data`.
+    fn place(&mut self, start: u64, data: &[u8], fin: bool, deliver: &mut dyn FnMut(Chunk<'_>)) {
         let end = start.saturating_add(data.len() as u64);
         // The hot path: in order with nothing held, no copy and no allocation.
         if start == self.next && self.pending.is_empty() {
@@ -620,6 +624,13 @@ impl Stream {
                 emit(&mut self.urgent, &mut self.stats, start, data, deliver);
                 self.next = end;
                 self.settle_fin();
+                if fin {
+                    // Read with its segment, before the queue (`tcp_fin` runs
+                    // before `tcp_ofo_queue`): what is queued is never read
+                    // (found by a review: the queue was read first and the
+                    // FIN then fell behind it).
+                    self.on_fin(Some(end), false);
+                }
             }
             Policy::Linux => self.insert_linux(start, data),
             Policy::First => self.insert_disjoint(start, data, |_| false),
@@ -734,8 +745,16 @@ impl Stream {
             .next_back()
             .map(|(&k, h)| (k, k.saturating_add(h.len() as u64)));
         if let Some((k, k_end)) = pred {
+            // A FIN queued with this segment is its last sequence number: a
+            // copy ending there has all its bits present (found by a review:
+            // one byte more at the FIN's place was read past the FIN).
+            let with_fin = self
+                .fins
+                .iter()
+                .any(|&(at, from)| at == k_end && from == k && from < at);
+            let bits_end = k_end + u64::from(with_fin);
             if start < k_end {
-                if end <= k_end {
+                if end <= bits_end {
                     // All the bits are present: dropped.
                     return;
                 }
@@ -749,7 +768,7 @@ impl Stream {
                 // A FIN carried by the held segment is its last sequence
                 // number: what starts at the FIN overlaps that segment rather
                 // than continuing it, and is purged when the FIN is read.
-                && !(self.pending_fin == Some(k_end) && self.pending_fin_from < k_end)
+                && !self.fins.iter().any(|&(at, from)| at == k_end && from < k_end)
             {
                 // Coalesced into the segment it continues.
                 if let Some(held) = self.pending.get_mut(&k) {
@@ -830,22 +849,37 @@ impl Stream {
     /// (found by a review on a real receiver: a bare FIN, then an unsafe order at
     /// the FIN's place, then the hole filled; the host read the order, and the
     /// FIN taken here hid it).
+    /// Each FIN's segment is judged on its own: a second FIN further on stays
+    /// (found by the next review).
     fn fin_overrun(&mut self, from: u64, to: u64) {
-        let Some(p) = self.pending_fin else {
-            return;
-        };
-        let fin_from = self.pending_fin_from;
-        let fin_end = p.saturating_add(1);
-        if (from == fin_from && to > fin_end) || (from < fin_from && to >= fin_end) {
-            self.pending_fin = None;
-            self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
-        }
+        let before = self.fins.len();
+        self.fins.retain(|&(p, fin_from)| {
+            let fin_end = p.saturating_add(1);
+            !((from == fin_from && to > fin_end) || (from < fin_from && to >= fin_end))
+        });
+        let gone = (before - self.fins.len()) as u64;
+        self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(gone);
+    }
+
+    /// The lowest FIN waiting out of order.
+    fn pending_fin(&self) -> Option<u64> {
+        self.fins.first().map(|&(at, _)| at)
+    }
+
+    /// Where the queued segment holding a FIN at `at` starts: the held piece
+    /// that ends there (the FIN's own data, or the data a bare FIN was
+    /// coalesced into, as `tcp_ooo_try_coalesce` does), else `at` itself.
+    fn fin_segment_start(&self, at: u64) -> u64 {
+        self.pending
+            .range(..at)
+            .next_back()
+            .filter(|(&k, h)| k.saturating_add(h.len() as u64) == at)
+            .map_or(at, |(&k, _)| k)
     }
 
     /// Records a FIN at stream offset `at` (`None`: behind `next`), first wins.
-    /// `from`: where the segment that carried it starts; `bare`: it carried no
-    /// data, so the FIN is its only sequence number.
-    fn on_fin(&mut self, at: Option<u64>, from: u64, bare: bool) {
+    /// `bare`: it carried no data, so the FIN is its only sequence number.
+    fn on_fin(&mut self, at: Option<u64>, bare: bool) {
         self.fin_seen = true;
         // Linux takes a FIN only when it is reached in order (`tcp_fin` from
         // `tcp_data_queue` or `tcp_ofo_queue`); one queued out of order goes with
@@ -864,9 +898,17 @@ impl Stream {
                         .any(|(&k, h)| k.saturating_add(h.len() as u64) > at);
                 if covered {
                     self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
-                } else if self.pending_fin.is_none_or(|p| at < p) {
-                    self.pending_fin = Some(at);
-                    self.pending_fin_from = from;
+                } else if !self.fins.iter().any(|&(p, _)| p == at) {
+                    let from = self.fin_segment_start(at);
+                    let i = self.fins.partition_point(|&(p, _)| p < at);
+                    if i < MAX_PENDING_FINS {
+                        self.fins.insert(i, (at, from));
+                        self.fins.truncate(MAX_PENDING_FINS);
+                    } else {
+                        // Past the bound the highest are forgotten: counted.
+                        self.stats.overlap_conflicts =
+                            self.stats.overlap_conflicts.saturating_add(1);
+                    }
                 }
             }
             _ => {
@@ -878,7 +920,7 @@ impl Stream {
     /// The FIN at `at` (= `next`) takes effect: what is queued beyond it is never read.
     fn accept_fin(&mut self, at: u64) {
         self.fin_at = Some(at);
-        self.pending_fin = None;
+        self.fins.clear();
         // (Queued segments may also hold bytes before it, already read.)
         let purged: u64 = self
             .pending
@@ -894,10 +936,10 @@ impl Stream {
     /// After `next` moved: a queued FIN reached exactly takes effect; one passed
     /// over went with its segment.
     fn settle_fin(&mut self) {
-        match self.pending_fin {
-            Some(p) if p == self.next => self.accept_fin(p),
-            Some(p) if p < self.next => self.pending_fin = None,
-            _ => {}
+        let next = self.next;
+        self.fins.retain(|&(p, _)| p >= next);
+        if self.pending_fin() == Some(next) {
+            self.accept_fin(next);
         }
     }
 

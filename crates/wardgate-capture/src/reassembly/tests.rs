@@ -537,6 +537,55 @@ fn a_queued_fin_gives_way_to_data_at_its_place_as_linux_queues_them() {
 }
 
 #[test]
+fn a_queued_fin_stays_with_its_segment_as_linux_keeps_it() {
+    let fin = |s: &mut Stream, k: &mut Sink, off: u32, payload: &[u8]| {
+        feed(s, k, ISN + 1 + off, false, true, payload)
+    };
+    // Coalesced into the queued bytes before it, a bare FIN's segment starts
+    // there: a copy from inside that segment overlaps it only in part.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    fin(&mut s, &mut k, 10, b"");
+    data(&mut s, &mut k, 7, b"789abcdef");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789");
+    assert!(s.finished());
+    // A copy ending with the FIN's own sequence number adds nothing.
+    let (mut s, mut k) = open(Limits::default());
+    fin(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 5, b"56789a");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789");
+    assert!(s.finished());
+    // A FIN with data coalesced into the queued bytes: a copy from the FIN
+    // segment's own start is inside the coalesced one.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    fin(&mut s, &mut k, 10, b"ab");
+    data(&mut s, &mut k, 10, b"abcdef");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789ab");
+    assert!(s.finished());
+    // Two FINs queued: data removing the lower leaves the higher.
+    let (mut s, mut k) = open(Limits::default());
+    fin(&mut s, &mut k, 12, b"");
+    fin(&mut s, &mut k, 5, b"");
+    data(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 0, b"01234");
+    data(&mut s, &mut k, 10, b"ab");
+    data(&mut s, &mut k, 12, b"cdef");
+    assert_eq!(k.bytes(), b"0123456789ab");
+    assert!(s.finished());
+    // A FIN read in order ends the stream before the queue behind it is read.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    fin(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"01234");
+    assert!(s.finished());
+    assert_eq!(s.buffered_bytes(), 0);
+}
+
+#[test]
 fn repeated_syns_and_a_syn_with_another_isn_do_not_disturb_the_stream() {
     let (mut s, mut k) = open(Limits::default());
     feed(&mut s, &mut k, ISN, true, false, b"");
