@@ -275,6 +275,13 @@ def test_decisions_record_care_area_library_and_limit(corpus_run):
     assert inf["point_of_care"] == "NICU" and inf["patient_id"] == RUN["gateway"].pseudonym("4711"), inf
     assert "4711" not in json.dumps(ev["wardgate"]["infusion"]), ev
     assert inf["rate"] == 150 and inf["rate_ordered"].startswith("150"), inf
+    # A weight outside the care area: the weight judged, the range it left,
+    # and where it was (a review found none of the three recorded).
+    adult = next(i["text"] for i in items if i["name"] == "NICU order with an adult weight")
+    ev = next(e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == control_id(adult)
+              and e["event"]["action"] == "blocked")
+    inf = ev["wardgate"]["infusion"][0]
+    assert inf["weight_kg"] == 80 and "care area nicu weight " in inf["limits"], inf
     fallback = next(i["text"] for i in items if i["name"] == "unknown point of care falls back to the default care area")
     ev = next(e for e in events if e.get("wardgate", {}).get("hl7", {}).get("control_id") == control_id(fallback))
     assert ev["wardgate"]["infusion"][0]["care_area"] == "adult-icu (default)"

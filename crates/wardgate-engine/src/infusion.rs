@@ -1583,6 +1583,10 @@ fn check_give(
         }
     }
     let limits = entry.limits_in(ctx.area);
+    // Every limit that may decide, in the record from here on, whichever check
+    // then decides (found by a review: a concentration, VTBI, duration or PCA
+    // block was recorded with no limits, or with only the rate and dose).
+    facts.limits = limits_text(limits, entry.concentration.as_ref());
     if !limits.available {
         return out.refuse(
             OrderFinding::new(
@@ -1601,7 +1605,7 @@ fn check_give(
     // drug without `routes` is judged as before.
     if let Some(allowed) = &limits.routes {
         let area = facts.care_area.clone().unwrap_or_else(|| "(none)".into());
-        facts.limits = Some(format!("routes {}", allowed.join(", ")));
+
         let finding = match read_route(n, segments, group, allowed) {
             Ok((code, seq)) => {
                 let code_shown = bounded(&code);
@@ -1720,22 +1724,34 @@ fn check_give(
         };
         let other = patient.weight_others.iter().copied().find(|&w| outside(w));
         if outside(*kg) || other.is_some() {
-            let written = match other.filter(|_| !outside(*kg)) {
-                Some(w) => format!("{} kg (of {written} and others)", round(w)),
-                None => written.clone(),
+            let (written, used) = match other.filter(|_| !outside(*kg)) {
+                Some(w) => (format!("{} kg (of {written} and others)", round(w)), w),
+                None => (written.clone(), *kg),
             };
-            return out.refuse(
-                OrderFinding::new(
-                    rules::WEIGHT_OUTSIDE_AREA,
-                    format!(
-                        "RXG #{n}: body weight {written} is outside care area {}'s {}-{} kg",
-                        area.id,
-                        area.weight_min_kg.map_or("-".into(), |v| v.to_string()),
-                        area.weight_max_kg.map_or("-".into(), |v| v.to_string())
-                    ),
-                ),
-                facts,
+            // The weight judged and the range it left are in the record too
+            // (found by a review: neither was, nor where the weight was).
+            let range = format!(
+                "{}-{} kg",
+                area.weight_min_kg.map_or("-".into(), |v| v.to_string()),
+                area.weight_max_kg.map_or("-".into(), |v| v.to_string())
             );
+            facts.weight_kg = Some(round(used));
+            let weight_limit = format!("care area {} weight {range}", area.id);
+            facts.limits = Some(match facts.limits.take() {
+                Some(l) => format!("{l}; {weight_limit}"),
+                None => weight_limit,
+            });
+            let mut finding = OrderFinding::new(
+                rules::WEIGHT_OUTSIDE_AREA,
+                format!(
+                    "RXG #{n}: body weight {written} is outside care area {}'s {range}",
+                    area.id
+                ),
+            );
+            if let Some(seq) = patient.weight_obx {
+                finding = finding.at(loc(b"OBX", seq, 5));
+            }
+            return out.refuse(finding, facts);
         }
     }
 
@@ -1927,7 +1943,14 @@ fn check_give(
         (other, _) => other,
     };
     if let Ok(Some(c)) = &conc {
-        facts.concentration = Some(format!("{} {}/mL", round(c.per_ml), c.dim_label()));
+        // In the library's concentration unit where it has one (what the
+        // answer quotes), else in the base unit per mL.
+        facts.concentration = Some(match &entry.concentration {
+            Some(cl) if cl.dim == c.dim && cl.per_ml > 0.0 => {
+                format!("{} {}", round(c.per_ml / cl.per_ml), cl.unit_text)
+            }
+            _ => format!("{} {}/mL", round(c.per_ml), c.dim_label()),
+        });
         if let Some(cl) = &entry.concentration {
             check_concentration(n, &entry.display, c, cl, out);
         }
@@ -2535,29 +2558,7 @@ fn check_give(
         );
     }
     // The limits that applied and the patient facts the decision used are in the record.
-    facts.limits = Some(
-        [
-            limits
-                .rate
-                .as_ref()
-                .map(|l| format!("rate {}", l.describe())),
-            limits
-                .dose
-                .as_ref()
-                .map(|l| format!("dose {}", l.describe())),
-        ]
-        .into_iter()
-        .flatten()
-        .chain(
-            limits
-                .routes
-                .as_ref()
-                .map(|r| format!("routes {}", r.join(", "))),
-        )
-        .collect::<Vec<_>>()
-        .join("; "),
-    )
-    .filter(|s| !s.is_empty());
+    facts.limits = limits_text(limits, entry.concentration.as_ref());
     if let Ok(Some(w)) = &patient.weight {
         facts.weight_kg = Some(round(w.0));
     }
@@ -6202,6 +6203,8 @@ struct PatientFacts {
     bsa_others: Vec<f64>,
     /// Every body weight (kg) read from the message, whether they agree or not.
     weights_seen: Vec<f64>,
+    /// The OBX (its number among the OBX) of the first body weight read.
+    weight_obx: Option<usize>,
 }
 
 fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
@@ -6466,12 +6469,14 @@ fn patient_facts(segments: &[Segment<'_>]) -> PatientFacts {
     };
     let (weight_others, bsa_others) = (others(&weights), others(&bsas));
     let weights_seen = weights.iter().map(|w| w.0).collect();
+    let weight_obx = weights.first().map(|w| w.2);
     PatientFacts {
         weight: settle(weights, weight_err, "body weight", 0.1),
         bsa: settle(bsas, bsa_err, "body surface area", 0.01),
         weight_others,
         bsa_others,
         weights_seen,
+        weight_obx,
     }
 }
 
@@ -6503,8 +6508,74 @@ fn unit_label(field: &Field<'_>) -> String {
 
 pub(crate) use crate::event::bounded;
 
+/// The limits of a drug in a care area as records show them: rate, dose,
+/// bolus rate, VTBI, duration, PCA, concentration (with its standard ones) and
+/// routes, those the library sets.
+fn limits_text(
+    limits: &crate::policy::AreaLimits,
+    concentration: Option<&crate::policy::ConcentrationLimits>,
+) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(l) = &limits.rate {
+        parts.push(format!("rate {}", l.describe()));
+    }
+    if let Some(l) = &limits.dose {
+        parts.push(format!("dose {}", l.describe()));
+    }
+    if let Some(l) = &limits.bolus_rate {
+        parts.push(format!("bolus rate {}", l.describe()));
+    }
+    if let Some(v) = limits.vtbi_max_ml {
+        parts.push(format!("VTBI max {v} mL"));
+    }
+    if let Some(d) = limits.duration_max_min {
+        parts.push(format!("duration max {d} min"));
+    }
+    if let Some(m) = limits.pca_lockout_min_minutes {
+        parts.push(format!("PCA lockout min {m} min"));
+    }
+    if let Some(m) = limits.pca_max_per_hour {
+        parts.push(format!("PCA max {m} per hour"));
+    }
+    if let Some(c) = concentration {
+        let mut t = format!("concentration {}", c.unit_text);
+        match (c.min, c.max) {
+            (Some(a), Some(b)) => t.push_str(&format!(": {a}-{b}")),
+            (Some(a), None) => t.push_str(&format!(": min {a}")),
+            (None, Some(b)) => t.push_str(&format!(": max {b}")),
+            (None, None) => {}
+        }
+        if !c.standard.is_empty() {
+            let standard: Vec<String> = c.standard.iter().map(f64::to_string).collect();
+            t.push_str(&format!(", standard {}", standard.join(", ")));
+        }
+        parts.push(t);
+    }
+    if let Some(r) = &limits.routes {
+        parts.push(format!("routes {}", r.join(", ")));
+    }
+    Some(parts.join("; ")).filter(|s| !s.is_empty())
+}
+
+/// A value as records and answers show it: 12 significant digits, enough to
+/// hide floating-point noise (`0.30000000000000004`) and keep every digit an
+/// order states. Six decimals, as before, showed 25.0000001 U/h as "25, above
+/// the hard limit 25" and 0.0000004 U/h as 0 (found by a review).
 fn round(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
+    if v == 0.0 || !v.is_finite() || v.abs() < 1e-12 || v.abs() > 1e15 {
+        return v;
+    }
+    let digits = 11 - v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits);
+    if !scale.is_finite() || scale == 0.0 {
+        return v;
+    }
+    let r = (v * scale).round() / scale;
+    if r.is_finite() {
+        r
+    } else {
+        v
+    }
 }
 
 #[cfg(test)]

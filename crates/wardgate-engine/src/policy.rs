@@ -28,20 +28,22 @@ pub struct QuantityLimits {
 
 impl QuantityLimits {
     /// The limits as an operator reads them: `U/h: hard 50-2000, soft max 1500`.
+    /// (Without a minimum, `hard max 2000`: `hard -2000` read as a negative
+    /// number, `hard --2000` as nothing.)
     pub fn describe(&self) -> String {
-        let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let range = |min: Option<f64>, max: Option<f64>| match (min, max) {
+            (Some(a), Some(b)) => format!("{a}-{b}"),
+            (Some(a), None) => format!("min {a}"),
+            (None, Some(b)) => format!("max {b}"),
+            (None, None) => String::new(),
+        };
         let mut out = format!(
-            "{}: hard {}-{}",
+            "{}: hard {}",
             self.unit_text,
-            num(self.hard_min),
-            self.hard_max
+            range(self.hard_min, Some(self.hard_max))
         );
         if self.soft_min.is_some() || self.soft_max.is_some() {
-            out.push_str(&format!(
-                ", soft {}-{}",
-                num(self.soft_min),
-                num(self.soft_max)
-            ));
+            out.push_str(&format!(", soft {}", range(self.soft_min, self.soft_max)));
         }
         out
     }

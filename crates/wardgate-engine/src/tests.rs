@@ -2020,7 +2020,11 @@ fn an_intrathecal_order_for_an_iv_only_drug_is_blocked() {
     }
     let inf = &o.record.event().wardgate.infusion[0];
     assert_eq!(inf.route.as_deref(), Some("IT"));
-    assert_eq!(inf.limits.as_deref(), Some("routes IV"));
+    // Every limit of the drug, the routes among them.
+    assert_eq!(
+        inf.limits.as_deref(),
+        Some("dose mg: hard max 2; routes IV")
+    );
     assert!(reply_text(&o).contains("RXR^1^1"), "{}", reply_text(&o));
 }
 
@@ -3453,4 +3457,63 @@ fn a_reload_lists_a_changed_default_care_area_and_drug_names() {
     );
     // Nothing changed, nothing listed.
     assert!(policy_from(&route_site("")).changes(&old, 50).is_empty());
+}
+
+/// A review of what records say: a value just over a limit is not shown
+/// equal to it, a tiny value not as zero; every limit of the drug is in the
+/// record whichever check decides; a weight outside the care area names the
+/// weight, its range and where the weight was.
+#[test]
+fn records_show_the_values_and_limits_the_decision_used() {
+    // 40.000002 mL/h of 50 U/mL: 2000.0001 U/h against a 2000 U/h hard limit.
+    let o = run(&rgv(&[heparin_rxg("40.000002", "mL/h^mL/h^UCUM")], &[]));
+    assert_eq!(o.verdict, Verdict::Block);
+    let inf = o.record.event().wardgate.infusion[0].clone();
+    assert_eq!(inf.rate, Some(2000.0001));
+    assert!(reply_text(&o).contains("2000.0001"), "{}", reply_text(&o));
+    // 0.0000004 U/h is no zero.
+    let o = run(&rgv(
+        &[rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "0.0000004"),
+            (16, "U/h^U/h^UCUM"),
+        ])],
+        &[],
+    ));
+    assert_eq!(o.record.event().wardgate.infusion[0].rate, Some(0.0000004));
+    // A VTBI limit decides; the record lists it with the others.
+    let site = SITE.replace(
+        "dose_hard_max = 10000",
+        "dose_hard_max = 10000\nvtbi_max_ml = 250\nconcentration_unit = \"U/mL\"\nconcentration_max = 100\nconcentrations = [50]",
+    );
+    let p = policy_from(&site);
+    let order = rgv(
+        &[rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (5, "400"),
+            (7, "mL^mL^UCUM"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25000"),
+            (18, "U^U^UCUM"),
+            (23, "500"),
+            (24, "mL^mL^UCUM"),
+        ])],
+        &[],
+    );
+    let o = inspect(&p.routes[0], &flow(&p), &framed(&order), &clock());
+    assert_eq!(o.verdict, Verdict::Block, "{}", reply_text(&o));
+    let inf = o.record.event().wardgate.infusion[0].clone();
+    let limits = inf.limits.unwrap_or_default();
+    for needle in [
+        "rate U/h: hard max 2000, soft max 1500",
+        "dose U: hard max 10000",
+        "VTBI max 250 mL",
+        "concentration U/mL: max 100, standard 50",
+    ] {
+        assert!(limits.contains(needle), "{needle} not in {limits}");
+    }
+    assert_eq!(inf.concentration.as_deref(), Some("50 U/mL"));
 }

@@ -781,7 +781,7 @@ pub struct InfusionFacts {
     /// (`nicu (PV1-3)`, `adult-icu (route)`, `adult-icu (default)`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub care_area: Option<String>,
-    /// The limits that applied (`rate U/h: hard 50-2000, soft -1500`).
+    /// The limits that applied (`rate U/h: hard 50-2000, soft max 1500; VTBI max 1000 mL; routes IV`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub limits: Option<String>,
     /// The route of administration as read (RXR-1's table 0162 code), when
