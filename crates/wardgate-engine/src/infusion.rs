@@ -38,7 +38,11 @@ const WEIGHT_RANGE_KG: std::ops::RangeInclusive<f64> = 0.2..=500.0;
 const BSA_RANGE_M2: std::ops::RangeInclusive<f64> = 0.05..=5.0;
 /// Relative tolerance when comparing with a limit, so that a unit conversion's
 /// rounding never turns "exactly at the limit" into "above it".
-const LIMIT_TOLERANCE: f64 = 1e-9;
+/// One part in 10^12: past a conversion's rounding error (a few parts in
+/// 10^15), and within what records show (12 significant digits), so that a
+/// value allowed at a limit reads as the limit (a review found 25.00000002 U/h
+/// allowed under a 25 U/h hard limit, shown above it, with 10^-9).
+const LIMIT_TOLERANCE: f64 = 1e-12;
 /// Two statements of one quantity agree when they differ by at most this share of
 /// the larger (or by the rounding of the numbers as written, if more).
 const AGREEMENT: f64 = 0.01;
@@ -831,9 +835,9 @@ pub fn check(
         }
         _ => false,
     };
-    let label = |c: &Option<Concentration>| {
+    let label = |d: &str, c: &Option<Concentration>| {
         c.map_or("no stated concentration".into(), |c| {
-            format!("{} {}/mL", round(c.per_ml), c.dim_label())
+            conc_shown(&c, library.lookup(d).and_then(|e| e.concentration.as_ref()))
         })
     };
     let differs = (1..out.steps.len().min(gives.len())).find_map(|k| {
@@ -846,9 +850,9 @@ pub fn check(
                 format!(
                     "RXG #{}: a step gives {d:?} at {} where the first (RXG #{}) gives {d0:?} at {}: one container runs every step of a multistep order, and a receiver reading RXG-1 across the message's orders takes its gives as one",
                     k + 1,
-                    label(c),
+                    label(d, c),
                     first + 1,
-                    label(c0),
+                    label(d0, c0),
                 ),
             )
             .at(loc(b"RXG", k + 1, 4))
@@ -1915,7 +1919,7 @@ fn check_give(
                     out.findings.push(
                         OrderFinding::new(
                             rules::STATEMENTS_DISAGREE,
-                            format!("RXG #{n}: the concentration in RXG-17/18 over RXG-23/24 ({} {}/mL) and in the OBX ({written}) disagree", round(c.per_ml), c.dim_label()),
+                            format!("RXG #{n}: the concentration in RXG-17/18 over RXG-23/24 ({}) and in the OBX ({written}) disagree", conc_shown(&c, entry.concentration.as_ref())),
                         )
                         .at(*l),
                     );
@@ -1945,12 +1949,7 @@ fn check_give(
     if let Ok(Some(c)) = &conc {
         // In the library's concentration unit where it has one (what the
         // answer quotes), else in the base unit per mL.
-        facts.concentration = Some(match &entry.concentration {
-            Some(cl) if cl.dim == c.dim && cl.per_ml > 0.0 => {
-                format!("{} {}", round(c.per_ml / cl.per_ml), cl.unit_text)
-            }
-            _ => format!("{} {}/mL", round(c.per_ml), c.dim_label()),
-        });
+        facts.concentration = Some(conc_shown(c, entry.concentration.as_ref()));
         if let Some(cl) = &entry.concentration {
             check_concentration(n, &entry.display, c, cl, out);
         }
@@ -1981,11 +1980,10 @@ fn check_give(
                     prog.vtbis.push(Statement {
                         source: format!("{} over the concentration", a.source),
                         written: format!(
-                            "{} ({} mL at {} {}/mL)",
+                            "{} ({} mL at {})",
                             a.written,
                             round(ml),
-                            round(c.per_ml),
-                            c.dim_label()
+                            conc_shown(c, entry.concentration.as_ref())
                         ),
                         value: ml,
                         unit: units::parse("mL").unwrap_or(a.unit),
@@ -2622,9 +2620,13 @@ fn check_concentration(
             OrderFinding::new(
                 rules::NON_STANDARD_CONCENTRATION,
                 format!(
-                    "RXG #{n}: {drug} concentration {} {unit} is not a standard one ({:?})",
+                    "RXG #{n}: {drug} concentration {} {unit} is not a standard one ({} {unit})",
                     round(v),
                     cl.standard
+                        .iter()
+                        .map(f64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .at(l),
@@ -4900,7 +4902,7 @@ fn pca_hour(
             out,
             "neither a lockout above zero, a number of doses per hour nor a dose limit over a period bounds the demand doses".into(),
         );
-    } else if hour_total > max * (1.0 + 1e-9) {
+    } else if hour_total > max * (1.0 + LIMIT_TOLERANCE) {
         refuse(
             out,
             format!(
@@ -6508,6 +6510,19 @@ fn unit_label(field: &Field<'_>) -> String {
 
 pub(crate) use crate::event::bounded;
 
+/// A concentration as answers and records quote it: in the library's
+/// concentration unit where the drug has one (what its limits say), else in
+/// the base unit per mL (found by a review: reasons said 0.0016 g/mL beside a
+/// record of 1.6 mg/mL).
+fn conc_shown(c: &Concentration, limits: Option<&crate::policy::ConcentrationLimits>) -> String {
+    match limits {
+        Some(cl) if cl.dim == c.dim && cl.per_ml > 0.0 => {
+            format!("{} {}", round(c.per_ml / cl.per_ml), cl.unit_text)
+        }
+        _ => format!("{} {}/mL", round(c.per_ml), c.dim_label()),
+    }
+}
+
 /// The limits of a drug in a care area as records show them: rate, dose,
 /// bolus rate, VTBI, duration, PCA, concentration (with its standard ones) and
 /// routes, those the library sets.
@@ -6535,7 +6550,8 @@ fn limits_text(
         parts.push(format!("PCA lockout min {m} min"));
     }
     if let Some(m) = limits.pca_max_per_hour {
-        parts.push(format!("PCA max {m} per hour"));
+        let unit = limits.dose.as_ref().map_or("", |d| d.unit_text.as_str());
+        parts.push(format!("PCA max {m} {unit} in an hour").replace("  ", " "));
     }
     if let Some(c) = concentration {
         let mut t = format!("concentration {}", c.unit_text);
@@ -6562,7 +6578,7 @@ fn limits_text(
 /// order states. Six decimals, as before, showed 25.0000001 U/h as "25, above
 /// the hard limit 25" and 0.0000004 U/h as 0 (found by a review).
 fn round(v: f64) -> f64 {
-    if v == 0.0 || !v.is_finite() || v.abs() < 1e-12 || v.abs() > 1e15 {
+    if v == 0.0 || !v.is_finite() {
         return v;
     }
     let digits = 11 - v.abs().log10().floor() as i32;

@@ -3516,4 +3516,43 @@ fn records_show_the_values_and_limits_the_decision_used() {
         assert!(limits.contains(needle), "{needle} not in {limits}");
     }
     assert_eq!(inf.concentration.as_deref(), Some("50 U/mL"));
+    // Above a hard limit by half a part in 10^9: blocked, as shown (the room
+    // is one part in 10^12, for conversions); exactly at it through a
+    // conversion: allowed.
+    let direct = |rate: &str| {
+        run(&rgv(
+            &[rxg(&[
+                (1, "1"),
+                (4, "HEP^heparin^LOCAL"),
+                (15, rate),
+                (16, "U/h^U/h^UCUM"),
+            ])],
+            &[],
+        ))
+    };
+    assert_eq!(direct("2000.000001").verdict, Verdict::Block);
+    assert_eq!(direct("2000").verdict, Verdict::Alert);
+    let at = run(&rgv(&[heparin_rxg("40", "mL/h^mL/h^UCUM")], &[]));
+    assert_eq!(at.verdict, Verdict::Alert, "{}", reply_text(&at));
+    // A concentration off the standard ones is quoted in the library's unit,
+    // the standard ones as a list.
+    let order = rgv(
+        &[rxg(&[
+            (1, "1"),
+            (4, "HEP^heparin^LOCAL"),
+            (15, "10"),
+            (16, "mL/h^mL/h^UCUM"),
+            (17, "25"),
+            (18, "kU^kU^UCUM"),
+            (23, "250"),
+            (24, "mL^mL^UCUM"),
+        ])],
+        &[],
+    );
+    let o = inspect(&p.routes[0], &flow(&p), &framed(&order), &clock());
+    let why = o.record.event().event.reason.clone();
+    assert!(
+        why.contains("concentration 100 U/mL is not a standard one (50 U/mL)"),
+        "{why}"
+    );
 }
