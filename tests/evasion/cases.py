@@ -588,6 +588,54 @@ def fin_queue_cases_2(v6=False):
 
 fin_queue_cases_2()
 fin_queue_cases_2(v6=True)
+
+
+def fin_queue_cases_3(v6=False):
+    """A third review of the same (session 35): a FIN with data whose whole
+    segment lies inside one queued segment is dropped with it; a bare FIN at the
+    end of one queued segment and inside another is joined to whichever Linux's
+    tree meets first (named: the capture does not show it); more FINs queued
+    than wardgate holds (named)."""
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "control"
+    t = S + S + U
+
+    def fins(offs):
+        return Call(lambda c: [c.seg(M + o, flags="FA") for o in offs])
+
+    case(f"fin_data_inside_queued{sfx}", cls,
+         "SAFE, SAFE, UNSAFE: the last two queued out of order as one segment; the end of the second SAFE with a "
+         "FIN, inside it (dropped with its FIN); the first two in order. The host reads all three.",
+         lambda c: [c.seg(M, t[M:3 * M]), Sync(), c.seg(2 * M - 5, t[2 * M - 5:2 * M], flags="FPA"), Sync(),
+                    c.seg(0, t[:2 * M]), Sync()], v6=v6, expect=t)
+    case(f"fin_data_inside_queued_same_start{sfx}", cls,
+         "As fin_data_inside_queued, the queued segment starting where the FIN's does.",
+         lambda c: [c.seg(2 * M - 5, t[2 * M - 5:3 * M]), Sync(), c.seg(2 * M - 5, t[2 * M - 5:2 * M], flags="FPA"),
+                    Sync(), c.seg(0, t[:2 * M]), Sync()], v6=v6, expect=t)
+    case(f"fin_data_inside_overlapping_queued{sfx}", cls,
+         "The second SAFE queued, then the rest from 5 bytes into it (a partial overlap), then the end of the "
+         "second SAFE with a FIN (inside the latter: dropped), then the first SAFE.",
+         lambda c: [c.seg(M, t[M:2 * M]), Sync(), c.seg(M + 5, t[M + 5:3 * M]), Sync(),
+                    c.seg(2 * M - 5, t[2 * M - 5:2 * M], flags="FPA"), Sync(), c.seg(0, t[:M]), Sync()], v6=v6)
+    case(f"fin_bare_joined_or_covered{sfx}", cls,
+         "The second SAFE queued, then the rest from 5 bytes into it, then a bare FIN where the second SAFE ends "
+         "(joined to it, or inside the other: Linux's tree decides), then the first SAFE.",
+         lambda c: [c.seg(M, t[M:2 * M]), Sync(), c.seg(M + 5, t[M + 5:3 * M]), Sync(), c.seg(2 * M, flags="FA"),
+                    Sync(), c.seg(0, t[:M]), Sync()], v6=v6)
+    case(f"fin_nine_queued{sfx}", cls,
+         "Nine bare FINs out of order at len(SAFE)+10 ... +90; UNSAFE[:85] (removes eight); SAFE; the rest of "
+         "UNSAFE: the ninth ends the stream inside UNSAFE.",
+         lambda c: [fins(range(10, 100, 10)), Sync(), c.seg(M, U[:85]), Sync(), c.seg(0, S), Sync(),
+                    c.seg(M + 85, U[85:90]), Sync(), c.seg(M + 90, U[90:]), Sync()], v6=v6)
+    case(f"ctl_fin_eight_queued{sfx}", cls,
+         "Eight bare FINs out of order at len(SAFE)+20 ... +90; UNSAFE[:85] (removes seven); SAFE; the rest of "
+         "UNSAFE: the eighth ends the stream inside UNSAFE.",
+         lambda c: [fins(range(20, 100, 10)), Sync(), c.seg(M, U[:85]), Sync(), c.seg(0, S), Sync(),
+                    c.seg(M + 85, U[85:90]), Sync(), c.seg(M + 90, U[90:]), Sync()], v6=v6)
+
+
+fin_queue_cases_3()
+fin_queue_cases_3(v6=True)
 x = 10
 case("fin_ofo_replaced_boundary_ts", "control", "fin_ofo_replaced_boundary with timestamps negotiated.",
      lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U), Sync(), c.seg(0, S), Sync(), Fill(S + U)],

@@ -431,7 +431,7 @@ impl Stream {
             self.place(start, data, fin, deliver);
         }
         if fin {
-            self.on_fin(end, len == 0);
+            self.on_fin(end, from, len == 0);
         }
         self.enforce_limits(deliver);
     }
@@ -629,7 +629,7 @@ impl Stream {
                     // before `tcp_ofo_queue`): what is queued is never read
                     // (found by a review: the queue was read first and the
                     // FIN then fell behind it).
-                    self.on_fin(Some(end), false);
+                    self.on_fin(Some(end), start, false);
                 }
             }
             Policy::Linux => self.insert_linux(start, data),
@@ -870,16 +870,17 @@ impl Stream {
     /// that ends there (the FIN's own data, or the data a bare FIN was
     /// coalesced into, as `tcp_ooo_try_coalesce` does), else `at` itself.
     fn fin_segment_start(&self, at: u64) -> u64 {
+        // Queued segments may overlap: any of them may end there.
         self.pending
-            .range(..at)
-            .next_back()
-            .filter(|(&k, h)| k.saturating_add(h.len() as u64) == at)
+            .range(at.saturating_sub(self.longest)..at)
+            .find(|(&k, h)| k.saturating_add(h.len() as u64) == at)
             .map_or(at, |(&k, _)| k)
     }
 
     /// Records a FIN at stream offset `at` (`None`: behind `next`), first wins.
-    /// `bare`: it carried no data, so the FIN is its only sequence number.
-    fn on_fin(&mut self, at: Option<u64>, bare: bool) {
+    /// `from`: where its segment starts; `bare`: it carried no data, so the FIN
+    /// is its only sequence number.
+    fn on_fin(&mut self, at: Option<u64>, from: u64, bare: bool) {
         self.fin_seen = true;
         // Linux takes a FIN only when it is reached in order (`tcp_fin` from
         // `tcp_data_queue` or `tcp_ofo_queue`); one queued out of order goes with
@@ -889,25 +890,39 @@ impl Stream {
             (Some(fin_at), Some(at)) if fin_at == at => {}
             (None, Some(at)) if at == self.next => self.accept_fin(at),
             (None, Some(at)) if at > self.next => {
-                // A bare FIN inside data already queued is dropped with the
-                // segment: all its bits are present (`tcp_data_queue_ofo`).
-                let covered = bare
-                    && self
-                        .pending
-                        .range(at.saturating_sub(self.longest)..=at)
-                        .any(|(&k, h)| k.saturating_add(h.len() as u64) > at);
+                // A FIN whose whole segment (its data and its own sequence
+                // number) lies inside one queued segment is dropped with it:
+                // all its bits are present (`tcp_data_queue_ofo`; found by a
+                // review for a FIN carrying data).
+                let covering =
+                    |k: u64, h: &Vec<u8>| k <= from && k.saturating_add(h.len() as u64) > at;
+                let covered = self
+                    .pending
+                    .range(from.saturating_sub(self.longest)..=from)
+                    .any(|(&k, h)| covering(k, h));
+                // A bare FIN at the end of one queued segment and inside
+                // another: Linux joins it to the first it meets in its tree,
+                // which the capture does not show. It is dropped here (the
+                // bytes after it judged) and the doubt named.
+                let joinable = bare && self.fin_segment_start(at) != at;
                 if covered {
                     self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+                    if joinable {
+                        self.fin_doubt(at);
+                    }
                 } else if !self.fins.iter().any(|&(p, _)| p == at) {
                     let from = self.fin_segment_start(at);
                     let i = self.fins.partition_point(|&(p, _)| p < at);
                     if i < MAX_PENDING_FINS {
                         self.fins.insert(i, (at, from));
+                    }
+                    if self.fins.len() > MAX_PENDING_FINS || i >= MAX_PENDING_FINS {
+                        // Past the bound the highest is forgotten, where the
+                        // host may stop: named, not silent.
                         self.fins.truncate(MAX_PENDING_FINS);
-                    } else {
-                        // Past the bound the highest are forgotten: counted.
                         self.stats.overlap_conflicts =
                             self.stats.overlap_conflicts.saturating_add(1);
+                        self.fin_doubt(at);
                     }
                 }
             }
@@ -915,6 +930,16 @@ impl Stream {
                 self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
             }
         }
+    }
+
+    /// Where the host may end the stream at `at` and wardgate cannot tell: a
+    /// conflict whose description the analyser names as an ambiguity.
+    fn fin_doubt(&mut self, at: u64) {
+        self.stats.last_conflict = Some(Conflict {
+            at,
+            len: 1,
+            kept_new: false,
+        });
     }
 
     /// The FIN at `at` (= `next`) takes effect: what is queued beyond it is never read.

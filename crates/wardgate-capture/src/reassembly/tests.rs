@@ -576,6 +576,29 @@ fn a_queued_fin_stays_with_its_segment_as_linux_keeps_it() {
     data(&mut s, &mut k, 12, b"cdef");
     assert_eq!(k.bytes(), b"0123456789ab");
     assert!(s.finished());
+    // A FIN whose whole segment lies inside one queued segment is dropped
+    // with it, data and all.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789abcde");
+    fin(&mut s, &mut k, 7, b"789");
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789abcde");
+    assert!(!s.finished());
+    // A bare FIN at the end of one queued segment and inside another: the
+    // host's choice does not show; the FIN is dropped and the doubt recorded.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 7, b"789abcde");
+    fin(&mut s, &mut k, 10, b"");
+    assert_eq!(s.stats().last_conflict.map(|c| c.at), Some(10));
+    data(&mut s, &mut k, 0, b"01234");
+    assert_eq!(k.bytes(), b"0123456789abcde");
+    // More FINs than are held: the one forgotten is a doubt too.
+    let (mut s, mut k) = open(Limits::default());
+    for at in (20..=20 + 10 * MAX_PENDING_FINS as u32).step_by(10) {
+        fin(&mut s, &mut k, at, b"");
+    }
+    assert!(s.stats().last_conflict.is_some());
     // A FIN read in order ends the stream before the queue behind it is read.
     let (mut s, mut k) = open(Limits::default());
     data(&mut s, &mut k, 5, b"56789");
