@@ -3269,13 +3269,20 @@ impl Analyzer {
         let fin_now = flags.fin && side.stream.fin_seen();
         if side.stream.stats().overlap_conflicts > conflicts {
             if let Some(c) = side.stream.stats().last_conflict {
-                let text = format!(
-                    "overlapping TCP data from {src} differ at stream offset {} ({} byte(s)): wardgate judged the {} copy, the one a {} receiver's queue keeps by its model (Linux's choice can also depend on the order inside its queue; another stack may keep the other)",
-                    c.at,
-                    c.len,
-                    if c.kept_new { "later" } else { "earlier" },
-                    side.stream.policy().as_str()
-                );
+                let text = if c.fin {
+                    format!(
+                        "a FIN from {src} at stream offset {} may or may not end the stream for the receiver (Linux joins it to whichever queued segment its tree meets first, or more FINs were queued than wardgate holds): wardgate judged the bytes after it",
+                        c.at
+                    )
+                } else {
+                    format!(
+                        "overlapping TCP data from {src} differ at stream offset {} ({} byte(s)): wardgate judged the {} copy, the one a {} receiver's queue keeps by its model (Linux's choice can also depend on the order inside its queue; another stack may keep the other)",
+                        c.at,
+                        c.len,
+                        if c.kept_new { "later" } else { "earlier" },
+                        side.stream.policy().as_str()
+                    )
+                };
                 observer.ambiguity(
                     session,
                     from_client,

@@ -81,7 +81,9 @@
 //!   out-of-order queue holds it with its segment: data that replaces or covers
 //!   that segment there (longer from the same start, or from before it reaching
 //!   past the FIN; or queued already over the FIN's place) removes the FIN, and
-//!   the bytes after it are read; such a FIN also counts as a conflict.
+//!   the bytes after it are read; such a FIN also counts as a conflict. A FIN
+//!   whose fate the capture cannot show is dropped and described as a
+//!   [`Conflict`] with `fin` set.
 //!   [`Stream::flush`] reports bytes missing before the FIN as a gap.
 
 use std::collections::BTreeMap;
@@ -143,6 +145,9 @@ pub struct Conflict {
     pub len: u64,
     /// The host's policy kept the new copy (else the held one).
     pub kept_new: bool,
+    /// Not data but a FIN at `at` that the host may or may not keep (see
+    /// `Stream::fin_doubt`): the bytes after it were judged.
+    pub fin: bool,
 }
 
 /// What became of an urgent pointer.
@@ -169,7 +174,7 @@ pub const RECENT: usize = 8;
 pub const PIECE_COST: usize = 64;
 
 /// FINs held out of order at once (Linux holds each with its segment): past
-/// it the highest are forgotten and counted as conflicts.
+/// it the highest is forgotten, and named as a doubt ([`Conflict::fin`]).
 pub const MAX_PENDING_FINS: usize = 8;
 
 /// Bounds on the out-of-order data held for one direction.
@@ -667,6 +672,7 @@ impl Stream {
                     at: from,
                     len: to - from,
                     kept_new,
+                    fin: false,
                 });
             }
         }
@@ -711,6 +717,7 @@ impl Stream {
                             at,
                             len,
                             kept_new: false,
+                            fin: false,
                         });
                         return;
                     }
@@ -730,6 +737,7 @@ impl Stream {
                     at,
                     len,
                     kept_new: false,
+                    fin: false,
                 });
                 return;
             }
@@ -849,6 +857,7 @@ impl Stream {
     /// (found by a review on a real receiver: a bare FIN, then an unsafe order at
     /// the FIN's place, then the hole filled; the host read the order, and the
     /// FIN taken here hid it).
+    ///
     /// Each FIN's segment is judged on its own: a second FIN further on stays
     /// (found by the next review).
     fn fin_overrun(&mut self, from: u64, to: u64) {
@@ -939,6 +948,7 @@ impl Stream {
             at,
             len: 1,
             kept_new: false,
+            fin: true,
         });
     }
 

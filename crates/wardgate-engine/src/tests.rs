@@ -3432,28 +3432,26 @@ fn a_multistep_programmes_doses_add_up() {
 #[test]
 fn a_reload_lists_a_changed_default_care_area_and_drug_names() {
     let old = policy_from(&route_site(""));
-    let moved = route_site("").replace(
+    let lists = |from: &str, to: &str, needles: [&str; 2]| {
+        let text = route_site("").replace(from, to);
+        assert_ne!(text, route_site(""), "{from}");
+        let changes = policy_from(&text).changes(&old, 50);
+        assert!(
+            changes
+                .iter()
+                .any(|c| needles.iter().all(|n| c.contains(n))),
+            "{needles:?} in {changes:#?}"
+        );
+    };
+    lists(
         "default_care_area = \"icu\"\n",
         "default_care_area = \"pain\"\n",
+        ["default care area", "icu -> pain"],
     );
-    let changes = policy_from(&moved).changes(&old, 50);
-    assert!(
-        changes
-            .iter()
-            .any(|c| c.contains("default care area") && c.contains("icu -> pain")),
-        "{changes:#?}"
-    );
-    let renamed = route_site("").replace(
+    lists(
         "names = [\"heparin\", \"HEP\"]",
         "names = [\"heparin\", \"HEP\", \"insulin\"]",
-    );
-    assert_ne!(renamed, route_site(""));
-    let changes = policy_from(&renamed).changes(&old, 50);
-    assert!(
-        changes
-            .iter()
-            .any(|c| c.contains("names") && c.contains("-> hep, heparin, insulin")),
-        "{changes:#?}"
+        ["names", "-> hep, heparin, insulin"],
     );
     // Nothing changed, nothing listed.
     assert!(policy_from(&route_site("")).changes(&old, 50).is_empty());
