@@ -531,8 +531,10 @@ def cases():
 
     # --- Found by an adversarial review of this build (regressions) -------------
     hep = lambda **f: rxg(f1="1", f4="HEP^heparin", **f)  # noqa: E731
+    # Since session 35 a dose beside a continuous rate is judged with it (the
+    # heparin nomogram): the rate against the rate limits.
     c.add("a clinician-dose OBX does not turn a 100 mL/h infusion into a bolus",
-          message(cid(), [(heparin(100), [obx(1, "158019^MDC_DOSE_CLINICIAN^MDC", "1", U[1])])]), "block", "WG-INF-038")
+          message(cid(), [(heparin(100), [obx(1, "158019^MDC_DOSE_CLINICIAN^MDC", "1", U[1])])]), "block", "WG-INF-010")
     c.add("ORC-1 CH with a rate and no duration",
           message(cid(), [(heparin(100), [])], orc="CH"), "block", "WG-INF-038")
     c.add("CH bolus: 5 U in RXG-15 but 5000 U/h for 24 h in the OBX",
@@ -675,7 +677,7 @@ def cases():
     # --- Found by a third adversarial review (regressions) ---------------------
     c.add("a bolus whose dose and rate are both in OBX, with no duration",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin"), [obx(1, "158019^MDC_DOSE_CLINICIAN^MDC", "1", U[1]), obx(2, "157924^MDC_RATE_DOSE^MDC", "5000", U_H[1])])]),
-          "block", "WG-INF-038")
+          "block", "WG-INF-010")
     c.add("an OBX concentration whose identifier is a deci-prefixed code",
           message(cid(), [(rxg(f1="1", f4="HEP^heparin", f15="1500", f16=U_H[1], f17="25000", f18=U[1], f23="500", f24=ML[1]), [obx(1, "157760^MDC_CONC_DRUG^MDC", "50", "267760^U/mL^MDC")])]),
           "block", "WG-INF-004")
@@ -728,8 +730,14 @@ def cases():
     big6 = rxg(f1="1", f4="HEP^heparin^LOCAL", f15="100000", f16=U_H[0], f17="25000", f18=U[0], f23="250", f24=ML[0])
     c.add("ORC-1 CH with an order type saying continuous (100 000 U/h for 6 min)",
           message(cid(), [(big6, [f"TQ1|1||||||||||||6^{MIN_CQ}", cont])], orc="CH"), "block", "WG-INF-039")
+    # A loading dose beside a continuous infusion whose order type says so:
+    # the heparin nomogram, its rate and its dose each within their limits.
     c.add("a loading dose parameter with an order type saying continuous",
-          message(cid(), [(heparin(10), [cont.replace("OBX|1|", "OBX|2|"), obx(1, "158018^MDC_DOSE_LOADING^MDC", "1000", U[1])])]), "block", "WG-INF-039")
+          message(cid(), [(heparin(10), [cont.replace("OBX|1|", "OBX|2|"), obx(1, "158018^MDC_DOSE_LOADING^MDC", "1000", U[1])])]), "allow")
+    c.add("a loading dose of 20 000 U beside a continuous infusion (above the dose limit)",
+          message(cid(), [(heparin(10), [obx(1, "158018^MDC_DOSE_LOADING^MDC", "20000", U[1])])]), "block", "WG-INF-011")
+    c.add("heparin nomogram: 80 U/kg loading, then 18 U/kg/h (80 kg)",
+          message(cid(), [(heparin(18, "U/kg/h^U/kg/h^UCUM"), [weight("80"), obx(2, "158018^MDC_DOSE_LOADING^MDC", "80", "U/kg^U/kg^UCUM")])]), "allow")
     c.add("an order type saying continuous on a continuous infusion (ORC-1 NW)",
           message(cid(), [(heparin(10), [cont])], orc="NW"), "allow")
     # Found by a third adversarial review: a repeated start or end, and one

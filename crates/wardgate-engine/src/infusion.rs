@@ -1814,6 +1814,21 @@ fn check_give(
         }
         prog.bolus = false;
     }
+    // A continuous infusion with a loading or clinician dose beside it (the
+    // heparin nomogram: 80 U/kg, then 18 U/kg/h) is a programme that runs, as
+    // a PCA order is: its rate held to the rate limits, the dose judged as a
+    // dose (found by a review: refused as a bolus with no duration, and with
+    // one, its rate over the duration as a 34 560 U dose). Said to be a bolus
+    // itself (ORC-1 CH, a bolus order type), or of a drug whose bolus speed the
+    // library bounds, it is judged as a bolus, as before.
+    let loading_beside = prog.bolus
+        && !prog.said_bolus
+        && !prog.rates.is_empty()
+        && prog.pca_doses.is_empty()
+        && limits.bolus_rate.is_none();
+    if loading_beside {
+        prog.bolus = false;
+    }
     // A give stated to be a bolus (ORC-1 CH, a bolus order type or dose
     // parameter) whose order type also says continuous has two readings: a
     // receiver following the order type runs the rate as an infusion, never
@@ -1967,9 +1982,11 @@ fn check_give(
     // intermittent infusion) it is the dose.
     let amounts = std::mem::take(&mut prog.give_amounts);
     let pca_order = !prog.pca_doses.is_empty();
+    // A programme that runs beside its doses: PCA, or a loading dose.
+    let runs = pca_order || loading_beside;
     if !prog.bolus
         && !prog.rates.is_empty()
-        && (prog.doses.is_empty() || pca_order)
+        && (prog.doses.is_empty() || runs)
         && limits.rate.is_some()
     {
         let rate_dim = prog.rates[0].unit.dim;
@@ -2022,7 +2039,7 @@ fn check_give(
         && (!prog.rates.is_empty() || (!prog.vtbis.is_empty() && !prog.durations.is_empty()));
     let mode = if prog.bolus {
         "bolus"
-    } else if !(prog.doses.is_empty() || pca_order && continuous) {
+    } else if !(prog.doses.is_empty() || runs && continuous) {
         "intermittent"
     } else if continuous {
         "continuous"

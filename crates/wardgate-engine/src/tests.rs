@@ -3554,3 +3554,49 @@ fn records_show_the_values_and_limits_the_decision_used() {
         "{why}"
     );
 }
+
+/// A review's finding: a continuous infusion with a loading dose beside it
+/// (the heparin nomogram: 80 U/kg, then 18 U/kg/h) was refused as a bolus with
+/// no duration. It runs as a programme: its rate against the rate limits, the
+/// loading dose against the dose limits; said to be a bolus, it is one.
+#[test]
+fn a_continuous_infusion_with_a_loading_dose_is_judged_as_both() {
+    let order = |rate: &str, load: &str, orc: &str| {
+        rgv(
+            &[rxg(&[
+                (1, "1"),
+                (4, "HEP^heparin^LOCAL"),
+                (15, rate),
+                (16, "U/kg/h^U/kg/h^UCUM"),
+                (17, "25000"),
+                (18, "U^U^UCUM"),
+                (23, "500"),
+                (24, "mL^mL^UCUM"),
+            ])],
+            &[
+                WEIGHT_80,
+                &format!("OBX|2|NM|158018^MDC_DOSE_LOADING^MDC||{load}|U/kg^U/kg^UCUM|||||F"),
+            ],
+        )
+        .replace("ORC|RE|", orc)
+    };
+    let o = run(&order("18", "80", "ORC|RE|"));
+    assert_eq!(o.verdict, Verdict::Allow, "{}", reply_text_or_none(&o));
+    assert_eq!(
+        o.record.event().wardgate.infusion[0].mode.as_deref(),
+        Some("continuous")
+    );
+    // 200 U/kg is 16 000 U, above the 10 000 U dose limit.
+    assert_eq!(rule_of(&run(&order("18", "200", "ORC|RE|"))), "WG-INF-011");
+    // 30 U/kg/h is 2400 U/h, above the 2000 U/h rate limit.
+    assert_eq!(rule_of(&run(&order("30", "80", "ORC|RE|"))), "WG-INF-010");
+    // Said to be a bolus (ORC-1 CH): a bolus whose rate has no duration.
+    assert_eq!(rule_of(&run(&order("18", "80", "ORC|CH|"))), "WG-INF-038");
+}
+
+fn reply_text_or_none(o: &hl7::Outcome) -> String {
+    o.reply
+        .as_deref()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .unwrap_or_default()
+}
