@@ -636,6 +636,40 @@ def fin_queue_cases_3(v6=False):
 
 fin_queue_cases_3()
 fin_queue_cases_3(v6=True)
+
+
+def fin_queue_cases_4(v6=False):
+    """A fourth review of the same (session 35): with queued segments that
+    overlap in part, Linux joins a new segment to the first its tree walk
+    meets, which the capture does not show; a FIN among them is named
+    (WG-CAP-005) rather than placed silently."""
+    sfx = "_v6" if v6 else ""
+    cls = "ipv6" if v6 else "control"
+    t = S + S + U
+    p = S + S + S + U
+    case(f"fin_walk_joined_data_fin{sfx}", cls,
+         "The second SAFE queued; the rest from 5 bytes into it; 10 bytes with a FIN where the second SAFE ends "
+         "(joined to it by the tree walk: kept); the first SAFE. The host stops 10 bytes into UNSAFE.",
+         lambda c: [c.seg(M, t[M:2 * M]), Sync(), c.seg(M + 5, t[M + 5:3 * M]), Sync(),
+                    c.seg(2 * M, t[2 * M:2 * M + 10], flags="FPA"), Sync(), c.seg(0, t[:M]), Sync()], v6=v6)
+    case(f"fin_walk_passed{sfx}", cls,
+         "Four orders, UNSAFE last: the second queued; the second and third from 5 bytes in, with a FIN; the "
+         "third and 20 bytes more (joined to the second by the tree walk, passing the FIN); the first; the rest. "
+         "The host reads UNSAFE.",
+         lambda c: [c.seg(M, p[M:2 * M]), Sync(), c.seg(M + 5, p[M + 5:3 * M], flags="FPA"), Sync(),
+                    c.seg(2 * M, p[2 * M:3 * M + 20]), Sync(), c.seg(0, p[:M]), Sync(), c.seg(3 * M + 20, p[3 * M + 20:]),
+                    Sync()], v6=v6)
+    case(f"fin_walk_own_segment_removed{sfx}", cls,
+         "Four orders, UNSAFE last: the second queued; 100 bytes past it from 5 bytes in; the third (joined to "
+         "the second); a bare FIN after it (its own segment); the third and one byte more (removes the FIN); the "
+         "first; the rest. The host reads UNSAFE.",
+         lambda c: [c.seg(M, p[M:2 * M]), Sync(), c.seg(M + 5, p[M + 5:2 * M + 100]), Sync(), c.seg(2 * M, p[2 * M:3 * M]),
+                    Sync(), c.seg(3 * M, flags="FA"), Sync(), c.seg(2 * M, p[2 * M:3 * M + 1]), Sync(), c.seg(0, p[:M]), Sync(),
+                    c.seg(3 * M + 1, p[3 * M + 1:]), Sync()], v6=v6)
+
+
+fin_queue_cases_4()
+fin_queue_cases_4(v6=True)
 x = 10
 case("fin_ofo_replaced_boundary_ts", "control", "fin_ofo_replaced_boundary with timestamps negotiated.",
      lambda c: [c.seg(M, flags="FA"), Sync(), c.seg(M, U), Sync(), c.seg(0, S), Sync(), Fill(S + U)],

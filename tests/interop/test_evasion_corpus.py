@@ -172,7 +172,9 @@ PINNED = {
     # to one queued segment or inside another; a ninth queued FIN), the doubt
     # is named.
     **{f"{n}{s}": ("correct", {"WG-CAP-005"})
-       for n in ("fin_bare_joined_or_covered", "fin_nine_queued") for s in ("", "_v6")},
+       for n in ("fin_bare_joined_or_covered", "fin_nine_queued", "fin_walk_joined_data_fin") for s in ("", "_v6")},
+    **{f"{n}{s}": ("flagged", {"WG-CAP-005"})
+       for n in ("fin_walk_passed", "fin_walk_own_segment_removed") for s in ("", "_v6")},
     **{n: ("flagged", {"WG-CAP-009", "WG-CAP-005"})
        for n in ("tcpopt_badlen12_evict_then_safe", "tcpopt_badlen12_evict_inwindow_then_safe",
                  "ctl_tcpopt_badlen12_unsafe_then_safe")},

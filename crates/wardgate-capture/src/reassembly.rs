@@ -267,6 +267,12 @@ pub struct Stream {
     /// No held piece is longer (reset when nothing is held): overlap searches
     /// start this far before a new segment instead of at the first piece.
     longest: u64,
+    /// Held pieces overlap in part (reset when nothing is held): Linux's
+    /// queue then joins segments by the order of its tree, which the capture
+    /// does not show, so where a FIN falls among them is a doubt.
+    overlapped: bool,
+    /// The doubt about a FIN among overlapping pieces was recorded once.
+    fin_doubted: bool,
     fin_seen: bool,
     /// Stream offset of the FIN that was accepted.
     fin_at: Option<u64>,
@@ -323,6 +329,8 @@ impl Stream {
             recent_at: 0,
             rejoin: None,
             longest: 0,
+            overlapped: false,
+            fin_doubted: false,
             fin_seen: false,
             fin_at: None,
             fins: Vec::new(),
@@ -437,6 +445,17 @@ impl Stream {
         }
         if fin {
             self.on_fin(end, from, len == 0);
+        }
+        // A FIN among queued segments that overlap in part: which of them
+        // Linux joins it to, or which it lets pass over it, depends on its
+        // tree (found by two reviews: FINs kept that the host lost, and lost
+        // that it kept). Named once.
+        if self.overlapped && !self.fin_doubted && (fin || !self.fins.is_empty()) {
+            if let Some(at) = self.pending_fin().or(end.filter(|_| fin)) {
+                self.fin_doubted = true;
+                self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
+                self.fin_doubt(at);
+            }
         }
         self.enforce_limits(deliver);
     }
@@ -766,6 +785,10 @@ impl Stream {
                     // All the bits are present: dropped.
                     return;
                 }
+                if start != k {
+                    // A partial overlap: both stay queued.
+                    self.overlapped = true;
+                }
                 if start == k {
                     // Same start, longer: replaces the queued segment.
                     if let Some(old) = self.pending.remove(&k) {
@@ -966,6 +989,7 @@ impl Stream {
         self.pending.clear();
         self.buffered = 0;
         self.longest = 0;
+        self.overlapped = false;
     }
 
     /// After `next` moved: a queued FIN reached exactly takes effect; one passed
@@ -1030,6 +1054,7 @@ impl Stream {
         }
         if self.pending.is_empty() {
             self.longest = 0;
+            self.overlapped = false;
         }
     }
 }

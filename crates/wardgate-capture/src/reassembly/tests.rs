@@ -593,6 +593,14 @@ fn a_queued_fin_stays_with_its_segment_as_linux_keeps_it() {
     assert_eq!(s.stats().last_conflict.map(|c| c.at), Some(10));
     data(&mut s, &mut k, 0, b"01234");
     assert_eq!(k.bytes(), b"0123456789abcde");
+    // A FIN among queued segments that overlap in part: Linux's tree decides
+    // which it joins; the doubt is recorded, once.
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 7, b"789abc");
+    assert!(s.stats().last_conflict.is_none());
+    fin(&mut s, &mut k, 15, b"");
+    assert_eq!(s.stats().last_conflict.map(|c| c.fin), Some(true));
     // More FINs than are held: the one forgotten is a doubt too.
     let (mut s, mut k) = open(Limits::default());
     for at in (20..=20 + 10 * MAX_PENDING_FINS as u32).step_by(10) {
