@@ -446,12 +446,26 @@ impl Stream {
         if fin {
             self.on_fin(end, from, len == 0);
         }
-        // A FIN among queued segments that overlap in part: which of them
-        // Linux joins it to, or which it lets pass over it, depends on its
-        // tree (found by two reviews: FINs kept that the host lost, and lost
-        // that it kept). Named once.
+        // A FIN among queued segments that overlap in part, with data queued
+        // beyond it: which segment Linux joins it to, or lets pass over it,
+        // depends on its tree, and with it whether those bytes are read
+        // (found by two reviews: FINs kept that the host lost, and lost that
+        // it kept). Named once. A sender's own retransmissions cut otherwise
+        // queue nothing past its FIN.
         if self.overlapped && !self.fin_doubted && (fin || !self.fins.is_empty()) {
-            if let Some(at) = self.pending_fin().or(end.filter(|_| fin)) {
+            // Data past a FIN: queued, or this segment's own (a copy reaching
+            // over the FIN's sequence number, which a tree walk may let
+            // remove it).
+            let held_end = self.held_end();
+            let past =
+                |at: u64| held_end > at || (len > 0 && from <= at && at < from.saturating_add(len));
+            let beyond = self
+                .fins
+                .iter()
+                .map(|&(at, _)| at)
+                .chain(end.filter(|_| fin))
+                .find(|&at| past(at));
+            if let Some(at) = beyond {
                 self.fin_doubted = true;
                 self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
                 self.fin_doubt(at);

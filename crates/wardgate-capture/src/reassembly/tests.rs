@@ -593,13 +593,19 @@ fn a_queued_fin_stays_with_its_segment_as_linux_keeps_it() {
     assert_eq!(s.stats().last_conflict.map(|c| c.at), Some(10));
     data(&mut s, &mut k, 0, b"01234");
     assert_eq!(k.bytes(), b"0123456789abcde");
-    // A FIN among queued segments that overlap in part: Linux's tree decides
-    // which it joins; the doubt is recorded, once.
+    // A FIN among queued segments that overlap in part, data queued past it:
+    // Linux's tree decides which it joins; the doubt is recorded, once. With
+    // nothing queued past it (a sender's own retransmissions), none.
     let (mut s, mut k) = open(Limits::default());
     data(&mut s, &mut k, 5, b"56789");
     data(&mut s, &mut k, 7, b"789abc");
     assert!(s.stats().last_conflict.is_none());
-    fin(&mut s, &mut k, 15, b"");
+    fin(&mut s, &mut k, 13, b"");
+    assert!(s.stats().last_conflict.is_none());
+    let (mut s, mut k) = open(Limits::default());
+    data(&mut s, &mut k, 5, b"56789");
+    data(&mut s, &mut k, 7, b"789abcdef");
+    fin(&mut s, &mut k, 12, b"");
     assert_eq!(s.stats().last_conflict.map(|c| c.fin), Some(true));
     // More FINs than are held: the one forgotten is a doubt too.
     let (mut s, mut k) = open(Limits::default());
