@@ -1819,13 +1819,15 @@ fn check_give(
     // a PCA order is: its rate held to the rate limits, the dose judged as a
     // dose (found by a review: refused as a bolus with no duration, and with
     // one, its rate over the duration as a 34 560 U dose). Said to be a bolus
-    // itself (ORC-1 CH, a bolus order type), or of a drug whose bolus speed the
-    // library bounds, it is judged as a bolus, as before.
+    // itself (ORC-1 CH, a bolus order type), of a drug whose bolus speed the
+    // library bounds, or of one without rate limits (nothing would bound the
+    // speed a receiver gives the dose at), it is judged as a bolus, as before.
     let loading_beside = prog.bolus
         && !prog.said_bolus
         && !prog.rates.is_empty()
         && prog.pca_doses.is_empty()
-        && limits.bolus_rate.is_none();
+        && limits.bolus_rate.is_none()
+        && limits.rate.is_some();
     if loading_beside {
         prog.bolus = false;
     }

@@ -3592,6 +3592,20 @@ fn a_continuous_infusion_with_a_loading_dose_is_judged_as_both() {
     assert_eq!(rule_of(&run(&order("30", "80", "ORC|RE|"))), "WG-INF-010");
     // Said to be a bolus (ORC-1 CH): a bolus whose rate has no duration.
     assert_eq!(rule_of(&run(&order("18", "80", "ORC|CH|"))), "WG-INF-038");
+    // A drug the library bounds by dose only: nothing would bound the speed
+    // of the dose beside a rate, so it stays a bolus with no duration.
+    let dose_only = SITE
+        .replace("rate_soft_max = 1500\nrate_hard_max = 2000\n", "")
+        .replace("rate_unit = \"U/h\"\n", "");
+    assert!(!dose_only.contains("rate_hard_max"), "{dose_only}");
+    let p = policy_from(&dose_only);
+    let o = inspect(
+        &p.routes[0],
+        &flow(&p),
+        &framed(&order("18", "80", "ORC|RE|")),
+        &clock(),
+    );
+    assert_eq!(rule_of(&o), "WG-INF-038", "{}", reply_text_or_none(&o));
 }
 
 fn reply_text_or_none(o: &hl7::Outcome) -> String {
