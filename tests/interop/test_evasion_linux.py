@@ -19,7 +19,9 @@ from conftest import CI, ROOT, require_module, require_tool
 
 EVASION = ROOT / "tests" / "evasion"
 CORPUS = EVASION / "corpus"
-BUDGET_SECS = 170  # the whole module, setup included (< 3 minutes)
+# The whole module, setup included: 160 s for 341 cases here (session 35), the
+# ones that end idle waiting 6.5 s each; room for a slower host.
+BUDGET_SECS = 260
 MIN_CASES = 90
 
 
@@ -73,8 +75,10 @@ def test_corpus_and_cases_agree():
         read = base64.b64decode(rec["host_read_b64"])
         assert rec["orders"] == cases.frames_read(read), f"{name}: orders do not match host_read"
         assert f"| {name} |" in index
+    # A bound on what the repository carries: about 9 KB a case (4 MiB since
+    # session 35's 49 FIN cases took 341 cases past 3 MiB).
     total = sum(p.stat().st_size for p in CORPUS.iterdir())
-    assert total < 3 * 1024 * 1024, f"corpus is {total} bytes"
+    assert total < 4 * 1024 * 1024, f"corpus is {total} bytes"
 
 
 @pytest.mark.parametrize("name", corpus_names())
