@@ -950,17 +950,17 @@ impl Stream {
                 // another: Linux joins it to the first it meets in its tree,
                 // which the capture does not show. It is dropped here (the
                 // bytes after it judged) and the doubt named.
-                let joinable = bare && self.fin_segment_start(at) != at;
+                let segment_start = self.fin_segment_start(at);
+                let joinable = bare && segment_start != at;
                 if covered {
                     self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
                     if joinable {
                         self.fin_doubt(at);
                     }
                 } else if !self.fins.iter().any(|&(p, _)| p == at) {
-                    let from = self.fin_segment_start(at);
                     let i = self.fins.partition_point(|&(p, _)| p < at);
                     if i < MAX_PENDING_FINS {
-                        self.fins.insert(i, (at, from));
+                        self.fins.insert(i, (at, segment_start));
                     }
                     if self.fins.len() > MAX_PENDING_FINS || i >= MAX_PENDING_FINS {
                         // Past the bound the highest is forgotten, where the

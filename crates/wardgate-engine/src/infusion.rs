@@ -2574,8 +2574,8 @@ fn check_give(
             .at(loc(b"RXG", n, 0)),
         );
     }
-    // The limits that applied and the patient facts the decision used are in the record.
-    facts.limits = limits_text(limits, entry.concentration.as_ref());
+    // The patient facts the decision used are in the record (its limits since
+    // they were known).
     if let Ok(Some(w)) = &patient.weight {
         facts.weight_kg = Some(round(w.0));
     }
